@@ -1,0 +1,5 @@
+"""Entry point for `python -m dupcheck`."""
+
+from dupcheck.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""RecordStore on SQLite: the embedded mode's durable store, one file under DUPCHECK_DATA_DIR.
+
+WAL journaling lets many server threads read while one writes; each thread has its own
+connection because sqlite3 connections must not be shared across threads. Each row also keeps
+`id_key`, the 64-bit key the in-process index refers to records by.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from itertools import islice
+from pathlib import Path
+
+from dupcheck.adapters.local_index import entity_key
+from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.models import HashRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    entity_id  TEXT PRIMARY KEY,
+    id_key     INTEGER NOT NULL UNIQUE,
+    sku        TEXT NOT NULL,
+    image_url  TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    hash_algo  TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    features   TEXT NOT NULL DEFAULT '{}'
+);
+"""
+_COLUMNS = "entity_id, sku, image_url, hash, hash_algo, updated_at, features"
+_UPSERT = f"""
+INSERT INTO records (id_key, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(entity_id) DO UPDATE SET
+    sku = excluded.sku, image_url = excluded.image_url, hash = excluded.hash,
+    hash_algo = excluded.hash_algo, updated_at = excluded.updated_at, features = excluded.features
+"""
+_BATCH = 900  # stays under SQLite's default limit of 999 bound parameters per statement
+
+
+class SqliteRecordStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._write_lock:
+            self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL survives crashes
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    # -- RecordStore port --------------------------------------------------------------------
+
+    def get(self, entity_id: str) -> HashRecord | None:
+        return self.get_many([entity_id]).get(entity_id)
+
+    def get_many(self, entity_ids: Sequence[str]) -> dict[str, HashRecord]:
+        found: dict[str, HashRecord] = {}
+        ids = list(dict.fromkeys(entity_ids))
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT {_COLUMNS} FROM records WHERE entity_id IN ({marks})", chunk)
+            found.update((row[0], _record(row)) for row in rows)
+        return found
+
+    def put(self, record: HashRecord) -> None:
+        self.put_many([record])
+
+    def put_many(self, records: Iterable[HashRecord]) -> int:
+        written = 0
+        iterator = iter(records)
+        while batch := list(islice(iterator, 500)):
+            rows = [_row(r) for r in batch]
+            with self._write_lock:
+                conn = self._conn()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(_UPSERT, rows)
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise _unavailable(exc) from exc
+            written += len(rows)
+        return written
+
+    def delete(self, entity_id: str) -> bool:
+        with self._write_lock:
+            try:
+                cursor = self._conn().execute("DELETE FROM records WHERE entity_id = ?", (entity_id,))
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from exc
+        return cursor.rowcount > 0
+
+    def scan(self) -> Iterator[HashRecord]:
+        # Keyset pages: no read transaction stays open while the caller works on a page.
+        after = ""
+        while True:
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM records WHERE entity_id > ? ORDER BY entity_id LIMIT 1000",
+                (after,),
+            )
+            if not rows:
+                return
+            yield from (_record(row) for row in rows)
+            after = rows[-1][0]
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM records", ())[0][0])
+
+    # -- for the in-process index ------------------------------------------------------------
+
+    def index_rows(self, hash_algo: str) -> Iterator[tuple[int, str]]:
+        """(id_key, hex hash) of every record of one pipeline: what the index loads at start."""
+        with closing(self._conn().cursor()) as cursor:
+            cursor.execute("SELECT id_key, hash FROM records WHERE hash_algo = ?", (hash_algo,))
+            while rows := cursor.fetchmany(10_000):
+                yield from rows
+
+    def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = list(keys[start : start + _BATCH])
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id_key, entity_id FROM records WHERE id_key IN ({marks})", chunk)
+            found.update(rows)
+        return found
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+
+
+def _row(record: HashRecord) -> tuple:
+    return (
+        entity_key(record.entity_id),
+        record.entity_id,
+        record.sku,
+        record.image_url,
+        record.hash,
+        record.hash_algo,
+        record.updated_at,
+        json.dumps(dict(record.features), sort_keys=True),
+    )
+
+
+def _record(row: Sequence) -> HashRecord:
+    entity_id, sku, image_url, hash_hex, hash_algo, updated_at, features = row
+    return HashRecord(
+        entity_id=entity_id,
+        sku=sku,
+        image_url=image_url,
+        hash=hash_hex,
+        hash_algo=hash_algo,
+        updated_at=updated_at,
+        features=json.loads(features),
+    )
+
+
+def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    if isinstance(exc, sqlite3.IntegrityError) and "id_key" in str(exc):
+        # Two distinct ids share a 64-bit key: astronomically rare, but never silently merged.
+        return StoreUnavailable(f"entity_id key collision, record not stored: {exc}")
+    return StoreUnavailable(f"local store failed: {exc}")

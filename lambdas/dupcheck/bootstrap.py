@@ -1,0 +1,72 @@
+"""The composition root: the one place that turns settings into adapters and a service.
+
+AWS adapters are imported only when settings ask for them, so the embedded mode never loads
+boto3 or opensearch-py. Tests pass ready-made adapters as overrides.
+"""
+
+from __future__ import annotations
+
+from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
+from dupcheck.core.service import DupcheckService, Observer
+from dupcheck.core.settings import Settings
+
+
+def build_store(settings: Settings) -> RecordStore:
+    if settings.store == "dynamodb":
+        from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
+
+        return DynamoDBRecordStore.from_settings(settings)
+    from dupcheck.adapters.sqlite_store import SqliteRecordStore
+
+    return SqliteRecordStore(settings.sqlite_path)
+
+
+def build_index(settings: Settings, pipeline: HashPipeline, store: RecordStore | None = None) -> HashIndex:
+    """The search index; the in-process one is loaded from `store` so it survives restarts."""
+    if settings.index == "opensearch":
+        from dupcheck.adapters.opensearch_index import OpenSearchHashIndex
+
+        return OpenSearchHashIndex.from_settings(settings, bits=pipeline.bits)
+    from dupcheck.adapters.local_index import LocalHashIndex
+    from dupcheck.adapters.sqlite_store import SqliteRecordStore
+
+    if isinstance(store, SqliteRecordStore):
+        index = LocalHashIndex(pipeline.bits, resolve_ids=store.ids_for_keys)
+        index.load(store.index_rows(pipeline.algo))
+        return index
+    index = LocalHashIndex(pipeline.bits)
+    if store is not None:
+        index.upsert_many(r for r in store.scan() if r.hash_algo == pipeline.algo)
+    return index
+
+
+def build_fetcher(settings: Settings) -> ImageFetcher:
+    from dupcheck.adapters.http_fetcher import HttpImageFetcher
+
+    return HttpImageFetcher.from_settings(settings)
+
+
+def build_service(
+    settings: Settings,
+    *,
+    store: RecordStore | None = None,
+    index: HashIndex | None = None,
+    fetcher: ImageFetcher | None = None,
+    pipeline: HashPipeline | None = None,
+    observe: Observer | None = None,
+) -> DupcheckService:
+    pipeline = pipeline or get_pipeline()
+    store = store or build_store(settings)
+    index = index or build_index(settings, pipeline, store)
+    service = DupcheckService(
+        store=store,
+        index=index,
+        fetcher=fetcher or build_fetcher(settings),
+        pipeline=pipeline,
+        max_pixels=settings.max_image_pixels,
+        default_top=settings.default_top,
+    )
+    if observe is not None:
+        service.observe = observe
+    return service

@@ -1,0 +1,76 @@
+"""Domain errors, each carrying its one HTTP status and machine-readable code.
+
+This module is the single table from failure to status: adapters raise these, the API turns
+any of them into `{"error": {"code", "message"}}` with `status`, and anything else into a 500
+with code `internal_error` (logged, never leaked).
+"""
+
+from __future__ import annotations
+
+
+class DupcheckError(Exception):
+    """Base of every error a caller can be told about."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidRequest(DupcheckError):
+    """A parameter or body is missing or malformed."""
+
+    status, code = 400, "invalid_request"
+
+
+class UrlNotAllowed(DupcheckError):
+    """The image URL points somewhere the fetcher refuses to go (scheme, address, host list)."""
+
+    status, code = 403, "url_not_allowed"
+
+
+class NotFound(DupcheckError):
+    status, code = 404, "not_found"
+
+
+class ImageTooLarge(DupcheckError):
+    """Too many bytes, or too many pixels once decoded (decompression bomb)."""
+
+    status, code = 413, "image_too_large"
+
+
+class UnsupportedImage(DupcheckError):
+    """The bytes are not an image format dupcheck decodes."""
+
+    status, code = 415, "unsupported_media_type"
+
+
+class InvalidImage(DupcheckError):
+    """A supported format whose data is corrupt or truncated."""
+
+    status, code = 422, "invalid_image"
+
+
+class UpstreamError(DupcheckError):
+    """The image host answered with an error or broke the connection."""
+
+    status, code = 502, "upstream_error"
+
+
+class UpstreamTimeout(DupcheckError):
+    status, code = 504, "upstream_timeout"
+
+
+class IndexUnavailable(DupcheckError):
+    """The search index (or record store) cannot be reached right now; retrying later may work."""
+
+    status, code = 503, "index_unavailable"
+
+
+class StoreUnavailable(DupcheckError):
+    status, code = 503, "store_unavailable"

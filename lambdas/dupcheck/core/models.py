@@ -1,0 +1,145 @@
+"""Value objects shared by every layer: hashes, stored records, index hits and results."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+_POPCOUNT = [bin(i).count("1") for i in range(256)]
+
+
+@dataclass(frozen=True, slots=True)
+class HashValue:
+    """A perceptual hash: packed bits, most significant bit first (imagehash's hex order).
+
+    `a - b` is the Hamming distance, `str(h)` the hex form, as in imagehash.
+    """
+
+    data: bytes
+
+    @classmethod
+    def from_hex(cls, text: str) -> HashValue:
+        try:
+            return cls(bytes.fromhex(text))
+        except ValueError as exc:
+            raise ValueError(f"not a hex hash: {text!r}") from exc
+
+    @property
+    def bits(self) -> int:
+        return len(self.data) * 8
+
+    @property
+    def hex(self) -> str:
+        return self.data.hex()
+
+    def __str__(self) -> str:
+        return self.hex
+
+    def __sub__(self, other: HashValue) -> int:
+        if len(other.data) != len(self.data):
+            raise ValueError(f"hash lengths differ: {self.bits} vs {other.bits} bits")
+        return sum(_POPCOUNT[a ^ b] for a, b in zip(self.data, other.data, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """Everything one hash pipeline extracts from one image.
+
+    `hash` is what the index stores and searches. `query_hashes` are extra hashes searched
+    only at query time (for example a mirrored copy); `features` are compact extra signals
+    stored with the record and used to verify candidates.
+    """
+
+    algo: str
+    hash: HashValue
+    query_hashes: tuple[HashValue, ...] = ()
+    features: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def search_hashes(self) -> tuple[HashValue, ...]:
+        return (self.hash, *self.query_hashes)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class HashRecord:
+    """One catalog image: the row in SQLite, the item in DynamoDB, the document in OpenSearch."""
+
+    entity_id: str
+    sku: str
+    image_url: str
+    hash: str
+    hash_algo: str
+    updated_at: str = field(default_factory=utc_now)
+    features: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def hash_value(self) -> HashValue:
+        return HashValue.from_hex(self.hash)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["features"] = dict(self.features)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HashRecord:
+        return cls(
+            entity_id=str(data["entity_id"]),
+            sku=str(data.get("sku") or ""),
+            image_url=str(data.get("image_url") or ""),
+            hash=str(data["hash"]),
+            hash_algo=str(data["hash_algo"]),
+            updated_at=str(data.get("updated_at") or utc_now()),
+            features={str(k): str(v) for k, v in (data.get("features") or {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexHit:
+    """A candidate from the index. `record` is filled when the index holds the full record."""
+
+    entity_id: str
+    distance: int
+    record: HashRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    entity_id: str
+    sku: str
+    image_url: str
+    distance: int
+    match_percent: float
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class FindResult:
+    query_hash: str
+    algorithm: str
+    matches: list[Match]
+    image_url: str | None = None
+
+    @property
+    def is_duplicate(self) -> bool:
+        return any(m.verdict == "duplicate" for m in self.matches)
+
+    def to_dict(self) -> dict[str, Any]:
+        query: dict[str, Any] = {"hash": self.query_hash, "algorithm": self.algorithm}
+        if self.image_url is not None:
+            query = {"image_url": self.image_url, **query}
+        return {
+            "query": query,
+            "is_duplicate": self.is_duplicate,
+            "matches": [m.to_dict() for m in self.matches],
+        }

@@ -1,0 +1,177 @@
+"""The use cases: find similar catalog images, register one, look one up, remove one.
+
+Everything here talks to ports only, so the same code runs on Lambda (DynamoDB + OpenSearch)
+and on one machine (SQLite + in-process index).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dupcheck.core.errors import InvalidRequest, NotFound
+from dupcheck.core.hashing import HashPipeline
+from dupcheck.core.matching import VERDICT_RANK, match_percent
+from dupcheck.core.models import FindResult, Fingerprint, HashRecord, IndexHit, Match
+from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
+
+MAX_TOP = 100
+MAX_ID_LENGTH = 512  # DynamoDB allows 2 KB keys; ids longer than this are almost surely mistakes
+MAX_URL_LENGTH = 2048
+
+# Metric names the service reports through its observer (Powertools Metrics on Lambda).
+METRIC_HASHES = "HashesComputed"
+METRIC_MATCHES = "MatchesFound"
+METRIC_FETCH_FAILURES = "FetchFailures"
+METRIC_INDEX_LATENCY = "IndexLatencyMs"
+
+Observer = Callable[[str, float], None]
+
+
+def _ignore(_name: str, _value: float) -> None:
+    pass
+
+
+@dataclass
+class DupcheckService:
+    store: RecordStore
+    index: HashIndex
+    fetcher: ImageFetcher
+    pipeline: HashPipeline
+    max_pixels: int
+    default_top: int = 5
+    observe: Observer = _ignore
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def find_similar(
+        self, image_url: str, top: int | None = None, max_distance: int | None = None
+    ) -> FindResult:
+        data = self.fetch(image_url)
+        return self.find_similar_bytes(data, top, max_distance, image_url=image_url)
+
+    def find_similar_bytes(
+        self,
+        data: bytes,
+        top: int | None = None,
+        max_distance: int | None = None,
+        *,
+        image_url: str | None = None,
+    ) -> FindResult:
+        top = self._check_top(top)
+        if max_distance is not None and not 0 <= max_distance <= self.pipeline.bits:
+            raise InvalidRequest(f"max_distance must be between 0 and {self.pipeline.bits}")
+        query = self.fingerprint(data)
+        started = time.perf_counter()
+        hits = self.index.search(query.search_hashes, self.pipeline.candidate_pool(top), max_distance)
+        self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
+        matches = self._judge(query, hits, max_distance)[:top]
+        self.observe(METRIC_MATCHES, float(len(matches)))
+        return FindResult(
+            query_hash=query.hash.hex, algorithm=query.algo, matches=matches, image_url=image_url
+        )
+
+    def get(self, entity_id: str) -> HashRecord:
+        record = self.store.get(_check_id(entity_id))
+        if record is None:
+            raise NotFound(f"no item with entity_id {entity_id!r}")
+        return record
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def register(self, entity_id: str, sku: str, image_url: str) -> HashRecord:
+        _check_url(image_url)
+        data = self.fetch(image_url)
+        return self.register_bytes(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+
+    def register_bytes(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> HashRecord:
+        record = self.record_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+        self.save(record)
+        return record
+
+    def record_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> HashRecord:
+        """Hash an image into the record that would be stored, without storing it."""
+        fp = self.fingerprint(data)
+        return HashRecord(
+            entity_id=_check_id(entity_id),
+            sku=str(sku or ""),
+            image_url=image_url,
+            hash=fp.hash.hex,
+            hash_algo=fp.algo,
+            features=dict(fp.features),
+        )
+
+    def save(self, record: HashRecord) -> None:
+        # Store first: it is the source of truth the index is rebuilt from after a crash.
+        self.store.put(record)
+        self.index.upsert(record)
+
+    def remove(self, entity_id: str) -> None:
+        entity_id = _check_id(entity_id)
+        if self.store.get(entity_id) is None:
+            raise NotFound(f"no item with entity_id {entity_id!r}")
+        self.index.remove(entity_id)
+        self.store.delete(entity_id)
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def fetch(self, image_url: str) -> bytes:
+        _check_url(image_url)
+        try:
+            return self.fetcher.fetch(image_url)
+        except Exception:
+            self.observe(METRIC_FETCH_FAILURES, 1.0)
+            raise
+
+    def fingerprint(self, data: bytes) -> Fingerprint:
+        if not data:
+            raise InvalidRequest("the image is empty")
+        fp = self.pipeline.fingerprint_bytes(data, max_pixels=self.max_pixels)
+        self.observe(METRIC_HASHES, 1.0)
+        return fp
+
+    def _check_top(self, top: int | None) -> int:
+        top = self.default_top if top is None else top
+        if not 1 <= top <= MAX_TOP:
+            raise InvalidRequest(f"top must be between 1 and {MAX_TOP}")
+        return top
+
+    def _judge(self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None) -> list[Match]:
+        missing = [h.entity_id for h in hits if h.record is None]
+        stored = self.store.get_many(missing) if missing else {}
+        ranked: list[tuple[int, int, Match]] = []
+        for hit in hits:
+            record = hit.record or stored.get(hit.entity_id)
+            # A hash from another pipeline means nothing here; `reindex` re-hashes such records.
+            if record is None or record.hash_algo != query.algo:
+                continue
+            judgement = self.pipeline.judge(query, record, hit.distance)
+            if max_distance is not None and judgement.distance > max_distance:
+                continue
+            match = Match(
+                entity_id=record.entity_id,
+                sku=record.sku,
+                image_url=record.image_url,
+                distance=judgement.distance,
+                match_percent=match_percent(judgement.distance, self.pipeline.bits),
+                verdict=judgement.verdict.value,
+            )
+            ranked.append((VERDICT_RANK[judgement.verdict], judgement.distance, match))
+        ranked.sort(key=lambda item: (item[0], item[1], item[2].entity_id))
+        return [match for _, _, match in ranked]
+
+
+def _check_id(entity_id: str) -> str:
+    if not isinstance(entity_id, str) or not entity_id.strip():
+        raise InvalidRequest("entity_id must be a non-empty string")
+    if len(entity_id) > MAX_ID_LENGTH:
+        raise InvalidRequest(f"entity_id is longer than {MAX_ID_LENGTH} characters")
+    return entity_id
+
+
+def _check_url(image_url: str) -> None:
+    if not isinstance(image_url, str) or not image_url.strip():
+        raise InvalidRequest("image_url is required")
+    if len(image_url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"image_url is longer than {MAX_URL_LENGTH} characters")

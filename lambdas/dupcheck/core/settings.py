@@ -1,0 +1,97 @@
+"""One validated settings model, read from `DUPCHECK_*` environment variables.
+
+Every environment variable name is derived here (`env_name`), and `infra/` reads the same
+names, so a deployment can never set a variable the code does not read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "DUPCHECK_"
+
+MB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """Raised at start-up when the environment holds an invalid value."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Where things live
+    store: Literal["sqlite", "dynamodb"] = Field("sqlite", description="Record store backend.")
+    index: Literal["local", "opensearch"] = Field("local", description="Search index backend.")
+    data_dir: Path = Field(Path("./data"), description="Folder of the embedded SQLite store.")
+
+    # Safe fetching of untrusted image URLs
+    allow_private_urls: bool = Field(
+        False, description="Let the fetcher reach loopback/private addresses (demos and tests only)."
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        (), description="Comma-separated host allow-list; empty allows every public host."
+    )
+    max_image_bytes: int = Field(20 * MB, gt=0, description="Largest download or upload, in bytes.")
+    max_image_pixels: int = Field(
+        40_000_000, gt=0, description="Largest decoded image (width*height): decompression-bomb guard."
+    )
+    connect_timeout: float = Field(3.0, gt=0, description="Seconds to connect to an image host.")
+    read_timeout: float = Field(10.0, gt=0, description="Seconds between bytes from an image host.")
+    fetch_deadline: float = Field(20.0, gt=0, description="Seconds for a whole download.")
+    max_redirects: int = Field(5, ge=0, le=10, description="Redirects followed, each re-checked.")
+
+    # API
+    default_top: int = Field(5, ge=1, le=100, description="Matches returned when `top` is absent.")
+    host: str = Field("127.0.0.1", description="Local server bind address.")
+    port: int = Field(8000, ge=0, le=65535, description="Local server port.")
+    log_level: str = Field("INFO", description="Log level.")
+
+    # AWS
+    table_name: str = Field("", description="DynamoDB table of hash records (store=dynamodb).")
+    opensearch_endpoint: str = Field("", description="OpenSearch domain endpoint (index=opensearch).")
+    opensearch_index: str = Field("dupcheck-hashes", description="OpenSearch index name.")
+    aws_region: str = Field("", description="AWS region; empty uses AWS_REGION.")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(h.strip().lower().rstrip(".") for h in value.split(",") if h.strip())
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "dupcheck.sqlite3"
+
+    @staticmethod
+    def env_name(field: str) -> str:
+        if field not in Settings.model_fields:
+            raise KeyError(field)
+        return ENV_PREFIX + field.upper()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every `DUPCHECK_*` variable; unknown ones are an error, not silently ignored."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key[len(ENV_PREFIX) :].lower()
+            if name not in cls.model_fields:
+                raise SettingsError(f"unknown setting {key}")
+            values[name] = raw
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            raise SettingsError(f"invalid settings: {problems}") from exc
