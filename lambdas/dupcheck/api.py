@@ -10,6 +10,7 @@ import binascii
 import json
 import logging
 import re
+import threading
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, Field
 
 from dupcheck.core.errors import DupcheckError, ImageTooLarge, InvalidRequest
@@ -43,8 +45,41 @@ class NewItem(BaseModel):
     image_url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
 
 
+class ThreadSafeRestResolver(APIGatewayRestResolver):
+    """A REST resolver whose current event is per thread.
+
+    Powertools stores the event being resolved on the `BaseRouter` class, shared by every
+    resolver in the process: two server threads would read each other's requests. Reads go
+    through these properties instead, which the subclass finds first; each thread also needs
+    its own resolver, because route arguments live in the instance's `context`.
+    """
+
+    _local = threading.local()
+
+    @property
+    def current_event(self) -> BaseProxyEvent:  # type: ignore[override]
+        return self._local.event
+
+    @current_event.setter
+    def current_event(self, value: BaseProxyEvent) -> None:
+        self._local.event = value
+
+    @property
+    def lambda_context(self) -> Any:  # type: ignore[override]
+        return self._local.context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._local.context = value
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self._local.event = self._to_proxy_event(event)
+        self._local.context = context
+        return super().resolve(event, context)
+
+
 def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = ThreadSafeRestResolver(enable_validation=True)
     app.enable_swagger(path="/docs", title=API_TITLE, version=API_VERSION,
                        description="Near-duplicate image detection for e-commerce catalogs.")
 

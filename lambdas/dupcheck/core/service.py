@@ -81,7 +81,7 @@ class DupcheckService:
     # -- commands ----------------------------------------------------------------------------
 
     def register(self, entity_id: str, sku: str, image_url: str) -> HashRecord:
-        _check_url(image_url)
+        _check_id(entity_id)  # before the download: a bad request must cost nothing
         data = self.fetch(image_url)
         return self.register_bytes(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
 

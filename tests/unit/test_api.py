@@ -1,0 +1,203 @@
+"""The routes through the Powertools resolver, fed API Gateway REST events like Lambda gets."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dupcheck.api import build_resolver
+from dupcheck.bootstrap import build_service
+from dupcheck.core.errors import UpstreamTimeout
+from dupcheck.core.settings import Settings
+from dupcheck.local.samples import encode, product_image
+
+EVENTS = Path(__file__).parents[1] / "events"
+MAX_BYTES = 200_000
+
+
+class Fetcher:
+    def __init__(self, images: dict[str, bytes]) -> None:
+        self.images = images
+
+    def fetch(self, url: str) -> bytes:
+        if url == "https://img.test/slow.jpg":
+            raise UpstreamTimeout("the image host did not answer in time")
+        return self.images[url]
+
+
+@pytest.fixture
+def app(settings: Settings):  # noqa: ANN201
+    images = {f"https://img.test/{i}.jpg": encode(product_image(200 + i)) for i in range(6)}
+    images["https://img.test/text.jpg"] = b"this is not an image"
+    service = build_service(settings, fetcher=Fetcher(images))
+    for i in range(5):  # image 5 stays out of the catalog
+        service.register(f"E{i}", f"SKU{i}", f"https://img.test/{i}.jpg")
+    return build_resolver(service, max_body_bytes=MAX_BYTES)
+
+
+def event(
+    method: str, path: str, query: dict[str, str] | None = None, body: bytes | None = None,
+    content_type: str | None = None,
+) -> dict[str, Any]:
+    """The canned GET event, reshaped: the fields Lambda really sends stay as captured."""
+    base = json.loads((EVENTS / "apigw_find_similar_get.json").read_text())
+    ev = copy.deepcopy(base)
+    ev.update(httpMethod=method, path=path, resource=path)
+    ev["queryStringParameters"] = query
+    ev["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
+    if content_type:
+        ev["headers"]["Content-Type"] = content_type
+        ev["multiValueHeaders"]["Content-Type"] = [content_type]
+    ev["body"] = base64.b64encode(body).decode() if body is not None else None
+    ev["isBase64Encoded"] = body is not None
+    return ev
+
+
+def call(app, ev: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: ANN001
+    response = app.resolve(ev, None)
+    body = json.loads(response["body"]) if response["body"] else {}
+    return response["statusCode"], body
+
+
+def test_canned_event_finds_a_duplicate(app) -> None:  # noqa: ANN001
+    status, body = call(app, event("GET", "/find_similar", {"image_url": "https://img.test/2.jpg", "top": "2"}))
+    assert status == 200
+    assert body["is_duplicate"] is True
+    assert body["query"]["algorithm"] and len(body["query"]["hash"]) >= 16
+    assert body["matches"][0] | {"image_url": None} == {
+        "entity_id": "E2", "sku": "SKU2", "image_url": None, "distance": 0,
+        "match_percent": 100.0, "verdict": "duplicate",
+    }
+    assert len(body["matches"]) == 2
+
+
+def test_default_top_is_five(app) -> None:  # noqa: ANN001
+    status, body = call(app, event("GET", "/find_similar", {"image_url": "https://img.test/5.jpg"}))
+    assert status == 200 and body["is_duplicate"] is False and len(body["matches"]) == 5
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "application/octet-stream", None])
+def test_raw_upload(app, content_type: str | None) -> None:  # noqa: ANN001
+    data = encode(product_image(203).resize((240, 240)), "JPEG", quality=70)
+    status, body = call(app, event("POST", "/find_similar", {"top": "1"}, data, content_type))
+    assert status == 200 and body["matches"][0]["entity_id"] == "E3"
+
+
+def test_multipart_upload(app) -> None:  # noqa: ANN001
+    data = encode(product_image(201))
+    boundary = "xYzBoundary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    status, out = call(app, event("POST", "/find_similar", None, body, f"multipart/form-data; boundary={boundary}"))
+    assert status == 200 and out["matches"][0]["entity_id"] == "E1"
+
+
+@pytest.mark.parametrize("prefix", ["data:image/jpeg;base64,", ""])
+def test_json_photo_data(app, prefix: str) -> None:  # noqa: ANN001
+    photo = prefix + base64.b64encode(encode(product_image(204))).decode()
+    payload = json.dumps({"photoData": photo}).encode()
+    status, out = call(app, event("POST", "/find_similar", None, payload, "application/json"))
+    assert status == 200 and out["matches"][0]["entity_id"] == "E4"
+
+
+def test_items_lifecycle(app) -> None:  # noqa: ANN001
+    new = json.dumps({"entity_id": "N1", "sku": "NEW", "image_url": "https://img.test/5.jpg"}).encode()
+    status, created = call(app, event("POST", "/items", None, new, "application/json"))
+    assert status == 201 and created["entity_id"] == "N1" and created["hash_algo"]
+    status, got = call(app, event("GET", "/items/N1"))
+    assert status == 200 and got["sku"] == "NEW"
+    status, _ = call(app, event("DELETE", "/items/N1"))
+    assert status == 204
+    status, missing = call(app, event("GET", "/items/N1"))
+    assert status == 404 and missing["error"]["code"] == "not_found"
+
+
+def test_health_and_openapi(app) -> None:  # noqa: ANN001
+    status, health = call(app, event("GET", "/health"))
+    assert status == 200 and health["records"] == 5 and health["indexed"] == 5
+    status, spec = call(app, event("GET", "/openapi.json"))
+    assert status == 200
+    assert {"/find_similar", "/items", "/items/{entity_id}", "/health"} <= set(spec["paths"])
+    params = {p["name"] for p in spec["paths"]["/find_similar"]["get"]["parameters"]}
+    assert {"image_url", "top", "max_distance"} <= params
+
+
+BAD_REQUESTS = [
+    ("missing image_url", event("GET", "/find_similar"), 400, "invalid_request"),
+    ("top too big", event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "top": "101"}), 400,
+     "invalid_request"),
+    ("top not a number", event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "top": "ten"}), 400,
+     "invalid_request"),
+    ("not an image", event("GET", "/find_similar", {"image_url": "https://img.test/text.jpg"}), 415,
+     "unsupported_media_type"),
+    ("upstream timeout", event("GET", "/find_similar", {"image_url": "https://img.test/slow.jpg"}), 504,
+     "upstream_timeout"),
+    ("empty upload", event("POST", "/find_similar", None, b"", "image/jpeg"), 400, "invalid_request"),
+    ("upload too large", event("POST", "/find_similar", None, b"\xff\xd8\xff" + b"0" * MAX_BYTES * 2, "image/jpeg"),
+     413, "image_too_large"),
+    ("truncated upload", event("POST", "/find_similar", None, encode(product_image(1))[:500], "image/jpeg"), 422,
+     "invalid_image"),
+    ("json without photoData", event("POST", "/find_similar", None, b'{"x": 1}', "application/json"), 400,
+     "invalid_request"),
+    ("broken json", event("POST", "/find_similar", None, b"{nope", "application/json"), 400, "invalid_request"),
+    ("bad base64 photoData", event("POST", "/find_similar", None, b'{"photoData": "data:image/png;base64,@@@"}',
+                                   "application/json"), 400, "invalid_request"),
+    ("multipart without file", event("POST", "/find_similar", None, b"--b\r\n\r\nx\r\n--b--\r\n",
+                                     "multipart/form-data; boundary=b"), 400, "invalid_request"),
+    ("item without url", event("POST", "/items", None, b'{"entity_id": "x"}', "application/json"), 400,
+     "invalid_request"),
+    ("unknown route", event("GET", "/nope"), 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize(("name", "ev", "status", "code"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_input_gets_its_status_and_a_json_error(app, name: str, ev: dict, status: int, code: str) -> None:  # noqa: ANN001
+    got_status, body = call(app, ev)
+    assert (got_status, body["error"]["code"]) == (status, code)
+    assert body["error"]["message"]
+
+
+def test_an_unexpected_failure_is_a_json_500_not_a_crash(settings: Settings) -> None:
+    class Broken:
+        def fetch(self, url: str) -> bytes:
+            raise RuntimeError("bug")
+
+    app = build_resolver(build_service(settings, fetcher=Broken()), max_body_bytes=MAX_BYTES)
+    status, body = call(app, event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg"}))
+    assert status == 500 and body["error"]["code"] == "internal_error"
+    assert "bug" not in body["error"]["message"]  # internals are logged, not leaked
+
+
+def test_resolvers_in_parallel_threads_each_see_their_own_request(settings: Settings) -> None:
+    """Powertools keeps the current event on a class attribute; ours must stay per thread."""
+    import threading
+
+    service = build_service(settings, fetcher=Fetcher({}))
+    barrier = threading.Barrier(2, timeout=10)
+    seen: dict[str, str] = {}
+
+    def worker(name: str) -> None:
+        app = build_resolver(service, max_body_bytes=MAX_BYTES)
+
+        @app.get("/echo")
+        def echo() -> dict:
+            barrier.wait()  # both threads have now started resolving: the events overlap
+            seen[name] = app.current_event.get_query_string_value("who", "")
+            return {}
+
+        app.resolve(event("GET", "/echo", {"who": name}), None)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("alice", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"alice": "alice", "bob": "bob"}

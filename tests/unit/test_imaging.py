@@ -1,0 +1,138 @@
+"""The decoder: every supported format and mode to RGB, and clear errors for everything else."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dupcheck.core.errors import ImageTooLarge, InvalidImage, UnsupportedImage
+from dupcheck.core.imaging import decode_image, sniff_format
+from dupcheck.local.samples import encode, product_image
+
+LIMIT = 40_000_000
+
+
+def _saved(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_every_supported_format_decodes_to_rgb(fmt: str) -> None:
+    data = _saved(product_image(1, (64, 48)), fmt)
+    assert sniff_format(data) == fmt
+    image = decode_image(data, max_pixels=LIMIT)
+    assert image.mode == "RGB"
+    assert image.size == (64, 48)
+
+
+def test_transparency_is_flattened_on_white() -> None:
+    rgba = Image.new("RGBA", (8, 8), (255, 0, 0, 0))  # fully transparent red
+    rgba.putpixel((0, 0), (0, 0, 255, 255))
+    image = decode_image(_saved(rgba, "PNG"), max_pixels=LIMIT)
+    assert image.getpixel((5, 5)) == (255, 255, 255)
+    assert image.getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_palette_with_transparency_is_flattened_on_white() -> None:
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    palette.putpixel((1, 1), 1)
+    data = _saved(palette, "PNG", transparency=0)
+    image = decode_image(data, max_pixels=LIMIT)
+    assert image.getpixel((0, 0)) == (255, 255, 255)
+    assert image.getpixel((1, 1)) == (200, 10, 10)
+
+
+def test_gif_uses_first_frame() -> None:
+    frames = [Image.new("RGB", (6, 6), (0, 200, 0)), Image.new("RGB", (6, 6), (200, 0, 0))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    r, g, _ = decode_image(buffer.getvalue(), max_pixels=LIMIT).getpixel((3, 3))
+    assert g > 150 and r < 50
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (40, 20), (10, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    decoded = decode_image(_saved(image, "JPEG", exif=exif), max_pixels=LIMIT)
+    assert decoded.size == (20, 40)
+
+
+def test_cmyk_jpeg_decodes() -> None:
+    data = _saved(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG")
+    r, g, b = decode_image(data, max_pixels=LIMIT).getpixel((4, 4))
+    assert r > 200 and g < 60 and b < 60  # cyan 0, magenta+yellow full = red
+
+
+def test_sixteen_bit_png_keeps_its_range() -> None:
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1024).astype(np.uint16)
+    data = _saved(Image.fromarray(ramp), "PNG")
+    assert Image.open(io.BytesIO(data)).mode.startswith("I")
+    decoded = np.asarray(decode_image(data, max_pixels=LIMIT).convert("L"))
+    assert decoded.min() == 0
+    assert decoded.max() >= 250  # not clipped to white, not crushed to black
+
+
+def test_jpeg_draft_decodes_smaller_but_not_below_the_draft_size() -> None:
+    data = encode(product_image(3, (1024, 768)))
+    small = decode_image(data, max_pixels=LIMIT, draft_size=256)
+    assert 256 <= min(small.size) < 768
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"hello world", b"<svg xmlns='http://www.w3.org/2000/svg'/>", b"%PDF-1.7", b"\x00" * 64],
+)
+def test_non_images_are_unsupported(data: bytes) -> None:
+    with pytest.raises(UnsupportedImage):
+        decode_image(data, max_pixels=LIMIT)
+
+
+def test_truncated_jpeg_is_invalid() -> None:
+    data = encode(product_image(4, (256, 256)))
+    with pytest.raises(InvalidImage):
+        decode_image(data[: len(data) // 2], max_pixels=LIMIT)
+
+
+def test_corrupt_png_is_invalid() -> None:
+    data = bytearray(_saved(product_image(5, (64, 64)), "PNG"))
+    data[60:120] = b"\x00" * 60
+    with pytest.raises(InvalidImage):
+        decode_image(bytes(data), max_pixels=LIMIT)
+
+
+def test_png_signature_only_is_invalid() -> None:
+    with pytest.raises(InvalidImage):
+        decode_image(b"\x89PNG\r\n\x1a\n" + b"garbage", max_pixels=LIMIT)
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG declaring a huge 1-bit image: the classic decompression bomb."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (1 + (width + 7) // 8) * 64)  # a few rows is enough for the header
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    data = _bomb_png(30_000, 30_000)
+    assert len(data) < 2_000
+    with pytest.raises(ImageTooLarge, match="900000000 pixels"):
+        decode_image(data, max_pixels=LIMIT)
+
+
+def test_pixel_limit_is_configurable() -> None:
+    data = encode(product_image(6, (200, 100)))
+    with pytest.raises(ImageTooLarge):
+        decode_image(data, max_pixels=19_999)
+    assert decode_image(data, max_pixels=20_000).size == (200, 100)

@@ -1,0 +1,109 @@
+"""The in-process index against a brute-force oracle, plus its update and removal rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dupcheck.adapters.local_index import LocalHashIndex, entity_key
+from dupcheck.core.models import HashRecord, HashValue
+
+
+def _record(entity_id: str, hex_hash: str) -> HashRecord:
+    return HashRecord(entity_id, "sku", "u", hex_hash, "test-v1")
+
+
+def _random_hexes(rng: np.random.Generator, n: int, bits: int) -> list[str]:
+    return [rng.bytes(bits // 8).hex() for _ in range(n)]
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_search_matches_brute_force(bits: int) -> None:
+    rng = np.random.default_rng(bits)
+    hexes = _random_hexes(rng, 3000, bits)
+    index = LocalHashIndex(bits)
+    index.upsert_many(_record(f"e{i}", h) for i, h in enumerate(hexes))
+    values = [HashValue.from_hex(h) for h in hexes]
+    for q in range(20):
+        query = HashValue.from_hex(_random_hexes(rng, 1, bits)[0])
+        expected = sorted((query - v, i) for i, v in enumerate(values))[:10]
+        hits = index.search([query], 10)
+        assert [h.distance for h in hits] == [d for d, _ in expected]
+        assert {h.entity_id for h in hits if h.distance < expected[-1][0]} == {
+            f"e{i}" for d, i in expected if d < expected[-1][0]
+        }
+
+
+def test_near_duplicate_ranks_first_with_exact_distance() -> None:
+    index = LocalHashIndex(64)
+    index.upsert_many(_record(f"e{i}", f"{i:016x}") for i in range(1, 500))
+    index.upsert(_record("target", "ffffffffffff0000"))
+    hits = index.search([HashValue.from_hex("ffffffffffff0007")], 3)
+    assert hits[0].entity_id == "target"
+    assert hits[0].distance == 3
+
+
+def test_several_query_hashes_keep_each_records_smallest_distance() -> None:
+    index = LocalHashIndex(64)
+    index.upsert(_record("a", "00000000000000ff"))
+    index.upsert(_record("b", "ff00000000000000"))
+    queries = [HashValue.from_hex("00000000000000ff"), HashValue.from_hex("ff00000000000001")]
+    hits = {h.entity_id: h.distance for h in index.search(queries, 5)}
+    assert hits == {"a": 0, "b": 1}
+
+
+def test_upsert_replaces_and_remove_deletes() -> None:
+    index = LocalHashIndex(64)
+    index.upsert(_record("a", "0000000000000000"))
+    index.upsert(_record("b", "ffffffffffffffff"))
+    index.upsert(_record("a", "ffffffffffffff00"))
+    assert index.count() == 2
+    hits = index.search([HashValue.from_hex("ffffffffffffffff")], 2)
+    assert [(h.entity_id, h.distance) for h in hits] == [("b", 0), ("a", 8)]
+    index.remove("b")
+    index.remove("b")  # replaying a removal is harmless
+    index.remove("never-there")
+    assert index.count() == 1
+    assert [h.entity_id for h in index.search([HashValue.from_hex("ff" * 8)], 5)] == ["a"]
+
+
+def test_last_write_wins_within_one_batch() -> None:
+    index = LocalHashIndex(64)
+    index.upsert_many([_record("a", "00" * 8), _record("a", "ff" * 8)])
+    assert index.count() == 1
+    assert index.search([HashValue.from_hex("ff" * 8)], 1)[0].distance == 0
+
+
+def test_max_distance_filters_and_k_limits() -> None:
+    index = LocalHashIndex(64)
+    index.upsert_many(_record(f"e{d}", f"{(1 << d) - 1:016x}") for d in range(0, 40))
+    hits = index.search([HashValue.from_hex("00" * 8)], 100, max_distance=5)
+    assert [h.distance for h in hits] == [0, 1, 2, 3, 4, 5]
+    assert len(index.search([HashValue.from_hex("00" * 8)], 3)) == 3
+    assert index.search([HashValue.from_hex("00" * 8)], 0) == []
+
+
+def test_empty_index_and_wrong_sizes() -> None:
+    index = LocalHashIndex(64)
+    assert index.search([HashValue.from_hex("00" * 8)], 5) == []
+    with pytest.raises(ValueError, match="64 bits"):
+        index.upsert(_record("a", "00" * 4))
+    with pytest.raises(ValueError, match="multiple of 64"):
+        LocalHashIndex(48)
+
+
+def test_ids_resolve_through_the_store_when_given() -> None:
+    names = {entity_key("alpha"): "alpha"}
+    index = LocalHashIndex(64, resolve_ids=lambda keys: {k: names[k] for k in keys if k in names})
+    index.load([(entity_key("alpha"), "00" * 8), (entity_key("ghost"), "01" + "00" * 7)])
+    assert index.count() == 2
+    hits = index.search([HashValue.from_hex("00" * 8)], 5)
+    assert [h.entity_id for h in hits] == ["alpha"]  # a key the store no longer knows is dropped
+
+
+def test_grows_past_its_initial_capacity() -> None:
+    index = LocalHashIndex(64, capacity=4)
+    index.upsert_many(_record(f"e{i}", f"{i:016x}") for i in range(100))
+    index.upsert(_record("late", f"{12345:016x}"))
+    assert index.count() == 101
+    assert index.search([HashValue.from_hex(f"{12345:016x}")], 1)[0].entity_id == "late"

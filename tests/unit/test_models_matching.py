@@ -1,0 +1,64 @@
+"""Hash value object, record round-trips, match percentage and verdict thresholds."""
+
+from __future__ import annotations
+
+import pytest
+
+from dupcheck.core.matching import Verdict, match_percent, verdict_for
+from dupcheck.core.models import FindResult, HashRecord, HashValue, Match
+
+
+def test_hash_hex_round_trip_and_distance() -> None:
+    a = HashValue.from_hex("c3d1000000000000")
+    b = HashValue.from_hex("c3d1000000000003")
+    assert str(a) == "c3d1000000000000"
+    assert a.bits == 64
+    assert a - b == 2
+    assert b - a == 2
+    assert a - a == 0
+    assert HashValue.from_hex("ff" * 8) - HashValue.from_hex("00" * 8) == 64
+
+
+def test_hash_rejects_bad_hex_and_mixed_lengths() -> None:
+    with pytest.raises(ValueError, match="not a hex hash"):
+        HashValue.from_hex("xyz")
+    with pytest.raises(ValueError, match="lengths differ"):
+        _ = HashValue.from_hex("00" * 8) - HashValue.from_hex("00" * 32)
+
+
+def test_record_round_trips_through_dict() -> None:
+    record = HashRecord("A1", "MH01", "https://x/a.jpg", "ab" * 8, "phash64-v1", features={"c": "xyz"})
+    again = HashRecord.from_dict(record.to_dict())
+    assert again == record
+    assert again.hash_value.hex == "ab" * 8
+
+
+@pytest.mark.parametrize(
+    ("distance", "bits", "expected"),
+    [(0, 64, 100.0), (2, 64, 96.9), (64, 64, 0.0), (10, 256, 96.1), (32, 64, 50.0)],
+)
+def test_match_percent(distance: int, bits: int, expected: float) -> None:
+    assert match_percent(distance, bits) == expected
+
+
+@pytest.mark.parametrize("distance", [-1, 65])
+def test_match_percent_rejects_out_of_range(distance: int) -> None:
+    with pytest.raises(ValueError):
+        match_percent(distance, 64)
+
+
+def test_verdict_thresholds_are_inclusive() -> None:
+    assert verdict_for(4, duplicate_max=4, similar_max=12) is Verdict.DUPLICATE
+    assert verdict_for(5, duplicate_max=4, similar_max=12) is Verdict.SIMILAR
+    assert verdict_for(12, duplicate_max=4, similar_max=12) is Verdict.SIMILAR
+    assert verdict_for(13, duplicate_max=4, similar_max=12) is Verdict.DIFFERENT
+
+
+def test_find_result_is_duplicate_only_with_a_duplicate_verdict() -> None:
+    similar = Match("A", "s", "u", 8, 87.5, "similar")
+    duplicate = Match("B", "s", "u", 1, 98.4, "duplicate")
+    assert not FindResult("00", "phash64-v1", [similar]).is_duplicate
+    body = FindResult("00", "phash64-v1", [duplicate, similar], image_url="https://q").to_dict()
+    assert body["is_duplicate"] is True
+    assert body["query"] == {"image_url": "https://q", "hash": "00", "algorithm": "phash64-v1"}
+    assert [m["entity_id"] for m in body["matches"]] == ["B", "A"]

@@ -1,0 +1,129 @@
+"""The use cases over the embedded adapters: register, find, remove, restarts, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.errors import InvalidRequest, NotFound, UpstreamError
+from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.models import HashRecord
+from dupcheck.core.service import DupcheckService
+from dupcheck.core.settings import Settings
+from dupcheck.local.samples import encode, product_image
+
+
+class DictFetcher:
+    """ImageFetcher over a dict: the service's view of the web in unit tests."""
+
+    def __init__(self, images: dict[str, bytes]) -> None:
+        self.images = images
+        self.calls: list[str] = []
+
+    def fetch(self, url: str) -> bytes:
+        self.calls.append(url)
+        if url not in self.images:
+            raise UpstreamError(f"{url} answered 404")
+        return self.images[url]
+
+
+@pytest.fixture
+def images() -> dict[str, bytes]:
+    return {f"https://img.test/{i}.jpg": encode(product_image(100 + i)) for i in range(12)}
+
+
+@pytest.fixture
+def svc(settings: Settings, images: dict[str, bytes]) -> DupcheckService:
+    service = build_service(settings, fetcher=DictFetcher(images))
+    for i in range(12):
+        service.register(f"E{i}", f"SKU{i}", f"https://img.test/{i}.jpg")
+    return service
+
+
+def test_a_registered_image_finds_itself_as_a_duplicate(svc: DupcheckService) -> None:
+    result = svc.find_similar("https://img.test/4.jpg", top=3)
+    assert result.is_duplicate
+    best = result.matches[0]
+    assert (best.entity_id, best.sku, best.distance, best.match_percent, best.verdict) == (
+        "E4", "SKU4", 0, 100.0, "duplicate",
+    )
+    assert len(result.matches) == 3
+    assert result.to_dict()["query"]["image_url"] == "https://img.test/4.jpg"
+
+
+def test_a_resized_recompressed_copy_is_still_a_duplicate(svc: DupcheckService) -> None:
+    copy = encode(product_image(107).resize((200, 200)), "JPEG", quality=50)
+    result = svc.find_similar_bytes(copy, top=1)
+    assert result.matches[0].entity_id == "E7"
+    assert result.is_duplicate
+
+
+def test_an_unknown_picture_is_not_a_duplicate(svc: DupcheckService) -> None:
+    result = svc.find_similar_bytes(encode(product_image(999)), top=5)
+    assert not result.is_duplicate
+    assert all(m.verdict != "duplicate" for m in result.matches)
+
+
+def test_matches_are_sorted_and_respect_max_distance(svc: DupcheckService) -> None:
+    result = svc.find_similar("https://img.test/2.jpg", top=12)
+    distances = [m.distance for m in result.matches]
+    assert distances == sorted(distances)
+    limited = svc.find_similar("https://img.test/2.jpg", top=12, max_distance=0)
+    assert [m.entity_id for m in limited.matches] == ["E2"]
+
+
+def test_remove_takes_the_image_out_of_results(svc: DupcheckService) -> None:
+    svc.remove("E4")
+    assert "E4" not in {m.entity_id for m in svc.find_similar("https://img.test/4.jpg", top=12).matches}
+    with pytest.raises(NotFound):
+        svc.remove("E4")
+    with pytest.raises(NotFound):
+        svc.get("E4")
+
+
+def test_state_survives_a_restart(settings: Settings, svc: DupcheckService, images: dict[str, bytes]) -> None:
+    restarted = build_service(settings, fetcher=DictFetcher(images))
+    assert restarted.index.count() == 12
+    assert restarted.find_similar("https://img.test/9.jpg", top=1).matches[0].entity_id == "E9"
+
+
+def test_records_of_another_pipeline_are_never_compared(svc: DupcheckService) -> None:
+    own = svc.get("E5")
+    svc.store.put(HashRecord("OLD", "x", "u", own.hash, "older-pipeline-v0"))
+    svc.index.upsert(HashRecord("OLD", "x", "u", own.hash, "older-pipeline-v0"))
+    found = {m.entity_id for m in svc.find_similar("https://img.test/5.jpg", top=12).matches}
+    assert "E5" in found and "OLD" not in found
+
+
+def test_re_registering_updates_instead_of_duplicating(svc: DupcheckService) -> None:
+    svc.register("E1", "SKU1-NEW", "https://img.test/3.jpg")
+    assert svc.store.count() == 12
+    assert svc.get("E1").sku == "SKU1-NEW"
+    assert {m.entity_id for m in svc.find_similar("https://img.test/3.jpg", top=2).matches} == {"E1", "E3"}
+
+
+@pytest.mark.parametrize("top", [0, 101, -3])
+def test_top_out_of_range_is_a_bad_request(svc: DupcheckService, top: int) -> None:
+    with pytest.raises(InvalidRequest, match="top"):
+        svc.find_similar("https://img.test/1.jpg", top=top)
+
+
+@pytest.mark.parametrize(("entity_id", "url"), [("", "https://x/1.jpg"), ("A", ""), ("x" * 600, "https://x")])
+def test_bad_ids_and_urls_are_bad_requests(svc: DupcheckService, entity_id: str, url: str) -> None:
+    with pytest.raises(InvalidRequest):
+        svc.register(entity_id, "s", url)
+
+
+def test_metrics_are_reported_to_the_observer(settings: Settings, images: dict[str, bytes]) -> None:
+    seen: list[str] = []
+    service = build_service(settings, fetcher=DictFetcher(images), observe=lambda name, _v: seen.append(name))
+    service.register("A", "s", "https://img.test/1.jpg")
+    service.find_similar("https://img.test/1.jpg")
+    with pytest.raises(UpstreamError):
+        service.find_similar("https://img.test/missing.jpg")
+    assert {"HashesComputed", "IndexLatencyMs", "MatchesFound", "FetchFailures"} <= set(seen)
+
+
+def test_unknown_pipeline_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown hash pipeline"):
+        get_pipeline("nope-v0")

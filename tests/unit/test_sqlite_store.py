@@ -1,0 +1,95 @@
+"""The embedded record store: upserts, batches, paging, persistence and concurrent readers."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from dupcheck.adapters.local_index import entity_key
+from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.core.models import HashRecord
+
+
+def _record(i: int, **changes: object) -> HashRecord:
+    base = {
+        "entity_id": f"id-{i:05d}", "sku": f"SKU{i}", "image_url": f"https://img/{i}.jpg",
+        "hash": f"{i:016x}", "hash_algo": "phash64-v1", "features": {"c": str(i)},
+    }
+    return HashRecord(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    record = _record(1)
+    store.put(record)
+    assert store.get("id-00001") == record
+    assert store.get("missing") is None
+
+
+def test_upsert_is_idempotent_and_updates(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put(_record(1))
+    store.put(_record(1))
+    store.put(_record(1, image_url="https://img/new.jpg", hash="ff" * 8))
+    assert store.count() == 1
+    got = store.get("id-00001")
+    assert got is not None and got.image_url == "https://img/new.jpg" and got.hash == "ff" * 8
+
+
+def test_batches_larger_than_sqlite_parameter_limits(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    assert store.put_many(_record(i) for i in range(2500)) == 2500
+    ids = [f"id-{i:05d}" for i in range(0, 2500, 2)] + ["missing"]
+    assert len(store.get_many(ids)) == 1250
+    scanned = list(store.scan())
+    assert len(scanned) == 2500 == store.count()
+    assert [r.entity_id for r in scanned] == sorted(r.entity_id for r in scanned)
+    keys = [entity_key(f"id-{i:05d}") for i in range(1000)]
+    assert len(store.ids_for_keys(keys)) == 1000
+
+
+def test_delete_reports_whether_something_was_there(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put(_record(1))
+    assert store.delete("id-00001") is True
+    assert store.delete("id-00001") is False
+    assert store.count() == 0
+
+
+def test_index_rows_only_for_the_requested_pipeline(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put_many([_record(1), _record(2, hash_algo="other-v9")])
+    assert list(store.index_rows("phash64-v1")) == [(entity_key("id-00001"), f"{1:016x}")]
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    SqliteRecordStore(tmp_path / "s.db").put_many(_record(i) for i in range(10))
+    assert SqliteRecordStore(tmp_path / "s.db").count() == 10
+
+
+def test_concurrent_readers_and_a_writer(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put_many(_record(i) for i in range(200))
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(50):
+                assert len(store.get_many([f"id-{i:05d}" for i in range(200)])) == 200
+        except BaseException as exc:  # collected: a thread's failure must fail the test
+            errors.append(exc)
+
+    def write() -> None:
+        try:
+            for i in range(200, 400):
+                store.put(_record(i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)] + [threading.Thread(target=write)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count() == 400
