@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from conftest_aws import aws_env, ddb_client, ddb_store, ddb_table, lambda_context, mock_aws_env  # noqa: F401
 from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.bootstrap import build_service
 from dupcheck.core.service import DupcheckService
@@ -105,17 +105,3 @@ def service(settings: Settings) -> Iterator[DupcheckService]:
     yield svc
     if isinstance(svc.fetcher, HttpImageFetcher):
         svc.fetcher.close()
-
-
-@pytest.fixture
-def lambda_context() -> SimpleNamespace:
-    return SimpleNamespace(
-        function_name="dupcheck-test",
-        function_version="$LATEST",
-        memory_limit_in_mb=512,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:dupcheck-test",
-        aws_request_id="00000000-0000-0000-0000-000000000000",
-        log_group_name="/aws/lambda/dupcheck-test",
-        log_stream_name="test",
-        get_remaining_time_in_millis=lambda: 30_000,
-    )

@@ -112,12 +112,7 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> APIGatew
 
     @app.get("/health")
     def health() -> Response[dict]:
-        return _json(200, {
-            "status": "ok",
-            "algorithm": service.pipeline.algo,
-            "records": service.store.count(),
-            "indexed": service.index.count(),
-        })
+        return _json(200, service.health())
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[dict]:

@@ -78,6 +78,16 @@ class DupcheckService:
             raise NotFound(f"no item with entity_id {entity_id!r}")
         return record
 
+    def health(self) -> dict[str, object]:
+        # An exact count is a full table scan on DynamoDB: stores that can, answer approximately.
+        count_records = getattr(self.store, "approximate_count", self.store.count)
+        return {
+            "status": "ok",
+            "algorithm": self.pipeline.algo,
+            "records": count_records(),
+            "indexed": self.index.count(),
+        }
+
     # -- commands ----------------------------------------------------------------------------
 
     def register(self, entity_id: str, sku: str, image_url: str) -> HashRecord:
