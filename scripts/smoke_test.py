@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Smoke test of a deployed dupcheck stack, end to end, through its public API.
+
+Why: unit tests run against moto and stubs; only a real deployment proves that API Gateway,
+the API key, both Lambdas, the DynamoDB stream, OpenSearch (k-NN mapping, SigV4, IAM) and the
+image fetcher work together. It registers one image, waits until stream sync has indexed it
+(find_similar reports it as a duplicate of itself), deletes it, and waits until it is gone.
+
+    python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/prod \
+        --api-key "$API_KEY" [--image-url URL] [--timeout 120]
+
+`--image-url` must be a public JPEG/PNG the deployed fetcher may reach (allowed hosts, size
+limits). The default is Wikimedia Commons' long-lived "JPEG example flower" file; pass another
+URL if that host is not on the stack's allow-list. The test item id is `smoke-<random>` and is
+deleted at the end, also when a step fails (unless --keep).
+
+Exit status: 0 when every step passed, 1 otherwise; each step prints its time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+DEFAULT_IMAGE_URL = "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"
+# Stream sync normally lands within seconds; 120 s covers a cold start of both Lambdas, the
+# stream's batching window and OpenSearch's 1 s refresh interval with a wide margin.
+DEFAULT_TIMEOUT = 120.0
+POLL_INTERVAL = 3.0
+REQUEST_TIMEOUT = 30.0  # API Gateway's own limit is 29 s
+
+
+class StepFailed(Exception):
+    pass
+
+
+class Api:
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers.update({"x-api-key": api_key, "Accept": "application/json"})
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, f"{self.base}{path}", timeout=REQUEST_TIMEOUT, **kwargs)
+
+
+def expect(response: requests.Response, *statuses: int) -> Any:
+    if response.status_code not in statuses:
+        raise StepFailed(
+            f"{response.request.method} {response.url} -> {response.status_code} (wanted {statuses}): "
+            f"{response.text[:500]}"
+        )
+    return (
+        response.json() if response.content and "json" in response.headers.get("content-type", "") else None
+    )
+
+
+def poll(what: str, check: Callable[[], bool], timeout: float) -> int:
+    """Call `check` until it returns True; returns the number of attempts."""
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        if check():
+            return attempts
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(POLL_INTERVAL)
+
+
+def run(args: argparse.Namespace) -> bool:
+    api = Api(args.api_url, args.api_key)
+    entity_id = f"smoke-{uuid.uuid4().hex[:12]}"
+    registered = False
+    ok = True
+
+    def step(name: str, fn: Callable[[], str]) -> None:
+        start = time.perf_counter()
+        try:
+            detail = fn()
+        except (StepFailed, requests.RequestException, ValueError) as exc:
+            print(f"FAIL  {name:<34} {time.perf_counter() - start:7.2f}s  {exc}", flush=True)
+            raise
+        print(f"ok    {name:<34} {time.perf_counter() - start:7.2f}s  {detail}", flush=True)
+
+    def health() -> str:
+        body = expect(api.call("GET", "/health"), 200)
+        return f"status={body.get('status')} records={body.get('records')} indexed={body.get('indexed')}"
+
+    def register() -> str:
+        nonlocal registered
+        body = expect(
+            api.call(
+                "POST",
+                "/items",
+                json={"entity_id": entity_id, "sku": "SMOKE-TEST", "image_url": args.image_url},
+            ),
+            200,
+            201,
+        )
+        registered = True
+        return f"entity_id={entity_id} hash={body.get('hash')} algo={body.get('hash_algo')}"
+
+    def get_item() -> str:
+        body = expect(api.call("GET", f"/items/{entity_id}"), 200)
+        return f"hash={body.get('hash')}"
+
+    def find(present: bool) -> Callable[[], str]:
+        def matches() -> list[dict[str, Any]]:
+            body = expect(
+                api.call("GET", "/find_similar", params={"image_url": args.image_url, "top": 20}), 200
+            )
+            return [m for m in body.get("matches", []) if m.get("entity_id") == entity_id]
+
+        def check() -> bool:
+            found = matches()
+            if not present:
+                return not found
+            return bool(found) and found[0].get("verdict") == "duplicate"
+
+        def run_poll() -> str:
+            attempts = poll(f"{entity_id} to be {'found' if present else 'gone'}", check, args.timeout)
+            return f"after {attempts} request(s)"
+
+        return run_poll
+
+    def delete() -> str:
+        nonlocal registered
+        expect(api.call("DELETE", f"/items/{entity_id}"), 200, 204)
+        registered = False
+        return "deleted"
+
+    def gone() -> str:
+        body = expect(api.call("GET", f"/items/{entity_id}"), 404)
+        return f"404 {((body or {}).get('error') or {}).get('code')}"
+
+    try:
+        step("GET /health", health)
+        step("POST /items", register)
+        step("GET /items/{id}", get_item)
+        step("find_similar sees the duplicate", find(present=True))
+        step("DELETE /items/{id}", delete)
+        step("find_similar no longer sees it", find(present=False))
+        step("GET /items/{id} is 404", gone)
+    except (StepFailed, requests.RequestException, ValueError):
+        ok = False
+    finally:
+        if registered and not args.keep:
+            try:
+                api.call("DELETE", f"/items/{entity_id}")
+                print(f"cleanup: deleted {entity_id}")
+            except requests.RequestException as exc:
+                print(f"cleanup: could not delete {entity_id}: {exc}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="End-to-end smoke test of a deployed dupcheck API.")
+    parser.add_argument("--api-url", required=True, help="API base URL including the stage, e.g. .../prod")
+    parser.add_argument("--api-key", required=True, help="value of the x-api-key header")
+    parser.add_argument(
+        "--image-url",
+        default=DEFAULT_IMAGE_URL,
+        help=f"public image to register (default {DEFAULT_IMAGE_URL})",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for stream sync"
+    )
+    parser.add_argument("--keep", action="store_true", help="do not delete the test item when a step fails")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    ok = run(args)
+    print(f"{'PASSED' if ok else 'FAILED'} in {time.perf_counter() - start:.1f}s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""DynamoDBRecordStore against moto: conversions, batching limits, retries and error mapping."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+# The shared AWS fixtures (aws_env, ddb_*, lambda_context) come from tests/conftest_aws.py.
+from conftest_aws import (
+    TABLE,
+    make_record,
+)
+from dupcheck.adapters.dynamodb_store import (  # noqa: E402
+    DynamoDBRecordStore,
+    item_to_record,
+    record_to_item,
+)
+from dupcheck.core.errors import StoreUnavailable  # noqa: E402
+from dupcheck.core.ports import RecordStore  # noqa: E402
+
+
+def test_implements_the_port(ddb_store: DynamoDBRecordStore) -> None:
+    assert isinstance(ddb_store, RecordStore)
+
+
+def test_roundtrip_and_typed_conversion(ddb_store: DynamoDBRecordStore, ddb_client: Any) -> None:
+    record = make_record("A1", features={"colour": "0a1b2c", "aspect": "1.333"})
+    ddb_store.put(record)
+
+    assert ddb_store.get("A1") == record
+    assert ddb_store.get("missing") is None
+    raw = ddb_client.get_item(TableName=TABLE, Key={"entity_id": {"S": "A1"}})["Item"]
+    # Strings stay strings (a hex hash of digits must not become a number); features is a map of S.
+    assert raw["hash"] == {"S": record.hash}
+    assert raw["features"] == {"M": {"colour": {"S": "0a1b2c"}, "aspect": {"S": "1.333"}}}
+
+
+def test_numbers_written_by_others_do_not_leak_decimal() -> None:
+    item = {
+        "entity_id": {"S": "X"},
+        "hash": {"S": "00000000000000ff"},
+        "hash_algo": {"S": "phash64-v1"},
+        "sku": {"N": "1234"},
+        "features": {"M": {"score": {"N": "0.5"}, "tags": {"SS": ["a"]}}},
+        "extra_attribute": {"N": "7"},
+    }
+    record = item_to_record(item)
+    assert record.sku == "1234" and isinstance(record.sku, str)
+    assert record.features["score"] == "0.5"
+    assert not any(isinstance(v, Decimal) for v in record.features.values())
+    assert item_to_record(record_to_item(record)) == record
+
+
+def test_item_without_hash_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        item_to_record({"entity_id": {"S": "X"}, "hash_algo": {"S": "phash64-v1"}})
+
+
+def test_upsert_is_idempotent(ddb_store: DynamoDBRecordStore) -> None:
+    ddb_store.put(make_record("A1"))
+    ddb_store.put(make_record("A1"))
+    updated = make_record("A1", hash_hex="ffffffffffffffff", updated_at="2025-03-13T00:00:00.000Z")
+    ddb_store.put(updated)
+    assert ddb_store.count() == 1
+    assert ddb_store.get("A1") == updated
+
+
+def test_delete_reports_whether_there_was_a_record(ddb_store: DynamoDBRecordStore) -> None:
+    ddb_store.put(make_record("A1"))
+    assert ddb_store.delete("A1") is True
+    assert ddb_store.delete("A1") is False
+    assert ddb_store.get("A1") is None
+
+
+def test_put_many_60_items_in_batches_of_25(
+    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    real = ddb_store.client.batch_write_item
+
+    def spy(**kwargs: Any) -> Any:
+        sizes.append(len(kwargs["RequestItems"][TABLE]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb_store.client, "batch_write_item", spy)
+    records = (make_record(f"E{i:03d}", hash_hex=f"{i:016x}") for i in range(60))  # a generator is fine
+    assert ddb_store.put_many(records) == 60
+    assert sizes == [25, 25, 10]
+    assert ddb_store.count() == 60
+
+
+def test_put_many_collapses_duplicate_ids_in_a_batch(ddb_store: DynamoDBRecordStore) -> None:
+    first = make_record("D1", hash_hex="0000000000000001")
+    last = make_record("D1", hash_hex="0000000000000002")
+    assert ddb_store.put_many([first, last]) == 1
+    assert ddb_store.get("D1") == last
+
+
+def test_put_many_retries_unprocessed_items(
+    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ddb_store.client.batch_write_item
+    calls: list[int] = []
+
+    def flaky(**kwargs: Any) -> Any:
+        requests = kwargs["RequestItems"][TABLE]
+        calls.append(len(requests))
+        if len(calls) == 1:  # DynamoDB accepted the first 5 and throttled the rest
+            real(RequestItems={TABLE: requests[:5]})
+            return {"UnprocessedItems": {TABLE: requests[5:]}}
+        return real(**kwargs)
+
+    sleeps: list[float] = []
+    ddb_store._sleep = sleeps.append
+    monkeypatch.setattr(ddb_store.client, "batch_write_item", flaky)
+    assert ddb_store.put_many(make_record(f"U{i}", hash_hex=f"{i:016x}") for i in range(12)) == 12
+    assert calls == [12, 7]
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= ddb_store.base_delay  # full jitter, first step
+    assert ddb_store.count() == 12
+
+
+def test_put_many_gives_up_and_names_the_unwritten_count(ddb_client: Any, ddb_table: str) -> None:
+    store = DynamoDBRecordStore(TABLE, client=ddb_client, max_attempts=3, sleep=lambda _s: None)
+    real = ddb_client.batch_write_item
+
+    def always_throttled(**kwargs: Any) -> Any:
+        requests = kwargs["RequestItems"][TABLE]
+        real(RequestItems={TABLE: requests[:1]})
+        return {"UnprocessedItems": {TABLE: requests[1:]}}
+
+    store._client = type("C", (), {"batch_write_item": staticmethod(always_throttled)})()
+    with pytest.raises(StoreUnavailable) as excinfo:
+        store.put_many(make_record(f"T{i:02d}", hash_hex=f"{i:016x}") for i in range(30))
+    # chunk 1: 25 items, 1 written per attempt x3 -> 22 left; chunk 2 (5 items) never attempted.
+    assert "27 items were not written" in excinfo.value.message
+    assert excinfo.value.status == 503
+
+
+def test_get_many_over_100_keys(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    ddb_store.put_many(make_record(f"G{i:03d}", hash_hex=f"{i:016x}") for i in range(150))
+    sizes: list[int] = []
+    real = ddb_store.client.batch_get_item
+
+    def spy(**kwargs: Any) -> Any:
+        sizes.append(len(kwargs["RequestItems"][TABLE]["Keys"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb_store.client, "batch_get_item", spy)
+    wanted = [f"G{i:03d}" for i in range(150)] + ["G000", "nope"]  # duplicates and misses are fine
+    found = ddb_store.get_many(wanted)
+    assert sorted(sizes) == [51, 100]  # 150 ids + "nope"; the duplicate G000 is sent once
+    assert len(found) == 150 and "nope" not in found
+    assert found["G149"].hash == f"{149:016x}"
+
+
+def test_get_many_retries_unprocessed_keys(
+    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ddb_store.put_many(make_record(f"K{i}", hash_hex=f"{i:016x}") for i in range(4))
+    real = ddb_store.client.batch_get_item
+    calls = {"n": 0}
+
+    def flaky(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        request = kwargs["RequestItems"][TABLE]
+        if calls["n"] == 1:
+            keys = request["Keys"]
+            response = real(RequestItems={TABLE: {**request, "Keys": keys[:1]}})
+            response["UnprocessedKeys"] = {TABLE: {**request, "Keys": keys[1:]}}
+            return response
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb_store.client, "batch_get_item", flaky)
+    assert set(ddb_store.get_many([f"K{i}" for i in range(4)])) == {"K0", "K1", "K2", "K3"}
+    assert calls["n"] == 2
+
+
+@pytest.mark.parametrize("segments", [1, 4])
+def test_scan_all_records(ddb_store: DynamoDBRecordStore, segments: int) -> None:
+    ddb_store.put_many(make_record(f"S{i:03d}", hash_hex=f"{i:016x}") for i in range(120))
+    records = list(ddb_store.scan(segments=segments))
+    assert len(records) == 120
+    assert {r.entity_id for r in records} == {f"S{i:03d}" for i in range(120)}
+
+
+def test_scan_paginates(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    ddb_store.put_many(make_record(f"P{i:02d}", hash_hex=f"{i:016x}") for i in range(30))
+    real = ddb_store.client.scan
+    pages = {"n": 0}
+
+    def small_pages(**kwargs: Any) -> Any:
+        pages["n"] += 1
+        return real(Limit=7, **kwargs)
+
+    monkeypatch.setattr(ddb_store.client, "scan", small_pages)
+    assert len(list(ddb_store.scan())) == 30
+    assert pages["n"] >= 5
+
+
+def test_parallel_scan_surfaces_worker_errors(
+    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Scan")
+
+    monkeypatch.setattr(ddb_store.client, "scan", boom)
+    with pytest.raises(StoreUnavailable):
+        list(ddb_store.scan(segments=3))
+
+
+def test_parallel_scan_can_stop_early(ddb_store: DynamoDBRecordStore) -> None:
+    ddb_store.put_many(make_record(f"Q{i:03d}", hash_hex=f"{i:016x}") for i in range(80))
+    iterator = ddb_store.scan(segments=4)
+    first = next(iterator)
+    iterator.close()  # must not hang on blocked workers
+    assert first.entity_id.startswith("Q")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem"),
+        ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "GetItem"),
+        ClientError({"Error": {"Code": "InternalServerError"}}, "GetItem"),
+        EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
+    ],
+)
+def test_throttling_and_outages_become_store_unavailable(
+    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
+    def fail(**kwargs: Any) -> Any:
+        raise exc
+
+    monkeypatch.setattr(ddb_store.client, "get_item", fail)
+    with pytest.raises(StoreUnavailable) as excinfo:
+        ddb_store.get("A1")
+    assert excinfo.value.status == 503
+    assert TABLE in excinfo.value.message
+
+
+def test_validation_errors_are_bugs_not_503(
+    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ValidationException"}}, "GetItem")
+
+    monkeypatch.setattr(ddb_store.client, "get_item", fail)
+    with pytest.raises(ClientError):
+        ddb_store.get("A1")
+
+
+def test_missing_table_is_unavailable(ddb_client: Any, ddb_table: str) -> None:
+    store = DynamoDBRecordStore("no-such-table", client=ddb_client)
+    with pytest.raises(StoreUnavailable):
+        store.get("A1")
+
+
+def test_approximate_count(ddb_store: DynamoDBRecordStore) -> None:
+    assert ddb_store.approximate_count() >= 0
+
+
+def test_builds_its_own_client_only_when_none_given(aws_env: None) -> None:
+    store = DynamoDBRecordStore(TABLE, region="us-east-1")
+    assert store.client.meta.region_name == "us-east-1"
+    assert store.client.meta.config.connect_timeout == 2
