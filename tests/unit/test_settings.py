@@ -1,0 +1,49 @@
+"""Settings: names derived in one place, values validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dupcheck.core.settings import Settings, SettingsError
+
+
+def test_defaults_are_the_embedded_mode() -> None:
+    settings = Settings.from_env({})
+    assert (settings.store, settings.index, settings.data_dir) == ("sqlite", "local", Path("data"))
+    assert settings.allow_private_urls is False
+    assert settings.sqlite_path == Path("data/dupcheck.sqlite3")
+
+
+def test_values_are_parsed_from_strings() -> None:
+    settings = Settings.from_env({
+        "DUPCHECK_ALLOW_PRIVATE_URLS": "true",
+        "DUPCHECK_ALLOWED_HOSTS": " Images.Example.com., .cdn.example ",
+        "DUPCHECK_PORT": "9000",
+        "DUPCHECK_STORE": "dynamodb",
+        "UNRELATED": "ignored",
+    })
+    assert settings.allow_private_urls is True
+    assert settings.allowed_hosts == ("images.example.com", ".cdn.example")
+    assert settings.port == 9000 and settings.store == "dynamodb"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DUPCHECK_PORT", "-1"), ("DUPCHECK_STORE", "postgres"), ("DUPCHECK_ALLOW_PRIVATE_URLS", "maybe"),
+     ("DUPCHECK_MAX_IMAGE_BYTES", "0"), ("DUPCHECK_NOT_A_SETTING", "1")],
+)
+def test_bad_values_fail_at_start_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_env_names_come_from_field_names() -> None:
+    assert Settings.env_name("table_name") == "DUPCHECK_TABLE_NAME"
+    with pytest.raises(KeyError):
+        Settings.env_name("nope")
+
+
+def test_overrides_win_over_the_environment() -> None:
+    assert Settings.from_env({"DUPCHECK_PORT": "9000"}, port=0).port == 0
