@@ -22,6 +22,13 @@ run: venv
 test: venv
 	$(BIN)/python -m pytest
 
+# Writes cdk.out/Dupcheck.template.json; bundles Lambda dependencies with pip (no Docker).
+synth: venv
+	$(BIN)/python infra/app.py
+
+bench: venv
+	$(BIN)/python scripts/bench/index_bench.py
+
 lint: venv
 	$(BIN)/ruff check lambdas infra scripts tests
 

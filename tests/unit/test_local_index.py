@@ -24,7 +24,7 @@ def test_search_matches_brute_force(bits: int) -> None:
     index = LocalHashIndex(bits)
     index.upsert_many(_record(f"e{i}", h) for i, h in enumerate(hexes))
     values = [HashValue.from_hex(h) for h in hexes]
-    for q in range(20):
+    for _ in range(20):
         query = HashValue.from_hex(_random_hexes(rng, 1, bits)[0])
         expected = sorted((query - v, i) for i, v in enumerate(values))[:10]
         hits = index.search([query], 10)

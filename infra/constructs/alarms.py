@@ -1,0 +1,116 @@
+"""CloudWatch alarms for what needs a human, all sent to one encrypted SNS topic.
+
+- the DLQ holds any message: a stream record could not be indexed (search results are stale);
+- a function reported errors (unhandled exceptions, timeouts);
+- the API returned 5XX for a noticeable share of requests (the API maps upstream failures to
+  502/504, so a single 5XX is not an incident; a sustained rate is);
+- the OpenSearch cluster is red (a primary shard is unassigned).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_opensearchservice as opensearch
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+PERIOD = Duration.minutes(5)  # SQS and OpenSearch publish at 1-5 minute resolution
+API_5XX_RATE = 0.05  # share of requests over 5 minutes; see module docstring
+API_5XX_PERIODS = 3  # ... for 3 consecutive periods (15 minutes)
+
+
+class Alarms(Construct):
+    """Alarms on the DLQ, each function's errors, API 5XX rate and cluster health."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        dlq: sqs.IQueue,
+        functions: Mapping[str, lambda_.IFunction],
+        rest_api: apigw.RestApi,
+        domain: opensearch.IDomain,
+        email: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="dupcheck alarms",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        if email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        action = cw_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+
+        def add(name: str, alarm: cloudwatch.Alarm) -> None:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+            self.alarms[name] = alarm
+
+        add(
+            "DlqNotEmpty",
+            cloudwatch.Alarm(
+                self,
+                "DlqNotEmpty",
+                alarm_description="Stream records failed to sync to OpenSearch; see docs/deploy.md",
+                metric=dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        )
+        for name, function in functions.items():
+            add(
+                f"{name}Errors",
+                cloudwatch.Alarm(
+                    self,
+                    f"{name}Errors",
+                    alarm_description=f"The {name} function reported errors",
+                    metric=function.metric_errors(period=PERIOD, statistic="Sum"),
+                    threshold=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    evaluation_periods=1,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                ),
+            )
+        add(
+            "Api5xx",
+            cloudwatch.Alarm(
+                self,
+                "Api5xx",
+                alarm_description="More than 5% of API requests returned 5XX for 15 minutes",
+                # Average of the 0/1 5XXError metric is the share of requests that failed.
+                metric=rest_api.metric_server_error(period=PERIOD, statistic="Average"),
+                threshold=API_5XX_RATE,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=API_5XX_PERIODS,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        )
+        add(
+            "ClusterRed",
+            cloudwatch.Alarm(
+                self,
+                "ClusterRed",
+                alarm_description="OpenSearch cluster status is red",
+                metric=domain.metric_cluster_status_red(period=Duration.minutes(1), statistic="Maximum"),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.MISSING,
+            ),
+        )

@@ -1,0 +1,185 @@
+"""The dupcheck stack: reads its configuration, wires one construct per concern, and grants.
+
+No resource details live here (they belong to `infra/constructs/`); this module decides
+what talks to what, and which `DUPCHECK_*` settings each function receives. Environment
+variable names come from `Settings.env_name`, the same place the code reads them from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from dupcheck.core.settings import Settings
+from infra.bundling import dupcheck_code
+from infra.constructs import Alarms, Api, HashTable, SearchDomain, StreamSync
+
+CONTEXT_PREFIX = "dupcheck:"
+SERVICE_NAME = "dupcheck"
+
+# Defaults per profile (`-c dupcheck:profile=dev`); any single key can still be overridden.
+# prod: two general-purpose Graviton nodes in two AZs (no burstable CPU credits to run out).
+# dev: one t3.small.search node (free-tier eligible, single AZ, no replicas possible).
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prod": {
+        "searchInstanceType": "m6g.large.search",
+        "searchNodeCount": 2,
+        "searchVolumeGiB": 20,
+        "searchDomainName": "dupcheck",
+    },
+    "dev": {
+        "searchInstanceType": "t3.small.search",
+        "searchNodeCount": 1,
+        "searchVolumeGiB": 10,
+        "searchDomainName": "dupcheck-dev",
+    },
+}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "opensearchIndex": Settings.model_fields["opensearch_index"].default,
+    "apiRateLimit": 50,  # requests per second, steady state, per API key
+    "apiBurstLimit": 100,  # requests, token bucket size
+    "apiQuotaPerDay": 200_000,  # requests per API key per day
+    "apiKeyVersion": 1,  # bump to replace the API key on the next deploy
+    "logLevel": "INFO",
+    "allowedHosts": "",  # DUPCHECK_ALLOWED_HOSTS: comma-separated; empty allows every public host
+    "alarmEmail": "",  # subscribe this address to the alarm topic when set
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DupcheckConfig:
+    """Everything that varies between deployments, read from CDK context (`dupcheck:*`)."""
+
+    profile: str = "prod"
+    search_instance_type: str
+    search_node_count: int
+    search_volume_gib: int
+    search_domain_name: str
+    opensearch_index: str
+    api_rate_limit: float
+    api_burst_limit: int
+    api_quota_per_day: int
+    api_key_version: int
+    log_level: str
+    allowed_hosts: str
+    alarm_email: str
+
+    @classmethod
+    def from_context(cls, node: Any) -> DupcheckConfig:
+        """`node` is any construct node (`app.node`); values from `-c` arrive as strings."""
+        profile = str(node.try_get_context(CONTEXT_PREFIX + "profile") or "prod")
+        if profile not in PROFILE_DEFAULTS:
+            raise ValueError(f"dupcheck:profile must be one of {sorted(PROFILE_DEFAULTS)}, not {profile!r}")
+        defaults = {**COMMON_DEFAULTS, **PROFILE_DEFAULTS[profile]}
+        values: dict[str, Any] = {"profile": profile}
+        for field in fields(cls):
+            if field.name == "profile":
+                continue
+            key = _camel(field.name)
+            raw = node.try_get_context(CONTEXT_PREFIX + key)
+            default = defaults[key]
+            value = default if raw is None else raw
+            try:
+                values[field.name] = type(default)(value) if not isinstance(default, str) else str(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"context {CONTEXT_PREFIX}{key}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join("GiB" if part == "gib" else part.capitalize() for part in rest)
+
+
+class DupcheckStack(Stack):
+    """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: DupcheckConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        hashes = HashTable(self, "HashTable")
+        search = SearchDomain(
+            self,
+            "SearchDomain",
+            domain_name=config.search_domain_name,
+            instance_type=config.search_instance_type,
+            node_count=config.search_node_count,
+            volume_gib=config.search_volume_gib,
+            # The index is derived data (rebuilt from the table by `reindex`): a dev domain must
+            # not outlive its stack and keep billing; prod keeps it to avoid a long rebuild.
+            removal_policy=RemovalPolicy.DESTROY if config.profile == "dev" else RemovalPolicy.RETAIN,
+        )
+
+        env = function_environment(
+            config=config, table_name=hashes.table.table_name, opensearch_endpoint=search.endpoint
+        )
+        code = dupcheck_code()  # one asset, bound by both functions
+        api = Api(
+            self,
+            "Api",
+            code=code,
+            environment=env,
+            rate_limit=config.api_rate_limit,
+            burst_limit=config.api_burst_limit,
+            quota_per_day=config.api_quota_per_day,
+            api_key_version=config.api_key_version,
+        )
+        sync = StreamSync(self, "StreamSync", code=code, environment=env, table=hashes.table)
+
+        # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them;
+        # stream_sync's stream read and DLQ send come with its event source mapping.
+        hashes.table.grant_read_write_data(api.function)
+        search.allow_roles(_role(api.function), _role(sync.function))
+
+        alarms = Alarms(
+            self,
+            "Alarms",
+            dlq=sync.dlq,
+            functions={"FindSimilar": api.function, "StreamSync": sync.function},
+            rest_api=api.rest_api,
+            domain=search.domain,
+            email=config.alarm_email or None,
+        )
+
+        CfnOutput(self, "ApiUrl", value=api.url, description="Base URL of stage v1")
+        CfnOutput(
+            self,
+            "ApiKeyId",
+            value=api.api_key.key_id,
+            description="Value: aws apigateway get-api-key --api-key <id> --include-value "
+            "--query value --output text",
+        )
+        CfnOutput(self, "TableName", value=hashes.table.table_name)
+        CfnOutput(self, "SearchDomainEndpoint", value=search.endpoint)
+        CfnOutput(self, "DeadLetterQueueUrl", value=sync.dlq.queue_url)
+        CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+
+
+def function_environment(
+    *, config: DupcheckConfig, table_name: str, opensearch_endpoint: str
+) -> dict[str, str]:
+    """The environment both functions share; `DUPCHECK_*` names come from Settings."""
+    env = {
+        Settings.env_name("store"): "dynamodb",
+        Settings.env_name("index"): "opensearch",
+        Settings.env_name("table_name"): table_name,
+        Settings.env_name("opensearch_endpoint"): opensearch_endpoint,
+        Settings.env_name("opensearch_index"): config.opensearch_index,
+        Settings.env_name("log_level"): config.log_level,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": SERVICE_NAME,
+        "LOG_LEVEL": config.log_level,
+    }
+    if config.allowed_hosts:
+        env[Settings.env_name("allowed_hosts")] = config.allowed_hosts
+    return env
+
+
+def _role(function: Any) -> iam.IRole:
+    role = function.role
+    assert role is not None, "functions create their own role"
+    return role

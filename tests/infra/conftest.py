@@ -1,0 +1,66 @@
+"""Synthesises the stack once per session, without bundling (no pip, no network).
+
+`aws:cdk:bundling-stacks = []` makes CDK stage the Lambda source as-is instead of running the
+local pip bundler; the template is otherwise identical to a real synth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+for _path in (REPO_ROOT, REPO_ROOT / "lambdas"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from aws_cdk import App, Stack  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+from infra.app import build  # noqa: E402
+
+NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+
+def synth(**context: Any) -> tuple[Stack, Template]:
+    """Same context as `cdk synth` (cdk.json's feature flags), plus overrides, minus bundling."""
+    cdk_json = json.loads((REPO_ROOT / "cdk.json").read_text())
+    app = App(context={**cdk_json.get("context", {}), **NO_BUNDLING, **context})
+    stack = build(app)
+    return stack, Template.from_stack(stack)
+
+
+@pytest.fixture(scope="session")
+def prod() -> tuple[Stack, Template]:
+    """The default (prod profile) stack."""
+    return synth()
+
+
+@pytest.fixture(scope="session")
+def stack(prod: tuple[Stack, Template]) -> Stack:
+    return prod[0]
+
+
+@pytest.fixture(scope="session")
+def template(prod: tuple[Stack, Template]) -> Template:
+    return prod[1]
+
+
+@pytest.fixture(scope="session")
+def dev() -> tuple[Stack, Template]:
+    """The cheap dev profile, with a few context values passed as strings like `cdk -c` does."""
+    return synth(
+        **{
+            "dupcheck:profile": "dev",
+            "dupcheck:apiRateLimit": "5",
+            "dupcheck:alarmEmail": "ops@example.com",
+            "dupcheck:apiKeyVersion": "2",
+        }
+    )

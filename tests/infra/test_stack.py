@@ -1,0 +1,585 @@
+"""Assertions on the synthesised CloudFormation template: every property the deployment relies on.
+
+The stack is synthesised once per session (see conftest.py) with bundling skipped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import Stack
+from aws_cdk.assertions import Annotations, Match, Template
+
+from dupcheck.core.settings import Settings
+from infra import bundling
+from infra.stack import DupcheckConfig
+
+FIND_SIMILAR_HANDLER = "dupcheck.handlers.find_similar.handler"
+STREAM_SYNC_HANDLER = "dupcheck.handlers.stream_sync.handler"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def only(template: Template, resource_type: str, props: Any = None) -> tuple[str, dict]:
+    found = template.find_resources(resource_type, {"Properties": props} if props is not None else None)
+    assert len(found) == 1, f"expected one {resource_type} matching {props}, found {list(found)}"
+    return next(iter(found.items()))
+
+
+def logical_id(template: Template, resource_type: str, props: Any = None) -> str:
+    return only(template, resource_type, props)[0]
+
+
+def function(template: Template, handler: str) -> tuple[str, dict]:
+    return only(template, "AWS::Lambda::Function", {"Handler": handler})
+
+
+def role_id(template: Template, handler: str) -> str:
+    return function(template, handler)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def statements_of_role(template: Template, role: str) -> list[dict]:
+    policies = template.find_resources("AWS::IAM::Policy")
+    out: list[dict] = []
+    for policy in policies.values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return out
+
+
+def actions(statement: dict) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+def routes(template: Template) -> dict[tuple[str, str], dict]:
+    """(path, HTTP method) -> AWS::ApiGateway::Method properties."""
+    resources = template.find_resources("AWS::ApiGateway::Resource")
+    rest_api = logical_id(template, "AWS::ApiGateway::RestApi")
+
+    def path(ref: Any) -> str:
+        if isinstance(ref, dict) and "Fn::GetAtt" in ref:
+            assert ref["Fn::GetAtt"] == [rest_api, "RootResourceId"]
+            return ""
+        props = resources[ref["Ref"]]["Properties"]
+        return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+    out = {}
+    for method in template.find_resources("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        out[(path(props["ResourceId"]) or "/", props["HttpMethod"])] = props
+    return out
+
+
+# ---------------------------------------------------------------- DynamoDB
+
+
+def test_table_key_billing_pitr_stream_encryption_retain(template: Template) -> None:
+    template.resource_count_is("AWS::DynamoDB::Table", 1)
+    template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "Properties": {
+                "KeySchema": [{"AttributeName": "entity_id", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "entity_id", "AttributeType": "S"}],
+                "BillingMode": "PAY_PER_REQUEST",
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+                # AWS managed key: SSE on, no customer key.
+                "SSESpecification": {"SSEEnabled": True, "KMSMasterKeyId": Match.absent()},
+            },
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+        },
+    )
+
+
+# ---------------------------------------------------------------- OpenSearch
+
+
+def test_domain_version_encryption_https_tls(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::OpenSearchService::Domain",
+        {
+            "EngineVersion": "OpenSearch_2.19",
+            "EncryptionAtRestOptions": {"Enabled": True},
+            "NodeToNodeEncryptionOptions": {"Enabled": True},
+            "DomainEndpointOptions": {
+                "EnforceHTTPS": True,
+                "TLSSecurityPolicy": "Policy-Min-TLS-1-2-2019-07",
+            },
+            "AdvancedSecurityOptions": Match.absent(),  # no fine-grained access control
+        },
+    )
+    template.has_resource("AWS::OpenSearchService::Domain", {"DeletionPolicy": "Retain"})
+
+
+def test_domain_prod_sizing_is_zone_aware(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::OpenSearchService::Domain",
+        {
+            "DomainName": "dupcheck",
+            "ClusterConfig": {
+                "InstanceCount": 2,
+                "InstanceType": "m6g.large.search",
+                "ZoneAwarenessEnabled": True,
+                "ZoneAwarenessConfig": {"AvailabilityZoneCount": 2},
+                "DedicatedMasterEnabled": False,
+            },
+            "EBSOptions": {"EBSEnabled": True, "VolumeSize": 20, "VolumeType": "gp3"},
+        },
+    )
+
+
+def test_domain_dev_profile_is_one_small_node(dev: tuple[Stack, Template]) -> None:
+    _, template = dev
+    template.has_resource_properties(
+        "AWS::OpenSearchService::Domain",
+        {
+            "DomainName": "dupcheck-dev",
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "t3.small.search",
+                "ZoneAwarenessEnabled": False,
+                "ZoneAwarenessConfig": Match.absent(),
+            },
+            "EBSOptions": {"VolumeSize": 10, "VolumeType": "gp3"},
+        },
+    )
+    template.has_resource("AWS::OpenSearchService::Domain", {"DeletionPolicy": "Delete"})
+    template.has_resource("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
+
+
+def test_domain_access_policy_names_exactly_the_two_function_roles(template: Template) -> None:
+    _, domain = only(template, "AWS::OpenSearchService::Domain")
+    statements = domain["Properties"]["AccessPolicies"]["Statement"]
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "es:ESHttp*"
+    principals = statement["Principal"]["AWS"]
+    assert sorted(principals, key=str) == sorted(
+        [
+            {"Fn::GetAtt": [role_id(template, FIND_SIMILAR_HANDLER), "Arn"]},
+            {"Fn::GetAtt": [role_id(template, STREAM_SYNC_HANDLER), "Arn"]},
+        ],
+        key=str,
+    )
+    assert "*" not in str(principals)
+    # The resource is this domain's paths, built from its name (not a wildcard domain).
+    assert statement["Resource"]["Fn::Join"][1][-1] == ":domain/dupcheck/*"
+
+
+def test_domain_publishes_slow_and_application_logs(template: Template) -> None:
+    _, domain = only(template, "AWS::OpenSearchService::Domain")
+    options = domain["Properties"]["LogPublishingOptions"]
+    assert set(options) == {"SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS", "ES_APPLICATION_LOGS"}
+    assert all(option["Enabled"] for option in options.values())
+    # Plain resource policy, no custom-resource Lambda for it.
+    _, policy = only(template, "AWS::Logs::ResourcePolicy")
+    document = str(policy["Properties"]["PolicyDocument"])
+    assert "es.amazonaws.com" in document and "logs:PutLogEvents" in document
+
+
+def test_only_the_two_dupcheck_functions_exist(template: Template) -> None:
+    # No custom-resource Lambdas (access policy and log policy are plain CloudFormation).
+    template.resource_count_is("AWS::Lambda::Function", 2)
+
+
+# ---------------------------------------------------------------- Lambda functions
+
+
+@pytest.mark.parametrize(
+    ("handler", "memory", "timeout"),
+    [(FIND_SIMILAR_HANDLER, 1024, 29), (STREAM_SYNC_HANDLER, 512, 60)],
+)
+def test_function_runtime_handler_memory_timeout(
+    template: Template, handler: str, memory: int, timeout: int
+) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": handler,
+            "Runtime": "python3.12",
+            "Architectures": ["x86_64"],
+            "MemorySize": memory,
+            "Timeout": timeout,
+            "TracingConfig": {"Mode": "Active"},
+            "LoggingConfig": {"LogGroup": Match.any_value()},
+        },
+    )
+
+
+@pytest.mark.parametrize("handler", [FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER])
+def test_function_environment_uses_settings_names(template: Template, handler: str) -> None:
+    table = logical_id(template, "AWS::DynamoDB::Table")
+    domain = logical_id(template, "AWS::OpenSearchService::Domain")
+    env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
+    assert env == {
+        Settings.env_name("store"): "dynamodb",
+        Settings.env_name("index"): "opensearch",
+        Settings.env_name("table_name"): {"Ref": table},
+        Settings.env_name("opensearch_endpoint"): {"Fn::GetAtt": [domain, "DomainEndpoint"]},
+        Settings.env_name("opensearch_index"): "dupcheck-hashes",
+        Settings.env_name("log_level"): "INFO",
+        "POWERTOOLS_SERVICE_NAME": "dupcheck",
+        "POWERTOOLS_METRICS_NAMESPACE": "dupcheck",
+        "LOG_LEVEL": "INFO",
+    }
+    # Every DUPCHECK_* name is one the code reads: Settings.from_env accepts them.
+    deployed = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in env.items()}
+    settings = Settings.from_env({k: v for k, v in deployed.items() if k.startswith("DUPCHECK_")})
+    assert (settings.store, settings.index) == ("dynamodb", "opensearch")
+
+
+def test_both_functions_share_one_code_asset(template: Template) -> None:
+    keys = {
+        fn["Properties"]["Code"]["S3Key"] for fn in template.find_resources("AWS::Lambda::Function").values()
+    }
+    assert len(keys) == 1
+
+
+def test_find_similar_reads_and_writes_the_table(template: Template) -> None:
+    table = logical_id(template, "AWS::DynamoDB::Table")
+    table_arn = {"Fn::GetAtt": [table, "Arn"]}
+    granted: set[str] = set()
+    for statement in statements_of_role(template, role_id(template, FIND_SIMILAR_HANDLER)):
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        if table_arn in resources:
+            granted.update(actions(statement))
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= granted
+
+
+@pytest.mark.parametrize("handler", [FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER])
+def test_both_functions_may_call_the_domain_over_http(template: Template, handler: str) -> None:
+    domain = logical_id(template, "AWS::OpenSearchService::Domain")
+    statements = [
+        s for s in statements_of_role(template, role_id(template, handler)) if "es:ESHttp*" in actions(s)
+    ]
+    assert len(statements) == 1
+    assert statements[0]["Resource"] == [
+        {"Fn::GetAtt": [domain, "Arn"]},
+        {"Fn::Join": ["", [{"Fn::GetAtt": [domain, "Arn"]}, "/*"]]},
+    ]
+
+
+def test_stream_sync_reads_the_stream_and_writes_the_dlq(template: Template) -> None:
+    table = logical_id(template, "AWS::DynamoDB::Table")
+    dlq = logical_id(template, "AWS::SQS::Queue")
+    statements = statements_of_role(template, role_id(template, STREAM_SYNC_HANDLER))
+    by_resource = {str(s["Resource"]): set(actions(s)) for s in statements}
+    assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream"} <= by_resource[
+        str({"Fn::GetAtt": [table, "StreamArn"]})
+    ]
+    assert "sqs:SendMessage" in by_resource[str({"Fn::GetAtt": [dlq, "Arn"]})]
+    # stream_sync never writes the table.
+    assert not any("dynamodb:PutItem" in actions(s) for s in statements)
+
+
+# ---------------------------------------------------------------- stream -> stream_sync
+
+
+def test_event_source_mapping(template: Template) -> None:
+    table = logical_id(template, "AWS::DynamoDB::Table")
+    dlq = logical_id(template, "AWS::SQS::Queue")
+    stream_fn = function(template, STREAM_SYNC_HANDLER)[0]
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [table, "StreamArn"]},
+            "FunctionName": {"Ref": stream_fn},
+            "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 100,
+            "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": 3,
+            "MaximumRecordAgeInSeconds": 86400,
+            "ParallelizationFactor": 1,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [dlq, "Arn"]}}},
+        },
+    )
+
+
+def test_dlq_encrypted_ssl_only_14_days(template: Template) -> None:
+    dlq = logical_id(
+        template, "AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 86400}
+    )
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": dlq}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+# ---------------------------------------------------------------- API Gateway
+
+EXPECTED_ROUTES = {
+    ("/find_similar", "GET"): {
+        "method.request.querystring.image_url": True,
+        "method.request.querystring.top": False,
+        "method.request.querystring.max_distance": False,
+    },
+    ("/find_similar", "POST"): {
+        "method.request.querystring.top": False,
+        "method.request.querystring.max_distance": False,
+    },
+    ("/items", "POST"): None,
+    ("/items/{entity_id}", "GET"): {"method.request.path.entity_id": True},
+    ("/items/{entity_id}", "DELETE"): {"method.request.path.entity_id": True},
+    ("/health", "GET"): None,
+    ("/openapi.json", "GET"): None,
+}
+
+
+def test_routes_proxy_to_find_similar_with_api_key_and_validation(template: Template) -> None:
+    found = routes(template)
+    assert set(found) == set(EXPECTED_ROUTES)
+    fn = function(template, FIND_SIMILAR_HANDLER)[0]
+    validator = logical_id(template, "AWS::ApiGateway::RequestValidator")
+    for route, params in EXPECTED_ROUTES.items():
+        props = found[route]
+        assert props["ApiKeyRequired"] is True, route
+        assert props["Integration"]["Type"] == "AWS_PROXY", route
+        assert {"Fn::GetAtt": [fn, "Arn"]} in props["Integration"]["Uri"]["Fn::Join"][1], route
+        assert props["RequestValidatorId"] == {"Ref": validator}, route
+        assert props.get("RequestParameters") == params, route
+
+
+def test_request_validator_checks_parameters(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator", {"ValidateRequestParameters": True, "ValidateRequestBody": False}
+    )
+
+
+def test_rest_api_binary_media_types_and_key_source(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGateway::RestApi",
+        {
+            "Name": "Dupcheck-api",
+            "BinaryMediaTypes": ["image/*", "multipart/form-data"],
+            "ApiKeySourceType": "HEADER",
+            "EndpointConfiguration": {"Types": ["REGIONAL"]},
+        },
+    )
+
+
+def test_stage_v1_tracing_and_access_logs(template: Template) -> None:
+    _, stage = only(template, "AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "v1"
+    assert props["TracingEnabled"] is True
+    log_group = props["AccessLogSetting"]["DestinationArn"]["Fn::GetAtt"]
+    assert log_group[1] == "Arn"
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
+    assert template.to_json()["Resources"][log_group[0]]["Type"] == "AWS::Logs::LogGroup"
+    for field in ("$context.requestId", "$context.status", "$context.httpMethod", "$context.resourcePath"):
+        assert field in props["AccessLogSetting"]["Format"]
+    assert props["MethodSettings"] == [
+        {
+            "DataTraceEnabled": False,
+            "HttpMethod": "*",
+            "LoggingLevel": "ERROR",
+            "MetricsEnabled": True,
+            "ResourcePath": "/*",
+        }
+    ]
+
+
+def test_api_key_and_usage_plan_throttle_and_quota(template: Template) -> None:
+    stage = logical_id(template, "AWS::ApiGateway::Stage")
+    template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+    plan = logical_id(
+        template,
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {"RateLimit": 50, "BurstLimit": 100},
+            "Quota": {"Limit": 200000, "Period": "DAY"},
+            "ApiStages": [Match.object_like({"Stage": {"Ref": stage}})],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlanKey",
+        {
+            "KeyType": "API_KEY",
+            "UsagePlanId": {"Ref": plan},
+            "KeyId": {"Ref": logical_id(template, "AWS::ApiGateway::ApiKey")},
+        },
+    )
+
+
+def test_api_key_version_replaces_the_key(template: Template, dev: tuple[Stack, Template]) -> None:
+    (v1,) = template.find_resources("AWS::ApiGateway::ApiKey")
+    (v2,) = dev[1].find_resources("AWS::ApiGateway::ApiKey")
+    assert v1 != v2  # a new logical id: CloudFormation creates the new key and deletes the old one
+    dev[1].has_resource_properties("AWS::ApiGateway::UsagePlanKey", {"KeyId": {"Ref": v2}})
+
+
+def test_usage_plan_reads_context_strings(dev: tuple[Stack, Template]) -> None:
+    _, template = dev
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan", {"Throttle": {"RateLimit": 5, "BurstLimit": 100}}
+    )
+
+
+# ---------------------------------------------------------------- alarms and outputs
+
+
+def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> None:
+    topic = logical_id(template, "AWS::SNS::Topic")
+    dlq = logical_id(template, "AWS::SQS::Queue")
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    by_metric: dict[str, list[dict]] = {}
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": topic}]
+        by_metric.setdefault(props["MetricName"], []).append(props)
+    (dlq_alarm,) = by_metric["ApproximateNumberOfMessagesVisible"]
+    assert dlq_alarm["Threshold"] == 1
+    assert dlq_alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert dlq_alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+    errored = {a["Dimensions"][0]["Value"]["Ref"] for a in by_metric["Errors"]}
+    assert errored == {
+        function(template, FIND_SIMILAR_HANDLER)[0],
+        function(template, STREAM_SYNC_HANDLER)[0],
+    }
+    (api_alarm,) = by_metric["5XXError"]
+    assert api_alarm["Namespace"] == "AWS/ApiGateway"
+    assert api_alarm["Dimensions"] == [{"Name": "ApiName", "Value": "Dupcheck-api"}]
+    assert len(by_metric["ClusterStatus.red"]) == 1
+
+
+def test_alarm_topic_encrypted_ssl_only(template: Template, dev: tuple[Stack, Template]) -> None:
+    _, topic = only(template, "AWS::SNS::Topic")
+    assert topic["Properties"]["KmsMasterKeyId"]["Fn::Join"][1][-1] == ":alias/aws/sns"
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Effect": "Deny"})])}},
+    )
+    template.resource_count_is("AWS::SNS::Subscription", 0)
+    dev[1].has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
+    )
+
+
+def test_outputs(template: Template) -> None:
+    outputs = template.to_json()["Outputs"]
+    for name in (
+        "ApiUrl",
+        "ApiKeyId",
+        "TableName",
+        "SearchDomainEndpoint",
+        "DeadLetterQueueUrl",
+        "AlarmTopicArn",
+    ):
+        assert name in outputs, name
+    assert outputs["TableName"]["Value"] == {"Ref": logical_id(template, "AWS::DynamoDB::Table")}
+    assert outputs["ApiKeyId"]["Value"] == {"Ref": logical_id(template, "AWS::ApiGateway::ApiKey")}
+    assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": logical_id(template, "AWS::SQS::Queue")}
+    assert "v1" in str(outputs["ApiUrl"]["Value"])
+
+
+# ---------------------------------------------------------------- cdk-nag
+
+
+@pytest.mark.parametrize("profile", ["prod", "dev"])
+def test_no_unsuppressed_cdk_nag_findings(
+    profile: str, prod: tuple[Stack, Template], dev: tuple[Stack, Template]
+) -> None:
+    stack = (prod if profile == "prod" else dev)[0]
+    annotations = Annotations.from_stack(stack)
+    pattern = Match.string_like_regexp("AwsSolutions-.*")
+    assert annotations.find_error("*", pattern) == []
+    assert annotations.find_warning("*", pattern) == []
+
+
+def test_every_suppression_has_a_reason(template: Template) -> None:
+    seen = 0
+    for resource in template.to_json()["Resources"].values():
+        for suppression in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            seen += 1
+            assert suppression["id"].startswith("AwsSolutions-")
+            assert len(suppression["reason"]) >= 40, suppression
+    assert seen > 0
+
+
+# ---------------------------------------------------------------- configuration and bundling (no synth)
+
+
+class FakeNode:
+    def __init__(self, context: dict[str, Any]) -> None:
+        self._context = context
+
+    def try_get_context(self, key: str) -> Any:
+        return self._context.get(key)
+
+
+def test_config_defaults_and_string_overrides() -> None:
+    prod = DupcheckConfig.from_context(FakeNode({}))
+    assert (prod.search_instance_type, prod.search_node_count, prod.search_volume_gib) == (
+        "m6g.large.search",
+        2,
+        20,
+    )
+    dev = DupcheckConfig.from_context(FakeNode({"dupcheck:profile": "dev", "dupcheck:searchNodeCount": "3"}))
+    assert (dev.search_instance_type, dev.search_node_count, dev.search_volume_gib) == (
+        "t3.small.search",
+        3,
+        10,
+    )
+    with pytest.raises(ValueError, match="profile"):
+        DupcheckConfig.from_context(FakeNode({"dupcheck:profile": "staging"}))
+    with pytest.raises(ValueError, match="searchNodeCount"):
+        DupcheckConfig.from_context(FakeNode({"dupcheck:searchNodeCount": "two"}))
+
+
+def test_local_bundler_runs_pip_for_the_lambda_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[str], check: bool) -> subprocess.CompletedProcess:
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("-t") + 1])
+        for name in ("boto3", "botocore", "scipy/fft/tests", "numpy"):
+            (out / name).mkdir(parents=True, exist_ok=True)
+        (out / "boto3-1.0.dist-info").mkdir()
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(bundling.subprocess, "run", fake_run)
+    assert bundling.LocalPipBundler().try_bundle(str(tmp_path), None) is True
+    (cmd,) = calls
+    for flag, value in [
+        ("--platform", "manylinux2014_x86_64"),
+        ("--python-version", "3.12"),
+        ("--implementation", "cp"),
+        ("-r", str(bundling.REQUIREMENTS)),
+        ("-t", str(tmp_path)),
+    ]:
+        assert cmd[cmd.index(flag) + 1] == value
+    assert "--only-binary=:all:" in cmd
+    assert (tmp_path / "dupcheck" / "handlers" / "__init__.py").is_file()
+    assert not (tmp_path / "boto3").exists() and not (tmp_path / "boto3-1.0.dist-info").exists()
+    assert not (tmp_path / "scipy" / "fft" / "tests").exists() and (tmp_path / "numpy").exists()
+
+
+def test_local_bundler_fails_loudly_when_pip_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundling.subprocess, "run", lambda cmd, check: subprocess.CompletedProcess(cmd, 1))
+    with pytest.raises(bundling.BundlingError):
+        bundling.LocalPipBundler().try_bundle(str(tmp_path), None)
