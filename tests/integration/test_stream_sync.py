@@ -8,7 +8,6 @@ sees the real image format the table produces.
 from __future__ import annotations
 
 import copy
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any

@@ -4,9 +4,7 @@ the documented response shapes (no cluster, no network)."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
