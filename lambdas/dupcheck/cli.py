@@ -182,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Batch commands live in their own modules: (command, module with add_arguments() and run()).
-EXTRA_COMMANDS: list[tuple[str, str]] = []
+EXTRA_COMMANDS: list[tuple[str, str]] = [
+    ("backfill", "dupcheck.backfill"),
+    ("reindex", "dupcheck.reindex"),
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -404,6 +404,12 @@ def test_count(index: OpenSearchHashIndex, recorder: Recorder) -> None:
     assert index.count() == 42
 
 
+def test_refresh_targets_the_index(index: OpenSearchHashIndex, recorder: Recorder) -> None:
+    recorder.on("POST", f"/{INDEX}/_refresh", {"_shards": {"total": 2, "successful": 2, "failed": 0}})
+    index.refresh()
+    assert [(method, url) for method, url, _, _ in recorder.calls] == [("POST", f"/{INDEX}/_refresh")]
+
+
 def test_unconfigured_endpoint_is_unavailable_not_a_hang() -> None:
     index = OpenSearchHashIndex(INDEX, endpoint="")
     with pytest.raises(IndexUnavailable):

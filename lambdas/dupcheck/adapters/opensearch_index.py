@@ -448,6 +448,10 @@ class OpenSearchHashIndex:
         response = self._run("count", self.client.count, index=self.index_name)
         return int(response["count"])
 
+    def refresh(self) -> None:
+        """Make every write visible to search and count (writes use refresh=false)."""
+        self._run("refresh", self.client.indices.refresh, index=self.index_name)
+
     def candidates(self, k: int) -> int:
         """How many neighbours to ask HNSW for, so the true k nearest survive its approximation."""
         return min(MAX_CANDIDATES, max(k * self.oversample, self.min_candidates, k))

@@ -1,0 +1,274 @@
+"""Backfill throughput and memory, against a loopback image server, in one run.
+
+    .venv/bin/python scripts/bench/backfill_bench.py [--images 600] [--serial 150] [--rows 1000000]
+
+1. Throughput: N ~1 MP JPEGs (the >= 0.7 MP photos of /work/shared/bench/images when present,
+   else generated 1200x900 product shots), each at its own URL on a ThreadingHTTPServer that
+   runs in a separate process, are backfilled by `python -m dupcheck backfill --target local`
+   (a subprocess, exactly as a user runs it) into a fresh SQLite store. The baseline is the
+   obvious serial loop (`requests` session + `PIL.Image.open` + `imagehash.phash`) over the
+   first `--serial` URLs, measured in the same run against the same server.
+2. Memory: peak RSS (the backfill process plus its hashing processes, sampled with psutil)
+   of (a) real backfills of small and large catalogs whose URLs all return a tiny JPEG, to show
+   RSS does not grow with rows, and (b) a `--dry-run` of a `--rows`-row catalog (reader, store
+   look-ups in batches and the bounded queues; no downloads).
+
+Prints one JSON object (the figures in docs/benchmarks_backfill.md) as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+SHARED_IMAGES = Path("/work/shared/bench/images")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- image server (separate process, so it does not share the GIL with the measured code) ------------
+
+
+def _serve(folder: str, ready: Any, port_box: Any) -> None:
+    files = sorted(Path(folder).glob("*.jpg"))
+    bodies = [f.read_bytes() for f in files]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the fetcher's pool reuses connections
+
+        def do_GET(self) -> None:  # noqa: N802
+            # /i/<n>.jpg -> image n modulo the folder; /tiny/<n>.jpg -> the tiny image
+            kind, _, name = self.path.strip("/").partition("/")
+            try:
+                n = int(name.split(".")[0])
+            except ValueError:
+                n = -1
+            if kind == "i" and n >= 0:
+                body = bodies[n % len(bodies)]
+            elif kind == "tiny":
+                body = TINY
+            else:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 256
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    port_box.value = httpd.server_address[1]
+    ready.set()
+    httpd.serve_forever()
+
+
+def _tiny() -> bytes:
+    from dupcheck.local.samples import encode, product_image
+
+    return encode(product_image(7, (64, 64)))
+
+
+TINY = b""
+
+
+def _serve_entry(folder: str, ready: Any, port_box: Any) -> None:
+    global TINY
+    TINY = _tiny()
+    _serve(folder, ready, port_box)
+
+
+def start_server(folder: Path) -> tuple[multiprocessing.Process, str]:
+    ctx = multiprocessing.get_context("spawn")
+    ready, port = ctx.Event(), ctx.Value("i", 0)
+    proc = ctx.Process(target=_serve_entry, args=(str(folder), ready, port), daemon=True)
+    proc.start()
+    if not ready.wait(30):
+        raise RuntimeError("image server did not start")
+    return proc, f"http://127.0.0.1:{port.value}"
+
+
+# -- inputs -----------------------------------------------------------------------------------------
+
+
+def prepare_images(folder: Path, count: int) -> dict[str, Any]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen: list[Path] = []
+    if SHARED_IMAGES.is_dir():
+        for path in sorted(SHARED_IMAGES.glob("*.jpg")):
+            with Image.open(path) as im:
+                if im.size[0] * im.size[1] >= 700_000:
+                    chosen.append(path)
+            if len(chosen) >= count:
+                break
+    source = "shared" if chosen else "generated"
+    pixels, sizes = [], []
+    if chosen:
+        for i, path in enumerate(chosen):
+            (folder / f"{i:05d}.jpg").write_bytes(path.read_bytes())
+    else:
+        from dupcheck.local.samples import encode, product_image
+
+        for i in range(min(count, 200)):
+            (folder / f"{i:05d}.jpg").write_bytes(encode(product_image(i, (1200, 900))))
+    for path in sorted(folder.glob("*.jpg")):
+        with Image.open(path) as im:
+            pixels.append(im.size[0] * im.size[1])
+        sizes.append(path.stat().st_size)
+    return {
+        "source": f"{SHARED_IMAGES} (>= 0.7 MP)" if source == "shared" else "generated 1200x900",
+        "distinct_images": len(pixels),
+        "mean_megapixels": round(sum(pixels) / len(pixels) / 1e6, 2),
+        "mean_kb": round(sum(sizes) / len(sizes) / 1024, 1),
+    }
+
+
+def write_catalog(path: Path, base: str, rows: int, kind: str = "i") -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("entity_id,sku,image_url\n")
+        for i in range(rows):
+            out.write(f"E{i:07d},SKU-{i},{base}/{kind}/{i}.jpg\n")
+
+
+# -- measurements -----------------------------------------------------------------------------------
+
+
+def serial_loop(base: str, count: int) -> dict[str, Any]:
+    import imagehash
+    import requests
+    from PIL import Image
+
+    session = requests.Session()
+    started = time.perf_counter()
+    for i in range(count):
+        response = session.get(f"{base}/i/{i}.jpg", timeout=30)
+        response.raise_for_status()
+        imagehash.phash(Image.open(io.BytesIO(response.content)))
+    elapsed = time.perf_counter() - started
+    return {"images": count, "elapsed_s": round(elapsed, 2), "images_per_s": round(count / elapsed, 1)}
+
+
+def run_backfill(catalog: Path, data_dir: Path, extra: list[str] | None = None) -> dict[str, Any]:
+    import psutil
+
+    env = dict(os.environ, DUPCHECK_ALLOW_PRIVATE_URLS="true", DUPCHECK_DATA_DIR=str(data_dir))
+    cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress", *(extra or [])]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    peak_main = 0
+    parent = psutil.Process(proc.pid)
+    result: dict[str, str] = {}
+
+    def drain() -> None:
+        out, err = proc.communicate()
+        result["out"], result["err"] = out, err
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    while reader.is_alive():
+        try:
+            main = parent.memory_info().rss
+            total = main + sum(c.memory_info().rss for c in parent.children(recursive=True))
+            peak, peak_main = max(peak, total), max(peak_main, main)
+        except psutil.Error:
+            pass
+        reader.join(0.1)
+    wall = time.perf_counter() - started
+    lines = result["out"].strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"backfill printed nothing: {result['err'][-2000:]}")
+    summary = json.loads(lines[-1])
+    summary["wall_s"] = round(wall, 2)
+    summary["exit_code"] = proc.returncode
+    summary["peak_rss_mb_total"] = round(peak / 2**20, 1)
+    summary["peak_rss_mb_main"] = round(peak_main / 2**20, 1)
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=600, help="catalog rows for the throughput run")
+    parser.add_argument("--serial", type=int, default=150, help="images for the serial baseline")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the dry-run memory catalog")
+    parser.add_argument("--tiny-rows", type=int, nargs=2, default=(2_000, 20_000),
+                        help="rows of the small and large tiny-image catalogs")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--extra", default="", help="extra backfill arguments, e.g. '--per-host 16'")
+    parser.add_argument("--throughput-only", action="store_true", help="skip the memory runs")
+    args = parser.parse_args()
+
+    import psutil
+
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    with tempfile.TemporaryDirectory(prefix="dupcheck-bench-") as tmp:
+        work = Path(tmp)
+        report["images"] = prepare_images(work / "images", args.images)
+        server, base = start_server(work / "images")
+        try:
+            serial_loop(base, 5)  # warm-up (imports, connection)
+            report["serial"] = serial_loop(base, args.serial)
+            catalog = work / "catalog.csv"
+            write_catalog(catalog, base, args.images)
+            flags = ["--workers", str(args.workers), *args.extra.split()]
+            report["command"] = "python -m dupcheck backfill --catalog CATALOG --no-progress " + " ".join(flags)
+            run = run_backfill(catalog, work / "store", flags)
+            report["backfill"] = run
+            report["speedup_vs_serial"] = round(run["images_per_s"] / report["serial"]["images_per_s"], 2)
+            report["speedup_vs_serial_wall"] = round(
+                (run["done"] / run["wall_s"]) / report["serial"]["images_per_s"], 2
+            )
+            # Re-run: everything is unchanged, nothing is downloaded.
+            rerun = run_backfill(catalog, work / "store", flags)
+            report["rerun_unchanged"] = {k: rerun[k] for k in ("done", "skipped", "failed", "elapsed_s", "wall_s")}
+
+            if args.throughput_only:
+                return _finish(report)
+            memory: dict[str, Any] = {}
+            for rows in args.tiny_rows:
+                tiny = work / f"tiny-{rows}.csv"
+                write_catalog(tiny, base, rows, kind="tiny")
+                r = run_backfill(tiny, work / f"tiny-store-{rows}", flags)
+                memory[f"real_{rows}_rows"] = {
+                    k: r[k] for k in ("done", "failed", "images_per_s", "peak_rss_mb_total", "peak_rss_mb_main")
+                }
+            big = work / "big.csv"
+            write_catalog(big, base, args.rows, kind="tiny")
+            r = run_backfill(big, work / "dry-store", ["--dry-run"])
+            memory[f"dry_run_{args.rows}_rows"] = {
+                "catalog_mb": round(big.stat().st_size / 2**20, 1),
+                **{k: r[k] for k in ("rows", "would_fetch", "elapsed_s", "peak_rss_mb_main")},
+            }
+            report["memory"] = memory
+        finally:
+            server.terminate()
+            server.join(5)
+    report["machine_memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    return _finish(report)
+
+
+def _finish(report: dict[str, Any]) -> int:
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,368 @@
+"""`python -m dupcheck backfill` against a loopback image server: records, failures, exit codes,
+idempotent re-runs, changed URLs, retries, and resume after kill -9 / Ctrl-C.
+
+Nothing leaves 127.0.0.1; images come from dupcheck.local.samples. `ImageServer` here is also
+used by test_reindex.py and test_notebook.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.backfill import BackfillOptions, backfill_catalog
+from dupcheck.bootstrap import build_service
+from dupcheck.cli import main
+from dupcheck.core.settings import Settings
+from dupcheck.local.samples import encode, product_image
+
+MAX_BYTES = 1_000_000
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "image/jpeg"
+
+
+class ImageServer:
+    """ThreadingHTTPServer on 127.0.0.1: routes set by the test, a per-request delay, scripted
+    replies per path (e.g. 503, 503, then the image), and a thread-safe count of GETs per path."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Reply] = {}
+        self.scripts: dict[str, list[Reply]] = {}
+        self.hits: Counter[str] = Counter()
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                with server.lock:
+                    server.hits[path] += 1
+                    script = server.scripts.get(path)
+                    reply = script.pop(0) if script else server.routes.get(path, Reply(404, b"nope", "text/plain"))
+                if server.delay:
+                    time.sleep(server.delay)
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def image(self, path: str, seed: int) -> str:
+        self.routes[path] = Reply(200, encode(product_image(seed, (320, 240))))
+        return self.base_url + path
+
+    def route(self, path: str, reply: Reply) -> str:
+        self.routes[path] = reply
+        return self.base_url + path
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.hits)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[ImageServer]:
+    srv = ImageServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    monkeypatch.setenv("DUPCHECK_ALLOW_PRIVATE_URLS", "true")
+    monkeypatch.setenv("DUPCHECK_MAX_IMAGE_BYTES", str(MAX_BYTES))
+    monkeypatch.setenv("DUPCHECK_DATA_DIR", str(data))
+    return data
+
+
+def write_catalog(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["entity_id", "sku", "image_url"])
+        writer.writerows(rows)
+    return path
+
+
+def good_rows(server: ImageServer, n: int, start: int = 0) -> list[tuple[str, str, str]]:
+    return [(f"E{i}", f"SKU-{i}", server.image(f"/img/{i}.jpg", seed=i)) for i in range(start, start + n)]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = main(["backfill", "--no-progress", "--hash-workers", "1", *args])
+    out = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(out[-1])
+
+
+def stored(data_dir: Path) -> dict[str, Any]:
+    store = SqliteRecordStore(data_dir / "dupcheck.sqlite3")
+    return {r.entity_id: r for r in store.scan()}
+
+
+def read_failures(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+# -- in-process runs -----------------------------------------------------------------------------------
+
+
+def test_records_failures_file_and_exit_code(server: ImageServer, env: Path, tmp_path: Path, capsys: Any) -> None:
+    rows = good_rows(server, 4)
+    rows += [
+        ("F404", "s", server.base_url + "/missing.jpg"),
+        ("FTEXT", "s", server.route("/page.html", Reply(200, b"<html>not an image</html>", "text/html"))),
+        ("FBIG", "s", server.route("/huge.jpg", Reply(200, b"\xff\xd8\xff" + b"0" * (MAX_BYTES + 10)))),
+        ("FMETA", "s", "http://169.254.169.254/latest/meta-data/"),
+        ("", "s", server.base_url + "/img/0.jpg"),
+        ("FNOURL", "s", ""),
+    ]
+    catalog = write_catalog(tmp_path / "catalog.csv", rows)
+
+    code, summary = run_cli(capsys, "--catalog", str(catalog), "--target", "local")
+
+    assert code == 1
+    assert {k: summary[k] for k in ("rows", "done", "skipped", "failed")} == {
+        "rows": 10, "done": 4, "skipped": 0, "failed": 6
+    }  # fmt: skip
+    failures = {f["entity_id"]: f for f in read_failures(tmp_path / "catalog.failures.csv")}
+    assert {k: v["code"] for k, v in failures.items()} == {
+        "F404": "upstream_error",
+        "FTEXT": "unsupported_media_type",
+        "FBIG": "image_too_large",
+        "FMETA": "url_not_allowed",
+        "": "missing_entity_id",
+        "FNOURL": "missing_image_url",
+    }
+    assert "404" in failures["F404"]["message"]
+    assert failures[""]["row"] == "9"
+    assert summary["failures_file"] == str(tmp_path / "catalog.failures.csv")
+
+    # The records are exactly what the service's register would store.
+    service = build_service(Settings.from_env(allow_private_urls=True))
+    records = stored(env)
+    assert sorted(records) == ["E0", "E1", "E2", "E3"]
+    for entity_id, sku, url in rows[:4]:
+        expected = service.record_for(
+            entity_id=entity_id, sku=sku, image_url=url, data=server.routes[url[len(server.base_url):]].body
+        )
+        got = records[entity_id]
+        assert (got.sku, got.image_url, got.hash, got.hash_algo, dict(got.features)) == (
+            expected.sku, expected.image_url, expected.hash, expected.hash_algo, dict(expected.features)
+        )  # fmt: skip
+
+
+def test_rerun_changes_nothing_and_changed_url_is_rehashed(
+    server: ImageServer, env: Path, tmp_path: Path, capsys: Any
+) -> None:
+    rows = good_rows(server, 5)
+    catalog = write_catalog(tmp_path / "catalog.csv", rows)
+    code, first = run_cli(capsys, "--catalog", str(catalog))
+    assert (code, first["done"], first["failed"]) == (0, 5, 0)
+    before, hits = stored(env), server.counts()
+
+    code, again = run_cli(capsys, "--catalog", str(catalog), "--resume")
+    assert (code, again["done"], again["skipped"], again["failed"]) == (0, 0, 5, 0)
+    assert server.counts() == hits  # not one download
+    assert stored(env) == before  # not one write (updated_at unchanged)
+
+    # E1 points at a new image, E2 only changed its sku.
+    rows[1] = ("E1", "SKU-1", server.image("/img/new-1.jpg", seed=101))
+    rows[2] = ("E2", "SKU-2-renamed", rows[2][2])
+    write_catalog(catalog, rows)
+    code, changed = run_cli(capsys, "--catalog", str(catalog))
+    assert (code, changed["done"], changed["updated"], changed["skipped"]) == (0, 1, 1, 3)
+    counts = server.counts()
+    assert counts.pop("/img/new-1.jpg") == 1
+    assert counts == hits  # nothing else was downloaded
+    after = stored(env)
+    assert after["E1"].image_url.endswith("/img/new-1.jpg") and after["E1"].hash != before["E1"].hash
+    assert after["E2"].sku == "SKU-2-renamed" and after["E2"].hash == before["E2"].hash
+    assert {k: after[k] for k in ("E0", "E3", "E4")} == {k: before[k] for k in ("E0", "E3", "E4")}
+
+
+def test_retries_429_and_5xx_but_not_404(server: ImageServer, env: Path, tmp_path: Path) -> None:
+    image = encode(product_image(3, (200, 200)))
+    server.scripts["/flaky.jpg"] = [Reply(503), Reply(503), Reply(200, image)]
+    server.scripts["/busy.jpg"] = [Reply(429), Reply(200, image)]
+    server.scripts["/down.jpg"] = [Reply(500)] * 10
+    catalog = write_catalog(
+        tmp_path / "c.csv",
+        [("A", "", server.base_url + "/flaky.jpg"), ("B", "", server.base_url + "/busy.jpg"),
+         ("C", "", server.base_url + "/gone.jpg"), ("D", "", server.base_url + "/down.jpg")],
+    )  # fmt: skip
+    summary = backfill_catalog(
+        catalog, failures=tmp_path / "f.jsonl",
+        options=BackfillOptions(retries=2, backoff=0.01, hash_workers=-1, progress=False),
+    )  # fmt: skip
+    assert (summary.done, summary.failed, summary.exit_code) == (2, 2, 1)
+    assert server.counts() == {"/flaky.jpg": 3, "/busy.jpg": 2, "/gone.jpg": 1, "/down.jpg": 3}
+    failures = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert sorted((f["entity_id"], f["code"]) for f in failures) == [("C", "upstream_error"), ("D", "upstream_error")]
+
+
+def test_dry_run_downloads_and_writes_nothing(server: ImageServer, env: Path, tmp_path: Path, capsys: Any) -> None:
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(server, 3) + [("X", "", "")])
+    code, summary = run_cli(capsys, "--catalog", str(catalog), "--dry-run")
+    assert (code, summary["would_fetch"], summary["failed"], summary["done"]) == (1, 3, 1, 0)
+    assert server.counts() == {}
+    assert stored(env) == {}
+
+
+def test_usage_errors_exit_2(env: Path, tmp_path: Path, capsys: Any) -> None:
+    assert main(["backfill", "--catalog", str(tmp_path / "missing.csv")]) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,url\n1,http://x/a.jpg\n")
+    assert main(["backfill", "--catalog", str(bad)]) == 2
+    assert main(["backfill", "--catalog", str(bad), "--target", "dynamodb"]) == 2  # no table
+    with pytest.raises(SystemExit) as exc:
+        main(["backfill"])
+    assert exc.value.code == 2
+
+
+# -- subprocess runs: kill -9 and Ctrl-C, then resume -----------------------------------------------------
+
+
+def start_backfill(catalog: Path, data_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    env = dict(
+        os.environ, DUPCHECK_ALLOW_PRIVATE_URLS="true", DUPCHECK_DATA_DIR=str(data_dir),
+        DUPCHECK_MAX_IMAGE_BYTES=str(MAX_BYTES),
+    )  # fmt: skip
+    cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress",
+           "--workers", "4", "--per-host", "4", "--hash-workers", "1", *extra]  # fmt: skip
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def stored_count(data_dir: Path) -> int:
+    path = data_dir / "dupcheck.sqlite3"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # table not created yet
+
+
+def wait_for_records(proc: subprocess.Popen[str], data_dir: Path, at_least: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while stored_count(data_dir) < at_least:
+        assert proc.poll() is None, f"backfill ended early: {proc.communicate()}"
+        assert time.monotonic() < deadline, "backfill made no progress"
+        time.sleep(0.05)
+
+
+def reap(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    out, err = proc.communicate(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # hashing processes this test started, if any remain
+    return out, err
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume(server: ImageServer, tmp_path: Path) -> None:
+    rows = good_rows(server, 40)
+    catalog = write_catalog(tmp_path / "catalog.csv", rows)
+    data_dir = tmp_path / "data"
+    server.delay = 0.15  # ~25 images/s with 4 downloads in flight: slow enough to kill mid-run
+
+    proc = start_backfill(catalog, data_dir)
+    wait_for_records(proc, data_dir, 8)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    reap(proc)
+    done_before = stored(data_dir)
+    hits_before = server.counts()
+    assert 8 <= len(done_before) < 40
+
+    server.delay = 0.0
+    proc = start_backfill(catalog, data_dir, "--resume")
+    out, err = reap(proc)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (40 - len(done_before), len(done_before), 0)
+
+    after = stored(data_dir)
+    assert sorted(after) == sorted(r[0] for r in rows)  # every item stored, once (entity_id is the key)
+    hits = server.counts()
+    for entity_id, _, url in rows:
+        path = url[len(server.base_url):]
+        if entity_id in done_before:  # finished before the kill: neither downloaded nor written again
+            assert hits[path] == hits_before[path] == 1
+            assert after[entity_id] == done_before[entity_id]
+        elif path in hits_before:  # in flight at the kill: fetched once more
+            assert hits[path] == 2
+        else:
+            assert hits[path] == 1
+    finished = {u[len(server.base_url) :] for e, _, u in rows if e in done_before}
+    in_flight = sum(1 for p in hits_before if p not in finished)
+    assert in_flight <= 4 + 4  # at most the downloads in flight plus the bounded hand-off to the writer
+
+
+@pytest.mark.slow
+def test_ctrl_c_flushes_summarises_and_resumes(server: ImageServer, tmp_path: Path) -> None:
+    rows = good_rows(server, 30)
+    catalog = write_catalog(tmp_path / "catalog.csv", rows)
+    data_dir = tmp_path / "data"
+    server.delay = 0.15
+    proc = start_backfill(catalog, data_dir)
+    wait_for_records(proc, data_dir, 5)
+    proc.send_signal(signal.SIGINT)
+    out, err = reap(proc)
+    assert proc.returncode == 130, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["interrupted"] is True
+    assert summary["done"] == stored_count(data_dir) < 30  # what it reports is what it wrote
+
+    server.delay = 0.0
+    proc = start_backfill(catalog, data_dir, "--resume")
+    out, _ = reap(proc)
+    again = json.loads(out.strip().splitlines()[-1])
+    assert proc.returncode == 0
+    assert (again["skipped"], again["done"]) == (summary["done"], 30 - summary["done"])

@@ -1,0 +1,93 @@
+"""Catalog reading: CSV / JSON Lines, configurable columns, small_image, bad rows as errors."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from dupcheck.backfill import default_failures_path
+from dupcheck.catalog import CatalogError, CatalogReader, Columns, detect_format
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_rows_stream_with_bom_and_blank_lines(tmp_path: Path) -> None:
+    text = "\ufeffentity_id,sku,image_url\nA1,S1,http://h/a.jpg\n\n A2 ,S2, http://h/b.jpg \n"
+    path = write(tmp_path / "c.csv", text)
+    rows = list(CatalogReader(path))
+    assert [(r.row, r.entity_id, r.sku, r.image_url, r.error) for r in rows] == [
+        (1, "A1", "S1", "http://h/a.jpg", None),
+        (2, "A2", "S2", "http://h/b.jpg", None),
+    ]
+
+
+def test_missing_id_or_url_is_an_error_row_not_a_skip(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.csv", "entity_id,sku,image_url\n,S1,http://h/a.jpg\nA2,S2,\nA3\n")
+    rows = list(CatalogReader(path))
+    assert [r.error[0] if r.error else None for r in rows] == [
+        "missing_entity_id", "missing_image_url", "missing_image_url"
+    ]
+
+
+def test_small_image_column_and_base_url(tmp_path: Path) -> None:
+    path = write(tmp_path / "export.csv", "entity_id,sku,small_image\n7,MH01,/m/h/mh01.jpg\n8,MH02,https://cdn/x.jpg\n")
+    rows = list(CatalogReader(path, image_base_url="https://shop.example/media/catalog/product/"))
+    assert rows[0].image_url == "https://shop.example/m/h/mh01.jpg"
+    assert rows[1].image_url == "https://cdn/x.jpg"
+
+
+def test_configurable_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.csv", "id,code,picture\nA,S,http://h/a.jpg\n")
+    rows = list(CatalogReader(path, Columns("id", "code", "picture")))
+    assert (rows[0].entity_id, rows[0].sku, rows[0].image_url) == ("A", "S", "http://h/a.jpg")
+
+
+def test_missing_columns_are_usage_errors(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.csv", "id,sku,image_url\nA,S,http://h/a.jpg\n")
+    with pytest.raises(CatalogError, match="entity_id"):
+        list(CatalogReader(path))
+    path = write(tmp_path / "d.csv", "entity_id,sku\nA,S\n")
+    with pytest.raises(CatalogError, match="URL columns"):
+        list(CatalogReader(path))
+    with pytest.raises(CatalogError, match="not found"):
+        CatalogReader(tmp_path / "nope.csv")
+
+
+def test_jsonl_rows_including_a_broken_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "c.jsonl",
+        '{"entity_id": 1, "sku": "S", "image_url": "http://h/a.jpg"}\n\nnot json\n'
+        '{"entity_id": "2", "small_image": "http://h/b.jpg"}\n',
+    )
+    rows = list(CatalogReader(path))
+    assert [(r.row, r.entity_id, r.image_url, r.error and r.error[0]) for r in rows] == [
+        (1, "1", "http://h/a.jpg", None),
+        (2, "", "", "invalid_row"),
+        (3, "2", "http://h/b.jpg", None),
+    ]
+
+
+def test_format_detection_and_gzip(tmp_path: Path) -> None:
+    sniffed = write(tmp_path / "catalog.txt", '{"entity_id": "A", "image_url": "http://h/a.jpg"}\n')
+    assert detect_format(sniffed) == "jsonl"
+    gz = tmp_path / "catalog.csv.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as out:
+        out.write("entity_id,image_url\nA,http://h/a.jpg\nB,http://h/b.jpg\n")
+    reader = CatalogReader(gz)
+    assert [r.entity_id for r in reader] == ["A", "B"]
+    assert reader.count_rows() == 2
+
+
+def test_count_rows_without_trailing_newline(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.csv", "entity_id,image_url\nA,http://h/a.jpg\nB,http://h/b.jpg")
+    assert CatalogReader(path).count_rows() == 2
+
+
+def test_default_failures_path_sits_next_to_the_catalog(tmp_path: Path) -> None:
+    assert default_failures_path(tmp_path / "cat.csv") == tmp_path / "cat.failures.csv"
+    assert default_failures_path(tmp_path / "cat.jsonl.gz") == tmp_path / "cat.failures.csv"
