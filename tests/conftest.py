@@ -22,11 +22,7 @@ os.environ.update(
 for _name in [k for k in os.environ if k.startswith("DUPCHECK_")]:
     del os.environ[_name]  # a developer's shell must not change what the tests see
 
-import threading
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -36,54 +32,7 @@ from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.bootstrap import build_service
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-
-
-@dataclass
-class Route:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class ImageServer:
-    """A loopback HTTP server whose routes tests set; counts requests per path."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.hits: Counter[str] = Counter()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?")[0]
-                server.hits[path] += 1
-                route = server.routes.get(path, Route(404, b"not found"))
-                self.send_response(route.status)
-                for name, value in route.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(route.body)))
-                self.end_headers()
-                self.wfile.write(route.body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def add(self, path: str, body: bytes, status: int = 200, content_type: str = "image/jpeg") -> str:
-        self.routes[path] = Route(status, body, {"Content-Type": content_type})
-        return self.base_url + path
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+from image_server import ImageServer
 
 
 @pytest.fixture

@@ -622,6 +622,13 @@ def resolve_target(args: argparse.Namespace) -> Target:
     return "dynamodb" if Settings.from_env().store == "dynamodb" else "local"
 
 
+def parse_common(args: argparse.Namespace) -> tuple[BackfillOptions, Target, Settings]:
+    """Options, target and settings from the arguments backfill and reindex share."""
+    target = resolve_target(args)
+    settings = target_settings(target, table=args.table, region=args.region, data_dir=getattr(args, "data_dir", None))
+    return options_from_args(args), target, settings
+
+
 def print_summary(summary: BackfillSummary | dict[str, Any]) -> None:
     data = summary.to_dict() if isinstance(summary, BackfillSummary) else summary
     sys.stdout.flush()
@@ -635,11 +642,7 @@ def usage_error(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        options = options_from_args(args)
-        target = resolve_target(args)
-        settings = target_settings(
-            target, table=args.table, region=args.region, data_dir=getattr(args, "data_dir", None)
-        )
+        options, target, settings = parse_common(args)
         with _sigterm_as_interrupt():
             summary = backfill_catalog(
                 args.catalog, target=target, region=args.region, failures=args.failures,

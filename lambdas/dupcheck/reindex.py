@@ -40,10 +40,8 @@ from dupcheck.backfill import (
     add_common_arguments,
     build_target_store,
     iter_rows,
-    options_from_args,
+    parse_common,
     print_summary,
-    resolve_target,
-    target_settings,
     usage_error,
 )
 from dupcheck.catalog import CatalogError
@@ -212,11 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        options = options_from_args(args)
-        target = resolve_target(args)
-        settings = target_settings(
-            target, table=args.table, region=args.region, data_dir=getattr(args, "data_dir", None)
-        )
+        options, target, settings = parse_common(args)
         store = build_target_store(settings, target)
         failures = Path(args.failures) if args.failures else settings.data_dir / "reindex.failures.csv"
         report = reindex(settings, target=target, store=store, failures=failures, options=options,

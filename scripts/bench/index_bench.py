@@ -65,7 +65,9 @@ def bench_query(n: int, queries: int) -> dict[str, float]:
     # (nothing close: the threshold has to widen furthest).
     flips = rng.integers(0, 64, size=(queries, 3))
     query_values = [
-        int(values[rng.integers(n)]) ^ sum(1 << int(b) for b in flips[i]) if i % 2 == 0 else int(random_hashes(rng, 1)[0])
+        int(values[rng.integers(n)]) ^ sum(1 << int(b) for b in flips[i])
+        if i % 2 == 0
+        else int(random_hashes(rng, 1)[0])
         for i in range(queries)
     ]
     ours, plain, plain_stable = [], [], []

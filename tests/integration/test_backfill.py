@@ -1,8 +1,8 @@
 """`python -m dupcheck backfill` against a loopback image server: records, failures, exit codes,
 idempotent re-runs, changed URLs, retries, and resume after kill -9 / Ctrl-C.
 
-Nothing leaves 127.0.0.1; images come from dupcheck.local.samples. `ImageServer` here is also
-used by test_reindex.py and test_notebook.py.
+Nothing leaves 127.0.0.1; images come from dupcheck.local.samples. `good_rows` and `write_catalog` here are
+also used by test_reindex.py and test_notebook.py.
 """
 
 from __future__ import annotations
@@ -14,12 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,79 +26,9 @@ from dupcheck.bootstrap import build_service
 from dupcheck.cli import main
 from dupcheck.core.settings import Settings
 from dupcheck.local.samples import encode, product_image
+from image_server import ImageServer, Reply
 
 MAX_BYTES = 1_000_000
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "image/jpeg"
-
-
-class ImageServer:
-    """ThreadingHTTPServer on 127.0.0.1: routes set by the test, a per-request delay, scripted
-    replies per path (e.g. 503, 503, then the image), and a thread-safe count of GETs per path."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Reply] = {}
-        self.scripts: dict[str, list[Reply]] = {}
-        self.hits: Counter[str] = Counter()
-        self.delay = 0.0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?")[0]
-                with server.lock:
-                    server.hits[path] += 1
-                    script = server.scripts.get(path)
-                    reply = script.pop(0) if script else server.routes.get(path, Reply(404, b"nope", "text/plain"))
-                if server.delay:
-                    time.sleep(server.delay)
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                try:
-                    self.wfile.write(reply.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def image(self, path: str, seed: int) -> str:
-        self.routes[path] = Reply(200, encode(product_image(seed, (320, 240))))
-        return self.base_url + path
-
-    def route(self, path: str, reply: Reply) -> str:
-        self.routes[path] = reply
-        return self.base_url + path
-
-    def counts(self) -> dict[str, int]:
-        with self.lock:
-            return dict(self.hits)
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-@pytest.fixture
-def server() -> Iterator[ImageServer]:
-    srv = ImageServer()
-    yield srv
-    srv.close()
 
 
 @pytest.fixture
@@ -125,8 +50,8 @@ def write_catalog(path: Path, rows: list[tuple[str, str, str]]) -> Path:
     return path
 
 
-def good_rows(server: ImageServer, n: int, start: int = 0) -> list[tuple[str, str, str]]:
-    return [(f"E{i}", f"SKU-{i}", server.image(f"/img/{i}.jpg", seed=i)) for i in range(start, start + n)]
+def good_rows(image_server: ImageServer, n: int, start: int = 0) -> list[tuple[str, str, str]]:
+    return [(f"E{i}", f"SKU-{i}", image_server.image(f"/img/{i}.jpg", seed=i)) for i in range(start, start + n)]
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
@@ -150,14 +75,14 @@ def read_failures(path: Path) -> list[dict[str, str]]:
 # -- in-process runs -----------------------------------------------------------------------------------
 
 
-def test_records_failures_file_and_exit_code(server: ImageServer, env: Path, tmp_path: Path, capsys: Any) -> None:
-    rows = good_rows(server, 4)
+def test_records_failures_file_and_exit_code(image_server: ImageServer, env: Path, tmp_path: Path, capsys: Any) -> None:
+    rows = good_rows(image_server, 4)
     rows += [
-        ("F404", "s", server.base_url + "/missing.jpg"),
-        ("FTEXT", "s", server.route("/page.html", Reply(200, b"<html>not an image</html>", "text/html"))),
-        ("FBIG", "s", server.route("/huge.jpg", Reply(200, b"\xff\xd8\xff" + b"0" * (MAX_BYTES + 10)))),
+        ("F404", "s", image_server.base_url + "/missing.jpg"),
+        ("FTEXT", "s", image_server.route("/page.html", Reply(200, b"<html>not an image</html>", "text/html"))),
+        ("FBIG", "s", image_server.route("/huge.jpg", Reply(200, b"\xff\xd8\xff" + b"0" * (MAX_BYTES + 10)))),
         ("FMETA", "s", "http://169.254.169.254/latest/meta-data/"),
-        ("", "s", server.base_url + "/img/0.jpg"),
+        ("", "s", image_server.base_url + "/img/0.jpg"),
         ("FNOURL", "s", ""),
     ]
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
@@ -187,7 +112,7 @@ def test_records_failures_file_and_exit_code(server: ImageServer, env: Path, tmp
     assert sorted(records) == ["E0", "E1", "E2", "E3"]
     for entity_id, sku, url in rows[:4]:
         expected = service.record_for(
-            entity_id=entity_id, sku=sku, image_url=url, data=server.routes[url[len(server.base_url):]].body
+            entity_id=entity_id, sku=sku, image_url=url, data=image_server.routes[url[len(image_server.base_url):]].body
         )
         got = records[entity_id]
         assert (got.sku, got.image_url, got.hash, got.hash_algo, dict(got.features)) == (
@@ -196,26 +121,26 @@ def test_records_failures_file_and_exit_code(server: ImageServer, env: Path, tmp
 
 
 def test_rerun_changes_nothing_and_changed_url_is_rehashed(
-    server: ImageServer, env: Path, tmp_path: Path, capsys: Any
+    image_server: ImageServer, env: Path, tmp_path: Path, capsys: Any
 ) -> None:
-    rows = good_rows(server, 5)
+    rows = good_rows(image_server, 5)
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
     code, first = run_cli(capsys, "--catalog", str(catalog))
     assert (code, first["done"], first["failed"]) == (0, 5, 0)
-    before, hits = stored(env), server.counts()
+    before, hits = stored(env), image_server.counts()
 
     code, again = run_cli(capsys, "--catalog", str(catalog), "--resume")
     assert (code, again["done"], again["skipped"], again["failed"]) == (0, 0, 5, 0)
-    assert server.counts() == hits  # not one download
+    assert image_server.counts() == hits  # not one download
     assert stored(env) == before  # not one write (updated_at unchanged)
 
     # E1 points at a new image, E2 only changed its sku.
-    rows[1] = ("E1", "SKU-1", server.image("/img/new-1.jpg", seed=101))
+    rows[1] = ("E1", "SKU-1", image_server.image("/img/new-1.jpg", seed=101))
     rows[2] = ("E2", "SKU-2-renamed", rows[2][2])
     write_catalog(catalog, rows)
     code, changed = run_cli(capsys, "--catalog", str(catalog))
     assert (code, changed["done"], changed["updated"], changed["skipped"]) == (0, 1, 1, 3)
-    counts = server.counts()
+    counts = image_server.counts()
     assert counts.pop("/img/new-1.jpg") == 1
     assert counts == hits  # nothing else was downloaded
     after = stored(env)
@@ -224,31 +149,33 @@ def test_rerun_changes_nothing_and_changed_url_is_rehashed(
     assert {k: after[k] for k in ("E0", "E3", "E4")} == {k: before[k] for k in ("E0", "E3", "E4")}
 
 
-def test_retries_429_and_5xx_but_not_404(server: ImageServer, env: Path, tmp_path: Path) -> None:
+def test_retries_429_and_5xx_but_not_404(image_server: ImageServer, env: Path, tmp_path: Path) -> None:
     image = encode(product_image(3, (200, 200)))
-    server.scripts["/flaky.jpg"] = [Reply(503), Reply(503), Reply(200, image)]
-    server.scripts["/busy.jpg"] = [Reply(429), Reply(200, image)]
-    server.scripts["/down.jpg"] = [Reply(500)] * 10
+    image_server.scripts["/flaky.jpg"] = [Reply(503), Reply(503), Reply(200, image)]
+    image_server.scripts["/busy.jpg"] = [Reply(429), Reply(200, image)]
+    image_server.scripts["/down.jpg"] = [Reply(500)] * 10
     catalog = write_catalog(
         tmp_path / "c.csv",
-        [("A", "", server.base_url + "/flaky.jpg"), ("B", "", server.base_url + "/busy.jpg"),
-         ("C", "", server.base_url + "/gone.jpg"), ("D", "", server.base_url + "/down.jpg")],
+        [("A", "", image_server.base_url + "/flaky.jpg"), ("B", "", image_server.base_url + "/busy.jpg"),
+         ("C", "", image_server.base_url + "/gone.jpg"), ("D", "", image_server.base_url + "/down.jpg")],
     )  # fmt: skip
     summary = backfill_catalog(
         catalog, failures=tmp_path / "f.jsonl",
         options=BackfillOptions(retries=2, backoff=0.01, hash_workers=-1, progress=False),
     )  # fmt: skip
     assert (summary.done, summary.failed, summary.exit_code) == (2, 2, 1)
-    assert server.counts() == {"/flaky.jpg": 3, "/busy.jpg": 2, "/gone.jpg": 1, "/down.jpg": 3}
+    assert image_server.counts() == {"/flaky.jpg": 3, "/busy.jpg": 2, "/gone.jpg": 1, "/down.jpg": 3}
     failures = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
     assert sorted((f["entity_id"], f["code"]) for f in failures) == [("C", "upstream_error"), ("D", "upstream_error")]
 
 
-def test_dry_run_downloads_and_writes_nothing(server: ImageServer, env: Path, tmp_path: Path, capsys: Any) -> None:
-    catalog = write_catalog(tmp_path / "c.csv", good_rows(server, 3) + [("X", "", "")])
+def test_dry_run_downloads_and_writes_nothing(
+    image_server: ImageServer, env: Path, tmp_path: Path, capsys: Any
+) -> None:
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 3) + [("X", "", "")])
     code, summary = run_cli(capsys, "--catalog", str(catalog), "--dry-run")
     assert (code, summary["would_fetch"], summary["failed"], summary["done"]) == (1, 3, 1, 0)
-    assert server.counts() == {}
+    assert image_server.counts() == {}
     assert stored(env) == {}
 
 
@@ -305,11 +232,11 @@ def reap(proc: subprocess.Popen[str]) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_resume(server: ImageServer, tmp_path: Path) -> None:
-    rows = good_rows(server, 40)
+def test_kill_9_mid_run_then_resume(image_server: ImageServer, tmp_path: Path) -> None:
+    rows = good_rows(image_server, 40)
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
     data_dir = tmp_path / "data"
-    server.delay = 0.15  # ~25 images/s with 4 downloads in flight: slow enough to kill mid-run
+    image_server.delay = 0.15  # ~25 images/s with 4 downloads in flight: slow enough to kill mid-run
 
     proc = start_backfill(catalog, data_dir)
     wait_for_records(proc, data_dir, 8)
@@ -318,10 +245,10 @@ def test_kill_9_mid_run_then_resume(server: ImageServer, tmp_path: Path) -> None
     assert proc.returncode == -signal.SIGKILL
     reap(proc)
     done_before = stored(data_dir)
-    hits_before = server.counts()
+    hits_before = image_server.counts()
     assert 8 <= len(done_before) < 40
 
-    server.delay = 0.0
+    image_server.delay = 0.0
     proc = start_backfill(catalog, data_dir, "--resume")
     out, err = reap(proc)
     assert proc.returncode == 0, err
@@ -330,9 +257,9 @@ def test_kill_9_mid_run_then_resume(server: ImageServer, tmp_path: Path) -> None
 
     after = stored(data_dir)
     assert sorted(after) == sorted(r[0] for r in rows)  # every item stored, once (entity_id is the key)
-    hits = server.counts()
+    hits = image_server.counts()
     for entity_id, _, url in rows:
-        path = url[len(server.base_url):]
+        path = url[len(image_server.base_url):]
         if entity_id in done_before:  # finished before the kill: neither downloaded nor written again
             assert hits[path] == hits_before[path] == 1
             assert after[entity_id] == done_before[entity_id]
@@ -340,17 +267,17 @@ def test_kill_9_mid_run_then_resume(server: ImageServer, tmp_path: Path) -> None
             assert hits[path] == 2
         else:
             assert hits[path] == 1
-    finished = {u[len(server.base_url) :] for e, _, u in rows if e in done_before}
+    finished = {u[len(image_server.base_url) :] for e, _, u in rows if e in done_before}
     in_flight = sum(1 for p in hits_before if p not in finished)
     assert in_flight <= 4 + 4  # at most the downloads in flight plus the bounded hand-off to the writer
 
 
 @pytest.mark.slow
-def test_ctrl_c_flushes_summarises_and_resumes(server: ImageServer, tmp_path: Path) -> None:
-    rows = good_rows(server, 30)
+def test_ctrl_c_flushes_summarises_and_resumes(image_server: ImageServer, tmp_path: Path) -> None:
+    rows = good_rows(image_server, 30)
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
     data_dir = tmp_path / "data"
-    server.delay = 0.15
+    image_server.delay = 0.15
     proc = start_backfill(catalog, data_dir)
     wait_for_records(proc, data_dir, 5)
     proc.send_signal(signal.SIGINT)
@@ -360,7 +287,7 @@ def test_ctrl_c_flushes_summarises_and_resumes(server: ImageServer, tmp_path: Pa
     assert summary["interrupted"] is True
     assert summary["done"] == stored_count(data_dir) < 30  # what it reports is what it wrote
 
-    server.delay = 0.0
+    image_server.delay = 0.0
     proc = start_backfill(catalog, data_dir, "--resume")
     out, _ = reap(proc)
     again = json.loads(out.strip().splitlines()[-1])

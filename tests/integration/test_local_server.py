@@ -71,9 +71,9 @@ def test_error_statuses_over_http(server: LocalServer, image_server, tmp_path: P
     image_server.add("/text", b"plain text, not an image", content_type="image/jpeg")
     image_server.add("/gone", b"", status=404)
     cases = {
-        f"{server.url}/find_similar?image_url={quote(image_server.base_url + '/text')}": (415, "unsupported_media_type"),
+        f"{server.url}/find_similar?image_url={quote(image_server.base_url + '/text')}": (415, "unsupported_media_type"),  # noqa: E501
         f"{server.url}/find_similar?image_url={quote(image_server.base_url + '/gone')}": (502, "upstream_error"),
-        f"{server.url}/find_similar?image_url={quote('http://169.254.169.254/latest/meta-data/')}": (403, "url_not_allowed"),
+        f"{server.url}/find_similar?image_url={quote('http://169.254.169.254/latest/')}": (403, "url_not_allowed"),
         f"{server.url}/find_similar?image_url={quote('file:///etc/passwd')}": (403, "url_not_allowed"),
         f"{server.url}/find_similar?image_url=x&top=500": (400, "invalid_request"),
         f"{server.url}/items/missing": (404, "not_found"),

@@ -7,13 +7,14 @@ The catalog is read from an s3:// URI, so the notebook's S3 path is exercised to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from test_backfill import ImageServer, Reply, good_rows, write_catalog
+from test_backfill import good_rows, write_catalog
+
+from image_server import ImageServer, Reply
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "backfill.ipynb"
 TABLE = "dupcheck-notebook"
@@ -39,16 +40,9 @@ print("TABLE=" + json.dumps(_records, sort_keys=True))
 """
 
 
-@pytest.fixture
-def server() -> Iterator[ImageServer]:
-    srv = ImageServer()
-    yield srv
-    srv.close()
-
-
 @pytest.mark.slow
 def test_notebook_backfills_an_s3_catalog_into_dynamodb(
-    server: ImageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    image_server: ImageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in {
         "DUPCHECK_ALLOW_PRIVATE_URLS": "true",  # the kernel inherits this environment
@@ -56,7 +50,7 @@ def test_notebook_backfills_an_s3_catalog_into_dynamodb(
         "AWS_DEFAULT_REGION": REGION, "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    rows = good_rows(server, 6) + [("BAD", "s", server.route("/x.txt", Reply(200, b"text", "text/plain")))]
+    rows = good_rows(image_server, 6) + [("BAD", "s", image_server.route("/x.txt", Reply(200, b"text", "text/plain")))]
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -86,4 +80,4 @@ def test_notebook_backfills_an_s3_catalog_into_dynamodb(
     assert any("| done | 6 |" in m and "| failed | 1 |" in m for m in markdown)
     assert any("image/png" in o.get("data", {}) for o in outputs), "the throughput plot is displayed"
     assert "BAD" in (tmp_path / "failures.csv").read_text()
-    assert all(server.counts()[f"/img/{i}.jpg"] == 1 for i in range(6))
+    assert all(image_server.counts()[f"/img/{i}.jpg"] == 1 for i in range(6))

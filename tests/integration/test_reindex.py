@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_backfill import ImageServer, good_rows, write_catalog
+from test_backfill import good_rows, write_catalog
 
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
@@ -22,16 +22,10 @@ from dupcheck.cli import main
 from dupcheck.core.models import HashRecord
 from dupcheck.core.settings import Settings
 from dupcheck.reindex import reindex
+from image_server import ImageServer
 
 OLD_ALGO = "phash64-v0"
 FAST = BackfillOptions(hash_workers=-1, progress=False, backoff=0.01, retries=0)
-
-
-@pytest.fixture
-def server() -> Iterator[ImageServer]:
-    srv = ImageServer()
-    yield srv
-    srv.close()
 
 
 @pytest.fixture
@@ -54,14 +48,14 @@ def run_reindex(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, di
 
 
 def test_local_reindex_rehashes_old_pipeline_and_verifies(
-    server: ImageServer, data_dir: Path, tmp_path: Path, capsys: Any
+    image_server: ImageServer, data_dir: Path, tmp_path: Path, capsys: Any
 ) -> None:
-    catalog = write_catalog(tmp_path / "c.csv", good_rows(server, 6))
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 6))
     assert backfill_catalog(catalog, options=FAST).done == 6
     store = SqliteRecordStore(data_dir / "dupcheck.sqlite3")
     current = {r.entity_id: r for r in store.scan()}
     outdate(store, ["E1", "E4"])
-    hits = server.counts()
+    hits = image_server.counts()
 
     code, report, _ = run_reindex(capsys, "--target", "local")
 
@@ -71,7 +65,7 @@ def test_local_reindex_rehashes_old_pipeline_and_verifies(
     assert (report["rehash"]["rows"], report["rehash"]["done"], report["rehash"]["failed"]) == (2, 2, 0)
     assert report["after"] == {"store_records": 6, "index_docs": 6}
     assert report["verified"] == 6
-    counts = server.counts()
+    counts = image_server.counts()
     assert {p: counts[p] - hits[p] for p in counts if counts[p] != hits[p]} == {"/img/1.jpg": 1, "/img/4.jpg": 1}
     rehashed = store.get_many(["E1", "E4"])
     assert all(rehashed[e].hash == current[e].hash and rehashed[e].hash_algo == current[e].hash_algo for e in rehashed)
@@ -79,17 +73,17 @@ def test_local_reindex_rehashes_old_pipeline_and_verifies(
     # Nothing stale left: a second reindex downloads nothing.
     code, report, _ = run_reindex(capsys, "--target", "local")
     assert (code, report["rehash"]["rows"]) == (0, 0)
-    assert server.counts() == counts
+    assert image_server.counts() == counts
 
 
 def test_local_reindex_fails_loudly_when_a_record_cannot_be_rehashed(
-    server: ImageServer, data_dir: Path, tmp_path: Path, capsys: Any
+    image_server: ImageServer, data_dir: Path, tmp_path: Path, capsys: Any
 ) -> None:
-    catalog = write_catalog(tmp_path / "c.csv", good_rows(server, 3))
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 3))
     backfill_catalog(catalog, options=FAST)
     store = SqliteRecordStore(data_dir / "dupcheck.sqlite3")
     outdate(store, ["E2"])
-    del server.routes["/img/2.jpg"]  # its image is gone: 404
+    del image_server.routes["/img/2.jpg"]  # its image is gone: 404
 
     code, report, err = run_reindex(capsys, "--target", "local", "--failures", str(tmp_path / "r.csv"))
 
@@ -117,10 +111,10 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_dynamodb_reindex_into_an_index_port(
-    server: ImageServer, data_dir: Path, tmp_path: Path, dynamodb: Any
+    image_server: ImageServer, data_dir: Path, tmp_path: Path, dynamodb: Any
 ) -> None:
     settings = Settings.from_env(store="dynamodb", table_name="dupcheck-reindex", allow_private_urls=True)
-    catalog = write_catalog(tmp_path / "c.csv", good_rows(server, 8))
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 8))
     summary = backfill_catalog(catalog, target="dynamodb", settings=settings, store=dynamodb, options=FAST)
     assert (summary.done, summary.failed) == (8, 0)
     outdate(dynamodb, ["E0", "E5"])

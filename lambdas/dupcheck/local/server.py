@@ -88,7 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Base64 and multipart framing make the body up to a third larger than the image.
         if length > self.server.max_body_bytes * 4 // 3 + 65536:
             self.close_connection = True
-            return self._send_error(413, "image_too_large", f"the request body is over {self.server.max_body_bytes} bytes")
+            limit = self.server.max_body_bytes
+            return self._send_error(413, "image_too_large", f"the request body is over {limit} bytes")
         body = self.rfile.read(length) if length else b""
         try:
             result = self.server.resolver().resolve(self._event(body), _CONTEXT)
