@@ -15,6 +15,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +61,35 @@ def cold_import_s(module: str | None) -> float:
     return statistics.median(samples)
 
 
+# Peak memory of one find on the largest images a request may carry: a 12 MP camera JPEG
+# (decoded at reduced DCT scale) and a PNG at the 40 MP pixel limit (no reduced decode).
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec.
+PEAK_SCRIPT = """
+import re, sys, tempfile
+from pathlib import Path
+from dupcheck.bootstrap import build_service
+from dupcheck.core.settings import Settings
+def hwm():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+data = Path(sys.argv[1]).read_bytes()
+svc = build_service(Settings.from_env({}, data_dir=tempfile.mkdtemp()))
+before = hwm()
+svc.find_similar_bytes(data, 5)
+print(before, hwm())
+"""
+
+
+def peak_rss_mb(width: int, height: int, fmt: str) -> tuple[float, float]:
+    """(RSS once ready, peak RSS after one find) of a fresh process, in MB."""
+    from dupcheck.local.samples import product_image
+
+    with tempfile.NamedTemporaryFile(suffix=f".{fmt.lower()}") as image:
+        product_image(1, (width, height)).save(image.name, fmt)
+        out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, image.name],
+                             check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def main() -> None:
     results: dict[str, object] = {}
     size = asset_size_mb()
@@ -73,6 +103,9 @@ def main() -> None:
     for module in ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync"):
         total = cold_import_s(module)
         results[module] = {"cold_import_s": round(total - baseline, 3), "ratio_to_interpreter_start": round(total / baseline, 1)}
+    for label, (width, height, fmt) in {"jpeg_12mp": (4000, 3000, "JPEG"), "png_40mp": (8000, 5000, "PNG")}.items():
+        ready, peak = peak_rss_mb(width, height, fmt)
+        results[f"find_peak_rss_{label}"] = {"ready_mb": round(ready), "peak_mb": round(peak)}
     for name, figure in results.items():
         print(f"{name}: {figure}")
     print(json.dumps(results))

@@ -47,3 +47,9 @@ def test_env_names_come_from_field_names() -> None:
 
 def test_overrides_win_over_the_environment() -> None:
     assert Settings.from_env({"DUPCHECK_PORT": "9000"}, port=0).port == 0
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [Settings.env_name(f) for f in Settings.model_fields if Settings.env_name(f) not in readme]
+    assert missing == []
