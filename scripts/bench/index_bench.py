@@ -134,8 +134,13 @@ def time_server_start(data_dir: Path) -> float:
     port = _free_port()
     env = {**os.environ, "DUPCHECK_DATA_DIR": str(data_dir), "DUPCHECK_PORT": str(port)}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "dupcheck", "serve"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dupcheck", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             try:
@@ -160,8 +165,14 @@ def bench_start(n: int) -> dict[str, float]:
         rng = np.random.default_rng(5)
         values = hexes(random_hashes(rng, n))
         store.put_many(
-            HashRecord(f"E{i:08d}", f"SKU{i}", f"https://img.example/{i}.jpg", values[i], algo,
-                       updated_at="2026-01-01T00:00:00.000Z")
+            HashRecord(
+                f"E{i:08d}",
+                f"SKU{i}",
+                f"https://img.example/{i}.jpg",
+                values[i],
+                algo,
+                updated_at="2026-01-01T00:00:00.000Z",
+            )
             for i in range(n)
         )
         assert store.count() == n and entity_key("E00000000") is not None

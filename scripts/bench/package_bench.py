@@ -85,8 +85,9 @@ def peak_rss_mb(width: int, height: int, fmt: str) -> tuple[float, float]:
 
     with tempfile.NamedTemporaryFile(suffix=f".{fmt.lower()}") as image:
         product_image(1, (width, height)).save(image.name, fmt)
-        out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, image.name],
-                             check=True, capture_output=True, text=True, cwd=ROOT).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_SCRIPT, image.name], check=True, capture_output=True, text=True, cwd=ROOT
+        ).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -95,14 +96,21 @@ def main() -> None:
     size = asset_size_mb()
     if size:
         label, mb = size
-        results["asset"] = {"what": label, "unzipped_mb": round(mb, 1), "share_of_limit": round(mb / LAMBDA_LIMIT_MB, 2)}
+        results["asset"] = {
+            "what": label,
+            "unzipped_mb": round(mb, 1),
+            "share_of_limit": round(mb / LAMBDA_LIMIT_MB, 2),
+        }
     else:
         results["asset"] = "no cdk.out: run `make synth` first"
     baseline = cold_import_s(None)
     results["interpreter_start_s"] = round(baseline, 3)
     for module in ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync"):
         total = cold_import_s(module)
-        results[module] = {"cold_import_s": round(total - baseline, 3), "ratio_to_interpreter_start": round(total / baseline, 1)}
+        results[module] = {
+            "cold_import_s": round(total - baseline, 3),
+            "ratio_to_interpreter_start": round(total / baseline, 1),
+        }
     for label, (width, height, fmt) in {"jpeg_12mp": (4000, 3000, "JPEG"), "png_40mp": (8000, 5000, "PNG")}.items():
         ready, peak = peak_rss_mb(width, height, fmt)
         results[f"find_peak_rss_{label}"] = {"ready_mb": round(ready), "peak_mb": round(peak)}
