@@ -136,3 +136,33 @@ def test_pixel_limit_is_configurable() -> None:
     with pytest.raises(ImageTooLarge):
         decode_image(data, max_pixels=19_999)
     assert decode_image(data, max_pixels=20_000).size == (200, 100)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_mutated_files_decode_or_fail_with_a_domain_error(fmt: str) -> None:
+    """Random corruption (seeded) must never escape as anything but a DupcheckError."""
+    import random
+
+    from dupcheck.core.errors import DupcheckError
+
+    rng = random.Random(fmt)
+    seed_bytes = _saved(product_image(3, (96, 64)), fmt)
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(seed_bytes)
+        for _ in range(rng.randint(1, 8)):
+            pos = rng.randrange(len(data))
+            roll = rng.random()
+            if roll < 0.6:
+                data[pos] = rng.randrange(256)
+            elif roll < 0.8:
+                del data[pos : pos + rng.randint(1, 50)]
+            else:
+                data[pos:pos] = rng.randbytes(rng.randint(1, 20))
+        try:
+            assert decode_image(bytes(data), max_pixels=LIMIT).mode == "RGB"
+            outcomes["decoded"] += 1
+        except DupcheckError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0  # the corruption really reached the decoder
