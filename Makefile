@@ -31,6 +31,7 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check lambdas infra scripts tests
+	$(BIN)/mypy lambdas/dupcheck
 
 clean:
 	rm -rf $(VENV) data cdk.out .pytest_cache

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, Field
 
 from dupcheck.core.errors import DupcheckError, ImageTooLarge, InvalidRequest
@@ -56,12 +57,13 @@ class ThreadSafeRestResolver(APIGatewayRestResolver):
 
     _local = threading.local()
 
-    @property
-    def current_event(self) -> BaseProxyEvent:  # type: ignore[override]
+    # A property over a class attribute: mypy sees a different kind of member, which is the point.
+    @property  # type: ignore[override]
+    def current_event(self) -> APIGatewayProxyEvent:
         return self._local.event
 
     @current_event.setter
-    def current_event(self, value: BaseProxyEvent) -> None:
+    def current_event(self, value: APIGatewayProxyEvent) -> None:
         self._local.event = value
 
     @property
@@ -72,8 +74,8 @@ class ThreadSafeRestResolver(APIGatewayRestResolver):
     def lambda_context(self, value: Any) -> None:
         self._local.context = value
 
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self._local.event = self._to_proxy_event(event)
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        self._local.event = self._to_proxy_event(dict(event))
         self._local.context = context
         return super().resolve(event, context)
 
@@ -157,7 +159,7 @@ def _describe_validation(exc: RequestValidationError) -> str:
 def _uploaded_image(app: APIGatewayRestResolver, max_bytes: int) -> bytes:
     """The image of a POST: raw image/* body, a multipart file, or JSON `photoData` data URL."""
     event = app.current_event
-    body = _raw_body(event.body, event.is_base64_encoded)
+    body = _raw_body(event.body, bool(event.is_base64_encoded))
     if not body:
         raise InvalidRequest("the request has no image: send image bytes, a multipart file or JSON photoData")
     if len(body) > max_bytes * 4 // 3 + 1024:  # base64 or multipart framing around the image

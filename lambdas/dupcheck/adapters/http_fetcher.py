@@ -25,6 +25,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import urllib3
@@ -174,7 +175,7 @@ class HttpImageFetcher:
         # ip:port since Host is a per-request header), keeps at most `max_pools` (least recently
         # used are closed) and is thread-safe. Its own redirect/retry logic is
         # bypassed: we call the pools directly with redirect=False, retries=False.
-        tls = {"ca_certs": ca_certs} if ca_certs else {}
+        tls: dict[str, Any] = {"ca_certs": ca_certs} if ca_certs else {}
         self._pools = urllib3.PoolManager(
             num_pools=max_pools, maxsize=pool_maxsize, block=False, retries=False, **tls
         )

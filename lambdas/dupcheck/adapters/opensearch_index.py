@@ -424,7 +424,7 @@ class OpenSearchHashIndex:
         stale = 0
         reasons: dict[str, str] = {}
         for error in errors:
-            info = next(iter(error.values()), {}) if isinstance(error, dict) else {}
+            info: dict[str, Any] = next(iter(error.values()), {}) if isinstance(error, dict) else {}
             if info.get("status") == 409:
                 stale += 1
                 continue

@@ -52,7 +52,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[fmt])
+            image: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
             width, height = image.size
             if width <= 0 or height <= 0:
                 raise InvalidImage(f"{fmt} image has no pixels")
@@ -61,7 +61,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
                     f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
                 )
             if fmt == "JPEG" and draft_size:
-                image.draft("RGB", (draft_size, draft_size))
+                image.draft("RGB", (draft_size, draft_size))  # type: ignore[attr-defined]
             image.load()  # first frame only for GIF/WebP/TIFF
             image = _apply_orientation(image)
             return _to_rgb(image)

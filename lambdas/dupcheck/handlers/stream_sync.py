@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -105,7 +106,7 @@ class StreamSync:
                 latest[entity_id] = sequence
         return latest
 
-    def handle(self, event: Mapping[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+    def handle(self, event: Mapping[str, Any], context: LambdaContext | None) -> PartialItemFailureResponse:
         records = list(event.get("Records") or [])
         self.ensure_index()
         latest = self.latest_sequences(records)
@@ -170,5 +171,5 @@ sync = _build()
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return sync.handle(event, context)

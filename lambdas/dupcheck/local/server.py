@@ -50,7 +50,7 @@ class LocalServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def resolver(self):  # noqa: ANN201 - APIGatewayRestResolver, one per thread
         app = getattr(self._resolvers, "app", None)
