@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import threading
+import traceback
 from collections.abc import Mapping
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -18,7 +19,10 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, Field
@@ -124,6 +128,10 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> APIGatew
     def domain_error(exc: DupcheckError) -> Response[dict]:
         return _error(exc.status, exc.code, exc.message)
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_body_type(_exc: RequestUnsupportedContentType) -> Response[dict]:
+        return _error(415, "unsupported_media_type", "this route takes a JSON body (Content-Type: application/json)")
+
     @app.exception_handler(RequestValidationError)
     def invalid_request(exc: RequestValidationError) -> Response[dict]:
         return _error(400, "invalid_request", _describe_validation(exc))
@@ -134,6 +142,8 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> APIGatew
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response[dict]:
+        if _while_reading_body(exc):
+            return _error(400, "invalid_request", f"the request body could not be read: {exc}")
         logger.exception("unhandled error", exc_info=exc)
         return _error(500, "internal_error", "internal error; it has been logged")
 
@@ -146,6 +156,18 @@ def _json(status: int, body: dict[str, Any]) -> Response[dict]:
 
 def _error(status: int, code: str, message: str) -> Response[dict]:
     return _json(status, {"error": {"code": code, "message": message}})
+
+
+def _while_reading_body(exc: BaseException) -> bool:
+    """Powertools raised it while reading the body (bad UTF-8, multipart without a boundary...).
+
+    Those are the client's mistakes, but arrive as plain ValueErrors; a ValueError from our own
+    code is a bug and stays a 500. Route code is never called from `_get_body`.
+    """
+    return any(
+        frame.name == "_get_body" and frame.filename.endswith("openapi_validation.py")
+        for frame in traceback.extract_tb(exc.__traceback__)
+    )
 
 
 def _describe_validation(exc: RequestValidationError) -> str:

@@ -83,6 +83,12 @@ def test_error_statuses_over_http(server: LocalServer, image_server, tmp_path: P
         assert (status, body["error"]["code"]) == expected, url
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW"])
+def test_methods_http_server_does_not_know_get_a_json_405(server: LocalServer, method: str) -> None:
+    status, body = request(f"{server.url}/health", method)
+    assert status == 405 and body["error"]["code"] == "method_not_allowed"
+
+
 def test_oversized_upload_is_refused_without_reading_it(service: DupcheckService) -> None:
     srv = LocalServer(service, host="127.0.0.1", port=0, max_body_bytes=10_000)
     srv.start_in_thread()

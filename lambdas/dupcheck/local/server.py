@@ -141,6 +141,14 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         self._send(200, target.read_bytes(), {"Content-Type": content_type})
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, unknown method) as JSON too."""
+        if code == 501:  # the method has no do_* handler: not allowed on any route here
+            code, message = 405, f"method {self.command} is not allowed"
+        self.close_connection = True
+        names = {400: "invalid_request", 405: "method_not_allowed", 414: "uri_too_long", 431: "headers_too_large"}
+        self._send_error(code, names.get(code, "http_error"), message or "request refused")
+
     def _send_error(self, status: int, code: str, message: str) -> None:
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
         self._send(status, body, {"Content-Type": "application/json"})
