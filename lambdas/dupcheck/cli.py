@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[tuple[str, str]] = [
     ("backfill", "dupcheck.backfill"),
     ("reindex", "dupcheck.reindex"),
+    ("evaluate", "dupcheck.evaluation"),
 ]
 
 

@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""Build a duplicate-detection benchmark from a folder of original pictures.
+
+    python scripts/make_benchmark.py --originals DIR --out DIR \
+        [--colour-variants CSV VARIANT_DIR] [--seed N] [--holdout-fraction F] [--per-image N]
+
+writes
+
+    out/catalog/<stem>.<ext>        the originals that are indexed (bytes copied unchanged)
+    out/queries/<stem>__<kind>.<ext> transformed copies of catalog pictures, held-out pictures
+                                    and colour variants
+    out/truth.csv                   query,expected,kind  (`expected` empty: no duplicate exists)
+
+Every random choice comes from a generator seeded with (seed, source file, kind), so the same
+seed and originals give byte-identical files and truth on any machine with the same Pillow.
+
+Positive kinds (`expected` = the catalog entity the query copies) are the edits an e-commerce
+catalog sees; each catalog picture gets `--per-image` of them, the kinds cycling so every kind
+is covered about equally. Negative kinds (`expected` empty):
+  distinct        a held-out original (never indexed), as-is and lightly edited
+  colour_variant  the same product in another colour: a different SKU whose sibling IS indexed
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import random
+import shutil
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+POSITIVE_KINDS = (
+    "resize",
+    "thumbnail",
+    "squash",
+    "jpeg",
+    "webp",
+    "crop_small",
+    "crop_large",
+    "brightness",
+    "contrast",
+    "saturation",
+    "rotate",
+    "mirror",
+    "watermark",
+    "badge",
+    "pad_square",
+    "frame",
+    "grayscale",
+    "combo",
+)
+NEGATIVE_KINDS = ("distinct", "colour_variant")
+ALL_KINDS = POSITIVE_KINDS + NEGATIVE_KINDS
+
+# --------------------------------------------------------------------------------------------
+# Transforms: (image, rng) -> image. Output encoding is chosen separately (see `_encode`).
+# --------------------------------------------------------------------------------------------
+
+
+def _resize(img: Image.Image, rng: random.Random) -> Image.Image:
+    scale = rng.choice([rng.uniform(0.3, 0.8), rng.uniform(1.2, 1.6)])
+    w, h = img.size
+    return img.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.BICUBIC)
+
+
+def _thumbnail(img: Image.Image, rng: random.Random) -> Image.Image:
+    out = img.copy()
+    side = rng.randint(96, 200)
+    out.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return out
+
+
+def _squash(img: Image.Image, rng: random.Random) -> Image.Image:
+    side = rng.choice([200, 256, 300, 400, 512])
+    return img.resize((side, side), Image.Resampling.BILINEAR)
+
+
+def _identity(img: Image.Image, rng: random.Random) -> Image.Image:
+    return img
+
+
+def _crop(img: Image.Image, rng: random.Random, low: float, high: float) -> Image.Image:
+    w, h = img.size
+    left, right = rng.uniform(low, high), rng.uniform(low, high)
+    top, bottom = rng.uniform(low, high), rng.uniform(low, high)
+    if rng.random() < 0.3:  # asymmetric: one side barely touched
+        side = rng.randrange(4)
+        if side == 0:
+            left = rng.uniform(0, low)
+        elif side == 1:
+            right = rng.uniform(0, low)
+        elif side == 2:
+            top = rng.uniform(0, low)
+        else:
+            bottom = rng.uniform(0, low)
+    box = (round(w * left), round(h * top), w - round(w * right), h - round(h * bottom))
+    return img.crop(box)
+
+
+def _crop_small(img: Image.Image, rng: random.Random) -> Image.Image:
+    return _crop(img, rng, 0.01, 0.05)
+
+
+def _crop_large(img: Image.Image, rng: random.Random) -> Image.Image:
+    return _crop(img, rng, 0.05, 0.15)
+
+
+def _away_from_one(rng: random.Random, low: float, high: float, gap: float) -> float:
+    """A factor in [low, 1-gap] or [1+gap, high]: a visible change, never a no-op."""
+    return rng.uniform(low, 1 - gap) if rng.random() < 0.5 else rng.uniform(1 + gap, high)
+
+
+def _brightness(img: Image.Image, rng: random.Random) -> Image.Image:
+    return ImageEnhance.Brightness(img).enhance(_away_from_one(rng, 0.65, 1.35, 0.1))
+
+
+def _contrast(img: Image.Image, rng: random.Random) -> Image.Image:
+    return ImageEnhance.Contrast(img).enhance(_away_from_one(rng, 0.6, 1.5, 0.15))
+
+
+def _saturation(img: Image.Image, rng: random.Random) -> Image.Image:
+    return ImageEnhance.Color(img).enhance(_away_from_one(rng, 0.3, 1.8, 0.25))
+
+
+def _rotate(img: Image.Image, rng: random.Random) -> Image.Image:
+    angle = rng.uniform(1.0, 5.0) * rng.choice([-1, 1])
+    fill = rng.choice([(255, 255, 255), (0, 0, 0)])
+    return img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=rng.random() < 0.5, fillcolor=fill)
+
+
+def _mirror(img: Image.Image, rng: random.Random) -> Image.Image:
+    return ImageOps.mirror(img)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=max(8, size))
+
+
+WATERMARK_TEXTS = ("SAMPLE", "© shop.example", "PREVIEW", "demo-store", "NOT FOR SALE")
+
+
+def _watermark(img: Image.Image, rng: random.Random) -> Image.Image:
+    base = img.convert("RGBA")
+    w, h = base.size
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    text = rng.choice(WATERMARK_TEXTS)
+    size = round(min(w, h) * rng.uniform(0.06, 0.14))
+    font = _font(size)
+    colour = rng.choice([(255, 255, 255), (0, 0, 0), (128, 128, 128)])
+    alpha = rng.randint(90, 170)
+    if rng.random() < 0.5:  # one line, centre or a corner
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = right - left, bottom - top
+        x = rng.choice([(w - tw) // 2, round(w * 0.04), w - tw - round(w * 0.04)])
+        y = rng.choice([(h - th) // 2, round(h * 0.04), h - th - round(h * 0.06)])
+        draw.text((x, y), text, font=font, fill=(*colour, alpha))
+    else:  # tiled
+        step_x, step_y = max(size * 6, 40), max(size * 3, 30)
+        for y in range(-size, h, step_y):
+            for x in range(-size + (y // step_y % 2) * step_x // 2, w, step_x):
+                draw.text((x, y), text, font=font, fill=(*colour, alpha // 2))
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+BADGE_TEXTS = ("SALE", "-30%", "NEW", "HOT", "-50%", "BEST")
+
+
+def _badge(img: Image.Image, rng: random.Random) -> Image.Image:
+    out = img.copy()
+    w, h = out.size
+    draw = ImageDraw.Draw(out)
+    side = round(min(w, h) * rng.uniform(0.12, 0.22))
+    margin = round(min(w, h) * rng.uniform(0.0, 0.04))
+    corner = rng.randrange(4)
+    x = margin if corner in (0, 2) else w - side - margin
+    y = margin if corner in (0, 1) else h - side - margin
+    colour = rng.choice([(220, 20, 40), (250, 200, 0), (20, 20, 20), (0, 120, 220)])
+    text_colour = (0, 0, 0) if colour == (250, 200, 0) else (255, 255, 255)
+    if rng.random() < 0.5:
+        draw.ellipse((x, y, x + side, y + side), fill=colour)
+    else:
+        draw.rectangle((x, y, x + side, y + round(side * 0.6)), fill=colour)
+    font = _font(round(side * 0.28))
+    draw.text((x + side * 0.12, y + side * 0.15), rng.choice(BADGE_TEXTS), font=font, fill=text_colour)
+    return out
+
+
+def _pad_square(img: Image.Image, rng: random.Random) -> Image.Image:
+    w, h = img.size
+    side = round(max(w, h) * rng.uniform(1.0, 1.15))
+    fill = rng.choice([(255, 255, 255), (255, 255, 255), (0, 0, 0), (240, 240, 240)])
+    canvas = Image.new("RGB", (side, side), fill)
+    x = (side - w) // 2 + rng.randint(-(side - w) // 4, (side - w) // 4) if side > w else 0
+    y = (side - h) // 2 + rng.randint(-(side - h) // 4, (side - h) // 4) if side > h else 0
+    canvas.paste(img, (max(0, x), max(0, y)))
+    return canvas
+
+
+def _frame(img: Image.Image, rng: random.Random) -> Image.Image:
+    w, h = img.size
+    border = max(2, round(min(w, h) * rng.uniform(0.03, 0.10)))
+    colour = tuple(rng.randint(0, 255) for _ in range(3))
+    out = ImageOps.expand(img, border=border, fill=colour)
+    if rng.random() < 0.4:  # a thin inner line, as frame templates often have
+        draw = ImageDraw.Draw(out)
+        inner = tuple(255 - c for c in colour)
+        draw.rectangle((border - 2, border - 2, w + border + 1, h + border + 1), outline=inner, width=2)
+    return out
+
+
+def _grayscale(img: Image.Image, rng: random.Random) -> Image.Image:
+    return ImageOps.grayscale(img).convert("RGB") if rng.random() < 0.5 else ImageOps.grayscale(img)
+
+
+# Steps a combination draws from: each mild on its own, together a realistic re-upload.
+COMBO_STEPS: tuple[tuple[str, Callable[[Image.Image, random.Random], Image.Image]], ...] = (
+    ("resize", _resize),
+    ("crop_small", _crop_small),
+    ("brightness", _brightness),
+    ("contrast", _contrast),
+    ("saturation", _saturation),
+    ("mirror", _mirror),
+    ("watermark", _watermark),
+    ("badge", _badge),
+    ("pad_square", _pad_square),
+    ("frame", _frame),
+    ("rotate", _rotate),
+    ("grayscale", _grayscale),
+)
+
+
+def _combo(img: Image.Image, rng: random.Random) -> Image.Image:
+    steps = rng.sample(COMBO_STEPS, k=rng.randint(2, 3))
+    for _, step in steps:
+        img = step(img.convert("RGB"), rng)
+    return img
+
+
+TRANSFORMS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {
+    "resize": _resize,
+    "thumbnail": _thumbnail,
+    "squash": _squash,
+    "jpeg": _identity,
+    "webp": _identity,
+    "crop_small": _crop_small,
+    "crop_large": _crop_large,
+    "brightness": _brightness,
+    "contrast": _contrast,
+    "saturation": _saturation,
+    "rotate": _rotate,
+    "mirror": _mirror,
+    "watermark": _watermark,
+    "badge": _badge,
+    "pad_square": _pad_square,
+    "frame": _frame,
+    "grayscale": _grayscale,
+    "combo": _combo,
+}
+assert set(TRANSFORMS) == set(POSITIVE_KINDS)
+
+# Light edits a held-out ("distinct") picture or a colour variant is also queried with.
+NEGATIVE_EDITS = ("resize", "jpeg", "crop_small", "brightness", "pad_square")
+
+
+def _encode(img: Image.Image, kind: str, rng: random.Random) -> tuple[bytes, str]:
+    """Encode the query as a catalog would receive it; returns (bytes, suffix)."""
+    buf = io.BytesIO()
+    if kind == "jpeg":
+        img.convert("RGB").save(buf, "JPEG", quality=rng.randint(20, 50))
+        return buf.getvalue(), ".jpg"
+    if kind == "webp":
+        img.convert("RGB").save(buf, "WEBP", quality=rng.randint(30, 80), method=4)
+        return buf.getvalue(), ".webp"
+    if kind in ("badge", "watermark", "frame") and rng.random() < 0.25:
+        img.save(buf, "PNG", optimize=False)
+        return buf.getvalue(), ".png"
+    img.save(buf, "JPEG", quality=rng.randint(75, 92))
+    return buf.getvalue(), ".jpg"
+
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    digest = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _load(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im) or im
+        return im.convert("RGB")
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def make_query(img: Image.Image, kind: str, seed: int, source: str) -> tuple[bytes, str]:
+    rng = _rng(seed, source, kind)
+    out = TRANSFORMS[kind](img, rng)
+    return _encode(out, kind, rng)
+
+
+def build(
+    originals: Path,
+    out: Path,
+    *,
+    seed: int = 1,
+    holdout_fraction: float = 0.15,
+    per_image: int = 6,
+    colour_variants: tuple[Path, Path] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Write out/catalog, out/queries and out/truth.csv; returns the number of queries per kind."""
+    if not 0 <= per_image <= len(POSITIVE_KINDS):
+        # More would repeat a kind: the same query name twice, one file overwriting the other.
+        raise SystemExit(f"--per-image must be between 0 and {len(POSITIVE_KINDS)}")
+    originals_abs = originals.resolve()
+    for sub in ("catalog", "queries"):
+        folder = (out / sub).resolve()
+        if originals_abs == folder or folder in originals_abs.parents:
+            raise SystemExit(f"--originals {originals} lies inside {out / sub}, which is rewritten")
+    files = list_images(originals)
+    if limit is not None:
+        files = files[:limit]
+    if not files:
+        raise SystemExit(f"no images in {originals}")
+    by_name = {p.name: p for p in files}
+
+    variants: list[tuple[Path, Path]] = []
+    skipped_pairs = 0
+    if colour_variants is not None:
+        csv_path, variant_dir = colour_variants
+        with csv_path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                sibling = by_name.get(row["sibling"])
+                variant = variant_dir / row["variant"]
+                if sibling is None or not variant.is_file():
+                    skipped_pairs += 1  # sibling not among these originals: the pair cannot be tested
+                    continue
+                variants.append((variant, sibling))
+        if skipped_pairs:
+            print(
+                f"make_benchmark: {skipped_pairs} colour-variant pair(s) skipped (sibling or file missing)",
+                file=sys.stderr,
+            )
+    siblings = {s.name for _, s in variants}
+
+    # Hold-out: a seeded choice among originals that are not colour-variant siblings.
+    candidates = [p for p in files if p.name not in siblings]
+    n_hold = round(len(files) * holdout_fraction)
+    n_hold = min(n_hold, len(candidates))
+    held = set(_rng(seed, "holdout").sample([p.name for p in candidates], n_hold))
+    catalog = [p for p in files if p.name not in held]
+    held_out = [p for p in files if p.name in held]
+
+    for sub in ("catalog", "queries"):
+        folder = out / sub
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+
+    rows: list[tuple[str, str, str]] = []
+    counts: dict[str, int] = {}
+
+    def emit(name: str, data: bytes, expected: str, kind: str) -> None:
+        if (out / "queries" / name).exists():  # e.g. a variant whose stem is also an original's
+            raise SystemExit(f"two queries would both be named {name}")
+        (out / "queries" / name).write_bytes(data)
+        rows.append((name, expected, kind))
+        counts[kind] = counts.get(kind, 0) + 1
+
+    jobs: list[tuple[str, Path, str]] = []
+    for i, path in enumerate(catalog):
+        shutil.copyfile(path, out / "catalog" / path.name)
+        for j in range(per_image):
+            jobs.append(("pos", path, POSITIVE_KINDS[(i * per_image + j) % len(POSITIVE_KINDS)]))
+    for path in held_out:
+        jobs.append(("distinct", path, ""))
+        jobs.append(("distinct", path, _rng(seed, path.name, "distinct-edit").choice(NEGATIVE_EDITS)))
+    for variant, _sibling in variants:
+        jobs.append(("variant", variant, ""))
+        jobs.append(("variant", variant, _rng(seed, variant.name, "variant-edit").choice(NEGATIVE_EDITS)))
+
+    sibling_of = {v.name: s for v, s in variants}
+    for role, path, kind in _progress(jobs, progress):
+        img = _load(path)
+        stem = path.stem
+        if role == "pos":
+            data, suffix = make_query(img, kind, seed, path.name)
+            emit(f"{stem}__{kind}{suffix}", data, stem, kind)
+            continue
+        neg_kind = "distinct" if role == "distinct" else "colour_variant"
+        expected = ""
+        if kind:
+            data, suffix = make_query(img, kind, seed, path.name)
+            name = f"{stem}__{neg_kind}_{kind}{suffix}"
+        else:
+            data, suffix = path.read_bytes(), path.suffix.lower()
+            name = f"{stem}__{neg_kind}{suffix}"
+        _ = sibling_of  # the sibling stays in the catalog; truth has no expected match
+        emit(name, data, expected, neg_kind)
+
+    with (out / "truth.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["query", "expected", "kind"])
+        writer.writerows(sorted(rows))
+    if colour_variants is not None:  # which catalog entry each variant is a sibling of
+        with (out / "colour_variant_siblings.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["variant", "sibling"])
+            writer.writerows(sorted((v.stem, s.stem) for v, s in variants))
+    else:  # a stale one from an earlier run would describe pairs this benchmark does not have
+        (out / "colour_variant_siblings.csv").unlink(missing_ok=True)
+    return dict(sorted(counts.items()))
+
+
+def _progress(items: list, enabled: bool) -> Iterable:
+    if not enabled:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return items
+    return tqdm(items, desc="queries", unit="img", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--originals", type=Path, required=True, help="folder of distinct originals")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--colour-variants",
+        nargs=2,
+        type=Path,
+        metavar=("CSV", "DIR"),
+        help="CSV with columns variant,sibling and the folder of the variant files",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--holdout-fraction", type=float, default=0.15, help="originals kept out as distinct")
+    parser.add_argument("--per-image", type=int, default=6, help="positive queries per catalog picture")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N originals")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.holdout_fraction < 1.0:
+        parser.error("--holdout-fraction must be in [0, 1)")
+    counts = build(
+        args.originals,
+        args.out,
+        seed=args.seed,
+        holdout_fraction=args.holdout_fraction,
+        per_image=args.per_image,
+        colour_variants=tuple(args.colour_variants) if args.colour_variants else None,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    print(f"wrote {sum(counts.values())} queries to {args.out}: {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""`python -m dupcheck evaluate`: metrics on hand-made rows, and a run through the real service."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from dupcheck.cli import main
+from dupcheck.evaluation import (
+    duplicate_precision,
+    ndcg,
+    per_kind,
+    rank_of,
+    reciprocal_rank,
+    summarise,
+    threshold_curve,
+)
+from dupcheck.local.samples import encode, product_image
+
+SIZE = (200, 160)
+
+
+def row(query: str, expected: str, kind: str, top: list[list], is_duplicate: bool | None = None) -> dict:
+    if is_duplicate is None:
+        is_duplicate = any(m[2] == "duplicate" for m in top)
+    return {"query": query, "expected": expected, "kind": kind, "is_duplicate": is_duplicate, "top": top}
+
+
+# r1: hit at rank 1, called duplicate           -> RR 1,   NDCG 1,            dup-hit, right duplicate
+# r2: expected at rank 2, a wrong duplicate first -> RR 1/2, NDCG 1/log2(3),   wrong duplicate
+# r3: expected at rank 6 (beyond NDCG@5)        -> RR 1/6, NDCG 0,            not called
+# r4: hit at rank 1 but only "similar"          -> RR 1,   NDCG 1,            not a duplicate hit
+ROWS = [
+    row("r1", "A", "resize", [["A", 0, "duplicate"], ["B", 20, "different"]]),
+    row("r2", "A", "crop", [["B", 3, "duplicate"], ["A", 5, "similar"]]),
+    row(
+        "r3",
+        "C",
+        "crop",
+        [["B", 12, "similar"]] + [[x, 14 + i, "different"] for i, x in enumerate("DEFG")] + [["C", 19, "different"]],
+    ),
+    row("r4", "A", "resize", [["A", 6, "similar"], ["C", 16, "different"]]),
+    row("n1", "", "distinct", [["A", 2, "duplicate"]]),
+    row("n2", "", "distinct", [["B", 20, "different"]]),
+    row("n3", "", "colour_variant", [["C", 4, "duplicate"]]),
+]
+
+
+def test_ranks_and_per_row_scores() -> None:
+    assert [rank_of(r) for r in ROWS] == [1, 2, 6, 1, None, None, None]
+    assert [reciprocal_rank(r) for r in ROWS[:4]] == pytest.approx([1.0, 0.5, 1 / 6, 1.0])
+    assert [ndcg(r) for r in ROWS[:4]] == pytest.approx([1.0, 1 / math.log2(3), 0.0, 1.0])
+
+
+def test_summary_computed_by_hand() -> None:
+    s = summarise(ROWS)
+    assert (s["queries"], s["positives"], s["negatives"]) == (7, 4, 3)
+    assert s["recall_at_1"] == pytest.approx(2 / 4)
+    assert s["mrr"] == pytest.approx((1 + 0.5 + 1 / 6 + 1) / 4)
+    assert s["ndcg_at_5"] == pytest.approx((1 + 1 / math.log2(3) + 0 + 1) / 4)
+    assert s["duplicate_recall"] == pytest.approx(1 / 4)  # r4's top-1 is right but only "similar"
+    # Called duplicate: r1 (right), r2 (wrong id first), n1 and n3 (negatives): 1 of 4.
+    assert s["duplicate_precision"] == pytest.approx(1 / 4)
+    assert s["worst_kind"] == "crop" and s["worst_kind_recall_at_1"] == 0.0
+    assert s["distinct_false_duplicate_rate"] == pytest.approx(1 / 2)
+    assert s["colour_variant_false_duplicate_rate"] == 1.0
+
+
+def test_per_kind_tables() -> None:
+    kinds = per_kind(ROWS)
+    assert set(kinds) == {"resize", "crop", "distinct", "colour_variant"}
+    assert kinds["resize"] == {
+        "type": "positive", "n": 2, "recall_at_1": 1.0, "mrr": 1.0, "ndcg_at_5": 1.0, "duplicate_recall": 0.5,
+    }  # fmt: skip
+    assert kinds["crop"]["recall_at_1"] == 0.0 and kinds["crop"]["mrr"] == pytest.approx((0.5 + 1 / 6) / 2)
+    assert kinds["distinct"] == {"type": "negative", "n": 2, "false_duplicate_rate": 0.5}
+    assert "recall_at_1" not in kinds["distinct"] and "false_duplicate_rate" not in kinds["crop"]
+
+
+def test_precision_undefined_without_duplicates_and_absent_kinds_are_null() -> None:
+    rows = [row("q", "A", "resize", [["A", 9, "similar"]]), row("n", "", "distinct", [])]
+    assert duplicate_precision(rows) is None
+    s = summarise(rows)
+    assert s["colour_variant_false_duplicate_rate"] is None and s["distinct_false_duplicate_rate"] == 0.0
+    assert s["duplicate_recall"] == 0.0 and s["recall_at_1"] == 1.0
+
+
+def test_threshold_curve() -> None:
+    # top-1 distances: r1 0 (right), r2 3 (wrong), r3 12 (wrong), r4 6 (right), n1 2, n2 20, n3 4.
+    curve = {t: (p, r) for t, p, r in threshold_curve(ROWS)}
+    assert max(curve) == 20
+    assert curve[0] == (1.0, 0.25)
+    assert curve[2] == (0.5, 0.25)  # r1 right, n1 wrong
+    assert curve[6] == pytest.approx((2 / 5, 0.5))  # r1, n1, r2, n3, r4
+    assert curve[20] == pytest.approx((2 / 7, 0.5))
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+
+def test_evaluate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog, queries, out = tmp_path / "catalog", tmp_path / "queries", tmp_path / "out"
+    catalog.mkdir()
+    queries.mkdir()
+    originals = {f"P{i}": product_image(700 + i, SIZE) for i in range(6)}
+    for name, image in originals.items():
+        (catalog / f"{name}.jpg").write_bytes(encode(image))
+    (catalog / "broken.jpg").write_bytes(encode(product_image(1, SIZE))[:300])  # truncated JPEG
+    truth = []
+    for i, (w, h) in enumerate([(100, 80), (400, 320), (150, 120), (260, 208)]):
+        name = f"P{i}__resize.jpg"
+        (queries / name).write_bytes(encode(originals[f"P{i}"].resize((w, h)), "JPEG", quality=70))
+        truth.append((name, f"P{i}", "resize"))
+    (queries / "P4__png.png").write_bytes(encode(originals["P4"], "PNG"))
+    truth.append(("P4__png.png", "P4", "png"))
+    for seed in (900, 901):
+        (queries / f"D{seed}.jpg").write_bytes(encode(product_image(seed, SIZE)))
+        truth.append((f"D{seed}.jpg", "", "distinct"))
+    truth.append(("missing.jpg", "P5", "resize"))  # listed but absent: reported, counted as a miss
+    with (tmp_path / "truth.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([("query", "expected", "kind"), *truth])
+
+    code = main([
+        "evaluate", "--catalog", str(catalog), "--queries", str(queries),
+        "--truth", str(tmp_path / "truth.csv"), "--out", str(out),
+    ])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0
+    for name in ("report.json", "report.md", "distances.png", "threshold.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "distances.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) == {"summary", "per_kind", "rows"} and report["summary"] == summary
+    assert {"recall_at_1", "worst_kind_recall_at_1", "duplicate_recall", "duplicate_precision",
+            "distinct_false_duplicate_rate", "colour_variant_false_duplicate_rate"} <= set(summary)  # fmt: skip
+    assert summary["catalog_images"] == 6
+    assert summary["catalog_failed"] == 1 and summary["catalog_failed_files"][0]["file"] == "broken.jpg"
+    assert summary["query_failed"] == 1 and summary["query_failed_files"][0]["file"] == "missing.jpg"
+    assert summary["colour_variant_false_duplicate_rate"] is None  # no such kind here
+
+    rows = {r["query"]: r for r in report["rows"]}
+    assert len(report["rows"]) == len(truth) == 8
+    for name, expected, _kind in truth[:5]:  # resized / re-encoded copies are found first
+        assert rows[name]["top"][0][0] == expected, rows[name]
+        assert len(rows[name]["top"]) == 5 and rows[name]["top"][0][2] in {"duplicate", "similar", "different"}
+    assert rows["missing.jpg"]["top"] == [] and rows["missing.jpg"]["error"]
+    assert summary["positives"] == 6 and summary["negatives"] == 2
+    assert summary["recall_at_1"] == pytest.approx(5 / 6)  # the missing query is a miss
+    assert report["per_kind"]["distinct"]["n"] == 2 and report["per_kind"]["resize"]["n"] == 5
+
+    md = (out / "report.md").read_text()
+    assert "| resize | 5 |" in md and "| distinct | 2 |" in md and "broken.jpg" in md
+
+
+def test_evaluate_rejects_a_truth_file_without_its_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "truth.csv").write_text("file,match\na.jpg,A\n")
+    code = main([
+        "evaluate", "--catalog", str(tmp_path), "--queries", str(tmp_path),
+        "--truth", str(tmp_path / "truth.csv"), "--out", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == 2
+    assert "query" in json.loads(capsys.readouterr().err)["error"]["message"]
+    assert not (tmp_path / "out").exists()

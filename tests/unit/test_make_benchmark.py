@@ -1,0 +1,137 @@
+"""scripts/make_benchmark.py: deterministic, complete and self-consistent benchmark folders."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from dupcheck.cli import main as dupcheck_main
+from dupcheck.local.samples import encode, product_image
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_benchmark.py"
+SIZE = (200, 160)
+
+
+@pytest.fixture(scope="module")
+def mb() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_benchmark", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 originals (one PNG) and one colour variant of o0."""
+    root = tmp_path_factory.mktemp("sources")
+    (root / "originals").mkdir()
+    (root / "variants").mkdir()
+    for i in range(6):
+        image = product_image(300 + i, SIZE)
+        if i == 5:
+            (root / "originals" / f"o{i}.png").write_bytes(encode(image, "PNG"))
+        else:
+            (root / "originals" / f"o{i}.jpg").write_bytes(encode(image))
+    (root / "variants" / "o0_blue.jpg").write_bytes(encode(product_image(300, SIZE, hue=0.6)))
+    (root / "variants.csv").write_text("variant,sibling\no0_blue.jpg,o0.jpg\n")
+    return root
+
+
+def build(mb: ModuleType, sources: Path, out: Path, *extra: str) -> Path:
+    argv = ["--originals", str(sources / "originals"), "--out", str(out), "--quiet",
+            "--colour-variants", str(sources / "variants.csv"), str(sources / "variants"), *extra]  # fmt: skip
+    assert mb.main(argv) == 0
+    return out
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def truth(out: Path) -> list[dict[str, str]]:
+    with (out / "truth.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def bench(mb: ModuleType, sources: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(mb, sources, tmp_path_factory.mktemp("bench"), "--seed", "7")
+
+
+def test_same_seed_is_byte_identical_and_another_seed_differs(
+    mb: ModuleType, sources: Path, bench: Path, tmp_path: Path
+) -> None:
+    again = build(mb, sources, tmp_path / "again", "--seed", "7")
+    assert tree(again) == tree(bench)
+    other = tree(build(mb, sources, tmp_path / "other", "--seed", "8"))
+    first = tree(bench)
+    assert other != first
+    common = {k for k in first if k.startswith("queries/")} & set(other)
+    changed = [k for k in common if first[k] != other[k]]
+    assert changed or set(other) != set(first)
+    # Transforms draw their parameters from the seed: most shared query files change.
+    assert len(changed) >= len(common) // 2, (len(changed), len(common))
+
+
+def test_every_claimed_kind_is_in_truth(mb: ModuleType, bench: Path) -> None:
+    rows = truth(bench)
+    kinds = {r["kind"] for r in rows}
+    assert kinds == set(mb.ALL_KINDS)
+    assert set(mb.POSITIVE_KINDS) | set(mb.NEGATIVE_KINDS) == set(mb.ALL_KINDS)
+    for r in rows:
+        assert bool(r["expected"]) == (r["kind"] in mb.POSITIVE_KINDS), r
+
+
+def test_catalog_queries_and_truth_agree(sources: Path, bench: Path) -> None:
+    rows = truth(bench)
+    catalog = {p.stem: p for p in (bench / "catalog").iterdir()}
+    queries = {p.name for p in (bench / "queries").iterdir()}
+    names = [r["query"] for r in rows]
+    assert len(names) == len(set(names)), "query names repeat"
+    assert set(names) == queries, "truth and the queries folder disagree"
+    for r in rows:
+        if r["expected"]:
+            assert r["expected"] in catalog, r
+            assert r["query"].startswith(r["expected"] + "__"), r
+    # Catalog files are the originals, unchanged; held-out originals are not in it.
+    for path in catalog.values():
+        assert path.read_bytes() == (sources / "originals" / path.name).read_bytes()
+    held = {r["query"].split("__")[0] for r in rows if r["kind"] == "distinct"}
+    assert held and not held & set(catalog)
+    assert len(catalog) + len(held) == 6
+    # The colour variant is a query with no expected match, and its sibling stays indexed.
+    variant_rows = [r for r in rows if r["kind"] == "colour_variant"]
+    assert variant_rows and all(r["query"].startswith("o0_blue__") for r in variant_rows)
+    assert "o0" in catalog
+    assert (bench / "colour_variant_siblings.csv").read_text().splitlines() == ["variant,sibling", "o0_blue,o0"]
+    assert len(rows) == len(catalog) * 6 + 2 * len(held) + 2
+
+
+def test_every_query_decodes_through_the_service(
+    bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = dupcheck_main([
+        "evaluate", "--catalog", str(bench / "catalog"), "--queries", str(bench / "queries"),
+        "--truth", str(bench / "truth.csv"), "--out", str(tmp_path / "report"),
+    ])  # fmt: skip
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    assert summary["catalog_failed"] == 0 and summary["query_failed"] == 0, summary
+    assert summary["catalog_images"] == len(list((bench / "catalog").iterdir()))
+
+
+def test_refuses_settings_that_would_lose_data(mb: ModuleType, sources: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="per-image"):  # kinds would repeat: one query overwrites another
+        build(mb, sources, tmp_path / "a", "--per-image", str(len(mb.POSITIVE_KINDS) + 1))
+    out = build(mb, sources, tmp_path / "b")
+    with pytest.raises(SystemExit, match="rewritten"):  # would delete its own originals
+        mb.main(["--originals", str(out / "catalog"), "--out", str(out), "--quiet"])
+    assert len(list((out / "catalog").iterdir())) == 5
+    mb.main(["--originals", str(sources / "originals"), "--out", str(out), "--quiet"])  # no variants now
+    assert not (out / "colour_variant_siblings.csv").exists()
