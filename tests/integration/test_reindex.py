@@ -19,6 +19,7 @@ from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.backfill import BackfillOptions, backfill_catalog
 from dupcheck.cli import main
+from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord
 from dupcheck.core.settings import Settings
 from dupcheck.reindex import reindex
@@ -118,7 +119,7 @@ def test_dynamodb_reindex_into_an_index_port(
     summary = backfill_catalog(catalog, target="dynamodb", settings=settings, store=dynamodb, options=FAST)
     assert (summary.done, summary.failed) == (8, 0)
     outdate(dynamodb, ["E0", "E5"])
-    index = LocalHashIndex(64)  # stands in for OpenSearch through the HashIndex port
+    index = LocalHashIndex(get_pipeline().bits)  # stands in for OpenSearch through the HashIndex port
 
     report = reindex(settings, target="dynamodb", store=dynamodb, index=index,
                      failures=tmp_path / "r.csv", options=FAST, segments=3)  # fmt: skip
@@ -134,7 +135,7 @@ def test_dynamodb_reindex_into_an_index_port(
     assert [h.entity_id for h in index.search([some.hash_value], 1, max_distance=0)] == ["E5"]
 
     # An index document the store does not have (e.g. a lost delete) is a loud mismatch.
-    index.upsert(HashRecord("ghost", "", "http://x/ghost.jpg", "0" * 16, some.hash_algo))
+    index.upsert(HashRecord("ghost", "", "http://x/ghost.jpg", "0" * (index.bits // 4), some.hash_algo))
     report = reindex(settings, target="dynamodb", store=dynamodb, index=index,
                      failures=tmp_path / "r.csv", options=FAST, segments=2)  # fmt: skip
     assert not report.ok and report.exit_code == 1

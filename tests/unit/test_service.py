@@ -66,8 +66,9 @@ def test_an_unknown_picture_is_not_a_duplicate(svc: DupcheckService) -> None:
 
 def test_matches_are_sorted_and_respect_max_distance(svc: DupcheckService) -> None:
     result = svc.find_similar("https://img.test/2.jpg", top=12)
-    distances = [m.distance for m in result.matches]
-    assert distances == sorted(distances)
+    rank = {"duplicate": 0, "similar": 1, "different": 2}
+    keys = [(rank[m.verdict], m.distance) for m in result.matches]
+    assert keys == sorted(keys)  # verdict first, then distance
     limited = svc.find_similar("https://img.test/2.jpg", top=12, max_distance=0)
     assert [m.entity_id for m in limited.matches] == ["E2"]
 

@@ -64,7 +64,8 @@ class DupcheckService:
             raise InvalidRequest(f"max_distance must be between 0 and {self.pipeline.bits}")
         query = self.fingerprint(data)
         started = time.perf_counter()
-        hits = self.index.search(query.search_hashes, self.pipeline.candidate_pool(top), max_distance)
+        # max_distance applies to the judged distance: a pipeline's index distance may differ.
+        hits = self.index.search(query.search_hashes, self.pipeline.candidate_pool(top))
         self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
         matches = self._judge(query, hits, max_distance)[:top]
         self.observe(METRIC_MATCHES, float(len(matches)))
@@ -150,7 +151,7 @@ class DupcheckService:
     def _judge(self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None) -> list[Match]:
         missing = [h.entity_id for h in hits if h.record is None]
         stored = self.store.get_many(missing) if missing else {}
-        ranked: list[tuple[int, int, Match]] = []
+        ranked: list[tuple[int, int, float, Match]] = []
         for hit in hits:
             record = hit.record or stored.get(hit.entity_id)
             # A hash from another pipeline means nothing here; `reindex` re-hashes such records.
@@ -164,12 +165,12 @@ class DupcheckService:
                 sku=record.sku,
                 image_url=record.image_url,
                 distance=judgement.distance,
-                match_percent=match_percent(judgement.distance, self.pipeline.bits),
+                match_percent=match_percent(judgement.distance, judgement.bits),
                 verdict=judgement.verdict.value,
             )
-            ranked.append((VERDICT_RANK[judgement.verdict], judgement.distance, match))
-        ranked.sort(key=lambda item: (item[0], item[1], item[2].entity_id))
-        return [match for _, _, match in ranked]
+            ranked.append((VERDICT_RANK[judgement.verdict], judgement.distance, -judgement.similarity, match))
+        ranked.sort(key=lambda item: (item[0], item[1], item[2], item[3].entity_id))
+        return [match for *_, match in ranked]
 
 
 def _check_id(entity_id: str) -> str:
