@@ -34,14 +34,14 @@ CHOSEN = (32, 128, 128, 50)
 
 
 def make_data(
-    n: int, queries: int, max_flip: int, rng: np.random.Generator
+    n: int, queries: int, max_flip: int, rng: np.random.Generator, bits_per_hash: int = BITS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    database = rng.integers(0, 256, size=(n, BITS // 8), dtype=np.uint8)
+    database = rng.integers(0, 256, size=(n, bits_per_hash // 8), dtype=np.uint8)
     sources = rng.choice(n, size=queries, replace=False)
     flips = rng.integers(0, max_flip + 1, size=queries)
     bits = np.unpackbits(database[sources], axis=1)
     for row, count in enumerate(flips):
-        positions = rng.choice(BITS, size=count, replace=False)
+        positions = rng.choice(bits_per_hash, size=count, replace=False)
         bits[row, positions] ^= 1
     return database, np.packbits(bits, axis=1), flips
 
@@ -57,13 +57,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2_000)
     parser.add_argument("--max-flip", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--bits", type=int, default=BITS, help="hash bits (128: the default pipeline)")
     args = parser.parse_args()
 
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(args.seed)
-    database, queries, flips = make_data(args.n, args.queries, args.max_flip, rng)
+    database, queries, flips = make_data(args.n, args.queries, args.max_flip, rng, args.bits)
 
-    flat = faiss.IndexBinaryFlat(BITS)
+    flat = faiss.IndexBinaryFlat(args.bits)
     flat.add(database)
     true_dist, _ = flat.search(queries, 1)
     true_min = true_dist[:, 0]
@@ -80,7 +81,7 @@ def main() -> None:
     rows = []
     chosen = None
     for m, ef_construction in ((8, 64), (16, 128), (32, 128)):
-        index = faiss.IndexBinaryHNSW(BITS, m)
+        index = faiss.IndexBinaryHNSW(args.bits, m)
         index.hnsw.efConstruction = ef_construction
         start = time.perf_counter()
         index.add(database)
