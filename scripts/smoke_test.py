@@ -6,7 +6,7 @@ the API key, both Lambdas, the DynamoDB stream, OpenSearch (k-NN mapping, SigV4,
 image fetcher work together. It registers one image, waits until stream sync has indexed it
 (find_similar reports it as a duplicate of itself), deletes it, and waits until it is gone.
 
-    python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/prod \
+    python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/v1 \
         --api-key "$API_KEY" [--image-url URL] [--timeout 120]
 
 `--image-url` must be a public JPEG/PNG the deployed fetcher may reach (allowed hosts, size
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="End-to-end smoke test of a deployed dupcheck API.")
-    parser.add_argument("--api-url", required=True, help="API base URL including the stage, e.g. .../prod")
+    parser.add_argument("--api-url", required=True, help="API base URL including the stage, e.g. .../v1 (the ApiUrl output)")
     parser.add_argument("--api-key", required=True, help="value of the x-api-key header")
     parser.add_argument(
         "--image-url",
