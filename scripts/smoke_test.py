@@ -162,7 +162,9 @@ def run(args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="End-to-end smoke test of a deployed dupcheck API.")
-    parser.add_argument("--api-url", required=True, help="API base URL including the stage, e.g. .../v1 (the ApiUrl output)")
+    parser.add_argument(
+        "--api-url", required=True, help="API base URL including the stage, e.g. .../v1 (the ApiUrl output)"
+    )
     parser.add_argument("--api-key", required=True, help="value of the x-api-key header")
     parser.add_argument(
         "--image-url",
