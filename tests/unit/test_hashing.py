@@ -128,6 +128,21 @@ def test_badged_and_padded_copies_rank_first_and_at_least_similar(name: str, see
     assert ranked[0][0].verdict in (Verdict.DUPLICATE, Verdict.SIMILAR)
 
 
+def test_a_copy_cropped_12_percent_per_side_is_closest_through_the_padded_query_hash() -> None:
+    pipeline = DualPHash()
+    original = Image.open(__import__("io").BytesIO(encode(product_image(31, (480, 360))))).convert("RGB")
+    w, h = original.size
+    cropped = original.crop((round(w * 0.12), round(h * 0.12), round(w * 0.88), round(h * 0.88)))
+    query = pipeline.fingerprint(cropped)
+    stored = record_of(pipeline, original)
+    padded_only = query.query_hashes[1:]  # the hashes taken with the crop padded back
+    whole = lambda value: int(value.hex[:16], 16)  # noqa: E731 - the whole-picture half
+    stored_whole = int(stored.hash[:16], 16)
+    plain = (whole(query.hash) ^ stored_whole).bit_count()
+    padded = min((whole(v) ^ stored_whole).bit_count() for v in padded_only)
+    assert padded < plain
+
+
 @pytest.mark.parametrize("seed", [21, 22, 23])
 def test_different_pictures_are_not_duplicates(seed: int) -> None:
     got, _ = verdict(product_image(seed), product_image(seed + 100))

@@ -10,7 +10,10 @@ The default, `dualphash128-v1`, was chosen by measurement (docs/evaluation.md):
   over the pair ranks candidates: a padded or framed copy keeps the trimmed half close, a copy
   with a badge over the border keeps the whole-picture half close, and the window makes both
   tolerant of crops and of rotated corners, which only touch the borders;
-* a mirrored pair is searched at query time, so a mirrored copy is found like any other;
+* at query time the mirrored pair is searched too, and a pair whose whole-picture half is taken
+  with 10% of the query's mean grey added on every side: a cropped copy, padded back towards
+  the layout of the picture it was cut from (10-15% crops: 68% -> 84% found first). Query-only
+  hashes can change without a new `algo`: stored records are unaffected;
 * the verdict is taken on the closer half, and only after the candidate passes two checks on
   signals stored with the record: a colour check (the same product in another colour is
   another SKU) and a 20x20 structure thumbnail for ranking.
@@ -88,6 +91,13 @@ def centre_weighted(gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     weight = np.outer(np.hanning(height + 2)[1:-1], np.hanning(width + 2)[1:-1])
     return gray * weight + gray.mean() * (1.0 - weight)
+
+
+def pad_with_mean(gray: np.ndarray, share: float) -> np.ndarray:
+    """Add `share` of each side back around a picture, in its mean grey."""
+    height, width = gray.shape
+    rows, cols = round(height * share), round(width * share)
+    return np.pad(gray, ((rows, rows), (cols, cols)), constant_values=float(gray.mean()))
 
 
 # Trim: a border is "uniform" when most of the outer ring is within TRIM_TOLERANCE of its median
@@ -208,6 +218,7 @@ class DualPHash:
     hue_max = 0.1  # chroma-direction distance above which colours differ (colour variants)
     neutral_chroma = 4.0  # below this CIELAB chroma a picture has no colour to compare
     pool = 50  # candidates re-judged per query: holds the true match for 91% of 15% crops
+    query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
 
     def fingerprint(self, image: Image.Image) -> Fingerprint:
         image = image.copy()
@@ -216,14 +227,20 @@ class DualPHash:
         trimmed = trim_uniform_border(rgb)
         gray, gray_trimmed = luma(rgb), luma(trimmed)
         whole, cut = centre_weighted(gray), centre_weighted(gray_trimmed)
-        indexed = np.concatenate([dct_hash(whole), dct_hash(cut)])
-        mirrored = np.concatenate([dct_hash(whole[:, ::-1]), dct_hash(cut[:, ::-1])])
+        cut_bits, cut_mirrored = dct_hash(cut), dct_hash(cut[:, ::-1])
+        indexed = np.concatenate([dct_hash(whole), cut_bits])
+        mirrored = np.concatenate([dct_hash(whole[:, ::-1]), cut_mirrored])
+        uncropped = centre_weighted(pad_with_mean(gray, self.query_pad))
         thumbs = np.concatenate([self._thumb(gray), self._thumb(gray_trimmed)])
         a_star, b_star = foreground_chroma(trimmed)
         return Fingerprint(
             algo=self.algo,
             hash=_pack(indexed),
-            query_hashes=(_pack(mirrored),),
+            query_hashes=(
+                _pack(mirrored),
+                _pack(np.concatenate([dct_hash(uncropped), cut_bits])),
+                _pack(np.concatenate([dct_hash(uncropped[:, ::-1]), cut_mirrored])),
+            ),
             features={
                 "thumbs": base64.b64encode(thumbs.tobytes()).decode(),
                 "chroma": f"{a_star:.1f},{b_star:.1f}",
