@@ -59,6 +59,13 @@ def test_baseline_is_imagehash_phash() -> None:
     assert PHash64().fingerprint(image).hash.hex == str(imagehash.phash(image)) == "edd9922c96b267c0"
 
 
+def test_registering_skips_query_hashes_but_stores_the_same_hash() -> None:
+    image = product_image(10)
+    for_query, for_store = DualPHash().fingerprint(image), DualPHash().fingerprint(image, for_query=False)
+    assert for_store.query_hashes == () and len(for_query.query_hashes) == 3
+    assert (for_store.hash, for_store.features) == (for_query.hash, for_query.features)
+
+
 def test_same_bytes_same_fingerprint() -> None:
     data = encode(product_image(9, (900, 700)))
     pipeline = DualPHash()

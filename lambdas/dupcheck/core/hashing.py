@@ -50,9 +50,11 @@ class HashPipeline(Protocol):
     algo: str
     bits: int
 
-    def fingerprint(self, image: Image.Image) -> Fingerprint: ...
+    def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
+        """`for_query=False` skips the query-only hashes: what registering an image needs."""
+        ...
 
-    def fingerprint_bytes(self, data: bytes, *, max_pixels: int) -> Fingerprint: ...
+    def fingerprint_bytes(self, data: bytes, *, max_pixels: int, for_query: bool = True) -> Fingerprint: ...
 
     def candidate_pool(self, top: int) -> int:
         """How many index candidates to fetch so that `top` survive verification."""
@@ -184,14 +186,15 @@ class PHash64:
     duplicate_max = 4
     similar_max = 12
 
-    def fingerprint(self, image: Image.Image) -> Fingerprint:
+    def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         import imagehash  # the baseline only: the default pipeline needs neither it nor scipy
 
         value = HashValue.from_hex(str(imagehash.phash(image, hash_size=8)))
         return Fingerprint(algo=self.algo, hash=value)
 
-    def fingerprint_bytes(self, data: bytes, *, max_pixels: int) -> Fingerprint:
-        return self.fingerprint(decode_image(data, max_pixels=max_pixels, draft_size=self.draft_size))
+    def fingerprint_bytes(self, data: bytes, *, max_pixels: int, for_query: bool = True) -> Fingerprint:
+        image = decode_image(data, max_pixels=max_pixels, draft_size=self.draft_size)
+        return self.fingerprint(image, for_query=for_query)
 
     def candidate_pool(self, top: int) -> int:
         return top
@@ -220,35 +223,42 @@ class DualPHash:
     pool = 50  # candidates re-judged per query: holds the true match for 91% of 15% crops
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
 
-    def fingerprint(self, image: Image.Image) -> Fingerprint:
+    def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         image = image.copy()
         image.thumbnail((self.work_size, self.work_size), Image.Resampling.BILINEAR)
         rgb = np.asarray(image.convert("RGB"))
         trimmed = trim_uniform_border(rgb)
         gray, gray_trimmed = luma(rgb), luma(trimmed)
         whole, cut = centre_weighted(gray), centre_weighted(gray_trimmed)
-        cut_bits, cut_mirrored = dct_hash(cut), dct_hash(cut[:, ::-1])
+        cut_bits = dct_hash(cut)
         indexed = np.concatenate([dct_hash(whole), cut_bits])
-        mirrored = np.concatenate([dct_hash(whole[:, ::-1]), cut_mirrored])
-        uncropped = centre_weighted(pad_with_mean(gray, self.query_pad))
         thumbs = np.concatenate([self._thumb(gray), self._thumb(gray_trimmed)])
         a_star, b_star = foreground_chroma(trimmed)
         return Fingerprint(
             algo=self.algo,
             hash=_pack(indexed),
-            query_hashes=(
-                _pack(mirrored),
-                _pack(np.concatenate([dct_hash(uncropped), cut_bits])),
-                _pack(np.concatenate([dct_hash(uncropped[:, ::-1]), cut_mirrored])),
-            ),
+            query_hashes=self._query_hashes(gray, whole, cut, cut_bits) if for_query else (),
             features={
                 "thumbs": base64.b64encode(thumbs.tobytes()).decode(),
                 "chroma": f"{a_star:.1f},{b_star:.1f}",
             },
         )
 
-    def fingerprint_bytes(self, data: bytes, *, max_pixels: int) -> Fingerprint:
-        return self.fingerprint(decode_image(data, max_pixels=max_pixels, draft_size=self.draft_size))
+    def fingerprint_bytes(self, data: bytes, *, max_pixels: int, for_query: bool = True) -> Fingerprint:
+        image = decode_image(data, max_pixels=max_pixels, draft_size=self.draft_size)
+        return self.fingerprint(image, for_query=for_query)
+
+    def _query_hashes(
+        self, gray: np.ndarray, whole: np.ndarray, cut: np.ndarray, cut_bits: np.ndarray
+    ) -> tuple[HashValue, ...]:
+        """The mirrored pair, and the pair with the picture padded back as if it had been cropped."""
+        cut_mirrored = dct_hash(cut[:, ::-1])
+        uncropped = centre_weighted(pad_with_mean(gray, self.query_pad))
+        return (
+            _pack(np.concatenate([dct_hash(whole[:, ::-1]), cut_mirrored])),
+            _pack(np.concatenate([dct_hash(uncropped), cut_bits])),
+            _pack(np.concatenate([dct_hash(uncropped[:, ::-1]), cut_mirrored])),
+        )
 
     def candidate_pool(self, top: int) -> int:
         return max(top, self.pool)

@@ -103,7 +103,7 @@ class DupcheckService:
 
     def record_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> HashRecord:
         """Hash an image into the record that would be stored, without storing it."""
-        fp = self.fingerprint(data)
+        fp = self.fingerprint(data, for_query=False)
         return HashRecord(
             entity_id=_check_id(entity_id),
             sku=str(sku or ""),
@@ -135,10 +135,10 @@ class DupcheckService:
             self.observe(METRIC_FETCH_FAILURES, 1.0)
             raise
 
-    def fingerprint(self, data: bytes) -> Fingerprint:
+    def fingerprint(self, data: bytes, *, for_query: bool = True) -> Fingerprint:
         if not data:
             raise InvalidRequest("the image is empty")
-        fp = self.pipeline.fingerprint_bytes(data, max_pixels=self.max_pixels)
+        fp = self.pipeline.fingerprint_bytes(data, max_pixels=self.max_pixels, for_query=for_query)
         self.observe(METRIC_HASHES, 1.0)
         return fp
 
