@@ -14,6 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dupcheck.local.samples import encode, product_image
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # the default backlog of 5 drops connects under concurrent tests
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -56,8 +61,7 @@ class ImageServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
 

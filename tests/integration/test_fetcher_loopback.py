@@ -123,6 +123,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The default listen backlog of 5 drops SYNs under 8 concurrent clients; the retry after
+    # ~1 s then exceeds the tests' 0.5 s connect timeout.
+    request_queue_size = 64
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
