@@ -67,8 +67,9 @@ def test_an_unknown_picture_is_not_a_duplicate(svc: DupcheckService) -> None:
 def test_matches_are_sorted_and_respect_max_distance(svc: DupcheckService) -> None:
     result = svc.find_similar("https://img.test/2.jpg", top=12)
     rank = {"duplicate": 0, "similar": 1, "different": 2}
-    keys = [(rank[m.verdict], m.distance) for m in result.matches]
-    assert keys == sorted(keys)  # verdict first, then distance
+    verdicts = [rank[m.verdict] for m in result.matches]
+    assert verdicts == sorted(verdicts)  # verdict first (then aligned similarity, then distance)
+    assert result.matches[0].entity_id == "E2" and result.matches[0].verdict == "duplicate"
     limited = svc.find_similar("https://img.test/2.jpg", top=12, max_distance=0)
     assert [m.entity_id for m in limited.matches] == ["E2"]
 

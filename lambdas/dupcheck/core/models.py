@@ -50,13 +50,15 @@ class Fingerprint:
 
     `hash` is what the index stores and searches. `query_hashes` are extra hashes searched
     only at query time (for example a mirrored copy); `features` are compact extra signals
-    stored with the record and used to verify candidates.
+    stored with the record and used to verify candidates. `probe` is query-side state the
+    pipeline keeps for verification (never stored, not part of equality).
     """
 
     algo: str
     hash: HashValue
     query_hashes: tuple[HashValue, ...] = ()
     features: Mapping[str, str] = field(default_factory=dict)
+    probe: Any = field(default=None, compare=False, repr=False)
 
     @property
     def search_hashes(self) -> tuple[HashValue, ...]:

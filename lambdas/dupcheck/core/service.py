@@ -151,13 +151,16 @@ class DupcheckService:
     def _judge(self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None) -> list[Match]:
         missing = [h.entity_id for h in hits if h.record is None]
         stored = self.store.get_many(missing) if missing else {}
-        ranked: list[tuple[int, int, float, Match]] = []
-        for hit in hits:
-            record = hit.record or stored.get(hit.entity_id)
-            # A hash from another pipeline means nothing here; `reindex` re-hashes such records.
-            if record is None or record.hash_algo != query.algo:
-                continue
-            judgement = self.pipeline.judge(query, record, hit.distance)
+        # A hash from another pipeline means nothing here; `reindex` re-hashes such records.
+        candidates = [
+            (record, hit.distance)
+            for hit in hits
+            if (record := hit.record or stored.get(hit.entity_id)) is not None and record.hash_algo == query.algo
+        ]
+        # Verdict first; then how alike the verified pictures are (a crop aligned with its source
+        # beats a look-alike that merely hashes closer); then hash distance.
+        ranked: list[tuple[int, float, int, Match]] = []
+        for (record, _), judgement in zip(candidates, self.pipeline.judge(query, candidates), strict=True):
             if max_distance is not None and judgement.distance > max_distance:
                 continue
             match = Match(
@@ -168,7 +171,7 @@ class DupcheckService:
                 match_percent=match_percent(judgement.distance, judgement.bits),
                 verdict=judgement.verdict.value,
             )
-            ranked.append((VERDICT_RANK[judgement.verdict], judgement.distance, -judgement.similarity, match))
+            ranked.append((VERDICT_RANK[judgement.verdict], -judgement.similarity, judgement.distance, match))
         ranked.sort(key=lambda item: (item[0], item[1], item[2], item[3].entity_id))
         return [match for *_, match in ranked]
 

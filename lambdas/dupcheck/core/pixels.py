@@ -1,0 +1,56 @@
+"""Pixel steps shared by hashing and verification: luma, border trimming, CIELAB colour.
+
+Each takes and returns numpy arrays of the <= 160 px working copy, so the index and the
+query side of every pipeline see exactly the same pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+# Trim: a border is "uniform" when most of the outer ring is within TRIM_TOLERANCE of its median
+# colour; rows and columns holding fewer off-colour pixels than TRIM_MIN_FILL of the fullest row
+# (column) are cut, so a small badge or a rotated corner does not hold the box open, and padding
+# (which widens every row) does not move it. Repeated: a frame, then the shot's own margin.
+TRIM_TOLERANCE = 32
+TRIM_MIN_FILL = 0.15
+TRIM_PASSES = 3
+
+
+def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
+    for _ in range(TRIM_PASSES):
+        height, width = rgb.shape[:2]
+        ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+        background = np.median(ring, axis=0)
+        if (np.abs(ring - background).max(axis=1) <= TRIM_TOLERANCE).mean() < 0.5:
+            break
+        off = np.abs(rgb.astype(np.int16) - background).max(axis=2) > TRIM_TOLERANCE
+        row_fill, col_fill = off.sum(axis=1), off.sum(axis=0)
+        rows = np.flatnonzero(row_fill > TRIM_MIN_FILL * row_fill.max())
+        cols = np.flatnonzero(col_fill > TRIM_MIN_FILL * col_fill.max())
+        if len(rows) < height * 0.2 or len(cols) < width * 0.2:
+            break  # almost nothing inside: trimming would keep noise, not the subject
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        if (top, bottom, left, right) == (0, height, 0, width):
+            break
+        rgb = rgb[top:bottom, left:right]
+    return rgb
+
+
+# sRGB (D65) -> XYZ, and the D65 white point, for CIELAB.
+_RGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+
+def cielab_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CIELAB a*, b* of sRGB pixels, in numpy (Pillow's LAB builds a colour transform per call)."""
+    linear = rgb.astype(np.float64) / 255.0
+    linear = np.where(linear > 0.04045, ((linear + 0.055) / 1.055) ** 2.4, linear / 12.92)
+    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * (24389 / 27 / 116) + 16 / 116)
+    return 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])

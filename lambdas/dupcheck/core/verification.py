@@ -1,0 +1,360 @@
+"""Aligned verification: is a candidate the same picture as the query, whatever was edited?
+
+Global hashes find candidates, but cannot tell a 12% crop of a picture from another picture with
+the same layout, nor a red shirt from the same shirt in blue. Verification aligns the query with
+a few candidates and counts what still differs (docs/evaluation.md, "verification"):
+
+* every record stores two small views of its picture, the whole one and the border-trimmed one:
+  luma at 32x32 and CIELAB a*, b* at 16x16 (3 KB, base64 in the record's features);
+* alignment: the query's views (mirrored or not) are compared with windows of the candidate's
+  views (any crop down to 72% of a side, at any offset), first at 8x8, then at 24x24 around the
+  best window; when that fails, small rotations of the query are tried;
+* at the best alignment, luma gets a gain and an offset (brightness, contrast) and colour one
+  scale (saturation; none at all for a grayscale query), then the pictures are compared pixel by
+  pixel, each pixel allowed a one-pixel shift. A copy leaves almost nothing different, a colour
+  variant leaves the product, a different picture most of it. Pixels count less towards the
+  borders, where badges, frames and rotation fill are.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+from PIL import Image
+
+from dupcheck.core.pixels import cielab_ab, luma, trim_uniform_border
+
+LUMA_GRID = 32  # stored luma per view
+CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
+COARSE = 8  # side of the first, exhaustive alignment search
+FINE = 24  # side at which an alignment is refined and judged
+WIDTHS = (1.0, 0.9, 0.8, 0.72)  # window sides searched (a 14% crop per side keeps 72%)
+OFFSET_STEP = 0.05
+ANGLES = (-2.0, 2.0, -4.0, 4.0)  # query rotations tried when the upright one fails
+# ...for candidates this alike upright: a copy turned by up to 5 degrees keeps most structure,
+# and a picture more alike than that is not turned (the same pose in another colour would get
+# six more chances to pass).
+ROTATION_TRIGGER = (0.6, 0.95)
+ROTATION_SIZE = 80  # side of the copy the query is turned at
+ROTATED_CANDIDATES = 1  # ...and at most this many of them, the most alike (each angle costs)
+LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
+COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
+GREY_CHROMA = 4.0  # a query whose 99th-percentile chroma is below this is grayscale
+MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
+VIEWS = 2  # whole picture, border-trimmed picture
+_ENCODED_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
+
+
+@dataclass(frozen=True, slots=True)
+class Views:
+    """A picture's stored views: luma (2, 32, 32) and a*, b* (2, 2, 16, 16), float32."""
+
+    luma: np.ndarray
+    chroma: np.ndarray
+
+    def encode(self) -> str:
+        luma_bytes = np.clip(np.rint(self.luma), 0, 255).astype(np.uint8).tobytes()
+        chroma_bytes = np.clip(np.rint(self.chroma), -127, 127).astype(np.int8).tobytes()
+        return base64.b64encode(luma_bytes + chroma_bytes).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> Views | None:
+        """The views in `text`, or None when it is not what `encode` writes."""
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except ValueError:
+            return None
+        if len(raw) != _ENCODED_BYTES:
+            return None
+        split = VIEWS * LUMA_GRID * LUMA_GRID
+        luma_grid = np.frombuffer(raw[:split], dtype=np.uint8).reshape(VIEWS, LUMA_GRID, LUMA_GRID)
+        chroma = np.frombuffer(raw[split:], dtype=np.int8).reshape(VIEWS, 2, CHROMA_GRID, CHROMA_GRID)
+        return cls(luma_grid.astype(np.float32), chroma.astype(np.float32))
+
+
+def _resize(channel: np.ndarray, side: int) -> np.ndarray:
+    image = Image.fromarray(channel.astype(np.float32), mode="F")
+    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
+
+
+def views_of(rgb: np.ndarray, trimmed: np.ndarray | None = None) -> Views:
+    """The stored views of a working-size RGB picture (`trimmed`: its border-trimmed copy, when
+    the caller has it). Index and query sides both come through here."""
+    lumas, chromas = [], []
+    for view in (rgb, trim_uniform_border(rgb) if trimmed is None else trimmed):
+        lumas.append(_resize(luma(view.astype(np.float32)), LUMA_GRID))
+        # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper.
+        small = np.asarray(Image.fromarray(view).resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX))
+        chromas.append(np.stack(cielab_ab(small)).astype(np.float32))
+    return Views(np.stack(lumas), np.stack(chromas))
+
+
+@cache
+def _sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
+    """(n_out, n_in) bilinear resampling of the window [start, start + width] of a unit-length axis."""
+    centres = np.clip((start + (np.arange(n_out) + 0.5) / n_out * width) * n_in - 0.5, 0, n_in - 1)
+    low = np.floor(centres).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = (centres - low).astype(np.float32)
+    matrix = np.zeros((n_out, n_in), dtype=np.float32)
+    np.add.at(matrix, (np.arange(n_out), low), 1 - frac)
+    np.add.at(matrix, (np.arange(n_out), high), frac)
+    return matrix
+
+
+@cache
+def _windows() -> tuple[tuple[float, float], ...]:
+    """(start, width) along one axis, for the coarse search."""
+    out: list[tuple[float, float]] = []
+    for width in WIDTHS:
+        steps = max(1, round((1 - width) / OFFSET_STEP) + 1)
+        out.extend((round(float(s), 4), width) for s in np.linspace(0, 1 - width, steps))
+    return tuple(out)
+
+
+@cache
+def _coarse_sampler() -> np.ndarray:
+    """(windows, COARSE, 16): each coarse window of a 16x16 grid, sampled to COARSE."""
+    return np.stack([_sampler(LUMA_GRID // 2, COARSE, s, w) for s, w in _windows()])
+
+
+@dataclass(slots=True)
+class _QueryViews:
+    """The query at one rotation: 4 views, (whole, trimmed) x (upright, mirrored)."""
+
+    coarse: np.ndarray  # (4, 8, 8) luma, zero mean and unit norm
+    fine: np.ndarray  # (4, 24, 24) luma
+    fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
+    chroma: np.ndarray  # (4, 2, 24, 24) a*, b*
+    grey: np.ndarray  # (4,) bool: no colour anywhere (a grayscale copy)
+
+
+def _unit(blocks: np.ndarray) -> np.ndarray:
+    """Zero mean and unit norm over the last two axes (a flat block stays zero)."""
+    centred = blocks - blocks.mean(axis=(-2, -1), keepdims=True)
+    norm = np.sqrt((centred * centred).sum(axis=(-2, -1), keepdims=True))
+    return centred / np.maximum(norm, 1e-6)
+
+
+def _query_views(views: Views) -> _QueryViews:
+    identity_coarse = _sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
+    identity_fine = _sampler(LUMA_GRID, FINE, 0.0, 1.0)
+    identity_chroma = _sampler(CHROMA_GRID, FINE, 0.0, 1.0)
+    lumas = np.concatenate([views.luma, views.luma[:, :, ::-1]])
+    chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
+    fine = identity_fine @ lumas @ identity_fine.T
+    return _QueryViews(
+        coarse=_unit(identity_coarse @ _halve(lumas) @ identity_coarse.T),
+        fine=fine,
+        fine_unit=_unit(fine),
+        chroma=chroma,
+        grey=np.percentile(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1), 99, axis=1) < GREY_CHROMA,
+    )
+
+
+def _halve(grids: np.ndarray) -> np.ndarray:
+    """2x2 means: the coarse search works on 16x16 copies of the 32x32 views."""
+    *lead, rows, cols = grids.shape
+    return grids.reshape(*lead, rows // 2, 2, cols // 2, 2).mean(axis=(-3, -1))
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What is left different after aligning a candidate with the query.
+
+    `similarity`: luma correlation at the best alignment (1 = identical structure);
+    `luma_off`, `colour_off`: centre-weighted share of pixels that still differ in luma (after
+    a gain and an offset) and in colour (after one saturation scale).
+    """
+
+    similarity: float
+    luma_off: float
+    colour_off: float
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When evidence says "the same picture"."""
+
+    min_similarity: float
+    max_luma_off: float
+    max_colour_off: float
+
+    def passes(self, evidence: Evidence) -> bool:
+        return (
+            evidence.similarity >= self.min_similarity
+            and evidence.luma_off <= self.max_luma_off
+            and evidence.colour_off <= self.max_colour_off
+        )
+
+
+@dataclass(slots=True)
+class Probe:
+    """Query-side state: the working copy, and its views at each rotation tried (upright first)."""
+
+    rgb: np.ndarray
+    upright: Views | None = None
+    _by_angle: dict[float, _QueryViews] = field(default_factory=dict, repr=False)
+
+    def at(self, angle: float) -> _QueryViews:
+        if angle not in self._by_angle:
+            if angle:
+                # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
+                # filled with the border colour so the turned corners trim away like a border.
+                image = Image.fromarray(self.rgb)
+                image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
+                small = np.asarray(image)
+                ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+                fill = tuple(int(v) for v in np.median(ring, axis=0))
+                views = views_of(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)))
+            else:
+                views = self.upright or views_of(self.rgb)
+            self._by_angle[angle] = _query_views(views)
+        return self._by_angle[angle]
+
+
+@cache
+def _centre_weight() -> np.ndarray:
+    window = np.hanning(FINE + 2)[1:-1]
+    weight = np.outer(window, window)
+    return (weight / weight.sum()).astype(np.float32)
+
+
+def _tolerant_residual(query: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """Per pixel, the smallest distance between `query` and a one-pixel shift of `fitted`.
+
+    Both (n, channels, 24, 24); returns (n, 24, 24)."""
+    padded = np.pad(fitted, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    best = np.full(query.shape[:1] + query.shape[2:], np.inf, dtype=np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            diff = query - padded[:, :, dy : dy + FINE, dx : dx + FINE]
+            np.minimum(best, (diff * diff).sum(axis=1), out=best)
+    return np.sqrt(best)
+
+
+def _window_correlations(
+    rows: np.ndarray, cols: np.ndarray, grids: np.ndarray, query: np.ndarray, side: int
+) -> np.ndarray:
+    """Correlation of `query` blocks with every window (row window a, column window b) of `grids`.
+
+    `rows`, `cols`: (windows, side, n) samplers; `grids`: (..., n, n); `query`: (q, side, side),
+    zero mean and unit norm. Returns (..., row windows, column windows, q). A window's block is
+    rows[a] @ grid @ cols[b].T; its dot product, sum and energy come from small products of
+    `rows[a] @ grid`, so the blocks themselves (megabytes) are never built.
+    """
+    n_rows, n_cols, n_query = len(rows), len(cols), len(query)
+    lead, size = grids.shape[:-2], grids.shape[-1]
+    sampled = (rows.reshape(-1, size) @ grids).reshape(*lead, n_rows, side, size)  # rows[a] @ grid
+    projected = query[:, None] @ cols[None]  # query @ cols[b]: (q, b, side, n)
+    flat = sampled.reshape(*lead, n_rows, side * size)
+    dots = flat @ projected.transpose(2, 3, 1, 0).reshape(side * size, n_cols * n_query)
+    # The query has zero mean, so a window's mean drops out of the dot product but not its norm.
+    gram = np.swapaxes(sampled, -1, -2) @ sampled  # (..., a, n, n)
+    cols_gram = (np.swapaxes(cols, -1, -2) @ cols).reshape(n_cols, size * size)
+    energy = gram.reshape(*lead, n_rows, size * size) @ cols_gram.T
+    total = sampled.sum(axis=-2) @ cols.sum(axis=1).T
+    spread = energy - total * total / (side * side)
+    correlation = dots.reshape(*lead, n_rows, n_cols, n_query)
+    return correlation / np.sqrt(np.maximum(spread, 1e-6))[..., None]
+
+
+def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
+    """Every query view against every coarse window of every candidate view.
+
+    `candidates`: (n, views, 32, 32) luma; returns (n, views, windows, windows, query views)."""
+    sampler = _coarse_sampler()
+    return _window_correlations(sampler, sampler, _halve(candidates), query.coarse, COARSE)
+
+
+def _refinements(start: float, width: float) -> list[tuple[float, float]]:
+    """A coarse window and its neighbours: shifted by 2%, or 3% wider or narrower."""
+    out = []
+    for s, w in (
+        (start, width),
+        (start - 0.02, width),
+        (start + 0.02, width),
+        (start + 0.015, width - 0.03),
+        (start - 0.015, width + 0.03),
+    ):
+        w = min(w, 1.0)
+        s = min(max(s, 0.0), 1.0 - w)
+        out.append((round(s, 4), round(w, 4)))
+    return list(dict.fromkeys(out))
+
+
+def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarray) -> list[Evidence]:
+    """Refine each candidate's best coarse window at FINE, then measure what differs there."""
+    windows = _windows()
+    n = len(candidates)
+    theirs = np.empty((n, FINE, FINE), dtype=np.float32)
+    their_colour = np.empty((n, 2, FINE, FINE), dtype=np.float32)
+    views = np.empty(n, dtype=int)
+    for i, candidate in enumerate(candidates):
+        cview, wy, wx, view = np.unravel_index(int(np.argmax(scores[i])), scores[i].shape)
+        ys, xs = _refinements(*windows[wy]), _refinements(*windows[wx])
+        rows = np.stack([_sampler(LUMA_GRID, FINE, *y) for y in ys])
+        cols = np.stack([_sampler(LUMA_GRID, FINE, *x) for x in xs])
+        refined = _window_correlations(rows, cols, candidate.luma[cview], query.fine_unit[view][None], FINE)
+        iy, ix = np.unravel_index(int(np.argmax(refined)), refined.shape[:2])
+        theirs[i] = rows[iy] @ candidate.luma[cview] @ cols[ix].T
+        rows_c, cols_c = _sampler(CHROMA_GRID, FINE, *ys[iy]), _sampler(CHROMA_GRID, FINE, *xs[ix])
+        their_colour[i] = rows_c @ candidate.chroma[cview] @ cols_c.T
+        views[i] = view
+    mine, my_colour = query.fine[views], query.chroma[views]
+    similarity = (_unit(theirs) * query.fine_unit[views]).sum(axis=(1, 2))
+
+    # Luma: the least-squares gain and offset (brightness, contrast), then what still differs.
+    their_mean, my_mean = theirs.mean(axis=(1, 2), keepdims=True), mine.mean(axis=(1, 2), keepdims=True)
+    spread = ((theirs - their_mean) ** 2).sum(axis=(1, 2), keepdims=True)
+    gain = ((theirs - their_mean) * (mine - my_mean)).sum(axis=(1, 2), keepdims=True) / np.maximum(spread, 1e-6)
+    predicted = (theirs - their_mean) * gain + my_mean
+    luma_residual = _tolerant_residual(mine[:, None], predicted[:, None])
+    # Brightening clips highlights to white (darkening, shadows to black): not a difference.
+    clipped = ((mine >= 250) & (predicted >= 245)) | ((mine <= 5) & (predicted <= 10))
+    luma_residual[clipped] = 0.0
+
+    # Colour: one saturation scale (none for a grayscale query), then what still differs.
+    energy = (their_colour * their_colour).sum(axis=(1, 2, 3))
+    scale = (my_colour * their_colour).sum(axis=(1, 2, 3)) / np.maximum(energy, 1e-6)
+    scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, 2.0))
+    colour_residual = _tolerant_residual(my_colour, their_colour * scale[:, None, None, None].astype(np.float32))
+
+    weight = _centre_weight()
+    luma_off = ((luma_residual > LUMA_TOLERANCE) * weight).sum(axis=(1, 2))
+    colour_off = ((colour_residual > COLOUR_TOLERANCE) * weight).sum(axis=(1, 2))
+    return [
+        Evidence(float(s), float(lo), float(co)) for s, lo, co in zip(similarity, luma_off, colour_off, strict=True)
+    ]
+
+
+def verify(probe: Probe, candidates: list[Views], *, retry_unless: Thresholds) -> list[Evidence]:
+    """Evidence for each candidate at its best alignment with the query. Candidates whose upright
+    evidence fails `retry_unless` only in structure are tried again with the query rotated."""
+    if not candidates:
+        return []
+    lumas = np.stack([c.luma for c in candidates])
+    upright = probe.at(0.0)
+    evidence = _judge_aligned(upright, candidates, _coarse_scores(lumas, upright))
+    # Rotation can explain structure that does not line up, never a colour that differs.
+    alike = [
+        i
+        for i, e in enumerate(evidence)
+        if not retry_unless.passes(e)
+        and ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
+        and e.colour_off <= retry_unless.max_colour_off
+    ]
+    retry = sorted(alike, key=lambda i: -evidence[i].similarity)[:ROTATED_CANDIDATES]
+    for angle in ANGLES:
+        if not retry:
+            break
+        rotated = probe.at(angle)
+        found = _judge_aligned(rotated, [candidates[i] for i in retry], _coarse_scores(lumas[retry], rotated))
+        for i, turned in zip(retry, found, strict=True):
+            if retry_unless.passes(turned):
+                evidence[i] = turned
+        retry = [i for i in retry if not retry_unless.passes(evidence[i])]
+    return evidence

@@ -1,0 +1,127 @@
+"""Aligned verification: its building blocks against brute force, and what it tells apart."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from dupcheck.core import verification
+from dupcheck.core.hashing import AlignedDualPHash
+from dupcheck.core.verification import Evidence, Probe, Thresholds, Views, verify, views_of
+from dupcheck.local.samples import product_image
+
+PIPELINE = AlignedDualPHash()
+
+
+def rgb_of(image: Image.Image) -> np.ndarray:
+    """The working copy the pipeline verifies (<= 160 px)."""
+    copy = image.convert("RGB")
+    copy.thumbnail((PIPELINE.work_size, PIPELINE.work_size), Image.Resampling.BILINEAR)
+    return np.asarray(copy)
+
+
+def evidence(original: Image.Image, copy: Image.Image) -> Evidence:
+    stored = Views.decode(views_of(rgb_of(original)).encode())
+    assert stored is not None
+    return verify(Probe(rgb_of(copy)), [stored], retry_unless=PIPELINE.near)[0]
+
+
+# -- building blocks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("start", "width"), [(0.0, 1.0), (0.1, 0.72), (0.28, 0.72), (0.05, 0.9)])
+def test_sampler_rows_are_weights_inside_the_window(start: float, width: float) -> None:
+    matrix = verification._sampler(32, 24, start, width)
+    assert np.allclose(matrix.sum(axis=1), 1.0)
+    ramp = np.arange(32, dtype=np.float32) + 0.5  # cell centres, in cells
+    sampled = matrix @ ramp / 32  # in unit lengths
+    assert sampled.min() >= start - 1 / 32 and sampled.max() <= start + width + 1 / 32
+
+
+def test_window_correlations_match_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    grids = rng.random((3, 2, 16, 16)).astype(np.float32)
+    queries = verification._unit(rng.random((4, 8, 8)).astype(np.float32))
+    rows = verification._coarse_sampler()
+    got = verification._window_correlations(rows, rows, grids, queries, 8)
+    assert got.shape == (3, 2, len(rows), len(rows), 4)
+    for n, v, a, b in [(0, 0, 0, 0), (1, 1, 5, 9), (2, 0, len(rows) - 1, 3)]:
+        block = verification._unit(rows[a] @ grids[n, v] @ rows[b].T)
+        want = [(block * q).sum() for q in queries]
+        assert np.allclose(got[n, v, a, b], want, atol=1e-4)
+
+
+def test_views_survive_encoding_within_a_level() -> None:
+    views = views_of(rgb_of(product_image(3)))
+    decoded = Views.decode(views.encode())
+    assert decoded is not None
+    assert np.abs(decoded.luma - views.luma).max() <= 0.5 and np.abs(decoded.chroma - views.chroma).max() <= 0.5
+    assert decoded.luma.shape == (2, 32, 32) and decoded.chroma.shape == (2, 2, 16, 16)
+
+
+@pytest.mark.parametrize("text", ["", "not base64!", base64.b64encode(b"\x00" * 100).decode()])
+def test_views_that_are_not_views_decode_to_none(text: str) -> None:
+    assert Views.decode(text) is None
+
+
+def test_thresholds_need_all_three_signals() -> None:
+    limits = Thresholds(min_similarity=0.8, max_luma_off=0.05, max_colour_off=0.02)
+    assert limits.passes(Evidence(0.9, 0.01, 0.0))
+    assert not limits.passes(Evidence(0.7, 0.01, 0.0))
+    assert not limits.passes(Evidence(0.9, 0.06, 0.0))
+    assert not limits.passes(Evidence(0.9, 0.01, 0.03))
+
+
+# -- what it tells apart ---------------------------------------------------------------------------
+
+
+def test_a_crop_is_aligned_with_the_window_it_was_cut_from() -> None:
+    original = product_image(41, (480, 360))
+    w, h = original.size
+    cropped = original.crop((round(w * 0.16), round(h * 0.04), round(w * 0.97), round(h * 0.86)))
+    found = evidence(original, cropped)
+    assert found.similarity >= 0.97 and found.luma_off <= 0.01
+    # Unaligned, the same crop compares far worse: the search is what finds it.
+    unaligned = float((verification._unit(views_of(rgb_of(cropped)).luma[0])
+                       * verification._unit(views_of(rgb_of(original)).luma[0])).sum())
+    assert unaligned < found.similarity - 0.1
+
+
+def test_a_different_picture_does_not_align() -> None:
+    found = evidence(product_image(42), product_image(43))
+    assert not PIPELINE.near.passes(found)
+
+
+@pytest.mark.parametrize("seed", [21, 22, 24])
+def test_another_colour_differs_in_colour_only(seed: int) -> None:
+    found = evidence(product_image(seed, hue=0.1), product_image(seed, hue=0.6))
+    assert found.similarity >= 0.95 and found.colour_off > 0.2
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda im: ImageOps.grayscale(im).convert("RGB"),
+        lambda im: ImageEnhance.Color(im).enhance(0.35),
+        lambda im: ImageEnhance.Color(im).enhance(1.6),
+    ],
+    ids=["grayscale", "desaturated", "saturated"],
+)
+def test_saturation_changes_and_grayscale_keep_the_colour(edit) -> None:  # noqa: ANN001
+    original = product_image(44, hue=0.1)
+    assert evidence(original, edit(original)).colour_off <= PIPELINE.near.max_colour_off
+
+
+def test_a_turned_copy_is_aligned_by_turning_the_query_back() -> None:
+    original = product_image(21, (400, 320))
+    turned = original.rotate(5, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
+    upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], retry_unless=Thresholds(0, 1, 1))[0]
+    found = evidence(original, turned)
+    assert found.similarity > upright_only.similarity + 0.05 and PIPELINE.near.passes(found)
+
+
+def test_no_candidates_no_work() -> None:
+    assert verify(Probe(rgb_of(product_image(1))), [], retry_unless=PIPELINE.near) == []
