@@ -26,7 +26,7 @@ def rgb_of(image: Image.Image) -> np.ndarray:
 def evidence(original: Image.Image, copy: Image.Image) -> Evidence:
     stored = Views.decode(views_of(rgb_of(original)).encode())
     assert stored is not None
-    return verify(Probe(rgb_of(copy)), [stored], retry_unless=PIPELINE.near)[0]
+    return verify(Probe(rgb_of(copy)), [stored], [PIPELINE.near])[0]
 
 
 # -- building blocks -------------------------------------------------------------------------------
@@ -118,10 +118,10 @@ def test_saturation_changes_and_grayscale_keep_the_colour(edit) -> None:  # noqa
 def test_a_turned_copy_is_aligned_by_turning_the_query_back() -> None:
     original = product_image(21, (400, 320))
     turned = original.rotate(5, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
-    upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], retry_unless=Thresholds(0, 1, 1))[0]
+    upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], [Thresholds(0, 1, 1)])[0]
     found = evidence(original, turned)
     assert found.similarity > upright_only.similarity + 0.05 and PIPELINE.near.passes(found)
 
 
 def test_no_candidates_no_work() -> None:
-    assert verify(Probe(rgb_of(product_image(1))), [], retry_unless=PIPELINE.near) == []
+    assert verify(Probe(rgb_of(product_image(1))), [], []) == []

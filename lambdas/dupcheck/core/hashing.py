@@ -207,15 +207,15 @@ class AlignedDualPHash:
             for i, (record, _) in enumerate(candidates[: self.verified])
             if (views := Views.decode(record.features.get("views", ""))) is not None
         }
+        targets = [self.near if distance <= self.close_distance else self.far for _, distance in candidates]
         evidence: dict[int, Evidence] = {}
         if stored and isinstance(query.probe, Probe):
-            found = verify(query.probe, list(stored.values()), retry_unless=self.near)
+            found = verify(query.probe, list(stored.values()), [targets[i] for i in stored])
             evidence = dict(zip(stored, found, strict=True))
         out = []
-        for i, (_, index_distance) in enumerate(candidates):
+        for i in range(len(candidates)):
             seen = evidence.get(i)
-            limits = self.near if index_distance <= self.close_distance else self.far
-            if seen is not None and limits.passes(seen):
+            if seen is not None and targets[i].passes(seen):
                 verdict = Verdict.DUPLICATE
             elif closest[i] <= self.similar_max or (seen is not None and seen.similarity >= self.near.min_similarity):
                 verdict = Verdict.SIMILAR

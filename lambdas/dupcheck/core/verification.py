@@ -19,8 +19,9 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image
@@ -33,6 +34,8 @@ COARSE = 8  # side of the first, exhaustive alignment search
 FINE = 24  # side at which an alignment is refined and judged
 WIDTHS = (1.0, 0.9, 0.8, 0.72)  # window sides searched (a 14% crop per side keeps 72%)
 OFFSET_STEP = 0.05
+REFINE_STEPS = (0.02, 0.01)  # then refined at FINE: neighbours this far, twice...
+REFINE_MIN = 0.75  # ...when the coarse correlation is at least this (copies score 0.9 and more)
 ANGLES = (-2.0, 2.0, -4.0, 4.0)  # query rotations tried when the upright one fails
 # ...for candidates this alike upright: a copy turned by up to 5 degrees keeps most structure,
 # and a picture more alike than that is not turned (the same pose in another colour would get
@@ -92,7 +95,7 @@ def views_of(rgb: np.ndarray, trimmed: np.ndarray | None = None) -> Views:
     return Views(np.stack(lumas), np.stack(chromas))
 
 
-@cache
+@lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most
 def _sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
     """(n_out, n_in) bilinear resampling of the window [start, start + width] of a unit-length axis."""
     centres = np.clip((start + (np.arange(n_out) + 0.5) / n_out * width) * n_in - 0.5, 0, n_in - 1)
@@ -237,29 +240,29 @@ def _tolerant_residual(query: np.ndarray, fitted: np.ndarray) -> np.ndarray:
 
 
 def _window_correlations(
-    rows: np.ndarray, cols: np.ndarray, grids: np.ndarray, query: np.ndarray, side: int
+    rows: np.ndarray, cols: np.ndarray, grids: np.ndarray, queries: np.ndarray, side: int
 ) -> np.ndarray:
-    """Correlation of `query` blocks with every window (row window a, column window b) of `grids`.
+    """Correlation of each query with every window (row window a, column window b) of a grid.
 
-    `rows`, `cols`: (windows, side, n) samplers; `grids`: (..., n, n); `query`: (q, side, side),
-    zero mean and unit norm. Returns (..., row windows, column windows, q). A window's block is
-    rows[a] @ grid @ cols[b].T; its dot product, sum and energy come from small products of
-    `rows[a] @ grid`, so the blocks themselves (megabytes) are never built.
+    `rows` (..., A, side, n) and `cols` (..., B, side, n) sample windows of `grids` (..., n, n);
+    `queries` (..., Q, side, side) have zero mean and unit norm; leading axes broadcast. Returns
+    (..., A, B, Q). A window is rows[a] @ grid @ cols[b].T; its dot product, sum and energy come
+    from small products of rows[a] @ grid, so the windows themselves are never built.
     """
-    n_rows, n_cols, n_query = len(rows), len(cols), len(query)
-    lead, size = grids.shape[:-2], grids.shape[-1]
-    sampled = (rows.reshape(-1, size) @ grids).reshape(*lead, n_rows, side, size)  # rows[a] @ grid
-    projected = query[:, None] @ cols[None]  # query @ cols[b]: (q, b, side, n)
-    flat = sampled.reshape(*lead, n_rows, side * size)
-    dots = flat @ projected.transpose(2, 3, 1, 0).reshape(side * size, n_cols * n_query)
-    # The query has zero mean, so a window's mean drops out of the dot product but not its norm.
-    gram = np.swapaxes(sampled, -1, -2) @ sampled  # (..., a, n, n)
-    cols_gram = (np.swapaxes(cols, -1, -2) @ cols).reshape(n_cols, size * size)
-    energy = gram.reshape(*lead, n_rows, size * size) @ cols_gram.T
-    total = sampled.sum(axis=-2) @ cols.sum(axis=1).T
+    n_rows, n_cols, n_queries, size = rows.shape[-3], cols.shape[-3], queries.shape[-3], grids.shape[-1]
+    sampled = rows @ grids[..., None, :, :]  # (..., A, side, n)
+    projected = queries[..., :, None, :, :] @ cols[..., None, :, :, :]  # (..., Q, B, side, n)
+    flat_projected = projected.reshape(*projected.shape[:-4], n_queries * n_cols, side * size)
+    dots = sampled.reshape(*sampled.shape[:-2], side * size) @ np.swapaxes(flat_projected, -1, -2)
+    dots = np.swapaxes(dots.reshape(*dots.shape[:-1], n_queries, n_cols), -1, -2)  # (..., A, B, Q)
+    # The queries have zero mean, so a window's mean drops out of the dot product, not its norm.
+    gram = (np.swapaxes(sampled, -1, -2) @ sampled).reshape(*sampled.shape[:-2], size * size)
+    cols_gram = (np.swapaxes(cols, -1, -2) @ cols).reshape(*cols.shape[:-2], size * size)
+    energy = gram @ np.swapaxes(cols_gram, -1, -2)
+    total = sampled.sum(axis=-2) @ np.swapaxes(cols.sum(axis=-2), -1, -2)
     spread = energy - total * total / (side * side)
-    correlation = dots.reshape(*lead, n_rows, n_cols, n_query)
-    return correlation / np.sqrt(np.maximum(spread, 1e-6))[..., None]
+    del n_rows
+    return dots / np.sqrt(np.maximum(spread, 1e-6))[..., None]
 
 
 def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
@@ -270,40 +273,48 @@ def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
     return _window_correlations(sampler, sampler, _halve(candidates), query.coarse, COARSE)
 
 
-def _refinements(start: float, width: float) -> list[tuple[float, float]]:
-    """A coarse window and its neighbours: shifted by 2%, or 3% wider or narrower."""
+def _refinements(start: float, width: float, step: float) -> list[tuple[float, float]]:
+    """A window and its 4 neighbours: shifted by `step`, or 1.5 `step` wider or narrower."""
     out = []
     for s, w in (
         (start, width),
-        (start - 0.02, width),
-        (start + 0.02, width),
-        (start + 0.015, width - 0.03),
-        (start - 0.015, width + 0.03),
+        (start - step, width),
+        (start + step, width),
+        (start + 0.75 * step, width - 1.5 * step),
+        (start - 0.75 * step, width + 1.5 * step),
     ):
         w = min(w, 1.0)
         s = min(max(s, 0.0), 1.0 - w)
         out.append((round(s, 4), round(w, 4)))
-    return list(dict.fromkeys(out))
+    return out
 
 
 def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarray) -> list[Evidence]:
     """Refine each candidate's best coarse window at FINE, then measure what differs there."""
     windows = _windows()
-    n = len(candidates)
-    theirs = np.empty((n, FINE, FINE), dtype=np.float32)
-    their_colour = np.empty((n, 2, FINE, FINE), dtype=np.float32)
-    views = np.empty(n, dtype=int)
-    for i, candidate in enumerate(candidates):
-        cview, wy, wx, view = np.unravel_index(int(np.argmax(scores[i])), scores[i].shape)
-        ys, xs = _refinements(*windows[wy]), _refinements(*windows[wx])
-        rows = np.stack([_sampler(LUMA_GRID, FINE, *y) for y in ys])
-        cols = np.stack([_sampler(LUMA_GRID, FINE, *x) for x in xs])
-        refined = _window_correlations(rows, cols, candidate.luma[cview], query.fine_unit[view][None], FINE)
-        iy, ix = np.unravel_index(int(np.argmax(refined)), refined.shape[:2])
-        theirs[i] = rows[iy] @ candidate.luma[cview] @ cols[ix].T
-        rows_c, cols_c = _sampler(CHROMA_GRID, FINE, *ys[iy]), _sampler(CHROMA_GRID, FINE, *xs[ix])
-        their_colour[i] = rows_c @ candidate.chroma[cview] @ cols_c.T
-        views[i] = view
+    best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
+    cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
+    lumas = np.stack([c.luma[v] for c, v in zip(candidates, cviews, strict=True)])
+    chromas = np.stack([c.chroma[v] for c, v in zip(candidates, cviews, strict=True)])
+    y_windows, x_windows = [windows[b[1]] for b in best], [windows[b[2]] for b in best]
+    # Refining costs most of the time: only for candidates alike enough at 8x8 to matter.
+    promising = [i for i, (s, b) in enumerate(zip(scores, best, strict=True)) if s[b] >= REFINE_MIN]
+    for step in REFINE_STEPS if promising else ():
+        ys = [_refinements(*y_windows[i], step) for i in promising]
+        xs = [_refinements(*x_windows[i], step) for i in promising]
+        rows = np.stack([np.stack([_sampler(LUMA_GRID, FINE, *y) for y in options]) for options in ys])
+        cols = np.stack([np.stack([_sampler(LUMA_GRID, FINE, *x) for x in options]) for options in xs])
+        targets = query.fine_unit[views[promising]][:, None]
+        refined = _window_correlations(rows, cols, lumas[promising], targets, FINE)[..., 0]
+        picks = refined.reshape(len(promising), -1).argmax(axis=1)
+        for i, options_y, options_x, pick in zip(promising, ys, xs, picks, strict=True):
+            y_windows[i], x_windows[i] = options_y[pick // len(options_x)], options_x[pick % len(options_x)]
+    rows = np.stack([_sampler(LUMA_GRID, FINE, *y) for y in y_windows])
+    cols = np.stack([_sampler(LUMA_GRID, FINE, *x) for x in x_windows])
+    theirs = rows @ lumas @ np.swapaxes(cols, -1, -2)
+    rows = np.stack([_sampler(CHROMA_GRID, FINE, *y) for y in y_windows])[:, None]
+    cols = np.stack([_sampler(CHROMA_GRID, FINE, *x) for x in x_windows])[:, None]
+    their_colour = rows @ chromas @ np.swapaxes(cols, -1, -2)
     mine, my_colour = query.fine[views], query.chroma[views]
     similarity = (_unit(theirs) * query.fine_unit[views]).sum(axis=(1, 2))
 
@@ -331,30 +342,41 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     ]
 
 
-def verify(probe: Probe, candidates: list[Views], *, retry_unless: Thresholds) -> list[Evidence]:
-    """Evidence for each candidate at its best alignment with the query. Candidates whose upright
-    evidence fails `retry_unless` only in structure are tried again with the query rotated."""
+def verify(probe: Probe, candidates: Sequence[Views], targets: Sequence[Thresholds]) -> list[Evidence]:
+    """Evidence for each candidate at its best alignment with the query. A candidate whose
+    upright evidence fails its target only in structure is tried again with the query turned:
+    every angle in ANGLES, then one degree either side of the best of them."""
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
     upright = probe.at(0.0)
-    evidence = _judge_aligned(upright, candidates, _coarse_scores(lumas, upright))
-    # Rotation can explain structure that does not line up, never a colour that differs.
+    evidence = _judge_aligned(upright, list(candidates), _coarse_scores(lumas, upright))
+    # Turning can explain structure that does not line up, never a colour that differs.
     alike = [
         i
         for i, e in enumerate(evidence)
-        if not retry_unless.passes(e)
+        if not targets[i].passes(e)
         and ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
-        and e.colour_off <= retry_unless.max_colour_off
+        and e.colour_off <= targets[i].max_colour_off
     ]
     retry = sorted(alike, key=lambda i: -evidence[i].similarity)[:ROTATED_CANDIDATES]
-    for angle in ANGLES:
-        if not retry:
-            break
-        rotated = probe.at(angle)
-        found = _judge_aligned(rotated, [candidates[i] for i in retry], _coarse_scores(lumas[retry], rotated))
-        for i, turned in zip(retry, found, strict=True):
-            if retry_unless.passes(turned):
-                evidence[i] = turned
-        retry = [i for i in retry if not retry_unless.passes(evidence[i])]
+    best_angle = dict.fromkeys(retry, 0.0)
+
+    def turn(angles: Callable[[int], tuple[float, ...]]) -> None:
+        nonlocal retry
+        for step in range(max((len(angles(i)) for i in retry), default=0)):
+            by_angle: dict[float, list[int]] = {}
+            for i in retry:
+                if step < len(angles(i)):
+                    by_angle.setdefault(angles(i)[step], []).append(i)
+            for angle, subset in by_angle.items():
+                rotated = probe.at(angle)
+                found = _judge_aligned(rotated, [candidates[i] for i in subset], _coarse_scores(lumas[subset], rotated))
+                for i, turned in zip(subset, found, strict=True):
+                    if targets[i].passes(turned) or turned.similarity > evidence[i].similarity:
+                        evidence[i], best_angle[i] = turned, angle
+            retry = [i for i in retry if not targets[i].passes(evidence[i])]
+
+    turn(lambda i: ANGLES)
+    turn(lambda i: (best_angle[i] - 1.0, best_angle[i] + 1.0) if best_angle[i] else ())
     return evidence
