@@ -279,3 +279,13 @@ def test_trim_removes_padding_but_not_for_a_corner_badge() -> None:
 def test_photo_without_uniform_border_is_left_alone() -> None:
     noise = np.random.default_rng(2).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     assert trim_uniform_border(noise).shape == noise.shape
+
+
+def test_trim_sees_through_a_blended_line_between_padding_and_a_white_margin() -> None:
+    shot = product_image(29, (400, 320))  # a product on its own white margin
+    canvas = Image.new("RGB", (420, 420), (0, 0, 0))  # padded to square in black
+    canvas.paste(shot, (7, 57))  # odd offsets: resampling blends black and white at the seam
+    work = canvas.resize((160, 160), Image.Resampling.BILINEAR)
+    alone = shot.resize((round(400 * 160 / 420), round(320 * 160 / 420)), Image.Resampling.BILINEAR)
+    padded_box, alone_box = (trim_uniform_border(np.asarray(im)).shape[:2] for im in (work, alone))
+    assert abs(padded_box[0] - alone_box[0]) <= 2 and abs(padded_box[1] - alone_box[1]) <= 2

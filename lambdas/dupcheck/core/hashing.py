@@ -162,7 +162,7 @@ class AlignedDualPHash:
     # agree almost everywhere, as a different product on the same model can come close.
     close_distance = 16
     near = Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=0.02)
-    far = Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.02)
+    far = Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.01)
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         image = image.copy()

@@ -22,12 +22,18 @@ TRIM_MIN_FILL = 0.15
 TRIM_PASSES = 3
 
 
+def _ring(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """The outer ring's median colour, and the share of the ring within tolerance of it."""
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+    background = np.median(ring, axis=0)
+    return background, float((np.abs(ring - background).max(axis=1) <= TRIM_TOLERANCE).mean())
+
+
 def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
     for _ in range(TRIM_PASSES):
         height, width = rgb.shape[:2]
-        ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
-        background = np.median(ring, axis=0)
-        if (np.abs(ring - background).max(axis=1) <= TRIM_TOLERANCE).mean() < 0.5:
+        background, uniform = _ring(rgb)
+        if uniform < 0.5:
             break
         off = np.abs(rgb.astype(np.int16) - background).max(axis=2) > TRIM_TOLERANCE
         row_fill, col_fill = off.sum(axis=1), off.sum(axis=0)
@@ -39,6 +45,10 @@ def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
         if (top, bottom, left, right) == (0, height, 0, width):
             break
         rgb = rgb[top:bottom, left:right]
+        # Between two borders (padding around a shot's own margin, a frame) resampling and
+        # JPEG leave a blended line, which makes the inner border look non-uniform: drop it.
+        if min(rgb.shape[:2]) > 8 and _ring(rgb)[1] < 0.5 <= _ring(rgb[1:-1, 1:-1])[1]:
+            rgb = rgb[1:-1, 1:-1]
     return rgb
 
 
