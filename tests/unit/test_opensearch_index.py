@@ -298,7 +298,7 @@ def test_knn_search_body_merge_and_distance_conversion(
     lines = ndjson(recorder.bodies("POST", "/_msearch")[0])
     assert lines[0] == {"index": INDEX}
     assert lines[1] == {
-        "size": 50,
+        "size": 2,  # only each hash's best k can be in the merged top k
         "query": {
             "knn": {
                 "hash_vector": {

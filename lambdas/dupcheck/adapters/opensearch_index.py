@@ -476,7 +476,9 @@ class OpenSearchHashIndex:
         else:
             n = self.candidates(k)
             body = {
-                "size": n,
+                # HNSW looks at n neighbours for recall, but only each hash's best k can be in
+                # the merged top k: returning more would only ship more _source (4 KB each).
+                "size": min(k, n),
                 "query": {
                     "knn": {
                         VECTOR_FIELD: {
