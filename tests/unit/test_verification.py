@@ -125,3 +125,17 @@ def test_a_turned_copy_is_aligned_by_turning_the_query_back() -> None:
 
 def test_no_candidates_no_work() -> None:
     assert verify(Probe(rgb_of(product_image(1))), [], []) == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "alike"),
+    [
+        ((200, 40, 40), (200, 40, 40), True),  # the same swatch, uploaded again
+        ((255, 255, 255), (255, 255, 255), True),  # the same white placeholder
+        ((255, 255, 255), (0, 0, 0), False),
+        ((200, 40, 40), (40, 40, 200), False),  # another colour: another SKU
+    ],
+)
+def test_plain_pictures_are_judged_on_their_level_and_colour(first, second, alike) -> None:  # noqa: ANN001
+    found = evidence(Image.new("RGB", (300, 200), first), Image.new("RGB", (120, 80), second))
+    assert PIPELINE.near.passes(found) is alike

@@ -46,6 +46,7 @@ ROTATED_CANDIDATES = 1  # ...and at most this many of them, the most alike (each
 LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
 COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
 GREY_CHROMA = 4.0  # a query whose 99th-percentile chroma is below this is grayscale
+PLAIN_STD = 2.0  # luma levels: a view flatter than this is a plain picture
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 VIEWS = 2  # whole picture, border-trimmed picture
 _ENCODED_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
@@ -317,12 +318,17 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     their_colour = rows @ chromas @ np.swapaxes(cols, -1, -2)
     mine, my_colour = query.fine[views], query.chroma[views]
     similarity = (_unit(theirs) * query.fine_unit[views]).sum(axis=(1, 2))
+    # A plain picture (a colour swatch, a placeholder) has no structure to correlate: two plain
+    # pictures are alike when their levels are, and their luma is compared without a fit.
+    plain = (theirs.std(axis=(1, 2)) < PLAIN_STD) & (mine.std(axis=(1, 2)) < PLAIN_STD)
+    same_level = np.abs(theirs.mean(axis=(1, 2)) - mine.mean(axis=(1, 2))) <= LUMA_TOLERANCE
+    similarity = np.where(plain, same_level.astype(np.float32), similarity)
 
     # Luma: the least-squares gain and offset (brightness, contrast), then what still differs.
     their_mean, my_mean = theirs.mean(axis=(1, 2), keepdims=True), mine.mean(axis=(1, 2), keepdims=True)
     spread = ((theirs - their_mean) ** 2).sum(axis=(1, 2), keepdims=True)
     gain = ((theirs - their_mean) * (mine - my_mean)).sum(axis=(1, 2), keepdims=True) / np.maximum(spread, 1e-6)
-    predicted = (theirs - their_mean) * gain + my_mean
+    predicted = np.where(plain[:, None, None], theirs, (theirs - their_mean) * gain + my_mean)
     luma_residual = _tolerant_residual(mine[:, None], predicted[:, None])
     # Brightening clips highlights to white (darkening, shadows to black): not a difference.
     clipped = ((mine >= 250) & (predicted >= 245)) | ((mine <= 5) & (predicted <= 10))
