@@ -5,10 +5,11 @@ the same layout, nor a red shirt from the same shirt in blue. Verification align
 a few candidates and counts what still differs (docs/evaluation.md, "verification"):
 
 * every record stores two small views of its picture, the whole one and the border-trimmed one:
-  luma at 32x32 and CIELAB a*, b* at 16x16 (3 KB, base64 in the record's features);
+  luma at 32x32 and CIELAB a*, b* at 16x16 (3 KB; 4 KB of base64 in the record's features);
 * alignment: the query's views (mirrored or not) are compared with windows of the candidate's
-  views (any crop down to 72% of a side, at any offset), first at 8x8, then at 24x24 around the
-  best window; when that fails, small rotations of the query are tried;
+  views (any crop down to 72% of a side, at any offset), first at 8x8, then refined twice at
+  24x24 around the best window; when the structure still fails to line up, the query is turned
+  a few degrees;
 * at the best alignment, luma gets a gain and an offset (brightness, contrast) and colour one
   scale (saturation; none at all for a grayscale query), then the pictures are compared pixel by
   pixel, each pixel allowed a one-pixel shift. A copy leaves almost nothing different, a colour
@@ -19,7 +20,7 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -36,13 +37,16 @@ WIDTHS = (1.0, 0.9, 0.8, 0.72)  # window sides searched (a 14% crop per side kee
 OFFSET_STEP = 0.05
 REFINE_STEPS = (0.02, 0.01)  # then refined at FINE: neighbours this far, twice...
 REFINE_MIN = 0.75  # ...when the coarse correlation is at least this (copies score 0.9 and more)
-ANGLES = (-2.0, 2.0, -4.0, 4.0)  # query rotations tried when the upright one fails
-# ...for candidates this alike upright: a copy turned by up to 5 degrees keeps most structure,
-# and a picture more alike than that is not turned (the same pose in another colour would get
-# six more chances to pass).
+# When only the structure fails to line up upright, the query is turned by ANGLES, then by
+# ANGLE_STEP either side of the best of them, at ROTATION_SIZE px. Only for the most alike
+# candidate (each angle costs ~1.5 ms), and only between these correlations: a copy turned by
+# up to 5 degrees keeps most of its structure, and a picture already more alike than 0.95 is
+# not turned (the same pose in another colour would get more chances to pass).
+ANGLES = (-2.0, 2.0, -4.0, 4.0)
+ANGLE_STEP = 1.0
 ROTATION_TRIGGER = (0.6, 0.95)
-ROTATION_SIZE = 80  # side of the copy the query is turned at
-ROTATED_CANDIDATES = 1  # ...and at most this many of them, the most alike (each angle costs)
+ROTATED_CANDIDATES = 1
+ROTATION_SIZE = 80
 LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
 COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
 GREY_CHROMA = 4.0  # a query whose 99th-percentile chroma is below this is grayscale
@@ -350,8 +354,7 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
 
 def verify(probe: Probe, candidates: Sequence[Views], targets: Sequence[Thresholds]) -> list[Evidence]:
     """Evidence for each candidate at its best alignment with the query. A candidate whose
-    upright evidence fails its target only in structure is tried again with the query turned:
-    every angle in ANGLES, then one degree either side of the best of them."""
+    upright evidence fails its target only in structure is tried again with the query turned."""
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
@@ -365,24 +368,24 @@ def verify(probe: Probe, candidates: Sequence[Views], targets: Sequence[Threshol
         and ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
         and e.colour_off <= targets[i].max_colour_off
     ]
-    retry = sorted(alike, key=lambda i: -evidence[i].similarity)[:ROTATED_CANDIDATES]
-    best_angle = dict.fromkeys(retry, 0.0)
-
-    def turn(angles: Callable[[int], tuple[float, ...]]) -> None:
-        nonlocal retry
-        for step in range(max((len(angles(i)) for i in retry), default=0)):
-            by_angle: dict[float, list[int]] = {}
-            for i in retry:
-                if step < len(angles(i)):
-                    by_angle.setdefault(angles(i)[step], []).append(i)
-            for angle, subset in by_angle.items():
-                rotated = probe.at(angle)
-                found = _judge_aligned(rotated, [candidates[i] for i in subset], _coarse_scores(lumas[subset], rotated))
-                for i, turned in zip(subset, found, strict=True):
-                    if targets[i].passes(turned) or turned.similarity > evidence[i].similarity:
-                        evidence[i], best_angle[i] = turned, angle
-            retry = [i for i in retry if not targets[i].passes(evidence[i])]
-
-    turn(lambda i: ANGLES)
-    turn(lambda i: (best_angle[i] - 1.0, best_angle[i] + 1.0) if best_angle[i] else ())
+    for i in sorted(alike, key=lambda i: -evidence[i].similarity)[:ROTATED_CANDIDATES]:
+        evidence[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], evidence[i])
     return evidence
+
+
+def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Thresholds, upright: Evidence) -> Evidence:
+    """The best evidence with the query turned: each of ANGLES, then ANGLE_STEP either side of
+    the best of them; stops as soon as the target passes."""
+    best, best_angle = upright, 0.0
+    for fine in (False, True):
+        if fine and not best_angle:
+            break
+        angles: tuple[float, ...] = (best_angle - ANGLE_STEP, best_angle + ANGLE_STEP) if fine else ANGLES
+        for angle in angles:
+            rotated = probe.at(angle)
+            turned = _judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated))[0]
+            if target.passes(turned):
+                return turned
+            if turned.similarity > best.similarity:
+                best, best_angle = turned, angle
+    return best
