@@ -42,11 +42,16 @@ EXCLUDE = ["**/__pycache__", "**/*.pyc", "*.egg-info", "**/.pytest_cache", "**/.
 # 250 MB unzipped limit. They stay in requirements.txt for the local mode and the tests.
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 
+# imagehash (with scipy and PyWavelets: ~100 MB) is a requirement for the baseline benchmarks and
+# tests; the deployed code computes the same pHash without them (core/hashing.py).
+NOT_DEPLOYED = ("imagehash", "ImageHash-*.dist-info", "scipy", "scipy.libs", "scipy-*.dist-info",
+                "pywt", "pywavelets-*.dist-info", "PyWavelets-*.dist-info")  # fmt: skip
+
 # Lambda's limit for a function's unzipped code (functions + layers).
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 
 # Bump when the bundling procedure changes, so an old bundle in cdk.out is not reused.
-BUNDLER_VERSION = "2"
+BUNDLER_VERSION = "3"
 
 
 class BundlingError(RuntimeError):
@@ -80,6 +85,7 @@ class LocalPipBundler:
             # fail loudly with pip's own message above instead.
             raise BundlingError(f"pip install for the Lambda bundle failed (exit {result.returncode})")
         self._drop_runtime_provided(out)
+        self._drop_not_deployed(out)
         self._drop_test_suites(out)
         shutil.copytree(
             self._lambdas_dir / PACKAGE_NAME,
@@ -99,6 +105,12 @@ class LocalPipBundler:
             for path in out.glob(f"{name}"):
                 shutil.rmtree(path, ignore_errors=True)
             for path in out.glob(f"{name}-*.dist-info"):
+                shutil.rmtree(path, ignore_errors=True)
+
+    @staticmethod
+    def _drop_not_deployed(out: Path) -> None:
+        for pattern in NOT_DEPLOYED:
+            for path in out.glob(pattern):
                 shutil.rmtree(path, ignore_errors=True)
 
     @staticmethod

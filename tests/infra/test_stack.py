@@ -557,9 +557,10 @@ def test_local_bundler_runs_pip_for_the_lambda_platform(
     def fake_run(cmd: list[str], check: bool) -> subprocess.CompletedProcess:
         calls.append(cmd)
         out = Path(cmd[cmd.index("-t") + 1])
-        for name in ("boto3", "botocore", "scipy/fft/tests", "numpy"):
+        for name in ("boto3", "botocore", "scipy/fft/tests", "scipy.libs", "pywt", "imagehash", "numpy/fft/tests"):
             (out / name).mkdir(parents=True, exist_ok=True)
-        (out / "boto3-1.0.dist-info").mkdir()
+        for name in ("boto3-1.0", "scipy-1.16.3", "ImageHash-4.3.2", "numpy-2.0"):
+            (out / f"{name}.dist-info").mkdir()
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(bundling.subprocess, "run", fake_run)
@@ -576,7 +577,11 @@ def test_local_bundler_runs_pip_for_the_lambda_platform(
     assert "--only-binary=:all:" in cmd
     assert (tmp_path / "dupcheck" / "handlers" / "__init__.py").is_file()
     assert not (tmp_path / "boto3").exists() and not (tmp_path / "boto3-1.0.dist-info").exists()
-    assert not (tmp_path / "scipy" / "fft" / "tests").exists() and (tmp_path / "numpy").exists()
+    # The baseline's imagehash, scipy and PyWavelets stay out (the deployed code does not import them).
+    for gone in ("scipy", "scipy.libs", "scipy-1.16.3.dist-info", "pywt", "imagehash", "ImageHash-4.3.2.dist-info"):
+        assert not (tmp_path / gone).exists(), gone
+    assert not (tmp_path / "numpy" / "fft" / "tests").exists()
+    assert (tmp_path / "numpy").exists() and (tmp_path / "numpy-2.0.dist-info").exists()
 
 
 def test_local_bundler_fails_loudly_when_pip_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core.hashing import DEFAULT_ALGO, AlignedDualPHash, Judgement, PHash64, dct_hash, get_pipeline
+from dupcheck.core.hashing import (
+    DEFAULT_ALGO,
+    AlignedDualPHash,
+    Judgement,
+    PHash64,
+    dct_hash,
+    get_pipeline,
+    imagehash_phash,
+)
 from dupcheck.core.matching import VERDICT_RANK, Verdict
 from dupcheck.core.models import Fingerprint, HashRecord
 from dupcheck.core.pixels import cielab_ab, trim_uniform_border
@@ -64,10 +72,23 @@ def test_fixed_stored_views_of_the_default_pipeline() -> None:
 
 
 def test_baseline_is_imagehash_phash() -> None:
-    import imagehash
-
     image = product_image(7)
-    assert PHash64().fingerprint(image).hash.hex == str(imagehash.phash(image)) == "edd9922c96b267c0"
+    assert PHash64().fingerprint(image).hash.hex == "edd9922c96b267c0"
+
+
+def _baseline_cases() -> list[Image.Image]:
+    rng = np.random.default_rng(5)
+    cases = [product_image(seed, (300, 200)) for seed in range(20)]
+    cases += [Image.fromarray(rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)) for _ in range(10)]
+    cases += [Image.new("RGB", (50, 50), colour) for colour in ((0, 0, 0), (255, 255, 255), (128, 30, 200))]
+    return cases + [Image.new("L", (7, 3), 77), Image.new("RGB", (1, 1), (9, 9, 9))]
+
+
+def test_the_deployed_baseline_is_imagehash_bit_for_bit_without_scipy() -> None:
+    import imagehash  # a test and benchmark requirement only: the Lambda bundle leaves it out
+
+    for image in _baseline_cases():
+        assert imagehash_phash(image).hex == str(imagehash.phash(image)), image
 
 
 def test_registering_skips_query_hashes_but_stores_the_same_hash() -> None:
@@ -289,3 +310,31 @@ def test_trim_sees_through_a_blended_line_between_padding_and_a_white_margin() -
     alone = shot.resize((round(400 * 160 / 420), round(320 * 160 / 420)), Image.Resampling.BILINEAR)
     padded_box, alone_box = (trim_uniform_border(np.asarray(im)).shape[:2] for im in (work, alone))
     assert abs(padded_box[0] - alone_box[0]) <= 2 and abs(padded_box[1] - alone_box[1]) <= 2
+
+
+def test_the_deployed_code_never_imports_the_baseline_packages() -> None:
+    """The Lambda bundle leaves out imagehash, scipy and PyWavelets (infra/bundling.py): no
+    handler, pipeline or verification step may import them."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import dupcheck.handlers.find_similar, dupcheck.handlers.stream_sync
+from dupcheck.core.hashing import PIPELINES
+from dupcheck.core.models import HashRecord
+from dupcheck.local.samples import encode, product_image
+data = encode(product_image(3))
+for pipeline in (cls() for cls in PIPELINES.values()):
+    fp = pipeline.fingerprint_bytes(data, max_pixels=10**7)
+    record = HashRecord("E", "", "", fp.hash.hex, fp.algo, features=dict(fp.features))
+    pipeline.judge(fp, [(record, 0)])
+loaded = sorted(m for m in ("imagehash", "scipy", "pywt") if m in sys.modules)
+assert not loaded, loaded
+"""
+    env = {**os.environ, "DUPCHECK_STORE": "dynamodb", "DUPCHECK_INDEX": "opensearch",
+           "DUPCHECK_TABLE_NAME": "t", "DUPCHECK_OPENSEARCH_ENDPOINT": "search-x.us-east-1.es.amazonaws.com",
+           "POWERTOOLS_TRACE_DISABLED": "true"}  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
