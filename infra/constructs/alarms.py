@@ -55,62 +55,52 @@ class Alarms(Construct):
         action = cw_actions.SnsAction(self.topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
-        def add(name: str, alarm: cloudwatch.Alarm) -> None:
+        def add(
+            name: str,
+            description: str,
+            metric: cloudwatch.IMetric,
+            *,
+            threshold: float = 1,
+            periods: int = 1,
+            missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+        ) -> None:
+            """An alarm at >= threshold for `periods` periods, notifying on alarm and on recovery."""
+            alarm = cloudwatch.Alarm(
+                self,
+                name,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=periods,
+                treat_missing_data=missing,
+            )
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
             self.alarms[name] = alarm
 
         add(
             "DlqNotEmpty",
-            cloudwatch.Alarm(
-                self,
-                "DlqNotEmpty",
-                alarm_description="Stream records failed to sync to OpenSearch; see docs/deploy.md",
-                metric=dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
-                threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
+            "Stream records failed to sync to OpenSearch; see docs/deploy.md",
+            dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
         )
         for name, function in functions.items():
             add(
                 f"{name}Errors",
-                cloudwatch.Alarm(
-                    self,
-                    f"{name}Errors",
-                    alarm_description=f"The {name} function reported errors",
-                    metric=function.metric_errors(period=PERIOD, statistic="Sum"),
-                    threshold=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    evaluation_periods=1,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                ),
+                f"The {name} function reported errors",
+                function.metric_errors(period=PERIOD, statistic="Sum"),
             )
         add(
             "Api5xx",
-            cloudwatch.Alarm(
-                self,
-                "Api5xx",
-                alarm_description="More than 5% of API requests returned 5XX for 15 minutes",
-                # Average of the 0/1 5XXError metric is the share of requests that failed.
-                metric=rest_api.metric_server_error(period=PERIOD, statistic="Average"),
-                threshold=API_5XX_RATE,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=API_5XX_PERIODS,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
+            "More than 5% of API requests returned 5XX for 15 minutes",
+            # Average of the 0/1 5XXError metric is the share of requests that failed.
+            rest_api.metric_server_error(period=PERIOD, statistic="Average"),
+            threshold=API_5XX_RATE,
+            periods=API_5XX_PERIODS,
         )
         add(
             "ClusterRed",
-            cloudwatch.Alarm(
-                self,
-                "ClusterRed",
-                alarm_description="OpenSearch cluster status is red",
-                metric=domain.metric_cluster_status_red(period=Duration.minutes(1), statistic="Maximum"),
-                threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.MISSING,
-            ),
+            "OpenSearch cluster status is red",
+            domain.metric_cluster_status_red(period=Duration.minutes(1), statistic="Maximum"),
+            missing=cloudwatch.TreatMissingData.MISSING,
         )
