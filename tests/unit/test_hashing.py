@@ -71,7 +71,7 @@ def test_fixed_stored_views_of_the_default_pipeline() -> None:
     assert hashlib.sha256(views.encode()).hexdigest()[:16] == "b4bd9a17e2e9c5dc"
 
 
-def test_baseline_is_imagehash_phash() -> None:
+def test_fixed_hash_of_the_baseline() -> None:
     image = product_image(7)
     assert PHash64().fingerprint(image).hash.hex == "edd9922c96b267c0"
 

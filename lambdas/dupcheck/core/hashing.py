@@ -73,10 +73,16 @@ class HashPipeline(Protocol):
 
 
 @cache
+def _cosine_matrix(n: int) -> np.ndarray:
+    """Unnormalised DCT-II (scipy.fftpack's, up to a factor 2 that a median comparison ignores)."""
+    k = np.arange(n)[:, None]
+    return np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n))
+
+
+@cache
 def _dct_matrix(n: int) -> np.ndarray:
     """Orthonormal DCT-II: `D @ X @ D.T` equals scipy's dctn(X, norm="ortho"), without scipy."""
-    k = np.arange(n)[:, None]
-    matrix = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n))
+    matrix = np.sqrt(2.0 / n) * _cosine_matrix(n)
     matrix[0] /= np.sqrt(2.0)
     return matrix
 
@@ -102,13 +108,6 @@ def pad_with_mean(gray: np.ndarray, share: float) -> np.ndarray:
     height, width = gray.shape
     rows, cols = round(height * share), round(width * share)
     return np.pad(gray, ((rows, rows), (cols, cols)), constant_values=float(gray.mean()))
-
-
-@cache
-def _cosine_matrix(n: int) -> np.ndarray:
-    """Unnormalised DCT-II (scipy.fftpack's, up to a factor 2 that a median comparison ignores)."""
-    k = np.arange(n)[:, None]
-    return np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n))
 
 
 def imagehash_phash(image: Image.Image) -> HashValue:

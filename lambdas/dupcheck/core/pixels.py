@@ -22,7 +22,7 @@ TRIM_MIN_FILL = 0.15
 TRIM_PASSES = 3
 
 
-def _ring(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+def ring_colour(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """The outer ring's median colour, and the share of the ring within tolerance of it."""
     ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
     background = np.median(ring, axis=0)
@@ -42,7 +42,7 @@ def _off_colour(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
 def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
     for _ in range(TRIM_PASSES):
         height, width = rgb.shape[:2]
-        background, uniform = _ring(rgb)
+        background, uniform = ring_colour(rgb)
         if uniform < 0.5:
             break
         off = _off_colour(rgb, background)
@@ -57,7 +57,7 @@ def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
         rgb = rgb[top:bottom, left:right]
         # Between two borders (padding around a shot's own margin, a frame) resampling and
         # JPEG leave a blended line, which makes the inner border look non-uniform: drop it.
-        if min(rgb.shape[:2]) > 8 and _ring(rgb)[1] < 0.5 <= _ring(rgb[1:-1, 1:-1])[1]:
+        if min(rgb.shape[:2]) > 8 and ring_colour(rgb)[1] < 0.5 <= ring_colour(rgb[1:-1, 1:-1])[1]:
             rgb = rgb[1:-1, 1:-1]
     return rgb
 

@@ -27,7 +27,7 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.pixels import cielab_ab, luma, trim_uniform_border
+from dupcheck.core.pixels import cielab_ab, luma, ring_colour, trim_uniform_border
 
 LUMA_GRID = 32  # stored luma per view
 CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
@@ -214,12 +214,10 @@ class Probe:
                 # filled with the border colour so the turned corners trim away like a border.
                 image = Image.fromarray(self.rgb)
                 image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
-                small = np.asarray(image)
-                ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
-                fill = tuple(int(v) for v in np.median(ring, axis=0))
+                fill = tuple(int(v) for v in ring_colour(np.asarray(image))[0])
                 views = views_of(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)))
             else:
-                views = self.upright or views_of(self.rgb)
+                views = self.upright if self.upright is not None else views_of(self.rgb)
             self._by_angle[angle] = _query_views(views)
         return self._by_angle[angle]
 
@@ -254,7 +252,7 @@ def _window_correlations(
     (..., A, B, Q). A window is rows[a] @ grid @ cols[b].T; its dot product, sum and energy come
     from small products of rows[a] @ grid, so the windows themselves are never built.
     """
-    n_rows, n_cols, n_queries, size = rows.shape[-3], cols.shape[-3], queries.shape[-3], grids.shape[-1]
+    n_cols, n_queries, size = cols.shape[-3], queries.shape[-3], grids.shape[-1]
     sampled = rows @ grids[..., None, :, :]  # (..., A, side, n)
     projected = queries[..., :, None, :, :] @ cols[..., None, :, :, :]  # (..., Q, B, side, n)
     flat_projected = projected.reshape(*projected.shape[:-4], n_queries * n_cols, side * size)
@@ -266,7 +264,6 @@ def _window_correlations(
     energy = gram @ np.swapaxes(cols_gram, -1, -2)
     total = sampled.sum(axis=-2) @ np.swapaxes(cols.sum(axis=-2), -1, -2)
     spread = energy - total * total / (side * side)
-    del n_rows
     return dots / np.sqrt(np.maximum(spread, 1e-6))[..., None]
 
 
