@@ -267,10 +267,10 @@ def test_the_baseline_judges_on_distance_alone() -> None:
 def test_dct_matches_scipy() -> None:
     from scipy.fft import dctn
 
-    from dupcheck.core.hashing import _dct_matrix
+    from dupcheck.core.pixels import dct_matrix
 
     x = np.random.default_rng(0).random((32, 32))
-    matrix = _dct_matrix(32)
+    matrix = dct_matrix(32)
     assert np.allclose(matrix @ x @ matrix.T, dctn(x, norm="ortho"))
     assert dct_hash(x * 255).shape == (64,)
 

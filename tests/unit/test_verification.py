@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from dupcheck.core import verification
 from dupcheck.core.hashing import AlignedDualPHash
-from dupcheck.core.verification import Evidence, Probe, Thresholds, Views, verify, views_of
+from dupcheck.core.verification import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 from dupcheck.local.samples import product_image
 
 PIPELINE = AlignedDualPHash()
@@ -23,10 +23,10 @@ def rgb_of(image: Image.Image) -> np.ndarray:
     return np.asarray(copy)
 
 
-def evidence(original: Image.Image, copy: Image.Image) -> Evidence:
+def evidence(original: Image.Image, copy: Image.Image, tier: Tier = PIPELINE.near) -> Evidence:
     stored = Views.decode(views_of(rgb_of(original)).encode())
     assert stored is not None
-    return verify(Probe(rgb_of(copy)), [stored], [PIPELINE.near])[0]
+    return verify(Probe(rgb_of(copy)), [stored], [tier])[0]
 
 
 # -- building blocks -------------------------------------------------------------------------------
@@ -67,12 +67,37 @@ def test_views_that_are_not_views_decode_to_none(text: str) -> None:
     assert Views.decode(text) is None
 
 
-def test_thresholds_need_all_three_signals() -> None:
-    limits = Thresholds(min_similarity=0.8, max_luma_off=0.05, max_colour_off=0.02)
-    assert limits.passes(Evidence(0.9, 0.01, 0.0))
-    assert not limits.passes(Evidence(0.7, 0.01, 0.0))
-    assert not limits.passes(Evidence(0.9, 0.06, 0.0))
-    assert not limits.passes(Evidence(0.9, 0.01, 0.03))
+def test_thresholds_need_every_signal() -> None:
+    limits = Thresholds(min_similarity=0.8, max_luma_off=0.05, max_colour_off=0.02, max_layout_off=4)
+    assert limits.passes(Evidence(0.9, 0.01, 0.0, 4))
+    assert not limits.passes(Evidence(0.7, 0.01, 0.0, 4))
+    assert not limits.passes(Evidence(0.9, 0.06, 0.0, 4))
+    assert not limits.passes(Evidence(0.9, 0.01, 0.03, 4))
+    assert not limits.passes(Evidence(0.9, 0.01, 0.0, 6))
+
+
+def test_thresholds_that_need_colour_refuse_a_grayscale_query() -> None:
+    seen, unseen = Evidence(0.99, 0.0, 0.0, 0, colour_seen=True), Evidence(0.99, 0.0, 0.0, 0, colour_seen=False)
+    needs = Thresholds(0.9, 0.05, 0.02, needs_colour=True)
+    assert needs.passes(seen) and not needs.passes(unseen)
+    assert Thresholds(0.9, 0.05, 0.02).passes(unseen)
+
+
+def test_a_tier_passes_when_any_of_its_thresholds_does() -> None:
+    strict, alike = Thresholds(0.85, 0.01, 0.01), Thresholds(0.95, 0.08, 0.03, max_layout_off=6)
+    tier = Tier(strict, alike)
+    assert tier.passes(Evidence(0.86, 0.005, 0.0, 20))  # the strict one
+    assert tier.passes(Evidence(0.97, 0.05, 0.02, 6))  # the other
+    assert not tier.passes(Evidence(0.97, 0.05, 0.02, 8))  # neither
+    assert tier.max_colour_off == 0.03
+
+
+def test_layout_bits_ignore_brightness_and_contrast_not_structure() -> None:
+    picture = verification._unit(np.random.default_rng(5).random((1, 24, 24)).astype(np.float32)) * 300 + 120
+    bits = verification._layout(picture)
+    assert bits.shape == (1, LAYOUT_BITS) and bits.sum() == LAYOUT_BITS // 2  # split at the median
+    assert (verification._layout(picture * 0.6 + 40) == bits).all()
+    assert (verification._layout(picture[:, :, ::-1]) != bits).sum() > 10
 
 
 # -- what it tells apart ---------------------------------------------------------------------------
@@ -88,6 +113,20 @@ def test_a_crop_is_aligned_with_the_window_it_was_cut_from() -> None:
     unaligned = float((verification._unit(views_of(rgb_of(cropped)).luma[0])
                        * verification._unit(views_of(rgb_of(original)).luma[0])).sum())
     assert unaligned < found.similarity - 0.1
+
+
+def test_a_big_crop_keeps_its_layout_another_product_on_the_same_model_does_not() -> None:
+    original = product_image(21, (400, 320))
+    w, h = original.size
+    cropped = original.crop((round(w * 0.14), round(h * 0.02), round(w * 0.98), round(h * 0.86)))
+    lookalike = original.copy()  # the same shot, another product below the waist
+    lookalike.paste(product_image(121, (400, 320)).crop((0, h // 2, w, h)), (0, h // 2))
+    copy, other = evidence(original, cropped, PIPELINE.far), evidence(original, lookalike, PIPELINE.far)
+    # Resampling the crop leaves more pixels off than the strict threshold allows; the layout
+    # and the similarity are what let it pass.
+    assert copy.luma_off > PIPELINE.far.options[0].max_luma_off and copy.layout_off <= 6
+    assert PIPELINE.far.passes(copy)
+    assert other.layout_off >= 12 and not PIPELINE.far.passes(other)
 
 
 def test_a_different_picture_does_not_align() -> None:
@@ -118,9 +157,42 @@ def test_saturation_changes_and_grayscale_keep_the_colour(edit) -> None:  # noqa
 def test_a_turned_copy_is_aligned_by_turning_the_query_back() -> None:
     original = product_image(21, (400, 320))
     turned = original.rotate(5, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
-    upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], [Thresholds(0, 1, 1)])[0]
+    upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], [Tier(Thresholds(0, 1, 1))])[0]
     found = evidence(original, turned)
     assert found.similarity > upright_only.similarity + 0.05 and PIPELINE.near.passes(found)
+
+
+@pytest.mark.parametrize("seed", [21, 41, 44])
+def test_a_copy_turned_with_fill_corners_is_turned_back(seed: int) -> None:
+    original = product_image(seed, (400, 320))
+    turned = original.rotate(4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], [Tier(Thresholds(0, 1, 1))])[0]
+    found = evidence(original, turned, PIPELINE.far)
+    # The black corners pull the upright correlation far down, and show up as colour too.
+    assert upright_only.similarity < 0.6
+    assert found.similarity > upright_only.similarity + 0.2 and PIPELINE.far.passes(found)
+
+
+def test_nothing_is_turned_once_a_candidate_passes_upright() -> None:
+    original = product_image(21, (400, 320))
+    turned = original.rotate(5, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
+    alone, beside_a_copy = Probe(rgb_of(turned)), Probe(rgb_of(turned))
+    assert PIPELINE.near.passes(verify(alone, [views_of(rgb_of(original))], [PIPELINE.near])[0])
+    assert len(alone._by_angle) > 1  # it had to be turned
+    found = verify(beside_a_copy, [views_of(rgb_of(original)), views_of(rgb_of(turned))], [PIPELINE.near] * 2)
+    assert PIPELINE.near.passes(found[1]) and list(beside_a_copy._by_angle) == [0.0]
+
+
+def test_turning_gives_up_early_on_a_candidate_far_from_lining_up() -> None:
+    def gray(seed: int) -> Image.Image:  # no colour, so only the structure can fail
+        return ImageOps.grayscale(product_image(seed)).convert("RGB")
+
+    unlikely, likelier = Probe(rgb_of(gray(7))), Probe(rgb_of(gray(42)))
+    low = verify(unlikely, [views_of(rgb_of(gray(8)))], [PIPELINE.far])[0]
+    higher = verify(likelier, [views_of(rgb_of(gray(43)))], [PIPELINE.far])[0]
+    assert verification.ROTATION_TRIGGER[0] <= low.similarity < verification.ROTATION_HOPEFUL <= higher.similarity
+    assert sorted(unlikely._by_angle) == [-2.0, 0.0, 2.0]  # +-2 gained nothing: given up
+    assert len(likelier._by_angle) > 3
 
 
 def test_no_candidates_no_work() -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Protocol
 
 import numpy as np
@@ -34,8 +33,8 @@ from PIL import Image
 from dupcheck.core.imaging import decode_image
 from dupcheck.core.matching import Verdict, verdict_for
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue
-from dupcheck.core.pixels import luma, trim_uniform_border
-from dupcheck.core.verification import Evidence, Probe, Thresholds, Views, verify, views_of
+from dupcheck.core.pixels import cosine_matrix, dct_matrix, luma, trim_uniform_border
+from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,25 +71,10 @@ class HashPipeline(Protocol):
 # -- shared image steps -------------------------------------------------------------------------
 
 
-@cache
-def _cosine_matrix(n: int) -> np.ndarray:
-    """Unnormalised DCT-II (scipy.fftpack's, up to a factor 2 that a median comparison ignores)."""
-    k = np.arange(n)[:, None]
-    return np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n))
-
-
-@cache
-def _dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II: `D @ X @ D.T` equals scipy's dctn(X, norm="ortho"), without scipy."""
-    matrix = np.sqrt(2.0 / n) * _cosine_matrix(n)
-    matrix[0] /= np.sqrt(2.0)
-    return matrix
-
-
 def dct_hash(gray: np.ndarray, size: int = 32, keep: int = 8) -> np.ndarray:
     """pHash bits: the `keep`x`keep` lowest DCT frequencies of a `size`x`size` copy, vs their median."""
     small = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
-    matrix = _dct_matrix(size)
+    matrix = dct_matrix(size)
     coefficients = (matrix @ np.asarray(small, dtype=np.float64) @ matrix.T)[:keep, :keep].ravel()
     return coefficients > np.median(coefficients[1:])
 
@@ -114,7 +98,7 @@ def imagehash_phash(image: Image.Image) -> HashValue:
     """`imagehash.phash(image)` bit for bit (tests compare them), without imagehash or scipy,
     so the Lambda bundle leaves out ~100 MB the default pipeline never uses."""
     small = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-    matrix = _cosine_matrix(32)
+    matrix = cosine_matrix(32)
     low = (matrix @ small @ matrix.T)[:8, :8]
     # A plain picture's AC coefficients are 0 in exact arithmetic: keep float noise out of the
     # comparison with their median (0), as scipy's transform does.
@@ -169,15 +153,21 @@ class AlignedDualPHash:
     work_size = 160  # every later step sees the same <= 160 px picture, whatever arrived
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
     similar_max = 12  # closer half within this many bits (of 64): "similar" on hashes alone
+    similar_similarity = 0.8  # or an aligned correlation at least this: "similar" after verification
     # Verified in this order of index distance: holds the true picture for 98.7% of edited copies
     # (docs/evaluation.md); judging more only adds chances for a look-alike.
     verified = 16
     # docs/evaluation.md, "verification": a candidate whose hashes are close (index distance <=
-    # close_distance) needs the aligned pictures to agree; a far one (big crops, rotations), to
-    # agree almost everywhere, as a different product on the same model can come close.
+    # close_distance) needs the aligned pictures to agree; a far one (big crops, rotations), as a
+    # different product on the same model can come close, to agree almost everywhere, or to be
+    # more alike still with the same layout and the same colours (a grayscale query cannot show
+    # that a black shirt is not its red twin).
     close_distance = 16
-    near = Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=0.02)
-    far = Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.01)
+    near = Tier(Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=0.02))
+    far = Tier(
+        Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.01),
+        Thresholds(min_similarity=0.95, max_luma_off=0.08, max_colour_off=0.01, max_layout_off=6, needs_colour=True),
+    )
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         image = image.copy()
@@ -232,7 +222,7 @@ class AlignedDualPHash:
             seen = evidence.get(i)
             if seen is not None and targets[i].passes(seen):
                 verdict = Verdict.DUPLICATE
-            elif closest[i] <= self.similar_max or (seen is not None and seen.similarity >= self.near.min_similarity):
+            elif closest[i] <= self.similar_max or (seen is not None and seen.similarity >= self.similar_similarity):
                 verdict = Verdict.SIMILAR
             else:
                 verdict = Verdict.DIFFERENT

@@ -1,4 +1,4 @@
-"""Pixel steps shared by hashing and verification: luma, border trimming, CIELAB colour.
+"""Pixel steps shared by hashing and verification: luma, DCT, border trimming, CIELAB colour.
 
 Each takes and returns numpy arrays of the <= 160 px working copy, so the index and the
 query side of every pipeline see exactly the same pixels.
@@ -6,11 +6,28 @@ query side of every pipeline see exactly the same pixels.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+@cache
+def cosine_matrix(n: int) -> np.ndarray:
+    """Unnormalised DCT-II (scipy.fftpack's, up to a factor 2 that a median comparison ignores)."""
+    k = np.arange(n)[:, None]
+    return np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n))
+
+
+@cache
+def dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II: `D @ X @ D.T` equals scipy's dctn(X, norm="ortho"), without scipy."""
+    matrix = np.sqrt(2.0 / n) * cosine_matrix(n)
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
 
 
 # Trim: a border is "uniform" when most of the outer ring is within TRIM_TOLERANCE of its median
