@@ -40,22 +40,17 @@ WIDTHS = (1.0, 0.9, 0.8, 0.72)  # window sides searched (a 14% crop per side kee
 OFFSET_STEP = 0.05
 REFINE_STEPS = (0.02, 0.01)  # then refined at FINE: neighbours this far, twice...
 REFINE_MIN = 0.75  # ...when the coarse correlation is at least this (copies score 0.9 and more)
-# When no candidate passes upright and the most alike one mostly fails to line up, the query is
-# turned (see _turned) at ROTATION_SIZE px: each angle costs ~1.4 ms. Only between these
+# When no candidate passes upright and the most alike one fails to line up (its colour does), the
+# query is turned (see _turned) at ROTATION_SIZE px: each angle costs ~1.4 ms. Only between these
 # correlations: a copy turned by up to 5 degrees keeps most of its structure (0.3 is low because
 # one turned with `expand` has fill corners that pull it down to 0.3-0.6), and a picture already
 # more alike than 0.95 is not turned (the same pose in another colour would get more chances).
 ANGLE = 2.0
 ANGLE_STEP = 1.0
-ROTATION_HOPEFUL = 0.6  # below this upright, turning goes on only if +-ANGLE gained ROTATION_GAIN
-ROTATION_GAIN = 0.05
+ROTATION_GAIN = 0.01  # turning goes on past +-ANGLE only if that brought the candidate closer
 ROTATION_TRIGGER = (0.3, 0.95)
 ROTATED_CANDIDATES = 1
 ROTATION_SIZE = 80
-# Turning explains structure that does not line up, never a colour that differs; but fill corners
-# and misalignment show up as colour too: an upright colour difference up to COLOUR_GATE times
-# the target's is still turned.
-COLOUR_GATE = 3.0
 LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
 COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
 GREY_CHROMA = 4.0  # a query whose 99th-percentile chroma is below this is grayscale
@@ -314,7 +309,8 @@ def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
     return _window_correlations(sampler, sampler, _halve(candidates), query.coarse, COARSE)
 
 
-def _refinements(start: float, width: float, step: float) -> list[tuple[float, float]]:
+@lru_cache(maxsize=16384)  # windows come from a fixed lattice, and so do their neighbours
+def _refinements(start: float, width: float, step: float) -> tuple[tuple[float, float], ...]:
     """A window and its 4 neighbours: shifted by `step`, or 1.5 `step` wider or narrower."""
     out = []
     for s, w in (
@@ -327,7 +323,13 @@ def _refinements(start: float, width: float, step: float) -> list[tuple[float, f
         w = min(w, 1.0)
         s = min(max(s, 0.0), 1.0 - w)
         out.append((round(s, 4), round(w, 4)))
-    return out
+    return tuple(out)
+
+
+@lru_cache(maxsize=16384)
+def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
+    """(5, FINE, LUMA_GRID): the samplers of `_refinements(start, width, step)`."""
+    return np.stack([_sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
 
 
 def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarray) -> list[Evidence]:
@@ -343,8 +345,8 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     for step in REFINE_STEPS if promising else ():
         ys = [_refinements(*y_windows[i], step) for i in promising]
         xs = [_refinements(*x_windows[i], step) for i in promising]
-        rows = np.stack([np.stack([_sampler(LUMA_GRID, FINE, *y) for y in options]) for options in ys])
-        cols = np.stack([np.stack([_sampler(LUMA_GRID, FINE, *x) for x in options]) for options in xs])
+        rows = np.stack([_refinement_samplers(*y_windows[i], step) for i in promising])
+        cols = np.stack([_refinement_samplers(*x_windows[i], step) for i in promising])
         targets = query.fine_unit[views[promising]][:, None]
         refined = _window_correlations(rows, cols, lumas[promising], targets, FINE)[..., 0]
         picks = refined.reshape(len(promising), -1).argmax(axis=1)
@@ -413,7 +415,7 @@ def verify(probe: Probe, candidates: Sequence[Views], targets: Sequence[Tier]) -
         i
         for i, e in enumerate(evidence)
         if ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
-        and e.colour_off <= COLOUR_GATE * targets[i].max_colour_off
+        and e.colour_off <= targets[i].max_colour_off  # turning explains structure, not colour
     ]
     for i in sorted(alike, key=lambda i: -evidence[i].similarity)[:ROTATED_CANDIDATES]:
         evidence[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], evidence[i])
@@ -423,8 +425,8 @@ def verify(probe: Probe, candidates: Sequence[Views], targets: Sequence[Tier]) -
 def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upright: Evidence) -> Evidence:
     """The best evidence with the query turned: by ANGLE either way, then twice as far on the
     better side, then ANGLE_STEP either side of the best angle; stops as soon as the target
-    passes. A candidate that was far from lining up (fill corners, or another picture) and
-    that the first turns did not bring closer is left there."""
+    passes, or after +-ANGLE if that did not bring the candidate closer (another picture: half
+    the queries for a new product turn their most alike candidate, and this keeps them cheap)."""
     tried = {0.0: upright}
 
     def attempt(angle: float) -> bool:
@@ -436,9 +438,10 @@ def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upri
     def best_angle() -> float:
         return max(tried, key=lambda angle: tried[angle].similarity)
 
-    if attempt(-ANGLE) or attempt(ANGLE):
-        return tried[best_angle()]
-    if upright.similarity < ROTATION_HOPEFUL and tried[best_angle()].similarity < upright.similarity + ROTATION_GAIN:
+    for angle in (-ANGLE, ANGLE):
+        if attempt(angle):
+            return tried[angle]
+    if tried[best_angle()].similarity < upright.similarity + ROTATION_GAIN:
         return tried[best_angle()]
     better_side = ANGLE if tried[ANGLE].similarity >= tried[-ANGLE].similarity else -ANGLE
     if attempt(2 * better_side):
