@@ -33,7 +33,7 @@ from PIL import Image
 from dupcheck.core.imaging import decode_image
 from dupcheck.core.matching import Verdict, verdict_for
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue
-from dupcheck.core.pixels import cosine_matrix, dct_matrix, luma, trim_uniform_border
+from dupcheck.core.pixels import cosine_matrix, low_frequencies, luma, trim_uniform_border
 from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 
 
@@ -74,8 +74,7 @@ class HashPipeline(Protocol):
 def dct_hash(gray: np.ndarray, size: int = 32, keep: int = 8) -> np.ndarray:
     """pHash bits: the `keep`x`keep` lowest DCT frequencies of a `size`x`size` copy, vs their median."""
     small = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
-    matrix = dct_matrix(size)
-    coefficients = (matrix @ np.asarray(small, dtype=np.float64) @ matrix.T)[:keep, :keep].ravel()
+    coefficients = low_frequencies(np.asarray(small, dtype=np.float64), keep)
     return coefficients > np.median(coefficients[1:])
 
 

@@ -30,6 +30,13 @@ def dct_matrix(n: int) -> np.ndarray:
     return matrix
 
 
+def low_frequencies(grids: np.ndarray, keep: int) -> np.ndarray:
+    """(..., n, n) -> (..., keep * keep): the lowest orthonormal DCT frequencies, mean (DC) first."""
+    matrix = dct_matrix(grids.shape[-1])[:keep]
+    low = matrix @ grids @ matrix.T
+    return low.reshape(*low.shape[:-2], keep * keep)
+
+
 # Trim: a border is "uniform" when most of the outer ring is within TRIM_TOLERANCE of its median
 # colour; rows and columns holding fewer off-colour pixels than TRIM_MIN_FILL of the fullest row
 # (column) are cut, so a small badge or a rotated corner does not hold the box open, and padding

@@ -30,7 +30,7 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.pixels import cielab_ab, dct_matrix, luma, ring_colour, trim_uniform_border
+from dupcheck.core.pixels import cielab_ab, low_frequencies, luma, ring_colour, trim_uniform_border
 
 LUMA_GRID = 32  # stored luma per view
 CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
@@ -394,8 +394,7 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
 
 def _layout(lumas: np.ndarray) -> np.ndarray:
     """(n, 24, 24) -> (n, LAYOUT_BITS): pHash bits of each picture, without the mean (DC) term."""
-    matrix = dct_matrix(FINE)[:LAYOUT_FREQUENCIES]
-    low = (matrix @ lumas @ matrix.T).reshape(len(lumas), -1)[:, 1:]
+    low = low_frequencies(lumas, LAYOUT_FREQUENCIES)[:, 1:]
     return low > np.median(low, axis=1, keepdims=True)
 
 
