@@ -240,16 +240,32 @@ def test_records_without_views_are_never_called_duplicates() -> None:
     assert judgement.verdict is Verdict.SIMILAR and judgement.distance == 0 and judgement.similarity == 0.0
 
 
-def test_only_the_first_candidates_are_verified() -> None:
+def test_only_as_many_candidates_as_verified_are_judged() -> None:
     pipeline = AlignedDualPHash()
     image = product_image(27)
     record = record_of(pipeline, image)
-    judgements = pipeline.judge(pipeline.fingerprint(image), [(record, 0)] * (pipeline.verified + 2))
-    assert [j.verdict for j in judgements] == [Verdict.DUPLICATE] * pipeline.verified + [Verdict.SIMILAR] * 2
+    judgements = pipeline.judge(pipeline.fingerprint(image), [(record, 0)] * (pipeline.screened + 2))
+    verdicts = [j.verdict for j in judgements]
+    # Only `verified` of the screened ones are judged; the rest, and those past the screened
+    # ones, keep the verdict of their hashes.
+    assert verdicts.count(Verdict.DUPLICATE) == pipeline.verified
+    assert verdicts.count(Verdict.SIMILAR) == pipeline.screened + 2 - pipeline.verified
+    assert verdicts[-2:] == [Verdict.SIMILAR] * 2
 
 
-def test_candidate_pool_covers_the_verified_candidates() -> None:
-    assert AlignedDualPHash().candidate_pool(5) == 16 and AlignedDualPHash().candidate_pool(80) == 80
+def test_a_copy_behind_more_look_alikes_than_are_verified_is_still_found() -> None:
+    pipeline = AlignedDualPHash()
+    original = product_image(28)
+    others = [(record_of(pipeline, product_image(100 + i), f"O{i}"), 0) for i in range(pipeline.verified)]
+    query = pipeline.fingerprint(_crop(original, 0.08, 0.05, 0.1, 0.06))
+    judgements = pipeline.judge(query, [*others, (record_of(pipeline, original), 20)])
+    assert judgements[-1].verdict is Verdict.DUPLICATE
+    assert sum(j.similarity != 0.0 for j in judgements) == pipeline.verified  # no more judged than that
+
+
+def test_candidate_pool_covers_the_screened_candidates() -> None:
+    pipeline = AlignedDualPHash()
+    assert pipeline.candidate_pool(5) == pipeline.screened == 32 and pipeline.candidate_pool(80) == 80
     assert PHash64().candidate_pool(5) == 5
 
 

@@ -230,6 +230,16 @@ def test_turning_gives_up_on_another_picture_after_the_first_two_angles() -> Non
     assert sorted(probe._by_angle) == [-2.0, 0.0, 2.0]
 
 
+def test_only_the_candidates_most_alike_at_the_coarse_alignment_are_judged() -> None:
+    original = product_image(29)
+    others = [views_of(rgb_of(product_image(200 + i))) for i in range(5)]
+    probe = Probe(rgb_of(original.crop((48, 40, 432, 440))))  # 8-10% off every side
+    found = verify(probe, [*others, views_of(rgb_of(original))], [PIPELINE.far] * 6, judged=2)
+    assert sum(e is not None for e in found) == 2
+    last = found[-1]
+    assert last is not None and PIPELINE.far.passes(last)
+
+
 def test_no_candidates_no_work() -> None:
     assert verify(Probe(rgb_of(product_image(1))), [], []) == []
 

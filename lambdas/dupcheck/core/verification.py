@@ -7,8 +7,9 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 * every record stores two small views of its picture, the whole one and the border-trimmed one:
   luma at 32x32 and CIELAB a*, b* at 16x16 (3 KB; 4 KB of base64 in the record's features);
 * alignment: the query's views (mirrored or not) are compared with windows of the candidate's
-  views (any crop down to 72% of a side, at any offset), first at 8x8, then refined twice at
-  24x24 around the best window; when the structure still fails to line up, the query is turned
+  views (any crop down to 72% of a side, at any offset), first at 8x8, which is cheap enough to
+  screen every candidate the index returned; the most alike are refined twice at 24x24 around
+  their best window and judged; when the structure still fails to line up, the query is turned
   a few degrees;
 * at the best alignment, luma gets a gain and an offset (brightness, contrast) and colour one
   scale (saturation; none at all for a grayscale query), then the pictures are compared pixel by
@@ -291,15 +292,22 @@ def _window_correlations(
     sampled = rows @ grids[..., None, :, :]  # (..., A, side, n)
     projected = queries[..., :, None, :, :] @ cols[..., None, :, :, :]  # (..., Q, B, side, n)
     flat_projected = projected.reshape(*projected.shape[:-4], n_queries * n_cols, side * size)
-    dots = sampled.reshape(*sampled.shape[:-2], side * size) @ np.swapaxes(flat_projected, -1, -2)
+    dots = _by_rows(sampled.reshape(*sampled.shape[:-2], side * size), flat_projected)
     dots = np.swapaxes(dots.reshape(*dots.shape[:-1], n_queries, n_cols), -1, -2)  # (..., A, B, Q)
     # The queries have zero mean, so a window's mean drops out of the dot product, not its norm.
     gram = (np.swapaxes(sampled, -1, -2) @ sampled).reshape(*sampled.shape[:-2], size * size)
-    cols_gram = (np.swapaxes(cols, -1, -2) @ cols).reshape(*cols.shape[:-2], size * size)
-    energy = gram @ np.swapaxes(cols_gram, -1, -2)
-    total = sampled.sum(axis=-2) @ np.swapaxes(cols.sum(axis=-2), -1, -2)
+    energy = _by_rows(gram, (np.swapaxes(cols, -1, -2) @ cols).reshape(*cols.shape[:-2], size * size))
+    total = rows.sum(axis=-2) @ grids @ np.swapaxes(cols.sum(axis=-2), -1, -2)
     spread = energy - total * total / (side * side)
     return dots / np.sqrt(np.maximum(spread, 1e-6))[..., None]
+
+
+def _by_rows(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """left (..., m, k) @ right (..., n, k).T. When `right` is shared by every grid (the coarse
+    search), as one matrix product rather than one per grid: 30% less time for 32 candidates."""
+    if right.ndim == 2:
+        return (left.reshape(-1, left.shape[-1]) @ right.T).reshape(*left.shape[:-1], right.shape[0])
+    return left @ np.swapaxes(right, -1, -2)
 
 
 def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
@@ -399,27 +407,34 @@ def _layout(lumas: np.ndarray) -> np.ndarray:
     return low > np.median(low, axis=1, keepdims=True)
 
 
-def verify(probe: Probe, candidates: Sequence[Views], targets: Sequence[Tier]) -> list[Evidence]:
-    """Evidence for each candidate at its best alignment with the query. When none passes its
-    target upright, the most alike one that fails mostly in structure is tried again with the
-    query turned. (Turning when one already passes changed no verdict on the benchmark, and
-    cost copies 10 ms at the 90th percentile.)"""
+def verify(
+    probe: Probe, candidates: Sequence[Views], targets: Sequence[Tier], judged: int | None = None
+) -> list[Evidence | None]:
+    """Evidence for the `judged` candidates most alike at the coarse alignment (all by default),
+    each at its best alignment with the query; None for the others. Screening by the coarse
+    alignment rather than by hash distance reaches the copies whose hashes moved most (big crops,
+    combinations) for the cost of judging no more candidates. When none passes its target
+    upright, the most alike one that fails mostly in structure is tried again with the query
+    turned. (Turning when one already passes changed no verdict on the benchmark, and cost
+    copies 10 ms at the 90th percentile.)"""
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
     upright = probe.at(0.0)
-    evidence = _judge_aligned(upright, list(candidates), _coarse_scores(lumas, upright))
-    if any(target.passes(e) for target, e in zip(targets, evidence, strict=True)):
-        return evidence
-    alike = [
-        i
-        for i, e in enumerate(evidence)
-        if ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
-        and e.colour_off <= targets[i].max_colour_off  # turning explains structure, not colour
-    ]
-    for i in sorted(alike, key=lambda i: -evidence[i].similarity)[:ROTATED_CANDIDATES]:
-        evidence[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], evidence[i])
-    return evidence
+    scores = _coarse_scores(lumas, upright)
+    reach = scores.reshape(len(candidates), -1).max(axis=1)
+    chosen = sorted(np.argsort(-reach, kind="stable")[:judged].tolist())
+    found = dict(zip(chosen, _judge_aligned(upright, [candidates[i] for i in chosen], scores[chosen]), strict=True))
+    if not any(targets[i].passes(e) for i, e in found.items()):
+        alike = [
+            i
+            for i, e in found.items()
+            if ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
+            and e.colour_off <= targets[i].max_colour_off  # turning explains structure, not colour
+        ]
+        for i in sorted(alike, key=lambda i: -found[i].similarity)[:ROTATED_CANDIDATES]:
+            found[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], found[i])
+    return [found.get(i) for i in range(len(candidates))]
 
 
 def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upright: Evidence) -> Evidence:
