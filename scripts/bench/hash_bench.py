@@ -9,6 +9,7 @@
    query: look-alikes cost more (their alignment is retried with the query turned).
 
     .venv/bin/python scripts/bench/hash_bench.py [--images DIR] [--limit 200]
+        [--screened N --verified N]   # another candidate setting than the default's, to compare
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=SHARED)
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--screened", type=int, help="candidates aligned coarsely (default: the pipeline's)")
+    parser.add_argument("--verified", type=int, help="candidates judged (default: the pipeline's)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -78,6 +81,9 @@ def main() -> None:
         Image.open(io.BytesIO(d)).size[0] * Image.open(io.BytesIO(d)).size[1] / 1e6 for d in images
     )
     pipeline = get_pipeline()
+    for setting in ("screened", "verified"):
+        if getattr(args, setting) is not None:
+            setattr(pipeline, setting, getattr(args, setting))
 
     def fingerprint(data: bytes):  # noqa: ANN202
         return pipeline.fingerprint_bytes(data, max_pixels=MAX_PIXELS)
@@ -111,6 +117,7 @@ def main() -> None:
         "imagehash_phash_full_decode_median_ms": round(theirs, 2),
         "ratio_to_baseline": round(ours / theirs, 2),
         "verification_pool": pool,
+        "verification_judged": getattr(pipeline, "verified", pool),
         "verification_median_ms_copy_query": round(statistics.median(copy_ms), 2),
         "verification_p90_ms_copy_query": round(p90(copy_ms), 2),
         "verification_median_ms_new_product_query": round(statistics.median(new_ms), 2),

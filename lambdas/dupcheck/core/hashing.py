@@ -14,7 +14,7 @@ The default, `dualphash128-v2`, was chosen by measurement (docs/evaluation.md):
   with 10% of the query's mean grey added on every side: a cropped copy, padded back towards
   the layout of the picture it was cut from. Query-only hashes can change without a new
   `algo`: stored records are unaffected;
-* hashes only find candidates. The first 32 are aligned coarsely with the query, and the 16
+* hashes only find candidates. The first 32 are aligned coarsely with the query, and the 12
   most alike are verified (core/verification.py) against two small views stored with every
   record: a crop, a rotation or a badge is aligned away, and what still differs in luma or
   colour decides (the same product in another colour is another SKU). `distance` stays the hash distance of
@@ -154,11 +154,11 @@ class AlignedDualPHash:
     similar_max = 12  # closer half within this many bits (of 64): "similar" on hashes alone
     similar_similarity = 0.8  # or an aligned correlation at least this: "similar" after verification
     # The first `screened` candidates by index distance are aligned coarsely (cheap), and the
-    # `verified` most alike of them are judged (docs/evaluation.md, experiment 24i): as good as
-    # judging all 32, which finds 0.2 points more copies than judging the first 16, at a third
-    # of the extra cost.
+    # `verified` most alike of them are judged (docs/evaluation.md, experiments 24i-24j): as many
+    # copies called duplicates as judging all 32 (0.2 points more than the first 16), for 0.3-0.5
+    # ms more than judging the first 16. Each 4 more judged cost ~0.4 ms.
     screened = 32
-    verified = 16
+    verified = 12
     # docs/evaluation.md, "verification": a candidate whose hashes are close (index distance <=
     # close_distance) needs the aligned pictures to agree; a far one (big crops, rotations), as a
     # different product on the same model can come close, to agree almost everywhere, or to be
