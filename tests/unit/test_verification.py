@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.core import verification
 from dupcheck.core.hashing import AlignedDualPHash
 from dupcheck.core.verification import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
-from dupcheck.local.samples import product_image
+from dupcheck.local.samples import encode, product_image
 
 PIPELINE = AlignedDualPHash()
 
@@ -68,12 +69,13 @@ def test_views_that_are_not_views_decode_to_none(text: str) -> None:
 
 
 def test_thresholds_need_every_signal() -> None:
-    limits = Thresholds(min_similarity=0.8, max_luma_off=0.05, max_colour_off=0.02, max_layout_off=4)
-    assert limits.passes(Evidence(0.9, 0.01, 0.0, 4))
+    limits = Thresholds(0.8, max_luma_off=0.05, max_colour_off=0.02, max_layout_off=4, max_colour_missing=0.003)
+    assert limits.passes(Evidence(0.9, 0.01, 0.0, 4, colour_missing=0.003))
     assert not limits.passes(Evidence(0.7, 0.01, 0.0, 4))
     assert not limits.passes(Evidence(0.9, 0.06, 0.0, 4))
     assert not limits.passes(Evidence(0.9, 0.01, 0.03, 4))
     assert not limits.passes(Evidence(0.9, 0.01, 0.0, 6))
+    assert not limits.passes(Evidence(0.9, 0.01, 0.0, 4, colour_missing=0.004))
 
 
 def test_thresholds_that_need_colour_refuse_a_grayscale_query() -> None:
@@ -138,6 +140,47 @@ def test_a_different_picture_does_not_align() -> None:
 def test_another_colour_differs_in_colour_only(seed: int) -> None:
     found = evidence(product_image(seed, hue=0.1), product_image(seed, hue=0.6))
     assert found.similarity >= 0.95 and found.colour_off > 0.2
+
+
+def shorts(band: tuple[int, int, int], badge: bool = False) -> Image.Image:
+    """Navy shorts on white with a waistband 3% of the picture high, in `band`; optionally an
+    opaque red badge on the background's corner."""
+    image = Image.new("RGB", (480, 480), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((140, 150, 340, 330), fill=(30, 30, 70))
+    draw.rectangle((150, 330, 230, 430), fill=(225, 190, 160))  # legs
+    draw.rectangle((250, 330, 330, 430), fill=(225, 190, 160))
+    draw.rectangle((140, 136, 340, 150), fill=band)
+    draw.rectangle((140, 40, 340, 136), fill=(225, 190, 160))  # skin above the waistband
+    if badge:
+        draw.ellipse((10, 10, 90, 90), fill=(220, 20, 40))
+    return image
+
+
+def test_a_recoloured_waistband_is_colour_the_query_lacks() -> None:
+    original = shorts((250, 200, 0))
+    variant = evidence(original, shorts((0, 120, 220)))
+    assert variant.colour_missing > PIPELINE.near.options[0].max_colour_missing
+    assert not PIPELINE.near.passes(variant)
+    copy = evidence(original, Image.open(io.BytesIO(encode(original.resize((360, 360)), "JPEG", quality=60))))
+    assert copy.colour_missing == 0.0 and PIPELINE.near.passes(copy)
+
+
+def test_a_badge_over_the_background_is_not_a_recoloured_product() -> None:
+    found = evidence(shorts((250, 200, 0)), shorts((250, 200, 0), badge=True))
+    assert found.colour_missing == 0.0 and PIPELINE.near.passes(found)
+
+
+def test_the_product_is_what_is_off_a_plain_background_inside_its_outline() -> None:
+    views = views_of(rgb_of(shorts((250, 200, 0))))
+    luma = verification._sampler(32, 24, 0.0, 1.0) @ views.luma[0] @ verification._sampler(32, 24, 0.0, 1.0).T
+    chroma = verification._sampler(16, 24, 0.0, 1.0) @ views.chroma[0] @ verification._sampler(16, 24, 0.0, 1.0).T
+    product = verification._product(luma[None], chroma[None], views.luma[:1], views.chroma[:1])[0]
+    assert not product[:, :5].any() and not product[:2].any()  # the white around the shorts
+    assert product[10:14, 9:15].all()  # inside the shorts
+    assert product.sum() < ((np.abs(luma - 255) > 12).sum())  # the outline is left out
+    gradient = np.linspace(0, 255, 32 * 32, dtype=np.float32).reshape(1, 32, 32)  # no plain ring
+    assert verification._product(luma[None], chroma[None], gradient, views.chroma[:1]).all()
 
 
 @pytest.mark.parametrize(

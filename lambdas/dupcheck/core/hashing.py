@@ -160,12 +160,14 @@ class AlignedDualPHash:
     screened = 32
     verified = 12
     # docs/evaluation.md, "verification": a candidate whose hashes are close (index distance <=
-    # close_distance) needs the aligned pictures to agree; a far one (big crops, rotations), as a
+    # close_distance) needs the aligned pictures to agree, and the query to have every colour of
+    # the candidate's product (a sibling in another colour can differ by a waistband, a few
+    # tenths of a percent of the picture; experiment 24l); a far one (big crops, rotations), as a
     # different product on the same model can come close, to agree almost everywhere, or to be
     # more alike still with the same layout and the same colours (a grayscale query cannot show
     # that a black shirt is not its red twin).
     close_distance = 16
-    near = Tier(Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=0.02))
+    near = Tier(Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=0.02, max_colour_missing=0.003))
     far = Tier(
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.01),
         Thresholds(min_similarity=0.95, max_luma_off=0.08, max_colour_off=0.01, max_layout_off=6, needs_colour=True),

@@ -15,7 +15,10 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
   scale (saturation; none at all for a grayscale query), then the pictures are compared pixel by
   pixel, each pixel allowed a one-pixel shift. A copy leaves almost nothing different, a colour
   variant leaves the product, a different picture most of it. Pixels count less towards the
-  borders, where badges, frames and rotation fill are;
+  borders, where badges, frames and rotation fill are. Colour is also compared the other way
+  round, over the candidate's product only: a part recoloured in a sibling product (a
+  waistband) can be a pixel high, where the query's pixels find a match next to it but the
+  candidate's do not;
 * and their layouts are compared: the signs of the aligned pictures' lowest DCT frequencies (a
   pHash of the aligned pair). Resampling a crop or a turn leaves a few pixels off but keeps the
   layout; another product on the same model keeps most pixels but moves its low frequencies.
@@ -54,6 +57,7 @@ ROTATED_CANDIDATES = 1
 ROTATION_SIZE = 80
 LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
 COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
+BACKGROUND_TOLERANCE = 12.0  # luma levels from a plain background's (half that in a*b*)
 GREY_CHROMA = 4.0  # a query whose 99th-percentile chroma is below this is grayscale
 PLAIN_STD = 2.0  # luma levels: a view flatter than this is a plain picture
 LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies (63 without DC)
@@ -185,7 +189,9 @@ class Evidence:
     `luma_off`, `colour_off`: centre-weighted share of pixels that still differ in luma (after
     a gain and an offset) and in colour (after one saturation scale);
     `layout_off`: low-frequency DCT signs (of LAYOUT_BITS) that differ at the alignment;
-    `colour_seen`: False for a grayscale query, whose colour_off says nothing.
+    `colour_seen`: False for a grayscale query, whose colour_off says nothing;
+    `colour_missing`: centre-weighted share of the candidate's product (away from its background
+    and its outline) whose colour the query has nowhere within a pixel: a recoloured part.
     """
 
     similarity: float
@@ -193,6 +199,7 @@ class Evidence:
     colour_off: float
     layout_off: int = 0
     colour_seen: bool = True
+    colour_missing: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +211,7 @@ class Thresholds:
     max_colour_off: float
     max_layout_off: int = LAYOUT_BITS
     needs_colour: bool = False  # only when colour could be compared
+    max_colour_missing: float = 1.0
 
     def passes(self, evidence: Evidence) -> bool:
         return (
@@ -211,6 +219,7 @@ class Thresholds:
             and evidence.luma_off <= self.max_luma_off
             and evidence.colour_off <= self.max_colour_off
             and evidence.layout_off <= self.max_layout_off
+            and evidence.colour_missing <= self.max_colour_missing
             and (evidence.colour_seen or not self.needs_colour)
         )
 
@@ -391,14 +400,51 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, 2.0))
     colour_residual = _tolerant_residual(my_colour, their_colour * scale[:, None, None, None].astype(np.float32))
 
+    # The other way round: colours of the candidate's product that the query lacks. A part
+    # recoloured in a sibling product (a waistband) can be a pixel high here, where the query's
+    # own pixels find their match in the skin or the fabric next to it; the candidate's do not.
+    # Only over the product: a badge or a watermark usually covers the background.
+    fitted_colour = their_colour * scale[:, None, None, None].astype(np.float32)
+    missing = _tolerant_residual(fitted_colour, my_colour) > COLOUR_TOLERANCE
+    whole = [c.luma[0] for c in candidates], [c.chroma[0] for c in candidates]
+    missing &= _product(theirs, their_colour, np.stack(whole[0]), np.stack(whole[1]))
+
     weight = _centre_weight()
     luma_off = ((luma_residual > LUMA_TOLERANCE) * weight).sum(axis=(1, 2))
     colour_off = ((colour_residual > COLOUR_TOLERANCE) * weight).sum(axis=(1, 2))
+    colour_missing = (missing * weight).sum(axis=(1, 2))
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
     return [
-        Evidence(float(s), float(lo), float(co), int(la), not grey)
-        for s, lo, co, la, grey in zip(similarity, luma_off, colour_off, layout_off, query.grey[views], strict=True)
+        Evidence(float(s), float(lo), float(co), int(la), not grey, float(cm))
+        for s, lo, co, la, grey, cm in zip(
+            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, strict=True
+        )
     ]
+
+
+def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, whole_chromas: np.ndarray) -> np.ndarray:
+    """(n, 24, 24) bool: the pixels of each aligned candidate (`lumas`, `chromas` (n, 2, 24, 24))
+    that are its product: off its background colour (the median of its whole view's outer ring,
+    when most of the ring is that colour), and not on the product's outline, where a pixel of
+    misalignment changes the colour. Everything, for a picture without a plain background."""
+    ring_luma, ring_chroma = _ring(whole_lumas), _ring(whole_chromas)  # (n, r), (n, 2, r')
+    level = np.median(ring_luma, axis=-1)[:, None, None]
+    tint = np.median(ring_chroma, axis=-1)[:, :, None, None]
+    plain = np.mean(np.abs(ring_luma - level[:, :, 0]) <= BACKGROUND_TOLERANCE, axis=-1) >= 0.5
+    off = np.abs(lumas - level) > BACKGROUND_TOLERANCE
+    off |= ((chromas - tint) ** 2).sum(axis=1) > (BACKGROUND_TOLERANCE / 2) ** 2
+    off |= ~plain[:, None, None]
+    padded = np.pad(off, ((0, 0), (1, 1), (1, 1)), constant_values=True)
+    product = off.copy()
+    for dy in range(3):
+        for dx in range(3):
+            product &= padded[:, dy : dy + FINE, dx : dx + FINE]
+    return product
+
+
+def _ring(grid: np.ndarray) -> np.ndarray:
+    """(..., n, n) -> (..., 4n - 4): the outer ring of a grid."""
+    return np.concatenate([grid[..., 0, :], grid[..., -1, :], grid[..., 1:-1, 0], grid[..., 1:-1, -1]], axis=-1)
 
 
 def _layout(lumas: np.ndarray) -> np.ndarray:
