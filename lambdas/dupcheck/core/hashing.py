@@ -17,8 +17,8 @@ The default, `dualphash128-v2`, was chosen by measurement (docs/evaluation.md):
 * hashes only find candidates. The first 32 are aligned coarsely with the query, and the 12
   most alike are verified (core/verification.py) against two small views stored with every
   record: a crop, a rotation or a badge is aligned away, and what still differs in luma or
-  colour decides (the same product in another colour is another SKU). `distance` stays the hash distance of
-  the closer half, out of 64 bits: what `match_percent` is computed on.
+  colour decides (the same product in another colour is another SKU). `distance` stays the
+  hash distance of the closer half, out of 64 bits: what `match_percent` is computed on.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ def _query_views(views: Views) -> _QueryViews:
 
 def _halve(grids: np.ndarray) -> np.ndarray:
     """2x2 means: the coarse search works on 16x16 copies of the 32x32 views. (Strided sums:
-    20x faster than a mean over a reshaped array's axes, a tenth of a query's verification.)"""
+    20x faster than a mean over a reshaped array's axes, 6% of a new product's verification.)"""
     pairs = grids[..., 0::2, :] + grids[..., 1::2, :]
     return (pairs[..., 0::2] + pairs[..., 1::2]) * 0.25
 
@@ -398,16 +398,15 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     energy = (their_colour * their_colour).sum(axis=(1, 2, 3))
     scale = (my_colour * their_colour).sum(axis=(1, 2, 3)) / np.maximum(energy, 1e-6)
     scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, 2.0))
-    colour_residual = _tolerant_residual(my_colour, their_colour * scale[:, None, None, None].astype(np.float32))
-
+    fitted_colour = their_colour * scale[:, None, None, None].astype(np.float32)
+    colour_residual = _tolerant_residual(my_colour, fitted_colour)
     # The other way round: colours of the candidate's product that the query lacks. A part
     # recoloured in a sibling product (a waistband) can be a pixel high here, where the query's
     # own pixels find their match in the skin or the fabric next to it; the candidate's do not.
     # Only over the product: a badge or a watermark usually covers the background.
-    fitted_colour = their_colour * scale[:, None, None, None].astype(np.float32)
     missing = _tolerant_residual(fitted_colour, my_colour) > COLOUR_TOLERANCE
-    whole = [c.luma[0] for c in candidates], [c.chroma[0] for c in candidates]
-    missing &= _product(theirs, their_colour, np.stack(whole[0]), np.stack(whole[1]))
+    whole_lumas, whole_chromas = np.stack([c.luma[0] for c in candidates]), np.stack([c.chroma[0] for c in candidates])
+    missing &= _product(theirs, their_colour, whole_lumas, whole_chromas)
 
     weight = _centre_weight()
     luma_off = ((luma_residual > LUMA_TOLERANCE) * weight).sum(axis=(1, 2))
@@ -428,10 +427,10 @@ def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, wh
     when most of the ring is that colour), and not on the product's outline, where a pixel of
     misalignment changes the colour. Everything, for a picture without a plain background."""
     ring_luma, ring_chroma = _ring(whole_lumas), _ring(whole_chromas)  # (n, r), (n, 2, r')
-    level = np.median(ring_luma, axis=-1)[:, None, None]
+    level = np.median(ring_luma, axis=-1, keepdims=True)  # (n, 1)
     tint = np.median(ring_chroma, axis=-1)[:, :, None, None]
-    plain = np.mean(np.abs(ring_luma - level[:, :, 0]) <= BACKGROUND_TOLERANCE, axis=-1) >= 0.5
-    off = np.abs(lumas - level) > BACKGROUND_TOLERANCE
+    plain = np.mean(np.abs(ring_luma - level) <= BACKGROUND_TOLERANCE, axis=-1) >= 0.5
+    off = np.abs(lumas - level[:, :, None]) > BACKGROUND_TOLERANCE
     off |= ((chromas - tint) ** 2).sum(axis=1) > (BACKGROUND_TOLERANCE / 2) ** 2
     off |= ~plain[:, None, None]
     padded = np.pad(off, ((0, 0), (1, 1), (1, 1)), constant_values=True)
