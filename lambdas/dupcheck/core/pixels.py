@@ -46,9 +46,14 @@ TRIM_MIN_FILL = 0.15
 TRIM_PASSES = 3
 
 
+def outer_ring(image: np.ndarray) -> np.ndarray:
+    """(h, w, ...) -> (2h + 2w, ...): the pixels of the outer ring (the corners twice)."""
+    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+
+
 def ring_colour(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """The outer ring's median colour, and the share of the ring within tolerance of it."""
-    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+    ring = outer_ring(rgb).astype(np.int16)
     background = np.median(ring, axis=0)
     return background, float((np.abs(ring - background).max(axis=1) <= TRIM_TOLERANCE).mean())
 

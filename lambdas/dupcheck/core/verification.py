@@ -34,7 +34,7 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.pixels import cielab_ab, low_frequencies, luma, ring_colour, trim_uniform_border
+from dupcheck.core.pixels import cielab_ab, low_frequencies, luma, outer_ring, ring_colour, trim_uniform_border
 
 LUMA_GRID = 32  # stored luma per view
 CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
@@ -426,12 +426,12 @@ def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, wh
     that are its product: off its background colour (the median of its whole view's outer ring,
     when most of the ring is that colour), and not on the product's outline, where a pixel of
     misalignment changes the colour. Everything, for a picture without a plain background."""
-    ring_luma, ring_chroma = _ring(whole_lumas), _ring(whole_chromas)  # (n, r), (n, 2, r')
-    level = np.median(ring_luma, axis=-1, keepdims=True)  # (n, 1)
-    tint = np.median(ring_chroma, axis=-1)[:, :, None, None]
-    plain = np.mean(np.abs(ring_luma - level) <= BACKGROUND_TOLERANCE, axis=-1) >= 0.5
-    off = np.abs(lumas - level[:, :, None]) > BACKGROUND_TOLERANCE
-    off |= ((chromas - tint) ** 2).sum(axis=1) > (BACKGROUND_TOLERANCE / 2) ** 2
+    ring_luma = outer_ring(np.moveaxis(whole_lumas, (-2, -1), (0, 1)))  # (r, n)
+    ring_chroma = outer_ring(np.moveaxis(whole_chromas, (-2, -1), (0, 1)))  # (r', n, 2)
+    level, tint = np.median(ring_luma, axis=0), np.median(ring_chroma, axis=0)  # (n,), (n, 2)
+    plain = np.mean(np.abs(ring_luma - level) <= BACKGROUND_TOLERANCE, axis=0) >= 0.5
+    off = np.abs(lumas - level[:, None, None]) > BACKGROUND_TOLERANCE
+    off |= ((chromas - tint[:, :, None, None]) ** 2).sum(axis=1) > (BACKGROUND_TOLERANCE / 2) ** 2
     off |= ~plain[:, None, None]
     padded = np.pad(off, ((0, 0), (1, 1), (1, 1)), constant_values=True)
     product = off.copy()
@@ -439,11 +439,6 @@ def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, wh
         for dx in range(3):
             product &= padded[:, dy : dy + FINE, dx : dx + FINE]
     return product
-
-
-def _ring(grid: np.ndarray) -> np.ndarray:
-    """(..., n, n) -> (..., 4n - 4): the outer ring of a grid."""
-    return np.concatenate([grid[..., 0, :], grid[..., -1, :], grid[..., 1:-1, 0], grid[..., 1:-1, -1]], axis=-1)
 
 
 def _layout(lumas: np.ndarray) -> np.ndarray:
