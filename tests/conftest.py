@@ -27,12 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest_aws import aws_env, ddb_client, ddb_store, ddb_table, lambda_context, mock_aws_env  # noqa: F401
 from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.bootstrap import build_service
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from image_server import ImageServer
+from support.image_server import ImageServer
+
+# The AWS fixtures (moto, DynamoDB table and store, Lambda context) live in their own plugin.
+pytest_plugins = ["support.aws"]
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Entry point for `python -m dupcheck`."""
 
-from dupcheck.cli import main
+from dupcheck_tools.cli import main
 
 raise SystemExit(main())

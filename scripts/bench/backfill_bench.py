@@ -80,7 +80,7 @@ def _serve(folder: str, ready: Any, port_box: Any) -> None:
 
 
 def _tiny() -> bytes:
-    from dupcheck.local.samples import encode, product_image
+    from dupcheck_tools.samples import encode, product_image
 
     return encode(product_image(7, (64, 64)))
 
@@ -125,7 +125,7 @@ def prepare_images(folder: Path, count: int) -> dict[str, Any]:
         for i, path in enumerate(chosen):
             (folder / f"{i:05d}.jpg").write_bytes(path.read_bytes())
     else:
-        from dupcheck.local.samples import encode, product_image
+        from dupcheck_tools.samples import encode, product_image
 
         for i in range(min(count, 200)):
             (folder / f"{i:05d}.jpg").write_bytes(encode(product_image(i, (1200, 900))))

@@ -28,7 +28,7 @@ from PIL import Image
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
 MAX_PIXELS = 40_000_000

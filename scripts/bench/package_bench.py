@@ -81,7 +81,7 @@ print(before, hwm())
 
 def peak_rss_mb(width: int, height: int, fmt: str) -> tuple[float, float]:
     """(RSS once ready, peak RSS after one find) of a fresh process, in MB."""
-    from dupcheck.local.samples import product_image
+    from dupcheck_tools.samples import product_image
 
     with tempfile.NamedTemporaryFile(suffix=f".{fmt.lower()}") as image:
         product_image(1, (width, height)).save(image.name, fmt)

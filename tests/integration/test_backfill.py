@@ -1,8 +1,7 @@
 """`python -m dupcheck backfill` against a loopback image server: records, failures, exit codes,
 idempotent re-runs, changed URLs, retries, and resume after kill -9 / Ctrl-C.
 
-Nothing leaves 127.0.0.1; images come from dupcheck.local.samples. `good_rows` and `write_catalog` here are
-also used by test_reindex.py and test_notebook.py.
+Nothing leaves 127.0.0.1; images come from dupcheck_tools.samples.
 """
 
 from __future__ import annotations
@@ -21,12 +20,13 @@ from typing import Any
 import pytest
 
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
-from dupcheck.backfill import BackfillOptions, backfill_catalog
 from dupcheck.bootstrap import build_service
-from dupcheck.cli import main
 from dupcheck.core.settings import Settings
-from dupcheck.local.samples import encode, product_image
-from image_server import ImageServer, Reply
+from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
+from dupcheck_tools.cli import main
+from dupcheck_tools.samples import encode, product_image
+from support.catalogs import good_rows, write_catalog
+from support.image_server import ImageServer, Reply
 
 MAX_BYTES = 1_000_000
 
@@ -38,20 +38,6 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("DUPCHECK_MAX_IMAGE_BYTES", str(MAX_BYTES))
     monkeypatch.setenv("DUPCHECK_DATA_DIR", str(data))
     return data
-
-
-def write_catalog(path: Path, rows: list[tuple[str, str, str]]) -> Path:
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["entity_id", "sku", "image_url"])
-        writer.writerows(rows)
-    return path
-
-
-def good_rows(image_server: ImageServer, n: int, start: int = 0) -> list[tuple[str, str, str]]:
-    return [(f"E{i}", f"SKU-{i}", image_server.image(f"/img/{i}.jpg", seed=i)) for i in range(start, start + n)]
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:

@@ -19,8 +19,8 @@ import pytest
 
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck.local.samples import encode, product_image
-from dupcheck.local.server import LocalServer
+from dupcheck_tools.local.server import LocalServer
+from dupcheck_tools.samples import encode, product_image
 
 ROOT = Path(__file__).parents[2]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from test_backfill import good_rows, write_catalog
 
-from image_server import ImageServer, Reply
+from support.catalogs import good_rows, write_catalog
+from support.image_server import ImageServer, Reply
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "backfill.ipynb"
 TABLE = "dupcheck-notebook"

@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_backfill import good_rows, write_catalog
 
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
-from dupcheck.backfill import BackfillOptions, backfill_catalog
-from dupcheck.cli import main
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord
 from dupcheck.core.settings import Settings
-from dupcheck.reindex import reindex
-from image_server import ImageServer
+from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
+from dupcheck_tools.cli import main
+from dupcheck_tools.reindex import reindex
+from support.catalogs import good_rows, write_catalog
+from support.image_server import ImageServer
 
 OLD_ALGO = "phash64-v0"
 FAST = BackfillOptions(hash_workers=-1, progress=False, backoff=0.01, retries=0)

@@ -14,15 +14,14 @@ from typing import Any
 
 import pytest
 
-# The shared AWS fixtures (aws_env, ddb_*, lambda_context) come from tests/conftest_aws.py.
-from conftest_aws import (
-    REGION,
+from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
+from support.aws import REGION
+from support.fakes import (
     FakeIndex,
     VersionedFakeIndex,
     load_event,
     make_record,
 )
-from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore  # noqa: E402
 
 
 @pytest.fixture

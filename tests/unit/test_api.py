@@ -14,27 +14,19 @@ from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import UpstreamTimeout
 from dupcheck.core.settings import Settings
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
+from support.fakes import FakeFetcher
 
 EVENTS = Path(__file__).parents[1] / "events"
 MAX_BYTES = 200_000
-
-
-class Fetcher:
-    def __init__(self, images: dict[str, bytes]) -> None:
-        self.images = images
-
-    def fetch(self, url: str) -> bytes:
-        if url == "https://img.test/slow.jpg":
-            raise UpstreamTimeout("the image host did not answer in time")
-        return self.images[url]
 
 
 @pytest.fixture
 def app(settings: Settings):  # noqa: ANN201
     images = {f"https://img.test/{i}.jpg": encode(product_image(200 + i)) for i in range(6)}
     images["https://img.test/text.jpg"] = b"this is not an image"
-    service = build_service(settings, fetcher=Fetcher(images))
+    slow = {"https://img.test/slow.jpg": UpstreamTimeout("the image host did not answer in time")}
+    service = build_service(settings, fetcher=FakeFetcher(images, slow))
     for i in range(5):  # image 5 stays out of the catalog
         service.register(f"E{i}", f"SKU{i}", f"https://img.test/{i}.jpg")
     return build_resolver(service, max_body_bytes=MAX_BYTES)
@@ -186,7 +178,7 @@ def test_resolvers_in_parallel_threads_each_see_their_own_request(settings: Sett
     """Powertools keeps the current event on a class attribute; ours must stay per thread."""
     import threading
 
-    service = build_service(settings, fetcher=Fetcher({}))
+    service = build_service(settings, fetcher=FakeFetcher())
     barrier = threading.Barrier(2, timeout=10)
     seen: dict[str, str] = {}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dupcheck.backfill import default_failures_path
-from dupcheck.catalog import CatalogError, CatalogReader, Columns, detect_format
+from dupcheck_tools.backfill import default_failures_path
+from dupcheck_tools.catalog import CatalogError, CatalogReader, Columns, detect_format
 
 
 def write(path: Path, text: str) -> Path:

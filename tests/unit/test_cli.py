@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dupcheck.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from dupcheck_tools.samples import encode, product_image
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:

@@ -8,18 +8,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-# The shared AWS fixtures (aws_env, ddb_*, lambda_context) come from tests/conftest_aws.py.
-from conftest_aws import (
-    TABLE,
-    make_record,
-)
-from dupcheck.adapters.dynamodb_store import (  # noqa: E402
+from dupcheck.adapters.dynamodb_store import (
     DynamoDBRecordStore,
     item_to_record,
     record_to_item,
 )
-from dupcheck.core.errors import StoreUnavailable  # noqa: E402
-from dupcheck.core.ports import RecordStore  # noqa: E402
+from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.ports import RecordStore
+from support.aws import TABLE
+from support.fakes import make_record
 
 
 def test_implements_the_port(ddb_store: DynamoDBRecordStore) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dupcheck.cli import main
-from dupcheck.evaluation import (
+from dupcheck_tools.cli import main
+from dupcheck_tools.evaluation import (
     duplicate_precision,
     ndcg,
     per_kind,
@@ -19,7 +19,7 @@ from dupcheck.evaluation import (
     summarise,
     threshold_curve,
 )
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
 
 SIZE = (200, 160)
 

@@ -15,11 +15,7 @@ from typing import Any
 
 import pytest
 
-# The shared AWS fixtures (aws_env, ddb_*, lambda_context) come from tests/conftest_aws.py.
-from conftest_aws import (
-    FakeIndex,
-    load_event,
-)
+from support.fakes import FakeFetcher, FakeIndex, load_event
 
 
 def _png(seed: int = 1) -> bytes:
@@ -33,18 +29,6 @@ def _png(seed: int = 1) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
-
-
-class FakeFetcher:
-    def __init__(self, images: dict[str, bytes]) -> None:
-        self.images = images
-
-    def fetch(self, url: str) -> bytes:
-        from dupcheck.core.errors import UpstreamError
-
-        if url not in self.images:
-            raise UpstreamError(f"{url} answered 404")
-        return self.images[url]
 
 
 @pytest.fixture

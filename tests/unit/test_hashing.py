@@ -20,7 +20,7 @@ from dupcheck.core.hashing import (
 from dupcheck.core.matching import VERDICT_RANK, Verdict
 from dupcheck.core.models import Fingerprint, HashRecord
 from dupcheck.core.pixels import cielab_ab, trim_uniform_border
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
 
 LIMIT = 40_000_000
 
@@ -340,7 +340,7 @@ import sys
 import dupcheck.handlers.find_similar, dupcheck.handlers.stream_sync
 from dupcheck.core.hashing import PIPELINES
 from dupcheck.core.models import HashRecord
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
 data = encode(product_image(3))
 for pipeline in (cls() for cls in PIPELINES.values()):
     fp = pipeline.fingerprint_bytes(data, max_pixels=10**7)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from dupcheck.core.errors import ImageTooLarge, InvalidImage, UnsupportedImage
 from dupcheck.core.imaging import decode_image, sniff_format
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
 
 LIMIT = 40_000_000
 

@@ -10,8 +10,8 @@ from types import ModuleType
 
 import pytest
 
-from dupcheck.cli import main as dupcheck_main
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.cli import main as dupcheck_main
+from dupcheck_tools.samples import encode, product_image
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_benchmark.py"
 SIZE = (200, 160)

@@ -11,8 +11,7 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
-from conftest_aws import make_record
-from dupcheck.adapters.opensearch_index import (  # noqa: E402
+from dupcheck.adapters.opensearch_index import (
     IndexBulkError,
     OpenSearchHashIndex,
     from_int8,
@@ -20,9 +19,10 @@ from dupcheck.adapters.opensearch_index import (  # noqa: E402
     to_int8,
     version_of,
 )
-from dupcheck.core.errors import IndexUnavailable  # noqa: E402
-from dupcheck.core.models import HashValue  # noqa: E402
-from dupcheck.core.ports import HashIndex  # noqa: E402
+from dupcheck.core.errors import IndexUnavailable
+from dupcheck.core.models import HashValue
+from dupcheck.core.ports import HashIndex
+from support.fakes import make_record
 
 INDEX = "dupcheck-hashes"
 

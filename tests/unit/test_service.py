@@ -10,21 +10,8 @@ from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck.local.samples import encode, product_image
-
-
-class DictFetcher:
-    """ImageFetcher over a dict: the service's view of the web in unit tests."""
-
-    def __init__(self, images: dict[str, bytes]) -> None:
-        self.images = images
-        self.calls: list[str] = []
-
-    def fetch(self, url: str) -> bytes:
-        self.calls.append(url)
-        if url not in self.images:
-            raise UpstreamError(f"{url} answered 404")
-        return self.images[url]
+from dupcheck_tools.samples import encode, product_image
+from support.fakes import FakeFetcher
 
 
 @pytest.fixture
@@ -34,7 +21,7 @@ def images() -> dict[str, bytes]:
 
 @pytest.fixture
 def svc(settings: Settings, images: dict[str, bytes]) -> DupcheckService:
-    service = build_service(settings, fetcher=DictFetcher(images))
+    service = build_service(settings, fetcher=FakeFetcher(images))
     for i in range(12):
         service.register(f"E{i}", f"SKU{i}", f"https://img.test/{i}.jpg")
     return service
@@ -84,7 +71,7 @@ def test_remove_takes_the_image_out_of_results(svc: DupcheckService) -> None:
 
 
 def test_state_survives_a_restart(settings: Settings, svc: DupcheckService, images: dict[str, bytes]) -> None:
-    restarted = build_service(settings, fetcher=DictFetcher(images))
+    restarted = build_service(settings, fetcher=FakeFetcher(images))
     assert restarted.index.count() == 12
     assert restarted.find_similar("https://img.test/9.jpg", top=1).matches[0].entity_id == "E9"
 
@@ -118,7 +105,7 @@ def test_bad_ids_and_urls_are_bad_requests(svc: DupcheckService, entity_id: str,
 
 def test_metrics_are_reported_to_the_observer(settings: Settings, images: dict[str, bytes]) -> None:
     seen: list[str] = []
-    service = build_service(settings, fetcher=DictFetcher(images), observe=lambda name, _v: seen.append(name))
+    service = build_service(settings, fetcher=FakeFetcher(images), observe=lambda name, _v: seen.append(name))
     service.register("A", "s", "https://img.test/1.jpg")
     service.find_similar("https://img.test/1.jpg")
     with pytest.raises(UpstreamError):

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from dupcheck.core import verification
 from dupcheck.core.hashing import AlignedDualPHash
 from dupcheck.core.verification import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
 
 PIPELINE = AlignedDualPHash()
 

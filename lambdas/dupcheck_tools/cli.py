@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dupcheck.local.demo import build_demo, curl_examples
+    from dupcheck_tools.local.demo import build_demo, curl_examples
 
     # The demo's query images are served by this very server on loopback.
     settings = _settings(args, allow_private_urls=True)
@@ -64,7 +64,7 @@ def _serve(
     service: Any, settings: Settings, *, static_dir: Path | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> int:
-    from dupcheck.local.server import LocalServer
+    from dupcheck_tools.local.server import LocalServer
 
     server = LocalServer(
         service, host=settings.host, port=settings.port,
@@ -183,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Batch commands live in their own modules: (command, module with add_arguments() and run()).
 EXTRA_COMMANDS: list[tuple[str, str]] = [
-    ("backfill", "dupcheck.backfill"),
-    ("reindex", "dupcheck.reindex"),
-    ("evaluate", "dupcheck.evaluation"),
+    ("backfill", "dupcheck_tools.backfill"),
+    ("reindex", "dupcheck_tools.reindex"),
+    ("evaluate", "dupcheck_tools.evaluation"),
 ]
 
 

@@ -1,92 +1,37 @@
-"""Shared fixtures for the AWS adapters and Lambda handlers: no account, no network.
+"""Fakes that implement the ports in memory, canned Lambda events and record factories.
 
-Import them from tests/conftest.py (`from tests.conftest_aws import *` or by name). Every AWS
-call goes to moto in process; fake credentials and `AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled` keep
-botocore from looking for real ones or building account-based endpoints.
+One of each: every test that needs a fake fetcher, index or record uses these.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from dupcheck.core.errors import DupcheckError, UpstreamError
 from dupcheck.core.models import HashRecord, HashValue, IndexHit
 
-EVENTS = Path(__file__).parent / "events"
-REGION = "us-east-1"
-TABLE = "dupcheck-test-hashes"
+EVENTS = Path(__file__).parents[1] / "events"
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "dupcheck",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
+class FakeFetcher:
+    """ImageFetcher over a dict: the service's view of the web. Unknown URLs answer like a 404;
+    `errors` maps a URL to the error its fetch raises. Every fetched URL is recorded in `calls`."""
 
+    def __init__(self, images: dict[str, bytes] | None = None, errors: dict[str, DupcheckError] | None = None) -> None:
+        self.images = dict(images or {})
+        self.errors = dict(errors or {})
+        self.calls: list[str] = []
 
-@pytest.fixture
-def mock_aws_env(aws_env: None) -> Iterator[None]:
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def ddb_client(mock_aws_env: None) -> Any:
-    import boto3
-
-    return boto3.client("dynamodb", region_name=REGION)
-
-
-@pytest.fixture
-def ddb_table(ddb_client: Any) -> str:
-    """Creates the records table (with its stream) and returns the stream ARN."""
-    from dupcheck.adapters.dynamodb_store import create_table
-
-    return create_table(ddb_client, TABLE)
-
-
-@pytest.fixture
-def ddb_store(ddb_client: Any, ddb_table: str) -> Any:
-    from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
-
-    return DynamoDBRecordStore(TABLE, client=ddb_client, sleep=lambda _s: None)
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "dupcheck-test"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:dupcheck-test"
-    aws_request_id: str = "6f3b5a4c-1d2e-4f60-8a9b-0c1d2e3f4a5b"
-    log_group_name: str = "/aws/lambda/dupcheck-test"
-    log_stream_name: str = "2025/03/12/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-@pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+    def fetch(self, url: str) -> bytes:
+        self.calls.append(url)
+        if url in self.errors:
+            raise self.errors[url]
+        if url not in self.images:
+            raise UpstreamError(f"{url} answered 404")
+        return self.images[url]
 
 
 def load_event(name: str) -> dict[str, Any]:

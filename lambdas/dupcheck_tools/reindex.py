@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dupcheck.backfill import (
+from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.models import HashRecord
+from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
+from dupcheck.core.settings import Settings, SettingsError
+from dupcheck_tools.backfill import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -44,11 +48,7 @@ from dupcheck.backfill import (
     print_summary,
     usage_error,
 )
-from dupcheck.catalog import CatalogError
-from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.models import HashRecord
-from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
-from dupcheck.core.settings import Settings, SettingsError
+from dupcheck_tools.catalog import CatalogError
 
 log = logging.getLogger(__name__)
 

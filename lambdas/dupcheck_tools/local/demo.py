@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import ImageEnhance
 
 from dupcheck.core.service import DupcheckService
-from dupcheck.local.samples import encode, product_image
+from dupcheck_tools.samples import encode, product_image
 
 DEMO_ITEMS = 24
 DEMO_SEED = 1000

@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
-from dupcheck.catalog import CatalogError, CatalogReader, CatalogRow, Columns
 from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings, SettingsError
+from dupcheck_tools.catalog import CatalogError, CatalogReader, CatalogRow, Columns
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +531,7 @@ def backfill_catalog(
 ) -> BackfillSummary:
     """Backfill one catalog file (or s3:// URI) into the target store; what the CLI and the
     notebook call. Raises CatalogError / SettingsError for usage problems."""
-    from dupcheck.catalog import local_catalog
+    from dupcheck_tools.catalog import local_catalog
 
     settings = settings or target_settings(target, table=table, region=region)
     with local_catalog(catalog, region=region or settings.aws_region or None) as path:
