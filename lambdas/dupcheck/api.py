@@ -27,7 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, Field
 
-from dupcheck.core.errors import DupcheckError, ImageTooLarge, InvalidRequest
+from dupcheck.core.errors import DupcheckError, ImageTooLarge, InvalidRequest, error_body
 from dupcheck.core.service import MAX_ID_LENGTH, MAX_TOP, MAX_URL_LENGTH, DupcheckService
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def _json(status: int, body: dict[str, Any]) -> Response[dict]:
 
 
 def _error(status: int, code: str, message: str) -> Response[dict]:
-    return _json(status, {"error": {"code": code, "message": message}})
+    return _json(status, error_body(code, message))
 
 
 def _while_reading_body(exc: BaseException) -> bool:

@@ -1,7 +1,8 @@
 """The composition root: the one place that turns settings into adapters and a service.
 
 AWS adapters are imported only when settings ask for them, so the embedded mode never loads
-boto3 or opensearch-py. Tests pass ready-made adapters as overrides.
+boto3 or opensearch-py. Tests pass ready-made adapters as overrides; the tools build their
+stores here too.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
 from dupcheck.core.service import DupcheckService, Observer
-from dupcheck.core.settings import Settings
+from dupcheck.core.settings import Settings, SettingsError
 
 
 def build_store(settings: Settings) -> RecordStore:
     if settings.store == "dynamodb":
+        if not settings.table_name:
+            raise SettingsError("the DynamoDB store needs a table: DUPCHECK_TABLE_NAME (or --table)")
         from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
 
         return DynamoDBRecordStore.from_settings(settings)
@@ -25,17 +28,16 @@ def build_store(settings: Settings) -> RecordStore:
 def build_index(settings: Settings, pipeline: HashPipeline, store: RecordStore | None = None) -> HashIndex:
     """The search index; the in-process one is loaded from `store` so it survives restarts."""
     if settings.index == "opensearch":
-        from dupcheck.adapters.opensearch_index import OpenSearchHashIndex
+        from dupcheck.adapters.opensearch import OpenSearchHashIndex
 
-        return OpenSearchHashIndex.from_settings(settings, bits=pipeline.bits)
-    from dupcheck.adapters.local_index import LocalHashIndex
-    from dupcheck.adapters.sqlite_store import SqliteRecordStore
+        return OpenSearchHashIndex.from_settings(settings, bits=pipeline.index_bits)
+    from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex
 
-    if isinstance(store, SqliteRecordStore):
-        index = LocalHashIndex(pipeline.bits, resolve_ids=store.ids_for_keys)
+    if isinstance(store, KeyedHashRows):
+        index = LocalHashIndex(pipeline.index_bits, resolve_ids=store.ids_for_keys)
         index.load(store.index_rows(pipeline.algo))
         return index
-    index = LocalHashIndex(pipeline.bits)
+    index = LocalHashIndex(pipeline.index_bits)
     if store is not None:
         index.upsert_many(r for r in store.scan() if r.hash_algo == pipeline.algo)
     return index

@@ -19,36 +19,21 @@ The last stdout line is the report as JSON.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dupcheck.bootstrap import build_index
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import HashRecord
-from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
-from dupcheck.core.settings import Settings, SettingsError
-from dupcheck_tools.backfill import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    Backfill,
-    BackfillOptions,
-    BackfillSummary,
-    FailureLog,
-    Target,
-    add_common_arguments,
-    build_target_store,
-    iter_rows,
-    parse_common,
-    print_summary,
-    usage_error,
-)
-from dupcheck_tools.catalog import CatalogError
+from dupcheck.core.ports import HashIndex, ImageFetcher, ProvisionedIndex, RecordStore
+from dupcheck.core.settings import Settings
+from dupcheck_tools.backfill import Backfill, BackfillOptions, BackfillSummary, FailureLog, Target
+from dupcheck_tools.catalog import CatalogRow
+from dupcheck_tools.exit_codes import ExitCode
 
 log = logging.getLogger(__name__)
 
@@ -69,29 +54,20 @@ class ReindexReport:
     interrupted: bool = False
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_OK if self.ok else EXIT_FAILED
+            return ExitCode.INTERRUPTED
+        return ExitCode.OK if self.ok else ExitCode.FAILED
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def _scan(store: RecordStore, segments: int) -> Iterator[HashRecord]:
-    if segments > 1:
-        try:
-            return iter(store.scan(segments=segments))  # type: ignore[call-arg]
-        except TypeError:
-            pass
-    return iter(store.scan())
-
-
-def _refresh(index: HashIndex) -> None:
-    """OpenSearch counts only refreshed documents; other indexes need nothing."""
-    refresh = getattr(index, "refresh", None)
-    if callable(refresh):
-        refresh()
+def iter_rows(records: Iterable[HashRecord]) -> Iterator[CatalogRow]:
+    """Stored records as catalog rows: re-hashing them goes through the backfill engine."""
+    for number, record in enumerate(records, start=1):
+        error = None if record.image_url else ("missing_image_url", "record has no image_url")
+        yield CatalogRow(number, record.entity_id, record.sku, record.image_url, error)
 
 
 def reindex(
@@ -108,8 +84,6 @@ def reindex(
 ) -> ReindexReport:
     """Library entry point. `index` None builds the target's index from settings (local: the
     in-process index loaded from SQLite; dynamodb: OpenSearch)."""
-    from dupcheck.bootstrap import build_index
-
     pipeline = pipeline or get_pipeline()
     options = options or BackfillOptions()
     report = ReindexReport(target=target, hash_algo=pipeline.algo)
@@ -120,9 +94,8 @@ def reindex(
         index = build_index(settings.model_copy(update={"index": "local"}), pipeline, store)
     elif index is None:
         index = build_index(settings.model_copy(update={"index": "opensearch"}), pipeline, store)
-    ensure = getattr(index, "ensure_index", None)
-    if callable(ensure):
-        ensure()
+    if isinstance(index, ProvisionedIndex):
+        index.ensure_index()
     report.before = {"store_records": store.count(), "index_docs": index.count()}
     log.info("before: %s", report.before)
 
@@ -130,7 +103,7 @@ def reindex(
     failure_log = FailureLog(failures)
     try:
         engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options, algo=pipeline.algo)
-        stale = (r for r in _scan(store, segments) if r.hash_algo != pipeline.algo)
+        stale = (r for r in store.scan(segments) if r.hash_algo != pipeline.algo)
         summary: BackfillSummary = engine.run(iter_rows(stale))
     finally:
         failure_log.close()
@@ -151,14 +124,15 @@ def reindex(
 
         def current() -> Iterator[HashRecord]:
             nonlocal stale_left
-            for record in _scan(store, segments):
+            for record in store.scan(segments):
                 if record.hash_algo == pipeline.algo:
                     yield record
                 else:
                     stale_left += 1
 
         report.indexed = index.upsert_many(current())
-        _refresh(index)
+        if isinstance(index, ProvisionedIndex):
+            index.refresh()  # OpenSearch counts only refreshed documents
 
     # 4. after, and verify
     store_records = store.count()
@@ -192,35 +166,9 @@ def _verify(index: HashIndex, store: RecordStore, pipeline: HashPipeline, report
     """Search a sample of records by their own hash: each must come back at distance 0."""
     checked = 0
     for record in itertools.islice((r for r in store.scan() if r.hash_algo == pipeline.algo), VERIFY_SAMPLE):
-        hits = index.search([record.hash_value], 100, max_distance=0)
+        hits = index.search([record.hash], 100, max_distance=0)
         if record.entity_id not in {h.entity_id for h in hits}:
             report.message = f"verification failed: {record.entity_id} is not found by its own hash"
             return checked
         checked += 1
     return checked
-
-
-# -- CLI ---------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--segments", type=int, default=4, help="DynamoDB parallel scan segments (default 4)")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        options, target, settings = parse_common(args)
-        store = build_target_store(settings, target)
-        failures = Path(args.failures) if args.failures else settings.data_dir / "reindex.failures.csv"
-        report = reindex(settings, target=target, store=store, failures=failures, options=options,
-                         segments=max(1, args.segments))  # fmt: skip
-    except (CatalogError, SettingsError) as exc:
-        return usage_error(str(exc))
-    if not report.ok and not report.interrupted:
-        print(f"reindex FAILED: {report.message}", file=sys.stderr)
-    print_summary(report.to_dict())
-    return report.exit_code
-
-
-__all__ = ["ReindexReport", "add_arguments", "reindex", "run"]

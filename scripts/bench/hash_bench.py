@@ -95,11 +95,11 @@ def main() -> None:
     theirs = statistics.median(timings_ms(baseline, images))
 
     indexed, held_out = images[::2], images[1::2]
-    index = LocalHashIndex(pipeline.bits)
+    index = LocalHashIndex(pipeline.index_bits)
     records = {}
     for i, data in enumerate(indexed):
         fp = pipeline.fingerprint_bytes(data, max_pixels=MAX_PIXELS, for_query=False)
-        records[f"E{i}"] = HashRecord(f"E{i}", "", "", fp.hash.hex, fp.algo, features=dict(fp.features))
+        records[f"E{i}"] = HashRecord(f"E{i}", "", "", fp.hash, fp.algo, features=dict(fp.features))
         index.upsert(records[f"E{i}"])
     copies = [fingerprint(cropped_copy(data)) for data in indexed]
     new_products = [fingerprint(data) for data in held_out]

@@ -169,7 +169,7 @@ def bench_start(n: int) -> dict[str, float]:
                 f"E{i:08d}",
                 f"SKU{i}",
                 f"https://img.example/{i}.jpg",
-                values[i],
+                HashValue.from_hex(values[i]),
                 algo,
                 updated_at="2026-01-01T00:00:00.000Z",
             )

@@ -35,7 +35,7 @@ _s3.upload_file({catalog!r}, "catalogs", "exports/catalog.csv")
 DUMP_TABLE = """
 import json
 from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
-_records = {{r.entity_id: r.hash for r in DynamoDBRecordStore({table!r}, region={region!r}).scan()}}
+_records = {{r.entity_id: r.hash.hex for r in DynamoDBRecordStore({table!r}, region={region!r}).scan()}}
 print("TABLE=" + json.dumps(_records, sort_keys=True))
 """
 

@@ -17,7 +17,7 @@ import pytest
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
 from dupcheck_tools.cli import main
@@ -39,7 +39,8 @@ def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def outdate(store: Any, entity_ids: list[str]) -> None:
     """Pretend these records were hashed by an older pipeline."""
     old = store.get_many(entity_ids)
-    store.put_many(dataclasses.replace(old[e], hash_algo=OLD_ALGO, hash="f" * 16) for e in entity_ids)
+    stale = HashValue.from_hex("f" * 16)
+    store.put_many(dataclasses.replace(old[e], hash_algo=OLD_ALGO, hash=stale) for e in entity_ids)
 
 
 def run_reindex(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
@@ -119,7 +120,7 @@ def test_dynamodb_reindex_into_an_index_port(
     summary = backfill_catalog(catalog, target="dynamodb", settings=settings, store=dynamodb, options=FAST)
     assert (summary.done, summary.failed) == (8, 0)
     outdate(dynamodb, ["E0", "E5"])
-    index = LocalHashIndex(get_pipeline().bits)  # stands in for OpenSearch through the HashIndex port
+    index = LocalHashIndex(get_pipeline().index_bits)  # stands in for OpenSearch through the HashIndex port
 
     report = reindex(settings, target="dynamodb", store=dynamodb, index=index,
                      failures=tmp_path / "r.csv", options=FAST, segments=3)  # fmt: skip
@@ -132,10 +133,10 @@ def test_dynamodb_reindex_into_an_index_port(
     assert report.after == {"store_records": 8, "index_docs": 8}
     assert all(r.hash_algo != OLD_ALGO for r in dynamodb.scan())
     some = dynamodb.get("E5")
-    assert [h.entity_id for h in index.search([some.hash_value], 1, max_distance=0)] == ["E5"]
+    assert [h.entity_id for h in index.search([some.hash], 1, max_distance=0)] == ["E5"]
 
     # An index document the store does not have (e.g. a lost delete) is a loud mismatch.
-    index.upsert(HashRecord("ghost", "", "http://x/ghost.jpg", "0" * (index.bits // 4), some.hash_algo))
+    index.upsert(HashRecord("ghost", "", "http://x/ghost.jpg", HashValue(bytes(index.bits // 8)), some.hash_algo))
     report = reindex(settings, target="dynamodb", store=dynamodb, index=index,
                      failures=tmp_path / "r.csv", options=FAST, segments=2)  # fmt: skip
     assert not report.ok and report.exit_code == 1

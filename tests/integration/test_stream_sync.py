@@ -85,7 +85,7 @@ def test_stream_end_to_end(
 
     assert response == {"batchItemFailures": []}
     assert set(index.docs) == {"A1", "C3", "D4"}
-    assert index.docs["A1"].hash == "000000000000ffff"  # the MODIFY, not the first INSERT
+    assert index.docs["A1"].hash.hex == "000000000000ffff"  # the MODIFY, not the first INSERT
     assert index.docs["A1"] == ddb_store.get("A1")  # same record, typed identically
     # Only the latest change per entity is applied: A1's first INSERT and B2's INSERT are skipped.
     assert ("upsert", "B2") not in index.calls
@@ -193,6 +193,9 @@ def test_ensure_index_is_called_once(
         def ensure_index(self) -> bool:
             self.ensured += 1
             return True
+
+        def refresh(self) -> None:
+            pass
 
     index = use_index(stream_sync, monkeypatch, Ensuring())
     stream_sync.handler(load_event("ddb_stream_batch.json"), lambda_context)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.core.errors import DupcheckError, UpstreamError
-from dupcheck.core.models import HashRecord, HashValue, IndexHit
+from dupcheck.core.models import HashRecord, HashValue, IndexHit, version_of
 
 EVENTS = Path(__file__).parents[1] / "events"
 
@@ -63,7 +63,7 @@ class FakeIndex:
     def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
         best: dict[str, int] = {}
         for record in self.docs.values():
-            d = min(record.hash_value - h for h in hashes)
+            d = min(record.hash - h for h in hashes)
             if max_distance is None or d <= max_distance:
                 best[record.entity_id] = d
         ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
@@ -82,8 +82,6 @@ class VersionedFakeIndex(FakeIndex):
         self.versions: dict[str, int] = {}
 
     def upsert(self, record: HashRecord) -> None:
-        from dupcheck.adapters.opensearch_index import version_of
-
         version = version_of(record.updated_at) or 0
         if version < self.versions.get(record.entity_id, -1):
             self.calls.append(("stale-upsert", record.entity_id))
@@ -104,7 +102,7 @@ def make_record(entity_id: str, hash_hex: str = "c3d1a0f08e7c1b2a", **changes: A
         "entity_id": entity_id,
         "sku": f"SKU-{entity_id}",
         "image_url": f"https://images.example.com/{entity_id}.jpg",
-        "hash": hash_hex,
+        "hash": HashValue.from_hex(hash_hex),
         "hash_algo": "phash64-v1",
         "updated_at": "2025-03-12T10:00:00.000Z",
         "features": {"colour": "0a1b2c"},

@@ -31,7 +31,7 @@ def test_roundtrip_and_typed_conversion(ddb_store: DynamoDBRecordStore, ddb_clie
     assert ddb_store.get("missing") is None
     raw = ddb_client.get_item(TableName=TABLE, Key={"entity_id": {"S": "A1"}})["Item"]
     # Strings stay strings (a hex hash of digits must not become a number); features is a map of S.
-    assert raw["hash"] == {"S": record.hash}
+    assert raw["hash"] == {"S": record.hash.hex}
     assert raw["features"] == {"M": {"colour": {"S": "0a1b2c"}, "aspect": {"S": "1.333"}}}
 
 
@@ -150,7 +150,7 @@ def test_get_many_over_100_keys(ddb_store: DynamoDBRecordStore, monkeypatch: pyt
     found = ddb_store.get_many(wanted)
     assert sorted(sizes) == [51, 100]  # 150 ids + "nope"; the duplicate G000 is sent once
     assert len(found) == 150 and "nope" not in found
-    assert found["G149"].hash == f"{149:016x}"
+    assert found["G149"].hash.hex == f"{149:016x}"
 
 
 def test_get_many_retries_unprocessed_keys(

@@ -27,12 +27,12 @@ LIMIT = 40_000_000
 
 def record_of(pipeline: AlignedDualPHash, image: Image.Image, entity_id: str = "E") -> HashRecord:
     fp = pipeline.fingerprint(image)
-    return HashRecord(entity_id, "", "", fp.hash.hex, fp.algo, features=dict(fp.features))
+    return HashRecord(entity_id, "", "", fp.hash, fp.algo, features=dict(fp.features))
 
 
 def index_distance(query: Fingerprint, record: HashRecord) -> int:
     """What the index reports: the closest of the query's search hashes to the stored one."""
-    return min(h - record.hash_value for h in query.search_hashes)
+    return min(h - record.hash for h in query.search_hashes)
 
 
 def judged(original: Image.Image, copy: Image.Image) -> Judgement:
@@ -50,7 +50,7 @@ def verdict(original: Image.Image, copy: Image.Image) -> tuple[Verdict, int]:
 
 
 def test_default_pipeline_is_the_measured_one() -> None:
-    assert DEFAULT_ALGO == "dualphash128-v2" and get_pipeline().bits == 128
+    assert DEFAULT_ALGO == "dualphash128-v2" and get_pipeline().index_bits == 128
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_a_copy_cropped_12_percent_per_side_is_closest_through_the_padded_query_
     stored = record_of(pipeline, original)
     padded_only = query.query_hashes[1:]  # the hashes taken with the crop padded back
     whole = lambda value: int(value.hex[:16], 16)  # noqa: E731 - the whole-picture half
-    stored_whole = int(stored.hash[:16], 16)
+    stored_whole = whole(stored.hash)
     plain = (whole(query.hash) ^ stored_whole).bit_count()
     padded = min((whole(v) ^ stored_whole).bit_count() for v in padded_only)
     assert padded < plain
@@ -235,7 +235,7 @@ def test_a_far_candidate_needs_stronger_evidence_than_a_near_one() -> None:
 def test_records_without_views_are_never_called_duplicates() -> None:
     pipeline = AlignedDualPHash()
     image = product_image(26)
-    bare = HashRecord("E", "", "", pipeline.fingerprint(image).hash.hex, pipeline.algo)
+    bare = HashRecord("E", "", "", pipeline.fingerprint(image).hash, pipeline.algo)
     judgement = pipeline.judge(pipeline.fingerprint(image), [(bare, 0)])[0]
     assert judgement.verdict is Verdict.SIMILAR and judgement.distance == 0 and judgement.similarity == 0.0
 
@@ -272,7 +272,7 @@ def test_candidate_pool_covers_the_screened_candidates() -> None:
 def test_the_baseline_judges_on_distance_alone() -> None:
     pipeline = PHash64()
     fp = pipeline.fingerprint(product_image(7))
-    record = HashRecord("E", "", "", fp.hash.hex, pipeline.algo)
+    record = HashRecord("E", "", "", fp.hash, pipeline.algo)
     got = [j.verdict for j in pipeline.judge(fp, [(record, 0), (record, 8), (record, 20)])]
     assert got == [Verdict.DUPLICATE, Verdict.SIMILAR, Verdict.DIFFERENT]
 
@@ -344,7 +344,7 @@ from dupcheck_tools.samples import encode, product_image
 data = encode(product_image(3))
 for pipeline in (cls() for cls in PIPELINES.values()):
     fp = pipeline.fingerprint_bytes(data, max_pixels=10**7)
-    record = HashRecord("E", "", "", fp.hash.hex, fp.algo, features=dict(fp.features))
+    record = HashRecord("E", "", "", fp.hash, fp.algo, features=dict(fp.features))
     pipeline.judge(fp, [(record, 0)])
 loaded = sorted(m for m in ("imagehash", "scipy", "pywt") if m in sys.modules)
 assert not loaded, loaded

@@ -10,7 +10,7 @@ from dupcheck.core.models import HashRecord, HashValue
 
 
 def _record(entity_id: str, hex_hash: str) -> HashRecord:
-    return HashRecord(entity_id, "sku", "u", hex_hash, "test-v1")
+    return HashRecord(entity_id, "sku", "u", HashValue.from_hex(hex_hash), "test-v1")
 
 
 def _random_hexes(rng: np.random.Generator, n: int, bits: int) -> list[str]:

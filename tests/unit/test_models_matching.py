@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dupcheck.core.matching import Verdict, match_percent, verdict_for
-from dupcheck.core.models import FindResult, HashRecord, HashValue, Match
+from dupcheck.core.matching import match_percent, verdict_for
+from dupcheck.core.models import FindResult, HashRecord, HashValue, Match, Verdict
 
 
 def test_hash_hex_round_trip_and_distance() -> None:
@@ -27,10 +27,11 @@ def test_hash_rejects_bad_hex_and_mixed_lengths() -> None:
 
 
 def test_record_round_trips_through_dict() -> None:
-    record = HashRecord("A1", "MH01", "https://x/a.jpg", "ab" * 8, "phash64-v1", features={"c": "xyz"})
+    hash_value = HashValue.from_hex("ab" * 8)
+    record = HashRecord("A1", "MH01", "https://x/a.jpg", hash_value, "phash64-v1", features={"c": "xyz"})
     again = HashRecord.from_dict(record.to_dict())
     assert again == record
-    assert again.hash_value.hex == "ab" * 8
+    assert again.hash.hex == "ab" * 8
 
 
 @pytest.mark.parametrize(
@@ -55,10 +56,11 @@ def test_verdict_thresholds_are_inclusive() -> None:
 
 
 def test_find_result_is_duplicate_only_with_a_duplicate_verdict() -> None:
-    similar = Match("A", "s", "u", 8, 87.5, "similar")
-    duplicate = Match("B", "s", "u", 1, 98.4, "duplicate")
-    assert not FindResult("00", "phash64-v1", [similar]).is_duplicate
-    body = FindResult("00", "phash64-v1", [duplicate, similar], image_url="https://q").to_dict()
+    similar = Match("A", "s", "u", 8, 87.5, Verdict.SIMILAR)
+    duplicate = Match("B", "s", "u", 1, 98.4, Verdict.DUPLICATE)
+    query = HashValue.from_hex("00")
+    assert not FindResult(query, "phash64-v1", [similar]).is_duplicate
+    body = FindResult(query, "phash64-v1", [duplicate, similar], image_url="https://q").to_dict()
     assert body["is_duplicate"] is True
     assert body["query"] == {"image_url": "https://q", "hash": "00", "algorithm": "phash64-v1"}
     assert [m["entity_id"] for m in body["matches"]] == ["B", "A"]

@@ -11,17 +11,12 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
-from dupcheck.adapters.opensearch_index import (
-    IndexBulkError,
-    OpenSearchHashIndex,
-    from_int8,
-    score_to_distance,
-    to_int8,
-    version_of,
-)
+from dupcheck.adapters.opensearch import IndexBulkError, OpenSearchHashIndex
+from dupcheck.adapters.opensearch.schema import Hnsw, from_int8, score_to_distance, to_int8
 from dupcheck.core.errors import IndexUnavailable
-from dupcheck.core.models import HashValue
-from dupcheck.core.ports import HashIndex
+from dupcheck.core.models import HashValue, version_of
+from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
+from dupcheck.core.settings import Settings
 from support.fakes import make_record
 
 INDEX = "dupcheck-hashes"
@@ -72,9 +67,16 @@ def client(recorder: Recorder) -> OpenSearch:
     return client
 
 
+HNSW = Hnsw(m=32, ef_construction=128, ef_search=128)
+
+
+def adapter(client: OpenSearch, **options: Any) -> OpenSearchHashIndex:
+    return OpenSearchHashIndex(INDEX, lambda: client, bits=options.pop("bits", 64), hnsw=HNSW, **options)
+
+
 @pytest.fixture
 def index(client: OpenSearch) -> OpenSearchHashIndex:
-    return OpenSearchHashIndex(INDEX, client=client)
+    return adapter(client)
 
 
 def ndjson(body: Any) -> list[dict[str, Any]]:
@@ -127,13 +129,21 @@ def test_version_is_epoch_millis_of_updated_at() -> None:
     assert version_of("yesterday") is None
 
 
-def test_rejects_hash_bits_not_multiple_of_8() -> None:
+def test_rejects_hash_bits_not_multiple_of_8(client: OpenSearch) -> None:
     with pytest.raises(ValueError):
-        OpenSearchHashIndex(INDEX, hash_bits=60)
+        adapter(client, bits=60)
 
 
-def test_implements_the_port(index: OpenSearchHashIndex) -> None:
+def test_implements_the_port_and_its_capabilities(index: OpenSearchHashIndex) -> None:
     assert isinstance(index, HashIndex)
+    assert isinstance(index, ProvisionedIndex) and isinstance(index, VersionedIndex)
+
+
+def test_constructing_does_no_io() -> None:
+    def connect() -> OpenSearch:
+        raise AssertionError("connected at construction")
+
+    OpenSearchHashIndex(INDEX, connect, bits=128, hnsw=HNSW)
 
 
 # -- schema --------------------------------------------------------------------------------
@@ -247,7 +257,7 @@ def _bulk_answer(statuses: dict[str, int]) -> Responder:
 
 
 def test_upsert_many_sends_bulk_action_lines_in_chunks(client: OpenSearch, recorder: Recorder) -> None:
-    index = OpenSearchHashIndex(INDEX, client=client, bulk_chunk_size=2)
+    index = adapter(client, bulk_chunk_size=2)
     recorder.on("POST", "/_bulk", _bulk_answer({}))
     records = [make_record(f"B{i}", hash_hex=f"{i:016x}") for i in range(5)]
     assert index.upsert_many(records) == 5
@@ -303,7 +313,7 @@ def test_knn_search_body_merge_and_distance_conversion(
             "knn": {
                 "hash_vector": {
                     "vector": [-1, -1, -1, -1, -1, -1, -1, 3],
-                    "k": 50,  # max(2 * 4, 50)
+                    "k": 2,  # the service's candidate pool decides k; ef_search governs recall
                     "method_parameters": {"ef_search": 128},
                 }
             }
@@ -313,7 +323,7 @@ def test_knn_search_body_merge_and_distance_conversion(
     assert lines[3]["query"]["knn"]["hash_vector"]["vector"] == [-128, -1, -1, -1, -1, -1, -1, -1]
     # B2 is at 5 from the first hash and 1 from the second: it keeps 1, and ranks first.
     assert [(h.entity_id, h.distance) for h in hits] == [("B2", 1), ("A1", 2)]
-    assert hits[0].record is not None and hits[0].record.hash == "0f0f0f0f0f0f0f0f"
+    assert hits[0].record is not None and hits[0].record.hash.hex == "0f0f0f0f0f0f0f0f"
     assert hits[1].record is not None and hits[1].record.entity_id == "A1"
 
 
@@ -329,13 +339,13 @@ def test_max_distance_filters_and_prunes_server_side(index: OpenSearchHashIndex,
 
 def test_large_k_raises_ef_search_to_k(index: OpenSearchHashIndex, recorder: Recorder) -> None:
     recorder.on("POST", "/_msearch", {"responses": [search_response()]})
-    assert index.search([HashValue.from_hex("00" * 8)], k=100) == []
+    assert index.search([HashValue.from_hex("00" * 8)], k=400) == []
     knn = ndjson(recorder.bodies("POST", "/_msearch")[0])[1]["query"]["knn"]["hash_vector"]
     assert knn["k"] == 400 and knn["method_parameters"]["ef_search"] == 400
 
 
 def test_exact_mode_uses_knn_score_script_with_hamming(client: OpenSearch, recorder: Recorder) -> None:
-    index = OpenSearchHashIndex(INDEX, client=client, search_mode="exact")
+    index = adapter(client, search_mode="exact")
     recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1.0, None), ("B2", 1 / 8, None))]})
     hits = index.search([HashValue.from_hex("ff00000000000000")], k=3)
     body = ndjson(recorder.bodies("POST", "/_msearch")[0])[1]
@@ -411,7 +421,7 @@ def test_refresh_targets_the_index(index: OpenSearchHashIndex, recorder: Recorde
 
 
 def test_unconfigured_endpoint_is_unavailable_not_a_hang() -> None:
-    index = OpenSearchHashIndex(INDEX, endpoint="")
+    index = OpenSearchHashIndex.from_settings(Settings.from_env({}, index="opensearch"), bits=64)
     with pytest.raises(IndexUnavailable):
         index.count()
 
@@ -420,9 +430,10 @@ def test_builds_a_sigv4_client_with_short_timeouts(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    index = OpenSearchHashIndex(
-        INDEX, endpoint="https://search-dupcheck-abc.us-east-1.es.amazonaws.com", region="us-east-1"
+    settings = Settings.from_env(
+        {}, opensearch_endpoint="https://search-dupcheck-abc.us-east-1.es.amazonaws.com", aws_region="us-east-1"
     )
+    index = OpenSearchHashIndex.from_settings(settings, bits=128)
     client = index.client
     (connection,) = client.transport.connection_pool.connections
     assert connection.host == "https://search-dupcheck-abc.us-east-1.es.amazonaws.com:443"

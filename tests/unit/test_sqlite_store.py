@@ -7,13 +7,13 @@ from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import HashRecord, HashValue
 
 
 def _record(i: int, **changes: object) -> HashRecord:
     base = {
         "entity_id": f"id-{i:05d}", "sku": f"SKU{i}", "image_url": f"https://img/{i}.jpg",
-        "hash": f"{i:016x}", "hash_algo": "phash64-v1", "features": {"c": str(i)},
+        "hash": HashValue.from_hex(f"{i:016x}"), "hash_algo": "phash64-v1", "features": {"c": str(i)},
     }
     return HashRecord(**{**base, **changes})  # type: ignore[arg-type]
 
@@ -30,10 +30,10 @@ def test_upsert_is_idempotent_and_updates(tmp_path: Path) -> None:
     store = SqliteRecordStore(tmp_path / "s.db")
     store.put(_record(1))
     store.put(_record(1))
-    store.put(_record(1, image_url="https://img/new.jpg", hash="ff" * 8))
+    store.put(_record(1, image_url="https://img/new.jpg", hash=HashValue.from_hex("ff" * 8)))
     assert store.count() == 1
     got = store.get("id-00001")
-    assert got is not None and got.image_url == "https://img/new.jpg" and got.hash == "ff" * 8
+    assert got is not None and got.image_url == "https://img/new.jpg" and got.hash.hex == "ff" * 8
 
 
 def test_batches_larger_than_sqlite_parameter_limits(tmp_path: Path) -> None:

@@ -97,12 +97,17 @@ def record_to_item(record: HashRecord) -> dict[str, dict[str, Any]]:
 
 
 def item_to_record(item: Mapping[str, Any]) -> HashRecord:
-    """DynamoDB low-level item (GetItem, Scan, or a stream image) -> HashRecord.
+    """DynamoDB low-level item (GetItem, Scan) -> HashRecord."""
+    return record_from_values({name: _deserializer.deserialize(value) for name, value in item.items()})
+
+
+def record_from_values(values: Mapping[str, Any]) -> HashRecord:
+    """A deserialized item (Python values: what Powertools' stream records hold) -> HashRecord.
 
     Raises ValueError/KeyError on an item that is not a hash record; the stream handler relies
     on that to report the record as a partial failure.
     """
-    plain = {name: _plain(_deserializer.deserialize(value)) for name, value in item.items()}
+    plain = {str(name): _plain(value) for name, value in values.items()}
     features = plain.get("features") or {}
     if not isinstance(features, Mapping):
         raise ValueError(f"features must be a map, got {type(features).__name__}")
@@ -186,8 +191,7 @@ class DynamoDBRecordStore:
     def from_settings(
         cls, settings: Settings, *, client: DynamoDBClient | None = None
     ) -> DynamoDBRecordStore:
-        """Built by `bootstrap`. Optional tunables are read with defaults so this works before
-        (and after) they are added to Settings."""
+        """Built by `bootstrap` from the validated settings."""
         return cls(
             settings.table_name,
             client=client,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,6 +29,16 @@ _BLOCK = 1 << 18  # rows scanned per block: keeps the XOR scratch buffer at 2 MB
 def entity_key(entity_id: str) -> int:
     """A stable signed 64-bit key for an entity id (collision odds ~3e-6 at 10M ids)."""
     return int.from_bytes(hashlib.blake2b(entity_id.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@runtime_checkable
+class KeyedHashRows(Protocol):
+    """A store that keeps each record's `entity_key` (SQLite): the index loads (key, hash) rows
+    from it at start, without entity ids, and resolves the ids of its few hits through it."""
+
+    def index_rows(self, hash_algo: str) -> Iterator[tuple[int, str]]: ...
+
+    def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]: ...
 
 
 class LocalHashIndex:
@@ -50,7 +61,7 @@ class LocalHashIndex:
         self.upsert_many([record])
 
     def upsert_many(self, records: Iterable[HashRecord]) -> int:
-        rows = [(record.entity_id, record.hash) for record in records]
+        rows = [(record.entity_id, record.hash.hex) for record in records]
         if not rows:
             return 0
         keys = np.fromiter((entity_key(eid) for eid, _ in rows), dtype=np.int64, count=len(rows))

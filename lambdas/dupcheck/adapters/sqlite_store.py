@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import HashRecord, HashValue
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -104,8 +104,9 @@ class SqliteRecordStore:
                 raise _unavailable(exc) from exc
         return cursor.rowcount > 0
 
-    def scan(self) -> Iterator[HashRecord]:
-        # Keyset pages: no read transaction stays open while the caller works on a page.
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        # Keyset pages: no read transaction stays open while the caller works on a page. One
+        # file, one reader: `segments` has nothing to parallelise here.
         after = ""
         while True:
             rows = self._query(
@@ -119,6 +120,9 @@ class SqliteRecordStore:
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM records", ())[0][0])
+
+    def approximate_count(self) -> int:
+        return self.count()  # exact and cheap: the primary key's b-tree
 
     # -- for the in-process index ------------------------------------------------------------
 
@@ -151,7 +155,7 @@ def _row(record: HashRecord) -> tuple:
         record.entity_id,
         record.sku,
         record.image_url,
-        record.hash,
+        record.hash.hex,
         record.hash_algo,
         record.updated_at,
         json.dumps(dict(record.features), sort_keys=True),
@@ -164,7 +168,7 @@ def _record(row: Sequence) -> HashRecord:
         entity_id=entity_id,
         sku=sku,
         image_url=image_url,
-        hash=hash_hex,
+        hash=HashValue.from_hex(hash_hex),
         hash_algo=hash_algo,
         updated_at=updated_at,
         features=json.loads(features),

@@ -1,11 +1,17 @@
 """Domain errors, each carrying its one HTTP status and machine-readable code.
 
 This module is the single table from failure to status: adapters raise these, the API turns
-any of them into `{"error": {"code", "message"}}` with `status`, and anything else into a 500
-with code `internal_error` (logged, never leaked).
+any of them into `{"error": {"code", "message"}}` (`error_body`, the one place that shape is
+written) with `status`, and anything else into a 500 with code `internal_error` (logged, never
+leaked). The command line prints the same body.
 """
 
 from __future__ import annotations
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON error body every surface answers with: `{"error": {"code", "message"}}`."""
+    return {"error": {"code": code, "message": message}}
 
 
 class DupcheckError(Exception):
@@ -19,7 +25,7 @@ class DupcheckError(Exception):
         self.message = message
 
     def to_body(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+        return error_body(self.code, self.message)
 
 
 class InvalidRequest(DupcheckError):

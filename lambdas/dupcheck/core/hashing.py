@@ -31,27 +31,35 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.imaging import decode_image
-from dupcheck.core.matching import Verdict, verdict_for
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue
+from dupcheck.core.matching import verdict_for
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import cosine_matrix, low_frequencies, luma, trim_uniform_border
 from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """A candidate's verdict. `distance` is out of `bits` (what match_percent is computed on);
-    `similarity` (higher is closer: the aligned pictures agree) orders candidates with the same
-    verdict, before `distance` does."""
+    """A candidate's verdict. `distance` is out of the pipeline's `distance_bits` (what
+    match_percent is computed on); `similarity` (higher is closer: the aligned pictures agree)
+    orders candidates with the same verdict, before `distance` does."""
 
     distance: int
     verdict: Verdict
-    bits: int
     similarity: float = 0.0
 
 
 class HashPipeline(Protocol):
+    """One named way from image bytes to records and verdicts.
+
+    Two widths, one meaning each: `index_bits` is the vector the index stores and searches;
+    `distance_bits` is what a judged `distance` (and so `match_percent` and `max_distance`) is
+    out of. They differ when the indexed vector concatenates hashes (the default: two halves).
+    `candidate_pool` is the one place that decides how many index candidates a query judges.
+    """
+
     algo: str
-    bits: int
+    index_bits: int
+    distance_bits: int
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         """`for_query=False` skips the query-only hashes: what registering an image needs."""
@@ -116,7 +124,7 @@ class PHash64:
     """Plain 64-bit DCT pHash (imagehash's) of the whole image: the baseline to measure against."""
 
     algo = "phash64-v1"
-    bits = 64
+    index_bits = distance_bits = 64
     # JPEG decodes at the smallest DCT scale that keeps >= 256 px: pHash looks at 32x32.
     draft_size = 256
     # docs/evaluation.md: on ../shared/bench, <= 4 keeps distinct pictures out (0%) but already
@@ -136,7 +144,7 @@ class PHash64:
 
     def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
         return [
-            Judgement(d, verdict_for(d, duplicate_max=self.duplicate_max, similar_max=self.similar_max), self.bits)
+            Judgement(d, verdict_for(d, duplicate_max=self.duplicate_max, similar_max=self.similar_max))
             for _, d in candidates
         ]
 
@@ -146,8 +154,8 @@ class AlignedDualPHash:
     verification (core/verification.py) to decide which are duplicates (see module)."""
 
     algo = "dualphash128-v2"
-    bits = 128
-    half = 64
+    index_bits = 128  # the whole-picture and the trimmed hash, concatenated
+    distance_bits = 64  # a judged distance is the closer half's
     draft_size = 256
     work_size = 160  # every later step sees the same <= 160 px picture, whatever arrived
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
@@ -230,16 +238,15 @@ class AlignedDualPHash:
                 verdict = Verdict.SIMILAR
             else:
                 verdict = Verdict.DIFFERENT
-            out.append(Judgement(closest[i], verdict, self.half, seen.similarity if seen else 0.0))
+            out.append(Judgement(closest[i], verdict, seen.similarity if seen else 0.0))
         return out
 
-    def _closest_half(self, query: Fingerprint, candidate: HashRecord) -> int:
+    @staticmethod
+    def _closest_half(query: Fingerprint, candidate: HashRecord) -> int:
         """Bits (of 64) between the candidate and the closest half of any query hash."""
-        stored = int(candidate.hash, 16)
-        mask = (1 << self.half) - 1
+        stored = candidate.hash.parts(2)
         return min(
-            min(((stored >> self.half) ^ (q >> self.half)).bit_count(), ((stored ^ q) & mask).bit_count())
-            for q in (int.from_bytes(h.data, "big") for h in query.search_hashes)
+            part - mine for q in query.search_hashes for part, mine in zip(stored, q.parts(2), strict=True)
         )
 
 

@@ -6,14 +6,7 @@ always "closest", but only a small distance makes it a duplicate.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class Verdict(StrEnum):
-    DUPLICATE = "duplicate"
-    SIMILAR = "similar"
-    DIFFERENT = "different"
-
+from dupcheck.core.models import Verdict
 
 VERDICT_RANK = {Verdict.DUPLICATE: 0, Verdict.SIMILAR: 1, Verdict.DIFFERENT: 2}
 

@@ -6,9 +6,14 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-_POPCOUNT = [bin(i).count("1") for i in range(256)]
+
+class Verdict(StrEnum):
+    DUPLICATE = "duplicate"
+    SIMILAR = "similar"
+    DIFFERENT = "different"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +44,17 @@ class HashValue:
         return self.hex
 
     def __sub__(self, other: HashValue) -> int:
+        """Hamming distance: the one popcount of scalar hashes (the local index has numpy's)."""
         if len(other.data) != len(self.data):
             raise ValueError(f"hash lengths differ: {self.bits} vs {other.bits} bits")
-        return sum(_POPCOUNT[a ^ b] for a, b in zip(self.data, other.data, strict=True))
+        return (int.from_bytes(self.data, "big") ^ int.from_bytes(other.data, "big")).bit_count()
+
+    def parts(self, count: int) -> tuple[HashValue, ...]:
+        """The hash cut into `count` equal parts (a dual hash's halves)."""
+        size, rest = divmod(len(self.data), count)
+        if rest:
+            raise ValueError(f"a {self.bits}-bit hash does not split into {count} parts")
+        return tuple(HashValue(self.data[i : i + size]) for i in range(0, len(self.data), size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,18 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def version_of(updated_at: str) -> int | None:
+    """`updated_at` (ISO 8601) -> epoch milliseconds: a record's version, which orders writes of
+    one entity (OpenSearch's external versioning, the stream handler's deletes)."""
+    try:
+        moment = datetime.fromisoformat(updated_at.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    if moment.tzinfo is None:  # naive timestamps are written by dupcheck as UTC
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class HashRecord:
     """One catalog image: the row in SQLite, the item in DynamoDB, the document in OpenSearch."""
@@ -76,19 +101,22 @@ class HashRecord:
     entity_id: str
     sku: str
     image_url: str
-    hash: str
+    hash: HashValue
     hash_algo: str
     updated_at: str = field(default_factory=utc_now)
     features: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def hash_value(self) -> HashValue:
-        return HashValue.from_hex(self.hash)
-
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["features"] = dict(self.features)
-        return data
+        """The record as JSON-ready fields (the hash as hex): the API's and the stores' shape."""
+        return {
+            "entity_id": self.entity_id,
+            "sku": self.sku,
+            "image_url": self.image_url,
+            "hash": self.hash.hex,
+            "hash_algo": self.hash_algo,
+            "updated_at": self.updated_at,
+            "features": dict(self.features),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HashRecord:
@@ -96,7 +124,7 @@ class HashRecord:
             entity_id=str(data["entity_id"]),
             sku=str(data.get("sku") or ""),
             image_url=str(data.get("image_url") or ""),
-            hash=str(data["hash"]),
+            hash=HashValue.from_hex(str(data["hash"])),
             hash_algo=str(data["hash_algo"]),
             updated_at=str(data.get("updated_at") or utc_now()),
             features={str(k): str(v) for k, v in (data.get("features") or {}).items()},
@@ -119,25 +147,25 @@ class Match:
     image_url: str
     distance: int
     match_percent: float
-    verdict: str
+    verdict: Verdict
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "verdict": self.verdict.value}
 
 
 @dataclass(frozen=True, slots=True)
 class FindResult:
-    query_hash: str
+    query_hash: HashValue
     algorithm: str
     matches: list[Match]
     image_url: str | None = None
 
     @property
     def is_duplicate(self) -> bool:
-        return any(m.verdict == "duplicate" for m in self.matches)
+        return any(m.verdict is Verdict.DUPLICATE for m in self.matches)
 
     def to_dict(self) -> dict[str, Any]:
-        query: dict[str, Any] = {"hash": self.query_hash, "algorithm": self.algorithm}
+        query: dict[str, Any] = {"hash": self.query_hash.hex, "algorithm": self.algorithm}
         if self.image_url is not None:
             query = {"image_url": self.image_url, **query}
         return {

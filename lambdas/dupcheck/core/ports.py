@@ -1,4 +1,9 @@
-"""The three ports the service depends on. Adapters implement them; `bootstrap` picks which."""
+"""The ports the service depends on, and the optional capabilities some adapters add.
+
+Adapters implement them; `bootstrap` picks which. A capability an adapter may or may not have
+(an index that creates itself, one that refuses stale deletes) is its own protocol, checked
+with `isinstance`, never discovered by `getattr` or by catching a TypeError.
+"""
 
 from __future__ import annotations
 
@@ -26,9 +31,18 @@ class RecordStore(Protocol):
         """Remove a record; False when there was none."""
         ...
 
-    def scan(self) -> Iterator[HashRecord]: ...
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        """Every record. `segments` > 1 lets a store that can read in parallel do so (records
+        then arrive in no particular order); others ignore it."""
+        ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """The exact number of records (may read the whole store)."""
+        ...
+
+    def approximate_count(self) -> int:
+        """A cheap count for hot paths such as a health check (DynamoDB's is hours old)."""
+        ...
 
 
 @runtime_checkable
@@ -50,6 +64,26 @@ class HashIndex(Protocol):
         ...
 
     def count(self) -> int: ...
+
+
+@runtime_checkable
+class ProvisionedIndex(Protocol):
+    """An index that lives in a service of its own (OpenSearch): it is created on first use, and
+    writes become visible to search and count only after a refresh."""
+
+    def ensure_index(self) -> bool:
+        """Create the index if it is missing; True when it was created."""
+        ...
+
+    def refresh(self) -> None: ...
+
+
+@runtime_checkable
+class VersionedIndex(Protocol):
+    """An index that can refuse a delete older than the document it holds (OpenSearch's
+    external versioning), so a replayed stream cannot resurrect or remove the wrong version."""
+
+    def remove_versioned(self, entity_id: str, version: int) -> None: ...
 
 
 @runtime_checkable

@@ -60,17 +60,18 @@ class DupcheckService:
         image_url: str | None = None,
     ) -> FindResult:
         top = self._check_top(top)
-        if max_distance is not None and not 0 <= max_distance <= self.pipeline.bits:
-            raise InvalidRequest(f"max_distance must be between 0 and {self.pipeline.bits}")
+        bits = self.pipeline.distance_bits
+        if max_distance is not None and not 0 <= max_distance <= bits:
+            raise InvalidRequest(f"max_distance must be between 0 and {bits}")
         query = self.fingerprint(data)
         started = time.perf_counter()
-        # max_distance applies to the judged distance: a pipeline's index distance may differ.
+        # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
         hits = self.index.search(query.search_hashes, self.pipeline.candidate_pool(top))
         self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
         matches = self._judge(query, hits, max_distance)[:top]
         self.observe(METRIC_MATCHES, float(len(matches)))
         return FindResult(
-            query_hash=query.hash.hex, algorithm=query.algo, matches=matches, image_url=image_url
+            query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url
         )
 
     def get(self, entity_id: str) -> HashRecord:
@@ -80,12 +81,10 @@ class DupcheckService:
         return record
 
     def health(self) -> dict[str, object]:
-        # An exact count is a full table scan on DynamoDB: stores that can, answer approximately.
-        count_records = getattr(self.store, "approximate_count", self.store.count)
         return {
             "status": "ok",
             "algorithm": self.pipeline.algo,
-            "records": count_records(),
+            "records": self.store.approximate_count(),
             "indexed": self.index.count(),
         }
 
@@ -103,15 +102,11 @@ class DupcheckService:
 
     def record_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> HashRecord:
         """Hash an image into the record that would be stored, without storing it."""
-        fp = self.fingerprint(data, for_query=False)
-        return HashRecord(
-            entity_id=_check_id(entity_id),
-            sku=str(sku or ""),
-            image_url=image_url,
-            hash=fp.hash.hex,
-            hash_algo=fp.algo,
-            features=dict(fp.features),
+        record = build_record(
+            self.pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels
         )
+        self.observe(METRIC_HASHES, 1.0)
+        return record
 
     def save(self, record: HashRecord) -> None:
         # Store first: it is the source of truth the index is rebuilt from after a crash.
@@ -135,10 +130,9 @@ class DupcheckService:
             self.observe(METRIC_FETCH_FAILURES, 1.0)
             raise
 
-    def fingerprint(self, data: bytes, *, for_query: bool = True) -> Fingerprint:
-        if not data:
-            raise InvalidRequest("the image is empty")
-        fp = self.pipeline.fingerprint_bytes(data, max_pixels=self.max_pixels, for_query=for_query)
+    def fingerprint(self, data: bytes) -> Fingerprint:
+        """A query's fingerprint: every search hash and the verification probe."""
+        fp = self.pipeline.fingerprint_bytes(_check_image(data), max_pixels=self.max_pixels)
         self.observe(METRIC_HASHES, 1.0)
         return fp
 
@@ -168,12 +162,34 @@ class DupcheckService:
                 sku=record.sku,
                 image_url=record.image_url,
                 distance=judgement.distance,
-                match_percent=match_percent(judgement.distance, judgement.bits),
-                verdict=judgement.verdict.value,
+                match_percent=match_percent(judgement.distance, self.pipeline.distance_bits),
+                verdict=judgement.verdict,
             )
             ranked.append((VERDICT_RANK[judgement.verdict], -judgement.similarity, judgement.distance, match))
         ranked.sort(key=lambda item: (item[0], item[1], item[2], item[3].entity_id))
         return [match for *_, match in ranked]
+
+
+def build_record(
+    pipeline: HashPipeline, data: bytes, *, entity_id: str, sku: str, image_url: str, max_pixels: int
+) -> HashRecord:
+    """Hash an image into the record that would be stored: what registering stores, and what
+    backfill's hashing processes build (they need a pipeline, not a service)."""
+    fp = pipeline.fingerprint_bytes(_check_image(data), max_pixels=max_pixels, for_query=False)
+    return HashRecord(
+        entity_id=_check_id(entity_id),
+        sku=str(sku or ""),
+        image_url=image_url,
+        hash=fp.hash,
+        hash_algo=fp.algo,
+        features=dict(fp.features),
+    )
+
+
+def _check_image(data: bytes) -> bytes:
+    if not data:
+        raise InvalidRequest("the image is empty")
+    return data
 
 
 def _check_id(entity_id: str) -> str:

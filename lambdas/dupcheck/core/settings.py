@@ -64,8 +64,6 @@ class Settings(BaseModel):
     opensearch_m: int = Field(32, ge=4, le=128, description="HNSW links per node.")
     opensearch_ef_construction: int = Field(128, ge=16, description="HNSW build-time search width.")
     opensearch_ef_search: int = Field(128, ge=16, description="HNSW query-time search width (at least k).")
-    opensearch_oversample: int = Field(4, ge=1, le=20, description="Candidates fetched = top x this.")
-    opensearch_min_candidates: int = Field(50, ge=1, description="Fewest candidates fetched per query.")
     opensearch_timeout: float = Field(5.0, gt=0, description="Seconds per OpenSearch request.")
     opensearch_max_retries: int = Field(1, ge=0, le=5, description="OpenSearch client retries.")
     dynamodb_consistent_read: bool = Field(False, description="Strongly consistent DynamoDB reads.")

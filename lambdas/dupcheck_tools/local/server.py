@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dupcheck.api import build_resolver
+from dupcheck.core.errors import error_body
 from dupcheck.core.service import DupcheckService
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_error(code, names.get(code, "http_error"), message or "request refused")
 
     def _send_error(self, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        body = json.dumps(error_body(code, message)).encode()
         self._send(status, body, {"Content-Type": "application/json"})
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:

@@ -1,0 +1,127 @@
+"""What dupcheck sends to OpenSearch: the index mapping, documents and k-NN queries.
+
+Each shape follows the k-NN plugin's documentation and source (docs/deploy.md lists what only a
+real cluster can confirm, with the smoke-test check for each):
+* Mapping: `knn_vector`, `dimension` = hash bits (a multiple of 8), `data_type: binary`,
+  `method: {name: hnsw, engine: faiss, space_type: hamming, parameters: {m, ef_construction}}`.
+  `space_type` sits inside `method`, which 2.16 accepts (top-level `space_type` only from 2.17).
+* Values: the hash bytes as *signed* int8 (byte b -> b-256 when b > 127), as the docs require.
+* Approximate search: a `knn` query per query hash, with `method_parameters.ef_search` (2.16+),
+  never below k; the index setting `knn.algo_param.ef_search` is the fallback.
+* Exact search: `script_score` with the plugin's `knn_score` script and `space_type: "hamming"`.
+  Not `hammingbit`: in the plugin it only accepts `long` or `binary` (base64) fields and
+  rejects a `knn_vector` ("Incompatible field_type for hammingbit space"). Its score is also
+  `1/(1+d)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dupcheck.core.models import HashRecord, HashValue
+
+VECTOR_FIELD = "hash_vector"
+# OpenSearch caps `k` and `size` at 10,000 per query (index.max_result_window).
+MAX_RESULTS = 10_000
+
+SearchMode = Literal["approximate", "exact"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hnsw:
+    """HNSW graph parameters (values and their measurement: Settings, docs/hnsw.md)."""
+
+    m: int
+    ef_construction: int
+    ef_search: int
+
+
+def to_int8(data: bytes) -> list[int]:
+    """Packed hash bytes -> the signed int8 list a binary knn_vector expects."""
+    return [b - 256 if b > 127 else b for b in data]
+
+
+def from_int8(values: Sequence[int]) -> bytes:
+    return bytes(v & 0xFF for v in values)
+
+
+def score_to_distance(score: float) -> int:
+    """Hamming score `1/(1+d)` -> integer distance d (scores come back as float32)."""
+    if score <= 0:
+        raise ValueError(f"not a hamming score: {score}")
+    return max(0, round(1.0 / score - 1.0))
+
+
+def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
+    """Settings and mappings of the index.
+
+    `gc_deletes` keeps delete tombstones that long (OpenSearch's default is 60 s), which bounds
+    how late a stale stream INSERT may arrive and still be refused by external versioning.
+    """
+    settings: dict[str, Any] = {"knn": True, "knn.algo_param.ef_search": hnsw.ef_search}
+    if gc_deletes:
+        settings["gc_deletes"] = gc_deletes
+    keyword = {"type": "keyword"}
+    return {
+        "settings": {"index": settings},
+        "mappings": {
+            # Unknown fields are kept in _source but not indexed: no mapping explosion.
+            "dynamic": False,
+            "properties": {
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": bits,
+                    "data_type": "binary",
+                    "method": {
+                        "name": "hnsw",
+                        "engine": "faiss",
+                        "space_type": "hamming",
+                        "parameters": {"m": hnsw.m, "ef_construction": hnsw.ef_construction},
+                    },
+                },
+                "entity_id": keyword,
+                "hash": keyword,
+                "sku": keyword,
+                "image_url": {"type": "keyword", "ignore_above": 2048},
+                "hash_algo": keyword,
+                "updated_at": keyword,
+                "features": {"type": "object", "enabled": False},
+            },
+        },
+    }
+
+
+def document(record: HashRecord, bits: int) -> dict[str, Any]:
+    """The record's fields plus its hash as the binary vector."""
+    if record.hash.bits != bits:
+        raise ValueError(f"record {record.entity_id!r} has a {record.hash.bits}-bit hash; the index holds {bits}")
+    return {**record.to_dict(), VECTOR_FIELD: to_int8(record.hash.data)}
+
+
+def query_body(
+    hash_value: HashValue, k: int, *, mode: SearchMode, ef_search: int, max_distance: int | None
+) -> dict[str, Any]:
+    """One search of the k nearest documents to `hash_value`."""
+    k = min(k, MAX_RESULTS)
+    vector = to_int8(hash_value.data)
+    query: dict[str, Any]
+    if mode == "exact":
+        script = {"field": VECTOR_FIELD, "query_value": vector, "space_type": "hamming"}
+        query = {
+            "script_score": {
+                "query": {"match_all": {}},
+                "script": {"source": "knn_score", "lang": "knn", "params": script},
+            }
+        }
+    else:
+        # ef_search below k would cap the result count: never go under it.
+        query = {
+            "knn": {VECTOR_FIELD: {"vector": vector, "k": k, "method_parameters": {"ef_search": max(ef_search, k)}}}
+        }
+    body: dict[str, Any] = {"size": k, "query": query, "_source": {"excludes": [VECTOR_FIELD]}}
+    if max_distance is not None:
+        # Server-side pruning; halfway to the next distance so float rounding keeps d itself.
+        body["min_score"] = 1.0 / (1.0 + max_distance + 0.5)
+    return body

@@ -1,0 +1,77 @@
+"""Backfill a catalog file (CSV / JSON Lines, local or s3://) into the record store.
+
+What `python -m dupcheck backfill` and the notebook call: concurrent safe downloads, hashing in
+a process pool, batched writes, resume by re-running (engine.py), and a failures file with one
+line per failed row (failures.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from dupcheck.bootstrap import build_store
+from dupcheck.core.ports import ImageFetcher, RecordStore
+from dupcheck.core.settings import Settings
+from dupcheck_tools.backfill.engine import Backfill, BackfillOptions, BackfillSummary
+from dupcheck_tools.backfill.failures import FailureLog, default_failures_path
+from dupcheck_tools.catalog import CatalogReader, Columns, local_catalog
+
+Target = Literal["local", "dynamodb"]
+
+__all__ = [
+    "Backfill", "BackfillOptions", "BackfillSummary", "FailureLog", "Target",
+    "backfill_catalog", "default_failures_path", "target_settings",
+]  # fmt: skip
+
+
+def target_settings(
+    target: Target, *, table: str | None = None, region: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None, **overrides: Any,
+) -> Settings:  # fmt: skip
+    """Settings from DUPCHECK_* variables, with the target's store (local = SQLite under the data
+    dir, which the local server loads its index from; dynamodb = the table) and any overrides."""
+    values: dict[str, Any] = {"store": "dynamodb" if target == "dynamodb" else "sqlite", **overrides}
+    if table:
+        values["table_name"] = table
+    if region:
+        values["aws_region"] = region
+    if data_dir:
+        values["data_dir"] = Path(data_dir)
+    return Settings.from_env(**values)
+
+
+def backfill_catalog(
+    catalog: str | os.PathLike[str],
+    *,
+    target: Target = "local",
+    table: str | None = None,
+    region: str | None = None,
+    failures: str | os.PathLike[str] | None = None,
+    columns: Columns | None = None,
+    image_base_url: str | None = None,
+    options: BackfillOptions | None = None,
+    settings: Settings | None = None,
+    store: RecordStore | None = None,
+    fetcher: ImageFetcher | None = None,
+) -> BackfillSummary:
+    """Backfill one catalog file (or s3:// URI) into the target store. Raises CatalogError /
+    SettingsError for usage problems."""
+    settings = settings or target_settings(target, table=table, region=region)
+    with local_catalog(catalog, region=region or settings.aws_region or None) as path:
+        reader = CatalogReader(path, columns or Columns(), image_base_url)
+        if failures:
+            failures_path = Path(failures)
+        elif str(catalog).startswith("s3://"):  # not next to a temporary copy: in the working folder
+            failures_path = default_failures_path(Path.cwd() / path.name)
+        else:
+            failures_path = default_failures_path(path)
+        store = store or build_store(settings)
+        failure_log = FailureLog(failures_path)
+        try:
+            engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options)
+            total = reader.count_rows() if (options or BackfillOptions()).progress else None
+            return engine.run(reader, total)
+        finally:
+            failure_log.close()

@@ -1,0 +1,370 @@
+"""The backfill engine: catalog rows -> store check -> download -> hash -> batched writes.
+
+    catalog reader -> store check (get_many, batches) -> download threads -> hash processes
+    (main thread)     skip unchanged rows, no download    (per-host limit,    (workers.py: the
+                                                          retries, backoff)   pipeline once each)
+                                                                   \\-> writer thread: put_many
+
+Every queue is bounded, so memory stays flat however long the catalog is. Resume and
+idempotency are one mechanism: before downloading a row, the target store itself is asked (in
+batches) whether it already holds that entity_id with the same image_url and the current
+pipeline's hash_algo. If so the row is unchanged and skipped without a download; if the URL (or
+the pipeline) changed, it is fetched and re-hashed. There is no checkpoint file to lose:
+whatever reached the store before a crash, kill -9 or network loss is done, and only rows in
+flight at that moment are fetched again. Every failure is one line in the failures file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+from urllib.parse import urlsplit
+
+from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
+from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.models import HashRecord, utc_now
+from dupcheck.core.ports import ImageFetcher, RecordStore
+from dupcheck.core.settings import Settings
+from dupcheck_tools.backfill.failures import FailureLog
+from dupcheck_tools.backfill.workers import Outcome, hash_in_worker, hash_row, init_worker
+from dupcheck_tools.catalog import CatalogRow
+from dupcheck_tools.exit_codes import ExitCode
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+@dataclass
+class BackfillOptions:
+    workers: int = 32  # concurrent downloads
+    hash_workers: int = 0  # hashing processes; 0 = one per CPU; -1 = hash in the download threads
+    per_host: int = 16  # concurrent downloads from any one host
+    retries: int = 3  # extra attempts on 429/5xx, connection errors and timeouts
+    backoff: float = 0.5  # seconds before the first retry; doubles, with jitter
+    batch_size: int = 100  # store look-ups and writes per call
+    force: bool = False  # re-hash rows even when the store already has them unchanged
+    dry_run: bool = False  # read and check only: no downloads, no writes
+    progress: bool = True  # tqdm bar on stderr
+
+
+@dataclass
+class BackfillSummary:
+    rows: int = 0
+    done: int = 0  # downloaded, hashed and written
+    updated: int = 0  # unchanged image, new sku: written without a download
+    skipped: int = 0  # unchanged: already in the store with this image_url and pipeline
+    failed: int = 0
+    would_fetch: int = 0  # dry run only
+    elapsed_s: float = 0.0
+    images_per_s: float = 0.0
+    hash_algo: str = ""
+    failures_file: str = ""
+    interrupted: bool = False
+    error: str | None = None  # a fatal error (e.g. the store stayed unreachable) ended the run early
+    timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        return ExitCode.FAILED if self.failed or self.error else ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("timeline")
+        return data
+
+    def table_markdown(self) -> str:
+        """The summary as a Markdown table (the notebook displays this)."""
+        lines = ["| | |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in self.to_dict().items()]
+        return "\n".join(lines)
+
+    def throughput(self) -> tuple[list[float], list[float]]:
+        """(seconds, rows finished per second) between timeline samples, for a plot."""
+        times, rates = [], []
+        for (t0, n0), (t1, n1) in zip(self.timeline, self.timeline[1:], strict=False):
+            if t1 > t0:
+                times.append(t1)
+                rates.append((n1 - n0) / (t1 - t0))
+        return times, rates
+
+
+class Backfill:
+    """Runs rows through check -> download -> hash -> write. One instance, one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RecordStore,
+        failures: FailureLog,
+        *,
+        fetcher: ImageFetcher | None = None,
+        options: BackfillOptions | None = None,
+        algo: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.failures = failures
+        self.options = options or BackfillOptions()
+        self._pipeline = get_pipeline(algo) if algo else get_pipeline()
+        self.algo = self._pipeline.algo
+        if fetcher is None and not self.options.dry_run:
+            from dupcheck.bootstrap import build_fetcher
+
+            fetcher = build_fetcher(settings)
+        self.fetcher = fetcher
+        self._sleep = sleep
+        self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._bar: Any = None
+        self._started = 0.0
+        self._last_sample = 0.0
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _advance(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.summary, kind, getattr(self.summary, kind) + n)
+            if self._bar is not None:
+                self._bar.update(n)
+            now = time.monotonic()
+            if now - self._last_sample >= 0.5:
+                self._last_sample = now
+                self._sample(now)
+
+    def _sample(self, now: float) -> None:
+        s = self.summary
+        s.timeline.append((round(now - self._started, 3), s.done + s.updated + s.skipped + s.failed))
+
+    def _fail(self, row: CatalogRow, code: str, message: str) -> None:
+        self.failures.add(row, code, message)
+        self._advance("failed")
+
+    # -- run ------------------------------------------------------------------------------------
+
+    def run(self, rows: Iterable[CatalogRow], total: int | None = None) -> BackfillSummary:
+        opts = self.options
+        self._started = self._last_sample = time.monotonic()
+        self.summary.timeline.append((0.0, 0))
+        if opts.progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        work: queue.Queue[Any] = queue.Queue(maxsize=max(2, opts.workers * 2))
+        writes: queue.Queue[Any] = queue.Queue(maxsize=max(2, opts.batch_size * 4))
+        pool = self._hash_pool() if not opts.dry_run else None
+        threads = [
+            threading.Thread(
+                target=self._download_loop, args=(work, writes, pool), daemon=True, name=f"fetch-{i}"
+            )
+            for i in range(0 if opts.dry_run else max(1, opts.workers))
+        ]
+        writer = threading.Thread(target=self._write_loop, args=(writes,), daemon=True, name="writer")
+        for thread in [*threads, writer]:
+            thread.start()
+        try:
+            self._feed(rows, work, writes)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            self._stop.set()
+            _drain(work)  # not started: they are not in the store, so the next run picks them up
+        except DupcheckError as exc:  # the store cannot be read: stop, keep what is done
+            log.error("backfill stopped: %s", exc.message)
+            self.summary.error = exc.message
+            self._stop.set()
+            _drain(work)
+        finally:
+            for _ in threads:
+                work.put(_STOP)
+            for thread in threads:
+                _join(thread)
+            writes.put(_STOP)
+            _join(writer)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            self._finish()
+        return self.summary
+
+    def _finish(self) -> None:
+        s = self.summary
+        now = time.monotonic()
+        s.elapsed_s = round(now - self._started, 3)
+        s.images_per_s = round(s.done / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0
+        self._sample(now)
+        if self._bar is not None:
+            self._bar.close()
+
+    def _hash_pool(self) -> ProcessPoolExecutor | None:
+        """One hashing process per CPU, or none (`hash_workers < 0`: hash in the download threads)."""
+        if self.options.hash_workers < 0:
+            return None
+        workers = self.options.hash_workers or os.cpu_count() or 1
+        # spawn, not fork: forking a process that runs threads (downloads, writer) can copy held locks.
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker,
+            initargs=(self.algo, self.settings.max_image_pixels),
+        )
+
+    # -- stage 1: read and check (main thread) ---------------------------------------------------
+
+    def _feed(self, rows: Iterable[CatalogRow], work: queue.Queue[Any], writes: queue.Queue[Any]) -> None:
+        iterator = iter(rows)
+        while not self._stop.is_set():
+            batch = list(islice(iterator, self.options.batch_size))
+            if not batch:
+                return
+            with self._lock:
+                self.summary.rows += len(batch)
+            valid = []
+            for row in batch:
+                if row.error is not None:
+                    self._fail(row, *row.error)
+                else:
+                    valid.append(row)
+            existing = (
+                {} if self.options.force or not valid else self.store.get_many([r.entity_id for r in valid])
+            )
+            for row in valid:
+                record = existing.get(row.entity_id)
+                if record is not None and record.image_url == row.image_url and record.hash_algo == self.algo:
+                    if record.sku == row.sku:
+                        self._advance("skipped")
+                    elif self.options.dry_run:
+                        self._advance("would_fetch")
+                    else:  # same image, new sku: no download needed
+                        writes.put(
+                            ("updated", row, dataclasses.replace(record, sku=row.sku, updated_at=utc_now()))
+                        )
+                elif self.options.dry_run:
+                    self._advance("would_fetch")
+                else:
+                    work.put(row)  # blocks when downloads are behind: back-pressure on the reader
+
+    # -- stage 2 and 3: download, then hash (download threads) -----------------------------------
+
+    def _download_loop(
+        self, work: queue.Queue[Any], writes: queue.Queue[Any], pool: ProcessPoolExecutor | None
+    ) -> None:
+        while True:
+            row = work.get()
+            if row is _STOP:
+                return
+            try:
+                self._process(row, writes, pool)
+            except Exception as exc:  # noqa: BLE001 - one row's failure must not end the run
+                log.exception("backfill of %s failed", row.entity_id)
+                self._fail(row, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _process(self, row: CatalogRow, writes: queue.Queue[Any], pool: ProcessPoolExecutor | None) -> None:
+        try:
+            data = self._fetch(row.image_url)
+        except DupcheckError as exc:
+            self._fail(row, exc.code, exc.message)
+            return
+        if pool is None:
+            status, payload = hash_row(
+                self._pipeline, self.settings.max_image_pixels, row.entity_id, row.sku, row.image_url, data
+            )
+        else:
+            future: Future[Outcome] = pool.submit(hash_in_worker, row.entity_id, row.sku, row.image_url, data)
+            del data
+            status, payload = future.result()
+        if status == "ok":
+            writes.put(("done", row, payload))
+        else:
+            self._fail(row, *payload)
+
+    def _fetch(self, url: str) -> bytes:
+        assert self.fetcher is not None
+        host = (urlsplit(url).netloc or "").lower()
+        with self._lock:
+            gate = self._hosts.get(host)
+            if gate is None:
+                gate = self._hosts[host] = threading.BoundedSemaphore(max(1, self.options.per_host))
+        attempt = 0
+        while True:
+            with gate:
+                try:
+                    return self.fetcher.fetch(url)
+                except (UpstreamError, UpstreamTimeout) as exc:
+                    # UpstreamStatusError says whether its status is worth retrying (429, 5xx);
+                    # connection errors and timeouts are.
+                    if (
+                        not getattr(exc, "retryable", True)
+                        or attempt >= self.options.retries
+                        or self._stop.is_set()
+                    ):
+                        raise
+            delay = self.options.backoff * (2**attempt) * random.uniform(0.5, 1.5)
+            log.info("retrying %s in %.2fs", url, delay)
+            self._sleep(delay)
+            attempt += 1
+
+    # -- stage 4: batched writes (writer thread) -------------------------------------------------
+
+    def _write_loop(self, writes: queue.Queue[Any]) -> None:
+        size = self.options.batch_size
+        while True:
+            item = writes.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            linger = time.monotonic() + 0.05  # a little patience fills batches without delaying progress
+            while len(batch) < size:
+                try:
+                    more = writes.get(timeout=max(0.0, linger - time.monotonic()))
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                batch.append(more)
+            self._flush(batch)
+            if stop:
+                return
+
+    def _flush(self, batch: list[tuple[str, CatalogRow, HashRecord]]) -> None:
+        try:
+            self.store.put_many(record for _, _, record in batch)
+        except Exception as exc:  # noqa: BLE001 - StoreUnavailable and friends: these rows failed
+            message = exc.message if isinstance(exc, DupcheckError) else f"{type(exc).__name__}: {exc}"
+            for _, row, _ in batch:
+                self._fail(row, getattr(exc, "code", "store_unavailable"), message)
+            return
+        for kind, _, _ in batch:
+            self._advance(kind)
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _join(thread: threading.Thread) -> None:
+    while thread.is_alive():
+        thread.join(0.5)
+
+

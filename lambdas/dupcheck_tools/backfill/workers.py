@@ -1,0 +1,56 @@
+"""Hashing in worker processes: each builds its pipeline once and turns image bytes into records.
+
+Hashing is CPU-bound and Python threads share one core, so backfill hashes in a process pool
+while its download threads wait on the network. A worker needs only the pipeline (no store,
+index or fetcher): `build_record` is the same function the API's register uses.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from dupcheck.core.errors import DupcheckError
+from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.service import build_record
+
+Outcome = tuple[str, Any]  # ("ok", HashRecord) or ("error", (code, message))
+
+_pipeline: HashPipeline | None = None
+_max_pixels = 0
+
+
+def init_worker(algo: str, max_pixels: int) -> None:
+    """Runs once per hashing process."""
+    global _pipeline, _max_pixels
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    _pipeline, _max_pixels = get_pipeline(algo), max_pixels
+    parent = os.getppid()
+
+    def watch_parent() -> None:  # a kill -9'd parent cannot shut us down: leave on our own
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch_parent, daemon=True, name="parent-watch").start()
+
+
+def hash_row(pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:
+    """One row's record, or its failure (never raises: one bad image must not end a run)."""
+    try:
+        record = build_record(pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=max_pixels)
+        return "ok", record
+    except DupcheckError as exc:
+        return "error", (exc.code, exc.message)
+    except Exception as exc:  # noqa: BLE001 - reported as this row's failure, never a crash
+        return "error", ("internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def hash_in_worker(entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:
+    """The job a pool process runs (with the pipeline `init_worker` built)."""
+    assert _pipeline is not None, "init_worker did not run"
+    return hash_row(_pipeline, _max_pixels, entity_id, sku, image_url, data)

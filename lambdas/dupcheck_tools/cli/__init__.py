@@ -1,0 +1,46 @@
+"""`python -m dupcheck`: every command of the command line, registered in one place.
+
+Each command module (items, serve, batch, evaluate) adds its subcommands with `register` and
+runs them; every command builds what it needs through `dupcheck.bootstrap`, from the same
+`DUPCHECK_*` settings as the server. Errors print as the API's JSON error body; exit codes come
+from dupcheck_tools.exit_codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from dupcheck.core.errors import DupcheckError, error_body
+from dupcheck.core.settings import SettingsError
+from dupcheck_tools.cli import batch, evaluate, items, serve
+from dupcheck_tools.exit_codes import ExitCode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dupcheck", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", help="embedded store folder (default: DUPCHECK_DATA_DIR or ./data)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests and progress")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (serve, items, batch, evaluate):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args))
+    except SettingsError as exc:
+        print(json.dumps(error_body("invalid_settings", str(exc))), file=sys.stderr)
+        return ExitCode.USAGE
+    except DupcheckError as exc:
+        print(json.dumps(exc.to_body()), file=sys.stderr)
+        return ExitCode.FAILED

@@ -1,0 +1,94 @@
+"""`backfill` and `reindex`: the batch commands. Their engines live in dupcheck_tools.backfill
+and dupcheck_tools.reindex; the last stdout line of each is its summary as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dupcheck.bootstrap import build_store
+from dupcheck.core.settings import SettingsError
+from dupcheck_tools.backfill import backfill_catalog
+from dupcheck_tools.catalog import CatalogError, Columns
+from dupcheck_tools.cli.common import (
+    add_batch_arguments,
+    batch_options,
+    batch_target,
+    print_json,
+    sigterm_as_interrupt,
+    usage_error,
+)
+from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.reindex import reindex
+
+
+def register(commands: Any) -> None:
+    backfill = commands.add_parser(
+        "backfill",
+        help="hash every image of a catalog file (CSV / JSON Lines, or s3://) into the record store",
+        description="Concurrent, resumable: re-running skips rows the store already holds unchanged; "
+        "every failed row lands in the failures file. Exit 0: all stored, 1: some failed, 130: interrupted.",
+    )
+    backfill.add_argument("--catalog", required=True, help="CSV or JSON Lines file (or s3://bucket/key)")
+    add_batch_arguments(backfill)
+    backfill.add_argument(
+        "--resume", action="store_true", help="skip rows the store already holds unchanged (always on; see --force)"
+    )
+    backfill.add_argument("--force", action="store_true", help="re-download and re-hash every row")
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="read and check against the store only: report what would be fetched"
+    )
+    backfill.add_argument("--id-column", default="entity_id", help="entity id column (default entity_id)")
+    backfill.add_argument("--sku-column", default="sku", help="sku column (default sku; optional)")
+    backfill.add_argument("--url-column", default=None, help="image URL column (default: image_url, else small_image)")
+    backfill.add_argument("--image-base-url", help="base URL for relative image paths (small_image exports)")
+    backfill.set_defaults(run=run_backfill)
+
+    rebuild = commands.add_parser(
+        "reindex",
+        help="rebuild the search index from the store, re-hashing records of an older pipeline",
+        description="Re-hashes every record whose hash_algo is not the current pipeline's (from its "
+        "image_url), rebuilds the index from the store and checks that both agree.",
+    )
+    add_batch_arguments(rebuild)
+    rebuild.add_argument("--segments", type=int, default=4, help="DynamoDB parallel scan segments (default 4)")
+    rebuild.set_defaults(run=run_reindex)
+
+
+def run_backfill(args: argparse.Namespace) -> int:
+    try:
+        options = batch_options(args)
+        target, settings = batch_target(args)
+        with sigterm_as_interrupt():
+            summary = backfill_catalog(
+                args.catalog, target=target, region=args.region, failures=args.failures,
+                columns=Columns(args.id_column, args.sku_column, args.url_column),
+                image_base_url=args.image_base_url, options=options, settings=settings,
+            )  # fmt: skip
+    except (CatalogError, SettingsError) as exc:
+        return usage_error(str(exc))
+    print_json(summary.to_dict(), indent=None)
+    return summary.exit_code
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    try:
+        options = batch_options(args)
+        target, settings = batch_target(args)
+        failures = Path(args.failures) if args.failures else settings.data_dir / "reindex.failures.csv"
+        with sigterm_as_interrupt():
+            report = reindex(
+                settings, target=target, store=build_store(settings), failures=failures, options=options,
+                segments=max(1, args.segments),
+            )  # fmt: skip
+    except (CatalogError, SettingsError) as exc:
+        return usage_error(str(exc))
+    if not report.ok and not report.interrupted:
+        print(f"reindex FAILED: {report.message}", file=sys.stderr)
+    print_json(report.to_dict(), indent=None)
+    return report.exit_code
+
+
+__all__ = ["ExitCode", "register"]

@@ -1,0 +1,90 @@
+"""What every command shares: JSON output, usage errors, SIGTERM, and the batch commands' options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from dupcheck.core.errors import error_body
+from dupcheck.core.settings import Settings
+from dupcheck_tools.backfill import BackfillOptions, Target, target_settings
+from dupcheck_tools.catalog import CatalogError
+from dupcheck_tools.exit_codes import ExitCode
+
+
+def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """DUPCHECK_* settings, with the global --data-dir and any overrides."""
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings.from_env(**overrides)
+
+
+def print_json(data: Any, *, indent: int | None = 2) -> None:
+    sys.stdout.flush()
+    print(json.dumps(data, indent=indent), flush=True)
+
+
+def usage_error(message: str, code: str = "usage") -> ExitCode:
+    print(json.dumps(error_body(code, message)), file=sys.stderr)
+    return ExitCode.USAGE
+
+
+class sigterm_as_interrupt:  # noqa: N801 - used as a context manager, like contextlib's
+    """SIGTERM (docker stop, a stopped SageMaker job) is handled like Ctrl-C: flush and summarise."""
+
+    def __enter__(self) -> None:
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+
+    @staticmethod
+    def _raise(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    def __exit__(self, *_: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+# -- batch commands (backfill, reindex) --------------------------------------------------------
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", choices=("local", "dynamodb"), default=None,
+        help="record store: local SQLite (default unless DUPCHECK_STORE=dynamodb) or DynamoDB",
+    )  # fmt: skip
+    parser.add_argument("--table", help="DynamoDB table (default DUPCHECK_TABLE_NAME)")
+    parser.add_argument("--region", help="AWS region (default DUPCHECK_AWS_REGION / AWS_REGION)")
+    parser.add_argument("--workers", type=int, default=32, help="concurrent downloads (default 32)")
+    parser.add_argument(
+        "--hash-workers", type=int, default=0,
+        help="hashing processes (default: one per CPU; -1 hashes in the download threads)",
+    )  # fmt: skip
+    parser.add_argument("--per-host", type=int, default=16, help="concurrent downloads per image host (default 16)")
+    parser.add_argument("--retries", type=int, default=3, help="retries on 429/5xx/connection errors (default 3)")
+    parser.add_argument("--batch-size", type=int, default=100, help="store reads/writes per call (default 100)")
+    parser.add_argument("--failures", help="failures file, .csv or .jsonl (default: next to the catalog)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def batch_options(args: argparse.Namespace) -> BackfillOptions:
+    if args.workers < 1 or args.per_host < 1 or args.batch_size < 1 or args.retries < 0:
+        raise CatalogError("--workers, --per-host and --batch-size must be >= 1 and --retries >= 0")
+    return BackfillOptions(
+        workers=args.workers, hash_workers=args.hash_workers, per_host=args.per_host, retries=args.retries,
+        batch_size=min(args.batch_size, 100), force=getattr(args, "force", False),
+        dry_run=getattr(args, "dry_run", False), progress=not args.no_progress,
+    )  # fmt: skip
+
+
+def batch_target(args: argparse.Namespace) -> tuple[Target, Settings]:
+    """The target store (--target, else DUPCHECK_STORE) and its settings."""
+    target: Target = args.target or ("dynamodb" if Settings.from_env().store == "dynamodb" else "local")
+    return target, target_settings(target, table=args.table, region=args.region, data_dir=args.data_dir)

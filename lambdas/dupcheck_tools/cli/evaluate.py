@@ -1,0 +1,44 @@
+"""`evaluate`: detection quality on a labelled image set (dupcheck_tools.evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dupcheck_tools.cli.common import print_json, usage_error
+from dupcheck_tools.evaluation import UsageError, run_evaluation
+from dupcheck_tools.exit_codes import ExitCode
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="measure detection quality on a labelled image set: recall, ranking, false duplicates per kind",
+        description="Indexes every image in --catalog (entity_id = file stem) on a throw-away store, runs "
+        "every query of --truth (CSV query,expected,kind; expected empty: no duplicate exists) and writes "
+        "report.json, report.md and plots to --out. The last stdout line is the summary as JSON.",
+    )
+    parser.add_argument("--catalog", type=Path, required=True, help="folder of catalog images (entity_id = stem)")
+    parser.add_argument("--queries", type=Path, required=True, help="folder holding the query files named in --truth")
+    parser.add_argument("--truth", type=Path, required=True, help="CSV query,expected,kind")
+    parser.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and plots")
+    parser.add_argument("--algo", default=None, help="hash pipeline (default: the service's default)")
+    parser.add_argument("--top", type=int, default=5, help="matches per query (default 5)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        summary = run_evaluation(args.catalog, args.queries, args.truth, args.out, algo=args.algo, top=args.top)
+    except UsageError as exc:
+        return usage_error(str(exc), code="invalid_request")
+    for label, key in (("catalog", "catalog_failed_files"), ("query", "query_failed_files")):
+        for entry in summary[key]:
+            print(f"warning: {label} file {entry['file']} failed: {entry['error']}", file=sys.stderr)
+    if summary["expected_not_in_catalog"]:
+        print(f"warning: expected ids not in the catalog: {summary['expected_not_in_catalog']}", file=sys.stderr)
+    print(f"wrote {args.out / 'report.json'}, report.md, distances.png, threshold.png")
+    print_json(summary, indent=None)
+    return ExitCode.OK

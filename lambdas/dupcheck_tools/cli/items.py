@@ -1,0 +1,85 @@
+"""`find`, `add`, `remove` and `index-dir`: one image or one folder, through the same service as
+the server (same settings, same store)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.errors import DupcheckError
+from dupcheck.core.imaging import sniff_format
+from dupcheck_tools.cli.common import print_json, settings_for
+from dupcheck_tools.exit_codes import ExitCode
+
+
+def register(commands: Any) -> None:
+    find = commands.add_parser("find", help="find catalog images similar to one URL or file; prints JSON")
+    find.add_argument("image", help="an image URL or a local file")
+    find.add_argument("--top", type=int, default=None, help="how many matches (1-100, default 5)")
+    find.add_argument("--max-distance", type=int, default=None, help="drop matches farther than this")
+    find.set_defaults(run=run_find)
+
+    add = commands.add_parser("add", help="register one catalog image (URL or file)")
+    add.add_argument("--entity-id", required=True)
+    add.add_argument("--sku", default="")
+    add.add_argument("image", help="an image URL or a local file")
+    add.set_defaults(run=run_add)
+
+    remove = commands.add_parser("remove", help="remove one catalog image")
+    remove.add_argument("entity_id")
+    remove.set_defaults(run=run_remove)
+
+    index_dir = commands.add_parser("index-dir", help="register every image in a folder (entity_id = file stem)")
+    index_dir.add_argument("directory")
+    index_dir.set_defaults(run=run_index_dir)
+
+
+def run_find(args: argparse.Namespace) -> int:
+    service = build_service(settings_for(args))
+    path = Path(args.image)
+    if path.is_file():
+        result = service.find_similar_bytes(path.read_bytes(), args.top, args.max_distance)
+    else:
+        result = service.find_similar(args.image, args.top, args.max_distance)
+    print_json(result.to_dict())
+    return ExitCode.OK
+
+
+def run_add(args: argparse.Namespace) -> int:
+    service = build_service(settings_for(args))
+    path = Path(args.image)
+    if path.is_file():
+        record = service.register_bytes(
+            entity_id=args.entity_id, sku=args.sku, image_url=path.resolve().as_uri(), data=path.read_bytes()
+        )
+    else:
+        record = service.register(args.entity_id, args.sku, args.image)
+    print_json(record.to_dict())
+    return ExitCode.OK
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    service = build_service(settings_for(args))
+    service.remove(args.entity_id)
+    print_json({"removed": args.entity_id})
+    return ExitCode.OK
+
+
+def run_index_dir(args: argparse.Namespace) -> int:
+    service = build_service(settings_for(args))
+    files = sorted(p for p in Path(args.directory).iterdir() if p.is_file() and not p.name.startswith("."))
+    done, failed = 0, []
+    for path in files:
+        data = path.read_bytes()
+        if sniff_format(data[:16]) is None:
+            failed.append({"file": path.name, "error": "not a supported image"})
+            continue
+        try:
+            service.register_bytes(entity_id=path.stem, sku=path.stem, image_url=path.resolve().as_uri(), data=data)
+            done += 1
+        except DupcheckError as exc:
+            failed.append({"file": path.name, "error": exc.message})
+    print_json({"indexed": done, "failed": failed})
+    return ExitCode.OK if not failed else ExitCode.FAILED

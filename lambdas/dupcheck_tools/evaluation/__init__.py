@@ -1,0 +1,175 @@
+"""Evaluate a hash pipeline on a benchmark folder: recall, ranking and false duplicates per kind.
+
+    python -m dupcheck evaluate --catalog DIR --queries DIR --truth FILE --out DIR [--algo NAME] [--top 5]
+
+Every image in `--catalog` is registered (entity_id = sku = file stem, image_url = file URI) and
+every query listed in `--truth` (CSV `query,expected,kind`; `expected` empty: no duplicate
+exists) is searched, both through the same `DupcheckService` the API uses, on a throw-away
+embedded store. Writes to `--out`:
+
+    report.json     {"summary", "per_kind", "rows"}: one row per query with its top matches
+    report.md       the summary and per-kind tables
+    distances.png   top-1 distance of true pairs vs negative queries
+    threshold.png   duplicate precision / recall if a threshold were put on the top-1 distance
+
+Files that fail to decode (catalog or query) and queries missing from `--queries` are counted
+and named in the summary; a failed query has no matches (a positive one counts as a miss). The
+last stdout line is the summary as one line of JSON.
+
+Metrics are in metrics.py, the report files in report.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dupcheck.core.errors import DupcheckError
+from dupcheck_tools.evaluation.metrics import (
+    duplicate_precision,
+    ndcg,
+    per_kind,
+    rank_of,
+    reciprocal_rank,
+    summarise,
+    threshold_curve,
+)
+from dupcheck_tools.evaluation.report import write_reports
+
+TRUTH_COLUMNS = ("query", "expected", "kind")
+
+__all__ = [
+    "UsageError", "duplicate_precision", "evaluate", "list_files", "ndcg", "per_kind", "rank_of",
+    "read_truth", "reciprocal_rank", "summarise", "threshold_curve", "write_reports",
+]  # fmt: skip
+
+
+class UsageError(Exception):
+    pass
+
+
+def read_truth(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in TRUTH_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UsageError(f"{path}: truth CSV lacks column(s) {', '.join(missing)}")
+            rows = [{c: (row.get(c) or "").strip() for c in TRUTH_COLUMNS} for row in reader]
+    except OSError as exc:
+        raise UsageError(f"cannot read truth file: {exc}") from exc
+    rows = [r for r in rows if r["query"]]
+    if not rows:
+        raise UsageError(f"{path}: no queries")
+    return rows
+
+
+def list_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise UsageError(f"not a folder: {folder}")
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+def evaluate(
+    catalog: Path, queries: Path, truth: Sequence[Mapping[str, str]], *, algo: str | None, top: int, data_dir: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """Index the catalog, run the queries; returns (facts for the summary, rows, hash bits)."""
+    from dupcheck.bootstrap import build_service
+    from dupcheck.core.hashing import DEFAULT_ALGO, get_pipeline
+    from dupcheck.core.settings import Settings
+
+    pipeline = get_pipeline(algo or DEFAULT_ALGO)
+    service = build_service(Settings.from_env({}, data_dir=data_dir), pipeline=pipeline)
+    try:
+        catalog_failed: list[dict[str, str]] = []
+        indexed: set[str] = set()
+        started = time.perf_counter()
+        for path in _progress(list_files(catalog), "index"):
+            if path.stem in indexed:
+                catalog_failed.append({"file": path.name, "error": f"entity_id {path.stem!r} already indexed"})
+                continue
+            try:
+                service.register_bytes(
+                    entity_id=path.stem, sku=path.stem, image_url=path.resolve().as_uri(), data=path.read_bytes()
+                )
+                indexed.add(path.stem)
+            except DupcheckError as exc:
+                catalog_failed.append({"file": path.name, "error": f"{exc.code}: {exc.message}"})
+        index_seconds = time.perf_counter() - started
+
+        rows: list[dict[str, Any]] = []
+        query_failed: list[dict[str, str]] = []
+        started = time.perf_counter()
+        for item in _progress(list(truth), "query"):
+            row: dict[str, Any] = {
+                "query": item["query"], "expected": item["expected"], "kind": item["kind"],
+                "is_duplicate": False, "top": [], "error": None,
+            }  # fmt: skip
+            path = queries / item["query"]
+            try:
+                result = service.find_similar_bytes(path.read_bytes(), top)
+                row["is_duplicate"] = result.is_duplicate
+                row["top"] = [[m.entity_id, m.distance, m.verdict] for m in result.matches]
+            except OSError as exc:
+                row["error"] = f"unreadable: {exc.strerror or exc}"
+            except DupcheckError as exc:
+                row["error"] = f"{exc.code}: {exc.message}"
+            if row["error"]:
+                query_failed.append({"file": item["query"], "error": row["error"]})
+            rows.append(row)
+        query_seconds = time.perf_counter() - started
+    finally:
+        for part in (service.fetcher, service.store):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+
+    expected_missing = sorted({r["expected"] for r in rows if r["expected"] and r["expected"] not in indexed})
+    facts = {
+        "algo": pipeline.algo,
+        "top": top,
+        "catalog_images": len(indexed),
+        "catalog_failed": len(catalog_failed),
+        "catalog_failed_files": catalog_failed,
+        "query_failed": len(query_failed),
+        "query_failed_files": query_failed,
+        "expected_not_in_catalog": expected_missing,
+        "index_seconds": round(index_seconds, 3),
+        "query_seconds": round(query_seconds, 3),
+    }
+    return facts, rows, pipeline.distance_bits
+
+
+
+
+def run_evaluation(
+    catalog: Path, queries: Path, truth_path: Path, out: Path, *, algo: str | None = None, top: int = 5
+) -> dict[str, Any]:
+    """Evaluate on a throw-away embedded store, write the report files to `out`, return the
+    summary. Raises UsageError for inputs that cannot be evaluated."""
+    import tempfile
+
+    from dupcheck.core.hashing import PIPELINES
+
+    truth = read_truth(truth_path)
+    if not queries.is_dir():
+        raise UsageError(f"not a folder: {queries}")
+    if algo is not None and algo not in PIPELINES:
+        raise UsageError(f"unknown hash pipeline {algo!r}; known: {', '.join(PIPELINES)}")
+    if not 1 <= top <= 100:
+        raise UsageError("--top must be between 1 and 100")
+    with tempfile.TemporaryDirectory(prefix="dupcheck-eval-") as data_dir:
+        facts, rows, bits = evaluate(catalog, queries, truth, algo=algo, top=top, data_dir=Path(data_dir))
+    summary = {**facts, **summarise(rows)}
+    write_reports(out, summary, per_kind(rows), rows, bits)
+    return summary
