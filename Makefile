@@ -24,7 +24,7 @@ test: venv
 
 # Writes cdk.out/Dupcheck.template.json; bundles Lambda dependencies with pip (no Docker).
 synth: venv
-	$(BIN)/python infra/app.py
+	$(BIN)/python -m infra.app
 
 bench: venv
 	$(BIN)/python scripts/bench/index_bench.py

@@ -1,37 +1,25 @@
 """The CDK app: one App, one `DupcheckStack`, cdk-nag AwsSolutions checks on everything.
 
-Run by `cdk synth|deploy` (see cdk.json) or `make synth` (`python infra/app.py`), with the
-project's virtualenv active. Context keys (`-c dupcheck:KEY=VALUE`) are listed in
-docs/deploy.md and `infra/stack.py`; `-c dupcheck:skipBundling=true` skips building the
-Lambda bundle (no pip, no network) for synth-only checks; never deploy such a synth.
+Run by `cdk synth|deploy` (cdk.json: `python3 -m infra.app`, from the project root) or
+`make synth`, with the project's virtualenv active (it has the `dupcheck` package installed).
+Context keys (`-c dupcheck:KEY=VALUE`) are listed in docs/deploy.md and `infra/stack.py`;
+`-c dupcheck:skipBundling=true` skips building the Lambda bundle (no pip, no network) for
+synth-only checks; never deploy such a synth.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
+from typing import Any
 
-# Run as a script, Python puts infra/ first on sys.path, where infra/constructs/ would shadow
-# the `constructs` library. Import from the repository root instead (and lambdas/ for the
-# dupcheck package, in case it is not installed).
+from aws_cdk import App, Aspects, Environment
+from cdk_nag import AwsSolutionsChecks
+
+from infra.stack import CONTEXT_PREFIX, DupcheckConfig, DupcheckStack
+
 _ROOT = Path(__file__).resolve().parent.parent
-_INFRA = _ROOT / "infra"
-sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _INFRA]
-for _path in (_ROOT / "lambdas", _ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-from typing import Any  # noqa: E402
-
-from aws_cdk import App, Aspects, Environment  # noqa: E402
-from cdk_nag import AwsSolutionsChecks  # noqa: E402
-
-from infra.stack import CONTEXT_PREFIX, DupcheckConfig, DupcheckStack  # noqa: E402
-
 STACK_NAME = "Dupcheck"
 BUNDLING_STACKS_CONTEXT = "aws:cdk:bundling-stacks"
 
@@ -64,7 +52,7 @@ def main() -> None:
     if "CDK_CONTEXT_JSON" in os.environ or "CDK_OUTDIR" in os.environ:
         app = App()  # run by the CDK CLI, which passes cdk.json's context and the outdir
     else:
-        # `make synth` / `python infra/app.py`: same context as the CLI would pass, into cdk.out.
+        # `make synth` / `python -m infra.app`: same context as the CLI would pass, into cdk.out.
         cdk_json = json.loads((_ROOT / "cdk.json").read_text())
         app = App(context=cdk_json.get("context", {}), outdir=str(_ROOT / "cdk.out"))
     build(app)

@@ -29,7 +29,7 @@ LAMBDAS_DIR = REPO_ROOT / "lambdas"
 PACKAGE_NAME = "dupcheck"
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 
-# Must match the functions' runtime and architecture (see infra/constructs/*.py).
+# Must match the functions' runtime and architecture (see infra/components/*.py).
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
 PIP_PLATFORM = "manylinux2014_x86_64"

@@ -1,6 +1,6 @@
 """The dupcheck stack: reads its configuration, wires one construct per concern, and grants.
 
-No resource details live here (they belong to `infra/constructs/`); this module decides
+No resource details live here (they belong to `infra/components/`); this module decides
 what talks to what, and which `DUPCHECK_*` settings each function receives. Environment
 variable names come from `Settings.env_name`, the same place the code reads them from.
 """
@@ -16,7 +16,7 @@ from constructs import Construct
 
 from dupcheck.core.settings import Settings
 from infra.bundling import dupcheck_code
-from infra.constructs import Alarms, Api, HashTable, SearchDomain, StreamSync
+from infra.components import Alarms, Api, HashTable, SearchDomain, StreamSync
 
 CONTEXT_PREFIX = "dupcheck:"
 SERVICE_NAME = "dupcheck"

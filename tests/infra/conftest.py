@@ -7,24 +7,16 @@ local pip bundler; the template is otherwise identical to a real synth.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+from infra.app import build
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-for _path in (REPO_ROOT, REPO_ROOT / "lambdas"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from aws_cdk import App, Stack  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
-
-from infra.app import build  # noqa: E402
 
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 

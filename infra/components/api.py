@@ -15,7 +15,7 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from infra.constructs.function import dupcheck_function
+from infra.components.function import dupcheck_function
 
 HANDLER = "dupcheck.handlers.find_similar.handler"
 MEMORY_MB = 1024

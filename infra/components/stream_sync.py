@@ -18,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from infra.constructs.function import dupcheck_function
+from infra.components.function import dupcheck_function
 
 HANDLER = "dupcheck.handlers.stream_sync.handler"
 MEMORY_MB = 512

@@ -1,0 +1,9 @@
+"""One Construct per concern; each takes keyword-only props and exposes what the stack wires."""
+
+from infra.components.alarms import Alarms
+from infra.components.api import Api
+from infra.components.hash_table import HashTable
+from infra.components.search_domain import SearchDomain
+from infra.components.stream_sync import StreamSync
+
+__all__ = ["Alarms", "Api", "HashTable", "SearchDomain", "StreamSync"]
