@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# uv installs every package at the version uv.lock pins; this pins uv itself.
+UV_VERSION := 0.13.9
+UV := $(BIN)/python -m uv
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv run test bench lint synth clean
+.PHONY: venv run test bench lint lock synth clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): uv.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --upgrade pip "uv==$(UV_VERSION)"
+	# --frozen: exactly the lock, never a new resolution; --inexact: keep pip and uv themselves.
+	$(UV) sync --quiet --frozen --inexact --python $(BIN)/python
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,9 +23,10 @@ run: venv
 	$(BIN)/python -m dupcheck demo
 
 test: venv
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
-# Writes cdk.out/Dupcheck.template.json; bundles Lambda dependencies with pip (no Docker).
+# Writes cdk.out/Dupcheck.template.json; builds the Lambda bundle with uv (no Docker).
 synth: venv
 	$(BIN)/python -m infra.app
 
@@ -32,6 +36,11 @@ bench: venv
 lint: venv
 	$(BIN)/ruff check lambdas infra scripts tests
 	$(BIN)/mypy lambdas/dupcheck
+	$(BIN)/lint-imports --no-cache
+
+# After changing dependencies in pyproject.toml: re-resolve uv.lock and export requirements.txt.
+lock: venv
+	$(BIN)/python scripts/lock.py
 
 clean:
-	rm -rf $(VENV) data cdk.out .pytest_cache
+	rm -rf $(VENV) data cdk.out .pytest_cache .import_linter_cache

@@ -25,7 +25,7 @@ import numpy as np
 try:
     import faiss
 except ImportError as exc:  # pragma: no cover - a dev-only dependency
-    raise SystemExit("faiss is not installed: pip install faiss-cpu (requirements-dev.txt)") from exc
+    raise SystemExit("faiss is not installed: make venv (faiss-cpu is in the dev group of pyproject.toml)") from exc
 
 BITS = 64
 REQUESTED_K = 5  # what the API asks for by default (`top`)

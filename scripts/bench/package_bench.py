@@ -1,27 +1,32 @@
-"""Lambda package size and cold import time of each handler module.
+"""The Lambda bundle: its size, what it holds, and the handlers' cold import from it.
 
 Size: the unzipped code asset `make synth` bundled (one asset shared by both functions),
-against Lambda's 250 MB limit. Cold import: a fresh interpreter importing the handler module
-with deployment-like settings, against a fresh interpreter importing nothing (the baseline in
-the same run), median of several runs.
+against Lambda's 250 MB limit. Contents: no operator-tool module may be in it. Cold import: a
+fresh CPython 3.12 (Lambda's version) importing each handler module *from the bundle itself*,
+with boto3/botocore at the version uv.lock pins standing in for the Lambda runtime's, against
+the same interpreter importing nothing (the baseline in the same run), median of several runs.
 
-    make synth && .venv/bin/python scripts/bench/package_bench.py
+    make synth && .venv/bin/python scripts/bench/package_bench.py [--python python3.12]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_LIMIT_MB = 250
 RUNS = 7
+HANDLERS = ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync")
 # What the functions see: AWS adapters (built lazily, so no network at import) and no X-Ray daemon.
 ENV = {
     "DUPCHECK_STORE": "dynamodb",
@@ -36,27 +41,78 @@ ENV = {
 }
 
 
-def asset_size_mb() -> tuple[str, float] | None:
-    template = ROOT / "cdk.out" / "Dupcheck.template.json"
+def bundle_dir(cdk_out: Path) -> Path:
+    template = cdk_out / "Dupcheck.template.json"
     if not template.exists():
-        return None
+        raise SystemExit("no cdk.out: run `make synth` first")
     resources = json.loads(template.read_text())["Resources"].values()
     keys = {r["Properties"]["Code"]["S3Key"] for r in resources if r["Type"] == "AWS::Lambda::Function"}
-    sizes = {}
-    for key in keys:
-        folder = ROOT / "cdk.out" / f"asset.{key.removesuffix('.zip')}"
-        sizes[key] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
-    key, size = max(sizes.items(), key=lambda item: item[1])
-    return f"{len(keys)} asset(s), largest {key[:12]}", size
+    if len(keys) != 1:
+        raise SystemExit(f"expected one code asset shared by both functions, found {sorted(keys)}")
+    return cdk_out / f"asset.{keys.pop().removesuffix('.zip')}"
 
 
-def cold_import_s(module: str | None) -> float:
+def contents(bundle: Path) -> dict[str, object]:
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    tools = sorted(
+        str(p.relative_to(bundle)) for p in files
+        if p.relative_to(bundle).parts[0] == "dupcheck_tools" or p.relative_to(bundle).as_posix() == "dupcheck/__main__.py"
+    )  # fmt: skip
+    modules = sorted(str(p.relative_to(bundle / "dupcheck")) for p in (bundle / "dupcheck").rglob("*.py"))
+    return {
+        "unzipped_mb": round(size / 1e6, 1),
+        "unzipped_mib": round(size / 2**20, 1),
+        "share_of_limit": round(size / 1e6 / LAMBDA_LIMIT_MB, 2),
+        "tool_modules": tools,
+        "dupcheck_modules": len(modules),
+    }
+
+
+def runtime_boto3(python: str, target: Path) -> None:
+    """boto3 and botocore at their uv.lock versions: what the Lambda runtime provides."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    pins = [f"{p['name']}=={p['version']}" for p in lock["package"] if p["name"] in ("boto3", "botocore", "s3transfer")]
+    subprocess.run(
+        [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", python, "--target", str(target), *pins],
+        check=True,
+    )
+
+
+# Run from the bundle: the API answers through the handler (OpenAPI needs Powertools and pydantic),
+# and the pipeline hashes and verifies an image (numpy, Pillow): the shipped bytecode works.
+SMOKE_SCRIPT = """
+import io, json
+from PIL import Image
+from dupcheck.handlers import find_similar
+from dupcheck.core.hashing import get_pipeline
+event = {"resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET", "headers": {},
+         "requestContext": {"requestId": "smoke", "stage": "v1"}, "body": None, "isBase64Encoded": False}
+answer = find_similar.app.resolve(event, None)
+assert answer["statusCode"] == 200 and "/find_similar" in json.loads(answer["body"])["paths"], answer
+image = io.BytesIO()
+Image.linear_gradient("L").convert("RGB").save(image, "JPEG")
+pipeline = get_pipeline()
+query = pipeline.fingerprint_bytes(image.getvalue(), max_pixels=10**7)
+print("smoke ok", pipeline.algo, query.hash.hex)
+"""
+
+
+def smoke(python: str, path: str) -> str:
+    env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
+    result = subprocess.run(
+        [python, "-c", SMOKE_SCRIPT], check=True, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+def cold_import_s(python: str, module: str | None, path: str) -> float:
     code = f"import {module}" if module else "pass"
-    env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
     samples = []
     for _ in range(RUNS):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+        subprocess.run([python, "-c", code], check=True, env=env, cwd=tempfile.gettempdir())
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
 
@@ -92,28 +148,31 @@ def peak_rss_mb(width: int, height: int, fmt: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    results: dict[str, object] = {}
-    size = asset_size_mb()
-    if size:
-        label, mb = size
-        results["asset"] = {
-            "what": label,
-            "unzipped_mb": round(mb, 1),
-            "share_of_limit": round(mb / LAMBDA_LIMIT_MB, 2),
-        }
-    else:
-        results["asset"] = "no cdk.out: run `make synth` first"
-    baseline = cold_import_s(None)
-    results["interpreter_start_s"] = round(baseline, 3)
-    for module in ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync"):
-        total = cold_import_s(module)
-        results[module] = {
-            "cold_import_s": round(total - baseline, 3),
-            "ratio_to_interpreter_start": round(total / baseline, 1),
-        }
-    for label, (width, height, fmt) in {"jpeg_12mp": (4000, 3000, "JPEG"), "png_40mp": (8000, 5000, "PNG")}.items():
-        ready, peak = peak_rss_mb(width, height, fmt)
-        results[f"find_peak_rss_{label}"] = {"ready_mb": round(ready), "peak_mb": round(peak)}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=shutil.which("python3.12"), help="a CPython 3.12 interpreter")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory figures")
+    parser.add_argument("--cdk-out", type=Path, default=ROOT / "cdk.out", help="a synth's output (default cdk.out)")
+    args = parser.parse_args()
+    if not args.python:
+        raise SystemExit("no python3.12 found: pass --python")
+    bundle = bundle_dir(args.cdk_out)
+    results: dict[str, object] = {"asset": {"path": bundle.name[:20], **contents(bundle)}}
+    with tempfile.TemporaryDirectory() as runtime:
+        runtime_boto3(args.python, Path(runtime))
+        path = f"{bundle}{os.pathsep}{runtime}"
+        results["smoke"] = smoke(args.python, path)
+        baseline = cold_import_s(args.python, None, path)
+        results["interpreter_start_s"] = round(baseline, 3)
+        for module in HANDLERS:
+            total = cold_import_s(args.python, module, path)
+            results[module] = {
+                "cold_import_s": round(total - baseline, 3),
+                "ratio_to_interpreter_start": round(total / baseline, 1),
+            }
+    if not args.no_memory:
+        for label, (width, height, fmt) in {"jpeg_12mp": (4000, 3000, "JPEG"), "png_40mp": (8000, 5000, "PNG")}.items():
+            ready, peak = peak_rss_mb(width, height, fmt)
+            results[f"find_peak_rss_{label}"] = {"ready_mb": round(ready), "peak_mb": round(peak)}
     for name, figure in results.items():
         print(f"{name}: {figure}")
     print(json.dumps(results))

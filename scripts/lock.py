@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Keep the lock and the Lambda bundle's requirements in step.
+
+    python scripts/lock.py            # uv lock, then write requirements.txt from uv.lock
+    python scripts/lock.py --check    # fail when requirements.txt is not what uv.lock says
+
+uv.lock pins every package, for every install: `make venv` syncs the virtualenv from it, and
+requirements.txt, the list the Lambda bundle is built from (infra/bundling.py), is exported
+from it. What is exported: the package's dependencies minus those `[tool.dupcheck]
+not-shipped` names in pyproject.toml (and whatever only they need): the local server's and the
+batch tools' packages, and boto3, which the Lambda runtime provides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENTS = ROOT / "requirements.txt"
+HEADER = "# What ships to AWS Lambda: exported from uv.lock by scripts/lock.py (do not edit by hand).\n"
+
+
+def uv() -> list[str]:
+    return [sys.executable, "-m", "uv"]
+
+
+def exported() -> str:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    prune = [arg for name in pyproject["tool"]["dupcheck"]["not-shipped"] for arg in ("--prune", name)]
+    command = [
+        *uv(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--no-header",
+        "--no-annotate", *prune,
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    return HEADER + result.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare requirements.txt with uv.lock")
+    args = parser.parse_args()
+    if args.check:
+        if REQUIREMENTS.read_text() != exported():
+            print("requirements.txt is not what uv.lock says: run `python scripts/lock.py`", file=sys.stderr)
+            return 1
+        return 0
+    subprocess.run([*uv(), "lock"], cwd=ROOT, check=True)
+    REQUIREMENTS.write_text(exported())
+    print(f"wrote {REQUIREMENTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
