@@ -35,7 +35,7 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check lambdas infra scripts tests
-	$(BIN)/mypy lambdas/dupcheck
+	$(BIN)/mypy lambdas/dupcheck lambdas/dupcheck_tools
 	$(BIN)/lint-imports --no-cache
 
 # After changing dependencies in pyproject.toml: re-resolve uv.lock and export requirements.txt.

@@ -549,42 +549,45 @@ def test_config_defaults_and_string_overrides() -> None:
         DupcheckConfig.from_context(FakeNode({"dupcheck:searchNodeCount": "two"}))
 
 
-def test_local_bundler_runs_pip_for_the_lambda_platform(
+def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list[str]] = []
+    compiled: list[tuple[Path, str]] = []
 
     def fake_run(cmd: list[str], check: bool) -> subprocess.CompletedProcess:
         calls.append(cmd)
-        out = Path(cmd[cmd.index("-t") + 1])
-        for name in ("boto3", "botocore", "scipy/fft/tests", "scipy.libs", "pywt", "imagehash", "numpy/fft/tests"):
+        out = Path(cmd[cmd.index("--target") + 1])
+        for name in ("numpy/fft/tests", "numpy/_core/include"):
             (out / name).mkdir(parents=True, exist_ok=True)
-        for name in ("boto3-1.0", "scipy-1.16.3", "ImageHash-4.3.2", "numpy-2.0"):
-            (out / f"{name}.dist-info").mkdir()
+        (out / "numpy/_core/include/npy.h").write_text("/* build only */")
+        (out / "numpy-2.0.dist-info").mkdir()
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(bundling.subprocess, "run", fake_run)
-    assert bundling.LocalPipBundler().try_bundle(str(tmp_path), None) is True
+    monkeypatch.setattr(bundling.shutil, "which", lambda _name: None)  # no strip here
+    monkeypatch.setattr(bundling, "compile_bytecode", lambda root, keep_sources: compiled.append((root, keep_sources)))
+    assert bundling.LocalBundler().try_bundle(str(tmp_path), None) is True
     (cmd,) = calls
+    assert cmd[cmd.index("pip") - 1 : cmd.index("pip") + 2] == ["uv", "pip", "install"]
     for flag, value in [
-        ("--platform", "manylinux2014_x86_64"),
+        ("--python-platform", "x86_64-manylinux_2_28"),
         ("--python-version", "3.12"),
-        ("--implementation", "cp"),
-        ("-r", str(bundling.REQUIREMENTS)),
-        ("-t", str(tmp_path)),
+        ("--only-binary", ":all:"),
+        ("--requirement", str(bundling.REQUIREMENTS)),
+        ("--target", str(tmp_path)),
     ]:
         assert cmd[cmd.index(flag) + 1] == value
-    assert "--only-binary=:all:" in cmd
+    assert "--no-deps" in cmd  # requirements.txt is the lock's complete, pinned closure
     assert (tmp_path / "dupcheck" / "handlers" / "__init__.py").is_file()
-    assert not (tmp_path / "boto3").exists() and not (tmp_path / "boto3-1.0.dist-info").exists()
-    # The baseline's imagehash, scipy and PyWavelets stay out (the deployed code does not import them).
-    for gone in ("scipy", "scipy.libs", "scipy-1.16.3.dist-info", "pywt", "imagehash", "ImageHash-4.3.2.dist-info"):
-        assert not (tmp_path / gone).exists(), gone
-    assert not (tmp_path / "numpy" / "fft" / "tests").exists()
+    assert not (tmp_path / "dupcheck" / "__main__.py").exists()  # the command line does not ship
+    assert not (tmp_path / "dupcheck_tools").exists()
+    assert not (tmp_path / "numpy" / "fft" / "tests").exists() and not (tmp_path / "numpy/_core/include/npy.h").exists()
     assert (tmp_path / "numpy").exists() and (tmp_path / "numpy-2.0.dist-info").exists()
+    assert compiled == [(tmp_path, "dupcheck")]
 
 
-def test_local_bundler_fails_loudly_when_pip_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_bundler_fails_loudly_when_the_install_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bundling.subprocess, "run", lambda cmd, check: subprocess.CompletedProcess(cmd, 1))
     with pytest.raises(bundling.BundlingError):
-        bundling.LocalPipBundler().try_bundle(str(tmp_path), None)
+        bundling.LocalBundler().try_bundle(str(tmp_path), None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dupcheck_tools.cli import main
-from dupcheck_tools.evaluation import (
+from dupcheck_tools.evaluation.metrics import (
     duplicate_precision,
     ndcg,
     per_kind,

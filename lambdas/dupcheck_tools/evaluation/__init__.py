@@ -29,23 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.core.errors import DupcheckError
-from dupcheck_tools.evaluation.metrics import (
-    duplicate_precision,
-    ndcg,
-    per_kind,
-    rank_of,
-    reciprocal_rank,
-    summarise,
-    threshold_curve,
-)
+from dupcheck_tools.evaluation.metrics import per_kind, summarise
 from dupcheck_tools.evaluation.report import write_reports
 
 TRUTH_COLUMNS = ("query", "expected", "kind")
-
-__all__ = [
-    "UsageError", "duplicate_precision", "evaluate", "list_files", "ndcg", "per_kind", "rank_of",
-    "read_truth", "reciprocal_rank", "summarise", "threshold_curve", "write_reports",
-]  # fmt: skip
 
 
 class UsageError(Exception):
