@@ -21,7 +21,9 @@ from dupcheck_tools.exit_codes import ExitCode
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dupcheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m dupcheck", description="dupcheck: near-duplicate image detection for e-commerce catalogs."
+    )
     parser.add_argument("--data-dir", help="embedded store folder (default: DUPCHECK_DATA_DIR or ./data)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests and progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
