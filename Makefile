@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/python -m uv
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv run test bench lint lock synth clean
+.PHONY: venv run test bench lint lock openapi synth clean
 
 $(STAMP): uv.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: venv
 # After changing dependencies in pyproject.toml: re-resolve uv.lock and export requirements.txt.
 lock: venv
 	$(BIN)/python scripts/lock.py
+
+# After changing routes or response models: regenerate the committed contract.
+openapi: venv
+	$(BIN)/python scripts/openapi.py
 
 clean:
 	rm -rf $(VENV) data cdk.out .pytest_cache .import_linter_cache

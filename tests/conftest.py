@@ -47,7 +47,7 @@ def image_server() -> Iterator[ImageServer]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded-mode settings in a fresh folder; loopback allowed for the image server."""
-    return Settings.from_env({}, data_dir=tmp_path / "data", allow_private_urls=True)
+    return Settings.from_env({}, data_dir=tmp_path / "data", allow_loopback_urls=True)
 
 
 @pytest.fixture

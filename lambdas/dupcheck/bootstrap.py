@@ -35,7 +35,8 @@ def build_index(settings: Settings, pipeline: HashPipeline, store: RecordStore |
 
     if isinstance(store, KeyedHashRows):
         index = LocalHashIndex(pipeline.index_bits, resolve_ids=store.ids_for_keys)
-        index.load(store.index_rows(pipeline.algo))
+        version = store.latest_change()  # before the rows: a change in between is replayed, not lost
+        index.load(store.index_rows(pipeline.algo), version=version)
         return index
     index = LocalHashIndex(pipeline.index_bits)
     if store is not None:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
-from dupcheck.core.service import MAX_ID_LENGTH, MAX_URL_LENGTH
+from dupcheck.core.ids import id_problem
+from dupcheck.core.service import MAX_URL_LENGTH
 
 URL_COLUMN_CANDIDATES = ("image_url", "small_image")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -173,8 +174,8 @@ class CatalogReader:
             error = ("missing_entity_id", f"row {number} has no entity_id")
         elif not url:
             error = ("missing_image_url", f"row {number} ({entity_id}) has no image URL")
-        elif len(entity_id) > MAX_ID_LENGTH:
-            error = ("invalid_request", f"entity_id is longer than {MAX_ID_LENGTH} characters")
+        elif problem := id_problem(entity_id):
+            error = ("invalid_entity_id", f"row {number}: {problem}")
         elif len(url) > MAX_URL_LENGTH:
             error = ("invalid_request", f"image_url is longer than {MAX_URL_LENGTH} characters")
         return CatalogRow(number, entity_id, sku, url, error)

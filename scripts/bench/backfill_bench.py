@@ -169,7 +169,7 @@ def serial_loop(base: str, count: int) -> dict[str, Any]:
 def run_backfill(catalog: Path, data_dir: Path, extra: list[str] | None = None) -> dict[str, Any]:
     import psutil
 
-    env = dict(os.environ, DUPCHECK_ALLOW_PRIVATE_URLS="true", DUPCHECK_DATA_DIR=str(data_dir))
+    env = dict(os.environ, DUPCHECK_ALLOW_LOOPBACK_URLS="true", DUPCHECK_DATA_DIR=str(data_dir))
     cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress", *(extra or [])]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

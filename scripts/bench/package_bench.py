@@ -55,10 +55,8 @@ def bundle_dir(cdk_out: Path) -> Path:
 def contents(bundle: Path) -> dict[str, object]:
     files = [p for p in bundle.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
-    tools = sorted(
-        str(p.relative_to(bundle)) for p in files
-        if p.relative_to(bundle).parts[0] == "dupcheck_tools" or p.relative_to(bundle).as_posix() == "dupcheck/__main__.py"
-    )  # fmt: skip
+    relative = [p.relative_to(bundle) for p in files]
+    tools = sorted(str(p) for p in relative if p.parts[0] == "dupcheck_tools" or p.as_posix() == "dupcheck/__main__.py")
     modules = sorted(str(p.relative_to(bundle / "dupcheck")) for p in (bundle / "dupcheck").rglob("*.py"))
     return {
         "unzipped_mb": round(size / 1e6, 1),

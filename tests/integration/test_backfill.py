@@ -34,7 +34,7 @@ MAX_BYTES = 1_000_000
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    monkeypatch.setenv("DUPCHECK_ALLOW_PRIVATE_URLS", "true")
+    monkeypatch.setenv("DUPCHECK_ALLOW_LOOPBACK_URLS", "true")
     monkeypatch.setenv("DUPCHECK_MAX_IMAGE_BYTES", str(MAX_BYTES))
     monkeypatch.setenv("DUPCHECK_DATA_DIR", str(data))
     return data
@@ -93,7 +93,7 @@ def test_records_failures_file_and_exit_code(image_server: ImageServer, env: Pat
     assert summary["failures_file"] == str(tmp_path / "catalog.failures.csv")
 
     # The records are exactly what the service's register would store.
-    service = build_service(Settings.from_env(allow_private_urls=True))
+    service = build_service(Settings.from_env(allow_loopback_urls=True))
     records = stored(env)
     assert sorted(records) == ["E0", "E1", "E2", "E3"]
     for entity_id, sku, url in rows[:4]:
@@ -181,7 +181,7 @@ def test_usage_errors_exit_2(env: Path, tmp_path: Path, capsys: Any) -> None:
 
 def start_backfill(catalog: Path, data_dir: Path, *extra: str) -> subprocess.Popen[str]:
     env = dict(
-        os.environ, DUPCHECK_ALLOW_PRIVATE_URLS="true", DUPCHECK_DATA_DIR=str(data_dir),
+        os.environ, DUPCHECK_ALLOW_LOOPBACK_URLS="true", DUPCHECK_DATA_DIR=str(data_dir),
         DUPCHECK_MAX_IMAGE_BYTES=str(MAX_BYTES),
     )  # fmt: skip
     cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress",

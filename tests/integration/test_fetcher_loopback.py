@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import urllib3.util.connection
@@ -178,7 +178,7 @@ def loopback_resolver(host: str, port: int) -> list[str]:
 
 
 def make(**kwargs: Any) -> HttpImageFetcher:
-    kwargs.setdefault("allow_private", True)
+    kwargs.setdefault("allow_loopback", True)
     kwargs.setdefault("resolver", loopback_resolver)
     kwargs.setdefault("read_timeout", 0.3)
     kwargs.setdefault("connect_timeout", 0.5)
@@ -190,11 +190,11 @@ def test_fetches_the_body_with_our_user_agent(server: Server, base: str) -> None
     assert server.seen[-1]["ua"] == "dupcheck/0.1"
 
 
-def test_loopback_server_is_refused_without_allow_private(server: Server, base: str) -> None:
+def test_loopback_server_is_refused_without_allow_loopback(server: Server, base: str) -> None:
     with pytest.raises(UrlNotAllowed):
-        make(allow_private=False).fetch(f"{base}/image")
+        make(allow_loopback=False).fetch(f"{base}/image")
     with pytest.raises(UrlNotAllowed):
-        make(allow_private=False).fetch(f"http://images.test:{server.port}/image")
+        make(allow_loopback=False).fetch(f"http://images.test:{server.port}/image")
     assert server.seen == []
 
 
@@ -316,7 +316,7 @@ def test_redirect_out_of_the_allow_list_is_refused(server: Server) -> None:
     ["http://0.0.0.0:{port}/image", "http://0:{port}/image", "http://2852039166/", "http://192.0.2.1/",
      "http://224.0.0.1/", "http://[::]:{port}/image"],
 )  # fmt: skip
-def test_redirect_to_ranges_allow_private_does_not_open_is_refused(
+def test_redirect_to_ranges_allow_loopback_does_not_open_is_refused(
     server: Server, base: str, target: str
 ) -> None:
     with pytest.raises(UrlNotAllowed):
@@ -327,6 +327,13 @@ def test_redirect_to_ranges_allow_private_does_not_open_is_refused(
 def test_redirect_without_location_is_upstream_error(base: str) -> None:
     with pytest.raises(UpstreamError, match="Location"):
         make().fetch(f"{base}/noloc")
+
+
+@pytest.mark.parametrize("location", ["http://[::1/", "http://[oops]/x", "https://[::ffff:1.2.3]:80/"])
+def test_redirect_to_a_malformed_url_is_the_hosts_fault_a_502(server: Server, base: str, location: str) -> None:
+    with pytest.raises(UpstreamError, match="malformed") as caught:
+        make().fetch(f"{base}/redirect?to={quote(location, safe='')}")
+    assert caught.value.status == 502 and len(server.seen) == 1
 
 
 def test_connections_are_reused(server: Server, base: str) -> None:

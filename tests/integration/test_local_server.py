@@ -1,11 +1,15 @@
-"""End to end: the real local server over sockets, a loopback image server, the real fetcher."""
+"""End to end: the local server (waitress) over real sockets, a loopback image server, the real
+fetcher; its guard, its limits, concurrency and the index following other processes' writes."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,101 +20,257 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from pydantic import SecretStr
 
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
+from support.image_server import ImageServer
 
 ROOT = Path(__file__).parents[2]
 
 
-def request(url: str, method: str = "GET", body: bytes | None = None,
-            content_type: str | None = None) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, data=body, method=method)
+def request(
+    url: str, method: str = "GET", body: bytes | None = None, content_type: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any], dict[str, str]]:  # fmt: skip
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     if content_type:
         req.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(req, timeout=30) as response:
             raw = response.read()
-            return response.status, json.loads(raw) if raw else {}
+            return response.status, json.loads(raw) if raw else {}, dict(response.headers)
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
+        raw = err.read()
+        return err.code, json.loads(raw) if raw else {}, dict(err.headers)
+
+
+def serve(service: DupcheckService, settings: Settings, **overrides: Any) -> LocalServer:
+    server = LocalServer(service, settings.model_copy(update={"port": 0, **overrides}))
+    server.start_in_thread()
+    return server
 
 
 @pytest.fixture
 def server(service: DupcheckService, settings: Settings) -> Iterator[LocalServer]:
-    srv = LocalServer(service, host="127.0.0.1", port=0, max_body_bytes=settings.max_image_bytes)
-    srv.start_in_thread()
+    srv = serve(service, settings)
     yield srv
     srv.shutdown()
-    srv.server_close()
 
 
-def test_register_find_remove_over_http(server: LocalServer, image_server) -> None:  # noqa: ANN001
+def register(server: LocalServer, image_server: ImageServer, entity_id: str, seed: int) -> None:
+    url = image_server.add(f"/catalog/{seed}.jpg", encode(product_image(seed)))
+    item = json.dumps({"entity_id": entity_id, "sku": f"SKU-{seed}", "image_url": url}).encode()
+    status, created, _ = request(f"{server.url}/items", "POST", item, "application/json")
+    assert status == 201, created
+
+
+def test_register_find_remove_over_http(server: LocalServer, image_server: ImageServer) -> None:
     for i in range(6):
-        url = image_server.add(f"/catalog/{i}.jpg", encode(product_image(300 + i)))
-        item = json.dumps({"entity_id": f"P{i}", "sku": f"SKU-{i}", "image_url": url}).encode()
-        status, created = request(f"{server.url}/items", "POST", item, "application/json")
-        assert status == 201, created
+        register(server, image_server, f"P{i}", 300 + i)
     copy_url = image_server.add("/query/copy.jpg", encode(product_image(302).resize((260, 260)), "JPEG", quality=55))
-    status, body = request(f"{server.url}/find_similar?image_url={quote(copy_url)}&top=3")
+    status, body, _ = request(f"{server.url}/find_similar?image_url={quote(copy_url)}&top=3")
     assert status == 200 and body["is_duplicate"] and body["matches"][0]["entity_id"] == "P2"
 
-    status, _ = request(f"{server.url}/items/P2", "DELETE")
-    assert status == 204
-    status, body = request(f"{server.url}/find_similar?image_url={quote(copy_url)}&top=3")
-    assert status == 200 and not body["is_duplicate"]
-    assert "P2" not in [m["entity_id"] for m in body["matches"]]
+    assert request(f"{server.url}/items/P2", "DELETE")[0] == 204
+    status, body, _ = request(f"{server.url}/find_similar?image_url={quote(copy_url)}&top=3")
+    assert status == 200 and "P2" not in [m["entity_id"] for m in body["matches"]]
 
-    status, body = request(f"{server.url}/find_similar?top=1", "POST", encode(product_image(304)), "image/jpeg")
+    status, body, _ = request(f"{server.url}/find_similar?top=1", "POST", encode(product_image(304)), "image/jpeg")
     assert status == 200 and body["matches"][0]["entity_id"] == "P4"
 
 
-def test_error_statuses_over_http(server: LocalServer, image_server, tmp_path: Path) -> None:  # noqa: ANN001
+def test_error_statuses_over_http(server: LocalServer, image_server: ImageServer) -> None:
     image_server.add("/text", b"plain text, not an image", content_type="image/jpeg")
     image_server.add("/gone", b"", status=404)
     cases = {
-        f"{server.url}/find_similar?image_url={quote(image_server.base_url + '/text')}": (415, "unsupported_media_type"),  # noqa: E501
-        f"{server.url}/find_similar?image_url={quote(image_server.base_url + '/gone')}": (502, "upstream_error"),
-        f"{server.url}/find_similar?image_url={quote('http://169.254.169.254/latest/')}": (403, "url_not_allowed"),
-        f"{server.url}/find_similar?image_url={quote('file:///etc/passwd')}": (403, "url_not_allowed"),
-        f"{server.url}/find_similar?image_url=x&top=500": (400, "invalid_request"),
-        f"{server.url}/items/missing": (404, "not_found"),
+        f"/find_similar?image_url={quote(image_server.base_url + '/text')}": (415, "unsupported_media_type"),
+        f"/find_similar?image_url={quote(image_server.base_url + '/gone')}": (502, "upstream_error"),
+        f"/find_similar?image_url={quote('http://169.254.169.254/latest/')}": (403, "url_not_allowed"),
+        f"/find_similar?image_url={quote('file:///etc/passwd')}": (400, "invalid_request"),  # not http(s)
+        "/find_similar?image_url=x&top=500": (400, "invalid_request"),
+        "/items/missing": (404, "not_found"),
     }
-    for url, expected in cases.items():
-        status, body = request(url)
-        assert (status, body["error"]["code"]) == expected, url
+    for path, expected in cases.items():
+        status, body, _ = request(server.url + path)
+        assert (status, body["error"]["code"]) == expected, path
 
 
-@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW"])
-def test_methods_http_server_does_not_know_get_a_json_405(server: LocalServer, method: str) -> None:
-    status, body = request(f"{server.url}/health", method)
-    assert status == 405 and body["error"]["code"] == "method_not_allowed"
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "PATCH", "BREW"])
+def test_a_method_a_route_lacks_is_405_with_allow(server: LocalServer, method: str) -> None:
+    status, body, headers = request(f"{server.url}/health", method)
+    assert (status, body["error"]["code"]) == (405, "method_not_allowed")
+    assert headers["Allow"] == "GET, HEAD, OPTIONS"
 
 
-def test_oversized_upload_is_refused_without_reading_it(service: DupcheckService) -> None:
-    srv = LocalServer(service, host="127.0.0.1", port=0, max_body_bytes=10_000)
-    srv.start_in_thread()
+def test_head_answers_like_get_without_a_body_and_options_lists_methods(server: LocalServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=10)
+    connection.request("HEAD", "/health")
+    response = connection.getresponse()
+    assert response.status == 200 and response.read() == b""
+    assert int(response.getheader("Content-Length")) > 0  # the length GET would send
+    connection.request("OPTIONS", "/items/A1")
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 204 and response.getheader("Allow") == "DELETE, GET, HEAD, OPTIONS"
+
+
+def test_trailing_slash_and_stage_prefix_reach_the_same_route(server: LocalServer) -> None:
+    for path in ("/health/", "/v1/health", "/v1/health/"):
+        status, body, _ = request(server.url + path)
+        assert status == 200 and body["status"] == "ok", path
+
+
+def test_unknown_host_names_are_refused_ip_and_localhost_are_not(
+    service: DupcheckService, settings: Settings
+) -> None:
+    server = serve(service, settings, server_names=("dupcheck.internal",))
     try:
-        status, body = request(f"{srv.url}/find_similar", "POST", b"\xff\xd8\xff" + b"0" * 100_000, "image/jpeg")
-        assert status == 413 and body["error"]["code"] == "image_too_large"
-        status, _ = request(f"{srv.url}/health")  # and the server is still serving
-        assert status == 200
+        port = server.url.rsplit(":", 1)[1]
+        for host, expected in [("attacker.example", 403), (f"attacker.example:{port}", 403), ("localhost", 200),
+                               (f"127.0.0.1:{port}", 200), ("[::1]", 200), ("dupcheck.internal", 200)]:  # fmt: skip
+            status, body, _ = request(f"{server.url}/health", headers={"Host": host})
+            assert status == expected, (host, body)
+            if status == 403:
+                assert body["error"]["code"] == "forbidden_host"
     finally:
-        srv.shutdown()
-        srv.server_close()
+        server.shutdown()
 
 
-def test_concurrent_requests_are_all_answered(server: LocalServer, image_server) -> None:  # noqa: ANN001
+def test_cross_site_writes_are_refused(server: LocalServer, image_server: ImageServer) -> None:
+    url = image_server.add("/x.jpg", encode(product_image(1)))
+    item = json.dumps({"entity_id": "X1", "image_url": url}).encode()
+    host = server.url.removeprefix("http://")
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://attacker.example"}, {"Origin": "null"}):  # fmt: skip
+        status, body, _ = request(f"{server.url}/items", "POST", item, "application/json", headers)
+        assert (status, body["error"]["code"]) == (403, "cross_site_request"), headers
+        assert request(f"{server.url}/items/X1", "DELETE", headers=headers)[0] == 403
+    assert request(f"{server.url}/items/X1")[0] == 404  # nothing was written
+    # The page the server serves itself, and clients that are not browsers, may write.
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": f"http://{host}"}, {}):
+        assert request(f"{server.url}/items", "POST", item, "application/json", headers)[0] == 201
+    # A cross-site form post is the attack: multipart/form-data needs no preflight.
+    form = b"--b\r\nContent-Disposition: form-data; name=\"entity_id\"\r\n\r\nX1\r\n--b--\r\n"
+    status, _, _ = request(f"{server.url}/items", "POST", form, "multipart/form-data; boundary=b",
+                           {"Origin": "http://attacker.example"})  # fmt: skip
+    assert status == 403
+
+
+def test_the_api_key_is_needed_when_set(service: DupcheckService, settings: Settings) -> None:
+    server = serve(service, settings, api_key=SecretStr("s3cret"))
+    try:
+        for path in ("/items/A1", "/find_similar?image_url=https%3A%2F%2Fshop.test%2Fa.jpg"):
+            status, body, _ = request(server.url + path)
+            assert (status, body["error"]["code"]) == (403, "forbidden"), path
+            assert request(server.url + path, headers={"x-api-key": "wrong"})[0] == 403
+        assert request(f"{server.url}/items/A1", headers={"x-api-key": "s3cret"})[0] == 404  # through the key
+        assert request(f"{server.url}/health")[0] == 200  # open, as on AWS
+        assert request(f"{server.url}/openapi.json")[0] == 200
+    finally:
+        server.shutdown()
+
+
+def test_binding_beyond_loopback_without_a_key_warns(
+    service: DupcheckService, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    LocalServer(service, settings.model_copy(update={"host": "0.0.0.0", "port": 0})).shutdown()  # noqa: S104
+    assert "without DUPCHECK_API_KEY" in capsys.readouterr().err
+    LocalServer(service, settings.model_copy(update={"port": 0})).shutdown()
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("entity_id", ["a b", "Ünïcödé-ß", "[x]{y}", "a;b,c=d&e+f$g", "tilde~(1)'!*:@", "...", "<>|^"])
+def test_every_id_that_can_be_stored_can_be_read_and_removed(
+    server: LocalServer, image_server: ImageServer, entity_id: str
+) -> None:
+    register(server, image_server, entity_id, 7)
+    item_url = f"{server.url}/items/{quote(entity_id, safe='')}"
+    status, body, _ = request(item_url)
+    assert status == 200 and body["entity_id"] == entity_id
+    assert request(item_url, "DELETE")[0] == 204
+    assert request(item_url)[0] == 404
+
+
+@pytest.mark.parametrize("entity_id", ["a/b", "what?", "x#y", "50%", "line\nbreak", "tab\there", "..", "€"])
+def test_ids_no_url_can_address_are_refused(server: LocalServer, image_server: ImageServer, entity_id: str) -> None:
+    url = image_server.add("/x.jpg", encode(product_image(2)))
+    item = json.dumps({"entity_id": entity_id, "image_url": url}).encode()
+    status, body, _ = request(f"{server.url}/items", "POST", item, "application/json")
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    assert "entity_id" in body["error"]["message"]
+    assert image_server.counts().get("/x.jpg", 0) == 0  # refused before the download
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"[" * 100_000, "application/json"), (b'{"entity_id": 1' + b"1" * 5000 + b"}", "application/json"),
+     (b"\xff\xfe{}", "application/json"), (b"x", "multipart/form-data"), (b"entity_id=x", "text/plain")],
+)  # fmt: skip
+def test_malformed_bodies_are_4xx_never_500(server: LocalServer, body: bytes, content_type: str) -> None:
+    status, answer, _ = request(f"{server.url}/items", "POST", body, content_type)
+    assert status in (400, 415) and answer["error"]["code"] in ("invalid_request", "unsupported_media_type")
+
+
+def test_a_multipart_body_of_20000_parts_is_refused_at_once(server: LocalServer) -> None:
+    part = b"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx\r\n"
+    started = time.monotonic()
+    status, body, _ = request(f"{server.url}/find_similar", "POST", part * 20_000 + b"--b--\r\n",
+                              "multipart/form-data; boundary=b")  # fmt: skip
+    assert (status, body["error"]["code"]) == (400, "invalid_request") and "parts" in body["error"]["message"]
+    assert time.monotonic() - started < 5
+
+
+def raw_exchange(server: LocalServer, payload: bytes, timeout: float = 10) -> bytes:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(payload)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def test_content_length_minus_one_is_a_400_not_a_read_to_the_end(server: LocalServer) -> None:
+    answer = raw_exchange(server, b"POST /find_similar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n"
+                                  b"Connection: close\r\n\r\n" + b"x" * 1000)  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "invalid_request"
+
+
+def test_an_oversized_body_is_refused_without_reading_it(service: DupcheckService, settings: Settings) -> None:
+    server = serve(service, settings, max_image_bytes=10_000)
+    try:
+        status, body, _ = request(f"{server.url}/find_similar", "POST", b"\xff\xd8\xff" + b"0" * 100_000, "image/jpeg")
+        assert (status, body["error"]["code"]) == (413, "image_too_large")
+        assert request(f"{server.url}/health")[0] == 200  # and the server is still serving
+    finally:
+        server.shutdown()
+
+
+def test_half_sent_requests_hold_no_thread(server: LocalServer) -> None:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    stalled = [socket.create_connection((host, int(port)), timeout=10) for _ in range(40)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"POST /find_similar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\npartial")
+        started = time.monotonic()
+        assert request(f"{server.url}/health")[0] == 200  # 40 stalled uploads, 8 threads: still answered
+        assert time.monotonic() - started < 2
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_concurrent_requests_are_all_answered(server: LocalServer, image_server: ImageServer) -> None:
     for i in range(4):
-        url = image_server.add(f"/c/{i}.jpg", encode(product_image(400 + i)))
-        request(f"{server.url}/items", "POST", json.dumps({"entity_id": f"C{i}", "image_url": url}).encode(),
-                "application/json")
+        register(server, image_server, f"C{i}", 400 + i)
 
     def query(i: int) -> tuple[int, str]:
-        url = quote(f"{image_server.base_url}/c/{i % 4}.jpg")
-        status, body = request(f"{server.url}/find_similar?image_url={url}&top=1")
+        url = quote(f"{image_server.base_url}/catalog/{400 + i % 4}.jpg")
+        status, body, _ = request(f"{server.url}/find_similar?image_url={url}&top=1")
         return status, body["matches"][0]["entity_id"]
 
     with ThreadPoolExecutor(max_workers=12) as pool:
@@ -118,12 +278,71 @@ def test_concurrent_requests_are_all_answered(server: LocalServer, image_server)
     assert results == [(200, f"C{i % 4}") for i in range(48)]
 
 
+def test_of_concurrent_deletes_of_one_id_exactly_one_succeeds(server: LocalServer, image_server: ImageServer) -> None:
+    def delete(barrier: threading.Barrier) -> int:
+        barrier.wait(timeout=10)
+        return request(f"{server.url}/items/D1", "DELETE")[0]
+
+    for attempt in range(5):
+        register(server, image_server, "D1", 500)
+        barrier = threading.Barrier(8)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = sorted(pool.map(delete, [barrier] * 8))
+        assert statuses == [204] + [404] * 7, attempt
+
+
+def test_register_and_remove_races_leave_index_and_store_agreeing(
+    server: LocalServer, service: DupcheckService, image_server: ImageServer
+) -> None:
+    url = image_server.add("/race.jpg", encode(product_image(600)))
+    item = json.dumps({"entity_id": "R1", "image_url": url}).encode()
+
+    def write(i: int) -> int:
+        if i % 2:
+            return request(f"{server.url}/items", "POST", item, "application/json")[0]
+        return request(f"{server.url}/items/R1", "DELETE")[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(40)))
+    record = service.store.get("R1")
+    assert service.index.count() == service.store.count()
+    if record is not None:
+        assert "R1" in {hit.entity_id for hit in service.index.search([record.hash], 5)}
+
+
+@pytest.mark.slow
+def test_writes_of_another_process_are_searchable_within_two_seconds(
+    server: LocalServer, settings: Settings, image_server: ImageServer, tmp_path: Path
+) -> None:
+    picture = tmp_path / "new.jpg"
+    picture.write_bytes(encode(product_image(700)))
+    env = {**os.environ, "DUPCHECK_DATA_DIR": str(settings.data_dir)}
+    subprocess.run([sys.executable, "-m", "dupcheck", "add", "--entity-id", "CLI1", str(picture)],
+                   check=True, env=env, capture_output=True, timeout=60)  # fmt: skip
+    added = time.monotonic()
+    while True:
+        status, body, _ = request(f"{server.url}/find_similar?top=1", "POST", picture.read_bytes(), "image/jpeg")
+        if body["matches"] and body["matches"][0]["entity_id"] == "CLI1":
+            break
+        assert time.monotonic() - added < 2.0, "the server's index did not see the CLI's write"
+        time.sleep(0.1)
+    health = request(f"{server.url}/health")[1]
+    assert health["records"] == health["indexed"] == 1
+    subprocess.run([sys.executable, "-m", "dupcheck", "remove", "CLI1"], check=True, env=env, capture_output=True,
+                   timeout=60)  # fmt: skip
+    removed = time.monotonic()
+    while request(f"{server.url}/health")[1]["indexed"] != 0:
+        assert time.monotonic() - removed < 2.0, "the server's index kept a record the CLI removed"
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_make_run_demo_serves_and_its_curls_work(tmp_path: Path) -> None:
     """What `make run` starts: the demo command, on a free port, answering its printed queries."""
     env = {**os.environ, "DUPCHECK_DATA_DIR": str(tmp_path / "data"), "DUPCHECK_PORT": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "dupcheck", "demo"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         lines: list[str] = []
         deadline = time.monotonic() + 60
@@ -134,15 +353,13 @@ def test_make_run_demo_serves_and_its_curls_work(tmp_path: Path) -> None:
                 break
         curls = [ln.strip() for ln in lines if ln.strip().startswith("curl")]
         assert len(curls) == 3, "".join(lines)
-        dup_url = curls[0].split("'")[1]
-        distinct_url = curls[1].split("'")[1]
-        status, dup = request(dup_url)
+        status, dup, _ = request(curls[0].split("'")[1])
         assert status == 200 and dup["is_duplicate"] and dup["matches"][0]["entity_id"] == "demo-03"
-        status, distinct = request(distinct_url)
+        status, distinct, _ = request(curls[1].split("'")[1])
         assert status == 200 and not distinct["is_duplicate"]
         upload = curls[2].split("@")[1].split(" ")[0]
         post_url = curls[2].rsplit("'", 2)[1]
-        status, posted = request(post_url, "POST", Path(upload).read_bytes(), "image/jpeg")
+        status, posted, _ = request(post_url, "POST", Path(upload).read_bytes(), "image/jpeg")
         assert status == 200 and posted["matches"][0]["entity_id"] == "demo-03"
     finally:
         proc.terminate()

@@ -45,7 +45,7 @@ def test_notebook_backfills_an_s3_catalog_into_dynamodb(
     image_server: ImageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in {
-        "DUPCHECK_ALLOW_PRIVATE_URLS": "true",  # the kernel inherits this environment
+        "DUPCHECK_ALLOW_LOOPBACK_URLS": "true",  # the kernel inherits this environment
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION, "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     }.items():  # fmt: skip

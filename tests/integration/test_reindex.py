@@ -31,7 +31,7 @@ FAST = BackfillOptions(hash_workers=-1, progress=False, backoff=0.01, retries=0)
 
 @pytest.fixture
 def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("DUPCHECK_ALLOW_PRIVATE_URLS", "true")
+    monkeypatch.setenv("DUPCHECK_ALLOW_LOOPBACK_URLS", "true")
     monkeypatch.setenv("DUPCHECK_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
 
@@ -115,7 +115,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_dynamodb_reindex_into_an_index_port(
     image_server: ImageServer, data_dir: Path, tmp_path: Path, dynamodb: Any
 ) -> None:
-    settings = Settings.from_env(store="dynamodb", table_name="dupcheck-reindex", allow_private_urls=True)
+    settings = Settings.from_env(store="dynamodb", table_name="dupcheck-reindex", allow_loopback_urls=True)
     catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 8))
     summary = backfill_catalog(catalog, target="dynamodb", settings=settings, store=dynamodb, options=FAST)
     assert (summary.done, summary.failed) == (8, 0)

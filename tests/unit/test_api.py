@@ -146,8 +146,8 @@ BAD_REQUESTS = [
                                      "multipart/form-data; boundary=b"), 400, "invalid_request"),
     ("item body as text/plain", event("POST", "/items", None, b'{"entity_id": "x", "image_url": "u"}', "text/plain"),
      415, "unsupported_media_type"),
-    ("item body multipart without boundary", event("POST", "/items", None, b"x", "multipart/form-data"), 400,
-     "invalid_request"),
+    ("item body multipart without boundary", event("POST", "/items", None, b"x", "multipart/form-data"), 415,
+     "unsupported_media_type"),
     ("item body not utf-8", event("POST", "/items", None, b"?\t{\x0b\xff\xfe'S?", "application/json"), 400,
      "invalid_request"),
     ("item without url", event("POST", "/items", None, b'{"entity_id": "x"}', "application/json"), 400,
@@ -199,3 +199,52 @@ def test_resolvers_in_parallel_threads_each_see_their_own_request(settings: Sett
     for t in threads:
         t.join()
     assert seen == {"alice": "alice", "bob": "bob"}
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [("PUT", "/health", "GET, HEAD, OPTIONS"),
+                                                      ("PATCH", "/items/E1", "DELETE, GET, HEAD, OPTIONS"),
+                                                      ("GET", "/items", "OPTIONS, POST")])  # fmt: skip
+def test_a_method_the_path_lacks_is_405_with_allow(app, method: str, path: str, allow: str) -> None:  # noqa: ANN001
+    response = app.resolve(event(method, path), None)
+    assert response["statusCode"] == 405
+    headers = {**response.get("headers", {}), **{k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}}
+    assert headers["Allow"] == allow and json.loads(response["body"])["error"]["code"] == "method_not_allowed"
+
+
+def test_head_is_get_and_options_lists_the_methods(app) -> None:  # noqa: ANN001
+    head = app.resolve(event("HEAD", "/items/E1"), None)
+    assert head["statusCode"] == 200 and json.loads(head["body"])["entity_id"] == "E1"  # servers drop the body
+    options = app.resolve(event("OPTIONS", "/items/E1"), None)
+    assert options["statusCode"] == 204 and options["multiValueHeaders"]["Allow"] == ["DELETE, GET, HEAD, OPTIONS"]
+
+
+@pytest.mark.parametrize("path", ["/items/E1/", "/v1/items/E1", "/v1/items/E1/"])
+def test_a_trailing_slash_and_the_stage_prefix_reach_the_route(app, path: str) -> None:  # noqa: ANN001
+    status, body = call(app, event("GET", path))
+    assert status == 200 and body["entity_id"] == "E1"
+
+
+def test_a_path_with_a_control_character_is_not_found(app) -> None:  # noqa: ANN001
+    for path in ("/items/\n", "/items\n", "/health\x00"):
+        status, body = call(app, event("GET", path))
+        assert (status, body["error"]["code"]) == (404, "not_found"), path
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"entity_id": ' + b"1" * 5000 + b"}", b"\xff\xfe{}"])
+def test_unusable_json_is_a_400(app, body: bytes) -> None:  # noqa: ANN001
+    status, answer = call(app, event("POST", "/items", None, body, "application/json"))
+    assert (status, answer["error"]["message"]) == (400, "the body is not valid JSON")
+
+
+def test_features_only_when_asked_for(app) -> None:  # noqa: ANN001
+    assert "features" not in call(app, event("GET", "/items/E1"))[1]
+    status, body = call(app, event("GET", "/items/E1", {"include": "features"}))
+    assert status == 200 and body["features"]["views"]
+    assert call(app, event("GET", "/items/E1", {"include": "everything"}))[0] == 400
+
+
+def test_a_camera_apps_photodata_form_field_is_an_upload(app) -> None:  # noqa: ANN001
+    photo = "data:image/jpeg;base64," + base64.b64encode(encode(product_image(204))).decode()
+    body = (f'--b\r\nContent-Disposition: form-data; name="photoData"\r\n\r\n{photo}\r\n--b--\r\n').encode()
+    status, out = call(app, event("POST", "/find_similar", None, body, "multipart/form-data; boundary=b"))
+    assert status == 200 and out["matches"][0]["entity_id"] == "E4"

@@ -81,6 +81,42 @@ def test_sixteen_bit_png_keeps_its_range() -> None:
     assert decoded.max() >= 250  # not clipped to white, not crushed to black
 
 
+@pytest.mark.parametrize("mode", ["L", "LA", "I;16", "I", "F", "P", "RGB", "RGBA", "CMYK", "1"])
+def test_a_large_picture_is_reduced_before_conversion_in_every_mode(mode: str) -> None:
+    """Left half dark, right half light, 2500 x 2100 px: reduced by 2 (its longest side is over
+    2 x REDUCED_SIDE), and the halves survive the reduction and the conversion to RGB."""
+    width, height = 2500, 2100
+    field = np.zeros((height, width), dtype=np.float32)
+    field[:, width // 2 :] = 1.0
+    if mode in ("I;16", "I", "F"):
+        scale, dtype = {"I;16": (60000, np.uint16), "I": (60000, np.int32), "F": (3.0, np.float32)}[mode]
+        picture = Image.fromarray((field * scale).astype(dtype))
+    else:
+        grey = Image.fromarray((field * 200 + 20).astype(np.uint8), "L")
+        picture = grey.convert(mode) if mode != "LA" else Image.merge("LA", (grey, Image.new("L", grey.size, 255)))
+    assert picture.mode == mode
+    decoded = decode_image(_saved(picture, "TIFF" if mode in ("I", "F", "CMYK") else "PNG"), max_pixels=LIMIT)
+    assert decoded.mode == "RGB" and decoded.size == (width // 2, height // 2)
+    left, right = np.asarray(decoded.convert("L"), dtype=float)[:, [10, -10]].mean(axis=0)
+    assert right - left > 100, (left, right)
+
+
+def test_a_reduced_picture_keeps_its_exif_orientation() -> None:
+    image = Image.new("RGB", (2400, 1200), (10, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    decoded = decode_image(_saved(image, "PNG", exif=exif), max_pixels=LIMIT)
+    assert decoded.size == (600, 1200)  # reduced by 2, then turned upright
+
+
+def test_a_transparent_large_picture_is_flattened_on_white() -> None:
+    rgba = Image.new("RGBA", (2200, 2200), (255, 0, 0, 0))  # invisible red
+    rgba.paste((0, 0, 255, 255), (0, 0, 1100, 2200))  # opaque blue left half
+    r, g, b = decode_image(_saved(rgba, "PNG"), max_pixels=LIMIT).getpixel((1000, 500))
+    assert (r, g, b) == (255, 255, 255)
+    assert decode_image(_saved(rgba, "PNG"), max_pixels=LIMIT).getpixel((10, 10)) == (0, 0, 255)
+
+
 def test_jpeg_draft_decodes_smaller_but_not_below_the_draft_size() -> None:
     data = encode(product_image(3, (1024, 768)))
     small = decode_image(data, max_pixels=LIMIT, draft_size=256)

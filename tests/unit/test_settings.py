@@ -12,7 +12,7 @@ from dupcheck.core.settings import Settings, SettingsError
 def test_defaults_are_the_embedded_mode() -> None:
     settings = Settings.from_env({})
     assert (settings.store, settings.index, settings.data_dir) == ("sqlite", "local", Path("data"))
-    assert settings.allow_private_urls is False
+    assert settings.loopback_urls_allowed is False
     assert settings.sqlite_path == Path("data/dupcheck.sqlite3")
 
 
@@ -24,14 +24,14 @@ def test_values_are_parsed_from_strings() -> None:
         "DUPCHECK_STORE": "dynamodb",
         "UNRELATED": "ignored",
     })
-    assert settings.allow_private_urls is True
+    assert settings.loopback_urls_allowed is True  # the old name still means: loopback only
     assert settings.allowed_hosts == ("images.example.com", ".cdn.example")
     assert settings.port == 9000 and settings.store == "dynamodb"
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DUPCHECK_PORT", "-1"), ("DUPCHECK_STORE", "postgres"), ("DUPCHECK_ALLOW_PRIVATE_URLS", "maybe"),
+    [("DUPCHECK_PORT", "-1"), ("DUPCHECK_STORE", "postgres"), ("DUPCHECK_ALLOW_LOOPBACK_URLS", "maybe"),
      ("DUPCHECK_MAX_IMAGE_BYTES", "0"), ("DUPCHECK_NOT_A_SETTING", "1")],
 )
 def test_bad_values_fail_at_start_naming_the_variable(name: str, value: str) -> None:

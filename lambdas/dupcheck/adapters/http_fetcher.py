@@ -48,15 +48,13 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 _net = ipaddress.ip_network
 
-# Refused even with allow_private: link-local holds the cloud metadata services
+# Refused even with allow_loopback: link-local holds the cloud metadata services
 # (169.254.169.254, ECS 169.254.170.2, AWS IPv6 fd00:ec2::254), which hand out the
 # function's IAM credentials. A demo switch must never be able to leak those.
 _ALWAYS_BLOCKED = (_net("169.254.0.0/16"), _net("fe80::/10"), _net("fd00:ec2::254/128"))
-# What allow_private opens up: loopback, RFC 1918, shared (CGNAT) and unique-local ranges.
-_PRIVATE = (
-    _net("127.0.0.0/8"), _net("10.0.0.0/8"), _net("172.16.0.0/12"), _net("192.168.0.0/16"),
-    _net("100.64.0.0/10"), _net("::1/128"), _net("fc00::/7"),
-)  # fmt: skip
+# What allow_loopback opens up, and nothing more: demos and tests serve images from this
+# machine; no demo needs the private networks around it (RFC 1918, CGNAT, unique-local).
+_LOOPBACK = (_net("127.0.0.0/8"), _net("::1/128"))
 _SHARED = _net("100.64.0.0/10")
 _NAT64 = _net("64:ff9b::/96")
 _NAT64_LOCAL = _net("64:ff9b:1::/48")  # RFC 8215 local-use prefix: site-specific, never public
@@ -101,18 +99,18 @@ def _numeric_part(part: str) -> int:
     return int(part, 8) if part[0] == "0" else int(part)
 
 
-def refusal_reason(ip: IPAddress, allow_private: bool = False) -> str | None:
+def refusal_reason(ip: IPAddress, allow_loopback: bool = False) -> str | None:
     """Why the fetcher must not connect to `ip`, or None when it may."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
-            return refusal_reason(ip.ipv4_mapped, allow_private)
+            return refusal_reason(ip.ipv4_mapped, allow_loopback)
         # Transition addresses carry an IPv4 address that decides where packets end up.
         embedded = [v4 for v4 in (ip.sixtofour, *(ip.teredo or ())) if v4 is not None]
         if ip in _NAT64:
             embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
         if embedded:
             for v4 in embedded:
-                if reason := refusal_reason(v4, allow_private):
+                if reason := refusal_reason(v4, allow_loopback):
                     return f"embeds a {reason} IPv4 address"
             # All embedded addresses are public: e.g. NAT64 on IPv6-only networks reaching
             # IPv4-only hosts, which `ipaddress` would otherwise call "reserved".
@@ -121,7 +119,7 @@ def refusal_reason(ip: IPAddress, allow_private: bool = False) -> str | None:
             return "local NAT64"
     if any(ip in net for net in _ALWAYS_BLOCKED):
         return "link-local/metadata"
-    if allow_private and any(ip in net for net in _PRIVATE):
+    if allow_loopback and any(ip in net for net in _LOOPBACK):
         return None
     checks = (
         (ip.is_unspecified, "unspecified"), (ip.is_loopback, "loopback"),
@@ -143,15 +141,15 @@ class HttpImageFetcher:
 
     `allowed_hosts`, when non-empty, admits only those hosts: exact, case-insensitive names,
     or ".example.com" for subdomains of example.com (list "example.com" too for the apex). It
-    narrows, never widens: a listed host still has its addresses checked. `allow_private` opens
-    loopback, RFC 1918, 100.64/10 and fc00::/7 for demos; link-local (metadata) stays shut.
+    narrows, never widens: a listed host still has its addresses checked. `allow_loopback` opens
+    127.0.0.0/8 and ::1 for demos and tests, nothing else; link-local (metadata) stays shut.
     `resolver(host, port) -> [ip, ...]` replaces DNS in tests; `ca_certs` adds a trust anchor.
     """
 
     def __init__(
         self,
         *,
-        allow_private: bool = False,
+        allow_loopback: bool = False,
         allowed_hosts: tuple[str, ...] | list[str] = (),
         max_bytes: int = 20 * MB,
         connect_timeout: float = 3.0,
@@ -163,7 +161,7 @@ class HttpImageFetcher:
         pool_maxsize: int = 16,
         ca_certs: str | None = None,
     ) -> None:
-        self.allow_private = allow_private
+        self.allow_loopback = allow_loopback
         self.allowed_hosts = frozenset(h.strip().lower().rstrip(".") for h in allowed_hosts if h.strip())
         self.max_bytes = max_bytes
         self.connect_timeout = connect_timeout
@@ -183,7 +181,7 @@ class HttpImageFetcher:
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpImageFetcher:
         return cls(
-            allow_private=settings.allow_private_urls,
+            allow_loopback=settings.loopback_urls_allowed,
             allowed_hosts=settings.allowed_hosts,
             max_bytes=settings.max_image_bytes,
             connect_timeout=settings.connect_timeout,
@@ -220,7 +218,10 @@ class HttpImageFetcher:
                 _discard(resp)
                 if not location:
                     raise UpstreamError(f"upstream answered {resp.status} without a Location")
-                url = urljoin(url, location.strip())
+                try:
+                    url = urljoin(url, location.strip())
+                except ValueError as exc:  # e.g. "http://[::1/": the host's fault, not the caller's
+                    raise UpstreamError("upstream redirected to a malformed URL") from exc
                 continue
             if not 200 <= resp.status < 300:
                 _discard(resp)
@@ -290,7 +291,7 @@ class HttpImageFetcher:
                 ip = ipaddress.ip_address(name.split("%", 1)[0])  # drop an IPv6 zone id
             except ValueError as exc:
                 raise UpstreamError(f"host {host} resolved to an invalid address") from exc
-            if reason := refusal_reason(ip, self.allow_private):
+            if reason := refusal_reason(ip, self.allow_loopback):
                 # The address itself is not echoed: it would map internal DNS for the caller.
                 raise UrlNotAllowed(f"host {host} resolves to a {reason} address, which is not allowed")
             addresses.append(str(ip))

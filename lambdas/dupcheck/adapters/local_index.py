@@ -34,11 +34,18 @@ def entity_key(entity_id: str) -> int:
 @runtime_checkable
 class KeyedHashRows(Protocol):
     """A store that keeps each record's `entity_key` (SQLite): the index loads (key, hash) rows
-    from it at start, without entity ids, and resolves the ids of its few hits through it."""
+    from it at start, without entity ids, and resolves the ids of its few hits through it. Its
+    change log lets the index follow other processes' writes (dupcheck_tools/local/sync.py)."""
 
     def index_rows(self, hash_algo: str) -> Iterator[tuple[int, str]]: ...
 
     def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]: ...
+
+    def latest_change(self) -> int: ...
+
+    def changes_since(self, seq: int, limit: int = ...) -> tuple[list[tuple[int, str]], int]: ...
+
+    def index_rows_for(self, entity_ids: Sequence[str], hash_algo: str) -> dict[str, tuple[int, str]]: ...
 
 
 class LocalHashIndex:
@@ -52,6 +59,8 @@ class LocalHashIndex:
         self._size = 0
         self._resolve_ids = resolve_ids
         self._names: dict[int, str] = {}
+        # The store's change-log version the contents reflect (load's `version`), for a follower.
+        self.source_version: int | None = None
         # Readers run in parallel server threads; a write swaps or grows arrays under them.
         self._lock = threading.RLock()
 
@@ -72,8 +81,9 @@ class LocalHashIndex:
             self._add(keys, hashes)
         return len(rows)
 
-    def load(self, rows: Iterable[tuple[int, str]]) -> int:
-        """Bulk load (key, hex hash) rows, for start-up from the store; replaces the contents."""
+    def load(self, rows: Iterable[tuple[int, str]], version: int | None = None) -> int:
+        """Bulk load (key, hex hash) rows, for start-up from the store; replaces the contents.
+        `version`: the store's change-log version read before the rows (see source_version)."""
         keys: list[int] = []
         hexes: list[str] = []
         for key, hex_hash in rows:
@@ -83,10 +93,17 @@ class LocalHashIndex:
             self._size = 0
             self._names.clear()
             self._add(np.asarray(keys, dtype=np.int64), self._pack(hexes))
+            self.source_version = version
         return len(keys)
 
-    def remove(self, entity_id: str) -> None:
-        key = entity_key(entity_id)
+    def upsert_rows(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Upsert (key, hex hash) rows of records whose ids the store resolves."""
+        pairs = list(rows)
+        if pairs:
+            with self._lock:
+                self._add(np.asarray([k for k, _ in pairs], dtype=np.int64), self._pack([h for _, h in pairs]))
+
+    def remove_key(self, key: int) -> None:
         with self._lock:
             positions = np.flatnonzero(self._keys[: self._size] == key)
             for position in positions[::-1]:
@@ -95,6 +112,9 @@ class LocalHashIndex:
                 self._hashes[position] = self._hashes[last]
                 self._size = last
             self._names.pop(key, None)
+
+    def remove(self, entity_id: str) -> None:
+        self.remove_key(entity_key(entity_id))
 
     def search(
         self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None

@@ -3,6 +3,11 @@
 WAL journaling lets many server threads read while one writes; each thread has its own
 connection because sqlite3 connections must not be shared across threads. Each row also keeps
 `id_key`, the 64-bit key the in-process index refers to records by.
+
+Other processes write to the same file (the command line's `add`, `backfill`, `import` while a
+server runs): triggers note every changed entity_id in `changes`, a log the server's index
+follows (dupcheck_tools/local/sync.py) without reloading everything. The log keeps the last
+CHANGES_KEPT entries; a reader that fell further behind reloads.
 """
 
 from __future__ import annotations
@@ -30,6 +35,16 @@ CREATE TABLE IF NOT EXISTS records (
     updated_at TEXT NOT NULL,
     features   TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS changes (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity_id TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS records_inserted AFTER INSERT ON records
+    BEGIN INSERT INTO changes (entity_id) VALUES (new.entity_id); END;
+CREATE TRIGGER IF NOT EXISTS records_updated AFTER UPDATE ON records
+    BEGIN INSERT INTO changes (entity_id) VALUES (new.entity_id); END;
+CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records
+    BEGIN INSERT INTO changes (entity_id) VALUES (old.entity_id); END;
 """
 _COLUMNS = "entity_id, sku, image_url, hash, hash_algo, updated_at, features"
 _UPSERT = f"""
@@ -39,6 +54,8 @@ ON CONFLICT(entity_id) DO UPDATE SET
     hash_algo = excluded.hash_algo, updated_at = excluded.updated_at, features = excluded.features
 """
 _BATCH = 900  # stays under SQLite's default limit of 999 bound parameters per statement
+CHANGES_KEPT = 100_000  # the change log's length: minutes of the fastest bulk import
+_PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CHANGES_KEPT}"
 
 
 class SqliteRecordStore:
@@ -88,6 +105,7 @@ class SqliteRecordStore:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     conn.executemany(_UPSERT, rows)
+                    conn.execute(_PRUNE)
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     if conn.in_transaction:
@@ -132,6 +150,31 @@ class SqliteRecordStore:
             cursor.execute("SELECT id_key, hash FROM records WHERE hash_algo = ?", (hash_algo,))
             while rows := cursor.fetchmany(10_000):
                 yield from rows
+
+    def latest_change(self) -> int:
+        """The change log's newest entry (0 for none): the store's version, for a follower."""
+        return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM changes", ())[0][0])
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> tuple[list[tuple[int, str]], int]:
+        """The (seq, entity_id) changes after `seq`, oldest first, and the oldest entry kept: a
+        reader whose `seq` is older than that has missed changes and must reload."""
+        rows = self._query("SELECT seq, entity_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        oldest = int(self._query("SELECT COALESCE(MIN(seq), 0) FROM changes", ())[0][0])
+        return [(int(s), str(e)) for s, e in rows], oldest
+
+    def index_rows_for(self, entity_ids: Sequence[str], hash_algo: str) -> dict[str, tuple[int, str]]:
+        """(id_key, hex hash) of those of `entity_ids` that hold a record of this pipeline."""
+        found: dict[str, tuple[int, str]] = {}
+        ids = list(dict.fromkeys(entity_ids))
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT entity_id, id_key, hash FROM records WHERE hash_algo = ? AND entity_id IN ({marks})",
+                [hash_algo, *chunk],
+            )
+            found.update((entity_id, (key, hex_hash)) for entity_id, key, hex_hash in rows)
+        return found
 
     def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}

@@ -2,6 +2,13 @@
 
 The format is decided from the bytes (magic numbers), never from a header or file name, and
 the pixel count is checked before any pixel is decoded, so a decompression bomb costs nothing.
+
+Memory is bounded for every mode: no pipeline looks at more than a few hundred pixels (pHash
+32 px of a >= 256 px JPEG draft, the default a 160 px working copy), so a picture whose longest
+side is at least 2 x REDUCED_SIDE is box-reduced right after decoding, before any conversion
+copies it. A 40 MP request then peaks at the decoded picture plus small copies: at most 160 MB
+for 4-byte modes (RGBA, CMYK, I, F), not the 1 GB a float copy of a 16-bit image cost
+(docs/benchmarks.md, memory).
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ Image.MAX_IMAGE_PIXELS = None
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 BACKGROUND = (255, 255, 255)  # transparency is flattened on white, like a product page
+REDUCED_SIDE = 1024  # a decoded picture larger than twice this is box-reduced to at least this
+REDUCE_BAND_ROWS = 128  # output rows reduced at a time: bands of a few MB
+_ORIENTATION = 0x0112  # EXIF tag
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -63,7 +73,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
             if fmt == "JPEG" and draft_size:
                 image.draft("RGB", (draft_size, draft_size))  # type: ignore[attr-defined]
             image.load()  # first frame only for GIF/WebP/TIFF
-            image = _apply_orientation(image)
+            image = _apply_orientation(_reduced(image))
             return _to_rgb(image)
     except (ImageTooLarge, InvalidImage):
         raise
@@ -71,6 +81,45 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
         raise ImageTooLarge(f"image rejected as a decompression bomb: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise InvalidImage(f"{fmt} data is corrupt or truncated: {exc}") from exc
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """A large picture box-reduced by an integer factor (its EXIF orientation kept), else itself.
+
+    Band by band: Pillow converts an RGBA picture to premultiplied alpha before reducing it, and
+    a palette one must become RGB first, each a full-size copy; a band's copy is a few MB."""
+    factor = max(image.size) // REDUCED_SIDE
+    if factor < 2:
+        return image
+    orientation = _exif_orientation(image)
+    width, height = image.width // factor, image.height // factor
+    rows = factor * REDUCE_BAND_ROWS
+    reduced: Image.Image | None = None
+    for top in range(0, height * factor, rows):
+        band = image.crop((0, top, width * factor, min(top + rows, height * factor)))
+        if band.mode in ("1", "P"):  # reducing these would pick pixels instead of averaging them
+            band = band.convert("RGBA" if "transparency" in image.info else "RGB" if band.mode == "P" else "L")
+        if band.mode.startswith("I;16"):  # reduce() has no 16-bit modes; a box resize is the same mean
+            small = band.resize((width, band.height // factor), Image.Resampling.BOX)
+        else:
+            small = band.reduce(factor)
+        if reduced is None:
+            reduced = Image.new(small.mode, (width, height))
+        reduced.paste(small, (0, top // factor))
+    assert reduced is not None
+    if orientation not in (None, 1):
+        exif = Image.Exif()
+        exif[_ORIENTATION] = orientation
+        reduced.info["exif"] = exif.tobytes()
+    return reduced
+
+
+def _exif_orientation(image: Image.Image) -> int | None:
+    try:
+        value = image.getexif().get(_ORIENTATION)
+    except Exception:  # a broken EXIF block must not cost the image
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _apply_orientation(image: Image.Image) -> Image.Image:

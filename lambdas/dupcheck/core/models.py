@@ -165,9 +165,7 @@ class FindResult:
         return any(m.verdict is Verdict.DUPLICATE for m in self.matches)
 
     def to_dict(self) -> dict[str, Any]:
-        query: dict[str, Any] = {"hash": self.query_hash.hex, "algorithm": self.algorithm}
-        if self.image_url is not None:
-            query = {"image_url": self.image_url, **query}
+        query = {"image_url": self.image_url, "hash": self.query_hash.hex, "algorithm": self.algorithm}
         return {
             "query": query,
             "is_duplicate": self.is_duplicate,

@@ -6,19 +6,21 @@ and on one machine (SQLite + in-process index).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dupcheck.core.errors import InvalidRequest, NotFound
 from dupcheck.core.hashing import HashPipeline
+from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching import VERDICT_RANK, match_percent
 from dupcheck.core.models import FindResult, Fingerprint, HashRecord, IndexHit, Match
 from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
 
 MAX_TOP = 100
-MAX_ID_LENGTH = 512  # DynamoDB allows 2 KB keys; ids longer than this are almost surely mistakes
 MAX_URL_LENGTH = 2048
+LOCK_STRIPES = 64  # per-id locks, hashed: writers of different ids rarely wait for each other
 
 # Metric names the service reports through its observer (Powertools Metrics on Lambda).
 METRIC_HASHES = "HashesComputed"
@@ -42,6 +44,9 @@ class DupcheckService:
     max_pixels: int
     default_top: int = 5
     observe: Observer = _ignore
+    _locks: tuple[threading.Lock, ...] = field(
+        default_factory=lambda: tuple(threading.Lock() for _ in range(LOCK_STRIPES)), init=False, repr=False
+    )
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -91,7 +96,7 @@ class DupcheckService:
     # -- commands ----------------------------------------------------------------------------
 
     def register(self, entity_id: str, sku: str, image_url: str) -> HashRecord:
-        _check_id(entity_id)  # before the download: a bad request must cost nothing
+        _check_new_id(entity_id)  # before the download: a bad request must cost nothing
         data = self.fetch(image_url)
         return self.register_bytes(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
 
@@ -109,18 +114,27 @@ class DupcheckService:
         return record
 
     def save(self, record: HashRecord) -> None:
-        # Store first: it is the source of truth the index is rebuilt from after a crash.
-        self.store.put(record)
-        self.index.upsert(record)
+        # Store first: it is the source of truth the index is rebuilt from after a crash. Under
+        # the id's lock, so a remove of the same id cannot fall between the two writes.
+        with self._lock_for(record.entity_id):
+            self.store.put(record)
+            self.index.upsert(record)
 
     def remove(self, entity_id: str) -> None:
+        """Remove a record; NotFound when there was none. Of concurrent removes of one id, exactly
+        one succeeds: the store's delete says whether it deleted something."""
         entity_id = _check_id(entity_id)
-        if self.store.get(entity_id) is None:
-            raise NotFound(f"no item with entity_id {entity_id!r}")
-        self.index.remove(entity_id)
-        self.store.delete(entity_id)
+        with self._lock_for(entity_id):
+            if not self.store.delete(entity_id):
+                raise NotFound(f"no item with entity_id {entity_id!r}")
+            # After the store: an index entry left by a crash here points at no record, and is
+            # dropped from every result (the record is read from the store) until reindex.
+            self.index.remove(entity_id)
 
     # -- pieces ------------------------------------------------------------------------------
+
+    def _lock_for(self, entity_id: str) -> threading.Lock:
+        return self._locks[hash(entity_id) % len(self._locks)]
 
     def fetch(self, image_url: str) -> bytes:
         _check_url(image_url)
@@ -177,7 +191,7 @@ def build_record(
     backfill's hashing processes build (they need a pipeline, not a service)."""
     fp = pipeline.fingerprint_bytes(_check_image(data), max_pixels=max_pixels, for_query=False)
     return HashRecord(
-        entity_id=_check_id(entity_id),
+        entity_id=_check_new_id(entity_id),
         sku=str(sku or ""),
         image_url=image_url,
         hash=fp.hash,
@@ -193,10 +207,18 @@ def _check_image(data: bytes) -> bytes:
 
 
 def _check_id(entity_id: str) -> str:
-    if not isinstance(entity_id, str) or not entity_id.strip():
+    """An id to look up: anything a store could hold (older versions stored ids of any shape)."""
+    if not isinstance(entity_id, str) or not entity_id:
         raise InvalidRequest("entity_id must be a non-empty string")
     if len(entity_id) > MAX_ID_LENGTH:
         raise InvalidRequest(f"entity_id is longer than {MAX_ID_LENGTH} characters")
+    return entity_id
+
+
+def _check_new_id(entity_id: str) -> str:
+    """An id to store: one a URL can address (core/ids.py)."""
+    if problem := id_problem(entity_id):
+        raise InvalidRequest(problem)
     return entity_id
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ENV_PREFIX = "DUPCHECK_"
 
@@ -31,8 +31,11 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path("./data"), description="Folder of the embedded SQLite store.")
 
     # Safe fetching of untrusted image URLs
+    allow_loopback_urls: bool = Field(
+        False, description="Let the fetcher reach this machine (127.0.0.0/8, ::1): demos and tests only."
+    )
     allow_private_urls: bool = Field(
-        False, description="Let the fetcher reach loopback/private addresses (demos and tests only)."
+        False, description="The old name of allow_loopback_urls, with the same meaning: loopback only."
     )
     allowed_hosts: tuple[str, ...] = Field(
         (), description="Comma-separated host allow-list; empty allows every public host."
@@ -50,6 +53,13 @@ class Settings(BaseModel):
     default_top: int = Field(5, ge=1, le=100, description="Matches returned when `top` is absent.")
     host: str = Field("127.0.0.1", description="Local server bind address.")
     port: int = Field(8000, ge=0, le=65535, description="Local server port.")
+    api_key: SecretStr | None = Field(
+        None, description="Local server: the key every route but /health, /openapi.json, /docs needs (x-api-key)."
+    )
+    server_names: tuple[str, ...] = Field(
+        (), description="Local server: host names it answers to besides IP addresses and localhost."
+    )
+    server_threads: int = Field(8, ge=1, le=64, description="Local server: threads that answer requests.")
     log_level: str = Field("INFO", description="Log level.")
 
     # AWS
@@ -69,12 +79,16 @@ class Settings(BaseModel):
     dynamodb_consistent_read: bool = Field(False, description="Strongly consistent DynamoDB reads.")
     dynamodb_max_attempts: int = Field(8, ge=1, le=20, description="Attempts for unprocessed batch items.")
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "server_names", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(h.strip().lower().rstrip(".") for h in value.split(",") if h.strip())
         return value
+
+    @property
+    def loopback_urls_allowed(self) -> bool:
+        return self.allow_loopback_urls or self.allow_private_urls
 
     @property
     def sqlite_path(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from dupcheck_tools.local.demo import build_demo, curl_examples
 
     # The demo's query images are served by this very server on loopback.
-    settings = settings_for(args, allow_private_urls=True)
+    settings = settings_for(args, allow_loopback_urls=True)
     service = build_service(settings)
     demo_dir = settings.data_dir / "demo"
 
@@ -54,20 +55,18 @@ def _serve(
 ) -> int:  # fmt: skip
     from dupcheck_tools.local.server import LocalServer
 
-    server = LocalServer(
-        service, host=settings.host, port=settings.port,
-        max_body_bytes=settings.max_image_bytes, static_dir=static_dir,
-    )  # fmt: skip
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
-    thread = server.start_in_thread()
+    server = LocalServer(service, settings, static_dir=static_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start_in_thread()
     if on_ready:
         on_ready(server.url)
     else:
         print(f"dupcheck serving on {server.url} ({service.index.count()} hashes indexed)", flush=True)
     try:
-        while thread.is_alive():
-            thread.join(0.5)
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
-        server.shutdown()
-    server.server_close()
+        pass
+    server.shutdown()
     return ExitCode.OK

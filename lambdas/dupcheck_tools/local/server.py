@@ -1,180 +1,108 @@
-"""The local HTTP server: real sockets, many threads, the same routes as Lambda.
+"""The local HTTP server: waitress serving `LocalApp` (app.py), plus the index follower.
 
-Each request becomes an API Gateway REST proxy event and is resolved by `api.build_resolver`,
-so the local server and the Lambda function cannot drift apart. Resolvers keep per-request
-state, so each server thread gets its own.
+Why waitress: a production WSGI server in pure Python (no compiler, runs on every platform a
+laptop or a notebook has) whose own settings give the limits an HTTP server needs: it reads a
+request fully, under `max_request_body_size` and `max_request_header_size`, before a worker
+thread sees it, so a slow or endless upload holds no thread; idle connections close after
+`channel_timeout`; it caps connections, keeps them alive, answers HEAD without a body and
+writes each response in one piece with TCP_NODELAY (the home-made server's 44 ms Nagle stall is
+gone). Its worker threads are why the resolver keeps its event per thread (api/resolver.py):
+Powertools keeps it on a class.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import mimetypes
+import sys
 import threading
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from dupcheck.api import build_resolver
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+from waitress.task import ErrorTask
+
 from dupcheck.core.errors import error_body
 from dupcheck.core.service import DupcheckService
+from dupcheck.core.settings import Settings
+from dupcheck_tools.local.app import Guard, LocalApp
+from dupcheck_tools.local.sync import IndexFollower
 
 logger = logging.getLogger(__name__)
 
-STATIC_PREFIX = "/demo/"
+CHANNEL_TIMEOUT_S = 30  # an idle or stalled connection is closed after this long
+MAX_HEADER_BYTES = 64 * 1024
+BODY_FRAMING_BYTES = 64 * 1024  # multipart boundaries and headers around an image
+# waitress's own refusals, by status, as the API's error codes.
+_CODES = {400: "invalid_request", 413: "image_too_large", 431: "headers_too_large"}
 
 
-class LocalServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class _JsonErrorTask(ErrorTask):
+    """What waitress refuses itself (a malformed request, a body or headers over its limits) is
+    answered in the API's error format: JSON `{"error": {"code", "message"}}`."""
 
-    def __init__(
-        self,
-        service: DupcheckService,
-        *,
-        host: str,
-        port: int,
-        max_body_bytes: int,
-        static_dir: Path | None = None,
-    ) -> None:
+    def execute(self) -> None:
+        error = self.request.error
+        body = json.dumps(error_body(_CODES.get(error.code, "internal_error"), f"{error.reason}: {error.body}"))
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body.encode())
+        self.write(body.encode())
+
+
+class _Channel(HTTPChannel):  # waitress's extension point for the error task
+    error_task_class = _JsonErrorTask
+
+
+class LocalServer:
+    """`start_in_thread()`, then `url`; `shutdown()` stops serving and following."""
+
+    def __init__(self, service: DupcheckService, settings: Settings, *, static_dir: Path | None = None) -> None:
         self.service = service
-        self.max_body_bytes = max_body_bytes
-        self.static_dir = static_dir.resolve() if static_dir else None
-        self._resolvers = threading.local()
-        super().__init__((host, port), _Handler)
+        api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        guard = Guard(api_key=api_key, server_names=settings.server_names)
+        self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir)
+        # A JSON upload carries the image as base64: a third larger than the image itself.
+        max_body = settings.max_image_bytes * 4 // 3 + BODY_FRAMING_BYTES
+        self._server = create_server(
+            self.app, host=settings.host, port=settings.port, threads=settings.server_threads,
+            max_request_body_size=max_body, max_request_header_size=MAX_HEADER_BYTES,
+            channel_timeout=CHANNEL_TIMEOUT_S, ident="dupcheck", expose_tracebacks=False,
+        )  # fmt: skip
+        self._server.channel_class = _Channel
+        self.follower = IndexFollower.for_service(service)
+        self._thread: threading.Thread | None = None
+        if not _is_loopback(settings.host) and api_key is None:
+            print(
+                f"warning: serving on {settings.host} without DUPCHECK_API_KEY: anyone who can reach this "
+                "address can read and change the catalog",
+                file=sys.stderr,
+                flush=True,
+            )
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def resolver(self):  # noqa: ANN201 - APIGatewayRestResolver, one per thread
-        app = getattr(self._resolvers, "app", None)
-        if app is None:
-            app = build_resolver(self.service, max_body_bytes=self.max_body_bytes)
-            self._resolvers.app = app
-        return app
+        host, port = self._server.effective_host, self._server.effective_port
+        return f"http://{'[' + host + ']' if ':' in str(host) else host}:{port}"
 
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="dupcheck-server", daemon=True)
-        thread.start()
-        return thread
+        if self.follower is not None:
+            self.follower.start()
+        self._thread = threading.Thread(target=self._server.run, name="dupcheck-server", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def shutdown(self) -> None:
+        """Stop accepting, finish or cancel what is queued, close every connection."""
+        if self.follower is not None:
+            self.follower.stop()
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        for channel in list(self._server._map.values()):  # the listener, the trigger and connections
+            channel.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: LocalServer
-    protocol_version = "HTTP/1.1"
-    server_version = "dupcheck"
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if self.server.static_dir and self.path.startswith(STATIC_PREFIX):
-            self._static()
-        else:
-            self._dispatch()
-
-    do_HEAD = do_GET
-
-    def _dispatch(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return self._send_error(400, "invalid_request", "bad Content-Length header")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._send_error(411, "length_required", "send a Content-Length instead of chunks")
-        # Base64 and multipart framing make the body up to a third larger than the image.
-        if length > self.server.max_body_bytes * 4 // 3 + 65536:
-            self.close_connection = True
-            limit = self.server.max_body_bytes
-            return self._send_error(413, "image_too_large", f"the request body is over {limit} bytes")
-        body = self.rfile.read(length) if length else b""
-        try:
-            result = self.server.resolver().resolve(self._event(body), _CONTEXT)
-        except Exception:  # the resolver maps errors itself; this guards the process, not the API
-            logger.exception("request failed outside the API")
-            return self._send_error(500, "internal_error", "internal error; it has been logged")
-        payload = result.get("body") or ""
-        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
-        headers = {k: v for k, v in (result.get("headers") or {}).items()}
-        for name, values in (result.get("multiValueHeaders") or {}).items():
-            headers.setdefault(name, values[-1] if values else "")
-        self._send(int(result.get("statusCode", 500)), data, headers)
-
-    do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _dispatch
-
-    def _event(self, body: bytes) -> dict[str, Any]:
-        parts = urlsplit(self.path)
-        query = parse_qs(parts.query, keep_blank_values=True)
-        headers = {k: v for k, v in self.headers.items()}
-        path = unquote(parts.path) or "/"
-        return {
-            "resource": path,
-            "path": path,
-            "httpMethod": self.command,
-            "headers": headers,
-            "multiValueHeaders": {k: self.headers.get_all(k) or [] for k in headers},
-            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-            "multiValueQueryStringParameters": query or None,
-            "pathParameters": None,
-            "stageVariables": None,
-            "requestContext": {
-                "requestId": str(uuid.uuid4()),
-                "stage": "local",
-                "httpMethod": self.command,
-                "path": path,
-                "resourcePath": path,
-                "identity": {"sourceIp": self.client_address[0]},
-            },
-            "body": base64.b64encode(body).decode() if body else None,
-            "isBase64Encoded": bool(body),
-        }
-
-    def _static(self) -> None:
-        root = self.server.static_dir
-        assert root is not None
-        target = (root / unquote(urlsplit(self.path).path[len(STATIC_PREFIX) :])).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
-            return self._send_error(404, "not_found", "no such demo file")
-        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        self._send(200, target.read_bytes(), {"Content-Type": content_type})
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own errors (bad request line, unknown method) as JSON too."""
-        if code == 501:  # the method has no do_* handler: not allowed on any route here
-            code, message = 405, f"method {self.command} is not allowed"
-        self.close_connection = True
-        names = {400: "invalid_request", 405: "method_not_allowed", 414: "uri_too_long", 431: "headers_too_large"}
-        self._send_error(code, names.get(code, "http_error"), message or "request refused")
-
-    def _send_error(self, status: int, code: str, message: str) -> None:
-        body = json.dumps(error_body(code, message)).encode()
-        self._send(status, body, {"Content-Type": "application/json"})
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        logger.info("%s %s", self.address_string(), format % args)
-
-
-# What the resolver reads of a Lambda context when running locally.
-_CONTEXT = SimpleNamespace(
-    function_name="dupcheck-local",
-    memory_limit_in_mb=0,
-    invoked_function_arn="local",
-    aws_request_id="local",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")

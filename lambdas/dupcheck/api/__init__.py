@@ -1,0 +1,260 @@
+"""HTTP API v1, written once: the Lambda handler and the local server both resolve through it.
+
+Routes validate parameters (Powertools + pydantic), call one service method and return a
+response model (schemas.py); every failure leaves as its status with `error_body`. The OpenAPI
+document is generated from the same routes and models and committed as docs/openapi.json.
+A resolver keeps per-request state on itself: build one per thread (resolver.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from dupcheck.api.resolver import DupcheckResolver
+from dupcheck.api.schemas import (
+    IMAGE_URL_PATTERN,
+    ErrorBody,
+    FindResponse,
+    Health,
+    ImageUrl,
+    ItemOut,
+    NewItem,
+    PhotoUpload,
+)
+from dupcheck.api.uploads import FILE_FIELDS, uploaded_image
+from dupcheck.core.errors import DupcheckError, InvalidRequest, error_body
+from dupcheck.core.ids import MAX_ID_LENGTH
+from dupcheck.core.service import MAX_TOP, MAX_URL_LENGTH, DupcheckService
+
+logger = logging.getLogger(__name__)
+
+API_TITLE = "dupcheck"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = (
+    "Near-duplicate image detection for e-commerce catalogs: is this image already in my catalog? "
+    "Every route but /health needs the API key in the x-api-key header (on AWS always; locally when "
+    "DUPCHECK_API_KEY is set). Errors are always JSON: {\"error\": {\"code\", \"message\"}}."
+)
+API_KEY_HEADER = "x-api-key"
+OPEN = {"security": []}  # an operation that needs no API key
+
+TopParam = Annotated[int | None, Query(ge=1, le=MAX_TOP, description="How many matches (1-100, default 5).")]
+MaxDistanceParam = Annotated[
+    int | None, Query(ge=0, le=64, description="Drop matches whose hash distance (of 64 bits) is larger.")
+]
+EntityIdParam = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The item's entity_id.")]
+ImageUrlParam = Annotated[
+    ImageUrl, Query(min_length=1, max_length=MAX_URL_LENGTH, description="http(s) URL of the image.",
+                    json_schema_extra={"pattern": IMAGE_URL_PATTERN})
+]  # fmt: skip
+IncludeParam = Annotated[str | None, Query(pattern="^features$", description="`features`: add the stored views.")]
+
+_REASONS = {
+    400: "A parameter or the body is missing or malformed (`invalid_request`).",
+    403: "The image URL is not allowed (`url_not_allowed`: scheme, address or host), or the API key is "
+    "missing or wrong (`forbidden`).",
+    404: "No such item (`not_found`).",
+    413: "The image is over the byte or pixel limit (`image_too_large`).",
+    415: "Not an image format dupcheck decodes, or the wrong body type (`unsupported_media_type`).",
+    422: "A supported format, but corrupt or truncated (`invalid_image`).",
+    500: "An internal error (`internal_error`): a bug, logged with the request id.",
+    502: "The image host failed or redirected somewhere malformed (`upstream_error`).",
+    503: "The store or the search index cannot be reached now (`store_unavailable`, `index_unavailable`).",
+    504: "The image host was too slow (`upstream_timeout`).",
+}
+
+
+def _responses(success: int, model: type | None, description: str, *errors: int) -> dict[int, Any]:
+    """A route's OpenAPI responses: its success (with `model` as the body) and its error statuses,
+    each with the error body (500 on every route: a bug, but a documented shape)."""
+    ok: dict[str, Any] = {"description": description}
+    if model is not None:
+        ok["content"] = {"application/json": {"model": model}}
+    body = {"content": {"application/json": {"model": ErrorBody}}}
+    return {success: ok, **{status: {"description": _REASONS[status], **body} for status in (*errors, 500)}}
+
+
+_FILE = {"type": "string", "format": "binary", "minLength": 1}
+_BINARY = {"schema": _FILE}
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The image: its bytes, a multipart form with a file field "
+        f"({', '.join(FILE_FIELDS)}; else the first part with a filename), or JSON photoData. "
+        "The format is decided from the bytes, never from Content-Type.",
+        "content": {
+            "image/*": _BINARY,
+            "application/octet-stream": _BINARY,
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": _FILE},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {"schema": PhotoUpload.model_json_schema()},
+        },
+    }
+}
+
+
+def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> DupcheckResolver:
+    app = DupcheckResolver()
+    app.configure_openapi(
+        title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION,
+        security_schemes={"apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)},
+        security=[{"apiKey": []}],
+    )  # fmt: skip
+    app.enable_swagger(path="/docs")
+
+    @app.get(
+        "/find_similar", summary="Find the catalog images most like the image at a URL",
+        description="Downloads the image (http/https; private and metadata addresses refused), hashes it "
+        "and returns the closest catalog images, best first, each with a verdict.",
+        responses=_responses(200, FindResponse, "The closest catalog images, best first.",
+                             400, 403, 413, 415, 422, 502, 503, 504),
+        tags=["find"],
+    )  # fmt: skip
+    def find_similar_by_url(
+        image_url: ImageUrlParam, top: TopParam = None,
+        max_distance: MaxDistanceParam = None,
+    ) -> FindResponse:
+        return FindResponse.of(service.find_similar(image_url, top, max_distance))
+
+    @app.post(
+        "/find_similar", summary="Find the catalog images most like an uploaded image",
+        description="The same search for an image sent in the request.",
+        responses=_responses(200, FindResponse, "The closest catalog images, best first.",
+                             400, 403, 413, 415, 422, 503),
+        tags=["find"], openapi_extensions=UPLOAD_BODY,
+    )  # fmt: skip
+    def find_similar_by_upload(top: TopParam = None, max_distance: MaxDistanceParam = None) -> FindResponse:
+        event = app.current_event
+        data = uploaded_image(_raw_body(event.body, bool(event.is_base64_encoded)),
+                              event.headers.get("content-type") or "", max_body_bytes)  # fmt: skip
+        return FindResponse.of(service.find_similar_bytes(data, top, max_distance))
+
+    @app.post(
+        "/items", status_code=201, summary="Register (or replace) a catalog image",
+        description="Downloads and hashes the image, then stores the record under entity_id (an upsert).",
+        responses=_responses(201, ItemOut, "The stored record.", 400, 403, 413, 415, 422, 502, 503, 504),
+        tags=["items"],
+    )  # fmt: skip
+    def register_item(item: NewItem) -> ItemOut:
+        return ItemOut.of(service.register(item.entity_id, item.sku, item.image_url))
+
+    @app.get(
+        "/items/<entity_id>", summary="Read one catalog record",
+        responses=_responses(200, ItemOut, "The record.", 400, 403, 404, 503), tags=["items"],
+    )  # fmt: skip
+    def get_item(entity_id: EntityIdParam, include: IncludeParam = None) -> ItemOut:
+        return ItemOut.of(service.get(entity_id), with_features=include == "features")
+
+    @app.delete(
+        "/items/<entity_id>", status_code=204, summary="Remove one catalog record",
+        description="204 when it was removed; 404 when there was nothing to remove.",
+        responses=_responses(204, None, "Removed.", 400, 403, 404, 503), tags=["items"],
+    )  # fmt: skip
+    def delete_item(entity_id: EntityIdParam) -> Response[None]:
+        service.remove(entity_id)
+        return Response(status_code=204, content_type=None, body="")
+
+    @app.get(
+        "/health", summary="Status: the pipeline, record and index counts",
+        responses=_responses(200, Health, "The service answers.", 503), tags=["status"], openapi_extensions=OPEN,
+    )  # fmt: skip
+    def health() -> Health:
+        return Health.model_validate(service.health())
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> Response[dict]:
+        return _json(200, json.loads(openapi_document(app)))
+
+    @app.exception_handler(DupcheckError)
+    def domain_error(exc: DupcheckError) -> Response[dict]:
+        return _json(exc.status, exc.to_body())
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_body_type(_exc: RequestUnsupportedContentType) -> Response[dict]:
+        return _json(415, error_body("unsupported_media_type", "this route takes a JSON body"))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(exc: RequestValidationError) -> Response[dict]:
+        # Powertools' own status would be 422, which this API keeps for images it cannot decode.
+        return _json(400, error_body("invalid_request", _describe_validation(exc)))
+
+    @app.not_found
+    def not_found(_exc: NotFoundError) -> Response[dict]:
+        event = app.current_event
+        allowed = app.allowed_methods(event.path)
+        if allowed:
+            message = f"{event.http_method} is not allowed on {event.path}; allowed: {', '.join(allowed)}"
+            return _json(405, error_body("method_not_allowed", message), {"Allow": ", ".join(allowed)})
+        return _json(404, error_body("not_found", f"no route for {event.http_method} {event.path}"))
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response[dict]:
+        logger.exception("unhandled error", exc_info=exc)
+        return _json(500, error_body("internal_error", "internal error; it has been logged"))
+
+    return app
+
+
+def openapi_document(app: DupcheckResolver) -> str:
+    """The OpenAPI document, as committed in docs/openapi.json.
+
+    Two corrections to what Powertools generates, so the document lists only what is sent: it
+    documents a 422 "HTTPValidationError" on every route because its own request validation
+    would send one, while this API answers validation errors with 400 and its error body
+    (`invalid_request`); and it gives a 204 a JSON body, which a 204 never has.
+    """
+    document = json.loads(app.get_openapi_json_schema())
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            schema = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if schema.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+            responses.get("204", {}).pop("content", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[dict]:
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return "the body is not valid JSON"
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _raw_body(body: str | None, is_base64: bool) -> bytes:
+    if not body:
+        return b""
+    if is_base64:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest("the body is not valid base64") from exc
+    return body.encode("utf-8", "surrogateescape")

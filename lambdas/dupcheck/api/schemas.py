@@ -1,0 +1,144 @@
+"""The API's request and response bodies: pydantic models, the source of the OpenAPI schemas.
+
+Routes return these; Powertools validates each response against its model and publishes the
+model in the OpenAPI document, so the document cannot drift from what is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_serializer
+
+from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
+from dupcheck.core.models import FindResult, HashRecord
+from dupcheck.core.service import MAX_URL_LENGTH
+
+VerdictName = Literal["duplicate", "similar", "different"]
+
+# What the contract promises to accept as an image URL: http(s), a host of dot-separated labels
+# (or an IP address), an optional port, then anything without whitespace or control characters.
+# The fetcher accepts a little more (IPv6 literals, upper-case schemes); it refuses what points
+# somewhere it must not go (403) whatever the pattern says.
+# (Spelled without \s: JSON Schema's \s is ECMAScript's, which differs from Python's.)
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"  # 1-65535
+_HOST = r"[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*"
+IMAGE_URL_PATTERN = rf"^https?://{_HOST}(:{_PORT})?([/?#][^ \x00-\x1f\x7f-\x9f]*)?$"
+_IMAGE_URL = re.compile(IMAGE_URL_PATTERN)
+# base64 (RFC 4648), optionally as an image data URL. (The service also takes parameters in the
+# data URL and whitespace in the base64; the contract promises the plain form.)
+PHOTO_DATA_PATTERN = r"^(data:image/[a-z0-9.+-]+;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+def check_image_url(url: str) -> str:
+    """The contract's image URL (IMAGE_URL_PATTERN, matched whole), or a ValueError (400)."""
+    if not _IMAGE_URL.fullmatch(url):
+        raise ValueError("must be an http(s) URL with a host name, without spaces or control characters")
+    return url
+
+
+ImageUrl = Annotated[str, AfterValidator(check_image_url)]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable: invalid_request, not_found, image_too_large, ...")
+    message: str = Field(description="What went wrong, in a sentence a person can act on.")
+
+
+class ErrorBody(BaseModel):
+    """Every error, whatever its status."""
+
+    error: ErrorDetail
+
+
+class QueryInfo(BaseModel):
+    image_url: str | None = Field(description="The image_url queried; null for an uploaded image.")
+    hash: str = Field(description="The query image's hash, hex.")
+    algorithm: str = Field(description="The hash pipeline (hash_algo) the query and the catalog share.")
+
+
+class MatchOut(BaseModel):
+    entity_id: str
+    sku: str
+    image_url: str
+    distance: int = Field(ge=0, description="Hamming distance of the hashes (bits of the closer half, of 64).")
+    match_percent: float = Field(ge=0, le=100, description="100 x (1 - distance / 64), one decimal.")
+    verdict: VerdictName = Field(description="duplicate, similar or different (docs/api.md).")
+
+
+class FindResponse(BaseModel):
+    query: QueryInfo
+    is_duplicate: bool = Field(description="True when any match is a duplicate.")
+    matches: list[MatchOut] = Field(description="Best first.")
+
+    @classmethod
+    def of(cls, result: FindResult) -> FindResponse:
+        return cls.model_validate(result.to_dict())
+
+
+class ItemOut(BaseModel):
+    """A catalog record. `features` (the verification views) only with `?include=features`."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    entity_id: str
+    sku: str
+    image_url: str
+    hash: str = Field(description="The image's hash, hex.")
+    hash_algo: str = Field(description="The pipeline that computed it.")
+    updated_at: str = Field(description="When it was last written, ISO 8601 UTC.")
+    features: dict[str, str] | None = Field(None, description="Present only with ?include=features.")
+
+    @classmethod
+    def of(cls, record: HashRecord, *, with_features: bool = False) -> ItemOut:
+        data = record.to_dict()
+        if not with_features:
+            data.pop("features")
+        return cls.model_validate(data)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_features(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("features") is None:
+            data.pop("features", None)
+        return data
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    algorithm: str = Field(description="The hash pipeline new records are hashed with.")
+    records: int = Field(ge=0, description="Records in the store (DynamoDB: its count of a few hours ago).")
+    indexed: int = Field(ge=0, description="Hashes in the search index.")
+
+
+class NewItem(BaseModel):
+    """A catalog image to register: downloaded from image_url and hashed by the service."""
+
+    entity_id: str = Field(
+        min_length=1, max_length=MAX_ID_LENGTH,
+        description="The catalog's id. Letters and digits of any script, space and - . _ ~ ( ) ' ! * : @ , ; "
+        "= + & $ < > [ ] { } | ^; not . or .. (docs/api.md, ids).",
+        json_schema_extra={"pattern": ID_PATTERN, "not": {"enum": [".", ".."]}},
+    )  # fmt: skip
+    sku: str = Field("", max_length=256)
+    image_url: ImageUrl = Field(
+        min_length=1, max_length=MAX_URL_LENGTH, description="http(s) URL of the image.",
+        json_schema_extra={"pattern": IMAGE_URL_PATTERN},
+    )  # fmt: skip
+
+    @field_validator("entity_id")
+    @classmethod
+    def _addressable(cls, value: str) -> str:
+        if problem := id_problem(value):
+            raise ValueError(problem)
+        return value
+
+
+class PhotoUpload(BaseModel):
+    """An image sent as JSON, as browser camera apps do."""
+
+    photoData: str = Field(  # noqa: N815 - the field name clients already send
+        min_length=1, description='A data URL ("data:image/jpeg;base64,...") or bare base64.',
+        json_schema_extra={"pattern": PHOTO_DATA_PATTERN},
+    )

@@ -1,0 +1,123 @@
+"""The image of `POST /find_similar`: a raw `image/*` body, a multipart file, or JSON `photoData`.
+
+Multipart bodies are parsed by python-multipart (the parser Starlette and FastAPI use), fed the
+whole body at once, and stopped after MAX_PARTS parts: a body of 20,000 tiny parts costs no
+more than one of MAX_PARTS. Every way a body can be malformed is an `InvalidRequest` (400).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
+
+from dupcheck.core.errors import ImageTooLarge, InvalidRequest
+
+FILE_FIELDS = ("file", "image", "photo", "photoData")
+MAX_PARTS = 16  # a form with the image and a few fields; more is not an upload
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,(?P<data>.*)$", re.S)
+
+
+def uploaded_image(body: bytes, content_type: str, max_bytes: int) -> bytes:
+    """The image bytes of a request body (the format is decided later, from the bytes)."""
+    if not body:
+        raise InvalidRequest("the request has no image: send image bytes, a multipart file or JSON photoData")
+    if len(body) > max_bytes * 4 // 3 + 1024:  # base64 or multipart framing around the image
+        raise ImageTooLarge(f"the request body is over {max_bytes} bytes")
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == "application/json":
+        data = _from_json(body)
+    elif media_type == "multipart/form-data":
+        data = _from_multipart(content_type, body)
+    else:  # image/*, application/octet-stream or unlabelled: the bytes decide (sniffed later)
+        data = body
+    if not data:
+        raise InvalidRequest("the uploaded image is empty")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes}")
+    return data
+
+
+def _from_json(body: bytes) -> bytes:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, absurd nesting or numbers
+        raise InvalidRequest("the body is not valid JSON") from exc
+    photo = payload.get("photoData") if isinstance(payload, dict) else None
+    if not isinstance(photo, str) or not photo:
+        raise InvalidRequest('JSON bodies must hold "photoData": a data URL or base64 image')
+    return _photo_data(photo)
+
+
+def _photo_data(photo: str) -> bytes:
+    """A data URL or bare base64 (what browser camera apps send as photoData)."""
+    match = _DATA_URL.match(photo.strip())
+    encoded = match.group("data") if match else photo
+    try:
+        return base64.b64decode(re.sub(r"\s+", "", encoded), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest("photoData is not valid base64") from exc
+
+
+class _Parts:
+    """Collects the parts of a multipart body: their headers and data, up to MAX_PARTS."""
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, Any]] = []
+        self._field = b""
+        self._value = b""
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": lambda data, start, end: self._extend("_field", data[start:end]),
+            "on_header_value": lambda data, start, end: self._extend("_value", data[start:end]),
+            "on_header_end": self._header_end,
+            "on_part_data": lambda data, start, end: self.parts[-1]["data"].extend(data[start:end]),
+        }
+
+    def _begin(self) -> None:
+        if len(self.parts) >= MAX_PARTS:
+            raise InvalidRequest(f"a multipart upload may have at most {MAX_PARTS} parts")
+        self.parts.append({"headers": {}, "data": bytearray()})
+
+    def _extend(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def _header_end(self) -> None:
+        self.parts[-1]["headers"][self._field.strip().lower()] = self._value.strip()
+        self._field = self._value = b""
+
+
+def _from_multipart(content_type: str, body: bytes) -> bytes:
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise InvalidRequest("multipart body without a boundary")
+    collected = _Parts()
+    try:
+        parser = MultipartParser(boundary, collected.callbacks())
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise InvalidRequest(f"malformed multipart body: {exc}") from exc
+    fields: dict[str, bytes] = {}
+    first_file: bytes | None = None
+    for part in collected.parts:
+        _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        name = disposition.get(b"name", b"").decode("latin-1")
+        fields.setdefault(name, bytes(part["data"]))
+        if first_file is None and b"filename" in disposition:
+            first_file = bytes(part["data"])
+    chosen = next((fields[f] for f in FILE_FIELDS if f in fields), first_file)
+    if chosen is None:
+        raise InvalidRequest(f"multipart body has no file field (expected one of {', '.join(FILE_FIELDS)})")
+    if chosen.startswith(b"data:"):  # a camera app's photoData form field: a data URL as text
+        return _photo_data(chosen.decode("latin-1"))
+    return chosen

@@ -1,0 +1,35 @@
+"""What an entity id may be: exactly what a URL path segment can carry to `/items/{entity_id}`.
+
+An id is stored once and addressed by URL many times (GET and DELETE `/items/{id}`, on Lambda
+through API Gateway and locally), so an id no URL can reach must not be stored at all. The
+alphabet is the one the HTTP router matches in a path parameter: letters and digits of any
+script, `_`, space, and `- . ~ ( ) ' ! * : @ , ; = + & $ < > [ ] { } | ^`. Left out on purpose:
+`/ ? #` (they end a path segment), `%` (a proxy that decodes a path twice would turn `%2F` into
+`/`), control characters, other punctuation and symbols the router does not match, and `.` and
+`..` as whole ids (clients resolve them as path steps). Clients percent-encode what a URL needs
+encoded (a space as %20, `[` as %5B).
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ID_LENGTH = 512  # DynamoDB allows 2 KB keys; ids longer than this are almost surely mistakes
+ID_ALPHABET = r"-._~()'!*:@,;=+&$<> \[\]{}|^\w"
+# The alphabet as a JSON Schema pattern (for the OpenAPI document); `.` and `..` are refused too.
+ID_PATTERN = rf"^[{ID_ALPHABET}]+$"
+_ALLOWED_CHARACTER = re.compile(rf"[{ID_ALPHABET}]")
+
+
+def id_problem(entity_id: object) -> str | None:
+    """Why `entity_id` cannot be an id, or None when it can."""
+    if not isinstance(entity_id, str) or not entity_id:
+        return "entity_id must be a non-empty string"
+    if len(entity_id) > MAX_ID_LENGTH:
+        return f"entity_id is longer than {MAX_ID_LENGTH} characters"
+    if entity_id in (".", ".."):
+        return "entity_id must not be . or .."
+    bad = next((c for c in entity_id if not _ALLOWED_CHARACTER.fullmatch(c)), None)
+    if bad is not None:
+        return f"entity_id must not contain {bad!r}: an id must fit in a URL path segment (docs/api.md, ids)"
+    return None

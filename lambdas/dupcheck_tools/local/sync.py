@@ -1,0 +1,78 @@
+"""The local server's index follows writes other processes make to the same SQLite file.
+
+`python -m dupcheck add`, `remove` or `backfill` against a running server's data dir write to
+SQLite only; without this the server's in-process index would not see them until a restart.
+Every POLL_S the follower reads the store's change log (adapters/sqlite_store.py) after the
+version the index reflects, and applies each changed id as it now is in the store: upserted
+when it holds a record of the index's pipeline, removed otherwise. Applying the server's own
+writes again changes nothing, so the log needs no owner. A follower that fell behind the log's
+oldest entry reloads the whole index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex, entity_key
+from dupcheck.core.service import DupcheckService
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5  # other processes' writes are searchable within this (the target is 2 s)
+
+
+class IndexFollower:
+    def __init__(self, store: KeyedHashRows, index: LocalHashIndex, hash_algo: str, poll_s: float = POLL_S) -> None:
+        self.store, self.index, self.hash_algo, self.poll_s = store, index, hash_algo, poll_s
+        self.version = index.source_version if index.source_version is not None else store.latest_change()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_service(cls, service: DupcheckService) -> IndexFollower | None:
+        """A follower for a service on SQLite and the in-process index; None for anything else."""
+        if isinstance(service.store, KeyedHashRows) and isinstance(service.index, LocalHashIndex):
+            return cls(service.store, service.index, service.pipeline.algo)
+        return None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dupcheck-index-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.poll()
+            except Exception:  # a locked or vanished file: try again at the next poll
+                logger.exception("index follower could not read the change log")
+
+    def poll(self) -> int:
+        """Apply every change after `version`; returns how many ids were applied."""
+        applied = 0
+        while True:
+            changes, oldest = self.store.changes_since(self.version)
+            if oldest > self.version + 1:  # the log moved past us: some changes are gone
+                self._reload()
+                return applied
+            if not changes:
+                return applied
+            ids = list(dict.fromkeys(entity_id for _, entity_id in changes))
+            current = self.store.index_rows_for(ids, self.hash_algo)
+            self.index.upsert_rows(current.values())
+            for entity_id in ids:
+                if entity_id not in current:
+                    self.index.remove_key(entity_key(entity_id))
+            self.version = changes[-1][0]
+            applied += len(ids)
+
+    def _reload(self) -> None:
+        version = self.store.latest_change()
+        logger.warning("index follower fell behind the change log: reloading the index")
+        self.index.load(self.store.index_rows(self.hash_algo), version=version)
+        self.version = version

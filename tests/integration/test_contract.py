@@ -1,0 +1,84 @@
+"""The API contract: the committed OpenAPI document is what the server serves, and schemathesis,
+run against the local server on 127.0.0.1, finds no failure of any of its checks.
+
+The server under test fetches nothing: its fetcher answers every image URL with one catalog
+picture, so generated URLs never leave this process (and a valid URL finds a duplicate).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.settings import Settings
+from dupcheck_tools.local.server import LocalServer
+from dupcheck_tools.samples import encode, product_image
+from scripts.openapi import DOCUMENT
+
+ROOT = Path(__file__).parents[2]
+API_KEY = "contract-test-key"
+
+
+class AnyUrlFetcher:
+    """Every URL serves the same picture: nothing is fetched, every URL is an image."""
+
+    def __init__(self, image: bytes) -> None:
+        self.image = image
+
+    def fetch(self, url: str) -> bytes:
+        return self.image
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    image = encode(product_image(11))
+    settings = Settings.from_env({}, data_dir=tmp_path / "data", port=0, api_key=SecretStr(API_KEY))
+    service = build_service(settings, fetcher=AnyUrlFetcher(image))
+    service.register_bytes(entity_id="A1", sku="MH01", image_url="https://shop.test/a1.jpg", data=image)
+    srv = LocalServer(service, settings)
+    srv.start_in_thread()
+    yield srv
+    srv.shutdown()
+
+
+def test_the_committed_document_is_what_the_server_serves(server: LocalServer) -> None:
+    with urllib.request.urlopen(f"{server.url}/openapi.json", timeout=10) as response:
+        served = json.loads(response.read())
+    assert served == json.loads(DOCUMENT.read_text()), "docs/openapi.json is stale: run `make openapi`"
+
+
+def test_the_document_says_what_the_api_answers() -> None:
+    document = json.loads(DOCUMENT.read_text())
+    operations = {(path, method): op for path, ops in document["paths"].items() for method, op in ops.items()}
+    assert set(operations) == {("/find_similar", "get"), ("/find_similar", "post"), ("/items", "post"),
+                               ("/items/{entity_id}", "get"), ("/items/{entity_id}", "delete"), ("/health", "get")}
+    assert operations[("/items", "post")]["responses"].keys() >= {"201", "400", "415", "502"}
+    assert "200" not in operations[("/items", "post")]["responses"]
+    assert set(operations[("/items/{entity_id}", "delete")]["responses"]) >= {"204", "404"}
+    assert "HTTPValidationError" not in json.dumps(document)  # validation errors are a 400, not Powertools' 422
+    upload = operations[("/find_similar", "post")]["requestBody"]["content"]
+    assert set(upload) == {"image/*", "application/octet-stream", "multipart/form-data", "application/json"}
+    assert document["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header",
+                                                                   "name": "x-api-key"}
+    assert operations[("/health", "get")]["security"] == [] and document["security"] == [{"apiKey": []}]
+    assert all(op.get("summary") for op in operations.values())
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_failure(server: LocalServer, tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json", "--url", server.url,
+        "--checks", "all", "--max-examples", "12", "--seed", "20261122", "--header", f"x-api-key: {API_KEY}",
+        "--report", "junit", "--report-dir", str(tmp_path),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)  # reads schemathesis.toml
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "Test cases:" in result.stdout and "failure" not in result.stdout.rsplit("Test cases:", 1)[1]
