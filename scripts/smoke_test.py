@@ -3,8 +3,11 @@
 
 Why: unit tests run against moto and stubs; only a real deployment proves that API Gateway,
 the API key, both Lambdas, the DynamoDB stream, OpenSearch (k-NN mapping, SigV4, IAM) and the
-image fetcher work together. It registers one image, waits until stream sync has indexed it
-(find_similar reports it as a duplicate of itself), deletes it, and waits until it is gone.
+image fetcher work together. It checks the contract API Gateway must keep (the open routes, the
+key, JSON errors, the function answering every path and method), registers one image, waits
+until stream sync has indexed it (find_similar reports it as a duplicate of itself, by URL,
+with the old prototype's trailing slash, and as an upload), deletes it, and waits until it is
+gone.
 
     python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/v1 \
         --api-key "$API_KEY" [--image-url URL] [--timeout 120]
@@ -20,15 +23,18 @@ Exit status: 0 when every step passed, 1 otherwise; each step prints its time.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
 
 DEFAULT_IMAGE_URL = "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"
+OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 # Stream sync normally lands within seconds; 120 s covers a cold start of both Lambdas, the
 # stream's batching window and OpenSearch's 1 s refresh interval with a wide margin.
 DEFAULT_TIMEOUT = 120.0
@@ -90,8 +96,30 @@ def run(args: argparse.Namespace) -> bool:
         print(f"ok    {name:<34} {time.perf_counter() - start:7.2f}s  {detail}", flush=True)
 
     def health() -> str:
-        body = expect(api.call("GET", "/health"), 200)
+        body = expect(requests.get(f"{api.base}/health", timeout=REQUEST_TIMEOUT), 200)  # no key: open
         return f"status={body.get('status')} records={body.get('records')} indexed={body.get('indexed')}"
+
+    def contract() -> str:
+        served = expect(requests.get(f"{api.base}/openapi.json", timeout=REQUEST_TIMEOUT), 200)
+        committed = json.loads(OPENAPI.read_text()) if OPENAPI.exists() else served
+        if served != committed:
+            raise StepFailed("the deployed /openapi.json differs from docs/openapi.json of this checkout")
+        return f"{len(served['paths'])} paths, as committed"
+
+    def key_needed() -> str:
+        body = expect(requests.get(f"{api.base}/items/{entity_id}", timeout=REQUEST_TIMEOUT), 403)
+        if (body or {}).get("error", {}).get("code") != "forbidden":
+            raise StepFailed(f"a request without the key got {body}, not the API's JSON error")
+        return "403 forbidden, JSON error body"
+
+    def methods() -> str:
+        response = api.call("PUT", "/health")
+        expect(response, 405)
+        head = api.call("HEAD", "/health")
+        expect(head, 200)
+        if not response.headers.get("Allow") or head.content:
+            raise StepFailed(f"405 without Allow ({response.headers}) or HEAD with a body")
+        return f"PUT 405 Allow: {response.headers['Allow']}; HEAD 200 without a body"
 
     def register() -> str:
         nonlocal registered
@@ -130,6 +158,15 @@ def run(args: argparse.Namespace) -> bool:
 
         return run_poll
 
+    def old_clients_and_uploads() -> str:
+        slash = expect(api.call("GET", "/find_similar/", params={"image_url": args.image_url, "top": 3}), 200)
+        image = requests.get(args.image_url, timeout=REQUEST_TIMEOUT).content
+        upload = expect(api.call("POST", "/find_similar", params={"top": 3}, data=image,
+                                 headers={"Content-Type": "image/jpeg"}), 200)  # fmt: skip
+        if slash["matches"][0]["entity_id"] != entity_id or upload["query"]["hash"] != slash["query"]["hash"]:
+            raise StepFailed(f"trailing slash or upload disagree: {slash['matches'][:1]} {upload['query']}")
+        return "GET /find_similar/ and an image upload find it too"
+
     def delete() -> str:
         nonlocal registered
         expect(api.call("DELETE", f"/items/{entity_id}"), 200, 204)
@@ -141,10 +178,14 @@ def run(args: argparse.Namespace) -> bool:
         return f"404 {((body or {}).get('error') or {}).get('code')}"
 
     try:
-        step("GET /health", health)
+        step("GET /health (no key)", health)
+        step("GET /openapi.json is docs/openapi.json", contract)
+        step("no key: JSON 403", key_needed)
+        step("405 with Allow, HEAD", methods)
         step("POST /items", register)
         step("GET /items/{id}", get_item)
         step("find_similar sees the duplicate", find(present=True))
+        step("trailing slash and upload", old_clients_and_uploads)
         step("DELETE /items/{id}", delete)
         step("find_similar no longer sees it", find(present=False))
         step("GET /items/{id} is 404", gone)

@@ -1,7 +1,13 @@
 """The public HTTP API: a REST API (stage `v1`, API key + usage plan) proxying to find_similar.
 
-One Lambda serves every route; the Powertools resolver in `dupcheck.api` does the routing,
-so API Gateway only checks the API key, the required query/path parameters, and throttling.
+One Lambda serves every route; the Powertools resolver in `dupcheck.api` does the routing, the
+validation and the error bodies, exactly as it does locally. So API Gateway proxies every path
+and method (`ANY /{proxy+}`): a trailing slash, HEAD, OPTIONS and a method a route lacks (405
+with Allow) are answered by the function, the same as on the local server. API Gateway checks
+the API key, throttles, and answers its own refusals (a missing key, throttling, a body over
+its 10 MB limit) with the API's JSON error body (gateway responses below).
+
+Open without a key: /health (status), /openapi.json and /docs (the public contract).
 """
 
 from __future__ import annotations
@@ -25,18 +31,21 @@ STAGE_NAME = "v1"
 # Raw uploads (`POST /find_similar` with an image body or a multipart form) reach the
 # function base64-encoded; everything else (JSON) arrives as text.
 BINARY_MEDIA_TYPES = ["image/*", "multipart/form-data"]
+OPEN_PATHS = ("health", "openapi.json", "docs")  # answered without an API key
+OPEN_RATE_LIMIT, OPEN_BURST_LIMIT = 10, 20  # requests/s for each open path, from all callers together
 
-# Query parameters per route: True = required (API Gateway rejects the request with 400).
-FIND_SIMILAR_GET_PARAMS = {
-    "method.request.querystring.image_url": True,
-    "method.request.querystring.top": False,
-    "method.request.querystring.max_distance": False,
+# API Gateway's own refusals, in the API's error format {"error": {"code", "message"}}.
+_MESSAGE = "$context.error.messageString"  # already a quoted JSON string
+GATEWAY_ERRORS: dict[str, tuple[apigw.ResponseType, str, str]] = {
+    "MissingKey": (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "403", "forbidden"),
+    "InvalidKey": (apigw.ResponseType.INVALID_API_KEY, "403", "forbidden"),
+    "Throttled": (apigw.ResponseType.THROTTLED, "429", "throttled"),
+    "Quota": (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded"),
+    "TooLarge": (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "image_too_large"),
+    "Timeout": (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "timeout"),
+    "Other4xx": (apigw.ResponseType.DEFAULT_4_XX, "", "invalid_request"),
+    "Other5xx": (apigw.ResponseType.DEFAULT_5_XX, "", "gateway_error"),
 }
-FIND_SIMILAR_POST_PARAMS = {
-    "method.request.querystring.top": False,
-    "method.request.querystring.max_distance": False,
-}
-ITEM_PATH_PARAMS = {"method.request.path.entity_id": True}
 
 
 class Api(Construct):
@@ -83,6 +92,13 @@ class Api(Construct):
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
+                # The open routes answer without a key, so no usage plan throttles them: the stage does.
+                method_options={
+                    f"/{path}/*": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=OPEN_RATE_LIMIT, throttling_burst_limit=OPEN_BURST_LIMIT
+                    )
+                    for path in OPEN_PATHS
+                },
                 tracing_enabled=True,
                 metrics_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
@@ -101,33 +117,19 @@ class Api(Construct):
                 ),
             ),
         )
-        self.request_validator = self.rest_api.add_request_validator(
-            "ParameterValidator",
-            request_validator_name="dupcheck-parameters",
-            validate_request_parameters=True,
-            validate_request_body=False,
-        )
         integration = apigw.LambdaIntegration(self.function, proxy=True)
-
-        def route(resource: apigw.IResource, method: str, params: Mapping[str, bool] | None = None) -> None:
-            resource.add_method(
-                method,
-                integration,
-                request_parameters=dict(params) if params else None,
-                request_validator=self.request_validator,
-            )
-
         root = self.rest_api.root
-        find_similar = root.add_resource("find_similar")
-        route(find_similar, "GET", FIND_SIMILAR_GET_PARAMS)
-        route(find_similar, "POST", FIND_SIMILAR_POST_PARAMS)
-        items = root.add_resource("items")
-        route(items, "POST")
-        item = items.add_resource("{entity_id}")
-        route(item, "GET", ITEM_PATH_PARAMS)
-        route(item, "DELETE", ITEM_PATH_PARAMS)
-        route(root.add_resource("health"), "GET")
-        route(root.add_resource("openapi.json"), "GET")
+        root.add_method("ANY", integration)
+        root.add_resource("{proxy+}").add_method("ANY", integration)
+        for path in OPEN_PATHS:
+            root.add_resource(path).add_method("ANY", integration, api_key_required=False)
+        for gateway_id, (response_type, status, code) in GATEWAY_ERRORS.items():
+            self.rest_api.add_gateway_response(
+                gateway_id,
+                type=response_type,
+                status_code=status or None,
+                templates={"application/json": f'{{"error": {{"code": "{code}", "message": {_MESSAGE}}}}}'},
+            )
 
         # Bumping the version replaces the key on the next deploy (hard rotation, docs/deploy.md).
         key_id = "ApiKey" if api_key_version == 1 else f"ApiKeyV{api_key_version}"
@@ -150,15 +152,16 @@ class Api(Construct):
             [
                 NagPackSuppression(
                     id="AwsSolutions-APIG2",
-                    reason="Request parameters are validated by API Gateway (image_url required on GET "
-                    "/find_similar, entity_id on /items/{entity_id}). Bodies are raw images, multipart forms "
-                    "or JSON that the function validates with pydantic models; no API Gateway body models.",
+                    reason="Every request is validated by the function (Powertools with pydantic models, "
+                    "the same code as the local server), which answers with the API's JSON errors; API "
+                    "Gateway proxies every path so that one contract (docs/openapi.json) holds everywhere.",
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-APIG4",
                     reason="Machine-to-machine API for catalog services: every method requires an API key "
-                    "tied to a usage plan (throttle + quota). Put IAM or a Lambda/Cognito authorizer "
-                    "in front if end users call it directly.",
+                    "tied to a usage plan (throttle + quota), but /health, /openapi.json and /docs, which "
+                    "show no catalog data. Put IAM or a Lambda/Cognito authorizer in front if end users "
+                    "call it directly.",
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-COG4",

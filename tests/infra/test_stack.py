@@ -5,6 +5,7 @@ The stack is synthesised once per session (see conftest.py) with bundling skippe
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -330,42 +331,49 @@ def test_dlq_encrypted_ssl_only_14_days(template: Template) -> None:
 
 # ---------------------------------------------------------------- API Gateway
 
-EXPECTED_ROUTES = {
-    ("/find_similar", "GET"): {
-        "method.request.querystring.image_url": True,
-        "method.request.querystring.top": False,
-        "method.request.querystring.max_distance": False,
-    },
-    ("/find_similar", "POST"): {
-        "method.request.querystring.top": False,
-        "method.request.querystring.max_distance": False,
-    },
-    ("/items", "POST"): None,
-    ("/items/{entity_id}", "GET"): {"method.request.path.entity_id": True},
-    ("/items/{entity_id}", "DELETE"): {"method.request.path.entity_id": True},
-    ("/health", "GET"): None,
-    ("/openapi.json", "GET"): None,
+EXPECTED_ROUTES = {  # (path, method) -> API key required
+    ("/", "ANY"): True,
+    ("/{proxy+}", "ANY"): True,  # every API route, any method: the function routes (405, HEAD, slashes)
+    ("/health", "ANY"): False,
+    ("/openapi.json", "ANY"): False,
+    ("/docs", "ANY"): False,
 }
 
 
-def test_routes_proxy_to_find_similar_with_api_key_and_validation(template: Template) -> None:
+def test_every_path_and_method_proxies_to_find_similar_with_the_key_where_needed(template: Template) -> None:
     found = routes(template)
     assert set(found) == set(EXPECTED_ROUTES)
     fn = function(template, FIND_SIMILAR_HANDLER)[0]
-    validator = logical_id(template, "AWS::ApiGateway::RequestValidator")
-    for route, params in EXPECTED_ROUTES.items():
+    for route, key_required in EXPECTED_ROUTES.items():
         props = found[route]
-        assert props["ApiKeyRequired"] is True, route
+        assert props["ApiKeyRequired"] is key_required, route
         assert props["Integration"]["Type"] == "AWS_PROXY", route
         assert {"Fn::GetAtt": [fn, "Arn"]} in props["Integration"]["Uri"]["Fn::Join"][1], route
-        assert props["RequestValidatorId"] == {"Ref": validator}, route
-        assert props.get("RequestParameters") == params, route
+    # The old prototype's clients call /find_similar/ (a trailing slash): {proxy+} carries it.
+    assert template.find_resources("AWS::ApiGateway::Resource", {"Properties": {"PathPart": "{proxy+}"}})
 
 
-def test_request_validator_checks_parameters(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::ApiGateway::RequestValidator", {"ValidateRequestParameters": True, "ValidateRequestBody": False}
-    )
+def test_the_open_routes_are_throttled_by_the_stage(template: Template) -> None:
+    (stage,) = template.find_resources("AWS::ApiGateway::Stage").values()
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in stage["Properties"]["MethodSettings"]}
+    for path in ("/health", "/openapi.json", "/docs"):
+        throttle = settings[(f"/~1{path[1:]}" if "/" not in path[1:] else path, "*")]
+        assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (10, 20), path
+
+
+def test_gateway_refusals_use_the_api_error_body(template: Template) -> None:
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]
+                 for r in template.find_resources("AWS::ApiGateway::GatewayResponse").values()}  # fmt: skip
+    expected = {"MISSING_AUTHENTICATION_TOKEN": ("403", "forbidden"), "INVALID_API_KEY": ("403", "forbidden"),
+                "THROTTLED": ("429", "throttled"), "QUOTA_EXCEEDED": ("429", "quota_exceeded"),
+                "REQUEST_TOO_LARGE": ("413", "image_too_large"), "INTEGRATION_TIMEOUT": ("504", "timeout"),
+                "DEFAULT_4XX": (None, "invalid_request"), "DEFAULT_5XX": (None, "gateway_error")}  # fmt: skip
+    assert set(responses) == set(expected)
+    for response_type, (status, code) in expected.items():
+        props = responses[response_type]
+        assert props.get("StatusCode") == status, response_type
+        body = props["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+        assert json.loads(body) == {"error": {"code": code, "message": "m"}}, response_type
 
 
 def test_rest_api_binary_media_types_and_key_source(template: Template) -> None:

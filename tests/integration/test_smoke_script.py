@@ -1,0 +1,48 @@
+"""scripts/smoke_test.py, the post-deploy check, run against the local server: the same contract
+(open routes, the key, JSON errors, 405/HEAD, the trailing slash, uploads), so the script's own
+steps are tested before anyone runs them against a stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.settings import Settings
+from dupcheck_tools.local.server import LocalServer
+from dupcheck_tools.samples import encode, product_image
+from scripts import smoke_test
+from support.image_server import ImageServer
+
+
+def test_the_smoke_test_passes_against_the_local_server(
+    tmp_path: Path, image_server: ImageServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings.from_env(
+        {}, data_dir=tmp_path / "data", port=0, api_key=SecretStr("k3y"), allow_loopback_urls=True
+    )
+    server = LocalServer(build_service(settings), settings)
+    server.start_in_thread()
+    image_url = image_server.add("/flower.jpg", encode(product_image(42)))
+    try:
+        code = smoke_test.main(["--api-url", server.url, "--api-key", "k3y", "--image-url", image_url,
+                                "--timeout", "10"])  # fmt: skip
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("\nok ") + out.startswith("ok ") == 11 and "PASSED" in out
+
+
+def test_the_smoke_test_fails_when_the_key_is_wrong(tmp_path: Path, image_server: ImageServer) -> None:
+    settings = Settings.from_env({}, data_dir=tmp_path / "data", port=0, api_key=SecretStr("k3y"))
+    server = LocalServer(build_service(settings), settings)
+    server.start_in_thread()
+    try:
+        code = smoke_test.main(["--api-url", server.url, "--api-key", "wrong", "--image-url",
+                                image_server.add("/a.jpg", encode(product_image(1))), "--timeout", "1"])  # fmt: skip
+    finally:
+        server.shutdown()
+    assert code == 1
