@@ -399,15 +399,13 @@ def test_stage_v1_tracing_and_access_logs(template: Template) -> None:
     assert template.to_json()["Resources"][log_group[0]]["Type"] == "AWS::Logs::LogGroup"
     for field in ("$context.requestId", "$context.status", "$context.httpMethod", "$context.resourcePath"):
         assert field in props["AccessLogSetting"]["Format"]
-    assert props["MethodSettings"] == [
-        {
-            "DataTraceEnabled": False,
-            "HttpMethod": "*",
-            "LoggingLevel": "ERROR",
-            "MetricsEnabled": True,
-            "ResourcePath": "/*",
-        }
-    ]
+    assert props["MethodSettings"][0] == {
+        "DataTraceEnabled": False,
+        "HttpMethod": "*",
+        "LoggingLevel": "ERROR",
+        "MetricsEnabled": True,
+        "ResourcePath": "/*",
+    }
 
 
 def test_api_key_and_usage_plan_throttle_and_quota(template: Template) -> None:

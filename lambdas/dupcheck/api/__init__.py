@@ -49,7 +49,7 @@ API_DESCRIPTION = (
     "DUPCHECK_API_KEY is set). Errors are always JSON: {\"error\": {\"code\", \"message\"}}."
 )
 API_KEY_HEADER = "x-api-key"
-OPEN = {"security": []}  # an operation that needs no API key
+OPEN: dict[str, Any] = {"security": []}  # an operation that needs no API key
 
 TopParam = Annotated[int | None, Query(ge=1, le=MAX_TOP, description="How many matches (1-100, default 5).")]
 MaxDistanceParam = Annotated[
@@ -115,7 +115,7 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
     app = DupcheckResolver()
     app.configure_openapi(
         title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION,
-        security_schemes={"apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)},
+        security_schemes={"apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)},  # type: ignore[call-arg]
         security=[{"apiKey": []}],
     )  # fmt: skip
     app.enable_swagger(path="/docs")
@@ -170,7 +170,7 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
     )  # fmt: skip
     def delete_item(entity_id: EntityIdParam) -> Response[None]:
         service.remove(entity_id)
-        return Response(status_code=204, content_type=None, body="")
+        return Response(status_code=204, content_type=None, body=None)
 
     @app.get(
         "/health", summary="Status: the pipeline, record and index counts",

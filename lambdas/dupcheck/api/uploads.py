@@ -102,7 +102,7 @@ def _from_multipart(content_type: str, body: bytes) -> bytes:
         raise InvalidRequest("multipart body without a boundary")
     collected = _Parts()
     try:
-        parser = MultipartParser(boundary, collected.callbacks())
+        parser = MultipartParser(boundary, collected.callbacks())  # type: ignore[arg-type]
         parser.write(body)
         parser.finalize()
     except MultipartParseError as exc:

@@ -117,8 +117,8 @@ class LocalApp:
             logger.exception("request failed outside the API")
             payload = json.dumps(error_body("internal_error", "internal error; it has been logged")).encode()
             return _respond(start_response, 500, payload, _JSON)
-        payload = result.get("body") or ""
-        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        text: str = result.get("body") or ""
+        data = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
         out = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out.setdefault(name, ", ".join(values))
