@@ -5,7 +5,9 @@ no more than a 10-row one. The format comes from the file name (`.csv`, `.tsv`, 
 `.ndjson`, `.json`, optionally `.gz`) or, failing that, from the first non-blank character
 (`{` means JSON Lines). Column names are configurable; when the URL column is not given, the
 first of `image_url` and `small_image` (the usual catalog export column) that exists is used,
-and a relative `small_image` path can be resolved against `image_base_url`.
+and a relative `small_image` path is appended to `image_base_url` (the shop's media base URL).
+A JSON line may also be a DynamoDB JSON item, `{"Item": {"entity_id": {"S": "..."}, ...}}`: what
+a DynamoDB export to S3 (and the old prototype's `hash_store` table) holds, one item per line.
 
 A row that lacks an id or a URL is not dropped: it comes out with `error` set, so the caller
 reports it as a failure (nothing is silently skipped).
@@ -57,6 +59,9 @@ class CatalogRow:
     sku: str
     image_url: str
     error: tuple[str, str] | None = None
+    # The prototype's 64-bit pHash (a `phash` column of its hash_store exports). It cannot be
+    # upgraded to the current pipeline: `migrate` compares it to report which pictures changed.
+    phash: str = ""
 
 
 @dataclass
@@ -108,6 +113,7 @@ class CatalogReader:
             return
         id_col, sku_col, url_col = self._resolve(header)
         at = {name: i for i, name in enumerate(header)}
+        phash_col = "phash" if "phash" in at else None
         number = 0
         for cells in reader:
             if not cells or not any(c.strip() for c in cells):
@@ -120,7 +126,7 @@ class CatalogReader:
                 i = at[name]
                 return cells[i].strip() if i < len(cells) else ""
 
-            yield self._row(number, cell(id_col), cell(sku_col), cell(url_col))
+            yield self._row(number, cell(id_col), cell(sku_col), cell(url_col), cell(phash_col))
 
     def _jsonl(self, handle: IO[str]) -> Iterator[CatalogRow]:
         number = 0
@@ -132,7 +138,9 @@ class CatalogReader:
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise ValueError("not a JSON object")
-            except ValueError as exc:
+                if set(obj) == {"Item"}:
+                    obj = from_dynamodb_json(obj["Item"])
+            except (ValueError, TypeError, AttributeError) as exc:
                 yield CatalogRow(
                     number, "", "", "", ("invalid_row", f"line {number} is not a JSON object: {exc}")
                 )
@@ -140,7 +148,7 @@ class CatalogReader:
             url_col = self.columns.image_url or next((c for c in URL_COLUMN_CANDIDATES if obj.get(c)), None)
             yield self._row(
                 number, _text(obj.get(self.columns.entity_id)), _text(obj.get(self.columns.sku)),
-                _text(obj.get(url_col)) if url_col else "",
+                _text(obj.get(url_col)) if url_col else "", _text(obj.get("phash")),
             )  # fmt: skip
 
     def _resolve(self, header: list[str]) -> tuple[str, str | None, str]:
@@ -166,19 +174,44 @@ class CatalogReader:
         sku_col = self.columns.sku if self.columns.sku in header else None
         return self.columns.entity_id, sku_col, url_col
 
-    def _row(self, number: int, entity_id: str, sku: str, url: str) -> CatalogRow:
-        if url and self.image_base_url and not urlsplit(url).scheme:
-            url = urljoin(self.image_base_url, url)
+    def _row(self, number: int, entity_id: str, sku: str, url: str, phash: str = "") -> CatalogRow:
+        url = absolute_url(url, self.image_base_url)
         error: tuple[str, str] | None = None
         if not entity_id:
             error = ("missing_entity_id", f"row {number} has no entity_id")
         elif not url:
             error = ("missing_image_url", f"row {number} ({entity_id}) has no image URL")
+        elif not urlsplit(url).scheme:
+            error = (
+                "relative_image_url",
+                f"row {number} ({entity_id}): image path {url!r} is relative; give the shop's media base "
+                "URL with --image-base-url",
+            )
         elif problem := id_problem(entity_id):
             error = ("invalid_entity_id", f"row {number}: {problem}")
         elif len(url) > MAX_URL_LENGTH:
             error = ("invalid_request", f"image_url is longer than {MAX_URL_LENGTH} characters")
-        return CatalogRow(number, entity_id, sku, url, error)
+        return CatalogRow(number, entity_id, sku, url, error, phash)
+
+
+def absolute_url(url: str, base: str | None) -> str:
+    """`url` itself when it has a scheme (or there is no base); else the path appended to the base,
+    as a shop's media URL is built (`https://shop/media/catalog/product` + `/m/h/mh01.jpg`), and a
+    protocol-relative `//host/x.jpg` takes the base's scheme."""
+    if not url or not base or urlsplit(url).scheme:
+        return url
+    if url.startswith("//"):
+        return urljoin(base, url)
+    return base.rstrip("/") + "/" + url.lstrip("/")
+
+
+def from_dynamodb_json(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB JSON item (`{"entity_id": {"S": "7"}}`) as plain values, with boto3's own
+    deserializer (numbers come back as Decimal, which `_text` writes as digits)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {name: deserializer.deserialize(value) for name, value in item.items()}
 
 
 def detect_format(path: Path) -> str:

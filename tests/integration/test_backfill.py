@@ -279,3 +279,28 @@ def test_ctrl_c_flushes_summarises_and_resumes(image_server: ImageServer, tmp_pa
     again = json.loads(out.strip().splitlines()[-1])
     assert proc.returncode == 0
     assert (again["skipped"], again["done"]) == (summary["done"], 30 - summary["done"])
+
+
+def test_backfill_reads_a_dynamodb_json_export_with_relative_paths(
+    env: Path, tmp_path: Path, image_server: ImageServer, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The prototype's hash_store, exported as DynamoDB JSON: relative small_image paths joined to
+    --image-base-url, and its phash reported as unused instead of silently ignored."""
+    image_server.image("/media/m/a.jpg", seed=1)
+    image_server.image("/media/m/b.jpg", seed=2)
+    items = [("A", "/m/a.jpg"), ("B", "m/b.jpg")]
+    export = tmp_path / "hash_store.json"
+    export.write_text("".join(
+        json.dumps({"Item": {"entity_id": {"S": e}, "sku": {"S": f"S-{e}"}, "small_image": {"S": path},
+                             "phash": {"S": "0123456789abcdef"}}}) + "\n"
+        for e, path in items
+    ))  # fmt: skip
+    code, summary = run_cli(
+        capsys, "--catalog", str(export), "--image-base-url", image_server.base_url + "/media", "--hash-workers", "-1"
+    )
+    assert (code, summary["done"], summary["failed"]) == (0, 2, 0)
+    assert {e: r.image_url for e, r in stored(env).items()} == {
+        "A": image_server.base_url + "/media/m/a.jpg", "B": image_server.base_url + "/media/m/b.jpg",
+    }  # fmt: skip
+    assert "phash column" in caplog.text and "cannot be upgraded" in caplog.text

@@ -37,8 +37,38 @@ def test_missing_id_or_url_is_an_error_row_not_a_skip(tmp_path: Path) -> None:
 def test_small_image_column_and_base_url(tmp_path: Path) -> None:
     path = write(tmp_path / "export.csv", "entity_id,sku,small_image\n7,MH01,/m/h/mh01.jpg\n8,MH02,https://cdn/x.jpg\n")
     rows = list(CatalogReader(path, image_base_url="https://shop.example/media/catalog/product/"))
-    assert rows[0].image_url == "https://shop.example/m/h/mh01.jpg"
+    # appended to the media base URL, as the shop builds it (not resolved from the host's root)
+    assert rows[0].image_url == "https://shop.example/media/catalog/product/m/h/mh01.jpg"
     assert rows[1].image_url == "https://cdn/x.jpg"
+
+
+def test_a_relative_path_without_a_base_url_says_what_to_give(tmp_path: Path) -> None:
+    path = write(tmp_path / "export.csv", "entity_id,small_image\n7,/m/h/mh01.jpg\n8,//cdn.example/x.jpg\n")
+    rows = list(CatalogReader(path))
+    assert rows[0].error is not None and rows[0].error[0] == "relative_image_url"
+    assert "--image-base-url" in rows[0].error[1] and "/m/h/mh01.jpg" in rows[0].error[1]
+    with_base = list(CatalogReader(path, image_base_url="https://shop.example/media"))
+    assert [r.image_url for r in with_base] == [
+        "https://shop.example/media/m/h/mh01.jpg", "https://cdn.example/x.jpg"
+    ]
+
+
+def test_dynamodb_json_export_lines(tmp_path: Path) -> None:
+    """What `aws dynamodb export-table-to-point-in-time` (DYNAMODB_JSON) writes for the prototype's
+    hash_store: one {"Item": {...}} per line, typed values, a phash to carry along."""
+    path = write(
+        tmp_path / "hash_store.json",
+        '{"Item": {"entity_id": {"S": "7"}, "sku": {"S": "MH01"}, "small_image": {"S": "/m/h/mh01.jpg"},'
+        ' "phash": {"S": "c3d1a0b2e4f56789"}}}\n'
+        '{"Item": {"entity_id": {"N": "8"}, "small_image": {"S": "https://cdn.example/b.jpg"}}}\n'
+        '{"Item": {"entity_id": {"Q": "broken"}}}\n',
+    )
+    rows = list(CatalogReader(path, image_base_url="https://shop.example/media/catalog/product"))
+    assert [(r.entity_id, r.sku, r.image_url, r.phash, r.error) for r in rows[:2]] == [
+        ("7", "MH01", "https://shop.example/media/catalog/product/m/h/mh01.jpg", "c3d1a0b2e4f56789", None),
+        ("8", "", "https://cdn.example/b.jpg", "", None),
+    ]
+    assert rows[2].error is not None and rows[2].error[0] == "invalid_row"
 
 
 def test_configurable_columns(tmp_path: Path) -> None:

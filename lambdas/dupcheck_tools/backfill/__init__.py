@@ -7,7 +7,9 @@ line per failed row (failures.py).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +18,9 @@ from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions, BackfillSummary
 from dupcheck_tools.backfill.failures import FailureLog, default_failures_path
-from dupcheck_tools.catalog import CatalogReader, Columns, local_catalog
+from dupcheck_tools.catalog import CatalogReader, CatalogRow, Columns, local_catalog
+
+log = logging.getLogger(__name__)
 
 Target = Literal["local", "dynamodb"]
 
@@ -72,6 +76,19 @@ def backfill_catalog(
         try:
             engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options)
             total = reader.count_rows() if (options or BackfillOptions()).progress else None
-            return engine.run(reader, total)
+            return engine.run(_noting_phash(reader), total)
         finally:
             failure_log.close()
+
+
+def _noting_phash(rows: Iterable[CatalogRow]) -> Iterator[CatalogRow]:
+    """Say once, rather than ignore silently, that a prototype export's `phash` is not used."""
+    noted = False
+    for row in rows:
+        if row.phash and not noted:
+            noted = True
+            log.warning(
+                "the catalog's phash column (the prototype's 64-bit pHash) cannot be upgraded: every image is "
+                "re-hashed; `python -m dupcheck migrate` also reports which pictures changed since"
+            )
+        yield row
