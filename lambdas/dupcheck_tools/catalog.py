@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -126,7 +126,7 @@ class CatalogReader:
                 i = at[name]
                 return cells[i].strip() if i < len(cells) else ""
 
-            yield self._row(number, cell(id_col), cell(sku_col), cell(url_col), cell(phash_col))
+            yield make_row(number, cell(id_col), cell(sku_col), cell(url_col), cell(phash_col), self.image_base_url)
 
     def _jsonl(self, handle: IO[str]) -> Iterator[CatalogRow]:
         number = 0
@@ -145,11 +145,7 @@ class CatalogReader:
                     number, "", "", "", ("invalid_row", f"line {number} is not a JSON object: {exc}")
                 )
                 continue
-            url_col = self.columns.image_url or next((c for c in URL_COLUMN_CANDIDATES if obj.get(c)), None)
-            yield self._row(
-                number, _text(obj.get(self.columns.entity_id)), _text(obj.get(self.columns.sku)),
-                _text(obj.get(url_col)) if url_col else "", _text(obj.get("phash")),
-            )  # fmt: skip
+            yield row_of(number, obj, self.columns, self.image_base_url)
 
     def _resolve(self, header: list[str]) -> tuple[str, str | None, str]:
         if self.columns.entity_id not in header:
@@ -174,24 +170,38 @@ class CatalogReader:
         sku_col = self.columns.sku if self.columns.sku in header else None
         return self.columns.entity_id, sku_col, url_col
 
-    def _row(self, number: int, entity_id: str, sku: str, url: str, phash: str = "") -> CatalogRow:
-        url = absolute_url(url, self.image_base_url)
-        error: tuple[str, str] | None = None
-        if not entity_id:
-            error = ("missing_entity_id", f"row {number} has no entity_id")
-        elif not url:
-            error = ("missing_image_url", f"row {number} ({entity_id}) has no image URL")
-        elif not urlsplit(url).scheme:
-            error = (
-                "relative_image_url",
-                f"row {number} ({entity_id}): image path {url!r} is relative; give the shop's media base "
-                "URL with --image-base-url",
-            )
-        elif problem := id_problem(entity_id):
-            error = ("invalid_entity_id", f"row {number}: {problem}")
-        elif len(url) > MAX_URL_LENGTH:
-            error = ("invalid_request", f"image_url is longer than {MAX_URL_LENGTH} characters")
-        return CatalogRow(number, entity_id, sku, url, error, phash)
+
+def row_of(number: int, values: Mapping[str, Any], columns: Columns, image_base_url: str | None) -> CatalogRow:
+    """A row from one object's fields (a JSON line, a DynamoDB item); the URL field is
+    `columns.image_url`, else the first of URL_COLUMN_CANDIDATES that is set."""
+    url_field = columns.image_url or next((c for c in URL_COLUMN_CANDIDATES if values.get(c)), None)
+    return make_row(
+        number, _text(values.get(columns.entity_id)), _text(values.get(columns.sku)),
+        _text(values.get(url_field)) if url_field else "", _text(values.get("phash")), image_base_url,
+    )  # fmt: skip
+
+
+def make_row(
+    number: int, entity_id: str, sku: str, url: str, phash: str, image_base_url: str | None
+) -> CatalogRow:
+    """A checked row: the URL made absolute, and `error` set for anything that cannot be processed."""
+    url = absolute_url(url, image_base_url)
+    error: tuple[str, str] | None = None
+    if not entity_id:
+        error = ("missing_entity_id", f"row {number} has no entity_id")
+    elif not url:
+        error = ("missing_image_url", f"row {number} ({entity_id}) has no image URL")
+    elif not urlsplit(url).scheme:
+        error = (
+            "relative_image_url",
+            f"row {number} ({entity_id}): image path {url!r} is relative; give the shop's media base "
+            "URL with --image-base-url",
+        )
+    elif problem := id_problem(entity_id):
+        error = ("invalid_entity_id", f"row {number}: {problem}")
+    elif len(url) > MAX_URL_LENGTH:
+        error = ("invalid_request", f"image_url is longer than {MAX_URL_LENGTH} characters")
+    return CatalogRow(number, entity_id, sku, url, error, phash)
 
 
 def absolute_url(url: str, base: str | None) -> str:
@@ -205,7 +215,7 @@ def absolute_url(url: str, base: str | None) -> str:
     return base.rstrip("/") + "/" + url.lstrip("/")
 
 
-def from_dynamodb_json(item: dict[str, Any]) -> dict[str, Any]:
+def from_dynamodb_json(item: Mapping[str, Any]) -> dict[str, Any]:
     """A DynamoDB JSON item (`{"entity_id": {"S": "7"}}`) as plain values, with boto3's own
     deserializer (numbers come back as Decimal, which `_text` writes as digits)."""
     from boto3.dynamodb.types import TypeDeserializer

@@ -26,7 +26,7 @@ Target = Literal["local", "dynamodb"]
 
 __all__ = [
     "Backfill", "BackfillOptions", "BackfillSummary", "FailureLog", "Target",
-    "backfill_catalog", "default_failures_path", "target_settings",
+    "backfill_catalog", "default_failures_path", "failures_path_for", "target_settings",
 ]  # fmt: skip
 
 
@@ -65,20 +65,26 @@ def backfill_catalog(
     settings = settings or target_settings(target, table=table, region=region)
     with local_catalog(catalog, region=region or settings.aws_region or None) as path:
         reader = CatalogReader(path, columns or Columns(), image_base_url)
-        if failures:
-            failures_path = Path(failures)
-        elif str(catalog).startswith("s3://"):  # not next to a temporary copy: in the working folder
-            failures_path = default_failures_path(Path.cwd() / path.name)
-        else:
-            failures_path = default_failures_path(path)
         store = store or build_store(settings)
-        failure_log = FailureLog(failures_path)
+        failure_log = FailureLog(failures_path_for(catalog, path, failures))
         try:
             engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options)
             total = reader.count_rows() if (options or BackfillOptions()).progress else None
             return engine.run(_noting_phash(reader), total)
         finally:
             failure_log.close()
+
+
+def failures_path_for(
+    catalog: str | os.PathLike[str], local_copy: Path, failures: str | os.PathLike[str] | None
+) -> Path:
+    """`failures` if given, else next to the catalog; for an s3:// catalog, in the working folder
+    (not next to its temporary local copy)."""
+    if failures:
+        return Path(failures)
+    if str(catalog).startswith("s3://"):
+        return default_failures_path(Path.cwd() / local_copy.name)
+    return default_failures_path(local_copy)
 
 
 def _noting_phash(rows: Iterable[CatalogRow]) -> Iterator[CatalogRow]:

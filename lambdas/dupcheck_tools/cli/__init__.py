@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from dupcheck.core.errors import DupcheckError, error_body
 from dupcheck.core.settings import SettingsError
-from dupcheck_tools.cli import batch, evaluate, items, serve
+from dupcheck_tools.cli import batch, evaluate, items, migrate, serve
 from dupcheck_tools.exit_codes import ExitCode
 
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="embedded store folder (default: DUPCHECK_DATA_DIR or ./data)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests and progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, items, batch, evaluate):
+    for module in (serve, items, batch, migrate, evaluate):
         module.register(commands)
     return parser
 

@@ -9,19 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.bootstrap import build_store
-from dupcheck.core.settings import SettingsError
-from dupcheck_tools.backfill import backfill_catalog
-from dupcheck_tools.catalog import CatalogError, Columns
-from dupcheck_tools.cli.common import (
-    add_batch_arguments,
-    batch_options,
-    batch_target,
-    print_json,
-    sigterm_as_interrupt,
-    usage_error,
-)
+from dupcheck.core.settings import Settings
+from dupcheck_tools.backfill import BackfillOptions, BackfillSummary, Target, backfill_catalog
+from dupcheck_tools.catalog import Columns
+from dupcheck_tools.cli.common import add_batch_arguments, run_batch
 from dupcheck_tools.exit_codes import ExitCode
-from dupcheck_tools.reindex import reindex
+from dupcheck_tools.reindex import ReindexReport, reindex
 
 
 def register(commands: Any) -> None:
@@ -32,7 +25,7 @@ def register(commands: Any) -> None:
         "every failed row lands in the failures file. Exit 0: all stored, 1: some failed, 130: interrupted.",
     )
     backfill.add_argument("--catalog", required=True, help="CSV or JSON Lines file (or s3://bucket/key)")
-    add_batch_arguments(backfill)
+    add_batch_arguments(backfill, failures_default="next to the catalog")
     backfill.add_argument(
         "--resume", action="store_true", help="skip rows the store already holds unchanged (always on; see --force)"
     )
@@ -52,43 +45,34 @@ def register(commands: Any) -> None:
         description="Re-hashes every record whose hash_algo is not the current pipeline's (from its "
         "image_url), rebuilds the index from the store and checks that both agree.",
     )
-    add_batch_arguments(rebuild)
+    add_batch_arguments(rebuild, failures_default="DUPCHECK_DATA_DIR/reindex.failures.csv")
     rebuild.add_argument("--segments", type=int, default=4, help="DynamoDB parallel scan segments (default 4)")
     rebuild.set_defaults(run=run_reindex)
 
 
 def run_backfill(args: argparse.Namespace) -> int:
-    try:
-        options = batch_options(args)
-        target, settings = batch_target(args)
-        with sigterm_as_interrupt():
-            summary = backfill_catalog(
-                args.catalog, target=target, region=args.region, failures=args.failures,
-                columns=Columns(args.id_column, args.sku_column, args.url_column),
-                image_base_url=args.image_base_url, options=options, settings=settings,
-            )  # fmt: skip
-    except (CatalogError, SettingsError) as exc:
-        return usage_error(str(exc))
-    print_json(summary.to_dict(), indent=None)
-    return summary.exit_code
+    def job(options: BackfillOptions, target: Target, settings: Settings) -> BackfillSummary:
+        return backfill_catalog(
+            args.catalog, target=target, region=args.region, failures=args.failures,
+            columns=Columns(args.id_column, args.sku_column, args.url_column),
+            image_base_url=args.image_base_url, options=options, settings=settings,
+        )  # fmt: skip
+
+    return run_batch(args, job)
 
 
 def run_reindex(args: argparse.Namespace) -> int:
-    try:
-        options = batch_options(args)
-        target, settings = batch_target(args)
+    def job(options: BackfillOptions, target: Target, settings: Settings) -> ReindexReport:
         failures = Path(args.failures) if args.failures else settings.data_dir / "reindex.failures.csv"
-        with sigterm_as_interrupt():
-            report = reindex(
-                settings, target=target, store=build_store(settings), failures=failures, options=options,
-                segments=max(1, args.segments),
-            )  # fmt: skip
-    except (CatalogError, SettingsError) as exc:
-        return usage_error(str(exc))
-    if not report.ok and not report.interrupted:
-        print(f"reindex FAILED: {report.message}", file=sys.stderr)
-    print_json(report.to_dict(), indent=None)
-    return report.exit_code
+        report = reindex(
+            settings, target=target, store=build_store(settings), failures=failures, options=options,
+            segments=max(1, args.segments),
+        )  # fmt: skip
+        if not report.ok and not report.interrupted:
+            print(f"reindex FAILED: {report.message}", file=sys.stderr)
+        return report
+
+    return run_batch(args, job)
 
 
 __all__ = ["ExitCode", "register"]

@@ -7,12 +7,13 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from dupcheck.core.errors import error_body
-from dupcheck.core.settings import Settings
+from dupcheck.core.settings import Settings, SettingsError
 from dupcheck_tools.backfill import BackfillOptions, Target, target_settings
 from dupcheck_tools.catalog import CatalogError
 from dupcheck_tools.exit_codes import ExitCode
@@ -55,7 +56,7 @@ class sigterm_as_interrupt:  # noqa: N801 - used as a context manager, like cont
 # -- batch commands (backfill, reindex) --------------------------------------------------------
 
 
-def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+def add_batch_arguments(parser: argparse.ArgumentParser, *, failures_default: str) -> None:
     parser.add_argument(
         "--target", choices=("local", "dynamodb"), default=None,
         help="record store: local SQLite (default unless DUPCHECK_STORE=dynamodb) or DynamoDB",
@@ -70,8 +71,10 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-host", type=int, default=16, help="concurrent downloads per image host (default 16)")
     parser.add_argument("--retries", type=int, default=3, help="retries on 429/5xx/connection errors (default 3)")
     parser.add_argument("--batch-size", type=int, default=100, help="store reads/writes per call (default 100)")
-    parser.add_argument("--failures", help="failures file, .csv or .jsonl (default: next to the catalog)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--failures", help=f"failures file, .csv or .jsonl (default: {failures_default})")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr (there is none when it is not a terminal)"
+    )
 
 
 def batch_options(args: argparse.Namespace) -> BackfillOptions:
@@ -80,11 +83,41 @@ def batch_options(args: argparse.Namespace) -> BackfillOptions:
     return BackfillOptions(
         workers=args.workers, hash_workers=args.hash_workers, per_host=args.per_host, retries=args.retries,
         batch_size=min(args.batch_size, 100), force=getattr(args, "force", False),
-        dry_run=getattr(args, "dry_run", False), progress=not args.no_progress,
+        dry_run=getattr(args, "dry_run", False), progress=show_progress(args),
     )  # fmt: skip
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars go to stderr, and only when it is a terminal: a log file or a pipe gets the
+    summary line alone. Every command that can take more than a few seconds shows one."""
+    return not getattr(args, "no_progress", False) and sys.stderr.isatty()
 
 
 def batch_target(args: argparse.Namespace) -> tuple[Target, Settings]:
     """The target store (--target, else DUPCHECK_STORE) and its settings."""
     target: Target = args.target or ("dynamodb" if Settings.from_env().store == "dynamodb" else "local")
     return target, target_settings(target, table=args.table, region=args.region, data_dir=args.data_dir)
+
+
+class Summary(Protocol):
+    """What a batch run reports: its JSON summary line and the exit code it implies."""
+
+    @property
+    def exit_code(self) -> ExitCode: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def run_batch(args: argparse.Namespace, job: Callable[[BackfillOptions, Target, Settings], Summary]) -> int:
+    """The batch commands' one shape: options and target from the arguments, SIGTERM handled as
+    Ctrl-C, a usage problem as one JSON error line (exit 2), and the summary as the last stdout
+    line (exit 0, 1 or 130 from the summary)."""
+    try:
+        options = batch_options(args)
+        target, settings = batch_target(args)
+        with sigterm_as_interrupt():
+            summary = job(options, target, settings)
+    except (CatalogError, SettingsError) as exc:
+        return usage_error(str(exc))
+    print_json(summary.to_dict(), indent=None)
+    return summary.exit_code
