@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from dupcheck.bootstrap import build_index
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import HashRecord
@@ -99,12 +101,15 @@ def reindex(
     report.before = {"store_records": store.count(), "index_docs": index.count()}
     log.info("before: %s", report.before)
 
-    # 2. re-hash records of another pipeline through the backfill engine
+    # 2. re-hash records of another pipeline through the backfill engine (none: no engine, no bar)
     failure_log = FailureLog(failures)
     try:
-        engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options, algo=pipeline.algo)
         stale = (r for r in store.scan(segments) if r.hash_algo != pipeline.algo)
-        summary: BackfillSummary = engine.run(iter_rows(stale))
+        first = next(stale, None)
+        summary = BackfillSummary(hash_algo=pipeline.algo, failures_file=str(failures))
+        if first is not None:
+            engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options, algo=pipeline.algo)
+            summary = engine.run(iter_rows(itertools.chain([first], stale)))
     finally:
         failure_log.close()
     report.rehash = {
@@ -130,7 +135,10 @@ def reindex(
                 else:
                     stale_left += 1
 
-        report.indexed = index.upsert_many(current())
+        bar = tqdm(current(), total=report.before["store_records"], unit="doc", desc="index",
+                   disable=not options.progress, dynamic_ncols=True)  # fmt: skip
+        report.indexed = index.upsert_many(bar)
+        bar.close()
         if isinstance(index, ProvisionedIndex):
             index.refresh()  # OpenSearch counts only refreshed documents
 

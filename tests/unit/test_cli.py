@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import select
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -49,6 +55,9 @@ def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, cata
     code, record = run(capsys, "--data-dir", data, "add", "--entity-id", "A1", "--sku", "MH01",
                        str(catalog / "SKU-1.jpg"))
     assert code == ExitCode.OK and record["entity_id"] == "A1" and record["image_url"].startswith("file://")
+    assert "features" not in record  # ~5 KB of base64 views nobody reads, unless asked for
+    code, record = run(capsys, "--data-dir", data, "add", "--features", "--entity-id", "A1", str(catalog / "SKU-1.jpg"))
+    assert code == ExitCode.OK and record["features"] and record["hash"]
     code, removed = run(capsys, "--data-dir", data, "remove", "A1")
     assert code == ExitCode.OK and removed == {"removed": "A1"}
     code, error = run(capsys, "--data-dir", data, "remove", "A1")
@@ -71,8 +80,66 @@ def test_invalid_settings_are_refused(capsys: pytest.CaptureFixture[str], monkey
     assert code == ExitCode.USAGE and "unknown setting DUPCHECK_TYPO_SETTING" in error["error"]["message"]
 
 
-def test_every_command_has_help() -> None:
-    for command in ("serve", "demo", "find", "add", "remove", "index-dir"):
-        result = subprocess.run([sys.executable, "-m", "dupcheck", command, "--help"],
-                                capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0 and "usage:" in result.stdout, command
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> dict:
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1, err
+    return json.loads(lines[0])["error"]
+
+
+def test_user_errors_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    assert main(["--data-dir", data, "find", "missing.jpg"]) == ExitCode.USAGE
+    assert "no such file: missing.jpg" in one_error_line(capsys)["message"]  # not "URL scheme '(none)'"
+    assert main(["--data-dir", data, "add", "--entity-id", "A", "missing.jpg"]) == ExitCode.USAGE
+    assert "no such file" in one_error_line(capsys)["message"]
+    assert main(["--data-dir", data, "index-dir", str(tmp_path / "nope")]) == ExitCode.USAGE
+    assert one_error_line(capsys)["message"] == f"no such folder: {tmp_path / 'nope'}"
+    assert main(["--data-dir", data, "backfill", "--catalog", "missing.csv"]) == ExitCode.USAGE
+    assert "catalog file not found" in one_error_line(capsys)["message"]
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path, catalog: Path) -> None:
+    """`python -m dupcheck add ... | head`: the reader left; no BrokenPipeError traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    result = subprocess.run(
+        [sys.executable, "-m", "dupcheck", "--data-dir", str(tmp_path / "d"), "add", "--features",
+         "--entity-id", "A1", str(catalog / "SKU-1.jpg")],
+        stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+    )  # fmt: skip
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (ExitCode.BROKEN_PIPE, "")
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path, catalog: Path) -> None:
+    def index_dir(stderr: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dupcheck", "--data-dir", str(tmp_path / "d"), "index-dir",
+                               str(catalog)], stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=60)  # fmt: skip
+
+    parent, child = os.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    index_dir(child)
+    os.close(child)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO: everything the closed terminal held has been read
+        while select.select([parent], [], [], 0)[0]:
+            shown += os.read(parent, 65536)
+    os.close(parent)
+    assert b"6/6" in shown, "a bar with the file count on a terminal"
+    for result in (index_dir(subprocess.PIPE), subprocess.run(
+        [sys.executable, "-m", "dupcheck", "--data-dir", str(tmp_path / "d"), "reindex"],
+        capture_output=True, text=True, timeout=60,
+    )):  # fmt: skip
+        assert result.stderr == "", result.args  # was: two empty `0img` bars from reindex
+        assert json.loads(result.stdout.strip().splitlines()[-1] if "reindex" in result.args else result.stdout)
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "dupcheck", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "migrate" in result.stdout
+    commands = ("serve", "demo", "find", "add", "remove", "index-dir", "backfill", "reindex", "migrate", "evaluate")
+    for command in commands:
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0 and "usage:" in capsys.readouterr().out, command

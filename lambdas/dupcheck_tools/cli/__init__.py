@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from dupcheck.core.errors import DupcheckError, error_body
+from dupcheck.core.errors import DupcheckError
 from dupcheck.core.settings import SettingsError
+from dupcheck_tools.catalog import CatalogError
 from dupcheck_tools.cli import batch, evaluate, items, migrate, serve
+from dupcheck_tools.cli.common import UsageError, usage_error
 from dupcheck_tools.exit_codes import ExitCode
 
 
@@ -40,9 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.run(args))
+    except (UsageError, CatalogError) as exc:
+        return usage_error(str(exc))
     except SettingsError as exc:
-        print(json.dumps(error_body("invalid_settings", str(exc))), file=sys.stderr)
-        return ExitCode.USAGE
+        return usage_error(str(exc), "invalid_settings")
     except DupcheckError as exc:
         print(json.dumps(exc.to_body()), file=sys.stderr)
         return ExitCode.FAILED
+    except KeyboardInterrupt:  # the batch commands summarise first; the others have nothing to keep
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout left (`| head`): stop quietly, and keep the interpreter's final
+        # flush from raising again (the recipe of Python's signal module documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.BROKEN_PIPE

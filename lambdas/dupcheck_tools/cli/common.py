@@ -31,6 +31,11 @@ def print_json(data: Any, *, indent: int | None = 2) -> None:
     print(json.dumps(data, indent=indent), flush=True)
 
 
+class UsageError(Exception):
+    """Raised by a command for a user's mistake (a missing file or folder, a bad argument):
+    `main` prints it as one JSON error line and exits 2, never with a traceback."""
+
+
 def usage_error(message: str, code: str = "usage") -> ExitCode:
     print(json.dumps(error_body(code, message)), file=sys.stderr)
     return ExitCode.USAGE

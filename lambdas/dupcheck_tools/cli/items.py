@@ -4,14 +4,21 @@ the server (same settings, same store)."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from tqdm import tqdm
+
+from dupcheck.api.schemas import ItemOut
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.imaging import sniff_format
-from dupcheck_tools.cli.common import print_json, settings_for
+from dupcheck_tools.cli.common import UsageError, print_json, settings_for, show_progress
 from dupcheck_tools.exit_codes import ExitCode
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: Any) -> None:
@@ -25,6 +32,7 @@ def register(commands: Any) -> None:
     add.add_argument("--entity-id", required=True)
     add.add_argument("--sku", default="")
     add.add_argument("image", help="an image URL or a local file")
+    add.add_argument("--features", action="store_true", help="also print the stored verification views (~5 KB)")
     add.set_defaults(run=run_add)
 
     remove = commands.add_parser("remove", help="remove one catalog image")
@@ -33,13 +41,29 @@ def register(commands: Any) -> None:
 
     index_dir = commands.add_parser("index-dir", help="register every image in a folder (entity_id = file stem)")
     index_dir.add_argument("directory")
+    index_dir.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr (there is none when it is not a terminal)"
+    )
     index_dir.set_defaults(run=run_index_dir)
 
 
-def run_find(args: argparse.Namespace) -> int:
-    service = build_service(settings_for(args))
-    path = Path(args.image)
+def local_file(image: str) -> Path | None:
+    """The file `image` names, None for an http(s) URL; anything else is a usage error (a missing
+    file must not be reported as a URL with a scheme dupcheck refuses)."""
+    path = Path(image)
     if path.is_file():
+        return path
+    if urlsplit(image).scheme.lower() in ("http", "https"):
+        return None
+    if path.exists():
+        raise UsageError(f"not a file: {image}")
+    raise UsageError(f"no such file: {image} (give an image file or an http(s) URL)")
+
+
+def run_find(args: argparse.Namespace) -> int:
+    path = local_file(args.image)
+    service = build_service(settings_for(args))
+    if path is not None:
         result = service.find_similar_bytes(path.read_bytes(), args.top, args.max_distance)
     else:
         result = service.find_similar(args.image, args.top, args.max_distance)
@@ -48,15 +72,15 @@ def run_find(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    path = local_file(args.image)
     service = build_service(settings_for(args))
-    path = Path(args.image)
-    if path.is_file():
+    if path is not None:
         record = service.register_bytes(
             entity_id=args.entity_id, sku=args.sku, image_url=path.resolve().as_uri(), data=path.read_bytes()
         )
     else:
         record = service.register(args.entity_id, args.sku, args.image)
-    print_json(record.to_dict())
+    print_json(ItemOut.of(record, with_features=args.features).model_dump())
     return ExitCode.OK
 
 
@@ -68,10 +92,13 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_index_dir(args: argparse.Namespace) -> int:
+    folder = Path(args.directory)
+    if not folder.is_dir():
+        raise UsageError(f"no such folder: {folder}" if not folder.exists() else f"not a folder: {folder}")
     service = build_service(settings_for(args))
-    files = sorted(p for p in Path(args.directory).iterdir() if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     done, failed = 0, []
-    for path in files:
+    for path in tqdm(files, unit="img", disable=not show_progress(args), dynamic_ncols=True):
         data = path.read_bytes()
         if sniff_format(data[:16]) is None:
             failed.append({"file": path.name, "error": "not a supported image"})
@@ -79,6 +106,7 @@ def run_index_dir(args: argparse.Namespace) -> int:
         try:
             service.register_bytes(entity_id=path.stem, sku=path.stem, image_url=path.resolve().as_uri(), data=data)
             done += 1
+            log.info("indexed %s (%d of %d)", path.name, done + len(failed), len(files))
         except DupcheckError as exc:
             failed.append({"file": path.name, "error": exc.message})
     print_json({"indexed": done, "failed": failed})
