@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,17 +189,6 @@ def test_migrate_usage_errors_are_one_line(env: Path, mock_aws_env: None, capsys
 
 
 # -- a subprocess through AWS_ENDPOINT_URL, interrupted, then resumed -------------------------------
-
-
-@pytest.fixture
-def moto_server(aws_env: None) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.mark.slow

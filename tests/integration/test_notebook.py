@@ -1,83 +1,123 @@
-"""notebooks/backfill.ipynb runs headless (nbclient, the venv's python3 kernel) against moto
-(DynamoDB + S3, started inside the kernel by an injected first cell) and a loopback image server.
+"""notebooks/backfill.ipynb runs headless in a fresh virtualenv built from the install line its
+first cell documents, never in the dev venv, so a dependency the package forgets to declare
+fails here (as `No module named 'numpy'` once did on SageMaker). The line's arguments are given
+to `uv pip install` (pip's arguments, from uv's cache: seconds instead of most of a minute).
 
-The catalog is read from an s3:// URI, so the notebook's S3 path is exercised too.
+AWS is a moto server on 127.0.0.1 that the kernel reaches through AWS_ENDPOINT_URL (moto is not
+in the fresh venv). The records table is made by a CloudFormation stack, so it has a generated
+name that the notebook must read from the stack's TableName output. The catalog is read from an
+s3:// URI, and its relative small_image paths are joined to IMAGE_BASE_URL; images come from the
+loopback image server.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import boto3
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from support.catalogs import good_rows, write_catalog
+from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
+from dupcheck_tools.catalog import write_catalog
 from support.image_server import ImageServer, Reply
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "backfill.ipynb"
-TABLE = "dupcheck-notebook"
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "backfill.ipynb"
 REGION = "us-east-1"
+KERNEL = "dupcheck-fresh"
+# The stack as far as the notebook sees it: a records table with a generated name, and its output.
+STACK_TEMPLATE = {
+    "Resources": {"Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
+        "AttributeDefinitions": [{"AttributeName": "entity_id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "entity_id", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST",
+    }}},
+    "Outputs": {"TableName": {"Value": {"Ref": "Table"}}},
+}  # fmt: skip
 
-MOTO_SETUP = """
-from moto import mock_aws
-_moto = mock_aws()
-_moto.start()  # in-process mock inside this kernel: every boto3 call below goes to moto
-import boto3
-from dupcheck.adapters.dynamodb_store import create_table
-create_table(boto3.client("dynamodb", region_name={region!r}), {table!r})
-_s3 = boto3.client("s3", region_name={region!r})
-_s3.create_bucket(Bucket="catalogs")
-_s3.upload_file({catalog!r}, "catalogs", "exports/catalog.csv")
-"""
 
-DUMP_TABLE = """
-import json
-from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
-_records = {{r.entity_id: r.hash.hex for r in DynamoDBRecordStore({table!r}, region={region!r}).scan()}}
-print("TABLE=" + json.dumps(_records, sort_keys=True))
-"""
+def documented_install() -> list[str]:
+    """The arguments of the notebook's `pip install` line, which docs/backfill.md must repeat."""
+    source = nbformat.read(NOTEBOOK, as_version=4).cells[0].source
+    found = re.findall(r"^\S*pip install (.+)$", source, re.M)
+    assert len(found) == 1, "the notebook's first cell gives exactly one install line"
+    assert f"pip install {found[0]}" in (ROOT / "docs" / "backfill.md").read_text(), "backfill.md repeats it"
+    return shlex.split(found[0])
+
+
+@pytest.fixture(scope="module")
+def fresh_kernel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float | str]:
+    """A virtualenv with nothing but the documented install, and a Jupyter kernel spec for it."""
+    folder = tmp_path_factory.mktemp("fresh")
+    python = folder / "venv" / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", str(python),
+                    *documented_install()], cwd=ROOT, check=True, timeout=600)  # fmt: skip
+    seconds = time.monotonic() - start
+    probe = subprocess.run([str(python), "-c", "import moto"], capture_output=True)
+    assert probe.returncode != 0, "the fresh venv must not see the dev venv's packages"
+    subprocess.run([str(python), "-m", "ipykernel", "install", "--prefix", str(folder / "jupyter"), "--name", KERNEL],
+                   check=True, capture_output=True)  # fmt: skip
+    print(f"fresh venv: documented install in {seconds:.1f} s")
+    return {"jupyter_path": str(folder / "jupyter" / "share" / "jupyter"), "install_s": seconds}
 
 
 @pytest.mark.slow
-def test_notebook_backfills_an_s3_catalog_into_dynamodb(
-    image_server: ImageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_venv(
+    fresh_kernel: dict[str, str], moto_server: str, image_server: ImageServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     for name, value in {
-        "DUPCHECK_ALLOW_LOOPBACK_URLS": "true",  # the kernel inherits this environment
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION, "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "AWS_ENDPOINT_URL": moto_server, "DUPCHECK_ALLOW_LOOPBACK_URLS": "true",  # the kernel inherits these
+        "JUPYTER_PATH": fresh_kernel["jupyter_path"],
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    rows = good_rows(image_server, 6) + [("BAD", "s", image_server.route("/x.txt", Reply(200, b"text", "text/plain")))]
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(StackName="Dupcheck", TemplateBody=json.dumps(STACK_TEMPLATE))
+    table = cloudformation.describe_stacks(StackName="Dupcheck")["Stacks"][0]["Outputs"][0]["OutputValue"]
+    assert table.startswith("Dupcheck-Table-")  # generated: no default in the notebook could know it
+
+    rows = [{"entity_id": f"E{i}", "sku": f"SKU-{i}", "small_image": f"/m/{i}.jpg"} for i in range(6)]
+    for i in range(6):
+        image_server.image(f"/media/m/{i}.jpg", seed=i)
+    image_server.route("/media/x.txt", Reply(200, b"text", "text/plain"))
+    rows.append({"entity_id": "BAD", "sku": "s", "small_image": "/x.txt"})
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="catalogs")
+    s3.upload_file(str(catalog), "catalogs", "exports/catalog.csv")
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
-    params[0].source = "\n".join([
+    assert "TABLE = None" in params[0].source and "IMAGE_BASE_URL" in params[0].source
+    params[0].source += "\n" + "\n".join([  # papermill's way: assignments after the defaults
         'CATALOG = "s3://catalogs/exports/catalog.csv"',
-        f"TABLE = {TABLE!r}",
         f"REGION = {REGION!r}",
+        f"IMAGE_BASE_URL = {image_server.base_url + '/media'!r}",
         "WORKERS = 4",
-        'TARGET = "dynamodb"',
         f"FAILURES = {str(tmp_path / 'failures.csv')!r}",
     ])  # fmt: skip
-    nb.cells.insert(0, nbformat.v4.new_code_cell(MOTO_SETUP.format(region=REGION, table=TABLE, catalog=str(catalog))))
-    nb.cells.append(nbformat.v4.new_code_cell(DUMP_TABLE.format(table=TABLE, region=REGION)))
-
     NotebookClient(
-        nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+        nb, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
 
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    table = json.loads(next(line for line in text.splitlines() if line.startswith("TABLE="))[len("TABLE="):])
-    assert sorted(table) == [f"E{i}" for i in range(6)]
+    assert f"table {table} (output TableName of the stack Dupcheck)" in text
+    records = {r.entity_id: r.image_url for r in DynamoDBRecordStore(table, region=REGION).scan()}
+    assert records == {f"E{i}": f"{image_server.base_url}/media/m/{i}.jpg" for i in range(6)}
     assert "exit status: 1" in text
     markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
     assert any("| done | 6 |" in m and "| failed | 1 |" in m for m in markdown)
     assert any("image/png" in o.get("data", {}) for o in outputs), "the throughput plot is displayed"
     assert "BAD" in (tmp_path / "failures.csv").read_text()
-    assert all(image_server.counts()[f"/img/{i}.jpg"] == 1 for i in range(6))
+    assert all(image_server.counts()[f"/media/m/{i}.jpg"] == 1 for i in range(6))

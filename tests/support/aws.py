@@ -65,6 +65,19 @@ def ddb_store(ddb_client: Any, ddb_table: str) -> Any:
     return DynamoDBRecordStore(TABLE, client=ddb_client, sleep=lambda _s: None)
 
 
+@pytest.fixture
+def moto_server(aws_env: None) -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a free port): the endpoint another process reaches through
+    AWS_ENDPOINT_URL, as it would reach DynamoDB Local or AWS itself."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @dataclass
 class FakeLambdaContext:
     function_name: str = "dupcheck-test"
