@@ -3,6 +3,10 @@
 
     python scripts/make_benchmark.py --originals DIR --out DIR \
         [--colour-variants CSV VARIANT_DIR] [--seed N] [--holdout-fraction F] [--per-image N]
+    python scripts/make_benchmark.py --synthetic N --out DIR [...]
+
+(`--synthetic N`: N generated product pictures, with a colour variant of every tenth, written to
+out/originals and out/variants first: a set anyone can rebuild without photos of their own)
 
 writes
 
@@ -433,9 +437,36 @@ def _progress(items: list, enabled: bool) -> Iterable:
     return tqdm(items, desc="queries", unit="img", file=sys.stderr)
 
 
+def write_synthetic(out: Path, count: int, seed: int) -> tuple[Path, tuple[Path, Path]]:
+    """`count` generated product pictures (dupcheck_tools.samples, 640x480, JPEG quality 90) and
+    the same product in another colour for every tenth: (originals, (variants CSV, variants dir))."""
+    from dupcheck_tools.samples import encode, product_image
+
+    originals, variants = out / "originals", out / "variants"
+    originals.mkdir(parents=True, exist_ok=True)
+    variants.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for i in range(count):
+        picture_seed = seed * 1_000_000 + i
+        name = f"synthetic_{i:05d}.jpg"
+        (originals / name).write_bytes(encode(product_image(picture_seed, (640, 480)), quality=90))
+        if i % 10 == 5:
+            variant = f"variant_{i:05d}.jpg"
+            hue = (i * 0.37) % 1.0
+            (variants / variant).write_bytes(encode(product_image(picture_seed, (640, 480), hue=hue), quality=90))
+            pairs.append((variant, name))
+    with (out / "variants.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["variant", "sibling"])
+        writer.writerows(pairs)
+    return originals, (out / "variants.csv", variants)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--originals", type=Path, required=True, help="folder of distinct originals")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--originals", type=Path, help="folder of distinct originals")
+    source.add_argument("--synthetic", type=int, metavar="N", help="generate N product pictures as the originals")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--colour-variants",
@@ -452,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.holdout_fraction < 1.0:
         parser.error("--holdout-fraction must be in [0, 1)")
+    if args.synthetic is not None:
+        args.originals, args.colour_variants = write_synthetic(args.out, args.synthetic, args.seed)
     counts = build(
         args.originals,
         args.out,
