@@ -123,6 +123,27 @@ def test_trailing_slash_and_stage_prefix_reach_the_same_route(server: LocalServe
         assert status == 200 and body["status"] == "ok", path
 
 
+def test_the_prototypes_call_with_the_stage_prefix_and_the_key(
+    service: DupcheckService, settings: Settings, image_server: ImageServer
+) -> None:
+    """docs/migration.md: an old client changes its base URL (+ /v1) and adds x-api-key; its
+    `GET /find_similar/?image_url=..&top=3`, trailing slash and all, is answered."""
+    server = serve(service, settings, api_key=SecretStr("k3y"))
+    try:
+        url = image_server.add("/catalog/1.jpg", encode(product_image(1)))
+        service.register("1001", "MH01", url)
+        query = f"/v1/find_similar/?image_url={quote(url)}&top=3"
+        status, body, _ = request(server.url + query)
+        assert status == 403 and body["error"]["code"] == "forbidden"
+        status, body, _ = request(server.url + query, headers={"x-api-key": "k3y"})
+        assert status == 200 and body["is_duplicate"]
+        assert {k: body["matches"][0][k] for k in ("entity_id", "sku", "image_url", "verdict")} == {
+            "entity_id": "1001", "sku": "MH01", "image_url": url, "verdict": "duplicate"
+        }
+    finally:
+        server.shutdown()
+
+
 def test_unknown_host_names_are_refused_ip_and_localhost_are_not(
     service: DupcheckService, settings: Settings
 ) -> None:
