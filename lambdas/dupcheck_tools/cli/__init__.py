@@ -1,6 +1,6 @@
 """`python -m dupcheck`: every command of the command line, registered in one place.
 
-Each command module (items, serve, batch, evaluate) adds its subcommands with `register` and
+Each command module (items, serve, batch, migrate, evaluate) adds its subcommands with `register` and
 runs them; every command builds what it needs through `dupcheck.bootstrap`, from the same
 `DUPCHECK_*` settings as the server. Errors print as the API's JSON error body; exit codes come
 from dupcheck_tools.exit_codes.

@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from dupcheck.core.errors import error_body
-from dupcheck.core.settings import Settings, SettingsError
+from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, Target, target_settings
 from dupcheck_tools.catalog import CatalogError
 from dupcheck_tools.exit_codes import ExitCode
@@ -58,7 +58,7 @@ class sigterm_as_interrupt:  # noqa: N801 - used as a context manager, like cont
             signal.signal(signal.SIGTERM, self._previous)
 
 
-# -- batch commands (backfill, reindex) --------------------------------------------------------
+# -- batch commands (backfill, reindex, migrate) -----------------------------------------------
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser, *, failures_default: str) -> None:
@@ -115,14 +115,11 @@ class Summary(Protocol):
 
 def run_batch(args: argparse.Namespace, job: Callable[[BackfillOptions, Target, Settings], Summary]) -> int:
     """The batch commands' one shape: options and target from the arguments, SIGTERM handled as
-    Ctrl-C, a usage problem as one JSON error line (exit 2), and the summary as the last stdout
-    line (exit 0, 1 or 130 from the summary)."""
-    try:
-        options = batch_options(args)
-        target, settings = batch_target(args)
-        with sigterm_as_interrupt():
-            summary = job(options, target, settings)
-    except (CatalogError, SettingsError) as exc:
-        return usage_error(str(exc))
+    Ctrl-C, and the summary as the last stdout line (exit 0, 1 or 130 from the summary). A usage
+    problem (CatalogError, SettingsError, UsageError) is left to `main`: one JSON line, exit 2."""
+    options = batch_options(args)
+    target, settings = batch_target(args)
+    with sigterm_as_interrupt():
+        summary = job(options, target, settings)
     print_json(summary.to_dict(), indent=None)
     return summary.exit_code
