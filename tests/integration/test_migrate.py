@@ -69,6 +69,15 @@ def old_items(server: ImageServer, n: int = 3) -> list[dict[str, str]]:
     return items
 
 
+def create_old_table(client: Any) -> None:
+    """The prototype's table: keyed by entity_id, no stream."""
+    client.create_table(
+        TableName=OLD_TABLE, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "entity_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "entity_id", "KeyType": "HASH"}],
+    )  # fmt: skip
+
+
 def as_dynamodb_json(item: dict[str, str]) -> dict[str, dict[str, str]]:
     return {name: {"S": value} for name, value in item.items()}
 
@@ -83,12 +92,8 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def old_table(ddb_client: Any, image_server: ImageServer) -> list[dict[str, str]]:
-    """The prototype's table in moto: keyed by entity_id, no stream, old-shape items."""
-    ddb_client.create_table(
-        TableName=OLD_TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "entity_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "entity_id", "KeyType": "HASH"}],
-    )  # fmt: skip
+    """The prototype's table in moto, with old-shape items."""
+    create_old_table(ddb_client)
     items = old_items(image_server)
     for item in items:
         ddb_client.put_item(TableName=OLD_TABLE, Item=as_dynamodb_json(item))
@@ -198,11 +203,7 @@ def test_migrate_through_aws_endpoint_url_resumes_after_sigterm(
     import boto3
 
     client = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server)
-    client.create_table(
-        TableName=OLD_TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "entity_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "entity_id", "KeyType": "HASH"}],
-    )  # fmt: skip
+    create_old_table(client)
     for i in range(30):
         path = f"/m/{i}.jpg"
         image_server.image(path, seed=300 + i)
