@@ -114,7 +114,7 @@ def test_head_answers_like_get_without_a_body_and_options_lists_methods(server: 
     connection.request("OPTIONS", "/items/A1")
     response = connection.getresponse()
     response.read()
-    assert response.status == 204 and response.getheader("Allow") == "DELETE, GET, HEAD, OPTIONS"
+    assert response.status == 204 and response.getheader("Allow") == "DELETE, GET, HEAD, OPTIONS, PUT"
 
 
 def test_trailing_slash_and_stage_prefix_reach_the_same_route(server: LocalServer) -> None:
