@@ -65,6 +65,7 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert set(operations) == {("/find_similar", "get"), ("/find_similar", "post"), ("/items", "post"),
                                ("/items", "get"), ("/items/{entity_id}", "get"), ("/items/{entity_id}", "put"),
                                ("/items/{entity_id}", "delete"), ("/duplicates", "get"), ("/health", "get")}
+    assert "/" not in document["paths"] and not any(p.startswith("/web") for p in document["paths"])  # the app
     assert set(operations[("/items", "get")]["responses"]) == {"200", "400", "403", "500", "503"}
     assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "403", "404", "500", "503"}
     upload = operations[("/find_similar", "post")]["requestBody"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dupcheck.api import build_resolver
+from dupcheck.api import build_resolver, web
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import UpstreamTimeout
 from dupcheck.core.settings import Settings
@@ -203,7 +204,8 @@ def test_resolvers_in_parallel_threads_each_see_their_own_request(settings: Sett
 
 @pytest.mark.parametrize(("method", "path", "allow"), [("PUT", "/health", "GET, HEAD, OPTIONS"),
                                                       ("PATCH", "/items/E1", "DELETE, GET, HEAD, OPTIONS, PUT"),
-                                                      ("PATCH", "/items", "GET, HEAD, OPTIONS, POST")])  # fmt: skip
+                                                      ("PATCH", "/items", "GET, HEAD, OPTIONS, POST"),
+                                                      ("POST", "/", "GET, HEAD, OPTIONS")])  # fmt: skip
 def test_a_method_the_path_lacks_is_405_with_allow(app, method: str, path: str, allow: str) -> None:  # noqa: ANN001
     response = app.resolve(event(method, path), None)
     assert response["statusCode"] == 405
@@ -305,3 +307,48 @@ def test_the_duplicate_report_is_404_until_one_is_published(app, settings: Setti
     assert call(app, event("GET", "/duplicates")) == (200, report)  # as written, fields it does not know included
     path.write_text('{"pipeline": ')  # a writer that did not write whole: the store's fault, not a bug
     assert call(app, event("GET", "/duplicates"))[0] == 503
+
+
+# -- the web app -----------------------------------------------------------------------------------
+
+
+def _web(app, path: str, requested: str | None = None) -> dict[str, Any]:  # noqa: ANN001
+    ev = event("GET", path)
+    ev["requestContext"]["path"] = requested or path
+    response = app.resolve(ev, None)
+    headers = {k: v[0] for k, v in response["multiValueHeaders"].items()}
+    return {**response, "headers": headers}
+
+
+@pytest.mark.parametrize(("requested", "base"), [("/", "/"), ("/v1/", "/v1/"), ("/v1", "/v1/")])
+def test_the_page_links_its_files_relative_to_where_it_was_asked_for(app, requested: str, base: str) -> None:  # noqa: ANN001
+    response = _web(app, "/", requested)
+    assert response["statusCode"] == 200 and response["isBase64Encoded"] is False
+    assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert response["body"].count("<base href=") == 1 and f'<base href="{base}">' in response["body"]
+    assert '<script type="module" src="web/app.js">' in response["body"]
+
+
+def test_the_web_files_are_served_as_text_with_a_strict_policy(app) -> None:  # noqa: ANN001
+    served = {name: _web(app, f"/web/{name}") for name in ("app.js", "style.css", "words.js")}
+    assert served["app.js"]["headers"]["Content-Type"] == "text/javascript; charset=utf-8"
+    assert served["style.css"]["headers"]["Content-Type"] == "text/css; charset=utf-8"
+    for name, response in served.items():
+        assert response["statusCode"] == 200 and response["isBase64Encoded"] is False, name
+        assert response["body"] == (web.WEB_DIR / name).read_text(), name
+        policy = response["headers"]["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert response["headers"]["X-Content-Type-Options"] == "nosniff"
+    for missing in ("/web/nope.js", "/web/..%2Fapi%2F__init__.py", "/web/index.htm"):
+        response = _web(app, missing)
+        assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (404, "not_found"), missing
+
+
+def test_every_file_the_page_loads_is_served() -> None:
+    """The page's links and the scripts' imports name files of dupcheck/web (no CDN, no build)."""
+    names = set(web.files())
+    page = web.files()[web.PAGE][1]
+    linked = set(re.findall(r'(?:src|href)="web/([^"]+)"', page))
+    imported = {m for _, (_, text) in web.files().items() for m in re.findall(r'from "\./([^"]+)"', text)}
+    assert linked == {"app.js", "style.css"} and linked | imported <= names
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page)  # nothing from elsewhere

@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from dupcheck.api import web
 from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.api.schemas import (
     CURSOR_PATTERN,
@@ -48,8 +49,8 @@ API_TITLE = "dupcheck"
 API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "Near-duplicate image detection for e-commerce catalogs: is this image already in my catalog? "
-    "Every route but /health needs the API key in the x-api-key header (on AWS always; locally when "
-    "DUPCHECK_API_KEY is set). Errors are always JSON: {\"error\": {\"code\", \"message\"}}."
+    "Every route but /health (and the web app's page) needs the API key in the x-api-key header (on AWS "
+    "always; locally when DUPCHECK_API_KEY is set). Errors are always JSON: {\"error\": {\"code\", \"message\"}}."
 )
 API_KEY_HEADER = "x-api-key"
 OPEN: dict[str, Any] = {"security": []}  # an operation that needs no API key
@@ -231,6 +232,20 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[dict]:
         return _json(200, json.loads(openapi_document(app)))
+
+    # The web app (api/web.py): open like /docs, it shows nothing until its calls bring the key.
+    @app.get("/", include_in_schema=False)
+    def web_page() -> Response[str]:
+        event = app.current_event
+        requested = (event.raw_event.get("requestContext") or {}).get("path") or event.path  # with the stage
+        return Response(200, web.files()[web.PAGE][0], web.page(requested), headers=web.HEADERS)
+
+    @app.get(f"{web.WEB_PREFIX}/<name>", include_in_schema=False)
+    def web_file(name: str) -> Response[str]:
+        found = web.files().get(name)
+        if found is None:
+            raise NotFound(f"the web app has no file {name!r}")
+        return Response(200, found[0], found[1], headers=web.HEADERS)
 
     @app.exception_handler(DupcheckError)
     def domain_error(exc: DupcheckError) -> Response[dict]:
