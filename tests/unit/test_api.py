@@ -339,7 +339,7 @@ def test_the_web_files_are_served_as_text_with_a_strict_policy(app) -> None:  # 
         policy = response["headers"]["Content-Security-Policy"]
         assert "default-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
         assert response["headers"]["X-Content-Type-Options"] == "nosniff"
-    for missing in ("/web/nope.js", "/web/..%2Fapi%2F__init__.py", "/web/index.htm"):
+    for missing in ("/web/nope.js", "/web/..%2Fapi%2F__init__.py", "/web/index.htm", "/web/index.html"):
         response = _web(app, missing)
         assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (404, "not_found"), missing
 

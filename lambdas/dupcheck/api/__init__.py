@@ -242,7 +242,7 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
 
     @app.get(f"{web.WEB_PREFIX}/<name>", include_in_schema=False)
     def web_file(name: str) -> Response[str]:
-        found = web.files().get(name)
+        found = web.asset(name)
         if found is None:
             raise NotFound(f"the web app has no file {name!r}")
         return Response(200, found[0], found[1], headers=web.HEADERS)

@@ -44,6 +44,12 @@ def files() -> dict[str, tuple[str, str]]:
             for path in sorted(WEB_DIR.iterdir()) if path.suffix in _TYPES}  # fmt: skip
 
 
+def asset(name: str) -> tuple[str, str] | None:
+    """(content type, text) of a file under /web/, or None. The page itself is only served at `/`,
+    where its <base href> is written for it."""
+    return None if name == PAGE else files().get(name)
+
+
 def page(requested_path: str) -> str:
     """The page, its relative links resolved against where it was asked for: `/v1/` through
     API Gateway's stage (or locally with the prefix), `/` otherwise."""
