@@ -588,6 +588,7 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
         assert cmd[cmd.index(flag) + 1] == value
     assert "--no-deps" in cmd  # requirements.txt is the lock's complete, pinned closure
     assert (tmp_path / "dupcheck" / "handlers" / "__init__.py").is_file()
+    assert (tmp_path / "dupcheck" / "web" / "index.html").is_file()  # the web app ships with the API
     assert not (tmp_path / "dupcheck" / "__main__.py").exists()  # the command line does not ship
     assert not (tmp_path / "dupcheck_tools").exists()
     assert not (tmp_path / "numpy" / "fft" / "tests").exists() and not (tmp_path / "numpy/_core/include/npy.h").exists()
