@@ -8,7 +8,12 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/python -m uv
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv run test bench lint lock openapi synth clean
+.PHONY: venv browser run test bench lint lock openapi screenshots synth clean
+
+# The web app's tests drive Debian's headless Chromium and its chromedriver: installed with apt
+# when missing (CI runs as root; elsewhere through sudo).
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): uv.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +24,16 @@ $(STAMP): uv.lock pyproject.toml
 
 venv: $(STAMP)
 
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
+
+browser: $(CHROMEDRIVER)
+
 run: venv
 	$(BIN)/python -m dupcheck demo
 
-test: venv
+test: venv browser
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
@@ -45,6 +56,10 @@ lock: venv
 # After changing routes or response models: regenerate the committed contract.
 openapi: venv
 	$(BIN)/python scripts/openapi.py
+
+# After changing the web app's look: retake docs/img/web-*.png (then look at them).
+screenshots: venv browser
+	$(BIN)/python -m scripts.screenshots
 
 clean:
 	rm -rf $(VENV) data cdk.out .pytest_cache .import_linter_cache

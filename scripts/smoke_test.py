@@ -4,7 +4,8 @@
 Why: unit tests run against moto and stubs; only a real deployment proves that API Gateway,
 the API key, both Lambdas, the DynamoDB stream, OpenSearch (k-NN mapping, SigV4, IAM) and the
 image fetcher work together. It checks the contract API Gateway must keep (the open routes, the
-key, JSON errors, the function answering every path and method), registers one image, waits
+key, JSON errors, the function answering every path and method, the web app's page and files
+served without a key as this checkout has them), registers one image, waits
 until stream sync has indexed it (find_similar reports it as a duplicate of itself, by URL,
 with the old prototype's trailing slash, and as an upload), deletes it, and waits until it is
 gone.
@@ -30,11 +31,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 DEFAULT_IMAGE_URL = "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
+WEB = Path(__file__).resolve().parents[1] / "lambdas" / "dupcheck" / "web"
 # Stream sync normally lands within seconds; 120 s covers a cold start of both Lambdas, the
 # stream's batching window and OpenSearch's 1 s refresh interval with a wide margin.
 DEFAULT_TIMEOUT = 120.0
@@ -105,6 +108,18 @@ def run(args: argparse.Namespace) -> bool:
         if served != committed:
             raise StepFailed("the deployed /openapi.json differs from docs/openapi.json of this checkout")
         return f"{len(served['paths'])} paths, as committed"
+
+    def web_app() -> str:
+        page = requests.get(f"{api.base}/", timeout=REQUEST_TIMEOUT)  # no key: the page is open
+        expect(page, 200)
+        base = urlsplit(api.base).path.rstrip("/") + "/"  # /v1/ behind API Gateway's stage
+        if "text/html" not in page.headers.get("content-type", "") or f'<base href="{base}">' not in page.text:
+            raise StepFailed(f"GET / is not the web app with its links under {base}: {page.text[:200]}")
+        script = requests.get(f"{api.base}/web/app.js", timeout=REQUEST_TIMEOUT)
+        expect(script, 200)
+        if (WEB / "app.js").exists() and script.text != (WEB / "app.js").read_text():
+            raise StepFailed("the deployed web/app.js differs from this checkout's")
+        return f"page {len(page.content)} B, links under {base}, web/app.js as committed"
 
     def key_needed() -> str:
         body = expect(requests.get(f"{api.base}/items/{entity_id}", timeout=REQUEST_TIMEOUT), 403)
@@ -180,6 +195,7 @@ def run(args: argparse.Namespace) -> bool:
     try:
         step("GET /health (no key)", health)
         step("GET /openapi.json is docs/openapi.json", contract)
+        step("web app: / and a file (no key)", web_app)
         step("no key: JSON 403", key_needed)
         step("405 with Allow, HEAD", methods)
         step("POST /items", register)

@@ -7,7 +7,9 @@ with Allow) are answered by the function, the same as on the local server. API G
 the API key, throttles, and answers its own refusals (a missing key, throttling, a body over
 its 10 MB limit) with the API's JSON error body (gateway responses below).
 
-Open without a key: /health (status), /openapi.json and /docs (the public contract).
+Open without a key: /health (status), /openapi.json and /docs (the public contract), and the web
+app: its page at the stage's root `/` and its files under /web/. The page shows nothing until the
+person using it gives the key, which it then sends with every API call (dupcheck/api/web.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ STAGE_NAME = "v1"
 # function base64-encoded; everything else (JSON) arrives as text.
 BINARY_MEDIA_TYPES = ["image/*", "multipart/form-data"]
 OPEN_PATHS = ("health", "openapi.json", "docs")  # answered without an API key
+WEB_FILES = "web"  # the web app's files, /web/{proxy+}, also without a key (its page is `/`)
 OPEN_RATE_LIMIT, OPEN_BURST_LIMIT = 10, 20  # requests/s for each open path, from all callers together
+# A page load fetches its ~10 files at once: room for a few people opening the app together.
+WEB_RATE_LIMIT, WEB_BURST_LIMIT = 20, 60
 
 # API Gateway's own refusals, in the API's error format {"error": {"code", "message"}}.
 _MESSAGE = "$context.error.messageString"  # already a quoted JSON string
@@ -94,10 +99,15 @@ class Api(Construct):
                 stage_name=STAGE_NAME,
                 # The open routes answer without a key, so no usage plan throttles them: the stage does.
                 method_options={
-                    f"/{path}/*": apigw.MethodDeploymentOptions(
-                        throttling_rate_limit=OPEN_RATE_LIMIT, throttling_burst_limit=OPEN_BURST_LIMIT
-                    )
-                    for path in OPEN_PATHS
+                    **{
+                        f"/{path}/*": apigw.MethodDeploymentOptions(
+                            throttling_rate_limit=OPEN_RATE_LIMIT, throttling_burst_limit=OPEN_BURST_LIMIT
+                        )
+                        for path in ("", *OPEN_PATHS)  # "": the web app's page, `/`
+                    },
+                    f"/{WEB_FILES}/{{proxy+}}/*": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=WEB_RATE_LIMIT, throttling_burst_limit=WEB_BURST_LIMIT
+                    ),
                 },
                 tracing_enabled=True,
                 metrics_enabled=True,
@@ -119,10 +129,12 @@ class Api(Construct):
         )
         integration = apigw.LambdaIntegration(self.function, proxy=True)
         root = self.rest_api.root
-        root.add_method("ANY", integration)
+        root.add_method("ANY", integration, api_key_required=False)  # the web app's page
         root.add_resource("{proxy+}").add_method("ANY", integration)
         for path in OPEN_PATHS:
             root.add_resource(path).add_method("ANY", integration, api_key_required=False)
+        web_files = root.add_resource(WEB_FILES).add_resource("{proxy+}")
+        web_files.add_method("ANY", integration, api_key_required=False)
         for gateway_id, (response_type, status, code) in GATEWAY_ERRORS.items():
             self.rest_api.add_gateway_response(
                 gateway_id,
@@ -159,9 +171,9 @@ class Api(Construct):
                 NagPackSuppression(
                     id="AwsSolutions-APIG4",
                     reason="Machine-to-machine API for catalog services: every method requires an API key "
-                    "tied to a usage plan (throttle + quota), but /health, /openapi.json and /docs, which "
-                    "show no catalog data. Put IAM or a Lambda/Cognito authorizer in front if end users "
-                    "call it directly.",
+                    "tied to a usage plan (throttle + quota), but /health, /openapi.json, /docs and the web "
+                    "app's page and files, which show no catalog data (the page's calls carry the key). Put "
+                    "IAM or a Lambda/Cognito authorizer in front if end users call it directly.",
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-COG4",

@@ -8,7 +8,7 @@ stores here too.
 from __future__ import annotations
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
+from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore
 from dupcheck.core.service import DupcheckService, Observer
 from dupcheck.core.settings import Settings, SettingsError
 
@@ -50,6 +50,14 @@ def build_fetcher(settings: Settings) -> ImageFetcher:
     return HttpImageFetcher.from_settings(settings)
 
 
+def build_reports(settings: Settings) -> DuplicateReports:
+    """The duplicate report of `python -m dupcheck duplicates --out DATA_DIR/duplicates`. On
+    Lambda that folder does not exist, so no report is found (404) until one is published."""
+    from dupcheck.adapters.report_file import REPORT_NAME, DuplicateReportFile
+
+    return DuplicateReportFile(settings.data_dir / "duplicates" / REPORT_NAME)
+
+
 def build_service(
     settings: Settings,
     *,
@@ -69,6 +77,7 @@ def build_service(
         pipeline=pipeline,
         max_pixels=settings.max_image_pixels,
         default_top=settings.default_top,
+        reports=build_reports(settings),
     )
     if observe is not None:
         service.observe = observe

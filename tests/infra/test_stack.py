@@ -332,7 +332,8 @@ def test_dlq_encrypted_ssl_only_14_days(template: Template) -> None:
 # ---------------------------------------------------------------- API Gateway
 
 EXPECTED_ROUTES = {  # (path, method) -> API key required
-    ("/", "ANY"): True,
+    ("/", "ANY"): False,  # the web app's page: it shows nothing until its calls bring the key
+    ("/web/{proxy+}", "ANY"): False,  # the web app's scripts and styles
     ("/{proxy+}", "ANY"): True,  # every API route, any method: the function routes (405, HEAD, slashes)
     ("/health", "ANY"): False,
     ("/openapi.json", "ANY"): False,
@@ -356,9 +357,10 @@ def test_every_path_and_method_proxies_to_find_similar_with_the_key_where_needed
 def test_the_open_routes_are_throttled_by_the_stage(template: Template) -> None:
     (stage,) = template.find_resources("AWS::ApiGateway::Stage").values()
     settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in stage["Properties"]["MethodSettings"]}
-    for path in ("/health", "/openapi.json", "/docs"):
-        throttle = settings[(f"/~1{path[1:]}" if "/" not in path[1:] else path, "*")]
-        assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == (10, 20), path
+    for path, limits in [("/", (10, 20)), ("/~1health", (10, 20)), ("/~1openapi.json", (10, 20)),
+                         ("/~1docs", (10, 20)), ("/~1web~1{proxy+}", (20, 60))]:  # fmt: skip
+        throttle = settings[(path, "*")]
+        assert (throttle["ThrottlingRateLimit"], throttle["ThrottlingBurstLimit"]) == limits, path
 
 
 def test_gateway_refusals_use_the_api_error_body(template: Template) -> None:
@@ -586,6 +588,7 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
         assert cmd[cmd.index(flag) + 1] == value
     assert "--no-deps" in cmd  # requirements.txt is the lock's complete, pinned closure
     assert (tmp_path / "dupcheck" / "handlers" / "__init__.py").is_file()
+    assert (tmp_path / "dupcheck" / "web" / "index.html").is_file()  # the web app ships with the API
     assert not (tmp_path / "dupcheck" / "__main__.py").exists()  # the command line does not ship
     assert not (tmp_path / "dupcheck_tools").exists()
     assert not (tmp_path / "numpy" / "fft" / "tests").exists() and not (tmp_path / "numpy/_core/include/npy.h").exists()

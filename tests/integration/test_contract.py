@@ -43,6 +43,10 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
     settings = Settings.from_env({}, data_dir=tmp_path / "data", port=0, api_key=SecretStr(API_KEY))
     service = build_service(settings, fetcher=AnyUrlFetcher(image))
     service.register_bytes(entity_id="A1", sku="MH01", image_url="https://shop.test/a1.jpg", data=image)
+    report = settings.data_dir / "duplicates" / "duplicates.json"  # so GET /duplicates has a 200 to check
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"pipeline": service.pipeline.algo, "records": 2, "elapsed_s": 0.1, "groups": [
+        {"items": ["A1", "A2"], "pairs": [{"a": "A1", "b": "A2", "verdict": "duplicate", "match_percent": 98.4}]}]}))
     srv = LocalServer(service, settings)
     srv.start_in_thread()
     yield srv
@@ -59,7 +63,13 @@ def test_the_document_says_what_the_api_answers() -> None:
     document = json.loads(DOCUMENT.read_text())
     operations = {(path, method): op for path, ops in document["paths"].items() for method, op in ops.items()}
     assert set(operations) == {("/find_similar", "get"), ("/find_similar", "post"), ("/items", "post"),
-                               ("/items/{entity_id}", "get"), ("/items/{entity_id}", "delete"), ("/health", "get")}
+                               ("/items", "get"), ("/items/{entity_id}", "get"), ("/items/{entity_id}", "put"),
+                               ("/items/{entity_id}", "delete"), ("/duplicates", "get"), ("/health", "get")}
+    assert "/" not in document["paths"] and not any(p.startswith("/web") for p in document["paths"])  # the app
+    assert set(operations[("/items", "get")]["responses"]) == {"200", "400", "403", "500", "503"}
+    assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "403", "404", "500", "503"}
+    upload = operations[("/find_similar", "post")]["requestBody"]
+    assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload
     assert operations[("/items", "post")]["responses"].keys() >= {"201", "400", "415", "502"}
     assert "200" not in operations[("/items", "post")]["responses"]
     assert set(operations[("/items/{entity_id}", "delete")]["responses"]) >= {"204", "404"}

@@ -114,7 +114,7 @@ def test_head_answers_like_get_without_a_body_and_options_lists_methods(server: 
     connection.request("OPTIONS", "/items/A1")
     response = connection.getresponse()
     response.read()
-    assert response.status == 204 and response.getheader("Allow") == "DELETE, GET, HEAD, OPTIONS"
+    assert response.status == 204 and response.getheader("Allow") == "DELETE, GET, HEAD, OPTIONS, PUT"
 
 
 def test_trailing_slash_and_stage_prefix_reach_the_same_route(server: LocalServer) -> None:
@@ -190,6 +190,10 @@ def test_the_api_key_is_needed_when_set(service: DupcheckService, settings: Sett
         assert request(f"{server.url}/items/A1", headers={"x-api-key": "s3cret"})[0] == 404  # through the key
         assert request(f"{server.url}/health")[0] == 200  # open, as on AWS
         assert request(f"{server.url}/openapi.json")[0] == 200
+        for page in ("/", "/v1/", "/web/app.js", "/web/style.css"):  # the web app: its calls bring the key
+            assert urllib.request.urlopen(server.url + page, timeout=10).status == 200, page
+        for closed in ("/items", "/duplicates", "/webapp.js", "/v1/items"):
+            assert request(server.url + closed)[0] == 403, closed
     finally:
         server.shutdown()
 

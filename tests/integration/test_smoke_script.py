@@ -33,7 +33,7 @@ def test_the_smoke_test_passes_against_the_local_server(
         server.shutdown()
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.count("\nok ") + out.startswith("ok ") == 11 and "PASSED" in out
+    assert out.count("\nok ") + out.startswith("ok ") == 12 and "PASSED" in out
 
 
 def test_the_smoke_test_fails_when_the_key_is_wrong(tmp_path: Path, image_server: ImageServer) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dupcheck.api import build_resolver
+from dupcheck.api import build_resolver, web
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import UpstreamTimeout
 from dupcheck.core.settings import Settings
@@ -202,8 +203,9 @@ def test_resolvers_in_parallel_threads_each_see_their_own_request(settings: Sett
 
 
 @pytest.mark.parametrize(("method", "path", "allow"), [("PUT", "/health", "GET, HEAD, OPTIONS"),
-                                                      ("PATCH", "/items/E1", "DELETE, GET, HEAD, OPTIONS"),
-                                                      ("GET", "/items", "OPTIONS, POST")])  # fmt: skip
+                                                      ("PATCH", "/items/E1", "DELETE, GET, HEAD, OPTIONS, PUT"),
+                                                      ("PATCH", "/items", "GET, HEAD, OPTIONS, POST"),
+                                                      ("POST", "/", "GET, HEAD, OPTIONS")])  # fmt: skip
 def test_a_method_the_path_lacks_is_405_with_allow(app, method: str, path: str, allow: str) -> None:  # noqa: ANN001
     response = app.resolve(event(method, path), None)
     assert response["statusCode"] == 405
@@ -215,7 +217,7 @@ def test_head_is_get_and_options_lists_the_methods(app) -> None:  # noqa: ANN001
     head = app.resolve(event("HEAD", "/items/E1"), None)
     assert head["statusCode"] == 200 and json.loads(head["body"])["entity_id"] == "E1"  # servers drop the body
     options = app.resolve(event("OPTIONS", "/items/E1"), None)
-    assert options["statusCode"] == 204 and options["multiValueHeaders"]["Allow"] == ["DELETE, GET, HEAD, OPTIONS"]
+    assert options["statusCode"] == 204 and options["multiValueHeaders"]["Allow"] == ["DELETE, GET, HEAD, OPTIONS, PUT"]
 
 
 @pytest.mark.parametrize("path", ["/items/E1/", "/v1/items/E1", "/v1/items/E1/"])
@@ -248,3 +250,105 @@ def test_a_camera_apps_photodata_form_field_is_an_upload(app) -> None:  # noqa: 
     body = (f'--b\r\nContent-Disposition: form-data; name="photoData"\r\n\r\n{photo}\r\n--b--\r\n').encode()
     status, out = call(app, event("POST", "/find_similar", None, body, "multipart/form-data; boundary=b"))
     assert status == 200 and out["matches"][0]["entity_id"] == "E4"
+
+
+# -- the catalog's pages, uploads of records, the duplicate report -------------------------------
+
+
+def test_the_catalog_page_by_page_and_searched(app) -> None:  # noqa: ANN001
+    status, first = call(app, event("GET", "/items", {"limit": "2"}))
+    assert status == 200 and [i["entity_id"] for i in first["items"]] == ["E0", "E1"]
+    assert "features" not in first["items"][0] and first["next_cursor"]
+    status, rest = call(app, event("GET", "/items", {"limit": "10", "cursor": first["next_cursor"]}))
+    assert [i["entity_id"] for i in rest["items"]] == ["E2", "E3", "E4"] and rest["next_cursor"] is None
+    status, found = call(app, event("GET", "/items", {"q": "sku3"}))
+    assert (status, [i["entity_id"] for i in found["items"]], found["next_cursor"]) == (200, ["E3"], None)
+    assert len(call(app, event("GET", "/items"))[1]["items"]) == 5  # 20 by default
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "101"}, {"cursor": "abcde"}, {"cursor": "not base64!"},
+                                   {"q": "x" * 201}])  # fmt: skip
+def test_a_bad_page_request_is_a_400(app, query: dict[str, str]) -> None:  # noqa: ANN001
+    status, body = call(app, event("GET", "/items", query))
+    assert (status, body["error"]["code"]) == (400, "invalid_request"), query
+
+
+def test_any_well_formed_cursor_is_a_position(app) -> None:  # noqa: ANN001
+    status, page = call(app, event("GET", "/items", {"cursor": base64.urlsafe_b64encode(b"E2").decode().rstrip("=")}))
+    assert status == 200 and [i["entity_id"] for i in page["items"]] == ["E3", "E4"]
+    assert call(app, event("GET", "/items", {"cursor": "__8"}))[0] == 200  # not UTF-8: still somewhere
+
+
+def test_an_uploaded_record_is_stored_with_the_address_it_is_published_at(app) -> None:  # noqa: ANN001
+    data = encode(product_image(205))
+    status, item = call(app, event("PUT", "/items/U 1", {"sku": "UP", "image_url": "https://img.test/u1.jpg"},
+                                   data, "image/jpeg"))  # fmt: skip
+    assert status == 201 and (item["entity_id"], item["sku"], item["image_url"]) == ("U 1", "UP", "https://img.test/u1.jpg")
+    status, bare = call(app, event("PUT", "/items/U2", None, data, "application/octet-stream"))
+    assert status == 201 and bare["image_url"] == "" and bare["sku"] == ""
+    status, out = call(app, event("POST", "/find_similar", {"top": "1"}, data, "image/jpeg"))
+    assert out["matches"][0]["entity_id"] in {"U 1", "U2"} and out["matches"][0]["verdict"] == "duplicate"
+    for path, query, body, code in [("/items/U3", None, b"not an image", "unsupported_media_type"),
+                                    ("/items/a%b", None, data, "invalid_request"),
+                                    ("/items/U3", {"image_url": "ftp://x"}, data, "invalid_request")]:  # fmt: skip
+        assert call(app, event("PUT", path, query, body, "image/jpeg"))[1]["error"]["code"] == code, path
+
+
+def test_the_duplicate_report_is_404_until_one_is_published(app, settings: Settings) -> None:  # noqa: ANN001
+    status, body = call(app, event("GET", "/duplicates"))
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    assert "python -m dupcheck duplicates" in body["error"]["message"]
+    report = {"pipeline": "p", "records": 5, "elapsed_s": 0.5, "written_by": "a newer writer",
+              "groups": [{"items": ["E1", "E2"], "pairs": [{"a": "E1", "b": "E2", "verdict": "duplicate",
+                                                            "match_percent": 96.9, "edit": "cropped"}]}]}  # fmt: skip
+    path = settings.data_dir / "duplicates" / "duplicates.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(report))
+    assert call(app, event("GET", "/duplicates")) == (200, report)  # as written, fields it does not know included
+    path.write_text('{"pipeline": ')  # a writer that did not write whole: the store's fault, not a bug
+    assert call(app, event("GET", "/duplicates"))[0] == 503
+
+
+# -- the web app -----------------------------------------------------------------------------------
+
+
+def _web(app, path: str, requested: str | None = None) -> dict[str, Any]:  # noqa: ANN001
+    ev = event("GET", path)
+    ev["requestContext"]["path"] = requested or path
+    response = app.resolve(ev, None)
+    headers = {k: v[0] for k, v in response["multiValueHeaders"].items()}
+    return {**response, "headers": headers}
+
+
+@pytest.mark.parametrize(("requested", "base"), [("/", "/"), ("/v1/", "/v1/"), ("/v1", "/v1/")])
+def test_the_page_links_its_files_relative_to_where_it_was_asked_for(app, requested: str, base: str) -> None:  # noqa: ANN001
+    response = _web(app, "/", requested)
+    assert response["statusCode"] == 200 and response["isBase64Encoded"] is False
+    assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert response["body"].count("<base href=") == 1 and f'<base href="{base}">' in response["body"]
+    assert '<script type="module" src="web/app.js">' in response["body"]
+
+
+def test_the_web_files_are_served_as_text_with_a_strict_policy(app) -> None:  # noqa: ANN001
+    served = {name: _web(app, f"/web/{name}") for name in ("app.js", "style.css", "words.js")}
+    assert served["app.js"]["headers"]["Content-Type"] == "text/javascript; charset=utf-8"
+    assert served["style.css"]["headers"]["Content-Type"] == "text/css; charset=utf-8"
+    for name, response in served.items():
+        assert response["statusCode"] == 200 and response["isBase64Encoded"] is False, name
+        assert response["body"] == (web.WEB_DIR / name).read_text(), name
+        policy = response["headers"]["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert response["headers"]["X-Content-Type-Options"] == "nosniff"
+    for missing in ("/web/nope.js", "/web/..%2Fapi%2F__init__.py", "/web/index.htm", "/web/index.html"):
+        response = _web(app, missing)
+        assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (404, "not_found"), missing
+
+
+def test_every_file_the_page_loads_is_served() -> None:
+    """The page's links and the scripts' imports name files of dupcheck/web (no CDN, no build)."""
+    names = set(web.files())
+    page = web.files()[web.PAGE][1]
+    linked = set(re.findall(r'(?:src|href)="web/([^"]+)"', page))
+    imported = {m for _, (_, text) in web.files().items() for m in re.findall(r'from "\./([^"]+)"', text)}
+    assert linked == {"app.js", "style.css"} and linked | imported <= names
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page)  # nothing from elsewhere

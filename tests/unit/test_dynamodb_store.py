@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from dupcheck.adapters import dynamodb_store
 from dupcheck.adapters.dynamodb_store import (
     DynamoDBRecordStore,
     item_to_record,
@@ -195,6 +196,47 @@ def test_scan_paginates(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.Monk
     monkeypatch.setattr(ddb_store.client, "scan", small_pages)
     assert len(list(ddb_store.scan())) == 30
     assert pages["n"] >= 5
+
+
+def test_pages_continue_from_the_last_record_without_its_views(ddb_store: DynamoDBRecordStore) -> None:
+    ddb_store.put_many(make_record(f"P{i:02d}", hash_hex=f"{i:016x}") for i in range(25))
+    seen: list[str] = []
+    after, pages = None, 0
+    while True:
+        records, after = ddb_store.page(after, 10)
+        seen += [r.entity_id for r in records]
+        pages += 1
+        assert all(r.features == {} and r.hash_algo == "phash64-v1" for r in records)  # projected
+        if after is None:
+            break
+    assert sorted(seen) == [f"P{i:02d}" for i in range(25)] and len(seen) == 25 and pages == 3
+
+
+def test_a_search_reads_a_bounded_share_per_call_and_goes_on_from_there(
+    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dynamodb_store, "PAGE_READ_LIMIT", 8)
+    ddb_store.put_many(make_record(f"R{i:02d}", hash_hex=f"{i:016x}", sku="BLUE" if i % 5 == 0 else "red")
+                       for i in range(30))  # fmt: skip
+    found: list[str] = []
+    after, calls = None, 0
+    while True:
+        records, after = ddb_store.page(after, 4, "blue")
+        assert len(records) <= 4
+        found += [r.entity_id for r in records]
+        calls += 1
+        if after is None:
+            break
+    assert sorted(found) == ["R00", "R05", "R10", "R15", "R20", "R25"]
+    assert calls >= 30 // 8  # no call read more than 8 records
+
+
+def test_a_page_can_start_after_any_key(ddb_store: DynamoDBRecordStore) -> None:
+    ddb_store.put_many(make_record(f"K{i}", hash_hex=f"{i:016x}") for i in range(5))
+    records, after = ddb_store.page(None, 2)
+    rest, _ = ddb_store.page(after, 10)
+    assert {r.entity_id for r in records} | {r.entity_id for r in rest} == {f"K{i}" for i in range(5)}
+    assert after is not None and not {r.entity_id for r in records} & {r.entity_id for r in rest}
 
 
 def test_parallel_scan_surfaces_worker_errors(

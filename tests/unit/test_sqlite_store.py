@@ -93,3 +93,26 @@ def test_concurrent_readers_and_a_writer(tmp_path: Path) -> None:
         t.join()
     assert errors == []
     assert store.count() == 400
+
+
+def test_pages_follow_entity_ids_and_say_when_nothing_is_left(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put_many(_record(i) for i in range(7))
+    first, after = store.page(None, 3)
+    second, after_second = store.page(after, 3)
+    last, end = store.page(after_second, 3)
+    assert [r.entity_id for r in first + second + last] == [f"id-{i:05d}" for i in range(7)]
+    assert after == "id-00002" and end is None and len(last) == 1
+    assert store.page(None, 7) == (store.page(None, 10)[0], None)  # exactly the rest: no next page
+    assert store.page("id-00006", 5) == ([], None)
+
+
+def test_a_search_matches_ids_and_skus_ignoring_case_beyond_ascii(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put_many([_record(1, entity_id="Straße-1", sku="abc"), _record(2, entity_id="x2", sku="STRASSE-9"),
+                    _record(3, entity_id="y3", sku="MH01"), _record(4, entity_id="mh01-b", sku="")])  # fmt: skip
+    assert [r.entity_id for r in store.page(None, 10, "strasse")[0]] == ["Straße-1", "x2"]
+    found, after = store.page(None, 1, "MH01")
+    assert [r.entity_id for r in found] == ["mh01-b"] and after == "mh01-b"
+    assert [r.entity_id for r in store.page(after, 1, "mh01")[0]] == ["y3"]
+    assert store.page(None, 10, "nothing like it") == ([], None)

@@ -45,6 +45,15 @@ KEY = "entity_id"
 # DynamoDB API limits (documented service quotas, not tunables).
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
+# A catalog search filters a Scan: it reads at most this many items per request (~9 MB, a few
+# seconds) and answers what it found with a cursor to go on from, so a rare term cannot hold a
+# request until API Gateway's 29 s are up.
+PAGE_READ_LIMIT = 2_000
+# A page needs every field but the 4 KB of verification views.
+_PAGE_FIELDS: dict[str, Any] = {
+    "ProjectionExpression": "entity_id, sku, image_url, #hash, hash_algo, updated_at",
+    "ExpressionAttributeNames": {"#hash": "hash"},  # HASH is a reserved word
+}
 
 # Error codes that mean "try again later", not "your request is wrong": they map to 503.
 # ResourceNotFoundException is included because, for a configured table, it means the table is
@@ -405,6 +414,26 @@ class DynamoDBRecordStore:
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def page(self, after: str | None, limit: int, query: str | None = None) -> tuple[list[HashRecord], str | None]:
+        """Records in the table's own order (by key hash, not alphabetical), continued from any
+        key: `ExclusiveStartKey` is the last record returned, or the last one read (searches)."""
+        start = {"ExclusiveStartKey": key_of(after)} if after else {}
+        # Without a query, one item more than asked says whether any is left.
+        batch = limit + 1 if query is None else PAGE_READ_LIMIT
+        found: list[HashRecord] = []
+        read = 0
+        for page in self._scan_pages(None, None, Limit=batch, **_PAGE_FIELDS, **start):
+            for item in page.get("Items", []):
+                record = item_to_record(item)
+                if query is None or record.mentions(query):
+                    if len(found) == limit:
+                        return found, found[-1].entity_id  # at least one more is left
+                    found.append(record)
+                read += 1
+                if read >= PAGE_READ_LIMIT:
+                    return found, record.entity_id
+        return found, None
 
     def count(self) -> int:
         """Exact item count (a Select=COUNT scan: O(table), fine for tests and backfill checks).

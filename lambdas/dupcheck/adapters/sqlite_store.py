@@ -74,6 +74,8 @@ class SqliteRecordStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL survives crashes
             conn.execute("PRAGMA busy_timeout=30000")
+            # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
+            conn.create_function("casefold", 1, _casefold, deterministic=True)
             self._local.conn = conn
         return conn
 
@@ -135,6 +137,17 @@ class SqliteRecordStore:
                 return
             yield from (_record(row) for row in rows)
             after = rows[-1][0]
+
+    def page(self, after: str | None, limit: int, query: str | None = None) -> tuple[list[HashRecord], str | None]:
+        # Keyset pagination in entity_id order; one row more than asked says whether any is left.
+        where, params = "entity_id > ?", [after or ""]
+        if query:
+            where += " AND (instr(casefold(entity_id), ?) > 0 OR instr(casefold(sku), ?) > 0)"
+            params += [query.casefold()] * 2
+        rows = self._query(f"SELECT {_COLUMNS} FROM records WHERE {where} ORDER BY entity_id LIMIT ?",
+                           [*params, limit + 1])  # fmt: skip
+        records = [_record(row) for row in rows[:limit]]
+        return records, records[-1].entity_id if len(rows) > limit else None
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM records", ())[0][0])
@@ -216,6 +229,10 @@ def _record(row: Sequence) -> HashRecord:
         updated_at=updated_at,
         features=json.loads(features),
     )
+
+
+def _casefold(text: str | None) -> str:
+    return (text or "").casefold()
 
 
 def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:

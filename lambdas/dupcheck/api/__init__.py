@@ -23,21 +23,25 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from dupcheck.api import web
 from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.api.schemas import (
+    CURSOR_PATTERN,
     IMAGE_URL_PATTERN,
+    DuplicateReport,
     ErrorBody,
     FindResponse,
     Health,
     ImageUrl,
     ItemOut,
+    ItemPage,
     NewItem,
     PhotoUpload,
 )
 from dupcheck.api.uploads import FILE_FIELDS, uploaded_image
-from dupcheck.core.errors import DupcheckError, InvalidRequest, error_body
-from dupcheck.core.ids import MAX_ID_LENGTH
-from dupcheck.core.service import MAX_TOP, MAX_URL_LENGTH, DupcheckService
+from dupcheck.core.errors import DupcheckError, InvalidRequest, NotFound, error_body
+from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
+from dupcheck.core.service import MAX_PAGE, MAX_TOP, MAX_URL_LENGTH, DupcheckService
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +49,8 @@ API_TITLE = "dupcheck"
 API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "Near-duplicate image detection for e-commerce catalogs: is this image already in my catalog? "
-    "Every route but /health needs the API key in the x-api-key header (on AWS always; locally when "
-    "DUPCHECK_API_KEY is set). Errors are always JSON: {\"error\": {\"code\", \"message\"}}."
+    "Every route but /health (and the web app's page) needs the API key in the x-api-key header (on AWS "
+    "always; locally when DUPCHECK_API_KEY is set). Errors are always JSON: {\"error\": {\"code\", \"message\"}}."
 )
 API_KEY_HEADER = "x-api-key"
 OPEN: dict[str, Any] = {"security": []}  # an operation that needs no API key
@@ -56,17 +60,34 @@ MaxDistanceParam = Annotated[
     int | None, Query(ge=0, le=64, description="Drop matches whose hash distance (of 64 bits) is larger.")
 ]
 EntityIdParam = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The item's entity_id.")]
+NewEntityIdParam = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="The entity_id to store "
+              "it under (docs/api.md, ids).", json_schema_extra={"not": {"enum": [".", ".."]}})
+]  # fmt: skip
 ImageUrlParam = Annotated[
     ImageUrl, Query(min_length=1, max_length=MAX_URL_LENGTH, description="http(s) URL of the image.",
                     json_schema_extra={"pattern": IMAGE_URL_PATTERN})
 ]  # fmt: skip
+PublishedUrlParam = Annotated[
+    ImageUrl | None, Query(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": IMAGE_URL_PATTERN},
+                           description="Where the catalog publishes the picture (kept, never fetched).")
+]  # fmt: skip
+SkuParam = Annotated[str | None, Query(max_length=256, description="The item's SKU.")]
+LimitParam = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Records per page (1-100, default 20).")]
+CursorParam = Annotated[
+    str | None, Query(min_length=2, max_length=4096, pattern=CURSOR_PATTERN,
+                      description="next_cursor of the previous page; absent for the first.")
+]  # fmt: skip
+SearchParam = Annotated[
+    str | None, Query(max_length=200, description="Keep records whose entity_id or SKU contains this, ignoring case.")
+]
 IncludeParam = Annotated[str | None, Query(pattern="^features$", description="`features`: add the stored views.")]
 
 _REASONS = {
     400: "A parameter or the body is missing or malformed (`invalid_request`).",
     403: "The image URL is not allowed (`url_not_allowed`: scheme, address or host), or the API key is "
     "missing or wrong (`forbidden`).",
-    404: "No such item (`not_found`).",
+    404: "No such item or duplicate report, or an id no route takes (`not_found`).",
     413: "The image is over the byte or pixel limit (`image_too_large`).",
     415: "Not an image format dupcheck decodes, or the wrong body type (`unsupported_media_type`).",
     422: "A supported format, but corrupt or truncated (`invalid_image`).",
@@ -142,10 +163,7 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
         tags=["find"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
     def find_similar_by_upload(top: TopParam = None, max_distance: MaxDistanceParam = None) -> FindResponse:
-        event = app.current_event
-        data = uploaded_image(_raw_body(event.body, bool(event.is_base64_encoded)),
-                              event.headers.get("content-type") or "", max_body_bytes)  # fmt: skip
-        return FindResponse.of(service.find_similar_bytes(data, top, max_distance))
+        return FindResponse.of(service.find_similar_bytes(_uploaded(app, max_body_bytes), top, max_distance))
 
     @app.post(
         "/items", status_code=201, summary="Register (or replace) a catalog image",
@@ -155,6 +173,29 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
     )  # fmt: skip
     def register_item(item: NewItem) -> ItemOut:
         return ItemOut.of(service.register(item.entity_id, item.sku, item.image_url))
+
+    @app.put(
+        "/items/<entity_id>", status_code=201, summary="Register (or replace) a catalog image from an upload",
+        description="Hashes the uploaded image and stores the record under entity_id (an upsert). `image_url` is "
+        "where the catalog publishes the picture (the web app's thumbnail); without it the record keeps none, "
+        "and a reindex to a new pipeline cannot download it again.",
+        responses=_responses(201, ItemOut, "The stored record.", 400, 403, 404, 413, 415, 422, 503),
+        tags=["items"], openapi_extensions=UPLOAD_BODY,
+    )  # fmt: skip
+    def upload_item(entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None) -> ItemOut:
+        data = _uploaded(app, max_body_bytes)
+        return ItemOut.of(service.register_bytes(entity_id=entity_id, sku=sku or "", image_url=image_url or "",
+                                                 data=data))  # fmt: skip
+
+    @app.get(
+        "/items", summary="A page of the catalog, optionally searched",
+        description="Records in the store's order (locally by entity_id; on AWS the table's own order), "
+        "`limit` at a time; pass `next_cursor` back as `cursor` for the next page.",
+        responses=_responses(200, ItemPage, "A page of records.", 400, 403, 503), tags=["items"],
+    )  # fmt: skip
+    def list_items(limit: LimitParam = None, cursor: CursorParam = None, q: SearchParam = None) -> ItemPage:
+        records, next_cursor = service.list_items(limit, cursor, q)
+        return ItemPage(items=[ItemOut.of(r) for r in records], next_cursor=next_cursor)
 
     @app.get(
         "/items/<entity_id>", summary="Read one catalog record",
@@ -173,6 +214,15 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
         return Response(status_code=204, content_type=None, body=None)
 
     @app.get(
+        "/duplicates", summary="The catalog-wide duplicate report",
+        description="The newest report of `python -m dupcheck duplicates`: groups of records that hold the "
+        "same picture. 404 until one is published.",
+        responses=_responses(200, DuplicateReport, "The newest report.", 403, 404, 503), tags=["duplicates"],
+    )  # fmt: skip
+    def duplicates() -> DuplicateReport:
+        return DuplicateReport.model_validate(service.duplicate_report())
+
+    @app.get(
         "/health", summary="Status: the pipeline, record and index counts",
         responses=_responses(200, Health, "The service answers.", 503), tags=["status"], openapi_extensions=OPEN,
     )  # fmt: skip
@@ -182,6 +232,20 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[dict]:
         return _json(200, json.loads(openapi_document(app)))
+
+    # The web app (api/web.py): open like /docs, it shows nothing until its calls bring the key.
+    @app.get("/", include_in_schema=False)
+    def web_page() -> Response[str]:
+        event = app.current_event
+        requested = (event.raw_event.get("requestContext") or {}).get("path") or event.path  # with the stage
+        return Response(200, web.files()[web.PAGE][0], web.page(requested), headers=web.HEADERS)
+
+    @app.get(f"{web.WEB_PREFIX}/<name>", include_in_schema=False)
+    def web_file(name: str) -> Response[str]:
+        found = web.asset(name)
+        if found is None:
+            raise NotFound(f"the web app has no file {name!r}")
+        return Response(200, found[0], found[1], headers=web.HEADERS)
 
     @app.exception_handler(DupcheckError)
     def domain_error(exc: DupcheckError) -> Response[dict]:
@@ -247,6 +311,13 @@ def _describe_validation(exc: RequestValidationError) -> str:
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
         parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
+
+
+def _uploaded(app: DupcheckResolver, max_body_bytes: int) -> bytes:
+    """The image of an upload route's request (raw, multipart or JSON photoData)."""
+    event = app.current_event
+    body = _raw_body(event.body, bool(event.is_base64_encoded))
+    return uploaded_image(body, event.headers.get("content-type") or "", max_body_bytes)
 
 
 def _raw_body(body: str | None, is_base64: bool) -> bytes:

@@ -105,6 +105,51 @@ class ItemOut(BaseModel):
         return data
 
 
+class ItemPage(BaseModel):
+    """A page of the catalog (without the verification views)."""
+
+    items: list[ItemOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null after the last one. A search reads a bounded "
+        "part of the catalog per request, so a page may hold fewer items than `limit` (even none) and still "
+        "have a next one."
+    )
+
+
+# A page cursor: unpadded base64url (every string of this shape is a position in the catalog).
+CURSOR_PATTERN = r"^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$"
+
+
+class DuplicatePair(BaseModel):
+    """Two records of a group and how alike they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    a: str
+    b: str
+    verdict: VerdictName
+    match_percent: float = Field(ge=0, le=100)
+    edit: str | list[str] | None = Field(None, description="What was edited between them, when known.")
+
+
+class DuplicateGroup(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    items: list[str] = Field(description="The entity_ids of the group: pictures of one product, held more than once.")
+    pairs: list[DuplicatePair]
+
+
+class DuplicateReport(BaseModel):
+    """The catalog-wide duplicate report (`python -m dupcheck duplicates`), as it was written."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"description": __doc__})
+
+    pipeline: str = Field(description="The hash pipeline of the run.")
+    records: int = Field(ge=0, description="Records compared.")
+    groups: list[DuplicateGroup]
+    elapsed_s: float = Field(ge=0, description="How long the run took, in seconds.")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     algorithm: str = Field(description="The hash pipeline new records are hashed with.")

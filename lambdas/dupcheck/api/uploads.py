@@ -40,7 +40,7 @@ def uploaded_image(body: bytes, content_type: str, max_bytes: int) -> bytes:
     if not data:
         raise InvalidRequest("the uploaded image is empty")
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes}")
+        raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes} bytes")
     return data
 
 

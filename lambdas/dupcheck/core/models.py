@@ -118,6 +118,12 @@ class HashRecord:
             "features": dict(self.features),
         }
 
+    def mentions(self, text: str) -> bool:
+        """Whether `text` is in the entity_id or the SKU, ignoring case: what a catalog search
+        matches, the same in every store."""
+        folded = text.casefold()
+        return folded in self.entity_id.casefold() or folded in self.sku.casefold()
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HashRecord:
         return cls(

@@ -7,8 +7,8 @@ with `isinstance`, never discovered by `getattr` or by catching a TypeError.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from dupcheck.core.models import HashRecord, HashValue, IndexHit
 
@@ -34,6 +34,14 @@ class RecordStore(Protocol):
     def scan(self, segments: int = 1) -> Iterator[HashRecord]:
         """Every record. `segments` > 1 lets a store that can read in parallel do so (records
         then arrive in no particular order); others ignore it."""
+        ...
+
+    def page(self, after: str | None, limit: int, query: str | None = None) -> tuple[list[HashRecord], str | None]:
+        """Up to `limit` records after the one with entity_id `after` (None: from the start), in
+        the store's own order, keeping those `HashRecord.mentions(query)` when a query is given;
+        and the entity_id to continue after, None when nothing is left. A store that reads a
+        bounded share of itself per call may return fewer records, even none, with an id to
+        continue after (DynamoDB, searching)."""
         ...
 
     def count(self) -> int:
@@ -84,6 +92,15 @@ class VersionedIndex(Protocol):
     external versioning), so a replayed stream cannot resurrect or remove the wrong version."""
 
     def remove_versioned(self, entity_id: str, version: int) -> None: ...
+
+
+@runtime_checkable
+class DuplicateReports(Protocol):
+    """Where the catalog-wide duplicate report (`python -m dupcheck duplicates`) is published."""
+
+    def latest(self) -> Mapping[str, Any] | None:
+        """The newest report as its JSON object, or None when none has been published."""
+        ...
 
 
 @runtime_checkable

@@ -6,19 +6,24 @@ and on one machine (SQLite + in-process index).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dupcheck.core.errors import InvalidRequest, NotFound
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching import VERDICT_RANK, match_percent
 from dupcheck.core.models import FindResult, Fingerprint, HashRecord, IndexHit, Match
-from dupcheck.core.ports import HashIndex, ImageFetcher, RecordStore
+from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore
 
 MAX_TOP = 100
+MAX_PAGE = 100  # records per page of the catalog
+DEFAULT_PAGE = 20
 MAX_URL_LENGTH = 2048
 LOCK_STRIPES = 64  # per-id locks, hashed: writers of different ids rarely wait for each other
 
@@ -44,6 +49,7 @@ class DupcheckService:
     max_pixels: int
     default_top: int = 5
     observe: Observer = _ignore
+    reports: DuplicateReports | None = None  # None: no duplicate report is published here
     _locks: tuple[threading.Lock, ...] = field(
         default_factory=lambda: tuple(threading.Lock() for _ in range(LOCK_STRIPES)), init=False, repr=False
     )
@@ -84,6 +90,23 @@ class DupcheckService:
         if record is None:
             raise NotFound(f"no item with entity_id {entity_id!r}")
         return record
+
+    def list_items(
+        self, limit: int | None = None, cursor: str | None = None, query: str | None = None
+    ) -> tuple[list[HashRecord], str | None]:
+        """A page of the catalog, and the cursor of the next page (None after the last one).
+        `query` keeps the records whose entity_id or SKU contains it, ignoring case."""
+        limit = DEFAULT_PAGE if limit is None else limit
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+        records, last = self.store.page(decode_cursor(cursor) if cursor else None, limit, query or None)
+        return records, encode_cursor(last) if last is not None else None
+
+    def duplicate_report(self) -> Mapping[str, Any]:
+        report = self.reports.latest() if self.reports is not None else None
+        if report is None:
+            raise NotFound("no duplicate report has been published: `python -m dupcheck duplicates` writes one")
+        return report
 
     def health(self) -> dict[str, object]:
         return {
@@ -198,6 +221,23 @@ def build_record(
         hash_algo=fp.algo,
         features=dict(fp.features),
     )
+
+
+def encode_cursor(entity_id: str) -> str:
+    """A page cursor: the entity_id to continue after, as unpadded base64url (opaque to clients)."""
+    return base64.urlsafe_b64encode(entity_id.encode("utf-8", "surrogatepass")).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The entity_id a cursor continues after. Every well-formed cursor is a position in the
+    catalog (one the API did not give just starts somewhere), so only malformed base64 fails."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest("cursor is not one this API gave: pass next_cursor as it came") from exc
+    if not raw:
+        raise InvalidRequest("cursor is not one this API gave: pass next_cursor as it came")
+    return raw.decode("utf-8", "replace")
 
 
 def _check_image(data: bytes) -> bytes:

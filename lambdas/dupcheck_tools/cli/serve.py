@@ -43,6 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
     def announce(base_url: str) -> None:
         demo = build_demo(service, demo_dir, base_url)
         print(f"\ndupcheck demo: {demo.items} catalog images indexed, serving on {base_url}")
+        print(f"Web app: {base_url}/   (check a picture, browse the catalog, see its duplicate groups)")
         print("Try:\n  " + "\n  ".join(curl_examples(demo, base_url)))
         print(f"API docs: {base_url}/docs   (Ctrl-C stops)\n", flush=True)
 
@@ -62,7 +63,8 @@ def _serve(
     if on_ready:
         on_ready(server.url)
     else:
-        print(f"dupcheck serving on {server.url} ({service.index.count()} hashes indexed)", flush=True)
+        print(f"dupcheck serving on {server.url} ({service.index.count()} hashes indexed); web app: {server.url}/",
+              flush=True)
     try:
         while not stop.wait(0.5):
             pass

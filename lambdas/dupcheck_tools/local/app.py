@@ -10,8 +10,9 @@ is done here by `Guard`:
 * Cross-site writes: a POST/PUT/PATCH/DELETE that a browser marks as coming from another site
   (`Sec-Fetch-Site`, else an `Origin` that is not this server) is refused (403): a page the
   operator visits cannot change the catalog. Clients that are not browsers send neither header.
-* The API key: with `DUPCHECK_API_KEY` set, every route but /health, /openapi.json, /docs and
-  static files needs it in `x-api-key` (the header API Gateway checks).
+* The API key: with `DUPCHECK_API_KEY` set, every route but /health, /openapi.json, /docs, the
+  web app (`/` and /web/...) and static files needs it in `x-api-key` (the header API Gateway
+  checks). The page loads without the key and sends it with every API call it makes.
 
 Static files (the demo's pictures under /demo/) are served from a folder, never outside it.
 """
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dupcheck.api import API_KEY_HEADER, build_resolver
 from dupcheck.api.resolver import DupcheckResolver, route_path
+from dupcheck.api.web import WEB_PREFIX
 from dupcheck.core.errors import error_body
 from dupcheck.core.service import DupcheckService
 
@@ -41,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 STATIC_PREFIX = "/demo/"
-OPEN_PATHS = ("/health", "/openapi.json", "/docs")  # no API key needed (as on AWS)
+OPEN_PATHS = ("/health", "/openapi.json", "/docs", WEB_PREFIX)  # and below them; no API key (as on AWS)
+OPEN_PAGE = "/"  # the web app's page: open itself, not what is below it
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values a write may carry
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
@@ -202,4 +205,5 @@ def _cross_site(headers: dict[str, str]) -> bool:
 
 def _is_open(path: str) -> bool:
     path = route_path(path)
-    return path.startswith(STATIC_PREFIX) or any(path == p or path.startswith(p + "/") for p in OPEN_PATHS)
+    return (path == OPEN_PAGE or path.startswith(STATIC_PREFIX)
+            or any(path == p or path.startswith(p + "/") for p in OPEN_PATHS))  # fmt: skip

@@ -1,0 +1,71 @@
+// The catalog-wide duplicate report: groups of records holding the same picture, as thumbnails.
+// The report names ids; each picture comes from its record, a few requests at a time.
+import { api, itemPath } from "./api.js";
+import { matchSentence, percentWords } from "./words.js";
+import { byId, clearError, el, limiter, showError, thumbButton } from "./ui.js";
+import { showItem } from "./catalog.js";
+
+const SHOWN = 10; // groups per "show more"
+const fetchLimited = limiter(4);
+let report = null;
+let shown = 0;
+
+export function initDuplicates() {
+  byId("groups-more").addEventListener("click", more);
+}
+
+export async function showDuplicates() {
+  clearError("duplicates-error");
+  const summary = byId("duplicates-summary");
+  summary.textContent = "Loading…";
+  byId("group-list").replaceChildren();
+  byId("groups-more").hidden = true;
+  try {
+    report = await api("duplicates");
+  } catch (error) {
+    summary.textContent = "";
+    if (error.code === "not_found") {
+      summary.textContent = "No duplicate report yet. Running python -m dupcheck duplicates writes one; its groups show here.";
+    } else {
+      showError("duplicates-error", error);
+    }
+    return;
+  }
+  const groups = report.groups.length;
+  const seconds = Number(report.elapsed_s).toFixed(1);
+  summary.textContent = groups
+    ? `${groups} group${groups === 1 ? "" : "s"} of records holding the same picture, among ${report.records} records (pipeline ${report.pipeline}, found in ${seconds} s).`
+    : `No duplicates among ${report.records} records (pipeline ${report.pipeline}).`;
+  shown = 0;
+  more();
+}
+
+function more() {
+  const next = report.groups.slice(shown, shown + SHOWN);
+  byId("group-list").append(...next.map((group, i) => groupItem(group, shown + i + 1)));
+  shown += next.length;
+  byId("groups-more").hidden = shown >= report.groups.length;
+}
+
+function groupItem(group, number) {
+  const pairs = group.pairs.map((pair) =>
+    el("li", { text: `${pair.a} and ${pair.b}: ${matchSentence(pair).toLowerCase()} (${percentWords(pair)})` }));
+  return el("li", { class: "group" },
+    el("h2", { text: `Group ${number}: ${group.items.length} records` }),
+    el("ul", { class: "grid" }, ...group.items.map(recordCard)),
+    el("ul", { class: "pairs", "aria-label": `How alike the records of group ${number} are` }, ...pairs));
+}
+
+function recordCard(id) {
+  const slot = el("span", { class: "no-picture", text: "Loading…" });
+  const card = el("li", { class: "card" }, slot, el("p", { class: "id", text: id }));
+  fetchLimited(() => api(itemPath(id))).then(
+    (item) => {
+      slot.replaceWith(thumbButton(item, `Show ${id}`, `Picture of ${id}`, () => showItem(item)));
+      if (item.sku) card.append(el("p", { class: "sku", text: `SKU ${item.sku}` }));
+    },
+    (error) => {
+      slot.textContent = error.code === "not_found" ? "Removed since the report" : error.sentence;
+    });
+  return card;
+}

@@ -1,0 +1,66 @@
+// Small DOM helpers shared by the views. Text always goes in as textContent, never as HTML.
+
+export const byId = (id) => document.getElementById(id);
+
+/** An element with properties (`class`, `text`, `aria-*` and `data-*` attributes, DOM properties) and children. */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name.startsWith("aria-") || name.startsWith("data-")) node.setAttribute(name, value);
+    else node[name] = value;
+  }
+  node.append(...children.filter((child) => child != null && child !== false));
+  return node;
+}
+
+/** Show an ApiError's sentence (or a plain { sentence }) in the error paragraph `id`. */
+export function showError(id, error) {
+  const paragraph = byId(id);
+  paragraph.textContent = error?.sentence ?? "Something went wrong in this page. Reload it and try again.";
+  paragraph.hidden = false;
+  if (!error?.sentence) console.warn(error); // a bug of the page, not an API answer
+}
+
+export function clearError(id) {
+  const paragraph = byId(id);
+  paragraph.textContent = "";
+  paragraph.hidden = true;
+}
+
+const noPicture = (text) => el("span", { class: "no-picture", text });
+
+/** A catalog picture loaded from its address, or a note when it has none or cannot be shown. */
+export function picture(item, alt) {
+  if (!item.image_url) return noPicture("No picture address");
+  const image = el("img", { src: item.image_url, alt, decoding: "async" });
+  image.addEventListener("error", () => image.replaceWith(noPicture("The picture cannot be shown")), { once: true });
+  return image;
+}
+
+/** A square thumbnail button that shows `item`'s picture and runs `open` when pressed. */
+export function thumbButton(item, label, alt, open) {
+  const button = el("button", { type: "button", class: "thumb", "aria-label": label }, picture(item, alt));
+  button.addEventListener("click", open);
+  return button;
+}
+
+/** Runs promises from `start()` at most `limit` at a time (thumbnails: a few requests at once). */
+export function limiter(limit) {
+  let running = 0;
+  const waiting = [];
+  const next = () => {
+    if (running >= limit || !waiting.length) return;
+    running += 1;
+    const { start, resolve, reject } = waiting.shift();
+    start().then(resolve, reject).finally(() => {
+      running -= 1;
+      next();
+    });
+  };
+  return (start) => new Promise((resolve, reject) => {
+    waiting.push({ start, resolve, reject });
+    next();
+  });
+}

@@ -1,0 +1,90 @@
+// What the page says, in words a merchandiser uses: one function per kind of sentence, so the
+// wording lives in one place. matchSentence is the one to extend when matches say what was
+// edited (an `edits` list: "the same picture, cropped and mirrored").
+
+const VERDICTS = {
+  duplicate: "The same picture",
+  similar: "A similar picture, not the same",
+  different: "A different picture",
+};
+
+/** "a", "a and b", "a, b and c" */
+export function listWords(words) {
+  return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
+}
+
+/** The sentence for one match (or one pair of a duplicate report). */
+export function matchSentence(match) {
+  const base = VERDICTS[match.verdict] ?? "A picture";
+  const edits = [match.edits ?? match.edit ?? []].flat().filter(Boolean);
+  return edits.length ? `${base}, ${listWords(edits)}` : base;
+}
+
+export const percentWords = (match) => `${Math.round(match.match_percent)}% match`;
+
+/** The answer at the top of a check: { tone: "found" | "new", text }. */
+export function answerOf(result) {
+  const same = result.matches.filter((m) => m.verdict === "duplicate");
+  if (same.length) {
+    const [first] = same;
+    const others = same.length - 1;
+    const more = others ? `, and ${others} more time${others > 1 ? "s" : ""}` : "";
+    return { tone: "found", text: `Already in the catalog as ${first.entity_id}${skuWords(first)}${more}.` };
+  }
+  const similar = result.matches.find((m) => m.verdict === "similar");
+  if (similar) {
+    return { tone: "new", text: `Not in the catalog. The closest, ${similar.entity_id}, is a similar picture, not the same.` };
+  }
+  return { tone: "new", text: "Not in the catalog." };
+}
+
+export const skuWords = (item) => (item.sku ? ` (SKU ${item.sku})` : "");
+
+/** "293 KB" */
+export function sizeWords(bytes) {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+const sentence = (text) => text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
+// The API's messages name sizes in bytes: "the image is 300000 bytes; the limit is 200000 bytes".
+const readable = (message) => message.replace(/(\d{4,}) bytes/g, (_, n) => sizeWords(Number(n)));
+
+/** An API error as a plain sentence: what happened and, where it helps, what to do. */
+export function errorSentence(status, code, message = "") {
+  switch (code) {
+    case "image_too_large":
+      return `This picture is too large for dupcheck: ${readable(message)}.`;
+    case "unsupported_media_type":
+      return "This file is not a picture dupcheck can read. It reads JPEG, PNG, WebP, GIF, BMP and TIFF.";
+    case "invalid_image":
+      return "This picture is damaged or cut short, so it cannot be read. Save it again and retry.";
+    case "url_not_allowed":
+      return sentence(`dupcheck may not download from that address: ${message}`);
+    case "upstream_error":
+      return sentence(`The picture could not be downloaded: ${message}`);
+    case "upstream_timeout":
+    case "timeout":
+      return "The picture's website took too long to answer. Try again, or upload the file instead.";
+    case "not_found":
+      return sentence(message || "Not found");
+    case "invalid_request":
+      return sentence(`That was not accepted: ${message}`);
+    case "forbidden":
+      return "This dupcheck needs its API key, and none was accepted. Reload the page to give it again.";
+    case "cross_site_request":
+    case "forbidden_host":
+      return sentence(`This server refused the request: ${message}`);
+    case "index_unavailable":
+    case "store_unavailable":
+      return "The catalog cannot be reached right now. Try again in a minute.";
+    case "throttled":
+    case "quota_exceeded":
+      return "Too many requests right now. Wait a moment and try again.";
+    case "network":
+      return "dupcheck cannot be reached. Check the connection and try again.";
+    default:
+      return sentence(`Something went wrong (${status || "no answer"}): ${message || "no details"}`);
+  }
+}

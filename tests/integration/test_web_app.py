@@ -1,0 +1,446 @@
+"""The web app in a real browser: headless Chromium (Debian's, installed by `make test`) driven by
+selenium against the local server and its demo catalog, as a merchandiser would use it.
+
+After every test: the page logged no error of its own (JavaScript or console), every request it
+made went to 127.0.0.1 (nothing from a CDN, no fonts from elsewhere), and, unless the test sends
+a refusal on purpose, no request failed.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import SecretStr
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.settings import Settings
+from dupcheck_tools.local.demo import DemoCatalog, build_demo
+from dupcheck_tools.local.server import LocalServer
+from dupcheck_tools.samples import encode, product_image
+from scripts.browser import chromium, desktop, phone, requests
+
+pytestmark = pytest.mark.slow
+MAX_IMAGE_BYTES = 300_000  # small, so that a too-large picture is cheap to make
+API_KEY = "browser-test-key"
+
+
+@dataclass
+class Demo:
+    server: LocalServer
+    catalog: DemoCatalog
+    pictures: Path  # files the tests upload
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def start_server(data_dir: Path, max_image_bytes: int = MAX_IMAGE_BYTES, **settings: Any) -> LocalServer:
+    config = Settings.from_env({}, data_dir=data_dir, port=0, allow_loopback_urls=True,
+                               max_image_bytes=max_image_bytes, **settings)  # fmt: skip
+    server = LocalServer(build_service(config), config, static_dir=data_dir / "demo")
+    server.start_in_thread()
+    return server
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    root = tmp_path_factory.mktemp("web")
+    server = start_server(root / "data")
+    catalog = build_demo(server.service, root / "data" / "demo", server.url)
+    pictures = root / "pictures"
+    pictures.mkdir()
+    (pictures / "notes.jpg").write_text("a shopping list, not a picture")
+    # ~347 KB: over the image limit, under the server's body limit (the image's plus base64 framing)
+    noise = np.random.default_rng(5).integers(0, 256, (340, 340, 3), dtype=np.uint8)
+    (pictures / "huge.png").write_bytes(encode(Image.fromarray(noise), "PNG"))
+    (pictures / "new-product.jpg").write_bytes(encode(product_image(4242)))
+    yield Demo(server, catalog, pictures)
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    browser = chromium()
+    yield browser
+    browser.quit()
+
+
+@dataclass
+class Page:
+    """The app in the browser, and what it must not do (checked after each test)."""
+
+    driver: WebDriver
+    base_url: str
+    refusals_expected: bool = False
+    seen: list[str] = field(default_factory=list)
+
+    def open(self, view: str = "") -> None:
+        """The page, at `view` (the first, "check", when none is named)."""
+        self.driver.get("about:blank")  # a new document, even when only the #view differs
+        self.driver.get(f"{self.base_url}/#{view}" if view else f"{self.base_url}/")
+        current = f"#{view or 'check'}"
+        self.wait(lambda: self.js("return document.querySelector('.top a[aria-current=page]')?.hash") == current)
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def find(self, css: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def all(self, css: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def wait(self, condition: Callable[[], Any], timeout: float = 15) -> Any:
+        return WebDriverWait(self.driver, timeout).until(lambda _: condition())
+
+    def text_of(self, css: str, contains: str) -> str:
+        """Wait until the element shows `contains`; its whole text."""
+        return self.wait(lambda: (text := self.find(css).text) and contains in text and text)
+
+    def answer(self) -> str:
+        """The answer at the top of a check, once it is one (not "Checking...")."""
+        return self.wait(lambda: "busy" not in (a := self.find("#check-answer")).get_attribute("class")
+                         and a.is_displayed() and a.text)  # fmt: skip
+
+    def visible_error(self, css: str) -> str:
+        return self.wait(lambda: self.find(css).is_displayed() and self.find(css).text)
+
+    def loaded(self, image: WebElement) -> bool:
+        return bool(self.js("return arguments[0].complete && arguments[0].naturalWidth > 0", image))
+
+    def upload(self, css: str, path: Path) -> None:
+        self.find(css).send_keys(str(path))
+
+    def fill(self, css: str, text: str) -> None:
+        box = self.find(css)
+        box.clear()
+        box.send_keys(text)
+
+    def check_after(self) -> None:
+        logs = self.driver.get_log("browser")
+        own = [e for e in logs if e["level"] == "SEVERE" and e.get("source") != "network"]
+        assert not own, f"the page logged errors: {own}"
+        if not self.refusals_expected:
+            failed = [e["message"] for e in logs if e["level"] == "SEVERE"]
+            assert not failed, f"requests failed: {failed}"
+        self.seen.extend(requests(self.driver))
+        assert any(urlsplit(u).path == "/web/app.js" for u in self.seen), "the network log saw no page load"
+        elsewhere = [u for u in self.seen if urlsplit(u).scheme not in ("data", "blob", "about")
+                     and urlsplit(u).hostname != "127.0.0.1"]  # fmt: skip
+        assert not elsewhere, f"the page reached beyond 127.0.0.1: {elsewhere}"
+
+
+@pytest.fixture
+def page(driver: WebDriver, demo: Demo) -> Iterator[Page]:
+    desktop(driver)
+    driver.get("about:blank")
+    driver.get_log("browser")  # drain what an earlier test left in both logs
+    list(requests(driver))
+    app = Page(driver, demo.url)
+    yield app
+    app.check_after()
+
+
+def api_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+# -- checking a picture ---------------------------------------------------------------------------
+
+
+def test_an_uploaded_catalog_picture_is_found_with_its_thumbnail_and_compared(page: Page, demo: Demo) -> None:
+    page.open("check")
+    page.upload("#check-file", demo.catalog.duplicate_query)
+    answer = page.answer()
+    assert answer == "Already in the catalog as demo-03 (SKU DEMO-003)."
+    first = page.all("#match-grid > li")[0]
+    assert first.find_element(By.CSS_SELECTOR, ".id").text == "demo-03"
+    assert first.find_element(By.CSS_SELECTOR, ".verdict").text == "The same picture"
+    assert first.find_element(By.CSS_SELECTOR, ".percent").text.endswith("% match")
+    thumbnail = first.find_element(By.CSS_SELECTOR, "img")
+    page.wait(lambda: page.loaded(thumbnail) and page.loaded(page.find("#query-image")))
+    assert thumbnail.get_attribute("alt") == "Catalog picture of demo-03"
+    verdicts = [v.text for v in page.all("#match-grid .verdict")]
+    assert verdicts[1:] and "The same picture" not in verdicts[1:]  # one duplicate, then the others
+
+    first.find_element(By.CSS_SELECTOR, "button.thumb").click()  # side by side, then the slider
+    page.wait(lambda: page.find("#compare").get_attribute("open") is not None)
+    assert page.find("#compare-verdict").text.startswith("The same picture (")
+    page.wait(lambda: page.loaded(page.find("#compare-query")) and page.loaded(page.find("#compare-match")))
+    page.find("input[name=compare-mode][value=slider]").click()
+    slider = page.find("#slider-range")
+    assert slider.is_displayed() and not page.find("#compare-side").is_displayed()
+    slider.send_keys(Keys.HOME)
+    reveal = "return getComputedStyle(document.getElementById('slider-stage')).getPropertyValue('--reveal')"
+    assert page.js(reveal) == "0%"
+    slider.send_keys(Keys.ESCAPE)
+    page.wait(lambda: page.find("#compare").get_attribute("open") is None)
+
+
+def test_a_pasted_address_of_a_new_product_is_not_in_the_catalog(page: Page, demo: Demo) -> None:
+    page.open("check")
+    page.fill("#check-url", f"{demo.url}/demo/queries/{demo.catalog.distinct_query.name}")
+    page.find("#check-url").send_keys(Keys.ENTER)
+    assert page.answer() == "Not in the catalog. The closest, demo-02, is a similar picture, not the same."
+    cards = page.all("#match-grid > li")
+    assert len(cards) == 8 and all(c.get_attribute("class") != "card duplicate" for c in cards)
+    assert cards[0].find_element(By.CSS_SELECTOR, ".verdict").text == "A similar picture, not the same"
+    verdicts = {v.text for v in page.all("#match-grid .verdict")}
+    assert verdicts <= {"A similar picture, not the same", "A different picture"}
+    page.wait(lambda: page.loaded(page.find("#query-image")))  # shown from the address itself
+
+
+def test_a_webcam_shot_is_checked(page: Page) -> None:
+    page.open("check")
+    page.find("#webcam-open").click()
+    page.wait(lambda: page.js("return document.getElementById('webcam-video').videoWidth") > 0)
+    page.find("#webcam-shoot").click()
+    assert page.answer().startswith("Not in the catalog.")  # Chromium's fake camera
+    assert not page.find("#webcam").is_displayed()
+    assert page.js("return document.getElementById('query-image').src").startswith("blob:")
+
+
+def test_bad_pictures_are_explained_in_sentences_next_to_what_was_sent(page: Page, demo: Demo) -> None:
+    page.refusals_expected = True  # 415, 413 and 403 below are the point
+    page.open("check")
+    page.upload("#check-file", demo.pictures / "notes.jpg")
+    assert page.visible_error("#check-error") == (
+        "This file is not a picture dupcheck can read. It reads JPEG, PNG, WebP, GIF, BMP and TIFF."
+    )
+    assert not page.find("#check-answer").is_displayed()
+    page.upload("#check-file", demo.pictures / "huge.png")
+    page.wait(lambda: "too large" in page.find("#check-error").text)
+    size = (demo.pictures / "huge.png").stat().st_size
+    assert page.find("#check-error").text == (
+        f"This picture is too large for dupcheck: the image is {round(size / 1024)} KB; the limit is 293 KB."
+    )
+    page.fill("#check-url", "http://127.0.0.1:9/gone.jpg")  # nothing listens there (discard port)
+    page.find("#check-url-form button").click()
+    page.wait(lambda: page.find("#check-error").text.startswith("The picture could not be downloaded: "))
+    page.fill("#check-url", "not an address")  # the browser's own check: nothing is sent
+    page.find("#check-url-form button").click()
+    assert page.js("return document.getElementById('check-url').validity.typeMismatch") is True
+
+
+def test_a_picture_over_4_mb_is_scaled_down_before_it_is_sent(page: Page, demo: Demo, tmp_path: Path) -> None:
+    """API Gateway hands the function 6 MB at most, base64 included: the page sends less."""
+    photo = product_image(1007).resize((1600, 1600), Image.Resampling.BICUBIC)  # demo-07, as a camera might
+    grain = np.random.default_rng(7).normal(0, 8, (1600, 1600, 3))
+    big = tmp_path / "camera.png"
+    big.write_bytes(encode(Image.fromarray(np.clip(np.asarray(photo) + grain, 0, 255).astype(np.uint8)), "PNG",
+                           compress_level=1))  # fmt: skip
+    assert big.stat().st_size > 4_000_000
+    # A server over the same catalog that takes 4,000,000 bytes at most: the original would be refused.
+    strict = start_server(demo.catalog.directory.parent, max_image_bytes=4_000_000)
+    try:
+        page.base_url = strict.url
+        page.open("check")
+        page.upload("#check-file", big)
+        assert page.answer() == "Already in the catalog as demo-07 (SKU DEMO-007)."
+    finally:
+        strict.shutdown()
+
+
+# -- the catalog ----------------------------------------------------------------------------------
+
+
+def test_the_catalog_pages_and_searches(page: Page, demo: Demo) -> None:
+    page.open("catalog")
+    page.text_of("#catalog-summary", "Page 1: 20 items")
+    assert page.find("#page-prev").get_attribute("disabled") is not None
+    first = page.all("#catalog-grid img")[0]
+    page.wait(lambda: page.loaded(first))
+    page.find("#page-next").click()
+    page.text_of("#catalog-summary", "Page 2")
+    ids = [e.text for e in page.all("#catalog-grid .id")]
+    assert ids[0] == "demo-20" and page.find("#page-next").get_attribute("disabled") is not None
+    page.find("#page-prev").click()
+    page.text_of("#catalog-summary", "Page 1")
+    page.fill("#search-q", "demo-1")
+    page.find("#search-q").send_keys(Keys.ENTER)
+    summary = page.text_of("#catalog-summary", "whose id or SKU")
+    assert summary == "Page 1: 10 items whose id or SKU contains “demo-1”.", summary
+    page.all("#catalog-grid button.thumb")[3].click()  # a record and its picture
+    page.wait(lambda: page.find("#item-dialog").get_attribute("open") is not None)
+    assert page.find("#item-title").text == "demo-13"
+    page.wait(lambda: page.loaded(page.find("#item-image")))
+    page.find("#item-dialog form button").click()
+
+
+def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmation(page: Page, demo: Demo) -> None:
+    page.open("catalog")
+    page.text_of("#catalog-summary", "Page 1")
+    page.fill("#add-id", "web-01")
+    page.fill("#add-sku", "WEB-1")
+    page.fill("#add-url", f"{demo.url}/demo/queries/{demo.catalog.distinct_query.name}")
+    page.find("#add-form button[type=submit]").click()
+    assert page.text_of("#add-done", "Added") == "Added web-01 (SKU WEB-1) to the catalog."
+    page.fill("#add-id", "web 02 [upload]")  # an id a URL must encode
+    page.upload("#add-file", demo.pictures / "new-product.jpg")
+    page.find("#add-form button[type=submit]").click()
+    assert page.text_of("#add-done", "Added") == "Added web 02 [upload] to the catalog."
+    assert api_status(f"{demo.url}/items/web%2002%20%5Bupload%5D") == 200
+
+    page.fill("#search-q", "WEB")
+    page.find("#search-form button").click()
+    page.text_of("#catalog-summary", "2 items")
+    cards = {c.find_element(By.CSS_SELECTOR, ".id").text: c for c in page.all("#catalog-grid > li")}
+    assert set(cards) == {"web-01", "web 02 [upload]"}
+    assert cards["web 02 [upload]"].find_element(By.CSS_SELECTOR, ".no-picture").text == "No picture address"
+
+    cards["web-01"].find_element(By.CSS_SELECTOR, ".actions button").click()  # Remove -> Keep it
+    page.wait(lambda: page.find("#remove-dialog").get_attribute("open") is not None)
+    assert "web-01 (SKU WEB-1) leaves the catalog" in page.find("#remove-text").text
+    page.find("#remove-dialog button[value=keep]").click()
+    assert api_status(f"{demo.url}/items/web-01") == 200
+    page.find("[aria-label='Remove web-01']").click()  # Remove -> Remove
+    page.wait(lambda: page.find("#remove-dialog").get_attribute("open") is not None)
+    page.find("#remove-dialog button[value=remove]").click()
+    assert page.text_of("#catalog-done", "Removed") == "Removed web-01 from the catalog."
+    page.text_of("#catalog-summary", "1 item ")
+    assert api_status(f"{demo.url}/items/web-01") == 404
+    assert demo.server.service.index.count() == demo.catalog.items + 1  # the upload stays
+
+
+# -- duplicates and status ------------------------------------------------------------------------
+
+
+def test_duplicate_groups_show_as_thumbnails_and_say_when_there_is_no_report(page: Page, demo: Demo) -> None:
+    page.open("duplicates")
+    page.text_of("#duplicates-summary", "2 groups of records holding the same picture, among 26 records")
+    groups = page.all("#group-list > li")
+    assert [g.find_element(By.CSS_SELECTOR, "h2").text for g in groups] == ["Group 1: 2 records", "Group 2: 2 records"]
+    assert [e.text for e in groups[0].find_elements(By.CSS_SELECTOR, ".id")] == ["demo-05", "demo-24"]
+    pair = groups[0].find_element(By.CSS_SELECTOR, ".pairs li").text
+    assert pair.startswith("demo-05 and demo-24: the same picture (") and pair.endswith("% match)")
+    page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
+
+    page.refusals_expected = True  # the 404 of a missing report
+    hidden = demo.catalog.report.rename(demo.catalog.report.with_suffix(".hidden"))
+    try:
+        page.open("duplicates")
+        page.text_of("#duplicates-summary", "No duplicate report yet")
+        assert not page.all("#group-list > li") and not page.find("#duplicates-error").is_displayed()
+    finally:
+        hidden.rename(demo.catalog.report)
+
+
+def test_status_shows_the_counts_and_the_pipeline(page: Page, demo: Demo) -> None:
+    page.open("status")
+    page.text_of("#status-list", "Records in the catalog")
+    rows = dict(zip([e.text for e in page.all("#status-list dt")], [e.text for e in page.all("#status-list dd")],
+                    strict=True))  # fmt: skip
+    health = demo.server.service.health()
+    assert rows == {"Service": "Answering", "Records in the catalog": str(health["records"]),
+                    "Pictures in the search index": str(health["indexed"]), "Hash pipeline": health["algorithm"]}
+
+
+# -- a phone, the keyboard, a screen reader -------------------------------------------------------
+
+
+def test_a_390_px_phone_never_scrolls_sideways(page: Page, demo: Demo) -> None:
+    phone(page.driver)
+    page.open("check")
+    page.upload("#check-file", demo.catalog.duplicate_query)
+    page.answer()
+    widths = {}
+    for view in ("check", "catalog", "duplicates", "status"):
+        if view != "check":
+            page.find(f".top a[href='#{view}']").click()
+            page.wait(lambda v=view: page.find(f"#{v}").is_displayed() and "Loading" not in page.find("main").text)
+        widths[view] = page.js("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert all(inner == 390 and scroll <= inner for scroll, inner in widths.values()), widths
+    page.find(".top a[href='#check']").click()
+    page.all("#match-grid button.thumb")[0].click()  # the comparison fits a phone too
+    page.wait(lambda: page.find("#compare").get_attribute("open") is not None)
+    box = page.js("return document.getElementById('compare').getBoundingClientRect().toJSON()")
+    assert box["left"] >= 0 and box["right"] <= 390, box
+
+
+def test_labels_alternative_text_live_regions_and_keyboard_focus(page: Page, demo: Demo) -> None:
+    page.open()  # no #fragment: focus starts at the top, where a keyboard user starts
+    order = []
+    for _ in range(6):
+        ActionChains(page.driver).send_keys(Keys.TAB).perform()
+        order.append(page.js("return document.activeElement.textContent || document.activeElement.id"))
+    assert order == ["Skip to the content", "Check", "Catalog", "Duplicates", "Status", "check-file"]
+    ActionChains(page.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).send_keys(Keys.ENTER).perform()
+    page.wait(lambda: page.js("return document.activeElement.id") == "status-title")
+
+    page.open("check")
+    unlabelled = page.js("""return [...document.querySelectorAll('input, select, textarea')]
+        .filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id)""")
+    assert unlabelled == []
+    page.upload("#check-file", demo.catalog.duplicate_query)
+    page.answer()
+    assert page.js("return [...document.images].filter(i => !i.hasAttribute('alt')).length") == 0
+    assert page.find("#check-result").get_attribute("aria-live") == "polite"
+    assert {e.get_attribute("role") for e in page.all(".error")} == {"alert"}
+
+
+# -- the API key ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    root = tmp_path_factory.mktemp("keyed")
+    server = start_server(root / "data", api_key=SecretStr(API_KEY))
+    server.service.register_bytes(entity_id="K1", sku="KEY-1", image_url="", data=encode(product_image(77)))
+    yield server
+    server.shutdown()
+
+
+def test_the_page_loads_without_the_key_asks_for_it_once_and_keeps_it_for_the_session(
+    page: Page, keyed: LocalServer
+) -> None:
+    page.refusals_expected = True  # the calls refused before the key is given
+    page.base_url = keyed.url
+    page.open("catalog")  # the page, its styles and scripts need no key
+    page.wait(lambda: page.find("#key-dialog").get_attribute("open") is not None)
+    page.fill("#key-input", "a wrong key")
+    page.find("#key-dialog button[value=use]").click()
+    page.text_of("#key-why", "That key was refused")
+    page.fill("#key-input", API_KEY)
+    page.find("#key-dialog button[value=use]").click()
+    page.text_of("#catalog-summary", "Page 1: 1 item")
+    assert page.find("#catalog-grid .id").text == "K1"
+    assert page.js("return sessionStorage.getItem('dupcheck.apiKey')") == API_KEY
+
+    page.open("catalog")  # a reload in the same tab: no question
+    page.text_of("#catalog-summary", "Page 1: 1 item")
+    assert page.find("#key-dialog").get_attribute("open") is None
+    page.find(".top a[href='#status']").click()
+    page.text_of("#key-state", "keeps an API key")
+    page.find("#key-forget").click()
+    assert page.js("return sessionStorage.getItem('dupcheck.apiKey')") is None
+
+
+def test_the_pages_files_are_the_ones_served_and_no_asset_comes_from_elsewhere(page: Page, demo: Demo) -> None:
+    page.open("check")
+    sources = page.js("""return [...document.querySelectorAll('script[src], link[href]')]
+        .map(e => e.src || e.href)""")
+    assert sources and all(s.startswith(f"{demo.url}/web/") or s.startswith("data:") for s in sources), sources
+    loaded = page.js("return performance.getEntriesByType('resource').map(e => e.toJSON())")
+    assert {urlsplit(e["name"]).path for e in loaded} >= {"/web/app.js", "/web/style.css", "/web/api.js"}
+    first_load = page.js("return performance.getEntriesByType('navigation')[0].transferSize")
+    assert first_load + sum(e["transferSize"] for e in loaded) < 64 * 1024  # ~50 KB today: small stays small
+    assert page.js("return document.fonts.size") == 0  # system fonts only
