@@ -36,11 +36,11 @@ def build_index(settings: Settings, pipeline: HashPipeline, store: RecordStore |
     if isinstance(store, KeyedHashRows):
         index = LocalHashIndex(pipeline.index_bits, resolve_ids=store.ids_for_keys)
         version = store.latest_change()  # before the rows: a change in between is replayed, not lost
-        index.load(store.index_rows(pipeline.algo), version=version)
+        index.load(store.index_rows(pipeline.reads), version=version)
         return index
     index = LocalHashIndex(pipeline.index_bits)
     if store is not None:
-        index.upsert_many(r for r in store.scan() if r.hash_algo == pipeline.algo)
+        index.upsert_many(r for r in store.scan() if r.hash_algo in pipeline.reads)
     return index
 
 

@@ -5,9 +5,10 @@
 For recovery (the index was lost or drifted) and after a hash-pipeline change:
 
 1. count store records and index documents (before);
-2. every record whose `hash_algo` is not the current pipeline's is re-hashed from its
-   image_url through the backfill engine (same downloads, retries, hashing processes, batched
-   writes, failures file);
+2. every record whose `hash_algo` is not the current pipeline's is upgraded: converted in
+   place when only the stored form changed (`HashPipeline.upgrade`: v2 -> v3 compresses the
+   views, no download), otherwise re-hashed from its image_url through the backfill engine
+   (same downloads, retries, hashing processes, batched writes, failures file);
 3. rebuild the index from the store: local = the in-process index loaded from SQLite (what
    the local server does at start) and checked by searching a sample of records; dynamodb =
    a parallel DynamoDB scan bulk-upserted into OpenSearch (or any HashIndex passed in);
@@ -101,10 +102,12 @@ def reindex(
     report.before = {"store_records": store.count(), "index_docs": index.count()}
     log.info("before: %s", report.before)
 
-    # 2. re-hash records of another pipeline through the backfill engine (none: no engine, no bar)
+    # 2. upgrade records of another pipeline: converted where the pipeline can, re-hashed through
+    # the backfill engine otherwise (none to re-hash: no engine, no bar)
+    converted = _Converter(store, pipeline)
     failure_log = FailureLog(failures)
     try:
-        stale = (r for r in store.scan(segments) if r.hash_algo != pipeline.algo)
+        stale = converted.needing_images(store.scan(segments))
         first = next(stale, None)
         summary = BackfillSummary(hash_algo=pipeline.algo, failures_file=str(failures))
         if first is not None:
@@ -113,7 +116,8 @@ def reindex(
     finally:
         failure_log.close()
     report.rehash = {
-        k: summary.to_dict()[k] for k in ("rows", "done", "failed", "skipped", "elapsed_s", "failures_file")
+        "converted": converted.count,
+        **{k: summary.to_dict()[k] for k in ("rows", "done", "failed", "skipped", "elapsed_s", "failures_file")},
     }
     if summary.interrupted:
         report.interrupted = True
@@ -168,6 +172,32 @@ def reindex(
         else (f"index rebuilt: {report.after['index_docs']} documents == {store_records} store records")
     )
     return report
+
+
+class _Converter:
+    """Records of another pipeline that the current one converts without their image (a new
+    stored form of the same hashes) are written back in batches; the rest pass through."""
+
+    BATCH = 500
+
+    def __init__(self, store: RecordStore, pipeline: HashPipeline) -> None:
+        self.store, self.pipeline, self.count = store, pipeline, 0
+
+    def needing_images(self, records: Iterable[HashRecord]) -> Iterator[HashRecord]:
+        batch: list[HashRecord] = []
+        for record in records:
+            if record.hash_algo == self.pipeline.algo:
+                continue
+            upgraded = self.pipeline.upgrade(record)
+            if upgraded is None:
+                yield record
+                continue
+            batch.append(upgraded)
+            if len(batch) >= self.BATCH:
+                self.count += self.store.put_many(batch)
+                batch = []
+        if batch:
+            self.count += self.store.put_many(batch)
 
 
 def _verify(index: HashIndex, store: RecordStore, pipeline: HashPipeline, report: ReindexReport) -> int:

@@ -16,16 +16,20 @@ import pytest
 
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.core import views_codec
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord, HashValue
 from dupcheck.core.settings import Settings
+from dupcheck.core.verification import Views
 from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
 from dupcheck_tools.cli import main
 from dupcheck_tools.reindex import reindex
 from support.catalogs import good_rows, write_catalog
+from support.fakes import raw_views
 from support.image_server import ImageServer
 
 OLD_ALGO = "phash64-v0"
+LEGACY = "dualphash128-v2"
 FAST = BackfillOptions(hash_workers=-1, progress=False, backoff=0.01, retries=0)
 
 
@@ -95,6 +99,32 @@ def test_local_reindex_fails_loudly_when_a_record_cannot_be_rehashed(
     assert "index holds 2 documents but the store holds 3 records" in report["message"]
     assert "reindex FAILED" in err
     assert "E2" in (tmp_path / "r.csv").read_text()
+
+
+def test_local_reindex_converts_v2_records_without_downloading(
+    image_server: ImageServer, data_dir: Path, tmp_path: Path, capsys: Any
+) -> None:
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 4))
+    backfill_catalog(catalog, options=FAST)
+    store = SqliteRecordStore(data_dir / "dupcheck.sqlite3")
+    current = {r.entity_id: r for r in store.scan()}
+    for entity_id in ("E1", "E2"):  # as dualphash128-v2 wrote them: the same hash, the views raw
+        views = Views.decode(current[entity_id].features["views"])
+        store.put(dataclasses.replace(current[entity_id], hash_algo=LEGACY, features={"views": raw_views(views)}))
+    hits = image_server.counts()
+
+    code, report, _ = run_reindex(capsys, "--target", "local")
+
+    assert code == 0, report
+    assert (report["rehash"]["converted"], report["rehash"]["rows"]) == (2, 0)
+    # The current pipeline reads v2 records: they stayed searchable until converted.
+    assert report["before"] == {"store_records": 4, "index_docs": 4}
+    assert image_server.counts() == hits  # nothing downloaded
+    for entity_id, record in store.get_many(["E1", "E2"]).items():
+        assert (record.hash, record.hash_algo) == (current[entity_id].hash, get_pipeline().algo)
+        assert record.updated_at > current[entity_id].updated_at  # a newer version, for the index
+        assert len(record.features["views"]) <= views_codec.MAX_BYTES
+        assert Views.decode(record.features["views"]) is not None
 
 
 @pytest.fixture

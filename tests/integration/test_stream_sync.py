@@ -150,7 +150,7 @@ def test_canned_batch_insert_modify_remove(
 
     assert response == {"batchItemFailures": []}
     assert set(index.docs) == {"A1", "B2"}
-    assert index.docs["A1"].features == {"colour": "0a1b2c"}
+    assert index.docs["A1"].features == {"colour": bytes.fromhex("0a1b2c")}  # stream images carry binary as base64
     assert index.docs["B2"].image_url.endswith("MH02-RED.jpg")
 
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dupcheck.core.errors import DupcheckError, UpstreamError
 from dupcheck.core.models import HashRecord, HashValue, IndexHit, version_of
 
@@ -67,7 +69,7 @@ class FakeIndex:
             if max_distance is None or d <= max_distance:
                 best[record.entity_id] = d
         ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
-        return [IndexHit(e, d, self.docs[e]) for e, d in ranked]
+        return [IndexHit(e, d) for e, d in ranked]
 
     def count(self) -> int:
         return len(self.docs)
@@ -105,7 +107,13 @@ def make_record(entity_id: str, hash_hex: str = "c3d1a0f08e7c1b2a", **changes: A
         "hash": HashValue.from_hex(hash_hex),
         "hash_algo": "phash64-v1",
         "updated_at": "2025-03-12T10:00:00.000Z",
-        "features": {"colour": "0a1b2c"},
+        "features": {"colour": b"\x0a\x1b\x2c"},
     }
     fields.update(changes)
     return HashRecord(**fields)
+
+
+def raw_views(views: Any) -> bytes:
+    """Views as `dualphash128-v2` stored them: uint8 luma, then int8 a*b*, uncompressed."""
+    luma = np.clip(np.rint(views.luma), 0, 255).astype(np.uint8).tobytes()
+    return luma + np.clip(np.rint(views.chroma), -127, 127).astype(np.int8).tobytes()

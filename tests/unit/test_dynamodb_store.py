@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from typing import Any
 
@@ -25,15 +26,26 @@ def test_implements_the_port(ddb_store: DynamoDBRecordStore) -> None:
 
 
 def test_roundtrip_and_typed_conversion(ddb_store: DynamoDBRecordStore, ddb_client: Any) -> None:
-    record = make_record("A1", features={"colour": "0a1b2c", "aspect": "1.333"})
+    record = make_record("A1", features={"views": b"\x00\xffcompact", "other": b"\x01"})
     ddb_store.put(record)
 
     assert ddb_store.get("A1") == record
     assert ddb_store.get("missing") is None
     raw = ddb_client.get_item(TableName=TABLE, Key={"entity_id": {"S": "A1"}})["Item"]
-    # Strings stay strings (a hex hash of digits must not become a number); features is a map of S.
+    # Strings stay strings (a hex hash of digits must not become a number); features are binary,
+    # so an item costs the bytes, not their base64.
     assert raw["hash"] == {"S": record.hash.hex}
-    assert raw["features"] == {"M": {"colour": {"S": "0a1b2c"}, "aspect": {"S": "1.333"}}}
+    assert raw["features"] == {"M": {"views": {"B": b"\x00\xffcompact"}, "other": {"B": b"\x01"}}}
+
+
+def test_items_written_before_v3_keep_their_features() -> None:
+    # dualphash128-v2 items hold each feature as a base64 string.
+    item = record_to_item(make_record("OLD"))
+    item["features"] = {"M": {"views": {"S": base64.b64encode(b"raw views").decode()}}}
+    assert item_to_record(item).features == {"views": b"raw views"}
+    item["features"] = {"M": {"views": {"S": "not base64!"}}}
+    with pytest.raises(ValueError, match="base64"):
+        item_to_record(item)
 
 
 def test_numbers_written_by_others_do_not_leak_decimal() -> None:
@@ -42,14 +54,17 @@ def test_numbers_written_by_others_do_not_leak_decimal() -> None:
         "hash": {"S": "00000000000000ff"},
         "hash_algo": {"S": "phash64-v1"},
         "sku": {"N": "1234"},
-        "features": {"M": {"score": {"N": "0.5"}, "tags": {"SS": ["a"]}}},
+        "features": {"M": {"views": {"B": b"v"}}},
         "extra_attribute": {"N": "7"},
     }
     record = item_to_record(item)
     assert record.sku == "1234" and isinstance(record.sku, str)
-    assert record.features["score"] == "0.5"
-    assert not any(isinstance(v, Decimal) for v in record.features.values())
+    assert not any(isinstance(v, Decimal) for v in record.to_dict().values())
     assert item_to_record(record_to_item(record)) == record
+    # A feature that is not binary is not a dupcheck record: the stream handler reports it.
+    item["features"] = {"M": {"score": {"N": "0.5"}}}
+    with pytest.raises(ValueError, match="binary"):
+        item_to_record(item)
 
 
 def test_item_without_hash_is_rejected() -> None:

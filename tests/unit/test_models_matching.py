@@ -28,9 +28,10 @@ def test_hash_rejects_bad_hex_and_mixed_lengths() -> None:
 
 def test_record_round_trips_through_dict() -> None:
     hash_value = HashValue.from_hex("ab" * 8)
-    record = HashRecord("A1", "MH01", "https://x/a.jpg", hash_value, "phash64-v1", features={"c": "xyz"})
+    record = HashRecord("A1", "MH01", "https://x/a.jpg", hash_value, "phash64-v1", features={"c": b"x\x00yz"})
     again = HashRecord.from_dict(record.to_dict())
     assert again == record
+    assert record.to_dict()["features"] == {"c": "eAB5eg=="}  # JSON carries features as base64
     assert again.hash.hex == "ab" * 8
 
 

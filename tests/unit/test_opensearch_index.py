@@ -84,27 +84,17 @@ def ndjson(body: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def search_response(*hits: tuple[str, float, dict[str, Any] | None]) -> dict[str, Any]:
+def search_response(*hits: tuple[str, float]) -> dict[str, Any]:
     return {
         "took": 3,
         "timed_out": False,
         "hits": {
             "total": {"value": len(hits), "relation": "eq"},
-            "max_score": max((s for _, s, _ in hits), default=None),
-            "hits": [
-                {"_index": INDEX, "_id": i, "_score": s, **({"_source": src} if src is not None else {})}
-                for i, s, src in hits
-            ],
+            "max_score": max((s for _, s in hits), default=None),
+            "hits": [{"_index": INDEX, "_id": i, "_score": s} for i, s in hits],
         },
         "status": 200,
     }
-
-
-def source(entity_id: str, hash_hex: str) -> dict[str, Any]:
-    record = make_record(entity_id, hash_hex=hash_hex)
-    data = record.to_dict()
-    del data["entity_id"]  # the adapter takes the id from _id; both are fine
-    return data
 
 
 # -- pure helpers --------------------------------------------------------------------------
@@ -173,7 +163,7 @@ def test_ensure_index_creates_the_documented_mapping(index: OpenSearchHashIndex,
     properties = body["mappings"]["properties"]
     for field in ("entity_id", "hash", "sku", "image_url", "hash_algo", "updated_at"):
         assert properties[field]["type"] == "keyword"
-    assert properties["features"] == {"type": "object", "enabled": False}
+    assert "features" not in properties  # the views stay in the record store
 
 
 def test_ensure_index_tolerates_a_concurrent_create(index: OpenSearchHashIndex, recorder: Recorder) -> None:
@@ -200,7 +190,7 @@ def test_upsert_indexes_int8_vector_with_external_version(
     assert int(params["version"]) == 1741773600000
     assert body["hash_vector"] == [-1, 0, -128, 127, 1, 0, 0, 0]
     assert body["entity_id"] == "A1" and body["hash"] == "ff00807f01000000"
-    assert body["features"] == {"colour": "0a1b2c"}
+    assert "features" not in body and body["sku"] == "SKU-A1"
 
 
 def test_stale_upsert_is_ignored(index: OpenSearchHashIndex, recorder: Recorder) -> None:
@@ -296,8 +286,8 @@ def test_knn_search_body_merge_and_distance_conversion(
         {
             "took": 4,
             "responses": [
-                search_response(("A1", 1 / 3, source("A1", "ffffffffffffff00")), ("B2", 1 / 6, None)),
-                search_response(("B2", 1 / 2, source("B2", "0f0f0f0f0f0f0f0f")), ("C3", 1 / 12, None)),
+                search_response(("A1", 1 / 3), ("B2", 1 / 6)),
+                search_response(("B2", 1 / 2), ("C3", 1 / 12)),
             ],
         },
     )
@@ -318,21 +308,19 @@ def test_knn_search_body_merge_and_distance_conversion(
                 }
             }
         },
-        "_source": {"excludes": ["hash_vector"]},
+        "_source": False,  # ids and scores: the service reads the records from the store
     }
     assert lines[3]["query"]["knn"]["hash_vector"]["vector"] == [-128, -1, -1, -1, -1, -1, -1, -1]
     # B2 is at 5 from the first hash and 1 from the second: it keeps 1, and ranks first.
     assert [(h.entity_id, h.distance) for h in hits] == [("B2", 1), ("A1", 2)]
-    assert hits[0].record is not None and hits[0].record.hash.hex == "0f0f0f0f0f0f0f0f"
-    assert hits[1].record is not None and hits[1].record.entity_id == "A1"
 
 
 def test_max_distance_filters_and_prunes_server_side(index: OpenSearchHashIndex, recorder: Recorder) -> None:
     recorder.on(
-        "POST", "/_msearch", {"responses": [search_response(("A1", 1 / 4, None), ("B2", 1 / 5, None))]}
+        "POST", "/_msearch", {"responses": [search_response(("A1", 1 / 4), ("B2", 1 / 5))]}
     )
     hits = index.search([HashValue.from_hex("00" * 8)], k=5, max_distance=3)
-    assert [(h.entity_id, h.distance, h.record) for h in hits] == [("A1", 3, None)]
+    assert [(h.entity_id, h.distance) for h in hits] == [("A1", 3)]
     body = ndjson(recorder.bodies("POST", "/_msearch")[0])[1]
     assert 1 / 5 < body["min_score"] < 1 / 4
 
@@ -346,7 +334,7 @@ def test_large_k_raises_ef_search_to_k(index: OpenSearchHashIndex, recorder: Rec
 
 def test_exact_mode_uses_knn_score_script_with_hamming(client: OpenSearch, recorder: Recorder) -> None:
     index = adapter(client, search_mode="exact")
-    recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1.0, None), ("B2", 1 / 8, None))]})
+    recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1.0), ("B2", 1 / 8))]})
     hits = index.search([HashValue.from_hex("ff00000000000000")], k=3)
     body = ndjson(recorder.bodies("POST", "/_msearch")[0])[1]
     assert body["size"] == 3

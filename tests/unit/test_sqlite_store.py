@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from dupcheck.core.models import HashRecord, HashValue
 def _record(i: int, **changes: object) -> HashRecord:
     base = {
         "entity_id": f"id-{i:05d}", "sku": f"SKU{i}", "image_url": f"https://img/{i}.jpg",
-        "hash": HashValue.from_hex(f"{i:016x}"), "hash_algo": "phash64-v1", "features": {"c": str(i)},
+        "hash": HashValue.from_hex(f"{i:016x}"), "hash_algo": "phash64-v1", "features": {"c": str(i).encode()},
     }
     return HashRecord(**{**base, **changes})  # type: ignore[arg-type]
 
@@ -56,10 +59,28 @@ def test_delete_reports_whether_something_was_there(tmp_path: Path) -> None:
     assert store.count() == 0
 
 
-def test_index_rows_only_for_the_requested_pipeline(tmp_path: Path) -> None:
+def test_index_rows_only_for_the_requested_pipelines(tmp_path: Path) -> None:
     store = SqliteRecordStore(tmp_path / "s.db")
-    store.put_many([_record(1), _record(2, hash_algo="other-v9")])
-    assert list(store.index_rows("phash64-v1")) == [(entity_key("id-00001"), f"{1:016x}")]
+    store.put_many([_record(1), _record(2, hash_algo="other-v9"), _record(3, hash_algo="older-v1")])
+    assert list(store.index_rows({"phash64-v1"})) == [(entity_key("id-00001"), f"{1:016x}")]
+    both = sorted(store.index_rows({"phash64-v1", "older-v1"}))
+    assert both == sorted([(entity_key("id-00001"), f"{1:016x}"), (entity_key("id-00003"), f"{3:016x}")])
+    assert store.index_rows_for(["id-00002", "id-00003", "missing"], {"older-v1"}) == {
+        "id-00003": (entity_key("id-00003"), f"{3:016x}")
+    }
+
+
+def test_features_are_one_blob_and_rows_written_before_v3_still_read(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    record = _record(1, features={"views": b"\x00\xff" * 300, "x": b""})
+    store.put(record)
+    assert store.get(record.entity_id) == record
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        (stored,) = conn.execute("SELECT features FROM records").fetchone()
+        assert isinstance(stored, bytes) and len(stored) < 620  # binary, not 800 characters of base64
+        # A v2 row: a JSON object of base64 text in the same column.
+        conn.execute("UPDATE records SET features = ?", (json.dumps({"views": base64.b64encode(b"raw").decode()}),))
+    assert store.get(record.entity_id).features == {"views": b"raw"}
 
 
 def test_data_survives_reopening(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ not written". Backfill needs that number, and the API needs a bounded time befor
 Item conversion goes through boto3's TypeSerializer/TypeDeserializer (`record_to_item` /
 `item_to_record`), shared with the stream handler, so a record looks the same whether it was
 read with GetItem or arrived as a stream image. No `Decimal` escapes: HashRecord fields are all
-strings and `features` is a map of strings.
+strings, and `features` is a map of binary values (the compact views; items written before v3
+hold base64 strings there, which are still read).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import HashRecord, features_from_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; the client is built lazily or injected
     from mypy_boto3_dynamodb import DynamoDBClient  # type: ignore[import-not-found]
@@ -49,7 +51,7 @@ BATCH_GET_LIMIT = 100
 # seconds) and answers what it found with a cursor to go on from, so a rare term cannot hold a
 # request until API Gateway's 29 s are up.
 PAGE_READ_LIMIT = 2_000
-# A page needs every field but the 4 KB of verification views.
+# A page needs every field but the verification views.
 _PAGE_FIELDS: dict[str, Any] = {
     "ProjectionExpression": "entity_id, sku, image_url, #hash, hash_algo, updated_at",
     "ExpressionAttributeNames": {"#hash": "hash"},  # HASH is a reserved word
@@ -89,8 +91,6 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (set, frozenset, list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).hex()
     if value is None or isinstance(value, str | bool):
         return value
     # Decimal (DynamoDB numbers) and anything else: a string, which is what HashRecord stores.
@@ -101,7 +101,7 @@ def _plain(value: Any) -> Any:
 def record_to_item(record: HashRecord) -> dict[str, dict[str, Any]]:
     """HashRecord -> DynamoDB low-level item (`{"attr": {"S": ...}}`)."""
     data = record.to_dict()
-    data["features"] = {str(k): str(v) for k, v in record.features.items()}
+    data["features"] = {str(k): bytes(v) for k, v in record.features.items()}
     return {name: _serializer.serialize(value) for name, value in data.items()}
 
 
@@ -116,15 +116,26 @@ def record_from_values(values: Mapping[str, Any]) -> HashRecord:
     Raises ValueError/KeyError on an item that is not a hash record; the stream handler relies
     on that to report the record as a partial failure.
     """
-    plain = {str(name): _plain(value) for name, value in values.items()}
-    features = plain.get("features") or {}
+    features = values.get("features") or {}
     if not isinstance(features, Mapping):
         raise ValueError(f"features must be a map, got {type(features).__name__}")
-    plain["features"] = {str(k): "" if v is None else str(v) for k, v in features.items()}
+    plain = {str(name): _plain(value) for name, value in values.items() if name != "features"}
     for required in (KEY, "hash", "hash_algo"):
         if not plain.get(required):
             raise ValueError(f"item has no {required!r}")
-    return HashRecord.from_dict(plain)
+    return replace(HashRecord.from_dict(plain), features={str(k): _feature(v) for k, v in features.items()})
+
+
+def _feature(value: Any) -> bytes:
+    """A stored feature: binary (boto3's Binary, or bytes from a stream record), or the base64
+    string of an item written before v3."""
+    if isinstance(value, Binary):
+        return bytes(value.value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return features_from_text({"feature": value})["feature"]
+    raise ValueError(f"a feature must be binary, got {type(value).__name__}")
 
 
 def key_of(entity_id: str) -> dict[str, dict[str, str]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -37,7 +37,7 @@ class KeyedHashRows(Protocol):
     from it at start, without entity ids, and resolves the ids of its few hits through it. Its
     change log lets the index follow other processes' writes (dupcheck_tools/local/sync.py)."""
 
-    def index_rows(self, hash_algo: str) -> Iterator[tuple[int, str]]: ...
+    def index_rows(self, hash_algos: Collection[str]) -> Iterator[tuple[int, str]]: ...
 
     def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]: ...
 
@@ -45,7 +45,7 @@ class KeyedHashRows(Protocol):
 
     def changes_since(self, seq: int, limit: int = ...) -> tuple[list[tuple[int, str]], int]: ...
 
-    def index_rows_for(self, entity_ids: Sequence[str], hash_algo: str) -> dict[str, tuple[int, str]]: ...
+    def index_rows_for(self, entity_ids: Sequence[str], hash_algos: Collection[str]) -> dict[str, tuple[int, str]]: ...
 
 
 class LocalHashIndex:

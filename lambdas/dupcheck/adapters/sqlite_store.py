@@ -4,6 +4,9 @@ WAL journaling lets many server threads read while one writes; each thread has i
 connection because sqlite3 connections must not be shared across threads. Each row also keeps
 `id_key`, the 64-bit key the in-process index refers to records by.
 
+`features` is one BLOB (`_pack_features`: the compact views, ~600 bytes); rows written before
+v3 hold a JSON object of base64 text there, which is still read.
+
 Other processes write to the same file (the command line's `add`, `backfill`, `import` while a
 server runs): triggers note every changed entity_id in `changes`, a log the server's index
 follows (dupcheck_tools/local/sync.py) without reloading everything. The log keeps the last
@@ -15,14 +18,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from itertools import islice
 from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.models import HashRecord, HashValue, features_from_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -33,7 +36,7 @@ CREATE TABLE IF NOT EXISTS records (
     hash       TEXT NOT NULL,
     hash_algo  TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    features   TEXT NOT NULL DEFAULT '{}'
+    features   BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS changes (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -157,10 +160,11 @@ class SqliteRecordStore:
 
     # -- for the in-process index ------------------------------------------------------------
 
-    def index_rows(self, hash_algo: str) -> Iterator[tuple[int, str]]:
-        """(id_key, hex hash) of every record of one pipeline: what the index loads at start."""
+    def index_rows(self, hash_algos: Collection[str]) -> Iterator[tuple[int, str]]:
+        """(id_key, hex hash) of every record of these pipelines: what the index loads at start."""
+        algos = sorted(hash_algos)
         with closing(self._conn().cursor()) as cursor:
-            cursor.execute("SELECT id_key, hash FROM records WHERE hash_algo = ?", (hash_algo,))
+            cursor.execute(f"SELECT id_key, hash FROM records WHERE hash_algo IN ({_marks(algos)})", algos)
             while rows := cursor.fetchmany(10_000):
                 yield from rows
 
@@ -175,16 +179,17 @@ class SqliteRecordStore:
         oldest = int(self._query("SELECT COALESCE(MIN(seq), 0) FROM changes", ())[0][0])
         return [(int(s), str(e)) for s, e in rows], oldest
 
-    def index_rows_for(self, entity_ids: Sequence[str], hash_algo: str) -> dict[str, tuple[int, str]]:
-        """(id_key, hex hash) of those of `entity_ids` that hold a record of this pipeline."""
+    def index_rows_for(self, entity_ids: Sequence[str], hash_algos: Collection[str]) -> dict[str, tuple[int, str]]:
+        """(id_key, hex hash) of those of `entity_ids` that hold a record of these pipelines."""
         found: dict[str, tuple[int, str]] = {}
         ids = list(dict.fromkeys(entity_ids))
-        for start in range(0, len(ids), _BATCH):
-            chunk = ids[start : start + _BATCH]
-            marks = ",".join("?" * len(chunk))
+        algos = sorted(hash_algos)
+        for start in range(0, len(ids), _BATCH - len(algos)):
+            chunk = ids[start : start + _BATCH - len(algos)]
             rows = self._query(
-                f"SELECT entity_id, id_key, hash FROM records WHERE hash_algo = ? AND entity_id IN ({marks})",
-                [hash_algo, *chunk],
+                f"SELECT entity_id, id_key, hash FROM records "
+                f"WHERE hash_algo IN ({_marks(algos)}) AND entity_id IN ({_marks(chunk)})",
+                [*algos, *chunk],
             )
             found.update((entity_id, (key, hex_hash)) for entity_id, key, hex_hash in rows)
         return found
@@ -214,7 +219,7 @@ def _row(record: HashRecord) -> tuple:
         record.hash.hex,
         record.hash_algo,
         record.updated_at,
-        json.dumps(dict(record.features), sort_keys=True),
+        _pack_features(record.features),
     )
 
 
@@ -227,8 +232,35 @@ def _record(row: Sequence) -> HashRecord:
         hash=HashValue.from_hex(hash_hex),
         hash_algo=hash_algo,
         updated_at=updated_at,
-        features=json.loads(features),
+        features=_unpack_features(features),
     )
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _pack_features(features: Mapping[str, bytes]) -> bytes:
+    """name length (1 byte), name (UTF-8), value length (4 bytes), value; per feature."""
+    parts = []
+    for name, value in sorted(features.items()):
+        encoded = name.encode()
+        parts += [len(encoded).to_bytes(1, "big"), encoded, len(value).to_bytes(4, "big"), bytes(value)]
+    return b"".join(parts)
+
+
+def _unpack_features(stored: bytes | str) -> dict[str, bytes]:
+    if isinstance(stored, str):  # a row written before v3: JSON of base64 text
+        return features_from_text(json.loads(stored))
+    features, at = {}, 0
+    while at < len(stored):
+        size = stored[at]
+        name = stored[at + 1 : at + 1 + size].decode()
+        at += 1 + size
+        length = int.from_bytes(stored[at : at + 4], "big")
+        features[name] = stored[at + 4 : at + 4 + length]
+        at += 4 + length
+    return features
 
 
 def _casefold(text: str | None) -> str:

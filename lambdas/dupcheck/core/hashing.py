@@ -1,10 +1,13 @@
 """Image bytes -> decoded, normalised image -> fingerprint, through exactly one pipeline.
 
 A pipeline is named by `algo` (stored on every record as `hash_algo`): the same name always
-means the same decode, normalisation and hash, so an indexed hash is only ever compared with
-a query hash from the same code. Changing any step means a new name, and `reindex` re-hashes.
+means the same decode, normalisation, hash and stored features, so an indexed hash is only ever
+compared with a query hash from the same code. Changing any step means a new name, and
+`reindex` upgrades: it re-hashes from the image, or, where only the stored form changed,
+converts the record (`upgrade`). A pipeline `reads` the records of such earlier names, so a
+catalog keeps answering between a deployment and its reindex.
 
-The default, `dualphash128-v2`, was chosen by measurement (docs/evaluation.md):
+The default, `dualphash128-v3`, was chosen by measurement (docs/evaluation.md):
 * the indexed vector is two 64-bit DCT hashes, one of the whole picture and one of the picture
   with uniform borders trimmed, each taken through a centre-weighted window. Hamming distance
   over the pair ranks candidates: a padded or framed copy keeps the trimmed half close, a copy
@@ -18,13 +21,16 @@ The default, `dualphash128-v2`, was chosen by measurement (docs/evaluation.md):
   most alike are verified (core/verification.py) against two small views stored with every
   record: a crop, a rotation or a badge is aligned away, and what still differs in luma or
   colour decides (the same product in another colour is another SKU). `distance` stays the
-  hash distance of the closer half, out of 64 bits: what `match_percent` is computed on.
+  hash distance of the closer half, out of 64 bits: what `match_percent` is computed on;
+* v3 stores the views compressed (core/views_codec.py: under 900 bytes, was 3,072 raw and 4 KB
+  of base64 in v2); hashes and verification are v2's, so v2 records are read as they are and
+  `reindex` converts them without downloading anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -32,7 +38,7 @@ from PIL import Image
 
 from dupcheck.core.imaging import decode_image
 from dupcheck.core.matching import verdict_for
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict, utc_now
 from dupcheck.core.pixels import cosine_matrix, low_frequencies, luma, trim_uniform_border
 from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 
@@ -60,6 +66,9 @@ class HashPipeline(Protocol):
     algo: str
     index_bits: int
     distance_bits: int
+    # Every `hash_algo` whose records this pipeline compares with its queries: its own, and
+    # earlier names whose hashes it shares (their features may be in an older stored form).
+    reads: frozenset[str]
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         """`for_query=False` skips the query-only hashes: what registering an image needs."""
@@ -73,6 +82,11 @@ class HashPipeline(Protocol):
 
     def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
         """A judgement per (record, index distance), in the same order."""
+        ...
+
+    def upgrade(self, record: HashRecord) -> HashRecord | None:
+        """A record of an older name this pipeline reads, converted to its own without the image
+        (a new stored form of the same features), or None when only re-hashing can do it."""
         ...
 
 
@@ -124,6 +138,7 @@ class PHash64:
     """Plain 64-bit DCT pHash (imagehash's) of the whole image: the baseline to measure against."""
 
     algo = "phash64-v1"
+    reads = frozenset({algo})
     index_bits = distance_bits = 64
     # JPEG decodes at the smallest DCT scale that keeps >= 256 px: pHash looks at 32x32.
     draft_size = 256
@@ -148,12 +163,17 @@ class PHash64:
             for _, d in candidates
         ]
 
+    def upgrade(self, record: HashRecord) -> HashRecord | None:
+        return None
+
 
 class AlignedDualPHash:
     """Whole-picture and border-trimmed centre-weighted pHash to find candidates; aligned
     verification (core/verification.py) to decide which are duplicates (see module)."""
 
-    algo = "dualphash128-v2"
+    algo = "dualphash128-v3"
+    legacy = "dualphash128-v2"  # the same hashes and views, the views stored raw
+    reads = frozenset({algo, legacy})
     index_bits = 128  # the whole-picture and the trimmed hash, concatenated
     distance_bits = 64  # a judged distance is the closer half's
     draft_size = 256
@@ -221,8 +241,8 @@ class AlignedDualPHash:
         closest = [self._closest_half(query, record) for record, _ in candidates]
         stored = {
             i: views
-            for i, (record, _) in enumerate(candidates[: self.screened])
-            if (views := Views.decode(record.features.get("views", ""))) is not None
+            for i, views in enumerate(self._stored_views([record for record, _ in candidates[: self.screened]]))
+            if views is not None
         }
         targets = [self.near if distance <= self.close_distance else self.far for _, distance in candidates]
         evidence: dict[int, Evidence] = {}
@@ -240,6 +260,23 @@ class AlignedDualPHash:
                 verdict = Verdict.DIFFERENT
             out.append(Judgement(closest[i], verdict, seen.similarity if seen else 0.0))
         return out
+
+    def upgrade(self, record: HashRecord) -> HashRecord | None:
+        if record.hash_algo != self.legacy or (views := Views.from_raw(record.features.get("views", b""))) is None:
+            return None
+        features = {**record.features, "views": views.encode()}
+        return replace(record, hash_algo=self.algo, features=features, updated_at=utc_now())
+
+    def _stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
+        """Each record's views (None where missing or damaged), the compact ones decoded together."""
+        found: list[Views | None] = [None] * len(records)
+        compact = [i for i, r in enumerate(records) if r.hash_algo == self.algo and r.features.get("views")]
+        for i, views in zip(compact, Views.decode_many([records[i].features["views"] for i in compact]), strict=True):
+            found[i] = views
+        for i, record in enumerate(records):
+            if record.hash_algo == self.legacy:
+                found[i] = Views.from_raw(record.features.get("views", b""))
+        return found
 
     @staticmethod
     def _closest_half(query: Fingerprint, candidate: HashRecord) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,14 +65,14 @@ class Fingerprint:
 
     `hash` is what the index stores and searches. `query_hashes` are extra hashes searched
     only at query time (for example a mirrored copy); `features` are compact extra signals
-    stored with the record and used to verify candidates. `probe` is query-side state the
-    pipeline keeps for verification (never stored, not part of equality).
+    stored with the record and used to verify candidates (bytes; base64 in JSON). `probe` is
+    query-side state the pipeline keeps for verification (never stored, not part of equality).
     """
 
     algo: str
     hash: HashValue
     query_hashes: tuple[HashValue, ...] = ()
-    features: Mapping[str, str] = field(default_factory=dict)
+    features: Mapping[str, bytes] = field(default_factory=dict)
     probe: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -94,9 +96,28 @@ def version_of(updated_at: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+def features_to_text(features: Mapping[str, bytes]) -> dict[str, str]:
+    """Features as JSON carries them (the API, export files, OpenSearch): base64 values."""
+    return {name: base64.b64encode(value).decode("ascii") for name, value in features.items()}
+
+
+def features_from_text(features: Mapping[str, Any]) -> dict[str, bytes]:
+    """The inverse of features_to_text; raises ValueError on a value that is not base64."""
+    decoded = {}
+    for name, value in features.items():
+        try:  # strict: any character outside the alphabet or bad padding is an error
+            decoded[str(name)] = binascii.a2b_base64(str(value), strict_mode=True)
+        except binascii.Error as exc:
+            raise ValueError(f"feature {name!r} is not base64: {exc}") from exc
+    return decoded
+
+
 @dataclass(frozen=True, slots=True)
 class HashRecord:
-    """One catalog image: the row in SQLite, the item in DynamoDB, the document in OpenSearch."""
+    """One catalog image: the row in SQLite, the item in DynamoDB, the document in OpenSearch.
+
+    `features` are the pipeline's verification data as bytes (a few hundred: the compact views
+    of core/views_codec.py); stores keep them binary where they can, JSON as base64."""
 
     entity_id: str
     sku: str
@@ -104,10 +125,11 @@ class HashRecord:
     hash: HashValue
     hash_algo: str
     updated_at: str = field(default_factory=utc_now)
-    features: Mapping[str, str] = field(default_factory=dict)
+    features: Mapping[str, bytes] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready fields (the hash as hex): the API's and the stores' shape."""
+        """The record as JSON-ready fields (the hash as hex, features as base64): the API's,
+        the export file's and OpenSearch's shape."""
         return {
             "entity_id": self.entity_id,
             "sku": self.sku,
@@ -115,7 +137,7 @@ class HashRecord:
             "hash": self.hash.hex,
             "hash_algo": self.hash_algo,
             "updated_at": self.updated_at,
-            "features": dict(self.features),
+            "features": features_to_text(self.features),
         }
 
     def mentions(self, text: str) -> bool:
@@ -133,17 +155,17 @@ class HashRecord:
             hash=HashValue.from_hex(str(data["hash"])),
             hash_algo=str(data["hash_algo"]),
             updated_at=str(data.get("updated_at") or utc_now()),
-            features={str(k): str(v) for k, v in (data.get("features") or {}).items()},
+            features=features_from_text(data.get("features") or {}),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class IndexHit:
-    """A candidate from the index. `record` is filled when the index holds the full record."""
+    """A candidate from the index: which record, how far. The record itself is read from the
+    store (indexes hold hashes, not the verification views)."""
 
     entity_id: str
     distance: int
-    record: HashRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

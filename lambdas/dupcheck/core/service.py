@@ -180,13 +180,13 @@ class DupcheckService:
         return top
 
     def _judge(self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None) -> list[Match]:
-        missing = [h.entity_id for h in hits if h.record is None]
-        stored = self.store.get_many(missing) if missing else {}
-        # A hash from another pipeline means nothing here; `reindex` re-hashes such records.
+        stored = self.store.get_many([h.entity_id for h in hits]) if hits else {}
+        # A hash from another pipeline means nothing here; `reindex` upgrades such records.
         candidates = [
             (record, hit.distance)
             for hit in hits
-            if (record := hit.record or stored.get(hit.entity_id)) is not None and record.hash_algo == query.algo
+            if (record := stored.get(hit.entity_id)) is not None
+            and record.hash_algo in self.pipeline.reads
         ]
         # Verdict first; then how alike the verified pictures are (a crop aligned with its source
         # beats a look-alike that merely hashes closer); then hash distance.

@@ -5,7 +5,8 @@ the same layout, nor a red shirt from the same shirt in blue. Verification align
 a few candidates and counts what still differs (docs/evaluation.md, "verification"):
 
 * every record stores two small views of its picture, the whole one and the border-trimmed one:
-  luma at 32x32 and CIELAB a*, b* at 16x16 (3 KB; 4 KB of base64 in the record's features);
+  luma at 32x32 and CIELAB a*, b* at 16x16 (3 KB raw, stored compressed in under 900 bytes by
+  core/views_codec.py);
 * alignment: the query's views (mirrored or not) are compared with windows of the candidate's
   views (any crop down to 72% of a side, at any offset), first at 8x8, which is cheap enough to
   screen every candidate the index returned; the most alike are refined twice at 24x24 around
@@ -26,7 +27,6 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -34,6 +34,7 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image
 
+from dupcheck.core import views_codec
 from dupcheck.core.pixels import cielab_ab, low_frequencies, luma, outer_ring, ring_colour, trim_uniform_border
 
 LUMA_GRID = 32  # stored luma per view
@@ -64,7 +65,7 @@ LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies
 LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 VIEWS = 2  # whole picture, border-trimmed picture
-_ENCODED_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
+_RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +75,33 @@ class Views:
     luma: np.ndarray
     chroma: np.ndarray
 
-    def encode(self) -> str:
-        luma_bytes = np.clip(np.rint(self.luma), 0, 255).astype(np.uint8).tobytes()
-        chroma_bytes = np.clip(np.rint(self.chroma), -127, 127).astype(np.int8).tobytes()
-        return base64.b64encode(luma_bytes + chroma_bytes).decode()
+    def encode(self) -> bytes:
+        """The compact form a record stores (core/views_codec.py)."""
+        return views_codec.encode(self.luma, self.chroma)
 
     @classmethod
-    def decode(cls, text: str) -> Views | None:
-        """The views in `text`, or None when it is not what `encode` writes."""
+    def decode_many(cls, encoded: Sequence[bytes]) -> list[Views | None]:
+        """Each of `encoded` (what `encode` wrote) as Views, or None for bytes that are not:
+        one damaged record costs its own verification, never the query's."""
         try:
-            raw = base64.b64decode(text, validate=True)
-        except ValueError:
+            lumas, chromas = views_codec.decode_many(encoded)
+        except views_codec.CodecError:
+            return [cls.decode(data) for data in encoded]
+        return [cls(luma, chroma) for luma, chroma in zip(lumas, chromas, strict=True)]
+
+    @classmethod
+    def decode(cls, data: bytes) -> Views | None:
+        """What `encode` wrote as Views, or None for bytes that are not."""
+        try:
+            luma, chroma = views_codec.decode(data)
+        except views_codec.CodecError:
             return None
-        if len(raw) != _ENCODED_BYTES:
+        return cls(luma, chroma)
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> Views | None:
+        """The uncompressed form of `dualphash128-v2` records (uint8 luma, int8 a*b*), or None."""
+        if len(raw) != _RAW_BYTES:
             return None
         split = VIEWS * LUMA_GRID * LUMA_GRID
         luma_grid = np.frombuffer(raw[:split], dtype=np.uint8).reshape(VIEWS, LUMA_GRID, LUMA_GRID)

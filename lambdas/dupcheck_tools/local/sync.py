@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 
 from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex, entity_key
 from dupcheck.core.service import DupcheckService
@@ -23,8 +24,10 @@ POLL_S = 0.5  # other processes' writes are searchable within this (the target i
 
 
 class IndexFollower:
-    def __init__(self, store: KeyedHashRows, index: LocalHashIndex, hash_algo: str, poll_s: float = POLL_S) -> None:
-        self.store, self.index, self.hash_algo, self.poll_s = store, index, hash_algo, poll_s
+    def __init__(
+        self, store: KeyedHashRows, index: LocalHashIndex, hash_algos: Collection[str], poll_s: float = POLL_S
+    ) -> None:
+        self.store, self.index, self.hash_algos, self.poll_s = store, index, hash_algos, poll_s
         self.version = index.source_version if index.source_version is not None else store.latest_change()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -33,7 +36,7 @@ class IndexFollower:
     def for_service(cls, service: DupcheckService) -> IndexFollower | None:
         """A follower for a service on SQLite and the in-process index; None for anything else."""
         if isinstance(service.store, KeyedHashRows) and isinstance(service.index, LocalHashIndex):
-            return cls(service.store, service.index, service.pipeline.algo)
+            return cls(service.store, service.index, service.pipeline.reads)
         return None
 
     def start(self) -> None:
@@ -63,7 +66,7 @@ class IndexFollower:
             if not changes:
                 return applied
             ids = list(dict.fromkeys(entity_id for _, entity_id in changes))
-            current = self.store.index_rows_for(ids, self.hash_algo)
+            current = self.store.index_rows_for(ids, self.hash_algos)
             self.index.upsert_rows(current.values())
             for entity_id in ids:
                 if entity_id not in current:
@@ -74,5 +77,5 @@ class IndexFollower:
     def _reload(self) -> None:
         version = self.store.latest_change()
         logger.warning("index follower fell behind the change log: reloading the index")
-        self.index.load(self.store.index_rows(self.hash_algo), version=version)
+        self.index.load(self.store.index_rows(self.hash_algos), version=version)
         self.version = version

@@ -250,14 +250,5 @@ class OpenSearchHashIndex:
                     entity_id in best and best[entity_id].distance <= distance
                 ):
                     continue
-                best[entity_id] = IndexHit(entity_id, distance, _record(entity_id, hit.get("_source")))
+                best[entity_id] = IndexHit(entity_id, distance)
         return sorted(best.values(), key=lambda h: (h.distance, h.entity_id))[:k]
-
-
-def _record(entity_id: str, source: Any) -> HashRecord | None:
-    if not isinstance(source, dict):
-        return None
-    try:
-        return HashRecord.from_dict({**source, "entity_id": entity_id})
-    except (KeyError, ValueError, TypeError):
-        return None  # the service reads this one from the store

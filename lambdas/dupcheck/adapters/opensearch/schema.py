@@ -12,6 +12,11 @@ real cluster can confirm, with the smoke-test check for each):
   Not `hammingbit`: in the plugin it only accepts `long` or `binary` (base64) fields and
   rejects a `knn_vector` ("Incompatible field_type for hammingbit space"). Its score is also
   `1/(1+d)`.
+
+Documents hold what search needs and what an operator looks for (ids, SKU, URL, pipeline), not
+the verification views: those stay in DynamoDB, the record store, which the service reads the
+candidates from in one BatchGetItem. A document is then ~350 bytes of _source, a third of a
+record, which is what sizes the cluster (docs/deploy.md); searches return ids only.
 """
 
 from __future__ import annotations
@@ -87,17 +92,17 @@ def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
                 "image_url": {"type": "keyword", "ignore_above": 2048},
                 "hash_algo": keyword,
                 "updated_at": keyword,
-                "features": {"type": "object", "enabled": False},
             },
         },
     }
 
 
 def document(record: HashRecord, bits: int) -> dict[str, Any]:
-    """The record's fields plus its hash as the binary vector."""
+    """The record's fields but its features, plus its hash as the binary vector."""
     if record.hash.bits != bits:
         raise ValueError(f"record {record.entity_id!r} has a {record.hash.bits}-bit hash; the index holds {bits}")
-    return {**record.to_dict(), VECTOR_FIELD: to_int8(record.hash.data)}
+    fields = {name: value for name, value in record.to_dict().items() if name != "features"}
+    return {**fields, VECTOR_FIELD: to_int8(record.hash.data)}
 
 
 def query_body(
@@ -120,7 +125,7 @@ def query_body(
         query = {
             "knn": {VECTOR_FIELD: {"vector": vector, "k": k, "method_parameters": {"ef_search": max(ef_search, k)}}}
         }
-    body: dict[str, Any] = {"size": k, "query": query, "_source": {"excludes": [VECTOR_FIELD]}}
+    body: dict[str, Any] = {"size": k, "query": query, "_source": False}
     if max_distance is not None:
         # Server-side pruning; halfway to the next distance so float rounding keeps d itself.
         body["min_score"] = 1.0 / (1.0 + max_distance + 0.5)
