@@ -107,3 +107,60 @@ def test_grows_past_its_initial_capacity() -> None:
     index.upsert(_record("late", f"{12345:016x}"))
     assert index.count() == 101
     assert index.search([HashValue.from_hex(f"{12345:016x}")], 1)[0].entity_id == "late"
+
+
+def _flipped(code: bytes, count: int, rng: np.random.Generator) -> str:
+    bits = np.unpackbits(np.frombuffer(code, dtype=np.uint8))
+    bits[rng.choice(bits.size, count, replace=False)] ^= 1
+    return np.packbits(bits).tobytes().hex()
+
+
+def test_several_query_hashes_give_the_k_nearest_by_best_distance() -> None:
+    rng = np.random.default_rng(11)
+    hexes = _random_hexes(rng, 2000, 128)
+    queries = [HashValue.from_hex(h) for h in _random_hexes(rng, 4, 128)]
+    # Near neighbours of different query hashes, at distances 0-19.
+    hexes += [_flipped(queries[i % 4].data, i % 20, rng) for i in range(60)]
+    index = LocalHashIndex(128)
+    index.upsert_many(_record(f"e{i}", h) for i, h in enumerate(hexes))
+    best = {f"e{i}": min(q - HashValue.from_hex(h) for q in queries) for i, h in enumerate(hexes)}
+    expected = sorted(best.items(), key=lambda item: (item[1], item[0]))[:32]
+
+    hits = index.search([*queries, queries[0]], 32)  # a repeated hash (a symmetric picture) changes nothing
+
+    assert [h.distance for h in hits] == [d for _, d in expected]
+    boundary = expected[-1][1]
+    assert {h.entity_id for h in hits if h.distance < boundary} == {e for e, d in expected if d < boundary}
+    assert all(best[h.entity_id] == h.distance for h in hits)
+    assert [h.distance for h in index.search(queries, 32, max_distance=5)] == [d for _, d in expected if d <= 5]
+
+
+@pytest.mark.parametrize("radius", [0, 7, 15, 23])
+def test_within_finds_exactly_the_hashes_inside_the_radius(radius: int) -> None:
+    rng = np.random.default_rng(radius)
+    queries = [HashValue.from_hex(h) for h in _random_hexes(rng, 3, 128)]
+    hexes = _random_hexes(rng, 5000, 128) + [_flipped(queries[i % 3].data, i % 30, rng) for i in range(90)]
+    index = LocalHashIndex(128)
+    index.upsert_many(_record(f"e{i}", h) for i, h in enumerate(hexes))
+    best = {f"e{i}": min(q - HashValue.from_hex(h) for q in queries) for i, h in enumerate(hexes)}
+
+    hits = index.within(queries, radius)
+
+    assert {h.entity_id: h.distance for h in hits} == {e: d for e, d in best.items() if d <= radius}
+    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+
+def test_within_follows_writes() -> None:
+    index = LocalHashIndex(128)
+    base = "00" * 16
+    index.upsert_many([_record("a", base), _record("b", "ff" * 16)])
+    assert [h.entity_id for h in index.within([HashValue.from_hex(base)], 3)] == ["a"]
+    index.upsert(_record("b", "00" * 15 + "03"))  # moves inside the radius
+    index.remove("a")
+    assert [(h.entity_id, h.distance) for h in index.within([HashValue.from_hex(base)], 3)] == [("b", 2)]
+
+
+def test_within_refuses_a_radius_the_tables_cannot_answer_exactly() -> None:
+    index = LocalHashIndex(128)
+    with pytest.raises(ValueError, match="radius"):
+        index.within([HashValue.from_hex("00" * 16)], 24)

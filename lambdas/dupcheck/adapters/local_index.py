@@ -1,19 +1,33 @@
-"""HashIndex in process: an exact Hamming scan over every hash, for the embedded mode and tests.
+"""HashIndex in process: exact Hamming search over every hash, for the embedded mode and tools.
 
-Memory is what limits an in-process index, so each record costs 8 bytes of key plus its hash
-bits (16 bytes for a 64-bit hash): entity ids are not held here. Each id maps to a 64-bit key
-(`entity_key`), and the ids of the few hits are resolved through `resolve_ids` (the SQLite store
-in embedded mode) or, without one, a small dict kept here.
+Memory is what limits an in-process index, so each record costs its hash bytes (16 for the
+default pipeline's 128 bits) plus an 8-byte key: 240 MB for 10M records. Entity ids are not
+held here: each id maps to a 64-bit key (`entity_key`), and the ids of the few hits are
+resolved through `resolve_ids` (the SQLite store in embedded mode) or, without one, a small
+dict kept here.
 
-Search is numpy XOR + popcount in blocks, then a threshold that widens until k hits are
-inside it: no full sort (docs/benchmarks.md has the figures).
+Two searches, both exact:
+* `search`, the k nearest to any of a query's hashes (the pipeline asks for the 32 nearest to
+  its 4 hashes): faiss's Hamming k-NN kernel (`knn_hamming`, what `IndexBinaryFlat` runs, one
+  thread) over the packed codes, per query hash, merged by best distance. The k nearest of a
+  catalog of unrelated pictures sit at 35-45 bits of 128, where no sublinear structure beats a
+  scan (docs/benchmarks.md, "index");
+* `within`, every hash within a small radius (near duplicates, the catalog-wide self-join):
+  multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit
+  substrings with one table each; a code within distance r of the query agrees with it to
+  within r // 8 bits on at least one of the 8 substrings (pigeonhole), so probing each table at
+  the values that close finds every such code, and only those candidates are compared. The
+  tables (4 bytes per record per substring) are built on first use and dropped by any write.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from functools import cache
+from types import ModuleType
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -23,7 +37,10 @@ from dupcheck.core.models import HashRecord, HashValue, IndexHit
 ResolveIds = Callable[[Sequence[int]], dict[int, str]]
 
 _GROWTH = 1.5
-_BLOCK = 1 << 18  # rows scanned per block: keeps the XOR scratch buffer at 2 MB per word
+SUBSTRING_BITS = 16
+# `within` probes each substring table at every value within this many bits of the query's:
+# radius up to (MAX_FLIPS + 1) * substrings - 1 (23 for 128-bit codes). Beyond, scanning is cheaper.
+MAX_FLIPS = 2
 
 
 def entity_key(entity_id: str) -> int:
@@ -53,12 +70,13 @@ class LocalHashIndex:
         if bits <= 0 or bits % 64:
             raise ValueError(f"hash bits must be a positive multiple of 64, not {bits}")
         self.bits = bits
-        self._words = bits // 64
+        self._width = bits // 8
         self._keys = np.empty(capacity, dtype=np.int64)
-        self._hashes = np.empty((capacity, self._words), dtype=np.uint64)
+        self._codes = np.empty((capacity, self._width), dtype=np.uint8)
         self._size = 0
         self._resolve_ids = resolve_ids
         self._names: dict[int, str] = {}
+        self._tables: _RadiusTables | None = None
         # The store's change-log version the contents reflect (load's `version`), for a follower.
         self.source_version: int | None = None
         # Readers run in parallel server threads; a write swaps or grows arrays under them.
@@ -74,11 +92,11 @@ class LocalHashIndex:
         if not rows:
             return 0
         keys = np.fromiter((entity_key(eid) for eid, _ in rows), dtype=np.int64, count=len(rows))
-        hashes = self._pack([h for _, h in rows])
+        codes = self._pack([h for _, h in rows])
         with self._lock:
             if self._resolve_ids is None:
                 self._names.update((int(k), eid) for k, (eid, _) in zip(keys, rows, strict=True))
-            self._add(keys, hashes)
+            self._add(keys, codes)
         return len(rows)
 
     def load(self, rows: Iterable[tuple[int, str]], version: int | None = None) -> int:
@@ -89,10 +107,11 @@ class LocalHashIndex:
         for key, hex_hash in rows:
             keys.append(key)
             hexes.append(hex_hash)
+        codes = self._pack(hexes)
         with self._lock:
             self._size = 0
             self._names.clear()
-            self._add(np.asarray(keys, dtype=np.int64), self._pack(hexes))
+            self._add(np.asarray(keys, dtype=np.int64), codes)
             self.source_version = version
         return len(keys)
 
@@ -100,8 +119,9 @@ class LocalHashIndex:
         """Upsert (key, hex hash) rows of records whose ids the store resolves."""
         pairs = list(rows)
         if pairs:
+            codes = self._pack([h for _, h in pairs])
             with self._lock:
-                self._add(np.asarray([k for k, _ in pairs], dtype=np.int64), self._pack([h for _, h in pairs]))
+                self._add(np.asarray([k for k, _ in pairs], dtype=np.int64), codes)
 
     def remove_key(self, key: int) -> None:
         with self._lock:
@@ -109,92 +129,106 @@ class LocalHashIndex:
             for position in positions[::-1]:
                 last = self._size - 1
                 self._keys[position] = self._keys[last]
-                self._hashes[position] = self._hashes[last]
+                self._codes[position] = self._codes[last]
                 self._size = last
             self._names.pop(key, None)
+            if positions.size:
+                self._tables = None
 
     def remove(self, entity_id: str) -> None:
         self.remove_key(entity_key(entity_id))
 
-    def search(
-        self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None
-    ) -> list[IndexHit]:
+    def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
         if k <= 0 or not hashes:
             return []
-        queries = self._pack([h.hex for h in hashes])
+        queries = np.unique(self._pack([h.hex for h in hashes]), axis=0)  # a symmetric picture mirrors to itself
         with self._lock:
             size = self._size
             if size == 0:
                 return []
-            distances = self._distances(queries, size)
-            positions = _nearest(distances, k, self.bits if max_distance is None else max_distance)
-            keys = self._keys[positions].tolist()
-            found = distances[positions].tolist()
-        names = self._names_for(keys)
-        return [
-            IndexHit(entity_id=names[key], distance=int(d))
-            for key, d in zip(keys, found, strict=True)
-            if key in names
-        ]
+            found, positions = _faiss().knn_hamming(queries, self._codes[:size], min(k, size))
+            best, distances = _best_by_position(found.ravel(), positions.ravel(), k)
+            keys = self._keys[best].tolist()
+        return self._hits(keys, distances.tolist(), max_distance)
 
     def count(self) -> int:
         return self._size
 
+    # -- radius search ------------------------------------------------------------------------
+
+    def within(self, hashes: Sequence[HashValue], radius: int) -> list[IndexHit]:
+        """Every hash within `radius` bits of any of `hashes` (each at its best distance),
+        nearest first: exact, through the substring tables (built on first use)."""
+        substrings = self.bits // SUBSTRING_BITS
+        flips = radius // substrings
+        if not 0 <= flips <= MAX_FLIPS:
+            raise ValueError(f"radius must be between 0 and {(MAX_FLIPS + 1) * substrings - 1}, not {radius}")
+        if not hashes:
+            return []
+        queries = np.unique(self._pack([h.hex for h in hashes]), axis=0)
+        with self._lock:
+            size = self._size
+            if size == 0:
+                return []
+            if self._tables is None:
+                self._tables = _RadiusTables(self._codes[:size])
+            candidates = self._tables.candidates(queries, flips)
+            distances = _distances(self._codes[candidates], queries).min(axis=1)
+            inside = distances <= radius
+            candidates, distances = candidates[inside], distances[inside]
+            order = np.lexsort((candidates, distances))
+            keys = self._keys[candidates[order]].tolist()
+            found = distances[order].tolist()
+        return self._hits(keys, found, None)
+
     # -- internals ---------------------------------------------------------------------------
+
+    def _hits(self, keys: list[int], distances: list[int], max_distance: int | None) -> list[IndexHit]:
+        names = self._names_for(keys)
+        return [
+            IndexHit(entity_id=names[key], distance=int(d))
+            for key, d in zip(keys, distances, strict=True)
+            if key in names and (max_distance is None or d <= max_distance)
+        ]
 
     def _pack(self, hex_hashes: Sequence[str]) -> np.ndarray:
         raw = bytes.fromhex("".join(hex_hashes))
-        if len(raw) != len(hex_hashes) * self._words * 8:
+        if len(raw) != len(hex_hashes) * self._width:
             raise ValueError(f"every hash must have {self.bits} bits")
-        # Big-endian words keep the bit order of the hex string; popcount does not care.
-        return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(hex_hashes), self._words)
+        return np.frombuffer(raw, dtype=np.uint8).reshape(len(hex_hashes), self._width)
 
-    def _add(self, keys: np.ndarray, hashes: np.ndarray) -> None:
+    def _add(self, keys: np.ndarray, codes: np.ndarray) -> None:
+        self._tables = None
         size = self._size
         existing = np.flatnonzero(np.isin(self._keys[:size], keys)) if size else np.empty(0, np.intp)
         if existing.size:
             # Update in place: last write for a key wins, as in the store.
             latest = {int(k): i for i, k in enumerate(keys.tolist())}
             for position in existing:
-                self._hashes[position] = hashes[latest[int(self._keys[position])]]
+                self._codes[position] = codes[latest[int(self._keys[position])]]
             fresh_mask = ~np.isin(keys, self._keys[existing])
-            keys, hashes = keys[fresh_mask], hashes[fresh_mask]
+            keys, codes = keys[fresh_mask], codes[fresh_mask]
         if keys.size:
             # Within one batch the last occurrence of a key wins.
             _, last_first = np.unique(keys[::-1], return_index=True)
             keep = np.sort(keys.size - 1 - last_first)
-            keys, hashes = keys[keep], hashes[keep]
+            keys, codes = keys[keep], codes[keep]
             self._reserve(size + keys.size)
             self._keys[size : size + keys.size] = keys
-            self._hashes[size : size + keys.size] = hashes
+            self._codes[size : size + keys.size] = codes
             self._size = size + keys.size
 
     def _reserve(self, needed: int) -> None:
         capacity = len(self._keys)
         if needed <= capacity:
             return
-        capacity = max(needed, int(capacity * _GROWTH))
+        # A bulk load allocates exactly; growth by appends over-allocates to stay amortised.
+        capacity = needed if self._size == 0 else max(needed, int(capacity * _GROWTH))
         keys = np.empty(capacity, dtype=np.int64)
-        hashes = np.empty((capacity, self._words), dtype=np.uint64)
+        codes = np.empty((capacity, self._width), dtype=np.uint8)
         keys[: self._size] = self._keys[: self._size]
-        hashes[: self._size] = self._hashes[: self._size]
-        self._keys, self._hashes = keys, hashes
-
-    def _distances(self, queries: np.ndarray, size: int) -> np.ndarray:
-        """Per row, the smallest Hamming distance to any query hash."""
-        dtype = np.uint8 if self.bits < 256 else np.uint16
-        best = np.full(size, self.bits, dtype=dtype)
-        scratch = np.empty((min(size, _BLOCK), self._words), dtype=np.uint64)
-        for start in range(0, size, _BLOCK):
-            stop = min(start + _BLOCK, size)
-            block = self._hashes[start:stop]
-            xor = scratch[: stop - start]
-            for query in queries:
-                np.bitwise_xor(block, query, out=xor)
-                counts = np.bitwise_count(xor)
-                dist = counts[:, 0] if self._words == 1 else counts.sum(axis=1, dtype=dtype)
-                np.minimum(best[start:stop], dist, out=best[start:stop], casting="unsafe")
-        return best
+        codes[: self._size] = self._codes[: self._size]
+        self._keys, self._codes = keys, codes
 
     def _names_for(self, keys: list[int]) -> dict[int, str]:
         if self._resolve_ids is None:
@@ -202,16 +236,71 @@ class LocalHashIndex:
         return self._resolve_ids(keys)
 
 
-def _nearest(distances: np.ndarray, k: int, max_distance: int) -> np.ndarray:
-    """Positions of the k smallest distances (<= max_distance), nearest first, ties by position.
+@cache
+def _faiss() -> ModuleType:
+    """faiss, on first search: the SQLite store imports this module for `entity_key` alone."""
+    import faiss
 
-    Widens a distance threshold until k rows fall inside it, so only those few are sorted.
-    """
-    threshold = min(4, max_distance)
-    while True:
-        inside = np.flatnonzero(distances <= threshold)
-        if inside.size >= k or threshold >= max_distance:
-            break
-        threshold = min(max_distance, threshold * 2 if threshold else 1)
-    order = np.argsort(distances[inside], kind="stable")[:k]
-    return inside[order]
+    # A query is a few milliseconds of one core: more threads only contend with the server's.
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
+def _best_by_position(distances: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest distinct positions of several queries' k-NN lists, each at its best
+    distance, nearest first, ties by position. Exact: a position in the merged top k is in the
+    top k of the query it is nearest to."""
+    valid = positions >= 0  # faiss pads with -1 when a catalog has fewer than k codes
+    distances, positions = distances[valid], positions[valid]
+    order = np.lexsort((positions, distances))
+    _, first = np.unique(positions[order], return_index=True)
+    best = order[np.sort(first)][:k]
+    return positions[best], distances[best]
+
+
+def _distances(codes: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """(n, width) codes x (q, width) queries -> (n, q) Hamming distances."""
+    if not len(codes):
+        return np.empty((0, len(queries)), dtype=np.int64)
+    return np.bitwise_count(codes[:, None, :] ^ queries[None, :, :]).sum(axis=2, dtype=np.int64)
+
+
+@cache
+def _flip_masks(flips: int) -> np.ndarray:
+    """Every 16-bit mask with at most `flips` bits set."""
+    masks = [0]
+    for count in range(1, flips + 1):
+        masks += [sum(1 << bit for bit in bits) for bits in itertools.combinations(range(SUBSTRING_BITS), count)]
+    return np.array(masks, dtype=np.uint32)
+
+
+class _RadiusTables:
+    """One table per 16-bit substring of the codes: the row positions sorted by that substring's
+    value (`order`) and where each value's run starts (`starts`, 65,537 offsets)."""
+
+    def __init__(self, codes: np.ndarray) -> None:
+        substrings = codes.view(">u2")  # (n, width / 2): big-endian 16-bit words, the hex order
+        self.order: list[np.ndarray] = []
+        self.starts: list[np.ndarray] = []
+        for column in range(substrings.shape[1]):
+            values = substrings[:, column]
+            order = np.argsort(values, kind="stable").astype(np.uint32)
+            self.order.append(order)
+            self.starts.append(np.searchsorted(values[order], np.arange((1 << SUBSTRING_BITS) + 1)).astype(np.int64))
+
+    def candidates(self, queries: np.ndarray, flips: int) -> np.ndarray:
+        """Positions of every code that agrees with a query within `flips` bits on some substring."""
+        masks = _flip_masks(flips)
+        words = queries.view(">u2").astype(np.uint32)  # (q, substrings)
+        found = []
+        for column, (order, starts) in enumerate(zip(self.order, self.starts, strict=True)):
+            probes = np.unique((words[:, column, None] ^ masks[None, :]).ravel())
+            low, high = starts[probes], starts[probes + 1]
+            keep = high > low
+            low, counts = low[keep], (high - low)[keep]
+            if counts.size:
+                # The runs [low, high) concatenated without a loop: element g of run j is
+                # low_j + (g - where run j begins in the concatenation).
+                begins = np.cumsum(counts) - counts
+                found.append(order[np.repeat(low - begins, counts) + np.arange(int(counts.sum()))])
+        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.uint32)
