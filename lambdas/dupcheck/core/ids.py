@@ -19,6 +19,7 @@ ID_ALPHABET = r"-._~()'!*:@,;=+&$<> \[\]{}|^\w"
 # The alphabet as a JSON Schema pattern (for the OpenAPI document); `.` and `..` are refused too.
 ID_PATTERN = rf"^[{ID_ALPHABET}]+$"
 _ALLOWED_CHARACTER = re.compile(rf"[{ID_ALPHABET}]")
+_ALLOWED = re.compile(rf"[{ID_ALPHABET}]+")
 
 
 def id_problem(entity_id: object) -> str | None:
@@ -29,6 +30,8 @@ def id_problem(entity_id: object) -> str | None:
         return f"entity_id is longer than {MAX_ID_LENGTH} characters"
     if entity_id in (".", ".."):
         return "entity_id must not be . or .."
+    if _ALLOWED.fullmatch(entity_id):
+        return None
     bad = next((c for c in entity_id if not _ALLOWED_CHARACTER.fullmatch(c)), None)
     if bad is not None:
         return f"entity_id must not contain {bad!r}: an id must fit in a URL path segment (docs/api.md, ids)"

@@ -61,13 +61,18 @@ class sigterm_as_interrupt:  # noqa: N801 - used as a context manager, like cont
 # -- batch commands (backfill, reindex, migrate) -----------------------------------------------
 
 
-def add_batch_arguments(parser: argparse.ArgumentParser, *, failures_default: str) -> None:
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """--target, --table, --region: which record store a command reads or writes."""
     parser.add_argument(
         "--target", choices=("local", "dynamodb"), default=None,
         help="record store: local SQLite (default unless DUPCHECK_STORE=dynamodb) or DynamoDB",
     )  # fmt: skip
     parser.add_argument("--table", help="DynamoDB table (default DUPCHECK_TABLE_NAME)")
     parser.add_argument("--region", help="AWS region (default DUPCHECK_AWS_REGION / AWS_REGION)")
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser, *, failures_default: str) -> None:
+    add_target_arguments(parser)
     parser.add_argument("--workers", type=int, default=32, help="concurrent downloads (default 32)")
     parser.add_argument(
         "--hash-workers", type=int, default=0,
@@ -113,13 +118,19 @@ class Summary(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-def run_batch(args: argparse.Namespace, job: Callable[[BackfillOptions, Target, Settings], Summary]) -> int:
-    """The batch commands' one shape: options and target from the arguments, SIGTERM handled as
-    Ctrl-C, and the summary as the last stdout line (exit 0, 1 or 130 from the summary). A usage
-    problem (CatalogError, SettingsError, UsageError) is left to `main`: one JSON line, exit 2."""
-    options = batch_options(args)
+def run_job(args: argparse.Namespace, job: Callable[[Target, Settings], Summary]) -> int:
+    """The shape of every command that works through a store: the target from --target/--table/
+    --region, SIGTERM handled as Ctrl-C, and the summary as the last stdout line (exit 0, 1 or
+    130 from the summary). A usage problem (CatalogError, SettingsError, UsageError) is left to
+    `main`: one JSON line, exit 2."""
     target, settings = batch_target(args)
     with sigterm_as_interrupt():
-        summary = job(options, target, settings)
+        summary = job(target, settings)
     print_json(summary.to_dict(), indent=None)
     return summary.exit_code
+
+
+def run_batch(args: argparse.Namespace, job: Callable[[BackfillOptions, Target, Settings], Summary]) -> int:
+    """run_job for the commands that download (backfill, reindex, migrate): their options too."""
+    options = batch_options(args)
+    return run_job(args, lambda target, settings: job(options, target, settings))
