@@ -163,3 +163,17 @@ def test_hash_values_survive_as_hex(tmp_path: Path) -> None:
     store = SqliteRecordStore(tmp_path / "s.db")
     import_records(store, file, failures=tmp_path / "f.csv")
     assert store.get("H").hash == HashValue.from_hex("00" * 15 + "ff")
+
+
+def test_the_commands_take_dynamodb_as_their_target(tmp_path: Path, ddb_store: Any, capsys: Any) -> None:
+    file = tmp_path / "c.jsonl"
+    local = SqliteRecordStore(tmp_path / "s.db")
+    local.put_many(records(12))
+    assert export_records(local, file).records == 12
+
+    dynamodb = ["--target", "dynamodb", "--table", TABLE]
+    assert main(["import", str(file), *dynamodb, "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["imported"] == 12
+    assert ddb_store.count() == 12
+    assert main(["export", "--out", str(tmp_path / "back.jsonl"), *dynamodb, "--no-progress"]) == 0
+    assert len((tmp_path / "back.jsonl").read_text().splitlines()) == 12
