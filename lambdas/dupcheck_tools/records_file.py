@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from tqdm import tqdm
 
@@ -45,7 +45,7 @@ _FIELDS = ("entity_id", "sku", "image_url", "hash", "hash_algo", "updated_at", "
 def _open(path: Path, mode: str, *, named: Path | None = None) -> IO[str]:
     """A text file, gzip-compressed when its name (or `named`'s, for a partial file) ends .gz."""
     if (named or path).name.lower().endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8", compresslevel=6)
+        return cast(IO[str], gzip.open(path, mode + "t", encoding="utf-8", compresslevel=6))
     return open(path, mode, encoding="utf-8")  # noqa: SIM115 - returned to a with statement
 
 
