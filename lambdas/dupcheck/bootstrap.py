@@ -25,8 +25,12 @@ def build_store(settings: Settings) -> RecordStore:
     return SqliteRecordStore(settings.sqlite_path)
 
 
-def build_index(settings: Settings, pipeline: HashPipeline, store: RecordStore | None = None) -> HashIndex:
-    """The search index; the in-process one is loaded from `store` so it survives restarts."""
+def build_index(
+    settings: Settings, pipeline: HashPipeline, store: RecordStore | None = None, *, load: bool = True
+) -> HashIndex:
+    """The search index; the in-process one is loaded from `store` so it survives restarts.
+    `load=False` leaves a SQLite-backed one to be loaded later (the server's follower loads it
+    in the background, dupcheck_tools/local/sync.py), not ready until then."""
     if settings.index == "opensearch":
         from dupcheck.adapters.opensearch import OpenSearchHashIndex
 
@@ -35,6 +39,9 @@ def build_index(settings: Settings, pipeline: HashPipeline, store: RecordStore |
 
     if isinstance(store, KeyedHashRows):
         index = LocalHashIndex(pipeline.index_bits, resolve_ids=store.ids_for_keys)
+        if not load:
+            index.expect_load()
+            return index
         version = store.latest_change()  # before the rows: a change in between is replayed, not lost
         index.load(store.index_rows(pipeline.reads), version=version)
         return index
@@ -66,10 +73,11 @@ def build_service(
     fetcher: ImageFetcher | None = None,
     pipeline: HashPipeline | None = None,
     observe: Observer | None = None,
+    load_index: bool = True,
 ) -> DupcheckService:
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)
-    index = index or build_index(settings, pipeline, store)
+    index = index or build_index(settings, pipeline, store, load=load_index)
     service = DupcheckService(
         store=store,
         index=index,

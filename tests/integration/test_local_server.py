@@ -138,15 +138,16 @@ def test_the_prototypes_call_with_the_stage_prefix_and_the_key(
         status, body, _ = request(server.url + query, headers={"x-api-key": "k3y"})
         assert status == 200 and body["is_duplicate"]
         assert {k: body["matches"][0][k] for k in ("entity_id", "sku", "image_url", "verdict")} == {
-            "entity_id": "1001", "sku": "MH01", "image_url": url, "verdict": "duplicate"
+            "entity_id": "1001",
+            "sku": "MH01",
+            "image_url": url,
+            "verdict": "duplicate",
         }
     finally:
         server.shutdown()
 
 
-def test_unknown_host_names_are_refused_ip_and_localhost_are_not(
-    service: DupcheckService, settings: Settings
-) -> None:
+def test_unknown_host_names_are_refused_ip_and_localhost_are_not(service: DupcheckService, settings: Settings) -> None:
     server = serve(service, settings, server_names=("dupcheck.internal",))
     try:
         port = server.url.rsplit(":", 1)[1]
@@ -174,7 +175,7 @@ def test_cross_site_writes_are_refused(server: LocalServer, image_server: ImageS
     for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": f"http://{host}"}, {}):
         assert request(f"{server.url}/items", "POST", item, "application/json", headers)[0] == 201
     # A cross-site form post is the attack: multipart/form-data needs no preflight.
-    form = b"--b\r\nContent-Disposition: form-data; name=\"entity_id\"\r\n\r\nX1\r\n--b--\r\n"
+    form = b'--b\r\nContent-Disposition: form-data; name="entity_id"\r\n\r\nX1\r\n--b--\r\n'
     status, _, _ = request(f"{server.url}/items", "POST", form, "multipart/form-data; boundary=b",
                            {"Origin": "http://attacker.example"})  # fmt: skip
     assert status == 403
@@ -240,7 +241,7 @@ def test_malformed_bodies_are_4xx_never_500(server: LocalServer, body: bytes, co
 
 
 def test_a_multipart_body_of_20000_parts_is_refused_at_once(server: LocalServer) -> None:
-    part = b"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx\r\n"
+    part = b'--b\r\nContent-Disposition: form-data; name="f"\r\n\r\nx\r\n'
     started = time.monotonic()
     status, body, _ = request(f"{server.url}/find_similar", "POST", part * 20_000 + b"--b--\r\n",
                               "multipart/form-data; boundary=b")  # fmt: skip
@@ -389,3 +390,58 @@ def test_make_run_demo_serves_and_its_curls_work(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class SlowRows:
+    """A store whose index rows arrive only when the test says so: a big catalog loading."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.release = store, threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def index_rows(self, hash_algos: Any) -> Iterator[tuple[int, str]]:
+        assert self.release.wait(30)
+        yield from self.store.index_rows(hash_algos)
+
+
+def test_the_server_answers_while_its_index_loads_and_loses_no_write(
+    settings: Settings, image_server: ImageServer
+) -> None:
+    from dupcheck.adapters.sqlite_store import SqliteRecordStore
+    from dupcheck.bootstrap import build_service
+    from dupcheck.core.hashing import get_pipeline
+    from dupcheck.core.service import build_record
+
+    store = SqliteRecordStore(settings.sqlite_path)
+    for seed in (810, 811):
+        url = f"https://shop.example/{seed}.jpg"
+        data = encode(product_image(seed))
+        store.put(build_record(get_pipeline(), data, entity_id=f"OLD{seed}", sku="", image_url=url, max_pixels=10**7))
+    slow = SlowRows(store)
+    service = build_service(settings, store=slow, load_index=False)
+    server = serve(service, settings)
+    try:
+        status, health, _ = request(f"{server.url}/health")
+        assert status == 200 and health["status"] == "starting" and health["index_ready"] is False
+        query = encode(product_image(810).resize((300, 225)), "JPEG", quality=70)
+        status, body, _ = request(f"{server.url}/find_similar?top=1", "POST", query, "image/jpeg")
+        assert status == 503 and body["error"]["code"] == "index_unavailable"
+        register(server, image_server, "NEW812", 812)  # a write while loading
+
+        slow.release.set()
+        deadline = time.monotonic() + 10
+        while not request(f"{server.url}/health")[1]["index_ready"]:
+            assert time.monotonic() < deadline, "the index never became ready"
+            time.sleep(0.05)
+        deadline = time.monotonic() + 5
+        while request(f"{server.url}/health")[1]["indexed"] != 3:  # the write is replayed after the load
+            assert time.monotonic() < deadline, "a write made while the index loaded was lost"
+            time.sleep(0.05)
+        status, body, _ = request(f"{server.url}/find_similar?top=1", "POST", query, "image/jpeg")
+        assert status == 200 and body["matches"][0]["entity_id"] == "OLD810"
+        status, body, _ = request(f"{server.url}/find_similar?top=1", "POST", encode(product_image(812)), "image/jpeg")
+        assert status == 200 and body["matches"][0]["entity_id"] == "NEW812"
+    finally:
+        server.shutdown()

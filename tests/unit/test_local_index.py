@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dupcheck.adapters.local_index import LocalHashIndex, entity_key
+from dupcheck.core.errors import IndexUnavailable
 from dupcheck.core.models import HashRecord, HashValue
 
 
@@ -164,3 +165,14 @@ def test_within_refuses_a_radius_the_tables_cannot_answer_exactly() -> None:
     index = LocalHashIndex(128)
     with pytest.raises(ValueError, match="radius"):
         index.within([HashValue.from_hex("00" * 16)], 24)
+
+
+def test_an_index_expecting_a_load_refuses_to_search_until_loaded() -> None:
+    index = LocalHashIndex(64, resolve_ids=lambda keys: {k: f"E{k}" for k in keys})
+    index.expect_load()
+    assert not index.ready
+    with pytest.raises(IndexUnavailable):
+        index.search([HashValue.from_hex("00" * 8)], 5)
+    index.load([(7, "00" * 8)], version=3)
+    assert index.ready and index.source_version == 3
+    assert [hit.entity_id for hit in index.search([HashValue.from_hex("00" * 8)], 5)] == ["E7"]

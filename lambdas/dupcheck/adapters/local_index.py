@@ -32,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from dupcheck.core.errors import IndexUnavailable
 from dupcheck.core.models import HashRecord, HashValue, IndexHit
 
 ResolveIds = Callable[[Sequence[int]], dict[int, str]]
@@ -77,6 +78,8 @@ class LocalHashIndex:
         self._resolve_ids = resolve_ids
         self._names: dict[int, str] = {}
         self._tables: _RadiusTables | None = None
+        # False from `expect_load` until `load` has run: a server answers while its index loads.
+        self._ready = True
         # The store's change-log version the contents reflect (load's `version`), for a follower.
         self.source_version: int | None = None
         # Readers run in parallel server threads; a write swaps or grows arrays under them.
@@ -99,6 +102,14 @@ class LocalHashIndex:
             self._add(keys, codes)
         return len(rows)
 
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def expect_load(self) -> None:
+        """Mark the index as loading: searches raise IndexUnavailable until `load` completes."""
+        self._ready = False
+
     def load(self, rows: Iterable[tuple[int, str]], version: int | None = None) -> int:
         """Bulk load (key, hex hash) rows, for start-up from the store; replaces the contents.
         `version`: the store's change-log version read before the rows (see source_version)."""
@@ -113,6 +124,7 @@ class LocalHashIndex:
             self._names.clear()
             self._add(np.asarray(keys, dtype=np.int64), codes)
             self.source_version = version
+            self._ready = True
         return len(keys)
 
     def upsert_rows(self, rows: Iterable[tuple[int, str]]) -> None:
@@ -139,6 +151,8 @@ class LocalHashIndex:
         self.remove_key(entity_key(entity_id))
 
     def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
+        if not self._ready:
+            raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
         if k <= 0 or not hashes:
             return []
         queries = np.unique(self._pack([h.hex for h in hashes]), axis=0)  # a symmetric picture mirrors to itself

@@ -151,10 +151,13 @@ class DuplicateReport(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "starting"] = Field(
+        description="`starting` while the local server loads its index (find_similar answers 503 until then)."
+    )
     algorithm: str = Field(description="The hash pipeline new records are hashed with.")
     records: int = Field(ge=0, description="Records in the store (DynamoDB: its count of a few hours ago).")
     indexed: int = Field(ge=0, description="Hashes in the search index.")
+    index_ready: bool = Field(description="Whether the index holds every record: searches are complete.")
 
 
 class NewItem(BaseModel):
@@ -184,6 +187,7 @@ class PhotoUpload(BaseModel):
     """An image sent as JSON, as browser camera apps do."""
 
     photoData: str = Field(  # noqa: N815 - the field name clients already send
-        min_length=1, description='A data URL ("data:image/jpeg;base64,...") or bare base64.',
+        min_length=1,
+        description='A data URL ("data:image/jpeg;base64,...") or bare base64.',
         json_schema_extra={"pattern": PHOTO_DATA_PATTERN},
     )

@@ -65,9 +65,7 @@ class HashIndex(Protocol):
         """Remove if present; removing an absent id is not an error (replays are safe)."""
         ...
 
-    def search(
-        self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None
-    ) -> list[IndexHit]:
+    def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
         """The k nearest records to any of `hashes`, each at its smallest distance, nearest first."""
         ...
 
@@ -84,6 +82,15 @@ class ProvisionedIndex(Protocol):
         ...
 
     def refresh(self) -> None: ...
+
+
+@runtime_checkable
+class LoadingIndex(Protocol):
+    """An index that may still be loading its contents (the in-process one, which a server loads
+    in the background so it answers at once): until `ready`, a search raises IndexUnavailable."""
+
+    @property
+    def ready(self) -> bool: ...
 
 
 @runtime_checkable

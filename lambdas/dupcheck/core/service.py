@@ -19,7 +19,7 @@ from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching import VERDICT_RANK, match_percent
 from dupcheck.core.models import FindResult, Fingerprint, HashRecord, IndexHit, Match
-from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore
+from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore
 
 MAX_TOP = 100
 MAX_PAGE = 100  # records per page of the catalog
@@ -56,9 +56,7 @@ class DupcheckService:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def find_similar(
-        self, image_url: str, top: int | None = None, max_distance: int | None = None
-    ) -> FindResult:
+    def find_similar(self, image_url: str, top: int | None = None, max_distance: int | None = None) -> FindResult:
         data = self.fetch(image_url)
         return self.find_similar_bytes(data, top, max_distance, image_url=image_url)
 
@@ -81,9 +79,7 @@ class DupcheckService:
         self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
         matches = self._judge(query, hits, max_distance)[:top]
         self.observe(METRIC_MATCHES, float(len(matches)))
-        return FindResult(
-            query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url
-        )
+        return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
 
     def get(self, entity_id: str) -> HashRecord:
         record = self.store.get(_check_id(entity_id))
@@ -109,11 +105,13 @@ class DupcheckService:
         return report
 
     def health(self) -> dict[str, object]:
+        ready = self.index.ready if isinstance(self.index, LoadingIndex) else True
         return {
-            "status": "ok",
+            "status": "ok" if ready else "starting",
             "algorithm": self.pipeline.algo,
             "records": self.store.approximate_count(),
             "indexed": self.index.count(),
+            "index_ready": ready,
         }
 
     # -- commands ----------------------------------------------------------------------------
@@ -185,8 +183,7 @@ class DupcheckService:
         candidates = [
             (record, hit.distance)
             for hit in hits
-            if (record := stored.get(hit.entity_id)) is not None
-            and record.hash_algo in self.pipeline.reads
+            if (record := stored.get(hit.entity_id)) is not None and record.hash_algo in self.pipeline.reads
         ]
         # Verdict first; then how alike the verified pictures are (a crop aligned with its source
         # beats a look-alike that merely hashes closer); then hash distance.

@@ -29,7 +29,9 @@ def register(commands: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings_for(args, **overrides)
-    return _serve(build_service(settings), settings)
+    # The index loads in the background (the follower, local/sync.py): the server answers at
+    # once, /health says `index_ready`, and find_similar answers 503 until it is.
+    return _serve(build_service(settings, load_index=False), settings)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -63,8 +65,10 @@ def _serve(
     if on_ready:
         on_ready(server.url)
     else:
-        print(f"dupcheck serving on {server.url} ({service.index.count()} hashes indexed); web app: {server.url}/",
-              flush=True)
+        print(
+            f"dupcheck serving on {server.url} ({service.index.count()} hashes indexed); web app: {server.url}/",
+            flush=True,
+        )
     try:
         while not stop.wait(0.5):
             pass

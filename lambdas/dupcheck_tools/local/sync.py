@@ -6,13 +6,15 @@ Every POLL_S the follower reads the store's change log (adapters/sqlite_store.py
 version the index reflects, and applies each changed id as it now is in the store: upserted
 when it holds a record of the index's pipeline, removed otherwise. Applying the server's own
 writes again changes nothing, so the log needs no owner. A follower that fell behind the log's
-oldest entry reloads the whole index.
+oldest entry reloads the whole index. A server starts with its index not loaded (cli/serve.py),
+so it answers at once: the follower's first poll loads it (/health says `index_ready`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Collection
 
 from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex, entity_key
@@ -49,19 +51,24 @@ class IndexFollower:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while True:
             try:
                 self.poll()
             except Exception:  # a locked or vanished file: try again at the next poll
                 logger.exception("index follower could not read the change log")
+            if self._stop.wait(self.poll_s):
+                return
 
     def poll(self) -> int:
         """Apply every change after `version`; returns how many ids were applied."""
         applied = 0
+        if not self.index.ready:  # the server started before its index (cli/serve.py): load it
+            self._reload("loaded the index")
         while True:
             changes, oldest = self.store.changes_since(self.version)
             if oldest > self.version + 1:  # the log moved past us: some changes are gone
-                self._reload()
+                logger.warning("index follower fell behind the change log: reloading the index")
+                self._reload("reloaded the index")
                 return applied
             if not changes:
                 return applied
@@ -74,8 +81,9 @@ class IndexFollower:
             self.version = changes[-1][0]
             applied += len(ids)
 
-    def _reload(self) -> None:
-        version = self.store.latest_change()
-        logger.warning("index follower fell behind the change log: reloading the index")
-        self.index.load(self.store.index_rows(self.hash_algos), version=version)
+    def _reload(self, what: str) -> None:
+        started = time.monotonic()
+        version = self.store.latest_change()  # before the rows: a change in between is replayed
+        count = self.index.load(self.store.index_rows(self.hash_algos), version=version)
         self.version = version
+        logger.info("%s: %d records in %.1f s", what, count, time.monotonic() - started)
