@@ -155,7 +155,9 @@ class LocalHashIndex:
             raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
         if k <= 0 or not hashes:
             return []
-        queries = np.unique(self._pack([h.hex for h in hashes]), axis=0)  # a symmetric picture mirrors to itself
+        # A symmetric picture mirrors to itself: each distinct hash once (np.unique over rows
+        # costs more than the search of a small catalog).
+        queries = self._pack(list(dict.fromkeys(h.hex for h in hashes)))
         with self._lock:
             size = self._size
             if size == 0:
@@ -179,7 +181,7 @@ class LocalHashIndex:
             raise ValueError(f"radius must be between 0 and {(MAX_FLIPS + 1) * substrings - 1}, not {radius}")
         if not hashes:
             return []
-        queries = np.unique(self._pack([h.hex for h in hashes]), axis=0)
+        queries = self._pack(list(dict.fromkeys(h.hex for h in hashes)))
         with self._lock:
             size = self._size
             if size == 0:
