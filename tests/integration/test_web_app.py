@@ -351,7 +351,8 @@ def test_status_shows_the_counts_and_the_pipeline(page: Page, demo: Demo) -> Non
                     strict=True))  # fmt: skip
     health = demo.server.service.health()
     assert rows == {"Service": "Answering", "Records in the catalog": str(health["records"]),
-                    "Pictures in the search index": str(health["indexed"]), "Hash pipeline": health["algorithm"]}
+                    "Pictures in the search index": str(health["indexed"]), "Hash pipeline": health["algorithm"],
+                    "Index ready": "Yes"}
 
 
 # -- a phone, the keyboard, a screen reader -------------------------------------------------------
