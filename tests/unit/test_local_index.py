@@ -173,6 +173,8 @@ def test_an_index_expecting_a_load_refuses_to_search_until_loaded() -> None:
     assert not index.ready
     with pytest.raises(IndexUnavailable):
         index.search([HashValue.from_hex("00" * 8)], 5)
+    with pytest.raises(IndexUnavailable):
+        index.within([HashValue.from_hex("00" * 8)], 4)
     index.load([(7, "00" * 8)], version=3)
     assert index.ready and index.source_version == 3
     assert [hit.entity_id for hit in index.search([HashValue.from_hex("00" * 8)], 5)] == ["E7"]

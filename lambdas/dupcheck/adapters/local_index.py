@@ -151,13 +151,9 @@ class LocalHashIndex:
         self.remove_key(entity_key(entity_id))
 
     def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
-        if not self._ready:
-            raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
-        if k <= 0 or not hashes:
+        queries = self._queries(hashes)
+        if k <= 0 or not len(queries):
             return []
-        # A symmetric picture mirrors to itself: each distinct hash once (np.unique over rows
-        # costs more than the search of a small catalog).
-        queries = self._pack(list(dict.fromkeys(h.hex for h in hashes)))
         with self._lock:
             size = self._size
             if size == 0:
@@ -179,9 +175,9 @@ class LocalHashIndex:
         flips = radius // substrings
         if not 0 <= flips <= MAX_FLIPS:
             raise ValueError(f"radius must be between 0 and {(MAX_FLIPS + 1) * substrings - 1}, not {radius}")
-        if not hashes:
+        queries = self._queries(hashes)
+        if not len(queries):
             return []
-        queries = self._pack(list(dict.fromkeys(h.hex for h in hashes)))
         with self._lock:
             size = self._size
             if size == 0:
@@ -198,6 +194,13 @@ class LocalHashIndex:
         return self._hits(keys, found, None)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _queries(self, hashes: Sequence[HashValue]) -> np.ndarray:
+        """The distinct query hashes, packed (a symmetric picture mirrors to itself; np.unique
+        over rows costs more than the search of a small catalog). Refused while loading."""
+        if not self._ready:
+            raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
+        return self._pack(list(dict.fromkeys(h.hex for h in hashes)))
 
     def _hits(self, keys: list[int], distances: list[int], max_distance: int | None) -> list[IndexHit]:
         names = self._names_for(keys)
