@@ -19,7 +19,7 @@ from dupcheck.core.hashing import (
 )
 from dupcheck.core.matching import VERDICT_RANK, Verdict
 from dupcheck.core.models import Fingerprint, HashRecord
-from dupcheck.core.pixels import cielab_ab, trim_uniform_border
+from dupcheck.core.pixels import TRIM_TOLERANCE, _off_colour, cielab_ab, trim_uniform_border
 from dupcheck_tools.samples import encode, product_image
 
 LIMIT = 40_000_000
@@ -316,6 +316,24 @@ def test_trim_removes_padding_but_not_for_a_corner_badge() -> None:
 def test_photo_without_uniform_border_is_left_alone() -> None:
     noise = np.random.default_rng(2).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     assert trim_uniform_border(noise).shape == noise.shape
+
+
+@pytest.mark.parametrize("background", [0.0, 0.5, 20.0, 31.5, 32.0, 32.5, 127.5, 200.0, 222.5, 223.0, 254.5, 255.0])
+def test_off_colour_pixels_are_those_beyond_the_tolerance(background: float) -> None:
+    """The trim compares 8-bit pixels with whole-number bounds (a ring's median can end in .5):
+    the same pixels as comparing their values with the float bounds, at both ends of 0-255."""
+    values = np.arange(256, dtype=np.uint8)
+    rgb = np.stack([values, np.full(256, 128, np.uint8), np.full(256, 128, np.uint8)], axis=-1)[None]
+    expected = (values < background - TRIM_TOLERANCE) | (values > background + TRIM_TOLERANCE)
+    off = _off_colour(rgb, np.array([background, 128.0, 128.0]))
+    assert off[0].tolist() == expected.tolist()
+
+
+def test_fingerprint_leaves_the_callers_picture_alone() -> None:
+    image = product_image(31, (640, 480))
+    before = image.tobytes()
+    AlignedDualPHash().fingerprint(image)
+    assert image.size == (640, 480) and image.tobytes() == before
 
 
 def test_trim_sees_through_a_blended_line_between_padding_and_a_white_margin() -> None:

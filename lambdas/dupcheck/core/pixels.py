@@ -6,6 +6,7 @@ query side of every pipeline see exactly the same pixels.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -59,36 +60,59 @@ def ring_colour(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _off_colour(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Pixels farther than the tolerance from `background` in any channel (one channel at a
-    time: 18x faster than the max over a widened copy, and the same answer)."""
+    """Pixels farther than the tolerance from `background` in any channel. Compared as 8-bit
+    integers (v < b - t is v < ceil(b - t) for an integer v): comparing uint8 pixels with a
+    float threshold converts every pixel to float64 first, 3x the time for the same answer."""
     off = np.zeros(rgb.shape[:2], dtype=bool)
     for channel in range(3):
         values = rgb[..., channel]
-        off |= (values < background[channel] - TRIM_TOLERANCE) | (values > background[channel] + TRIM_TOLERANCE)
+        low = math.ceil(background[channel] - TRIM_TOLERANCE)
+        high = math.floor(background[channel] + TRIM_TOLERANCE)
+        if low > 0:
+            off |= values < low
+        if high < 255:
+            off |= values > high
     return off
 
 
-def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
+def trim_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): where `trim_uniform_border` cuts `rgb`. Callers that also
+    need other arrays of the trimmed picture (its luma) slice them rather than recompute them."""
+    top, left = 0, 0
+    bottom, right = rgb.shape[:2]
     for _ in range(TRIM_PASSES):
-        height, width = rgb.shape[:2]
-        background, uniform = ring_colour(rgb)
+        inner = rgb[top:bottom, left:right]
+        height, width = inner.shape[:2]
+        background, uniform = ring_colour(inner)
         if uniform < 0.5:
             break
-        off = _off_colour(rgb, background)
+        off = _off_colour(inner, background)
         row_fill, col_fill = off.sum(axis=1), off.sum(axis=0)
         rows = np.flatnonzero(row_fill > TRIM_MIN_FILL * row_fill.max())
         cols = np.flatnonzero(col_fill > TRIM_MIN_FILL * col_fill.max())
         if len(rows) < height * 0.2 or len(cols) < width * 0.2:
             break  # almost nothing inside: trimming would keep noise, not the subject
-        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        if (top, bottom, left, right) == (0, height, 0, width):
+        cut = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        if cut == (0, height, 0, width):
             break
-        rgb = rgb[top:bottom, left:right]
+        top, bottom, left, right = top + cut[0], top + cut[1], left + cut[2], left + cut[3]
+        inner = rgb[top:bottom, left:right]
         # Between two borders (padding around a shot's own margin, a frame) resampling and
         # JPEG leave a blended line, which makes the inner border look non-uniform: drop it.
-        if min(rgb.shape[:2]) > 8 and ring_colour(rgb)[1] < 0.5 <= ring_colour(rgb[1:-1, 1:-1])[1]:
-            rgb = rgb[1:-1, 1:-1]
-    return rgb
+        if min(inner.shape[:2]) > 8 and ring_colour(inner)[1] < 0.5 <= ring_colour(inner[1:-1, 1:-1])[1]:
+            top, bottom, left, right = top + 1, bottom - 1, left + 1, right - 1
+    return top, bottom, left, right
+
+
+def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` without its uniform borders (a frame, padding, a shot's own margin): see above."""
+    return crop(rgb, trim_box(rgb))
+
+
+def crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The (top, bottom, left, right) box of an array, as a view."""
+    top, bottom, left, right = box
+    return array[top:bottom, left:right]
 
 
 # sRGB (D65) -> XYZ, and the D65 white point, for CIELAB.

@@ -34,7 +34,7 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.pixels import cielab_ab, low_frequencies, luma, outer_ring, ring_colour, trim_uniform_border
+from dupcheck.core.pixels import cielab_ab, crop, low_frequencies, luma, outer_ring, ring_colour, trim_box
 
 LUMA_GRID = 32  # stored luma per view
 CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
@@ -95,16 +95,19 @@ class Views:
 
 
 def _resize(channel: np.ndarray, side: int) -> np.ndarray:
-    image = Image.fromarray(channel.astype(np.float32), mode="F")
+    image = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), mode="F")
     return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
 
 
-def views_of(rgb: np.ndarray, trimmed: np.ndarray | None = None) -> Views:
-    """The stored views of a working-size RGB picture (`trimmed`: its border-trimmed copy, when
-    the caller has it). Index and query sides both come through here."""
+def views_of(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Views:
+    """The stored views of a working-size RGB picture (`box`: its `trim_box`, when the caller
+    has it). Index and query sides both come through here."""
+    box = trim_box(rgb) if box is None else box
+    # Luma once for the whole picture; the trimmed view's is a slice of it (the same values).
+    gray = luma(rgb.astype(np.float32))
     lumas, chromas = [], []
-    for view in (rgb, trim_uniform_border(rgb) if trimmed is None else trimmed):
-        lumas.append(_resize(luma(view.astype(np.float32)), LUMA_GRID))
+    for view, view_gray in ((rgb, gray), (crop(rgb, box), crop(gray, box))):
+        lumas.append(_resize(view_gray, LUMA_GRID))
         # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper.
         small = np.asarray(Image.fromarray(view).resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX))
         chromas.append(np.stack(cielab_ab(small)).astype(np.float32))
