@@ -12,8 +12,19 @@ from functools import cache
 import numpy as np
 
 
-def luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+def planar(rgb: np.ndarray) -> np.ndarray:
+    """The same (h, w, 3) pixels, stored channel by channel: every per-channel step (luma, the
+    trim's comparisons) then reads contiguous memory, 3-4x faster than every third byte."""
+    return np.ascontiguousarray(np.moveaxis(rgb, -1, 0)).transpose(1, 2, 0)
+
+
+def luma(rgb: np.ndarray, dtype: type[np.floating] = np.float64) -> np.ndarray:
+    """BT.601 luma in `dtype`: for 8-bit pixels the same numbers as luma(rgb.astype(dtype)),
+    each channel converted as it is weighed, and summed in place (in the same order)."""
+    out = rgb[..., 0] * dtype(0.299)
+    out += rgb[..., 1] * dtype(0.587)
+    out += rgb[..., 2] * dtype(0.114)
+    return out
 
 
 @cache
@@ -54,9 +65,22 @@ def outer_ring(image: np.ndarray) -> np.ndarray:
 
 def ring_colour(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """The outer ring's median colour, and the share of the ring within tolerance of it."""
-    ring = outer_ring(rgb).astype(np.int16)
-    background = np.median(ring, axis=0)
-    return background, float((np.abs(ring - background).max(axis=1) <= TRIM_TOLERANCE).mean())
+    channels = outer_ring(rgb).T  # (3, ring): each channel's values side by side
+    background = channel_medians(channels)
+    # |v - b| <= tolerance, as two comparisons per channel: the same answer, half the work
+    # (b - t and b + t are exact: b is a whole or half number).
+    low, high = (background - TRIM_TOLERANCE)[:, None], (background + TRIM_TOLERANCE)[:, None]
+    return background, float(((channels >= low) & (channels <= high)).all(axis=0).mean())
+
+
+def channel_medians(channels: np.ndarray) -> np.ndarray:
+    """np.median(channels, axis=1) of small integer rows, as float64: the same numbers (the
+    middle value, or the mean of the two middle ones) without np.median's overhead, which cost
+    more than the rest of the trim's arithmetic."""
+    length = channels.shape[1]
+    half = length // 2
+    middle = np.partition(channels, [half - 1, half] if length % 2 == 0 else [half], axis=1).astype(np.float64)
+    return middle[:, half] if length % 2 else (middle[:, half - 1] + middle[:, half]) / 2.0
 
 
 def _off_colour(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -80,10 +104,11 @@ def trim_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
     need other arrays of the trimmed picture (its luma) slice them rather than recompute them."""
     top, left = 0, 0
     bottom, right = rgb.shape[:2]
+    ring = ring_colour(rgb)
     for _ in range(TRIM_PASSES):
         inner = rgb[top:bottom, left:right]
         height, width = inner.shape[:2]
-        background, uniform = ring_colour(inner)
+        background, uniform = ring
         if uniform < 0.5:
             break
         off = _off_colour(inner, background)
@@ -97,10 +122,14 @@ def trim_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
             break
         top, bottom, left, right = top + cut[0], top + cut[1], left + cut[2], left + cut[3]
         inner = rgb[top:bottom, left:right]
+        ring = ring_colour(inner)  # the next pass's ring, unless the line below is dropped
         # Between two borders (padding around a shot's own margin, a frame) resampling and
         # JPEG leave a blended line, which makes the inner border look non-uniform: drop it.
-        if min(inner.shape[:2]) > 8 and ring_colour(inner)[1] < 0.5 <= ring_colour(inner[1:-1, 1:-1])[1]:
-            top, bottom, left, right = top + 1, bottom - 1, left + 1, right - 1
+        if min(inner.shape[:2]) > 8 and ring[1] < 0.5:
+            within = ring_colour(inner[1:-1, 1:-1])
+            if within[1] >= 0.5:
+                top, bottom, left, right = top + 1, bottom - 1, left + 1, right - 1
+                ring = within
     return top, bottom, left, right
 
 
@@ -120,10 +149,20 @@ _RGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0
 _WHITE = np.array([0.95047, 1.0, 1.08883])
 
 
+def _srgb_to_linear(levels: np.ndarray) -> np.ndarray:
+    encoded = levels.astype(np.float64) / 255.0
+    return np.where(encoded > 0.04045, ((encoded + 0.055) / 1.055) ** 2.4, encoded / 12.92)
+
+
+# An 8-bit level's linear light, computed once per level: each pixel then looks its value up
+# rather than raising it to the power 2.4, which took half of the conversion's time.
+_LINEAR = _srgb_to_linear(np.arange(256))
+_LINEAR.flags.writeable = False
+
+
 def cielab_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CIELAB a*, b* of sRGB pixels, in numpy (Pillow's LAB builds a colour transform per call)."""
-    linear = rgb.astype(np.float64) / 255.0
-    linear = np.where(linear > 0.04045, ((linear + 0.055) / 1.055) ** 2.4, linear / 12.92)
+    """CIELAB a*, b* of 8-bit sRGB pixels, in numpy (Pillow's LAB builds a colour transform per call)."""
+    linear = _LINEAR[rgb]
     xyz = linear @ _RGB_TO_XYZ.T / _WHITE
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * (24389 / 27 / 116) + 16 / 116)
     return 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])

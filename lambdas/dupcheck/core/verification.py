@@ -99,19 +99,25 @@ def _resize(channel: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
 
 
-def views_of(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Views:
-    """The stored views of a working-size RGB picture (`box`: its `trim_box`, when the caller
-    has it). Index and query sides both come through here."""
+def views_of(
+    rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, picture: Image.Image | None = None
+) -> Views:
+    """The stored views of a working-size RGB picture (`box`: its `trim_box`, and `picture`: the
+    same pixels as a Pillow image, when the caller has them). Index and query sides both come
+    through here."""
     box = trim_box(rgb) if box is None else box
+    picture = Image.fromarray(rgb) if picture is None else picture
+    top, bottom, left, right = box
     # Luma once for the whole picture; the trimmed view's is a slice of it (the same values).
-    gray = luma(rgb.astype(np.float32))
-    lumas, chromas = [], []
-    for view, view_gray in ((rgb, gray), (crop(rgb, box), crop(gray, box))):
-        lumas.append(_resize(view_gray, LUMA_GRID))
-        # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper.
-        small = np.asarray(Image.fromarray(view).resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX))
-        chromas.append(np.stack(cielab_ab(small)).astype(np.float32))
-    return Views(np.stack(lumas), np.stack(chromas))
+    gray = luma(rgb, np.float32)
+    lumas = np.stack([_resize(gray, LUMA_GRID), _resize(crop(gray, box), LUMA_GRID)])
+    # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper. Both
+    # views in one call: each pixel's colour is computed alone, so the same numbers as one by one.
+    smalls = [
+        np.asarray(view.resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX))
+        for view in (picture, picture.crop((left, top, right, bottom)))
+    ]
+    return Views(lumas, np.stack(cielab_ab(np.stack(smalls)), axis=1).astype(np.float32))
 
 
 @lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most
