@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -102,16 +102,21 @@ def _hann(length: int) -> np.ndarray:
     return window
 
 
+@lru_cache(maxsize=8)  # the whole picture's shape repeats across a catalog; 400 KB at most each
+def _window(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Hann weights of a height x width picture, and 1 - weights."""
+    weight = np.outer(_hann(height), _hann(width))
+    rest = 1.0 - weight
+    weight.flags.writeable = rest.flags.writeable = False
+    return weight, rest
+
+
 def centre_weighted(gray: np.ndarray) -> np.ndarray:
     """Fade the picture towards its mean with a Hann window: borders, what crops remove and
     rotations fill, count least. A stronger window (power 2, 3) measured worse."""
-    height, width = gray.shape
-    weight = np.multiply.outer(_hann(height), _hann(width))
+    weight, rest = _window(*gray.shape)
     faded = gray * weight
-    # gray.mean() * (1.0 - weight), computed in place: the same numbers, two arrays fewer.
-    np.subtract(1.0, weight, out=weight)
-    weight *= gray.mean()
-    faded += weight
+    faded += gray.mean() * rest
     return faded
 
 

@@ -34,7 +34,7 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.pixels import cielab_ab, crop, low_frequencies, luma, outer_ring, ring_colour, trim_box
+from dupcheck.core.pixels import cielab_ab, low_frequencies, luma, outer_ring, ring_colour, trim_box
 
 LUMA_GRID = 32  # stored luma per view
 CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
@@ -94,11 +94,6 @@ class Views:
         return cls(luma_grid.astype(np.float32), chroma.astype(np.float32))
 
 
-def _resize(channel: np.ndarray, side: int) -> np.ndarray:
-    image = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
-
-
 def views_of(
     rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, picture: Image.Image | None = None
 ) -> Views:
@@ -108,16 +103,18 @@ def views_of(
     box = trim_box(rgb) if box is None else box
     picture = Image.fromarray(rgb) if picture is None else picture
     top, bottom, left, right = box
-    # Luma once for the whole picture; the trimmed view's is a slice of it (the same values).
-    gray = luma(rgb, np.float32)
-    lumas = np.stack([_resize(gray, LUMA_GRID), _resize(crop(gray, box), LUMA_GRID)])
+    trimmed = (left, top, right, bottom)
+    # Luma once for the whole picture; the trimmed view's is a Pillow crop of it (the same values).
+    gray = Image.fromarray(luma(rgb, np.float32), mode="F")
+    lumas = np.stack([_resized(view, LUMA_GRID, np.float32) for view in (gray, gray.crop(trimmed))])
     # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper. Both
     # views in one call: each pixel's colour is computed alone, so the same numbers as one by one.
-    smalls = [
-        np.asarray(view.resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX))
-        for view in (picture, picture.crop((left, top, right, bottom)))
-    ]
-    return Views(lumas, np.stack(cielab_ab(np.stack(smalls)), axis=1).astype(np.float32))
+    smalls = np.stack([_resized(view, CHROMA_GRID, np.uint8) for view in (picture, picture.crop(trimmed))])
+    return Views(lumas, np.stack(cielab_ab(smalls), axis=1).astype(np.float32))
+
+
+def _resized(image: Image.Image, side: int, dtype: type[np.generic]) -> np.ndarray:
+    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=dtype)
 
 
 @lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most
