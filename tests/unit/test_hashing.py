@@ -23,8 +23,8 @@ from dupcheck.core.models import Fingerprint, HashRecord
 from dupcheck.core.pixels import (
     TRIM_TOLERANCE,
     _off_colour,
-    cielab_ab,
     channel_medians,
+    cielab_ab,
     luma,
     outer_ring,
     planar,
