@@ -1,7 +1,7 @@
 """The backfill engine: catalog rows -> store check -> download -> hash -> batched writes.
 
     catalog reader -> store check (get_many, batches) -> download threads -> hash processes
-    (main thread)     skip unchanged rows, no download    (per-host limit,    (workers.py: the
+    (main thread)     skip unchanged rows, no download    (per-host limit,    (hash_workers.py: the
                                                           retries, backoff)   pipeline once each)
                                                                    \\-> writer thread: put_many
 
@@ -38,9 +38,9 @@ from dupcheck.core.models import HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.failures import FailureLog
-from dupcheck_tools.backfill.workers import Outcome, hash_in_worker, hash_row, init_worker
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.hash_workers import Outcome, hash_in_worker, hash_row, init_worker, ready
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class Backfill:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._hashing = threading.BoundedSemaphore(1)  # jobs in the hashing pool (set with the pool)
         self._bar: Any = None
         self._started = 0.0
         self._last_sample = 0.0
@@ -195,10 +196,12 @@ class Backfill:
                 work.put(_STOP)
             for thread in threads:
                 _join(thread)
+            if pool is not None:
+                # Before the writer stops: images already downloaded (a few per worker, even
+                # after Ctrl-C) are hashed and hand their records to it.
+                pool.shutdown(wait=True)
             writes.put(_STOP)
             _join(writer)
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
             self._finish()
         return self.summary
 
@@ -217,12 +220,21 @@ class Backfill:
             return None
         workers = self.options.hash_workers or os.cpu_count() or 1
         # spawn, not fork: forking a process that runs threads (downloads, writer) can copy held locks.
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
             initargs=(self.algo, self.settings.max_image_pixels),
         )
+        # The pool starts a process per job until it has `workers`: start them all now, so they
+        # import while the first downloads are on their way, not one after the other later.
+        for _ in range(workers):
+            pool.submit(ready)
+        # Downloads hand images over without waiting for their hashes (see _process), so this
+        # bounds the images held between download and hash: one hashing and one queued per
+        # worker keep it busy (a download thread waiting here holds the next one).
+        self._hashing = threading.BoundedSemaphore(workers * 2)
+        return pool
 
     # -- stage 1: read and check (main thread) ---------------------------------------------------
 
@@ -281,13 +293,35 @@ class Backfill:
             self._fail(row, exc.code, exc.message)
             return
         if pool is None:
-            status, payload = hash_row(
+            outcome = hash_row(
                 self._pipeline, self.settings.max_image_pixels, row.entity_id, row.sku, row.image_url, data
             )
-        else:
+            self._hashed(row, outcome, writes)
+            return
+        # Hand the image to the pool and go on downloading: a thread that waited for its hash
+        # was a download slot doing nothing, and at 50 ms of upstream latency the slots, not
+        # the cores, capped the rate. The semaphore keeps the images in between bounded.
+        self._hashing.acquire()
+        try:
             future: Future[Outcome] = pool.submit(hash_in_worker, row.entity_id, row.sku, row.image_url, data)
-            del data
-            status, payload = future.result()
+        except BaseException:
+            self._hashing.release()
+            raise
+        future.add_done_callback(lambda done: self._collect(row, done, writes))
+
+    def _collect(self, row: CatalogRow, future: Future[Outcome], writes: queue.Queue[Any]) -> None:
+        """A hash job ended (in the pool's thread): its record to the writer, or its failure."""
+        try:
+            error = future.exception()
+            if error is not None:  # the worker died (BrokenProcessPool): this row failed
+                self._fail(row, "internal_error", f"{type(error).__name__}: {error}")
+            else:
+                self._hashed(row, future.result(), writes)
+        finally:
+            self._hashing.release()
+
+    def _hashed(self, row: CatalogRow, outcome: Outcome, writes: queue.Queue[Any]) -> None:
+        status, payload = outcome
         if status == "ok":
             writes.put(("done", row, payload))
         else:
