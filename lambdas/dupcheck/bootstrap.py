@@ -7,10 +7,14 @@ stores here too.
 
 from __future__ import annotations
 
+import logging
+
 from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore
+from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.service import DupcheckService, Observer
 from dupcheck.core.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
 
 
 def build_store(settings: Settings) -> RecordStore:
@@ -23,6 +27,22 @@ def build_store(settings: Settings) -> RecordStore:
     from dupcheck.adapters.sqlite_store import SqliteRecordStore
 
     return SqliteRecordStore(settings.sqlite_path)
+
+
+def build_thumbnails(settings: Settings) -> ThumbnailStore | None:
+    """Where thumbnails live beside the records: a SQLite file in the data dir, or the S3 bucket
+    of a DynamoDB deployment (None without one: no thumbnails are kept and the look-alike check
+    is off, which is logged)."""
+    if settings.store == "dynamodb":
+        if not settings.thumbnail_bucket:
+            log.warning("no thumbnail bucket (DUPCHECK_THUMBNAIL_BUCKET): the look-alike check is off")
+            return None
+        from dupcheck.adapters.s3_thumbnails import S3Thumbnails
+
+        return S3Thumbnails.from_settings(settings)
+    from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
+
+    return SqliteThumbnails(settings.thumbnails_path)
 
 
 def build_index(

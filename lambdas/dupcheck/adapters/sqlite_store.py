@@ -1,7 +1,8 @@
 """RecordStore on SQLite: the embedded mode's durable store, one file under DUPCHECK_DATA_DIR.
 
 WAL journaling lets many server threads read while one writes; each thread has its own
-connection because sqlite3 connections must not be shared across threads. Each row also keeps
+connection because sqlite3 connections must not be shared across threads (`SqliteFile`, which
+the thumbnail store shares). Each row also keeps
 `id_key`, the 64-bit key the in-process index refers to records by.
 
 `features` is one BLOB (`_pack_features`: the compact views, ~600 bytes); rows written before
@@ -61,25 +62,41 @@ CHANGES_KEPT = 100_000  # the change log's length: minutes of the fastest bulk i
 _PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CHANGES_KEPT}"
 
 
-class SqliteRecordStore:
-    def __init__(self, path: Path | str) -> None:
+class SqliteFile:
+    """One SQLite file (created with `schema`): a connection per thread, since sqlite3
+    connections must not be shared across threads, in WAL mode so readers never wait for the
+    writer, and one writer at a time in this process."""
+
+    def __init__(self, path: Path | str, schema: str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         with self._write_lock:
-            self._conn().executescript(_SCHEMA)
+            self._conn().executescript(schema)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL survives crashes
-            conn.execute("PRAGMA busy_timeout=30000")
-            # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
-            conn.create_function("casefold", 1, _casefold, deterministic=True)
-            self._local.conn = conn
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL survives crashes
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+
+class SqliteRecordStore(SqliteFile):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, _SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = super()._connect()
+        # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
+        conn.create_function("casefold", 1, _casefold, deterministic=True)
         return conn
 
     # -- RecordStore port --------------------------------------------------------------------
