@@ -94,6 +94,7 @@ def build_service(
     pipeline: HashPipeline | None = None,
     observe: Observer | None = None,
     load_index: bool = True,
+    thumbnails: ThumbnailStore | None = None,
 ) -> DupcheckService:
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)
@@ -103,6 +104,7 @@ def build_service(
         index=index,
         fetcher=fetcher or build_fetcher(settings),
         pipeline=pipeline,
+        thumbnails=thumbnails if thumbnails is not None else build_thumbnails(settings),
         max_pixels=settings.max_image_pixels,
         default_top=settings.default_top,
         reports=build_reports(settings),

@@ -4,10 +4,12 @@
     python -m dupcheck import catalog.jsonl[.gz] [--target local|dynamodb] [--overwrite]
 
 One JSON object per line, with the fields `GET /items/{id}?include=features` returns
-(`entity_id, sku, image_url, hash, hash_algo, updated_at, features` with base64 values): a
-backup, a way to move a catalog between the embedded store and AWS, and how benchmarks build
-large stores. Nothing is downloaded or re-hashed: a record is imported as it was exported
-(`reindex` upgrades records of an older pipeline afterwards).
+(`entity_id, sku, image_url, hash, hash_algo, updated_at, features` with base64 values), and
+`thumbnail` (base64) when the thumbnail store keeps one for the record: a backup, a way to move
+a catalog between the embedded store and AWS, and how benchmarks build large stores. Nothing is
+downloaded or re-hashed: a record is imported as it was exported, its thumbnail written before
+it (`reindex` upgrades records of an older pipeline afterwards, and re-hashes those whose
+thumbnail a file did not carry).
 
 Import is idempotent and keeps the newest version of each record: a record the store already
 holds with a later `updated_at` is kept (`kept_newer`), an identical one is not rewritten
@@ -32,14 +34,14 @@ from typing import IO, Any, cast
 from tqdm import tqdm
 
 from dupcheck.core.ids import id_problem
-from dupcheck.core.models import HashRecord, version_of
-from dupcheck.core.ports import RecordStore
+from dupcheck.core.models import Entry, HashRecord, features_from_text, features_to_text, version_of
+from dupcheck.core.ports import RecordStore, ThumbnailStore
 from dupcheck_tools.backfill import FailureLog
 from dupcheck_tools.catalog import CatalogError, CatalogRow, local_catalog
 from dupcheck_tools.exit_codes import ExitCode
 
 BATCH = 500  # records per read-compare-write round trip
-_FIELDS = ("entity_id", "sku", "image_url", "hash", "hash_algo", "updated_at", "features")
+_FIELDS = ("entity_id", "sku", "image_url", "hash", "hash_algo", "updated_at", "features", "thumbnail")
 
 
 def _open(path: Path, mode: str, *, named: Path | None = None) -> IO[str]:
@@ -66,9 +68,15 @@ class ExportSummary:
 
 
 def export_records(
-    store: RecordStore, out: Path, *, segments: int = 4, progress: bool = False
+    store: RecordStore,
+    out: Path,
+    *,
+    segments: int = 4,
+    progress: bool = False,
+    thumbnails: ThumbnailStore | None = None,
 ) -> ExportSummary:
-    """Every record of `store`, one JSON object per line, into `out` (whole or not at all)."""
+    """Every record of `store` (and its thumbnail, from `thumbnails`), one JSON object per line,
+    into `out` (whole or not at all)."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     summary = ExportSummary(out=str(out))
@@ -76,10 +84,16 @@ def export_records(
     bar = tqdm(total=store.approximate_count(), unit="rec", desc="export", disable=not progress, dynamic_ncols=True)
     try:
         with _open(partial, "w", named=out) as file:
-            for record in store.scan(segments):
-                file.write(json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
-                summary.records += 1
-                bar.update()
+            records = iter(store.scan(segments))
+            while batch := list(itertools.islice(records, BATCH)):
+                kept = thumbnails.get_many([r.entity_id for r in batch]) if thumbnails is not None else {}
+                for record in batch:
+                    line = record.to_dict()
+                    if record.entity_id in kept:
+                        line["thumbnail"] = features_to_text({"thumbnail": kept[record.entity_id]})["thumbnail"]
+                    file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+                summary.records += len(batch)
+                bar.update(len(batch))
     except KeyboardInterrupt:
         summary.interrupted = True
         partial.unlink(missing_ok=True)
@@ -122,8 +136,8 @@ class BadLine(ValueError):
         self.code, self.entity_id, self.image_url = code, entity_id, image_url
 
 
-def parse_line(text: str) -> HashRecord:
-    """One line of an export file -> a record, or BadLine saying why not."""
+def parse_line(text: str) -> Entry:
+    """One line of an export file -> a record (and its thumbnail), or BadLine saying why not."""
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -143,7 +157,8 @@ def parse_line(text: str) -> HashRecord:
     if not isinstance(data.get("features") or {}, dict):
         raise BadLine("invalid_record", "features must be an object of base64 strings", **named)
     try:
-        return HashRecord.from_dict(data)
+        thumbnail = features_from_text({"thumbnail": data.pop("thumbnail", None) or ""})["thumbnail"]
+        return Entry(HashRecord.from_dict(data), thumbnail)
     except (ValueError, TypeError) as exc:
         raise BadLine("invalid_record", str(exc), **named) from None
 
@@ -156,8 +171,10 @@ def import_records(
     overwrite: bool = False,
     progress: bool = False,
     region: str | None = None,
+    thumbnails: ThumbnailStore | None = None,
 ) -> ImportSummary:
-    """Library entry point of `import` (source: a path, .gz or not, or an s3:// URI)."""
+    """Library entry point of `import` (source: a path, .gz or not, or an s3:// URI); the lines'
+    thumbnails go to `thumbnails` (None: the file's thumbnails are not kept)."""
     summary = ImportSummary(source=str(source), failures_file=str(failures))
     started = time.monotonic()
     failure_log = FailureLog(failures)
@@ -170,7 +187,7 @@ def import_records(
             try:
                 with _open(path, "r") as file:
                     for batch in _batches(_records(file, summary, failure_log, bar)):
-                        _write(store, batch, summary, overwrite)
+                        _write(store, thumbnails, batch, summary, overwrite)
             except KeyboardInterrupt:
                 summary.interrupted = True
             finally:
@@ -184,7 +201,7 @@ def import_records(
     return summary
 
 
-def _records(file: IO[str], summary: ImportSummary, failures: FailureLog, bar: Any) -> Iterator[HashRecord]:
+def _records(file: IO[str], summary: ImportSummary, failures: FailureLog, bar: Any) -> Iterator[Entry]:
     for number, line in enumerate(file, start=1):
         summary.lines = number
         bar.update(len(line))  # characters: bytes for the ASCII an export mostly is
@@ -197,25 +214,30 @@ def _records(file: IO[str], summary: ImportSummary, failures: FailureLog, bar: A
             summary.by_reason[bad.code] = summary.by_reason.get(bad.code, 0) + 1
 
 
-def _batches(records: Iterator[HashRecord]) -> Iterator[list[HashRecord]]:
-    while batch := list(itertools.islice(records, BATCH)):
+def _batches(entries: Iterator[Entry]) -> Iterator[list[Entry]]:
+    while batch := list(itertools.islice(entries, BATCH)):
         # Within a batch the last line of an id wins, as it would line by line.
-        yield list({record.entity_id: record for record in batch}.values())
+        yield list({entry.record.entity_id: entry for entry in batch}.values())
 
 
-def _write(store: RecordStore, batch: list[HashRecord], summary: ImportSummary, overwrite: bool) -> None:
-    stored = {} if overwrite else store.get_many([record.entity_id for record in batch])
+def _write(
+    store: RecordStore, thumbnails: ThumbnailStore | None, batch: list[Entry], summary: ImportSummary, overwrite: bool
+) -> None:
+    stored = {} if overwrite else store.get_many([entry.record.entity_id for entry in batch])
     fresh = []
-    for record in batch:
-        existing = stored.get(record.entity_id)
-        if existing == record:
+    for entry in batch:
+        existing = stored.get(entry.record.entity_id)
+        if existing == entry.record:
             summary.unchanged += 1
-        elif existing is not None and _newer(existing, record):
+        elif existing is not None and _newer(existing, entry.record):
             summary.kept_newer += 1
         else:
-            fresh.append(record)
+            fresh.append(entry)
+    kept = {entry.record.entity_id: entry.thumbnail for entry in fresh if entry.thumbnail}
+    if kept and thumbnails is not None:  # before the records (DupcheckService.save says why)
+        thumbnails.put_many(kept)
     if fresh:
-        summary.imported += store.put_many(fresh)
+        summary.imported += store.put_many(entry.record for entry in fresh)
 
 
 def _newer(a: HashRecord, b: HashRecord) -> bool:
