@@ -219,11 +219,13 @@ def test_function_runtime_handler_memory_timeout(
 def test_function_environment_uses_settings_names(template: Template, handler: str) -> None:
     table = logical_id(template, "AWS::DynamoDB::Table")
     domain = logical_id(template, "AWS::OpenSearchService::Domain")
+    bucket = logical_id(template, "AWS::S3::Bucket")
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
     assert env == {
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",
         Settings.env_name("table_name"): {"Ref": table},
+        Settings.env_name("thumbnail_bucket"): {"Ref": bucket},
         Settings.env_name("opensearch_endpoint"): {"Fn::GetAtt": [domain, "DomainEndpoint"]},
         Settings.env_name("opensearch_index"): "dupcheck-hashes",
         Settings.env_name("log_level"): "INFO",
@@ -255,6 +257,37 @@ def test_find_similar_reads_and_writes_the_table(template: Template) -> None:
         if table_arn in resources:
             granted.update(actions(statement))
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= granted
+
+
+def test_thumbnail_bucket_private_encrypted_tls_only_retained(template: Template) -> None:
+    bucket_id, bucket = only(template, "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }  # fmt: skip
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert "VersioningConfiguration" not in props  # derived data: reindex makes it again
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    policy = only(template, "AWS::S3::BucketPolicy")[1]["Properties"]
+    assert policy["Bucket"] == {"Ref": bucket_id}
+    denies = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert [s["Condition"] for s in denies] == [{"Bool": {"aws:SecureTransport": "false"}}]
+
+
+def test_find_similar_reads_writes_and_deletes_thumbnails_and_nothing_else_does(template: Template) -> None:
+    bucket = logical_id(template, "AWS::S3::Bucket")
+    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/thumbnails/*"]]}
+    statements = statements_of_role(template, role_id(template, FIND_SIMILAR_HANDLER))
+    on_objects = [s for s in statements if s["Resource"] == objects]
+    assert [sorted(actions(s)) for s in on_objects] == [["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]]
+    # Listing (so that a missing thumbnail is a 404, not a 403), under the prefix only.
+    listing = [s for s in statements if "s3:ListBucket" in actions(s)]
+    assert len(listing) == 1 and listing[0]["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}
+    assert listing[0]["Condition"] == {"StringLike": {"s3:prefix": ["thumbnails/*"]}}
+    stream_statements = statements_of_role(template, role_id(template, STREAM_SYNC_HANDLER))
+    assert not any(a.startswith("s3:") for s in stream_statements for a in actions(s))
 
 
 @pytest.mark.parametrize("handler", [FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER])
@@ -492,12 +525,14 @@ def test_outputs(template: Template) -> None:
         "ApiUrl",
         "ApiKeyId",
         "TableName",
+        "ThumbnailBucketName",
         "SearchDomainEndpoint",
         "DeadLetterQueueUrl",
         "AlarmTopicArn",
     ):
         assert name in outputs, name
     assert outputs["TableName"]["Value"] == {"Ref": logical_id(template, "AWS::DynamoDB::Table")}
+    assert outputs["ThumbnailBucketName"]["Value"] == {"Ref": logical_id(template, "AWS::S3::Bucket")}
     assert outputs["ApiKeyId"]["Value"] == {"Ref": logical_id(template, "AWS::ApiGateway::ApiKey")}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": logical_id(template, "AWS::SQS::Queue")}
     assert "v1" in str(outputs["ApiUrl"]["Value"])
