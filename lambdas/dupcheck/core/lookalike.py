@@ -150,12 +150,15 @@ class LookalikeCheck:
         return self._seen[key]
 
     def examine(self, thumbnail: Thumbnail, alignment: Alignment) -> Detail | None:
-        """The finer look at a candidate's thumbnail at the views' alignment."""
-        query = self._query(alignment)
+        """The finer look at a candidate's thumbnail at the views' alignment (None: its window
+        is too small to look at)."""
+        aligned = self.aligned(thumbnail, alignment)
+        return None if aligned is None else _measure(aligned)
+
+    def aligned(self, thumbnail: Thumbnail, alignment: Alignment) -> Aligned | None:
+        """The query's patch and the thumbnail mapped onto it, as the check compares them."""
         window, candidate = _candidate_window(thumbnail, alignment)
-        if window is None:
-            return None
-        return examine(query, candidate, window)
+        return None if window is None else align(self._query(alignment), candidate, window)
 
     def _query(self, alignment: Alignment) -> np.ndarray:
         key = (alignment.angle, alignment.query_box, alignment.mirrored)
@@ -227,9 +230,19 @@ def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(centres, centres, indexing="ij")
 
 
-def examine(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, float, float]) -> Detail:
+@dataclass(frozen=True, slots=True)
+class Aligned:
+    """`query` (SIZE x SIZE luma), the candidate's luma `warped` onto it, and where the warped
+    samples fell `inside` the candidate."""
+
+    query: np.ndarray
+    warped: np.ndarray
+    inside: np.ndarray
+
+
+def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, float, float]) -> Aligned:
     """`query` (SIZE x SIZE luma) against `candidate` (luma) whose `window` (top, height, left,
-    width, in its pixels) the views aligned with it."""
+    width, in its pixels) the views aligned with it, refined to the affine map that fits best."""
     top, win_h, left, win_w = window
     # The affine map from the patch's [-1, 1] square to the candidate's pixel centres.
     params = np.array([win_h / 2, 0.0, 0.0, win_w / 2, top + win_h / 2 - 0.5, left + win_w / 2 - 0.5])
@@ -242,7 +255,7 @@ def examine(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float
     params[4:] = (coarse[4:] + 0.5) * 2.0 - 0.5
     params = _lucas_kanade(query, candidate, params, ITERATIONS[1], 0.5)
     warped, inside = _warp(Image.fromarray(candidate.astype(np.float32), mode="F"), params, SIZE)
-    return _measure(query, warped.astype(np.float64), np.ones(warped.shape, bool) if inside is None else inside)
+    return Aligned(query, warped.astype(np.float64), np.ones(warped.shape, bool) if inside is None else inside)
 
 
 def _halved(image: np.ndarray) -> np.ndarray:
@@ -351,7 +364,8 @@ def _unit(values: np.ndarray) -> np.ndarray:
     return centred / np.maximum(np.sqrt((centred * centred).sum(axis=(-2, -1), keepdims=True)), 1e-6)
 
 
-def _measure(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> Detail:
+def _measure(aligned: Aligned) -> Detail:
+    query, warped, inside = aligned.query, aligned.warped, aligned.inside
     overlap = float(inside.mean())
     q_in, w_in = query[inside], warped[inside]
     if q_in.size < 16:
