@@ -50,6 +50,7 @@ TILE = 8  # pixels per side of a tile
 TEXTURED = 6.0  # luma std of a tile with detail in it
 LUMA_SLACK = 15.0  # luma levels a pixel may be off the clipped tone line
 STRONG_EDGE = 16.0  # luma levels per pixel: an edge the missing-detail share counts
+BACKGROUND = 12.0  # luma levels from a plain background's, as core/verification.py's
 ITERATIONS = (20, 15)  # Lucas-Kanade steps at 32 px, then at 64
 THUMBNAIL_QUALITY = 85  # JPEG: ~4 KB at 160 px, 0.2 ms to encode, 0.5 to decode
 _RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
@@ -383,15 +384,33 @@ def _measure(aligned: Aligned) -> Detail:
     correlations = (_unit(q_tiles) * _unit(f_tiles)).sum(axis=(2, 3))[both]
     structure = float(np.median(correlations)) if correlations.size else 1.0
     # Missing detail: the candidate's strong edges (away from the overlap's rim, where the
-    # gradient sees outside) without a query edge half as strong within a pixel. An overlay on
-    # the query adds edges, which does not count; blur and JPEG weaken edges, by less than half.
+    # gradient sees outside) without a query edge half as strong within a pixel, where the query
+    # shows something (not its plain background: text or a badge over a catalog picture's white
+    # is not a detail the query lacks, a zip on the shirt it shows is). An overlay on the query
+    # adds edges, which does not count; blur and JPEG weaken edges, by less than half.
     q_edges, f_edges = np.hypot(*_gradients(query)), np.hypot(*_gradients(fitted))
-    strong = _eroded(_eroded(inside)) & (f_edges > STRONG_EDGE)
+    strong = _eroded(_eroded(inside)) & (f_edges > STRONG_EDGE) & _shown(query)
     lost = strong & (_neighbourhood(q_edges, np.maximum) < 0.5 * f_edges)
     missing = float((lost * weight).sum() / max((strong * weight).sum(), 1e-9))
-    off = (_tone_residual(query, warped, inside) > LUMA_SLACK) & inside
-    recoloured = float((_eroded(off) * weight).sum())
+    # Recoloured: either picture may be the edited one (brightening clips the edited one's
+    # highlights, which no line maps back), so each is predicted from the other and the better
+    # way counts; a region recoloured in one of them is off both ways.
+    recoloured = min(
+        float((_eroded((_tone_residual(a, b, inside) > LUMA_SLACK) & inside) * weight).sum())
+        for a, b in ((query, warped), (warped, query))
+    )
     return Detail(structure, missing, recoloured, overlap)
+
+
+def _shown(query: np.ndarray) -> np.ndarray:
+    """The query patch's pixels that are not its plain background (the median of its outer
+    ring, when most of the ring is within BACKGROUND of it; all of them otherwise), grown by a
+    pixel so that the outline of what is shown counts."""
+    ring = np.concatenate([query[0], query[-1], query[:, 0], query[:, -1]])
+    level = float(np.median(ring))
+    if np.mean(np.abs(ring - level) <= BACKGROUND) < 0.5:
+        return np.ones(query.shape, bool)
+    return _neighbourhood(np.abs(query - level) > BACKGROUND, np.maximum)
 
 
 def _neighbourhood(values: np.ndarray, reduce: np.ufunc) -> np.ndarray:
@@ -418,7 +437,7 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
 
 
 def _tone_residual(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Per pixel, how far the query is from one clipped tone line of the candidate: query ~
+    """Per pixel, how far `query` is from one clipped tone line of `warped`: query ~
     clip(g * warped + b), fitted on the pixels away from black and white, twice more on those
     within 20 levels (a recoloured region must not pull the line), each pixel allowed a
     one-pixel shift. Brightness and contrast are such a line; a region recoloured is off it."""
