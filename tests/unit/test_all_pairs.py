@@ -27,6 +27,9 @@ def test_tally_counts_false_calls_pairs_and_true_pairs_by_hand() -> None:
     }
     judged = {"A1": {"A2", "B", "C"}, "A2": {"B"}, "B": {"A1", "C", "D"}, "C": {"D", "B"}, "D": {"C"}}
     summary, details = tally(calls, judged, source_of, {frozenset(("C", "D"))})
+    # A known pair names pictures: a copy of one called a duplicate of the other is known too.
+    grown, _ = tally({**calls, "C2": ["D"]}, {**judged, "C2": {"D"}}, {**source_of, "C2": "C"}, {frozenset("CD")})
+    assert (grown["known_same_picture_pairs"], grown["false_duplicate_calls"]) == (2, 3)
     assert summary["judged_pairs"] == 10
     assert summary["false_duplicate_calls"] == 3  # A1->B, B->A1, B->C
     assert summary["false_duplicate_pairs"] == 2  # {A1, B}, {B, C}

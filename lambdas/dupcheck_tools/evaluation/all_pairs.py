@@ -18,7 +18,8 @@ uses, and every other item it calls `duplicate` is counted:
 Which items are copies of one picture: with `--queries` and `--truth`, the catalog grows with
 every query file of the per-query benchmark (its copies, held-out pictures and colour variants),
 each belonging to the picture of the truth's `source` column (scripts/make_benchmark.py writes
-it). `--same` (CSV `a,b`) names pairs of catalog items known to be the same picture, which are
+it). `--same` (CSV `a,b`) names pairs of pictures known to be the same one (catalog items, or
+the sources a grown catalog's copies were made from): their calls, and their copies', are
 listed apart and not counted as false. Writes `all_pairs.json` (summary, every false pair and
 every missed true pair) and `all_pairs.md` to `--out`; the summary is returned.
 """
@@ -173,7 +174,8 @@ def tally(
             if source_of[other] == source_of[query]:
                 continue
             pair = frozenset((query, other))
-            (known if pair in same else false_calls).setdefault(pair, []).append(query)
+            pictures = frozenset((source_of[query], source_of[other]))  # copies of a known pair too
+            (known if pictures in same else false_calls).setdefault(pair, []).append(query)
     members: dict[str, list[str]] = {}
     for entity_id in calls:
         members.setdefault(source_of[entity_id], []).append(entity_id)
