@@ -246,17 +246,32 @@ def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, 
     width, in its pixels) the views aligned with it, refined to the affine map that fits best."""
     top, win_h, left, win_w = window
     # The affine map from the patch's [-1, 1] square to the candidate's pixel centres.
-    params = np.array([win_h / 2, 0.0, 0.0, win_w / 2, top + win_h / 2 - 0.5, left + win_w / 2 - 0.5])
-    half_query = _halved(query)
-    half_candidate = _halved(candidate)
-    coarse = params * 0.5
-    coarse[4:] = (params[4:] + 0.5) * 0.5 - 0.5
-    coarse = _lucas_kanade(half_query, half_candidate, coarse, ITERATIONS[0], 0.7)
+    start = np.array([win_h / 2, 0.0, 0.0, win_w / 2, top + win_h / 2 - 0.5, left + win_w / 2 - 0.5])
+    coarse = start * 0.5
+    coarse[4:] = (start[4:] + 0.5) * 0.5 - 0.5
+    coarse = _lucas_kanade(_halved(query), _halved(candidate), coarse, ITERATIONS[0], 0.7)
     params = coarse * 2.0
     params[4:] = (coarse[4:] + 0.5) * 2.0 - 0.5
     params = _lucas_kanade(query, candidate, params, ITERATIONS[1], 0.5)
-    warped, inside = _warp(Image.fromarray(candidate.astype(np.float32), mode="F"), params, SIZE)
+    image = Image.fromarray(candidate.astype(np.float32), mode="F")
+    # Refining can only help: a map that ends less alike than the views' own (a frame or padding
+    # that the steps chase) is dropped for the views' window.
+    refined, started = (_aligned(query, image, p) for p in (params, start))
+    return refined if _likeness(refined) >= _likeness(started) else started
+
+
+def _aligned(query: np.ndarray, image: Image.Image, params: np.ndarray) -> Aligned:
+    warped, inside = _warp(image, params, SIZE)
     return Aligned(query, warped.astype(np.float64), np.ones(warped.shape, bool) if inside is None else inside)
+
+
+def _likeness(aligned: Aligned) -> float:
+    """Correlation of the query with the warped candidate over the overlap (0 for too little)."""
+    if aligned.inside.mean() < 0.5:
+        return 0.0
+    q, w = aligned.query[aligned.inside], aligned.warped[aligned.inside]
+    q, w = q - q.mean(), w - w.mean()
+    return float((q * w).sum() / max(np.sqrt((q * q).sum() * (w * w).sum()), 1e-6))
 
 
 def _halved(image: np.ndarray) -> np.ndarray:
