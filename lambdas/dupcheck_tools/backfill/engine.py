@@ -37,7 +37,7 @@ from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
-from dupcheck_tools.backfill.failures import FailureLog
+from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.backfill.workers import Outcome, hash_in_worker, hash_row, init_worker
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
@@ -45,6 +45,10 @@ from dupcheck_tools.exit_codes import ExitCode
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+# Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
+# rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
+RowListener = Callable[[str, CatalogRow, HashRecord], None]
 
 
 @dataclass
@@ -110,12 +114,13 @@ class Backfill:
         self,
         settings: Settings,
         store: RecordStore,
-        failures: FailureLog,
+        failures: FailureSink,
         *,
         fetcher: ImageFetcher | None = None,
         options: BackfillOptions | None = None,
         algo: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_row: RowListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -129,6 +134,7 @@ class Backfill:
             fetcher = build_fetcher(settings)
         self.fetcher = fetcher
         self._sleep = sleep
+        self._on_row = on_row
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -152,6 +158,16 @@ class Backfill:
     def _sample(self, now: float) -> None:
         s = self.summary
         s.timeline.append((round(now - self._started, 3), s.done + s.updated + s.skipped + s.failed))
+
+    def _stored(self, kind: str, row: CatalogRow, record: HashRecord) -> None:
+        self._advance(kind)
+        if self._on_row is not None:
+            self._on_row(kind, row, record)
+
+    def stop(self) -> None:
+        """End the run early, as Ctrl-C does: no new row is started; rows in flight finish and
+        are written (a cancelled import job)."""
+        self._stop.set()
 
     def _fail(self, row: CatalogRow, code: str, message: str) -> None:
         self.failures.add(row, code, message)
@@ -244,10 +260,12 @@ class Backfill:
                 {} if self.options.force or not valid else self.store.get_many([r.entity_id for r in valid])
             )
             for row in valid:
+                if self._stop.is_set():
+                    return  # stopped: rows not started stay out of the store, for a later run
                 record = existing.get(row.entity_id)
                 if record is not None and record.image_url == row.image_url and record.hash_algo == self.algo:
                     if record.sku == row.sku:
-                        self._advance("skipped")
+                        self._stored("skipped", row, record)
                     elif self.options.dry_run:
                         self._advance("would_fetch")
                     else:  # same image, new sku: no download needed
@@ -351,8 +369,8 @@ class Backfill:
             for _, row, _ in batch:
                 self._fail(row, getattr(exc, "code", "store_unavailable"), message)
             return
-        for kind, _, _ in batch:
-            self._advance(kind)
+        for kind, row, record in batch:
+            self._stored(kind, row, record)
 
 
 def _drain(q: queue.Queue[Any]) -> None:
