@@ -73,6 +73,10 @@ class Settings(BaseModel):
         1, ge=-1, le=16, description="Local server: hashing processes of an import job (-1: in its download "
         "threads). One leaves the other cores to the API's own requests.",
     )  # fmt: skip
+    import_hash_niceness: int = Field(
+        10, ge=0, le=19, description="Local server: added to the nice value of an import's hashing process, so "
+        "that requests get the CPU first (0: an equal share).",
+    )  # fmt: skip
 
     # AWS
     table_name: str = Field("", description="DynamoDB table of hash records (store=dynamodb).")

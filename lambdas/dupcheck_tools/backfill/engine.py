@@ -56,6 +56,9 @@ class BackfillOptions:
     workers: int = 32  # concurrent downloads
     hash_workers: int = 0  # hashing processes; 0 = one per CPU; -1 = hash in the download threads
     per_host: int = 16  # concurrent downloads from any one host
+    # Added to the hashing processes' nice value: above 0 they yield the CPU to the rest of the machine
+    # (an import job inside the server: its requests come first). Ignored where os.nice is missing.
+    hash_niceness: int = 0
     retries: int = 3  # extra attempts on 429/5xx, connection errors and timeouts
     backoff: float = 0.5  # seconds before the first retry; doubles, with jitter
     batch_size: int = 100  # store look-ups and writes per call
@@ -237,7 +240,7 @@ class Backfill:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.algo, self.settings.max_image_pixels),
+            initargs=(self.algo, self.settings.max_image_pixels, self.options.hash_niceness),
         )
 
     # -- stage 1: read and check (main thread) ---------------------------------------------------

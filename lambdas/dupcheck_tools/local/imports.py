@@ -2,7 +2,8 @@
 
 Jobs run one at a time, oldest first, inside the server process, with bounded concurrency
 (DUPCHECK_IMPORT_WORKERS downloads at once, DUPCHECK_IMPORT_HASH_WORKERS hashing processes: one
-by default, so the other cores keep answering `find_similar`; docs/benchmarks.md measures it).
+by default, at nice +10 (DUPCHECK_IMPORT_HASH_NICENESS), so `find_similar` gets the CPU first;
+docs/benchmarks.md measures it).
 Records are written to the server's own store; its index follows them within half a second
 (sync.py), as it follows any other writer.
 
@@ -151,7 +152,8 @@ class ImportWorker:
         engine = Backfill(
             self.settings, self.service.store, recorder, fetcher=self.service.fetcher, on_row=recorder.stored,
             options=BackfillOptions(workers=self.settings.import_workers, hash_workers=hash_workers,
-                                    per_host=self.settings.import_workers, progress=False),
+                                    per_host=self.settings.import_workers,
+                                    hash_niceness=self.settings.import_hash_niceness, progress=False),
         )  # fmt: skip
         with self._lock:
             self._running = (job.job_id, engine)
