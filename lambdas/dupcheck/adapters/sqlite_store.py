@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from itertools import islice
 from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
+from dupcheck.adapters.sqlite_files import SqliteFile
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import HashRecord, HashValue, features_from_text
 
@@ -61,26 +61,13 @@ CHANGES_KEPT = 100_000  # the change log's length: minutes of the fastest bulk i
 _PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CHANGES_KEPT}"
 
 
-class SqliteRecordStore:
+class SqliteRecordStore(SqliteFile):
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        with self._write_lock:
-            self._conn().executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL survives crashes
-            conn.execute("PRAGMA busy_timeout=30000")
-            # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
-            conn.create_function("casefold", 1, _casefold, deterministic=True)
-            self._local.conn = conn
-        return conn
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
+        conn.create_function("casefold", 1, _casefold, deterministic=True)
 
     # -- RecordStore port --------------------------------------------------------------------
 
