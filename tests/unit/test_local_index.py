@@ -148,6 +148,7 @@ def test_within_finds_exactly_the_hashes_inside_the_radius(radius: int) -> None:
     hits = index.within(queries, radius)
 
     assert {h.entity_id: h.distance for h in hits} == {e: d for e, d in best.items() if d <= radius}
+    assert len(hits) == len({h.entity_id for h in hits})  # each once, though found through several substrings
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
 
 
