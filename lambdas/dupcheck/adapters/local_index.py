@@ -15,9 +15,10 @@ Two searches, both exact:
 * `within`, every hash within a small radius (near duplicates, the catalog-wide self-join):
   multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit
   substrings with one table each; a code within distance r of the query agrees with it to
-  within r // 8 bits on at least one of the 8 substrings (pigeonhole), so probing each table at
-  the values that close finds every such code, and only those candidates are compared. The
-  tables (4 bytes per record per substring) are built on first use and dropped by any write.
+  within r // 8 bits on at least one of the 8 substrings (pigeonhole; `candidates` uses the
+  tighter form), so probing each table at the values that close finds every such code, and only
+  those candidates are compared. The tables (4 bytes per record per substring) are built on
+  first use and dropped by any write.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class LocalHashIndex:
                 self._tables = _RadiusTables(self._codes[:size])
             # A code near several queries, or found through several substrings, comes back more
             # than once: measuring every copy costs less than deduplicating thousands first.
-            candidates = self._tables.candidates(queries, flips)
+            candidates = self._tables.candidates(queries, radius)
             distances = _distances(self._codes, candidates, queries)
             inside = distances <= radius
             candidates, distances = candidates[inside], distances[inside]
@@ -318,14 +319,24 @@ class _RadiusTables:
             self.order.append(order)
             self.starts.append(np.searchsorted(values[order], np.arange((1 << SUBSTRING_BITS) + 1)).astype(np.int64))
 
-    def candidates(self, queries: np.ndarray, flips: int) -> np.ndarray:
-        """Positions of every code that agrees with a query within `flips` bits on some
-        substring; a position may repeat (the caller measures them all)."""
-        masks = _flip_masks(flips)
+    def candidates(self, queries: np.ndarray, radius: int) -> np.ndarray:
+        """Positions of every code that may be within `radius` of a query; a position may repeat
+        (the caller measures them all).
+
+        With radius = a * m + b over m substrings (0 <= b < m), a code within the radius is within
+        a bits of the query on one of the first b + 1 substrings or within a - 1 on one of the
+        others (else its distance would be at least (b + 1)(a + 1) + (m - b - 1) a = r + 1):
+        Norouzi et al.'s tighter pigeonhole, which probes radius 8 over 8 tables at 24 values
+        instead of 136."""
+        substrings = len(self.order)
+        most, first_tables = divmod(radius, substrings)
         words = queries.view(">u2").astype(np.uint32)  # (q, substrings)
         found = []
         for column, (order, starts) in enumerate(zip(self.order, self.starts, strict=True)):
-            probes = (words[:, column, None] ^ masks[None, :]).ravel()
+            flips = most if column <= first_tables else most - 1
+            if flips < 0:
+                continue
+            probes = (words[:, column, None] ^ _flip_masks(flips)[None, :]).ravel()
             low = starts[probes]
             counts = starts[probes + 1] - low
             total = int(counts.sum())
