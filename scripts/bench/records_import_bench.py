@@ -5,7 +5,8 @@ data dir: records/s by the wall clock, and the CPU it used (user + sys of the pr
 any process it waited for, from wait4), per record. The machine is shared, so the baseline
 (the same command from `--baseline`'s code, `git archive` into the scratch folder) runs in the
 same session, alternated with this checkout's, the order flipped each round; the figures are
-medians and the ratio is of medians. `--reimport` also times a second import of the same file
+medians and the ratio is of medians. Also: the user share of that CPU, peak RSS, and the data
+dir's size after the import. `--reimport` also times a second import of the same file
 into the store the first one built: the idempotent path (every record `unchanged`).
 
     .venv/bin/python scripts/bench/records_import_bench.py --records FILE.jsonl [--lines 1000000]
@@ -48,7 +49,8 @@ def run_import(lambdas: Path, data: Path, records: Path, work: Path) -> dict[str
     summary = json.loads((work / "stdout").read_text().strip().splitlines()[-1])
     if process.returncode != 0 or summary["failed"]:
         raise RuntimeError(f"import failed ({process.returncode}): {summary}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "summary": summary}
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime,
+            "peak_rss_mb": usage.ru_maxrss / 1024, "summary": summary}  # fmt: skip
 
 
 def directory_bytes(path: Path) -> int:
@@ -107,6 +109,8 @@ def main() -> None:
                 run = run_import(variants[name], data, records, work)
                 row = {"variant": name, "round": round_ + 1, "records_per_s": round(lines / run["wall_s"]),
                        "cpu_us_per_record": round(run["cpu_s"] / lines * 1e6, 1),
+                       "user_us_per_record": round(run["user_s"] / lines * 1e6, 1),
+                       "peak_rss_mb": round(run["peak_rss_mb"]),
                        "data_dir_mb": round(directory_bytes(data) / 2**20, 1)}  # fmt: skip
                 if args.reimport:
                     again = run_import(variants[name], data, records, work)

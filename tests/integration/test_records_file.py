@@ -230,7 +230,7 @@ def test_the_servers_index_follows_every_record_an_import_writes(tmp_path: Path)
     index = LocalHashIndex(128, resolve_ids=store.ids_for_keys)
     follower = IndexFollower(store, index, {"dualphash128-v3"})
     file = tmp_path / "c.jsonl"
-    catalog = records(12_000)  # three write transactions
+    catalog = records(12_000)  # more than one write transaction
     file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in catalog))
     import_records(store, file, failures=tmp_path / "f.csv")
 
