@@ -45,13 +45,20 @@ class ThumbnailBucket(Construct):
         )
 
     def grant_read_write_delete(self, role: iam.IRole) -> None:
-        """Get, put and delete objects under the prefix, and list it: without s3:ListBucket S3
-        answers 403 rather than 404 for a thumbnail that is not there."""
+        """Get, put and delete objects under the prefix, and list it (find_similar: it registers
+        and removes items)."""
+        self._grant(role, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
+
+    def grant_read_write(self, role: iam.IRole) -> None:
+        """Get and put objects under the prefix, and list it (the import worker: it writes
+        thumbnails and asks which are missing, never deletes)."""
+        self._grant(role, ["s3:GetObject", "s3:PutObject"])
+
+    def _grant(self, role: iam.IRole, object_actions: list[str]) -> None:
+        # Listing too: without s3:ListBucket S3 answers 403 rather than 404 for a thumbnail
+        # that is not there.
         role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                resources=[self.bucket.arn_for_objects(PREFIX + "*")],
-            )
+            iam.PolicyStatement(actions=object_actions, resources=[self.bucket.arn_for_objects(PREFIX + "*")])
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(

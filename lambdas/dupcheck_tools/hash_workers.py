@@ -27,10 +27,12 @@ _pipeline: HashPipeline | None = None
 _max_pixels = 0
 
 
-def init_worker(algo: str, max_pixels: int) -> None:
-    """Runs once per hashing process."""
+def init_worker(algo: str, max_pixels: int, niceness: int = 0) -> None:
+    """Runs once per hashing process; `niceness` lowers its CPU priority (BackfillOptions.hash_niceness)."""
     global _pipeline, _max_pixels
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    if niceness > 0 and hasattr(os, "nice"):
+        os.nice(niceness)
     _pipeline, _max_pixels = get_pipeline(algo), max_pixels
     parent = os.getppid()
 

@@ -178,6 +178,21 @@ def test_dry_run_downloads_and_writes_nothing(
     assert stored(env) == {}
 
 
+def test_hash_niceness_lowers_the_priority_of_the_hashing_processes(settings: Settings, tmp_path: Path) -> None:
+    # The server's import jobs hash at nice +10 so that requests get the CPU first (docs/benchmarks.md).
+    from dupcheck_tools.backfill.engine import Backfill
+    from dupcheck_tools.backfill.failures import FailureLog
+
+    engine = Backfill(settings, SqliteRecordStore(tmp_path / "store.sqlite3"), FailureLog(tmp_path / "failures.csv"),
+                      options=BackfillOptions(hash_workers=1, hash_niceness=5, progress=False))  # fmt: skip
+    pool = engine._hash_pool()
+    assert pool is not None
+    try:
+        assert pool.submit(os.nice, 0).result(timeout=120) == min(19, os.nice(0) + 5)
+    finally:
+        pool.shutdown()
+
+
 def test_usage_errors_exit_2(env: Path, tmp_path: Path, capsys: Any) -> None:
     assert main(["backfill", "--catalog", str(tmp_path / "missing.csv")]) == 2
     bad = tmp_path / "bad.csv"

@@ -3,7 +3,7 @@
 A file of its own (`thumbnails.sqlite3` in the data dir) rather than a table in the records'
 file: the records file stays small enough to load the index from quickly, and the thumbnails
 (~2-5 KB each, ten times a record) are read a few at a time, by key. WAL and one connection per
-thread, as the record store (adapters/sqlite_store.py's `SqliteFile`).
+thread, as every embedded file (adapters/sqlite_files.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dupcheck.adapters.sqlite_store import SqliteFile
+from dupcheck.adapters.sqlite_files import SqliteFile
 from dupcheck.core.errors import StoreUnavailable
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS thumbnails (entity_id TEXT PRIMARY KEY, data BLOB NOT NULL);"

@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 
 from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.models import Entry, utc_now
+from dupcheck.core.models import Entry, HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.settings import Settings
-from dupcheck_tools.backfill.failures import FailureLog
+from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.hash_workers import Outcome, hash_in_worker, hash_row, init_worker, ready
@@ -47,12 +47,19 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
+# Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
+# rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
+RowListener = Callable[[str, CatalogRow, HashRecord], None]
+
 
 @dataclass
 class BackfillOptions:
     workers: int = 32  # concurrent downloads
     hash_workers: int = 0  # hashing processes; 0 = one per CPU; -1 = hash in the download threads
     per_host: int = 16  # concurrent downloads from any one host
+    # Added to the hashing processes' nice value: above 0 they yield the CPU to the rest of the machine
+    # (an import job inside the server: its requests come first). Ignored where os.nice is missing.
+    hash_niceness: int = 0
     retries: int = 3  # extra attempts on 429/5xx, connection errors and timeouts
     backoff: float = 0.5  # seconds before the first retry; doubles, with jitter
     batch_size: int = 100  # store look-ups and writes per call
@@ -111,13 +118,14 @@ class Backfill:
         self,
         settings: Settings,
         store: RecordStore,
-        failures: FailureLog,
+        failures: FailureSink,
         *,
         fetcher: ImageFetcher | None = None,
         options: BackfillOptions | None = None,
         algo: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         thumbnails: ThumbnailStore | None = None,
+        on_row: RowListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -136,6 +144,7 @@ class Backfill:
             thumbnails = build_thumbnails(settings)
         self.thumbnails = thumbnails
         self._sleep = sleep
+        self._on_row = on_row
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -160,6 +169,16 @@ class Backfill:
     def _sample(self, now: float) -> None:
         s = self.summary
         s.timeline.append((round(now - self._started, 3), s.done + s.updated + s.skipped + s.failed))
+
+    def _stored(self, kind: str, row: CatalogRow, record: HashRecord) -> None:
+        self._advance(kind)
+        if self._on_row is not None:
+            self._on_row(kind, row, record)
+
+    def stop(self) -> None:
+        """End the run early, as Ctrl-C does: no new row is started; rows in flight finish and
+        are written (a cancelled import job)."""
+        self._stop.set()
 
     def _fail(self, row: CatalogRow, code: str, message: str) -> None:
         self.failures.add(row, code, message)
@@ -231,7 +250,7 @@ class Backfill:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.algo, self.settings.max_image_pixels),
+            initargs=(self.algo, self.settings.max_image_pixels, self.options.hash_niceness),
         )
         # The pool starts a process per job until it has `workers`: start them all now, so they
         # import while the first downloads are on their way, not one after the other later.
@@ -271,10 +290,12 @@ class Backfill:
             for entity_id in self._without_thumbnail(list(done)):
                 del done[entity_id]
             for row in valid:
+                if self._stop.is_set():
+                    return  # stopped: rows not started stay out of the store, for a later run
                 record = done.get(row.entity_id)
                 if record is not None:
                     if record.sku == row.sku:
-                        self._advance("skipped")
+                        self._stored("skipped", row, record)
                     elif self.options.dry_run:
                         self._advance("would_fetch")
                     else:  # same image, new sku: no download needed
@@ -408,8 +429,8 @@ class Backfill:
             for _, row, _ in batch:
                 self._fail(row, getattr(exc, "code", "store_unavailable"), message)
             return
-        for kind, _, _ in batch:
-            self._advance(kind)
+        for kind, row, entry in batch:
+            self._stored(kind, row, entry.record)
 
 
 def _drain(q: queue.Queue[Any]) -> None:
