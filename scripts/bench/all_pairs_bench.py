@@ -96,18 +96,24 @@ def main() -> None:
     parser.add_argument("--grown", type=Path, help="a make_benchmark.py folder: catalog/, queries/, truth.csv")
     parser.add_argument("--same", type=Path, help="CSV a,b of pictures known to be the same one (listed, not counted)")
     parser.add_argument("--sets", default=",".join(SETS), help=f"which of {','.join(SETS)} (default: all)")
+    parser.add_argument("--codes", default="before,after", help="which runs (default both; 'after' alone: no baseline)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     sets = [s for s in args.sets.split(",") if s]
     if unknown := set(sets) - set(SETS):
         parser.error(f"unknown sets {sorted(unknown)}")
+    labels = [c for c in args.codes.split(",") if c]
+    if not labels or set(labels) - {"before", "after"}:
+        parser.error("--codes is before, after or both")
     if "grown" in sets and args.grown is None:
         parser.error("the grown set needs --grown")
     args.out.mkdir(parents=True, exist_ok=True)
     same = ["--same", str(args.same)] if args.same else []
     with tempfile.TemporaryDirectory(prefix="all-pairs-bench-") as scratch:
         work = Path(scratch)
-        codes = {"before": export_baseline(args.baseline, work / "baseline"), "after": ROOT / "lambdas"}
+        codes = {"after": ROOT / "lambdas"}
+        if "before" in labels:
+            codes["before"] = export_baseline(args.baseline, work / "baseline")
         catalogs = {"full": ["--catalog", str(args.images)]}
         catalogs.update({name: ["--catalog", str(path)] for name, path in halves(args.images, work / "halves").items()})
         if args.grown is not None:
@@ -116,7 +122,7 @@ def main() -> None:
                                  "--truth", str(g / "truth.csv")]  # fmt: skip
         results: dict[str, dict[str, dict]] = {}
         for i, name in enumerate(sets):
-            order = ("before", "after") if i % 2 == 0 else ("after", "before")  # alternate which goes first
+            order = [c for c in (("before", "after") if i % 2 == 0 else ("after", "before")) if c in labels]
             results[name] = {}
             for label in order:
                 summary = all_pairs(codes[label], catalogs[name] + same, args.out / f"{name}-{label}")
@@ -126,7 +132,8 @@ def main() -> None:
     print(HEADER)
     for name in sets:
         for label in ("before", "after"):
-            print(row(name, label, results[name][label]))
+            if label in results[name]:
+                print(row(name, label, results[name][label]))
 
 
 if __name__ == "__main__":
