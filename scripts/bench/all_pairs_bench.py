@@ -45,6 +45,7 @@ TOOL = ("dupcheck_tools/evaluation", "dupcheck_tools/cli/evaluate.py")  # laid o
 
 def export_baseline(commit: str, into: Path) -> Path:
     """The baseline's lambdas/ with this checkout's evaluation tool over it."""
+    into.mkdir(parents=True, exist_ok=True)
     archive = into / "baseline.tar"
     subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), commit, "lambdas"], check=True)
     with tarfile.open(archive) as tar:
