@@ -11,8 +11,8 @@ with the old prototype's trailing slash, and as an upload), deletes it, and wait
 gone; then imports a one-row catalog through POST /imports (on AWS: the catalog in S3, its event,
 the dispatcher, the rows queue and the worker) and waits for the job to be done. Given the
 thumbnail bucket (the `ThumbnailBucketName` output, read with the operator's own AWS
-credentials), it also checks that registering kept the item's thumbnail there and that deleting
-removed it: the look-alike check's grants (docs/deploy.md).
+credentials), it also checks that registering kept the item's thumbnail there, that deleting
+removed it, and that the import kept its row's: the look-alike check's grants (docs/deploy.md).
 
     python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/v1 \
         --api-key "$API_KEY" [--image-url URL] [--timeout 120] [--thumbnail-bucket NAME]
@@ -162,10 +162,10 @@ def run(args: argparse.Namespace) -> bool:
         body = expect(api.call("GET", f"/items/{entity_id}"), 200)
         return f"hash={body.get('hash')}"
 
-    def thumbnail(kept: bool) -> Callable[[], str]:
+    def thumbnail(kept: bool, item: str = entity_id) -> Callable[[], str]:
         def check() -> str:
-            where = f"s3://{args.thumbnail_bucket}/{thumbnail_key(entity_id)}"
-            if thumbnail_in(args.thumbnail_bucket, entity_id) != kept:
+            where = f"s3://{args.thumbnail_bucket}/{thumbnail_key(item)}"
+            if thumbnail_in(args.thumbnail_bucket, item) != kept:
                 raise StepFailed(f"{where} is {'missing' if kept else 'still there'}")
             return f"{where} {'kept' if kept else 'deleted'}"
 
@@ -226,6 +226,8 @@ def run(args: argparse.Namespace) -> bool:
         if (job["rows"], job["done"], job["failed"]) != (1, 1, 0):
             raise StepFailed(f"the import counted {job}")
         expect(api.call("GET", f"/items/{imported}"), 200)
+        if args.thumbnail_bucket:  # the import worker's own grant on the bucket (AWS)
+            thumbnail(kept=True, item=imported)()
         return f"job {job['job_id']} done after {attempts} poll(s): the row is stored"
 
     try:
