@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -72,6 +73,8 @@ LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies
 LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 VIEWS = 2  # whole picture, border-trimmed picture
+Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
+WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
 _RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
 
 
@@ -172,6 +175,8 @@ def _coarse_sampler() -> np.ndarray:
 class _QueryViews:
     """The query at one rotation: 4 views, (whole, trimmed) x (upright, mirrored)."""
 
+    angle: float  # degrees the query was turned by
+    trimmed: Box  # where the trimmed view lies in the (turned) picture
     coarse: np.ndarray  # (4, 8, 8) luma, zero mean and unit norm
     fine: np.ndarray  # (4, 24, 24) luma
     fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
@@ -186,7 +191,7 @@ def _unit(blocks: np.ndarray) -> np.ndarray:
     return centred / np.maximum(norm, 1e-6)
 
 
-def _query_views(views: Views) -> _QueryViews:
+def _query_views(views: Views, angle: float, trimmed: Box) -> _QueryViews:
     identity_coarse = _sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
     identity_fine = _sampler(LUMA_GRID, FINE, 0.0, 1.0)
     identity_chroma = _sampler(CHROMA_GRID, FINE, 0.0, 1.0)
@@ -194,6 +199,8 @@ def _query_views(views: Views) -> _QueryViews:
     chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
     fine = identity_fine @ lumas @ identity_fine.T
     return _QueryViews(
+        angle=angle,
+        trimmed=trimmed,
         coarse=_unit(identity_coarse @ _halve(lumas) @ identity_coarse.T),
         fine=fine,
         fine_unit=_unit(fine),
@@ -207,6 +214,22 @@ def _halve(grids: np.ndarray) -> np.ndarray:
     20x faster than a mean over a reshaped array's axes, 6% of a new product's verification.)"""
     pairs = grids[..., 0::2, :] + grids[..., 1::2, :]
     return (pairs[..., 0::2] + pairs[..., 1::2]) * 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    """Where evidence was measured: the query turned by `angle` degrees (`Probe.turned`), its view
+    `query_box` (the whole picture or the trimmed one: top, bottom, left, right as shares of its
+    sides), mirrored or not, against a window of one of the candidate's views (`candidate_view`:
+    0 the whole picture, 1 the border-trimmed one; `rows` and `cols`: start and width as shares
+    of that view's sides). What a finer look starts from (core/lookalike.py)."""
+
+    query_box: Box
+    mirrored: bool
+    angle: float
+    candidate_view: int
+    rows: tuple[float, float]
+    cols: tuple[float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +251,7 @@ class Evidence:
     layout_off: int = 0
     colour_seen: bool = True
     colour_missing: float = 0.0
+    alignment: Alignment | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +276,15 @@ class Thresholds:
         )
 
 
+class Target(Protocol):
+    """What a candidate must pass: a Tier, or a Tier and a further check (core/lookalike.py)."""
+
+    def passes(self, evidence: Evidence) -> bool: ...
+
+    @property
+    def max_colour_off(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     """Evidence passes a tier when it meets any of its thresholds."""
@@ -271,10 +304,12 @@ class Tier:
 
 @dataclass(slots=True)
 class Probe:
-    """Query-side state: the working copy, and its views at each rotation tried (upright first)."""
+    """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
+    caller has them), and its views at each rotation tried (upright first)."""
 
     rgb: np.ndarray
     upright: Views | None = None
+    box: tuple[int, int, int, int] | None = None
     _by_angle: dict[float, _QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
 
@@ -283,16 +318,37 @@ class Probe:
             if angle:
                 # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
                 # filled with the border colour so the turned corners trim away like a border.
-                if self._to_turn is None:
-                    image = Image.fromarray(self.rgb)
-                    image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
-                    self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
-                image, fill = self._to_turn
-                views = views_of(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)))
+                image, fill = self._turning()
+                turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+                box = trim_box(turned)
+                views = views_of(turned, box)
             else:
-                views = self.upright if self.upright is not None else views_of(self.rgb)
-            self._by_angle[angle] = _query_views(views)
+                turned = self.rgb
+                box = self.box if self.box is not None else trim_box(self.rgb)
+                views = self.upright if self.upright is not None else views_of(self.rgb, box)
+            self._by_angle[angle] = _query_views(views, angle, _relative(box, turned.shape))
         return self._by_angle[angle]
+
+    def turned(self, angle: float) -> np.ndarray:
+        """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
+        look at more detail than the views hold (core/lookalike.py)."""
+        if not angle:
+            return self.rgb
+        _, fill = self._turning()
+        return np.asarray(Image.fromarray(self.rgb).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+
+    def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
+        if self._to_turn is None:
+            image = Image.fromarray(self.rgb)
+            image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
+            self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
+        return self._to_turn
+
+
+def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
+    """A (top, bottom, left, right) pixel box as shares of a picture's sides."""
+    height, width = shape[:2]
+    return (box[0] / height, box[1] / height, box[2] / width, box[3] / width)
 
 
 @cache
@@ -441,10 +497,14 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     colour_off = ((colour_residual > COLOUR_TOLERANCE) * weight).sum(axis=(1, 2))
     colour_missing = (missing * weight).sum(axis=(1, 2))
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
+    alignments = [
+        Alignment(query.trimmed if v % 2 else WHOLE, bool(v >= 2), query.angle, int(cv), y, x)
+        for v, cv, y, x in zip(views, cviews, y_windows, x_windows, strict=True)
+    ]
     return [
-        Evidence(float(s), float(lo), float(co), int(la), not grey, float(cm))
-        for s, lo, co, la, grey, cm in zip(
-            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, strict=True
+        Evidence(float(s), float(lo), float(co), int(la), not grey, float(cm), alignment)
+        for s, lo, co, la, grey, cm, alignment in zip(
+            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, alignments, strict=True
         )
     ]
 
@@ -476,7 +536,7 @@ def _layout(lumas: np.ndarray) -> np.ndarray:
 
 
 def verify(
-    probe: Probe, candidates: Sequence[Views], targets: Sequence[Tier], judged: int | None = None
+    probe: Probe, candidates: Sequence[Views], targets: Sequence[Target], judged: int | None = None
 ) -> list[Evidence | None]:
     """Evidence for the `judged` candidates most alike at the coarse alignment (all by default),
     each at its best alignment with the query; None for the others. Screening by the coarse
@@ -505,7 +565,7 @@ def verify(
     return [found.get(i) for i in range(len(candidates))]
 
 
-def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upright: Evidence) -> Evidence:
+def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Target, upright: Evidence) -> Evidence:
     """The best evidence with the query turned: by ANGLE either way, then twice as far on the
     better side, then ANGLE_STEP either side of the best angle; stops as soon as the target
     passes, or after +-ANGLE if that did not bring the candidate closer (another picture: 40% of
