@@ -113,10 +113,11 @@ class SqliteRecordStore(SqliteFile):
         return self._upsert(records, overwrite=overwrite)
 
     def _upsert(self, records: Sequence[HashRecord], *, overwrite: bool) -> PutCounts:
-        """No read before the write: the rows a statement wrote come back from RETURNING. Only
-        when some were left alone are their stored `updated_at`s read, to tell `unchanged` (the
-        same stamp) from `kept_newer`. A statement never holds an id twice, so each id's later
-        record meets its earlier one."""
+        """No read before the write, and no RETURNING: a statement's row count says how many it
+        wrote (each returned row would hand the GIL back and forth, and a parsing thread then
+        waits a switch interval for it: half the import's speed). Only when some were left alone
+        are the stored `updated_at`s read, to tell `kept_newer` (a later stamp) from `unchanged`.
+        A statement never holds an id twice, so each id's later record meets its earlier one."""
         written = unchanged = kept_newer = 0
         with self._write_lock:
             conn = self._conn()
@@ -125,18 +126,15 @@ class SqliteRecordStore(SqliteFile):
                 for run in _distinct_runs(records, _ROWS_PER_INSERT):
                     sql = _UPSERT.format(rows=",".join([_ROW_MARKS] * len(run)))
                     sql += "" if overwrite else _UNLESS_SAME_OR_NEWER
-                    stored = {entity_id for (entity_id,) in conn.execute(
-                        sql + " RETURNING entity_id", [value for record in run for value in _row(record)]
-                    )}  # fmt: skip
-                    written += len(stored)
-                    left = [record for record in run if record.entity_id not in stored]
-                    if left:
+                    wrote = conn.execute(sql, [value for record in run for value in _row(record)]).rowcount
+                    written += wrote
+                    if wrote < len(run):
                         stamps = dict(conn.execute(
-                            f"SELECT entity_id, updated_at FROM records WHERE entity_id IN ({_marks(left)})",
-                            [record.entity_id for record in left],
+                            f"SELECT entity_id, updated_at FROM records WHERE entity_id IN ({_marks(run)})",
+                            [record.entity_id for record in run],
                         ).fetchall())  # fmt: skip
-                        same = sum(1 for record in left if stamps.get(record.entity_id) == record.updated_at)
-                        unchanged, kept_newer = unchanged + same, kept_newer + len(left) - same
+                        newer = sum(1 for record in run if written_after(stamps[record.entity_id], record.updated_at))
+                        kept_newer, unchanged = kept_newer + newer, unchanged + len(run) - wrote - newer
                 conn.execute(_PRUNE)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
