@@ -149,3 +149,47 @@ def test_synthetic_set_needs_no_photos(mb: ModuleType, tmp_path: Path) -> None:
     mb.main(["--synthetic", "20", "--out", str(tmp_path / "b"), "--per-image", "1", "--quiet"])
     for name in ("originals/synthetic_00005.jpg", "variants/variant_00005.jpg", "truth.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_edits_file_names_every_query_with_its_parameters(mb: ModuleType, bench: Path) -> None:
+    """edits.jsonl: one line per query of truth.csv, the steps that made it, with parameters that
+    say what was done (what `evaluate` checks the named edits against)."""
+    lines = [json.loads(line) for line in (bench / mb.EDITS_FILE).read_text().splitlines()]
+    assert [line["query"] for line in lines] == [r["query"] for r in truth(bench)]
+    by_kind: dict[str, list[list[dict[str, object]]]] = {}
+    for line, row in zip(lines, truth(bench), strict=True):
+        by_kind.setdefault(row["kind"], []).append(line["edits"])
+    for kind, logs in by_kind.items():
+        for log in logs:
+            steps = [step["edit"] for step in log]
+            if kind in ("distinct", "colour_variant"):
+                continue  # the picture as-is (no steps), or one light edit of it
+            assert steps[-1] == "encode", (kind, log)
+            expected = {"crop_small": "crop", "crop_large": "crop", "pad_square": "pad", "jpeg": "encode",
+                        "webp": "encode"}.get(kind, kind)  # fmt: skip
+            if kind != "combo":
+                assert expected in steps, (kind, log)
+            else:
+                assert 2 <= len(steps) - 1 <= 3, log
+    crops = [step for log in by_kind["crop_large"] for step in log if step["edit"] == "crop"]
+    for crop in crops:
+        shares = [float(crop[side]) for side in ("left", "right", "top", "bottom")]  # type: ignore[arg-type]
+        assert all(0 <= share <= 0.16 for share in shares) and max(shares) >= 0.04, crop
+    turns = [step for log in by_kind["rotate"] for step in log if step["edit"] == "rotate"]
+    assert turns and all(1.0 <= abs(float(turn["degrees"])) <= 5.0 for turn in turns)  # type: ignore[arg-type]
+
+
+def test_halves_split_the_originals_in_two(mb: ModuleType, sources: Path, tmp_path: Path) -> None:
+    """--half A and --half B: disjoint, together every original; the colour variant follows its
+    sibling."""
+    names = sorted(p.name for p in (sources / "originals").iterdir())
+    halves = {half: {n for n in names if mb.in_half(n) == half} for half in mb.HALVES}
+    assert halves["A"] and halves["B"] and halves["A"] | halves["B"] == set(names)
+    for half in mb.HALVES:
+        out = build(mb, sources, tmp_path / half, "--half", half)
+        rows = truth(out)
+        used = {p.name for p in (out / "catalog").iterdir()} | {
+            r["query"].split("__")[0] + Path(r["query"]).suffix for r in rows if r["kind"] == "distinct"
+        }
+        assert {Path(n).stem for n in used} == {Path(n).stem for n in halves[half]}
+        assert any(r["kind"] == "colour_variant" for r in rows) == ("o0.jpg" in halves[half])
