@@ -268,7 +268,7 @@ class _ScriptedProbe:
 def test_the_turning_search(monkeypatch, upright, similarities, passing, tried, returned) -> None:  # noqa: ANN001
     judged = {angle: Evidence(sim, 0.0 if angle == passing else 0.5, 0.0) for angle, sim in similarities.items()}
     monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: angle)
-    monkeypatch.setattr(verification, "_judge_aligned", lambda angle, candidates, scores: [judged[angle]])
+    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, **_: [judged[query]])
     probe = _ScriptedProbe()
     target = Tier(Thresholds(0.8, 0.1, 0.1))
     upright_evidence = Evidence(upright, 0.5, 0.0)

@@ -152,6 +152,16 @@ def _sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
     return matrix
 
 
+def windows_of(
+    grid: np.ndarray, rows: Sequence[tuple[float, float]], cols: Sequence[tuple[float, float]], side: int = FINE
+) -> np.ndarray:
+    """(len(rows), len(cols), side, side): each window (start, width shares of each axis) of a
+    2-D grid, resampled as verification samples them."""
+    row_samplers = np.stack([_sampler(grid.shape[0], side, *window) for window in rows])
+    col_samplers = np.stack([_sampler(grid.shape[1], side, *window) for window in cols])
+    return (row_samplers @ grid)[:, None] @ np.swapaxes(col_samplers, -1, -2)[None]
+
+
 @cache
 def _windows() -> tuple[tuple[float, float], ...]:
     """(start, width) along one axis, for the coarse search."""
@@ -210,6 +220,34 @@ def _halve(grids: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
+class Alignment:
+    """Where and how the query lines up with the candidate: what core/edits.py names edits from.
+
+    `rows`, `cols`: the (start, width) of the candidate's view that the query's view covers, as
+    shares of that view's height and width (a crop of 10% off the left: cols (0.1, 0.9)), in the
+    candidate's orientation; `mirrored`: the query's view was mirrored to line up; `angle`: the
+    query was turned by this many degrees (counter-clockwise) to line up; `query_trimmed`,
+    `candidate_trimmed`: which views lined up (the border-trimmed ones, or the whole pictures);
+    `mine`, `theirs`: the aligned luma (FINE, FINE) of the query and of the candidate, and
+    `my_colour`, `their_colour` their a*, b* (2, FINE, FINE), before any fit; `luma_off`,
+    `colour_off`: the pixels that still differ after the fits.
+    """
+
+    rows: tuple[float, float]
+    cols: tuple[float, float]
+    mirrored: bool
+    query_trimmed: bool
+    candidate_trimmed: bool
+    mine: np.ndarray = field(repr=False)
+    theirs: np.ndarray = field(repr=False)
+    my_colour: np.ndarray = field(repr=False)
+    their_colour: np.ndarray = field(repr=False)
+    luma_off: np.ndarray = field(repr=False)
+    colour_off: np.ndarray = field(repr=False)
+    angle: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """What is left different after aligning a candidate with the query.
 
@@ -219,7 +257,8 @@ class Evidence:
     `layout_off`: low-frequency DCT signs (of LAYOUT_BITS) that differ at the alignment;
     `colour_seen`: False for a grayscale query, whose colour_off says nothing;
     `colour_missing`: centre-weighted share of the candidate's product (away from its background
-    and its outline) whose colour the query has nowhere within a pixel: a recoloured part.
+    and its outline) whose colour the query has nowhere within a pixel: a recoloured part;
+    `alignment`: where and how the pictures line up (None for evidence made up by hand).
     """
 
     similarity: float
@@ -228,6 +267,7 @@ class Evidence:
     layout_off: int = 0
     colour_seen: bool = True
     colour_missing: float = 0.0
+    alignment: Alignment | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,10 +311,12 @@ class Tier:
 
 @dataclass(slots=True)
 class Probe:
-    """Query-side state: the working copy, and its views at each rotation tried (upright first)."""
+    """Query-side state: the working copy, and its views at each rotation tried (upright first);
+    `box`, the working copy's `trim_box`, when the fingerprint computed it."""
 
     rgb: np.ndarray
     upright: Views | None = None
+    box: tuple[int, int, int, int] | None = None
     _by_angle: dict[float, _QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
 
@@ -378,8 +420,11 @@ def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
     return np.stack([_sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
 
 
-def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarray) -> list[Evidence]:
-    """Refine each candidate's best coarse window at FINE, then measure what differs there."""
+def _judge_aligned(
+    query: _QueryViews, candidates: list[Views], scores: np.ndarray, angle: float = 0.0
+) -> list[Evidence]:
+    """Refine each candidate's best coarse window at FINE, then measure what differs there
+    (`angle`: how far the query was turned, which the alignment reports)."""
     windows = _windows()
     best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
     cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
@@ -437,14 +482,23 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     missing &= _product(theirs, their_colour, whole_lumas, whole_chromas)
 
     weight = _centre_weight()
-    luma_off = ((luma_residual > LUMA_TOLERANCE) * weight).sum(axis=(1, 2))
-    colour_off = ((colour_residual > COLOUR_TOLERANCE) * weight).sum(axis=(1, 2))
+    luma_differs, colour_differs = luma_residual > LUMA_TOLERANCE, colour_residual > COLOUR_TOLERANCE
+    luma_off = (luma_differs * weight).sum(axis=(1, 2))
+    colour_off = (colour_differs * weight).sum(axis=(1, 2))
     colour_missing = (missing * weight).sum(axis=(1, 2))
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
+    alignments = [
+        Alignment(
+            rows=y_windows[i], cols=x_windows[i], mirrored=bool(views[i] >= 2), query_trimmed=bool(views[i] % 2),
+            candidate_trimmed=bool(cviews[i]), mine=mine[i], theirs=theirs[i], my_colour=my_colour[i],
+            their_colour=their_colour[i], luma_off=luma_differs[i], colour_off=colour_differs[i], angle=angle,
+        )
+        for i in range(len(candidates))
+    ]
     return [
-        Evidence(float(s), float(lo), float(co), int(la), not grey, float(cm))
-        for s, lo, co, la, grey, cm in zip(
-            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, strict=True
+        Evidence(float(s), float(lo), float(co), int(la), not grey, float(cm), alignment)
+        for s, lo, co, la, grey, cm, alignment in zip(
+            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, alignments, strict=True
         )
     ]
 
@@ -515,7 +569,7 @@ def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upri
     def attempt(angle: float) -> bool:
         if angle not in tried:
             rotated = probe.at(angle)
-            tried[angle] = _judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated))[0]
+            tried[angle] = _judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated), angle=angle)[0]
         return target.passes(tried[angle])
 
     def best_angle() -> float:
