@@ -2,7 +2,7 @@
 """Build a duplicate-detection benchmark from a folder of original pictures.
 
     python scripts/make_benchmark.py --originals DIR --out DIR \
-        [--colour-variants CSV VARIANT_DIR] [--seed N] [--holdout-fraction F] [--per-image N]
+        [--colour-variants CSV VARIANT_DIR] [--products CSV] [--seed N] [--holdout-fraction F] [--per-image N]
     python scripts/make_benchmark.py --synthetic N --out DIR [...]
 
 (`--synthetic N`: N generated product pictures, with a colour variant of every tenth, written to
@@ -18,6 +18,9 @@ writes
                                     every query's edits in order, with their parameters (crop shares
                                     per side of the picture cut, degrees counter-clockwise, factors,
                                     border shares per side of the result, the encoding)
+    out/relatives.csv               query,relatives (with --products, a CSV file,product): for each
+                                    held-out picture's queries, the catalog pictures of the same
+                                    product (another colour, another view; `;`-separated, maybe none)
 
 Every random choice comes from a generator seeded with (seed, source file, kind), so the same
 seed and originals give byte-identical files and truth on any machine with the same Pillow.
@@ -69,6 +72,7 @@ POSITIVE_KINDS = (
 )
 NEGATIVE_KINDS = ("distinct", "colour_variant")
 EDITS_FILE = "edits.jsonl"  # beside truth.csv: what was done to each query, step by step
+RELATIVES_FILE = "relatives.csv"  # beside truth.csv: held-out pictures' relatives in the catalog
 ALL_KINDS = POSITIVE_KINDS + NEGATIVE_KINDS
 
 # --------------------------------------------------------------------------------------------
@@ -382,6 +386,7 @@ def build(
     colour_variants: tuple[Path, Path] | None = None,
     limit: int | None = None,
     half: str | None = None,
+    products: Path | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
     """Write out/catalog, out/queries and out/truth.csv; returns the number of queries per kind."""
@@ -491,7 +496,30 @@ def build(
             writer.writerows(sorted((v.stem, s.stem) for v, s in variants))
     else:  # a stale one from an earlier run would describe pairs this benchmark does not have
         (out / "colour_variant_siblings.csv").unlink(missing_ok=True)
+    if products is not None:
+        write_relatives(out, products, [p.name for p in catalog], rows)
+    else:
+        (out / RELATIVES_FILE).unlink(missing_ok=True)
     return dict(sorted(counts.items()))
+
+
+def write_relatives(out: Path, products: Path, catalog: list[str], rows: list[tuple[str, str, str]]) -> None:
+    """relatives.csv: each held-out picture's queries and the catalog pictures of its product."""
+    with products.open(newline="") as fh:
+        product_of = {row["file"]: row["product"] for row in csv.DictReader(fh) if row.get("product")}
+    by_product: dict[str, list[str]] = {}
+    for name in catalog:
+        if name in product_of:
+            by_product.setdefault(product_of[name], []).append(Path(name).stem)
+    stems = {Path(name).stem: name for name in product_of}
+    with (out / RELATIVES_FILE).open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["query", "relatives"])
+        for query, _expected, kind in sorted(rows):
+            if kind == "distinct":
+                source = stems.get(query.split("__")[0])
+                relatives = by_product.get(product_of[source], []) if source else []
+                writer.writerow([query, ";".join(sorted(relatives))])
 
 
 def _progress(items: list, enabled: bool) -> Iterable:
@@ -542,6 +570,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("CSV", "DIR"),
         help="CSV with columns variant,sibling and the folder of the variant files",
     )
+    parser.add_argument(
+        "--products", type=Path, default=None,
+        help="CSV file,product naming each original's product: writes relatives.csv (held-out pictures whose "
+        "product the catalog holds in another picture)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--holdout-fraction", type=float, default=0.15, help="originals kept out as distinct")
     parser.add_argument("--per-image", type=int, default=6, help="positive queries per catalog picture")
@@ -566,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         colour_variants=tuple(args.colour_variants) if args.colour_variants else None,
         limit=args.limit,
         half=args.half,
+        products=args.products,
         progress=not args.quiet,
     )
     print(f"wrote {sum(counts.values())} queries to {args.out}: {counts}")

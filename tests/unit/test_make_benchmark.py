@@ -193,3 +193,49 @@ def test_halves_split_the_originals_in_two(mb: ModuleType, sources: Path, tmp_pa
         }
         assert {Path(n).stem for n in used} == {Path(n).stem for n in halves[half]}
         assert any(r["kind"] == "colour_variant" for r in rows) == ("o0.jpg" in halves[half])
+
+
+def test_relatives_name_the_catalog_pictures_of_a_held_out_pictures_product(
+    mb: ModuleType, sources: Path, tmp_path: Path
+) -> None:
+    """--products file,product: relatives.csv lists, for each held-out picture's queries, the catalog
+    pictures of the same product; none for a product the catalog does not hold."""
+    products = tmp_path / "products.csv"
+    products.write_text("file,product\no0.jpg,shirt\no1.jpg,shirt\no2.jpg,shirt\no3.jpg,cap\no4.jpg,cap\no5.png,mug\n")
+    out = build(mb, sources, tmp_path / "out", "--products", str(products))
+    held = {r["query"].split("__")[0] for r in truth(out) if r["kind"] == "distinct"}
+    catalog = {p.stem for p in (out / "catalog").iterdir()}
+    product = {"o0": "shirt", "o1": "shirt", "o2": "shirt", "o3": "cap", "o4": "cap", "o5": "mug"}
+    with (out / "relatives.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["query"] for r in rows} == {r["query"] for r in truth(out) if r["kind"] == "distinct"}
+    for row in rows:
+        stem = row["query"].split("__")[0]
+        expected = sorted(c for c in catalog if product[c] == product[stem])
+        assert (row["relatives"].split(";") if row["relatives"] else []) == expected, row
+    assert held
+    build(mb, sources, tmp_path / "out")  # without --products, no stale relatives are left behind
+    assert not (tmp_path / "out" / "relatives.csv").exists()
+
+
+def test_products_of_the_development_photos_follow_the_stores_file_names() -> None:
+    spec = importlib.util.spec_from_file_location("bench_products", SCRIPT.parent / "bench_products.py")
+    assert spec and spec.loader
+    products = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(products)
+    origin = "github:magento/magento2-sample-data@5380:pub/media/catalog/product/m/h/"
+    assert products.product_of("a.jpg", "magento", origin + "mh02-black_main.jpg") == products.product_of(
+        "b.jpg", "magento", origin + "mh02-purple_back.jpg"
+    )
+    assert products.product_of("a.jpg", "magento", origin + "mh02-black_main.jpg") != products.product_of(
+        "c.jpg", "magento", origin + "mh03-black_main.jpg"
+    )
+    banners = {products.product_of(n, "magento", origin + n) for n in ("gear-category-bags.jpg", "gear-watches.jpg")}
+    assert len(banners) == 2  # banners are not one product
+    solidus = "github:solidusio/solidus@1f5b:sample/db/samples/images/"
+    assert products.product_of("h1", "solidus", solidus + "solidus_hoodie_black_1.png") == products.product_of(
+        "h2", "solidus", solidus + "solidus_hoodie_red_2.png"
+    )
+    ukbench = [products.product_of("u", "ukbench", f"x:ukbench{n:05d}.jpg") for n in (120, 123, 124)]
+    assert ukbench[0] == ukbench[1] != ukbench[2]  # four photos of each object
+    assert products.product_of("coco_0001.jpg", "coco", "x:000000000139.jpg") == "coco:coco_0001"
