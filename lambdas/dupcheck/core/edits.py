@@ -4,8 +4,8 @@ Verification (core/verification.py) aligns the two pictures and reports how (`Al
 window of the candidate the query covers, whether the query was mirrored or turned, and the
 aligned pixels of both. Those are the edits, read back in the catalog picture's terms:
 
-* mirrored; rotated (about N degrees: the turn verification tried, plus what is left of one,
-  measured on the aligned pair as a small rotation of the catalog picture's gradients);
+* mirrored; rotated (about N degrees: the turn verification made, plus what is left of one on
+  the aligned pair, `residual_turn`);
 * cropped (the share of the catalog picture cut off each side) or padded / framed (the share
   of the query that is a border the catalog picture does not have): where the query's whole
   picture falls on the catalog picture's, from the aligned window and the uniform borders each
@@ -30,7 +30,7 @@ import numpy as np
 
 from dupcheck.core.models import Edit
 from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, outer_ring, trim_box
-from dupcheck.core.verification import Alignment, Evidence, Views, windows_of
+from dupcheck.core.verification import Alignment, Evidence, Views, residual_turn, windows_of
 
 SIDES = ("left", "right", "top", "bottom")
 MIN_SIDE = 0.02  # a side cropped by less than this is not named
@@ -61,7 +61,7 @@ def name_edits(
     found: list[Edit] = []
     if alignment.mirrored:
         found.append(Edit("mirrored"))
-    turned = -_residual_turn(alignment) - alignment.angle  # the query was turned by `angle` to line up
+    turned = -residual_turn(alignment) - alignment.angle  # the query was turned by `angle` to line up
     if abs(turned) >= MIN_TURN:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
     else:  # a turned query's borders are its fill: its framing says nothing
@@ -203,25 +203,6 @@ def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float])
     if max(padded.values()) >= MIN_BORDER:
         edits.append(Edit("framed" if min(padded.values()) >= MIN_BORDER else "padded", padded))
     return edits
-
-
-def _residual_turn(alignment: Alignment) -> float:
-    """Degrees (counter-clockwise) the aligned query is still turned from the catalog picture:
-    one Gauss-Newton step of a rotation, shift and scale of the catalog picture's luma onto the
-    query's, over the pixels that agree (fill corners and overlays left out)."""
-    mine, theirs = alignment.mine.astype(np.float64), alignment.theirs.astype(np.float64)
-    gain, offset = _tone_line(theirs, mine, ~alignment.luma_off)
-    fitted = gain * theirs + offset
-    dy, dx = np.gradient(fitted)
-    size = mine.shape[0]
-    y, x = np.mgrid[0:size, 0:size] - (size - 1) / 2.0
-    # A counter-clockwise turn by t (y pointing down): the query at p is the catalog at
-    # p + t * (y, -x), so the query minus the catalog is t * (y * dx - x * dy).
-    basis = np.stack([y * dx - x * dy, dx, dy, x * dx + y * dy], axis=-1)[~alignment.luma_off]
-    if len(basis) < 4 * basis.shape[1]:
-        return 0.0
-    solution, *_ = np.linalg.lstsq(basis, (mine - fitted)[~alignment.luma_off], rcond=None)
-    return float(np.degrees(solution[0]))
 
 
 # -- tone -----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -36,6 +37,7 @@ from PIL import Image
 
 from dupcheck.core import views_codec
 from dupcheck.core.pixels import (
+    brightened_ab,
     cielab_ab,
     low_frequencies,
     luma,
@@ -52,16 +54,24 @@ WIDTHS = (1.0, 0.9, 0.8, 0.72)  # window sides searched (a 14% crop per side kee
 OFFSET_STEP = 0.05
 REFINE_STEPS = (0.02, 0.01)  # then refined at FINE: neighbours this far, twice...
 REFINE_MIN = 0.75  # ...when the coarse correlation is at least this (copies score 0.9 and more)
-# When no candidate passes upright and the most alike one fails to line up (its colour does), the
-# query is turned (see _turned) at ROTATION_SIZE px: each angle costs ~1.4 ms. Only between these
-# correlations: a copy turned by up to 5 degrees keeps most of its structure (0.3 is low because
-# one turned with `expand` has fill corners that pull it down to 0.3-0.6), and a picture already
-# more alike than 0.95 is not turned (the same pose in another colour would get more chances).
-ANGLE = 2.0
-ANGLE_STEP = 1.0
-ROTATION_GAIN = 0.01  # turning goes on past +-ANGLE only if that brought the candidate closer
-ROTATION_TRIGGER = (0.3, 0.95)
-ROTATED_CANDIDATES = 1
+# When no candidate passes upright, the most alike ones whose colour mostly agrees are turned (see
+# _turned) at ROTATION_SIZE px, by the angle their aligned pair says is left (`residual_turn`):
+# each angle costs ~1.4 ms. From a correlation of 0.3 (a copy turned with `expand` has fill corners
+# that pull it down to 0.3-0.6) and a colour share off of at most ROTATION_COLOUR (the fill).
+ROTATION_MIN_SIMILARITY = 0.3
+ROTATION_COLOUR = 0.2
+ROTATION_STEPS = 3  # turns at most, each by the angle still left
+ROTATION_LOSS = 0.05  # ...ended when a turn makes the pair this much less alike than the best
+MIN_STEP = 0.3  # degrees: a smaller turn left is no turn
+MAX_ANGLE = 7.0  # degrees: turned no further (the benchmark's copies are turned up to 5)
+# A turn gives the alignment one more freedom, so a turned candidate must also keep its layout
+# and turn as one piece: the turn left in each half of the pair (top, bottom, left, right) within
+# TURN_SPREAD degrees of the others. Another picture in the same pose lines up by a turn too, but
+# its parts disagree (a head turned one way, the body the other; docs/evaluation.md).
+TURNED_MAX_LAYOUT = 6
+TURN_SPREAD = 4.0
+TURN_GAIN = 0.01  # ...and line up better than upright (a look-alike gains next to nothing)
+ROTATED_CANDIDATES = 2  # a look-alike can be more alike upright than a turned copy
 ROTATION_SIZE = 80
 LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
 COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
@@ -71,6 +81,8 @@ PLAIN_STD = 2.0  # luma levels: a view flatter than this is a plain picture
 LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies (63 without DC)
 LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
+MAX_SATURATION = 2.0
+BRIGHTENINGS = (1.1, 1.2, 1.3, 1.4)  # brightness factors whose clipping a brighter query may show
 VIEWS = 2  # whole picture, border-trimmed picture
 _RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
 
@@ -330,11 +342,25 @@ class Probe:
                     image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
                     self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
                 image, fill = self._to_turn
-                views = views_of(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)))
+                turned = image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+                views = views_of(np.asarray(turned.crop(_unturned_box(turned.size, angle))))
             else:
                 views = self.upright if self.upright is not None else views_of(self.rgb)
             self._by_angle[angle] = _query_views(views)
         return self._by_angle[angle]
+
+
+def _unturned_box(size: tuple[int, int], angle: float) -> tuple[int, int, int, int]:
+    """The centred box of a picture turned back by `angle` that held the picture before it was
+    turned with `expand` (the fill of both turns lies outside it): for a copy turned with
+    `expand` its own content, for one turned within its frame a few percent less (a crop, which
+    the alignment's windows absorb)."""
+    width, height = size
+    cos, sin = math.cos(math.radians(abs(angle))), math.sin(math.radians(abs(angle)))
+    inner_w = (width * cos - height * sin) / (cos * cos - sin * sin)
+    inner_h = (height * cos - width * sin) / (cos * cos - sin * sin)
+    left, top = math.ceil((width - inner_w) / 2), math.ceil((height - inner_h) / 2)
+    return left, top, max(left + 1, math.floor((width + inner_w) / 2)), max(top + 1, math.floor((height + inner_h) / 2))
 
 
 @cache
@@ -470,7 +496,7 @@ def _judge_aligned(
     # Colour: one saturation scale (none for a grayscale query), then what still differs.
     energy = (their_colour * their_colour).sum(axis=(1, 2, 3))
     scale = (my_colour * their_colour).sum(axis=(1, 2, 3)) / np.maximum(energy, 1e-6)
-    scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, 2.0))
+    scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, MAX_SATURATION))
     fitted_colour = their_colour * scale[:, None, None, None].astype(np.float32)
     colour_residual = _tolerant_residual(my_colour, fitted_colour)
     # The other way round: colours of the candidate's product that the query lacks. A part
@@ -479,13 +505,30 @@ def _judge_aligned(
     # Only over the product: a badge or a watermark usually covers the background.
     missing = _tolerant_residual(fitted_colour, my_colour) > COLOUR_TOLERANCE
     whole_lumas, whole_chromas = np.stack([c.luma[0] for c in candidates]), np.stack([c.chroma[0] for c in candidates])
-    missing &= _product(theirs, their_colour, whole_lumas, whole_chromas)
+    product = _product(theirs, their_colour, whole_lumas, whole_chromas)
+    missing &= product
 
     weight = _centre_weight()
     luma_differs, colour_differs = luma_residual > LUMA_TOLERANCE, colour_residual > COLOUR_TOLERANCE
     luma_off = (luma_differs * weight).sum(axis=(1, 2))
     colour_off = (colour_differs * weight).sum(axis=(1, 2))
     colour_missing = (missing * weight).sum(axis=(1, 2))
+    # Brightening clips the saturated channel of bright colours, which turns their hue: no
+    # saturation scale explains that. A query brighter than the candidate is also compared with
+    # the candidate's colours brightened by each of BRIGHTENINGS (and clipped), and the closest
+    # counts when it is closer than the plain fit.
+    brighter = (my_mean > their_mean).reshape(-1) & ~query.grey[views]
+    for k in np.flatnonzero(brighter & ((colour_off > 0) | (colour_missing > 0))):
+        closest = (colour_off[k] + colour_missing[k], colour_differs[k], colour_missing[k], colour_off[k])
+        for factor in BRIGHTENINGS:
+            clipped = brightened_ab(theirs[k], their_colour[k], factor)
+            fit = (clipped * _colour_scale(my_colour[k], clipped)).astype(np.float32)[None]
+            differs = _tolerant_residual(my_colour[k : k + 1], fit)[0] > COLOUR_TOLERANCE
+            lacking = (_tolerant_residual(fit, my_colour[k : k + 1])[0] > COLOUR_TOLERANCE) & product[k]
+            off, lack = float((differs * weight).sum()), float((lacking * weight).sum())
+            if off + lack < closest[0]:
+                closest = (off + lack, differs, lack, off)
+        _, colour_differs[k], colour_missing[k], colour_off[k] = closest
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
     alignments = [
         Alignment(
@@ -501,6 +544,12 @@ def _judge_aligned(
             similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, alignments, strict=True
         )
     ]
+
+
+def _colour_scale(mine: np.ndarray, theirs: np.ndarray) -> float:
+    """The least-squares saturation scale of `theirs` onto `mine` (a*, b* (2, h, w) each)."""
+    scale = float((mine * theirs).sum()) / max(float((theirs * theirs).sum()), 1e-6)
+    return min(max(scale, MIN_SATURATION), MAX_SATURATION)
 
 
 def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, whole_chromas: np.ndarray) -> np.ndarray:
@@ -536,9 +585,10 @@ def verify(
     each at its best alignment with the query; None for the others. Screening by the coarse
     alignment rather than by hash distance reaches the copies whose hashes moved most (big crops,
     combinations) for the cost of judging no more candidates. When none passes its target
-    upright, the most alike one that fails mostly in structure is tried again with the query
-    turned. (Turning when one already passes changed no verdict on the benchmark, and cost
-    copies 10 ms at the 90th percentile.)"""
+    upright, the two most alike whose colour mostly agrees are tried again with the query turned
+    (the second only when the first does not line up).
+    (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
+    at the 90th percentile.)"""
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
@@ -551,40 +601,86 @@ def verify(
         alike = [
             i
             for i, e in found.items()
-            if ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
-            and e.colour_off <= targets[i].max_colour_off  # turning explains structure, not colour
+            if e.similarity >= ROTATION_MIN_SIMILARITY and e.colour_off <= ROTATION_COLOUR  # fill, not colour
         ]
         for i in sorted(alike, key=lambda i: -found[i].similarity)[:ROTATED_CANDIDATES]:
             found[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], found[i])
+            if targets[i].passes(found[i]):
+                break
     return [found.get(i) for i in range(len(candidates))]
 
 
 def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upright: Evidence) -> Evidence:
-    """The best evidence with the query turned: by ANGLE either way, then twice as far on the
-    better side, then ANGLE_STEP either side of the best angle; stops as soon as the target
-    passes, or after +-ANGLE if that did not bring the candidate closer (another picture: 40% of
-    the queries for a new product turn their most alike candidate, and this keeps them cheap)."""
-    tried = {0.0: upright}
+    """The best evidence with the query turned: each turn by the angle the last alignment says is
+    left (`residual_turn`), at most ROTATION_STEPS of them; the first evidence that passes the
+    target is the answer. When the first turn makes the pair less alike than upright, the
+    estimate pointed the wrong way (a picture alike everywhere but in its low frequencies can):
+    the other way is tried once. Turning ends when a turn leaves too little, or loses more than
+    ROTATION_LOSS of correlation on the best (another picture)."""
 
-    def attempt(angle: float) -> bool:
-        if angle not in tried:
-            rotated = probe.at(angle)
-            tried[angle] = _judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated), angle=angle)[0]
-        return target.passes(tried[angle])
+    def judged(angle: float) -> Evidence:
+        turned = probe.at(angle)
+        return _judge_aligned(turned, [candidate], _coarse_scores(luma, turned), angle=angle)[0]
 
-    def best_angle() -> float:
-        return max(tried, key=lambda angle: tried[angle].similarity)
+    def lines_up(found: Evidence) -> bool:
+        return (
+            target.passes(found)
+            and found.similarity >= upright.similarity + TURN_GAIN
+            and found.layout_off <= TURNED_MAX_LAYOUT
+            and found.alignment is not None
+            and _turn_spread(found.alignment) <= TURN_SPREAD
+        )
 
-    for angle in (-ANGLE, ANGLE):
-        if attempt(angle):
-            return tried[angle]
-    if tried[best_angle()].similarity < upright.similarity + ROTATION_GAIN:
-        return tried[best_angle()]
-    better_side = ANGLE if tried[ANGLE].similarity >= tried[-ANGLE].similarity else -ANGLE
-    if attempt(2 * better_side):
-        return tried[2 * better_side]
-    around = best_angle()  # not upright: +-ANGLE brought the candidate closer
-    for angle in (around - ANGLE_STEP, around + ANGLE_STEP):
-        if attempt(angle):
-            return tried[angle]
-    return tried[best_angle()]
+    best, angle, last = upright, 0.0, upright
+    for step in range(ROTATION_STEPS):
+        left = residual_turn(last.alignment) if last.alignment is not None else 0.0
+        if abs(left) < MIN_STEP:
+            break
+        trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, angle + left)), 1)
+        found = judged(trial)
+        if step == 0 and found.similarity < upright.similarity and not lines_up(found):
+            trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, -left)), 1)
+            found = judged(trial)
+        if lines_up(found):
+            return found
+        if found.similarity < best.similarity - ROTATION_LOSS:
+            break
+        if found.similarity > best.similarity and not target.passes(found):
+            best = found  # (a turn that passes only by moving the layout is not kept)
+        angle, last = trial, found
+    return best
+
+
+def _turn_spread(alignment: Alignment) -> float:
+    """Degrees between the largest and the smallest turn left in the pair's four halves."""
+    size, half = alignment.mine.shape[0], alignment.mine.shape[0] // 2
+    turns = []
+    for rows, cols in ((slice(0, half), slice(None)), (slice(half, size), slice(None)),
+                       (slice(None), slice(0, half)), (slice(None), slice(half, size))):  # fmt: skip
+        outside = np.ones_like(alignment.luma_off)
+        outside[rows, cols] = False
+        turns.append(residual_turn(alignment, outside))
+    return max(turns) - min(turns)
+
+
+def residual_turn(alignment: Alignment, leave_out: np.ndarray | None = None) -> float:
+    """Degrees (counter-clockwise) the aligned query's view is still turned from the candidate's:
+    one Gauss-Newton step of a rotation, shift and scale of the candidate's luma (fitted to the
+    query's levels) onto the query's, over the pixels that agree (fill corners and overlays out),
+    but those in `leave_out`.
+    Good to a degree or so while the pair is within a few degrees; turning by it and measuring
+    again converges (_turned)."""
+    mine, theirs = alignment.mine.astype(np.float64), alignment.theirs.astype(np.float64)
+    agree = ~alignment.luma_off if leave_out is None else ~(alignment.luma_off | leave_out)
+    if agree.sum() < 32 or float(theirs[agree].std()) < 1.0:
+        return 0.0
+    gain = float(mine[agree].std() / theirs[agree].std())
+    fitted = gain * (theirs - theirs[agree].mean()) + mine[agree].mean()
+    dy, dx = np.gradient(fitted)
+    size = mine.shape[0]
+    y, x = np.mgrid[0:size, 0:size] - (size - 1) / 2.0
+    # Turned counter-clockwise by t (y pointing down), the query at p is the candidate at
+    # p + t * (y, -x): the query minus the candidate is t * (y * dx - x * dy), to first order.
+    basis = np.stack([y * dx - x * dy, dx, dy, x * dx + y * dy], axis=-1)[agree]
+    solution, *_ = np.linalg.lstsq(basis, (mine - fitted)[agree], rcond=None)
+    return float(np.degrees(solution[0]))
