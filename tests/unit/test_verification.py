@@ -212,6 +212,17 @@ def test_saturation_changes_and_grayscale_keep_the_colour(edit) -> None:  # noqa
     assert evidence(original, edit(original)).colour_off <= PIPELINE.near.max_colour_off
 
 
+def test_a_grayscale_query_sees_colour_only_against_a_picture_without_colour() -> None:
+    """A grayscale query cannot show that a black hoodie is not its red twin, so against a
+    coloured candidate its colour is not seen; against a grayscale candidate both have none, and
+    the colours were compared."""
+    coloured = product_image(44, hue=0.1)
+    grey = ImageOps.grayscale(coloured).convert("RGB")
+    assert not evidence(coloured, grey).colour_seen
+    assert evidence(grey, grey.resize((300, 240))).colour_seen
+    assert evidence(grey, coloured).colour_seen  # a coloured query is always compared
+
+
 @pytest.mark.parametrize(("seed", "hue"), [(23, 0.0), (30, 0.6), (32, 0.6)])
 def test_a_brightened_copy_whose_saturated_colours_clip_keeps_its_colour(
     monkeypatch: pytest.MonkeyPatch, seed: int, hue: float
@@ -304,7 +315,7 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
         # Nothing left to turn: upright stays.
         (0.1, {}, [], None),
         # Passing by moving the layout is not lining up: the search goes on, and keeps upright.
-        (3.0, {3.0: _scripted(0.97, layout=10, passing=True, left=0.1)}, [3.0], None),
+        (3.0, {3.0: _scripted(0.97, layout=verification.TURNED_MAX_LAYOUT + 2, passing=True, left=0.1)}, [3.0], None),
         # A turn that makes the pair much less alike than the best ends the search.
         (3.0, {3.0: _scripted(0.75, left=2.0), -3.0: _scripted(0.2, left=2.0)}, [3.0, -3.0], None),
         # The best turn that does not pass is what is returned.

@@ -56,9 +56,9 @@ REFINE_STEPS = (0.02, 0.01)  # then refined at FINE: neighbours this far, twice.
 REFINE_MIN = 0.75  # ...when the coarse correlation is at least this (copies score 0.9 and more)
 # When no candidate passes upright, the most alike ones whose colour mostly agrees are turned (see
 # _turned) at ROTATION_SIZE px, by the angle their aligned pair says is left (`residual_turn`):
-# each angle costs ~1.4 ms. From a correlation of 0.3 (a copy turned with `expand` has fill corners
-# that pull it down to 0.3-0.6) and a colour share off of at most ROTATION_COLOUR (the fill).
-ROTATION_MIN_SIMILARITY = 0.3
+# each angle costs ~1.4 ms. From a correlation of 0.2 (a copy turned with `expand` has fill corners
+# that pull it down to 0.2-0.6) and a colour share off of at most ROTATION_COLOUR (the fill).
+ROTATION_MIN_SIMILARITY = 0.2
 ROTATION_COLOUR = 0.2
 ROTATION_STEPS = 3  # turns at most, each by the angle still left
 ROTATION_LOSS = 0.05  # ...ended when a turn makes the pair this much less alike than the best
@@ -67,16 +67,18 @@ MAX_ANGLE = 7.0  # degrees: turned no further (the benchmark's copies are turned
 # A turn gives the alignment one more freedom, so a turned candidate must also keep its layout
 # and turn as one piece: the turn left in each half of the pair (top, bottom, left, right) within
 # TURN_SPREAD degrees of the others. Another picture in the same pose lines up by a turn too, but
-# its parts disagree (a head turned one way, the body the other; docs/evaluation.md).
-TURNED_MAX_LAYOUT = 6
+# its parts disagree (a head turned one way, the body the other; docs/evaluation.md). The layout
+# limit is looser than upright's: a copy turned within its frame keeps its fill corners, which
+# flip 6-10 low frequencies of the turned-back pair.
+TURNED_MAX_LAYOUT = 10
 TURN_SPREAD = 4.0
 TURN_GAIN = 0.01  # ...and line up better than upright (a look-alike gains next to nothing)
-ROTATED_CANDIDATES = 2  # a look-alike can be more alike upright than a turned copy
+ROTATED_CANDIDATES = 4  # look-alikes can be more alike upright than a turned copy
 ROTATION_SIZE = 80
 LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
 COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
 BACKGROUND_TOLERANCE = 12.0  # luma levels from a plain background's (half that in a*b*)
-GREY_CHROMA = 4.0  # a query whose 99th-percentile chroma is below this is grayscale
+GREY_CHROMA = 4.0  # a view whose 99th-percentile chroma is below this is grayscale
 PLAIN_STD = 2.0  # luma levels: a view flatter than this is a plain picture
 LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies (63 without DC)
 LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
@@ -267,7 +269,8 @@ class Evidence:
     `luma_off`, `colour_off`: centre-weighted share of pixels that still differ in luma (after
     a gain and an offset) and in colour (after one saturation scale);
     `layout_off`: low-frequency DCT signs (of LAYOUT_BITS) that differ at the alignment;
-    `colour_seen`: False for a grayscale query, whose colour_off says nothing;
+    `colour_seen`: False for a grayscale query against a coloured candidate, where colour_off
+    says nothing;
     `colour_missing`: centre-weighted share of the candidate's product (away from its background
     and its outline) whose colour the query has nowhere within a pixel: a recoloured part;
     `alignment`: where and how the pictures line up (None for evidence made up by hand).
@@ -538,10 +541,14 @@ def _judge_aligned(
         )
         for i in range(len(candidates))
     ]
+    # A grayscale query says nothing of a coloured candidate's colour (a black hoodie is not its
+    # red twin); against a candidate without colour either, the colours were compared: both none.
+    their_chroma = np.hypot(their_colour[:, 0], their_colour[:, 1]).reshape(len(candidates), -1)
+    seen = ~query.grey[views] | (np.percentile(their_chroma, 99, axis=1) < GREY_CHROMA)
     return [
-        Evidence(float(s), float(lo), float(co), int(la), not grey, float(cm), alignment)
-        for s, lo, co, la, grey, cm, alignment in zip(
-            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, alignments, strict=True
+        Evidence(float(s), float(lo), float(co), int(la), bool(sn), float(cm), alignment)
+        for s, lo, co, la, sn, cm, alignment in zip(
+            similarity, luma_off, colour_off, layout_off, seen, colour_missing, alignments, strict=True
         )
     ]
 
@@ -585,8 +592,8 @@ def verify(
     each at its best alignment with the query; None for the others. Screening by the coarse
     alignment rather than by hash distance reaches the copies whose hashes moved most (big crops,
     combinations) for the cost of judging no more candidates. When none passes its target
-    upright, the two most alike whose colour mostly agrees are tried again with the query turned
-    (the second only when the first does not line up).
+    upright, the ROTATED_CANDIDATES most alike whose colour mostly agrees are tried again with the
+    query turned, most alike first, until one lines up.
     (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
     at the 90th percentile.)"""
     if not candidates:
