@@ -16,7 +16,7 @@ from constructs import Construct
 
 from dupcheck.core.settings import Settings
 from infra.bundling import dupcheck_code
-from infra.components import Alarms, Api, HashTable, SearchDomain, StreamSync
+from infra.components import Alarms, Api, HashTable, Imports, SearchDomain, StreamSync, ThumbnailBucket
 
 CONTEXT_PREFIX = "dupcheck:"
 SERVICE_NAME = "dupcheck"
@@ -47,6 +47,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "logLevel": "INFO",
     "allowedHosts": "",  # DUPCHECK_ALLOWED_HOSTS: comma-separated; empty allows every public host
     "alarmEmail": "",  # subscribe this address to the alarm topic when set
+    # Import workers at once: 10 x 8 downloads keeps a shop's image host and the table unflooded
+    # (docs/deploy.md, imports); raise it for faster imports of catalogs on a CDN.
+    "importConcurrency": 10,
 }
 
 
@@ -67,6 +70,7 @@ class DupcheckConfig:
     log_level: str
     allowed_hosts: str
     alarm_email: str
+    import_concurrency: int
 
     @classmethod
     def from_context(cls, node: Any) -> DupcheckConfig:
@@ -96,12 +100,14 @@ def _camel(name: str) -> str:
 
 
 class DupcheckStack(Stack):
-    """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch."""
+    """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch + thumbnails;
+    imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table + thumbnails."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DupcheckConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
         hashes = HashTable(self, "HashTable")
+        thumbnails = ThumbnailBucket(self, "Thumbnails")
         search = SearchDomain(
             self,
             "SearchDomain",
@@ -115,14 +121,21 @@ class DupcheckStack(Stack):
         )
 
         env = function_environment(
-            config=config, table_name=hashes.table.table_name, opensearch_endpoint=search.endpoint
+            config=config,
+            table_name=hashes.table.table_name,
+            opensearch_endpoint=search.endpoint,
+            thumbnail_bucket=thumbnails.bucket.bucket_name,
         )
-        code = dupcheck_code()  # one asset, bound by both functions
+        code = dupcheck_code()  # one asset, bound by every function
+        imports = Imports(
+            self, "Imports", code=code, environment=env, records_table=hashes.table,
+            concurrency=config.import_concurrency,
+        )  # fmt: skip
         api = Api(
             self,
             "Api",
             code=code,
-            environment=env,
+            environment={**env, **imports.environment},
             rate_limit=config.api_rate_limit,
             burst_limit=config.api_burst_limit,
             quota_per_day=config.api_quota_per_day,
@@ -130,16 +143,22 @@ class DupcheckStack(Stack):
         )
         sync = StreamSync(self, "StreamSync", code=code, environment=env, table=hashes.table)
 
-        # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them;
-        # stream_sync's stream read and DLQ send come with its event source mapping.
+        # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them,
+        # with their thumbnails; stream_sync's stream read and DLQ send come with its event
+        # source mapping (it never touches thumbnails).
         hashes.table.grant_read_write_data(api.function)
+        thumbnails.grant_read_write_delete(_role(api.function))
+        thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
+        imports.grant_api(api.function)
         search.allow_roles(_role(api.function), _role(sync.function))
 
         alarms = Alarms(
             self,
             "Alarms",
             dlq=sync.dlq,
-            functions={"FindSimilar": api.function, "StreamSync": sync.function},
+            import_dlq=imports.dlq,
+            functions={"FindSimilar": api.function, "StreamSync": sync.function,
+                       "ImportDispatch": imports.dispatcher, "ImportWorker": imports.worker},
             rest_api=api.rest_api,
             domain=search.domain,
             email=config.alarm_email or None,
@@ -154,19 +173,28 @@ class DupcheckStack(Stack):
             "--query value --output text",
         )
         CfnOutput(self, "TableName", value=hashes.table.table_name)
+        CfnOutput(
+            self,
+            "ThumbnailBucketName",
+            value=thumbnails.bucket.bucket_name,
+            description="DUPCHECK_THUMBNAIL_BUCKET for the tools (backfill, reindex, import, export)",
+        )
         CfnOutput(self, "SearchDomainEndpoint", value=search.endpoint)
         CfnOutput(self, "DeadLetterQueueUrl", value=sync.dlq.queue_url)
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+        CfnOutput(self, "ImportsBucketName", value=imports.bucket.bucket_name)
+        CfnOutput(self, "ImportsDeadLetterQueueUrl", value=imports.dlq.queue_url)
 
 
 def function_environment(
-    *, config: DupcheckConfig, table_name: str, opensearch_endpoint: str
+    *, config: DupcheckConfig, table_name: str, opensearch_endpoint: str, thumbnail_bucket: str
 ) -> dict[str, str]:
     """The environment both functions share; `DUPCHECK_*` names come from Settings."""
     env = {
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",
         Settings.env_name("table_name"): table_name,
+        Settings.env_name("thumbnail_bucket"): thumbnail_bucket,
         Settings.env_name("opensearch_endpoint"): opensearch_endpoint,
         Settings.env_name("opensearch_index"): config.opensearch_index,
         Settings.env_name("log_level"): config.log_level,

@@ -13,7 +13,9 @@ writes
     out/catalog/<stem>.<ext>        the originals that are indexed (bytes copied unchanged)
     out/queries/<stem>__<kind>.<ext> transformed copies of catalog pictures, held-out pictures
                                     and colour variants
-    out/truth.csv                   query,expected,kind  (`expected` empty: no duplicate exists)
+    out/truth.csv                   query,expected,kind,source  (`expected` empty: no duplicate
+                                    exists; `source`: the original the query was made from, which
+                                    `evaluate --all-pairs` groups the grown catalog by)
     out/edits.jsonl                 {"query", "edits": [{"edit": "crop", "left": 0.04, ...}, ...]}:
                                     every query's edits in order, with their parameters (crop shares
                                     per side of the picture cut, degrees counter-clockwise, factors,
@@ -440,15 +442,15 @@ def build(
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
 
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str, str, str]] = []
     edits: dict[str, Log] = {}
     counts: dict[str, int] = {}
 
-    def emit(name: str, data: bytes, expected: str, kind: str, log: Log) -> None:
+    def emit(name: str, data: bytes, expected: str, kind: str, source: str, log: Log) -> None:
         if (out / "queries" / name).exists():  # e.g. a variant whose stem is also an original's
             raise SystemExit(f"two queries would both be named {name}")
         (out / "queries" / name).write_bytes(data)
-        rows.append((name, expected, kind))
+        rows.append((name, expected, kind, source))
         edits[name] = log
         counts[kind] = counts.get(kind, 0) + 1
 
@@ -470,7 +472,7 @@ def build(
         stem = path.stem
         if role == "pos":
             data, suffix, log = make_query(img, kind, seed, path.name)
-            emit(f"{stem}__{kind}{suffix}", data, stem, kind, log)
+            emit(f"{stem}__{kind}{suffix}", data, stem, kind, stem, log)
             continue
         neg_kind = "distinct" if role == "distinct" else "colour_variant"
         expected = ""
@@ -481,11 +483,11 @@ def build(
             data, suffix, log = path.read_bytes(), path.suffix.lower(), []
             name = f"{stem}__{neg_kind}{suffix}"
         _ = sibling_of  # the sibling stays in the catalog; truth has no expected match
-        emit(name, data, expected, neg_kind, log)
+        emit(name, data, expected, neg_kind, stem, log)
 
     with (out / "truth.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["query", "expected", "kind"])
+        writer.writerow(["query", "expected", "kind", "source"])
         writer.writerows(sorted(rows))
     with (out / EDITS_FILE).open("w") as fh:
         fh.writelines(json.dumps({"query": name, "edits": edits[name]}) + "\n" for name, *_ in sorted(rows))
@@ -503,7 +505,7 @@ def build(
     return dict(sorted(counts.items()))
 
 
-def write_relatives(out: Path, products: Path, catalog: list[str], rows: list[tuple[str, str, str]]) -> None:
+def write_relatives(out: Path, products: Path, catalog: list[str], rows: list[tuple[str, str, str, str]]) -> None:
     """relatives.csv: each held-out picture's queries and the catalog pictures of its product."""
     with products.open(newline="") as fh:
         product_of = {row["file"]: row["product"] for row in csv.DictReader(fh) if row.get("product")}
@@ -515,7 +517,7 @@ def write_relatives(out: Path, products: Path, catalog: list[str], rows: list[tu
     with (out / RELATIVES_FILE).open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["query", "relatives"])
-        for query, _expected, kind in sorted(rows):
+        for query, _expected, kind, _source in sorted(rows):
             if kind == "distinct":
                 source = stems.get(query.split("__")[0])
                 relatives = by_product.get(product_of[source], []) if source else []

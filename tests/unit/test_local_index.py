@@ -136,7 +136,7 @@ def test_several_query_hashes_give_the_k_nearest_by_best_distance() -> None:
     assert [h.distance for h in index.search(queries, 32, max_distance=5)] == [d for _, d in expected if d <= 5]
 
 
-@pytest.mark.parametrize("radius", [0, 7, 15, 23])
+@pytest.mark.parametrize("radius", [0, 1, 7, 8, 12, 15, 16, 23])  # every remainder shape of radius = 8a + b
 def test_within_finds_exactly_the_hashes_inside_the_radius(radius: int) -> None:
     rng = np.random.default_rng(radius)
     queries = [HashValue.from_hex(h) for h in _random_hexes(rng, 3, 128)]
@@ -148,6 +148,7 @@ def test_within_finds_exactly_the_hashes_inside_the_radius(radius: int) -> None:
     hits = index.within(queries, radius)
 
     assert {h.entity_id: h.distance for h in hits} == {e: d for e, d in best.items() if d <= radius}
+    assert len(hits) == len({h.entity_id for h in hits})  # each once, though found through several substrings
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
 
 

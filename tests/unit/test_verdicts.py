@@ -88,6 +88,15 @@ def test_verdicts(evidence: Evidence | None, passes: bool, distance: int, expect
     assert verdict_of(evidence, passes, distance) is expected
 
 
+def test_views_that_line_up_but_a_finer_look_tells_apart_are_the_same_shot() -> None:
+    """The look-alike check only lowers a duplicate: to `similar`, even where the evidence alone
+    would say `different` (its views passed the tier at a correlation below the similar limit)."""
+    evidence = Evidence(SIMILAR_MIN_SIMILARITY - 0.03, 0.0, 0.0, 2)
+    assert verdict_of(evidence, False, 20) is Verdict.DIFFERENT
+    assert verdict_of(evidence, False, 20, lined_up=True) is Verdict.SIMILAR
+    assert verdict_of(evidence, True, 20, lined_up=True) is Verdict.DUPLICATE
+
+
 def test_the_baseline_scores_by_distance_within_the_same_bands() -> None:
     pipeline = PHash64()
     fp = pipeline.fingerprint(product_image(7))

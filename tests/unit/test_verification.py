@@ -297,10 +297,10 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
     """Evidence whose luma_off says whether it passes the scripted target, and whose alignment
     carries the turn still left (read back by the scripted residual_turn)."""
     alignment = verification.Alignment(
-        rows=(0.0, 1.0), cols=(0.0, 1.0), mirrored=False, query_trimmed=False, candidate_trimmed=False,
-        mine=np.zeros((2, 2)), theirs=np.zeros((2, 2)), my_colour=np.zeros((2, 2, 2)),
-        their_colour=np.zeros((2, 2, 2)), luma_off=np.zeros((2, 2), bool), colour_off=np.zeros((2, 2), bool),
-        angle=left,
+        query_box=verification.WHOLE, mirrored=False, angle=left, candidate_view=0, rows=(0.0, 1.0),
+        cols=(0.0, 1.0), query_trimmed=False, mine=np.zeros((2, 2)), theirs=np.zeros((2, 2)),
+        my_colour=np.zeros((2, 2, 2)), their_colour=np.zeros((2, 2, 2)), luma_off=np.zeros((2, 2), bool),
+        colour_off=np.zeros((2, 2), bool),
     )  # fmt: skip
     return Evidence(sim, 0.0 if passing else 0.5, 0.0, layout, alignment=alignment)
 

@@ -183,14 +183,18 @@ class HttpImageFetcher:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HttpImageFetcher:
+    def from_settings(
+        cls, settings: Settings, *, max_bytes: int | None = None, deadline: float | None = None
+    ) -> HttpImageFetcher:
+        """The settings' fetcher; `max_bytes` and `deadline` replace theirs for larger downloads
+        than an image (an import's catalog), under the same address checks."""
         return cls(
             allow_loopback=settings.loopback_urls_allowed,
             allowed_hosts=settings.allowed_hosts,
-            max_bytes=settings.max_image_bytes,
+            max_bytes=max_bytes or settings.max_image_bytes,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            deadline=settings.fetch_deadline,
+            deadline=deadline or settings.fetch_deadline,
             max_redirects=settings.max_redirects,
         )
 

@@ -30,8 +30,8 @@ The default, `dualphash128-v3`, was chosen by measurement (docs/evaluation.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Protocol
 
@@ -40,10 +40,11 @@ from PIL import Image
 
 from dupcheck.core.edits import border_shares, name_edits
 from dupcheck.core.imaging import decode_image
-from dupcheck.core.models import Edit, Fingerprint, HashRecord, HashValue, Verdict, utc_now
+from dupcheck.core.lookalike import Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
+from dupcheck.core.models import Edit, Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
 from dupcheck.core.verdicts import banded, score, verdict_for, verdict_of
-from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, verify, views_of
+from dupcheck.core.verification import Evidence, Probe, Target, Thresholds, Tier, Views, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,9 @@ class Judgement:
     edits: tuple[Edit, ...] | None = None
 
 
+ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]
+
+
 class HashPipeline(Protocol):
     """One named way from image bytes to records and verdicts.
 
@@ -71,6 +75,7 @@ class HashPipeline(Protocol):
     algo: str
     index_bits: int
     distance_bits: int
+    keeps_thumbnails: bool  # its records come with a thumbnail (Fingerprint.thumbnail) kept beside them
     # Every `hash_algo` whose records this pipeline compares with its queries: its own, and
     # earlier names whose hashes it shares (their features may be in an older stored form).
     reads: frozenset[str]
@@ -85,8 +90,14 @@ class HashPipeline(Protocol):
         """How many index candidates to fetch so that `top` survive verification."""
         ...
 
-    def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
-        """A judgement per (record, index distance), in the same order."""
+    def judge(
+        self,
+        query: Fingerprint,
+        candidates: Sequence[tuple[HashRecord, int]],
+        thumbnails: ThumbnailSource | None = None,
+    ) -> list[Judgement]:
+        """A judgement per (record, index distance), in the same order. `thumbnails` reads the
+        thumbnails of the records a pipeline wants a finer look at (by entity_id)."""
         ...
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
@@ -170,6 +181,7 @@ class PHash64:
     algo = "phash64-v1"
     reads = frozenset({algo})
     index_bits = distance_bits = 64
+    keeps_thumbnails = False
     # JPEG decodes at the smallest DCT scale that keeps >= 256 px: pHash looks at 32x32.
     draft_size = 256
     # docs/evaluation.md: on ../shared/bench, <= 4 keeps distinct pictures out (0%) but already
@@ -187,7 +199,12 @@ class PHash64:
     def candidate_pool(self, top: int) -> int:
         return top
 
-    def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
+    def judge(
+        self,
+        query: Fingerprint,
+        candidates: Sequence[tuple[HashRecord, int]],
+        thumbnails: ThumbnailSource | None = None,
+    ) -> list[Judgement]:
         out = []
         for _, distance in candidates:
             verdict = verdict_for(distance, duplicate_max=self.duplicate_max, similar_max=self.similar_max)
@@ -211,11 +228,13 @@ class AlignedDualPHash:
     """Whole-picture and border-trimmed centre-weighted pHash to find candidates; aligned
     verification (core/verification.py) to decide which are duplicates (see module)."""
 
-    algo = "dualphash128-v3"
+    algo = "dualphash128-v4"
+    compact = "dualphash128-v3"  # the same record, without a thumbnail beside it
     legacy = "dualphash128-v2"  # the same hashes and views, the views stored raw
-    reads = frozenset({algo, legacy})
+    reads = frozenset({algo, compact, legacy})
     index_bits = 128  # the whole-picture and the trimmed hash, concatenated
     distance_bits = 64  # a judged distance is the closer half's
+    keeps_thumbnails = True  # the working copy, for the look-alike check (core/lookalike.py)
     draft_size = 256
     work_size = 160  # every later step sees the same <= 160 px picture, whatever arrived
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
@@ -238,6 +257,11 @@ class AlignedDualPHash:
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.01),
         Thresholds(min_similarity=0.95, max_luma_off=0.08, max_colour_off=0.01, max_layout_off=6, needs_colour=True),
     )
+    # docs/evaluation.md, "Precision at catalog scale": a candidate whose views pass is a
+    # duplicate only if its thumbnail agrees at 64x64 too (core/lookalike.py).
+    lookalike = Limits(
+        min_structure=0.75, max_missing=0.12, max_recoloured=0.015, fair_structure=0.85, fair_missing=0.06
+    )
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         return self._fingerprint(image.copy(), for_query)  # thumbnail() resizes in place: not the caller's
@@ -259,11 +283,13 @@ class AlignedDualPHash:
         whole, cut = centre_weighted(gray), centre_weighted(gray_trimmed)
         cut_bits = dct_hash(cut)
         views = views_of(rgb, box, image)
+        hash_value = _pack(np.concatenate([dct_hash(whole), cut_bits]))
         return Fingerprint(
             algo=self.algo,
-            hash=_pack(np.concatenate([dct_hash(whole), cut_bits])),
+            hash=hash_value,
             query_hashes=self._query_hashes(gray, whole, cut, cut_bits) if for_query else (),
             features={"views": views.encode()},
+            thumbnail=b"" if for_query else thumbnail_bytes(hash_value, image, box),
             probe=Probe(rgb, views, box) if for_query else None,
         )
 
@@ -282,14 +308,29 @@ class AlignedDualPHash:
     def candidate_pool(self, top: int) -> int:
         return max(top, self.screened)
 
-    def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
+    def judge(
+        self,
+        query: Fingerprint,
+        candidates: Sequence[tuple[HashRecord, int]],
+        thumbnails: ThumbnailSource | None = None,
+    ) -> list[Judgement]:
         closest = [self._closest_half(query, record) for record, _ in candidates]
         stored = {
             i: views
             for i, views in enumerate(self._stored_views([record for record, _ in candidates[: self.screened]]))
             if views is not None
         }
-        targets = [self.near if distance <= self.close_distance else self.far for _, distance in candidates]
+        tiers = [self.near if distance <= self.close_distance else self.far for _, distance in candidates]
+        targets: list[Target] = list(tiers)
+        if thumbnails is not None and isinstance(query.probe, Probe):
+            # Records made with a thumbnail beside them pass only if it agrees too (asked by the
+            # turning and the verdict alike, and only of candidates whose views pass).
+            records = [record for record, _ in candidates]
+            check = LookalikeCheck(query.probe, self.lookalike, lambda i: _thumbnail(records[i], thumbnails))
+            targets = [
+                check.target(i, tier) if record.hash_algo == self.algo else tier
+                for i, (tier, record) in enumerate(zip(tiers, records, strict=True))
+            ]
         evidence: dict[int, Evidence] = {}
         if stored and isinstance(query.probe, Probe):
             found = verify(query.probe, list(stored.values()), [targets[i] for i in stored], self.verified)
@@ -297,7 +338,8 @@ class AlignedDualPHash:
         out = []
         for i, distance in enumerate(closest):
             seen = evidence.get(i)
-            verdict = verdict_of(seen, seen is not None and targets[i].passes(seen), distance)
+            lined_up = seen is not None and tiers[i].passes(seen)  # before the look-alike check
+            verdict = verdict_of(seen, seen is not None and targets[i].passes(seen), distance, lined_up)
             edits = None
             if seen is not None and verdict is not Verdict.DIFFERENT:
                 assert isinstance(query.probe, Probe)  # evidence comes from it
@@ -309,15 +351,14 @@ class AlignedDualPHash:
         return out
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
-        if record.hash_algo != self.legacy or (views := Views.from_raw(record.features.get("views", b""))) is None:
-            return None
-        features = {**record.features, "views": views.encode()}
-        return replace(record, hash_algo=self.algo, features=features, updated_at=utc_now())
+        return None  # an older record lacks its thumbnail, which only the image can give
 
     def _stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
         """Each record's views (None where missing or damaged), the compact ones decoded together."""
         found: list[Views | None] = [None] * len(records)
-        compact = [i for i, r in enumerate(records) if r.hash_algo == self.algo and r.features.get("views")]
+        compact = [
+            i for i, r in enumerate(records) if r.hash_algo in (self.algo, self.compact) and r.features.get("views")
+        ]
         for i, views in zip(compact, Views.decode_many([records[i].features["views"] for i in compact]), strict=True):
             found[i] = views
         for i, record in enumerate(records):
@@ -332,6 +373,14 @@ class AlignedDualPHash:
         return min(
             part - mine for q in query.search_hashes for part, mine in zip(stored, q.parts(2), strict=True)
         )
+
+
+def _thumbnail(record: HashRecord, thumbnails: ThumbnailSource) -> Thumbnail | None:
+    """The record's thumbnail, or None when there is none (or one made for another version of the
+    record, left by a write that raced this one's)."""
+    data = thumbnails([record.entity_id]).get(record.entity_id)
+    thumbnail = Thumbnail.decode(data) if data else None
+    return thumbnail if thumbnail is not None and thumbnail.hash == record.hash else None
 
 
 PIPELINES: dict[str, type[HashPipeline]] = {PHash64.algo: PHash64, AlignedDualPHash.algo: AlignedDualPHash}

@@ -64,14 +64,18 @@ class Fingerprint:
 
     `hash` is what the index stores and searches. `query_hashes` are extra hashes searched
     only at query time (for example a mirrored copy); `features` are compact extra signals
-    stored with the record and used to verify candidates (bytes; base64 in JSON). `probe` is
-    query-side state the pipeline keeps for verification (never stored, not part of equality).
+    stored with the record and used to verify candidates (bytes; base64 in JSON). `thumbnail`
+    is a small picture kept beside the record, not in it (a ThumbnailStore), for the final check
+    of the candidates a query would call duplicates; empty for a query or a pipeline without one.
+    `probe` is query-side state the pipeline keeps for verification (never stored, not part of
+    equality).
     """
 
     algo: str
     hash: HashValue
     query_hashes: tuple[HashValue, ...] = ()
     features: Mapping[str, bytes] = field(default_factory=dict)
+    thumbnail: bytes = field(default=b"", repr=False)
     probe: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -93,6 +97,13 @@ def version_of(updated_at: str) -> int | None:
     if moment.tzinfo is None:  # naive timestamps are written by dupcheck as UTC
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def written_after(a: str, b: str) -> bool:
+    """Whether a record stamped `a` was written after one stamped `b` (two `updated_at`s, by
+    version_of; text order when either is unparseable): which of two versions of a record wins."""
+    va, vb = version_of(a), version_of(b)
+    return va > vb if va is not None and vb is not None else a > b
 
 
 def features_to_text(features: Mapping[str, bytes]) -> dict[str, str]:
@@ -156,6 +167,25 @@ class HashRecord:
             updated_at=str(data.get("updated_at") or utc_now()),
             features=features_from_text(data.get("features") or {}),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What registering an image writes: its record (the store, then the index) and its
+    thumbnail (the ThumbnailStore; empty when the pipeline keeps none)."""
+
+    record: HashRecord
+    thumbnail: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PutCounts:
+    """What a conditional write of records did, one count per record given: `written`, or left
+    alone because the store holds the same record (`unchanged`) or a later one (`kept_newer`)."""
+
+    written: int = 0
+    unchanged: int = 0
+    kept_newer: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from dupcheck.core.models import HashRecord, HashValue, IndexHit
+from dupcheck.core.models import HashRecord, HashValue, IndexHit, PutCounts
 
 
 @runtime_checkable
@@ -50,6 +50,18 @@ class RecordStore(Protocol):
 
     def approximate_count(self) -> int:
         """A cheap count for hot paths such as a health check (DynamoDB's is hours old)."""
+        ...
+
+
+@runtime_checkable
+class NewestPuts(Protocol):
+    """A store that keeps the newest version of each record itself, in the write: each record is
+    written unless the store holds the same one or one `written_after` it (SQLite: an UPSERT
+    whose update has a WHERE), so a bulk import need not read every record first."""
+
+    def put_newest(self, records: Sequence[HashRecord], *, overwrite: bool = False) -> PutCounts:
+        """Write `records` in their order, as one at a time would (a later one of the same id meets
+        the earlier one); `overwrite` writes every one. Counts are per record given."""
         ...
 
 
@@ -107,6 +119,30 @@ class DuplicateReports(Protocol):
 
     def latest(self) -> Mapping[str, Any] | None:
         """The newest report as its JSON object, or None when none has been published."""
+        ...
+
+
+@runtime_checkable
+class ThumbnailStore(Protocol):
+    """A small picture of each catalog image, kept beside its record rather than in it: the
+    look-alike check (core/lookalike.py) reads it for the one or two candidates a query would call
+    duplicates, and the record stays compact for the store and the index. Keyed by entity_id;
+    the bytes are the pipeline's own (they name the record hash they were made with)."""
+
+    def put_many(self, thumbnails: Mapping[str, bytes]) -> int:
+        """Store (or replace) each entity's thumbnail; returns how many were written."""
+        ...
+
+    def get_many(self, entity_ids: Sequence[str]) -> dict[str, bytes]:
+        """The thumbnails there are among `entity_ids` (absent ones are left out)."""
+        ...
+
+    def missing(self, entity_ids: Sequence[str]) -> set[str]:
+        """Those of `entity_ids` without a thumbnail (reindex makes them)."""
+        ...
+
+    def delete(self, entity_id: str) -> None:
+        """Remove if present; removing an absent one is not an error."""
         ...
 
 

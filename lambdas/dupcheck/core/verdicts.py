@@ -65,14 +65,17 @@ def is_similar(evidence: Evidence) -> bool:
     return evidence.similarity >= SIMILAR_MIN_SIMILARITY and evidence.layout_off <= SIMILAR_MAX_LAYOUT_OFF
 
 
-def verdict_of(evidence: Evidence | None, passes: bool, distance: int) -> Verdict:
-    """A verified candidate's verdict (`passes`: its evidence passed the pipeline's tier);
-    `distance`: the hash distance (of 64 bits), which decides only where nothing was verified."""
+def verdict_of(evidence: Evidence | None, passes: bool, distance: int, lined_up: bool = False) -> Verdict:
+    """A verified candidate's verdict (`passes`: its evidence passed the pipeline's target;
+    `lined_up`: its views passed the tier, whatever a finer look said after; `distance`: the hash
+    distance, of 64 bits, which decides only where nothing was verified). A candidate whose views
+    pass but which the look-alike check (core/lookalike.py) tells apart is the same shot, not the
+    same picture: `similar`."""
     if evidence is None:
         return Verdict.SIMILAR if distance <= SIMILAR_HASH_DISTANCE else Verdict.DIFFERENT
     if passes:
         return Verdict.DUPLICATE
-    return Verdict.SIMILAR if is_similar(evidence) else Verdict.DIFFERENT
+    return Verdict.SIMILAR if lined_up or is_similar(evidence) else Verdict.DIFFERENT
 
 
 def score(verdict: Verdict, evidence: Evidence | None, distance: int, bits: int) -> float:

@@ -31,6 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -86,6 +87,8 @@ MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 MAX_SATURATION = 2.0
 BRIGHTENINGS = (1.1, 1.2, 1.3, 1.4)  # brightness factors whose clipping a brighter query may show
 VIEWS = 2  # whole picture, border-trimmed picture
+Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
+WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
 _RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
 
 
@@ -196,6 +199,9 @@ def _coarse_sampler() -> np.ndarray:
 class _QueryViews:
     """The query at one rotation: 4 views, (whole, trimmed) x (upright, mirrored)."""
 
+    angle: float  # degrees the query was turned by
+    whole: Box  # where the whole view lies in the (turned) picture: all of it, upright
+    trimmed: Box  # where the trimmed view lies in the (turned) picture
     coarse: np.ndarray  # (4, 8, 8) luma, zero mean and unit norm
     fine: np.ndarray  # (4, 24, 24) luma
     fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
@@ -210,7 +216,7 @@ def _unit(blocks: np.ndarray) -> np.ndarray:
     return centred / np.maximum(norm, 1e-6)
 
 
-def _query_views(views: Views) -> _QueryViews:
+def _query_views(views: Views, angle: float, whole: Box, trimmed: Box) -> _QueryViews:
     identity_coarse = _sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
     identity_fine = _sampler(LUMA_GRID, FINE, 0.0, 1.0)
     identity_chroma = _sampler(CHROMA_GRID, FINE, 0.0, 1.0)
@@ -218,6 +224,9 @@ def _query_views(views: Views) -> _QueryViews:
     chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
     fine = identity_fine @ lumas @ identity_fine.T
     return _QueryViews(
+        angle=angle,
+        whole=whole,
+        trimmed=trimmed,
         coarse=_unit(identity_coarse @ _halve(lumas) @ identity_coarse.T),
         fine=fine,
         fine_unit=_unit(fine),
@@ -235,30 +244,38 @@ def _halve(grids: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Alignment:
-    """Where and how the query lines up with the candidate: what core/edits.py names edits from.
+    """Where and how the query lines up with the candidate: what a finer look starts from
+    (core/lookalike.py) and what core/edits.py names edits from.
 
-    `rows`, `cols`: the (start, width) of the candidate's view that the query's view covers, as
-    shares of that view's height and width (a crop of 10% off the left: cols (0.1, 0.9)), in the
-    candidate's orientation; `mirrored`: the query's view was mirrored to line up; `angle`: the
-    query was turned by this many degrees (counter-clockwise) to line up; `query_trimmed`,
-    `candidate_trimmed`: which views lined up (the border-trimmed ones, or the whole pictures);
-    `mine`, `theirs`: the aligned luma (FINE, FINE) of the query and of the candidate, and
-    `my_colour`, `their_colour` their a*, b* (2, FINE, FINE), before any fit; `luma_off`,
-    `colour_off`: the pixels that still differ after the fits.
+    The query turned by `angle` degrees, counter-clockwise (`Probe.turned`), its view
+    `query_box` (the whole picture or the trimmed one: top, bottom, left, right as shares of the
+    turned picture's sides), mirrored or not, against a window of one of the candidate's views
+    (`candidate_view`: 0 the whole picture, 1 the border-trimmed one; `rows`, `cols`: the
+    window's start and width as shares of that view's height and width, in the candidate's
+    orientation: a crop of 10% off the left is cols (0.1, 0.9)). `query_trimmed`: the query's
+    trimmed view lined up. `mine`, `theirs`: the aligned luma (FINE, FINE) of the query and of
+    the candidate, and `my_colour`, `their_colour` their a*, b* (2, FINE, FINE), before any fit;
+    `luma_off`, `colour_off`: the pixels that still differ after the fits. (The arrays are left
+    out of comparisons and hashing: an alignment is a key of the look-alike check's cache.)
     """
 
+    query_box: Box
+    mirrored: bool
+    angle: float
+    candidate_view: int
     rows: tuple[float, float]
     cols: tuple[float, float]
-    mirrored: bool
     query_trimmed: bool
-    candidate_trimmed: bool
-    mine: np.ndarray = field(repr=False)
-    theirs: np.ndarray = field(repr=False)
-    my_colour: np.ndarray = field(repr=False)
-    their_colour: np.ndarray = field(repr=False)
-    luma_off: np.ndarray = field(repr=False)
-    colour_off: np.ndarray = field(repr=False)
-    angle: float = 0.0
+    mine: np.ndarray = field(repr=False, compare=False)
+    theirs: np.ndarray = field(repr=False, compare=False)
+    my_colour: np.ndarray = field(repr=False, compare=False)
+    their_colour: np.ndarray = field(repr=False, compare=False)
+    luma_off: np.ndarray = field(repr=False, compare=False)
+    colour_off: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def candidate_trimmed(self) -> bool:
+        return bool(self.candidate_view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +324,15 @@ class Thresholds:
         )
 
 
+class Target(Protocol):
+    """What a candidate must pass: a Tier, or a Tier and a further check (core/lookalike.py)."""
+
+    def passes(self, evidence: Evidence) -> bool: ...
+
+    @property
+    def max_colour_off(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     """Evidence passes a tier when it meets any of its thresholds."""
@@ -326,8 +352,8 @@ class Tier:
 
 @dataclass(slots=True)
 class Probe:
-    """Query-side state: the working copy, and its views at each rotation tried (upright first);
-    `box`, the working copy's `trim_box`, when the fingerprint computed it."""
+    """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
+    caller has them), and its views at each rotation tried (upright first)."""
 
     rgb: np.ndarray
     upright: Views | None = None
@@ -340,17 +366,43 @@ class Probe:
             if angle:
                 # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
                 # filled with the border colour so the turned corners trim away like a border.
-                if self._to_turn is None:
-                    image = Image.fromarray(self.rgb)
-                    image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
-                    self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
-                image, fill = self._to_turn
-                turned = image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
-                views = views_of(np.asarray(turned.crop(_unturned_box(turned.size, angle))))
+                image, fill = self._turning()
+                turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+                # Only the box the picture held before an `expand` turn (see _unturned_box): the
+                # "whole" view of a turned query.
+                left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
+                inner = turned[top:bottom, left:right]
+                whole = _relative((top, bottom, left, right), turned.shape)
+                cut = trim_box(inner)
+                box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
+                views = views_of(inner, cut)
             else:
-                views = self.upright if self.upright is not None else views_of(self.rgb)
-            self._by_angle[angle] = _query_views(views)
+                turned, whole = self.rgb, WHOLE
+                box = self.box if self.box is not None else trim_box(self.rgb)
+                views = self.upright if self.upright is not None else views_of(self.rgb, box)
+            self._by_angle[angle] = _query_views(views, angle, whole, _relative(box, turned.shape))
         return self._by_angle[angle]
+
+    def turned(self, angle: float) -> np.ndarray:
+        """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
+        look at more detail than the views hold (core/lookalike.py)."""
+        if not angle:
+            return self.rgb
+        _, fill = self._turning()
+        return np.asarray(Image.fromarray(self.rgb).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+
+    def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
+        if self._to_turn is None:
+            image = Image.fromarray(self.rgb)
+            image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
+            self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
+        return self._to_turn
+
+
+def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
+    """A (top, bottom, left, right) pixel box as shares of a picture's sides."""
+    height, width = shape[:2]
+    return (box[0] / height, box[1] / height, box[2] / width, box[3] / width)
 
 
 def _unturned_box(size: tuple[int, int], angle: float) -> tuple[int, int, int, int]:
@@ -450,10 +502,9 @@ def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
 
 
 def _judge_aligned(
-    query: _QueryViews, candidates: list[Views], scores: np.ndarray, angle: float = 0.0
+    query: _QueryViews, candidates: list[Views], scores: np.ndarray
 ) -> list[Evidence]:
-    """Refine each candidate's best coarse window at FINE, then measure what differs there
-    (`angle`: how far the query was turned, which the alignment reports)."""
+    """Refine each candidate's best coarse window at FINE, then measure what differs there."""
     windows = _windows()
     best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
     cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
@@ -535,11 +586,12 @@ def _judge_aligned(
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
     alignments = [
         Alignment(
-            rows=y_windows[i], cols=x_windows[i], mirrored=bool(views[i] >= 2), query_trimmed=bool(views[i] % 2),
-            candidate_trimmed=bool(cviews[i]), mine=mine[i], theirs=theirs[i], my_colour=my_colour[i],
-            their_colour=their_colour[i], luma_off=luma_differs[i], colour_off=colour_differs[i], angle=angle,
-        )
-        for i in range(len(candidates))
+            query_box=query.trimmed if v % 2 else query.whole, mirrored=bool(v >= 2), angle=query.angle,
+            candidate_view=int(cv), rows=y, cols=x, query_trimmed=bool(v % 2), mine=mine[i], theirs=theirs[i],
+            my_colour=my_colour[i], their_colour=their_colour[i], luma_off=luma_differs[i],
+            colour_off=colour_differs[i],
+        )  # fmt: skip
+        for i, (v, cv, y, x) in enumerate(zip(views, cviews, y_windows, x_windows, strict=True))
     ]
     # A grayscale query says nothing of a coloured candidate's colour (a black hoodie is not its
     # red twin); against a candidate without colour either, the colours were compared: both none.
@@ -586,7 +638,7 @@ def _layout(lumas: np.ndarray) -> np.ndarray:
 
 
 def verify(
-    probe: Probe, candidates: Sequence[Views], targets: Sequence[Tier], judged: int | None = None
+    probe: Probe, candidates: Sequence[Views], targets: Sequence[Target], judged: int | None = None
 ) -> list[Evidence | None]:
     """Evidence for the `judged` candidates most alike at the coarse alignment (all by default),
     each at its best alignment with the query; None for the others. Screening by the coarse
@@ -617,7 +669,7 @@ def verify(
     return [found.get(i) for i in range(len(candidates))]
 
 
-def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upright: Evidence) -> Evidence:
+def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Target, upright: Evidence) -> Evidence:
     """The best evidence with the query turned: each turn by the angle the last alignment says is
     left (`residual_turn`), at most ROTATION_STEPS of them; the first evidence that passes the
     target is the answer. When the first turn makes the pair less alike than upright, the
@@ -627,7 +679,7 @@ def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upri
 
     def judged(angle: float) -> Evidence:
         turned = probe.at(angle)
-        return _judge_aligned(turned, [candidate], _coarse_scores(luma, turned), angle=angle)[0]
+        return _judge_aligned(turned, [candidate], _coarse_scores(luma, turned))[0]
 
     def lines_up(found: Evidence) -> bool:
         return (

@@ -3,13 +3,14 @@
     catalog reader -> store check (get_many, batches) -> download threads -> hash processes
     (main thread)     skip unchanged rows, no download    (per-host limit,    (hash_workers.py: the
                                                           retries, backoff)   pipeline once each)
-                                                                   \\-> writer thread: put_many
+                                                     \\-> writer thread: thumbnails, then put_many
 
 Every queue is bounded, so memory stays flat however long the catalog is. Resume and
 idempotency are one mechanism: before downloading a row, the target store itself is asked (in
 batches) whether it already holds that entity_id with the same image_url and the current
-pipeline's hash_algo. If so the row is unchanged and skipped without a download; if the URL (or
-the pipeline) changed, it is fetched and re-hashed. There is no checkpoint file to lose:
+pipeline's hash_algo (and the thumbnail store, whether it holds its thumbnail). If so the row is
+unchanged and skipped without a download; if the URL (or the pipeline) changed, or the
+thumbnail is missing, it is fetched and re-hashed. There is no checkpoint file to lose:
 whatever reached the store before a crash, kill -9 or network loss is done, and only rows in
 flight at that moment are fetched again. Every failure is one line in the failures file.
 """
@@ -34,10 +35,10 @@ from urllib.parse import urlsplit
 
 from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.models import HashRecord, utc_now
-from dupcheck.core.ports import ImageFetcher, RecordStore
+from dupcheck.core.models import Entry, HashRecord, utc_now
+from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.settings import Settings
-from dupcheck_tools.backfill.failures import FailureLog
+from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.hash_workers import Outcome, hash_in_worker, hash_row, init_worker, ready
@@ -46,12 +47,19 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
+# Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
+# rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
+RowListener = Callable[[str, CatalogRow, HashRecord], None]
+
 
 @dataclass
 class BackfillOptions:
     workers: int = 32  # concurrent downloads
     hash_workers: int = 0  # hashing processes; 0 = one per CPU; -1 = hash in the download threads
     per_host: int = 16  # concurrent downloads from any one host
+    # Added to the hashing processes' nice value: above 0 they yield the CPU to the rest of the machine
+    # (an import job inside the server: its requests come first). Ignored where os.nice is missing.
+    hash_niceness: int = 0
     retries: int = 3  # extra attempts on 429/5xx, connection errors and timeouts
     backoff: float = 0.5  # seconds before the first retry; doubles, with jitter
     batch_size: int = 100  # store look-ups and writes per call
@@ -110,12 +118,14 @@ class Backfill:
         self,
         settings: Settings,
         store: RecordStore,
-        failures: FailureLog,
+        failures: FailureSink,
         *,
         fetcher: ImageFetcher | None = None,
         options: BackfillOptions | None = None,
         algo: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        thumbnails: ThumbnailStore | None = None,
+        on_row: RowListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -128,7 +138,13 @@ class Backfill:
 
             fetcher = build_fetcher(settings)
         self.fetcher = fetcher
+        if thumbnails is None and not self.options.dry_run:
+            from dupcheck.bootstrap import build_thumbnails
+
+            thumbnails = build_thumbnails(settings)
+        self.thumbnails = thumbnails
         self._sleep = sleep
+        self._on_row = on_row
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -153,6 +169,16 @@ class Backfill:
     def _sample(self, now: float) -> None:
         s = self.summary
         s.timeline.append((round(now - self._started, 3), s.done + s.updated + s.skipped + s.failed))
+
+    def _stored(self, kind: str, row: CatalogRow, record: HashRecord) -> None:
+        self._advance(kind)
+        if self._on_row is not None:
+            self._on_row(kind, row, record)
+
+    def stop(self) -> None:
+        """End the run early, as Ctrl-C does: no new row is started; rows in flight finish and
+        are written (a cancelled import job)."""
+        self._stop.set()
 
     def _fail(self, row: CatalogRow, code: str, message: str) -> None:
         self.failures.add(row, code, message)
@@ -224,7 +250,7 @@ class Backfill:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.algo, self.settings.max_image_pixels),
+            initargs=(self.algo, self.settings.max_image_pixels, self.options.hash_niceness),
         )
         # The pool starts a process per job until it has `workers`: start them all now, so they
         # import while the first downloads are on their way, not one after the other later.
@@ -255,21 +281,35 @@ class Backfill:
             existing = (
                 {} if self.options.force or not valid else self.store.get_many([r.entity_id for r in valid])
             )
+            done = {
+                row.entity_id: record for row in valid
+                if (record := existing.get(row.entity_id)) is not None
+                and record.image_url == row.image_url and record.hash_algo == self.algo
+            }  # fmt: skip
+            # A record without the thumbnail its pipeline keeps is not done: it is hashed again.
+            for entity_id in self._without_thumbnail(list(done)):
+                del done[entity_id]
             for row in valid:
-                record = existing.get(row.entity_id)
-                if record is not None and record.image_url == row.image_url and record.hash_algo == self.algo:
+                if self._stop.is_set():
+                    return  # stopped: rows not started stay out of the store, for a later run
+                record = done.get(row.entity_id)
+                if record is not None:
                     if record.sku == row.sku:
-                        self._advance("skipped")
+                        self._stored("skipped", row, record)
                     elif self.options.dry_run:
                         self._advance("would_fetch")
                     else:  # same image, new sku: no download needed
-                        writes.put(
-                            ("updated", row, dataclasses.replace(record, sku=row.sku, updated_at=utc_now()))
-                        )
+                        record = dataclasses.replace(record, sku=row.sku, updated_at=utc_now())
+                        writes.put(("updated", row, Entry(record)))  # its thumbnail stays as it is
                 elif self.options.dry_run:
                     self._advance("would_fetch")
                 else:
                     work.put(row)  # blocks when downloads are behind: back-pressure on the reader
+
+    def _without_thumbnail(self, entity_ids: list[str]) -> set[str]:
+        if not entity_ids or self.thumbnails is None or not self._pipeline.keeps_thumbnails:
+            return set()
+        return self.thumbnails.missing(entity_ids)
 
     # -- stage 2 and 3: download, then hash (download threads) -----------------------------------
 
@@ -377,16 +417,20 @@ class Backfill:
             if stop:
                 return
 
-    def _flush(self, batch: list[tuple[str, CatalogRow, HashRecord]]) -> None:
+    def _flush(self, batch: list[tuple[str, CatalogRow, Entry]]) -> None:
         try:
-            self.store.put_many(record for _, _, record in batch)
+            # Thumbnails before their records (DupcheckService.save says why).
+            thumbnails = {entry.record.entity_id: entry.thumbnail for _, _, entry in batch if entry.thumbnail}
+            if thumbnails and self.thumbnails is not None:
+                self.thumbnails.put_many(thumbnails)
+            self.store.put_many(entry.record for _, _, entry in batch)
         except Exception as exc:  # noqa: BLE001 - StoreUnavailable and friends: these rows failed
             message = exc.message if isinstance(exc, DupcheckError) else f"{type(exc).__name__}: {exc}"
             for _, row, _ in batch:
                 self._fail(row, getattr(exc, "code", "store_unavailable"), message)
             return
-        for kind, _, _ in batch:
-            self._advance(kind)
+        for kind, row, entry in batch:
+            self._stored(kind, row, entry.record)
 
 
 def _drain(q: queue.Queue[Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from dupcheck_tools.cli.common import print_json, usage_error
 from dupcheck_tools.evaluation import UsageError, run_evaluation
+from dupcheck_tools.evaluation.all_pairs import all_pairs_evaluation
 from dupcheck_tools.exit_codes import ExitCode
 
 
@@ -21,8 +22,8 @@ def register(commands: Any) -> None:
         "report.json, report.md and plots to --out. The last stdout line is the summary as JSON.",
     )
     parser.add_argument("--catalog", type=Path, required=True, help="folder of catalog images (entity_id = stem)")
-    parser.add_argument("--queries", type=Path, required=True, help="folder holding the query files named in --truth")
-    parser.add_argument("--truth", type=Path, required=True, help="CSV query,expected,kind")
+    parser.add_argument("--queries", type=Path, help="folder holding the query files named in --truth")
+    parser.add_argument("--truth", type=Path, help="CSV query,expected,kind[,source]")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and plots")
     parser.add_argument("--algo", default=None, help="hash pipeline (default: the service's default)")
     parser.add_argument("--top", type=int, default=5, help="matches per query (default 5)")
@@ -36,10 +37,21 @@ def register(commands: Any) -> None:
         help="CSV query,relatives: catalog ids of the same product as a held-out picture (default: relatives.csv "
         "beside --truth, if there)",
     )  # fmt: skip
+    parser.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="precision at catalog scale instead: query every catalog picture against the catalog and count "
+        "the other items called duplicate (with --queries and --truth, the catalog grows with every query file)",
+    )
+    parser.add_argument("--same", type=Path, help="with --all-pairs: CSV a,b of items known to be the same picture")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.all_pairs:
+        return run_all_pairs(args)
+    if args.queries is None or args.truth is None or args.same is not None:
+        return usage_error("--queries and --truth are required (--same only with --all-pairs)", code="invalid_request")
     try:
         summary = run_evaluation(
             args.catalog, args.queries, args.truth, args.out, algo=args.algo, top=args.top,
@@ -53,5 +65,20 @@ def run(args: argparse.Namespace) -> int:
     if summary["expected_not_in_catalog"]:
         print(f"warning: expected ids not in the catalog: {summary['expected_not_in_catalog']}", file=sys.stderr)
     print(f"wrote {args.out / 'report.json'}, report.md, distances.png, threshold.png")
+    print_json(summary, indent=None)
+    return ExitCode.OK
+
+
+def run_all_pairs(args: argparse.Namespace) -> int:
+    if (args.queries is None) != (args.truth is None):
+        return usage_error("--all-pairs grows the catalog with --queries and --truth together", code="invalid_request")
+    try:
+        summary = all_pairs_evaluation(args.catalog, args.out, queries=args.queries, truth=args.truth,
+                                       same=args.same, algo=args.algo)  # fmt: skip
+    except UsageError as exc:
+        return usage_error(str(exc), code="invalid_request")
+    for entry in summary["failed_files"]:
+        print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
+    print(f"wrote {args.out / 'all_pairs.json'}, all_pairs.md")
     print_json(summary, indent=None)
     return ExitCode.OK

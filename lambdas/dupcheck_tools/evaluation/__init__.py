@@ -40,6 +40,7 @@ from dupcheck_tools.evaluation.report import write_reports
 
 TRUTH_COLUMNS = ("query", "expected", "kind")
 EDITS_FILE, RELATIVES_FILE = "edits.jsonl", "relatives.csv"  # beside the truth file, when the benchmark has them
+SOURCE_COLUMN = "source"  # optional: the picture a query was made from (all-pairs groups by it)
 
 
 class UsageError(Exception):
@@ -53,7 +54,8 @@ def read_truth(path: Path) -> list[dict[str, str]]:
             missing = [c for c in TRUTH_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise UsageError(f"{path}: truth CSV lacks column(s) {', '.join(missing)}")
-            rows = [{c: (row.get(c) or "").strip() for c in TRUTH_COLUMNS} for row in reader]
+            columns = TRUTH_COLUMNS + ((SOURCE_COLUMN,) if SOURCE_COLUMN in (reader.fieldnames or []) else ())
+            rows = [{c: (row.get(c) or "").strip() for c in columns} for row in reader]
     except OSError as exc:
         raise UsageError(f"cannot read truth file: {exc}") from exc
     rows = [r for r in rows if r["query"]]
@@ -91,10 +93,18 @@ def list_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def _progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
+def progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+def close_service(service: Any) -> None:
+    """Close what an evaluation's throw-away service opened: its fetcher's pool, its store."""
+    for part in (service.fetcher, service.store):
+        close = getattr(part, "close", None)
+        if callable(close):
+            close()
 
 
 def evaluate(
@@ -111,7 +121,7 @@ def evaluate(
         catalog_failed: list[dict[str, str]] = []
         indexed: set[str] = set()
         started = time.perf_counter()
-        for path in _progress(list_files(catalog), "index"):
+        for path in progress(list_files(catalog), "index"):
             if path.stem in indexed:
                 catalog_failed.append({"file": path.name, "error": f"entity_id {path.stem!r} already indexed"})
                 continue
@@ -127,7 +137,7 @@ def evaluate(
         rows: list[dict[str, Any]] = []
         query_failed: list[dict[str, str]] = []
         started = time.perf_counter()
-        for item in _progress(list(truth), "query"):
+        for item in progress(list(truth), "query"):
             row: dict[str, Any] = {
                 "query": item["query"], "expected": item["expected"], "kind": item["kind"],
                 "is_duplicate": False, "top": [], "error": None,
@@ -151,10 +161,7 @@ def evaluate(
             rows.append(row)
         query_seconds = time.perf_counter() - started
     finally:
-        for part in (service.fetcher, service.store):
-            close = getattr(part, "close", None)
-            if callable(close):
-                close()
+        close_service(service)
 
     expected_missing = sorted({r["expected"] for r in rows if r["expected"] and r["expected"] not in indexed})
     facts = {
