@@ -86,6 +86,11 @@ LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 MAX_SATURATION = 2.0
 BRIGHTENINGS = (1.1, 1.2, 1.3, 1.4)  # brightness factors whose clipping a brighter query may show
+# ...tried only where the colour can matter: a candidate less alike than this passes no tier (the
+# pipelines' least correlation, AlignedDualPHash.near) and is not `similar` (core/verdicts.py), so
+# its colour changes no verdict, score or edit. (Trying every judged candidate tripled the cost
+# of verifying a copy.)
+BRIGHTENING_MIN_SIMILARITY = 0.8
 VIEWS = 2  # whole picture, border-trimmed picture
 Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
 WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
@@ -572,7 +577,8 @@ def _judge_aligned(
     # the candidate's colours brightened by each of BRIGHTENINGS (and clipped), and the closest
     # counts when it is closer than the plain fit.
     brighter = (my_mean > their_mean).reshape(-1) & ~query.grey[views]
-    for k in np.flatnonzero(brighter & ((colour_off > 0) | (colour_missing > 0))):
+    tried = brighter & ((colour_off > 0) | (colour_missing > 0)) & (similarity >= BRIGHTENING_MIN_SIMILARITY)
+    for k in np.flatnonzero(tried):
         closest = (colour_off[k] + colour_missing[k], colour_differs[k], colour_missing[k], colour_off[k])
         for factor in BRIGHTENINGS:
             clipped = brightened_ab(theirs[k], their_colour[k], factor)
