@@ -91,8 +91,10 @@ def write_report(service: DupcheckService, images: dict[str, bytes], path: Path)
         for match in service.find_similar_bytes(data, top=5).matches:
             if match.verdict is Verdict.DUPLICATE and match.entity_id != entity_id:
                 a, b = sorted((entity_id, match.entity_id))
-                pairs.setdefault((a, b), {"a": a, "b": b, "verdict": match.verdict.value,
-                                          "match_percent": match.match_percent, "edit": None})  # fmt: skip
+                pair = pairs.setdefault((a, b), {"a": a, "b": b, "verdict": match.verdict.value,
+                                                 "match_percent": match.match_percent, "edit": None})  # fmt: skip
+                if entity_id == b:  # `edit`: what turns a into b, as b's check against a names it
+                    pair["edit"] = match.edit_summary
     group_of: dict[str, set[str]] = {}
     for a, b in pairs:  # join the groups of both ends
         group = group_of.get(a, {a}) | group_of.get(b, {b})
