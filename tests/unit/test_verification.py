@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.core import verification, views_codec
 from dupcheck.core.hashing import AlignedDualPHash
-from dupcheck.core.pixels import brightened_ab, cielab_ab, luma
+from dupcheck.core.pixels import bright_srgb, brightened_ab, cielab_ab, luma
 from dupcheck.core.verification import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import raw_views
@@ -239,15 +239,15 @@ def test_a_brightened_copy_whose_saturated_colours_clip_keeps_its_colour(
 
 
 def test_the_colour_a_brightness_edit_gives_a_pixel() -> None:
-    """brightened_ab: a saturated red brightened 1.3 clips in red and turns towards orange-yellow;
+    """bright_srgb then brightened_ab: a saturated red brightened 1.3 clips in red and turns towards orange-yellow;
     a dark grey stays grey."""
     red = np.array([[[200, 40, 40]]], dtype=np.uint8)
     brighter = np.clip(red.astype(float) * 1.3, 0, 255).astype(np.uint8)
     a, b = cielab_ab(red)
     want = np.stack(cielab_ab(brighter))[:, 0, 0]
-    got = brightened_ab(luma(red.astype(float))[0, 0], np.array([a[0, 0], b[0, 0]]), 1.3)
+    got = brightened_ab(bright_srgb(luma(red.astype(float))[0, 0], np.array([a[0, 0], b[0, 0]])), 1.3)
     assert np.allclose(got, want, atol=6.0)
-    grey = brightened_ab(np.float64(60.0), np.zeros(2), 1.3)
+    grey = brightened_ab(bright_srgb(np.float64(60.0), np.zeros(2)), 1.3)
     assert np.abs(grey).max() < 1.0
 
 

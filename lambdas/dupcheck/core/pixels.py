@@ -171,18 +171,23 @@ def cielab_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 
 
-def brightened_ab(luma: np.ndarray, a_b: np.ndarray, factor: float) -> np.ndarray:
-    """(2, ...) a*, b* of pixels of luma `luma` (0-255) and colour `a_b` (2, ...) once their 8-bit
-    sRGB channels are multiplied by `factor` and clipped at 255, as a brightness edit does: the
-    saturated channel of a bright colour clips first, which turns its hue. Each pixel is rebuilt
-    from its luma (as the lightness of a grey of that luma: close enough for the hue a clip
-    turns) and its colour."""
+def bright_srgb(luma: np.ndarray, a_b: np.ndarray) -> np.ndarray:
+    """(..., 3) sRGB levels (0-255, unrounded) of pixels of luma `luma` (0-255) and colour `a_b`
+    (2, ...), each rebuilt from its luma (as the lightness of a grey of that luma: close enough
+    for the hue a clip turns) and its colour: what `brightened_ab` brightens."""
     encoded = np.clip(luma, 0, 255) / 255.0
     lightness = np.where(encoded > 0.04045, ((encoded + 0.055) / 1.055) ** 2.4, encoded / 12.92)
     fy = np.where(lightness > 216 / 24389, np.cbrt(lightness), lightness * (24389 / 27 / 116) + 16 / 116)
     f = np.stack([fy + a_b[0] / 500.0, fy, fy - a_b[1] / 200.0], axis=-1)
     xyz = np.where(f > 6 / 29, f**3, (f - 16 / 116) * (27 * 116 / 24389)) * _WHITE
     linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
-    srgb = np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, linear * 12.92) * 255.0
+    return np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, linear * 12.92) * 255.0
+
+
+def brightened_ab(srgb: np.ndarray, factor: float) -> np.ndarray:
+    """(2, ...) a*, b* of `bright_srgb` pixels once their 8-bit sRGB channels are multiplied by
+    `factor` and clipped at 255, as a brightness edit does: the saturated channel of a bright
+    colour clips first, which turns its hue. Split from `bright_srgb` so the factors a query
+    tries share one rebuild (most of the cost)."""
     a, b = cielab_ab(np.clip(np.round(srgb * factor), 0, 255).astype(np.uint8))
     return np.stack([a, b])
