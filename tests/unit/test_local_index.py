@@ -151,6 +151,92 @@ def test_within_finds_exactly_the_hashes_inside_the_radius(radius: int) -> None:
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
 
 
+def _halves(a: bytes, b: bytes) -> tuple[int, int]:
+    half = len(a) // 2
+    return HashValue(a[:half]) - HashValue(b[:half]), HashValue(a[half:]) - HashValue(b[half:])
+
+
+@pytest.mark.parametrize("radius", [3, 7, 11])
+def test_within_by_the_closer_half_finds_exactly_the_hashes_with_a_half_inside_the_radius(radius: int) -> None:
+    rng = np.random.default_rng(100 + radius)
+    queries = [HashValue.from_hex(h) for h in _random_hexes(rng, 2, 128)]
+    # Near one half only: the other half random, so the whole distance is far outside the radius.
+    near = [
+        _flipped(queries[i % 2].data[:8], i % 14, rng) + rng.bytes(8).hex()
+        if i % 4
+        else rng.bytes(8).hex() + _flipped(queries[i % 2].data[8:], i % 14, rng)
+        for i in range(120)
+    ]
+    hexes = _random_hexes(rng, 4000, 128) + near
+    index = LocalHashIndex(128)
+    index.upsert_many(_record(f"e{i}", h) for i, h in enumerate(hexes))
+    closer = {f"e{i}": min(min(_halves(q.data, bytes.fromhex(h))) for q in queries) for i, h in enumerate(hexes)}
+    whole = {f"e{i}": min(q - HashValue.from_hex(h) for q in queries) for i, h in enumerate(hexes)}
+
+    hits = index.within(queries, radius, parts=2)
+
+    assert {h.entity_id for h in hits} == {e for e, d in closer.items() if d <= radius}
+    assert all(h.distance == whole[h.entity_id] for h in hits)  # reported over the whole hash
+    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+
+def _brute_pairs(codes: np.ndarray, queries: np.ndarray, radius: int) -> dict[tuple[int, int], int]:
+    """(query row, code row) -> whole distance, for pairs with a half within the radius."""
+    xor = queries[:, None, :] ^ codes[None, :, :]
+    halves = np.stack([np.bitwise_count(xor[..., :8]).sum(-1), np.bitwise_count(xor[..., 8:]).sum(-1)], -1)
+    rows, cols = np.nonzero(halves.min(-1) <= radius)
+    whole = np.bitwise_count(xor).sum(-1)
+    return {(int(r), int(c)): int(whole[r, c]) for r, c in zip(rows, cols, strict=True)}
+
+
+def test_pairs_within_is_within_for_every_query_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dupcheck.adapters import local_index
+
+    rng = np.random.default_rng(5)
+    # A clustered catalog: groups of near-identical codes (and exact repeats: the same picture
+    # uploaded many times), among random ones.
+    centres = rng.integers(0, 256, (20, 16), dtype=np.uint8)
+    members = []
+    for i in range(600):
+        code = centres[i % 20].copy()
+        for bit in rng.choice(128, size=int(rng.integers(0, 10)), replace=False):
+            code[bit // 8] ^= 1 << (bit % 8)
+        members.append(code)
+    random_codes = rng.integers(0, 256, (2000, 16), dtype=np.uint8)
+    codes = np.concatenate([random_codes, np.stack(members), np.repeat(centres[:1], 50, 0)])
+    queries = np.concatenate([codes[::7], rng.integers(0, 256, (50, 16), dtype=np.uint8)])
+    index = LocalHashIndex(128)
+    index.load_codes(np.arange(len(codes)) * 10, codes)  # keys need not be positions
+    # Small chunks: the splitting and merging of candidates is what is under test.
+    monkeypatch.setattr(local_index, "PAIRS_PER_CHUNK", 700)
+
+    found: dict[tuple[int, int], int] = {}
+    for rows, keys, distances in index.pairs_within(queries, 7, parts=2):
+        for row, key, distance in zip(rows.tolist(), keys.tolist(), distances.tolist(), strict=True):
+            assert (row, key // 10) not in found  # each pair once
+            found[(row, key // 10)] = distance
+
+    assert found == _brute_pairs(codes, queries, 7)
+
+    capped: dict[int, list[tuple[int, int]]] = {}
+    for rows, keys, distances in index.pairs_within(queries, 7, parts=2, nearest=3):
+        for row, key, distance in zip(rows.tolist(), keys.tolist(), distances.tolist(), strict=True):
+            capped.setdefault(row, []).append((distance, key // 10))
+    expected: dict[int, list[tuple[int, int]]] = {}
+    for (row, col), distance in sorted(found.items(), key=lambda item: (item[0][0], item[1], item[0][1])):
+        expected.setdefault(row, []).append((distance, col))
+    assert capped == {row: pairs[:3] for row, pairs in expected.items()}  # the nearest, ties by position
+
+
+def test_pairs_within_refuses_queries_of_another_width() -> None:
+    index = LocalHashIndex(128)
+    index.load_codes(np.arange(1), np.zeros((1, 16), dtype=np.uint8))
+    with pytest.raises(ValueError, match="queries"):
+        next(index.pairs_within(np.zeros((1, 8), dtype=np.uint8), 3))
+    with pytest.raises(ValueError, match="parts"):
+        next(index.pairs_within(np.zeros((1, 16), dtype=np.uint8), 3, parts=3))
+
+
 def test_within_follows_writes() -> None:
     index = LocalHashIndex(128)
     base = "00" * 16

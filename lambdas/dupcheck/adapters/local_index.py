@@ -12,12 +12,15 @@ Two searches, both exact:
   thread) over the packed codes, per query hash, merged by best distance. The k nearest of a
   catalog of unrelated pictures sit at 35-45 bits of 128, where no sublinear structure beats a
   scan (docs/benchmarks.md, "index");
-* `within`, every hash within a small radius (near duplicates, the catalog-wide self-join):
+* `within`, every hash within a small radius (near duplicates), and `pairs_within`, the same
+  for many query hashes at once (the catalog-wide self-join of the duplicate report):
   multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit
   substrings with one table each; a code within distance r of the query agrees with it to
   within r // 8 bits on at least one of the 8 substrings (pigeonhole), so probing each table at
   the values that close finds every such code, and only those candidates are compared. The
-  tables (4 bytes per record per substring) are built on first use and dropped by any write.
+  distance can be a part's (`parts=2`: the closer of two halves, the default pipeline's judged
+  distance): the pigeonhole then runs over that part's substrings. The tables (4 bytes per
+  record per substring) are built on first use and dropped by any write.
 """
 
 from __future__ import annotations
@@ -118,11 +121,17 @@ class LocalHashIndex:
         for key, hex_hash in rows:
             keys.append(key)
             hexes.append(hex_hash)
-        codes = self._pack(hexes)
+        return self.load_codes(np.asarray(keys, dtype=np.int64), self._pack(hexes), version)
+
+    def load_codes(self, keys: np.ndarray, codes: np.ndarray, version: int | None = None) -> int:
+        """Bulk load keys (int64) and their packed hashes ((n, bits / 8) uint8); replaces the
+        contents. For a tool that holds its records by position: the keys can be positions."""
+        if codes.shape != (len(keys), self._width):
+            raise ValueError(f"every hash must have {self.bits} bits")
         with self._lock:
             self._size = 0
             self._names.clear()
-            self._add(np.asarray(keys, dtype=np.int64), codes)
+            self._add(np.asarray(keys, dtype=np.int64), np.asarray(codes, dtype=np.uint8))
             self.source_version = version
             self._ready = True
         return len(keys)
@@ -168,30 +177,46 @@ class LocalHashIndex:
 
     # -- radius search ------------------------------------------------------------------------
 
-    def within(self, hashes: Sequence[HashValue], radius: int) -> list[IndexHit]:
+    def within(self, hashes: Sequence[HashValue], radius: int, parts: int = 1) -> list[IndexHit]:
         """Every hash within `radius` bits of any of `hashes` (each at its best distance),
-        nearest first: exact, through the substring tables (built on first use)."""
-        substrings = self.bits // SUBSTRING_BITS
-        flips = radius // substrings
-        if not 0 <= flips <= MAX_FLIPS:
-            raise ValueError(f"radius must be between 0 and {(MAX_FLIPS + 1) * substrings - 1}, not {radius}")
+        nearest first: exact, through the substring tables (built on first use). With `parts`
+        > 1, every hash with some part within `radius` of the same part of a query hash (of
+        `parts` equal parts: the default pipeline's judged distance is its closer half); the
+        distance reported is still the whole hash's, as `search` reports it."""
         queries = self._queries(hashes)
         if not len(queries):
             return []
         with self._lock:
-            size = self._size
-            if size == 0:
+            tables, keys = self._tables_for(radius, parts)
+            if tables is None:
                 return []
-            if self._tables is None:
-                self._tables = _RadiusTables(self._codes[:size])
-            candidates = self._tables.candidates(queries, flips)
-            distances = _distances(self._codes[candidates], queries).min(axis=1)
-            inside = distances <= radius
-            candidates, distances = candidates[inside], distances[inside]
-            order = np.lexsort((candidates, distances))
-            keys = self._keys[candidates[order]].tolist()
-            found = distances[order].tolist()
-        return self._hits(keys, found, None)
+            found = list(tables.pairs(queries, radius, parts))
+            positions, distances = _nearest_first(
+                np.concatenate([positions for _, positions, _ in found]),
+                np.concatenate([distances for _, _, distances in found]),
+            )
+            found_keys = keys[positions].tolist()
+        return self._hits(found_keys, distances.tolist(), None)
+
+    def pairs_within(
+        self, queries: np.ndarray, radius: int, parts: int = 1, nearest: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """`within` for many query hashes at once: every (query row, key, distance) where the
+        indexed hash is within `radius` bits of the query hash (`queries`: (n, bits / 8) packed
+        bytes) on some part, in chunks of query rows, each pair once, `distance` over the whole
+        hash (as `search` reports it); with `nearest`, only that many per query row, the
+        nearest (ties by position). A query that is in the index finds itself. The catalog-wide
+        self-join of the duplicate report; iterating it holds the index's codes as they were
+        when it started, and a few million candidate pairs at a time."""
+        if queries.ndim != 2 or queries.shape[1] != self._width:
+            raise ValueError(f"queries must be (n, {self._width}) packed {self.bits}-bit hashes")
+        with self._lock:
+            tables, keys = self._tables_for(radius, parts)
+        if tables is None:
+            return
+        packed = np.ascontiguousarray(queries, dtype=np.uint8)
+        for rows, positions, distances in tables.pairs(packed, radius, parts, nearest):
+            yield rows, keys[positions], distances
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -201,6 +226,24 @@ class LocalHashIndex:
         if not self._ready:
             raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
         return self._pack(list(dict.fromkeys(h.hex for h in hashes)))
+
+    def _tables_for(self, radius: int, parts: int) -> tuple[_RadiusTables | None, np.ndarray]:
+        """The substring tables (built on first use) and the keys by position, under the lock;
+        no tables for an empty index. Refuses a radius or a split the tables cannot answer
+        exactly."""
+        substrings = self.bits // SUBSTRING_BITS
+        if parts < 1 or substrings % parts:
+            raise ValueError(f"a {self.bits}-bit hash does not split into {parts} parts of whole substrings")
+        flips = radius // (substrings // parts)
+        if not 0 <= flips <= MAX_FLIPS:
+            limit = (MAX_FLIPS + 1) * (substrings // parts) - 1
+            raise ValueError(f"radius must be between 0 and {limit}, not {radius}")
+        size = self._size
+        if size == 0:
+            return None, self._keys[:0]
+        if self._tables is None:
+            self._tables = _RadiusTables(self._codes[:size])
+        return self._tables, self._keys[:size]
 
     def _hits(self, keys: list[int], distances: list[int], max_distance: int | None) -> list[IndexHit]:
         names = self._names_for(keys)
@@ -277,11 +320,12 @@ def _best_by_position(distances: np.ndarray, positions: np.ndarray, k: int) -> t
     return positions[best], distances[best]
 
 
-def _distances(codes: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """(n, width) codes x (q, width) queries -> (n, q) Hamming distances."""
-    if not len(codes):
-        return np.empty((0, len(queries)), dtype=np.int64)
-    return np.bitwise_count(codes[:, None, :] ^ queries[None, :, :]).sum(axis=2, dtype=np.int64)
+def _nearest_first(positions: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct position at its smallest distance, nearest first, ties by position."""
+    order = np.lexsort((positions, distances))
+    _, first = np.unique(positions[order], return_index=True)
+    best = order[np.sort(first)]
+    return positions[best], distances[best]
 
 
 @cache
@@ -290,36 +334,120 @@ def _flip_masks(flips: int) -> np.ndarray:
     masks = [0]
     for count in range(1, flips + 1):
         masks += [sum(1 << bit for bit in bits) for bits in itertools.combinations(range(SUBSTRING_BITS), count)]
-    return np.array(masks, dtype=np.uint32)
+    return np.array(masks, dtype=np.int64)
+
+
+# Candidate pairs a chunk of query rows may hold in memory at once (each costs ~40 bytes while
+# it is checked): bounds `pairs`' memory whatever the catalog's size.
+PAIRS_PER_CHUNK = 4_000_000
 
 
 class _RadiusTables:
     """One table per 16-bit substring of the codes: the row positions sorted by that substring's
-    value (`order`) and where each value's run starts (`starts`, 65,537 offsets)."""
+    value (`order`) and where each value's run starts (`starts`, 65,537 offsets); and the codes
+    as 64-bit words, to compare the candidates the tables find."""
 
     def __init__(self, codes: np.ndarray) -> None:
+        codes = np.ascontiguousarray(codes)
         substrings = codes.view(">u2")  # (n, width / 2): big-endian 16-bit words, the hex order
+        self.words = codes.view("<u8")  # (n, width / 8): only compared by XOR and popcount
+        self.size = len(codes)
         self.order: list[np.ndarray] = []
         self.starts: list[np.ndarray] = []
         for column in range(substrings.shape[1]):
             values = substrings[:, column]
-            order = np.argsort(values, kind="stable").astype(np.uint32)
+            order = np.argsort(values, kind="stable").astype(np.int64)
             self.order.append(order)
             self.starts.append(np.searchsorted(values[order], np.arange((1 << SUBSTRING_BITS) + 1)).astype(np.int64))
 
-    def candidates(self, queries: np.ndarray, flips: int) -> np.ndarray:
-        """Positions of every code that agrees with a query within `flips` bits on some substring."""
-        masks = _flip_masks(flips)
-        words = queries.view(">u2").astype(np.uint32)  # (q, substrings)
-        found = []
-        for column, (order, starts) in enumerate(zip(self.order, self.starts, strict=True)):
-            probes = np.unique((words[:, column, None] ^ masks[None, :]).ravel())
-            low, high = starts[probes], starts[probes + 1]
-            keep = high > low
-            low, counts = low[keep], (high - low)[keep]
-            if counts.size:
-                # The runs [low, high) concatenated without a loop: element g of run j is
-                # low_j + (g - where run j begins in the concatenation).
-                begins = np.cumsum(counts) - counts
-                found.append(order[np.repeat(low - begins, counts) + np.arange(int(counts.sum()))])
-        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.uint32)
+    def pairs(
+        self, queries: np.ndarray, radius: int, parts: int, nearest: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(query rows, positions, distances) of every code within `radius` of a query on some
+        part, in chunks of query rows, each pair once, at its whole distance; with `nearest`,
+        only that many per query row (the nearest, ties by position). A code within r of a
+        query on a part agrees with it within r // s bits on one of the part's s substrings:
+        each such substring's table is probed at every value that close. Memory stays within
+        a few PAIRS_PER_CHUNK candidates however the codes cluster."""
+        columns = len(self.order) // parts
+        words = self.words.shape[1] // parts
+        masks = _flip_masks(radius // columns)
+        values = queries.view(">u2").astype(np.int64)
+        query_words = queries.view("<u8")
+        # Each probe finds size / 65,536 codes when they spread evenly: chunks of query rows
+        # sized for that, and _probe splits a chunk further where they do not.
+        per_row = max(1.0, self.size / (1 << SUBSTRING_BITS)) * len(masks) * columns * parts
+        step = max(1, int(PAIRS_PER_CHUNK / per_row))
+        for first in range(0, len(queries), step):
+            mine = query_words[first : first + step]
+            found = _Found(nearest)
+            for part in range(parts):
+                span = slice(part * words, (part + 1) * words)
+                for column in range(part * columns, (part + 1) * columns):
+                    for mask in masks:
+                        for rows, positions in self._probe(values[first : first + step, column] ^ mask, column):
+                            close = np.bitwise_count(mine[rows, span] ^ self.words[positions, span]).sum(axis=1)
+                            inside = close <= radius
+                            rows, positions = rows[inside], positions[inside]
+                            distances = np.bitwise_count(mine[rows] ^ self.words[positions]).sum(axis=1, dtype=np.int64)
+                            found.add(rows, positions, distances)
+            rows, positions, distances = found.result()
+            yield rows + first, positions, distances
+
+    def _probe(self, probes: np.ndarray, column: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, positions): for each probe value (one per query row), the codes whose substring
+        `column` has that value; in batches of about PAIRS_PER_CHUNK (a batch holds at least one
+        row, so one value shared by more codes than that is one batch)."""
+        starts = self.starts[column]
+        low = starts[probes]
+        counts = starts[probes + 1] - low
+        ends = np.cumsum(counts)
+        begin = 0
+        while begin < len(probes):
+            done = int(ends[begin - 1]) if begin else 0
+            end = max(begin + 1, int(np.searchsorted(ends, done + PAIRS_PER_CHUNK, side="right")))
+            batch_counts = counts[begin:end]
+            total = int(ends[end - 1]) - done
+            if total:
+                rows = np.repeat(np.arange(begin, end), batch_counts)
+                # The runs [low, low + count) concatenated without a loop: element g of run j
+                # is low_j + (g - where run j begins in the concatenation).
+                offsets = np.repeat(low[begin:end] - (np.cumsum(batch_counts) - batch_counts), batch_counts)
+                yield rows, self.order[column][offsets + np.arange(total)]
+            begin = end
+
+
+class _Found:
+    """Pairs found for a chunk of query rows: duplicates (the same pair through another
+    substring, mask or part) dropped, and only the `nearest` per row kept, whenever they
+    outgrow PAIRS_PER_CHUNK, so a dense cluster of codes cannot hold every pair at once."""
+
+    def __init__(self, nearest: int | None) -> None:
+        self.nearest = nearest
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.size = 0
+
+    def add(self, rows: np.ndarray, positions: np.ndarray, distances: np.ndarray) -> None:
+        if len(rows):
+            self.parts.append((rows, positions, distances))
+            self.size += len(rows)
+            if self.size > PAIRS_PER_CHUNK:
+                self.parts = [self.result()]
+                self.size = len(self.parts[0][0])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.parts:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        rows, positions, distances = (np.concatenate(column) for column in zip(*self.parts, strict=True))
+        order = np.lexsort((positions, distances, rows))  # by row, then nearest, then position
+        rows, positions, distances = rows[order], positions[order], distances[order]
+        keep = np.ones(len(rows), dtype=bool)
+        keep[1:] = (rows[1:] != rows[:-1]) | (positions[1:] != positions[:-1])
+        rows, positions, distances = rows[keep], positions[keep], distances[keep]
+        if self.nearest is not None:
+            row_starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            rank = np.arange(len(rows)) - np.repeat(row_starts, np.diff(np.r_[row_starts, len(rows)]))
+            keep = rank < self.nearest
+            rows, positions, distances = rows[keep], positions[keep], distances[keep]
+        return rows, positions, distances
