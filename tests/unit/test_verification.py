@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -35,7 +36,7 @@ def evidence(original: Image.Image, copy: Image.Image, tier: Tier = PIPELINE.nea
 
 @pytest.mark.parametrize(("start", "width"), [(0.0, 1.0), (0.1, 0.72), (0.28, 0.72), (0.05, 0.9)])
 def test_sampler_rows_are_weights_inside_the_window(start: float, width: float) -> None:
-    matrix = verification._sampler(32, 24, start, width)
+    matrix = verification.sampler(32, 24, start, width)
     assert np.allclose(matrix.sum(axis=1), 1.0)
     ramp = np.arange(32, dtype=np.float32) + 0.5  # cell centres, in cells
     sampled = matrix @ ramp / 32  # in unit lengths
@@ -187,8 +188,8 @@ def test_a_badge_over_the_background_is_not_a_recoloured_product() -> None:
 
 def test_the_product_is_what_is_off_a_plain_background_inside_its_outline() -> None:
     views = views_of(rgb_of(shorts((250, 200, 0))))
-    luma = verification._sampler(32, 24, 0.0, 1.0) @ views.luma[0] @ verification._sampler(32, 24, 0.0, 1.0).T
-    chroma = verification._sampler(16, 24, 0.0, 1.0) @ views.chroma[0] @ verification._sampler(16, 24, 0.0, 1.0).T
+    luma = verification.sampler(32, 24, 0.0, 1.0) @ views.luma[0] @ verification.sampler(32, 24, 0.0, 1.0).T
+    chroma = verification.sampler(16, 24, 0.0, 1.0) @ views.chroma[0] @ verification.sampler(16, 24, 0.0, 1.0).T
     product = verification._product(luma[None], chroma[None], views.luma[:1], views.chroma[:1])[0]
     assert not product[:, :5].any() and not product[:2].any()  # the white around the shorts
     assert product[10:14, 9:15].all()  # inside the shorts
@@ -274,7 +275,8 @@ def test_the_turning_search(monkeypatch, upright, similarities, passing, tried, 
     upright_evidence = Evidence(upright, 0.5, 0.0)
     found = verification._turned(probe, None, None, target, upright_evidence)  # type: ignore[arg-type]
     assert probe.angles == tried
-    assert found is (judged[returned] if returned else upright_evidence)
+    # The evidence of the angle returned, which it records (the duplicate report says "rotation").
+    assert found == (dataclasses.replace(judged[returned], angle=returned) if returned else upright_evidence)
 
 
 def test_turning_gives_up_on_another_picture_after_the_first_two_angles() -> None:
@@ -313,3 +315,79 @@ def test_no_candidates_no_work() -> None:
 def test_plain_pictures_are_judged_on_their_level_and_colour(first, second, alike) -> None:  # noqa: ANN001
     found = evidence(Image.new("RGB", (300, 200), first), Image.new("RGB", (120, 80), second))
     assert PIPELINE.near.passes(found) is alike
+
+
+# -- what an alignment says was edited (the duplicate report's `edit`) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({}, []),
+        ({"area": 0.8}, ["crop"]),
+        ({"border": True}, ["border"]),
+        ({"mirrored": True, "area": 0.85}, ["crop", "mirror"]),
+        ({"angle": -2.0}, ["rotation"]),
+        ({"colour_lost": True, "colour_seen": False, "saturation": 0.0}, ["grayscale"]),
+        ({"saturation": 0.5}, ["saturation"]),
+        ({"brightness": -20.0}, ["brightness"]),
+        ({"gain": 1.3}, ["contrast"]),
+        ({"luma_off": 0.05}, ["overlay"]),
+        ({"area": 0.95, "gain": 1.05, "brightness": 5.0, "saturation": 0.9, "luma_off": 0.005}, []),  # resampling
+    ],
+)
+def test_edits_name_what_an_alignment_changed(changes: dict[str, object], words: list[str]) -> None:
+    evidence = dataclasses.replace(Evidence(0.99, 0.0, 0.0), **changes)  # type: ignore[arg-type]
+    assert verification.edits(evidence) == words
+
+
+def _scene(seed: int) -> Image.Image:
+    """A photo-like picture: texture up to its edges, no uniform border for trimming to take."""
+    rng = np.random.default_rng(seed)
+    grid = Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8))
+    picture = grid.resize((400, 320), Image.Resampling.BICUBIC)
+    for _ in range(6):
+        x, y = rng.uniform(0, 360), rng.uniform(0, 280)
+        ImageDraw.Draw(picture).rectangle((x, y, x + 40, y + 30), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    return picture
+
+
+@pytest.mark.parametrize(
+    ("edit", "tier", "words"),
+    [
+        (lambda im: im.resize((im.width // 2, im.height // 2)), "far", set()),
+        (lambda im: im.crop((48, 38, im.width - 48, im.height - 38)), "far", {"crop"}),
+        (lambda im: ImageOps.mirror(im.crop((40, 30, im.width - 40, im.height - 30))), "far", {"crop", "mirror"}),
+        (lambda im: ImageOps.grayscale(im).convert("RGB"), "far", {"grayscale"}),
+        (lambda im: ImageOps.expand(im, border=40, fill=(20, 90, 200)), "far", {"border"}),
+        (lambda im: ImageEnhance.Brightness(im).enhance(1.15), "far", {"brightness"}),
+        (lambda im: im.rotate(-3, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255)), "near", {"rotation"}),
+    ],
+)
+def test_verification_names_the_edit_of_a_copy(edit, tier: str, words: set[str]) -> None:  # noqa: ANN001
+    original = _scene(41)
+    target = getattr(PIPELINE, tier)
+    found = verify(Probe(rgb_of(edit(original))), [views_of(rgb_of(original))], [target])[0]
+    assert found is not None and target.passes(found)
+    assert set(verification.edits(found)) == words
+
+
+def test_a_stored_picture_is_rebuilt_from_its_views() -> None:
+    rgb = rgb_of(product_image(43, (400, 320)))
+    views = views_of(rgb)
+    rebuilt = views.picture(80)
+    assert rebuilt.shape == (80, 80, 3)
+    again = views_of(rebuilt)
+    # The same luma and colour, up to resampling a 32 px view to 80 px and back.
+    assert np.abs(again.luma[0] - views.luma[0]).mean() < 3.0
+    assert np.abs(again.chroma[0] - views.chroma[0]).mean() < 3.0
+
+
+def test_luma_and_colour_go_back_to_the_pixels_they_came_from() -> None:
+    from dupcheck.core.pixels import cielab_ab, luma, rgb_from_luma_ab
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    a_star, b_star = cielab_ab(rgb)
+    back = rgb_from_luma_ab(luma(rgb.astype(np.float64)), a_star, b_star)
+    assert np.abs(back.astype(int) - rgb.astype(int)).max() <= 2

@@ -40,18 +40,20 @@ from dupcheck.core.imaging import decode_image
 from dupcheck.core.matching import verdict_for
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict, utc_now
 from dupcheck.core.pixels import cosine_matrix, low_frequencies, luma, trim_uniform_border
-from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, verify, views_of
+from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, sampler, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
     """A candidate's verdict. `distance` is out of the pipeline's `distance_bits` (what
     match_percent is computed on); `similarity` (higher is closer: the aligned pictures agree)
-    orders candidates with the same verdict, before `distance` does."""
+    orders candidates with the same verdict, before `distance` does. `evidence`: what aligned
+    verification found, when it judged this candidate (it says what was edited)."""
 
     distance: int
     verdict: Verdict
     similarity: float = 0.0
+    evidence: Evidence | None = None
 
 
 class HashPipeline(Protocol):
@@ -89,6 +91,20 @@ class HashPipeline(Protocol):
         (a new stored form of the same features), or None when only re-hashing can do it."""
         ...
 
+    # A stored record as a query: how the catalog is checked against itself (the duplicate
+    # report) from what records store, without their images.
+
+    def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+        """Each record's query hashes (`Fingerprint.query_hashes`) from its stored features, in
+        one batch: (records, query hashes, index_bits // 8) packed bytes, and (records,) bool:
+        which records' features gave them (missing or damaged views do not)."""
+        ...
+
+    def stored_query(self, record: HashRecord, query_hashes: tuple[HashValue, ...]) -> Fingerprint | None:
+        """The record as `judge` takes a query (`query_hashes` from stored_query_codes), or None
+        when its features cannot make one."""
+        ...
+
 
 # -- shared image steps -------------------------------------------------------------------------
 
@@ -102,17 +118,27 @@ def dct_hash(gray: np.ndarray, size: int = 32, keep: int = 8) -> np.ndarray:
 
 def centre_weighted(gray: np.ndarray) -> np.ndarray:
     """Fade the picture towards its mean with a Hann window: borders, what crops remove and
-    rotations fill, count least. A stronger window (power 2, 3) measured worse."""
-    height, width = gray.shape
+    rotations fill, count least. A stronger window (power 2, 3) measured worse. (Pictures on
+    the last two axes: a stack is weighted picture by picture.)"""
+    height, width = gray.shape[-2:]
     weight = np.outer(np.hanning(height + 2)[1:-1], np.hanning(width + 2)[1:-1])
-    return gray * weight + gray.mean() * (1.0 - weight)
+    return gray * weight + _means(gray) * (1.0 - weight)
 
 
 def pad_with_mean(gray: np.ndarray, share: float) -> np.ndarray:
-    """Add `share` of each side back around a picture, in its mean grey."""
-    height, width = gray.shape
+    """Add `share` of each side back around a picture, in its mean grey (each of a stack in its own)."""
+    height, width = gray.shape[-2:]
     rows, cols = round(height * share), round(width * share)
-    return np.pad(gray, ((rows, rows), (cols, cols)), constant_values=float(gray.mean()))
+    padded = np.empty((*gray.shape[:-2], height + 2 * rows, width + 2 * cols), dtype=np.float64)
+    padded[...] = _means(gray)
+    padded[..., rows : rows + height, cols : cols + width] = gray
+    return padded
+
+
+def _means(gray: np.ndarray) -> np.ndarray | float:
+    """Each picture's mean; one picture's exactly as `gray.mean()` sums it (a stored hash must
+    not move by a rounding difference at its median)."""
+    return float(gray.mean()) if gray.ndim == 2 else gray.mean(axis=(-2, -1), keepdims=True)
 
 
 def imagehash_phash(image: Image.Image) -> HashValue:
@@ -129,6 +155,16 @@ def imagehash_phash(image: Image.Image) -> HashValue:
 
 def _pack(bits: np.ndarray) -> HashValue:
     return HashValue(np.packbits(bits).tobytes())
+
+
+def _dct_bits(grids: np.ndarray, keep: int = 8) -> np.ndarray:
+    """(n, s, s) grey pictures -> (n, keep * keep) pHash bits, as `dct_hash` takes them from a
+    picture already at its size: levels clipped and truncated to bytes, DCT, against the median."""
+    coefficients = low_frequencies(np.clip(grids, 0, 255).astype(np.uint8).astype(np.float64), keep)
+    ac = coefficients[:, 1:]
+    # The median of the odd number of AC terms is the middle one: a partition, not a sort.
+    median = np.partition(ac, ac.shape[1] // 2, axis=1)[:, ac.shape[1] // 2 : ac.shape[1] // 2 + 1]
+    return coefficients > median
 
 
 # -- pipelines ----------------------------------------------------------------------------------
@@ -165,6 +201,12 @@ class PHash64:
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
         return None
+
+    def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((len(records), 0, self.index_bits // 8), dtype=np.uint8), np.ones(len(records), dtype=bool)
+
+    def stored_query(self, record: HashRecord, query_hashes: tuple[HashValue, ...]) -> Fingerprint | None:
+        return Fingerprint(algo=self.algo, hash=record.hash)
 
 
 class AlignedDualPHash:
@@ -258,7 +300,7 @@ class AlignedDualPHash:
                 verdict = Verdict.SIMILAR
             else:
                 verdict = Verdict.DIFFERENT
-            out.append(Judgement(closest[i], verdict, seen.similarity if seen else 0.0))
+            out.append(Judgement(closest[i], verdict, seen.similarity if seen else 0.0, seen))
         return out
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
@@ -266,6 +308,49 @@ class AlignedDualPHash:
             return None
         features = {**record.features, "views": views.encode()}
         return replace(record, hash_algo=self.algo, features=features, updated_at=utc_now())
+
+    def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+        """The query hashes `fingerprint` takes from a picture, for stored records, which keep
+        their hash (from the whole <= 160 px picture) and 32 px views: each hash with the bits
+        flipped that mirroring (padding back) flips in the views' own hashes. Wherever the views
+        hash a bit differently from the picture, the stored bit is kept, so a record's mirrored
+        hash lies about as close to a mirrored copy's stored hash as the picture's own would
+        (docs/evaluation.md, "Catalog-wide duplicates")."""
+        codes = np.zeros((len(records), 3, self.index_bits // 8), dtype=np.uint8)
+        found = self._stored_views(records)
+        usable = np.array(
+            [views is not None and r.hash.bits == self.index_bits for r, views in zip(records, found, strict=True)],
+            dtype=bool,
+        )
+        rows = np.flatnonzero(usable)
+        if not len(rows):
+            return codes, usable
+        lumas = np.stack([views.luma for i in rows.tolist() if (views := found[i]) is not None]).astype(np.float64)
+        whole, cut = centre_weighted(lumas[:, 0]), centre_weighted(lumas[:, 1])
+        uncropped = centre_weighted(pad_with_mean(lumas[:, 0], self.query_pad))
+        resample = sampler(uncropped.shape[-1], whole.shape[-1], 0.0, 1.0).astype(np.float64)
+        uncropped = resample @ uncropped @ resample.T
+        own_whole, own_cut = _dct_bits(whole), _dct_bits(cut)
+        flip_whole, flip_cut = own_whole ^ _dct_bits(whole[..., ::-1]), own_cut ^ _dct_bits(cut[..., ::-1])
+        flip_pad, flip_pad_mirror = own_whole ^ _dct_bits(uncropped), own_whole ^ _dct_bits(uncropped[..., ::-1])
+        unchanged = np.zeros_like(flip_cut)
+        flips = np.stack([
+            np.concatenate([flip_whole, flip_cut], axis=1),  # mirrored
+            np.concatenate([flip_pad, unchanged], axis=1),  # padded back (the trimmed half as stored)
+            np.concatenate([flip_pad_mirror, flip_cut], axis=1),  # both
+        ], axis=1)  # fmt: skip
+        stored = np.frombuffer(b"".join(records[i].hash.data for i in rows.tolist()), dtype=np.uint8)
+        codes[rows] = stored.reshape(len(rows), 1, -1) ^ np.packbits(flips, axis=2)
+        return codes, usable
+
+    def stored_query(self, record: HashRecord, query_hashes: tuple[HashValue, ...]) -> Fingerprint | None:
+        views = self._stored_views([record])[0]
+        if views is None:
+            return None
+        return Fingerprint(
+            algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features,
+            probe=Probe.of_views(views),
+        )  # fmt: skip
 
     def _stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
         """Each record's views (None where missing or damaged), the compact ones decoded together."""

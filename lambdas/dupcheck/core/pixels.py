@@ -103,3 +103,27 @@ def cielab_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xyz = linear @ _RGB_TO_XYZ.T / _WHITE
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * (24389 / 27 / 116) + 16 / 116)
     return 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])
+
+
+def rgb_from_luma_ab(gray: np.ndarray, a_star: np.ndarray, b_star: np.ndarray, steps: int = 16) -> np.ndarray:
+    """sRGB pixels (uint8) with the given luma (Rec. 601, as `luma`) and CIELAB a*, b*: the
+    inverse of what a record's views keep, so a stored record can be looked at again (turned, as
+    a query is, when a catalog is checked against itself). Views keep luma, not L*, so L* is
+    found per pixel by bisection (luma grows with L* at fixed a*, b*); colours outside sRGB
+    clip, as they did when the picture was taken."""
+    low, high = np.zeros(gray.shape), np.full(gray.shape, 100.0)
+    for _ in range(steps):
+        middle = (low + high) / 2
+        too_bright = luma(_lab_to_srgb(middle, a_star, b_star)) > gray
+        high = np.where(too_bright, middle, high)
+        low = np.where(too_bright, low, middle)
+    return np.clip(_lab_to_srgb((low + high) / 2, a_star, b_star), 0, 255).round().astype(np.uint8)
+
+
+def _lab_to_srgb(lightness: np.ndarray, a_star: np.ndarray, b_star: np.ndarray) -> np.ndarray:
+    """CIELAB -> sRGB in 0-255 (float, unclipped above), the inverse of `cielab_ab`'s steps."""
+    fy = (lightness + 16) / 116
+    f = np.stack([fy + a_star / 500, fy, fy - b_star / 200], axis=-1)
+    xyz = np.where(f**3 > 216 / 24389, f**3, (116 * f - 16) * 27 / 24389) * _WHITE
+    linear = np.clip(xyz @ np.linalg.inv(_RGB_TO_XYZ).T, 0.0, 1.0)
+    return 255.0 * np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, linear * 12.92)

@@ -28,14 +28,22 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image
 
 from dupcheck.core import views_codec
-from dupcheck.core.pixels import cielab_ab, low_frequencies, luma, outer_ring, ring_colour, trim_uniform_border
+from dupcheck.core.pixels import (
+    cielab_ab,
+    low_frequencies,
+    luma,
+    outer_ring,
+    rgb_from_luma_ab,
+    ring_colour,
+    trim_uniform_border,
+)
 
 LUMA_GRID = 32  # stored luma per view
 CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
@@ -66,6 +74,13 @@ LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 VIEWS = 2  # whole picture, border-trimmed picture
 _RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
+# What an alignment says was edited, in words (`edits`, the duplicate report's `edit`). Loose on
+# purpose: each names an edit a person would see, not the resampling every copy has (on the dev
+# benchmark a plain resized or recompressed copy aligns at 0.98-1.0 of the area, gain 0.95-1.05).
+CROPPED_AREA = 0.92  # the query matched at most this share of the candidate's picture
+TONE_GAIN = 1.15  # luma gain (contrast) or colour scale (saturation) beyond 1 / this .. this
+BRIGHTNESS_LEVELS = 12.0  # mean luma moved by more than this many levels (0-255)
+OVERLAY_SHARE = 0.01  # centre-weighted share of pixels still off in luma: a badge, text, a logo
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +123,18 @@ class Views:
         chroma = np.frombuffer(raw[split:], dtype=np.int8).reshape(VIEWS, 2, CHROMA_GRID, CHROMA_GRID)
         return cls(luma_grid.astype(np.float32), chroma.astype(np.float32))
 
+    @property
+    def bordered(self) -> bool:
+        """Whether trimming took a uniform border off the picture (else both views are one)."""
+        return not np.array_equal(self.luma[0], self.luma[1])
+
+    def picture(self, side: int) -> np.ndarray:
+        """A `side` px RGB picture with the whole view's luma and colour: a stored record seen
+        again, for what verification does to a query's picture (turning it)."""
+        a_star, b_star = (_resize(plane, LUMA_GRID) for plane in self.chroma[0])
+        rgb = rgb_from_luma_ab(self.luma[0].astype(np.float64), a_star, b_star)
+        return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC))
+
 
 def _resize(channel: np.ndarray, side: int) -> np.ndarray:
     image = Image.fromarray(channel.astype(np.float32), mode="F")
@@ -127,7 +154,7 @@ def views_of(rgb: np.ndarray, trimmed: np.ndarray | None = None) -> Views:
 
 
 @lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most
-def _sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
+def sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
     """(n_out, n_in) bilinear resampling of the window [start, start + width] of a unit-length axis."""
     centres = np.clip((start + (np.arange(n_out) + 0.5) / n_out * width) * n_in - 0.5, 0, n_in - 1)
     low = np.floor(centres).astype(int)
@@ -152,7 +179,7 @@ def _windows() -> tuple[tuple[float, float], ...]:
 @cache
 def _coarse_sampler() -> np.ndarray:
     """(windows, COARSE, 16): each coarse window of a 16x16 grid, sampled to COARSE."""
-    return np.stack([_sampler(LUMA_GRID // 2, COARSE, s, w) for s, w in _windows()])
+    return np.stack([sampler(LUMA_GRID // 2, COARSE, s, w) for s, w in _windows()])
 
 
 @dataclass(slots=True)
@@ -164,6 +191,7 @@ class _QueryViews:
     fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
     chroma: np.ndarray  # (4, 2, 24, 24) a*, b*
     grey: np.ndarray  # (4,) bool: no colour anywhere (a grayscale copy)
+    bordered: np.ndarray  # (4,) bool: a trimmed view that differs from the whole one
 
 
 def _unit(blocks: np.ndarray) -> np.ndarray:
@@ -174,19 +202,26 @@ def _unit(blocks: np.ndarray) -> np.ndarray:
 
 
 def _query_views(views: Views) -> _QueryViews:
-    identity_coarse = _sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
-    identity_fine = _sampler(LUMA_GRID, FINE, 0.0, 1.0)
-    identity_chroma = _sampler(CHROMA_GRID, FINE, 0.0, 1.0)
+    identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
+    identity_fine = sampler(LUMA_GRID, FINE, 0.0, 1.0)
+    identity_chroma = sampler(CHROMA_GRID, FINE, 0.0, 1.0)
     lumas = np.concatenate([views.luma, views.luma[:, :, ::-1]])
     chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
     fine = identity_fine @ lumas @ identity_fine.T
+    trimmed = views.bordered
     return _QueryViews(
         coarse=_unit(identity_coarse @ _halve(lumas) @ identity_coarse.T),
         fine=fine,
         fine_unit=_unit(fine),
         chroma=chroma,
-        grey=np.percentile(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1), 99, axis=1) < GREY_CHROMA,
+        grey=_grey(chroma),
+        bordered=np.array([False, trimmed, False, trimmed]),
     )
+
+
+def _grey(chroma: np.ndarray) -> np.ndarray:
+    """(n, 2, h, w) a*, b* -> (n,) bool: no colour anywhere (99th percentile chroma)."""
+    return np.percentile(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1), 99, axis=1) < GREY_CHROMA
 
 
 def _halve(grids: np.ndarray) -> np.ndarray:
@@ -207,6 +242,13 @@ class Evidence:
     `colour_seen`: False for a grayscale query, whose colour_off says nothing;
     `colour_missing`: centre-weighted share of the candidate's product (away from its background
     and its outline) whose colour the query has nowhere within a pixel: a recoloured part.
+
+    And the alignment itself, which says what was edited (`edits`): `area`, the share of the
+    candidate's view the query matched (below 1: the query is a crop of it); `mirrored`;
+    `border`, one side's picture had a uniform border the other's lacks (padding, a frame);
+    `angle`, degrees the query was turned; `gain` and `brightness`, the luma fit's contrast and
+    mean shift (levels); `saturation`, the colour fit's scale; `colour_lost`, a grayscale query
+    against a coloured candidate.
     """
 
     similarity: float
@@ -215,6 +257,39 @@ class Evidence:
     layout_off: int = 0
     colour_seen: bool = True
     colour_missing: float = 0.0
+    area: float = 1.0
+    mirrored: bool = False
+    border: bool = False
+    angle: float = 0.0
+    gain: float = 1.0
+    brightness: float = 0.0
+    saturation: float = 1.0
+    colour_lost: bool = False
+
+
+def edits(evidence: Evidence) -> list[str]:
+    """What differs between two pictures verification aligned, in words (thresholds above); an
+    empty list when nothing shows at the views' size (resized, recompressed, the same file)."""
+    words = []
+    if evidence.area <= CROPPED_AREA:
+        words.append("crop")
+    if evidence.border:
+        words.append("border")
+    if evidence.mirrored:
+        words.append("mirror")
+    if evidence.angle:
+        words.append("rotation")
+    if evidence.colour_lost:
+        words.append("grayscale")
+    elif evidence.colour_seen and not 1 / TONE_GAIN <= evidence.saturation <= TONE_GAIN:
+        words.append("saturation")
+    if abs(evidence.brightness) > BRIGHTNESS_LEVELS:
+        words.append("brightness")
+    if not 1 / TONE_GAIN <= evidence.gain <= TONE_GAIN:
+        words.append("contrast")
+    if evidence.luma_off > OVERLAY_SHARE:
+        words.append("overlay")
+    return words
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +353,17 @@ class Probe:
                 views = views_of(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)))
             else:
                 views = self.upright if self.upright is not None else views_of(self.rgb)
-            self._by_angle[angle] = _query_views(views)
+            turned = _query_views(views)
+            if angle:  # the fill trims away like a border, but says nothing of the picture's own
+                turned.bordered = self.at(0.0).bordered
+            self._by_angle[angle] = turned
         return self._by_angle[angle]
+
+    @classmethod
+    def of_views(cls, views: Views) -> Probe:
+        """A stored picture as a query: its views upright, and a picture rebuilt from them to turn
+        (the catalog checked against itself has no pictures, only what records store)."""
+        return cls(views.picture(ROTATION_SIZE), upright=views)
 
 
 @cache
@@ -338,8 +422,8 @@ def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
     """Every query view against every coarse window of every candidate view.
 
     `candidates`: (n, views, 32, 32) luma; returns (n, views, windows, windows, query views)."""
-    sampler = _coarse_sampler()
-    return _window_correlations(sampler, sampler, _halve(candidates), query.coarse, COARSE)
+    coarse = _coarse_sampler()
+    return _window_correlations(coarse, coarse, _halve(candidates), query.coarse, COARSE)
 
 
 @lru_cache(maxsize=16384)  # windows come from a fixed lattice, and so do their neighbours
@@ -362,7 +446,7 @@ def _refinements(start: float, width: float, step: float) -> tuple[tuple[float, 
 @lru_cache(maxsize=16384)
 def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
     """(5, FINE, LUMA_GRID): the samplers of `_refinements(start, width, step)`."""
-    return np.stack([_sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
+    return np.stack([sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
 
 
 def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarray) -> list[Evidence]:
@@ -385,11 +469,11 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
         picks = refined.reshape(len(promising), -1).argmax(axis=1)
         for i, options_y, options_x, pick in zip(promising, ys, xs, picks, strict=True):
             y_windows[i], x_windows[i] = options_y[pick // len(options_x)], options_x[pick % len(options_x)]
-    rows = np.stack([_sampler(LUMA_GRID, FINE, *y) for y in y_windows])
-    cols = np.stack([_sampler(LUMA_GRID, FINE, *x) for x in x_windows])
+    rows = np.stack([sampler(LUMA_GRID, FINE, *y) for y in y_windows])
+    cols = np.stack([sampler(LUMA_GRID, FINE, *x) for x in x_windows])
     theirs = rows @ lumas @ np.swapaxes(cols, -1, -2)
-    rows = np.stack([_sampler(CHROMA_GRID, FINE, *y) for y in y_windows])[:, None]
-    cols = np.stack([_sampler(CHROMA_GRID, FINE, *x) for x in x_windows])[:, None]
+    rows = np.stack([sampler(CHROMA_GRID, FINE, *y) for y in y_windows])[:, None]
+    cols = np.stack([sampler(CHROMA_GRID, FINE, *x) for x in x_windows])[:, None]
     their_colour = rows @ chromas @ np.swapaxes(cols, -1, -2)
     mine, my_colour = query.fine[views], query.chroma[views]
     similarity = (_unit(theirs) * query.fine_unit[views]).sum(axis=(1, 2))
@@ -428,10 +512,18 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     colour_off = ((colour_residual > COLOUR_TOLERANCE) * weight).sum(axis=(1, 2))
     colour_missing = (missing * weight).sum(axis=(1, 2))
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
+    area = np.array([y[1] * x[1] for y, x in zip(y_windows, x_windows, strict=True)])
+    their_border = np.array([c.bordered and v == 1 for c, v in zip(candidates, cviews, strict=True)])
+    border = query.bordered[views] != their_border
+    colour_lost = query.grey[views] & ~_grey(chromas)
     return [
-        Evidence(float(s), float(lo), float(co), int(la), not grey, float(cm))
-        for s, lo, co, la, grey, cm in zip(
-            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, strict=True
+        Evidence(
+            float(s), float(lo), float(co), int(la), not grey, float(cm), area=float(ar), mirrored=bool(v >= 2),
+            border=bool(bo), gain=float(g), brightness=float(br), saturation=float(sa), colour_lost=bool(cl),
+        )  # fmt: skip
+        for s, lo, co, la, grey, cm, ar, v, bo, g, br, sa, cl in zip(
+            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, area, views, border,
+            np.where(plain, 1.0, gain.ravel()), (my_mean - their_mean).ravel(), scale, colour_lost, strict=True,
         )
     ]
 
@@ -502,7 +594,7 @@ def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upri
     def attempt(angle: float) -> bool:
         if angle not in tried:
             rotated = probe.at(angle)
-            tried[angle] = _judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated))[0]
+            tried[angle] = replace(_judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated))[0], angle=angle)
         return target.passes(tried[angle])
 
     def best_angle() -> float:
