@@ -189,7 +189,8 @@ def _brute_pairs(codes: np.ndarray, queries: np.ndarray, radius: int) -> dict[tu
     return {(int(r), int(c)): int(whole[r, c]) for r, c in zip(rows, cols, strict=True)}
 
 
-def test_pairs_within_is_within_for_every_query_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("in_table_order", [True, False])
+def test_pairs_within_is_within_for_every_query_at_once(monkeypatch: pytest.MonkeyPatch, in_table_order: bool) -> None:
     from dupcheck.adapters import local_index
 
     rng = np.random.default_rng(5)
@@ -209,6 +210,7 @@ def test_pairs_within_is_within_for_every_query_at_once(monkeypatch: pytest.Monk
     index.load_codes(np.arange(len(codes)) * 10, codes)  # keys need not be positions
     # Small chunks: the splitting and merging of candidates is what is under test.
     monkeypatch.setattr(local_index, "PAIRS_PER_CHUNK", 700)
+    monkeypatch.setattr(local_index, "_FEW_QUERIES", 0 if in_table_order else 10**9)  # both ways of comparing
 
     found: dict[tuple[int, int], int] = {}
     for rows, keys, distances in index.pairs_within(queries, 7, parts=2):

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from types import ModuleType
 from typing import Protocol, runtime_checkable
@@ -183,6 +185,7 @@ class LocalHashIndex:
         > 1, every hash with some part within `radius` of the same part of a query hash (of
         `parts` equal parts: the default pipeline's judged distance is its closer half); the
         distance reported is still the whole hash's, as `search` reports it."""
+        self.check_radius(radius, parts)
         queries = self._queries(hashes)
         if not len(queries):
             return []
@@ -227,17 +230,20 @@ class LocalHashIndex:
             raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
         return self._pack(list(dict.fromkeys(h.hex for h in hashes)))
 
-    def _tables_for(self, radius: int, parts: int) -> tuple[_RadiusTables | None, np.ndarray]:
-        """The substring tables (built on first use) and the keys by position, under the lock;
-        no tables for an empty index. Refuses a radius or a split the tables cannot answer
-        exactly."""
+    def check_radius(self, radius: int, parts: int = 1) -> None:
+        """Raise ValueError unless `within` and `pairs_within` answer this radius and split
+        exactly: up to MAX_FLIPS bits per substring (23 bits of 128 as a whole, 11 per half)."""
         substrings = self.bits // SUBSTRING_BITS
         if parts < 1 or substrings % parts:
             raise ValueError(f"a {self.bits}-bit hash does not split into {parts} parts of whole substrings")
-        flips = radius // (substrings // parts)
-        if not 0 <= flips <= MAX_FLIPS:
+        if not 0 <= radius // (substrings // parts) <= MAX_FLIPS:
             limit = (MAX_FLIPS + 1) * (substrings // parts) - 1
             raise ValueError(f"radius must be between 0 and {limit}, not {radius}")
+
+    def _tables_for(self, radius: int, parts: int) -> tuple[_RadiusTables | None, np.ndarray]:
+        """The substring tables (built on first use) and the keys by position, under the lock;
+        no tables for an empty index."""
+        self.check_radius(radius, parts)
         size = self._size
         if size == 0:
             return None, self._keys[:0]
@@ -337,9 +343,9 @@ def _flip_masks(flips: int) -> np.ndarray:
     return np.array(masks, dtype=np.int64)
 
 
-# Candidate pairs a chunk of query rows may hold in memory at once (each costs ~40 bytes while
-# it is checked): bounds `pairs`' memory whatever the catalog's size.
-PAIRS_PER_CHUNK = 4_000_000
+# Candidate pairs a table's probes hold in memory at once (each costs ~40 bytes while it is
+# checked, in each of the threads): bounds `pairs`' memory whatever the catalog's size.
+PAIRS_PER_CHUNK = 2_000_000
 
 
 class _RadiusTables:
@@ -359,6 +365,9 @@ class _RadiusTables:
             order = np.argsort(values, kind="stable").astype(np.int64)
             self.order.append(order)
             self.starts.append(np.searchsorted(values[order], np.arange((1 << SUBSTRING_BITS) + 1)).astype(np.int64))
+        # For many queries (a self-join): each table's part of the codes, in the table's order, so
+        # a probe's candidates are compared from one contiguous run (8 bytes a record a table).
+        self._in_order: dict[tuple[int, int], np.ndarray] = {}
 
     def pairs(
         self, queries: np.ndarray, radius: int, parts: int, nearest: int | None = None
@@ -367,37 +376,79 @@ class _RadiusTables:
         part, in chunks of query rows, each pair once, at its whole distance; with `nearest`,
         only that many per query row (the nearest, ties by position). A code within r of a
         query on a part agrees with it within r // s bits on one of the part's s substrings:
-        each such substring's table is probed at every value that close. Memory stays within
-        a few PAIRS_PER_CHUNK candidates however the codes cluster."""
+        each such substring's table is probed at every value that close. Each distinct value of
+        a part is probed once, however many query rows share it. Memory stays within a few
+        PAIRS_PER_CHUNK candidates however the codes cluster."""
         columns = len(self.order) // parts
         words = self.words.shape[1] // parts
-        masks = _flip_masks(radius // columns)
-        values = queries.view(">u2").astype(np.int64)
         query_words = queries.view("<u8")
-        # Each probe finds size / 65,536 codes when they spread evenly: chunks of query rows
-        # sized for that, and _probe splits a chunk further where they do not.
-        per_row = max(1.0, self.size / (1 << SUBSTRING_BITS)) * len(masks) * columns * parts
-        step = max(1, int(PAIRS_PER_CHUNK / per_row))
-        for first in range(0, len(queries), step):
-            mine = query_words[first : first + step]
-            found = _Found(nearest)
-            for part in range(parts):
-                span = slice(part * words, (part + 1) * words)
-                for column in range(part * columns, (part + 1) * columns):
-                    for mask in masks:
-                        for rows, positions in self._probe(values[first : first + step, column] ^ mask, column):
-                            close = np.bitwise_count(mine[rows, span] ^ self.words[positions, span]).sum(axis=1)
-                            inside = close <= radius
-                            rows, positions = rows[inside], positions[inside]
-                            distances = np.bitwise_count(mine[rows] ^ self.words[positions]).sum(axis=1, dtype=np.int64)
-                            found.add(rows, positions, distances)
-            rows, positions, distances = found.result()
-            yield rows + first, positions, distances
+        jobs = []
+        for part in range(parts):
+            span = range(part * words, (part + 1) * words)
+            distinct = _distinct_rows(query_words[:, span.start : span.stop])
+            for column in range(part * columns, (part + 1) * columns):
+                many = len(distinct[0]) > _FEW_QUERIES
+                in_order = [self._word_in_order(column, word) for word in span] if many else None
+                jobs.append((distinct, column, column - part * columns, span, in_order))
+        found = _Found(nearest)
+        # Each table is probed on its own: numpy leaves the GIL for its loops, so threads share
+        # the cores (the batch tools' self-join; a server's `within` is one small job).
+        threads = min(len(jobs), os.cpu_count() or 1) if len(queries) > _FEW_QUERIES else 1
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pairs") as pool:
+            for result in pool.map(lambda job: self._column_pairs(query_words, radius, columns, nearest, *job), jobs):
+                found.add(*result)
+        rows, positions, distances = found.result()
+        row_starts = np.searchsorted(rows, np.arange(0, len(queries) + PAIRS_PER_CHUNK, PAIRS_PER_CHUNK))
+        for low, high in zip(row_starts[:-1].tolist(), row_starts[1:].tolist(), strict=True):
+            if high > low:
+                yield rows[low:high], positions[low:high], distances[low:high]
 
-    def _probe(self, probes: np.ndarray, column: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(rows, positions): for each probe value (one per query row), the codes whose substring
-        `column` has that value; in batches of about PAIRS_PER_CHUNK (a batch holds at least one
-        row, so one value shared by more codes than that is one batch)."""
+    def _column_pairs(
+        self, query_words: np.ndarray, radius: int, columns: int, nearest: int | None,
+        distinct: tuple[np.ndarray, np.ndarray, np.ndarray], column: int, substring: int, span: range,
+        in_order: list[np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """The pairs one table finds: each distinct value of the table's part (`distinct`, from
+        _distinct_rows) probed at every mask, its candidates compared on the part."""
+        values, rows_by_value, value_starts = distinct
+        substrings = np.ascontiguousarray(values).view(">u2")[:, substring].astype(np.int64)
+        value_words = [np.ascontiguousarray(values[:, i]) for i in range(len(span))]
+        order = self.order[column]
+        found = _Found(nearest)
+        # Each probe finds size / 65,536 codes when they spread evenly: chunks of probes sized
+        # for that, and _probe splits a chunk further where they do not.
+        step = max(1, int(PAIRS_PER_CHUNK / max(1.0, self.size / (1 << SUBSTRING_BITS))))
+        for mask in _flip_masks(radius // columns):
+            for first in range(0, len(values), step):
+                for begin, counts, offsets in self._probe(substrings[first : first + step] ^ mask, column):
+                    # The part's distance, candidate by candidate, a 64-bit word at a time.
+                    close: np.ndarray | None = None
+                    for i, word in enumerate(span):
+                        mine = np.repeat(value_words[i][first + begin : first + begin + len(counts)], counts)
+                        theirs = in_order[i][offsets] if in_order is not None else self.words[order[offsets], word]
+                        bits = np.bitwise_count(np.bitwise_xor(mine, theirs, out=mine))
+                        close = bits if close is None else close + bits
+                    hit = np.flatnonzero(close <= radius)  # type: ignore[operator]
+                    if not len(hit):
+                        continue
+                    value = first + begin + np.searchsorted(np.cumsum(counts), hit, side="right")
+                    rows, position = _expand_rows(rows_by_value, value_starts, value, order[offsets[hit]])
+                    distance = np.bitwise_count(query_words[rows] ^ self.words[position]).sum(axis=1)
+                    found.add(rows, position, distance.astype(np.int64))
+        return found.result()
+
+    def _word_in_order(self, column: int, word: int) -> np.ndarray:
+        """One 64-bit word of every code, in table `column`'s order (built on first use)."""
+        key = (column, word)
+        if key not in self._in_order:
+            self._in_order[key] = np.ascontiguousarray(self.words[self.order[column], word])
+        return self._in_order[key]
+
+    def _probe(self, probes: np.ndarray, column: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first probe, candidates of each probe, their offsets in the table's order) for every
+        code whose substring `column` has a probe's value; in batches of consecutive probes of
+        about PAIRS_PER_CHUNK candidates (a batch holds at least one probe, so one value shared
+        by more codes than that is one batch)."""
         starts = self.starts[column]
         low = starts[probes]
         counts = starts[probes + 1] - low
@@ -409,12 +460,36 @@ class _RadiusTables:
             batch_counts = counts[begin:end]
             total = int(ends[end - 1]) - done
             if total:
-                rows = np.repeat(np.arange(begin, end), batch_counts)
                 # The runs [low, low + count) concatenated without a loop: element g of run j
                 # is low_j + (g - where run j begins in the concatenation).
                 offsets = np.repeat(low[begin:end] - (np.cumsum(batch_counts) - batch_counts), batch_counts)
-                yield rows, self.order[column][offsets + np.arange(total)]
+                offsets += np.arange(total)
+                yield begin, batch_counts, offsets
             begin = end
+
+
+_FEW_QUERIES = 1000  # below this, candidates are compared where they lie (no copies in table order)
+
+
+def _distinct_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct rows of (n, w) uint64 `words`, the row numbers grouped by distinct row, and
+    where each group starts: distinct row j is held by rows_by_value[starts[j]:starts[j + 1]]."""
+    order = np.lexsort(words.T[::-1]) if words.shape[1] > 1 else np.argsort(words[:, 0], kind="stable")
+    ordered = words[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    starts = np.flatnonzero(new)
+    return ordered[starts], order, np.r_[starts, len(order)]
+
+
+def _expand_rows(
+    rows_by_value: np.ndarray, value_starts: np.ndarray, values: np.ndarray, positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query row, position) for every query row holding each value found at a position."""
+    low, high = value_starts[values], value_starts[values + 1]
+    counts = high - low
+    offsets = np.repeat(low - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+    return rows_by_value[offsets], np.repeat(positions, counts)
 
 
 class _Found:
