@@ -7,15 +7,12 @@ index or fetcher): `build_record` is the same function the API's register uses.
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
 from typing import Any
 
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.service import build_record
+from dupcheck_tools.worker_process import start_worker
 
 Outcome = tuple[str, Any]  # ("ok", HashRecord) or ("error", (code, message))
 
@@ -26,17 +23,8 @@ _max_pixels = 0
 def init_worker(algo: str, max_pixels: int) -> None:
     """Runs once per hashing process."""
     global _pipeline, _max_pixels
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    start_worker()
     _pipeline, _max_pixels = get_pipeline(algo), max_pixels
-    parent = os.getppid()
-
-    def watch_parent() -> None:  # a kill -9'd parent cannot shut us down: leave on our own
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch_parent, daemon=True, name="parent-watch").start()
 
 
 def hash_row(pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:

@@ -1,0 +1,54 @@
+"""Verification of candidate pairs, in this process or in a pool of them.
+
+A job is a batch of query records, each with its candidates (work-file positions and index
+distances, nearest first). Each query record becomes the query the service would make of its
+picture (`HashPipeline.stored_query`) and is judged against its candidates by `judge`, the
+verdict function find_similar uses; only the duplicates come back. A worker needs the pipeline
+and the work file, which it opens read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.models import HashValue, Verdict
+from dupcheck.core.verification import edits
+from dupcheck_tools.duplicates.workfile import Found, WorkFile
+from dupcheck_tools.worker_process import start_worker
+
+Job = Sequence[tuple[int, Sequence[tuple[int, int]]]]  # (query position, [(candidate position, distance)])
+
+_state: tuple[HashPipeline, WorkFile] | None = None
+
+
+def init_worker(algo: str, work_path: Path) -> None:
+    """Runs once per verification process."""
+    global _state
+    start_worker()
+    _state = get_pipeline(algo), WorkFile(work_path, read_only=True)
+
+
+def judge_in_worker(job: Job) -> list[Found]:
+    assert _state is not None, "init_worker did not run"
+    return judge(*_state, job)
+
+
+def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
+    """The duplicates each query record of `job` finds among its candidates."""
+    records = work.records({q for q, _ in job} | {c for _, candidates in job for c, _ in candidates})
+    width = pipeline.index_bits // 8
+    found = []
+    for position, candidates in job:
+        record, packed = records[position]
+        hashes = tuple(HashValue(packed[i : i + width]) for i in range(0, len(packed), width))
+        query = pipeline.stored_query(record, hashes)
+        if query is None:  # the read kept only records that make a query
+            continue
+        judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates])
+        for (candidate, _), judgement in zip(candidates, judged, strict=True):
+            if judgement.verdict is Verdict.DUPLICATE:
+                words = tuple(edits(judgement.evidence)) if judgement.evidence is not None else ()
+                found.append(Found(position, candidate, judgement.distance, judgement.similarity, words))
+    return found
