@@ -13,7 +13,9 @@ writes
     out/catalog/<stem>.<ext>        the originals that are indexed (bytes copied unchanged)
     out/queries/<stem>__<kind>.<ext> transformed copies of catalog pictures, held-out pictures
                                     and colour variants
-    out/truth.csv                   query,expected,kind  (`expected` empty: no duplicate exists)
+    out/truth.csv                   query,expected,kind,source  (`expected` empty: no duplicate
+                                    exists in the catalog; `source`: the picture the query was
+                                    made from, which queries of one source are copies of)
 
 Every random choice comes from a generator seeded with (seed, source file, kind), so the same
 seed and originals give byte-identical files and truth on any machine with the same Pillow.
@@ -372,14 +374,14 @@ def build(
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
 
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str, str, str]] = []
     counts: dict[str, int] = {}
 
-    def emit(name: str, data: bytes, expected: str, kind: str) -> None:
+    def emit(name: str, data: bytes, expected: str, kind: str, source: str) -> None:
         if (out / "queries" / name).exists():  # e.g. a variant whose stem is also an original's
             raise SystemExit(f"two queries would both be named {name}")
         (out / "queries" / name).write_bytes(data)
-        rows.append((name, expected, kind))
+        rows.append((name, expected, kind, source))
         counts[kind] = counts.get(kind, 0) + 1
 
     jobs: list[tuple[str, Path, str]] = []
@@ -400,7 +402,7 @@ def build(
         stem = path.stem
         if role == "pos":
             data, suffix = make_query(img, kind, seed, path.name)
-            emit(f"{stem}__{kind}{suffix}", data, stem, kind)
+            emit(f"{stem}__{kind}{suffix}", data, stem, kind, stem)
             continue
         neg_kind = "distinct" if role == "distinct" else "colour_variant"
         expected = ""
@@ -411,11 +413,11 @@ def build(
             data, suffix = path.read_bytes(), path.suffix.lower()
             name = f"{stem}__{neg_kind}{suffix}"
         _ = sibling_of  # the sibling stays in the catalog; truth has no expected match
-        emit(name, data, expected, neg_kind)
+        emit(name, data, expected, neg_kind, stem)
 
     with (out / "truth.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["query", "expected", "kind"])
+        writer.writerow(["query", "expected", "kind", "source"])
         writer.writerows(sorted(rows))
     if colour_variants is not None:  # which catalog entry each variant is a sibling of
         with (out / "colour_variant_siblings.csv").open("w", newline="") as fh:

@@ -61,7 +61,7 @@ def list_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def _progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
+def progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=None, dynamic_ncols=True)
@@ -81,7 +81,7 @@ def evaluate(
         catalog_failed: list[dict[str, str]] = []
         indexed: set[str] = set()
         started = time.perf_counter()
-        for path in _progress(list_files(catalog), "index"):
+        for path in progress(list_files(catalog), "index"):
             if path.stem in indexed:
                 catalog_failed.append({"file": path.name, "error": f"entity_id {path.stem!r} already indexed"})
                 continue
@@ -97,7 +97,7 @@ def evaluate(
         rows: list[dict[str, Any]] = []
         query_failed: list[dict[str, str]] = []
         started = time.perf_counter()
-        for item in _progress(list(truth), "query"):
+        for item in progress(list(truth), "query"):
             row: dict[str, Any] = {
                 "query": item["query"], "expected": item["expected"], "kind": item["kind"],
                 "is_duplicate": False, "top": [], "error": None,
