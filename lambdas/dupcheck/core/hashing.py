@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Protocol
 
 import numpy as np
@@ -157,14 +158,25 @@ def _pack(bits: np.ndarray) -> HashValue:
     return HashValue(np.packbits(bits).tobytes())
 
 
-def _dct_bits(grids: np.ndarray, keep: int = 8) -> np.ndarray:
-    """(n, s, s) grey pictures -> (n, keep * keep) pHash bits, as `dct_hash` takes them from a
-    picture already at its size: levels clipped and truncated to bytes, DCT, against the median."""
-    coefficients = low_frequencies(np.clip(grids, 0, 255).astype(np.uint8).astype(np.float64), keep)
-    ac = coefficients[:, 1:]
-    # The median of the odd number of AC terms is the middle one: a partition, not a sort.
-    median = np.partition(ac, ac.shape[1] // 2, axis=1)[:, ac.shape[1] // 2 : ac.shape[1] // 2 + 1]
-    return coefficients > median
+@cache
+def _views_hash_matrices(side: int, pad: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What stored_query_codes hashes a record's luma views with: (side * side, 64) float32
+    matrices from a flattened view to the 8x8 lowest DCT frequencies of the view taken as
+    `fingerprint` takes a picture (centre weighted), and of the view padded back as a cropped
+    copy's would be (padded with its mean, weighted, resampled back to `side`); and the signs
+    that turn frequencies into the mirrored picture's. Each step is linear in the pixels (the
+    mean too), so a matrix is the steps applied to every basis picture. (Unlike `dct_hash`
+    nothing is rounded to bytes: these hashes are only compared with each other.)"""
+    basis = np.eye(side * side).reshape(side * side, side, side)
+    padded = centre_weighted(pad_with_mean(basis, pad))
+    resample = sampler(padded.shape[-1], side, 0.0, 1.0).astype(np.float64)
+    padded = resample @ padded @ resample.T
+    mirror = np.tile((-1.0) ** np.arange(8), 8)  # frequency (u, v) at u * 8 + v: odd v change sign
+    return (
+        low_frequencies(centre_weighted(basis), 8).astype(np.float32),
+        low_frequencies(padded, 8).astype(np.float32),
+        mirror.astype(np.float32),
+    )
 
 
 # -- pipelines ----------------------------------------------------------------------------------
@@ -317,27 +329,35 @@ class AlignedDualPHash:
         hash lies about as close to a mirrored copy's stored hash as the picture's own would
         (docs/evaluation.md, "Catalog-wide duplicates")."""
         codes = np.zeros((len(records), 3, self.index_bits // 8), dtype=np.uint8)
-        found = self._stored_views(records)
+        found = self._stored_lumas(records)
         usable = np.array(
-            [views is not None and r.hash.bits == self.index_bits for r, views in zip(records, found, strict=True)],
+            [grid is not None and r.hash.bits == self.index_bits for r, grid in zip(records, found, strict=True)],
             dtype=bool,
         )
         rows = np.flatnonzero(usable)
         if not len(rows):
             return codes, usable
-        lumas = np.stack([views.luma for i in rows.tolist() if (views := found[i]) is not None]).astype(np.float64)
-        whole, cut = centre_weighted(lumas[:, 0]), centre_weighted(lumas[:, 1])
-        uncropped = centre_weighted(pad_with_mean(lumas[:, 0], self.query_pad))
-        resample = sampler(uncropped.shape[-1], whole.shape[-1], 0.0, 1.0).astype(np.float64)
-        uncropped = resample @ uncropped @ resample.T
-        own_whole, own_cut = _dct_bits(whole), _dct_bits(cut)
-        flip_whole, flip_cut = own_whole ^ _dct_bits(whole[..., ::-1]), own_cut ^ _dct_bits(cut[..., ::-1])
-        flip_pad, flip_pad_mirror = own_whole ^ _dct_bits(uncropped), own_whole ^ _dct_bits(uncropped[..., ::-1])
+        lumas = np.stack([grid for i in rows.tolist() if (grid := found[i]) is not None]).reshape(len(rows), 2, -1)
+        # The steps before the median are linear in the pixels: a batch is two matrix products
+        # (_views_hash_matrices). A mirrored picture's frequencies are its own with the odd
+        # horizontal ones negated (the weighting and the padding are symmetric).
+        weighted, padded, mirror = _views_hash_matrices(int(np.sqrt(lumas.shape[-1])), self.query_pad)
+        low = lumas @ weighted  # (n, 2, 64): whole and cut
+        low_padded = lumas[:, 0] @ padded
+        views_hashes = {
+            name: values > np.median(values[..., 1:], axis=-1, keepdims=True)
+            for name, values in (
+                ("whole", low[:, 0]), ("cut", low[:, 1]), ("whole mirrored", low[:, 0] * mirror),
+                ("cut mirrored", low[:, 1] * mirror), ("padded", low_padded), ("padded mirrored", low_padded * mirror),
+            )
+        }  # fmt: skip
+        own_whole, own_cut = views_hashes["whole"], views_hashes["cut"]
+        flip_whole, flip_cut = own_whole ^ views_hashes["whole mirrored"], own_cut ^ views_hashes["cut mirrored"]
         unchanged = np.zeros_like(flip_cut)
         flips = np.stack([
             np.concatenate([flip_whole, flip_cut], axis=1),  # mirrored
-            np.concatenate([flip_pad, unchanged], axis=1),  # padded back (the trimmed half as stored)
-            np.concatenate([flip_pad_mirror, flip_cut], axis=1),  # both
+            np.concatenate([own_whole ^ views_hashes["padded"], unchanged], axis=1),  # padded back (cut half as stored)
+            np.concatenate([own_whole ^ views_hashes["padded mirrored"], flip_cut], axis=1),  # both
         ], axis=1)  # fmt: skip
         stored = np.frombuffer(b"".join(records[i].hash.data for i in rows.tolist()), dtype=np.uint8)
         codes[rows] = stored.reshape(len(rows), 1, -1) ^ np.packbits(flips, axis=2)
@@ -351,6 +371,18 @@ class AlignedDualPHash:
             algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features,
             probe=Probe.of_views(views),
         )  # fmt: skip
+
+    def _stored_lumas(self, records: Sequence[HashRecord]) -> list[np.ndarray | None]:
+        """Each record's luma views (None where missing or damaged), as _stored_views has them."""
+        found: list[np.ndarray | None] = [None] * len(records)
+        compact = [i for i, r in enumerate(records) if r.hash_algo == self.algo and r.features.get("views")]
+        decoded = Views.decode_luma_many([records[i].features["views"] for i in compact])
+        for i, grid in zip(compact, decoded, strict=True):
+            found[i] = grid
+        for i, record in enumerate(records):
+            if record.hash_algo == self.legacy and (views := Views.from_raw(record.features.get("views", b""))):
+                found[i] = views.luma
+        return found
 
     def _stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
         """Each record's views (None where missing or damaged), the compact ones decoded together."""

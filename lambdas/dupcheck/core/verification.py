@@ -104,6 +104,15 @@ class Views:
             return [cls.decode(data) for data in encoded]
         return [cls(luma, chroma) for luma, chroma in zip(lumas, chromas, strict=True)]
 
+    @staticmethod
+    def decode_luma_many(encoded: Sequence[bytes]) -> list[np.ndarray | None]:
+        """The luma (2, 32, 32) of each of `encoded`, or None for bytes that are not views: what
+        the views' hashes need, for every record of a catalog (colour is not inflated)."""
+        try:
+            return list(views_codec.decode_luma_many(encoded))
+        except views_codec.CodecError:
+            return [views_codec.decode_luma_many([data])[0] if _decodes(data) else None for data in encoded]
+
     @classmethod
     def decode(cls, data: bytes) -> Views | None:
         """What `encode` wrote as Views, or None for bytes that are not."""
@@ -134,6 +143,14 @@ class Views:
         a_star, b_star = (_resize(plane, LUMA_GRID) for plane in self.chroma[0])
         rgb = rgb_from_luma_ab(self.luma[0].astype(np.float64), a_star, b_star)
         return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC))
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        views_codec.decode_luma_many([data])
+    except views_codec.CodecError:
+        return False
+    return True
 
 
 def _resize(channel: np.ndarray, side: int) -> np.ndarray:
