@@ -210,9 +210,11 @@ def test_a_radius_the_index_cannot_answer_exactly_is_refused(
     assert code == ExitCode.USAGE and "radius" in capsys.readouterr().err
 
 
-def test_verification_in_processes_finds_the_same_groups(
+def test_work_in_processes_finds_the_same_groups(
     store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Small batches and jobs: the query hashes and the verification both run in the pool.
+    monkeypatch.setattr(engine, "READ_BATCH", 3)
     monkeypatch.setattr(engine, "IN_PROCESS_BELOW", 0)
     monkeypatch.setattr(engine, "JOB_SIZE", 3)
     summary = find_duplicates(store, tmp_path / "out", source="test", workers=2)

@@ -28,12 +28,14 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from functools import partial
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -43,12 +45,14 @@ from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import utc_now
 from dupcheck.core.ports import RecordStore
 from dupcheck_tools.duplicates.grouping import KEEP_RULE, Group, group_duplicates
-from dupcheck_tools.duplicates.report import report_document, write_reports
-from dupcheck_tools.duplicates.workers import Job, init_worker, judge, judge_in_worker
+from dupcheck_tools.duplicates.report import groups_html, report_document, write_reports
+from dupcheck_tools.duplicates.workers import Job, codes_in_worker, init_worker, judge, judge_in_worker, query_codes
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 __all__ = ["DEFAULT_RADIUS", "KEEP_RULE", "DuplicatesSummary", "Group", "UsageError", "find_duplicates"]
 
@@ -80,11 +84,17 @@ class DuplicatesSummary:
     pairs: int = 0
     skipped: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    phases_s: dict[str, float] = field(default_factory=dict)  # read, pair, verify, report
     resumed: bool = False
     interrupted: bool = False
     files: list[str] = field(default_factory=list)
     message: str = ""
     report: dict[str, Any] | None = field(default=None, repr=False)  # duplicates.json, for the notebook
+    found: list[Group] = field(default_factory=list, repr=False)  # the groups, with each record's fields
+
+    def groups_html(self, first: int = 10) -> str:
+        """The first groups as HTML, pictures and all: what the notebook shows inline."""
+        return groups_html(self.found[:first], styled=True)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -93,7 +103,7 @@ class DuplicatesSummary:
         return ExitCode.FAILED if self.skipped.get("records") else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "report"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("report", "found")}
 
 
 def find_duplicates(
@@ -122,18 +132,23 @@ def find_duplicates(
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     work = _open_work(out, {"source": source, "pipeline": pipeline.algo, "radius": radius}, resume)
+    phase = _Phases(summary.phases_s)
+    processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path)
     try:
         read = work.read_summary()
         summary.resumed = read is not None
         if read is None:
             work.restart_read()
-            read = _read(store, work, pipeline, segments, progress)
+            read = _read(store, work, pipeline, segments, processes, progress)
             work.finish_read(read)
         summary.records, summary.compared = read["records"], read["compared"]
         summary.skipped = _skipped(read)
+        phase.done("read")
         owners, candidates, distances = _candidates(work, pipeline, radius, progress)
         summary.candidates = len(candidates)
-        _verify(work, pipeline, owners, candidates, distances, workers, progress)
+        phase.done("pair")
+        _verify(work, pipeline, owners, candidates, distances, processes, progress)
+        phase.done("verify")
         found = list(work.found())
         listings = work.listings({f.query for f in found} | {f.candidate for f in found})
         groups = group_duplicates(found, listings, pipeline.distance_bits)
@@ -144,19 +159,35 @@ def find_duplicates(
             groups,
         )  # fmt: skip
         summary.files = [str(path) for path in write_reports(out, document, groups)]
-        summary.report = document
+        summary.report, summary.found = document, groups
+        phase.done("report")
     except KeyboardInterrupt:
+        processes.close()
         work.close()
         summary.interrupted = True
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         summary.message = f"interrupted: run again with --resume to go on from {out / WORK_NAME}"
         return summary
+    processes.close()
     work.remove()
     summary.groups = len(groups)
     summary.duplicates = sum(len(g.items) - 1 for g in groups)
     summary.pairs = sum(len(g.pairs) for g in groups)
     summary.message = summary.skipped.get("message") or f"{summary.groups} groups of duplicates in {out}"
     return summary
+
+
+class _Phases:
+    """Seconds each step took (the summary's `phases_s`; logged with -v)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into, self.started = into, time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = round(now - self.started, 3)
+        log.info("duplicates: %s took %.1f s", name, now - self.started)
+        self.started = now
 
 
 def _parts(pipeline: HashPipeline) -> int:
@@ -182,22 +213,30 @@ def _open_work(out: Path, identity: dict[str, Any], resume: bool) -> WorkFile:
 # -- 1. read --------------------------------------------------------------------------------------
 
 
-def _read(store: RecordStore, work: WorkFile, pipeline: HashPipeline, segments: int, progress: bool) -> dict[str, Any]:
-    """Copy every record the pipeline can compare into the work file, counting the others."""
+def _read(
+    store: RecordStore, work: WorkFile, pipeline: HashPipeline, segments: int, processes: _Processes, progress: bool
+) -> dict[str, Any]:
+    """Copy every record the pipeline can compare into the work file, counting the others. The
+    query hashes of a batch are computed in the worker processes while the next one is read."""
     other: dict[str, int] = {}
     unusable = records = 0
     bar = tqdm(total=store.approximate_count(), unit="rec", desc="read", disable=not progress, dynamic_ncols=True)
     scanned = store.scan(segments)
+    batches = iter(lambda: list(islice(scanned, READ_BATCH)), [])
     try:
-        while batch := list(islice(scanned, READ_BATCH)):
-            records += len(batch)
-            mine = [r for r in batch if r.hash_algo in pipeline.reads]
+        first = next(batches, [])
+        # A catalog of one batch is done before a process would have started.
+        results = processes.map(
+            partial(query_codes, pipeline), codes_in_worker, chain([first], batches), use_pool=len(first) == READ_BATCH
+        )
+        for batch, (codes, usable) in results:
+            mine = [record for record in batch if record.hash_algo in pipeline.reads]
             for record in batch:
                 if record.hash_algo not in pipeline.reads:
                     other[record.hash_algo] = other.get(record.hash_algo, 0) + 1
-            codes, usable = pipeline.stored_query_codes(mine)
-            unusable += int((~usable).sum())
             work.add_records([r for r, ok in zip(mine, usable.tolist(), strict=True) if ok], codes[usable])
+            unusable += int((~usable).sum())
+            records += len(batch)
             bar.update(len(batch))
     finally:
         close = getattr(scanned, "close", None)
@@ -330,7 +369,7 @@ def _nearest_per_owner(
 
 def _verify(
     work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, candidates: np.ndarray, distances: np.ndarray,
-    workers: int, progress: bool,
+    processes: _Processes, progress: bool,
 ) -> None:  # fmt: skip
     """Judge every record that has candidates and is not judged yet; save each job's result."""
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.empty(0, dtype=np.int64)
@@ -344,40 +383,54 @@ def _verify(
     )
     bar = tqdm(total=len(todo), unit="rec", desc="verify", disable=not progress, dynamic_ncols=True)
     try:
-        processes = workers if workers > 0 else (os.cpu_count() or 1)
-        if processes <= 1 or len(todo) < IN_PROCESS_BELOW:
-            for job in jobs:
-                work.save([q for q, _ in job], judge(pipeline, work, job))
-                bar.update(len(job))
-        else:
-            _verify_in_pool(work, pipeline, jobs, processes, bar)
+        local = partial(judge_here, pipeline, work)
+        for job, found in processes.map(local, judge_in_worker, jobs, use_pool=len(todo) >= IN_PROCESS_BELOW):
+            work.save([q for q, _ in job], found)
+            bar.update(len(job))
     finally:
         bar.close()
 
 
-def _verify_in_pool(work: WorkFile, pipeline: HashPipeline, jobs: Iterator[Job], processes: int, bar: tqdm) -> None:
-    pool = ProcessPoolExecutor(
-        max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker, initargs=(pipeline.algo, work.path),
-    )  # fmt: skip
-    running: dict[Future[list[Found]], Job] = {}
-    try:
+def judge_here(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
+    """`judge` in this process (the name tests replace to interrupt a run)."""
+    return judge(pipeline, work, job)
+
+
+class _Processes:
+    """The run's worker processes, started on first use (for work worth their start-up) and
+    shared by the read (query hashes) and verification: `map` runs jobs there, or here, and
+    yields each with its result, in order, a few jobs ahead."""
+
+    def __init__(self, count: int, algo: str, work_path: Path) -> None:
+        self.count, self.algo, self.work_path = count, algo, work_path
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(
+        self, here: Callable[[T], R], there: Callable[[T], R], jobs: Iterable[T], *, use_pool: bool
+    ) -> Iterator[tuple[T, R]]:
+        if not use_pool or self.count <= 1:
+            for job in jobs:
+                yield job, here(job)
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker, initargs=(self.algo, self.work_path),
+            )  # fmt: skip
+        running: deque[tuple[T, Future[R]]] = deque()
         for job in jobs:
-            running[pool.submit(judge_in_worker, job)] = job
-            if len(running) >= 2 * processes:  # a few ahead keeps every process busy
-                _collect(work, running, bar)
+            running.append((job, self._pool.submit(there, job)))
+            if len(running) >= 2 * self.count:  # a few ahead keeps every process busy
+                done, future = running.popleft()
+                yield done, future.result()
         while running:
-            _collect(work, running, bar)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+            done, future = running.popleft()
+            yield done, future.result()
 
-
-def _collect(work: WorkFile, running: dict[Future[list[Found]], Job], bar: tqdm) -> None:
-    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-    for future in finished:
-        job = running.pop(future)
-        work.save([q for q, _ in job], future.result())
-        bar.update(len(job))
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

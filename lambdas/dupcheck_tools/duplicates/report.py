@@ -111,7 +111,18 @@ def render_html(document: Mapping[str, Any], groups: Sequence[Group]) -> str:
     parts.append("</header><main>")
     if not groups:
         parts.append("<p>No duplicates: no two records hold the same picture.</p>")
-    for number, group in enumerate(shown, start=1):
+    parts.append(groups_html(shown))
+    parts.append("</main></body></html>\n")
+    return "\n".join(parts)
+
+
+def groups_html(groups: Sequence[Group], *, styled: bool = False) -> str:
+    """The groups as HTML sections: each record's picture, id, SKU and whether to keep it, and
+    each pair's verdict in words. `styled` adds the page's styles (a notebook shows the groups
+    inline, without the page around them)."""
+    e = html.escape
+    parts = [f"<style>{_STYLE}</style>"] if styled else []
+    for number, group in enumerate(groups, start=1):
         heading = f"Group {number}: {len(group.items)} records, keep {e(group.keep.entity_id)}"
         parts.append(f'<section aria-labelledby="g{number}"><h2 id="g{number}">{heading}</h2><ul class="items">')
         for i, item in enumerate(group.items):
@@ -125,7 +136,6 @@ def render_html(document: Mapping[str, Any], groups: Sequence[Group]) -> str:
             sentence = f"{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())} ({pair.match_percent:g}% match)"
             parts.append(f"<li>{sentence}</li>")
         parts.append("</ul></section>")
-    parts.append("</main></body></html>\n")
     return "\n".join(parts)
 
 

@@ -1,4 +1,5 @@
-"""Verification of candidate pairs, in this process or in a pool of them.
+"""The duplicate report's work in this process or in a pool of them: the query hashes of the
+records read, and the verification of candidate pairs.
 
 A job is a batch of query records, each with its candidates (work-file positions and index
 distances, nearest first). Each query record becomes the query the service would make of its
@@ -12,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.models import HashValue, Verdict
+from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck.core.verification import edits
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_process import start_worker
@@ -24,7 +27,7 @@ _state: tuple[HashPipeline, WorkFile] | None = None
 
 
 def init_worker(algo: str, work_path: Path) -> None:
-    """Runs once per verification process."""
+    """Runs once per worker process."""
     global _state
     start_worker()
     _state = get_pipeline(algo), WorkFile(work_path, read_only=True)
@@ -33,6 +36,16 @@ def init_worker(algo: str, work_path: Path) -> None:
 def judge_in_worker(job: Job) -> list[Found]:
     assert _state is not None, "init_worker did not run"
     return judge(*_state, job)
+
+
+def codes_in_worker(batch: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+    assert _state is not None, "init_worker did not run"
+    return query_codes(_state[0], batch)
+
+
+def query_codes(pipeline: HashPipeline, batch: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """The query hashes of the records of `batch` the pipeline compares (stored_query_codes)."""
+    return pipeline.stored_query_codes([record for record in batch if record.hash_algo in pipeline.reads])
 
 
 def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
