@@ -1,11 +1,23 @@
 // What the page says, in words a merchandiser uses: one function per kind of sentence, so the
-// wording lives in one place. matchSentence is the one to extend when matches say what was
-// edited (an `edits` list: "the same picture, cropped and mirrored").
+// wording lives in one place. A duplicate report's pairs say what was edited (an `edit` list:
+// "the same picture, cropped and mirrored"), in the words of dupcheck_tools/duplicates/grouping.py.
 
 const VERDICTS = {
   duplicate: "The same picture",
   similar: "A similar picture, not the same",
   different: "A different picture",
+};
+
+const EDITS = {
+  crop: "cropped",
+  border: "with a border added or removed",
+  mirror: "mirrored",
+  rotation: "turned a little",
+  grayscale: "in grayscale",
+  saturation: "with its colours stronger or weaker",
+  brightness: "brighter or darker",
+  contrast: "with more or less contrast",
+  overlay: "with something on top (a badge, text, a logo)",
 };
 
 /** "a", "a and b", "a, b and c" */
@@ -16,7 +28,7 @@ export function listWords(words) {
 /** The sentence for one match (or one pair of a duplicate report). */
 export function matchSentence(match) {
   const base = VERDICTS[match.verdict] ?? "A picture";
-  const edits = [match.edits ?? match.edit ?? []].flat().filter(Boolean);
+  const edits = [match.edits ?? match.edit ?? []].flat().filter(Boolean).map((edit) => EDITS[edit] ?? edit);
   return edits.length ? `${base}, ${listWords(edits)}` : base;
 }
 
