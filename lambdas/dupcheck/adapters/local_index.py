@@ -30,7 +30,7 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import cache
 from types import ModuleType
 from typing import Protocol, runtime_checkable
@@ -382,21 +382,28 @@ class _RadiusTables:
         columns = len(self.order) // parts
         words = self.words.shape[1] // parts
         query_words = queries.view("<u8")
-        jobs = []
-        for part in range(parts):
-            span = range(part * words, (part + 1) * words)
-            distinct = _distinct_rows(query_words[:, span.start : span.stop])
-            for column in range(part * columns, (part + 1) * columns):
-                many = len(distinct[0]) > _FEW_QUERIES
-                in_order = [self._word_in_order(column, word) for word in span] if many else None
-                jobs.append((distinct, column, column - part * columns, span, in_order))
         found = _Found(nearest)
         # Each table is probed on its own: numpy leaves the GIL for its loops, so threads share
-        # the cores (the batch tools' self-join; a server's `within` is one small job).
-        threads = min(len(jobs), os.cpu_count() or 1) if len(queries) > _FEW_QUERIES else 1
+        # the cores (the batch tools' self-join; a server's `within` is one small job). A part at
+        # a time, each table's pairs merged as it finishes: memory holds one part's values and
+        # a thread's worth of results, not every table's at once.
+        threads = min(columns, os.cpu_count() or 1) if len(queries) > _FEW_QUERIES else 1
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pairs") as pool:
-            for result in pool.map(lambda job: self._column_pairs(query_words, radius, columns, nearest, *job), jobs):
-                found.add(*result)
+            for part in range(parts):
+                span = range(part * words, (part + 1) * words)
+                distinct = distinct_rows(query_words[:, span.start : span.stop])
+                many = len(distinct[0]) > _FEW_QUERIES
+                # Handed over as a set nothing else holds: as_completed lets go of each finished
+                # table's result once it is merged.
+                for done in as_completed({
+                    pool.submit(
+                        self._column_pairs, query_words, radius, columns, nearest, distinct, column,
+                        column - part * columns, span, [self._word_in_order(column, w) for w in span] if many else None,
+                    )
+                    for column in range(part * columns, (part + 1) * columns)
+                }):  # fmt: skip
+                    found.add(*done.result())
+                del distinct
         rows, positions, distances = found.result()
         row_starts = np.searchsorted(rows, np.arange(0, len(queries) + PAIRS_PER_CHUNK, PAIRS_PER_CHUNK))
         for low, high in zip(row_starts[:-1].tolist(), row_starts[1:].tolist(), strict=True):
@@ -409,7 +416,7 @@ class _RadiusTables:
         in_order: list[np.ndarray] | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """The pairs one table finds: each distinct value of the table's part (`distinct`, from
-        _distinct_rows) probed at every mask, its candidates compared on the part."""
+        distinct_rows) probed at every mask, its candidates compared on the part."""
         values, rows_by_value, value_starts = distinct
         substrings = np.ascontiguousarray(values).view(">u2")[:, substring].astype(np.int64)
         value_words = [np.ascontiguousarray(values[:, i]) for i in range(len(span))]
@@ -471,7 +478,7 @@ class _RadiusTables:
 _FEW_QUERIES = 1000  # below this, candidates are compared where they lie (no copies in table order)
 
 
-def _distinct_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def distinct_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct rows of (n, w) uint64 `words`, the row numbers grouped by distinct row, and
     where each group starts: distinct row j is held by rows_by_value[starts[j]:starts[j + 1]]."""
     order = np.lexsort(words.T[::-1]) if words.shape[1] > 1 else np.argsort(words[:, 0], kind="stable")
