@@ -34,13 +34,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
-from dupcheck.adapters.local_index import LocalHashIndex
+from dupcheck.adapters.local_index import LocalHashIndex, distinct_rows
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import utc_now
 from dupcheck.core.ports import RecordStore
@@ -225,11 +226,14 @@ def _read(
     batches = iter(lambda: list(islice(scanned, READ_BATCH)), [])
     try:
         first = next(batches, [])
+        jobs = ((batch, [(r.hash.data, r.hash_algo, r.features) for r in batch if r.hash_algo in pipeline.reads])
+                for batch in chain([first], batches))  # fmt: skip
         # A catalog of one batch is done before a process would have started.
         results = processes.map(
-            partial(query_codes, pipeline), codes_in_worker, chain([first], batches), use_pool=len(first) == READ_BATCH
-        )
-        for batch, (codes, usable) in results:
+            partial(query_codes, pipeline), codes_in_worker, jobs, use_pool=len(first) == READ_BATCH,
+            payload=itemgetter(1),
+        )  # fmt: skip
+        for (batch, _), (codes, usable) in results:
             mine = [record for record in batch if record.hash_algo in pipeline.reads]
             for record in batch:
                 if record.hash_algo not in pipeline.reads:
@@ -282,30 +286,35 @@ def _candidates(
         return empty, empty, empty
     nearest = pipeline.candidate_pool(1)
     # One entry per distinct hash: a thousand copies of a placeholder are one probe, not a million pairs.
-    distinct, code_of = np.unique(codes, axis=0, return_inverse=True)
-    code_of = code_of.ravel()
-    members = np.argsort(code_of, kind="stable")
-    member_starts = np.searchsorted(code_of[members], np.arange(len(distinct) + 1))
-    per_record = 1 + queries.shape[1]
-    rows = np.concatenate([codes[:, None], queries], axis=1).reshape(-1, width)
-    distinct_rows, row_of = np.unique(rows, axis=0, return_inverse=True)
-    row_of = row_of.ravel()
+    distinct, members, member_starts = distinct_rows(codes.view("<u8"))
+    distinct = distinct.view(np.uint8)
+    # Joined: the stored hash and the mirrored and padded query hashes. The padded mirrored one
+    # (the last) finds no copy the others miss at radius 7 on the dev benchmark (docs/evaluation.md)
+    # and would cost a sixth of the join; the distance a candidate is judged at counts it.
+    joined = np.concatenate([codes[:, None], queries[:, :2]], axis=1)
+    per_record = joined.shape[1]
+    unique_rows, rows_by_value, value_starts = distinct_rows(joined.reshape(-1, width).view("<u8"))
+    row_of = np.empty(len(rows_by_value), dtype=np.int64)
+    row_of[rows_by_value] = np.repeat(np.arange(len(unique_rows)), np.diff(value_starts))
+    unique_rows = unique_rows.view(np.uint8)
 
     index = LocalHashIndex(pipeline.index_bits)
     index.load_codes(np.arange(len(distinct)), distinct)
     hit_rows, hit_codes, hit_distances = [], [], []
-    bar = tqdm(total=len(distinct_rows), unit="hash", desc="pair", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(unique_rows), unit="hash", desc="pair", disable=not progress, dynamic_ncols=True)
     for found_rows, found_codes, found_distances in index.pairs_within(
-        distinct_rows, radius, _parts(pipeline), nearest=nearest + 1
+        unique_rows, radius, _parts(pipeline), nearest=nearest + 1
     ):
         hit_rows.append(found_rows)
         hit_codes.append(found_codes)
         hit_distances.append(found_distances)
         bar.update(int(found_rows[-1]) + 1 - bar.n if len(found_rows) else 0)
-    bar.update(len(distinct_rows) - bar.n)
+    bar.update(len(unique_rows) - bar.n)
     bar.close()
     rows_hit, codes_hit, distances_hit = (np.concatenate(parts) for parts in (hit_rows, hit_codes, hit_distances))
-    hit_starts = np.searchsorted(rows_hit, np.arange(len(distinct_rows) + 1))
+    hit_starts = np.searchsorted(rows_hit, np.arange(len(unique_rows) + 1))
+    every_query = np.concatenate([codes[:, None], queries], axis=1).view("<u8")  # (n, hashes, words)
+    code_words = codes.view("<u8")
 
     owners_out, candidates_out, distances_out = [], [], []
     # Each record expands to at most (nearest + 1)^2 candidates per query hash: chunks bound it.
@@ -323,7 +332,10 @@ def _candidates(
         owner, candidate, distance = _expand(owner, member_starts[code], member_starts[code] + sizes, members, distance,
                                              with_positions=True)  # fmt: skip
         others = candidate != owner
-        owner, candidate, distance = _nearest_per_owner(owner[others], candidate[others], distance[others], nearest)
+        owner, candidate = owner[others], candidate[others]
+        # The distance search would report: the nearest of all the record's query hashes.
+        distance = np.bitwise_count(every_query[owner] ^ code_words[candidate][:, None]).sum(axis=2).min(axis=1)
+        owner, candidate, distance = _nearest_per_owner(owner, candidate, distance.astype(np.int64), nearest)
         owners_out.append(owner)
         candidates_out.append(candidate)
         distances_out.append(distance)
@@ -406,11 +418,14 @@ class _Processes:
         self._pool: ProcessPoolExecutor | None = None
 
     def map(
-        self, here: Callable[[T], R], there: Callable[[T], R], jobs: Iterable[T], *, use_pool: bool
-    ) -> Iterator[tuple[T, R]]:
+        self, here: Callable[[Any], R], there: Callable[[Any], R], jobs: Iterable[T], *, use_pool: bool,
+        payload: Callable[[T], Any] = lambda job: job,
+    ) -> Iterator[tuple[T, R]]:  # fmt: skip
+        """Each job with the result of `here` (this process) or `there` (a worker: a module
+        function) called on the job's `payload`, what is sent to the worker."""
         if not use_pool or self.count <= 1:
             for job in jobs:
-                yield job, here(job)
+                yield job, here(payload(job))
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
@@ -419,7 +434,7 @@ class _Processes:
             )  # fmt: skip
         running: deque[tuple[T, Future[R]]] = deque()
         for job in jobs:
-            running.append((job, self._pool.submit(there, job)))
+            running.append((job, self._pool.submit(there, payload(job))))
             if len(running) >= 2 * self.count:  # a few ahead keeps every process busy
                 done, future = running.popleft()
                 yield done, future.result()

@@ -10,7 +10,7 @@ and the work file, which it opens read-only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +38,21 @@ def judge_in_worker(job: Job) -> list[Found]:
     return judge(*_state, job)
 
 
-def codes_in_worker(batch: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+# What the query hashes of a record need: its hash, hash_algo and features. Sent to a worker
+# as plain tuples: pickling whole records cost the reading process more than the rest of a read.
+Hashable = tuple[bytes, str, Mapping[str, bytes]]
+
+
+def codes_in_worker(batch: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
     assert _state is not None, "init_worker did not run"
     return query_codes(_state[0], batch)
 
 
-def query_codes(pipeline: HashPipeline, batch: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """The query hashes of the records of `batch` the pipeline compares (stored_query_codes)."""
-    return pipeline.stored_query_codes([record for record in batch if record.hash_algo in pipeline.reads])
+def query_codes(pipeline: HashPipeline, batch: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """stored_query_codes of the records (as `Hashable` tuples) of `batch`."""
+    return pipeline.stored_query_codes(
+        [HashRecord("", "", "", HashValue(data), algo, features=features) for data, algo, features in batch]
+    )
 
 
 def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
