@@ -201,6 +201,14 @@ def test_resume_refuses_the_work_of_another_run(
     assert fresh.report is not None and groups_of(fresh.report) == EXPECTED_GROUPS
 
 
+def test_an_output_that_is_not_a_folder_is_refused(store: SqliteRecordStore, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    (tmp_path / "taken").write_text("a file")
+    code = main(["--data-dir", str(store.path.parent), "duplicates", "--out", str(tmp_path / "taken"), "--no-progress"])
+    assert code == ExitCode.USAGE and "is a file" in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
 def test_a_radius_the_index_cannot_answer_exactly_is_refused(
     store: SqliteRecordStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -48,6 +48,8 @@ def run_duplicates(args: argparse.Namespace) -> int:
 
     def job(target: Target, settings: Settings) -> DuplicatesSummary:
         out = Path(args.out) if args.out else settings.data_dir / "duplicates"
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file: the report is a folder (duplicates.json, .csv, report.html)")
         source = f"dynamodb:{settings.table_name}" if target == "dynamodb" else f"sqlite:{settings.sqlite_path}"
         try:
             summary = find_duplicates(
@@ -56,6 +58,8 @@ def run_duplicates(args: argparse.Namespace) -> int:
             )  # fmt: skip
         except RunRefused as exc:
             raise UsageError(str(exc)) from exc
+        except OSError as exc:  # the folder cannot be written (permissions, a full disk)
+            raise UsageError(f"cannot write the report to {out}: {exc}") from exc
         if summary.skipped.get("message"):
             print(f"warning: {summary.skipped['message']}", file=sys.stderr)
         return summary
