@@ -362,7 +362,7 @@ class _RadiusTables:
         self.starts: list[np.ndarray] = []
         for column in range(substrings.shape[1]):
             values = substrings[:, column]
-            order = np.argsort(values, kind="stable").astype(np.int64)
+            order = np.argsort(values, kind="stable").astype(np.uint32)  # 4 bytes a record a table
             self.order.append(order)
             self.starts.append(np.searchsorted(values[order], np.arange((1 << SUBSTRING_BITS) + 1)).astype(np.int64))
         # For many queries (a self-join): each table's part of the codes, in the table's order, so
