@@ -350,9 +350,11 @@ class Tier:
 
 @dataclass(slots=True)
 class Probe:
-    """Query-side state: the working copy, and its views at each rotation tried (upright first)."""
+    """Query-side state: the working copy, and its views at each rotation tried (upright first).
+    A stored picture's probe has no working copy (`rgb` None): one is rebuilt from its upright
+    views the first time it is turned, which most queries never are."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     upright: Views | None = None
     _by_angle: dict[float, _QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
@@ -363,24 +365,31 @@ class Probe:
                 # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
                 # filled with the border colour so the turned corners trim away like a border.
                 if self._to_turn is None:
-                    image = Image.fromarray(self.rgb)
+                    image = Image.fromarray(self._picture())
                     image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
                     self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
                 image, fill = self._to_turn
                 views = views_of(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)))
             else:
-                views = self.upright if self.upright is not None else views_of(self.rgb)
+                views = self.upright if self.upright is not None else views_of(self._picture())
             turned = _query_views(views)
             if angle:  # the fill trims away like a border, but says nothing of the picture's own
                 turned.bordered = self.at(0.0).bordered
             self._by_angle[angle] = turned
         return self._by_angle[angle]
 
+    def _picture(self) -> np.ndarray:
+        if self.rgb is None:
+            if self.upright is None:
+                raise ValueError("a probe needs a picture or its views")
+            self.rgb = self.upright.picture(ROTATION_SIZE)
+        return self.rgb
+
     @classmethod
     def of_views(cls, views: Views) -> Probe:
-        """A stored picture as a query: its views upright, and a picture rebuilt from them to turn
-        (the catalog checked against itself has no pictures, only what records store)."""
-        return cls(views.picture(ROTATION_SIZE), upright=views)
+        """A stored picture as a query: its views upright, and a picture rebuilt from them when
+        it is turned (the catalog checked against itself has no pictures, only what records store)."""
+        return cls(None, upright=views)
 
 
 @cache
