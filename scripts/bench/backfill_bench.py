@@ -23,14 +23,14 @@ import io
 import json
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from measure import run_measured  # scripts/bench/measure.py
 
 SHARED_IMAGES = Path("/work/shared/bench/images")
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,41 +167,9 @@ def serial_loop(base: str, count: int) -> dict[str, Any]:
 
 
 def run_backfill(catalog: Path, data_dir: Path, extra: list[str] | None = None) -> dict[str, Any]:
-    import psutil
-
     env = dict(os.environ, DUPCHECK_ALLOW_LOOPBACK_URLS="true", DUPCHECK_DATA_DIR=str(data_dir))
     cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress", *(extra or [])]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    peak_main = 0
-    parent = psutil.Process(proc.pid)
-    result: dict[str, str] = {}
-
-    def drain() -> None:
-        out, err = proc.communicate()
-        result["out"], result["err"] = out, err
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    while reader.is_alive():
-        try:
-            main = parent.memory_info().rss
-            total = main + sum(c.memory_info().rss for c in parent.children(recursive=True))
-            peak, peak_main = max(peak, total), max(peak_main, main)
-        except psutil.Error:
-            pass
-        reader.join(0.1)
-    wall = time.perf_counter() - started
-    lines = result["out"].strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"backfill printed nothing: {result['err'][-2000:]}")
-    summary = json.loads(lines[-1])
-    summary["wall_s"] = round(wall, 2)
-    summary["exit_code"] = proc.returncode
-    summary["peak_rss_mb_total"] = round(peak / 2**20, 1)
-    summary["peak_rss_mb_main"] = round(peak_main / 2**20, 1)
-    return summary
+    return run_measured(cmd, env)
 
 
 def main() -> int:
