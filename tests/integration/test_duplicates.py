@@ -47,7 +47,18 @@ def groups_of(report: dict[str, Any]) -> list[list[str]]:
     return [group["items"] for group in report["groups"]]
 
 
-def test_the_report_groups_every_duplicate_keeping_the_oldest_record(store: SqliteRecordStore, tmp_path: Path) -> None:
+def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judged: list[int] = []
+    real_judge = engine.judge
+
+    def spy(pipeline: Any, work: Any, job: Any) -> Any:
+        judged.extend(position for position, _ in job)
+        return real_judge(pipeline, work, job)
+
+    monkeypatch.setattr(engine, "judge", spy)
+    monkeypatch.setattr(engine, "JOB_SIZE", 1)  # a record at a time: later ones see what earlier ones found
     summary = find_duplicates(store, tmp_path / "out", source="test")
 
     assert summary.exit_code is ExitCode.OK and not summary.interrupted
@@ -68,6 +79,8 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(store: Sqli
     assert (report["records"], report["compared"], report["pipeline"]) == (10, 10, "dualphash128-v3")
     assert (summary.groups, summary.duplicates) == (2, 3)
     assert not (tmp_path / "out" / WORK_NAME).exists()  # removed once the report is written
+    # A record every candidate of which had already called it a duplicate is not judged again.
+    assert summary.settled > 0 and summary.judged == len(judged) == len(set(judged))
 
 
 def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: list[HashRecord]) -> None:

@@ -80,6 +80,8 @@ class DuplicatesSummary:
     records: int = 0
     compared: int = 0
     candidates: int = 0
+    judged: int = 0  # records judged against their candidates
+    settled: int = 0  # records whose candidates had all called them duplicates already: not judged again
     groups: int = 0
     duplicates: int = 0  # records in a group but not the one kept
     pairs: int = 0
@@ -148,7 +150,7 @@ def find_duplicates(
         owners, candidates, distances = _candidates(work, pipeline, radius, progress)
         summary.candidates = len(candidates)
         phase.done("pair")
-        _verify(work, pipeline, owners, candidates, distances, processes, progress)
+        summary.judged, summary.settled = _verify(work, pipeline, owners, candidates, distances, processes, progress)
         phase.done("verify")
         found = list(work.found())
         listings = work.listings({f.query for f in found} | {f.candidate for f in found})
@@ -382,25 +384,53 @@ def _nearest_per_owner(
 def _verify(
     work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, candidates: np.ndarray, distances: np.ndarray,
     processes: _Processes, progress: bool,
-) -> None:  # fmt: skip
-    """Judge every record that has candidates and is not judged yet; save each job's result."""
+) -> tuple[int, int]:  # fmt: skip
+    """Judge every record that has candidates and is not judged yet; save each job's result.
+    Returns how many were judged, and how many were settled without it (below).
+
+    A record whose candidates have all already called it a duplicate (judged as queries
+    themselves) is not judged again: its judgement could add no pair, as a pair is a duplicate
+    when either direction says so. It is saved as judged, with nothing found."""
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.empty(0, dtype=np.int64)
     ends = np.r_[starts[1:], len(owners)] if len(owners) else starts
     done = work.judged()
+    confirmed: dict[int, set[int]] = {}
+    for item in work.found():
+        confirmed.setdefault(item.candidate, set()).add(item.query)
     todo = [(int(owners[s]), s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
             if int(owners[s]) not in done]  # fmt: skip
-    jobs: Iterator[Job] = (
-        [(owner, list(zip(candidates[s:e].tolist(), distances[s:e].tolist(), strict=True))) for owner, s, e in chunk]
-        for chunk in _batched(todo, JOB_SIZE)
-    )
+    settled: list[int] = []
+    counts = [0, 0]  # judged, settled
+
+    def jobs() -> Iterator[Job]:
+        for chunk in _batched(todo, JOB_SIZE):
+            job = []
+            for owner, s, e in chunk:
+                these = candidates[s:e].tolist()
+                if set(these) <= confirmed.get(owner, set()):
+                    settled.append(owner)
+                else:
+                    job.append((owner, list(zip(these, distances[s:e].tolist(), strict=True))))
+            if job:
+                yield job
+
     bar = tqdm(total=len(todo), unit="rec", desc="verify", disable=not progress, dynamic_ncols=True)
     try:
         local = partial(judge_here, pipeline, work)
-        for job, found in processes.map(local, judge_in_worker, jobs, use_pool=len(todo) >= IN_PROCESS_BELOW):
-            work.save([q for q, _ in job], found)
-            bar.update(len(job))
+        for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=len(todo) >= IN_PROCESS_BELOW):
+            for item in found:
+                confirmed.setdefault(item.candidate, set()).add(item.query)
+            work.save([q for q, _ in job] + settled, found)
+            bar.update(len(job) + len(settled))
+            counts[0] += len(job)
+            counts[1] += len(settled)
+            settled.clear()
+        work.save(settled, [])
+        bar.update(len(settled))
+        counts[1] += len(settled)
     finally:
         bar.close()
+    return counts[0], counts[1]
 
 
 def judge_here(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
