@@ -110,7 +110,7 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
     assert '<img src="https://cdn.shop.example/p/b-grayscale.jpg"' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
     assert "javascript:" not in page  # no picture from a URL that is not one
-    assert "a-original and a-mirrored-crop: The same picture, mirrored" in page
+    assert "a-original and a-mirrored-crop: The same picture, mirrored (" in page
     assert "default-src 'none'" in page  # nothing runs when it is opened from disk
 
 

@@ -66,8 +66,8 @@ def test_both_directions_of_a_pair_make_one_pair_at_the_closer_distance_with_eve
 
 
 def test_a_pair_in_words() -> None:
-    assert Pair("A", "B", 0, 100.0, ()).in_words() == "The same picture (resized or re-encoded at most)."
-    assert Pair("A", "B", 2, 96.9, ("crop",)).in_words() == "The same picture, cropped."
+    assert Pair("A", "B", 0, 100.0, ()).in_words() == "The same picture, resized or re-encoded at most"
+    assert Pair("A", "B", 2, 96.9, ("crop",)).in_words() == "The same picture, cropped"
     assert Pair("A", "B", 2, 96.9, ("crop", "mirror", "grayscale")).in_words() == (
-        "The same picture, cropped, mirrored and in grayscale."
+        "The same picture, cropped, mirrored and in grayscale"
     )

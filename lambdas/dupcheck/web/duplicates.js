@@ -62,12 +62,13 @@ function groupItem(group, number) {
 
 function recordCard(id, keep) {
   const slot = el("span", { class: "no-picture", text: "Loading…" });
-  const card = el("li", { class: keep ? "card keep" : "card" }, slot, el("p", { class: "id", text: id }));
+  const sku = el("p", { class: "sku" }); // filled when the record arrives: before the keep label
+  const card = el("li", { class: keep ? "card keep" : "card" }, slot, el("p", { class: "id", text: id }), sku);
   if (keep) card.append(el("p", { class: "keep-label", text: "Keep" }));
   fetchLimited(() => api(itemPath(id))).then(
     (item) => {
       slot.replaceWith(thumbButton(item, `Show ${id}`, `Picture of ${id}`, () => showItem(item)));
-      if (item.sku) card.append(el("p", { class: "sku", text: `SKU ${item.sku}` }));
+      if (item.sku) sku.textContent = `SKU ${item.sku}`;
     },
     (error) => {
       slot.textContent = error.code === "not_found" ? "Removed since the report" : error.sentence;

@@ -55,12 +55,10 @@ class Pair:
         }  # fmt: skip
 
     def in_words(self) -> str:
-        """"The same picture, cropped and mirrored." / "The same picture (resized or re-encoded).\""""
-        words = [EDIT_WORDS.get(edit, edit) for edit in self.edits]
-        if not words:
-            return "The same picture (resized or re-encoded at most)."
+        """"The same picture, cropped and mirrored" / "The same picture, resized or re-encoded at most"."""
+        words = [EDIT_WORDS.get(edit, edit) for edit in self.edits] or ["resized or re-encoded at most"]
         listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-        return f"The same picture, {listed}."
+        return f"The same picture, {listed}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,8 +69,9 @@ h2 { font-size: 1.05rem; margin: .2rem 0 .6rem; }
 ul.items { list-style: none; display: flex; flex-wrap: wrap; gap: .8rem; padding: 0; margin: 0; }
 ul.items li { width: 10rem; }
 ul.items img, ul.items .none { width: 10rem; height: 10rem; object-fit: contain; background: #f3f3f3;
-  border: 1px solid #ddd; display: flex; align-items: center; justify-content: center; color: #666; }
-ul.items li.keep img { border: 3px solid #1a7f37; }
+  border: 3px solid #ddd; display: flex; align-items: center; justify-content: center; color: #666;
+  box-sizing: border-box; }
+ul.items li.keep img { border-color: #1a7f37; }
 .id { font-weight: 600; overflow-wrap: anywhere; margin: .3rem 0 0; }
 .sku, .note { color: #555; margin: 0; font-size: .9rem; overflow-wrap: anywhere; }
 .keep-label { color: #1a7f37; font-weight: 600; }
@@ -133,7 +134,7 @@ def groups_html(groups: Sequence[Group], *, styled: bool = False) -> str:
             )
         parts.append('</ul><ul class="pairs">')
         for pair in group.pairs:
-            sentence = f"{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())} ({pair.match_percent:g}% match)"
+            sentence = f"{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())} ({pair.match_percent:g}% match)."
             parts.append(f"<li>{sentence}</li>")
         parts.append("</ul></section>")
     return "\n".join(parts)
