@@ -21,6 +21,7 @@ import dupcheck_tools.duplicates as engine
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.api.schemas import DuplicateReport
 from dupcheck.bootstrap import build_service
+from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
@@ -195,6 +196,30 @@ def test_an_interrupted_run_goes_on_where_it_stopped(
     assert judged and resumed and not set(judged) & set(resumed)  # nothing judged twice
     assert second.report is not None and groups_of(second.report) == EXPECTED_GROUPS
     assert not (out / WORK_NAME).exists()
+
+
+class _FailingStore(_CountingStore):
+    """A store that stops answering after a few records (a network that went away)."""
+
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        for number, record in enumerate(self.store.scan(segments)):
+            if number == 7:
+                raise StoreUnavailable("the store stopped answering")
+            yield record
+
+
+def test_a_store_that_fails_mid_read_leaves_no_worker_behind(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(engine, "READ_BATCH", 3)  # the query hashes go to the worker processes
+    with pytest.raises(StoreUnavailable):
+        find_duplicates(_FailingStore(store), tmp_path / "out", source="test", workers=2)  # type: ignore[arg-type]
+    assert not multiprocessing.active_children()
+    # The read did not finish: a resumed run reads again, and finds the same groups.
+    again = find_duplicates(store, tmp_path / "out", source="test", resume=True)
+    assert not again.resumed and again.report is not None and groups_of(again.report) == EXPECTED_GROUPS
 
 
 def test_resume_refuses_the_work_of_another_run(

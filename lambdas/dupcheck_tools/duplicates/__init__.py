@@ -165,13 +165,16 @@ def find_duplicates(
         summary.report, summary.found = document, groups
         phase.done("report")
     except KeyboardInterrupt:
-        processes.close()
         work.close()
         summary.interrupted = True
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         summary.message = f"interrupted: run again with --resume to go on from {out / WORK_NAME}"
         return summary
-    processes.close()
+    except BaseException:
+        work.close()  # kept: --resume goes on from what was saved
+        raise
+    finally:
+        processes.close()  # whatever stopped the run, no worker process outlives it
     work.remove()
     summary.groups = len(groups)
     summary.duplicates = sum(len(g.items) - 1 for g in groups)
