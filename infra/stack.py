@@ -16,7 +16,7 @@ from constructs import Construct
 
 from dupcheck.core.settings import Settings
 from infra.bundling import dupcheck_code
-from infra.components import Alarms, Api, HashTable, SearchDomain, StreamSync
+from infra.components import Alarms, Api, HashTable, Imports, SearchDomain, StreamSync
 
 CONTEXT_PREFIX = "dupcheck:"
 SERVICE_NAME = "dupcheck"
@@ -47,6 +47,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "logLevel": "INFO",
     "allowedHosts": "",  # DUPCHECK_ALLOWED_HOSTS: comma-separated; empty allows every public host
     "alarmEmail": "",  # subscribe this address to the alarm topic when set
+    # Import workers at once: 10 x 8 downloads keeps a shop's image host and the table unflooded
+    # (docs/deploy.md, imports); raise it for faster imports of catalogs on a CDN.
+    "importConcurrency": 10,
 }
 
 
@@ -67,6 +70,7 @@ class DupcheckConfig:
     log_level: str
     allowed_hosts: str
     alarm_email: str
+    import_concurrency: int
 
     @classmethod
     def from_context(cls, node: Any) -> DupcheckConfig:
@@ -96,7 +100,8 @@ def _camel(name: str) -> str:
 
 
 class DupcheckStack(Stack):
-    """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch."""
+    """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch;
+    imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DupcheckConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -117,12 +122,16 @@ class DupcheckStack(Stack):
         env = function_environment(
             config=config, table_name=hashes.table.table_name, opensearch_endpoint=search.endpoint
         )
-        code = dupcheck_code()  # one asset, bound by both functions
+        code = dupcheck_code()  # one asset, bound by every function
+        imports = Imports(
+            self, "Imports", code=code, environment=env, records_table=hashes.table,
+            concurrency=config.import_concurrency,
+        )  # fmt: skip
         api = Api(
             self,
             "Api",
             code=code,
-            environment=env,
+            environment={**env, **imports.environment},
             rate_limit=config.api_rate_limit,
             burst_limit=config.api_burst_limit,
             quota_per_day=config.api_quota_per_day,
@@ -133,13 +142,16 @@ class DupcheckStack(Stack):
         # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them;
         # stream_sync's stream read and DLQ send come with its event source mapping.
         hashes.table.grant_read_write_data(api.function)
+        imports.grant_api(api.function)
         search.allow_roles(_role(api.function), _role(sync.function))
 
         alarms = Alarms(
             self,
             "Alarms",
             dlq=sync.dlq,
-            functions={"FindSimilar": api.function, "StreamSync": sync.function},
+            import_dlq=imports.dlq,
+            functions={"FindSimilar": api.function, "StreamSync": sync.function,
+                       "ImportDispatch": imports.dispatcher, "ImportWorker": imports.worker},
             rest_api=api.rest_api,
             domain=search.domain,
             email=config.alarm_email or None,
@@ -157,6 +169,8 @@ class DupcheckStack(Stack):
         CfnOutput(self, "SearchDomainEndpoint", value=search.endpoint)
         CfnOutput(self, "DeadLetterQueueUrl", value=sync.dlq.queue_url)
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
+        CfnOutput(self, "ImportsBucketName", value=imports.bucket.bucket_name)
+        CfnOutput(self, "ImportsDeadLetterQueueUrl", value=imports.dlq.queue_url)
 
 
 def function_environment(

@@ -3,10 +3,11 @@
 
     make screenshots        (or .venv/bin/python -m scripts.screenshots)
 
-Writes web-check.png (a desktop check that finds a duplicate), web-phone.png (the same page on
-a 390 px phone, a new product), web-duplicates.png (the duplicate groups) and
-duplicates-report.png (the report.html `python -m dupcheck duplicates` wrote for the demo,
-opened from disk). Look at them before committing: they are the README's picture of the product.
+Writes web-check.png (a desktop check that finds a duplicate), web-duplicates.png (the duplicate
+groups), web-import.png (a catalog file imported, with the rows that failed), web-phone.png (the
+check page on a 390 px phone, a new product) and duplicates-report.png (the report.html `python
+-m dupcheck duplicates` wrote for the demo, opened from disk). Look at them before committing:
+they are the README's picture of the product.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.demo import build_demo
 from dupcheck_tools.local.server import LocalServer
-from scripts.browser import chromium, phone
+from dupcheck_tools.samples import encode, product_image
+from scripts.browser import chromium, desktop, phone
 
 IMAGES = Path(__file__).resolve().parents[1] / "docs" / "img"
 # Every picture on the page has arrived (or was replaced by its note), and nothing is loading.
@@ -48,6 +50,28 @@ def shoot(driver: WebDriver, url: str, name: str, upload: Path | None = None) ->
     return path
 
 
+def shoot_import(driver: WebDriver, base_url: str, static_dir: Path, name: str) -> Path:
+    """A merchandiser's import: eight new products, one picture gone from its host, one row
+    without an address; the page once the job is done."""
+    new = static_dir / "new"
+    new.mkdir(exist_ok=True)
+    rows = []
+    for i in range(8):
+        (new / f"new-{i}.jpg").write_bytes(encode(product_image(5000 + i)))
+        rows.append(f"new-{i},NEW-{i:03d},{base_url}/demo/new/new-{i}.jpg")
+    rows += [f"new-8,NEW-008,{base_url}/demo/new/removed.jpg", "new-9,NEW-009,"]
+    catalog = static_dir / "new-products.csv"
+    catalog.write_text("entity_id,sku,image_url\n" + "\n".join(rows) + "\n")
+    driver.get("about:blank")
+    driver.get(f"{base_url}/#import")
+    driver.find_element(By.CSS_SELECTOR, "#import-file").send_keys(str(catalog))
+    _until(driver, lambda d: "Imported" in d.find_element(By.CSS_SELECTOR, "#import-job-title").text)
+    _until(driver, lambda d: d.execute_script(_SETTLED))
+    path = IMAGES / name
+    driver.save_screenshot(str(path))
+    return path
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({}, data_dir=Path(tmp), port=0, allow_loopback_urls=True)
@@ -62,6 +86,8 @@ def main() -> None:
                        shoot(driver, report_page, "duplicates-report.png")]  # fmt: skip
             phone(driver, scale=1)
             written.append(shoot(driver, f"{server.url}/", "web-phone.png", demo.distinct_query))
+            desktop(driver)  # last: the import adds products the checks above would find
+            written.append(shoot_import(driver, server.url, settings.data_dir / "demo", "web-import.png"))
         finally:
             driver.quit()
             server.shutdown()

@@ -8,15 +8,16 @@ key, JSON errors, the function answering every path and method, the web app's pa
 served without a key as this checkout has them), registers one image, waits
 until stream sync has indexed it (find_similar reports it as a duplicate of itself, by URL,
 with the old prototype's trailing slash, and as an upload), deletes it, and waits until it is
-gone.
+gone; then imports a one-row catalog through POST /imports (on AWS: the catalog in S3, its event,
+the dispatcher, the rows queue and the worker) and waits for the job to be done.
 
     python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/v1 \
         --api-key "$API_KEY" [--image-url URL] [--timeout 120]
 
 `--image-url` must be a public JPEG/PNG the deployed fetcher may reach (allowed hosts, size
 limits). The default is Wikimedia Commons' long-lived "JPEG example flower" file; pass another
-URL if that host is not on the stack's allow-list. The test item id is `smoke-<random>` and is
-deleted at the end, also when a step fails (unless --keep).
+URL if that host is not on the stack's allow-list. The test item ids are `smoke-<random>` (and
+`...-import`) and are deleted at the end, also when a step fails (unless --keep).
 
 Exit status: 0 when every step passed, 1 otherwise; each step prints its time.
 """
@@ -70,8 +71,8 @@ def expect(response: requests.Response, *statuses: int) -> Any:
     )
 
 
-def poll(what: str, check: Callable[[], bool], timeout: float) -> int:
-    """Call `check` until it returns True; returns the number of attempts."""
+def poll(what: str, check: Callable[[], bool], timeout: float, every: float = POLL_INTERVAL) -> int:
+    """Call `check` until it returns True, every `every` seconds; returns the number of attempts."""
     deadline = time.monotonic() + timeout
     attempts = 0
     while True:
@@ -80,13 +81,15 @@ def poll(what: str, check: Callable[[], bool], timeout: float) -> int:
             return attempts
         if time.monotonic() >= deadline:
             raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(POLL_INTERVAL)
+        time.sleep(every)
 
 
 def run(args: argparse.Namespace) -> bool:
     api = Api(args.api_url, args.api_key)
     entity_id = f"smoke-{uuid.uuid4().hex[:12]}"
     registered = False
+    imported = f"{entity_id}-import"
+    import_stored = False
     ok = True
 
     def step(name: str, fn: Callable[[], str]) -> None:
@@ -192,6 +195,25 @@ def run(args: argparse.Namespace) -> bool:
         body = expect(api.call("GET", f"/items/{entity_id}"), 404)
         return f"404 {((body or {}).get('error') or {}).get('code')}"
 
+    def import_catalog() -> str:
+        nonlocal import_stored
+        catalog = f"entity_id,sku,image_url\n{imported},SMOKE-IMPORT,{args.image_url}\n".encode()
+        job = expect(api.call("POST", "/imports", data=catalog, headers={"Content-Type": "text/csv"}), 202)
+        import_stored = True
+
+        def finished() -> bool:
+            nonlocal job
+            job = expect(api.call("GET", f"/imports/{job['job_id']}"), 200)
+            if job["status"] in ("failed", "cancelled"):
+                raise StepFailed(f"the import ended {job['status']}: {job.get('error')}")
+            return bool(job["status"] == "done")
+
+        attempts = poll(f"import {job['job_id']} to finish", finished, args.timeout, every=1.0)
+        if (job["rows"], job["done"], job["failed"]) != (1, 1, 0):
+            raise StepFailed(f"the import counted {job}")
+        expect(api.call("GET", f"/items/{imported}"), 200)
+        return f"job {job['job_id']} done after {attempts} poll(s): the row is stored"
+
     try:
         step("GET /health (no key)", health)
         step("GET /openapi.json is docs/openapi.json", contract)
@@ -205,15 +227,17 @@ def run(args: argparse.Namespace) -> bool:
         step("DELETE /items/{id}", delete)
         step("find_similar no longer sees it", find(present=False))
         step("GET /items/{id} is 404", gone)
+        step("POST /imports: a one-row catalog", import_catalog)
     except (StepFailed, requests.RequestException, ValueError):
         ok = False
     finally:
-        if registered and not args.keep:
-            try:
-                api.call("DELETE", f"/items/{entity_id}")
-                print(f"cleanup: deleted {entity_id}")
-            except requests.RequestException as exc:
-                print(f"cleanup: could not delete {entity_id}: {exc}")
+        for stored, item in ((registered, entity_id), (import_stored, imported)):
+            if stored and not args.keep:
+                try:
+                    api.call("DELETE", f"/items/{item}")
+                    print(f"cleanup: deleted {item}")
+                except requests.RequestException as exc:
+                    print(f"cleanup: could not delete {item}: {exc}")
     return ok
 
 

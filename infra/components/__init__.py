@@ -3,7 +3,8 @@
 from infra.components.alarms import Alarms
 from infra.components.api import Api
 from infra.components.hash_table import HashTable
+from infra.components.imports import Imports
 from infra.components.search_domain import SearchDomain
 from infra.components.stream_sync import StreamSync
 
-__all__ = ["Alarms", "Api", "HashTable", "SearchDomain", "StreamSync"]
+__all__ = ["Alarms", "Api", "HashTable", "Imports", "SearchDomain", "StreamSync"]

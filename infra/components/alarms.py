@@ -1,6 +1,7 @@
 """CloudWatch alarms for what needs a human, all sent to one encrypted SNS topic.
 
 - the DLQ holds any message: a stream record could not be indexed (search results are stale);
+- the imports' DLQ holds any message: a start or a row no function could handle (the job stalls);
 - a function reported errors (unhandled exceptions, timeouts);
 - the API returned 5XX for a noticeable share of requests (the API maps upstream failures to
   502/504, so a single 5XX is not an incident; a sustained rate is);
@@ -37,6 +38,7 @@ class Alarms(Construct):
         construct_id: str,
         *,
         dlq: sqs.IQueue,
+        import_dlq: sqs.IQueue | None = None,
         functions: Mapping[str, lambda_.IFunction],
         rest_api: apigw.RestApi,
         domain: opensearch.IDomain,
@@ -84,6 +86,12 @@ class Alarms(Construct):
             "Stream records failed to sync to OpenSearch; see docs/deploy.md",
             dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
         )
+        if import_dlq is not None:
+            add(
+                "ImportsDlqNotEmpty",
+                "Import messages could not be handled (a start or rows): their jobs cannot finish; see docs/deploy.md",
+                import_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+            )
         for name, function in functions.items():
             add(
                 f"{name}Errors",

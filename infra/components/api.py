@@ -30,9 +30,10 @@ MEMORY_MB = 1024
 # API Gateway's integration timeout is 29 s; a longer function timeout would only hide errors.
 TIMEOUT = Duration.seconds(29)
 STAGE_NAME = "v1"
-# Raw uploads (`POST /find_similar` with an image body or a multipart form) reach the
-# function base64-encoded; everything else (JSON) arrives as text.
-BINARY_MEDIA_TYPES = ["image/*", "multipart/form-data"]
+# Raw uploads (`POST /find_similar` with an image body or a multipart form, a gzipped catalog for
+# `POST /imports`) reach the function base64-encoded; everything else (JSON, CSV) arrives as text.
+# A base64 answer (a kept picture, GET /images/...) leaves as bytes when the request accepts image/*.
+BINARY_MEDIA_TYPES = ["image/*", "multipart/form-data", "application/octet-stream", "application/gzip"]
 OPEN_PATHS = ("health", "openapi.json", "docs")  # answered without an API key
 WEB_FILES = "web"  # the web app's files, /web/{proxy+}, also without a key (its page is `/`)
 OPEN_RATE_LIMIT, OPEN_BURST_LIMIT = 10, 20  # requests/s for each open path, from all callers together

@@ -28,6 +28,7 @@ def dupcheck_function(
     timeout: Duration,
     description: str,
     log_retention: logs.RetentionDays,
+    reserved_concurrency: int | None = None,
 ) -> lambda_.Function:
     function = lambda_.Function(
         scope,
@@ -41,6 +42,7 @@ def dupcheck_function(
         timeout=timeout,
         environment=dict(environment),
         tracing=lambda_.Tracing.ACTIVE,
+        reserved_concurrent_executions=reserved_concurrency,
         log_group=logs.LogGroup(scope, f"{construct_id}Logs", retention=log_retention),
     )
     _suppress_nag(function)

@@ -8,9 +8,16 @@ stores here too.
 from __future__ import annotations
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.import_runs import Dispatcher, RowImporter
+from dupcheck.core.imports import ImportJob, ImportService, ImportStarter
+from dupcheck.core.kept_images import KeptImages, KeptImagesFetcher
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore
 from dupcheck.core.service import DupcheckService, Observer
 from dupcheck.core.settings import Settings, SettingsError
+
+# A catalog is up to DUPCHECK_MAX_CATALOG_BYTES: give its download more time than an image's.
+CATALOG_FETCH_DEADLINE_S = 300.0
+IMPORTS_DB = "imports.sqlite3"
 
 
 def build_store(settings: Settings) -> RecordStore:
@@ -52,9 +59,75 @@ def build_index(
 
 
 def build_fetcher(settings: Settings) -> ImageFetcher:
+    """The safe fetcher, answering the addresses of kept pictures from where they are kept."""
     from dupcheck.adapters.http_fetcher import HttpImageFetcher
 
-    return HttpImageFetcher.from_settings(settings)
+    fetcher = HttpImageFetcher.from_settings(settings)
+    images = build_kept_images(settings)
+    return KeptImagesFetcher(fetcher, images) if images is not None else fetcher
+
+
+def build_catalog_fetcher(settings: Settings) -> ImageFetcher:
+    """The safe fetcher for an import's `catalog_url`: the same address checks, a catalog's limits."""
+    from dupcheck.adapters.http_fetcher import HttpImageFetcher
+
+    return HttpImageFetcher.from_settings(
+        settings, max_bytes=settings.max_catalog_bytes, deadline=CATALOG_FETCH_DEADLINE_S
+    )
+
+
+def build_kept_images(settings: Settings) -> KeptImages | None:
+    """Where uploaded pictures without an address are kept: the data dir, or on AWS the imports
+    bucket (None when the deployment names none: such uploads then keep no picture)."""
+    if settings.store == "dynamodb":
+        if not settings.imports_bucket:
+            return None
+        from dupcheck.adapters.s3_files import S3KeptImages
+
+        return S3KeptImages.from_settings(settings)
+    from dupcheck.adapters.local_files import LocalKeptImages
+
+    return LocalKeptImages(settings.data_dir / "images")
+
+
+class _WaitForTheServer:
+    """Locally, jobs are run by the server's worker, which finds queued jobs itself (at start and
+    every few seconds): a job recorded anywhere else waits for it."""
+
+    def start(self, job: ImportJob) -> None:
+        pass
+
+
+def imports_configured(settings: Settings) -> bool:
+    """Whether this deployment runs import jobs: always locally; on AWS when it names their table."""
+    return settings.store != "dynamodb" or bool(settings.imports_table)
+
+
+def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -> ImportService:
+    """Import jobs: SQLite and files under the data dir (the local server passes its worker as
+    `starter`), or on AWS the imports table, bucket and start queue."""
+    if settings.store == "dynamodb":
+        if not (settings.imports_table and settings.imports_bucket):
+            raise SettingsError("imports on AWS need DUPCHECK_IMPORTS_TABLE and DUPCHECK_IMPORTS_BUCKET")
+        from dupcheck.adapters.dynamodb_jobs import DynamoDBImportJobs
+        from dupcheck.adapters.s3_files import S3CatalogFiles
+        from dupcheck.adapters.sqs_queues import SqsImportStarter
+
+        return ImportService(
+            jobs=DynamoDBImportJobs.from_settings(settings),
+            catalogs=S3CatalogFiles.from_settings(settings),
+            starter=starter or SqsImportStarter.from_settings(settings),
+            max_catalog_bytes=settings.max_catalog_bytes,
+        )
+    from dupcheck.adapters.local_files import LocalCatalogFiles
+    from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
+
+    return ImportService(
+        jobs=SqliteImportJobs(settings.data_dir / IMPORTS_DB),
+        catalogs=LocalCatalogFiles(settings.data_dir / "imports"),
+        starter=starter or _WaitForTheServer(),
+        max_catalog_bytes=settings.max_catalog_bytes,
+    )
 
 
 def build_reports(settings: Settings) -> DuplicateReports:
@@ -90,3 +163,27 @@ def build_service(
     if observe is not None:
         service.observe = observe
     return service
+
+
+def build_dispatcher(settings: Settings) -> Dispatcher:
+    """The import dispatcher of the AWS deployment: catalogs from S3 (or their URL), rows to SQS."""
+    from dupcheck.adapters.dynamodb_jobs import DynamoDBImportJobs
+    from dupcheck.adapters.s3_files import S3CatalogFiles
+    from dupcheck.adapters.sqs_queues import SqsImportStarter, SqsRowQueue
+
+    return Dispatcher(
+        jobs=DynamoDBImportJobs.from_settings(settings),
+        catalogs=S3CatalogFiles.from_settings(settings),
+        queue=SqsRowQueue.from_settings(settings),
+        fetch_catalog=build_catalog_fetcher(settings).fetch,
+        max_catalog_bytes=settings.max_catalog_bytes,
+        continue_later=SqsImportStarter.from_settings(settings).continue_later,
+    )
+
+
+def build_row_importer(settings: Settings, *, store: RecordStore | None = None) -> RowImporter:
+    """What the import worker imports rows with: the record store, the safe fetcher, the pipeline."""
+    return RowImporter(
+        store=store or build_store(settings), fetcher=build_fetcher(settings), pipeline=get_pipeline(),
+        max_pixels=settings.max_image_pixels,
+    )

@@ -1,19 +1,22 @@
 """Backfill throughput and memory, against a loopback image server, in one run.
 
-    .venv/bin/python scripts/bench/backfill_bench.py [--images 600] [--serial 150] [--rows 1000000]
+    .venv/bin/python scripts/bench/backfill_bench.py [--images 1200] [--serial 200] [--latency-ms 50]
+        [--runs 3] [--throughput-only] [--rows 1000000]
 
 1. Throughput: N ~1 MP JPEGs (the >= 0.7 MP photos of /work/shared/bench/images when present,
    else generated 1200x900 product shots), each at its own URL on a ThreadingHTTPServer that
-   runs in a separate process, are backfilled by `python -m dupcheck backfill --target local`
-   (a subprocess, exactly as a user runs it) into a fresh SQLite store. The baseline is the
-   obvious serial loop (`requests` session + `PIL.Image.open` + `imagehash.phash`) over the
-   first `--serial` URLs, measured in the same run against the same server.
+   runs in a separate process and answers every request `--latency-ms` late (a CDN far away),
+   are backfilled by `python -m dupcheck backfill --target local` (a subprocess, exactly as a
+   user runs it) into a fresh SQLite store. The baseline is the obvious serial loop (`requests`
+   session + `PIL.Image.open` + `imagehash.phash`) over the first `--serial` URLs, measured in
+   the same run against the same server, alternated with the backfill `--runs` times; the
+   medians are reported.
 2. Memory: peak RSS (the backfill process plus its hashing processes, sampled with psutil)
    of (a) real backfills of small and large catalogs whose URLs all return a tiny JPEG, to show
    RSS does not grow with rows, and (b) a `--dry-run` of a `--rows`-row catalog (reader, store
    look-ups in batches and the bounded queues; no downloads).
 
-Prints one JSON object (the figures in docs/benchmarks_backfill.md) as the last line.
+Prints one JSON object (the figures in docs/benchmarks.md, backfill) as the last line.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import io
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -39,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # -- image server (separate process, so it does not share the GIL with the measured code) ------------
 
 
-def _serve(folder: str, ready: Any, port_box: Any) -> None:
+def _serve(folder: str, ready: Any, port_box: Any, latency: float) -> None:
     files = sorted(Path(folder).glob("*.jpg"))
     bodies = [f.read_bytes() for f in files]
 
@@ -48,6 +52,7 @@ def _serve(folder: str, ready: Any, port_box: Any) -> None:
 
         def do_GET(self) -> None:  # noqa: N802
             # /i/<n>.jpg -> image n modulo the folder; /tiny/<n>.jpg -> the tiny image
+            time.sleep(latency)  # like a CDN far away: every answer starts this late
             kind, _, name = self.path.strip("/").partition("/")
             try:
                 n = int(name.split(".")[0])
@@ -88,16 +93,16 @@ def _tiny() -> bytes:
 TINY = b""
 
 
-def _serve_entry(folder: str, ready: Any, port_box: Any) -> None:
+def _serve_entry(folder: str, ready: Any, port_box: Any, latency: float) -> None:
     global TINY
     TINY = _tiny()
-    _serve(folder, ready, port_box)
+    _serve(folder, ready, port_box, latency)
 
 
-def start_server(folder: Path) -> tuple[multiprocessing.Process, str]:
+def start_server(folder: Path, latency: float = 0.0) -> tuple[multiprocessing.Process, str]:
     ctx = multiprocessing.get_context("spawn")
     ready, port = ctx.Event(), ctx.Value("i", 0)
-    proc = ctx.Process(target=_serve_entry, args=(str(folder), ready, port), daemon=True)
+    proc = ctx.Process(target=_serve_entry, args=(str(folder), ready, port, latency), daemon=True)
     proc.start()
     if not ready.wait(30):
         raise RuntimeError("image server did not start")
@@ -157,13 +162,18 @@ def serial_loop(base: str, count: int) -> dict[str, Any]:
     from PIL import Image
 
     session = requests.Session()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(count):
         response = session.get(f"{base}/i/{i}.jpg", timeout=30)
         response.raise_for_status()
         imagehash.phash(Image.open(io.BytesIO(response.content)))
-    elapsed = time.perf_counter() - started
-    return {"images": count, "elapsed_s": round(elapsed, 2), "images_per_s": round(count / elapsed, 1)}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "images": count,
+        "elapsed_s": round(elapsed, 2),
+        "images_per_s": round(count / elapsed, 1),
+        "cpu_ms_per_image": round(cpu / count * 1000, 2),
+    }
 
 
 def run_backfill(catalog: Path, data_dir: Path, extra: list[str] | None = None) -> dict[str, Any]:
@@ -174,38 +184,58 @@ def run_backfill(catalog: Path, data_dir: Path, extra: list[str] | None = None) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=600, help="catalog rows for the throughput run")
-    parser.add_argument("--serial", type=int, default=150, help="images for the serial baseline")
+    parser.add_argument("--images", type=int, default=1200, help="catalog rows for the throughput run")
+    parser.add_argument("--serial", type=int, default=200, help="images for the serial baseline")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the image server answers this late")
+    parser.add_argument("--runs", type=int, default=3, help="throughput runs (serial loop, then backfill); medians")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the dry-run memory catalog")
     parser.add_argument("--tiny-rows", type=int, nargs=2, default=(2_000, 20_000),
                         help="rows of the small and large tiny-image catalogs")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=None, help="backfill --workers (default: its own)")
     parser.add_argument("--extra", default="", help="extra backfill arguments, e.g. '--per-host 16'")
     parser.add_argument("--throughput-only", action="store_true", help="skip the memory runs")
     args = parser.parse_args()
 
     import psutil
 
-    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "latency_ms": args.latency_ms}
     with tempfile.TemporaryDirectory(prefix="dupcheck-bench-") as tmp:
         work = Path(tmp)
         report["images"] = prepare_images(work / "images", args.images)
-        server, base = start_server(work / "images")
+        server, base = start_server(work / "images", args.latency_ms / 1000.0)
         try:
             serial_loop(base, 5)  # warm-up (imports, connection)
-            report["serial"] = serial_loop(base, args.serial)
             catalog = work / "catalog.csv"
             write_catalog(catalog, base, args.images)
-            flags = ["--workers", str(args.workers), *args.extra.split()]
+            flags = [*(["--workers", str(args.workers)] if args.workers else []), *args.extra.split()]
             report["command"] = "python -m dupcheck backfill --catalog CATALOG --no-progress " + " ".join(flags)
-            run = run_backfill(catalog, work / "store", flags)
-            report["backfill"] = run
-            report["speedup_vs_serial"] = round(run["images_per_s"] / report["serial"]["images_per_s"], 2)
-            report["speedup_vs_serial_wall"] = round(
-                (run["done"] / run["wall_s"]) / report["serial"]["images_per_s"], 2
-            )
+            # Alternated, so that both see the same machine: this one is shared and drifts.
+            runs = []
+            for i in range(args.runs):
+                serial = serial_loop(base, args.serial)
+                run = run_backfill(catalog, work / f"store-{i}", flags)
+                runs.append(
+                    {
+                        "serial_images_per_s": serial["images_per_s"],
+                        "backfill_images_per_s": run["images_per_s"],
+                        "backfill_images_per_s_wall": round(run["done"] / run["wall_s"], 1),
+                        "speedup_vs_serial": round(run["images_per_s"] / serial["images_per_s"], 2),
+                        "speedup_vs_serial_wall": round(run["done"] / run["wall_s"] / serial["images_per_s"], 2),
+                        # CPU per image (backfill + its hashing processes; the image server apart):
+                        # what the cores cap the rate at, whatever else the machine is running.
+                        "backfill_cpu_ms_per_image": round(run["cpu_s"] / max(1, run["done"]) * 1000, 2),
+                        "serial_cpu_ms_per_image": serial["cpu_ms_per_image"],
+                        "done": run["done"],
+                        "failed": run["failed"],
+                    }
+                )
+                print(json.dumps(runs[-1]), file=sys.stderr)
+            report["runs"] = runs
+            report["median"] = {
+                key: statistics.median(r[key] for r in runs) for key in runs[0] if key not in ("done", "failed")
+            }
             # Re-run: everything is unchanged, nothing is downloaded.
-            rerun = run_backfill(catalog, work / "store", flags)
+            rerun = run_backfill(catalog, work / "store-0", flags)
             report["rerun_unchanged"] = {k: rerun[k] for k in ("done", "skipped", "failed", "elapsed_s", "wall_s")}
 
             if args.throughput_only:

@@ -54,5 +54,6 @@ def dev() -> tuple[Stack, Template]:
             "dupcheck:apiRateLimit": "5",
             "dupcheck:alarmEmail": "ops@example.com",
             "dupcheck:apiKeyVersion": "2",
+            "dupcheck:importConcurrency": "4",
         }
     )

@@ -35,6 +35,21 @@ def logical_id(template: Template, resource_type: str, props: Any = None) -> str
     return only(template, resource_type, props)[0]
 
 
+def owned(template: Template, resource_type: str, construct: str) -> str:
+    """The logical id of the one `resource_type` the construct `construct` (an id prefix) holds."""
+    found = [key for key in template.find_resources(resource_type) if key.startswith(construct)]
+    assert len(found) == 1, f"expected one {resource_type} in {construct}, found {found}"
+    return found[0]
+
+
+def records_table(template: Template) -> str:
+    return owned(template, "AWS::DynamoDB::Table", "HashTable")
+
+
+def stream_dlq(template: Template) -> str:
+    return owned(template, "AWS::SQS::Queue", "StreamSync")
+
+
 def function(template: Template, handler: str) -> tuple[str, dict]:
     return only(template, "AWS::Lambda::Function", {"Handler": handler})
 
@@ -80,7 +95,7 @@ def routes(template: Template) -> dict[tuple[str, str], dict]:
 
 
 def test_table_key_billing_pitr_stream_encryption_retain(template: Template) -> None:
-    template.resource_count_is("AWS::DynamoDB::Table", 1)
+    template.resource_count_is("AWS::DynamoDB::Table", 2)  # the records; the import jobs (test_imports_infra.py)
     template.has_resource(
         "AWS::DynamoDB::Table",
         {
@@ -186,9 +201,13 @@ def test_domain_publishes_slow_and_application_logs(template: Template) -> None:
     assert "es.amazonaws.com" in document and "logs:PutLogEvents" in document
 
 
-def test_only_the_two_dupcheck_functions_exist(template: Template) -> None:
-    # No custom-resource Lambdas (access policy and log policy are plain CloudFormation).
-    template.resource_count_is("AWS::Lambda::Function", 2)
+def test_only_the_four_dupcheck_functions_exist(template: Template) -> None:
+    # No custom-resource Lambdas (access policy, log policy and the bucket's EventBridge
+    # notifications are plain CloudFormation).
+    template.resource_count_is("AWS::Lambda::Function", 4)
+    handlers = {f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()}
+    assert handlers == {FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER, "dupcheck.handlers.import_dispatch.handler",
+                        "dupcheck.handlers.import_worker.handler"}
 
 
 # ---------------------------------------------------------------- Lambda functions
@@ -217,9 +236,11 @@ def test_function_runtime_handler_memory_timeout(
 
 @pytest.mark.parametrize("handler", [FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER])
 def test_function_environment_uses_settings_names(template: Template, handler: str) -> None:
-    table = logical_id(template, "AWS::DynamoDB::Table")
+    table = records_table(template)
     domain = logical_id(template, "AWS::OpenSearchService::Domain")
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
+    if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs too (test_imports_infra.py)
+        env = {k: v for k, v in env.items() if "IMPORT" not in k}
     assert env == {
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",
@@ -245,7 +266,7 @@ def test_both_functions_share_one_code_asset(template: Template) -> None:
 
 
 def test_find_similar_reads_and_writes_the_table(template: Template) -> None:
-    table = logical_id(template, "AWS::DynamoDB::Table")
+    table = records_table(template)
     table_arn = {"Fn::GetAtt": [table, "Arn"]}
     granted: set[str] = set()
     for statement in statements_of_role(template, role_id(template, FIND_SIMILAR_HANDLER)):
@@ -271,8 +292,8 @@ def test_both_functions_may_call_the_domain_over_http(template: Template, handle
 
 
 def test_stream_sync_reads_the_stream_and_writes_the_dlq(template: Template) -> None:
-    table = logical_id(template, "AWS::DynamoDB::Table")
-    dlq = logical_id(template, "AWS::SQS::Queue")
+    table = records_table(template)
+    dlq = stream_dlq(template)
     statements = statements_of_role(template, role_id(template, STREAM_SYNC_HANDLER))
     by_resource = {str(s["Resource"]): set(actions(s)) for s in statements}
     assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream"} <= by_resource[
@@ -287,10 +308,10 @@ def test_stream_sync_reads_the_stream_and_writes_the_dlq(template: Template) -> 
 
 
 def test_event_source_mapping(template: Template) -> None:
-    table = logical_id(template, "AWS::DynamoDB::Table")
-    dlq = logical_id(template, "AWS::SQS::Queue")
+    table = records_table(template)
+    dlq = stream_dlq(template)
     stream_fn = function(template, STREAM_SYNC_HANDLER)[0]
-    template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 3)  # and the imports' two queues
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
@@ -309,9 +330,9 @@ def test_event_source_mapping(template: Template) -> None:
 
 
 def test_dlq_encrypted_ssl_only_14_days(template: Template) -> None:
-    dlq = logical_id(
-        template, "AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 86400}
-    )
+    dlq = stream_dlq(template)
+    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True,
+                                                         "MessageRetentionPeriod": 14 * 86400})  # fmt: skip
     template.has_resource_properties(
         "AWS::SQS::QueuePolicy",
         {
@@ -383,7 +404,7 @@ def test_rest_api_binary_media_types_and_key_source(template: Template) -> None:
         "AWS::ApiGateway::RestApi",
         {
             "Name": "Dupcheck-api",
-            "BinaryMediaTypes": ["image/*", "multipart/form-data"],
+            "BinaryMediaTypes": ["image/*", "multipart/form-data", "application/octet-stream", "application/gzip"],
             "ApiKeySourceType": "HEADER",
             "EndpointConfiguration": {"Types": ["REGIONAL"]},
         },
@@ -451,21 +472,23 @@ def test_usage_plan_reads_context_strings(dev: tuple[Stack, Template]) -> None:
 
 def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> None:
     topic = logical_id(template, "AWS::SNS::Topic")
-    dlq = logical_id(template, "AWS::SQS::Queue")
+    dlq = stream_dlq(template)
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     by_metric: dict[str, list[dict]] = {}
     for alarm in alarms.values():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": topic}]
         by_metric.setdefault(props["MetricName"], []).append(props)
-    (dlq_alarm,) = by_metric["ApproximateNumberOfMessagesVisible"]
+    (dlq_alarm,) = [a for a in by_metric["ApproximateNumberOfMessagesVisible"]  # (the imports': their test)
+                    if a["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq, "QueueName"]}]  # fmt: skip
     assert dlq_alarm["Threshold"] == 1
     assert dlq_alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert dlq_alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
     errored = {a["Dimensions"][0]["Value"]["Ref"] for a in by_metric["Errors"]}
     assert errored == {
-        function(template, FIND_SIMILAR_HANDLER)[0],
-        function(template, STREAM_SYNC_HANDLER)[0],
+        function(template, handler)[0]
+        for handler in (FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER, "dupcheck.handlers.import_dispatch.handler",
+                        "dupcheck.handlers.import_worker.handler")
     }
     (api_alarm,) = by_metric["5XXError"]
     assert api_alarm["Namespace"] == "AWS/ApiGateway"
@@ -497,9 +520,9 @@ def test_outputs(template: Template) -> None:
         "AlarmTopicArn",
     ):
         assert name in outputs, name
-    assert outputs["TableName"]["Value"] == {"Ref": logical_id(template, "AWS::DynamoDB::Table")}
+    assert outputs["TableName"]["Value"] == {"Ref": records_table(template)}
     assert outputs["ApiKeyId"]["Value"] == {"Ref": logical_id(template, "AWS::ApiGateway::ApiKey")}
-    assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": logical_id(template, "AWS::SQS::Queue")}
+    assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": stream_dlq(template)}
     assert "v1" in str(outputs["ApiUrl"]["Value"])
 
 

@@ -165,6 +165,21 @@ def test_dry_run_downloads_and_writes_nothing(
     assert stored(env) == {}
 
 
+def test_hash_niceness_lowers_the_priority_of_the_hashing_processes(settings: Settings, tmp_path: Path) -> None:
+    # The server's import jobs hash at nice +10 so that requests get the CPU first (docs/benchmarks.md).
+    from dupcheck_tools.backfill.engine import Backfill
+    from dupcheck_tools.backfill.failures import FailureLog
+
+    engine = Backfill(settings, SqliteRecordStore(tmp_path / "store.sqlite3"), FailureLog(tmp_path / "failures.csv"),
+                      options=BackfillOptions(hash_workers=1, hash_niceness=5, progress=False))  # fmt: skip
+    pool = engine._hash_pool()
+    assert pool is not None
+    try:
+        assert pool.submit(os.nice, 0).result(timeout=120) == min(19, os.nice(0) + 5)
+    finally:
+        pool.shutdown()
+
+
 def test_usage_errors_exit_2(env: Path, tmp_path: Path, capsys: Any) -> None:
     assert main(["backfill", "--catalog", str(tmp_path / "missing.csv")]) == 2
     bad = tmp_path / "bad.csv"
@@ -255,7 +270,9 @@ def test_kill_9_mid_run_then_resume(image_server: ImageServer, tmp_path: Path) -
             assert hits[path] == 1
     finished = {u[len(image_server.base_url) :] for e, _, u in rows if e in done_before}
     in_flight = sum(1 for p in hits_before if p not in finished)
-    assert in_flight <= 4 + 4  # at most the downloads in flight plus the bounded hand-off to the writer
+    # At most the downloads in flight, the images handed to the hashing process (2 per process,
+    # --hash-workers 1) and the bounded hand-off to the writer.
+    assert in_flight <= 4 + 2 + 4
 
 
 @pytest.mark.slow

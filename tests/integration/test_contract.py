@@ -2,7 +2,8 @@
 run against the local server on 127.0.0.1, finds no failure of any of its checks.
 
 The server under test fetches nothing: its fetcher answers every image URL with one catalog
-picture, so generated URLs never leave this process (and a valid URL finds a duplicate).
+picture, so generated URLs never leave this process (and a valid URL finds a duplicate); an
+import's catalog_url gets the same picture, which is no catalog (the job fails, offline).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"pipeline": service.pipeline.algo, "records": 2, "elapsed_s": 0.1, "groups": [
         {"items": ["A1", "A2"], "pairs": [{"a": "A1", "b": "A2", "verdict": "duplicate", "match_percent": 98.4}]}]}))
-    srv = LocalServer(service, settings)
+    srv = LocalServer(service, settings, catalog_fetcher=AnyUrlFetcher(image))
     srv.start_in_thread()
     yield srv
     srv.shutdown()
@@ -64,7 +65,17 @@ def test_the_document_says_what_the_api_answers() -> None:
     operations = {(path, method): op for path, ops in document["paths"].items() for method, op in ops.items()}
     assert set(operations) == {("/find_similar", "get"), ("/find_similar", "post"), ("/items", "post"),
                                ("/items", "get"), ("/items/{entity_id}", "get"), ("/items/{entity_id}", "put"),
-                               ("/items/{entity_id}", "delete"), ("/duplicates", "get"), ("/health", "get")}
+                               ("/items/{entity_id}", "delete"), ("/duplicates", "get"), ("/health", "get"),
+                               ("/imports", "post"), ("/imports", "get"), ("/imports/{job_id}", "get"),
+                               ("/imports/{job_id}", "delete"), ("/imports/{job_id}/failures", "get"),
+                               ("/imports/{job_id}/catalog", "put"), ("/images", "post"), ("/images/{name}", "get")}
+    imports = operations[("/imports", "post")]
+    assert set(imports["responses"]) == {"202", "400", "403", "413", "422", "500", "503"}
+    assert set(imports["requestBody"]["content"]) == {"text/csv", "application/x-ndjson", "application/gzip",
+                                                      "multipart/form-data", "application/json"}
+    assert len(imports["requestBody"]["content"]["application/json"]["schema"]["anyOf"]) == 3  # URL, items, upload
+    assert set(operations[("/imports/{job_id}", "delete")]["responses"]) >= {"200", "404", "409"}
+    assert set(operations[("/images/{name}", "get")]["responses"]["200"]["content"]) == {"image/*"}
     assert "/" not in document["paths"] and not any(p.startswith("/web") for p in document["paths"])  # the app
     assert set(operations[("/items", "get")]["responses"]) == {"200", "400", "403", "500", "503"}
     assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "403", "404", "500", "503"}

@@ -5,15 +5,21 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.models import HashRecord, HashValue, IndexHit, PutCounts
+from dupcheck_tools import records_file
 from dupcheck_tools.cli import main
+from dupcheck_tools.local.sync import IndexFollower
 from dupcheck_tools.records_file import export_records, import_records
 from support.aws import TABLE
 from support.fakes import make_record
@@ -177,3 +183,112 @@ def test_the_commands_take_dynamodb_as_their_target(tmp_path: Path, ddb_store: A
     assert ddb_store.count() == 12
     assert main(["export", "--out", str(tmp_path / "back.jsonl"), *dynamodb, "--no-progress"]) == 0
     assert len((tmp_path / "back.jsonl").read_text().splitlines()) == 12
+
+
+@pytest.mark.parametrize("target", ["sqlite", "dynamodb"])
+@pytest.mark.parametrize("batch", [2, records_file.BATCH])
+def test_a_later_line_of_an_id_meets_the_earlier_one_in_any_batch(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, target: str, batch: int
+) -> None:
+    # SQLite compares on write (NewestPuts); DynamoDB is read, compared and written: both count alike.
+    store = SqliteRecordStore(tmp_path / "s.db") if target == "sqlite" else request.getfixturevalue("ddb_store")
+    monkeypatch.setattr(records_file, "BATCH", batch)
+    lines = [
+        make_record("A", sku="first", updated_at="2026-01-01T00:00:00.000Z"),
+        make_record("B"),
+        make_record("A", sku="older", updated_at="2025-01-01T00:00:00.000Z"),
+        make_record("A", sku="latest", updated_at="2026-05-01T00:00:00.000Z"),
+        make_record("A", sku="latest", updated_at="2026-05-01T00:00:00.000Z"),
+    ]
+    file = tmp_path / "c.jsonl"
+    file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in lines))
+
+    summary = import_records(store, file, failures=tmp_path / "f.csv")
+
+    assert (summary.imported, summary.kept_newer, summary.unchanged, summary.failed) == (3, 1, 1, 0)
+    assert store.get("A") == lines[3] and store.get("B") == lines[1]
+    again = import_records(store, file, failures=tmp_path / "f.csv")
+    assert (again.imported, again.kept_newer, again.unchanged) == (0, 2, 3)
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(tmp_path: Path) -> None:
+    good = [json.dumps(r.to_dict()).encode() for r in records(3)]
+    file = tmp_path / "c.jsonl"
+    file.write_bytes(b"\n".join([good[0], b'{"entity_id": "caf\xe9"}', good[1], good[2]]) + b"\n")
+    store = SqliteRecordStore(tmp_path / "s.db")
+
+    summary = import_records(store, file, failures=tmp_path / "bad.jsonl")
+
+    assert (summary.lines, summary.imported, summary.failed) == (4, 3, 1)
+    reported = [json.loads(line) for line in (tmp_path / "bad.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["code"]) for r in reported] == [(2, "invalid_json")]
+    assert "utf-8" in reported[0]["message"].lower()
+
+
+def test_the_servers_index_follows_every_record_an_import_writes(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    index = LocalHashIndex(128, resolve_ids=store.ids_for_keys)
+    follower = IndexFollower(store, index, {"dualphash128-v3"})
+    file = tmp_path / "c.jsonl"
+    catalog = records(12_000)  # more than one write transaction
+    file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in catalog))
+    import_records(store, file, failures=tmp_path / "f.csv")
+
+    assert follower.poll() == 12_000 and index.count() == 12_000
+    moved = {i: dataclasses.replace(catalog[i], hash=HashValue.from_hex(f"{i + 1:032x}".replace("0", "f", 8)),
+                                    updated_at="2099-01-01T00:00:00.000Z") for i in (5, 7_000, 11_999)}  # fmt: skip
+    file.write_text("".join(json.dumps(moved.get(i, r).to_dict()) + "\n" for i, r in enumerate(catalog)))
+    summary = import_records(store, file, failures=tmp_path / "f.csv")
+
+    assert (summary.imported, summary.unchanged) == (3, 11_997)
+    assert follower.poll() == 3  # only the written ones reach the change log
+    for record in moved.values():
+        assert index.search([record.hash], 1)[0] == IndexHit(record.entity_id, 0)
+
+
+def test_an_interrupted_import_counts_exactly_what_it_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "c.jsonl"
+    file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records(100)))
+    monkeypatch.setattr(records_file, "BATCH", 10)
+    parsed = records_file.parse_line
+    calls = itertools.count(1)
+
+    def parse_then_interrupt(line: bytes) -> HashRecord:
+        if next(calls) == 35:
+            raise KeyboardInterrupt
+        return parsed(line)
+
+    monkeypatch.setattr(records_file, "parse_line", parse_then_interrupt)
+    store = SqliteRecordStore(tmp_path / "s.db")
+    summary = import_records(store, file, failures=tmp_path / "f.csv")
+
+    assert summary.interrupted and summary.exit_code == 130
+    assert summary.imported == store.count() and summary.imported in (20, 30)
+
+
+def test_a_store_failure_ends_the_import_with_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "c.jsonl"
+    file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records(100)))
+    monkeypatch.setattr(records_file, "BATCH", 10)
+    store = SqliteRecordStore(tmp_path / "s.db")
+    put_newest, calls = store.put_newest, itertools.count(1)
+
+    def failing_second(batch: list[HashRecord], *, overwrite: bool = False) -> PutCounts:
+        if next(calls) == 2:
+            raise StoreUnavailable("local store failed: disk I/O error")
+        return put_newest(batch, overwrite=overwrite)
+
+    monkeypatch.setattr(store, "put_newest", failing_second)
+    with pytest.raises(StoreUnavailable, match="disk I/O"):
+        import_records(store, file, failures=tmp_path / "f.csv")
+    # Batches queued behind the failure are dropped: at most the one already taken up is written.
+    assert store.count() in (10, 20)
+
+
+def test_progress_follows_the_compressed_bytes_of_a_gz_file(tmp_path: Path, capsys: Any) -> None:
+    file = tmp_path / "c.jsonl.gz"
+    with gzip.open(file, "wt") as out:
+        out.writelines(json.dumps(r.to_dict()) + "\n" for r in records(3000))
+    import_records(SqliteRecordStore(tmp_path / "s.db"), file, failures=tmp_path / "f.csv", progress=True)
+    shown = [int(p) for p in re.findall(r"import:\s+(\d+)%", capsys.readouterr().err)]
+    assert shown and shown[-1] == 100 and max(shown) == 100

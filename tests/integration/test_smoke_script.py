@@ -33,7 +33,8 @@ def test_the_smoke_test_passes_against_the_local_server(
         server.shutdown()
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.count("\nok ") + out.startswith("ok ") == 12 and "PASSED" in out
+    assert out.count("\nok ") + out.startswith("ok ") == 13 and "PASSED" in out
+    assert "cleanup: deleted" in out and server.service.store.count() == 0  # the imported row too
 
 
 def test_the_smoke_test_fails_when_the_key_is_wrong(tmp_path: Path, image_server: ImageServer) -> None:

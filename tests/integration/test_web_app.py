@@ -305,7 +305,9 @@ def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmat
     page.text_of("#catalog-summary", "2 items")
     cards = {c.find_element(By.CSS_SELECTOR, ".id").text: c for c in page.all("#catalog-grid > li")}
     assert set(cards) == {"web-01", "web 02 [upload]"}
-    assert cards["web 02 [upload]"].find_element(By.CSS_SELECTOR, ".no-picture").text == "No picture address"
+    kept = cards["web 02 [upload]"].find_element(By.CSS_SELECTOR, "img")  # an upload without address: kept
+    page.wait(lambda: page.loaded(kept))
+    assert kept.get_attribute("src").startswith("blob:")  # fetched from /images/... with the key's headers
 
     cards["web-01"].find_element(By.CSS_SELECTOR, ".actions button").click()  # Remove -> Keep it
     page.wait(lambda: page.find("#remove-dialog").get_attribute("open") is not None)
@@ -370,7 +372,7 @@ def test_a_390_px_phone_never_scrolls_sideways(page: Page, demo: Demo) -> None:
     page.upload("#check-file", demo.catalog.duplicate_query)
     page.answer()
     widths = {}
-    for view in ("check", "catalog", "duplicates", "status"):
+    for view in ("check", "catalog", "import", "duplicates", "status"):
         if view != "check":
             page.find(f".top a[href='#{view}']").click()
             page.wait(lambda v=view: page.find(f"#{v}").is_displayed() and "Loading" not in page.find("main").text)
@@ -386,10 +388,10 @@ def test_a_390_px_phone_never_scrolls_sideways(page: Page, demo: Demo) -> None:
 def test_labels_alternative_text_live_regions_and_keyboard_focus(page: Page, demo: Demo) -> None:
     page.open()  # no #fragment: focus starts at the top, where a keyboard user starts
     order = []
-    for _ in range(6):
+    for _ in range(7):
         ActionChains(page.driver).send_keys(Keys.TAB).perform()
         order.append(page.js("return document.activeElement.textContent || document.activeElement.id"))
-    assert order == ["Skip to the content", "Check", "Catalog", "Duplicates", "Status", "check-file"]
+    assert order == ["Skip to the content", "Check", "Catalog", "Import", "Duplicates", "Status", "check-file"]
     ActionChains(page.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).send_keys(Keys.ENTER).perform()
     page.wait(lambda: page.js("return document.activeElement.id") == "status-title")
 
@@ -451,3 +453,51 @@ def test_the_pages_files_are_the_ones_served_and_no_asset_comes_from_elsewhere(p
     first_load = page.js("return performance.getEntriesByType('navigation')[0].transferSize")
     assert first_load + sum(e["transferSize"] for e in loaded) < 64 * 1024  # ~50 KB today: small stays small
     assert page.js("return document.fonts.size") == 0  # system fonts only
+
+
+# -- importing a catalog --------------------------------------------------------------------------
+
+
+def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_failures(
+    driver: WebDriver, demo: Demo, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path / "data")  # an empty catalog of its own: the demo's stays as it is
+    page = Page(driver, server.url)
+    try:
+        pictures = sorted((demo.catalog.directory / "catalog").glob("*.jpg"))[:4]
+        rows = [f"N{i},SKU-{i},{demo.url}/demo/catalog/{p.name}" for i, p in enumerate(pictures)]
+        rows += [f"GONE,,{demo.url}/demo/catalog/missing.jpg", "NOURL,,"]
+        catalog = tmp_path / "new-products.csv"
+        catalog.write_text("entity_id,sku,image_url\n" + "\n".join(rows) + "\n")
+
+        page.open("import")
+        page.text_of("#import-list", "None yet")
+        page.upload("#import-file", catalog)
+        assert page.text_of("#import-job-title", "Imported") == "Imported 6 rows"
+        assert page.find("#import-counts").text == "4 imported, 0 already in the catalog, 2 not imported."
+        assert page.js("return document.getElementById('import-progress').value") == 1
+        failed = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-failures tr")]
+        assert failed == [["5", "GONE", "The picture could not be downloaded: upstream answered HTTP 404."],
+                          ["6", "NOURL", "Row 6 (NOURL) has no image URL."]]  # fmt: skip
+
+        folder = tmp_path / "shoot"
+        folder.mkdir()
+        (folder / "folder-a.jpg").write_bytes(encode(product_image(901)))
+        (folder / "folder-b.png").write_bytes(encode(product_image(902), "PNG"))
+        (folder / "notes.txt").write_text("not a picture: left out")
+        page.upload("#import-folder", folder)
+        page.text_of("#import-job-title", "Imported 2 rows")
+        assert page.find("#import-failed").get_attribute("hidden") is not None  # nothing failed
+        assert len(page.all("#import-list > li")) == 2
+
+        page.find("#import-to-catalog").click()
+        page.text_of("#catalog-summary", "Page 1: 6 items")
+        cards = {c.find_element(By.CSS_SELECTOR, ".id").text: c for c in page.all("#catalog-grid > li")}
+        assert set(cards) == {"N0", "N1", "N2", "N3", "folder-a", "folder-b"}
+        kept = cards["folder-b"].find_element(By.CSS_SELECTOR, "img")  # a picture the service keeps
+        page.wait(lambda: page.loaded(kept))
+        record = server.service.get("folder-b")
+        assert record.image_url.startswith(f"{server.url}/images/") and record.image_url.endswith(".png")
+    finally:
+        page.check_after()
+        server.shutdown()

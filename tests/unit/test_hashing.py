@@ -14,13 +14,24 @@ from dupcheck.core.hashing import (
     AlignedDualPHash,
     Judgement,
     PHash64,
+    centre_weighted,
     dct_hash,
     get_pipeline,
     imagehash_phash,
 )
 from dupcheck.core.matching import VERDICT_RANK, Verdict
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue
-from dupcheck.core.pixels import cielab_ab, trim_uniform_border
+from dupcheck.core.pixels import (
+    TRIM_TOLERANCE,
+    _off_colour,
+    channel_medians,
+    cielab_ab,
+    luma,
+    outer_ring,
+    planar,
+    ring_colour,
+    trim_uniform_border,
+)
 from dupcheck_tools.samples import encode, product_image
 
 LIMIT = 40_000_000
@@ -327,6 +338,61 @@ def test_trim_removes_padding_but_not_for_a_corner_badge() -> None:
 def test_photo_without_uniform_border_is_left_alone() -> None:
     noise = np.random.default_rng(2).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     assert trim_uniform_border(noise).shape == noise.shape
+
+
+@pytest.mark.parametrize("background", [0.0, 0.5, 20.0, 31.5, 32.0, 32.5, 127.5, 200.0, 222.5, 223.0, 254.5, 255.0])
+def test_off_colour_pixels_are_those_beyond_the_tolerance(background: float) -> None:
+    """The trim compares 8-bit pixels with whole-number bounds (a ring's median can end in .5):
+    the same pixels as comparing their values with the float bounds, at both ends of 0-255."""
+    values = np.arange(256, dtype=np.uint8)
+    rgb = np.stack([values, np.full(256, 128, np.uint8), np.full(256, 128, np.uint8)], axis=-1)[None]
+    expected = (values < background - TRIM_TOLERANCE) | (values > background + TRIM_TOLERANCE)
+    off = _off_colour(rgb, np.array([background, 128.0, 128.0]))
+    assert off[0].tolist() == expected.tolist()
+
+
+def _pictures() -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    near_white = [rng.integers(200, 256, (h, w, 3), dtype=np.uint8) for h, w in ((160, 129), (37, 160), (5, 4))]
+    return [*near_white, rng.integers(0, 256, (1, 1, 3), dtype=np.uint8), np.asarray(product_image(12, (160, 120)))]
+
+
+def test_the_fast_pixel_steps_give_the_plain_formulas_numbers() -> None:
+    """Stored hashes and views must not move when a step gets faster: each one against the
+    formula it replaced, exactly."""
+    for rgb in _pictures():
+        fast = planar(rgb)
+        assert fast.shape == rgb.shape and np.array_equal(fast, rgb)
+        for dtype in (np.float64, np.float32):
+            plain = rgb.astype(dtype)
+            expected = plain[..., 0] * 0.299 + plain[..., 1] * 0.587 + plain[..., 2] * 0.114
+            assert luma(fast, dtype).dtype == dtype and np.array_equal(luma(fast, dtype), expected)
+        ring = outer_ring(rgb).astype(np.int16)
+        for values in (ring, ring[:-1]):  # an even and an odd count
+            assert np.array_equal(channel_medians(values.T), np.median(values, axis=0))
+        background, share = ring_colour(fast)
+        assert np.array_equal(background, np.median(ring, axis=0))
+        assert share == (np.abs(ring - background).max(axis=1) <= TRIM_TOLERANCE).mean()
+        gray = luma(rgb)
+        weight = np.outer(np.hanning(gray.shape[0] + 2)[1:-1], np.hanning(gray.shape[1] + 2)[1:-1])
+        assert np.array_equal(centre_weighted(gray), gray * weight + gray.mean() * (1.0 - weight))
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    pixels[0, 0, :3] = [[0, 0, 0], [10, 10, 10], [255, 255, 255]]  # below and above the sRGB toe
+    linear = pixels.astype(np.float64) / 255.0
+    linear = np.where(linear > 0.04045, ((linear + 0.055) / 1.055) ** 2.4, linear / 12.92)
+    to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = linear @ to_xyz.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * (24389 / 27 / 116) + 16 / 116)
+    a_star, b_star = cielab_ab(pixels)
+    assert np.array_equal(a_star, 500.0 * (f[..., 0] - f[..., 1]))
+    assert np.array_equal(b_star, 200.0 * (f[..., 1] - f[..., 2]))
+
+
+def test_fingerprint_leaves_the_callers_picture_alone() -> None:
+    image = product_image(31, (640, 480))
+    before = image.tobytes()
+    AlignedDualPHash().fingerprint(image)
+    assert image.size == (640, 480) and image.tobytes() == before
 
 
 def test_trim_sees_through_a_blended_line_between_padding_and_a_white_margin() -> None:

@@ -8,9 +8,12 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.models import HashRecord, HashValue, PutCounts
 
 
 def _record(i: int, **changes: object) -> HashRecord:
@@ -137,3 +140,58 @@ def test_a_search_matches_ids_and_skus_ignoring_case_beyond_ascii(tmp_path: Path
     assert [r.entity_id for r in found] == ["mh01-b"] and after == "mh01-b"
     assert [r.entity_id for r in store.page(after, 1, "mh01")[0]] == ["y3"]
     assert store.page(None, 10, "nothing like it") == ([], None)
+
+
+def _stamped(i: int, at: str, **changes: object) -> HashRecord:
+    return _record(i, updated_at=at, **changes)
+
+
+def test_put_newest_compares_on_write_and_counts_each_record(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    first = [_stamped(i, "2026-01-01T00:00:00.000Z") for i in range(3)]
+    assert store.put_newest(first) == PutCounts(written=3)
+    assert store.latest_change() == 3
+
+    later = _stamped(1, "2026-02-01T00:00:00.000Z", sku="LATER")
+    older = _stamped(2, "2025-06-01T00:00:00.000Z", sku="OLDER")
+    same_stamp_edited = _stamped(0, "2026-01-01T00:00:00.000Z", sku="EDITED")
+    counts = store.put_newest([first[0], later, older, same_stamp_edited, _stamped(9, "2026-01-01T00:00:00Z")])
+
+    # first[0] unchanged; the later one and a new id written; the older one kept out; an edit with
+    # the stored stamp is not older, so it is written (as the read-then-compare import did).
+    assert counts == PutCounts(written=3, unchanged=1, kept_newer=1)
+    assert [store.get(f"id-0000{i}").sku for i in (0, 1, 2)] == ["EDITED", "LATER", "SKU2"]
+    # Only what was written reaches the change log the server's index follows.
+    changed, _ = store.changes_since(3)
+    assert sorted(entity_id for _, entity_id in changed) == ["id-00000", "id-00001", "id-00009"]
+
+
+def test_put_newest_orders_by_the_instant_not_the_text_of_updated_at(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put_newest([_stamped(1, "2026-01-01T00:00:00.000Z")])
+    # Later as text, but 23:00 the day before in UTC.
+    earlier = _stamped(1, "2026-01-01T01:00:00.000+02:00", sku="EARLIER")
+    assert store.put_newest([earlier]) == PutCounts(kept_newer=1)
+    assert store.put_newest([earlier], overwrite=True) == PutCounts(written=1)
+    assert store.get("id-00001").sku == "EARLIER"
+
+
+def test_put_newest_meets_an_ids_earlier_record_in_the_same_call(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    old, new = _stamped(1, "2026-01-01T00:00:00Z", sku="OLD"), _stamped(1, "2026-03-01T00:00:00Z", sku="NEW")
+    assert store.put_newest([new, old, new]) == PutCounts(written=1, unchanged=1, kept_newer=1)
+    assert store.get("id-00001").sku == "NEW"
+    assert store.put_newest([_stamped(2, "2026-01-01T00:00:00Z", sku="OLD"), _stamped(2, "2026-03-01T00:00:00Z")]) \
+        == PutCounts(written=2)  # fmt: skip
+    assert store.get("id-00002").sku == "SKU2" and store.count() == 2
+
+
+def test_put_newest_rolls_back_a_call_that_fails(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put(_record(1))
+    clash = _record(2)
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # another id already holds id-00002's key
+        conn.execute("UPDATE records SET id_key = ? WHERE entity_id = 'id-00001'", (entity_key("id-00002"),))
+    with pytest.raises(StoreUnavailable, match="key collision"):
+        store.put_newest([_record(3), clash])
+    assert store.get("id-00003") is None and store.count() == 1

@@ -61,6 +61,10 @@ _NAT64_LOCAL = _net("64:ff9b:1::/48")  # RFC 8215 local-use prefix: site-specifi
 # One inet_aton component: hex (0x...), octal (leading 0) or decimal; `int()` alone would also
 # accept "+1", " 1" and "1_0", which no resolver treats as numbers.
 _NUM_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+# Checked on every URL, so built once (a backfill parses hundreds a second): whitespace and
+# control characters are refused; every printable ASCII character is sent as it is.
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_PRINTABLE_ASCII = "".join(chr(i) for i in range(0x21, 0x7F))
 
 
 class UpstreamStatusError(UpstreamError):
@@ -179,14 +183,18 @@ class HttpImageFetcher:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HttpImageFetcher:
+    def from_settings(
+        cls, settings: Settings, *, max_bytes: int | None = None, deadline: float | None = None
+    ) -> HttpImageFetcher:
+        """The settings' fetcher; `max_bytes` and `deadline` replace theirs for larger downloads
+        than an image (an import's catalog), under the same address checks."""
         return cls(
             allow_loopback=settings.loopback_urls_allowed,
             allowed_hosts=settings.allowed_hosts,
-            max_bytes=settings.max_image_bytes,
+            max_bytes=max_bytes or settings.max_image_bytes,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            deadline=settings.fetch_deadline,
+            deadline=deadline or settings.fetch_deadline,
             max_redirects=settings.max_redirects,
         )
 
@@ -231,7 +239,7 @@ class HttpImageFetcher:
 
     def _parse(self, url: str) -> tuple[str, str, int, str]:
         """Split and validate a URL: (scheme, canonical host, port, request target)."""
-        if not isinstance(url, str) or not url or any(c <= " " or c == "\x7f" for c in url):
+        if not isinstance(url, str) or not url or _CONTROL_OR_SPACE.search(url):
             raise InvalidRequest("image URL is empty or contains whitespace/control characters")
         try:
             parts = urlsplit(url)
@@ -262,7 +270,7 @@ class HttpImageFetcher:
             raise UrlNotAllowed(f"host {host} is not in the allowed host list")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         # http.client only sends ASCII; percent-encode anything else, keep existing escapes.
-        target = quote(target, safe="".join(chr(i) for i in range(0x21, 0x7F)))
+        target = quote(target, safe=_PRINTABLE_ASCII)
         return scheme, host, port or (443 if scheme == "https" else 80), target
 
     def _host_allowed(self, host: str) -> bool:

@@ -16,11 +16,12 @@ Two searches, both exact:
   for many query hashes at once (the catalog-wide self-join of the duplicate report):
   multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit
   substrings with one table each; a code within distance r of the query agrees with it to
-  within r // 8 bits on at least one of the 8 substrings (pigeonhole), so probing each table at
-  the values that close finds every such code, and only those candidates are compared. The
-  distance can be a part's (`parts=2`: the closer of two halves, the default pipeline's judged
-  distance): the pigeonhole then runs over that part's substrings. The tables (4 bytes per
-  record per substring) are built on first use and dropped by any write.
+  within r // 8 bits on at least one of the 8 substrings (pigeonhole; both use its tighter form,
+  `_flips_per_table`), so probing each table at the values that close finds every such code,
+  and only those candidates are compared. `pairs_within`'s distance can be a part's (`parts=2`:
+  the closer of two halves, the default pipeline's judged distance): the pigeonhole then runs
+  over that part's substrings. The tables (4 bytes per record per substring) are built on first
+  use and dropped by any write.
 """
 
 from __future__ import annotations
@@ -179,25 +180,23 @@ class LocalHashIndex:
 
     # -- radius search ------------------------------------------------------------------------
 
-    def within(self, hashes: Sequence[HashValue], radius: int, parts: int = 1) -> list[IndexHit]:
+    def within(self, hashes: Sequence[HashValue], radius: int) -> list[IndexHit]:
         """Every hash within `radius` bits of any of `hashes` (each at its best distance),
-        nearest first: exact, through the substring tables (built on first use). With `parts`
-        > 1, every hash with some part within `radius` of the same part of a query hash (of
-        `parts` equal parts: the default pipeline's judged distance is its closer half); the
-        distance reported is still the whole hash's, as `search` reports it."""
-        self.check_radius(radius, parts)
+        nearest first: exact, through the substring tables (built on first use)."""
+        self.check_radius(radius)
         queries = self._queries(hashes)
         if not len(queries):
             return []
         with self._lock:
-            tables, keys = self._tables_for(radius, parts)
+            tables, keys = self._tables_for(radius, 1)
             if tables is None:
                 return []
-            found = list(tables.pairs(queries, radius, parts))
-            positions, distances = _nearest_first(
-                np.concatenate([positions for _, positions, _ in found]),
-                np.concatenate([distances for _, _, distances in found]),
-            )
+            # A code near several queries, or found through several substrings, comes back more
+            # than once: measuring every copy costs less than deduplicating thousands first.
+            candidates = tables.candidates(queries, radius)
+            distances = _distances(self._codes, candidates, queries)
+            inside = distances <= radius
+            positions, distances = _best_by_position(distances[inside], candidates[inside])
             found_keys = keys[positions].tolist()
         return self._hits(found_keys, distances.tolist(), None)
 
@@ -314,10 +313,12 @@ def _faiss() -> ModuleType:
     return faiss
 
 
-def _best_by_position(distances: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest distinct positions of several queries' k-NN lists, each at its best
-    distance, nearest first, ties by position. Exact: a position in the merged top k is in the
-    top k of the query it is nearest to."""
+def _best_by_position(
+    distances: np.ndarray, positions: np.ndarray, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k (default: all) nearest distinct positions of several queries' hits, each at its
+    best distance, nearest first, ties by position. Exact for k-NN lists: a position in the
+    merged top k is in the top k of the query it is nearest to."""
     valid = positions >= 0  # faiss pads with -1 when a catalog has fewer than k codes
     distances, positions = distances[valid], positions[valid]
     order = np.lexsort((positions, distances))
@@ -326,12 +327,38 @@ def _best_by_position(distances: np.ndarray, positions: np.ndarray, k: int) -> t
     return positions[best], distances[best]
 
 
-def _nearest_first(positions: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each distinct position at its smallest distance, nearest first, ties by position."""
-    order = np.lexsort((positions, distances))
-    _, first = np.unique(positions[order], return_index=True)
-    best = order[np.sort(first)]
-    return positions[best], distances[best]
+def _distances(codes: np.ndarray, positions: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The Hamming distance of each code at `positions` to the nearest of `queries`. Per 64-bit
+    word over contiguous columns: broadcasting over the code's 16 bytes costs 50x more."""
+    words = np.take(codes.view(np.uint64), positions, axis=0)  # (n, width / 8)
+    query_words = queries.view(np.uint64)  # (q, width / 8)
+    nearest = np.full(len(positions), 1 << 30, dtype=np.int64)
+    for query in query_words:
+        distance = np.zeros(len(positions), dtype=np.int64)
+        for column, word in enumerate(query):
+            distance += np.bitwise_count(words[:, column] ^ word)
+        np.minimum(nearest, distance, out=nearest)
+    return nearest
+
+
+def _flips_per_table(radius: int, tables: int) -> list[int]:
+    """How many flipped bits to probe each of `tables` substring tables at, so that every code
+    within `radius` of a query is found; -1: that table need not be probed.
+
+    With radius = a * m + b over m substrings (0 <= b < m), a code within the radius is within
+    a bits of the query on one of the first b + 1 substrings or within a - 1 on one of the
+    others (else its distance would be at least (b + 1)(a + 1) + (m - b - 1) a = r + 1):
+    Norouzi et al.'s tighter pigeonhole, which probes radius 8 over 8 tables at 24 values
+    instead of 136."""
+    most, first_tables = divmod(radius, tables)
+    return [most if table <= first_tables else most - 1 for table in range(tables)]
+
+
+def concatenated_runs(low: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The offsets of the runs [low, low + count) concatenated, without a loop: element g of run
+    j is low_j + (g - where run j begins in the concatenation)."""
+    begins = np.cumsum(counts) - counts
+    return np.repeat(low - begins, counts) + np.arange(int(counts.sum()))
 
 
 @cache
@@ -369,20 +396,37 @@ class _RadiusTables:
         # a probe's candidates are compared from one contiguous run (8 bytes a record a table).
         self._in_order: dict[tuple[int, int], np.ndarray] = {}
 
+    def candidates(self, queries: np.ndarray, radius: int) -> np.ndarray:
+        """Positions of every code that may be within `radius` of a query (the whole hash); a
+        position may repeat (the caller measures them all)."""
+        words = queries.view(">u2").astype(np.int64)  # (q, substrings)
+        found = []
+        flips_of = _flips_per_table(radius, len(self.order))
+        for column, (order, starts) in enumerate(zip(self.order, self.starts, strict=True)):
+            if flips_of[column] < 0:
+                continue
+            probes = (words[:, column, None] ^ _flip_masks(flips_of[column])[None, :]).ravel()
+            low = starts[probes]
+            counts = starts[probes + 1] - low
+            if counts.any():
+                found.append(order[concatenated_runs(low, counts)])
+        return np.concatenate(found) if found else np.empty(0, dtype=np.uint32)
+
     def pairs(
         self, queries: np.ndarray, radius: int, parts: int, nearest: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(query rows, positions, distances) of every code within `radius` of a query on some
         part, in chunks of query rows, each pair once, at its whole distance; with `nearest`,
-        only that many per query row (the nearest, ties by position). A code within r of a
-        query on a part agrees with it within r // s bits on one of the part's s substrings:
-        each such substring's table is probed at every value that close. Each distinct value of
+        only that many per query row (the nearest, ties by position). Each of the part's s
+        tables is probed at every value as close as `_flips_per_table` (r over s) says, so every
+        code within r on that part is found. Each distinct value of
         a part is probed once, however many query rows share it. Memory stays within a few
         PAIRS_PER_CHUNK candidates however the codes cluster."""
         columns = len(self.order) // parts
         words = self.words.shape[1] // parts
         query_words = queries.view("<u8")
         found = _Found(nearest)
+        flips_of = _flips_per_table(radius, columns)
         # Each table is probed on its own: numpy leaves the GIL for its loops, so threads share
         # the cores (the batch tools' self-join; a server's `within` is one small job). A part at
         # a time, each table's pairs merged as it finishes: memory holds one part's values and
@@ -397,10 +441,12 @@ class _RadiusTables:
                 # table's result once it is merged.
                 for done in as_completed({
                     pool.submit(
-                        self._column_pairs, query_words, radius, columns, nearest, distinct, column,
-                        column - part * columns, span, [self._word_in_order(column, w) for w in span] if many else None,
+                        self._column_pairs, query_words, radius, flips_of[column - part * columns], nearest, distinct,
+                        column, column - part * columns, span,
+                        [self._word_in_order(column, w) for w in span] if many else None,
                     )
                     for column in range(part * columns, (part + 1) * columns)
+                    if flips_of[column - part * columns] >= 0
                 }):  # fmt: skip
                     found.add(*done.result())
                 del distinct
@@ -411,12 +457,12 @@ class _RadiusTables:
                 yield rows[low:high], positions[low:high], distances[low:high]
 
     def _column_pairs(
-        self, query_words: np.ndarray, radius: int, columns: int, nearest: int | None,
+        self, query_words: np.ndarray, radius: int, flips: int, nearest: int | None,
         distinct: tuple[np.ndarray, np.ndarray, np.ndarray], column: int, substring: int, span: range,
         in_order: list[np.ndarray] | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """The pairs one table finds: each distinct value of the table's part (`distinct`, from
-        distinct_rows) probed at every mask, its candidates compared on the part."""
+        distinct_rows) probed at every mask of `flips` bits, its candidates compared on the part."""
         values, rows_by_value, value_starts = distinct
         substrings = np.ascontiguousarray(values).view(">u2")[:, substring].astype(np.int64)
         value_words = [np.ascontiguousarray(values[:, i]) for i in range(len(span))]
@@ -425,7 +471,7 @@ class _RadiusTables:
         # Each probe finds size / 65,536 codes when they spread evenly: chunks of probes sized
         # for that, and _probe splits a chunk further where they do not.
         step = max(1, int(PAIRS_PER_CHUNK / max(1.0, self.size / (1 << SUBSTRING_BITS))))
-        for mask in _flip_masks(radius // columns):
+        for mask in _flip_masks(flips):
             for first in range(0, len(values), step):
                 for begin, counts, offsets in self._probe(substrings[first : first + step] ^ mask, column):
                     # The part's distance, candidate by candidate, a 64-bit word at a time.
@@ -467,11 +513,7 @@ class _RadiusTables:
             batch_counts = counts[begin:end]
             total = int(ends[end - 1]) - done
             if total:
-                # The runs [low, low + count) concatenated without a loop: element g of run j
-                # is low_j + (g - where run j begins in the concatenation).
-                offsets = np.repeat(low[begin:end] - (np.cumsum(batch_counts) - batch_counts), batch_counts)
-                offsets += np.arange(total)
-                yield begin, batch_counts, offsets
+                yield begin, batch_counts, concatenated_runs(low[begin:end], batch_counts)
             begin = end
 
 
@@ -495,8 +537,7 @@ def _expand_rows(
     """(query row, position) for every query row holding each value found at a position."""
     low, high = value_starts[values], value_starts[values + 1]
     counts = high - low
-    offsets = np.repeat(low - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-    return rows_by_value[offsets], np.repeat(positions, counts)
+    return rows_by_value[concatenated_runs(low, counts)], np.repeat(positions, counts)
 
 
 class _Found:

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from itertools import islice
 from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
+from dupcheck.adapters.sqlite_files import SqliteFile
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import HashRecord, HashValue, features_from_text
+from dupcheck.core.models import HashRecord, HashValue, PutCounts, features_from_text, written_after
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -50,37 +50,36 @@ CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records
     BEGIN INSERT INTO changes (entity_id) VALUES (old.entity_id); END;
 """
 _COLUMNS = "entity_id, sku, image_url, hash, hash_algo, updated_at, features"
-_UPSERT = f"""
-INSERT INTO records (id_key, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(entity_id) DO UPDATE SET
-    sku = excluded.sku, image_url = excluded.image_url, hash = excluded.hash,
-    hash_algo = excluded.hash_algo, updated_at = excluded.updated_at, features = excluded.features
-"""
+_COMPARED = ("sku", "image_url", "hash", "hash_algo", "updated_at", "features")  # all but the key
+_UPSERT = (
+    f"INSERT INTO records (id_key, {_COLUMNS}) VALUES {{rows}} ON CONFLICT(entity_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _COMPARED)
+)
+# put_newest's compare-on-write: the update happens only when the stored row differs and is not
+# the later one (evaluated only on a conflict, the cheap comparison first).
+_UNLESS_SAME_OR_NEWER = (
+    f" WHERE ({', '.join(f'records.{name}' for name in _COMPARED)})"
+    f" IS NOT ({', '.join(f'excluded.{name}' for name in _COMPARED)})"
+    " AND NOT written_after(records.updated_at, excluded.updated_at)"
+)
+_ROWS_PER_INSERT = 500  # 4,000 bound parameters: under SQLite's limit (32,766 since 3.32)
 _BATCH = 900  # stays under SQLite's default limit of 999 bound parameters per statement
+# A bulk writer's page cache (SQLite's default is 2 MB): at 1M records the two indexes (~60 MB;
+# the id_key one takes inserts at random places) stay in memory, and a transaction's pages are
+# written to the WAL once at its commit instead of spilling. Halves the import's system time.
+BULK_CACHE_KB = 128 * 1024
 CHANGES_KEPT = 100_000  # the change log's length: minutes of the fastest bulk import
 _PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CHANGES_KEPT}"
 
 
-class SqliteRecordStore:
+class SqliteRecordStore(SqliteFile):
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        with self._write_lock:
-            self._conn().executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL survives crashes
-            conn.execute("PRAGMA busy_timeout=30000")
-            # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
-            conn.create_function("casefold", 1, _casefold, deterministic=True)
-            self._local.conn = conn
-        return conn
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
+        conn.create_function("casefold", 1, _casefold, deterministic=True)
+        conn.create_function("written_after", 2, written_after, deterministic=True)
 
     # -- RecordStore port --------------------------------------------------------------------
 
@@ -104,20 +103,47 @@ class SqliteRecordStore:
         written = 0
         iterator = iter(records)
         while batch := list(islice(iterator, 500)):
-            rows = [_row(r) for r in batch]
-            with self._write_lock:
-                conn = self._conn()
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(_UPSERT, rows)
-                    conn.execute(_PRUNE)
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise _unavailable(exc) from exc
-            written += len(rows)
+            written += self._upsert(batch, overwrite=True).written
         return written
+
+    def put_newest(self, records: Sequence[HashRecord], *, overwrite: bool = False) -> PutCounts:
+        """The bulk path (`import`): one transaction of multi-row UPSERTs that compare on write,
+        on a connection whose page cache holds a large import's working set."""
+        self._conn().execute(f"PRAGMA cache_size = -{BULK_CACHE_KB}")
+        return self._upsert(records, overwrite=overwrite)
+
+    def _upsert(self, records: Sequence[HashRecord], *, overwrite: bool) -> PutCounts:
+        """No read before the write: the rows a statement wrote come back from RETURNING. Only
+        when some were left alone are their stored `updated_at`s read, to tell `unchanged` (the
+        same stamp) from `kept_newer`. A statement never holds an id twice, so each id's later
+        record meets its earlier one."""
+        written = unchanged = kept_newer = 0
+        with self._write_lock:
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for run in _distinct_runs(records, _ROWS_PER_INSERT):
+                    sql = _UPSERT.format(rows=",".join([_ROW_MARKS] * len(run)))
+                    sql += "" if overwrite else _UNLESS_SAME_OR_NEWER
+                    stored = {entity_id for (entity_id,) in conn.execute(
+                        sql + " RETURNING entity_id", [value for record in run for value in _row(record)]
+                    )}  # fmt: skip
+                    written += len(stored)
+                    left = [record for record in run if record.entity_id not in stored]
+                    if left:
+                        stamps = dict(conn.execute(
+                            f"SELECT entity_id, updated_at FROM records WHERE entity_id IN ({_marks(left)})",
+                            [record.entity_id for record in left],
+                        ).fetchall())  # fmt: skip
+                        same = sum(1 for record in left if stamps.get(record.entity_id) == record.updated_at)
+                        unchanged, kept_newer = unchanged + same, kept_newer + len(left) - same
+                conn.execute(_PRUNE)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _unavailable(exc) from exc
+        return PutCounts(written, unchanged, kept_newer)
 
     def delete(self, entity_id: str) -> bool:
         with self._write_lock:
@@ -221,6 +247,23 @@ def _row(record: HashRecord) -> tuple:
         record.updated_at,
         pack_features(record.features),
     )
+
+
+_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?)"  # one _row
+
+
+def _distinct_runs(records: Iterable[HashRecord], size: int) -> Iterator[list[HashRecord]]:
+    """`records` in order, cut into runs of at most `size` with no entity_id twice in a run."""
+    run: list[HashRecord] = []
+    ids: set[str] = set()
+    for record in records:
+        if len(run) == size or record.entity_id in ids:
+            yield run
+            run, ids = [], set()
+        run.append(record)
+        ids.add(record.entity_id)
+    if run:
+        yield run
 
 
 def _record(row: Sequence) -> HashRecord:

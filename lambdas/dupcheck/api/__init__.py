@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -22,9 +24,21 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import ValidationError
 
 from dupcheck.api import web
-from dupcheck.api.resolver import DupcheckResolver
+from dupcheck.api.import_schemas import (
+    IMPORT_REQUEST,
+    CatalogUrlImport,
+    FailureOut,
+    FailurePage,
+    ImportOut,
+    ImportPage,
+    ItemsImport,
+    KeptImageOut,
+    inline_schema,
+)
+from dupcheck.api.resolver import STAGE_PREFIX, DupcheckResolver
 from dupcheck.api.schemas import (
     CURSOR_PATTERN,
     IMAGE_URL_PATTERN,
@@ -38,9 +52,12 @@ from dupcheck.api.schemas import (
     NewItem,
     PhotoUpload,
 )
-from dupcheck.api.uploads import FILE_FIELDS, uploaded_image
-from dupcheck.core.errors import DupcheckError, InvalidRequest, NotFound, error_body
+from dupcheck.api.uploads import CATALOG_FIELDS, FILE_FIELDS, uploaded_catalog, uploaded_image
+from dupcheck.core.catalog import Columns
+from dupcheck.core.errors import DupcheckError, InvalidRequest, NotFound, StoreUnavailable, error_body
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
+from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, UploadTarget
+from dupcheck.core.kept_images import IMAGE_NAME_PATTERN, IMAGES_PATH, KeptImages, content_type, image_name
 from dupcheck.core.service import MAX_PAGE, MAX_TOP, MAX_URL_LENGTH, DupcheckService
 
 logger = logging.getLogger(__name__)
@@ -82,15 +99,39 @@ SearchParam = Annotated[
     str | None, Query(max_length=200, description="Keep records whose entity_id or SKU contains this, ignoring case.")
 ]
 IncludeParam = Annotated[str | None, Query(pattern="^features$", description="`features`: add the stored views.")]
+JobIdParam = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The import's job_id.")]
+ImageBaseUrlParam = Annotated[
+    ImageUrl | None, Query(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": IMAGE_URL_PATTERN},
+                           description="The shop's media base URL: relative image paths (small_image) are "
+                           "appended to it.")
+]  # fmt: skip
+IdColumnParam = Annotated[str | None, Query(min_length=1, max_length=100, description="The id column (entity_id).")]
+SkuColumnParam = Annotated[str | None, Query(min_length=1, max_length=100, description="The SKU column (sku).")]
+UrlColumnParam = Annotated[
+    str | None, Query(min_length=1, max_length=100, description="The image URL column (image_url, else small_image).")
+]
+FailuresLimitParam = Annotated[int | None, Query(ge=1, le=1000, description="Failures per page (1-1000, default 100).")]
+# Where a page of jobs or of failures goes on from: a job's created_at and id; a row number.
+JobsCursorParam = Annotated[
+    str | None, Query(pattern=r"^[0-9A-Za-z:.+-]{1,40}~[0-9a-f]{32}$",
+                      description="next_cursor of the previous page; absent for the newest jobs.")
+]  # fmt: skip
+RowCursorParam = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,10}$", description="next_cursor of the previous page; absent for the first.")
+]
+ImageNameParam = Annotated[str, Path(pattern=IMAGE_NAME_PATTERN, description="<sha256>.<ext> of the picture.")]
 
 _REASONS = {
     400: "A parameter or the body is missing or malformed (`invalid_request`).",
     403: "The image URL is not allowed (`url_not_allowed`: scheme, address or host), or the API key is "
     "missing or wrong (`forbidden`).",
-    404: "No such item or duplicate report, or an id no route takes (`not_found`).",
-    413: "The image is over the byte or pixel limit (`image_too_large`).",
+    404: "No such item, import, picture or duplicate report, or an id no route takes (`not_found`).",
+    409: "The import is not in a state that allows this: finished, or its catalog already given (`conflict`).",
+    413: "The image is over the byte or pixel limit (`image_too_large`), or the catalog over the byte or row "
+    "limit (`catalog_too_large`).",
     415: "Not an image format dupcheck decodes, or the wrong body type (`unsupported_media_type`).",
-    422: "A supported format, but corrupt or truncated (`invalid_image`).",
+    422: "A supported format, but corrupt or truncated (`invalid_image`); a catalog that cannot be read: no "
+    "entity_id or URL column, not UTF-8, no rows (`invalid_catalog`).",
     500: "An internal error (`internal_error`): a bug, logged with the request id.",
     502: "The image host failed or redirected somewhere malformed (`upstream_error`).",
     503: "The store or the search index cannot be reached now (`store_unavailable`, `index_unavailable`).",
@@ -132,7 +173,42 @@ UPLOAD_BODY = {
 }
 
 
-def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> DupcheckResolver:
+CATALOG_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The catalog: CSV (a header row, then entity_id, sku, image_url or small_image) or JSON "
+        "Lines, UTF-8, optionally gzipped; as the body itself or a multipart form's file "
+        f"({', '.join(CATALOG_FIELDS)}). Or JSON: a catalog_url to download, items (up to 1,000 rows), or "
+        "upload: true for a catalog sent afterwards (docs/api.md, imports).",
+        "content": {
+            "text/csv": _BINARY,  # a file: any bytes (UTF-8 text is what it reads)
+            "application/x-ndjson": _BINARY,
+            "application/gzip": _BINARY,
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": _FILE}, "required": ["file"]}
+            },
+            "application/json": {"schema": inline_schema(IMPORT_REQUEST.json_schema())},
+        },
+    }
+}
+CATALOG_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The catalog of an upload: true import, as POST /imports takes a file.",
+        "content": {key: CATALOG_BODY["requestBody"]["content"][key]  # type: ignore[index]
+                    for key in ("text/csv", "application/x-ndjson", "application/gzip", "multipart/form-data")},
+    }
+}  # fmt: skip
+KEPT_CACHE = "private, max-age=31536000, immutable"  # a kept picture's name is its content
+IMAGE_RESPONSE: Any = {"description": "The picture.", "content": {"image/*": _BINARY}}
+
+
+def build_resolver(
+    service: DupcheckService, *, max_body_bytes: int, imports: ImportService | None = None,
+    images: KeptImages | None = None,
+) -> DupcheckResolver:  # fmt: skip
+    """The API's routes over `service`; `imports` and `images` add import jobs and kept pictures
+    (without them those routes answer 503)."""
     app = DupcheckResolver()
     app.configure_openapi(
         title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION,
@@ -177,15 +253,18 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
     @app.put(
         "/items/<entity_id>", status_code=201, summary="Register (or replace) a catalog image from an upload",
         description="Hashes the uploaded image and stores the record under entity_id (an upsert). `image_url` is "
-        "where the catalog publishes the picture (the web app's thumbnail); without it the record keeps none, "
-        "and a reindex to a new pipeline cannot download it again.",
+        "where the catalog publishes the picture (the web app's thumbnail), kept and never fetched; without it "
+        "the service keeps the picture and the record's image_url is where the API serves it (/images/...).",
         responses=_responses(201, ItemOut, "The stored record.", 400, 403, 404, 413, 415, 422, 503),
         tags=["items"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
     def upload_item(entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None) -> ItemOut:
         data = _uploaded(app, max_body_bytes)
-        return ItemOut.of(service.register_bytes(entity_id=entity_id, sku=sku or "", image_url=image_url or "",
-                                                 data=data))  # fmt: skip
+        record = service.record_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
+        if not image_url and images is not None:  # no address of its own: the service keeps the picture
+            record = dataclasses.replace(record, image_url=_keep(images, data, public_base(app)))
+        service.save(record)
+        return ItemOut.of(record)
 
     @app.get(
         "/items", summary="A page of the catalog, optionally searched",
@@ -212,6 +291,9 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
     def delete_item(entity_id: EntityIdParam) -> Response[None]:
         service.remove(entity_id)
         return Response(status_code=204, content_type=None, body=None)
+
+    _import_routes(app, imports)
+    _image_routes(app, images, max_body_bytes)
 
     @app.get(
         "/duplicates", summary="The catalog-wide duplicate report",
@@ -275,6 +357,166 @@ def build_resolver(service: DupcheckService, *, max_body_bytes: int) -> Dupcheck
         return _json(500, error_body("internal_error", "internal error; it has been logged"))
 
     return app
+
+
+def _import_routes(app: DupcheckResolver, imports: ImportService | None) -> None:
+    def service() -> ImportService:
+        if imports is None:
+            raise StoreUnavailable("catalog imports are not set up on this server")
+        return imports
+
+    def accepted(job: ImportJob, upload: UploadTarget | None = None) -> Response[dict]:
+        out = ImportOut.of(job, public_base(app), upload)
+        return _json(202, out.model_dump(mode="json", exclude_none=False), {"Location": out.status_url})
+
+    @app.post(
+        "/imports", status_code=202, summary="Import a catalog: a job that downloads and hashes every row",
+        description="Answers at once with the job (`status_url` to follow it); the rows are imported in the "
+        "background, each stored, skipped (already stored unchanged) or failed with its reason.",
+        responses=_responses(202, ImportOut, "The job, queued (or waiting for its upload).", 400, 403, 413, 422, 503),
+        tags=["imports"], openapi_extensions=CATALOG_BODY,
+    )  # fmt: skip
+    def create_import(
+        image_base_url: ImageBaseUrlParam = None, id_column: IdColumnParam = None,
+        sku_column: SkuColumnParam = None, url_column: UrlColumnParam = None,
+    ) -> Response[dict]:  # fmt: skip
+        jobs = service()
+        options = ImportOptions(Columns(id_column or "entity_id", sku_column or "sku", url_column), image_base_url)
+        event = app.current_event
+        content_type = event.headers.get("content-type") or ""
+        body = _raw_body(event.body, bool(event.is_base64_encoded))
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return accepted(jobs.submit_catalog(uploaded_catalog(body, content_type, jobs.max_catalog_bytes), options))
+        request = _import_request(body)
+        if isinstance(request, CatalogUrlImport):
+            return accepted(jobs.submit_url(request.catalog_url, options))
+        if isinstance(request, ItemsImport):
+            return accepted(jobs.submit_items([item.model_dump() for item in request.items], options))
+        job = jobs.submit_for_upload(options)
+        return accepted(job, jobs.upload_target(job) or _own_upload(job, public_base(app), jobs.max_catalog_bytes))
+
+    @app.put(
+        "/imports/<job_id>/catalog", status_code=202, summary="Upload the catalog of an upload: true import",
+        description="For an import created with upload: true where storage takes no upload of its own (the "
+        "local server); on AWS the answer's upload form goes straight to S3.",
+        responses=_responses(202, ImportOut, "The job, queued.", 400, 403, 404, 409, 413, 422, 503),
+        tags=["imports"], openapi_extensions=CATALOG_UPLOAD_BODY,
+    )  # fmt: skip
+    def upload_catalog(job_id: JobIdParam) -> Response[dict]:
+        jobs = service()
+        event = app.current_event
+        data = uploaded_catalog(_raw_body(event.body, bool(event.is_base64_encoded)),
+                                event.headers.get("content-type") or "", jobs.max_catalog_bytes)  # fmt: skip
+        return accepted(jobs.receive_catalog(job_id, data))
+
+    @app.get(
+        "/imports", summary="Recent import jobs, newest first",
+        responses=_responses(200, ImportPage, "A page of jobs.", 400, 403, 503), tags=["imports"],
+    )  # fmt: skip
+    def list_imports(limit: LimitParam = None, cursor: JobsCursorParam = None) -> ImportPage:
+        after = tuple(cursor.split("~")) if cursor else None
+        found, position = service().recent(20 if limit is None else limit, after)  # type: ignore[arg-type]
+        base = public_base(app)
+        return ImportPage(imports=[ImportOut.of(job, base) for job in found],
+                          next_cursor="~".join(position) if position else None)  # fmt: skip
+
+    @app.get(
+        "/imports/<job_id>", summary="An import job: status, counts, rate",
+        responses=_responses(200, ImportOut, "The job.", 400, 403, 404, 503), tags=["imports"],
+    )  # fmt: skip
+    def get_import(job_id: JobIdParam) -> ImportOut:
+        return ImportOut.of(service().get(job_id), public_base(app))
+
+    @app.get(
+        "/imports/<job_id>/failures", summary="The failed rows of an import, with their reasons",
+        description="In catalog order; the codes are the backfill's failures file's (docs/backfill.md).",
+        responses=_responses(200, FailurePage, "A page of failed rows.", 400, 403, 404, 503), tags=["imports"],
+    )  # fmt: skip
+    def import_failures(job_id: JobIdParam, limit: FailuresLimitParam = None, cursor: RowCursorParam = None
+                        ) -> FailurePage:  # fmt: skip
+        found, last = service().failures(job_id, limit, int(cursor) if cursor else 0)
+        return FailurePage(failures=[FailureOut.of(f) for f in found],
+                           next_cursor=str(last) if last is not None else None)  # fmt: skip
+
+    @app.delete(
+        "/imports/<job_id>", summary="Cancel an import",
+        description="Rows not yet started are not imported; rows already stored stay stored. 409 when the job "
+        "has already finished.",
+        responses=_responses(200, ImportOut, "The job, cancelled.", 400, 403, 404, 409, 503), tags=["imports"],
+    )  # fmt: skip
+    def cancel_import(job_id: JobIdParam) -> ImportOut:
+        return ImportOut.of(service().cancel(job_id), public_base(app))
+
+
+def _image_routes(app: DupcheckResolver, images: KeptImages | None, max_body_bytes: int) -> None:
+    def kept() -> KeptImages:
+        if images is None:
+            raise StoreUnavailable("this server keeps no pictures")
+        return images
+
+    @app.post(
+        "/images", status_code=201, summary="Keep a picture that has no address of its own",
+        description="The service keeps the picture and answers the address it serves it at (with the key): an "
+        "image_url for POST /items or an import's rows. The same picture is kept once.",
+        responses=_responses(201, KeptImageOut, "The kept picture's address.", 400, 403, 413, 415, 503),
+        tags=["items"], openapi_extensions=UPLOAD_BODY,
+    )  # fmt: skip
+    def keep_image() -> Response[dict]:
+        data = _uploaded(app, max_body_bytes)
+        url = _keep(kept(), data, public_base(app))
+        return _json(201, KeptImageOut(name=url.rsplit("/", 1)[1], image_url=url).model_dump())
+
+    @app.get(
+        f"/{IMAGES_PATH}/<name>", summary="A kept picture",
+        responses={**_responses(200, None, "", 400, 403, 404, 503), 200: IMAGE_RESPONSE}, tags=["items"],
+    )  # fmt: skip
+    # No return annotation: Powertools would validate the bytes as a JSON string (and fail).
+    def kept_image(name: ImageNameParam):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        data = kept().get(name)
+        if data is None:
+            raise NotFound(f"no kept picture {name!r}")
+        # The name is the content: the same URL never serves other bytes.
+        return Response(200, content_type(name), data, headers={"Cache-Control": KEPT_CACHE})
+
+
+def _keep(images: KeptImages, data: bytes, base_url: str) -> str:
+    """Keep an uploaded picture; the address the API serves it at."""
+    name = image_name(data)
+    images.put(name, data)
+    return f"{base_url}/{IMAGES_PATH}/{name}"
+
+
+def _own_upload(job: ImportJob, base_url: str, max_bytes: int) -> UploadTarget:
+    """Where storage has no upload of its own, the catalog is PUT to this API."""
+    expires = datetime.fromisoformat(job.created_at.replace("Z", "+00:00")) + timedelta(seconds=UPLOAD_EXPIRES_S)
+    return UploadTarget(url=f"{base_url}/imports/{job.job_id}/catalog", method="PUT", fields={},
+                        expires_at=expires.isoformat().replace("+00:00", "Z"), max_bytes=max_bytes)  # fmt: skip
+
+
+def _import_request(body: bytes) -> Any:
+    try:
+        return IMPORT_REQUEST.validate_json(body)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":
+                raise InvalidRequest("the body is not valid JSON") from exc
+        raise InvalidRequest(
+            'the body must be one of {"catalog_url": ...}, {"items": [...]} (1 to 1,000) or {"upload": true}: '
+            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidRequest("the body is not valid JSON") from exc
+
+
+def public_base(app: DupcheckResolver) -> str:
+    """This API's base URL as the caller reached it: its Host, the scheme API Gateway or a proxy
+    reports, and the stage prefix when the request came through it (as the web page's <base>)."""
+    event = app.current_event
+    host = event.headers.get("host") or "localhost"
+    scheme = (event.headers.get("x-forwarded-proto") or "http").split(",")[0].strip().lower()
+    requested = (event.raw_event.get("requestContext") or {}).get("path") or event.path
+    staged = requested == STAGE_PREFIX or requested.startswith(STAGE_PREFIX + "/")
+    return f"{scheme if scheme in ('http', 'https') else 'http'}://{host}{STAGE_PREFIX if staged else ''}"
 
 
 def openapi_document(app: DupcheckResolver) -> str:

@@ -1,4 +1,5 @@
-"""The image of `POST /find_similar`: a raw `image/*` body, a multipart file, or JSON `photoData`.
+"""The image of `POST /find_similar`: a raw `image/*` body, a multipart file, or JSON `photoData`;
+and the catalog file of `POST /imports`: a raw body or a multipart file.
 
 Multipart bodies are parsed by python-multipart (the parser Starlette and FastAPI use), fed the
 whole body at once, and stopped after MAX_PARTS parts: a body of 20,000 tiny parts costs no
@@ -17,9 +18,10 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
-from dupcheck.core.errors import ImageTooLarge, InvalidRequest
+from dupcheck.core.errors import CatalogTooLarge, ImageTooLarge, InvalidRequest
 
 FILE_FIELDS = ("file", "image", "photo", "photoData")
+CATALOG_FIELDS = ("file", "catalog")
 MAX_PARTS = 16  # a form with the image and a few fields; more is not an upload
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,(?P<data>.*)$", re.S)
 
@@ -42,6 +44,15 @@ def uploaded_image(body: bytes, content_type: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes} bytes")
     return data
+
+
+def uploaded_catalog(body: bytes, content_type: str, max_bytes: int) -> bytes:
+    """The catalog file of a request body: the body itself, or a multipart form's file."""
+    if len(body) > max_bytes + 64 * 1024:  # multipart framing around the file
+        raise CatalogTooLarge(f"the request body is over {max_bytes} bytes")
+    if content_type.split(";")[0].strip().lower() == "multipart/form-data":
+        return _from_multipart(content_type, body, CATALOG_FIELDS, data_urls=False)
+    return body
 
 
 def _from_json(body: bytes) -> bytes:
@@ -95,7 +106,9 @@ class _Parts:
         self._field = self._value = b""
 
 
-def _from_multipart(content_type: str, body: bytes) -> bytes:
+def _from_multipart(
+    content_type: str, body: bytes, file_fields: tuple[str, ...] = FILE_FIELDS, *, data_urls: bool = True
+) -> bytes:
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
@@ -115,9 +128,9 @@ def _from_multipart(content_type: str, body: bytes) -> bytes:
         fields.setdefault(name, bytes(part["data"]))
         if first_file is None and b"filename" in disposition:
             first_file = bytes(part["data"])
-    chosen = next((fields[f] for f in FILE_FIELDS if f in fields), first_file)
+    chosen = next((fields[f] for f in file_fields if f in fields), first_file)
     if chosen is None:
-        raise InvalidRequest(f"multipart body has no file field (expected one of {', '.join(FILE_FIELDS)})")
-    if chosen.startswith(b"data:"):  # a camera app's photoData form field: a data URL as text
+        raise InvalidRequest(f"multipart body has no file field (expected one of {', '.join(file_fields)})")
+    if data_urls and chosen.startswith(b"data:"):  # a camera app's photoData form field: a data URL as text
         return _photo_data(chosen.decode("latin-1"))
     return chosen

@@ -44,6 +44,13 @@ class NotFound(DupcheckError):
     status, code = 404, "not_found"
 
 
+class Conflict(DupcheckError):
+    """The request is well formed but the resource is not in a state that allows it (a finished
+    import cannot be cancelled, a catalog cannot be uploaded twice)."""
+
+    status, code = 409, "conflict"
+
+
 class ImageTooLarge(DupcheckError):
     """Too many bytes, or too many pixels once decoded (decompression bomb)."""
 
@@ -60,6 +67,19 @@ class InvalidImage(DupcheckError):
     """A supported format whose data is corrupt or truncated."""
 
     status, code = 422, "invalid_image"
+
+
+class CatalogTooLarge(DupcheckError):
+    """A catalog over the byte or row limit of an import."""
+
+    status, code = 413, "catalog_too_large"
+
+
+class InvalidCatalog(DupcheckError):
+    """A catalog that is text, but not one dupcheck can read: no id or URL column, not UTF-8,
+    not CSV or JSON Lines, no rows."""
+
+    status, code = 422, "invalid_catalog"
 
 
 class UpstreamError(DupcheckError):

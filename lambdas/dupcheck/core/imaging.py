@@ -123,6 +123,9 @@ def _exif_orientation(image: Image.Image) -> int | None:
 
 
 def _apply_orientation(image: Image.Image) -> Image.Image:
+    # Most pictures are stored upright: returned as they are (exif_transpose would copy them).
+    if _exif_orientation(image) in (None, 1):
+        return image
     try:
         return ImageOps.exif_transpose(image) or image
     except Exception:  # a broken EXIF block must not cost the image; keep it as stored

@@ -96,6 +96,13 @@ def version_of(updated_at: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+def written_after(a: str, b: str) -> bool:
+    """Whether a record stamped `a` was written after one stamped `b` (two `updated_at`s, by
+    version_of; text order when either is unparseable): which of two versions of a record wins."""
+    va, vb = version_of(a), version_of(b)
+    return va > vb if va is not None and vb is not None else a > b
+
+
 def features_to_text(features: Mapping[str, bytes]) -> dict[str, str]:
     """Features as JSON carries them (the API, export files, OpenSearch): base64 values."""
     return {name: base64.b64encode(value).decode("ascii") for name, value in features.items()}
@@ -157,6 +164,16 @@ class HashRecord:
             updated_at=str(data.get("updated_at") or utc_now()),
             features=features_from_text(data.get("features") or {}),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PutCounts:
+    """What a conditional write of records did, one count per record given: `written`, or left
+    alone because the store holds the same record (`unchanged`) or a later one (`kept_newer`)."""
+
+    written: int = 0
+    unchanged: int = 0
+    kept_newer: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,25 @@ query side of every pipeline see exactly the same pixels.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
 
 
-def luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+def planar(rgb: np.ndarray) -> np.ndarray:
+    """The same (h, w, 3) pixels, stored channel by channel: every per-channel step (luma, the
+    trim's comparisons) then reads contiguous memory, 3-4x faster than every third byte."""
+    return np.ascontiguousarray(np.moveaxis(rgb, -1, 0)).transpose(1, 2, 0)
+
+
+def luma(rgb: np.ndarray, dtype: type[np.floating] = np.float64) -> np.ndarray:
+    """BT.601 luma in `dtype`: for 8-bit pixels the same numbers as luma(rgb.astype(dtype)),
+    each channel converted as it is weighed, and summed in place (in the same order)."""
+    out = rgb[..., 0] * dtype(0.299)
+    out += rgb[..., 1] * dtype(0.587)
+    out += rgb[..., 2] * dtype(0.114)
+    return out
 
 
 @cache
@@ -53,42 +65,83 @@ def outer_ring(image: np.ndarray) -> np.ndarray:
 
 def ring_colour(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """The outer ring's median colour, and the share of the ring within tolerance of it."""
-    ring = outer_ring(rgb).astype(np.int16)
-    background = np.median(ring, axis=0)
-    return background, float((np.abs(ring - background).max(axis=1) <= TRIM_TOLERANCE).mean())
+    channels = outer_ring(rgb).T  # (3, ring): each channel's values side by side
+    background = channel_medians(channels)
+    # |v - b| <= tolerance, as two comparisons per channel: the same answer, half the work
+    # (b - t and b + t are exact: b is a whole or half number).
+    low, high = (background - TRIM_TOLERANCE)[:, None], (background + TRIM_TOLERANCE)[:, None]
+    return background, float(((channels >= low) & (channels <= high)).all(axis=0).mean())
+
+
+def channel_medians(channels: np.ndarray) -> np.ndarray:
+    """np.median(channels, axis=1) of small integer rows, as float64: the same numbers (the
+    middle value, or the mean of the two middle ones) without np.median's overhead, which cost
+    more than the rest of the trim's arithmetic."""
+    length = channels.shape[1]
+    half = length // 2
+    middle = np.partition(channels, [half - 1, half] if length % 2 == 0 else [half], axis=1).astype(np.float64)
+    return middle[:, half] if length % 2 else (middle[:, half - 1] + middle[:, half]) / 2.0
 
 
 def _off_colour(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Pixels farther than the tolerance from `background` in any channel (one channel at a
-    time: 18x faster than the max over a widened copy, and the same answer)."""
+    """Pixels farther than the tolerance from `background` in any channel. Compared as 8-bit
+    integers (v < b - t is v < ceil(b - t) for an integer v): comparing uint8 pixels with a
+    float threshold converts every pixel to float64 first, 3x the time for the same answer."""
     off = np.zeros(rgb.shape[:2], dtype=bool)
     for channel in range(3):
         values = rgb[..., channel]
-        off |= (values < background[channel] - TRIM_TOLERANCE) | (values > background[channel] + TRIM_TOLERANCE)
+        low = math.ceil(background[channel] - TRIM_TOLERANCE)
+        high = math.floor(background[channel] + TRIM_TOLERANCE)
+        if low > 0:
+            off |= values < low
+        if high < 255:
+            off |= values > high
     return off
 
 
-def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
+def trim_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): where `trim_uniform_border` cuts `rgb`. Callers that also
+    need other arrays of the trimmed picture (its luma) slice them rather than recompute them."""
+    top, left = 0, 0
+    bottom, right = rgb.shape[:2]
+    ring = ring_colour(rgb)
     for _ in range(TRIM_PASSES):
-        height, width = rgb.shape[:2]
-        background, uniform = ring_colour(rgb)
+        inner = rgb[top:bottom, left:right]
+        height, width = inner.shape[:2]
+        background, uniform = ring
         if uniform < 0.5:
             break
-        off = _off_colour(rgb, background)
+        off = _off_colour(inner, background)
         row_fill, col_fill = off.sum(axis=1), off.sum(axis=0)
         rows = np.flatnonzero(row_fill > TRIM_MIN_FILL * row_fill.max())
         cols = np.flatnonzero(col_fill > TRIM_MIN_FILL * col_fill.max())
         if len(rows) < height * 0.2 or len(cols) < width * 0.2:
             break  # almost nothing inside: trimming would keep noise, not the subject
-        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        if (top, bottom, left, right) == (0, height, 0, width):
+        cut = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        if cut == (0, height, 0, width):
             break
-        rgb = rgb[top:bottom, left:right]
+        top, bottom, left, right = top + cut[0], top + cut[1], left + cut[2], left + cut[3]
+        inner = rgb[top:bottom, left:right]
+        ring = ring_colour(inner)  # the next pass's ring, unless the line below is dropped
         # Between two borders (padding around a shot's own margin, a frame) resampling and
         # JPEG leave a blended line, which makes the inner border look non-uniform: drop it.
-        if min(rgb.shape[:2]) > 8 and ring_colour(rgb)[1] < 0.5 <= ring_colour(rgb[1:-1, 1:-1])[1]:
-            rgb = rgb[1:-1, 1:-1]
-    return rgb
+        if min(inner.shape[:2]) > 8 and ring[1] < 0.5:
+            within = ring_colour(inner[1:-1, 1:-1])
+            if within[1] >= 0.5:
+                top, bottom, left, right = top + 1, bottom - 1, left + 1, right - 1
+                ring = within
+    return top, bottom, left, right
+
+
+def trim_uniform_border(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` without its uniform borders (a frame, padding, a shot's own margin): see above."""
+    return crop(rgb, trim_box(rgb))
+
+
+def crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The (top, bottom, left, right) box of an array, as a view."""
+    top, bottom, left, right = box
+    return array[top:bottom, left:right]
 
 
 # sRGB (D65) -> XYZ, and the D65 white point, for CIELAB.
@@ -97,10 +150,20 @@ _WHITE = np.array([0.95047, 1.0, 1.08883])
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 
 
+def _srgb_to_linear(levels: np.ndarray) -> np.ndarray:
+    encoded = levels.astype(np.float64) / 255.0
+    return np.where(encoded > 0.04045, ((encoded + 0.055) / 1.055) ** 2.4, encoded / 12.92)
+
+
+# An 8-bit level's linear light, computed once per level: each pixel then looks its value up
+# rather than raising it to the power 2.4, which took half of the conversion's time.
+_LINEAR = _srgb_to_linear(np.arange(256))
+_LINEAR.flags.writeable = False
+
+
 def cielab_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CIELAB a*, b* of sRGB pixels, in numpy (Pillow's LAB builds a colour transform per call)."""
-    linear = rgb.astype(np.float64) / 255.0
-    linear = np.where(linear > 0.04045, ((linear + 0.055) / 1.055) ** 2.4, linear / 12.92)
+    """CIELAB a*, b* of 8-bit sRGB pixels, in numpy (Pillow's LAB builds a colour transform per call)."""
+    linear = _LINEAR[rgb]
     xyz = linear @ _RGB_TO_XYZ.T / _WHITE
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * (24389 / 27 / 116) + 16 / 116)
     return 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from dupcheck.core.models import HashRecord, HashValue, IndexHit
+from dupcheck.core.models import HashRecord, HashValue, IndexHit, PutCounts
 
 
 @runtime_checkable
@@ -50,6 +50,18 @@ class RecordStore(Protocol):
 
     def approximate_count(self) -> int:
         """A cheap count for hot paths such as a health check (DynamoDB's is hours old)."""
+        ...
+
+
+@runtime_checkable
+class NewestPuts(Protocol):
+    """A store that keeps the newest version of each record itself, in the write: each record is
+    written unless the store holds the same one or one `written_after` it (SQLite: an UPSERT
+    whose update has a WHERE), so a bulk import need not read every record first."""
+
+    def put_newest(self, records: Sequence[HashRecord], *, overwrite: bool = False) -> PutCounts:
+        """Write `records` in their order, as one at a time would (a later one of the same id meets
+        the earlier one); `overwrite` writes every one. Counts are per record given."""
         ...
 
 

@@ -62,6 +62,22 @@ class Settings(BaseModel):
     server_threads: int = Field(8, ge=1, le=64, description="Local server: threads that answer requests.")
     log_level: str = Field("INFO", description="Log level.")
 
+    # Catalog imports (POST /imports)
+    max_catalog_bytes: int = Field(
+        100 * MB, gt=0, description="Largest catalog file an import takes (an upload, a catalog URL), in bytes."
+    )
+    import_workers: int = Field(
+        8, ge=1, le=64, description="Local server: downloads at once for the running import job."
+    )
+    import_hash_workers: int = Field(
+        1, ge=-1, le=16, description="Local server: hashing processes of an import job (-1: in its download "
+        "threads). One leaves the other cores to the API's own requests.",
+    )  # fmt: skip
+    import_hash_niceness: int = Field(
+        10, ge=0, le=19, description="Local server: added to the nice value of an import's hashing process, so "
+        "that requests get the CPU first (0: an equal share).",
+    )  # fmt: skip
+
     # AWS
     table_name: str = Field("", description="DynamoDB table of hash records (store=dynamodb).")
     opensearch_endpoint: str = Field("", description="OpenSearch domain endpoint (index=opensearch).")
@@ -78,6 +94,10 @@ class Settings(BaseModel):
     opensearch_max_retries: int = Field(1, ge=0, le=5, description="OpenSearch client retries.")
     dynamodb_consistent_read: bool = Field(False, description="Strongly consistent DynamoDB reads.")
     dynamodb_max_attempts: int = Field(8, ge=1, le=20, description="Attempts for unprocessed batch items.")
+    imports_table: str = Field("", description="DynamoDB table of import jobs (store=dynamodb).")
+    imports_bucket: str = Field("", description="S3 bucket of import catalogs and kept pictures (store=dynamodb).")
+    import_starts_queue_url: str = Field("", description="SQS queue that starts import jobs (the dispatcher's).")
+    import_rows_queue_url: str = Field("", description="SQS queue of rows to import (the import worker's).")
 
     @field_validator("allowed_hosts", "server_names", mode="before")
     @classmethod

@@ -42,7 +42,7 @@ from dupcheck.core.pixels import (
     outer_ring,
     rgb_from_luma_ab,
     ring_colour,
-    trim_uniform_border,
+    trim_box,
 )
 
 LUMA_GRID = 32  # stored luma per view
@@ -140,7 +140,10 @@ class Views:
     def picture(self, side: int) -> np.ndarray:
         """A `side` px RGB picture with the whole view's luma and colour: a stored record seen
         again, for what verification does to a query's picture (turning it)."""
-        a_star, b_star = (_resize(plane, LUMA_GRID) for plane in self.chroma[0])
+        a_star, b_star = (
+            _resized(Image.fromarray(plane.astype(np.float32), mode="F"), LUMA_GRID, np.float32)
+            for plane in self.chroma[0]
+        )
         rgb = rgb_from_luma_ab(self.luma[0].astype(np.float64), a_star, b_star)
         return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC))
 
@@ -153,21 +156,27 @@ def _decodes(data: bytes) -> bool:
     return True
 
 
-def _resize(channel: np.ndarray, side: int) -> np.ndarray:
-    image = Image.fromarray(channel.astype(np.float32), mode="F")
-    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
+def views_of(
+    rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, picture: Image.Image | None = None
+) -> Views:
+    """The stored views of a working-size RGB picture (`box`: its `trim_box`, and `picture`: the
+    same pixels as a Pillow image, when the caller has them). Index and query sides both come
+    through here."""
+    box = trim_box(rgb) if box is None else box
+    picture = Image.fromarray(rgb) if picture is None else picture
+    top, bottom, left, right = box
+    trimmed = (left, top, right, bottom)
+    # Luma once for the whole picture; the trimmed view's is a Pillow crop of it (the same values).
+    gray = Image.fromarray(luma(rgb, np.float32), mode="F")
+    lumas = np.stack([_resized(view, LUMA_GRID, np.float32) for view in (gray, gray.crop(trimmed))])
+    # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper. Both
+    # views in one call: each pixel's colour is computed alone, so the same numbers as one by one.
+    smalls = np.stack([_resized(view, CHROMA_GRID, np.uint8) for view in (picture, picture.crop(trimmed))])
+    return Views(lumas, np.stack(cielab_ab(smalls), axis=1).astype(np.float32))
 
 
-def views_of(rgb: np.ndarray, trimmed: np.ndarray | None = None) -> Views:
-    """The stored views of a working-size RGB picture (`trimmed`: its border-trimmed copy, when
-    the caller has it). Index and query sides both come through here."""
-    lumas, chromas = [], []
-    for view in (rgb, trim_uniform_border(rgb) if trimmed is None else trimmed):
-        lumas.append(_resize(luma(view.astype(np.float32)), LUMA_GRID))
-        # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper.
-        small = np.asarray(Image.fromarray(view).resize((CHROMA_GRID, CHROMA_GRID), Image.Resampling.BOX))
-        chromas.append(np.stack(cielab_ab(small)).astype(np.float32))
-    return Views(np.stack(lumas), np.stack(chromas))
+def _resized(image: Image.Image, side: int, dtype: type[np.generic]) -> np.ndarray:
+    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=dtype)
 
 
 @lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most

@@ -71,6 +71,21 @@ function askForKey(why) {
   return asking;
 }
 
+// A picture the service keeps (uploaded without an address) is served by this API, with the key,
+// which an <img src> cannot send: such a picture is fetched here and shown from a blob: URL.
+const KEPT = /\/images\/[0-9a-f]{64}\.[a-z]+$/;
+
+/** The address to show a catalog picture from (a kept one is fetched with the key first). */
+export async function pictureSource(url) {
+  const address = new URL(url, document.baseURI);
+  if (address.origin !== location.origin || !KEPT.test(address.pathname)) return url;
+  const key = sessionStorage.getItem(KEY);
+  // Accept image/*: API Gateway hands the picture over as bytes only to a request that accepts it.
+  const response = await fetch(address, { headers: { Accept: "image/*", ...(key && { "x-api-key": key }) } });
+  if (!response.ok) throw await errorOf(response);
+  return URL.createObjectURL(await response.blob());
+}
+
 /** A path segment for an entity id (ids may hold spaces, brackets, ...). */
 export const itemPath = (id) => "items/" + encodeURIComponent(id);
 

@@ -1,10 +1,12 @@
-// dupcheck's web app: four views in one page, picked by the address's #fragment.
+// dupcheck's web app: five views in one page, picked by the address's #fragment.
 import { initCheck } from "./check.js";
 import { initCatalog, showCatalog } from "./catalog.js";
 import { initDuplicates, showDuplicates } from "./duplicates.js";
 import { initStatus, showStatus } from "./status.js";
 
-const VIEWS = { check: null, catalog: showCatalog, duplicates: showDuplicates, status: showStatus };
+// The import page loads its module when it is first shown: the other views do not pay for it.
+const showImports = () => import("./imports.js").then((module) => module.showImports());
+const VIEWS = { check: null, catalog: showCatalog, import: showImports, duplicates: showDuplicates, status: showStatus };
 
 function route(moveFocus) {
   const wanted = location.hash.slice(1);

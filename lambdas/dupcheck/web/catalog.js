@@ -2,7 +2,7 @@
 // remove one after a confirmation.
 import { api, imageForm, itemPath } from "./api.js";
 import { skuWords } from "./words.js";
-import { byId, clearError, el, showError, thumbButton } from "./ui.js";
+import { byId, clearError, el, showError, showPicture, thumbButton } from "./ui.js";
 
 const PAGE = 20;
 // cursors[i] opens page i + 1 (null: the first); next is the open page's next_cursor.
@@ -28,6 +28,11 @@ export function initCatalog() {
 
 export function showCatalog() {
   if (!state.loaded) load();
+}
+
+/** The catalog changed elsewhere (an import): the next visit loads it again. */
+export function catalogChanged() {
+  state.loaded = false;
 }
 
 async function load() {
@@ -80,7 +85,7 @@ export function showItem(item) {
   byId("item-title").textContent = item.entity_id;
   const image = byId("item-image");
   image.hidden = !item.image_url;
-  image.src = item.image_url;
+  if (item.image_url) showPicture(image, item.image_url);
   image.alt = `Picture of ${item.entity_id}`;
   const address = item.image_url
     ? el("a", { href: item.image_url, text: item.image_url, rel: "noopener noreferrer", target: "_blank" })

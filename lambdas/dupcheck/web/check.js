@@ -2,7 +2,7 @@
 // pasted address, or a webcam shot; then the answer, the matches best first, and a comparison.
 import { api, imageForm } from "./api.js";
 import { answerOf, matchSentence, percentWords, skuWords } from "./words.js";
-import { byId, clearError, el, showError, thumbButton } from "./ui.js";
+import { byId, clearError, el, showError, showPicture, thumbButton } from "./ui.js";
 
 const TOP = 8; // matches asked for
 let shownFrom = null; // where the query picture is shown from: an object URL or the pasted address
@@ -112,7 +112,7 @@ function compare(match) {
   byId("compare-caption").textContent = name;
   for (const id of ["compare-query", "slider-query"]) byId(id).src = shownFrom;
   for (const id of ["compare-match", "slider-match"]) {
-    byId(id).src = match.image_url;
+    showPicture(byId(id), match.image_url);
     byId(id).alt = `Catalog picture of ${name}`;
   }
   byId("compare").showModal();

@@ -1,4 +1,5 @@
 // Small DOM helpers shared by the views. Text always goes in as textContent, never as HTML.
+import { pictureSource } from "./api.js";
 
 export const byId = (id) => document.getElementById(id);
 
@@ -34,9 +35,17 @@ const noPicture = (text) => el("span", { class: "no-picture", text });
 /** A catalog picture loaded from its address, or a note when it has none or cannot be shown. */
 export function picture(item, alt) {
   if (!item.image_url) return noPicture("No picture address");
-  const image = el("img", { src: item.image_url, alt, decoding: "async" });
-  image.addEventListener("error", () => image.replaceWith(noPicture("The picture cannot be shown")), { once: true });
+  const image = el("img", { alt, decoding: "async" });
+  const unshown = () => image.replaceWith(noPicture("The picture cannot be shown"));
+  image.addEventListener("error", unshown, { once: true });
+  showPicture(image, item.image_url, unshown);
   return image;
+}
+
+/** Point `image` at a catalog picture's address (a kept picture is fetched with the key). */
+export function showPicture(image, url, failed = () => {}) {
+  image.removeAttribute("src");
+  pictureSource(url).then((source) => { image.src = source; }, failed);
 }
 
 /** A square thumbnail button that shows `item`'s picture and runs `open` when pressed. */

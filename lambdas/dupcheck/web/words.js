@@ -96,7 +96,47 @@ export function errorSentence(status, code, message = "") {
       return "Too many requests right now. Wait a moment and try again.";
     case "network":
       return "dupcheck cannot be reached. Check the connection and try again.";
+    case "invalid_catalog":
+      return sentence(`This catalog cannot be read: ${message}`);
+    case "catalog_too_large":
+      return sentence(`This catalog is too large: ${readable(message)}`);
+    case "upload_failed":
+      return "The catalog could not be uploaded. Try again.";
+    case "conflict":
+      return sentence(message);
     default:
       return sentence(`Something went wrong (${status || "no answer"}): ${message || "no details"}`);
+  }
+}
+
+// The picture's own failures, said as for a check; a catalog row's own (no id, no address) as the API says them.
+const PICTURE_CODES = new Set(["image_too_large", "unsupported_media_type", "invalid_image", "url_not_allowed",
+  "upstream_error", "upstream_timeout"]);
+
+/** Why one row of an import was not imported. */
+export const rowSentence = (f) => (PICTURE_CODES.has(f.code) ? errorSentence(0, f.code, f.message) : sentence(f.message));
+
+/** An import job in words: { title, counts }. */
+export function importSentence(job) {
+  const n = (x) => (x ?? 0).toLocaleString();
+  const counts = `${n(job.done)} imported, ${n(job.skipped)} already in the catalog, ${n(job.failed)} not imported.`;
+  const processed = (job.done ?? 0) + (job.skipped ?? 0) + (job.failed ?? 0);
+  switch (job.status) {
+    case "awaiting_upload":
+      return { title: "Waiting for the catalog's upload", counts: "" };
+    case "queued":
+      return { title: "Queued", counts: "It starts as soon as the import before it ends." };
+    case "running": {
+      if (job.rows == null) return { title: "Reading the catalog", counts: "" };
+      const pace = job.rows_per_s ? ` ${Math.round(job.rows_per_s)} rows a second` : "";
+      const left = job.eta_s != null ? `, about ${Math.ceil(job.eta_s / 60)} min left.` : pace ? "." : "";
+      return { title: `Importing: ${n(processed)} of ${n(job.rows)} rows`, counts: counts + pace + left };
+    }
+    case "done":
+      return { title: `Imported ${n(job.rows)} row${job.rows === 1 ? "" : "s"}`, counts };
+    case "cancelled":
+      return { title: `Cancelled after ${n(processed)} rows`, counts };
+    default:
+      return { title: "The import failed", counts: sentence(job.error || "no reason given") };
   }
 }

@@ -1,7 +1,7 @@
 """The backfill engine: catalog rows -> store check -> download -> hash -> batched writes.
 
     catalog reader -> store check (get_many, batches) -> download threads -> hash processes
-    (main thread)     skip unchanged rows, no download    (per-host limit,    (workers.py: the
+    (main thread)     skip unchanged rows, no download    (per-host limit,    (hash_workers.py: the
                                                           retries, backoff)   pipeline once each)
                                                                    \\-> writer thread: put_many
 
@@ -37,14 +37,18 @@ from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
-from dupcheck_tools.backfill.failures import FailureLog
-from dupcheck_tools.backfill.workers import Outcome, hash_in_worker, hash_row, init_worker
+from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.hash_workers import Outcome, hash_in_worker, hash_row, init_worker, ready
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+# Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
+# rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
+RowListener = Callable[[str, CatalogRow, HashRecord], None]
 
 
 @dataclass
@@ -52,6 +56,9 @@ class BackfillOptions:
     workers: int = 32  # concurrent downloads
     hash_workers: int = 0  # hashing processes; 0 = one per CPU; -1 = hash in the download threads
     per_host: int = 16  # concurrent downloads from any one host
+    # Added to the hashing processes' nice value: above 0 they yield the CPU to the rest of the machine
+    # (an import job inside the server: its requests come first). Ignored where os.nice is missing.
+    hash_niceness: int = 0
     retries: int = 3  # extra attempts on 429/5xx, connection errors and timeouts
     backoff: float = 0.5  # seconds before the first retry; doubles, with jitter
     batch_size: int = 100  # store look-ups and writes per call
@@ -110,12 +117,13 @@ class Backfill:
         self,
         settings: Settings,
         store: RecordStore,
-        failures: FailureLog,
+        failures: FailureSink,
         *,
         fetcher: ImageFetcher | None = None,
         options: BackfillOptions | None = None,
         algo: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_row: RowListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -129,10 +137,12 @@ class Backfill:
             fetcher = build_fetcher(settings)
         self.fetcher = fetcher
         self._sleep = sleep
+        self._on_row = on_row
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._hashing = threading.BoundedSemaphore(1)  # jobs in the hashing pool (set with the pool)
         self._bar: Any = None
         self._started = 0.0
         self._last_sample = 0.0
@@ -152,6 +162,16 @@ class Backfill:
     def _sample(self, now: float) -> None:
         s = self.summary
         s.timeline.append((round(now - self._started, 3), s.done + s.updated + s.skipped + s.failed))
+
+    def _stored(self, kind: str, row: CatalogRow, record: HashRecord) -> None:
+        self._advance(kind)
+        if self._on_row is not None:
+            self._on_row(kind, row, record)
+
+    def stop(self) -> None:
+        """End the run early, as Ctrl-C does: no new row is started; rows in flight finish and
+        are written (a cancelled import job)."""
+        self._stop.set()
 
     def _fail(self, row: CatalogRow, code: str, message: str) -> None:
         self.failures.add(row, code, message)
@@ -195,10 +215,12 @@ class Backfill:
                 work.put(_STOP)
             for thread in threads:
                 _join(thread)
+            if pool is not None:
+                # Before the writer stops: images already downloaded (a few per worker, even
+                # after Ctrl-C) are hashed and hand their records to it.
+                pool.shutdown(wait=True)
             writes.put(_STOP)
             _join(writer)
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
             self._finish()
         return self.summary
 
@@ -217,12 +239,21 @@ class Backfill:
             return None
         workers = self.options.hash_workers or os.cpu_count() or 1
         # spawn, not fork: forking a process that runs threads (downloads, writer) can copy held locks.
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.algo, self.settings.max_image_pixels),
+            initargs=(self.algo, self.settings.max_image_pixels, self.options.hash_niceness),
         )
+        # The pool starts a process per job until it has `workers`: start them all now, so they
+        # import while the first downloads are on their way, not one after the other later.
+        for _ in range(workers):
+            pool.submit(ready)
+        # Downloads hand images over without waiting for their hashes (see _process), so this
+        # bounds the images held between download and hash: one hashing and one queued per
+        # worker keep it busy (a download thread waiting here holds the next one).
+        self._hashing = threading.BoundedSemaphore(workers * 2)
+        return pool
 
     # -- stage 1: read and check (main thread) ---------------------------------------------------
 
@@ -244,10 +275,12 @@ class Backfill:
                 {} if self.options.force or not valid else self.store.get_many([r.entity_id for r in valid])
             )
             for row in valid:
+                if self._stop.is_set():
+                    return  # stopped: rows not started stay out of the store, for a later run
                 record = existing.get(row.entity_id)
                 if record is not None and record.image_url == row.image_url and record.hash_algo == self.algo:
                     if record.sku == row.sku:
-                        self._advance("skipped")
+                        self._stored("skipped", row, record)
                     elif self.options.dry_run:
                         self._advance("would_fetch")
                     else:  # same image, new sku: no download needed
@@ -281,13 +314,35 @@ class Backfill:
             self._fail(row, exc.code, exc.message)
             return
         if pool is None:
-            status, payload = hash_row(
+            outcome = hash_row(
                 self._pipeline, self.settings.max_image_pixels, row.entity_id, row.sku, row.image_url, data
             )
-        else:
+            self._hashed(row, outcome, writes)
+            return
+        # Hand the image to the pool and go on downloading: a thread that waited for its hash
+        # was a download slot doing nothing, and at 50 ms of upstream latency the slots, not
+        # the cores, capped the rate. The semaphore keeps the images in between bounded.
+        self._hashing.acquire()
+        try:
             future: Future[Outcome] = pool.submit(hash_in_worker, row.entity_id, row.sku, row.image_url, data)
-            del data
-            status, payload = future.result()
+        except BaseException:
+            self._hashing.release()
+            raise
+        future.add_done_callback(lambda done: self._collect(row, done, writes))
+
+    def _collect(self, row: CatalogRow, future: Future[Outcome], writes: queue.Queue[Any]) -> None:
+        """A hash job ended (in the pool's thread): its record to the writer, or its failure."""
+        try:
+            error = future.exception()
+            if error is not None:  # the worker died (BrokenProcessPool): this row failed
+                self._fail(row, "internal_error", f"{type(error).__name__}: {error}")
+            else:
+                self._hashed(row, future.result(), writes)
+        finally:
+            self._hashing.release()
+
+    def _hashed(self, row: CatalogRow, outcome: Outcome, writes: queue.Queue[Any]) -> None:
+        status, payload = outcome
         if status == "ok":
             writes.put(("done", row, payload))
         else:
@@ -351,8 +406,8 @@ class Backfill:
             for _, row, _ in batch:
                 self._fail(row, getattr(exc, "code", "store_unavailable"), message)
             return
-        for kind, _, _ in batch:
-            self._advance(kind)
+        for kind, row, record in batch:
+            self._stored(kind, row, record)
 
 
 def _drain(q: queue.Queue[Any]) -> None:

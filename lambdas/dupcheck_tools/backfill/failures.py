@@ -7,11 +7,19 @@ import csv
 import json
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from dupcheck_tools.catalog import CatalogError, CatalogRow
 
 FAILURE_FIELDS = ("row", "entity_id", "image_url", "code", "message")
+
+
+class FailureSink(Protocol):
+    """Where a run's failed rows go (this file; an import job's store). Thread-safe."""
+
+    path: Path
+
+    def add(self, row: CatalogRow, code: str, message: str) -> None: ...
 
 
 class FailureLog:

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from dupcheck.adapters.local_index import LocalHashIndex, distinct_rows
+from dupcheck.adapters.local_index import LocalHashIndex, concatenated_runs, distinct_rows
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import utc_now
 from dupcheck.core.ports import RecordStore
@@ -352,11 +352,10 @@ def _expand(
     *, with_positions: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """For each key, the entries values[low:high] (with distances[low:high], or, when
-    `with_positions`, the key's own distance for each): the runs concatenated, no loop."""
+    `with_positions`, the key's own distance for each)."""
     counts = high - low
-    total = int(counts.sum())
     repeated = np.repeat(keys, counts)
-    offsets = np.repeat(low - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    offsets = concatenated_runs(low, counts)
     if with_positions:
         return repeated, values[offsets], np.repeat(distances, counts)
     return repeated, values[offsets], distances[offsets]

@@ -37,6 +37,8 @@ from dupcheck.api import API_KEY_HEADER, build_resolver
 from dupcheck.api.resolver import DupcheckResolver, route_path
 from dupcheck.api.web import WEB_PREFIX
 from dupcheck.core.errors import error_body
+from dupcheck.core.imports import ImportService
+from dupcheck.core.kept_images import KeptImages
 from dupcheck.core.service import DupcheckService
 
 logger = logging.getLogger(__name__)
@@ -45,10 +47,12 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 STATIC_PREFIX = "/demo/"
 OPEN_PATHS = ("/health", "/openapi.json", "/docs", WEB_PREFIX)  # and below them; no API key (as on AWS)
 OPEN_PAGE = "/"  # the web app's page: open itself, not what is below it
+BODY_FRAMING_BYTES = 64 * 1024  # base64 or multipart framing around an upload
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values a write may carry
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 413: "Payload Too Large", 415: "Unsupported Media Type",
+_REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+            415: "Unsupported Media Type",
             422: "Unprocessable Content", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
 
@@ -86,18 +90,23 @@ class LocalApp:
     """The WSGI application: guard, static files, then the API resolver of this thread."""
 
     def __init__(
-        self, service: DupcheckService, *, max_body_bytes: int, guard: Guard, static_dir: Path | None = None
-    ) -> None:
+        self, service: DupcheckService, *, max_body_bytes: int, guard: Guard, static_dir: Path | None = None,
+        imports: ImportService | None = None, images: KeptImages | None = None,
+    ) -> None:  # fmt: skip
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.guard = guard
         self.static_dir = static_dir.resolve() if static_dir else None
+        self.imports = imports
+        self.images = images
         self._resolvers = threading.local()
 
     def resolver(self) -> DupcheckResolver:
         app = getattr(self._resolvers, "app", None)
         if app is None:
-            app = self._resolvers.app = build_resolver(self.service, max_body_bytes=self.max_body_bytes)
+            app = self._resolvers.app = build_resolver(
+                self.service, max_body_bytes=self.max_body_bytes, imports=self.imports, images=self.images
+            )
         return app
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
@@ -113,6 +122,8 @@ class LocalApp:
             return _respond(start_response, status, json.dumps(error_body(code, message)).encode(), _JSON)
         if self.static_dir and path.startswith(STATIC_PREFIX) and method in ("GET", "HEAD"):
             return self._static(start_response, path[len(STATIC_PREFIX) :])
+        if oversized := self._oversized(method, path, int(environ.get("CONTENT_LENGTH") or 0)):
+            return _respond(start_response, 413, json.dumps(oversized).encode(), _JSON)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or -1)
         try:
             result = self.resolver().resolve(self._event(environ, method, path, headers, body), _CONTEXT)
@@ -126,6 +137,19 @@ class LocalApp:
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out.setdefault(name, ", ".join(values))
         return _respond(start_response, int(result.get("statusCode", 500)), data, out)
+
+    def _oversized(self, method: str, path: str, length: int) -> dict | None:
+        """The server takes a catalog's size for the routes that take one; every other route
+        keeps an image's limit, checked here before its body is read into memory."""
+        route = route_path(path)
+        catalog = (method == "POST" and route == "/imports") or (method == "PUT" and route.startswith("/imports/"))
+        if catalog and self.imports is not None:
+            limit, code = self.imports.max_catalog_bytes + BODY_FRAMING_BYTES, "catalog_too_large"
+        else:
+            limit, code = self.max_body_bytes * 4 // 3 + BODY_FRAMING_BYTES, "image_too_large"
+        if length <= limit:
+            return None
+        return error_body(code, f"the request body is {length} bytes; this route takes at most {limit}")
 
     @staticmethod
     def _event(environ: dict[str, Any], method: str, path: str, headers: dict[str, str], body: bytes) -> dict:

@@ -22,17 +22,19 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
 
+from dupcheck.bootstrap import build_kept_images
 from dupcheck.core.errors import error_body
+from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck_tools.local.app import Guard, LocalApp
+from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp
+from dupcheck_tools.local.imports import ImportWorker
 from dupcheck_tools.local.sync import IndexFollower
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_TIMEOUT_S = 30  # an idle or stalled connection is closed after this long
 MAX_HEADER_BYTES = 64 * 1024
-BODY_FRAMING_BYTES = 64 * 1024  # multipart boundaries and headers around an image
 # waitress's own refusals, by status, as the API's error codes.
 _CODES = {400: "invalid_request", 413: "image_too_large", 431: "headers_too_large"}
 
@@ -58,13 +60,21 @@ class _Channel(HTTPChannel):  # waitress's extension point for the error task
 class LocalServer:
     """`start_in_thread()`, then `url`; `shutdown()` stops serving and following."""
 
-    def __init__(self, service: DupcheckService, settings: Settings, *, static_dir: Path | None = None) -> None:
+    def __init__(
+        self, service: DupcheckService, settings: Settings, *, static_dir: Path | None = None,
+        catalog_fetcher: ImageFetcher | None = None,
+    ) -> None:  # fmt: skip
+        """`catalog_fetcher` replaces the safe fetcher of import jobs' catalog URLs (tests)."""
         self.service = service
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         guard = Guard(api_key=api_key, server_names=settings.server_names)
-        self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir)
-        # A JSON upload carries the image as base64: a third larger than the image itself.
-        max_body = settings.max_image_bytes * 4 // 3 + BODY_FRAMING_BYTES
+        # Import jobs run here, in a worker thread (imports.py); the API records and cancels them.
+        self.import_worker = ImportWorker(service, settings, catalog_fetcher=catalog_fetcher)
+        self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
+                            imports=self.import_worker.imports, images=build_kept_images(settings))  # fmt: skip
+        # A JSON upload carries the image as base64: a third larger than the image itself; an
+        # import's catalog may be larger still.
+        max_body = max(settings.max_image_bytes * 4 // 3, settings.max_catalog_bytes) + BODY_FRAMING_BYTES
         self._server = create_server(
             self.app, host=settings.host, port=settings.port, threads=settings.server_threads,
             max_request_body_size=max_body, max_request_header_size=MAX_HEADER_BYTES,
@@ -89,19 +99,29 @@ class LocalServer:
     def start_in_thread(self) -> threading.Thread:
         if self.follower is not None:
             self.follower.start()
+        self.import_worker.start_thread()
         self._thread = threading.Thread(target=self._server.run, name="dupcheck-server", daemon=True)
         self._thread.start()
         return self._thread
 
     def shutdown(self) -> None:
-        """Stop accepting, finish or cancel what is queued, close every connection."""
+        """Stop accepting, finish or cancel what is queued, close every connection; a running import
+        writes the rows in flight and is resumed by the next server."""
+        self.import_worker.stop()
         if self.follower is not None:
             self.follower.stop()
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        for channel in list(self._server._map.values()):  # the listener, the trigger and connections
-            channel.close()
-        if self._thread is not None:
+
+        def close_all() -> None:  # the listener, the trigger and connections
+            for channel in list(self._server._map.values()):
+                channel.close()
+
+        if self._thread is not None and self._thread.is_alive():
+            # Closed by the loop's own thread, woken through waitress's trigger: the loop sees an
+            # empty map at once instead of at the end of its 1 s select.
+            self._server.trigger.pull_trigger(close_all)
             self._thread.join(timeout=5)
+        close_all()
 
 
 def _is_loopback(host: str) -> bool:

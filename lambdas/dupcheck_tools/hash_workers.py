@@ -3,10 +3,15 @@
 Hashing is CPU-bound and Python threads share one core, so backfill hashes in a process pool
 while its download threads wait on the network. A worker needs only the pipeline (no store,
 index or fetcher): `build_record` is the same function the API's register uses.
+
+This module sits outside the `backfill` package on purpose: a spawned process imports the
+package of the function it runs, and `backfill` brings the stores and pydantic settings, which
+doubled a worker's start (the first hashes of every run wait for it).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dupcheck.core.errors import DupcheckError
@@ -20,10 +25,12 @@ _pipeline: HashPipeline | None = None
 _max_pixels = 0
 
 
-def init_worker(algo: str, max_pixels: int) -> None:
-    """Runs once per hashing process."""
+def init_worker(algo: str, max_pixels: int, niceness: int = 0) -> None:
+    """Runs once per hashing process; `niceness` lowers its CPU priority (BackfillOptions.hash_niceness)."""
     global _pipeline, _max_pixels
     start_worker()
+    if niceness > 0 and hasattr(os, "nice"):
+        os.nice(niceness)
     _pipeline, _max_pixels = get_pipeline(algo), max_pixels
 
 
@@ -36,6 +43,10 @@ def hash_row(pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, 
         return "error", (exc.code, exc.message)
     except Exception as exc:  # noqa: BLE001 - reported as this row's failure, never a crash
         return "error", ("internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def ready() -> None:
+    """A no-op job: submitting one per worker at the start has the pool start them all at once."""
 
 
 def hash_in_worker(entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:

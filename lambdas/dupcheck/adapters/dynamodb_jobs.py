@@ -1,0 +1,316 @@
+"""ImportJobs on DynamoDB: the AWS deployment's import jobs, in a table of their own.
+
+One table, keyed by (`job_id`, `item`):
+* `item = "job"`: the job, its status and counters (`done`, `skipped`, `failed`), and the
+  dispatcher's lease (`dispatch_token`) and progress (`dispatched`);
+* `item = "row#0000000042"`: row 42 has its outcome: the marker that makes counting idempotent;
+* `item = "failure#0000000042"`: why row 42 failed (what GET /imports/{id}/failures lists).
+A sparse index, `recent` (`listed`, `created_at`), holds the job items only: recent jobs, newest
+first. Everything expires with the job (`expires_at`, the table's TTL), RETENTION_DAYS after it
+was created.
+
+Counting: a batch of outcomes is one transaction: each row's marker is put on the condition that
+it does not exist yet, and the job's counters are raised with `ADD` by what the batch holds. A
+redelivered message or a retried batch makes a marker's condition fail: the whole transaction is
+cancelled, its `CancellationReasons` say which rows were counted already, and the rest is written
+again without them. So a row is counted once, and counters are never read, raised and written
+back (no lost update between concurrent workers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dupcheck.adapters.dynamodb_store import _UNAVAILABLE_CODES  # one list of "try again later" codes
+from dupcheck.core.errors import NotFound, StoreUnavailable
+from dupcheck.core.imports import (
+    ImportJob,
+    ImportOptions,
+    JobStatus,
+    Outcome,
+    Position,
+    RowResult,
+    Source,
+    expires_epoch,
+)
+from dupcheck.core.models import utc_now
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dupcheck.core.settings import Settings
+
+JOB = "job"
+LISTED = "jobs"  # the `listed` value of every job item: the recent-jobs index's one partition
+RECENT_INDEX = "recent"
+TRANSACTION_ROWS = 40  # rows per transaction: markers + failures + the counter stay under 100 items
+_FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def row_key(row: int) -> str:
+    return f"row#{row:010d}"
+
+
+def failure_key(row: int) -> str:
+    return f"failure#{row:010d}"
+
+
+def create_jobs_table(client: Any, table_name: str) -> None:
+    """The imports table as infra/ creates it (for tests and local experiments)."""
+    client.create_table(
+        TableName=table_name,
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("job_id", "item", "listed",
+                                                                                    "created_at")],  # fmt: skip
+        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}, {"AttributeName": "item", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": RECENT_INDEX, "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": "listed", "KeyType": "HASH"},
+                          {"AttributeName": "created_at", "KeyType": "RANGE"}],
+        }],  # fmt: skip
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+class DynamoDBImportJobs:
+    def __init__(self, table_name: str, *, client: Any = None, region: str | None = None) -> None:
+        if not table_name:
+            raise ValueError("table_name is required for DynamoDB import jobs")
+        self.table_name = table_name
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "adaptive", "max_attempts": 4})
+            client = boto3.client("dynamodb", region_name=region or None, config=config)
+        self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, client: Any = None) -> DynamoDBImportJobs:
+        return cls(settings.imports_table, client=client, region=settings.aws_region or None)
+
+    def _call(self, action: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, action)(TableName=self.table_name, **kwargs)
+        except ClientError as exc:
+            self._raise(exc, action)
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {type(exc).__name__}") from exc
+
+    # -- ImportJobs port ---------------------------------------------------------------------
+
+    def create(self, job: ImportJob) -> None:
+        item = {
+            "job_id": _s(job.job_id), "item": _s(JOB), "listed": _s(LISTED), "status": _s(job.status),
+            "source": _s(job.source), "options": _s(json.dumps(job.options.to_dict())),
+            "created_at": _s(job.created_at),
+            "updated_at": _s(job.updated_at), "done": _n(0), "skipped": _n(0), "failed": _n(0), "dispatched": _n(0),
+            "expires_at": _n(expires_epoch(job)),
+        }  # fmt: skip
+        if job.catalog_url:
+            item["catalog_url"] = _s(job.catalog_url)
+        self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(job_id)")
+
+    def get(self, job_id: str) -> ImportJob | None:
+        item = self._item(job_id)
+        return _job(item) if item else None
+
+    def recent(self, limit: int, after: Position | None = None) -> tuple[list[ImportJob], Position | None]:
+        query: dict[str, Any] = {
+            "IndexName": RECENT_INDEX, "KeyConditionExpression": "listed = :l",
+            "ExpressionAttributeValues": {":l": _s(LISTED)}, "ScanIndexForward": False, "Limit": limit + 1,
+        }  # fmt: skip
+        if after is not None:
+            created_at, job_id = after
+            query["ExclusiveStartKey"] = {"listed": _s(LISTED), "created_at": _s(created_at), "job_id": _s(job_id),
+                                          "item": _s(JOB)}  # fmt: skip
+        items = self._call("query", **query).get("Items", [])
+        jobs = [_job(item) for item in items[:limit]]
+        return jobs, (jobs[-1].created_at, jobs[-1].job_id) if len(items) > limit else None
+
+    def transition(
+        self, job_id: str, to: JobStatus, *, allowed_from: Collection[JobStatus],
+        rows: int | None = None, error: str | None = None,
+    ) -> ImportJob | None:  # fmt: skip
+        now = utc_now()
+        sets = ["#status = :to", "updated_at = :now"]
+        values: dict[str, Any] = {":to": _s(to), ":now": _s(now)}
+        if to is JobStatus.RUNNING:
+            sets.append("started_at = if_not_exists(started_at, :now)")
+        if to in _FINAL:
+            sets.append("finished_at = :now")
+        if rows is not None:
+            sets.append("#rows = :rows")
+            values[":rows"] = _n(rows)
+        if error is not None:
+            sets.append("#error = :error")
+            values[":error"] = _s(error)
+        allowed = {f":from{i}": _s(status) for i, status in enumerate(allowed_from)}
+        return self._update(
+            job_id, "SET " + ", ".join(sets), f"#status IN ({', '.join(allowed)})", {**values, **allowed},
+        )  # fmt: skip
+
+    def record(self, job_id: str, results: Sequence[RowResult]) -> ImportJob:
+        by_row = {result.row: result for result in results}
+        pending = sorted(by_row.values(), key=lambda r: r.row)
+        for start in range(0, len(pending), TRANSACTION_ROWS):
+            self._record_once(job_id, pending[start : start + TRANSACTION_ROWS])
+        job = self.get(job_id)
+        if job is None:
+            raise NotFound(f"no import with job_id {job_id!r}")
+        return job
+
+    def _record_once(self, job_id: str, results: list[RowResult]) -> None:
+        """One transaction for these rows; rows counted before are left out and the rest retried."""
+        expires = self._expires(job_id)
+        while results:
+            writes, rows_of = _outcome_writes(self.table_name, job_id, results, expires)
+            counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
+            writes.append({"Update": {
+                "TableName": self.table_name, "Key": _key(job_id, JOB),
+                "UpdateExpression": "ADD done :d, skipped :s, failed :f SET updated_at = :now",
+                "ConditionExpression": "attribute_exists(job_id)",
+                "ExpressionAttributeValues": {":d": _n(counts[Outcome.DONE]), ":s": _n(counts[Outcome.SKIPPED]),
+                                              ":f": _n(counts[Outcome.FAILED]), ":now": _s(utc_now())},
+            }})  # fmt: skip
+            try:
+                self.client.transact_write_items(TransactItems=writes)
+                return
+            except ClientError as exc:
+                if _code(exc) != "TransactionCanceledException":
+                    self._raise(exc, "TransactWriteItems")
+                reasons = exc.response.get("CancellationReasons") or []
+                counted = {rows_of[i] for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
+                           and i in rows_of}  # fmt: skip
+                if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
+                    raise NotFound(f"no import with job_id {job_id!r}") from exc
+                if not counted:  # a conflict or throttling, not a repeat: the caller retries later
+                    raise StoreUnavailable(f"DynamoDB TransactWriteItems on {self.table_name!r} was cancelled: "
+                                           f"{[r.get('Code') for r in reasons]}") from exc  # fmt: skip
+                results = [r for r in results if r.row not in counted]
+            except BotoCoreError as exc:
+                raise StoreUnavailable(f"DynamoDB TransactWriteItems failed: {type(exc).__name__}") from exc
+
+    def failures(self, job_id: str, limit: int, after_row: int = 0) -> tuple[list[RowResult], int | None]:
+        answer = self._call(
+            "query", KeyConditionExpression="job_id = :j AND item BETWEEN :lo AND :hi", Limit=limit + 1,
+            ExpressionAttributeValues={":j": _s(job_id), ":lo": _s(failure_key(after_row + 1)),
+                                       ":hi": _s(failure_key(9_999_999_999))},
+            ConsistentRead=True,
+        )  # fmt: skip
+        found = [RowResult(int(i["row"]["N"]), Outcome.FAILED, _str(i, "entity_id"), _str(i, "image_url"),
+                           _str(i, "code"), _str(i, "message")) for i in answer.get("Items", [])]  # fmt: skip
+        return found[:limit], found[limit - 1].row if len(found) > limit else None
+
+    # -- DispatchedJobs ----------------------------------------------------------------------
+
+    def claim(self, job_id: str, token: str, allowed_from: Collection[JobStatus]) -> ImportJob | None:
+        others = {f":from{i}": _s(s) for i, s in enumerate(set(allowed_from) - {JobStatus.RUNNING})}
+        condition = "#status = :running AND dispatch_token = :token"  # DynamoDB refuses redundant parentheses
+        if others:
+            condition = f"#status IN ({', '.join(others)}) OR ({condition})"
+        return self._update(
+            job_id,
+            "SET #status = :running, dispatch_token = :token, updated_at = :now, "
+            "started_at = if_not_exists(started_at, :now)",
+            condition, {":running": _s(JobStatus.RUNNING), ":token": _s(token), ":now": _s(utc_now()), **others},
+        )  # fmt: skip
+
+    def mark_dispatched(self, job_id: str, token: str, rows: int) -> None:
+        self._update(job_id, "SET dispatched = :n", "dispatch_token = :token", {":n": _n(rows), ":token": _s(token)})
+
+    def dispatched(self, job_id: str) -> int:
+        item = self._item(job_id)
+        return int(item["dispatched"]["N"]) if item and "dispatched" in item else 0
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _item(self, job_id: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._call("get_item", Key=_key(job_id, JOB), ConsistentRead=True).get("Item")
+        return item
+
+    def _expires(self, job_id: str) -> int:
+        item = self._item(job_id)
+        if item is None:
+            raise NotFound(f"no import with job_id {job_id!r}")
+        return int(item["expires_at"]["N"])
+
+    def _update(self, job_id: str, update: str, condition: str, values: Mapping[str, Any]) -> ImportJob | None:
+        names = {n: n[1:] for n in ("#status", "#rows", "#error") if n in update or n in condition}
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name, Key=_key(job_id, JOB), UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(job_id) AND ({condition})",
+                ExpressionAttributeValues=dict(values), ReturnValues="ALL_NEW",
+                **({"ExpressionAttributeNames": names} if names else {}),
+            )  # fmt: skip
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return None
+            self._raise(exc, "UpdateItem")
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB UpdateItem failed: {type(exc).__name__}") from exc
+        return _job(answer["Attributes"])
+
+    def _raise(self, exc: ClientError, action: str) -> NoReturn:
+        """StoreUnavailable (503) for "try again later"; anything else is a bug, raised as it is."""
+        if _code(exc) in _UNAVAILABLE_CODES:
+            raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {_code(exc)}") from exc
+        raise exc
+
+
+def _outcome_writes(
+    table: str, job_id: str, results: list[RowResult], expires: int
+) -> tuple[list[dict], dict[int, int]]:
+    """The marker (and, for a failure, its details) of each row; and which write is whose marker."""
+    writes: list[dict] = []
+    rows_of: dict[int, int] = {}
+    for result in results:
+        rows_of[len(writes)] = result.row
+        writes.append({"Put": {"TableName": table, "Item": {**_key(job_id, row_key(result.row)),
+                               "outcome": _s(result.outcome), "expires_at": _n(expires)},
+                               "ConditionExpression": "attribute_not_exists(job_id)"}})  # fmt: skip
+        if result.outcome is Outcome.FAILED:
+            writes.append({"Put": {"TableName": table, "Item": {
+                **_key(job_id, failure_key(result.row)), "row": _n(result.row), "entity_id": _s(result.entity_id),
+                "image_url": _s(result.image_url), "code": _s(result.code), "message": _s(result.message[:2000]),
+                "expires_at": _n(expires)}}})  # fmt: skip
+    return writes, rows_of
+
+
+def _job(item: Mapping[str, Any]) -> ImportJob:
+    rows = item.get("rows")
+    return ImportJob(
+        job_id=_str(item, "job_id"), status=JobStatus(_str(item, "status")), source=Source(_str(item, "source")),
+        created_at=_str(item, "created_at"), updated_at=_str(item, "updated_at"),
+        options=ImportOptions.from_dict(json.loads(_str(item, "options") or "{}")),
+        catalog_url=_str(item, "catalog_url") or None, rows=int(rows["N"]) if rows else None,
+        done=_int(item, "done"), skipped=_int(item, "skipped"), failed=_int(item, "failed"),
+        started_at=_str(item, "started_at") or None, finished_at=_str(item, "finished_at") or None,
+        error=_str(item, "error") or None,
+    )  # fmt: skip
+
+
+def _key(job_id: str, item: str) -> dict[str, dict[str, str]]:
+    return {"job_id": _s(job_id), "item": _s(item)}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": str(value)}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(int(value))}
+
+
+def _str(item: Mapping[str, Any], name: str) -> str:
+    return str(item.get(name, {}).get("S", ""))
+
+
+def _int(item: Mapping[str, Any], name: str) -> int:
+    return int(item.get(name, {}).get("N", "0"))
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,82 @@
+"""Files the embedded mode keeps under the data dir: import catalogs and kept pictures.
+
+`imports/<job_id>.catalog` holds a job's catalog as it arrived (CSV or JSON Lines, maybe
+gzipped); `images/<ab>/<sha256>.<ext>` the pictures kept for records without a public address
+(core/kept_images.py), fanned out by the name's first two characters so no folder grows huge.
+Every file is written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from dupcheck.core.errors import NotFound, StoreUnavailable
+from dupcheck.core.imports import check_job_id
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot write {path.name} under the data dir: {exc}") from exc
+
+
+class LocalCatalogFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, job_id: str) -> Path:
+        return self.root / f"{check_job_id(job_id)}.catalog"
+
+    def put(self, job_id: str, data: bytes) -> None:
+        _write_atomically(self._path(job_id), data)
+
+    @contextlib.contextmanager
+    def open(self, job_id: str) -> Iterator[IO[bytes]]:
+        try:
+            handle = open(self._path(job_id), "rb")  # noqa: SIM115 - closed below, after the caller
+        except FileNotFoundError as exc:
+            raise NotFound(f"import {job_id} has no catalog") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the catalog of import {job_id}: {exc}") from exc
+        with handle:
+            yield handle
+
+    def remove(self, job_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(job_id).unlink()
+
+
+class LocalKeptImages:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, name: str) -> Path:
+        return self.root / name[:2] / name
+
+    def put(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        if not path.exists():  # a name is its content: the same picture is kept once
+            _write_atomically(path, data)
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the kept picture {name}: {exc}") from exc

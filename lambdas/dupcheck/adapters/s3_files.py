@@ -1,0 +1,122 @@
+"""The imports bucket on S3: import catalogs (`catalogs/<job_id>`) and kept pictures (`images/<name>`).
+
+A catalog too large for API Gateway (10 MB a request) goes straight to the bucket: `POST
+/imports {"upload": true}` answers a presigned POST whose policy admits exactly that key and at
+most the catalog limit (`content-length-range`: S3 itself refuses a larger file, which a
+presigned PUT could not). The new object's event (EventBridge, `Object Created` under
+`catalogs/`) starts the job: infra/components/imports.py wires it.
+
+A catalog is read back into a temporary file: the dispatcher reads it twice (counting, then
+sending), and a Lambda's /tmp holds far more than the catalog limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dupcheck.core.errors import NotFound, StoreUnavailable
+from dupcheck.core.imports import UploadTarget, check_job_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dupcheck.core.settings import Settings
+
+CATALOGS = "catalogs/"
+IMAGES = "images/"
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def _client(region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", region_name=region or None, config=Config(
+        connect_timeout=2, read_timeout=20, retries={"mode": "standard", "max_attempts": 4},
+        signature_version="s3v4"))  # fmt: skip
+
+
+class _Bucket:
+    def __init__(self, bucket: str, *, client: Any = None, region: str | None = None) -> None:
+        if not bucket:
+            raise ValueError("bucket is required")
+        self.bucket = bucket
+        self.client = client if client is not None else _client(region)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, client: Any = None) -> Any:
+        return cls(settings.imports_bucket, client=client, region=settings.aws_region or None)
+
+    def _failed(self, exc: Exception, action: str, key: str) -> Exception:
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _MISSING:
+                return NotFound(f"s3://{self.bucket}/{key} does not exist")
+            return StoreUnavailable(f"S3 {action} of {key} failed: {code}")
+        return StoreUnavailable(f"S3 {action} of {key} failed: {type(exc).__name__}")
+
+    def _put(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failed(exc, "PutObject", key) from exc
+
+
+class S3CatalogFiles(_Bucket):
+    def put(self, job_id: str, data: bytes) -> None:
+        self._put(CATALOGS + check_job_id(job_id), data, "application/octet-stream")
+
+    @contextlib.contextmanager
+    def open(self, job_id: str) -> Iterator[IO[bytes]]:
+        key = CATALOGS + check_job_id(job_id)
+        with tempfile.TemporaryFile() as copy:
+            try:
+                self.client.download_fileobj(self.bucket, key, copy)
+            except (ClientError, BotoCoreError) as exc:
+                raise self._failed(exc, "GetObject", key) from exc
+            copy.seek(0)
+            yield copy
+
+    def upload_target(self, job_id: str, max_bytes: int, expires_s: int) -> UploadTarget:
+        key = CATALOGS + check_job_id(job_id)
+        try:
+            form = self.client.generate_presigned_post(
+                Bucket=self.bucket, Key=key, Conditions=[["content-length-range", 1, max_bytes]], ExpiresIn=expires_s
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failed(exc, "presigned POST", key) from exc
+        expires = (datetime.now(UTC) + timedelta(seconds=expires_s)).isoformat(timespec="seconds")
+        return UploadTarget(url=form["url"], method="POST", fields=dict(form["fields"]),
+                            expires_at=expires.replace("+00:00", "Z"), max_bytes=max_bytes)  # fmt: skip
+
+
+class S3KeptImages(_Bucket):
+    def put(self, name: str, data: bytes) -> None:
+        from dupcheck.core.kept_images import content_type
+
+        self._put(IMAGES + name, data, content_type(name))
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=IMAGES + name)
+            return bytes(answer["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            failure = self._failed(exc, "GetObject", IMAGES + name)
+            if isinstance(failure, NotFound):
+                return None
+            raise failure from exc
+
+
+def job_of_catalog_key(key: str) -> str | None:
+    """The job a `catalogs/<job_id>` key belongs to (an S3 event's object), or None."""
+    if not key.startswith(CATALOGS):
+        return None
+    job_id = key[len(CATALOGS) :]
+    try:
+        return check_job_id(job_id)
+    except NotFound:
+        return None

@@ -1,0 +1,227 @@
+"""ImportJobs on SQLite: the embedded mode's import jobs, in a file of their own under the data dir.
+
+Why a second file (`imports.sqlite3`) rather than tables next to the records: a job writes its
+progress several times a second while it runs, and SQLite has one writer per file. In a file of
+its own that bookkeeping never waits for, nor delays, the records the job is writing, nor the
+writes of the API; and the records file keeps its one purpose.
+
+Each row's outcome is a row of `import_rows`, keyed by (job, row): recording an outcome is an
+INSERT OR IGNORE, and the job's counters grow by what was actually inserted, in the same
+transaction. So a row is counted once however often it is reported, and a job resumed after a
+crash knows exactly which rows are finished. Only failures keep their details (id, URL, code,
+message); the others are a few bytes each.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dupcheck.adapters.sqlite_files import SqliteFile
+from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.imports import (
+    RETENTION_DAYS,
+    ImportJob,
+    ImportOptions,
+    JobStatus,
+    Outcome,
+    Position,
+    RowResult,
+    Source,
+)
+from dupcheck.core.models import utc_now
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS import_jobs (
+    job_id      TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    catalog_url TEXT,
+    rows        INTEGER,
+    done        INTEGER NOT NULL DEFAULT 0,
+    skipped     INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    error       TEXT
+);
+CREATE INDEX IF NOT EXISTS import_jobs_recent ON import_jobs (created_at, job_id);
+CREATE TABLE IF NOT EXISTS import_rows (
+    job_id    TEXT NOT NULL,
+    row       INTEGER NOT NULL,
+    outcome   TEXT NOT NULL,
+    entity_id TEXT,
+    image_url TEXT,
+    code      TEXT,
+    message   TEXT,
+    PRIMARY KEY (job_id, row)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS import_rows_failed ON import_rows (job_id, row) WHERE outcome = 'failed';
+"""
+_JOB_COLUMNS = ("job_id, status, source, options, catalog_url, rows, done, skipped, failed, created_at, "
+                "updated_at, started_at, finished_at, error")  # fmt: skip
+_FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class SqliteImportJobs(SqliteFile):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, _SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreUnavailable(f"the local import store failed: {exc}") from exc
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the local import store failed: {exc}") from exc
+
+    # -- ImportJobs port ---------------------------------------------------------------------
+
+    def create(self, job: ImportJob) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT INTO import_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                (job.job_id, job.status.value, job.source.value, json.dumps(job.options.to_dict()), job.catalog_url,
+                 job.rows, job.done, job.skipped, job.failed, job.created_at, job.updated_at, job.started_at,
+                 job.finished_at, job.error),
+            )  # fmt: skip
+
+    def get(self, job_id: str) -> ImportJob | None:
+        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def recent(self, limit: int, after: Position | None = None) -> tuple[list[ImportJob], Position | None]:
+        where, params = "", []
+        if after is not None:
+            where, params = "WHERE (created_at, job_id) < (?, ?)", list(after)
+        rows = self._query(
+            f"SELECT {_JOB_COLUMNS} FROM import_jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT ?",
+            [*params, limit + 1],
+        )
+        jobs = [_job(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return jobs, (jobs[-1].created_at, jobs[-1].job_id) if more else None
+
+    def transition(
+        self, job_id: str, to: JobStatus, *, allowed_from: Collection[JobStatus],
+        rows: int | None = None, error: str | None = None,
+    ) -> ImportJob | None:  # fmt: skip
+        now = utc_now()
+        allowed = [s.value for s in allowed_from]
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                f"""UPDATE import_jobs SET status = ?, updated_at = ?,
+                        started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
+                        finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
+                        rows = COALESCE(?, rows), error = COALESCE(?, error)
+                    WHERE job_id = ? AND status IN ({', '.join('?' * len(allowed))})""",
+                (to.value, now, to is JobStatus.RUNNING, now, to in _FINAL, now, rows, error, job_id, *allowed),
+            )
+            if cursor.rowcount == 0:
+                return None
+            found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _job(found)
+
+    def record(self, job_id: str, results: Sequence[RowResult]) -> ImportJob:
+        with self._transaction() as conn:
+            added = {outcome: 0 for outcome in Outcome}
+            for result in results:
+                detail = result.outcome is Outcome.FAILED
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO import_rows (job_id, row, outcome, entity_id, image_url, code, message) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, result.row, result.outcome.value, *(
+                        (result.entity_id, result.image_url, result.code, result.message) if detail else (None,) * 4
+                    )),
+                )  # fmt: skip
+                added[result.outcome] += cursor.rowcount
+            conn.execute(
+                "UPDATE import_jobs SET done = done + ?, skipped = skipped + ?, failed = failed + ?, updated_at = ? "
+                "WHERE job_id = ?",
+                (added[Outcome.DONE], added[Outcome.SKIPPED], added[Outcome.FAILED], utc_now(), job_id),
+            )
+            found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if found is None:
+            raise StoreUnavailable(f"import {job_id} vanished while its rows were recorded")
+        return _job(found)
+
+    def failures(self, job_id: str, limit: int, after_row: int = 0) -> tuple[list[RowResult], int | None]:
+        rows = self._query(
+            "SELECT row, entity_id, image_url, code, message FROM import_rows "
+            "WHERE job_id = ? AND outcome = 'failed' AND row > ? ORDER BY row LIMIT ?",
+            (job_id, after_row, limit + 1),
+        )
+        found = [RowResult(row, Outcome.FAILED, e or "", u or "", c or "", m or "") for row, e, u, c, m in rows]
+        return found[:limit], found[limit - 1].row if len(found) > limit else None
+
+    # -- for the local worker ----------------------------------------------------------------
+
+    def runnable(self) -> list[ImportJob]:
+        """Jobs to run, oldest first: those a stopped server left running, then the queued."""
+        rows = self._query(
+            f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE status IN (?, ?) "
+            "ORDER BY status = ? DESC, created_at, job_id",
+            (JobStatus.RUNNING.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+        )
+        return [_job(row) for row in rows]
+
+    def finished_rows(self, job_id: str, rows: int) -> bytearray:
+        """One byte per row of the catalog (index = row number), 1 where the row has its outcome:
+        what a resumed job must not import again (1 MB for a million rows)."""
+        finished = bytearray(rows + 1)
+        try:
+            cursor = self._conn().execute("SELECT row FROM import_rows WHERE job_id = ?", (job_id,))
+            while chunk := cursor.fetchmany(10_000):
+                for (row,) in chunk:
+                    if row <= rows:
+                        finished[row] = 1
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the local import store failed: {exc}") from exc
+        return finished
+
+    def prune(self, now: datetime | None = None) -> list[str]:
+        """Forget finished jobs older than RETENTION_DAYS (and their rows); their ids."""
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=RETENTION_DAYS)).isoformat().replace("+00:00", "Z")
+        final = [s.value for s in _FINAL]
+        with self._transaction() as conn:
+            found = conn.execute(
+                "SELECT job_id FROM import_jobs WHERE created_at < ? AND status IN (?, ?, ?)", (cutoff, *final)
+            )
+            old = [job_id for (job_id,) in found]
+            for job_id in old:
+                conn.execute("DELETE FROM import_rows WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM import_jobs WHERE job_id = ?", (job_id,))
+        return old
+
+
+def _job(row: Sequence) -> ImportJob:
+    (job_id, status, source, options, catalog_url, rows, done, skipped, failed, created_at, updated_at,
+     started_at, finished_at, error) = row  # fmt: skip
+    return ImportJob(
+        job_id=job_id, status=JobStatus(status), source=Source(source),
+        options=ImportOptions.from_dict(json.loads(options)),
+        catalog_url=catalog_url, rows=rows, done=done, skipped=skipped, failed=failed, created_at=created_at,
+        updated_at=updated_at, started_at=started_at, finished_at=finished_at, error=error,
+    )  # fmt: skip

@@ -1,0 +1,252 @@
+"""How an import runs on AWS: a dispatcher sends the catalog's rows to a queue, a worker imports
+them a few at a time. Both talk to ports only; the Lambda handlers wire SQS, S3 and DynamoDB.
+
+Dispatching (one invocation per job, continued by itself past Lambda's 15 minutes):
+* a start message claims the job (queued -> running, with the message's id as the dispatch
+  token): a second start of the same job (a duplicate message, the S3 event of a catalog the
+  dispatcher kept itself) finds it claimed by another token and is dropped, while a retry of
+  the winning message (same id) resumes it;
+* the catalog is counted first (so the job has its total, and an oversize one fails before any
+  row is imported), then its rows are sent, from `dispatched` on: a row the catalog itself makes
+  invalid (no id, a relative path) is recorded as a failure here; the others go to the queue.
+
+Importing a row follows backfill's rule, with the record store as the journal: a row whose
+record exists with the same image_url and the current pipeline is skipped without a download;
+the same picture with a new SKU is rewritten without one. A transient failure (the image host's
+429/5xx, a timeout, the store) is retried by the queue itself (the message comes back after its
+visibility timeout) until the last attempt, where it becomes the row's failure like any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import islice
+from typing import Protocol, runtime_checkable
+
+from dupcheck.core.catalog import CatalogRow
+from dupcheck.core.errors import DupcheckError, StoreUnavailable, UpstreamError, UpstreamTimeout
+from dupcheck.core.hashing import HashPipeline
+from dupcheck.core.imports import (
+    STARTABLE,
+    CatalogFiles,
+    ImportJob,
+    ImportJobs,
+    JobStatus,
+    Outcome,
+    RowResult,
+    Source,
+    catalog_rows,
+    check_catalog,
+    count_rows,
+)
+from dupcheck.core.models import HashRecord, utc_now
+from dupcheck.core.ports import ImageFetcher, RecordStore
+from dupcheck.core.service import build_record
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 100  # rows sent (and progress saved) per step; cancellation is checked every step
+ENOUGH_TIME_S = 60.0  # the dispatcher hands over to a fresh invocation when less is left
+MAX_ATTEMPTS = 3  # deliveries of a row before a transient failure is its outcome (infra's queue keeps 5)
+
+
+@runtime_checkable
+class RowQueue(Protocol):
+    """Where the dispatcher sends rows, one message each (SQS)."""
+
+    def send(self, job_id: str, rows: Sequence[CatalogRow]) -> None: ...
+
+
+@runtime_checkable
+class DispatchedJobs(ImportJobs, Protocol):
+    """Jobs that a dispatcher claims and reports its progress on."""
+
+    def claim(self, job_id: str, token: str, allowed_from: Collection[JobStatus]) -> ImportJob | None:
+        """The job, now running under `token`: moved there from `allowed_from`, or already
+        running under the same token (a retried message). None otherwise."""
+        ...
+
+    def mark_dispatched(self, job_id: str, token: str, rows: int) -> None:
+        """Rows sent so far, by the holder of `token`."""
+        ...
+
+    def dispatched(self, job_id: str) -> int: ...
+
+
+class Continuation(Protocol):
+    """Hands an unfinished dispatch over to a fresh invocation."""
+
+    def __call__(self, job_id: str, token: str) -> None: ...
+
+
+class Dispatch(StrEnum):
+    SENT = "sent"  # every row is sent or recorded
+    CONTINUED = "continued"  # handed over to a fresh invocation
+    DROPPED = "dropped"  # not this message's job to dispatch (claimed, cancelled, gone)
+    FAILED = "failed"  # the catalog cannot be read: the job failed
+
+
+@dataclass
+class Dispatcher:
+    jobs: DispatchedJobs
+    catalogs: CatalogFiles
+    queue: RowQueue
+    fetch_catalog: Callable[[str], bytes]  # the safe fetcher, with the catalog's byte limit
+    max_catalog_bytes: int
+    continue_later: Continuation
+
+    def dispatch(self, job_id: str, token: str, *, resumed: bool, time_left_s: Callable[[], float]) -> Dispatch:
+        """Dispatch one job: `token` is the start message's id (or, `resumed`, the token a
+        continuation message carries)."""
+        job = self.jobs.claim(job_id, token, {JobStatus.RUNNING} if resumed else STARTABLE)
+        if job is None:
+            log.info("import %s is not this message's to dispatch", job_id)
+            return Dispatch.DROPPED
+        try:
+            if job.rows is None:
+                job = self._count(job)
+        except _Cancelled:
+            return Dispatch.DROPPED
+        except DupcheckError as exc:
+            self.jobs.transition(job_id, JobStatus.FAILED, allowed_from={JobStatus.RUNNING}, error=exc.message)
+            return Dispatch.FAILED
+        return self._send(job, token, time_left_s)
+
+    def _count(self, job: ImportJob) -> ImportJob:
+        if job.source is Source.CATALOG_URL and job.catalog_url:
+            data = self.fetch_catalog(job.catalog_url)
+            check_catalog(data, job.options, self.max_catalog_bytes)
+            self.catalogs.put(job.job_id, data)
+        rows = count_rows(lambda: self.catalogs.open(job.job_id), job.options)
+        counted = self.jobs.transition(job.job_id, JobStatus.RUNNING, allowed_from={JobStatus.RUNNING}, rows=rows)
+        if counted is None:
+            raise _Cancelled
+        return counted
+
+    def _send(self, job: ImportJob, token: str, time_left_s: Callable[[], float]) -> Dispatch:
+        start = self.jobs.dispatched(job.job_id)
+        with self.catalogs.open(job.job_id) as raw:
+            rows = islice(catalog_rows(raw, job.options), start, None)
+            sent = start
+            while batch := list(islice(rows, SEND_BATCH)):
+                current = self.jobs.get(job.job_id)
+                if current is None or current.status is not JobStatus.RUNNING:
+                    return Dispatch.DROPPED  # cancelled: stop sending
+                invalid = [RowResult.failure(r, *r.error) for r in batch if r.error is not None]
+                self.queue.send(job.job_id, [r for r in batch if r.error is None])
+                if invalid:
+                    finish_if_complete(self.jobs, self.jobs.record(job.job_id, invalid))
+                sent += len(batch)
+                self.jobs.mark_dispatched(job.job_id, token, sent)
+                if time_left_s() < ENOUGH_TIME_S:
+                    self.continue_later(job.job_id, token)
+                    return Dispatch.CONTINUED
+        finish_if_complete(self.jobs, self.jobs.get(job.job_id))  # an empty catalog is done at once
+        return Dispatch.SENT
+
+
+class _Cancelled(DupcheckError):
+    """The job left `running` while it was being counted (cancelled)."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled while the catalog was read")
+
+
+def finish_if_complete(jobs: ImportJobs, job: ImportJob | None) -> ImportJob | None:
+    """Mark a running job done once every row has its outcome (whoever records the last one)."""
+    if job is not None and job.status is JobStatus.RUNNING and job.complete:
+        return jobs.transition(job.job_id, JobStatus.DONE, allowed_from={JobStatus.RUNNING}) or job
+    return job
+
+
+# -- importing rows (the worker) ------------------------------------------------------------------
+
+
+class Retry(Exception):
+    """A row that failed for a reason that may pass (the queue delivers it again)."""
+
+    def __init__(self, cause: DupcheckError) -> None:
+        super().__init__(cause.message)
+        self.cause = cause
+
+
+def transient(exc: DupcheckError) -> bool:
+    """Worth another attempt: the store, a timeout, a connection error, or the image host's 429 or
+    5xx (UpstreamStatusError says which statuses), as backfill retries them."""
+    if isinstance(exc, StoreUnavailable | UpstreamTimeout):
+        return True
+    return isinstance(exc, UpstreamError) and bool(getattr(exc, "retryable", True))
+
+
+def unchanged(record: HashRecord | None, row: CatalogRow, algo: str) -> bool:
+    """The store already holds this row's picture, hashed by the current pipeline."""
+    return record is not None and record.image_url == row.image_url and record.hash_algo == algo
+
+
+@dataclass
+class RowImporter:
+    store: RecordStore
+    fetcher: ImageFetcher
+    pipeline: HashPipeline
+    max_pixels: int
+    threads: int = 8  # downloads at once within one invocation
+
+    def import_rows(
+        self, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]
+    ) -> list[RowResult | Retry]:
+        """Each row's outcome, in order; a transient failure is a Retry unless `final(row)` says
+        this was its last attempt, where it is the row's failure."""
+        try:
+            existing = self.store.get_many(list(dict.fromkeys(r.entity_id for r in rows)))
+        except StoreUnavailable as exc:
+            return [self._retry_or_fail(row, exc, final) for row in rows]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
+            prepared = list(pool.map(lambda row: self._prepare(row, existing.get(row.entity_id), final), rows))
+        writes = {i: item for i, item in enumerate(prepared) if isinstance(item, HashRecord)}
+        outcome: dict[int, RowResult | Retry] = {
+            i: item for i, item in enumerate(prepared) if not isinstance(item, HashRecord)
+        }
+        if writes:
+            try:
+                self.store.put_many(writes.values())
+                outcome.update((i, RowResult(rows[i].row, Outcome.DONE)) for i in writes)
+            except StoreUnavailable as exc:
+                outcome.update((i, self._retry_or_fail(rows[i], exc, final)) for i in writes)
+        return [outcome[i] for i in range(len(rows))]
+
+    def _prepare(
+        self, row: CatalogRow, record: HashRecord | None, final: Callable[[CatalogRow], bool]
+    ) -> HashRecord | RowResult | Retry:
+        """The record to write for `row`, or its outcome when nothing needs writing."""
+        if unchanged(record, row, self.pipeline.algo):
+            assert record is not None
+            if record.sku == row.sku:
+                return RowResult(row.row, Outcome.SKIPPED)
+            return dataclasses.replace(record, sku=row.sku, updated_at=utc_now())
+        try:
+            data = self.fetcher.fetch(row.image_url)
+            return build_record(self.pipeline, data, entity_id=row.entity_id, sku=row.sku,
+                                image_url=row.image_url, max_pixels=self.max_pixels)  # fmt: skip
+        except DupcheckError as exc:
+            return self._retry_or_fail(row, exc, final)
+        except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
+            log.exception("import of row %s (%s) failed", row.row, row.entity_id)
+            return RowResult.failure(row, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _retry_or_fail(row: CatalogRow, exc: DupcheckError, final: Callable[[CatalogRow], bool]) -> RowResult | Retry:
+        if transient(exc) and not final(row):
+            return Retry(exc)
+        return RowResult.failure(row, exc.code, exc.message)
+
+
+def results_by_job(pairs: Iterable[tuple[str, RowResult]]) -> dict[str, list[RowResult]]:
+    grouped: dict[str, list[RowResult]] = {}
+    for job_id, result in pairs:
+        grouped.setdefault(job_id, []).append(result)
+    return grouped

@@ -1,0 +1,424 @@
+"""Bulk catalog imports: a job that loads a whole catalog, with progress, failures and cancel.
+
+One shape, two runners. The API (`ImportService`) validates a request, keeps the catalog
+(`CatalogFiles`: a file in the data dir, an S3 object), records the job (`ImportJobs`: SQLite,
+DynamoDB) and starts it (`ImportStarter`). Locally a worker thread of the server runs the job
+with the backfill engine (dupcheck_tools/local/imports.py); on AWS a dispatcher function reads
+the catalog and sends its rows through SQS to a worker function (core/import_runs.py).
+
+Every row ends in exactly one outcome, `done` (stored), `skipped` (already stored unchanged)
+or `failed` (with the backfill's failure codes), and `ImportJobs.record` counts a row once
+however often it is delivered: a retried SQS message or a job resumed after a crash cannot
+count a row twice. A job is `done` when every row of its catalog has an outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import uuid
+import zlib
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import IO, Any, Protocol, runtime_checkable
+
+from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
+from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, InvalidRequest, NotFound
+from dupcheck.core.models import utc_now
+
+MAX_ITEMS = 1_000  # rows in one `{"items": [...]}` request; a larger catalog is a file
+MAX_ROWS = 1_000_000  # rows in one import: a catalog export of a large shop; split anything larger
+# A gzipped catalog may unpack to at most this much text: a 100 MB upload of repeated bytes must
+# not become hours of parsing (a million rows of long URLs is ~1 GB).
+MAX_TEXT_BYTES = 2 * 1024**3
+UPLOAD_EXPIRES_S = 3600  # an `{"upload": true}` job waits this long for its catalog
+RETENTION_DAYS = 30  # jobs, their row outcomes and their catalogs are kept this long
+MAX_PAGE = 1_000  # failures per page
+DEFAULT_PAGE = 100
+_SNIFF_BYTES = 64 * 1024
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"  # `{"upload": true}`: the catalog has not arrived yet
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # the catalog itself could not be read (the reason is in `error`)
+    CANCELLED = "cancelled"
+
+
+ACTIVE = frozenset({JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED, JobStatus.RUNNING})
+STARTABLE = frozenset({JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED})
+
+
+class Outcome(StrEnum):
+    DONE = "done"  # downloaded, hashed and stored; or the same picture with a new SKU, rewritten
+    SKIPPED = "skipped"  # already stored with this image_url and pipeline: nothing to do
+    FAILED = "failed"
+
+
+class Source(StrEnum):
+    UPLOAD = "upload"  # a CSV or JSON Lines file: the request's body, or uploaded later
+    CATALOG_URL = "catalog_url"  # fetched by the service through the safe fetcher
+    ITEMS = "items"  # rows sent as JSON
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How a catalog's rows are read: its column names and the base of relative image paths."""
+
+    columns: Columns = field(default_factory=Columns)
+    image_base_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": asdict(self.columns), "image_base_url": self.image_base_url}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ImportOptions:
+        data = data or {}
+        return cls(Columns(**(data.get("columns") or {})), data.get("image_base_url"))
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    job_id: str
+    status: JobStatus
+    source: Source
+    created_at: str
+    updated_at: str
+    options: ImportOptions = field(default_factory=ImportOptions)
+    catalog_url: str | None = None
+    rows: int | None = None  # known once the catalog has been read through
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.skipped + self.failed
+
+    @property
+    def complete(self) -> bool:
+        """Every row of the catalog has its outcome."""
+        return self.rows is not None and self.processed >= self.rows
+
+    def rows_per_s(self, now: datetime | None = None) -> float | None:
+        """Rows finished per second since the job started (until it finished)."""
+        if not self.started_at or not self.processed:
+            return None
+        end = _moment(self.finished_at) if self.finished_at else (now or datetime.now(UTC))
+        seconds = (end - _moment(self.started_at)).total_seconds()
+        return round(self.processed / seconds, 2) if seconds > 0 else None
+
+    def eta_s(self, now: datetime | None = None) -> float | None:
+        """Seconds left at the current rate, while running with a known row count."""
+        rate = self.rows_per_s(now)
+        if self.status is not JobStatus.RUNNING or self.rows is None or not rate:
+            return None
+        return round(max(0, self.rows - self.processed) / rate, 1)
+
+    def expires(self) -> datetime:
+        return _moment(self.created_at) + timedelta(days=RETENTION_DAYS)
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """A row's outcome; a failure also says which row, why (`code`, `message`) and what it held."""
+
+    row: int
+    outcome: Outcome
+    entity_id: str = ""
+    image_url: str = ""
+    code: str = ""
+    message: str = ""
+
+    @classmethod
+    def failure(cls, row: CatalogRow, code: str, message: str) -> RowResult:
+        return cls(row.row, Outcome.FAILED, row.entity_id, row.image_url, code, message)
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where the catalog of an `{"upload": true}` job goes: `method` (PUT: the body is the file;
+    POST: a form of `fields`, then the file as `file`) to `url`, before `expires_at`."""
+
+    url: str
+    method: str
+    fields: Mapping[str, str]
+    expires_at: str
+    max_bytes: int
+
+
+# -- ports -------------------------------------------------------------------------------------
+
+Position = tuple[str, str]  # (created_at, job_id): where a list of recent jobs goes on from
+
+
+@runtime_checkable
+class ImportJobs(Protocol):
+    """Where jobs, their counters and their rows' outcomes live (SQLite; DynamoDB)."""
+
+    def create(self, job: ImportJob) -> None: ...
+
+    def get(self, job_id: str) -> ImportJob | None: ...
+
+    def recent(self, limit: int, after: Position | None = None) -> tuple[list[ImportJob], Position | None]:
+        """Jobs newest first, and the position of the next page (None after the last)."""
+        ...
+
+    def transition(
+        self, job_id: str, to: JobStatus, *, allowed_from: Collection[JobStatus],
+        rows: int | None = None, error: str | None = None,
+    ) -> ImportJob | None:  # fmt: skip
+        """Move the job to `to` if it is in one of `allowed_from` (atomically); sets started_at
+        on the first RUNNING, finished_at on a final status, and `rows`/`error` when given.
+        None when the job is missing or in another status."""
+        ...
+
+    def record(self, job_id: str, results: Sequence[RowResult]) -> ImportJob:
+        """Count each row's outcome once (a row already counted is ignored) and keep failures;
+        returns the job as it now is."""
+        ...
+
+    def failures(self, job_id: str, limit: int, after_row: int = 0) -> tuple[list[RowResult], int | None]:
+        """Failed rows in row order after `after_row`, and the row to go on after (None: no more)."""
+        ...
+
+
+@runtime_checkable
+class CatalogFiles(Protocol):
+    """Where a job's catalog is kept while it runs (the data dir; an S3 bucket)."""
+
+    def put(self, job_id: str, data: bytes) -> None: ...
+
+    def open(self, job_id: str) -> ContextManager[IO[bytes]]:
+        """The catalog as a seekable binary file; NotFound when none was kept."""
+        ...
+
+
+@runtime_checkable
+class PresignedUploads(Protocol):
+    """Catalog files a client can upload straight to storage, around the API (S3's presigned
+    POST: API Gateway takes at most 10 MB per request)."""
+
+    def upload_target(self, job_id: str, max_bytes: int, expires_s: int) -> UploadTarget: ...
+
+
+@runtime_checkable
+class ImportStarter(Protocol):
+    """Makes a recorded job run: wakes the local worker; on AWS, sends a catalog URL's job to the
+    dispatcher (a kept catalog starts its job itself: S3 announces the new object)."""
+
+    def start(self, job: ImportJob) -> None: ...
+
+
+# -- use cases -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportService:
+    jobs: ImportJobs
+    catalogs: CatalogFiles
+    starter: ImportStarter
+    max_catalog_bytes: int
+    clock: Callable[[], str] = utc_now
+
+    def submit_catalog(self, data: bytes, options: ImportOptions) -> ImportJob:
+        """A catalog sent in the request: checked (its columns, at least one row), kept, started."""
+        check_catalog(data, options, self.max_catalog_bytes)
+        job = self._create(Source.UPLOAD, JobStatus.QUEUED, options)
+        return self._keep_and_start(job, data)
+
+    def submit_items(self, items: Sequence[Mapping[str, str]], options: ImportOptions) -> ImportJob:
+        """Rows sent as JSON: kept as a JSON Lines catalog, so they run as any catalog does."""
+        if not items:
+            raise InvalidRequest("items is empty: send at least one item")
+        if len(items) > MAX_ITEMS:
+            raise InvalidRequest(f"at most {MAX_ITEMS} items per request; upload a larger catalog as a file")
+        lines = (json.dumps({"entity_id": i.get("entity_id", ""), "sku": i.get("sku", ""),
+                             "image_url": i.get("image_url", "")}) for i in items)  # fmt: skip
+        data = ("\n".join(lines) + "\n").encode()
+        job = self._create(Source.ITEMS, JobStatus.QUEUED, replace(options, columns=Columns()))
+        return self._keep_and_start(job, data)
+
+    def submit_url(self, catalog_url: str, options: ImportOptions) -> ImportJob:
+        """A catalog the service downloads itself (through the safe fetcher, when the job runs)."""
+        job = self._create(Source.CATALOG_URL, JobStatus.QUEUED, options, catalog_url=catalog_url)
+        self.starter.start(job)
+        return job
+
+    def submit_for_upload(self, options: ImportOptions) -> ImportJob:
+        """A job whose catalog is uploaded afterwards (`upload_target`), then it starts."""
+        return self._create(Source.UPLOAD, JobStatus.AWAITING_UPLOAD, options)
+
+    def upload_target(self, job: ImportJob) -> UploadTarget | None:
+        """Storage's own upload form for the job's catalog, or None where there is none (the
+        client then PUTs it to /imports/{job_id}/catalog)."""
+        if isinstance(self.catalogs, PresignedUploads):
+            return self.catalogs.upload_target(job.job_id, self.max_catalog_bytes, UPLOAD_EXPIRES_S)
+        return None
+
+    def receive_catalog(self, job_id: str, data: bytes) -> ImportJob:
+        """The catalog of a job that was waiting for it."""
+        job = self.get(job_id)
+        if job.status is not JobStatus.AWAITING_UPLOAD:
+            raise Conflict(f"import {job_id} is {job.status}: its catalog was already given")
+        check_catalog(data, job.options, self.max_catalog_bytes)
+        self.catalogs.put(job_id, data)
+        started = self.jobs.transition(job_id, JobStatus.QUEUED, allowed_from={JobStatus.AWAITING_UPLOAD})
+        if started is None:  # cancelled (or expired) while the file was on its way
+            raise Conflict(f"import {job_id} is {self.get(job_id).status}: its catalog is not used")
+        self.starter.start(started)
+        return started
+
+    def get(self, job_id: str) -> ImportJob:
+        job = self.jobs.get(check_job_id(job_id))
+        if job is None:
+            raise NotFound(f"no import with job_id {job_id!r}")
+        return self._expired(job)
+
+    def recent(self, limit: int, after: Position | None) -> tuple[list[ImportJob], Position | None]:
+        jobs, position = self.jobs.recent(limit, after)
+        return [self._expired(job) for job in jobs], position
+
+    def failures(self, job_id: str, limit: int | None, after_row: int) -> tuple[list[RowResult], int | None]:
+        limit = DEFAULT_PAGE if limit is None else limit
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+        self.get(job_id)
+        return self.jobs.failures(job_id, limit, after_row)
+
+    def cancel(self, job_id: str) -> ImportJob:
+        """Stop a job: queued rows are not imported; rows already stored stay stored."""
+        job = self.get(job_id)
+        cancelled = self.jobs.transition(job_id, JobStatus.CANCELLED, allowed_from=ACTIVE)
+        if cancelled is None:
+            raise Conflict(f"import {job_id} is {self.get(job_id).status}: there is nothing to cancel")
+        if job.status is not JobStatus.AWAITING_UPLOAD:
+            self.starter.start(cancelled)  # the local worker stops at once rather than at its next check
+        return cancelled
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _create(self, source: Source, status: JobStatus, options: ImportOptions, **fields: Any) -> ImportJob:
+        now = self.clock()
+        job = ImportJob(job_id=uuid.uuid4().hex, status=status, source=source, created_at=now, updated_at=now,
+                        options=options, **fields)  # fmt: skip
+        self.jobs.create(job)
+        return job
+
+    def _keep_and_start(self, job: ImportJob, data: bytes) -> ImportJob:
+        try:
+            self.catalogs.put(job.job_id, data)
+        except Exception:
+            self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from=ACTIVE,
+                                 error="the catalog could not be kept; send it again")  # fmt: skip
+            raise
+        self.starter.start(job)
+        return job
+
+    def _expired(self, job: ImportJob) -> ImportJob:
+        """An upload that never came fails the job, when it is next looked at."""
+        if job.status is not JobStatus.AWAITING_UPLOAD:
+            return job
+        if datetime.now(UTC) - _moment(job.created_at) < timedelta(seconds=UPLOAD_EXPIRES_S):
+            return job
+        failed = self.jobs.transition(
+            job.job_id, JobStatus.FAILED, allowed_from={JobStatus.AWAITING_UPLOAD},
+            error=f"no catalog was uploaded within {UPLOAD_EXPIRES_S // 60} minutes",
+        )  # fmt: skip
+        return failed or self.jobs.get(job.job_id) or job
+
+
+def check_job_id(job_id: str) -> str:
+    if not (isinstance(job_id, str) and len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
+        raise NotFound(f"no import with job_id {job_id!r}")
+    return job_id
+
+
+# -- reading a kept catalog -------------------------------------------------------------------
+
+
+def catalog_rows(raw: IO[bytes], options: ImportOptions, *, name: str = "the catalog") -> Generator[CatalogRow]:
+    """The rows of a kept catalog: CSV or JSON Lines, UTF-8, optionally gzipped (by its magic
+    bytes). `raw` must be seekable. A catalog that cannot be read raises InvalidCatalog (when
+    iteration reaches the problem), one over MAX_TEXT_BYTES of text CatalogTooLarge."""
+    gzipped = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw  # type: ignore[assignment]
+    buffered = io.BufferedReader(_Capped(stream, MAX_TEXT_BYTES), buffer_size=_SNIFF_BYTES)
+    try:
+        head = buffered.peek(_SNIFF_BYTES)[:_SNIFF_BYTES].decode("utf-8", "ignore")
+        text = io.TextIOWrapper(buffered, encoding="utf-8-sig", newline="")
+        columns, base = options.columns, options.image_base_url
+        if sniff_format(head) == "jsonl":
+            yield from jsonl_rows(text, columns, base)
+        else:
+            yield from csv_rows(text, columns, base, name=name, id_hint="name it with id_column",
+                                url_hint="name it with url_column")  # fmt: skip
+    except CatalogError as exc:
+        raise InvalidCatalog(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidCatalog(f"{name} is not UTF-8 text: save it as UTF-8 ({exc.reason})") from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InvalidCatalog(f"{name} is not a complete gzip file: {exc}") from exc
+
+
+def check_catalog(data: bytes, options: ImportOptions, max_bytes: int) -> None:
+    """A catalog in a request: within the byte limit, readable, with at least one row (the rest
+    is read when the job runs, and every bad row is a failure of its own)."""
+    if not data:
+        raise InvalidCatalog("the catalog is empty")
+    if len(data) > max_bytes:
+        raise CatalogTooLarge(f"the catalog is {len(data)} bytes; the limit is {max_bytes} bytes (upload: true "
+                              "takes the same limit; split a larger catalog)")  # fmt: skip
+    with contextlib.closing(catalog_rows(io.BytesIO(data), options)) as rows:
+        if next(rows, None) is None:
+            raise InvalidCatalog("the catalog has no rows")
+
+
+def count_rows(open_catalog: Callable[[], ContextManager[IO[bytes]]], options: ImportOptions) -> int:
+    """How many rows a kept catalog holds (a first read, so progress has a total and an oversize
+    catalog fails before any row is imported)."""
+    with open_catalog() as raw:
+        count = 0
+        for count, _ in enumerate(catalog_rows(raw, options), start=1):
+            if count > MAX_ROWS:
+                raise CatalogTooLarge(f"the catalog has more than {MAX_ROWS} rows; split it into several imports")
+        return count
+
+
+class _Capped(io.RawIOBase):
+    """A read-only stream that refuses to give more than `limit` bytes."""
+
+    def __init__(self, inner: IO[bytes], limit: int) -> None:
+        self._inner, self._left = inner, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        if len(data) > self._left:
+            raise CatalogTooLarge(f"the catalog unpacks to more than {MAX_TEXT_BYTES} bytes")
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _moment(iso: str) -> datetime:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def expires_epoch(job: ImportJob) -> int:
+    """When the job and everything it kept may be deleted, in epoch seconds (DynamoDB's TTL)."""
+    return int(job.expires().timestamp())

@@ -1,0 +1,166 @@
+// Import a catalog: a CSV or JSON Lines file, or a folder of pictures (each kept by the service,
+// then imported as an item named after its file). The job runs on the server; this view follows it
+// with a progress bar, lists the rows that failed and why, and links to the catalog.
+// Loaded by app.js the first time the view is shown.
+import { ApiError, api, imageForm } from "./api.js";
+import { catalogChanged } from "./catalog.js";
+import { errorSentence, importSentence, rowSentence } from "./words.js";
+import { byId, clearError, el, limiter, showError } from "./ui.js";
+
+// API Gateway takes 10 MB a request and its function 6 MB, base64 included: a larger catalog goes
+// through the upload the API answers for `upload: true` (S3's own form on AWS).
+const DIRECT_LIMIT = 4 * 1024 * 1024;
+const PICTURE = /\.(jpe?g|png|webp|gif|bmp|tiff?)$/i;
+const FINAL = new Set(["done", "failed", "cancelled"]);
+const POLL_MS = 1000;
+const state = { bound: false, job: null, cursor: null };
+
+export function showImports() {
+  if (!state.bound) {
+    state.bound = true;
+    byId("import-file").addEventListener("change", (event) => chosen(event.target, importFile));
+    byId("import-folder").addEventListener("change", (event) => chosen(event.target, importFolder));
+    byId("import-cancel").addEventListener("click", cancel);
+    byId("import-more").addEventListener("click", () => failures(state.job, state.cursor));
+  }
+  recent();
+}
+
+async function chosen(input, start) {
+  const files = [...input.files];
+  input.value = ""; // the same file can be chosen again
+  clearError("import-error");
+  if (files.length) await start(files).catch((error) => showError("import-error", error));
+}
+
+function catalogForm(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  return form;
+}
+
+function withBase(path) {
+  const base = byId("import-base").value.trim();
+  return base ? `${path}?${new URLSearchParams({ image_base_url: base })}` : path;
+}
+
+async function importFile([file]) {
+  if (file.size <= DIRECT_LIMIT) return follow(await api(withBase("imports"), { method: "POST", body: catalogForm(file, file.name) }));
+  const job = await api(withBase("imports"), { method: "POST", body: { upload: true } });
+  show(job, `Uploading ${file.name}`);
+  const { url, method, fields } = job.upload;
+  if (method === "PUT") await api(url, { method, body: catalogForm(file, file.name) }); // this API, with the key
+  else {
+    const form = new FormData(); // S3's presigned form: its fields first, then the file; no key
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
+    form.append("file", file);
+    const response = await fetch(url, { method, body: form }).catch(() => null);
+    if (!response?.ok) throw new ApiError(response?.status ?? 0, "upload_failed", "the catalog could not be uploaded");
+  }
+  return follow(await api(`imports/${job.job_id}`));
+}
+
+async function importFolder(files) {
+  const pictures = files.filter((file) => PICTURE.test(file.name));
+  if (!pictures.length) throw { sentence: "That folder holds no pictures (JPEG, PNG, WebP, GIF, BMP or TIFF files)." };
+  const lines = [];
+  const refused = [];
+  let sent = 0;
+  const progress = () => show({ status: "queued" }, `Uploading ${pictures.length} pictures`, sent / pictures.length,
+    `${sent} of ${pictures.length} pictures uploaded.`);
+  progress();
+  const upload = limiter(4);
+  await Promise.all(pictures.map((file) => upload(async () => {
+    const entity_id = file.name.replace(/\.[^.]+$/, "");
+    try {
+      const kept = await api("images", { method: "POST", body: await imageForm(file) });
+      lines.push(JSON.stringify({ entity_id, image_url: kept.image_url }));
+    } catch (error) {
+      refused.push({ row: file.name, entity_id, why: error.sentence ?? errorSentence(0, "", String(error)) });
+    }
+    sent += 1;
+    progress();
+  })));
+  if (!lines.length) return listFailures(refused, true);
+  const catalog = new Blob([lines.join("\n") + "\n"], { type: "application/x-ndjson" });
+  await follow(await api("imports", { method: "POST", body: catalogForm(catalog, "pictures.jsonl") }), refused);
+}
+
+/** Show `job` as it goes, until it ends (or another job is followed). */
+async function follow(job, refused = []) {
+  state.job = job.job_id;
+  state.cursor = null;
+  listFailures(refused, true);
+  byId("import-cancel").hidden = false;
+  for (;;) {
+    show(job);
+    if (FINAL.has(job.status)) break;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    if (state.job !== job.job_id) return;
+    job = await api(`imports/${job.job_id}`);
+    if (state.job !== job.job_id) return;
+  }
+  byId("import-cancel").hidden = true;
+  catalogChanged();
+  recent();
+  if (job.failed) await failures(job.job_id, null, refused.length === 0);
+}
+
+function show(job, title, fraction, counts) {
+  const sentence = importSentence(job);
+  byId("import-job").hidden = false;
+  byId("import-job-title").textContent = title ?? sentence.title;
+  const progress = byId("import-progress");
+  const value = fraction ?? (job.rows ? (job.done + job.skipped + job.failed) / job.rows : job.status === "done" ? 1 : null);
+  if (value === null) progress.removeAttribute("value"); // indeterminate: the catalog is being read
+  else progress.value = value;
+  byId("import-counts").textContent = counts ?? sentence.counts;
+  byId("import-cancel").hidden = FINAL.has(job.status) || !job.job_id;
+}
+
+async function failures(jobId, cursor, fresh = !cursor) {
+  const params = new URLSearchParams({ limit: 100, ...(cursor && { cursor }) });
+  try {
+    const page = await api(`imports/${jobId}/failures?${params}`);
+    if (state.job !== jobId) return;
+    state.cursor = page.next_cursor;
+    listFailures(page.failures.map((f) => ({ row: f.row, entity_id: f.entity_id, why: rowSentence(f) })), fresh);
+    byId("import-more").hidden = !page.next_cursor;
+  } catch (error) {
+    showError("import-error", error);
+  }
+}
+
+function listFailures(rows, fresh) {
+  const body = byId("import-failures");
+  const lines = rows.map((r) => el("tr", {}, el("td", { text: String(r.row) }), el("td", { text: r.entity_id || "(none)" }),
+    el("td", { text: r.why })));
+  if (fresh) body.replaceChildren(...lines);
+  else body.append(...lines);
+  byId("import-failed").hidden = !body.children.length;
+  if (fresh) byId("import-more").hidden = true;
+}
+
+async function cancel() {
+  try {
+    show(await api(`imports/${state.job}`, { method: "DELETE" }));
+  } catch (error) {
+    showError("import-error", error);
+  }
+}
+
+async function recent() {
+  try {
+    const page = await api("imports?limit=10");
+    byId("import-list").replaceChildren(...page.imports.map((job) => {
+      const open = el("button", { type: "button", class: "secondary", text: "Show" , "aria-label": `Show the import of ${when(job)}` });
+      open.addEventListener("click", () => follow(job).catch((error) => showError("import-error", error)));
+      return el("li", {}, `${when(job)}: ${importSentence(job).title} `, open);
+    }));
+    if (!page.imports.length) byId("import-list").replaceChildren(el("li", { text: "None yet." }));
+  } catch (error) {
+    showError("import-error", error);
+  }
+}
+
+const when = (job) => new Date(job.created_at).toLocaleString();

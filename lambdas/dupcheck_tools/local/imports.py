@@ -1,0 +1,260 @@
+"""The local server's import worker: one thread that runs import jobs with the backfill engine.
+
+Jobs run one at a time, oldest first, inside the server process, with bounded concurrency
+(DUPCHECK_IMPORT_WORKERS downloads at once, DUPCHECK_IMPORT_HASH_WORKERS hashing processes: one
+by default, at nice +10 (DUPCHECK_IMPORT_HASH_NICENESS), so `find_similar` gets the CPU first;
+docs/benchmarks.md measures it).
+Records are written to the server's own store; its index follows them within half a second
+(sync.py), as it follows any other writer.
+
+Progress is kept in the import store: every row's outcome is recorded (a few times a second, in
+one transaction with the job's counters), so a job survives the server: at the next start the
+worker resumes every job left `running`, reads its catalog again and skips the rows that already
+have an outcome. A row that was written but not yet recorded when the server died is found in
+the record store by the engine's own check and not downloaded again; it is counted `done` when
+its record was written after the job started (this job wrote it), else `skipped`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from dupcheck.adapters.local_files import LocalCatalogFiles
+from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
+from dupcheck.bootstrap import build_catalog_fetcher, build_imports
+from dupcheck.core.catalog import CatalogRow
+from dupcheck.core.errors import DupcheckError, StoreUnavailable
+from dupcheck.core.import_runs import finish_if_complete
+from dupcheck.core.imports import (
+    ImportJob,
+    ImportService,
+    JobStatus,
+    Outcome,
+    RowResult,
+    Source,
+    catalog_rows,
+    check_catalog,
+    count_rows,
+)
+from dupcheck.core.models import HashRecord
+from dupcheck.core.ports import ImageFetcher
+from dupcheck.core.service import DupcheckService
+from dupcheck.core.settings import Settings
+from dupcheck_tools.backfill.engine import Backfill, BackfillOptions
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 2.0  # queued jobs recorded by another process are found within this
+# A job with fewer rows left hashes in its download threads: starting a hashing process costs
+# ~2 s of imports (numpy, Pillow, the pipeline), more than hashing 200 small pictures.
+SMALL_JOB_ROWS = 200
+FLUSH_S = 0.25  # row outcomes reach the import store (and GET /imports/{id}) within this
+
+
+class ImportWorker:
+    """Runs the server's import jobs (see module docstring). It is also the jobs' `ImportStarter`:
+    a new or cancelled job wakes it at once."""
+
+    def __init__(
+        self, service: DupcheckService, settings: Settings, *, catalog_fetcher: ImageFetcher | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:  # fmt: skip
+        self.service = service
+        self.settings = settings
+        self.imports: ImportService = build_imports(settings, starter=self)
+        if not isinstance(self.imports.jobs, SqliteImportJobs):
+            raise TypeError("the local import worker runs jobs of the embedded store (DUPCHECK_STORE=sqlite)")
+        self.jobs: SqliteImportJobs = self.imports.jobs
+        self.catalog_fetcher = catalog_fetcher
+        self.poll_s = poll_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._running: tuple[str, Backfill] | None = None
+
+    # -- ImportStarter ------------------------------------------------------------------------
+
+    def start(self, job: ImportJob) -> None:
+        if job.status is JobStatus.CANCELLED:
+            self._stop_engine(job.job_id)
+        self._wake.set()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="dupcheck-imports", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the rows in flight are written and recorded; a running job stays `running`
+        and is resumed by the next server."""
+        self._stopping.set()
+        self._wake.set()
+        self._stop_engine(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _stop_engine(self, job_id: str | None) -> None:
+        with self._lock:
+            if self._running is not None and job_id in (None, self._running[0]):
+                self._running[1].stop()
+
+    def _loop(self) -> None:
+        try:
+            for job_id in self.jobs.prune():
+                if isinstance(self.imports.catalogs, LocalCatalogFiles):
+                    self.imports.catalogs.remove(job_id)
+        except Exception:  # noqa: BLE001 - housekeeping must not keep jobs from running
+            logger.exception("could not prune old import jobs")
+        while not self._stopping.is_set():
+            try:
+                runnable = self.jobs.runnable()
+            except StoreUnavailable:
+                logger.exception("the import store cannot be read; trying again")
+                runnable = []
+            if not runnable:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+                continue
+            try:
+                self.run(runnable[0])
+            except Exception:  # a bug must not end the worker: the job fails with the reason
+                logger.exception("import %s failed", runnable[0].job_id)
+                self.jobs.transition(runnable[0].job_id, JobStatus.FAILED, allowed_from={JobStatus.QUEUED,
+                                     JobStatus.RUNNING}, error="internal error; it has been logged")  # fmt: skip
+
+    # -- one job ------------------------------------------------------------------------------
+
+    def run(self, job: ImportJob) -> ImportJob | None:
+        """Run (or resume) one job to its end, or until it is cancelled or the worker stops."""
+        resumed = job.status is JobStatus.RUNNING
+        try:
+            if job.rows is None:
+                self._keep_fetched_catalog(job)
+                rows = count_rows(lambda: self.imports.catalogs.open(job.job_id), job.options)
+            else:
+                rows = job.rows
+        except DupcheckError as exc:
+            return self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.QUEUED,
+                                        JobStatus.RUNNING}, error=exc.message)  # fmt: skip
+        started = self.jobs.transition(job.job_id, JobStatus.RUNNING, allowed_from={JobStatus.QUEUED,
+                                       JobStatus.RUNNING}, rows=rows)  # fmt: skip
+        if started is None:
+            return None  # cancelled meanwhile
+        finished = self.jobs.finished_rows(job.job_id, rows)
+        recorder = _Recorder(self.jobs, started, resumed=resumed)
+        left = rows - sum(finished)
+        hash_workers = -1 if left < SMALL_JOB_ROWS else self.settings.import_hash_workers
+        engine = Backfill(
+            self.settings, self.service.store, recorder, fetcher=self.service.fetcher, on_row=recorder.stored,
+            options=BackfillOptions(workers=self.settings.import_workers, hash_workers=hash_workers,
+                                    per_host=self.settings.import_workers,
+                                    hash_niceness=self.settings.import_hash_niceness, progress=False),
+        )  # fmt: skip
+        with self._lock:
+            self._running = (job.job_id, engine)
+        recorder.start(on_cancel=engine.stop)
+        try:
+            with self.imports.catalogs.open(job.job_id) as raw:
+                summary = engine.run(_unfinished(catalog_rows(raw, job.options), finished))
+        finally:
+            with self._lock:
+                self._running = None
+            recorder.close()
+        if summary.error:
+            return self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.RUNNING},
+                                        error=summary.error)  # fmt: skip
+        ended = finish_if_complete(self.jobs, self.jobs.get(job.job_id))
+        if ended is not None and ended.status is JobStatus.RUNNING and not self._stopping.is_set():
+            # Every row went through the engine, yet some have no outcome: never loop on it.
+            missing = (ended.rows or 0) - ended.processed
+            return self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.RUNNING},
+                                        error=f"{missing} rows could not be recorded; import them again")  # fmt: skip
+        return ended
+
+    def _keep_fetched_catalog(self, job: ImportJob) -> None:
+        """A catalog_url job's catalog, downloaded once through the safe fetcher and kept with
+        the job (a resumed job reads the same file)."""
+        if job.source is not Source.CATALOG_URL or not job.catalog_url:
+            return
+        try:
+            with self.imports.catalogs.open(job.job_id):
+                return  # already downloaded by an earlier run
+        except DupcheckError:
+            pass
+        fetcher = self.catalog_fetcher or build_catalog_fetcher(self.settings)
+        data = fetcher.fetch(job.catalog_url)
+        check_catalog(data, job.options, self.settings.max_catalog_bytes)
+        self.imports.catalogs.put(job.job_id, data)
+
+
+def _unfinished(rows: Iterator[CatalogRow], finished: bytearray) -> Iterator[CatalogRow]:
+    for row in rows:
+        if row.row >= len(finished) or not finished[row.row]:
+            yield row
+
+
+class _Recorder:
+    """The engine's outcomes, recorded in batches by a thread of its own: the engine's threads
+    only append to a list. Each flush also notices a cancellation made elsewhere."""
+
+    def __init__(self, jobs: SqliteImportJobs, job: ImportJob, *, resumed: bool) -> None:
+        self.jobs, self.job, self.resumed = jobs, job, resumed
+        self.path = Path(jobs.path)  # the FailureSink's: where failures are written
+        self._pending: list[RowResult] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- from the engine's threads ------------------------------------------------------------
+
+    def stored(self, kind: str, row: CatalogRow, record: HashRecord) -> None:
+        outcome = Outcome.SKIPPED if kind == "skipped" else Outcome.DONE
+        if outcome is Outcome.SKIPPED and self.resumed and self._written_by_this_job(record):
+            outcome = Outcome.DONE
+        self._add(RowResult(row.row, outcome))
+
+    def add(self, row: CatalogRow, code: str, message: str) -> None:
+        self._add(RowResult.failure(row, code, message))
+
+    def _add(self, result: RowResult) -> None:
+        with self._lock:
+            self._pending.append(result)
+
+    def _written_by_this_job(self, record: HashRecord) -> bool:
+        return bool(self.job.started_at) and record.updated_at >= str(self.job.started_at)
+
+    # -- its own thread -----------------------------------------------------------------------
+
+    def start(self, on_cancel: Callable[[], None]) -> None:
+        def run() -> None:
+            while not self._done.wait(FLUSH_S):
+                if self.flush() is JobStatus.CANCELLED:
+                    on_cancel()
+
+        self._thread = threading.Thread(target=run, name="dupcheck-import-recorder", daemon=True)
+        self._thread.start()
+
+    def flush(self) -> JobStatus | None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        try:
+            if pending:
+                return self.jobs.record(self.job.job_id, pending).status
+            current = self.jobs.get(self.job.job_id)
+            return current.status if current else None
+        except StoreUnavailable:
+            logger.exception("could not record import progress; trying again")
+            with self._lock:
+                self._pending[:0] = pending
+            return None
+
+    def close(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()

@@ -1,0 +1,303 @@
+"""Catalog imports on AWS, with moto (DynamoDB, S3, SQS) and the three Lambda handlers called with
+the events their triggers send: API Gateway -> the API function, the S3 event (through EventBridge
+and the starts queue) -> the dispatcher, the rows queue -> the worker.
+
+The queues are moto's: the test receives what the dispatcher sent and hands it to the worker as
+the SQS event source mapping would, deleting what succeeded and making a reported failure visible
+again (as its visibility timeout would). Images come from the loopback image server.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from support.catalogs import good_rows
+from support.fakes import load_event
+from support.image_server import ImageServer, Reply
+
+RECORDS, JOBS, BUCKET = "dupcheck-records", "dupcheck-imports", "dupcheck-imports"
+
+
+@dataclass
+class Aws:
+    """The deployment: its clients, queues and handler modules."""
+
+    ddb: Any
+    s3: Any
+    sqs: Any
+    starts: str
+    rows: str
+    api: Any
+    dispatch: Any
+    worker: Any
+    context: Any
+
+    def call(self, method: str, path: str, body: str | bytes | None = None, content_type: str = "text/csv") -> tuple[
+        int, Any]:  # fmt: skip
+        event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
+        event.update(httpMethod=method, path=path)
+        event["requestContext"].update(httpMethod=method, path="/v1" + path.split("?")[0])
+        path, _, query = path.partition("?")
+        event["path"] = path
+        event["queryStringParameters"] = dict(p.split("=", 1) for p in query.split("&")) if query else None
+        event["headers"]["Content-Type"] = content_type
+        if isinstance(body, bytes):
+            event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
+        else:
+            event.update(body=body, isBase64Encoded=False)
+        response = self.api.handler(event, self.context)
+        text = response["body"]
+        return response["statusCode"], json.loads(text) if text else None
+
+    def start_event(self, key: str) -> dict:
+        """S3's Object Created for `key`, as EventBridge puts it on the starts queue."""
+        event = load_event("eventbridge_s3_object_created.json")
+        event["detail"]["object"]["key"] = key
+        self.sqs.send_message(QueueUrl=self.starts, MessageBody=json.dumps(event))
+        return self.drain_starts()
+
+    def drain_starts(self) -> dict:
+        """Hand every message of the starts queue to the dispatcher; its last answer."""
+        answer: dict = {}
+        while messages := self.receive(self.starts):
+            answer = self.deliver(self.dispatch, self.starts, messages)
+        return answer
+
+    def receive(self, queue: str) -> list[dict]:
+        return self.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                        VisibilityTimeout=30).get("Messages", [])  # fmt: skip
+
+    def deliver(self, module: Any, queue: str, messages: list[dict]) -> dict:
+        """What the event source mapping does: one invocation, then delete what succeeded and let
+        a reported failure come back."""
+        answer = module.handler(sqs_event(messages), self.context)
+        failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] in failed:
+                self.sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"],
+                                                   VisibilityTimeout=0)  # fmt: skip
+            else:
+                self.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        return answer
+
+    def work(self, limit: int = 50) -> list[set[str]]:
+        """Deliver the rows queue to the worker until it is empty; the failures of each delivery."""
+        reported = []
+        for _ in range(limit):
+            messages = self.receive(self.rows)
+            if not messages:
+                return reported
+            reported.append({f["itemIdentifier"] for f in self.deliver(self.worker, self.rows, messages)[
+                "batchItemFailures"]})  # fmt: skip
+        raise AssertionError("the rows queue never emptied")
+
+
+def sqs_event(messages: list[dict]) -> dict:
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": {"ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
+                       "SentTimestamp": m["Attributes"]["SentTimestamp"], "SenderId": "AIDAEXAMPLE",
+                       "ApproximateFirstReceiveTimestamp": "0"},
+        "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue", "awsRegion": "us-east-1",
+    } for m in messages]}  # fmt: skip
+
+
+@pytest.fixture
+def aws(mock_aws_env: None, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, tmp_path: Any) -> Iterator[Aws]:
+    import boto3
+
+    from dupcheck.adapters.dynamodb_jobs import create_jobs_table
+    from dupcheck.adapters.dynamodb_store import create_table
+
+    ddb, s3, sqs = (boto3.client(name, region_name="us-east-1") for name in ("dynamodb", "s3", "sqs"))
+    create_table(ddb, RECORDS, wait=False)
+    create_jobs_table(ddb, JOBS)
+    s3.create_bucket(Bucket=BUCKET)
+    starts, rows = (sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("import-starts", "import-rows"))
+    for name, value in {
+        "STORE": "dynamodb", "INDEX": "local", "TABLE_NAME": RECORDS, "IMPORTS_TABLE": JOBS, "IMPORTS_BUCKET": BUCKET,
+        "IMPORT_STARTS_QUEUE_URL": starts, "IMPORT_ROWS_QUEUE_URL": rows, "ALLOW_LOOPBACK_URLS": "true",
+        "DATA_DIR": str(tmp_path),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(f"DUPCHECK_{name}", value)
+    modules = [importlib.reload(importlib.import_module(f"dupcheck.handlers.{name}"))
+               for name in ("find_similar", "import_dispatch", "import_worker")]  # fmt: skip
+    lambda_context.get_remaining_time_in_millis = lambda: 600_000  # a dispatcher invocation just started
+    yield Aws(ddb, s3, sqs, starts, rows, *modules, lambda_context)
+
+
+def csv_of(rows: list[tuple[str, str, str]]) -> str:
+    return "entity_id,sku,image_url\n" + "".join(",".join(row) + "\n" for row in rows)
+
+
+def job_of(aws: Aws, job_id: str) -> dict:
+    status, job = aws.call("GET", f"/imports/{job_id}")
+    assert status == 200, job
+    return job
+
+
+def test_an_uploaded_catalog_goes_through_s3_the_dispatcher_and_the_worker(
+    aws: Aws, image_server: ImageServer
+) -> None:
+    rows = good_rows(image_server, 14)
+    image_server.scripts["/flaky.jpg"] = [Reply(503), Reply(200, image_server.routes["/img/0.jpg"].body)]
+    rows += [("FLAKY", "", image_server.base_url + "/flaky.jpg"), ("F404", "", image_server.base_url + "/gone.jpg"),
+             ("", "", image_server.base_url + "/img/1.jpg"), ("FNOURL", "", "")]  # fmt: skip
+    status, job = aws.call("POST", "/imports", csv_of(rows))
+    assert status == 202 and job["status"] == "queued"
+    assert job["status_url"] == f"https://abc123.execute-api.us-east-1.amazonaws.com/v1/imports/{job['job_id']}"
+    key = f"catalogs/{job['job_id']}"
+    assert aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode() == csv_of(rows)  # kept in S3
+
+    aws.start_event(key)  # S3 announces the object: the dispatcher counts and sends the rows
+    running = job_of(aws, job["job_id"])
+    assert (running["status"], running["rows"], running["failed"]) == ("running", 18, 2)  # the two bad rows
+
+    failures = aws.work()
+    assert sum(len(f) for f in failures) == 1  # the flaky row's 503: reported, so the queue delivers it again
+    assert image_server.counts()["/flaky.jpg"] == 2
+    done = job_of(aws, job["job_id"])
+    assert {k: done[k] for k in ("status", "rows", "done", "skipped", "failed")} == {
+        "status": "done", "rows": 18, "done": 15, "skipped": 0, "failed": 3}  # fmt: skip
+    status, page = aws.call("GET", f"/imports/{job['job_id']}/failures?limit=2")
+    assert [f["code"] for f in page["failures"]] == ["upstream_error", "missing_entity_id"] and page["next_cursor"]
+    status, rest = aws.call("GET", f"/imports/{job['job_id']}/failures?limit=2&cursor={page['next_cursor']}")
+    assert [(f["entity_id"], f["code"]) for f in rest["failures"]] == [("FNOURL", "missing_image_url")]
+    assert aws.ddb.scan(TableName=RECORDS, Select="COUNT")["Count"] == 15
+
+    # A redelivered row (SQS delivers at least once) is not counted twice, nor downloaded again.
+    hits = image_server.counts()
+    aws.sqs.send_message(QueueUrl=aws.rows, MessageBody=json.dumps(
+        {"job_id": job["job_id"], "row": 3, "entity_id": "E2", "sku": "SKU-2", "image_url": rows[2][2]}))  # fmt: skip
+    assert aws.work() == [set()]
+    assert job_of(aws, job["job_id"]) == {**done, "updated_at": job_of(aws, job["job_id"])["updated_at"]}
+    assert image_server.counts() == hits
+
+
+def test_upload_true_answers_a_presigned_post_and_the_upload_starts_the_job(
+    aws: Aws, image_server: ImageServer
+) -> None:
+    status, job = aws.call("POST", "/imports", json.dumps({"upload": True}), "application/json")
+    upload = job["upload"]
+    assert (status, job["status"], upload["method"]) == (202, "awaiting_upload", "POST")
+    assert BUCKET in upload["url"] and upload["fields"]["key"] == f"catalogs/{job['job_id']}"
+    policy = json.loads(base64.b64decode(upload["fields"]["policy"]))
+    assert ["content-length-range", 1, 100 * 1024 * 1024] in policy["conditions"]  # S3 refuses a larger file
+
+    # The client posts the form to S3 (moto takes the object as S3 would); S3's event starts the job.
+    aws.s3.put_object(Bucket=BUCKET, Key=upload["fields"]["key"], Body=csv_of(good_rows(image_server, 3)).encode())
+    aws.start_event(upload["fields"]["key"])
+    assert aws.work() == [set()]
+    assert {k: job_of(aws, job["job_id"])[k] for k in ("status", "done")} == {"status": "done", "done": 3}
+
+    # The same event again (EventBridge delivers at least once): the job is not started twice.
+    aws.start_event(upload["fields"]["key"])
+    assert aws.receive(aws.rows) == []
+
+
+def test_a_catalog_url_is_fetched_by_the_dispatcher_and_a_second_start_is_dropped(
+    aws: Aws, image_server: ImageServer
+) -> None:
+    url = image_server.add("/export.csv", csv_of(good_rows(image_server, 4)).encode(), content_type="text/csv")
+    status, job = aws.call("POST", "/imports", json.dumps({"catalog_url": url}), "application/json")
+    assert status == 202
+    start = json.loads(aws.receive(aws.starts)[0]["Body"])  # the API asked for a start; no object yet
+    assert start == {"job_id": job["job_id"]}
+    aws.sqs.purge_queue(QueueUrl=aws.starts)
+    aws.sqs.send_message(QueueUrl=aws.starts, MessageBody=json.dumps(start))
+    aws.drain_starts()
+    # The dispatcher kept the catalog in S3; that object's own event must not send the rows again.
+    aws.start_event(f"catalogs/{job['job_id']}")
+    assert len(aws.work()) == 1
+    assert {k: job_of(aws, job["job_id"])[k] for k in ("status", "rows", "done")} == {
+        "status": "done", "rows": 4, "done": 4}  # fmt: skip
+
+    status, gone = aws.call("POST", "/imports", json.dumps({"catalog_url": image_server.base_url + "/x.csv"}),
+                            "application/json")  # fmt: skip
+    aws.drain_starts()
+    failed = job_of(aws, gone["job_id"])
+    assert failed["status"] == "failed" and "404" in failed["error"]
+
+
+def test_cancelling_drops_the_rows_still_queued(aws: Aws, image_server: ImageServer) -> None:
+    status, job = aws.call("POST", "/imports", csv_of(good_rows(image_server, 12)))
+    aws.start_event(f"catalogs/{job['job_id']}")
+    first = aws.receive(aws.rows)  # ten rows taken by one invocation...
+    aws.deliver(aws.worker, aws.rows, first)
+    status, cancelled = aws.call("DELETE", f"/imports/{job['job_id']}")
+    assert (status, cancelled["status"], cancelled["done"]) == (200, "cancelled", 10)
+    assert aws.work() == [set()]  # ... the other two arrive after the cancel: dropped, not imported
+    after = job_of(aws, job["job_id"])
+    assert (after["status"], after["done"]) == ("cancelled", 10)
+    assert aws.ddb.scan(TableName=RECORDS, Select="COUNT")["Count"] == 10
+    assert aws.call("DELETE", f"/imports/{job['job_id']}")[0] == 409
+
+
+def test_a_row_failing_every_time_becomes_a_failure_on_its_last_delivery(
+    aws: Aws, image_server: ImageServer
+) -> None:
+    image_server.routes["/down.jpg"] = Reply(503)
+    status, job = aws.call("POST", "/imports", csv_of([("DOWN", "", image_server.base_url + "/down.jpg")]))
+    aws.start_event(f"catalogs/{job['job_id']}")
+    deliveries = aws.work()
+    assert [len(d) for d in deliveries] == [1, 1, 0]  # retried by the queue twice, then recorded
+    done = job_of(aws, job["job_id"])
+    assert (done["status"], done["failed"]) == ("done", 1)
+    assert aws.call("GET", f"/imports/{job['job_id']}/failures")[1]["failures"][0]["code"] == "upstream_error"
+
+    aws.sqs.send_message(QueueUrl=aws.rows, MessageBody="not a row")
+    messages = aws.receive(aws.rows)
+    assert aws.deliver(aws.worker, aws.rows, messages)["batchItemFailures"] == [
+        {"itemIdentifier": messages[0]["MessageId"]}]  # fmt: skip
+
+
+def test_a_long_dispatch_hands_over_to_a_fresh_invocation(aws: Aws, image_server: ImageServer) -> None:
+    from dupcheck.core import import_runs
+
+    status, job = aws.call("POST", "/imports", csv_of(good_rows(image_server, 110)))
+    aws.sqs.send_message(QueueUrl=aws.starts, MessageBody=json.dumps(load_event_s3(job["job_id"])))
+    (message,) = aws.receive(aws.starts)
+    aws.context.get_remaining_time_in_millis = lambda: 30_000  # under ENOUGH_TIME_S: send one step, hand over
+    aws.deliver(aws.dispatch, aws.starts, [message])
+    assert aws.dispatch.dispatch.dispatcher.jobs.dispatched(job["job_id"]) == import_runs.SEND_BATCH
+    (handover,) = aws.receive(aws.starts)
+    assert json.loads(handover["Body"]) == {"job_id": job["job_id"], "token": message["MessageId"]}
+    aws.context.get_remaining_time_in_millis = lambda: 600_000
+    aws.deliver(aws.dispatch, aws.starts, [handover])
+    sent = []
+    while batch := aws.receive(aws.rows):
+        sent += [json.loads(m["Body"])["row"] for m in batch]
+        for m in batch:
+            aws.sqs.delete_message(QueueUrl=aws.rows, ReceiptHandle=m["ReceiptHandle"])
+    assert sorted(sent) == list(range(1, 111))  # every row once, across the two invocations
+
+
+def load_event_s3(job_id: str) -> dict:
+    event = load_event("eventbridge_s3_object_created.json")
+    event["detail"]["object"]["key"] = f"catalogs/{job_id}"
+    return event
+
+
+def test_an_upload_without_an_address_is_kept_in_the_bucket(aws: Aws) -> None:
+    from dupcheck_tools.samples import encode, product_image
+
+    picture = encode(product_image(5))
+    status, item = aws.call("PUT", "/items/UP1", picture, "image/jpeg")
+    assert status == 201
+    name = item["image_url"].rsplit("/", 1)[1]
+    assert item["image_url"] == f"https://abc123.execute-api.us-east-1.amazonaws.com/v1/images/{name}"
+    assert aws.s3.get_object(Bucket=BUCKET, Key=f"images/{name}")["Body"].read() == picture
+    event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
+    event.update(httpMethod="GET", path=f"/images/{name}", body=None)
+    answer = aws.api.handler(event, aws.context)
+    assert answer["statusCode"] == 200 and answer["isBase64Encoded"]
+    assert base64.b64decode(answer["body"]) == picture

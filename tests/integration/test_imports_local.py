@@ -1,0 +1,318 @@
+"""Catalog imports on the local server, over HTTP: a job of a few hundred rows served by a loopback
+image server, its counts and failures, cancelling, the other ways a catalog arrives (a catalog
+URL, items, an upload afterwards, gzip), kept pictures, refusals, and a server killed mid-job
+and started again.
+
+Nothing leaves 127.0.0.1: images and catalogs come from the loopback image server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.settings import Settings
+from dupcheck_tools.local.server import LocalServer
+from dupcheck_tools.samples import encode, product_image
+from support.catalogs import good_rows
+from support.http import call, wait_for
+from support.image_server import ImageServer, Reply
+
+FINAL = ("done", "failed", "cancelled")
+
+
+def csv_of(rows: list[tuple[str, str, str]], header: str = "entity_id,sku,image_url") -> bytes:
+    return ("\n".join([header, *(",".join(row) for row in rows)]) + "\n").encode()
+
+
+def start(settings: Settings, **overrides: Any) -> LocalServer:
+    config = settings.model_copy(update={"port": 0, **overrides})
+    server = LocalServer(build_service(config), config)
+    server.start_in_thread()
+    return server
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[LocalServer]:
+    srv = start(settings)
+    yield srv
+    srv.shutdown()
+
+
+def submit(server: LocalServer, body: bytes | dict, content_type: str = "text/csv", query: str = "") -> dict:
+    status, job, headers = call(f"{server.url}/imports{query}", "POST", body, content_type)
+    assert status == 202, job
+    assert headers["Location"] == job["status_url"] == f"{server.url}/imports/{job['job_id']}"
+    return job
+
+
+def finished(job: dict, timeout: float = 60) -> dict:
+    return wait_for(lambda: (j := call(job["status_url"])[1])["status"] in FINAL and j, timeout)
+
+
+def all_failures(job: dict, limit: int = 1000) -> list[dict]:
+    out, cursor = [], None
+    while True:
+        _, page, _ = call(f"{job['failures_url']}?limit={limit}" + (f"&cursor={cursor}" if cursor else ""))
+        out += page["failures"]
+        if not (cursor := page["next_cursor"]):
+            return out
+
+
+def test_a_job_of_a_few_hundred_rows_stores_every_good_row_and_says_why_the_others_failed(
+    server: LocalServer, image_server: ImageServer
+) -> None:
+    rows = good_rows(image_server, 290)
+    rows += [
+        ("F404", "s", image_server.base_url + "/missing.jpg"),
+        ("FTEXT", "s", image_server.route("/page.html", Reply(200, b"<html>not an image</html>", "text/html"))),
+        ("FMETA", "s", "http://169.254.169.254/latest/meta-data/"),
+        ("", "s", image_server.base_url + "/img/0.jpg"),
+        ("FNOURL", "s", ""),
+        ("F/SLASH", "s", image_server.base_url + "/img/1.jpg"),
+        ("FREL", "s", "/m/h/mh01.jpg"),
+    ]
+    job = submit(server, csv_of(rows))
+    assert (job["status"], job["rows"], job["source"]) == ("queued", None, "upload")
+
+    done = finished(job)
+    assert {k: done[k] for k in ("status", "rows", "done", "skipped", "failed", "error")} == {
+        "status": "done", "rows": 297, "done": 290, "skipped": 0, "failed": 7, "error": None}  # fmt: skip
+    assert done["started_at"] <= done["finished_at"] and done["rows_per_s"] > 0 and done["eta_s"] is None
+
+    failures = all_failures(done, limit=3)  # three to a page: the cursor goes through them all
+    assert [(f["row"], f["entity_id"], f["code"]) for f in failures] == [
+        (291, "F404", "upstream_error"), (292, "FTEXT", "unsupported_media_type"), (293, "FMETA", "url_not_allowed"),
+        (294, "", "missing_entity_id"), (295, "FNOURL", "missing_image_url"), (296, "F/SLASH", "invalid_entity_id"),
+        (297, "FREL", "relative_image_url")]  # fmt: skip
+    assert "404" in failures[0]["message"] and failures[0]["image_url"].endswith("/missing.jpg")
+
+    # Every good row is stored once and searchable (the index follows the job's writes).
+    assert all(count == 1 for path, count in image_server.counts().items() if path.startswith("/img/"))
+    status, item, _ = call(f"{server.url}/items/E7")
+    assert status == 200 and item["image_url"] == rows[7][2]
+    query = quote(image_server.image("/query.jpg", seed=7))
+    found = wait_for(lambda: call(f"{server.url}/find_similar?image_url={query}&top=1")[1]["matches"])
+    assert found[0]["entity_id"] == "E7" and found[0]["verdict"] == "duplicate"
+
+    # The same catalog again: nothing downloaded, every good row skipped.
+    before = image_server.counts()
+    again = finished(submit(server, csv_of(rows)))
+    assert (again["done"], again["skipped"], again["failed"]) == (0, 290, 7)
+    assert {p: c for p, c in image_server.counts().items() if p.startswith("/img/")} == {
+        p: c for p, c in before.items() if p.startswith("/img/")}  # fmt: skip
+
+    _, listed, _ = call(f"{server.url}/imports?limit=1")
+    assert [j["job_id"] for j in listed["imports"]] == [again["job_id"]] and listed["next_cursor"]
+    _, older, _ = call(f"{server.url}/imports?limit=5&cursor={listed['next_cursor']}")
+    assert [j["job_id"] for j in older["imports"]] == [job["job_id"]] and older["next_cursor"] is None
+
+
+def test_cancelling_stops_the_job_and_keeps_what_is_stored(server: LocalServer, image_server: ImageServer) -> None:
+    rows = good_rows(image_server, 120)
+    image_server.delay = 0.1  # 8 downloads at a time: ~80 rows/s, so the job is still running when cancelled
+    job = submit(server, csv_of(rows))
+    wait_for(lambda: call(job["status_url"])[1]["done"] >= 10)
+    status, cancelled, _ = call(job["status_url"], "DELETE")
+    assert (status, cancelled["status"]) == (200, "cancelled") and cancelled["finished_at"]
+
+    time.sleep(0.6)  # the rows in flight land; nothing starts after them
+    settled = call(job["status_url"])[1]
+    time.sleep(0.6)
+    assert call(job["status_url"])[1] == settled
+    downloaded = sum(c for p, c in image_server.counts().items() if p.startswith("/img/"))
+    assert settled["status"] == "cancelled" and settled["done"] == downloaded < 60
+    _, page, _ = call(f"{server.url}/items?limit=100")
+    assert len(page["items"]) == settled["done"]
+
+    status, refusal, _ = call(job["status_url"], "DELETE")
+    assert (status, refusal["error"]["code"]) == (409, "conflict")
+    assert call(f"{server.url}/imports/{'0' * 32}", "DELETE")[0] == 404
+
+
+def test_a_catalog_url_items_and_a_gzipped_upload_are_catalogs_too(
+    server: LocalServer, image_server: ImageServer
+) -> None:
+    rows = good_rows(image_server, 3)
+    jsonl = "".join(json.dumps({"entity_id": f"J{i}", "small_image": f"/{i}.jpg"}) + "\n" for i in range(3))
+    for i in range(3):
+        image_server.image(f"/media/{i}.jpg", seed=50 + i)
+    catalog_url = image_server.add("/exports/catalog.jsonl", jsonl.encode(), content_type="application/x-ndjson")
+    media = quote(image_server.base_url + "/media")
+    by_url = submit(server, {"catalog_url": catalog_url}, query=f"?image_base_url={media}")
+    assert by_url["catalog_url"] == catalog_url
+
+    items = [{"entity_id": e, "sku": s, "image_url": u} for e, s, u in rows] + [{"entity_id": "..", "image_url": "http://x.invalid/a.jpg"}]
+    by_items = submit(server, {"items": items})
+    gzipped = submit(server, gzip.compress(csv_of([("G1", "", rows[0][2])], header="id,sku,picture")),
+                     "application/gzip", query="?id_column=id&url_column=picture")  # fmt: skip
+
+    counts = ("status", "done", "failed")
+    assert {k: finished(by_url)[k] for k in counts} == {"status": "done", "done": 3, "failed": 0}
+    assert {k: finished(by_items)[k] for k in counts} == {"status": "done", "done": 3, "failed": 1}
+    assert all_failures(by_items)[0]["code"] == "invalid_entity_id"
+    assert finished(gzipped)["done"] == 1
+    assert call(f"{server.url}/items/J2")[1]["image_url"] == image_server.base_url + "/media/2.jpg"
+
+    dead = finished(submit(server, {"catalog_url": image_server.base_url + "/exports/gone.csv"}))
+    assert dead["status"] == "failed" and "404" in dead["error"] and dead["rows"] is None
+
+
+def test_upload_true_answers_where_to_put_the_catalog_then_runs_it(
+    server: LocalServer, image_server: ImageServer
+) -> None:
+    job = submit(server, {"upload": True})
+    upload = job["upload"]
+    assert job["status"] == "awaiting_upload"
+    assert (upload["method"], upload["url"], upload["fields"]) == ("PUT", f"{job['status_url']}/catalog", {})
+    assert upload["max_bytes"] == 100 * 1024 * 1024 and upload["expires_at"] > job["created_at"]
+    assert call(job["status_url"])[1]["status"] == "awaiting_upload"  # waits for its catalog
+
+    status, queued, _ = call(upload["url"], "PUT", csv_of(good_rows(image_server, 4)), "text/csv")
+    assert (status, queued["status"]) == (202, "queued")
+    assert finished(job)["done"] == 4
+    status, refusal, _ = call(upload["url"], "PUT", csv_of(good_rows(image_server, 1)), "text/csv")
+    assert (status, refusal["error"]["code"]) == (409, "conflict")
+
+    waiting = submit(server, {"upload": True})
+    assert call(waiting["status_url"], "DELETE")[1]["status"] == "cancelled"
+    assert call(waiting["upload"]["url"], "PUT", csv_of(good_rows(image_server, 1)), "text/csv")[0] == 409
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "says"),
+    [
+        (b"", "text/csv", 422, "invalid_catalog", "empty"),
+        (b"id,url\n1,http://x/a.jpg\n", "text/csv", 422, "invalid_catalog", "no 'entity_id' column"),
+        (b"entity_id,price\n1,3\n", "text/csv", 422, "invalid_catalog", "none of the URL columns"),
+        (b"entity_id,image_url\n", "text/csv", 422, "invalid_catalog", "no rows"),
+        (b"entity_id,image_url\n\xff\xfe,x\n", "text/csv", 422, "invalid_catalog", "not UTF-8"),
+        (b"\x1f\x8b\x08\x00broken", "application/gzip", 422, "invalid_catalog", "gzip"),
+        (b"{}", "application/json", 400, "invalid_request", "one of"),
+        (b'{"catalog_url": "file:///etc/passwd"}', "application/json", 400, "invalid_request", "catalog_url"),
+        (b'{"items": []}', "application/json", 400, "invalid_request", "items"),
+        (json.dumps({"items": [{"entity_id": str(i), "image_url": "http://x/a.jpg"} for i in range(1001)]}).encode(),
+         "application/json", 400, "invalid_request", "items"),
+        (b'{"upload": true, "items": []}', "application/json", 400, "invalid_request", "one of"),
+        (b'{"upload": tr', "application/json", 400, "invalid_request", "not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_catalog_that_cannot_be_read_is_refused_at_once(
+    server: LocalServer, body: bytes, content_type: str, status: int, code: str, says: str
+) -> None:
+    got, answer, _ = call(f"{server.url}/imports", "POST", body, content_type)
+    assert (got, answer["error"]["code"]) == (status, code)
+    assert says in answer["error"]["message"]
+    assert call(f"{server.url}/imports")[1]["imports"] == []  # no job was recorded
+
+
+def test_a_catalog_over_the_limit_is_413(settings: Settings, image_server: ImageServer) -> None:
+    server = start(settings, max_catalog_bytes=2_000)
+    try:
+        status, answer, _ = call(f"{server.url}/imports", "POST", csv_of(good_rows(image_server, 60)), "text/csv")
+        assert (status, answer["error"]["code"]) == (413, "catalog_too_large")
+        assert call(f"{server.url}/health")[0] == 200
+    finally:
+        server.shutdown()
+
+
+def test_pictures_without_an_address_are_kept_and_served_back(server: LocalServer, image_server: ImageServer) -> None:
+    picture = encode(product_image(808))
+    status, kept, _ = call(f"{server.url}/images", "POST", picture, "image/jpeg")
+    name = kept["name"]
+    assert status == 201 and re.fullmatch(r"[0-9a-f]{64}\.jpg", name)
+    assert kept["image_url"] == f"{server.url}/images/{name}"
+    status, served, headers = call(kept["image_url"])
+    assert (status, served, headers["Content-Type"]) == (200, picture, "image/jpeg")
+    assert call(f"{server.url}/images/{'a' * 64}.png")[0] == 404
+    assert call(f"{server.url}/images", "POST", b"plain text", "image/jpeg")[0] == 415
+
+    # An upload without image_url keeps its picture; the record points at it.
+    status, item, _ = call(f"{server.url}/items/U1?sku=UP", "PUT", encode(product_image(809)), "image/jpeg")
+    assert status == 201 and re.fullmatch(rf"{server.url}/images/[0-9a-f]{{64}}\.jpg", item["image_url"])
+    assert call(item["image_url"])[1] == encode(product_image(809))
+
+    # A folder chosen in the web app: pictures kept, then imported as items by their addresses. A kept
+    # picture is read from where it is kept, whatever host its address names: nothing is fetched.
+    elsewhere = f"http://pictures.invalid/images/{name}"
+    job = finished(submit(server, {"items": [{"entity_id": "K1", "image_url": kept["image_url"]},
+                                             {"entity_id": "K2", "image_url": elsewhere}]}))  # fmt: skip
+    assert (job["done"], job["failed"]) == (2, 0)
+    top = f"{server.url}/find_similar?image_url={quote(elsewhere)}&top=2"
+    wait_for(lambda: {m["entity_id"] for m in call(top)[1]["matches"]} == {"K1", "K2"})  # once indexed
+
+
+# -- the server killed mid-job, then started again -------------------------------------------------------
+
+
+def serve_process(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    env = dict(os.environ, DUPCHECK_ALLOW_LOOPBACK_URLS="true", DUPCHECK_DATA_DIR=str(data_dir), DUPCHECK_PORT="0",
+               DUPCHECK_IMPORT_WORKERS="4")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "dupcheck", "serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    found = re.search(r"serving on (http://\S+)", line)
+    assert found, (line, proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+    return proc, found.group(1)
+
+
+def kill(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the server and its hashing process
+    proc.wait(timeout=10)
+    proc.communicate(timeout=10)
+
+
+def stored_ids(data_dir: Path) -> dict[str, str]:
+    with sqlite3.connect(data_dir / "dupcheck.sqlite3", timeout=5) as conn:
+        return dict(conn.execute("SELECT entity_id, updated_at FROM records").fetchall())
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_job_finishes_it_when_started_again(image_server: ImageServer, tmp_path: Path) -> None:
+    rows = good_rows(image_server, 220)  # over SMALL_JOB_ROWS: hashed in a process of their own
+    data_dir = tmp_path / "data"
+    image_server.delay = 0.04  # 4 downloads at a time: ~100 rows/s, so the kill lands mid-job
+    proc, url = serve_process(data_dir)
+    try:
+        status, job, _ = call(f"{url}/imports", "POST", csv_of(rows), "text/csv")
+        assert status == 202
+        wait_for(lambda: call(job["status_url"])[1]["done"] >= 40, timeout=60)
+    finally:
+        kill(proc)  # kill -9: no chance to write anything more
+    before = stored_ids(data_dir)
+    hits_before = image_server.counts()
+    assert 40 <= len(before) < 220
+
+    image_server.delay = 0.0
+    proc, url = serve_process(data_dir)
+    try:
+        resumed = finished({"status_url": f"{url}/imports/{job['job_id']}"}, timeout=90)
+    finally:
+        kill(proc)
+    assert {k: resumed[k] for k in ("status", "rows", "done", "skipped", "failed")} == {
+        "status": "done", "rows": 220, "done": 220, "skipped": 0, "failed": 0}  # fmt: skip
+
+    after = stored_ids(data_dir)
+    assert sorted(after) == sorted(r[0] for r in rows)  # every row stored, once (entity_id is the key)
+    assert all(after[e] == before[e] for e in before)  # nothing stored before the kill was written again
+    hits = image_server.counts()
+    again = [p for p, count in hits.items() if count > 1]
+    assert all(hits_before.get(p) == 1 for p in again)  # only rows in flight at the kill were fetched twice
+    assert len(again) <= 4 + 4 * 2  # the downloads in flight and the engine's bounded hand-offs

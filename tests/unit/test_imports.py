@@ -1,0 +1,251 @@
+"""Imports without a server: reading a kept catalog, the service's rules, the SQLite job store,
+kept pictures, and the worker's row import with fakes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dupcheck.adapters.http_fetcher import UpstreamStatusError
+from dupcheck.adapters.local_files import LocalCatalogFiles, LocalKeptImages
+from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
+from dupcheck.core import imports as imports_module
+from dupcheck.core.catalog import Columns
+from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, NotFound, UpstreamError, UpstreamTimeout
+from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.import_runs import Retry, RowImporter
+from dupcheck.core.imports import (
+    ImportJob,
+    ImportOptions,
+    ImportService,
+    JobStatus,
+    Outcome,
+    RowResult,
+    Source,
+    catalog_rows,
+    check_catalog,
+    count_rows,
+)
+from dupcheck.core.kept_images import KeptImagesFetcher, image_name, kept_name
+from dupcheck.core.models import utc_now
+from dupcheck.core.service import build_record
+from dupcheck_tools.samples import encode, product_image
+from support.fakes import FakeFetcher
+
+CSV = b"entity_id,sku,image_url\nA1,S1,https://shop.test/a1.jpg\nA2,,/rel/a2.jpg\n"
+
+
+def rows(data: bytes, options: ImportOptions | None = None) -> list[tuple]:
+    return [(r.row, r.entity_id, r.image_url, r.error[0] if r.error else None)
+            for r in catalog_rows(io.BytesIO(data), options or ImportOptions())]  # fmt: skip
+
+
+# -- reading a catalog -----------------------------------------------------------------------------
+
+
+def test_a_catalog_is_csv_or_json_lines_with_or_without_gzip_and_a_bom() -> None:
+    expected = [(1, "A1", "https://shop.test/a1.jpg", None), (2, "A2", "/rel/a2.jpg", "relative_image_url")]
+    assert rows(CSV) == expected
+    assert rows(b"\xef\xbb\xbf" + CSV) == expected  # a spreadsheet's BOM
+    assert rows(gzip.compress(CSV)) == expected
+    jsonl = b'\n{"entity_id": "A1", "sku": "S1", "image_url": "https://shop.test/a1.jpg"}\n{"entity_id": "A2"}\n'
+    assert rows(jsonl) == [(1, "A1", "https://shop.test/a1.jpg", None), (2, "A2", "", "missing_image_url")]
+    base = ImportOptions(image_base_url="https://shop.test/media")
+    assert rows(CSV, base)[1] == (2, "A2", "https://shop.test/media/rel/a2.jpg", None)
+    renamed = ImportOptions(Columns("id", "code", "picture"))
+    renamed_csv = b"id,code,picture\n7,x,https://shop.test/7.jpg\n"
+    assert rows(renamed_csv, renamed) == [(1, "7", "https://shop.test/7.jpg", None)]
+    item = b'{"Item": {"entity_id": {"S": "7"}}}\n'  # a DynamoDB export line is the backfill's business
+    assert rows(item)[0][3] == "invalid_row"
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "says"),
+    [
+        (b"entity_id,image_url\n\xff,x\n", InvalidCatalog, "not UTF-8"),
+        (b"id,url\n1,x\n", InvalidCatalog, "name it with id_column"),
+        (b"entity_id,price\n1,2\n", InvalidCatalog, "name it with url_column"),
+        (gzip.compress(CSV)[:20], InvalidCatalog, "gzip"),
+    ],
+)
+def test_a_catalog_that_cannot_be_read_says_why(data: bytes, error: type, says: str) -> None:
+    with pytest.raises(error, match=says):
+        rows(data)
+
+
+def test_a_gzip_bomb_stops_at_the_text_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports_module, "MAX_TEXT_BYTES", 100_000)
+    bomb = gzip.compress(b"entity_id,image_url\n" + b"\n" * 10_000_000)  # 10 MB of nothing, 10 KB packed
+    assert len(bomb) < 20_000
+    with pytest.raises(CatalogTooLarge):
+        rows(bomb)
+
+
+def test_check_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidCatalog, match="empty"):
+        check_catalog(b"", ImportOptions(), 100)
+    with pytest.raises(CatalogTooLarge):
+        check_catalog(CSV, ImportOptions(), 10)
+    with pytest.raises(InvalidCatalog, match="no rows"):
+        check_catalog(b"entity_id,image_url\n\n", ImportOptions(), 100)
+    check_catalog(CSV, ImportOptions(), 1000)
+    assert count_rows(lambda: io.BytesIO(CSV), ImportOptions()) == 2  # type: ignore[arg-type, return-value]
+    monkeypatch.setattr(imports_module, "MAX_ROWS", 1)
+    with pytest.raises(CatalogTooLarge, match="more than 1 rows"):
+        count_rows(lambda: io.BytesIO(CSV), ImportOptions())  # type: ignore[arg-type, return-value]
+
+
+# -- the service and the job store -----------------------------------------------------------------
+
+
+class Starts:
+    def __init__(self) -> None:
+        self.started: list[tuple[str, JobStatus]] = []
+
+    def start(self, job: ImportJob) -> None:
+        self.started.append((job.job_id, job.status))
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> SqliteImportJobs:
+    return SqliteImportJobs(tmp_path / "imports.sqlite3")
+
+
+@pytest.fixture
+def service(jobs: SqliteImportJobs, tmp_path: Path) -> ImportService:
+    return ImportService(jobs, LocalCatalogFiles(tmp_path / "imports"), Starts(), max_catalog_bytes=10_000)
+
+
+def test_submitting_keeps_the_catalog_and_starts_the_job(service: ImportService) -> None:
+    job = service.submit_catalog(CSV, ImportOptions())
+    with service.catalogs.open(job.job_id) as kept:
+        assert kept.read() == CSV
+    assert service.starter.started == [(job.job_id, JobStatus.QUEUED)]  # type: ignore[attr-defined]
+    items = service.submit_items([{"entity_id": "B1", "image_url": "https://shop.test/b1.jpg"}],
+                                 ImportOptions(Columns("ignored")))  # fmt: skip
+    with service.catalogs.open(items.job_id) as kept:
+        assert json.loads(kept.read()) == {"entity_id": "B1", "sku": "", "image_url": "https://shop.test/b1.jpg"}
+    assert items.options.columns == Columns()  # items always have the standard names
+    with pytest.raises(NotFound):
+        service.get("not-a-job-id")
+
+
+def test_cancel_and_upload_follow_the_job_status(service: ImportService, jobs: SqliteImportJobs) -> None:
+    waiting = service.submit_for_upload(ImportOptions())
+    assert service.upload_target(waiting) is None  # no storage form locally: PUT to the API
+    queued = service.receive_catalog(waiting.job_id, CSV)
+    assert queued.status is JobStatus.QUEUED
+    with pytest.raises(Conflict, match="already given"):
+        service.receive_catalog(waiting.job_id, CSV)
+    assert service.cancel(waiting.job_id).status is JobStatus.CANCELLED
+    with pytest.raises(Conflict, match="nothing to cancel"):
+        service.cancel(waiting.job_id)
+
+    old = replace(service.submit_for_upload(ImportOptions()), job_id="f" * 32,
+                  created_at=(datetime.now(UTC) - timedelta(hours=2)).isoformat())  # fmt: skip
+    jobs.create(old)
+    expired = service.get(old.job_id)
+    assert expired.status is JobStatus.FAILED and "no catalog was uploaded" in (expired.error or "")
+
+
+def test_outcomes_are_counted_once_whatever_is_reported_again(jobs: SqliteImportJobs) -> None:
+    now = utc_now()
+    jobs.create(ImportJob("a" * 32, JobStatus.QUEUED, Source.UPLOAD, now, now))
+    assert jobs.transition("a" * 32, JobStatus.DONE, allowed_from={JobStatus.RUNNING}) is None
+    running = jobs.transition("a" * 32, JobStatus.RUNNING, allowed_from={JobStatus.QUEUED}, rows=5)
+    assert running is not None and running.started_at and running.rows == 5
+    fail = RowResult(3, Outcome.FAILED, "C", "https://x.test/c.jpg", "upstream_error", "HTTP 404")
+    jobs.record("a" * 32, [RowResult(1, Outcome.DONE), RowResult(2, Outcome.SKIPPED), fail])
+    job = jobs.record("a" * 32, [RowResult(1, Outcome.DONE), fail, RowResult(4, Outcome.DONE)])
+    assert (job.done, job.skipped, job.failed, job.complete) == (2, 1, 1, False)
+    assert jobs.failures("a" * 32, 10) == ([fail], None)
+    assert list(jobs.finished_rows("a" * 32, 5)) == [0, 1, 1, 1, 1, 0]
+    later = datetime.now(UTC) + timedelta(seconds=10)
+    assert job.rows_per_s(later) and job.eta_s(later)
+
+
+def test_recent_jobs_page_newest_first_and_old_finished_ones_are_pruned(jobs: SqliteImportJobs) -> None:
+    for i in range(5):
+        stamp = f"2025-01-0{i + 1}T00:00:00.000Z"
+        jobs.create(ImportJob(f"{i:032x}", JobStatus.DONE if i < 2 else JobStatus.QUEUED, Source.ITEMS, stamp, stamp))
+    first, position = jobs.recent(3)
+    assert [j.job_id[-1] for j in first] == ["4", "3", "2"] and position is not None
+    rest, last = jobs.recent(3, position)
+    assert [j.job_id[-1] for j in rest] == ["1", "0"] and last is None
+    assert sorted(jobs.prune(datetime(2025, 3, 1, tzinfo=UTC))) == [f"{0:032x}", f"{1:032x}"]  # not the queued
+    assert [j.job_id[-1] for j in jobs.runnable()] == ["2", "3", "4"]
+
+
+# -- kept pictures ----------------------------------------------------------------------------------
+
+
+def test_a_kept_picture_is_named_by_its_content_and_read_back_for_any_url_naming_it(tmp_path: Path) -> None:
+    picture = encode(product_image(1))
+    name = image_name(picture)
+    assert name.endswith(".jpg") and image_name(picture) == name
+    assert kept_name(f"https://api.test/v1/images/{name}") == name
+    assert kept_name(f"https://api.test/images/{name}?x=1") == name
+    assert kept_name("https://api.test/images/nothex.jpg") is None and kept_name("http://[::1") is None
+    store = LocalKeptImages(tmp_path)
+    store.put(name, picture)
+    inner = FakeFetcher({"https://shop.test/other.jpg": b"other"})
+    fetcher = KeptImagesFetcher(inner, store)
+    assert fetcher.fetch(f"http://anywhere.invalid/images/{name}") == picture
+    assert fetcher.fetch("https://shop.test/other.jpg") == b"other"
+    missing = f"https://shop.test/images/{'0' * 64}.jpg"  # named like a kept picture, but not kept: fetched
+    with pytest.raises(UpstreamError):
+        fetcher.fetch(missing)
+    assert inner.calls == ["https://shop.test/other.jpg", missing]
+
+
+# -- importing rows (the AWS worker's) --------------------------------------------------------------
+
+
+class Store(dict):
+    """A RecordStore that is a dict; `failing` makes every write fail."""
+
+    failing = False
+
+    def get_many(self, ids: list[str]) -> dict:
+        return {i: self[i] for i in ids if i in self}
+
+    def put_many(self, records: object) -> int:
+        from dupcheck.core.errors import StoreUnavailable
+
+        if self.failing:
+            raise StoreUnavailable("the table is throttling")
+        written = list(records)  # type: ignore[call-overload]
+        self.update((r.entity_id, r) for r in written)
+        return len(written)
+
+
+def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
+    from dupcheck.core.catalog import CatalogRow
+
+    pipeline = get_pipeline()
+    picture = encode(product_image(3))
+    url = "https://shop.test/3.jpg"
+    store = Store(OLD=build_record(pipeline, picture, entity_id="OLD", sku="S", image_url=url, max_pixels=10**8))
+    new, slow, gone = (f"https://shop.test/{name}.jpg" for name in ("new", "slow", "gone"))
+    fetcher = FakeFetcher({url: picture, new: picture}, errors={
+        slow: UpstreamTimeout("too slow"), gone: UpstreamStatusError("upstream answered HTTP 404", 404)})  # fmt: skip
+    importer = RowImporter(store, fetcher, pipeline, max_pixels=10**8)  # type: ignore[arg-type]
+    batch = [CatalogRow(1, "OLD", "S", url), CatalogRow(2, "OLD", "S2", url), CatalogRow(3, "NEW", "", new),
+             CatalogRow(4, "SLOW", "", slow), CatalogRow(5, "GONE", "", gone)]
+    results = importer.import_rows(batch, final=lambda row: False)
+    assert [getattr(r, "outcome", "retry") for r in results] == [Outcome.SKIPPED, Outcome.DONE, Outcome.DONE, "retry",
+                                                                  Outcome.FAILED]  # fmt: skip
+    assert isinstance(results[3], Retry) and results[4].code == "upstream_error"  # type: ignore[union-attr]
+    assert store["OLD"].sku == "S2" and "NEW" in store
+    assert fetcher.calls.count(url) == 0  # the stored picture was not downloaded again
+
+    last = importer.import_rows([batch[3]], final=lambda row: True)  # the last delivery: a failure
+    assert isinstance(last[0], RowResult) and last[0].code == "upstream_timeout"
+    store.failing = True
+    assert isinstance(importer.import_rows([CatalogRow(6, "W", "", url)], final=lambda row: False)[0], Retry)
