@@ -124,6 +124,12 @@ def _odd_median(values: np.ndarray) -> float:
     return float(np.partition(values, middle)[middle])
 
 
+def _odd_medians(values: np.ndarray) -> np.ndarray:
+    """`_odd_median` of each row of a stack (over the last axis, kept as an axis of one)."""
+    middle = values.shape[-1] // 2
+    return np.partition(values, middle, axis=-1)[..., middle : middle + 1]
+
+
 @cache
 def _hann(length: int) -> np.ndarray:
     """np.hanning without its end zeros; cached (pictures are at most work_size on a side)."""
@@ -377,7 +383,7 @@ class AlignedDualPHash:
         low = lumas @ weighted  # (n, 2, 64): whole and cut
         low_padded = lumas[:, 0] @ padded
         views_hashes = {
-            name: values > np.median(values[..., 1:], axis=-1, keepdims=True)
+            name: values > _odd_medians(values[..., 1:])
             for name, values in (
                 ("whole", low[:, 0]), ("cut", low[:, 1]), ("whole mirrored", low[:, 0] * mirror),
                 ("cut mirrored", low[:, 1] * mirror), ("padded", low_padded), ("padded mirrored", low_padded * mirror),

