@@ -16,7 +16,7 @@ from constructs import Construct
 
 from dupcheck.core.settings import Settings
 from infra.bundling import dupcheck_code
-from infra.components import Alarms, Api, HashTable, Imports, SearchDomain, StreamSync
+from infra.components import Alarms, Api, HashTable, Imports, SearchDomain, StreamSync, ThumbnailBucket
 
 CONTEXT_PREFIX = "dupcheck:"
 SERVICE_NAME = "dupcheck"
@@ -100,13 +100,14 @@ def _camel(name: str) -> str:
 
 
 class DupcheckStack(Stack):
-    """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch;
-    imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table."""
+    """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch + thumbnails;
+    imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table + thumbnails."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DupcheckConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
         hashes = HashTable(self, "HashTable")
+        thumbnails = ThumbnailBucket(self, "Thumbnails")
         search = SearchDomain(
             self,
             "SearchDomain",
@@ -120,7 +121,10 @@ class DupcheckStack(Stack):
         )
 
         env = function_environment(
-            config=config, table_name=hashes.table.table_name, opensearch_endpoint=search.endpoint
+            config=config,
+            table_name=hashes.table.table_name,
+            opensearch_endpoint=search.endpoint,
+            thumbnail_bucket=thumbnails.bucket.bucket_name,
         )
         code = dupcheck_code()  # one asset, bound by every function
         imports = Imports(
@@ -139,9 +143,12 @@ class DupcheckStack(Stack):
         )
         sync = StreamSync(self, "StreamSync", code=code, environment=env, table=hashes.table)
 
-        # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them;
-        # stream_sync's stream read and DLQ send come with its event source mapping.
+        # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them,
+        # with their thumbnails; stream_sync's stream read and DLQ send come with its event
+        # source mapping (it never touches thumbnails).
         hashes.table.grant_read_write_data(api.function)
+        thumbnails.grant_read_write_delete(_role(api.function))
+        thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
         imports.grant_api(api.function)
         search.allow_roles(_role(api.function), _role(sync.function))
 
@@ -166,6 +173,12 @@ class DupcheckStack(Stack):
             "--query value --output text",
         )
         CfnOutput(self, "TableName", value=hashes.table.table_name)
+        CfnOutput(
+            self,
+            "ThumbnailBucketName",
+            value=thumbnails.bucket.bucket_name,
+            description="DUPCHECK_THUMBNAIL_BUCKET for the tools (backfill, reindex, import, export)",
+        )
         CfnOutput(self, "SearchDomainEndpoint", value=search.endpoint)
         CfnOutput(self, "DeadLetterQueueUrl", value=sync.dlq.queue_url)
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
@@ -174,13 +187,14 @@ class DupcheckStack(Stack):
 
 
 def function_environment(
-    *, config: DupcheckConfig, table_name: str, opensearch_endpoint: str
+    *, config: DupcheckConfig, table_name: str, opensearch_endpoint: str, thumbnail_bucket: str
 ) -> dict[str, str]:
     """The environment both functions share; `DUPCHECK_*` names come from Settings."""
     env = {
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",
         Settings.env_name("table_name"): table_name,
+        Settings.env_name("thumbnail_bucket"): thumbnail_bucket,
         Settings.env_name("opensearch_endpoint"): opensearch_endpoint,
         Settings.env_name("opensearch_index"): config.opensearch_index,
         Settings.env_name("log_level"): config.log_level,

@@ -14,8 +14,9 @@ writes
     out/queries/<stem>__<kind>.<ext> transformed copies of catalog pictures, held-out pictures
                                     and colour variants
     out/truth.csv                   query,expected,kind,source  (`expected` empty: no duplicate
-                                    exists in the catalog; `source`: the picture the query was
-                                    made from, which queries of one source are copies of)
+                                    exists; `source`: the original the query was made from, which
+                                    queries of one source are copies of: `evaluate --all-pairs`
+                                    and `evaluate-duplicates` group by it)
 
 Every random choice comes from a generator seeded with (seed, source file, kind), so the same
 seed and originals give byte-identical files and truth on any machine with the same Pillow.

@@ -9,10 +9,13 @@ served without a key as this checkout has them), registers one image, waits
 until stream sync has indexed it (find_similar reports it as a duplicate of itself, by URL,
 with the old prototype's trailing slash, and as an upload), deletes it, and waits until it is
 gone; then imports a one-row catalog through POST /imports (on AWS: the catalog in S3, its event,
-the dispatcher, the rows queue and the worker) and waits for the job to be done.
+the dispatcher, the rows queue and the worker) and waits for the job to be done. Given the
+thumbnail bucket (the `ThumbnailBucketName` output, read with the operator's own AWS
+credentials), it also checks that registering kept the item's thumbnail there, that deleting
+removed it, and that the import kept its row's: the look-alike check's grants (docs/deploy.md).
 
     python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/v1 \
-        --api-key "$API_KEY" [--image-url URL] [--timeout 120]
+        --api-key "$API_KEY" [--image-url URL] [--timeout 120] [--thumbnail-bucket NAME]
 
 `--image-url` must be a public JPEG/PNG the deployed fetcher may reach (allowed hosts, size
 limits). The default is Wikimedia Commons' long-lived "JPEG example flower" file; pass another
@@ -35,6 +38,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from dupcheck.adapters.s3_thumbnails import thumbnail_key
 
 DEFAULT_IMAGE_URL = "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
@@ -157,6 +162,15 @@ def run(args: argparse.Namespace) -> bool:
         body = expect(api.call("GET", f"/items/{entity_id}"), 200)
         return f"hash={body.get('hash')}"
 
+    def thumbnail(kept: bool, item: str = entity_id) -> Callable[[], str]:
+        def check() -> str:
+            where = f"s3://{args.thumbnail_bucket}/{thumbnail_key(item)}"
+            if thumbnail_in(args.thumbnail_bucket, item) != kept:
+                raise StepFailed(f"{where} is {'missing' if kept else 'still there'}")
+            return f"{where} {'kept' if kept else 'deleted'}"
+
+        return check
+
     def find(present: bool) -> Callable[[], str]:
         def matches() -> list[dict[str, Any]]:
             body = expect(
@@ -212,6 +226,8 @@ def run(args: argparse.Namespace) -> bool:
         if (job["rows"], job["done"], job["failed"]) != (1, 1, 0):
             raise StepFailed(f"the import counted {job}")
         expect(api.call("GET", f"/items/{imported}"), 200)
+        if args.thumbnail_bucket:  # the import worker's own grant on the bucket (AWS)
+            thumbnail(kept=True, item=imported)()
         return f"job {job['job_id']} done after {attempts} poll(s): the row is stored"
 
     try:
@@ -222,9 +238,13 @@ def run(args: argparse.Namespace) -> bool:
         step("405 with Allow, HEAD", methods)
         step("POST /items", register)
         step("GET /items/{id}", get_item)
+        if args.thumbnail_bucket:
+            step("the thumbnail is in the bucket", thumbnail(kept=True))
         step("find_similar sees the duplicate", find(present=True))
         step("trailing slash and upload", old_clients_and_uploads)
         step("DELETE /items/{id}", delete)
+        if args.thumbnail_bucket:
+            step("the thumbnail is deleted", thumbnail(kept=False))
         step("find_similar no longer sees it", find(present=False))
         step("GET /items/{id} is 404", gone)
         step("POST /imports: a one-row catalog", import_catalog)
@@ -239,6 +259,20 @@ def run(args: argparse.Namespace) -> bool:
                 except requests.RequestException as exc:
                     print(f"cleanup: could not delete {item}: {exc}")
     return ok
+
+
+def thumbnail_in(bucket: str, entity_id: str) -> bool:
+    """Whether the thumbnail store's bucket holds `entity_id`'s thumbnail (HeadObject)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    try:
+        boto3.client("s3").head_object(Bucket=bucket, Key=thumbnail_key(entity_id))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise StepFailed(f"cannot read the bucket {bucket}: {exc}") from exc
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for stream sync"
     )
     parser.add_argument("--keep", action="store_true", help="do not delete the test item when a step fails")
+    parser.add_argument(
+        "--thumbnail-bucket",
+        help="the ThumbnailBucketName output: also check the item's thumbnail is kept there and deleted "
+        "with it (needs AWS credentials that may read the bucket)",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     ok = run(args)

@@ -6,5 +6,6 @@ from infra.components.hash_table import HashTable
 from infra.components.imports import Imports
 from infra.components.search_domain import SearchDomain
 from infra.components.stream_sync import StreamSync
+from infra.components.thumbnail_bucket import ThumbnailBucket
 
-__all__ = ["Alarms", "Api", "HashTable", "Imports", "SearchDomain", "StreamSync"]
+__all__ = ["Alarms", "Api", "HashTable", "Imports", "SearchDomain", "StreamSync", "ThumbnailBucket"]

@@ -7,13 +7,17 @@ stores here too.
 
 from __future__ import annotations
 
+import logging
+
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportJob, ImportService, ImportStarter
 from dupcheck.core.kept_images import KeptImages, KeptImagesFetcher
-from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore
+from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.service import DupcheckService, Observer
 from dupcheck.core.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
 
 # A catalog is up to DUPCHECK_MAX_CATALOG_BYTES: give its download more time than an image's.
 CATALOG_FETCH_DEADLINE_S = 300.0
@@ -30,6 +34,22 @@ def build_store(settings: Settings) -> RecordStore:
     from dupcheck.adapters.sqlite_store import SqliteRecordStore
 
     return SqliteRecordStore(settings.sqlite_path)
+
+
+def build_thumbnails(settings: Settings) -> ThumbnailStore | None:
+    """Where thumbnails live beside the records: a SQLite file in the data dir, or the S3 bucket
+    of a DynamoDB deployment (None without one: no thumbnails are kept and the look-alike check
+    is off, which is logged)."""
+    if settings.store == "dynamodb":
+        if not settings.thumbnail_bucket:
+            log.warning("no thumbnail bucket (DUPCHECK_THUMBNAIL_BUCKET): the look-alike check is off")
+            return None
+        from dupcheck.adapters.s3_thumbnails import S3Thumbnails
+
+        return S3Thumbnails.from_settings(settings)
+    from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
+
+    return SqliteThumbnails(settings.thumbnails_path)
 
 
 def build_index(
@@ -147,6 +167,7 @@ def build_service(
     pipeline: HashPipeline | None = None,
     observe: Observer | None = None,
     load_index: bool = True,
+    thumbnails: ThumbnailStore | None = None,
 ) -> DupcheckService:
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)
@@ -156,6 +177,7 @@ def build_service(
         index=index,
         fetcher=fetcher or build_fetcher(settings),
         pipeline=pipeline,
+        thumbnails=thumbnails if thumbnails is not None else build_thumbnails(settings),
         max_pixels=settings.max_image_pixels,
         default_top=settings.default_top,
         reports=build_reports(settings),
@@ -181,9 +203,13 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     )
 
 
-def build_row_importer(settings: Settings, *, store: RecordStore | None = None) -> RowImporter:
-    """What the import worker imports rows with: the record store, the safe fetcher, the pipeline."""
+def build_row_importer(
+    settings: Settings, *, store: RecordStore | None = None, thumbnails: ThumbnailStore | None = None
+) -> RowImporter:
+    """What the import worker imports rows with: the record store and the thumbnails beside it,
+    the safe fetcher, the pipeline."""
     return RowImporter(
         store=store or build_store(settings), fetcher=build_fetcher(settings), pipeline=get_pipeline(),
         max_pixels=settings.max_image_pixels,
+        thumbnails=thumbnails if thumbnails is not None else build_thumbnails(settings),
     )

@@ -2,7 +2,7 @@
 
 Hashing is CPU-bound and Python threads share one core, so backfill hashes in a process pool
 while its download threads wait on the network. A worker needs only the pipeline (no store,
-index or fetcher): `build_record` is the same function the API's register uses.
+index or fetcher): `build_entry` is the same function the API's register uses.
 
 This module sits outside the `backfill` package on purpose: a spawned process imports the
 package of the function it runs, and `backfill` brings the stores and pydantic settings, which
@@ -16,10 +16,10 @@ from typing import Any
 
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.service import build_record
+from dupcheck.core.service import build_entry
 from dupcheck_tools.worker_process import start_worker
 
-Outcome = tuple[str, Any]  # ("ok", HashRecord) or ("error", (code, message))
+Outcome = tuple[str, Any]  # ("ok", Entry: the record and its thumbnail) or ("error", (code, message))
 
 _pipeline: HashPipeline | None = None
 _max_pixels = 0
@@ -35,10 +35,10 @@ def init_worker(algo: str, max_pixels: int, niceness: int = 0) -> None:
 
 
 def hash_row(pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:
-    """One row's record, or its failure (never raises: one bad image must not end a run)."""
+    """One row's record and thumbnail, or its failure (never raises: one bad image must not end a run)."""
     try:
-        record = build_record(pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=max_pixels)
-        return "ok", record
+        entry = build_entry(pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=max_pixels)
+        return "ok", entry
     except DupcheckError as exc:
         return "error", (exc.code, exc.message)
     except Exception as exc:  # noqa: BLE001 - reported as this row's failure, never a crash

@@ -4,10 +4,12 @@
     python -m dupcheck import catalog.jsonl[.gz] [--target local|dynamodb] [--overwrite]
 
 One JSON object per line, with the fields `GET /items/{id}?include=features` returns
-(`entity_id, sku, image_url, hash, hash_algo, updated_at, features` with base64 values): a
-backup, a way to move a catalog between the embedded store and AWS, and how benchmarks build
-large stores. Nothing is downloaded or re-hashed: a record is imported as it was exported
-(`reindex` upgrades records of an older pipeline afterwards).
+(`entity_id, sku, image_url, hash, hash_algo, updated_at, features` with base64 values), and
+`thumbnail` (base64) when the thumbnail store keeps one for the record: a backup, a way to move
+a catalog between the embedded store and AWS, and how benchmarks build large stores. Nothing is
+downloaded or re-hashed: a record is imported as it was exported, its thumbnail written before
+it (`reindex` upgrades records of an older pipeline afterwards, and re-hashes those whose
+thumbnail a file did not carry).
 
 Import is idempotent and keeps the newest version of each record, as if the file were written
 line by line: a record the store holds with a later `updated_at` is kept (`kept_newer`), an
@@ -38,13 +40,14 @@ import msgspec
 from tqdm import tqdm
 
 from dupcheck.core.ids import id_problem
-from dupcheck.core.models import HashRecord, HashValue, PutCounts, utc_now, written_after
-from dupcheck.core.ports import NewestPuts, RecordStore
+from dupcheck.core.models import Entry, HashRecord, HashValue, PutCounts, features_to_text, utc_now, written_after
+from dupcheck.core.ports import NewestPuts, RecordStore, ThumbnailStore
 from dupcheck_tools.backfill import FailureLog
 from dupcheck_tools.catalog import CatalogError, CatalogRow, local_catalog
 from dupcheck_tools.exit_codes import ExitCode
 
 BATCH = 10_000  # records per write: one SQLite transaction, far below the change log's 100,000
+EXPORT_BATCH = 500  # records per read of their thumbnails (one request each on S3, in parallel)
 
 
 def _open(path: Path, mode: str, *, named: Path | None = None) -> IO[str]:
@@ -71,9 +74,15 @@ class ExportSummary:
 
 
 def export_records(
-    store: RecordStore, out: Path, *, segments: int = 4, progress: bool = False
+    store: RecordStore,
+    out: Path,
+    *,
+    segments: int = 4,
+    progress: bool = False,
+    thumbnails: ThumbnailStore | None = None,
 ) -> ExportSummary:
-    """Every record of `store`, one JSON object per line, into `out` (whole or not at all)."""
+    """Every record of `store` (and its thumbnail, from `thumbnails`), one JSON object per line,
+    into `out` (whole or not at all)."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     summary = ExportSummary(out=str(out))
@@ -81,10 +90,16 @@ def export_records(
     bar = tqdm(total=store.approximate_count(), unit="rec", desc="export", disable=not progress, dynamic_ncols=True)
     try:
         with _open(partial, "w", named=out) as file:
-            for record in store.scan(segments):
-                file.write(json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
-                summary.records += 1
-                bar.update()
+            records = iter(store.scan(segments))
+            while batch := list(itertools.islice(records, EXPORT_BATCH)):
+                kept = thumbnails.get_many([r.entity_id for r in batch]) if thumbnails is not None else {}
+                for record in batch:
+                    line = record.to_dict()
+                    if record.entity_id in kept:
+                        line["thumbnail"] = features_to_text({"thumbnail": kept[record.entity_id]})["thumbnail"]
+                    file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+                summary.records += len(batch)
+                bar.update(len(batch))
     except KeyboardInterrupt:
         summary.interrupted = True
         partial.unlink(missing_ok=True)
@@ -139,14 +154,15 @@ class _Line(msgspec.Struct, forbid_unknown_fields=True):
     hash_algo: str = ""
     updated_at: str | None = None
     features: dict[str, bytes] | None = None
+    thumbnail: bytes | None = None  # present when the thumbnail store kept one for the record
 
 
 _DECODE_LINE = msgspec.json.Decoder(_Line).decode
 _FIELDS = ", ".join(_Line.__struct_fields__)
 
 
-def parse_line(line: bytes | str) -> HashRecord:
-    """One line of an export file -> a record, or BadLine saying why not."""
+def parse_line(line: bytes | str) -> Entry:
+    """One line of an export file -> a record and its thumbnail, or BadLine saying why not."""
     try:
         data = _DECODE_LINE(line)
     except msgspec.ValidationError as exc:  # JSON, but not a record's fields
@@ -163,9 +179,10 @@ def parse_line(line: bytes | str) -> HashRecord:
         hash_value = HashValue.from_hex(data.hash)
     except ValueError as exc:
         raise BadLine("invalid_record", str(exc), **named) from None
-    return HashRecord(entity_id=data.entity_id, sku=data.sku or "", image_url=data.image_url or "", hash=hash_value,
-                      hash_algo=data.hash_algo, updated_at=data.updated_at or utc_now(),
-                      features=data.features or {})  # fmt: skip
+    record = HashRecord(entity_id=data.entity_id, sku=data.sku or "", image_url=data.image_url or "", hash=hash_value,
+                        hash_algo=data.hash_algo, updated_at=data.updated_at or utc_now(),
+                        features=data.features or {})  # fmt: skip
+    return Entry(record, data.thumbnail or b"")
 
 
 def _named(line: bytes | str) -> dict[str, str]:
@@ -187,8 +204,10 @@ def import_records(
     overwrite: bool = False,
     progress: bool = False,
     region: str | None = None,
+    thumbnails: ThumbnailStore | None = None,
 ) -> ImportSummary:
-    """Library entry point of `import` (source: a path, .gz or not, or an s3:// URI)."""
+    """Library entry point of `import` (source: a path, .gz or not, or an s3:// URI); the lines'
+    thumbnails go to `thumbnails` (None: the file's thumbnails are not kept)."""
     summary = ImportSummary(source=str(source), failures_file=str(failures))
     started = time.monotonic()
     failure_log = FailureLog(failures)
@@ -201,7 +220,7 @@ def import_records(
             try:
                 with open(path, "rb") as raw, _lines(raw, path) as lines:
                     batches = _batches(_records(lines, summary, failure_log), raw, bar)
-                    _write_behind(store, batches, summary, overwrite)
+                    _write_behind(store, thumbnails, batches, summary, overwrite)
             except KeyboardInterrupt:
                 summary.interrupted = True
             finally:
@@ -222,7 +241,7 @@ def _lines(raw: IO[bytes], path: Path) -> IO[bytes]:
     return raw
 
 
-def _records(lines: IO[bytes], summary: ImportSummary, failures: FailureLog) -> Iterator[HashRecord]:
+def _records(lines: IO[bytes], summary: ImportSummary, failures: FailureLog) -> Iterator[Entry]:
     for number, line in enumerate(lines, start=1):
         summary.lines = number
         if not line.strip():
@@ -234,22 +253,28 @@ def _records(lines: IO[bytes], summary: ImportSummary, failures: FailureLog) -> 
             summary.by_reason[bad.code] = summary.by_reason.get(bad.code, 0) + 1
 
 
-def _batches(records: Iterator[HashRecord], raw: IO[bytes], bar: Any) -> Iterator[list[HashRecord]]:
+def _batches(entries: Iterator[Entry], raw: IO[bytes], bar: Any) -> Iterator[list[Entry]]:
     """BATCH records at a time; the bar follows the bytes read of the file (compressed, for .gz)."""
     done = 0
-    while batch := list(itertools.islice(records, BATCH)):
+    while batch := list(itertools.islice(entries, BATCH)):
         bar.update(raw.tell() - done)
         done = raw.tell()
         yield batch
     bar.update(raw.tell() - done)  # what followed the last record: blank or failed lines
 
 
-def _write_behind(store: RecordStore, batches: Iterator[list[HashRecord]], summary: ImportSummary,
-                  overwrite: bool) -> None:  # fmt: skip
+def _write_behind(store: RecordStore, thumbnails: ThumbnailStore | None, batches: Iterator[list[Entry]],
+                  summary: ImportSummary, overwrite: bool) -> None:  # fmt: skip
     """Each batch is written by a thread of its own while the next one is parsed (SQLite works
     without the GIL, DynamoDB waits on the network); at most one more batch waits its turn. On
     an interrupt or an error, batches not started are dropped and the one being written ends."""
-    put = store.put_newest if isinstance(store, NewestPuts) else functools.partial(put_newest_by_reading, store)
+    put_records = store.put_newest if isinstance(store, NewestPuts) else functools.partial(put_newest_by_reading, store)
+
+    def put(entries: list[Entry], *, overwrite: bool) -> PutCounts:
+        if thumbnails is not None:  # before the records (DupcheckService.save says why)
+            _put_thumbnails(store, thumbnails, entries, overwrite=overwrite)
+        return put_records([entry.record for entry in entries], overwrite=overwrite)
+
     pending: collections.deque[Future[PutCounts]] = collections.deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dupcheck-import-writer") as writer:
         try:
@@ -269,6 +294,28 @@ def _count(summary: ImportSummary, counts: PutCounts) -> None:
     summary.imported += counts.written
     summary.unchanged += counts.unchanged
     summary.kept_newer += counts.kept_newer
+
+
+def _put_thumbnails(store: RecordStore, thumbnails: ThumbnailStore, entries: list[Entry], *, overwrite: bool) -> None:
+    """The thumbnails of the lines whose records the store will hold, by the rule the write
+    applies: a record the store holds in a later version keeps its own thumbnail (the same record
+    gets its line's, which it may lack). Only lines that carry a thumbnail are looked up (an
+    export of v3 records has none: nothing is read)."""
+    carrying = [entry for entry in entries if entry.thumbnail]
+    if not carrying:
+        return
+    current = {} if overwrite else store.get_many(list(dict.fromkeys(e.record.entity_id for e in carrying)))
+    winners: dict[str, bytes] = {}
+    for entry in entries:  # in order: a later line of an id meets the earlier one, as the records do
+        record, held = entry.record, current.get(entry.record.entity_id)
+        if overwrite or held is None or not written_after(held.updated_at, record.updated_at):
+            current[record.entity_id] = record
+            if entry.thumbnail:
+                winners[record.entity_id] = entry.thumbnail
+            else:
+                winners.pop(record.entity_id, None)
+    if winners:
+        thumbnails.put_many(winners)
 
 
 def put_newest_by_reading(store: RecordStore, records: Sequence[HashRecord], *, overwrite: bool = False) -> PutCounts:

@@ -6,9 +6,11 @@ For recovery (the index was lost or drifted) and after a hash-pipeline change:
 
 1. count store records and index documents (before);
 2. every record whose `hash_algo` is not the current pipeline's is upgraded: converted in
-   place when only the stored form changed (`HashPipeline.upgrade`: v2 -> v3 compresses the
-   views, no download), otherwise re-hashed from its image_url through the backfill engine
-   (same downloads, retries, hashing processes, batched writes, failures file);
+   place when only the stored form changed (`HashPipeline.upgrade`), otherwise re-hashed from
+   its image_url through the backfill engine (same downloads, retries, hashing processes,
+   batched writes, failures file); so is every record of the current pipeline whose thumbnail
+   is missing from the thumbnail store (an import of a file without thumbnails, a write that
+   failed halfway): v2 and v3 records are re-hashed into v4 with their thumbnails;
 3. rebuild the index from the store: local = the in-process index loaded from SQLite (what
    the local server does at start) and checked by searching a sample of records; dynamodb =
    a parallel DynamoDB scan bulk-upserted into OpenSearch (or any HashIndex passed in);
@@ -29,10 +31,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dupcheck.bootstrap import build_index
+from dupcheck.bootstrap import build_index, build_thumbnails
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import HashRecord
-from dupcheck.core.ports import HashIndex, ImageFetcher, ProvisionedIndex, RecordStore
+from dupcheck.core.ports import HashIndex, ImageFetcher, ProvisionedIndex, RecordStore, ThumbnailStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Backfill, BackfillOptions, BackfillSummary, FailureLog, Target
 from dupcheck_tools.catalog import CatalogRow
@@ -84,10 +86,13 @@ def reindex(
     fetcher: ImageFetcher | None = None,
     pipeline: HashPipeline | None = None,
     segments: int = 4,
+    thumbnails: ThumbnailStore | None = None,
 ) -> ReindexReport:
     """Library entry point. `index` None builds the target's index from settings (local: the
-    in-process index loaded from SQLite; dynamodb: OpenSearch)."""
+    in-process index loaded from SQLite; dynamodb: OpenSearch); `thumbnails` None, the target's
+    thumbnail store."""
     pipeline = pipeline or get_pipeline()
+    thumbnails = thumbnails if thumbnails is not None else build_thumbnails(settings)
     options = options or BackfillOptions()
     report = ReindexReport(target=target, hash_algo=pipeline.algo)
     local = index is None and target == "local"
@@ -104,19 +109,21 @@ def reindex(
 
     # 2. upgrade records of another pipeline: converted where the pipeline can, re-hashed through
     # the backfill engine otherwise (none to re-hash: no engine, no bar)
-    converted = _Converter(store, pipeline)
+    converted = _Converter(store, pipeline, thumbnails)
     failure_log = FailureLog(failures)
     try:
         stale = converted.needing_images(store.scan(segments))
         first = next(stale, None)
         summary = BackfillSummary(hash_algo=pipeline.algo, failures_file=str(failures))
         if first is not None:
-            engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options, algo=pipeline.algo)
+            engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options, algo=pipeline.algo,
+                              thumbnails=thumbnails)  # fmt: skip
             summary = engine.run(iter_rows(itertools.chain([first], stale)))
     finally:
         failure_log.close()
     report.rehash = {
         "converted": converted.count,
+        "missing_thumbnails": converted.missing_thumbnails,
         **{k: summary.to_dict()[k] for k in ("rows", "done", "failed", "skipped", "elapsed_s", "failures_file")},
     }
     if summary.interrupted:
@@ -176,17 +183,24 @@ def reindex(
 
 class _Converter:
     """Records of another pipeline that the current one converts without their image (a new
-    stored form of the same hashes) are written back in batches; the rest pass through."""
+    stored form of the same hashes) are written back in batches; the rest pass through, and so
+    do the current pipeline's records whose thumbnail is missing."""
 
     BATCH = 500
 
-    def __init__(self, store: RecordStore, pipeline: HashPipeline) -> None:
-        self.store, self.pipeline, self.count = store, pipeline, 0
+    def __init__(self, store: RecordStore, pipeline: HashPipeline, thumbnails: ThumbnailStore | None) -> None:
+        self.store, self.pipeline, self.thumbnails = store, pipeline, thumbnails
+        self.count = self.missing_thumbnails = 0
 
     def needing_images(self, records: Iterable[HashRecord]) -> Iterator[HashRecord]:
         batch: list[HashRecord] = []
+        current: list[HashRecord] = []
         for record in records:
             if record.hash_algo == self.pipeline.algo:
+                current.append(record)
+                if len(current) >= self.BATCH:
+                    yield from self._without_thumbnail(current)
+                    current = []
                 continue
             upgraded = self.pipeline.upgrade(record)
             if upgraded is None:
@@ -198,6 +212,14 @@ class _Converter:
                 batch = []
         if batch:
             self.count += self.store.put_many(batch)
+        yield from self._without_thumbnail(current)
+
+    def _without_thumbnail(self, records: list[HashRecord]) -> list[HashRecord]:
+        if not records or self.thumbnails is None or not self.pipeline.keeps_thumbnails:
+            return []
+        missing = self.thumbnails.missing([r.entity_id for r in records])
+        self.missing_thumbnails += len(missing)
+        return [r for r in records if r.entity_id in missing]
 
 
 def _verify(index: HashIndex, store: RecordStore, pipeline: HashPipeline, report: ReindexReport) -> int:

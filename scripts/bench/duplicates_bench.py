@@ -54,7 +54,8 @@ def dev_records(work: Path) -> Path:
                         str(SHARED / "images"), "--out", str(bench), "--quiet", "--colour-variants",
                         str(SHARED / "colour_variants.csv"), str(SHARED / "colour_variants")], check=True)  # fmt: skip
     from dupcheck.core.hashing import get_pipeline
-    from dupcheck.core.service import build_record
+    from dupcheck.core.models import features_to_text
+    from dupcheck.core.service import build_entry
     from dupcheck_tools.evaluation.duplicates import NEGATIVE_KINDS, choose_copies, read_sources
 
     rows = read_sources(bench / "truth.csv")
@@ -64,9 +65,12 @@ def dev_records(work: Path) -> Path:
     with records.with_suffix(".partial").open("w") as out:
         for path in files:
             url = f"https://cdn.shop.example/dev/{path.name}"
-            record = build_record(pipeline, path.read_bytes(), entity_id=f"dev-{path.stem}", sku=path.stem,
-                                  image_url=url, max_pixels=40_000_000)  # fmt: skip
-            out.write(json.dumps(record.to_dict(), separators=(",", ":")) + "\n")
+            entry = build_entry(pipeline, path.read_bytes(), entity_id=f"dev-{path.stem}", sku=path.stem,
+                                image_url=url, max_pixels=40_000_000)  # fmt: skip
+            line = entry.record.to_dict()
+            if entry.thumbnail:  # as `export` writes it: import keeps it beside the record
+                line["thumbnail"] = features_to_text({"thumbnail": entry.thumbnail})["thumbnail"]
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
     records.with_suffix(".partial").replace(records)
     return records
 

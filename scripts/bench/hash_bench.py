@@ -8,10 +8,14 @@
    Pillow's share of a record, the C work its bits are made of (the JPEG decode at draft scale,
    the 160 px thumbnail and the six small resizes of the hashes and views): what no change to
    the Python steps can go below without changing the stored bits.
-2. Verification: half the photos are indexed; each query (a 9% crop of an indexed photo,
-   recompressed, or a held-out photo: a new product) is judged against the candidates the
-   index returns for it (the service's `candidate_pool`). Median and 90th percentile per
-   query: look-alikes cost more (their alignment is retried with the query turned).
+2. Verification: half the photos are indexed (records and thumbnails, the thumbnails in a
+   SqliteThumbnails file as the local service keeps them); each query (a 9% crop of an indexed
+   photo, recompressed, or a held-out photo: a new product) is judged against the candidates the
+   index returns for it (the service's `candidate_pool`), query by query twice in turn: with the
+   look-alike check (the thumbnails of the candidates the views pass are read and looked at,
+   core/lookalike.py: what the service does) and on the views alone (as before the check).
+   Median and 90th percentile per query: look-alikes cost more (their alignment is retried with
+   the query turned).
 
     .venv/bin/python scripts/bench/hash_bench.py [--images DIR] [--limit 200]
         [--screened N --verified N]   # another candidate setting than the default's, to compare
@@ -24,6 +28,7 @@ import io
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +36,7 @@ import imagehash
 from PIL import Image
 
 from dupcheck.adapters.local_index import LocalHashIndex
+from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import HashRecord
 from dupcheck.core.verification import Views
@@ -139,20 +145,29 @@ def main() -> None:
 
     indexed, held_out = images[::2], images[1::2]
     index = LocalHashIndex(pipeline.index_bits)
+    thumbnails = SqliteThumbnails(Path(tempfile.mkdtemp(prefix="hash-bench-")) / "thumbnails.sqlite3")
     records = {}
     for i, data in enumerate(indexed):
         fp = pipeline.fingerprint_bytes(data, max_pixels=MAX_PIXELS, for_query=False)
         records[f"E{i}"] = HashRecord(f"E{i}", "", "", fp.hash, fp.algo, features=dict(fp.features))
         index.upsert(records[f"E{i}"])
-    copies = [fingerprint(cropped_copy(data)) for data in indexed]
-    new_products = [fingerprint(data) for data in held_out]
+        if fp.thumbnail:
+            thumbnails.put_many({f"E{i}": fp.thumbnail})
+    # Each query twice, one fingerprint for each way: a probe keeps the turns it made.
+    copies = [(fingerprint(copy), fingerprint(copy)) for copy in map(cropped_copy, indexed)]
+    new_products = [(fingerprint(data), fingerprint(data)) for data in held_out]
     pool = pipeline.candidate_pool(5)
 
-    def judge(query) -> None:  # noqa: ANN001
-        hits = index.search(query.search_hashes, pool)
-        pipeline.judge(query, [(records[h.entity_id], h.distance) for h in hits])
+    def judge(queries) -> None:  # noqa: ANN001 - with the look-alike check, as the service judges
+        hits = index.search(queries[0].search_hashes, pool)
+        pipeline.judge(queries[0], [(records[h.entity_id], h.distance) for h in hits], thumbnails.get_many)
 
-    copy_ms, new_ms = timings_ms(judge, copies), timings_ms(judge, new_products)
+    def judge_views_only(queries) -> None:  # noqa: ANN001 - as before the check
+        hits = index.search(queries[1].search_hashes, pool)
+        pipeline.judge(queries[1], [(records[h.entity_id], h.distance) for h in hits])
+
+    copy_ms, copy_views_ms = interleaved_ms([judge, judge_views_only], copies)
+    new_ms, new_views_ms = interleaved_ms([judge, judge_views_only], new_products)
     results = {
         "images": f"{len(images)} from {source}, median {megapixels:.2f} MP",
         "pipeline": pipeline.algo,
@@ -173,6 +188,17 @@ def main() -> None:
         "verification_p90_ms_new_product_query": round(p90(new_ms), 2),
         "verification_mean_ms_copy_query": round(statistics.fmean(copy_ms), 2),
         "verification_mean_ms_new_product_query": round(statistics.fmean(new_ms), 2),
+        # The same queries on the views alone (before the look-alike check), in the same run.
+        "views_only_median_ms_copy_query": round(statistics.median(copy_views_ms), 2),
+        "views_only_p90_ms_copy_query": round(p90(copy_views_ms), 2),
+        "views_only_median_ms_new_product_query": round(statistics.median(new_views_ms), 2),
+        "views_only_p90_ms_new_product_query": round(p90(new_views_ms), 2),
+        "check_p90_new_product_to_views_only_median": round(p90(new_ms) / statistics.median(new_views_ms), 2),
+        "check_p90_new_product_to_views_only_p90": round(p90(new_ms) / p90(new_views_ms), 2),
+        "check_median_copy_to_views_only_median": round(
+            statistics.median(copy_ms) / statistics.median(copy_views_ms), 2
+        ),
+        "check_p90_copy_to_views_only_p90": round(p90(copy_ms) / p90(copy_views_ms), 2),
         # The machine's speed drifts between runs: verification against the same-run baseline.
         "verification_median_new_product_to_baseline": round(statistics.median(new_ms) / theirs, 2),
     }

@@ -99,15 +99,15 @@ def edited_copy(image: Image.Image) -> Image.Image:
 
 def real_records(files: list[Path]) -> list[dict[str, object]]:
     from dupcheck.core.hashing import get_pipeline
-    from dupcheck.core.service import build_record
+    from dupcheck.core.service import build_entry
 
     pipeline = get_pipeline()
     records = []
     for path in files:
-        record = build_record(pipeline, path.read_bytes(), entity_id=f"real-{path.stem}", sku=path.stem.upper(),
-                              image_url=f"https://cdn.shop.example/media/catalog/product/{path.name}",
-                              max_pixels=40_000_000)  # fmt: skip
-        records.append(record.to_dict())
+        entry = build_entry(pipeline, path.read_bytes(), entity_id=f"real-{path.stem}", sku=path.stem.upper(),
+                            image_url=f"https://cdn.shop.example/media/catalog/product/{path.name}",
+                            max_pixels=40_000_000)  # fmt: skip
+        records.append(entry.record.to_dict())  # the index and the store's scale: thumbnails are not measured here
     return records
 
 

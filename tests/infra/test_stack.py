@@ -20,6 +20,8 @@ from infra.stack import DupcheckConfig
 
 FIND_SIMILAR_HANDLER = "dupcheck.handlers.find_similar.handler"
 STREAM_SYNC_HANDLER = "dupcheck.handlers.stream_sync.handler"
+IMPORT_DISPATCH_HANDLER = "dupcheck.handlers.import_dispatch.handler"
+IMPORT_WORKER_HANDLER = "dupcheck.handlers.import_worker.handler"
 
 
 # ---------------------------------------------------------------- helpers
@@ -48,6 +50,10 @@ def records_table(template: Template) -> str:
 
 def stream_dlq(template: Template) -> str:
     return owned(template, "AWS::SQS::Queue", "StreamSync")
+
+
+def thumbnail_bucket(template: Template) -> str:
+    return owned(template, "AWS::S3::Bucket", "Thumbnails")
 
 
 def function(template: Template, handler: str) -> tuple[str, dict]:
@@ -238,6 +244,7 @@ def test_function_runtime_handler_memory_timeout(
 def test_function_environment_uses_settings_names(template: Template, handler: str) -> None:
     table = records_table(template)
     domain = logical_id(template, "AWS::OpenSearchService::Domain")
+    bucket = thumbnail_bucket(template)
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
     if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs too (test_imports_infra.py)
         env = {k: v for k, v in env.items() if "IMPORT" not in k}
@@ -245,6 +252,7 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",
         Settings.env_name("table_name"): {"Ref": table},
+        Settings.env_name("thumbnail_bucket"): {"Ref": bucket},
         Settings.env_name("opensearch_endpoint"): {"Fn::GetAtt": [domain, "DomainEndpoint"]},
         Settings.env_name("opensearch_index"): "dupcheck-hashes",
         Settings.env_name("log_level"): "INFO",
@@ -276,6 +284,43 @@ def test_find_similar_reads_and_writes_the_table(template: Template) -> None:
         if table_arn in resources:
             granted.update(actions(statement))
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= granted
+
+
+def test_thumbnail_bucket_private_encrypted_tls_only_retained(template: Template) -> None:
+    bucket_id = thumbnail_bucket(template)
+    bucket = template.find_resources("AWS::S3::Bucket")[bucket_id]
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }  # fmt: skip
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert "VersioningConfiguration" not in props  # derived data: reindex makes it again
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    (policy,) = [p["Properties"] for p in template.find_resources("AWS::S3::BucketPolicy").values()
+                 if p["Properties"]["Bucket"] == {"Ref": bucket_id}]  # fmt: skip
+    denies = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert [s["Condition"] for s in denies] == [{"Bool": {"aws:SecureTransport": "false"}}]
+
+
+def test_thumbnails_are_read_and_written_by_find_similar_and_the_import_worker_only(template: Template) -> None:
+    bucket = thumbnail_bucket(template)
+    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/thumbnails/*"]]}
+    expected = {
+        FIND_SIMILAR_HANDLER: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],  # registers and removes
+        IMPORT_WORKER_HANDLER: ["s3:GetObject", "s3:PutObject"],  # writes its rows' thumbnails, never deletes
+    }
+    for handler, object_actions in expected.items():
+        statements = statements_of_role(template, role_id(template, handler))
+        on_objects = [s for s in statements if s["Resource"] == objects]
+        assert [sorted(actions(s)) for s in on_objects] == [object_actions], handler
+        # Listing (so that a missing thumbnail is a 404, not a 403), under the prefix only.
+        listing = [s for s in statements if s["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}]
+        assert [actions(s) for s in listing] == [["s3:ListBucket"]], handler
+        assert listing[0]["Condition"] == {"StringLike": {"s3:prefix": ["thumbnails/*"]}}
+    for handler in (STREAM_SYNC_HANDLER, IMPORT_DISPATCH_HANDLER):
+        assert str(bucket) not in str(statements_of_role(template, role_id(template, handler))), handler
 
 
 @pytest.mark.parametrize("handler", [FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER])
@@ -515,12 +560,14 @@ def test_outputs(template: Template) -> None:
         "ApiUrl",
         "ApiKeyId",
         "TableName",
+        "ThumbnailBucketName",
         "SearchDomainEndpoint",
         "DeadLetterQueueUrl",
         "AlarmTopicArn",
     ):
         assert name in outputs, name
     assert outputs["TableName"]["Value"] == {"Ref": records_table(template)}
+    assert outputs["ThumbnailBucketName"]["Value"] == {"Ref": thumbnail_bucket(template)}
     assert outputs["ApiKeyId"]["Value"] == {"Ref": logical_id(template, "AWS::ApiGateway::ApiKey")}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": stream_dlq(template)}
     assert "v1" in str(outputs["ApiUrl"]["Value"])

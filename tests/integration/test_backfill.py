@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
@@ -92,18 +93,21 @@ def test_records_failures_file_and_exit_code(image_server: ImageServer, env: Pat
     assert failures[""]["row"] == "9"
     assert summary["failures_file"] == str(tmp_path / "catalog.failures.csv")
 
-    # The records are exactly what the service's register would store.
+    # The records, and their thumbnails beside them, are exactly what the service's register would store.
     service = build_service(Settings.from_env(allow_loopback_urls=True))
     records = stored(env)
-    assert sorted(records) == ["E0", "E1", "E2", "E3"]
+    thumbnails = SqliteThumbnails(env / "thumbnails.sqlite3").get_many(list(records))
+    assert sorted(records) == sorted(thumbnails) == ["E0", "E1", "E2", "E3"]
     for entity_id, sku, url in rows[:4]:
-        expected = service.record_for(
+        expected = service.entry_for(
             entity_id=entity_id, sku=sku, image_url=url, data=image_server.routes[url[len(image_server.base_url):]].body
         )
         got = records[entity_id]
         assert (got.sku, got.image_url, got.hash, got.hash_algo, dict(got.features)) == (
-            expected.sku, expected.image_url, expected.hash, expected.hash_algo, dict(expected.features)
+            expected.record.sku, expected.record.image_url, expected.record.hash, expected.record.hash_algo,
+            dict(expected.record.features),
         )  # fmt: skip
+        assert thumbnails[entity_id] == expected.thumbnail
 
 
 def test_rerun_changes_nothing_and_changed_url_is_rehashed(
@@ -119,6 +123,15 @@ def test_rerun_changes_nothing_and_changed_url_is_rehashed(
     assert (code, again["done"], again["skipped"], again["failed"]) == (0, 0, 5, 0)
     assert image_server.counts() == hits  # not one download
     assert stored(env) == before  # not one write (updated_at unchanged)
+
+    # A record whose thumbnail is missing is not done: that row alone is fetched again.
+    SqliteThumbnails(env / "thumbnails.sqlite3").delete("E3")
+    code, again = run_cli(capsys, "--catalog", str(catalog), "--resume")
+    assert (code, again["done"], again["skipped"]) == (0, 1, 4)
+    counts = image_server.counts()
+    assert {p: counts[p] - hits[p] for p in counts if counts[p] != hits[p]} == {"/img/3.jpg": 1}
+    assert SqliteThumbnails(env / "thumbnails.sqlite3").missing(["E3"]) == set()
+    before, hits = stored(env), counts
 
     # E1 points at a new image, E2 only changed its sku.
     rows[1] = ("E1", "SKU-1", image_server.image("/img/new-1.jpg", seed=101))

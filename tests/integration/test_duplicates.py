@@ -77,7 +77,7 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     edits = {(pair["a"], pair["b"]): pair["edit"] for pair in pairs}
     assert "mirror" in edits[("a-original", "a-mirrored-crop")]
     assert edits[("b-grayscale", "b-original")] == ["grayscale"]
-    assert (report["records"], report["compared"], report["pipeline"]) == (10, 10, "dualphash128-v3")
+    assert (report["records"], report["compared"], report["pipeline"]) == (10, 10, "dualphash128-v4")
     assert (summary.groups, summary.duplicates) == (2, 3)
     assert not (tmp_path / "out" / WORK_NAME).exists()  # removed once the report is written
     # A record every candidate of which had already called it a duplicate is not judged again.

@@ -412,13 +412,14 @@ def test_the_server_answers_while_its_index_loads_and_loses_no_write(
     from dupcheck.adapters.sqlite_store import SqliteRecordStore
     from dupcheck.bootstrap import build_service
     from dupcheck.core.hashing import get_pipeline
-    from dupcheck.core.service import build_record
+    from dupcheck.core.service import build_entry
 
     store = SqliteRecordStore(settings.sqlite_path)
     for seed in (810, 811):
         url = f"https://shop.example/{seed}.jpg"
         data = encode(product_image(seed))
-        store.put(build_record(get_pipeline(), data, entity_id=f"OLD{seed}", sku="", image_url=url, max_pixels=10**7))
+        entry = build_entry(get_pipeline(), data, entity_id=f"OLD{seed}", sku="", image_url=url, max_pixels=10**7)
+        store.put(entry.record)
     slow = SlowRows(store)
     service = build_service(settings, store=slow, load_index=False)
     server = serve(service, settings)

@@ -15,6 +15,7 @@ import pytest
 
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import HashRecord, HashValue, IndexHit, PutCounts
 from dupcheck_tools import records_file
@@ -45,6 +46,9 @@ def test_export_then_import_into_another_store_gives_the_same_records(
 ) -> None:
     source = SqliteRecordStore(tmp_path / "a" / "dupcheck.sqlite3")
     source.put_many(records(1200))
+    # Thumbnails beside all records but E7 (one a file can lack: reindex makes it again).
+    kept = {f"E{i}": f"thumbnail {i}".encode() + b"\xff\x00" for i in range(1200) if i != 7}
+    SqliteThumbnails(tmp_path / "a" / "thumbnails.sqlite3").put_many(kept)
     out = tmp_path / name
 
     code, summary = run(capsys, "--data-dir", str(tmp_path / "a"), "export", "--out", str(out), "--target", "local")
@@ -53,10 +57,13 @@ def test_export_then_import_into_another_store_gives_the_same_records(
     assert not out.with_name(name + ".partial").exists()
     opener = gzip.open if name.endswith(".gz") else open
     with opener(out, "rt") as file:
-        first = json.loads(next(file))
-    # The fields GET /items/{id}?include=features returns, features as base64.
-    assert set(first) == {"entity_id", "sku", "image_url", "hash", "hash_algo", "updated_at", "features"}
-    assert base64.b64decode(first["features"]["views"]).endswith(b"\x00\xff")
+        lines = {line["entity_id"]: line for line in map(json.loads, file)}
+    # The fields GET /items/{id}?include=features returns, features as base64, and the thumbnail.
+    assert set(lines["E0"]) == {"entity_id", "sku", "image_url", "hash", "hash_algo", "updated_at", "features",
+                                "thumbnail"}  # fmt: skip
+    assert base64.b64decode(lines["E0"]["features"]["views"]).endswith(b"\x00\xff")
+    assert base64.b64decode(lines["E5"]["thumbnail"]) == kept["E5"]
+    assert "thumbnail" not in lines["E7"]
 
     code, summary = run(capsys, "--data-dir", str(tmp_path / "b"), "import", str(out), "--target", "local")
 
@@ -64,6 +71,8 @@ def test_export_then_import_into_another_store_gives_the_same_records(
     assert (summary["lines"], summary["imported"], summary["failed"]) == (1200, 1200, 0)
     target = SqliteRecordStore(tmp_path / "b" / "dupcheck.sqlite3")
     assert sorted(target.scan(), key=lambda r: r.entity_id) == sorted(source.scan(), key=lambda r: r.entity_id)
+    thumbnails = SqliteThumbnails(tmp_path / "b" / "thumbnails.sqlite3")
+    assert thumbnails.get_many([f"E{i}" for i in range(1200)]) == kept
 
 
 def test_import_is_idempotent_and_keeps_a_newer_record(tmp_path: Path) -> None:
@@ -85,6 +94,26 @@ def test_import_is_idempotent_and_keeps_a_newer_record(tmp_path: Path) -> None:
     assert forced.imported == 10 and store.get("E3").sku == "SKU-E3"
 
 
+def test_a_record_kept_newer_keeps_its_own_thumbnail(tmp_path: Path) -> None:
+    def line(record: HashRecord, thumbnail: bytes) -> str:
+        return json.dumps({**record.to_dict(), "thumbnail": base64.b64encode(thumbnail).decode()}) + "\n"
+
+    old, fresh = records(2)
+    newer = dataclasses.replace(old, hash=HashValue.from_hex("ab" * 16), updated_at="2099-01-01T00:00:00.000Z")
+    store, thumbnails = SqliteRecordStore(tmp_path / "s.db"), SqliteThumbnails(tmp_path / "t.db")
+    store.put(newer)
+    thumbnails.put_many({"E0": b"the newer picture's"})
+    file = tmp_path / "old.jsonl"
+    file.write_text(line(old, b"the older picture's") + line(fresh, b"E1's") + line(fresh, b"E1's, later line"))
+
+    summary = import_records(store, file, failures=tmp_path / "f.csv", thumbnails=thumbnails)
+
+    assert (summary.imported, summary.kept_newer, summary.unchanged) == (1, 1, 1)
+    assert thumbnails.get_many(["E0", "E1"]) == {"E0": b"the newer picture's", "E1": b"E1's, later line"}
+    forced = import_records(store, file, failures=tmp_path / "f.csv", thumbnails=thumbnails, overwrite=True)
+    assert forced.imported == 3 and thumbnails.get_many(["E0"]) == {"E0": b"the older picture's"}
+
+
 def test_bad_lines_are_reported_with_their_numbers_and_the_rest_is_imported(tmp_path: Path, capsys: Any) -> None:
     good = [json.dumps(r.to_dict()) for r in records(3)]
     broken = dict(json.loads(good[0]), entity_id="a/b")
@@ -99,6 +128,7 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_is_imported(tmp_
         "[1, 2]",
         good[1],
         json.dumps(dict(json.loads(good[2]), hash="zz")),
+        json.dumps(dict(json.loads(good[2]), entity_id="T", thumbnail="not base64!")),
     ]
     file = tmp_path / "c.jsonl"
     file.write_text("\n".join(lines) + "\n")
@@ -107,12 +137,13 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_is_imported(tmp_
                         "--failures", str(tmp_path / "bad.jsonl"))  # fmt: skip
 
     assert code == 1
-    assert (summary["lines"], summary["imported"], summary["failed"]) == (10, 2, 7)
+    assert (summary["lines"], summary["imported"], summary["failed"]) == (11, 2, 8)
     reported = [json.loads(line) for line in (tmp_path / "bad.jsonl").read_text().splitlines()]
     assert [(r["row"], r["code"]) for r in reported] == [
         (2, "invalid_json"), (3, "invalid_id"), (5, "invalid_record"), (6, "invalid_record"),
-        (7, "invalid_record"), (8, "invalid_record"), (10, "invalid_record"),
+        (7, "invalid_record"), (8, "invalid_record"), (10, "invalid_record"), (11, "invalid_record"),
     ]  # fmt: skip
+    assert "thumbnail" in reported[-1]["message"] and "base64" in reported[-1]["message"]
     assert reported[1]["entity_id"] == "a/b" and "URL path segment" in reported[1]["message"]
     assert "base64" in reported[3]["message"] and "colour" in reported[4]["message"]
     assert sorted(r.entity_id for r in SqliteRecordStore(tmp_path / "d" / "dupcheck.sqlite3").scan()) == ["E0", "E1"]

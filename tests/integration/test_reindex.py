@@ -16,8 +16,9 @@ import pytest
 
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
-from dupcheck.core import views_codec
+from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.lookalike import Thumbnail
 from dupcheck.core.models import HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck.core.verification import Views
@@ -30,6 +31,7 @@ from support.image_server import ImageServer
 
 OLD_ALGO = "phash64-v0"
 LEGACY = "dualphash128-v2"
+COMPACT = "dualphash128-v3"
 FAST = BackfillOptions(hash_workers=-1, progress=False, backoff=0.01, retries=0)
 
 
@@ -101,30 +103,78 @@ def test_local_reindex_fails_loudly_when_a_record_cannot_be_rehashed(
     assert "E2" in (tmp_path / "r.csv").read_text()
 
 
-def test_local_reindex_converts_v2_records_without_downloading(
+def test_local_reindex_brings_v2_and_v3_records_to_v4_with_their_thumbnails(
     image_server: ImageServer, data_dir: Path, tmp_path: Path, capsys: Any
 ) -> None:
-    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 4))
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 5))
     backfill_catalog(catalog, options=FAST)
     store = SqliteRecordStore(data_dir / "dupcheck.sqlite3")
+    thumbnails = SqliteThumbnails(data_dir / "thumbnails.sqlite3")
+    assert thumbnails.missing([f"E{i}" for i in range(5)]) == set()  # backfill kept one per record
     current = {r.entity_id: r for r in store.scan()}
-    for entity_id in ("E1", "E2"):  # as dualphash128-v2 wrote them: the same hash, the views raw
-        views = Views.decode(current[entity_id].features["views"])
-        store.put(dataclasses.replace(current[entity_id], hash_algo=LEGACY, features={"views": raw_views(views)}))
+    # E1 as dualphash128-v2 wrote it (views raw), E2 as v3 (the same record), neither with a
+    # thumbnail; E3 of the current pipeline, its thumbnail lost (an import of a file without it).
+    views = Views.decode(current["E1"].features["views"])
+    store.put(dataclasses.replace(current["E1"], hash_algo=LEGACY, features={"views": raw_views(views)}))
+    store.put(dataclasses.replace(current["E2"], hash_algo=COMPACT))
+    for entity_id in ("E1", "E2", "E3"):
+        thumbnails.delete(entity_id)
     hits = image_server.counts()
 
     code, report, _ = run_reindex(capsys, "--target", "local")
 
     assert code == 0, report
-    assert (report["rehash"]["converted"], report["rehash"]["rows"]) == (2, 0)
-    # The current pipeline reads v2 records: they stayed searchable until converted.
-    assert report["before"] == {"store_records": 4, "index_docs": 4}
-    assert image_server.counts() == hits  # nothing downloaded
-    for entity_id, record in store.get_many(["E1", "E2"]).items():
+    # The current pipeline reads v2 and v3 records: they stayed searchable until re-hashed.
+    assert report["before"] == {"store_records": 5, "index_docs": 5}
+    assert (report["rehash"]["rows"], report["rehash"]["done"], report["rehash"]["converted"]) == (3, 3, 0)
+    assert report["rehash"]["missing_thumbnails"] == 1
+    counts = image_server.counts()
+    assert {p: counts[p] - hits[p] for p in counts if counts[p] != hits[p]} == {f"/img/{i}.jpg": 1 for i in (1, 2, 3)}
+    assert thumbnails.missing([f"E{i}" for i in range(5)]) == set()
+    for entity_id, record in store.get_many(["E1", "E2", "E3"]).items():
         assert (record.hash, record.hash_algo) == (current[entity_id].hash, get_pipeline().algo)
-        assert record.updated_at > current[entity_id].updated_at  # a newer version, for the index
-        assert len(record.features["views"]) <= views_codec.MAX_BYTES
-        assert Views.decode(record.features["views"]) is not None
+        assert Thumbnail.decode(thumbnails.get_many([entity_id])[entity_id]).hash == record.hash  # type: ignore[union-attr]
+
+    # Nothing left to do: a second reindex downloads nothing.
+    code, report, _ = run_reindex(capsys, "--target", "local")
+    assert (code, report["rehash"]["rows"], report["rehash"]["missing_thumbnails"]) == (0, 0, 0)
+    assert image_server.counts() == counts
+
+
+class _Compacting:
+    """A pipeline that stores `OLD_ALGO`'s records in a new form it can convert without the
+    image: what `HashPipeline.upgrade` is for (v2 -> v3 was one such step)."""
+
+    def __init__(self) -> None:
+        self._real = get_pipeline()
+        self.algo = self._real.algo
+        self.reads = frozenset({self.algo, OLD_ALGO})
+        self.index_bits, self.keeps_thumbnails = self._real.index_bits, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def upgrade(self, record: HashRecord) -> HashRecord | None:
+        return dataclasses.replace(record, hash_algo=self.algo) if record.hash_algo == OLD_ALGO else None
+
+
+def test_reindex_converts_what_a_pipeline_can_upgrade_without_downloading(
+    image_server: ImageServer, data_dir: Path, tmp_path: Path
+) -> None:
+    catalog = write_catalog(tmp_path / "c.csv", good_rows(image_server, 4))
+    backfill_catalog(catalog, options=FAST)
+    store = SqliteRecordStore(data_dir / "dupcheck.sqlite3")
+    before = {r.entity_id: r for r in store.scan()}
+    store.put_many(dataclasses.replace(before[e], hash_algo=OLD_ALGO) for e in ("E0", "E3"))
+    hits = image_server.counts()
+
+    report = reindex(Settings.from_env(), target="local", store=store, failures=tmp_path / "r.csv",
+                     options=FAST, pipeline=_Compacting())  # type: ignore[arg-type]  # fmt: skip
+
+    assert report.ok, report.message
+    assert (report.rehash["converted"], report.rehash["rows"]) == (2, 0)
+    assert image_server.counts() == hits  # nothing downloaded
+    assert {r.hash_algo for r in store.scan()} == {get_pipeline().algo}
 
 
 @pytest.fixture

@@ -47,3 +47,35 @@ def test_the_smoke_test_fails_when_the_key_is_wrong(tmp_path: Path, image_server
     finally:
         server.shutdown()
     assert code == 1
+
+
+def test_the_thumbnail_steps_against_a_server_keeping_thumbnails_in_s3(
+    tmp_path: Path, image_server: ImageServer, moto_server: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What the deployed stack does (S3 thumbnails, docs/deploy.md), with S3 played by a moto
+    server on loopback: the smoke test finds the thumbnail after POST /items, and not after DELETE."""
+    import boto3
+
+    from dupcheck.adapters.s3_thumbnails import S3Thumbnails
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)  # the smoke test's boto3 client goes there too
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket="smoke-thumbnails")
+    settings = Settings.from_env(
+        {}, data_dir=tmp_path / "data", port=0, api_key=SecretStr("k3y"), allow_loopback_urls=True
+    )
+    server = LocalServer(build_service(settings, thumbnails=S3Thumbnails("smoke-thumbnails", client=client)), settings)
+    server.start_in_thread()
+    image_url = image_server.add("/flower.jpg", encode(product_image(43)))
+    try:
+        code = smoke_test.main(["--api-url", server.url, "--api-key", "k3y", "--image-url", image_url,
+                                "--timeout", "10", "--thumbnail-bucket", "smoke-thumbnails"])  # fmt: skip
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "the thumbnail is in the bucket" in out and "kept" in out and "deleted" in out
+    assert client.list_objects_v2(Bucket="smoke-thumbnails").get("KeyCount") == 0
+    # An id whose thumbnail is not there reads as such (the step after DELETE relies on it).
+    assert smoke_test.thumbnail_in("smoke-thumbnails", "anything") is False

@@ -18,8 +18,8 @@ import io
 from PIL import Image, ImageOps
 
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.models import HashRecord
-from dupcheck.core.service import build_record
+from dupcheck.core.models import Entry, HashRecord
+from dupcheck.core.service import build_entry
 from dupcheck_tools.samples import encode, product_image
 
 EXPECTED_GROUPS = [["a-original", "a-mirrored-crop", "a-small"], ["b-grayscale", "b-original"]]
@@ -36,7 +36,8 @@ def _small(image: Image.Image) -> Image.Image:
     return Image.open(io.BytesIO(encode(small, "JPEG", quality=60))).convert("RGB")
 
 
-def catalog_records() -> list[HashRecord]:
+def catalog_entries() -> list[Entry]:
+    """The records, each with the thumbnail the default pipeline keeps beside it."""
     a, b = product_image(501, (480, 400)), product_image(502, (480, 400))
     pictures = [
         ("a-original", a, "2026-01-01T09:00:00.000Z"),
@@ -49,11 +50,13 @@ def catalog_records() -> list[HashRecord]:
         *((f"other-{i}", product_image(600 + i, (480, 400)), "2026-01-06T09:00:00.000Z") for i in range(1, 4)),
     ]
     pipeline = get_pipeline()
-    return [
-        dataclasses.replace(
-            build_record(pipeline, encode(picture), entity_id=entity_id, sku=f"SKU-{entity_id.upper()}",
-                         image_url=f"https://cdn.shop.example/p/{entity_id}.jpg", max_pixels=40_000_000),  # fmt: skip
-            updated_at=updated_at,
-        )
-        for entity_id, picture, updated_at in pictures
-    ]
+    entries = []
+    for entity_id, picture, updated_at in pictures:
+        entry = build_entry(pipeline, encode(picture), entity_id=entity_id, sku=f"SKU-{entity_id.upper()}",
+                            image_url=f"https://cdn.shop.example/p/{entity_id}.jpg", max_pixels=40_000_000)  # fmt: skip
+        entries.append(Entry(dataclasses.replace(entry.record, updated_at=updated_at), entry.thumbnail))
+    return entries
+
+
+def catalog_records() -> list[HashRecord]:
+    return [entry.record for entry in catalog_entries()]

@@ -62,7 +62,7 @@ def verdict(original: Image.Image, copy: Image.Image) -> tuple[Verdict, int]:
 
 
 def test_default_pipeline_is_the_measured_one() -> None:
-    assert DEFAULT_ALGO == "dualphash128-v3" and get_pipeline().index_bits == 128
+    assert DEFAULT_ALGO == "dualphash128-v4" and get_pipeline().index_bits == 128
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from dupcheck.core.imports import (
 )
 from dupcheck.core.kept_images import KeptImagesFetcher, image_name, kept_name
 from dupcheck.core.models import utc_now
-from dupcheck.core.service import build_record
+from dupcheck.core.service import build_entry
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 
@@ -231,7 +231,8 @@ def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
     pipeline = get_pipeline()
     picture = encode(product_image(3))
     url = "https://shop.test/3.jpg"
-    store = Store(OLD=build_record(pipeline, picture, entity_id="OLD", sku="S", image_url=url, max_pixels=10**8))
+    old = build_entry(pipeline, picture, entity_id="OLD", sku="S", image_url=url, max_pixels=10**8).record
+    store = Store(OLD=old)
     new, slow, gone = (f"https://shop.test/{name}.jpg" for name in ("new", "slow", "gone"))
     fetcher = FakeFetcher({url: picture, new: picture}, errors={
         slow: UpstreamTimeout("too slow"), gone: UpstreamStatusError("upstream answered HTTP 404", 404)})  # fmt: skip
@@ -249,3 +250,53 @@ def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
     assert isinstance(last[0], RowResult) and last[0].code == "upstream_timeout"
     store.failing = True
     assert isinstance(importer.import_rows([CatalogRow(6, "W", "", url)], final=lambda row: False)[0], Retry)
+
+
+class Thumbnails(dict):
+    """A ThumbnailStore that is a dict, and notes each write in `log` (shared with the records)."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def put_many(self, thumbnails: dict[str, bytes]) -> int:
+        self.log += [f"thumbnail {e}" for e in thumbnails]
+        self.update(thumbnails)
+        return len(thumbnails)
+
+    def get_many(self, ids: list[str]) -> dict[str, bytes]:
+        return {i: self[i] for i in ids if i in self}
+
+    def missing(self, ids: list[str]) -> set[str]:
+        return {i for i in ids if i not in self}
+
+
+def test_the_worker_keeps_thumbnails_before_records_and_rehashes_a_record_without_one() -> None:
+    from dupcheck.core.catalog import CatalogRow
+    from dupcheck.core.lookalike import Thumbnail
+
+    log: list[str] = []
+
+    class LoggedStore(Store):
+        def put_many(self, records: object) -> int:
+            written = list(records)  # type: ignore[call-overload]
+            log.extend(f"record {r.entity_id}" for r in written)
+            return super().put_many(written)
+
+    pipeline = get_pipeline()
+    pictures = {f"https://shop.test/{i}.jpg": encode(product_image(i)) for i in (4, 5)}
+    a, b = pictures
+    store, thumbnails = LoggedStore(), Thumbnails(log)
+    fetcher = FakeFetcher(pictures)
+    importer = RowImporter(store, fetcher, pipeline, max_pixels=10**8, thumbnails=thumbnails)  # type: ignore[arg-type]
+    results = importer.import_rows([CatalogRow(1, "A", "", a), CatalogRow(2, "B", "", b)], final=lambda row: False)
+    assert [r.outcome for r in results] == [Outcome.DONE, Outcome.DONE]  # type: ignore[union-attr]
+    assert log == ["thumbnail A", "thumbnail B", "record A", "record B"]
+    assert Thumbnail.decode(thumbnails["A"]).hash == store["A"].hash  # type: ignore[union-attr]
+
+    # A stored record whose thumbnail went missing is not "unchanged": it is downloaded again.
+    del thumbnails["B"]
+    fetcher.calls.clear()
+    results = importer.import_rows([CatalogRow(1, "A", "", a), CatalogRow(2, "B", "", b)], final=lambda row: False)
+    assert [r.outcome for r in results] == [Outcome.SKIPPED, Outcome.DONE]  # type: ignore[union-attr]
+    assert fetcher.calls == [b] and "B" in thumbnails

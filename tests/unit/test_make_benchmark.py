@@ -100,6 +100,8 @@ def test_catalog_queries_and_truth_agree(sources: Path, bench: Path) -> None:
         if r["expected"]:
             assert r["expected"] in catalog, r
             assert r["query"].startswith(r["expected"] + "__"), r
+        # The picture each query was made from (what `evaluate --all-pairs` groups copies by).
+        assert r["source"] == (r["expected"] or r["query"].split("__")[0]), r
     # Catalog files are the originals, unchanged; held-out originals are not in it.
     for path in catalog.values():
         assert path.read_bytes() == (sources / "originals" / path.name).read_bytes()

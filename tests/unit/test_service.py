@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from dupcheck.bootstrap import build_service
-from dupcheck.core.errors import InvalidRequest, NotFound, UpstreamError
+from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable, UpstreamError
 from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.lookalike import Thumbnail
 from dupcheck.core.models import HashRecord
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.service import METRIC_THUMBNAIL_FAILURES, DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -116,3 +117,78 @@ def test_metrics_are_reported_to_the_observer(settings: Settings, images: dict[s
 def test_unknown_pipeline_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown hash pipeline"):
         get_pipeline("nope-v0")
+
+
+# -- thumbnails beside the records (the look-alike check) ----------------------------------------
+
+
+class _Recording:
+    """A ThumbnailStore that keeps them in memory, says what happened in which order, and can fail."""
+
+    def __init__(self, log: list[str], fail_reads: bool = False) -> None:
+        self.kept: dict[str, bytes] = {}
+        self.log, self.fail_reads = log, fail_reads
+
+    def put_many(self, thumbnails: dict[str, bytes]) -> int:
+        self.log += [f"thumbnail {e}" for e in thumbnails]
+        self.kept.update(thumbnails)
+        return len(thumbnails)
+
+    def get_many(self, entity_ids: list[str]) -> dict[str, bytes]:
+        if self.fail_reads:
+            raise StoreUnavailable("S3 GetObject failed: SlowDown")
+        return {e: self.kept[e] for e in entity_ids if e in self.kept}
+
+    def missing(self, entity_ids: list[str]) -> set[str]:
+        return {e for e in entity_ids if e not in self.kept}
+
+    def delete(self, entity_id: str) -> None:
+        self.log.append(f"delete thumbnail {entity_id}")
+        self.kept.pop(entity_id, None)
+
+
+def test_register_keeps_the_thumbnail_before_the_record_and_remove_deletes_it(
+    settings: Settings, images: dict[str, bytes]
+) -> None:
+    log: list[str] = []
+    thumbnails = _Recording(log)
+    service = build_service(settings, fetcher=FakeFetcher(images), thumbnails=thumbnails)
+    put = service.store.put
+
+    def logged_put(record: HashRecord) -> None:
+        log.append(f"record {record.entity_id}")
+        put(record)
+
+    service.store.put = logged_put  # type: ignore[method-assign]
+    record = service.register("E1", "SKU1", "https://img.test/1.jpg")
+    assert log == ["thumbnail E1", "record E1"]
+    assert Thumbnail.decode(thumbnails.kept["E1"]).hash == record.hash  # type: ignore[union-attr]
+    assert "thumbnail" not in record.features  # not in the record: beside it
+    service.remove("E1")
+    assert log[-1] == "delete thumbnail E1" and "E1" not in thumbnails.kept
+
+
+def test_unreadable_thumbnails_cost_the_check_not_the_query(
+    settings: Settings, images: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    thumbnails = _Recording([])
+    seen: list[tuple[str, float]] = []
+    service = build_service(settings, fetcher=FakeFetcher(images), thumbnails=thumbnails,
+                            observe=lambda name, value: seen.append((name, value)))  # fmt: skip
+    service.register("E3", "SKU3", "https://img.test/3.jpg")
+    thumbnails.fail_reads = True
+    result = service.find_similar("https://img.test/3.jpg", top=1)
+    assert result.matches[0].entity_id == "E3" and result.is_duplicate  # the views decide
+    assert (METRIC_THUMBNAIL_FAILURES, 1.0) in seen
+    assert "look-alike check is skipped" in caplog.text
+
+
+def test_a_failed_thumbnail_write_stores_nothing(settings: Settings, images: dict[str, bytes]) -> None:
+    class Failing(_Recording):
+        def put_many(self, thumbnails: dict[str, bytes]) -> int:
+            raise StoreUnavailable("S3 PutObject failed: ServiceUnavailable")
+
+    service = build_service(settings, fetcher=FakeFetcher(images), thumbnails=Failing([]))
+    with pytest.raises(StoreUnavailable):
+        service.register("E5", "SKU5", "https://img.test/5.jpg")
+    assert service.store.get("E5") is None and service.index.count() == 0

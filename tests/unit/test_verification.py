@@ -11,7 +11,18 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.core import verification, views_codec
 from dupcheck.core.hashing import AlignedDualPHash
-from dupcheck.core.verification import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
+from dupcheck.core.verification import (
+    LAYOUT_BITS,
+    WHOLE,
+    Alignment,
+    Evidence,
+    Probe,
+    Thresholds,
+    Tier,
+    Views,
+    verify,
+    views_of,
+)
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import raw_views
 
@@ -275,8 +286,7 @@ def test_the_turning_search(monkeypatch, upright, similarities, passing, tried, 
     upright_evidence = Evidence(upright, 0.5, 0.0)
     found = verification._turned(probe, None, None, target, upright_evidence)  # type: ignore[arg-type]
     assert probe.angles == tried
-    # The evidence of the angle returned, which it records (the duplicate report says "rotation").
-    assert found == (dataclasses.replace(judged[returned], angle=returned) if returned else upright_evidence)
+    assert found is (judged[returned] if returned else upright_evidence)
 
 
 def test_turning_gives_up_on_another_picture_after_the_first_two_angles() -> None:
@@ -320,20 +330,27 @@ def test_plain_pictures_are_judged_on_their_level_and_colour(first, second, alik
 # -- what an alignment says was edited (the duplicate report's `edit`) -----------------------------
 
 
+def _aligned(area: float = 1.0, mirrored: bool = False, angle: float = 0.0) -> Alignment:
+    """An alignment of the query with a square window of `area` of the candidate's whole view."""
+    side = area**0.5
+    return Alignment(WHOLE, mirrored, angle, 0, (0.0, side), (0.0, side))
+
+
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
         ({}, []),
-        ({"area": 0.8}, ["crop"]),
+        ({"alignment": _aligned(area=0.8)}, ["crop"]),
         ({"border": True}, ["border"]),
-        ({"mirrored": True, "area": 0.85}, ["crop", "mirror"]),
-        ({"angle": -2.0}, ["rotation"]),
+        ({"alignment": _aligned(area=0.85, mirrored=True)}, ["crop", "mirror"]),
+        ({"alignment": _aligned(angle=-2.0)}, ["rotation"]),
         ({"colour_lost": True, "colour_seen": False, "saturation": 0.0}, ["grayscale"]),
         ({"saturation": 0.5}, ["saturation"]),
         ({"brightness": -20.0}, ["brightness"]),
         ({"gain": 1.3}, ["contrast"]),
         ({"luma_off": 0.05}, ["overlay"]),
-        ({"area": 0.95, "gain": 1.05, "brightness": 5.0, "saturation": 0.9, "luma_off": 0.005}, []),  # resampling
+        # Resampling, not an edit:
+        ({"alignment": _aligned(area=0.95), "gain": 1.05, "brightness": 5.0, "saturation": 0.9, "luma_off": 0.005}, []),
     ],
 )
 def test_edits_name_what_an_alignment_changed(changes: dict[str, object], words: list[str]) -> None:

@@ -260,11 +260,12 @@ def build_resolver(
     )  # fmt: skip
     def upload_item(entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None) -> ItemOut:
         data = _uploaded(app, max_body_bytes)
-        record = service.record_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
+        entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
         if not image_url and images is not None:  # no address of its own: the service keeps the picture
-            record = dataclasses.replace(record, image_url=_keep(images, data, public_base(app)))
-        service.save(record)
-        return ItemOut.of(record)
+            kept_at = _keep(images, data, public_base(app))
+            entry = dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
+        service.save(entry)
+        return ItemOut.of(entry.record)
 
     @app.get(
         "/items", summary="A page of the catalog, optionally searched",

@@ -29,8 +29,8 @@ The default, `dualphash128-v3`, was chosen by measurement (docs/evaluation.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Protocol
 
@@ -38,10 +38,11 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.imaging import decode_image
+from dupcheck.core.lookalike import Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
 from dupcheck.core.matching import verdict_for
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict, utc_now
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
-from dupcheck.core.verification import Evidence, Probe, Thresholds, Tier, Views, sampler, verify, views_of
+from dupcheck.core.verification import Evidence, Probe, Target, Thresholds, Tier, Views, sampler, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,9 @@ class Judgement:
     evidence: Evidence | None = None
 
 
+ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]
+
+
 class HashPipeline(Protocol):
     """One named way from image bytes to records and verdicts.
 
@@ -69,6 +73,7 @@ class HashPipeline(Protocol):
     algo: str
     index_bits: int
     distance_bits: int
+    keeps_thumbnails: bool  # its records come with a thumbnail (Fingerprint.thumbnail) kept beside them
     # Every `hash_algo` whose records this pipeline compares with its queries: its own, and
     # earlier names whose hashes it shares (their features may be in an older stored form).
     reads: frozenset[str]
@@ -83,8 +88,14 @@ class HashPipeline(Protocol):
         """How many index candidates to fetch so that `top` survive verification."""
         ...
 
-    def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
-        """A judgement per (record, index distance), in the same order."""
+    def judge(
+        self,
+        query: Fingerprint,
+        candidates: Sequence[tuple[HashRecord, int]],
+        thumbnails: ThumbnailSource | None = None,
+    ) -> list[Judgement]:
+        """A judgement per (record, index distance), in the same order. `thumbnails` reads the
+        thumbnails of the records a pipeline wants a finer look at (by entity_id)."""
         ...
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
@@ -101,9 +112,12 @@ class HashPipeline(Protocol):
         which records' features gave them (missing or damaged views do not)."""
         ...
 
-    def stored_query(self, record: HashRecord, query_hashes: tuple[HashValue, ...]) -> Fingerprint | None:
-        """The record as `judge` takes a query (`query_hashes` from stored_query_codes), or None
-        when its features cannot make one."""
+    def stored_query(
+        self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
+    ) -> Fingerprint | None:
+        """The record as `judge` takes a query (`query_hashes` from stored_query_codes; its
+        `thumbnail`, when the pipeline keeps one, gives the query its picture), or None when its
+        features cannot make one."""
         ...
 
 
@@ -219,6 +233,7 @@ class PHash64:
     algo = "phash64-v1"
     reads = frozenset({algo})
     index_bits = distance_bits = 64
+    keeps_thumbnails = False
     # JPEG decodes at the smallest DCT scale that keeps >= 256 px: pHash looks at 32x32.
     draft_size = 256
     # docs/evaluation.md: on ../shared/bench, <= 4 keeps distinct pictures out (0%) but already
@@ -236,7 +251,12 @@ class PHash64:
     def candidate_pool(self, top: int) -> int:
         return top
 
-    def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
+    def judge(
+        self,
+        query: Fingerprint,
+        candidates: Sequence[tuple[HashRecord, int]],
+        thumbnails: ThumbnailSource | None = None,
+    ) -> list[Judgement]:
         return [
             Judgement(d, verdict_for(d, duplicate_max=self.duplicate_max, similar_max=self.similar_max))
             for _, d in candidates
@@ -248,7 +268,9 @@ class PHash64:
     def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((len(records), 0, self.index_bits // 8), dtype=np.uint8), np.ones(len(records), dtype=bool)
 
-    def stored_query(self, record: HashRecord, query_hashes: tuple[HashValue, ...]) -> Fingerprint | None:
+    def stored_query(
+        self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
+    ) -> Fingerprint | None:
         return Fingerprint(algo=self.algo, hash=record.hash)
 
 
@@ -256,11 +278,13 @@ class AlignedDualPHash:
     """Whole-picture and border-trimmed centre-weighted pHash to find candidates; aligned
     verification (core/verification.py) to decide which are duplicates (see module)."""
 
-    algo = "dualphash128-v3"
+    algo = "dualphash128-v4"
+    compact = "dualphash128-v3"  # the same record, without a thumbnail beside it
     legacy = "dualphash128-v2"  # the same hashes and views, the views stored raw
-    reads = frozenset({algo, legacy})
+    reads = frozenset({algo, compact, legacy})
     index_bits = 128  # the whole-picture and the trimmed hash, concatenated
     distance_bits = 64  # a judged distance is the closer half's
+    keeps_thumbnails = True  # the working copy, for the look-alike check (core/lookalike.py)
     draft_size = 256
     work_size = 160  # every later step sees the same <= 160 px picture, whatever arrived
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
@@ -285,6 +309,11 @@ class AlignedDualPHash:
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.01),
         Thresholds(min_similarity=0.95, max_luma_off=0.08, max_colour_off=0.01, max_layout_off=6, needs_colour=True),
     )
+    # docs/evaluation.md, "Precision at catalog scale": a candidate whose views pass is a
+    # duplicate only if its thumbnail agrees at 64x64 too (core/lookalike.py).
+    lookalike = Limits(
+        min_structure=0.75, max_missing=0.12, max_recoloured=0.015, fair_structure=0.85, fair_missing=0.06
+    )
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
         return self._fingerprint(image.copy(), for_query)  # thumbnail() resizes in place: not the caller's
@@ -306,12 +335,14 @@ class AlignedDualPHash:
         whole, cut = centre_weighted(gray), centre_weighted(gray_trimmed)
         cut_bits = dct_hash(cut)
         views = views_of(rgb, box, image)
+        hash_value = _pack(np.concatenate([dct_hash(whole), cut_bits]))
         return Fingerprint(
             algo=self.algo,
-            hash=_pack(np.concatenate([dct_hash(whole), cut_bits])),
+            hash=hash_value,
             query_hashes=self._query_hashes(gray, whole, cut, cut_bits) if for_query else (),
             features={"views": views.encode()},
-            probe=Probe(rgb, views) if for_query else None,
+            thumbnail=b"" if for_query else thumbnail_bytes(hash_value, image, box),
+            probe=Probe(rgb, views, box) if for_query else None,
         )
 
     def _query_hashes(
@@ -329,14 +360,29 @@ class AlignedDualPHash:
     def candidate_pool(self, top: int) -> int:
         return max(top, self.screened)
 
-    def judge(self, query: Fingerprint, candidates: Sequence[tuple[HashRecord, int]]) -> list[Judgement]:
+    def judge(
+        self,
+        query: Fingerprint,
+        candidates: Sequence[tuple[HashRecord, int]],
+        thumbnails: ThumbnailSource | None = None,
+    ) -> list[Judgement]:
         closest = [self._closest_half(query, record) for record, _ in candidates]
         stored = {
             i: views
             for i, views in enumerate(self._stored_views([record for record, _ in candidates[: self.screened]]))
             if views is not None
         }
-        targets = [self.near if distance <= self.close_distance else self.far for _, distance in candidates]
+        tiers = [self.near if distance <= self.close_distance else self.far for _, distance in candidates]
+        targets: list[Target] = list(tiers)
+        if thumbnails is not None and isinstance(query.probe, Probe):
+            # Records made with a thumbnail beside them pass only if it agrees too (asked by the
+            # turning and the verdict alike, and only of candidates whose views pass).
+            records = [record for record, _ in candidates]
+            check = LookalikeCheck(query.probe, self.lookalike, lambda i: _thumbnail(records[i], thumbnails))
+            targets = [
+                check.target(i, tier) if record.hash_algo == self.algo else tier
+                for i, (tier, record) in enumerate(zip(tiers, records, strict=True))
+            ]
         evidence: dict[int, Evidence] = {}
         if stored and isinstance(query.probe, Probe):
             found = verify(query.probe, list(stored.values()), [targets[i] for i in stored], self.verified)
@@ -354,10 +400,7 @@ class AlignedDualPHash:
         return out
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
-        if record.hash_algo != self.legacy or (views := Views.from_raw(record.features.get("views", b""))) is None:
-            return None
-        features = {**record.features, "views": views.encode()}
-        return replace(record, hash_algo=self.algo, features=features, updated_at=utc_now())
+        return None  # an older record lacks its thumbnail, which only the image can give
 
     def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
         """The query hashes `fingerprint` takes from a picture, for stored records, which keep
@@ -401,19 +444,29 @@ class AlignedDualPHash:
         codes[rows] = stored.reshape(len(rows), 1, -1) ^ np.packbits(flips, axis=2)
         return codes, usable
 
-    def stored_query(self, record: HashRecord, query_hashes: tuple[HashValue, ...]) -> Fingerprint | None:
+    def stored_query(
+        self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
+    ) -> Fingerprint | None:
+        """With the record's thumbnail (its working copy), the query a new upload of its picture
+        would make; without, one whose picture is rebuilt from the views when it is turned."""
         views = self._stored_views([record])[0]
         if views is None:
             return None
+        kept = Thumbnail.decode(thumbnail) if thumbnail else None
+        if kept is not None and kept.hash == record.hash:
+            probe = Probe(kept.rgb, views, kept.box)
+        else:
+            probe = Probe.of_views(views)
         return Fingerprint(
-            algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features,
-            probe=Probe.of_views(views),
-        )  # fmt: skip
+            algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features, probe=probe
+        )
 
     def _stored_lumas(self, records: Sequence[HashRecord]) -> list[np.ndarray | None]:
         """Each record's luma views (None where missing or damaged), as _stored_views has them."""
         found: list[np.ndarray | None] = [None] * len(records)
-        compact = [i for i, r in enumerate(records) if r.hash_algo == self.algo and r.features.get("views")]
+        compact = [
+            i for i, r in enumerate(records) if r.hash_algo in (self.algo, self.compact) and r.features.get("views")
+        ]
         decoded = Views.decode_luma_many([records[i].features["views"] for i in compact])
         for i, grid in zip(compact, decoded, strict=True):
             found[i] = grid
@@ -425,7 +478,9 @@ class AlignedDualPHash:
     def _stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
         """Each record's views (None where missing or damaged), the compact ones decoded together."""
         found: list[Views | None] = [None] * len(records)
-        compact = [i for i, r in enumerate(records) if r.hash_algo == self.algo and r.features.get("views")]
+        compact = [
+            i for i, r in enumerate(records) if r.hash_algo in (self.algo, self.compact) and r.features.get("views")
+        ]
         for i, views in zip(compact, Views.decode_many([records[i].features["views"] for i in compact]), strict=True):
             found[i] = views
         for i, record in enumerate(records):
@@ -440,6 +495,14 @@ class AlignedDualPHash:
         return min(
             part - mine for q in query.search_hashes for part, mine in zip(stored, q.parts(2), strict=True)
         )
+
+
+def _thumbnail(record: HashRecord, thumbnails: ThumbnailSource) -> Thumbnail | None:
+    """The record's thumbnail, or None when there is none (or one made for another version of the
+    record, left by a write that raced this one's)."""
+    data = thumbnails([record.entity_id]).get(record.entity_id)
+    thumbnail = Thumbnail.decode(data) if data else None
+    return thumbnail if thumbnail is not None and thumbnail.hash == record.hash else None
 
 
 PIPELINES: dict[str, type[HashPipeline]] = {PHash64.algo: PHash64, AlignedDualPHash.algo: AlignedDualPHash}

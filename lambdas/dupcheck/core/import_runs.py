@@ -44,9 +44,9 @@ from dupcheck.core.imports import (
     check_catalog,
     count_rows,
 )
-from dupcheck.core.models import HashRecord, utc_now
-from dupcheck.core.ports import ImageFetcher, RecordStore
-from dupcheck.core.service import build_record
+from dupcheck.core.models import Entry, HashRecord, utc_now
+from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
+from dupcheck.core.service import build_entry
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,7 @@ class RowImporter:
     pipeline: HashPipeline
     max_pixels: int
     threads: int = 8  # downloads at once within one invocation
+    thumbnails: ThumbnailStore | None = None  # kept beside the records (None: the check is off)
 
     def import_rows(
         self, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]
@@ -203,35 +204,49 @@ class RowImporter:
         this was its last attempt, where it is the row's failure."""
         try:
             existing = self.store.get_many(list(dict.fromkeys(r.entity_id for r in rows)))
+            # A record without the thumbnail its pipeline keeps is hashed again, as backfill does.
+            for entity_id in self._without_thumbnail(existing, rows):
+                del existing[entity_id]
         except StoreUnavailable as exc:
             return [self._retry_or_fail(row, exc, final) for row in rows]
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
             prepared = list(pool.map(lambda row: self._prepare(row, existing.get(row.entity_id), final), rows))
-        writes = {i: item for i, item in enumerate(prepared) if isinstance(item, HashRecord)}
+        writes = {i: item for i, item in enumerate(prepared) if isinstance(item, Entry)}
         outcome: dict[int, RowResult | Retry] = {
-            i: item for i, item in enumerate(prepared) if not isinstance(item, HashRecord)
+            i: item for i, item in enumerate(prepared) if not isinstance(item, Entry)
         }
         if writes:
             try:
-                self.store.put_many(writes.values())
+                # Thumbnails before their records (DupcheckService.save says why).
+                thumbnails = {e.record.entity_id: e.thumbnail for e in writes.values() if e.thumbnail}
+                if thumbnails and self.thumbnails is not None:
+                    self.thumbnails.put_many(thumbnails)
+                self.store.put_many(e.record for e in writes.values())
                 outcome.update((i, RowResult(rows[i].row, Outcome.DONE)) for i in writes)
             except StoreUnavailable as exc:
                 outcome.update((i, self._retry_or_fail(rows[i], exc, final)) for i in writes)
         return [outcome[i] for i in range(len(rows))]
 
+    def _without_thumbnail(self, existing: dict[str, HashRecord], rows: Sequence[CatalogRow]) -> set[str]:
+        if self.thumbnails is None or not self.pipeline.keeps_thumbnails:
+            return set()
+        current = [row.entity_id for row in rows if unchanged(existing.get(row.entity_id), row, self.pipeline.algo)]
+        return self.thumbnails.missing(current) if current else set()
+
     def _prepare(
         self, row: CatalogRow, record: HashRecord | None, final: Callable[[CatalogRow], bool]
-    ) -> HashRecord | RowResult | Retry:
-        """The record to write for `row`, or its outcome when nothing needs writing."""
+    ) -> Entry | RowResult | Retry:
+        """What to write for `row` (its record, and its thumbnail when hashed), or its outcome
+        when nothing needs writing."""
         if unchanged(record, row, self.pipeline.algo):
             assert record is not None
             if record.sku == row.sku:
                 return RowResult(row.row, Outcome.SKIPPED)
-            return dataclasses.replace(record, sku=row.sku, updated_at=utc_now())
+            return Entry(dataclasses.replace(record, sku=row.sku, updated_at=utc_now()))  # thumbnail kept
         try:
             data = self.fetcher.fetch(row.image_url)
-            return build_record(self.pipeline, data, entity_id=row.entity_id, sku=row.sku,
-                                image_url=row.image_url, max_pixels=self.max_pixels)  # fmt: skip
+            return build_entry(self.pipeline, data, entity_id=row.entity_id, sku=row.sku,
+                               image_url=row.image_url, max_pixels=self.max_pixels)  # fmt: skip
         except DupcheckError as exc:
             return self._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged

@@ -65,14 +65,18 @@ class Fingerprint:
 
     `hash` is what the index stores and searches. `query_hashes` are extra hashes searched
     only at query time (for example a mirrored copy); `features` are compact extra signals
-    stored with the record and used to verify candidates (bytes; base64 in JSON). `probe` is
-    query-side state the pipeline keeps for verification (never stored, not part of equality).
+    stored with the record and used to verify candidates (bytes; base64 in JSON). `thumbnail`
+    is a small picture kept beside the record, not in it (a ThumbnailStore), for the final check
+    of the candidates a query would call duplicates; empty for a query or a pipeline without one.
+    `probe` is query-side state the pipeline keeps for verification (never stored, not part of
+    equality).
     """
 
     algo: str
     hash: HashValue
     query_hashes: tuple[HashValue, ...] = ()
     features: Mapping[str, bytes] = field(default_factory=dict)
+    thumbnail: bytes = field(default=b"", repr=False)
     probe: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -164,6 +168,15 @@ class HashRecord:
             updated_at=str(data.get("updated_at") or utc_now()),
             features=features_from_text(data.get("features") or {}),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What registering an image writes: its record (the store, then the index) and its
+    thumbnail (the ThumbnailStore; empty when the pipeline keeps none)."""
+
+    record: HashRecord
+    thumbnail: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,30 @@ class DuplicateReports(Protocol):
 
 
 @runtime_checkable
+class ThumbnailStore(Protocol):
+    """A small picture of each catalog image, kept beside its record rather than in it: the
+    look-alike check (core/lookalike.py) reads it for the one or two candidates a query would call
+    duplicates, and the record stays compact for the store and the index. Keyed by entity_id;
+    the bytes are the pipeline's own (they name the record hash they were made with)."""
+
+    def put_many(self, thumbnails: Mapping[str, bytes]) -> int:
+        """Store (or replace) each entity's thumbnail; returns how many were written."""
+        ...
+
+    def get_many(self, entity_ids: Sequence[str]) -> dict[str, bytes]:
+        """The thumbnails there are among `entity_ids` (absent ones are left out)."""
+        ...
+
+    def missing(self, entity_ids: Sequence[str]) -> set[str]:
+        """Those of `entity_ids` without a thumbnail (reindex makes them)."""
+        ...
+
+    def delete(self, entity_id: str) -> None:
+        """Remove if present; removing an absent one is not an error."""
+        ...
+
+
+@runtime_checkable
 class ImageFetcher(Protocol):
     """Downloads an image from an untrusted URL, enforcing address, size and time limits."""
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dupcheck.core.errors import InvalidRequest, NotFound
+from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching import VERDICT_RANK, match_percent
-from dupcheck.core.models import FindResult, Fingerprint, HashRecord, IndexHit, Match
-from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore
+from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match
+from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
 
 MAX_TOP = 100
 MAX_PAGE = 100  # records per page of the catalog
@@ -32,6 +33,9 @@ METRIC_HASHES = "HashesComputed"
 METRIC_MATCHES = "MatchesFound"
 METRIC_FETCH_FAILURES = "FetchFailures"
 METRIC_INDEX_LATENCY = "IndexLatencyMs"
+METRIC_THUMBNAIL_FAILURES = "ThumbnailReadFailures"
+
+log = logging.getLogger(__name__)
 
 Observer = Callable[[str, float], None]
 
@@ -50,6 +54,7 @@ class DupcheckService:
     default_top: int = 5
     observe: Observer = _ignore
     reports: DuplicateReports | None = None  # None: no duplicate report is published here
+    thumbnails: ThumbnailStore | None = None  # None: none kept, the look-alike check is off
     _locks: tuple[threading.Lock, ...] = field(
         default_factory=lambda: tuple(threading.Lock() for _ in range(LOCK_STRIPES)), init=False, repr=False
     )
@@ -122,22 +127,27 @@ class DupcheckService:
         return self.register_bytes(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
 
     def register_bytes(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> HashRecord:
-        record = self.record_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
-        self.save(record)
-        return record
+        entry = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+        self.save(entry)
+        return entry.record
 
-    def record_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> HashRecord:
-        """Hash an image into the record that would be stored, without storing it."""
-        record = build_record(
+    def entry_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> Entry:
+        """Hash an image into the record (and thumbnail) that would be stored, without storing it."""
+        entry = build_entry(
             self.pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels
         )
         self.observe(METRIC_HASHES, 1.0)
-        return record
+        return entry
 
-    def save(self, record: HashRecord) -> None:
-        # Store first: it is the source of truth the index is rebuilt from after a crash. Under
-        # the id's lock, so a remove of the same id cannot fall between the two writes.
+    def save(self, entry: Entry) -> None:
+        # The thumbnail before the record: a record is never there without it (only an orphan
+        # thumbnail can be, which the next write of the id replaces). Then the store: it is the
+        # source of truth the index is rebuilt from after a crash. Under the id's lock, so a
+        # remove of the same id cannot fall between the writes.
+        record = entry.record
         with self._lock_for(record.entity_id):
+            if entry.thumbnail and self.thumbnails is not None:
+                self.thumbnails.put_many({record.entity_id: entry.thumbnail})
             self.store.put(record)
             self.index.upsert(record)
 
@@ -151,6 +161,11 @@ class DupcheckService:
             # After the store: an index entry left by a crash here points at no record, and is
             # dropped from every result (the record is read from the store) until reindex.
             self.index.remove(entity_id)
+            if self.thumbnails is not None:
+                try:
+                    self.thumbnails.delete(entity_id)
+                except StoreUnavailable as exc:  # the record is gone: an orphan thumbnail is never read
+                    log.warning("thumbnail of %r not deleted: %s", entity_id, exc.message)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -177,6 +192,18 @@ class DupcheckService:
             raise InvalidRequest(f"top must be between 1 and {MAX_TOP}")
         return top
 
+    def _thumbnails_of(self, entity_ids: Sequence[str]) -> Mapping[str, bytes]:
+        """The candidates' thumbnails, for the look-alike check. Unreadable ones cost the check
+        (those candidates keep the verdict of their views), never the query: logged and counted."""
+        if self.thumbnails is None or not entity_ids:
+            return {}
+        try:
+            return self.thumbnails.get_many(entity_ids)
+        except StoreUnavailable as exc:
+            log.warning("thumbnails not read, the look-alike check is skipped: %s", exc.message)
+            self.observe(METRIC_THUMBNAIL_FAILURES, 1.0)
+            return {}
+
     def _judge(self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None) -> list[Match]:
         stored = self.store.get_many([h.entity_id for h in hits]) if hits else {}
         # A hash from another pipeline means nothing here; `reindex` upgrades such records.
@@ -188,7 +215,8 @@ class DupcheckService:
         # Verdict first; then how alike the verified pictures are (a crop aligned with its source
         # beats a look-alike that merely hashes closer); then hash distance.
         ranked: list[tuple[int, float, int, Match]] = []
-        for (record, _), judgement in zip(candidates, self.pipeline.judge(query, candidates), strict=True):
+        judgements = self.pipeline.judge(query, candidates, self._thumbnails_of)
+        for (record, _), judgement in zip(candidates, judgements, strict=True):
             if max_distance is not None and judgement.distance > max_distance:
                 continue
             match = Match(
@@ -204,13 +232,13 @@ class DupcheckService:
         return [match for *_, match in ranked]
 
 
-def build_record(
+def build_entry(
     pipeline: HashPipeline, data: bytes, *, entity_id: str, sku: str, image_url: str, max_pixels: int
-) -> HashRecord:
-    """Hash an image into the record that would be stored: what registering stores, and what
-    backfill's hashing processes build (they need a pipeline, not a service)."""
+) -> Entry:
+    """Hash an image into the record (and thumbnail) that would be stored: what registering
+    stores, and what backfill's hashing processes build (they need a pipeline, not a service)."""
     fp = pipeline.fingerprint_bytes(_check_image(data), max_pixels=max_pixels, for_query=False)
-    return HashRecord(
+    record = HashRecord(
         entity_id=_check_new_id(entity_id),
         sku=str(sku or ""),
         image_url=image_url,
@@ -218,6 +246,7 @@ def build_record(
         hash_algo=fp.algo,
         features=dict(fp.features),
     )
+    return Entry(record, fp.thumbnail)
 
 
 def encode_cursor(entity_id: str) -> str:

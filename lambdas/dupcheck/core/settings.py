@@ -80,6 +80,9 @@ class Settings(BaseModel):
 
     # AWS
     table_name: str = Field("", description="DynamoDB table of hash records (store=dynamodb).")
+    thumbnail_bucket: str = Field(
+        "", description="S3 bucket of the thumbnails the look-alike check reads (store=dynamodb; empty: no check)."
+    )
     opensearch_endpoint: str = Field("", description="OpenSearch domain endpoint (index=opensearch).")
     opensearch_index: str = Field("dupcheck-hashes", description="OpenSearch index name.")
     aws_region: str = Field("", description="AWS region; empty uses AWS_REGION.")
@@ -113,6 +116,10 @@ class Settings(BaseModel):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "dupcheck.sqlite3"
+
+    @property
+    def thumbnails_path(self) -> Path:
+        return self.data_dir / "thumbnails.sqlite3"
 
     @staticmethod
     def env_name(field: str) -> str:

@@ -28,8 +28,9 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -73,6 +74,8 @@ LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies
 LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 VIEWS = 2  # whole picture, border-trimmed picture
+Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
+WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
 _RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
 # What an alignment says was edited, in words (`edits`, the duplicate report's `edit`). Loose on
 # purpose: each names an edit a person would see, not the resampling every copy has (on the dev
@@ -212,6 +215,8 @@ def _coarse_sampler() -> np.ndarray:
 class _QueryViews:
     """The query at one rotation: 4 views, (whole, trimmed) x (upright, mirrored)."""
 
+    angle: float  # degrees the query was turned by
+    trimmed: Box  # where the trimmed view lies in the (turned) picture
     coarse: np.ndarray  # (4, 8, 8) luma, zero mean and unit norm
     fine: np.ndarray  # (4, 24, 24) luma
     fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
@@ -227,21 +232,23 @@ def _unit(blocks: np.ndarray) -> np.ndarray:
     return centred / np.maximum(norm, 1e-6)
 
 
-def _query_views(views: Views) -> _QueryViews:
+def _query_views(views: Views, angle: float, trimmed: Box) -> _QueryViews:
     identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
     identity_fine = sampler(LUMA_GRID, FINE, 0.0, 1.0)
     identity_chroma = sampler(CHROMA_GRID, FINE, 0.0, 1.0)
     lumas = np.concatenate([views.luma, views.luma[:, :, ::-1]])
     chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
     fine = identity_fine @ lumas @ identity_fine.T
-    trimmed = views.bordered
+    bordered = views.bordered
     return _QueryViews(
+        angle=angle,
+        trimmed=trimmed,
         coarse=_unit(identity_coarse @ _halve(lumas) @ identity_coarse.T),
         fine=fine,
         fine_unit=_unit(fine),
         chroma=chroma,
         grey=_grey(chroma),
-        bordered=np.array([False, trimmed, False, trimmed]),
+        bordered=np.array([False, bordered, False, bordered]),
     )
 
 
@@ -258,6 +265,22 @@ def _halve(grids: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
+class Alignment:
+    """Where evidence was measured: the query turned by `angle` degrees (`Probe.turned`), its view
+    `query_box` (the whole picture or the trimmed one: top, bottom, left, right as shares of its
+    sides), mirrored or not, against a window of one of the candidate's views (`candidate_view`:
+    0 the whole picture, 1 the border-trimmed one; `rows` and `cols`: start and width as shares
+    of that view's sides). What a finer look starts from (core/lookalike.py)."""
+
+    query_box: Box
+    mirrored: bool
+    angle: float
+    candidate_view: int
+    rows: tuple[float, float]
+    cols: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """What is left different after aligning a candidate with the query.
 
@@ -269,12 +292,10 @@ class Evidence:
     `colour_missing`: centre-weighted share of the candidate's product (away from its background
     and its outline) whose colour the query has nowhere within a pixel: a recoloured part.
 
-    And the alignment itself, which says what was edited (`edits`): `area`, the share of the
-    candidate's view the query matched (below 1: the query is a crop of it); `mirrored`;
+    And what, beside the alignment's window, mirror and turn, says what was edited (`edits`):
     `border`, one side's picture had a uniform border the other's lacks (padding, a frame);
-    `angle`, degrees the query was turned; `gain` and `brightness`, the luma fit's contrast and
-    mean shift (levels); `saturation`, the colour fit's scale; `colour_lost`, a grayscale query
-    against a coloured candidate.
+    `gain` and `brightness`, the luma fit's contrast and mean shift (levels); `saturation`, the
+    colour fit's scale; `colour_lost`, a grayscale query against a coloured candidate.
     """
 
     similarity: float
@@ -283,10 +304,8 @@ class Evidence:
     layout_off: int = 0
     colour_seen: bool = True
     colour_missing: float = 0.0
-    area: float = 1.0
-    mirrored: bool = False
+    alignment: Alignment | None = field(default=None, compare=False)
     border: bool = False
-    angle: float = 0.0
     gain: float = 1.0
     brightness: float = 0.0
     saturation: float = 1.0
@@ -297,13 +316,14 @@ def edits(evidence: Evidence) -> list[str]:
     """What differs between two pictures verification aligned, in words (thresholds above); an
     empty list when nothing shows at the views' size (resized, recompressed, the same file)."""
     words = []
-    if evidence.area <= CROPPED_AREA:
+    alignment = evidence.alignment
+    if alignment is not None and alignment.rows[1] * alignment.cols[1] <= CROPPED_AREA:
         words.append("crop")
     if evidence.border:
         words.append("border")
-    if evidence.mirrored:
+    if alignment is not None and alignment.mirrored:
         words.append("mirror")
-    if evidence.angle:
+    if alignment is not None and alignment.angle:
         words.append("rotation")
     if evidence.colour_lost:
         words.append("grayscale")
@@ -340,6 +360,15 @@ class Thresholds:
         )
 
 
+class Target(Protocol):
+    """What a candidate must pass: a Tier, or a Tier and a further check (core/lookalike.py)."""
+
+    def passes(self, evidence: Evidence) -> bool: ...
+
+    @property
+    def max_colour_off(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     """Evidence passes a tier when it meets any of its thresholds."""
@@ -359,12 +388,14 @@ class Tier:
 
 @dataclass(slots=True)
 class Probe:
-    """Query-side state: the working copy, and its views at each rotation tried (upright first).
-    A stored picture's probe has no working copy (`rgb` None): one is rebuilt from its upright
-    views the first time it is turned, which most queries never are."""
+    """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
+    caller has them), and its views at each rotation tried (upright first). A stored picture
+    without its thumbnail has no working copy (`rgb` None, `of_views`): one is rebuilt from its
+    upright views the first time it is needed, which most queries never are."""
 
     rgb: np.ndarray | None
     upright: Views | None = None
+    box: tuple[int, int, int, int] | None = None
     _by_angle: dict[float, _QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
 
@@ -373,19 +404,36 @@ class Probe:
             if angle:
                 # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
                 # filled with the border colour so the turned corners trim away like a border.
-                if self._to_turn is None:
-                    image = Image.fromarray(self._picture())
-                    image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
-                    self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
-                image, fill = self._to_turn
-                views = views_of(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)))
+                image, fill = self._turning()
+                turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+                box = trim_box(turned)
+                views = views_of(turned, box)
             else:
-                views = self.upright if self.upright is not None else views_of(self._picture())
-            turned = _query_views(views)
+                turned = self._picture()
+                box = self.box if self.box is not None else trim_box(turned)
+                views = self.upright if self.upright is not None else views_of(turned, box)
+            found = _query_views(views, angle, _relative(box, turned.shape))
             if angle:  # the fill trims away like a border, but says nothing of the picture's own
-                turned.bordered = self.at(0.0).bordered
-            self._by_angle[angle] = turned
+                found.bordered = self.at(0.0).bordered
+            self._by_angle[angle] = found
         return self._by_angle[angle]
+
+    def turned(self, angle: float) -> np.ndarray:
+        """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
+        look at more detail than the views hold (core/lookalike.py)."""
+        if not angle:
+            return self._picture()
+        _, fill = self._turning()
+        return np.asarray(
+            Image.fromarray(self._picture()).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+        )
+
+    def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
+        if self._to_turn is None:
+            image = Image.fromarray(self._picture())
+            image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
+            self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
+        return self._to_turn
 
     def _picture(self) -> np.ndarray:
         if self.rgb is None:
@@ -396,9 +444,15 @@ class Probe:
 
     @classmethod
     def of_views(cls, views: Views) -> Probe:
-        """A stored picture as a query: its views upright, and a picture rebuilt from them when
-        it is turned (the catalog checked against itself has no pictures, only what records store)."""
+        """A stored picture as a query without its picture: its views upright, and a picture
+        rebuilt from them when one is needed (to turn it)."""
         return cls(None, upright=views)
+
+
+def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
+    """A (top, bottom, left, right) pixel box as shares of a picture's sides."""
+    height, width = shape[:2]
+    return (box[0] / height, box[1] / height, box[2] / width, box[3] / width)
 
 
 @cache
@@ -547,17 +601,20 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     colour_off = ((colour_residual > COLOUR_TOLERANCE) * weight).sum(axis=(1, 2))
     colour_missing = (missing * weight).sum(axis=(1, 2))
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
-    area = np.array([y[1] * x[1] for y, x in zip(y_windows, x_windows, strict=True)])
     their_border = np.array([c.bordered and v == 1 for c, v in zip(candidates, cviews, strict=True)])
     border = query.bordered[views] != their_border
     colour_lost = query.grey[views] & ~_grey(chromas)
+    alignments = [
+        Alignment(query.trimmed if v % 2 else WHOLE, bool(v >= 2), query.angle, int(cv), y, x)
+        for v, cv, y, x in zip(views, cviews, y_windows, x_windows, strict=True)
+    ]
     return [
         Evidence(
-            float(s), float(lo), float(co), int(la), not grey, float(cm), area=float(ar), mirrored=bool(v >= 2),
-            border=bool(bo), gain=float(g), brightness=float(br), saturation=float(sa), colour_lost=bool(cl),
+            float(s), float(lo), float(co), int(la), not grey, float(cm), alignment, border=bool(bo), gain=float(g),
+            brightness=float(br), saturation=float(sa), colour_lost=bool(cl),
         )  # fmt: skip
-        for s, lo, co, la, grey, cm, ar, v, bo, g, br, sa, cl in zip(
-            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, area, views, border,
+        for s, lo, co, la, grey, cm, alignment, bo, g, br, sa, cl in zip(
+            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, alignments, border,
             np.where(plain, 1.0, gain.ravel()), (my_mean - their_mean).ravel(), scale, colour_lost, strict=True,
         )
     ]
@@ -590,7 +647,7 @@ def _layout(lumas: np.ndarray) -> np.ndarray:
 
 
 def verify(
-    probe: Probe, candidates: Sequence[Views], targets: Sequence[Tier], judged: int | None = None
+    probe: Probe, candidates: Sequence[Views], targets: Sequence[Target], judged: int | None = None
 ) -> list[Evidence | None]:
     """Evidence for the `judged` candidates most alike at the coarse alignment (all by default),
     each at its best alignment with the query; None for the others. Screening by the coarse
@@ -619,7 +676,7 @@ def verify(
     return [found.get(i) for i in range(len(candidates))]
 
 
-def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upright: Evidence) -> Evidence:
+def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Target, upright: Evidence) -> Evidence:
     """The best evidence with the query turned: by ANGLE either way, then twice as far on the
     better side, then ANGLE_STEP either side of the best angle; stops as soon as the target
     passes, or after +-ANGLE if that did not bring the candidate closer (another picture: 40% of
@@ -629,7 +686,7 @@ def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Tier, upri
     def attempt(angle: float) -> bool:
         if angle not in tried:
             rotated = probe.at(angle)
-            tried[angle] = replace(_judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated))[0], angle=angle)
+            tried[angle] = _judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated))[0]
         return target.passes(tried[angle])
 
     def best_angle() -> float:

@@ -3,13 +3,14 @@
     catalog reader -> store check (get_many, batches) -> download threads -> hash processes
     (main thread)     skip unchanged rows, no download    (per-host limit,    (hash_workers.py: the
                                                           retries, backoff)   pipeline once each)
-                                                                   \\-> writer thread: put_many
+                                                     \\-> writer thread: thumbnails, then put_many
 
 Every queue is bounded, so memory stays flat however long the catalog is. Resume and
 idempotency are one mechanism: before downloading a row, the target store itself is asked (in
 batches) whether it already holds that entity_id with the same image_url and the current
-pipeline's hash_algo. If so the row is unchanged and skipped without a download; if the URL (or
-the pipeline) changed, it is fetched and re-hashed. There is no checkpoint file to lose:
+pipeline's hash_algo (and the thumbnail store, whether it holds its thumbnail). If so the row is
+unchanged and skipped without a download; if the URL (or the pipeline) changed, or the
+thumbnail is missing, it is fetched and re-hashed. There is no checkpoint file to lose:
 whatever reached the store before a crash, kill -9 or network loss is done, and only rows in
 flight at that moment are fetched again. Every failure is one line in the failures file.
 """
@@ -34,8 +35,8 @@ from urllib.parse import urlsplit
 
 from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.models import HashRecord, utc_now
-from dupcheck.core.ports import ImageFetcher, RecordStore
+from dupcheck.core.models import Entry, HashRecord, utc_now
+from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
@@ -123,6 +124,7 @@ class Backfill:
         options: BackfillOptions | None = None,
         algo: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        thumbnails: ThumbnailStore | None = None,
         on_row: RowListener | None = None,
     ) -> None:
         self.settings = settings
@@ -136,6 +138,11 @@ class Backfill:
 
             fetcher = build_fetcher(settings)
         self.fetcher = fetcher
+        if thumbnails is None and not self.options.dry_run:
+            from dupcheck.bootstrap import build_thumbnails
+
+            thumbnails = build_thumbnails(settings)
+        self.thumbnails = thumbnails
         self._sleep = sleep
         self._on_row = on_row
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
@@ -274,23 +281,35 @@ class Backfill:
             existing = (
                 {} if self.options.force or not valid else self.store.get_many([r.entity_id for r in valid])
             )
+            done = {
+                row.entity_id: record for row in valid
+                if (record := existing.get(row.entity_id)) is not None
+                and record.image_url == row.image_url and record.hash_algo == self.algo
+            }  # fmt: skip
+            # A record without the thumbnail its pipeline keeps is not done: it is hashed again.
+            for entity_id in self._without_thumbnail(list(done)):
+                del done[entity_id]
             for row in valid:
                 if self._stop.is_set():
                     return  # stopped: rows not started stay out of the store, for a later run
-                record = existing.get(row.entity_id)
-                if record is not None and record.image_url == row.image_url and record.hash_algo == self.algo:
+                record = done.get(row.entity_id)
+                if record is not None:
                     if record.sku == row.sku:
                         self._stored("skipped", row, record)
                     elif self.options.dry_run:
                         self._advance("would_fetch")
                     else:  # same image, new sku: no download needed
-                        writes.put(
-                            ("updated", row, dataclasses.replace(record, sku=row.sku, updated_at=utc_now()))
-                        )
+                        record = dataclasses.replace(record, sku=row.sku, updated_at=utc_now())
+                        writes.put(("updated", row, Entry(record)))  # its thumbnail stays as it is
                 elif self.options.dry_run:
                     self._advance("would_fetch")
                 else:
                     work.put(row)  # blocks when downloads are behind: back-pressure on the reader
+
+    def _without_thumbnail(self, entity_ids: list[str]) -> set[str]:
+        if not entity_ids or self.thumbnails is None or not self._pipeline.keeps_thumbnails:
+            return set()
+        return self.thumbnails.missing(entity_ids)
 
     # -- stage 2 and 3: download, then hash (download threads) -----------------------------------
 
@@ -398,16 +417,20 @@ class Backfill:
             if stop:
                 return
 
-    def _flush(self, batch: list[tuple[str, CatalogRow, HashRecord]]) -> None:
+    def _flush(self, batch: list[tuple[str, CatalogRow, Entry]]) -> None:
         try:
-            self.store.put_many(record for _, _, record in batch)
+            # Thumbnails before their records (DupcheckService.save says why).
+            thumbnails = {entry.record.entity_id: entry.thumbnail for _, _, entry in batch if entry.thumbnail}
+            if thumbnails and self.thumbnails is not None:
+                self.thumbnails.put_many(thumbnails)
+            self.store.put_many(entry.record for _, _, entry in batch)
         except Exception as exc:  # noqa: BLE001 - StoreUnavailable and friends: these rows failed
             message = exc.message if isinstance(exc, DupcheckError) else f"{type(exc).__name__}: {exc}"
             for _, row, _ in batch:
                 self._fail(row, getattr(exc, "code", "store_unavailable"), message)
             return
-        for kind, row, record in batch:
-            self._stored(kind, row, record)
+        for kind, row, entry in batch:
+            self._stored(kind, row, entry.record)
 
 
 def _drain(q: queue.Queue[Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from dupcheck_tools.cli.common import print_json, usage_error
 from dupcheck_tools.duplicates import DEFAULT_RADIUS
 from dupcheck_tools.evaluation import UsageError, run_evaluation
+from dupcheck_tools.evaluation.all_pairs import all_pairs_evaluation
 from dupcheck_tools.evaluation.duplicates import run_duplicate_evaluation
 from dupcheck_tools.exit_codes import ExitCode
 
@@ -23,8 +24,18 @@ def register(commands: Any) -> None:
         "every query of --truth (CSV query,expected,kind; expected empty: no duplicate exists) and writes "
         "report.json, report.md and plots to --out. The last stdout line is the summary as JSON.",
     )
-    _benchmark_arguments(parser, truth="CSV query,expected,kind", out="folder for report.json, report.md and plots")
+    _benchmark_arguments(
+        parser, truth="CSV query,expected,kind[,source]", out="folder for report.json, report.md and plots",
+        required=False,
+    )  # fmt: skip
     parser.add_argument("--top", type=int, default=5, help="matches per query (default 5)")
+    parser.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="precision at catalog scale instead: query every catalog picture against the catalog and count "
+        "the other items called duplicate (with --queries and --truth, the catalog grows with every query file)",
+    )
+    parser.add_argument("--same", type=Path, help="with --all-pairs: CSV a,b of items known to be the same picture")
     parser.set_defaults(run=run)
 
     catalog_wide = commands.add_parser(
@@ -48,16 +59,20 @@ def register(commands: Any) -> None:
     catalog_wide.set_defaults(run=run_duplicates)
 
 
-def _benchmark_arguments(parser: argparse.ArgumentParser, *, truth: str, out: str) -> None:
+def _benchmark_arguments(parser: argparse.ArgumentParser, *, truth: str, out: str, required: bool = True) -> None:
     """The benchmark folders make_benchmark.py writes, and the pipeline to measure."""
     parser.add_argument("--catalog", type=Path, required=True, help="folder of catalog images (entity_id = stem)")
-    parser.add_argument("--queries", type=Path, required=True, help="folder holding the files named in --truth")
-    parser.add_argument("--truth", type=Path, required=True, help=truth)
+    parser.add_argument("--queries", type=Path, required=required, help="folder holding the files named in --truth")
+    parser.add_argument("--truth", type=Path, required=required, help=truth)
     parser.add_argument("--out", type=Path, required=True, help=out)
     parser.add_argument("--algo", default=None, help="hash pipeline (default: the service's default)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.all_pairs:
+        return run_all_pairs(args)
+    if args.queries is None or args.truth is None or args.same is not None:
+        return usage_error("--queries and --truth are required (--same only with --all-pairs)", code="invalid_request")
     try:
         summary = run_evaluation(args.catalog, args.queries, args.truth, args.out, algo=args.algo, top=args.top)
     except UsageError as exc:
@@ -84,4 +99,19 @@ def run_duplicates(args: argparse.Namespace) -> int:
         print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
     print(f"wrote {args.out / 'duplicates-evaluation.json'}, duplicates-evaluation.md, report/")
     print_json({k: v for k, v in result.items() if k != "per_kind"}, indent=None)
+    return ExitCode.OK
+
+
+def run_all_pairs(args: argparse.Namespace) -> int:
+    if (args.queries is None) != (args.truth is None):
+        return usage_error("--all-pairs grows the catalog with --queries and --truth together", code="invalid_request")
+    try:
+        summary = all_pairs_evaluation(args.catalog, args.out, queries=args.queries, truth=args.truth,
+                                       same=args.same, algo=args.algo)  # fmt: skip
+    except UsageError as exc:
+        return usage_error(str(exc), code="invalid_request")
+    for entry in summary["failed_files"]:
+        print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
+    print(f"wrote {args.out / 'all_pairs.json'}, all_pairs.md")
+    print_json(summary, indent=None)
     return ExitCode.OK

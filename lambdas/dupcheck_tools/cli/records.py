@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dupcheck.bootstrap import build_store
+from dupcheck.bootstrap import build_store, build_thumbnails
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Target, default_failures_path
 from dupcheck_tools.cli.common import add_target_arguments, run_job, show_progress
@@ -17,8 +17,8 @@ def register(commands: Any) -> None:
     export = commands.add_parser(
         "export",
         help="write every record of the store to a JSON Lines file (.gz compresses)",
-        description="One JSON object per record, the fields GET /items/{id}?include=features returns: a "
-        "backup, or a catalog to import into another store. The file appears whole or not at all. "
+        description="One JSON object per record, the fields GET /items/{id}?include=features returns and its "
+        "thumbnail: a backup, or a catalog to import into another store. The file appears whole or not at all. "
         "Exit 0: written, 130: interrupted (nothing written).",
     )
     export.add_argument("--out", required=True, help="the file to write, e.g. catalog.jsonl or catalog.jsonl.gz")
@@ -46,7 +46,7 @@ def register(commands: Any) -> None:
 def run_export(args: argparse.Namespace) -> int:
     def job(target: Target, settings: Settings) -> ExportSummary:
         return export_records(build_store(settings), Path(args.out), segments=args.segments,
-                              progress=show_progress(args))  # fmt: skip
+                              progress=show_progress(args), thumbnails=build_thumbnails(settings))  # fmt: skip
 
     return run_job(args, job)
 
@@ -60,6 +60,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     def job(target: Target, settings: Settings) -> ImportSummary:
         return import_records(build_store(settings), source, failures=failures, overwrite=args.overwrite,
-                              progress=show_progress(args), region=args.region)  # fmt: skip
+                              progress=show_progress(args), region=args.region,
+                              thumbnails=build_thumbnails(settings))  # fmt: skip
 
     return run_job(args, job)

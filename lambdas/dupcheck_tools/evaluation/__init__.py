@@ -33,6 +33,7 @@ from dupcheck_tools.evaluation.metrics import per_kind, summarise
 from dupcheck_tools.evaluation.report import write_reports
 
 TRUTH_COLUMNS = ("query", "expected", "kind")
+SOURCE_COLUMN = "source"  # optional: the picture a query was made from (all-pairs groups by it)
 
 
 class UsageError(Exception):
@@ -46,7 +47,8 @@ def read_truth(path: Path) -> list[dict[str, str]]:
             missing = [c for c in TRUTH_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise UsageError(f"{path}: truth CSV lacks column(s) {', '.join(missing)}")
-            rows = [{c: (row.get(c) or "").strip() for c in TRUTH_COLUMNS} for row in reader]
+            columns = TRUTH_COLUMNS + ((SOURCE_COLUMN,) if SOURCE_COLUMN in (reader.fieldnames or []) else ())
+            rows = [{c: (row.get(c) or "").strip() for c in columns} for row in reader]
     except OSError as exc:
         raise UsageError(f"cannot read truth file: {exc}") from exc
     rows = [r for r in rows if r["query"]]
@@ -65,6 +67,14 @@ def progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+def close_service(service: Any) -> None:
+    """Close what an evaluation's throw-away service opened: its fetcher's pool, its store."""
+    for part in (service.fetcher, service.store):
+        close = getattr(part, "close", None)
+        if callable(close):
+            close()
 
 
 def evaluate(
@@ -116,10 +126,7 @@ def evaluate(
             rows.append(row)
         query_seconds = time.perf_counter() - started
     finally:
-        for part in (service.fetcher, service.store):
-            close = getattr(part, "close", None)
-            if callable(close):
-                close()
+        close_service(service)
 
     expected_missing = sorted({r["expected"] for r in rows if r["expected"] and r["expected"] not in indexed})
     facts = {

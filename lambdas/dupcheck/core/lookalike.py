@@ -1,0 +1,479 @@
+"""The look-alike check: a second, finer look at the candidates the views would call duplicates.
+
+The views every record stores (32x32 luma, 16x16 colour: core/verification.py) hold a
+product's shape and colours, not a collar, a zip, a print or a seam: two different black
+t-shirts on the same model in the same pose agree there almost pixel for pixel, and so do a
+black cap and the grey one a shop made from the same photo (docs/evaluation.md, "Precision at
+catalog scale"). So a candidate whose views pass is looked at again, at 64x64, against its
+thumbnail: the record's 160 px working copy, kept beside the record (a ThumbnailStore) rather
+than in it, which stays compact for the index.
+
+1. Alignment: the views' alignment (the window, the mirroring, the turn) is refined by
+   Lucas-Kanade to an affine map from the query onto the thumbnail, at 32 px then at 64, with a
+   gain and an offset for brightness and contrast and robust weights so that a badge does not
+   pull it. A copy is one affine map away from its source whatever was edited (a few degrees of
+   turn the views let pass upright, a squash, a crop's last pixels); another photo is not.
+2. Structure: the aligned pictures are cut in 8x8 tiles of 8x8 pixels, and the tiles with
+   detail on both sides are correlated. A copy's tiles agree (JPEG, a resize and a badge's
+   edge cost little, and a tile only one side has detail in, an overlay's, is not counted);
+   another garment on the same model in the same pose, or the same model photographed twice,
+   agrees in the large but not tile by tile: the face, the arms, the seams and the prints are
+   a pixel or two elsewhere, or are not there at all. And the gradients' magnitudes are
+   correlated over the whole picture: the same detail, in the same places.
+3. Tone: brightness and contrast edits map every luma level of the source through one line,
+   clipped at black and white. A shop that recolours a product in a photo (a black cap made
+   grey) changes some regions and leaves others (the underbrim, the strap): the share of the
+   picture that no clipped line explains, a pixel of slack allowed, says so.
+
+Cost (docs/benchmarks.md): a few milliseconds per candidate looked at, and only candidates the
+views already pass are (about one per query for a copy, almost never for a new product); the
+thumbnail is read from the store for those alone.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from PIL import Image
+
+from dupcheck.core.models import HashValue
+from dupcheck.core.pixels import luma
+from dupcheck.core.verification import Alignment, Evidence, Probe, Tier
+
+SIZE = 64  # side of the aligned comparison
+TILE = 8  # pixels per side of a tile
+TEXTURED = 6.0  # luma std of a tile with detail in it
+LUMA_SLACK = 15.0  # luma levels a pixel may be off the clipped tone line
+STRONG_EDGE = 16.0  # luma levels per pixel: an edge the missing-detail share counts
+BACKGROUND = 12.0  # luma levels from a plain background's, as core/verification.py's
+ITERATIONS = (20, 15)  # Lucas-Kanade steps at 32 px, then at 64
+THUMBNAIL_QUALITY = 85  # JPEG: ~4 KB at 160 px, 0.2 ms to encode, 0.5 to decode
+_RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
+_MAGIC = b"DLK1"
+_HEADER = struct.Struct(">4sB16s4H")  # magic, hash length, hash (padded), trim box
+
+
+@dataclass(frozen=True, slots=True)
+class Thumbnail:
+    """A record's working copy (RGB, at most 160 px) and its trim box (top, bottom, left,
+    right, in its pixels), with the hash of the record it was made for: a thumbnail left by
+    another version of the record is not read as this one's."""
+
+    hash: HashValue
+    rgb: np.ndarray
+    box: tuple[int, int, int, int]
+
+    @classmethod
+    def decode(cls, data: bytes) -> Thumbnail | None:
+        """What `encode` wrote, or None for bytes that are not a thumbnail."""
+        if len(data) <= _HEADER.size:
+            return None
+        magic, length, digest, *box = _HEADER.unpack_from(data)
+        if magic != _MAGIC or not 0 < length <= 16:
+            return None
+        try:
+            with Image.open(io.BytesIO(data[_HEADER.size :])) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
+        top, bottom, left, right = box
+        if not (0 <= top < bottom <= rgb.shape[0] and 0 <= left < right <= rgb.shape[1]):
+            return None
+        return cls(HashValue(digest[:length]), rgb, (top, bottom, left, right))
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """What the finer look saw, at its alignment: `structure`, the median correlation of the
+    8x8 tiles with detail on both sides (1: the same detail everywhere); `missing`, the share of
+    the candidate's strong edges the query has nowhere within a pixel (a zip, a seam, a print,
+    a face that is not there); `recoloured`, the share of solid regions (they survive a 3x3
+    erosion) no clipped tone line explains; `overlap`, the share of the query the aligned
+    thumbnail covers. Shares are centre-weighted."""
+
+    structure: float
+    missing: float
+    recoloured: float
+    overlap: float
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """When a candidate the views pass is also the same picture at a finer look: its structure
+    agrees, it has the candidate's detail, and no region of it was recoloured; or structure and
+    detail both only fairly (two weaker signs together refute it)."""
+
+    min_structure: float
+    max_missing: float
+    max_recoloured: float
+    fair_structure: float  # below this structure...
+    fair_missing: float  # ...and above this share missing: refuted too
+    min_overlap: float = 0.5  # less overlap than this: too little to judge, the views decide
+
+    def passes(self, detail: Detail) -> bool:
+        if detail.overlap < self.min_overlap:
+            return True
+        return (
+            detail.structure >= self.min_structure
+            and detail.missing <= self.max_missing
+            and detail.recoloured <= self.max_recoloured
+            and not (detail.structure < self.fair_structure and detail.missing > self.fair_missing)
+        )
+
+
+class LookalikeCheck:
+    """One query's look-alike check: `confirm(candidate, evidence)` looks at a candidate whose
+    views pass; its thumbnail comes from `thumbnail_of` (None: not kept, and the views decide).
+    Each candidate is looked at once, whatever the turning asks again."""
+
+    def __init__(self, probe: Probe, limits: Limits, thumbnail_of: Callable[[int], Thumbnail | None]) -> None:
+        self.probe, self.limits, self._thumbnail_of = probe, limits, thumbnail_of
+        self._seen: dict[tuple[int, Alignment], bool] = {}
+        self._queries: dict[tuple[float, tuple[float, ...], bool], np.ndarray] = {}
+
+    def target(self, candidate: int, tier: Tier) -> Confirmed:
+        return Confirmed(tier, self, candidate)
+
+    def confirm(self, candidate: int, evidence: Evidence) -> bool:
+        alignment = evidence.alignment
+        if alignment is None:
+            return True
+        key = (candidate, alignment)
+        if key not in self._seen:
+            thumbnail = self._thumbnail_of(candidate)
+            detail = None if thumbnail is None else self.examine(thumbnail, alignment)
+            self._seen[key] = detail is None or self.limits.passes(detail)
+        return self._seen[key]
+
+    def examine(self, thumbnail: Thumbnail, alignment: Alignment) -> Detail | None:
+        """The finer look at a candidate's thumbnail at the views' alignment (None: its window
+        is too small to look at)."""
+        aligned = self.aligned(thumbnail, alignment)
+        return None if aligned is None else _measure(aligned)
+
+    def aligned(self, thumbnail: Thumbnail, alignment: Alignment) -> Aligned | None:
+        """The query's patch and the thumbnail mapped onto it, as the check compares them."""
+        window, candidate = _candidate_window(thumbnail, alignment)
+        return None if window is None else align(self._query(alignment), candidate, window)
+
+    def _query(self, alignment: Alignment) -> np.ndarray:
+        key = (alignment.angle, alignment.query_box, alignment.mirrored)
+        if key not in self._queries:
+            picture = self.probe.turned(alignment.angle)
+            height, width = picture.shape[:2]
+            top, bottom, left, right = alignment.query_box
+            gray = Image.fromarray(luma(picture, np.float32), mode="F")
+            patch = gray.resize((SIZE, SIZE), Image.Resampling.BILINEAR,
+                                box=(left * width, top * height, right * width, bottom * height))  # fmt: skip
+            query = np.asarray(patch, dtype=np.float64)
+            self._queries[key] = query[:, ::-1] if alignment.mirrored else query
+        return self._queries[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """A candidate's tier, and then the look-alike check: what verification's turning and the
+    verdict ask `passes` of (duck-typed as a Tier: core/verification.py's `Target`)."""
+
+    tier: Tier
+    check: LookalikeCheck
+    candidate: int
+
+    def passes(self, evidence: Evidence) -> bool:
+        return self.tier.passes(evidence) and self.check.confirm(self.candidate, evidence)
+
+    @property
+    def max_colour_off(self) -> float:
+        return self.tier.max_colour_off
+
+
+def thumbnail_bytes(hash_value: HashValue, picture: Image.Image, box: tuple[int, int, int, int]) -> bytes:
+    """A record's thumbnail as stored: `picture` (its RGB working copy) as a JPEG, after a header
+    naming the record's hash and the picture's trim box (what `Thumbnail.decode` reads)."""
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    digest = hash_value.data
+    return _HEADER.pack(_MAGIC, len(digest), digest.ljust(16, b"\0"), *box) + buffer.getvalue()
+
+
+# -- the finer look --------------------------------------------------------------------------
+
+
+def _candidate_window(
+    thumbnail: Thumbnail, alignment: Alignment
+) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
+    """The candidate's luma, scaled so that the aligned window is SIZE pixels on its longer
+    side (what the query patch is), and the window there: (top, height, left, width)."""
+    height, width = thumbnail.rgb.shape[:2]
+    top, bottom, left, right = thumbnail.box if alignment.candidate_view else (0, height, 0, width)
+    view_h, view_w = bottom - top, right - left
+    y0, x0 = top + alignment.rows[0] * view_h, left + alignment.cols[0] * view_w
+    win_h, win_w = alignment.rows[1] * view_h, alignment.cols[1] * view_w
+    if min(win_h, win_w) < 4:
+        return None, np.zeros((0, 0))
+    scale = SIZE / max(win_h, win_w)
+    new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
+    gray = Image.fromarray(luma(thumbnail.rgb, np.float32), mode="F")
+    candidate = np.asarray(gray.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
+    sy, sx = new_h / height, new_w / width
+    return (y0 * sy, win_h * sy, x0 * sx, win_w * sx), candidate
+
+
+@cache
+def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres of an n x n patch in [-1, 1]: rows (U) and columns (V)."""
+    centres = (np.arange(n) + 0.5) / n * 2 - 1
+    return np.meshgrid(centres, centres, indexing="ij")
+
+
+@dataclass(frozen=True, slots=True)
+class Aligned:
+    """`query` (SIZE x SIZE luma), the candidate's luma `warped` onto it, and where the warped
+    samples fell `inside` the candidate."""
+
+    query: np.ndarray
+    warped: np.ndarray
+    inside: np.ndarray
+
+
+def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, float, float]) -> Aligned:
+    """`query` (SIZE x SIZE luma) against `candidate` (luma) whose `window` (top, height, left,
+    width, in its pixels) the views aligned with it, refined to the affine map that fits best."""
+    top, win_h, left, win_w = window
+    # The affine map from the patch's [-1, 1] square to the candidate's pixel centres.
+    start = np.array([win_h / 2, 0.0, 0.0, win_w / 2, top + win_h / 2 - 0.5, left + win_w / 2 - 0.5])
+    coarse = start * 0.5
+    coarse[4:] = (start[4:] + 0.5) * 0.5 - 0.5
+    coarse = _lucas_kanade(_halved(query), _halved(candidate), coarse, ITERATIONS[0], 0.7)
+    params = coarse * 2.0
+    params[4:] = (coarse[4:] + 0.5) * 2.0 - 0.5
+    params = _lucas_kanade(query, candidate, params, ITERATIONS[1], 0.5)
+    image = Image.fromarray(candidate.astype(np.float32), mode="F")
+    # Refining can only help: a map that ends less alike than the views' own (a frame or padding
+    # that the steps chase) is dropped for the views' window.
+    refined, started = (_aligned(query, image, p) for p in (params, start))
+    return refined if _likeness(refined) >= _likeness(started) else started
+
+
+def _aligned(query: np.ndarray, image: Image.Image, params: np.ndarray) -> Aligned:
+    warped, inside = _warp(image, params, SIZE)
+    return Aligned(query, warped.astype(np.float64), np.ones(warped.shape, bool) if inside is None else inside)
+
+
+def _likeness(aligned: Aligned) -> float:
+    """Correlation of the query with the warped candidate over the overlap (0 for too little)."""
+    if aligned.inside.mean() < 0.5:
+        return 0.0
+    q, w = aligned.query[aligned.inside], aligned.warped[aligned.inside]
+    q, w = q - q.mean(), w - w.mean()
+    return float((q * w).sum() / max(np.sqrt((q * q).sum() * (w * w).sum()), 1e-6))
+
+
+def _halved(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape
+    small = Image.fromarray(image.astype(np.float32), mode="F").resize(
+        (max(2, width // 2), max(2, height // 2)), Image.Resampling.BOX
+    )
+    return np.asarray(small, dtype=np.float64)
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A 5-tap Gaussian, separable: smooths the last pixel of aliasing Lucas-Kanade would chase."""
+    taps = np.exp(-(np.arange(-2, 3) ** 2) / (2 * sigma * sigma))
+    taps /= taps.sum()
+    padded = np.pad(image, 2, mode="edge")
+    rows = sum(taps[i] * padded[i : i + image.shape[0], :] for i in range(5))
+    return sum(taps[i] * rows[:, i : i + image.shape[1]] for i in range(5))
+
+
+def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gy, gx = np.zeros_like(image), np.zeros_like(image)
+    gy[1:-1] = (image[2:] - image[:-2]) * 0.5
+    gx[:, 1:-1] = (image[:, 2:] - image[:, :-2]) * 0.5
+    return gy, gx
+
+
+def _affine(params: np.ndarray, n: int) -> tuple[float, ...]:
+    """Pillow's AFFINE data for the map from an n x n patch's [-1, 1] square (rows u, columns v)
+    to the image's pixel centres (y = p4 + p0 u + p1 v, x = p5 + p2 u + p3 v). Pillow samples
+    at (a X + b Y + c, d X + e Y + f) for an output pixel's centre (X, Y), in coordinates where
+    pixel k spans [k, k + 1): hence the halves."""
+    a11, a12, a21, a22, ty, tx = (float(p) for p in params)
+    return (2 * a22 / n, 2 * a21 / n, tx - a21 - a22 + 0.5, 2 * a12 / n, 2 * a11 / n, ty - a11 - a12 + 0.5)
+
+
+def _warp(image: Image.Image, params: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """`image` (mode F) sampled bilinearly on the patch grid, and which samples lie inside it
+    (None: all of them, the usual case, known from the four corners)."""
+    warped = np.asarray(
+        image.transform((n, n), Image.Transform.AFFINE, _affine(params, n), resample=Image.Resampling.BILINEAR),
+        dtype=np.float32,
+    )
+    height, width = image.height, image.width
+    edge = 1 - 1 / n  # the outermost pixel centres
+    corners = [(su * edge, sv * edge) for su in (-1, 1) for sv in (-1, 1)]
+    ys = [params[4] + params[0] * cu + params[1] * cv for cu, cv in corners]
+    xs = [params[5] + params[2] * cu + params[3] * cv for cu, cv in corners]
+    if min(ys) >= 0 and max(ys) <= height - 1 and min(xs) >= 0 and max(xs) <= width - 1:
+        return warped, None
+    u, v = _grid(n)
+    y, x = params[4] + params[0] * u + params[1] * v, params[5] + params[2] * u + params[3] * v
+    return warped, (y >= 0) & (y <= height - 1) & (x >= 0) & (x <= width - 1)
+
+
+def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, steps: int, sigma: float) -> np.ndarray:
+    """Inverse-compositional Gauss-Newton on the affine map (Baker and Matthews): the query's
+    gradients are computed once, each step warps the candidate once (Pillow's affine transform).
+    A gain and an offset are fitted at each step, and Huber weights keep a badge or a watermark
+    from pulling the map."""
+    n = query.shape[0]
+    u, v = _grid(n)
+    template = _blur(query, sigma)
+    image = Image.fromarray(_blur(candidate, sigma).astype(np.float32), mode="F")
+    grad_u, grad_v = _gradients(template)
+    grad_u, grad_v = grad_u * (n / 2), grad_v * (n / 2)  # per unit of the patch's [-1, 1] axes
+    steepest = np.stack([grad_u * u, grad_u * v, grad_v * u, grad_v * v, grad_u, grad_v], axis=-1).reshape(-1, 6)
+    steepest = steepest.astype(np.float32)
+    wanted = template.ravel().astype(np.float32)
+    params = params.astype(np.float64)
+    for _ in range(steps):
+        warped, inside = _warp(image, params, n)
+        if inside is None:
+            w_flat, t_flat, jacobian = warped.ravel(), wanted, steepest
+        else:
+            mask = inside.ravel()
+            if mask.sum() < n * n // 2:
+                break
+            w_flat, t_flat, jacobian = warped.ravel()[mask], wanted[mask], steepest[mask]
+        w_centred, t_mean = w_flat - w_flat.mean(), t_flat.mean()
+        gain = float(w_centred @ (t_flat - t_mean)) / max(float(w_centred @ w_centred), 1e-6)
+        error = gain * w_centred + t_mean - t_flat
+        magnitude = np.abs(error)
+        scale = 1.4826 * float(np.median(magnitude[::4])) + 1e-3  # a quarter of the pixels: as good
+        weights = np.minimum(1.0, 1.5 * scale / np.maximum(magnitude, 1e-9))
+        weighted = jacobian * weights[:, None]
+        step = np.linalg.solve(weighted.T @ jacobian + _RIDGE, weighted.T @ error)
+        # p <- p o step^-1: the map now sends the query's grid where the step says it belongs.
+        (a, b), (c, d) = np.eye(2) + step[:4].reshape(2, 2)
+        inverse = np.array([[d, -b], [-c, a]]) / (a * d - b * c)
+        linear = params[:4].reshape(2, 2) @ inverse
+        params = np.concatenate([linear.ravel(), params[4:] - linear @ step[4:]])
+        if np.abs(step).max() < 1e-3:
+            break
+    return params
+
+
+@cache
+def _centre_weight(n: int) -> np.ndarray:
+    window = np.hanning(n + 2)[1:-1]
+    weight = np.outer(window, window)
+    return weight / weight.sum()
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    centred = values - values.mean(axis=(-2, -1), keepdims=True)
+    return centred / np.maximum(np.sqrt((centred * centred).sum(axis=(-2, -1), keepdims=True)), 1e-6)
+
+
+def _measure(aligned: Aligned) -> Detail:
+    query, warped, inside = aligned.query, aligned.warped, aligned.inside
+    overlap = float(inside.mean())
+    q_in, w_in = query[inside], warped[inside]
+    if q_in.size < 16:
+        return Detail(0.0, 1.0, 1.0, overlap)
+    w_mean, q_mean = w_in.mean(), q_in.mean()
+    gain = ((w_in - w_mean) * (q_in - q_mean)).sum() / max(((w_in - w_mean) ** 2).sum(), 1e-6)
+    fitted = gain * (warped - w_mean) + q_mean
+    weight = _centre_weight(query.shape[0])
+    # Structure: tiles with detail on both sides (an overlay's tile has it on one side only).
+    n = SIZE // TILE
+    q_tiles = query.reshape(n, TILE, n, TILE).swapaxes(1, 2)
+    f_tiles = fitted.reshape(n, TILE, n, TILE).swapaxes(1, 2)
+    whole = inside.reshape(n, TILE, n, TILE).swapaxes(1, 2).all(axis=(2, 3))
+    both = whole & (q_tiles.std(axis=(2, 3)) > TEXTURED) & (f_tiles.std(axis=(2, 3)) > TEXTURED)
+    correlations = (_unit(q_tiles) * _unit(f_tiles)).sum(axis=(2, 3))[both]
+    structure = float(np.median(correlations)) if correlations.size else 1.0
+    # Missing detail: the candidate's strong edges (away from the overlap's rim, where the
+    # gradient sees outside) without a query edge half as strong within a pixel, where the query
+    # shows something (not its plain background: text or a badge over a catalog picture's white
+    # is not a detail the query lacks, a zip on the shirt it shows is). An overlay on the query
+    # adds edges, which does not count; blur and JPEG weaken edges, by less than half.
+    q_edges, f_edges = np.hypot(*_gradients(query)), np.hypot(*_gradients(fitted))
+    strong = _eroded(_eroded(inside)) & (f_edges > STRONG_EDGE) & _shown(query)
+    lost = strong & (_neighbourhood(q_edges, np.maximum) < 0.5 * f_edges)
+    missing = float((lost * weight).sum() / max((strong * weight).sum(), 1e-9))
+    # Recoloured: either picture may be the edited one (brightening clips the edited one's
+    # highlights, which no line maps back), so each is predicted from the other and the better
+    # way counts; a region recoloured in one of them is off both ways.
+    recoloured = min(
+        float((_eroded((_tone_residual(a, b, inside) > LUMA_SLACK) & inside) * weight).sum())
+        for a, b in ((query, warped), (warped, query))
+    )
+    return Detail(structure, missing, recoloured, overlap)
+
+
+def _shown(query: np.ndarray) -> np.ndarray:
+    """The query patch's pixels that are not its plain background (the median of its outer
+    ring, when most of the ring is within BACKGROUND of it; all of them otherwise), grown by a
+    pixel so that the outline of what is shown counts."""
+    ring = np.concatenate([query[0], query[-1], query[:, 0], query[:, -1]])
+    level = float(np.median(ring))
+    if np.mean(np.abs(ring - level) <= BACKGROUND) < 0.5:
+        return np.ones(query.shape, bool)
+    return _neighbourhood(np.abs(query - level) > BACKGROUND, np.maximum)
+
+
+def _neighbourhood(values: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+    """`reduce` (np.minimum, np.maximum) over each pixel's 3x3 neighbourhood, edges repeated."""
+    padded = np.pad(values, 1, mode="edge")
+    height, width = values.shape
+    out = values.copy()
+    for dy in range(3):
+        for dx in range(3):
+            reduce(out, padded[dy : dy + height, dx : dx + width], out=out)
+    return out
+
+
+def _eroded(mask: np.ndarray) -> np.ndarray:
+    """A 3x3 erosion: what is left of a region once a pixel is taken from its rim (a stroke of
+    text one or two pixels wide is gone, a recoloured cap is not)."""
+    padded = np.pad(mask, 1, constant_values=False)
+    height, width = mask.shape
+    out = mask.copy()
+    for dy in range(3):
+        for dx in range(3):
+            out &= padded[dy : dy + height, dx : dx + width]
+    return out
+
+
+def _tone_residual(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Per pixel, how far `query` is from one clipped tone line of `warped`: query ~
+    clip(g * warped + b), fitted on the pixels away from black and white, twice more on those
+    within 20 levels (a recoloured region must not pull the line), each pixel allowed a
+    one-pixel shift. Brightness and contrast are such a line; a region recoloured is off it."""
+    chosen = inside & (query > 8) & (query < 247) & (warped > 8) & (warped < 247)
+    if chosen.sum() < 50:
+        chosen = inside
+    gain, offset = 1.0, 0.0
+    for _ in range(3):
+        x, y = warped[chosen], query[chosen]
+        x_mean, y_mean = x.mean(), y.mean()
+        gain = float(((x - x_mean) * (y - y_mean)).sum() / max(((x - x_mean) ** 2).sum(), 1e-6))
+        offset = float(y_mean - gain * x_mean)
+        kept = chosen & (np.abs(query - (gain * warped + offset)) < 20)
+        if kept.sum() < 50:
+            break
+        chosen = kept
+    predicted = np.clip(gain * warped + offset, 0, 255)
+    padded = np.pad(predicted, 1, mode="edge")
+    n = query.shape[0]
+    off = np.full(query.shape, np.inf)
+    for dy in range(3):
+        for dx in range(3):
+            np.minimum(off, np.abs(query - padded[dy : dy + n, dx : dx + n]), out=off)
+    return off

@@ -1,0 +1,189 @@
+"""The look-alike check: different garments photographed the same way are not duplicates, while
+edited copies of either still are; and the check's pieces (thumbnails, limits, fallbacks)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.lookalike import Detail, Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
+from dupcheck.core.models import HashRecord, HashValue, Verdict
+from dupcheck.core.service import DupcheckService
+from dupcheck.core.settings import Settings
+from dupcheck.core.verification import Views, verify
+from support.garments import garment
+
+PIPELINE = get_pipeline()
+assert isinstance(PIPELINE, AlignedDualPHash)
+
+
+def jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def badge(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    w, h = out.size
+    ImageDraw.Draw(out).ellipse((w * 0.80, h * 0.02, w * 0.98, h * 0.16), fill=(220, 20, 40))
+    return out
+
+
+EDITS = {
+    "resized and recompressed": lambda im: jpeg(im.resize((240, 300)), 60),
+    "brighter": lambda im: jpeg(ImageEnhance.Brightness(im).enhance(1.25)),
+    "less contrast": lambda im: jpeg(ImageEnhance.Contrast(im).enhance(0.7)),
+    "cropped at the sides": lambda im: jpeg(im.crop((20, 0, 460, 600))),
+    "mirrored": lambda im: jpeg(ImageOps.mirror(im)),
+    "grayscale": lambda im: jpeg(ImageOps.grayscale(im)),
+    "badge": lambda im: jpeg(badge(im)),
+    "JPEG quality 20": lambda im: jpeg(im, 20),
+}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DupcheckService]:
+    """Both garments registered through the service (records and thumbnails), as the API does."""
+    data_dir = tmp_path_factory.mktemp("lookalike")
+    svc = build_service(Settings.from_env({}, data_dir=data_dir))
+    for detail in ("zip", "print"):
+        svc.register_bytes(entity_id=detail, sku=detail, image_url=f"https://shop.example/{detail}.jpg",
+                           data=jpeg(garment(detail)))  # fmt: skip
+    yield svc
+
+
+
+def verdicts(service: DupcheckService, data: bytes) -> dict[str, Verdict]:
+    return {m.entity_id: m.verdict for m in service.find_similar_bytes(data, top=5).matches}
+
+
+def test_the_views_alone_cannot_tell_the_two_garments_apart() -> None:
+    """What makes the next tests mean something: without the finer look, the other garment's
+    views pass, and it would be called a duplicate."""
+    stored = Views.decode(PIPELINE.fingerprint(garment("zip"), for_query=False).features["views"])
+    probe = PIPELINE.fingerprint_bytes(jpeg(garment("print")), max_pixels=10**8).probe
+    assert stored is not None
+    evidence = verify(probe, [stored], [PIPELINE.near])[0]
+    assert evidence is not None and PIPELINE.near.passes(evidence)
+
+
+@pytest.mark.parametrize("query, other", [("print", "zip"), ("zip", "print")])
+def test_a_different_garment_in_the_same_pose_is_never_a_duplicate(
+    service: DupcheckService, query: str, other: str
+) -> None:
+    for name, edit in {"as it is": lambda im: jpeg(im), **EDITS}.items():
+        found = verdicts(service, edit(garment(query)))
+        assert found[other] is not Verdict.DUPLICATE, name
+        assert found[other] is Verdict.SIMILAR, name  # alike in the large: shown, not called a copy
+
+
+@pytest.mark.parametrize("detail", ["zip", "print"])
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_an_edited_copy_of_either_stays_a_duplicate(service: DupcheckService, detail: str, edit: str) -> None:
+    found = verdicts(service, EDITS[edit](garment(detail)))
+    assert found[detail] is Verdict.DUPLICATE
+    assert [entity for entity, verdict in found.items() if verdict is Verdict.DUPLICATE] == [detail]
+
+
+def test_a_recoloured_shirt_from_the_same_photo_is_not_a_duplicate(tmp_path: Path) -> None:
+    """A shop makes the grey shirt from the dark one's photo: same pixels everywhere but the
+    shirt. No brightness or contrast edit maps the dark shirt to grey while the dark trousers
+    stay dark; a brightened copy is one line and stays a duplicate."""
+    original = garment("zip")
+    pixels = np.asarray(original).astype(np.int16)
+    shirt = (np.abs(pixels - np.array([45, 48, 55])).max(axis=2) < 25)
+    recoloured = pixels.copy()
+    recoloured[shirt] += 70
+    grey = Image.fromarray(np.clip(recoloured, 0, 255).astype(np.uint8))
+    svc = build_service(Settings.from_env({}, data_dir=tmp_path))
+    svc.register_bytes(entity_id="dark", sku="dark", image_url="https://shop.example/d.jpg", data=jpeg(original))
+    assert verdicts(svc, jpeg(grey))["dark"] is Verdict.SIMILAR
+    assert verdicts(svc, jpeg(ImageEnhance.Brightness(original).enhance(1.3)))["dark"] is Verdict.DUPLICATE
+
+
+
+# -- the pieces ----------------------------------------------------------------------------------
+
+
+def test_thumbnail_round_trip_and_refusals() -> None:
+    picture = garment("zip").resize((128, 160))
+    hash_value = HashValue(bytes(range(16)))
+    data = thumbnail_bytes(hash_value, picture, (3, 150, 10, 120))
+    assert len(data) < 8_000  # a few KB: beside the record, not in it
+    thumbnail = Thumbnail.decode(data)
+    assert thumbnail is not None and thumbnail.hash == hash_value and thumbnail.box == (3, 150, 10, 120)
+    assert thumbnail.rgb.shape == (160, 128, 3)
+    assert np.abs(thumbnail.rgb.astype(int) - np.asarray(picture).astype(int)).mean() < 3  # JPEG, close
+    assert Thumbnail.decode(b"") is None
+    assert Thumbnail.decode(b"not a thumbnail at all, just some bytes") is None
+    assert Thumbnail.decode(data[:40]) is None  # the header and a cut JPEG
+    assert Thumbnail.decode(b"XXXX" + data[4:]) is None  # another magic
+    assert Thumbnail.decode(thumbnail_bytes(hash_value, picture, (0, 161, 0, 128))) is None  # box off the picture
+
+
+def test_records_carry_a_thumbnail_and_queries_do_not() -> None:
+    record = PIPELINE.fingerprint(garment("zip"), for_query=False)
+    thumbnail = Thumbnail.decode(record.thumbnail)
+    assert thumbnail is not None and thumbnail.hash == record.hash
+    assert max(thumbnail.rgb.shape[:2]) == PIPELINE.work_size
+    assert PIPELINE.fingerprint(garment("zip")).thumbnail == b""
+    assert "thumbnail" not in record.features  # the record stays compact: the thumbnail lives beside it
+
+
+def _judged(query: str, stored: str, thumbnails: dict[str, bytes] | None) -> Verdict:
+    fp = PIPELINE.fingerprint(garment(stored), for_query=False)
+    record = HashRecord(stored, stored, "", fp.hash, fp.algo, features=dict(fp.features))
+    probe = PIPELINE.fingerprint_bytes(jpeg(garment(query)), max_pixels=10**8)
+    source = None if thumbnails is None else (lambda ids: {i: thumbnails[i] for i in ids if i in thumbnails})
+    return PIPELINE.judge(probe, [(record, 10)], source)[0].verdict
+
+
+def test_without_its_thumbnail_a_candidate_keeps_the_verdict_of_its_views() -> None:
+    thumbnail = PIPELINE.fingerprint(garment("zip"), for_query=False).thumbnail
+    assert _judged("print", "zip", {"zip": thumbnail}) is Verdict.SIMILAR
+    assert _judged("print", "zip", None) is Verdict.DUPLICATE  # no thumbnail store: as before the check
+    assert _judged("print", "zip", {}) is Verdict.DUPLICATE  # a record without one (made before v4)
+    # A thumbnail left by another version of the record (another hash) is not this record's.
+    other = PIPELINE.fingerprint(garment("print"), for_query=False).thumbnail
+    assert _judged("print", "zip", {"zip": other}) is Verdict.DUPLICATE
+    assert _judged("print", "zip", {"zip": b"damaged"}) is Verdict.DUPLICATE
+
+
+def test_each_candidate_is_looked_at_once() -> None:
+    probe = PIPELINE.fingerprint_bytes(jpeg(garment("print")), max_pixels=10**8).probe
+    stored = PIPELINE.fingerprint(garment("zip"), for_query=False)
+    views = Views.decode(stored.features["views"])
+    assert views is not None
+    asked: list[int] = []
+
+    def thumbnail_of(candidate: int) -> Thumbnail | None:
+        asked.append(candidate)
+        return Thumbnail.decode(stored.thumbnail)
+
+    check = LookalikeCheck(probe, PIPELINE.lookalike, thumbnail_of)
+    target = check.target(0, PIPELINE.near)
+    evidence = verify(probe, [views], [target])[0]  # the turning asks, and so does the verdict
+    assert evidence is not None and not target.passes(evidence) and not target.passes(evidence)
+    assert asked == [0]
+    assert target.max_colour_off == PIPELINE.near.max_colour_off
+
+
+def test_limits() -> None:
+    limits = Limits(min_structure=0.75, max_missing=0.12, max_recoloured=0.015, fair_structure=0.85,
+                    fair_missing=0.06)  # fmt: skip
+    same = Detail(structure=0.99, missing=0.0, recoloured=0.0, overlap=1.0)
+    assert limits.passes(same)
+    assert not limits.passes(Detail(0.74, 0.0, 0.0, 1.0))  # structure alone
+    assert not limits.passes(Detail(0.99, 0.13, 0.0, 1.0))  # detail missing alone
+    assert not limits.passes(Detail(0.99, 0.0, 0.02, 1.0))  # a recoloured region alone
+    assert not limits.passes(Detail(0.84, 0.07, 0.0, 1.0))  # two weaker signs together
+    assert limits.passes(Detail(0.84, 0.05, 0.0, 1.0)) and limits.passes(Detail(0.86, 0.11, 0.0, 1.0))
+    assert limits.passes(Detail(0.0, 1.0, 1.0, 0.4))  # too little overlap to judge: the views decide
