@@ -11,7 +11,7 @@ import dataclasses
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +19,19 @@ import pytest
 
 import dupcheck_tools.duplicates as engine
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.api.schemas import DuplicateReport
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
 from dupcheck_tools.duplicates import UsageError, find_duplicates
 from dupcheck_tools.duplicates.workfile import WORK_NAME
 from dupcheck_tools.exit_codes import ExitCode
 from support.aws import TABLE
-from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_records
+from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_entries, catalog_records
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +84,48 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     assert not (tmp_path / "out" / WORK_NAME).exists()  # removed once the report is written
     # A record every candidate of which had already called it a duplicate is not judged again.
     assert summary.settled > 0 and summary.judged == len(judged) == len(set(judged))
+
+
+class _ReadThumbnails(SqliteThumbnails):
+    """The local thumbnail store, noting which thumbnails were read."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.read: list[str] = []
+
+    def get_many(self, entity_ids: Sequence[str]) -> dict[str, bytes]:
+        self.read.extend(entity_ids)
+        return super().get_many(entity_ids)
+
+
+def test_records_with_thumbnails_are_judged_as_a_new_upload_of_their_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = catalog_entries()
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    store.put_many([entry.record for entry in entries])
+    thumbnails = _ReadThumbnails(tmp_path / "data" / "thumbnails.sqlite3")
+    thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in entries if entry.record.entity_id != "a-small"})
+    pictures: dict[str, bool] = {}
+    pipeline = get_pipeline()
+    real_query = pipeline.stored_query
+
+    def spy(record: HashRecord, hashes: tuple[HashValue, ...], thumbnail: bytes = b"") -> Fingerprint | None:
+        query = real_query(record, hashes, thumbnail)
+        pictures[record.entity_id] = query is not None and query.probe.rgb is not None
+        return query
+
+    monkeypatch.setattr(pipeline, "stored_query", spy)
+    summary = find_duplicates(store, tmp_path / "out", source="test", pipeline=pipeline, thumbnails=thumbnails)
+
+    assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
+    assert "thumbnails" in summary.phases_s
+    # Read once, for the records with candidates only: the groups' (the unrelated pictures have none).
+    assert len(thumbnails.read) == len(set(thumbnails.read))
+    assert {item for group in EXPECTED_GROUPS for item in group} <= set(thumbnails.read)
+    assert not {f"other-{i}" for i in range(1, 4)} & set(thumbnails.read)
+    # Each query judged had its picture (its thumbnail), but the one whose thumbnail is missing.
+    assert pictures and pictures.pop("a-small", False) is False and all(pictures.values())
 
 
 def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: list[HashRecord]) -> None:

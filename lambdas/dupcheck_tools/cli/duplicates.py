@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dupcheck.bootstrap import build_store
+from dupcheck.bootstrap import build_store, build_thumbnails
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Target
 from dupcheck_tools.cli.common import UsageError, add_target_arguments, run_job, show_progress
@@ -55,6 +55,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
             summary = find_duplicates(
                 build_store(settings), out, source=source, radius=args.radius, workers=args.workers,
                 segments=args.segments, resume=args.resume, progress=show_progress(args),
+                thumbnails=build_thumbnails(settings),
             )  # fmt: skip
         except RunRefused as exc:
             raise UsageError(str(exc)) from exc

@@ -15,8 +15,11 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    service judges for a query. Never all N^2 pairs. Identical hashes (one picture uploaded many
    times, a placeholder) are joined once.
 3. verify: each record with candidates is judged against them exactly as find_similar judges
-   a query (`HashPipeline.judge`), from its stored views (workers.py), in a process pool; each
-   judged record and its duplicates are saved together, so `--resume` goes on from there.
+   a query (`HashPipeline.judge`), from its stored views and, for a pipeline that keeps one
+   beside each record, its thumbnail (the query's picture, and the look-alike check of its
+   candidates; copied into the work file for the records with candidates only), in a process
+   pool (workers.py); each judged record and its duplicates are saved together, so `--resume`
+   goes on from there.
 4. group: the duplicate pairs (either direction: a record checked against the catalog) are
    joined into connected components, each listing the record to keep first (grouping.py), and
    written as duplicates.json, duplicates.csv and report.html (report.py).
@@ -44,7 +47,7 @@ from tqdm import tqdm
 from dupcheck.adapters.local_index import LocalHashIndex, concatenated_runs, distinct_rows
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import utc_now
-from dupcheck.core.ports import RecordStore
+from dupcheck.core.ports import RecordStore, ThumbnailStore
 from dupcheck_tools.duplicates.grouping import KEEP_RULE, Group, group_duplicates
 from dupcheck_tools.duplicates.report import groups_html, report_document, write_reports
 from dupcheck_tools.duplicates.workers import Job, codes_in_worker, init_worker, judge, judge_in_worker, query_codes
@@ -64,6 +67,7 @@ __all__ = ["DEFAULT_RADIUS", "KEEP_RULE", "DuplicatesSummary", "Group", "UsageEr
 # what a larger one finds on the dev benchmark; docs/benchmarks.md what it costs.
 DEFAULT_RADIUS = 7
 READ_BATCH = 1000  # records per batch: query hashes are computed and written a batch at a time
+THUMBNAIL_BATCH = 500  # thumbnails per read of the thumbnail store (one request each on S3, in parallel)
 JOB_SIZE = 64  # query records per verification job
 IN_PROCESS_BELOW = 200  # fewer records to judge than this: no processes to start
 
@@ -120,12 +124,15 @@ def find_duplicates(
     segments: int = 4,
     resume: bool = False,
     progress: bool = False,
+    thumbnails: ThumbnailStore | None = None,
 ) -> DuplicatesSummary:
     """Find every group of duplicates in `store` and write the report files to `out`.
 
     `source` names the store (a resume must be of the same one); `workers` 0 = one process per
-    CPU; `segments` = parallel scan segments where the store has them. Ctrl-C or SIGTERM
-    (KeyboardInterrupt) stops at the next job, keeping what was judged: run again with `resume`.
+    CPU; `segments` = parallel scan segments where the store has them; `thumbnails`, where the
+    records' thumbnails are kept (None: none, and verification is by the views alone). Ctrl-C or
+    SIGTERM (KeyboardInterrupt) stops at the next job, keeping what was judged: run again with
+    `resume`.
     """
     pipeline = pipeline or get_pipeline()
     started = time.perf_counter()
@@ -150,6 +157,9 @@ def find_duplicates(
         owners, candidates, distances = _candidates(work, pipeline, radius, progress)
         summary.candidates = len(candidates)
         phase.done("pair")
+        if thumbnails is not None and pipeline.keeps_thumbnails and not work.thumbnails_copied():
+            _copy_thumbnails(work, thumbnails, pipeline, np.union1d(owners, candidates), progress)
+            phase.done("thumbnails")
         summary.judged, summary.settled = _verify(work, pipeline, owners, candidates, distances, processes, progress)
         phase.done("verify")
         found = list(work.found())
@@ -378,6 +388,25 @@ def _nearest_per_owner(
     rank = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
     kept = rank < keep
     return owner[kept], other[kept], distance[kept]
+
+
+def _copy_thumbnails(
+    work: WorkFile, thumbnails: ThumbnailStore, pipeline: HashPipeline, positions: np.ndarray, progress: bool
+) -> None:
+    """The thumbnails of the records with candidates (of the pipeline's own records: older ones
+    were made without), into the work file, where verification reads them."""
+    copied = work.with_thumbnails()
+    todo = [p for p in positions.tolist() if p not in copied]
+    bar = tqdm(total=len(todo), unit="rec", desc="thumbnails", disable=not progress, dynamic_ncols=True)
+    try:
+        for chunk in _batched(todo, THUMBNAIL_BATCH):
+            ids = {pos: entity_id for pos, (entity_id, algo) in work.algos(chunk).items() if algo == pipeline.algo}
+            found = thumbnails.get_many(list(ids.values())) if ids else {}
+            work.add_thumbnails({pos: found[entity_id] for pos, entity_id in ids.items() if entity_id in found})
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    work.finish_thumbnails()
 
 
 # -- 3. verify ------------------------------------------------------------------------------------

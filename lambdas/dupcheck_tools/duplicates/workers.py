@@ -57,16 +57,23 @@ def query_codes(pipeline: HashPipeline, batch: Sequence[Hashable]) -> tuple[np.n
 
 def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
     """The duplicates each query record of `job` finds among its candidates."""
-    records = work.records({q for q, _ in job} | {c for _, candidates in job for c, _ in candidates})
+    positions = {q for q, _ in job} | {c for _, candidates in job for c, _ in candidates}
+    records = work.records(positions)
+    kept = work.thumbnails(positions)
+    by_id = {records[p][0].entity_id: data for p, data in kept.items()}
     width = pipeline.index_bits // 8
     found = []
     for position, candidates in job:
         record, packed = records[position]
         hashes = tuple(HashValue(packed[i : i + width]) for i in range(0, len(packed), width))
-        query = pipeline.stored_query(record, hashes)
+        query = pipeline.stored_query(record, hashes, kept.get(position, b""))
         if query is None:  # the read kept only records that make a query
             continue
-        judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates])
+        # The look-alike check compares the query's picture with the candidates' thumbnails: a
+        # record without its own thumbnail has no picture to compare, and is judged by its views
+        # alone (as the service judges a candidate without one).
+        thumbnails = (lambda ids: {i: by_id[i] for i in ids if i in by_id}) if position in kept else None
+        judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates], thumbnails)
         for (candidate, _), judgement in zip(candidates, judged, strict=True):
             if judgement.verdict is Verdict.DUPLICATE:
                 words = tuple(edits(judgement.evidence)) if judgement.evidence is not None else ()

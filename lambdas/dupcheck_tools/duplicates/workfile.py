@@ -5,8 +5,10 @@ of every record it compares (the stored fields, the packed hash and query hashes
 in one SQLite file in the output folder, numbered 0..n-1 in the order read. Verification works
 from this copy (its processes open it read-only), and records each judged query together with
 the duplicates it found in one transaction, so an interrupted run continues where it stopped
-(`--resume`) without reading the store again. The file is removed once the report is written;
-at 1M records it holds about 1.4 GB.
+(`--resume`) without reading the store again. The thumbnails of the records with candidates
+(for pipelines that keep one beside each record) are copied in too, after the pairing, so
+verification reads them from here. The file is removed once the report is written; at 1M
+records it holds about 1.4 GB.
 
 The copy's header (`meta`) names the run: the store, the pipeline and the radius. A resume
 against another store or other settings is refused rather than mixing two catalogs.
@@ -27,7 +29,7 @@ from dupcheck.adapters.sqlite_store import pack_features, unpack_features
 from dupcheck.core.models import HashRecord, HashValue
 
 WORK_NAME = "duplicates.work.sqlite3"
-FORMAT = 1  # bump when the tables change: an older work file is then not resumed
+FORMAT = 2  # bump when the tables change: an older work file is then not resumed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS records (
     queries    BLOB NOT NULL,
     features   BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS thumbnails (pos INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS judged (query INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS pairs (
     query      INTEGER NOT NULL,
@@ -106,7 +109,7 @@ class WorkFile:
     def start(self, identity: dict[str, Any]) -> None:
         """Forget any earlier run and begin this one."""
         with self._transaction():
-            for table in ("meta", "records", "judged", "pairs"):
+            for table in ("meta", "records", "thumbnails", "judged", "pairs"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._set("identity", {**identity, "format": FORMAT})
 
@@ -122,7 +125,7 @@ class WorkFile:
     def restart_read(self) -> None:
         """Drop what an interrupted read left: a read is resumed from its start."""
         with self._transaction():
-            for table in ("records", "judged", "pairs"):
+            for table in ("records", "thumbnails", "judged", "pairs"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._conn.execute("DELETE FROM meta WHERE key = 'read'")
 
@@ -177,6 +180,44 @@ class WorkFile:
                     updated_at=updated_at, features=unpack_features(features),
                 )  # fmt: skip
                 found[pos] = (record, queries)
+        return found
+
+    def algos(self, positions: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """(entity_id, hash_algo) of the records at `positions`."""
+        found: dict[int, tuple[str, str]] = {}
+        for chunk in _chunks(positions):
+            rows = self._conn.execute(
+                f"SELECT pos, entity_id, hash_algo FROM records WHERE pos IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                chunk,
+            )
+            found.update((pos, (entity_id, algo)) for pos, entity_id, algo in rows)
+        return found
+
+    # -- thumbnails ----------------------------------------------------------------------------
+
+    def add_thumbnails(self, thumbnails: dict[int, bytes]) -> None:
+        with self._transaction():
+            self._conn.executemany("INSERT OR REPLACE INTO thumbnails VALUES (?, ?)", thumbnails.items())
+
+    def with_thumbnails(self) -> set[int]:
+        """Positions whose thumbnails were copied (a resumed run copies the others)."""
+        return {row[0] for row in self._conn.execute("SELECT pos FROM thumbnails")}
+
+    def finish_thumbnails(self) -> None:
+        with self._transaction():
+            self._set("thumbnails", True)
+
+    def thumbnails_copied(self) -> bool:
+        return bool(self._get("thumbnails"))
+
+    def thumbnails(self, positions: Iterable[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(positions):
+            rows = self._conn.execute(
+                f"SELECT pos, data FROM thumbnails WHERE pos IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                chunk,
+            )
+            found.update(rows)
         return found
 
     def listings(self, positions: Iterable[int]) -> dict[int, Listing]:

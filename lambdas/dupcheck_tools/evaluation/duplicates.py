@@ -177,7 +177,8 @@ def run_duplicate_evaluation(
                     del source_of[entity], kind_of[entity]
             index_seconds = time.perf_counter() - started
             summary = find_duplicates(service.store, out / "report", source=f"evaluation:{data_dir}",
-                                      pipeline=pipeline, radius=radius, workers=workers, progress=True)  # fmt: skip
+                                      pipeline=pipeline, radius=radius, workers=workers, progress=True,
+                                      thumbnails=service.thumbnails)  # fmt: skip
         finally:
             close = getattr(service.store, "close", None)
             if callable(close):

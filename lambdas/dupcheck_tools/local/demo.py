@@ -71,7 +71,8 @@ def build_demo(service: DupcheckService, directory: Path, base_url: str, report:
     distinct = queries / "distinct.jpg"
     distinct.write_bytes(encode(product_image(DEMO_SEED + 500)))
     report = report or directory.parent / "duplicates" / REPORT_NAME
-    find_duplicates(service.store, report.parent, source="demo", pipeline=service.pipeline, workers=1)
+    find_duplicates(service.store, report.parent, source="demo", pipeline=service.pipeline, workers=1,
+                    thumbnails=service.thumbnails)  # fmt: skip
     return DemoCatalog(directory, duplicate, distinct, len(pictures), report)
 
 
