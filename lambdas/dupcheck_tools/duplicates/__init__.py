@@ -62,8 +62,9 @@ __all__ = ["DEFAULT_RADIUS", "KEEP_RULE", "DuplicatesSummary", "Group", "UsageEr
 
 # Candidates are the records whose judged distance (bits of the pipeline's distance_bits) to a
 # record's query hashes is at most this. 7 is the largest radius the substring tables answer
-# with one flipped bit per substring (multi-index hashing with 4 substrings per 64-bit half);
-# each bit more costs 8x the probes. docs/evaluation.md ("Catalog-wide duplicates") measures
+# with one flipped bit per substring (multi-index hashing with 4 substrings per 64-bit half:
+# 17 probes a table); radius 8 probes one table of each half at two bits (137 probes: 2.8x the
+# probes of 7), 11 all four (8x). docs/evaluation.md ("Catalog-wide duplicates") measures
 # what a larger one finds on the dev benchmark; docs/benchmarks.md what it costs.
 DEFAULT_RADIUS = 7
 READ_BATCH = 1000  # records per batch: query hashes are computed and written a batch at a time
