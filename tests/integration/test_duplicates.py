@@ -30,7 +30,7 @@ from dupcheck_tools.cli import main
 from dupcheck_tools.duplicates import UsageError, find_duplicates
 from dupcheck_tools.duplicates.workfile import WORK_NAME
 from dupcheck_tools.exit_codes import ExitCode
-from support.aws import TABLE
+from support.aws import REGION, TABLE
 from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_entries, catalog_records
 
 
@@ -316,16 +316,28 @@ def test_work_in_processes_finds_the_same_groups(
 def test_the_dynamodb_table_is_read_once_and_paired_in_memory(
     ddb_store: Any, records: list[HashRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import boto3
+
+    from dupcheck.adapters.s3_thumbnails import S3Thumbnails
+
     ddb_store.put_many(records)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="dupcheck-thumbnails")
+    thumbnails = S3Thumbnails("dupcheck-thumbnails", client=s3)
+    thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in catalog_entries()})
     calls: Counter[str] = Counter()
     ddb_store.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.update([model.name]))
 
-    summary = find_duplicates(ddb_store, tmp_path / "out", source=f"dynamodb:{TABLE}", segments=3)
+    summary = find_duplicates(ddb_store, tmp_path / "out", source=f"dynamodb:{TABLE}", segments=3,
+                              thumbnails=thumbnails)  # fmt: skip
 
     assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
     # One parallel scan (a segment each, one page each at this size) and the table's size for
-    # the progress bar: no read of a record by key, no query.
-    assert calls == Counter({"Scan": 3, "DescribeTable": 1})
+    # the progress bar: no read of a record by key, no query; and the thumbnails of the records
+    # with candidates alone (the groups' five and the shirt in two colours), from the bucket.
+    assert calls == Counter({"Scan": 3, "DescribeTable": 1, "GetObject": 7})
+    thumbnails.close()
 
     code = main(["--data-dir", str(tmp_path / "data"), "duplicates", "--target", "dynamodb", "--table", TABLE,
                  "--out", str(tmp_path / "cli"), "--no-progress"])  # fmt: skip
