@@ -57,7 +57,7 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     real_judge = engine.judge
 
     def spy(pipeline: Any, work: Any, job: Any) -> Any:
-        judged.extend(position for position, _ in job)
+        judged.extend(position for position, *_ in job)
         return real_judge(pipeline, work, job)
 
     monkeypatch.setattr(engine, "judge", spy)
@@ -218,7 +218,7 @@ def test_an_interrupted_run_goes_on_where_it_stopped(
     def judge_then_stop(pipeline: Any, work: Any, job: Any) -> Any:
         if len(judged) >= 2:
             raise KeyboardInterrupt  # Ctrl-C during the third job
-        judged.extend(position for position, _ in job)
+        judged.extend(position for position, *_ in job)
         return real_judge(pipeline, work, job)
 
     monkeypatch.setattr(engine, "JOB_SIZE", 2)
@@ -231,7 +231,7 @@ def test_an_interrupted_run_goes_on_where_it_stopped(
     resumed: list[int] = []
 
     def judge_counted(pipeline: Any, work: Any, job: Any) -> Any:
-        resumed.extend(position for position, _ in job)
+        resumed.extend(position for position, *_ in job)
         return real_judge(pipeline, work, job)
 
     monkeypatch.setattr(engine, "judge", judge_counted)

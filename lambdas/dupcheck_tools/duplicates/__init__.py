@@ -422,7 +422,9 @@ def _verify(
 
     A record whose candidates have all already called it a duplicate (judged as queries
     themselves) is not judged again: its judgement could add no pair, as a pair is a duplicate
-    when either direction says so. It is saved as judged, with nothing found."""
+    when either direction says so. It is saved as judged, with nothing found. Of the others,
+    the candidates that already called it a duplicate are named in its job: the look-alike
+    check, most of a judgement's time, is not run on them again (workers.judge)."""
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.empty(0, dtype=np.int64)
     ends = np.r_[starts[1:], len(owners)] if len(owners) else starts
     done = work.judged()
@@ -439,10 +441,12 @@ def _verify(
             job = []
             for owner, s, e in chunk:
                 these = candidates[s:e].tolist()
-                if set(these) <= confirmed.get(owner, set()):
+                known = confirmed.get(owner, set())
+                if set(these) <= known:
                     settled.append(owner)
                 else:
-                    job.append((owner, list(zip(these, distances[s:e].tolist(), strict=True))))
+                    pairs = list(zip(these, distances[s:e].tolist(), strict=True))
+                    job.append((owner, pairs, sorted(known & set(these))))
             if job:
                 yield job
 
@@ -452,7 +456,7 @@ def _verify(
         for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=len(todo) >= IN_PROCESS_BELOW):
             for item in found:
                 confirmed.setdefault(item.candidate, set()).add(item.query)
-            work.save([q for q, _ in job] + settled, found)
+            work.save([q for q, *_ in job] + settled, found)
             bar.update(len(job) + len(settled))
             counts[0] += len(job)
             counts[1] += len(settled)

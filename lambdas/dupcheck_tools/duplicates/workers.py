@@ -2,15 +2,17 @@
 records read, and the verification of candidate pairs.
 
 A job is a batch of query records, each with its candidates (work-file positions and index
-distances, nearest first). Each query record becomes the query the service would make of its
-picture (`HashPipeline.stored_query`) and is judged against its candidates by `judge`, the
-verdict function find_similar uses; only the duplicates come back. A worker needs the pipeline
-and the work file, which it opens read-only.
+distances, nearest first) and those of them that already called it a duplicate. Each query
+record becomes the query the service would make of its picture (`HashPipeline.stored_query`)
+and is judged against its candidates by `judge`, the verdict function find_similar uses; only
+the duplicates come back. A worker needs the pipeline and the work file, which it opens
+read-only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,8 @@ from dupcheck.core.verification import edits
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_process import start_worker
 
-Job = Sequence[tuple[int, Sequence[tuple[int, int]]]]  # (query position, [(candidate position, distance)])
+# (query position, [(candidate position, distance)], [candidates that already called it a duplicate])
+Job = Sequence[tuple[int, Sequence[tuple[int, int]], Sequence[int]]]
 
 _state: tuple[HashPipeline, WorkFile] | None = None
 
@@ -55,15 +58,20 @@ def query_codes(pipeline: HashPipeline, batch: Sequence[Hashable]) -> tuple[np.n
     )
 
 
+def _kept(thumbnails: Mapping[str, bytes], entity_ids: Sequence[str]) -> dict[str, bytes]:
+    return {i: thumbnails[i] for i in entity_ids if i in thumbnails}
+
+
 def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
     """The duplicates each query record of `job` finds among its candidates."""
-    positions = {q for q, _ in job} | {c for _, candidates in job for c, _ in candidates}
+    positions = {q for q, *_ in job} | {c for _, candidates, _ in job for c, _ in candidates}
     records = work.records(positions)
     kept = work.thumbnails(positions)
     by_id = {records[p][0].entity_id: data for p, data in kept.items()}
     width = pipeline.index_bits // 8
     found = []
-    for position, candidates in job:
+    confirmed: dict[int, set[int]] = {}  # the job's own: its queries judged before this one
+    for position, candidates, known in job:
         record, packed = records[position]
         hashes = tuple(HashValue(packed[i : i + width]) for i in range(0, len(packed), width))
         query = pipeline.stored_query(record, hashes, kept.get(position, b""))
@@ -71,11 +79,16 @@ def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
             continue
         # The look-alike check compares the query's picture with the candidates' thumbnails: a
         # record without its own thumbnail has no picture to compare, and is judged by its views
-        # alone (as the service judges a candidate without one).
-        thumbnails = (lambda ids: {i: by_id[i] for i in ids if i in by_id}) if position in kept else None
+        # alone (as the service judges a candidate without one). Nor is a candidate that already
+        # called this record a duplicate looked at again: the pair is one whichever way.
+        thumbnails = None
+        if position in kept:
+            skipped = {records[c][0].entity_id for c in {*known, *confirmed.get(position, ())}}
+            thumbnails = partial(_kept, {i: data for i, data in by_id.items() if i not in skipped})
         judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates], thumbnails)
         for (candidate, _), judgement in zip(candidates, judged, strict=True):
             if judgement.verdict is Verdict.DUPLICATE:
                 words = tuple(edits(judgement.evidence)) if judgement.evidence is not None else ()
                 found.append(Found(position, candidate, judgement.distance, judgement.similarity, words))
+                confirmed.setdefault(candidate, set()).add(position)
     return found
