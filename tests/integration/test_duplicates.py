@@ -11,13 +11,14 @@ import dataclasses
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import dupcheck_tools.duplicates as engine
+import dupcheck_tools.duplicates.workers as workers
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.api.schemas import DuplicateReport
@@ -109,15 +110,23 @@ def test_records_with_thumbnails_are_judged_as_a_new_upload_of_their_picture(
     del kept["a-small"]  # a record whose thumbnail is missing
     thumbnails.put_many(kept)
     pictures: dict[str, bool] = {}
+    looked_at: list[frozenset[str]] = []  # (query, candidate) pairs the look-alike check was given
     pipeline = get_pipeline()
-    real_query = pipeline.stored_query
+    real_query, real_kept = pipeline.stored_query, workers._kept
 
     def spy(record: HashRecord, hashes: tuple[HashValue, ...], thumbnail: bytes = b"") -> Fingerprint | None:
         query = real_query(record, hashes, thumbnail)
         pictures[record.entity_id] = query is not None and query.probe.rgb is not None
         return query
 
+    def kept_spy(thumbnails: Mapping[str, bytes], entity_ids: Sequence[str]) -> dict[str, bytes]:
+        found = real_kept(thumbnails, entity_ids)
+        looked_at.extend(frozenset((list(pictures)[-1], entity_id)) for entity_id in found)
+        return found
+
     monkeypatch.setattr(pipeline, "stored_query", spy)
+    monkeypatch.setattr(workers, "_kept", kept_spy)
+    monkeypatch.setattr(engine, "JOB_SIZE", 2)  # confirmations reach later jobs and later queries of one job
     summary = find_duplicates(store, tmp_path / "out", source="test", pipeline=pipeline, thumbnails=thumbnails)
 
     assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
@@ -128,6 +137,9 @@ def test_records_with_thumbnails_are_judged_as_a_new_upload_of_their_picture(
     assert not {f"other-{i}" for i in range(1, 4)} & set(thumbnails.read)
     # Each query judged had its picture (its thumbnail), but the one whose thumbnail is missing.
     assert pictures and pictures.pop("a-small", False) is False and all(pictures.values())
+    # A pair one direction already called duplicate is not given the look-alike check again.
+    assert frozenset(("a-original", "a-mirrored-crop")) in looked_at
+    assert max(Counter(looked_at).values()) == 1
 
 
 def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: list[HashRecord]) -> None:
