@@ -2,7 +2,7 @@
 """Build a duplicate-detection benchmark from a folder of original pictures.
 
     python scripts/make_benchmark.py --originals DIR --out DIR \
-        [--colour-variants CSV VARIANT_DIR] [--seed N] [--holdout-fraction F] [--per-image N]
+        [--colour-variants CSV VARIANT_DIR] [--products CSV] [--seed N] [--holdout-fraction F] [--per-image N]
     python scripts/make_benchmark.py --synthetic N --out DIR [...]
 
 (`--synthetic N`: N generated product pictures, with a colour variant of every tenth, written to
@@ -15,8 +15,14 @@ writes
                                     and colour variants
     out/truth.csv                   query,expected,kind,source  (`expected` empty: no duplicate
                                     exists; `source`: the original the query was made from, which
-                                    queries of one source are copies of: `evaluate --all-pairs`
-                                    and `evaluate-duplicates` group by it)
+                                    `evaluate --all-pairs` and `evaluate-duplicates` group by)
+    out/edits.jsonl                 {"query", "edits": [{"edit": "crop", "left": 0.04, ...}, ...]}:
+                                    every query's edits in order, with their parameters (crop shares
+                                    per side of the picture cut, degrees counter-clockwise, factors,
+                                    border shares per side of the result, the encoding)
+    out/relatives.csv               query,relatives (with --products, a CSV file,product): for each
+                                    held-out picture's queries, the catalog pictures of the same
+                                    product (another colour, another view; `;`-separated, maybe none)
 
 Every random choice comes from a generator seeded with (seed, source file, kind), so the same
 seed and originals give byte-identical files and truth on any machine with the same Pillow.
@@ -34,11 +40,13 @@ import argparse
 import csv
 import hashlib
 import io
+import json
 import random
 import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
@@ -65,36 +73,45 @@ POSITIVE_KINDS = (
     "combo",
 )
 NEGATIVE_KINDS = ("distinct", "colour_variant")
+EDITS_FILE = "edits.jsonl"  # beside truth.csv: what was done to each query, step by step
+RELATIVES_FILE = "relatives.csv"  # beside truth.csv: held-out pictures' relatives in the catalog
 ALL_KINDS = POSITIVE_KINDS + NEGATIVE_KINDS
 
 # --------------------------------------------------------------------------------------------
-# Transforms: (image, rng) -> image. Output encoding is chosen separately (see `_encode`).
+# Transforms: (image, rng, log) -> image; each appends what it did to `log` (written to
+# edits.jsonl: the known edit of every query, which `evaluate` checks the named edits against).
+# Output encoding is chosen separately (see `_encode`). Logging draws nothing from `rng`.
 # --------------------------------------------------------------------------------------------
 
+Log = list[dict[str, Any]]
 
-def _resize(img: Image.Image, rng: random.Random) -> Image.Image:
+
+def _resize(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     scale = rng.choice([rng.uniform(0.3, 0.8), rng.uniform(1.2, 1.6)])
     w, h = img.size
+    log.append({"edit": "resize", "scale": round(scale, 3)})
     return img.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.BICUBIC)
 
 
-def _thumbnail(img: Image.Image, rng: random.Random) -> Image.Image:
+def _thumbnail(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     out = img.copy()
     side = rng.randint(96, 200)
+    log.append({"edit": "thumbnail", "side": side})
     out.thumbnail((side, side), Image.Resampling.LANCZOS)
     return out
 
 
-def _squash(img: Image.Image, rng: random.Random) -> Image.Image:
+def _squash(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     side = rng.choice([200, 256, 300, 400, 512])
+    log.append({"edit": "squash", "side": side, "aspect": round(img.size[0] / img.size[1], 3)})
     return img.resize((side, side), Image.Resampling.BILINEAR)
 
 
-def _identity(img: Image.Image, rng: random.Random) -> Image.Image:
+def _identity(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     return img
 
 
-def _crop(img: Image.Image, rng: random.Random, low: float, high: float) -> Image.Image:
+def _crop(img: Image.Image, rng: random.Random, log: Log, low: float, high: float) -> Image.Image:
     w, h = img.size
     left, right = rng.uniform(low, high), rng.uniform(low, high)
     top, bottom = rng.uniform(low, high), rng.uniform(low, high)
@@ -109,15 +126,18 @@ def _crop(img: Image.Image, rng: random.Random, low: float, high: float) -> Imag
         else:
             bottom = rng.uniform(0, low)
     box = (round(w * left), round(h * top), w - round(w * right), h - round(h * bottom))
+    # Shares of the picture cut off each side, as cut (in pixels).
+    cut = {"left": box[0] / w, "right": (w - box[2]) / w, "top": box[1] / h, "bottom": (h - box[3]) / h}
+    log.append({"edit": "crop", **{side: round(share, 4) for side, share in cut.items()}})
     return img.crop(box)
 
 
-def _crop_small(img: Image.Image, rng: random.Random) -> Image.Image:
-    return _crop(img, rng, 0.01, 0.05)
+def _crop_small(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
+    return _crop(img, rng, log, 0.01, 0.05)
 
 
-def _crop_large(img: Image.Image, rng: random.Random) -> Image.Image:
-    return _crop(img, rng, 0.05, 0.15)
+def _crop_large(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
+    return _crop(img, rng, log, 0.05, 0.15)
 
 
 def _away_from_one(rng: random.Random, low: float, high: float, gap: float) -> float:
@@ -125,25 +145,37 @@ def _away_from_one(rng: random.Random, low: float, high: float, gap: float) -> f
     return rng.uniform(low, 1 - gap) if rng.random() < 0.5 else rng.uniform(1 + gap, high)
 
 
-def _brightness(img: Image.Image, rng: random.Random) -> Image.Image:
-    return ImageEnhance.Brightness(img).enhance(_away_from_one(rng, 0.65, 1.35, 0.1))
+def _enhanced(
+    enhancer: Callable[[Image.Image], Any], name: str, factor: float, img: Image.Image, log: Log
+) -> Image.Image:
+    log.append({"edit": name, "factor": round(factor, 3)})
+    return enhancer(img).enhance(factor)
 
 
-def _contrast(img: Image.Image, rng: random.Random) -> Image.Image:
-    return ImageEnhance.Contrast(img).enhance(_away_from_one(rng, 0.6, 1.5, 0.15))
+def _brightness(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
+    return _enhanced(ImageEnhance.Brightness, "brightness", _away_from_one(rng, 0.65, 1.35, 0.1), img, log)
 
 
-def _saturation(img: Image.Image, rng: random.Random) -> Image.Image:
-    return ImageEnhance.Color(img).enhance(_away_from_one(rng, 0.3, 1.8, 0.25))
+def _contrast(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
+    return _enhanced(ImageEnhance.Contrast, "contrast", _away_from_one(rng, 0.6, 1.5, 0.15), img, log)
 
 
-def _rotate(img: Image.Image, rng: random.Random) -> Image.Image:
+def _saturation(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
+    return _enhanced(ImageEnhance.Color, "saturation", _away_from_one(rng, 0.3, 1.8, 0.25), img, log)
+
+
+def _rotate(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     angle = rng.uniform(1.0, 5.0) * rng.choice([-1, 1])
     fill = rng.choice([(255, 255, 255), (0, 0, 0)])
-    return img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=rng.random() < 0.5, fillcolor=fill)
+    expand = rng.random() < 0.5
+    # Pillow turns counter-clockwise for a positive angle.
+    fill_name = "white" if fill[0] else "black"
+    log.append({"edit": "rotate", "degrees": round(angle, 2), "expand": expand, "fill": fill_name})
+    return img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=expand, fillcolor=fill)
 
 
-def _mirror(img: Image.Image, rng: random.Random) -> Image.Image:
+def _mirror(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
+    log.append({"edit": "mirror"})
     return ImageOps.mirror(img)
 
 
@@ -154,7 +186,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 WATERMARK_TEXTS = ("SAMPLE", "© shop.example", "PREVIEW", "demo-store", "NOT FOR SALE")
 
 
-def _watermark(img: Image.Image, rng: random.Random) -> Image.Image:
+def _watermark(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     base = img.convert("RGBA")
     w, h = base.size
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
@@ -164,7 +196,9 @@ def _watermark(img: Image.Image, rng: random.Random) -> Image.Image:
     font = _font(size)
     colour = rng.choice([(255, 255, 255), (0, 0, 0), (128, 128, 128)])
     alpha = rng.randint(90, 170)
-    if rng.random() < 0.5:  # one line, centre or a corner
+    tiled = rng.random() >= 0.5
+    log.append({"edit": "watermark", "text": text, "tiled": tiled})
+    if not tiled:  # one line, centre or a corner
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         tw, th = right - left, bottom - top
         x = rng.choice([(w - tw) // 2, round(w * 0.04), w - tw - round(w * 0.04)])
@@ -181,7 +215,7 @@ def _watermark(img: Image.Image, rng: random.Random) -> Image.Image:
 BADGE_TEXTS = ("SALE", "-30%", "NEW", "HOT", "-50%", "BEST")
 
 
-def _badge(img: Image.Image, rng: random.Random) -> Image.Image:
+def _badge(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     out = img.copy()
     w, h = out.size
     draw = ImageDraw.Draw(out)
@@ -190,6 +224,8 @@ def _badge(img: Image.Image, rng: random.Random) -> Image.Image:
     corner = rng.randrange(4)
     x = margin if corner in (0, 2) else w - side - margin
     y = margin if corner in (0, 1) else h - side - margin
+    where = ("top left", "top right", "bottom left", "bottom right")[corner]
+    log.append({"edit": "badge", "corner": where, "size": round(side / min(w, h), 3)})
     colour = rng.choice([(220, 20, 40), (250, 200, 0), (20, 20, 20), (0, 120, 220)])
     text_colour = (0, 0, 0) if colour == (250, 200, 0) else (255, 255, 255)
     if rng.random() < 0.5:
@@ -201,7 +237,7 @@ def _badge(img: Image.Image, rng: random.Random) -> Image.Image:
     return out
 
 
-def _pad_square(img: Image.Image, rng: random.Random) -> Image.Image:
+def _pad_square(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     w, h = img.size
     side = round(max(w, h) * rng.uniform(1.0, 1.15))
     fill = rng.choice([(255, 255, 255), (255, 255, 255), (0, 0, 0), (240, 240, 240)])
@@ -209,13 +245,19 @@ def _pad_square(img: Image.Image, rng: random.Random) -> Image.Image:
     x = (side - w) // 2 + rng.randint(-(side - w) // 4, (side - w) // 4) if side > w else 0
     y = (side - h) // 2 + rng.randint(-(side - h) // 4, (side - h) // 4) if side > h else 0
     canvas.paste(img, (max(0, x), max(0, y)))
+    left, top = max(0, x), max(0, y)
+    # Shares of the padded picture that are padding, per side.
+    added = {"left": left, "right": side - left - w, "top": top, "bottom": side - top - h}
+    log.append({"edit": "pad", **{k: round(max(0, v) / side, 4) for k, v in added.items()}})
     return canvas
 
 
-def _frame(img: Image.Image, rng: random.Random) -> Image.Image:
+def _frame(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     w, h = img.size
     border = max(2, round(min(w, h) * rng.uniform(0.03, 0.10)))
     colour = tuple(rng.randint(0, 255) for _ in range(3))
+    across, down = round(border / (w + 2 * border), 4), round(border / (h + 2 * border), 4)
+    log.append({"edit": "frame", "left": across, "right": across, "top": down, "bottom": down})
     out = ImageOps.expand(img, border=border, fill=colour)
     if rng.random() < 0.4:  # a thin inner line, as frame templates often have
         draw = ImageDraw.Draw(out)
@@ -224,12 +266,14 @@ def _frame(img: Image.Image, rng: random.Random) -> Image.Image:
     return out
 
 
-def _grayscale(img: Image.Image, rng: random.Random) -> Image.Image:
+def _grayscale(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
+    log.append({"edit": "grayscale"})
     return ImageOps.grayscale(img).convert("RGB") if rng.random() < 0.5 else ImageOps.grayscale(img)
 
 
 # Steps a combination draws from: each mild on its own, together a realistic re-upload.
-COMBO_STEPS: tuple[tuple[str, Callable[[Image.Image, random.Random], Image.Image]], ...] = (
+Transform = Callable[[Image.Image, random.Random, Log], Image.Image]
+COMBO_STEPS: tuple[tuple[str, Transform], ...] = (
     ("resize", _resize),
     ("crop_small", _crop_small),
     ("brightness", _brightness),
@@ -245,14 +289,14 @@ COMBO_STEPS: tuple[tuple[str, Callable[[Image.Image, random.Random], Image.Image
 )
 
 
-def _combo(img: Image.Image, rng: random.Random) -> Image.Image:
+def _combo(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
     steps = rng.sample(COMBO_STEPS, k=rng.randint(2, 3))
     for _, step in steps:
-        img = step(img.convert("RGB"), rng)
+        img = step(img.convert("RGB"), rng, log)
     return img
 
 
-TRANSFORMS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {
+TRANSFORMS: dict[str, Transform] = {
     "resize": _resize,
     "thumbnail": _thumbnail,
     "squash": _squash,
@@ -278,20 +322,36 @@ assert set(TRANSFORMS) == set(POSITIVE_KINDS)
 NEGATIVE_EDITS = ("resize", "jpeg", "crop_small", "brightness", "pad_square")
 
 
-def _encode(img: Image.Image, kind: str, rng: random.Random) -> tuple[bytes, str]:
+def _encode(img: Image.Image, kind: str, rng: random.Random, log: Log) -> tuple[bytes, str]:
     """Encode the query as a catalog would receive it; returns (bytes, suffix)."""
     buf = io.BytesIO()
     if kind == "jpeg":
-        img.convert("RGB").save(buf, "JPEG", quality=rng.randint(20, 50))
+        quality = rng.randint(20, 50)
+        log.append({"edit": "encode", "format": "jpeg", "quality": quality})
+        img.convert("RGB").save(buf, "JPEG", quality=quality)
         return buf.getvalue(), ".jpg"
     if kind == "webp":
-        img.convert("RGB").save(buf, "WEBP", quality=rng.randint(30, 80), method=4)
+        quality = rng.randint(30, 80)
+        log.append({"edit": "encode", "format": "webp", "quality": quality})
+        img.convert("RGB").save(buf, "WEBP", quality=quality, method=4)
         return buf.getvalue(), ".webp"
     if kind in ("badge", "watermark", "frame") and rng.random() < 0.25:
+        log.append({"edit": "encode", "format": "png"})
         img.save(buf, "PNG", optimize=False)
         return buf.getvalue(), ".png"
-    img.save(buf, "JPEG", quality=rng.randint(75, 92))
+    quality = rng.randint(75, 92)
+    log.append({"edit": "encode", "format": "jpeg", "quality": quality})
+    img.save(buf, "JPEG", quality=quality)
     return buf.getvalue(), ".jpg"
+
+
+HALVES = ("A", "B")
+
+
+def in_half(name: str) -> str:
+    """Which half an original belongs to: SHA-1 of its file name, last byte even (A) or odd (B).
+    The halves of docs/evaluation.md (the 598 originals split 292 / 306)."""
+    return HALVES[hashlib.sha1(name.encode()).digest()[-1] % 2]
 
 
 def _rng(seed: int, *parts: str) -> random.Random:
@@ -309,10 +369,13 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def make_query(img: Image.Image, kind: str, seed: int, source: str) -> tuple[bytes, str]:
+def make_query(img: Image.Image, kind: str, seed: int, source: str) -> tuple[bytes, str, Log]:
+    """The query's bytes, its file suffix, and the edits that made it, in order."""
     rng = _rng(seed, source, kind)
-    out = TRANSFORMS[kind](img, rng)
-    return _encode(out, kind, rng)
+    log: Log = []
+    out = TRANSFORMS[kind](img, rng, log)
+    data, suffix = _encode(out, kind, rng, log)
+    return data, suffix, log
 
 
 def build(
@@ -324,6 +387,8 @@ def build(
     per_image: int = 6,
     colour_variants: tuple[Path, Path] | None = None,
     limit: int | None = None,
+    half: str | None = None,
+    products: Path | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
     """Write out/catalog, out/queries and out/truth.csv; returns the number of queries per kind."""
@@ -336,6 +401,8 @@ def build(
         if originals_abs == folder or folder in originals_abs.parents:
             raise SystemExit(f"--originals {originals} lies inside {out / sub}, which is rewritten")
     files = list_images(originals)
+    if half is not None:
+        files = [p for p in files if in_half(p.name) == half]
     if limit is not None:
         files = files[:limit]
     if not files:
@@ -376,13 +443,15 @@ def build(
         folder.mkdir(parents=True)
 
     rows: list[tuple[str, str, str, str]] = []
+    edits: dict[str, Log] = {}
     counts: dict[str, int] = {}
 
-    def emit(name: str, data: bytes, expected: str, kind: str, source: str) -> None:
+    def emit(name: str, data: bytes, expected: str, kind: str, source: str, log: Log) -> None:
         if (out / "queries" / name).exists():  # e.g. a variant whose stem is also an original's
             raise SystemExit(f"two queries would both be named {name}")
         (out / "queries" / name).write_bytes(data)
         rows.append((name, expected, kind, source))
+        edits[name] = log
         counts[kind] = counts.get(kind, 0) + 1
 
     jobs: list[tuple[str, Path, str]] = []
@@ -402,24 +471,26 @@ def build(
         img = _load(path)
         stem = path.stem
         if role == "pos":
-            data, suffix = make_query(img, kind, seed, path.name)
-            emit(f"{stem}__{kind}{suffix}", data, stem, kind, stem)
+            data, suffix, log = make_query(img, kind, seed, path.name)
+            emit(f"{stem}__{kind}{suffix}", data, stem, kind, stem, log)
             continue
         neg_kind = "distinct" if role == "distinct" else "colour_variant"
         expected = ""
         if kind:
-            data, suffix = make_query(img, kind, seed, path.name)
+            data, suffix, log = make_query(img, kind, seed, path.name)
             name = f"{stem}__{neg_kind}_{kind}{suffix}"
         else:
-            data, suffix = path.read_bytes(), path.suffix.lower()
+            data, suffix, log = path.read_bytes(), path.suffix.lower(), []
             name = f"{stem}__{neg_kind}{suffix}"
         _ = sibling_of  # the sibling stays in the catalog; truth has no expected match
-        emit(name, data, expected, neg_kind, stem)
+        emit(name, data, expected, neg_kind, stem, log)
 
     with (out / "truth.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["query", "expected", "kind", "source"])
         writer.writerows(sorted(rows))
+    with (out / EDITS_FILE).open("w") as fh:
+        fh.writelines(json.dumps({"query": name, "edits": edits[name]}) + "\n" for name, *_ in sorted(rows))
     if colour_variants is not None:  # which catalog entry each variant is a sibling of
         with (out / "colour_variant_siblings.csv").open("w", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")
@@ -427,7 +498,30 @@ def build(
             writer.writerows(sorted((v.stem, s.stem) for v, s in variants))
     else:  # a stale one from an earlier run would describe pairs this benchmark does not have
         (out / "colour_variant_siblings.csv").unlink(missing_ok=True)
+    if products is not None:
+        write_relatives(out, products, [p.name for p in catalog], rows)
+    else:
+        (out / RELATIVES_FILE).unlink(missing_ok=True)
     return dict(sorted(counts.items()))
+
+
+def write_relatives(out: Path, products: Path, catalog: list[str], rows: list[tuple[str, str, str, str]]) -> None:
+    """relatives.csv: each held-out picture's queries and the catalog pictures of its product."""
+    with products.open(newline="") as fh:
+        product_of = {row["file"]: row["product"] for row in csv.DictReader(fh) if row.get("product")}
+    by_product: dict[str, list[str]] = {}
+    for name in catalog:
+        if name in product_of:
+            by_product.setdefault(product_of[name], []).append(Path(name).stem)
+    stems = {Path(name).stem: name for name in product_of}
+    with (out / RELATIVES_FILE).open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["query", "relatives"])
+        for query, _expected, kind, _source in sorted(rows):
+            if kind == "distinct":
+                source = stems.get(query.split("__")[0])
+                relatives = by_product.get(product_of[source], []) if source else []
+                writer.writerow([query, ";".join(sorted(relatives))])
 
 
 def _progress(items: list, enabled: bool) -> Iterable:
@@ -478,10 +572,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("CSV", "DIR"),
         help="CSV with columns variant,sibling and the folder of the variant files",
     )
+    parser.add_argument(
+        "--products", type=Path, default=None,
+        help="CSV file,product naming each original's product: writes relatives.csv (held-out pictures whose "
+        "product the catalog holds in another picture)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--holdout-fraction", type=float, default=0.15, help="originals kept out as distinct")
     parser.add_argument("--per-image", type=int, default=6, help="positive queries per catalog picture")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N originals")
+    parser.add_argument(
+        "--half", choices=HALVES, default=None,
+        help="use only one of two disjoint halves of the originals, split by a hash of the file name "
+        "(colour variants follow their sibling)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if not 0.0 <= args.holdout_fraction < 1.0:
@@ -496,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         per_image=args.per_image,
         colour_variants=tuple(args.colour_variants) if args.colour_variants else None,
         limit=args.limit,
+        half=args.half,
+        products=args.products,
         progress=not args.quiet,
     )
     print(f"wrote {sum(counts.values())} queries to {args.out}: {counts}")

@@ -185,6 +185,7 @@ def test_an_uploaded_catalog_picture_is_found_with_its_thumbnail_and_compared(pa
     first.find_element(By.CSS_SELECTOR, "button.thumb").click()  # side by side, then the slider
     page.wait(lambda: page.find("#compare").get_attribute("open") is not None)
     assert page.find("#compare-verdict").text.startswith("The same picture (")
+    assert "brighter" in page.find("#compare-verdict").text  # what was edited, in words
     page.wait(lambda: page.loaded(page.find("#compare-query")) and page.loaded(page.find("#compare-match")))
     page.find("input[name=compare-mode][value=slider]").click()
     slider = page.find("#slider-range")
@@ -200,12 +201,12 @@ def test_a_pasted_address_of_a_new_product_is_not_in_the_catalog(page: Page, dem
     page.open("check")
     page.fill("#check-url", f"{demo.url}/demo/queries/{demo.catalog.distinct_query.name}")
     page.find("#check-url").send_keys(Keys.ENTER)
-    assert page.answer() == "Not in the catalog. The closest, demo-02, is a similar picture, not the same."
+    assert page.answer() == "Not in the catalog."
     cards = page.all("#match-grid > li")
-    assert len(cards) == 8 and all(c.get_attribute("class") != "card duplicate" for c in cards)
-    assert cards[0].find_element(By.CSS_SELECTOR, ".verdict").text == "A similar picture, not the same"
-    verdicts = {v.text for v in page.all("#match-grid .verdict")}
-    assert verdicts <= {"A similar picture, not the same", "A different picture"}
+    assert len(cards) == 8 and all(c.get_attribute("class") == "card different" for c in cards)
+    # Unrelated products: each a different picture, with nothing to say about edits.
+    assert {v.text for v in page.all("#match-grid .verdict")} == {"A different picture"}
+    assert not page.all("#match-grid .edits")
     page.wait(lambda: page.loaded(page.find("#query-image")))  # shown from the address itself
 
 
@@ -338,7 +339,8 @@ def test_duplicate_groups_show_as_thumbnails_and_say_when_there_is_no_report(pag
     assert [e.text for e in groups[0].find_elements(By.CSS_SELECTOR, ".id")] == ["demo-05", "demo-24"]
     assert [e.text for e in groups[0].find_elements(By.CSS_SELECTOR, ".card.keep .id")] == ["demo-05"]
     pair = groups[0].find_element(By.CSS_SELECTOR, ".pairs li").text
-    assert pair.startswith("demo-05 and demo-24: the same picture, mirrored (") and pair.endswith("% match)")
+    # The report's edit: demo-24 is demo-05 cropped 8% a side and mirrored.
+    assert pair.startswith("demo-05 and demo-24: the same picture (") and "% match): mirrored and cropped" in pair
     assert "the record to keep first: the oldest record" in page.find("#duplicates-summary").text
     page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
 

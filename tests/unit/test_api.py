@@ -64,7 +64,7 @@ def test_canned_event_finds_a_duplicate(app) -> None:  # noqa: ANN001
     assert body["query"]["algorithm"] and len(body["query"]["hash"]) >= 16
     assert body["matches"][0] | {"image_url": None} == {
         "entity_id": "E2", "sku": "SKU2", "image_url": None, "distance": 0,
-        "match_percent": 100.0, "verdict": "duplicate",
+        "match_percent": 100.0, "verdict": "duplicate", "edits": [], "edit_summary": "no visible edit",
     }
     assert len(body["matches"]) == 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dupcheck.core.models import Edit
 from dupcheck_tools.duplicates.grouping import Pair, group_duplicates, keep_order
 from dupcheck_tools.duplicates.workfile import Found, Listing
 
@@ -10,8 +11,14 @@ def listing(entity_id: str, updated_at: str = "2026-01-01T00:00:00.000Z") -> Lis
     return Listing(entity_id, f"SKU-{entity_id}", f"https://cdn.example/{entity_id}.jpg", updated_at)
 
 
-def found(query: int, candidate: int, distance: int = 2, edits: tuple[str, ...] = ()) -> Found:
-    return Found(query, candidate, distance, 0.99, edits)
+def found(
+    query: int, candidate: int, distance: int = 2, score: float = 97.0, edits: tuple[Edit, ...] | None = ()
+) -> Found:
+    return Found(query, candidate, distance, score, edits)
+
+
+CROPPED = Edit("cropped", {"left": 0.1, "right": 0.0, "top": 0.0, "bottom": 0.0})
+MIRRORED = Edit("mirrored")
 
 
 LISTINGS = {i: listing(name) for i, name in enumerate("ABCDEFG")}
@@ -53,21 +60,32 @@ def test_the_oldest_record_is_kept_first_then_the_smallest_id() -> None:
     ]  # fmt: skip
 
 
-def test_both_directions_of_a_pair_make_one_pair_at_the_closer_distance_with_every_edit() -> None:
-    # The crop finds its original (it is the crop); the original finds the crop mirrored.
+def test_both_directions_of_a_pair_make_one_pair_named_as_the_second_record_checked_against_the_first() -> None:
+    # B is A cropped: B's check against A names the crop; A's against B (further, a lower score)
+    # names what turns B into A, which is not what a person removing B wants to read.
     groups = group_duplicates(
-        [found(1, 0, distance=6, edits=("crop",)), found(0, 1, distance=3, edits=("mirror", "crop"))], LISTINGS, 64
-    )
+        [found(1, 0, distance=3, score=96.34, edits=(CROPPED,)),
+         found(0, 1, distance=6, score=93.0, edits=(MIRRORED,))],
+        LISTINGS, 64,
+    )  # fmt: skip
     (pair,) = groups[0].pairs
-    assert (pair.a, pair.b, pair.distance, pair.match_percent, pair.edits) == ("A", "B", 3, 95.3, ("crop", "mirror"))
+    assert (pair.a, pair.b, pair.distance, pair.match_percent, pair.edits) == ("A", "B", 3, 96.3, (CROPPED,))
     assert pair.to_dict() == {
-        "a": "A", "b": "B", "verdict": "duplicate", "match_percent": 95.3, "distance": 3, "edit": ["crop", "mirror"],
+        "a": "A", "b": "B", "verdict": "duplicate", "match_percent": 96.3, "distance": 3,
+        "edit": "cropped (10% off the left)", "edits": [{"edit": "cropped", "left": 0.1, "right": 0.0, "top": 0.0,
+                                                         "bottom": 0.0}],
     }  # fmt: skip
 
 
+def test_a_pair_only_the_first_record_called_the_same_has_no_edit() -> None:
+    (pair,) = group_duplicates([found(0, 1, edits=(MIRRORED,))], LISTINGS, 64)[0].pairs
+    assert pair.edits is None and pair.to_dict()["edit"] is None and pair.to_dict()["edits"] is None
+
+
 def test_a_pair_in_words() -> None:
-    assert Pair("A", "B", 0, 100.0, ()).in_words() == "The same picture, resized or re-encoded at most"
-    assert Pair("A", "B", 2, 96.9, ("crop",)).in_words() == "The same picture, cropped"
-    assert Pair("A", "B", 2, 96.9, ("crop", "mirror", "grayscale")).in_words() == (
-        "The same picture, cropped, mirrored and in grayscale"
+    assert Pair("A", "B", 0, 100.0, ()).in_words() == "The same picture (100% match): no visible edit."
+    assert Pair("A", "B", 2, 96.9, (CROPPED,)).in_words() == "The same picture (97% match): cropped (10% off the left)."
+    assert Pair("A", "B", 2, 96.9, (CROPPED, MIRRORED)).in_words() == (
+        "The same picture (97% match): cropped (10% off the left) and mirrored."
     )
+    assert Pair("A", "B", 2, 96.9, None).in_words() == "The same picture (97% match)."

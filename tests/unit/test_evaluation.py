@@ -8,17 +8,23 @@ import math
 from pathlib import Path
 
 import pytest
+from PIL import ImageOps
 
 from dupcheck_tools.cli import main
 from dupcheck_tools.evaluation.metrics import (
+    NO_RELATIVE,
+    WITH_RELATIVE,
     duplicate_precision,
     ndcg,
     per_kind,
+    percent_by_verdict,
+    percent_violations,
     rank_of,
     reciprocal_rank,
     summarise,
     threshold_curve,
 )
+from dupcheck_tools.evaluation.naming import naming
 from dupcheck_tools.samples import encode, product_image
 
 SIZE = (200, 160)
@@ -77,7 +83,10 @@ def test_per_kind_tables() -> None:
         "type": "positive", "n": 2, "recall_at_1": 1.0, "mrr": 1.0, "ndcg_at_5": 1.0, "duplicate_recall": 0.5,
     }  # fmt: skip
     assert kinds["crop"]["recall_at_1"] == 0.0 and kinds["crop"]["mrr"] == pytest.approx((0.5 + 1 / 6) / 2)
-    assert kinds["distinct"] == {"type": "negative", "n": 2, "false_duplicate_rate": 0.5}
+    assert kinds["distinct"] == {
+        "type": "negative", "n": 2, "false_duplicate_rate": 0.5,
+        "top_verdicts": {"n": 2, "duplicate": 0.5, "similar": 0.0, "different": 0.5, "none": 0.0},
+    }  # fmt: skip
     assert "recall_at_1" not in kinds["distinct"] and "false_duplicate_rate" not in kinds["crop"]
 
 
@@ -87,6 +96,80 @@ def test_precision_undefined_without_duplicates_and_absent_kinds_are_null() -> N
     s = summarise(rows)
     assert s["colour_variant_false_duplicate_rate"] is None and s["distinct_false_duplicate_rate"] == 0.0
     assert s["duplicate_recall"] == 0.0 and s["recall_at_1"] == 1.0
+
+
+def test_first_verdicts_of_negatives_apart_by_whether_a_relative_is_indexed() -> None:
+    rows = [
+        {**row("h1", "", "distinct", [["A", 9, "similar", 85.0]]), "relatives": ["A"]},
+        {**row("h2", "", "distinct", [["B", 20, "different", 30.0]]), "relatives": []},
+        {**row("h3", "", "distinct", [["C", 2, "duplicate", 97.0]]), "relatives": []},
+        row("v1", "", "colour_variant", [["D", 1, "similar", 88.0]]),
+        row("v2", "", "colour_variant", []),
+    ]
+    s = summarise(rows)
+    assert s["top_verdicts"][WITH_RELATIVE] == {"n": 1, "duplicate": 0.0, "similar": 1.0, "different": 0.0, "none": 0.0}
+    assert s["top_verdicts"][NO_RELATIVE]["n"] == 2 and s["no_relative_top_different"] == 0.5
+    assert s["top_verdicts"]["distinct"]["n"] == 3
+    assert s["colour_variant_top_similar"] == 0.5  # v2 has no match at all: not similar
+    assert s["top_verdicts"]["colour_variant"]["none"] == 0.5
+    # Without relatives.csv nothing is split.
+    plain = summarise([{k: v for k, v in r.items() if k != "relatives"} for r in rows])
+    assert NO_RELATIVE not in plain["top_verdicts"] and plain["no_relative_top_different"] is None
+
+
+@pytest.mark.parametrize(
+    ("top", "violates"),
+    [
+        ([["A", 0, "duplicate", 99.5], ["B", 2, "similar", 88.0], ["C", 20, "different", 30.0]], False),
+        ([["A", 0, "duplicate", 99.5], ["B", 2, "duplicate", 99.5]], False),  # ties are in order
+        ([["A", 0, "similar", 80.0], ["B", 2, "similar", 81.0]], True),  # out of order
+        ([["A", 0, "duplicate", 90.0], ["B", 2, "similar", 90.0]], True),  # a duplicate not above a similar
+        ([["A", 0, "different", 95.0], ["B", 2, "duplicate", 91.0]], True),
+        ([["A", 0, "duplicate"], ["B", 2, "similar"]], False),  # rows of old reports have no percentages
+    ],
+)
+def test_match_percent_violations(top: list[list], violates: bool) -> None:
+    assert percent_violations(row("q", "A", "resize", top)) is violates
+    assert summarise([row("q", "A", "resize", top)])["match_percent_violations"] == int(violates)
+
+
+def test_match_percent_by_verdict_over_every_listed_match() -> None:
+    rows = [
+        row("a", "A", "resize", [["A", 0, "duplicate", 100.0], ["B", 4, "similar", 70.0]]),
+        row("b", "A", "resize", [["A", 0, "duplicate", 96.0], ["C", 30, "different", 20.0]]),
+    ]
+    spread = percent_by_verdict(rows)
+    assert spread["duplicate"] == {"n": 2, "min": 96.0, "p5": 96.0, "median": 100.0, "p95": 100.0, "max": 100.0}
+    assert spread["similar"]["n"] == 1 and spread["different"]["max"] == 20.0
+
+
+def test_edit_naming_against_the_known_edits() -> None:
+    crop = {"edit": "crop", "left": 0.1, "right": 0.0, "top": 0.05, "bottom": 0.0}
+    known = {
+        "c1": [crop, {"edit": "encode", "format": "jpeg", "quality": 80}],
+        "c2": [{**crop, "left": 0.2}],
+        "m1": [{"edit": "mirror"}],
+        "p1": [{"edit": "pad", "left": 0.1, "right": 0.1, "top": 0.0, "bottom": 0.0}],
+        "r1": [{"edit": "resize", "scale": 0.5}],
+        "w1": [{"edit": "mirror"}],
+        "s1": [{"edit": "mirror"}],
+    }
+    named_crop = {"edit": "cropped", "left": 0.11, "right": 0.0, "top": 0.04, "bottom": 0.01}
+    rows = [
+        row("c1", "A", "crop", [["A", 0, "duplicate", 99.0, [named_crop]]]),  # named, right
+        row("c2", "A", "crop", [["A", 0, "duplicate", 99.0, [named_crop, {"edit": "mirrored"}]]]),  # wrong, spurious
+        row("m1", "A", "mirror", [["A", 0, "duplicate", 99.0, []]]),  # not named
+        row("p1", "A", "pad", [["A", 0, "duplicate", 99.0, [{"edit": "framed", "left": 0.1}]]]),  # one family
+        row("r1", "A", "resize", [["A", 0, "duplicate", 99.0, [{"edit": "brightness", "change": 0.1}]]]),
+        row("w1", "A", "mirror", [["B", 0, "duplicate", 99.0, [{"edit": "mirrored"}]]]),  # the wrong picture
+        row("s1", "A", "mirror", [["A", 0, "similar", 85.0, [{"edit": "mirrored"}]]]),  # not called a duplicate
+    ]
+    got = naming(rows, known)
+    assert got["crop"] == {"queries": 2, "named": 1.0, "right": 0.5, "spurious": 0.5}
+    assert got["mirror"] == {"queries": 1, "named": 0.0, "right": None, "spurious": 0.0}
+    assert got["pad"]["named"] == 1.0 and got["pad"]["spurious"] == 0.0
+    assert got["resize"] == {"queries": 1, "named": None, "right": None, "spurious": 1.0}
+    assert got["all"]["queries"] == 5 and got["all"]["named"] == pytest.approx(3 / 4)
 
 
 def test_threshold_curve() -> None:
@@ -120,9 +203,16 @@ def test_evaluate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     for seed in (900, 901):
         (queries / f"D{seed}.jpg").write_bytes(encode(product_image(seed, SIZE)))
         truth.append((f"D{seed}.jpg", "", "distinct"))
+    (queries / "P5__mirror.jpg").write_bytes(encode(ImageOps.mirror(originals["P5"])))
+    truth.append(("P5__mirror.jpg", "P5", "mirror"))
     truth.append(("missing.jpg", "P5", "resize"))  # listed but absent: reported, counted as a miss
     with (tmp_path / "truth.csv").open("w", newline="") as fh:
         csv.writer(fh).writerows([("query", "expected", "kind"), *truth])
+    # The benchmark builder's two optional files, found beside the truth file.
+    known = {"P5__mirror.jpg": [{"edit": "mirror"}], "P0__resize.jpg": [{"edit": "resize", "scale": 0.4}]}
+    lines = [json.dumps({"query": query, "edits": steps}) + "\n" for query, steps in known.items()]
+    (tmp_path / "edits.jsonl").write_text("".join(lines))
+    (tmp_path / "relatives.csv").write_text("query,relatives\nD900.jpg,P1;P2\n")
 
     code = main([
         "evaluate", "--catalog", str(catalog), "--queries", str(queries),
@@ -145,17 +235,40 @@ def test_evaluate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert summary["colour_variant_false_duplicate_rate"] is None  # no such kind here
 
     rows = {r["query"]: r for r in report["rows"]}
-    assert len(report["rows"]) == len(truth) == 8
-    for name, expected, _kind in truth[:5]:  # resized / re-encoded copies are found first
+    assert len(report["rows"]) == len(truth) == 9
+    for name, expected, _kind in [t for t in truth if t[1] and t[0] != "missing.jpg"]:  # copies are found first
         assert rows[name]["top"][0][0] == expected, rows[name]
         assert len(rows[name]["top"]) == 5 and rows[name]["top"][0][2] in {"duplicate", "similar", "different"}
     assert rows["missing.jpg"]["top"] == [] and rows["missing.jpg"]["error"]
-    assert summary["positives"] == 6 and summary["negatives"] == 2
-    assert summary["recall_at_1"] == pytest.approx(5 / 6)  # the missing query is a miss
+    assert summary["positives"] == 7 and summary["negatives"] == 2
+    assert summary["recall_at_1"] == pytest.approx(6 / 7)  # the missing query is a miss
     assert report["per_kind"]["distinct"]["n"] == 2 and report["per_kind"]["resize"]["n"] == 5
+    # Each match: [id, distance, verdict, match_percent, edits]; the list best first by percentage.
+    assert summary["match_percent_violations"] == 0
+    first = rows["P5__mirror.jpg"]["top"][0]
+    assert first[2] == "duplicate" and {"edit": "mirrored"} in first[4]
+    assert summary["edit_naming"]["mirror"] == {"queries": 1, "named": 1.0, "right": 1.0, "spurious": 0.0}
+    assert rows["D900.jpg"]["relatives"] == ["P1", "P2"] and rows["D901.jpg"]["relatives"] == []
+    assert summary["top_verdicts"][NO_RELATIVE]["n"] == 1 and summary["top_verdicts"][WITH_RELATIVE]["n"] == 1
 
     md = (out / "report.md").read_text()
     assert "| resize | 5 |" in md and "| distinct | 2 |" in md and "broken.jpg" in md
+    assert "| mirror | 1 | 1.000 | 1.000 | 0.000 |" in md and f"| {NO_RELATIVE} | 1 |" in md
+
+
+def test_evaluate_refuses_a_named_edits_file_that_is_missing_or_not_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "truth.csv").write_text("query,expected,kind\na.jpg,A,resize\n")
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    for edits in (tmp_path / "absent.jsonl", tmp_path / "bad.jsonl"):
+        code = main([
+            "evaluate", "--catalog", str(tmp_path), "--queries", str(tmp_path), "--truth", str(tmp_path / "truth.csv"),
+            "--out", str(tmp_path / "out"), "--edits", str(edits),
+        ])  # fmt: skip
+        assert code == 2
+        assert edits.name in json.loads(capsys.readouterr().err)["error"]["message"]
+    assert not (tmp_path / "out").exists()  # refused before anything was indexed
 
 
 def test_evaluate_rejects_a_truth_file_without_its_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

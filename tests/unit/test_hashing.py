@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core import views_codec
+from dupcheck.core import hashing, verification, views_codec
 from dupcheck.core.hashing import (
     DEFAULT_ALGO,
     AlignedDualPHash,
@@ -19,8 +19,7 @@ from dupcheck.core.hashing import (
     get_pipeline,
     imagehash_phash,
 )
-from dupcheck.core.matching import VERDICT_RANK, Verdict
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import (
     TRIM_TOLERANCE,
     _off_colour,
@@ -196,8 +195,7 @@ def test_heavier_edits_rank_first_and_only_they_can_be_duplicates(name: str, see
     query = pipeline.fingerprint({**COPIES, **FOUND_FIRST}[name](product_image(seed, (400, 320))))
     judgements = pipeline.judge(query, [(record, index_distance(query, record)) for record in catalog])
     ranked = sorted(
-        zip(judgements, catalog, strict=True),
-        key=lambda j: (VERDICT_RANK[j[0].verdict], -j[0].similarity, j[0].distance),  # as the service ranks
+        zip(judgements, catalog, strict=True), key=lambda j: (-j[0].score, j[0].distance)  # as the service ranks
     )
     assert ranked[0][1].entity_id == f"E{seed}"
     assert ranked[0][0].verdict in (Verdict.DUPLICATE, Verdict.SIMILAR)
@@ -254,7 +252,8 @@ def test_records_without_views_are_never_called_duplicates() -> None:
     image = product_image(26)
     bare = HashRecord("E", "", "", pipeline.fingerprint(image).hash, pipeline.algo)
     judgement = pipeline.judge(pipeline.fingerprint(image), [(bare, 0)])[0]
-    assert judgement.verdict is Verdict.SIMILAR and judgement.distance == 0 and judgement.similarity == 0.0
+    # Its hashes agree, so it is shown as similar, but nothing was lined up: no edits to name.
+    assert judgement.verdict is Verdict.SIMILAR and judgement.distance == 0 and judgement.edits is None
 
 
 def test_only_as_many_candidates_as_verified_are_judged() -> None:
@@ -270,14 +269,16 @@ def test_only_as_many_candidates_as_verified_are_judged() -> None:
     assert verdicts[-2:] == [Verdict.SIMILAR] * 2
 
 
-def test_a_copy_behind_more_look_alikes_than_are_verified_is_still_found() -> None:
+def test_a_copy_behind_more_look_alikes_than_are_verified_is_still_found(monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = AlignedDualPHash()
     original = product_image(28)
     others = [(record_of(pipeline, product_image(100 + i), f"O{i}"), 0) for i in range(pipeline.verified)]
     query = pipeline.fingerprint(_crop(original, 0.08, 0.05, 0.1, 0.06))
+    found: list = []
+    monkeypatch.setattr(hashing, "verify", lambda *args: found.extend(verification.verify(*args)) or found)
     judgements = pipeline.judge(query, [*others, (record_of(pipeline, original), 20)])
     assert judgements[-1].verdict is Verdict.DUPLICATE
-    assert sum(j.similarity != 0.0 for j in judgements) == pipeline.verified  # no more judged than that
+    assert sum(e is not None for e in found) == pipeline.verified  # no more judged than that
 
 
 def test_candidate_pool_covers_the_screened_candidates() -> None:

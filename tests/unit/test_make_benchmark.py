@@ -156,3 +156,93 @@ def test_synthetic_set_needs_no_photos(mb: ModuleType, tmp_path: Path) -> None:
     mb.main(["--synthetic", "20", "--out", str(tmp_path / "b"), "--per-image", "1", "--quiet"])
     for name in ("originals/synthetic_00005.jpg", "variants/variant_00005.jpg", "truth.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_edits_file_names_every_query_with_its_parameters(mb: ModuleType, bench: Path) -> None:
+    """edits.jsonl: one line per query of truth.csv, the steps that made it, with parameters that
+    say what was done (what `evaluate` checks the named edits against)."""
+    lines = [json.loads(line) for line in (bench / mb.EDITS_FILE).read_text().splitlines()]
+    assert [line["query"] for line in lines] == [r["query"] for r in truth(bench)]
+    by_kind: dict[str, list[list[dict[str, object]]]] = {}
+    for line, row in zip(lines, truth(bench), strict=True):
+        by_kind.setdefault(row["kind"], []).append(line["edits"])
+    for kind, logs in by_kind.items():
+        for log in logs:
+            steps = [step["edit"] for step in log]
+            if kind in ("distinct", "colour_variant"):
+                continue  # the picture as-is (no steps), or one light edit of it
+            assert steps[-1] == "encode", (kind, log)
+            expected = {"crop_small": "crop", "crop_large": "crop", "pad_square": "pad", "jpeg": "encode",
+                        "webp": "encode"}.get(kind, kind)  # fmt: skip
+            if kind != "combo":
+                assert expected in steps, (kind, log)
+            else:
+                assert 2 <= len(steps) - 1 <= 3, log
+    crops = [step for log in by_kind["crop_large"] for step in log if step["edit"] == "crop"]
+    for crop in crops:
+        shares = [float(crop[side]) for side in ("left", "right", "top", "bottom")]  # type: ignore[arg-type]
+        assert all(0 <= share <= 0.16 for share in shares) and max(shares) >= 0.04, crop
+    turns = [step for log in by_kind["rotate"] for step in log if step["edit"] == "rotate"]
+    assert turns and all(1.0 <= abs(float(turn["degrees"])) <= 5.0 for turn in turns)  # type: ignore[arg-type]
+
+
+def test_halves_split_the_originals_in_two(mb: ModuleType, sources: Path, tmp_path: Path) -> None:
+    """--half A and --half B: disjoint, together every original; the colour variant follows its
+    sibling."""
+    names = sorted(p.name for p in (sources / "originals").iterdir())
+    halves = {half: {n for n in names if mb.in_half(n) == half} for half in mb.HALVES}
+    assert halves["A"] and halves["B"] and halves["A"] | halves["B"] == set(names)
+    for half in mb.HALVES:
+        out = build(mb, sources, tmp_path / half, "--half", half)
+        rows = truth(out)
+        used = {p.name for p in (out / "catalog").iterdir()} | {
+            r["query"].split("__")[0] + Path(r["query"]).suffix for r in rows if r["kind"] == "distinct"
+        }
+        assert {Path(n).stem for n in used} == {Path(n).stem for n in halves[half]}
+        assert any(r["kind"] == "colour_variant" for r in rows) == ("o0.jpg" in halves[half])
+
+
+def test_relatives_name_the_catalog_pictures_of_a_held_out_pictures_product(
+    mb: ModuleType, sources: Path, tmp_path: Path
+) -> None:
+    """--products file,product: relatives.csv lists, for each held-out picture's queries, the catalog
+    pictures of the same product; none for a product the catalog does not hold."""
+    products = tmp_path / "products.csv"
+    products.write_text("file,product\no0.jpg,shirt\no1.jpg,shirt\no2.jpg,shirt\no3.jpg,cap\no4.jpg,cap\no5.png,mug\n")
+    out = build(mb, sources, tmp_path / "out", "--products", str(products))
+    held = {r["query"].split("__")[0] for r in truth(out) if r["kind"] == "distinct"}
+    catalog = {p.stem for p in (out / "catalog").iterdir()}
+    product = {"o0": "shirt", "o1": "shirt", "o2": "shirt", "o3": "cap", "o4": "cap", "o5": "mug"}
+    with (out / "relatives.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["query"] for r in rows} == {r["query"] for r in truth(out) if r["kind"] == "distinct"}
+    for row in rows:
+        stem = row["query"].split("__")[0]
+        expected = sorted(c for c in catalog if product[c] == product[stem])
+        assert (row["relatives"].split(";") if row["relatives"] else []) == expected, row
+    assert held
+    build(mb, sources, tmp_path / "out")  # without --products, no stale relatives are left behind
+    assert not (tmp_path / "out" / "relatives.csv").exists()
+
+
+def test_products_of_the_development_photos_follow_the_stores_file_names() -> None:
+    spec = importlib.util.spec_from_file_location("bench_products", SCRIPT.parent / "bench_products.py")
+    assert spec and spec.loader
+    products = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(products)
+    origin = "github:magento/magento2-sample-data@5380:pub/media/catalog/product/m/h/"
+    assert products.product_of("a.jpg", "magento", origin + "mh02-black_main.jpg") == products.product_of(
+        "b.jpg", "magento", origin + "mh02-purple_back.jpg"
+    )
+    assert products.product_of("a.jpg", "magento", origin + "mh02-black_main.jpg") != products.product_of(
+        "c.jpg", "magento", origin + "mh03-black_main.jpg"
+    )
+    banners = {products.product_of(n, "magento", origin + n) for n in ("gear-category-bags.jpg", "gear-watches.jpg")}
+    assert len(banners) == 2  # banners are not one product
+    solidus = "github:solidusio/solidus@1f5b:sample/db/samples/images/"
+    assert products.product_of("h1", "solidus", solidus + "solidus_hoodie_black_1.png") == products.product_of(
+        "h2", "solidus", solidus + "solidus_hoodie_red_2.png"
+    )
+    ukbench = [products.product_of("u", "ukbench", f"x:ukbench{n:05d}.jpg") for n in (120, 123, 124)]
+    assert ukbench[0] == ukbench[1] != ukbench[2]  # four photos of each object
+    assert products.product_of("coco_0001.jpg", "coco", "x:000000000139.jpg") == "coco:coco_0001"

@@ -1,11 +1,10 @@
-"""Hash value object, record round-trips, match percentage and verdict thresholds."""
+"""Hash value object, record round-trips, results as the API carries them."""
 
 from __future__ import annotations
 
 import pytest
 
-from dupcheck.core.matching import match_percent, verdict_for
-from dupcheck.core.models import FindResult, HashRecord, HashValue, Match, Verdict
+from dupcheck.core.models import Edit, FindResult, HashRecord, HashValue, Match, Verdict
 
 
 def test_hash_hex_round_trip_and_distance() -> None:
@@ -35,33 +34,24 @@ def test_record_round_trips_through_dict() -> None:
     assert again.hash.hex == "ab" * 8
 
 
-@pytest.mark.parametrize(
-    ("distance", "bits", "expected"),
-    [(0, 64, 100.0), (2, 64, 96.9), (64, 64, 0.0), (10, 256, 96.1), (32, 64, 50.0)],
-)
-def test_match_percent(distance: int, bits: int, expected: float) -> None:
-    assert match_percent(distance, bits) == expected
-
-
-@pytest.mark.parametrize("distance", [-1, 65])
-def test_match_percent_rejects_out_of_range(distance: int) -> None:
-    with pytest.raises(ValueError):
-        match_percent(distance, 64)
-
-
-def test_verdict_thresholds_are_inclusive() -> None:
-    assert verdict_for(4, duplicate_max=4, similar_max=12) is Verdict.DUPLICATE
-    assert verdict_for(5, duplicate_max=4, similar_max=12) is Verdict.SIMILAR
-    assert verdict_for(12, duplicate_max=4, similar_max=12) is Verdict.SIMILAR
-    assert verdict_for(13, duplicate_max=4, similar_max=12) is Verdict.DIFFERENT
-
-
 def test_find_result_is_duplicate_only_with_a_duplicate_verdict() -> None:
     similar = Match("A", "s", "u", 8, 87.5, Verdict.SIMILAR)
-    duplicate = Match("B", "s", "u", 1, 98.4, Verdict.DUPLICATE)
+    duplicate = Match("B", "s", "u", 1, 98.4, Verdict.DUPLICATE, (Edit("mirrored"),), "mirrored")
     query = HashValue.from_hex("00")
     assert not FindResult(query, "phash64-v1", [similar]).is_duplicate
     body = FindResult(query, "phash64-v1", [duplicate, similar], image_url="https://q").to_dict()
     assert body["is_duplicate"] is True
     assert body["query"] == {"image_url": "https://q", "hash": "00", "algorithm": "phash64-v1"}
     assert [m["entity_id"] for m in body["matches"]] == ["B", "A"]
+
+
+def test_a_match_carries_its_edits_as_objects_and_one_line() -> None:
+    cropped = Edit("cropped", {"left": 0.12, "right": 0.0, "top": 0.05, "bottom": 0.0})
+    body = Match("B", "s", "u", 1, 98.4, Verdict.DUPLICATE, (cropped, Edit("mirrored")), "cropped ... and mirrored")
+    assert body.to_dict()["edits"] == [
+        {"edit": "cropped", "left": 0.12, "right": 0.0, "top": 0.05, "bottom": 0.0},
+        {"edit": "mirrored"},
+    ]
+    assert body.to_dict()["edit_summary"] == "cropped ... and mirrored"
+    unknown = Match("C", "s", "u", 30, 20.0, Verdict.DIFFERENT).to_dict()
+    assert unknown["edits"] is None and unknown["edit_summary"] is None  # nothing lined up: nothing to say

@@ -58,13 +58,81 @@ class QueryInfo(BaseModel):
     algorithm: str = Field(description="The hash pipeline (hash_algo) the query and the catalog share.")
 
 
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class PlainEdit(BaseModel):
+    """Mirrored, or converted to grayscale: nothing more to say."""
+
+    edit: Literal["mirrored", "grayscale"]
+
+
+class RotatedEdit(BaseModel):
+    edit: Literal["rotated"]
+    degrees: float = Field(description="About how far the query is turned, counter-clockwise positive.")
+
+
+class SidesEdit(BaseModel):
+    """cropped: the share of the catalog picture cut off each side; padded, framed: the share of
+    the query's width or height that is a border the catalog picture does not have."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    edit: Literal["cropped", "padded", "framed"]
+    left: Share
+    right: Share
+    top: Share
+    bottom: Share
+
+
+class ToneEdit(BaseModel):
+    edit: Literal["brightness", "contrast", "saturation"]
+    change: float = Field(description="The relative change: +0.2 is 20% brighter (more contrast, more saturated).")
+
+
+class OverlayEdit(BaseModel):
+    """Text or a badge added."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    edit: Literal["overlay"]
+    where: str = Field(description='Where it sits: "top left", "top", "centre", "bottom right", ...')
+    share: Share = Field(description="The share of the picture it covers.")
+
+
+class RecolouredEdit(BaseModel):
+    """The product in another colour (a similar picture, not the same)."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    edit: Literal["recoloured"]
+    share: Share = Field(description="The share of the picture whose colour differs.")
+
+
+EditOut = Annotated[
+    PlainEdit | RotatedEdit | SidesEdit | ToneEdit | OverlayEdit | RecolouredEdit, Field(discriminator="edit")
+]
+
+
 class MatchOut(BaseModel):
     entity_id: str
     sku: str
     image_url: str
     distance: int = Field(ge=0, description="Hamming distance of the hashes (bits of the closer half, of 64).")
-    match_percent: float = Field(ge=0, le=100, description="100 x (1 - distance / 64), one decimal.")
+    match_percent: float = Field(
+        ge=0, le=100,
+        description="How alike, banded by verdict: duplicate 90-100, similar 60-89.9, different 0-59.9; matches "
+        "come in non-increasing order of it (docs/api.md).",
+    )  # fmt: skip
     verdict: VerdictName = Field(description="duplicate, similar or different (docs/api.md).")
+    edits: list[EditOut] | None = Field(
+        description="What the query changed, as far as verification can tell ([] for the same picture with no "
+        "visible edit); null when nothing was lined up (a different picture)."
+    )
+    edit_summary: str | None = Field(
+        description='The edits in one line ("cropped (12% off the left) and mirrored"); null when there is nothing '
+        "to say."
+    )
 
 
 class FindResponse(BaseModel):
@@ -140,8 +208,11 @@ class DuplicatePair(BaseModel):
     edit: str | list[str] | None = Field(
         None,
         exclude_if=_absent,
-        description="What was edited between them, as words: crop, border, mirror, rotation, grayscale, "
-        "saturation, brightness, contrast, overlay; an empty list when nothing shows (resized, re-encoded).",
+        description="What turns `a` into `b`, in one line, as a match's `edit_summary` (\"mirrored and cropped "
+        "(8% off the left)\", \"no visible edit\"); null when only `a`'s check against `b` called them the same.",
+    )
+    edits: list[EditOut] | None = Field(
+        None, exclude_if=_absent, description="The same edits with their parameters, as a match's `edits`."
     )
 
 

@@ -20,8 +20,9 @@ The default, `dualphash128-v3`, was chosen by measurement (docs/evaluation.md):
 * hashes only find candidates. The first 32 are aligned coarsely with the query, and the 12
   most alike are verified (core/verification.py) against two small views stored with every
   record: a crop, a rotation or a badge is aligned away, and what still differs in luma or
-  colour decides (the same product in another colour is another SKU). `distance` stays the
-  hash distance of the closer half, out of 64 bits: what `match_percent` is computed on;
+  colour decides (the same product in another colour is another SKU): core/verdicts.py turns
+  the evidence into a verdict and a match percentage, core/edits.py into the edits it shows.
+  `distance` stays the hash distance of the closer half, out of 64 bits;
 * v3 stores the views compressed (core/views_codec.py: under 900 bytes, was 3,072 raw and 4 KB
   of base64 in v2); hashes and verification are v2's, so v2 records are read as they are and
   `reindex` converts them without downloading anything.
@@ -37,25 +38,26 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from dupcheck.core.edits import border_shares, name_edits
 from dupcheck.core.imaging import decode_image
 from dupcheck.core.lookalike import Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
-from dupcheck.core.matching import verdict_for
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
+from dupcheck.core.models import Edit, Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
+from dupcheck.core.verdicts import banded, score, verdict_for, verdict_of
 from dupcheck.core.verification import Evidence, Probe, Target, Thresholds, Tier, Views, sampler, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """A candidate's verdict. `distance` is out of the pipeline's `distance_bits` (what
-    match_percent is computed on); `similarity` (higher is closer: the aligned pictures agree)
-    orders candidates with the same verdict, before `distance` does. `evidence`: what aligned
-    verification found, when it judged this candidate (it says what was edited)."""
+    """A candidate's verdict (core/verdicts.py). `distance` is the hash distance, out of the
+    pipeline's `distance_bits`; `score` the match percentage, unrounded (banded by verdict:
+    higher is a better match, and orders a result); `edits` what the query changed, as far as
+    verification shows it (None where nothing was lined up)."""
 
     distance: int
     verdict: Verdict
-    similarity: float = 0.0
-    evidence: Evidence | None = None
+    score: float
+    edits: tuple[Edit, ...] | None = None
 
 
 ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]
@@ -65,7 +67,7 @@ class HashPipeline(Protocol):
     """One named way from image bytes to records and verdicts.
 
     Two widths, one meaning each: `index_bits` is the vector the index stores and searches;
-    `distance_bits` is what a judged `distance` (and so `match_percent` and `max_distance`) is
+    `distance_bits` is what a judged `distance` (and so `max_distance`) is
     out of. They differ when the indexed vector concatenates hashes (the default: two halves).
     `candidate_pool` is the one place that decides how many index candidates a query judges.
     """
@@ -257,10 +259,20 @@ class PHash64:
         candidates: Sequence[tuple[HashRecord, int]],
         thumbnails: ThumbnailSource | None = None,
     ) -> list[Judgement]:
-        return [
-            Judgement(d, verdict_for(d, duplicate_max=self.duplicate_max, similar_max=self.similar_max))
-            for _, d in candidates
-        ]
+        out = []
+        for _, distance in candidates:
+            verdict = verdict_for(distance, duplicate_max=self.duplicate_max, similar_max=self.similar_max)
+            out.append(Judgement(distance, verdict, banded(verdict, self._closeness(distance, verdict))))
+        return out
+
+    def _closeness(self, distance: int, verdict: Verdict) -> float:
+        """0-1 within the verdict's range of distances, 1 at its closest: no verification here."""
+        farthest, before = {
+            Verdict.DUPLICATE: (self.duplicate_max, -1),
+            Verdict.SIMILAR: (self.similar_max, self.duplicate_max),
+            Verdict.DIFFERENT: (self.distance_bits, self.similar_max),
+        }[verdict]
+        return (farthest + 1 - distance) / (farthest - before)
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
         return None
@@ -288,8 +300,6 @@ class AlignedDualPHash:
     draft_size = 256
     work_size = 160  # every later step sees the same <= 160 px picture, whatever arrived
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
-    similar_max = 12  # closer half within this many bits (of 64): "similar" on hashes alone
-    similar_similarity = 0.8  # or an aligned correlation at least this: "similar" after verification
     # The first `screened` candidates by index distance are aligned coarsely (cheap), and the
     # `verified` most alike of them are judged (docs/evaluation.md, experiments 24i-24j): as many
     # copies called duplicates as judging all 32 (0.2 points more than the first 16), for 0.3-0.5
@@ -388,15 +398,18 @@ class AlignedDualPHash:
             found = verify(query.probe, list(stored.values()), [targets[i] for i in stored], self.verified)
             evidence = {i: e for i, e in zip(stored, found, strict=True) if e is not None}
         out = []
-        for i in range(len(candidates)):
+        for i, distance in enumerate(closest):
             seen = evidence.get(i)
-            if seen is not None and targets[i].passes(seen):
-                verdict = Verdict.DUPLICATE
-            elif closest[i] <= self.similar_max or (seen is not None and seen.similarity >= self.similar_similarity):
-                verdict = Verdict.SIMILAR
-            else:
-                verdict = Verdict.DIFFERENT
-            out.append(Judgement(closest[i], verdict, seen.similarity if seen else 0.0, seen))
+            lined_up = seen is not None and tiers[i].passes(seen)  # before the look-alike check
+            verdict = verdict_of(seen, seen is not None and targets[i].passes(seen), distance, lined_up)
+            edits = None
+            if seen is not None and verdict is not Verdict.DIFFERENT:
+                assert isinstance(query.probe, Probe)  # evidence comes from it
+                edits = name_edits(
+                    seen, stored[i], border_shares(query.probe.picture(), query.probe.box),
+                    same_picture=verdict is Verdict.DUPLICATE,
+                )  # fmt: skip
+            out.append(Judgement(distance, verdict, score(verdict, seen, distance, self.distance_bits), edits))
         return out
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -199,16 +198,48 @@ class IndexHit:
 
 
 @dataclass(frozen=True, slots=True)
+class Edit:
+    """One edit that turns a catalog picture into the query (core/edits.py names them): its
+    name ("cropped", "rotated", ...) and parameters (per-side shares, degrees, a change, where)."""
+
+    name: str
+    params: Mapping[str, float | str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edit": self.name, **self.params}
+
+    @classmethod
+    def of_dict(cls, data: Mapping[str, Any]) -> Edit:
+        """The edit `to_dict` wrote."""
+        return cls(str(data["edit"]), {key: value for key, value in data.items() if key != "edit"})
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
+    """One catalog picture in a result. `match_percent` is the verdict-banded score
+    (core/verdicts.py); `edits` what the query changed, where verification could tell (None
+    where it could not: a different picture), and `edit_summary` the same in one line."""
+
     entity_id: str
     sku: str
     image_url: str
     distance: int
     match_percent: float
     verdict: Verdict
+    edits: tuple[Edit, ...] | None = None
+    edit_summary: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "verdict": self.verdict.value}
+        return {
+            "entity_id": self.entity_id,
+            "sku": self.sku,
+            "image_url": self.image_url,
+            "distance": self.distance,
+            "match_percent": self.match_percent,
+            "verdict": self.verdict.value,
+            "edits": None if self.edits is None else [edit.to_dict() for edit in self.edits],
+            "edit_summary": self.edit_summary,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,20 @@ def cielab_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])
 
 
+def brightened_ab(luma: np.ndarray, a_b: np.ndarray, factor: float) -> np.ndarray:
+    """(2, ...) a*, b* of pixels of luma `luma` (0-255) and colour `a_b` (2, ...) once their 8-bit
+    sRGB channels are multiplied by `factor` and clipped at 255, as a brightness edit does: the
+    saturated channel of a bright colour clips first, which turns its hue. Each pixel is rebuilt
+    from its luma (as the lightness of a grey of that luma: close enough for the hue a clip
+    turns) and its colour."""
+    encoded = np.clip(luma, 0, 255) / 255.0
+    lightness = np.where(encoded > 0.04045, ((encoded + 0.055) / 1.055) ** 2.4, encoded / 12.92)
+    fy = np.where(lightness > 216 / 24389, np.cbrt(lightness), lightness * (24389 / 27 / 116) + 16 / 116)
+    srgb = _srgb_of(fy, a_b[0], a_b[1])
+    a, b = cielab_ab(np.clip(np.round(srgb * factor), 0, 255).astype(np.uint8))
+    return np.stack([a, b])
+
+
 def rgb_from_luma_ab(gray: np.ndarray, a_star: np.ndarray, b_star: np.ndarray, steps: int = 10) -> np.ndarray:
     """sRGB pixels (uint8) with the given luma (Rec. 601, as `luma`) and CIELAB a*, b*: the
     inverse of what a record's views keep, so a stored record can be looked at again (turned, as
@@ -179,16 +193,16 @@ def rgb_from_luma_ab(gray: np.ndarray, a_star: np.ndarray, b_star: np.ndarray, s
     low, high = np.zeros(gray.shape), np.full(gray.shape, 100.0)
     for _ in range(steps):
         middle = (low + high) / 2
-        too_bright = luma(_lab_to_srgb(middle, a_star, b_star)) > gray
+        too_bright = luma(_srgb_of((middle + 16) / 116, a_star, b_star)) > gray
         high = np.where(too_bright, middle, high)
         low = np.where(too_bright, low, middle)
-    return np.clip(_lab_to_srgb((low + high) / 2, a_star, b_star), 0, 255).round().astype(np.uint8)
+    return np.clip(_srgb_of(((low + high) / 2 + 16) / 116, a_star, b_star), 0, 255).round().astype(np.uint8)
 
 
-def _lab_to_srgb(lightness: np.ndarray, a_star: np.ndarray, b_star: np.ndarray) -> np.ndarray:
-    """CIELAB -> sRGB in 0-255 (float, unclipped above), the inverse of `cielab_ab`'s steps."""
-    fy = (lightness + 16) / 116
-    f = np.stack([fy + a_star / 500, fy, fy - b_star / 200], axis=-1)
-    xyz = np.where(f**3 > 216 / 24389, f**3, (116 * f - 16) * 27 / 24389) * _WHITE
+def _srgb_of(fy: np.ndarray, a_star: np.ndarray, b_star: np.ndarray) -> np.ndarray:
+    """sRGB in 0-255 (float, unclipped above) of CIELAB colours given by f(Y) (the lightness
+    before its L* scaling) and a*, b*: the inverse of `cielab_ab`'s steps."""
+    f = np.stack([fy + a_star / 500.0, fy, fy - b_star / 200.0], axis=-1)
+    xyz = np.where(f > 6 / 29, f**3, (f - 16 / 116) * (27 * 116 / 24389)) * _WHITE
     linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
-    return 255.0 * np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, linear * 12.92)
+    return np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, linear * 12.92) * 255.0

@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dupcheck.core.edits import summary
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
-from dupcheck.core.matching import VERDICT_RANK, match_percent
-from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match
+from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
+from dupcheck.core.verdicts import match_percent
 
 MAX_TOP = 100
 MAX_PAGE = 100  # records per page of the catalog
@@ -212,9 +213,9 @@ class DupcheckService:
             for hit in hits
             if (record := stored.get(hit.entity_id)) is not None and record.hash_algo in self.pipeline.reads
         ]
-        # Verdict first; then how alike the verified pictures are (a crop aligned with its source
-        # beats a look-alike that merely hashes closer); then hash distance.
-        ranked: list[tuple[int, float, int, Match]] = []
+        # Best first by the score, banded by verdict (core/verdicts.py): every duplicate, then
+        # every similar picture, each band by how much of the pictures agrees; then hash distance.
+        ranked: list[tuple[float, int, Match]] = []
         judgements = self.pipeline.judge(query, candidates, self._thumbnails_of)
         for (record, _), judgement in zip(candidates, judgements, strict=True):
             if max_distance is not None and judgement.distance > max_distance:
@@ -224,11 +225,13 @@ class DupcheckService:
                 sku=record.sku,
                 image_url=record.image_url,
                 distance=judgement.distance,
-                match_percent=match_percent(judgement.distance, self.pipeline.distance_bits),
+                match_percent=match_percent(judgement.score),
                 verdict=judgement.verdict,
+                edits=judgement.edits,
+                edit_summary=summary(judgement.edits, same_picture=judgement.verdict is Verdict.DUPLICATE),
             )
-            ranked.append((VERDICT_RANK[judgement.verdict], -judgement.similarity, judgement.distance, match))
-        ranked.sort(key=lambda item: (item[0], item[1], item[2], item[3].entity_id))
+            ranked.append((-judgement.score, judgement.distance, match))
+        ranked.sort(key=lambda item: (item[0], item[1], item[2].entity_id))
         return [match for *_, match in ranked]
 
 

@@ -27,6 +27,7 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -37,6 +38,7 @@ from PIL import Image
 
 from dupcheck.core import views_codec
 from dupcheck.core.pixels import (
+    brightened_ab,
     cielab_ab,
     low_frequencies,
     luma,
@@ -54,36 +56,46 @@ WIDTHS = (1.0, 0.9, 0.8, 0.72)  # window sides searched (a 14% crop per side kee
 OFFSET_STEP = 0.05
 REFINE_STEPS = (0.02, 0.01)  # then refined at FINE: neighbours this far, twice...
 REFINE_MIN = 0.75  # ...when the coarse correlation is at least this (copies score 0.9 and more)
-# When no candidate passes upright and the most alike one fails to line up (its colour does), the
-# query is turned (see _turned) at ROTATION_SIZE px: each angle costs ~1.4 ms. Only between these
-# correlations: a copy turned by up to 5 degrees keeps most of its structure (0.3 is low because
-# one turned with `expand` has fill corners that pull it down to 0.3-0.6), and a picture already
-# more alike than 0.95 is not turned (the same pose in another colour would get more chances).
-ANGLE = 2.0
-ANGLE_STEP = 1.0
-ROTATION_GAIN = 0.01  # turning goes on past +-ANGLE only if that brought the candidate closer
-ROTATION_TRIGGER = (0.3, 0.95)
-ROTATED_CANDIDATES = 1
+# When no candidate passes upright, the most alike ones whose colour mostly agrees are turned (see
+# _turned) at ROTATION_SIZE px, by the angle their aligned pair says is left (`residual_turn`):
+# each angle costs ~1.4 ms. From a correlation of 0.2 (a copy turned with `expand` has fill corners
+# that pull it down to 0.2-0.6) and a colour share off of at most ROTATION_COLOUR (the fill).
+ROTATION_MIN_SIMILARITY = 0.2
+ROTATION_COLOUR = 0.2
+ROTATION_STEPS = 3  # turns at most, each by the angle still left
+ROTATION_LOSS = 0.05  # ...ended when a turn makes the pair this much less alike than the best
+MIN_STEP = 0.3  # degrees: a smaller turn left is no turn
+MAX_ANGLE = 7.0  # degrees: turned no further (the benchmark's copies are turned up to 5)
+# A turn gives the alignment one more freedom, so a turned candidate must also keep its layout
+# and turn as one piece: the turn left in each half of the pair (top, bottom, left, right) within
+# TURN_SPREAD degrees of the others. Another picture in the same pose lines up by a turn too, but
+# its parts disagree (a head turned one way, the body the other; docs/evaluation.md). The layout
+# limit is looser than upright's: a copy turned within its frame keeps its fill corners, which
+# flip 6-10 low frequencies of the turned-back pair.
+TURNED_MAX_LAYOUT = 10
+TURN_SPREAD = 4.0
+TURN_GAIN = 0.01  # ...and line up better than upright (a look-alike gains next to nothing)
+ROTATED_CANDIDATES = 4  # look-alikes can be more alike upright than a turned copy
 ROTATION_SIZE = 80
 LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
 COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
 BACKGROUND_TOLERANCE = 12.0  # luma levels from a plain background's (half that in a*b*)
-GREY_CHROMA = 4.0  # a query whose 99th-percentile chroma is below this is grayscale
+GREY_CHROMA = 4.0  # a view whose 99th-percentile chroma is below this is grayscale
 PLAIN_STD = 2.0  # luma levels: a view flatter than this is a plain picture
 LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies (63 without DC)
 LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
+MAX_SATURATION = 2.0
+BRIGHTENINGS = (1.1, 1.2, 1.3, 1.4)  # brightness factors whose clipping a brighter query may show
+# ...tried only where the colour can matter: a candidate less alike than this passes no tier (the
+# pipelines' least correlation, AlignedDualPHash.near) and is not `similar` (core/verdicts.py), so
+# its colour changes no verdict, score or edit. (Trying every judged candidate tripled the cost
+# of verifying a copy.)
+BRIGHTENING_MIN_SIMILARITY = 0.8
 VIEWS = 2  # whole picture, border-trimmed picture
 Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
 WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
 _RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
-# What an alignment says was edited, in words (`edits`, the duplicate report's `edit`). Loose on
-# purpose: each names an edit a person would see, not the resampling every copy has (on the dev
-# benchmark a plain resized or recompressed copy aligns at 0.98-1.0 of the area, gain 0.95-1.05).
-CROPPED_AREA = 0.92  # the query matched at most this share of the candidate's picture
-TONE_GAIN = 1.15  # luma gain (contrast) or colour scale (saturation) beyond 1 / this .. this
-BRIGHTNESS_LEVELS = 12.0  # mean luma moved by more than this many levels (0-255)
-OVERLAY_SHARE = 0.01  # centre-weighted share of pixels still off in luma: a badge, text, a logo
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +146,6 @@ class Views:
         luma_grid = np.frombuffer(raw[:split], dtype=np.uint8).reshape(VIEWS, LUMA_GRID, LUMA_GRID)
         chroma = np.frombuffer(raw[split:], dtype=np.int8).reshape(VIEWS, 2, CHROMA_GRID, CHROMA_GRID)
         return cls(luma_grid.astype(np.float32), chroma.astype(np.float32))
-
-    @property
-    def bordered(self) -> bool:
-        """Whether trimming took a uniform border off the picture (else both views are one)."""
-        return not np.array_equal(self.luma[0], self.luma[1])
 
     def picture(self, side: int) -> np.ndarray:
         """A `side` px RGB picture with the whole view's luma and colour: a stored record seen
@@ -195,6 +202,16 @@ def sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
     return matrix
 
 
+def windows_of(
+    grid: np.ndarray, rows: Sequence[tuple[float, float]], cols: Sequence[tuple[float, float]], side: int = FINE
+) -> np.ndarray:
+    """(len(rows), len(cols), side, side): each window (start, width shares of each axis) of a
+    2-D grid, resampled as verification samples them."""
+    row_samplers = np.stack([sampler(grid.shape[0], side, *window) for window in rows])
+    col_samplers = np.stack([sampler(grid.shape[1], side, *window) for window in cols])
+    return (row_samplers @ grid)[:, None] @ np.swapaxes(col_samplers, -1, -2)[None]
+
+
 @cache
 def _windows() -> tuple[tuple[float, float], ...]:
     """(start, width) along one axis, for the coarse search."""
@@ -216,13 +233,13 @@ class _QueryViews:
     """The query at one rotation: 4 views, (whole, trimmed) x (upright, mirrored)."""
 
     angle: float  # degrees the query was turned by
+    whole: Box  # where the whole view lies in the (turned) picture: all of it, upright
     trimmed: Box  # where the trimmed view lies in the (turned) picture
     coarse: np.ndarray  # (4, 8, 8) luma, zero mean and unit norm
     fine: np.ndarray  # (4, 24, 24) luma
     fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
     chroma: np.ndarray  # (4, 2, 24, 24) a*, b*
     grey: np.ndarray  # (4,) bool: no colour anywhere (a grayscale copy)
-    bordered: np.ndarray  # (4,) bool: a trimmed view that differs from the whole one
 
 
 def _unit(blocks: np.ndarray) -> np.ndarray:
@@ -232,29 +249,23 @@ def _unit(blocks: np.ndarray) -> np.ndarray:
     return centred / np.maximum(norm, 1e-6)
 
 
-def _query_views(views: Views, angle: float, trimmed: Box) -> _QueryViews:
+def _query_views(views: Views, angle: float, whole: Box, trimmed: Box) -> _QueryViews:
     identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
     identity_fine = sampler(LUMA_GRID, FINE, 0.0, 1.0)
     identity_chroma = sampler(CHROMA_GRID, FINE, 0.0, 1.0)
     lumas = np.concatenate([views.luma, views.luma[:, :, ::-1]])
     chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
     fine = identity_fine @ lumas @ identity_fine.T
-    bordered = views.bordered
     return _QueryViews(
         angle=angle,
+        whole=whole,
         trimmed=trimmed,
         coarse=_unit(identity_coarse @ _halve(lumas) @ identity_coarse.T),
         fine=fine,
         fine_unit=_unit(fine),
         chroma=chroma,
-        grey=_grey(chroma),
-        bordered=np.array([False, bordered, False, bordered]),
+        grey=np.percentile(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1), 99, axis=1) < GREY_CHROMA,
     )
-
-
-def _grey(chroma: np.ndarray) -> np.ndarray:
-    """(n, 2, h, w) a*, b* -> (n,) bool: no colour anywhere (99th percentile chroma)."""
-    return np.percentile(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1), 99, axis=1) < GREY_CHROMA
 
 
 def _halve(grids: np.ndarray) -> np.ndarray:
@@ -266,11 +277,20 @@ def _halve(grids: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Alignment:
-    """Where evidence was measured: the query turned by `angle` degrees (`Probe.turned`), its view
-    `query_box` (the whole picture or the trimmed one: top, bottom, left, right as shares of its
-    sides), mirrored or not, against a window of one of the candidate's views (`candidate_view`:
-    0 the whole picture, 1 the border-trimmed one; `rows` and `cols`: start and width as shares
-    of that view's sides). What a finer look starts from (core/lookalike.py)."""
+    """Where and how the query lines up with the candidate: what a finer look starts from
+    (core/lookalike.py) and what core/edits.py names edits from.
+
+    The query turned by `angle` degrees, counter-clockwise (`Probe.turned`), its view
+    `query_box` (the whole picture or the trimmed one: top, bottom, left, right as shares of the
+    turned picture's sides), mirrored or not, against a window of one of the candidate's views
+    (`candidate_view`: 0 the whole picture, 1 the border-trimmed one; `rows`, `cols`: the
+    window's start and width as shares of that view's height and width, in the candidate's
+    orientation: a crop of 10% off the left is cols (0.1, 0.9)). `query_trimmed`: the query's
+    trimmed view lined up. `mine`, `theirs`: the aligned luma (FINE, FINE) of the query and of
+    the candidate, and `my_colour`, `their_colour` their a*, b* (2, FINE, FINE), before any fit;
+    `luma_off`, `colour_off`: the pixels that still differ after the fits. (The arrays are left
+    out of comparisons and hashing: an alignment is a key of the look-alike check's cache.)
+    """
 
     query_box: Box
     mirrored: bool
@@ -278,6 +298,17 @@ class Alignment:
     candidate_view: int
     rows: tuple[float, float]
     cols: tuple[float, float]
+    query_trimmed: bool
+    mine: np.ndarray = field(repr=False, compare=False)
+    theirs: np.ndarray = field(repr=False, compare=False)
+    my_colour: np.ndarray = field(repr=False, compare=False)
+    their_colour: np.ndarray = field(repr=False, compare=False)
+    luma_off: np.ndarray = field(repr=False, compare=False)
+    colour_off: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def candidate_trimmed(self) -> bool:
+        return bool(self.candidate_view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,14 +319,11 @@ class Evidence:
     `luma_off`, `colour_off`: centre-weighted share of pixels that still differ in luma (after
     a gain and an offset) and in colour (after one saturation scale);
     `layout_off`: low-frequency DCT signs (of LAYOUT_BITS) that differ at the alignment;
-    `colour_seen`: False for a grayscale query, whose colour_off says nothing;
+    `colour_seen`: False for a grayscale query against a coloured candidate, where colour_off
+    says nothing;
     `colour_missing`: centre-weighted share of the candidate's product (away from its background
-    and its outline) whose colour the query has nowhere within a pixel: a recoloured part.
-
-    And what, beside the alignment's window, mirror and turn, says what was edited (`edits`):
-    `border`, one side's picture had a uniform border the other's lacks (padding, a frame);
-    `gain` and `brightness`, the luma fit's contrast and mean shift (levels); `saturation`, the
-    colour fit's scale; `colour_lost`, a grayscale query against a coloured candidate.
+    and its outline) whose colour the query has nowhere within a pixel: a recoloured part;
+    `alignment`: where and how the pictures line up (None for evidence made up by hand).
     """
 
     similarity: float
@@ -304,38 +332,7 @@ class Evidence:
     layout_off: int = 0
     colour_seen: bool = True
     colour_missing: float = 0.0
-    alignment: Alignment | None = field(default=None, compare=False)
-    border: bool = False
-    gain: float = 1.0
-    brightness: float = 0.0
-    saturation: float = 1.0
-    colour_lost: bool = False
-
-
-def edits(evidence: Evidence) -> list[str]:
-    """What differs between two pictures verification aligned, in words (thresholds above); an
-    empty list when nothing shows at the views' size (resized, recompressed, the same file)."""
-    words = []
-    alignment = evidence.alignment
-    if alignment is not None and alignment.rows[1] * alignment.cols[1] <= CROPPED_AREA:
-        words.append("crop")
-    if evidence.border:
-        words.append("border")
-    if alignment is not None and alignment.mirrored:
-        words.append("mirror")
-    if alignment is not None and alignment.angle:
-        words.append("rotation")
-    if evidence.colour_lost:
-        words.append("grayscale")
-    elif evidence.colour_seen and not 1 / TONE_GAIN <= evidence.saturation <= TONE_GAIN:
-        words.append("saturation")
-    if abs(evidence.brightness) > BRIGHTNESS_LEVELS:
-        words.append("brightness")
-    if not 1 / TONE_GAIN <= evidence.gain <= TONE_GAIN:
-        words.append("contrast")
-    if evidence.luma_off > OVERLAY_SHARE:
-        words.append("overlay")
-    return words
+    alignment: Alignment | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,36 +403,40 @@ class Probe:
                 # filled with the border colour so the turned corners trim away like a border.
                 image, fill = self._turning()
                 turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
-                box = trim_box(turned)
-                views = views_of(turned, box)
+                # Only the box the picture held before an `expand` turn (see _unturned_box): the
+                # "whole" view of a turned query.
+                left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
+                inner = turned[top:bottom, left:right]
+                whole = _relative((top, bottom, left, right), turned.shape)
+                cut = trim_box(inner)
+                box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
+                views = views_of(inner, cut)
             else:
-                turned = self._picture()
+                turned, whole = self.picture(), WHOLE
                 box = self.box if self.box is not None else trim_box(turned)
                 views = self.upright if self.upright is not None else views_of(turned, box)
-            found = _query_views(views, angle, _relative(box, turned.shape))
-            if angle:  # the fill trims away like a border, but says nothing of the picture's own
-                found.bordered = self.at(0.0).bordered
-            self._by_angle[angle] = found
+            self._by_angle[angle] = _query_views(views, angle, whole, _relative(box, turned.shape))
         return self._by_angle[angle]
 
     def turned(self, angle: float) -> np.ndarray:
         """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
         look at more detail than the views hold (core/lookalike.py)."""
         if not angle:
-            return self._picture()
+            return self.picture()
         _, fill = self._turning()
         return np.asarray(
-            Image.fromarray(self._picture()).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+            Image.fromarray(self.picture()).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
         )
 
     def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
         if self._to_turn is None:
-            image = Image.fromarray(self._picture())
+            image = Image.fromarray(self.picture())
             image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
             self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
         return self._to_turn
 
-    def _picture(self) -> np.ndarray:
+    def picture(self) -> np.ndarray:
+        """The working copy (rebuilt from the upright views for a probe made `of_views`)."""
         if self.rgb is None:
             if self.upright is None:
                 raise ValueError("a probe needs a picture or its views")
@@ -453,6 +454,19 @@ def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
     """A (top, bottom, left, right) pixel box as shares of a picture's sides."""
     height, width = shape[:2]
     return (box[0] / height, box[1] / height, box[2] / width, box[3] / width)
+
+
+def _unturned_box(size: tuple[int, int], angle: float) -> tuple[int, int, int, int]:
+    """The centred box of a picture turned back by `angle` that held the picture before it was
+    turned with `expand` (the fill of both turns lies outside it): for a copy turned with
+    `expand` its own content, for one turned within its frame a few percent less (a crop, which
+    the alignment's windows absorb)."""
+    width, height = size
+    cos, sin = math.cos(math.radians(abs(angle))), math.sin(math.radians(abs(angle)))
+    inner_w = (width * cos - height * sin) / (cos * cos - sin * sin)
+    inner_h = (height * cos - width * sin) / (cos * cos - sin * sin)
+    left, top = math.ceil((width - inner_w) / 2), math.ceil((height - inner_h) / 2)
+    return left, top, max(left + 1, math.floor((width + inner_w) / 2)), max(top + 1, math.floor((height + inner_h) / 2))
 
 
 @cache
@@ -538,7 +552,9 @@ def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
     return np.stack([sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
 
 
-def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarray) -> list[Evidence]:
+def _judge_aligned(
+    query: _QueryViews, candidates: list[Views], scores: np.ndarray
+) -> list[Evidence]:
     """Refine each candidate's best coarse window at FINE, then measure what differs there."""
     windows = _windows()
     best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
@@ -585,7 +601,7 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     # Colour: one saturation scale (none for a grayscale query), then what still differs.
     energy = (their_colour * their_colour).sum(axis=(1, 2, 3))
     scale = (my_colour * their_colour).sum(axis=(1, 2, 3)) / np.maximum(energy, 1e-6)
-    scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, 2.0))
+    scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, MAX_SATURATION))
     fitted_colour = their_colour * scale[:, None, None, None].astype(np.float32)
     colour_residual = _tolerant_residual(my_colour, fitted_colour)
     # The other way round: colours of the candidate's product that the query lacks. A part
@@ -594,30 +610,57 @@ def _judge_aligned(query: _QueryViews, candidates: list[Views], scores: np.ndarr
     # Only over the product: a badge or a watermark usually covers the background.
     missing = _tolerant_residual(fitted_colour, my_colour) > COLOUR_TOLERANCE
     whole_lumas, whole_chromas = np.stack([c.luma[0] for c in candidates]), np.stack([c.chroma[0] for c in candidates])
-    missing &= _product(theirs, their_colour, whole_lumas, whole_chromas)
+    product = _product(theirs, their_colour, whole_lumas, whole_chromas)
+    missing &= product
 
     weight = _centre_weight()
-    luma_off = ((luma_residual > LUMA_TOLERANCE) * weight).sum(axis=(1, 2))
-    colour_off = ((colour_residual > COLOUR_TOLERANCE) * weight).sum(axis=(1, 2))
+    luma_differs, colour_differs = luma_residual > LUMA_TOLERANCE, colour_residual > COLOUR_TOLERANCE
+    luma_off = (luma_differs * weight).sum(axis=(1, 2))
+    colour_off = (colour_differs * weight).sum(axis=(1, 2))
     colour_missing = (missing * weight).sum(axis=(1, 2))
+    # Brightening clips the saturated channel of bright colours, which turns their hue: no
+    # saturation scale explains that. A query brighter than the candidate is also compared with
+    # the candidate's colours brightened by each of BRIGHTENINGS (and clipped), and the closest
+    # counts when it is closer than the plain fit.
+    brighter = (my_mean > their_mean).reshape(-1) & ~query.grey[views]
+    tried = brighter & ((colour_off > 0) | (colour_missing > 0)) & (similarity >= BRIGHTENING_MIN_SIMILARITY)
+    for k in np.flatnonzero(tried):
+        closest = (colour_off[k] + colour_missing[k], colour_differs[k], colour_missing[k], colour_off[k])
+        for factor in BRIGHTENINGS:
+            clipped = brightened_ab(theirs[k], their_colour[k], factor)
+            fit = (clipped * _colour_scale(my_colour[k], clipped)).astype(np.float32)[None]
+            differs = _tolerant_residual(my_colour[k : k + 1], fit)[0] > COLOUR_TOLERANCE
+            lacking = (_tolerant_residual(fit, my_colour[k : k + 1])[0] > COLOUR_TOLERANCE) & product[k]
+            off, lack = float((differs * weight).sum()), float((lacking * weight).sum())
+            if off + lack < closest[0]:
+                closest = (off + lack, differs, lack, off)
+        _, colour_differs[k], colour_missing[k], colour_off[k] = closest
     layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
-    their_border = np.array([c.bordered and v == 1 for c, v in zip(candidates, cviews, strict=True)])
-    border = query.bordered[views] != their_border
-    colour_lost = query.grey[views] & ~_grey(chromas)
     alignments = [
-        Alignment(query.trimmed if v % 2 else WHOLE, bool(v >= 2), query.angle, int(cv), y, x)
-        for v, cv, y, x in zip(views, cviews, y_windows, x_windows, strict=True)
-    ]
-    return [
-        Evidence(
-            float(s), float(lo), float(co), int(la), not grey, float(cm), alignment, border=bool(bo), gain=float(g),
-            brightness=float(br), saturation=float(sa), colour_lost=bool(cl),
+        Alignment(
+            query_box=query.trimmed if v % 2 else query.whole, mirrored=bool(v >= 2), angle=query.angle,
+            candidate_view=int(cv), rows=y, cols=x, query_trimmed=bool(v % 2), mine=mine[i], theirs=theirs[i],
+            my_colour=my_colour[i], their_colour=their_colour[i], luma_off=luma_differs[i],
+            colour_off=colour_differs[i],
         )  # fmt: skip
-        for s, lo, co, la, grey, cm, alignment, bo, g, br, sa, cl in zip(
-            similarity, luma_off, colour_off, layout_off, query.grey[views], colour_missing, alignments, border,
-            np.where(plain, 1.0, gain.ravel()), (my_mean - their_mean).ravel(), scale, colour_lost, strict=True,
+        for i, (v, cv, y, x) in enumerate(zip(views, cviews, y_windows, x_windows, strict=True))
+    ]
+    # A grayscale query says nothing of a coloured candidate's colour (a black hoodie is not its
+    # red twin); against a candidate without colour either, the colours were compared: both none.
+    their_chroma = np.hypot(their_colour[:, 0], their_colour[:, 1]).reshape(len(candidates), -1)
+    seen = ~query.grey[views] | (np.percentile(their_chroma, 99, axis=1) < GREY_CHROMA)
+    return [
+        Evidence(float(s), float(lo), float(co), int(la), bool(sn), float(cm), alignment)
+        for s, lo, co, la, sn, cm, alignment in zip(
+            similarity, luma_off, colour_off, layout_off, seen, colour_missing, alignments, strict=True
         )
     ]
+
+
+def _colour_scale(mine: np.ndarray, theirs: np.ndarray) -> float:
+    """The least-squares saturation scale of `theirs` onto `mine` (a*, b* (2, h, w) each)."""
+    scale = float((mine * theirs).sum()) / max(float((theirs * theirs).sum()), 1e-6)
+    return min(max(scale, MIN_SATURATION), MAX_SATURATION)
 
 
 def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, whole_chromas: np.ndarray) -> np.ndarray:
@@ -653,9 +696,10 @@ def verify(
     each at its best alignment with the query; None for the others. Screening by the coarse
     alignment rather than by hash distance reaches the copies whose hashes moved most (big crops,
     combinations) for the cost of judging no more candidates. When none passes its target
-    upright, the most alike one that fails mostly in structure is tried again with the query
-    turned. (Turning when one already passes changed no verdict on the benchmark, and cost
-    copies 10 ms at the 90th percentile.)"""
+    upright, the ROTATED_CANDIDATES most alike whose colour mostly agrees are tried again with the
+    query turned, most alike first, until one lines up.
+    (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
+    at the 90th percentile.)"""
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
@@ -668,40 +712,86 @@ def verify(
         alike = [
             i
             for i, e in found.items()
-            if ROTATION_TRIGGER[0] <= e.similarity < ROTATION_TRIGGER[1]
-            and e.colour_off <= targets[i].max_colour_off  # turning explains structure, not colour
+            if e.similarity >= ROTATION_MIN_SIMILARITY and e.colour_off <= ROTATION_COLOUR  # fill, not colour
         ]
         for i in sorted(alike, key=lambda i: -found[i].similarity)[:ROTATED_CANDIDATES]:
             found[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], found[i])
+            if targets[i].passes(found[i]):
+                break
     return [found.get(i) for i in range(len(candidates))]
 
 
 def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Target, upright: Evidence) -> Evidence:
-    """The best evidence with the query turned: by ANGLE either way, then twice as far on the
-    better side, then ANGLE_STEP either side of the best angle; stops as soon as the target
-    passes, or after +-ANGLE if that did not bring the candidate closer (another picture: 40% of
-    the queries for a new product turn their most alike candidate, and this keeps them cheap)."""
-    tried = {0.0: upright}
+    """The best evidence with the query turned: each turn by the angle the last alignment says is
+    left (`residual_turn`), at most ROTATION_STEPS of them; the first evidence that passes the
+    target is the answer. When the first turn makes the pair less alike than upright, the
+    estimate pointed the wrong way (a picture alike everywhere but in its low frequencies can):
+    the other way is tried once. Turning ends when a turn leaves too little, or loses more than
+    ROTATION_LOSS of correlation on the best (another picture)."""
 
-    def attempt(angle: float) -> bool:
-        if angle not in tried:
-            rotated = probe.at(angle)
-            tried[angle] = _judge_aligned(rotated, [candidate], _coarse_scores(luma, rotated))[0]
-        return target.passes(tried[angle])
+    def judged(angle: float) -> Evidence:
+        turned = probe.at(angle)
+        return _judge_aligned(turned, [candidate], _coarse_scores(luma, turned))[0]
 
-    def best_angle() -> float:
-        return max(tried, key=lambda angle: tried[angle].similarity)
+    def lines_up(found: Evidence) -> bool:
+        return (
+            target.passes(found)
+            and found.similarity >= upright.similarity + TURN_GAIN
+            and found.layout_off <= TURNED_MAX_LAYOUT
+            and found.alignment is not None
+            and _turn_spread(found.alignment) <= TURN_SPREAD
+        )
 
-    for angle in (-ANGLE, ANGLE):
-        if attempt(angle):
-            return tried[angle]
-    if tried[best_angle()].similarity < upright.similarity + ROTATION_GAIN:
-        return tried[best_angle()]
-    better_side = ANGLE if tried[ANGLE].similarity >= tried[-ANGLE].similarity else -ANGLE
-    if attempt(2 * better_side):
-        return tried[2 * better_side]
-    around = best_angle()  # not upright: +-ANGLE brought the candidate closer
-    for angle in (around - ANGLE_STEP, around + ANGLE_STEP):
-        if attempt(angle):
-            return tried[angle]
-    return tried[best_angle()]
+    best, angle, last = upright, 0.0, upright
+    for step in range(ROTATION_STEPS):
+        left = residual_turn(last.alignment) if last.alignment is not None else 0.0
+        if abs(left) < MIN_STEP:
+            break
+        trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, angle + left)), 1)
+        found = judged(trial)
+        if step == 0 and found.similarity < upright.similarity and not lines_up(found):
+            trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, -left)), 1)
+            found = judged(trial)
+        if lines_up(found):
+            return found
+        if found.similarity < best.similarity - ROTATION_LOSS:
+            break
+        if found.similarity > best.similarity and not target.passes(found):
+            best = found  # (a turn that passes only by moving the layout is not kept)
+        angle, last = trial, found
+    return best
+
+
+def _turn_spread(alignment: Alignment) -> float:
+    """Degrees between the largest and the smallest turn left in the pair's four halves."""
+    size, half = alignment.mine.shape[0], alignment.mine.shape[0] // 2
+    turns = []
+    for rows, cols in ((slice(0, half), slice(None)), (slice(half, size), slice(None)),
+                       (slice(None), slice(0, half)), (slice(None), slice(half, size))):  # fmt: skip
+        outside = np.ones_like(alignment.luma_off)
+        outside[rows, cols] = False
+        turns.append(residual_turn(alignment, outside))
+    return max(turns) - min(turns)
+
+
+def residual_turn(alignment: Alignment, leave_out: np.ndarray | None = None) -> float:
+    """Degrees (counter-clockwise) the aligned query's view is still turned from the candidate's:
+    one Gauss-Newton step of a rotation, shift and scale of the candidate's luma (fitted to the
+    query's levels) onto the query's, over the pixels that agree (fill corners and overlays out),
+    but those in `leave_out`.
+    Good to a degree or so while the pair is within a few degrees; turning by it and measuring
+    again converges (_turned)."""
+    mine, theirs = alignment.mine.astype(np.float64), alignment.theirs.astype(np.float64)
+    agree = ~alignment.luma_off if leave_out is None else ~(alignment.luma_off | leave_out)
+    if agree.sum() < 32 or float(theirs[agree].std()) < 1.0:
+        return 0.0
+    gain = float(mine[agree].std() / theirs[agree].std())
+    fitted = gain * (theirs - theirs[agree].mean()) + mine[agree].mean()
+    dy, dx = np.gradient(fitted)
+    size = mine.shape[0]
+    y, x = np.mgrid[0:size, 0:size] - (size - 1) / 2.0
+    # Turned counter-clockwise by t (y pointing down), the query at p is the candidate at
+    # p + t * (y, -x): the query minus the candidate is t * (y * dx - x * dy), to first order.
+    basis = np.stack([y * dx - x * dy, dx, dy, x * dx + y * dy], axis=-1)[agree]
+    solution, *_ = np.linalg.lstsq(basis, (mine - fitted)[agree], rcond=None)
+    return float(np.degrees(solution[0]))

@@ -1,7 +1,7 @@
 // "Is this picture already in the catalog?": a file (chosen, dropped, or a phone's camera), a
 // pasted address, or a webcam shot; then the answer, the matches best first, and a comparison.
 import { api, imageForm } from "./api.js";
-import { answerOf, matchSentence, percentWords, skuWords } from "./words.js";
+import { answerOf, editWords, matchSentence, percentWords, skuWords, verdictWords } from "./words.js";
 import { byId, clearError, el, showError, showPicture, thumbButton } from "./ui.js";
 
 const TOP = 8; // matches asked for
@@ -83,10 +83,11 @@ function render(result) {
 
 function matchCard(match) {
   const sku = match.sku ? el("p", { class: "sku", text: `SKU ${match.sku}` }) : null;
+  const edits = editWords(match) ? el("p", { class: "edits", text: editWords(match) }) : null;
   return el("li", { class: `card ${match.verdict}` },
     thumbButton(match, `Compare ${match.entity_id} with your picture`, `Catalog picture of ${match.entity_id}`,
       () => compare(match)),
-    el("p", { class: "verdict", text: matchSentence(match) }),
+    el("p", { class: "verdict", text: verdictWords(match) }), edits,
     el("p", { class: "id", text: match.entity_id }), sku,
     el("p", { class: "percent", text: percentWords(match) }));
 }
@@ -108,7 +109,7 @@ function initCompare() {
 function compare(match) {
   const name = `${match.entity_id}${skuWords(match)}`;
   byId("compare-title").textContent = `Your picture and ${match.entity_id}`;
-  byId("compare-verdict").textContent = `${matchSentence(match)} (${percentWords(match)}).`;
+  byId("compare-verdict").textContent = matchSentence(match);
   byId("compare-caption").textContent = name;
   for (const id of ["compare-query", "slider-query"]) byId(id).src = shownFrom;
   for (const id of ["compare-match", "slider-match"]) {

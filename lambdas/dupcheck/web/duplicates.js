@@ -1,7 +1,7 @@
 // The catalog-wide duplicate report: groups of records holding the same picture, as thumbnails.
 // The report names ids; each picture comes from its record, a few requests at a time.
 import { api, itemPath } from "./api.js";
-import { matchSentence, percentWords } from "./words.js";
+import { matchSentence } from "./words.js";
 import { byId, clearError, el, limiter, showError, thumbButton } from "./ui.js";
 import { showItem } from "./catalog.js";
 
@@ -50,8 +50,10 @@ function more() {
 }
 
 function groupItem(group, number) {
-  const pairs = group.pairs.map((pair) =>
-    el("li", { text: `${pair.a} and ${pair.b}: ${matchSentence(pair).toLowerCase()} (${percentWords(pair)})` }));
+  const pairs = group.pairs.map((pair) => {
+    const sentence = matchSentence(pair);
+    return el("li", { text: `${pair.a} and ${pair.b}: ${sentence.charAt(0).toLowerCase()}${sentence.slice(1)}` });
+  });
   // The report lists the record to keep first (its rule: report.keep_rule).
   const keep = group.keep ?? group.items[0];
   return el("li", { class: "group" },

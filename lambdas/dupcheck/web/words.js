@@ -1,23 +1,10 @@
 // What the page says, in words a merchandiser uses: one function per kind of sentence, so the
-// wording lives in one place. A duplicate report's pairs say what was edited (an `edit` list:
-// "the same picture, cropped and mirrored"), in the words of dupcheck_tools/duplicates/grouping.py.
+// wording lives in one place. The verdicts' meanings are docs/api.md's ("Verdicts").
 
 const VERDICTS = {
   duplicate: "The same picture",
-  similar: "A similar picture, not the same",
+  similar: "The same product or shot, another picture",
   different: "A different picture",
-};
-
-const EDITS = {
-  crop: "cropped",
-  border: "with a border added or removed",
-  mirror: "mirrored",
-  rotation: "turned a little",
-  grayscale: "in grayscale",
-  saturation: "with its colours stronger or weaker",
-  brightness: "brighter or darker",
-  contrast: "with more or less contrast",
-  overlay: "with something on top (a badge, text, a logo)",
 };
 
 /** "a", "a and b", "a, b and c" */
@@ -25,11 +12,19 @@ export function listWords(words) {
   return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
 }
 
-/** The sentence for one match (or one pair of a duplicate report). */
+/** The verdict of one match (or one pair of a duplicate report) in words. */
+export const verdictWords = (match) => VERDICTS[match.verdict] ?? "A picture";
+
+/** What was edited, in one line: a match's `edit_summary`, or a report pair's `edit` (a line or
+ * a list of words); "" when there is nothing to say. */
+export function editWords(match) {
+  return match.edit_summary ?? listWords([match.edit ?? []].flat().filter(Boolean));
+}
+
+/** "The same picture (97% match): cropped (8% off the left) and mirrored." */
 export function matchSentence(match) {
-  const base = VERDICTS[match.verdict] ?? "A picture";
-  const edits = [match.edits ?? match.edit ?? []].flat().filter(Boolean).map((edit) => EDITS[edit] ?? edit);
-  return edits.length ? `${base}, ${listWords(edits)}` : base;
+  const edits = editWords(match);
+  return `${verdictWords(match)} (${percentWords(match)})${edits ? `: ${edits}` : ""}.`;
 }
 
 export const percentWords = (match) => `${Math.round(match.match_percent)}% match`;
@@ -45,7 +40,7 @@ export function answerOf(result) {
   }
   const similar = result.matches.find((m) => m.verdict === "similar");
   if (similar) {
-    return { tone: "new", text: `Not in the catalog. The closest, ${similar.entity_id}, is a similar picture, not the same.` };
+    return { tone: "new", text: `Not in the catalog. ${similar.entity_id} shows the same product or shot in another picture.` };
   }
   return { tone: "new", text: "Not in the catalog." };
 }

@@ -30,6 +30,16 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--top", type=int, default=5, help="matches per query (default 5)")
     parser.add_argument(
+        "--edits", type=Path, default=None,
+        help="JSON Lines of every query's known edits, to score the edits matches name (default: edits.jsonl "
+        "beside --truth, if there)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--relatives", type=Path, default=None,
+        help="CSV query,relatives: catalog ids of the same product as a held-out picture (default: relatives.csv "
+        "beside --truth, if there)",
+    )  # fmt: skip
+    parser.add_argument(
         "--all-pairs",
         action="store_true",
         help="precision at catalog scale instead: query every catalog picture against the catalog and count "
@@ -74,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     if args.queries is None or args.truth is None or args.same is not None:
         return usage_error("--queries and --truth are required (--same only with --all-pairs)", code="invalid_request")
     try:
-        summary = run_evaluation(args.catalog, args.queries, args.truth, args.out, algo=args.algo, top=args.top)
+        summary = run_evaluation(
+            args.catalog, args.queries, args.truth, args.out, algo=args.algo, top=args.top,
+            edits=args.edits, relatives=args.relatives,
+        )  # fmt: skip
     except UsageError as exc:
         return usage_error(str(exc), code="invalid_request")
     for label, key in (("catalog", "catalog_failed_files"), ("query", "query_failed_files")):

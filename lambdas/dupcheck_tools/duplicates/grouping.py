@@ -15,50 +15,43 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dupcheck.core.matching import match_percent
-from dupcheck.core.models import version_of
+from dupcheck.core.edits import summary
+from dupcheck.core.models import Edit, version_of
+from dupcheck.core.verdicts import match_percent
 from dupcheck_tools.duplicates.workfile import Found, Listing
 
 KEEP_RULE = "the oldest record (earliest updated_at), then the smallest entity_id"
-
-# What each edit word reads as in a sentence (the HTML report, the notebook). Order: as edits()
-# lists them.
-EDIT_WORDS = {
-    "crop": "cropped",
-    "border": "with a border added or removed (padding, a frame)",
-    "mirror": "mirrored",
-    "rotation": "turned a little",
-    "grayscale": "in grayscale",
-    "saturation": "with its colours stronger or weaker",
-    "brightness": "brighter or darker",
-    "contrast": "with more or less contrast",
-    "overlay": "with something on top (a badge, text, a logo)",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Pair:
     """Two records the service calls the same picture. `a` comes before `b` in their group's
     order; `distance` and `match_percent` are the closer of the two directions' judgements
-    (each record was checked against the catalog); `edits` what either direction saw edited."""
+    (each record was checked against the catalog); `edits` what turns `a` into `b`, as `b`'s
+    check against `a` names them (core/edits.py: as if `b` were uploaded after `a`), None when
+    only `a`'s check against `b` called them the same picture."""
 
     a: str
     b: str
     distance: int
     match_percent: float
-    edits: tuple[str, ...]
+    edits: tuple[Edit, ...] | None
 
     def to_dict(self) -> dict[str, object]:
         return {
             "a": self.a, "b": self.b, "verdict": "duplicate", "match_percent": self.match_percent,
-            "distance": self.distance, "edit": list(self.edits),
+            "distance": self.distance, "edit": self.edit_summary,
+            "edits": None if self.edits is None else [edit.to_dict() for edit in self.edits],
         }  # fmt: skip
 
+    @property
+    def edit_summary(self) -> str | None:
+        """The edits in one line, as a match's `edit_summary`: "mirrored and cropped (8% off ...)"."""
+        return summary(self.edits, same_picture=True)
+
     def in_words(self) -> str:
-        """"The same picture, cropped and mirrored" / "The same picture, resized or re-encoded at most"."""
-        words = [EDIT_WORDS.get(edit, edit) for edit in self.edits] or ["resized or re-encoded at most"]
-        listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-        return f"The same picture, {listed}"
+        """"The same picture (97% match): mirrored and cropped (...)." as the web app says it."""
+        edits = self.edit_summary
+        return f"The same picture ({round(self.match_percent)}% match){f': {edits}' if edits else ''}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +91,15 @@ def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], di
             position = parent[position]
         return position
 
-    merged: dict[tuple[int, int], tuple[int, set[str]]] = {}
+    merged: dict[tuple[int, int], tuple[int, float]] = {}  # the closer of the directions
+    named: dict[tuple[int, int], tuple[Edit, ...] | None] = {}  # (query, candidate): what it named
     for item in found:
         if item.query == item.candidate:
             continue
         ends = (min(item.query, item.candidate), max(item.query, item.candidate))
-        distance, edits = merged.get(ends, (distance_bits, set()))
-        merged[ends] = (min(distance, item.distance), edits | set(item.edits))
+        distance, score = merged.get(ends, (distance_bits, 0.0))
+        merged[ends] = (min(distance, item.distance), max(score, item.score))
+        named[(item.query, item.candidate)] = item.edits
         first, second = root(ends[0]), root(ends[1])
         if first != second:
             parent[max(first, second)] = min(first, second)
@@ -121,15 +116,11 @@ def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], di
         rank = {listing.entity_id: i for i, listing in enumerate(items)}
         pairs = []
         for one, other in pairs_of[group_root]:
-            distance, edits = merged[(one, other)]
-            a, b = sorted((listings[one].entity_id, listings[other].entity_id), key=rank.__getitem__)
-            pairs.append(Pair(a, b, distance, match_percent(distance, distance_bits), _in_order(edits)))
+            distance, score = merged[(one, other)]
+            first, second = sorted((one, other), key=lambda position: rank[listings[position].entity_id])
+            pairs.append(Pair(listings[first].entity_id, listings[second].entity_id, distance, match_percent(score),
+                              named.get((second, first))))  # fmt: skip
         pairs.sort(key=lambda pair: (rank[pair.a], rank[pair.b]))
         groups.append(Group(tuple(items), tuple(pairs)))
     groups.sort(key=lambda group: (-len(group.items), keep_order(group.keep)))
     return groups
-
-
-def _in_order(edits: set[str]) -> tuple[str, ...]:
-    order = list(EDIT_WORDS)
-    return tuple(sorted(edits, key=lambda word: (order.index(word) if word in order else len(order), word)))

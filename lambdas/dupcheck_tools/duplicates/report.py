@@ -134,7 +134,7 @@ def groups_html(groups: Sequence[Group], *, styled: bool = False) -> str:
             )
         parts.append('</ul><ul class="pairs">')
         for pair in group.pairs:
-            sentence = f"{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())} ({pair.match_percent:g}% match)."
+            sentence = f"{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())}"
             parts.append(f"<li>{sentence}</li>")
         parts.append("</ul></section>")
     return "\n".join(parts)

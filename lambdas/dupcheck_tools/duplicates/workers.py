@@ -19,7 +19,6 @@ import numpy as np
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import HashRecord, HashValue, Verdict
-from dupcheck.core.verification import edits
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_process import start_worker
 
@@ -88,7 +87,6 @@ def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
         judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates], thumbnails)
         for (candidate, _), judgement in zip(candidates, judged, strict=True):
             if judgement.verdict is Verdict.DUPLICATE:
-                words = tuple(edits(judgement.evidence)) if judgement.evidence is not None else ()
-                found.append(Found(position, candidate, judgement.distance, judgement.similarity, words))
+                found.append(Found(position, candidate, judgement.distance, judgement.score, judgement.edits))
                 confirmed.setdefault(candidate, set()).add(position)
     return found

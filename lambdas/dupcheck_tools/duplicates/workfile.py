@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from dupcheck.adapters.sqlite_store import pack_features, unpack_features
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.models import Edit, HashRecord, HashValue
 
 WORK_NAME = "duplicates.work.sqlite3"
-FORMAT = 2  # bump when the tables change: an older work file is then not resumed
+FORMAT = 3  # bump when the tables change: an older work file is then not resumed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS pairs (
     query      INTEGER NOT NULL,
     candidate  INTEGER NOT NULL,
     distance   INTEGER NOT NULL,
-    similarity REAL NOT NULL,
+    score      REAL NOT NULL,
     edits      TEXT NOT NULL
 );
 """
@@ -60,13 +60,14 @@ _BATCH = 900  # bound parameters per statement stay under SQLite's default limit
 @dataclass(frozen=True, slots=True)
 class Found:
     """A duplicate one query record's judgement found: positions in the work file, the judged
-    distance (of the pipeline's distance bits), the aligned similarity, and what was edited."""
+    distance (of the pipeline's distance bits), the match percentage (`Judgement.score`), and
+    what turns the candidate into the query (core/edits.py; None where nothing was named)."""
 
     query: int
     candidate: int
     distance: int
-    similarity: float
-    edits: tuple[str, ...]
+    score: float
+    edits: tuple[Edit, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,14 +243,14 @@ class WorkFile:
             self._conn.executemany("INSERT OR IGNORE INTO judged VALUES (?)", [(q,) for q in queries])
             self._conn.executemany(
                 "INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
-                [(f.query, f.candidate, f.distance, f.similarity, json.dumps(f.edits)) for f in found],
+                [(f.query, f.candidate, f.distance, f.score, _edits_text(f.edits)) for f in found],
             )
 
     def found(self) -> Iterator[Found]:
-        for query, candidate, distance, similarity, edits in self._conn.execute(
-            "SELECT query, candidate, distance, similarity, edits FROM pairs ORDER BY query, candidate"
+        for query, candidate, distance, score, edits in self._conn.execute(
+            "SELECT query, candidate, distance, score, edits FROM pairs ORDER BY query, candidate"
         ):
-            yield Found(query, candidate, distance, similarity, tuple(json.loads(edits)))
+            yield Found(query, candidate, distance, score, _edits_of(edits))
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
@@ -264,6 +265,15 @@ class _Transaction:
 
     def __exit__(self, kind: object, *_: object) -> None:
         self.conn.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+def _edits_text(edits: tuple[Edit, ...] | None) -> str:
+    return json.dumps(None if edits is None else [edit.to_dict() for edit in edits])
+
+
+def _edits_of(text: str) -> tuple[Edit, ...] | None:
+    found = json.loads(text)
+    return None if found is None else tuple(Edit.of_dict(item) for item in found)
 
 
 def _chunks(positions: Iterable[int]) -> Iterator[list[int]]:

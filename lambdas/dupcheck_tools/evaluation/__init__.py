@@ -1,11 +1,16 @@
 """Evaluate a hash pipeline on a benchmark folder: recall, ranking and false duplicates per kind.
 
     python -m dupcheck evaluate --catalog DIR --queries DIR --truth FILE --out DIR [--algo NAME] [--top 5]
+        [--edits FILE] [--relatives FILE]
 
 Every image in `--catalog` is registered (entity_id = sku = file stem, image_url = file URI) and
 every query listed in `--truth` (CSV `query,expected,kind`; `expected` empty: no duplicate
 exists) is searched, both through the same `DupcheckService` the API uses, on a throw-away
-embedded store. Writes to `--out`:
+embedded store. Two optional files the benchmark builder writes beside the truth file are read
+when present (or named): `edits.jsonl`, every query's known edits, against which the edits the
+matches name are scored (naming.py); `relatives.csv` (`query,relatives`: catalog ids of the same
+product in another picture, `;`-separated), which splits held-out pictures into those with and
+without a relative in the catalog. Writes to `--out`:
 
     report.json     {"summary", "per_kind", "rows"}: one row per query with its top matches
     report.md       the summary and per-kind tables
@@ -16,7 +21,7 @@ Files that fail to decode (catalog or query) and queries missing from `--queries
 and named in the summary; a failed query has no matches (a positive one counts as a miss). The
 last stdout line is the summary as one line of JSON.
 
-Metrics are in metrics.py, the report files in report.py.
+Metrics are in metrics.py and naming.py, the report files in report.py.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from typing import Any
 
 from dupcheck.core.errors import DupcheckError
 from dupcheck_tools.evaluation.metrics import per_kind, summarise
+from dupcheck_tools.evaluation.naming import naming, read_edits
 from dupcheck_tools.evaluation.report import write_reports
 
 TRUTH_COLUMNS = ("query", "expected", "kind")
+EDITS_FILE, RELATIVES_FILE = "edits.jsonl", "relatives.csv"  # beside the truth file, when the benchmark has them
 SOURCE_COLUMN = "source"  # optional: the picture a query was made from (all-pairs groups by it)
 
 
@@ -57,6 +64,29 @@ def read_truth(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def read_relatives(path: Path) -> dict[str, list[str]]:
+    """relatives.csv: {query: [catalog ids of the same product in another picture]}."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return {
+                row["query"]: [r for r in (row.get("relatives") or "").split(";") if r]
+                for row in csv.DictReader(fh)
+                if row.get("query")
+            }
+    except (OSError, KeyError) as exc:
+        raise UsageError(f"cannot read relatives file {path}: {exc}") from exc
+
+
+def _beside(truth_path: Path, given: Path | None, name: str) -> Path | None:
+    """An optional benchmark file: as given (it must exist), else beside the truth file if there."""
+    if given is not None:
+        if not given.is_file():
+            raise UsageError(f"not a file: {given}")
+        return given
+    found = truth_path.parent / name
+    return found if found.is_file() else None
+
+
 def list_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise UsageError(f"not a folder: {folder}")
@@ -78,7 +108,7 @@ def close_service(service: Any) -> None:
 
 
 def evaluate(
-    catalog: Path, queries: Path, truth: Sequence[Mapping[str, str]], *, algo: str | None, top: int, data_dir: Path
+    catalog: Path, queries: Path, truth: Sequence[Mapping[str, Any]], *, algo: str | None, top: int, data_dir: Path
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     """Index the catalog, run the queries; returns (facts for the summary, rows, hash bits)."""
     from dupcheck.bootstrap import build_service
@@ -112,11 +142,16 @@ def evaluate(
                 "query": item["query"], "expected": item["expected"], "kind": item["kind"],
                 "is_duplicate": False, "top": [], "error": None,
             }  # fmt: skip
+            if "relatives" in item:
+                row["relatives"] = item["relatives"]
             path = queries / item["query"]
             try:
                 result = service.find_similar_bytes(path.read_bytes(), top)
                 row["is_duplicate"] = result.is_duplicate
-                row["top"] = [[m.entity_id, m.distance, m.verdict] for m in result.matches]
+                row["top"] = [
+                    [m.entity_id, m.distance, m.verdict, m.match_percent, m.to_dict()["edits"]]
+                    for m in result.matches
+                ]
             except OSError as exc:
                 row["error"] = f"unreadable: {exc.strerror or exc}"
             except DupcheckError as exc:
@@ -147,7 +182,15 @@ def evaluate(
 
 
 def run_evaluation(
-    catalog: Path, queries: Path, truth_path: Path, out: Path, *, algo: str | None = None, top: int = 5
+    catalog: Path,
+    queries: Path,
+    truth_path: Path,
+    out: Path,
+    *,
+    algo: str | None = None,
+    top: int = 5,
+    edits: Path | None = None,
+    relatives: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate on a throw-away embedded store, write the report files to `out`, return the
     summary. Raises UsageError for inputs that cannot be evaluated."""
@@ -155,7 +198,20 @@ def run_evaluation(
 
     from dupcheck.core.hashing import PIPELINES
 
-    truth = read_truth(truth_path)
+    truth: list[dict[str, Any]] = list(read_truth(truth_path))
+    edits_path = _beside(truth_path, edits, EDITS_FILE)
+    known_edits = None
+    if edits_path is not None:  # read first: a bad file is a usage error, not a failure after the run
+        try:
+            known_edits = read_edits(edits_path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"cannot read edits file {edits_path}: {exc}") from exc
+    relatives_path = _beside(truth_path, relatives, RELATIVES_FILE)
+    if relatives_path is not None:
+        known = read_relatives(relatives_path)
+        for item in truth:
+            if item["kind"] == "distinct":
+                item["relatives"] = known.get(item["query"], [])
     if not queries.is_dir():
         raise UsageError(f"not a folder: {queries}")
     if algo is not None and algo not in PIPELINES:
@@ -165,5 +221,7 @@ def run_evaluation(
     with tempfile.TemporaryDirectory(prefix="dupcheck-eval-") as data_dir:
         facts, rows, bits = evaluate(catalog, queries, truth, algo=algo, top=top, data_dir=Path(data_dir))
     summary = {**facts, **summarise(rows)}
+    if known_edits is not None:
+        summary["edit_naming"] = naming(rows, known_edits)
     write_reports(out, summary, per_kind(rows), rows, bits)
     return summary

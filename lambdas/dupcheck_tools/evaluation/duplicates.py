@@ -204,7 +204,7 @@ def _groups_of(report: Mapping[str, Any]) -> list[Group]:
     return [
         Group(
             tuple(Listing(entity, "", "", "") for entity in group["items"]),
-            tuple(Pair(p["a"], p["b"], p["distance"], p["match_percent"], tuple(p["edit"])) for p in group["pairs"]),
+            tuple(Pair(p["a"], p["b"], p["distance"], p["match_percent"], None) for p in group["pairs"]),
         )
         for group in report["groups"]
     ]

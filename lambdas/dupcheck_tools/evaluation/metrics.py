@@ -1,6 +1,8 @@
 """Detection metrics: pure functions of result rows (as written to report.json).
 
-A row is {"query", "expected", "kind", "is_duplicate", "top": [[entity_id, distance, verdict], ...]};
+A row is {"query", "expected", "kind", "is_duplicate", "top": [[entity_id, distance, verdict,
+match_percent, edits], ...]} (the last two may be absent), and for a held-out picture whose
+product the catalog holds in another picture (benchmark's relatives.csv), "relatives": [ids];
 `expected` is "" (or None) for negative queries.
 
   recall@1        the top match is the expected entity
@@ -10,6 +12,11 @@ A row is {"query", "expected", "kind", "is_duplicate", "top": [[entity_id, dista
   duplicate precision  among queries the service calls a duplicate (is_duplicate), the share
                        whose first duplicate match is the expected entity (negatives: wrong)
   false-duplicate rate (negative rows) the share called a duplicate
+  top verdicts    (negative rows) the share whose first match is a duplicate, similar or different
+                  (or that has no match); held-out pictures apart by whether a relative is indexed
+  match-percent violations  rows whose matches are not in non-increasing match_percent order, or
+                  where a duplicate does not score above every other verdict
+  match percent by verdict  the spread of match_percent of every listed match, per verdict
 """
 
 from __future__ import annotations
@@ -95,6 +102,61 @@ def duplicate_precision(rows: Sequence[Row]) -> float | None:
     return len(right) / len(called) if called else None
 
 
+VERDICTS = ("duplicate", "similar", "different")
+NO_RELATIVE, WITH_RELATIVE = "distinct, no relative", "distinct, with a relative"
+
+
+def top_verdicts(rows: Sequence[Row]) -> dict[str, float] | None:
+    """n, and the shares of rows whose first match has each verdict ("none": no match at all)."""
+    if not rows:
+        return None
+    firsts = [first[2] if (first := top1(r)) is not None else "none" for r in rows]
+    return {"n": len(firsts), **{v: firsts.count(v) / len(firsts) for v in (*VERDICTS, "none")}}
+
+
+def negative_groups(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """Negative rows by kind; held-out pictures also by whether the catalog holds a relative
+    (the same product in another picture), when the benchmark says."""
+    groups: dict[str, list[Row]] = {}
+    for r in rows:
+        if is_positive(r):
+            continue
+        groups.setdefault(str(r.get("kind") or ""), []).append(r)
+        if r.get("kind") == "distinct" and "relatives" in r:
+            groups.setdefault(WITH_RELATIVE if r["relatives"] else NO_RELATIVE, []).append(r)
+    return groups
+
+
+def percent_violations(row: Row) -> bool:
+    """The row's matches are not in non-increasing match_percent order, or a duplicate does not
+    score above every other verdict."""
+    listed = [m for m in row.get("top") or [] if len(m) > 3]
+    percents = [float(m[3]) for m in listed]
+    if any(later > earlier for earlier, later in zip(percents, percents[1:], strict=False)):
+        return True
+    duplicates = [float(m[3]) for m in listed if m[2] == "duplicate"]
+    others = [float(m[3]) for m in listed if m[2] != "duplicate"]
+    return bool(duplicates and others and min(duplicates) <= max(others))
+
+
+def percent_by_verdict(rows: Sequence[Row]) -> dict[str, dict[str, float] | None]:
+    """min, 5th percentile, median, 95th percentile and max of match_percent per verdict, over
+    every listed match."""
+    out: dict[str, dict[str, float] | None] = {}
+    for verdict in VERDICTS:
+        values = sorted(float(m[3]) for r in rows for m in r.get("top") or [] if len(m) > 3 and m[2] == verdict)
+        if not values:
+            out[verdict] = None
+            continue
+
+        def at(share: float, values: list[float] = values) -> float:
+            return values[min(len(values) - 1, int(share * len(values)))]
+
+        out[verdict] = {"n": len(values), "min": values[0], "p5": at(0.05), "median": at(0.5), "p95": at(0.95),
+                        "max": values[-1]}  # fmt: skip
+    return out
+
+
 def per_kind(rows: Sequence[Row]) -> dict[str, dict[str, Any]]:
     """Metrics per kind: positive ones for rows with `expected`, negative ones for the others."""
     kinds: dict[str, list[Row]] = {}
@@ -109,6 +171,7 @@ def per_kind(rows: Sequence[Row]) -> dict[str, dict[str, Any]]:
             entry.update({k: v for k, v in positive_metrics(group).items() if k != "n"})
         if n_pos < len(group):
             entry.update({k: v for k, v in negative_metrics(group).items() if k != "n"})
+            entry["top_verdicts"] = top_verdicts([r for r in group if not is_positive(r)])
         out[kind] = entry
     return out
 
@@ -126,6 +189,12 @@ def summarise(rows: Sequence[Row]) -> dict[str, Any]:
     def fdr(kind: str) -> float | None:
         return kinds[kind].get("false_duplicate_rate") if kind in kinds else None
 
+    negatives = {kind: top_verdicts(group) for kind, group in negative_groups(rows).items()}
+
+    def share(kind: str, verdict: str) -> float | None:
+        found = negatives.get(kind)
+        return found[verdict] if found else None
+
     return {
         "queries": len(rows),
         "positives": pos["n"],
@@ -140,6 +209,11 @@ def summarise(rows: Sequence[Row]) -> dict[str, Any]:
         "false_duplicate_rate": negative_metrics(rows)["false_duplicate_rate"],
         "distinct_false_duplicate_rate": fdr("distinct"),
         "colour_variant_false_duplicate_rate": fdr("colour_variant"),
+        "no_relative_top_different": share(NO_RELATIVE, "different"),
+        "colour_variant_top_similar": share("colour_variant", "similar"),
+        "top_verdicts": negatives,
+        "match_percent_violations": sum(percent_violations(r) for r in rows),
+        "match_percent_by_verdict": percent_by_verdict(rows),
     }
 
 

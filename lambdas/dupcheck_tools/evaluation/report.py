@@ -31,7 +31,8 @@ def render_markdown(summary: Mapping[str, Any], kinds: Mapping[str, Mapping[str,
     for key in (
         "catalog_images", "queries", "positives", "negatives", "recall_at_1", "mrr", "ndcg_at_5",
         "worst_kind", "worst_kind_recall_at_1", "duplicate_recall", "duplicate_precision",
-        "distinct_false_duplicate_rate", "colour_variant_false_duplicate_rate", "catalog_failed", "query_failed",
+        "distinct_false_duplicate_rate", "colour_variant_false_duplicate_rate", "no_relative_top_different",
+        "colour_variant_top_similar", "match_percent_violations", "catalog_failed", "query_failed",
     ):  # fmt: skip
         if key in summary:
             lines.append(f"| {key} | {_fmt(summary[key])} |")
@@ -59,8 +60,35 @@ def render_markdown(summary: Mapping[str, Any], kinds: Mapping[str, Mapping[str,
         ]
         for kind, e in negative.items():
             lines.append(f"| {kind} | {e['n']} | {_fmt(e['false_duplicate_rate'])} |")
+    lines += _verdict_tables(summary)
     lines += ["", "![top-1 distances](distances.png)", "", "![threshold sweep](threshold.png)", ""]
     return "\n".join(lines)
+
+
+def _verdict_tables(summary: Mapping[str, Any]) -> list[str]:
+    """The first match's verdict per negative group, match_percent per verdict, edit naming."""
+    lines: list[str] = []
+    if summary.get("top_verdicts"):
+        lines += ["", "## First match's verdict, queries with no duplicate", "",
+                  "| group | n | duplicate | similar | different | no match |", "|" + "---|" * 6]  # fmt: skip
+        for group, shares in summary["top_verdicts"].items():
+            if shares:
+                cells = [shares["n"], shares["duplicate"], shares["similar"], shares["different"], shares["none"]]
+                lines.append(f"| {group} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    spread = {k: v for k, v in (summary.get("match_percent_by_verdict") or {}).items() if v}
+    if spread:
+        lines += ["", "## match_percent by verdict (every listed match)", "",
+                  "| verdict | n | min | 5% | median | 95% | max |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for verdict, s in spread.items():
+            cells = [s["n"], s["min"], s["p5"], s["median"], s["p95"], s["max"]]
+            lines.append(f"| {verdict} | " + " | ".join(str(c) for c in cells) + " |")
+    if summary.get("edit_naming"):
+        lines += ["", "## Edits named (first match the right picture, called duplicate)", "",
+                  "| kind | queries | named | parameters right | spurious |", "|---|---|---|---|---|"]  # fmt: skip
+        for kind, n in summary["edit_naming"].items():
+            cells = [n["queries"], n["named"], n["right"], n["spurious"]]
+            lines.append(f"| {kind} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    return lines
 
 
 def plot_distances(rows: Sequence[Row], path: Path, bits: int) -> None:

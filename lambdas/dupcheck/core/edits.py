@@ -1,0 +1,305 @@
+"""What was edited between a catalog picture and a query that verification lined up with it.
+
+Verification (core/verification.py) aligns the two pictures and reports how (`Alignment`): the
+window of the candidate the query covers, whether the query was mirrored or turned, and the
+aligned pixels of both. Those are the edits, read back in the catalog picture's terms:
+
+* mirrored; rotated (about N degrees: the turn verification made, plus what is left of one on
+  the aligned pair, `residual_turn`);
+* cropped (the share of the catalog picture cut off each side) or padded / framed (the share
+  of the query that is a border the catalog picture does not have): where the query's whole
+  picture falls on the catalog picture's, from the aligned window and the uniform borders each
+  picture's trimmed view left out;
+* brightness or contrast: a line through the aligned luma, away from pixels clipped to black
+  or white. Brightness scales every level (the line passes near 0), contrast spreads them about
+  the picture's mean (the line crosses itself there); saturation is the colour scale beyond the
+  one the luma change brings; converted to grayscale when the query has no colour and the
+  catalog picture has;
+* text or a badge added: a compact patch of pixels that still differ where the rest agree;
+* for a picture that is not the same one: the product in another colour.
+
+How often each is named right on the benchmark, where the edit is known: docs/evaluation.md,
+"Naming the edits". The thresholds are the smallest changes those measurements tell from noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dupcheck.core.models import Edit
+from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, outer_ring, trim_box
+from dupcheck.core.verification import Alignment, Evidence, Views, residual_turn, windows_of
+
+SIDES = ("left", "right", "top", "bottom")
+MIN_SIDE = 0.02  # a side cropped by less than this is not named
+MIN_BORDER = 0.03  # padding: the border share of the query, per side
+MIN_TURN = 1.5  # degrees; below, a copy that lined up upright is not called rotated
+MIN_GAIN = 0.08  # brightness or contrast: the luma line's slope off 1 by at least this
+BRIGHTNESS_PIVOT = 48.0  # luma level: a line pivoting below this scales levels (brightness)
+SATURATION = (0.8, 1.25)  # colour scale relative to the luma slope outside this: saturation
+COLOURED = 8.0  # a*b* units: a catalog picture with this much chroma (90th percentile) has colour
+OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
+OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
+RECOLOURED_SHARE = 0.02  # share of the aligned picture whose colour differs: another colour
+TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "less contrast"),
+         "saturation": ("more saturated", "less saturated")}  # fmt: skip
+BOX_SEARCH = np.arange(-8, 9) / 128  # a trimmed view's box edges, refined this far (of a side)
+
+
+def name_edits(
+    evidence: Evidence, candidate: Views, query_box: tuple[float, float, float, float], *, same_picture: bool
+) -> tuple[Edit, ...]:
+    """The edits that turn the catalog picture (`candidate`, its stored views) into the query,
+    as far as the evidence's alignment shows them. `query_box`: the query's uniform border per
+    side (`border_shares`). `same_picture`: the verdict is duplicate; otherwise only what sets
+    the picture apart is named (another colour) beside the geometry of the shot."""
+    alignment = evidence.alignment
+    if alignment is None:
+        return ()
+    found: list[Edit] = []
+    if alignment.mirrored:
+        found.append(Edit("mirrored"))
+    turned = -residual_turn(alignment) - alignment.angle  # the query was turned by `angle` to line up
+    if abs(turned) >= MIN_TURN:
+        found.append(Edit("rotated", {"degrees": round(turned, 1)}))
+    else:  # a turned query's borders are its fill: its framing says nothing
+        found.extend(_framing(alignment, candidate, query_box))
+    if not same_picture:
+        recoloured = float(alignment.colour_off.mean())
+        if recoloured >= RECOLOURED_SHARE:
+            found.append(Edit("recoloured", {"share": round(recoloured, 3)}))
+        return tuple(found)
+    found.extend(_tone(alignment, candidate, grey=not evidence.colour_seen))
+    if abs(turned) < MIN_TURN:  # a turned copy's corners differ: its fill, not an overlay
+        overlay = _overlay(alignment.luma_off | alignment.colour_off)
+        if overlay is not None:
+            found.append(overlay)
+    return tuple(found)
+
+
+def words(edit: Edit) -> str:
+    """One edit in a merchandiser's words."""
+    p = edit.params
+    if edit.name == "rotated":
+        degrees = float(p["degrees"])
+        return f"rotated about {abs(round(degrees))}° {'anticlockwise' if degrees > 0 else 'clockwise'}"
+    if edit.name == "cropped":
+        cuts = [f"{round(100 * float(p[side]))}% off the {side}" for side in SIDES if float(p[side]) >= MIN_SIDE]
+        return f"cropped ({', '.join(cuts)})"
+    if edit.name == "padded":
+        return f"padded ({', '.join(side for side in SIDES if float(p[side]) >= MIN_BORDER)})"
+    if edit.name in TONES:
+        change = float(p["change"])
+        return f"{TONES[edit.name][0 if change > 0 else 1]} ({change:+.0%})"
+    if edit.name == "overlay":
+        return f"text or a badge added ({p['where']})"
+    return {"mirrored": "mirrored", "framed": "framed", "grayscale": "converted to grayscale",
+            "recoloured": "in another colour"}[edit.name]  # fmt: skip
+
+
+def summary(edits: Sequence[Edit] | None, *, same_picture: bool) -> str | None:
+    """One line for a person: "cropped (12% off the left), mirrored and brighter (+20%)"; for the
+    same picture with nothing named, "no visible edit"; None when there is nothing to say."""
+    if edits:
+        return _listed([words(edit) for edit in edits])
+    return "no visible edit" if same_picture and edits is not None else None
+
+
+def _listed(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def border_shares(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> tuple[float, float, float, float]:
+    """(left, right, top, bottom): the share of a picture's width or height that its uniform
+    border takes each side (`box`: its `trim_box`, when known)."""
+    height, width = rgb.shape[:2]
+    top, bottom, left, right = trim_box(rgb) if box is None else box
+    return left / width, (width - right) / width, top / height, (height - bottom) / height
+
+
+# -- geometry -------------------------------------------------------------------------------------
+
+
+def _candidate_borders(candidate: Views) -> tuple[float, float, float, float]:
+    """The catalog picture's uniform border per side: where its trimmed view lies on its whole
+    view. First the trim of the 32 px whole view, then each edge moved (by up to 1/16 of a side,
+    in 1/128 steps) to where the whole view's window correlates best with the trimmed view."""
+    whole, trimmed = candidate.luma[0], candidate.luma[1]
+    left, right, top, bottom = _coarse_borders(whole, np.repeat(np.repeat(candidate.chroma[0], 2, axis=1), 2, axis=2))
+    target = _unit(windows_of(trimmed, [(0.0, 1.0)], [(0.0, 1.0)])[0, 0])
+    rows, cols = (top, 1.0 - top - bottom), (left, 1.0 - left - right)
+    for _ in range(2):  # rows with the columns fixed, then columns with the rows fixed
+        rows = _best_window(whole, target, rows, cols, along_rows=True)
+        cols = _best_window(whole, target, rows, cols, along_rows=False)
+    return cols[0], 1.0 - cols[0] - cols[1], rows[0], 1.0 - rows[0] - rows[1]
+
+
+def _coarse_borders(luma: np.ndarray, chroma: np.ndarray) -> tuple[float, float, float, float]:
+    """(left, right, top, bottom) of a view's uniform border, as the working copy's trim finds it
+    (pixels off the outer ring's median luma or colour; rows and columns with fewer of them
+    than TRIM_MIN_FILL of the fullest cut), to a pixel of the view."""
+    ring_luma, ring_chroma = outer_ring(luma), outer_ring(np.moveaxis(chroma, 0, -1))
+    level, tint = np.median(ring_luma), np.median(ring_chroma, axis=0)
+    off = np.abs(luma - level) > TRIM_TOLERANCE / 2
+    off |= np.hypot(*(chroma - tint[:, None, None])) > TRIM_TOLERANCE / 2
+    if np.mean(np.abs(ring_luma - level) <= TRIM_TOLERANCE / 2) < 0.5 or not off.any():
+        return 0.0, 0.0, 0.0, 0.0  # no uniform border
+    rows, cols = off.sum(axis=1), off.sum(axis=0)
+    kept_rows = np.flatnonzero(rows > TRIM_MIN_FILL * rows.max())
+    kept_cols = np.flatnonzero(cols > TRIM_MIN_FILL * cols.max())
+    size_y, size_x = luma.shape
+    return (kept_cols[0] / size_x, (size_x - 1 - kept_cols[-1]) / size_x,
+            kept_rows[0] / size_y, (size_y - 1 - kept_rows[-1]) / size_y)  # fmt: skip
+
+
+def _best_window(
+    grid: np.ndarray, target: np.ndarray, rows: tuple[float, float], cols: tuple[float, float], *, along_rows: bool
+) -> tuple[float, float]:
+    start, width = rows if along_rows else cols
+    options = [
+        (s, e - s)
+        for s in np.clip(start + BOX_SEARCH, 0.0, 1.0)
+        for e in np.clip(start + width + BOX_SEARCH, 0.0, 1.0)
+        if e - s >= 0.2
+    ]
+    samples = windows_of(grid, options, [cols])[:, 0] if along_rows else windows_of(grid, [rows], options)[0]
+    scores = (_unit(samples) * target).sum(axis=(1, 2))
+    best = options[int(np.argmax(scores))]
+    return float(best[0]), float(best[1])
+
+
+def _unit(blocks: np.ndarray) -> np.ndarray:
+    centred = blocks - blocks.mean(axis=(-2, -1), keepdims=True)
+    return centred / np.maximum(np.sqrt((centred * centred).sum(axis=(-2, -1), keepdims=True)), 1e-6)
+
+
+def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float]) -> list[Edit]:
+    """Cropped or padded: where the query's whole picture lies on the catalog picture's."""
+    their = _candidate_borders(candidate) if alignment.candidate_trimmed else (0.0, 0.0, 0.0, 0.0)
+    mine = tuple(query_box) if alignment.query_trimmed else (0.0, 0.0, 0.0, 0.0)
+    if alignment.mirrored:  # the query's left border lies on the catalog picture's right
+        mine = (mine[1], mine[0], mine[2], mine[3])
+    spans = []
+    for (start, width), (low, high), (q_low, q_high) in (
+        (alignment.cols, their[:2], mine[:2]),
+        (alignment.rows, their[2:], mine[2:]),
+    ):
+        # The aligned window on the catalog picture's whole width, then the query's whole
+        # picture: its border added back at the scale the window gives it.
+        inner = 1.0 - low - high
+        a, b = low + start * inner, low + (start + width) * inner
+        scale = (b - a) / max(1.0 - q_low - q_high, 1e-6)
+        spans.append((a - q_low * scale, b + q_high * scale))
+    (x0, x1), (y0, y1) = spans
+    cut = {"left": x0, "right": 1.0 - x1, "top": y0, "bottom": 1.0 - y1}
+    edits = []
+    cropped = {side: round(min(1.0, max(0.0, share)), 3) for side, share in cut.items()}
+    if max(cropped.values()) >= MIN_SIDE:
+        edits.append(Edit("cropped", cropped))
+    across = {"left": x1 - x0, "right": x1 - x0, "top": y1 - y0, "bottom": y1 - y0}
+    padded = {side: round(min(1.0, max(0.0, -share) / across[side]), 3) for side, share in cut.items()}
+    if max(padded.values()) >= MIN_BORDER:
+        edits.append(Edit("framed" if min(padded.values()) >= MIN_BORDER else "padded", padded))
+    return edits
+
+
+# -- tone -----------------------------------------------------------------------------------------
+
+
+def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """The tone curve as a line, mine = gain * theirs + offset, through matching quantiles of the
+    two pictures' luma over the pixels that agree (`same`: not an overlay, not fill) and are
+    neither black nor white in the catalog picture (a plain background would take most
+    quantiles). An edit of brightness or contrast keeps every pixel's rank, so matching quantiles
+    need no pixel-exact alignment (a least-squares fit shrinks with every pixel of misalignment, a
+    ratio of spreads with every bit of blur). Quantiles the edit pushed near black or white are
+    left out, and the line is Theil-Sen's (the median of the slopes between them), which a few
+    half-clipped quantiles do not tilt. 1, 0 when too few are left."""
+    kept_pixels = same & (theirs > 8) & (theirs < 247)
+    if kept_pixels.sum() < 32:
+        return 1.0, 0.0
+    points = np.linspace(5, 95, 19)
+    x, y = np.percentile(theirs[kept_pixels], points), np.percentile(mine[kept_pixels], points)
+    kept = (y > 12) & (y < 235)
+    x, y = x[kept], y[kept]
+    if len(x) < 4 or float(x.max() - x.min()) < 30.0:
+        return 1.0, 0.0
+    i, j = np.triu_indices(len(x), 1)
+    apart = x[j] - x[i] > 4.0
+    if not apart.any():
+        return 1.0, 0.0
+    gain = float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))
+    return gain, float(np.median(y - gain * x))
+
+
+def _tone(alignment: Alignment, candidate: Views, *, grey: bool) -> list[Edit]:
+    """Brightness or contrast, saturation or grayscale."""
+    gain, offset = _tone_line(alignment.theirs, alignment.mine, ~alignment.luma_off)
+    edits = []
+    if abs(gain - 1.0) >= MIN_GAIN:
+        pivot = offset / (1.0 - gain)  # the level the edit leaves where it was
+        name = "brightness" if pivot < BRIGHTNESS_PIVOT else "contrast"
+        edits.append(Edit(name, {"change": round(gain - 1.0, 2)}))
+    elif abs(offset) >= 255 * MIN_GAIN / 2:  # the same slope, all levels shifted
+        edits.append(Edit("brightness", {"change": round(offset / max(float(alignment.theirs.mean()), 1.0), 2)}))
+    coloured = float(np.percentile(np.hypot(*candidate.chroma[0]), 90)) >= COLOURED
+    if not coloured:
+        return edits
+    if grey:
+        return [*edits, Edit("grayscale")]
+    theirs_ab, mine_ab = alignment.their_colour, alignment.my_colour
+    scale = float((mine_ab * theirs_ab).sum() / max(float((theirs_ab * theirs_ab).sum()), 1e-6))
+    relative = scale / max(gain, 1e-6)  # brightness and contrast scale a*b* as they scale luma
+    if not SATURATION[0] <= relative <= SATURATION[1]:
+        edits.append(Edit("saturation", {"change": round(relative - 1.0, 2)}))
+    return edits
+
+
+# -- overlays -------------------------------------------------------------------------------------
+
+
+def _overlay(differs: np.ndarray) -> Edit | None:
+    """Text or a badge: the largest patch of differing pixels (8-connected), when it is big and
+    dense enough not to be the last pixel of misalignment along edges."""
+    patch = _largest_patch(differs)
+    if patch is None:
+        return None
+    ys, xs = patch
+    size = differs.shape[0]
+    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    if len(ys) / differs.size < OVERLAY_SHARE or len(ys) / (height * width) < OVERLAY_DENSITY:
+        return None
+    if min(height, width) < 2:  # a line along an edge: the seam of padding or a crop, resampled
+        return None
+    row = ("top", "", "bottom")[min(2, int(3 * ys.mean() / size))]
+    col = ("left", "", "right")[min(2, int(3 * xs.mean() / size))]
+    where = f"{row} {col}".strip() or "centre"
+    return Edit("overlay", {"where": where, "share": round(len(ys) / differs.size, 3)})
+
+
+def _largest_patch(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The coordinates of the largest 8-connected patch of True pixels, or None."""
+    seen = np.zeros_like(mask, dtype=bool)
+    best: list[tuple[int, int]] = []
+    height, width = mask.shape
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        seen[start] = True
+        patch, stack = [], [start]
+        while stack:
+            y, x = stack.pop()
+            patch.append((y, x))
+            for ny in range(max(0, y - 1), min(height, y + 2)):
+                for nx in range(max(0, x - 1), min(width, x + 2)):
+                    if mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+        if len(patch) > len(best):
+            best = patch
+    if not best:
+        return None
+    coords = np.array(best)
+    return coords[:, 0], coords[:, 1]

@@ -1,0 +1,107 @@
+"""Verdicts and match percentages: what a match means, and how alike the two pictures are.
+
+Three verdicts, each with a meaning a merchandiser can act on (docs/api.md, "Verdicts"):
+
+* `duplicate`: the same picture, edited or not (verification lined the two up and found
+  nothing of substance changed; the pipeline's tiers decide);
+* `similar`: the same product or the same shot, not the same picture: a colour variant, another
+  crop or framing of the shot. Verification lines the two up and their structure agrees (the
+  aligned correlation is high and the low frequencies keep their signs) while something of
+  substance differs, usually colour;
+* `different`: anything else, including a picture that merely hashes close.
+
+`match_percent` is a score on one scale for every query, banded by verdict so that a list
+ordered by it has every duplicate first: duplicates score 90-100, similar pictures 60-89.9,
+different ones below 60. Within a band the score says how much of the picture agrees once
+aligned (`agreement`); the bands' limits and what typical matches score are calibrated on the
+dev benchmark (docs/evaluation.md, "Verdicts and match percentages").
+"""
+
+from __future__ import annotations
+
+from dupcheck.core.models import Verdict
+from dupcheck.core.verification import LAYOUT_BITS, Evidence
+
+# The score's bands: [low, high) for each verdict; a duplicate can score 100.
+BANDS: dict[Verdict, tuple[float, float]] = {
+    Verdict.DUPLICATE: (90.0, 100.0),
+    Verdict.SIMILAR: (60.0, 90.0),
+    Verdict.DIFFERENT: (0.0, 60.0),
+}
+TOP = 0.1  # a band's score stays this far below the next one: one decimal never reaches it
+
+# `similar`: the aligned structure agrees (docs/evaluation.md: colour variants align at 0.95 and
+# above with 0-8 layout bits off; products without a relative in the catalog reach 0.85 with
+# 12-36 bits off).
+SIMILAR_MIN_SIMILARITY = 0.85
+SIMILAR_MAX_LAYOUT_OFF = 12
+# A candidate without evidence (a record without views, or one not among those verified) is
+# `similar` only when its hashes are this close (of 64 bits): a plain pHash-64 that close called
+# no held-out picture a duplicate on the benchmark.
+SIMILAR_HASH_DISTANCE = 4
+HASH_WEIGHT = 0.5  # of the hashes' closeness in the likeness of pictures that are not the same
+
+
+def agreement(evidence: Evidence) -> float:
+    """How much of two pictures that are the same agrees, 0-1: the aligned correlation, times
+    the share of low frequencies that kept their sign, times the share of pixels that do not
+    differ (in luma or colour) once aligned. 1 for a copy that changed nothing."""
+    structure = max(0.0, min(1.0, evidence.similarity)) * (1.0 - evidence.layout_off / LAYOUT_BITS)
+    return structure * (1.0 - min(1.0, evidence.luma_off + evidence.colour_off))
+
+
+def likeness(evidence: Evidence | None, distance: int, bits: int) -> float:
+    """How alike two pictures that are not the same are, 0-1: the aligned correlation (0 when
+    nothing was verified) and, at half its weight, how close the hashes are (1 at distance 0, 0
+    at half the bits). Together they put the picture a query was made from first more often than
+    either alone (docs/evaluation.md)."""
+    correlation = 0.0 if evidence is None else max(0.0, min(1.0, evidence.similarity))
+    hashes = max(0.0, 1.0 - 2.0 * distance / bits)
+    return (correlation + HASH_WEIGHT * hashes) / (1.0 + HASH_WEIGHT)
+
+
+def is_similar(evidence: Evidence) -> bool:
+    """The same product or shot: the structure lines up, whatever else differs."""
+    return evidence.similarity >= SIMILAR_MIN_SIMILARITY and evidence.layout_off <= SIMILAR_MAX_LAYOUT_OFF
+
+
+def verdict_of(evidence: Evidence | None, passes: bool, distance: int, lined_up: bool = False) -> Verdict:
+    """A verified candidate's verdict (`passes`: its evidence passed the pipeline's target;
+    `lined_up`: its views passed the tier, whatever a finer look said after; `distance`: the hash
+    distance, of 64 bits, which decides only where nothing was verified). A candidate whose views
+    pass but which the look-alike check (core/lookalike.py) tells apart is the same shot, not the
+    same picture: `similar`."""
+    if evidence is None:
+        return Verdict.SIMILAR if distance <= SIMILAR_HASH_DISTANCE else Verdict.DIFFERENT
+    if passes:
+        return Verdict.DUPLICATE
+    return Verdict.SIMILAR if lined_up or is_similar(evidence) else Verdict.DIFFERENT
+
+
+def score(verdict: Verdict, evidence: Evidence | None, distance: int, bits: int) -> float:
+    """The match percentage, unrounded: the verdict's band, and within it the agreement of a
+    duplicate or the likeness of any other picture."""
+    if verdict is Verdict.DUPLICATE and evidence is not None:
+        return banded(verdict, agreement(evidence))
+    return banded(verdict, likeness(evidence, distance, bits))
+
+
+def banded(verdict: Verdict, alike: float) -> float:
+    """`alike` (0-1) placed in the verdict's band."""
+    low, high = BANDS[verdict]
+    top = high if verdict is Verdict.DUPLICATE else high - TOP
+    return low + (top - low) * max(0.0, min(1.0, alike))
+
+
+def match_percent(value: float) -> float:
+    """A score as the API shows it: one decimal (rounding keeps the order: never up a band)."""
+    return round(value, 1)
+
+
+def verdict_for(distance: int, *, duplicate_max: int, similar_max: int) -> Verdict:
+    """The baseline's verdict, on hash distance alone."""
+    if distance <= duplicate_max:
+        return Verdict.DUPLICATE
+    if distance <= similar_max:
+        return Verdict.SIMILAR
+    return Verdict.DIFFERENT

@@ -1,0 +1,128 @@
+"""Naming edits: what a match says was done to the catalog picture, and how it says it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from dupcheck.core.edits import summary, words
+from dupcheck.core.hashing import AlignedDualPHash, Judgement
+from dupcheck.core.models import Edit, HashRecord, Verdict
+from dupcheck_tools.samples import product_image
+
+PIPELINE = AlignedDualPHash()
+SEEDS = (22, 1005)
+
+
+def judged(original: Image.Image, query: Image.Image) -> Judgement:
+    stored = PIPELINE.fingerprint(original)
+    record = HashRecord("E", "", "", stored.hash, stored.algo, features=dict(stored.features))
+    fp = PIPELINE.fingerprint(query)
+    return PIPELINE.judge(fp, [(record, min(h - record.hash for h in fp.search_hashes))])[0]
+
+
+def named(edit: Callable[[Image.Image], Image.Image], seed: int) -> dict[str, dict[str, float | str]]:
+    original = product_image(seed, (400, 320))
+    judgement = judged(original, edit(original))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None, judgement
+    return {e.name: dict(e.params) for e in judgement.edits}
+
+
+def crop(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    w, h = image.size
+    return image.crop((round(w * left), round(h * top), round(w * (1 - right)), round(h * (1 - bottom))))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_resized_copy_names_nothing(seed: int) -> None:
+    assert named(lambda im: im.resize((im.width // 3, im.height // 3)), seed) == {}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mirrored_and_cropped_with_the_share_cut_off_each_side(seed: int) -> None:
+    got = named(lambda im: ImageOps.mirror(crop(im, 0.08, 0.08, 0.08, 0.08)), seed)
+    assert set(got) == {"mirrored", "cropped"}
+    assert all(abs(float(got["cropped"][side]) - 0.08) <= 0.03 for side in ("left", "right", "top", "bottom"))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_an_uneven_crop_names_the_sides_it_cut(seed: int) -> None:
+    got = named(lambda im: crop(im, 0.12, 0.05, 0.0, 0.0), seed)
+    assert set(got) == {"cropped"}
+    sides = got["cropped"]
+    assert abs(float(sides["left"]) - 0.12) <= 0.03 and abs(float(sides["top"]) - 0.05) <= 0.03
+    assert float(sides["right"]) < 0.02 and float(sides["bottom"]) < 0.02
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_frame_is_a_border_all_round(seed: int) -> None:
+    got = named(lambda im: ImageOps.expand(im, border=30, fill=(20, 90, 200)), seed)
+    assert set(got) == {"framed"}
+    assert all(0.03 <= float(share) <= 0.12 for share in got["framed"].values())
+
+
+@pytest.mark.parametrize(
+    ("edit", "name", "change"),
+    [
+        (lambda im: ImageEnhance.Brightness(im).enhance(0.75), "brightness", -0.25),
+        (lambda im: ImageEnhance.Contrast(im).enhance(0.6), "contrast", -0.4),
+        (lambda im: ImageEnhance.Color(im).enhance(0.4), "saturation", -0.6),
+    ],
+    ids=["darker", "less contrast", "less saturated"],
+)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_tone_edits_are_told_apart_with_their_strength(edit, name: str, change: float, seed: int) -> None:  # noqa: ANN001
+    got = named(edit, seed)
+    assert set(got) == {name}
+    assert abs(float(got[name]["change"]) - change) <= 0.1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_grayscale(seed: int) -> None:
+    assert set(named(lambda im: ImageOps.grayscale(im).convert("RGB"), seed)) == {"grayscale"}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_badge_is_named_where_it_sits(seed: int) -> None:
+    def badge(image: Image.Image) -> Image.Image:
+        copy, side = image.copy(), min(image.size) // 5
+        ImageDraw.Draw(copy).rectangle((image.width - side - 6, 6, image.width - 6, 6 + side), fill=(230, 30, 30))
+        return copy
+
+    got = named(badge, seed)
+    assert set(got) == {"overlay"} and got["overlay"]["where"] == "top right"
+
+
+@pytest.mark.parametrize(("angle", "seed"), [(4, 22), (-3, 22), (4, 21), (-3, 21)])
+def test_a_turn_is_named_with_its_direction(angle: int, seed: int) -> None:
+    def turned(image: Image.Image) -> Image.Image:
+        return image.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+
+    got = named(turned, seed)
+    assert set(got) == {"rotated"}
+    degrees = float(got["rotated"]["degrees"])
+    assert degrees * angle > 0 and abs(degrees - angle) <= 2.0  # counter-clockwise positive, about right
+
+
+def test_a_colour_variant_is_similar_in_another_colour() -> None:
+    judgement = judged(product_image(25, hue=0.0), product_image(25, hue=0.6))
+    assert judgement.verdict is Verdict.SIMILAR and judgement.edits is not None
+    assert [e.name for e in judgement.edits] == ["recoloured"]
+    assert summary(judgement.edits, same_picture=False) == "in another colour"
+
+
+def test_the_one_line_text() -> None:
+    edits = (
+        Edit("mirrored"),
+        Edit("cropped", {"left": 0.12, "right": 0.0, "top": 0.051, "bottom": 0.01}),
+        Edit("brightness", {"change": 0.2}),
+    )
+    line = summary(edits, same_picture=True)
+    assert line == "mirrored, cropped (12% off the left, 5% off the top) and brighter (+20%)"
+    assert words(Edit("rotated", {"degrees": -3.4})) == "rotated about 3° clockwise"
+    assert words(Edit("padded", {"left": 0.1, "right": 0.1, "top": 0.0, "bottom": 0.01})) == "padded (left, right)"
+    assert words(Edit("overlay", {"where": "top right", "share": 0.04})) == "text or a badge added (top right)"
+    assert summary((), same_picture=True) == "no visible edit"  # the same picture, nothing seen
+    assert summary((), same_picture=False) is None and summary(None, same_picture=True) is None

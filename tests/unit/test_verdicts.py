@@ -1,0 +1,142 @@
+"""Verdicts and match percentages: the bands, what each verdict needs, the order they give a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import ImageEnhance
+
+from dupcheck.bootstrap import build_service
+from dupcheck.core.hashing import PHash64
+from dupcheck.core.models import HashRecord, Verdict
+from dupcheck.core.settings import Settings
+from dupcheck.core.verdicts import (
+    BANDS,
+    SIMILAR_HASH_DISTANCE,
+    SIMILAR_MAX_LAYOUT_OFF,
+    SIMILAR_MIN_SIMILARITY,
+    agreement,
+    likeness,
+    match_percent,
+    score,
+    verdict_of,
+)
+from dupcheck.core.verification import LAYOUT_BITS, Evidence
+from dupcheck_tools.samples import encode, product_image
+from support.fakes import FakeFetcher
+
+RANDOM = np.random.default_rng(17)
+
+
+def random_evidence() -> Evidence:
+    return Evidence(
+        similarity=float(RANDOM.uniform(-0.2, 1.0)), luma_off=float(RANDOM.uniform(0, 1)),
+        colour_off=float(RANDOM.uniform(0, 1)), layout_off=int(RANDOM.integers(0, LAYOUT_BITS + 1)),
+        colour_missing=float(RANDOM.uniform(0, 1)),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("trial", range(200))
+def test_every_score_stays_in_its_verdicts_band_once_rounded(trial: int) -> None:
+    evidence = random_evidence() if trial % 4 else None
+    distance = int(RANDOM.integers(0, 65))
+    for verdict, (low, high) in BANDS.items():
+        shown = match_percent(score(verdict, evidence, distance, 64))
+        assert low <= shown <= high
+        if verdict is not Verdict.DUPLICATE:
+            assert shown < high  # never reaches the band above, even rounded
+
+
+def test_the_bands_put_every_duplicate_above_every_similar_above_every_different() -> None:
+    worst_duplicate = match_percent(score(Verdict.DUPLICATE, Evidence(0.0, 1.0, 1.0, LAYOUT_BITS), 64, 64))
+    best_similar = match_percent(score(Verdict.SIMILAR, Evidence(1.0, 0.0, 0.0), 0, 64))
+    worst_similar = match_percent(score(Verdict.SIMILAR, Evidence(0.0, 1.0, 1.0, LAYOUT_BITS), 64, 64))
+    best_different = match_percent(score(Verdict.DIFFERENT, Evidence(1.0, 0.0, 0.0), 0, 64))
+    assert worst_duplicate > best_similar >= worst_similar > best_different
+    assert match_percent(score(Verdict.DUPLICATE, Evidence(1.0, 0.0, 0.0), 0, 64)) == 100.0  # nothing changed
+
+
+def test_a_duplicate_scores_lower_the_more_of_it_differs() -> None:
+    clean, badged = Evidence(0.99, 0.0, 0.0, 2), Evidence(0.99, 0.05, 0.01, 2)
+    turned = Evidence(0.95, 0.0, 0.0, 6)
+    assert agreement(clean) > agreement(badged) and agreement(clean) > agreement(turned)
+    assert score(Verdict.DUPLICATE, clean, 0, 64) > score(Verdict.DUPLICATE, badged, 0, 64)
+
+
+def test_likeness_grows_with_the_aligned_correlation_and_with_closer_hashes() -> None:
+    assert likeness(Evidence(0.9, 0.1, 0.5), 10, 64) > likeness(Evidence(0.7, 0.1, 0.5), 10, 64)
+    assert likeness(Evidence(0.9, 0.1, 0.5), 4, 64) > likeness(Evidence(0.9, 0.1, 0.5), 20, 64)
+    assert likeness(None, 0, 64) < likeness(Evidence(0.5, 0.0, 0.0), 0, 64)  # nothing verified counts less
+
+
+@pytest.mark.parametrize(
+    ("evidence", "passes", "distance", "expected"),
+    [
+        (Evidence(0.99, 0.0, 0.0), True, 20, Verdict.DUPLICATE),
+        # The structure lines up, the colour does not: a colour variant.
+        (Evidence(0.99, 0.01, 0.55, 2), False, 2, Verdict.SIMILAR),
+        (Evidence(SIMILAR_MIN_SIMILARITY, 0.2, 0.0, SIMILAR_MAX_LAYOUT_OFF), False, 20, Verdict.SIMILAR),
+        # Another product on a white background: alike, but its low frequencies moved.
+        (Evidence(0.95, 0.1, 0.0, SIMILAR_MAX_LAYOUT_OFF + 2), False, 2, Verdict.DIFFERENT),
+        (Evidence(SIMILAR_MIN_SIMILARITY - 0.01, 0.0, 0.0, 0), False, 0, Verdict.DIFFERENT),
+        # Hash distance decides only where nothing was verified.
+        (None, False, SIMILAR_HASH_DISTANCE, Verdict.SIMILAR),
+        (None, False, SIMILAR_HASH_DISTANCE + 1, Verdict.DIFFERENT),
+    ],
+)
+def test_verdicts(evidence: Evidence | None, passes: bool, distance: int, expected: Verdict) -> None:
+    assert verdict_of(evidence, passes, distance) is expected
+
+
+def test_views_that_line_up_but_a_finer_look_tells_apart_are_the_same_shot() -> None:
+    """The look-alike check only lowers a duplicate: to `similar`, even where the evidence alone
+    would say `different` (its views passed the tier at a correlation below the similar limit)."""
+    evidence = Evidence(SIMILAR_MIN_SIMILARITY - 0.03, 0.0, 0.0, 2)
+    assert verdict_of(evidence, False, 20) is Verdict.DIFFERENT
+    assert verdict_of(evidence, False, 20, lined_up=True) is Verdict.SIMILAR
+    assert verdict_of(evidence, True, 20, lined_up=True) is Verdict.DUPLICATE
+
+
+def test_the_baseline_scores_by_distance_within_the_same_bands() -> None:
+    pipeline = PHash64()
+    fp = pipeline.fingerprint(product_image(7))
+    record = HashRecord("E", "", "", fp.hash, pipeline.algo)
+    judgements = pipeline.judge(fp, [(record, d) for d in range(65)])
+    scores = [j.score for j in judgements]
+    assert scores == sorted(scores, reverse=True)  # closer hashes, higher percentage
+    for judgement in judgements:
+        low, high = BANDS[judgement.verdict]
+        assert low <= judgement.score <= high
+    assert judgements[0].score == 100.0
+
+
+# -- a result, through the service -----------------------------------------------------------------
+
+
+def test_a_result_lists_the_copy_then_the_colour_variant_then_the_rest_in_non_increasing_percent(
+    settings: Settings,
+) -> None:
+    images = {f"https://img.test/{i}.jpg": encode(product_image(400 + i)) for i in range(8)}
+    images["https://img.test/variant.jpg"] = encode(product_image(403, hue=0.55))
+    service = build_service(settings, fetcher=FakeFetcher(images))
+    for url in images:
+        service.register(url.rsplit("/", 1)[1].split(".")[0], "", url)
+    copy = encode(ImageEnhance.Brightness(product_image(403).resize((300, 240))).enhance(1.1), "JPEG", quality=70)
+    matches = service.find_similar_bytes(copy, top=9).matches
+    assert [(m.entity_id, m.verdict) for m in matches[:2]] == [("3", Verdict.DUPLICATE), ("variant", Verdict.SIMILAR)]
+    assert all(m.verdict is Verdict.DIFFERENT for m in matches[2:])
+    percents = [m.match_percent for m in matches]
+    assert percents == sorted(percents, reverse=True)
+    assert percents[0] >= 90 > percents[1] >= 60 > percents[2]
+
+
+def test_an_unrelated_picture_has_only_different_matches(settings: Settings) -> None:
+    """The demo's "distinct" query: unrelated products are not `similar` because they hash close."""
+    images = {f"https://img.test/{i}.jpg": encode(product_image(100 + i)) for i in range(12)}
+    service = build_service(settings, fetcher=FakeFetcher(images))
+    for i in range(12):
+        service.register(f"E{i}", "", f"https://img.test/{i}.jpg")
+    matches = service.find_similar_bytes(encode(product_image(999)), top=12).matches
+    assert len(matches) == 12 and {m.verdict for m in matches} == {Verdict.DIFFERENT}
+    assert all(m.edits is None and m.edit_summary is None for m in matches)
+    assert max(m.match_percent for m in matches) < 60
