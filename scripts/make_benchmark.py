@@ -15,7 +15,7 @@ writes
                                     and colour variants
     out/truth.csv                   query,expected,kind,source  (`expected` empty: no duplicate
                                     exists; `source`: the original the query was made from, which
-                                    `evaluate --all-pairs` groups the grown catalog by)
+                                    `evaluate --all-pairs` and `evaluate-duplicates` group by)
     out/edits.jsonl                 {"query", "edits": [{"edit": "crop", "left": 0.04, ...}, ...]}:
                                     every query's edits in order, with their parameters (crop shares
                                     per side of the picture cut, degrees counter-clockwise, factors,

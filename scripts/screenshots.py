@@ -4,9 +4,10 @@
     make screenshots        (or .venv/bin/python -m scripts.screenshots)
 
 Writes web-check.png (a desktop check that finds a duplicate), web-duplicates.png (the duplicate
-groups), web-import.png (a catalog file imported, with the rows that failed) and web-phone.png
-(the check page on a 390 px phone, a new product). Look at them before committing: they are the
-README's picture of the product.
+groups), web-import.png (a catalog file imported, with the rows that failed), web-phone.png (the
+check page on a 390 px phone, a new product) and duplicates-report.png (the report.html `python
+-m dupcheck duplicates` wrote for the demo, opened from disk). Look at them before committing:
+they are the README's picture of the product.
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ def main() -> None:
         driver = chromium(1280, 1200)
         try:
             demo = build_demo(server.service, settings.data_dir / "demo", server.url)
+            report_page = (demo.report.parent / "report.html").as_uri()
             written = [shoot(driver, f"{server.url}/", "web-check.png", demo.duplicate_query),
-                       shoot(driver, f"{server.url}/#duplicates", "web-duplicates.png")]  # fmt: skip
+                       shoot(driver, f"{server.url}/#duplicates", "web-duplicates.png"),
+                       shoot(driver, report_page, "duplicates-report.png")]  # fmt: skip
             phone(driver, scale=1)
             written.append(shoot(driver, f"{server.url}/", "web-phone.png", demo.distinct_query))
             desktop(driver)  # last: the import adds products the checks above would find

@@ -12,14 +12,12 @@ doubled a worker's start (the first hashes of every run wait for it).
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 from typing import Any
 
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.service import build_entry
+from dupcheck_tools.worker_process import start_worker
 
 Outcome = tuple[str, Any]  # ("ok", Entry: the record and its thumbnail) or ("error", (code, message))
 
@@ -30,19 +28,10 @@ _max_pixels = 0
 def init_worker(algo: str, max_pixels: int, niceness: int = 0) -> None:
     """Runs once per hashing process; `niceness` lowers its CPU priority (BackfillOptions.hash_niceness)."""
     global _pipeline, _max_pixels
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    start_worker()
     if niceness > 0 and hasattr(os, "nice"):
         os.nice(niceness)
     _pipeline, _max_pixels = get_pipeline(algo), max_pixels
-    parent = os.getppid()
-
-    def watch_parent() -> None:  # a kill -9'd parent cannot shut us down: leave on our own
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch_parent, daemon=True, name="parent-watch").start()
 
 
 def hash_row(pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:

@@ -27,14 +27,14 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from measure import run_measured  # scripts/bench/measure.py
 
 SHARED_IMAGES = Path("/work/shared/bench/images")
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,48 +177,9 @@ def serial_loop(base: str, count: int) -> dict[str, Any]:
 
 
 def run_backfill(catalog: Path, data_dir: Path, extra: list[str] | None = None) -> dict[str, Any]:
-    import psutil
-
     env = dict(os.environ, DUPCHECK_ALLOW_LOOPBACK_URLS="true", DUPCHECK_DATA_DIR=str(data_dir))
     cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress", *(extra or [])]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    peak_main = 0
-    parent = psutil.Process(proc.pid)
-    cpu: dict[int, float] = {}  # CPU seconds of the backfill and each hashing process, last seen
-    result: dict[str, str] = {}
-
-    def drain() -> None:
-        out, err = proc.communicate()
-        result["out"], result["err"] = out, err
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    while reader.is_alive():
-        try:
-            main = parent.memory_info().rss
-            total = main
-            for process in [parent, *parent.children(recursive=True)]:
-                times = process.cpu_times()
-                cpu[process.pid] = times.user + times.system
-                if process is not parent:
-                    total += process.memory_info().rss
-            peak, peak_main = max(peak, total), max(peak_main, main)
-        except psutil.Error:
-            pass
-        reader.join(0.1)
-    wall = time.perf_counter() - started
-    lines = result["out"].strip().splitlines()
-    if not lines:
-        raise RuntimeError(f"backfill printed nothing: {result['err'][-2000:]}")
-    summary = json.loads(lines[-1])
-    summary["wall_s"] = round(wall, 2)
-    summary["exit_code"] = proc.returncode
-    summary["peak_rss_mb_total"] = round(peak / 2**20, 1)
-    summary["peak_rss_mb_main"] = round(peak_main / 2**20, 1)
-    summary["cpu_s"] = round(sum(cpu.values()), 2)  # sampled every 0.1 s: the last tenth is missed
-    return summary
+    return run_measured(cmd, env)
 
 
 def main() -> int:

@@ -7,7 +7,8 @@ AWS is a moto server on 127.0.0.1 that the kernel reaches through AWS_ENDPOINT_U
 in the fresh venv). The records table is made by a CloudFormation stack, so it has a generated
 name that the notebook must read from the stack's TableName output. The catalog is read from an
 s3:// URI, and its relative small_image paths are joined to IMAGE_BASE_URL; images come from the
-loopback image server.
+loopback image server. The catalog holds one picture twice (E6 is E0's), which the notebook's
+duplicate report, run on the same table, finds and shows inline.
 """
 
 from __future__ import annotations
@@ -85,9 +86,9 @@ def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_ven
     table = cloudformation.describe_stacks(StackName="Dupcheck")["Stacks"][0]["Outputs"][0]["OutputValue"]
     assert table.startswith("Dupcheck-Table-")  # generated: no default in the notebook could know it
 
-    rows = [{"entity_id": f"E{i}", "sku": f"SKU-{i}", "small_image": f"/m/{i}.jpg"} for i in range(6)]
-    for i in range(6):
-        image_server.image(f"/media/m/{i}.jpg", seed=i)
+    rows = [{"entity_id": f"E{i}", "sku": f"SKU-{i}", "small_image": f"/m/{i}.jpg"} for i in range(7)]
+    for i in range(7):
+        image_server.image(f"/media/m/{i}.jpg", seed=i % 6)  # E6: E0's picture again
     image_server.route("/media/x.txt", Reply(200, b"text", "text/plain"))
     rows.append({"entity_id": "BAD", "sku": "s", "small_image": "/x.txt"})
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
@@ -105,6 +106,7 @@ def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_ven
         f"IMAGE_BASE_URL = {image_server.base_url + '/media'!r}",
         "WORKERS = 4",
         f"FAILURES = {str(tmp_path / 'failures.csv')!r}",
+        f"DUPLICATES = {str(tmp_path / 'duplicates')!r}",
     ])  # fmt: skip
     NotebookClient(
         nb, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}
@@ -114,10 +116,18 @@ def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_ven
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"table {table} (output TableName of the stack Dupcheck)" in text
     records = {r.entity_id: r.image_url for r in DynamoDBRecordStore(table, region=REGION).scan()}
-    assert records == {f"E{i}": f"{image_server.base_url}/media/m/{i}.jpg" for i in range(6)}
+    assert records == {f"E{i}": f"{image_server.base_url}/media/m/{i}.jpg" for i in range(7)}
     assert "exit status: 1" in text
     markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
-    assert any("| done | 6 |" in m and "| failed | 1 |" in m for m in markdown)
+    assert any("| done | 7 |" in m and "| failed | 1 |" in m for m in markdown)
     assert any("image/png" in o.get("data", {}) for o in outputs), "the throughput plot is displayed"
     assert "BAD" in (tmp_path / "failures.csv").read_text()
-    assert all(image_server.counts()[f"/media/m/{i}.jpg"] == 1 for i in range(6))
+    assert all(image_server.counts()[f"/media/m/{i}.jpg"] == 1 for i in range(7))
+
+    # The duplicate report read the same table and shows its one group inline, pictures and all.
+    assert "groups: 1, records to remove: 1, records read: 7" in text
+    report = json.loads((tmp_path / "duplicates" / "duplicates.json").read_text())
+    assert [sorted(group["items"]) for group in report["groups"]] == [["E0", "E6"]]
+    html = "".join(o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {}))
+    assert re.search(r"Group 1: 2 records, keep E[06]", html)
+    assert f'<img src="{image_server.base_url}/media/m/6.jpg"' in html and "The same picture" in html

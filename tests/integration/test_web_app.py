@@ -331,11 +331,17 @@ def test_duplicate_groups_show_as_thumbnails_and_say_when_there_is_no_report(pag
     page.open("duplicates")
     page.text_of("#duplicates-summary", "2 groups of records holding the same picture, among 26 records")
     groups = page.all("#group-list > li")
-    assert [g.find_element(By.CSS_SELECTOR, "h2").text for g in groups] == ["Group 1: 2 records", "Group 2: 2 records"]
+    # The demo's real report: its cropped, mirrored copy and its brighter re-upload, each with
+    # the record to keep (the older) first.
+    assert [g.find_element(By.CSS_SELECTOR, "h2").text for g in groups] == [
+        "Group 1: 2 records, keep demo-05", "Group 2: 2 records, keep demo-11",
+    ]  # fmt: skip
     assert [e.text for e in groups[0].find_elements(By.CSS_SELECTOR, ".id")] == ["demo-05", "demo-24"]
+    assert [e.text for e in groups[0].find_elements(By.CSS_SELECTOR, ".card.keep .id")] == ["demo-05"]
     pair = groups[0].find_element(By.CSS_SELECTOR, ".pairs li").text
     # The report's edit: demo-24 is demo-05 cropped 8% a side and mirrored.
     assert pair.startswith("demo-05 and demo-24: the same picture (") and "% match): mirrored and cropped" in pair
+    assert "the record to keep first: the oldest record" in page.find("#duplicates-summary").text
     page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
 
     page.refusals_expected = True  # the 404 of a missing report

@@ -280,3 +280,87 @@ def test_evaluate_rejects_a_truth_file_without_its_columns(tmp_path: Path, capsy
     assert code == 2
     assert "query" in json.loads(capsys.readouterr().err)["error"]["message"]
     assert not (tmp_path / "out").exists()
+
+
+# -- catalog-wide duplicates: pair precision and recall ------------------------------------------
+
+
+def _group(*ids: str) -> object:
+    from dupcheck_tools.duplicates.grouping import Group, Pair
+    from dupcheck_tools.duplicates.workfile import Listing
+
+    items = tuple(Listing(i, "", "", "") for i in ids)
+    return Group(items, tuple(Pair(ids[0], other, 2, 96.9, ()) for other in ids[1:]))
+
+
+def test_pair_precision_and_recall_count_pairs_of_records_in_one_group() -> None:
+    from dupcheck_tools.evaluation.duplicates import score
+
+    # Sources: o1 has two copies, o2 one; v is o1's colour variant (its own source), h a held-out
+    # picture with an edited copy (a true pair outside the catalog's originals).
+    source_of = {"o1": "o1", "o1__a": "o1", "o1__b": "o1", "o2": "o2", "o2__a": "o2", "v": "v", "h": "h", "h__e": "h"}
+    kind_of = {"o1": "original", "o1__a": "mirror", "o1__b": "crop_large", "o2": "original", "o2__a": "jpeg",
+               "v": "colour_variant", "h": "distinct", "h__e": "distinct"}  # fmt: skip
+    # Found: o1 with one copy and, wrongly, its colour variant; o2 with its copy; h's pair missed.
+    groups = [_group("o1", "o1__a", "v"), _group("o2", "o2__a")]
+
+    result = score(groups, source_of, kind_of, {"v": "o1"})  # type: ignore[arg-type]
+
+    assert result["true_pairs"] == 3 + 1 + 1  # o1 x3, o2 x2, h x2
+    assert (result["grouped_pairs"], result["grouped_pairs_right"]) == (3 + 1, 2)
+    assert result["pair_precision"] == 2 / 4 and result["pair_recall"] == 2 / 5
+    assert result["linked_pairs"] == 3 and result["linked_pair_precision"] == 2 / 3
+    assert result["colour_variants_grouped_with_sibling"] == 1
+    assert result["colour_variants_grouped_with_sibling_ids"] == ["v"]
+    assert result["per_kind"] == {
+        "crop_large": {"n": 1, "grouped_with_original": 0, "recall": 0.0},
+        "jpeg": {"n": 1, "grouped_with_original": 1, "recall": 1.0},
+        "mirror": {"n": 1, "grouped_with_original": 1, "recall": 1.0},
+    }
+
+
+def test_one_copy_per_picture_keeps_every_edit_kind() -> None:
+    from dupcheck_tools.evaluation.duplicates import choose_copies
+
+    kinds = ["resize", "mirror", "crop_large"]
+    # Each picture has the same two kinds first by name: picking by name alone would never
+    # choose the third.
+    rows = [{"query": f"p{i}__{kind}.jpg", "expected": f"p{i}", "kind": kind, "source": f"p{i}"}
+            for i in range(6) for kind in kinds]  # fmt: skip
+    chosen = choose_copies(rows, 1)
+    assert len(chosen) == 6 and len({r["expected"] for r in chosen}) == 6
+    assert {r["kind"]: sum(1 for c in chosen if c["kind"] == r["kind"]) for r in chosen} == dict.fromkeys(kinds, 2)
+    assert len(choose_copies(rows, None)) == 18 and len(choose_copies(rows, 2)) == 12
+
+
+def test_catalog_wide_evaluation_runs_the_report_on_a_benchmark(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog, queries = tmp_path / "catalog", tmp_path / "queries"
+    catalog.mkdir()
+    queries.mkdir()
+    rows = [("query", "expected", "kind", "source")]
+    for i in range(3):
+        picture = product_image(700 + i, SIZE)
+        (catalog / f"p{i}.jpg").write_bytes(encode(picture))
+        (queries / f"p{i}__resize.jpg").write_bytes(encode(picture.resize((100, 80))))
+        rows.append((f"p{i}__resize.jpg", f"p{i}", "resize", f"p{i}"))
+    (queries / "h__distinct.jpg").write_bytes(encode(product_image(800, SIZE)))
+    rows.append(("h__distinct.jpg", "", "distinct", "h"))
+    with (tmp_path / "truth.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+
+    code = main(["evaluate-duplicates", "--catalog", str(catalog), "--queries", str(queries),
+                 "--truth", str(tmp_path / "truth.csv"), "--out", str(tmp_path / "out")])  # fmt: skip
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    assert (summary["records"], summary["true_pairs"]) == (7, 3)
+    assert summary["pair_precision"] == 1.0 and summary["pair_recall"] == 1.0  # resized copies are found
+    assert (tmp_path / "out" / "report" / "duplicates.json").exists()
+    assert "pair recall" in (tmp_path / "out" / "duplicates-evaluation.md").read_text()
+
+    (tmp_path / "old.csv").write_text("query,expected,kind\np0__resize.jpg,p0,resize\n")
+    code = main(["evaluate-duplicates", "--catalog", str(catalog), "--queries", str(queries),
+                 "--truth", str(tmp_path / "old.csv"), "--out", str(tmp_path / "out2")])  # fmt: skip
+    assert code == 2 and "source" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from dupcheck.core.hashing import (
     get_pipeline,
     imagehash_phash,
 )
-from dupcheck.core.models import Fingerprint, HashRecord, Verdict
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import (
     TRIM_TOLERANCE,
     _off_colour,
@@ -432,3 +432,66 @@ assert not loaded, loaded
            "POWERTOOLS_TRACE_DISABLED": "true"}  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# -- a stored record as a query (the catalog-wide duplicate report) --------------------------------
+
+
+def _stored_judgement(pipeline: AlignedDualPHash, query_record: HashRecord, record: HashRecord) -> Judgement:
+    codes, usable = pipeline.stored_query_codes([query_record])
+    assert usable.tolist() == [True]
+    query = pipeline.stored_query(query_record, tuple(HashValue(bytes(code)) for code in codes[0]))
+    assert query is not None
+    return pipeline.judge(query, [(record, index_distance(query, record))])[0]
+
+
+@pytest.mark.parametrize(
+    "name", ["resize", "mirror", "grayscale", "coloured frame", "badge over a corner", "small crop"]
+)
+def test_a_stored_record_is_judged_as_the_picture_it_was_made_from_would_be(name: str) -> None:
+    pipeline = AlignedDualPHash()
+    original = product_image(21, (400, 320))
+    copy = COPIES[name](original)
+    copy_record, original_record = record_of(pipeline, copy, "copy"), record_of(pipeline, original, "original")
+
+    from_record = _stored_judgement(pipeline, copy_record, original_record)
+
+    assert from_record.verdict is judged(original, copy).verdict is Verdict.DUPLICATE
+    other = record_of(pipeline, product_image(121, (400, 320)), "other")
+    assert _stored_judgement(pipeline, copy_record, other).verdict is not Verdict.DUPLICATE
+
+
+def test_stored_query_codes_reach_a_mirrored_copy_as_the_pictures_own_mirrored_hash_does() -> None:
+    pipeline = AlignedDualPHash()
+    original = product_image(26, (400, 320))
+    original_record, mirrored_record = record_of(pipeline, original), record_of(pipeline, ImageOps.mirror(original))
+    codes, _ = pipeline.stored_query_codes([original_record])
+    from_record = HashValue(bytes(codes[0][0]))  # the mirrored pair
+    from_picture = pipeline.fingerprint(original).query_hashes[0]
+
+    def closer_half(a: HashValue, b: HashValue) -> int:
+        return min(x - y for x, y in zip(a.parts(2), b.parts(2), strict=True))
+
+    assert closer_half(original_record.hash, mirrored_record.hash) > 12  # not found without it
+    assert closer_half(from_record, mirrored_record.hash) <= closer_half(from_picture, mirrored_record.hash) + 2 <= 6
+
+
+def test_records_without_usable_views_give_no_stored_query() -> None:
+    pipeline = AlignedDualPHash()
+    good = record_of(pipeline, product_image(27))
+    damaged = HashRecord("d", "", "", good.hash, good.hash_algo, features={"views": b"\x00garbage"})
+    bare = HashRecord("b", "", "", good.hash, good.hash_algo)
+    codes, usable = pipeline.stored_query_codes([good, damaged, bare])
+    assert usable.tolist() == [True, False, False]
+    assert codes.shape == (3, 3, 16) and not codes[1:].any()
+    assert pipeline.stored_query(damaged, ()) is None and pipeline.stored_query(bare, ()) is None
+
+
+def test_the_baseline_queries_a_stored_record_by_its_hash_alone() -> None:
+    pipeline = PHash64()
+    fp = pipeline.fingerprint(product_image(28))
+    record = HashRecord("p", "", "", fp.hash, fp.algo)
+    codes, usable = pipeline.stored_query_codes([record])
+    assert codes.shape == (1, 0, 8) and usable.tolist() == [True]
+    query = pipeline.stored_query(record, ())
+    assert query is not None and query.search_hashes == (record.hash,)

@@ -152,6 +152,71 @@ def test_within_finds_exactly_the_hashes_inside_the_radius(radius: int) -> None:
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
 
 
+def _brute_pairs(codes: np.ndarray, queries: np.ndarray, radius: int) -> dict[tuple[int, int], int]:
+    """(query row, code row) -> whole distance, for pairs with a half within the radius."""
+    xor = queries[:, None, :] ^ codes[None, :, :]
+    halves = np.stack([np.bitwise_count(xor[..., :8]).sum(-1), np.bitwise_count(xor[..., 8:]).sum(-1)], -1)
+    rows, cols = np.nonzero(halves.min(-1) <= radius)
+    whole = np.bitwise_count(xor).sum(-1)
+    return {(int(r), int(c)): int(whole[r, c]) for r, c in zip(rows, cols, strict=True)}
+
+
+# Every remainder shape of radius = 4a + b over a half's 4 substrings (the tighter pigeonhole
+# probes the first b + 1 tables at a flips, the others at a - 1), and both ways of comparing.
+@pytest.mark.parametrize(
+    ("radius", "in_table_order"), [(0, True), (3, False), (4, True), (7, True), (7, False), (9, False), (11, True)]
+)
+def test_pairs_within_is_within_for_every_query_at_once(
+    monkeypatch: pytest.MonkeyPatch, radius: int, in_table_order: bool
+) -> None:
+    from dupcheck.adapters import local_index
+
+    rng = np.random.default_rng(5)
+    # A clustered catalog: groups of near-identical codes (and exact repeats: the same picture
+    # uploaded many times), among random ones.
+    centres = rng.integers(0, 256, (20, 16), dtype=np.uint8)
+    members = []
+    for i in range(600):
+        code = centres[i % 20].copy()
+        for bit in rng.choice(128, size=int(rng.integers(0, 10)), replace=False):
+            code[bit // 8] ^= 1 << (bit % 8)
+        members.append(code)
+    random_codes = rng.integers(0, 256, (2000, 16), dtype=np.uint8)
+    codes = np.concatenate([random_codes, np.stack(members), np.repeat(centres[:1], 50, 0)])
+    queries = np.concatenate([codes[::7], rng.integers(0, 256, (50, 16), dtype=np.uint8)])
+    index = LocalHashIndex(128)
+    index.load_codes(np.arange(len(codes)) * 10, codes)  # keys need not be positions
+    # Small chunks: the splitting and merging of candidates is what is under test.
+    monkeypatch.setattr(local_index, "PAIRS_PER_CHUNK", 700)
+    monkeypatch.setattr(local_index, "_FEW_QUERIES", 0 if in_table_order else 10**9)  # both ways of comparing
+
+    found: dict[tuple[int, int], int] = {}
+    for rows, keys, distances in index.pairs_within(queries, radius, parts=2):
+        for row, key, distance in zip(rows.tolist(), keys.tolist(), distances.tolist(), strict=True):
+            assert (row, key // 10) not in found  # each pair once
+            found[(row, key // 10)] = distance
+
+    assert found == _brute_pairs(codes, queries, radius)
+
+    capped: dict[int, list[tuple[int, int]]] = {}
+    for rows, keys, distances in index.pairs_within(queries, radius, parts=2, nearest=3):
+        for row, key, distance in zip(rows.tolist(), keys.tolist(), distances.tolist(), strict=True):
+            capped.setdefault(row, []).append((distance, key // 10))
+    expected: dict[int, list[tuple[int, int]]] = {}
+    for (row, col), distance in sorted(found.items(), key=lambda item: (item[0][0], item[1], item[0][1])):
+        expected.setdefault(row, []).append((distance, col))
+    assert capped == {row: pairs[:3] for row, pairs in expected.items()}  # the nearest, ties by position
+
+
+def test_pairs_within_refuses_queries_of_another_width() -> None:
+    index = LocalHashIndex(128)
+    index.load_codes(np.arange(1), np.zeros((1, 16), dtype=np.uint8))
+    with pytest.raises(ValueError, match="queries"):
+        next(index.pairs_within(np.zeros((1, 8), dtype=np.uint8), 3))
+    with pytest.raises(ValueError, match="parts"):
+        next(index.pairs_within(np.zeros((1, 16), dtype=np.uint8), 3, parts=3))
+
+
 def test_within_follows_writes() -> None:
     index = LocalHashIndex(128)
     base = "00" * 16

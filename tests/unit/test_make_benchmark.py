@@ -114,6 +114,11 @@ def test_catalog_queries_and_truth_agree(sources: Path, bench: Path) -> None:
     assert "o0" in catalog
     assert (bench / "colour_variant_siblings.csv").read_text().splitlines() == ["variant,sibling", "o0_blue,o0"]
     assert len(rows) == len(catalog) * 6 + 2 * len(held) + 2
+    # Each query names the picture it was made from: the catalog picture it copies, the held-out
+    # picture or the variant (a held-out picture's two queries are copies of each other).
+    for r in rows:
+        assert r["source"] == (r["expected"] or r["query"].split("__")[0]), r
+    assert {r["source"] for r in rows if r["kind"] == "colour_variant"} == {"o0_blue"}
 
 
 def test_every_query_decodes_through_the_service(

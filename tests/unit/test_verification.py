@@ -36,7 +36,7 @@ def evidence(original: Image.Image, copy: Image.Image, tier: Tier = PIPELINE.nea
 
 @pytest.mark.parametrize(("start", "width"), [(0.0, 1.0), (0.1, 0.72), (0.28, 0.72), (0.05, 0.9)])
 def test_sampler_rows_are_weights_inside_the_window(start: float, width: float) -> None:
-    matrix = verification._sampler(32, 24, start, width)
+    matrix = verification.sampler(32, 24, start, width)
     assert np.allclose(matrix.sum(axis=1), 1.0)
     ramp = np.arange(32, dtype=np.float32) + 0.5  # cell centres, in cells
     sampled = matrix @ ramp / 32  # in unit lengths
@@ -188,8 +188,8 @@ def test_a_badge_over_the_background_is_not_a_recoloured_product() -> None:
 
 def test_the_product_is_what_is_off_a_plain_background_inside_its_outline() -> None:
     views = views_of(rgb_of(shorts((250, 200, 0))))
-    luma = verification._sampler(32, 24, 0.0, 1.0) @ views.luma[0] @ verification._sampler(32, 24, 0.0, 1.0).T
-    chroma = verification._sampler(16, 24, 0.0, 1.0) @ views.chroma[0] @ verification._sampler(16, 24, 0.0, 1.0).T
+    luma = verification.sampler(32, 24, 0.0, 1.0) @ views.luma[0] @ verification.sampler(32, 24, 0.0, 1.0).T
+    chroma = verification.sampler(16, 24, 0.0, 1.0) @ views.chroma[0] @ verification.sampler(16, 24, 0.0, 1.0).T
     product = verification._product(luma[None], chroma[None], views.luma[:1], views.chroma[:1])[0]
     assert not product[:, :5].any() and not product[:2].any()  # the white around the shorts
     assert product[10:14, 9:15].all()  # inside the shorts
@@ -406,3 +406,27 @@ def test_no_candidates_no_work() -> None:
 def test_plain_pictures_are_judged_on_their_level_and_colour(first, second, alike) -> None:  # noqa: ANN001
     found = evidence(Image.new("RGB", (300, 200), first), Image.new("RGB", (120, 80), second))
     assert PIPELINE.near.passes(found) is alike
+
+
+# -- a stored record as a query (the duplicate report) --------------------------------------------
+
+
+def test_a_stored_picture_is_rebuilt_from_its_views() -> None:
+    rgb = rgb_of(product_image(43, (400, 320)))
+    views = views_of(rgb)
+    rebuilt = views.picture(80)
+    assert rebuilt.shape == (80, 80, 3)
+    again = views_of(rebuilt)
+    # The same luma and colour, up to resampling a 32 px view to 80 px and back.
+    assert np.abs(again.luma[0] - views.luma[0]).mean() < 3.0
+    assert np.abs(again.chroma[0] - views.chroma[0]).mean() < 3.0
+
+
+def test_luma_and_colour_go_back_to_the_pixels_they_came_from() -> None:
+    from dupcheck.core.pixels import cielab_ab, luma, rgb_from_luma_ab
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    a_star, b_star = cielab_ab(rgb)
+    back = rgb_from_luma_ab(luma(rgb.astype(np.float64)), a_star, b_star)
+    assert np.abs(back.astype(int) - rgb.astype(int)).max() <= 2

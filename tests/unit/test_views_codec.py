@@ -92,6 +92,8 @@ def test_a_batch_decodes_as_each_alone() -> None:
     for row, data in enumerate(encoded):
         alone_luma, alone_chroma = decode(data)
         assert np.array_equal(luma[row], alone_luma) and np.array_equal(chroma[row], alone_chroma)
+    # Luma alone (the views' hashes of a whole catalog), without inflating the colour: the same.
+    assert np.array_equal(views_codec.decode_luma_many(encoded), luma)
 
 
 def raw_deflate(body: bytes) -> bytes:
@@ -116,3 +118,6 @@ def test_damaged_bytes_are_refused(damaged: bytes) -> None:
         decode(damaged)
     with pytest.raises(CodecError):
         decode_many([encode(*smooth_views(0)), damaged])
+    if len(damaged) < 1000:  # the bomb's first 1,024 bytes are luma enough: no more is inflated
+        with pytest.raises(CodecError):
+            views_codec.decode_luma_many([damaged])

@@ -12,21 +12,26 @@ Two searches, both exact:
   thread) over the packed codes, per query hash, merged by best distance. The k nearest of a
   catalog of unrelated pictures sit at 35-45 bits of 128, where no sublinear structure beats a
   scan (docs/benchmarks.md, "index");
-* `within`, every hash within a small radius (near duplicates, the catalog-wide self-join):
+* `within`, every hash within a small radius (near duplicates), and `pairs_within`, the same
+  for many query hashes at once (the catalog-wide self-join of the duplicate report):
   multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit
   substrings with one table each; a code within distance r of the query agrees with it to
-  within r // 8 bits on at least one of the 8 substrings (pigeonhole; `candidates` uses the
-  tighter form), so probing each table at the values that close finds every such code, and only
-  those candidates are compared. The tables (4 bytes per record per substring) are built on
-  first use and dropped by any write.
+  within r // 8 bits on at least one of the 8 substrings (pigeonhole; both use its tighter form,
+  `_flips_per_table`), so probing each table at the values that close finds every such code,
+  and only those candidates are compared. `pairs_within`'s distance can be a part's (`parts=2`:
+  the closer of two halves, the default pipeline's judged distance): the pigeonhole then runs
+  over that part's substrings. The tables (4 bytes per record per substring) are built on first
+  use and dropped by any write.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import cache
 from types import ModuleType
 from typing import Protocol, runtime_checkable
@@ -119,11 +124,17 @@ class LocalHashIndex:
         for key, hex_hash in rows:
             keys.append(key)
             hexes.append(hex_hash)
-        codes = self._pack(hexes)
+        return self.load_codes(np.asarray(keys, dtype=np.int64), self._pack(hexes), version)
+
+    def load_codes(self, keys: np.ndarray, codes: np.ndarray, version: int | None = None) -> int:
+        """Bulk load keys (int64) and their packed hashes ((n, bits / 8) uint8); replaces the
+        contents. For a tool that holds its records by position: the keys can be positions."""
+        if codes.shape != (len(keys), self._width):
+            raise ValueError(f"every hash must have {self.bits} bits")
         with self._lock:
             self._size = 0
             self._names.clear()
-            self._add(np.asarray(keys, dtype=np.int64), codes)
+            self._add(np.asarray(keys, dtype=np.int64), np.asarray(codes, dtype=np.uint8))
             self.source_version = version
             self._ready = True
         return len(keys)
@@ -172,31 +183,42 @@ class LocalHashIndex:
     def within(self, hashes: Sequence[HashValue], radius: int) -> list[IndexHit]:
         """Every hash within `radius` bits of any of `hashes` (each at its best distance),
         nearest first: exact, through the substring tables (built on first use)."""
-        substrings = self.bits // SUBSTRING_BITS
-        flips = radius // substrings
-        if not 0 <= flips <= MAX_FLIPS:
-            raise ValueError(f"radius must be between 0 and {(MAX_FLIPS + 1) * substrings - 1}, not {radius}")
+        self.check_radius(radius)
         queries = self._queries(hashes)
         if not len(queries):
             return []
         with self._lock:
-            size = self._size
-            if size == 0:
+            tables, keys = self._tables_for(radius, 1)
+            if tables is None:
                 return []
-            if self._tables is None:
-                self._tables = _RadiusTables(self._codes[:size])
             # A code near several queries, or found through several substrings, comes back more
             # than once: measuring every copy costs less than deduplicating thousands first.
-            candidates = self._tables.candidates(queries, radius)
+            candidates = tables.candidates(queries, radius)
             distances = _distances(self._codes, candidates, queries)
             inside = distances <= radius
-            candidates, distances = candidates[inside], distances[inside]
-            order = np.lexsort((candidates, distances))
-            _, first = np.unique(candidates[order], return_index=True)
-            best = order[np.sort(first)]  # each code once, at its best distance, nearest first
-            keys = self._keys[candidates[best]].tolist()
-            found = distances[best].tolist()
-        return self._hits(keys, found, None)
+            positions, distances = _best_by_position(distances[inside], candidates[inside])
+            found_keys = keys[positions].tolist()
+        return self._hits(found_keys, distances.tolist(), None)
+
+    def pairs_within(
+        self, queries: np.ndarray, radius: int, parts: int = 1, nearest: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """`within` for many query hashes at once: every (query row, key, distance) where the
+        indexed hash is within `radius` bits of the query hash (`queries`: (n, bits / 8) packed
+        bytes) on some part, in chunks of query rows, each pair once, `distance` over the whole
+        hash (as `search` reports it); with `nearest`, only that many per query row, the
+        nearest (ties by position). A query that is in the index finds itself. The catalog-wide
+        self-join of the duplicate report; iterating it holds the index's codes as they were
+        when it started, and a few million candidate pairs at a time."""
+        if queries.ndim != 2 or queries.shape[1] != self._width:
+            raise ValueError(f"queries must be (n, {self._width}) packed {self.bits}-bit hashes")
+        with self._lock:
+            tables, keys = self._tables_for(radius, parts)
+        if tables is None:
+            return
+        packed = np.ascontiguousarray(queries, dtype=np.uint8)
+        for rows, positions, distances in tables.pairs(packed, radius, parts, nearest):
+            yield rows, keys[positions], distances
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -206,6 +228,27 @@ class LocalHashIndex:
         if not self._ready:
             raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
         return self._pack(list(dict.fromkeys(h.hex for h in hashes)))
+
+    def check_radius(self, radius: int, parts: int = 1) -> None:
+        """Raise ValueError unless `within` and `pairs_within` answer this radius and split
+        exactly: up to MAX_FLIPS bits per substring (23 bits of 128 as a whole, 11 per half)."""
+        substrings = self.bits // SUBSTRING_BITS
+        if parts < 1 or substrings % parts:
+            raise ValueError(f"a {self.bits}-bit hash does not split into {parts} parts of whole substrings")
+        if not 0 <= radius // (substrings // parts) <= MAX_FLIPS:
+            limit = (MAX_FLIPS + 1) * (substrings // parts) - 1
+            raise ValueError(f"radius must be between 0 and {limit}, not {radius}")
+
+    def _tables_for(self, radius: int, parts: int) -> tuple[_RadiusTables | None, np.ndarray]:
+        """The substring tables (built on first use) and the keys by position, under the lock;
+        no tables for an empty index."""
+        self.check_radius(radius, parts)
+        size = self._size
+        if size == 0:
+            return None, self._keys[:0]
+        if self._tables is None:
+            self._tables = _RadiusTables(self._codes[:size])
+        return self._tables, self._keys[:size]
 
     def _hits(self, keys: list[int], distances: list[int], max_distance: int | None) -> list[IndexHit]:
         names = self._names_for(keys)
@@ -270,10 +313,12 @@ def _faiss() -> ModuleType:
     return faiss
 
 
-def _best_by_position(distances: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest distinct positions of several queries' k-NN lists, each at its best
-    distance, nearest first, ties by position. Exact: a position in the merged top k is in the
-    top k of the query it is nearest to."""
+def _best_by_position(
+    distances: np.ndarray, positions: np.ndarray, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k (default: all) nearest distinct positions of several queries' hits, each at its
+    best distance, nearest first, ties by position. Exact for k-NN lists: a position in the
+    merged top k is in the top k of the query it is nearest to."""
     valid = positions >= 0  # faiss pads with -1 when a catalog has fewer than k codes
     distances, positions = distances[valid], positions[valid]
     order = np.lexsort((positions, distances))
@@ -296,53 +341,236 @@ def _distances(codes: np.ndarray, positions: np.ndarray, queries: np.ndarray) ->
     return nearest
 
 
+def _flips_per_table(radius: int, tables: int) -> list[int]:
+    """How many flipped bits to probe each of `tables` substring tables at, so that every code
+    within `radius` of a query is found; -1: that table need not be probed.
+
+    With radius = a * m + b over m substrings (0 <= b < m), a code within the radius is within
+    a bits of the query on one of the first b + 1 substrings or within a - 1 on one of the
+    others (else its distance would be at least (b + 1)(a + 1) + (m - b - 1) a = r + 1):
+    Norouzi et al.'s tighter pigeonhole, which probes radius 8 over 8 tables at 24 values
+    instead of 136."""
+    most, first_tables = divmod(radius, tables)
+    return [most if table <= first_tables else most - 1 for table in range(tables)]
+
+
+def concatenated_runs(low: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The offsets of the runs [low, low + count) concatenated, without a loop: element g of run
+    j is low_j + (g - where run j begins in the concatenation)."""
+    begins = np.cumsum(counts) - counts
+    return np.repeat(low - begins, counts) + np.arange(int(counts.sum()))
+
+
 @cache
 def _flip_masks(flips: int) -> np.ndarray:
     """Every 16-bit mask with at most `flips` bits set."""
     masks = [0]
     for count in range(1, flips + 1):
         masks += [sum(1 << bit for bit in bits) for bits in itertools.combinations(range(SUBSTRING_BITS), count)]
-    return np.array(masks, dtype=np.uint32)
+    return np.array(masks, dtype=np.int64)
+
+
+# Candidate pairs a table's probes hold in memory at once (each costs ~40 bytes while it is
+# checked, in each of the threads): bounds `pairs`' memory whatever the catalog's size.
+PAIRS_PER_CHUNK = 2_000_000
 
 
 class _RadiusTables:
     """One table per 16-bit substring of the codes: the row positions sorted by that substring's
-    value (`order`) and where each value's run starts (`starts`, 65,537 offsets)."""
+    value (`order`) and where each value's run starts (`starts`, 65,537 offsets); and the codes
+    as 64-bit words, to compare the candidates the tables find."""
 
     def __init__(self, codes: np.ndarray) -> None:
+        codes = np.ascontiguousarray(codes)
         substrings = codes.view(">u2")  # (n, width / 2): big-endian 16-bit words, the hex order
+        self.words = codes.view("<u8")  # (n, width / 8): only compared by XOR and popcount
+        self.size = len(codes)
         self.order: list[np.ndarray] = []
         self.starts: list[np.ndarray] = []
         for column in range(substrings.shape[1]):
             values = substrings[:, column]
-            order = np.argsort(values, kind="stable").astype(np.uint32)
+            order = np.argsort(values, kind="stable").astype(np.uint32)  # 4 bytes a record a table
             self.order.append(order)
             self.starts.append(np.searchsorted(values[order], np.arange((1 << SUBSTRING_BITS) + 1)).astype(np.int64))
+        # For many queries (a self-join): each table's part of the codes, in the table's order, so
+        # a probe's candidates are compared from one contiguous run (8 bytes a record a table).
+        self._in_order: dict[tuple[int, int], np.ndarray] = {}
 
     def candidates(self, queries: np.ndarray, radius: int) -> np.ndarray:
-        """Positions of every code that may be within `radius` of a query; a position may repeat
-        (the caller measures them all).
-
-        With radius = a * m + b over m substrings (0 <= b < m), a code within the radius is within
-        a bits of the query on one of the first b + 1 substrings or within a - 1 on one of the
-        others (else its distance would be at least (b + 1)(a + 1) + (m - b - 1) a = r + 1):
-        Norouzi et al.'s tighter pigeonhole, which probes radius 8 over 8 tables at 24 values
-        instead of 136."""
-        substrings = len(self.order)
-        most, first_tables = divmod(radius, substrings)
-        words = queries.view(">u2").astype(np.uint32)  # (q, substrings)
+        """Positions of every code that may be within `radius` of a query (the whole hash); a
+        position may repeat (the caller measures them all)."""
+        words = queries.view(">u2").astype(np.int64)  # (q, substrings)
         found = []
+        flips_of = _flips_per_table(radius, len(self.order))
         for column, (order, starts) in enumerate(zip(self.order, self.starts, strict=True)):
-            flips = most if column <= first_tables else most - 1
-            if flips < 0:
+            if flips_of[column] < 0:
                 continue
-            probes = (words[:, column, None] ^ _flip_masks(flips)[None, :]).ravel()
+            probes = (words[:, column, None] ^ _flip_masks(flips_of[column])[None, :]).ravel()
             low = starts[probes]
             counts = starts[probes + 1] - low
-            total = int(counts.sum())
-            if total:
-                # The runs [low, low + count) concatenated without a loop: element g of run j is
-                # low_j + (g - where run j begins in the concatenation).
-                begins = np.cumsum(counts) - counts
-                found.append(order[np.repeat(low - begins, counts) + np.arange(total)])
+            if counts.any():
+                found.append(order[concatenated_runs(low, counts)])
         return np.concatenate(found) if found else np.empty(0, dtype=np.uint32)
+
+    def pairs(
+        self, queries: np.ndarray, radius: int, parts: int, nearest: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(query rows, positions, distances) of every code within `radius` of a query on some
+        part, in chunks of query rows, each pair once, at its whole distance; with `nearest`,
+        only that many per query row (the nearest, ties by position). Each of the part's s
+        tables is probed at every value as close as `_flips_per_table` (r over s) says, so every
+        code within r on that part is found. Each distinct value of
+        a part is probed once, however many query rows share it. Memory stays within a few
+        PAIRS_PER_CHUNK candidates however the codes cluster."""
+        columns = len(self.order) // parts
+        words = self.words.shape[1] // parts
+        query_words = queries.view("<u8")
+        found = _Found(nearest)
+        flips_of = _flips_per_table(radius, columns)
+        # Each table is probed on its own: numpy leaves the GIL for its loops, so threads share
+        # the cores (the batch tools' self-join; a server's `within` is one small job). A part at
+        # a time, each table's pairs merged as it finishes: memory holds one part's values and
+        # a thread's worth of results, not every table's at once.
+        threads = min(columns, os.cpu_count() or 1) if len(queries) > _FEW_QUERIES else 1
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pairs") as pool:
+            for part in range(parts):
+                span = range(part * words, (part + 1) * words)
+                distinct = distinct_rows(query_words[:, span.start : span.stop])
+                many = len(distinct[0]) > _FEW_QUERIES
+                # Handed over as a set nothing else holds: as_completed lets go of each finished
+                # table's result once it is merged.
+                for done in as_completed({
+                    pool.submit(
+                        self._column_pairs, query_words, radius, flips_of[column - part * columns], nearest, distinct,
+                        column, column - part * columns, span,
+                        [self._word_in_order(column, w) for w in span] if many else None,
+                    )
+                    for column in range(part * columns, (part + 1) * columns)
+                    if flips_of[column - part * columns] >= 0
+                }):  # fmt: skip
+                    found.add(*done.result())
+                del distinct
+        rows, positions, distances = found.result()
+        row_starts = np.searchsorted(rows, np.arange(0, len(queries) + PAIRS_PER_CHUNK, PAIRS_PER_CHUNK))
+        for low, high in zip(row_starts[:-1].tolist(), row_starts[1:].tolist(), strict=True):
+            if high > low:
+                yield rows[low:high], positions[low:high], distances[low:high]
+
+    def _column_pairs(
+        self, query_words: np.ndarray, radius: int, flips: int, nearest: int | None,
+        distinct: tuple[np.ndarray, np.ndarray, np.ndarray], column: int, substring: int, span: range,
+        in_order: list[np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """The pairs one table finds: each distinct value of the table's part (`distinct`, from
+        distinct_rows) probed at every mask of `flips` bits, its candidates compared on the part."""
+        values, rows_by_value, value_starts = distinct
+        substrings = np.ascontiguousarray(values).view(">u2")[:, substring].astype(np.int64)
+        value_words = [np.ascontiguousarray(values[:, i]) for i in range(len(span))]
+        order = self.order[column]
+        found = _Found(nearest)
+        # Each probe finds size / 65,536 codes when they spread evenly: chunks of probes sized
+        # for that, and _probe splits a chunk further where they do not.
+        step = max(1, int(PAIRS_PER_CHUNK / max(1.0, self.size / (1 << SUBSTRING_BITS))))
+        for mask in _flip_masks(flips):
+            for first in range(0, len(values), step):
+                for begin, counts, offsets in self._probe(substrings[first : first + step] ^ mask, column):
+                    # The part's distance, candidate by candidate, a 64-bit word at a time.
+                    close: np.ndarray | None = None
+                    for i, word in enumerate(span):
+                        mine = np.repeat(value_words[i][first + begin : first + begin + len(counts)], counts)
+                        theirs = in_order[i][offsets] if in_order is not None else self.words[order[offsets], word]
+                        bits = np.bitwise_count(np.bitwise_xor(mine, theirs, out=mine))
+                        close = bits if close is None else close + bits
+                    hit = np.flatnonzero(close <= radius)  # type: ignore[operator]
+                    if not len(hit):
+                        continue
+                    value = first + begin + np.searchsorted(np.cumsum(counts), hit, side="right")
+                    rows, position = _expand_rows(rows_by_value, value_starts, value, order[offsets[hit]])
+                    distance = np.bitwise_count(query_words[rows] ^ self.words[position]).sum(axis=1)
+                    found.add(rows, position, distance.astype(np.int64))
+        return found.result()
+
+    def _word_in_order(self, column: int, word: int) -> np.ndarray:
+        """One 64-bit word of every code, in table `column`'s order (built on first use)."""
+        key = (column, word)
+        if key not in self._in_order:
+            self._in_order[key] = np.ascontiguousarray(self.words[self.order[column], word])
+        return self._in_order[key]
+
+    def _probe(self, probes: np.ndarray, column: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first probe, candidates of each probe, their offsets in the table's order) for every
+        code whose substring `column` has a probe's value; in batches of consecutive probes of
+        about PAIRS_PER_CHUNK candidates (a batch holds at least one probe, so one value shared
+        by more codes than that is one batch)."""
+        starts = self.starts[column]
+        low = starts[probes]
+        counts = starts[probes + 1] - low
+        ends = np.cumsum(counts)
+        begin = 0
+        while begin < len(probes):
+            done = int(ends[begin - 1]) if begin else 0
+            end = max(begin + 1, int(np.searchsorted(ends, done + PAIRS_PER_CHUNK, side="right")))
+            batch_counts = counts[begin:end]
+            total = int(ends[end - 1]) - done
+            if total:
+                yield begin, batch_counts, concatenated_runs(low[begin:end], batch_counts)
+            begin = end
+
+
+_FEW_QUERIES = 1000  # below this, candidates are compared where they lie (no copies in table order)
+
+
+def distinct_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct rows of (n, w) uint64 `words`, the row numbers grouped by distinct row, and
+    where each group starts: distinct row j is held by rows_by_value[starts[j]:starts[j + 1]]."""
+    order = np.lexsort(words.T[::-1]) if words.shape[1] > 1 else np.argsort(words[:, 0], kind="stable")
+    ordered = words[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    starts = np.flatnonzero(new)
+    return ordered[starts], order, np.r_[starts, len(order)]
+
+
+def _expand_rows(
+    rows_by_value: np.ndarray, value_starts: np.ndarray, values: np.ndarray, positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query row, position) for every query row holding each value found at a position."""
+    low, high = value_starts[values], value_starts[values + 1]
+    counts = high - low
+    return rows_by_value[concatenated_runs(low, counts)], np.repeat(positions, counts)
+
+
+class _Found:
+    """Pairs found for a chunk of query rows: duplicates (the same pair through another
+    substring, mask or part) dropped, and only the `nearest` per row kept, whenever they
+    outgrow PAIRS_PER_CHUNK, so a dense cluster of codes cannot hold every pair at once."""
+
+    def __init__(self, nearest: int | None) -> None:
+        self.nearest = nearest
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.size = 0
+
+    def add(self, rows: np.ndarray, positions: np.ndarray, distances: np.ndarray) -> None:
+        if len(rows):
+            self.parts.append((rows, positions, distances))
+            self.size += len(rows)
+            if self.size > PAIRS_PER_CHUNK:
+                self.parts = [self.result()]
+                self.size = len(self.parts[0][0])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.parts:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        rows, positions, distances = (np.concatenate(column) for column in zip(*self.parts, strict=True))
+        order = np.lexsort((positions, distances, rows))  # by row, then nearest, then position
+        rows, positions, distances = rows[order], positions[order], distances[order]
+        keep = np.ones(len(rows), dtype=bool)
+        keep[1:] = (rows[1:] != rows[:-1]) | (positions[1:] != positions[:-1])
+        rows, positions, distances = rows[keep], positions[keep], distances[keep]
+        if self.nearest is not None:
+            row_starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            rank = np.arange(len(rows)) - np.repeat(row_starts, np.diff(np.r_[row_starts, len(rows)]))
+            keep = rank < self.nearest
+            rows, positions, distances = rows[keep], positions[keep], distances[keep]
+        return rows, positions, distances

@@ -4,7 +4,7 @@ WAL journaling lets many server threads read while one writes; each thread has i
 connection because sqlite3 connections must not be shared across threads. Each row also keeps
 `id_key`, the 64-bit key the in-process index refers to records by.
 
-`features` is one BLOB (`_pack_features`: the compact views, ~600 bytes); rows written before
+`features` is one BLOB (`pack_features`: the compact views, ~600 bytes); rows written before
 v3 hold a JSON object of base64 text there, which is still read.
 
 Other processes write to the same file (the command line's `add`, `backfill`, `import` while a
@@ -243,7 +243,7 @@ def _row(record: HashRecord) -> tuple:
         record.hash.hex,
         record.hash_algo,
         record.updated_at,
-        _pack_features(record.features),
+        pack_features(record.features),
     )
 
 
@@ -273,7 +273,7 @@ def _record(row: Sequence) -> HashRecord:
         hash=HashValue.from_hex(hash_hex),
         hash_algo=hash_algo,
         updated_at=updated_at,
-        features=_unpack_features(features),
+        features=unpack_features(features),
     )
 
 
@@ -281,7 +281,7 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
-def _pack_features(features: Mapping[str, bytes]) -> bytes:
+def pack_features(features: Mapping[str, bytes]) -> bytes:
     """name length (1 byte), name (UTF-8), value length (4 bytes), value; per feature."""
     parts = []
     for name, value in sorted(features.items()):
@@ -290,7 +290,7 @@ def _pack_features(features: Mapping[str, bytes]) -> bytes:
     return b"".join(parts)
 
 
-def _unpack_features(stored: bytes | str) -> dict[str, bytes]:
+def unpack_features(stored: bytes | str) -> dict[str, bytes]:
     if isinstance(stored, str):  # a row written before v3: JSON of base64 text
         return features_from_text(json.loads(stored))
     features, at = {}, 0

@@ -188,22 +188,39 @@ class ItemPage(BaseModel):
 CURSOR_PATTERN = r"^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$"
 
 
+def _absent(value: Any) -> bool:
+    """A report field the file leaves out (or null) stays out of the response: no null is added."""
+    return value is None
+
+
 class DuplicatePair(BaseModel):
-    """Two records of a group and how alike they are."""
+    """Two records of a group the service calls the same picture, and how alike they are."""
 
     model_config = ConfigDict(extra="allow")
 
-    a: str
+    a: str = Field(description="The record listed first of the two in its group's order.")
     b: str
     verdict: VerdictName
-    match_percent: float = Field(ge=0, le=100)
-    edit: str | list[str] | None = Field(None, description="What was edited between them, when known.")
+    match_percent: float = Field(ge=0, le=100, description="The closer of the two directions' judgements.")
+    distance: int | None = Field(
+        None, exclude_if=_absent, ge=0, description="Bits apart, as find_similar's `distance`."
+    )
+    edit: str | list[str] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="What turns `a` into `b`, in one line, as a match's `edit_summary` (\"mirrored and cropped "
+        "(8% off the left)\", \"no visible edit\"); null when only `a`'s check against `b` called them the same.",
+    )
+    edits: list[EditOut] | None = Field(
+        None, exclude_if=_absent, description="The same edits with their parameters, as a match's `edits`."
+    )
 
 
 class DuplicateGroup(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    items: list[str] = Field(description="The entity_ids of the group: pictures of one product, held more than once.")
+    items: list[str] = Field(description="The entity_ids of the group, the one to keep first (see keep_rule).")
+    keep: str | None = Field(None, exclude_if=_absent, description="The entity_id to keep: the first of `items`.")
     pairs: list[DuplicatePair]
 
 
@@ -213,7 +230,17 @@ class DuplicateReport(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"description": __doc__})
 
     pipeline: str = Field(description="The hash pipeline of the run.")
-    records: int = Field(ge=0, description="Records compared.")
+    records: int = Field(ge=0, description="Records read from the store.")
+    compared: int | None = Field(
+        None, exclude_if=_absent, ge=0, description="Records compared (the others are in `skipped`)."
+    )
+    radius: int | None = Field(None, exclude_if=_absent, ge=0, description="Candidates: pairs within this many bits.")
+    keep_rule: str | None = Field(None, exclude_if=_absent, description="Which record of a group is listed first.")
+    skipped: dict[str, Any] | None = Field(
+        None, exclude_if=_absent,
+        description="Records not compared (another pipeline, unreadable views): how many, and what to do.",
+    )  # fmt: skip
+    generated_at: str | None = Field(None, exclude_if=_absent, description="When it was written (UTC, ISO 8601).")
     groups: list[DuplicateGroup]
     elapsed_s: float = Field(ge=0, description="How long the run took, in seconds.")
 

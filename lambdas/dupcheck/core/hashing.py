@@ -44,7 +44,7 @@ from dupcheck.core.lookalike import Limits, LookalikeCheck, Thumbnail, thumbnail
 from dupcheck.core.models import Edit, Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
 from dupcheck.core.verdicts import banded, score, verdict_for, verdict_of
-from dupcheck.core.verification import Evidence, Probe, Target, Thresholds, Tier, Views, verify, views_of
+from dupcheck.core.verification import Evidence, Probe, Target, Thresholds, Tier, Views, sampler, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,23 @@ class HashPipeline(Protocol):
         (a new stored form of the same features), or None when only re-hashing can do it."""
         ...
 
+    # A stored record as a query: how the catalog is checked against itself (the duplicate
+    # report) from what records store, without their images.
+
+    def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+        """Each record's query hashes (`Fingerprint.query_hashes`) from its stored features, in
+        one batch: (records, query hashes, index_bits // 8) packed bytes, and (records,) bool:
+        which records' features gave them (missing or damaged views do not)."""
+        ...
+
+    def stored_query(
+        self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
+    ) -> Fingerprint | None:
+        """The record as `judge` takes a query (`query_hashes` from stored_query_codes; its
+        `thumbnail`, when the pipeline keeps one, gives the query its picture), or None when its
+        features cannot make one."""
+        ...
+
 
 # -- shared image steps -------------------------------------------------------------------------
 
@@ -121,6 +138,12 @@ def _odd_median(values: np.ndarray) -> float:
     a tenth of the time, the same value."""
     middle = len(values) // 2
     return float(np.partition(values, middle)[middle])
+
+
+def _odd_medians(values: np.ndarray) -> np.ndarray:
+    """`_odd_median` of each row of a stack (over the last axis, kept as an axis of one)."""
+    middle = values.shape[-1] // 2
+    return np.partition(values, middle, axis=-1)[..., middle : middle + 1]
 
 
 @cache
@@ -142,18 +165,28 @@ def _window(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 def centre_weighted(gray: np.ndarray) -> np.ndarray:
     """Fade the picture towards its mean with a Hann window: borders, what crops remove and
-    rotations fill, count least. A stronger window (power 2, 3) measured worse."""
-    weight, rest = _window(*gray.shape)
+    rotations fill, count least. A stronger window (power 2, 3) measured worse. (Pictures on
+    the last two axes: a stack is weighted picture by picture.)"""
+    weight, rest = _window(*gray.shape[-2:])
     faded = gray * weight
-    faded += gray.mean() * rest
+    faded += _means(gray) * rest
     return faded
 
 
 def pad_with_mean(gray: np.ndarray, share: float) -> np.ndarray:
-    """Add `share` of each side back around a picture, in its mean grey."""
-    height, width = gray.shape
+    """Add `share` of each side back around a picture, in its mean grey (each of a stack in its own)."""
+    height, width = gray.shape[-2:]
     rows, cols = round(height * share), round(width * share)
-    return np.pad(gray, ((rows, rows), (cols, cols)), constant_values=float(gray.mean()))
+    padded = np.empty((*gray.shape[:-2], height + 2 * rows, width + 2 * cols), dtype=np.float64)
+    padded[...] = _means(gray)
+    padded[..., rows : rows + height, cols : cols + width] = gray
+    return padded
+
+
+def _means(gray: np.ndarray) -> np.ndarray | float:
+    """Each picture's mean; one picture's exactly as `gray.mean()` sums it (a stored hash must
+    not move by a rounding difference at its median)."""
+    return float(gray.mean()) if gray.ndim == 2 else gray.mean(axis=(-2, -1), keepdims=True)
 
 
 def imagehash_phash(image: Image.Image) -> HashValue:
@@ -170,6 +203,27 @@ def imagehash_phash(image: Image.Image) -> HashValue:
 
 def _pack(bits: np.ndarray) -> HashValue:
     return HashValue(np.packbits(bits).tobytes())
+
+
+@cache
+def _views_hash_matrices(side: int, pad: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What stored_query_codes hashes a record's luma views with: (side * side, 64) float32
+    matrices from a flattened view to the 8x8 lowest DCT frequencies of the view taken as
+    `fingerprint` takes a picture (centre weighted), and of the view padded back as a cropped
+    copy's would be (padded with its mean, weighted, resampled back to `side`); and the signs
+    that turn frequencies into the mirrored picture's. Each step is linear in the pixels (the
+    mean too), so a matrix is the steps applied to every basis picture. (Unlike `dct_hash`
+    nothing is rounded to bytes: these hashes are only compared with each other.)"""
+    basis = np.eye(side * side).reshape(side * side, side, side)
+    padded = centre_weighted(pad_with_mean(basis, pad))
+    resample = sampler(padded.shape[-1], side, 0.0, 1.0).astype(np.float64)
+    padded = resample @ padded @ resample.T
+    mirror = np.tile((-1.0) ** np.arange(8), 8)  # frequency (u, v) at u * 8 + v: odd v change sign
+    return (
+        low_frequencies(centre_weighted(basis), 8).astype(np.float32),
+        low_frequencies(padded, 8).astype(np.float32),
+        mirror.astype(np.float32),
+    )
 
 
 # -- pipelines ----------------------------------------------------------------------------------
@@ -222,6 +276,14 @@ class PHash64:
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
         return None
+
+    def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((len(records), 0, self.index_bits // 8), dtype=np.uint8), np.ones(len(records), dtype=bool)
+
+    def stored_query(
+        self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
+    ) -> Fingerprint | None:
+        return Fingerprint(algo=self.algo, hash=record.hash)
 
 
 class AlignedDualPHash:
@@ -344,7 +406,7 @@ class AlignedDualPHash:
             if seen is not None and verdict is not Verdict.DIFFERENT:
                 assert isinstance(query.probe, Probe)  # evidence comes from it
                 edits = name_edits(
-                    seen, stored[i], border_shares(query.probe.rgb, query.probe.box),
+                    seen, stored[i], border_shares(query.probe.picture(), query.probe.box),
                     same_picture=verdict is Verdict.DUPLICATE,
                 )  # fmt: skip
             out.append(Judgement(distance, verdict, score(verdict, seen, distance, self.distance_bits), edits))
@@ -352,6 +414,79 @@ class AlignedDualPHash:
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
         return None  # an older record lacks its thumbnail, which only the image can give
+
+    def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
+        """The query hashes `fingerprint` takes from a picture, for stored records, which keep
+        their hash (from the whole <= 160 px picture) and 32 px views: each hash with the bits
+        flipped that mirroring (padding back) flips in the views' own hashes. Wherever the views
+        hash a bit differently from the picture, the stored bit is kept, so a record's mirrored
+        hash lies about as close to a mirrored copy's stored hash as the picture's own would
+        (docs/evaluation.md, "Catalog-wide duplicates")."""
+        codes = np.zeros((len(records), 3, self.index_bits // 8), dtype=np.uint8)
+        found = self._stored_lumas(records)
+        usable = np.array(
+            [grid is not None and r.hash.bits == self.index_bits for r, grid in zip(records, found, strict=True)],
+            dtype=bool,
+        )
+        rows = np.flatnonzero(usable)
+        if not len(rows):
+            return codes, usable
+        lumas = np.stack([grid for i in rows.tolist() if (grid := found[i]) is not None]).reshape(len(rows), 2, -1)
+        # The steps before the median are linear in the pixels: a batch is two matrix products
+        # (_views_hash_matrices). A mirrored picture's frequencies are its own with the odd
+        # horizontal ones negated (the weighting and the padding are symmetric).
+        weighted, padded, mirror = _views_hash_matrices(int(np.sqrt(lumas.shape[-1])), self.query_pad)
+        low = lumas @ weighted  # (n, 2, 64): whole and cut
+        low_padded = lumas[:, 0] @ padded
+        views_hashes = {
+            name: values > _odd_medians(values[..., 1:])
+            for name, values in (
+                ("whole", low[:, 0]), ("cut", low[:, 1]), ("whole mirrored", low[:, 0] * mirror),
+                ("cut mirrored", low[:, 1] * mirror), ("padded", low_padded), ("padded mirrored", low_padded * mirror),
+            )
+        }  # fmt: skip
+        own_whole, own_cut = views_hashes["whole"], views_hashes["cut"]
+        flip_whole, flip_cut = own_whole ^ views_hashes["whole mirrored"], own_cut ^ views_hashes["cut mirrored"]
+        unchanged = np.zeros_like(flip_cut)
+        flips = np.stack([
+            np.concatenate([flip_whole, flip_cut], axis=1),  # mirrored
+            np.concatenate([own_whole ^ views_hashes["padded"], unchanged], axis=1),  # padded back (cut half as stored)
+            np.concatenate([own_whole ^ views_hashes["padded mirrored"], flip_cut], axis=1),  # both
+        ], axis=1)  # fmt: skip
+        stored = np.frombuffer(b"".join(records[i].hash.data for i in rows.tolist()), dtype=np.uint8)
+        codes[rows] = stored.reshape(len(rows), 1, -1) ^ np.packbits(flips, axis=2)
+        return codes, usable
+
+    def stored_query(
+        self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
+    ) -> Fingerprint | None:
+        """With the record's thumbnail (its working copy), the query a new upload of its picture
+        would make; without, one whose picture is rebuilt from the views when it is turned."""
+        views = self._stored_views([record])[0]
+        if views is None:
+            return None
+        kept = Thumbnail.decode(thumbnail) if thumbnail else None
+        if kept is not None and kept.hash == record.hash:
+            probe = Probe(kept.rgb, views, kept.box)
+        else:
+            probe = Probe.of_views(views)
+        return Fingerprint(
+            algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features, probe=probe
+        )
+
+    def _stored_lumas(self, records: Sequence[HashRecord]) -> list[np.ndarray | None]:
+        """Each record's luma views (None where missing or damaged), as _stored_views has them."""
+        found: list[np.ndarray | None] = [None] * len(records)
+        compact = [
+            i for i, r in enumerate(records) if r.hash_algo in (self.algo, self.compact) and r.features.get("views")
+        ]
+        decoded = Views.decode_luma_many([records[i].features["views"] for i in compact])
+        for i, grid in zip(compact, decoded, strict=True):
+            found[i] = grid
+        for i, record in enumerate(records):
+            if record.hash_algo == self.legacy and (views := Views.from_raw(record.features.get("views", b""))):
+                found[i] = views.luma
+        return found
 
     def _stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
         """Each record's views (None where missing or damaged), the compact ones decoded together."""

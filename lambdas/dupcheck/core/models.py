@@ -208,6 +208,11 @@ class Edit:
     def to_dict(self) -> dict[str, Any]:
         return {"edit": self.name, **self.params}
 
+    @classmethod
+    def of_dict(cls, data: Mapping[str, Any]) -> Edit:
+        """The edit `to_dict` wrote."""
+        return cls(str(data["edit"]), {key: value for key, value in data.items() if key != "edit"})
+
 
 @dataclass(frozen=True, slots=True)
 class Match:

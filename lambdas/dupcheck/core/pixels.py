@@ -147,6 +147,7 @@ def crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 # sRGB (D65) -> XYZ, and the D65 white point, for CIELAB.
 _RGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 _WHITE = np.array([0.95047, 1.0, 1.08883])
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 
 
 def _srgb_to_linear(levels: np.ndarray) -> np.ndarray:
@@ -168,9 +169,6 @@ def cielab_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])
 
 
-_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
-
-
 def bright_srgb(luma: np.ndarray, a_b: np.ndarray) -> np.ndarray:
     """(..., 3) sRGB levels (0-255, unrounded) of pixels of luma `luma` (0-255) and colour `a_b`
     (2, ...), each rebuilt from its luma (as the lightness of a grey of that luma: close enough
@@ -178,10 +176,7 @@ def bright_srgb(luma: np.ndarray, a_b: np.ndarray) -> np.ndarray:
     encoded = np.clip(luma, 0, 255) / 255.0
     lightness = np.where(encoded > 0.04045, ((encoded + 0.055) / 1.055) ** 2.4, encoded / 12.92)
     fy = np.where(lightness > 216 / 24389, np.cbrt(lightness), lightness * (24389 / 27 / 116) + 16 / 116)
-    f = np.stack([fy + a_b[0] / 500.0, fy, fy - a_b[1] / 200.0], axis=-1)
-    xyz = np.where(f > 6 / 29, f**3, (f - 16 / 116) * (27 * 116 / 24389)) * _WHITE
-    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
-    return np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, linear * 12.92) * 255.0
+    return _srgb_of(fy, a_b[0], a_b[1])
 
 
 def brightened_ab(srgb: np.ndarray, factor: float) -> np.ndarray:
@@ -191,3 +186,28 @@ def brightened_ab(srgb: np.ndarray, factor: float) -> np.ndarray:
     tries share one rebuild (most of the cost)."""
     a, b = cielab_ab(np.clip(np.round(srgb * factor), 0, 255).astype(np.uint8))
     return np.stack([a, b])
+
+
+def rgb_from_luma_ab(gray: np.ndarray, a_star: np.ndarray, b_star: np.ndarray, steps: int = 10) -> np.ndarray:
+    """sRGB pixels (uint8) with the given luma (Rec. 601, as `luma`) and CIELAB a*, b*: the
+    inverse of what a record's views keep, so a stored record can be looked at again (turned, as
+    a query is, when a catalog is checked against itself). Views keep luma, not L*, so L* is
+    found per pixel by bisection (luma grows with L* at fixed a*, b*); colours outside sRGB
+    clip, as they did when the picture was taken. Ten halvings of L* (0-100) come within 0.1 of
+    it, a fraction of a luma level."""
+    low, high = np.zeros(gray.shape), np.full(gray.shape, 100.0)
+    for _ in range(steps):
+        middle = (low + high) / 2
+        too_bright = luma(_srgb_of((middle + 16) / 116, a_star, b_star)) > gray
+        high = np.where(too_bright, middle, high)
+        low = np.where(too_bright, low, middle)
+    return np.clip(_srgb_of(((low + high) / 2 + 16) / 116, a_star, b_star), 0, 255).round().astype(np.uint8)
+
+
+def _srgb_of(fy: np.ndarray, a_star: np.ndarray, b_star: np.ndarray) -> np.ndarray:
+    """sRGB in 0-255 (float, unclipped above) of CIELAB colours given by f(Y) (the lightness
+    before its L* scaling) and a*, b*: the inverse of `cielab_ab`'s steps."""
+    f = np.stack([fy + a_star / 500.0, fy, fy - b_star / 200.0], axis=-1)
+    xyz = np.where(f > 6 / 29, f**3, (f - 16 / 116) * (27 * 116 / 24389)) * _WHITE
+    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
+    return np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, linear * 12.92) * 255.0

@@ -44,6 +44,7 @@ from dupcheck.core.pixels import (
     low_frequencies,
     luma,
     outer_ring,
+    rgb_from_luma_ab,
     ring_colour,
     trim_box,
 )
@@ -119,6 +120,15 @@ class Views:
             return [cls.decode(data) for data in encoded]
         return [cls(luma, chroma) for luma, chroma in zip(lumas, chromas, strict=True)]
 
+    @staticmethod
+    def decode_luma_many(encoded: Sequence[bytes]) -> list[np.ndarray | None]:
+        """The luma (2, 32, 32) of each of `encoded`, or None for bytes that are not views: what
+        the views' hashes need, for every record of a catalog (colour is not inflated)."""
+        try:
+            return list(views_codec.decode_luma_many(encoded))
+        except views_codec.CodecError:
+            return [views_codec.decode_luma_many([data])[0] if _decodes(data) else None for data in encoded]
+
     @classmethod
     def decode(cls, data: bytes) -> Views | None:
         """What `encode` wrote as Views, or None for bytes that are not."""
@@ -137,6 +147,24 @@ class Views:
         luma_grid = np.frombuffer(raw[:split], dtype=np.uint8).reshape(VIEWS, LUMA_GRID, LUMA_GRID)
         chroma = np.frombuffer(raw[split:], dtype=np.int8).reshape(VIEWS, 2, CHROMA_GRID, CHROMA_GRID)
         return cls(luma_grid.astype(np.float32), chroma.astype(np.float32))
+
+    def picture(self, side: int) -> np.ndarray:
+        """A `side` px RGB picture with the whole view's luma and colour: a stored record seen
+        again, for what verification does to a query's picture (turning it)."""
+        a_star, b_star = (
+            _resized(Image.fromarray(plane.astype(np.float32), mode="F"), LUMA_GRID, np.float32)
+            for plane in self.chroma[0]
+        )
+        rgb = rgb_from_luma_ab(self.luma[0].astype(np.float64), a_star, b_star)
+        return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC))
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        views_codec.decode_luma_many([data])
+    except views_codec.CodecError:
+        return False
+    return True
 
 
 def views_of(
@@ -163,7 +191,7 @@ def _resized(image: Image.Image, side: int, dtype: type[np.generic]) -> np.ndarr
 
 
 @lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most
-def _sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
+def sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
     """(n_out, n_in) bilinear resampling of the window [start, start + width] of a unit-length axis."""
     centres = np.clip((start + (np.arange(n_out) + 0.5) / n_out * width) * n_in - 0.5, 0, n_in - 1)
     low = np.floor(centres).astype(int)
@@ -180,8 +208,8 @@ def windows_of(
 ) -> np.ndarray:
     """(len(rows), len(cols), side, side): each window (start, width shares of each axis) of a
     2-D grid, resampled as verification samples them."""
-    row_samplers = np.stack([_sampler(grid.shape[0], side, *window) for window in rows])
-    col_samplers = np.stack([_sampler(grid.shape[1], side, *window) for window in cols])
+    row_samplers = np.stack([sampler(grid.shape[0], side, *window) for window in rows])
+    col_samplers = np.stack([sampler(grid.shape[1], side, *window) for window in cols])
     return (row_samplers @ grid)[:, None] @ np.swapaxes(col_samplers, -1, -2)[None]
 
 
@@ -198,7 +226,7 @@ def _windows() -> tuple[tuple[float, float], ...]:
 @cache
 def _coarse_sampler() -> np.ndarray:
     """(windows, COARSE, 16): each coarse window of a 16x16 grid, sampled to COARSE."""
-    return np.stack([_sampler(LUMA_GRID // 2, COARSE, s, w) for s, w in _windows()])
+    return np.stack([sampler(LUMA_GRID // 2, COARSE, s, w) for s, w in _windows()])
 
 
 @dataclass(slots=True)
@@ -223,9 +251,9 @@ def _unit(blocks: np.ndarray) -> np.ndarray:
 
 
 def _query_views(views: Views, angle: float, whole: Box, trimmed: Box) -> _QueryViews:
-    identity_coarse = _sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
-    identity_fine = _sampler(LUMA_GRID, FINE, 0.0, 1.0)
-    identity_chroma = _sampler(CHROMA_GRID, FINE, 0.0, 1.0)
+    identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
+    identity_fine = sampler(LUMA_GRID, FINE, 0.0, 1.0)
+    identity_chroma = sampler(CHROMA_GRID, FINE, 0.0, 1.0)
     lumas = np.concatenate([views.luma, views.luma[:, :, ::-1]])
     chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
     fine = identity_fine @ lumas @ identity_fine.T
@@ -359,9 +387,11 @@ class Tier:
 @dataclass(slots=True)
 class Probe:
     """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
-    caller has them), and its views at each rotation tried (upright first)."""
+    caller has them), and its views at each rotation tried (upright first). A stored picture
+    without its thumbnail has no working copy (`rgb` None, `of_views`): one is rebuilt from its
+    upright views the first time it is needed, which most queries never are."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     upright: Views | None = None
     box: tuple[int, int, int, int] | None = None
     _by_angle: dict[float, _QueryViews] = field(default_factory=dict, repr=False)
@@ -383,9 +413,9 @@ class Probe:
                 box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
                 views = views_of(inner, cut)
             else:
-                turned, whole = self.rgb, WHOLE
-                box = self.box if self.box is not None else trim_box(self.rgb)
-                views = self.upright if self.upright is not None else views_of(self.rgb, box)
+                turned, whole = self.picture(), WHOLE
+                box = self.box if self.box is not None else trim_box(turned)
+                views = self.upright if self.upright is not None else views_of(turned, box)
             self._by_angle[angle] = _query_views(views, angle, whole, _relative(box, turned.shape))
         return self._by_angle[angle]
 
@@ -393,16 +423,32 @@ class Probe:
         """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
         look at more detail than the views hold (core/lookalike.py)."""
         if not angle:
-            return self.rgb
+            return self.picture()
         _, fill = self._turning()
-        return np.asarray(Image.fromarray(self.rgb).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+        return np.asarray(
+            Image.fromarray(self.picture()).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+        )
 
     def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
         if self._to_turn is None:
-            image = Image.fromarray(self.rgb)
+            image = Image.fromarray(self.picture())
             image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
             self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
         return self._to_turn
+
+    def picture(self) -> np.ndarray:
+        """The working copy (rebuilt from the upright views for a probe made `of_views`)."""
+        if self.rgb is None:
+            if self.upright is None:
+                raise ValueError("a probe needs a picture or its views")
+            self.rgb = self.upright.picture(ROTATION_SIZE)
+        return self.rgb
+
+    @classmethod
+    def of_views(cls, views: Views) -> Probe:
+        """A stored picture as a query without its picture: its views upright, and a picture
+        rebuilt from them when one is needed (to turn it)."""
+        return cls(None, upright=views)
 
 
 def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
@@ -495,8 +541,8 @@ def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
     """Every query view against every coarse window of every candidate view.
 
     `candidates`: (n, views, 32, 32) luma; returns (n, views, windows, windows, query views)."""
-    sampler = _coarse_sampler()
-    return _window_correlations(sampler, sampler, _halve(candidates), query.coarse, COARSE)
+    coarse = _coarse_sampler()
+    return _window_correlations(coarse, coarse, _halve(candidates), query.coarse, COARSE)
 
 
 @lru_cache(maxsize=16384)  # windows come from a fixed lattice, and so do their neighbours
@@ -519,7 +565,7 @@ def _refinements(start: float, width: float, step: float) -> tuple[tuple[float, 
 @lru_cache(maxsize=16384)
 def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
     """(5, FINE, LUMA_GRID): the samplers of `_refinements(start, width, step)`."""
-    return np.stack([_sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
+    return np.stack([sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
 
 
 def _judge_aligned(
@@ -544,11 +590,11 @@ def _judge_aligned(
         picks = refined.reshape(len(promising), -1).argmax(axis=1)
         for i, options_y, options_x, pick in zip(promising, ys, xs, picks, strict=True):
             y_windows[i], x_windows[i] = options_y[pick // len(options_x)], options_x[pick % len(options_x)]
-    rows = np.stack([_sampler(LUMA_GRID, FINE, *y) for y in y_windows])
-    cols = np.stack([_sampler(LUMA_GRID, FINE, *x) for x in x_windows])
+    rows = np.stack([sampler(LUMA_GRID, FINE, *y) for y in y_windows])
+    cols = np.stack([sampler(LUMA_GRID, FINE, *x) for x in x_windows])
     theirs = rows @ lumas @ np.swapaxes(cols, -1, -2)
-    rows = np.stack([_sampler(CHROMA_GRID, FINE, *y) for y in y_windows])[:, None]
-    cols = np.stack([_sampler(CHROMA_GRID, FINE, *x) for x in x_windows])[:, None]
+    rows = np.stack([sampler(CHROMA_GRID, FINE, *y) for y in y_windows])[:, None]
+    cols = np.stack([sampler(CHROMA_GRID, FINE, *x) for x in x_windows])[:, None]
     their_colour = rows @ chromas @ np.swapaxes(cols, -1, -2)
     mine, my_colour = query.fine[views], query.chroma[views]
     similarity = (_unit(theirs) * query.fine_unit[views]).sum(axis=(1, 2))

@@ -84,32 +84,53 @@ def encode(luma: np.ndarray, chroma: np.ndarray) -> bytes:
 def decode_many(encoded: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Encodings -> luma (n, 2, 32, 32) and chroma (n, 2, 2, 16, 16), float32. Raises
     CodecError for bytes that `encode` did not write."""
+    luma, chroma, steps = _inflate(encoded, with_chroma=True)
+    count = len(encoded)
+    chroma_levels = _levels(chroma.reshape(count, VIEWS, 2, CHROMA, CHROMA))
+    chroma_out = chroma_levels * steps[:, 1, None, None, None, None] - CHROMA_OFFSET
+    return _luma(luma, steps), chroma_out.astype(np.float32)
+
+
+def decode_luma_many(encoded: Sequence[bytes]) -> np.ndarray:
+    """Encodings -> luma (n, 2, 32, 32), float32, as decode_many gives it: without inflating or
+    summing the colour (the views' hashes need luma alone, for every record of a catalog)."""
+    luma, _, steps = _inflate(encoded, with_chroma=False)
+    return _luma(luma, steps)
+
+
+def _inflate(encoded: Sequence[bytes], *, with_chroma: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The residual bytes of each encoding ((n, 2, 1024) luma, (n, 2, 512) chroma when asked for)
+    and its (luma, chroma) steps."""
     count = len(encoded)
     luma = np.empty((count, VIEWS, _LUMA_BYTES), dtype=np.uint8)
-    chroma = np.empty((count, VIEWS, _CHROMA_BYTES), dtype=np.uint8)
+    chroma = np.empty((count, VIEWS, _CHROMA_BYTES) if with_chroma else (0, VIEWS, _CHROMA_BYTES), dtype=np.uint8)
     steps = np.empty((count, 2), dtype=np.float32)
     for row, data in enumerate(encoded):
         if len(data) < 2 or data[0] >= len(STEPS) or data[1] not in (1, VIEWS):
             raise CodecError("not encoded views")
         views = data[1]
         expected = views * (_LUMA_BYTES + _CHROMA_BYTES)
+        split = views * _LUMA_BYTES
         try:  # bounded: bytes from an imported file must not inflate to more than a record's views
-            body = zlib.decompressobj(-15).decompress(data[2:], expected + 1)
+            body = zlib.decompressobj(-15).decompress(data[2:], expected + 1 if with_chroma else split)
         except zlib.error as exc:
             raise CodecError(f"not encoded views: {exc}") from exc
-        if len(body) != expected:
+        if len(body) != (expected if with_chroma else split):
             raise CodecError(f"{len(body)} bytes of residuals for {views} views")
-        split = views * _LUMA_BYTES
         luma[row, :views] = np.frombuffer(body, np.uint8, split).reshape(views, _LUMA_BYTES)
-        chroma[row, :views] = np.frombuffer(body, np.uint8, offset=split).reshape(views, _CHROMA_BYTES)
+        if with_chroma:
+            chroma[row, :views] = np.frombuffer(body, np.uint8, offset=split).reshape(views, _CHROMA_BYTES)
         if views == 1:
-            luma[row, 1], chroma[row, 1] = luma[row, 0], chroma[row, 0]
+            luma[row, 1] = luma[row, 0]
+            if with_chroma:
+                chroma[row, 1] = chroma[row, 0]
         steps[row] = STEPS[data[0]]
-    luma_levels = _levels(luma.reshape(count, VIEWS, LUMA, LUMA))
-    chroma_levels = _levels(chroma.reshape(count, VIEWS, 2, CHROMA, CHROMA))
-    luma_out = np.minimum(luma_levels * steps[:, 0, None, None, None], 255.0)
-    chroma_out = chroma_levels * steps[:, 1, None, None, None, None] - CHROMA_OFFSET
-    return luma_out.astype(np.float32), chroma_out.astype(np.float32)
+    return luma, chroma, steps
+
+
+def _luma(residuals: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    levels = _levels(residuals.reshape(len(residuals), VIEWS, LUMA, LUMA))
+    return np.minimum(levels * steps[:, 0, None, None, None], 255.0).astype(np.float32)
 
 
 def decode(data: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,8 @@ export async function showDuplicates() {
   summary.textContent = groups
     ? `${groups} group${groups === 1 ? "" : "s"} of records holding the same picture, among ${report.records} records (pipeline ${report.pipeline}, found in ${seconds} s).`
     : `No duplicates among ${report.records} records (pipeline ${report.pipeline}).`;
+  if (report.keep_rule) summary.textContent += ` Each group lists the record to keep first: ${report.keep_rule}.`;
+  if (report.skipped?.message) summary.textContent += ` ${report.skipped.message}.`;
   shown = 0;
   more();
 }
@@ -52,19 +54,23 @@ function groupItem(group, number) {
     const sentence = matchSentence(pair);
     return el("li", { text: `${pair.a} and ${pair.b}: ${sentence.charAt(0).toLowerCase()}${sentence.slice(1)}` });
   });
+  // The report lists the record to keep first (its rule: report.keep_rule).
+  const keep = group.keep ?? group.items[0];
   return el("li", { class: "group" },
-    el("h2", { text: `Group ${number}: ${group.items.length} records` }),
-    el("ul", { class: "grid" }, ...group.items.map(recordCard)),
+    el("h2", { text: `Group ${number}: ${group.items.length} records, keep ${keep}` }),
+    el("ul", { class: "grid" }, ...group.items.map((id) => recordCard(id, id === keep))),
     el("ul", { class: "pairs", "aria-label": `How alike the records of group ${number} are` }, ...pairs));
 }
 
-function recordCard(id) {
+function recordCard(id, keep) {
   const slot = el("span", { class: "no-picture", text: "Loading…" });
-  const card = el("li", { class: "card" }, slot, el("p", { class: "id", text: id }));
+  const sku = el("p", { class: "sku" }); // filled when the record arrives: before the keep label
+  const card = el("li", { class: keep ? "card keep" : "card" }, slot, el("p", { class: "id", text: id }), sku);
+  if (keep) card.append(el("p", { class: "keep-label", text: "Keep" }));
   fetchLimited(() => api(itemPath(id))).then(
     (item) => {
       slot.replaceWith(thumbButton(item, `Show ${id}`, `Picture of ${id}`, () => showItem(item)));
-      if (item.sku) card.append(el("p", { class: "sku", text: `SKU ${item.sku}` }));
+      if (item.sku) sku.textContent = `SKU ${item.sku}`;
     },
     (error) => {
       slot.textContent = error.code === "not_found" ? "Removed since the report" : error.sentence;

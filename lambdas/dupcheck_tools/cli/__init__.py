@@ -1,9 +1,9 @@
 """`python -m dupcheck`: every command of the command line, registered in one place.
 
-Each command module (serve, items, batch, records, migrate, evaluate) adds its subcommands with `register` and
-runs them; every command builds what it needs through `dupcheck.bootstrap`, from the same
-`DUPCHECK_*` settings as the server. Errors print as the API's JSON error body; exit codes come
-from dupcheck_tools.exit_codes.
+Each command module (serve, items, batch, records, duplicates, migrate, evaluate) adds its
+subcommands with `register` and runs them; every command builds what it needs through
+`dupcheck.bootstrap`, from the same `DUPCHECK_*` settings as the server. Errors print as the
+API's JSON error body; exit codes come from dupcheck_tools.exit_codes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.settings import SettingsError
 from dupcheck_tools.catalog import CatalogError
-from dupcheck_tools.cli import batch, evaluate, items, migrate, records, serve
+from dupcheck_tools.cli import batch, duplicates, evaluate, items, migrate, records, serve
 from dupcheck_tools.cli.common import UsageError, usage_error
 from dupcheck_tools.exit_codes import ExitCode
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="embedded store folder (default: DUPCHECK_DATA_DIR or ./data)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests and progress")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, items, batch, records, migrate, evaluate):
+    for module in (serve, items, batch, records, duplicates, migrate, evaluate):
         module.register(commands)
     return parser
 

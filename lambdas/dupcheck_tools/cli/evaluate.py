@@ -1,4 +1,5 @@
-"""`evaluate`: detection quality on a labelled image set (dupcheck_tools.evaluation)."""
+"""`evaluate` and `evaluate-duplicates`: detection quality on a labelled image set, per query and
+catalog-wide (dupcheck_tools.evaluation)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck_tools.cli.common import print_json, usage_error
+from dupcheck_tools.duplicates import DEFAULT_RADIUS
 from dupcheck_tools.evaluation import UsageError, run_evaluation
 from dupcheck_tools.evaluation.all_pairs import all_pairs_evaluation
+from dupcheck_tools.evaluation.duplicates import run_duplicate_evaluation
 from dupcheck_tools.exit_codes import ExitCode
 
 
@@ -21,11 +24,10 @@ def register(commands: Any) -> None:
         "every query of --truth (CSV query,expected,kind; expected empty: no duplicate exists) and writes "
         "report.json, report.md and plots to --out. The last stdout line is the summary as JSON.",
     )
-    parser.add_argument("--catalog", type=Path, required=True, help="folder of catalog images (entity_id = stem)")
-    parser.add_argument("--queries", type=Path, help="folder holding the query files named in --truth")
-    parser.add_argument("--truth", type=Path, help="CSV query,expected,kind[,source]")
-    parser.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and plots")
-    parser.add_argument("--algo", default=None, help="hash pipeline (default: the service's default)")
+    _benchmark_arguments(
+        parser, truth="CSV query,expected,kind[,source]", out="folder for report.json, report.md and plots",
+        required=False,
+    )  # fmt: skip
     parser.add_argument("--top", type=int, default=5, help="matches per query (default 5)")
     parser.add_argument(
         "--edits", type=Path, default=None,
@@ -45,6 +47,35 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--same", type=Path, help="with --all-pairs: CSV a,b of items known to be the same picture")
     parser.set_defaults(run=run)
+
+    catalog_wide = commands.add_parser(
+        "evaluate-duplicates",
+        help="measure the catalog-wide duplicate report on a labelled image set: pair precision and recall",
+        description="Makes one catalog of the benchmark's catalog pictures, up to --copies edited copies of each "
+        "(kinds balanced) and every negative query (held-out pictures, colour variants), runs `duplicates` on "
+        "it, and scores its groups against the truth's `source` column (scripts/make_benchmark.py). Writes "
+        "duplicates-evaluation.json and .md (and the report under report/) to --out; the last stdout line is "
+        "the summary as JSON.",
+    )
+    _benchmark_arguments(catalog_wide, truth="CSV query,expected,kind,source", out="folder for the results and report")
+    catalog_wide.add_argument("--copies", type=int, default=None, help="copies per catalog picture (default: all)")
+    catalog_wide.add_argument(
+        "--radius", type=int, default=DEFAULT_RADIUS, help=f"as duplicates --radius (default {DEFAULT_RADIUS})"
+    )
+    catalog_wide.add_argument(
+        "--siblings", type=Path, default=None, help="CSV variant,sibling (default: the one beside --truth)"
+    )
+    catalog_wide.add_argument("--workers", type=int, default=0, help="verification processes (default: per CPU)")
+    catalog_wide.set_defaults(run=run_duplicates)
+
+
+def _benchmark_arguments(parser: argparse.ArgumentParser, *, truth: str, out: str, required: bool = True) -> None:
+    """The benchmark folders make_benchmark.py writes, and the pipeline to measure."""
+    parser.add_argument("--catalog", type=Path, required=True, help="folder of catalog images (entity_id = stem)")
+    parser.add_argument("--queries", type=Path, required=required, help="folder holding the files named in --truth")
+    parser.add_argument("--truth", type=Path, required=required, help=truth)
+    parser.add_argument("--out", type=Path, required=True, help=out)
+    parser.add_argument("--algo", default=None, help="hash pipeline (default: the service's default)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +97,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: expected ids not in the catalog: {summary['expected_not_in_catalog']}", file=sys.stderr)
     print(f"wrote {args.out / 'report.json'}, report.md, distances.png, threshold.png")
     print_json(summary, indent=None)
+    return ExitCode.OK
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    try:
+        result = run_duplicate_evaluation(
+            args.catalog, args.queries, args.truth, args.out, copies=args.copies, radius=args.radius,
+            siblings=args.siblings, algo=args.algo, workers=args.workers,
+        )  # fmt: skip
+    except (UsageError, ValueError) as exc:
+        return usage_error(str(exc), code="invalid_request")
+    for entry in result["failed_files"]:
+        print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
+    print(f"wrote {args.out / 'duplicates-evaluation.json'}, duplicates-evaluation.md, report/")
+    print_json({k: v for k, v in result.items() if k != "per_kind"}, indent=None)
     return ExitCode.OK
 
 

@@ -4,22 +4,20 @@ The catalog is generated (seeded), so the repository ships no images; the demo's
 are served by the local server under /demo/, which is why the demo allows loopback URLs.
 
 Like a real catalog, it holds two pictures twice under other ids (a re-upload, and a cropped,
-mirrored copy), and it writes the duplicate report the web app's Duplicates view shows: every
-catalog picture checked against the catalog, in the report format of `python -m dupcheck
-duplicates` (docs/api.md, "Duplicate report"), to DATA_DIR/duplicates/duplicates.json.
+mirrored copy), and it runs the catalog-wide duplicate report on itself, as `python -m dupcheck
+duplicates` does, into DATA_DIR/duplicates/: the web app's Duplicates view shows it.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
 
-from dupcheck.core.models import Verdict
+from dupcheck.adapters.report_file import REPORT_NAME
 from dupcheck.core.service import DupcheckService
+from dupcheck_tools.duplicates import find_duplicates
 from dupcheck_tools.samples import encode, product_image
 
 DEMO_ITEMS = 24
@@ -57,12 +55,10 @@ def build_demo(service: DupcheckService, directory: Path, base_url: str, report:
     queries.mkdir(parents=True, exist_ok=True)
     pictures = {i: product_image(DEMO_SEED + i) for i in range(DEMO_ITEMS)}
     pictures.update({i: remake(pictures[original]) for i, original, remake in _REPEATS})
-    images: dict[str, bytes] = {}
     for i, picture in pictures.items():
         name = f"item-{i:02d}.jpg"
         data = encode(picture)
         (catalog / name).write_bytes(data)
-        images[f"demo-{i:02d}"] = data
         service.register_bytes(
             entity_id=f"demo-{i:02d}",
             sku=f"DEMO-{i:03d}",
@@ -74,43 +70,10 @@ def build_demo(service: DupcheckService, directory: Path, base_url: str, report:
     duplicate.write_bytes(encode(_brighter(pictures[3]), "JPEG", quality=60))
     distinct = queries / "distinct.jpg"
     distinct.write_bytes(encode(product_image(DEMO_SEED + 500)))
-    report = report or directory.parent / "duplicates" / "duplicates.json"
-    write_report(service, images, report)
+    report = report or directory.parent / "duplicates" / REPORT_NAME
+    find_duplicates(service.store, report.parent, source="demo", pipeline=service.pipeline, workers=1,
+                    thumbnails=service.thumbnails)  # fmt: skip
     return DemoCatalog(directory, duplicate, distinct, len(pictures), report)
-
-
-def write_report(service: DupcheckService, images: dict[str, bytes], path: Path) -> None:
-    """Check every picture against the catalog and write the groups of duplicates found.
-
-    The demo's stand-in for `python -m dupcheck duplicates`, in its format; written whole, then
-    renamed into place, so a reader never sees half a report.
-    """
-    started = time.perf_counter()
-    pairs: dict[tuple[str, str], dict[str, object]] = {}
-    for entity_id, data in images.items():
-        for match in service.find_similar_bytes(data, top=5).matches:
-            if match.verdict is Verdict.DUPLICATE and match.entity_id != entity_id:
-                a, b = sorted((entity_id, match.entity_id))
-                pair = pairs.setdefault((a, b), {"a": a, "b": b, "verdict": match.verdict.value,
-                                                 "match_percent": match.match_percent, "edit": None})  # fmt: skip
-                if entity_id == b:  # `edit`: what turns a into b, as b's check against a names it
-                    pair["edit"] = match.edit_summary
-    group_of: dict[str, set[str]] = {}
-    for a, b in pairs:  # join the groups of both ends
-        group = group_of.get(a, {a}) | group_of.get(b, {b})
-        group_of.update(dict.fromkeys(group, group))
-    groups = {id(group): sorted(group) for group in group_of.values()}.values()
-    report = {
-        "pipeline": service.pipeline.algo,
-        "records": len(images),
-        "groups": [{"items": items, "pairs": [p for (a, _), p in sorted(pairs.items()) if a in items]}
-                   for items in sorted(groups)],  # fmt: skip
-        "elapsed_s": round(time.perf_counter() - started, 3),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(path)
 
 
 def curl_examples(demo: DemoCatalog, base_url: str) -> list[str]:

@@ -1,0 +1,519 @@
+"""Catalog-wide duplicate groups: every duplicate already in the catalog, in a report a person reads.
+
+    python -m dupcheck duplicates [--out DIR] [--target local|dynamodb] [--resume]
+
+What `python -m dupcheck duplicates` and the notebook run, in four steps:
+
+1. read: the store is read once (a parallel scan on DynamoDB). Each record of the pipeline
+   gets the query hashes its picture would get (`HashPipeline.stored_query_codes`); records of
+   another pipeline are counted, not compared (`reindex` upgrades them). Everything kept goes
+   to the work file (workfile.py), the run's own copy.
+2. pair: candidates come from the in-process index, a self-join at a radius
+   (`LocalHashIndex.pairs_within`, multi-index hashing): each record's query hashes against
+   every stored hash, by the pipeline's judged distance (the closer half for the default), up
+   to `radius` bits; each record keeps its `candidate_pool` nearest others, as many as the
+   service judges for a query. Never all N^2 pairs. Identical hashes (one picture uploaded many
+   times, a placeholder) are joined once.
+3. verify: each record with candidates is judged against them exactly as find_similar judges
+   a query (`HashPipeline.judge`), from its stored views and, for a pipeline that keeps one
+   beside each record, its thumbnail (the query's picture, and the look-alike check of its
+   candidates; copied into the work file for the records with candidates only), in a process
+   pool (workers.py); each judged record and its duplicates are saved together, so `--resume`
+   goes on from there.
+4. group: the duplicate pairs (either direction: a record checked against the catalog) are
+   joined into connected components, each listing the record to keep first (grouping.py), and
+   written as duplicates.json, duplicates.csv and report.html (report.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain, islice
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from dupcheck.adapters.local_index import LocalHashIndex, concatenated_runs, distinct_rows
+from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.models import utc_now
+from dupcheck.core.ports import RecordStore, ThumbnailStore
+from dupcheck_tools.duplicates.grouping import KEEP_RULE, Group, group_duplicates
+from dupcheck_tools.duplicates.report import groups_html, report_document, write_reports
+from dupcheck_tools.duplicates.workers import Job, codes_in_worker, init_worker, judge, judge_in_worker, query_codes
+from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
+from dupcheck_tools.exit_codes import ExitCode
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+__all__ = ["DEFAULT_RADIUS", "KEEP_RULE", "DuplicatesSummary", "Group", "UsageError", "find_duplicates"]
+
+# Candidates are the records whose judged distance (bits of the pipeline's distance_bits) to a
+# record's query hashes is at most this. 7 is the largest radius the substring tables answer
+# with one flipped bit per substring (multi-index hashing with 4 substrings per 64-bit half:
+# 17 probes a table); radius 8 probes one table of each half at two bits (137 probes: 2.8x the
+# probes of 7), 11 all four (8x). docs/evaluation.md ("Catalog-wide duplicates") measures
+# what a larger one finds on the dev benchmark; docs/benchmarks.md what it costs.
+DEFAULT_RADIUS = 7
+READ_BATCH = 1000  # records per batch: query hashes are computed and written a batch at a time
+THUMBNAIL_BATCH = 500  # thumbnails per read of the thumbnail store (one request each on S3, in parallel)
+JOB_SIZE = 64  # query records per verification job
+IN_PROCESS_BELOW = 200  # fewer records to judge than this: no processes to start
+
+
+class UsageError(Exception):
+    """A run that cannot start as asked (--resume of another run); nothing was changed."""
+
+
+@dataclass
+class DuplicatesSummary:
+    pipeline: str
+    radius: int
+    out: str
+    records: int = 0
+    compared: int = 0
+    candidates: int = 0
+    judged: int = 0  # records judged against their candidates
+    settled: int = 0  # records whose candidates had all called them duplicates already: not judged again
+    groups: int = 0
+    duplicates: int = 0  # records in a group but not the one kept
+    pairs: int = 0
+    skipped: dict[str, Any] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    phases_s: dict[str, float] = field(default_factory=dict)  # read, pair, verify, report
+    resumed: bool = False
+    interrupted: bool = False
+    files: list[str] = field(default_factory=list)
+    message: str = ""
+    report: dict[str, Any] | None = field(default=None, repr=False)  # duplicates.json, for the notebook
+    found: list[Group] = field(default_factory=list, repr=False)  # the groups, with each record's fields
+
+    def groups_html(self, first: int = 10) -> str:
+        """The first groups as HTML, pictures and all: what the notebook shows inline."""
+        return groups_html(self.found[:first], styled=True)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        return ExitCode.FAILED if self.skipped.get("records") else ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("report", "found")}
+
+
+def find_duplicates(
+    store: RecordStore,
+    out: Path,
+    *,
+    source: str,
+    pipeline: HashPipeline | None = None,
+    radius: int = DEFAULT_RADIUS,
+    workers: int = 0,
+    segments: int = 4,
+    resume: bool = False,
+    progress: bool = False,
+    thumbnails: ThumbnailStore | None = None,
+) -> DuplicatesSummary:
+    """Find every group of duplicates in `store` and write the report files to `out`.
+
+    `source` names the store (a resume must be of the same one); `workers` 0 = one process per
+    CPU; `segments` = parallel scan segments where the store has them; `thumbnails`, where the
+    records' thumbnails are kept (None: none, and verification is by the views alone). Ctrl-C or
+    SIGTERM (KeyboardInterrupt) stops at the next job, keeping what was judged: run again with
+    `resume`.
+    """
+    pipeline = pipeline or get_pipeline()
+    started = time.perf_counter()
+    summary = DuplicatesSummary(pipeline=pipeline.algo, radius=radius, out=str(out))
+    try:  # the index refuses a radius it cannot answer exactly
+        LocalHashIndex(pipeline.index_bits).check_radius(radius, _parts(pipeline))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    work = _open_work(out, {"source": source, "pipeline": pipeline.algo, "radius": radius}, resume)
+    phase = _Phases(summary.phases_s)
+    processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path)
+    try:
+        read = work.read_summary()
+        summary.resumed = read is not None
+        if read is None:
+            work.restart_read()
+            read = _read(store, work, pipeline, segments, processes, progress)
+            work.finish_read(read)
+        summary.records, summary.compared = read["records"], read["compared"]
+        summary.skipped = _skipped(read)
+        phase.done("read")
+        owners, candidates, distances = _candidates(work, pipeline, radius, progress)
+        summary.candidates = len(candidates)
+        phase.done("pair")
+        if thumbnails is not None and pipeline.keeps_thumbnails and not work.thumbnails_copied():
+            _copy_thumbnails(work, thumbnails, pipeline, np.union1d(owners, candidates), progress)
+            phase.done("thumbnails")
+        summary.judged, summary.settled = _verify(work, pipeline, owners, candidates, distances, processes, progress)
+        phase.done("verify")
+        found = list(work.found())
+        listings = work.listings({f.query for f in found} | {f.candidate for f in found})
+        groups = group_duplicates(found, listings, pipeline.distance_bits)
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        document = report_document(
+            {"pipeline": pipeline.algo, "records": summary.records, "compared": summary.compared,
+             "radius": radius, "skipped": summary.skipped, "generated_at": utc_now(), "elapsed_s": summary.elapsed_s},
+            groups,
+        )  # fmt: skip
+        summary.files = [str(path) for path in write_reports(out, document, groups)]
+        summary.report, summary.found = document, groups
+        phase.done("report")
+    except KeyboardInterrupt:
+        work.close()
+        summary.interrupted = True
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        summary.message = f"interrupted: run again with --resume to go on from {out / WORK_NAME}"
+        return summary
+    except BaseException:
+        work.close()  # kept: --resume goes on from what was saved
+        raise
+    finally:
+        processes.close()  # whatever stopped the run, no worker process outlives it
+    work.remove()
+    summary.groups = len(groups)
+    summary.duplicates = sum(len(g.items) - 1 for g in groups)
+    summary.pairs = sum(len(g.pairs) for g in groups)
+    summary.message = summary.skipped.get("message") or f"{summary.groups} groups of duplicates in {out}"
+    return summary
+
+
+class _Phases:
+    """Seconds each step took (the summary's `phases_s`; logged with -v)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into, self.started = into, time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = round(now - self.started, 3)
+        log.info("duplicates: %s took %.1f s", name, now - self.started)
+        self.started = now
+
+
+def _parts(pipeline: HashPipeline) -> int:
+    """How many parts the indexed hash has, of which the judged distance is the closest's."""
+    return pipeline.index_bits // pipeline.distance_bits
+
+
+def _open_work(out: Path, identity: dict[str, Any], resume: bool) -> WorkFile:
+    work = WorkFile(out / WORK_NAME)
+    if resume:
+        found = work.identity()
+        if found is not None and {k: found.get(k) for k in identity} != identity:
+            work.close()
+            raise UsageError(
+                f"{out / WORK_NAME} belongs to another run ({found}); run without --resume to start a new one"
+            )
+        if found is not None and found.get("format") is not None:
+            return work
+    work.start(identity)
+    return work
+
+
+# -- 1. read --------------------------------------------------------------------------------------
+
+
+def _read(
+    store: RecordStore, work: WorkFile, pipeline: HashPipeline, segments: int, processes: _Processes, progress: bool
+) -> dict[str, Any]:
+    """Copy every record the pipeline can compare into the work file, counting the others. The
+    query hashes of a batch are computed in the worker processes while the next one is read."""
+    other: dict[str, int] = {}
+    unusable = records = 0
+    bar = tqdm(total=store.approximate_count(), unit="rec", desc="read", disable=not progress, dynamic_ncols=True)
+    scanned = store.scan(segments)
+    batches = iter(lambda: list(islice(scanned, READ_BATCH)), [])
+    try:
+        first = next(batches, [])
+        jobs = ((batch, [(r.hash.data, r.hash_algo, r.features) for r in batch if r.hash_algo in pipeline.reads])
+                for batch in chain([first], batches))  # fmt: skip
+        # A catalog of one batch is done before a process would have started.
+        results = processes.map(
+            partial(query_codes, pipeline), codes_in_worker, jobs, use_pool=len(first) == READ_BATCH,
+            payload=itemgetter(1),
+        )  # fmt: skip
+        for (batch, _), (codes, usable) in results:
+            mine = [record for record in batch if record.hash_algo in pipeline.reads]
+            for record in batch:
+                if record.hash_algo not in pipeline.reads:
+                    other[record.hash_algo] = other.get(record.hash_algo, 0) + 1
+            work.add_records([r for r, ok in zip(mine, usable.tolist(), strict=True) if ok], codes[usable])
+            unusable += int((~usable).sum())
+            records += len(batch)
+            bar.update(len(batch))
+    finally:
+        close = getattr(scanned, "close", None)
+        if callable(close):
+            close()  # stops a parallel scan's threads
+        bar.close()
+    return {"records": records, "compared": work.count(), "other_pipelines": other, "unusable": unusable}
+
+
+def _skipped(read: dict[str, Any]) -> dict[str, Any]:
+    """What was read but not compared, and what to do about it."""
+    other, unusable = read["other_pipelines"], read["unusable"]
+    count = sum(other.values()) + unusable
+    if not count:
+        return {"records": 0}
+    reasons = []
+    if other:
+        listed = ", ".join(f"{n} of {algo}" for algo, n in sorted(other.items()))
+        reasons.append(f"{sum(other.values())} hashed by another pipeline ({listed}): `python -m dupcheck reindex` "
+                       "re-hashes them with the current one")  # fmt: skip
+    if unusable:
+        reasons.append(f"{unusable} without readable verification views: `python -m dupcheck reindex --force` "
+                       "or re-adding them stores them again")  # fmt: skip
+    message = f"{count} of {read['records']} records were not compared: " + "; ".join(reasons)
+    return {"records": count, "other_pipelines": other, "unusable": unusable, "message": message}
+
+
+# -- 2. pair --------------------------------------------------------------------------------------
+
+
+def _candidates(
+    work: WorkFile, pipeline: HashPipeline, radius: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(owners, candidates, distances), sorted by owner, then index distance, then position:
+    each record's `candidate_pool` nearest other records whose judged distance to one of its
+    query hashes is within `radius`; the distance is the index's (the whole hash, the nearest of
+    the record's query hashes), as search reports it to the service."""
+    width = pipeline.index_bits // 8
+    codes, queries = work.codes(width)
+    count = len(codes)
+    empty = np.empty(0, dtype=np.int64)
+    if count < 2:
+        return empty, empty, empty
+    nearest = pipeline.candidate_pool(1)
+    # One entry per distinct hash: a thousand copies of a placeholder are one probe, not a million pairs.
+    distinct, members, member_starts = distinct_rows(codes.view("<u8"))
+    distinct = distinct.view(np.uint8)
+    # Joined: the stored hash and the mirrored and padded query hashes. The padded mirrored one
+    # (the last) finds no copy the others miss at radius 7 on the dev benchmark (docs/evaluation.md)
+    # and would cost a sixth of the join; the distance a candidate is judged at counts it.
+    joined = np.concatenate([codes[:, None], queries[:, :2]], axis=1)
+    per_record = joined.shape[1]
+    unique_rows, rows_by_value, value_starts = distinct_rows(joined.reshape(-1, width).view("<u8"))
+    row_of = np.empty(len(rows_by_value), dtype=np.int64)
+    row_of[rows_by_value] = np.repeat(np.arange(len(unique_rows)), np.diff(value_starts))
+    unique_rows = unique_rows.view(np.uint8)
+
+    index = LocalHashIndex(pipeline.index_bits)
+    index.load_codes(np.arange(len(distinct)), distinct)
+    hit_rows, hit_codes, hit_distances = [], [], []
+    bar = tqdm(total=len(unique_rows), unit="hash", desc="pair", disable=not progress, dynamic_ncols=True)
+    for found_rows, found_codes, found_distances in index.pairs_within(
+        unique_rows, radius, _parts(pipeline), nearest=nearest + 1
+    ):
+        hit_rows.append(found_rows)
+        hit_codes.append(found_codes)
+        hit_distances.append(found_distances)
+        bar.update(int(found_rows[-1]) + 1 - bar.n if len(found_rows) else 0)
+    bar.update(len(unique_rows) - bar.n)
+    bar.close()
+    rows_hit, codes_hit, distances_hit = (np.concatenate(parts) for parts in (hit_rows, hit_codes, hit_distances))
+    hit_starts = np.searchsorted(rows_hit, np.arange(len(unique_rows) + 1))
+    every_query = np.concatenate([codes[:, None], queries], axis=1).view("<u8")  # (n, hashes, words)
+    code_words = codes.view("<u8")
+
+    owners_out, candidates_out, distances_out = [], [], []
+    # Each record expands to at most (nearest + 1)^2 candidates per query hash: chunks bound it.
+    step = max(1, 2_000_000 // (per_record * (nearest + 1) ** 2))
+    for first in range(0, count, step):
+        owners = np.arange(first, min(count, first + step))
+        query_rows = row_of[first * per_record : (first + len(owners)) * per_record]
+        owner_of_row = np.repeat(owners, per_record)
+        owner, code, distance = _expand(owner_of_row, hit_starts[query_rows], hit_starts[query_rows + 1],
+                                        codes_hit, distances_hit)  # fmt: skip
+        owner, code, distance = _nearest_per_owner(owner, code, distance, nearest + 1)
+        # The records holding each code, a few at most: all hold the same hash, so the first
+        # by position stand for the others (as the index breaks ties).
+        sizes = np.minimum(member_starts[code + 1] - member_starts[code], nearest + 1)
+        owner, candidate, distance = _expand(owner, member_starts[code], member_starts[code] + sizes, members, distance,
+                                             with_positions=True)  # fmt: skip
+        others = candidate != owner
+        owner, candidate = owner[others], candidate[others]
+        # The distance search would report: the nearest of all the record's query hashes.
+        distance = np.bitwise_count(every_query[owner] ^ code_words[candidate][:, None]).sum(axis=2).min(axis=1)
+        owner, candidate, distance = _nearest_per_owner(owner, candidate, distance.astype(np.int64), nearest)
+        owners_out.append(owner)
+        candidates_out.append(candidate)
+        distances_out.append(distance)
+    return np.concatenate(owners_out), np.concatenate(candidates_out), np.concatenate(distances_out)
+
+
+def _expand(
+    keys: np.ndarray, low: np.ndarray, high: np.ndarray, values: np.ndarray, distances: np.ndarray,
+    *, with_positions: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """For each key, the entries values[low:high] (with distances[low:high], or, when
+    `with_positions`, the key's own distance for each)."""
+    counts = high - low
+    repeated = np.repeat(keys, counts)
+    offsets = concatenated_runs(low, counts)
+    if with_positions:
+        return repeated, values[offsets], np.repeat(distances, counts)
+    return repeated, values[offsets], distances[offsets]
+
+
+def _nearest_per_owner(
+    owner: np.ndarray, other: np.ndarray, distance: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (owner, other) once at its smallest distance, and only the `keep` nearest others
+    of each owner (ties by `other`), sorted by owner, distance, other."""
+    if not len(owner):
+        return owner, other, distance
+    order = np.lexsort((distance, other, owner))
+    owner, other, distance = owner[order], other[order], distance[order]
+    first = np.r_[True, (owner[1:] != owner[:-1]) | (other[1:] != other[:-1])]
+    owner, other, distance = owner[first], other[first], distance[first]
+    order = np.lexsort((other, distance, owner))
+    owner, other, distance = owner[order], other[order], distance[order]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    rank = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
+    kept = rank < keep
+    return owner[kept], other[kept], distance[kept]
+
+
+def _copy_thumbnails(
+    work: WorkFile, thumbnails: ThumbnailStore, pipeline: HashPipeline, positions: np.ndarray, progress: bool
+) -> None:
+    """The thumbnails of the records with candidates (of the pipeline's own records: older ones
+    were made without), into the work file, where verification reads them."""
+    copied = work.with_thumbnails()
+    todo = [p for p in positions.tolist() if p not in copied]
+    bar = tqdm(total=len(todo), unit="rec", desc="thumbnails", disable=not progress, dynamic_ncols=True)
+    try:
+        for chunk in _batched(todo, THUMBNAIL_BATCH):
+            ids = {pos: entity_id for pos, (entity_id, algo) in work.algos(chunk).items() if algo == pipeline.algo}
+            found = thumbnails.get_many(list(ids.values())) if ids else {}
+            work.add_thumbnails({pos: found[entity_id] for pos, entity_id in ids.items() if entity_id in found})
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    work.finish_thumbnails()
+
+
+# -- 3. verify ------------------------------------------------------------------------------------
+
+
+def _verify(
+    work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, candidates: np.ndarray, distances: np.ndarray,
+    processes: _Processes, progress: bool,
+) -> tuple[int, int]:  # fmt: skip
+    """Judge every record that has candidates and is not judged yet; save each job's result.
+    Returns how many were judged, and how many were settled without it (below).
+
+    A record whose candidates have all already called it a duplicate (judged as queries
+    themselves) is not judged again: its judgement could add no pair, as a pair is a duplicate
+    when either direction says so. It is saved as judged, with nothing found. Of the others,
+    the candidates that already called it a duplicate are named in its job: the look-alike
+    check, most of a judgement's time, is not run on them again (workers.judge)."""
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.empty(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(owners)] if len(owners) else starts
+    done = work.judged()
+    confirmed: dict[int, set[int]] = {}
+    for item in work.found():
+        confirmed.setdefault(item.candidate, set()).add(item.query)
+    todo = [(int(owners[s]), s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            if int(owners[s]) not in done]  # fmt: skip
+    settled: list[int] = []
+    counts = [0, 0]  # judged, settled
+
+    def jobs() -> Iterator[Job]:
+        for chunk in _batched(todo, JOB_SIZE):
+            job = []
+            for owner, s, e in chunk:
+                these = candidates[s:e].tolist()
+                known = confirmed.get(owner, set())
+                if set(these) <= known:
+                    settled.append(owner)
+                else:
+                    pairs = list(zip(these, distances[s:e].tolist(), strict=True))
+                    job.append((owner, pairs, sorted(known & set(these))))
+            if job:
+                yield job
+
+    bar = tqdm(total=len(todo), unit="rec", desc="verify", disable=not progress, dynamic_ncols=True)
+    try:
+        local = partial(judge_here, pipeline, work)
+        for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=len(todo) >= IN_PROCESS_BELOW):
+            for item in found:
+                confirmed.setdefault(item.candidate, set()).add(item.query)
+            work.save([q for q, *_ in job] + settled, found)
+            bar.update(len(job) + len(settled))
+            counts[0] += len(job)
+            counts[1] += len(settled)
+            settled.clear()
+        work.save(settled, [])
+        bar.update(len(settled))
+        counts[1] += len(settled)
+    finally:
+        bar.close()
+    return counts[0], counts[1]
+
+
+def judge_here(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
+    """`judge` in this process (the name tests replace to interrupt a run)."""
+    return judge(pipeline, work, job)
+
+
+class _Processes:
+    """The run's worker processes, started on first use (for work worth their start-up) and
+    shared by the read (query hashes) and verification: `map` runs jobs there, or here, and
+    yields each with its result, in order, a few jobs ahead."""
+
+    def __init__(self, count: int, algo: str, work_path: Path) -> None:
+        self.count, self.algo, self.work_path = count, algo, work_path
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(
+        self, here: Callable[[Any], R], there: Callable[[Any], R], jobs: Iterable[T], *, use_pool: bool,
+        payload: Callable[[T], Any] = lambda job: job,
+    ) -> Iterator[tuple[T, R]]:  # fmt: skip
+        """Each job with the result of `here` (this process) or `there` (a worker: a module
+        function) called on the job's `payload`, what is sent to the worker."""
+        if not use_pool or self.count <= 1:
+            for job in jobs:
+                yield job, here(payload(job))
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker, initargs=(self.algo, self.work_path),
+            )  # fmt: skip
+        running: deque[tuple[T, Future[R]]] = deque()
+        for job in jobs:
+            running.append((job, self._pool.submit(there, payload(job))))
+            if len(running) >= 2 * self.count:  # a few ahead keeps every process busy
+                done, future = running.popleft()
+                yield done, future.result()
+        while running:
+            done, future = running.popleft()
+            yield done, future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,92 @@
+"""The duplicate report's work in this process or in a pool of them: the query hashes of the
+records read, and the verification of candidate pairs.
+
+A job is a batch of query records, each with its candidates (work-file positions and index
+distances, nearest first) and those of them that already called it a duplicate. Each query
+record becomes the query the service would make of its picture (`HashPipeline.stored_query`)
+and is judged against its candidates by `judge`, the verdict function find_similar uses; only
+the duplicates come back. A worker needs the pipeline and the work file, which it opens
+read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.models import HashRecord, HashValue, Verdict
+from dupcheck_tools.duplicates.workfile import Found, WorkFile
+from dupcheck_tools.worker_process import start_worker
+
+# (query position, [(candidate position, distance)], [candidates that already called it a duplicate])
+Job = Sequence[tuple[int, Sequence[tuple[int, int]], Sequence[int]]]
+
+_state: tuple[HashPipeline, WorkFile] | None = None
+
+
+def init_worker(algo: str, work_path: Path) -> None:
+    """Runs once per worker process."""
+    global _state
+    start_worker()
+    _state = get_pipeline(algo), WorkFile(work_path, read_only=True)
+
+
+def judge_in_worker(job: Job) -> list[Found]:
+    assert _state is not None, "init_worker did not run"
+    return judge(*_state, job)
+
+
+# What the query hashes of a record need: its hash, hash_algo and features. Sent to a worker
+# as plain tuples: pickling whole records cost the reading process more than the rest of a read.
+Hashable = tuple[bytes, str, Mapping[str, bytes]]
+
+
+def codes_in_worker(batch: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    assert _state is not None, "init_worker did not run"
+    return query_codes(_state[0], batch)
+
+
+def query_codes(pipeline: HashPipeline, batch: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """stored_query_codes of the records (as `Hashable` tuples) of `batch`."""
+    return pipeline.stored_query_codes(
+        [HashRecord("", "", "", HashValue(data), algo, features=features) for data, algo, features in batch]
+    )
+
+
+def _kept(thumbnails: Mapping[str, bytes], entity_ids: Sequence[str]) -> dict[str, bytes]:
+    return {i: thumbnails[i] for i in entity_ids if i in thumbnails}
+
+
+def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
+    """The duplicates each query record of `job` finds among its candidates."""
+    positions = {q for q, *_ in job} | {c for _, candidates, _ in job for c, _ in candidates}
+    records = work.records(positions)
+    kept = work.thumbnails(positions)
+    by_id = {records[p][0].entity_id: data for p, data in kept.items()}
+    width = pipeline.index_bits // 8
+    found = []
+    confirmed: dict[int, set[int]] = {}  # the job's own: its queries judged before this one
+    for position, candidates, known in job:
+        record, packed = records[position]
+        hashes = tuple(HashValue(packed[i : i + width]) for i in range(0, len(packed), width))
+        query = pipeline.stored_query(record, hashes, kept.get(position, b""))
+        if query is None:  # the read kept only records that make a query
+            continue
+        # The look-alike check compares the query's picture with the candidates' thumbnails: a
+        # record without its own thumbnail has no picture to compare, and is judged by its views
+        # alone (as the service judges a candidate without one). Nor is a candidate that already
+        # called this record a duplicate looked at again: the pair is one whichever way.
+        thumbnails = None
+        if position in kept:
+            skipped = {records[c][0].entity_id for c in {*known, *confirmed.get(position, ())}}
+            thumbnails = partial(_kept, {i: data for i, data in by_id.items() if i not in skipped})
+        judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates], thumbnails)
+        for (candidate, _), judgement in zip(candidates, judged, strict=True):
+            if judgement.verdict is Verdict.DUPLICATE:
+                found.append(Found(position, candidate, judgement.distance, judgement.score, judgement.edits))
+                confirmed.setdefault(candidate, set()).add(position)
+    return found

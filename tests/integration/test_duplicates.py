@@ -1,0 +1,373 @@
+"""`python -m dupcheck duplicates`: groups, report files, bad input, resume, and the DynamoDB path.
+
+The catalog (tests/support/duplicates.py) is built from generated pictures by the default
+pipeline: two groups of copies, a product in two colours, and unrelated pictures.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dupcheck_tools.duplicates as engine
+import dupcheck_tools.duplicates.workers as workers
+from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
+from dupcheck.api.schemas import DuplicateReport
+from dupcheck.bootstrap import build_service
+from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue
+from dupcheck.core.settings import Settings
+from dupcheck_tools.cli import main
+from dupcheck_tools.duplicates import UsageError, find_duplicates
+from dupcheck_tools.duplicates.workfile import WORK_NAME
+from dupcheck_tools.exit_codes import ExitCode
+from support.aws import REGION, TABLE
+from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_entries, catalog_records
+
+
+@pytest.fixture(scope="module")
+def records() -> list[HashRecord]:
+    return catalog_records()
+
+
+@pytest.fixture
+def store(tmp_path: Path, records: list[HashRecord]) -> SqliteRecordStore:
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    store.put_many(records)
+    return store
+
+
+def groups_of(report: dict[str, Any]) -> list[list[str]]:
+    return [group["items"] for group in report["groups"]]
+
+
+def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judged: list[int] = []
+    real_judge = engine.judge
+
+    def spy(pipeline: Any, work: Any, job: Any) -> Any:
+        judged.extend(position for position, *_ in job)
+        return real_judge(pipeline, work, job)
+
+    monkeypatch.setattr(engine, "judge", spy)
+    monkeypatch.setattr(engine, "JOB_SIZE", 1)  # a record at a time: later ones see what earlier ones found
+    summary = find_duplicates(store, tmp_path / "out", source="test")
+
+    assert summary.exit_code is ExitCode.OK and not summary.interrupted
+    report = summary.report
+    assert report is not None
+    # Transitive: a-small and a-mirrored-crop are one group with their original; b's grayscale
+    # copy was written first, so it is the one kept.
+    assert groups_of(report) == EXPECTED_GROUPS
+    assert [group["keep"] for group in report["groups"]] == ["a-original", "b-grayscale"]
+    grouped = {item for group in groups_of(report) for item in group}
+    assert not grouped & set(COLOUR_VARIANTS)  # the same product in another colour is another SKU
+    pairs = [pair for group in report["groups"] for pair in group["pairs"]]
+    assert all(pair["a"] != pair["b"] and pair["verdict"] == "duplicate" for pair in pairs)
+    assert len({(pair["a"], pair["b"]) for pair in pairs}) == len(pairs)  # both directions: one pair
+    edits = {(pair["a"], pair["b"]): pair["edit"] for pair in pairs}
+    # What turns the record kept into the other, as the other's check against it names it.
+    assert "mirrored" in edits[("a-original", "a-mirrored-crop")]
+    assert "cropped" in edits[("a-original", "a-mirrored-crop")]
+    # The grayscale copy, kept for being older, has no colour for the original's check to line up
+    # with: only the copy's check against the original called them one picture. Nothing named.
+    assert edits[("b-grayscale", "b-original")] is None
+    assert (report["records"], report["compared"], report["pipeline"]) == (10, 10, "dualphash128-v4")
+    assert (summary.groups, summary.duplicates) == (2, 3)
+    assert not (tmp_path / "out" / WORK_NAME).exists()  # removed once the report is written
+    # A record every candidate of which had already called it a duplicate is not judged again.
+    assert summary.settled > 0 and summary.judged == len(judged) == len(set(judged))
+
+
+class _ReadThumbnails(SqliteThumbnails):
+    """The local thumbnail store, noting which thumbnails were read."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.read: list[str] = []
+
+    def get_many(self, entity_ids: Sequence[str]) -> dict[str, bytes]:
+        self.read.extend(entity_ids)
+        return super().get_many(entity_ids)
+
+
+def test_records_with_thumbnails_are_judged_as_a_new_upload_of_their_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = catalog_entries()
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    store.put_many([entry.record for entry in entries])
+    thumbnails = _ReadThumbnails(tmp_path / "data" / "thumbnails.sqlite3")
+    kept = {entry.record.entity_id: entry.thumbnail for entry in entries}
+    del kept["a-small"]  # a record whose thumbnail is missing
+    thumbnails.put_many(kept)
+    pictures: dict[str, bool] = {}
+    looked_at: list[frozenset[str]] = []  # (query, candidate) pairs the look-alike check was given
+    pipeline = get_pipeline()
+    real_query, real_kept = pipeline.stored_query, workers._kept
+
+    def spy(record: HashRecord, hashes: tuple[HashValue, ...], thumbnail: bytes = b"") -> Fingerprint | None:
+        query = real_query(record, hashes, thumbnail)
+        pictures[record.entity_id] = query is not None and query.probe.rgb is not None
+        return query
+
+    def kept_spy(thumbnails: Mapping[str, bytes], entity_ids: Sequence[str]) -> dict[str, bytes]:
+        found = real_kept(thumbnails, entity_ids)
+        looked_at.extend(frozenset((list(pictures)[-1], entity_id)) for entity_id in found)
+        return found
+
+    monkeypatch.setattr(pipeline, "stored_query", spy)
+    monkeypatch.setattr(workers, "_kept", kept_spy)
+    monkeypatch.setattr(engine, "JOB_SIZE", 2)  # confirmations reach later jobs and later queries of one job
+    summary = find_duplicates(store, tmp_path / "out", source="test", pipeline=pipeline, thumbnails=thumbnails)
+
+    assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
+    assert "thumbnails" in summary.phases_s
+    # Read once, for the records with candidates only: the groups' (the unrelated pictures have none).
+    assert len(thumbnails.read) == len(set(thumbnails.read))
+    assert {item for group in EXPECTED_GROUPS for item in group} <= set(thumbnails.read)
+    assert not {f"other-{i}" for i in range(1, 4)} & set(thumbnails.read)
+    # Each query judged had its picture (its thumbnail), but the one whose thumbnail is missing.
+    assert pictures and pictures.pop("a-small", False) is False and all(pictures.values())
+    # A pair one direction already called duplicate is not given the look-alike check again.
+    assert frozenset(("a-original", "a-mirrored-crop")) in looked_at
+    assert max(Counter(looked_at).values()) == 1
+
+
+def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: list[HashRecord]) -> None:
+    # A record with hostile fields, holding a-original's picture: the page must show it as text.
+    original = next(r for r in records if r.entity_id == "a-original")
+    store.put(dataclasses.replace(original, entity_id="a-hostile", sku="<script>alert(1)</script>",
+                                  image_url="javascript:alert(1)", updated_at="2026-04-01T00:00:00.000Z"))  # fmt: skip
+    out = tmp_path / "out"
+    find_duplicates(store, out, source="test")
+
+    report = json.loads((out / "duplicates.json").read_text())
+    DuplicateReport.model_validate(report)  # what GET /duplicates serves
+    assert report["groups"][0]["items"] == ["a-original", "a-mirrored-crop", "a-small", "a-hostile"]
+    assert "updated_at" in report["keep_rule"] and report["radius"] == engine.DEFAULT_RADIUS
+
+    with (out / "duplicates.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["group", "entity_id", "sku", "image_url", "keep"]
+    assert [(r["group"], r["entity_id"], r["keep"]) for r in rows] == [
+        ("1", "a-original", "true"), ("1", "a-mirrored-crop", "false"), ("1", "a-small", "false"),
+        ("1", "a-hostile", "false"), ("2", "b-grayscale", "true"), ("2", "b-original", "false"),
+    ]  # fmt: skip
+    assert rows[0]["image_url"] == "https://cdn.shop.example/p/a-original.jpg" and rows[0]["sku"] == "SKU-A-ORIGINAL"
+
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "2 groups of records holding the same picture" in page
+    assert '<img src="https://cdn.shop.example/p/b-grayscale.jpg"' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
+    assert "javascript:" not in page  # no picture from a URL that is not one
+    assert "a-original and a-mirrored-crop: The same picture (" in page and "% match): mirrored" in page
+    assert "default-src 'none'" in page  # nothing runs when it is opened from disk
+
+
+def test_an_empty_store_gives_an_empty_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--data-dir", str(tmp_path / "data"), "duplicates", "--no-progress"])
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == ExitCode.OK and summary["groups"] == 0 and summary["records"] == 0
+    report = json.loads((tmp_path / "data" / "duplicates" / "duplicates.json").read_text())
+    assert report["groups"] == [] and report["records"] == 0
+    assert "No duplicates" in (tmp_path / "data" / "duplicates" / "report.html").read_text()
+
+
+def test_records_of_another_pipeline_are_reported_with_what_upgrades_them(
+    tmp_path: Path, records: list[HashRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    store.put_many(records)
+    store.put_many(HashRecord(f"old-{i}", "", "https://cdn.shop.example/old.jpg", HashValue(bytes(8)), "phash64-v1")
+                   for i in range(2))  # fmt: skip
+
+    code = main(["--data-dir", str(tmp_path / "data"), "duplicates", "--no-progress"])
+
+    streams = capsys.readouterr()
+    summary = json.loads(streams.out.strip().splitlines()[-1])
+    assert code == ExitCode.FAILED  # not everything was compared
+    assert "2 of 12 records were not compared" in streams.err and "reindex" in streams.err
+    report = json.loads((tmp_path / "data" / "duplicates" / "duplicates.json").read_text())
+    assert report["skipped"]["other_pipelines"] == {"phash64-v1": 2} and summary["skipped"]["records"] == 2
+    assert (report["records"], report["compared"]) == (12, 10)
+    assert groups_of(report) == EXPECTED_GROUPS  # the rest is still compared
+    # and the local API serves what was written
+    service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
+    assert service.duplicate_report()["groups"] == report["groups"]
+
+
+class _CountingStore:
+    """The store, counting its scans (a resumed run must not read the store again)."""
+
+    def __init__(self, store: SqliteRecordStore) -> None:
+        self.store, self.scans = store, 0
+
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        self.scans += 1
+        return self.store.scan(segments)
+
+    def approximate_count(self) -> int:
+        return self.store.approximate_count()
+
+
+def test_an_interrupted_run_goes_on_where_it_stopped(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    judged: list[int] = []
+    real_judge = engine.judge
+
+    def judge_then_stop(pipeline: Any, work: Any, job: Any) -> Any:
+        if len(judged) >= 2:
+            raise KeyboardInterrupt  # Ctrl-C during the third job
+        judged.extend(position for position, *_ in job)
+        return real_judge(pipeline, work, job)
+
+    monkeypatch.setattr(engine, "JOB_SIZE", 2)
+    monkeypatch.setattr(engine, "judge", judge_then_stop)
+    first = find_duplicates(store, out, source="test")  # type: ignore[arg-type]
+    assert first.interrupted and first.exit_code is ExitCode.INTERRUPTED
+    assert "--resume" in first.message and (out / WORK_NAME).exists()
+    assert not (out / "duplicates.json").exists()
+
+    resumed: list[int] = []
+
+    def judge_counted(pipeline: Any, work: Any, job: Any) -> Any:
+        resumed.extend(position for position, *_ in job)
+        return real_judge(pipeline, work, job)
+
+    monkeypatch.setattr(engine, "judge", judge_counted)
+    counting = _CountingStore(store)
+    second = find_duplicates(counting, out, source="test", resume=True)  # type: ignore[arg-type]
+
+    assert second.resumed and not second.interrupted and counting.scans == 0
+    assert judged and resumed and not set(judged) & set(resumed)  # nothing judged twice
+    assert second.report is not None and groups_of(second.report) == EXPECTED_GROUPS
+    assert not (out / WORK_NAME).exists()
+
+
+class _FailingStore(_CountingStore):
+    """A store that stops answering after a few records (a network that went away)."""
+
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        for number, record in enumerate(self.store.scan(segments)):
+            if number == 7:
+                raise StoreUnavailable("the store stopped answering")
+            yield record
+
+
+def test_a_store_that_fails_mid_read_leaves_no_worker_behind(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(engine, "READ_BATCH", 3)  # the query hashes go to the worker processes
+    with pytest.raises(StoreUnavailable):
+        find_duplicates(_FailingStore(store), tmp_path / "out", source="test", workers=2)  # type: ignore[arg-type]
+    assert not multiprocessing.active_children()
+    # The read did not finish: a resumed run reads again, and finds the same groups.
+    again = find_duplicates(store, tmp_path / "out", source="test", resume=True)
+    assert not again.resumed and again.report is not None and groups_of(again.report) == EXPECTED_GROUPS
+
+
+def test_resume_refuses_the_work_of_another_run(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stop(*_: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "judge", stop)
+    assert find_duplicates(store, tmp_path / "out", source="test").interrupted
+    monkeypatch.undo()
+    with pytest.raises(UsageError, match="another run"):
+        find_duplicates(store, tmp_path / "out", source="test", radius=5, resume=True)
+    with pytest.raises(UsageError, match="another run"):
+        find_duplicates(store, tmp_path / "out", source="another store", resume=True)
+    fresh = find_duplicates(store, tmp_path / "out", source="test", radius=5)  # without --resume: starts again
+    assert fresh.report is not None and groups_of(fresh.report) == EXPECTED_GROUPS
+
+
+def test_an_output_that_is_not_a_folder_is_refused(store: SqliteRecordStore, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    (tmp_path / "taken").write_text("a file")
+    code = main(["--data-dir", str(store.path.parent), "duplicates", "--out", str(tmp_path / "taken"), "--no-progress"])
+    assert code == ExitCode.USAGE and "is a file" in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
+def test_a_radius_the_index_cannot_answer_exactly_is_refused(
+    store: SqliteRecordStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageError, match="radius"):
+        find_duplicates(store, tmp_path / "out", source="test", radius=12)
+    code = main(["--data-dir", str(store.path.parent), "duplicates", "--radius", "12", "--no-progress"])
+    assert code == ExitCode.USAGE and "radius" in capsys.readouterr().err
+
+
+def test_work_in_processes_finds_the_same_groups(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches and jobs: the query hashes and the verification both run in the pool.
+    monkeypatch.setattr(engine, "READ_BATCH", 3)
+    monkeypatch.setattr(engine, "IN_PROCESS_BELOW", 0)
+    monkeypatch.setattr(engine, "JOB_SIZE", 3)
+    summary = find_duplicates(store, tmp_path / "out", source="test", workers=2)
+    assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
+
+
+def test_the_dynamodb_table_is_read_once_and_paired_in_memory(
+    ddb_store: Any, records: list[HashRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    from dupcheck.adapters.s3_thumbnails import S3Thumbnails
+
+    ddb_store.put_many(records)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="dupcheck-thumbnails")
+    thumbnails = S3Thumbnails("dupcheck-thumbnails", client=s3)
+    thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in catalog_entries()})
+    calls: Counter[str] = Counter()
+    ddb_store.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.update([model.name]))
+
+    summary = find_duplicates(ddb_store, tmp_path / "out", source=f"dynamodb:{TABLE}", segments=3,
+                              thumbnails=thumbnails)  # fmt: skip
+
+    assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
+    # One parallel scan (a segment each, one page each at this size) and the table's size for
+    # the progress bar: no read of a record by key, no query; and the thumbnails of the records
+    # with candidates alone (the groups' five and the shirt in two colours), from the bucket.
+    assert calls == Counter({"Scan": 3, "DescribeTable": 1, "GetObject": 7})
+    thumbnails.close()
+
+    code = main(["--data-dir", str(tmp_path / "data"), "duplicates", "--target", "dynamodb", "--table", TABLE,
+                 "--out", str(tmp_path / "cli"), "--no-progress"])  # fmt: skip
+    summary_line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == ExitCode.OK and summary_line["groups"] == 2
+    assert groups_of(json.loads((tmp_path / "cli" / "duplicates.json").read_text())) == EXPECTED_GROUPS
+
+
+def test_the_notebook_report_is_the_json_written(store: SqliteRecordStore, tmp_path: Path) -> None:
+    summary = find_duplicates(store, tmp_path / "out", source="test")
+    assert summary.report == json.loads((tmp_path / "out" / "duplicates.json").read_text())
+    assert json.loads(json.dumps(summary.to_dict()))["files"] == [
+        str(tmp_path / "out" / name) for name in ("duplicates.csv", "report.html", "duplicates.json")
+    ]
+    assert io.StringIO((tmp_path / "out" / "duplicates.csv").read_text()).readline().strip() == (
+        "group,entity_id,sku,image_url,keep"
+    )

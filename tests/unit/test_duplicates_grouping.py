@@ -1,0 +1,91 @@
+"""The duplicate report's grouping: connected components, the keep rule, pairs and their words."""
+
+from __future__ import annotations
+
+from dupcheck.core.models import Edit
+from dupcheck_tools.duplicates.grouping import Pair, group_duplicates, keep_order
+from dupcheck_tools.duplicates.workfile import Found, Listing
+
+
+def listing(entity_id: str, updated_at: str = "2026-01-01T00:00:00.000Z") -> Listing:
+    return Listing(entity_id, f"SKU-{entity_id}", f"https://cdn.example/{entity_id}.jpg", updated_at)
+
+
+def found(
+    query: int, candidate: int, distance: int = 2, score: float = 97.0, edits: tuple[Edit, ...] | None = ()
+) -> Found:
+    return Found(query, candidate, distance, score, edits)
+
+
+CROPPED = Edit("cropped", {"left": 0.1, "right": 0.0, "top": 0.0, "bottom": 0.0})
+MIRRORED = Edit("mirrored")
+
+
+LISTINGS = {i: listing(name) for i, name in enumerate("ABCDEFG")}
+
+
+def ids(groups: list) -> list[list[str]]:  # noqa: ANN001
+    return [[item.entity_id for item in group.items] for group in groups]
+
+
+def test_pairs_join_into_connected_components_largest_first() -> None:
+    # A-B and B-C: A and C are never compared directly, yet hold the same picture.
+    groups = group_duplicates([found(0, 1), found(2, 1), found(3, 4), found(5, 2)], LISTINGS, 64)
+    assert ids(groups) == [["A", "B", "C", "F"], ["D", "E"]]
+    assert {(p.a, p.b) for p in groups[0].pairs} == {("A", "B"), ("B", "C"), ("C", "F")}
+
+
+def test_a_record_is_never_its_own_duplicate() -> None:
+    assert group_duplicates([found(0, 0), found(3, 3)], LISTINGS, 64) == []
+    groups = group_duplicates([found(0, 0), found(0, 1)], LISTINGS, 64)
+    assert ids(groups) == [["A", "B"]] and [(p.a, p.b) for p in groups[0].pairs] == [("A", "B")]
+
+
+def test_the_oldest_record_is_kept_first_then_the_smallest_id() -> None:
+    listings = {
+        0: listing("z-newest", "2026-03-01T10:00:00Z"),
+        1: listing("m-oldest", "2025-12-31T23:59:59.999+00:00"),  # another spelling of UTC: compared as time
+        2: listing("a-middle", "2026-01-15T08:00:00.000Z"),
+        3: listing("b-middle", "2026-01-15T08:00:00.000Z"),
+        4: listing("broken-date", "yesterday"),  # unreadable: last
+    }
+    groups = group_duplicates([found(0, 1), found(1, 2), found(2, 3), found(4, 0)], listings, 64)
+    assert ids(groups) == [["m-oldest", "a-middle", "b-middle", "z-newest", "broken-date"]]
+    assert groups[0].keep.entity_id == "m-oldest"
+    assert groups[0].to_dict()["keep"] == "m-oldest"
+    assert keep_order(listings[1]) < keep_order(listings[2]) < keep_order(listings[3]) < keep_order(listings[4])
+    # Each pair lists the record kept earlier first.
+    assert [(p.a, p.b) for p in groups[0].pairs] == [
+        ("m-oldest", "a-middle"), ("m-oldest", "z-newest"), ("a-middle", "b-middle"), ("z-newest", "broken-date"),
+    ]  # fmt: skip
+
+
+def test_both_directions_of_a_pair_make_one_pair_named_as_the_second_record_checked_against_the_first() -> None:
+    # B is A cropped: B's check against A names the crop; A's against B (further, a lower score)
+    # names what turns B into A, which is not what a person removing B wants to read.
+    groups = group_duplicates(
+        [found(1, 0, distance=3, score=96.34, edits=(CROPPED,)),
+         found(0, 1, distance=6, score=93.0, edits=(MIRRORED,))],
+        LISTINGS, 64,
+    )  # fmt: skip
+    (pair,) = groups[0].pairs
+    assert (pair.a, pair.b, pair.distance, pair.match_percent, pair.edits) == ("A", "B", 3, 96.3, (CROPPED,))
+    assert pair.to_dict() == {
+        "a": "A", "b": "B", "verdict": "duplicate", "match_percent": 96.3, "distance": 3,
+        "edit": "cropped (10% off the left)", "edits": [{"edit": "cropped", "left": 0.1, "right": 0.0, "top": 0.0,
+                                                         "bottom": 0.0}],
+    }  # fmt: skip
+
+
+def test_a_pair_only_the_first_record_called_the_same_has_no_edit() -> None:
+    (pair,) = group_duplicates([found(0, 1, edits=(MIRRORED,))], LISTINGS, 64)[0].pairs
+    assert pair.edits is None and pair.to_dict()["edit"] is None and pair.to_dict()["edits"] is None
+
+
+def test_a_pair_in_words() -> None:
+    assert Pair("A", "B", 0, 100.0, ()).in_words() == "The same picture (100% match): no visible edit."
+    assert Pair("A", "B", 2, 96.9, (CROPPED,)).in_words() == "The same picture (97% match): cropped (10% off the left)."
+    assert Pair("A", "B", 2, 96.9, (CROPPED, MIRRORED)).in_words() == (
+        "The same picture (97% match): cropped (10% off the left) and mirrored."
+    )
+    assert Pair("A", "B", 2, 96.9, None).in_words() == "The same picture (97% match)."
