@@ -177,6 +177,54 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
     assert "default-src 'none'" in page  # nothing runs when it is opened from disk
 
 
+def test_a_picture_held_by_more_records_than_a_candidate_pool_is_one_group_kept_by_the_oldest(
+    tmp_path: Path, records: list[HashRecord]
+) -> None:
+    # One picture uploaded 40 times (a placeholder): more copies than a record's candidates (32).
+    # Each copy is paired with the oldest ones, so every copy is the kept record's duplicate,
+    # though the oldest was read in the middle of the store.
+    original = next(r for r in records if r.entity_id == "a-original")
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    copies = [
+        dataclasses.replace(original, entity_id=f"p-{i:02d}", updated_at=f"2026-05-{2 + i % 25:02d}T0{i // 25}:00:00Z")
+        for i in range(40)
+    ]
+    copies[23] = dataclasses.replace(copies[23], updated_at="2026-01-01T00:00:00Z")
+    store.put_many(copies)
+    summary = find_duplicates(store, tmp_path / "out", source="test")
+
+    assert summary.report is not None
+    (group,) = summary.report["groups"]
+    assert group["keep"] == "p-23" and sorted(group["items"]) == sorted(c.entity_id for c in copies)
+    assert group["related"] == []
+
+
+def test_related_pairs_are_in_every_report_file(tmp_path: Path) -> None:
+    from dupcheck_tools.duplicates.grouping import Pair, group_duplicates
+    from dupcheck_tools.duplicates.report import report_document, write_reports
+    from dupcheck_tools.duplicates.workfile import Found, Listing
+
+    listings = {i: Listing(name, f"SKU-{name}", f"https://cdn.shop.example/p/{name}.jpg", f"2026-01-0{i + 1}T00:00:00Z")
+                for i, name in enumerate(("kept", "copy", "look-alike"))}  # fmt: skip
+    # copy is kept's duplicate; look-alike was called the same picture as copy only.
+    groups = group_duplicates([Found(1, 0, 2, 98.0, ()), Found(2, 1, 9, 93.0, ())], listings, 64)
+    out = tmp_path / "out"
+    document = report_document({"pipeline": "p", "records": 3, "elapsed_s": 0.1}, groups)
+    write_reports(out, document, groups)
+
+    report = json.loads((out / "duplicates.json").read_text())
+    DuplicateReport.model_validate(report)
+    assert report["groups"][0]["items"] == ["kept", "copy"]
+    assert [(p["a"], p["b"]) for p in report["groups"][0]["related"]] == [("copy", "look-alike")]
+    assert "not as the one kept" in report["group_rule"]
+    page = (out / "report.html").read_text()
+    assert "Related, not in the group (not called the same picture as kept)" in page
+    assert "copy and look-alike: The same picture (93% match)" in page
+    with (out / "duplicates.csv").open(newline="") as fh:
+        assert [row["entity_id"] for row in csv.DictReader(fh)] == ["kept", "copy"]
+    assert isinstance(groups[0].related[0], Pair)
+
+
 def test_an_empty_store_gives_an_empty_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--data-dir", str(tmp_path / "data"), "duplicates", "--no-progress"])
 
