@@ -132,6 +132,7 @@ def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], di
     # Each record starts alone; a group is its kept record (the first by rank) and its members.
     kept_of = {p: p for p in rank}
     members = {p: [p] for p in rank}
+
     def closeness(ends: tuple[int, int]) -> tuple[int, float, list[int]]:
         return links[ends].distance, -links[ends].score, sorted(rank[p] for p in ends)
 
@@ -159,8 +160,10 @@ def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], di
             continue
         positions.sort(key=rank.__getitem__)
         inside = set(positions)
-        pairs = [pair(one, other) for i, one in enumerate(positions) for other in positions[i + 1 :]
-                 if other in linked[one]]  # fmt: skip
+        # From each record's own links (a group of a thousand copies is not a million lookups).
+        pairs = [pair(one, other) for one in positions
+                 for other in sorted(linked[one] & inside, key=rank.__getitem__)
+                 if rank[other] > rank[one]]  # fmt: skip
         related = [pair(one, other) for one in positions
                    for other in sorted(linked[one] - inside, key=rank.__getitem__)]  # fmt: skip
         groups.append(Group(tuple(listings[p] for p in positions), tuple(pairs), tuple(related)))
