@@ -68,7 +68,7 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     assert summary.exit_code is ExitCode.OK and not summary.interrupted
     report = summary.report
     assert report is not None
-    # Transitive: a-small and a-mirrored-crop are one group with their original; b's grayscale
+    # a-small and a-mirrored-crop are each called the same picture as their original; b's grayscale
     # copy was written first, so it is the one kept.
     assert groups_of(report) == EXPECTED_GROUPS
     assert [group["keep"] for group in report["groups"]] == ["a-original", "b-grayscale"]
