@@ -29,7 +29,7 @@ from dupcheck.core.models import Fingerprint, HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
 from dupcheck_tools.duplicates import UsageError, find_duplicates
-from dupcheck_tools.duplicates.workfile import WORK_NAME
+from dupcheck_tools.duplicates.workfile import WORK_NAME, Found
 from dupcheck_tools.exit_codes import ExitCode
 from support.aws import REGION, TABLE
 from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_entries, catalog_records
@@ -89,6 +89,31 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     assert not (tmp_path / "out" / WORK_NAME).exists()  # removed once the report is written
     # A record every candidate of which had already called it a duplicate is not judged again.
     assert summary.settled > 0 and summary.judged == len(judged) == len(set(judged))
+
+
+def test_a_wrong_link_stays_one_related_pair_beside_the_group(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Verification wrongly calls other-1 a duplicate of a-small: as connected components this
+    # pulled other-1 into a-original's group; now it is one related pair beside the group.
+    real_judge = engine.judge
+    added: list[bool] = []
+
+    def judge_with_a_wrong_link(pipeline: Any, work: Any, job: Any) -> Any:
+        found = real_judge(pipeline, work, job)
+        if not added:
+            position = {listing.entity_id: p for p, listing in work.listings(range(work.count())).items()}
+            found.append(Found(position["other-1"], position["a-small"], 20, 90.0, None))
+            added.append(True)
+        return found
+
+    monkeypatch.setattr(engine, "judge", judge_with_a_wrong_link)
+    summary = find_duplicates(store, tmp_path / "out", source="test")
+
+    assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
+    related = summary.report["groups"][0]["related"]
+    assert [(pair["a"], pair["b"]) for pair in related] == [("a-small", "other-1")]
+    assert summary.related == 1 and "1 related pairs listed beside them" in summary.message
 
 
 class _ReadThumbnails(SqliteThumbnails):
@@ -196,7 +221,7 @@ def test_a_picture_held_by_more_records_than_a_candidate_pool_is_one_group_kept_
     assert summary.report is not None
     (group,) = summary.report["groups"]
     assert group["keep"] == "p-23" and sorted(group["items"]) == sorted(c.entity_id for c in copies)
-    assert group["related"] == []
+    assert group["related"] == [] and summary.related == 0 and "related" not in summary.message
 
 
 def test_related_pairs_are_in_every_report_file(tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ class DuplicatesSummary:
     groups: int = 0
     duplicates: int = 0  # records in a group but not the one kept
     pairs: int = 0
+    related: int = 0  # duplicate pairs listed beside the groups: not a duplicate of the record kept
     skipped: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
     phases_s: dict[str, float] = field(default_factory=dict)  # read, pair, verify, report
@@ -191,7 +192,9 @@ def find_duplicates(
     summary.groups = len(groups)
     summary.duplicates = sum(len(g.items) - 1 for g in groups)
     summary.pairs = sum(len(g.pairs) for g in groups)
-    summary.message = summary.skipped.get("message") or f"{summary.groups} groups of duplicates in {out}"
+    summary.related = len({frozenset((p.a, p.b)) for g in groups for p in g.related})  # listed under both groups
+    beside = f" ({summary.related} related pairs listed beside them)" if summary.related else ""
+    summary.message = summary.skipped.get("message") or f"{summary.groups} groups of duplicates in {out}{beside}"
     return summary
 
 
