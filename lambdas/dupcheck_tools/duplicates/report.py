@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dupcheck.adapters.report_file import REPORT_NAME
-from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group
+from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, Pair
 
 CSV_NAME = "duplicates.csv"
 HTML_NAME = "report.html"
@@ -134,18 +134,19 @@ def groups_html(groups: Sequence[Group], *, styled: bool = False) -> str:
                 f'<p class="id">{e(item.entity_id)}</p><p class="sku">SKU {e(item.sku or "-")}</p>{label}</li>'
             )
         parts.append('</ul><ul class="pairs">')
-        for pair in group.pairs:
-            sentence = f"{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())}"
-            parts.append(f"<li>{sentence}</li>")
+        parts.extend(_pair_item(pair) for pair in group.pairs)
         parts.append("</ul>")
         if group.related:
             parts.append(f'<p class="note">Related, not in the group (not called the same picture as '
                          f'{e(group.keep.entity_id)}):</p><ul class="related">')
-            for pair in group.related:
-                parts.append(f"<li>{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())}</li>")
+            parts.extend(_pair_item(pair) for pair in group.related)
             parts.append("</ul>")
         parts.append("</section>")
     return "\n".join(parts)
+
+
+def _pair_item(pair: Pair) -> str:
+    return f"<li>{html.escape(pair.a)} and {html.escape(pair.b)}: {html.escape(pair.in_words())}</li>"
 
 
 def _thumbnail(url: str, entity_id: str) -> str:
