@@ -29,7 +29,7 @@ from dupcheck.core.models import Fingerprint, HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
 from dupcheck_tools.duplicates import UsageError, find_duplicates
-from dupcheck_tools.duplicates.workfile import WORK_NAME
+from dupcheck_tools.duplicates.workfile import WORK_NAME, Found
 from dupcheck_tools.exit_codes import ExitCode
 from support.aws import REGION, TABLE
 from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_entries, catalog_records
@@ -68,7 +68,7 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     assert summary.exit_code is ExitCode.OK and not summary.interrupted
     report = summary.report
     assert report is not None
-    # Transitive: a-small and a-mirrored-crop are one group with their original; b's grayscale
+    # a-small and a-mirrored-crop are each called the same picture as their original; b's grayscale
     # copy was written first, so it is the one kept.
     assert groups_of(report) == EXPECTED_GROUPS
     assert [group["keep"] for group in report["groups"]] == ["a-original", "b-grayscale"]
@@ -89,6 +89,31 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     assert not (tmp_path / "out" / WORK_NAME).exists()  # removed once the report is written
     # A record every candidate of which had already called it a duplicate is not judged again.
     assert summary.settled > 0 and summary.judged == len(judged) == len(set(judged))
+
+
+def test_a_wrong_link_stays_one_related_pair_beside_the_group(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Verification wrongly calls other-1 a duplicate of a-small: as connected components this
+    # pulled other-1 into a-original's group; now it is one related pair beside the group.
+    real_judge = engine.judge
+    added: list[bool] = []
+
+    def judge_with_a_wrong_link(pipeline: Any, work: Any, job: Any) -> Any:
+        found = real_judge(pipeline, work, job)
+        if not added:
+            position = {listing.entity_id: p for p, listing in work.listings(range(work.count())).items()}
+            found.append(Found(position["other-1"], position["a-small"], 20, 90.0, None))
+            added.append(True)
+        return found
+
+    monkeypatch.setattr(engine, "judge", judge_with_a_wrong_link)
+    summary = find_duplicates(store, tmp_path / "out", source="test")
+
+    assert summary.report is not None and groups_of(summary.report) == EXPECTED_GROUPS
+    related = summary.report["groups"][0]["related"]
+    assert [(pair["a"], pair["b"]) for pair in related] == [("a-small", "other-1")]
+    assert summary.related == 1 and "1 related pairs listed beside them" in summary.message
 
 
 class _ReadThumbnails(SqliteThumbnails):
@@ -175,6 +200,54 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
     assert "javascript:" not in page  # no picture from a URL that is not one
     assert "a-original and a-mirrored-crop: The same picture (" in page and "% match): mirrored" in page
     assert "default-src 'none'" in page  # nothing runs when it is opened from disk
+
+
+def test_a_picture_held_by_more_records_than_a_candidate_pool_is_one_group_kept_by_the_oldest(
+    tmp_path: Path, records: list[HashRecord]
+) -> None:
+    # One picture uploaded 40 times (a placeholder): more copies than a record's candidates (32).
+    # Each copy is paired with the oldest ones, so every copy is the kept record's duplicate,
+    # though the oldest was read in the middle of the store.
+    original = next(r for r in records if r.entity_id == "a-original")
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    copies = [
+        dataclasses.replace(original, entity_id=f"p-{i:02d}", updated_at=f"2026-05-{2 + i % 25:02d}T0{i // 25}:00:00Z")
+        for i in range(40)
+    ]
+    copies[23] = dataclasses.replace(copies[23], updated_at="2026-01-01T00:00:00Z")
+    store.put_many(copies)
+    summary = find_duplicates(store, tmp_path / "out", source="test")
+
+    assert summary.report is not None
+    (group,) = summary.report["groups"]
+    assert group["keep"] == "p-23" and sorted(group["items"]) == sorted(c.entity_id for c in copies)
+    assert group["related"] == [] and summary.related == 0 and "related" not in summary.message
+
+
+def test_related_pairs_are_in_every_report_file(tmp_path: Path) -> None:
+    from dupcheck_tools.duplicates.grouping import Pair, group_duplicates
+    from dupcheck_tools.duplicates.report import report_document, write_reports
+    from dupcheck_tools.duplicates.workfile import Found, Listing
+
+    listings = {i: Listing(name, f"SKU-{name}", f"https://cdn.shop.example/p/{name}.jpg", f"2026-01-0{i + 1}T00:00:00Z")
+                for i, name in enumerate(("kept", "copy", "look-alike"))}  # fmt: skip
+    # copy is kept's duplicate; look-alike was called the same picture as copy only.
+    groups = group_duplicates([Found(1, 0, 2, 98.0, ()), Found(2, 1, 9, 93.0, ())], listings, 64)
+    out = tmp_path / "out"
+    document = report_document({"pipeline": "p", "records": 3, "elapsed_s": 0.1}, groups)
+    write_reports(out, document, groups)
+
+    report = json.loads((out / "duplicates.json").read_text())
+    DuplicateReport.model_validate(report)
+    assert report["groups"][0]["items"] == ["kept", "copy"]
+    assert [(p["a"], p["b"]) for p in report["groups"][0]["related"]] == [("copy", "look-alike")]
+    assert "not as the one kept" in report["group_rule"]
+    page = (out / "report.html").read_text()
+    assert "Related, not in the group (not called the same picture as kept)" in page
+    assert "copy and look-alike: The same picture (93% match)" in page
+    with (out / "duplicates.csv").open(newline="") as fh:
+        assert [row["entity_id"] for row in csv.DictReader(fh)] == ["kept", "copy"]
+    assert isinstance(groups[0].related[0], Pair)
 
 
 def test_an_empty_store_gives_an_empty_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ a refusal on purpose, no request failed.
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -352,6 +353,31 @@ def test_duplicate_groups_show_as_thumbnails_and_say_when_there_is_no_report(pag
         assert not page.all("#group-list > li") and not page.find("#duplicates-error").is_displayed()
     finally:
         hidden.rename(demo.catalog.report)
+
+
+def test_a_group_shows_its_related_records_beside_it(page: Page, demo: Demo) -> None:
+    # demo-09 was called the same picture as demo-24, not as demo-05, the record kept: shown
+    # under the group, not in it.
+    written = json.loads(demo.catalog.report.read_text())
+    group = written["groups"][0]
+    pair = {"a": "demo-24", "b": "demo-09", "verdict": "duplicate", "match_percent": 93.2, "distance": 9,
+            "edit": None, "edits": None}  # fmt: skip
+    report = {**written, "groups": [{**group, "related": [pair]}, *written["groups"][1:]]}
+    saved = demo.catalog.report.rename(demo.catalog.report.with_suffix(".saved"))
+    try:
+        demo.catalog.report.write_text(json.dumps(report))
+        page.open("duplicates")
+        page.text_of("#duplicates-summary", "Grouping: each group is the record to keep")
+        first = page.all("#group-list > li")[0]
+        assert [e.text for e in first.find_elements(By.CSS_SELECTOR, ".id")] == ["demo-05", "demo-24"]
+        assert first.find_element(By.CSS_SELECTOR, ".related-note").text == (
+            "Related, not in the group (not called the same picture as demo-05):"
+        )
+        related = first.find_element(By.CSS_SELECTOR, ".related li").text
+        assert related.startswith("demo-24 and demo-09: the same picture (93% match)")
+    finally:
+        demo.catalog.report.unlink()
+        saved.rename(demo.catalog.report)
 
 
 def test_status_shows_the_counts_and_the_pipeline(page: Page, demo: Demo) -> None:

@@ -1,4 +1,5 @@
-"""The duplicate report's grouping: connected components, the keep rule, pairs and their words."""
+"""The duplicate report's grouping: each group the kept record and its duplicates, related pairs beside
+it, the keep rule, pairs and their words."""
 
 from __future__ import annotations
 
@@ -28,11 +29,45 @@ def ids(groups: list) -> list[list[str]]:  # noqa: ANN001
     return [[item.entity_id for item in group.items] for group in groups]
 
 
-def test_pairs_join_into_connected_components_largest_first() -> None:
-    # A-B and B-C: A and C are never compared directly, yet hold the same picture.
-    groups = group_duplicates([found(0, 1), found(2, 1), found(3, 4), found(5, 2)], LISTINGS, 64)
+def related(group) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(p.a, p.b) for p in group.related]
+
+
+def test_a_group_is_the_kept_record_and_its_duplicates_largest_first() -> None:
+    # B, C and F were each called the same picture as A (either direction): one group, A kept.
+    groups = group_duplicates([found(0, 1), found(2, 0), found(3, 4), found(0, 5), found(2, 1)], LISTINGS, 64)
     assert ids(groups) == [["A", "B", "C", "F"], ["D", "E"]]
-    assert {(p.a, p.b) for p in groups[0].pairs} == {("A", "B"), ("B", "C"), ("C", "F")}
+    assert [(p.a, p.b) for p in groups[0].pairs] == [("A", "B"), ("A", "C"), ("A", "F"), ("B", "C")]
+    assert groups[0].related == () and groups[1].related == ()
+
+
+def test_a_record_linked_only_through_another_is_related_not_grouped() -> None:
+    # A-B and B-C, A and C never called the same picture: C is not a duplicate of the record
+    # kept, so it is shown beside the group, not in it (and a chain goes no further).
+    groups = group_duplicates([found(0, 1), found(2, 1), found(3, 2)], LISTINGS, 64)
+    assert ids(groups) == [["A", "B"], ["C", "D"]]
+    assert related(groups[0]) == [("B", "C")]
+    assert related(groups[1]) == [("C", "B")]
+    assert groups[0].to_dict()["related"][0]["b"] == "C"
+
+
+def test_one_wrong_link_does_not_merge_two_groups() -> None:
+    # {A, B, C} and {D, E, F}: one link C-D between them (a look-alike called the same picture)
+    # stays that one pair: it does not put 3 x 3 wrong pairs into one group of six.
+    links = [found(1, 0), found(2, 0), found(1, 2), found(4, 3), found(5, 3), found(4, 5), found(2, 3)]
+    groups = group_duplicates(links, LISTINGS, 64)
+    assert ids(groups) == [["A", "B", "C"], ["D", "E", "F"]]
+    assert related(groups[0]) == [("C", "D")] and related(groups[1]) == [("D", "C")]
+    assert ("C", "D") not in {(p.a, p.b) for g in groups for p in g.pairs}
+
+
+def test_a_record_alike_two_kept_records_joins_the_closer() -> None:
+    # E is called the same picture as A (14 bits apart) and as D (3 bits apart): it joins D's
+    # group (the closest pairs are grouped first) and is related to A's.
+    links = [found(1, 0, distance=2), found(4, 0, distance=14, score=91.0), found(4, 3, distance=3)]
+    groups = group_duplicates(links, LISTINGS, 64)
+    assert ids(groups) == [["A", "B"], ["D", "E"]]
+    assert related(groups[0]) == [("A", "E")]
 
 
 def test_a_record_is_never_its_own_duplicate() -> None:
@@ -49,15 +84,26 @@ def test_the_oldest_record_is_kept_first_then_the_smallest_id() -> None:
         3: listing("b-middle", "2026-01-15T08:00:00.000Z"),
         4: listing("broken-date", "yesterday"),  # unreadable: last
     }
-    groups = group_duplicates([found(0, 1), found(1, 2), found(2, 3), found(4, 0)], listings, 64)
+    # Every record was called the same picture as m-oldest; a-middle and b-middle as each other too.
+    links = [found(0, 1), found(1, 2), found(3, 1), found(4, 1), found(2, 3)]
+    groups = group_duplicates(links, listings, 64)
     assert ids(groups) == [["m-oldest", "a-middle", "b-middle", "z-newest", "broken-date"]]
     assert groups[0].keep.entity_id == "m-oldest"
     assert groups[0].to_dict()["keep"] == "m-oldest"
     assert keep_order(listings[1]) < keep_order(listings[2]) < keep_order(listings[3]) < keep_order(listings[4])
     # Each pair lists the record kept earlier first.
     assert [(p.a, p.b) for p in groups[0].pairs] == [
-        ("m-oldest", "a-middle"), ("m-oldest", "z-newest"), ("a-middle", "b-middle"), ("z-newest", "broken-date"),
+        ("m-oldest", "a-middle"), ("m-oldest", "b-middle"), ("m-oldest", "z-newest"), ("m-oldest", "broken-date"),
+        ("a-middle", "b-middle"),
     ]  # fmt: skip
+
+
+def test_the_group_keeps_the_oldest_even_when_newer_records_were_linked_first() -> None:
+    # B-C are closest and grouped first; A, older than both, is the duplicate of each: the
+    # group is A's, whatever order its pairs were found in.
+    links = [found(1, 2, distance=0), found(0, 1, distance=5), found(2, 0, distance=6)]
+    (group,) = group_duplicates(links, LISTINGS, 64)
+    assert [item.entity_id for item in group.items] == ["A", "B", "C"] and group.related == ()
 
 
 def test_both_directions_of_a_pair_make_one_pair_named_as_the_second_record_checked_against_the_first() -> None:

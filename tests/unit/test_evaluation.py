@@ -285,12 +285,13 @@ def test_evaluate_rejects_a_truth_file_without_its_columns(tmp_path: Path, capsy
 # -- catalog-wide duplicates: pair precision and recall ------------------------------------------
 
 
-def _group(*ids: str) -> object:
+def _group(*ids: str, related: tuple[tuple[str, str], ...] = ()) -> object:
     from dupcheck_tools.duplicates.grouping import Group, Pair
     from dupcheck_tools.duplicates.workfile import Listing
 
     items = tuple(Listing(i, "", "", "") for i in ids)
-    return Group(items, tuple(Pair(ids[0], other, 2, 96.9, ()) for other in ids[1:]))
+    return Group(items, tuple(Pair(ids[0], other, 2, 96.9, ()) for other in ids[1:]),
+                 tuple(Pair(a, b, 9, 93.0, ()) for a, b in related))  # fmt: skip
 
 
 def test_pair_precision_and_recall_count_pairs_of_records_in_one_group() -> None:
@@ -302,7 +303,10 @@ def test_pair_precision_and_recall_count_pairs_of_records_in_one_group() -> None
     kind_of = {"o1": "original", "o1__a": "mirror", "o1__b": "crop_large", "o2": "original", "o2__a": "jpeg",
                "v": "colour_variant", "h": "distinct", "h__e": "distinct"}  # fmt: skip
     # Found: o1 with one copy and, wrongly, its colour variant; o2 with its copy; h's pair missed.
-    groups = [_group("o1", "o1__a", "v"), _group("o2", "o2__a")]
+    # o1__b was called the same picture as o1__a only: related to o1's group (right), and o2__a
+    # as o1__a (wrong), listed under both groups: counted once.
+    groups = [_group("o1", "o1__a", "v", related=(("o1__a", "o1__b"), ("o1__a", "o2__a"))),
+              _group("o2", "o2__a", related=(("o2__a", "o1__a"),))]  # fmt: skip
 
     result = score(groups, source_of, kind_of, {"v": "o1"})  # type: ignore[arg-type]
 
@@ -310,6 +314,7 @@ def test_pair_precision_and_recall_count_pairs_of_records_in_one_group() -> None
     assert (result["grouped_pairs"], result["grouped_pairs_right"]) == (3 + 1, 2)
     assert result["pair_precision"] == 2 / 4 and result["pair_recall"] == 2 / 5
     assert result["linked_pairs"] == 3 and result["linked_pair_precision"] == 2 / 3
+    assert (result["related_pairs"], result["related_pairs_right"]) == (2, 1)
     assert result["colour_variants_grouped_with_sibling"] == 1
     assert result["colour_variants_grouped_with_sibling_ids"] == ["v"]
     assert result["per_kind"] == {

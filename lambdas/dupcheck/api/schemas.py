@@ -219,9 +219,17 @@ class DuplicatePair(BaseModel):
 class DuplicateGroup(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    items: list[str] = Field(description="The entity_ids of the group, the one to keep first (see keep_rule).")
+    items: list[str] = Field(
+        description="The entity_ids of the group, the one to keep first (see keep_rule); each the same picture as "
+        "the one kept (see group_rule)."
+    )
     keep: str | None = Field(None, exclude_if=_absent, description="The entity_id to keep: the first of `items`.")
-    pairs: list[DuplicatePair]
+    pairs: list[DuplicatePair] = Field(description="Every pair of the group's records called the same picture.")
+    related: list[DuplicatePair] | None = Field(
+        None, exclude_if=_absent,
+        description="Pairs of a record of the group (`a`) and one outside it (`b`) called the same picture, where "
+        "`b` is not the same picture as the record kept: shown beside the group, not in it.",
+    )  # fmt: skip
 
 
 class DuplicateReport(BaseModel):
@@ -236,6 +244,7 @@ class DuplicateReport(BaseModel):
     )
     radius: int | None = Field(None, exclude_if=_absent, ge=0, description="Candidates: pairs within this many bits.")
     keep_rule: str | None = Field(None, exclude_if=_absent, description="Which record of a group is listed first.")
+    group_rule: str | None = Field(None, exclude_if=_absent, description="Which records make a group.")
     skipped: dict[str, Any] | None = Field(
         None, exclude_if=_absent,
         description="Records not compared (another pipeline, unreadable views): how many, and what to do.",

@@ -37,6 +37,7 @@ export async function showDuplicates() {
     ? `${groups} group${groups === 1 ? "" : "s"} of records holding the same picture, among ${report.records} records (pipeline ${report.pipeline}, found in ${seconds} s).`
     : `No duplicates among ${report.records} records (pipeline ${report.pipeline}).`;
   if (report.keep_rule) summary.textContent += ` Each group lists the record to keep first: ${report.keep_rule}.`;
+  if (report.group_rule) summary.textContent += ` Grouping: ${report.group_rule}.`;
   if (report.skipped?.message) summary.textContent += ` ${report.skipped.message}.`;
   shown = 0;
   more();
@@ -49,17 +50,27 @@ function more() {
   byId("groups-more").hidden = shown >= report.groups.length;
 }
 
+function pairItem(pair) {
+  const sentence = matchSentence(pair);
+  return el("li", { text: `${pair.a} and ${pair.b}: ${sentence.charAt(0).toLowerCase()}${sentence.slice(1)}` });
+}
+
 function groupItem(group, number) {
-  const pairs = group.pairs.map((pair) => {
-    const sentence = matchSentence(pair);
-    return el("li", { text: `${pair.a} and ${pair.b}: ${sentence.charAt(0).toLowerCase()}${sentence.slice(1)}` });
-  });
   // The report lists the record to keep first (its rule: report.keep_rule).
   const keep = group.keep ?? group.items[0];
-  return el("li", { class: "group" },
+  const item = el("li", { class: "group" },
     el("h2", { text: `Group ${number}: ${group.items.length} records, keep ${keep}` }),
     el("ul", { class: "grid" }, ...group.items.map((id) => recordCard(id, id === keep))),
-    el("ul", { class: "pairs", "aria-label": `How alike the records of group ${number} are` }, ...pairs));
+    el("ul", { class: "pairs", "aria-label": `How alike the records of group ${number} are` },
+      ...group.pairs.map(pairItem)));
+  // Records alike one of the group's but not called the same picture as the one kept (report.group_rule).
+  const related = group.related ?? [];
+  if (related.length) {
+    item.append(
+      el("p", { class: "related-note", text: `Related, not in the group (not called the same picture as ${keep}):` }),
+      el("ul", { class: "pairs related", "aria-label": `Records related to group ${number}` }, ...related.map(pairItem)));
+  }
+  return item;
 }
 
 function recordCard(id, keep) {

@@ -20,9 +20,10 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    candidates; copied into the work file for the records with candidates only), in a process
    pool (workers.py); each judged record and its duplicates are saved together, so `--resume`
    goes on from there.
-4. group: the duplicate pairs (either direction: a record checked against the catalog) are
-   joined into connected components, each listing the record to keep first (grouping.py), and
-   written as duplicates.json, duplicates.csv and report.html (report.py).
+4. group: each group is the record to keep and the records the service called the same picture
+   as it (either direction: a record checked against the catalog), grown from the closest pairs
+   first; a pair that does not meet that rule is listed beside its groups as related
+   (grouping.py). Written as duplicates.json, duplicates.csv and report.html (report.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from dupcheck.adapters.local_index import LocalHashIndex, concatenated_runs, dis
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import utc_now
 from dupcheck.core.ports import RecordStore, ThumbnailStore
-from dupcheck_tools.duplicates.grouping import KEEP_RULE, Group, group_duplicates
+from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, group_duplicates, keep_order
 from dupcheck_tools.duplicates.report import groups_html, report_document, write_reports
 from dupcheck_tools.duplicates.workers import Job, codes_in_worker, init_worker, judge, judge_in_worker, query_codes
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["DEFAULT_RADIUS", "KEEP_RULE", "DuplicatesSummary", "Group", "UsageError", "find_duplicates"]
+__all__ = ["DEFAULT_RADIUS", "GROUP_RULE", "KEEP_RULE", "DuplicatesSummary", "Group", "UsageError", "find_duplicates"]
 
 # Candidates are the records whose judged distance (bits of the pipeline's distance_bits) to a
 # record's query hashes is at most this. 7 is the largest radius the substring tables answer
@@ -90,6 +91,7 @@ class DuplicatesSummary:
     groups: int = 0
     duplicates: int = 0  # records in a group but not the one kept
     pairs: int = 0
+    related: int = 0  # duplicate pairs listed beside the groups: not a duplicate of the record kept
     skipped: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
     phases_s: dict[str, float] = field(default_factory=dict)  # read, pair, verify, report
@@ -190,7 +192,9 @@ def find_duplicates(
     summary.groups = len(groups)
     summary.duplicates = sum(len(g.items) - 1 for g in groups)
     summary.pairs = sum(len(g.pairs) for g in groups)
-    summary.message = summary.skipped.get("message") or f"{summary.groups} groups of duplicates in {out}"
+    summary.related = len({frozenset((p.a, p.b)) for g in groups for p in g.related})  # listed under both groups
+    beside = f" ({summary.related} related pairs listed beside them)" if summary.related else ""
+    summary.message = summary.skipped.get("message") or f"{summary.groups} groups of duplicates in {out}{beside}"
     return summary
 
 
@@ -303,6 +307,7 @@ def _candidates(
     nearest = pipeline.candidate_pool(1)
     # One entry per distinct hash: a thousand copies of a placeholder are one probe, not a million pairs.
     distinct, members, member_starts = distinct_rows(codes.view("<u8"))
+    tie_order = _oldest_first(work, members, member_starts, nearest + 1)
     distinct = distinct.view(np.uint8)
     # Joined: the stored hash and the mirrored and padded query hashes. The padded mirrored one
     # (the last) finds no copy the others miss at radius 7 on the dev benchmark (docs/evaluation.md)
@@ -351,11 +356,29 @@ def _candidates(
         owner, candidate = owner[others], candidate[others]
         # The distance search would report: the nearest of all the record's query hashes.
         distance = np.bitwise_count(every_query[owner] ^ code_words[candidate][:, None]).sum(axis=2).min(axis=1)
-        owner, candidate, distance = _nearest_per_owner(owner, candidate, distance.astype(np.int64), nearest)
+        owner, candidate, distance = _nearest_per_owner(owner, candidate, distance.astype(np.int64), nearest, tie_order)
         owners_out.append(owner)
         candidates_out.append(candidate)
         distances_out.append(distance)
     return np.concatenate(owners_out), np.concatenate(candidates_out), np.concatenate(distances_out)
+
+
+def _oldest_first(work: WorkFile, members: np.ndarray, starts: np.ndarray, shown: int) -> np.ndarray:
+    """Reorder, in place, the records of each hash held by more than `shown` records (one
+    picture uploaded many times: a placeholder) in keep order, and return the order candidates
+    at one distance are kept in (by position, but those records' positions dealt out in keep
+    order). Only the first `shown` of them stand for the hash as candidates; the oldest is then
+    every copy's candidate, the record a group of them keeps (grouping.py: each record of a group
+    is the kept one's duplicate); by position, each copy would be paired with the same few
+    others and no group of them could hold them all."""
+    tie_order = np.arange(len(members))
+    for run in np.flatnonzero(np.diff(starts) > shown).tolist():
+        held = members[starts[run] : starts[run + 1]]
+        listings = work.listings(held.tolist())
+        oldest = sorted(held.tolist(), key=lambda p: keep_order(listings[p]))
+        tie_order[oldest] = np.sort(held)
+        members[starts[run] : starts[run + 1]] = oldest
+    return tie_order
 
 
 def _expand(
@@ -373,17 +396,18 @@ def _expand(
 
 
 def _nearest_per_owner(
-    owner: np.ndarray, other: np.ndarray, distance: np.ndarray, keep: int
+    owner: np.ndarray, other: np.ndarray, distance: np.ndarray, keep: int, tie_order: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each (owner, other) once at its smallest distance, and only the `keep` nearest others
-    of each owner (ties by `other`), sorted by owner, distance, other."""
+    of each owner (ties by `other`, or by `tie_order[other]`), sorted by owner, distance, then
+    that tie order."""
     if not len(owner):
         return owner, other, distance
     order = np.lexsort((distance, other, owner))
     owner, other, distance = owner[order], other[order], distance[order]
     first = np.r_[True, (owner[1:] != owner[:-1]) | (other[1:] != other[:-1])]
     owner, other, distance = owner[first], other[first], distance[first]
-    order = np.lexsort((other, distance, owner))
+    order = np.lexsort((other if tie_order is None else tie_order[other], distance, owner))
     owner, other, distance = owner[order], other[order], distance[order]
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     rank = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))

@@ -1,7 +1,19 @@
-"""From duplicate pairs to groups: connected components, each listing the record to keep first.
+"""From duplicate pairs to groups: each group is a record to keep and the records the service
+calls the same picture as that record.
 
 Pure functions of what verification found (pairs of work-file positions) and what the records
 say of themselves (`Listing`): no store, no pipeline, so the rules are tested on their own.
+
+Grouping rule (GROUP_RULE): every record of a group was called the same picture as the group's
+kept record, directly (checked against it, either way). Groups grow from the closest pairs first
+(fewest bits apart, then the highest match percentage); two groups join only when the record
+kept of the two is a duplicate of every record of the other. A pair the service called the same
+picture that does not meet the rule is not lost: it is listed under the group of each of its
+records as `related` (a record that looks the same as one of the group's records, not as the one
+kept). Why not connected components (the first version): one wrong link between groups of a and
+b records put a x b wrong pairs into the report, and a person deleting a group's "duplicates"
+would delete them all; the rule keeps a wrong link to the pair itself (docs/evaluation.md,
+"Catalog-wide duplicates", measures both).
 
 Keep rule: the oldest record, the one whose `updated_at` is earliest (then the smallest
 entity_id): in a catalog the first upload is usually the original the others were copied from,
@@ -21,6 +33,11 @@ from dupcheck.core.verdicts import match_percent
 from dupcheck_tools.duplicates.workfile import Found, Listing
 
 KEEP_RULE = "the oldest record (earliest updated_at), then the smallest entity_id"
+GROUP_RULE = (
+    "each group is the record to keep and every record the service called the same picture as it; "
+    "records called the same picture as another record of a group but not as the one kept are listed "
+    "under the group as related, not in it"
+)
 
 @dataclass(frozen=True, slots=True)
 class Pair:
@@ -56,10 +73,14 @@ class Pair:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Records holding one picture: `items` in keep order (the first is the one to keep)."""
+    """Records holding one picture: `items` in keep order (the first is the one to keep), each
+    a duplicate of the first. `pairs`: every pair of them the service called the same picture;
+    `related`: pairs of one of them (`a`) and a record outside the group (`b`) the service called
+    the same picture, which the grouping rule kept out (`b` is not a duplicate of the kept one)."""
 
     items: tuple[Listing, ...]
     pairs: tuple[Pair, ...] = field(default=())
+    related: tuple[Pair, ...] = field(default=())
 
     @property
     def keep(self) -> Listing:
@@ -70,6 +91,7 @@ class Group:
             "items": [item.entity_id for item in self.items],
             "keep": self.keep.entity_id,
             "pairs": [pair.to_dict() for pair in self.pairs],
+            "related": [pair.to_dict() for pair in self.related],
         }
 
 
@@ -79,48 +101,71 @@ def keep_order(listing: Listing) -> tuple[int, int, str]:
     return (0, version, listing.entity_id) if version is not None else (1, 0, listing.entity_id)
 
 
+@dataclass(slots=True)
+class _Link:
+    """Both directions of one pair: the closer distance and the higher score of the two, and
+    what each direction named ((query, candidate): edits)."""
+
+    distance: int
+    score: float
+    named: dict[tuple[int, int], tuple[Edit, ...] | None] = field(default_factory=dict)
+
+
 def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], distance_bits: int) -> list[Group]:
-    """Connected components of the pairs found (a record is never paired with itself), largest
+    """Groups by GROUP_RULE of the pairs found (a record is never paired with itself), largest
     group first, then by the id kept. Both directions of a pair make one `Pair`."""
-    parent: dict[int, int] = {}
-
-    def root(position: int) -> int:
-        parent.setdefault(position, position)
-        while parent[position] != position:
-            parent[position] = parent[parent[position]]  # path halving: near-flat trees
-            position = parent[position]
-        return position
-
-    merged: dict[tuple[int, int], tuple[int, float]] = {}  # the closer of the directions
-    named: dict[tuple[int, int], tuple[Edit, ...] | None] = {}  # (query, candidate): what it named
+    links: dict[tuple[int, int], _Link] = {}
     for item in found:
         if item.query == item.candidate:
             continue
         ends = (min(item.query, item.candidate), max(item.query, item.candidate))
-        distance, score = merged.get(ends, (distance_bits, 0.0))
-        merged[ends] = (min(distance, item.distance), max(score, item.score))
-        named[(item.query, item.candidate)] = item.edits
-        first, second = root(ends[0]), root(ends[1])
-        if first != second:
-            parent[max(first, second)] = min(first, second)
+        link = links.setdefault(ends, _Link(distance_bits, 0.0))
+        link.distance, link.score = min(link.distance, item.distance), max(link.score, item.score)
+        link.named[(item.query, item.candidate)] = item.edits
+    linked_records = sorted({p for ends in links for p in ends}, key=lambda p: keep_order(listings[p]))
+    rank = {p: i for i, p in enumerate(linked_records)}
+    linked: dict[int, set[int]] = {}
+    for one, other in links:
+        linked.setdefault(one, set()).add(other)
+        linked.setdefault(other, set()).add(one)
 
-    members: dict[int, list[int]] = {}
-    for position in parent:
-        members.setdefault(root(position), []).append(position)
-    pairs_of: dict[int, list[tuple[int, int]]] = {}
-    for ends in merged:
-        pairs_of.setdefault(root(ends[0]), []).append(ends)
+    # Each record starts alone; a group is its kept record (the first by rank) and its members.
+    kept_of = {p: p for p in rank}
+    members = {p: [p] for p in rank}
+
+    def closeness(ends: tuple[int, int]) -> tuple[int, float, list[int]]:
+        return links[ends].distance, -links[ends].score, sorted(rank[p] for p in ends)
+
+    for one, other in sorted(links, key=closeness):
+        first, second = kept_of[one], kept_of[other]
+        if first == second:
+            continue
+        if rank[second] < rank[first]:
+            first, second = second, first
+        # Joined, the group keeps `first`: every record of the other group must be its duplicate.
+        if all(p in linked[first] for p in members[second]):
+            for p in members.pop(second):
+                kept_of[p] = first
+                members[first].append(p)
+
+    def pair(one: int, other: int) -> Pair:
+        """The pair with `one` first: what turns it into `other`, as `other`'s check named it."""
+        link = links[(min(one, other), max(one, other))]
+        edits = link.named.get((other, one))
+        return Pair(listings[one].entity_id, listings[other].entity_id, link.distance, match_percent(link.score), edits)
+
     groups = []
-    for group_root, positions in members.items():
-        items = sorted((listings[p] for p in positions), key=keep_order)
-        rank = {listing.entity_id: i for i, listing in enumerate(items)}
-        pairs = []
-        for one, other in pairs_of[group_root]:
-            distance, score = merged[(one, other)]
-            first, second = sorted((one, other), key=lambda position: rank[listings[position].entity_id])
-            pairs.append(Pair(listings[first].entity_id, listings[second].entity_id, distance, match_percent(score),
-                              named.get((second, first))))  # fmt: skip
-        pairs.sort(key=lambda pair: (rank[pair.a], rank[pair.b]))
-        groups.append(Group(tuple(items), tuple(pairs)))
+    for positions in members.values():
+        if len(positions) < 2:
+            continue
+        positions.sort(key=rank.__getitem__)
+        inside = set(positions)
+        # From each record's own links (a group of a thousand copies is not a million lookups).
+        pairs = [pair(one, other) for one in positions
+                 for other in sorted(linked[one] & inside, key=rank.__getitem__)
+                 if rank[other] > rank[one]]  # fmt: skip
+        related = [pair(one, other) for one in positions
+                   for other in sorted(linked[one] - inside, key=rank.__getitem__)]  # fmt: skip
+        groups.append(Group(tuple(listings[p] for p in positions), tuple(pairs), tuple(related)))
     groups.sort(key=lambda group: (-len(group.items), keep_order(group.keep)))
     return groups

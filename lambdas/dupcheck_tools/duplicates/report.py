@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dupcheck.adapters.report_file import REPORT_NAME
-from dupcheck_tools.duplicates.grouping import KEEP_RULE, Group
+from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, Pair
 
 CSV_NAME = "duplicates.csv"
 HTML_NAME = "report.html"
@@ -31,7 +31,7 @@ _IMAGE_SCHEMES = ("http", "https", "file")
 
 def report_document(facts: Mapping[str, Any], groups: Sequence[Group]) -> dict[str, Any]:
     """duplicates.json: the run's facts (pipeline, records, ...) and every group."""
-    return {**facts, "keep_rule": KEEP_RULE, "groups": [group.to_dict() for group in groups]}
+    return {**facts, "keep_rule": KEEP_RULE, "group_rule": GROUP_RULE, "groups": [group.to_dict() for group in groups]}
 
 
 def write_reports(out: Path, document: Mapping[str, Any], groups: Sequence[Group]) -> list[Path]:
@@ -76,6 +76,7 @@ ul.items li.keep img { border-color: #1a7f37; }
 .sku, .note { color: #555; margin: 0; font-size: .9rem; overflow-wrap: anywhere; }
 .keep-label { color: #1a7f37; font-weight: 600; }
 ul.pairs { margin: .6rem 0 0; padding-left: 1.2rem; }
+ul.related { margin: .4rem 0 0; padding-left: 1.2rem; color: #555; }
 .warning { background: #fff4ce; padding: .5rem .8rem; border-radius: 4px; }
 """
 
@@ -99,7 +100,7 @@ def render_html(document: Mapping[str, Any], groups: Sequence[Group]) -> str:
         f"{records} records. Pipeline {e(str(document.get('pipeline', '')))}, pairs found within "
         f"{e(str(document.get('radius', '')))} bits and verified as the service verifies them; written "
         f"{e(str(document.get('generated_at', '')))} in {document.get('elapsed_s', 0)} s.</p>",
-        f"<p>Keep: {e(KEEP_RULE)}, shown first and outlined in green.</p>",
+        f"<p>Keep: {e(KEEP_RULE)}, shown first and outlined in green. Groups: {e(GROUP_RULE)}.</p>",
     ]
     skipped = document.get("skipped") or {}
     if skipped.get("message"):
@@ -133,11 +134,19 @@ def groups_html(groups: Sequence[Group], *, styled: bool = False) -> str:
                 f'<p class="id">{e(item.entity_id)}</p><p class="sku">SKU {e(item.sku or "-")}</p>{label}</li>'
             )
         parts.append('</ul><ul class="pairs">')
-        for pair in group.pairs:
-            sentence = f"{e(pair.a)} and {e(pair.b)}: {e(pair.in_words())}"
-            parts.append(f"<li>{sentence}</li>")
-        parts.append("</ul></section>")
+        parts.extend(_pair_item(pair) for pair in group.pairs)
+        parts.append("</ul>")
+        if group.related:
+            parts.append(f'<p class="note">Related, not in the group (not called the same picture as '
+                         f'{e(group.keep.entity_id)}):</p><ul class="related">')
+            parts.extend(_pair_item(pair) for pair in group.related)
+            parts.append("</ul>")
+        parts.append("</section>")
     return "\n".join(parts)
+
+
+def _pair_item(pair: Pair) -> str:
+    return f"<li>{html.escape(pair.a)} and {html.escape(pair.b)}: {html.escape(pair.in_words())}</li>"
 
 
 def _thumbnail(url: str, entity_id: str) -> str:

@@ -16,8 +16,10 @@ each other, and a colour variant is its own source):
                    copies of one picture
   pair recall      of the pairs of records that are copies of one picture, the share the
                    report puts in one group
-  linked pairs     the same two for the pairs the report lists (verified directly, before
-                   groups join them)
+  linked pairs     the share right of the pairs the report lists in its groups (each verified
+                   directly)
+  related pairs    the pairs listed beside the groups (verified, but not a duplicate of the
+                   record kept: the grouping rule kept them out), and the share of them right
   colour variants grouped with their sibling (`--siblings`: variant,sibling stems; default
   colour_variant_siblings.csv beside the truth file): the same product in another colour is
   another SKU, never a duplicate
@@ -101,6 +103,9 @@ def score(
     true_pairs = sum(n * (n - 1) // 2 for n in sources.values())
     listed = [(p.a, p.b) for g in groups for p in g.pairs]
     listed_right = sum(1 for a, b in listed if source_of[a] == source_of[b])
+    # A related pair is listed under both its groups: once here.
+    related = {tuple(sorted((p.a, p.b))) for g in groups for p in g.related}
+    related_right = sum(1 for a, b in related if source_of[a] == source_of[b])
     variants = [entity for entity, kind in kind_of.items() if kind == "colour_variant"]
     with_sibling = [
         entity for entity in variants
@@ -127,6 +132,8 @@ def score(
         "pair_recall": right / true_pairs if true_pairs else None,
         "linked_pairs": len(listed),
         "linked_pair_precision": listed_right / len(listed) if listed else None,
+        "related_pairs": len(related),
+        "related_pairs_right": related_right,
         "colour_variants": len(variants),
         "colour_variants_grouped_with_sibling": len(with_sibling),
         "colour_variants_grouped_with_sibling_ids": sorted(with_sibling),
@@ -205,6 +212,7 @@ def _groups_of(report: Mapping[str, Any]) -> list[Group]:
         Group(
             tuple(Listing(entity, "", "", "") for entity in group["items"]),
             tuple(Pair(p["a"], p["b"], p["distance"], p["match_percent"], None) for p in group["pairs"]),
+            tuple(Pair(p["a"], p["b"], p["distance"], p["match_percent"], None) for p in group.get("related", [])),
         )
         for group in report["groups"]
     ]
@@ -225,6 +233,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"| pair recall (grouped pairs) | {pct(result['pair_recall'])} "
         f"({result['grouped_pairs_right']} of {result['true_pairs']}) |",
         f"| linked pair precision | {pct(result['linked_pair_precision'])} (of {result['linked_pairs']}) |",
+        f"| related pairs (beside the groups), right | {result['related_pairs_right']} of {result['related_pairs']} |",
         f"| colour variants grouped with their sibling | {result['colour_variants_grouped_with_sibling']} of "
         f"{result['colour_variants']} |",
         "",
