@@ -147,22 +147,25 @@ class LookalikeCheck:
 
     def __init__(self, probe: Probe, limits: Limits, thumbnail_of: Callable[[int], Thumbnail | None]) -> None:
         self.probe, self.limits, self._thumbnail_of = probe, limits, thumbnail_of
-        self._seen: dict[tuple[int, Alignment], bool] = {}
+        self._seen: dict[tuple[int, Alignment], bool | None] = {}  # None: not looked at
         self._queries: dict[tuple[float, tuple[float, ...], bool], np.ndarray] = {}
 
-    def target(self, candidate: int, tier: Tier) -> Confirmed:
-        return Confirmed(tier, self, candidate)
+    def target(self, candidate: int, tier: Tier, wider: Tier | None = None) -> Confirmed:
+        return Confirmed(tier, self, candidate, wider)
 
-    def confirm(self, candidate: int, evidence: Evidence) -> bool:
+    def confirm(self, candidate: int, evidence: Evidence, *, looked: bool = False) -> bool:
+        """Whether the finer look agrees with the views' alignment; without a look (no
+        thumbnail, a window too small) the views decide, unless `looked` asks for one."""
         alignment = evidence.alignment
         if alignment is None:
-            return True
+            return not looked
         key = (candidate, alignment)
         if key not in self._seen:
             thumbnail = self._thumbnail_of(candidate)
             detail = None if thumbnail is None else self.examine(thumbnail, alignment)
-            self._seen[key] = detail is None or self.limits.passes(detail)
-        return self._seen[key]
+            self._seen[key] = None if detail is None else self.limits.passes(detail)
+        agrees = self._seen[key]
+        return not looked if agrees is None else agrees
 
     def examine(self, thumbnail: Thumbnail, alignment: Alignment) -> Detail | None:
         """The finer look at a candidate's thumbnail at the views' alignment (None: its window
@@ -210,9 +213,16 @@ class Confirmed:
     tier: Tier
     check: LookalikeCheck
     candidate: int
+    wider: Tier | None = None  # passes too, but only when the thumbnail was looked at and agrees
 
     def passes(self, evidence: Evidence) -> bool:
-        return self.tier.passes(evidence) and self.check.confirm(self.candidate, evidence)
+        if self.tier.passes(evidence):
+            return self.check.confirm(self.candidate, evidence)
+        return (
+            self.wider is not None
+            and self.wider.passes(evidence)
+            and self.check.confirm(self.candidate, evidence, looked=True)
+        )
 
     @property
     def max_colour_off(self) -> float:
