@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.lookalike import Detail, Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
+from dupcheck.core.lookalike import Confirmed, Detail, Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
@@ -259,3 +259,27 @@ def test_limits() -> None:
     assert not tints.passes(Detail(0.99, 0.0, 0.0, 1.0, retinted=0.11))  # a faint tint over much of it
     assert not tints.passes(Detail(0.99, 0.0, 0.0, 1.0, repainted=0.006))  # a strong one over a part
     assert limits.passes(Detail(0.99, 0.0, 0.0, 1.0, retinted=1.0, repainted=1.0))  # not asked: not checked
+
+
+def test_the_wider_far_option_passes_only_with_the_thumbnail_looked_at_and_agreeing() -> None:
+    """A far candidate a little less alike than the far tier asks (a resampled 10-15% crop) may
+    pass, but only on the look-alike check's word: never on the views alone."""
+    probe = PIPELINE.fingerprint_bytes(jpeg(garment("zip")), max_pixels=10**8).probe
+    stored = PIPELINE.fingerprint(garment("zip"), for_query=False)
+    other = PIPELINE.fingerprint(garment("print"), for_query=False)
+    views = Views.decode(stored.features["views"])
+    assert probe is not None and views is not None
+    found = verify(probe, [views], [PIPELINE.far])[0]
+    assert found is not None and PIPELINE.far.passes(found)
+    weaker = replace(found, similarity=0.95, luma_off=0.02, colour_off=0.012, layout_off=8)
+    assert not PIPELINE.far.passes(weaker) and PIPELINE.far_looked.passes(weaker)
+
+    def target(thumbnail: bytes | None) -> Confirmed:
+        decoded = None if thumbnail is None else Thumbnail.decode(thumbnail)
+        return LookalikeCheck(probe, PIPELINE.lookalike, lambda _: decoded).target(0, PIPELINE.far, PIPELINE.far_looked)
+
+    assert target(stored.thumbnail).passes(weaker)  # looked at: the same picture
+    assert not target(other.thumbnail).passes(weaker)  # looked at: another garment
+    assert not target(None).passes(weaker)  # nothing to look at: the views' far tier decides
+    assert target(None).passes(found)
+    assert not target(stored.thumbnail).passes(replace(weaker, similarity=0.93))  # past the wider option too
