@@ -24,6 +24,13 @@ than in it, which stays compact for the index.
    clipped at black and white. A shop that recolours a product in a photo (a black cap made
    grey) changes some regions and leaves others (the underbrim, the strap): the share of the
    picture that no clipped line explains, a pixel of slack allowed, says so.
+4. Tint: the same in colour. Every edit of the whole picture (brightness, contrast, saturation,
+   grayscale, a chain of them) multiplies each pixel's tint, its offset from the grey of its
+   own luma, by one factor; a shop's recolour changes the product's tint and not the skin's or
+   the background's (purple leggings made lilac, a mint waistband made cyan at one lightness).
+
+A far candidate a little less alike than the views alone accept (a resampled 10-15% crop) may
+pass too, but only when this look was made and agrees (`Confirmed.wider`).
 
 Cost (docs/benchmarks.md): a few milliseconds per candidate looked at, and only candidates the
 views already pass are (about one per query for a copy, almost never for a new product); the
