@@ -65,6 +65,8 @@ def render(query: Path, candidate: Path, title: str) -> Image.Image:
         f"check: structure {detail.structure:.3f} (>= {limits.min_structure}), detail missing {detail.missing:.3f} "
         f"(<= {limits.max_missing}), recoloured {detail.recoloured:.4f} (<= {limits.max_recoloured}), "
         f"overlap {detail.overlap:.2f}",
+        f"check in colour: retinted {detail.retinted:.4f} (<= {limits.max_retinted}), repainted "
+        f"{detail.repainted:.4f} (<= {limits.max_repainted})",
         f"verdict: {views_alone} on the views alone, {with_check} with the look-alike check",
         "below: query patch 64x64 | candidate thumbnail mapped onto it | difference (grey = none)",
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.lookalike import Detail, Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
+from dupcheck.core.lookalike import Confirmed, Detail, Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
@@ -60,7 +61,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DupcheckServic
     yield svc
 
 
-
 def verdicts(service: DupcheckService, data: bytes) -> dict[str, Verdict]:
     return {m.entity_id: m.verdict for m in service.find_similar_bytes(data, top=5).matches}
 
@@ -100,7 +100,7 @@ def test_a_recoloured_shirt_from_the_same_photo_is_not_a_duplicate(tmp_path: Pat
     stay dark; a brightened copy is one line and stays a duplicate."""
     original = garment("zip")
     pixels = np.asarray(original).astype(np.int16)
-    shirt = (np.abs(pixels - np.array([45, 48, 55])).max(axis=2) < 25)
+    shirt = np.abs(pixels - np.array([45, 48, 55])).max(axis=2) < 25
     recoloured = pixels.copy()
     recoloured[shirt] += 70
     grey = Image.fromarray(np.clip(recoloured, 0, 255).astype(np.uint8))
@@ -109,6 +109,72 @@ def test_a_recoloured_shirt_from_the_same_photo_is_not_a_duplicate(tmp_path: Pat
     assert verdicts(svc, jpeg(grey))["dark"] is Verdict.SIMILAR
     assert verdicts(svc, jpeg(ImageEnhance.Brightness(original).enhance(1.3)))["dark"] is Verdict.DUPLICATE
 
+
+PURPLE = np.array([120, 90, 170])
+# Made from PURPLE's photo: the same luma (108), another tint. LILAC keeps PURPLE's hue, muted
+# (a faint change over the whole shirt); BLUE is another hue (luma 104: a strong change).
+LILAC, BLUE = np.array([113, 100, 136]), np.array([90, 100, 160])
+
+
+def tinted(where: str, colour: np.ndarray) -> Image.Image:
+    """garment("zip") with its shirt (or only the shirt's lowest band, as a waistband) in
+    `colour`, its grain and seams kept: what a shop makes of one photo for another SKU."""
+    pixels = np.asarray(garment("zip")).astype(np.int16)
+    shirt = np.abs(pixels - np.array([45, 48, 55])).max(axis=2) < 25
+    if where == "band":
+        shirt[: round(pixels.shape[0] * 0.64)] = False
+    pixels[shirt] += (colour - np.array([45, 48, 55])).astype(np.int16)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def purple(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DupcheckService]:
+    svc = build_service(Settings.from_env({}, data_dir=tmp_path_factory.mktemp("tint")))
+    for where in ("shirt", "band"):
+        svc.register_bytes(entity_id=where, sku=where, image_url=f"https://shop.example/{where}.jpg",
+                           data=jpeg(tinted(where, PURPLE)))  # fmt: skip
+    yield svc
+
+
+@pytest.mark.parametrize("where, colour", [("shirt", LILAC), ("shirt", BLUE), ("band", BLUE)])
+def test_a_product_recoloured_at_the_same_lightness_is_not_a_duplicate(
+    purple: DupcheckService, where: str, colour: np.ndarray
+) -> None:
+    """The shirt (or its waistband) recoloured in the purple one's photo: the same luma
+    everywhere, so the views and the look-alike check's luma pass it; its tint changed where the
+    skin's, the trousers' and the background's did not, which no one edit does."""
+    variant = tinted(where, colour)
+    stored = PIPELINE.fingerprint(tinted(where, PURPLE), for_query=False)
+    views, thumbnail = Views.decode(stored.features["views"]), Thumbnail.decode(stored.thumbnail)
+    probe = PIPELINE.fingerprint_bytes(jpeg(variant), max_pixels=10**8).probe
+    assert views is not None and thumbnail is not None and probe is not None
+    evidence = verify(probe, [views], [PIPELINE.near])[0]
+    assert evidence is not None and evidence.alignment is not None and PIPELINE.near.passes(evidence)
+    detail = LookalikeCheck(probe, PIPELINE.lookalike, lambda _: thumbnail).examine(thumbnail, evidence.alignment)
+    assert detail is not None and not PIPELINE.lookalike.passes(detail)
+    assert PIPELINE.lookalike.passes(replace(detail, retinted=0.0, repainted=0.0))  # the tint alone refutes it
+    assert verdicts(purple, jpeg(variant))[where] is Verdict.SIMILAR
+    if where == "shirt":  # desaturated too, the band's change falls under the strong tint's slack
+        assert verdicts(purple, jpeg(ImageEnhance.Color(variant).enhance(0.6)))[where] is Verdict.SIMILAR
+
+
+TONE_EDITS = {
+    "less saturated": lambda im: ImageEnhance.Color(im).enhance(0.4),
+    "more saturated": lambda im: ImageEnhance.Color(im).enhance(1.7),
+    "brighter": lambda im: ImageEnhance.Brightness(im).enhance(1.3),
+    "darker": lambda im: ImageEnhance.Brightness(im).enhance(0.7),
+    "more contrast": lambda im: ImageEnhance.Contrast(im).enhance(1.4),
+    "less contrast, more saturated": lambda im: ImageEnhance.Color(ImageEnhance.Contrast(im).enhance(0.7)).enhance(1.4),
+    "grayscale": ImageOps.grayscale,
+}
+
+
+@pytest.mark.parametrize("where", ["shirt", "band"])
+@pytest.mark.parametrize("edit", list(TONE_EDITS))
+def test_a_copy_whose_colours_were_all_edited_stays_a_duplicate(purple: DupcheckService, where: str, edit: str) -> None:
+    """The same edits over the whole picture change every tint by one factor: still the picture."""
+    found = verdicts(purple, jpeg(TONE_EDITS[edit](tinted(where, PURPLE))))
+    assert found[where] is Verdict.DUPLICATE
 
 
 # -- the pieces ----------------------------------------------------------------------------------
@@ -188,3 +254,32 @@ def test_limits() -> None:
     assert not limits.passes(Detail(0.84, 0.07, 0.0, 1.0))  # two weaker signs together
     assert limits.passes(Detail(0.84, 0.05, 0.0, 1.0)) and limits.passes(Detail(0.86, 0.11, 0.0, 1.0))
     assert limits.passes(Detail(0.0, 1.0, 1.0, 0.4))  # too little overlap to judge: the views decide
+    tints = Limits(0.75, 0.12, 0.015, 0.85, 0.06, max_retinted=0.1, max_repainted=0.005)
+    assert tints.passes(Detail(0.99, 0.0, 0.0, 1.0, retinted=0.1, repainted=0.005))
+    assert not tints.passes(Detail(0.99, 0.0, 0.0, 1.0, retinted=0.11))  # a faint tint over much of it
+    assert not tints.passes(Detail(0.99, 0.0, 0.0, 1.0, repainted=0.006))  # a strong one over a part
+    assert limits.passes(Detail(0.99, 0.0, 0.0, 1.0, retinted=1.0, repainted=1.0))  # not asked: not checked
+
+
+def test_the_wider_far_option_passes_only_with_the_thumbnail_looked_at_and_agreeing() -> None:
+    """A far candidate a little less alike than the far tier asks (a resampled 10-15% crop) may
+    pass, but only on the look-alike check's word: never on the views alone."""
+    probe = PIPELINE.fingerprint_bytes(jpeg(garment("zip")), max_pixels=10**8).probe
+    stored = PIPELINE.fingerprint(garment("zip"), for_query=False)
+    other = PIPELINE.fingerprint(garment("print"), for_query=False)
+    views = Views.decode(stored.features["views"])
+    assert probe is not None and views is not None
+    found = verify(probe, [views], [PIPELINE.far])[0]
+    assert found is not None and PIPELINE.far.passes(found)
+    weaker = replace(found, similarity=0.95, luma_off=0.02, colour_off=0.012, layout_off=8)
+    assert not PIPELINE.far.passes(weaker) and PIPELINE.far_looked.passes(weaker)
+
+    def target(thumbnail: bytes | None) -> Confirmed:
+        decoded = None if thumbnail is None else Thumbnail.decode(thumbnail)
+        return LookalikeCheck(probe, PIPELINE.lookalike, lambda _: decoded).target(0, PIPELINE.far, PIPELINE.far_looked)
+
+    assert target(stored.thumbnail).passes(weaker)  # looked at: the same picture
+    assert not target(other.thumbnail).passes(weaker)  # looked at: another garment
+    assert not target(None).passes(weaker)  # nothing to look at: the views' far tier decides
+    assert target(None).passes(found)
+    assert not target(stored.thumbnail).passes(replace(weaker, similarity=0.93))  # past the wider option too

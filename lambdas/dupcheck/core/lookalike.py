@@ -24,6 +24,13 @@ than in it, which stays compact for the index.
    clipped at black and white. A shop that recolours a product in a photo (a black cap made
    grey) changes some regions and leaves others (the underbrim, the strap): the share of the
    picture that no clipped line explains, a pixel of slack allowed, says so.
+4. Tint: the same in colour. Every edit of the whole picture (brightness, contrast, saturation,
+   grayscale, a chain of them) multiplies each pixel's tint, its offset from the grey of its
+   own luma, by one factor; a shop's recolour changes the product's tint and not the skin's or
+   the background's (purple leggings made lilac, a mint waistband made cyan at one lightness).
+
+A far candidate a little less alike than the views alone accept (a resampled 10-15% crop) may
+pass too, but only when this look was made and agrees (`Confirmed.wider`).
 
 Cost (docs/benchmarks.md): a few milliseconds per candidate looked at, and only candidates the
 views already pass are (about one per query for a copy, almost never for a new product); the
@@ -35,7 +42,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -51,6 +58,9 @@ TEXTURED = 6.0  # luma std of a tile with detail in it
 LUMA_SLACK = 15.0  # luma levels a pixel may be off the clipped tone line
 STRONG_EDGE = 16.0  # luma levels per pixel: an edge the missing-detail share counts
 BACKGROUND = 12.0  # luma levels from a plain background's, as core/verification.py's
+TINT_SLACK = 8.0  # sRGB levels a pixel's tint may be off the one fitted tint scale: a faint recolour
+TINT_STRONG = 16.0  # ...and off by more than this: a recolour no copy's noise comes near
+SOLID = 6  # of a differing pixel's 3x3 neighbourhood that must differ too: a region, not an edge
 ITERATIONS = (20, 15)  # Lucas-Kanade steps at 32 px, then at 64
 THUMBNAIL_QUALITY = 85  # JPEG: ~5.7 KB median at 160 px (150 bench photos), 0.2 ms to encode, 0.5 to decode
 _RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
@@ -94,19 +104,26 @@ class Detail:
     the candidate's strong edges the query has nowhere within a pixel (a zip, a seam, a print,
     a face that is not there); `recoloured`, the share of solid regions (they survive a 3x3
     erosion) no clipped tone line explains; `overlap`, the share of the query the aligned
-    thumbnail covers. Shares are centre-weighted."""
+    thumbnail covers; `retinted` and `repainted`, the share of solid regions whose tint (a
+    colour's offset from the grey of its luma) is off the one tint scale every edit of the
+    picture applies, by more than TINT_SLACK and by more than TINT_STRONG (a shop's recolour of
+    the product, which leaves the skin and the background as they were; see `_tint_changes`).
+    Shares are centre-weighted."""
 
     structure: float
     missing: float
     recoloured: float
     overlap: float
+    retinted: float = 0.0
+    repainted: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """When a candidate the views pass is also the same picture at a finer look: its structure
-    agrees, it has the candidate's detail, and no region of it was recoloured; or structure and
-    detail both only fairly (two weaker signs together refute it)."""
+    agrees, it has the candidate's detail, and no region of it was recoloured (in luma, in a
+    faint tint over a large part, or in a strong one over a small part); or structure and detail
+    both only fairly (two weaker signs together refute it)."""
 
     min_structure: float
     max_missing: float
@@ -114,6 +131,8 @@ class Limits:
     fair_structure: float  # below this structure...
     fair_missing: float  # ...and above this share missing: refuted too
     min_overlap: float = 0.5  # less overlap than this: too little to judge, the views decide
+    max_retinted: float = 1.0  # the share off by TINT_SLACK (1: not checked)
+    max_repainted: float = 1.0  # the share off by TINT_STRONG (1: not checked)
 
     def passes(self, detail: Detail) -> bool:
         if detail.overlap < self.min_overlap:
@@ -122,6 +141,8 @@ class Limits:
             detail.structure >= self.min_structure
             and detail.missing <= self.max_missing
             and detail.recoloured <= self.max_recoloured
+            and detail.retinted <= self.max_retinted
+            and detail.repainted <= self.max_repainted
             and not (detail.structure < self.fair_structure and detail.missing > self.fair_missing)
         )
 
@@ -133,33 +154,49 @@ class LookalikeCheck:
 
     def __init__(self, probe: Probe, limits: Limits, thumbnail_of: Callable[[int], Thumbnail | None]) -> None:
         self.probe, self.limits, self._thumbnail_of = probe, limits, thumbnail_of
-        self._seen: dict[tuple[int, Alignment], bool] = {}
+        self._seen: dict[tuple[int, Alignment], bool | None] = {}  # None: not looked at
         self._queries: dict[tuple[float, tuple[float, ...], bool], np.ndarray] = {}
 
-    def target(self, candidate: int, tier: Tier) -> Confirmed:
-        return Confirmed(tier, self, candidate)
+    def target(self, candidate: int, tier: Tier, wider: Tier | None = None) -> Confirmed:
+        return Confirmed(tier, self, candidate, wider)
 
-    def confirm(self, candidate: int, evidence: Evidence) -> bool:
+    def confirm(self, candidate: int, evidence: Evidence, *, looked: bool = False) -> bool:
+        """Whether the finer look agrees with the views' alignment; without a look (no
+        thumbnail, a window too small) the views decide, unless `looked` asks for one."""
         alignment = evidence.alignment
         if alignment is None:
-            return True
+            return not looked
         key = (candidate, alignment)
         if key not in self._seen:
             thumbnail = self._thumbnail_of(candidate)
             detail = None if thumbnail is None else self.examine(thumbnail, alignment)
-            self._seen[key] = detail is None or self.limits.passes(detail)
-        return self._seen[key]
+            self._seen[key] = None if detail is None else self.limits.passes(detail)
+        agrees = self._seen[key]
+        return not looked if agrees is None else agrees
 
     def examine(self, thumbnail: Thumbnail, alignment: Alignment) -> Detail | None:
         """The finer look at a candidate's thumbnail at the views' alignment (None: its window
         is too small to look at)."""
-        aligned = self.aligned(thumbnail, alignment)
-        return None if aligned is None else _measure(aligned)
+        window, candidate = _candidate_window(thumbnail, alignment)
+        if window is None:
+            return None
+        aligned = align(self._query(alignment), candidate, window)
+        warped = _warped_colour(thumbnail.rgb, aligned.params, candidate.shape)
+        retinted, repainted = _tint_changes(self._query_colour(alignment), warped, aligned.inside)
+        return replace(_measure(aligned), retinted=retinted, repainted=repainted)
 
     def aligned(self, thumbnail: Thumbnail, alignment: Alignment) -> Aligned | None:
         """The query's patch and the thumbnail mapped onto it, as the check compares them."""
         window, candidate = _candidate_window(thumbnail, alignment)
         return None if window is None else align(self._query(alignment), candidate, window)
+
+    def _query_colour(self, alignment: Alignment) -> np.ndarray:
+        """The query's patch as `_query` cuts it, in colour: (3, SIZE, SIZE) sRGB levels."""
+        picture = Image.fromarray(self.probe.turned(alignment.angle))
+        top, bottom, left, right = alignment.query_box
+        box = (left * picture.width, top * picture.height, right * picture.width, bottom * picture.height)
+        patch = np.asarray(picture.resize((SIZE, SIZE), Image.Resampling.BILINEAR, box=box), dtype=np.float32)
+        return np.ascontiguousarray(np.moveaxis(patch[:, ::-1] if alignment.mirrored else patch, -1, 0))
 
     def _query(self, alignment: Alignment) -> np.ndarray:
         key = (alignment.angle, alignment.query_box, alignment.mirrored)
@@ -183,9 +220,16 @@ class Confirmed:
     tier: Tier
     check: LookalikeCheck
     candidate: int
+    wider: Tier | None = None  # passes too, but only when the thumbnail was looked at and agrees
 
     def passes(self, evidence: Evidence) -> bool:
-        return self.tier.passes(evidence) and self.check.confirm(self.candidate, evidence)
+        if self.tier.passes(evidence):
+            return self.check.confirm(self.candidate, evidence)
+        return (
+            self.wider is not None
+            and self.wider.passes(evidence)
+            and self.check.confirm(self.candidate, evidence, looked=True)
+        )
 
     @property
     def max_colour_off(self) -> float:
@@ -239,6 +283,7 @@ class Aligned:
     query: np.ndarray
     warped: np.ndarray
     inside: np.ndarray
+    params: np.ndarray  # the affine map (see _affine) from the patch onto the candidate's pixels
 
 
 def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, float, float]) -> Aligned:
@@ -262,7 +307,8 @@ def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, 
 
 def _aligned(query: np.ndarray, image: Image.Image, params: np.ndarray) -> Aligned:
     warped, inside = _warp(image, params, SIZE)
-    return Aligned(query, warped.astype(np.float64), np.ones(warped.shape, bool) if inside is None else inside)
+    inside = np.ones(warped.shape, bool) if inside is None else inside
+    return Aligned(query, warped.astype(np.float64), inside, params)
 
 
 def _likeness(aligned: Aligned) -> float:
@@ -415,6 +461,81 @@ def _measure(aligned: Aligned) -> Detail:
         for a, b in ((query, warped), (warped, query))
     )
     return Detail(structure, missing, recoloured, overlap)
+
+
+def _warped_colour(rgb: np.ndarray, params: np.ndarray, resized: tuple[int, ...]) -> np.ndarray:
+    """The thumbnail's colour (`rgb`) sampled where `params` maps the patch: (3, SIZE, SIZE).
+    The map is onto the thumbnail resized to `resized` (what `align` saw, _candidate_window):
+    onto its own pixel centres it is scaled by that resize on each axis."""
+    sy, sx = rgb.shape[0] / resized[0], rgb.shape[1] / resized[1]
+    own = np.concatenate([params[:4] * np.array([sy, sy, sx, sx]), (params[4:] + 0.5) * np.array([sy, sx]) - 0.5])
+    channels = (Image.fromarray(np.ascontiguousarray(rgb[..., c], np.float32), mode="F") for c in range(3))
+    return np.stack([_warp(channel, own, SIZE)[0] for channel in channels])
+
+
+def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
+    """(retinted, repainted) of Detail, from the query patch and the thumbnail warped onto it
+    ((3, SIZE, SIZE) sRGB levels each).
+
+    Every edit a copy gets in one go, brightness (x f), contrast (k x + (1 - k) mean), saturation
+    (s x + (1 - s) luma), grayscale and any chain of them, maps a pixel's tint, its offset from
+    the grey of its own luma, through one factor: tint' = t x tint, the same t everywhere. A shop
+    that recolours its product in a photo changes the tint of the product and leaves the skin,
+    the props and the background as they were: no one factor explains both (purple leggings made
+    lilac, a mint waistband made cyan). So the factor is fitted (least squares, twice more on the
+    pixels it explains, so the recoloured part does not pull it), and what it leaves off counts
+    where the pixel and most of its neighbours are off (a region, not an edge's last pixel of
+    misalignment), a pixel of slack allowed. Clipped pixels (a brightened highlight, a darkened
+    shadow) are left out: a clip turns a tint. Either picture may be the edited one (a
+    grayscale copy has no tint to predict the other's from), so each is predicted from the other
+    and the smaller share counts, for each threshold."""
+    brightest = np.maximum(query.max(axis=0), warped.max(axis=0))
+    darkest = np.minimum(query.min(axis=0), warped.min(axis=0))
+    unclipped = inside & (brightest < 250) & (darkest > 5)
+    tints = [rgb - luma(np.moveaxis(rgb, 0, -1), np.float32) for rgb in (query, warped)]
+    weight = _centre_weight(SIZE)
+    offs = [_tint_off(mine, theirs, unclipped) for mine, theirs in (tints, tints[::-1])]
+    faint, strong = (
+        min(float((_solid((off > slack) & unclipped) * weight).sum()) for off in offs)
+        for slack in (TINT_SLACK, TINT_STRONG)
+    )
+    return faint, strong
+
+
+def _tint_off(mine: np.ndarray, theirs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest channel's distance of `mine` from `theirs` times the fitted tint
+    factor (in [0, 2.5]), each pixel allowed a one-pixel shift."""
+    factor = 1.0
+    for _ in range(3):
+        x, y = theirs[:, chosen], mine[:, chosen]
+        factor = min(max(float((x * y).sum()) / max(float((x * x).sum()), 1e-6), 0.0), 2.5)
+        kept = chosen & (_largest(mine - factor * theirs) < TINT_SLACK)
+        if kept.sum() < 50:
+            break
+        chosen = kept
+    padded = np.pad(factor * theirs, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    n = mine.shape[1]
+    off = np.full(mine.shape[1:], np.inf, np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            np.minimum(off, _largest(mine - padded[:, dy : dy + n, dx : dx + n]), out=off)
+    return off
+
+
+def _largest(channels: np.ndarray) -> np.ndarray:
+    """The largest absolute value of three channels, per pixel (a reduction over a first axis
+    of three, written out: numpy's reduction over a short axis is 6x slower)."""
+    return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
+
+
+def _solid(mask: np.ndarray) -> np.ndarray:
+    """The pixels of `mask` with at least SOLID of their 3x3 neighbourhood (themselves included)
+    in it: a band two or three pixels high stays, as a recoloured waistband is at this size,
+    which a 3x3 erosion would take; scattered pixels go."""
+    padded = np.pad(mask.astype(np.int8), 1)
+    height, width = mask.shape
+    count = sum(padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3))
+    return mask & (count >= SOLID)
 
 
 def _shown(query: np.ndarray) -> np.ndarray:
