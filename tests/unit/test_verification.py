@@ -320,6 +320,11 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
         (3.0, {3.0: _scripted(0.75, left=2.0), -3.0: _scripted(0.2, left=2.0)}, [3.0, -3.0], None),
         # The best turn that does not pass is what is returned.
         (2.0, {2.0: _scripted(0.9, left=0.2)}, [2.0], 2.0),
+        # A first turn that barely raises the correlation is not followed by more (another picture),
+        # whatever turn its alignment says is left...
+        (3.0, {3.0: _scripted(0.8 + verification.TURN_PROMISE / 2, left=1.0)}, [3.0], 3.0),
+        # ...nor is one whose reverse barely does.
+        (3.0, {3.0: _scripted(0.7, left=1.0), -3.0: _scripted(0.81, left=1.0)}, [3.0, -3.0], -3.0),
     ],
 )
 def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) -> None:  # noqa: ANN001
