@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
-QUERIES = 100  # hash_bench.py's: half of its 200 photos indexed, the other half held out
 
 
 def worker(images: Path) -> None:
@@ -79,7 +78,7 @@ def worker(images: Path) -> None:
 
     for data in queries["new"][:5]:  # warm caches before timing
         judge(pipeline.fingerprint_bytes(data, max_pixels=40_000_000))
-    print("ready", flush=True)
+    print("ready", len(queries["new"]), flush=True)  # hash_bench.py's 200 photos: 100 queries
     for line in sys.stdin:
         kind, i = line.split()
         query = pipeline.fingerprint_bytes(queries[kind][int(i)], max_pixels=40_000_000)  # a fresh probe
@@ -112,13 +111,17 @@ def main() -> None:
             [sys.executable, __file__, "--worker", "--images", str(args.images)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/",
         )  # fmt: skip
+    counts = set()
     for process in workers.values():
-        if (process.stdout.readline() if process.stdout else "").strip() != "ready":
+        answer = (process.stdout.readline() if process.stdout else "").split()
+        if not answer or answer[0] != "ready":
             raise SystemExit("a worker failed to start")
-    samples: dict[str, list[list[float]]] = {name: [[] for _ in range(QUERIES)] for name in names}
+        counts.add(int(answer[1]))
+    queries = min(counts)
+    samples: dict[str, list[list[float]]] = {name: [[] for _ in range(queries)] for name in names}
     for round_ in range(args.rounds):
         order = names if round_ % 2 == 0 else names[::-1]
-        for i in range(QUERIES):
+        for i in range(queries):
             for name in order:
                 process = workers[name]
                 assert process.stdin is not None and process.stdout is not None
