@@ -108,7 +108,7 @@ def main() -> None:
         name, lambdas = spec.split("=", 1)
         env = {**os.environ, "PYTHONPATH": str(Path(lambdas).resolve())}
         workers[name] = subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--images", str(args.images)],
+            [sys.executable, __file__, "--worker", "--images", str(args.images.resolve())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/",
         )  # fmt: skip
     counts = set()
