@@ -325,6 +325,8 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
         (3.0, {3.0: _scripted(0.8 + verification.TURN_PROMISE / 2, left=1.0)}, [3.0], 3.0),
         # ...nor is one whose reverse barely does.
         (3.0, {3.0: _scripted(0.7, left=1.0), -3.0: _scripted(0.81, left=1.0)}, [3.0, -3.0], -3.0),
+        # A first turn too small to say anything goes on, even when it gained little.
+        (0.5, {0.5: _scripted(0.81, left=4.0), 4.5: _scripted(0.99, passing=True)}, [0.5, 4.5], 4.5),
         # A first turn that gains little but passes (its layout or halves do not agree yet) goes on.
         (3.0, {3.0: _scripted(0.82, layout=verification.TURNED_MAX_LAYOUT + 2, passing=True, left=1.0),
                4.0: _scripted(0.99, passing=True)}, [3.0, 4.0], 4.0),
