@@ -320,6 +320,16 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
         (3.0, {3.0: _scripted(0.75, left=2.0), -3.0: _scripted(0.2, left=2.0)}, [3.0, -3.0], None),
         # The best turn that does not pass is what is returned.
         (2.0, {2.0: _scripted(0.9, left=0.2)}, [2.0], 2.0),
+        # A first turn that barely raises the correlation is not followed by more (another picture),
+        # whatever turn its alignment says is left...
+        (3.0, {3.0: _scripted(0.8 + verification.TURN_PROMISE / 2, left=1.0)}, [3.0], 3.0),
+        # ...nor is one whose reverse barely does.
+        (3.0, {3.0: _scripted(0.7, left=1.0), -3.0: _scripted(0.81, left=1.0)}, [3.0, -3.0], -3.0),
+        # A first turn too small to say anything goes on, even when it gained little.
+        (0.5, {0.5: _scripted(0.81, left=4.0), 4.5: _scripted(0.99, passing=True)}, [0.5, 4.5], 4.5),
+        # A first turn that gains little but passes (its layout or halves do not agree yet) goes on.
+        (3.0, {3.0: _scripted(0.82, layout=verification.TURNED_MAX_LAYOUT + 2, passing=True, left=1.0),
+               4.0: _scripted(0.99, passing=True)}, [3.0, 4.0], 4.0),
     ],
 )
 def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) -> None:  # noqa: ANN001

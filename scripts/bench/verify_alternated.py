@@ -1,0 +1,151 @@
+"""Verification of the same queries by several commits, alternated query by query.
+
+hash_bench.py times one commit per process; on a busy machine verification's speed swings
+between processes (its matrix products' OpenBLAS threads are not pinned with the process),
+more than the difference between commits. Here each commit's code runs in its own worker
+process (its `lambdas/` first on the path, pinned to the same core, the same photos indexed as
+hash_bench.py indexes them), and the workers judge query i in turn, round after round (the
+order reversed every other round): the machine's drift hits every commit alike. Per query, the
+median over the rounds; then the median and 90th percentile over queries, and each commit's
+90th percentile over the first commit's median (issue 19's latency target, a new product's
+p90 against "today's" median).
+
+    git archive <commit> | tar -x -C /tmp/hb-<commit>     # each commit to compare
+    .venv/bin/python scripts/bench/verify_alternated.py --kind new --rounds 3 \\
+        base=/tmp/hb-804f8a2/lambdas head=lambdas [--images ../shared/bench/images]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
+
+
+def worker(images: Path) -> None:
+    """One commit's judge, as hash_bench.py's (the commit's own `lambdas/` is first on the path;
+    a commit without thumbnails judges on the views, as its service did). Reads `kind index`
+    lines, answers the milliseconds `judge` took."""
+    import io
+    import tempfile
+    import time
+
+    from PIL import Image
+
+    from dupcheck.adapters.local_index import LocalHashIndex
+    from dupcheck.core.hashing import get_pipeline
+    from dupcheck.core.models import HashRecord
+
+    try:
+        from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
+
+        thumbnails = SqliteThumbnails(Path(tempfile.mkdtemp(prefix="verify-alternated-")) / "thumbnails.sqlite3")
+    except ImportError:
+        thumbnails = None
+    files = [p for p in sorted(images.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg")]
+    photos = [p.read_bytes() for p in files if Image.open(p).size[0] * Image.open(p).size[1] >= 700_000][:200]
+    pipeline = get_pipeline()
+    index = LocalHashIndex(getattr(pipeline, "index_bits", None) or pipeline.bits)
+    records = {}
+    for i, data in enumerate(photos[::2]):
+        fp = pipeline.fingerprint_bytes(data, max_pixels=40_000_000, for_query=False)
+        stored = fp.hash if thumbnails is not None else fp.hash.hex  # (older commits kept hex)
+        records[f"E{i}"] = HashRecord(f"E{i}", "", "", stored, fp.algo, features=dict(fp.features))
+        index.upsert(records[f"E{i}"])
+        if thumbnails is not None and getattr(fp, "thumbnail", None):
+            thumbnails.put_many({f"E{i}": fp.thumbnail})
+
+    def cropped(data: bytes) -> bytes:  # hash_bench.cropped_copy: 9% off each side, recompressed
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        w, h = image.size
+        out = io.BytesIO()
+        image.crop((w * 9 // 100, h * 9 // 100, w * 91 // 100, h * 91 // 100)).save(out, "JPEG", quality=70)
+        return out.getvalue()
+
+    queries = {"new": photos[1::2], "copy": [cropped(d) for d in photos[::2]]}
+    pool = pipeline.candidate_pool(5)
+
+    def judge(query) -> None:  # noqa: ANN001
+        hits = index.search(query.search_hashes, pool)
+        candidates = [(records[h.entity_id], h.distance) for h in hits]
+        pipeline.judge(query, candidates, *([thumbnails.get_many] if thumbnails is not None else []))
+
+    for data in queries["new"][:5]:  # warm caches before timing
+        judge(pipeline.fingerprint_bytes(data, max_pixels=40_000_000))
+    print("ready", len(queries["new"]), flush=True)  # hash_bench.py's 200 photos: 100 queries
+    for line in sys.stdin:
+        kind, i = line.split()
+        query = pipeline.fingerprint_bytes(queries[kind][int(i)], max_pixels=40_000_000)  # a fresh probe
+        started = time.perf_counter()
+        judge(query)
+        print(f"{(time.perf_counter() - started) * 1000.0:.4f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("commits", nargs="*", help="NAME=LAMBDAS_DIR, the first the baseline")
+    parser.add_argument("--kind", choices=("new", "copy"), default="new", help="held-out photos or 9%% crops")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=Path, default=SHARED)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # inherited by the workers
+    if args.worker:
+        worker(args.images)
+        return
+    if len(args.commits) < 2 or any("=" not in c for c in args.commits):
+        parser.error("give at least two NAME=LAMBDAS_DIR")
+    names = [c.split("=", 1)[0] for c in args.commits]
+    workers = {}
+    for spec in args.commits:
+        name, lambdas = spec.split("=", 1)
+        env = {**os.environ, "PYTHONPATH": str(Path(lambdas).resolve())}
+        workers[name] = subprocess.Popen(
+            [sys.executable, __file__, "--worker", "--images", str(args.images.resolve())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/",
+        )  # fmt: skip
+    counts = set()
+    for process in workers.values():
+        answer = (process.stdout.readline() if process.stdout else "").split()
+        if not answer or answer[0] != "ready":
+            raise SystemExit("a worker failed to start")
+        counts.add(int(answer[1]))
+    queries = min(counts)
+    samples: dict[str, list[list[float]]] = {name: [[] for _ in range(queries)] for name in names}
+    for round_ in range(args.rounds):
+        order = names if round_ % 2 == 0 else names[::-1]
+        for i in range(queries):
+            for name in order:
+                process = workers[name]
+                assert process.stdin is not None and process.stdout is not None
+                process.stdin.write(f"{args.kind} {i}\n")
+                process.stdin.flush()
+                samples[name][i].append(float(process.stdout.readline()))
+    for process in workers.values():
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait()
+    per_query = {name: [statistics.median(s) for s in samples[name]] for name in names}
+    base = statistics.median(per_query[names[0]])
+    results = {
+        name: {
+            "median_ms": round(statistics.median(ms), 2),
+            "p90_ms": round(statistics.quantiles(ms, n=10)[-1], 2),
+            "p90_to_first_median": round(statistics.quantiles(ms, n=10)[-1] / base, 2),
+        }
+        for name, ms in per_query.items()
+    }
+    for name, figures in results.items():
+        print(f"{name}: {figures}")
+    print(json.dumps({"kind": args.kind, "rounds": args.rounds, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
