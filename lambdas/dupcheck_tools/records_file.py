@@ -30,7 +30,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from dupcheck.core.ids import id_problem
 from dupcheck.core.models import Entry, HashRecord, HashValue, PutCounts, features_to_text, utc_now, written_after
-from dupcheck.core.ports import NewestPuts, PreparedPuts, RecordStore, ThumbnailStore
+from dupcheck.core.ports import NewestPuts, RecordStore, ThumbnailStore
 from dupcheck_tools.backfill import FailureLog
 from dupcheck_tools.catalog import CatalogError, CatalogRow, local_catalog
 from dupcheck_tools.exit_codes import ExitCode
@@ -267,28 +267,19 @@ def _write_behind(store: RecordStore, thumbnails: ThumbnailStore | None, batches
                   summary: ImportSummary, overwrite: bool) -> None:  # fmt: skip
     """Each batch is written by a thread of its own while the next one is parsed (SQLite works
     without the GIL, DynamoDB waits on the network); at most one more batch waits its turn. On
-    an interrupt or an error, batches not started are dropped and the one being written ends.
-    A store that prepares its writes (PreparedPuts: SQLite's statement parameters) has them
-    prepared here, in the parsing thread, so the writer needs the GIL as little as it can."""
-    prepare: Callable[[list[HashRecord]], object]
-    if isinstance(store, PreparedPuts):
-        prepare, put_records = store.prepare, store.put_prepared
-    elif isinstance(store, NewestPuts):
-        prepare, put_records = list, store.put_newest  # type: ignore[assignment]
-    else:
-        prepare, put_records = list, functools.partial(put_newest_by_reading, store)  # type: ignore[assignment]
+    an interrupt or an error, batches not started are dropped and the one being written ends."""
+    put_records = store.put_newest if isinstance(store, NewestPuts) else functools.partial(put_newest_by_reading, store)
 
-    def put(entries: list[Entry], prepared: object, *, overwrite: bool) -> PutCounts:
+    def put(entries: list[Entry], *, overwrite: bool) -> PutCounts:
         if thumbnails is not None:  # before the records (DupcheckService.save says why)
             _put_thumbnails(store, thumbnails, entries, overwrite=overwrite)
-        return put_records(prepared, overwrite=overwrite)
+        return put_records([entry.record for entry in entries], overwrite=overwrite)
 
     pending: collections.deque[Future[PutCounts]] = collections.deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dupcheck-import-writer") as writer:
         try:
             for batch in batches:
-                prepared = prepare([entry.record for entry in batch])
-                pending.append(writer.submit(put, batch, prepared, overwrite=overwrite))
+                pending.append(writer.submit(put, batch, overwrite=overwrite))
                 if len(pending) > 1:
                     _count(summary, pending.popleft().result())
             while pending:

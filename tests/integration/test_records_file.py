@@ -8,8 +8,6 @@ import gzip
 import itertools
 import json
 import re
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -304,47 +302,18 @@ def test_a_store_failure_ends_the_import_with_its_error(tmp_path: Path, monkeypa
     file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records(100)))
     monkeypatch.setattr(records_file, "BATCH", 10)
     store = SqliteRecordStore(tmp_path / "s.db")
-    put_prepared, calls = store.put_prepared, itertools.count(1)
+    put_newest, calls = store.put_newest, itertools.count(1)
 
-    def failing_second(prepared: object, *, overwrite: bool = False) -> PutCounts:
+    def failing_second(batch: list[HashRecord], *, overwrite: bool = False) -> PutCounts:
         if next(calls) == 2:
             raise StoreUnavailable("local store failed: disk I/O error")
-        return put_prepared(prepared, overwrite=overwrite)
+        return put_newest(batch, overwrite=overwrite)
 
-    monkeypatch.setattr(store, "put_prepared", failing_second)
+    monkeypatch.setattr(store, "put_newest", failing_second)
     with pytest.raises(StoreUnavailable, match="disk I/O"):
         import_records(store, file, failures=tmp_path / "f.csv")
     # Batches queued behind the failure are dropped: at most the one already taken up is written.
     assert store.count() in (10, 20)
-
-
-def test_sqlite_rows_are_prepared_by_the_parsing_thread_and_written_by_the_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The writer thread needs the GIL only to hand prepared rows to SQLite: building them there
-    # would take it from the parsing thread (docs/benchmarks.md, "Records import").
-    file = tmp_path / "c.jsonl"
-    file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records(30)))
-    monkeypatch.setattr(records_file, "BATCH", 10)
-    store = SqliteRecordStore(tmp_path / "s.db")
-    threads: dict[str, set[str]] = {"prepare": set(), "put": set()}
-    prepare, put_prepared = store.prepare, store.put_prepared
-
-    def watched_prepare(batch: Sequence[HashRecord]) -> object:
-        threads["prepare"].add(threading.current_thread().name)
-        return prepare(batch)
-
-    def watched_put(prepared: object, *, overwrite: bool = False) -> PutCounts:
-        threads["put"].add(threading.current_thread().name)
-        return put_prepared(prepared, overwrite=overwrite)
-
-    monkeypatch.setattr(store, "prepare", watched_prepare)
-    monkeypatch.setattr(store, "put_prepared", watched_put)
-    summary = import_records(store, file, failures=tmp_path / "f.csv")
-
-    assert summary.imported == store.count() == 30
-    assert threads["prepare"] == {threading.current_thread().name}
-    assert len(threads["put"]) == 1 and threads["put"].pop().startswith("dupcheck-import-writer")
 
 
 def test_progress_follows_the_compressed_bytes_of_a_gz_file(tmp_path: Path, capsys: Any) -> None:

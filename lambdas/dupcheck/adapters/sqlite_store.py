@@ -19,8 +19,7 @@ import json
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
@@ -104,29 +103,16 @@ class SqliteRecordStore(SqliteFile):
         written = 0
         iterator = iter(records)
         while batch := list(islice(iterator, 500)):
-            written += self._upsert(self.prepare(batch), overwrite=True).written
+            written += self._upsert(batch, overwrite=True).written
         return written
 
     def put_newest(self, records: Sequence[HashRecord], *, overwrite: bool = False) -> PutCounts:
-        return self.put_prepared(self.prepare(records), overwrite=overwrite)
-
-    # -- PreparedPuts: the bulk path (`import`) ----------------------------------------------
-
-    def prepare(self, records: Sequence[HashRecord]) -> PreparedRows:
-        """The statements' parameters, built in the caller's thread (the GIL-bound share of a
-        write: ~5 of its ~30 us a record)."""
-        return PreparedRows([(run, list(chain.from_iterable(map(_row, run))))
-                             for run in _distinct_runs(records, _ROWS_PER_INSERT)])  # fmt: skip
-
-    def put_prepared(self, prepared: object, *, overwrite: bool = False) -> PutCounts:
-        """One transaction of multi-row UPSERTs that compare on write, on a connection whose page
-        cache holds a large import's working set."""
-        if not isinstance(prepared, PreparedRows):
-            raise TypeError(f"not prepared by this store: {type(prepared).__name__}")
+        """The bulk path (`import`): one transaction of multi-row UPSERTs that compare on write,
+        on a connection whose page cache holds a large import's working set."""
         self._conn().execute(f"PRAGMA cache_size = -{BULK_CACHE_KB}")
-        return self._upsert(prepared, overwrite=overwrite)
+        return self._upsert(records, overwrite=overwrite)
 
-    def _upsert(self, prepared: PreparedRows, *, overwrite: bool) -> PutCounts:
+    def _upsert(self, records: Sequence[HashRecord], *, overwrite: bool) -> PutCounts:
         """No read before the write, and no RETURNING: a statement's row count says how many it
         wrote (each returned row would hand the GIL back and forth, and a parsing thread then
         waits a switch interval for it: half the import's speed). Only when some were left alone
@@ -137,10 +123,10 @@ class SqliteRecordStore(SqliteFile):
             conn = self._conn()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for run, params in prepared.runs:
+                for run in _distinct_runs(records, _ROWS_PER_INSERT):
                     sql = _UPSERT.format(rows=",".join([_ROW_MARKS] * len(run)))
                     sql += "" if overwrite else _UNLESS_SAME_OR_NEWER
-                    wrote = conn.execute(sql, params).rowcount
+                    wrote = conn.execute(sql, [value for record in run for value in _row(record)]).rowcount
                     written += wrote
                     if wrote < len(run):
                         stamps = dict(conn.execute(
@@ -246,14 +232,6 @@ class SqliteRecordStore(SqliteFile):
             return self._conn().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
-
-
-@dataclass(frozen=True)
-class PreparedRows:
-    """Records as `put_prepared` binds them: runs with no entity_id twice (a statement's rows),
-    each with its flat parameters (`_row` after `_row`)."""
-
-    runs: list[tuple[list[HashRecord], list[object]]]
 
 
 def _row(record: HashRecord) -> tuple:

@@ -66,21 +66,6 @@ class NewestPuts(Protocol):
 
 
 @runtime_checkable
-class PreparedPuts(NewestPuts, Protocol):
-    """A NewestPuts store whose writes can be made ready ahead, in another thread: a bulk import
-    prepares the next batch while the last one is written, so the writing thread (SQLite works
-    without the GIL) holds the GIL only to hand the prepared batch over."""
-
-    def prepare(self, records: Sequence[HashRecord]) -> object:
-        """`records` as `put_prepared` writes them (any thread)."""
-        ...
-
-    def put_prepared(self, prepared: object, *, overwrite: bool = False) -> PutCounts:
-        """`put_newest` of the records `prepared` holds."""
-        ...
-
-
-@runtime_checkable
 class HashIndex(Protocol):
     """Nearest-neighbour search over record hashes in Hamming space."""
 
