@@ -215,8 +215,15 @@ def start_backfill(catalog: Path, data_dir: Path, *extra: str) -> subprocess.Pop
     cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress",
            "--workers", "4", "--per-host", "4", "--hash-workers", "1", *extra]  # fmt: skip
     return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_interruptible,
+    )  # fmt: skip
+
+
+def _interruptible() -> None:
+    """Ctrl-C as a terminal delivers it: a suite started in the background (`make test &`)
+    inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stored_count(data_dir: Path) -> int:
