@@ -52,9 +52,13 @@ class CodecError(ValueError):
 
 
 def _residuals(levels: np.ndarray) -> np.ndarray:
-    """uint8 levels -> x - left - up + upleft, modulo 256 (uint8 arithmetic wraps)."""
-    across = np.diff(levels, axis=-1, prepend=np.uint8(0))
-    return np.diff(across, axis=-2, prepend=np.uint8(0))
+    """uint8 levels -> x - left - up + upleft, modulo 256 (uint8 arithmetic wraps). In-place
+    subtractions of shifted slices: np.diff with `prepend` gives the same bytes at twice the cost."""
+    across = levels.copy()
+    across[..., 1:] -= levels[..., :-1]
+    residuals = across.copy()
+    residuals[..., 1:, :] -= across[..., :-1, :]
+    return residuals
 
 
 def _levels(residuals: np.ndarray) -> np.ndarray:
@@ -63,8 +67,7 @@ def _levels(residuals: np.ndarray) -> np.ndarray:
 
 
 def _deflate(data: bytes) -> bytes:
-    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)  # raw: no header, no checksum
-    return compressor.compress(data) + compressor.flush()
+    return zlib.compress(data, _LEVEL, wbits=-15)  # raw: no header, no checksum
 
 
 def encode(luma: np.ndarray, chroma: np.ndarray) -> bytes:
