@@ -195,3 +195,15 @@ def test_put_newest_rolls_back_a_call_that_fails(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="key collision"):
         store.put_newest([_record(3), clash])
     assert store.get("id-00003") is None and store.count() == 1
+
+
+@pytest.mark.parametrize("parameters", [8, 100, 32766])
+def test_put_newest_fits_each_statement_to_sqlites_parameter_limit(tmp_path: Path, parameters: int) -> None:
+    # Statements take as many rows as the connection binds (one row at 8 parameters; 12 at 100;
+    # 4,000 at the usual 32,766): a write of more rows than one statement holds stores them all.
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store._conn().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameters)
+    records = [_stamped(i, "2026-01-01T00:00:00.000Z") for i in range(4100)]
+    assert store.put_newest(records) == PutCounts(written=4100)
+    assert store.put_newest(records[::-1]) == PutCounts(unchanged=4100)
+    assert store.count() == 4100 and store.get("id-04099") == records[-1]

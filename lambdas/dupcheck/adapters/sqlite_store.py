@@ -62,7 +62,11 @@ _UNLESS_SAME_OR_NEWER = (
     f" IS NOT ({', '.join(f'excluded.{name}' for name in _COMPARED)})"
     " AND NOT written_after(records.updated_at, excluded.updated_at)"
 )
-_ROWS_PER_INSERT = 500  # 4,000 bound parameters: under SQLite's limit (32,766 since 3.32)
+# Rows per INSERT: as many as SQLite binds in one statement (32,766 parameters since 3.32, 4
+# rows short of 4,096), at most 4,000. A bulk import's writer thread hands the GIL to the parsing
+# thread for each statement and waits up to a switch interval (5 ms) to get it back: 4,000 rows a
+# statement wait 8x less often than 500 did (docs/benchmarks.md, "Import of a records file").
+_MAX_ROWS_PER_INSERT = 4000
 _BATCH = 900  # stays under SQLite's default limit of 999 bound parameters per statement
 # A bulk writer's page cache (SQLite's default is 2 MB): at 1M records the two indexes (~60 MB;
 # the id_key one takes inserts at random places) stay in memory, and a transaction's pages are
@@ -123,7 +127,7 @@ class SqliteRecordStore(SqliteFile):
             conn = self._conn()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for run in _distinct_runs(records, _ROWS_PER_INSERT):
+                for run in _distinct_runs(records, _rows_per_insert(conn)):
                     sql = _UPSERT.format(rows=",".join([_ROW_MARKS] * len(run)))
                     sql += "" if overwrite else _UNLESS_SAME_OR_NEWER
                     wrote = conn.execute(sql, [value for record in run for value in _row(record)]).rowcount
@@ -248,6 +252,11 @@ def _row(record: HashRecord) -> tuple:
 
 
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?)"  # one _row
+
+
+def _rows_per_insert(conn: sqlite3.Connection) -> int:
+    parameters = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return max(1, min(_MAX_ROWS_PER_INSERT, parameters // _ROW_MARKS.count("?")))
 
 
 def _distinct_runs(records: Iterable[HashRecord], size: int) -> Iterator[list[HashRecord]]:
