@@ -238,6 +238,51 @@ def test_a_brightened_copy_whose_saturated_colours_clip_keeps_its_colour(
     assert not PIPELINE.near.passes(plain) and plain.colour_off + plain.colour_missing > 0.05
 
 
+def test_candidates_brightened_together_are_judged_as_each_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The brightened colours of every candidate a brighter query tries are computed in one pass:
+    each candidate's colour evidence is what it gets judged alone, and the pass changed it."""
+    original = product_image(23, (400, 320))
+    query = Probe(rgb_of(ImageEnhance.Brightness(original).enhance(1.3)))
+    candidates = [
+        views_of(rgb_of(picture))
+        for picture in (
+            original,
+            original.crop((12, 10, 388, 310)),
+            ImageEnhance.Color(original).enhance(0.7),
+            product_image(23, (400, 320), hue=0.3),
+        )
+    ]
+    everything = Tier(Thresholds(0, 1, 1))  # passes all: nothing is turned
+    together = verify(query, candidates, [everything] * len(candidates))
+    alone = [verify(query, [c], [everything])[0] for c in candidates]
+    fields = ("similarity", "luma_off", "colour_off", "colour_missing", "layout_off", "colour_seen")
+    for a, b in zip(together, alone, strict=True):
+        assert a is not None and b is not None
+        assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+        assert a.alignment is not None and b.alignment is not None
+        assert np.array_equal(a.alignment.colour_off, b.alignment.colour_off)
+    monkeypatch.setattr(verification, "BRIGHTENINGS", ())
+    plain = verify(query, candidates, [everything] * len(candidates))
+    changed = sum(
+        (p.colour_off, p.colour_missing) != (t.colour_off, t.colour_missing)
+        for p, t in zip(plain, together, strict=True)
+        if p is not None and t is not None
+    )
+    assert changed >= 2
+
+
+def test_greyish_is_the_99th_percentile_under_the_limit() -> None:
+    """_greyish decides np.percentile(chroma, 99) < GREY_CHROMA, values straddling it included."""
+    rng = np.random.default_rng(5)
+    for size in (576, 256, 60):
+        chroma = rng.gamma(2.0, rng.uniform(0.3, 1.0, size=(400, 1)), size=(400, size)).astype(np.float32)
+        chroma[::3, : size // 2] = rng.uniform(3.95, 4.05, size=(len(chroma[::3]), size // 2))
+        chroma[1::3, :] = verification.GREY_CHROMA
+        want = np.percentile(chroma, 99, axis=1) < verification.GREY_CHROMA
+        assert 0 < want.sum() < len(want)
+        assert np.array_equal(verification._greyish(chroma), want)
+
+
 def test_the_colour_a_brightness_edit_gives_a_pixel() -> None:
     """bright_srgb then brightened_ab: a saturated red brightened 1.3 clips in red and turns towards orange-yellow;
     a dark grey stays grey."""
