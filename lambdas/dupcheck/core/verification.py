@@ -612,14 +612,13 @@ def _judge_aligned(
     candidates: list[Views],
     scores: np.ndarray,
     colour_matters: Callable[[int, Evidence], bool] | None = None,
-) -> tuple[list[Evidence], dict[int, Callable[[], Evidence]]]:
+) -> tuple[list[Evidence], dict[int, _Unbrightened]]:
     """Refine each candidate's best coarse window at FINE, then measure what differs there.
 
     A brighter query's colours are also compared with each candidate's brightened (see
     BRIGHTENINGS), the costliest step of a judgement: only for the candidates whose evidence
     `colour_matters` (its index, its evidence before brightening; None: all). The others' come
-    back as they are, each with a function that brightens them when asked (the second value,
-    by index)."""
+    back as they are, and, by index, what `_brightened` needs to brighten them when asked."""
     windows = _windows()
     best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
     cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
@@ -714,7 +713,7 @@ def _judge_aligned(
         tried &= ~later
     arrays = (theirs, their_colour, my_colour, product, colour_off, colour_missing, colour_differs)
     pending = {
-        int(k): _brightening_later(evidence(int(k)), *(a[k : k + 1].copy() for a in arrays))
+        int(k): _Unbrightened(evidence(int(k)), tuple(a[k : k + 1].copy() for a in arrays))
         for k in np.flatnonzero(later)
     }
     if tried.any():
@@ -722,20 +721,29 @@ def _judge_aligned(
     return [evidence(i) for i in range(len(candidates))], pending
 
 
-def _brightening_later(plain: Evidence, *arrays: np.ndarray) -> Callable[[], Evidence]:
-    """`plain` (a candidate's evidence before brightening) as `_brighten` would have left it:
-    `arrays` are its own rows of _brighten's arguments."""
+@dataclass(frozen=True, slots=True)
+class _Unbrightened:
+    """A candidate's evidence left unbrightened by `_judge_aligned`, and its own rows of
+    `_brighten`'s arguments (theirs, their colour, my colour, product, colour off, colour
+    missing, colour differs)."""
 
-    def brightened() -> Evidence:
-        *_, colour_off, colour_missing, colour_differs = arrays
-        _brighten(np.ones(1, dtype=bool), *arrays)
-        assert plain.alignment is not None
-        return replace(
-            plain, colour_off=float(colour_off[0]), colour_missing=float(colour_missing[0]),
-            alignment=replace(plain.alignment, colour_off=colour_differs[0]),
-        )  # fmt: skip
+    plain: Evidence
+    rows: tuple[np.ndarray, ...]
 
-    return brightened
+
+def _brightened(left: Sequence[_Unbrightened]) -> list[Evidence]:
+    """Each evidence of `left` as `_brighten` would have left it in `_judge_aligned`, in one pass."""
+    arrays = [np.concatenate(rows) for rows in zip(*(item.rows for item in left), strict=True)]
+    *_, colour_off, colour_missing, colour_differs = arrays
+    _brighten(np.ones(len(left), dtype=bool), *arrays)
+    out = []
+    for k, item in enumerate(left):
+        assert item.plain.alignment is not None
+        out.append(replace(
+            item.plain, colour_off=float(colour_off[k]), colour_missing=float(colour_missing[k]),
+            alignment=replace(item.plain.alignment, colour_off=colour_differs[k]),
+        ))  # fmt: skip
+    return out
 
 
 def _brighten(
@@ -845,18 +853,27 @@ def verify(
 
     judged_upright, pending = _judge_aligned(upright, [candidates[i] for i in chosen], scores[chosen], upright_matters)
     found = dict(zip(chosen, judged_upright, strict=True))
-    later = {chosen[k]: brighten for k, brighten in pending.items()}
+    later = {chosen[k]: item for k, item in pending.items()}
     if not any(targets[i].passes(e) for i, e in found.items()):
-        alike: list[int] = []
-        for i in sorted(found, key=lambda i: -found[i].similarity):
-            if found[i].similarity < ROTATION_MIN_SIMILARITY or len(alike) == ROTATED_CANDIDATES:
+        order = [
+            i
+            for i in sorted(found, key=lambda i: -found[i].similarity)
+            if found[i].similarity >= ROTATION_MIN_SIMILARITY
+        ]
+        # Brightening can only lower colour off plus colour missing: unbrightened evidence at most
+        # ROTATION_COLOUR off that way is alike whatever it does (a margin for rounding); the rest
+        # the choice may reach (before ROTATED_CANDIDATES surely alike) are brightened, together.
+        unsure, sure = [], 0
+        for i in order:
+            if sure == ROTATED_CANDIDATES:
                 break
-            # Brightening can only lower colour off plus colour missing: evidence at most
-            # ROTATION_COLOUR off that way is alike whatever it does (a margin for rounding).
             if i in later and found[i].colour_off + found[i].colour_missing > ROTATION_COLOUR - 1e-6:
-                found[i] = later.pop(i)()
-            if found[i].colour_off <= ROTATION_COLOUR:  # fill, not colour
-                alike.append(i)
+                unsure.append(i)
+            elif found[i].colour_off <= ROTATION_COLOUR:
+                sure += 1
+        if unsure:
+            found.update(zip(unsure, _brightened([later[i] for i in unsure]), strict=True))
+        alike = [i for i in order if found[i].colour_off <= ROTATION_COLOUR][:ROTATED_CANDIDATES]  # fill, not colour
         for i in alike:
             found[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], found[i], matters[chosen.index(i)])
             if targets[i].passes(found[i]):
