@@ -29,13 +29,15 @@ IMPORTS_DB = "imports.sqlite3"
 def one_blas_thread() -> None:
     """Limit numpy's BLAS (OpenBLAS in numpy's wheels) to one thread in this process. What the
     service multiplies are small matrices (verification's 24x24 windows, a few dozen at a time),
-    for which a second BLAS thread costs more than it gives, and on a busy machine waits behind
-    the other work: a new product's verification took 2-3x as long with OpenBLAS's default of a
-    thread per core (docs/benchmarks.md). Requests run in parallel on their own threads (the
-    local server) or processes (Lambda) instead. Called where a process starts serving (the
-    Lambda handlers' cold start, `python -m dupcheck`), never by the core: a library user's
-    process keeps its own setting. threadpoolctl finds the BLAS numpy loaded (imported above, by
-    core/hashing.py), whichever it is."""
+    for which a second BLAS thread gives nothing, and on a busy machine waits behind the other
+    work: with OpenBLAS's default of a thread per core a new product's verification was no
+    faster with the machine's other core idle, and took 2-3x as long with it busy
+    (docs/benchmarks.md). Requests run in parallel on their own threads (the local server) or
+    processes (Lambda) instead. Called where a process starts serving (the Lambda handler's cold
+    start, `python -m dupcheck`), never by the core: a library user's process keeps its own
+    setting. threadpoolctl finds the BLAS numpy loaded (imported above, by core/hashing.py),
+    whichever it is, and sets it at run time (OPENBLAS_NUM_THREADS works only before numpy is
+    imported)."""
     threadpool_limits(limits=1, user_api="blas")
 
 
