@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from threadpoolctl import threadpool_limits
+
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportJob, ImportService, ImportStarter
@@ -22,6 +24,21 @@ log = logging.getLogger(__name__)
 # A catalog is up to DUPCHECK_MAX_CATALOG_BYTES: give its download more time than an image's.
 CATALOG_FETCH_DEADLINE_S = 300.0
 IMPORTS_DB = "imports.sqlite3"
+
+
+def one_blas_thread() -> None:
+    """Limit numpy's BLAS (OpenBLAS in numpy's wheels) to one thread in this process. What the
+    service multiplies are small matrices (verification's 24x24 windows, a few dozen at a time),
+    for which a second BLAS thread gives nothing, and on a busy machine waits behind the other
+    work: with OpenBLAS's default of a thread per core a new product's verification was no
+    faster with the machine's other core idle, and took 2-3x as long with it busy
+    (docs/benchmarks.md). Requests run in parallel on their own threads (the local server) or
+    processes (Lambda) instead. Called where a process starts serving (the Lambda handler's cold
+    start, `python -m dupcheck`), never by the core: a library user's process keeps its own
+    setting. threadpoolctl finds the BLAS numpy loaded (imported above, by core/hashing.py),
+    whichever it is, and sets it at run time (OPENBLAS_NUM_THREADS works only before numpy is
+    imported)."""
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def build_store(settings: Settings) -> RecordStore:
@@ -209,7 +226,9 @@ def build_row_importer(
     """What the import worker imports rows with: the record store and the thumbnails beside it,
     the safe fetcher, the pipeline."""
     return RowImporter(
-        store=store or build_store(settings), fetcher=build_fetcher(settings), pipeline=get_pipeline(),
+        store=store or build_store(settings),
+        fetcher=build_fetcher(settings),
+        pipeline=get_pipeline(),
         max_pixels=settings.max_image_pixels,
         thumbnails=thumbnails if thumbnails is not None else build_thumbnails(settings),
     )

@@ -13,6 +13,13 @@ p90 against "today's" median).
     git archive <commit> | tar -x -C /tmp/hb-<commit>     # each commit to compare
     .venv/bin/python scripts/bench/verify_alternated.py --kind new --rounds 3 \\
         base=/tmp/hb-804f8a2/lambdas head=lambdas [--images ../shared/bench/images]
+
+BLAS threads: with `--unpinned` the workers run on every core, as the service's processes do
+(OpenBLAS then starts a thread per core), and `--one-blas-thread NAME` has that worker call
+`dupcheck.bootstrap.one_blas_thread()` first, as the service does since the `latency` branch:
+
+    .venv/bin/python scripts/bench/verify_alternated.py --unpinned --one-blas-thread one \\
+        default=/tmp/hb-<commit>/lambdas one=/tmp/hb-<commit>/lambdas
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
 
 
-def worker(images: Path) -> None:
+def worker(images: Path, one_blas_thread: bool = False) -> None:
     """One commit's judge, as hash_bench.py's (the commit's own `lambdas/` is first on the path;
     a commit without thumbnails judges on the views, as its service did). Reads `kind index`
     lines, answers the milliseconds `judge` took."""
@@ -41,6 +48,11 @@ def worker(images: Path) -> None:
     from dupcheck.adapters.local_index import LocalHashIndex
     from dupcheck.core.hashing import get_pipeline
     from dupcheck.core.models import HashRecord
+
+    if one_blas_thread:
+        from dupcheck.bootstrap import one_blas_thread as limit
+
+        limit()
 
     try:
         from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
@@ -93,12 +105,15 @@ def main() -> None:
     parser.add_argument("--kind", choices=("new", "copy"), default="new", help="held-out photos or 9%% crops")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=Path, default=SHARED)
+    parser.add_argument("--unpinned", action="store_true", help="workers on every core (BLAS threads)")
+    parser.add_argument("--one-blas-thread", action="append", default=[], metavar="NAME",
+                        help="that worker limits BLAS to one thread, as the service does")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
+    if hasattr(os, "sched_setaffinity") and not args.unpinned:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # inherited by the workers
     if args.worker:
-        worker(args.images)
+        worker(args.images, bool(args.one_blas_thread))
         return
     if len(args.commits) < 2 or any("=" not in c for c in args.commits):
         parser.error("give at least two NAME=LAMBDAS_DIR")
@@ -107,8 +122,9 @@ def main() -> None:
     for spec in args.commits:
         name, lambdas = spec.split("=", 1)
         env = {**os.environ, "PYTHONPATH": str(Path(lambdas).resolve())}
+        limit = ["--one-blas-thread", name] if name in args.one_blas_thread else []
         workers[name] = subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--images", str(args.images.resolve())],
+            [sys.executable, __file__, "--worker", "--images", str(args.images.resolve()), *limit],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/",
         )  # fmt: skip
     counts = set()

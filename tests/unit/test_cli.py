@@ -143,3 +143,22 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
         assert exc.value.code == 0 and "usage:" in capsys.readouterr().out, command
+
+
+def test_a_dupcheck_process_multiplies_on_one_blas_thread(tmp_path: Path) -> None:
+    """`python -m dupcheck` (the server, the batch tools) and the Lambda handler's cold start
+    limit BLAS to one thread (bootstrap.one_blas_thread): started with two, it has one after."""
+    probe = (
+        "import sys\n"
+        "from threadpoolctl import threadpool_info\n"
+        "import dupcheck_tools.cli as cli\n"
+        "def blas(): return [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "before = blas()\n"
+        "cli.main(['--data-dir', sys.argv[1], 'find', sys.argv[1] + '.jpg'])\n"
+        "print(before, blas())\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "d")], capture_output=True, text=True,
+                            env=env, timeout=60, check=True)  # fmt: skip
+    before, after = result.stdout.strip().splitlines()[-1].split("] [")
+    assert before == "[2" and after == "1]"

@@ -275,7 +275,9 @@ def test_a_copy_behind_more_look_alikes_than_are_verified_is_still_found(monkeyp
     others = [(record_of(pipeline, product_image(100 + i), f"O{i}"), 0) for i in range(pipeline.verified)]
     query = pipeline.fingerprint(_crop(original, 0.08, 0.05, 0.1, 0.06))
     found: list = []
-    monkeypatch.setattr(hashing, "verify", lambda *args: found.extend(verification.verify(*args)) or found)
+    monkeypatch.setattr(
+        hashing, "verify", lambda *args, **kwargs: found.extend(verification.verify(*args, **kwargs)) or found
+    )
     judgements = pipeline.judge(query, [*others, (record_of(pipeline, original), 20)])
     assert judgements[-1].verdict is Verdict.DUPLICATE
     assert sum(e is not None for e in found) == pipeline.verified  # no more judged than that

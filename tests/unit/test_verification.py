@@ -109,6 +109,46 @@ def test_a_tier_passes_when_any_of_its_thresholds_does() -> None:
     assert tier.max_colour_off == 0.03
 
 
+def test_colour_is_open_when_everything_but_colour_passes() -> None:
+    """open_on_colour: the evidence meets every threshold but colour's, whatever its colour."""
+    limits = Thresholds(0.8, max_luma_off=0.05, max_colour_off=0.02, max_layout_off=4, needs_colour=True)
+    assert limits.open_on_colour(Evidence(0.9, 0.01, 0.5, 4, colour_missing=0.5))  # colour decides: fails
+    assert not limits.open_on_colour(Evidence(0.7, 0.01, 0.0, 4))
+    assert not limits.open_on_colour(Evidence(0.9, 0.06, 0.0, 4))
+    assert not limits.open_on_colour(Evidence(0.9, 0.01, 0.0, 5))
+    assert not limits.open_on_colour(Evidence(0.9, 0.01, 0.0, 4, colour_seen=False))
+    tier = Tier(Thresholds(0.85, 0.01, 0.01), Thresholds(0.95, 0.08, 0.03, max_layout_off=6))
+    assert tier.open_on_colour(Evidence(0.97, 0.05, 0.9, 6)) and not tier.open_on_colour(Evidence(0.97, 0.05, 0.0, 8))
+
+
+def test_colour_left_unbrightened_only_where_no_verdict_score_or_edit_reads_it() -> None:
+    """verify(colour_shown=...) tries a brighter query's brightened colours only on evidence whose
+    colour can decide its target or is shown: that evidence is what trying all of them gives,
+    and the rest was left as it was (cheaper), never passing where it did not."""
+    original = product_image(23, (400, 320))
+    query = Probe(rgb_of(ImageEnhance.Brightness(original).enhance(1.3)))
+    covered = original.copy()
+    ImageDraw.Draw(covered).rectangle((150, 120, 260, 210), fill=(20, 20, 20))  # luma off: no pass
+    candidates = [
+        views_of(rgb_of(picture))
+        for picture in (original, covered, ImageEnhance.Contrast(original).enhance(0.6), product_image(24, (400, 320)))
+    ]
+    targets = [PIPELINE.near] + [PIPELINE.far] * 3  # the copy passes: nothing is turned
+    shown = lambda evidence: evidence.similarity >= 0.97  # noqa: E731 - what the caller shows
+    every = verify(query, candidates, targets)
+    cheaper = verify(query, candidates, targets, colour_shown=shown)
+    fields = ("similarity", "luma_off", "colour_off", "colour_missing", "layout_off", "colour_seen")
+    left = 0
+    for target, a, b in zip(targets, every, cheaper, strict=True):
+        assert a is not None and b is not None
+        assert target.passes(a) == target.passes(b)
+        if target.open_on_colour(b) or shown(b):
+            assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+        else:
+            left += [getattr(a, f) for f in fields] != [getattr(b, f) for f in fields]
+    assert targets[0].passes(every[0]) and left >= 1
+
+
 def test_layout_bits_ignore_brightness_and_contrast_not_structure() -> None:
     picture = verification._unit(np.random.default_rng(5).random((1, 24, 24)).astype(np.float32)) * 300 + 120
     bits = verification._layout(picture)
@@ -238,6 +278,51 @@ def test_a_brightened_copy_whose_saturated_colours_clip_keeps_its_colour(
     assert not PIPELINE.near.passes(plain) and plain.colour_off + plain.colour_missing > 0.05
 
 
+def test_candidates_brightened_together_are_judged_as_each_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The brightened colours of every candidate a brighter query tries are computed in one pass:
+    each candidate's colour evidence is what it gets judged alone, and the pass changed it."""
+    original = product_image(23, (400, 320))
+    query = Probe(rgb_of(ImageEnhance.Brightness(original).enhance(1.3)))
+    candidates = [
+        views_of(rgb_of(picture))
+        for picture in (
+            original,
+            original.crop((12, 10, 388, 310)),
+            ImageEnhance.Color(original).enhance(0.7),
+            product_image(23, (400, 320), hue=0.3),
+        )
+    ]
+    everything = Tier(Thresholds(0, 1, 1))  # passes all: nothing is turned
+    together = verify(query, candidates, [everything] * len(candidates))
+    alone = [verify(query, [c], [everything])[0] for c in candidates]
+    fields = ("similarity", "luma_off", "colour_off", "colour_missing", "layout_off", "colour_seen")
+    for a, b in zip(together, alone, strict=True):
+        assert a is not None and b is not None
+        assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+        assert a.alignment is not None and b.alignment is not None
+        assert np.array_equal(a.alignment.colour_off, b.alignment.colour_off)
+    monkeypatch.setattr(verification, "BRIGHTENINGS", ())
+    plain = verify(query, candidates, [everything] * len(candidates))
+    changed = sum(
+        (p.colour_off, p.colour_missing) != (t.colour_off, t.colour_missing)
+        for p, t in zip(plain, together, strict=True)
+        if p is not None and t is not None
+    )
+    assert changed >= 2
+
+
+def test_greyish_is_the_99th_percentile_under_the_limit() -> None:
+    """_greyish decides np.percentile(chroma, 99) < GREY_CHROMA, values straddling it included."""
+    rng = np.random.default_rng(5)
+    for size in (576, 256, 60):
+        chroma = rng.gamma(2.0, rng.uniform(0.3, 1.0, size=(400, 1)), size=(400, size)).astype(np.float32)
+        chroma[::3, : size // 2] = rng.uniform(3.95, 4.05, size=(len(chroma[::3]), size // 2))
+        chroma[1::3, :] = verification.GREY_CHROMA
+        want = np.percentile(chroma, 99, axis=1) < verification.GREY_CHROMA
+        assert 0 < want.sum() < len(want)
+        assert np.array_equal(verification._greyish(chroma), want)
+
+
 def test_the_colour_a_brightness_edit_gives_a_pixel() -> None:
     """bright_srgb then brightened_ab: a saturated red brightened 1.3 clips in red and turns towards orange-yellow;
     a dark grey stays grey."""
@@ -334,7 +419,7 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
 )
 def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) -> None:  # noqa: ANN001
     monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: angle)
-    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, **_: [judged[query]])
+    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, *_: ([judged[query]], {}))
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     monkeypatch.setattr(verification, "_turn_spread", lambda alignment: 0.0)
     probe = _ScriptedProbe()
@@ -349,7 +434,7 @@ def test_a_turn_whose_parts_disagree_is_not_a_turned_copy(monkeypatch: pytest.Mo
     """Another picture in the same pose lines up by a turn too, but its halves disagree on the turn."""
     judged = {3.0: _scripted(0.99, passing=True, left=0.1)}
     monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: angle)
-    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, **_: [judged[query]])
+    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, *_: ([judged[query]], {}))
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     upright = _scripted(0.8, left=3.0)
     target = Tier(Thresholds(0.8, 0.1, 0.1))
@@ -364,7 +449,8 @@ def test_the_turn_left_is_measured_on_the_aligned_pair(angle: float) -> None:
     original = product_image(21, (400, 320))
     turned = original.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
     upright, stored = Probe(rgb_of(turned)).at(0.0), views_of(rgb_of(original))
-    found = verification._judge_aligned(upright, [stored], verification._coarse_scores(stored.luma[None], upright))[0]
+    scores = verification._coarse_scores(stored.luma[None], upright)
+    (found,), _ = verification._judge_aligned(upright, [stored], scores)
     assert found.alignment is not None
     left = verification.residual_turn(found.alignment)
     # It points the way back, and one step goes a good part of it (_turned repeats the step).

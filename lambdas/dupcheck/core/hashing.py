@@ -43,7 +43,7 @@ from dupcheck.core.imaging import decode_image
 from dupcheck.core.lookalike import Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
 from dupcheck.core.models import Edit, Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
-from dupcheck.core.verdicts import banded, score, verdict_for, verdict_of
+from dupcheck.core.verdicts import banded, is_similar, score, verdict_for, verdict_of
 from dupcheck.core.verification import Evidence, Probe, Target, Thresholds, Tier, Views, sampler, verify, views_of
 
 
@@ -408,7 +408,10 @@ class AlignedDualPHash:
             ]
         evidence: dict[int, Evidence] = {}
         if stored and isinstance(query.probe, Probe):
-            found = verify(query.probe, list(stored.values()), [targets[i] for i in stored], self.verified)
+            # Colour beyond the targets' verdicts reaches the caller only in a `similar` match's edits.
+            found = verify(
+                query.probe, list(stored.values()), [targets[i] for i in stored], self.verified, colour_shown=is_similar
+            )
             evidence = {i: e for i, e in zip(stored, found, strict=True) if e is not None}
         out = []
         for i, distance in enumerate(closest):

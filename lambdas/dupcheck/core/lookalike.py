@@ -231,6 +231,9 @@ class Confirmed:
             and self.check.confirm(self.candidate, evidence, looked=True)
         )
 
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        return self.tier.open_on_colour(evidence) or (self.wider is not None and self.wider.open_on_colour(evidence))
+
     @property
     def max_colour_off(self) -> float:
         return self.tier.max_colour_off

@@ -28,8 +28,8 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Protocol
 
@@ -273,8 +273,22 @@ def _query_views(views: Views, angle: float, whole: Box, trimmed: Box) -> _Query
         fine=fine,
         fine_unit=_unit(fine),
         chroma=chroma,
-        grey=np.percentile(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1), 99, axis=1) < GREY_CHROMA,
+        grey=_greyish(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1)),
     )
+
+
+def _greyish(chroma: np.ndarray) -> np.ndarray:
+    """(n,) bool: `np.percentile(chroma, 99, axis=1) < GREY_CHROMA` for (n, pixels) chroma,
+    decided from the two values the percentile lies between (one partition), and by
+    np.percentile itself only for a row where they straddle the limit (np.percentile's overhead
+    was a tenth of a turned candidate's judgement)."""
+    rank = int(0.99 * (chroma.shape[1] - 1))  # the percentile's place: between these two
+    ends = np.partition(chroma, (rank, rank + 1), axis=1)
+    below = ends[:, rank + 1] < GREY_CHROMA
+    unsure = ~below & (ends[:, rank] < GREY_CHROMA)
+    if unsure.any():
+        below[unsure] = np.percentile(chroma[unsure], 99, axis=1) < GREY_CHROMA
+    return below
 
 
 def _halve(grids: np.ndarray) -> np.ndarray:
@@ -365,11 +379,25 @@ class Thresholds:
             and (evidence.colour_seen or not self.needs_colour)
         )
 
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        """Whether `evidence` meets every threshold but colour's (colour off, colour missing):
+        whether its colour can decide a pass."""
+        return (
+            evidence.similarity >= self.min_similarity
+            and evidence.luma_off <= self.max_luma_off
+            and evidence.layout_off <= self.max_layout_off
+            and (evidence.colour_seen or not self.needs_colour)
+        )
+
 
 class Target(Protocol):
     """What a candidate must pass: a Tier, or a Tier and a further check (core/lookalike.py)."""
 
     def passes(self, evidence: Evidence) -> bool: ...
+
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        """Whether the evidence's colour can decide `passes` (everything else would pass)."""
+        ...
 
     @property
     def max_colour_off(self) -> float: ...
@@ -386,6 +414,9 @@ class Tier:
 
     def passes(self, evidence: Evidence) -> bool:
         return any(option.passes(evidence) for option in self.options)
+
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        return any(option.open_on_colour(evidence) for option in self.options)
 
     @property
     def max_colour_off(self) -> float:
@@ -577,9 +608,17 @@ def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
 
 
 def _judge_aligned(
-    query: _QueryViews, candidates: list[Views], scores: np.ndarray
-) -> list[Evidence]:
-    """Refine each candidate's best coarse window at FINE, then measure what differs there."""
+    query: _QueryViews,
+    candidates: list[Views],
+    scores: np.ndarray,
+    colour_matters: Callable[[int, Evidence], bool] | None = None,
+) -> tuple[list[Evidence], dict[int, _Unbrightened]]:
+    """Refine each candidate's best coarse window at FINE, then measure what differs there.
+
+    A brighter query's colours are also compared with each candidate's brightened (see
+    BRIGHTENINGS), the costliest step of a judgement: only for the candidates whose evidence
+    `colour_matters` (its index, its evidence before brightening; None: all). The others' come
+    back as they are, and, by index, what `_brightened` needs to brighten them when asked."""
     windows = _windows()
     best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
     cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
@@ -642,50 +681,106 @@ def _judge_aligned(
     luma_off = (luma_differs * weight).sum(axis=(1, 2))
     colour_off = (colour_differs * weight).sum(axis=(1, 2))
     colour_missing = (missing * weight).sum(axis=(1, 2))
+    layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
+    # A grayscale query says nothing of a coloured candidate's colour (a black hoodie is not its
+    # red twin); against a candidate without colour either, the colours were compared: both none.
+    their_chroma = np.hypot(their_colour[:, 0], their_colour[:, 1]).reshape(len(candidates), -1)
+    seen = ~query.grey[views] | _greyish(their_chroma)
+
+    def evidence(i: int) -> Evidence:
+        alignment = Alignment(
+            query_box=query.trimmed if views[i] % 2 else query.whole, mirrored=bool(views[i] >= 2),
+            angle=query.angle, candidate_view=int(cviews[i]), rows=y_windows[i], cols=x_windows[i],
+            query_trimmed=bool(views[i] % 2), mine=mine[i], theirs=theirs[i], my_colour=my_colour[i],
+            their_colour=their_colour[i], luma_off=luma_differs[i], colour_off=colour_differs[i],
+        )  # fmt: skip
+        return Evidence(
+            float(similarity[i]), float(luma_off[i]), float(colour_off[i]), int(layout_off[i]), bool(seen[i]),
+            float(colour_missing[i]), alignment,
+        )  # fmt: skip
+
     # Brightening clips the saturated channel of bright colours, which turns their hue: no
     # saturation scale explains that. A query brighter than the candidate is also compared with
     # the candidate's colours brightened by each of BRIGHTENINGS (and clipped), and the closest
     # counts when it is closer than the plain fit.
     brighter = (my_mean > their_mean).reshape(-1) & ~query.grey[views]
     tried = brighter & ((colour_off > 0) | (colour_missing > 0)) & (similarity >= BRIGHTENING_MIN_SIMILARITY)
-    for k in np.flatnonzero(tried):
+    tried &= bool(BRIGHTENINGS)
+    later = np.zeros_like(tried)
+    if colour_matters is not None:
+        for k in np.flatnonzero(tried):
+            later[k] = not colour_matters(int(k), evidence(int(k)))
+        tried &= ~later
+    arrays = (theirs, their_colour, my_colour, product, colour_off, colour_missing, colour_differs)
+    pending = {
+        int(k): _Unbrightened(evidence(int(k)), tuple(a[k : k + 1].copy() for a in arrays))
+        for k in np.flatnonzero(later)
+    }
+    if tried.any():
+        _brighten(tried, *arrays)
+    return [evidence(i) for i in range(len(candidates))], pending
+
+
+@dataclass(frozen=True, slots=True)
+class _Unbrightened:
+    """A candidate's evidence left unbrightened by `_judge_aligned`, and its own rows of
+    `_brighten`'s arguments (theirs, their colour, my colour, product, colour off, colour
+    missing, colour differs)."""
+
+    plain: Evidence
+    rows: tuple[np.ndarray, ...]
+
+
+def _brightened(left: Sequence[_Unbrightened]) -> list[Evidence]:
+    """Each evidence of `left` as `_brighten` would have left it in `_judge_aligned`, in one pass."""
+    arrays = [np.concatenate(rows) for rows in zip(*(item.rows for item in left), strict=True)]
+    *_, colour_off, colour_missing, colour_differs = arrays
+    _brighten(np.ones(len(left), dtype=bool), *arrays)
+    out = []
+    for k, item in enumerate(left):
+        assert item.plain.alignment is not None
+        out.append(replace(
+            item.plain, colour_off=float(colour_off[k]), colour_missing=float(colour_missing[k]),
+            alignment=replace(item.plain.alignment, colour_off=colour_differs[k]),
+        ))  # fmt: skip
+    return out
+
+
+def _brighten(
+    tried: np.ndarray,
+    theirs: np.ndarray,
+    their_colour: np.ndarray,
+    my_colour: np.ndarray,
+    product: np.ndarray,
+    colour_off: np.ndarray,
+    colour_missing: np.ndarray,
+    colour_differs: np.ndarray,
+) -> None:
+    """The colour evidence of each `tried` candidate against its colours brightened by each of
+    BRIGHTENINGS (clipped), in place: the closest (colour off plus colour missing) counts when it
+    is closer than the plain fit. Every candidate and factor in one pass of array operations (one
+    by one, each factor's dozen small array calls took a third of a new product's verification);
+    each pixel's numbers are those of the candidate alone."""
+    picked = np.flatnonzero(tried)
+    weight = _centre_weight()
+    unclipped = bright_srgb(theirs[picked], np.moveaxis(their_colour[picked], 1, 0))  # what every factor scales
+    clipped = np.stack([brightened_ab(unclipped, factor) for factor in BRIGHTENINGS])  # (factors, 2, n, 24, 24)
+    clipped = np.ascontiguousarray(np.moveaxis(clipped, 1, 2))  # (factors, n, 2, 24, 24)
+    mine = my_colour[picked]
+    scale = (mine * clipped).sum(axis=(2, 3, 4)) / np.maximum((clipped * clipped).sum(axis=(2, 3, 4)), 1e-6)
+    scale = np.clip(scale, MIN_SATURATION, MAX_SATURATION)
+    fit = (clipped * scale[..., None, None, None]).astype(np.float32).reshape(-1, *mine.shape[1:])
+    mine = np.broadcast_to(mine, clipped.shape).reshape(fit.shape)
+    differs = (_tolerant_residual(mine, fit) > COLOUR_TOLERANCE).reshape(len(BRIGHTENINGS), len(picked), FINE, FINE)
+    lacking = (_tolerant_residual(fit, mine) > COLOUR_TOLERANCE).reshape(differs.shape) & product[picked]
+    offs, lacks = (differs * weight).sum(axis=(2, 3)), (lacking * weight).sum(axis=(2, 3))
+    for j, k in enumerate(picked):
         closest = (colour_off[k] + colour_missing[k], colour_differs[k], colour_missing[k], colour_off[k])
-        unclipped = bright_srgb(theirs[k], their_colour[k])  # what every factor scales
-        for factor in BRIGHTENINGS:
-            clipped = brightened_ab(unclipped, factor)
-            fit = (clipped * _colour_scale(my_colour[k], clipped)).astype(np.float32)[None]
-            differs = _tolerant_residual(my_colour[k : k + 1], fit)[0] > COLOUR_TOLERANCE
-            lacking = (_tolerant_residual(fit, my_colour[k : k + 1])[0] > COLOUR_TOLERANCE) & product[k]
-            off, lack = float((differs * weight).sum()), float((lacking * weight).sum())
+        for f in range(len(BRIGHTENINGS)):
+            off, lack = float(offs[f, j]), float(lacks[f, j])
             if off + lack < closest[0]:
-                closest = (off + lack, differs, lack, off)
+                closest = (off + lack, differs[f, j], lack, off)
         _, colour_differs[k], colour_missing[k], colour_off[k] = closest
-    layout_off = (_layout(mine) != _layout(predicted)).sum(axis=1)
-    alignments = [
-        Alignment(
-            query_box=query.trimmed if v % 2 else query.whole, mirrored=bool(v >= 2), angle=query.angle,
-            candidate_view=int(cv), rows=y, cols=x, query_trimmed=bool(v % 2), mine=mine[i], theirs=theirs[i],
-            my_colour=my_colour[i], their_colour=their_colour[i], luma_off=luma_differs[i],
-            colour_off=colour_differs[i],
-        )  # fmt: skip
-        for i, (v, cv, y, x) in enumerate(zip(views, cviews, y_windows, x_windows, strict=True))
-    ]
-    # A grayscale query says nothing of a coloured candidate's colour (a black hoodie is not its
-    # red twin); against a candidate without colour either, the colours were compared: both none.
-    their_chroma = np.hypot(their_colour[:, 0], their_colour[:, 1]).reshape(len(candidates), -1)
-    seen = ~query.grey[views] | (np.percentile(their_chroma, 99, axis=1) < GREY_CHROMA)
-    return [
-        Evidence(float(s), float(lo), float(co), int(la), bool(sn), float(cm), alignment)
-        for s, lo, co, la, sn, cm, alignment in zip(
-            similarity, luma_off, colour_off, layout_off, seen, colour_missing, alignments, strict=True
-        )
-    ]
-
-
-def _colour_scale(mine: np.ndarray, theirs: np.ndarray) -> float:
-    """The least-squares saturation scale of `theirs` onto `mine` (a*, b* (2, h, w) each)."""
-    scale = float((mine * theirs).sum()) / max(float((theirs * theirs).sum()), 1e-6)
-    return min(max(scale, MIN_SATURATION), MAX_SATURATION)
 
 
 def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, whole_chromas: np.ndarray) -> np.ndarray:
@@ -711,11 +806,16 @@ def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, wh
 def _layout(lumas: np.ndarray) -> np.ndarray:
     """(n, 24, 24) -> (n, LAYOUT_BITS): pHash bits of each picture, without the mean (DC) term."""
     low = low_frequencies(lumas, LAYOUT_FREQUENCIES)[:, 1:]
-    return low > np.median(low, axis=1, keepdims=True)
+    middle = low.shape[1] // 2  # (an odd count: np.median's middle value, without its overhead)
+    return low > np.partition(low, middle, axis=1)[:, middle : middle + 1]
 
 
 def verify(
-    probe: Probe, candidates: Sequence[Views], targets: Sequence[Target], judged: int | None = None
+    probe: Probe,
+    candidates: Sequence[Views],
+    targets: Sequence[Target],
+    judged: int | None = None,
+    colour_shown: Callable[[Evidence], bool] | None = None,
 ) -> list[Evidence | None]:
     """Evidence for the `judged` candidates most alike at the coarse alignment (all by default),
     each at its best alignment with the query; None for the others. Screening by the coarse
@@ -724,7 +824,14 @@ def verify(
     upright, the ROTATED_CANDIDATES most alike whose colour mostly agrees are tried again with the
     query turned, most alike first, until one lines up.
     (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
-    at the 90th percentile.)"""
+    at the 90th percentile.)
+
+    `colour_shown`: which evidence's colour the caller shows beyond its target's verdict (the
+    edits of a `similar` match); None: all of it. The brightened colours a brighter query tries
+    (the costliest step of a judgement) are then tried only for the evidence whose colour can
+    decide its target (`Target.open_on_colour`) or is shown, and for the candidates the turning
+    chooses among by colour (ROTATION_COLOUR): every verdict, score and edit is the same as
+    with all of them tried."""
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
@@ -732,21 +839,56 @@ def verify(
     scores = _coarse_scores(lumas, upright)
     reach = scores.reshape(len(candidates), -1).max(axis=1)
     chosen = sorted(np.argsort(-reach, kind="stable")[:judged].tolist())
-    found = dict(zip(chosen, _judge_aligned(upright, [candidates[i] for i in chosen], scores[chosen]), strict=True))
+
+    def colour_matters(target: Target) -> Callable[[Evidence], bool] | None:
+        if colour_shown is None:
+            return None
+        return lambda evidence: target.open_on_colour(evidence) or colour_shown(evidence)
+
+    matters = [colour_matters(targets[i]) for i in chosen]
+
+    def upright_matters(k: int, evidence: Evidence) -> bool:
+        wanted = matters[k]
+        return wanted is None or wanted(evidence)
+
+    judged_upright, pending = _judge_aligned(upright, [candidates[i] for i in chosen], scores[chosen], upright_matters)
+    found = dict(zip(chosen, judged_upright, strict=True))
+    later = {chosen[k]: item for k, item in pending.items()}
     if not any(targets[i].passes(e) for i, e in found.items()):
-        alike = [
+        order = [
             i
-            for i, e in found.items()
-            if e.similarity >= ROTATION_MIN_SIMILARITY and e.colour_off <= ROTATION_COLOUR  # fill, not colour
+            for i in sorted(found, key=lambda i: -found[i].similarity)
+            if found[i].similarity >= ROTATION_MIN_SIMILARITY
         ]
-        for i in sorted(alike, key=lambda i: -found[i].similarity)[:ROTATED_CANDIDATES]:
-            found[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], found[i])
+        # Brightening can only lower colour off plus colour missing: unbrightened evidence at most
+        # ROTATION_COLOUR off that way is alike whatever it does (a margin for rounding); the rest
+        # the choice may reach (before ROTATED_CANDIDATES surely alike) are brightened, together.
+        unsure, sure = [], 0
+        for i in order:
+            if sure == ROTATED_CANDIDATES:
+                break
+            if i in later and found[i].colour_off + found[i].colour_missing > ROTATION_COLOUR - 1e-6:
+                unsure.append(i)
+            elif found[i].colour_off <= ROTATION_COLOUR:
+                sure += 1
+        if unsure:
+            found.update(zip(unsure, _brightened([later[i] for i in unsure]), strict=True))
+        alike = [i for i in order if found[i].colour_off <= ROTATION_COLOUR][:ROTATED_CANDIDATES]  # fill, not colour
+        for i in alike:
+            found[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], found[i], matters[chosen.index(i)])
             if targets[i].passes(found[i]):
                 break
     return [found.get(i) for i in range(len(candidates))]
 
 
-def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Target, upright: Evidence) -> Evidence:
+def _turned(
+    probe: Probe,
+    candidate: Views,
+    luma: np.ndarray,
+    target: Target,
+    upright: Evidence,
+    colour_matters: Callable[[Evidence], bool] | None = None,
+) -> Evidence:
     """The best evidence with the query turned: each turn by the angle the last alignment says is
     left (`residual_turn`), at most ROTATION_STEPS of them; the first evidence that passes the
     target is the answer. When the first turn makes the pair less alike than upright, the
@@ -754,11 +896,14 @@ def _turned(probe: Probe, candidate: Views, luma: np.ndarray, target: Target, up
     the other way is tried once. Turning ends when a turn leaves too little, loses more than
     ROTATION_LOSS of correlation on the best, or when the first turn (either way) gained less than
     TURN_PROMISE on upright without passing the target, by a turn of PROMISE_MIN_TURN or more
-    (another picture: a turned copy's first turn gains far more, or already passes)."""
+    (another picture: a turned copy's first turn gains far more, or already passes).
+    `colour_matters`: as verify's, for this candidate (evidence whose colour matters to no one
+    is left unbrightened)."""
 
     def judged(angle: float) -> Evidence:
         turned = probe.at(angle)
-        return _judge_aligned(turned, [candidate], _coarse_scores(luma, turned))[0]
+        matters = None if colour_matters is None else lambda _, evidence: colour_matters(evidence)
+        return _judge_aligned(turned, [candidate], _coarse_scores(luma, turned), matters)[0][0]
 
     def lines_up(found: Evidence) -> bool:
         return (

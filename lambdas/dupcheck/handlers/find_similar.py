@@ -14,10 +14,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.api import build_resolver
-from dupcheck.bootstrap import build_imports, build_kept_images, build_service, imports_configured
+from dupcheck.bootstrap import build_imports, build_kept_images, build_service, imports_configured, one_blas_thread
 from dupcheck.core.settings import Settings
 from dupcheck.observability import logger, metrics, observe, tracer
 
+one_blas_thread()
 settings = Settings.from_env()
 app = build_resolver(
     build_service(settings, observe=observe), max_body_bytes=settings.max_image_bytes,

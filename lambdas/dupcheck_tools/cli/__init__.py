@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from dupcheck.bootstrap import one_blas_thread
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.settings import SettingsError
 from dupcheck_tools.catalog import CatalogError
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    one_blas_thread()  # the server and the batch tools judge small matrices (bootstrap.py)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
