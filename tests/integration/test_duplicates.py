@@ -444,3 +444,33 @@ def test_the_notebook_report_is_the_json_written(store: SqliteRecordStore, tmp_p
     assert io.StringIO((tmp_path / "out" / "duplicates.csv").read_text()).readline().strip() == (
         "group,entity_id,sku,image_url,keep"
     )
+
+
+def test_a_pair_the_second_look_finds_recoloured_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each duplicate pair of two records with thumbnails gets the second look once (the way it
+    was first called duplicate); a pair it refutes is in no group and in no related list."""
+    entries = catalog_entries()
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    store.put_many([entry.record for entry in entries])
+    thumbnails = SqliteThumbnails(tmp_path / "data" / "thumbnails.sqlite3")
+    thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in entries})
+    looked: list[frozenset[str]] = []
+    real_look = workers.second_look
+
+    def refuting_b(pipeline: Any, probe: Any, views: Any, thumbnail: Any, distance: int) -> Any:
+        seen = real_look(pipeline, probe, views, thumbnail, distance)
+        assert seen is not None and not seen.recoloured  # the catalog's copies are not recoloured
+        candidate = next(e.record.entity_id for e in entries if e.record.hash == thumbnail.hash)
+        query = next(e.record.entity_id for e in entries if e.record.features["views"] == probe.upright.encode())
+        looked.append(frozenset((query, candidate)))
+        return dataclasses.replace(seen, share=1.0, outline=1.0) if candidate.startswith("b-") else seen
+
+    monkeypatch.setattr(workers, "second_look", refuting_b)
+    summary = find_duplicates(store, tmp_path / "out", source="test", thumbnails=thumbnails)
+
+    assert summary.report is not None
+    assert groups_of(summary.report) == [EXPECTED_GROUPS[0]]  # group "b" refuted, group "a" kept
+    assert not any(p["a"].startswith("b-") for g in summary.report["groups"] for p in g["related"])
+    assert frozenset(("b-original", "b-grayscale")) in looked
+    # Group "a"'s pairs were each looked at once: the direction that called them duplicate first.
+    assert all(n == 1 for pair, n in Counter(looked).items() if "a-original" in pair)
