@@ -19,7 +19,9 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    beside each record, its thumbnail (the query's picture, and the look-alike check of its
    candidates; copied into the work file for the records with candidates only), in a process
    pool (workers.py); each judged record and its duplicates are saved together, so `--resume`
-   goes on from there.
+   goes on from there. A pair called duplicate whose records both have their thumbnail gets a
+   second look first (second_look.py: a part recoloured in its own shape, a product in another
+   colour made from the same photo), and is left out when it finds one.
 4. group: each group is the record to keep and the records the service called the same picture
    as it (either direction: a record checked against the catalog), grown from the closest pairs
    first; a pair that does not meet that rule is listed beside its groups as related
