@@ -54,8 +54,9 @@ SOLID = 6  # of a changed pixel's 3x3 neighbourhood that must be changed too: a 
 @dataclass(frozen=True, slots=True)
 class Look:
     """What the second look saw: `share`, the overlap's share in recoloured solid regions (the
-    smaller of the two directions), and `outline`, the share of their outline that is an edge
-    in both pictures (1 when there are none)."""
+    smaller of the two directions; the first's when it is below MIN_SHARE already), and
+    `outline`, the share of their outline that is an edge in both pictures, of what is an edge
+    in either (1 when the share is below MIN_SHARE: not measured)."""
 
     share: float
     outline: float
@@ -87,13 +88,12 @@ def second_look(
         return None
     my_edges, their_edges = _edges(mine) > EDGE, _edges(theirs) > EDGE
     both, either = my_edges & their_edges, my_edges | their_edges
-    looks = []
+    looks: list[Look] = []
     for one, other in ((mine, theirs), (theirs, mine)):
         changed = _solid((_off_one_edit(one, other, usable) > CHANGED) & usable)
         share = float(changed.sum() / max(int(inside.sum()), 1))
-        if not changed.any():
-            looks.append(Look(share, 1.0))
-            continue
+        if share < MIN_SHARE:  # the smaller share is smaller still: nothing recoloured (most pairs)
+            return Look(share, 1.0)
         outline = _grown(changed) & ~_shrunk(changed)
         looks.append(Look(share, float((both & outline).sum() / max(int((either & outline).sum()), 1))))
     return min(looks, key=lambda look: look.share)
@@ -178,16 +178,16 @@ def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> n
     tint = theirs - lum
     chosen = usable
     params = np.array([1.0, 1.0, 0.0])
+    tints, lumas, wanted = tint.reshape(3, -1), lum.ravel(), mine.reshape(3, -1)
     for slack in (60.0, 30.0, 15.0):
-        count = int(chosen.sum())
-        if count < 50:
+        where = np.flatnonzero(chosen.ravel())
+        if len(where) < 50:
             break
         # Least squares over the three channels of the chosen pixels, by the normal equations.
-        t, l_, y = tint[:, chosen], np.broadcast_to(lum[chosen], (3, count)), mine[:, chosen]
-        columns = [t.astype(np.float64), l_.astype(np.float64), np.ones((3, count))]
-        gram = np.array([[float((p * q).sum()) for q in columns] for p in columns])
-        rhs = np.array([float((p * y).sum()) for p in columns])
-        params = np.linalg.solve(gram + 1e-6 * np.eye(3), rhs)
+        t = tints[:, where].ravel()
+        columns = np.stack([t, np.tile(lumas[where], 3), np.ones_like(t)]).astype(np.float64)
+        gram = columns @ columns.T + 1e-6 * np.eye(3)
+        params = np.linalg.solve(gram, columns @ wanted[:, where].ravel().astype(np.float64))
         predicted = params[0] * tint + params[1] * lum + params[2]
         chosen = usable & (_largest(mine - predicted) < slack)
     predicted = np.clip(params[0] * tint + params[1] * lum + params[2], 0, 255)
