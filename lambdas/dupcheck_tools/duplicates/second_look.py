@@ -184,10 +184,17 @@ def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> n
         if len(where) < 50:
             break
         # Least squares over the three channels of the chosen pixels, by the normal equations.
-        t = tints[:, where].ravel()
-        columns = np.stack([t, np.tile(lumas[where], 3), np.ones_like(t)]).astype(np.float64)
-        gram = columns @ columns.T + 1e-6 * np.eye(3)
-        params = np.linalg.solve(gram, columns @ wanted[:, where].ravel().astype(np.float64))
+        # (Sums, not a matrix product: BLAS threads would contend with the pool's processes.)
+        t = tints[:, where].ravel().astype(np.float64)
+        ell = np.tile(lumas[where], 3).astype(np.float64)
+        y = wanted[:, where].ravel().astype(np.float64)
+        tl, count = float((t * ell).sum()), float(len(t))
+        gram = np.array([
+            [float((t * t).sum()), tl, float(t.sum())],
+            [tl, float((ell * ell).sum()), float(ell.sum())],
+            [float(t.sum()), float(ell.sum()), count],
+        ]) + 1e-6 * np.eye(3)  # fmt: skip
+        params = np.linalg.solve(gram, np.array([float((t * y).sum()), float((ell * y).sum()), float(y.sum())]))
         predicted = params[0] * tint + params[1] * lum + params[2]
         chosen = usable & (_largest(mine - predicted) < slack)
     predicted = np.clip(params[0] * tint + params[1] * lum + params[2], 0, 255)
