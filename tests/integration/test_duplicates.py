@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from dupcheck.core.models import Fingerprint, HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
 from dupcheck_tools.duplicates import UsageError, find_duplicates
-from dupcheck_tools.duplicates.workfile import WORK_NAME, Found
+from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
 from support.aws import REGION, TABLE
 from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_entries, catalog_records
@@ -444,3 +445,51 @@ def test_the_notebook_report_is_the_json_written(store: SqliteRecordStore, tmp_p
     assert io.StringIO((tmp_path / "out" / "duplicates.csv").read_text()).readline().strip() == (
         "group,entity_id,sku,image_url,keep"
     )
+
+
+def test_a_pair_the_second_look_finds_recoloured_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each duplicate pair of two records with thumbnails gets the second look once (the way it
+    was first called duplicate); a pair it refutes is in no group and in no related list."""
+    entries = catalog_entries()
+    store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
+    store.put_many([entry.record for entry in entries])
+    thumbnails = SqliteThumbnails(tmp_path / "data" / "thumbnails.sqlite3")
+    thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in entries})
+    looked: list[frozenset[str]] = []
+    real_look = workers.second_look
+
+    def refuting_b(pipeline: Any, probe: Any, views: Any, thumbnail: Any, distance: int) -> Any:
+        seen = real_look(pipeline, probe, views, thumbnail, distance)
+        assert seen is not None and not seen.recoloured  # the catalog's copies are not recoloured
+        candidate = next(e.record.entity_id for e in entries if e.record.hash == thumbnail.hash)
+        query = next(e.record.entity_id for e in entries if e.record.features["views"] == probe.upright.encode())
+        looked.append(frozenset((query, candidate)))
+        return dataclasses.replace(seen, share=1.0, outline=1.0) if candidate.startswith("b-") else seen
+
+    monkeypatch.setattr(workers, "second_look", refuting_b)
+    summary = find_duplicates(store, tmp_path / "out", source="test", thumbnails=thumbnails)
+
+    assert summary.report is not None
+    assert groups_of(summary.report) == [EXPECTED_GROUPS[0]]  # group "b" refuted, group "a" kept
+    assert not any(p["a"].startswith("b-") for g in summary.report["groups"] for p in g["related"])
+    assert frozenset(("b-original", "b-grayscale")) in looked
+    # Group "a"'s pairs were each looked at once: the direction that called them duplicate first.
+    assert all(n == 1 for pair, n in Counter(looked).items() if "a-original" in pair)
+
+
+def test_verification_processes_run_one_blas_thread_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process a core, each with BLAS threads of its own, contend for the cores: the pool's
+    processes get one BLAS thread, and the report's own environment is as it was after."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    work = WorkFile(tmp_path / WORK_NAME)
+    work.start({"source": "test"})
+    work.close()
+    processes = engine._Processes(2, get_pipeline().algo, tmp_path / WORK_NAME)
+    try:
+        names = ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"] * 3
+        seen = [value for _, value in processes.map(lambda name: "here", os.getenv, names, use_pool=True)]
+    finally:
+        processes.close()
+    assert seen == ["1"] * len(names)
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4" and "OMP_NUM_THREADS" not in os.environ

@@ -19,7 +19,9 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    beside each record, its thumbnail (the query's picture, and the look-alike check of its
    candidates; copied into the work file for the records with candidates only), in a process
    pool (workers.py); each judged record and its duplicates are saved together, so `--resume`
-   goes on from there.
+   goes on from there. A pair called duplicate whose records both have their thumbnail gets a
+   second look first (second_look.py: a part recoloured in its own shape, a product in another
+   colour made from the same photo), and is left out when it finds one.
 4. group: each group is the record to keep and the records the service called the same picture
    as it (either direction: a record checked against the catalog), grown from the closest pairs
    first; a pair that does not meet that rule is listed beside its groups as related
@@ -498,6 +500,9 @@ def judge_here(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
     return judge(pipeline, work, job)
 
 
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 class _Processes:
     """The run's worker processes, started on first use (for work worth their start-up) and
     shared by the read (query hashes) and verification: `map` runs jobs there, or here, and
@@ -506,6 +511,7 @@ class _Processes:
     def __init__(self, count: int, algo: str, work_path: Path) -> None:
         self.count, self.algo, self.work_path = count, algo, work_path
         self._pool: ProcessPoolExecutor | None = None
+        self._saved: dict[str, str | None] = {}  # the environment's BLAS settings while the pool lives
 
     def map(
         self, here: Callable[[Any], R], there: Callable[[Any], R], jobs: Iterable[T], *, use_pool: bool,
@@ -518,6 +524,13 @@ class _Processes:
                 yield job, here(payload(job))
             return
         if self._pool is None:
+            # One BLAS thread a process: the pool is already a process per core, and BLAS threads
+            # on top (the look-alike check's and the second look's small products) contend with
+            # the other processes for the same cores: the dev set's report took 54 s instead of
+            # 39 s. Processes start as jobs come and read these when their numpy loads (this
+            # one's is loaded): they stay set while the pool lives.
+            self._saved = {name: os.environ.get(name) for name in _BLAS_THREADS}
+            os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
             self._pool = ProcessPoolExecutor(
                 max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker, initargs=(self.algo, self.work_path),
@@ -536,6 +549,11 @@ class _Processes:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            for name, value in self._saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

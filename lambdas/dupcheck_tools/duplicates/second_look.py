@@ -1,0 +1,242 @@
+"""The report's second look at a pair the service called the same picture: a part recoloured.
+
+A shop that sells a product in several colours often makes the other colours' photos from one:
+the same model, the same pose, only the waistband lavender instead of blue. Per query the
+look-alike check (core/lookalike.py) compares at 64 px with centre-weighted shares, and a band
+a few pixels high at the picture's top is below what it can refute without refuting copies
+with a badge; the service calls such a pair a duplicate. The report is a batch job and groups
+what a person then deletes, so it can afford one more look at each pair it would group, at
+twice that size, from the two records' thumbnails (their 160 px working copies):
+
+1. Alignment: the views' alignment of the pair (core/verification.py's `verify`, as the service
+   found it), refined by the look-alike check's Lucas-Kanade (`lookalike.align`).
+2. What one edit of the whole picture explains: every edit a copy gets in one go (brightness,
+   contrast, saturation, grayscale, chains of them) maps each pixel through one tint factor and
+   one luma line, `a (c - L) + g L + d` on each channel c of luma L; the three are fitted to the
+   pair (least squares, twice more on the pixels they explain). Each picture is predicted from
+   the other and the smaller result counts, as the look-alike check does.
+3. A recoloured part: the solid regions (a pixel and most of its 3x3 neighbours) more than
+   CHANGED levels off that fit, a pixel of shift allowed. A copy has such regions too (a badge,
+   text, a watermark), but they are new: the copy's outline of them is not an edge of the
+   original. A recoloured part keeps its shape, so its outline is an edge in both pictures. The
+   pair is refuted when such regions cover at least MIN_SHARE of the overlap and at least
+   SHARED_OUTLINE of their outline that is an edge in either picture is one in both.
+
+Measured on the dev benchmark's catalog-wide set (docs/evaluation.md, "Catalog-wide
+duplicates"; every pair a radius-11 run called duplicate, each direction): it refutes the
+waistband variants (cv_0079, cv_0080 against magento_0220 and each other: 0.2-1.2% of the
+overlap, 80-92% of the outline an edge in both) and no pair of copies (badges reach 1.3% with
+at most 56% of the outline shared). It cannot see what no picture shows: two near-black
+trousers (cv_0027) that differ in 0.02% of their pixels, stripes whose green is 10-20 levels
+from grey (cv_0009).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from dupcheck.core.hashing import HashPipeline
+from dupcheck.core.lookalike import SIZE, Thumbnail, align
+from dupcheck.core.pixels import luma
+from dupcheck.core.verification import Alignment, Probe, Views, verify
+
+LOOK_SIZE = 128  # side of the compared patch: twice the look-alike check's
+CHANGED = 40.0  # sRGB levels off the one-edit fit: a recolour, not a copy's JPEG or resampling
+EDGE = 12.0  # levels per pixel, in the steepest channel: an edge of a picture
+MIN_SHARE = 0.0015  # of the overlap: a recoloured part (the waistband: 0.2-1.2%)
+SHARED_OUTLINE = 0.7  # of the changed regions' outline that is an edge, an edge in both pictures
+SOLID = 6  # of a changed pixel's 3x3 neighbourhood that must be changed too: a region, not an edge
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What the second look saw: `share`, the overlap's share in recoloured solid regions (the
+    smaller of the two directions; the first's when it is below MIN_SHARE already), and
+    `outline`, the share of their outline that is an edge in both pictures, of what is an edge
+    in either (1 when the share is below MIN_SHARE: not measured)."""
+
+    share: float
+    outline: float
+
+    @property
+    def recoloured(self) -> bool:
+        return self.share >= MIN_SHARE and self.outline >= SHARED_OUTLINE
+
+
+def second_look(
+    pipeline: HashPipeline, probe: Probe, candidate: Views, thumbnail: Thumbnail, distance: int
+) -> Look | None:
+    """The second look at a candidate the query (`probe`, made with its thumbnail) was called a
+    duplicate of; None when there is nothing to look at (no alignment, too small a window)."""
+    tier = pipeline.near if distance <= pipeline.close_distance else pipeline.far  # type: ignore[attr-defined]
+    evidence = verify(probe, [candidate], [tier])[0]
+    if evidence is None or evidence.alignment is None:
+        return None
+    alignment = evidence.alignment
+    window, resized = _candidate_window(thumbnail, alignment)
+    if window is None:
+        return None
+    aligned = align(_query_luma(probe, alignment), resized, window)
+    mine = _query_colour(probe, alignment)
+    theirs, inside = _warped_colour(thumbnail.rgb, aligned.params, resized.shape)
+    usable = inside & (np.maximum(mine.max(axis=0), theirs.max(axis=0)) < 250)
+    usable &= np.minimum(mine.min(axis=0), theirs.min(axis=0)) > 5  # a clip turns a tint
+    if usable.sum() < 50:
+        return None
+    my_edges, their_edges = _edges(mine) > EDGE, _edges(theirs) > EDGE
+    both, either = my_edges & their_edges, my_edges | their_edges
+    looks: list[Look] = []
+    for one, other in ((mine, theirs), (theirs, mine)):
+        changed = _solid((_off_one_edit(one, other, usable) > CHANGED) & usable)
+        share = float(changed.sum() / max(int(inside.sum()), 1))
+        if share < MIN_SHARE:  # the smaller share is smaller still: nothing recoloured (most pairs)
+            return Look(share, 1.0)
+        outline = _grown(changed) & ~_shrunk(changed)
+        looks.append(Look(share, float((both & outline).sum() / max(int((either & outline).sum()), 1))))
+    return min(looks, key=lambda look: look.share)
+
+
+# -- the patches -------------------------------------------------------------------------------
+
+
+def _candidate_window(
+    thumbnail: Thumbnail, alignment: Alignment
+) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
+    """The thumbnail's luma scaled so that the aligned window is SIZE pixels on its longer side
+    (what `align` compares at), and the window there: (top, height, left, width)."""
+    height, width = thumbnail.rgb.shape[:2]
+    top, bottom, left, right = thumbnail.box if alignment.candidate_view else (0, height, 0, width)
+    view_h, view_w = bottom - top, right - left
+    y0, x0 = top + alignment.rows[0] * view_h, left + alignment.cols[0] * view_w
+    win_h, win_w = alignment.rows[1] * view_h, alignment.cols[1] * view_w
+    if min(win_h, win_w) < 4:
+        return None, np.zeros((0, 0))
+    scale = SIZE / max(win_h, win_w)
+    new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
+    gray = Image.fromarray(luma(thumbnail.rgb, np.float32), mode="F")
+    resized = np.asarray(gray.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
+    sy, sx = new_h / height, new_w / width
+    return (y0 * sy, win_h * sy, x0 * sx, win_w * sx), resized
+
+
+def _query_patch(probe: Probe, alignment: Alignment, side: int) -> np.ndarray:
+    """The query's aligned view (turned, cut to its box), `side` px, RGB, mirrored as aligned."""
+    picture = Image.fromarray(probe.turned(alignment.angle))
+    top, bottom, left, right = alignment.query_box
+    box = (left * picture.width, top * picture.height, right * picture.width, bottom * picture.height)
+    patch = np.asarray(picture.resize((side, side), Image.Resampling.BILINEAR, box=box), dtype=np.float32)
+    return patch[:, ::-1] if alignment.mirrored else patch
+
+
+def _query_luma(probe: Probe, alignment: Alignment) -> np.ndarray:
+    return luma(_query_patch(probe, alignment, SIZE), np.float32).astype(np.float64)
+
+
+def _query_colour(probe: Probe, alignment: Alignment) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(_query_patch(probe, alignment, LOOK_SIZE), -1, 0))
+
+
+def _warped_colour(rgb: np.ndarray, params: np.ndarray, resized: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The thumbnail's colour sampled at LOOK_SIZE where `params` (`align`'s map from the patch's
+    [-1, 1] square onto the resized thumbnail's pixel centres) maps the patch, and which samples
+    fall inside it. The square is the same at any size: only the map's scale to the thumbnail's
+    own pixels changes."""
+    sy, sx = rgb.shape[0] / resized[0], rgb.shape[1] / resized[1]
+    a11, a12, a21, a22 = params[:4] * np.array([sy, sy, sx, sx])
+    ty, tx = (params[4] + 0.5) * sy - 0.5, (params[5] + 0.5) * sx - 0.5
+    n = LOOK_SIZE
+    # Pillow samples at (a X + b Y + c, d X + e Y + f) for an output pixel's centre (X, Y), in
+    # coordinates where pixel k spans [k, k + 1) (as lookalike._affine).
+    data = (2 * a22 / n, 2 * a21 / n, tx - a21 - a22 + 0.5, 2 * a12 / n, 2 * a11 / n, ty - a11 - a12 + 0.5)
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(rgb[..., c], np.float32), mode="F").transform(
+                (n, n), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+        for c in range(3)
+    ]
+    centres = (np.arange(n) + 0.5) / n * 2 - 1
+    u, v = np.meshgrid(centres, centres, indexing="ij")
+    y, x = ty + a11 * u + a12 * v, tx + a21 * u + a22 * v
+    inside = (y >= 0) & (y <= rgb.shape[0] - 1) & (x >= 0) & (x <= rgb.shape[1] - 1)
+    return np.stack(channels), inside
+
+
+# -- the measures ------------------------------------------------------------------------------
+
+
+def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest channel's distance of `mine` from `theirs` through the one edit of
+    the whole picture that fits best (a tint factor and a luma line), a pixel of shift allowed;
+    0 where not `usable`."""
+    lum = luma(np.moveaxis(theirs, 0, -1), np.float32)
+    tint = theirs - lum
+    chosen = usable
+    params = np.array([1.0, 1.0, 0.0])
+    tints, lumas, wanted = tint.reshape(3, -1), lum.ravel(), mine.reshape(3, -1)
+    for slack in (60.0, 30.0, 15.0):
+        where = np.flatnonzero(chosen.ravel())
+        if len(where) < 50:
+            break
+        # Least squares over the three channels of the chosen pixels, by the normal equations.
+        # (Sums, not a matrix product: BLAS threads would contend with the pool's processes.)
+        t = tints[:, where].ravel().astype(np.float64)
+        ell = np.tile(lumas[where], 3).astype(np.float64)
+        y = wanted[:, where].ravel().astype(np.float64)
+        tl, count = float((t * ell).sum()), float(len(t))
+        gram = np.array([
+            [float((t * t).sum()), tl, float(t.sum())],
+            [tl, float((ell * ell).sum()), float(ell.sum())],
+            [float(t.sum()), float(ell.sum()), count],
+        ]) + 1e-6 * np.eye(3)  # fmt: skip
+        params = np.linalg.solve(gram, np.array([float((t * y).sum()), float((ell * y).sum()), float(y.sum())]))
+        predicted = params[0] * tint + params[1] * lum + params[2]
+        chosen = usable & (_largest(mine - predicted) < slack)
+    predicted = np.clip(params[0] * tint + params[1] * lum + params[2], 0, 255)
+    n = mine.shape[1]
+    padded = np.pad(predicted, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    off = np.full(mine.shape[1:], np.inf, np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            np.minimum(off, _largest(mine - padded[:, dy : dy + n, dx : dx + n]), out=off)
+    off[~usable] = 0
+    return off
+
+
+def _largest(channels: np.ndarray) -> np.ndarray:
+    return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
+
+
+def _edges(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel, the steepest of the three channels' gradients: an edge in colour as much as in
+    luma (a yellow band on skin has almost none in luma)."""
+    gy, gx = np.gradient(rgb, axis=(1, 2))
+    return np.hypot(gy, gx).max(axis=0)
+
+
+def _count(mask: np.ndarray) -> np.ndarray:
+    """How many of each pixel's 3x3 neighbourhood (itself included) are in `mask`."""
+    padded = np.pad(mask.astype(np.int8), 1)
+    height, width = mask.shape
+    count = np.zeros(mask.shape, dtype=np.int8)
+    for dy in range(3):
+        for dx in range(3):
+            count += padded[dy : dy + height, dx : dx + width]
+    return count
+
+
+def _solid(mask: np.ndarray) -> np.ndarray:
+    return mask & (_count(mask) >= SOLID)
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    return _count(mask) > 0
+
+
+def _shrunk(mask: np.ndarray) -> np.ndarray:
+    return _count(mask) == 9
