@@ -63,10 +63,10 @@ _UNLESS_SAME_OR_NEWER = (
     f" IS NOT ({', '.join(f'excluded.{name}' for name in _COMPARED)})"
     " AND NOT written_after(records.updated_at, excluded.updated_at)"
 )
-# Rows per INSERT: as many as SQLite binds in one statement (32,766 parameters since 3.32, 4
-# rows short of 4,096), at most 4,000. A bulk import's writer thread hands the GIL to the parsing
-# thread for each statement and waits up to a switch interval (5 ms) to get it back: 4,000 rows a
-# statement wait 8x less often than 500 did (docs/benchmarks.md, "Import of a records file").
+# Rows per INSERT: as many as the connection's SQLite binds in one statement (32,766 parameters
+# since 3.32; 999 in older builds), at most 4,000: fewer, larger statements for a bulk import,
+# and no "too many SQL variables" on an SQLite built with a lower limit (docs/benchmarks.md,
+# "Import of a records file": no faster than 500 rows on a quiet machine).
 _MAX_ROWS_PER_INSERT = 4000
 _BATCH = 900  # stays under SQLite's default limit of 999 bound parameters per statement
 # A bulk writer's page cache (SQLite's default is 2 MB): at 1M records the two indexes (~60 MB;

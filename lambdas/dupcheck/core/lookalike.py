@@ -177,26 +177,18 @@ class LookalikeCheck:
     def examine(self, thumbnail: Thumbnail, alignment: Alignment) -> Detail | None:
         """The finer look at a candidate's thumbnail at the views' alignment (None: its window
         is too small to look at)."""
-        window, candidate = _candidate_window(thumbnail, alignment)
+        window, candidate = candidate_window(thumbnail, alignment)
         if window is None:
             return None
         aligned = align(self._query(alignment), candidate, window)
-        warped = _warped_colour(thumbnail.rgb, aligned.params, candidate.shape)
-        retinted, repainted = _tint_changes(self._query_colour(alignment), warped, aligned.inside)
+        warped, _ = warped_colour(thumbnail.rgb, aligned.params, candidate.shape)
+        retinted, repainted = _tint_changes(query_colour(self.probe, alignment), warped, aligned.inside)
         return replace(_measure(aligned), retinted=retinted, repainted=repainted)
 
     def aligned(self, thumbnail: Thumbnail, alignment: Alignment) -> Aligned | None:
         """The query's patch and the thumbnail mapped onto it, as the check compares them."""
-        window, candidate = _candidate_window(thumbnail, alignment)
+        window, candidate = candidate_window(thumbnail, alignment)
         return None if window is None else align(self._query(alignment), candidate, window)
-
-    def _query_colour(self, alignment: Alignment) -> np.ndarray:
-        """The query's patch as `_query` cuts it, in colour: (3, SIZE, SIZE) sRGB levels."""
-        picture = Image.fromarray(self.probe.turned(alignment.angle))
-        top, bottom, left, right = alignment.query_box
-        box = (left * picture.width, top * picture.height, right * picture.width, bottom * picture.height)
-        patch = np.asarray(picture.resize((SIZE, SIZE), Image.Resampling.BILINEAR, box=box), dtype=np.float32)
-        return np.ascontiguousarray(np.moveaxis(patch[:, ::-1] if alignment.mirrored else patch, -1, 0))
 
     def _query(self, alignment: Alignment) -> np.ndarray:
         key = (alignment.angle, alignment.query_box, alignment.mirrored)
@@ -251,7 +243,7 @@ def thumbnail_bytes(hash_value: HashValue, picture: Image.Image, box: tuple[int,
 # -- the finer look --------------------------------------------------------------------------
 
 
-def _candidate_window(
+def candidate_window(
     thumbnail: Thumbnail, alignment: Alignment
 ) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
     """The candidate's luma, scaled so that the aligned window is SIZE pixels on its longer
@@ -466,14 +458,29 @@ def _measure(aligned: Aligned) -> Detail:
     return Detail(structure, missing, recoloured, overlap)
 
 
-def _warped_colour(rgb: np.ndarray, params: np.ndarray, resized: tuple[int, ...]) -> np.ndarray:
-    """The thumbnail's colour (`rgb`) sampled where `params` maps the patch: (3, SIZE, SIZE).
-    The map is onto the thumbnail resized to `resized` (what `align` saw, _candidate_window):
-    onto its own pixel centres it is scaled by that resize on each axis."""
+def query_colour(probe: Probe, alignment: Alignment, side: int = SIZE) -> np.ndarray:
+    """The query's patch as `LookalikeCheck._query` cuts it (turned, cut to the aligned box,
+    mirrored as aligned), in colour: (3, side, side) sRGB levels."""
+    picture = Image.fromarray(probe.turned(alignment.angle))
+    top, bottom, left, right = alignment.query_box
+    box = (left * picture.width, top * picture.height, right * picture.width, bottom * picture.height)
+    patch = np.asarray(picture.resize((side, side), Image.Resampling.BILINEAR, box=box), dtype=np.float32)
+    return np.ascontiguousarray(np.moveaxis(patch[:, ::-1] if alignment.mirrored else patch, -1, 0))
+
+
+def warped_colour(
+    rgb: np.ndarray, params: np.ndarray, resized: tuple[int, ...], side: int = SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """The thumbnail's colour (`rgb`) sampled where `params` maps the patch: (3, side, side),
+    and which samples fall inside the thumbnail. The map is onto the thumbnail resized to
+    `resized` (what `align` saw, candidate_window): onto its own pixel centres it is scaled by
+    that resize on each axis (the patch's [-1, 1] square is the same at any side)."""
     sy, sx = rgb.shape[0] / resized[0], rgb.shape[1] / resized[1]
     own = np.concatenate([params[:4] * np.array([sy, sy, sx, sx]), (params[4:] + 0.5) * np.array([sy, sx]) - 0.5])
     channels = (Image.fromarray(np.ascontiguousarray(rgb[..., c], np.float32), mode="F") for c in range(3))
-    return np.stack([_warp(channel, own, SIZE)[0] for channel in channels])
+    warps = [_warp(channel, own, side) for channel in channels]
+    inside = warps[0][1]
+    return np.stack([warped for warped, _ in warps]), np.ones((side, side), bool) if inside is None else inside
 
 
 def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
@@ -512,20 +519,26 @@ def _tint_off(mine: np.ndarray, theirs: np.ndarray, chosen: np.ndarray) -> np.nd
     for _ in range(3):
         x, y = theirs[:, chosen], mine[:, chosen]
         factor = min(max(float((x * y).sum()) / max(float((x * x).sum()), 1e-6), 0.0), 2.5)
-        kept = chosen & (_largest(mine - factor * theirs) < TINT_SLACK)
+        kept = chosen & (largest(mine - factor * theirs) < TINT_SLACK)
         if kept.sum() < 50:
             break
         chosen = kept
-    padded = np.pad(factor * theirs, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    return off_shifted(mine, factor * theirs)
+
+
+def off_shifted(mine: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest channel's distance of `mine` from `predicted` ((3, n, n) each),
+    each pixel allowed a one-pixel shift (the alignment's last pixel of slack)."""
+    padded = np.pad(predicted, ((0, 0), (1, 1), (1, 1)), mode="edge")
     n = mine.shape[1]
     off = np.full(mine.shape[1:], np.inf, np.float32)
     for dy in range(3):
         for dx in range(3):
-            np.minimum(off, _largest(mine - padded[:, dy : dy + n, dx : dx + n]), out=off)
+            np.minimum(off, largest(mine - padded[:, dy : dy + n, dx : dx + n]), out=off)
     return off
 
 
-def _largest(channels: np.ndarray) -> np.ndarray:
+def largest(channels: np.ndarray) -> np.ndarray:
     """The largest absolute value of three channels, per pixel (a reduction over a first axis
     of three, written out: numpy's reduction over a short axis is 6x slower)."""
     return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))

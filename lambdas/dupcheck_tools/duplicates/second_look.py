@@ -36,12 +36,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from dupcheck.core.hashing import HashPipeline
-from dupcheck.core.lookalike import SIZE, Thumbnail, align
+from dupcheck.core.lookalike import (
+    SIZE,
+    Thumbnail,
+    align,
+    candidate_window,
+    largest,
+    off_shifted,
+    query_colour,
+    warped_colour,
+)
 from dupcheck.core.pixels import luma
-from dupcheck.core.verification import Alignment, Probe, Views, verify
+from dupcheck.core.verification import Probe, Views, verify
 
 LOOK_SIZE = 128  # side of the compared patch: twice the look-alike check's
 CHANGED = 40.0  # sRGB levels off the one-edit fit: a recolour, not a copy's JPEG or resampling
@@ -76,12 +84,14 @@ def second_look(
     if evidence is None or evidence.alignment is None:
         return None
     alignment = evidence.alignment
-    window, resized = _candidate_window(thumbnail, alignment)
+    window, resized = candidate_window(thumbnail, alignment)
     if window is None:
         return None
-    aligned = align(_query_luma(probe, alignment), resized, window)
-    mine = _query_colour(probe, alignment)
-    theirs, inside = _warped_colour(thumbnail.rgb, aligned.params, resized.shape)
+    # The luma `align` compares is the query's colour patch's (as the pair's colour is compared).
+    patch = query_colour(probe, alignment, SIZE)
+    aligned = align(luma(np.moveaxis(patch, 0, -1), np.float32).astype(np.float64), resized, window)
+    mine = query_colour(probe, alignment, LOOK_SIZE)
+    theirs, inside = warped_colour(thumbnail.rgb, aligned.params, resized.shape, LOOK_SIZE)
     usable = inside & (np.maximum(mine.max(axis=0), theirs.max(axis=0)) < 250)
     usable &= np.minimum(mine.min(axis=0), theirs.min(axis=0)) > 5  # a clip turns a tint
     if usable.sum() < 50:
@@ -97,74 +107,6 @@ def second_look(
         outline = _grown(changed) & ~_shrunk(changed)
         looks.append(Look(share, float((both & outline).sum() / max(int((either & outline).sum()), 1))))
     return min(looks, key=lambda look: look.share)
-
-
-# -- the patches -------------------------------------------------------------------------------
-
-
-def _candidate_window(
-    thumbnail: Thumbnail, alignment: Alignment
-) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
-    """The thumbnail's luma scaled so that the aligned window is SIZE pixels on its longer side
-    (what `align` compares at), and the window there: (top, height, left, width)."""
-    height, width = thumbnail.rgb.shape[:2]
-    top, bottom, left, right = thumbnail.box if alignment.candidate_view else (0, height, 0, width)
-    view_h, view_w = bottom - top, right - left
-    y0, x0 = top + alignment.rows[0] * view_h, left + alignment.cols[0] * view_w
-    win_h, win_w = alignment.rows[1] * view_h, alignment.cols[1] * view_w
-    if min(win_h, win_w) < 4:
-        return None, np.zeros((0, 0))
-    scale = SIZE / max(win_h, win_w)
-    new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
-    gray = Image.fromarray(luma(thumbnail.rgb, np.float32), mode="F")
-    resized = np.asarray(gray.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
-    sy, sx = new_h / height, new_w / width
-    return (y0 * sy, win_h * sy, x0 * sx, win_w * sx), resized
-
-
-def _query_patch(probe: Probe, alignment: Alignment, side: int) -> np.ndarray:
-    """The query's aligned view (turned, cut to its box), `side` px, RGB, mirrored as aligned."""
-    picture = Image.fromarray(probe.turned(alignment.angle))
-    top, bottom, left, right = alignment.query_box
-    box = (left * picture.width, top * picture.height, right * picture.width, bottom * picture.height)
-    patch = np.asarray(picture.resize((side, side), Image.Resampling.BILINEAR, box=box), dtype=np.float32)
-    return patch[:, ::-1] if alignment.mirrored else patch
-
-
-def _query_luma(probe: Probe, alignment: Alignment) -> np.ndarray:
-    return luma(_query_patch(probe, alignment, SIZE), np.float32).astype(np.float64)
-
-
-def _query_colour(probe: Probe, alignment: Alignment) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(_query_patch(probe, alignment, LOOK_SIZE), -1, 0))
-
-
-def _warped_colour(rgb: np.ndarray, params: np.ndarray, resized: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The thumbnail's colour sampled at LOOK_SIZE where `params` (`align`'s map from the patch's
-    [-1, 1] square onto the resized thumbnail's pixel centres) maps the patch, and which samples
-    fall inside it. The square is the same at any size: only the map's scale to the thumbnail's
-    own pixels changes."""
-    sy, sx = rgb.shape[0] / resized[0], rgb.shape[1] / resized[1]
-    a11, a12, a21, a22 = params[:4] * np.array([sy, sy, sx, sx])
-    ty, tx = (params[4] + 0.5) * sy - 0.5, (params[5] + 0.5) * sx - 0.5
-    n = LOOK_SIZE
-    # Pillow samples at (a X + b Y + c, d X + e Y + f) for an output pixel's centre (X, Y), in
-    # coordinates where pixel k spans [k, k + 1) (as lookalike._affine).
-    data = (2 * a22 / n, 2 * a21 / n, tx - a21 - a22 + 0.5, 2 * a12 / n, 2 * a11 / n, ty - a11 - a12 + 0.5)
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(rgb[..., c], np.float32), mode="F").transform(
-                (n, n), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR
-            ),
-            dtype=np.float32,
-        )
-        for c in range(3)
-    ]
-    centres = (np.arange(n) + 0.5) / n * 2 - 1
-    u, v = np.meshgrid(centres, centres, indexing="ij")
-    y, x = ty + a11 * u + a12 * v, tx + a21 * u + a22 * v
-    inside = (y >= 0) & (y <= rgb.shape[0] - 1) & (x >= 0) & (x <= rgb.shape[1] - 1)
-    return np.stack(channels), inside
 
 
 # -- the measures ------------------------------------------------------------------------------
@@ -196,20 +138,10 @@ def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> n
         ]) + 1e-6 * np.eye(3)  # fmt: skip
         params = np.linalg.solve(gram, np.array([float((t * y).sum()), float((ell * y).sum()), float(y.sum())]))
         predicted = params[0] * tint + params[1] * lum + params[2]
-        chosen = usable & (_largest(mine - predicted) < slack)
-    predicted = np.clip(params[0] * tint + params[1] * lum + params[2], 0, 255)
-    n = mine.shape[1]
-    padded = np.pad(predicted, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    off = np.full(mine.shape[1:], np.inf, np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            np.minimum(off, _largest(mine - padded[:, dy : dy + n, dx : dx + n]), out=off)
+        chosen = usable & (largest(mine - predicted) < slack)
+    off = off_shifted(mine, np.clip(params[0] * tint + params[1] * lum + params[2], 0, 255))
     off[~usable] = 0
     return off
-
-
-def _largest(channels: np.ndarray) -> np.ndarray:
-    return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
 
 
 def _edges(rgb: np.ndarray) -> np.ndarray:
