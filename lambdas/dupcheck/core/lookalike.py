@@ -506,7 +506,7 @@ def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> 
     weight = _centre_weight(SIZE)
     offs = [_tint_off(mine, theirs, unclipped) for mine, theirs in (tints, tints[::-1])]
     faint, strong = (
-        min(float((_solid((off > slack) & unclipped) * weight).sum()) for off in offs)
+        min(float((solid((off > slack) & unclipped) * weight).sum()) for off in offs)
         for slack in (TINT_SLACK, TINT_STRONG)
     )
     return faint, strong
@@ -544,14 +544,22 @@ def largest(channels: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
 
 
-def _solid(mask: np.ndarray) -> np.ndarray:
+def solid(mask: np.ndarray) -> np.ndarray:
     """The pixels of `mask` with at least SOLID of their 3x3 neighbourhood (themselves included)
     in it: a band two or three pixels high stays, as a recoloured waistband is at this size,
     which a 3x3 erosion would take; scattered pixels go."""
+    return mask & (neighbours(mask) >= SOLID)
+
+
+def neighbours(mask: np.ndarray) -> np.ndarray:
+    """How many of each pixel's 3x3 neighbourhood (itself included) are in `mask` (int8)."""
     padded = np.pad(mask.astype(np.int8), 1)
     height, width = mask.shape
-    count = sum(padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3))
-    return mask & (count >= SOLID)
+    count = np.zeros(mask.shape, dtype=np.int8)
+    for dy in range(3):
+        for dx in range(3):
+            count += padded[dy : dy + height, dx : dx + width]
+    return count
 
 
 def _shown(query: np.ndarray) -> np.ndarray:

@@ -44,8 +44,10 @@ from dupcheck.core.lookalike import (
     align,
     candidate_window,
     largest,
+    neighbours,
     off_shifted,
     query_colour,
+    solid,
     warped_colour,
 )
 from dupcheck.core.pixels import luma
@@ -56,7 +58,6 @@ CHANGED = 40.0  # sRGB levels off the one-edit fit: a recolour, not a copy's JPE
 EDGE = 12.0  # levels per pixel, in the steepest channel: an edge of a picture
 MIN_SHARE = 0.0015  # of the overlap: a recoloured part (the waistband: 0.2-1.2%)
 SHARED_OUTLINE = 0.7  # of the changed regions' outline that is an edge, an edge in both pictures
-SOLID = 6  # of a changed pixel's 3x3 neighbourhood that must be changed too: a region, not an edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def second_look(
     both, either = my_edges & their_edges, my_edges | their_edges
     looks: list[Look] = []
     for one, other in ((mine, theirs), (theirs, mine)):
-        changed = _solid((_off_one_edit(one, other, usable) > CHANGED) & usable)
+        changed = solid((_off_one_edit(one, other, usable) > CHANGED) & usable)
         share = float(changed.sum() / max(int(inside.sum()), 1))
         if share < MIN_SHARE:  # the smaller share is smaller still: nothing recoloured (most pairs)
             return Look(share, 1.0)
@@ -151,24 +152,9 @@ def _edges(rgb: np.ndarray) -> np.ndarray:
     return np.hypot(gy, gx).max(axis=0)
 
 
-def _count(mask: np.ndarray) -> np.ndarray:
-    """How many of each pixel's 3x3 neighbourhood (itself included) are in `mask`."""
-    padded = np.pad(mask.astype(np.int8), 1)
-    height, width = mask.shape
-    count = np.zeros(mask.shape, dtype=np.int8)
-    for dy in range(3):
-        for dx in range(3):
-            count += padded[dy : dy + height, dx : dx + width]
-    return count
-
-
-def _solid(mask: np.ndarray) -> np.ndarray:
-    return mask & (_count(mask) >= SOLID)
-
-
 def _grown(mask: np.ndarray) -> np.ndarray:
-    return _count(mask) > 0
+    return neighbours(mask) > 0
 
 
 def _shrunk(mask: np.ndarray) -> np.ndarray:
-    return _count(mask) == 9
+    return neighbours(mask) == 9
