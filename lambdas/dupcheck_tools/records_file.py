@@ -48,6 +48,7 @@ from dupcheck_tools.exit_codes import ExitCode
 
 BATCH = 10_000  # records per write: one SQLite transaction, far below the change log's 100,000
 EXPORT_BATCH = 500  # records per read of their thumbnails (one request each on S3, in parallel)
+READ_BUFFER = 1 << 20  # bytes per read of the file: Python's 8 KiB made 200,000 system calls per 1M lines
 
 
 def _open(path: Path, mode: str, *, named: Path | None = None) -> IO[str]:
@@ -218,7 +219,7 @@ def import_records(
             size = path.stat().st_size
             bar = tqdm(total=size, unit="B", unit_scale=True, desc="import", disable=not progress, dynamic_ncols=True)
             try:
-                with open(path, "rb") as raw, _lines(raw, path) as lines:
+                with open(path, "rb", buffering=READ_BUFFER) as raw, _lines(raw, path) as lines:
                     batches = _batches(_records(lines, summary, failure_log), raw, bar)
                     _write_behind(store, thumbnails, batches, summary, overwrite)
             except KeyboardInterrupt:

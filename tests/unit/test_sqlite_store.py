@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dupcheck.adapters.local_index import entity_key
+from dupcheck.adapters.sqlite_files import PAGE_SIZE
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import HashRecord, HashValue, PutCounts
@@ -89,6 +90,19 @@ def test_features_are_one_blob_and_rows_written_before_v3_still_read(tmp_path: P
 def test_data_survives_reopening(tmp_path: Path) -> None:
     SqliteRecordStore(tmp_path / "s.db").put_many(_record(i) for i in range(10))
     assert SqliteRecordStore(tmp_path / "s.db").count() == 10
+
+
+def test_a_new_file_has_large_pages_and_a_file_made_before_keeps_its_own(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "new.db")
+    store.put(_record(1))
+    assert store._conn().execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    with sqlite3.connect(tmp_path / "old.db") as made_before:  # SQLite's default pages, not WAL
+        made_before.execute("CREATE TABLE unrelated (x)")
+    old, records = SqliteRecordStore(tmp_path / "old.db"), [_record(i) for i in range(300)]
+    old.put_many(records)
+    assert old._conn().execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert old.get("id-00007") == records[7] and old.count() == 300
+    assert SqliteRecordStore(tmp_path / "old.db").get("id-00299") == records[299]  # reopened, mapped
 
 
 def test_concurrent_readers_and_a_writer(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 WAL journaling lets many server threads read while one writes, and a crash loses nothing the
 WAL holds; `synchronous=NORMAL` makes that durable at checkpoints; a busy file is waited for
-(30 s) rather than failed at once. Connections are per thread (sqlite3's rule), autocommit:
+(30 s) rather than failed at once. A new file gets 64 KiB pages and every connection reads
+through a memory map (PAGE_SIZE, MMAP_BYTES say why). Connections are per thread (sqlite3's rule), autocommit:
 callers open their own transactions. `SqliteFile` is that shape for an adapter: a connection
 per thread, one lock that serialises its writers, the schema created on first open.
 """
@@ -14,10 +15,23 @@ import threading
 from pathlib import Path
 
 BUSY_TIMEOUT_S = 30
+# A record is ~1.3 KB: in SQLite's default 4 KiB pages a fifth of the file was slack, and a
+# bulk import spent its time splitting pages and writing them one system call each. With 64 KiB
+# pages a 1M-record store is 1,292 MB instead of 1,589 and its import takes ~20% less CPU
+# (docs/benchmarks.md, "Import of a records file"). SQLite fixes the page size when it writes a
+# file's first page: files made before keep 4 KiB pages, and work as they did.
+PAGE_SIZE = 64 * 1024
+# Reads go through a memory map instead of a copy of each page: with 64 KiB pages the copies
+# made a query's 32-record read 1.8x slower; mapped, it is as fast as with 4 KiB pages. Address
+# space, not memory: the OS keeps what is used in its page cache either way. (SQLite caps it at
+# its compile-time maximum, 2 GB in the usual builds; beyond, pages are read as before.)
+MMAP_BYTES = 1 << 40
 
 
 def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op once the file exists
+    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL survives crashes
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
