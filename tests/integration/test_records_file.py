@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gc
 import gzip
 import itertools
 import json
@@ -20,6 +21,7 @@ from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import HashRecord, HashValue, IndexHit, PutCounts
 from dupcheck_tools import records_file
 from dupcheck_tools.cli import main
+from dupcheck_tools.cli import records as cli_records
 from dupcheck_tools.local.sync import IndexFollower
 from dupcheck_tools.records_file import export_records, import_records
 from support.aws import TABLE
@@ -323,3 +325,34 @@ def test_progress_follows_the_compressed_bytes_of_a_gz_file(tmp_path: Path, caps
     import_records(SqliteRecordStore(tmp_path / "s.db"), file, failures=tmp_path / "f.csv", progress=True)
     shown = [int(p) for p in re.findall(r"import:\s+(\d+)%", capsys.readouterr().err)]
     assert shown and shown[-1] == 100 and max(shown) == 100
+
+
+def test_the_command_pauses_cyclic_gc_and_its_lines_leave_no_cycles_behind(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import command runs without the cyclic collector (cyclic_gc_paused says why), which is
+    only safe while good and bad lines alike are freed by reference counting alone."""
+    bad = ["{not json", json.dumps({"entity_id": "a/b", "hash": "00", "hash_algo": "x"}), '{"entity_id": "X"}',
+           json.dumps({"entity_id": "Y", "hash": "zz", "hash_algo": "x"}), "[1, 2]"]  # fmt: skip
+    seen: list[bool] = []
+    real = cli_records.import_records
+    monkeypatch.setattr(cli_records, "import_records", lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k))
+
+    def cycles_left_by_importing(count: int) -> int:
+        good = [json.dumps(r.to_dict()) for r in records(count)]
+        file = tmp_path / f"c{count}.jsonl"
+        file.write_text("\n".join(itertools.chain.from_iterable(zip(good, itertools.cycle(bad)))) + "\n")
+        gc.collect()
+        gc.disable()  # from here to the count: no collection frees what the lines might leave
+        try:
+            code, summary = run(capsys, "--data-dir", str(tmp_path / f"d{count}"), "import", str(file), "--no-progress")
+            assert (code, summary["imported"], summary["failed"]) == (1, count, count)
+            assert not gc.isenabled()  # the command restores the collector's state, not "enabled"
+            return gc.collect()  # what the command left that only the collector frees (argparse's)
+        finally:
+            gc.enable()
+
+    small, large = cycles_left_by_importing(200), cycles_left_by_importing(3000)
+    assert large - small < 50  # a cycle per line would leave thousands more
+    code, _ = run(capsys, "--data-dir", str(tmp_path / "d"), "import", str(tmp_path / "c200.jsonl"), "--no-progress")
+    assert code == 1 and seen == [False, False, False] and gc.isenabled()

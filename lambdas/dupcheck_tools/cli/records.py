@@ -10,7 +10,7 @@ from dupcheck.bootstrap import build_store, build_thumbnails
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Target, default_failures_path
 from dupcheck_tools.cli.common import add_target_arguments, run_job, show_progress
-from dupcheck_tools.records_file import ExportSummary, ImportSummary, export_records, import_records
+from dupcheck_tools.records_file import ExportSummary, ImportSummary, cyclic_gc_paused, export_records, import_records
 
 
 def register(commands: Any) -> None:
@@ -59,8 +59,9 @@ def run_import(args: argparse.Namespace) -> int:
     )
 
     def job(target: Target, settings: Settings) -> ImportSummary:
-        return import_records(build_store(settings), source, failures=failures, overwrite=args.overwrite,
-                              progress=show_progress(args), region=args.region,
-                              thumbnails=build_thumbnails(settings))  # fmt: skip
+        with cyclic_gc_paused():
+            return import_records(build_store(settings), source, failures=failures, overwrite=args.overwrite,
+                                  progress=show_progress(args), region=args.region,
+                                  thumbnails=build_thumbnails(settings))  # fmt: skip
 
     return run_job(args, job)
