@@ -418,8 +418,8 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
     ],
 )
 def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) -> None:  # noqa: ANN001
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: angle)
-    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, *_: ([judged[query]], {}))
+    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: np.array([angle]))
+    monkeypatch.setattr(verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {}))
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     monkeypatch.setattr(verification, "_turn_spread", lambda alignment: 0.0)
     probe = _ScriptedProbe()
@@ -433,8 +433,8 @@ def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) 
 def test_a_turn_whose_parts_disagree_is_not_a_turned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another picture in the same pose lines up by a turn too, but its halves disagree on the turn."""
     judged = {3.0: _scripted(0.99, passing=True, left=0.1)}
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: angle)
-    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, *_: ([judged[query]], {}))
+    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: np.array([angle]))
+    monkeypatch.setattr(verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {}))
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     upright = _scripted(0.8, left=3.0)
     target = Tier(Thresholds(0.8, 0.1, 0.1))
@@ -450,7 +450,7 @@ def test_the_turn_left_is_measured_on_the_aligned_pair(angle: float) -> None:
     turned = original.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
     upright, stored = Probe(rgb_of(turned)).at(0.0), views_of(rgb_of(original))
     scores = verification._coarse_scores(stored.luma[None], upright)
-    (found,), _ = verification._judge_aligned(upright, [stored], scores)
+    (found,), _ = verification._judge_aligned([upright], [stored], scores)
     assert found.alignment is not None
     left = verification.residual_turn(found.alignment)
     # It points the way back, and one step goes a good part of it (_turned repeats the step).

@@ -28,7 +28,7 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Protocol
@@ -608,13 +608,16 @@ def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
 
 
 def _judge_aligned(
-    query: _QueryViews,
+    queries: Sequence[_QueryViews],
     candidates: list[Views],
     scores: np.ndarray,
     colour_matters: Callable[[int, Evidence], bool] | None = None,
 ) -> tuple[list[Evidence], dict[int, _Unbrightened]]:
     """Refine each candidate's best coarse window at FINE, then measure what differs there.
 
+    `queries`: the query's views every candidate is judged against (one), or each candidate's
+    own (one a candidate: the turning judges several candidates together, each with the query
+    turned by its own angle). Each candidate's numbers are its own whoever it is judged with.
     A brighter query's colours are also compared with each candidate's brightened (see
     BRIGHTENINGS), the costliest step of a judgement: only for the candidates whose evidence
     `colour_matters` (its index, its evidence before brightening; None: all). The others' come
@@ -622,6 +625,15 @@ def _judge_aligned(
     windows = _windows()
     best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
     cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
+    each = list(queries) if len(queries) == len(candidates) else [queries[0]] * len(candidates)
+
+    def query_side(name: str) -> np.ndarray:
+        """The query view each candidate lined up with best, of the `_QueryViews` array `name`."""
+        if len(queries) == 1:
+            return getattr(queries[0], name)[views]
+        return np.stack([getattr(query, name)[view] for query, view in zip(each, views, strict=True)])
+
+    mine, mine_unit, my_colour, grey = (query_side(name) for name in ("fine", "fine_unit", "chroma", "grey"))
     lumas = np.stack([c.luma[v] for c, v in zip(candidates, cviews, strict=True)])
     chromas = np.stack([c.chroma[v] for c, v in zip(candidates, cviews, strict=True)])
     y_windows, x_windows = [windows[b[1]] for b in best], [windows[b[2]] for b in best]
@@ -632,7 +644,7 @@ def _judge_aligned(
         xs = [_refinements(*x_windows[i], step) for i in promising]
         rows = np.stack([_refinement_samplers(*y_windows[i], step) for i in promising])
         cols = np.stack([_refinement_samplers(*x_windows[i], step) for i in promising])
-        targets = query.fine_unit[views[promising]][:, None]
+        targets = mine_unit[promising][:, None]
         refined = _window_correlations(rows, cols, lumas[promising], targets, FINE)[..., 0]
         picks = refined.reshape(len(promising), -1).argmax(axis=1)
         for i, options_y, options_x, pick in zip(promising, ys, xs, picks, strict=True):
@@ -643,8 +655,7 @@ def _judge_aligned(
     rows = np.stack([sampler(CHROMA_GRID, FINE, *y) for y in y_windows])[:, None]
     cols = np.stack([sampler(CHROMA_GRID, FINE, *x) for x in x_windows])[:, None]
     their_colour = rows @ chromas @ np.swapaxes(cols, -1, -2)
-    mine, my_colour = query.fine[views], query.chroma[views]
-    similarity = (_unit(theirs) * query.fine_unit[views]).sum(axis=(1, 2))
+    similarity = (_unit(theirs) * mine_unit).sum(axis=(1, 2))
     # A plain picture (a colour swatch, a placeholder) has no structure to correlate: two plain
     # pictures are alike when their levels are, and their luma is compared without a fit.
     plain = (theirs.std(axis=(1, 2)) < PLAIN_STD) & (mine.std(axis=(1, 2)) < PLAIN_STD)
@@ -664,7 +675,7 @@ def _judge_aligned(
     # Colour: one saturation scale (none for a grayscale query), then what still differs.
     energy = (their_colour * their_colour).sum(axis=(1, 2, 3))
     scale = (my_colour * their_colour).sum(axis=(1, 2, 3)) / np.maximum(energy, 1e-6)
-    scale = np.where(query.grey[views], 0.0, np.clip(scale, MIN_SATURATION, MAX_SATURATION))
+    scale = np.where(grey, 0.0, np.clip(scale, MIN_SATURATION, MAX_SATURATION))
     fitted_colour = their_colour * scale[:, None, None, None].astype(np.float32)
     colour_residual = _tolerant_residual(my_colour, fitted_colour)
     # The other way round: colours of the candidate's product that the query lacks. A part
@@ -685,12 +696,12 @@ def _judge_aligned(
     # A grayscale query says nothing of a coloured candidate's colour (a black hoodie is not its
     # red twin); against a candidate without colour either, the colours were compared: both none.
     their_chroma = np.hypot(their_colour[:, 0], their_colour[:, 1]).reshape(len(candidates), -1)
-    seen = ~query.grey[views] | _greyish(their_chroma)
+    seen = ~grey | _greyish(their_chroma)
 
     def evidence(i: int) -> Evidence:
         alignment = Alignment(
-            query_box=query.trimmed if views[i] % 2 else query.whole, mirrored=bool(views[i] >= 2),
-            angle=query.angle, candidate_view=int(cviews[i]), rows=y_windows[i], cols=x_windows[i],
+            query_box=each[i].trimmed if views[i] % 2 else each[i].whole, mirrored=bool(views[i] >= 2),
+            angle=each[i].angle, candidate_view=int(cviews[i]), rows=y_windows[i], cols=x_windows[i],
             query_trimmed=bool(views[i] % 2), mine=mine[i], theirs=theirs[i], my_colour=my_colour[i],
             their_colour=their_colour[i], luma_off=luma_differs[i], colour_off=colour_differs[i],
         )  # fmt: skip
@@ -703,7 +714,7 @@ def _judge_aligned(
     # saturation scale explains that. A query brighter than the candidate is also compared with
     # the candidate's colours brightened by each of BRIGHTENINGS (and clipped), and the closest
     # counts when it is closer than the plain fit.
-    brighter = (my_mean > their_mean).reshape(-1) & ~query.grey[views]
+    brighter = (my_mean > their_mean).reshape(-1) & ~grey
     tried = brighter & ((colour_off > 0) | (colour_missing > 0)) & (similarity >= BRIGHTENING_MIN_SIMILARITY)
     tried &= bool(BRIGHTENINGS)
     later = np.zeros_like(tried)
@@ -851,7 +862,7 @@ def verify(
         wanted = matters[k]
         return wanted is None or wanted(evidence)
 
-    judged_upright, pending = _judge_aligned(upright, [candidates[i] for i in chosen], scores[chosen], upright_matters)
+    judged_upright, pending = _judge_aligned([upright], [candidates[i] for i in chosen], scores[chosen], upright_matters)
     found = dict(zip(chosen, judged_upright, strict=True))
     later = {chosen[k]: item for k, item in pending.items()}
     if not any(targets[i].passes(e) for i, e in found.items()):
@@ -874,9 +885,12 @@ def verify(
         if unsure:
             found.update(zip(unsure, _brightened([later[i] for i in unsure]), strict=True))
         alike = [i for i in order if found[i].colour_off <= ROTATION_COLOUR][:ROTATED_CANDIDATES]  # fill, not colour
-        for i in alike:
-            found[i] = _turned(probe, candidates[i], lumas[i : i + 1], targets[i], found[i], matters[chosen.index(i)])
-            if targets[i].passes(found[i]):
+        turnings = [
+            _Turning(candidates[i], lumas[i : i + 1], targets[i], found[i], matters[chosen.index(i)]) for i in alike
+        ]
+        for i, answer in zip(alike, _turned_in_order(probe, turnings), strict=False):
+            found[i] = answer
+            if targets[i].passes(answer):
                 break
     return [found.get(i) for i in range(len(candidates))]
 
@@ -889,52 +903,103 @@ def _turned(
     upright: Evidence,
     colour_matters: Callable[[Evidence], bool] | None = None,
 ) -> Evidence:
-    """The best evidence with the query turned: each turn by the angle the last alignment says is
-    left (`residual_turn`), at most ROTATION_STEPS of them; the first evidence that passes the
-    target is the answer. When the first turn makes the pair less alike than upright, the
-    estimate pointed the wrong way (a picture alike everywhere but in its low frequencies can):
-    the other way is tried once. Turning ends when a turn leaves too little, loses more than
-    ROTATION_LOSS of correlation on the best, or when the first turn (either way) gained less than
-    TURN_PROMISE on upright without passing the target, by a turn of PROMISE_MIN_TURN or more
-    (another picture: a turned copy's first turn gains far more, or already passes).
-    `colour_matters`: as verify's, for this candidate (evidence whose colour matters to no one
-    is left unbrightened)."""
+    """The best evidence with the query turned (see `_Turning`), for one candidate."""
+    return next(_turned_in_order(probe, [_Turning(candidate, luma, target, upright, colour_matters)]))
 
-    def judged(angle: float) -> Evidence:
-        turned = probe.at(angle)
-        matters = None if colour_matters is None else lambda _, evidence: colour_matters(evidence)
-        return _judge_aligned(turned, [candidate], _coarse_scores(luma, turned), matters)[0][0]
 
-    def lines_up(found: Evidence) -> bool:
+def _turned_in_order(probe: Probe, turnings: Sequence[_Turning]) -> Iterator[Evidence]:
+    """Each turning's answer, in order, as soon as it and those before it are done: the turnings
+    go in lockstep, each step's judgements of every turning still going made in one
+    `_judge_aligned` call (four candidates judged together cost 1.34x one; each with the query
+    turned by its own angle, and its numbers its own). A caller that stops asking (a candidate
+    passed) ends the turnings after it: at most one step of each was judged ahead."""
+    for k, turning in enumerate(turnings):
+        while turning.trial is not None:
+            going = [t for t in turnings[k:] if t.trial is not None]
+            queries = [probe.at(t.trial) for t in going]
+            scores = np.concatenate([_coarse_scores(t.luma, query) for t, query in zip(going, queries, strict=True)])
+            matters = None
+            if any(t.colour_matters is not None for t in going):
+                matters = lambda j, evidence: going[j].colour_matters is None or going[j].colour_matters(evidence)  # noqa: E731
+            judged, _ = _judge_aligned(queries, [t.candidate for t in going], scores, matters)
+            for t, found in zip(going, judged, strict=True):
+                t.take(found)
+        assert turning.answer is not None
+        yield turning.answer
+
+
+@dataclass(slots=True)
+class _Turning:
+    """A candidate's turning, one judgement at a time (`trial`: the angle to judge next, None
+    once done; `take`: its evidence; `answer`: the best evidence with the query turned).
+
+    Each turn is by the angle the last alignment says is left (`residual_turn`), at most
+    ROTATION_STEPS of them; the first evidence that passes the target is the answer. When the
+    first turn makes the pair less alike than upright, the estimate pointed the wrong way (a
+    picture alike everywhere but in its low frequencies can): the other way is tried once.
+    Turning ends when a turn leaves too little, loses more than ROTATION_LOSS of correlation on
+    the best, or when the first turn (either way) gained less than TURN_PROMISE on upright without
+    passing the target, by a turn of PROMISE_MIN_TURN or more (another picture: a turned copy's
+    first turn gains far more, or already passes). `colour_matters`: as verify's, for this
+    candidate (evidence whose colour matters to no one is left unbrightened)."""
+
+    candidate: Views
+    luma: np.ndarray  # (1, views, 32, 32): the candidate's luma, as the coarse search takes it
+    target: Target
+    upright: Evidence
+    colour_matters: Callable[[Evidence], bool] | None = None
+    trial: float | None = field(default=None, init=False)
+    answer: Evidence | None = field(default=None, init=False)
+    _best: Evidence = field(init=False)
+    _last: Evidence = field(init=False)
+    _angle: float = field(default=0.0, init=False)  # of the last turn kept
+    _step: int = field(default=0, init=False)
+    _left: float = field(default=0.0, init=False)  # what the last turn kept said was left
+    _reversed: bool = field(default=False, init=False)  # the trial is the first turn, the other way
+
+    def __post_init__(self) -> None:
+        self._best = self._last = self.upright
+        self._next()
+
+    def _next(self) -> None:
+        if self._step == ROTATION_STEPS:
+            return self._end(self._best)
+        self._left = residual_turn(self._last.alignment) if self._last.alignment is not None else 0.0
+        if abs(self._left) < MIN_STEP:
+            return self._end(self._best)
+        self.trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, self._angle + self._left)), 1)
+        return None
+
+    def _end(self, answer: Evidence) -> None:
+        self.trial, self.answer = None, answer
+
+    def _lines_up(self, found: Evidence) -> bool:
         return (
-            target.passes(found)
-            and found.similarity >= upright.similarity + TURN_GAIN
+            self.target.passes(found)
+            and found.similarity >= self.upright.similarity + TURN_GAIN
             and found.layout_off <= TURNED_MAX_LAYOUT
             and found.alignment is not None
             and _turn_spread(found.alignment) <= TURN_SPREAD
         )
 
-    best, angle, last = upright, 0.0, upright
-    for step in range(ROTATION_STEPS):
-        left = residual_turn(last.alignment) if last.alignment is not None else 0.0
-        if abs(left) < MIN_STEP:
-            break
-        trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, angle + left)), 1)
-        found = judged(trial)
-        if step == 0 and found.similarity < upright.similarity and not lines_up(found):
-            trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, -left)), 1)
-            found = judged(trial)
-        if lines_up(found):
-            return found
-        if found.similarity < best.similarity - ROTATION_LOSS:
-            break
-        if found.similarity > best.similarity and not target.passes(found):
-            best = found  # (a turn that passes only by moving the layout is not kept)
-        promising = found.similarity >= upright.similarity + TURN_PROMISE or abs(trial) < PROMISE_MIN_TURN
-        if step == 0 and not promising and not target.passes(found):
-            break  # the first turn (either way) barely moved the correlation: another picture
-        angle, last = trial, found
-    return best
+    def take(self, found: Evidence) -> None:
+        """The evidence with the query turned by `trial`: what to judge next, or the answer."""
+        assert self.trial is not None, "a turning that is done takes no more evidence"
+        first = self._step == 0
+        if first and not self._reversed and found.similarity < self.upright.similarity and not self._lines_up(found):
+            self.trial, self._reversed = round(max(-MAX_ANGLE, min(MAX_ANGLE, -self._left)), 1), True
+            return None
+        if self._lines_up(found):
+            return self._end(found)
+        if found.similarity < self._best.similarity - ROTATION_LOSS:
+            return self._end(self._best)
+        if found.similarity > self._best.similarity and not self.target.passes(found):
+            self._best = found  # (a turn that passes only by moving the layout is not kept)
+        promising = found.similarity >= self.upright.similarity + TURN_PROMISE or abs(self.trial) < PROMISE_MIN_TURN
+        if first and not promising and not self.target.passes(found):
+            return self._end(self._best)  # the first turn (either way) barely moved the correlation: another picture
+        self._angle, self._last, self._step = self.trial, found, self._step + 1
+        return self._next()
 
 
 def _turn_spread(alignment: Alignment) -> float:
