@@ -418,7 +418,8 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
     ],
 )
 def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) -> None:  # noqa: ANN001
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: np.array([angle]))
+    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
     monkeypatch.setattr(verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {}))
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     monkeypatch.setattr(verification, "_turn_spread", lambda alignment: 0.0)
@@ -433,7 +434,8 @@ def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) 
 def test_a_turn_whose_parts_disagree_is_not_a_turned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another picture in the same pose lines up by a turn too, but its halves disagree on the turn."""
     judged = {3.0: _scripted(0.99, passing=True, left=0.1)}
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: np.array([angle]))
+    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
     monkeypatch.setattr(verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {}))
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     upright = _scripted(0.8, left=3.0)

@@ -34,7 +34,7 @@ from functools import cache, lru_cache
 from typing import Protocol
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 from PIL import Image
 
 from dupcheck.core import views_codec
@@ -279,14 +279,16 @@ def _query_views(views: Views, angle: float, whole: Box, trimmed: Box) -> _Query
 
 
 def _greyish(chroma: np.ndarray) -> np.ndarray:
-    """(n,) bool: `np.percentile(chroma, 99, axis=1) < GREY_CHROMA` for (n, pixels) chroma,
-    decided from the two values the percentile lies between (one partition), and by
-    np.percentile itself only for a row where they straddle the limit (np.percentile's overhead
-    was a tenth of a turned candidate's judgement)."""
+    """(n,) bool: `np.percentile(chroma, 99, axis=1) < GREY_CHROMA` for (n, pixels) chroma.
+    The percentile lies between the sorted values at `rank` and `rank + 1`: both are under the
+    limit when at most `pixels - rank - 2` values are not, neither when more than
+    `pixels - rank - 1` are, and np.percentile itself decides only a row where exactly that
+    many are (a count is a tenth of a partition's time, np.percentile's overhead was a tenth of
+    a turned candidate's judgement)."""
     rank = int(0.99 * (chroma.shape[1] - 1))  # the percentile's place: between these two
-    ends = np.partition(chroma, (rank, rank + 1), axis=1)
-    below = ends[:, rank + 1] < GREY_CHROMA
-    unsure = ~below & (ends[:, rank] < GREY_CHROMA)
+    over = (~(chroma < GREY_CHROMA)).sum(axis=1)  # (NaN counted over, as a partition sorts it last)
+    below = over <= chroma.shape[1] - rank - 2
+    unsure = over == chroma.shape[1] - rank - 1
     if unsure.any():
         below[unsure] = np.percentile(chroma[unsure], 99, axis=1) < GREY_CHROMA
     return below
@@ -520,10 +522,13 @@ def _centre_weight() -> np.ndarray:
 def _tolerant_residual(query: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     """Per pixel, the smallest distance between `query` and a one-pixel shift of `fitted`.
 
-    Both (n, channels, 24, 24); returns (n, 24, 24). The nine shifts in one set of array
-    operations (one at a time, their few dozen small calls were a tenth of a judgement): each
-    pixel's channels summed in order, as `.sum(axis=1)` does, and the least of its nine sums."""
-    shifted = sliding_window_view(_edge_padded(fitted), (FINE, FINE), axis=(2, 3))  # (n, c, 3, 3, 24, 24)
+    Both (n, channels, 24, 24); returns (n, 24, 24). The nine shifts as one strided view, in one
+    set of array operations (one at a time, their few dozen small calls were a tenth of a
+    judgement): each pixel's channels summed in order, as `.sum(axis=1)` does, and the least of
+    its nine sums."""
+    padded = _edge_padded(fitted)
+    strides = padded.strides
+    shifted = as_strided(padded, (*padded.shape[:2], 3, 3, FINE, FINE), (*strides, *strides[2:]), writeable=False)
     diff = query[:, :, None, None] - shifted
     squared = diff * diff
     distance = squared[:, 0].copy()
@@ -545,7 +550,12 @@ def _edge_padded(pixels: np.ndarray) -> np.ndarray:
 
 
 def _window_correlations(
-    rows: np.ndarray, cols: np.ndarray, grids: np.ndarray, queries: np.ndarray, side: int
+    rows: np.ndarray,
+    cols: np.ndarray,
+    grids: np.ndarray,
+    queries: np.ndarray,
+    side: int,
+    windows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Correlation of each query with every window (row window a, column window b) of a grid.
 
@@ -553,19 +563,30 @@ def _window_correlations(
     `queries` (..., Q, side, side) have zero mean and unit norm; leading axes broadcast. Returns
     (..., A, B, Q). A window is rows[a] @ grid @ cols[b].T; its dot product, sum and energy come
     from small products of rows[a] @ grid, so the windows themselves are never built.
+    `windows`: what `_window_norms` gives for the same rows, cols and grids, when the caller
+    kept it (the same grids compared with another query).
     """
+    sampled, norms = _window_norms(rows, cols, grids, side) if windows is None else windows
     n_cols, n_queries, size = cols.shape[-3], queries.shape[-3], grids.shape[-1]
-    sampled = rows @ grids[..., None, :, :]  # (..., A, side, n)
     projected = queries[..., :, None, :, :] @ cols[..., None, :, :, :]  # (..., Q, B, side, n)
     flat_projected = projected.reshape(*projected.shape[:-4], n_queries * n_cols, side * size)
     dots = _by_rows(sampled.reshape(*sampled.shape[:-2], side * size), flat_projected)
     dots = np.swapaxes(dots.reshape(*dots.shape[:-1], n_queries, n_cols), -1, -2)  # (..., A, B, Q)
+    return dots / norms[..., None]
+
+
+def _window_norms(rows: np.ndarray, cols: np.ndarray, grids: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The grids' side of `_window_correlations`, which no query changes: the grids' rows each
+    row window samples (..., A, side, n), and each window's norm once its mean is taken off
+    (..., A, B). (Two thirds of the work: a candidate turned at several angles needs it once.)"""
+    size = grids.shape[-1]
+    sampled = rows @ grids[..., None, :, :]  # (..., A, side, n)
     # The queries have zero mean, so a window's mean drops out of the dot product, not its norm.
     gram = (np.swapaxes(sampled, -1, -2) @ sampled).reshape(*sampled.shape[:-2], size * size)
     energy = _by_rows(gram, (np.swapaxes(cols, -1, -2) @ cols).reshape(*cols.shape[:-2], size * size))
     total = rows.sum(axis=-2) @ grids @ np.swapaxes(cols.sum(axis=-2), -1, -2)
     spread = energy - total * total / (side * side)
-    return dots / np.sqrt(np.maximum(spread, 1e-6))[..., None]
+    return sampled, np.sqrt(np.maximum(spread, 1e-6))
 
 
 def _by_rows(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -576,12 +597,21 @@ def _by_rows(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return left @ np.swapaxes(right, -1, -2)
 
 
-def _coarse_scores(candidates: np.ndarray, query: _QueryViews) -> np.ndarray:
+def _coarse_scores(
+    candidates: np.ndarray, query: _QueryViews, windows: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """Every query view against every coarse window of every candidate view.
 
-    `candidates`: (n, views, 32, 32) luma; returns (n, views, windows, windows, query views)."""
+    `candidates`: (n, views, 32, 32) luma; returns (n, views, windows, windows, query views).
+    `windows`: `_coarse_windows(candidates)`, when the caller kept it."""
     coarse = _coarse_sampler()
-    return _window_correlations(coarse, coarse, _halve(candidates), query.coarse, COARSE)
+    return _window_correlations(coarse, coarse, _halve(candidates), query.coarse, COARSE, windows)
+
+
+def _coarse_windows(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates' side of `_coarse_scores` (`_window_norms`), for several queries."""
+    coarse = _coarse_sampler()
+    return _window_norms(coarse, coarse, _halve(candidates), COARSE)
 
 
 @lru_cache(maxsize=16384)  # windows come from a fixed lattice, and so do their neighbours
@@ -929,7 +959,7 @@ def _turned_in_order(probe: Probe, turnings: Sequence[_Turning]) -> Iterator[Evi
         while turning.trial is not None:
             going = [t for t in turnings[k:] if t.trial is not None]
             queries = [probe.at(t.trial) for t in going]
-            scores = np.concatenate([_coarse_scores(t.luma, query) for t, query in zip(going, queries, strict=True)])
+            scores = np.concatenate([t.coarse_scores(query) for t, query in zip(going, queries, strict=True)])
             matters = None
             if any(t.colour_matters is not None for t in going):
                 matters = lambda j, evidence: going[j].colour_matters is None or going[j].colour_matters(evidence)  # noqa: E731
@@ -968,6 +998,13 @@ class _Turning:
     _step: int = field(default=0, init=False)
     _left: float = field(default=0.0, init=False)  # what the last turn kept said was left
     _reversed: bool = field(default=False, init=False)  # the trial is the first turn, the other way
+    _windows: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)  # its coarse windows' side
+
+    def coarse_scores(self, query: _QueryViews) -> np.ndarray:
+        """`_coarse_scores` of the candidate with the query turned, its own side kept for the next."""
+        if self._windows is None:
+            self._windows = _coarse_windows(self.luma)
+        return _coarse_scores(self.luma, query, self._windows)
 
     def __post_init__(self) -> None:
         self._best = self._last = self.upright
