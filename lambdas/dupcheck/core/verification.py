@@ -688,9 +688,11 @@ def _judge_aligned(
     similarity = (_unit(theirs) * mine_unit).sum(axis=(1, 2))
     # A plain picture (a colour swatch, a placeholder) has no structure to correlate: two plain
     # pictures are alike when their levels are, and their luma is compared without a fit.
-    plain = (theirs.std(axis=(1, 2)) < PLAIN_STD) & (mine.std(axis=(1, 2)) < PLAIN_STD)
-    same_level = np.abs(theirs.mean(axis=(1, 2)) - mine.mean(axis=(1, 2))) <= LUMA_TOLERANCE
-    similarity = np.where(plain, same_level.astype(np.float32), similarity)
+    plain = theirs.std(axis=(1, 2)) < PLAIN_STD
+    if plain.any():  # (the query's side and the levels only then: most candidates have structure)
+        plain &= mine.std(axis=(1, 2)) < PLAIN_STD
+        same_level = np.abs(theirs.mean(axis=(1, 2)) - mine.mean(axis=(1, 2))) <= LUMA_TOLERANCE
+        similarity = np.where(plain, same_level.astype(np.float32), similarity)
 
     # Luma: the least-squares gain and offset (brightness, contrast), then what still differs.
     their_mean, my_mean = theirs.mean(axis=(1, 2), keepdims=True), mine.mean(axis=(1, 2), keepdims=True)
@@ -1023,11 +1025,14 @@ class _Turning:
         self.trial, self.answer = None, answer
 
     def _lines_up(self, found: Evidence) -> bool:
+        # The target after what the evidence says alone: its look-alike check may look at the
+        # candidate's thumbnail (the costliest step of a turning), which a turn that did not
+        # gain needs not (asking it is the same answer, remembered, whenever it is asked).
         return (
-            self.target.passes(found)
-            and found.similarity >= self.upright.similarity + TURN_GAIN
+            found.similarity >= self.upright.similarity + TURN_GAIN
             and found.layout_off <= TURNED_MAX_LAYOUT
             and found.alignment is not None
+            and self.target.passes(found)
             and _turn_spread(found.alignment) <= TURN_SPREAD
         )
 
