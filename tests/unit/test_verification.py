@@ -43,6 +43,30 @@ def test_sampler_rows_are_weights_inside_the_window(start: float, width: float) 
     assert sampled.min() >= start - 1 / 32 and sampled.max() <= start + width + 1 / 32
 
 
+def test_samplers_built_together_are_each_window_s_sampler() -> None:
+    """The edits' border search builds hundreds of windows off the lattice at once: the same
+    numbers, bit for bit, as one at a time (the lattice's, clipped ends, arbitrary ones)."""
+    rng = np.random.default_rng(5)
+    windows = [*verification._windows(), (0.0, 1.0), (0.97, 0.2), (-0.05, 0.5)]
+    windows += [(float(s), float(w)) for s, w in zip(rng.random(300) * 0.6, 0.2 + rng.random(300) * 0.8, strict=True)]
+    for n_in, n_out in ((32, 24), (16, 24), (16, 8)):
+        together = verification.samplers(n_in, n_out, windows)
+        alone = np.stack([verification.sampler(n_in, n_out, *window) for window in windows])
+        assert together.dtype == alone.dtype and np.array_equal(together, alone)
+    assert verification.samplers(32, 24, []).shape == (0, 24, 32)
+
+
+def test_window_norms_kept_for_another_query_give_the_same_correlations() -> None:
+    """A turned candidate's coarse windows are kept across its turns: the scores are those of
+    the full computation, for every query."""
+    rng = np.random.default_rng(4)
+    lumas = (rng.random((1, 2, 32, 32)) * 255).astype(np.float32)
+    windows = verification._coarse_windows(lumas)
+    for seed in range(3):
+        query = Probe(rgb_of(product_image(seed, (200, 160)))).at(0.0)
+        assert np.array_equal(verification._coarse_scores(lumas, query, windows), verification._coarse_scores(lumas, query))
+
+
 def test_window_correlations_match_brute_force() -> None:
     rng = np.random.default_rng(3)
     grids = rng.random((3, 2, 16, 16)).astype(np.float32)

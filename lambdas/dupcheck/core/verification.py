@@ -217,9 +217,26 @@ def windows_of(
 ) -> np.ndarray:
     """(len(rows), len(cols), side, side): each window (start, width shares of each axis) of a
     2-D grid, resampled as verification samples them."""
-    row_samplers = np.stack([sampler(grid.shape[0], side, *window) for window in rows])
-    col_samplers = np.stack([sampler(grid.shape[1], side, *window) for window in cols])
+    row_samplers, col_samplers = samplers(grid.shape[0], side, rows), samplers(grid.shape[1], side, cols)
     return (row_samplers @ grid)[:, None] @ np.swapaxes(col_samplers, -1, -2)[None]
+
+
+def samplers(n_in: int, n_out: int, windows: Sequence[tuple[float, float]]) -> np.ndarray:
+    """(len(windows), n_out, n_in): `sampler` of each (start, width), the same numbers, built
+    together: the edits' border search asks for a few hundred windows off the lattice, which
+    one at a time took most of a `similar` match's edits."""
+    if not windows:
+        return np.zeros((0, n_out, n_in), dtype=np.float32)
+    starts, widths = (np.array(values, dtype=np.float64)[:, None] for values in zip(*windows, strict=True))
+    centres = np.clip((starts + (np.arange(n_out) + 0.5) / n_out * widths) * n_in - 0.5, 0, n_in - 1)
+    low = np.floor(centres).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = (centres - low).astype(np.float32)
+    matrix = np.zeros((len(windows), n_out, n_in), dtype=np.float32)
+    which, rows = np.arange(len(windows))[:, None], np.arange(n_out)[None, :]
+    np.add.at(matrix, (which, rows, low), 1 - frac)
+    np.add.at(matrix, (which, rows, high), frac)
+    return matrix
 
 
 @cache
