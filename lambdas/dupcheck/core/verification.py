@@ -923,7 +923,9 @@ def verify(
         wanted = matters[k]
         return wanted is None or wanted(evidence)
 
-    judged_upright, pending = _judge_aligned([upright], [candidates[i] for i in chosen], scores[chosen], upright_matters)
+    judged_upright, pending = _judge_aligned(
+        [upright], [candidates[i] for i in chosen], scores[chosen], upright_matters
+    )
     found = dict(zip(chosen, judged_upright, strict=True))
     later = {chosen[k]: item for k, item in pending.items()}
     if not any(targets[i].passes(e) for i, e in found.items()):
@@ -976,17 +978,24 @@ def _turned_in_order(probe: Probe, turnings: Sequence[_Turning]) -> Iterator[Evi
     passed) ends the turnings after it: at most one step of each was judged ahead."""
     for k, turning in enumerate(turnings):
         while turning.trial is not None:
-            going = [t for t in turnings[k:] if t.trial is not None]
-            queries = [probe.at(t.trial) for t in going]
-            scores = np.concatenate([t.coarse_scores(query) for t, query in zip(going, queries, strict=True)])
-            matters = None
-            if any(t.colour_matters is not None for t in going):
-                matters = lambda j, evidence: going[j].colour_matters is None or going[j].colour_matters(evidence)  # noqa: E731
-            judged, _ = _judge_aligned(queries, [t.candidate for t in going], scores, matters)
-            for t, found in zip(going, judged, strict=True):
-                t.take(found)
+            _step_together(probe, [t for t in turnings[k:] if t.trial is not None])
         assert turning.answer is not None
         yield turning.answer
+
+
+def _step_together(probe: Probe, going: Sequence[_Turning]) -> None:
+    """Each turning of `going` judged at its trial angle, in one `_judge_aligned` call."""
+    queries = [probe.at(t.trial) for t in going if t.trial is not None]
+    scores = np.concatenate([t.coarse_scores(query) for t, query in zip(going, queries, strict=True)])
+
+    def matters(j: int, evidence: Evidence) -> bool:
+        wanted = going[j].colour_matters
+        return wanted is None or wanted(evidence)
+
+    every = all(t.colour_matters is None for t in going)  # (None: all brightened, as each would be)
+    judged, _ = _judge_aligned(queries, [t.candidate for t in going], scores, None if every else matters)
+    for t, found in zip(going, judged, strict=True):
+        t.take(found)
 
 
 @dataclass(slots=True)
