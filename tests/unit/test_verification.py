@@ -407,6 +407,9 @@ class _ScriptedProbe:
         self.angles.append(angle)
         return angle
 
+    def at_many(self, angles: list[float]) -> list[float]:
+        return [self.at(angle) for angle in angles]
+
 
 def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float = 0.0) -> Evidence:
     """Evidence whose luma_off says whether it passes the scripted target, and whose alignment
@@ -511,6 +514,18 @@ def test_turnings_in_lockstep_answer_in_order_and_stop_at_the_first_that_passes(
     together = list(verification._turned_in_order(_ScriptedProbe(), turnings()))  # type: ignore[arg-type]
     alone = [verification._turned(_ScriptedProbe(), name, name, target, upright[name]) for name in "abc"]  # type: ignore[arg-type]
     assert together == alone and together[2] is scripts["c"][7.0]
+
+
+def test_the_query_turned_by_several_angles_together_is_each_turn_alone() -> None:
+    picture = rgb_of(product_image(12, (400, 320)))
+    angles = [0.0, 3.1, -2.4, 3.1, 5.0]
+    together = Probe(picture).at_many(angles)
+    assert together[1] is together[3]  # an angle asked twice is made once
+    for angle, mine in zip(angles, together, strict=True):
+        alone = Probe(picture).at(angle)
+        assert (mine.angle, mine.whole, mine.trimmed) == (alone.angle, alone.whole, alone.trimmed)
+        for name in ("coarse", "fine", "fine_unit", "chroma", "grey"):
+            assert np.array_equal(getattr(mine, name), getattr(alone, name)), (angle, name)
 
 
 def test_candidates_turned_together_are_judged_as_each_alone() -> None:

@@ -276,23 +276,36 @@ def _unit(blocks: np.ndarray) -> np.ndarray:
     return centred / np.maximum(norm, 1e-6)
 
 
-def _query_views(views: Views, angle: float, whole: Box, trimmed: Box) -> _QueryViews:
+def _query_views(
+    views: Sequence[Views], angles: Sequence[float], boxes: Sequence[tuple[Box, Box]]
+) -> list[_QueryViews]:
+    """The query's views at each of `angles` (`boxes`: where its whole and trimmed views lie in
+    the picture turned by it), made together: the same numbers as one at a time (each view's
+    are its own), for a third of the small calls when the turning asks for several angles."""
     identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
     identity_fine = sampler(LUMA_GRID, FINE, 0.0, 1.0)
     identity_chroma = sampler(CHROMA_GRID, FINE, 0.0, 1.0)
-    lumas = np.concatenate([views.luma, views.luma[:, :, ::-1]])
-    chroma = identity_chroma @ np.concatenate([views.chroma, views.chroma[:, :, :, ::-1]]) @ identity_chroma.T
+    luma_views, chroma_views = np.stack([v.luma for v in views]), np.stack([v.chroma for v in views])
+    lumas = np.concatenate([luma_views, luma_views[..., ::-1]], axis=1)  # (angles, 4, 32, 32)
+    chroma = identity_chroma @ np.concatenate([chroma_views, chroma_views[..., ::-1]], axis=1) @ identity_chroma.T
     fine = identity_fine @ lumas @ identity_fine.T
-    return _QueryViews(
-        angle=angle,
-        whole=whole,
-        trimmed=trimmed,
-        coarse=_unit(identity_coarse @ _halve(lumas) @ identity_coarse.T),
-        fine=fine,
-        fine_unit=_unit(fine),
-        chroma=chroma,
-        grey=_greyish(np.hypot(chroma[:, 0], chroma[:, 1]).reshape(len(chroma), -1)),
-    )
+    coarse = _unit(identity_coarse @ _halve(lumas) @ identity_coarse.T)
+    fine_unit = _unit(fine)
+    grey = _greyish(np.hypot(chroma[:, :, 0], chroma[:, :, 1]).reshape(len(views) * 2 * VIEWS, -1))
+    grey = grey.reshape(len(views), 2 * VIEWS)
+    return [
+        _QueryViews(
+            angle=angle,
+            whole=whole,
+            trimmed=trimmed,
+            coarse=coarse[k],
+            fine=fine[k],
+            fine_unit=fine_unit[k],
+            chroma=chroma[k],
+            grey=grey[k],
+        )  # fmt: skip
+        for k, (angle, (whole, trimmed)) in enumerate(zip(angles, boxes, strict=True))
+    ]
 
 
 def _greyish(chroma: np.ndarray) -> np.ndarray:
@@ -457,26 +470,38 @@ class Probe:
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
 
     def at(self, angle: float) -> _QueryViews:
-        if angle not in self._by_angle:
-            if angle:
-                # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
-                # filled with the border colour so the turned corners trim away like a border.
-                image, fill = self._turning()
-                turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
-                # Only the box the picture held before an `expand` turn (see _unturned_box): the
-                # "whole" view of a turned query.
-                left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
-                inner = turned[top:bottom, left:right]
-                whole = _relative((top, bottom, left, right), turned.shape)
-                cut = trim_box(inner)
-                box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
-                views = views_of(inner, cut)
-            else:
-                turned, whole = self.picture(), WHOLE
-                box = self.box if self.box is not None else trim_box(turned)
-                views = self.upright if self.upright is not None else views_of(turned, box)
-            self._by_angle[angle] = _query_views(views, angle, whole, _relative(box, turned.shape))
-        return self._by_angle[angle]
+        return self.at_many([angle])[0]
+
+    def at_many(self, angles: Sequence[float]) -> list[_QueryViews]:
+        """The query's views at each angle (the turning's lockstep asks for several), those not
+        made before made together."""
+        new = [angle for angle in dict.fromkeys(angles) if angle not in self._by_angle]
+        if new:
+            made = [self._views_at(angle) for angle in new]
+            for angle, query in zip(new, _query_views([m[0] for m in made], new, [m[1] for m in made]), strict=True):
+                self._by_angle[angle] = query
+        return [self._by_angle[angle] for angle in angles]
+
+    def _views_at(self, angle: float) -> tuple[Views, tuple[Box, Box]]:
+        """The query's views turned by `angle`, and where its whole and trimmed views lie."""
+        if angle:
+            # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
+            # filled with the border colour so the turned corners trim away like a border.
+            image, fill = self._turning()
+            turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+            # Only the box the picture held before an `expand` turn (see _unturned_box): the
+            # "whole" view of a turned query.
+            left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
+            inner = turned[top:bottom, left:right]
+            whole = _relative((top, bottom, left, right), turned.shape)
+            cut = trim_box(inner)
+            box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
+            views = views_of(inner, cut)
+        else:
+            turned, whole = self.picture(), WHOLE
+            box = self.box if self.box is not None else trim_box(turned)
+            views = self.upright if self.upright is not None else views_of(turned, box)
+        return views, (whole, _relative(box, turned.shape))
 
     def turned(self, angle: float) -> np.ndarray:
         """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
@@ -985,7 +1010,7 @@ def _turned_in_order(probe: Probe, turnings: Sequence[_Turning]) -> Iterator[Evi
 
 def _step_together(probe: Probe, going: Sequence[_Turning]) -> None:
     """Each turning of `going` judged at its trial angle, in one `_judge_aligned` call."""
-    queries = [probe.at(t.trial) for t in going if t.trial is not None]
+    queries = probe.at_many([t.trial for t in going if t.trial is not None])
     scores = np.concatenate([t.coarse_scores(query) for t, query in zip(going, queries, strict=True)])
 
     def matters(j: int, evidence: Evidence) -> bool:
