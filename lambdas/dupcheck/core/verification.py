@@ -919,7 +919,8 @@ def verify(
     alignment rather than by hash distance reaches the copies whose hashes moved most (big crops,
     combinations) for the cost of judging no more candidates. When none passes its target
     upright, the ROTATED_CANDIDATES most alike whose colour mostly agrees are tried again with the
-    query turned, most alike first, until one lines up.
+    query turned, most alike first, until one lines up (turned in lockstep, `_turned_in_order`:
+    the answers are those of turning one candidate after the other).
     (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
     at the 90th percentile.)
 
