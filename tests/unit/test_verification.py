@@ -69,6 +69,25 @@ def test_window_norms_kept_for_another_query_give_the_same_correlations() -> Non
         )
 
 
+@pytest.mark.parametrize(("pictures", "channels"), [(1, 1), (1, 2), (4, 2), (5, 2), (12, 1), (20, 2)])
+def test_the_tolerant_residual_is_the_least_distance_to_a_one_pixel_shift(pictures: int, channels: int) -> None:
+    """Both ways of taking the nine shifts (together for a few pictures, one at a time for many)
+    give each pixel's least distance, the channels summed in order, bit for bit."""
+    rng = np.random.default_rng(pictures * 10 + channels)
+    query = (rng.random((pictures, channels, 24, 24)) * 255).astype(np.float32)
+    fitted = (rng.random((pictures, channels, 24, 24)) * 255).astype(np.float32)
+    padded = np.pad(fitted, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    sums = []
+    for dy in range(3):
+        for dx in range(3):
+            squared = (query - padded[:, :, dy : dy + 24, dx : dx + 24]) ** 2
+            total = squared[:, 0].copy()
+            for channel in range(1, channels):
+                total += squared[:, channel]
+            sums.append(total)
+    assert np.array_equal(verification._tolerant_residual(query, fitted), np.sqrt(np.min(sums, axis=0)))
+
+
 def test_window_correlations_match_brute_force() -> None:
     rng = np.random.default_rng(3)
     grids = rng.random((3, 2, 16, 16)).astype(np.float32)

@@ -103,6 +103,7 @@ BRIGHTENINGS = (1.1, 1.2, 1.3, 1.4)  # brightness factors whose clipping a brigh
 # of verifying a copy.)
 BRIGHTENING_MIN_SIMILARITY = 0.8
 VIEWS = 2  # whole picture, border-trimmed picture
+TOGETHER_MAX = 8  # pictures x channels whose nine shifts `_tolerant_residual` takes in one pass
 Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
 WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
 _RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
@@ -564,19 +565,33 @@ def _centre_weight() -> np.ndarray:
 def _tolerant_residual(query: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     """Per pixel, the smallest distance between `query` and a one-pixel shift of `fitted`.
 
-    Both (n, channels, 24, 24); returns (n, 24, 24). The nine shifts as one strided view, in one
-    set of array operations (one at a time, their few dozen small calls were a tenth of a
-    judgement): each pixel's channels summed in order, as `.sum(axis=1)` does, and the least of
-    its nine sums."""
+    Both (n, channels, 24, 24); returns (n, 24, 24): each pixel's channels summed in order (as
+    `.sum(axis=1)` does) and the least of its nine sums, either way below (the same numbers). A
+    few pictures (a turned candidate's judgement) take the nine shifts as one strided view, in
+    one set of array operations: one at a time, their few dozen small calls were a tenth of a
+    judgement. Many (the upright judgement, the brightened colours: up to 4 factors of a dozen
+    candidates) take them one at a time: nine times the arrays at once no longer fit the cache,
+    and cost 2-4x more (measured: equal at 4 pictures of 2 channels)."""
     padded = _edge_padded(fitted)
-    strides = padded.strides
-    shifted = as_strided(padded, (*padded.shape[:2], 3, 3, FINE, FINE), (*strides, *strides[2:]), writeable=False)
-    diff = query[:, :, None, None] - shifted
-    squared = diff * diff
-    distance = squared[:, 0].copy()
-    for channel in range(1, squared.shape[1]):
-        distance += squared[:, channel]
-    best = distance.reshape(len(distance), 9, FINE, FINE).min(axis=1).astype(np.float32, copy=False)
+    if len(query) * query.shape[1] <= TOGETHER_MAX:
+        strides = padded.strides
+        shifted = as_strided(padded, (*padded.shape[:2], 3, 3, FINE, FINE), (*strides, *strides[2:]), writeable=False)
+        diff = query[:, :, None, None] - shifted
+        squared = diff * diff
+        distance = squared[:, 0].copy()
+        for channel in range(1, squared.shape[1]):
+            distance += squared[:, channel]
+        best = distance.reshape(len(distance), 9, FINE, FINE).min(axis=1).astype(np.float32, copy=False)
+        return np.sqrt(best)
+    best = np.full(query.shape[:1] + query.shape[2:], np.inf, dtype=np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            diff = query - padded[:, :, dy : dy + FINE, dx : dx + FINE]
+            squared = diff * diff
+            distance = squared[:, 0].copy()
+            for channel in range(1, squared.shape[1]):
+                distance += squared[:, channel]
+            np.minimum(best, distance, out=best)
     return np.sqrt(best)
 
 
