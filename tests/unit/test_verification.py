@@ -43,6 +43,51 @@ def test_sampler_rows_are_weights_inside_the_window(start: float, width: float) 
     assert sampled.min() >= start - 1 / 32 and sampled.max() <= start + width + 1 / 32
 
 
+def test_samplers_built_together_are_each_window_s_sampler() -> None:
+    """The edits' border search builds hundreds of windows off the lattice at once: the same
+    numbers, bit for bit, as one at a time (the lattice's, clipped ends, arbitrary ones)."""
+    rng = np.random.default_rng(5)
+    windows = [*verification._windows(), (0.0, 1.0), (0.97, 0.2), (-0.05, 0.5)]
+    windows += [(float(s), float(w)) for s, w in zip(rng.random(300) * 0.6, 0.2 + rng.random(300) * 0.8, strict=True)]
+    for n_in, n_out in ((32, 24), (16, 24), (16, 8)):
+        together = verification.samplers(n_in, n_out, windows)
+        alone = np.stack([verification.sampler(n_in, n_out, *window) for window in windows])
+        assert together.dtype == alone.dtype and np.array_equal(together, alone)
+    assert verification.samplers(32, 24, []).shape == (0, 24, 32)
+
+
+def test_window_norms_kept_for_another_query_give_the_same_correlations() -> None:
+    """A turned candidate's coarse windows are kept across its turns: the scores are those of
+    the full computation, for every query."""
+    rng = np.random.default_rng(4)
+    lumas = (rng.random((1, 2, 32, 32)) * 255).astype(np.float32)
+    windows = verification._coarse_windows(lumas)
+    for seed in range(3):
+        query = Probe(rgb_of(product_image(seed, (200, 160)))).at(0.0)
+        assert np.array_equal(
+            verification._coarse_scores(lumas, query, windows), verification._coarse_scores(lumas, query)
+        )
+
+
+@pytest.mark.parametrize(("pictures", "channels"), [(1, 1), (1, 2), (4, 2), (5, 2), (12, 1), (20, 2)])
+def test_the_tolerant_residual_is_the_least_distance_to_a_one_pixel_shift(pictures: int, channels: int) -> None:
+    """Both ways of taking the nine shifts (together for a few pictures, one at a time for many)
+    give each pixel's least distance, the channels summed in order, bit for bit."""
+    rng = np.random.default_rng(pictures * 10 + channels)
+    query = (rng.random((pictures, channels, 24, 24)) * 255).astype(np.float32)
+    fitted = (rng.random((pictures, channels, 24, 24)) * 255).astype(np.float32)
+    padded = np.pad(fitted, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    sums = []
+    for dy in range(3):
+        for dx in range(3):
+            squared = (query - padded[:, :, dy : dy + 24, dx : dx + 24]) ** 2
+            total = squared[:, 0].copy()
+            for channel in range(1, channels):
+                total += squared[:, channel]
+            sums.append(total)
+    assert np.array_equal(verification._tolerant_residual(query, fitted), np.sqrt(np.min(sums, axis=0)))
+
+
 def test_window_correlations_match_brute_force() -> None:
     rng = np.random.default_rng(3)
     grids = rng.random((3, 2, 16, 16)).astype(np.float32)
@@ -167,8 +212,12 @@ def test_a_crop_is_aligned_with_the_window_it_was_cut_from() -> None:
     found = evidence(original, cropped)
     assert found.similarity >= 0.97 and found.luma_off <= 0.01
     # Unaligned, the same crop compares far worse: the search is what finds it.
-    unaligned = float((verification._unit(views_of(rgb_of(cropped)).luma[0])
-                       * verification._unit(views_of(rgb_of(original)).luma[0])).sum())
+    unaligned = float(
+        (
+            verification._unit(views_of(rgb_of(cropped)).luma[0])
+            * verification._unit(views_of(rgb_of(original)).luma[0])
+        ).sum()
+    )
     assert unaligned < found.similarity - 0.1
 
 
@@ -377,6 +426,9 @@ class _ScriptedProbe:
         self.angles.append(angle)
         return angle
 
+    def at_many(self, angles: list[float]) -> list[float]:
+        return [self.at(angle) for angle in angles]
+
 
 def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float = 0.0) -> Evidence:
     """Evidence whose luma_off says whether it passes the scripted target, and whose alignment
@@ -413,13 +465,23 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
         # A first turn too small to say anything goes on, even when it gained little.
         (0.5, {0.5: _scripted(0.81, left=4.0), 4.5: _scripted(0.99, passing=True)}, [0.5, 4.5], 4.5),
         # A first turn that gains little but passes (its layout or halves do not agree yet) goes on.
-        (3.0, {3.0: _scripted(0.82, layout=verification.TURNED_MAX_LAYOUT + 2, passing=True, left=1.0),
-               4.0: _scripted(0.99, passing=True)}, [3.0, 4.0], 4.0),
+        (
+            3.0,
+            {
+                3.0: _scripted(0.82, layout=verification.TURNED_MAX_LAYOUT + 2, passing=True, left=1.0),
+                4.0: _scripted(0.99, passing=True),
+            },
+            [3.0, 4.0],
+            4.0,
+        ),
     ],
 )
 def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) -> None:  # noqa: ANN001
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: angle)
-    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, *_: ([judged[query]], {}))
+    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
+    monkeypatch.setattr(
+        verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {})
+    )
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     monkeypatch.setattr(verification, "_turn_spread", lambda alignment: 0.0)
     probe = _ScriptedProbe()
@@ -430,11 +492,95 @@ def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) 
     assert found is (judged[returned] if returned is not None else upright)
 
 
+def test_turnings_in_lockstep_answer_in_order_and_stop_at_the_first_that_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Candidates are turned together, a step each per judgement call; the answers come in the
+    candidates' order, so a later candidate that lines up sooner does not win over an earlier
+    one that lines up at its second turn, and once the caller stops (a candidate passed) no
+    turning after it is judged further."""
+    scripts = {  # per candidate (its luma stands for it): angle -> evidence
+        "a": {3.0: _scripted(0.9, left=1.0), 4.0: _scripted(0.98, passing=True)},  # lines up at its 2nd turn
+        "b": {2.0: _scripted(0.99, passing=True)},  # lines up at its 1st
+        "c": {5.0: _scripted(0.9, left=1.0), 6.0: _scripted(0.91, left=1.0), 7.0: _scripted(0.92, left=1.0)},
+    }
+    calls: list[list[tuple[str, float]]] = []
+
+    def judge(queries, candidates, scores, *_):  # noqa: ANN001, ANN202
+        calls.append([(name, angle) for name, angle in zip(candidates, queries, strict=True)])
+        return [scripts[name][angle] for name, angle in calls[-1]], {}
+
+    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
+    monkeypatch.setattr(verification, "_judge_aligned", judge)
+    monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
+    monkeypatch.setattr(verification, "_turn_spread", lambda alignment: 0.0)
+    target = Tier(Thresholds(0.8, 0.1, 0.1))
+    upright = {"a": _scripted(0.8, left=3.0), "b": _scripted(0.8, left=2.0), "c": _scripted(0.8, left=5.0)}
+
+    def turnings() -> list[verification._Turning]:
+        return [verification._Turning(name, name, target, upright[name]) for name in "abc"]  # type: ignore[arg-type]
+
+    answers = []
+    for answer in verification._turned_in_order(_ScriptedProbe(), turnings()):  # type: ignore[arg-type]
+        answers.append(answer)
+        if target.passes(answer):
+            break
+    assert answers == [scripts["a"][4.0]]  # a, though b lined up first
+    assert calls == [[("a", 3.0), ("b", 2.0), ("c", 5.0)], [("a", 4.0), ("c", 6.0)]]  # c's 3rd turn never judged
+    # Asked for every answer, each is what the candidate's turning alone gives.
+    calls.clear()
+    together = list(verification._turned_in_order(_ScriptedProbe(), turnings()))  # type: ignore[arg-type]
+    alone = [verification._turned(_ScriptedProbe(), name, name, target, upright[name]) for name in "abc"]  # type: ignore[arg-type]
+    assert together == alone and together[2] is scripts["c"][7.0]
+
+
+def test_the_query_turned_by_several_angles_together_is_each_turn_alone() -> None:
+    picture = rgb_of(product_image(12, (400, 320)))
+    angles = [0.0, 3.1, -2.4, 3.1, 5.0]
+    together = Probe(picture).at_many(angles)
+    assert together[1] is together[3]  # an angle asked twice is made once
+    for angle, mine in zip(angles, together, strict=True):
+        alone = Probe(picture).at(angle)
+        assert (mine.angle, mine.whole, mine.trimmed) == (alone.angle, alone.whole, alone.trimmed)
+        for name in ("coarse", "fine", "fine_unit", "chroma", "grey"):
+            assert np.array_equal(getattr(mine, name), getattr(alone, name)), (angle, name)
+
+
+def test_candidates_turned_together_are_judged_as_each_alone() -> None:
+    """Each candidate's turned evidence, judged in one call with the others' (each with the
+    query turned by its own angle), is bit for bit what it is turned alone."""
+    original = product_image(21, (400, 320))
+    query = rgb_of(original.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255)))
+    others = [product_image(seed, (400, 320)) for seed in (7, 16, 44)]
+    stored = [views_of(rgb_of(picture)) for picture in (*others, original)]
+    tier = Tier(Thresholds(0.99, 0.0, 0.0))  # nothing passes: every turning runs to its end
+    probe = Probe(query)
+    uprights, _ = verification._judge_aligned(
+        [probe.at(0.0)], stored, verification._coarse_scores(np.stack([v.luma for v in stored]), probe.at(0.0))
+    )
+
+    def turning(i: int) -> verification._Turning:
+        return verification._Turning(stored[i], stored[i].luma[None], tier, uprights[i])
+
+    together = list(verification._turned_in_order(probe, [turning(i) for i in range(len(stored))]))
+    alone = [next(verification._turned_in_order(Probe(query), [turning(i)])) for i in range(len(stored))]
+    assert any(found.alignment is not None and found.alignment.angle for found in together)  # some were turned
+    for mine, theirs in zip(together, alone, strict=True):
+        assert mine == theirs  # similarity, luma, colour, layout, colour missing: exactly
+        assert mine.alignment == theirs.alignment and mine.alignment is not None and theirs.alignment is not None
+        assert np.array_equal(mine.alignment.mine, theirs.alignment.mine)
+        assert np.array_equal(mine.alignment.luma_off, theirs.alignment.luma_off)
+
+
 def test_a_turn_whose_parts_disagree_is_not_a_turned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another picture in the same pose lines up by a turn too, but its halves disagree on the turn."""
     judged = {3.0: _scripted(0.99, passing=True, left=0.1)}
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle: angle)
-    monkeypatch.setattr(verification, "_judge_aligned", lambda query, candidates, scores, *_: ([judged[query]], {}))
+    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
+    monkeypatch.setattr(
+        verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {})
+    )
     monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
     upright = _scripted(0.8, left=3.0)
     target = Tier(Thresholds(0.8, 0.1, 0.1))
@@ -450,7 +596,7 @@ def test_the_turn_left_is_measured_on_the_aligned_pair(angle: float) -> None:
     turned = original.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
     upright, stored = Probe(rgb_of(turned)).at(0.0), views_of(rgb_of(original))
     scores = verification._coarse_scores(stored.luma[None], upright)
-    (found,), _ = verification._judge_aligned(upright, [stored], scores)
+    (found,), _ = verification._judge_aligned([upright], [stored], scores)
     assert found.alignment is not None
     left = verification.residual_turn(found.alignment)
     # It points the way back, and one step goes a good part of it (_turned repeats the step).
