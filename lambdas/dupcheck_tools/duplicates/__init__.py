@@ -375,9 +375,9 @@ def _candidates(
     rows_hit, codes_hit, distances_hit = (
         np.concatenate(parts or [empty]) for parts in (hit_rows, hit_codes, hit_distances)
     )
-    # A row is in one join only: a stable sort by row keeps each row's hits nearest first.
-    by_row = np.argsort(rows_hit, kind="stable")
-    rows_hit, codes_hit, distances_hit = rows_hit[by_row], codes_hit[by_row], distances_hit[by_row]
+    if far_rows.any():  # two joins: a row is in one only, and a stable sort keeps its hits nearest first
+        by_row = np.argsort(rows_hit, kind="stable")
+        rows_hit, codes_hit, distances_hit = rows_hit[by_row], codes_hit[by_row], distances_hit[by_row]
     hit_starts = np.searchsorted(rows_hit, np.arange(len(unique_rows) + 1))
     every_query = np.concatenate([codes[:, None], queries], axis=1).view("<u8")  # (n, hashes, words)
     joined_words = joined.view("<u8")
