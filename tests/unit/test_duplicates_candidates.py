@@ -104,3 +104,25 @@ def test_the_far_band_does_not_join_the_mirrored_hash(tmp_path: Path) -> None:
     found = _candidates_of(work, engine.FAR_RADIUS)
     assert found["mirror-near"] == [("near", 18)]
     assert "mirror-far" not in found
+
+
+def test_a_pipeline_without_query_hashes_joins_its_stored_hash_in_the_far_band(tmp_path: Path) -> None:
+    # phash64-v1: one 64-bit hash, judged whole, and no query hashes a record's views would give.
+    pipeline = get_pipeline("phash64-v1")
+    bits = rng.integers(0, 2, (2, 64)).astype(bool)
+    bits[1] = bits[0]
+    bits[1, :9] ^= True  # 9 bits apart: beyond the radius, within the far band
+    work = WorkFile(tmp_path / "work.sqlite3")
+    work.start({"source": "test"})
+    stored = np.packbits(bits, axis=1)
+    work.add_records(
+        [HashRecord(name, name, "", HashValue(stored[i].tobytes()), pipeline.algo) for i, name in enumerate("ab")],
+        np.zeros((2, 0, 8), dtype=np.uint8),
+    )
+
+    def candidates(far_radius: int) -> list[tuple[int, int, int]]:
+        found = engine._candidates(work, pipeline, engine.DEFAULT_RADIUS, False, far_radius)
+        return list(zip(*(column.tolist() for column in found), strict=True))
+
+    assert candidates(0) == []
+    assert candidates(engine.FAR_RADIUS) == [(0, 1, 9), (1, 0, 9)]

@@ -352,7 +352,8 @@ def _candidates(
     # The far band joins the stored and padded-back hashes (0 and 2 of `joined`) at far_radius.
     far_rows = np.zeros(len(unique_rows), dtype=bool)
     if far_radius > radius:
-        far_rows[row_of.reshape(count, per_record)[:, list(_FAR_HASHES)].ravel()] = True
+        far = [h for h in _FAR_HASHES if h < per_record]  # a pipeline without query hashes joins its own
+        far_rows[row_of.reshape(count, per_record)[:, far].ravel()] = True
 
     index = LocalHashIndex(pipeline.index_bits)
     index.load_codes(np.arange(len(distinct)), distinct)
@@ -405,7 +406,8 @@ def _candidates(
         distance = distance.astype(np.int64)
         if far_radius > radius:
             owner, candidate, distance = _with_far_band(
-                owner, candidate, distance, _closer_half(joined_words[owner], code_words[candidate]) > radius, tie_order
+                owner, candidate, distance,
+                _judged_distance(joined_words[owner], code_words[candidate], _parts(pipeline)) > radius, tie_order,
             )  # fmt: skip
         owner, candidate, distance = _nearest_per_owner(owner, candidate, distance, nearest, tie_order)
         owners_out.append(owner)
@@ -417,10 +419,12 @@ def _candidates(
 _FAR_HASHES = (0, 2)  # of the joined hashes: the stored one and the padded-back query hash
 
 
-def _closer_half(queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """The judged distance of each pair: of (n, hashes, halves) query words and (n, halves)
-    code words, the fewest bits any query hash's half is from the code's same half."""
-    return np.bitwise_count(queries ^ codes[:, None]).min(axis=(1, 2)).astype(np.int64)
+def _judged_distance(queries: np.ndarray, codes: np.ndarray, parts: int) -> np.ndarray:
+    """The judged distance of each pair: of (n, hashes, words) query words and (n, words) code
+    words, the fewest bits any query hash's part (a half for the default pipeline) is from the
+    code's same part."""
+    bits = np.bitwise_count(queries ^ codes[:, None])
+    return bits.reshape(*bits.shape[:2], parts, -1).sum(axis=3).min(axis=(1, 2)).astype(np.int64)
 
 
 def _with_far_band(
