@@ -126,3 +126,9 @@ def test_a_pipeline_without_query_hashes_joins_its_stored_hash_in_the_far_band(t
 
     assert candidates(0) == []
     assert candidates(engine.FAR_RADIUS) == [(0, 1, 9), (1, 0, 9)]
+
+
+def test_records_with_no_candidate_have_none_in_either_band(tmp_path: Path) -> None:
+    unrelated = np.random.default_rng(8).integers(0, 2, (3, 128)).astype(bool)
+    work = _work(tmp_path, {f"unrelated-{i}": bits for i, bits in enumerate(unrelated)})
+    assert _candidates_of(work, engine.FAR_RADIUS) == {} and _candidates_of(work, 0) == {}

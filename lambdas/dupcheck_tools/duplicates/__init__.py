@@ -424,7 +424,8 @@ def _judged_distance(queries: np.ndarray, codes: np.ndarray, parts: int) -> np.n
     words, the fewest bits any query hash's part (a half for the default pipeline) is from the
     code's same part."""
     bits = np.bitwise_count(queries ^ codes[:, None])
-    return bits.reshape(*bits.shape[:2], parts, -1).sum(axis=3).min(axis=(1, 2)).astype(np.int64)
+    per_part = bits.reshape(*bits.shape[:2], parts, bits.shape[2] // parts).sum(axis=3)
+    return per_part.min(axis=(1, 2)).astype(np.int64)
 
 
 def _with_far_band(
