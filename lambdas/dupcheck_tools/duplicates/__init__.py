@@ -76,13 +76,15 @@ DEFAULT_RADIUS = 7
 # adds on the dev benchmark, for a third of its cost), and each record keeps one of them: its
 # nearest, when the whole hash is within FAR_WHOLE_MAX bits. Half distances are even (each half is
 # cut at its median), so 10 finds what 11 does, for 0.78x the probes. The rest of the far band is
-# look-alikes and chance (5,700 candidate pairs on the dev set, 37 of them copies): judging them
-# all cost 19 s more at 100k records; one a record, 3 s. A chance pair's other half is as far as
-# two unrelated pictures' (32 bits); a copy's, 26 at most on the dev set.
+# look-alikes and chance (6,372 candidate pairs on the dev set, 47 of them copies): judging them
+# all made the verification at 100k records 19 s longer (radius 11: 54.6 s against 35.7); the
+# nearest of each record within FAR_WHOLE_MAX adds 883 candidate pairs there instead of 12,538. A
+# chance pair's other half is as far as two unrelated pictures' (~32 bits); a copy's, 30 at most
+# on the dev set (docs/evaluation.md).
 FAR_RADIUS = 10
 FAR_WHOLE_MAX = 34
 FAR_PER_RECORD = 1
-# The far join costs 6x the radius-7 join's probes, each of which compares N / 65,536 codes: 7 s
+# The far join costs 6x the radius-7 join's probes, each of which compares N / 65,536 codes: 4-10 s
 # more at 100k, a half hour more at 1M (docs/benchmarks.md). By default it runs up to this many
 # records compared; above, only when asked (`far_radius`).
 FAR_BAND_UP_TO = 250_000
