@@ -13,7 +13,8 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    every stored hash, by the pipeline's judged distance (the closer half for the default), up
    to `radius` bits; each record keeps its `candidate_pool` nearest others, as many as the
    service judges for a query. Never all N^2 pairs. Identical hashes (one picture uploaded many
-   times, a placeholder) are joined once.
+   times, a placeholder) are joined once. The far band adds each record's nearest candidate
+   within `far_radius` of its stored or padded-back hash (large crops, rotations: FAR_RADIUS).
 3. verify: each record with candidates is judged against them exactly as find_similar judges
    a query (`HashPipeline.judge`), from its stored views and, for a pipeline that keeps one
    beside each record, its thumbnail (the query's picture, and the look-alike check of its
