@@ -184,6 +184,7 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
     DuplicateReport.model_validate(report)  # what GET /duplicates serves
     assert report["groups"][0]["items"] == ["a-original", "a-mirrored-crop", "a-small", "a-hostile"]
     assert "updated_at" in report["keep_rule"] and report["radius"] == engine.DEFAULT_RADIUS
+    assert report["far_radius"] == engine.FAR_RADIUS  # a catalog of 11 records (10 and a copy): the far band runs
 
     with (out / "duplicates.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -196,6 +197,7 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
 
     page = (out / "report.html").read_text()
     assert page.startswith("<!doctype html>") and "2 groups of records holding the same picture" in page
+    assert f"within {engine.DEFAULT_RADIUS} bits (and each record's nearest within {engine.FAR_RADIUS})" in page
     assert '<img src="https://cdn.shop.example/p/b-grayscale.jpg"' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
     assert "javascript:" not in page  # no picture from a URL that is not one
@@ -371,6 +373,8 @@ def test_resume_refuses_the_work_of_another_run(
         find_duplicates(store, tmp_path / "out", source="test", radius=5, resume=True)
     with pytest.raises(UsageError, match="another run"):
         find_duplicates(store, tmp_path / "out", source="another store", resume=True)
+    with pytest.raises(UsageError, match="another run"):
+        find_duplicates(store, tmp_path / "out", source="test", far_radius=0, resume=True)
     fresh = find_duplicates(store, tmp_path / "out", source="test", radius=5)  # without --resume: starts again
     assert fresh.report is not None and groups_of(fresh.report) == EXPECTED_GROUPS
 
@@ -390,6 +394,39 @@ def test_a_radius_the_index_cannot_answer_exactly_is_refused(
         find_duplicates(store, tmp_path / "out", source="test", radius=12)
     code = main(["--data-dir", str(store.path.parent), "duplicates", "--radius", "12", "--no-progress"])
     assert code == ExitCode.USAGE and "radius" in capsys.readouterr().err
+
+
+def test_the_far_band_runs_by_default_up_to_its_catalog_size_and_when_asked(
+    store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bands: list[int] = []
+    real_candidates = engine._candidates
+
+    def spy(work: Any, pipeline: Any, radius: int, progress: bool, far_radius: int = 0) -> Any:
+        bands.append(far_radius)
+        return real_candidates(work, pipeline, radius, progress, far_radius)
+
+    monkeypatch.setattr(engine, "_candidates", spy)
+    assert find_duplicates(store, tmp_path / "a", source="test").far_radius == engine.FAR_RADIUS
+    monkeypatch.setattr(engine, "FAR_BAND_UP_TO", 9)  # the catalog has 10 records
+    above = find_duplicates(store, tmp_path / "b", source="test")
+    assert above.far_radius == 0 and above.report is not None and above.report["far_radius"] == 0
+    assert find_duplicates(store, tmp_path / "c", source="test", far_radius=9).far_radius == 9
+    assert find_duplicates(store, tmp_path / "d", source="test", far_radius=0).far_radius == 0
+    assert bands == [engine.FAR_RADIUS, 0, 9, 0]
+    # Its candidates are verified as the others are: the groups are the same on this catalog.
+    assert above.report is not None and groups_of(above.report) == EXPECTED_GROUPS
+
+
+def test_a_far_radius_the_index_cannot_answer_exactly_is_refused(
+    store: SqliteRecordStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageError, match="radius"):
+        find_duplicates(store, tmp_path / "out", source="test", far_radius=12)
+    code = main(["--data-dir", str(store.path.parent), "duplicates", "--far-radius", "12", "--no-progress"])
+    assert code == ExitCode.USAGE and "radius" in capsys.readouterr().err
+    code = main(["--data-dir", str(store.path.parent), "duplicates", "--far-radius", "-1", "--no-progress"])
+    assert code == ExitCode.USAGE and "--far-radius" in capsys.readouterr().err
 
 
 def test_work_in_processes_finds_the_same_groups(

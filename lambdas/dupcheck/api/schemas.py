@@ -243,6 +243,10 @@ class DuplicateReport(BaseModel):
         None, exclude_if=_absent, ge=0, description="Records compared (the others are in `skipped`)."
     )
     radius: int | None = Field(None, exclude_if=_absent, ge=0, description="Candidates: pairs within this many bits.")
+    far_radius: int | None = Field(
+        None, exclude_if=_absent, ge=0,
+        description="And each record's nearest candidate within this many bits, beyond `radius` (0: none).",
+    )  # fmt: skip
     keep_rule: str | None = Field(None, exclude_if=_absent, description="Which record of a group is listed first.")
     group_rule: str | None = Field(None, exclude_if=_absent, description="Which records make a group.")
     skipped: dict[str, Any] | None = Field(

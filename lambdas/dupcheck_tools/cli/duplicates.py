@@ -11,7 +11,7 @@ from dupcheck.bootstrap import build_store, build_thumbnails
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Target
 from dupcheck_tools.cli.common import UsageError, add_target_arguments, run_job, show_progress
-from dupcheck_tools.duplicates import DEFAULT_RADIUS, DuplicatesSummary, find_duplicates
+from dupcheck_tools.duplicates import DEFAULT_RADIUS, FAR_BAND_UP_TO, FAR_RADIUS, DuplicatesSummary, find_duplicates
 from dupcheck_tools.duplicates import UsageError as RunRefused
 
 
@@ -33,6 +33,12 @@ def register(commands: Any) -> None:
         "--radius", type=int, default=DEFAULT_RADIUS,
         help=f"candidates: records whose hashes are within this many bits (default {DEFAULT_RADIUS}, at most 11)",
     )  # fmt: skip
+    parser.add_argument(
+        "--far-radius", type=int, default=None,
+        help=f"the far band: each record's nearest candidate within this many bits of its stored or padded-back "
+        f"hash, beyond --radius (large crops, rotations); 0: none (default {FAR_RADIUS} up to {FAR_BAND_UP_TO:,} "
+        "records compared, none above: its join grows with the catalog's square)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=0, help="verification processes (default: one per CPU)")
     parser.add_argument(
         "--resume", action="store_true",
@@ -43,8 +49,8 @@ def register(commands: Any) -> None:
 
 
 def run_duplicates(args: argparse.Namespace) -> int:
-    if args.segments < 1 or args.workers < 0:
-        raise UsageError("--segments must be >= 1 and --workers >= 0")
+    if args.segments < 1 or args.workers < 0 or (args.far_radius is not None and args.far_radius < 0):
+        raise UsageError("--segments must be >= 1, --workers and --far-radius >= 0")
 
     def job(target: Target, settings: Settings) -> DuplicatesSummary:
         out = Path(args.out) if args.out else settings.data_dir / "duplicates"
@@ -53,7 +59,8 @@ def run_duplicates(args: argparse.Namespace) -> int:
         source = f"dynamodb:{settings.table_name}" if target == "dynamodb" else f"sqlite:{settings.sqlite_path}"
         try:
             summary = find_duplicates(
-                build_store(settings), out, source=source, radius=args.radius, workers=args.workers,
+                build_store(settings), out, source=source, radius=args.radius, far_radius=args.far_radius,
+                workers=args.workers,
                 segments=args.segments, resume=args.resume, progress=show_progress(args),
                 thumbnails=build_thumbnails(settings),
             )  # fmt: skip

@@ -63,6 +63,9 @@ def register(commands: Any) -> None:
         "--radius", type=int, default=DEFAULT_RADIUS, help=f"as duplicates --radius (default {DEFAULT_RADIUS})"
     )
     catalog_wide.add_argument(
+        "--far-radius", type=int, default=None, help="as duplicates --far-radius (default: as duplicates)"
+    )
+    catalog_wide.add_argument(
         "--siblings", type=Path, default=None, help="CSV variant,sibling (default: the one beside --truth)"
     )
     catalog_wide.add_argument("--workers", type=int, default=0, help="verification processes (default: per CPU)")
@@ -104,7 +107,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
     try:
         result = run_duplicate_evaluation(
             args.catalog, args.queries, args.truth, args.out, copies=args.copies, radius=args.radius,
-            siblings=args.siblings, algo=args.algo, workers=args.workers,
+            far_radius=args.far_radius, siblings=args.siblings, algo=args.algo, workers=args.workers,
         )  # fmt: skip
     except (UsageError, ValueError) as exc:
         return usage_error(str(exc), code="invalid_request")

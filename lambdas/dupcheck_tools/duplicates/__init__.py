@@ -13,7 +13,8 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    every stored hash, by the pipeline's judged distance (the closer half for the default), up
    to `radius` bits; each record keeps its `candidate_pool` nearest others, as many as the
    service judges for a query. Never all N^2 pairs. Identical hashes (one picture uploaded many
-   times, a placeholder) are joined once.
+   times, a placeholder) are joined once. The far band adds each record's nearest candidate
+   within `far_radius` of its stored or padded-back hash (large crops, rotations: FAR_RADIUS).
 3. verify: each record with candidates is judged against them exactly as find_similar judges
    a query (`HashPipeline.judge`), from its stored views and, for a pipeline that keeps one
    beside each record, its thumbnail (the query's picture, and the look-alike check of its
@@ -70,6 +71,24 @@ __all__ = ["DEFAULT_RADIUS", "GROUP_RULE", "KEEP_RULE", "DuplicatesSummary", "Gr
 # probes of 7), 11 all four (8x). docs/evaluation.md ("Catalog-wide duplicates") measures
 # what a larger one finds on the dev benchmark; docs/benchmarks.md what it costs.
 DEFAULT_RADIUS = 7
+# The far band: copies whose closer half moved further than the radius (large crops, rotations,
+# combinations: docs/evaluation.md, "Catalog-wide duplicates") are found by a second join at this
+# radius, of the stored and padded-back hashes only (the mirrored one found one of the 21 pairs it
+# adds on the dev benchmark, for a third of its cost), and each record keeps one of them: its
+# nearest, when the whole hash is within FAR_WHOLE_MAX bits. Half distances are even (each half is
+# cut at its median), so 10 finds what 11 does, for 0.78x the probes. The rest of the far band is
+# look-alikes and chance (6,372 candidate pairs on the dev set, 47 of them copies): judging them
+# all made the verification at 100k records 19 s longer (radius 11: 54.6 s against 35.7); the
+# nearest of each record within FAR_WHOLE_MAX adds 883 candidate pairs there instead of 12,538. A
+# chance pair's other half is as far as two unrelated pictures' (~32 bits); a copy's, 30 at most
+# on the dev set (docs/evaluation.md).
+FAR_RADIUS = 10
+FAR_WHOLE_MAX = 34
+FAR_PER_RECORD = 1
+# The far join costs 6x the radius-7 join's probes, each of which compares N / 65,536 codes: 9 s
+# more at 100k (the report 64.9 s against 49.1: docs/benchmarks.md), a half hour more at 1M. By
+# default it runs up to this many records compared; above, only when asked (`far_radius`).
+FAR_BAND_UP_TO = 250_000
 READ_BATCH = 1000  # records per batch: query hashes are computed and written a batch at a time
 THUMBNAIL_BATCH = 500  # thumbnails per read of the thumbnail store (one request each on S3, in parallel)
 JOB_SIZE = 64  # query records per verification job
@@ -85,6 +104,7 @@ class DuplicatesSummary:
     pipeline: str
     radius: int
     out: str
+    far_radius: int = 0  # the far band's radius, 0 when it did not run (FAR_RADIUS)
     records: int = 0
     compared: int = 0
     candidates: int = 0
@@ -125,6 +145,7 @@ def find_duplicates(
     source: str,
     pipeline: HashPipeline | None = None,
     radius: int = DEFAULT_RADIUS,
+    far_radius: int | None = None,
     workers: int = 0,
     segments: int = 4,
     resume: bool = False,
@@ -133,7 +154,9 @@ def find_duplicates(
 ) -> DuplicatesSummary:
     """Find every group of duplicates in `store` and write the report files to `out`.
 
-    `source` names the store (a resume must be of the same one); `workers` 0 = one process per
+    `source` names the store (a resume must be of the same one); `far_radius`, the far band's
+    (FAR_RADIUS): None, FAR_RADIUS up to FAR_BAND_UP_TO records compared and none above; 0, none;
+    `workers` 0 = one process per
     CPU; `segments` = parallel scan segments where the store has them; `thumbnails`, where the
     records' thumbnails are kept (None: none, and verification is by the views alone). Ctrl-C or
     SIGTERM (KeyboardInterrupt) stops at the next job, keeping what was judged: run again with
@@ -144,9 +167,12 @@ def find_duplicates(
     summary = DuplicatesSummary(pipeline=pipeline.algo, radius=radius, out=str(out))
     try:  # the index refuses a radius it cannot answer exactly
         LocalHashIndex(pipeline.index_bits).check_radius(radius, _parts(pipeline))
+        if far_radius:
+            LocalHashIndex(pipeline.index_bits).check_radius(far_radius, _parts(pipeline))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    work = _open_work(out, {"source": source, "pipeline": pipeline.algo, "radius": radius}, resume)
+    identity = {"source": source, "pipeline": pipeline.algo, "radius": radius, "far_radius": far_radius}
+    work = _open_work(out, identity, resume)
     phase = _Phases(summary.phases_s)
     processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path)
     try:
@@ -159,7 +185,10 @@ def find_duplicates(
         summary.records, summary.compared = read["records"], read["compared"]
         summary.skipped = _skipped(read)
         phase.done("read")
-        owners, candidates, distances = _candidates(work, pipeline, radius, progress)
+        if far_radius is None:
+            far_radius = FAR_RADIUS if summary.compared <= FAR_BAND_UP_TO else 0
+        summary.far_radius = far_radius if far_radius > radius else 0
+        owners, candidates, distances = _candidates(work, pipeline, radius, progress, summary.far_radius)
         summary.candidates = len(candidates)
         phase.done("pair")
         if thumbnails is not None and pipeline.keeps_thumbnails and not work.thumbnails_copied():
@@ -173,7 +202,8 @@ def find_duplicates(
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         document = report_document(
             {"pipeline": pipeline.algo, "records": summary.records, "compared": summary.compared,
-             "radius": radius, "skipped": summary.skipped, "generated_at": utc_now(), "elapsed_s": summary.elapsed_s},
+             "radius": radius, "far_radius": summary.far_radius, "skipped": summary.skipped,
+             "generated_at": utc_now(), "elapsed_s": summary.elapsed_s},
             groups,
         )  # fmt: skip
         summary.files = [str(path) for path in write_reports(out, document, groups)]
@@ -294,12 +324,14 @@ def _skipped(read: dict[str, Any]) -> dict[str, Any]:
 
 
 def _candidates(
-    work: WorkFile, pipeline: HashPipeline, radius: int, progress: bool
+    work: WorkFile, pipeline: HashPipeline, radius: int, progress: bool, far_radius: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(owners, candidates, distances), sorted by owner, then index distance, then position:
     each record's `candidate_pool` nearest other records whose judged distance to one of its
-    query hashes is within `radius`; the distance is the index's (the whole hash, the nearest of
-    the record's query hashes), as search reports it to the service."""
+    query hashes is within `radius`, and, with `far_radius`, its nearest one within that of its
+    stored or padded-back hash whose whole hash is within FAR_WHOLE_MAX (the far band, above);
+    the distance is the index's (the whole hash, the nearest of the record's query hashes), as
+    search reports it to the service."""
     width = pipeline.index_bits // 8
     codes, queries = work.codes(width)
     count = len(codes)
@@ -320,23 +352,39 @@ def _candidates(
     row_of = np.empty(len(rows_by_value), dtype=np.int64)
     row_of[rows_by_value] = np.repeat(np.arange(len(unique_rows)), np.diff(value_starts))
     unique_rows = unique_rows.view(np.uint8)
+    # The far band joins the stored and padded-back hashes (0 and 2 of `joined`) at far_radius.
+    far_rows = np.zeros(len(unique_rows), dtype=bool)
+    if far_radius > radius:
+        far = [h for h in _FAR_HASHES if h < per_record]  # a pipeline without query hashes joins its own
+        far_rows[row_of.reshape(count, per_record)[:, far].ravel()] = True
 
     index = LocalHashIndex(pipeline.index_bits)
     index.load_codes(np.arange(len(distinct)), distinct)
     hit_rows, hit_codes, hit_distances = [], [], []
     bar = tqdm(total=len(unique_rows), unit="hash", desc="pair", disable=not progress, dynamic_ncols=True)
-    for found_rows, found_codes, found_distances in index.pairs_within(
-        unique_rows, radius, _parts(pipeline), nearest=nearest + 1
-    ):
-        hit_rows.append(found_rows)
-        hit_codes.append(found_codes)
-        hit_distances.append(found_distances)
-        bar.update(int(found_rows[-1]) + 1 - bar.n if len(found_rows) else 0)
-    bar.update(len(unique_rows) - bar.n)
+    for chosen, at in ((~far_rows, radius), (far_rows, far_radius)):
+        rows = np.flatnonzero(chosen)
+        if not len(rows):
+            continue
+        done = bar.n
+        for found_rows, found_codes, found_distances in index.pairs_within(
+            unique_rows[rows], at, _parts(pipeline), nearest=nearest + 1
+        ):
+            hit_rows.append(rows[found_rows])
+            hit_codes.append(found_codes)
+            hit_distances.append(found_distances)
+            bar.update(done + int(found_rows[-1]) + 1 - bar.n if len(found_rows) else 0)
+        bar.update(done + len(rows) - bar.n)
     bar.close()
-    rows_hit, codes_hit, distances_hit = (np.concatenate(parts) for parts in (hit_rows, hit_codes, hit_distances))
+    rows_hit, codes_hit, distances_hit = (
+        np.concatenate(parts or [empty]) for parts in (hit_rows, hit_codes, hit_distances)
+    )
+    if far_rows.any():  # two joins: a row is in one only, and a stable sort keeps its hits nearest first
+        by_row = np.argsort(rows_hit, kind="stable")
+        rows_hit, codes_hit, distances_hit = rows_hit[by_row], codes_hit[by_row], distances_hit[by_row]
     hit_starts = np.searchsorted(rows_hit, np.arange(len(unique_rows) + 1))
     every_query = np.concatenate([codes[:, None], queries], axis=1).view("<u8")  # (n, hashes, words)
+    joined_words = joined.view("<u8")
     code_words = codes.view("<u8")
 
     owners_out, candidates_out, distances_out = [], [], []
@@ -358,11 +406,42 @@ def _candidates(
         owner, candidate = owner[others], candidate[others]
         # The distance search would report: the nearest of all the record's query hashes.
         distance = np.bitwise_count(every_query[owner] ^ code_words[candidate][:, None]).sum(axis=2).min(axis=1)
-        owner, candidate, distance = _nearest_per_owner(owner, candidate, distance.astype(np.int64), nearest, tie_order)
+        distance = distance.astype(np.int64)
+        if far_radius > radius:
+            owner, candidate, distance = _with_far_band(
+                owner, candidate, distance,
+                _judged_distance(joined_words[owner], code_words[candidate], _parts(pipeline)) > radius, tie_order,
+            )  # fmt: skip
+        owner, candidate, distance = _nearest_per_owner(owner, candidate, distance, nearest, tie_order)
         owners_out.append(owner)
         candidates_out.append(candidate)
         distances_out.append(distance)
     return np.concatenate(owners_out), np.concatenate(candidates_out), np.concatenate(distances_out)
+
+
+_FAR_HASHES = (0, 2)  # of the joined hashes: the stored one and the padded-back query hash
+
+
+def _judged_distance(queries: np.ndarray, codes: np.ndarray, parts: int) -> np.ndarray:
+    """The judged distance of each pair: of (n, hashes, words) query words and (n, words) code
+    words, the fewest bits any query hash's part (a half for the default pipeline) is from the
+    code's same part."""
+    bits = np.bitwise_count(queries ^ codes[:, None])
+    per_part = bits.reshape(*bits.shape[:2], parts, bits.shape[2] // parts).sum(axis=3)
+    return per_part.min(axis=(1, 2)).astype(np.int64)
+
+
+def _with_far_band(
+    owner: np.ndarray, candidate: np.ndarray, distance: np.ndarray, far: np.ndarray, tie_order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs within the radius (not `far`), and of the far ones each owner's FAR_PER_RECORD
+    nearest whose whole hash is within FAR_WHOLE_MAX bits (unsorted)."""
+    kept = far & (distance <= FAR_WHOLE_MAX)
+    far_owner, far_candidate, far_distance = _nearest_per_owner(
+        owner[kept], candidate[kept], distance[kept], FAR_PER_RECORD, tie_order
+    )
+    return (np.concatenate([owner[~far], far_owner]), np.concatenate([candidate[~far], far_candidate]),
+            np.concatenate([distance[~far], far_distance]))  # fmt: skip
 
 
 def _oldest_first(work: WorkFile, members: np.ndarray, starts: np.ndarray, shown: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Catalog-wide duplicates on a labelled benchmark: pair precision and pair recall of the report.
 
     python -m dupcheck evaluate-duplicates --catalog DIR --queries DIR --truth FILE --out DIR \
-        [--copies N] [--radius R] [--siblings CSV]
+        [--copies N] [--radius R] [--far-radius R] [--siblings CSV]
 
 The benchmark folders of `evaluate` (scripts/make_benchmark.py) become one catalog: every
 catalog picture, up to `--copies` of its edited copies (each picture's copies chosen so the
@@ -143,7 +143,8 @@ def score(
 
 def run_duplicate_evaluation(
     catalog: Path, queries: Path, truth_path: Path, out: Path, *, copies: int | None = None,
-    radius: int = DEFAULT_RADIUS, siblings: Path | None = None, algo: str | None = None, workers: int = 0,
+    radius: int = DEFAULT_RADIUS, far_radius: int | None = None, siblings: Path | None = None,
+    algo: str | None = None, workers: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     from dupcheck.bootstrap import build_service
     from dupcheck.core.hashing import DEFAULT_ALGO, PIPELINES, get_pipeline
@@ -184,8 +185,8 @@ def run_duplicate_evaluation(
                     del source_of[entity], kind_of[entity]
             index_seconds = time.perf_counter() - started
             summary = find_duplicates(service.store, out / "report", source=f"evaluation:{data_dir}",
-                                      pipeline=pipeline, radius=radius, workers=workers, progress=True,
-                                      thumbnails=service.thumbnails)  # fmt: skip
+                                      pipeline=pipeline, radius=radius, far_radius=far_radius, workers=workers,
+                                      progress=True, thumbnails=service.thumbnails)  # fmt: skip
         finally:
             close = getattr(service.store, "close", None)
             if callable(close):
@@ -193,7 +194,7 @@ def run_duplicate_evaluation(
     assert summary.report is not None
     groups = _groups_of(summary.report)
     result = {
-        "algo": pipeline.algo, "radius": radius, "copies_per_picture": copies,
+        "algo": pipeline.algo, "radius": radius, "far_radius": summary.far_radius, "copies_per_picture": copies,
         **score(groups, source_of, kind_of, read_siblings(siblings or truth_path.parent / SIBLINGS_NAME)),
         "failed_files": failed, "index_seconds": round(index_seconds, 1), "duplicates_seconds": summary.elapsed_s,
     }  # fmt: skip
@@ -223,7 +224,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         return "–" if value is None else f"{100 * value:.2f}%"
 
     lines = [
-        f"# Catalog-wide duplicates: {result['algo']}, radius {result['radius']}",
+        f"# Catalog-wide duplicates: {result['algo']}, radius {result['radius']}, far band {result['far_radius']}",
         "",
         "| metric | value |",
         "|---|---|",
