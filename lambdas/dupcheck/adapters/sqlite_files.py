@@ -3,9 +3,10 @@
 WAL journaling lets many server threads read while one writes, and a crash loses nothing the
 WAL holds; `synchronous=NORMAL` makes that durable at checkpoints; a busy file is waited for
 (30 s) rather than failed at once. A new file gets 64 KiB pages and every connection reads
-through a memory map (PAGE_SIZE, MMAP_BYTES say why). Connections are per thread (sqlite3's rule), autocommit:
-callers open their own transactions. `SqliteFile` is that shape for an adapter: a connection
-per thread, one lock that serialises its writers, the schema created on first open.
+through a memory map (PAGE_SIZE and MMAP_BYTES say why). Connections are per thread (sqlite3's
+rule), autocommit: callers open their own transactions. `SqliteFile` is that shape for an
+adapter: a connection per thread, one lock that serialises its writers, the schema created on
+first open.
 """
 
 from __future__ import annotations

@@ -85,8 +85,8 @@ DEFAULT_RADIUS = 7
 FAR_RADIUS = 10
 FAR_WHOLE_MAX = 34
 FAR_PER_RECORD = 1
-# The far join costs 6x the radius-7 join's probes, each of which compares N / 65,536 codes: 9 s
-# more at 100k (the report 64.9 s against 49.1: docs/benchmarks.md), a half hour more at 1M. By
+# The far join costs 6x the radius-7 join's probes, each of which compares N / 65,536 codes: 5-9 s
+# more at 100k (the report 48.6 s against 45.1 without it: docs/benchmarks.md), a half hour more at 1M. By
 # default it runs up to this many records compared; above, only when asked (`far_radius`).
 FAR_BAND_UP_TO = 250_000
 READ_BATCH = 1000  # records per batch: query hashes are computed and written a batch at a time
