@@ -387,12 +387,16 @@ def test_an_output_that_is_not_a_folder_is_refused(store: SqliteRecordStore, tmp
     assert (tmp_path / "taken").read_text() == "a file"
 
 
+@pytest.mark.parametrize("option", ["radius", "far_radius"])
 def test_a_radius_the_index_cannot_answer_exactly_is_refused(
-    store: SqliteRecordStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    option: str, store: SqliteRecordStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    flag = "--" + option.replace("_", "-")
     with pytest.raises(UsageError, match="radius"):
-        find_duplicates(store, tmp_path / "out", source="test", radius=12)
-    code = main(["--data-dir", str(store.path.parent), "duplicates", "--radius", "12", "--no-progress"])
+        find_duplicates(store, tmp_path / "out", source="test", **{option: 12})
+    code = main(["--data-dir", str(store.path.parent), "duplicates", flag, "12", "--no-progress"])
+    assert code == ExitCode.USAGE and "radius" in capsys.readouterr().err
+    code = main(["--data-dir", str(store.path.parent), "duplicates", flag, "-1", "--no-progress"])
     assert code == ExitCode.USAGE and "radius" in capsys.readouterr().err
 
 
@@ -417,16 +421,6 @@ def test_the_far_band_runs_by_default_up_to_its_catalog_size_and_when_asked(
     # Its candidates are verified as the others are: the groups are the same on this catalog.
     assert above.report is not None and groups_of(above.report) == EXPECTED_GROUPS
 
-
-def test_a_far_radius_the_index_cannot_answer_exactly_is_refused(
-    store: SqliteRecordStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(UsageError, match="radius"):
-        find_duplicates(store, tmp_path / "out", source="test", far_radius=12)
-    code = main(["--data-dir", str(store.path.parent), "duplicates", "--far-radius", "12", "--no-progress"])
-    assert code == ExitCode.USAGE and "radius" in capsys.readouterr().err
-    code = main(["--data-dir", str(store.path.parent), "duplicates", "--far-radius", "-1", "--no-progress"])
-    assert code == ExitCode.USAGE and "--far-radius" in capsys.readouterr().err
 
 
 def test_work_in_processes_finds_the_same_groups(
