@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import gc
 import gzip
 import itertools
@@ -33,7 +32,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -290,16 +289,34 @@ def _write_behind(store: RecordStore, thumbnails: ThumbnailStore | None, batches
                   summary: ImportSummary, overwrite: bool) -> None:  # fmt: skip
     """Each batch is written by a thread of its own while the next one is parsed (SQLite works
     without the GIL, DynamoDB waits on the network); at most one more batch waits its turn. On
-    an interrupt or an error, batches not started are dropped and the one being written ends."""
-    put_records = store.put_newest if isinstance(store, NewestPuts) else functools.partial(put_newest_by_reading, store)
+    an interrupt or an error, batches not started are dropped and the one being written ends.
+    A batch's thumbnails are stored before its records can be read (DupcheckService.save says
+    why): into a store that writes the newest itself (SQLite), by a third thread while its
+    records' transaction runs, which waits for them before it commits (a v4 export's thumbnails
+    are four times its records' bytes: one after the other, the import took twice as long);
+    elsewhere, first."""
+    newest = store if isinstance(store, NewestPuts) else None
 
     def put(entries: list[Entry], *, overwrite: bool) -> PutCounts:
-        if thumbnails is not None:  # before the records (DupcheckService.save says why)
-            _put_thumbnails(store, thumbnails, entries, overwrite=overwrite)
-        return put_records([entry.record for entry in entries], overwrite=overwrite)
+        records = [entry.record for entry in entries]
+        if newest is None:
+            if thumbnails is not None:
+                _put_thumbnails(store, thumbnails, entries, overwrite=overwrite)
+            return put_newest_by_reading(store, records, overwrite=overwrite)
+        if thumbnails is None:
+            return newest.put_newest(records, overwrite=overwrite)
+        # The thumbnails' choice reads the records as stored before this batch, as it would first.
+        stored = thumbnail_writer.submit(_put_thumbnails, store, thumbnails, entries, overwrite=overwrite)
+        try:
+            return newest.put_newest(records, overwrite=overwrite, before_commit=stored.result)
+        finally:
+            wait([stored])  # a records write that failed first still lets its thumbnails end
 
     pending: collections.deque[Future[PutCounts]] = collections.deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dupcheck-import-writer") as writer:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="dupcheck-import-thumbnails") as thumbnail_writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="dupcheck-import-writer") as writer,
+    ):
         try:
             for batch in batches:
                 pending.append(writer.submit(put, batch, overwrite=overwrite))

@@ -318,6 +318,33 @@ def test_a_store_failure_ends_the_import_with_its_error(tmp_path: Path, monkeypa
     assert store.count() in (10, 20)
 
 
+def test_no_record_is_written_without_its_thumbnail_when_the_thumbnails_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "c.jsonl"
+    file.write_text("".join(
+        json.dumps({**r.to_dict(), "thumbnail": base64.b64encode(f"of {r.entity_id}".encode()).decode()}) + "\n"
+        for r in records(100)
+    ))  # fmt: skip
+    monkeypatch.setattr(records_file, "BATCH", 10)
+    store, thumbnails = SqliteRecordStore(tmp_path / "s.db"), SqliteThumbnails(tmp_path / "t.db")
+    put_many, calls = thumbnails.put_many, itertools.count(1)
+
+    def failing_second(kept: dict[str, bytes]) -> int:
+        if next(calls) == 2:
+            raise StoreUnavailable("local thumbnail store failed: disk I/O error")
+        return put_many(kept)
+
+    monkeypatch.setattr(thumbnails, "put_many", failing_second)
+    with pytest.raises(StoreUnavailable, match="thumbnail"):
+        import_records(store, file, failures=tmp_path / "f.csv", thumbnails=thumbnails)
+    # The batch whose thumbnails failed left no record; every record written has its thumbnail.
+    ids = [f"E{i}" for i in range(100)]
+    written = set(store.get_many(ids))
+    assert store.count() in (10, 20) and not written & {f"E{i}" for i in range(10, 20)}
+    assert set(thumbnails.get_many(ids)) >= written
+
+
 def test_progress_follows_the_compressed_bytes_of_a_gz_file(tmp_path: Path, capsys: Any) -> None:
     file = tmp_path / "c.jsonl.gz"
     with gzip.open(file, "wt") as out:

@@ -211,6 +211,28 @@ def test_put_newest_rolls_back_a_call_that_fails(tmp_path: Path) -> None:
     assert store.get("id-00003") is None and store.count() == 1
 
 
+def test_put_newest_runs_before_commit_while_its_records_cannot_be_read(tmp_path: Path) -> None:
+    store, reader = SqliteRecordStore(tmp_path / "s.db"), SqliteRecordStore(tmp_path / "s.db")
+    store.put(_record(1))
+    seen: list[int] = []
+
+    assert store.put_newest([_record(2), _record(3)], before_commit=lambda: seen.append(reader.count())) \
+        == PutCounts(written=2)  # fmt: skip
+    assert seen == [1] and reader.count() == 3
+
+
+def test_put_newest_writes_nothing_when_before_commit_fails(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+
+    def thumbnails_failed() -> None:
+        raise StoreUnavailable("local thumbnail store failed: disk I/O error")
+
+    with pytest.raises(StoreUnavailable, match="thumbnail"):
+        store.put_newest([_record(1), _record(2)], before_commit=thumbnails_failed)
+    assert store.count() == 0
+    assert store.put_newest([_record(1)]) == PutCounts(written=1)  # the connection is usable again
+
+
 @pytest.mark.parametrize("parameters", [8, 100, 32766])
 def test_put_newest_fits_each_statement_to_sqlites_parameter_limit(tmp_path: Path, parameters: int) -> None:
     # Statements take as many rows as the connection binds (one row at 8 parameters; 12 at 100;

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from functools import lru_cache
 from itertools import islice
@@ -111,13 +111,21 @@ class SqliteRecordStore(SqliteFile):
             written += self._upsert(batch, overwrite=True).written
         return written
 
-    def put_newest(self, records: Sequence[HashRecord], *, overwrite: bool = False) -> PutCounts:
+    def put_newest(
+        self,
+        records: Sequence[HashRecord],
+        *,
+        overwrite: bool = False,
+        before_commit: Callable[[], object] | None = None,
+    ) -> PutCounts:
         """The bulk path (`import`): one transaction of multi-row UPSERTs that compare on write,
         on a connection whose page cache holds a large import's working set."""
         self._conn().execute(f"PRAGMA cache_size = -{BULK_CACHE_KB}")
-        return self._upsert(records, overwrite=overwrite)
+        return self._upsert(records, overwrite=overwrite, before_commit=before_commit)
 
-    def _upsert(self, records: Sequence[HashRecord], *, overwrite: bool) -> PutCounts:
+    def _upsert(
+        self, records: Sequence[HashRecord], *, overwrite: bool, before_commit: Callable[[], object] | None = None
+    ) -> PutCounts:
         """No read before the write, and no RETURNING: a statement's row count says how many it
         wrote (each returned row would hand the GIL back and forth, and a parsing thread then
         waits a switch interval for it: half the import's speed). Only when some were left alone
@@ -141,11 +149,17 @@ class SqliteRecordStore(SqliteFile):
                         newer = sum(1 for record in run if written_after(stamps[record.entity_id], record.updated_at))
                         kept_newer, unchanged = kept_newer + newer, unchanged + len(run) - wrote - newer
                 conn.execute(_PRUNE)
+                if before_commit is not None:
+                    before_commit()
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise _unavailable(exc) from exc
+            except BaseException:  # before_commit failed (or an interrupt): nothing was written
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         return PutCounts(written, unchanged, kept_newer)
 
     def delete(self, entity_id: str) -> bool:

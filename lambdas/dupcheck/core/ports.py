@@ -7,7 +7,7 @@ with `isinstance`, never discovered by `getattr` or by catching a TypeError.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from dupcheck.core.models import HashRecord, HashValue, IndexHit, PutCounts
@@ -59,9 +59,18 @@ class NewestPuts(Protocol):
     written unless the store holds the same one or one `written_after` it (SQLite: an UPSERT
     whose update has a WHERE), so a bulk import need not read every record first."""
 
-    def put_newest(self, records: Sequence[HashRecord], *, overwrite: bool = False) -> PutCounts:
+    def put_newest(
+        self,
+        records: Sequence[HashRecord],
+        *,
+        overwrite: bool = False,
+        before_commit: Callable[[], object] | None = None,
+    ) -> PutCounts:
         """Write `records` in their order, as one at a time would (a later one of the same id meets
-        the earlier one); `overwrite` writes every one. Counts are per record given."""
+        the earlier one); `overwrite` writes every one. Counts are per record given.
+        `before_commit` runs inside the write, before any of its records can be read: what must
+        be stored first (their thumbnails) can be written meanwhile and waited for there; if it
+        raises, nothing is written."""
         ...
 
 
