@@ -8,9 +8,12 @@ same session, alternated with this checkout's, the order flipped each round; the
 medians and the ratio is of medians. Also: the user share of that CPU, peak RSS, and the data
 dir's size after the import. `--reimport` also times a second import of the same file
 into the store the first one built: the idempotent path (every record `unchanged`).
+`--thumbnails` gives every line a thumbnail, as a `dualphash128-v4` store's export carries one
+(real ones: photos of ../shared/bench/images fingerprinted, cycled, each header naming its line's
+hash; `hash_algo` set to v4).
 
     .venv/bin/python scripts/bench/records_import_bench.py --records FILE.jsonl [--lines 1000000]
-        [--rounds 3] [--baseline main] [--reimport] [--work DIR]
+        [--rounds 3] [--baseline main] [--reimport] [--thumbnails] [--work DIR]
 
 Without `--records`, a file is made as scripts/bench/scale_bench.py makes its own (500 real
 photos of ../shared/bench/images fingerprinted, then filler with real views).
@@ -19,6 +22,7 @@ photos of ../shared/bench/images fingerprinted, then filler with real views).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -77,6 +81,28 @@ def make_records(path: Path, lines: int) -> None:
     write_records(path, real_records(sorted(IMAGES.glob("*.jpg"))[:REAL]), lines)
 
 
+def with_thumbnails(source: Path, out: Path, photos: int = 300) -> None:
+    """`source`'s lines as a v4 export has them: each with a thumbnail made for its own hash."""
+    sys.path.insert(0, str(ROOT / "lambdas"))
+    from scale_bench import IMAGES  # scripts/bench/scale_bench.py
+
+    from dupcheck.core.hashing import get_pipeline
+    from dupcheck.core.lookalike import _HEADER
+
+    pipeline = get_pipeline()
+    made = [pipeline.fingerprint_bytes(path.read_bytes(), max_pixels=40_000_000, for_query=False)
+            for path in sorted(IMAGES.glob("*.jpg"))[:photos]]  # fmt: skip
+    pool = [(_HEADER.unpack_from(fp.thumbnail), fp.thumbnail[_HEADER.size :]) for fp in made if fp.thumbnail]
+    with source.open("rb") as lines, out.open("w") as file:
+        for number, line in enumerate(lines):
+            record = json.loads(line)
+            (magic, _, _, *box), jpeg = pool[number % len(pool)]
+            digest = bytes.fromhex(record["hash"])
+            thumbnail = _HEADER.pack(magic, len(digest), digest.ljust(16, b"\0"), *box) + jpeg
+            record.update(hash_algo=pipeline.algo, thumbnail=base64.b64encode(thumbnail).decode("ascii"))
+            file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, help="a records file (default: one is made)")
@@ -84,6 +110,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", default="main", help="the commit to compare with (default main)")
     parser.add_argument("--reimport", action="store_true", help="also time importing the same file again")
+    parser.add_argument("--thumbnails", action="store_true", help="every line with a thumbnail, as a v4 export")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
@@ -96,6 +123,9 @@ def main() -> None:
                 out.writelines(line for _, line in zip(range(args.lines), source, strict=False))
         else:
             records = args.records
+        if args.thumbnails:
+            with_thumbnails(records, work / "with-thumbnails.jsonl")
+            records = work / "with-thumbnails.jsonl"
         lines = line_count(records)
         variants = {"baseline": code_of(args.baseline, work / "baseline"), "this": ROOT / "lambdas"}
         for lambdas in variants.values():  # compiles each variant's bytecode before any is timed
