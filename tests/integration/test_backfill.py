@@ -216,7 +216,7 @@ class RecordingPool:
 
 
 def dispatch(
-    settings: Settings, tmp_path: Path, pool: RecordingPool, images: list[bytes], slots: int = 1
+    settings: Settings, tmp_path: Path, pool: RecordingPool, images: list[bytes], slots: int = 1, failures: Any = None
 ) -> tuple[Any, list[Any]]:
     """Every image queued (then the stop), and the dispatcher run to its end with `slots` jobs at a time."""
     import queue
@@ -226,7 +226,8 @@ def dispatch(
     from dupcheck_tools.backfill.engine import _STOP, Backfill
     from dupcheck_tools.backfill.failures import FailureLog
 
-    engine = Backfill(settings, SqliteRecordStore(tmp_path / "store.sqlite3"), FailureLog(tmp_path / "failures.csv"),
+    failures = failures or FailureLog(tmp_path / "failures.csv")
+    engine = Backfill(settings, SqliteRecordStore(tmp_path / "store.sqlite3"), failures,
                       options=BackfillOptions(progress=False))  # fmt: skip
     engine._jobs = threading.BoundedSemaphore(slots)
     to_hash: queue.Queue[Any] = queue.Queue()
@@ -270,6 +271,23 @@ def test_a_hashing_job_that_fails_fails_its_rows_and_the_run_goes_on(
     assert sorted(f["entity_id"] for f in failures) == [f"E{i}" for i in range(6)]
     assert {f["code"] for f in failures} == {"internal_error"}
     assert all("BrokenProcessPool" in f["message"] for f in failures)
+
+
+def test_the_dispatcher_outlives_a_job_it_cannot_even_report(settings: Settings, tmp_path: Path) -> None:
+    # The pool refuses every job and the failures file cannot be written: each job is logged and
+    # dropped (its rows are not stored, so the next run fetches them again), and the dispatcher
+    # still reaches the stop, so that no download thread waits on it forever.
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Unwritable:
+        path = tmp_path / "failures.csv"
+
+        def add(self, row: Any, code: str, message: str) -> None:
+            raise OSError("No space left on device")
+
+    pool = RecordingPool(refuse=BrokenProcessPool("gone"))
+    engine, written = dispatch(settings, tmp_path, pool, [b"x"] * 6, failures=Unwritable())
+    assert written == [] and engine.summary.done == 0
 
 
 def test_usage_errors_exit_2(env: Path, tmp_path: Path, capsys: Any) -> None:

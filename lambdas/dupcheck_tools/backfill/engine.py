@@ -375,7 +375,12 @@ class Backfill:
             self._jobs.acquire()  # a slot frees when a job ends: meanwhile more images queue up
             batch = [item]
             stop = _take_more(to_hash, batch, _job_full)
-            self._submit(pool, batch, writes)
+            try:
+                self._submit(pool, batch, writes)
+            except Exception:  # noqa: BLE001 - e.g. the failures file cannot be written
+                # The dispatcher must outlive any one job: without it the downloads would wait
+                # forever. These rows are not in the store: the next run fetches them again.
+                log.exception("hashing job of %d rows failed", len(batch))
             if stop:
                 return
 
