@@ -47,10 +47,10 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
-# Images a hashing job carries at most, and bytes: a job costs the backfill process ~0.3 ms of
-# CPU whatever it carries (the pool's queues, pickling, wake-ups), as much as a download;
-# handing the hashing processes a few images at once pays it once for them. The byte cap keeps
-# the images held between download and hash bounded when the pictures are large.
+# Images a hashing job carries at most, and the bytes past which it takes no more. A job costs
+# the backfill process ~0.3 ms of CPU whatever it carries (the pool's queues, pickling,
+# wake-ups), as much as a download: handing the hashing processes a few images at once pays it
+# once for them. The byte cap keeps the images between download and hash few when they are large.
 HASH_BATCH = 4
 HASH_BATCH_BYTES = 4 * 2**20
 
