@@ -49,7 +49,8 @@ def ready() -> None:
     """A no-op job: submitting one per worker at the start has the pool start them all at once."""
 
 
-def hash_in_worker(entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:
-    """The job a pool process runs (with the pipeline `init_worker` built)."""
+def hash_in_worker(jobs: list[tuple[str, str, str, bytes]]) -> list[Outcome]:
+    """The job a pool process runs (with the pipeline `init_worker` built): a few rows'
+    (entity_id, sku, image_url, image bytes), an outcome each, in order."""
     assert _pipeline is not None, "init_worker did not run"
-    return hash_row(_pipeline, _max_pixels, entity_id, sku, image_url, data)
+    return [hash_row(_pipeline, _max_pixels, *job) for job in jobs]

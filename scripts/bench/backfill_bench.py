@@ -1,7 +1,7 @@
 """Backfill throughput and memory, against a loopback image server, in one run.
 
     .venv/bin/python scripts/bench/backfill_bench.py [--images 1200] [--serial 200] [--latency-ms 50]
-        [--runs 3] [--throughput-only] [--rows 1000000]
+        [--runs 3] [--throughput-only] [--rows 1000000] [--baseline-lambdas DIR]
 
 1. Throughput: N ~1 MP JPEGs (the >= 0.7 MP photos of /work/shared/bench/images when present,
    else generated 1200x900 product shots), each at its own URL on a ThreadingHTTPServer that
@@ -10,7 +10,9 @@
    user runs it) into a fresh SQLite store. The baseline is the obvious serial loop (`requests`
    session + `PIL.Image.open` + `imagehash.phash`) over the first `--serial` URLs, measured in
    the same run against the same server, alternated with the backfill `--runs` times; the
-   medians are reported.
+   medians are reported. `--baseline-lambdas DIR` (another commit's `lambdas/`, e.g. from
+   `git archive main lambdas | tar -x -C DIR/..`) adds a backfill with that code to every run,
+   right after this one's, and reports this one's rate as a ratio to it run by run.
 2. Memory: peak RSS (the backfill process plus its hashing processes, sampled with psutil)
    of (a) real backfills of small and large catalogs whose URLs all return a tiny JPEG, to show
    RSS does not grow with rows, and (b) a `--dry-run` of a `--rows`-row catalog (reader, store
@@ -176,8 +178,13 @@ def serial_loop(base: str, count: int) -> dict[str, Any]:
     }
 
 
-def run_backfill(catalog: Path, data_dir: Path, extra: list[str] | None = None) -> dict[str, Any]:
+def run_backfill(
+    catalog: Path, data_dir: Path, extra: list[str] | None = None, lambdas: Path | None = None
+) -> dict[str, Any]:
+    """`python -m dupcheck backfill` as a user runs it; with `lambdas`, that folder's code."""
     env = dict(os.environ, DUPCHECK_ALLOW_LOOPBACK_URLS="true", DUPCHECK_DATA_DIR=str(data_dir))
+    if lambdas is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(lambdas), *filter(None, [env.get("PYTHONPATH")])])
     cmd = [sys.executable, "-m", "dupcheck", "backfill", "--catalog", str(catalog), "--no-progress", *(extra or [])]
     return run_measured(cmd, env)
 
@@ -194,6 +201,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="backfill --workers (default: its own)")
     parser.add_argument("--extra", default="", help="extra backfill arguments, e.g. '--per-host 16'")
     parser.add_argument("--throughput-only", action="store_true", help="skip the memory runs")
+    parser.add_argument("--baseline-lambdas", type=Path, default=None,
+                        help="another commit's lambdas/: its backfill runs beside this one's in every run")  # fmt: skip
     args = parser.parse_args()
 
     import psutil
@@ -213,7 +222,11 @@ def main() -> int:
             runs = []
             for i in range(args.runs):
                 serial = serial_loop(base, args.serial)
+                if args.baseline_lambdas is not None and i % 2:  # the two take turns at going first
+                    base_run = run_backfill(catalog, work / f"base-store-{i}", flags, args.baseline_lambdas)
                 run = run_backfill(catalog, work / f"store-{i}", flags)
+                if args.baseline_lambdas is not None and not i % 2:
+                    base_run = run_backfill(catalog, work / f"base-store-{i}", flags, args.baseline_lambdas)
                 runs.append(
                     {
                         "serial_images_per_s": serial["images_per_s"],
@@ -229,10 +242,19 @@ def main() -> int:
                         "failed": run["failed"],
                     }
                 )
+                if args.baseline_lambdas is not None:
+                    runs[-1].update(
+                        baseline_images_per_s=base_run["images_per_s"],
+                        baseline_cpu_ms_per_image=round(base_run["cpu_s"] / max(1, base_run["done"]) * 1000, 2),
+                        ratio_to_baseline=round(run["images_per_s"] / base_run["images_per_s"], 3),
+                        baseline_failed=base_run["failed"],
+                    )
                 print(json.dumps(runs[-1]), file=sys.stderr)
             report["runs"] = runs
             report["median"] = {
-                key: statistics.median(r[key] for r in runs) for key in runs[0] if key not in ("done", "failed")
+                key: statistics.median(r[key] for r in runs)
+                for key in runs[0]
+                if key not in ("done", "failed", "baseline_failed")
             }
             # Re-run: everything is unchanged, nothing is downloaded.
             rerun = run_backfill(catalog, work / "store-0", flags)

@@ -193,6 +193,103 @@ def test_hash_niceness_lowers_the_priority_of_the_hashing_processes(settings: Se
         pool.shutdown()
 
 
+class RecordingPool:
+    """Stands in for the hashing pool: records each job's rows and answers at once ("ok" with
+    the entity_id), or with `error` (a dead worker), or refuses to take the job (`refuse`)."""
+
+    def __init__(self, error: BaseException | None = None, refuse: BaseException | None = None) -> None:
+        self.jobs: list[list[str]] = []
+        self.error, self.refuse = error, refuse
+
+    def submit(self, fn: Any, jobs: list[tuple[str, str, str, bytes]]) -> Any:
+        from concurrent.futures import Future
+
+        if self.refuse is not None:
+            raise self.refuse
+        self.jobs.append([entity_id for entity_id, *_ in jobs])
+        future: Future[Any] = Future()
+        if self.error is not None:
+            future.set_exception(self.error)
+        else:
+            future.set_result([("ok", entity_id) for entity_id, *_ in jobs])
+        return future
+
+
+def dispatch(
+    settings: Settings, tmp_path: Path, pool: RecordingPool, images: list[bytes], slots: int = 1, failures: Any = None
+) -> tuple[Any, list[Any]]:
+    """Every image queued (then the stop), and the dispatcher run to its end with `slots` jobs at a time."""
+    import queue
+    import threading
+
+    from dupcheck.core.catalog import CatalogRow
+    from dupcheck_tools.backfill.engine import _STOP, Backfill
+    from dupcheck_tools.backfill.failures import FailureLog
+
+    failures = failures or FailureLog(tmp_path / "failures.csv")
+    engine = Backfill(settings, SqliteRecordStore(tmp_path / "store.sqlite3"), failures,
+                      options=BackfillOptions(progress=False))  # fmt: skip
+    engine._jobs = threading.BoundedSemaphore(slots)
+    to_hash: queue.Queue[Any] = queue.Queue()
+    for i, data in enumerate(images):
+        to_hash.put((CatalogRow(row=i + 1, entity_id=f"E{i}", sku="", image_url=f"http://127.0.0.1/{i}.jpg"), data))
+    to_hash.put(_STOP)
+    writes: queue.Queue[Any] = queue.Queue()
+    engine._dispatch_loop(pool, to_hash, writes)  # type: ignore[arg-type]
+    assert engine._jobs.acquire(blocking=False)  # every slot given back
+    return engine, [writes.get_nowait() for _ in range(writes.qsize())]
+
+
+def test_hashing_jobs_carry_the_images_waiting_up_to_a_count_and_a_size(settings: Settings, tmp_path: Path) -> None:
+    from dupcheck_tools.backfill.engine import HASH_BATCH, HASH_BATCH_BYTES
+
+    pool = RecordingPool()
+    engine, written = dispatch(settings, tmp_path, pool, [b"x"] * (2 * HASH_BATCH + 1))
+    assert pool.jobs == [["E0", "E1", "E2", "E3"], ["E4", "E5", "E6", "E7"], ["E8"]]
+    assert [(kind, row.entity_id, record) for kind, row, record in written] == [
+        ("done", f"E{i}", f"E{i}") for i in range(2 * HASH_BATCH + 1)
+    ]
+    # Large pictures: a job closes once it holds HASH_BATCH_BYTES; one larger image goes alone.
+    pool = RecordingPool()
+    big = b"x" * (HASH_BATCH_BYTES // 2)
+    dispatch(settings, tmp_path / "big", pool, [big, big, big, b"x" * HASH_BATCH_BYTES, b"x"])
+    assert pool.jobs == [["E0", "E1"], ["E2", "E3"], ["E4"]]
+
+
+@pytest.mark.parametrize("broken", ["worker died", "pool refused"])
+def test_a_hashing_job_that_fails_fails_its_rows_and_the_run_goes_on(
+    settings: Settings, tmp_path: Path, broken: str
+) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    error = BrokenProcessPool("a child process terminated abruptly")
+    pool = RecordingPool(error=error) if broken == "worker died" else RecordingPool(refuse=error)
+    engine, written = dispatch(settings, tmp_path, pool, [b"x"] * 6)
+    assert written == []
+    assert engine.summary.failed == 6  # every row of every job, and the dispatcher went on to the end
+    failures = read_failures(tmp_path / "failures.csv")
+    assert sorted(f["entity_id"] for f in failures) == [f"E{i}" for i in range(6)]
+    assert {f["code"] for f in failures} == {"internal_error"}
+    assert all("BrokenProcessPool" in f["message"] for f in failures)
+
+
+def test_the_dispatcher_outlives_a_job_it_cannot_even_report(settings: Settings, tmp_path: Path) -> None:
+    # The pool refuses every job and the failures file cannot be written: each job is logged and
+    # dropped (its rows are not stored, so the next run fetches them again), and the dispatcher
+    # still reaches the stop, so that no download thread waits on it forever.
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Unwritable:
+        path = tmp_path / "failures.csv"
+
+        def add(self, row: Any, code: str, message: str) -> None:
+            raise OSError("No space left on device")
+
+    pool = RecordingPool(refuse=BrokenProcessPool("gone"))
+    engine, written = dispatch(settings, tmp_path, pool, [b"x"] * 6, failures=Unwritable())
+    assert written == [] and engine.summary.done == 0
+
+
 def test_usage_errors_exit_2(env: Path, tmp_path: Path, capsys: Any) -> None:
     assert main(["backfill", "--catalog", str(tmp_path / "missing.csv")]) == 2
     bad = tmp_path / "bad.csv"

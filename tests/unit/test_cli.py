@@ -162,3 +162,14 @@ def test_a_dupcheck_process_multiplies_on_one_blas_thread(tmp_path: Path) -> Non
                             env=env, timeout=60, check=True)  # fmt: skip
     before, after = result.stdout.strip().splitlines()[-1].split("] [")
     assert before == "[2" and after == "1]"
+
+
+def test_the_command_line_starts_without_the_api_package() -> None:
+    # The API package (Powertools, its OpenAPI models) was about half of every command's start;
+    # only `add` prints the API's item body, and it imports it when it runs.
+    code = (
+        "import sys, dupcheck_tools.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith(('aws_lambda_powertools', 'dupcheck.api'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

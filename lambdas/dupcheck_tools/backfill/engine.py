@@ -1,8 +1,8 @@
 """The backfill engine: catalog rows -> store check -> download -> hash -> batched writes.
 
-    catalog reader -> store check (get_many, batches) -> download threads -> hash processes
-    (main thread)     skip unchanged rows, no download    (per-host limit,    (hash_workers.py: the
-                                                          retries, backoff)   pipeline once each)
+    catalog reader -> store check (get_many, batches) -> download threads -> dispatcher -> hash processes
+    (main thread)     skip unchanged rows, no download    (per-host limit,    (a few images  (hash_workers.py:
+                                                          retries, backoff)   a job)         pipeline once each)
                                                      \\-> writer thread: thumbnails, then put_many
 
 Every queue is bounded, so memory stays flat however long the catalog is. Resume and
@@ -46,6 +46,13 @@ from dupcheck_tools.hash_workers import Outcome, hash_in_worker, hash_row, init_
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+# Images a hashing job carries at most, and the bytes past which it takes no more. A job costs
+# the backfill process ~0.3 ms of CPU whatever it carries (the pool's queues, pickling,
+# wake-ups), as much as a download: handing the hashing processes a few images at once pays it
+# once for them. The byte cap keeps the images between download and hash few when they are large.
+HASH_BATCH = 4
+HASH_BATCH_BYTES = 4 * 2**20
 
 # Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
 # rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
@@ -149,7 +156,7 @@ class Backfill:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
-        self._hashing = threading.BoundedSemaphore(1)  # jobs in the hashing pool (set with the pool)
+        self._jobs = threading.BoundedSemaphore(1)  # hashing jobs in the pool (set with the pool)
         self._bar: Any = None
         self._started = 0.0
         self._last_sample = 0.0
@@ -197,14 +204,24 @@ class Backfill:
         work: queue.Queue[Any] = queue.Queue(maxsize=max(2, opts.workers * 2))
         writes: queue.Queue[Any] = queue.Queue(maxsize=max(2, opts.batch_size * 4))
         pool = self._hash_pool() if not opts.dry_run else None
+        # Downloaded images on their way to the hashing processes (None: hashed in the download
+        # threads). Bounded: a download thread waits here when the hashing is behind; two jobs'
+        # worth, so that a job slot that frees finds a full job waiting.
+        to_hash: queue.Queue[Any] | None = None
+        dispatcher = None
+        if pool is not None:
+            to_hash = queue.Queue(maxsize=2 * HASH_BATCH)
+            dispatcher = threading.Thread(
+                target=self._dispatch_loop, args=(pool, to_hash, writes), daemon=True, name="dispatcher"
+            )
         threads = [
             threading.Thread(
-                target=self._download_loop, args=(work, writes, pool), daemon=True, name=f"fetch-{i}"
+                target=self._download_loop, args=(work, writes, to_hash), daemon=True, name=f"fetch-{i}"
             )
             for i in range(0 if opts.dry_run else max(1, opts.workers))
         ]
         writer = threading.Thread(target=self._write_loop, args=(writes,), daemon=True, name="writer")
-        for thread in [*threads, writer]:
+        for thread in [*threads, writer, *([dispatcher] if dispatcher else [])]:
             thread.start()
         try:
             self._feed(rows, work, writes)
@@ -222,9 +239,11 @@ class Backfill:
                 work.put(_STOP)
             for thread in threads:
                 _join(thread)
-            if pool is not None:
+            if pool is not None and to_hash is not None and dispatcher is not None:
                 # Before the writer stops: images already downloaded (a few per worker, even
                 # after Ctrl-C) are hashed and hand their records to it.
+                to_hash.put(_STOP)
+                _join(dispatcher)
                 pool.shutdown(wait=True)
             writes.put(_STOP)
             _join(writer)
@@ -257,9 +276,9 @@ class Backfill:
         for _ in range(workers):
             pool.submit(ready)
         # Downloads hand images over without waiting for their hashes (see _process), so this
-        # bounds the images held between download and hash: one hashing and one queued per
-        # worker keep it busy (a download thread waiting here holds the next one).
-        self._hashing = threading.BoundedSemaphore(workers * 2)
+        # bounds the jobs, and with HASH_BATCH the images, between download and hash: one
+        # hashing and one queued per worker keep it busy.
+        self._jobs = threading.BoundedSemaphore(workers * 2)
         return pool
 
     # -- stage 1: read and check (main thread) ---------------------------------------------------
@@ -311,54 +330,86 @@ class Backfill:
             return set()
         return self.thumbnails.missing(entity_ids)
 
-    # -- stage 2 and 3: download, then hash (download threads) -----------------------------------
+    # -- stage 2: download (download threads; they hash too when there is no pool) --------------
 
     def _download_loop(
-        self, work: queue.Queue[Any], writes: queue.Queue[Any], pool: ProcessPoolExecutor | None
+        self, work: queue.Queue[Any], writes: queue.Queue[Any], to_hash: queue.Queue[Any] | None
     ) -> None:
         while True:
             row = work.get()
             if row is _STOP:
                 return
             try:
-                self._process(row, writes, pool)
+                self._process(row, writes, to_hash)
             except Exception as exc:  # noqa: BLE001 - one row's failure must not end the run
                 log.exception("backfill of %s failed", row.entity_id)
                 self._fail(row, "internal_error", f"{type(exc).__name__}: {exc}")
 
-    def _process(self, row: CatalogRow, writes: queue.Queue[Any], pool: ProcessPoolExecutor | None) -> None:
+    def _process(self, row: CatalogRow, writes: queue.Queue[Any], to_hash: queue.Queue[Any] | None) -> None:
         try:
             data = self._fetch(row.image_url)
         except DupcheckError as exc:
             self._fail(row, exc.code, exc.message)
             return
-        if pool is None:
+        if to_hash is None:
             outcome = hash_row(
                 self._pipeline, self.settings.max_image_pixels, row.entity_id, row.sku, row.image_url, data
             )
             self._hashed(row, outcome, writes)
             return
-        # Hand the image to the pool and go on downloading: a thread that waited for its hash
-        # was a download slot doing nothing, and at 50 ms of upstream latency the slots, not
-        # the cores, capped the rate. The semaphore keeps the images in between bounded.
-        self._hashing.acquire()
-        try:
-            future: Future[Outcome] = pool.submit(hash_in_worker, row.entity_id, row.sku, row.image_url, data)
-        except BaseException:
-            self._hashing.release()
-            raise
-        future.add_done_callback(lambda done: self._collect(row, done, writes))
+        # Hand the image over and go on downloading: a thread that waited for its hash was a
+        # download slot doing nothing, and at 50 ms of upstream latency the slots, not the
+        # cores, capped the rate. The queue is bounded: the images in between stay few.
+        to_hash.put((row, data))
 
-    def _collect(self, row: CatalogRow, future: Future[Outcome], writes: queue.Queue[Any]) -> None:
-        """A hash job ended (in the pool's thread): its record to the writer, or its failure."""
+    # -- stage 3: hashing jobs (dispatcher thread), their records back (the pool's thread) ---------
+
+    def _dispatch_loop(self, pool: ProcessPoolExecutor, to_hash: queue.Queue[Any], writes: queue.Queue[Any]) -> None:
+        """Downloaded images to the hashing processes, a few a job: as many as are waiting when
+        a job slot frees (HASH_BATCH, HASH_BATCH_BYTES at most), so a busy pool gets full jobs
+        and an idle one gets each image at once. Ends at _STOP, after every image before it."""
+        while True:
+            item = to_hash.get()
+            if item is _STOP:
+                return
+            self._jobs.acquire()  # a slot frees when a job ends: meanwhile more images queue up
+            batch = [item]
+            stop = _take_more(to_hash, batch, _job_full)
+            try:
+                self._submit(pool, batch, writes)
+            except Exception:  # noqa: BLE001 - e.g. the failures file cannot be written
+                # The dispatcher must outlive any one job: without it the downloads would wait
+                # forever. These rows are not in the store: the next run fetches them again.
+                log.exception("hashing job of %d rows failed", len(batch))
+            if stop:
+                return
+
+    def _submit(
+        self, pool: ProcessPoolExecutor, batch: list[tuple[CatalogRow, bytes]], writes: queue.Queue[Any]
+    ) -> None:
+        rows = [row for row, _ in batch]
+        try:
+            jobs = [(row.entity_id, row.sku, row.image_url, data) for row, data in batch]
+            future: Future[list[Outcome]] = pool.submit(hash_in_worker, jobs)
+        except Exception as exc:  # noqa: BLE001 - e.g. the pool broke: these rows failed, the run goes on
+            self._jobs.release()
+            for row in rows:
+                self._fail(row, "internal_error", f"{type(exc).__name__}: {exc}")
+            return
+        future.add_done_callback(lambda done: self._collect(rows, done, writes))
+
+    def _collect(self, rows: list[CatalogRow], future: Future[list[Outcome]], writes: queue.Queue[Any]) -> None:
+        """A hashing job ended (in the pool's thread): its records to the writer, or its failures."""
         try:
             error = future.exception()
-            if error is not None:  # the worker died (BrokenProcessPool): this row failed
-                self._fail(row, "internal_error", f"{type(error).__name__}: {error}")
+            if error is not None:  # the worker died (BrokenProcessPool): these rows failed
+                for row in rows:
+                    self._fail(row, "internal_error", f"{type(error).__name__}: {error}")
             else:
-                self._hashed(row, future.result(), writes)
+                for row, outcome in zip(rows, future.result(), strict=True):
+                    self._hashed(row, outcome, writes)
         finally:
-            self._hashing.release()
+            self._jobs.release()
 
     def _hashed(self, row: CatalogRow, outcome: Outcome, writes: queue.Queue[Any]) -> None:
         status, payload = outcome
@@ -402,17 +453,8 @@ class Backfill:
             if item is _STOP:
                 return
             batch = [item]
-            stop = False
-            linger = time.monotonic() + 0.05  # a little patience fills batches without delaying progress
-            while len(batch) < size:
-                try:
-                    more = writes.get(timeout=max(0.0, linger - time.monotonic()))
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                batch.append(more)
+            # A little patience fills batches without delaying progress.
+            stop = _take_more(writes, batch, lambda taken: len(taken) >= size, time.monotonic() + 0.05)
             self._flush(batch)
             if stop:
                 return
@@ -431,6 +473,26 @@ class Backfill:
             return
         for kind, row, entry in batch:
             self._stored(kind, row, entry.record)
+
+
+def _take_more(
+    q: queue.Queue[Any], batch: list[Any], full: Callable[[list[Any]], bool], deadline: float | None = None
+) -> bool:
+    """Move items from `q` to `batch` until `full(batch)`: those waiting now, or (with a
+    `deadline`, time.monotonic()) those that come before it. True when it took the _STOP."""
+    while not full(batch):
+        try:
+            item = q.get_nowait() if deadline is None else q.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return False
+        if item is _STOP:
+            return True
+        batch.append(item)
+    return False
+
+
+def _job_full(batch: list[tuple[CatalogRow, bytes]]) -> bool:
+    return len(batch) >= HASH_BATCH or sum(len(data) for _, data in batch) >= HASH_BATCH_BYTES
 
 
 def _drain(q: queue.Queue[Any]) -> None:

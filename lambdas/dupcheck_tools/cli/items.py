@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from dupcheck.api.schemas import ItemOut
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.imaging import sniff_format
@@ -80,6 +79,10 @@ def run_add(args: argparse.Namespace) -> int:
         )
     else:
         record = service.register(args.entity_id, args.sku, args.image)
+    # Imported here: the API package (Powertools and its OpenAPI models) was about half of every
+    # command's start, backfill's included, and only this command prints the API's item body.
+    from dupcheck.api.schemas import ItemOut
+
     print_json(ItemOut.of(record, with_features=args.features).model_dump())
     return ExitCode.OK
 
