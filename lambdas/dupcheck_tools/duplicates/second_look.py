@@ -58,6 +58,10 @@ CHANGED = 40.0  # sRGB levels off the one-edit fit: a recolour, not a copy's JPE
 EDGE = 12.0  # levels per pixel, in the steepest channel: an edge of a picture
 MIN_SHARE = 0.0015  # of the overlap: a recoloured part (the waistband: 0.2-1.2%)
 SHARED_OUTLINE = 0.7  # of the changed regions' outline that is an edge, an edge in both pictures
+WINDOW = 16  # side of the windows whose means the regional test compares (JPEG's chroma bleed averages out)
+STEP = 2  # between the windows compared
+TINTED = 4.0  # levels of a window's mean tint off the one-edit fit of the windows: what a copy's noise stays under
+MIN_TINTED = 0.03  # levels beyond TINTED, the mean over all windows: a part retinted (a garment: 0.08-0.17)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +73,11 @@ class Look:
 
     share: float
     outline: float
+    tinted: float = 0.0
 
     @property
     def recoloured(self) -> bool:
-        return self.share >= MIN_SHARE and self.outline >= SHARED_OUTLINE
+        return (self.share >= MIN_SHARE and self.outline >= SHARED_OUTLINE) or self.tinted >= MIN_TINTED
 
 
 def second_look(
@@ -80,6 +85,27 @@ def second_look(
 ) -> Look | None:
     """The second look at a candidate the query (`probe`, made with its thumbnail) was called a
     duplicate of; None when there is nothing to look at (no alignment, too small a window)."""
+    patches = aligned_patches(pipeline, probe, candidate, thumbnail, distance)
+    return None if patches is None else look_at(patches)
+
+
+@dataclass(frozen=True, slots=True)
+class Patches:
+    """The pair at LOOK_SIZE, aligned: `mine` the query's colour patch, `theirs` the candidate's
+    thumbnail warped onto it ((3, LOOK_SIZE, LOOK_SIZE) sRGB levels each), `inside` where the
+    warp fell inside the thumbnail, `usable` the inside pixels neither picture clips."""
+
+    mine: np.ndarray
+    theirs: np.ndarray
+    inside: np.ndarray
+    usable: np.ndarray
+
+
+def aligned_patches(
+    pipeline: HashPipeline, probe: Probe, candidate: Views, thumbnail: Thumbnail, distance: int
+) -> Patches | None:
+    """The two pictures at LOOK_SIZE, at the look-alike check's alignment of the pair; None
+    when there is none (no alignment, too small a window, too few usable pixels)."""
     tier = pipeline.near if distance <= pipeline.close_distance else pipeline.far  # type: ignore[attr-defined]
     evidence = verify(probe, [candidate], [tier])[0]
     if evidence is None or evidence.alignment is None:
@@ -97,16 +123,27 @@ def second_look(
     usable &= np.minimum(mine.min(axis=0), theirs.min(axis=0)) > 5  # a clip turns a tint
     if usable.sum() < 50:
         return None
-    my_edges, their_edges = _edges(mine) > EDGE, _edges(theirs) > EDGE
-    both, either = my_edges & their_edges, my_edges | their_edges
+    return Patches(mine, theirs, inside, usable)
+
+
+def look_at(patches: Patches) -> Look:
+    """What the second look sees in a pair's aligned patches."""
+    mine, theirs, inside, usable = patches.mine, patches.theirs, patches.inside, patches.usable
+    off = _off_one_edit(mine, theirs, usable)
+    back = largest(theirs - _one_edit(mine, theirs, usable, (60.0, 30.0, 15.0)))  # unshifted: only to leave out
+    tinted = _tinted(mine, theirs, usable & (off <= CHANGED) & (back <= CHANGED))
     looks: list[Look] = []
     for one, other in ((mine, theirs), (theirs, mine)):
-        changed = solid((_off_one_edit(one, other, usable) > CHANGED) & usable)
+        if looks:  # the other direction, only when the first found a part recoloured
+            off = _off_one_edit(one, other, usable)
+        changed = solid((off > CHANGED) & usable)
         share = float(changed.sum() / max(int(inside.sum()), 1))
         if share < MIN_SHARE:  # the smaller share is smaller still: nothing recoloured (most pairs)
-            return Look(share, 1.0)
+            return Look(share, 1.0, tinted)
+        my_edges, their_edges = _edges(mine) > EDGE, _edges(theirs) > EDGE
+        both, either = my_edges & their_edges, my_edges | their_edges
         outline = _grown(changed) & ~_shrunk(changed)
-        looks.append(Look(share, float((both & outline).sum() / max(int((either & outline).sum()), 1))))
+        looks.append(Look(share, float((both & outline).sum() / max(int((either & outline).sum()), 1)), tinted))
     return min(looks, key=lambda look: look.share)
 
 
@@ -117,32 +154,72 @@ def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> n
     """Per pixel, the largest channel's distance of `mine` from `theirs` through the one edit of
     the whole picture that fits best (a tint factor and a luma line), a pixel of shift allowed;
     0 where not `usable`."""
-    lum = luma(np.moveaxis(theirs, 0, -1), np.float32)
-    tint = theirs - lum
-    chosen = usable
-    params = np.array([1.0, 1.0, 0.0])
-    tints, lumas, wanted = tint.reshape(3, -1), lum.ravel(), mine.reshape(3, -1)
-    for slack in (60.0, 30.0, 15.0):
-        where = np.flatnonzero(chosen.ravel())
-        if len(where) < 50:
-            break
-        # Least squares over the three channels of the chosen pixels, by the normal equations.
-        # (Sums, not a matrix product: BLAS threads would contend with the pool's processes.)
-        t = tints[:, where].ravel().astype(np.float64)
-        ell = np.tile(lumas[where], 3).astype(np.float64)
-        y = wanted[:, where].ravel().astype(np.float64)
-        tl, count = float((t * ell).sum()), float(len(t))
-        gram = np.array([
-            [float((t * t).sum()), tl, float(t.sum())],
-            [tl, float((ell * ell).sum()), float(ell.sum())],
-            [float(t.sum()), float(ell.sum()), count],
-        ]) + 1e-6 * np.eye(3)  # fmt: skip
-        params = np.linalg.solve(gram, np.array([float((t * y).sum()), float((ell * y).sum()), float(y.sum())]))
-        predicted = params[0] * tint + params[1] * lum + params[2]
-        chosen = usable & (largest(mine - predicted) < slack)
-    off = off_shifted(mine, np.clip(params[0] * tint + params[1] * lum + params[2], 0, 255))
+    predicted = _one_edit(theirs, mine, usable, (60.0, 30.0, 15.0))
+    off = off_shifted(mine, np.clip(predicted, 0, 255))
     off[~usable] = 0
     return off
+
+
+def _tinted(mine: np.ndarray, theirs: np.ndarray, compared: np.ndarray) -> float:
+    """How far the windows' (WINDOW pixels a side, every STEP) mean tints are from what the one
+    edit that fits them best makes of the other picture's: the levels beyond TINTED, summed over
+    the windows all of whose pixels are `compared` and divided by the number of all windows (the
+    smaller of the two directions). A region retinted counts by its size and by how far.
+
+    A shop's colour variant made by retinting the garment of one photo differs from it by 10-20
+    levels over the garment and not at all over the skin, the trousers and the background: no one
+    edit of the whole picture explains both (a saturation edit scales every tint). The pixel test
+    cannot see it: 10-20 levels is a copy's JPEG noise at one pixel, and at a colour edge the
+    thumbnails' chroma at half resolution bleeds more than that; a window's mean keeps what each
+    pixel's noise and bleed average out of. The pixels off by more than CHANGED either way are left
+    out (a badge, text: what the pixel test judges)."""
+    area = WINDOW * WINDOW
+    full = _window_sums(compared.astype(np.float64)) >= area - 0.5
+    if int(full.sum()) < 50:  # too few to fit an edit to: nothing to say
+        return 0.0
+    means = [_window_sums(picture.astype(np.float64)) / area for picture in (mine, theirs)]
+    beyond = []
+    for one, other in (means, means[::-1]):
+        off = one - _one_edit(other, one, full, (30.0, 12.0, 6.0))
+        off -= luma(np.moveaxis(off, 0, -1), np.float64)  # the tint's, not the luma's: that is the edit's
+        beyond.append(float(np.maximum(largest(off)[full] - TINTED, 0.0).sum() / full.size))
+    return min(beyond)
+
+
+def _window_sums(values: np.ndarray) -> np.ndarray:
+    """The sums of `values` ((..., n, n)) over the WINDOW x WINDOW windows inside, every STEP."""
+    summed = np.pad(values, [(0, 0)] * (values.ndim - 2) + [(1, 0), (1, 0)]).cumsum(-1).cumsum(-2)
+    k = WINDOW
+    sums = summed[..., k:, k:] - summed[..., :-k, k:] - summed[..., k:, :-k] + summed[..., :-k, :-k]
+    return sums[..., ::STEP, ::STEP]
+
+
+def _one_edit(theirs: np.ndarray, mine: np.ndarray, usable: np.ndarray, slacks: tuple[float, ...]) -> np.ndarray:
+    """`theirs` through the one edit of the whole picture that makes it closest to `mine`: each
+    channel c of luma L becomes `a (c - L) + g L + d`, fitted by least squares over the `usable`
+    pixels, again over those within each of `slacks` levels of the last fit."""
+    lum = luma(np.moveaxis(theirs, 0, -1), np.float32 if theirs.dtype == np.float32 else np.float64)
+    tint = theirs - lum
+    # The normal equations' terms, each summed over a pixel's three channels once: a fit is then
+    # nine sums over the chosen pixels. (Sums, not a matrix product: BLAS threads would contend
+    # with the pool's processes.)
+    t, ell, y = (part.reshape(-1, lum.size).astype(np.float64) for part in (tint, lum, mine))
+    t_sum, y_sum, ell = t.sum(axis=0), y.sum(axis=0), ell[0]
+    terms = np.stack([(t * t).sum(axis=0), ell * t_sum, 3 * ell * ell, t_sum, 3 * ell,
+                      (t * y).sum(axis=0), ell * y_sum, y_sum])  # fmt: skip
+    chosen = usable
+    params = np.array([1.0, 1.0, 0.0])
+    for slack in slacks:
+        where = chosen.ravel()
+        count = int(where.sum())
+        if count < 50:
+            break
+        tt, tl, ll, t1, l1, ty, ly, y1 = (terms * where).sum(axis=1)
+        gram = np.array([[tt, tl, t1], [tl, ll, l1], [t1, l1, 3.0 * count]]) + 1e-6 * np.eye(3)
+        params = np.linalg.solve(gram, np.array([ty, ly, y1]))
+        predicted = params[0] * tint + params[1] * lum + params[2]
+        chosen = usable & (largest(mine - predicted) < slack)
+    return params[0] * tint + params[1] * lum + params[2]
 
 
 def _edges(rgb: np.ndarray) -> np.ndarray:
