@@ -129,13 +129,18 @@ def aligned_patches(
 def look_at(patches: Patches) -> Look:
     """What the second look sees in a pair's aligned patches."""
     mine, theirs, inside, usable = patches.mine, patches.theirs, patches.inside, patches.usable
-    off = _off_one_edit(mine, theirs, usable)
-    back = largest(theirs - _one_edit(mine, theirs, usable, (60.0, 30.0, 15.0)))  # unshifted: only to leave out
-    tinted = _tinted(mine, theirs, usable & (off <= CHANGED) & (back <= CHANGED))
+    off, edit = _off_one_edit(mine, theirs, usable)
+    # What is far off either way is left out of the regional test: `theirs` from `mine` by the
+    # same edit undone (a frame's border can be near one picture's colours through the edit).
+    compared = usable & (off <= CHANGED)
+    if min(abs(edit[0]), abs(edit[1])) >= 0.25:  # a grayscale copy's tint cannot be undone
+        undone = np.array([1 / edit[0], 1 / edit[1], -edit[2] / edit[1]])
+        compared &= largest(theirs - _edited(mine, undone)) <= CHANGED
+    tinted = _tinted(mine, theirs, compared)
     looks: list[Look] = []
     for one, other in ((mine, theirs), (theirs, mine)):
         if looks:  # the other direction, only when the first found a part recoloured
-            off = _off_one_edit(one, other, usable)
+            off, _ = _off_one_edit(one, other, usable)
         changed = solid((off > CHANGED) & usable)
         share = float(changed.sum() / max(int(inside.sum()), 1))
         if share < MIN_SHARE:  # the smaller share is smaller still: nothing recoloured (most pairs)
@@ -150,14 +155,14 @@ def look_at(patches: Patches) -> Look:
 # -- the measures ------------------------------------------------------------------------------
 
 
-def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> np.ndarray:
+def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the largest channel's distance of `mine` from `theirs` through the one edit of
     the whole picture that fits best (a tint factor and a luma line), a pixel of shift allowed;
-    0 where not `usable`."""
-    predicted = _one_edit(theirs, mine, usable, (60.0, 30.0, 15.0))
-    off = off_shifted(mine, np.clip(predicted, 0, 255))
+    0 where not `usable`. And that edit."""
+    edit = _one_edit(theirs, mine, usable, (60.0, 30.0, 15.0))
+    off = off_shifted(mine, np.clip(_edited(theirs, edit), 0, 255))
     off[~usable] = 0
-    return off
+    return off, edit
 
 
 def _tinted(mine: np.ndarray, theirs: np.ndarray, compared: np.ndarray) -> float:
@@ -180,7 +185,7 @@ def _tinted(mine: np.ndarray, theirs: np.ndarray, compared: np.ndarray) -> float
     means = [_window_sums(picture.astype(np.float64)) / area for picture in (mine, theirs)]
     beyond = []
     for one, other in (means, means[::-1]):
-        off = one - _one_edit(other, one, full, (30.0, 12.0, 6.0))
+        off = one - _edited(other, _one_edit(other, one, full, (30.0, 12.0, 6.0)))
         off -= luma(np.moveaxis(off, 0, -1), np.float64)  # the tint's, not the luma's: that is the edit's
         beyond.append(float(np.maximum(largest(off)[full] - TINTED, 0.0).sum() / full.size))
     return min(beyond)
@@ -195,7 +200,7 @@ def _window_sums(values: np.ndarray) -> np.ndarray:
 
 
 def _one_edit(theirs: np.ndarray, mine: np.ndarray, usable: np.ndarray, slacks: tuple[float, ...]) -> np.ndarray:
-    """`theirs` through the one edit of the whole picture that makes it closest to `mine`: each
+    """The one edit of the whole picture that makes `theirs` closest to `mine`, (a, g, d): each
     channel c of luma L becomes `a (c - L) + g L + d`, fitted by least squares over the `usable`
     pixels, again over those within each of `slacks` levels of the last fit."""
     lum = luma(np.moveaxis(theirs, 0, -1), np.float32 if theirs.dtype == np.float32 else np.float64)
@@ -219,7 +224,13 @@ def _one_edit(theirs: np.ndarray, mine: np.ndarray, usable: np.ndarray, slacks: 
         params = np.linalg.solve(gram, np.array([ty, ly, y1]))
         predicted = params[0] * tint + params[1] * lum + params[2]
         chosen = usable & (largest(mine - predicted) < slack)
-    return params[0] * tint + params[1] * lum + params[2]
+    return params
+
+
+def _edited(picture: np.ndarray, edit: np.ndarray) -> np.ndarray:
+    """`picture` ((3, ...) levels) through the edit (a, g, d) of `_one_edit`."""
+    lum = luma(np.moveaxis(picture, 0, -1), np.float32 if picture.dtype == np.float32 else np.float64)
+    return edit[0] * (picture - lum) + edit[1] * lum + edit[2]
 
 
 def _edges(rgb: np.ndarray) -> np.ndarray:
