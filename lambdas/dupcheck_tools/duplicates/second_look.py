@@ -21,14 +21,25 @@ twice that size, from the two records' thumbnails (their 160 px working copies):
    original. A recoloured part keeps its shape, so its outline is an edge in both pictures. The
    pair is refuted when such regions cover at least MIN_SHARE of the overlap and at least
    SHARED_OUTLINE of their outline that is an edge in either picture is one in both.
+4. A part retinted, by less than CHANGED: the garment of one photo made greyer (or another hue)
+   by 10-20 levels while the skin, the trousers and the background stay as they were. At one
+   pixel that is a copy's JPEG noise, and at a colour edge the thumbnails' chroma (at half
+   resolution) bleeds more; the mean of a WINDOW-pixel window keeps what both average out of.
+   The windows' mean tints are fitted with the same one edit, and the levels each is further off
+   than TINTED, summed and divided by the number of windows, measure the part no one edit of the
+   whole picture explains (the smaller of the two directions): refuted at MIN_TINTED. A
+   saturation edit scales every tint alike and leaves nothing; the pixels step 3 judges (a
+   badge, text) are left out.
 
 Measured on the dev benchmark's catalog-wide set (docs/evaluation.md, "Catalog-wide
-duplicates"; every pair a radius-11 run called duplicate, each direction): it refutes the
+duplicates"): step 3, on every pair a radius-11 run called duplicate, each direction, refutes the
 waistband variants (cv_0079, cv_0080 against magento_0220 and each other: 0.2-1.2% of the
 overlap, 80-92% of the outline an edge in both) and no pair of copies (badges reach 1.3% with
-at most 56% of the outline shared). It cannot see what no picture shows: two near-black
-trousers (cv_0027) that differ in 0.02% of their pixels, stripes whose green is 10-20 levels
-from grey (cv_0009).
+at most 56% of the outline shared). Step 4, on the 719 pairs a default run looks at: copies at
+most 0.006 levels (a brightened fountain's highlights, a watermark on a red bag), cv_0009 against
+magento_0017 and their copies 0.17-0.24 (its stripes greyer by 10-20 levels). Neither can see
+what no picture shows: cv_0027 is magento_0055's very photo (0.02% of their pixels differ by more
+than 10 levels).
 """
 
 from __future__ import annotations
@@ -61,7 +72,7 @@ SHARED_OUTLINE = 0.7  # of the changed regions' outline that is an edge, an edge
 WINDOW = 16  # side of the windows whose means the regional test compares (JPEG's chroma bleed averages out)
 STEP = 2  # between the windows compared
 TINTED = 4.0  # levels of a window's mean tint off the one-edit fit of the windows: what a copy's noise stays under
-MIN_TINTED = 0.03  # levels beyond TINTED, the mean over all windows: a part retinted (a garment: 0.08-0.17)
+MIN_TINTED = 0.03  # levels beyond TINTED, the mean over all windows (copies <= 0.006, cv_0009 >= 0.17)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +80,8 @@ class Look:
     """What the second look saw: `share`, the overlap's share in recoloured solid regions (the
     smaller of the two directions; the first's when it is below MIN_SHARE already), and
     `outline`, the share of their outline that is an edge in both pictures, of what is an edge
-    in either (1 when the share is below MIN_SHARE: not measured)."""
+    in either (1 when the share is below MIN_SHARE: not measured); `tinted`, the regional test's
+    levels of tint beyond TINTED no one edit of the whole picture explains (step 4)."""
 
     share: float
     outline: float
