@@ -72,6 +72,7 @@ SHARED_OUTLINE = 0.7  # of the changed regions' outline that is an edge, an edge
 WINDOW = 16  # side of the windows whose means the regional test compares (JPEG's chroma bleed averages out)
 STEP = 2  # between the windows compared
 TINTED = 4.0  # levels of a window's mean tint off the one-edit fit of the windows: what a copy's noise stays under
+NEAR_CLIP = 20  # levels from 0 or 255 the regional test leaves out
 MIN_TINTED = 0.03  # levels beyond TINTED, the mean over all windows (copies <= 0.006, cv_0009 >= 0.17)
 
 
@@ -145,6 +146,10 @@ def look_at(patches: Patches) -> Look:
     # What is far off either way is left out of the regional test: `theirs` from `mine` by the
     # same edit undone (a frame's border can be near one picture's colours through the edit).
     compared = usable & (off <= CHANGED)
+    # Nor what is near a clip in either: a contrast or brightness edit clips a channel, and the
+    # copy's JPEG rings the clipped level back 5-20 levels in, where no one edit holds.
+    compared &= np.minimum(mine.min(axis=0), theirs.min(axis=0)) > NEAR_CLIP
+    compared &= np.maximum(mine.max(axis=0), theirs.max(axis=0)) < 255 - NEAR_CLIP
     if min(abs(edit[0]), abs(edit[1])) >= 0.25:  # a grayscale copy's tint cannot be undone
         undone = np.array([1 / edit[0], 1 / edit[1], -edit[2] / edit[1]])
         compared &= largest(theirs - _edited(mine, undone)) <= CHANGED
