@@ -71,6 +71,7 @@ MIN_SHARE = 0.0015  # of the overlap: a recoloured part (the waistband: 0.2-1.2%
 SHARED_OUTLINE = 0.7  # of the changed regions' outline that is an edge, an edge in both pictures
 WINDOW = 16  # side of the windows whose means the regional test compares (JPEG's chroma bleed averages out)
 STEP = 2  # between the windows compared
+SHIFT = 2  # pixels a window may be off its match (the alignment's slack)
 TINTED = 4.0  # levels of a window's mean tint off the one-edit fit of the windows: what a copy's noise stays under
 NEAR_CLIP = 20  # levels from 0 or 255 the regional test leaves out
 MIN_TINTED = 0.03  # levels beyond TINTED, the mean over all windows (copies <= 0.006, cv_0009 >= 0.17)
@@ -184,36 +185,49 @@ def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> t
 
 def _tinted(mine: np.ndarray, theirs: np.ndarray, compared: np.ndarray) -> float:
     """How far the windows' (WINDOW pixels a side, every STEP) mean tints are from what the one
-    edit that fits them best makes of the other picture's: the levels beyond TINTED, summed over
-    the windows all of whose pixels are `compared` and divided by the number of all windows (the
-    smaller of the two directions). A region retinted counts by its size and by how far.
+    edit that fits them best makes of the other picture's, the nearest of its windows up to SHIFT
+    pixels away counted (the alignment's slack: a combination of edits can leave it a pixel or two
+    off, and a strong colour edge then moves a window's mean): the levels beyond TINTED, summed
+    over the windows all of whose pixels are `compared` and divided by the number of all windows
+    (the smaller of the two directions). A region retinted counts by its size and by how far.
 
     A shop's colour variant made by retinting the garment of one photo differs from it by 10-20
     levels over the garment and not at all over the skin, the trousers and the background: no one
     edit of the whole picture explains both (a saturation edit scales every tint). The pixel test
     cannot see it: 10-20 levels is a copy's JPEG noise at one pixel, and at a colour edge the
     thumbnails' chroma at half resolution bleeds more than that; a window's mean keeps what each
-    pixel's noise and bleed average out of. The pixels off by more than CHANGED either way are left
-    out (a badge, text: what the pixel test judges)."""
+    pixel's noise and bleed average out of."""
     area = WINDOW * WINDOW
-    full = _window_sums(compared.astype(np.float64)) >= area - 0.5
+    size = mine.shape[-1] - WINDOW + 1  # windows a side, every pixel
+    core = (slice(None), slice(SHIFT, size - SHIFT, STEP), slice(SHIFT, size - SHIFT, STEP))
+    full = (_window_sums(compared.astype(np.float64)) >= area - 0.5)[core[1:]]
     if int(full.sum()) < 50:  # too few to fit an edit to: nothing to say
         return 0.0
     means = [_window_sums(picture.astype(np.float64)) / area for picture in (mine, theirs)]
     beyond = []
     for one, other in (means, means[::-1]):
-        off = one - _edited(other, _one_edit(other, one, full, (30.0, 12.0, 6.0)))
-        off -= luma(np.moveaxis(off, 0, -1), np.float64)  # the tint's, not the luma's: that is the edit's
-        beyond.append(float(np.maximum(largest(off)[full] - TINTED, 0.0).sum() / full.size))
+        made = _tint(_edited(other, _one_edit(other[core], one[core], full, (30.0, 12.0, 6.0))))
+        wanted = _tint(one[core])
+        off = np.full(full.shape, np.inf)
+        for dy in range(-SHIFT, SHIFT + 1):
+            for dx in range(-SHIFT, SHIFT + 1):
+                shifted = (slice(None), slice(SHIFT + dy, size - SHIFT + dy, STEP),
+                           slice(SHIFT + dx, size - SHIFT + dx, STEP))  # fmt: skip
+                np.minimum(off, largest(wanted - made[shifted]), out=off)
+        beyond.append(float(np.maximum(off[full] - TINTED, 0.0).sum() / full.size))
     return min(beyond)
 
 
 def _window_sums(values: np.ndarray) -> np.ndarray:
-    """The sums of `values` ((..., n, n)) over the WINDOW x WINDOW windows inside, every STEP."""
+    """The sums of `values` ((..., n, n)) over each WINDOW x WINDOW window inside."""
     summed = np.pad(values, [(0, 0)] * (values.ndim - 2) + [(1, 0), (1, 0)]).cumsum(-1).cumsum(-2)
     k = WINDOW
-    sums = summed[..., k:, k:] - summed[..., :-k, k:] - summed[..., k:, :-k] + summed[..., :-k, :-k]
-    return sums[..., ::STEP, ::STEP]
+    return summed[..., k:, k:] - summed[..., :-k, k:] - summed[..., k:, :-k] + summed[..., :-k, :-k]
+
+
+def _tint(picture: np.ndarray) -> np.ndarray:
+    """Each channel less the luma ((3, ...) levels): what an edit of the tint changes."""
+    return picture - luma(np.moveaxis(picture, 0, -1), np.float64)
 
 
 def _one_edit(theirs: np.ndarray, mine: np.ndarray, usable: np.ndarray, slacks: tuple[float, ...]) -> np.ndarray:
