@@ -324,6 +324,33 @@ def test_pair_precision_and_recall_count_pairs_of_records_in_one_group() -> None
     }
 
 
+def test_pairs_listed_as_one_picture_are_scored_as_one() -> None:
+    from dupcheck_tools.evaluation.duplicates import same_pictures, score
+
+    # v is labelled o1's colour variant but is o1's very photo; h is a held-out picture that is
+    # o2's photo on another background, and h2 h's own copy; o3 stays a picture of its own.
+    source_of = {"o1": "o1", "v": "v", "o2": "o2", "h": "h", "h__e": "h", "o3": "o3", "w": "w"}
+    kind_of = {"o1": "original", "v": "colour_variant", "o2": "original", "h": "distinct",
+               "h__e": "distinct", "o3": "original", "w": "colour_variant"}  # fmt: skip
+    siblings = {"v": "o1", "w": "o3"}
+    groups = [_group("o1", "v"), _group("o2", "h", "h__e"), _group("o3", "w")]
+
+    labelled = score(groups, source_of, kind_of, siblings)  # type: ignore[arg-type]
+    assert (labelled["grouped_pairs"], labelled["grouped_pairs_right"]) == (1 + 3 + 1, 1)
+    assert labelled["colour_variants_grouped_with_sibling_ids"] == ["v", "w"]
+
+    # h's copy goes with h: one picture of o2, h and h__e.
+    one_source_of, one_sibling_of = same_pictures(source_of, siblings, {frozenset(("v", "o1")), frozenset(("h", "o2"))})
+    assert one_source_of["v"] == one_source_of["o1"] and one_source_of["h__e"] == one_source_of["o2"]
+    assert one_sibling_of == {"w": "o3"}  # v is o1's picture now, no longer a variant of it
+    as_one = score(groups, one_source_of, kind_of, one_sibling_of)  # type: ignore[arg-type]
+    assert (as_one["grouped_pairs"], as_one["grouped_pairs_right"]) == (5, 4)  # only o3 and w are wrong
+    assert as_one["true_pairs"] == 1 + 3
+    assert as_one["colour_variants_grouped_with_sibling_ids"] == ["w"]
+    chained, _ = same_pictures({"a": "a", "b": "b", "c": "c"}, {}, {frozenset(("c", "b")), frozenset(("b", "a"))})
+    assert len(set(chained.values())) == 1
+
+
 def test_one_copy_per_picture_keeps_every_edit_kind() -> None:
     from dupcheck_tools.evaluation.duplicates import choose_copies
 
@@ -369,3 +396,32 @@ def test_catalog_wide_evaluation_runs_the_report_on_a_benchmark(
     code = main(["evaluate-duplicates", "--catalog", str(catalog), "--queries", str(queries),
                  "--truth", str(tmp_path / "old.csv"), "--out", str(tmp_path / "out2")])  # fmt: skip
     assert code == 2 and "source" in capsys.readouterr().err
+
+
+def test_catalog_wide_evaluation_scores_listed_pairs_as_one_picture_beside_the_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog, queries = tmp_path / "catalog", tmp_path / "queries"
+    catalog.mkdir()
+    queries.mkdir()
+    pictures = [product_image(900 + i, SIZE) for i in range(2)]
+    for i, picture in enumerate(pictures):
+        (catalog / f"p{i}.jpg").write_bytes(encode(picture))
+    # A held-out picture that is p0's photo again: the data says another picture.
+    (queries / "h__distinct.jpg").write_bytes(encode(pictures[0].resize((150, 120))))
+    (tmp_path / "truth.csv").write_text("query,expected,kind,source\nh__distinct.jpg,,distinct,h\n")
+    (tmp_path / "same.csv").write_text("a,b\np0,h\n")
+
+    code = main(["evaluate-duplicates", "--catalog", str(catalog), "--queries", str(queries),
+                 "--truth", str(tmp_path / "truth.csv"), "--out", str(tmp_path / "out"),
+                 "--same", str(tmp_path / "same.csv")])  # fmt: skip
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    assert (summary["grouped_pairs"], summary["grouped_pairs_right"], summary["true_pairs"]) == (1, 0, 0)
+    assert summary["pair_precision"] == 0.0  # as labelled: a wrong pair, and it stays reported
+    one = summary["with_same"]
+    assert (one["grouped_pairs_right"], one["true_pairs"]) == (1, 1)
+    assert one["pair_precision"] == 1.0 and one["pair_recall"] == 1.0
+    assert summary["same_pictures"] == [["h", "p0"]]
+    assert "with the --same pairs one picture (h = p0)" in (tmp_path / "out" / "duplicates-evaluation.md").read_text()

@@ -68,6 +68,10 @@ def register(commands: Any) -> None:
     catalog_wide.add_argument(
         "--siblings", type=Path, default=None, help="CSV variant,sibling (default: the one beside --truth)"
     )
+    catalog_wide.add_argument(
+        "--same", type=Path, default=None,
+        help="CSV a,b of pictures known to be the same one: scored as labelled and with each listed pair one picture",
+    )  # fmt: skip
     catalog_wide.add_argument("--workers", type=int, default=0, help="verification processes (default: per CPU)")
     catalog_wide.set_defaults(run=run_duplicates)
 
@@ -107,7 +111,8 @@ def run_duplicates(args: argparse.Namespace) -> int:
     try:
         result = run_duplicate_evaluation(
             args.catalog, args.queries, args.truth, args.out, copies=args.copies, radius=args.radius,
-            far_radius=args.far_radius, siblings=args.siblings, algo=args.algo, workers=args.workers,
+            far_radius=args.far_radius, siblings=args.siblings, same=args.same, algo=args.algo,
+            workers=args.workers,
         )  # fmt: skip
     except (UsageError, ValueError) as exc:
         return usage_error(str(exc), code="invalid_request")

@@ -1,7 +1,7 @@
 """Catalog-wide duplicates on a labelled benchmark: pair precision and pair recall of the report.
 
     python -m dupcheck evaluate-duplicates --catalog DIR --queries DIR --truth FILE --out DIR \
-        [--copies N] [--radius R] [--far-radius R] [--siblings CSV]
+        [--copies N] [--radius R] [--far-radius R] [--siblings CSV] [--same CSV]
 
 The benchmark folders of `evaluate` (scripts/make_benchmark.py) become one catalog: every
 catalog picture, up to `--copies` of its edited copies (each picture's copies chosen so the
@@ -25,6 +25,11 @@ each other, and a colour variant is its own source):
   another SKU, never a duplicate
   per kind         of the edited copies of each kind, the share grouped with their original
 
+With `--same` (CSV a,b, as `evaluate --all-pairs --same`: pictures argued to be one picture that
+the data labels two, e.g. one photo reused under another colour's SKU), pair precision, pair
+recall and the colour variants grouped with their sibling are given twice: as the data labels
+them, and with each listed pair one picture (`with_same`). The first is never dropped.
+
 Writes duplicates-evaluation.json and .md to `--out` (and the report itself under
 `--out/report`); the last stdout line is the summary as JSON.
 """
@@ -47,6 +52,10 @@ from dupcheck_tools.evaluation import UsageError, list_files, progress
 
 NEGATIVE_KINDS = ("distinct", "colour_variant")
 SIBLINGS_NAME = "colour_variant_siblings.csv"  # what make_benchmark.py writes beside truth.csv
+# What is scored again with the --same pairs each one picture (per kind is the copies' own originals).
+WITH_SAME = ("true_pairs", "grouped_pairs", "grouped_pairs_right", "pair_precision", "pair_recall",
+             "linked_pair_precision", "colour_variants_grouped_with_sibling",
+             "colour_variants_grouped_with_sibling_ids")  # fmt: skip
 
 
 def read_sources(path: Path) -> list[dict[str, str]]:
@@ -89,6 +98,27 @@ def read_siblings(path: Path | None) -> dict[str, str]:
         return {}
     with path.open(newline="", encoding="utf-8-sig") as fh:
         return {row["variant"].strip(): row["sibling"].strip() for row in csv.DictReader(fh)}
+
+
+def same_pictures(source_of: Mapping[str, str], siblings: Mapping[str, str],
+                  same: set[frozenset[str]]) -> tuple[dict[str, str], dict[str, str]]:  # fmt: skip
+    """The labels with each listed pair of pictures one picture: every record's source, and the
+    variant-to-sibling map, in terms of one picture of each set the pairs join (its least id;
+    pairs chain). A variant listed as the same picture as its sibling is no longer a variant."""
+    one: dict[str, str] = {}
+
+    def find(picture: str) -> str:
+        while one.get(picture, picture) != picture:
+            picture = one[picture]
+        return picture
+
+    for pair in sorted(same, key=sorted):
+        a, b = sorted(find(picture) for picture in (min(pair), max(pair)))
+        if a != b:
+            one[b] = a
+    sources = {entity: find(source) for entity, source in source_of.items()}
+    variants = {find(v): find(s) for v, s in siblings.items() if find(v) != find(s)}
+    return sources, variants
 
 
 def score(
@@ -144,13 +174,15 @@ def score(
 def run_duplicate_evaluation(
     catalog: Path, queries: Path, truth_path: Path, out: Path, *, copies: int | None = None,
     radius: int = DEFAULT_RADIUS, far_radius: int | None = None, siblings: Path | None = None,
-    algo: str | None = None, workers: int = 0,
+    same: Path | None = None, algo: str | None = None, workers: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     from dupcheck.bootstrap import build_service
     from dupcheck.core.hashing import DEFAULT_ALGO, PIPELINES, get_pipeline
     from dupcheck.core.settings import Settings
+    from dupcheck_tools.evaluation.all_pairs import read_same
 
     rows = read_sources(truth_path)
+    listed = read_same(same) if same is not None else None
     if algo is not None and algo not in PIPELINES:
         raise UsageError(f"unknown hash pipeline {algo!r}; known: {', '.join(PIPELINES)}")
     if copies is not None and copies < 0:
@@ -193,11 +225,17 @@ def run_duplicate_evaluation(
                 close()
     assert summary.report is not None
     groups = _groups_of(summary.report)
+    sibling_of = read_siblings(siblings or truth_path.parent / SIBLINGS_NAME)
     result = {
         "algo": pipeline.algo, "radius": radius, "far_radius": summary.far_radius, "copies_per_picture": copies,
-        **score(groups, source_of, kind_of, read_siblings(siblings or truth_path.parent / SIBLINGS_NAME)),
+        **score(groups, source_of, kind_of, sibling_of),
         "failed_files": failed, "index_seconds": round(index_seconds, 1), "duplicates_seconds": summary.elapsed_s,
     }  # fmt: skip
+    if listed is not None:
+        one_source_of, one_sibling_of = same_pictures(source_of, sibling_of, listed)
+        as_one = score(groups, one_source_of, kind_of, one_sibling_of)
+        result["same_pictures"] = sorted(sorted(pair) for pair in listed)
+        result["with_same"] = {key: as_one[key] for key in WITH_SAME}
     out.mkdir(parents=True, exist_ok=True)
     (out / "duplicates-evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "duplicates-evaluation.md").write_text(render_markdown(result))
@@ -237,6 +275,17 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"| related pairs (beside the groups), right | {result['related_pairs_right']} of {result['related_pairs']} |",
         f"| colour variants grouped with their sibling | {result['colour_variants_grouped_with_sibling']} of "
         f"{result['colour_variants']} |",
+    ]
+    if "with_same" in result:
+        one = result["with_same"]
+        listed = ", ".join(" = ".join(pair) for pair in result["same_pictures"])
+        lines += [
+            f"| with the --same pairs one picture ({listed}): pair precision | {pct(one['pair_precision'])} "
+            f"({one['grouped_pairs_right']} of {one['grouped_pairs']}) |",
+            f"| ... pair recall | {pct(one['pair_recall'])} ({one['grouped_pairs_right']} of {one['true_pairs']}) |",
+            f"| ... colour variants grouped with their sibling | {one['colour_variants_grouped_with_sibling']} |",
+        ]
+    lines += [
         "",
         "| kind | copies | grouped with their original |",
         "|---|---|---|",
