@@ -24,7 +24,7 @@ from itertools import islice
 from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
-from dupcheck.adapters.sqlite_files import SqliteFile
+from dupcheck.adapters.sqlite_files import SqliteFile, connect
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import HashRecord, HashValue, PutCounts, features_from_text, written_after
 
@@ -172,17 +172,25 @@ class SqliteRecordStore(SqliteFile):
 
     def scan(self, segments: int = 1) -> Iterator[HashRecord]:
         # Keyset pages: no read transaction stays open while the caller works on a page. One
-        # file, one reader: `segments` has nothing to parallelise here.
-        after = ""
-        while True:
-            rows = self._query(
-                f"SELECT {_COLUMNS} FROM records WHERE entity_id > ? ORDER BY entity_id LIMIT 1000",
-                (after,),
-            )
-            if not rows:
-                return
-            yield from (_record(row) for row in rows)
-            after = rows[-1][0]
+        # file, one reader: `segments` has nothing to parallelise here. On a connection of its
+        # own that reads without the memory map: a scan touches every page once, and mapped,
+        # each page it read stayed in the process's resident set (the 1M duplicate report's
+        # process tree went from 1.6 to 3.1 GB when the map came in); copied through SQLite's
+        # page cache, the scan holds a few pages at a time, as fast.
+        with closing(connect(self.path)) as conn:
+            conn.execute("PRAGMA mmap_size = 0")
+            after = ""
+            while True:
+                try:
+                    rows = conn.execute(
+                        f"SELECT {_COLUMNS} FROM records WHERE entity_id > ? ORDER BY entity_id LIMIT 1000", (after,)
+                    ).fetchall()
+                except sqlite3.Error as exc:
+                    raise _unavailable(exc) from exc
+                if not rows:
+                    return
+                yield from (_record(row) for row in rows)
+                after = rows[-1][0]
 
     def page(self, after: str | None, limit: int, query: str | None = None) -> tuple[list[HashRecord], str | None]:
         # Keyset pagination in entity_id order; one row more than asked says whether any is left.
