@@ -603,6 +603,41 @@ def test_the_turn_left_is_measured_on_the_aligned_pair(angle: float) -> None:
     assert left * angle < 0 and abs(angle) / 3 <= abs(left) <= abs(angle) + 1.5
 
 
+def test_the_turn_left_is_the_least_squares_fit_over_the_agreeing_pixels() -> None:
+    """residual_turn reads each array at the agreeing pixels once; its numbers are those of the
+    fit written plainly over the whole arrays (np.gradient, the basis of every pixel), bit for bit."""
+
+    def plainly(alignment: verification.Alignment, leave_out: np.ndarray | None) -> float:
+        mine, theirs = alignment.mine.astype(np.float64), alignment.theirs.astype(np.float64)
+        agree = ~alignment.luma_off if leave_out is None else ~(alignment.luma_off | leave_out)
+        if agree.sum() < 32 or float(theirs[agree].std()) < 1.0:
+            return 0.0
+        gain = float(mine[agree].std() / theirs[agree].std())
+        fitted = gain * (theirs - theirs[agree].mean()) + mine[agree].mean()
+        dy, dx = np.gradient(fitted)
+        y, x = np.mgrid[0 : mine.shape[0], 0 : mine.shape[0]] - (mine.shape[0] - 1) / 2.0
+        basis = np.stack([y * dx - x * dy, dx, dy, x * dx + y * dy], axis=-1)[agree]
+        solution, *_ = np.linalg.lstsq(basis, (mine - fitted)[agree], rcond=None)
+        return float(np.degrees(solution[0]))
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    for case in range(300):
+        smooth = np.cumsum(np.cumsum(rng.normal(size=(24, 24)), 0), 1) * 4 + 128
+        mine = (smooth if case % 2 else rng.random((24, 24)) * 255).astype(np.float32)
+        theirs = (mine * rng.uniform(0.6, 1.4) + rng.normal(size=mine.shape) * rng.uniform(0, 25)).astype(np.float32)
+        off = rng.random(mine.shape) < rng.uniform(0.0, 0.98)
+        leave_out = None if case % 3 else rng.random(mine.shape) < 0.5
+        alignment = verification.Alignment(
+            (0.0, 1.0, 0.0, 1.0), False, 0.0, 0, (0.0, 1.0), (0.0, 1.0), False,
+            mine, theirs, np.zeros((2, 24, 24), np.float32), np.zeros((2, 24, 24), np.float32), off, off,
+        )  # fmt: skip
+        expected = plainly(alignment, leave_out)
+        assert verification.residual_turn(alignment, leave_out) == expected
+        checked += expected != 0.0
+    assert checked > 100  # most cases fit (the rest have too few agreeing pixels)
+
+
 def test_the_box_kept_after_turning_back_is_the_picture_turned_with_expand() -> None:
     picture = Image.new("RGB", (120, 80), (200, 30, 30))
     turned = picture.rotate(4, expand=True, fillcolor=(0, 0, 0)).rotate(-4, fillcolor=(0, 0, 0))

@@ -1146,31 +1146,32 @@ def residual_turn(alignment: Alignment, leave_out: np.ndarray | None = None) -> 
     agree = ~alignment.luma_off if leave_out is None else ~(alignment.luma_off | leave_out)
     if agree.sum() < 32:
         return 0.0
-    their_spread = theirs[agree].std()
+    # (Each array is read at the agreeing pixels once, and the basis built only there: the same
+    # numbers as from the whole arrays, for a third less of the function's time.)
+    my_levels, their_levels = mine[agree], theirs[agree]
+    their_spread = their_levels.std()
     if float(their_spread) < 1.0:
         return 0.0
-    gain = float(mine[agree].std() / their_spread)
-    fitted = gain * (theirs - theirs[agree].mean()) + mine[agree].mean()
-    dy, dx = _gradient(fitted)
-    y, x = _centred_grid(mine.shape[0])
+    gain = float(my_levels.std() / their_spread)
+    fitted = gain * (theirs - their_levels.mean()) + my_levels.mean()
+    dy, dx = (d[agree] for d in _gradient(fitted))
+    y, x = (c[agree] for c in _centred_grid(mine.shape[0]))
     # Turned counter-clockwise by t (y pointing down), the query at p is the candidate at
     # p + t * (y, -x): the query minus the candidate is t * (y * dx - x * dy), to first order.
-    basis = np.stack([y * dx - x * dy, dx, dy, x * dx + y * dy], axis=-1)[agree]
-    solution, *_ = np.linalg.lstsq(basis, (mine - fitted)[agree], rcond=None)
+    basis = np.stack([y * dx - x * dy, dx, dy, x * dx + y * dy], axis=-1)
+    solution, *_ = np.linalg.lstsq(basis, my_levels - fitted[agree], rcond=None)
     return float(np.degrees(solution[0]))
 
 
 def _gradient(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.gradient(values) of a 2-D array (unit spacing: central differences inside, one-sided at
     the edges), the same numbers without its generality (a fifth of `residual_turn`)."""
-    out = []
-    for axis in (0, 1):
-        moved = np.moveaxis(values, axis, 0)
-        step = np.empty_like(moved)
-        step[1:-1] = (moved[2:] - moved[:-2]) / 2.0
-        step[0], step[-1] = moved[1] - moved[0], moved[-1] - moved[-2]
-        out.append(np.moveaxis(step, 0, axis))
-    return out[0], out[1]
+    down, across = np.empty_like(values), np.empty_like(values)
+    down[1:-1] = (values[2:] - values[:-2]) / 2.0
+    down[0], down[-1] = values[1] - values[0], values[-1] - values[-2]
+    across[:, 1:-1] = (values[:, 2:] - values[:, :-2]) / 2.0
+    across[:, 0], across[:, -1] = values[:, 1] - values[:, 0], values[:, -1] - values[:, -2]
+    return down, across
 
 
 @cache
