@@ -2,16 +2,17 @@
 
 Verification's `views_of` makes each turned picture's views from its <= 80 px working copy and
 the trimmed crop of it: luma (float32) to 32x32 and RGB to 16x16, BOX, four Pillow resizes a
-picture. A turning step asks for the views of up to 4 turned pictures: 16 resizes. Here both
-ways resize the same pictures (the bench photos' working copies, turned as verification turns
-them, with their trim boxes, recorded as `views_of` receives them): Pillow's from the arrays as `views_of` does it (an Image of each
-array, a crop of it, a resize, the result as an array), and `box_resized_float` and
-`box_resized_rgb` with every view of a step in one call each. The two ways alternate step by
-step, each timed in thread CPU time (BLAS limited to one thread, as the service runs it, so no
-work hides in another thread); medians over all steps, and their ratio. Every result is checked
-equal to Pillow's, bit for bit, before timing.
+picture. A turning step asks for the views of up to 4 turned pictures: 16 resizes. Both ways
+here resize the same pictures: the bench photos fingerprinted as queries and turned by
+`Probe.at_many`, with the pictures and trim boxes `views_of` received recorded. Pillow's way is
+`views_of`'s (an Image of each array, a crop of it, a resize, the result as an array);
+`box_resized_float` and `box_resized_rgb` take every view of a step in one call each. The two
+ways alternate step by step (which goes first swapped every round), each timed in thread CPU
+time with BLAS limited to one thread, as the service runs it (no work hidden in another
+thread); medians over all steps, and their ratio; the luma and colour halves are timed apart
+too. Every result is checked equal to Pillow's, bit for bit, before timing.
 
-    .venv/bin/python scripts/bench/resample_bench.py [--rounds 40] [--images ../shared/bench/images]
+    .venv/bin/python scripts/bench/resample_bench.py [--photos 50] [--rounds 40] [--images DIR]
 """
 
 from __future__ import annotations
@@ -69,30 +70,47 @@ def steps_of(images: Path, limit: int) -> list[Step]:
     return steps
 
 
-def with_pillow(step: Step) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    lumas, colours = [], []
+def pillow_lumas(step: Step) -> list[np.ndarray]:
+    lumas = []
     for rgb, (top, bottom, left, right) in step:
-        trimmed = (left, top, right, bottom)
         gray = Image.fromarray(luma(rgb, np.float32), mode="F")
-        picture = Image.fromarray(rgb)
         lumas += [
             np.asarray(view.resize((LUMA_SIDE, LUMA_SIDE), Image.Resampling.BOX), dtype=np.float32)
-            for view in (gray, gray.crop(trimmed))
+            for view in (gray, gray.crop((left, top, right, bottom)))
         ]
+    return lumas
+
+
+def pillow_colours(step: Step) -> list[np.ndarray]:
+    colours = []
+    for rgb, (top, bottom, left, right) in step:
+        picture = Image.fromarray(rgb)
         colours += [
             np.asarray(view.resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX), dtype=np.uint8)
-            for view in (picture, picture.crop(trimmed))
+            for view in (picture, picture.crop((left, top, right, bottom)))
         ]
-    return lumas, colours
+    return colours
 
 
-def with_numpy(step: Step) -> tuple[np.ndarray, np.ndarray]:
-    planes, pictures = [], []
+def numpy_lumas(step: Step) -> np.ndarray:
+    planes = []
     for rgb, (top, bottom, left, right) in step:
         gray = luma(rgb, np.float32)
         planes += [gray, gray[top:bottom, left:right]]
+    return box_resized_float(planes, LUMA_SIDE)
+
+
+def numpy_colours(step: Step) -> np.ndarray:
+    pictures = []
+    for rgb, (top, bottom, left, right) in step:
         pictures += [rgb, rgb[top:bottom, left:right]]
-    return box_resized_float(planes, LUMA_SIDE), box_resized_rgb(pictures, COLOUR_SIDE)
+    return box_resized_rgb(pictures, COLOUR_SIDE)
+
+
+WAYS: dict[str, Callable[[Step], object]] = {
+    "pillow luma": pillow_lumas, "numpy luma": numpy_lumas,
+    "pillow colour": pillow_colours, "numpy colour": numpy_colours,
+}  # fmt: skip
 
 
 def thread_us(function: Callable[[Step], object], step: Step) -> float:
@@ -110,23 +128,30 @@ def main() -> None:
     one_blas_thread()
     steps = steps_of(args.images, args.photos)
     for step in steps:
-        lumas, colours = with_pillow(step)
-        float_views, rgb_views = with_numpy(step)
-        for expected, got in zip(lumas, float_views, strict=True):
+        for expected, got in zip(pillow_lumas(step), numpy_lumas(step), strict=True):
             assert np.array_equal(expected.view(np.uint32), got.view(np.uint32)), "luma views differ from Pillow's"
-        assert np.array_equal(np.stack(colours), rgb_views), "colour views differ from Pillow's"
+        assert np.array_equal(np.stack(pillow_colours(step)), numpy_colours(step)), "colour views differ from Pillow's"
     sizes = sorted({rgb.shape[:2] for step in steps for rgb, _ in step})
-    print(f"{len(steps)} steps of {len(TURN_ANGLES)} turned pictures (sizes {sizes[0]}..{sizes[-1]}), all views equal")
-    times: dict[str, list[float]] = {"pillow": [], "numpy": []}
+    print(f"{len(steps)} steps of {len(TURN_ANGLES)} turned pictures ({sizes[0]}..{sizes[-1]} px), all views equal")
+    times: dict[str, list[float]] = {name: [] for name in WAYS}
+    ways = list(WAYS.items())
     for round_ in range(args.rounds):
         for step in steps:
-            # Alternate which way goes first, so that neither always runs on a warmed cache.
-            order = [("pillow", with_pillow), ("numpy", with_numpy)]
-            for name, function in order if round_ % 2 == 0 else order[::-1]:
+            # Pillow's and numpy's ways alternate, which goes first swapped every round.
+            for name, function in ways if round_ % 2 == 0 else ways[::-1]:
                 times[name].append(thread_us(function, step))
-    pillow, numpy_ = statistics.median(times["pillow"]), statistics.median(times["numpy"])
-    print(f"a turning step's views resized (median thread CPU over {len(times['numpy'])} steps):")
-    print(f"  Pillow, 16 resizes: {pillow:.0f} us   numpy, 2 calls: {numpy_:.0f} us   ratio {pillow / numpy_:.2f}x")
+    step_times = {
+        way: [a + b for a, b in zip(times[f"{way} luma"], times[f"{way} colour"], strict=True)]
+        for way in ("pillow", "numpy")
+    }
+    print(f"a turning step's views resized, median thread CPU over {len(step_times['numpy'])} steps:")
+    for label, pillow, numpy_ in [
+        ("whole step (16 resizes)", step_times["pillow"], step_times["numpy"]),
+        ("luma to 32 (8 resizes)", times["pillow luma"], times["numpy luma"]),
+        ("colour to 16 (8 resizes)", times["pillow colour"], times["numpy colour"]),
+    ]:
+        a, b = statistics.median(pillow), statistics.median(numpy_)
+        print(f"  {label:26s} Pillow {a:6.0f} us   numpy {b:6.0f} us   {a / b:.2f}x")
 
 
 if __name__ == "__main__":

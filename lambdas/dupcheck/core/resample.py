@@ -20,6 +20,9 @@ by tests/unit/test_resample.py):
   sums are integers started at half a unit, then shifted down to 8 bits after each pass. Every
   pixel of an output's window has the same weight, so the sum is that weight times the window's
   pixel sum, which a float32 matmul with a matrix of ones adds exactly (whole numbers < 2**24).
+Every bit is Pillow's for every input, -0.0 and infinities included, with one exception: where
+two NaNs of opposite sign meet in a sum (NaN inputs next to both infinities), which sign the
+result keeps is up to the processor's operand order, which numpy's loops do not promise.
 """
 
 from __future__ import annotations
@@ -98,19 +101,19 @@ def vertical_first(height: int, width: int, side: int) -> bool:
 
 class BoxTaps(NamedTuple):
     """Pillow's `precompute_coeffs` for BOX, for one axis of each of n pictures resized to
-    `side`: output pixel j of picture i reads source pixels first[i, j] + t for t < count[i, j],
+    `side`: output pixel j of picture i reads source pixels first[i, j] + t for t < reads[i, j],
     each with weight[i, j, t] (1 / the window's length, or 0 at a window's edge)."""
 
     first: np.ndarray  # (n, side) int64
-    count: np.ndarray  # (n, side) int64
-    weight: np.ndarray  # (n, side, taps) float64, zero past each count
+    reads: np.ndarray  # (n, side) int64
+    weight: np.ndarray  # (n, side, taps) float64, zero past each run
 
 
 class _AxisTables(NamedTuple):
     """`box_taps` of every axis length 1..limit (row length - 1), in the forms the passes use."""
 
-    count: np.ndarray  # (limit, side): taps an output reads
-    index: np.ndarray  # (limit, side, taps): source index of each tap, -1 past the count
+    reads: np.ndarray  # (limit, side): taps an output reads
+    source: np.ndarray  # (limit, side, taps): source index of each tap, -1 past its reads
     weight: np.ndarray  # (limit, side, taps)
     start: np.ndarray  # (limit, side): an output's window of non-zero weights, [start, stop)
     stop: np.ndarray
@@ -121,13 +124,13 @@ class _AxisTables(NamedTuple):
 def _axis_tables(side: int, limit: int) -> _AxisTables:
     taps = box_taps(range(1, limit + 1), side)
     offsets = np.arange(taps.weight.shape[2])
-    index = np.where(offsets < taps.count[..., None], taps.first[..., None] + offsets, -1)
+    source = np.where(offsets < taps.reads[..., None], taps.first[..., None] + offsets, -1)
     # A window's non-zero weights are a run (1 or 0 by position, the positions increasing) and
     # all the same; normalize_coeffs_8bpc rounds it (BOX's are never negative).
     inside = taps.weight > 0
     start = taps.first + inside.argmax(axis=2)
     fixed = np.trunc(0.5 + taps.weight.max(axis=2) * float(1 << PRECISION_BITS))
-    tables = _AxisTables(taps.count, index, taps.weight, start, start + inside.sum(axis=2), fixed * _UNIT_INVERSE)
+    tables = _AxisTables(taps.reads, source, taps.weight, start, start + inside.sum(axis=2), fixed * _UNIT_INVERSE)
     for array in tables:
         array.flags.writeable = False
     return tables
@@ -144,15 +147,15 @@ def _call_taps(sizes: Sequence[int], side: int) -> tuple[np.ndarray, np.ndarray]
     """(taps, n, side) source index (-1: the zero pixel past every picture) and (taps, n, side, 1)
     weight of each tap of each size, as many taps as the call's longest window, tap by tap."""
     tables, rows = _tables_for(sizes, side)
-    taps = int(tables.count[rows].max())
-    return tables.index[rows, :, :taps].transpose(2, 0, 1), tables.weight[rows, :, :taps].transpose(2, 0, 1)[..., None]
+    taps = int(tables.reads[rows].max())
+    return tables.source[rows, :, :taps].transpose(2, 0, 1), tables.weight[rows, :, :taps].transpose(2, 0, 1)[..., None]
 
 
 def _call_windows(sizes: Sequence[int], side: int, length: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, length, side) float32: each output's window, ones down its column (zeros elsewhere);
     and (n, side) the window's fixed-point weight / 2**22."""
     tables, rows = _tables_for(sizes, side)
-    limit = tables.count.shape[0]
+    limit = tables.reads.shape[0]
     if limit * limit * side <= _WINDOW_TABLE_CELLS:
         return _window_matrices(side, limit)[rows, :length], tables.scaled[rows]
     source = np.arange(length)[:, None]
@@ -160,7 +163,7 @@ def _call_windows(sizes: Sequence[int], side: int, length: int) -> tuple[np.ndar
     return inside.astype(np.float32), tables.scaled[rows]
 
 
-_WINDOW_TABLE_CELLS = 1 << 21  # 8 MB of float32: the small sides' tables (16 for colour: 1 MB)
+_WINDOW_TABLE_CELLS = 1 << 18  # 1 MB of float32: colour's 16 px side up to 128 px pictures
 
 
 @lru_cache(maxsize=8)
@@ -184,14 +187,14 @@ def box_taps(sizes: Sequence[int], side: int) -> BoxTaps:
     centre = (np.arange(side) + 0.5) * scale
     # C's (int) casts truncate toward zero, as numpy's do.
     first = np.maximum((centre - support + 0.5).astype(np.int64), 0)
-    count = np.minimum((centre + support + 0.5).astype(np.int64), size) - first
-    taps = np.arange(max(int(count.max()), 1))
+    reads = np.minimum((centre + support + 0.5).astype(np.int64), size) - first
+    taps = np.arange(max(int(reads.max()), 1))
     position = ((first[..., None] + taps).astype(np.float64) - centre[..., None] + 0.5) * (1.0 / filterscale)[..., None]
-    inside = (taps < count[..., None]) & (position > -0.5) & (position <= 0.5)
+    inside = (taps < reads[..., None]) & (position > -0.5) & (position <= 0.5)
     weight = inside.astype(np.float64)
     total = weight.sum(axis=2, keepdims=True)  # whole numbers: exact in any order
     np.divide(weight, total, out=weight, where=total != 0)
-    return BoxTaps(first, count, weight)
+    return BoxTaps(first, reads, weight)
 
 
 def _in_pass_order(
