@@ -49,8 +49,9 @@ def box_resized_float(planes: Sequence[np.ndarray], side: int) -> np.ndarray:
         return np.zeros((0, side, side), dtype=np.float32)
     heights, widths = [plane.shape[0] for plane in planes], [plane.shape[1] for plane in planes]
     # Zeros around each plane, and a zero row and column past the largest: the padded taps read
-    # them (with weight 0: zeros only, since 0 * inf would be nan).
-    padded = np.zeros((n, max(heights) + 1, max(widths) + 1), dtype=np.float32)
+    # them (with weight 0: zeros only, since 0 * inf would be nan). In float64 (exact), as C
+    # multiplies: products of one type run in numpy's fast loops, mixed ones through buffers.
+    padded = np.zeros((n, max(heights) + 1, max(widths) + 1), dtype=np.float64)
     for plane, h, w, out in zip(planes, heights, widths, padded, strict=True):
         out[:h, :w] = plane
     which = np.arange(n)[:, None]
@@ -60,7 +61,7 @@ def box_resized_float(planes: Sequence[np.ndarray], side: int) -> np.ndarray:
     for i in _unchanged(widths, side):  # Pillow skips the pass: the pixels, not 0.0 + pixel * 1.0
         across[i] = padded[i, :, :side].T
     index, weight = _call_taps(heights, side)
-    resized = _tap_sums(across[which, :, index], weight)
+    resized = _tap_sums(across.astype(np.float64)[which, :, index], weight)
     for i in _unchanged(heights, side):
         resized[i] = across[i, :, :side].T
     for i in turned:
@@ -223,12 +224,13 @@ def _unchanged(sizes: Sequence[int], side: int) -> list[int]:
 
 
 def _tap_sums(taps: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(n, out, rest) float32: taps (k, n, out, rest) float32 times weights (k, n, out, 1), summed
-    as Pillow's 32-bit pass sums them: from 0.0, each product in double, one tap after the other
-    (numpy's sum and add.reduce may pair them otherwise), stored as float32."""
-    products = taps * weights
-    sums = products[0] + 0.0  # C starts from 0.0: a -0.0 product becomes 0.0
-    for product in products[1:]:
+    """(n, out, rest) float32: taps (k, n, out, rest) float64 (a gathered copy: multiplied in
+    place) times weights (k, n, out, 1), summed as Pillow's 32-bit pass sums them: from 0.0,
+    one product after the other (numpy's sum and add.reduce may pair them otherwise), stored
+    as float32."""
+    taps *= weights
+    sums = taps[0] + 0.0  # C starts from 0.0: a -0.0 product becomes 0.0
+    for product in taps[1:]:
         sums += product
     return sums.astype(np.float32)
 
