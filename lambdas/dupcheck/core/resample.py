@@ -241,6 +241,7 @@ def _shifted(window_sums: np.ndarray, scaled: np.ndarray, dtype: type[np.generic
     down. In float64 all exact: products below 2**53, and scaling by 2**-22 rounds nothing.
     BOX weights are never negative and an output's add up to at most 2**22 + taps / 2, so a
     sum of 8-bit pixels never shifts down past 255: clip8's clamp would change nothing."""
-    sums = window_sums * scaled  # float64: scaled is
+    sums = window_sums.astype(np.float64)  # then one-type products (mixed ones go through buffers)
+    sums *= scaled
     sums += 0.5
     return np.floor(sums, out=np.empty(sums.shape, dtype=dtype), casting="unsafe")
