@@ -6,7 +6,8 @@ picture. A turning step asks for the views of up to 4 turned pictures: 16 resize
 here resize the same pictures: the bench photos fingerprinted as queries and turned by
 `Probe.at_many`, with the pictures and trim boxes `views_of` received recorded. Pillow's way is
 `views_of`'s (an Image of each array, a crop of it, a resize, the result as an array);
-`box_resized_float` and `box_resized_rgb` take every view of a step in one call each. The two
+`box_resized_float` and `box_resized_rgb` take every view of a step in one call each. The luma
+planes are computed beforehand (`views_of` computes them once whichever way resizes). The two
 ways alternate step by step (which goes first swapped every round), each timed in thread CPU
 time with BLAS limited to one thread, as the service runs it (no work hidden in another
 thread); medians over all steps, and their ratio; the luma and colour halves are timed apart
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -39,7 +41,15 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
 LUMA_SIDE, COLOUR_SIDE = 32, 16
 TURN_ANGLES = (-5.1, -2.3, 2.9, 6.4)  # a step of the turning asks for up to 4 angles at once
 
-Step = list[tuple[np.ndarray, tuple[int, int, int, int]]]
+View = tuple[np.ndarray, tuple[int, int, int, int]]  # a turned picture and its trim box
+
+
+class Step(NamedTuple):
+    """A turning step's pictures, and the luma of each (computed once by `views_of` whichever
+    way it resizes: not part of what is timed)."""
+
+    views: list[View]
+    lumas: list[np.ndarray]
 
 
 def steps_of(images: Path, limit: int) -> list[Step]:
@@ -47,7 +57,7 @@ def steps_of(images: Path, limit: int) -> list[Step]:
     turned by TURN_ANGLES in one `at_many` (as the turning's lockstep asks), and the pictures
     and trim boxes that `views_of` received recorded."""
     pipeline = get_pipeline()
-    received: Step = []
+    received: list[View] = []
     real_views_of = verification.views_of
 
     def recording(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, picture: Image.Image | None = None):
@@ -66,14 +76,14 @@ def steps_of(images: Path, limit: int) -> list[Step]:
             probe.at_many(TURN_ANGLES)
         finally:
             verification.views_of = real_views_of
-        steps.append(list(received))
+        steps.append(Step(list(received), [luma(rgb, np.float32) for rgb, _ in received]))
     return steps
 
 
 def pillow_lumas(step: Step) -> list[np.ndarray]:
     lumas = []
-    for rgb, (top, bottom, left, right) in step:
-        gray = Image.fromarray(luma(rgb, np.float32), mode="F")
+    for (_, (top, bottom, left, right)), plane in zip(step.views, step.lumas, strict=True):
+        gray = Image.fromarray(plane, mode="F")
         lumas += [
             np.asarray(view.resize((LUMA_SIDE, LUMA_SIDE), Image.Resampling.BOX), dtype=np.float32)
             for view in (gray, gray.crop((left, top, right, bottom)))
@@ -83,7 +93,7 @@ def pillow_lumas(step: Step) -> list[np.ndarray]:
 
 def pillow_colours(step: Step) -> list[np.ndarray]:
     colours = []
-    for rgb, (top, bottom, left, right) in step:
+    for rgb, (top, bottom, left, right) in step.views:
         picture = Image.fromarray(rgb)
         colours += [
             np.asarray(view.resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX), dtype=np.uint8)
@@ -94,15 +104,14 @@ def pillow_colours(step: Step) -> list[np.ndarray]:
 
 def numpy_lumas(step: Step) -> np.ndarray:
     planes = []
-    for rgb, (top, bottom, left, right) in step:
-        gray = luma(rgb, np.float32)
-        planes += [gray, gray[top:bottom, left:right]]
+    for (_, (top, bottom, left, right)), plane in zip(step.views, step.lumas, strict=True):
+        planes += [plane, plane[top:bottom, left:right]]
     return box_resized_float(planes, LUMA_SIDE)
 
 
 def numpy_colours(step: Step) -> np.ndarray:
     pictures = []
-    for rgb, (top, bottom, left, right) in step:
+    for rgb, (top, bottom, left, right) in step.views:
         pictures += [rgb, rgb[top:bottom, left:right]]
     return box_resized_rgb(pictures, COLOUR_SIDE)
 
@@ -131,7 +140,7 @@ def main() -> None:
         for expected, got in zip(pillow_lumas(step), numpy_lumas(step), strict=True):
             assert np.array_equal(expected.view(np.uint32), got.view(np.uint32)), "luma views differ from Pillow's"
         assert np.array_equal(np.stack(pillow_colours(step)), numpy_colours(step)), "colour views differ from Pillow's"
-    sizes = sorted({rgb.shape[:2] for step in steps for rgb, _ in step})
+    sizes = sorted({rgb.shape[:2] for step in steps for rgb, _ in step.views})
     print(f"{len(steps)} steps of {len(TURN_ANGLES)} turned pictures ({sizes[0]}..{sizes[-1]} px), all views equal")
     times: dict[str, list[float]] = {name: [] for name in WAYS}
     ways = list(WAYS.items())

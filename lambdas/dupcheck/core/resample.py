@@ -114,8 +114,8 @@ class _AxisTables(NamedTuple):
     """`box_taps` of every axis length 1..limit (row length - 1), in the forms the passes use."""
 
     reads: np.ndarray  # (limit, side): taps an output reads
-    source: np.ndarray  # (limit, side, taps): source index of each tap, -1 past its reads
-    weight: np.ndarray  # (limit, side, taps)
+    source: np.ndarray  # (taps, limit, side): source index of each tap, -1 past its reads
+    weight: np.ndarray  # (taps, limit, side); tap first, so that a call takes each tap's whole rows
     start: np.ndarray  # (limit, side): an output's window of non-zero weights, [start, stop)
     stop: np.ndarray
     scaled: np.ndarray  # (limit, side) float64: the window's weight in 8-bit fixed point, / 2**22
@@ -131,7 +131,14 @@ def _axis_tables(side: int, limit: int) -> _AxisTables:
     inside = taps.weight > 0
     start = taps.first + inside.argmax(axis=2)
     fixed = np.trunc(0.5 + taps.weight.max(axis=2) * float(1 << PRECISION_BITS))
-    tables = _AxisTables(taps.reads, source, taps.weight, start, start + inside.sum(axis=2), fixed * _UNIT_INVERSE)
+    tables = _AxisTables(
+        taps.reads,
+        source.transpose(2, 0, 1).copy(),
+        taps.weight.transpose(2, 0, 1).copy(),
+        start,
+        start + inside.sum(axis=2),
+        fixed * _UNIT_INVERSE,
+    )
     for array in tables:
         array.flags.writeable = False
     return tables
@@ -141,7 +148,7 @@ def _tables_for(sizes: Sequence[int], side: int) -> tuple[_AxisTables, np.ndarra
     """The tables covering every size of a call (built for lengths up to the next power of two,
     so that a few serve all calls), and each size's row in them."""
     longest = max(sizes)
-    return _axis_tables(side, max(64, 1 << (longest - 1).bit_length())), np.asarray(sizes) - 1
+    return _axis_tables(side, max(64, 1 << (longest - 1).bit_length())), np.array(sizes, dtype=np.intp) - 1
 
 
 def _call_taps(sizes: Sequence[int], side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +156,7 @@ def _call_taps(sizes: Sequence[int], side: int) -> tuple[np.ndarray, np.ndarray]
     weight of each tap of each size, as many taps as the call's longest window, tap by tap."""
     tables, rows = _tables_for(sizes, side)
     taps = int(tables.reads[rows].max())
-    return tables.source[rows, :, :taps].transpose(2, 0, 1), tables.weight[rows, :, :taps].transpose(2, 0, 1)[..., None]
+    return np.take(tables.source[:taps], rows, axis=1), np.take(tables.weight[:taps], rows, axis=1)[..., None]
 
 
 def _call_windows(sizes: Sequence[int], side: int, length: int) -> tuple[np.ndarray, np.ndarray]:
