@@ -48,22 +48,24 @@ def box_resized_float(planes: Sequence[np.ndarray], side: int) -> np.ndarray:
     if n == 0:
         return np.zeros((0, side, side), dtype=np.float32)
     heights, widths = [plane.shape[0] for plane in planes], [plane.shape[1] for plane in planes]
-    # Zeros around each plane, and a zero row and column past the largest: the padded taps read
-    # them (with weight 0: zeros only, since 0 * inf would be nan). In float64 (exact), as C
-    # multiplies: products of one type run in numpy's fast loops, mixed ones through buffers.
-    padded = np.zeros((n, max(heights) + 1, max(widths) + 1), dtype=np.float64)
-    for plane, h, w, out in zip(planes, heights, widths, padded, strict=True):
-        out[:h, :w] = plane
+    # Column by column (columns[i, x, y]), zeros around each plane and a zero column and row
+    # past the largest: the padded taps read them (with weight 0: zeros only, since 0 * inf
+    # would be nan). Each tap then gathers a whole column (contiguous), and in float64 (exact),
+    # as C multiplies: products of one type run in numpy's fast loops, mixed ones via buffers.
+    columns = np.zeros((n, max(widths) + 1, max(heights) + 1), dtype=np.float64)
+    for plane, h, w, out in zip(planes, heights, widths, columns, strict=True):
+        out[:w, :h] = plane.T
     which = np.arange(n)[:, None]
-    # Horizontal pass, kept transposed: across[i, x, y] (the gather puts its taps' axes first).
     index, weight = _call_taps(widths, side)
-    across = _tap_sums(padded[which, :, index], weight)
+    across = _tap_sums(columns[which, index], weight)  # across[i, x, y], as float32
     for i in _unchanged(widths, side):  # Pillow skips the pass: the pixels, not 0.0 + pixel * 1.0
-        across[i] = padded[i, :, :side].T
+        across[i] = columns[i, :side]
+    # Row by row for the vertical pass: rows[i, y, x].
+    rows = np.ascontiguousarray(across.transpose(0, 2, 1), dtype=np.float64)
     index, weight = _call_taps(heights, side)
-    resized = _tap_sums(across.astype(np.float64)[which, :, index], weight)
+    resized = _tap_sums(rows[which, index], weight)
     for i in _unchanged(heights, side):
-        resized[i] = across[i, :, :side].T
+        resized[i] = rows[i, :side]
     for i in turned:
         resized[i] = resized[i].T.copy()
     return resized
