@@ -142,6 +142,19 @@ def test_every_window_length_to_200_in_one_call() -> None:
         assert_same_bits(pillow_float(plane, 1), got)
 
 
+def test_long_axes_beside_short_ones() -> None:
+    """Axes past the shared tables' lengths (256) get tables of their own, in the same call."""
+    rng = np.random.default_rng(23)
+    shapes = [(300, 40), (12, 530), (257, 257), (70, 80)]
+    for side in (1, 16, 300):
+        planes = [(rng.random(shape) * 255).astype(np.float32) for shape in shapes]
+        pictures = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in shapes]
+        for plane, got in zip(planes, box_resized_float(planes, side), strict=True):
+            assert_same_bits(pillow_float(plane, side), got)
+        for picture, got in zip(pictures, box_resized_rgb(pictures, side), strict=True):
+            assert np.array_equal(pillow_rgb(picture, side), got)
+
+
 def test_unchanged_axes_are_copied_and_special_values_kept() -> None:
     """An axis that keeps its size is not resampled (Pillow copies it: -0.0 stays -0.0, which
     0.0 + pixel * 1.0 would make 0.0); infinities and NaN go through the sums as Pillow's do."""

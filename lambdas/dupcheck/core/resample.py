@@ -35,7 +35,6 @@ import numpy as np
 
 # Pillow's fixed point for 8-bit pixels: 32 bits less 8 for the pixel and 2 for overshoot.
 PRECISION_BITS = 32 - 8 - 2
-_HALF_UNIT = float(1 << (PRECISION_BITS - 1))
 _UNIT_INVERSE = 1.0 / (1 << PRECISION_BITS)
 
 
@@ -80,11 +79,11 @@ def box_resized_rgb(pictures: Sequence[np.ndarray], side: int) -> np.ndarray:
         return np.zeros((0, side, side, 3), dtype=np.uint8)
     heights, widths = [picture.shape[0] for picture in pictures], [picture.shape[1] for picture in pictures]
     height, width = max(heights), max(widths)
-    # Channel by channel, as float32 (whole numbers), so that each pass is one matmul a picture.
+    # Channel by channel, then as float32 (whole numbers, exact below 2**24): each pass is one
+    # matmul a picture with a matrix of ones over each output's window.
     planes = np.zeros((n, 3, height, width), dtype=np.uint8)
     for picture, h, w, out in zip(pictures, heights, widths, planes, strict=True):
         out[:, :h, :w] = picture.transpose(2, 0, 1)
-    # Whole numbers in float32 (exact below 2**24), so that each pass is one matmul a picture.
     ones, scaled = _call_windows(widths, side, width)
     window_sums = planes.astype(np.float32).reshape(n, 3 * height, width) @ ones
     across = _shifted(window_sums.reshape(n, 3, height, side), scaled[:, None, None, :], np.float32)
@@ -125,7 +124,11 @@ class _AxisTables(NamedTuple):
 
 @lru_cache(maxsize=32)
 def _axis_tables(side: int, limit: int) -> _AxisTables:
-    taps = box_taps(range(1, limit + 1), side)
+    return _tables_of(range(1, limit + 1), side)
+
+
+def _tables_of(lengths: Sequence[int], side: int) -> _AxisTables:
+    taps = box_taps(lengths, side)
     offsets = np.arange(taps.weight.shape[2])
     source = np.where(offsets < taps.reads[..., None], taps.first[..., None] + offsets, -1)
     # A window's non-zero weights are a run (1 or 0 by position, the positions increasing) and
@@ -146,10 +149,15 @@ def _axis_tables(side: int, limit: int) -> _AxisTables:
     return tables
 
 
+_TABLE_LENGTHS = 256  # longer axes get tables of their own lengths only (a table of all grows as its square)
+
+
 def _tables_for(sizes: Sequence[int], side: int) -> tuple[_AxisTables, np.ndarray]:
     """The tables covering every size of a call (built for lengths up to the next power of two,
     so that a few serve all calls), and each size's row in them."""
     longest = max(sizes)
+    if longest > _TABLE_LENGTHS:
+        return _tables_of(sizes, side), np.arange(len(sizes))
     return _axis_tables(side, max(64, 1 << (longest - 1).bit_length())), np.array(sizes, dtype=np.intp) - 1
 
 
@@ -166,7 +174,7 @@ def _call_windows(sizes: Sequence[int], side: int, length: int) -> tuple[np.ndar
     and (n, side) the window's fixed-point weight / 2**22."""
     tables, rows = _tables_for(sizes, side)
     limit = tables.reads.shape[0]
-    if limit * limit * side <= _WINDOW_TABLE_CELLS:
+    if max(sizes) <= _TABLE_LENGTHS and limit * limit * side <= _WINDOW_TABLE_CELLS:
         return _window_matrices(side, limit)[rows, :length], tables.scaled[rows]
     source = np.arange(length)[:, None]
     inside = (source >= tables.start[rows, None, :]) & (source < tables.stop[rows, None, :])
