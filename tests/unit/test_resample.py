@@ -104,6 +104,7 @@ def test_the_verification_case_batched() -> None:
             pictures += [rgb, rgb[top:bottom, left:right]]
         lumas, colours = box_resized_float(planes, 32), box_resized_rgb(pictures, 16)
         assert lumas.shape == (8, 32, 32) and colours.shape == (8, 16, 16, 3)
+        assert lumas.flags.c_contiguous and colours.flags.c_contiguous
         for plane, got in zip(planes, lumas, strict=True):
             assert_same_bits(pillow_float(plane, 32), got)
             assert_same_bits(box_resized_float([plane], 32)[0], got)

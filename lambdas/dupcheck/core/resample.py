@@ -91,7 +91,7 @@ def box_resized_rgb(pictures: Sequence[np.ndarray], side: int) -> np.ndarray:
     resized = _shifted(ones.transpose(0, 2, 1)[:, None] @ across, scaled[:, None, :, None], np.uint8)
     for i in turned:
         resized[i] = resized[i].transpose(0, 2, 1).copy()
-    return resized.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(resized.transpose(0, 2, 3, 1))
 
 
 def vertical_first(height: int, width: int, side: int) -> bool:
