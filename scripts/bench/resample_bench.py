@@ -1,4 +1,4 @@
-"""A turned query's views resized by Pillow, one call a view, against core/resample.py's batch.
+"""A turned query's views resized by Pillow, one call a view, against numpy_resize.py's batch.
 
 Verification's `views_of` makes each turned picture's views from its <= 80 px working copy and
 the trimmed crop of it: luma (float32) to 32x32 and RGB to 16x16, BOX, four Pillow resizes a
@@ -35,7 +35,7 @@ from dupcheck.bootstrap import one_blas_thread  # noqa: E402
 from dupcheck.core import verification  # noqa: E402
 from dupcheck.core.hashing import get_pipeline  # noqa: E402
 from dupcheck.core.pixels import luma, trim_box  # noqa: E402
-from dupcheck.core.resample import box_resized_float, box_resized_rgb  # noqa: E402
+from numpy_resize import box_resized_float, box_resized_rgb  # noqa: E402 (beside this script)
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
 LUMA_SIDE, COLOUR_SIDE = 32, 16

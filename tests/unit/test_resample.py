@@ -1,4 +1,5 @@
-"""core/resample.py against the installed Pillow: the same bits, picture by picture and batched."""
+"""scripts/bench/numpy_resize.py (Pillow's BOX resize in numpy, measured and not used by verification)
+against the installed Pillow: the same bits, picture by picture and batched."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import pytest
 from PIL import Image
 
 from dupcheck.core.pixels import luma, planar
-from dupcheck.core.resample import box_resized_float, box_resized_rgb, vertical_first
+from support.scripts import load_script
+
+_resize = load_script("bench/numpy_resize.py")
+box_resized_float, box_resized_rgb, vertical_first = (
+    _resize.box_resized_float, _resize.box_resized_rgb, _resize.vertical_first,
+)
 
 SIDES = (1, 7, 16, 24, 32, 150)
 
