@@ -106,25 +106,30 @@ def _bilinear(rgb: np.ndarray, matrices: Sequence[Sequence[float]], fill: tuple[
     left, top = np.floor(xin), np.floor(yin)
     xin -= left  # dx
     yin -= top  # dy
-    # For a point inside, x and y run from -1 to w - 1 and h - 1: each pixel reads its 2x2
-    # neighbourhood from a table of them, (h + 1) x (w + 1) and one more, the fill's.
-    stride = width + 1
-    fill_entry = (height + 1) * stride
+    # For a point inside, x and y run from -1 to w - 1 and h - 1: each pixel reads the pair
+    # (in[x0], in[x1] - in[x0]) of its row and of the row below from `_pairs`; outside, the
+    # fill's pair, twice.
+    stride = width + 2
+    fill_entry = (height + 2) * stride
+    top += 1
     top *= stride
     top += left
-    index = np.where(inside, top, fill_entry - stride - 1).astype(np.intp)
-    index += stride + 1
-    table = _neighbourhoods(rgb, fill, fill_entry)
-    picked = np.empty((*index.shape, 4))
+    index = np.where(inside, top, fill_entry - 1).astype(np.intp)
+    index += 1
+    below = index + stride
+    below[~inside] = fill_entry
+    table = _pairs(rgb, fill, fill_entry)
+    upper, lower = np.empty((*index.shape, 2)), np.empty((*index.shape, 2))
     v1, v2 = np.empty(index.shape), np.empty(index.shape)
     out = np.empty((*index.shape, 3), np.uint8)
     for band in range(3):
-        np.take(table[band], index, axis=0, out=picked, mode="wrap")
+        np.take(table[band], index, axis=0, out=upper, mode="wrap")
+        np.take(table[band], below, axis=0, out=lower, mode="wrap")
         # v1 = in[x0] + (in[x1] - in[x0]) * dx, v2 the same on the next row, v1 + (v2 - v1) * dy
-        np.multiply(picked[..., 1], xin, out=v1)
-        v1 += picked[..., 0]
-        np.multiply(picked[..., 3], xin, out=v2)
-        v2 += picked[..., 2]
+        np.multiply(upper[..., 1], xin, out=v1)
+        v1 += upper[..., 0]
+        np.multiply(lower[..., 1], xin, out=v2)
+        v2 += lower[..., 0]
         v2 -= v1
         v2 *= yin
         v1 += v2
@@ -132,26 +137,22 @@ def _bilinear(rgb: np.ndarray, matrices: Sequence[Sequence[float]], fill: tuple[
     return out
 
 
-def _neighbourhoods(rgb: np.ndarray, fill: tuple[int, int, int], fill_entry: int) -> np.ndarray:
-    """(3, fill_entry + 1, 4) float64: per band, for x and y from -1 to w - 1 and h - 1 (row by
-    row), in[x0], in[x1] - in[x0], and the same on the row below, the columns and rows clamped
-    to the picture as XCLIP and YCLIP clamp them (a point on the last row has no row below; the
-    C code then takes v2 = v1, which the clamped row gives too). The last entry is the fill's:
-    fill + 0 * dx is the fill."""
+def _pairs(rgb: np.ndarray, fill: tuple[int, int, int], fill_entry: int) -> np.ndarray:
+    """(3, fill_entry + 1, 2) float64: per band, for every pixel of the picture padded by one
+    all round (row by row), in[x] and in[x + 1] - in[x], then the fill's pair (fill, 0): fill +
+    0 * dx is the fill. The padding repeats the edge, as XCLIP and YCLIP clamp x0, x1 and the
+    row: a point on the last row has no row below, where the C code takes v2 = v1, which the
+    repeated row gives too. (A pair on the right padding, whose difference runs into the next
+    row, is never read: x + 1 is at most w there.)"""
     height, width = rgb.shape[:2]
-    padded = np.empty((3, height + 2, width + 2))
+    table = np.empty((3, fill_entry + 1, 2))
+    padded = table[:, :fill_entry, 0].reshape(3, height + 2, width + 2)
     padded[:, 1:-1, 1:-1] = rgb.transpose(2, 0, 1)
     padded[:, 0, 1:-1], padded[:, -1, 1:-1] = padded[:, 1, 1:-1], padded[:, -2, 1:-1]
     padded[:, :, 0], padded[:, :, -1] = padded[:, :, 1], padded[:, :, -2]
-    table = np.empty((3, fill_entry + 1, 4))
-    quads = table[:, :fill_entry].reshape(3, height + 1, width + 1, 4)
-    upper, lower = padded[:, :-1], padded[:, 1:]
-    quads[..., 0] = upper[..., :-1]
-    np.subtract(upper[..., 1:], upper[..., :-1], out=quads[..., 1])
-    quads[..., 2] = lower[..., :-1]
-    np.subtract(lower[..., 1:], lower[..., :-1], out=quads[..., 3])
-    table[:, fill_entry] = 0.0
-    table[:, fill_entry, 0] = table[:, fill_entry, 2] = fill
+    np.subtract(table[:, 1:fill_entry, 0], table[:, : fill_entry - 1, 0], out=table[:, : fill_entry - 1, 1])
+    table[:, fill_entry - 1, 1] = 0.0
+    table[:, fill_entry, 0], table[:, fill_entry, 1] = fill, 0.0
     return table
 
 
