@@ -3,25 +3,20 @@ fill colour, for every size, angle and fill, so the benchmark compares equal wor
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "rotation_bench.py"
+from support.scripts import load_script
+
 ARBITRARY = (33.3, -33.3, 45.0, 90.0, -90.0, 123.4, 180.0, 270.0, 360.0, -359.9)
 
 
 @pytest.fixture(scope="module")
 def rb() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rotation_bench", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/rotation_bench.py")
 
 
 def pillow(rgb: np.ndarray, angle: float, fill: tuple[int, int, int]) -> np.ndarray:
