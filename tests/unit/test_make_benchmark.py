@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -13,18 +12,14 @@ import pytest
 
 from dupcheck_tools.cli import main as dupcheck_main
 from dupcheck_tools.samples import encode, product_image
+from support.scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_benchmark.py"
 SIZE = (200, 160)
 
 
 @pytest.fixture(scope="module")
 def mb() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_benchmark", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_benchmark.py")
 
 
 @pytest.fixture(scope="module")
@@ -226,10 +221,7 @@ def test_relatives_name_the_catalog_pictures_of_a_held_out_pictures_product(
 
 
 def test_products_of_the_development_photos_follow_the_stores_file_names() -> None:
-    spec = importlib.util.spec_from_file_location("bench_products", SCRIPT.parent / "bench_products.py")
-    assert spec and spec.loader
-    products = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(products)
+    products = load_script("bench_products.py")
     origin = "github:magento/magento2-sample-data@5380:pub/media/catalog/product/m/h/"
     assert products.product_of("a.jpg", "magento", origin + "mh02-black_main.jpg") == products.product_of(
         "b.jpg", "magento", origin + "mh02-purple_back.jpg"
