@@ -17,7 +17,8 @@ the machine's load; the seconds do (not compared). Writes all_pairs_bench.json a
 Markdown table.
 
     .venv/bin/python scripts/bench/all_pairs_bench.py --baseline main --grown /work/bench/precision/full \
-        --same same.csv --out /tmp/all-pairs [--images ../shared/bench/images] [--sets full,halfA,halfB,grown]
+        --same same.csv --out /tmp/all-pairs [--images ../shared/bench/images] [--sets full,halfA,halfB,grown] \
+        [--leave-one-out]
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--same", type=Path, help="CSV a,b of pictures known to be the same one (listed, not counted)")
     parser.add_argument("--sets", default=",".join(SETS), help=f"which of {','.join(SETS)} (default: all)")
     parser.add_argument("--codes", default="before,after", help="which runs (default both; 'after' alone: no baseline)")
+    parser.add_argument("--leave-one-out", action="store_true", help="each picture queried without its own record")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     sets = [s for s in args.sets.split(",") if s]
@@ -109,7 +111,7 @@ def main() -> None:
     if "grown" in sets and args.grown is None:
         parser.error("the grown set needs --grown")
     args.out.mkdir(parents=True, exist_ok=True)
-    same = ["--same", str(args.same)] if args.same else []
+    same = (["--same", str(args.same)] if args.same else []) + (["--leave-one-out"] if args.leave_one_out else [])
     with tempfile.TemporaryDirectory(prefix="all-pairs-bench-") as scratch:
         work = Path(scratch)
         codes = {"after": ROOT / "lambdas"}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dupcheck_tools.cli import main
 from dupcheck_tools.evaluation.all_pairs import tally
@@ -116,6 +117,33 @@ def test_a_known_same_picture_is_listed_not_counted(bench: Path, capsys: pytest.
     assert json.loads((bench / "b" / "all_pairs.json").read_text())["known_same_picture"][0]["a"] == "P4"
 
 
+def test_leaving_each_picture_out_turns_the_query_as_a_new_product_is_turned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With its own record in the catalog a query passes it upright and is never turned, so a
+    copy that only a turn lines up is missed; left out, the query is turned and finds it, and
+    its record is back for every later query (each still judges every other item)."""
+    catalog, queries = tmp_path / "catalog", tmp_path / "queries"
+    catalog.mkdir()
+    queries.mkdir()
+    for i in range(6):
+        (catalog / f"P{i}.jpg").write_bytes(encode(product_image(800 + i, SIZE)))
+    turned = product_image(800, SIZE).rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+    (queries / "P0__rotate.jpg").write_bytes(encode(turned))
+    (tmp_path / "truth.csv").write_text("query,expected,kind,source\nP0__rotate.jpg,P0,rotate,P0\n")
+    grown = ["--catalog", str(catalog), "--queries", str(queries), "--truth", str(tmp_path / "truth.csv")]
+    missed = {}
+    for mode, flags in (("with itself", []), ("left out", ["--leave-one-out"])):
+        code, summary = run(capsys, *grown, "--out", str(tmp_path / mode), *flags)
+        assert code == 0 and summary["leave_one_out"] == bool(flags)
+        assert summary["judged_pairs"] == 7 * 6 and summary["false_duplicate_calls"] == 0
+        report = json.loads((tmp_path / mode / "all_pairs.json").read_text())
+        missed[mode] = {(m["query"], m["copy"]) for m in report["missed_true_pairs"]}
+    assert ("P0", "P0__rotate") in missed["with itself"]
+    assert ("P0", "P0__rotate") not in missed["left out"]
+    assert "left out (--leave-one-out)" in (tmp_path / "left out" / "all_pairs.md").read_text()
+
+
 def test_usage_errors(bench: Path, capsys: pytest.CaptureFixture[str]) -> None:
     catalog = str(bench / "catalog")
     assert main(["evaluate", "--all-pairs", "--catalog", catalog, "--queries", str(bench / "queries"),
@@ -132,4 +160,7 @@ def test_usage_errors(bench: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--all-pairs", "--catalog", catalog, "--same", str(bench / "bad.csv"),
                  "--out", str(bench / "o")]) == 2  # fmt: skip
     assert "a,b" in json.loads(capsys.readouterr().err)["error"]["message"]
+    assert main(["evaluate", "--catalog", catalog, "--queries", str(bench / "queries"), "--truth",
+                 str(bench / "truth.csv"), "--leave-one-out", "--out", str(bench / "o")]) == 2  # fmt: skip
+    assert "--leave-one-out only with --all-pairs" in json.loads(capsys.readouterr().err)["error"]["message"]
     assert not (bench / "o").exists()

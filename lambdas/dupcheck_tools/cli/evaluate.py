@@ -46,6 +46,12 @@ def register(commands: Any) -> None:
         "the other items called duplicate (with --queries and --truth, the catalog grows with every query file)",
     )
     parser.add_argument("--same", type=Path, help="with --all-pairs: CSV a,b of items known to be the same picture")
+    parser.add_argument(
+        "--leave-one-out",
+        action="store_true",
+        help="with --all-pairs: query each picture without its own record in the catalog, as a new product's "
+        "picture is asked about (its own record otherwise passes at once, and the query is never turned)",
+    )
     parser.set_defaults(run=run)
 
     catalog_wide = commands.add_parser(
@@ -88,8 +94,11 @@ def _benchmark_arguments(parser: argparse.ArgumentParser, *, truth: str, out: st
 def run(args: argparse.Namespace) -> int:
     if args.all_pairs:
         return run_all_pairs(args)
-    if args.queries is None or args.truth is None or args.same is not None:
-        return usage_error("--queries and --truth are required (--same only with --all-pairs)", code="invalid_request")
+    if args.queries is None or args.truth is None or args.same is not None or args.leave_one_out:
+        return usage_error(
+            "--queries and --truth are required (--same and --leave-one-out only with --all-pairs)",
+            code="invalid_request",
+        )
     try:
         summary = run_evaluation(
             args.catalog, args.queries, args.truth, args.out, algo=args.algo, top=args.top,
@@ -128,7 +137,7 @@ def run_all_pairs(args: argparse.Namespace) -> int:
         return usage_error("--all-pairs grows the catalog with --queries and --truth together", code="invalid_request")
     try:
         summary = all_pairs_evaluation(args.catalog, args.out, queries=args.queries, truth=args.truth,
-                                       same=args.same, algo=args.algo)  # fmt: skip
+                                       same=args.same, algo=args.algo, leave_one_out=args.leave_one_out)  # fmt: skip
     except UsageError as exc:
         return usage_error(str(exc), code="invalid_request")
     for entry in summary["failed_files"]:

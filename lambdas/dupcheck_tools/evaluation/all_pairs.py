@@ -1,6 +1,7 @@
 """Precision at catalog scale: every catalog picture queried against the catalog it is in.
 
     python -m dupcheck evaluate --all-pairs --catalog DIR --out DIR [--queries DIR --truth FILE] [--same CSV]
+        [--leave-one-out]
 
 The per-query evaluation asks few negatives (held-out pictures, colour variants); a shop's
 catalog is thousands of look-alikes, each judged against the 32 candidates closest to it. Here
@@ -22,6 +23,12 @@ it). `--same` (CSV `a,b`) names pairs of pictures known to be the same one (cata
 the sources a grown catalog's copies were made from): their calls, and their copies', are
 listed apart and not counted as false. Writes `all_pairs.json` (summary, every false pair and
 every missed true pair) and `all_pairs.md` to `--out`; the summary is returned.
+
+`--leave-one-out` queries each picture against the catalog without its own record (removed for
+its query, then saved back as it was), as a new product's picture is asked about. Otherwise the
+query's own record passes at once, and verification never turns the query (it turns only when
+no candidate passes upright): a look-alike that only a turn lines up, which a new product's
+query would be called a duplicate of, is never seen.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ def all_pairs_evaluation(
     truth: Path | None = None,
     same: Path | None = None,
     algo: str | None = None,
+    leave_one_out: bool = False,
 ) -> dict[str, Any]:
     """`evaluate --all-pairs`: check the inputs, run, write the report files, return the summary."""
     from dupcheck.core.hashing import PIPELINES
@@ -93,7 +101,8 @@ def all_pairs_evaluation(
             raise UsageError(f"not a folder: {queries}")
         rows = read_truth(truth)
     pictures = catalog_pictures(list_files(catalog), rows, queries)
-    return run_all_pairs(pictures, out, algo=algo, same=read_same(same) if same is not None else None)
+    same_pictures = read_same(same) if same is not None else None
+    return run_all_pairs(pictures, out, algo=algo, same=same_pictures, leave_one_out=leave_one_out)
 
 
 def read_same(path: Path) -> set[frozenset[str]]:
@@ -109,10 +118,16 @@ def read_same(path: Path) -> set[frozenset[str]]:
 
 
 def run_all_pairs(
-    pictures: Sequence[Picture], out: Path, *, algo: str | None = None, same: set[frozenset[str]] | None = None
+    pictures: Sequence[Picture],
+    out: Path,
+    *,
+    algo: str | None = None,
+    same: set[frozenset[str]] | None = None,
+    leave_one_out: bool = False,
 ) -> dict[str, Any]:
-    """Register every picture on a throw-away store, query each with its own bytes, count; write
-    all_pairs.json and all_pairs.md to `out` and return the summary."""
+    """Register every picture on a throw-away store, query each with its own bytes (without its
+    own record, `leave_one_out`), count; write all_pairs.json and all_pairs.md to `out` and
+    return the summary."""
     from dupcheck.bootstrap import build_service
     from dupcheck.core.hashing import DEFAULT_ALGO, get_pipeline
     from dupcheck.core.settings import Settings
@@ -127,14 +142,17 @@ def run_all_pairs(
         service = build_service(Settings.from_env({}, data_dir=Path(data_dir)), pipeline=pipeline)
         try:
             started = time.perf_counter()
-            indexed = []
+            indexed, entries = [], {}
             for picture in progress(pictures, "index"):
                 try:
-                    service.register_bytes(
+                    entry = service.entry_for(
                         entity_id=picture.entity_id, sku=picture.entity_id,
                         image_url=picture.path.resolve().as_uri(), data=picture.path.read_bytes(),
                     )  # fmt: skip
+                    service.save(entry)
                     indexed.append(picture)
+                    if leave_one_out:
+                        entries[picture.entity_id] = entry
                 except (OSError, DupcheckError) as exc:
                     failed.append({"file": picture.path.name, "error": str(exc)})
             index_seconds = time.perf_counter() - started
@@ -142,7 +160,13 @@ def run_all_pairs(
             pool = pipeline.candidate_pool(service.default_top)
             started = time.perf_counter()
             for picture in progress(indexed, "query"):
-                result = service.find_similar_bytes(picture.path.read_bytes(), pool)
+                if leave_one_out:
+                    service.remove(picture.entity_id)
+                try:
+                    result = service.find_similar_bytes(picture.path.read_bytes(), pool)
+                finally:
+                    if leave_one_out:
+                        service.save(entries[picture.entity_id])
                 others = [m for m in result.matches if m.entity_id != picture.entity_id]
                 judged[picture.entity_id] = {m.entity_id for m in others}
                 calls[picture.entity_id] = [m.entity_id for m in others if m.verdict is Verdict.DUPLICATE]
@@ -151,7 +175,8 @@ def run_all_pairs(
             close_service(service)
     summary, details = tally(calls, judged, source_of, same)
     summary.update(
-        algo=pipeline.algo, candidates_per_query=pool, failed=len(failed), failed_files=failed,
+        algo=pipeline.algo, candidates_per_query=pool, leave_one_out=leave_one_out, failed=len(failed),
+        failed_files=failed,
         index_seconds=round(index_seconds, 3), query_seconds=round(query_seconds, 3),
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
@@ -216,12 +241,14 @@ def _pair_entry(pair: frozenset[str], queries: list[str]) -> dict[str, Any]:
 def render_markdown(summary: Mapping[str, Any], details: Mapping[str, Any]) -> str:
     rate = summary["false_calls_per_judged_pair"]
     recall = summary["true_pair_recall"]
+    own_record = "left out (--leave-one-out)" if summary["leave_one_out"] else "in the catalog"
     lines = [
         f"# dupcheck all-pairs precision: {summary['algo']}",
         "",
         "| measure | value |",
         "|---|---|",
         f"| catalog items (distinct pictures) | {summary['pictures']:,} ({summary['distinct_pictures']:,}) |",
+        f"| each query's own record | {own_record} |",
         f"| judged candidate pairs | {summary['judged_pairs']:,} |",
         f"| false duplicate pairs | {summary['false_duplicate_pairs']} |",
         f"| false duplicate calls (queries with one) | {summary['false_duplicate_calls']}"
