@@ -14,7 +14,16 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.lookalike import Confirmed, Detail, Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
+from dupcheck.core.lookalike import (
+    SIZE,
+    TURNED_SIZE,
+    Confirmed,
+    Detail,
+    Limits,
+    LookalikeCheck,
+    Thumbnail,
+    thumbnail_bytes,
+)
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
@@ -48,6 +57,11 @@ EDITS = {
     "badge": lambda im: jpeg(badge(im)),
     "JPEG quality 20": lambda im: jpeg(im, 20),
 }
+
+
+def turned(image: Image.Image) -> bytes:
+    """A copy only the turning lines up, looked at TURNED_SIZE (luma) and SIZE (tint)."""
+    return jpeg(image.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255)))
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +106,12 @@ def test_an_edited_copy_of_either_stays_a_duplicate(service: DupcheckService, de
     found = verdicts(service, EDITS[edit](garment(detail)))
     assert found[detail] is Verdict.DUPLICATE
     assert [entity for entity, verdict in found.items() if verdict is Verdict.DUPLICATE] == [detail]
+
+
+def test_a_turned_copy_stays_a_duplicate_and_the_other_garment_turned_is_never_one(service: DupcheckService) -> None:
+    found = verdicts(service, turned(garment("print")))
+    assert [entity for entity, verdict in found.items() if verdict is Verdict.DUPLICATE] == ["print"]
+    assert verdicts(service, turned(garment("zip")))["print"] is not Verdict.DUPLICATE
 
 
 def test_a_recoloured_shirt_from_the_same_photo_is_not_a_duplicate(tmp_path: Path) -> None:
@@ -241,6 +261,26 @@ def test_each_candidate_is_looked_at_once() -> None:
     assert evidence is not None and not target.passes(evidence) and not target.passes(evidence)
     assert asked == [0]
     assert target.max_colour_off == PIPELINE.near.max_colour_off
+
+
+def test_a_turned_alignment_is_looked_at_twice_as_fine() -> None:
+    """Its luma at TURNED_SIZE (a turn lets another photo in the same pose line up one more
+    way); an upright one at SIZE, as before."""
+    stored = PIPELINE.fingerprint(garment("print"), for_query=False)
+    views, thumbnail = Views.decode(stored.features["views"]), Thumbnail.decode(stored.thumbnail)
+    assert views is not None and thumbnail is not None
+    sides = {}
+    for name, edit in {"resized and recompressed": EDITS["resized and recompressed"], "turned": turned}.items():
+        probe = PIPELINE.fingerprint_bytes(edit(garment("print")), max_pixels=10**8).probe
+        check = LookalikeCheck(probe, PIPELINE.lookalike, lambda _: thumbnail)
+        target = check.target(0, PIPELINE.far)  # the near tier lets this turn pass upright
+        evidence = verify(probe, [views], [target])[0]
+        assert evidence is not None and evidence.alignment is not None and target.passes(evidence)
+        aligned = check.aligned(thumbnail, evidence.alignment)
+        assert aligned is not None
+        sides[name] = (evidence.alignment.angle != 0, aligned.query.shape)
+    assert sides == {"resized and recompressed": (False, (SIZE, SIZE)),
+                     "turned": (True, (TURNED_SIZE, TURNED_SIZE))}  # fmt: skip
 
 
 def test_limits() -> None:

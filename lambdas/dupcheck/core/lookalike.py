@@ -53,6 +53,8 @@ from dupcheck.core.pixels import luma
 from dupcheck.core.verification import Alignment, Evidence, Probe, Tier
 
 SIZE = 64  # side of the aligned comparison
+# ...and of a turned alignment's luma (the tint stays at SIZE: see `_side`).
+TURNED_SIZE = 128
 TILE = 8  # pixels per side of a tile
 TEXTURED = 6.0  # luma std of a tile with detail in it
 LUMA_SLACK = 15.0  # luma levels a pixel may be off the clipped tone line
@@ -155,7 +157,7 @@ class LookalikeCheck:
     def __init__(self, probe: Probe, limits: Limits, thumbnail_of: Callable[[int], Thumbnail | None]) -> None:
         self.probe, self.limits, self._thumbnail_of = probe, limits, thumbnail_of
         self._seen: dict[tuple[int, Alignment], bool | None] = {}  # None: not looked at
-        self._queries: dict[tuple[float, tuple[float, ...], bool], np.ndarray] = {}
+        self._queries: dict[tuple[float, tuple[float, ...], bool, int], np.ndarray] = {}
 
     def target(self, candidate: int, tier: Tier, wider: Tier | None = None) -> Confirmed:
         return Confirmed(tier, self, candidate, wider)
@@ -177,27 +179,30 @@ class LookalikeCheck:
     def examine(self, thumbnail: Thumbnail, alignment: Alignment) -> Detail | None:
         """The finer look at a candidate's thumbnail at the views' alignment (None: its window
         is too small to look at)."""
-        window, candidate = candidate_window(thumbnail, alignment)
+        side = _side(alignment)
+        window, candidate = candidate_window(thumbnail, alignment, side)
         if window is None:
             return None
-        aligned = align(self._query(alignment), candidate, window)
+        aligned = align(self._query(alignment, side), candidate, window)
         warped, _ = warped_colour(thumbnail.rgb, aligned.params, candidate.shape)
-        retinted, repainted = _tint_changes(query_colour(self.probe, alignment), warped, aligned.inside)
+        inside = _pooled(aligned.inside, side // SIZE)
+        retinted, repainted = _tint_changes(query_colour(self.probe, alignment), warped, inside)
         return replace(_measure(aligned), retinted=retinted, repainted=repainted)
 
     def aligned(self, thumbnail: Thumbnail, alignment: Alignment) -> Aligned | None:
         """The query's patch and the thumbnail mapped onto it, as the check compares them."""
-        window, candidate = candidate_window(thumbnail, alignment)
-        return None if window is None else align(self._query(alignment), candidate, window)
+        side = _side(alignment)
+        window, candidate = candidate_window(thumbnail, alignment, side)
+        return None if window is None else align(self._query(alignment, side), candidate, window)
 
-    def _query(self, alignment: Alignment) -> np.ndarray:
-        key = (alignment.angle, alignment.query_box, alignment.mirrored)
+    def _query(self, alignment: Alignment, side: int) -> np.ndarray:
+        key = (alignment.angle, alignment.query_box, alignment.mirrored, side)
         if key not in self._queries:
             picture = self.probe.turned(alignment.angle)
             height, width = picture.shape[:2]
             top, bottom, left, right = alignment.query_box
             gray = Image.fromarray(luma(picture, np.float32), mode="F")
-            patch = gray.resize((SIZE, SIZE), Image.Resampling.BILINEAR,
+            patch = gray.resize((side, side), Image.Resampling.BILINEAR,
                                 box=(left * width, top * height, right * width, bottom * height))  # fmt: skip
             query = np.asarray(patch, dtype=np.float64)
             self._queries[key] = query[:, ::-1] if alignment.mirrored else query
@@ -243,10 +248,29 @@ def thumbnail_bytes(hash_value: HashValue, picture: Image.Image, box: tuple[int,
 # -- the finer look --------------------------------------------------------------------------
 
 
+def _side(alignment: Alignment) -> int:
+    """The side of an alignment's luma look. A turned one is looked at twice as fine: a turn is
+    one more freedom of the alignment, fitted to the pair, so another photo in the same pose has
+    one more way to line up, and one did where the 64 px look could not tell (magento_0063 and
+    0060: a crew-neck and a V-neck tee on one model, head turned; docs/evaluation.md,
+    "Leave-one-out"). At 128 px a face and a neckline are seen at about the thumbnail's own
+    resolution (160 px). The tint stays at SIZE: the thumbnail's JPEG keeps its colour at half
+    resolution, so a finer tint is the coding's."""
+    return TURNED_SIZE if alignment.angle else SIZE
+
+
+def _pooled(mask: np.ndarray, factor: int) -> np.ndarray:
+    """`mask` at 1/factor of its side: a pixel where all the pixels it covers are set."""
+    if factor == 1:
+        return mask
+    n = mask.shape[0] // factor
+    return np.asarray(mask.reshape(n, factor, n, factor).all(axis=(1, 3)))
+
+
 def candidate_window(
-    thumbnail: Thumbnail, alignment: Alignment
+    thumbnail: Thumbnail, alignment: Alignment, side: int = SIZE
 ) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
-    """The candidate's luma, scaled so that the aligned window is SIZE pixels on its longer
+    """The candidate's luma, scaled so that the aligned window is `side` pixels on its longer
     side (what the query patch is), and the window there: (top, height, left, width)."""
     height, width = thumbnail.rgb.shape[:2]
     top, bottom, left, right = thumbnail.box if alignment.candidate_view else (0, height, 0, width)
@@ -255,7 +279,7 @@ def candidate_window(
     win_h, win_w = alignment.rows[1] * view_h, alignment.cols[1] * view_w
     if min(win_h, win_w) < 4:
         return None, np.zeros((0, 0))
-    scale = SIZE / max(win_h, win_w)
+    scale = side / max(win_h, win_w)
     new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
     gray = Image.fromarray(luma(thumbnail.rgb, np.float32), mode="F")
     candidate = np.asarray(gray.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
@@ -272,7 +296,7 @@ def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True, slots=True)
 class Aligned:
-    """`query` (SIZE x SIZE luma), the candidate's luma `warped` onto it, and where the warped
+    """`query` (a square of luma), the candidate's luma `warped` onto it, and where the warped
     samples fell `inside` the candidate."""
 
     query: np.ndarray
@@ -282,7 +306,7 @@ class Aligned:
 
 
 def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, float, float]) -> Aligned:
-    """`query` (SIZE x SIZE luma) against `candidate` (luma) whose `window` (top, height, left,
+    """`query` (a square of luma) against `candidate` (luma) whose `window` (top, height, left,
     width, in its pixels) the views aligned with it, refined to the affine map that fits best."""
     top, win_h, left, win_w = window
     # The affine map from the patch's [-1, 1] square to the candidate's pixel centres.
@@ -301,7 +325,7 @@ def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, 
 
 
 def _aligned(query: np.ndarray, image: Image.Image, params: np.ndarray) -> Aligned:
-    warped, inside = _warp(image, params, SIZE)
+    warped, inside = _warp(image, params, query.shape[0])
     inside = np.ones(warped.shape, bool) if inside is None else inside
     return Aligned(query, warped.astype(np.float64), inside, params)
 
@@ -432,7 +456,7 @@ def _measure(aligned: Aligned) -> Detail:
     fitted = gain * (warped - w_mean) + q_mean
     weight = _centre_weight(query.shape[0])
     # Structure: tiles with detail on both sides (an overlay's tile has it on one side only).
-    n = SIZE // TILE
+    n = query.shape[0] // TILE
     q_tiles = query.reshape(n, TILE, n, TILE).swapaxes(1, 2)
     f_tiles = fitted.reshape(n, TILE, n, TILE).swapaxes(1, 2)
     whole = inside.reshape(n, TILE, n, TILE).swapaxes(1, 2).all(axis=(2, 3))
@@ -503,7 +527,7 @@ def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> 
     darkest = np.minimum(query.min(axis=0), warped.min(axis=0))
     unclipped = inside & (brightest < 250) & (darkest > 5)
     tints = [rgb - luma(np.moveaxis(rgb, 0, -1), np.float32) for rgb in (query, warped)]
-    weight = _centre_weight(SIZE)
+    weight = _centre_weight(query.shape[-1])
     offs = [_tint_off(mine, theirs, unclipped) for mine, theirs in (tints, tints[::-1])]
     faint, strong = (
         min(float((solid((off > slack) & unclipped) * weight).sum()) for off in offs)
