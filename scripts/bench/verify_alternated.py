@@ -80,7 +80,17 @@ def worker(images: Path, one_blas_thread: bool = False) -> None:
         image.crop((w * 9 // 100, h * 9 // 100, w * 91 // 100, h * 91 // 100)).save(out, "JPEG", quality=70)
         return out.getvalue()
 
-    queries = {"new": photos[1::2], "copy": [cropped(d) for d in photos[::2]]}
+    def turned(data: bytes) -> bytes:  # same_judgements.py's turn4: only the turning lines it up
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        out = io.BytesIO()
+        image.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255)).save(out, "JPEG", quality=85)
+        return out.getvalue()
+
+    queries = {
+        "new": photos[1::2],
+        "copy": [cropped(d) for d in photos[::2]],
+        "turned": [turned(d) for d in photos[::2]],
+    }
     pool = pipeline.candidate_pool(5)
 
     def judge(query) -> None:  # noqa: ANN001
@@ -102,7 +112,8 @@ def worker(images: Path, one_blas_thread: bool = False) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commits", nargs="*", help="NAME=LAMBDAS_DIR, the first the baseline")
-    parser.add_argument("--kind", choices=("new", "copy"), default="new", help="held-out photos or 9%% crops")
+    parser.add_argument("--kind", choices=("new", "copy", "turned"), default="new",
+                        help="held-out photos, 9%% crops, or copies turned 4 degrees")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=Path, default=SHARED)
     parser.add_argument("--unpinned", action="store_true", help="workers on every core (BLAS threads)")
