@@ -4,9 +4,10 @@ The views every record stores (32x32 luma, 16x16 colour: core/verification.py) h
 product's shape and colours, not a collar, a zip, a print or a seam: two different black
 t-shirts on the same model in the same pose agree there almost pixel for pixel, and so do a
 black cap and the grey one a shop made from the same photo (docs/evaluation.md, "Precision at
-catalog scale"). So a candidate whose views pass is looked at again, at 64x64, against its
-thumbnail: the record's 160 px working copy, kept beside the record (a ThumbnailStore) rather
-than in it, which stays compact for the index.
+catalog scale"). So a candidate whose views pass is looked at again, at 64x64 (its luma at
+128x128 when only a turn lined it up: `_side`), against its thumbnail: the record's 160 px
+working copy, kept beside the record (a ThumbnailStore) rather than in it, which stays compact
+for the index.
 
 1. Alignment: the views' alignment (the window, the mirroring, the turn) is refined by
    Lucas-Kanade to an affine map from the query onto the thumbnail, at 32 px then at 64, with a
