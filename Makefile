@@ -33,8 +33,7 @@ browser: $(CHROMEDRIVER)
 run: venv
 	$(BIN)/python -m dupcheck demo
 
-test: venv browser
-	$(BIN)/lint-imports --no-cache
+test: venv browser lint
 	$(BIN)/python -m pytest
 
 # Writes cdk.out/Dupcheck.template.json; builds the Lambda bundle with uv (no Docker).
@@ -44,8 +43,10 @@ synth: venv
 bench: venv
 	$(BIN)/python scripts/bench/index_bench.py
 
+# Linters first: a formatting slip fails in seconds, before the suite's minutes.
 lint: venv
 	$(BIN)/ruff check lambdas infra scripts tests
+	$(BIN)/ruff format --check lambdas infra scripts tests
 	$(BIN)/mypy lambdas/dupcheck lambdas/dupcheck_tools
 	$(BIN)/lint-imports --no-cache
 

@@ -40,9 +40,7 @@ def build(app: App) -> DupcheckStack:
         config=config,
         description="dupcheck: near-duplicate image detection (API Gateway, Lambda, DynamoDB, OpenSearch)",
         # Environment-agnostic unless the CLI supplies an account/region.
-        env=Environment(
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-        ),
+        env=Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")),
     )
     Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return stack

@@ -157,8 +157,12 @@ class DupcheckStack(Stack):
             "Alarms",
             dlq=sync.dlq,
             import_dlq=imports.dlq,
-            functions={"FindSimilar": api.function, "StreamSync": sync.function,
-                       "ImportDispatch": imports.dispatcher, "ImportWorker": imports.worker},
+            functions={
+                "FindSimilar": api.function,
+                "StreamSync": sync.function,
+                "ImportDispatch": imports.dispatcher,
+                "ImportWorker": imports.worker,
+            },
             rest_api=api.rest_api,
             domain=search.domain,
             email=config.alarm_email or None,
@@ -169,8 +173,7 @@ class DupcheckStack(Stack):
             self,
             "ApiKeyId",
             value=api.api_key.key_id,
-            description="Value: aws apigateway get-api-key --api-key <id> --include-value "
-            "--query value --output text",
+            description="Value: aws apigateway get-api-key --api-key <id> --include-value --query value --output text",
         )
         CfnOutput(self, "TableName", value=hashes.table.table_name)
         CfnOutput(

@@ -79,8 +79,9 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         for url in read_urls(args.urls):
-            (old_answer, old_error), (new_answer, new_error) = ask(old, args.old, url, args.top), ask(
-                new, args.new, url, args.top
+            (old_answer, old_error), (new_answer, new_error) = (
+                ask(old, args.old, url, args.top),
+                ask(new, args.new, url, args.top),
             )
             old_first = next(iter(entity_ids(old_answer)), "")
             new_ids = entity_ids(new_answer)

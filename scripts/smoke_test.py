@@ -71,9 +71,7 @@ def expect(response: requests.Response, *statuses: int) -> Any:
             f"{response.request.method} {response.url} -> {response.status_code} (wanted {statuses}): "
             f"{response.text[:500]}"
         )
-    return (
-        response.json() if response.content and "json" in response.headers.get("content-type", "") else None
-    )
+    return response.json() if response.content and "json" in response.headers.get("content-type", "") else None
 
 
 def poll(what: str, check: Callable[[], bool], timeout: float, every: float = POLL_INTERVAL) -> int:
@@ -173,9 +171,7 @@ def run(args: argparse.Namespace) -> bool:
 
     def find(present: bool) -> Callable[[], str]:
         def matches() -> list[dict[str, Any]]:
-            body = expect(
-                api.call("GET", "/find_similar", params={"image_url": args.image_url, "top": 20}), 200
-            )
+            body = expect(api.call("GET", "/find_similar", params={"image_url": args.image_url, "top": 20}), 200)
             return [m for m in body.get("matches", []) if m.get("entity_id") == entity_id]
 
         def check() -> bool:
@@ -286,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_IMAGE_URL,
         help=f"public image to register (default {DEFAULT_IMAGE_URL})",
     )
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for stream sync"
-    )
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for stream sync")
     parser.add_argument("--keep", action="store_true", help="do not delete the test item when a step fails")
     parser.add_argument(
         "--thumbnail-bucket",

@@ -146,9 +146,7 @@ class Api(Construct):
 
         # Bumping the version replaces the key on the next deploy (hard rotation, docs/deploy.md).
         key_id = "ApiKey" if api_key_version == 1 else f"ApiKeyV{api_key_version}"
-        self.api_key = self.rest_api.add_api_key(
-            key_id, description=f"dupcheck client key v{api_key_version}"
-        )
+        self.api_key = self.rest_api.add_api_key(key_id, description=f"dupcheck client key v{api_key_version}")
         self.usage_plan = self.rest_api.add_usage_plan(
             "UsagePlan",
             description="dupcheck default plan",

@@ -62,9 +62,7 @@ def _suppress_nag(function: lambda_.Function) -> None:
             NagPackSuppression(
                 id="AwsSolutions-IAM4",
                 reason="AWSLambdaBasicExecutionRole only allows writing the function's own CloudWatch logs.",
-                applies_to=[
-                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-                ],
+                applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
             ),
             NagPackSuppression(
                 id="AwsSolutions-IAM5",

@@ -73,9 +73,7 @@ def main() -> None:
         f"true nearest distance mean {true_min.mean():.2f}, max {true_min.max()}"
     )
 
-    header = (
-        f"{'m':>3} {'efC':>4} {'build s':>8} {'ef_search':>9} {'cand k':>6} {'recall@5':>9} {'us/query':>9}"
-    )
+    header = f"{'m':>3} {'efC':>4} {'build s':>8} {'ef_search':>9} {'cand k':>6} {'recall@5':>9} {'us/query':>9}"
     print(header)
     print("-" * len(header))
     rows = []

@@ -58,8 +58,12 @@ def test_the_bucket_is_private_encrypted_retained_and_announces_new_catalogs(tem
     resource = template.to_json()["Resources"][bucket]
     properties = resource["Properties"]
     assert resource["DeletionPolicy"] == "Retain"  # kept pictures are records' pictures
-    assert properties["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                            "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
         "ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}  # fmt: skip
     assert properties["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}

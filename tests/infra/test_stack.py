@@ -212,8 +212,12 @@ def test_only_the_four_dupcheck_functions_exist(template: Template) -> None:
     # notifications are plain CloudFormation).
     template.resource_count_is("AWS::Lambda::Function", 4)
     handlers = {f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()}
-    assert handlers == {FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER, "dupcheck.handlers.import_dispatch.handler",
-                        "dupcheck.handlers.import_worker.handler"}
+    assert handlers == {
+        FIND_SIMILAR_HANDLER,
+        STREAM_SYNC_HANDLER,
+        "dupcheck.handlers.import_dispatch.handler",
+        "dupcheck.handlers.import_worker.handler",
+    }
 
 
 # ---------------------------------------------------------------- Lambda functions
@@ -223,9 +227,7 @@ def test_only_the_four_dupcheck_functions_exist(template: Template) -> None:
     ("handler", "memory", "timeout"),
     [(FIND_SIMILAR_HANDLER, 1024, 29), (STREAM_SYNC_HANDLER, 512, 60)],
 )
-def test_function_runtime_handler_memory_timeout(
-    template: Template, handler: str, memory: int, timeout: int
-) -> None:
+def test_function_runtime_handler_memory_timeout(template: Template, handler: str, memory: int, timeout: int) -> None:
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
@@ -267,9 +269,7 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
 
 
 def test_both_functions_share_one_code_asset(template: Template) -> None:
-    keys = {
-        fn["Properties"]["Code"]["S3Key"] for fn in template.find_resources("AWS::Lambda::Function").values()
-    }
+    keys = {fn["Properties"]["Code"]["S3Key"] for fn in template.find_resources("AWS::Lambda::Function").values()}
     assert len(keys) == 1
 
 
@@ -278,9 +278,7 @@ def test_find_similar_reads_and_writes_the_table(template: Template) -> None:
     table_arn = {"Fn::GetAtt": [table, "Arn"]}
     granted: set[str] = set()
     for statement in statements_of_role(template, role_id(template, FIND_SIMILAR_HANDLER)):
-        resources = (
-            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        )
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         if table_arn in resources:
             granted.update(actions(statement))
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= granted
@@ -326,9 +324,7 @@ def test_thumbnails_are_read_and_written_by_find_similar_and_the_import_worker_o
 @pytest.mark.parametrize("handler", [FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER])
 def test_both_functions_may_call_the_domain_over_http(template: Template, handler: str) -> None:
     domain = logical_id(template, "AWS::OpenSearchService::Domain")
-    statements = [
-        s for s in statements_of_role(template, role_id(template, handler)) if "es:ESHttp*" in actions(s)
-    ]
+    statements = [s for s in statements_of_role(template, role_id(template, handler)) if "es:ESHttp*" in actions(s)]
     assert len(statements) == 1
     assert statements[0]["Resource"] == [
         {"Fn::GetAtt": [domain, "Arn"]},
@@ -384,11 +380,7 @@ def test_dlq_encrypted_ssl_only_14_days(template: Template) -> None:
             "Queues": [{"Ref": dlq}],
             "PolicyDocument": {
                 "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
-                        )
-                    ]
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
                 )
             },
         },
@@ -507,9 +499,7 @@ def test_api_key_version_replaces_the_key(template: Template, dev: tuple[Stack, 
 
 def test_usage_plan_reads_context_strings(dev: tuple[Stack, Template]) -> None:
     _, template = dev
-    template.has_resource_properties(
-        "AWS::ApiGateway::UsagePlan", {"Throttle": {"RateLimit": 5, "BurstLimit": 100}}
-    )
+    template.has_resource_properties("AWS::ApiGateway::UsagePlan", {"Throttle": {"RateLimit": 5, "BurstLimit": 100}})
 
 
 # ---------------------------------------------------------------- alarms and outputs
@@ -532,8 +522,12 @@ def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> N
     errored = {a["Dimensions"][0]["Value"]["Ref"] for a in by_metric["Errors"]}
     assert errored == {
         function(template, handler)[0]
-        for handler in (FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER, "dupcheck.handlers.import_dispatch.handler",
-                        "dupcheck.handlers.import_worker.handler")
+        for handler in (
+            FIND_SIMILAR_HANDLER,
+            STREAM_SYNC_HANDLER,
+            "dupcheck.handlers.import_dispatch.handler",
+            "dupcheck.handlers.import_worker.handler",
+        )
     }
     (api_alarm,) = by_metric["5XXError"]
     assert api_alarm["Namespace"] == "AWS/ApiGateway"
@@ -549,9 +543,7 @@ def test_alarm_topic_encrypted_ssl_only(template: Template, dev: tuple[Stack, Te
         {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Effect": "Deny"})])}},
     )
     template.resource_count_is("AWS::SNS::Subscription", 0)
-    dev[1].has_resource_properties(
-        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
-    )
+    dev[1].has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
 
 
 def test_outputs(template: Template) -> None:

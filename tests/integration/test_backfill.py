@@ -101,7 +101,10 @@ def test_records_failures_file_and_exit_code(image_server: ImageServer, env: Pat
     assert sorted(records) == sorted(thumbnails) == ["E0", "E1", "E2", "E3"]
     for entity_id, sku, url in rows[:4]:
         expected = service.entry_for(
-            entity_id=entity_id, sku=sku, image_url=url, data=image_server.routes[url[len(image_server.base_url):]].body
+            entity_id=entity_id,
+            sku=sku,
+            image_url=url,
+            data=image_server.routes[url[len(image_server.base_url) :]].body,
         )
         got = records[entity_id]
         assert (got.sku, got.image_url, got.hash, got.hash_algo, dict(got.features)) == (
@@ -378,7 +381,7 @@ def test_kill_9_mid_run_then_resume(image_server: ImageServer, tmp_path: Path) -
     assert sorted(after) == sorted(r[0] for r in rows)  # every item stored, once (entity_id is the key)
     hits = image_server.counts()
     for entity_id, _, url in rows:
-        path = url[len(image_server.base_url):]
+        path = url[len(image_server.base_url) :]
         if entity_id in done_before:  # finished before the kill: neither downloaded nor written again
             assert hits[path] == hits_before[path] == 1
             assert after[entity_id] == done_before[entity_id]
@@ -421,7 +424,10 @@ def test_ctrl_c_flushes_summarises_and_resumes(image_server: ImageServer, tmp_pa
 
 
 def test_backfill_reads_a_dynamodb_json_export_with_relative_paths(
-    env: Path, tmp_path: Path, image_server: ImageServer, capsys: pytest.CaptureFixture[str],
+    env: Path,
+    tmp_path: Path,
+    image_server: ImageServer,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The prototype's hash_store, exported as DynamoDB JSON: relative small_image paths joined to

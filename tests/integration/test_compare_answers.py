@@ -81,7 +81,9 @@ def test_compare_answers_reports_agreement(
     with open(tmp_path / "answers.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["old_first"], r["new_first"], r["same_first"], r["new_verdict"]) for r in rows[:3]] == [
-        ("100", "100", "True", "duplicate"), ("102", "101", "False", "duplicate"), ("", "102", "False", "duplicate")
+        ("100", "100", "True", "duplicate"),
+        ("102", "101", "False", "duplicate"),
+        ("", "102", "False", "duplicate"),
     ]
     assert rows[3]["old_first"] == "" and rows[3]["new_first"] and rows[3]["new_verdict"] != "duplicate"
     assert rows[2]["old_error"].startswith("HTTP 500")

@@ -46,8 +46,21 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
     service.register_bytes(entity_id="A1", sku="MH01", image_url="https://shop.test/a1.jpg", data=image)
     report = settings.data_dir / "duplicates" / "duplicates.json"  # so GET /duplicates has a 200 to check
     report.parent.mkdir(parents=True)
-    report.write_text(json.dumps({"pipeline": service.pipeline.algo, "records": 2, "elapsed_s": 0.1, "groups": [
-        {"items": ["A1", "A2"], "pairs": [{"a": "A1", "b": "A2", "verdict": "duplicate", "match_percent": 98.4}]}]}))
+    report.write_text(
+        json.dumps(
+            {
+                "pipeline": service.pipeline.algo,
+                "records": 2,
+                "elapsed_s": 0.1,
+                "groups": [
+                    {
+                        "items": ["A1", "A2"],
+                        "pairs": [{"a": "A1", "b": "A2", "verdict": "duplicate", "match_percent": 98.4}],
+                    }
+                ],
+            }
+        )
+    )
     srv = LocalServer(service, settings, catalog_fetcher=AnyUrlFetcher(image))
     srv.start_in_thread()
     yield srv
@@ -63,16 +76,34 @@ def test_the_committed_document_is_what_the_server_serves(server: LocalServer) -
 def test_the_document_says_what_the_api_answers() -> None:
     document = json.loads(DOCUMENT.read_text())
     operations = {(path, method): op for path, ops in document["paths"].items() for method, op in ops.items()}
-    assert set(operations) == {("/find_similar", "get"), ("/find_similar", "post"), ("/items", "post"),
-                               ("/items", "get"), ("/items/{entity_id}", "get"), ("/items/{entity_id}", "put"),
-                               ("/items/{entity_id}", "delete"), ("/duplicates", "get"), ("/health", "get"),
-                               ("/imports", "post"), ("/imports", "get"), ("/imports/{job_id}", "get"),
-                               ("/imports/{job_id}", "delete"), ("/imports/{job_id}/failures", "get"),
-                               ("/imports/{job_id}/catalog", "put"), ("/images", "post"), ("/images/{name}", "get")}
+    assert set(operations) == {
+        ("/find_similar", "get"),
+        ("/find_similar", "post"),
+        ("/items", "post"),
+        ("/items", "get"),
+        ("/items/{entity_id}", "get"),
+        ("/items/{entity_id}", "put"),
+        ("/items/{entity_id}", "delete"),
+        ("/duplicates", "get"),
+        ("/health", "get"),
+        ("/imports", "post"),
+        ("/imports", "get"),
+        ("/imports/{job_id}", "get"),
+        ("/imports/{job_id}", "delete"),
+        ("/imports/{job_id}/failures", "get"),
+        ("/imports/{job_id}/catalog", "put"),
+        ("/images", "post"),
+        ("/images/{name}", "get"),
+    }
     imports = operations[("/imports", "post")]
     assert set(imports["responses"]) == {"202", "400", "403", "413", "422", "500", "503"}
-    assert set(imports["requestBody"]["content"]) == {"text/csv", "application/x-ndjson", "application/gzip",
-                                                      "multipart/form-data", "application/json"}
+    assert set(imports["requestBody"]["content"]) == {
+        "text/csv",
+        "application/x-ndjson",
+        "application/gzip",
+        "multipart/form-data",
+        "application/json",
+    }
     assert len(imports["requestBody"]["content"]["application/json"]["schema"]["anyOf"]) == 3  # URL, items, upload
     assert set(operations[("/imports/{job_id}", "delete")]["responses"]) >= {"200", "404", "409"}
     assert set(operations[("/images/{name}", "get")]["responses"]["200"]["content"]) == {"image/*"}
@@ -87,8 +118,11 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert "HTTPValidationError" not in json.dumps(document)  # validation errors are a 400, not Powertools' 422
     upload = operations[("/find_similar", "post")]["requestBody"]["content"]
     assert set(upload) == {"image/*", "application/octet-stream", "multipart/form-data", "application/json"}
-    assert document["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header",
-                                                                   "name": "x-api-key"}
+    assert document["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+    }
     assert operations[("/health", "get")]["security"] == [] and document["security"] == [{"apiKey": []}]
     assert all(op.get("summary") for op in operations.values())
 

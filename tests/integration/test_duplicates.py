@@ -422,7 +422,6 @@ def test_the_far_band_runs_by_default_up_to_its_catalog_size_and_when_asked(
     assert above.report is not None and groups_of(above.report) == EXPECTED_GROUPS
 
 
-
 def test_work_in_processes_finds_the_same_groups(
     store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -316,9 +316,7 @@ def test_redirect_out_of_the_allow_list_is_refused(server: Server) -> None:
     ["http://0.0.0.0:{port}/image", "http://0:{port}/image", "http://2852039166/", "http://192.0.2.1/",
      "http://224.0.0.1/", "http://[::]:{port}/image"],
 )  # fmt: skip
-def test_redirect_to_ranges_allow_loopback_does_not_open_is_refused(
-    server: Server, base: str, target: str
-) -> None:
+def test_redirect_to_ranges_allow_loopback_does_not_open_is_refused(server: Server, base: str, target: str) -> None:
     with pytest.raises(UrlNotAllowed):
         make().fetch(f"{base}/redirect?to={target.format(port=server.port)}")
     assert len(server.seen) == 1
@@ -383,9 +381,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)

@@ -145,9 +145,7 @@ def job_of(aws: Aws, job_id: str) -> dict:
     return job
 
 
-def test_an_uploaded_catalog_goes_through_s3_the_dispatcher_and_the_worker(
-    aws: Aws, image_server: ImageServer
-) -> None:
+def test_an_uploaded_catalog_goes_through_s3_the_dispatcher_and_the_worker(aws: Aws, image_server: ImageServer) -> None:
     rows = good_rows(image_server, 14)
     image_server.scripts["/flaky.jpg"] = [Reply(503), Reply(200, image_server.routes["/img/0.jpg"].body)]
     rows += [("FLAKY", "", image_server.base_url + "/flaky.jpg"), ("F404", "", image_server.base_url + "/gone.jpg"),
@@ -242,9 +240,7 @@ def test_cancelling_drops_the_rows_still_queued(aws: Aws, image_server: ImageSer
     assert aws.call("DELETE", f"/imports/{job['job_id']}")[0] == 409
 
 
-def test_a_row_failing_every_time_becomes_a_failure_on_its_last_delivery(
-    aws: Aws, image_server: ImageServer
-) -> None:
+def test_a_row_failing_every_time_becomes_a_failure_on_its_last_delivery(aws: Aws, image_server: ImageServer) -> None:
     image_server.routes["/down.jpg"] = Reply(503)
     status, job = aws.call("POST", "/imports", csv_of([("DOWN", "", image_server.base_url + "/down.jpg")]))
     aws.start_event(f"catalogs/{job['job_id']}")

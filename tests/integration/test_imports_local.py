@@ -157,7 +157,9 @@ def test_a_catalog_url_items_and_a_gzipped_upload_are_catalogs_too(
     by_url = submit(server, {"catalog_url": catalog_url}, query=f"?image_base_url={media}")
     assert by_url["catalog_url"] == catalog_url
 
-    items = [{"entity_id": e, "sku": s, "image_url": u} for e, s, u in rows] + [{"entity_id": "..", "image_url": "http://x.invalid/a.jpg"}]
+    items = [{"entity_id": e, "sku": s, "image_url": u} for e, s, u in rows] + [
+        {"entity_id": "..", "image_url": "http://x.invalid/a.jpg"}
+    ]
     by_items = submit(server, {"items": items})
     gzipped = submit(server, gzip.compress(csv_of([("G1", "", rows[0][2])], header="id,sku,picture")),
                      "application/gzip", query="?id_column=id&url_column=picture")  # fmt: skip

@@ -130,9 +130,11 @@ def test_prototype_phash_is_imagehash_on_the_512_canvas() -> None:
     for seed, size in ((1, (320, 240)), (2, (700, 1000)), (3, (512, 512))):
         data = encode(product_image(seed, size))
         assert str(prototype_phash(Image.open(io.BytesIO(data)).convert("RGB"))) == old_phash(data)
-    assert HashValue.from_hex(old_phash(encode(product_image(1)))) - HashValue.from_hex(
-        old_phash(encode(product_image(2)))
-    ) > 4, "two different pictures are far apart, or the changed-picture count means nothing"
+    assert (
+        HashValue.from_hex(old_phash(encode(product_image(1))))
+        - HashValue.from_hex(old_phash(encode(product_image(2))))
+        > 4
+    ), "two different pictures are far apart, or the changed-picture count means nothing"
 
 
 def test_migrate_a_table_to_the_local_store_then_resume(

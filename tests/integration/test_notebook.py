@@ -108,9 +108,7 @@ def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_ven
         f"FAILURES = {str(tmp_path / 'failures.csv')!r}",
         f"DUPLICATES = {str(tmp_path / 'duplicates')!r}",
     ])  # fmt: skip
-    NotebookClient(
-        nb, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    NotebookClient(nb, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
 
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")

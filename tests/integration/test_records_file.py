@@ -30,8 +30,12 @@ from support.fakes import make_record
 
 def records(count: int) -> list[HashRecord]:
     return [
-        make_record(f"E{i}", hash_hex=f"{i:032x}", hash_algo="dualphash128-v3",
-                    features={"views": bytes([i % 256]) * 40 + b"\x00\xff"})  # fmt: skip
+        make_record(
+            f"E{i}",
+            hash_hex=f"{i:032x}",
+            hash_algo="dualphash128-v3",
+            features={"views": bytes([i % 256]) * 40 + b"\x00\xff"},
+        )  # fmt: skip
         for i in range(count)
     ]
 
@@ -43,9 +47,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, 
 
 
 @pytest.mark.parametrize("name", ["catalog.jsonl", "catalog.jsonl.gz"])
-def test_export_then_import_into_another_store_gives_the_same_records(
-    tmp_path: Path, capsys: Any, name: str
-) -> None:
+def test_export_then_import_into_another_store_gives_the_same_records(tmp_path: Path, capsys: Any, name: str) -> None:
     source = SqliteRecordStore(tmp_path / "a" / "dupcheck.sqlite3")
     source.put_many(records(1200))
     # Thumbnails beside all records but E7 (one a file can lack: reindex makes it again).

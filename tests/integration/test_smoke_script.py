@@ -50,7 +50,10 @@ def test_the_smoke_test_fails_when_the_key_is_wrong(tmp_path: Path, image_server
 
 
 def test_the_thumbnail_steps_against_a_server_keeping_thumbnails_in_s3(
-    tmp_path: Path, image_server: ImageServer, moto_server: str, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    image_server: ImageServer,
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """What the deployed stack does (S3 thumbnails, docs/deploy.md), with S3 played by a moto

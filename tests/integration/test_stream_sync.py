@@ -184,9 +184,7 @@ def test_index_outage_fails_the_records_for_retry(
         stream_sync.handler(batch, lambda_context)
 
 
-def test_ensure_index_is_called_once(
-    stream_sync: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ensure_index_is_called_once(stream_sync: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     class Ensuring(FakeIndex):
         ensured = 0
 

@@ -386,9 +386,13 @@ def test_status_shows_the_counts_and_the_pipeline(page: Page, demo: Demo) -> Non
     rows = dict(zip([e.text for e in page.all("#status-list dt")], [e.text for e in page.all("#status-list dd")],
                     strict=True))  # fmt: skip
     health = demo.server.service.health()
-    assert rows == {"Service": "Answering", "Records in the catalog": str(health["records"]),
-                    "Pictures in the search index": str(health["indexed"]), "Hash pipeline": health["algorithm"],
-                    "Index ready": "Yes"}
+    assert rows == {
+        "Service": "Answering",
+        "Records in the catalog": str(health["records"]),
+        "Pictures in the search index": str(health["indexed"]),
+        "Hash pipeline": health["algorithm"],
+        "Index ready": "Yes",
+    }
 
 
 # -- a phone, the keyboard, a screen reader -------------------------------------------------------
@@ -420,7 +424,9 @@ def test_labels_alternative_text_live_regions_and_keyboard_focus(page: Page, dem
         ActionChains(page.driver).send_keys(Keys.TAB).perform()
         order.append(page.js("return document.activeElement.textContent || document.activeElement.id"))
     assert order == ["Skip to the content", "Check", "Catalog", "Import", "Duplicates", "Status", "check-file"]
-    ActionChains(page.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).send_keys(Keys.ENTER).perform()
+    ActionChains(page.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).send_keys(
+        Keys.ENTER
+    ).perform()
     page.wait(lambda: page.js("return document.activeElement.id") == "status-title")
 
     page.open("check")

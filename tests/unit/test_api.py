@@ -34,7 +34,10 @@ def app(settings: Settings):  # noqa: ANN201
 
 
 def event(
-    method: str, path: str, query: dict[str, str] | None = None, body: bytes | None = None,
+    method: str,
+    path: str,
+    query: dict[str, str] | None = None,
+    body: bytes | None = None,
     content_type: str | None = None,
 ) -> dict[str, Any]:
     """The canned GET event, reshaped: the fields Lambda really sends stay as captured."""
@@ -63,8 +66,14 @@ def test_canned_event_finds_a_duplicate(app) -> None:  # noqa: ANN001
     assert body["is_duplicate"] is True
     assert body["query"]["algorithm"] and len(body["query"]["hash"]) >= 16
     assert body["matches"][0] | {"image_url": None} == {
-        "entity_id": "E2", "sku": "SKU2", "image_url": None, "distance": 0,
-        "match_percent": 100.0, "verdict": "duplicate", "edits": [], "edit_summary": "no visible edit",
+        "entity_id": "E2",
+        "sku": "SKU2",
+        "image_url": None,
+        "distance": 0,
+        "match_percent": 100.0,
+        "verdict": "duplicate",
+        "edits": [],
+        "edit_summary": "no visible edit",
     }
     assert len(body["matches"]) == 2
 
@@ -85,10 +94,14 @@ def test_multipart_upload(app) -> None:  # noqa: ANN001
     data = encode(product_image(201))
     boundary = "xYzBoundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     status, out = call(app, event("POST", "/find_similar", None, body, f"multipart/form-data; boundary={boundary}"))
     assert status == 200 and out["matches"][0]["entity_id"] == "E1"
 
@@ -125,34 +138,86 @@ def test_health_and_openapi(app) -> None:  # noqa: ANN001
 
 BAD_REQUESTS = [
     ("missing image_url", event("GET", "/find_similar"), 400, "invalid_request"),
-    ("top too big", event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "top": "101"}), 400,
-     "invalid_request"),
-    ("top not a number", event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "top": "ten"}), 400,
-     "invalid_request"),
-    ("not an image", event("GET", "/find_similar", {"image_url": "https://img.test/text.jpg"}), 415,
-     "unsupported_media_type"),
-    ("upstream timeout", event("GET", "/find_similar", {"image_url": "https://img.test/slow.jpg"}), 504,
-     "upstream_timeout"),
+    (
+        "top too big",
+        event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "top": "101"}),
+        400,
+        "invalid_request",
+    ),
+    (
+        "top not a number",
+        event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "top": "ten"}),
+        400,
+        "invalid_request",
+    ),
+    (
+        "not an image",
+        event("GET", "/find_similar", {"image_url": "https://img.test/text.jpg"}),
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "upstream timeout",
+        event("GET", "/find_similar", {"image_url": "https://img.test/slow.jpg"}),
+        504,
+        "upstream_timeout",
+    ),
     ("empty upload", event("POST", "/find_similar", None, b"", "image/jpeg"), 400, "invalid_request"),
-    ("upload too large", event("POST", "/find_similar", None, b"\xff\xd8\xff" + b"0" * MAX_BYTES * 2, "image/jpeg"),
-     413, "image_too_large"),
-    ("truncated upload", event("POST", "/find_similar", None, encode(product_image(1))[:500], "image/jpeg"), 422,
-     "invalid_image"),
-    ("json without photoData", event("POST", "/find_similar", None, b'{"x": 1}', "application/json"), 400,
-     "invalid_request"),
+    (
+        "upload too large",
+        event("POST", "/find_similar", None, b"\xff\xd8\xff" + b"0" * MAX_BYTES * 2, "image/jpeg"),
+        413,
+        "image_too_large",
+    ),
+    (
+        "truncated upload",
+        event("POST", "/find_similar", None, encode(product_image(1))[:500], "image/jpeg"),
+        422,
+        "invalid_image",
+    ),
+    (
+        "json without photoData",
+        event("POST", "/find_similar", None, b'{"x": 1}', "application/json"),
+        400,
+        "invalid_request",
+    ),
     ("broken json", event("POST", "/find_similar", None, b"{nope", "application/json"), 400, "invalid_request"),
-    ("bad base64 photoData", event("POST", "/find_similar", None, b'{"photoData": "data:image/png;base64,@@@"}',
-                                   "application/json"), 400, "invalid_request"),
-    ("multipart without file", event("POST", "/find_similar", None, b"--b\r\n\r\nx\r\n--b--\r\n",
-                                     "multipart/form-data; boundary=b"), 400, "invalid_request"),
-    ("item body as text/plain", event("POST", "/items", None, b'{"entity_id": "x", "image_url": "u"}', "text/plain"),
-     415, "unsupported_media_type"),
-    ("item body multipart without boundary", event("POST", "/items", None, b"x", "multipart/form-data"), 415,
-     "unsupported_media_type"),
-    ("item body not utf-8", event("POST", "/items", None, b"?\t{\x0b\xff\xfe'S?", "application/json"), 400,
-     "invalid_request"),
-    ("item without url", event("POST", "/items", None, b'{"entity_id": "x"}', "application/json"), 400,
-     "invalid_request"),
+    (
+        "bad base64 photoData",
+        event("POST", "/find_similar", None, b'{"photoData": "data:image/png;base64,@@@"}', "application/json"),
+        400,
+        "invalid_request",
+    ),
+    (
+        "multipart without file",
+        event("POST", "/find_similar", None, b"--b\r\n\r\nx\r\n--b--\r\n", "multipart/form-data; boundary=b"),
+        400,
+        "invalid_request",
+    ),
+    (
+        "item body as text/plain",
+        event("POST", "/items", None, b'{"entity_id": "x", "image_url": "u"}', "text/plain"),
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "item body multipart without boundary",
+        event("POST", "/items", None, b"x", "multipart/form-data"),
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "item body not utf-8",
+        event("POST", "/items", None, b"?\t{\x0b\xff\xfe'S?", "application/json"),
+        400,
+        "invalid_request",
+    ),
+    (
+        "item without url",
+        event("POST", "/items", None, b'{"entity_id": "x"}', "application/json"),
+        400,
+        "invalid_request",
+    ),
     ("unknown route", event("GET", "/nope"), 404, "not_found"),
 ]
 
@@ -283,7 +348,11 @@ def test_an_uploaded_record_is_stored_with_the_address_it_is_published_at(app) -
     data = encode(product_image(205))
     status, item = call(app, event("PUT", "/items/U 1", {"sku": "UP", "image_url": "https://img.test/u1.jpg"},
                                    data, "image/jpeg"))  # fmt: skip
-    assert status == 201 and (item["entity_id"], item["sku"], item["image_url"]) == ("U 1", "UP", "https://img.test/u1.jpg")
+    assert status == 201 and (item["entity_id"], item["sku"], item["image_url"]) == (
+        "U 1",
+        "UP",
+        "https://img.test/u1.jpg",
+    )
     status, bare = call(app, event("PUT", "/items/U2", None, data, "application/octet-stream"))
     assert status == 201 and bare["image_url"] == "" and bare["sku"] == ""
     status, out = call(app, event("POST", "/find_similar", {"top": "1"}, data, "image/jpeg"))

@@ -30,7 +30,9 @@ def test_missing_id_or_url_is_an_error_row_not_a_skip(tmp_path: Path) -> None:
     path = write(tmp_path / "c.csv", "entity_id,sku,image_url\n,S1,http://h/a.jpg\nA2,S2,\nA3\n")
     rows = list(CatalogReader(path))
     assert [r.error[0] if r.error else None for r in rows] == [
-        "missing_entity_id", "missing_image_url", "missing_image_url"
+        "missing_entity_id",
+        "missing_image_url",
+        "missing_image_url",
     ]
 
 
@@ -48,9 +50,7 @@ def test_a_relative_path_without_a_base_url_says_what_to_give(tmp_path: Path) ->
     assert rows[0].error is not None and rows[0].error[0] == "relative_image_url"
     assert "--image-base-url" in rows[0].error[1] and "/m/h/mh01.jpg" in rows[0].error[1]
     with_base = list(CatalogReader(path, image_base_url="https://shop.example/media"))
-    assert [r.image_url for r in with_base] == [
-        "https://shop.example/media/m/h/mh01.jpg", "https://cdn.example/x.jpg"
-    ]
+    assert [r.image_url for r in with_base] == ["https://shop.example/media/m/h/mh01.jpg", "https://cdn.example/x.jpg"]
 
 
 def test_dynamodb_json_export_lines(tmp_path: Path) -> None:

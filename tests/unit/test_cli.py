@@ -52,8 +52,9 @@ def test_index_dir_then_find_a_file(capsys: pytest.CaptureFixture[str], tmp_path
 
 def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path) -> None:
     data = str(tmp_path / "data")
-    code, record = run(capsys, "--data-dir", data, "add", "--entity-id", "A1", "--sku", "MH01",
-                       str(catalog / "SKU-1.jpg"))
+    code, record = run(
+        capsys, "--data-dir", data, "add", "--entity-id", "A1", "--sku", "MH01", str(catalog / "SKU-1.jpg")
+    )
     assert code == ExitCode.OK and record["entity_id"] == "A1" and record["image_url"].startswith("file://")
     assert "features" not in record  # ~5 KB of base64 views nobody reads, unless asked for
     code, record = run(capsys, "--data-dir", data, "add", "--features", "--entity-id", "A1", str(catalog / "SKU-1.jpg"))
@@ -69,8 +70,9 @@ def test_blocked_url_is_a_json_error(capsys: pytest.CaptureFixture[str], tmp_pat
     assert code == ExitCode.FAILED and error["error"]["code"] == "url_not_allowed"
 
 
-def test_invalid_settings_are_refused(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                                      tmp_path: Path) -> None:
+def test_invalid_settings_are_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DUPCHECK_MAX_IMAGE_BYTES", "lots")
     code, error = run(capsys, "--data-dir", str(tmp_path), "remove", "x")
     assert code == ExitCode.USAGE and "DUPCHECK_MAX_IMAGE_BYTES" in error["error"]["message"]

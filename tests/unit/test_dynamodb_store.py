@@ -88,9 +88,7 @@ def test_delete_reports_whether_there_was_a_record(ddb_store: DynamoDBRecordStor
     assert ddb_store.get("A1") is None
 
 
-def test_put_many_60_items_in_batches_of_25(
-    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_put_many_60_items_in_batches_of_25(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []
     real = ddb_store.client.batch_write_item
 
@@ -112,9 +110,7 @@ def test_put_many_collapses_duplicate_ids_in_a_batch(ddb_store: DynamoDBRecordSt
     assert ddb_store.get("D1") == last
 
 
-def test_put_many_retries_unprocessed_items(
-    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_put_many_retries_unprocessed_items(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     real = ddb_store.client.batch_write_item
     calls: list[int] = []
 
@@ -169,9 +165,7 @@ def test_get_many_over_100_keys(ddb_store: DynamoDBRecordStore, monkeypatch: pyt
     assert found["G149"].hash.hex == f"{149:016x}"
 
 
-def test_get_many_retries_unprocessed_keys(
-    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_get_many_retries_unprocessed_keys(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     ddb_store.put_many(make_record(f"K{i}", hash_hex=f"{i:016x}") for i in range(4))
     real = ddb_store.client.batch_get_item
     calls = {"n": 0}
@@ -254,9 +248,7 @@ def test_a_page_can_start_after_any_key(ddb_store: DynamoDBRecordStore) -> None:
     assert after is not None and not {r.entity_id for r in records} & {r.entity_id for r in rest}
 
 
-def test_parallel_scan_surfaces_worker_errors(
-    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_parallel_scan_surfaces_worker_errors(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(**kwargs: Any) -> Any:
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Scan")
 
@@ -295,9 +287,7 @@ def test_throttling_and_outages_become_store_unavailable(
     assert TABLE in excinfo.value.message
 
 
-def test_validation_errors_are_bugs_not_503(
-    ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_validation_errors_are_bugs_not_503(ddb_store: DynamoDBRecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(**kwargs: Any) -> Any:
         raise ClientError({"Error": {"Code": "ValidationException"}}, "GetItem")
 

@@ -140,9 +140,7 @@ def test_record_metric_accepts_unit_names(capsys: pytest.CaptureFixture[str]) ->
     assert units == {"IndexLatencyMs": "Milliseconds", "Odd": "Count"}
 
 
-def test_stream_sync_module_builds_its_index_from_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_stream_sync_module_builds_its_index_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DUPCHECK_DATA_DIR", str(tmp_path))
     from dupcheck.core.ports import HashIndex
     from dupcheck.handlers import stream_sync

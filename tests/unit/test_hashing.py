@@ -195,7 +195,8 @@ def test_heavier_edits_rank_first_and_only_they_can_be_duplicates(name: str, see
     query = pipeline.fingerprint({**COPIES, **FOUND_FIRST}[name](product_image(seed, (400, 320))))
     judgements = pipeline.judge(query, [(record, index_distance(query, record)) for record in catalog])
     ranked = sorted(
-        zip(judgements, catalog, strict=True), key=lambda j: (-j[0].score, j[0].distance)  # as the service ranks
+        zip(judgements, catalog, strict=True),
+        key=lambda j: (-j[0].score, j[0].distance),  # as the service ranks
     )
     assert ranked[0][1].entity_id == f"E{seed}"
     assert ranked[0][0].verdict in (Verdict.DUPLICATE, Verdict.SIMILAR)

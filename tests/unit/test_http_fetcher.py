@@ -312,9 +312,7 @@ def test_parse_numeric_ipv4_matches_inet_aton() -> None:
 def test_refusal_reason_names_the_category() -> None:
     assert refusal_reason(ipaddress.ip_address("127.0.0.1")) == "loopback"
     assert refusal_reason(ipaddress.ip_address("100.64.0.1")) == "shared"
-    assert (
-        refusal_reason(ipaddress.ip_address("169.254.169.254"), allow_loopback=True) == "link-local/metadata"
-    )
+    assert refusal_reason(ipaddress.ip_address("169.254.169.254"), allow_loopback=True) == "link-local/metadata"
     assert refusal_reason(ipaddress.ip_address("93.184.216.34")) is None
 
 

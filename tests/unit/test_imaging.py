@@ -152,6 +152,7 @@ def test_png_signature_only_is_invalid() -> None:
 
 def _bomb_png(width: int, height: int) -> bytes:
     """A tiny PNG declaring a huge 1-bit image: the classic decompression bomb."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 

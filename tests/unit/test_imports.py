@@ -237,8 +237,13 @@ def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
     fetcher = FakeFetcher({url: picture, new: picture}, errors={
         slow: UpstreamTimeout("too slow"), gone: UpstreamStatusError("upstream answered HTTP 404", 404)})  # fmt: skip
     importer = RowImporter(store, fetcher, pipeline, max_pixels=10**8)  # type: ignore[arg-type]
-    batch = [CatalogRow(1, "OLD", "S", url), CatalogRow(2, "OLD", "S2", url), CatalogRow(3, "NEW", "", new),
-             CatalogRow(4, "SLOW", "", slow), CatalogRow(5, "GONE", "", gone)]
+    batch = [
+        CatalogRow(1, "OLD", "S", url),
+        CatalogRow(2, "OLD", "S2", url),
+        CatalogRow(3, "NEW", "", new),
+        CatalogRow(4, "SLOW", "", slow),
+        CatalogRow(5, "GONE", "", gone),
+    ]
     results = importer.import_rows(batch, final=lambda row: False)
     assert [getattr(r, "outcome", "retry") for r in results] == [Outcome.SKIPPED, Outcome.DONE, Outcome.DONE, "retry",
                                                                   Outcome.FAILED]  # fmt: skip

@@ -176,9 +176,7 @@ def test_ensure_index_tolerates_a_concurrent_create(index: OpenSearchHashIndex, 
 # -- writes --------------------------------------------------------------------------------
 
 
-def test_upsert_indexes_int8_vector_with_external_version(
-    index: OpenSearchHashIndex, recorder: Recorder
-) -> None:
+def test_upsert_indexes_int8_vector_with_external_version(index: OpenSearchHashIndex, recorder: Recorder) -> None:
     recorder.on("PUT", "/_doc/", {"result": "created", "_id": "A1", "_version": 1})
     record = make_record("A1", hash_hex="ff00807f01000000")
     index.upsert(record)
@@ -262,9 +260,7 @@ def test_upsert_many_sends_bulk_action_lines_in_chunks(client: OpenSearch, recor
     assert lines[1]["entity_id"] == "B0"
 
 
-def test_upsert_many_lists_failed_ids_and_counts_stale_as_done(
-    index: OpenSearchHashIndex, recorder: Recorder
-) -> None:
+def test_upsert_many_lists_failed_ids_and_counts_stale_as_done(index: OpenSearchHashIndex, recorder: Recorder) -> None:
     recorder.on("POST", "/_bulk", _bulk_answer({"B1": 400, "B2": 409, "B3": 429}))
     records = [make_record(f"B{i}", hash_hex=f"{i:016x}") for i in range(4)]
     with pytest.raises(IndexBulkError) as excinfo:
@@ -277,9 +273,7 @@ def test_upsert_many_lists_failed_ids_and_counts_stale_as_done(
 # -- search --------------------------------------------------------------------------------
 
 
-def test_knn_search_body_merge_and_distance_conversion(
-    index: OpenSearchHashIndex, recorder: Recorder
-) -> None:
+def test_knn_search_body_merge_and_distance_conversion(index: OpenSearchHashIndex, recorder: Recorder) -> None:
     recorder.on(
         "POST",
         "/_msearch",
@@ -316,9 +310,7 @@ def test_knn_search_body_merge_and_distance_conversion(
 
 
 def test_max_distance_filters_and_prunes_server_side(index: OpenSearchHashIndex, recorder: Recorder) -> None:
-    recorder.on(
-        "POST", "/_msearch", {"responses": [search_response(("A1", 1 / 4), ("B2", 1 / 5))]}
-    )
+    recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1 / 4), ("B2", 1 / 5))]})
     hits = index.search([HashValue.from_hex("00" * 8)], k=5, max_distance=3)
     assert [(h.entity_id, h.distance) for h in hits] == [("A1", 3)]
     body = ndjson(recorder.bodies("POST", "/_msearch")[0])[1]
@@ -376,9 +368,7 @@ def test_search_error_inside_msearch_is_unavailable(index: OpenSearchHashIndex, 
         os_exc.AuthorizationException(403, "security_exception", {}),
     ],
 )
-def test_outages_become_index_unavailable(
-    index: OpenSearchHashIndex, recorder: Recorder, exc: Exception
-) -> None:
+def test_outages_become_index_unavailable(index: OpenSearchHashIndex, recorder: Recorder, exc: Exception) -> None:
     recorder.on("POST", "/_msearch", exc).on("POST", "/_count", exc).on("PUT", "/_doc/", exc)
     for call in (
         lambda: index.search([HashValue.from_hex("00" * 8)], k=1),

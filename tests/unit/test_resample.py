@@ -12,7 +12,9 @@ from support.scripts import load_script
 
 _resize = load_script("bench/numpy_resize.py")
 box_resized_float, box_resized_rgb, vertical_first = (
-    _resize.box_resized_float, _resize.box_resized_rgb, _resize.vertical_first,
+    _resize.box_resized_float,
+    _resize.box_resized_rgb,
+    _resize.vertical_first,
 )
 
 SIDES = (1, 7, 16, 24, 32, 150)

@@ -33,7 +33,11 @@ def test_a_registered_image_finds_itself_as_a_duplicate(svc: DupcheckService) ->
     assert result.is_duplicate
     best = result.matches[0]
     assert (best.entity_id, best.sku, best.distance, best.match_percent, best.verdict) == (
-        "E4", "SKU4", 0, 100.0, "duplicate",
+        "E4",
+        "SKU4",
+        0,
+        100.0,
+        "duplicate",
     )
     assert len(result.matches) == 3
     assert result.to_dict()["query"]["image_url"] == "https://img.test/4.jpg"

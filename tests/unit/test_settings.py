@@ -17,13 +17,15 @@ def test_defaults_are_the_embedded_mode() -> None:
 
 
 def test_values_are_parsed_from_strings() -> None:
-    settings = Settings.from_env({
-        "DUPCHECK_ALLOW_PRIVATE_URLS": "true",
-        "DUPCHECK_ALLOWED_HOSTS": " Images.Example.com., .cdn.example ",
-        "DUPCHECK_PORT": "9000",
-        "DUPCHECK_STORE": "dynamodb",
-        "UNRELATED": "ignored",
-    })
+    settings = Settings.from_env(
+        {
+            "DUPCHECK_ALLOW_PRIVATE_URLS": "true",
+            "DUPCHECK_ALLOWED_HOSTS": " Images.Example.com., .cdn.example ",
+            "DUPCHECK_PORT": "9000",
+            "DUPCHECK_STORE": "dynamodb",
+            "UNRELATED": "ignored",
+        }
+    )
     assert settings.loopback_urls_allowed is True  # the old name still means: loopback only
     assert settings.allowed_hosts == ("images.example.com", ".cdn.example")
     assert settings.port == 9000 and settings.store == "dynamodb"
@@ -31,8 +33,13 @@ def test_values_are_parsed_from_strings() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DUPCHECK_PORT", "-1"), ("DUPCHECK_STORE", "postgres"), ("DUPCHECK_ALLOW_LOOPBACK_URLS", "maybe"),
-     ("DUPCHECK_MAX_IMAGE_BYTES", "0"), ("DUPCHECK_NOT_A_SETTING", "1")],
+    [
+        ("DUPCHECK_PORT", "-1"),
+        ("DUPCHECK_STORE", "postgres"),
+        ("DUPCHECK_ALLOW_LOOPBACK_URLS", "maybe"),
+        ("DUPCHECK_MAX_IMAGE_BYTES", "0"),
+        ("DUPCHECK_NOT_A_SETTING", "1"),
+    ],
 )
 def test_bad_values_fail_at_start_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):

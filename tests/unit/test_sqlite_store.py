@@ -19,8 +19,12 @@ from dupcheck.core.models import HashRecord, HashValue, PutCounts
 
 def _record(i: int, **changes: object) -> HashRecord:
     base = {
-        "entity_id": f"id-{i:05d}", "sku": f"SKU{i}", "image_url": f"https://img/{i}.jpg",
-        "hash": HashValue.from_hex(f"{i:016x}"), "hash_algo": "phash64-v1", "features": {"c": str(i).encode()},
+        "entity_id": f"id-{i:05d}",
+        "sku": f"SKU{i}",
+        "image_url": f"https://img/{i}.jpg",
+        "hash": HashValue.from_hex(f"{i:016x}"),
+        "hash_algo": "phash64-v1",
+        "features": {"c": str(i).encode()},
     }
     return HashRecord(**{**base, **changes})  # type: ignore[arg-type]
 

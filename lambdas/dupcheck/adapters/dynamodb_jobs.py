@@ -61,14 +61,20 @@ def create_jobs_table(client: Any, table_name: str) -> None:
     """The imports table as infra/ creates it (for tests and local experiments)."""
     client.create_table(
         TableName=table_name,
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("job_id", "item", "listed",
-                                                                                    "created_at")],  # fmt: skip
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"} for n in ("job_id", "item", "listed", "created_at")
+        ],  # fmt: skip
         KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}, {"AttributeName": "item", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": RECENT_INDEX, "Projection": {"ProjectionType": "ALL"},
-            "KeySchema": [{"AttributeName": "listed", "KeyType": "HASH"},
-                          {"AttributeName": "created_at", "KeyType": "RANGE"}],
-        }],  # fmt: skip
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": RECENT_INDEX,
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [
+                    {"AttributeName": "listed", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+            }
+        ],  # fmt: skip
         BillingMode="PAY_PER_REQUEST",
     )
 

@@ -166,9 +166,7 @@ def create_table(client: DynamoDBClient, table_name: str, *, wait: bool = True) 
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     if wait:
-        client.get_waiter("table_exists").wait(
-            TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-        )
+        client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     return str(response["TableDescription"].get("LatestStreamArn", ""))
 
 
@@ -208,9 +206,7 @@ class DynamoDBRecordStore:
         self._rng = rng or random.Random()
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, client: DynamoDBClient | None = None
-    ) -> DynamoDBRecordStore:
+    def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBRecordStore:
         """Built by `bootstrap` from the validated settings."""
         return cls(
             settings.table_name,
@@ -329,9 +325,7 @@ class DynamoDBRecordStore:
             # BatchWriteItem rejects two requests for one key in a call: the last one wins, as
             # it would with sequential puts.
             by_id = {r.entity_id: r for r in chunk}
-            pending: list[dict[str, Any]] = [
-                {"PutRequest": {"Item": record_to_item(r)}} for r in by_id.values()
-            ]
+            pending: list[dict[str, Any]] = [{"PutRequest": {"Item": record_to_item(r)}} for r in by_id.values()]
             for attempt in range(self.max_attempts):
                 response = self._call(
                     "BatchWriteItem", self._client.batch_write_item, RequestItems={self.table_name: pending}

@@ -178,9 +178,7 @@ class HttpImageFetcher:
         # used are closed) and is thread-safe. Its own redirect/retry logic is
         # bypassed: we call the pools directly with redirect=False, retries=False.
         tls: dict[str, Any] = {"ca_certs": ca_certs} if ca_certs else {}
-        self._pools = urllib3.PoolManager(
-            num_pools=max_pools, maxsize=pool_maxsize, block=False, retries=False, **tls
-        )
+        self._pools = urllib3.PoolManager(num_pools=max_pools, maxsize=pool_maxsize, block=False, retries=False, **tls)
 
     @classmethod
     def from_settings(

@@ -136,7 +136,7 @@ class SqliteImportJobs(SqliteFile):
                         started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
                         finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
                         rows = COALESCE(?, rows), error = COALESCE(?, error)
-                    WHERE job_id = ? AND status IN ({', '.join('?' * len(allowed))})""",
+                    WHERE job_id = ? AND status IN ({", ".join("?" * len(allowed))})""",
                 (to.value, now, to is JobStatus.RUNNING, now, to in _FINAL, now, rows, error, job_id, *allowed),
             )
             if cursor.rowcount == 0:

@@ -52,9 +52,8 @@ CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records
 """
 _COLUMNS = "entity_id, sku, image_url, hash, hash_algo, updated_at, features"
 _COMPARED = ("sku", "image_url", "hash", "hash_algo", "updated_at", "features")  # all but the key
-_UPSERT = (
-    f"INSERT INTO records (id_key, {_COLUMNS}) VALUES {{rows}} ON CONFLICT(entity_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _COMPARED)
+_UPSERT = f"INSERT INTO records (id_key, {_COLUMNS}) VALUES {{rows}} ON CONFLICT(entity_id) DO UPDATE SET " + ", ".join(
+    f"{name} = excluded.{name}" for name in _COMPARED
 )
 # put_newest's compare-on-write: the update happens only when the stored row differs and is not
 # the later one (evaluated only on a conflict, the cheap comparison first).

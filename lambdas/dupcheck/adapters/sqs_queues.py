@@ -85,8 +85,9 @@ class SqsRowQueue(_Queue):
     def send(self, job_id: str, rows: Sequence[CatalogRow]) -> None:
         for start in range(0, len(rows), SEND_BATCH):
             entries = {
-                str(i): json.dumps({"job_id": job_id, "row": r.row, "entity_id": r.entity_id, "sku": r.sku,
-                                    "image_url": r.image_url})  # fmt: skip
+                str(i): json.dumps(
+                    {"job_id": job_id, "row": r.row, "entity_id": r.entity_id, "sku": r.sku, "image_url": r.image_url}
+                )  # fmt: skip
                 for i, r in enumerate(rows[start : start + SEND_BATCH])
             }
             self._send_batch(entries)

@@ -67,7 +67,7 @@ API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "Near-duplicate image detection for e-commerce catalogs: is this image already in my catalog? "
     "Every route but /health (and the web app's page) needs the API key in the x-api-key header (on AWS "
-    "always; locally when DUPCHECK_API_KEY is set). Errors are always JSON: {\"error\": {\"code\", \"message\"}}."
+    'always; locally when DUPCHECK_API_KEY is set). Errors are always JSON: {"error": {"code", "message"}}.'
 )
 API_KEY_HEADER = "x-api-key"
 OPEN: dict[str, Any] = {"security": []}  # an operation that needs no API key
@@ -184,9 +184,7 @@ CATALOG_BODY = {
             "text/csv": _BINARY,  # a file: any bytes (UTF-8 text is what it reads)
             "application/x-ndjson": _BINARY,
             "application/gzip": _BINARY,
-            "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": _FILE}, "required": ["file"]}
-            },
+            "multipart/form-data": {"schema": {"type": "object", "properties": {"file": _FILE}, "required": ["file"]}},
             "application/json": {"schema": inline_schema(IMPORT_REQUEST.json_schema())},
         },
     }
@@ -226,7 +224,8 @@ def build_resolver(
         tags=["find"],
     )  # fmt: skip
     def find_similar_by_url(
-        image_url: ImageUrlParam, top: TopParam = None,
+        image_url: ImageUrlParam,
+        top: TopParam = None,
         max_distance: MaxDistanceParam = None,
     ) -> FindResponse:
         return FindResponse.of(service.find_similar(image_url, top, max_distance))

@@ -209,7 +209,7 @@ class DuplicatePair(BaseModel):
         None,
         exclude_if=_absent,
         description="What turns `a` into `b`, in one line, as a match's `edit_summary` (\"mirrored and cropped "
-        "(8% off the left)\", \"no visible edit\"); null when only `a`'s check against `b` called them the same.",
+        '(8% off the left)", "no visible edit"); null when only `a`\'s check against `b` called them the same.',
     )
     edits: list[EditOut] | None = Field(
         None, exclude_if=_absent, description="The same edits with their parameters, as a match's `edits`."

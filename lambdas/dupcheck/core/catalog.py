@@ -60,7 +60,7 @@ class CatalogRow:
 
 
 def sniff_format(head: str) -> str:
-    """"jsonl" when the first non-blank character of a catalog opens a JSON object, else "csv"."""
+    """ "jsonl" when the first non-blank character of a catalog opens a JSON object, else "csv"."""
     return "jsonl" if head.lstrip("\ufeff \t\r\n").startswith("{") else "csv"
 
 
@@ -122,9 +122,7 @@ def _resolve(
     header: list[str], columns: Columns, name: str, id_hint: str, url_hint: str
 ) -> tuple[str, str | None, str]:
     if columns.entity_id not in header:
-        raise CatalogError(
-            f"{name} has no {columns.entity_id!r} column (columns: {', '.join(header)}){_hint(id_hint)}"
-        )
+        raise CatalogError(f"{name} has no {columns.entity_id!r} column (columns: {', '.join(header)}){_hint(id_hint)}")
     if columns.image_url is not None:
         if columns.image_url not in header:
             raise CatalogError(f"{name} has no {columns.image_url!r} column")
@@ -153,9 +151,7 @@ def row_of(number: int, values: Mapping[str, Any], columns: Columns, image_base_
     )  # fmt: skip
 
 
-def make_row(
-    number: int, entity_id: str, sku: str, url: str, phash: str, image_base_url: str | None
-) -> CatalogRow:
+def make_row(number: int, entity_id: str, sku: str, url: str, phash: str, image_base_url: str | None) -> CatalogRow:
     """A checked row: the URL made absolute, and `error` set for anything that cannot be processed."""
     url = absolute_url(url, image_base_url)
     error: tuple[str, str] | None = None

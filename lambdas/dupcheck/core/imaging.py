@@ -56,9 +56,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
     """
     fmt = sniff_format(data)
     if fmt is None:
-        raise UnsupportedImage(
-            f"not a supported image (expected one of {', '.join(SUPPORTED_FORMATS)})"
-        )
+        raise UnsupportedImage(f"not a supported image (expected one of {', '.join(SUPPORTED_FORMATS)})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -67,9 +65,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
             if width <= 0 or height <= 0:
                 raise InvalidImage(f"{fmt} image has no pixels")
             if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
-                )
+                raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
             if fmt == "JPEG" and draft_size:
                 image.draft("RGB", (draft_size, draft_size))  # type: ignore[attr-defined]
             image.load()  # first frame only for GIF/WebP/TIFF

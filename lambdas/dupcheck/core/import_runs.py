@@ -197,9 +197,7 @@ class RowImporter:
     threads: int = 8  # downloads at once within one invocation
     thumbnails: ThumbnailStore | None = None  # kept beside the records (None: the check is off)
 
-    def import_rows(
-        self, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]
-    ) -> list[RowResult | Retry]:
+    def import_rows(self, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]) -> list[RowResult | Retry]:
         """Each row's outcome, in order; a transient failure is a Retry unless `final(row)` says
         this was its last attempt, where it is the row's failure."""
         try:

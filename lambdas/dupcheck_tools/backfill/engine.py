@@ -215,9 +215,7 @@ class Backfill:
                 target=self._dispatch_loop, args=(pool, to_hash, writes), daemon=True, name="dispatcher"
             )
         threads = [
-            threading.Thread(
-                target=self._download_loop, args=(work, writes, to_hash), daemon=True, name=f"fetch-{i}"
-            )
+            threading.Thread(target=self._download_loop, args=(work, writes, to_hash), daemon=True, name=f"fetch-{i}")
             for i in range(0 if opts.dry_run else max(1, opts.workers))
         ]
         writer = threading.Thread(target=self._write_loop, args=(writes,), daemon=True, name="writer")
@@ -297,9 +295,7 @@ class Backfill:
                     self._fail(row, *row.error)
                 else:
                     valid.append(row)
-            existing = (
-                {} if self.options.force or not valid else self.store.get_many([r.entity_id for r in valid])
-            )
+            existing = {} if self.options.force or not valid else self.store.get_many([r.entity_id for r in valid])
             done = {
                 row.entity_id: record for row in valid
                 if (record := existing.get(row.entity_id)) is not None
@@ -433,11 +429,7 @@ class Backfill:
                 except (UpstreamError, UpstreamTimeout) as exc:
                     # UpstreamStatusError says whether its status is worth retrying (429, 5xx);
                     # connection errors and timeouts are.
-                    if (
-                        not getattr(exc, "retryable", True)
-                        or attempt >= self.options.retries
-                        or self._stop.is_set()
-                    ):
+                    if not getattr(exc, "retryable", True) or attempt >= self.options.retries or self._stop.is_set():
                         raise
             delay = self.options.backoff * (2**attempt) * random.uniform(0.5, 1.5)
             log.info("retrying %s in %.2fs", url, delay)
@@ -506,5 +498,3 @@ def _drain(q: queue.Queue[Any]) -> None:
 def _join(thread: threading.Thread) -> None:
     while thread.is_alive():
         thread.join(0.5)
-
-

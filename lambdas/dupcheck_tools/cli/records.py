@@ -54,8 +54,10 @@ def run_export(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     source = str(args.file)
     name = Path(source.rsplit("/", 1)[-1])
-    failures = Path(args.failures) if args.failures else default_failures_path(
-        (Path.cwd() / name) if source.startswith("s3://") else Path(source)
+    failures = (
+        Path(args.failures)
+        if args.failures
+        else default_failures_path((Path.cwd() / name) if source.startswith("s3://") else Path(source))
     )
 
     def job(target: Target, settings: Settings) -> ImportSummary:

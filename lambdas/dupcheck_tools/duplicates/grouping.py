@@ -39,6 +39,7 @@ GROUP_RULE = (
     "under the group as related, not in it"
 )
 
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     """Two records the service calls the same picture. `a` comes before `b` in their group's
@@ -66,7 +67,7 @@ class Pair:
         return summary(self.edits, same_picture=True)
 
     def in_words(self) -> str:
-        """"The same picture (97% match): mirrored and cropped (...)." as the web app says it."""
+        """ "The same picture (97% match): mirrored and cropped (...)." as the web app says it."""
         edits = self.edit_summary
         return f"The same picture ({round(self.match_percent)}% match){f': {edits}' if edits else ''}."
 

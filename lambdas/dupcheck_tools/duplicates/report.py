@@ -91,7 +91,7 @@ def render_html(document: Mapping[str, Any], groups: Sequence[Group]) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # Opened from disk: nothing runs, pictures load from where the records say they are.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src http: https: file:; style-src 'unsafe-inline'\">",
         f"<title>Duplicate report: {len(groups)} groups</title>",
         f"<style>{_STYLE}</style></head><body>",
@@ -144,8 +144,10 @@ def groups_html(groups: Sequence[Group], *, styled: bool = False) -> str:
         parts.extend(_pair_item(pair) for pair in group.pairs)
         parts.append("</ul>")
         if group.related:
-            parts.append(f'<p class="note">Related, not in the group (not called the same picture as '
-                         f'{e(group.keep.entity_id)}):</p><ul class="related">')
+            parts.append(
+                f'<p class="note">Related, not in the group (not called the same picture as '
+                f'{e(group.keep.entity_id)}):</p><ul class="related">'
+            )
             parts.extend(_pair_item(pair) for pair in group.related)
             parts.append("</ul>")
         parts.append("</section>")

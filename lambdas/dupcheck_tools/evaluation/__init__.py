@@ -149,8 +149,7 @@ def evaluate(
                 result = service.find_similar_bytes(path.read_bytes(), top)
                 row["is_duplicate"] = result.is_duplicate
                 row["top"] = [
-                    [m.entity_id, m.distance, m.verdict, m.match_percent, m.to_dict()["edits"]]
-                    for m in result.matches
+                    [m.entity_id, m.distance, m.verdict, m.match_percent, m.to_dict()["edits"]] for m in result.matches
                 ]
             except OSError as exc:
                 row["error"] = f"unreadable: {exc.strerror or exc}"
@@ -177,8 +176,6 @@ def evaluate(
         "query_seconds": round(query_seconds, 3),
     }
     return facts, rows, pipeline.distance_bits
-
-
 
 
 def run_evaluation(

@@ -28,6 +28,7 @@ from typing import Any
 NDCG_K = 5
 Row = Mapping[str, Any]
 
+
 def is_positive(row: Row) -> bool:
     return bool(row.get("expected"))
 
@@ -234,5 +235,3 @@ def threshold_curve(
         right = sum(1 for r in called if hit_at_1(r))
         curve.append((t, right / len(called) if called else None, right / n_pos if n_pos else None))
     return curve
-
-

@@ -146,5 +146,3 @@ def write_reports(
     (out / "report.md").write_text(render_markdown(summary, kinds), encoding="utf-8")
     plot_distances(rows, out / "distances.png", bits)
     plot_threshold(rows, out / "threshold.png")
-
-

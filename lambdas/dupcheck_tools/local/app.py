@@ -74,8 +74,10 @@ class Guard:
         """(status, code, message) when the request must be refused, else None."""
         host = _hostname(headers.get("host", ""))
         if host is None or not (_is_ip(host) or host in self.server_names):
-            return 403, "forbidden_host", (
-                "this server does not answer to that Host name; list it in DUPCHECK_SERVER_NAMES"
+            return (
+                403,
+                "forbidden_host",
+                ("this server does not answer to that Host name; list it in DUPCHECK_SERVER_NAMES"),
             )
         if method in UNSAFE_METHODS and _cross_site(headers):
             return 403, "cross_site_request", "a write from another web site is refused"
@@ -165,8 +167,12 @@ class LocalApp:
             "pathParameters": None,
             "stageVariables": None,
             "requestContext": {
-                "requestId": str(uuid.uuid4()), "stage": "local", "httpMethod": method, "path": path,
-                "resourcePath": path, "identity": {"sourceIp": environ.get("REMOTE_ADDR", "")},
+                "requestId": str(uuid.uuid4()),
+                "stage": "local",
+                "httpMethod": method,
+                "path": path,
+                "resourcePath": path,
+                "identity": {"sourceIp": environ.get("REMOTE_ADDR", "")},
             },  # fmt: skip
             "body": base64.b64encode(body).decode() if body else None,
             "isBase64Encoded": bool(body),
