@@ -15,7 +15,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
 from dupcheck.api.resolver import STAGE_PREFIX
+from dupcheck.core.errors import NotFound
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 WEB_PREFIX = "/web"  # the files' route; `/` is the page
@@ -35,6 +39,26 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # catalog image hosts learn nothing of where the page runs
 }
+
+
+def router() -> Router:
+    """`GET /` and `GET /web/<name>`: open like /docs, the page shows nothing until its calls bring the key."""
+    routes = Router()
+
+    @routes.get("/", include_in_schema=False)
+    def web_page() -> Response[str]:
+        event = routes.current_event
+        requested = (event.raw_event.get("requestContext") or {}).get("path") or event.path  # with the stage
+        return Response(200, files()[PAGE][0], page(requested), headers=HEADERS)
+
+    @routes.get(f"{WEB_PREFIX}/<name>", include_in_schema=False)
+    def web_file(name: str) -> Response[str]:
+        found = asset(name)
+        if found is None:
+            raise NotFound(f"the web app has no file {name!r}")
+        return Response(200, found[0], found[1], headers=HEADERS)
+
+    return routes
 
 
 @cache

@@ -1,0 +1,62 @@
+"""Every failure of a request becomes its status and the error body, here and nowhere else: a
+`DupcheckError` its own status (core/errors.py holds the table), Powertools' validation 400 and
+a JSON route sent another body 415, an unknown path 404 or, when the path has other methods,
+405 with `Allow`, and anything else a logged 500."""
+
+from __future__ import annotations
+
+import logging
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from dupcheck.api.exchange import json_response
+from dupcheck.api.resolver import DupcheckResolver
+from dupcheck.core.errors import DupcheckError, error_body
+
+logger = logging.getLogger(__name__)
+
+
+def answer_errors(app: DupcheckResolver) -> None:
+    """Register the error handlers on `app` (after its routes: `not_found` reads their methods)."""
+
+    @app.exception_handler(DupcheckError)
+    def domain_error(exc: DupcheckError) -> Response[dict]:
+        return json_response(exc.status, exc.to_body())
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_body_type(_exc: RequestUnsupportedContentType) -> Response[dict]:
+        return json_response(415, error_body("unsupported_media_type", "this route takes a JSON body"))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(exc: RequestValidationError) -> Response[dict]:
+        # Powertools' own status would be 422, which this API keeps for images it cannot decode.
+        return json_response(400, error_body("invalid_request", describe_validation(exc)))
+
+    @app.not_found
+    def not_found(_exc: NotFoundError) -> Response[dict]:
+        event = app.current_event
+        allowed = app.allowed_methods(event.path)
+        if allowed:
+            message = f"{event.http_method} is not allowed on {event.path}; allowed: {', '.join(allowed)}"
+            return json_response(405, error_body("method_not_allowed", message), {"Allow": ", ".join(allowed)})
+        return json_response(404, error_body("not_found", f"no route for {event.http_method} {event.path}"))
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response[dict]:
+        logger.exception("unhandled error", exc_info=exc)
+        return json_response(500, error_body("internal_error", "internal error; it has been logged"))
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return "the body is not valid JSON"
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"

@@ -1,0 +1,47 @@
+"""What the routes read of a request beyond their parameters (a raw body, an uploaded image, the
+caller's base URL) and the JSON response they build by hand (a status other than the route's)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+
+from dupcheck.api.resolver import STAGE_PREFIX
+from dupcheck.api.uploads import uploaded_image
+from dupcheck.core.errors import InvalidRequest
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[dict]:
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
+
+
+def uploaded(event: BaseProxyEvent, max_body_bytes: int) -> bytes:
+    """The image of an upload route's request (raw, multipart or JSON photoData)."""
+    body = raw_body(event)
+    return uploaded_image(body, event.headers.get("content-type") or "", max_body_bytes)
+
+
+def raw_body(event: BaseProxyEvent) -> bytes:
+    body, is_base64 = event.body, bool(event.is_base64_encoded)
+    if not body:
+        return b""
+    if is_base64:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest("the body is not valid base64") from exc
+    return body.encode("utf-8", "surrogateescape")
+
+
+def public_base(event: BaseProxyEvent) -> str:
+    """This API's base URL as the caller reached it: its Host, the scheme API Gateway or a proxy
+    reports, and the stage prefix when the request came through it (as the web page's <base>)."""
+    host = event.headers.get("host") or "localhost"
+    scheme = (event.headers.get("x-forwarded-proto") or "http").split(",")[0].strip().lower()
+    requested = (event.raw_event.get("requestContext") or {}).get("path") or event.path
+    staged = requested == STAGE_PREFIX or requested.startswith(STAGE_PREFIX + "/")
+    return f"{scheme if scheme in ('http', 'https') else 'http'}://{host}{STAGE_PREFIX if staged else ''}"

@@ -1,0 +1,58 @@
+"""`/images`: pictures the service keeps because they have no address of their own (an upload
+without `image_url`, a folder chosen in the web app), served back at `/images/<name>`."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from dupcheck.api.contract import IMAGE_RESPONSE, UPLOAD_BODY, responses
+from dupcheck.api.exchange import json_response, public_base, uploaded
+from dupcheck.api.import_schemas import KeptImageOut
+from dupcheck.api.params import ImageNameParam
+from dupcheck.core.errors import NotFound, StoreUnavailable
+from dupcheck.core.kept_images import IMAGES_PATH, KeptImages, content_type, image_name
+
+KEPT_CACHE = "private, max-age=31536000, immutable"  # a kept picture's name is its content
+
+
+def router(images: KeptImages | None, *, max_body_bytes: int) -> Router:
+    routes = Router()
+
+    def kept() -> KeptImages:
+        if images is None:
+            raise StoreUnavailable("this server keeps no pictures")
+        return images
+
+    @routes.post(
+        "/images", status_code=201, summary="Keep a picture that has no address of its own",
+        description="The service keeps the picture and answers the address it serves it at (with the key): an "
+        "image_url for POST /items or an import's rows. The same picture is kept once.",
+        responses=responses(201, KeptImageOut, "The kept picture's address.", 400, 403, 413, 415, 503),
+        tags=["items"], openapi_extensions=UPLOAD_BODY,
+    )  # fmt: skip
+    def keep_image() -> Response[dict]:
+        data = uploaded(routes.current_event, max_body_bytes)
+        url = keep(kept(), data, public_base(routes.current_event))
+        return json_response(201, KeptImageOut(name=url.rsplit("/", 1)[1], image_url=url).model_dump())
+
+    @routes.get(
+        f"/{IMAGES_PATH}/<name>", summary="A kept picture",
+        responses={**responses(200, None, "", 400, 403, 404, 503), 200: IMAGE_RESPONSE}, tags=["items"],
+    )  # fmt: skip
+    # No return annotation: Powertools would validate the bytes as a JSON string (and fail).
+    def kept_image(name: ImageNameParam):  # type: ignore[no-untyped-def]  # noqa: ANN202
+        data = kept().get(name)
+        if data is None:
+            raise NotFound(f"no kept picture {name!r}")
+        # The name is the content: the same URL never serves other bytes.
+        return Response(200, content_type(name), data, headers={"Cache-Control": KEPT_CACHE})
+
+    return routes
+
+
+def keep(images: KeptImages, data: bytes, base_url: str) -> str:
+    """Keep an uploaded picture; the address the API serves it at."""
+    name = image_name(data)
+    images.put(name, data)
+    return f"{base_url}/{IMAGES_PATH}/{name}"

@@ -1,0 +1,152 @@
+"""`/imports`: catalog import jobs: start one (a file, a catalog URL, rows, or an upload to come),
+follow it, list its failed rows, cancel it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import ValidationError
+
+from dupcheck.api.contract import CATALOG_BODY, CATALOG_UPLOAD_BODY, responses
+from dupcheck.api.exchange import json_response, public_base, raw_body
+from dupcheck.api.import_schemas import (
+    IMPORT_REQUEST,
+    CatalogUrlImport,
+    FailureOut,
+    FailurePage,
+    ImportOut,
+    ImportPage,
+    ItemsImport,
+)
+from dupcheck.api.params import (
+    FailuresLimitParam,
+    IdColumnParam,
+    ImageBaseUrlParam,
+    JobIdParam,
+    JobsCursorParam,
+    LimitParam,
+    RowCursorParam,
+    SkuColumnParam,
+    UrlColumnParam,
+)
+from dupcheck.api.uploads import uploaded_catalog
+from dupcheck.core.catalog import Columns
+from dupcheck.core.errors import InvalidRequest, StoreUnavailable
+from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, UploadTarget
+
+
+def router(imports: ImportService | None) -> Router:
+    routes = Router()
+
+    def service() -> ImportService:
+        if imports is None:
+            raise StoreUnavailable("catalog imports are not set up on this server")
+        return imports
+
+    def accepted(job: ImportJob, upload: UploadTarget | None = None) -> Response[dict]:
+        out = ImportOut.of(job, public_base(routes.current_event), upload)
+        return json_response(202, out.model_dump(mode="json", exclude_none=False), {"Location": out.status_url})
+
+    @routes.post(
+        "/imports", status_code=202, summary="Import a catalog: a job that downloads and hashes every row",
+        description="Answers at once with the job (`status_url` to follow it); the rows are imported in the "
+        "background, each stored, skipped (already stored unchanged) or failed with its reason.",
+        responses=responses(202, ImportOut, "The job, queued (or waiting for its upload).", 400, 403, 413, 422, 503),
+        tags=["imports"], openapi_extensions=CATALOG_BODY,
+    )  # fmt: skip
+    def create_import(
+        image_base_url: ImageBaseUrlParam = None, id_column: IdColumnParam = None,
+        sku_column: SkuColumnParam = None, url_column: UrlColumnParam = None,
+    ) -> Response[dict]:  # fmt: skip
+        jobs = service()
+        options = ImportOptions(Columns(id_column or "entity_id", sku_column or "sku", url_column), image_base_url)
+        event = routes.current_event
+        content_type = event.headers.get("content-type") or ""
+        body = raw_body(event)
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return accepted(jobs.submit_catalog(uploaded_catalog(body, content_type, jobs.max_catalog_bytes), options))
+        request = _import_request(body)
+        if isinstance(request, CatalogUrlImport):
+            return accepted(jobs.submit_url(request.catalog_url, options))
+        if isinstance(request, ItemsImport):
+            return accepted(jobs.submit_items([item.model_dump() for item in request.items], options))
+        job = jobs.submit_for_upload(options)
+        return accepted(job, jobs.upload_target(job) or _own_upload(job, public_base(event), jobs.max_catalog_bytes))
+
+    @routes.put(
+        "/imports/<job_id>/catalog", status_code=202, summary="Upload the catalog of an upload: true import",
+        description="For an import created with upload: true where storage takes no upload of its own (the "
+        "local server); on AWS the answer's upload form goes straight to S3.",
+        responses=responses(202, ImportOut, "The job, queued.", 400, 403, 404, 409, 413, 422, 503),
+        tags=["imports"], openapi_extensions=CATALOG_UPLOAD_BODY,
+    )  # fmt: skip
+    def upload_catalog(job_id: JobIdParam) -> Response[dict]:
+        jobs = service()
+        event = routes.current_event
+        data = uploaded_catalog(raw_body(event), event.headers.get("content-type") or "", jobs.max_catalog_bytes)
+        return accepted(jobs.receive_catalog(job_id, data))
+
+    @routes.get(
+        "/imports", summary="Recent import jobs, newest first",
+        responses=responses(200, ImportPage, "A page of jobs.", 400, 403, 503), tags=["imports"],
+    )  # fmt: skip
+    def list_imports(limit: LimitParam = None, cursor: JobsCursorParam = None) -> ImportPage:
+        after = tuple(cursor.split("~")) if cursor else None
+        found, position = service().recent(20 if limit is None else limit, after)  # type: ignore[arg-type]
+        base = public_base(routes.current_event)
+        return ImportPage(imports=[ImportOut.of(job, base) for job in found],
+                          next_cursor="~".join(position) if position else None)  # fmt: skip
+
+    @routes.get(
+        "/imports/<job_id>", summary="An import job: status, counts, rate",
+        responses=responses(200, ImportOut, "The job.", 400, 403, 404, 503), tags=["imports"],
+    )  # fmt: skip
+    def get_import(job_id: JobIdParam) -> ImportOut:
+        return ImportOut.of(service().get(job_id), public_base(routes.current_event))
+
+    @routes.get(
+        "/imports/<job_id>/failures", summary="The failed rows of an import, with their reasons",
+        description="In catalog order; the codes are the backfill's failures file's (docs/backfill.md).",
+        responses=responses(200, FailurePage, "A page of failed rows.", 400, 403, 404, 503), tags=["imports"],
+    )  # fmt: skip
+    def import_failures(job_id: JobIdParam, limit: FailuresLimitParam = None, cursor: RowCursorParam = None
+                        ) -> FailurePage:  # fmt: skip
+        found, last = service().failures(job_id, limit, int(cursor) if cursor else 0)
+        return FailurePage(failures=[FailureOut.of(f) for f in found],
+                           next_cursor=str(last) if last is not None else None)  # fmt: skip
+
+    @routes.delete(
+        "/imports/<job_id>", summary="Cancel an import",
+        description="Rows not yet started are not imported; rows already stored stay stored. 409 when the job "
+        "has already finished.",
+        responses=responses(200, ImportOut, "The job, cancelled.", 400, 403, 404, 409, 503), tags=["imports"],
+    )  # fmt: skip
+    def cancel_import(job_id: JobIdParam) -> ImportOut:
+        return ImportOut.of(service().cancel(job_id), public_base(routes.current_event))
+
+    return routes
+
+
+def _own_upload(job: ImportJob, base_url: str, max_bytes: int) -> UploadTarget:
+    """Where storage has no upload of its own, the catalog is PUT to this API."""
+    expires = datetime.fromisoformat(job.created_at.replace("Z", "+00:00")) + timedelta(seconds=UPLOAD_EXPIRES_S)
+    return UploadTarget(url=f"{base_url}/imports/{job.job_id}/catalog", method="PUT", fields={},
+                        expires_at=expires.isoformat().replace("+00:00", "Z"), max_bytes=max_bytes)  # fmt: skip
+
+
+def _import_request(body: bytes) -> Any:
+    try:
+        return IMPORT_REQUEST.validate_json(body)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":
+                raise InvalidRequest("the body is not valid JSON") from exc
+        raise InvalidRequest(
+            'the body must be one of {"catalog_url": ...}, {"items": [...]} (1 to 1,000) or {"upload": true}: '
+            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidRequest("the body is not valid JSON") from exc

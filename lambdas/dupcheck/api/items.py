@@ -1,0 +1,83 @@
+"""`/items`: the catalog's records: register by URL or upload, page through, read, remove."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from dupcheck.api.contract import UPLOAD_BODY, responses
+from dupcheck.api.exchange import public_base, uploaded
+from dupcheck.api.images import keep
+from dupcheck.api.params import (
+    CursorParam,
+    EntityIdParam,
+    IncludeParam,
+    LimitParam,
+    NewEntityIdParam,
+    PublishedUrlParam,
+    SearchParam,
+    SkuParam,
+)
+from dupcheck.api.schemas import ItemOut, ItemPage, NewItem
+from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.service import DupcheckService
+
+
+def router(service: DupcheckService, images: KeptImages | None, *, max_body_bytes: int) -> Router:
+    routes = Router()
+
+    @routes.post(
+        "/items", status_code=201, summary="Register (or replace) a catalog image",
+        description="Downloads and hashes the image, then stores the record under entity_id (an upsert).",
+        responses=responses(201, ItemOut, "The stored record.", 400, 403, 413, 415, 422, 502, 503, 504),
+        tags=["items"],
+    )  # fmt: skip
+    def register_item(item: NewItem) -> ItemOut:
+        return ItemOut.of(service.register(item.entity_id, item.sku, item.image_url))
+
+    @routes.put(
+        "/items/<entity_id>", status_code=201, summary="Register (or replace) a catalog image from an upload",
+        description="Hashes the uploaded image and stores the record under entity_id (an upsert). `image_url` is "
+        "where the catalog publishes the picture (the web app's thumbnail), kept and never fetched; without it "
+        "the service keeps the picture and the record's image_url is where the API serves it (/images/...).",
+        responses=responses(201, ItemOut, "The stored record.", 400, 403, 404, 413, 415, 422, 503),
+        tags=["items"], openapi_extensions=UPLOAD_BODY,
+    )  # fmt: skip
+    def upload_item(entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None) -> ItemOut:
+        data = uploaded(routes.current_event, max_body_bytes)
+        entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
+        if not image_url and images is not None:  # no address of its own: the service keeps the picture
+            kept_at = keep(images, data, public_base(routes.current_event))
+            entry = dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
+        service.save(entry)
+        return ItemOut.of(entry.record)
+
+    @routes.get(
+        "/items", summary="A page of the catalog, optionally searched",
+        description="Records in the store's order (locally by entity_id; on AWS the table's own order), "
+        "`limit` at a time; pass `next_cursor` back as `cursor` for the next page.",
+        responses=responses(200, ItemPage, "A page of records.", 400, 403, 503), tags=["items"],
+    )  # fmt: skip
+    def list_items(limit: LimitParam = None, cursor: CursorParam = None, q: SearchParam = None) -> ItemPage:
+        records, next_cursor = service.list_items(limit, cursor, q)
+        return ItemPage(items=[ItemOut.of(r) for r in records], next_cursor=next_cursor)
+
+    @routes.get(
+        "/items/<entity_id>", summary="Read one catalog record",
+        responses=responses(200, ItemOut, "The record.", 400, 403, 404, 503), tags=["items"],
+    )  # fmt: skip
+    def get_item(entity_id: EntityIdParam, include: IncludeParam = None) -> ItemOut:
+        return ItemOut.of(service.get(entity_id), with_features=include == "features")
+
+    @routes.delete(
+        "/items/<entity_id>", status_code=204, summary="Remove one catalog record",
+        description="204 when it was removed; 404 when there was nothing to remove.",
+        responses=responses(204, None, "Removed.", 400, 403, 404, 503), tags=["items"],
+    )  # fmt: skip
+    def delete_item(entity_id: EntityIdParam) -> Response[None]:
+        service.remove(entity_id)
+        return Response(status_code=204, content_type=None, body=None)
+
+    return routes

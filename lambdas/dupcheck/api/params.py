@@ -1,0 +1,62 @@
+"""The routes' query and path parameters: type, bounds and description, declared once (Powertools
+validates them and writes them into the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl
+from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
+from dupcheck.core.kept_images import IMAGE_NAME_PATTERN
+from dupcheck.core.service import MAX_PAGE, MAX_TOP, MAX_URL_LENGTH
+
+TopParam = Annotated[int | None, Query(ge=1, le=MAX_TOP, description="How many matches (1-100, default 5).")]
+MaxDistanceParam = Annotated[
+    int | None, Query(ge=0, le=64, description="Drop matches whose hash distance (of 64 bits) is larger.")
+]
+EntityIdParam = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The item's entity_id.")]
+NewEntityIdParam = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="The entity_id to store "
+              "it under (docs/api.md, ids).", json_schema_extra={"not": {"enum": [".", ".."]}})
+]  # fmt: skip
+ImageUrlParam = Annotated[
+    ImageUrl, Query(min_length=1, max_length=MAX_URL_LENGTH, description="http(s) URL of the image.",
+                    json_schema_extra={"pattern": IMAGE_URL_PATTERN})
+]  # fmt: skip
+PublishedUrlParam = Annotated[
+    ImageUrl | None, Query(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": IMAGE_URL_PATTERN},
+                           description="Where the catalog publishes the picture (kept, never fetched).")
+]  # fmt: skip
+SkuParam = Annotated[str | None, Query(max_length=256, description="The item's SKU.")]
+LimitParam = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Records per page (1-100, default 20).")]
+CursorParam = Annotated[
+    str | None, Query(min_length=2, max_length=4096, pattern=CURSOR_PATTERN,
+                      description="next_cursor of the previous page; absent for the first.")
+]  # fmt: skip
+SearchParam = Annotated[
+    str | None, Query(max_length=200, description="Keep records whose entity_id or SKU contains this, ignoring case.")
+]
+IncludeParam = Annotated[str | None, Query(pattern="^features$", description="`features`: add the stored views.")]
+JobIdParam = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The import's job_id.")]
+ImageBaseUrlParam = Annotated[
+    ImageUrl | None, Query(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": IMAGE_URL_PATTERN},
+                           description="The shop's media base URL: relative image paths (small_image) are "
+                           "appended to it.")
+]  # fmt: skip
+IdColumnParam = Annotated[str | None, Query(min_length=1, max_length=100, description="The id column (entity_id).")]
+SkuColumnParam = Annotated[str | None, Query(min_length=1, max_length=100, description="The SKU column (sku).")]
+UrlColumnParam = Annotated[
+    str | None, Query(min_length=1, max_length=100, description="The image URL column (image_url, else small_image).")
+]
+FailuresLimitParam = Annotated[int | None, Query(ge=1, le=1000, description="Failures per page (1-1000, default 100).")]
+# Where a page of jobs or of failures goes on from: a job's created_at and id; a row number.
+JobsCursorParam = Annotated[
+    str | None, Query(pattern=r"^[0-9A-Za-z:.+-]{1,40}~[0-9a-f]{32}$",
+                      description="next_cursor of the previous page; absent for the newest jobs.")
+]  # fmt: skip
+RowCursorParam = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,10}$", description="next_cursor of the previous page; absent for the first.")
+]
+ImageNameParam = Annotated[str, Path(pattern=IMAGE_NAME_PATTERN, description="<sha256>.<ext> of the picture.")]
