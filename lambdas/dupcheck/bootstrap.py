@@ -41,10 +41,25 @@ def one_blas_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def require_aws_region(settings: Settings) -> None:
+    """Refuse, in one sentence, to build an AWS adapter without a region (botocore's NoRegionError
+    surfaces deep inside the first call, as a traceback). Lambda always sets AWS_REGION."""
+    if settings.aws_region:
+        return
+    import boto3
+
+    if not boto3.session.Session().region_name:
+        raise SettingsError(
+            "the DynamoDB store needs an AWS region: pass --region (for example --region eu-west-1), or set "
+            "AWS_REGION or DUPCHECK_AWS_REGION"
+        )
+
+
 def build_store(settings: Settings) -> RecordStore:
     if settings.store == "dynamodb":
         if not settings.table_name:
             raise SettingsError("the DynamoDB store needs a table: DUPCHECK_TABLE_NAME (or --table)")
+        require_aws_region(settings)
         from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
 
         return DynamoDBRecordStore.from_settings(settings)

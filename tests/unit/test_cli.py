@@ -7,15 +7,20 @@ import fcntl
 import json
 import os
 import select
+import socket
 import struct
 import subprocess
 import sys
 import termios
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
+from dupcheck.bootstrap import build_service
+from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
+from dupcheck_tools.cli.serve import serving_line
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.samples import encode, product_image
 
@@ -175,3 +180,131 @@ def test_the_command_line_starts_without_the_api_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- the first day's mistakes: one sentence that says what to do, exit 2 ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "says", "usage"),
+    [
+        (["find", "x.jpg", "--top", "500"], "argument --top: must be a whole number from 1 to 100, not '500'",
+         "usage: python -m dupcheck find [-h] [--top N]"),
+        (["find", "x.jpg", "--bogus"], "unrecognized arguments: --bogus", "usage: python -m dupcheck find"),
+        (["add", "x.jpg"], "the following arguments are required: --entity-id", "usage: python -m dupcheck add"),
+        (["duplicates", "--radius", "seven"], "argument --radius: invalid int value", "python -m dupcheck duplicates"),
+        (["fnd"], "argument COMMAND: invalid choice: 'fnd'", "usage: python -m dupcheck [-h]"),
+    ],
+)  # fmt: skip
+def test_argument_mistakes_are_the_json_line_with_the_commands_usage_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str, usage: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == ExitCode.USAGE
+    error = one_error_line(capsys)
+    assert error["code"] == "usage" and error["message"].startswith(says) and usage in error["message"]
+
+
+def test_a_malformed_url_a_command_passes_on_is_a_usage_mistake(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["--data-dir", str(tmp_path), "find", "http:///no-host.jpg"]) == ExitCode.USAGE
+    assert one_error_line(capsys) == {"code": "invalid_request", "message": "image URL has no host"}
+
+
+def test_a_misspelt_setting_is_refused_naming_the_closest_real_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cases = {
+        "DUPCHECK_ALLOW_LOOPBACK": "did you mean DUPCHECK_ALLOW_LOOPBACK_URLS?",
+        "DUPCHECK_MAX_IMAGE_BYTE": "did you mean DUPCHECK_MAX_IMAGE_BYTES?",
+        "DUPCHECK_TABLE": "did you mean DUPCHECK_TABLE_NAME?",
+        "DUPCHECK_PORTS": "did you mean DUPCHECK_PORT?",
+        "DUPCHECK_SHOE_SIZE": "the settings are listed in the README's Configuration table",
+    }
+    for given, meant in cases.items():
+        with monkeypatch.context() as env:
+            env.setenv(given, "1")
+            assert main(["--data-dir", str(tmp_path), "remove", "x"]) == ExitCode.USAGE
+        error = one_error_line(capsys)
+        assert (error["code"], error["message"]) == ("invalid_settings", f"unknown setting {given}: {meant}")
+
+
+def test_the_dynamodb_store_without_a_region_says_to_give_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Was botocore's NoRegionError: a 78-line traceback."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "DUPCHECK_AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    for argv in (["duplicates", "--target", "dynamodb", "--table", "T", "--out", str(tmp_path / "r")],
+                 ["export", "--target", "dynamodb", "--table", "T", "--out", str(tmp_path / "x.jsonl")]):  # fmt: skip
+        assert main(argv) == ExitCode.USAGE, argv
+        error = one_error_line(capsys)
+        assert error["code"] == "invalid_settings"
+        assert error["message"].startswith("the DynamoDB store needs an AWS region: pass --region")
+
+
+def test_a_busy_port_is_one_sentence_saying_what_to_do(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("serve", "demo"):  # `make run` runs demo
+            assert main(["--data-dir", str(tmp_path), command, "--port", str(port)]) == ExitCode.USAGE
+            message = one_error_line(capsys)["message"]
+            assert message == (f"cannot serve on 127.0.0.1:{port}: the port is in use (another dupcheck server?); "
+                               f"stop that server, or choose another port: --port {port + 1}, or "
+                               f"DUPCHECK_PORT={port + 1} make run"), command  # fmt: skip
+
+
+def test_serve_says_how_many_hashes_it_indexed_or_that_it_is_loading(tmp_path: Path, catalog: Path) -> None:
+    data = tmp_path / "data"
+    assert subprocess.run([sys.executable, "-m", "dupcheck", "--data-dir", str(data), "index-dir", str(catalog)],
+                          capture_output=True, timeout=60).returncode == ExitCode.FAILED  # the text file  # fmt: skip
+    service = build_service(Settings.from_env({}, data_dir=data), load_index=False)
+    assert serving_line(service, "http://x", loading=True) == (
+        "dupcheck serving on http://x (loading the index of 5 records; GET /health says when it is ready); "
+        "web app: http://x/"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "dupcheck", "--data-dir", str(data), "serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        # Whichever it is when the line is printed: never "(0 hashes indexed)" over 5 records.
+        if "loading" in first:
+            assert (
+                "loading the index of 5 records" in first
+                and proc.stdout.readline() == "index ready: 5 hashes indexed\n"
+            )
+        else:
+            assert "(5 hashes indexed)" in first, first
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def test_serve_and_demo_say_what_they_do(capsys: pytest.CaptureFixture[str]) -> None:
+    for command, says in (("serve", "Serves the API (docs/api.md) and the web app"),
+                          ("demo", "Generates a demo catalog (26 product pictures")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert says in text and "--port PORT" in text, command
+
+
+def test_the_dupcheck_console_script_runs_the_command_line(tmp_path: Path) -> None:
+    """pyproject.toml's [project.scripts] `dupcheck`, as installed into this environment."""
+    (script,) = entry_points(group="console_scripts", name="dupcheck")
+    assert script.load() is main
+    installed = Path(sys.executable).parent / "dupcheck"
+    result = subprocess.run([str(installed), "--data-dir", str(tmp_path), "remove", "x"], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == ExitCode.FAILED and json.loads(result.stderr)["error"]["code"] == "not_found"
+    result = subprocess.run([str(installed), "find", "x.jpg", "--top", "0"], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert (
+        result.returncode == ExitCode.USAGE and "usage: dupcheck find" in json.loads(result.stderr)["error"]["message"]
+    )

@@ -6,6 +6,7 @@ names, so a deployment can never set a variable the code does not read.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -137,7 +138,7 @@ class Settings(BaseModel):
                 continue
             name = key[len(ENV_PREFIX) :].lower()
             if name not in cls.model_fields:
-                raise SettingsError(f"unknown setting {key}")
+                raise SettingsError(unknown_setting(key))
             values[name] = raw
         values.update(overrides)
         try:
@@ -147,3 +148,17 @@ class Settings(BaseModel):
                 f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
             )
             raise SettingsError(f"invalid settings: {problems}") from exc
+
+
+def unknown_setting(key: str) -> str:
+    """What to say of a `DUPCHECK_*` variable no setting has: the closest real name, if one is close."""
+    # Compared without the prefix every name shares, which would make any two names look alike; a
+    # name cut short (DUPCHECK_TABLE) is one of those it begins.
+    given = key[len(ENV_PREFIX) :].lower()
+    close = [field for field in Settings.model_fields if field.startswith(given + "_")]
+    close = close or difflib.get_close_matches(given, Settings.model_fields, n=1, cutoff=0.75)
+    if len(close) > 1:
+        return f"unknown setting {key}: did you mean one of {', '.join(map(Settings.env_name, close))}?"
+    if close:
+        return f"unknown setting {key}: did you mean {Settings.env_name(close[0])}?"
+    return f"unknown setting {key}: the settings are listed in the README's Configuration table"

@@ -7,10 +7,10 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from dupcheck.core.errors import error_body
 from dupcheck.core.settings import Settings
@@ -29,6 +29,38 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
 def print_json(data: Any, *, indent: int | None = 2) -> None:
     sys.stdout.flush()
     print(json.dumps(data, indent=indent), flush=True)
+
+
+class JsonArgumentParser(argparse.ArgumentParser):
+    """argparse, with its refusals as the command line's JSON error line (exit 2) and the usage of
+    the command that refused them, not a paragraph of plain text."""
+
+    def error(self, message: str) -> NoReturn:
+        usage = " ".join(self.format_usage().split())  # one line
+        usage_error(f"{message} ({usage}; {self.prog} --help says more)")
+        self.exit(ExitCode.USAGE)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:  # refused by the command they were given to, with its usage
+            command = getattr(parsed, "parser", self)
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text!r}")
+        return value
+
+    return parse
 
 
 class UsageError(Exception):

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.imaging import sniff_format
-from dupcheck_tools.cli.common import UsageError, print_json, settings_for, show_progress
+from dupcheck.core.service import MAX_TOP
+from dupcheck_tools.cli.common import UsageError, int_between, print_json, settings_for, show_progress
 from dupcheck_tools.exit_codes import ExitCode
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,10 @@ log = logging.getLogger(__name__)
 def register(commands: Any) -> None:
     find = commands.add_parser("find", help="find catalog images similar to one URL or file; prints JSON")
     find.add_argument("image", help="an image URL or a local file")
-    find.add_argument("--top", type=int, default=None, help="how many matches (1-100, default 5)")
-    find.add_argument("--max-distance", type=int, default=None, help="drop matches farther than this")
+    find.add_argument("--top", type=int_between(1, MAX_TOP), default=None, metavar="N",
+                      help=f"how many matches (1-{MAX_TOP}, default 5)")  # fmt: skip
+    find.add_argument("--max-distance", type=int_between(0, 64), default=None, metavar="BITS",
+                      help="drop matches whose hash distance is larger (0-64)")  # fmt: skip
     find.set_defaults(run=run_find)
 
     add = commands.add_parser("add", help="register one catalog image (URL or file)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import threading
 from collections.abc import Callable
@@ -10,25 +11,45 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.bootstrap import build_service
+from dupcheck.core.ports import LoadingIndex
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck_tools.cli.common import settings_for
+from dupcheck_tools.cli.common import UsageError, int_between, settings_for
 from dupcheck_tools.exit_codes import ExitCode
 
 
 def register(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="serve the HTTP API on the embedded store")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default DUPCHECK_PORT or 8000)")
+    serve = commands.add_parser(
+        "serve", help="serve the HTTP API and the web app on the embedded store",
+        description="Serves the API (docs/api.md) and the web app at http://HOST:PORT/ over the embedded store "
+        "in --data-dir, until Ctrl-C. It answers at once; the index loads in the background (GET /health says "
+        "index_ready; find_similar answers 503 until then). Other processes' writes to the same store (add, "
+        "backfill) are searchable within a second.",
+    )  # fmt: skip
+    _address_arguments(serve)
     serve.set_defaults(run=run_serve)
 
-    demo = commands.add_parser("demo", help="index a generated demo catalog and serve it (make run)")
+    demo = commands.add_parser(
+        "demo", help="index a generated demo catalog and serve it (make run)",
+        description="Generates a demo catalog (26 product pictures, two of them copies) into DATA_DIR/demo, "
+        "indexes it, writes its duplicate report and serves it with the web app, printing curl commands that "
+        "find a duplicate and a new product. What `make run` runs; Ctrl-C stops.",
+    )  # fmt: skip
+    _address_arguments(demo)
     demo.set_defaults(run=run_demo)
 
 
+def _address_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (default DUPCHECK_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int_between(0, 65535), help="port (default DUPCHECK_PORT or 8000; 0: any free)")
+
+
+def _address(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = settings_for(args, **overrides)
+    settings = settings_for(args, **_address(args))
     # The index loads in the background (the follower, local/sync.py): the server answers at
     # once, /health says `index_ready`, and find_similar answers 503 until it is.
     return _serve(build_service(settings, load_index=False), settings)
@@ -38,7 +59,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from dupcheck_tools.local.demo import build_demo, curl_examples
 
     # The demo's query images are served by this very server on loopback.
-    settings = settings_for(args, allow_loopback_urls=True)
+    settings = settings_for(args, allow_loopback_urls=True, **_address(args))
     service = build_service(settings)
     demo_dir = settings.data_dir / "demo"
 
@@ -58,21 +79,50 @@ def _serve(
 ) -> int:  # fmt: skip
     from dupcheck_tools.local.server import LocalServer
 
-    server = LocalServer(service, settings, static_dir=static_dir)
+    try:
+        server = LocalServer(service, settings, static_dir=static_dir)
+    except OSError as exc:
+        raise UsageError(cannot_listen(settings, exc)) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start_in_thread()
+    loading = index_loading(service)
     if on_ready:
         on_ready(server.url)
     else:
-        print(
-            f"dupcheck serving on {server.url} ({service.index.count()} hashes indexed); web app: {server.url}/",
-            flush=True,
-        )
+        print(serving_line(service, server.url, loading=loading), flush=True)
     try:
         while not stop.wait(0.5):
-            pass
+            if loading and not index_loading(service):
+                loading = False
+                print(f"index ready: {service.index.count():,} hashes indexed", flush=True)
     except KeyboardInterrupt:
         pass
     server.shutdown()
     return ExitCode.OK
+
+
+def index_loading(service: DupcheckService) -> bool:
+    return isinstance(service.index, LoadingIndex) and not service.index.ready
+
+
+def serving_line(service: DupcheckService, url: str, *, loading: bool) -> str:
+    """What `serve` says once it listens: the index's count, or that it is still loading it."""
+    if loading:
+        records = service.store.approximate_count()
+        return (f"dupcheck serving on {url} (loading the index of {records:,} records; GET /health says when it is "
+                f"ready); web app: {url}/")  # fmt: skip
+    return f"dupcheck serving on {url} ({service.index.count():,} hashes indexed); web app: {url}/"
+
+
+def cannot_listen(settings: Settings, exc: OSError) -> str:
+    """Why the server cannot listen where it was asked to, and what to do, in one sentence."""
+    where = f"{settings.host}:{settings.port}"
+    other = f"--port {settings.port + 1 if 0 < settings.port < 65535 else 8001}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot serve on {where}: the port is in use (another dupcheck server?); stop that server, or "
+                f"choose another port: {other}, or DUPCHECK_PORT={settings.port + 1} make run")  # fmt: skip
+    if exc.errno == errno.EACCES:
+        return f"cannot serve on {where}: this user may not use port {settings.port}; choose one above 1023: {other}"
+    return (f"cannot serve on {where}: {exc.strerror or exc}; check --host (DUPCHECK_HOST) names an address "
+            "of this machine")  # fmt: skip
