@@ -83,7 +83,7 @@ def test_records_failures_file_and_exit_code(image_server: ImageServer, env: Pat
     }  # fmt: skip
     failures = {f["entity_id"]: f for f in read_failures(tmp_path / "catalog.failures.csv")}
     assert {k: v["code"] for k, v in failures.items()} == {
-        "F404": "upstream_error",
+        "F404": "image_unreachable",
         "FTEXT": "unsupported_media_type",
         "FBIG": "image_too_large",
         "FMETA": "url_not_allowed",
@@ -169,7 +169,8 @@ def test_retries_429_and_5xx_but_not_404(image_server: ImageServer, env: Path, t
     assert (summary.done, summary.failed, summary.exit_code) == (2, 2, 1)
     assert image_server.counts() == {"/flaky.jpg": 3, "/busy.jpg": 2, "/gone.jpg": 1, "/down.jpg": 3}
     failures = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
-    assert sorted((f["entity_id"], f["code"]) for f in failures) == [("C", "upstream_error"), ("D", "upstream_error")]
+    codes = sorted((f["entity_id"], f["code"]) for f in failures)
+    assert codes == [("C", "image_unreachable"), ("D", "upstream_error")]  # a 404 is the address's fault
 
 
 def test_dry_run_downloads_and_writes_nothing(

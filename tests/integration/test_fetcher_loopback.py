@@ -20,7 +20,7 @@ import pytest
 import urllib3.util.connection
 
 from dupcheck.adapters.http_fetcher import HttpImageFetcher, UpstreamStatusError
-from dupcheck.core.errors import ImageTooLarge, UpstreamError, UpstreamTimeout, UrlNotAllowed
+from dupcheck.core.errors import ImageTooLarge, ImageUnreachable, UpstreamError, UpstreamTimeout, UrlNotAllowed
 
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
@@ -208,13 +208,20 @@ def test_falls_back_to_the_next_checked_address_when_one_refuses(server: Server,
     assert make().fetch(f"http://two.test:{server.port}/image") == IMAGE
 
 
-@pytest.mark.parametrize("code", [404, 429, 500, 503])
-def test_error_statuses_are_upstream_errors_keeping_the_status(base: str, code: int) -> None:
+@pytest.mark.parametrize("code", [429, 500, 503])
+def test_a_failing_or_busy_host_is_a_502_keeping_the_status(base: str, code: int) -> None:
     with pytest.raises(UpstreamStatusError) as info:
         make().fetch(f"{base}/status/{code}")
     assert info.value.status == 502
     assert info.value.upstream_status == code
     assert str(code) in info.value.message
+
+
+def test_an_address_the_host_does_not_have_is_the_callers_422(base: str) -> None:
+    with pytest.raises(ImageUnreachable) as info:
+        make().fetch(f"{base}/status/404")
+    assert (info.value.status, info.value.code, info.value.retryable) == (422, "image_unreachable", False)
+    assert "HTTP 404 (Not Found)" in info.value.message
 
 
 def test_slow_response_times_out(base: str) -> None:
@@ -261,12 +268,13 @@ def test_broken_connections_are_upstream_errors(base: str, path: str) -> None:
     assert info.value.status == 502
 
 
-def test_connection_refused_is_upstream_error() -> None:
+def test_connection_refused_is_the_callers_422() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(UpstreamError):
+    with pytest.raises(ImageUnreachable, match=f"refused the connection on port {port}") as info:
         make().fetch(f"http://127.0.0.1:{port}/image")
+    assert info.value.status == 422 and info.value.retryable
 
 
 def test_redirect_chain_of_max_redirects_is_followed(server: Server, base: str) -> None:
@@ -274,10 +282,10 @@ def test_redirect_chain_of_max_redirects_is_followed(server: Server, base: str) 
     assert [s["path"] for s in server.seen][-1] == "/chain/0"
 
 
-def test_too_many_redirects_is_upstream_error(base: str) -> None:
-    with pytest.raises(UpstreamError, match="redirects"):
+def test_too_many_redirects_is_unreachable(base: str) -> None:
+    with pytest.raises(ImageUnreachable, match="redirects more than 5 times"):
         make(max_redirects=5).fetch(f"{base}/chain/6")
-    with pytest.raises(UpstreamError, match="redirects"):
+    with pytest.raises(ImageUnreachable, match="redirects more than 0 times"):
         make(max_redirects=0).fetch(f"{base}/chain/1")
 
 
@@ -322,16 +330,17 @@ def test_redirect_to_ranges_allow_loopback_does_not_open_is_refused(server: Serv
     assert len(server.seen) == 1
 
 
-def test_redirect_without_location_is_upstream_error(base: str) -> None:
-    with pytest.raises(UpstreamError, match="Location"):
+def test_redirect_without_location_is_unreachable(base: str) -> None:
+    with pytest.raises(ImageUnreachable, match="Location"):
         make().fetch(f"{base}/noloc")
 
 
 @pytest.mark.parametrize("location", ["http://[::1/", "http://[oops]/x", "https://[::ffff:1.2.3]:80/"])
-def test_redirect_to_a_malformed_url_is_the_hosts_fault_a_502(server: Server, base: str, location: str) -> None:
-    with pytest.raises(UpstreamError, match="malformed") as caught:
+def test_redirect_to_a_malformed_url_is_unreachable(server: Server, base: str, location: str) -> None:
+    """Not the caller's malformed URL (400): the address it gave leads nowhere usable (422)."""
+    with pytest.raises(ImageUnreachable, match="malformed") as caught:
         make().fetch(f"{base}/redirect?to={quote(location, safe='')}")
-    assert caught.value.status == 502 and len(server.seen) == 1
+    assert caught.value.status == 422 and len(server.seen) == 1
 
 
 def test_connections_are_reused(server: Server, base: str) -> None:
@@ -398,12 +407,12 @@ def test_https_verifies_the_certificate_for_the_url_host(tls_server: tuple[Serve
 
 def test_https_with_an_untrusted_certificate_fails(tls_server: tuple[Server, Path]) -> None:
     srv, _ = tls_server
-    with pytest.raises(UpstreamError, match="TLS"):
+    with pytest.raises(ImageUnreachable, match="TLS"):
         make().fetch(f"https://images.test:{srv.port}/image")
 
 
 def test_https_with_a_certificate_for_another_name_fails(tls_server: tuple[Server, Path]) -> None:
     srv, cert = tls_server
     # the certificate names images.test, not the address in the URL
-    with pytest.raises(UpstreamError, match="TLS"):
+    with pytest.raises(ImageUnreachable, match="TLS"):
         make(ca_certs=str(cert)).fetch(f"https://127.0.0.1:{srv.port}/image")

@@ -167,7 +167,7 @@ def test_an_uploaded_catalog_goes_through_s3_the_dispatcher_and_the_worker(aws: 
     assert {k: done[k] for k in ("status", "rows", "done", "skipped", "failed")} == {
         "status": "done", "rows": 18, "done": 15, "skipped": 0, "failed": 3}  # fmt: skip
     status, page = aws.call("GET", f"/imports/{job['job_id']}/failures?limit=2")
-    assert [f["code"] for f in page["failures"]] == ["upstream_error", "missing_entity_id"] and page["next_cursor"]
+    assert [f["code"] for f in page["failures"]] == ["image_unreachable", "missing_entity_id"] and page["next_cursor"]
     status, rest = aws.call("GET", f"/imports/{job['job_id']}/failures?limit=2&cursor={page['next_cursor']}")
     assert [(f["entity_id"], f["code"]) for f in rest["failures"]] == [("FNOURL", "missing_image_url")]
     assert aws.ddb.scan(TableName=RECORDS, Select="COUNT")["Count"] == 15

@@ -97,7 +97,7 @@ def test_a_job_of_a_few_hundred_rows_stores_every_good_row_and_says_why_the_othe
 
     failures = all_failures(done, limit=3)  # three to a page: the cursor goes through them all
     assert [(f["row"], f["entity_id"], f["code"]) for f in failures] == [
-        (291, "F404", "upstream_error"), (292, "FTEXT", "unsupported_media_type"), (293, "FMETA", "url_not_allowed"),
+        (291, "F404", "image_unreachable"), (292, "FTEXT", "unsupported_media_type"), (293, "FMETA", "url_not_allowed"),
         (294, "", "missing_entity_id"), (295, "FNOURL", "missing_image_url"), (296, "F/SLASH", "invalid_entity_id"),
         (297, "FREL", "relative_image_url")]  # fmt: skip
     assert "404" in failures[0]["message"] and failures[0]["image_url"].endswith("/missing.jpg")

@@ -87,7 +87,7 @@ def test_error_statuses_over_http(server: LocalServer, image_server: ImageServer
     image_server.add("/gone", b"", status=404)
     cases = {
         f"/find_similar?image_url={quote(image_server.base_url + '/text')}": (415, "unsupported_media_type"),
-        f"/find_similar?image_url={quote(image_server.base_url + '/gone')}": (502, "upstream_error"),
+        f"/find_similar?image_url={quote(image_server.base_url + '/gone')}": (422, "image_unreachable"),
         f"/find_similar?image_url={quote('http://169.254.169.254/latest/')}": (403, "url_not_allowed"),
         f"/find_similar?image_url={quote('file:///etc/passwd')}": (400, "invalid_request"),  # not http(s)
         "/find_similar?image_url=x&top=500": (400, "invalid_request"),
@@ -197,6 +197,29 @@ def test_the_api_key_is_needed_when_set(service: DupcheckService, settings: Sett
             assert request(server.url + closed)[0] == 403, closed
     finally:
         server.shutdown()
+
+
+def test_the_served_contract_declares_the_key_only_when_the_server_needs_one(
+    service: DupcheckService, settings: Settings
+) -> None:
+    """A client generated from a keyless server's /openapi.json sends no key; one generated from
+    a keyed server's does. docs/openapi.json is the keyed (AWS) contract."""
+    committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    documents = {}
+    for key in (None, SecretStr("s3cret")):
+        server = serve(service, settings, api_key=key)
+        try:
+            documents[key is not None] = request(f"{server.url}/openapi.json")[1]
+        finally:
+            server.shutdown()
+    keyless, keyed = documents[False], documents[True]
+    assert keyed == committed and keyed["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
+    assert keyed["security"] == [{"apiKey": []}]
+    assert "security" not in keyless and "securitySchemes" not in keyless["components"]
+    assert not [op for ops in keyless["paths"].values() for op in ops.values() if "security" in op]
+    assert "needs no API key" in keyless["info"]["description"]
+    assert keyless["paths"].keys() == keyed["paths"].keys()  # the same routes, the same shapes
+    assert keyless["components"]["schemas"] == keyed["components"]["schemas"]
 
 
 def test_binding_beyond_loopback_without_a_key_warns(

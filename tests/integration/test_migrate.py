@@ -113,7 +113,7 @@ def check_first_run(code: int, summary: dict[str, Any], failures: Path) -> None:
     }  # fmt: skip
     assert summary["hash_algo"] == DEFAULT_ALGO and summary["failures_file"] == str(failures)
     reasons = {line.split(",")[1]: line.split(",")[3] for line in failures.read_text().splitlines()[1:]}
-    assert reasons == {"2001": "upstream_error", "2002": "unsupported_media_type"}
+    assert reasons == {"2001": "image_unreachable", "2002": "unsupported_media_type"}
 
 
 def check_records(records: dict[str, Any], server: ImageServer) -> None:

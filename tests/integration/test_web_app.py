@@ -237,7 +237,7 @@ def test_bad_pictures_are_explained_in_sentences_next_to_what_was_sent(page: Pag
     )
     page.fill("#check-url", "http://127.0.0.1:9/gone.jpg")  # nothing listens there (discard port)
     page.find("#check-url-form button").click()
-    page.wait(lambda: page.find("#check-error").text.startswith("The picture could not be downloaded: "))
+    page.text_of("#check-error", "That address gives no picture: 127.0.0.1 refused the connection on port 9; check")
     page.fill("#check-url", "not an address")  # the browser's own check: nothing is sent
     page.find("#check-url-form button").click()
     assert page.js("return document.getElementById('check-url').validity.typeMismatch") is True
@@ -511,7 +511,8 @@ def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_
         assert page.find("#import-counts").text == "4 imported, 0 already in the catalog, 2 not imported."
         assert page.js("return document.getElementById('import-progress').value") == 1
         failed = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-failures tr")]
-        assert failed == [["5", "GONE", "The picture could not be downloaded: upstream answered HTTP 404."],
+        assert failed == [["5", "GONE", "That address gives no picture: the image host answered HTTP 404 (Not Found) "
+                           "for this address; check that the picture is there."],
                           ["6", "NOURL", "Row 6 (NOURL) has no image URL."]]  # fmt: skip
 
         folder = tmp_path / "shoot"

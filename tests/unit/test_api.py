@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3.util.connection
 
+from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.api import build_resolver, web
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import UpstreamTimeout
@@ -421,3 +423,30 @@ def test_every_file_the_page_loads_is_served() -> None:
     imported = {m for _, (_, text) in web.files().items() for m in re.findall(r'from "\./([^"]+)"', text)}
     assert linked == {"app.js", "style.css"} and linked | imported <= names
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page)  # nothing from elsewhere
+
+
+def test_an_image_url_the_caller_got_wrong_is_a_4xx_saying_why(settings: Settings) -> None:
+    """An unknown host (faked at the resolver: nothing is looked up) and a refused connection
+    (faked in the connection layer) are the caller's to fix: 422, never a 502 that would count
+    as the service failing."""
+
+    def resolver(host: str, port: int) -> list[str]:
+        if host == "shop.test":
+            return ["93.184.216.34"]
+        raise OSError(f"no such host {host}")
+
+    def refuse(address: tuple[str, int], *args: Any, **kwargs: Any) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    service = build_service(settings, fetcher=HttpImageFetcher(resolver=resolver))
+    app = build_resolver(service, max_body_bytes=MAX_BYTES)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(urllib3.util.connection, "create_connection", refuse)
+        for url, says in (("https://no-such-host.test/a.jpg", "does not resolve"),
+                          ("https://shop.test/a.jpg", "refused the connection")):  # fmt: skip
+            for ev in (event("GET", "/find_similar", {"image_url": url}),
+                       event("POST", "/items", body=json.dumps({"entity_id": "A1", "image_url": url}).encode(),
+                             content_type="application/json")):  # fmt: skip
+                status, body = call(app, ev)
+                assert (status, body["error"]["code"]) == (422, "image_unreachable"), (url, ev["httpMethod"])
+                assert says in body["error"]["message"]

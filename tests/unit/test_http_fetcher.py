@@ -18,8 +18,9 @@ from dupcheck.adapters.http_fetcher import (
     UpstreamStatusError,
     parse_numeric_ipv4,
     refusal_reason,
+    status_error,
 )
-from dupcheck.core.errors import InvalidRequest, UpstreamError, UrlNotAllowed
+from dupcheck.core.errors import ImageUnreachable, InvalidRequest, UrlNotAllowed
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.settings import Settings
 
@@ -234,15 +235,46 @@ def test_malformed_urls_are_invalid_requests(url: str, attempts: list[tuple[str,
     assert attempts == []
 
 
-def test_dns_failure_is_upstream_error() -> None:
-    with pytest.raises(UpstreamError) as info:
+def test_a_host_that_does_not_resolve_is_the_callers_422_saying_what_to_check(
+    attempts: list[tuple[str, int]],
+) -> None:
+    """The caller's bad URL is a 4xx: a 502 would count as the service failing (and page its
+    operator). A batch may still retry it: a name can start resolving."""
+    with pytest.raises(ImageUnreachable) as info:
         make().fetch("http://no-such-host.test/")
-    assert info.value.status == 502
+    assert (info.value.status, info.value.code) == (422, "image_unreachable") and info.value.retryable
+    assert info.value.message == "the image host no-such-host.test does not resolve; check the address's host name"
+    assert attempts == []
 
 
-def test_resolver_returning_nothing_is_upstream_error() -> None:
-    with pytest.raises(UpstreamError):
+def test_resolver_returning_nothing_is_unreachable() -> None:
+    with pytest.raises(ImageUnreachable, match="has no addresses") as info:
         make(resolver=lambda host, port: []).fetch("http://public.test/")
+    assert info.value.status == 422
+
+
+def test_a_refused_connection_is_the_callers_422(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A public address (faked at the resolver) whose port refuses: the connection layer is
+    faked to refuse, so nothing leaves this machine."""
+
+    def refuse(address: tuple[str, int], *args: Any, **kwargs: Any) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", refuse)
+    with pytest.raises(ImageUnreachable) as info:
+        make().fetch("http://dual.test:8080/a.jpg")  # both of its addresses refuse
+    assert (info.value.status, info.value.code) == (422, "image_unreachable") and info.value.retryable
+    assert info.value.message.startswith("dual.test refused the connection on port 8080; check the address")
+
+
+def test_a_loopback_refusal_names_the_setting_that_opens_it() -> None:
+    with pytest.raises(UrlNotAllowed) as loopback:
+        make().fetch("http://127.0.0.1:8000/demo/a.jpg")
+    assert "DUPCHECK_ALLOW_LOOPBACK_URLS=true" in loopback.value.message
+    for url in ("http://evil.test/", "http://meta.test/"):  # the setting would not open these: not named
+        with pytest.raises(UrlNotAllowed) as other:
+            make(allow_loopback=True).fetch(url)
+        assert "DUPCHECK_ALLOW_LOOPBACK_URLS" not in other.value.message, url
 
 
 def test_resolver_is_not_consulted_for_ip_literals() -> None:
@@ -316,13 +348,20 @@ def test_refusal_reason_names_the_category() -> None:
     assert refusal_reason(ipaddress.ip_address("93.184.216.34")) is None
 
 
-def test_upstream_status_error_is_a_502_with_the_upstream_status() -> None:
-    err = UpstreamStatusError("upstream answered HTTP 429", 429)
-    assert isinstance(err, UpstreamError)
-    assert (err.status, err.code, err.upstream_status) == (502, "upstream_error", 429)
-    assert err.retryable
-    assert UpstreamStatusError("x", 503).retryable
-    assert not UpstreamStatusError("x", 404).retryable
+def test_an_image_hosts_status_is_the_callers_422_or_a_retryable_502() -> None:
+    """4xx: the address is wrong (404, 403, 410): the caller's to fix, not retried. 5xx, 408,
+    429: the host failed or is busy: a gateway's 502, which batches retry."""
+    for status in (400, 401, 403, 404, 410, 451):
+        err = status_error(status)
+        assert isinstance(err, ImageUnreachable) and (err.status, err.code) == (422, "image_unreachable"), status
+        assert not err.retryable and f"HTTP {status}" in err.message
+    assert status_error(404).message == (
+        "the image host answered HTTP 404 (Not Found) for this address; check that the picture is there"
+    )
+    for status in (408, 429, 500, 502, 503, 599):
+        err = status_error(status)
+        assert isinstance(err, UpstreamStatusError) and (err.status, err.code) == (502, "upstream_error"), status
+        assert err.retryable and err.upstream_status == status
 
 
 def test_from_settings_copies_every_limit() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dupcheck.adapters.http_fetcher import UpstreamStatusError
+from dupcheck.adapters.http_fetcher import status_error
 from dupcheck.adapters.local_files import LocalCatalogFiles, LocalKeptImages
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.core import imports as imports_module
@@ -235,7 +235,7 @@ def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
     store = Store(OLD=old)
     new, slow, gone = (f"https://shop.test/{name}.jpg" for name in ("new", "slow", "gone"))
     fetcher = FakeFetcher({url: picture, new: picture}, errors={
-        slow: UpstreamTimeout("too slow"), gone: UpstreamStatusError("upstream answered HTTP 404", 404)})  # fmt: skip
+        slow: UpstreamTimeout("too slow"), gone: status_error(404)})  # fmt: skip
     importer = RowImporter(store, fetcher, pipeline, max_pixels=10**8)  # type: ignore[arg-type]
     batch = [
         CatalogRow(1, "OLD", "S", url),
@@ -247,7 +247,7 @@ def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
     results = importer.import_rows(batch, final=lambda row: False)
     assert [getattr(r, "outcome", "retry") for r in results] == [Outcome.SKIPPED, Outcome.DONE, Outcome.DONE, "retry",
                                                                   Outcome.FAILED]  # fmt: skip
-    assert isinstance(results[3], Retry) and results[4].code == "upstream_error"  # type: ignore[union-attr]
+    assert isinstance(results[3], Retry) and results[4].code == "image_unreachable"  # type: ignore[union-attr]
     assert store["OLD"].sku == "S2" and "NEW" in store
     assert fetcher.calls.count(url) == 0  # the stored picture was not downloaded again
 

@@ -25,6 +25,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -33,6 +34,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionErro
 
 from dupcheck.core.errors import (
     ImageTooLarge,
+    ImageUnreachable,
     InvalidRequest,
     UpstreamError,
     UpstreamTimeout,
@@ -67,17 +69,29 @@ _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 _PRINTABLE_ASCII = "".join(chr(i) for i in range(0x21, 0x7F))
 
 
+_BUSY = frozenset({408, 429})  # 4xx statuses that say "not now" rather than "not here"
+
+
 class UpstreamStatusError(UpstreamError):
-    """The image host answered with an HTTP error status (still a 502 `upstream_error` to our
-    callers). `upstream_status` lets a batch caller retry 429 and 5xx (see `retryable`)."""
+    """The image host answered a 5xx, 408 or 429: it failed or is busy, and a retry may pass (a
+    502 `upstream_error` to our callers; backfill and imports retry it). Any other 4xx is the
+    address's fault: `ImageUnreachable` (422)."""
 
     def __init__(self, message: str, upstream_status: int) -> None:
         super().__init__(message)
         self.upstream_status = upstream_status
 
-    @property
-    def retryable(self) -> bool:
-        return self.upstream_status == 429 or self.upstream_status >= 500
+
+def status_error(status: int) -> UpstreamError:
+    """What an image host's error status means for the caller (module docstring of core/errors.py)."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "an unknown status"
+    if 400 <= status < 500 and status not in _BUSY:
+        return ImageUnreachable(f"the image host answered HTTP {status} ({reason}) for this address; check that "
+                                "the picture is there")  # fmt: skip
+    return UpstreamStatusError(f"the image host answered HTTP {status} ({reason}); try again later", status)
 
 
 def parse_numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
@@ -204,9 +218,11 @@ class HttpImageFetcher:
 
         Raises InvalidRequest (400) for a malformed URL; UrlNotAllowed (403) for another scheme,
         credentials in the URL, a host outside `allowed_hosts` or a refused address (on any
-        hop); ImageTooLarge (413) past `max_bytes`; UpstreamStatusError (502) for an HTTP error
-        status; UpstreamError (502) for DNS/connection failures and too many redirects;
-        UpstreamTimeout (504) for connect/read timeouts or the overall deadline.
+        hop); ImageTooLarge (413) past `max_bytes`; ImageUnreachable (422) for what the address
+        itself gets wrong: a host that does not resolve or refuses the connection, a TLS failure,
+        a 4xx, a redirect that leads nowhere; UpstreamStatusError (502) for a 5xx, 408 or 429 and
+        UpstreamError (502) for a connection broken mid-download; UpstreamTimeout (504) for
+        connect/read timeouts or the overall deadline.
         """
         deadline = time.monotonic() + self.deadline
         for hop in range(self.max_redirects + 1):
@@ -215,25 +231,25 @@ class HttpImageFetcher:
             except InvalidRequest as exc:
                 if hop == 0:
                     raise
-                # A broken Location is the image host's fault, not the caller's.
-                raise UpstreamError("upstream redirected to a malformed URL") from exc
+                # The address leads nowhere usable: the caller needs the picture's final address.
+                raise ImageUnreachable(f"the image host redirected to a malformed address; {_FINAL}") from exc
             addresses = self._checked_addresses(host, port)
             resp = self._request(scheme, host, port, target, addresses, deadline)
             if resp.status in _REDIRECTS:
                 location = resp.headers.get("Location")
                 _discard(resp)
                 if not location:
-                    raise UpstreamError(f"upstream answered {resp.status} without a Location")
+                    raise ImageUnreachable(f"the image host answered {resp.status} without a Location; {_FINAL}")
                 try:
                     url = urljoin(url, location.strip())
-                except ValueError as exc:  # e.g. "http://[::1/": the host's fault, not the caller's
-                    raise UpstreamError("upstream redirected to a malformed URL") from exc
+                except ValueError as exc:  # e.g. "http://[::1/"
+                    raise ImageUnreachable(f"the image host redirected to a malformed address; {_FINAL}") from exc
                 continue
             if not 200 <= resp.status < 300:
                 _discard(resp)
-                raise UpstreamStatusError(f"upstream answered HTTP {resp.status}", resp.status)
+                raise status_error(resp.status)
             return self._read_body(resp, deadline)
-        raise UpstreamError(f"more than {self.max_redirects} redirects")
+        raise ImageUnreachable(f"the address redirects more than {self.max_redirects} times; {_FINAL}")
 
     def _parse(self, url: str) -> tuple[str, str, int, str]:
         """Split and validate a URL: (scheme, canonical host, port, request target)."""
@@ -288,18 +304,22 @@ class HttpImageFetcher:
             try:
                 names = self._resolve(host, port)
             except (OSError, UnicodeError) as exc:
-                raise UpstreamError(f"could not resolve host {host}") from exc
+                raise ImageUnreachable(f"the image host {host} does not resolve; check the address's host name",
+                                       retryable=True) from exc  # fmt: skip
             if not names:
-                raise UpstreamError(f"host {host} has no addresses")
+                raise ImageUnreachable(f"the image host {host} has no addresses; check the address's host name",
+                                       retryable=True)  # fmt: skip
         addresses: list[str] = []
         for name in names:
             try:
                 ip = ipaddress.ip_address(name.split("%", 1)[0])  # drop an IPv6 zone id
             except ValueError as exc:
-                raise UpstreamError(f"host {host} resolved to an invalid address") from exc
+                raise ImageUnreachable(f"the image host {host} resolved to an invalid address",
+                                       retryable=True) from exc  # fmt: skip
             if reason := refusal_reason(ip, self.allow_loopback):
                 # The address itself is not echoed: it would map internal DNS for the caller.
-                raise UrlNotAllowed(f"host {host} resolves to a {reason} address, which is not allowed")
+                hint = _LOOPBACK_HINT if reason == "loopback" else ""
+                raise UrlNotAllowed(f"host {host} resolves to a {reason} address, which is not allowed{hint}")
             addresses.append(str(ip))
         return addresses
 
@@ -319,7 +339,7 @@ class HttpImageFetcher:
         }
         # Verify the certificate against the URL's host although we connect to an IP.
         tls = {"server_hostname": host, "assert_hostname": host} if scheme == "https" else {}
-        error: Exception = UpstreamError(f"could not connect to {host}")
+        error: Exception = ImageUnreachable(f"could not connect to {host}", retryable=True)
         for address in addresses:
             remaining = _remaining(deadline)
             timeout = urllib3.Timeout(
@@ -332,12 +352,14 @@ class HttpImageFetcher:
                     preload_content=False, decode_content=False, assert_same_host=False,
                 )  # fmt: skip
             except NewConnectionError as exc:  # refused/unreachable: try the next checked address
-                error = UpstreamError(f"could not connect to {host}")
+                error = ImageUnreachable(f"{host} refused the connection on port {port}; check the address, or try "
+                                         "again once its server is up", retryable=True)  # fmt: skip
                 error.__cause__ = exc
             except (ConnectTimeoutError, ReadTimeoutError) as exc:
                 raise UpstreamTimeout(f"timed out waiting for {host}") from exc
             except SSLError as exc:
-                raise UpstreamError(f"TLS error talking to {host}") from exc
+                raise ImageUnreachable(f"TLS error talking to {host}: its certificate is not valid for this address "
+                                       "(or the connection is not TLS)") from exc  # fmt: skip
             except (HTTPError, OSError) as exc:
                 raise UpstreamError(f"connection to {host} failed") from exc
         raise error
@@ -376,6 +398,13 @@ class HttpImageFetcher:
             else:
                 _discard(resp)
         return b"".join(chunks)
+
+
+_FINAL = "use the picture's final address"
+# Said only where loopback is what was refused: the one switch that opens it (demos and tests).
+_LOOPBACK_HINT = (
+    " (a server that fetches from this machine for a demo or a test sets DUPCHECK_ALLOW_LOOPBACK_URLS=true)"
+)
 
 
 def _remaining(deadline: float) -> float:

@@ -43,10 +43,13 @@ REASONS = {
     413: "The image is over the byte or pixel limit (`image_too_large`), or the catalog over the byte or row "
     "limit (`catalog_too_large`).",
     415: "Not an image format dupcheck decodes, or the wrong body type (`unsupported_media_type`).",
-    422: "A supported format, but corrupt or truncated (`invalid_image`); a catalog that cannot be read: no "
-    "entity_id or URL column, not UTF-8, no rows (`invalid_catalog`).",
+    422: "A supported format, but corrupt or truncated (`invalid_image`); an image URL that cannot be fetched as "
+    "given: its host does not resolve or refuses the connection, it answers a 4xx, or it redirects nowhere "
+    "usable (`image_unreachable`); a catalog that cannot be read: no entity_id or URL column, not UTF-8, no "
+    "rows (`invalid_catalog`).",
     500: "An internal error (`internal_error`): a bug, logged with the request id.",
-    502: "The image host failed or redirected somewhere malformed (`upstream_error`).",
+    502: "The image host failed or is busy: a 5xx, 408 or 429, a connection broken mid-download "
+    "(`upstream_error`); a retry may pass.",
     503: "The store or the search index cannot be reached now (`store_unavailable`, `index_unavailable`).",
     504: "The image host was too slow (`upstream_timeout`).",
 }

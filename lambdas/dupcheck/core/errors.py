@@ -83,9 +83,25 @@ class InvalidCatalog(DupcheckError):
 
 
 class UpstreamError(DupcheckError):
-    """The image host answered with an error or broke the connection."""
+    """The image host failed in a way that may pass (a 5xx, 408 or 429, a connection broken
+    mid-download): the service's answer is a gateway's, 502, and a batch retries it."""
 
     status, code = 502, "upstream_error"
+    retryable = True
+
+
+class ImageUnreachable(UpstreamError):
+    """The image URL cannot be fetched as given: its host does not resolve, refuses the
+    connection, fails TLS verification or redirects nowhere usable, or it answers a 4xx (404,
+    403, 410...). The caller's to fix, so a 4xx (a caller's bad URL must not count as the
+    service failing); a batch still retries those that may pass (a name not yet resolvable, a
+    restarting host: `retryable`)."""
+
+    status, code = 422, "image_unreachable"
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class UpstreamTimeout(DupcheckError):

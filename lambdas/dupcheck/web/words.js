@@ -69,8 +69,10 @@ export function errorSentence(status, code, message = "") {
       return "This picture is damaged or cut short, so it cannot be read. Save it again and retry.";
     case "url_not_allowed":
       return sentence(`dupcheck may not download from that address: ${message}`);
+    case "image_unreachable":
+      return sentence(`That address gives no picture: ${message}`);
     case "upstream_error":
-      return sentence(`The picture could not be downloaded: ${message}`);
+      return sentence(`The picture's website failed to send it: ${message}`);
     case "upstream_timeout":
     case "timeout":
       return "The picture's website took too long to answer. Try again, or upload the file instead.";
@@ -106,7 +108,7 @@ export function errorSentence(status, code, message = "") {
 
 // The picture's own failures, said as for a check; a catalog row's own (no id, no address) as the API says them.
 const PICTURE_CODES = new Set(["image_too_large", "unsupported_media_type", "invalid_image", "url_not_allowed",
-  "upstream_error", "upstream_timeout"]);
+  "image_unreachable", "upstream_error", "upstream_timeout"]);
 
 /** Why one row of an import was not imported. */
 export const rowSentence = (f) => (PICTURE_CODES.has(f.code) ? errorSentence(0, f.code, f.message) : sentence(f.message));

@@ -107,8 +107,9 @@ class LocalApp:
         app = getattr(self._resolvers, "app", None)
         if app is None:
             app = self._resolvers.app = build_resolver(
-                self.service, max_body_bytes=self.max_body_bytes, imports=self.imports, images=self.images
-            )
+                self.service, max_body_bytes=self.max_body_bytes, imports=self.imports, images=self.images,
+                keyed=self.guard.api_key is not None,  # the served contract says whether this server needs one
+            )  # fmt: skip
         return app
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
