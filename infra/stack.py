@@ -16,7 +16,7 @@ from constructs import Construct
 
 from dupcheck.core.settings import Settings
 from infra.bundling import dupcheck_code
-from infra.components import Alarms, Api, HashTable, Imports, SearchDomain, StreamSync, ThumbnailBucket
+from infra.components import Alarms, Api, DuplicateScans, HashTable, Imports, SearchDomain, StreamSync, ThumbnailBucket
 
 CONTEXT_PREFIX = "dupcheck:"
 SERVICE_NAME = "dupcheck"
@@ -101,7 +101,8 @@ def _camel(name: str) -> str:
 
 class DupcheckStack(Stack):
     """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch + thumbnails;
-    imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table + thumbnails."""
+    imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table + thumbnails;
+    duplicate scans: API -> jobs table -> scans queue -> scan function -> report in the imports bucket."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DupcheckConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -131,11 +132,15 @@ class DupcheckStack(Stack):
             self, "Imports", code=code, environment=env, records_table=hashes.table,
             concurrency=config.import_concurrency,
         )  # fmt: skip
+        scans = DuplicateScans(
+            self, "DuplicateScans", code=code, environment=env, records_table=hashes.table, thumbnails=thumbnails,
+            imports=imports,
+        )  # fmt: skip
         api = Api(
             self,
             "Api",
             code=code,
-            environment={**env, **imports.environment},
+            environment={**env, **imports.environment, **scans.environment},
             rate_limit=config.api_rate_limit,
             burst_limit=config.api_burst_limit,
             quota_per_day=config.api_quota_per_day,
@@ -150,6 +155,7 @@ class DupcheckStack(Stack):
         thumbnails.grant_read_write_delete(_role(api.function))
         thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
         imports.grant_api(api.function)
+        scans.grant_api(api.function)
         search.allow_roles(_role(api.function), _role(sync.function))
 
         alarms = Alarms(
@@ -162,6 +168,7 @@ class DupcheckStack(Stack):
                 "StreamSync": sync.function,
                 "ImportDispatch": imports.dispatcher,
                 "ImportWorker": imports.worker,
+                "DuplicateScan": scans.function,
             },
             rest_api=api.rest_api,
             domain=search.domain,

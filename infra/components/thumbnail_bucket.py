@@ -54,6 +54,10 @@ class ThumbnailBucket(Construct):
         thumbnails and asks which are missing, never deletes)."""
         self._grant(role, ["s3:GetObject", "s3:PutObject"])
 
+    def grant_read(self, role: iam.IRole) -> None:
+        """Get objects under the prefix, and list it (the duplicate scan: it judges with them)."""
+        self._grant(role, ["s3:GetObject"])
+
     def _grant(self, role: iam.IRole, object_actions: list[str]) -> None:
         # Listing too: without s3:ListBucket S3 answers 403 rather than 404 for a thumbnail
         # that is not there.

@@ -13,9 +13,10 @@ from threadpoolctl import threadpool_limits
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
-from dupcheck.core.imports import ImportJob, ImportService, ImportStarter
+from dupcheck.core.imports import ImportService, ImportStarter
 from dupcheck.core.kept_images import KeptImages, KeptImagesFetcher
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore, ThumbnailStore
+from dupcheck.core.scans import ScanService, ScanStarter
 from dupcheck.core.service import DupcheckService, Observer
 from dupcheck.core.settings import Settings, SettingsError
 
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 # A catalog is up to DUPCHECK_MAX_CATALOG_BYTES: give its download more time than an image's.
 CATALOG_FETCH_DEADLINE_S = 300.0
 IMPORTS_DB = "imports.sqlite3"
+SCANS_DB = "scans.sqlite3"
+# On AWS a scan says where it is every few seconds while it runs; one silent this long has
+# stopped (the scan function failed past its queue's retries) and no longer holds the lock.
+SCAN_STALLED_AFTER_S = 30 * 60
 
 
 def one_blas_thread() -> None:
@@ -143,10 +148,10 @@ def build_kept_images(settings: Settings) -> KeptImages | None:
 
 
 class _WaitForTheServer:
-    """Locally, jobs are run by the server's worker, which finds queued jobs itself (at start and
-    every few seconds): a job recorded anywhere else waits for it."""
+    """Locally, jobs and scans are run by the server's workers, which find queued ones themselves
+    (at start and every few seconds): one recorded anywhere else waits for them."""
 
-    def start(self, job: ImportJob) -> None:
+    def start(self, job: object) -> None:
         pass
 
 
@@ -183,11 +188,38 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
 
 
 def build_reports(settings: Settings) -> DuplicateReports:
-    """The duplicate report of `python -m dupcheck duplicates --out DATA_DIR/duplicates`. On
-    Lambda that folder does not exist, so no report is found (404) until one is published."""
+    """Where the duplicate report is published: locally DATA_DIR/duplicates (the server's scans
+    and `python -m dupcheck duplicates` write it there), on AWS the imports bucket's `reports/`."""
+    if settings.store == "dynamodb" and settings.imports_bucket:
+        from dupcheck.adapters.s3_reports import S3DuplicateReports
+
+        reports: DuplicateReports = S3DuplicateReports.from_settings(settings)
+        return reports
     from dupcheck.adapters.report_file import REPORT_NAME, DuplicateReportFile
 
     return DuplicateReportFile(settings.data_dir / "duplicates" / REPORT_NAME)
+
+
+def scans_configured(settings: Settings) -> bool:
+    """Whether this deployment runs duplicate scans: always locally; on AWS when it names their queue."""
+    return settings.store != "dynamodb" or bool(settings.imports_table and settings.scans_queue_url)
+
+
+def build_scans(settings: Settings, *, starter: ScanStarter | None = None) -> ScanService:
+    """Duplicate scans: `scans.sqlite3` in the data dir (the local server passes its scan worker as
+    `starter`), or on AWS the imports' jobs table and the scans queue."""
+    if settings.store == "dynamodb":
+        if not (settings.imports_table and settings.scans_queue_url):
+            raise SettingsError("duplicate scans on AWS need DUPCHECK_IMPORTS_TABLE and DUPCHECK_SCANS_QUEUE_URL")
+        from dupcheck.adapters.dynamodb_scans import DynamoDBScanJobs
+        from dupcheck.adapters.sqs_queues import SqsScanStarter
+
+        return ScanService(jobs=DynamoDBScanJobs.from_settings(settings),
+                           starter=starter or SqsScanStarter.from_settings(settings),
+                           stalled_after_s=SCAN_STALLED_AFTER_S)  # fmt: skip
+    from dupcheck.adapters.sqlite_scans import SqliteScanJobs
+
+    return ScanService(jobs=SqliteScanJobs(settings.data_dir / SCANS_DB), starter=starter or _WaitForTheServer())
 
 
 def build_service(

@@ -22,6 +22,7 @@ FIND_SIMILAR_HANDLER = "dupcheck.handlers.find_similar.handler"
 STREAM_SYNC_HANDLER = "dupcheck.handlers.stream_sync.handler"
 IMPORT_DISPATCH_HANDLER = "dupcheck.handlers.import_dispatch.handler"
 IMPORT_WORKER_HANDLER = "dupcheck.handlers.import_worker.handler"
+SCAN_HANDLER = "dupcheck_tools.duplicates.scan_function.handler"
 
 
 # ---------------------------------------------------------------- helpers
@@ -207,16 +208,17 @@ def test_domain_publishes_slow_and_application_logs(template: Template) -> None:
     assert "es.amazonaws.com" in document and "logs:PutLogEvents" in document
 
 
-def test_only_the_four_dupcheck_functions_exist(template: Template) -> None:
+def test_only_the_five_dupcheck_functions_exist(template: Template) -> None:
     # No custom-resource Lambdas (access policy, log policy and the bucket's EventBridge
     # notifications are plain CloudFormation).
-    template.resource_count_is("AWS::Lambda::Function", 4)
+    template.resource_count_is("AWS::Lambda::Function", 5)
     handlers = {f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()}
     assert handlers == {
         FIND_SIMILAR_HANDLER,
         STREAM_SYNC_HANDLER,
         "dupcheck.handlers.import_dispatch.handler",
         "dupcheck.handlers.import_worker.handler",
+        SCAN_HANDLER,  # test_scans_infra.py
     }
 
 
@@ -248,8 +250,8 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
     domain = logical_id(template, "AWS::OpenSearchService::Domain")
     bucket = thumbnail_bucket(template)
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
-    if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs too (test_imports_infra.py)
-        env = {k: v for k, v in env.items() if "IMPORT" not in k}
+    if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs and starts scans too (their tests)
+        env = {k: v for k, v in env.items() if "IMPORT" not in k and "SCANS" not in k}
     assert env == {
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",
@@ -352,7 +354,7 @@ def test_event_source_mapping(template: Template) -> None:
     table = records_table(template)
     dlq = stream_dlq(template)
     stream_fn = function(template, STREAM_SYNC_HANDLER)[0]
-    template.resource_count_is("AWS::Lambda::EventSourceMapping", 3)  # and the imports' two queues
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 4)  # and the imports' two queues, the scans
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
@@ -527,6 +529,7 @@ def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> N
             STREAM_SYNC_HANDLER,
             "dupcheck.handlers.import_dispatch.handler",
             "dupcheck.handlers.import_worker.handler",
+            SCAN_HANDLER,
         )
     }
     (api_alarm,) = by_metric["5XXError"]

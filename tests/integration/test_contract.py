@@ -85,6 +85,9 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/items/{entity_id}", "put"),
         ("/items/{entity_id}", "delete"),
         ("/duplicates", "get"),
+        ("/duplicates/scans", "post"),
+        ("/duplicates/scans", "get"),
+        ("/duplicates/scans/{scan_id}", "get"),
         ("/health", "get"),
         ("/imports", "post"),
         ("/imports", "get"),
@@ -110,6 +113,7 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert "/" not in document["paths"] and not any(p.startswith("/web") for p in document["paths"])  # the app
     assert set(operations[("/items", "get")]["responses"]) == {"200", "400", "403", "500", "503"}
     assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "403", "404", "500", "503"}
+    assert set(operations[("/duplicates/scans", "post")]["responses"]) == {"202", "403", "409", "500", "503"}
     upload = operations[("/find_similar", "post")]["requestBody"]
     assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload
     assert operations[("/items", "post")]["responses"].keys() >= {"201", "400", "415", "502"}

@@ -14,7 +14,7 @@ import urllib3.util.connection
 
 from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.api import build_resolver, web
-from dupcheck.bootstrap import build_service
+from dupcheck.bootstrap import build_scans, build_service
 from dupcheck.core.errors import UpstreamTimeout
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
@@ -450,3 +450,22 @@ def test_an_image_url_the_caller_got_wrong_is_a_4xx_saying_why(settings: Setting
                 status, body = call(app, ev)
                 assert (status, body["error"]["code"]) == (422, "image_unreachable"), (url, ev["httpMethod"])
                 assert says in body["error"]["message"]
+
+
+def test_duplicate_scans_are_started_listed_and_followed_and_answer_503_where_not_set_up(
+    app, settings: Settings  # noqa: ANN001
+) -> None:
+    status, body = call(app, event("POST", "/duplicates/scans"))  # a resolver built without scans
+    assert (status, body["error"]["code"]) == (503, "store_unavailable")
+    scans = build_scans(settings)  # nothing runs them here: they stay queued
+    with_scans = build_resolver(build_service(settings), max_body_bytes=MAX_BYTES, scans=scans)
+    status, started = call(with_scans, event("POST", "/duplicates/scans"))
+    assert status == 202 and started["status"] == "queued" and started["result"] is None
+    status, conflict = call(with_scans, event("POST", "/duplicates/scans"))
+    assert (status, conflict["error"]["code"]) == (409, "conflict")
+    status, page = call(with_scans, event("GET", "/duplicates/scans", {"limit": "1"}))
+    assert status == 200 and [s["scan_id"] for s in page["scans"]] == [started["scan_id"]]
+    assert call(with_scans, event("GET", f"/duplicates/scans/{started['scan_id']}"))[1]["status"] == "queued"
+    status, missing = call(with_scans, event("GET", "/duplicates/scans/" + "0" * 32))
+    assert (status, missing["error"]["code"]) == (404, "not_found")
+    assert call(with_scans, event("GET", "/duplicates/scans/not-an-id"))[0] == 400

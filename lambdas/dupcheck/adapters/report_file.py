@@ -1,5 +1,5 @@
 """DuplicateReports from a file: the newest `duplicates.json` that `python -m dupcheck duplicates`
-wrote into a folder (locally `DATA_DIR/duplicates/`).
+or the server's scan wrote into a folder (locally `DATA_DIR/duplicates/`).
 
 The file is read on every request (a report is small, and a new one must show without a
 restart). A writer replaces it whole (write a temporary file, then rename), so a reader never
@@ -36,3 +36,16 @@ class DuplicateReportFile:
         if not isinstance(report, dict):
             raise StoreUnavailable(f"the duplicate report {self.path} is not a JSON object")
         return report
+
+    def publish(self, files: Mapping[str, bytes]) -> None:
+        """Each file beside `path`, each replaced whole (a temporary file, then a rename), the
+        report itself last: a reader sees the old report or the new one, never half of either."""
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in sorted(files, key=lambda name: name == self.path.name):
+                partial = folder / f"{name}.partial"
+                partial.write_bytes(files[name])
+                partial.replace(folder / name)
+        except OSError as exc:
+            raise StoreUnavailable(f"the duplicate report cannot be written to {folder}: {exc}") from exc

@@ -1,4 +1,5 @@
-"""The two SQS queues of imports: starts (the dispatcher's) and rows (the worker's).
+"""The SQS queues of imports, starts (the dispatcher's) and rows (the worker's), and of duplicate
+scans (the scan function's).
 
 * The starts queue receives S3's `Object Created` events for `catalogs/<job_id>` (through an
   EventBridge rule), a start message for a catalog_url job (which has no object until the
@@ -22,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dupcheck.core.catalog import CatalogRow
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.imports import ImportJob, JobStatus, Source
+from dupcheck.core.scans import ScanJob
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings
@@ -68,6 +70,21 @@ class SqsImportStarter(_Queue):
     def continue_later(self, job_id: str, token: str) -> None:
         """The dispatcher's hand-over: the next invocation goes on with `token`'s lease."""
         self._send({"job_id": job_id, "token": token})
+
+
+class SqsScanStarter(_Queue):
+    """ScanStarter on AWS: `{"scan_id"}` starts a scan; `{"scan_id", "token"}` is the scan
+    function's hand-over to its next invocation, under the same lease."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, client: Any = None) -> SqsScanStarter:
+        return cls(settings.scans_queue_url, client=client, region=settings.aws_region or None)
+
+    def start(self, job: ScanJob) -> None:
+        self._send({"scan_id": job.scan_id})
+
+    def continue_later(self, scan_id: str, token: str) -> None:
+        self._send({"scan_id": scan_id, "token": token})
 
 
 class SqsRowQueue(_Queue):

@@ -33,6 +33,7 @@ from dupcheck.api.errors import answer_errors
 from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.core.imports import ImportService
 from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
 
 __all__ = ["API_KEY_HEADER", "build_resolver", "openapi_document"]
@@ -40,11 +41,12 @@ __all__ = ["API_KEY_HEADER", "build_resolver", "openapi_document"]
 
 def build_resolver(
     service: DupcheckService, *, max_body_bytes: int, imports: ImportService | None = None,
-    images: KeptImages | None = None, keyed: bool = True,
+    images: KeptImages | None = None, scans: ScanService | None = None, keyed: bool = True,
 ) -> DupcheckResolver:  # fmt: skip
-    """The API's routes over `service`; `imports` and `images` add import jobs and kept pictures
-    (without them those routes answer 503). `keyed`: the routes need the API key (always on AWS;
-    a local server only with DUPCHECK_API_KEY), as the served /openapi.json says."""
+    """The API's routes over `service`; `imports`, `images` and `scans` add import jobs, kept
+    pictures and duplicate scans (without them those routes answer 503). `keyed`: the routes
+    need the API key (always on AWS; a local server only with DUPCHECK_API_KEY), as the served
+    /openapi.json says."""
     app = DupcheckResolver()
     app.configure_openapi(
         title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION,
@@ -57,7 +59,7 @@ def build_resolver(
         items.router(service, images, max_body_bytes=max_body_bytes),
         import_routes.router(imports),
         image_routes.router(images, max_body_bytes=max_body_bytes),
-        duplicates.router(service),
+        duplicates.router(service, scans),
         status.router(service, contract=partial(openapi_document, app, keyed=keyed)),
         web.router(),
     ):

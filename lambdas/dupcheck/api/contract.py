@@ -38,8 +38,9 @@ REASONS = {
     400: "A parameter or the body is missing or malformed (`invalid_request`).",
     403: "The image URL is not allowed (`url_not_allowed`: scheme, address or host), or the API key is "
     "missing or wrong (`forbidden`).",
-    404: "No such item, import, picture or duplicate report, or an id no route takes (`not_found`).",
-    409: "The import is not in a state that allows this: finished, or its catalog already given (`conflict`).",
+    404: "No such item, import, picture, duplicate scan or report, or an id no route takes (`not_found`).",
+    409: "Not in a state that allows this (`conflict`): an import finished, or its catalog already given; a "
+    "duplicate scan already queued or running.",
     413: "The image is over the byte or pixel limit (`image_too_large`), or the catalog over the byte or row "
     "limit (`catalog_too_large`).",
     415: "Not an image format dupcheck decodes, or the wrong body type (`unsupported_media_type`).",

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
 from dupcheck.core.kept_images import IMAGE_NAME_PATTERN
+from dupcheck.core.scans import MAX_PAGE as MAX_SCANS
 from dupcheck.core.service import MAX_PAGE, MAX_TOP, MAX_URL_LENGTH
 
 TopParam = Annotated[int | None, Query(ge=1, le=MAX_TOP, description="How many matches (1-100, default 5).")]
@@ -60,3 +61,5 @@ RowCursorParam = Annotated[
     str | None, Query(pattern=r"^[0-9]{1,10}$", description="next_cursor of the previous page; absent for the first.")
 ]
 ImageNameParam = Annotated[str, Path(pattern=IMAGE_NAME_PATTERN, description="<sha256>.<ext> of the picture.")]
+ScanIdParam = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The scan's scan_id.")]
+ScansLimitParam = Annotated[int | None, Query(ge=1, le=MAX_SCANS, description="Scans (1-100, default 5).")]

@@ -124,10 +124,15 @@ class VersionedIndex(Protocol):
 
 @runtime_checkable
 class DuplicateReports(Protocol):
-    """Where the catalog-wide duplicate report (`python -m dupcheck duplicates`) is published."""
+    """Where the catalog-wide duplicate report (a scan's, `python -m dupcheck duplicates`') is published."""
 
     def latest(self) -> Mapping[str, Any] | None:
         """The newest report as its JSON object, or None when none has been published."""
+        ...
+
+    def publish(self, files: Mapping[str, bytes]) -> None:
+        """Replace the published report with these files (name -> bytes: the JSON `latest` reads,
+        written last, and the CSV and page beside it)."""
         ...
 
 

@@ -107,7 +107,8 @@ class DupcheckService:
     def duplicate_report(self) -> Mapping[str, Any]:
         report = self.reports.latest() if self.reports is not None else None
         if report is None:
-            raise NotFound("no duplicate report has been published: `python -m dupcheck duplicates` writes one")
+            raise NotFound("no duplicate report yet: start a scan (POST /duplicates/scans, the web app's Duplicates "
+                           "page) or run `python -m dupcheck duplicates`")  # fmt: skip
         return report
 
     def health(self) -> dict[str, object]:

@@ -102,6 +102,7 @@ class Settings(BaseModel):
     imports_bucket: str = Field("", description="S3 bucket of import catalogs and kept pictures (store=dynamodb).")
     import_starts_queue_url: str = Field("", description="SQS queue that starts import jobs (the dispatcher's).")
     import_rows_queue_url: str = Field("", description="SQS queue of rows to import (the import worker's).")
+    scans_queue_url: str = Field("", description="SQS queue that starts duplicate scans (the scan function's).")
 
     @field_validator("allowed_hosts", "server_names", mode="before")
     @classmethod

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dupcheck.bootstrap import build_store, build_thumbnails
+from dupcheck.bootstrap import build_reports, build_store, build_thumbnails
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Target
 from dupcheck_tools.cli.common import UsageError, add_target_arguments, run_job, show_progress
 from dupcheck_tools.duplicates import DEFAULT_RADIUS, FAR_BAND_UP_TO, FAR_RADIUS, DuplicatesSummary, find_duplicates
 from dupcheck_tools.duplicates import UsageError as RunRefused
+from dupcheck_tools.duplicates.scan_runs import REPORT_FILES
 
 
 def register(commands: Any) -> None:
@@ -44,6 +45,12 @@ def register(commands: Any) -> None:
         "--resume", action="store_true",
         help="go on from an interrupted run's work file in --out instead of starting again",
     )  # fmt: skip
+    parser.add_argument(
+        "--publish", action="store_true",
+        help="also publish the report where GET /duplicates and the web app read it: DATA_DIR/duplicates for the "
+        "local store, the imports bucket for --target dynamodb (DUPCHECK_IMPORTS_BUCKET: the stack's "
+        "ImportsBucketName output)",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(run=run_duplicates)
 
@@ -53,6 +60,9 @@ def run_duplicates(args: argparse.Namespace) -> int:
         raise UsageError("--segments must be >= 1, --workers and --far-radius >= 0")
 
     def job(target: Target, settings: Settings) -> DuplicatesSummary:
+        if args.publish and target == "dynamodb" and not settings.imports_bucket:
+            raise UsageError("--publish to AWS needs the imports bucket: set DUPCHECK_IMPORTS_BUCKET to the stack's "
+                             "ImportsBucketName output")  # fmt: skip
         out = Path(args.out) if args.out else settings.data_dir / "duplicates"
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out} is a file: the report is a folder (duplicates.json, .csv, report.html)")
@@ -70,6 +80,8 @@ def run_duplicates(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write the report to {out}: {exc}") from exc
         if summary.skipped.get("message"):
             print(f"warning: {summary.skipped['message']}", file=sys.stderr)
+        if args.publish and not summary.interrupted:
+            build_reports(settings).publish({name: (out / name).read_bytes() for name in REPORT_FILES})
         return summary
 
     return run_job(args, job)

@@ -62,7 +62,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["DEFAULT_RADIUS", "GROUP_RULE", "KEEP_RULE", "DuplicatesSummary", "Group", "UsageError", "find_duplicates"]
+__all__ = [
+    "DEFAULT_RADIUS", "GROUP_RULE", "KEEP_RULE", "PHASES", "DuplicatesSummary", "Group", "ProgressListener", "Stop",
+    "UsageError", "find_duplicates",
+]  # fmt: skip
 
 # Candidates are the records whose judged distance (bits of the pipeline's distance_bits) to a
 # record's query hashes is at most this. 7 is the largest radius the substring tables answer
@@ -95,8 +98,18 @@ JOB_SIZE = 64  # query records per verification job
 IN_PROCESS_BELOW = 200  # fewer records to judge than this: no processes to start
 
 
+PHASES = ("read", "pair", "thumbnails", "verify", "report")  # in the order a run goes through them
+# Told as a run goes: (phase, done, total), total None where not known. It may raise Stop.
+ProgressListener = Callable[[str, int, int | None], None]
+
+
 class UsageError(Exception):
     """A run that cannot start as asked (--resume of another run); nothing was changed."""
+
+
+class Stop(Exception):
+    """Raised by a progress listener to stop the run as Ctrl-C would: what was judged is kept,
+    and a run with `resume` goes on from there (a server shutting down, a Lambda out of time)."""
 
 
 @dataclass
@@ -151,6 +164,8 @@ def find_duplicates(
     resume: bool = False,
     progress: bool = False,
     thumbnails: ThumbnailStore | None = None,
+    on_progress: ProgressListener | None = None,
+    niceness: int = 0,
 ) -> DuplicatesSummary:
     """Find every group of duplicates in `store` and write the report files to `out`.
 
@@ -160,7 +175,9 @@ def find_duplicates(
     CPU; `segments` = parallel scan segments where the store has them; `thumbnails`, where the
     records' thumbnails are kept (None: none, and verification is by the views alone). Ctrl-C or
     SIGTERM (KeyboardInterrupt) stops at the next job, keeping what was judged: run again with
-    `resume`.
+    `resume`. `on_progress` is told each phase's progress (`progress` shows it on stderr) and may
+    stop the run the same way (`Stop`); `niceness` lowers the worker processes' CPU priority (a
+    server's scan: its requests come first).
     """
     pipeline = pipeline or get_pipeline()
     started = time.perf_counter()
@@ -174,13 +191,14 @@ def find_duplicates(
     identity = {"source": source, "pipeline": pipeline.algo, "radius": radius, "far_radius": far_radius}
     work = _open_work(out, identity, resume)
     phase = _Phases(summary.phases_s)
-    processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path)
+    processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path, niceness)
+    bars = _Bars(progress, on_progress)
     try:
         read = work.read_summary()
         summary.resumed = read is not None
         if read is None:
             work.restart_read()
-            read = _read(store, work, pipeline, segments, processes, progress)
+            read = _read(store, work, pipeline, segments, processes, bars)
             work.finish_read(read)
         summary.records, summary.compared = read["records"], read["compared"]
         summary.skipped = _skipped(read)
@@ -188,13 +206,17 @@ def find_duplicates(
         if far_radius is None:
             far_radius = FAR_RADIUS if summary.compared <= FAR_BAND_UP_TO else 0
         summary.far_radius = far_radius if far_radius > radius else 0
-        owners, candidates, distances = _candidates(work, pipeline, radius, progress, summary.far_radius)
+        paired = work.candidates()  # a resumed run's pairs, kept once found (the step grows with N^2)
+        if paired is None:
+            paired = _candidates(work, pipeline, radius, bars, summary.far_radius)
+            work.save_candidates(*paired)
+        owners, candidates, distances = paired
         summary.candidates = len(candidates)
         phase.done("pair")
         if thumbnails is not None and pipeline.keeps_thumbnails and not work.thumbnails_copied():
-            _copy_thumbnails(work, thumbnails, pipeline, np.union1d(owners, candidates), progress)
+            _copy_thumbnails(work, thumbnails, pipeline, np.union1d(owners, candidates), bars)
             phase.done("thumbnails")
-        summary.judged, summary.settled = _verify(work, pipeline, owners, candidates, distances, processes, progress)
+        summary.judged, summary.settled = _verify(work, pipeline, owners, candidates, distances, processes, bars)
         phase.done("verify")
         found = list(work.found())
         listings = work.listings({f.query for f in found} | {f.candidate for f in found})
@@ -206,10 +228,11 @@ def find_duplicates(
              "generated_at": utc_now(), "elapsed_s": summary.elapsed_s},
             groups,
         )  # fmt: skip
+        bars("report", None, "group").close()
         summary.files = [str(path) for path in write_reports(out, document, groups)]
         summary.report, summary.found = document, groups
         phase.done("report")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):
         work.close()
         summary.interrupted = True
         summary.elapsed_s = round(time.perf_counter() - started, 3)
@@ -267,13 +290,13 @@ def _open_work(out: Path, identity: dict[str, Any], resume: bool) -> WorkFile:
 
 
 def _read(
-    store: RecordStore, work: WorkFile, pipeline: HashPipeline, segments: int, processes: _Processes, progress: bool
+    store: RecordStore, work: WorkFile, pipeline: HashPipeline, segments: int, processes: _Processes, bars: _Bars
 ) -> dict[str, Any]:
     """Copy every record the pipeline can compare into the work file, counting the others. The
     query hashes of a batch are computed in the worker processes while the next one is read."""
     other: dict[str, int] = {}
     unusable = records = 0
-    bar = tqdm(total=store.approximate_count(), unit="rec", desc="read", disable=not progress, dynamic_ncols=True)
+    bar = bars("read", store.approximate_count(), "rec")
     scanned = store.scan(segments)
     batches = iter(lambda: list(islice(scanned, READ_BATCH)), [])
     try:
@@ -324,7 +347,7 @@ def _skipped(read: dict[str, Any]) -> dict[str, Any]:
 
 
 def _candidates(
-    work: WorkFile, pipeline: HashPipeline, radius: int, progress: bool, far_radius: int = 0
+    work: WorkFile, pipeline: HashPipeline, radius: int, bars: _Bars, far_radius: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(owners, candidates, distances), sorted by owner, then index distance, then position:
     each record's `candidate_pool` nearest other records whose judged distance to one of its
@@ -361,7 +384,7 @@ def _candidates(
     index = LocalHashIndex(pipeline.index_bits)
     index.load_codes(np.arange(len(distinct)), distinct)
     hit_rows, hit_codes, hit_distances = [], [], []
-    bar = tqdm(total=len(unique_rows), unit="hash", desc="pair", disable=not progress, dynamic_ncols=True)
+    bar = bars("pair", len(unique_rows), "hash")
     for chosen, at in ((~far_rows, radius), (far_rows, far_radius)):
         rows = np.flatnonzero(chosen)
         if not len(rows):
@@ -497,13 +520,13 @@ def _nearest_per_owner(
 
 
 def _copy_thumbnails(
-    work: WorkFile, thumbnails: ThumbnailStore, pipeline: HashPipeline, positions: np.ndarray, progress: bool
+    work: WorkFile, thumbnails: ThumbnailStore, pipeline: HashPipeline, positions: np.ndarray, bars: _Bars
 ) -> None:
     """The thumbnails of the records with candidates (of the pipeline's own records: older ones
     were made without), into the work file, where verification reads them."""
     copied = work.with_thumbnails()
     todo = [p for p in positions.tolist() if p not in copied]
-    bar = tqdm(total=len(todo), unit="rec", desc="thumbnails", disable=not progress, dynamic_ncols=True)
+    bar = bars("thumbnails", len(todo), "rec")
     try:
         for chunk in _batched(todo, THUMBNAIL_BATCH):
             ids = {pos: entity_id for pos, (entity_id, algo) in work.algos(chunk).items() if algo == pipeline.algo}
@@ -520,7 +543,7 @@ def _copy_thumbnails(
 
 def _verify(
     work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, candidates: np.ndarray, distances: np.ndarray,
-    processes: _Processes, progress: bool,
+    processes: _Processes, bars: _Bars,
 ) -> tuple[int, int]:  # fmt: skip
     """Judge every record that has candidates and is not judged yet; save each job's result.
     Returns how many were judged, and how many were settled without it (below).
@@ -555,7 +578,8 @@ def _verify(
             if job:
                 yield job
 
-    bar = tqdm(total=len(todo), unit="rec", desc="verify", disable=not progress, dynamic_ncols=True)
+    # Counted over every record with candidates, those a resumed run judged before included.
+    bar = bars("verify", len(starts), "rec", initial=len(starts) - len(todo))
     try:
         local = partial(judge_here, pipeline, work)
         for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=len(todo) >= IN_PROCESS_BELOW):
@@ -587,8 +611,8 @@ class _Processes:
     shared by the read (query hashes) and verification: `map` runs jobs there, or here, and
     yields each with its result, in order, a few jobs ahead."""
 
-    def __init__(self, count: int, algo: str, work_path: Path) -> None:
-        self.count, self.algo, self.work_path = count, algo, work_path
+    def __init__(self, count: int, algo: str, work_path: Path, niceness: int = 0) -> None:
+        self.count, self.algo, self.work_path, self.niceness = count, algo, work_path, niceness
         self._pool: ProcessPoolExecutor | None = None
         self._saved: dict[str, str | None] = {}  # the environment's BLAS settings while the pool lives
 
@@ -612,7 +636,7 @@ class _Processes:
             os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
             self._pool = ProcessPoolExecutor(
                 max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(self.algo, self.work_path),
+                initializer=init_worker, initargs=(self.algo, self.work_path, self.niceness),
             )  # fmt: skip
         running: deque[tuple[T, Future[R]]] = deque()
         for job in jobs:
@@ -633,6 +657,40 @@ class _Processes:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+class _Bars:
+    """Each phase's progress: a bar on stderr when shown, and the run's listener when it has one."""
+
+    def __init__(self, show: bool, listener: ProgressListener | None) -> None:
+        self.show, self.listener = show, listener
+
+    def __call__(self, phase: str, total: int | None, unit: str, initial: int = 0) -> _Bar:
+        return _Bar(phase, self.listener, total=total, initial=initial, unit=unit, desc=phase, disable=not self.show,
+                    dynamic_ncols=True)  # fmt: skip
+
+
+class _Bar(tqdm):  # type: ignore[type-arg]
+    """A tqdm bar that counts whether shown or not (a hidden tqdm counts nothing), and tells the
+    listener each count."""
+
+    def __init__(self, phase: str, listener: ProgressListener | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.phase, self.listener = phase, listener
+        self._tell()
+
+    def update(self, n: float | None = 1) -> bool | None:
+        if self.disable:
+            self.n += n or 0
+            shown = None
+        else:
+            shown = super().update(n)
+        self._tell()
+        return shown
+
+    def _tell(self) -> None:
+        if self.listener is not None:
+            self.listener(self.phase, int(self.n), None if self.total is None else int(self.total))
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

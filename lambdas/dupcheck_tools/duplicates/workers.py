@@ -11,6 +11,7 @@ read-only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -31,10 +32,12 @@ Job = Sequence[tuple[int, Sequence[tuple[int, int]], Sequence[int]]]
 _state: tuple[HashPipeline, WorkFile] | None = None
 
 
-def init_worker(algo: str, work_path: Path) -> None:
-    """Runs once per worker process."""
+def init_worker(algo: str, work_path: Path, niceness: int = 0) -> None:
+    """Runs once per worker process; `niceness` lowers its CPU priority (a server's scan)."""
     global _state
     start_worker()
+    if niceness > 0 and hasattr(os, "nice"):
+        os.nice(niceness)
     _state = get_pipeline(algo), WorkFile(work_path, read_only=True)
 
 

@@ -5,7 +5,7 @@ of every record it compares (the stored fields, the packed hash and query hashes
 in one SQLite file in the output folder, numbered 0..n-1 in the order read. Verification works
 from this copy (its processes open it read-only), and records each judged query together with
 the duplicates it found in one transaction, so an interrupted run continues where it stopped
-(`--resume`) without reading the store again. The thumbnails of the records with candidates
+(`--resume`) without reading the store or pairing again. The thumbnails of the records with candidates
 (for pipelines that keep one beside each record) are copied in too, after the pairing, so
 verification reads them from here. The file is removed once the report is written; at 1M
 records it holds about 1.4 GB.
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE TABLE IF NOT EXISTS thumbnails (pos INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS judged (query INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS candidates (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pairs (
     query      INTEGER NOT NULL,
     candidate  INTEGER NOT NULL,
@@ -110,7 +111,7 @@ class WorkFile:
     def start(self, identity: dict[str, Any]) -> None:
         """Forget any earlier run and begin this one."""
         with self._transaction():
-            for table in ("meta", "records", "thumbnails", "judged", "pairs"):
+            for table in ("meta", "records", "thumbnails", "judged", "pairs", "candidates"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._set("identity", {**identity, "format": FORMAT})
 
@@ -126,7 +127,7 @@ class WorkFile:
     def restart_read(self) -> None:
         """Drop what an interrupted read left: a read is resumed from its start."""
         with self._transaction():
-            for table in ("records", "thumbnails", "judged", "pairs"):
+            for table in ("records", "thumbnails", "judged", "pairs", "candidates"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._conn.execute("DELETE FROM meta WHERE key = 'read'")
 
@@ -193,6 +194,28 @@ class WorkFile:
             )
             found.update((pos, (entity_id, algo)) for pos, entity_id, algo in rows)
         return found
+
+    # -- the pairing ---------------------------------------------------------------------------
+
+    def save_candidates(self, owners: np.ndarray, candidates: np.ndarray, distances: np.ndarray) -> None:
+        """The pairing's result (int64 arrays), kept so a resumed run does not pair again."""
+        arrays = {"owners": owners, "candidates": candidates, "distances": distances}
+        rows = [(name, np.ascontiguousarray(array, dtype="<i8").tobytes()) for name, array in arrays.items()]
+        with self._transaction():
+            self._conn.executemany("INSERT OR REPLACE INTO candidates VALUES (?, ?)", rows)
+
+    def paired(self) -> bool:
+        """Whether the pairing's result is saved (without reading it)."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]) == 3
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(owners, candidates, distances) as saved, or None before the pairing finished."""
+        found = dict(self._conn.execute("SELECT name, data FROM candidates").fetchall())
+        if len(found) != 3:
+            return None
+        owners, candidates, distances = (np.frombuffer(found[name], dtype="<i8").astype(np.int64)
+                                         for name in ("owners", "candidates", "distances"))  # fmt: skip
+        return owners, candidates, distances
 
     # -- thumbnails ----------------------------------------------------------------------------
 

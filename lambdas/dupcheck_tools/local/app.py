@@ -39,6 +39,7 @@ from dupcheck.api.web import WEB_PREFIX
 from dupcheck.core.errors import error_body
 from dupcheck.core.imports import ImportService
 from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class LocalApp:
 
     def __init__(
         self, service: DupcheckService, *, max_body_bytes: int, guard: Guard, static_dir: Path | None = None,
-        imports: ImportService | None = None, images: KeptImages | None = None,
+        imports: ImportService | None = None, images: KeptImages | None = None, scans: ScanService | None = None,
     ) -> None:  # fmt: skip
         self.service = service
         self.max_body_bytes = max_body_bytes
@@ -101,6 +102,7 @@ class LocalApp:
         self.static_dir = static_dir.resolve() if static_dir else None
         self.imports = imports
         self.images = images
+        self.scans = scans
         self._resolvers = threading.local()
 
     def resolver(self) -> DupcheckResolver:
@@ -108,7 +110,8 @@ class LocalApp:
         if app is None:
             app = self._resolvers.app = build_resolver(
                 self.service, max_body_bytes=self.max_body_bytes, imports=self.imports, images=self.images,
-                keyed=self.guard.api_key is not None,  # the served contract says whether this server needs one
+                # The served contract says whether this server needs a key.
+                scans=self.scans, keyed=self.guard.api_key is not None,
             )  # fmt: skip
         return app
 

@@ -29,6 +29,7 @@ from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp
 from dupcheck_tools.local.imports import ImportWorker
+from dupcheck_tools.local.scans import ScanWorker
 from dupcheck_tools.local.sync import IndexFollower
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ class LocalServer:
         guard = Guard(api_key=api_key, server_names=settings.server_names)
         # Import jobs run here, in a worker thread (imports.py); the API records and cancels them.
         self.import_worker = ImportWorker(service, settings, catalog_fetcher=catalog_fetcher)
+        # Duplicate scans too (scans.py): the web app's button starts one.
+        self.scan_worker = ScanWorker(service, settings)
         self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
-                            imports=self.import_worker.imports, images=build_kept_images(settings))  # fmt: skip
+                            imports=self.import_worker.imports, images=build_kept_images(settings),
+                            scans=self.scan_worker.scans)  # fmt: skip
         # A JSON upload carries the image as base64: a third larger than the image itself; an
         # import's catalog may be larger still.
         max_body = max(settings.max_image_bytes * 4 // 3, settings.max_catalog_bytes) + BODY_FRAMING_BYTES
@@ -100,14 +104,17 @@ class LocalServer:
         if self.follower is not None:
             self.follower.start()
         self.import_worker.start_thread()
+        self.scan_worker.start_thread()
         self._thread = threading.Thread(target=self._server.run, name="dupcheck-server", daemon=True)
         self._thread.start()
         return self._thread
 
     def shutdown(self) -> None:
         """Stop accepting, finish or cancel what is queued, close every connection; a running import
-        writes the rows in flight and is resumed by the next server."""
+        writes the rows in flight, a running scan stops at its next step, and the next server
+        resumes them."""
         self.import_worker.stop()
+        self.scan_worker.stop()
         if self.follower is not None:
             self.follower.stop()
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)

@@ -1,0 +1,141 @@
+"""ScanJobs on SQLite: the embedded mode's duplicate scans, in `scans.sqlite3` under the data dir
+(a file of its own, as import jobs have: a scan's progress is written every second while it
+runs, and must not wait for, nor delay, the records' writers).
+
+`create` checks for an active scan and inserts in one IMMEDIATE transaction: of two requests at
+once, the second sees the first's scan.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dupcheck.adapters.sqlite_files import SqliteFile
+from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.models import utc_now
+from dupcheck.core.scans import ACTIVE, FINAL, ScanJob, ScanStatus
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scans (
+    scan_id     TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    phase       TEXT,
+    done        INTEGER NOT NULL DEFAULT 0,
+    total       INTEGER,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    error       TEXT,
+    result      TEXT
+);
+CREATE INDEX IF NOT EXISTS scans_recent ON scans (created_at, scan_id);
+"""
+_COLUMNS = "scan_id, status, phase, done, total, created_at, updated_at, started_at, finished_at, error, result"
+
+
+class SqliteScanJobs(SqliteFile):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, _SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"the local scan store failed: {exc}") from exc
+                raise
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the local scan store failed: {exc}") from exc
+
+    # -- ScanJobs port -----------------------------------------------------------------------
+
+    def create(self, job: ScanJob) -> ScanJob:
+        active = [s.value for s in ACTIVE]
+        with self._transaction() as conn:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM scans WHERE status IN (?, ?) ORDER BY created_at LIMIT 1", active
+            ).fetchone()
+            if found is not None:
+                return _job(found)
+            conn.execute(
+                f"INSERT INTO scans ({_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                (job.scan_id, job.status.value, job.phase, job.done, job.total, job.created_at, job.updated_at,
+                 job.started_at, job.finished_at, job.error, _text(job.result)),
+            )  # fmt: skip
+        return job
+
+    def get(self, scan_id: str) -> ScanJob | None:
+        rows = self._query(f"SELECT {_COLUMNS} FROM scans WHERE scan_id = ?", (scan_id,))
+        return _job(rows[0]) if rows else None
+
+    def recent(self, limit: int) -> list[ScanJob]:
+        rows = self._query(f"SELECT {_COLUMNS} FROM scans ORDER BY created_at DESC, scan_id DESC LIMIT ?", (limit,))
+        return [_job(row) for row in rows]
+
+    def transition(
+        self, scan_id: str, to: ScanStatus, *, allowed_from: Collection[ScanStatus], error: str | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> ScanJob | None:  # fmt: skip
+        now = utc_now()
+        allowed = [s.value for s in allowed_from]
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                f"""UPDATE scans SET status = ?, updated_at = ?,
+                        started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
+                        finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
+                        error = COALESCE(?, error), result = COALESCE(?, result)
+                    WHERE scan_id = ? AND status IN ({", ".join("?" * len(allowed))})""",
+                (to.value, now, to is ScanStatus.RUNNING, now, to in FINAL, now, error, _text(result), scan_id,
+                 *allowed),
+            )  # fmt: skip
+            if cursor.rowcount == 0:
+                return None
+            found = conn.execute(f"SELECT {_COLUMNS} FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
+        return _job(found)
+
+    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE scans SET phase = ?, done = ?, total = ?, updated_at = ? WHERE scan_id = ? AND status = ?",
+                (phase, done, total, utc_now(), scan_id, ScanStatus.RUNNING.value),
+            )
+
+    # -- for the local worker ----------------------------------------------------------------
+
+    def runnable(self) -> list[ScanJob]:
+        """Scans to run, oldest first: one a stopped server left running, then the queued."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM scans WHERE status IN (?, ?) ORDER BY status = ? DESC, created_at",
+            (ScanStatus.RUNNING.value, ScanStatus.QUEUED.value, ScanStatus.RUNNING.value),
+        )
+        return [_job(row) for row in rows]
+
+
+def _text(result: Mapping[str, Any] | None) -> str | None:
+    return json.dumps(dict(result)) if result is not None else None
+
+
+def _job(row: Sequence) -> ScanJob:
+    scan_id, status, phase, done, total, created_at, updated_at, started_at, finished_at, error, result = row
+    return ScanJob(
+        scan_id=scan_id, status=ScanStatus(status), phase=phase, done=done, total=total, created_at=created_at,
+        updated_at=updated_at, started_at=started_at, finished_at=finished_at, error=error,
+        result=json.loads(result) if result else None,
+    )  # fmt: skip

@@ -1,0 +1,238 @@
+"""Duplicate scans on the local server: the engine's progress and its stop, one scan at a time,
+a scan started over HTTP and published where GET /duplicates reads it, and a scan that a
+stopped server left running, resumed by the next one without reading or pairing again.
+
+The catalog (tests/support/duplicates.py) is the duplicate report's: two groups of copies, a
+product in two colours, unrelated pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dupcheck_tools.duplicates as engine
+from dupcheck.adapters.sqlite_scans import SqliteScanJobs
+from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.bootstrap import build_service
+from dupcheck.core.errors import Conflict
+from dupcheck.core.models import HashRecord
+from dupcheck.core.scans import ScanJob, ScanService, ScanStatus
+from dupcheck.core.settings import Settings
+from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
+from dupcheck_tools.duplicates.scan_runs import JobProgress
+from dupcheck_tools.duplicates.workfile import WORK_NAME
+from dupcheck_tools.local.scans import SCANS_DIR, ScanWorker
+from dupcheck_tools.local.server import LocalServer
+from support.duplicates import EXPECTED_GROUPS, catalog_entries
+
+
+@pytest.fixture(scope="module")
+def entries() -> list[Any]:
+    return catalog_entries()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({}, data_dir=tmp_path / "data", port=0)
+
+
+@pytest.fixture
+def service(settings: Settings, entries: list[Any]) -> Any:
+    service = build_service(settings)
+    for entry in entries:
+        service.save(entry)
+    return service
+
+
+def groups_of(report: dict[str, Any]) -> list[list[str]]:
+    return [group["items"] for group in report["groups"]]
+
+
+# -- the engine's progress ---------------------------------------------------------------------
+
+
+def test_the_engine_tells_each_phase_in_order_and_a_listener_can_stop_it(service: Any, tmp_path: Path) -> None:
+    told: list[tuple[str, int, int | None]] = []
+    summary = find_duplicates(service.store, tmp_path / "all", source="test", workers=1,
+                              thumbnails=service.thumbnails, on_progress=lambda *p: told.append(p))  # fmt: skip
+    phases = list(dict.fromkeys(phase for phase, _, _ in told))
+    assert phases == list(PHASES)  # read, pair, thumbnails, verify, report
+    last = {phase: (done, total) for phase, done, total in told}
+    assert last["read"] == (summary.records, summary.records) and last["verify"][0] == last["verify"][1] > 0
+    assert all(done <= total for _, done, total in told if total is not None)
+
+    def stop_in_verify(phase: str, done: int, total: int | None) -> None:
+        if phase == "verify" and done > 0:
+            raise Stop
+
+    out = tmp_path / "stopped"
+    stopped = find_duplicates(service.store, out, source="test", workers=1, thumbnails=service.thumbnails,
+                              on_progress=stop_in_verify)  # fmt: skip
+    assert stopped.interrupted and (out / WORK_NAME).exists() and not (out / "duplicates.json").exists()
+
+
+def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was_judged(
+    service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    monkeypatch.setattr(engine, "JOB_SIZE", 2)
+    verified: list[tuple[int, int | None]] = []
+
+    def stop_after_two_jobs(phase: str, done: int, total: int | None) -> None:
+        if phase == "verify":
+            verified.append((done, total))
+            if done >= 4:
+                raise Stop
+
+    assert find_duplicates(service.store, out, source="test", workers=1, thumbnails=service.thumbnails,
+                           on_progress=stop_after_two_jobs).interrupted  # fmt: skip
+    stopped_at, total = verified[-1]
+
+    def no_pairing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("paired again: the pairs were saved")
+
+    monkeypatch.setattr(engine, "_candidates", no_pairing)
+    resumed: list[tuple[str, int, int | None]] = []
+    second = find_duplicates(service.store, out, source="test", workers=1, thumbnails=service.thumbnails,
+                             resume=True, on_progress=lambda *p: resumed.append(p))  # fmt: skip
+    assert second.resumed and second.report is not None and groups_of(second.report) == EXPECTED_GROUPS
+    verify = [(done, t) for phase, done, t in resumed if phase == "verify"]
+    assert verify[0] == (stopped_at, total) and verify[-1] == (total, total)  # counted on, not from 0
+    assert [phase for phase, _, _ in resumed if phase in ("read", "pair")] == []
+
+
+def test_a_jobs_progress_is_written_at_most_every_second_and_at_each_phase(tmp_path: Path) -> None:
+    written: list[tuple[str, int, int | None]] = []
+
+    class Jobs:
+        def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> None:
+            written.append((phase, done, total))
+
+    now = [0.0]
+    listener = JobProgress(Jobs(), "s", lambda: False, every_s=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    for done in range(10):
+        listener("read", done, 100)
+        now[0] += 0.3
+    listener("read", 100, 100)  # the end of a phase is always written
+    listener("pair", 0, 40)
+    assert written == [("read", 0, 100), ("read", 4, 100), ("read", 8, 100), ("read", 100, 100), ("pair", 0, 40)]
+    stopping = JobProgress(Jobs(), "s", lambda: True)  # type: ignore[arg-type]
+    with pytest.raises(Stop):
+        stopping("verify", 3, 10)
+
+
+# -- scans as jobs -----------------------------------------------------------------------------
+
+
+def test_one_scan_at_a_time_and_a_stalled_one_gives_way(tmp_path: Path) -> None:
+    started: list[str] = []
+
+    class Starter:
+        def start(self, job: ScanJob) -> None:
+            started.append(job.scan_id)
+
+    jobs = SqliteScanJobs(tmp_path / "scans.sqlite3")
+    scans = ScanService(jobs, Starter(), stalled_after_s=600)
+    first = scans.start()
+    with pytest.raises(Conflict, match=first.scan_id):
+        scans.start()
+    assert started == [first.scan_id]
+    assert jobs.transition(first.scan_id, ScanStatus.RUNNING, allowed_from={ScanStatus.QUEUED}) is not None
+    with pytest.raises(Conflict):
+        scans.start()
+    # Silent for longer than stalled_after_s (its runner died): failed when next looked at.
+    old = (datetime.now(UTC) - timedelta(minutes=11)).isoformat().replace("+00:00", "Z")
+    jobs._conn().execute("UPDATE scans SET updated_at = ? WHERE scan_id = ?", (old, first.scan_id))
+    second = scans.start()
+    assert scans.get(first.scan_id).status is ScanStatus.FAILED and "stopped answering" in str(
+        scans.get(first.scan_id).error
+    )
+    assert [job.scan_id for job in scans.recent()] == [second.scan_id, first.scan_id]
+
+
+# -- over HTTP, and across a restart -----------------------------------------------------------
+
+
+def call(url: str, method: str = "GET") -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture
+def server(service: Any, settings: Settings) -> Iterator[LocalServer]:
+    srv = LocalServer(service, settings)
+    srv.start_in_thread()
+    yield srv
+    srv.shutdown()
+
+
+def test_a_scan_started_over_http_runs_in_the_server_and_publishes_its_report(server: LocalServer) -> None:
+    assert call(f"{server.url}/duplicates")[0] == 404
+    status, scan = call(f"{server.url}/duplicates/scans", "POST")
+    assert status == 202 and scan["status"] == "queued" and scan["status_url"].endswith(scan["scan_id"])
+    deadline = time.monotonic() + 120
+    seen = set()
+    while (current := call(scan["status_url"])[1])["status"] not in ("done", "failed"):
+        seen.add(current["phase"])
+        assert time.monotonic() < deadline, current
+        time.sleep(0.2)
+    assert current["status"] == "done", current
+    assert current["result"]["groups"] == len(EXPECTED_GROUPS) and current["report_url"] == f"{server.url}/duplicates"
+    status, report = call(f"{server.url}/duplicates")
+    assert status == 200 and groups_of(report) == EXPECTED_GROUPS
+    data_dir = server.scan_worker.settings.data_dir
+    assert sorted(p.name for p in (data_dir / "duplicates").iterdir()) == [
+        "duplicates.csv", "duplicates.json", "report.html"]  # fmt: skip
+    assert not (data_dir / SCANS_DIR / scan["scan_id"]).exists()  # the work is gone with the scan
+    assert call(f"{server.url}/duplicates/scans?limit=1")[1]["scans"][0]["scan_id"] == scan["scan_id"]
+
+
+class _CountingStore:
+    def __init__(self, store: SqliteRecordStore) -> None:
+        self.store, self.scans = store, 0
+
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        self.scans += 1
+        return self.store.scan(segments)
+
+    def approximate_count(self) -> int:
+        return self.store.approximate_count()
+
+
+def test_a_scan_a_stopped_server_left_running_is_resumed_by_the_next(service: Any, settings: Settings) -> None:
+    worker = ScanWorker(service, settings)
+    job = worker.scans.start()
+    recorded = worker.jobs.progress
+
+    def progress(scan_id: str, phase: str, done: int, total: int | None) -> None:
+        recorded(scan_id, phase, done, total)
+        if phase == "verify":
+            worker.stop()  # the server shuts down mid-scan
+
+    worker.jobs.progress = progress  # type: ignore[method-assign]
+    assert worker.run(job) is None
+    left = worker.jobs.get(job.scan_id)
+    assert left is not None and left.status is ScanStatus.RUNNING and left.phase == "verify"
+    assert (settings.data_dir / SCANS_DIR / job.scan_id / WORK_NAME).exists()
+
+    counting = _CountingStore(service.store)
+    service.store = counting  # the next server: the same store, its reads counted
+    worker = ScanWorker(service, settings)
+    (runnable,) = worker.jobs.runnable()
+    done = worker.run(runnable)
+    assert done is not None and done.status is ScanStatus.DONE and counting.scans == 0  # nothing read again
+    report = json.loads((settings.data_dir / "duplicates" / "duplicates.json").read_text())
+    assert groups_of(report) == EXPECTED_GROUPS
