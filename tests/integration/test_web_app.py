@@ -268,6 +268,8 @@ def test_a_picture_over_4_mb_is_scaled_down_before_it_is_sent(page: Page, demo: 
 def test_the_catalog_pages_and_searches(page: Page, demo: Demo) -> None:
     page.open("catalog")
     page.text_of("#catalog-summary", "Page 1: 20 items")
+    total = demo.server.service.store.count()
+    assert page.text_of("#catalog-total", "items") == f"{total} items in the catalog."  # the pages' total
     assert page.find("#page-prev").get_attribute("disabled") is not None
     first = page.all("#catalog-grid img")[0]
     page.wait(lambda: page.loaded(first))
@@ -321,6 +323,7 @@ def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmat
     page.find("#remove-dialog button[value=remove]").click()
     assert page.text_of("#catalog-done", "Removed") == "Removed web-01 from the catalog."
     page.text_of("#catalog-summary", "1 item ")
+    page.wait(lambda: page.find("#catalog-total").text == f"{demo.server.service.store.count()} items in the catalog.")
     assert api_status(f"{demo.url}/items/web-01") == 404
     assert demo.server.service.index.count() == demo.catalog.items + 1  # the upload stays
 
@@ -342,17 +345,60 @@ def test_duplicate_groups_show_as_thumbnails_and_say_when_there_is_no_report(pag
     pair = groups[0].find_element(By.CSS_SELECTOR, ".pairs li").text
     # The report's edit: demo-24 is demo-05 cropped 8% a side and mirrored.
     assert pair.startswith("demo-05 and demo-24: the same picture (") and "% match): mirrored and cropped" in pair
-    assert "the record to keep first: the oldest record" in page.find("#duplicates-summary").text
+    # The rules behind the groups are there for whoever asks, folded away: not a paragraph in front.
+    rules = page.find("#duplicates-rules")
+    assert rules.get_attribute("open") is None and not page.find("#keep-rule").is_displayed()
+    assert "oldest" not in page.find("#duplicates-summary").text
+    rules.find_element(By.CSS_SELECTOR, "summary").click()
+    assert page.text_of("#keep-rule", "oldest").startswith("The record to keep comes first: the oldest record")
     page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
 
     page.refusals_expected = True  # the 404 of a missing report
     hidden = demo.catalog.report.rename(demo.catalog.report.with_suffix(".hidden"))
     try:
         page.open("duplicates")
-        page.text_of("#duplicates-summary", "No duplicate report yet")
+        says = page.text_of("#duplicates-summary", "No duplicate report yet")
+        assert says == "No duplicate report yet. Find duplicates now to scan the catalog: its groups show here."
+        assert "python" not in page.find("#duplicates").text  # a person is not sent to a command line
         assert not page.all("#group-list > li") and not page.find("#duplicates-error").is_displayed()
     finally:
         hidden.rename(demo.catalog.report)
+
+
+def test_a_duplicate_scan_is_started_from_the_page_and_its_groups_are_shown(driver: WebDriver, tmp_path: Path) -> None:
+    """A catalog of its own, with no report yet: the button starts a scan on the server, the page
+    follows it and shows the groups it found."""
+    server = start_server(tmp_path / "data")
+    page = Page(driver, server.url)
+    try:
+        shots = tmp_path / "data" / "demo"
+        shots.mkdir(parents=True)
+        pictures = {"shoe": product_image(7001), "bag": product_image(7002), "hat": product_image(7003)}
+        copies = {"shoe-again": pictures["shoe"].resize((300, 300)), "bag-again": pictures["bag"]}
+        for entity_id, picture in {**pictures, **copies}.items():
+            data = encode(picture)
+            (shots / f"{entity_id}.jpg").write_bytes(data)
+            server.service.register_bytes(entity_id=entity_id, sku="", image_url=f"{server.url}/demo/{entity_id}.jpg",
+                                          data=data)  # fmt: skip
+        page.refusals_expected = True  # the 404 of the report not made yet
+        page.open("duplicates")
+        page.text_of("#duplicates-summary", "No duplicate report yet")
+        start = page.find("#scan-start")
+        assert start.text == "Find duplicates now" and start.is_enabled()
+        start.click()
+        page.wait(lambda: page.find("#scan-title").text == "Scan finished", timeout=60)
+        assert page.find("#scan-counts").text == "2 groups of duplicates among 5 records, shown below."
+        page.text_of("#duplicates-summary", "2 groups of records holding the same picture, among 5 records")
+        groups = {tuple(e.text for e in g.find_elements(By.CSS_SELECTOR, ".id")) for g in page.all("#group-list > li")}
+        assert groups == {("shoe", "shoe-again"), ("bag", "bag-again")}  # the record to keep (the older) first
+        page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
+        assert start.is_enabled()  # another scan may start now
+        seen = list(requests(driver))
+        assert any(urlsplit(u).path == "/duplicates/scans" for u in seen)  # started by the page, on this server
+        page.seen.extend(seen)
+    finally:
+        page.check_after()
+        server.shutdown()
 
 
 def test_a_group_shows_its_related_records_beside_it(page: Page, demo: Demo) -> None:
@@ -367,7 +413,9 @@ def test_a_group_shows_its_related_records_beside_it(page: Page, demo: Demo) -> 
     try:
         demo.catalog.report.write_text(json.dumps(report))
         page.open("duplicates")
-        page.text_of("#duplicates-summary", "Grouping: each group is the record to keep")
+        page.text_of("#duplicates-summary", "2 groups")
+        page.find("#duplicates-rules summary").click()
+        page.text_of("#group-rule", "Grouping: each group is the record to keep")
         first = page.all("#group-list > li")[0]
         assert [e.text for e in first.find_elements(By.CSS_SELECTOR, ".id")] == ["demo-05", "demo-24"]
         assert first.find_element(By.CSS_SELECTOR, ".related-note").text == (
@@ -410,6 +458,10 @@ def test_a_390_px_phone_never_scrolls_sideways(page: Page, demo: Demo) -> None:
             page.wait(lambda v=view: page.find(f"#{v}").is_displayed() and "Loading" not in page.find("main").text)
         widths[view] = page.js("return [document.documentElement.scrollWidth, window.innerWidth]")
     assert all(inner == 390 and scroll <= inner for scroll, inner in widths.values()), widths
+    # The five sections on one line, none cut off, each tall enough for a finger.
+    links = page.js("return [...document.querySelectorAll('.top a')].map(a => a.getBoundingClientRect().toJSON())")
+    assert len({round(box["top"]) for box in links}) == 1 and max(box["right"] for box in links) <= 390, links
+    assert min(box["height"] for box in links) >= 44, links
     page.find(".top a[href='#check']").click()
     page.all("#match-grid button.thumb")[0].click()  # the comparison fits a phone too
     page.wait(lambda: page.find("#compare").get_attribute("open") is not None)
@@ -505,10 +557,13 @@ def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_
         catalog.write_text("entity_id,sku,image_url\n" + "\n".join(rows) + "\n")
 
         page.open("import")
-        page.text_of("#import-list", "None yet")
+        # An empty list is a sentence, not "1. None yet."
+        assert page.text_of("#import-none", "imported") == "No catalog has been imported yet."
+        assert not page.find("#import-list").is_displayed()
         page.upload("#import-file", catalog)
         assert page.text_of("#import-job-title", "Imported") == "Imported 6 rows"
         assert page.find("#import-counts").text == "4 imported, 0 already in the catalog, 2 not imported."
+        page.wait(lambda: page.find("#import-list").is_displayed() and not page.find("#import-none").is_displayed())
         assert page.js("return document.getElementById('import-progress').value") == 1
         failed = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-failures tr")]
         assert failed == [["5", "GONE", "That address gives no picture: the image host answered HTTP 404 (Not Found) "

@@ -453,7 +453,8 @@ def test_an_image_url_the_caller_got_wrong_is_a_4xx_saying_why(settings: Setting
 
 
 def test_duplicate_scans_are_started_listed_and_followed_and_answer_503_where_not_set_up(
-    app, settings: Settings  # noqa: ANN001
+    app,
+    settings: Settings,  # noqa: ANN001
 ) -> None:
     status, body = call(app, event("POST", "/duplicates/scans"))  # a resolver built without scans
     assert (status, body["error"]["code"]) == (503, "store_unavailable")

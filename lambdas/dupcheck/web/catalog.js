@@ -42,6 +42,7 @@ async function load() {
   if (state.cursors.at(-1)) params.set("cursor", state.cursors.at(-1));
   if (state.query) params.set("q", state.query);
   byId("catalog-summary").textContent = "Loading…";
+  showTotal();
   try {
     const page = await api(`items?${params}`);
     if (id !== state.latest) return;
@@ -52,6 +53,16 @@ async function load() {
     if (id !== state.latest) return;
     byId("catalog-summary").textContent = "";
     showError("catalog-error", error);
+  }
+}
+
+/** How many items the catalog holds (the store's count, as /health reports it), above the pages. */
+async function showTotal() {
+  try {
+    const { records } = await api("health");
+    byId("catalog-total").textContent = records === 1 ? "1 item in the catalog." : `${records.toLocaleString()} items in the catalog.`;
+  } catch {
+    byId("catalog-total").textContent = ""; // the page's own call says what is wrong
   }
 }
 

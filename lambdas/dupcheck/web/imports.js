@@ -157,7 +157,9 @@ async function recent() {
       open.addEventListener("click", () => follow(job).catch((error) => showError("import-error", error)));
       return el("li", {}, `${when(job)}: ${importSentence(job).title} `, open);
     }));
-    if (!page.imports.length) byId("import-list").replaceChildren(el("li", { text: "None yet." }));
+    // An empty list says so in a sentence, not as a numbered item.
+    byId("import-list").hidden = !page.imports.length;
+    byId("import-none").hidden = Boolean(page.imports.length);
   } catch (error) {
     showError("import-error", error);
   }

@@ -137,3 +137,36 @@ export function importSentence(job) {
       return { title: "The import failed", counts: sentence(job.error || "no reason given") };
   }
 }
+
+// A scan's steps (the engine's phases), as the page names them.
+const SCAN_STEPS = {
+  read: "Reading the catalog",
+  pair: "Pairing alike pictures",
+  thumbnails: "Fetching the thumbnails",
+  verify: "Comparing the pictures",
+  report: "Writing the report",
+};
+const STEP_UNITS = { read: "records", pair: "hashes", thumbnails: "records", verify: "records" };
+
+/** A duplicate scan in words: { title, counts }. */
+export function scanSentence(scan) {
+  const n = (x) => (x ?? 0).toLocaleString();
+  switch (scan.status) {
+    case "queued":
+      return { title: "Scan queued", counts: "It starts in a moment." };
+    case "running": {
+      const steps = Object.keys(SCAN_STEPS);
+      const step = steps.indexOf(scan.phase);
+      if (step < 0) return { title: "Scanning the catalog", counts: "Starting." };
+      const count = scan.total != null && STEP_UNITS[scan.phase] ? ` ${n(scan.done)} of ${n(scan.total)} ${STEP_UNITS[scan.phase]}.` : "";
+      return { title: `Scanning the catalog: step ${step + 1} of ${steps.length}`, counts: `${SCAN_STEPS[scan.phase]}.${count}` };
+    }
+    case "done": {
+      const r = scan.result ?? {};
+      const groups = `${n(r.groups)} group${r.groups === 1 ? "" : "s"}`;
+      return { title: "Scan finished", counts: `${groups} of duplicates among ${n(r.records)} records, shown below.` };
+    }
+    default:
+      return { title: "The scan failed", counts: sentence(scan.error || "no reason given") };
+  }
+}
