@@ -4,14 +4,22 @@
     make screenshots        (or .venv/bin/python -m scripts.screenshots)
 
 Writes web-check.png (a desktop check that finds a duplicate), web-duplicates.png (the duplicate
-groups), web-import.png (a catalog file imported, with the rows that failed), web-phone.png (the
-check page on a 390 px phone, a new product) and duplicates-report.png (the report.html `python
--m dupcheck duplicates` wrote for the demo, opened from disk). Look at them before committing:
+groups, found by a scan started from the page), web-import.png (a catalog file imported, with the
+rows that failed), web-phone.png (the check page on a 390 px phone, a new product) and
+duplicates-report.png (the report.html `python -m dupcheck duplicates` wrote for the demo, opened
+from disk). Look at them before committing:
 they are the README's picture of the product.
+
+Beside them it records what they show: web-files.sha256, the hash of every file of the web app
+(lambdas/dupcheck/web/) when they were taken. tests/unit/test_screenshots.py fails once those
+files change, until the pictures are taken again. Before each check is shot, its answer is held
+to docs/api.md's rules (a duplicate first, match percentages in non-increasing order), so a
+picture of an answer that breaks them is never written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from dupcheck.api.web import WEB_DIR
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.demo import build_demo
@@ -28,7 +37,9 @@ from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
 from scripts.browser import chromium, desktop, phone
 
-IMAGES = Path(__file__).resolve().parents[1] / "docs" / "img"
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "img"
+RECORD = IMAGES / "web-files.sha256"  # the web app's files when the pictures were taken
 # Every picture on the page has arrived (or was replaced by its note), and nothing is loading.
 _SETTLED = """return [...document.images].every(i => !i.getAttribute('src') || (i.complete && i.naturalWidth > 0))
     && !document.querySelector('.answer.busy:not([hidden])') && !document.body.innerText.includes('Loading')"""
@@ -38,12 +49,46 @@ def _until(driver: WebDriver, condition: Callable[[WebDriver], Any]) -> None:
     WebDriverWait(driver, 20).until(condition)
 
 
+def web_files() -> str:
+    """web-files.sha256's text: one `sha256  path` line per file of the web app, as sha256sum writes them."""
+    lines = [f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(ROOT).as_posix()}"
+             for path in sorted(WEB_DIR.iterdir()) if path.is_file()]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def answer_follows_the_rules(driver: WebDriver) -> None:
+    """docs/api.md's rules for the check shown: every duplicate first, percentages never rising."""
+    cards = driver.execute_script(
+        "return [...document.querySelectorAll('#match-grid > li')].map(li => [li.className, "
+        "parseFloat(li.querySelector('.percent').textContent)])"
+    )
+    verdicts = ["duplicate" in kind for kind, _ in cards]
+    percents = [percent for _, percent in cards]
+    if verdicts != sorted(verdicts, reverse=True) or percents != sorted(percents, reverse=True):
+        raise SystemExit(f"the check's answer breaks docs/api.md's rules, not shot: {cards}")
+
+
 def shoot(driver: WebDriver, url: str, name: str, upload: Path | None = None) -> Path:
     driver.get("about:blank")
     driver.get(url)
     if upload is not None:
         driver.find_element(By.CSS_SELECTOR, "#check-file").send_keys(str(upload))
         _until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#check-body").is_displayed())
+        answer_follows_the_rules(driver)
+    _until(driver, lambda d: d.execute_script(_SETTLED))
+    path = IMAGES / name
+    driver.save_screenshot(str(path))
+    return path
+
+
+def shoot_scan(driver: WebDriver, base_url: str, name: str) -> Path:
+    """The Duplicates page once a scan started from its button has found the demo's groups."""
+    driver.get("about:blank")
+    driver.get(f"{base_url}/#duplicates")
+    _until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#scan-start").is_enabled())
+    driver.find_element(By.CSS_SELECTOR, "#scan-start").click()
+    _until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#scan-title").text == "Scan finished")
+    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#group-list > li"))
     _until(driver, lambda d: d.execute_script(_SETTLED))
     path = IMAGES / name
     driver.save_screenshot(str(path))
@@ -82,7 +127,7 @@ def main() -> None:
             demo = build_demo(server.service, settings.data_dir / "demo", server.url)
             report_page = (demo.report.parent / "report.html").as_uri()
             written = [shoot(driver, f"{server.url}/", "web-check.png", demo.duplicate_query),
-                       shoot(driver, f"{server.url}/#duplicates", "web-duplicates.png"),
+                       shoot_scan(driver, server.url, "web-duplicates.png"),
                        shoot(driver, report_page, "duplicates-report.png")]  # fmt: skip
             phone(driver, scale=1)
             written.append(shoot(driver, f"{server.url}/", "web-phone.png", demo.distinct_query))
@@ -91,7 +136,8 @@ def main() -> None:
         finally:
             driver.quit()
             server.shutdown()
-    for path in written:
+    RECORD.write_text(web_files())
+    for path in [*written, RECORD]:
         print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 

@@ -33,7 +33,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from dupcheck.adapters.s3_reports import REPORTS, SCANS
@@ -93,31 +92,15 @@ class DuplicateScans(Construct):
         records_table.grant_read_data(self.function)
         thumbnails.grant_read(_role(self.function))
         imports.table.grant_read_write_data(self.function)
-        self._objects(self.function, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], SCANS)
-        self._objects(self.function, ["s3:PutObject"], REPORTS)
+        self.imports.grant_objects(self.function, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], SCANS)
+        self.imports.grant_objects(self.function, ["s3:PutObject"], REPORTS)
         self.queue.grant_send_messages(self.function)
 
     def grant_api(self, function: lambda_.Function) -> None:
         """Start a scan (its job and lock are in the jobs table, which the API writes for imports
         already) and read the published report."""
         self.queue.grant_send_messages(function)
-        self._objects(function, ["s3:GetObject"], REPORTS)
-
-    def _objects(self, function: lambda_.Function, actions: list[str], prefix: str) -> None:
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=actions, resources=[self.imports.bucket.arn_for_objects(f"{prefix}*")]))  # fmt: skip
-        NagSuppressions.add_resource_suppressions(
-            function,
-            [NagPackSuppression(
-                id="AwsSolutions-IAM5",
-                reason="Objects under one key prefix of the imports bucket (reports/*: the duplicate report's "
-                "three files; scans/*: a running scan's work file), and the jobs table's indexes (index/*, as "
-                "grant_read_write_data writes it): no wider than the data the scans own.",
-                applies_to=[RegexAppliesTo(regex=r"/^Resource::<ImportsBucket[A-Za-z0-9]*\.Arn>\/(reports|scans)\/\*$/"),
-                            RegexAppliesTo(regex=r"/^Resource::<ImportsJobsTable[A-Za-z0-9]*\.Arn>\/index\/\*$/")],
-            )],
-            apply_to_children=True,
-        )  # fmt: skip
+        self.imports.grant_objects(function, ["s3:GetObject"], REPORTS)
 
 
 def _role(function: lambda_.Function) -> iam.IRole:

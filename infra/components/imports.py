@@ -153,8 +153,8 @@ class Imports(Construct):
         # Grants: each function what it touches, no more.
         self.table.grant_read_write_data(self.dispatcher)
         self.table.grant_read_write_data(self.worker)
-        self._objects(self.dispatcher, ["s3:GetObject", "s3:PutObject"], CATALOGS)  # reads; keeps a URL's
-        self._objects(self.worker, ["s3:GetObject"], IMAGES)  # kept pictures that rows name
+        self.grant_objects(self.dispatcher, ["s3:GetObject", "s3:PutObject"], CATALOGS)  # reads; keeps a URL's
+        self.grant_objects(self.worker, ["s3:GetObject"], IMAGES)  # kept pictures that rows name
         self.rows.grant_send_messages(self.dispatcher)
         self.starts.grant_send_messages(self.dispatcher)  # its own continuation
         records_table.grant_read_write_data(self.worker)
@@ -173,12 +173,13 @@ class Imports(Construct):
         upload forms (a presigned POST carries the signer's permission to put that key), and start
         a catalog_url job."""
         self.table.grant_read_write_data(function)
-        self._objects(function, ["s3:GetObject", "s3:PutObject"], CATALOGS, IMAGES)
+        self.grant_objects(function, ["s3:GetObject", "s3:PutObject"], CATALOGS, IMAGES)
         self.starts.grant_send_messages(function)
 
-    def _objects(self, function: lambda_.Function, actions: list[str], *prefixes: str) -> None:
-        """`actions` on the bucket's objects under `prefixes`, and the reason cdk-nag may accept
-        their wildcard (a key prefix) and the jobs table's index wildcard."""
+    def grant_objects(self, function: lambda_.Function, actions: list[str], *prefixes: str) -> None:
+        """`actions` on the bucket's objects under `prefixes` (the imports' and the duplicate
+        scans'), and the reason cdk-nag may accept their wildcard (a key prefix) and the jobs
+        table's index wildcard."""
         function.add_to_role_policy(iam.PolicyStatement(
             actions=actions, resources=[self.bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]))  # fmt: skip
         NagSuppressions.add_resource_suppressions(
@@ -186,9 +187,11 @@ class Imports(Construct):
             [NagPackSuppression(
                 id="AwsSolutions-IAM5",
                 reason="Objects under one key prefix of the imports bucket (catalogs/*, images/*: any job's "
-                "catalog, any kept picture), and the jobs table's indexes (index/*, as grant_read_write_data "
-                "writes it): no wider than the data these functions own.",
-                applies_to=[RegexAppliesTo(regex=r"/^Resource::<ImportsBucket[A-Za-z0-9]*\.Arn>\/(catalogs|images)\/\*$/"),
+                "catalog, any kept picture; reports/*, scans/*: the duplicate report, a running scan's work "
+                "file), and the jobs table's indexes (index/*, as grant_read_write_data writes it): no wider than "
+                "the data these functions own.",
+                applies_to=[RegexAppliesTo(
+                    regex=r"/^Resource::<ImportsBucket[A-Za-z0-9]*\.Arn>\/(catalogs|images|reports|scans)\/\*$/"),
                             RegexAppliesTo(regex=r"/^Resource::<ImportsJobsTable[A-Za-z0-9]*\.Arn>\/index\/\*$/")],
             )],
             apply_to_children=True,

@@ -33,7 +33,7 @@ from dupcheck_tools.duplicates import UsageError, find_duplicates
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
 from support.aws import REGION, TABLE
-from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, catalog_entries, catalog_records
+from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, CountingStore, catalog_entries, catalog_records
 
 
 @pytest.fixture(scope="module")
@@ -286,20 +286,6 @@ def test_records_of_another_pipeline_are_reported_with_what_upgrades_them(
     assert service.duplicate_report()["groups"] == report["groups"]
 
 
-class _CountingStore:
-    """The store, counting its scans (a resumed run must not read the store again)."""
-
-    def __init__(self, store: SqliteRecordStore) -> None:
-        self.store, self.scans = store, 0
-
-    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
-        self.scans += 1
-        return self.store.scan(segments)
-
-    def approximate_count(self) -> int:
-        return self.store.approximate_count()
-
-
 def test_an_interrupted_run_goes_on_where_it_stopped(
     store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,7 +313,7 @@ def test_an_interrupted_run_goes_on_where_it_stopped(
         return real_judge(pipeline, work, job)
 
     monkeypatch.setattr(engine, "judge", judge_counted)
-    counting = _CountingStore(store)
+    counting = CountingStore(store)
     second = find_duplicates(counting, out, source="test", resume=True)  # type: ignore[arg-type]
 
     assert second.resumed and not second.interrupted and counting.scans == 0
@@ -336,7 +322,7 @@ def test_an_interrupted_run_goes_on_where_it_stopped(
     assert not (out / WORK_NAME).exists()
 
 
-class _FailingStore(_CountingStore):
+class _FailingStore(CountingStore):
     """A store that stops answering after a few records (a network that went away)."""
 
     def scan(self, segments: int = 1) -> Iterator[HashRecord]:

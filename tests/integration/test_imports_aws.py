@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from support.aws import sqs_event
 from support.catalogs import good_rows
 from support.fakes import load_event
 from support.image_server import ImageServer, Reply
@@ -98,17 +99,6 @@ class Aws:
             reported.append({f["itemIdentifier"] for f in self.deliver(self.worker, self.rows, messages)[
                 "batchItemFailures"]})  # fmt: skip
         raise AssertionError("the rows queue never emptied")
-
-
-def sqs_event(messages: list[dict]) -> dict:
-    return {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": {"ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
-                       "SentTimestamp": m["Attributes"]["SentTimestamp"], "SenderId": "AIDAEXAMPLE",
-                       "ApproximateFirstReceiveTimestamp": "0"},
-        "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue", "awsRegion": "us-east-1",
-    } for m in messages]}  # fmt: skip
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dupcheck_tools.samples import encode, product_image
+from support.aws import sqs_event
 from support.fakes import load_event
 
 RECORDS, JOBS, BUCKET, THUMBS = "dupcheck-records", "dupcheck-imports", "dupcheck-imports", "dupcheck-thumbnails"
@@ -67,17 +68,6 @@ class Aws:
         status, scan = self.call("GET", f"/duplicates/scans/{scan_id}")
         assert status == 200, scan
         return scan
-
-
-def sqs_event(messages: list[dict]) -> dict:
-    return {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": {"ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
-                       "SentTimestamp": m["Attributes"]["SentTimestamp"], "SenderId": "AIDAEXAMPLE",
-                       "ApproximateFirstReceiveTimestamp": "0"},
-        "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:scans", "awsRegion": "us-east-1",
-    } for m in messages]}  # fmt: skip
 
 
 @pytest.fixture
@@ -183,3 +173,31 @@ def test_a_second_start_of_a_claimed_scan_is_dropped(aws: Aws) -> None:
     aws.deliver()  # the queue's message: another token
     assert aws.scan(scan_id)["status"] == "running"  # left to the first delivery
     assert jobs.claim(scan_id, "the-first-delivery") is not None  # whose redelivery resumes it
+
+
+def test_the_command_line_publishes_its_report_where_the_api_reads_it(
+    aws: Aws, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """For a catalog too large for the scan function: the same report, from a machine near the table."""
+    from dupcheck_tools.cli import main
+
+    argv = ["duplicates", "--target", "dynamodb", "--table", RECORDS, "--out", str(tmp_path / "r"), "--publish"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["groups"] == 10
+    status, report = aws.call("GET", "/duplicates")
+    assert status == 200 and len(report["groups"]) == 10
+    monkeypatch.delenv("DUPCHECK_IMPORTS_BUCKET")
+    assert main(argv) == 2
+    assert "needs the imports bucket: set DUPCHECK_IMPORTS_BUCKET" in capsys.readouterr().err
+
+
+def test_a_scan_whose_function_died_is_failed_after_30_silent_minutes_and_frees_the_lock(aws: Aws) -> None:
+    scan_id = aws.call("POST", "/duplicates/scans")[1]["scan_id"]
+    assert aws.call("POST", "/duplicates/scans")[0] == 409
+    aws.ddb.update_item(TableName=JOBS, Key={"job_id": {"S": scan_id}, "item": {"S": "scan"}},
+                        UpdateExpression="SET updated_at = :old",
+                        ExpressionAttributeValues={":old": {"S": "2026-01-01T00:00:00.000Z"}})  # fmt: skip
+    status, second = aws.call("POST", "/duplicates/scans")
+    assert status == 202 and second["scan_id"] != scan_id
+    stalled = aws.scan(scan_id)
+    assert stalled["status"] == "failed" and "stopped answering 30 minutes ago" in stalled["error"]

@@ -21,10 +21,8 @@ import pytest
 
 import dupcheck_tools.duplicates as engine
 from dupcheck.adapters.sqlite_scans import SqliteScanJobs
-from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import Conflict
-from dupcheck.core.models import HashRecord
 from dupcheck.core.scans import ScanJob, ScanService, ScanStatus
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
@@ -32,7 +30,7 @@ from dupcheck_tools.duplicates.scan_runs import JobProgress
 from dupcheck_tools.duplicates.workfile import WORK_NAME
 from dupcheck_tools.local.scans import SCANS_DIR, ScanWorker
 from dupcheck_tools.local.server import LocalServer
-from support.duplicates import EXPECTED_GROUPS, catalog_entries
+from support.duplicates import EXPECTED_GROUPS, CountingStore, catalog_entries
 
 
 @pytest.fixture(scope="module")
@@ -200,18 +198,6 @@ def test_a_scan_started_over_http_runs_in_the_server_and_publishes_its_report(se
     assert call(f"{server.url}/duplicates/scans?limit=1")[1]["scans"][0]["scan_id"] == scan["scan_id"]
 
 
-class _CountingStore:
-    def __init__(self, store: SqliteRecordStore) -> None:
-        self.store, self.scans = store, 0
-
-    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
-        self.scans += 1
-        return self.store.scan(segments)
-
-    def approximate_count(self) -> int:
-        return self.store.approximate_count()
-
-
 def test_a_scan_a_stopped_server_left_running_is_resumed_by_the_next(service: Any, settings: Settings) -> None:
     worker = ScanWorker(service, settings)
     job = worker.scans.start()
@@ -228,7 +214,7 @@ def test_a_scan_a_stopped_server_left_running_is_resumed_by_the_next(service: An
     assert left is not None and left.status is ScanStatus.RUNNING and left.phase == "verify"
     assert (settings.data_dir / SCANS_DIR / job.scan_id / WORK_NAME).exists()
 
-    counting = _CountingStore(service.store)
+    counting = CountingStore(service.store)
     service.store = counting  # the next server: the same store, its reads counted
     worker = ScanWorker(service, settings)
     (runnable,) = worker.jobs.runnable()

@@ -95,3 +95,16 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+def sqs_event(messages: list[dict]) -> dict:
+    """The event an SQS event source mapping hands a function, of messages received with
+    AttributeNames=["All"]."""
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": {"ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
+                       "SentTimestamp": m["Attributes"]["SentTimestamp"], "SenderId": "AIDAEXAMPLE",
+                       "ApproximateFirstReceiveTimestamp": "0"},
+        "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:queue", "awsRegion": REGION,
+    } for m in messages]}  # fmt: skip

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Iterator
 
 from PIL import Image, ImageOps
 
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import Entry, HashRecord
+from dupcheck.core.ports import RecordStore
 from dupcheck.core.service import build_entry
 from dupcheck_tools.samples import encode, product_image
 
@@ -60,3 +62,17 @@ def catalog_entries() -> list[Entry]:
 
 def catalog_records() -> list[HashRecord]:
     return [entry.record for entry in catalog_entries()]
+
+
+class CountingStore:
+    """A record store, counting its scans (a resumed run must not read the store again)."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store, self.scans = store, 0
+
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        self.scans += 1
+        return self.store.scan(segments)
+
+    def approximate_count(self) -> int:
+        return self.store.approximate_count()

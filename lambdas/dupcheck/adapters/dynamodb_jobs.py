@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -79,10 +79,13 @@ def create_jobs_table(client: Any, table_name: str) -> None:
     )
 
 
-class DynamoDBImportJobs:
+class JobsTable:
+    """The jobs table's client and its one way of failing: what import jobs and duplicate scans
+    (dynamodb_scans.py), which share the table, share."""
+
     def __init__(self, table_name: str, *, client: Any = None, region: str | None = None) -> None:
         if not table_name:
-            raise ValueError("table_name is required for DynamoDB import jobs")
+            raise ValueError("table_name is required: the jobs table (DUPCHECK_IMPORTS_TABLE)")
         self.table_name = table_name
         if client is None:
             import boto3
@@ -93,7 +96,7 @@ class DynamoDBImportJobs:
         self.client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, client: Any = None) -> DynamoDBImportJobs:
+    def from_settings(cls, settings: Settings, *, client: Any = None) -> Self:
         return cls(settings.imports_table, client=client, region=settings.aws_region or None)
 
     def _call(self, action: str, **kwargs: Any) -> Any:
@@ -104,6 +107,14 @@ class DynamoDBImportJobs:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {type(exc).__name__}") from exc
 
+    def _raise(self, exc: ClientError, action: str) -> NoReturn:
+        """StoreUnavailable (503) for "try again later"; anything else is a bug, raised as it is."""
+        if _code(exc) in _UNAVAILABLE_CODES:
+            raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {_code(exc)}") from exc
+        raise exc
+
+
+class DynamoDBImportJobs(JobsTable):
     # -- ImportJobs port ---------------------------------------------------------------------
 
     def create(self, job: ImportJob) -> None:
@@ -258,12 +269,6 @@ class DynamoDBImportJobs:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB UpdateItem failed: {type(exc).__name__}") from exc
         return _job(answer["Attributes"])
-
-    def _raise(self, exc: ClientError, action: str) -> NoReturn:
-        """StoreUnavailable (503) for "try again later"; anything else is a bug, raised as it is."""
-        if _code(exc) in _UNAVAILABLE_CODES:
-            raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {_code(exc)}") from exc
-        raise exc
 
 
 def _outcome_writes(

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dupcheck.adapters.dynamodb_jobs import RECENT_INDEX, _code, _int, _n, _s, _str  # the table's one encoding
-from dupcheck.adapters.dynamodb_store import _UNAVAILABLE_CODES
+from dupcheck.adapters.dynamodb_jobs import (  # one table, one encoding
+    RECENT_INDEX,
+    JobsTable,
+    _code,
+    _int,
+    _n,
+    _s,
+    _str,
+)
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import utc_now
 from dupcheck.core.scans import FINAL, ScanJob, ScanStatus, expires_epoch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from dupcheck.core.settings import Settings
 
 SCAN = "scan"
 LISTED = "scans"
@@ -34,23 +38,7 @@ LOCK_KEY = {"job_id": {"S": "scans"}, "item": {"S": "active"}}
 _NAMES = {"#status": "status", "#error": "error", "#result": "result", "#total": "total"}
 
 
-class DynamoDBScanJobs:
-    def __init__(self, table_name: str, *, client: Any = None, region: str | None = None) -> None:
-        if not table_name:
-            raise ValueError("table_name is required for DynamoDB scan jobs")
-        self.table_name = table_name
-        if client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "adaptive", "max_attempts": 4})
-            client = boto3.client("dynamodb", region_name=region or None, config=config)
-        self.client = client
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, client: Any = None) -> DynamoDBScanJobs:
-        return cls(settings.imports_table, client=client, region=settings.aws_region or None)
-
+class DynamoDBScanJobs(JobsTable):
     # -- ScanJobs port -----------------------------------------------------------------------
 
     def create(self, job: ScanJob) -> ScanJob:
@@ -167,14 +155,6 @@ class DynamoDBScanJobs:
 
     # -- pieces ------------------------------------------------------------------------------
 
-    def _call(self, action: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, action)(TableName=self.table_name, **kwargs)
-        except ClientError as exc:
-            self._raise(exc, action)
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {type(exc).__name__}") from exc
-
     def _update(self, request: dict[str, Any]) -> ScanJob | None:
         try:
             answer = self.client.update_item(**request, ReturnValues="ALL_NEW")
@@ -185,12 +165,6 @@ class DynamoDBScanJobs:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB UpdateItem failed: {type(exc).__name__}") from exc
         return _job(answer["Attributes"])
-
-    def _raise(self, exc: ClientError, action: str) -> NoReturn:
-        """StoreUnavailable (503) for "try again later"; anything else is a bug, raised as it is."""
-        if _code(exc) in _UNAVAILABLE_CODES:
-            raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {_code(exc)}") from exc
-        raise exc
 
 
 def _names(sets: list[str]) -> dict[str, str]:

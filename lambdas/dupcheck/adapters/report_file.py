@@ -29,13 +29,7 @@ class DuplicateReportFile:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreUnavailable(f"the duplicate report {self.path} cannot be read: {exc}") from exc
-        try:
-            report = json.loads(text)
-        except ValueError as exc:
-            raise StoreUnavailable(f"the duplicate report {self.path} is not valid JSON") from exc
-        if not isinstance(report, dict):
-            raise StoreUnavailable(f"the duplicate report {self.path} is not a JSON object")
-        return report
+        return report_of(text, str(self.path))
 
     def publish(self, files: Mapping[str, bytes]) -> None:
         """Each file beside `path`, each replaced whole (a temporary file, then a rename), the
@@ -49,3 +43,15 @@ class DuplicateReportFile:
                 partial.replace(folder / name)
         except OSError as exc:
             raise StoreUnavailable(f"the duplicate report cannot be written to {folder}: {exc}") from exc
+
+
+def report_of(text: str | bytes, where: str) -> Mapping[str, Any]:
+    """The report a published file holds; StoreUnavailable (503, the store's fault) for one that is
+    not a JSON object."""
+    try:
+        report = json.loads(text)
+    except ValueError as exc:
+        raise StoreUnavailable(f"the duplicate report {where} is not valid JSON") from exc
+    if not isinstance(report, dict):
+        raise StoreUnavailable(f"the duplicate report {where} is not a JSON object")
+    return report

@@ -9,16 +9,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dupcheck.adapters.report_file import REPORT_NAME
+from dupcheck.adapters.report_file import REPORT_NAME, report_of
 from dupcheck.adapters.s3_files import _Bucket
-from dupcheck.core.errors import NotFound, StoreUnavailable
+from dupcheck.core.errors import NotFound
 from dupcheck.core.scans import check_scan_id
 
 REPORTS = "reports/"
@@ -39,13 +38,7 @@ class S3DuplicateReports(_Bucket):
             if isinstance(failure, NotFound):
                 return None
             raise failure from exc
-        try:
-            report = json.loads(data)
-        except ValueError as exc:
-            raise StoreUnavailable(f"the duplicate report s3://{self.bucket}/{key} is not valid JSON") from exc
-        if not isinstance(report, dict):
-            raise StoreUnavailable(f"the duplicate report s3://{self.bucket}/{key} is not a JSON object")
-        return report
+        return report_of(data, f"s3://{self.bucket}/{key}")
 
     def publish(self, files: Mapping[str, bytes]) -> None:
         for name in sorted(files, key=lambda name: name == REPORT_NAME):  # the report itself last

@@ -1,4 +1,4 @@
-"""How the embedded mode opens its SQLite files (records, import jobs): one way, in one place.
+"""How the embedded mode opens its SQLite files (records, import jobs, scans): one way, in one place.
 
 WAL journaling lets many server threads read while one writes, and a crash loses nothing the
 WAL holds; `synchronous=NORMAL` makes that durable at checkpoints; a busy file is waited for
@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from dupcheck.core.errors import StoreUnavailable
 
 BUSY_TIMEOUT_S = 30
 # A record is ~1.3 KB: in SQLite's default 4 KiB pages a fifth of the file was slack, and a
@@ -59,3 +63,31 @@ class SqliteFile:
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """What a new connection needs besides the pragmas (SQL functions); nothing by default."""
+
+
+class SqliteBookkeeping(SqliteFile):
+    """A file of jobs (imports, scans): writes in IMMEDIATE transactions under the writers' lock,
+    and any SQLite failure is the store's (503, naming `what`), never a 500."""
+
+    what = "the local store"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"{self.what} failed: {exc}") from exc
+                raise
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.what} failed: {exc}") from exc

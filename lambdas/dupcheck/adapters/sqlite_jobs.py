@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dupcheck.adapters.sqlite_files import SqliteFile
+from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.imports import (
     RETENTION_DAYS,
@@ -70,32 +69,11 @@ _JOB_COLUMNS = ("job_id, status, source, options, catalog_url, rows, done, skipp
 _FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class SqliteImportJobs(SqliteFile):
+class SqliteImportJobs(SqliteBookkeeping):
+    what = "the local import store"
+
     def __init__(self, path: Path | str) -> None:
         super().__init__(path, _SCHEMA)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
-            conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreUnavailable(f"the local import store failed: {exc}") from exc
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
-        try:
-            return self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the local import store failed: {exc}") from exc
 
     # -- ImportJobs port ---------------------------------------------------------------------
 

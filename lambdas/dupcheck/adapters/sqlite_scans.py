@@ -9,14 +9,11 @@ once, the second sees the first's scan.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dupcheck.adapters.sqlite_files import SqliteFile
-from dupcheck.core.errors import StoreUnavailable
+from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.models import utc_now
 from dupcheck.core.scans import ACTIVE, FINAL, ScanJob, ScanStatus
 
@@ -39,30 +36,11 @@ CREATE INDEX IF NOT EXISTS scans_recent ON scans (created_at, scan_id);
 _COLUMNS = "scan_id, status, phase, done, total, created_at, updated_at, started_at, finished_at, error, result"
 
 
-class SqliteScanJobs(SqliteFile):
+class SqliteScanJobs(SqliteBookkeeping):
+    what = "the local scan store"
+
     def __init__(self, path: Path | str) -> None:
         super().__init__(path, _SCHEMA)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
-            conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreUnavailable(f"the local scan store failed: {exc}") from exc
-                raise
-
-    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
-        try:
-            return self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the local scan store failed: {exc}") from exc
 
     # -- ScanJobs port -----------------------------------------------------------------------
 

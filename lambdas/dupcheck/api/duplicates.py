@@ -7,11 +7,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dupcheck.api.contract import responses
-from dupcheck.api.exchange import json_response, public_base
+from dupcheck.api.exchange import configured, json_response, public_base
 from dupcheck.api.params import ScanIdParam, ScansLimitParam
 from dupcheck.api.scan_schemas import ScanOut, ScanPage
 from dupcheck.api.schemas import DuplicateReport
-from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
 
@@ -20,9 +19,7 @@ def router(service: DupcheckService, scans: ScanService | None) -> Router:
     routes = Router()
 
     def scan_service() -> ScanService:
-        if scans is None:
-            raise StoreUnavailable("duplicate scans are not set up on this server")
-        return scans
+        return configured(scans, "duplicate scans are not set up on this server")
 
     @routes.get(
         "/duplicates", summary="The catalog-wide duplicate report",

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from dupcheck.api.resolver import STAGE_PREFIX
 from dupcheck.api.uploads import uploaded_image
-from dupcheck.core.errors import InvalidRequest
+from dupcheck.core.errors import InvalidRequest, StoreUnavailable
+
+T = TypeVar("T")
+
+
+def configured(part: T | None, missing: str) -> T:
+    """A part of the service a route needs (imports, kept pictures, scans), or 503 saying `missing`."""
+    if part is None:
+        raise StoreUnavailable(missing)
+    return part
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[dict]:

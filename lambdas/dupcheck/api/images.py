@@ -7,10 +7,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dupcheck.api.contract import IMAGE_RESPONSE, UPLOAD_BODY, responses
-from dupcheck.api.exchange import json_response, public_base, uploaded
+from dupcheck.api.exchange import configured, json_response, public_base, uploaded
 from dupcheck.api.import_schemas import KeptImageOut
 from dupcheck.api.params import ImageNameParam
-from dupcheck.core.errors import NotFound, StoreUnavailable
+from dupcheck.core.errors import NotFound
 from dupcheck.core.kept_images import IMAGES_PATH, KeptImages, content_type, image_name
 
 KEPT_CACHE = "private, max-age=31536000, immutable"  # a kept picture's name is its content
@@ -20,9 +20,7 @@ def router(images: KeptImages | None, *, max_body_bytes: int) -> Router:
     routes = Router()
 
     def kept() -> KeptImages:
-        if images is None:
-            raise StoreUnavailable("this server keeps no pictures")
-        return images
+        return configured(images, "this server keeps no pictures")
 
     @routes.post(
         "/images", status_code=201, summary="Keep a picture that has no address of its own",

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import ValidationError
 
 from dupcheck.api.contract import CATALOG_BODY, CATALOG_UPLOAD_BODY, responses
-from dupcheck.api.exchange import json_response, public_base, raw_body
+from dupcheck.api.exchange import configured, json_response, public_base, raw_body
 from dupcheck.api.import_schemas import (
     IMPORT_REQUEST,
     CatalogUrlImport,
@@ -34,7 +34,7 @@ from dupcheck.api.params import (
 )
 from dupcheck.api.uploads import uploaded_catalog
 from dupcheck.core.catalog import Columns
-from dupcheck.core.errors import InvalidRequest, StoreUnavailable
+from dupcheck.core.errors import InvalidRequest
 from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, UploadTarget
 
 
@@ -42,9 +42,7 @@ def router(imports: ImportService | None) -> Router:
     routes = Router()
 
     def service() -> ImportService:
-        if imports is None:
-            raise StoreUnavailable("catalog imports are not set up on this server")
-        return imports
+        return configured(imports, "catalog imports are not set up on this server")
 
     def accepted(job: ImportJob, upload: UploadTarget | None = None) -> Response[dict]:
         out = ImportOut.of(job, public_base(routes.current_event), upload)

@@ -29,7 +29,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 
 from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
 from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, InvalidRequest, NotFound
-from dupcheck.core.models import utc_now
+from dupcheck.core.models import is_hex_id, moment_of, utc_now
 
 MAX_ITEMS = 1_000  # rows in one `{"items": [...]}` request; a larger catalog is a file
 MAX_ROWS = 1_000_000  # rows in one import: a catalog export of a large shop; split anything larger
@@ -114,8 +114,8 @@ class ImportJob:
         """Rows finished per second since the job started (until it finished)."""
         if not self.started_at or not self.processed:
             return None
-        end = _moment(self.finished_at) if self.finished_at else (now or datetime.now(UTC))
-        seconds = (end - _moment(self.started_at)).total_seconds()
+        end = moment_of(self.finished_at) if self.finished_at else (now or datetime.now(UTC))
+        seconds = (end - moment_of(self.started_at)).total_seconds()
         return round(self.processed / seconds, 2) if seconds > 0 else None
 
     def eta_s(self, now: datetime | None = None) -> float | None:
@@ -126,7 +126,7 @@ class ImportJob:
         return round(max(0, self.rows - self.processed) / rate, 1)
 
     def expires(self) -> datetime:
-        return _moment(self.created_at) + timedelta(days=RETENTION_DAYS)
+        return moment_of(self.created_at) + timedelta(days=RETENTION_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +329,7 @@ class ImportService:
         """An upload that never came fails the job, when it is next looked at."""
         if job.status is not JobStatus.AWAITING_UPLOAD:
             return job
-        if datetime.now(UTC) - _moment(job.created_at) < timedelta(seconds=UPLOAD_EXPIRES_S):
+        if datetime.now(UTC) - moment_of(job.created_at) < timedelta(seconds=UPLOAD_EXPIRES_S):
             return job
         failed = self.jobs.transition(
             job.job_id, JobStatus.FAILED, allowed_from={JobStatus.AWAITING_UPLOAD},
@@ -339,7 +339,7 @@ class ImportService:
 
 
 def check_job_id(job_id: str) -> str:
-    if not (isinstance(job_id, str) and len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
+    if not is_hex_id(job_id):
         raise NotFound(f"no import with job_id {job_id!r}")
     return job_id
 
@@ -412,11 +412,6 @@ class _Capped(io.RawIOBase):
         self._left -= len(data)
         buffer[: len(data)] = data
         return len(data)
-
-
-def _moment(iso: str) -> datetime:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def expires_epoch(job: ImportJob) -> int:

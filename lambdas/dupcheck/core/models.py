@@ -87,6 +87,17 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def moment_of(iso: str) -> datetime:
+    """A stamp of `utc_now` (or any ISO 8601 time; without a zone, UTC) as an aware datetime."""
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_hex_id(value: object) -> bool:
+    """Whether `value` is an id this service makes for a job or a scan: 32 lower-case hex digits."""
+    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
 def version_of(updated_at: str) -> int | None:
     """`updated_at` (ISO 8601) -> epoch milliseconds: a record's version, which orders writes of
     one entity (OpenSearch's external versioning, the stream handler's deletes)."""

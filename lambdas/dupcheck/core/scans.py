@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from dupcheck.core.errors import Conflict, NotFound
-from dupcheck.core.models import utc_now
+from dupcheck.core.models import is_hex_id, moment_of, utc_now
 
 RETENTION_DAYS = 30  # scans (their progress and counts) are listed this long
 DEFAULT_PAGE = 5
@@ -56,7 +56,7 @@ class ScanJob:
     result: Mapping[str, Any] | None = field(default=None)
 
     def expires(self) -> datetime:
-        return _moment(self.created_at) + timedelta(days=RETENTION_DAYS)
+        return moment_of(self.created_at) + timedelta(days=RETENTION_DAYS)
 
 
 @runtime_checkable
@@ -128,7 +128,7 @@ class ScanService:
     def _stalled(self, job: ScanJob) -> ScanJob:
         if job.status not in ACTIVE or self.stalled_after_s is None:
             return job
-        if datetime.now(UTC) - _moment(job.updated_at) < timedelta(seconds=self.stalled_after_s):
+        if datetime.now(UTC) - moment_of(job.updated_at) < timedelta(seconds=self.stalled_after_s):
             return job
         failed = self.jobs.transition(
             job.scan_id, ScanStatus.FAILED, allowed_from=ACTIVE,
@@ -139,7 +139,7 @@ class ScanService:
 
 
 def check_scan_id(scan_id: str) -> str:
-    if not (isinstance(scan_id, str) and len(scan_id) == 32 and all(c in "0123456789abcdef" for c in scan_id)):
+    if not is_hex_id(scan_id):
         raise NotFound(f"no duplicate scan with scan_id {scan_id!r}")
     return scan_id
 
@@ -147,8 +147,3 @@ def check_scan_id(scan_id: str) -> str:
 def expires_epoch(job: ScanJob) -> int:
     """When the scan may be forgotten, in epoch seconds (DynamoDB's TTL)."""
     return int(job.expires().timestamp())
-
-
-def _moment(iso: str) -> datetime:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -44,6 +44,7 @@ from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions
+from dupcheck_tools.local.job_loop import run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -110,22 +111,12 @@ class ImportWorker:
                     self.imports.catalogs.remove(job_id)
         except Exception:  # noqa: BLE001 - housekeeping must not keep jobs from running
             logger.exception("could not prune old import jobs")
-        while not self._stopping.is_set():
-            try:
-                runnable = self.jobs.runnable()
-            except StoreUnavailable:
-                logger.exception("the import store cannot be read; trying again")
-                runnable = []
-            if not runnable:
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
-                continue
-            try:
-                self.run(runnable[0])
-            except Exception:  # a bug must not end the worker: the job fails with the reason
-                logger.exception("import %s failed", runnable[0].job_id)
-                self.jobs.transition(runnable[0].job_id, JobStatus.FAILED, allowed_from={JobStatus.QUEUED,
-                                     JobStatus.RUNNING}, error="internal error; it has been logged")  # fmt: skip
+        run_jobs(
+            stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable, run=self.run,
+            fail=lambda job: self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.QUEUED,
+                                                  JobStatus.RUNNING}, error="internal error; it has been logged"),
+            name=lambda job: f"import {job.job_id}",
+        )  # fmt: skip
 
     # -- one job ------------------------------------------------------------------------------
 

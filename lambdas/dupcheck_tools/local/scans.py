@@ -16,11 +16,11 @@ import threading
 
 from dupcheck.adapters.sqlite_scans import SqliteScanJobs
 from dupcheck.bootstrap import build_reports, build_scans
-from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.scans import ScanJob, ScanService, ScanStatus
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates.scan_runs import fail, run_scan
+from dupcheck_tools.local.job_loop import run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +61,11 @@ class ScanWorker:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                runnable = self.jobs.runnable()
-            except StoreUnavailable:
-                logger.exception("the scan store cannot be read; trying again")
-                runnable = []
-            if not runnable:
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
-                continue
-            try:
-                self.run(runnable[0])
-            except Exception:  # a bug must not end the worker: the scan fails with the reason
-                logger.exception("duplicate scan %s failed", runnable[0].scan_id)
-                fail(self.jobs, runnable[0], "internal error; it has been logged")
+        run_jobs(
+            stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable, run=self.run,
+            fail=lambda job: fail(self.jobs, job, "internal error; it has been logged"),
+            name=lambda job: f"duplicate scan {job.scan_id}",
+        )  # fmt: skip
 
     def run(self, job: ScanJob) -> ScanJob | None:
         """Run (or resume) one scan to its end, or until the worker stops."""

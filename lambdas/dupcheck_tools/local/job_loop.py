@@ -1,0 +1,38 @@
+"""The loop of the local server's background workers (imports, duplicate scans): one job at a
+time, oldest first, until the server stops."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from dupcheck.core.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+J = TypeVar("J")
+
+
+def run_jobs(
+    *, stopping: threading.Event, wake: threading.Event, poll_s: float, runnable: Callable[[], Sequence[J]],
+    run: Callable[[J], object], fail: Callable[[J], object], name: Callable[[J], str],
+) -> None:  # fmt: skip
+    """Run the first of `runnable()` until `stopping` is set, waiting for `wake` (or `poll_s`: a job
+    another process recorded) when there is none. A store that cannot be read is tried again; a
+    bug fails its job (`fail`) and the loop goes on: it never ends the worker."""
+    while not stopping.is_set():
+        try:
+            found = runnable()
+        except StoreUnavailable:
+            logger.exception("the job store cannot be read; trying again")
+            found = []
+        if not found:
+            wake.wait(poll_s)
+            wake.clear()
+            continue
+        try:
+            run(found[0])
+        except Exception:  # the job fails with the reason; the worker goes on
+            logger.exception("%s failed", name(found[0]))
+            fail(found[0])
