@@ -108,6 +108,32 @@ def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was
     assert [phase for phase, _, _ in resumed if phase in ("read", "pair")] == []
 
 
+def test_the_saved_pairs_come_back_whole_across_parts_and_go_with_a_new_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import dupcheck_tools.duplicates.workfile as workfile
+
+    monkeypatch.setattr(workfile, "_PART_BYTES", 24)  # three pairs a part: 1,001 pairs, 334 parts each
+    work = workfile.WorkFile(tmp_path / WORK_NAME)
+    work.start({"source": "test"})
+    assert not work.paired() and work.candidates() is None
+    owners, candidates, distances = np.arange(1001), np.arange(1001)[::-1].copy(), np.full(1001, 7)
+    work.save_candidates(owners, candidates, distances)
+    assert work.paired()
+    found = work.candidates()
+    assert found is not None and all(np.array_equal(a, b) for a, b in zip(found, (owners, candidates, distances),
+                                                                          strict=True))  # fmt: skip
+    work.save_candidates(owners[:2], candidates[:2], distances[:2])  # a second save replaces the first
+    assert [len(a) for a in work.candidates() or ()] == [2, 2, 2]
+    work.restart_read()  # what was paired belonged to the read that is gone
+    assert not work.paired() and work.candidates() is None
+    empty = np.empty(0, dtype=np.int64)
+    work.save_candidates(empty, empty, empty)  # a catalog without a pair is paired too
+    assert work.paired() and [len(a) for a in work.candidates() or ()] == [0, 0, 0]
+
+
 def test_a_jobs_progress_is_written_at_most_every_second_and_at_each_phase(tmp_path: Path) -> None:
     written: list[tuple[str, int, int | None]] = []
 

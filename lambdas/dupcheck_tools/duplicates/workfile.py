@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE TABLE IF NOT EXISTS thumbnails (pos INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS judged (query INTEGER PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS candidates (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS candidates (name TEXT NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL,
+                                       PRIMARY KEY (name, part));
 CREATE TABLE IF NOT EXISTS pairs (
     query      INTEGER NOT NULL,
     candidate  INTEGER NOT NULL,
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS pairs (
 );
 """
 _BATCH = 900  # bound parameters per statement stay under SQLite's default limit of 999
+_PART_BYTES = 64 * 1024 * 1024  # the pairs' arrays are kept in parts of this much
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,7 @@ class WorkFile:
         with self._transaction():
             for table in ("records", "thumbnails", "judged", "pairs", "candidates"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            self._conn.execute("DELETE FROM meta WHERE key = 'read'")
+            self._conn.execute("DELETE FROM meta WHERE key IN ('read', 'paired')")
 
     def add_records(self, records: Sequence[HashRecord], queries: np.ndarray) -> None:
         """Append records with their query hashes ((n, hashes, bytes) packed), in read order."""
@@ -198,23 +200,31 @@ class WorkFile:
     # -- the pairing ---------------------------------------------------------------------------
 
     def save_candidates(self, owners: np.ndarray, candidates: np.ndarray, distances: np.ndarray) -> None:
-        """The pairing's result (int64 arrays), kept so a resumed run does not pair again."""
+        """The pairing's result (int64 arrays), kept so a resumed run does not pair again; in parts
+        of at most _PART_BYTES (SQLite's largest value is 1 GB)."""
         arrays = {"owners": owners, "candidates": candidates, "distances": distances}
-        rows = [(name, np.ascontiguousarray(array, dtype="<i8").tobytes()) for name, array in arrays.items()]
         with self._transaction():
-            self._conn.executemany("INSERT OR REPLACE INTO candidates VALUES (?, ?)", rows)
+            self._conn.execute("DELETE FROM candidates")
+            for name, array in arrays.items():
+                data = np.ascontiguousarray(array, dtype="<i8").tobytes()
+                self._conn.executemany("INSERT INTO candidates VALUES (?, ?, ?)", (
+                    (name, part, data[at : at + _PART_BYTES])
+                    for part, at in enumerate(range(0, max(len(data), 1), _PART_BYTES))))  # fmt: skip
+            self._set("paired", len(owners))
 
     def paired(self) -> bool:
         """Whether the pairing's result is saved (without reading it)."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]) == 3
+        return self._get("paired") is not None
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(owners, candidates, distances) as saved, or None before the pairing finished."""
-        found = dict(self._conn.execute("SELECT name, data FROM candidates").fetchall())
-        if len(found) != 3:
+        if not self.paired():
             return None
-        owners, candidates, distances = (np.frombuffer(found[name], dtype="<i8").astype(np.int64)
-                                         for name in ("owners", "candidates", "distances"))  # fmt: skip
+        owners, candidates, distances = (
+            np.frombuffer(b"".join(row[0] for row in self._conn.execute(
+                "SELECT data FROM candidates WHERE name = ? ORDER BY part", (name,))), dtype="<i8").astype(np.int64)
+            for name in ("owners", "candidates", "distances")
+        )  # fmt: skip
         return owners, candidates, distances
 
     # -- thumbnails ----------------------------------------------------------------------------
