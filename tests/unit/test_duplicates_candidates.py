@@ -50,7 +50,9 @@ def _work(tmp_path: Path, hashes: dict[str, np.ndarray], mirrored: dict[str, np.
 
 
 def _candidates_of(work: WorkFile, far_radius: int) -> dict[str, list[tuple[str, int]]]:
-    owners, candidates, distances = engine._candidates(work, get_pipeline(), engine.DEFAULT_RADIUS, False, far_radius)
+    owners, candidates, distances = engine._candidates(
+        work, get_pipeline(), engine.DEFAULT_RADIUS, engine._Bars(False, None), far_radius
+    )
     names = {p: listing.entity_id for p, listing in work.listings(range(work.count())).items()}
     found: dict[str, list[tuple[str, int]]] = {}
     for owner, candidate, distance in zip(owners.tolist(), candidates.tolist(), distances.tolist(), strict=True):
@@ -121,7 +123,7 @@ def test_a_pipeline_without_query_hashes_joins_its_stored_hash_in_the_far_band(t
     )
 
     def candidates(far_radius: int) -> list[tuple[int, int, int]]:
-        found = engine._candidates(work, pipeline, engine.DEFAULT_RADIUS, False, far_radius)
+        found = engine._candidates(work, pipeline, engine.DEFAULT_RADIUS, engine._Bars(False, None), far_radius)
         return list(zip(*(column.tolist() for column in found), strict=True))
 
     assert candidates(0) == []
