@@ -74,8 +74,9 @@ def test_a_scans_left_work_expires_with_the_scans(template: Template) -> None:
 
 
 def test_the_engine_layer_holds_all_the_scan_function_imports_of_the_tools(tmp_path: Path) -> None:
-    """Imported with only the runtime package and the layer on the path, as on Lambda (where the
-    layer is /opt/python): every dupcheck_tools module it loads comes from the layer."""
+    """Imported, and the engine run, with only the runtime package and the layer on the path, as
+    on Lambda (where the layer is /opt/python), and the packages the shared asset leaves out
+    refused: every dupcheck_tools module it loads comes from the layer."""
     assert EngineLayerBundler().try_bundle(str(tmp_path / "layer"), None) is True
     site = tmp_path / "layer" / "python"
     assert (site / "tqdm" / "__init__.py").is_file() and not list(site.rglob("__pycache__"))
@@ -84,14 +85,34 @@ def test_the_engine_layer_holds_all_the_scan_function_imports_of_the_tools(tmp_p
     runtime.mkdir()
     (runtime / "dupcheck").symlink_to(REPO / "lambdas" / "dupcheck")  # the shared asset's package
     probe = (
-        "import sys, dupcheck_tools.duplicates.scan_function as f\n"
+        "import io, sys, tempfile\n"
+        "class Refuse:  # what the shared asset leaves out (pyproject's not-shipped, but tqdm: the layer's)\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('faiss', 'msgspec', 'waitress', 'matplotlib'):\n"
+        "            raise ImportError(name + ' does not ship')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "import dupcheck_tools.duplicates.scan_function as f\n"
+        "from dupcheck_tools.duplicates import find_duplicates\n"
+        "from dupcheck.core.hashing import get_pipeline\n"
+        "from dupcheck.core.service import build_entry\n"
+        "pixels = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1)\n"
+        "data = io.BytesIO(); Image.fromarray(pixels).save(data, 'PNG')\n"
+        "records = [build_entry(get_pipeline(), data.getvalue(), entity_id=i, sku='', image_url='', max_pixels=10**7)"
+        ".record for i in ('a', 'b')]\n"
+        "class Store:\n"
+        "    def scan(self, segments=1): return iter(records)\n"
+        "    def approximate_count(self): return len(records)\n"
+        "from pathlib import Path\n"
+        "summary = find_duplicates(Store(), Path(tempfile.mkdtemp()), source='probe', workers=1)\n"
         "tools = {m.__file__ for n, m in sys.modules.items() if n.startswith('dupcheck_tools')}\n"
         f"assert all(p.startswith({str(site)!r}) for p in tools), tools\n"
-        "print(f.handler.__name__, len(tools))\n"
+        "print(f.handler.__name__, summary.groups)\n"
     )
     site_packages = [p for p in sys.path if p.endswith("site-packages")]  # numpy, powertools: the asset's
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(runtime), str(site), *site_packages])}
     result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, env=env,
                             cwd=tmp_path, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[0] == "handler"
+    assert result.stdout.split() == ["handler", "1"]  # the engine ran: the two records are one group
