@@ -140,6 +140,16 @@ def test_domain_version_encryption_https_tls(template: Template) -> None:
     template.has_resource("AWS::OpenSearchService::Domain", {"DeletionPolicy": "Retain"})
 
 
+def test_the_opensearch_api_the_adapter_is_checked_against_is_the_deployed_version(template: Template) -> None:
+    """tests/data/opensearch-api/ holds OpenSearch's API specification built for one engine
+    version: the one this template deploys."""
+    (domain,) = template.find_resources("AWS::OpenSearchService::Domain").values()
+    deployed = domain["Properties"]["EngineVersion"].removeprefix("OpenSearch_")
+    spec = json.loads((Path(__file__).parents[1] / "data" / "opensearch-api" / "opensearch-openapi.json").read_text())
+    built_for = spec["info"]["x-source"]["built_with"].split("--opensearch-version ")[1]
+    assert built_for.startswith(deployed + "."), (built_for, deployed)
+
+
 def test_domain_prod_sizing_is_zone_aware(template: Template) -> None:
     template.has_resource_properties(
         "AWS::OpenSearchService::Domain",
