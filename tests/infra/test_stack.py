@@ -523,7 +523,7 @@ def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> N
     for alarm in alarms.values():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": topic}]
-        by_metric.setdefault(props["MetricName"], []).append(props)
+        by_metric.setdefault(props.get("MetricName", "(math)"), []).append(props)
     (dlq_alarm,) = [a for a in by_metric["ApproximateNumberOfMessagesVisible"]  # (the imports': their test)
                     if a["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq, "QueueName"]}]  # fmt: skip
     assert dlq_alarm["Threshold"] == 1
@@ -539,10 +539,53 @@ def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> N
             "dupcheck.handlers.import_worker.handler",
         )
     }
-    (api_alarm,) = by_metric["5XXError"]
-    assert api_alarm["Namespace"] == "AWS/ApiGateway"
-    assert api_alarm["Dimensions"] == [{"Name": "ApiName", "Value": "Dupcheck-api"}]
+    (api_alarm,) = by_metric["(math)"]  # test_api_5xx_alarm_counts_only_the_services_own below
+    assert "5XXError" not in by_metric  # the raw 5XX rate counts a caller's bad image host too
     assert len(by_metric["ClusterStatus.red"]) == 1
+
+
+def _api_5xx_alarm(template: Template) -> dict[str, Any]:
+    (alarm,) = [a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+                if "Metrics" in a["Properties"]]  # fmt: skip
+    return alarm
+
+
+def test_api_5xx_alarm_counts_only_the_services_own(template: Template) -> None:
+    """API Gateway's 5XX less the function's `UpstreamFaults` (an image or catalog host's 502/504),
+    over the requests: the metrics are the right ones, and the formula, evaluated as CloudWatch
+    does, stays quiet for a caller's bad image host and fires for the service's own faults."""
+    alarm = _api_5xx_alarm(template)
+    assert alarm["Threshold"] == 0.05 and alarm["EvaluationPeriods"] == 3
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    stat = {name: metrics[name]["MetricStat"] for name in ("errors", "upstream", "requests")}
+    assert stat["errors"]["Metric"]["MetricName"] == "5XXError" and stat["errors"]["Stat"] == "Sum"
+    assert stat["requests"]["Metric"]["MetricName"] == "Count" and stat["requests"]["Stat"] == "Sum"
+    for name in ("errors", "requests"):
+        assert stat[name]["Metric"]["Namespace"] == "AWS/ApiGateway"
+        assert stat[name]["Metric"]["Dimensions"] == [{"Name": "ApiName", "Value": "Dupcheck-api"}]
+    # The function's own metric, where the function's Powertools settings put it.
+    env = function(template, FIND_SIMILAR_HANDLER)[1]["Properties"]["Environment"]["Variables"]
+    upstream = stat["upstream"]
+    assert upstream["Metric"]["MetricName"] == "UpstreamFaults" and upstream["Stat"] == "Sum"
+    assert upstream["Metric"]["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert upstream["Metric"]["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert {m["Period"] for m in stat.values()} == {300}
+
+    expression = metrics[next(k for k, m in metrics.items() if "Expression" in m)]["Expression"]
+
+    def rate(errors: float | None, upstream: float | None, requests: float | None) -> float:
+        """CloudWatch metric math on one period; None is a period without a data point."""
+        names = {"errors": errors, "upstream": upstream, "requests": requests,
+                 "IF": lambda c, a, b: a if c else b, "FILL": lambda v, d: d if v is None else v}  # fmt: skip
+        return float(eval(expression, {"__builtins__": {}}, names))  # noqa: S307 - the template's own formula
+
+    threshold = alarm["Threshold"]
+    assert rate(errors=40, upstream=40, requests=100) < threshold  # every 5XX a caller's bad image host
+    assert rate(errors=40, upstream=38, requests=100) < threshold
+    assert rate(errors=40, upstream=None, requests=100) >= threshold  # OpenSearch down: 503s of its own
+    assert rate(errors=10, upstream=3, requests=100) >= threshold
+    assert rate(errors=None, upstream=None, requests=100) == 0  # no 5XX at all
+    assert rate(errors=None, upstream=None, requests=None) == 0  # no traffic
 
 
 def test_alarm_topic_encrypted_ssl_only(template: Template, dev: tuple[Stack, Template]) -> None:

@@ -85,8 +85,9 @@ def test_get_find_similar_finds_the_registered_duplicate(
     # log_metrics flushed one EMF blob in the "dupcheck" namespace with the service's metrics.
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for blob in emf for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    expected = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "dupcheck")  # tests may override it
-    assert {blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] for blob in emf} <= {"dupcheck", expected}
+    # Tests may override it, and the one Metrics object keeps the namespace of its first import.
+    expected = {"dupcheck", os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "dupcheck"), module.metrics.namespace}
+    assert {blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] for blob in emf} <= expected
     assert "HashesComputed" in names
 
 
@@ -127,6 +128,51 @@ def test_index_outage_is_a_json_503(wired: tuple[Any, Any], lambda_context: Any)
     response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
     assert response["statusCode"] == 503
     assert _body(response)["error"]["code"] == "index_unavailable"
+
+
+def _metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
+    """The EMF metrics the handler flushed at its end (Powertools prints one JSON line)."""
+    emitted: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob = json.loads(line)
+            for definition in blob["_aws"]["CloudWatchMetrics"]:
+                for metric in definition["Metrics"]:
+                    value = blob[metric["Name"]]
+                    emitted[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return emitted
+
+
+def test_an_image_hosts_failure_is_counted_as_upstream_not_the_services(
+    wired: tuple[Any, Any], lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`UpstreamFaults` is what the API's 5XX alarm subtracts (infra/components/alarms.py)."""
+    from dupcheck.core.errors import UpstreamError, UpstreamTimeout
+
+    module, service = wired
+    for error in (UpstreamError("the image host answered 500"), UpstreamTimeout("the image host was too slow")):
+        service.fetcher.errors["https://images.example.com/catalog/MH01-BLK.jpg"] = error
+        capsys.readouterr()
+        response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
+        assert response["statusCode"] >= 500
+        assert _metrics_emitted(capsys).get("UpstreamFaults") == 1
+
+
+def test_the_services_own_5xx_is_not_counted_as_upstream(
+    wired: tuple[Any, Any], lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dupcheck.core.errors import IndexUnavailable
+
+    module, service = wired
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise IndexUnavailable("OpenSearch search failed: cannot connect")
+
+    service.index.search = down
+    capsys.readouterr()
+    response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
+    assert response["statusCode"] == 503
+    assert "UpstreamFaults" not in _metrics_emitted(capsys)
 
 
 def test_record_metric_accepts_unit_names(capsys: pytest.CaptureFixture[str]) -> None:
