@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,7 @@ def test_function_runtime_handler_memory_timeout(template: Template, handler: st
         {
             "Handler": handler,
             "Runtime": "python3.12",
-            "Architectures": ["x86_64"],
+            "Architectures": ["arm64"],  # Graviton: every dependency has aarch64 wheels
             "MemorySize": memory,
             "Timeout": timeout,
             "TracingConfig": {"Mode": "Active"},
@@ -412,12 +413,12 @@ EXPECTED_ROUTES = {  # (path, method) -> API key required
 def test_every_path_and_method_proxies_to_find_similar_with_the_key_where_needed(template: Template) -> None:
     found = routes(template)
     assert set(found) == set(EXPECTED_ROUTES)
-    fn = function(template, FIND_SIMILAR_HANDLER)[0]
+    alias = logical_id(template, "AWS::Lambda::Alias")  # find_similar's published version (SnapStart)
     for route, key_required in EXPECTED_ROUTES.items():
         props = found[route]
         assert props["ApiKeyRequired"] is key_required, route
         assert props["Integration"]["Type"] == "AWS_PROXY", route
-        assert {"Fn::GetAtt": [fn, "Arn"]} in props["Integration"]["Uri"]["Fn::Join"][1], route
+        assert {"Ref": alias} in props["Integration"]["Uri"]["Fn::Join"][1], route
     # The old prototype's clients call /find_similar/ (a trailing slash): {proxy+} carries it.
     assert template.find_resources("AWS::ApiGateway::Resource", {"Properties": {"PathPart": "{proxy+}"}})
 
@@ -676,7 +677,7 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list[str]] = []
-    compiled: list[tuple[Path, str]] = []
+    compiled: list[tuple[Path, str, str]] = []
 
     def fake_run(cmd: list[str], check: bool) -> subprocess.CompletedProcess:
         calls.append(cmd)
@@ -689,12 +690,15 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
 
     monkeypatch.setattr(bundling.subprocess, "run", fake_run)
     monkeypatch.setattr(bundling.shutil, "which", lambda _name: None)  # no strip here
-    monkeypatch.setattr(bundling, "compile_bytecode", lambda root, keep_sources: compiled.append((root, keep_sources)))
+    monkeypatch.setattr(bundling, "lambda_python", lambda: "/opt/python3.12")
+    monkeypatch.setattr(
+        bundling, "compile_bytecode", lambda root, keep_sources, python: compiled.append((root, keep_sources, python))
+    )
     assert bundling.LocalBundler().try_bundle(str(tmp_path), None) is True
     (cmd,) = calls
     assert cmd[cmd.index("pip") - 1 : cmd.index("pip") + 2] == ["uv", "pip", "install"]
     for flag, value in [
-        ("--python-platform", "x86_64-manylinux_2_28"),
+        ("--python-platform", "aarch64-manylinux_2_28"),
         ("--python-version", "3.12"),
         ("--only-binary", ":all:"),
         ("--requirement", str(bundling.REQUIREMENTS)),
@@ -708,10 +712,70 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
     assert not (tmp_path / "dupcheck_tools").exists()
     assert not (tmp_path / "numpy" / "fft" / "tests").exists() and not (tmp_path / "numpy/_core/include/npy.h").exists()
     assert (tmp_path / "numpy").exists() and (tmp_path / "numpy-2.0.dist-info").exists()
-    assert compiled == [(tmp_path, "dupcheck")]
+    assert compiled == [(tmp_path, "dupcheck", "/opt/python3.12")]  # by the runtime's Python
 
 
 def test_local_bundler_fails_loudly_when_the_install_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundling, "lambda_python", lambda: "/opt/python3.12")
     monkeypatch.setattr(bundling.subprocess, "run", lambda cmd, check: subprocess.CompletedProcess(cmd, 1))
     with pytest.raises(bundling.BundlingError):
         bundling.LocalBundler().try_bundle(str(tmp_path), None)
+
+
+def test_local_bundler_builds_nothing_without_the_runtimes_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No CPython 3.12: a clear error before any download, never a bundle that compiles at each cold start."""
+    installs: list[list[str]] = []
+    monkeypatch.delenv("DUPCHECK_LAMBDA_PYTHON", raising=False)
+    monkeypatch.setattr(bundling, "python_candidates", lambda: iter([sys.executable]))
+    monkeypatch.setattr(bundling, "PYTHON_VERSION", "3.99")
+    real_run = subprocess.run
+
+    def run(cmd: list[str], **options: Any) -> Any:
+        if "install" in cmd:
+            installs.append(cmd)
+        return real_run(cmd, **options)
+
+    monkeypatch.setattr(bundling.subprocess, "run", run)
+    with pytest.raises(bundling.BundlingError, match=r"no CPython 3\.99 .*uv python install 3\.99"):
+        bundling.LocalBundler().try_bundle(str(tmp_path), None)
+    assert installs == []
+
+
+def test_lambda_python_takes_only_the_runtimes_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.delenv("DUPCHECK_LAMBDA_PYTHON", raising=False)
+    monkeypatch.setattr(bundling, "PYTHON_VERSION", running)
+    assert bundling.lambda_python(["/nonexistent/python", sys.executable]) == sys.executable
+    monkeypatch.setattr(bundling, "PYTHON_VERSION", "3.99")
+    with pytest.raises(bundling.BundlingError, match="no CPython 3.99"):
+        bundling.lambda_python(["/nonexistent/python", sys.executable])
+    monkeypatch.setenv("DUPCHECK_LAMBDA_PYTHON", sys.executable)  # named, but the wrong version
+    with pytest.raises(bundling.BundlingError, match=f"is CPython {running}, not CPython 3.99"):
+        bundling.lambda_python()
+
+
+# ---------------------------------------------------------------- SnapStart
+
+
+def test_find_similar_runs_with_snapstart_behind_an_alias(template: Template) -> None:
+    """API Gateway invokes the alias of the published version (SnapStart covers versions only);
+    an old version goes when a new one is published (each cached snapshot is billed)."""
+    find_id, find = function(template, FIND_SIMILAR_HANDLER)
+    assert find["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    _, stream = function(template, STREAM_SYNC_HANDLER)
+    assert "SnapStart" not in stream["Properties"]
+    versions = template.find_resources("AWS::Lambda::Version")
+    (version_id,) = [k for k, v in versions.items() if v["Properties"]["FunctionName"] == {"Ref": find_id}]
+    assert versions[version_id]["DeletionPolicy"] == "Delete"
+    alias_id, alias = only(template, "AWS::Lambda::Alias")
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    uris = [json.dumps(m["Properties"]["Integration"]["Uri"]) for m in methods.values()]
+    assert uris and all(alias_id in uri and f'"{find_id}"' not in uri for uri in uris)
+    permissions = template.find_resources(
+        "AWS::Lambda::Permission", {"Properties": {"Principal": "apigateway.amazonaws.com"}}
+    )
+    assert permissions and all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions.values())

@@ -175,6 +175,48 @@ def test_the_services_own_5xx_is_not_counted_as_upstream(
     assert "UpstreamFaults" not in _metrics_emitted(capsys)
 
 
+def test_snapstart_hooks_are_registered_with_the_runtimes_library(find_similar: Any) -> None:
+    import snapshot_restore_py
+
+    assert find_similar.before_snapshot in [f for f, _, _ in snapshot_restore_py.get_before_snapshot()]
+    assert find_similar.after_restore in [f for f, _, _ in snapshot_restore_py.get_after_restore()]
+
+
+def test_after_restore_builds_new_clients_with_fresh_credentials_and_reseeds(
+    find_similar: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What a snapshot fixed is not shared by the environments restored from it: new boto3 clients
+    (new connection pools) whose credentials are resolved after the restore, and new random
+    sequences."""
+    import random
+
+    import boto3
+    import numpy as np
+
+    from dupcheck.core.settings import Settings
+
+    aws = Settings.from_env({}, data_dir=tmp_path, store="dynamodb", index="opensearch", table_name="hashes",
+                            thumbnail_bucket="thumbs", opensearch_endpoint="search.example.com")  # fmt: skip
+    monkeypatch.setattr(find_similar, "settings", aws)
+    find_similar.app = find_similar.build_app()  # as at init: clients with the snapshot's credentials
+    created: list[Any] = []
+    real_client = boto3.client
+
+    def recording_client(*args: Any, **kwargs: Any) -> Any:
+        created.append(real_client(*args, **kwargs))
+        return created[-1]
+
+    monkeypatch.setattr(boto3, "client", recording_client)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "restored-key")  # what the restored environment holds
+    before = (random.getstate(), np.random.get_state()[1].copy(), find_similar.app)
+    find_similar.after_restore()
+    assert find_similar.app is not before[2]
+    assert {c.meta.service_model.service_name for c in created} >= {"dynamodb", "s3"}
+    assert {c._request_signer._credentials.access_key for c in created} == {"restored-key"}
+    assert random.getstate() != before[0] and not np.array_equal(np.random.get_state()[1], before[1])
+    find_similar.before_snapshot()  # loads, never fails
+
+
 def test_record_metric_accepts_unit_names(capsys: pytest.CaptureFixture[str]) -> None:
     from dupcheck.observability import metrics, record_metric
 

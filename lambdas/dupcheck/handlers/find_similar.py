@@ -5,15 +5,29 @@ with the local server, and one warm function answers them all from one set of ad
 Settings are read and validated at import (cold start), so a mis-configured deployment fails
 loudly on its first request instead of deep inside one. The handler is decorators plus one call,
 and counts the 5xx answers that are an image host's fault, which the API's 5XX alarm leaves out.
+
+SnapStart (infra/components/api.py): Lambda runs this module once per published version, then
+starts every new environment from a snapshot of that memory. Two runtime hooks make that safe
+and worth it. Before the snapshot: load what the first request would otherwise load (the
+OpenSearch client library, imported on first use, and Pillow's image plugins). After a restore:
+nothing the snapshot fixed may be shared between environments, so the random generators are
+reseeded and the adapters built again: new boto3 and OpenSearch clients, with connection pools
+that hold no socket from the snapshot and credentials resolved now, not when the version was
+published.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
+import boto3
+import numpy as np
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_imports, build_kept_images, build_service, imports_configured, one_blas_thread
@@ -26,10 +40,36 @@ UPSTREAM_CODES = frozenset({UpstreamError.code, UpstreamTimeout.code})
 
 one_blas_thread()
 settings = Settings.from_env()
-app = build_resolver(
-    build_service(settings, observe=observe), max_body_bytes=settings.max_image_bytes,
-    imports=build_imports(settings) if imports_configured(settings) else None, images=build_kept_images(settings),
-)  # fmt: skip
+
+
+def build_app() -> APIGatewayRestResolver:
+    """The API over adapters built now: their clients, connection pools and credentials."""
+    return build_resolver(
+        build_service(settings, observe=observe), max_body_bytes=settings.max_image_bytes,
+        imports=build_imports(settings) if imports_configured(settings) else None, images=build_kept_images(settings),
+    )  # fmt: skip
+
+
+app = build_app()
+
+
+@register_before_snapshot
+def before_snapshot() -> None:
+    """What a first request would load, loaded into the snapshot instead (module doc)."""
+    import opensearchpy.helpers  # noqa: F401 - the index adapter imports it on first use
+    from PIL import Image
+
+    Image.init()  # every image plugin, not only the few Pillow loads at import
+
+
+@register_after_restore
+def after_restore() -> None:
+    """Nothing from the snapshot shared between environments (module doc)."""
+    global app
+    random.seed()  # from os.urandom: each environment its own sequence
+    np.random.seed()
+    boto3.setup_default_session()  # its credentials are resolved again, not the snapshot's
+    app = build_app()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
