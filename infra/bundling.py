@@ -17,8 +17,9 @@ log says so). That is 14 of 90 MB.
 
 Bytecode: /var/task is read-only, so a function without .pyc files compiles every module it
 imports on every cold start (about twice the cold import, docs/benchmarks.md). So the bundle is
-always compiled by a CPython of the runtime's version, or not built at all: `DUPCHECK_LAMBDA_PYTHON`
-if set (it must be that version), else the first CPython 3.12 found by `uv python find`, on
+always compiled by a CPython of the runtime's version, or not built at all: `LAMBDA_BUNDLE_PYTHON`
+if set (it must be that version; not a `DUPCHECK_*` name, which the service's settings would
+refuse as unknown), else the first CPython 3.12 found by `uv python find`, on
 PATH (`python3.12`) or among pyenv's versions. None found is a BundlingError saying how to get
 one (`uv python install 3.12` where GitHub is reachable, pyenv, or the system's packages). dupcheck
 keeps its sources beside its bytecode; the installed packages ship bytecode only (their sources
@@ -61,7 +62,8 @@ REQUIREMENTS = REPO_ROOT / "requirements.txt"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
 MACHINE = "aarch64"  # the architecture's name in wheel tags and in binutils
-PLATFORM = f"{MACHINE}-manylinux_2_28"  # the python3.12 runtime is Amazon Linux 2023 (glibc 2.34)
+GLIBC_TAG = "manylinux_2_28"  # the python3.12 runtime is Amazon Linux 2023 (glibc 2.34)
+PLATFORM = f"{MACHINE}-{GLIBC_TAG}"
 PYTHON_VERSION = "3.12"
 
 # Not part of the deployed code: caches, and the command line's entry point (see module doc).
@@ -88,9 +90,12 @@ class BundlingError(RuntimeError):
 class LocalBundler:
     """Builds the bundle with uv on the host. jsii calls `try_bundle(output_dir, options)`."""
 
-    def __init__(self, *, package_dir: Path = PACKAGE_DIR, requirements: Path = REQUIREMENTS) -> None:
+    def __init__(
+        self, *, package_dir: Path = PACKAGE_DIR, requirements: Path = REQUIREMENTS, machine: str = MACHINE
+    ) -> None:
         self._package_dir = package_dir
         self._requirements = requirements
+        self._machine = machine  # another architecture only for measuring (scripts/bench/package_bench.py)
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:  # noqa: ARG002 - jsii signature
         out = Path(output_dir)
@@ -98,7 +103,7 @@ class LocalBundler:
         cmd = [
             sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps",
             "--requirement", str(self._requirements),
-            "--python-platform", PLATFORM, "--python-version", PYTHON_VERSION,
+            "--python-platform", f"{self._machine}-{GLIBC_TAG}", "--python-version", PYTHON_VERSION,
             "--only-binary", ":all:", "--target", str(out),
         ]  # fmt: skip
         print(f"dupcheck bundling: {' '.join(cmd)}", file=sys.stderr)
@@ -107,7 +112,7 @@ class LocalBundler:
             # Returning False would fall back to Docker, which this project does not use:
             # fail loudly with uv's own message above instead.
             raise BundlingError(f"uv pip install for the Lambda bundle failed (exit {result.returncode})")
-        slim(out)
+        slim(out, machine=self._machine)
         shutil.copytree(
             self._package_dir,
             out / self._package_dir.name,
@@ -122,7 +127,7 @@ class LocalBundler:
         return True
 
 
-def slim(root: Path) -> None:
+def slim(root: Path, *, machine: str = MACHINE) -> None:
     """Leave out of installed packages what never runs, and debug symbols (see module doc)."""
     for path in list(root.rglob("*")):
         if not path.exists():
@@ -132,19 +137,19 @@ def slim(root: Path) -> None:
         elif path.is_file() and path.suffix in BUILD_ONLY_SUFFIXES:
             path.unlink()
     libraries = [str(p) for p in root.rglob("*.so*") if p.is_file()]
-    strip = target_strip()
+    strip = target_strip(machine)
     if strip is None:
-        print(f"dupcheck bundling: no strip reads {MACHINE} (Debian: binutils-{MACHINE}-linux-gnu): "
+        print(f"dupcheck bundling: no strip reads {machine} (Debian: binutils-{machine}-linux-gnu): "
               "shared libraries keep their debug symbols", file=sys.stderr)  # fmt: skip
     elif libraries:
         # A library strip cannot read stays as it was: smaller is welcome, never required.
         subprocess.run([strip, "--strip-debug", *libraries], check=False, capture_output=True)
 
 
-def target_strip() -> str | None:
+def target_strip(machine: str = MACHINE) -> str | None:
     """A strip that reads the target's machine code: the cross binutils', LLVM's (any machine), or
     the host's own when the host is the target's architecture."""
-    names = [f"{MACHINE}-linux-gnu-strip", "llvm-strip", *(["strip"] if platform.machine() == MACHINE else [])]
+    names = [f"{machine}-linux-gnu-strip", "llvm-strip", *(["strip"] if platform.machine() == machine else [])]
     return next((found for name in names if (found := shutil.which(name))), None)
 
 
@@ -176,9 +181,9 @@ def python_candidates() -> Iterator[str]:
 def lambda_python(candidates: Iterable[str] | None = None) -> str:
     """A CPython of the runtime's version, to compile the bundle with; BundlingError if none."""
     wanted = f"CPython {PYTHON_VERSION}"
-    if explicit := os.environ.get("DUPCHECK_LAMBDA_PYTHON"):
+    if explicit := os.environ.get("LAMBDA_BUNDLE_PYTHON"):
         if (version := python_version_of(explicit)) != wanted:
-            raise BundlingError(f"DUPCHECK_LAMBDA_PYTHON={explicit} is {version or 'not a working Python'}, "
+            raise BundlingError(f"LAMBDA_BUNDLE_PYTHON={explicit} is {version or 'not a working Python'}, "
                                 f"not {wanted}: the bundle's bytecode must be the runtime's")  # fmt: skip
         return explicit
     tried = []
@@ -191,7 +196,7 @@ def lambda_python(candidates: Iterable[str] | None = None) -> str:
         f"Without the runtime's bytecode every cold start would compile the code first, so the bundle is "
         f"not built. Provide one: `uv python install {PYTHON_VERSION}` (downloads from GitHub), "
         f"`pyenv install {PYTHON_VERSION}`, the system's python{PYTHON_VERSION} package, or point "
-        f"DUPCHECK_LAMBDA_PYTHON at one. A template-only synth needs none: -c dupcheck:skipBundling=true."
+        f"LAMBDA_BUNDLE_PYTHON at one. A template-only synth needs none: -c dupcheck:skipBundling=true."
     )
 
 

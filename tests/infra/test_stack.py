@@ -727,7 +727,7 @@ def test_local_bundler_builds_nothing_without_the_runtimes_python(
 ) -> None:
     """No CPython 3.12: a clear error before any download, never a bundle that compiles at each cold start."""
     installs: list[list[str]] = []
-    monkeypatch.delenv("DUPCHECK_LAMBDA_PYTHON", raising=False)
+    monkeypatch.delenv("LAMBDA_BUNDLE_PYTHON", raising=False)
     monkeypatch.setattr(bundling, "python_candidates", lambda: iter([sys.executable]))
     monkeypatch.setattr(bundling, "PYTHON_VERSION", "3.99")
     real_run = subprocess.run
@@ -745,13 +745,13 @@ def test_local_bundler_builds_nothing_without_the_runtimes_python(
 
 def test_lambda_python_takes_only_the_runtimes_version(monkeypatch: pytest.MonkeyPatch) -> None:
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
-    monkeypatch.delenv("DUPCHECK_LAMBDA_PYTHON", raising=False)
+    monkeypatch.delenv("LAMBDA_BUNDLE_PYTHON", raising=False)
     monkeypatch.setattr(bundling, "PYTHON_VERSION", running)
     assert bundling.lambda_python(["/nonexistent/python", sys.executable]) == sys.executable
     monkeypatch.setattr(bundling, "PYTHON_VERSION", "3.99")
     with pytest.raises(bundling.BundlingError, match="no CPython 3.99"):
         bundling.lambda_python(["/nonexistent/python", sys.executable])
-    monkeypatch.setenv("DUPCHECK_LAMBDA_PYTHON", sys.executable)  # named, but the wrong version
+    monkeypatch.setenv("LAMBDA_BUNDLE_PYTHON", sys.executable)  # named, but the wrong version
     with pytest.raises(bundling.BundlingError, match=f"is CPython {running}, not CPython 3.99"):
         bundling.lambda_python()
 

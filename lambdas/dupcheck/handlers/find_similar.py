@@ -23,6 +23,7 @@ import random
 from typing import Any
 
 import boto3
+import botocore.session
 import numpy as np
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
@@ -68,8 +69,19 @@ def after_restore() -> None:
     global app
     random.seed()  # from os.urandom: each environment its own sequence
     np.random.seed()
-    boto3.setup_default_session()  # its credentials are resolved again, not the snapshot's
+    new_boto3_session()
     app = build_app()
+
+
+def new_boto3_session() -> None:
+    """A new default boto3 session, whose credentials are resolved again (not the snapshot's). It
+    keeps the service models the old one already parsed: reading them again would more than
+    double what the hook costs a restored start (docs/benchmarks.md)."""
+    old = boto3.DEFAULT_SESSION
+    fresh = botocore.session.Session()
+    if old is not None:
+        fresh.register_component("data_loader", old._session.get_component("data_loader"))
+    boto3.setup_default_session(botocore_session=fresh)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
