@@ -35,12 +35,18 @@ sys.path.insert(0, str(ROOT))  # `infra`, the CDK app's package (never installed
 LAMBDA_LIMIT_MB = 250
 RUNS = 7
 HANDLERS = ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync")
-# What the functions see: AWS adapters (built lazily, so no network at import) and no X-Ray daemon.
+# What the find_similar function sees: every AWS adapter (their clients are built, but nothing is
+# sent at import) and no X-Ray daemon.
 ENV = {
     "DUPCHECK_STORE": "dynamodb",
     "DUPCHECK_INDEX": "opensearch",
     "DUPCHECK_TABLE_NAME": "dupcheck-hashes",
     "DUPCHECK_OPENSEARCH_ENDPOINT": "search-dupcheck.us-east-1.es.amazonaws.com",
+    "DUPCHECK_THUMBNAIL_BUCKET": "dupcheck-thumbnails",
+    "DUPCHECK_IMPORTS_TABLE": "dupcheck-imports",
+    "DUPCHECK_IMPORTS_BUCKET": "dupcheck-imports",
+    "DUPCHECK_IMPORT_STARTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/starts",
+    "DUPCHECK_IMPORT_ROWS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/rows",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "x",
@@ -138,9 +144,13 @@ print(round(before * 1000, 1), round(statistics.median(samples) * 1000, 1), roun
 
 def snapstart_hooks(python: str, path: str) -> dict[str, float]:
     env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
-    out = subprocess.run(
-        [python, "-c", HOOKS_SCRIPT], check=True, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
-    ).stdout.splitlines()[-1].split()  # after the adapters' log lines
+    out = (
+        subprocess.run(
+            [python, "-c", HOOKS_SCRIPT], check=True, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
+        )
+        .stdout.splitlines()[-1]
+        .split()
+    )  # after the adapters' log lines
     before, after, rss = map(float, out)
     return {"before_snapshot_ms": before, "after_restore_ms": after, "rss_after_import_mb": rss}
 
