@@ -11,22 +11,26 @@ is left out: it exists for `python -m dupcheck` and imports the tools.
 The installed packages are then slimmed by rules that hold for any package, as serverless
 packagers do: what a deployed function can never run or load is left out (test suites, type
 stubs, C headers and Cython declarations, static libraries), and shared libraries lose their
-debug symbols (`strip --strip-debug`, where binutils are installed). That is 14 of 90 MB.
+debug symbols (`strip --strip-debug` by a strip that reads the target's machine code: Debian's
+`binutils-aarch64-linux-gnu` on an x86_64 machine; without one they keep them, ~4 MB, and the
+log says so). That is 14 of 90 MB.
 
 Bytecode: /var/task is read-only, so a function without .pyc files compiles every module it
-imports on every cold start (3.9 s of a 5.3 s cold import, measured by package_bench). With a
-CPython 3.12 on the machine (`DUPCHECK_LAMBDA_PYTHON`, else whatever `uv python find 3.12`
-finds; `uv python install 3.12` provides one), the bundle is compiled for it: dupcheck keeps its
-sources beside its bytecode, the installed packages ship bytecode only (their sources would add
-13 MB; a traceback through them still names file and line). Without one the bundle still works
-and says so: it just compiles at each cold start.
+imports on every cold start (about twice the cold import, docs/benchmarks.md). So the bundle is
+always compiled by a CPython of the runtime's version, or not built at all: `LAMBDA_BUNDLE_PYTHON`
+if set (it must be that version; not a `DUPCHECK_*` name, which the service's settings would
+refuse as unknown), else the first CPython 3.12 found by `uv python find`, on
+PATH (`python3.12`) or among pyenv's versions. None found is a BundlingError saying how to get
+one (`uv python install 3.12` where GitHub is reachable, pyenv, or the system's packages). dupcheck
+keeps its sources beside its bytecode; the installed packages ship bytecode only (their sources
+would add 13 MB; a traceback through them still names file and line).
 
 Both functions share this asset, so it is built once per synth (and not at all when `cdk.out`
 already holds a bundle with the same hash). It is built by uv on the machine running
-`cdk synth`, for the Lambda platform (CPython 3.12 on Amazon Linux 2023, glibc 2.34: wheels
-up to `manylinux_2_28` run there; binary wheels only). CDK still requires a Docker image in
-`BundlingOptions`; it is only used if local bundling reports that it could not run, which it
-never does (it succeeds or raises).
+`cdk synth`, for the Lambda platform (CPython 3.12 on Amazon Linux 2023, arm64, glibc 2.34:
+wheels up to `manylinux_2_28` run there; binary wheels only, which every dependency has for
+aarch64). CDK still requires a Docker image in `BundlingOptions`; it is only used if local
+bundling reports that it could not run, which it never does (it succeeds or raises).
 
 Bundling is skipped (source copied, nothing installed, no network) when the context
 `aws:cdk:bundling-stacks` is `[]`; `infra/app.py` sets it for `-c dupcheck:skipBundling=true`,
@@ -37,9 +41,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +58,12 @@ PACKAGE_DIR = REPO_ROOT / "lambdas" / "dupcheck"
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 
 # Must match the functions' runtime and architecture (see infra/components/function.py).
+# arm64 (Graviton): 20% less per GB-second than x86_64 (docs/deploy.md, "Cost").
 RUNTIME = lambda_.Runtime.PYTHON_3_12
-ARCHITECTURE = lambda_.Architecture.X86_64
-PLATFORM = "x86_64-manylinux_2_28"  # the python3.12 runtime is Amazon Linux 2023 (glibc 2.34)
+ARCHITECTURE = lambda_.Architecture.ARM_64
+MACHINE = "aarch64"  # the architecture's name in wheel tags and in binutils
+GLIBC_TAG = "manylinux_2_28"  # the python3.12 runtime is Amazon Linux 2023 (glibc 2.34)
+PLATFORM = f"{MACHINE}-{GLIBC_TAG}"
 PYTHON_VERSION = "3.12"
 
 # Not part of the deployed code: caches, and the command line's entry point (see module doc).
@@ -68,7 +77,7 @@ TEST_SUITE_DIRS = frozenset({"tests"})
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 
 # Bump when the bundling procedure changes, so an old bundle in cdk.out is not reused.
-BUNDLER_VERSION = "6"
+BUNDLER_VERSION = "7"
 # Where the code sits on Lambda: tracebacks from bytecode name these paths, not the build machine's.
 LAMBDA_TASK_ROOT = "/var/task"
 
@@ -81,16 +90,20 @@ class BundlingError(RuntimeError):
 class LocalBundler:
     """Builds the bundle with uv on the host. jsii calls `try_bundle(output_dir, options)`."""
 
-    def __init__(self, *, package_dir: Path = PACKAGE_DIR, requirements: Path = REQUIREMENTS) -> None:
+    def __init__(
+        self, *, package_dir: Path = PACKAGE_DIR, requirements: Path = REQUIREMENTS, machine: str = MACHINE
+    ) -> None:
         self._package_dir = package_dir
         self._requirements = requirements
+        self._machine = machine  # another architecture only for measuring (scripts/bench/package_bench.py)
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:  # noqa: ARG002 - jsii signature
         out = Path(output_dir)
+        python = lambda_python()  # before any download: no interpreter, no bundle
         cmd = [
             sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps",
             "--requirement", str(self._requirements),
-            "--python-platform", PLATFORM, "--python-version", PYTHON_VERSION,
+            "--python-platform", f"{self._machine}-{GLIBC_TAG}", "--python-version", PYTHON_VERSION,
             "--only-binary", ":all:", "--target", str(out),
         ]  # fmt: skip
         print(f"dupcheck bundling: {' '.join(cmd)}", file=sys.stderr)
@@ -99,14 +112,14 @@ class LocalBundler:
             # Returning False would fall back to Docker, which this project does not use:
             # fail loudly with uv's own message above instead.
             raise BundlingError(f"uv pip install for the Lambda bundle failed (exit {result.returncode})")
-        slim(out)
+        slim(out, machine=self._machine)
         shutil.copytree(
             self._package_dir,
             out / self._package_dir.name,
             ignore=shutil.ignore_patterns(*(Path(p).name for p in EXCLUDE)),
             dirs_exist_ok=True,
         )
-        compile_bytecode(out, keep_sources=self._package_dir.name)
+        compile_bytecode(out, keep_sources=self._package_dir.name, python=python)
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         print(f"dupcheck bundling: {size / 1024 / 1024:.1f} MiB unzipped", file=sys.stderr)
         if size > LAMBDA_UNZIPPED_LIMIT_BYTES:
@@ -114,7 +127,7 @@ class LocalBundler:
         return True
 
 
-def slim(root: Path) -> None:
+def slim(root: Path, *, machine: str = MACHINE) -> None:
     """Leave out of installed packages what never runs, and debug symbols (see module doc)."""
     for path in list(root.rglob("*")):
         if not path.exists():
@@ -123,35 +136,73 @@ def slim(root: Path) -> None:
             shutil.rmtree(path)
         elif path.is_file() and path.suffix in BUILD_ONLY_SUFFIXES:
             path.unlink()
-    strip = shutil.which("strip")
     libraries = [str(p) for p in root.rglob("*.so*") if p.is_file()]
-    if strip and libraries:
+    strip = target_strip(machine)
+    if strip is None:
+        print(f"dupcheck bundling: no strip reads {machine} (Debian: binutils-{machine}-linux-gnu): "
+              "shared libraries keep their debug symbols", file=sys.stderr)  # fmt: skip
+    elif libraries:
         # A library strip cannot read stays as it was: smaller is welcome, never required.
         subprocess.run([strip, "--strip-debug", *libraries], check=False, capture_output=True)
 
 
-def lambda_python() -> str | None:
-    """A CPython of the runtime's version, to compile the bundle with (see module doc)."""
-    if explicit := os.environ.get("DUPCHECK_LAMBDA_PYTHON"):
-        return explicit
+def target_strip(machine: str = MACHINE) -> str | None:
+    """A strip that reads the target's machine code: the cross binutils', LLVM's (any machine), or
+    the host's own when the host is the target's architecture."""
+    names = [f"{machine}-linux-gnu-strip", "llvm-strip", *(["strip"] if platform.machine() == machine else [])]
+    return next((found for name in names if (found := shutil.which(name))), None)
+
+
+def python_version_of(python: str) -> str | None:
+    """`CPython 3.12` for an interpreter that runs, else None."""
+    code = "import platform, sys; print(platform.python_implementation(), '%d.%d' % sys.version_info[:2])"
+    try:
+        found = subprocess.run([python, "-c", code], check=False, capture_output=True, text=True, timeout=30)
+    except OSError:
+        return None
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def python_candidates() -> Iterator[str]:
+    """Where a CPython of the runtime's version may be, most explicit first (see module doc)."""
     found = subprocess.run(
         [sys.executable, "-m", "uv", "python", "find", "--no-project", PYTHON_VERSION],
         check=False, capture_output=True, text=True,
     )  # fmt: skip
-    return found.stdout.strip() or None if found.returncode == 0 else None
+    if found.returncode == 0 and found.stdout.strip():
+        yield found.stdout.strip()
+    if on_path := shutil.which(f"python{PYTHON_VERSION}"):
+        yield on_path
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for version in sorted((pyenv_root / "versions").glob(f"{PYTHON_VERSION}.*"), reverse=True):
+        yield str(version / "bin" / f"python{PYTHON_VERSION}")
 
 
-def compile_bytecode(root: Path, *, keep_sources: str) -> None:
-    """Compile every module for the runtime; only the `keep_sources` package keeps its .py files."""
-    python = lambda_python()
-    if python is None:
-        print(
-            f"dupcheck bundling: no CPython {PYTHON_VERSION} found (set DUPCHECK_LAMBDA_PYTHON or run "
-            f"`uv python install {PYTHON_VERSION}`): the bundle ships sources only, and each cold start "
-            "compiles them",
-            file=sys.stderr,
-        )
-        return
+def lambda_python(candidates: Iterable[str] | None = None) -> str:
+    """A CPython of the runtime's version, to compile the bundle with; BundlingError if none."""
+    wanted = f"CPython {PYTHON_VERSION}"
+    if explicit := os.environ.get("LAMBDA_BUNDLE_PYTHON"):
+        if (version := python_version_of(explicit)) != wanted:
+            raise BundlingError(f"LAMBDA_BUNDLE_PYTHON={explicit} is {version or 'not a working Python'}, "
+                                f"not {wanted}: the bundle's bytecode must be the runtime's")  # fmt: skip
+        return explicit
+    tried = []
+    for python in python_candidates() if candidates is None else candidates:
+        if python_version_of(python) == wanted:
+            return python
+        tried.append(python)
+    raise BundlingError(
+        f"no {wanted} to compile the Lambda bundle with (tried: {', '.join(tried) or 'uv, PATH, pyenv'}). "
+        f"Without the runtime's bytecode every cold start would compile the code first, so the bundle is "
+        f"not built. Provide one: `uv python install {PYTHON_VERSION}` (downloads from GitHub), "
+        f"`pyenv install {PYTHON_VERSION}`, the system's python{PYTHON_VERSION} package, or point "
+        f"LAMBDA_BUNDLE_PYTHON at one. A template-only synth needs none: -c dupcheck:skipBundling=true."
+    )
+
+
+def compile_bytecode(root: Path, *, keep_sources: str, python: str) -> None:
+    """Compile every module with `python` (the runtime's version); only the `keep_sources`
+    package keeps its .py files."""
     # unchecked-hash: the .pyc is used whatever the file times (a zip keeps them to 2 seconds).
     compile_all = [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
                    "-s", str(root), "-p", LAMBDA_TASK_ROOT]  # fmt: skip

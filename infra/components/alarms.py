@@ -3,8 +3,12 @@
 - the DLQ holds any message: a stream record could not be indexed (search results are stale);
 - the imports' DLQ holds any message: a start or a row no function could handle (the job stalls);
 - a function reported errors (unhandled exceptions, timeouts);
-- the API returned 5XX for a noticeable share of requests (the API maps upstream failures to
-  502/504, so a single 5XX is not an incident; a sustained rate is);
+- the API answered 5XX of its own for a noticeable share of requests: API Gateway's 5XX count
+  less the answers that blame an image or catalog host (502 `upstream_error`, 504
+  `upstream_timeout`, which the function counts as `UpstreamFaults`), so a caller's bad image URL
+  never pages anyone; what is left is the service's own faults (index or store unavailable,
+  an unhandled error, a timeout, a throttled function). A single one is not an incident; a
+  sustained rate is;
 - the OpenSearch cluster is red (a primary shard is unassigned).
 """
 
@@ -23,6 +27,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from dupcheck.observability import NAMESPACE, SERVICE, UPSTREAM_FAULTS_METRIC
 
 PERIOD = Duration.minutes(5)  # SQS and OpenSearch publish at 1-5 minute resolution
 API_5XX_RATE = 0.05  # share of requests over 5 minutes; see module docstring
@@ -100,9 +106,9 @@ class Alarms(Construct):
             )
         add(
             "Api5xx",
-            "More than 5% of API requests returned 5XX for 15 minutes",
-            # Average of the 0/1 5XXError metric is the share of requests that failed.
-            rest_api.metric_server_error(period=PERIOD, statistic="Average"),
+            "More than 5% of API requests returned a 5XX of the service's own for 15 minutes "
+            "(an image host's failures are left out); see docs/deploy.md",
+            api_own_5xx_rate(rest_api),
             threshold=API_5XX_RATE,
             periods=API_5XX_PERIODS,
         )
@@ -112,3 +118,25 @@ class Alarms(Construct):
             domain.metric_cluster_status_red(period=Duration.minutes(1), statistic="Maximum"),
             missing=cloudwatch.TreatMissingData.MISSING,
         )
+
+
+def api_own_5xx_rate(rest_api: apigw.RestApi) -> cloudwatch.MathExpression:
+    """The share of requests answered with a 5XX that is the service's fault (module doc)."""
+    upstream = cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=UPSTREAM_FAULTS_METRIC,
+        dimensions_map={"service": SERVICE},  # Powertools' default dimension
+        statistic="Sum",
+        period=PERIOD,
+    )
+    return cloudwatch.MathExpression(
+        # FILL: a period without any upstream fault (or without any 5XX) publishes no data point.
+        expression="IF(FILL(requests, 0) > 0, (FILL(errors, 0) - FILL(upstream, 0)) / FILL(requests, 1), 0)",
+        using_metrics={
+            "errors": rest_api.metric_server_error(period=PERIOD, statistic="Sum"),
+            "upstream": upstream,
+            "requests": rest_api.metric_count(period=PERIOD, statistic="Sum"),
+        },
+        label="API 5XX of the service's own, share of requests",
+        period=PERIOD,
+    )

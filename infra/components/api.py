@@ -1,7 +1,9 @@
 """The public HTTP API: a REST API (stage `v1`, API key + usage plan) proxying to find_similar.
 
 One Lambda serves every route; the Powertools resolver in `dupcheck.api` does the routing, the
-validation and the error bodies, exactly as it does locally. So API Gateway proxies every path
+validation and the error bodies, exactly as it does locally. It runs with SnapStart: API Gateway
+invokes the alias `live`, which each deploy moves to the newly published (and snapshotted)
+version, so no request pays the cold import (docs/deploy.md, "Cold start"). So API Gateway proxies every path
 and method (`ANY /{proxy+}`): a trailing slash, HEAD, OPTIONS and a method a route lacks (405
 with Allow) are answered by the function, the same as on the local server. API Gateway checks
 the API key, throttles, and answers its own refusals (a missing key, throttling, a body over
@@ -30,6 +32,7 @@ MEMORY_MB = 1024
 # API Gateway's integration timeout is 29 s; a longer function timeout would only hide errors.
 TIMEOUT = Duration.seconds(29)
 STAGE_NAME = "v1"
+ALIAS_NAME = "live"  # the published version API Gateway invokes (SnapStart covers versions only)
 # Raw uploads (`POST /find_similar` with an image body or a multipart form, a gzipped catalog for
 # `POST /imports`) reach the function base64-encoded; everything else (JSON, CSV) arrives as text.
 # A base64 answer (a kept picture, GET /images/...) leaves as bytes when the request accepts image/*.
@@ -82,7 +85,9 @@ class Api(Construct):
             memory_mb=MEMORY_MB,
             timeout=TIMEOUT,
             log_retention=log_retention,
+            snap_start=True,
         )
+        self.alias = self.function.add_alias(ALIAS_NAME)
 
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention)
         self.rest_api = apigw.RestApi(
@@ -128,7 +133,7 @@ class Api(Construct):
                 ),
             ),
         )
-        integration = apigw.LambdaIntegration(self.function, proxy=True)
+        integration = apigw.LambdaIntegration(self.alias, proxy=True)
         root = self.rest_api.root
         root.add_method("ANY", integration, api_key_required=False)  # the web app's page
         root.add_resource("{proxy+}").add_method("ANY", integration)

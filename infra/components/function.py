@@ -1,14 +1,17 @@
 """The one way dupcheck creates a Lambda function, so both functions agree on the basics.
 
 Runtime and architecture match the bundle (`infra/bundling.py`); X-Ray tracing is active;
-each function logs to its own log group with a fixed retention.
+each function logs to its own log group with a fixed retention. With `snap_start`, Lambda
+initialises each published version once and starts new environments from its snapshot (the
+handler's runtime hooks make that safe: dupcheck/handlers/find_similar.py); callers must then
+invoke a version or an alias, never $LATEST, which SnapStart does not cover.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from cdk_nag import NagPackSuppression, NagSuppressions
@@ -29,6 +32,7 @@ def dupcheck_function(
     description: str,
     log_retention: logs.RetentionDays,
     reserved_concurrency: int | None = None,
+    snap_start: bool = False,
 ) -> lambda_.Function:
     function = lambda_.Function(
         scope,
@@ -44,6 +48,9 @@ def dupcheck_function(
         tracing=lambda_.Tracing.ACTIVE,
         reserved_concurrent_executions=reserved_concurrency,
         log_group=logs.LogGroup(scope, f"{construct_id}Logs", retention=log_retention),
+        snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+        # Each version kept alive keeps its snapshot cached, and billed: the one the alias names is enough.
+        current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if snap_start else None,
     )
     _suppress_nag(function)
     return function

@@ -19,6 +19,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "dupcheck"
 NAMESPACE = "dupcheck"
+# The API's 5xx answers that are another server's fault, not the service's: an image or catalog
+# host that failed or was too slow (502 `upstream_error`, 504 `upstream_timeout`). Counted by the
+# API handler so that the API's 5XX alarm leaves them out (infra/components/alarms.py).
+UPSTREAM_FAULTS_METRIC = "UpstreamFaults"
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
 tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))

@@ -7,6 +7,13 @@ with boto3/botocore at the version uv.lock pins standing in for the Lambda runti
 the same interpreter importing nothing (the baseline in the same run), median of several runs.
 
     make synth && .venv/bin/python scripts/bench/package_bench.py [--python python3.12]
+    .venv/bin/python scripts/bench/package_bench.py --build x86_64 [--sources-only]
+
+`--build MACHINE` builds a bundle for that architecture into a temporary folder instead of
+measuring cdk.out's (the handlers' cold import runs only where MACHINE is this machine's);
+`--sources-only` builds it without bytecode, to measure what bytecode saves. SnapStart's hooks
+are timed in the same fresh interpreter: what `before_snapshot` adds to the snapshotted init and
+what `after_restore` adds to a restored start.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import platform
 import statistics
 import subprocess
 import sys
@@ -24,15 +31,22 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # `infra`, the CDK app's package (never installed)
 LAMBDA_LIMIT_MB = 250
 RUNS = 7
 HANDLERS = ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync")
-# What the functions see: AWS adapters (built lazily, so no network at import) and no X-Ray daemon.
+# What the find_similar function sees: every AWS adapter (their clients are built, but nothing is
+# sent at import) and no X-Ray daemon.
 ENV = {
     "DUPCHECK_STORE": "dynamodb",
     "DUPCHECK_INDEX": "opensearch",
     "DUPCHECK_TABLE_NAME": "dupcheck-hashes",
     "DUPCHECK_OPENSEARCH_ENDPOINT": "search-dupcheck.us-east-1.es.amazonaws.com",
+    "DUPCHECK_THUMBNAIL_BUCKET": "dupcheck-thumbnails",
+    "DUPCHECK_IMPORTS_TABLE": "dupcheck-imports",
+    "DUPCHECK_IMPORTS_BUCKET": "dupcheck-imports",
+    "DUPCHECK_IMPORT_STARTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/starts",
+    "DUPCHECK_IMPORT_ROWS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/rows",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "x",
@@ -67,10 +81,14 @@ def contents(bundle: Path) -> dict[str, object]:
     }
 
 
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "snapshot-restore-py")
+
+
 def runtime_boto3(python: str, target: Path) -> None:
-    """boto3 and botocore at their uv.lock versions: what the Lambda runtime provides."""
+    """boto3, botocore and the SnapStart hooks' library at their uv.lock versions: what the
+    Lambda runtime provides."""
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
-    pins = [f"{p['name']}=={p['version']}" for p in lock["package"] if p["name"] in ("boto3", "botocore", "s3transfer")]
+    pins = [f"{p['name']}=={p['version']}" for p in lock["package"] if p["name"] in RUNTIME_PACKAGES]
     subprocess.run(
         [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", python, "--target", str(target), *pins],
         check=True,
@@ -99,9 +117,53 @@ print("smoke ok", pipeline.algo, query.hash.hex)
 def smoke(python: str, path: str) -> str:
     env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
     result = subprocess.run(
-        [python, "-c", SMOKE_SCRIPT], check=True, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
+        [python, "-c", SMOKE_SCRIPT], check=False, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
     )
+    if result.returncode:
+        raise SystemExit(f"the smoke run from the bundle failed:\n{result.stderr}")
     return result.stdout.strip().splitlines()[-1]
+
+
+# SnapStart: the hooks' cost, and the resident memory the snapshot holds, after the handler's import.
+HOOKS_SCRIPT = """
+import re, statistics, time
+from pathlib import Path
+from dupcheck.handlers import find_similar
+started = time.perf_counter()
+find_similar.before_snapshot()
+before = time.perf_counter() - started
+rss = int(re.search(r"VmRSS:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+samples = []
+for _ in range(7):
+    started = time.perf_counter()
+    find_similar.after_restore()
+    samples.append(time.perf_counter() - started)
+print(round(before * 1000, 1), round(statistics.median(samples) * 1000, 1), round(rss))
+"""
+
+
+def snapstart_hooks(python: str, path: str) -> dict[str, float]:
+    env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
+    out = (
+        subprocess.run(
+            [python, "-c", HOOKS_SCRIPT], check=True, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
+        )
+        .stdout.splitlines()[-1]
+        .split()
+    )  # after the adapters' log lines
+    before, after, rss = map(float, out)
+    return {"before_snapshot_ms": before, "after_restore_ms": after, "rss_after_import_mb": rss}
+
+
+def build(machine: str, out: Path, *, sources_only: bool, python: str) -> Path:
+    """A bundle for `machine` built by the same bundler `make synth` uses."""
+    from infra import bundling
+
+    if sources_only:  # for the measurement only: the bundler itself always compiles
+        bundling.compile_bytecode = lambda root, keep_sources, python: None  # type: ignore[assignment]
+    bundling.lambda_python = lambda: python  # type: ignore[assignment]
+    bundling.LocalBundler(machine=machine).try_bundle(str(out), None)
+    return out
 
 
 def cold_import_s(python: str, module: str | None, path: str) -> float:
@@ -147,18 +209,29 @@ def peak_rss_mb(width: int, height: int, fmt: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--python", default=shutil.which("python3.12"), help="a CPython 3.12 interpreter")
+    parser.add_argument("--python", help="a CPython 3.12 (default: the one the bundler finds)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory figures")
     parser.add_argument("--cdk-out", type=Path, default=ROOT / "cdk.out", help="a synth's output (default cdk.out)")
+    parser.add_argument("--build", metavar="MACHINE", help="build a bundle for x86_64 or aarch64 instead")
+    parser.add_argument("--sources-only", action="store_true", help="with --build: no bytecode")
     args = parser.parse_args()
     if not args.python:
-        raise SystemExit("no python3.12 found: pass --python")
-    bundle = bundle_dir(args.cdk_out)
-    results: dict[str, object] = {"asset": {"path": bundle.name[:20], **contents(bundle)}}
-    with tempfile.TemporaryDirectory() as runtime:
+        from infra.bundling import lambda_python
+
+        args.python = lambda_python()
+    with tempfile.TemporaryDirectory() as runtime, tempfile.TemporaryDirectory() as built:
+        if args.build:
+            bundle = build(args.build, Path(built), sources_only=args.sources_only, python=args.python)
+        else:
+            bundle = bundle_dir(args.cdk_out)
+        results: dict[str, object] = {"asset": {"path": bundle.name[:20], **contents(bundle)}}
+        if args.build and args.build != platform.machine():
+            print(json.dumps(results))
+            return  # its libraries cannot load here
         runtime_boto3(args.python, Path(runtime))
         path = f"{bundle}{os.pathsep}{runtime}"
         results["smoke"] = smoke(args.python, path)
+        results["snapstart_hooks"] = snapstart_hooks(args.python, path)
         baseline = cold_import_s(args.python, None, path)
         results["interpreter_start_s"] = round(baseline, 3)
         for module in HANDLERS:

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from infra.bundling import EXCLUDE, compile_bytecode, slim
 from scripts.lock import exported
 
@@ -34,10 +32,9 @@ def test_slim_leaves_out_what_never_runs(tmp_path: Path) -> None:
                     "tests/__init__.py"]  # fmt: skip
 
 
-def test_bytecode_imports_without_third_party_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bytecode_imports_without_third_party_sources(tmp_path: Path) -> None:
     write(tmp_path, "dupcheck/__init__.py", "dupcheck/core.py", "lib/__init__.py", "lib/sub/mod.py", "single.py")
-    monkeypatch.setenv("DUPCHECK_LAMBDA_PYTHON", sys.executable)  # this interpreter stands in for 3.12
-    compile_bytecode(tmp_path, keep_sources="dupcheck")
+    compile_bytecode(tmp_path, keep_sources="dupcheck", python=sys.executable)  # stands in for 3.12
     assert not list((tmp_path / "lib").rglob("*.py")) and not (tmp_path / "single.py").exists()
     assert (tmp_path / "lib/sub/mod.pyc").exists() and (tmp_path / "single.pyc").exists()
     assert (tmp_path / "dupcheck/core.py").exists() and list((tmp_path / "dupcheck/__pycache__").glob("core.*.pyc"))

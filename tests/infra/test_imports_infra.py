@@ -171,7 +171,7 @@ def test_an_alarm_watches_the_imports_dlq_and_both_functions(template: Template)
     (dlq_alarm,) = [a for a in alarms if a.get("Dimensions") == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]]  # fmt: skip
     assert (dlq_alarm["MetricName"], dlq_alarm["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 1)
-    errors = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == "Errors"}
+    errors = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a.get("MetricName") == "Errors"}
     assert {function(template, DISPATCH)[0], function(template, WORKER)[0]} <= errors
 
 

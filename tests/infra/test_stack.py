@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,16 @@ def test_domain_version_encryption_https_tls(template: Template) -> None:
     template.has_resource("AWS::OpenSearchService::Domain", {"DeletionPolicy": "Retain"})
 
 
+def test_the_opensearch_api_the_adapter_is_checked_against_is_the_deployed_version(template: Template) -> None:
+    """tests/data/opensearch-api/ holds OpenSearch's API specification built for one engine
+    version: the one this template deploys."""
+    (domain,) = template.find_resources("AWS::OpenSearchService::Domain").values()
+    deployed = domain["Properties"]["EngineVersion"].removeprefix("OpenSearch_")
+    spec = json.loads((Path(__file__).parents[1] / "data" / "opensearch-api" / "opensearch-openapi.json").read_text())
+    built_for = spec["info"]["x-source"]["built_with"].split("--opensearch-version ")[1]
+    assert built_for.startswith(deployed + "."), (built_for, deployed)
+
+
 def test_domain_prod_sizing_is_zone_aware(template: Template) -> None:
     template.has_resource_properties(
         "AWS::OpenSearchService::Domain",
@@ -235,7 +246,7 @@ def test_function_runtime_handler_memory_timeout(template: Template, handler: st
         {
             "Handler": handler,
             "Runtime": "python3.12",
-            "Architectures": ["x86_64"],
+            "Architectures": ["arm64"],  # Graviton: every dependency has aarch64 wheels
             "MemorySize": memory,
             "Timeout": timeout,
             "TracingConfig": {"Mode": "Active"},
@@ -404,12 +415,12 @@ EXPECTED_ROUTES = {  # (path, method) -> API key required
 def test_every_path_and_method_proxies_to_find_similar_with_the_key_where_needed(template: Template) -> None:
     found = routes(template)
     assert set(found) == set(EXPECTED_ROUTES)
-    fn = function(template, FIND_SIMILAR_HANDLER)[0]
+    alias = logical_id(template, "AWS::Lambda::Alias")  # find_similar's published version (SnapStart)
     for route, key_required in EXPECTED_ROUTES.items():
         props = found[route]
         assert props["ApiKeyRequired"] is key_required, route
         assert props["Integration"]["Type"] == "AWS_PROXY", route
-        assert {"Fn::GetAtt": [fn, "Arn"]} in props["Integration"]["Uri"]["Fn::Join"][1], route
+        assert {"Ref": alias} in props["Integration"]["Uri"]["Fn::Join"][1], route
     # The old prototype's clients call /find_similar/ (a trailing slash): {proxy+} carries it.
     assert template.find_resources("AWS::ApiGateway::Resource", {"Properties": {"PathPart": "{proxy+}"}})
 
@@ -515,7 +526,7 @@ def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> N
     for alarm in alarms.values():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": topic}]
-        by_metric.setdefault(props["MetricName"], []).append(props)
+        by_metric.setdefault(props.get("MetricName", "(math)"), []).append(props)
     (dlq_alarm,) = [a for a in by_metric["ApproximateNumberOfMessagesVisible"]  # (the imports': their test)
                     if a["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq, "QueueName"]}]  # fmt: skip
     assert dlq_alarm["Threshold"] == 1
@@ -532,10 +543,53 @@ def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> N
             SCAN_HANDLER,
         )
     }
-    (api_alarm,) = by_metric["5XXError"]
-    assert api_alarm["Namespace"] == "AWS/ApiGateway"
-    assert api_alarm["Dimensions"] == [{"Name": "ApiName", "Value": "Dupcheck-api"}]
+    (api_alarm,) = by_metric["(math)"]  # test_api_5xx_alarm_counts_only_the_services_own below
+    assert "5XXError" not in by_metric  # the raw 5XX rate counts a caller's bad image host too
     assert len(by_metric["ClusterStatus.red"]) == 1
+
+
+def _api_5xx_alarm(template: Template) -> dict[str, Any]:
+    (alarm,) = [a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+                if "Metrics" in a["Properties"]]  # fmt: skip
+    return alarm
+
+
+def test_api_5xx_alarm_counts_only_the_services_own(template: Template) -> None:
+    """API Gateway's 5XX less the function's `UpstreamFaults` (an image or catalog host's 502/504),
+    over the requests: the metrics are the right ones, and the formula, evaluated as CloudWatch
+    does, stays quiet for a caller's bad image host and fires for the service's own faults."""
+    alarm = _api_5xx_alarm(template)
+    assert alarm["Threshold"] == 0.05 and alarm["EvaluationPeriods"] == 3
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    stat = {name: metrics[name]["MetricStat"] for name in ("errors", "upstream", "requests")}
+    assert stat["errors"]["Metric"]["MetricName"] == "5XXError" and stat["errors"]["Stat"] == "Sum"
+    assert stat["requests"]["Metric"]["MetricName"] == "Count" and stat["requests"]["Stat"] == "Sum"
+    for name in ("errors", "requests"):
+        assert stat[name]["Metric"]["Namespace"] == "AWS/ApiGateway"
+        assert stat[name]["Metric"]["Dimensions"] == [{"Name": "ApiName", "Value": "Dupcheck-api"}]
+    # The function's own metric, where the function's Powertools settings put it.
+    env = function(template, FIND_SIMILAR_HANDLER)[1]["Properties"]["Environment"]["Variables"]
+    upstream = stat["upstream"]
+    assert upstream["Metric"]["MetricName"] == "UpstreamFaults" and upstream["Stat"] == "Sum"
+    assert upstream["Metric"]["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert upstream["Metric"]["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert {m["Period"] for m in stat.values()} == {300}
+
+    expression = metrics[next(k for k, m in metrics.items() if "Expression" in m)]["Expression"]
+
+    def rate(errors: float | None, upstream: float | None, requests: float | None) -> float:
+        """CloudWatch metric math on one period; None is a period without a data point."""
+        names = {"errors": errors, "upstream": upstream, "requests": requests,
+                 "IF": lambda c, a, b: a if c else b, "FILL": lambda v, d: d if v is None else v}  # fmt: skip
+        return float(eval(expression, {"__builtins__": {}}, names))  # noqa: S307 - the template's own formula
+
+    threshold = alarm["Threshold"]
+    assert rate(errors=40, upstream=40, requests=100) < threshold  # every 5XX a caller's bad image host
+    assert rate(errors=40, upstream=38, requests=100) < threshold
+    assert rate(errors=40, upstream=None, requests=100) >= threshold  # OpenSearch down: 503s of its own
+    assert rate(errors=10, upstream=3, requests=100) >= threshold
+    assert rate(errors=None, upstream=None, requests=100) == 0  # no 5XX at all
+    assert rate(errors=None, upstream=None, requests=None) == 0  # no traffic
 
 
 def test_alarm_topic_encrypted_ssl_only(template: Template, dev: tuple[Stack, Template]) -> None:
@@ -626,7 +680,7 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list[str]] = []
-    compiled: list[tuple[Path, str]] = []
+    compiled: list[tuple[Path, str, str]] = []
 
     def fake_run(cmd: list[str], check: bool) -> subprocess.CompletedProcess:
         calls.append(cmd)
@@ -639,12 +693,15 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
 
     monkeypatch.setattr(bundling.subprocess, "run", fake_run)
     monkeypatch.setattr(bundling.shutil, "which", lambda _name: None)  # no strip here
-    monkeypatch.setattr(bundling, "compile_bytecode", lambda root, keep_sources: compiled.append((root, keep_sources)))
+    monkeypatch.setattr(bundling, "lambda_python", lambda: "/opt/python3.12")
+    monkeypatch.setattr(
+        bundling, "compile_bytecode", lambda root, keep_sources, python: compiled.append((root, keep_sources, python))
+    )
     assert bundling.LocalBundler().try_bundle(str(tmp_path), None) is True
     (cmd,) = calls
     assert cmd[cmd.index("pip") - 1 : cmd.index("pip") + 2] == ["uv", "pip", "install"]
     for flag, value in [
-        ("--python-platform", "x86_64-manylinux_2_28"),
+        ("--python-platform", "aarch64-manylinux_2_28"),
         ("--python-version", "3.12"),
         ("--only-binary", ":all:"),
         ("--requirement", str(bundling.REQUIREMENTS)),
@@ -658,10 +715,70 @@ def test_local_bundler_installs_the_locked_requirements_for_the_lambda_platform(
     assert not (tmp_path / "dupcheck_tools").exists()
     assert not (tmp_path / "numpy" / "fft" / "tests").exists() and not (tmp_path / "numpy/_core/include/npy.h").exists()
     assert (tmp_path / "numpy").exists() and (tmp_path / "numpy-2.0.dist-info").exists()
-    assert compiled == [(tmp_path, "dupcheck")]
+    assert compiled == [(tmp_path, "dupcheck", "/opt/python3.12")]  # by the runtime's Python
 
 
 def test_local_bundler_fails_loudly_when_the_install_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundling, "lambda_python", lambda: "/opt/python3.12")
     monkeypatch.setattr(bundling.subprocess, "run", lambda cmd, check: subprocess.CompletedProcess(cmd, 1))
     with pytest.raises(bundling.BundlingError):
         bundling.LocalBundler().try_bundle(str(tmp_path), None)
+
+
+def test_local_bundler_builds_nothing_without_the_runtimes_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No CPython 3.12: a clear error before any download, never a bundle that compiles at each cold start."""
+    installs: list[list[str]] = []
+    monkeypatch.delenv("LAMBDA_BUNDLE_PYTHON", raising=False)
+    monkeypatch.setattr(bundling, "python_candidates", lambda: iter([sys.executable]))
+    monkeypatch.setattr(bundling, "PYTHON_VERSION", "3.99")
+    real_run = subprocess.run
+
+    def run(cmd: list[str], **options: Any) -> Any:
+        if "install" in cmd:
+            installs.append(cmd)
+        return real_run(cmd, **options)
+
+    monkeypatch.setattr(bundling.subprocess, "run", run)
+    with pytest.raises(bundling.BundlingError, match=r"no CPython 3\.99 .*uv python install 3\.99"):
+        bundling.LocalBundler().try_bundle(str(tmp_path), None)
+    assert installs == []
+
+
+def test_lambda_python_takes_only_the_runtimes_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.delenv("LAMBDA_BUNDLE_PYTHON", raising=False)
+    monkeypatch.setattr(bundling, "PYTHON_VERSION", running)
+    assert bundling.lambda_python(["/nonexistent/python", sys.executable]) == sys.executable
+    monkeypatch.setattr(bundling, "PYTHON_VERSION", "3.99")
+    with pytest.raises(bundling.BundlingError, match="no CPython 3.99"):
+        bundling.lambda_python(["/nonexistent/python", sys.executable])
+    monkeypatch.setenv("LAMBDA_BUNDLE_PYTHON", sys.executable)  # named, but the wrong version
+    with pytest.raises(bundling.BundlingError, match=f"is CPython {running}, not CPython 3.99"):
+        bundling.lambda_python()
+
+
+# ---------------------------------------------------------------- SnapStart
+
+
+def test_find_similar_runs_with_snapstart_behind_an_alias(template: Template) -> None:
+    """API Gateway invokes the alias of the published version (SnapStart covers versions only);
+    an old version goes when a new one is published (each cached snapshot is billed)."""
+    find_id, find = function(template, FIND_SIMILAR_HANDLER)
+    assert find["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    _, stream = function(template, STREAM_SYNC_HANDLER)
+    assert "SnapStart" not in stream["Properties"]
+    versions = template.find_resources("AWS::Lambda::Version")
+    (version_id,) = [k for k, v in versions.items() if v["Properties"]["FunctionName"] == {"Ref": find_id}]
+    assert versions[version_id]["DeletionPolicy"] == "Delete"
+    alias_id, alias = only(template, "AWS::Lambda::Alias")
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    uris = [json.dumps(m["Properties"]["Integration"]["Uri"]) for m in methods.values()]
+    assert uris and all(alias_id in uri and f'"{find_id}"' not in uri for uri in uris)
+    permissions = template.find_resources(
+        "AWS::Lambda::Permission", {"Properties": {"Principal": "apigateway.amazonaws.com"}}
+    )
+    assert permissions and all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions.values())

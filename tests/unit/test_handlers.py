@@ -85,8 +85,9 @@ def test_get_find_similar_finds_the_registered_duplicate(
     # log_metrics flushed one EMF blob in the "dupcheck" namespace with the service's metrics.
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for blob in emf for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    expected = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "dupcheck")  # tests may override it
-    assert {blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] for blob in emf} <= {"dupcheck", expected}
+    # Tests may override it, and the one Metrics object keeps the namespace of its first import.
+    expected = {"dupcheck", os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "dupcheck"), module.metrics.namespace}
+    assert {blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] for blob in emf} <= expected
     assert "HashesComputed" in names
 
 
@@ -127,6 +128,93 @@ def test_index_outage_is_a_json_503(wired: tuple[Any, Any], lambda_context: Any)
     response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
     assert response["statusCode"] == 503
     assert _body(response)["error"]["code"] == "index_unavailable"
+
+
+def _metrics_emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
+    """The EMF metrics the handler flushed at its end (Powertools prints one JSON line)."""
+    emitted: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob = json.loads(line)
+            for definition in blob["_aws"]["CloudWatchMetrics"]:
+                for metric in definition["Metrics"]:
+                    value = blob[metric["Name"]]
+                    emitted[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return emitted
+
+
+def test_an_image_hosts_failure_is_counted_as_upstream_not_the_services(
+    wired: tuple[Any, Any], lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`UpstreamFaults` is what the API's 5XX alarm subtracts (infra/components/alarms.py)."""
+    from dupcheck.core.errors import UpstreamError, UpstreamTimeout
+
+    module, service = wired
+    for error in (UpstreamError("the image host answered 500"), UpstreamTimeout("the image host was too slow")):
+        service.fetcher.errors["https://images.example.com/catalog/MH01-BLK.jpg"] = error
+        capsys.readouterr()
+        response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
+        assert response["statusCode"] >= 500
+        assert _metrics_emitted(capsys).get("UpstreamFaults") == 1
+
+
+def test_the_services_own_5xx_is_not_counted_as_upstream(
+    wired: tuple[Any, Any], lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dupcheck.core.errors import IndexUnavailable
+
+    module, service = wired
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise IndexUnavailable("OpenSearch search failed: cannot connect")
+
+    service.index.search = down
+    capsys.readouterr()
+    response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
+    assert response["statusCode"] == 503
+    assert "UpstreamFaults" not in _metrics_emitted(capsys)
+
+
+def test_snapstart_hooks_are_registered_with_the_runtimes_library(find_similar: Any) -> None:
+    import snapshot_restore_py
+
+    assert find_similar.before_snapshot in [f for f, _, _ in snapshot_restore_py.get_before_snapshot()]
+    assert find_similar.after_restore in [f for f, _, _ in snapshot_restore_py.get_after_restore()]
+
+
+def test_after_restore_builds_new_clients_with_fresh_credentials_and_reseeds(
+    find_similar: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What a snapshot fixed is not shared by the environments restored from it: new boto3 clients
+    (new connection pools) whose credentials are resolved after the restore, and new random
+    sequences."""
+    import random
+
+    import boto3
+    import numpy as np
+
+    from dupcheck.core.settings import Settings
+
+    aws = Settings.from_env({}, data_dir=tmp_path, store="dynamodb", index="opensearch", table_name="hashes",
+                            thumbnail_bucket="thumbs", opensearch_endpoint="search.example.com")  # fmt: skip
+    monkeypatch.setattr(find_similar, "settings", aws)
+    find_similar.app = find_similar.build_app()  # as at init: clients with the snapshot's credentials
+    created: list[Any] = []
+    real_client = boto3.client
+
+    def recording_client(*args: Any, **kwargs: Any) -> Any:
+        created.append(real_client(*args, **kwargs))
+        return created[-1]
+
+    monkeypatch.setattr(boto3, "client", recording_client)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "restored-key")  # what the restored environment holds
+    before = (random.getstate(), np.random.get_state()[1].copy(), find_similar.app)
+    find_similar.after_restore()
+    assert find_similar.app is not before[2]
+    assert {c.meta.service_model.service_name for c in created} >= {"dynamodb", "s3"}
+    assert {c._request_signer._credentials.access_key for c in created} == {"restored-key"}
+    assert random.getstate() != before[0] and not np.array_equal(np.random.get_state()[1], before[1])
+    find_similar.before_snapshot()  # loads, never fails
 
 
 def test_record_metric_accepts_unit_names(capsys: pytest.CaptureFixture[str]) -> None:

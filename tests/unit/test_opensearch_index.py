@@ -1,5 +1,9 @@
 """OpenSearchHashIndex against a stubbed transport: the exact request bodies and the handling of
-the documented response shapes (no cluster, no network)."""
+the documented response shapes (no cluster, no network).
+
+Every request the adapter sends in these tests is also checked against OpenSearch's own API
+specification and the k-NN plugin's rules for the deployed engine version (tests/support/
+opensearch_api.py, tests/data/opensearch-api/): a request they do not allow fails the test."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from dupcheck.core.models import HashValue, version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.core.settings import Settings
 from support.fakes import make_record
+from support.opensearch_api import check_request
+from support.opensearch_api import load as load_api
 
 INDEX = "dupcheck-hashes"
 
@@ -25,11 +31,14 @@ Responder = Callable[[str, str, dict[str, Any], Any], Any]
 
 
 class Recorder:
-    """Stands in for `transport.perform_request`: records each call and answers from a script."""
+    """Stands in for `transport.perform_request`: checks each call against OpenSearch's API
+    definition, records it and answers from a script."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any], Any]] = []
         self.routes: list[tuple[str, str, Any]] = []
+        self.operations: list[str] = []  # the specification's operation groups, in order
+        self.mapping: dict[str, Any] | None = None  # the index's, for the vectors' checks
 
     def on(self, method: str, path_part: str, response: Any) -> Recorder:
         """`response`: a value, an exception instance to raise, or a list consumed in order."""
@@ -39,6 +48,10 @@ class Recorder:
     def __call__(self, method: str, url: str, params: Any = None, body: Any = None, **_: Any) -> Any:
         # The client escapes query params to bytes; decode them so assertions read naturally.
         plain = {k: v.decode() if isinstance(v, bytes) else v for k, v in (params or {}).items()}
+        operation = check_request(method, url, plain, body, mapping=self.mapping)
+        if operation.group == "indices.create":
+            self.mapping = body["mappings"]
+        self.operations.append(operation.group)
         self.calls.append((method, url, plain, body))
         for route_method, part, response in self.routes:
             if route_method == method and part in url:
@@ -71,7 +84,11 @@ HNSW = Hnsw(m=32, ef_construction=128, ef_search=128)
 
 
 def adapter(client: OpenSearch, **options: Any) -> OpenSearchHashIndex:
-    return OpenSearchHashIndex(INDEX, lambda: client, bits=options.pop("bits", 64), hnsw=HNSW, **options)
+    index = OpenSearchHashIndex(INDEX, lambda: client, bits=options.pop("bits", 64), hnsw=HNSW, **options)
+    recorder = client.transport.perform_request
+    if isinstance(recorder, Recorder):
+        recorder.mapping = index.index_body()["mappings"]  # the index it would have created
+    return index
 
 
 @pytest.fixture
@@ -421,3 +438,30 @@ def test_builds_a_sigv4_client_with_short_timeouts(monkeypatch: pytest.MonkeyPat
 
     assert isinstance(connection.session.auth, AWSV4SignerAuth)
     assert connection.session.auth.service == "es"
+
+
+# -- against OpenSearch's API specification ------------------------------------------------
+
+
+def test_every_operation_the_adapter_sends_is_one_the_vendored_specification_holds(recorder: Recorder) -> None:
+    """Each method of the adapter, in both search modes: what it sends is exactly the operations
+    kept from the specification (scripts/opensearch_spec.py), each checked by the Recorder."""
+    client = OpenSearch(hosts=[{"host": "localhost", "port": 9200}])
+    client.transport.perform_request = recorder  # type: ignore[method-assign]
+    recorder.on("HEAD", INDEX, False).on("PUT", f"/{INDEX}/_doc/", {"result": "created"})
+    recorder.on("PUT", INDEX, {"acknowledged": True}).on("DELETE", "/_doc/", {"result": "deleted"})
+    recorder.on("POST", "/_bulk", _bulk_answer({})).on("POST", "/_msearch", {"responses": [search_response()]})
+    recorder.on("POST", "/_count", {"count": 0}).on("POST", "/_refresh", {"_shards": {"total": 1}})
+    for mode in ("approximate", "exact"):
+        index = adapter(client, bits=128, search_mode=mode)
+        index.ensure_index()
+        index.upsert(make_record("A1", hash_hex="ff" * 16))
+        index.upsert_many([make_record("B1", hash_hex="80" * 16), make_record("B2", hash_hex="7f" * 16)])
+        index.remove("A1")
+        index.remove_versioned("B1", 1741773600001)
+        index.search([HashValue.from_hex("ff" * 16), HashValue.from_hex("0f" * 16)], k=32, max_distance=12)
+        index.count()
+        index.refresh()
+    kept = load_api().info["x-source"]["operation_groups"]
+    assert sorted(set(recorder.operations)) == sorted(kept)
+    assert recorder.mapping is not None and recorder.mapping["properties"]["hash_vector"]["dimension"] == 128
