@@ -11,6 +11,7 @@ import logging
 
 from threadpoolctl import threadpool_limits
 
+from dupcheck.core import imaging
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportJob, ImportService, ImportStarter
@@ -39,6 +40,15 @@ def one_blas_thread() -> None:
     whichever it is, and sets it at run time (OPENBLAS_NUM_THREADS works only before numpy is
     imported)."""
     threadpool_limits(limits=1, user_api="blas")
+
+
+def configure_decoding(settings: Settings) -> None:
+    """This process's decoding limits: what one image and all at once may take (core/imaging.py)."""
+    imaging.configure(
+        max_decode_bytes=settings.max_decode_mb * imaging.MB,
+        total_bytes=settings.decode_budget_mb * imaging.MB,
+        wait_s=settings.decode_wait_s,
+    )
 
 
 def build_store(settings: Settings) -> RecordStore:
@@ -186,6 +196,7 @@ def build_service(
     load_index: bool = True,
     thumbnails: ThumbnailStore | None = None,
 ) -> DupcheckService:
+    configure_decoding(settings)
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)
     index = index or build_index(settings, pipeline, store, load=load_index)
@@ -225,6 +236,7 @@ def build_row_importer(
 ) -> RowImporter:
     """What the import worker imports rows with: the record store and the thumbnails beside it,
     the safe fetcher, the pipeline."""
+    configure_decoding(settings)
     return RowImporter(
         store=store or build_store(settings),
         fetcher=build_fetcher(settings),

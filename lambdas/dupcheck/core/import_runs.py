@@ -29,7 +29,7 @@ from itertools import islice
 from typing import Protocol, runtime_checkable
 
 from dupcheck.core.catalog import CatalogRow
-from dupcheck.core.errors import DupcheckError, StoreUnavailable, UpstreamError, UpstreamTimeout
+from dupcheck.core.errors import DupcheckError, ServerBusy, StoreUnavailable, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.imports import (
     STARTABLE,
@@ -176,9 +176,10 @@ class Retry(Exception):
 
 
 def transient(exc: DupcheckError) -> bool:
-    """Worth another attempt: the store, a timeout, a connection error, or the image host's 429 or
-    5xx (UpstreamStatusError says which statuses), as backfill retries them."""
-    if isinstance(exc, StoreUnavailable | UpstreamTimeout):
+    """Worth another attempt: the store, a timeout, a connection error, the image host's 429 or
+    5xx (UpstreamStatusError says which statuses), as backfill retries them, or no decoding
+    memory free in this invocation (other rows held it)."""
+    if isinstance(exc, StoreUnavailable | UpstreamTimeout | ServerBusy):
         return True
     return isinstance(exc, UpstreamError) and bool(getattr(exc, "retryable", True))
 

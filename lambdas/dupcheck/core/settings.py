@@ -44,6 +44,15 @@ class Settings(BaseModel):
     max_image_pixels: int = Field(
         40_000_000, gt=0, description="Largest decoded image (width*height): decompression-bomb guard."
     )
+    max_decode_mb: int = Field(
+        240, ge=16, description="Most memory one image's decoding may take, by its header (MB); a larger "
+        "one is refused (413). With the pixel limit it keeps a request under 300 MB (docs/api.md, images).",
+    )  # fmt: skip
+    decode_budget_mb: int = Field(
+        480, ge=16, description="Memory the decodings running at once may take (MB): a request beyond it "
+        "waits, then is refused with 503 server_busy and Retry-After.",
+    )  # fmt: skip
+    decode_wait_s: float = Field(10.0, gt=0, description="Seconds a request waits for decoding memory.")
     connect_timeout: float = Field(3.0, gt=0, description="Seconds to connect to an image host.")
     read_timeout: float = Field(10.0, gt=0, description="Seconds between bytes from an image host.")
     fetch_deadline: float = Field(20.0, gt=0, description="Seconds for a whole download.")
