@@ -259,6 +259,23 @@ def test_pictures_without_an_address_are_kept_and_served_back(server: LocalServe
     wait_for(lambda: {m["entity_id"] for m in call(top)[1]["matches"]} == {"K1", "K2"})  # once indexed
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"BM<html><script>alert(document.cookie)</script></html>", b"\x89PNG\r\n\x1a\n<svg onload=alert(1)>",
+     b"GIF89a<script>alert(1)</script>"],
+)  # fmt: skip
+def test_only_pictures_are_kept_and_they_are_served_inert(server: LocalServer, body: bytes) -> None:
+    """Magic bytes are not a picture: what does not decode is refused, so nothing kept can be a
+    page; and what is kept is served with nosniff and a policy that lets it run nothing."""
+    status, refused, _ = call(f"{server.url}/images", "POST", body, "image/bmp")
+    assert (status, refused["error"]["code"]) == (422, "invalid_image")
+    assert not list((server.import_worker.settings.data_dir / "images").glob("*"))
+    status, kept, _ = call(f"{server.url}/images", "POST", encode(product_image(810)), "image/jpeg")
+    status, _, headers = call(kept["image_url"])
+    assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+
 # -- the server killed mid-job, then started again -------------------------------------------------------
 
 

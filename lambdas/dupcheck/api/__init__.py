@@ -56,6 +56,7 @@ from dupcheck.api.uploads import CATALOG_FIELDS, FILE_FIELDS, uploaded_catalog, 
 from dupcheck.core.catalog import Columns
 from dupcheck.core.errors import DupcheckError, InvalidRequest, NotFound, StoreUnavailable, error_body
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
+from dupcheck.core.imaging import decode_image
 from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, UploadTarget
 from dupcheck.core.kept_images import IMAGE_NAME_PATTERN, IMAGES_PATH, KeptImages, content_type, image_name
 from dupcheck.core.service import MAX_PAGE, MAX_TOP, MAX_URL_LENGTH, DupcheckService
@@ -206,6 +207,10 @@ CATALOG_UPLOAD_BODY = {
     }
 }  # fmt: skip
 KEPT_CACHE = "private, max-age=31536000, immutable"  # a kept picture's name is its content
+# A kept picture is served from this API's own origin: never sniffed as anything but its image
+# type, and never able to run or load anything, whatever bytes it holds.
+KEPT_HEADERS = {"Cache-Control": KEPT_CACHE, "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox"}  # fmt: skip
 IMAGE_RESPONSE: Any = {"description": "The picture.", "content": {"image/*": _BINARY}}
 
 
@@ -301,7 +306,7 @@ def build_resolver(
         return Response(status_code=204, content_type=None, body=None)
 
     _import_routes(app, imports)
-    _image_routes(app, images, max_body_bytes)
+    _image_routes(app, images, max_body_bytes, service.max_pixels)
 
     @app.get(
         "/duplicates", summary="The catalog-wide duplicate report",
@@ -457,7 +462,7 @@ def _import_routes(app: DupcheckResolver, imports: ImportService | None) -> None
         return ImportOut.of(service().cancel(job_id), public_base(app))
 
 
-def _image_routes(app: DupcheckResolver, images: KeptImages | None, max_body_bytes: int) -> None:
+def _image_routes(app: DupcheckResolver, images: KeptImages | None, max_body_bytes: int, max_pixels: int) -> None:
     def kept() -> KeptImages:
         if images is None:
             raise StoreUnavailable("this server keeps no pictures")
@@ -466,12 +471,14 @@ def _image_routes(app: DupcheckResolver, images: KeptImages | None, max_body_byt
     @app.post(
         "/images", status_code=201, summary="Keep a picture that has no address of its own",
         description="The service keeps the picture and answers the address it serves it at (with the key): an "
-        "image_url for POST /items or an import's rows. The same picture is kept once.",
-        responses=_responses(201, KeptImageOut, "The kept picture's address.", 400, 403, 413, 415, 503),
+        "image_url for POST /items or an import's rows. The same picture is kept once, and only if it decodes as "
+        "a picture; it is served with nosniff and a Content-Security-Policy that lets it run nothing.",
+        responses=_responses(201, KeptImageOut, "The kept picture's address.", 400, 403, 413, 415, 422, 503),
         tags=["items"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
     def keep_image() -> Response[dict]:
         data = _uploaded(app, max_body_bytes)
+        decode_image(data, max_pixels=max_pixels)  # kept only if it is a picture: its magic bytes are not enough
         url = _keep(kept(), data, public_base(app))
         return _json(201, KeptImageOut(name=url.rsplit("/", 1)[1], image_url=url).model_dump())
 
@@ -485,7 +492,7 @@ def _image_routes(app: DupcheckResolver, images: KeptImages | None, max_body_byt
         if data is None:
             raise NotFound(f"no kept picture {name!r}")
         # The name is the content: the same URL never serves other bytes.
-        return Response(200, content_type(name), data, headers={"Cache-Control": KEPT_CACHE})
+        return Response(200, content_type(name), data, headers=KEPT_HEADERS)
 
 
 def _keep(images: KeptImages, data: bytes, base_url: str) -> str:
