@@ -69,6 +69,21 @@ class Settings(BaseModel):
         (), description="Local server: host names it answers to besides IP addresses and localhost."
     )
     server_threads: int = Field(8, ge=1, le=64, description="Local server: threads that answer requests.")
+    server_connections: int = Field(
+        200, ge=1, le=10_000, description="Local server: open connections at most (more wait to be accepted)."
+    )
+    server_connections_per_client: int = Field(
+        16, ge=1, le=10_000, description="Local server: open connections from one client address at most (one "
+        "more is answered 503).",
+    )  # fmt: skip
+    server_header_deadline: float = Field(
+        10.0, gt=0, description="Local server: seconds a request's headers have to arrive, from its first byte (408)."
+    )
+    server_request_deadline: float = Field(
+        120.0,
+        gt=0,
+        description="Local server: seconds a whole request has to arrive, from its first byte (408).",
+    )
     log_level: str = Field("INFO", description="Log level.")
 
     # Catalog imports (POST /imports)
