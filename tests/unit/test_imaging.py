@@ -256,7 +256,7 @@ def test_a_progressive_jpeg_costs_its_coefficients_whatever_the_draft() -> None:
         image = Image.open(io.BytesIO(data))
         image.draft("RGB", (256, 256))
         cost = imaging.decode_cost(image, data, (2000, 1600))
-        drafted = image.width * image.height * 4
+        drafted = image.width * image.height * 4 + imaging._reduction_bytes(image.width, image.height)
         if not progressive:
             assert imaging._jpeg_scans(data) == 1
             assert cost == drafted
@@ -282,16 +282,20 @@ def test_a_tiff_costs_its_largest_strip() -> None:
     striped = Image.open(io.BytesIO(_saved(grey, "TIFF", compression="tiff_adobe_deflate")))
     whole = Image.open(io.BytesIO(_saved(grey, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30)))
     picture = 3000 * 2000
-    assert imaging.decode_cost(whole, b"", whole.size) == picture + picture * 4  # one strip: read whole
-    assert imaging.decode_cost(striped, b"", striped.size) < picture * 2
+    reduction = imaging._reduction_bytes(3000, 2000)
+    assert imaging.decode_cost(whole, b"", whole.size) == picture + reduction + picture * 4  # one strip: read whole
+    assert imaging.decode_cost(striped, b"", striped.size) < picture * 2 + reduction
 
 
 def test_an_image_over_the_decode_limit_is_refused_and_the_limit_is_a_setting(budget: None) -> None:
     data = _saved(product_image(10, (1200, 1000)), "PNG")
-    imaging.configure(max_decode_bytes=4 * imaging.MB, total_bytes=8 * imaging.MB, wait_s=1)
-    with pytest.raises(ImageTooLarge, match="would take about 4 MB; one image may take at most 4 MB"):
+    image = Image.open(io.BytesIO(data))
+    cost = imaging.decode_cost(image, data, image.size)
+    assert cost == 1200 * 1000 * 4 * 2  # the picture and its RGB copy
+    imaging.configure(max_decode_bytes=cost - 1, total_bytes=cost, wait_s=1)
+    with pytest.raises(ImageTooLarge, match=f"would take about {cost // imaging.MB} MB; one image may take at most"):
         decode_image(data, max_pixels=LIMIT)
-    imaging.configure(max_decode_bytes=8 * imaging.MB, total_bytes=8 * imaging.MB, wait_s=1)
+    imaging.configure(max_decode_bytes=cost, total_bytes=cost, wait_s=1)
     assert decode_image(data, max_pixels=LIMIT).size == (1200, 1000)
 
 

@@ -47,7 +47,7 @@ MB = 2**20
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 BACKGROUND = (255, 255, 255)  # transparency is flattened on white, like a product page
 REDUCED_SIDE = 1024  # a decoded picture larger than twice this is box-reduced to at least this
-REDUCE_BAND_ROWS = 128  # output rows reduced at a time: bands of a few MB
+REDUCE_BAND_ROWS = 32  # output rows reduced at a time: bands of a few MB
 _ORIENTATION = 0x0112  # EXIF tag
 
 # What one decode may cost (decode_cost), what all decodes at once may cost, and how long a
@@ -132,6 +132,7 @@ def decode_cost(image: Image.Image, data: bytes, stored: tuple[int, int]) -> int
     decoder keeps beside it (module docstring). docs/benchmarks.md compares it with measured peaks."""
     pixels = stored[0] * stored[1]
     picture = image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4)
+    picture += _reduction_bytes(image.width, image.height)
     fmt = image.format
     if fmt == "JPEG" and (image.info.get("progressive") or _jpeg_scans(data) > 1):
         # Progressive and multi-scan JPEGs keep every component's coefficients, whatever the draft.
@@ -148,6 +149,16 @@ def decode_cost(image: Image.Image, data: bytes, stored: tuple[int, int]) -> int
     if fmt == "TIFF":
         return picture + _tiff_chunk_bytes(image, stored)
     return picture
+
+
+def _reduction_bytes(width: int, height: int) -> int:
+    """What reducing a picture of this size adds (`_reduced`): a band, its converted copy, and the
+    reduced picture with its RGB copy, 4 bytes a pixel at most."""
+    factor = max(width, height) // REDUCED_SIDE
+    if factor < 2:
+        return width * height * 4  # its RGB copy
+    band = width * min(height, factor * REDUCE_BAND_ROWS) * 4
+    return 2 * band + 2 * (width // min(factor, width)) * (height // min(factor, height)) * 4
 
 
 def _jpeg_scans(data: bytes) -> int:
