@@ -256,7 +256,7 @@ def test_a_progressive_jpeg_costs_its_coefficients_whatever_the_draft() -> None:
         image = Image.open(io.BytesIO(data))
         image.draft("RGB", (256, 256))
         cost = imaging.decode_cost(image, data, (2000, 1600))
-        drafted = image.width * image.height * 4 + imaging._reduction_bytes(image.width, image.height)
+        drafted = image.width * image.height * 4 + imaging._reduction_bytes(image.width, image.height, image.mode)
         if not progressive:
             assert imaging._jpeg_scans(data) == 1
             assert cost == drafted
@@ -282,8 +282,8 @@ def test_a_tiff_costs_its_largest_strip() -> None:
     striped = Image.open(io.BytesIO(_saved(grey, "TIFF", compression="tiff_adobe_deflate")))
     whole = Image.open(io.BytesIO(_saved(grey, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30)))
     picture = 3000 * 2000
-    reduction = imaging._reduction_bytes(3000, 2000)
-    assert imaging.decode_cost(whole, b"", whole.size) == picture + reduction + picture * 4  # one strip: read whole
+    reduction = imaging._reduction_bytes(3000, 2000, "L")
+    assert imaging.decode_cost(whole, b"", whole.size) == picture + reduction + picture  # one strip: read whole
     assert imaging.decode_cost(striped, b"", striped.size) < picture * 2 + reduction
 
 

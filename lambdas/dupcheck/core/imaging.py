@@ -65,6 +65,7 @@ _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "
 # What a decoder holds beside the picture, in bytes per decoded pixel. libwebp's animation
 # decoder (Pillow's only WebP path) keeps two RGBA canvases and hands Pillow a copy of one;
 # Pillow's BMP run-length decoder builds the picture in a bytearray, then copies it.
+_HIGH_DEPTH = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 _WEBP_EXTRA = 12
 _BMP_RLE_EXTRA = 2
 _JPEG_COEFFICIENT_BYTES = 2  # a DCT coefficient: libjpeg's JCOEF
@@ -132,7 +133,7 @@ def decode_cost(image: Image.Image, data: bytes, stored: tuple[int, int]) -> int
     decoder keeps beside it (module docstring). docs/benchmarks.md compares it with measured peaks."""
     pixels = stored[0] * stored[1]
     picture = image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4)
-    picture += _reduction_bytes(image.width, image.height)
+    picture += _reduction_bytes(image.width, image.height, image.mode)
     fmt = image.format
     if fmt == "JPEG" and (image.info.get("progressive") or _jpeg_scans(data) > 1):
         # Progressive and multi-scan JPEGs keep every component's coefficients, whatever the draft.
@@ -151,14 +152,17 @@ def decode_cost(image: Image.Image, data: bytes, stored: tuple[int, int]) -> int
     return picture
 
 
-def _reduction_bytes(width: int, height: int) -> int:
-    """What reducing a picture of this size adds (`_reduced`): a band, its converted copy, and the
-    reduced picture with its RGB copy, 4 bytes a pixel at most."""
+def _reduction_bytes(width: int, height: int, mode: str) -> int:
+    """What reducing a picture of this size adds (`_reduced`): a band and its converted copy, the
+    reduced picture and its RGB copy, 4 bytes a pixel at most; and for 16-bit and 32-bit modes
+    the float copies that scale the reduced picture to 8 bits (`_high_depth_to_l`)."""
+    per_pixel = 16 if mode in _HIGH_DEPTH else 0
     factor = max(width, height) // REDUCED_SIDE
-    if factor < 2:
-        return width * height * 4  # its RGB copy
+    if factor < 2:  # kept as it is: its RGB copy
+        return width * height * (4 + per_pixel)
+    reduced = (width // min(factor, width)) * (height // min(factor, height))
     band = width * min(height, factor * REDUCE_BAND_ROWS) * 4
-    return 2 * band + 2 * (width // min(factor, width)) * (height // min(factor, height)) * 4
+    return 2 * band + reduced * (2 * 4 + per_pixel)
 
 
 def _jpeg_scans(data: bytes) -> int:
@@ -183,7 +187,8 @@ def _jpeg_scans(data: bytes) -> int:
 
 
 def _tiff_chunk_bytes(image: Image.Image, stored: tuple[int, int]) -> int:
-    """libtiff reads a strip or a tile whole, in its stored samples (or as RGBA: 4 bytes a pixel)."""
+    """libtiff reads a strip or a tile whole, in its stored samples (a JPEG-compressed YCbCr one
+    as RGBA: 4 bytes a pixel)."""
     tags = getattr(image, "tag_v2", {})
     width, height = stored
     tile_width, tile_height = int(tags.get(322) or 0), int(tags.get(323) or 0)
@@ -192,7 +197,8 @@ def _tiff_chunk_bytes(image: Image.Image, stored: tuple[int, int]) -> int:
     )
     bits = tags.get(258) or (8,)
     bits_per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits)
-    return chunk * max(4, -(-bits_per_pixel // 8))
+    as_rgba = tags.get(262) == 6 and tags.get(259) in (6, 7)  # YCbCr, JPEG: Pillow has libtiff give RGBA
+    return chunk * (4 if as_rgba else -(-bits_per_pixel // 8))
 
 
 class DecodeBudget:
