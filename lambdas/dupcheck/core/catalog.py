@@ -22,7 +22,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
@@ -37,6 +37,7 @@ _SKIP_CHARS = 64 * 1024  # an over-long line is read past in pieces of this size
 EXCERPT_CHARS = 80
 
 csv.field_size_limit(MAX_ROW_CHARS)
+T = TypeVar("T")
 
 ItemDecoder = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -113,8 +114,29 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return "".join(shown) + ("…" if len(text) > limit else "")
 
 
-def _too_long(number: int) -> CatalogRow:
-    return CatalogRow(number, "", "", "", ("invalid_row", f"row {number} is longer than {MAX_ROW_CHARS} characters"))
+@dataclass(frozen=True)
+class _Unreadable:
+    """A row that could not be read: why, as the end of a sentence."""
+
+    why: str
+
+    def row(self, number: int) -> CatalogRow:
+        return CatalogRow(number, "", "", "", ("invalid_row", f"row {number} {self.why}"))
+
+
+def _records(source: Iterator[T], lines: _Lines) -> Iterator[T | _Unreadable]:
+    """Each record `source` reads from `lines` (a csv.reader's rows, or the lines themselves), or
+    _Unreadable for one over MAX_ROW_CHARS or one csv cannot read (a quote left open at the end)."""
+    while True:
+        lines.new_row()
+        try:
+            yield next(source)
+        except StopIteration:
+            return
+        except _RowTooLong:
+            yield _Unreadable(f"is longer than {MAX_ROW_CHARS} characters")
+        except csv.Error as exc:
+            yield _Unreadable(f"is not CSV: {excerpt(str(exc))}")
 
 
 def sniff_format(head: str) -> str:
@@ -142,19 +164,10 @@ def csv_rows(
     at = {column: i for i, column in enumerate(header)}
     phash_col = "phash" if "phash" in at else None
     number = 0
-    while True:
-        lines.new_row()
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except _RowTooLong:
+    for cells in _records(reader, lines):
+        if isinstance(cells, _Unreadable):
             number += 1
-            yield _too_long(number)
-            continue
-        except csv.Error as exc:  # a quote left open at the end, say: this row's problem
-            number += 1
-            yield CatalogRow(number, "", "", "", ("invalid_row", f"row {number} is not CSV: {excerpt(str(exc))}"))
+            yield cells.row(number)
             continue
         if not cells or not any(c.strip() for c in cells):
             continue  # blank line: not a row
@@ -177,15 +190,10 @@ def jsonl_rows(
     a line is an `invalid_row` failure."""
     number = 0
     lines = _Lines(handle)
-    while True:
-        lines.new_row()
-        try:
-            line = next(lines)
-        except StopIteration:
-            return
-        except _RowTooLong:
+    for line in _records(lines, lines):
+        if isinstance(line, _Unreadable):
             number += 1
-            yield _too_long(number)
+            yield line.row(number)
             continue
         if not line.strip():
             continue
