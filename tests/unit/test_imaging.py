@@ -348,3 +348,25 @@ def test_the_memory_of_large_decodes_is_given_back_once_none_runs(monkeypatch: p
             pass
         assert trims == []  # a decode still runs
     assert trims == [1]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "WEBP", "BMP", "PNG", "GIF"])
+def test_a_corrupt_header_is_costed_or_refused_never_a_crash(fmt: str) -> None:
+    """The cost is read off the header before decoding: any header, however corrupt (a sampling
+    factor of 0, a tag of the wrong type), decodes or is refused with a domain error."""
+    import random
+
+    from dupcheck.core.errors import DupcheckError
+
+    options: dict[str, object] = {"progressive": True} if fmt == "JPEG" else {}
+    seed_bytes = _saved(product_image(11, (80, 60)), fmt, **options)
+    rng = random.Random(f"header-{fmt}")
+    for _ in range(300):
+        data = bytearray(seed_bytes)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(min(len(data), 200))] = rng.randrange(256)
+        try:
+            decode_image(bytes(data), max_pixels=LIMIT)
+        except DupcheckError:
+            pass

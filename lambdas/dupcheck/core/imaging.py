@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -138,8 +139,8 @@ def decode_cost(image: Image.Image, data: bytes, stored: tuple[int, int]) -> int
     if fmt == "JPEG" and (image.info.get("progressive") or _jpeg_scans(data) > 1):
         # Progressive and multi-scan JPEGs keep every component's coefficients, whatever the draft.
         layers = getattr(image, "layer", None) or [(None, 1, 1, 0)] * len(image.getbands())
-        h_max = max(h for _, h, _, _ in layers)
-        v_max = max(v for _, _, v, _ in layers)
+        h_max = max(1, *(h for _, h, _, _ in layers))  # a hostile header may say 0
+        v_max = max(1, *(v for _, _, v, _ in layers))
         share = sum(h * v for _, h, v, _ in layers) / (h_max * v_max)
         return picture + int(pixels * share * _JPEG_COEFFICIENT_BYTES)
     if fmt == "WEBP":
@@ -191,14 +192,23 @@ def _tiff_chunk_bytes(image: Image.Image, stored: tuple[int, int]) -> int:
     as RGBA: 4 bytes a pixel)."""
     tags = getattr(image, "tag_v2", {})
     width, height = stored
-    tile_width, tile_height = int(tags.get(322) or 0), int(tags.get(323) or 0)
-    chunk = (
-        tile_width * tile_height if tile_width and tile_height else width * min(height, int(tags.get(278) or height))
-    )
-    bits = tags.get(258) or (8,)
-    bits_per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits)
-    as_rgba = tags.get(262) == 6 and tags.get(259) in (6, 7)  # YCbCr, JPEG: Pillow has libtiff give RGBA
+    tile_width, tile_height = _tag(tags, 322), _tag(tags, 323)
+    rows = min(height, _tag(tags, 278) or height)
+    chunk = tile_width * tile_height if tile_width and tile_height else width * rows
+    bits = tags.get(258)
+    bits_per_pixel = sum(_number(b) for b in bits) if isinstance(bits, tuple) else _number(bits) or 8
+    as_rgba = _tag(tags, 262) == 6 and _tag(tags, 259) in (6, 7)  # YCbCr, JPEG: Pillow has libtiff give RGBA
     return chunk * (4 if as_rgba else -(-bits_per_pixel // 8))
+
+
+def _tag(tags: Any, key: int) -> int:
+    """A TIFF tag's number (its first when a hostile file gives several), 0 when absent or not one."""
+    value = tags.get(key)
+    return _number(value[0] if isinstance(value, tuple) and value else value)
+
+
+def _number(value: Any) -> int:
+    return max(0, int(value)) if isinstance(value, int | float) else 0
 
 
 class DecodeBudget:
