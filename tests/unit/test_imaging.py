@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import threading
@@ -366,7 +367,5 @@ def test_a_corrupt_header_is_costed_or_refused_never_a_crash(fmt: str) -> None:
         data = bytearray(seed_bytes)
         for _ in range(rng.randint(1, 4)):
             data[rng.randrange(min(len(data), 200))] = rng.randrange(256)
-        try:
+        with contextlib.suppress(DupcheckError):  # refused: fine; anything else fails the test
             decode_image(bytes(data), max_pixels=LIMIT)
-        except DupcheckError:
-            pass
