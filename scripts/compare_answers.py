@@ -32,6 +32,8 @@ from typing import Any
 
 import requests
 
+from dupcheck_tools.spreadsheet import safe_row
+
 REQUEST_TIMEOUT = 30.0  # API Gateway's own limit is 29 s
 FIELDS = ("url", "old_first", "new_first", "same_first", "new_verdict", "old_error", "new_error")
 
@@ -94,10 +96,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             counts["same_first"] += same
             counts["old_errors"] += bool(old_error)
             counts["new_errors"] += bool(new_error)
-            writer.writerow({
-                "url": url, "old_first": old_first, "new_first": new_first, "same_first": same,
-                "new_verdict": verdict, "old_error": old_error, "new_error": new_error,
-            })  # fmt: skip
+            writer.writerow(dict(zip(FIELDS, safe_row((url, old_first, new_first, same, verdict, old_error,
+                                                         new_error)), strict=True)))  # fmt: skip
     agreement = counts["same_first"] / counts["both_answered"] if counts["both_answered"] else 0.0
     return {**counts, "agreement": round(agreement, 4), "out": str(args.out)}
 

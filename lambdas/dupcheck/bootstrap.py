@@ -11,6 +11,7 @@ import logging
 
 from threadpoolctl import threadpool_limits
 
+from dupcheck.core import imaging
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportService, ImportStarter
@@ -58,6 +59,15 @@ def require_aws_region(settings: Settings) -> None:
             "the DynamoDB store needs an AWS region: pass --region (for example --region eu-west-1), or set "
             "AWS_REGION or DUPCHECK_AWS_REGION"
         )
+
+
+def configure_decoding(settings: Settings) -> None:
+    """This process's decoding limits: what one image and all at once may take (core/imaging.py)."""
+    imaging.configure(
+        max_decode_bytes=settings.max_decode_mb * imaging.MB,
+        total_bytes=settings.decode_budget_mb * imaging.MB,
+        wait_s=settings.decode_wait_s,
+    )
 
 
 def build_store(settings: Settings) -> RecordStore:
@@ -233,6 +243,7 @@ def build_service(
     load_index: bool = True,
     thumbnails: ThumbnailStore | None = None,
 ) -> DupcheckService:
+    configure_decoding(settings)
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)
     index = index or build_index(settings, pipeline, store, load=load_index)
@@ -272,6 +283,7 @@ def build_row_importer(
 ) -> RowImporter:
     """What the import worker imports rows with: the record store and the thumbnails beside it,
     the safe fetcher, the pipeline."""
+    configure_decoding(settings)
     return RowImporter(
         store=store or build_store(settings),
         fetcher=build_fetcher(settings),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from dupcheck.core import imaging
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.service import build_entry
@@ -35,9 +36,12 @@ def init_worker(algo: str, max_pixels: int, niceness: int = 0) -> None:
 
 
 def hash_row(pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:
-    """One row's record and thumbnail, or its failure (never raises: one bad image must not end a run)."""
+    """One row's record and thumbnail, or its failure (never raises: one bad image must not end a run).
+    Background work: it waits for decoding memory as long as requests hold it (core/imaging.py)."""
     try:
-        entry = build_entry(pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=max_pixels)
+        with imaging.patient():
+            entry = build_entry(pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url,
+                                max_pixels=max_pixels)  # fmt: skip
         return "ok", entry
     except DupcheckError as exc:
         return "error", (exc.code, exc.message)

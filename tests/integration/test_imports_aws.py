@@ -230,6 +230,25 @@ def test_cancelling_drops_the_rows_still_queued(aws: Aws, image_server: ImageSer
     assert aws.call("DELETE", f"/imports/{job['job_id']}")[0] == 409
 
 
+def test_the_same_id_twice_the_dispatcher_lists_the_earlier_row_as_replaced(
+    aws: Aws, image_server: ImageServer
+) -> None:
+    early, late = image_server.image("/early.jpg", seed=51), image_server.image("/late.jpg", seed=52)
+    status, job = aws.call("POST", "/imports", csv_of([("DUP", "OLD", early), ("X", "", image_server.image(
+        "/x.jpg", seed=53)), ("DUP", "NEW", late)]))  # fmt: skip
+    aws.start_event(f"catalogs/{job['job_id']}")
+    running = job_of(aws, job["job_id"])
+    assert (running["rows"], running["replaced"], running["failed"]) == (3, 1, 0)  # before any row is imported
+    aws.work()
+    done = job_of(aws, job["job_id"])
+    assert {k: done[k] for k in ("status", "done", "failed", "replaced")} == {
+        "status": "done", "done": 2, "failed": 0, "replaced": 1}  # fmt: skip
+    listed = aws.call("GET", f"/imports/{job['job_id']}/failures")[1]["failures"]
+    assert [(f["row"], f["entity_id"], f["code"]) for f in listed] == [(1, "DUP", "replaced")]
+    assert aws.call("GET", "/items/DUP")[1]["sku"] == "NEW"
+    assert image_server.counts().get("/early.jpg", 0) == 0
+
+
 def test_a_row_failing_every_time_becomes_a_failure_on_its_last_delivery(aws: Aws, image_server: ImageServer) -> None:
     image_server.routes["/down.jpg"] = Reply(503)
     status, job = aws.call("POST", "/imports", csv_of([("DOWN", "", image_server.base_url + "/down.jpg")]))

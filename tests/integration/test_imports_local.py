@@ -259,6 +259,23 @@ def test_pictures_without_an_address_are_kept_and_served_back(server: LocalServe
     wait_for(lambda: {m["entity_id"] for m in call(top)[1]["matches"]} == {"K1", "K2"})  # once indexed
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"BM<html><script>alert(document.cookie)</script></html>", b"\x89PNG\r\n\x1a\n<svg onload=alert(1)>",
+     b"GIF89a<script>alert(1)</script>"],
+)  # fmt: skip
+def test_only_pictures_are_kept_and_they_are_served_inert(server: LocalServer, body: bytes) -> None:
+    """Magic bytes are not a picture: what does not decode is refused, so nothing kept can be a
+    page; and what is kept is served with nosniff and a policy that lets it run nothing."""
+    status, refused, _ = call(f"{server.url}/images", "POST", body, "image/bmp")
+    assert (status, refused["error"]["code"]) == (422, "invalid_image")
+    assert not list((server.import_worker.settings.data_dir / "images").glob("*"))
+    status, kept, _ = call(f"{server.url}/images", "POST", encode(product_image(810)), "image/jpeg")
+    status, _, headers = call(kept["image_url"])
+    assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+
 # -- the server killed mid-job, then started again -------------------------------------------------------
 
 
@@ -318,3 +335,85 @@ def test_a_server_killed_mid_job_finishes_it_when_started_again(image_server: Im
     again = [p for p, count in hits.items() if count > 1]
     assert all(hits_before.get(p) == 1 for p in again)  # only rows in flight at the kill were fetched twice
     assert len(again) <= 4 + 4 * 2  # the downloads in flight and the engine's bounded hand-offs
+
+
+def test_cancel_starts_no_download_after_it_answers_and_the_counts_say_what_was_done(
+    server: LocalServer, image_server: ImageServer
+) -> None:
+    """The image host holds every download: the 8 in flight when DELETE answers are all that is
+    ever downloaded (the rows already handed to the download threads are not started), and the
+    job counts exactly those."""
+    rows = good_rows(image_server, 60)
+    image_server.hold()
+    job = submit(server, csv_of(rows))
+    downloads = lambda: sum(c for p, c in image_server.counts().items() if p.startswith("/img/"))  # noqa: E731
+    wait_for(lambda: downloads() >= server.import_worker.settings.import_workers)
+    time.sleep(0.3)  # every download thread is waiting on the host, the queue behind them full
+    status, cancelled, _ = call(job["status_url"], "DELETE")
+    in_flight = downloads()
+    assert (status, cancelled["status"], in_flight) == (200, "cancelled", 8)
+    image_server.release()
+
+    settled = wait_for(lambda: (j := call(job["status_url"])[1])["done"] + j["failed"] == in_flight and j)
+    time.sleep(1.0)
+    assert downloads() == in_flight  # nothing started after the cancel
+    assert call(job["status_url"])[1] == settled and (settled["done"], settled["failed"]) == (8, 0)
+    _, page, _ = call(f"{server.url}/items?limit=100")
+    assert len(page["items"]) == 8
+
+
+def test_the_same_id_twice_the_later_row_wins_and_the_earlier_is_listed_as_replaced(
+    server: LocalServer, image_server: ImageServer
+) -> None:
+    """Rows run concurrently: the earlier row's host is the slower one, so without knowing the
+    later row replaces it, its download would finish last and win."""
+    early = image_server.image("/early.jpg", seed=41)
+    late = image_server.image("/late.jpg", seed=42)
+    image_server.delays["/early.jpg"] = 0.5
+    rows = [("DUP", "OLD", early), ("ONE", "S1", image_server.image("/one.jpg", seed=43)), ("DUP", "NEW", late),
+            ("TWO", "S2", image_server.image("/two.jpg", seed=44)), ("DUP", "NEWEST", late)]  # fmt: skip
+    done = finished(submit(server, csv_of(rows)))
+    assert {k: done[k] for k in ("status", "rows", "done", "skipped", "failed", "replaced")} == {
+        "status": "done", "rows": 5, "done": 3, "skipped": 0, "failed": 0, "replaced": 2}  # fmt: skip
+    assert [(f["row"], f["entity_id"], f["code"]) for f in all_failures(done)] == [
+        (1, "DUP", "replaced"), (3, "DUP", "replaced")]  # fmt: skip
+    assert "row 5 has the same entity_id" in all_failures(done)[0]["message"]
+    item = call(f"{server.url}/items/DUP")[1]
+    assert (item["sku"], item["image_url"]) == ("NEWEST", late)
+    assert image_server.counts().get("/early.jpg", 0) == 0  # the replaced row is never downloaded
+
+
+def test_every_bad_row_fails_alone_with_a_documented_code_and_the_job_goes_on(
+    server: LocalServer, image_server: ImageServer
+) -> None:
+    """A row whose URL is no URL at all was a 500 as the first row, and as a later row failed the
+    whole job ("internal error", nothing imported, no failure listed)."""
+    good = image_server.image("/good.jpg", seed=61)
+    for n, first in enumerate(("http://[127.0.0.1]/a.jpg", "http://[::1/a.jpg")):
+        done = finished(submit(server, csv_of([("B1", "", first), (f"G{n}", "", good), ("B2", "", first)])))
+        assert (done["status"], done["done"], done["failed"], done["error"]) == ("done", 1, 2, None)
+        assert [(f["row"], f["code"]) for f in all_failures(done)] == [
+            (1, "invalid_image_url"),
+            (3, "invalid_image_url"),
+        ]
+
+    long_url = good + "?" + "x" * 3000
+    items = [{"entity_id": "LONG", "image_url": long_url}, {"entity_id": "   ", "image_url": good},
+             {"entity_id": "I" * 600, "image_url": good}, {"entity_id": "OK", "image_url": good}]  # fmt: skip
+    done = finished(submit(server, {"items": items}, "application/json"))
+    assert (done["status"], done["done"], done["failed"]) == ("done", 1, 3)
+    listed = all_failures(done)
+    assert [(f["row"], f["code"]) for f in listed] == [
+        (1, "invalid_image_url"), (2, "missing_entity_id"), (3, "invalid_entity_id")]  # fmt: skip
+    assert len(listed[0]["image_url"]) <= 2049 and len(listed[2]["entity_id"]) <= 513
+
+
+@pytest.mark.parametrize("entity_id", [" ", "   "])
+def test_an_id_of_only_spaces_is_refused(server: LocalServer, image_server: ImageServer, entity_id: str) -> None:
+    url = image_server.image("/s.jpg", seed=62)
+    status, body, _ = call(
+        f"{server.url}/items", "POST", {"entity_id": entity_id, "image_url": url}, "application/json"
+    )
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    status, body, _ = call(f"{server.url}/items/{quote(entity_id)}", "PUT", encode(product_image(62)), "image/jpeg")
+    assert (status, body["error"]["code"]) == (400, "invalid_request")

@@ -3,6 +3,7 @@ fetcher; its guard, its limits, concurrency and the index following other proces
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -299,9 +300,15 @@ def test_an_oversized_body_is_refused_without_reading_it(service: DupcheckServic
         server.shutdown()
 
 
-def test_half_sent_requests_hold_no_thread(server: LocalServer) -> None:
+def connect_from(server: LocalServer, source: str) -> socket.socket:
+    """A connection to the server from `source`, another loopback address (127.0.0.0/8 is all
+    this machine's): a client the server tells apart from the test's own 127.0.0.1."""
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    stalled = [socket.create_connection((host, int(port)), timeout=10) for _ in range(40)]
+    return socket.create_connection((host, int(port)), timeout=10, source_address=(source, 0))
+
+
+def test_half_sent_requests_hold_no_thread(server: LocalServer) -> None:
+    stalled = [connect_from(server, f"127.0.0.{2 + i % 4}") for i in range(40)]
     try:
         for sock in stalled:
             sock.sendall(b"POST /find_similar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\npartial")
@@ -311,6 +318,113 @@ def test_half_sent_requests_hold_no_thread(server: LocalServer) -> None:
     finally:
         for sock in stalled:
             sock.close()
+
+
+def _trickle(sockets: list[socket.socket], stop: threading.Event, every: float) -> None:
+    """Send each socket's request a byte at a time, `every` seconds apart, until `stop`: every byte
+    resets waitress's idle timer."""
+    request = b"POST /find_similar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\nX-Slow: " + b"a" * 10_000
+    for position in range(len(request)):
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.sendall(request[position : position + 1])
+        if stop.wait(every):
+            return
+
+
+def _closed(sock: socket.socket) -> bytes | None:
+    """What the server said before closing `sock`, or None while it is still open."""
+    sock.settimeout(0.05)
+    try:
+        answer = sock.recv(65536)
+    except TimeoutError:
+        return None
+    except OSError:
+        return b""
+    if answer:
+        with contextlib.suppress(OSError, TimeoutError):
+            sock.settimeout(1)
+            while more := sock.recv(65536):
+                answer += more
+    return answer
+
+
+def test_trickling_clients_are_cut_at_the_header_deadline_and_others_are_answered_meanwhile(
+    service: DupcheckService, settings: Settings
+) -> None:
+    """120 connections from 120 addresses, each trickling its headers a byte at a time: they fill
+    the server's connections, yet no byte extends their deadline. Each is answered 408 and closed
+    at it, and a healthy client waits no longer than that."""
+    srv = serve(service, settings, server_connections=100, server_header_deadline=2.0, server_request_deadline=4.0)
+    stop = threading.Event()
+    slow = [connect_from(srv, f"127.0.{1 + i // 200}.{2 + i % 200}") for i in range(120)]
+    trickler = threading.Thread(target=_trickle, args=(slow, stop, 0.5), daemon=True)
+    try:
+        trickler.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert request(f"{srv.url}/health")[0] == 200
+        assert time.monotonic() - started < 2.0 + 2.5  # one deadline (and a maintenance pass) at most
+        # Every trickler is cut, none lingers: those past the connection limit were accepted as
+        # the first were cut, and their deadline runs from then.
+        answers: dict[int, bytes] = {}
+        deadline = time.monotonic() + 15
+        while len(answers) < len(slow) and time.monotonic() < deadline:
+            answers.update(
+                (i, a) for i, sock in enumerate(slow) if i not in answers and (a := _closed(sock)) is not None
+            )
+        assert len(answers) == len(slow)
+        told = [a for a in answers.values() if a]
+        assert told and all(a.split(b" ", 2)[1] == b"408" and b'"request_timeout"' in a for a in told)
+        started = time.monotonic()
+        assert request(f"{srv.url}/health")[0] == 200 and time.monotonic() - started < 1
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+        srv.shutdown()
+
+
+def test_a_trickled_body_is_cut_at_the_request_deadline(service: DupcheckService, settings: Settings) -> None:
+    srv = serve(service, settings, server_request_deadline=2.0)
+    sock = connect_from(srv, "127.0.0.3")
+    try:
+        sock.sendall(b"POST /find_similar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n")
+        started = time.monotonic()
+        while (answer := _closed(sock)) is None and time.monotonic() - started < 10:
+            sock.sendall(b"x")  # a byte every ~0.1 s: the idle timer never runs out
+            time.sleep(0.05)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 408 ") and b"the request did not arrive" in answer
+        assert 2.0 <= time.monotonic() - started < 4.0
+    finally:
+        sock.close()
+        srv.shutdown()
+
+
+def test_one_client_cannot_take_every_connection(service: DupcheckService, settings: Settings) -> None:
+    """The review's attack: 120 half-sent requests from one address, trickling. Past the
+    per-client limit each new one is answered 503 at once, and other clients are answered
+    throughout (waitress's 100 connections were all taken: /health timed out for 55 s)."""
+    srv = serve(service, settings, server_connections_per_client=8, server_header_deadline=30.0)
+    stop = threading.Event()
+    slow = [connect_from(srv, "127.0.0.9") for _ in range(120)]
+    trickler = threading.Thread(target=_trickle, args=(slow, stop, 1.0), daemon=True)
+    try:
+        trickler.start()
+        time.sleep(1.0)
+        refused = [answer for sock in slow if (answer := _closed(sock)) is not None]
+        assert len(refused) == 112
+        assert all(a.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 5" in a and b"too_many_connections" in a
+                   for a in refused if a)  # fmt: skip
+        for _ in range(5):
+            started = time.monotonic()
+            assert request(f"{srv.url}/health")[0] == 200 and time.monotonic() - started < 1
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+        srv.shutdown()
 
 
 def test_concurrent_requests_are_all_answered(server: LocalServer, image_server: ImageServer) -> None:

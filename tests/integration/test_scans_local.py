@@ -1,6 +1,7 @@
 """Duplicate scans on the local server: the engine's progress and its stop, one scan at a time,
 a scan started over HTTP and published where GET /duplicates reads it, and a scan that a
-stopped server left running, resumed by the next one without reading or pairing again.
+stopped server left running, resumed by the next one without reading or pairing again; the
+report a scan publishes keeps a spreadsheet from evaluating its CSV's cells.
 
 The catalog (tests/support/duplicates.py) is the duplicate report's: two groups of copies, a
 product in two colours, unrelated pictures.
@@ -8,6 +9,8 @@ product in two colours, unrelated pictures.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 import time
 import urllib.error
@@ -248,3 +251,25 @@ def test_a_scan_a_stopped_server_left_running_is_resumed_by_the_next(service: An
     assert done is not None and done.status is ScanStatus.DONE and counting.scans == 0  # nothing read again
     report = json.loads((settings.data_dir / "duplicates" / "duplicates.json").read_text())
     assert groups_of(report) == EXPECTED_GROUPS
+
+
+def test_a_scans_published_csv_keeps_a_spreadsheet_from_evaluating_a_cell(settings: Settings, entries: list[Any]
+                                                                          ) -> None:  # fmt: skip
+    """A scan publishes the report's CSV as the command writes it: an id or SKU a spreadsheet would
+    evaluate (the catalog's, whoever filled it) is text there, with a leading '; the JSON keeps it."""
+    hostile = {"b-original": ("=1+1", "@SUM(1+1)"), "b-grayscale": ("-2+3", "+cmd")}
+    service = build_service(settings)
+    for entry in entries:
+        entity_id, sku = hostile.get(entry.record.entity_id, (entry.record.entity_id, entry.record.sku))
+        service.save(dataclasses.replace(entry, record=dataclasses.replace(entry.record, entity_id=entity_id, sku=sku)))
+    worker = ScanWorker(service, settings)
+    done = worker.run(worker.scans.start())
+    assert done is not None and done.status is ScanStatus.DONE
+    published = settings.data_dir / "duplicates"
+    with (published / "duplicates.csv").open(newline="") as fh:
+        rows = {row["entity_id"]: row for row in csv.DictReader(fh)}
+    for entity_id, sku in hostile.values():
+        assert rows["'" + entity_id]["sku"] == "'" + sku
+    assert rows["a-original"]["sku"] == "SKU-A-ORIGINAL"  # ordinary cells as they are
+    report = json.loads((published / "duplicates.json").read_text())
+    assert ["-2+3", "=1+1"] in groups_of(report)  # b-grayscale is the older: kept, listed first

@@ -552,7 +552,7 @@ def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_
     try:
         pictures = sorted((demo.catalog.directory / "catalog").glob("*.jpg"))[:4]
         rows = [f"N{i},SKU-{i},{demo.url}/demo/catalog/{p.name}" for i, p in enumerate(pictures)]
-        rows += [f"GONE,,{demo.url}/demo/catalog/missing.jpg", "NOURL,,"]
+        rows += [f"GONE,,{demo.url}/demo/catalog/missing.jpg", "NOURL,,", rows[0]]  # N0 again: the later row wins
         catalog = tmp_path / "new-products.csv"
         catalog.write_text("entity_id,sku,image_url\n" + "\n".join(rows) + "\n")
 
@@ -561,12 +561,15 @@ def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_
         assert page.text_of("#import-none", "imported") == "No catalog has been imported yet."
         assert not page.find("#import-list").is_displayed()
         page.upload("#import-file", catalog)
-        assert page.text_of("#import-job-title", "Imported") == "Imported 6 rows"
-        assert page.find("#import-counts").text == "4 imported, 0 already in the catalog, 2 not imported."
+        assert page.text_of("#import-job-title", "Imported") == "Imported 7 rows"
+        assert page.find("#import-counts").text == (
+            "4 imported, 0 already in the catalog, 2 not imported, 1 replaced by a later row of the same id."
+        )
         page.wait(lambda: page.find("#import-list").is_displayed() and not page.find("#import-none").is_displayed())
         assert page.js("return document.getElementById('import-progress').value") == 1
         failed = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-failures tr")]
-        assert failed == [["5", "GONE", "That address gives no picture: the image host answered HTTP 404 (Not Found) "
+        assert failed == [["1", "N0", "Row 1: row 7 has the same entity_id and is imported instead."],
+                          ["5", "GONE", "That address gives no picture: the image host answered HTTP 404 (Not Found) "
                            "for this address; check that the picture is there."],
                           ["6", "NOURL", "Row 6 (NOURL) has no image URL."]]  # fmt: skip
 

@@ -27,15 +27,19 @@ class Reply:
 
 
 class ImageServer:
-    """ThreadingHTTPServer on 127.0.0.1: routes set by the test, a per-request delay, scripted
-    replies per path (e.g. 503, 503, then the image), and a thread-safe count of GETs per path."""
+    """ThreadingHTTPServer on 127.0.0.1: routes set by the test, a per-request delay (and one per
+    path), scripted replies per path (e.g. 503, 503, then the image), a thread-safe count of GETs
+    per path, and `hold()`: requests are counted, then wait for `release()` before their answer."""
 
     def __init__(self) -> None:
         self.routes: dict[str, Reply] = {}
         self.scripts: dict[str, list[Reply]] = {}
         self.hits: Counter[str] = Counter()
         self.delay = 0.0
+        self.delays: dict[str, float] = {}
         self.lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,8 +51,9 @@ class ImageServer:
                     server.hits[path] += 1
                     script = server.scripts.get(path)
                     reply = script.pop(0) if script else server.routes.get(path, Reply(404, b"nope", "text/plain"))
-                if server.delay:
-                    time.sleep(server.delay)
+                server._open.wait(30)
+                if delay := server.delays.get(path, server.delay):
+                    time.sleep(delay)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
@@ -80,6 +85,13 @@ class ImageServer:
         with self.lock:
             return dict(self.hits)
 
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     def close(self) -> None:
+        self.release()
         self._httpd.shutdown()
         self._httpd.server_close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import urllib3.util.connection
+from PIL import Image
 
 from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.api import build_resolver, web
@@ -470,3 +472,40 @@ def test_duplicate_scans_are_started_listed_and_followed_and_answer_503_where_no
     status, missing = call(with_scans, event("GET", "/duplicates/scans/" + "0" * 32))
     assert (status, missing["error"]["code"]) == (404, "not_found")
     assert call(with_scans, event("GET", "/duplicates/scans/not-an-id"))[0] == 400
+
+
+@pytest.mark.parametrize("size", [(100_000, 1), (1, 100_000)])
+def test_a_picture_of_one_pixel_by_100000_is_answered_on_every_image_route(app, size: tuple[int, int]) -> None:  # noqa: ANN001
+    """A 375-byte 100000 x 1 PNG was a 500 on every image route (its reduction was 0 px high);
+    1 x 100000 was invalid_image."""
+    buffer = io.BytesIO()
+    Image.new("L", size, 120).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert len(data) < 1_000
+    status, found = call(app, event("POST", "/find_similar", {"top": "1"}, data, "image/png"))
+    assert status == 200 and found["query"]["hash"]
+    status, stored = call(
+        app, event("PUT", "/items/THIN", {"image_url": "https://img.test/thin.png"}, data, "image/png")
+    )
+    assert status == 201 and stored["entity_id"] == "THIN"
+
+
+def test_too_much_decoding_at_once_is_a_503_with_retry_after(app) -> None:  # noqa: ANN001
+    from dupcheck.core import imaging
+
+    saved = imaging.BUDGET
+    imaging.BUDGET = imaging.DecodeBudget(max_decode_bytes=64 * imaging.MB, total_bytes=64 * imaging.MB, wait_s=0.2)
+    try:
+        with imaging.BUDGET.admitted(64 * imaging.MB):  # another request's large picture, being decoded
+            response = app.resolve(event("POST", "/find_similar", None, encode(product_image(205)), "image/jpeg"), None)
+        assert response["statusCode"] == 503
+        assert json.loads(response["body"])["error"]["code"] == "server_busy"
+        headers = {
+            **(response.get("headers") or {}),
+            **{k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()},
+        }
+        assert int(headers["Retry-After"]) > 0
+        status, _ = call(app, event("POST", "/find_similar", None, encode(product_image(205)), "image/jpeg"))
+        assert status == 200  # room again once it is done
+    finally:
+        imaging.BUDGET = saved

@@ -121,3 +121,27 @@ def test_count_rows_without_trailing_newline(tmp_path: Path) -> None:
 def test_default_failures_path_sits_next_to_the_catalog(tmp_path: Path) -> None:
     assert default_failures_path(tmp_path / "cat.csv") == tmp_path / "cat.failures.csv"
     assert default_failures_path(tmp_path / "cat.jsonl.gz") == tmp_path / "cat.failures.csv"
+
+
+def test_the_failures_file_writes_a_formula_as_text(tmp_path: Path) -> None:
+    """A catalog row's id and URL are the catalog author's: in the CSV failures file a cell a
+    spreadsheet would evaluate gets a leading ' (the JSON Lines file keeps them as they are)."""
+    import csv
+    import json
+
+    from dupcheck.core.catalog import CatalogRow
+    from dupcheck_tools.backfill.failures import FailureLog
+
+    rows = [CatalogRow(1, '=HYPERLINK("http://evil.example","x")', "", "@SUM(A1)"), CatalogRow(2, "A2", "", "-1+2"),
+            CatalogRow(3, "A3", "", "https://h.test/3.jpg")]  # fmt: skip
+    for name in ("f.csv", "f.jsonl"):
+        log = FailureLog(tmp_path / name)
+        for row in rows:
+            log.add(row, "upstream_error", "+HTTP 404" if row.row == 3 else "HTTP 404")
+        log.close()
+    with (tmp_path / "f.csv").open(newline="") as fh:
+        written = [(r["row"], r["entity_id"], r["image_url"], r["message"]) for r in csv.DictReader(fh)]
+    assert written == [("1", "'" + rows[0].entity_id, "'@SUM(A1)", "HTTP 404"), ("2", "A2", "'-1+2", "HTTP 404"),
+                       ("3", "A3", "https://h.test/3.jpg", "'+HTTP 404")]  # fmt: skip
+    lines = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert lines[0]["entity_id"] == rows[0].entity_id

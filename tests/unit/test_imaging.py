@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
+import threading
+import time
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dupcheck.core.errors import ImageTooLarge, InvalidImage, UnsupportedImage
+from dupcheck.core import imaging
+from dupcheck.core.errors import ImageTooLarge, InvalidImage, ServerBusy, UnsupportedImage
 from dupcheck.core.imaging import decode_image, sniff_format
 from dupcheck_tools.samples import encode, product_image
 
@@ -203,3 +208,164 @@ def test_mutated_files_decode_or_fail_with_a_domain_error(fmt: str) -> None:
         except DupcheckError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0  # the corruption really reached the decoder
+
+
+# -- memory bounded by design (issue 31) --------------------------------------------------------
+
+
+@pytest.fixture
+def budget() -> Iterator[None]:
+    """Tests that reconfigure the process's decoding budget get the default one back."""
+    saved = imaging.BUDGET
+    yield
+    imaging.BUDGET = saved
+
+
+def test_a_tiny_webp_of_40_megapixels_is_refused_before_decoding() -> None:
+    """A 1.6 KB lossless WebP of 6300 x 6300 px: libwebp's decoder would hold two canvases and a
+    copy beside the picture (+610 MB); it is refused from its header."""
+    data = _saved(Image.new("RGB", (6300, 6300), (200, 30, 30)), "WEBP", lossless=True)
+    assert len(data) < 2_000
+    with pytest.raises(ImageTooLarge, match=r"6300x6300 WEBP .* would take about \d+ MB"):
+        decode_image(data, max_pixels=LIMIT)
+
+
+def test_a_webp_the_budget_holds_still_decodes() -> None:
+    data = _saved(product_image(7, (3000, 2000)), "WEBP", quality=80)
+    assert decode_image(data, max_pixels=LIMIT).size == (1500, 1000)
+
+
+@pytest.mark.parametrize("size", [(100_000, 1), (1, 100_000), (5000, 3), (3, 5000)])
+def test_a_thin_strip_is_reduced_without_losing_its_short_side(size: tuple[int, int]) -> None:
+    """A side shorter than the reduction factor is reduced to one pixel, never to none (which
+    was a 500 on every image route for 100000 x 1, and invalid_image for 1 x 100000)."""
+    data = _saved(Image.new("L", size, 90), "PNG")
+    assert len(data) < 1_000
+    decoded = decode_image(data, max_pixels=LIMIT)
+    factor = max(size) // imaging.REDUCED_SIDE
+    assert decoded.mode == "RGB"
+    assert decoded.size == tuple(side // min(factor, side) for side in size)
+    assert decoded.getpixel((0, 0)) == (90, 90, 90)
+
+
+def test_a_progressive_jpeg_costs_its_coefficients_whatever_the_draft() -> None:
+    """libjpeg keeps every coefficient of a progressive (or multi-scan) JPEG: 2 bytes each, at the
+    stored size, while a baseline one decodes straight to its draft."""
+    picture = product_image(8, (2000, 1600))
+    for progressive, subsampling in ((False, 2), (True, 2), (True, 0)):
+        data = _saved(picture, "JPEG", quality=90, progressive=progressive, subsampling=subsampling)
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (256, 256))
+        cost = imaging.decode_cost(image, data, (2000, 1600))
+        drafted = image.width * image.height * 4 + imaging._reduction_bytes(image.width, image.height, image.mode)
+        if not progressive:
+            assert imaging._jpeg_scans(data) == 1
+            assert cost == drafted
+        else:  # 4:2:0 keeps 1.5 coefficients a pixel, 4:4:4 three
+            share = 1.5 if subsampling == 2 else 3.0
+            assert cost == drafted + int(2000 * 1600 * share * 2)
+            assert imaging._jpeg_scans(data) > 1
+
+
+def test_a_baseline_jpeg_of_several_scans_is_costed_like_a_progressive_one() -> None:
+    """A baseline JPEG whose components come in separate scans needs the same whole-picture
+    coefficient buffer: the scans are counted past the header (an EXIF thumbnail's do not count)."""
+    thumb = _saved(product_image(9, (64, 64)), "JPEG")
+    data = _saved(product_image(9, (400, 300)), "JPEG", exif=b"Exif\x00\x00" + thumb)
+    assert imaging._jpeg_scans(data) == 1
+    sos = data.rindex(b"\xff\xda")  # the picture's scan, after the thumbnail's
+    twice = data[:-2] + data[sos:]  # a second scan after the first (what matters is the count)
+    assert imaging._jpeg_scans(twice) == 2
+
+
+def test_a_tiff_costs_its_largest_strip() -> None:
+    grey = Image.new("L", (3000, 2000), 128)
+    striped = Image.open(io.BytesIO(_saved(grey, "TIFF", compression="tiff_adobe_deflate")))
+    whole = Image.open(io.BytesIO(_saved(grey, "TIFF", compression="tiff_adobe_deflate", strip_size=2**30)))
+    picture = 3000 * 2000
+    reduction = imaging._reduction_bytes(3000, 2000, "L")
+    assert imaging.decode_cost(whole, b"", whole.size) == picture + reduction + picture  # one strip: read whole
+    assert imaging.decode_cost(striped, b"", striped.size) < picture * 2 + reduction
+
+
+def test_an_image_over_the_decode_limit_is_refused_and_the_limit_is_a_setting(budget: None) -> None:
+    data = _saved(product_image(10, (1200, 1000)), "PNG")
+    image = Image.open(io.BytesIO(data))
+    cost = imaging.decode_cost(image, data, image.size)
+    assert cost == 1200 * 1000 * 4 * 2  # the picture and its RGB copy
+    imaging.configure(max_decode_bytes=cost - 1, total_bytes=cost, wait_s=1)
+    with pytest.raises(ImageTooLarge, match=f"would take about {cost // imaging.MB} MB; one image may take at most"):
+        decode_image(data, max_pixels=LIMIT)
+    imaging.configure(max_decode_bytes=cost, total_bytes=cost, wait_s=1)
+    assert decode_image(data, max_pixels=LIMIT).size == (1200, 1000)
+
+
+def test_decodes_beyond_the_budget_wait_and_a_request_is_told_to_come_back() -> None:
+    budget = imaging.DecodeBudget(max_decode_bytes=60, total_bytes=100, wait_s=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with budget.admitted(60):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    with budget.admitted(40):  # fits beside it
+        assert budget.in_use == 100
+    with pytest.raises(ServerBusy) as refused, budget.admitted(50):
+        pass
+    assert refused.value.status == 503 and refused.value.retry_after_s > 0
+
+    admitted_at: list[float] = []
+
+    def patient_decode() -> None:
+        with imaging.patient(), budget.admitted(50):  # background work waits past wait_s
+            admitted_at.append(time.monotonic())
+
+    waiter = threading.Thread(target=patient_decode)
+    waiter.start()
+    time.sleep(0.5)
+    assert admitted_at == []  # still waiting, past the request's 0.2 s
+    released = time.monotonic()
+    release.set()
+    waiter.join(5)
+    holder.join(5)
+    assert admitted_at and admitted_at[0] >= released
+    assert budget.in_use == 0
+
+
+def test_the_memory_of_large_decodes_is_given_back_once_none_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[int] = []
+    monkeypatch.setattr(imaging, "give_back_memory", lambda: trims.append(1))
+    budget = imaging.DecodeBudget(max_decode_bytes=imaging.TRIM_AFTER_BYTES, total_bytes=2 * imaging.TRIM_AFTER_BYTES,
+                                  wait_s=1)  # fmt: skip
+    with budget.admitted(imaging.MB):
+        pass
+    assert trims == []  # small pictures: nothing worth a trim
+    with budget.admitted(imaging.TRIM_AFTER_BYTES):
+        with budget.admitted(imaging.MB):
+            pass
+        assert trims == []  # a decode still runs
+    assert trims == [1]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "WEBP", "BMP", "PNG", "GIF"])
+def test_a_corrupt_header_is_costed_or_refused_never_a_crash(fmt: str) -> None:
+    """The cost is read off the header before decoding: any header, however corrupt (a sampling
+    factor of 0, a tag of the wrong type), decodes or is refused with a domain error."""
+    import random
+
+    from dupcheck.core.errors import DupcheckError
+
+    options: dict[str, object] = {"progressive": True} if fmt == "JPEG" else {}
+    seed_bytes = _saved(product_image(11, (80, 60)), fmt, **options)
+    rng = random.Random(f"header-{fmt}")
+    for _ in range(300):
+        data = bytearray(seed_bytes)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(min(len(data), 200))] = rng.randrange(256)
+        with contextlib.suppress(DupcheckError):  # refused: fine; anything else fails the test
+            decode_image(bytes(data), max_pixels=LIMIT)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import tracemalloc
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +32,7 @@ from dupcheck.core.imports import (
     Source,
     catalog_rows,
     check_catalog,
-    count_rows,
+    survey,
 )
 from dupcheck.core.kept_images import KeptImagesFetcher, image_name, kept_name
 from dupcheck.core.models import utc_now
@@ -87,6 +89,96 @@ def test_a_gzip_bomb_stops_at_the_text_limit(monkeypatch: pytest.MonkeyPatch) ->
         rows(bomb)
 
 
+def _peak_while(consume: Callable[[], object]) -> tuple[object, int]:
+    """What `consume()` returns, and the most Python memory it held at once (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        result = consume()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _gzipped(*parts: bytes, filler: bytes = b"", filler_size: int = 0) -> bytes:
+    """A gzip of `parts` with `filler_size` bytes of `filler` after the first: compressed as it
+    is written, so the unpacked catalog is never held by the test either."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6) as packed:
+        packed.write(parts[0])
+        block = filler * (1024 * 1024 // max(1, len(filler)))
+        for _ in range(filler_size // max(1, len(block))):
+            packed.write(block)
+        for part in parts[1:]:
+            packed.write(part)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_line_of_64_mb_fails_its_row_without_ever_being_held(kind: str) -> None:
+    """A gzip of a few hundred KB holding one 64 MB line: that row fails, the rows around it are
+    read, and reading never holds more than a few MB (the whole line was held: 8x its size)."""
+    if kind == "csv":
+        head, before, after = (
+            b"entity_id,image_url\n",
+            b"A1,https://h.test/1.jpg\nA2,https://h.test/",
+            b"\nA3,https://h.test/3.jpg\n",
+        )
+    else:
+        head = b'{"entity_id": "A1", "image_url": "https://h.test/1.jpg"}\n'
+        before, after = (
+            b'{"entity_id": "A2", "image_url": "https://h.test/',
+            b'"}\n{"entity_id": "A3", "image_url": "https://h.test/3.jpg"}\n',
+        )
+    data = _gzipped(head + before, after, filler=b"x", filler_size=64 * 1024 * 1024)
+    assert len(data) < 1_000_000
+    found, peak = _peak_while(lambda: rows(data))
+    assert found == [(1, "A1", "https://h.test/1.jpg", None), (2, "", "", "invalid_row"),
+                     (3, "A3", "https://h.test/3.jpg", None)]  # fmt: skip
+    assert peak < 8 * 1024 * 1024, peak
+
+
+def test_a_header_of_megabytes_refuses_the_catalog_with_a_short_message() -> None:
+    data = _gzipped(
+        b"entity_id", b",image_url\nA1,https://h.test/1.jpg\n", filler=b"\x00", filler_size=30 * 1024 * 1024
+    )
+    with pytest.raises(InvalidCatalog) as refused:
+        _peak_while(lambda: rows(data))
+    assert "header row is longer than" in refused.value.message and len(refused.value.message) < 200
+
+
+def test_error_text_quotes_a_short_escaped_excerpt_of_a_header() -> None:
+    header = "\x00" * 500_000 + ",image_url"
+    with pytest.raises(InvalidCatalog) as refused:
+        rows(header.encode() + b"\nA1,https://h.test/1.jpg\n")
+    message = refused.value.message
+    assert len(message) < 400 and "\\x00\\x00" in message and "\x00" not in message and "…" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [("http://[127.0.0.1]/a.jpg", "invalid_image_url"), ("http://[::1/a.jpg", "invalid_image_url"),
+     ("https://h.test/" + "a" * 3000 + ".jpg", "invalid_image_url"), ("http://h.test:99999/a.jpg", None)],
+)  # fmt: skip
+def test_a_url_that_is_no_url_fails_its_row_and_the_rows_after_it_are_read(url: str, code: str | None) -> None:
+    """urlsplit's ValueError ended the whole catalog ("internal error", nothing imported); a URL
+    too long was `invalid_request`, a code the failure list does not have. (A port out of range
+    is the fetcher's to refuse: url_not_allowed when the row runs.)"""
+    found = rows(f"entity_id,image_url\nA1,{url}\nA2,https://h.test/2.jpg\n".encode())
+    assert [(r[0], r[3]) for r in found] == [(1, code), (2, None)]
+    failed = next(catalog_rows(io.BytesIO(f"entity_id,image_url\nA1,{url}\n".encode()), ImportOptions()))
+    assert len(failed.image_url) <= 2049 and (code is None or len(failed.error[1]) < 300)  # type: ignore[index]
+
+
+def test_the_rows_a_later_row_of_the_same_id_replaces() -> None:
+    data = b"entity_id,image_url\nA,h://1\nB,h://2\nA,h://3\n,h://4\n,h://5\nA/x,h://6\nA/x,h://7\nB,\nA,h://9\n"
+    found = survey(lambda: io.BytesIO(data), ImportOptions())  # type: ignore[arg-type, return-value]
+    assert found.rows == 9
+    replaced = {row: int(later) for row, later in enumerate(found.later) if later}
+    # A: rows 1 and 3 replaced by 9; B: row 2 by row 8 (whose URL is missing: it fails, and is still
+    # the catalog's last word on B); no id or an id no URL can carry replaces nothing.
+    assert replaced == {1: 9, 3: 9, 2: 8}
+
+
 def test_check_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InvalidCatalog, match="empty"):
         check_catalog(b"", ImportOptions(), 100)
@@ -95,10 +187,10 @@ def test_check_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InvalidCatalog, match="no rows"):
         check_catalog(b"entity_id,image_url\n\n", ImportOptions(), 100)
     check_catalog(CSV, ImportOptions(), 1000)
-    assert count_rows(lambda: io.BytesIO(CSV), ImportOptions()) == 2  # type: ignore[arg-type, return-value]
+    assert survey(lambda: io.BytesIO(CSV), ImportOptions()).rows == 2  # type: ignore[arg-type, return-value]
     monkeypatch.setattr(imports_module, "MAX_ROWS", 1)
     with pytest.raises(CatalogTooLarge, match="more than 1 rows"):
-        count_rows(lambda: io.BytesIO(CSV), ImportOptions())  # type: ignore[arg-type, return-value]
+        survey(lambda: io.BytesIO(CSV), ImportOptions())  # type: ignore[arg-type, return-value]
 
 
 # -- the service and the job store -----------------------------------------------------------------

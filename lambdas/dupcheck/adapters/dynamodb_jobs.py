@@ -4,7 +4,8 @@ One table, keyed by (`job_id`, `item`):
 * `item = "job"`: the job, its status and counters (`done`, `skipped`, `failed`), and the
   dispatcher's lease (`dispatch_token`) and progress (`dispatched`);
 * `item = "row#0000000042"`: row 42 has its outcome: the marker that makes counting idempotent;
-* `item = "failure#0000000042"`: why row 42 failed (what GET /imports/{id}/failures lists).
+* `item = "failure#0000000042"`: why row 42 failed or was replaced (what GET /imports/{id}/failures
+  lists).
 A sparse index, `recent` (`listed`, `created_at`), holds the job items only: recent jobs, newest
 first. Everything expires with the job (`expires_at`, the table's TTL), RETENTION_DAYS after it
 was created.
@@ -28,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dupcheck.adapters.dynamodb_store import _UNAVAILABLE_CODES  # one list of "try again later" codes
 from dupcheck.core.errors import NotFound, StoreUnavailable
 from dupcheck.core.imports import (
+    DETAILED,
     ImportJob,
     ImportOptions,
     JobStatus,
@@ -122,7 +124,8 @@ class DynamoDBImportJobs(JobsTable):
             "job_id": _s(job.job_id), "item": _s(JOB), "listed": _s(LISTED), "status": _s(job.status),
             "source": _s(job.source), "options": _s(json.dumps(job.options.to_dict())),
             "created_at": _s(job.created_at),
-            "updated_at": _s(job.updated_at), "done": _n(0), "skipped": _n(0), "failed": _n(0), "dispatched": _n(0),
+            "updated_at": _s(job.updated_at), "done": _n(0), "skipped": _n(0), "failed": _n(0), "replaced": _n(0),
+            "dispatched": _n(0),
             "expires_at": _n(expires_epoch(job)),
         }  # fmt: skip
         if job.catalog_url:
@@ -186,10 +189,11 @@ class DynamoDBImportJobs(JobsTable):
             counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
             writes.append({"Update": {
                 "TableName": self.table_name, "Key": _key(job_id, JOB),
-                "UpdateExpression": "ADD done :d, skipped :s, failed :f SET updated_at = :now",
+                "UpdateExpression": "ADD done :d, skipped :s, failed :f, replaced :r SET updated_at = :now",
                 "ConditionExpression": "attribute_exists(job_id)",
                 "ExpressionAttributeValues": {":d": _n(counts[Outcome.DONE]), ":s": _n(counts[Outcome.SKIPPED]),
-                                              ":f": _n(counts[Outcome.FAILED]), ":now": _s(utc_now())},
+                                              ":f": _n(counts[Outcome.FAILED]), ":r": _n(counts[Outcome.REPLACED]),
+                                              ":now": _s(utc_now())},
             }})  # fmt: skip
             try:
                 self.client.transact_write_items(TransactItems=writes)
@@ -216,7 +220,8 @@ class DynamoDBImportJobs(JobsTable):
                                        ":hi": _s(failure_key(9_999_999_999))},
             ConsistentRead=True,
         )  # fmt: skip
-        found = [RowResult(int(i["row"]["N"]), Outcome.FAILED, _str(i, "entity_id"), _str(i, "image_url"),
+        found = [RowResult(int(i["row"]["N"]), Outcome(_str(i, "outcome") or "failed"), _str(i, "entity_id"),
+                           _str(i, "image_url"),
                            _str(i, "code"), _str(i, "message")) for i in answer.get("Items", [])]  # fmt: skip
         return found[:limit], found[limit - 1].row if len(found) > limit else None
 
@@ -282,9 +287,10 @@ def _outcome_writes(
         writes.append({"Put": {"TableName": table, "Item": {**_key(job_id, row_key(result.row)),
                                "outcome": _s(result.outcome), "expires_at": _n(expires)},
                                "ConditionExpression": "attribute_not_exists(job_id)"}})  # fmt: skip
-        if result.outcome is Outcome.FAILED:
+        if result.outcome in DETAILED:
             writes.append({"Put": {"TableName": table, "Item": {
-                **_key(job_id, failure_key(result.row)), "row": _n(result.row), "entity_id": _s(result.entity_id),
+                **_key(job_id, failure_key(result.row)), "row": _n(result.row), "outcome": _s(result.outcome),
+                "entity_id": _s(result.entity_id),
                 "image_url": _s(result.image_url), "code": _s(result.code), "message": _s(result.message[:2000]),
                 "expires_at": _n(expires)}}})  # fmt: skip
     return writes, rows_of
@@ -298,6 +304,7 @@ def _job(item: Mapping[str, Any]) -> ImportJob:
         options=ImportOptions.from_dict(json.loads(_str(item, "options") or "{}")),
         catalog_url=_str(item, "catalog_url") or None, rows=int(rows["N"]) if rows else None,
         done=_int(item, "done"), skipped=_int(item, "skipped"), failed=_int(item, "failed"),
+        replaced=_int(item, "replaced"),
         started_at=_str(item, "started_at") or None, finished_at=_str(item, "finished_at") or None,
         error=_str(item, "error") or None,
     )  # fmt: skip

@@ -8,8 +8,8 @@ writes of the API; and the records file keeps its one purpose.
 Each row's outcome is a row of `import_rows`, keyed by (job, row): recording an outcome is an
 INSERT OR IGNORE, and the job's counters grow by what was actually inserted, in the same
 transaction. So a row is counted once however often it is reported, and a job resumed after a
-crash knows exactly which rows are finished. Only failures keep their details (id, URL, code,
-message); the others are a few bytes each.
+crash knows exactly which rows are finished. Only failed and replaced rows keep their details
+(id, URL, code, message): what GET /imports/{id}/failures lists; the others are a few bytes each.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.imports import (
+    DETAILED,
     RETENTION_DAYS,
     ImportJob,
     ImportOptions,
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS import_jobs (
     done        INTEGER NOT NULL DEFAULT 0,
     skipped     INTEGER NOT NULL DEFAULT 0,
     failed      INTEGER NOT NULL DEFAULT 0,
+    replaced    INTEGER NOT NULL DEFAULT 0,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     started_at  TEXT,
@@ -62,9 +64,10 @@ CREATE TABLE IF NOT EXISTS import_rows (
     message   TEXT,
     PRIMARY KEY (job_id, row)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS import_rows_failed ON import_rows (job_id, row) WHERE outcome = 'failed';
+DROP INDEX IF EXISTS import_rows_failed;
+CREATE INDEX IF NOT EXISTS import_rows_listed ON import_rows (job_id, row) WHERE outcome IN ('failed', 'replaced');
 """
-_JOB_COLUMNS = ("job_id, status, source, options, catalog_url, rows, done, skipped, failed, created_at, "
+_JOB_COLUMNS = ("job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, created_at, "
                 "updated_at, started_at, finished_at, error")  # fmt: skip
 _FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -73,6 +76,7 @@ class SqliteImportJobs(SqliteBookkeeping):
     what = "the local import store"
 
     def __init__(self, path: Path | str) -> None:
+        _add_replaced_column(Path(path))
         super().__init__(path, _SCHEMA)
 
     # -- ImportJobs port ---------------------------------------------------------------------
@@ -80,9 +84,10 @@ class SqliteImportJobs(SqliteBookkeeping):
     def create(self, job: ImportJob) -> None:
         with self._transaction() as conn:
             conn.execute(
-                f"INSERT INTO import_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                f"INSERT INTO import_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                 (job.job_id, job.status.value, job.source.value, json.dumps(job.options.to_dict()), job.catalog_url,
-                 job.rows, job.done, job.skipped, job.failed, job.created_at, job.updated_at, job.started_at,
+                 job.rows, job.done, job.skipped, job.failed, job.replaced, job.created_at, job.updated_at,
+                 job.started_at,
                  job.finished_at, job.error),
             )  # fmt: skip
 
@@ -126,7 +131,7 @@ class SqliteImportJobs(SqliteBookkeeping):
         with self._transaction() as conn:
             added = {outcome: 0 for outcome in Outcome}
             for result in results:
-                detail = result.outcome is Outcome.FAILED
+                detail = result.outcome in DETAILED
                 cursor = conn.execute(
                     "INSERT OR IGNORE INTO import_rows (job_id, row, outcome, entity_id, image_url, code, message) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -136,10 +141,11 @@ class SqliteImportJobs(SqliteBookkeeping):
                 )  # fmt: skip
                 added[result.outcome] += cursor.rowcount
             conn.execute(
-                "UPDATE import_jobs SET done = done + ?, skipped = skipped + ?, failed = failed + ?, updated_at = ? "
-                "WHERE job_id = ?",
-                (added[Outcome.DONE], added[Outcome.SKIPPED], added[Outcome.FAILED], utc_now(), job_id),
-            )
+                "UPDATE import_jobs SET done = done + ?, skipped = skipped + ?, failed = failed + ?, "
+                "replaced = replaced + ?, updated_at = ? WHERE job_id = ?",
+                (added[Outcome.DONE], added[Outcome.SKIPPED], added[Outcome.FAILED], added[Outcome.REPLACED],
+                 utc_now(), job_id),
+            )  # fmt: skip
             found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
         if found is None:
             raise StoreUnavailable(f"import {job_id} vanished while its rows were recorded")
@@ -147,11 +153,11 @@ class SqliteImportJobs(SqliteBookkeeping):
 
     def failures(self, job_id: str, limit: int, after_row: int = 0) -> tuple[list[RowResult], int | None]:
         rows = self._query(
-            "SELECT row, entity_id, image_url, code, message FROM import_rows "
-            "WHERE job_id = ? AND outcome = 'failed' AND row > ? ORDER BY row LIMIT ?",
+            "SELECT row, outcome, entity_id, image_url, code, message FROM import_rows "
+            "WHERE job_id = ? AND outcome IN ('failed', 'replaced') AND row > ? ORDER BY row LIMIT ?",
             (job_id, after_row, limit + 1),
         )
-        found = [RowResult(row, Outcome.FAILED, e or "", u or "", c or "", m or "") for row, e, u, c, m in rows]
+        found = [RowResult(row, Outcome(o), e or "", u or "", c or "", m or "") for row, o, e, u, c, m in rows]
         return found[:limit], found[limit - 1].row if len(found) > limit else None
 
     # -- for the local worker ----------------------------------------------------------------
@@ -195,11 +201,26 @@ class SqliteImportJobs(SqliteBookkeeping):
 
 
 def _job(row: Sequence) -> ImportJob:
-    (job_id, status, source, options, catalog_url, rows, done, skipped, failed, created_at, updated_at,
+    (job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, created_at, updated_at,
      started_at, finished_at, error) = row  # fmt: skip
     return ImportJob(
         job_id=job_id, status=JobStatus(status), source=Source(source),
         options=ImportOptions.from_dict(json.loads(options)),
-        catalog_url=catalog_url, rows=rows, done=done, skipped=skipped, failed=failed, created_at=created_at,
+        catalog_url=catalog_url, rows=rows, done=done, skipped=skipped, failed=failed, replaced=replaced,
+        created_at=created_at,
         updated_at=updated_at, started_at=started_at, finished_at=finished_at, error=error,
     )  # fmt: skip
+
+
+def _add_replaced_column(path: Path) -> None:
+    """A data dir from before `replaced` was counted: its jobs table gains the column (0 for its jobs)."""
+    if not path.exists():
+        return
+    conn = sqlite3.connect(path)
+    try:
+        columns = [name for _, name, *_ in conn.execute("PRAGMA table_info(import_jobs)")]
+        if columns and "replaced" not in columns:
+            conn.execute("ALTER TABLE import_jobs ADD COLUMN replaced INTEGER NOT NULL DEFAULT 0")
+            conn.commit()
+    finally:
+        conn.close()

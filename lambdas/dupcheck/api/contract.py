@@ -41,8 +41,8 @@ REASONS = {
     404: "No such item, import, picture, duplicate scan or report, or an id no route takes (`not_found`).",
     409: "Not in a state that allows this (`conflict`): an import finished, or its catalog already given; a "
     "duplicate scan already queued or running.",
-    413: "The image is over the byte or pixel limit (`image_too_large`), or the catalog over the byte or row "
-    "limit (`catalog_too_large`).",
+    413: "The image is over the byte or pixel limit, or would take more memory to decode than one image may "
+    "(`image_too_large`); or the catalog is over the byte or row limit (`catalog_too_large`).",
     415: "Not an image format dupcheck decodes, or the wrong body type (`unsupported_media_type`).",
     422: "A supported format, but corrupt or truncated (`invalid_image`); an image URL that cannot be fetched as "
     "given: its host does not resolve or refuses the connection, it answers a 4xx, or it redirects nowhere "
@@ -51,7 +51,8 @@ REASONS = {
     500: "An internal error (`internal_error`): a bug, logged with the request id.",
     502: "The image host failed or is busy: a 5xx, 408 or 429, a connection broken mid-download "
     "(`upstream_error`); a retry may pass.",
-    503: "The store or the search index cannot be reached now (`store_unavailable`, `index_unavailable`).",
+    503: "The store or the search index cannot be reached now (`store_unavailable`, `index_unavailable`), or "
+    "too many large images are being decoded at once (`server_busy`: Retry-After says when to come back).",
     504: "The image host was too slow (`upstream_timeout`).",
 }
 
@@ -63,7 +64,14 @@ def responses(success: int, model: type | None, description: str, *errors: int) 
     if model is not None:
         ok["content"] = {"application/json": {"model": model}}
     body = {"content": {"application/json": {"model": ErrorBody}}}
-    return {success: ok, **{status: {"description": REASONS[status], **body} for status in (*errors, 500)}}
+    out = {success: ok, **{status: {"description": REASONS[status], **body} for status in (*errors, 500)}}
+    if 503 in out:
+        out[503]["headers"] = RETRY_AFTER
+    return out
+
+
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again (server_busy).",
+                               "schema": {"type": "integer", "minimum": 1}}}  # fmt: skip
 
 
 _FILE = {"type": "string", "format": "binary", "minLength": 1}

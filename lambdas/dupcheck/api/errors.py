@@ -26,7 +26,8 @@ def answer_errors(app: DupcheckResolver) -> None:
 
     @app.exception_handler(DupcheckError)
     def domain_error(exc: DupcheckError) -> Response[dict]:
-        return json_response(exc.status, exc.to_body())
+        retry_after = getattr(exc, "retry_after_s", None)  # ServerBusy: when to come back
+        return json_response(exc.status, exc.to_body(), {"Retry-After": str(retry_after)} if retry_after else None)
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_body_type(_exc: RequestUnsupportedContentType) -> Response[dict]:

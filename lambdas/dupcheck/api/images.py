@@ -11,12 +11,17 @@ from dupcheck.api.exchange import configured, json_response, public_base, upload
 from dupcheck.api.import_schemas import KeptImageOut
 from dupcheck.api.params import ImageNameParam
 from dupcheck.core.errors import NotFound
+from dupcheck.core.imaging import decode_image
 from dupcheck.core.kept_images import IMAGES_PATH, KeptImages, content_type, image_name
 
 KEPT_CACHE = "private, max-age=31536000, immutable"  # a kept picture's name is its content
+# A kept picture is served from this API's own origin: never sniffed as anything but its image
+# type, and never able to run or load anything, whatever bytes it holds.
+KEPT_HEADERS = {"Cache-Control": KEPT_CACHE, "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox"}  # fmt: skip
 
 
-def router(images: KeptImages | None, *, max_body_bytes: int) -> Router:
+def router(images: KeptImages | None, *, max_body_bytes: int, max_pixels: int) -> Router:
     routes = Router()
 
     def kept() -> KeptImages:
@@ -25,12 +30,14 @@ def router(images: KeptImages | None, *, max_body_bytes: int) -> Router:
     @routes.post(
         "/images", status_code=201, summary="Keep a picture that has no address of its own",
         description="The service keeps the picture and answers the address it serves it at (with the key): an "
-        "image_url for POST /items or an import's rows. The same picture is kept once.",
-        responses=responses(201, KeptImageOut, "The kept picture's address.", 400, 403, 413, 415, 503),
+        "image_url for POST /items or an import's rows. The same picture is kept once, and only if it decodes as "
+        "a picture; it is served with nosniff and a Content-Security-Policy that lets it run nothing.",
+        responses=responses(201, KeptImageOut, "The kept picture's address.", 400, 403, 413, 415, 422, 503),
         tags=["items"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
     def keep_image() -> Response[dict]:
         data = uploaded(routes.current_event, max_body_bytes)
+        decode_image(data, max_pixels=max_pixels)  # kept only if it is a picture: its magic bytes are not enough
         url = keep(kept(), data, public_base(routes.current_event))
         return json_response(201, KeptImageOut(name=url.rsplit("/", 1)[1], image_url=url).model_dump())
 
@@ -44,7 +51,7 @@ def router(images: KeptImages | None, *, max_body_bytes: int) -> Router:
         if data is None:
             raise NotFound(f"no kept picture {name!r}")
         # The name is the content: the same URL never serves other bytes.
-        return Response(200, content_type(name), data, headers={"Cache-Control": KEPT_CACHE})
+        return Response(200, content_type(name), data, headers=KEPT_HEADERS)
 
     return routes
 

@@ -20,9 +20,9 @@ class ImportItem(BaseModel):
     """One catalog row. Its checks are a catalog's: a row that cannot be imported (an id no URL
     can carry, an address that is not http(s)) becomes a failure of the job, with its reason."""
 
-    entity_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    entity_id: str = Field(description=f"1 to {MAX_ID_LENGTH} characters (docs/api.md, ids)")
     sku: str = Field("", max_length=256)
-    image_url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    image_url: str = Field(description=f"http(s), at most {MAX_URL_LENGTH} characters")
 
 
 class CatalogUrlImport(BaseModel):
@@ -103,6 +103,8 @@ class ImportOut(BaseModel):
     done: int = Field(ge=0, description="Rows stored: downloaded and hashed, or a new SKU for the same picture.")
     skipped: int = Field(ge=0, description="Rows already stored unchanged: nothing downloaded.")
     failed: int = Field(ge=0, description="Rows not stored; GET failures_url says why.")
+    replaced: int = Field(ge=0, description="Rows a later row of the same entity_id replaces (that one is "
+                          "imported); GET failures_url lists them, code replaced.")  # fmt: skip
     created_at: str
     updated_at: str
     started_at: str | None
@@ -120,7 +122,8 @@ class ImportOut(BaseModel):
         status_url = f"{base_url}/imports/{job.job_id}"
         return cls(
             job_id=job.job_id, status=job.status.value, source=job.source.value, catalog_url=job.catalog_url,
-            rows=job.rows, done=job.done, skipped=job.skipped, failed=job.failed, created_at=job.created_at,
+            rows=job.rows, done=job.done, skipped=job.skipped, failed=job.failed, replaced=job.replaced,
+            created_at=job.created_at,
             updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
             rows_per_s=job.rows_per_s(now), eta_s=job.eta_s(now), error=job.error, status_url=status_url,
             failures_url=f"{status_url}/failures", upload=UploadOut.of(upload) if upload else None,
@@ -138,7 +141,10 @@ class FailureOut(BaseModel):
     row: int = Field(ge=1, description="The catalog's data row, from 1.")
     entity_id: str
     image_url: str
-    code: str = Field(description="The backfill's failure codes: upstream_error, invalid_image, missing_image_url...")
+    code: str = Field(
+        description="The backfill's failure codes (upstream_error, invalid_image, missing_image_url...), "
+        "or replaced: a later row of the same entity_id is imported instead."
+    )
     message: str
 
     @classmethod
@@ -148,7 +154,7 @@ class FailureOut(BaseModel):
 
 
 class FailurePage(BaseModel):
-    """Failed rows of an import, in catalog order."""
+    """The rows of an import that were not imported (failed or replaced), in catalog order."""
 
     failures: list[FailureOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last.")

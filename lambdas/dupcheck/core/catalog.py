@@ -3,32 +3,41 @@
 The one parser of a catalog export, shared by the command line's backfill (files, gzip, s3://:
 `dupcheck_tools.catalog`) and the API's imports (an upload, a catalog URL, items sent as JSON),
 so a row means the same wherever a catalog enters. A catalog is read as a stream and never held
-in memory: a 1,000,000-row export costs no more than a 10-row one.
+in memory: a 1,000,000-row export costs no more than a 10-row one. Nor is a row: a line read
+stops at MAX_ROW_CHARS, and a row longer than that (one CSV record, one JSON line) is skipped
+to its end a chunk at a time and becomes that row's failure; a header row that long refuses
+the file. Error text quotes what it read only as a short, escaped excerpt (`excerpt`).
 
 Columns are configurable; when the URL column is not named, the first of `image_url` and
 `small_image` (the usual export column) that exists is used, and a relative `small_image` path
 is appended to `image_base_url` (the shop's media base URL). A row that lacks an id or a URL is
 not dropped: it comes out with `error` set (a failure code and a sentence), so the caller
-reports it as a failure and nothing is silently skipped.
+reports it as a failure and nothing is silently skipped. A failed row's id and URL are kept to
+their limits (MAX_ID_LENGTH, MAX_URL_LENGTH), so a failure list stays small whatever it lists.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from dupcheck.core.ids import id_problem
+from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.service import MAX_URL_LENGTH
 
 URL_COLUMN_CANDIDATES = ("image_url", "small_image")
+# The longest row (a CSV record, quoted line breaks included; a JSON line), in characters.
+# Catalog exports carry long descriptions, over the csv module's 128 KiB field cap; a megabyte
+# holds any real row while a hostile one costs a few megabytes to read, never its length.
+MAX_ROW_CHARS = 1024 * 1024
+_SKIP_CHARS = 64 * 1024  # an over-long line is read past in pieces of this size
+EXCERPT_CHARS = 80
 
-# Catalog exports carry long descriptions; the csv module's 128 KiB field cap is too small.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+csv.field_size_limit(MAX_ROW_CHARS)
+T = TypeVar("T")
 
 ItemDecoder = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -59,6 +68,77 @@ class CatalogRow:
     phash: str = ""
 
 
+class _RowTooLong(Exception):
+    """The row being read is longer than MAX_ROW_CHARS (its line has been read past)."""
+
+
+class _Lines:
+    """The lines of a text stream, none held longer than MAX_ROW_CHARS: a row (`new_row` starts
+    one) that grows past it raises _RowTooLong once its line has been read past, and the next
+    line starts afresh. A class, not a generator: it goes on after raising, as csv.reader does."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+        self.row_chars = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline(MAX_ROW_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self.row_chars += len(line)
+        if self.row_chars <= MAX_ROW_CHARS:
+            return line
+        while line and not line.endswith(("\n", "\r")):
+            line = self.handle.readline(_SKIP_CHARS)
+        self.row_chars = 0
+        raise _RowTooLong
+
+    def new_row(self) -> None:
+        self.row_chars = 0
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """At most `limit` characters (escapes included) of `text` for an error message, control and
+    other unprintable characters escaped (a NUL reads as \\x00), and an ellipsis when there was more."""
+    shown: list[str] = []
+    size = 0
+    for c in text[:limit]:
+        piece = c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        size += len(piece)
+        if size > limit:
+            return "".join(shown) + "…"
+        shown.append(piece)
+    return "".join(shown) + ("…" if len(text) > limit else "")
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A row that could not be read: why, as the end of a sentence."""
+
+    why: str
+
+    def row(self, number: int) -> CatalogRow:
+        return CatalogRow(number, "", "", "", ("invalid_row", f"row {number} {self.why}"))
+
+
+def _records(source: Iterator[T], lines: _Lines) -> Iterator[T | _Unreadable]:
+    """Each record `source` reads from `lines` (a csv.reader's rows, or the lines themselves), or
+    _Unreadable for one over MAX_ROW_CHARS or one csv cannot read (a quote left open at the end)."""
+    while True:
+        lines.new_row()
+        try:
+            yield next(source)
+        except StopIteration:
+            return
+        except _RowTooLong:
+            yield _Unreadable(f"is longer than {MAX_ROW_CHARS} characters")
+        except csv.Error as exc:
+            yield _Unreadable(f"is not CSV: {excerpt(str(exc))}")
+
+
 def sniff_format(head: str) -> str:
     """ "jsonl" when the first non-blank character of a catalog opens a JSON object, else "csv"."""
     return "jsonl" if head.lstrip("\ufeff \t\r\n").startswith("{") else "csv"
@@ -70,16 +150,25 @@ def csv_rows(
 ) -> Iterator[CatalogRow]:  # fmt: skip
     """The rows of a CSV catalog. A header without the id column or any URL column is a
     CatalogError (raised when iteration starts); `id_hint`/`url_hint` say how to name them."""
-    reader = csv.reader(handle, delimiter=delimiter)
+    lines = _Lines(handle)
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = [h.strip().lstrip("\ufeff") for h in next(reader)]
     except StopIteration:
         return
+    except _RowTooLong:
+        raise CatalogError(f"{name}'s header row is longer than {MAX_ROW_CHARS} characters: not a catalog") from None
+    except csv.Error as exc:
+        raise CatalogError(f"{name}'s header row is not CSV: {excerpt(str(exc))}") from None
     id_col, sku_col, url_col = _resolve(header, columns, name, id_hint, url_hint)
     at = {column: i for i, column in enumerate(header)}
     phash_col = "phash" if "phash" in at else None
     number = 0
-    for cells in reader:
+    for cells in _records(reader, lines):
+        if isinstance(cells, _Unreadable):
+            number += 1
+            yield cells.row(number)
+            continue
         if not cells or not any(c.strip() for c in cells):
             continue  # blank line: not a row
         number += 1
@@ -100,7 +189,12 @@ def jsonl_rows(
     JSON item (`{"Item": {...}}`, what a table export holds) into plain values; without it such
     a line is an `invalid_row` failure."""
     number = 0
-    for line in handle:
+    lines = _Lines(handle)
+    for line in _records(lines, lines):
+        if isinstance(line, _Unreadable):
+            number += 1
+            yield line.row(number)
+            continue
         if not line.strip():
             continue
         number += 1
@@ -113,7 +207,8 @@ def jsonl_rows(
                     raise ValueError("a DynamoDB JSON item: import it with `python -m dupcheck backfill`")
                 obj = dict(decode_item(obj["Item"]))
         except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-            yield CatalogRow(number, "", "", "", ("invalid_row", f"line {number} is not a JSON object: {exc}"))
+            problem = excerpt(str(exc))
+            yield CatalogRow(number, "", "", "", ("invalid_row", f"line {number} is not a JSON object: {problem}"))
             continue
         yield row_of(number, obj, columns, image_base_url)
 
@@ -122,10 +217,11 @@ def _resolve(
     header: list[str], columns: Columns, name: str, id_hint: str, url_hint: str
 ) -> tuple[str, str | None, str]:
     if columns.entity_id not in header:
-        raise CatalogError(f"{name} has no {columns.entity_id!r} column (columns: {', '.join(header)}){_hint(id_hint)}")
+        listed = excerpt(", ".join(header), 2 * EXCERPT_CHARS)
+        raise CatalogError(f"{name} has no {columns.entity_id!r} column (columns: {listed}){_hint(id_hint)}")
     if columns.image_url is not None:
         if columns.image_url not in header:
-            raise CatalogError(f"{name} has no {columns.image_url!r} column")
+            raise CatalogError(f"{name} has no '{excerpt(columns.image_url)}' column")
         url_col = columns.image_url
     else:
         found = [c for c in URL_COLUMN_CANDIDATES if c in header]
@@ -152,24 +248,39 @@ def row_of(number: int, values: Mapping[str, Any], columns: Columns, image_base_
 
 
 def make_row(number: int, entity_id: str, sku: str, url: str, phash: str, image_base_url: str | None) -> CatalogRow:
-    """A checked row: the URL made absolute, and `error` set for anything that cannot be processed."""
-    url = absolute_url(url, image_base_url)
+    """A checked row: the URL made absolute, and `error` set for anything that cannot be processed
+    (then the id and URL it keeps are cut to their limits)."""
     error: tuple[str, str] | None = None
-    if not entity_id:
+    who = excerpt(entity_id)
+    try:
+        url = absolute_url(url, image_base_url)
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # "http://[::1/a.jpg", "http://[127.0.0.1]/a.jpg": no URL at all
+        error = ("invalid_image_url", f"row {number} ({who}): image_url '{excerpt(url)}' is not a URL ({exc})")
+        scheme = ""
+    if error is not None:
+        pass
+    elif not entity_id:
         error = ("missing_entity_id", f"row {number} has no entity_id")
     elif not url:
-        error = ("missing_image_url", f"row {number} ({entity_id}) has no image URL")
-    elif not urlsplit(url).scheme:
+        error = ("missing_image_url", f"row {number} ({who}) has no image URL")
+    elif not scheme:
         error = (
             "relative_image_url",
-            f"row {number} ({entity_id}): image path {url!r} is relative; give the shop's media base "
+            f"row {number} ({who}): image path '{excerpt(url)}' is relative; give the shop's media base "
             "URL (--image-base-url, or image_base_url)",
         )
     elif problem := id_problem(entity_id):
         error = ("invalid_entity_id", f"row {number}: {problem}")
     elif len(url) > MAX_URL_LENGTH:
-        error = ("invalid_request", f"image_url is longer than {MAX_URL_LENGTH} characters")
+        error = ("invalid_image_url", f"row {number} ({who}): image_url is longer than {MAX_URL_LENGTH} characters")
+    if error is not None:
+        entity_id, url = _cut(entity_id, MAX_ID_LENGTH), _cut(url, MAX_URL_LENGTH)
     return CatalogRow(number, entity_id, sku, url, error, phash)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def absolute_url(url: str, base: str | None) -> str:

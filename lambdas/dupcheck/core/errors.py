@@ -116,3 +116,14 @@ class IndexUnavailable(DupcheckError):
 
 class StoreUnavailable(DupcheckError):
     status, code = 503, "store_unavailable"
+
+
+class ServerBusy(DupcheckError):
+    """Too much is being decoded at once: the request was not started; `retry_after_s` says
+    when to try again (the Retry-After header)."""
+
+    status, code = 503, "server_busy"
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -5,8 +5,9 @@ through API Gateway and locally), so an id no URL can reach must not be stored a
 alphabet is the one the HTTP router matches in a path parameter: letters and digits of any
 script, `_`, space, and `- . ~ ( ) ' ! * : @ , ; = + & $ < > [ ] { } | ^`. Left out on purpose:
 `/ ? #` (they end a path segment), `%` (a proxy that decodes a path twice would turn `%2F` into
-`/`), control characters, other punctuation and symbols the router does not match, and `.` and
-`..` as whole ids (clients resolve them as path steps). Clients percent-encode what a URL needs
+`/`), control characters, other punctuation and symbols the router does not match, `.` and
+`..` as whole ids (clients resolve them as path steps), and an id of spaces only (a catalog's
+cells are trimmed: no catalog row could ever name it). Clients percent-encode what a URL needs
 encoded (a space as %20, `[` as %5B).
 """
 
@@ -16,8 +17,9 @@ import re
 
 MAX_ID_LENGTH = 512  # DynamoDB allows 2 KB keys; ids longer than this are almost surely mistakes
 ID_ALPHABET = r"-._~()'!*:@,;=+&$<> \[\]{}|^\w"
-# The alphabet as a JSON Schema pattern (for the OpenAPI document); `.` and `..` are refused too.
-ID_PATTERN = rf"^[{ID_ALPHABET}]+$"
+# The alphabet as a JSON Schema pattern (for the OpenAPI document): at least one character that
+# is not a space; `.` and `..` are refused too.
+ID_PATTERN = rf"^[{ID_ALPHABET}]*[{ID_ALPHABET.replace(' ', '')}][{ID_ALPHABET}]*$"
 _ALLOWED_CHARACTER = re.compile(rf"[{ID_ALPHABET}]")
 _ALLOWED = re.compile(rf"[{ID_ALPHABET}]+")
 
@@ -30,6 +32,8 @@ def id_problem(entity_id: object) -> str | None:
         return f"entity_id is longer than {MAX_ID_LENGTH} characters"
     if entity_id in (".", ".."):
         return "entity_id must not be . or .."
+    if not entity_id.strip(" "):
+        return "entity_id must not be only spaces"
     if _ALLOWED.fullmatch(entity_id):
         return None
     bad = next((c for c in entity_id if not _ALLOWED_CHARACTER.fullmatch(c)), None)

@@ -6,9 +6,11 @@ Dispatching (one invocation per job, continued by itself past Lambda's 15 minute
   token): a second start of the same job (a duplicate message, the S3 event of a catalog the
   dispatcher kept itself) finds it claimed by another token and is dropped, while a retry of
   the winning message (same id) resumes it;
-* the catalog is counted first (so the job has its total, and an oversize one fails before any
-  row is imported), then its rows are sent, from `dispatched` on: a row the catalog itself makes
-  invalid (no id, a relative path) is recorded as a failure here; the others go to the queue.
+* the catalog is read through first (`survey`: so the job has its total, an oversize one fails
+  before any row is imported, and the rows a later row of the same id replaces are known; a
+  continued dispatch reads it again), then its rows are sent, from `dispatched` on: a row the
+  catalog itself makes invalid (no id, a relative path) is recorded as a failure here, a
+  replaced one as replaced; the others go to the queue.
 
 Importing a row follows backfill's rule, with the record store as the journal: a row whose
 record exists with the same image_url and the current pipeline is skipped without a download;
@@ -29,7 +31,7 @@ from itertools import islice
 from typing import Protocol, runtime_checkable
 
 from dupcheck.core.catalog import CatalogRow
-from dupcheck.core.errors import DupcheckError, StoreUnavailable, UpstreamError, UpstreamTimeout
+from dupcheck.core.errors import DupcheckError, ServerBusy, StoreUnavailable, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.imports import (
     STARTABLE,
@@ -40,9 +42,10 @@ from dupcheck.core.imports import (
     Outcome,
     RowResult,
     Source,
+    Survey,
     catalog_rows,
     check_catalog,
-    count_rows,
+    survey,
 )
 from dupcheck.core.models import Entry, HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
@@ -108,27 +111,23 @@ class Dispatcher:
             log.info("import %s is not this message's to dispatch", job_id)
             return Dispatch.DROPPED
         try:
+            if job.rows is None and job.source is Source.CATALOG_URL and job.catalog_url:
+                data = self.fetch_catalog(job.catalog_url)
+                check_catalog(data, job.options, self.max_catalog_bytes)
+                self.catalogs.put(job.job_id, data)
+            found = survey(lambda: self.catalogs.open(job_id), job.options)
             if job.rows is None:
-                job = self._count(job)
-        except _Cancelled:
-            return Dispatch.DROPPED
+                counted = self.jobs.transition(job_id, JobStatus.RUNNING, allowed_from={JobStatus.RUNNING},
+                                               rows=found.rows)  # fmt: skip
+                if counted is None:
+                    return Dispatch.DROPPED  # cancelled while the catalog was read
+                job = counted
         except DupcheckError as exc:
             self.jobs.transition(job_id, JobStatus.FAILED, allowed_from={JobStatus.RUNNING}, error=exc.message)
             return Dispatch.FAILED
-        return self._send(job, token, time_left_s)
+        return self._send(job, token, found, time_left_s)
 
-    def _count(self, job: ImportJob) -> ImportJob:
-        if job.source is Source.CATALOG_URL and job.catalog_url:
-            data = self.fetch_catalog(job.catalog_url)
-            check_catalog(data, job.options, self.max_catalog_bytes)
-            self.catalogs.put(job.job_id, data)
-        rows = count_rows(lambda: self.catalogs.open(job.job_id), job.options)
-        counted = self.jobs.transition(job.job_id, JobStatus.RUNNING, allowed_from={JobStatus.RUNNING}, rows=rows)
-        if counted is None:
-            raise _Cancelled
-        return counted
-
-    def _send(self, job: ImportJob, token: str, time_left_s: Callable[[], float]) -> Dispatch:
+    def _send(self, job: ImportJob, token: str, found: Survey, time_left_s: Callable[[], float]) -> Dispatch:
         start = self.jobs.dispatched(job.job_id)
         with self.catalogs.open(job.job_id) as raw:
             rows = islice(catalog_rows(raw, job.options), start, None)
@@ -137,10 +136,11 @@ class Dispatcher:
                 current = self.jobs.get(job.job_id)
                 if current is None or current.status is not JobStatus.RUNNING:
                     return Dispatch.DROPPED  # cancelled: stop sending
-                invalid = [RowResult.failure(r, *r.error) for r in batch if r.error is not None]
-                self.queue.send(job.job_id, [r for r in batch if r.error is None])
-                if invalid:
-                    finish_if_complete(self.jobs, self.jobs.record(job.job_id, invalid))
+                outcomes = [found.settled(r) for r in batch]  # replaced, or failed by the catalog itself
+                settled = [outcome for outcome in outcomes if outcome is not None]
+                self.queue.send(job.job_id, [r for r, outcome in zip(batch, outcomes, strict=True) if outcome is None])
+                if settled:
+                    finish_if_complete(self.jobs, self.jobs.record(job.job_id, settled))
                 sent += len(batch)
                 self.jobs.mark_dispatched(job.job_id, token, sent)
                 if time_left_s() < ENOUGH_TIME_S:
@@ -148,13 +148,6 @@ class Dispatcher:
                     return Dispatch.CONTINUED
         finish_if_complete(self.jobs, self.jobs.get(job.job_id))  # an empty catalog is done at once
         return Dispatch.SENT
-
-
-class _Cancelled(DupcheckError):
-    """The job left `running` while it was being counted (cancelled)."""
-
-    def __init__(self) -> None:
-        super().__init__("cancelled while the catalog was read")
 
 
 def finish_if_complete(jobs: ImportJobs, job: ImportJob | None) -> ImportJob | None:
@@ -176,9 +169,10 @@ class Retry(Exception):
 
 
 def transient(exc: DupcheckError) -> bool:
-    """Worth another attempt: the store, a timeout, a connection error, or the image host's 429 or
-    5xx (UpstreamStatusError says which statuses), as backfill retries them."""
-    if isinstance(exc, StoreUnavailable | UpstreamTimeout):
+    """Worth another attempt: the store, a timeout, a connection error, the image host's 429 or
+    5xx (UpstreamStatusError says which statuses), as backfill retries them, or no decoding
+    memory free in this invocation (other rows held it)."""
+    if isinstance(exc, StoreUnavailable | UpstreamTimeout | ServerBusy):
         return True
     return isinstance(exc, UpstreamError) and bool(getattr(exc, "retryable", True))
 

@@ -6,20 +6,28 @@ DynamoDB) and starts it (`ImportStarter`). Locally a worker thread of the server
 with the backfill engine (dupcheck_tools/local/imports.py); on AWS a dispatcher function reads
 the catalog and sends its rows through SQS to a worker function (core/import_runs.py).
 
-Every row ends in exactly one outcome, `done` (stored), `skipped` (already stored unchanged)
-or `failed` (with the backfill's failure codes), and `ImportJobs.record` counts a row once
+Every row ends in exactly one outcome, `done` (stored), `skipped` (already stored unchanged),
+`failed` (with the backfill's failure codes) or `replaced` (a later row of the same catalog has
+the same entity_id: that one is imported instead), and `ImportJobs.record` counts a row once
 however often it is delivered: a retried SQS message or a job resumed after a crash cannot
 count a row twice. A job is `done` when every row of its catalog has an outcome.
+
+Which rows are replaced is known before any is imported: the first read of a kept catalog
+(`survey`), which counts its rows, keeps a 16-byte digest of each row's id, so a million rows
+cost 20 MB however long their ids, and sorts them once. Rows then run concurrently, so without
+this whichever download finished last would win.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import uuid
 import zlib
+from array import array
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import asdict, dataclass, field, replace
@@ -27,8 +35,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import IO, Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
 from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, InvalidRequest, NotFound
+from dupcheck.core.ids import id_problem
 from dupcheck.core.models import is_hex_id, moment_of, utc_now
 
 MAX_ITEMS = 1_000  # rows in one `{"items": [...]}` request; a larger catalog is a file
@@ -60,6 +71,11 @@ class Outcome(StrEnum):
     DONE = "done"  # downloaded, hashed and stored; or the same picture with a new SKU, rewritten
     SKIPPED = "skipped"  # already stored with this image_url and pipeline: nothing to do
     FAILED = "failed"
+    REPLACED = "replaced"  # a later row of the catalog has the same entity_id: it is imported instead
+
+
+DETAILED = frozenset({Outcome.FAILED, Outcome.REPLACED})  # outcomes kept with their details (listed)
+REPLACED_CODE = "replaced"
 
 
 class Source(StrEnum):
@@ -97,13 +113,14 @@ class ImportJob:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    replaced: int = 0
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
 
     @property
     def processed(self) -> int:
-        return self.done + self.skipped + self.failed
+        return self.done + self.skipped + self.failed + self.replaced
 
     @property
     def complete(self) -> bool:
@@ -143,6 +160,11 @@ class RowResult:
     @classmethod
     def failure(cls, row: CatalogRow, code: str, message: str) -> RowResult:
         return cls(row.row, Outcome.FAILED, row.entity_id, row.image_url, code, message)
+
+    @classmethod
+    def replaced_by(cls, row: CatalogRow, later: int) -> RowResult:
+        return cls(row.row, Outcome.REPLACED, row.entity_id, row.image_url, REPLACED_CODE,
+                   f"row {row.row}: row {later} has the same entity_id and is imported instead")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -385,15 +407,58 @@ def check_catalog(data: bytes, options: ImportOptions, max_bytes: int) -> None:
             raise InvalidCatalog("the catalog has no rows")
 
 
-def count_rows(open_catalog: Callable[[], ContextManager[IO[bytes]]], options: ImportOptions) -> int:
-    """How many rows a kept catalog holds (a first read, so progress has a total and an oversize
-    catalog fails before any row is imported)."""
+@dataclass(frozen=True)
+class Survey:
+    """What the first read of a kept catalog found: its rows, and for each row number the later
+    row that replaces it (0: none)."""
+
+    rows: int
+    later: np.ndarray  # int32, indexed by row number
+
+    def replaced(self, row: CatalogRow) -> RowResult | None:
+        """The row's outcome when a later row of the same id replaces it, else None."""
+        later = int(self.later[row.row]) if row.row < len(self.later) else 0
+        return RowResult.replaced_by(row, later) if later else None
+
+    def settled(self, row: CatalogRow) -> RowResult | None:
+        """The outcome the catalog itself gives a row (replaced by a later one; failed, when the
+        row cannot be imported), or None: the row is to be imported."""
+        if replaced := self.replaced(row):
+            return replaced
+        return RowResult.failure(row, *row.error) if row.error is not None else None
+
+
+def survey(open_catalog: Callable[[], ContextManager[IO[bytes]]], options: ImportOptions) -> Survey:
+    """Count a kept catalog's rows (so progress has a total, and an oversize catalog fails before
+    any row is imported) and find the rows a later one with the same entity_id replaces. Only
+    rows with an id that can be stored take part: a row without one replaces nothing."""
+    digests = bytearray()
+    numbers = array("i")
+    count = 0
     with open_catalog() as raw:
-        count = 0
-        for count, _ in enumerate(catalog_rows(raw, options), start=1):
+        for count, row in enumerate(catalog_rows(raw, options), start=1):
             if count > MAX_ROWS:
                 raise CatalogTooLarge(f"the catalog has more than {MAX_ROWS} rows; split it into several imports")
-        return count
+            if id_problem(row.entity_id) is None:
+                digests += hashlib.blake2b(row.entity_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                numbers.append(row.row)
+    return Survey(count, _later_rows(np.frombuffer(bytes(digests), dtype=np.uint64).reshape(-1, 2),
+                                     np.frombuffer(numbers, dtype=np.int32), count))  # fmt: skip
+
+
+def _later_rows(keys: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
+    """For each row number, the last row with the same key when that is a later one, else 0."""
+    later = np.zeros(count + 1, dtype=np.int32)
+    if len(rows) < 2:
+        return later
+    order = np.lexsort((rows, keys[:, 1], keys[:, 0]))  # by id, then by row
+    keys, rows = keys[order], rows[order]
+    starts = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)])
+    last = np.r_[starts[1:], len(rows)] - 1  # each group's last position: its winning row
+    winner = rows[np.repeat(last, np.diff(np.r_[starts, len(rows)]))]
+    replaced = winner != rows
+    later[rows[replaced]] = winner[replaced]
+    return later
 
 
 class _Capped(io.RawIOBase):

@@ -45,6 +45,15 @@ class Settings(BaseModel):
     max_image_pixels: int = Field(
         40_000_000, gt=0, description="Largest decoded image (width*height): decompression-bomb guard."
     )
+    max_decode_mb: int = Field(
+        240, ge=16, description="Most memory one image's decoding may take, by its header (MB); a larger "
+        "one is refused (413). With the pixel limit it keeps a request under 300 MB (docs/api.md, images).",
+    )  # fmt: skip
+    decode_budget_mb: int = Field(
+        480, ge=16, description="Memory the decodings running at once may take (MB): a request beyond it "
+        "waits, then is refused with 503 server_busy and Retry-After.",
+    )  # fmt: skip
+    decode_wait_s: float = Field(10.0, gt=0, description="Seconds a request waits for decoding memory.")
     connect_timeout: float = Field(3.0, gt=0, description="Seconds to connect to an image host.")
     read_timeout: float = Field(10.0, gt=0, description="Seconds between bytes from an image host.")
     fetch_deadline: float = Field(20.0, gt=0, description="Seconds for a whole download.")
@@ -61,6 +70,21 @@ class Settings(BaseModel):
         (), description="Local server: host names it answers to besides IP addresses and localhost."
     )
     server_threads: int = Field(8, ge=1, le=64, description="Local server: threads that answer requests.")
+    server_connections: int = Field(
+        200, ge=1, le=10_000, description="Local server: open connections at most (more wait to be accepted)."
+    )
+    server_connections_per_client: int = Field(
+        16, ge=1, le=10_000, description="Local server: open connections from one client address at most (one "
+        "more is answered 503).",
+    )  # fmt: skip
+    server_header_deadline: float = Field(
+        10.0, gt=0, description="Local server: seconds a request's headers have to arrive, from its first byte (408)."
+    )
+    server_request_deadline: float = Field(
+        120.0,
+        gt=0,
+        description="Local server: seconds a whole request has to arrive, from its first byte (408).",
+    )
     log_level: str = Field("INFO", description="Log level.")
 
     # Catalog imports (POST /imports)

@@ -103,7 +103,7 @@ async function follow(job, refused = []) {
   byId("import-cancel").hidden = true;
   catalogChanged();
   recent();
-  if (job.failed) await failures(job.job_id, null, refused.length === 0);
+  if (job.failed || job.replaced) await failures(job.job_id, null, refused.length === 0);
 }
 
 function show(job, title, fraction, counts) {
@@ -111,7 +111,7 @@ function show(job, title, fraction, counts) {
   byId("import-job").hidden = false;
   byId("import-job-title").textContent = title ?? sentence.title;
   const progress = byId("import-progress");
-  const value = fraction ?? (job.rows ? (job.done + job.skipped + job.failed) / job.rows : job.status === "done" ? 1 : null);
+  const value = fraction ?? (job.rows ? (job.done + job.skipped + job.failed + (job.replaced ?? 0)) / job.rows : job.status === "done" ? 1 : null);
   if (value === null) progress.removeAttribute("value"); // indeterminate: the catalog is being read
   else progress.value = value;
   byId("import-counts").textContent = counts ?? sentence.counts;

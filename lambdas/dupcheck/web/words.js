@@ -116,8 +116,9 @@ export const rowSentence = (f) => (PICTURE_CODES.has(f.code) ? errorSentence(0, 
 /** An import job in words: { title, counts }. */
 export function importSentence(job) {
   const n = (x) => (x ?? 0).toLocaleString();
-  const counts = `${n(job.done)} imported, ${n(job.skipped)} already in the catalog, ${n(job.failed)} not imported.`;
-  const processed = (job.done ?? 0) + (job.skipped ?? 0) + (job.failed ?? 0);
+  const replaced = job.replaced ? `, ${n(job.replaced)} replaced by a later row of the same id` : "";
+  const counts = `${n(job.done)} imported, ${n(job.skipped)} already in the catalog, ${n(job.failed)} not imported${replaced}.`;
+  const processed = (job.done ?? 0) + (job.skipped ?? 0) + (job.failed ?? 0) + (job.replaced ?? 0);
   switch (job.status) {
     case "awaiting_upload":
       return { title: "Waiting for the catalog's upload", counts: "" };

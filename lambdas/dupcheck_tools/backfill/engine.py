@@ -183,8 +183,9 @@ class Backfill:
             self._on_row(kind, row, record)
 
     def stop(self) -> None:
-        """End the run early, as Ctrl-C does: no new row is started; rows in flight finish and
-        are written (a cancelled import job)."""
+        """End the run early, as Ctrl-C does: no new download starts, not even of the rows already
+        handed to the download threads; rows in flight finish and are written (a cancelled
+        import job: its counts are what was done)."""
         self._stop.set()
 
     def _fail(self, row: CatalogRow, code: str, message: str) -> None:
@@ -335,6 +336,8 @@ class Backfill:
             row = work.get()
             if row is _STOP:
                 return
+            if self._stop.is_set():
+                continue  # stopped: a row not yet downloaded is not started (a cancelled import, Ctrl-C)
             try:
                 self._process(row, writes, to_hash)
             except Exception as exc:  # noqa: BLE001 - one row's failure must not end the run

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from dupcheck_tools.catalog import CatalogError, CatalogRow
+from dupcheck_tools.spreadsheet import safe_row
 
 FAILURE_FIELDS = ("row", "entity_id", "image_url", "code", "message")
 
@@ -24,7 +25,8 @@ class FailureSink(Protocol):
 
 class FailureLog:
     """Failures as CSV (default) or JSON Lines (`.jsonl`/`.json`), one line per failed row,
-    flushed at once so a crash keeps what was written. Thread-safe."""
+    flushed at once so a crash keeps what was written. Thread-safe. A CSV cell a spreadsheet would
+    evaluate is written as text (dupcheck_tools/spreadsheet.py)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -46,7 +48,7 @@ class FailureLog:
         values = (row.row, row.entity_id, row.image_url, code, message)
         with self._lock:
             if self._csv is not None:
-                self._csv.writerow(values)
+                self._csv.writerow(safe_row(values))
             else:
                 self._file.write(json.dumps(dict(zip(FAILURE_FIELDS, values, strict=True))) + "\n")
             self._file.flush()

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from dupcheck.adapters.report_file import REPORT_NAME
 from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, Pair
+from dupcheck_tools.spreadsheet import safe_row
 
 CSV_NAME = "duplicates.csv"
 HTML_NAME = "report.html"
@@ -53,11 +54,11 @@ def _replace(path: Path, text: str) -> Path:
 
 def _csv(groups: Sequence[Group]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer)  # RFC 4180 line ends: a carriage return inside a cell is quoted too
     writer.writerow(CSV_COLUMNS)
     for number, group in enumerate(groups, start=1):
         for i, item in enumerate(group.items):
-            writer.writerow((number, item.entity_id, item.sku, item.image_url, "true" if i == 0 else "false"))
+            writer.writerow(safe_row((number, item.entity_id, item.sku, item.image_url, "true" if i == 0 else "false")))
     return buffer.getvalue()
 
 

@@ -188,7 +188,8 @@ class LocalApp:
         if not target.is_relative_to(self.static_dir) or not target.is_file():
             return _respond(start_response, 404, json.dumps(error_body("not_found", "no such file")).encode(), _JSON)
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return _respond(start_response, 200, target.read_bytes(), {"Content-Type": content_type})
+        return _respond(start_response, 200, target.read_bytes(), {"Content-Type": content_type,
+                                                                    "X-Content-Type-Options": "nosniff"})  # fmt: skip
 
 
 _JSON = {"Content-Type": "application/json"}

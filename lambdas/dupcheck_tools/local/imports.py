@@ -35,9 +35,10 @@ from dupcheck.core.imports import (
     Outcome,
     RowResult,
     Source,
+    Survey,
     catalog_rows,
     check_catalog,
-    count_rows,
+    survey,
 )
 from dupcheck.core.models import HashRecord
 from dupcheck.core.ports import ImageFetcher
@@ -126,9 +127,10 @@ class ImportWorker:
         try:
             if job.rows is None:
                 self._keep_fetched_catalog(job)
-                rows = count_rows(lambda: self.imports.catalogs.open(job.job_id), job.options)
-            else:
-                rows = job.rows
+            # Counted, and the rows a later one replaces found, before any row runs (read again
+            # when a job resumes: the same file gives the same answer).
+            found = survey(lambda: self.imports.catalogs.open(job.job_id), job.options)
+            rows = found.rows if job.rows is None else job.rows
         except DupcheckError as exc:
             return self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.QUEUED,
                                         JobStatus.RUNNING}, error=exc.message)  # fmt: skip
@@ -152,7 +154,7 @@ class ImportWorker:
         recorder.start(on_cancel=engine.stop)
         try:
             with self.imports.catalogs.open(job.job_id) as raw:
-                summary = engine.run(_unfinished(catalog_rows(raw, job.options), finished))
+                summary = engine.run(_to_import(catalog_rows(raw, job.options), finished, found, recorder))
         finally:
             with self._lock:
                 self._running = None
@@ -184,10 +186,17 @@ class ImportWorker:
         self.imports.catalogs.put(job.job_id, data)
 
 
-def _unfinished(rows: Iterator[CatalogRow], finished: bytearray) -> Iterator[CatalogRow]:
+def _to_import(rows: Iterator[CatalogRow], finished: bytearray, found: Survey, recorder: _Recorder
+               ) -> Iterator[CatalogRow]:  # fmt: skip
+    """The rows the engine is to import: not finished by an earlier run, and not replaced by a
+    later row (recorded as replaced here, without a download)."""
     for row in rows:
-        if row.row >= len(finished) or not finished[row.row]:
-            yield row
+        if row.row < len(finished) and finished[row.row]:
+            continue
+        if replaced := found.replaced(row):
+            recorder.record(replaced)
+            continue
+        yield row
 
 
 class _Recorder:
@@ -208,12 +217,12 @@ class _Recorder:
         outcome = Outcome.SKIPPED if kind == "skipped" else Outcome.DONE
         if outcome is Outcome.SKIPPED and self.resumed and self._written_by_this_job(record):
             outcome = Outcome.DONE
-        self._add(RowResult(row.row, outcome))
+        self.record(RowResult(row.row, outcome))
 
     def add(self, row: CatalogRow, code: str, message: str) -> None:
-        self._add(RowResult.failure(row, code, message))
+        self.record(RowResult.failure(row, code, message))
 
-    def _add(self, result: RowResult) -> None:
+    def record(self, result: RowResult) -> None:
         with self._lock:
             self._pending.append(result)
 

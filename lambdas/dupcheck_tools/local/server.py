@@ -1,26 +1,44 @@
 """The local HTTP server: waitress serving `LocalApp` (app.py), plus the index follower.
 
 Why waitress: a production WSGI server in pure Python (no compiler, runs on every platform a
-laptop or a notebook has) whose own settings give the limits an HTTP server needs: it reads a
+laptop or a notebook has) whose own settings give most limits an HTTP server needs: it reads a
 request fully, under `max_request_body_size` and `max_request_header_size`, before a worker
 thread sees it, so a slow or endless upload holds no thread; idle connections close after
-`channel_timeout`; it caps connections, keeps them alive, answers HEAD without a body and
-writes each response in one piece with TCP_NODELAY (the home-made server's 44 ms Nagle stall is
-gone). Its worker threads are why the resolver keeps its event per thread (api/resolver.py):
-Powertools keeps it on a class.
+`channel_timeout`; it caps connections (`connection_limit`), keeps them alive, answers HEAD
+without a body and writes each response in one piece with TCP_NODELAY (the home-made server's
+44 ms Nagle stall is gone). Its worker threads are why the resolver keeps its event per thread
+(api/resolver.py): Powertools keeps it on a class.
+
+Two limits waitress lacks are added on its extension points (`_Server`, a TcpWSGIServer, and
+its `_Channel`), because its idle timeout is reset by every byte: 120 connections trickling a
+byte every 10 s held all its connections, and every other client waited.
+* A deadline for a request to arrive, from its first byte: its headers within
+  DUPCHECK_SERVER_HEADER_DEADLINE, the whole request within DUPCHECK_SERVER_REQUEST_DEADLINE,
+  however steadily it trickles. Past it the request is answered 408 and its connection closed
+  (checked every second, by waitress's own maintenance pass).
+* Connections per client address (DUPCHECK_SERVER_CONNECTIONS_PER_CLIENT): one more is answered
+  503 with Retry-After and closed at once, so one client cannot take the server's connections
+  (DUPCHECK_SERVER_CONNECTIONS in all) from the others.
+Behind a reverse proxy these are the proxy's to enforce (docs/api.md, the local server's guard).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.server import create_server
+from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
+from waitress.utilities import Error
 
 from dupcheck.bootstrap import build_kept_images
 from dupcheck.core.errors import error_body
@@ -36,8 +54,15 @@ logger = logging.getLogger(__name__)
 
 CHANNEL_TIMEOUT_S = 30  # an idle or stalled connection is closed after this long
 MAX_HEADER_BYTES = 64 * 1024
-# waitress's own refusals, by status, as the API's error codes.
-_CODES = {400: "invalid_request", 413: "image_too_large", 431: "headers_too_large"}
+MAINTENANCE_S = 1  # how often waitress looks over its connections (deadlines, idle ones)
+REFUSED_RETRY_AFTER_S = 5
+# waitress's own refusals (and the request deadline's), by status, as the API's error codes.
+_CODES = {400: "invalid_request", 408: "request_timeout", 413: "image_too_large", 431: "headers_too_large"}
+
+
+class _RequestTimeout(Error):
+    code = 408
+    reason = "Request Timeout"
 
 
 class _JsonErrorTask(ErrorTask):
@@ -54,8 +79,91 @@ class _JsonErrorTask(ErrorTask):
         self.write(body.encode())
 
 
-class _Channel(HTTPChannel):  # waitress's extension point for the error task
+class _Channel(HTTPChannel):
+    """waitress's connection, with the API's error format and the moment the request being read began."""
+
     error_task_class = _JsonErrorTask
+    request_began = 0.0  # time.monotonic() of the first byte of the request being read
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None:
+            self.request_began = time.monotonic()
+        return bool(super().received(data))
+
+
+class _Server(TcpWSGIServer):
+    """waitress's TCP server, with a deadline for each request to arrive and a limit of
+    connections per client address (module docstring)."""
+
+    channel_class = _Channel
+
+    def __init__(self, application: Any, *, header_deadline_s: float, request_deadline_s: float,
+                 per_client: int, adj: Adjustments) -> None:  # fmt: skip
+        self.header_deadline_s, self.request_deadline_s = header_deadline_s, request_deadline_s
+        self.per_client = per_client
+        super().__init__(application, adj=adj, sockinfo=adj.listen[0])
+
+    def handle_accept(self) -> None:
+        try:
+            accepted = self.accept()
+        except OSError:
+            return
+        if accepted is None:
+            return
+        conn, addr = accepted
+        if sum(1 for channel in self.active_channels.values() if _host(channel.addr) == _host(addr)) >= self.per_client:
+            _refuse(conn, self.per_client)
+            return
+        try:
+            self.set_socket_options(conn)
+        except OSError:
+            conn.close()
+            return
+        self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)  # idle connections
+        moment = time.monotonic()
+        for channel in list(self.active_channels.values()):
+            request = getattr(channel, "request", None)
+            if request is None or channel.requests or channel.will_close or channel.close_when_flushed:
+                continue  # nothing being read, or a response is being made
+            deadline = self.request_deadline_s if request.headers_finished else self.header_deadline_s
+            if moment - channel.request_began > deadline:
+                self._time_out(channel, "its headers" if not request.headers_finished else "the request", deadline)
+
+    def _time_out(self, channel: _Channel, what: str, deadline: float) -> None:
+        """Answer 408 (an error task, as waitress answers a malformed request) and close."""
+        with channel.requests_lock:
+            partial, channel.request = channel.request, None
+            timed_out = channel.parser_class(self.adj)
+            timed_out.error = _RequestTimeout(f"{what} did not arrive within {deadline:g} s of its first byte")
+            timed_out.version = partial.version if partial is not None else None
+            timed_out.completed = True
+            channel.requests.append(timed_out)
+        if partial is not None:
+            partial.close()
+        self.add_task(channel)
+
+
+def _host(addr: Any) -> Any:
+    return addr[0] if isinstance(addr, tuple) else addr
+
+
+def _refuse(conn: socket.socket, per_client: int) -> None:
+    """503 to a connection over its address's limit, then close it: what it sent is read first
+    (closing on unread bytes would reset the connection before the answer is read)."""
+    body = json.dumps(error_body("too_many_connections", f"at most {per_client} connections from one address at "
+                                 "once; reuse one (keep-alive) or wait for one to close")).encode()  # fmt: skip
+    head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            f"\r\nRetry-After: {REFUSED_RETRY_AFTER_S}\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
+    with contextlib.suppress(OSError):
+        conn.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            conn.recv(MAX_HEADER_BYTES)
+        conn.send(head + body)
+        conn.shutdown(socket.SHUT_WR)
+    conn.close()
 
 
 class LocalServer:
@@ -79,12 +187,16 @@ class LocalServer:
         # A JSON upload carries the image as base64: a third larger than the image itself; an
         # import's catalog may be larger still.
         max_body = max(settings.max_image_bytes * 4 // 3, settings.max_catalog_bytes) + BODY_FRAMING_BYTES
-        self._server = create_server(
-            self.app, host=settings.host, port=settings.port, threads=settings.server_threads,
+        adjustments = Adjustments(
+            host=settings.host, port=settings.port, threads=settings.server_threads,
             max_request_body_size=max_body, max_request_header_size=MAX_HEADER_BYTES,
-            channel_timeout=CHANNEL_TIMEOUT_S, ident="dupcheck", expose_tracebacks=False,
+            channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=MAINTENANCE_S,
+            connection_limit=settings.server_connections, ident="dupcheck", expose_tracebacks=False,
         )  # fmt: skip
-        self._server.channel_class = _Channel
+        self._server = _Server(
+            self.app, adj=adjustments, header_deadline_s=settings.server_header_deadline,
+            request_deadline_s=settings.server_request_deadline, per_client=settings.server_connections_per_client,
+        )  # fmt: skip
         self.follower = IndexFollower.for_service(service)
         self._thread: threading.Thread | None = None
         if not _is_loopback(settings.host) and api_key is None:
