@@ -409,14 +409,16 @@ def memory_after(server: Server, host: Host) -> tuple[bool, str]:
 def smaller(server: Server, host: Host) -> tuple[bool, str]:
     good = host.put("/s/good.jpg", picture(41))
     items = {"items": [{"entity_id": "LONGURL", "image_url": good + "?" + "x" * 3000},
+                       {"entity_id": "PORT", "image_url": "http://h.test:99999/a.jpg"},
                        {"entity_id": "S-OK", "image_url": good}]}  # fmt: skip
     status, job = submit(server, json.dumps(items).encode(), "application/json")
     done = wait_job(server, job) if status == 202 else {}
     codes = [f.get("code") for f in failures(server, done)]
     spaces = call(f"{server.url}/items", "POST", json.dumps({"entity_id": "   ", "image_url": good}).encode(),
                   "application/json")[0]  # fmt: skip
-    ok = status == 202 and done.get("done") == 1 and codes == ["invalid_image_url"] and spaces == 400
-    return ok, f"a 3,000-character URL in items: {status}, row codes {codes}; an id of spaces: {spaces}"
+    ok = status == 202 and done.get("done") == 1 and codes == ["invalid_image_url"] * 2 and spaces == 400
+    return ok, (f"a 3,000-character URL and a port out of range in items: {status}, row codes {codes}; "
+                f"an id of spaces: {spaces}")  # fmt: skip
 
 
 PROBES: dict[str, tuple[str, Probe]] = {
@@ -434,7 +436,7 @@ PROBES: dict[str, tuple[str, Probe]] = {
     "kept": ("9: POST /images of BM<html>, and how a kept picture is served", kept_pictures),
     "formulas": ("10: ids and SKUs like =HYPERLINK() in duplicates.csv", formula_cells),
     "memory-after": ("11: RSS 3 s after 24 requests of 40 MP, against idle", memory_after),
-    "smaller": ("smaller: a long URL in items, an id of spaces", smaller),
+    "smaller": ("smaller: a long URL and a port out of range in items, an id of spaces", smaller),
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ The stack is synthesised once per session (see conftest.py) with bundling skippe
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -620,6 +621,39 @@ def test_outputs(template: Template) -> None:
     assert outputs["ApiKeyId"]["Value"] == {"Ref": logical_id(template, "AWS::ApiGateway::ApiKey")}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": stream_dlq(template)}
     assert "v1" in str(outputs["ApiUrl"]["Value"])
+
+
+def deploy_md_shell_lines() -> list[str]:
+    """The lines of docs/deploy.md's bash blocks in document order, continuations joined and
+    comments dropped: what an operator types, top to bottom, in one shell."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^ *```bash\n(.*?)^ *```", text, re.M | re.S)
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+    return [re.sub(r"(^|\s)#(\s.*)?$", "", line).strip() for line in lines]
+
+
+def test_deploy_md_sets_every_variable_before_use_and_reads_outputs_the_stack_has(template: Template) -> None:
+    """The first deploy works from a clean shell: each `$NAME` its commands use is set by a command
+    before it (on an earlier line: `export A=1 B=$A` expands $A before A is set), each function
+    called is defined before, and each `output NAME` reads an output the stack has."""
+    outputs = template.to_json()["Outputs"]
+    assigned: set[str] = set()
+    functions: set[str] = set()
+    read: list[str] = []
+    lines = deploy_md_shell_lines()
+    for line in lines:
+        used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", line))
+        assert used <= assigned, f"docs/deploy.md uses {sorted(used - assigned)} before setting it: {line}"
+        called = set(re.findall(r"\$\((\w+) ", line)) - {"aws"}
+        assert called <= functions, f"docs/deploy.md calls {sorted(called - functions)} before defining it: {line}"
+        read += re.findall(r"\$\(output (\w+)\)", line)
+        assigned |= set(re.findall(r"(?<![\w.-])([A-Za-z_][A-Za-z0-9_]*)=", line))
+        if defined := re.match(r"(\w+)\(\) *\{", line):
+            functions.add(defined.group(1))
+    assert {"AWS_REGION", "STACK", "API_URL", "API_KEY", "THUMBNAIL_BUCKET"} <= assigned  # the walk-through was read
+    assert read and set(read) <= set(outputs), (
+        f"docs/deploy.md reads outputs the stack lacks: {set(read) - set(outputs)}"
+    )
 
 
 # ---------------------------------------------------------------- cdk-nag

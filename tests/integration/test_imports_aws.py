@@ -230,6 +230,21 @@ def test_cancelling_drops_the_rows_still_queued(aws: Aws, image_server: ImageSer
     assert aws.call("DELETE", f"/imports/{job['job_id']}")[0] == 409
 
 
+def test_an_address_no_fetcher_can_read_fails_its_row_as_invalid_image_url(aws: Aws, image_server: ImageServer) -> None:
+    """A port out of range, no host: the worker's fetcher refuses them as the API's 400
+    invalid_request; the row's failure is invalid_image_url, a code of the documented list."""
+    ok = image_server.image("/ok.jpg", seed=54)
+    _, job = aws.call(
+        "POST", "/imports", csv_of([("P", "", "http://h.test:99999/a.jpg"), ("H", "", "http:///a.jpg"), ("OK", "", ok)])
+    )
+    aws.start_event(f"catalogs/{job['job_id']}")
+    aws.work()
+    done = job_of(aws, job["job_id"])
+    assert {k: done[k] for k in ("status", "done", "failed")} == {"status": "done", "done": 1, "failed": 2}
+    listed = aws.call("GET", f"/imports/{job['job_id']}/failures")[1]["failures"]
+    assert [(f["entity_id"], f["code"]) for f in listed] == [("P", "invalid_image_url"), ("H", "invalid_image_url")]
+
+
 def test_the_same_id_twice_the_dispatcher_lists_the_earlier_row_as_replaced(
     aws: Aws, image_server: ImageServer
 ) -> None:

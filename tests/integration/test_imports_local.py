@@ -407,6 +407,13 @@ def test_every_bad_row_fails_alone_with_a_documented_code_and_the_job_goes_on(
         (1, "invalid_image_url"), (2, "missing_entity_id"), (3, "invalid_entity_id")]  # fmt: skip
     assert len(listed[0]["image_url"]) <= 2049 and len(listed[2]["entity_id"]) <= 513
 
+    # Addresses urlsplit reads but no fetcher can: the fetcher's refusal (the API's 400
+    # invalid_request) is the row's invalid_image_url, a code of the documented list.
+    odd = ["http://h.test:99999/a.jpg", "http:///a.jpg", "http://h.test/a b.jpg", "http://" + "a" * 64 + ".test/"]
+    done = finished(submit(server, csv_of([(f"U{i}", "", url) for i, url in enumerate(odd)] + [("G9", "", good)])))
+    assert (done["status"], done["done"], done["failed"]) == ("done", 1, 4)
+    assert [(f["row"], f["code"]) for f in all_failures(done)] == [(i + 1, "invalid_image_url") for i in range(4)]
+
 
 @pytest.mark.parametrize("entity_id", [" ", "   "])
 def test_an_id_of_only_spaces_is_refused(server: LocalServer, image_server: ImageServer, entity_id: str) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+from dupcheck.core.errors import DupcheckError, InvalidRequest
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.service import MAX_URL_LENGTH
 
@@ -277,6 +278,16 @@ def make_row(number: int, entity_id: str, sku: str, url: str, phash: str, image_
     if error is not None:
         entity_id, url = _cut(entity_id, MAX_ID_LENGTH), _cut(url, MAX_URL_LENGTH)
     return CatalogRow(number, entity_id, sku, url, error, phash)
+
+
+def row_failure(exc: DupcheckError) -> tuple[str, str]:
+    """A row's failure (code, message) for what its image's download raised. The fetcher refuses
+    an address it cannot read (no host, a port out of range, whitespace inside, a malformed host
+    name) as the API's 400 `invalid_request`; in a catalog that is the row's image_url at fault,
+    `invalid_image_url` like every other URL a row cannot give, a code the failure list has."""
+    if isinstance(exc, InvalidRequest):
+        return "invalid_image_url", exc.message
+    return exc.code, exc.message
 
 
 def _cut(text: str, limit: int) -> str:

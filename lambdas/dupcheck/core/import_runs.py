@@ -30,7 +30,7 @@ from enum import StrEnum
 from itertools import islice
 from typing import Protocol, runtime_checkable
 
-from dupcheck.core.catalog import CatalogRow
+from dupcheck.core.catalog import CatalogRow, row_failure
 from dupcheck.core.errors import DupcheckError, ServerBusy, StoreUnavailable, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.imports import (
@@ -249,7 +249,7 @@ class RowImporter:
     def _retry_or_fail(row: CatalogRow, exc: DupcheckError, final: Callable[[CatalogRow], bool]) -> RowResult | Retry:
         if transient(exc) and not final(row):
             return Retry(exc)
-        return RowResult.failure(row, exc.code, exc.message)
+        return RowResult.failure(row, *row_failure(exc))
 
 
 def results_by_job(pairs: Iterable[tuple[str, RowResult]]) -> dict[str, list[RowResult]]:

@@ -33,6 +33,7 @@ from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
+from dupcheck.core.catalog import row_failure
 from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import Entry, HashRecord, utc_now
@@ -348,7 +349,7 @@ class Backfill:
         try:
             data = self._fetch(row.image_url)
         except DupcheckError as exc:
-            self._fail(row, exc.code, exc.message)
+            self._fail(row, *row_failure(exc))
             return
         if to_hash is None:
             outcome = hash_row(
