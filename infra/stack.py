@@ -14,9 +14,20 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from dupcheck.adapters.s3_files import IMAGES
 from dupcheck.core.settings import Settings
-from infra.bundling import dupcheck_code
-from infra.components import Alarms, Api, DuplicateScans, HashTable, Imports, SearchDomain, StreamSync, ThumbnailBucket
+from infra.bundling import dupcheck_code, products_code
+from infra.components import (
+    Alarms,
+    Api,
+    DuplicateScans,
+    HashTable,
+    Imports,
+    SearchDomain,
+    SimilarProducts,
+    StreamSync,
+    ThumbnailBucket,
+)  # fmt: skip
 
 CONTEXT_PREFIX = "dupcheck:"
 SERVICE_NAME = "dupcheck"
@@ -147,6 +158,12 @@ class DupcheckStack(Stack):
             api_key_version=config.api_key_version,
         )
         sync = StreamSync(self, "StreamSync", code=code, environment=env, table=hashes.table)
+        # Similar products: functions of their own, with the product model (docs/similar-products.md).
+        products = SimilarProducts(
+            self, "SimilarProducts", code=products_code(), table=hashes.table,
+            environment={**env, Settings.env_name("imports_bucket"): imports.bucket.bucket_name},
+        )  # fmt: skip
+        api.route("similar_products", products.search_function)
 
         # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them,
         # with their thumbnails; stream_sync's stream read and DLQ send come with its event
@@ -156,19 +173,24 @@ class DupcheckStack(Stack):
         thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
         imports.grant_api(api.function)
         scans.grant_api(api.function)
-        search.allow_roles(_role(api.function), _role(sync.function))
+        search.allow_roles(_role(api.function), _role(sync.function), *(_role(f) for f in products.functions))
+        for function in products.functions:  # a kept picture's address is read from the bucket
+            imports.grant_objects(function, ["s3:GetObject"], IMAGES)
 
         alarms = Alarms(
             self,
             "Alarms",
             dlq=sync.dlq,
             import_dlq=imports.dlq,
+            products_dlq=products.dlq,
             functions={
                 "FindSimilar": api.function,
                 "StreamSync": sync.function,
                 "ImportDispatch": imports.dispatcher,
                 "ImportWorker": imports.worker,
                 "DuplicateScan": scans.function,
+                "SimilarProducts": products.search_function,
+                "ProductSync": products.sync_function,
             },
             rest_api=api.rest_api,
             domain=search.domain,
@@ -194,6 +216,7 @@ class DupcheckStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
         CfnOutput(self, "ImportsBucketName", value=imports.bucket.bucket_name)
         CfnOutput(self, "ImportsDeadLetterQueueUrl", value=imports.dlq.queue_url)
+        CfnOutput(self, "ProductsDeadLetterQueueUrl", value=products.dlq.queue_url)
 
 
 def function_environment(

@@ -141,6 +141,7 @@ class Api(Construct):
             root.add_resource(path).add_method("ANY", integration, api_key_required=False)
         web_files = root.add_resource(WEB_FILES).add_resource("{proxy+}")
         web_files.add_method("ANY", integration, api_key_required=False)
+        self._root = root
         for gateway_id, (response_type, status, code) in GATEWAY_ERRORS.items():
             self.rest_api.add_gateway_response(
                 gateway_id,
@@ -199,6 +200,11 @@ class Api(Construct):
             ],
             apply_to_children=True,
         )
+
+    def route(self, path: str, function: lambda_.IFunction) -> None:
+        """Send `/path` (every method, the API key required) to another function than find_similar:
+        a path API Gateway names is matched before `{proxy+}` (similar products, infra/components/products.py)."""
+        self._root.add_resource(path).add_method("ANY", apigw.LambdaIntegration(function, proxy=True))
 
     @property
     def url(self) -> str:
