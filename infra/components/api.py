@@ -163,9 +163,9 @@ class Api(Construct):
         self.usage_plan.add_api_key(self.api_key)
         self._suppress_nag()
 
-    def _suppress_nag(self) -> None:
+    def _suppress_nag(self, scope: Construct | None = None) -> None:
         NagSuppressions.add_resource_suppressions(
-            self.rest_api,
+            scope or self.rest_api,
             [
                 NagPackSuppression(
                     id="AwsSolutions-APIG2",
@@ -204,7 +204,9 @@ class Api(Construct):
     def route(self, path: str, function: lambda_.IFunction) -> None:
         """Send `/path` (every method, the API key required) to another function than find_similar:
         a path API Gateway names is matched before `{proxy+}` (similar products, infra/components/products.py)."""
-        self._root.add_resource(path).add_method("ANY", apigw.LambdaIntegration(function, proxy=True))
+        resource = self._root.add_resource(path)
+        resource.add_method("ANY", apigw.LambdaIntegration(function, proxy=True))
+        self._suppress_nag(resource)  # the reasons below hold for it too (added after the API)
 
     @property
     def url(self) -> str:

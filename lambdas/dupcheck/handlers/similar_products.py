@@ -23,13 +23,9 @@ one_blas_thread()
 settings = Settings.from_env()
 
 
-def build_app() -> APIGatewayRestResolver:
-    service = build_service(settings, observe=observe)
-    return build_resolver(service, max_body_bytes=settings.max_image_bytes,
-                          products=build_product_search(settings, service))  # fmt: skip
-
-
-app = build_app()
+service = build_service(settings, observe=observe)
+search = build_product_search(settings, service)  # the model, loaded now; None only with DUPCHECK_PRODUCTS=off
+app: APIGatewayRestResolver = build_resolver(service, max_body_bytes=settings.max_image_bytes, products=search)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
