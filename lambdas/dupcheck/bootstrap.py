@@ -169,6 +169,16 @@ def build_products(settings: Settings) -> ProductIndex:
     return LocalProductIndex(settings.products_path)
 
 
+def build_local_products(settings: Settings) -> tuple[Embedder, ProductIndex] | None:
+    """The model and index of a process that makes product vectors as it hashes (register, backfill,
+    import jobs, reindex): the embedded mode, with similar products on. On AWS the product sync
+    function makes them from the table's stream, so the API and the tools load no model there."""
+    if settings.store != "sqlite":
+        return None
+    embedder = build_embedder(settings)
+    return (embedder, build_products(settings)) if embedder is not None else None
+
+
 def build_product_search(settings: Settings, service: DupcheckService) -> ProductSearch | None:
     """`/similar_products` over the service's store and fetcher (None where similar products are off)."""
     embedder = service.embedder if service.embedder is not None else build_embedder(settings)
@@ -307,9 +317,9 @@ def build_service(
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)
     index = index or build_index(settings, pipeline, store, load=load_index)
-    if embedder is None and settings.store == "sqlite":
-        embedder = build_embedder(settings)
-    if embedder is not None and products is None:
+    if embedder is None and (found := build_local_products(settings)) is not None:
+        embedder, products = found[0], products or found[1]
+    elif embedder is not None and products is None:
         products = build_products(settings)
     service = DupcheckService(
         store=store,

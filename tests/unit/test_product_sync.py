@@ -53,6 +53,10 @@ class Index:
     def remove(self, entity_id: str, version: int | None = None) -> None:
         self.calls.append(("remove", entity_id, version))
 
+    def missing(self, entity_ids: list[str]) -> set[str]:
+        self.calls.append(("missing", *entity_ids))
+        return {e for e in entity_ids if e.startswith("new-")}
+
 
 @pytest.fixture
 def module(monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -97,7 +101,13 @@ def test_a_new_sku_on_the_same_picture_keeps_its_vector(
     index, fetcher = Index(), Fetcher()
     use(module, monkeypatch, index=index, fetcher=fetcher)
     assert module.handler({"Records": [modify]}, lambda_context) == {"batchItemFailures": []}
-    assert fetcher.urls == [] and index.calls == [("ensure",)]
+    assert fetcher.urls == [] and index.calls == [("ensure",), ("missing", "B2")]
+    # The same picture rewritten (a catalog imported again) whose record has no vector yet gets one.
+    for image in ("NewImage", "OldImage"):
+        modify["dynamodb"][image]["entity_id"] = {"S": "new-B2"}
+    modify["dynamodb"]["Keys"]["entity_id"] = {"S": "new-B2"}
+    assert module.handler({"Records": [modify]}, lambda_context) == {"batchItemFailures": []}
+    assert index.calls[-1][:2] == ("put", "new-B2") and len(fetcher.urls) == 1
 
 
 @pytest.mark.parametrize(

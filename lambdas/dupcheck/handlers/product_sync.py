@@ -2,7 +2,8 @@
 
 The second reader of the records table's stream, beside stream_sync (a stream shard serves two
 readers at full speed). A record whose picture is new (INSERT, or a MODIFY whose hash or address
-changed) has its picture fetched (the safe fetcher; a kept picture from the imports bucket),
+changed, or one rewritten without a vector yet: a catalog imported before similar products were
+deployed gets its vectors when it is imported again) has its picture fetched (the safe fetcher; a kept picture from the imports bucket),
 embedded and written with its record's version; a REMOVE deletes the vector with a version just
 above the removed record's, as stream_sync does for the hash. Records are handled one by one:
 
@@ -91,8 +92,8 @@ class ProductSync:
         new = record_from_values(stream.new_image)
         if stream.old_image:
             old = record_from_values(stream.old_image)
-            if (old.hash, old.image_url) == (new.hash, new.image_url):
-                return "unchanged"  # the same picture (a new SKU): its vector stands
+            if (old.hash, old.image_url) == (new.hash, new.image_url) and not self.index.missing([entity_id]):
+                return "unchanged"  # the same picture (a new SKU, a re-import): its vector stands
         try:
             vector = self.embedder.embed_bytes(self.fetcher.fetch(new.image_url), max_pixels=self.max_pixels)
         except DupcheckError as exc:
