@@ -46,6 +46,7 @@ _BATCH = 900  # bound parameters per statement, under SQLite's default limit of 
 # for 5.3 ms, 512 found 82.5% for 4.3 ms (docs/lab/similar-products.md).
 RERANK = 1024
 RECENTRE_GROWTH = 2  # the signs are taken about the mean of the vectors loaded; again when they double
+LOAD_SLICE = 50_000  # rows read at a time
 
 
 class LocalProductIndex(SqliteBookkeeping):
@@ -55,13 +56,14 @@ class LocalProductIndex(SqliteBookkeeping):
         super().__init__(path, _SCHEMA)
         self.model = model
         self._lock = threading.Lock()
-        self._loaded = False
         self._seq = 0
         self._size = 0
         self._keys = np.zeros(0, dtype=np.int64)  # position -> key
         self._vectors = np.zeros((0, DIMENSIONS), dtype=np.int8)
         self._codes = np.zeros((0, DIMENSIONS // 8), dtype=np.uint8)
-        self._position: dict[int, int] = {}  # key -> position
+        # key -> position (-1: none). Keys are the table's rowids, 1.. in order of first write, so
+        # an array is 4 bytes a record where a dict of ints was ~100.
+        self._position = np.full(0, -1, dtype=np.int32)
         self._centre = np.zeros(DIMENSIONS, dtype=np.float32)
         self._centred_at = 0
 
@@ -142,11 +144,15 @@ class LocalProductIndex(SqliteBookkeeping):
     # -- the in-memory arrays (under self._lock) --------------------------------------------------
 
     def _catch_up(self) -> None:
-        """Apply every row written since the last call (all of them the first time)."""
-        rows = self._query("SELECT key, model, vector, seq FROM products WHERE seq > ? ORDER BY seq", (self._seq,))
-        if not rows:
-            self._loaded = True
-            return
+        """Apply every row written since the last call (all of them the first time), a slice of
+        rows at a time: a load of 1M reads ~300 MB, never all of it as Python objects at once."""
+        while rows := self._query(
+            "SELECT key, model, vector, seq FROM products WHERE seq > ? ORDER BY seq LIMIT ?", (self._seq, LOAD_SLICE)
+        ):
+            self._apply(rows)
+            self._seq = int(rows[-1][3])
+
+    def _apply(self, rows: list[tuple]) -> None:
         adds: dict[int, bytes] = {}
         for key, model, data, _ in rows:
             if data is not None and model == self.model and len(data) == DIMENSIONS:
@@ -155,16 +161,15 @@ class LocalProductIndex(SqliteBookkeeping):
                 adds.pop(key, None)
                 self._drop(key)
         for key in list(adds):
-            if key in self._position:  # replaced: written in place
-                position = self._position.pop(key)
+            if (position := self._position_of(key)) >= 0:  # replaced: written in place
                 self._vectors[position] = np.frombuffer(adds.pop(key), dtype=np.int8)
-                self._position[key] = position
                 self._codes[position] = np.packbits(self._vectors[position].astype(np.float32) > self._centre)
         if adds:
-            self._append(np.fromiter(adds, dtype=np.int64, count=len(adds)),
-                         np.frombuffer(b"".join(adds.values()), dtype=np.int8).reshape(-1, DIMENSIONS))  # fmt: skip
-        self._seq = int(rows[-1][3])
-        self._loaded = True
+            keys = np.fromiter(adds, dtype=np.int64, count=len(adds))
+            self._append(keys, np.frombuffer(b"".join(adds.values()), dtype=np.int8).reshape(-1, DIMENSIONS))
+
+    def _position_of(self, key: int) -> int:
+        return int(self._position[key]) if key < len(self._position) else -1
 
     def _append(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         start, end = self._size, self._size + len(keys)
@@ -175,7 +180,11 @@ class LocalProductIndex(SqliteBookkeeping):
             self._codes = np.resize(self._codes, (capacity, DIMENSIONS // 8))
         self._keys[start:end] = keys
         self._vectors[start:end] = vectors
-        self._position.update(zip(keys.tolist(), range(start, end), strict=True))
+        if (largest := int(keys.max())) >= len(self._position):
+            grown = np.full(max(largest + 1, 2 * len(self._position)), -1, dtype=np.int32)
+            grown[: len(self._position)] = self._position
+            self._position = grown
+        self._position[keys] = np.arange(start, end, dtype=np.int32)
         self._size = end
         if end >= RECENTRE_GROWTH * max(self._centred_at, 1):
             self._recentre()
@@ -183,9 +192,10 @@ class LocalProductIndex(SqliteBookkeeping):
             self._codes[start:end] = np.packbits(vectors.astype(np.float32) > self._centre, axis=1)
 
     def _drop(self, key: int) -> None:
-        position = self._position.pop(key, None)
-        if position is None:
+        position = self._position_of(key)
+        if position < 0:
             return
+        self._position[key] = -1
         last = self._size - 1
         if position != last:  # the last one moves into the hole
             moved = int(self._keys[last])
