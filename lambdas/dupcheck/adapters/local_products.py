@@ -136,6 +136,11 @@ class LocalProductIndex(SqliteBookkeeping):
         hits = [ProductHit(ids[key], similarity_of(dot)) for key, dot in zip(keys, scores, strict=True) if key in ids]
         return sorted(hits, key=lambda hit: (-hit.similarity, hit.entity_id))
 
+    @property
+    def nbytes(self) -> int:
+        """What its arrays hold in memory (the vectors, their bits, ids and positions)."""
+        return sum(a.nbytes for a in (self._keys, self._vectors, self._codes, self._position))
+
     def warm(self) -> None:
         """Load the vectors now (the local server does, in the background, so the first query does not)."""
         with self._lock:
