@@ -11,15 +11,20 @@ whose name does not start with a SKU (category banners, `luma-yoga-brick.jpg`) a
 
 from __future__ import annotations
 
+import argparse
 import csv
 import re
 import sys
+from pathlib import Path
 
 SKU = re.compile(r"^([a-z]{2,3}\d{2,3})[-_.]")
 
 
 def main() -> int:
-    with open(sys.argv[1], newline="", encoding="utf-8") as handle:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("sources", type=Path, help="the dev set's sources.csv")
+    args = parser.parse_args()
+    with args.sources.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     out = csv.writer(sys.stdout)
     out.writerow(["name", "sku"])

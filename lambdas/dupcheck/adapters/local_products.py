@@ -151,6 +151,11 @@ class LocalProductIndex(SqliteBookkeeping):
     def _catch_up(self) -> None:
         """Apply every row written since the last call (all of them the first time), a slice of
         rows at a time: a load of 1M reads ~300 MB, never all of it as Python objects at once."""
+        if self._seq == 0:  # the first load: room for them all, not a doubling past them
+            (count,) = self._query(
+                "SELECT COUNT(*) FROM products WHERE vector IS NOT NULL AND model = ?", (self.model,)
+            )[0]
+            self._reserve(int(count))
         while rows := self._query(
             "SELECT key, model, vector, seq FROM products WHERE seq > ? ORDER BY seq LIMIT ?", (self._seq, LOAD_SLICE)
         ):
@@ -176,13 +181,16 @@ class LocalProductIndex(SqliteBookkeeping):
     def _position_of(self, key: int) -> int:
         return int(self._position[key]) if key < len(self._position) else -1
 
-    def _append(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        start, end = self._size, self._size + len(keys)
-        if end > len(self._keys):
-            capacity = max(end, 2 * len(self._keys), 1024)
+    def _reserve(self, capacity: int) -> None:
+        if capacity > len(self._keys):
             self._keys = np.resize(self._keys, capacity)
             self._vectors = np.resize(self._vectors, (capacity, DIMENSIONS))
             self._codes = np.resize(self._codes, (capacity, DIMENSIONS // 8))
+
+    def _append(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        start, end = self._size, self._size + len(keys)
+        if end > len(self._keys):
+            self._reserve(max(end, 2 * len(self._keys), 1024))
         self._keys[start:end] = keys
         self._vectors[start:end] = vectors
         if (largest := int(keys.max())) >= len(self._position):
