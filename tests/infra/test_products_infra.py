@@ -111,3 +111,17 @@ def test_only_the_products_asset_carries_the_model_and_onnxruntime(
         bundling.LocalBundler(package_dir=package, model=tmp_path / "missing.onnx").try_bundle(
             str(tmp_path / "x"), None
         )
+
+
+def test_a_deployment_without_similar_products_has_none_of_their_parts() -> None:
+    """`-c dupcheck:similarProducts=false`: no model functions, no route, no second stream reader;
+    /similar_products then reaches find_similar, which answers 503 products_unavailable."""
+    from conftest import synth
+
+    _, template = synth(**{"dupcheck:similarProducts": "false"})
+    handlers = {f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()}
+    assert PRODUCTS_HANDLER not in handlers and PRODUCT_SYNC_HANDLER not in handlers and len(handlers) == 5
+    assert ("/similar_products", "ANY") not in routes(template)
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 4)
+    with pytest.raises(ValueError, match="similarProducts"):
+        synth(**{"dupcheck:similarProducts": "maybe"})
