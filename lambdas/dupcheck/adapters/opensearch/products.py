@@ -3,7 +3,7 @@
 Its own index (`DUPCHECK_OPENSEARCH_PRODUCTS_INDEX`), not a second field of the hash index: the
 product sync function writes it from the table's stream, apart from stream_sync's hash documents,
 so neither write waits for or overwrites the other, and a deployment without similar products has
-no such index at all. A document is the vector and what an operator looks for (~1.4 KB of _source):
+no such index at all. A document is the vector and what an operator looks for (~0.9 KB of _source):
 the SKU and address of a hit are read from the record store, as for the hash index.
 
 Shapes (k-NN plugin 2.19; tests/support/opensearch_api.py checks every request against its API
