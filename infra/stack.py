@@ -14,9 +14,20 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from dupcheck.adapters.s3_files import IMAGES
 from dupcheck.core.settings import Settings
-from infra.bundling import dupcheck_code
-from infra.components import Alarms, Api, DuplicateScans, HashTable, Imports, SearchDomain, StreamSync, ThumbnailBucket
+from infra.bundling import dupcheck_code, products_code
+from infra.components import (
+    Alarms,
+    Api,
+    DuplicateScans,
+    HashTable,
+    Imports,
+    SearchDomain,
+    SimilarProducts,
+    StreamSync,
+    ThumbnailBucket,
+)  # fmt: skip
 
 CONTEXT_PREFIX = "dupcheck:"
 SERVICE_NAME = "dupcheck"
@@ -50,6 +61,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     # Import workers at once: 10 x 8 downloads keeps a shop's image host and the table unflooded
     # (docs/deploy.md, imports); raise it for faster imports of catalogs on a CDN.
     "importConcurrency": 10,
+    # Similar products (docs/similar-products.md): two functions with the model, a stream reader
+    # and an OpenSearch index. `false` deploys none of them; /similar_products then answers 503.
+    "similarProducts": True,
 }
 
 
@@ -71,6 +85,7 @@ class DupcheckConfig:
     allowed_hosts: str
     alarm_email: str
     import_concurrency: int
+    similar_products: bool
 
     @classmethod
     def from_context(cls, node: Any) -> DupcheckConfig:
@@ -88,10 +103,19 @@ class DupcheckConfig:
             default = defaults[key]
             value = default if raw is None else raw
             try:
-                values[field.name] = type(default)(value) if not isinstance(default, str) else str(value)
+                values[field.name] = _parse(value, default)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"context {CONTEXT_PREFIX}{key}={raw!r}: {exc}") from exc
         return cls(**values)
+
+
+def _parse(value: Any, default: Any) -> Any:
+    """A context value (a string from `-c`) as its default's type; a boolean is true or false."""
+    if isinstance(default, bool):
+        if str(value).lower() not in ("true", "false"):
+            raise ValueError("expected true or false")
+        return str(value).lower() == "true"
+    return str(value) if isinstance(default, str) else type(default)(value)
 
 
 def _camel(name: str) -> str:
@@ -147,6 +171,15 @@ class DupcheckStack(Stack):
             api_key_version=config.api_key_version,
         )
         sync = StreamSync(self, "StreamSync", code=code, environment=env, table=hashes.table)
+        # Similar products: functions of their own, with the product model (docs/similar-products.md).
+        products = None
+        if config.similar_products:
+            products = SimilarProducts(
+                self, "SimilarProducts", code=products_code(), table=hashes.table,
+                environment={**env, Settings.env_name("imports_bucket"): imports.bucket.bucket_name},
+            )  # fmt: skip
+            api.route("similar_products", products.search_function)
+        product_functions = products.functions if products is not None else ()
 
         # Grants. find_similar registers and deletes items (POST/DELETE /items) and reads them,
         # with their thumbnails; stream_sync's stream read and DLQ send come with its event
@@ -156,19 +189,27 @@ class DupcheckStack(Stack):
         thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
         imports.grant_api(api.function)
         scans.grant_api(api.function)
-        search.allow_roles(_role(api.function), _role(sync.function))
+        search.allow_roles(_role(api.function), _role(sync.function), *(_role(f) for f in product_functions))
+        for function in product_functions:  # a kept picture's address is read from the bucket
+            imports.grant_objects(function, ["s3:GetObject"], IMAGES)
 
         alarms = Alarms(
             self,
             "Alarms",
             dlq=sync.dlq,
             import_dlq=imports.dlq,
+            products_dlq=products.dlq if products is not None else None,
             functions={
                 "FindSimilar": api.function,
                 "StreamSync": sync.function,
                 "ImportDispatch": imports.dispatcher,
                 "ImportWorker": imports.worker,
                 "DuplicateScan": scans.function,
+                **(
+                    {"SimilarProducts": products.search_function, "ProductSync": products.sync_function}
+                    if products is not None
+                    else {}
+                ),
             },
             rest_api=api.rest_api,
             domain=search.domain,
@@ -194,6 +235,8 @@ class DupcheckStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=alarms.topic.topic_arn)
         CfnOutput(self, "ImportsBucketName", value=imports.bucket.bucket_name)
         CfnOutput(self, "ImportsDeadLetterQueueUrl", value=imports.dlq.queue_url)
+        if products is not None:
+            CfnOutput(self, "ProductsDeadLetterQueueUrl", value=products.dlq.queue_url)
 
 
 def function_environment(

@@ -5,7 +5,9 @@
 
 Writes web-check.png (a desktop check that finds a duplicate), web-duplicates.png (the duplicate
 groups, found by a scan started from the page), web-import.png (a catalog file imported, with the
-rows that failed), web-phone.png (the check page on a 390 px phone, a new product) and
+rows that failed), web-phone.png (the check page on a 390 px phone, a new product),
+web-lookalikes.png (a check's "Looks like these products": the product in three other colours
+first) and
 duplicates-report.png (the report.html `python -m dupcheck duplicates` wrote for the demo, opened
 from disk). Look at them before committing:
 they are the README's picture of the product.
@@ -32,7 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from dupcheck.api.web import WEB_DIR
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
-from dupcheck_tools.local.demo import build_demo
+from dupcheck_tools.local.demo import DEMO_SEED, build_demo
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
 from scripts.browser import chromium, desktop, phone
@@ -117,6 +119,27 @@ def shoot_import(driver: WebDriver, base_url: str, static_dir: Path, name: str) 
     return path
 
 
+def shoot_lookalikes(driver: WebDriver, server: LocalServer, static_dir: Path, name: str) -> Path:
+    """A check of a demo product the catalog also sells in three other colours: under the answer,
+    "Looks like these products" shows those first."""
+    query = static_dir / "lookalike-query.jpg"
+    query.write_bytes(encode(product_image(DEMO_SEED + 7), "JPEG", quality=80))
+    for i, hue in enumerate((0.08, 0.42, 0.7)):
+        server.service.register_bytes(entity_id=f"demo-07-colour-{i + 1}", sku=f"DEMO-007-C{i + 1}",
+                                      image_url=f"{server.url}/demo/colour-{i}.jpg",
+                                      data=encode(product_image(DEMO_SEED + 7, hue=hue)))  # fmt: skip
+        (static_dir / f"colour-{i}.jpg").write_bytes(encode(product_image(DEMO_SEED + 7, hue=hue)))
+    driver.get("about:blank")
+    driver.get(f"{server.url}/")
+    driver.find_element(By.CSS_SELECTOR, "#check-file").send_keys(str(query))
+    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#lookalike-grid > li"))
+    _until(driver, lambda d: d.execute_script(_SETTLED))
+    driver.execute_script("document.getElementById('lookalikes').scrollIntoView()")
+    path = IMAGES / name
+    driver.save_screenshot(str(path))
+    return path
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({}, data_dir=Path(tmp), port=0, allow_loopback_urls=True)
@@ -131,7 +154,8 @@ def main() -> None:
                        shoot(driver, report_page, "duplicates-report.png")]  # fmt: skip
             phone(driver, scale=1)
             written.append(shoot(driver, f"{server.url}/", "web-phone.png", demo.distinct_query))
-            desktop(driver)  # last: the import adds products the checks above would find
+            desktop(driver)  # last two: they add products the checks above would find
+            written.append(shoot_lookalikes(driver, server, settings.data_dir / "demo", "web-lookalikes.png"))
             written.append(shoot_import(driver, server.url, settings.data_dir / "demo", "web-import.png"))
         finally:
             driver.quit()

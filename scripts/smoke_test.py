@@ -7,8 +7,9 @@ image fetcher work together. It checks the contract API Gateway must keep (the o
 key, JSON errors, the function answering every path and method, the web app's page and files
 served without a key as this checkout has them), registers one image, waits
 until stream sync has indexed it (find_similar reports it as a duplicate of itself, by URL,
-with the old prototype's trailing slash, and as an upload), deletes it, and waits until it is
-gone; then imports a one-row catalog through POST /imports (on AWS: the catalog in S3, its event,
+with the old prototype's trailing slash, and as an upload) and the product sync has embedded it
+(similar_products finds it first), deletes it, and waits until both have forgotten it; then
+imports a one-row catalog through POST /imports (on AWS: the catalog in S3, its event,
 the dispatcher, the rows queue and the worker) and waits for the job to be done. Given the
 thumbnail bucket (the `ThumbnailBucketName` output, read with the operator's own AWS
 credentials), it also checks that registering kept the item's thumbnail there, that deleting
@@ -186,6 +187,27 @@ def run(args: argparse.Namespace) -> bool:
 
         return run_poll
 
+    def similar_products(present: bool) -> Callable[[], str]:
+        """The product sync function read the stream, fetched and embedded the picture and wrote its
+        byte vector (the mapping accepted); the search function's route, model and inner-product
+        scores: the registered picture comes back first, as alike as can be (docs/deploy.md)."""
+
+        def hits() -> list[dict[str, Any]]:
+            params = {"image_url": args.image_url, "top": 5}
+            return expect(api.call("GET", "/similar_products", params=params), 200)["products"]
+
+        def check() -> bool:
+            found = hits()
+            if not present:
+                return all(p.get("entity_id") != entity_id for p in found)
+            return bool(found) and found[0].get("entity_id") == entity_id and found[0].get("similarity", 0) >= 0.99
+
+        def run_poll() -> str:
+            attempts = poll(f"{entity_id}'s product vector to be {'found' if present else 'gone'}", check, args.timeout)
+            return f"after {attempts} request(s)"
+
+        return run_poll
+
     def old_clients_and_uploads() -> str:
         slash = expect(api.call("GET", "/find_similar/", params={"image_url": args.image_url, "top": 3}), 200)
         image = requests.get(args.image_url, timeout=REQUEST_TIMEOUT).content
@@ -237,11 +259,13 @@ def run(args: argparse.Namespace) -> bool:
         if args.thumbnail_bucket:
             step("the thumbnail is in the bucket", thumbnail(kept=True))
         step("find_similar sees the duplicate", find(present=True))
+        step("similar_products finds it first", similar_products(present=True))
         step("trailing slash and upload", old_clients_and_uploads)
         step("DELETE /items/{id}", delete)
         if args.thumbnail_bucket:
             step("the thumbnail is deleted", thumbnail(kept=False))
         step("find_similar no longer sees it", find(present=False))
+        step("similar_products no longer finds it", similar_products(present=False))
         step("GET /items/{id} is 404", gone)
         step("POST /imports: a one-row catalog", import_catalog)
     except (StepFailed, requests.RequestException, ValueError):

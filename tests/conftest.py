@@ -21,6 +21,10 @@ os.environ.update(
 )
 for _name in [k for k in os.environ if k.startswith("DUPCHECK_")]:
     del os.environ[_name]  # a developer's shell must not change what the tests see
+# Similar products are on by default where the model is installed (make venv installs it); the
+# suite's duplicate-check tests run without them, as a deployment with them off does, and the
+# tests of similar products turn them on (tests/unit/test_products*.py, the web app's test).
+os.environ["DUPCHECK_PRODUCTS"] = "off"
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +51,7 @@ def image_server() -> Iterator[ImageServer]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded-mode settings in a fresh folder; loopback allowed for the image server."""
-    return Settings.from_env({}, data_dir=tmp_path / "data", allow_loopback_urls=True)
+    return Settings.from_env({}, data_dir=tmp_path / "data", allow_loopback_urls=True, products="off")
 
 
 @pytest.fixture

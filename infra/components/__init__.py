@@ -5,8 +5,12 @@ from infra.components.api import Api
 from infra.components.duplicate_scans import DuplicateScans
 from infra.components.hash_table import HashTable
 from infra.components.imports import Imports
+from infra.components.products import SimilarProducts
 from infra.components.search_domain import SearchDomain
 from infra.components.stream_sync import StreamSync
 from infra.components.thumbnail_bucket import ThumbnailBucket
 
-__all__ = ["Alarms", "Api", "DuplicateScans", "HashTable", "Imports", "SearchDomain", "StreamSync", "ThumbnailBucket"]
+__all__ = [
+    "Alarms", "Api", "DuplicateScans", "HashTable", "Imports", "SearchDomain", "SimilarProducts", "StreamSync",
+    "ThumbnailBucket",
+]  # fmt: skip

@@ -2,6 +2,7 @@
 
 - the DLQ holds any message: a stream record could not be indexed (search results are stale);
 - the imports' DLQ holds any message: a start or a row no function could handle (the job stalls);
+- the products' DLQ holds any message: a record's picture could not be embedded and indexed;
 - a function reported errors (unhandled exceptions, timeouts);
 - the API answered 5XX of its own for a noticeable share of requests: API Gateway's 5XX count
   less the answers that blame an image or catalog host (502 `upstream_error`, 504
@@ -45,6 +46,7 @@ class Alarms(Construct):
         *,
         dlq: sqs.IQueue,
         import_dlq: sqs.IQueue | None = None,
+        products_dlq: sqs.IQueue | None = None,
         functions: Mapping[str, lambda_.IFunction],
         rest_api: apigw.RestApi,
         domain: opensearch.IDomain,
@@ -97,6 +99,12 @@ class Alarms(Construct):
                 "ImportsDlqNotEmpty",
                 "Import messages could not be handled (a start or rows): their jobs cannot finish; see docs/deploy.md",
                 import_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+            )
+        if products_dlq is not None:
+            add(
+                "ProductsDlqNotEmpty",
+                "Stream records failed to reach the product index (similar products miss them); see docs/deploy.md",
+                products_dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
             )
         for name, function in functions.items():
             add(

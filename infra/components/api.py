@@ -141,6 +141,7 @@ class Api(Construct):
             root.add_resource(path).add_method("ANY", integration, api_key_required=False)
         web_files = root.add_resource(WEB_FILES).add_resource("{proxy+}")
         web_files.add_method("ANY", integration, api_key_required=False)
+        self._root = root
         for gateway_id, (response_type, status, code) in GATEWAY_ERRORS.items():
             self.rest_api.add_gateway_response(
                 gateway_id,
@@ -162,9 +163,9 @@ class Api(Construct):
         self.usage_plan.add_api_key(self.api_key)
         self._suppress_nag()
 
-    def _suppress_nag(self) -> None:
+    def _suppress_nag(self, scope: Construct | None = None) -> None:
         NagSuppressions.add_resource_suppressions(
-            self.rest_api,
+            scope or self.rest_api,
             [
                 NagPackSuppression(
                     id="AwsSolutions-APIG2",
@@ -199,6 +200,13 @@ class Api(Construct):
             ],
             apply_to_children=True,
         )
+
+    def route(self, path: str, function: lambda_.IFunction) -> None:
+        """Send `/path` (every method, the API key required) to another function than find_similar:
+        a path API Gateway names is matched before `{proxy+}` (similar products, infra/components/products.py)."""
+        resource = self._root.add_resource(path)
+        resource.add_method("ANY", apigw.LambdaIntegration(function, proxy=True))
+        self._suppress_nag(resource)  # the reasons below hold for it too (added after the API)
 
     @property
     def url(self) -> str:

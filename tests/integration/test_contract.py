@@ -97,6 +97,8 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/imports/{job_id}/catalog", "put"),
         ("/images", "post"),
         ("/images/{name}", "get"),
+        ("/similar_products", "get"),
+        ("/similar_products", "post"),
     }
     imports = operations[("/imports", "post")]
     assert set(imports["responses"]) == {"202", "400", "403", "413", "422", "500", "503"}
@@ -116,6 +118,9 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert set(operations[("/duplicates/scans", "post")]["responses"]) == {"202", "403", "409", "500", "503"}
     upload = operations[("/find_similar", "post")]["requestBody"]
     assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload
+    assert operations[("/similar_products", "post")]["requestBody"] == upload
+    assert set(operations[("/similar_products", "get")]["responses"]) == {
+        "200", "400", "403", "413", "415", "422", "500", "502", "503", "504"}  # fmt: skip
     assert operations[("/items", "post")]["responses"].keys() >= {"201", "400", "415", "502"}
     assert "200" not in operations[("/items", "post")]["responses"]
     assert set(operations[("/items/{entity_id}", "delete")]["responses"]) >= {"204", "404"}

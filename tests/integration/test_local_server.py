@@ -502,8 +502,9 @@ def test_writes_of_another_process_are_searchable_within_two_seconds(
 
 @pytest.mark.slow
 def test_make_run_demo_serves_and_its_curls_work(tmp_path: Path) -> None:
-    """What `make run` starts: the demo command, on a free port, answering its printed queries."""
-    env = {**os.environ, "DUPCHECK_DATA_DIR": str(tmp_path / "data"), "DUPCHECK_PORT": "0"}
+    """What `make run` starts: the demo command, on a free port, answering its printed queries
+    (similar products on, as `make run` has them: `make venv` installs the model)."""
+    env = {**os.environ, "DUPCHECK_DATA_DIR": str(tmp_path / "data"), "DUPCHECK_PORT": "0", "DUPCHECK_PRODUCTS": "auto"}
     proc = subprocess.Popen([sys.executable, "-m", "dupcheck", "demo"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
@@ -515,7 +516,7 @@ def test_make_run_demo_serves_and_its_curls_work(tmp_path: Path) -> None:
             if line.startswith("API docs:") or proc.poll() is not None:
                 break
         curls = [ln.strip() for ln in lines if ln.strip().startswith("curl")]
-        assert len(curls) == 3, "".join(lines)
+        assert len(curls) == 4, "".join(lines)
         status, dup, _ = request(curls[0].split("'")[1])
         assert status == 200 and dup["is_duplicate"] and dup["matches"][0]["entity_id"] == "demo-03"
         status, distinct, _ = request(curls[1].split("'")[1])
@@ -524,6 +525,8 @@ def test_make_run_demo_serves_and_its_curls_work(tmp_path: Path) -> None:
         post_url = curls[2].rsplit("'", 2)[1]
         status, posted, _ = request(post_url, "POST", Path(upload).read_bytes(), "image/jpeg")
         assert status == 200 and posted["matches"][0]["entity_id"] == "demo-03"
+        status, alike, _ = request(curls[3].split("'")[1])
+        assert status == 200 and len(alike["products"]) == 3 and 0 < alike["products"][0]["similarity"] <= 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -269,13 +269,17 @@ def _knn_fields(mapping: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 
 def _vector_errors(where: str, value: Any, field_mapping: dict[str, Any]) -> list[str]:
-    """KNNValidationUtil: a binary vector is dimension / 8 integers in [-128, 127]."""
-    if field_mapping.get("data_type") != "binary":
+    """KNNValidationUtil: a binary vector is dimension / 8 integers in [-128, 127]; a byte vector
+    dimension of them."""
+    data_type = field_mapping.get("data_type")
+    if data_type not in ("binary", "byte"):
         return []
-    errors = load().knn_errors(value, "binary_vector_value")
-    expected = int(field_mapping.get("dimension", 0)) // 8
+    errors = load().knn_errors(value, f"{data_type}_vector_value")
+    expected = int(field_mapping.get("dimension", 0)) // (8 if data_type == "binary" else 1)
     if isinstance(value, list) and len(value) != expected:
-        errors.append(f"{len(value)} values, the binary dimension {field_mapping.get('dimension')} needs {expected}")
+        errors.append(
+            f"{len(value)} values, the {data_type} dimension {field_mapping.get('dimension')} needs {expected}"
+        )
     return [f"{where}: {e}" for e in errors]
 
 

@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from dupcheck.api import duplicates, find, items, status, web
 from dupcheck.api import images as image_routes
 from dupcheck.api import imports as import_routes
+from dupcheck.api import products as product_routes
 from dupcheck.api.contract import (
     API_DESCRIPTION,
     API_KEY_HEADER,
@@ -33,6 +34,7 @@ from dupcheck.api.errors import answer_errors
 from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.core.imports import ImportService
 from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.products import ProductSearch
 from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
 
@@ -42,10 +44,11 @@ __all__ = ["API_KEY_HEADER", "build_resolver", "openapi_document"]
 def build_resolver(
     service: DupcheckService, *, max_body_bytes: int, imports: ImportService | None = None,
     images: KeptImages | None = None, scans: ScanService | None = None, keyed: bool = True,
+    products: ProductSearch | None = None,
 ) -> DupcheckResolver:  # fmt: skip
-    """The API's routes over `service`; `imports`, `images` and `scans` add import jobs, kept
-    pictures and duplicate scans (without them those routes answer 503). `keyed`: the routes
-    need the API key (always on AWS; a local server only with DUPCHECK_API_KEY), as the served
+    """The API's routes over `service`; `imports`, `images`, `scans` and `products` add import jobs,
+    kept pictures, duplicate scans and similar products (without them those routes answer 503).
+    `keyed`: the routes need the API key (always on AWS; a local server only with DUPCHECK_API_KEY), as the served
     /openapi.json says."""
     app = DupcheckResolver()
     app.configure_openapi(
@@ -56,6 +59,7 @@ def build_resolver(
     app.enable_swagger(path="/docs")
     for router in (
         find.router(service, max_body_bytes=max_body_bytes),
+        product_routes.router(products, max_body_bytes=max_body_bytes),
         items.router(service, images, max_body_bytes=max_body_bytes),
         import_routes.router(imports),
         image_routes.router(images, max_body_bytes=max_body_bytes, max_pixels=service.max_pixels),

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import FindResult, HashRecord
+from dupcheck.core.products import ProductResult
 from dupcheck.core.service import MAX_URL_LENGTH
 
 VerdictName = Literal["duplicate", "similar", "different"]
@@ -299,3 +300,28 @@ class PhotoUpload(BaseModel):
         description='A data URL ("data:image/jpeg;base64,...") or bare base64.',
         json_schema_extra={"pattern": PHOTO_DATA_PATTERN},
     )
+
+
+class ProductQuery(BaseModel):
+    image_url: str | None = Field(description="The image_url queried; null for an uploaded image.")
+    model: str = Field(description="The product embedding's model: vectors of another model are never compared.")
+
+
+class SimilarProductOut(BaseModel):
+    entity_id: str
+    sku: str
+    image_url: str
+    similarity: float = Field(
+        ge=-1, le=1, description="How alike the two pictures look: the cosine similarity of their product "
+        "embeddings, 1 for the same look. Not a verdict: the same product from another angle, the same style "
+        "in another colour and a look-alike item all score high (docs/api.md, similar products).",
+    )  # fmt: skip
+
+
+class SimilarProductsResponse(BaseModel):
+    query: ProductQuery
+    products: list[SimilarProductOut] = Field(description="Most alike first.")
+
+    @classmethod
+    def of(cls, result: ProductResult) -> SimilarProductsResponse:
+        return cls.model_validate(result.to_dict())

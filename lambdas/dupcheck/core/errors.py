@@ -118,6 +118,13 @@ class StoreUnavailable(DupcheckError):
     status, code = 503, "store_unavailable"
 
 
+class ProductsUnavailable(DupcheckError):
+    """Similar products are off in this deployment: no product model installed, or the setting
+    turns them off (docs/similar-products.md)."""
+
+    status, code = 503, "products_unavailable"
+
+
 class ServerBusy(DupcheckError):
     """Too much is being decoded at once: the request was not started; `retry_after_s` says
     when to try again (the Retry-After header)."""

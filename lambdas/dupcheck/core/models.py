@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dupcheck.core.products import ProductVector
 
 
 class Verdict(StrEnum):
@@ -182,11 +185,13 @@ class HashRecord:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """What registering an image writes: its record (the store, then the index) and its
-    thumbnail (the ThumbnailStore; empty when the pipeline keeps none)."""
+    """What registering an image writes: its record (the store, then the index), its thumbnail
+    (the ThumbnailStore; empty when the pipeline keeps none) and its product vector (the
+    ProductIndex; None when similar products are off), both beside the record, not in it."""
 
     record: HashRecord
     thumbnail: bytes = field(default=b"", repr=False)
+    product_vector: ProductVector | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dupcheck.core.edits import summary
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
@@ -22,6 +22,9 @@ from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
 from dupcheck.core.verdicts import match_percent
+
+if TYPE_CHECKING:
+    from dupcheck.core.products import Embedder, ProductIndex
 
 MAX_TOP = 100
 MAX_PAGE = 100  # records per page of the catalog
@@ -56,6 +59,10 @@ class DupcheckService:
     observe: Observer = _ignore
     reports: DuplicateReports | None = None  # None: no duplicate report is published here
     thumbnails: ThumbnailStore | None = None  # None: none kept, the look-alike check is off
+    # Similar products (core/products.py): each registered picture's vector, kept beside its record.
+    # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
+    embedder: Embedder | None = None
+    products: ProductIndex | None = None
     _locks: tuple[threading.Lock, ...] = field(
         default_factory=lambda: tuple(threading.Lock() for _ in range(LOCK_STRIPES)), init=False, repr=False
     )
@@ -136,8 +143,9 @@ class DupcheckService:
     def entry_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> Entry:
         """Hash an image into the record (and thumbnail) that would be stored, without storing it."""
         entry = build_entry(
-            self.pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels
-        )
+            self.pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels,
+            embedder=self.embedder if self.products is not None else None,
+        )  # fmt: skip
         self.observe(METRIC_HASHES, 1.0)
         return entry
 
@@ -150,6 +158,8 @@ class DupcheckService:
         with self._lock_for(record.entity_id):
             if entry.thumbnail and self.thumbnails is not None:
                 self.thumbnails.put_many({record.entity_id: entry.thumbnail})
+            if entry.product_vector is not None and self.products is not None:
+                self.products.put_many({record.entity_id: entry.product_vector})  # beside it, as the thumbnail
             self.store.put(record)
             self.index.upsert(record)
 
@@ -163,6 +173,8 @@ class DupcheckService:
             # After the store: an index entry left by a crash here points at no record, and is
             # dropped from every result (the record is read from the store) until reindex.
             self.index.remove(entity_id)
+            if self.products is not None:
+                self.products.remove(entity_id)
             if self.thumbnails is not None:
                 try:
                     self.thumbnails.delete(entity_id)
@@ -237,10 +249,19 @@ class DupcheckService:
 
 
 def build_entry(
-    pipeline: HashPipeline, data: bytes, *, entity_id: str, sku: str, image_url: str, max_pixels: int
+    pipeline: HashPipeline,
+    data: bytes,
+    *,
+    entity_id: str,
+    sku: str,
+    image_url: str,
+    max_pixels: int,
+    embedder: Embedder | None = None,
 ) -> Entry:
     """Hash an image into the record (and thumbnail) that would be stored: what registering
-    stores, and what backfill's hashing processes build (they need a pipeline, not a service)."""
+    stores, and what backfill's hashing processes build (they need a pipeline, not a service).
+    With `embedder`, its product vector too, from a decode of its own: the pipeline's steps, and
+    so the record, are the same with or without it."""
     fp = pipeline.fingerprint_bytes(_check_image(data), max_pixels=max_pixels, for_query=False)
     record = HashRecord(
         entity_id=_check_new_id(entity_id),
@@ -250,7 +271,8 @@ def build_entry(
         hash_algo=fp.algo,
         features=dict(fp.features),
     )
-    return Entry(record, fp.thumbnail)
+    vector = embedder.embed_bytes(data, max_pixels=max_pixels) if embedder is not None else None
+    return Entry(record, fp.thumbnail, vector)
 
 
 def encode_cursor(entity_id: str) -> str:

@@ -103,6 +103,19 @@ class Settings(BaseModel):
         "that requests get the CPU first (0: an equal share).",
     )  # fmt: skip
 
+    # Similar products (docs/similar-products.md)
+    products: Literal["auto", "on", "off"] = Field(
+        "auto", description="Similar products: auto (on where onnxruntime and the product model are installed), "
+        "on (refuse to start without them), off.",
+    )  # fmt: skip
+    product_model: Path | None = Field(
+        None, description="The product model file (default: the one `python -m dupcheck_tools.product_model` "
+        "builds inside the package).",
+    )  # fmt: skip
+    opensearch_products_index: str = Field(
+        "dupcheck-products", description="OpenSearch index of the product vectors (index=opensearch)."
+    )
+
     # AWS
     table_name: str = Field("", description="DynamoDB table of hash records (store=dynamodb).")
     thumbnail_bucket: str = Field(
@@ -146,6 +159,10 @@ class Settings(BaseModel):
     @property
     def thumbnails_path(self) -> Path:
         return self.data_dir / "thumbnails.sqlite3"
+
+    @property
+    def products_path(self) -> Path:
+        return self.data_dir / "products.sqlite3"
 
     @staticmethod
     def env_name(field: str) -> str:

@@ -40,7 +40,7 @@ from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.observability import logger, metrics, record_metric, tracer
 
 
-def _change(record: DynamoDBRecord) -> tuple[StreamRecord, str, int]:
+def stream_change(record: DynamoDBRecord) -> tuple[StreamRecord, str, int]:
     """The record's stream data, entity_id and sequence number; ValueError when malformed."""
     stream = record.dynamodb
     if stream is None or not stream.sequence_number:
@@ -91,7 +91,7 @@ class StreamSync:
         latest: dict[str, int] = {}
         for record in records:
             try:
-                _, entity_id, sequence = _change(record)
+                _, entity_id, sequence = stream_change(record)
             except (TypeError, ValueError):
                 continue
             latest[entity_id] = max(sequence, latest.get(entity_id, -1))
@@ -119,7 +119,7 @@ class StreamSync:
 
     def apply(self, record: DynamoDBRecord, latest: Mapping[str, int]) -> str:
         """Apply one stream record; returns "applied" or "superseded". Raises when malformed."""
-        stream, entity_id, sequence = _change(record)
+        stream, entity_id, sequence = stream_change(record)
         if latest.get(entity_id, sequence) != sequence:
             logger.debug("superseded within batch", extra={"entity_id": entity_id})
             return "superseded"

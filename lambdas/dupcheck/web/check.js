@@ -1,10 +1,13 @@
 // "Is this picture already in the catalog?": a file (chosen, dropped, or a phone's camera), a
 // pasted address, or a webcam shot; then the answer, the matches best first, and a comparison.
 import { api, imageForm } from "./api.js";
-import { answerOf, editWords, matchSentence, percentWords, skuWords, verdictWords } from "./words.js";
+import { alikeWords, answerOf, editWords, matchSentence, percentWords, skuWords, verdictWords } from "./words.js";
 import { byId, clearError, el, showError, showPicture, thumbButton } from "./ui.js";
 
-const TOP = 8; // matches asked for
+const TOP = 8; // matches asked for, and similar products shown
+// Similar products asked for: the duplicates the check found come first among them and are not
+// shown again, so a few more than shown.
+const LOOKALIKES_ASKED = TOP + 4;
 let shownFrom = null; // where the query picture is shown from: an object URL or the pasted address
 let latest = 0; // the latest check: an answer to an older one, arriving late, is dropped
 
@@ -40,29 +43,76 @@ function initDropZone() {
 }
 
 export function checkFile(blob) {
-  run(async () => api(`find_similar?top=${TOP}`, { method: "POST", body: await imageForm(blob) }), URL.createObjectURL(blob));
+  const form = imageForm(blob); // scaled once, sent to both routes
+  run(
+    async () => api(`find_similar?top=${TOP}`, { method: "POST", body: await form }),
+    async () => api(`similar_products?top=${LOOKALIKES_ASKED}`, { method: "POST", body: await form }),
+    URL.createObjectURL(blob),
+  );
 }
 
 function checkUrl(url) {
   byId("check-url").value = url;
-  run(() => api(`find_similar?${new URLSearchParams({ image_url: url, top: TOP })}`), url);
+  run(
+    () => api(`find_similar?${new URLSearchParams({ image_url: url, top: TOP })}`),
+    () => api(`similar_products?${new URLSearchParams({ image_url: url, top: LOOKALIKES_ASKED })}`),
+    url,
+  );
 }
 
-async function run(request, from) {
+async function run(request, lookalikes, from) {
   const id = ++latest;
   clearError("check-error");
   setAnswer("busy", "Checking the catalog…");
   byId("check-body").hidden = true;
   if (shownFrom?.startsWith("blob:")) URL.revokeObjectURL(shownFrom);
   shownFrom = from;
+  byId("lookalikes").hidden = true;
   try {
     const result = await request();
-    if (id === latest) render(result);
+    if (id !== latest) return;
+    render(result);
+    showLookalikes(id, lookalikes, result);
   } catch (error) {
     if (id !== latest) return;
     byId("check-answer").hidden = true;
     showError("check-error", error);
   }
+}
+
+// "Looks like these products", under the duplicate answer: another question (do we sell something
+// that looks like this?), asked after the first answer is shown. Where similar products are off,
+// the section stays hidden and is not asked for again in this tab; another failure is said in it,
+// never over the answer above.
+const PRODUCTS_OFF = "dupcheck-similar-products-off";
+
+async function showLookalikes(id, request, result) {
+  if (sessionStorage.getItem(PRODUCTS_OFF)) return;
+  const duplicates = new Set(result.matches.filter((m) => m.verdict === "duplicate").map((m) => m.entity_id));
+  const note = byId("lookalikes-note");
+  try {
+    const found = await request();
+    if (id !== latest) return;
+    const products = found.products.filter((p) => !duplicates.has(p.entity_id)).slice(0, TOP);
+    byId("lookalike-grid").replaceChildren(...products.map(lookalikeCard));
+    note.textContent = products.length ? "" : "No other product in the catalog yet.";
+  } catch (error) {
+    if (error.code === "products_unavailable") sessionStorage.setItem(PRODUCTS_OFF, "1");
+    if (id !== latest || error.code === "products_unavailable") return;
+    byId("lookalike-grid").replaceChildren();
+    note.textContent = `Similar products could not be found: ${error.sentence}`;
+  }
+  note.hidden = !note.textContent;
+  byId("lookalikes").hidden = false;
+}
+
+function lookalikeCard(product) {
+  const sku = product.sku ? el("p", { class: "sku", text: `SKU ${product.sku}` }) : null;
+  return el("li", { class: "card lookalike" },
+    thumbButton(product, `Compare ${product.entity_id} with your picture`, `Catalog picture of ${product.entity_id}`,
+      () => compare({ ...product, sentence: `Looks like your picture (${alikeWords(product)}): another product, not a duplicate.` })),
+    el("p", { class: "id", text: product.entity_id }), sku,
+    el("p", { class: "percent", text: alikeWords(product) }));
 }
 
 function setAnswer(tone, text) {
@@ -109,7 +159,7 @@ function initCompare() {
 function compare(match) {
   const name = `${match.entity_id}${skuWords(match)}`;
   byId("compare-title").textContent = `Your picture and ${match.entity_id}`;
-  byId("compare-verdict").textContent = matchSentence(match);
+  byId("compare-verdict").textContent = match.sentence ?? matchSentence(match);
   byId("compare-caption").textContent = name;
   for (const id of ["compare-query", "slider-query"]) byId(id).src = shownFrom;
   for (const id of ["compare-match", "slider-match"]) {

@@ -29,6 +29,9 @@ export function matchSentence(match) {
 
 export const percentWords = (match) => `${Math.round(match.match_percent)}% match`;
 
+/** A similar product's similarity (cosine of the product embeddings, 0-1) as "88% alike". */
+export const alikeWords = (product) => `${Math.round(Math.max(0, product.similarity) * 100)}% alike`;
+
 /** The answer at the top of a check: { tone: "found" | "new", text }. */
 export function answerOf(result) {
   const same = result.matches.filter((m) => m.verdict === "duplicate");

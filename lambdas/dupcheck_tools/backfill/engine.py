@@ -3,14 +3,16 @@
     catalog reader -> store check (get_many, batches) -> download threads -> dispatcher -> hash processes
     (main thread)     skip unchanged rows, no download    (per-host limit,    (a few images  (hash_workers.py:
                                                           retries, backoff)   a job)         pipeline once each)
-                                                     \\-> writer thread: thumbnails, then put_many
+                                                     \\-> writer thread: thumbnails, product vectors, then put_many
 
 Every queue is bounded, so memory stays flat however long the catalog is. Resume and
 idempotency are one mechanism: before downloading a row, the target store itself is asked (in
 batches) whether it already holds that entity_id with the same image_url and the current
-pipeline's hash_algo (and the thumbnail store, whether it holds its thumbnail). If so the row is
-unchanged and skipped without a download; if the URL (or the pipeline) changed, or the
-thumbnail is missing, it is fetched and re-hashed. There is no checkpoint file to lose:
+pipeline's hash_algo (and the thumbnail store, whether it holds its thumbnail; where similar products
+are on, the product index, whether it holds its vector). If so the row is unchanged and skipped
+without a download; if the URL (or the pipeline) changed, or the thumbnail or vector is missing,
+it is fetched and re-hashed. Product vectors are made here in the embedded mode only: on AWS the
+product sync function makes them from the table's stream. There is no checkpoint file to lose:
 whatever reached the store before a crash, kill -9 or network loss is done, and only rows in
 flight at that moment are fetched again. Every failure is one line in the failures file.
 """
@@ -38,6 +40,7 @@ from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import Entry, HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
+from dupcheck.core.products import Embedder, ProductIndex, default_model_path
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
@@ -134,6 +137,8 @@ class Backfill:
         sleep: Callable[[float], None] = time.sleep,
         thumbnails: ThumbnailStore | None = None,
         on_row: RowListener | None = None,
+        embedder: Embedder | None = None,
+        products: ProductIndex | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -151,6 +156,13 @@ class Backfill:
 
             thumbnails = build_thumbnails(settings)
         self.thumbnails = thumbnails
+        if embedder is None and not self.options.dry_run:
+            from dupcheck.bootstrap import build_local_products
+
+            embedder, products = build_local_products(settings) or (None, None)
+        self._embedder = embedder if products is not None else None
+        self.products = products if self._embedder is not None else None
+        self._product_model = str(settings.product_model or default_model_path()) if self._embedder else None
         self._sleep = sleep
         self._on_row = on_row
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
@@ -269,7 +281,7 @@ class Backfill:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.algo, self.settings.max_image_pixels, self.options.hash_niceness),
+            initargs=(self.algo, self.settings.max_image_pixels, self.options.hash_niceness, self._product_model),
         )
         # The pool starts a process per job until it has `workers`: start them all now, so they
         # import while the first downloads are on their way, not one after the other later.
@@ -303,8 +315,9 @@ class Backfill:
                 if (record := existing.get(row.entity_id)) is not None
                 and record.image_url == row.image_url and record.hash_algo == self.algo
             }  # fmt: skip
-            # A record without the thumbnail its pipeline keeps is not done: it is hashed again.
-            for entity_id in self._without_thumbnail(list(done)):
+            # A record without the thumbnail its pipeline keeps, or without its product vector, is not
+            # done: it is hashed again.
+            for entity_id in self._without_thumbnail(list(done)) | self._without_vector(list(done)):
                 del done[entity_id]
             for row in valid:
                 if self._stop.is_set():
@@ -327,6 +340,9 @@ class Backfill:
         if not entity_ids or self.thumbnails is None or not self._pipeline.keeps_thumbnails:
             return set()
         return self.thumbnails.missing(entity_ids)
+
+    def _without_vector(self, entity_ids: list[str]) -> set[str]:
+        return self.products.missing(entity_ids) if entity_ids and self.products is not None else set()
 
     # -- stage 2: download (download threads; they hash too when there is no pool) --------------
 
@@ -353,7 +369,13 @@ class Backfill:
             return
         if to_hash is None:
             outcome = hash_row(
-                self._pipeline, self.settings.max_image_pixels, row.entity_id, row.sku, row.image_url, data
+                self._pipeline,
+                self.settings.max_image_pixels,
+                row.entity_id,
+                row.sku,
+                row.image_url,
+                data,
+                embedder=self._embedder,
             )
             self._hashed(row, outcome, writes)
             return
@@ -461,6 +483,9 @@ class Backfill:
             thumbnails = {entry.record.entity_id: entry.thumbnail for _, _, entry in batch if entry.thumbnail}
             if thumbnails and self.thumbnails is not None:
                 self.thumbnails.put_many(thumbnails)
+            vectors = {e.record.entity_id: e.product_vector for _, _, e in batch if e.product_vector is not None}
+            if vectors and self.products is not None:
+                self.products.put_many(vectors)
             self.store.put_many(entry.record for _, _, entry in batch)
         except Exception as exc:  # noqa: BLE001 - StoreUnavailable and friends: these rows failed
             message = exc.message if isinstance(exc, DupcheckError) else f"{type(exc).__name__}: {exc}"

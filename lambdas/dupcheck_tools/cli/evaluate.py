@@ -81,6 +81,22 @@ def register(commands: Any) -> None:
     catalog_wide.add_argument("--workers", type=int, default=0, help="verification processes (default: per CPU)")
     catalog_wide.set_defaults(run=run_duplicates)
 
+    products = commands.add_parser(
+        "evaluate-products",
+        help="measure similar products on a labelled image set: recall@5 and median rank, against pHash",
+        description="Embeds every picture of --catalog and --variants as /similar_products does and ranks the "
+        "catalog for each colour variant (is its --siblings sibling in the top 5?) and for each catalog picture "
+        "whose SKU (--skus, CSV name,sku) has another picture (is one of those in the top 5?), by similarity and, "
+        "as the baseline, by pHash distance. Writes products-evaluation.json and .md to --out; the last stdout "
+        "line is the summary as JSON.",
+    )
+    products.add_argument("--catalog", type=Path, required=True, help="folder of catalog pictures")
+    products.add_argument("--variants", type=Path, required=True, help="folder of colour variants (not in the catalog)")
+    products.add_argument("--siblings", type=Path, required=True, help="CSV variant,sibling")
+    products.add_argument("--skus", type=Path, required=True, help="CSV name,sku of the catalog pictures")
+    products.add_argument("--out", type=Path, required=True, help="folder for the results")
+    products.set_defaults(run=run_products)
+
 
 def _benchmark_arguments(parser: argparse.ArgumentParser, *, truth: str, out: str, required: bool = True) -> None:
     """The benchmark folders make_benchmark.py writes, and the pipeline to measure."""
@@ -143,5 +159,24 @@ def run_all_pairs(args: argparse.Namespace) -> int:
     for entry in summary["failed_files"]:
         print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
     print(f"wrote {args.out / 'all_pairs.json'}, all_pairs.md")
+    print_json(summary, indent=None)
+    return ExitCode.OK
+
+
+def run_products(args: argparse.Namespace) -> int:
+    from dupcheck.bootstrap import build_embedder
+    from dupcheck.core.settings import Settings
+    from dupcheck_tools.evaluation.products import run_products_evaluation
+
+    embedder = build_embedder(Settings.from_env(products="on"))  # refuses to start without the model
+    assert embedder is not None
+    try:
+        summary = run_products_evaluation(args.catalog, args.variants, args.siblings, args.skus, args.out,
+                                          embedder=embedder)  # fmt: skip
+    except UsageError as exc:
+        return usage_error(str(exc), code="invalid_request")
+    for entry in summary["failed_files"]:
+        print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
+    print(f"wrote {args.out / 'products-evaluation.json'}, products-evaluation.md")
     print_json(summary, indent=None)
     return ExitCode.OK

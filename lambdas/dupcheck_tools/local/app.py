@@ -39,6 +39,7 @@ from dupcheck.api.web import WEB_PREFIX
 from dupcheck.core.errors import error_body
 from dupcheck.core.imports import ImportService
 from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.products import ProductSearch
 from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
 
@@ -95,8 +96,10 @@ class LocalApp:
     def __init__(
         self, service: DupcheckService, *, max_body_bytes: int, guard: Guard, static_dir: Path | None = None,
         imports: ImportService | None = None, images: KeptImages | None = None, scans: ScanService | None = None,
+        products: ProductSearch | None = None,
     ) -> None:  # fmt: skip
         self.service = service
+        self.products = products
         self.max_body_bytes = max_body_bytes
         self.guard = guard
         self.static_dir = static_dir.resolve() if static_dir else None
@@ -111,7 +114,7 @@ class LocalApp:
             app = self._resolvers.app = build_resolver(
                 self.service, max_body_bytes=self.max_body_bytes, imports=self.imports, images=self.images,
                 # The served contract says whether this server needs a key.
-                scans=self.scans, keyed=self.guard.api_key is not None,
+                scans=self.scans, keyed=self.guard.api_key is not None, products=self.products,
             )  # fmt: skip
         return app
 

@@ -87,4 +87,6 @@ def curl_examples(demo: DemoCatalog, base_url: str) -> list[str]:
         "# the same check with the image uploaded instead of linked",
         f"curl -s -X POST -H 'Content-Type: image/jpeg' --data-binary @{demo.duplicate_query} "
         f"'{base_url}/find_similar?top=3'",
+        "# catalog products that look like it (similar products: another angle, colour or look-alike)",
+        f"curl -s '{base_url}/similar_products?image_url={distinct_url}&top=3'",
     ]

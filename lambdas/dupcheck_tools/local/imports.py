@@ -144,7 +144,7 @@ class ImportWorker:
         hash_workers = -1 if left < SMALL_JOB_ROWS else self.settings.import_hash_workers
         engine = Backfill(
             self.settings, self.service.store, recorder, fetcher=self.service.fetcher, on_row=recorder.stored,
-            thumbnails=self.service.thumbnails,
+            thumbnails=self.service.thumbnails, embedder=self.service.embedder, products=self.service.products,
             options=BackfillOptions(workers=self.settings.import_workers, hash_workers=hash_workers,
                                     per_host=self.settings.import_workers,
                                     hash_niceness=self.settings.import_hash_niceness, progress=False),

@@ -40,7 +40,8 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 from waitress.utilities import Error
 
-from dupcheck.bootstrap import build_kept_images
+from dupcheck.adapters.local_products import LocalProductIndex
+from dupcheck.bootstrap import build_kept_images, build_product_search
 from dupcheck.core.errors import error_body
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.service import DupcheckService
@@ -181,9 +182,11 @@ class LocalServer:
         self.import_worker = ImportWorker(service, settings, catalog_fetcher=catalog_fetcher)
         # Duplicate scans too (scans.py): the web app's button starts one.
         self.scan_worker = ScanWorker(service, settings)
+        # Similar products, where the product model is installed (docs/similar-products.md).
+        self.products = build_product_search(settings, service)
         self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
                             imports=self.import_worker.imports, images=build_kept_images(settings),
-                            scans=self.scan_worker.scans)  # fmt: skip
+                            scans=self.scan_worker.scans, products=self.products)  # fmt: skip
         # A JSON upload carries the image as base64: a third larger than the image itself; an
         # import's catalog may be larger still.
         max_body = max(settings.max_image_bytes * 4 // 3, settings.max_catalog_bytes) + BODY_FRAMING_BYTES
@@ -217,6 +220,9 @@ class LocalServer:
             self.follower.start()
         self.import_worker.start_thread()
         self.scan_worker.start_thread()
+        if self.products is not None and isinstance(self.products.index, LocalProductIndex):
+            # Its vectors load in the background, as the hash index does: the first query need not wait.
+            threading.Thread(target=self.products.index.warm, name="products-load", daemon=True).start()
         self._thread = threading.Thread(target=self._server.run, name="dupcheck-server", daemon=True)
         self._thread.start()
         return self._thread

@@ -1,6 +1,9 @@
-"""HashIndex on OpenSearch k-NN binary vectors: the client and its errors (client.py), what is
-sent (schema.py), and the adapter (index.py)."""
+"""The OpenSearch indexes: the client and its errors (client.py), what every index shares
+(base.py), the hash index (schema.py: what is sent; index.py: the HashIndex) and the product
+vectors' index (products.py)."""
 
-from dupcheck.adapters.opensearch.index import BulkResult, IndexBulkError, OpenSearchHashIndex
+from dupcheck.adapters.opensearch.base import BulkResult, IndexBulkError
+from dupcheck.adapters.opensearch.index import OpenSearchHashIndex
+from dupcheck.adapters.opensearch.products import OpenSearchProductIndex
 
-__all__ = ["BulkResult", "IndexBulkError", "OpenSearchHashIndex"]
+__all__ = ["BulkResult", "IndexBulkError", "OpenSearchHashIndex", "OpenSearchProductIndex"]

@@ -59,18 +59,21 @@ def score_to_distance(score: float) -> int:
     return max(0, round(1.0 / score - 1.0))
 
 
-def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
-    """Settings and mappings of the index.
-
-    `gc_deletes` keeps delete tombstones that long (OpenSearch's default is 60 s), which bounds
-    how late a stale stream INSERT may arrive and still be refused by external versioning.
-    """
+def knn_settings(hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
+    """The index settings of a k-NN index that a stream keeps: `gc_deletes` keeps delete tombstones
+    that long (OpenSearch's default is 60 s), which bounds how late a stale stream INSERT may arrive
+    and still be refused by external versioning."""
     settings: dict[str, Any] = {"knn": True, "knn.algo_param.ef_search": hnsw.ef_search}
     if gc_deletes:
         settings["gc_deletes"] = gc_deletes
+    return {"index": settings}
+
+
+def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
+    """Settings and mappings of the index."""
     keyword = {"type": "keyword"}
     return {
-        "settings": {"index": settings},
+        "settings": knn_settings(hnsw, gc_deletes),
         "mappings": {
             # Unknown fields are kept in _source but not indexed: no mapping explosion.
             "dynamic": False,
