@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.lookalike import LookalikeCheck, Thumbnail
+from dupcheck.core.matching.alignment import Views, verify
+from dupcheck.core.matching.photograph import LookalikeCheck, Thumbnail
 from dupcheck.core.models import HashRecord
-from dupcheck.core.verification import Views, verify
 
 HEIGHT = 300  # the pictures' height in the figure
 ZOOM = 3  # the 64x64 patches, enlarged

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core import hashing, verification, views_codec
+from dupcheck.core import hashing
 from dupcheck.core.hashing import (
     DEFAULT_ALGO,
     AlignedDualPHash,
@@ -19,6 +19,8 @@ from dupcheck.core.hashing import (
     get_pipeline,
     imagehash_phash,
 )
+from dupcheck.core.matching import alignment as verification
+from dupcheck.core.matching import views_codec
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import (
     TRIM_TOLERANCE,

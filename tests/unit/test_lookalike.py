@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.lookalike import (
+from dupcheck.core.matching.alignment import Views, verify
+from dupcheck.core.matching.photograph import (
     SIZE,
     TURNED_SIZE,
     Confirmed,
@@ -27,7 +28,6 @@ from dupcheck.core.lookalike import (
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck.core.verification import Views, verify
 from support.garments import garment
 
 PIPELINE = get_pipeline()

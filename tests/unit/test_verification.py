@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core import verification, views_codec
 from dupcheck.core.hashing import AlignedDualPHash
+from dupcheck.core.matching import alignment as verification
+from dupcheck.core.matching import views_codec
+from dupcheck.core.matching.alignment import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 from dupcheck.core.pixels import bright_srgb, brightened_ab, cielab_ab, luma
-from dupcheck.core.verification import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import raw_views
 

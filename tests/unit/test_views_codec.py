@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from dupcheck.core import views_codec
-from dupcheck.core.views_codec import CodecError, decode, decode_many, encode
+from dupcheck.core.matching import views_codec
+from dupcheck.core.matching.views_codec import CodecError, decode, decode_many, encode
 
 
 def smooth_views(seed: int, same: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -38,13 +38,13 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.edits import border_shares, name_edits
 from dupcheck.core.imaging import decode_image
-from dupcheck.core.lookalike import Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
+from dupcheck.core.matching.alignment import Evidence, Probe, Target, Thresholds, Tier, Views, sampler, verify, views_of
+from dupcheck.core.matching.edits import border_shares, name_edits
+from dupcheck.core.matching.photograph import Limits, LookalikeCheck, Thumbnail, thumbnail_bytes
+from dupcheck.core.matching.verdicts import banded, is_similar, score, verdict_for, verdict_of
 from dupcheck.core.models import Edit, Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
-from dupcheck.core.verdicts import banded, is_similar, score, verdict_for, verdict_of
-from dupcheck.core.verification import Evidence, Probe, Target, Thresholds, Tier, Views, sampler, verify, views_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dupcheck.core.edits import summary
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
+from dupcheck.core.matching.edits import summary
+from dupcheck.core.matching.verdicts import match_percent
 from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
-from dupcheck.core.verdicts import match_percent
 
 MAX_TOP = 100
 MAX_PAGE = 100  # records per page of the catalog

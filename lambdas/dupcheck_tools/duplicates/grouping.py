@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dupcheck.core.edits import summary
+from dupcheck.core.matching.edits import summary
+from dupcheck.core.matching.verdicts import match_percent
 from dupcheck.core.models import Edit, version_of
-from dupcheck.core.verdicts import match_percent
 from dupcheck_tools.duplicates.workfile import Found, Listing
 
 KEEP_RULE = "the oldest record (earliest updated_at), then the smallest entity_id"

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dupcheck.core.hashing import HashPipeline
-from dupcheck.core.lookalike import (
+from dupcheck.core.matching.alignment import Probe, Views, verify
+from dupcheck.core.matching.photograph import (
     SIZE,
     Thumbnail,
     align,
@@ -64,7 +65,6 @@ from dupcheck.core.lookalike import (
     warped_colour,
 )
 from dupcheck.core.pixels import luma
-from dupcheck.core.verification import Probe, Views, verify
 
 LOOK_SIZE = 128  # side of the compared patch: twice the look-alike check's
 CHANGED = 40.0  # sRGB levels off the one-edit fit: a recolour, not a copy's JPEG or resampling

@@ -19,8 +19,8 @@ dev benchmark (docs/evaluation.md, "Verdicts and match percentages").
 
 from __future__ import annotations
 
+from dupcheck.core.matching.alignment import LAYOUT_BITS, Evidence
 from dupcheck.core.models import Verdict
-from dupcheck.core.verification import LAYOUT_BITS, Evidence
 
 # The score's bands: [low, high) for each verdict; a duplicate can score 100.
 BANDS: dict[Verdict, tuple[float, float]] = {

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dupcheck.core.matching.alignment import Alignment, Evidence, Views, residual_turn, windows_of
 from dupcheck.core.models import Edit
 from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, outer_ring, trim_box
-from dupcheck.core.verification import Alignment, Evidence, Views, residual_turn, windows_of
 
 SIDES = ("left", "right", "top", "bottom")
 MIN_SIDE = 0.02  # a side cropped by less than this is not named

@@ -37,7 +37,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from PIL import Image
 
-from dupcheck.core import views_codec
+from dupcheck.core.matching import views_codec
 from dupcheck.core.pixels import (
     bright_srgb,
     brightened_ab,

@@ -49,9 +49,9 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
+from dupcheck.core.matching.alignment import Alignment, Evidence, Probe, Tier
 from dupcheck.core.models import HashValue
 from dupcheck.core.pixels import luma
-from dupcheck.core.verification import Alignment, Evidence, Probe, Tier
 
 SIZE = 64  # side of the aligned comparison
 # ...and of a turned alignment's luma (the tint stays at SIZE: see `_side`).
