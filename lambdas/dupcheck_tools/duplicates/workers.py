@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.matching.alignment import Probe, Views
-from dupcheck.core.matching.photograph import Thumbnail
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Probe, Views
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck_tools.duplicates.second_look import second_look
 from dupcheck_tools.duplicates.workfile import Found, WorkFile

@@ -8,7 +8,8 @@ from PIL import ImageEnhance
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import PHash64
-from dupcheck.core.matching.alignment import LAYOUT_BITS, Evidence
+from dupcheck.core.matching.alignment import Evidence
+from dupcheck.core.matching.policy import LAYOUT_BITS
 from dupcheck.core.matching.verdicts import (
     BANDS,
     SIMILAR_HASH_DISTANCE,
