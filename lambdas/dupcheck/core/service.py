@@ -214,7 +214,7 @@ class DupcheckService:
             for hit in hits
             if (record := stored.get(hit.entity_id)) is not None and record.hash_algo in self.pipeline.reads
         ]
-        # Best first by the score, banded by verdict (core/verdicts.py): every duplicate, then
+        # Best first by the score, banded by verdict (core/matching/verdicts.py): every duplicate, then
         # every similar picture, each band by how much of the pictures agrees; then hash distance.
         ranked: list[tuple[float, int, Match]] = []
         judgements = self.pipeline.judge(query, candidates, self._thumbnails_of)

@@ -45,7 +45,7 @@ class Pair:
     """Two records the service calls the same picture. `a` comes before `b` in their group's
     order; `distance` and `match_percent` are the closer of the two directions' judgements
     (each record was checked against the catalog); `edits` what turns `a` into `b`, as `b`'s
-    check against `a` names them (core/edits.py: as if `b` were uploaded after `a`), None when
+    check against `a` names them (core/matching/edits.py: as if `b` were uploaded after `a`), None when
     only `a`'s check against `b` called them the same picture."""
 
     a: str

@@ -89,7 +89,7 @@ def test_a_different_garment_in_the_same_pose_is_never_a_duplicate(
 ) -> None:
     for name, edit in {"as it is": lambda im: jpeg(im), **EDITS}.items():
         found = verdicts(service, edit(garment(query)))
-        # Shown, never called a copy; `similar` or `different` by core/verdicts.py's own rules (as
+        # Shown, never called a copy; `similar` or `different` by verdicts.py's own rules (as
         # it is: correlation 0.99, but 14 of the 63 low frequencies flipped, past the 12 of `similar`).
         assert found[other] is not Verdict.DUPLICATE, name
 

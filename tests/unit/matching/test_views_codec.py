@@ -1,4 +1,4 @@
-"""The compact form of the verification views (core/views_codec.py): bounded error, size cap,
+"""The compact form of the verification views (core/matching/views_codec.py): bounded error, size cap,
 one stored view when both are the same, batch decoding, and damaged bytes refused."""
 
 from __future__ import annotations

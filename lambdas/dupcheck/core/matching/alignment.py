@@ -54,6 +54,8 @@ from dupcheck.core.matching.policy import (
     BRIGHTENING_MIN_SIMILARITY,
     BRIGHTENINGS,
     CHROMA_GRID,
+    CLIPPED_BLACK,
+    CLIPPED_WHITE,
     COARSE,
     COLOUR_TOLERANCE,
     FINE,
@@ -113,7 +115,7 @@ def _coarse_sampler() -> np.ndarray:
 @dataclass(frozen=True, slots=True)
 class Alignment:
     """Where and how the query lines up with the candidate: what a finer look starts from
-    (core/lookalike.py) and what core/edits.py names edits from.
+    (photograph.py) and what edits.py names edits from.
 
     The query turned by `angle` degrees, counter-clockwise (`Probe.turned`), its view
     `query_box` (the whole picture or the trimmed one: top, bottom, left, right as shares of the
@@ -374,7 +376,9 @@ def _judge_aligned(
     predicted = np.where(plain[:, None, None], theirs, (theirs - their_mean) * gain + my_mean)
     luma_residual = _tolerant_residual(mine[:, None], predicted[:, None])
     # Brightening clips highlights to white (darkening, shadows to black): not a difference.
-    clipped = ((mine >= 250) & (predicted >= 245)) | ((mine <= 5) & (predicted <= 10))
+    clipped = ((mine >= CLIPPED_WHITE[0]) & (predicted >= CLIPPED_WHITE[1])) | (
+        (mine <= CLIPPED_BLACK[0]) & (predicted <= CLIPPED_BLACK[1])
+    )
     luma_residual[clipped] = 0.0
 
     # Colour: one saturation scale (none for a grayscale query), then what still differs.

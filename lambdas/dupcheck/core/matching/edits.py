@@ -32,6 +32,7 @@ import numpy as np
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
 from dupcheck.core.matching.arrays import unit
 from dupcheck.core.matching.policy import (
+    BOX_MIN_WIDTH,
     BOX_SEARCH,
     BRIGHTNESS_PIVOT,
     COLOURED,
@@ -45,6 +46,10 @@ from dupcheck.core.matching.policy import (
     SATURATION_EDIT,
     TONE_BRIGHT,
     TONE_DARK,
+    TONE_LINE_KEPT,
+    TONE_LINE_MIN_APART,
+    TONE_LINE_MIN_PIXELS,
+    TONE_LINE_MIN_RANGE,
 )
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import Edit
@@ -169,7 +174,7 @@ def _best_window(
         (s, e - s)
         for s in np.clip(start + BOX_SEARCH, 0.0, 1.0)
         for e in np.clip(start + width + BOX_SEARCH, 0.0, 1.0)
-        if e - s >= 0.2
+        if e - s >= BOX_MIN_WIDTH
     ]
     samples = windows_of(grid, options, [cols])[:, 0] if along_rows else windows_of(grid, [rows], options)[0]
     scores = (unit(samples) * target).sum(axis=(1, 2))
@@ -220,16 +225,16 @@ def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[
     left out, and the line is Theil-Sen's (the median of the slopes between them), which a few
     half-clipped quantiles do not tilt. 1, 0 when too few are left."""
     kept_pixels = same & (theirs > TONE_DARK) & (theirs < TONE_BRIGHT)
-    if kept_pixels.sum() < 32:
+    if kept_pixels.sum() < TONE_LINE_MIN_PIXELS:
         return 1.0, 0.0
     points = np.linspace(5, 95, 19)
     x, y = np.percentile(theirs[kept_pixels], points), np.percentile(mine[kept_pixels], points)
-    kept = (y > 12) & (y < 235)
+    kept = (y > TONE_LINE_KEPT[0]) & (y < TONE_LINE_KEPT[1])
     x, y = x[kept], y[kept]
-    if len(x) < 4 or float(x.max() - x.min()) < 30.0:
+    if len(x) < 4 or float(x.max() - x.min()) < TONE_LINE_MIN_RANGE:
         return 1.0, 0.0
     i, j = np.triu_indices(len(x), 1)
-    apart = x[j] - x[i] > 4.0
+    apart = x[j] - x[i] > TONE_LINE_MIN_APART
     if not apart.any():
         return 1.0, 0.0
     gain = float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))

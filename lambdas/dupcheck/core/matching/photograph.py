@@ -57,8 +57,6 @@ from dupcheck.core.matching.alignment import Alignment, Evidence
 from dupcheck.core.matching.arrays import centre_weight, largest, least_shifted, neighbourhood, neighbours, unit
 from dupcheck.core.matching.policy import (
     BACKGROUND_TOLERANCE,
-    CLIPPED_BRIGHT,
-    CLIPPED_DARK,
     LOOKALIKE_SIZE,
     LOOKALIKE_TURNED_SIZE,
     LUCAS_KANADE_BLUR,
@@ -70,6 +68,8 @@ from dupcheck.core.matching.policy import (
     STRONG_EDGE,
     TEXTURED,
     TILE,
+    TINT_CLIPPED_BRIGHT,
+    TINT_CLIPPED_DARK,
     TINT_SLACK,
     TINT_STRONG,
     TONE_BRIGHT,
@@ -461,7 +461,7 @@ def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> 
     and the smaller share counts, for each threshold."""
     brightest = np.maximum(query.max(axis=0), warped.max(axis=0))
     darkest = np.minimum(query.min(axis=0), warped.min(axis=0))
-    unclipped = inside & (brightest < CLIPPED_BRIGHT) & (darkest > CLIPPED_DARK)
+    unclipped = inside & (brightest < TINT_CLIPPED_BRIGHT) & (darkest > TINT_CLIPPED_DARK)
     tints = [rgb - luma(np.moveaxis(rgb, 0, -1), np.float32) for rgb in (query, warped)]
     weight = centre_weight(query.shape[-1])
     offs = [_tint_off(mine, theirs, unclipped) for mine, theirs in (tints, tints[::-1])]

@@ -50,10 +50,14 @@ LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies
 LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
 MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
 MAX_SATURATION = 2.0  # ...and the strongest saturation
+# Luma levels (query, predicted): a query pixel at or past the first whose prediction is at or
+# past the second was clipped to white (black) by brightening (darkening), and does not differ.
+CLIPPED_WHITE, CLIPPED_BLACK = (250, 245), (5, 10)
 BRIGHTENINGS = (1.1, 1.2, 1.3, 1.4)  # brightness factors whose clipping a brighter query may show
 # ...tried only where the colour can matter: a candidate less alike than this passes no tier (the
-# least correlation of NEAR below) and is not `similar` (SIMILAR_MIN_SIMILARITY), so its colour
-# changes no verdict, score or edit. (Trying every judged candidate tripled a copy's verification.)
+# least correlation of ALIGNED_DUAL_PHASH.near, below) and is not `similar`
+# (SIMILAR_MIN_SIMILARITY), so its colour changes no verdict, score or edit. (Trying every judged
+# candidate tripled a copy's verification.)
 BRIGHTENING_MIN_SIMILARITY = 0.8
 # Speed only, no answer depends on it: pictures x channels whose nine shifts
 # alignment._tolerant_residual takes in one pass (equal cost at 4 pictures of 2 channels).
@@ -108,8 +112,9 @@ MAX_TINT_FACTOR = 2.5  # the strongest tint scale (saturation) a copy's edit may
 SOLID = 6  # of a differing pixel's 3x3 neighbourhood that must differ too: a region, not an edge
 MIN_FITTED = 50  # pixels a tone or tint fit needs (fewer: the last fit stands)
 # sRGB levels: a pixel this near black or white is clipped (left out of the tint, which a clip
-# turns); luma levels of the tone line's fit (what brightening pushes there is no line).
-CLIPPED_DARK, CLIPPED_BRIGHT = 5, 250
+# turns); luma levels a tone line is fitted between, here and in the edits' (a plain background
+# would take most of the fit, and what brightening pushes past them is on no line).
+TINT_CLIPPED_DARK, TINT_CLIPPED_BRIGHT = 5, 250
 TONE_DARK, TONE_BRIGHT = 8, 247
 # JPEG at 160 px: ~5.7 KB median (150 bench photos), 0.2 ms to encode, 0.5 to decode.
 THUMBNAIL_QUALITY = 85
@@ -127,6 +132,14 @@ OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch:
 OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
 RECOLOURED_SHARE = 0.02  # share of the aligned picture whose colour differs: another colour
 BOX_SEARCH = np.arange(-8, 9) / 128  # a trimmed view's box edges, refined this far (of a side)
+BOX_MIN_WIDTH = 0.2  # ...to a window at least this share of a side
+# The tone line through matching quantiles: of the query's luma, those pushed past these levels
+# are left out (half clipped); fewer pixels, a narrower range of levels, or quantiles closer
+# than this in the catalog picture leave no line (1, 0).
+TONE_LINE_KEPT = (12, 235)
+TONE_LINE_MIN_PIXELS = 32
+TONE_LINE_MIN_RANGE = 30.0
+TONE_LINE_MIN_APART = 4.0
 
 # -- verdicts and match percentages (verdicts.py; docs/evaluation.md, "Verdicts, match percentages
 # and edits") ---------------------------------------------------------------------------------------

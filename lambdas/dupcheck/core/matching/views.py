@@ -44,7 +44,7 @@ class Views:
     chroma: np.ndarray
 
     def encode(self) -> bytes:
-        """The compact form a record stores (core/views_codec.py)."""
+        """The compact form a record stores (views_codec.py)."""
         return views_codec.encode(self.luma, self.chroma)
 
     @classmethod
@@ -263,7 +263,7 @@ class Probe:
 
     def turned(self, angle: float) -> np.ndarray:
         """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
-        look at more detail than the views hold (core/lookalike.py)."""
+        look at more detail than the views hold (photograph.py)."""
         if not angle:
             return self.picture()
         _, fill = self._turning()
