@@ -5,7 +5,7 @@
 
 CANDIDATE is registered (its record and thumbnail, as the service makes them) and QUERY judged
 against it. Top: the two pictures. Below: the query's 64x64 patch at the views' alignment, the
-candidate's thumbnail mapped onto it by the check (core/lookalike.py), the difference of the
+candidate's thumbnail mapped onto it by the check (core/matching/photograph.py), the difference of the
 two, and the numbers: the views' evidence, the check's measures and limits, and the verdict
 without and with the check. For the docs: the hardest pair of an evaluation, looked at.
 """
@@ -19,9 +19,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.lookalike import LookalikeCheck, Thumbnail
+from dupcheck.core.matching.alignment import verify
+from dupcheck.core.matching.photograph import LookalikeCheck
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
-from dupcheck.core.verification import Views, verify
 
 HEIGHT = 300  # the pictures' height in the figure
 ZOOM = 3  # the 64x64 patches, enlarged
@@ -38,13 +40,13 @@ def render(query: Path, candidate: Path, title: str) -> Image.Image:
     candidates = [(record, distance)]
     views_alone = pipeline.judge(probe, candidates)[0].verdict.value
     with_check = pipeline.judge(probe, candidates, lambda ids: dict.fromkeys(ids, stored.thumbnail))[0].verdict.value
-    tier = pipeline.near if distance <= pipeline.close_distance else pipeline.far
+    tier = pipeline.policy.tier(distance)
     views = Views.decode(stored.features["views"])
     assert views is not None
     evidence = verify(probe.probe, [views], [tier])[0]
     thumbnail = Thumbnail.decode(stored.thumbnail)
     assert evidence is not None and evidence.alignment is not None and thumbnail is not None
-    check = LookalikeCheck(probe.probe, pipeline.lookalike, lambda _: thumbnail)
+    check = LookalikeCheck(probe.probe, pipeline.policy.lookalike, lambda _: thumbnail)
     aligned = check.aligned(thumbnail, evidence.alignment)
     detail = check.examine(thumbnail, evidence.alignment)
     assert aligned is not None and detail is not None
@@ -55,7 +57,7 @@ def render(query: Path, candidate: Path, title: str) -> Image.Image:
     fitted = np.polyval(np.polyfit(w[inside], q[inside], 1), w) if inside.sum() > 2 else w
     difference = np.where(inside, 128 + (q - fitted), 255)
     patches = [_patch(q), _patch(np.where(inside, w, 255)), _patch(difference)]
-    limits = pipeline.lookalike
+    limits = pipeline.policy.lookalike
     lines = [
         title,
         f"query {query.name}  |  candidate {candidate.name}  |  hash distance {distance} of 64 (closer half)",

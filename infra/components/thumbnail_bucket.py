@@ -1,6 +1,6 @@
 """The S3 bucket of thumbnails: one small picture per catalog record, kept beside the table.
 
-The look-alike check (lambdas/dupcheck/core/lookalike.py) reads the thumbnails of the one or two
+The look-alike check (lambdas/dupcheck/core/matching/photograph.py) reads the thumbnails of the one or two
 candidates a query would call duplicates; registering writes one, deleting an item deletes it
 (adapters/s3_thumbnails.py). Objects live under `thumbnails/`, keyed by a hash of the entity id.
 """

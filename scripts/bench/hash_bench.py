@@ -13,7 +13,7 @@
    photo, recompressed, or a held-out photo: a new product) is judged against the candidates the
    index returns for it (the service's `candidate_pool`), query by query twice in turn: with the
    look-alike check (the thumbnails of the candidates the views pass are read and looked at,
-   core/lookalike.py: what the service does) and on the views alone (as before the check).
+   core/matching/photograph.py: what the service does) and on the views alone (as before the check).
    Median and 90th percentile per query: look-alikes cost more (their alignment is retried with
    the query turned).
 
@@ -38,8 +38,8 @@ from PIL import Image
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
-from dupcheck.core.verification import Views
 from dupcheck_tools.samples import encode, product_image
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"

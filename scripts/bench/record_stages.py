@@ -26,9 +26,9 @@ from PIL import Image
 
 from dupcheck.core.hashing import _pack, centre_weighted, dct_hash, get_pipeline
 from dupcheck.core.imaging import decode_image
-from dupcheck.core.lookalike import thumbnail_bytes
+from dupcheck.core.matching.thumbnails import thumbnail_bytes
+from dupcheck.core.matching.views import views_of
 from dupcheck.core.pixels import crop, luma, planar, trim_box
-from dupcheck.core.verification import views_of
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
 MAX_PIXELS = 40_000_000

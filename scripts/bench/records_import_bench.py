@@ -87,7 +87,7 @@ def with_thumbnails(source: Path, out: Path, photos: int = 300) -> None:
     from scale_bench import IMAGES  # scripts/bench/scale_bench.py
 
     from dupcheck.core.hashing import get_pipeline
-    from dupcheck.core.lookalike import _HEADER
+    from dupcheck.core.matching.thumbnails import _HEADER
 
     pipeline = get_pipeline()
     made = [pipeline.fingerprint_bytes(path.read_bytes(), max_pixels=40_000_000, for_query=False)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
 from numpy_resize import box_resized_float, box_resized_rgb  # noqa: E402 (beside this script)
 
 from dupcheck.bootstrap import one_blas_thread  # noqa: E402
-from dupcheck.core import verification  # noqa: E402
 from dupcheck.core.hashing import get_pipeline  # noqa: E402
+from dupcheck.core.matching import views  # noqa: E402
 from dupcheck.core.pixels import luma, trim_box  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
@@ -59,7 +59,7 @@ def steps_of(images: Path, limit: int) -> list[Step]:
     and trim boxes that `views_of` received recorded."""
     pipeline = get_pipeline()
     received: list[View] = []
-    real_views_of = verification.views_of
+    real_views_of = views.views_of
 
     def recording(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, picture: Image.Image | None = None):
         received.append((rgb.copy(), box if box is not None else trim_box(rgb)))
@@ -72,11 +72,11 @@ def steps_of(images: Path, limit: int) -> list[Step]:
             probe = pipeline.fingerprint(opened).probe
         assert probe is not None
         received.clear()
-        verification.views_of = recording
+        views.views_of = recording
         try:
             probe.at_many(TURN_ANGLES)
         finally:
-            verification.views_of = real_views_of
+            views.views_of = real_views_of
         steps.append(Step(list(received), [luma(rgb, np.float32) for rgb, _ in received]))
     return steps
 

@@ -62,6 +62,7 @@ def worker(images: Path, out: Path) -> None:
     from dupcheck.adapters.local_index import LocalHashIndex
     from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
     from dupcheck.core import hashing
+    from dupcheck.core.matching import judge
     from dupcheck.core.models import HashRecord
 
     thumbnails = SqliteThumbnails(Path(tempfile.mkdtemp(prefix="same-judgements-")) / "thumbnails.sqlite3")
@@ -78,14 +79,14 @@ def worker(images: Path, out: Path) -> None:
     queries = [("new", i, data) for i, data in enumerate(photos[1::2])]
     queries += [(kind, i, _edited(data, kind)) for kind in EDITS for i, data in enumerate(photos[::2])]
     returned: list[list] = []
-    verify = hashing.verify
+    verify = judge.verify
 
     def kept(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         found = verify(*args, **kwargs)
         returned.append([None if e is None else _evidence(e) for e in found])
         return found
 
-    hashing.verify = kept  # what verification returned, beside what the pipeline made of it
+    judge.verify = kept  # what verification returned, beside what the pipeline made of it
     pool = pipeline.candidate_pool(5)
     with out.open("w") as lines:
         for kind, i, data in queries:

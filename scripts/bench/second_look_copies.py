@@ -27,8 +27,8 @@ from pathlib import Path
 from PIL import Image, ImageEnhance
 
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.lookalike import Thumbnail
-from dupcheck.core.verification import Views
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Views
 from dupcheck_tools.duplicates.second_look import MIN_SHARE, SHARED_OUTLINE, Look, second_look
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "bench"

@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.lookalike import Thumbnail
-from dupcheck.core.verification import Views
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Views
 from dupcheck_tools.duplicates.second_look import MIN_SHARE, MIN_TINTED, SHARED_OUTLINE, Look, second_look
 
 PIPELINE = get_pipeline()

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core import hashing, verification, views_codec
 from dupcheck.core.hashing import (
     DEFAULT_ALGO,
     AlignedDualPHash,
@@ -19,6 +18,7 @@ from dupcheck.core.hashing import (
     get_pipeline,
     imagehash_phash,
 )
+from dupcheck.core.matching import alignment, judge, views_codec
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import (
     TRIM_TOLERANCE,
@@ -244,7 +244,7 @@ def test_a_far_candidate_needs_stronger_evidence_than_a_near_one() -> None:
     original = product_image(21, (400, 320))
     record = record_of(pipeline, original)
     query = pipeline.fingerprint(_padded(original))  # aligned, but a few percent of pixels still differ
-    near, far = pipeline.judge(query, [(record, 0), (record, pipeline.close_distance + 1)])
+    near, far = pipeline.judge(query, [(record, 0), (record, pipeline.policy.close_distance + 1)])
     assert (near.verdict, far.verdict) == (Verdict.DUPLICATE, Verdict.SIMILAR)
 
 
@@ -261,32 +261,32 @@ def test_only_as_many_candidates_as_verified_are_judged() -> None:
     pipeline = AlignedDualPHash()
     image = product_image(27)
     record = record_of(pipeline, image)
-    judgements = pipeline.judge(pipeline.fingerprint(image), [(record, 0)] * (pipeline.screened + 2))
+    judgements = pipeline.judge(pipeline.fingerprint(image), [(record, 0)] * (pipeline.policy.screened + 2))
     verdicts = [j.verdict for j in judgements]
     # Only `verified` of the screened ones are judged; the rest, and those past the screened
     # ones, keep the verdict of their hashes.
-    assert verdicts.count(Verdict.DUPLICATE) == pipeline.verified
-    assert verdicts.count(Verdict.SIMILAR) == pipeline.screened + 2 - pipeline.verified
+    assert verdicts.count(Verdict.DUPLICATE) == pipeline.policy.verified
+    assert verdicts.count(Verdict.SIMILAR) == pipeline.policy.screened + 2 - pipeline.policy.verified
     assert verdicts[-2:] == [Verdict.SIMILAR] * 2
 
 
 def test_a_copy_behind_more_look_alikes_than_are_verified_is_still_found(monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = AlignedDualPHash()
     original = product_image(28)
-    others = [(record_of(pipeline, product_image(100 + i), f"O{i}"), 0) for i in range(pipeline.verified)]
+    others = [(record_of(pipeline, product_image(100 + i), f"O{i}"), 0) for i in range(pipeline.policy.verified)]
     query = pipeline.fingerprint(_crop(original, 0.08, 0.05, 0.1, 0.06))
     found: list = []
     monkeypatch.setattr(
-        hashing, "verify", lambda *args, **kwargs: found.extend(verification.verify(*args, **kwargs)) or found
+        judge, "verify", lambda *args, **kwargs: found.extend(alignment.verify(*args, **kwargs)) or found
     )
     judgements = pipeline.judge(query, [*others, (record_of(pipeline, original), 20)])
     assert judgements[-1].verdict is Verdict.DUPLICATE
-    assert sum(e is not None for e in found) == pipeline.verified  # no more judged than that
+    assert sum(e is not None for e in found) == pipeline.policy.verified  # no more judged than that
 
 
 def test_candidate_pool_covers_the_screened_candidates() -> None:
     pipeline = AlignedDualPHash()
-    assert pipeline.candidate_pool(5) == pipeline.screened == 32 and pipeline.candidate_pool(80) == 80
+    assert pipeline.candidate_pool(5) == pipeline.policy.screened == 32 and pipeline.candidate_pool(80) == 80
     assert PHash64().candidate_pool(5) == 5
 
 

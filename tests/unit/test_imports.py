@@ -370,7 +370,7 @@ class Thumbnails(dict):
 
 def test_the_worker_keeps_thumbnails_before_records_and_rehashes_a_record_without_one() -> None:
     from dupcheck.core.catalog import CatalogRow
-    from dupcheck.core.lookalike import Thumbnail
+    from dupcheck.core.matching.thumbnails import Thumbnail
 
     log: list[str] = []
 

@@ -7,7 +7,7 @@ import pytest
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable, UpstreamError
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.lookalike import Thumbnail
+from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.models import HashRecord
 from dupcheck.core.service import METRIC_THUMBNAIL_FAILURES, DupcheckService
 from dupcheck.core.settings import Settings

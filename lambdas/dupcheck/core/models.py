@@ -141,7 +141,7 @@ class HashRecord:
     """One catalog image: the row in SQLite, the item in DynamoDB, the document in OpenSearch.
 
     `features` are the pipeline's verification data as bytes (a few hundred: the compact views
-    of core/views_codec.py); stores keep them binary where they can, JSON as base64."""
+    of core/matching/views_codec.py); stores keep them binary where they can, JSON as base64."""
 
     entity_id: str
     sku: str
@@ -215,7 +215,7 @@ class IndexHit:
 
 @dataclass(frozen=True, slots=True)
 class Edit:
-    """One edit that turns a catalog picture into the query (core/edits.py names them): its
+    """One edit that turns a catalog picture into the query (core/matching/edits.py names them): its
     name ("cropped", "rotated", ...) and parameters (per-side shares, degrees, a change, where)."""
 
     name: str
@@ -233,7 +233,7 @@ class Edit:
 @dataclass(frozen=True, slots=True)
 class Match:
     """One catalog picture in a result. `match_percent` is the verdict-banded score
-    (core/verdicts.py); `edits` what the query changed, where verification could tell (None
+    (core/matching/verdicts.py); `edits` what the query changed, where verification could tell (None
     where it could not: a different picture), and `edit_summary` the same in one line."""
 
     entity_id: str

@@ -139,7 +139,7 @@ class DuplicateReports(Protocol):
 @runtime_checkable
 class ThumbnailStore(Protocol):
     """A small picture of each catalog image, kept beside its record rather than in it: the
-    look-alike check (core/lookalike.py) reads it for the one or two candidates a query would call
+    look-alike check (core/matching/photograph.py) reads it for the one or two candidates a query would call
     duplicates, and the record stays compact for the store and the index. Keyed by entity_id;
     the bytes are the pipeline's own (they name the record hash they were made with)."""
 

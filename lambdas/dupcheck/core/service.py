@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dupcheck.core.edits import summary
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
+from dupcheck.core.matching.edits import summary
+from dupcheck.core.matching.verdicts import match_percent
 from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
-from dupcheck.core.verdicts import match_percent
 
 if TYPE_CHECKING:
     from dupcheck.core.products import Embedder, ProductIndex
@@ -226,7 +226,7 @@ class DupcheckService:
             for hit in hits
             if (record := stored.get(hit.entity_id)) is not None and record.hash_algo in self.pipeline.reads
         ]
-        # Best first by the score, banded by verdict (core/verdicts.py): every duplicate, then
+        # Best first by the score, banded by verdict (core/matching/verdicts.py): every duplicate, then
         # every similar picture, each band by how much of the pictures agrees; then hash distance.
         ranked: list[tuple[float, int, Match]] = []
         judgements = self.pipeline.judge(query, candidates, self._thumbnails_of)

@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dupcheck.core.edits import summary
+from dupcheck.core.matching.edits import summary
+from dupcheck.core.matching.verdicts import match_percent
 from dupcheck.core.models import Edit, version_of
-from dupcheck.core.verdicts import match_percent
 from dupcheck_tools.duplicates.workfile import Found, Listing
 
 KEEP_RULE = "the oldest record (earliest updated_at), then the smallest entity_id"
@@ -45,7 +45,7 @@ class Pair:
     """Two records the service calls the same picture. `a` comes before `b` in their group's
     order; `distance` and `match_percent` are the closer of the two directions' judgements
     (each record was checked against the catalog); `edits` what turns `a` into `b`, as `b`'s
-    check against `a` names them (core/edits.py: as if `b` were uploaded after `a`), None when
+    check against `a` names them (core/matching/edits.py: as if `b` were uploaded after `a`), None when
     only `a`'s check against `b` called them the same picture."""
 
     a: str

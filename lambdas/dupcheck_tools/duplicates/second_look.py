@@ -2,14 +2,14 @@
 
 A shop that sells a product in several colours often makes the other colours' photos from one:
 the same model, the same pose, only the waistband lavender instead of blue. Per query the
-look-alike check (core/lookalike.py) compares at 64 px with centre-weighted shares, and a band
+look-alike check (core/matching/photograph.py) compares at 64 px with centre-weighted shares, and a band
 a few pixels high at the picture's top is below what it can refute without refuting copies
 with a badge; the service calls such a pair a duplicate. The report is a batch job and groups
 what a person then deletes, so it can afford one more look at each pair it would group, at
 twice that size, from the two records' thumbnails (their 160 px working copies):
 
-1. Alignment: the views' alignment of the pair (core/verification.py's `verify`, as the service
-   found it), refined by the look-alike check's Lucas-Kanade (`lookalike.align`).
+1. Alignment: the views' alignment of the pair (core/matching/alignment.py's `verify`, as the
+   service found it), refined by the look-alike check's Lucas-Kanade (`photograph.align`).
 2. What one edit of the whole picture explains: every edit a copy gets in one go (brightness,
    contrast, saturation, grayscale, chains of them) maps each pixel through one tint factor and
    one luma line, `a (c - L) + g L + d` on each channel c of luma L; the three are fitted to the
@@ -51,20 +51,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from dupcheck.core.hashing import HashPipeline
-from dupcheck.core.lookalike import (
-    SIZE,
-    Thumbnail,
-    align,
-    candidate_window,
-    largest,
-    neighbours,
-    off_shifted,
-    query_colour,
-    solid,
-    warped_colour,
-)
+from dupcheck.core.matching.alignment import verify
+from dupcheck.core.matching.arrays import largest, neighbours
+from dupcheck.core.matching.photograph import align, candidate_window, off_shifted, query_colour, solid, warped_colour
+from dupcheck.core.matching.policy import LOOKALIKE_SIZE
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Probe, Views
 from dupcheck.core.pixels import luma
-from dupcheck.core.verification import Probe, Views, verify
 
 LOOK_SIZE = 128  # side of the compared patch: twice the look-alike check's
 CHANGED = 40.0  # sRGB levels off the one-edit fit: a recolour, not a copy's JPEG or resampling
@@ -122,7 +115,7 @@ def aligned_patches(
 ) -> Patches | None:
     """The two pictures at LOOK_SIZE, at the look-alike check's alignment of the pair; None
     when there is none (no alignment, too small a window, too few usable pixels)."""
-    tier = pipeline.near if distance <= pipeline.close_distance else pipeline.far  # type: ignore[attr-defined]
+    tier = pipeline.policy.tier(distance)  # type: ignore[attr-defined]
     evidence = verify(probe, [candidate], [tier])[0]
     if evidence is None or evidence.alignment is None:
         return None
@@ -131,7 +124,7 @@ def aligned_patches(
     if window is None:
         return None
     # The luma `align` compares is the query's colour patch's (as the pair's colour is compared).
-    patch = query_colour(probe, alignment, SIZE)
+    patch = query_colour(probe, alignment, LOOKALIKE_SIZE)
     aligned = align(luma(np.moveaxis(patch, 0, -1), np.float32).astype(np.float64), resized, window)
     mine = query_colour(probe, alignment, LOOK_SIZE)
     theirs, inside = warped_colour(thumbnail.rgb, aligned.params, resized.shape, LOOK_SIZE)

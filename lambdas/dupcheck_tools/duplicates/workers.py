@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.lookalike import Thumbnail
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Probe, Views
 from dupcheck.core.models import HashRecord, HashValue, Verdict
-from dupcheck.core.verification import Probe, Views
 from dupcheck_tools.duplicates.second_look import second_look
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_process import start_worker

@@ -64,7 +64,7 @@ _PART_BYTES = 64 * 1024 * 1024  # the pairs' arrays are kept in parts of this mu
 class Found:
     """A duplicate one query record's judgement found: positions in the work file, the judged
     distance (of the pipeline's distance bits), the match percentage (`Judgement.score`), and
-    what turns the candidate into the query (core/edits.py; None where nothing was named)."""
+    what turns the candidate into the query (core/matching/edits.py; None where nothing was named)."""
 
     query: int
     candidate: int

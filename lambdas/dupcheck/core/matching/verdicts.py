@@ -19,27 +19,32 @@ dev benchmark (docs/evaluation.md, "Verdicts and match percentages").
 
 from __future__ import annotations
 
-from dupcheck.core.models import Verdict
-from dupcheck.core.verification import LAYOUT_BITS, Evidence
+from dataclasses import dataclass
 
-# The score's bands: [low, high) for each verdict; a duplicate can score 100.
-BANDS: dict[Verdict, tuple[float, float]] = {
-    Verdict.DUPLICATE: (90.0, 100.0),
-    Verdict.SIMILAR: (60.0, 90.0),
-    Verdict.DIFFERENT: (0.0, 60.0),
-}
-TOP = 0.1  # a band's score stays this far below the next one: one decimal never reaches it
+from dupcheck.core.matching.alignment import Evidence
+from dupcheck.core.matching.policy import (
+    BANDS,
+    HASH_WEIGHT,
+    LAYOUT_BITS,
+    SIMILAR_HASH_DISTANCE,
+    SIMILAR_MAX_LAYOUT_OFF,
+    SIMILAR_MIN_SIMILARITY,
+    TOP,
+)
+from dupcheck.core.models import Edit, Verdict
 
-# `similar`: the aligned structure agrees (docs/evaluation.md: colour variants align at 0.95 and
-# above with 0-8 layout bits off; products without a relative in the catalog reach 0.85 with
-# 12-36 bits off).
-SIMILAR_MIN_SIMILARITY = 0.85
-SIMILAR_MAX_LAYOUT_OFF = 12
-# A candidate without evidence (a record without views, or one not among those verified) is
-# `similar` only when its hashes are this close (of 64 bits): a plain pHash-64 that close called
-# no held-out picture a duplicate on the benchmark.
-SIMILAR_HASH_DISTANCE = 4
-HASH_WEIGHT = 0.5  # of the hashes' closeness in the likeness of pictures that are not the same
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A candidate's verdict. `distance` is the hash distance, out of the pipeline's
+    `distance_bits`; `score` the match percentage, unrounded (banded by verdict: higher is a
+    better match, and orders a result); `edits` what the query changed, as far as verification
+    shows it (None where nothing was lined up)."""
+
+    distance: int
+    verdict: Verdict
+    score: float
+    edits: tuple[Edit, ...] | None = None
 
 
 def agreement(evidence: Evidence) -> float:
@@ -69,7 +74,7 @@ def verdict_of(evidence: Evidence | None, passes: bool, distance: int, lined_up:
     """A verified candidate's verdict (`passes`: its evidence passed the pipeline's target;
     `lined_up`: its views passed the tier, whatever a finer look said after; `distance`: the hash
     distance, of 64 bits, which decides only where nothing was verified). A candidate whose views
-    pass but which the look-alike check (core/lookalike.py) tells apart is the same shot, not the
+    pass but which the look-alike check (photograph.py) tells apart is the same shot, not the
     same picture: `similar`."""
     if evidence is None:
         return Verdict.SIMILAR if distance <= SIMILAR_HASH_DISTANCE else Verdict.DIFFERENT

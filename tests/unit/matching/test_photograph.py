@@ -14,20 +14,14 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.lookalike import (
-    SIZE,
-    TURNED_SIZE,
-    Confirmed,
-    Detail,
-    Limits,
-    LookalikeCheck,
-    Thumbnail,
-    thumbnail_bytes,
-)
-from dupcheck.core.models import HashRecord, HashValue, Verdict
+from dupcheck.core.matching.alignment import verify
+from dupcheck.core.matching.photograph import Confirmed, Detail, LookalikeCheck
+from dupcheck.core.matching.policy import LOOKALIKE_SIZE, LOOKALIKE_TURNED_SIZE, Limits
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Views
+from dupcheck.core.models import HashRecord, Verdict
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck.core.verification import Views, verify
 from support.garments import garment
 
 PIPELINE = get_pipeline()
@@ -60,7 +54,7 @@ EDITS = {
 
 
 def turned(image: Image.Image) -> bytes:
-    """A copy only the turning lines up, looked at TURNED_SIZE (luma) and SIZE (tint)."""
+    """A copy only the turning lines up, looked at LOOKALIKE_TURNED_SIZE (luma) and LOOKALIKE_SIZE (tint)."""
     return jpeg(image.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255)))
 
 
@@ -85,8 +79,8 @@ def test_the_views_alone_cannot_tell_the_two_garments_apart() -> None:
     stored = Views.decode(PIPELINE.fingerprint(garment("zip"), for_query=False).features["views"])
     probe = PIPELINE.fingerprint_bytes(jpeg(garment("print")), max_pixels=10**8).probe
     assert stored is not None
-    evidence = verify(probe, [stored], [PIPELINE.near])[0]
-    assert evidence is not None and PIPELINE.near.passes(evidence)
+    evidence = verify(probe, [stored], [PIPELINE.policy.near])[0]
+    assert evidence is not None and PIPELINE.policy.near.passes(evidence)
 
 
 @pytest.mark.parametrize("query, other", [("print", "zip"), ("zip", "print")])
@@ -95,7 +89,7 @@ def test_a_different_garment_in_the_same_pose_is_never_a_duplicate(
 ) -> None:
     for name, edit in {"as it is": lambda im: jpeg(im), **EDITS}.items():
         found = verdicts(service, edit(garment(query)))
-        # Shown, never called a copy; `similar` or `different` by core/verdicts.py's own rules (as
+        # Shown, never called a copy; `similar` or `different` by verdicts.py's own rules (as
         # it is: correlation 0.99, but 14 of the 63 low frequencies flipped, past the 12 of `similar`).
         assert found[other] is not Verdict.DUPLICATE, name
 
@@ -168,11 +162,13 @@ def test_a_product_recoloured_at_the_same_lightness_is_not_a_duplicate(
     views, thumbnail = Views.decode(stored.features["views"]), Thumbnail.decode(stored.thumbnail)
     probe = PIPELINE.fingerprint_bytes(jpeg(variant), max_pixels=10**8).probe
     assert views is not None and thumbnail is not None and probe is not None
-    evidence = verify(probe, [views], [PIPELINE.near])[0]
-    assert evidence is not None and evidence.alignment is not None and PIPELINE.near.passes(evidence)
-    detail = LookalikeCheck(probe, PIPELINE.lookalike, lambda _: thumbnail).examine(thumbnail, evidence.alignment)
-    assert detail is not None and not PIPELINE.lookalike.passes(detail)
-    assert PIPELINE.lookalike.passes(replace(detail, retinted=0.0, repainted=0.0))  # the tint alone refutes it
+    evidence = verify(probe, [views], [PIPELINE.policy.near])[0]
+    assert evidence is not None and evidence.alignment is not None and PIPELINE.policy.near.passes(evidence)
+    detail = LookalikeCheck(probe, PIPELINE.policy.lookalike, lambda _: thumbnail).examine(
+        thumbnail, evidence.alignment
+    )
+    assert detail is not None and not PIPELINE.policy.lookalike.passes(detail)
+    assert PIPELINE.policy.lookalike.passes(replace(detail, retinted=0.0, repainted=0.0))  # the tint alone refutes it
     assert verdicts(purple, jpeg(variant))[where] is Verdict.SIMILAR
     if where == "shirt":  # desaturated too, the band's change falls under the strong tint's slack
         assert verdicts(purple, jpeg(ImageEnhance.Color(variant).enhance(0.6)))[where] is Verdict.SIMILAR
@@ -198,22 +194,6 @@ def test_a_copy_whose_colours_were_all_edited_stays_a_duplicate(purple: Dupcheck
 
 
 # -- the pieces ----------------------------------------------------------------------------------
-
-
-def test_thumbnail_round_trip_and_refusals() -> None:
-    picture = garment("zip").resize((128, 160))
-    hash_value = HashValue(bytes(range(16)))
-    data = thumbnail_bytes(hash_value, picture, (3, 150, 10, 120))
-    assert len(data) < 8_000  # a few KB: beside the record, not in it
-    thumbnail = Thumbnail.decode(data)
-    assert thumbnail is not None and thumbnail.hash == hash_value and thumbnail.box == (3, 150, 10, 120)
-    assert thumbnail.rgb.shape == (160, 128, 3)
-    assert np.abs(thumbnail.rgb.astype(int) - np.asarray(picture).astype(int)).mean() < 3  # JPEG, close
-    assert Thumbnail.decode(b"") is None
-    assert Thumbnail.decode(b"not a thumbnail at all, just some bytes") is None
-    assert Thumbnail.decode(data[:40]) is None  # the header and a cut JPEG
-    assert Thumbnail.decode(b"XXXX" + data[4:]) is None  # another magic
-    assert Thumbnail.decode(thumbnail_bytes(hash_value, picture, (0, 161, 0, 128))) is None  # box off the picture
 
 
 def test_records_carry_a_thumbnail_and_queries_do_not() -> None:
@@ -255,32 +235,32 @@ def test_each_candidate_is_looked_at_once() -> None:
         asked.append(candidate)
         return Thumbnail.decode(stored.thumbnail)
 
-    check = LookalikeCheck(probe, PIPELINE.lookalike, thumbnail_of)
-    target = check.target(0, PIPELINE.near)
+    check = LookalikeCheck(probe, PIPELINE.policy.lookalike, thumbnail_of)
+    target = check.target(0, PIPELINE.policy.near)
     evidence = verify(probe, [views], [target])[0]  # the turning asks, and so does the verdict
     assert evidence is not None and not target.passes(evidence) and not target.passes(evidence)
     assert asked == [0]
-    assert target.max_colour_off == PIPELINE.near.max_colour_off
+    assert target.max_colour_off == PIPELINE.policy.near.max_colour_off
 
 
 def test_a_turned_alignment_is_looked_at_twice_as_fine() -> None:
-    """Its luma at TURNED_SIZE (a turn lets another photo in the same pose line up one more
-    way); an upright one at SIZE, as before."""
+    """Its luma at LOOKALIKE_TURNED_SIZE (a turn lets another photo in the same pose line up one
+    more way); an upright one at LOOKALIKE_SIZE, as before."""
     stored = PIPELINE.fingerprint(garment("print"), for_query=False)
     views, thumbnail = Views.decode(stored.features["views"]), Thumbnail.decode(stored.thumbnail)
     assert views is not None and thumbnail is not None
     sides = {}
     for name, edit in {"resized and recompressed": EDITS["resized and recompressed"], "turned": turned}.items():
         probe = PIPELINE.fingerprint_bytes(edit(garment("print")), max_pixels=10**8).probe
-        check = LookalikeCheck(probe, PIPELINE.lookalike, lambda _: thumbnail)
-        target = check.target(0, PIPELINE.far)  # the near tier lets this turn pass upright
+        check = LookalikeCheck(probe, PIPELINE.policy.lookalike, lambda _: thumbnail)
+        target = check.target(0, PIPELINE.policy.far)  # the near tier lets this turn pass upright
         evidence = verify(probe, [views], [target])[0]
         assert evidence is not None and evidence.alignment is not None and target.passes(evidence)
         aligned = check.aligned(thumbnail, evidence.alignment)
         assert aligned is not None
         sides[name] = (evidence.alignment.angle != 0, aligned.query.shape)
-    assert sides == {"resized and recompressed": (False, (SIZE, SIZE)),
-                     "turned": (True, (TURNED_SIZE, TURNED_SIZE))}  # fmt: skip
+    assert sides == {"resized and recompressed": (False, (LOOKALIKE_SIZE, LOOKALIKE_SIZE)),
+                     "turned": (True, (LOOKALIKE_TURNED_SIZE, LOOKALIKE_TURNED_SIZE))}  # fmt: skip
 
 
 def test_limits() -> None:
@@ -309,14 +289,16 @@ def test_the_wider_far_option_passes_only_with_the_thumbnail_looked_at_and_agree
     other = PIPELINE.fingerprint(garment("print"), for_query=False)
     views = Views.decode(stored.features["views"])
     assert probe is not None and views is not None
-    found = verify(probe, [views], [PIPELINE.far])[0]
-    assert found is not None and PIPELINE.far.passes(found)
+    found = verify(probe, [views], [PIPELINE.policy.far])[0]
+    assert found is not None and PIPELINE.policy.far.passes(found)
     weaker = replace(found, similarity=0.95, luma_off=0.02, colour_off=0.012, layout_off=8)
-    assert not PIPELINE.far.passes(weaker) and PIPELINE.far_looked.passes(weaker)
+    assert not PIPELINE.policy.far.passes(weaker) and PIPELINE.policy.far_looked.passes(weaker)
 
     def target(thumbnail: bytes | None) -> Confirmed:
         decoded = None if thumbnail is None else Thumbnail.decode(thumbnail)
-        return LookalikeCheck(probe, PIPELINE.lookalike, lambda _: decoded).target(0, PIPELINE.far, PIPELINE.far_looked)
+        return LookalikeCheck(probe, PIPELINE.policy.lookalike, lambda _: decoded).target(
+            0, PIPELINE.policy.far, PIPELINE.policy.far_looked
+        )
 
     assert target(stored.thumbnail).passes(weaker)  # looked at: the same picture
     assert not target(other.thumbnail).passes(weaker)  # looked at: another garment

@@ -8,9 +8,9 @@ from PIL import ImageEnhance
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import PHash64
-from dupcheck.core.models import HashRecord, Verdict
-from dupcheck.core.settings import Settings
-from dupcheck.core.verdicts import (
+from dupcheck.core.matching.alignment import Evidence
+from dupcheck.core.matching.policy import LAYOUT_BITS
+from dupcheck.core.matching.verdicts import (
     BANDS,
     SIMILAR_HASH_DISTANCE,
     SIMILAR_MAX_LAYOUT_OFF,
@@ -21,7 +21,8 @@ from dupcheck.core.verdicts import (
     score,
     verdict_of,
 )
-from dupcheck.core.verification import LAYOUT_BITS, Evidence
+from dupcheck.core.models import HashRecord, Verdict
+from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 

@@ -4,9 +4,8 @@ Global hashes find candidates, but cannot tell a 12% crop of a picture from anot
 the same layout, nor a red shirt from the same shirt in blue. Verification aligns the query with
 a few candidates and counts what still differs (docs/evaluation.md, "verification"):
 
-* every record stores two small views of its picture, the whole one and the border-trimmed one:
-  luma at 32x32 and CIELAB a*, b* at 16x16 (3 KB raw, stored compressed in under 900 bytes by
-  core/views_codec.py);
+* every record stores two small views of its picture, the whole one and the border-trimmed one
+  (views.py), and the query's are made the same way, at each angle it is turned by;
 * alignment: the query's views (mirrored or not) are compared with windows of the candidate's
   views (any crop down to 72% of a side, at any offset), first at 8x8, which is cheap enough to
   screen every candidate the index returned; the most alike are refined twice at 24x24 around
@@ -23,11 +22,13 @@ a few candidates and counts what still differs (docs/evaluation.md, "verificatio
 * and their layouts are compared: the signs of the aligned pictures' lowest DCT frequencies (a
   pHash of the aligned pair). Resampling a crop or a turn leaves a few pixels off but keeps the
   layout; another product on the same model keeps most pixels but moves its low frequencies.
+
+What is left different is the `Evidence`; a `Target` (a tier of policy.py, and the look-alike
+check of photograph.py) says whether it is the same picture. Every limit is policy.py's.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
@@ -35,182 +36,55 @@ from typing import Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from PIL import Image
 
-from dupcheck.core import views_codec
-from dupcheck.core.pixels import (
-    bright_srgb,
-    brightened_ab,
-    cielab_ab,
-    low_frequencies,
-    luma,
-    outer_ring,
-    rgb_from_luma_ab,
-    ring_colour,
-    trim_box,
+from dupcheck.core.matching.arrays import (
+    centre_weight,
+    halve,
+    median,
+    neighbourhood,
+    odd_medians,
+    padded,
+    sampler,
+    samplers,
+    shifts,
+    unit,
 )
-
-LUMA_GRID = 32  # stored luma per view
-CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
-COARSE = 8  # side of the first, exhaustive alignment search
-FINE = 24  # side at which an alignment is refined and judged
-WIDTHS = (1.0, 0.9, 0.8, 0.72)  # window sides searched (a 14% crop per side keeps 72%)
-OFFSET_STEP = 0.05
-REFINE_STEPS = (0.02, 0.01)  # then refined at FINE: neighbours this far, twice...
-REFINE_MIN = 0.75  # ...when the coarse correlation is at least this (copies score 0.9 and more)
-# When no candidate passes upright, the most alike ones whose colour mostly agrees are turned (see
-# _turned) at ROTATION_SIZE px, by the angle their aligned pair says is left (`residual_turn`):
-# each angle costs ~1.4 ms. From a correlation of 0.2 (a copy turned with `expand` has fill corners
-# that pull it down to 0.2-0.6) and a colour share off of at most ROTATION_COLOUR (the fill).
-ROTATION_MIN_SIMILARITY = 0.2
-ROTATION_COLOUR = 0.2
-ROTATION_STEPS = 3  # turns at most, each by the angle still left
-ROTATION_LOSS = 0.05  # ...ended when a turn makes the pair this much less alike than the best
-# ...and after the first turn (tried both ways) unless it made the pair this much more alike or
-# passes the target (a copy nearly turned back, whose layout or halves still disagree): the copies
-# that line up only at a second turn gained 0.096-0.40 on the first on the dev benchmark, one of
-# half A 0.04 from 0.92 upright (it passed); 581 of 627 look-alikes turned gained less than 0.05
-# and were turned 2-3 more times for nothing. A first turn under PROMISE_MIN_TURN degrees says too
-# little to stop on (half B's magento_0463: -0.6 degrees first, +0.012; lined up at 4.3).
-TURN_PROMISE = 0.05
-PROMISE_MIN_TURN = 1.0
-MIN_STEP = 0.3  # degrees: a smaller turn left is no turn
-MAX_ANGLE = 7.0  # degrees: turned no further (the benchmark's copies are turned up to 5)
-# A turn gives the alignment one more freedom, so a turned candidate must also keep its layout
-# and turn as one piece: the turn left in each half of the pair (top, bottom, left, right) within
-# TURN_SPREAD degrees of the others. Another picture in the same pose lines up by a turn too, but
-# its parts disagree (a head turned one way, the body the other; docs/evaluation.md). The layout
-# limit is looser than upright's: a copy turned within its frame keeps its fill corners, which
-# flip 6-10 low frequencies of the turned-back pair.
-TURNED_MAX_LAYOUT = 10
-TURN_SPREAD = 4.0
-TURN_GAIN = 0.01  # ...and line up better than upright (a look-alike gains next to nothing)
-ROTATED_CANDIDATES = 4  # look-alikes can be more alike upright than a turned copy
-ROTATION_SIZE = 80
-LUMA_TOLERANCE = 20.0  # luma levels (0-255) a pixel may differ, after gain and offset, and agree
-COLOUR_TOLERANCE = 12.0  # CIELAB a*b* units a pixel may differ, after the saturation scale
-BACKGROUND_TOLERANCE = 12.0  # luma levels from a plain background's (half that in a*b*)
-GREY_CHROMA = 4.0  # a view whose 99th-percentile chroma is below this is grayscale
-PLAIN_STD = 2.0  # luma levels: a view flatter than this is a plain picture
-LAYOUT_FREQUENCIES = 8  # the aligned pHash: signs of the 8x8 lowest frequencies (63 without DC)
-LAYOUT_BITS = LAYOUT_FREQUENCIES * LAYOUT_FREQUENCIES - 1
-MIN_SATURATION = 0.3  # the strongest desaturation a copy may have
-MAX_SATURATION = 2.0
-BRIGHTENINGS = (1.1, 1.2, 1.3, 1.4)  # brightness factors whose clipping a brighter query may show
-# ...tried only where the colour can matter: a candidate less alike than this passes no tier (the
-# pipelines' least correlation, AlignedDualPHash.near) and is not `similar` (core/verdicts.py), so
-# its colour changes no verdict, score or edit. (Trying every judged candidate tripled the cost
-# of verifying a copy.)
-BRIGHTENING_MIN_SIMILARITY = 0.8
-VIEWS = 2  # whole picture, border-trimmed picture
-TOGETHER_MAX = 8  # pictures x channels whose nine shifts `_tolerant_residual` takes in one pass
-Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
-WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
-_RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
-
-
-@dataclass(frozen=True, slots=True)
-class Views:
-    """A picture's stored views: luma (2, 32, 32) and a*, b* (2, 2, 16, 16), float32."""
-
-    luma: np.ndarray
-    chroma: np.ndarray
-
-    def encode(self) -> bytes:
-        """The compact form a record stores (core/views_codec.py)."""
-        return views_codec.encode(self.luma, self.chroma)
-
-    @classmethod
-    def decode_many(cls, encoded: Sequence[bytes]) -> list[Views | None]:
-        """Each of `encoded` (what `encode` wrote) as Views, or None for bytes that are not:
-        one damaged record costs its own verification, never the query's."""
-        try:
-            lumas, chromas = views_codec.decode_many(encoded)
-        except views_codec.CodecError:
-            return [cls.decode(data) for data in encoded]
-        return [cls(luma, chroma) for luma, chroma in zip(lumas, chromas, strict=True)]
-
-    @staticmethod
-    def decode_luma_many(encoded: Sequence[bytes]) -> list[np.ndarray | None]:
-        """The luma (2, 32, 32) of each of `encoded`, or None for bytes that are not views: what
-        the views' hashes need, for every record of a catalog (colour is not inflated)."""
-        try:
-            return list(views_codec.decode_luma_many(encoded))
-        except views_codec.CodecError:
-            return [views_codec.decode_luma_many([data])[0] if _decodes(data) else None for data in encoded]
-
-    @classmethod
-    def decode(cls, data: bytes) -> Views | None:
-        """What `encode` wrote as Views, or None for bytes that are not."""
-        try:
-            luma, chroma = views_codec.decode(data)
-        except views_codec.CodecError:
-            return None
-        return cls(luma, chroma)
-
-    @classmethod
-    def from_raw(cls, raw: bytes) -> Views | None:
-        """The uncompressed form of `dualphash128-v2` records (uint8 luma, int8 a*b*), or None."""
-        if len(raw) != _RAW_BYTES:
-            return None
-        split = VIEWS * LUMA_GRID * LUMA_GRID
-        luma_grid = np.frombuffer(raw[:split], dtype=np.uint8).reshape(VIEWS, LUMA_GRID, LUMA_GRID)
-        chroma = np.frombuffer(raw[split:], dtype=np.int8).reshape(VIEWS, 2, CHROMA_GRID, CHROMA_GRID)
-        return cls(luma_grid.astype(np.float32), chroma.astype(np.float32))
-
-    def picture(self, side: int) -> np.ndarray:
-        """A `side` px RGB picture with the whole view's luma and colour: a stored record seen
-        again, for what verification does to a query's picture (turning it)."""
-        a_star, b_star = (
-            _resized(Image.fromarray(plane.astype(np.float32), mode="F"), LUMA_GRID, np.float32)
-            for plane in self.chroma[0]
-        )
-        rgb = rgb_from_luma_ab(self.luma[0].astype(np.float64), a_star, b_star)
-        return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC))
-
-
-def _decodes(data: bytes) -> bool:
-    try:
-        views_codec.decode_luma_many([data])
-    except views_codec.CodecError:
-        return False
-    return True
-
-
-def views_of(
-    rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, picture: Image.Image | None = None
-) -> Views:
-    """The stored views of a working-size RGB picture (`box`: its `trim_box`, and `picture`: the
-    same pixels as a Pillow image, when the caller has them). Index and query sides both come
-    through here."""
-    box = trim_box(rgb) if box is None else box
-    picture = Image.fromarray(rgb) if picture is None else picture
-    top, bottom, left, right = box
-    trimmed = (left, top, right, bottom)
-    # Luma once for the whole picture; the trimmed view's is a Pillow crop of it (the same values).
-    gray = Image.fromarray(luma(rgb, np.float32), mode="F")
-    lumas = np.stack([_resized(view, LUMA_GRID, np.float32) for view in (gray, gray.crop(trimmed))])
-    # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper. Both
-    # views in one call: each pixel's colour is computed alone, so the same numbers as one by one.
-    smalls = np.stack([_resized(view, CHROMA_GRID, np.uint8) for view in (picture, picture.crop(trimmed))])
-    return Views(lumas, np.stack(cielab_ab(smalls), axis=1).astype(np.float32))
-
-
-def _resized(image: Image.Image, side: int, dtype: type[np.generic]) -> np.ndarray:
-    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=dtype)
-
-
-@lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most
-def sampler(n_in: int, n_out: int, start: float, width: float) -> np.ndarray:
-    """(n_out, n_in) bilinear resampling of the window [start, start + width] of a unit-length axis."""
-    centres = np.clip((start + (np.arange(n_out) + 0.5) / n_out * width) * n_in - 0.5, 0, n_in - 1)
-    low = np.floor(centres).astype(int)
-    high = np.minimum(low + 1, n_in - 1)
-    frac = (centres - low).astype(np.float32)
-    matrix = np.zeros((n_out, n_in), dtype=np.float32)
-    np.add.at(matrix, (np.arange(n_out), low), 1 - frac)
-    np.add.at(matrix, (np.arange(n_out), high), frac)
-    return matrix
+from dupcheck.core.matching.policy import (
+    BACKGROUND_TOLERANCE,
+    BRIGHTENING_MIN_SIMILARITY,
+    BRIGHTENINGS,
+    CHROMA_GRID,
+    CLIPPED_BLACK,
+    CLIPPED_WHITE,
+    COARSE,
+    COLOUR_TOLERANCE,
+    FINE,
+    LAYOUT_FREQUENCIES,
+    LUMA_GRID,
+    LUMA_TOLERANCE,
+    MAX_ANGLE,
+    MAX_SATURATION,
+    MIN_SATURATION,
+    MIN_STEP,
+    OFFSET_STEP,
+    PLAIN_STD,
+    PROMISE_MIN_TURN,
+    REFINE_MIN,
+    REFINE_STEPS,
+    ROTATED_CANDIDATES,
+    ROTATION_COLOUR,
+    ROTATION_LOSS,
+    ROTATION_MIN_SIMILARITY,
+    ROTATION_STEPS,
+    TOGETHER_MAX,
+    TURN_GAIN,
+    TURN_PROMISE,
+    TURN_SPREAD,
+    TURNED_MAX_LAYOUT,
+    WIDTHS,
+)
+from dupcheck.core.matching.views import Box, Probe, QueryViews, Views, greyish
+from dupcheck.core.pixels import bright_srgb, brightened_ab, low_frequencies, outer_ring
 
 
 def windows_of(
@@ -220,24 +94,6 @@ def windows_of(
     2-D grid, resampled as verification samples them."""
     row_samplers, col_samplers = samplers(grid.shape[0], side, rows), samplers(grid.shape[1], side, cols)
     return (row_samplers @ grid)[:, None] @ np.swapaxes(col_samplers, -1, -2)[None]
-
-
-def samplers(n_in: int, n_out: int, windows: Sequence[tuple[float, float]]) -> np.ndarray:
-    """(len(windows), n_out, n_in): `sampler` of each (start, width), the same numbers, built
-    together: the edits' border search asks for a few hundred windows off the lattice, which
-    one at a time took most of a `similar` match's edits."""
-    if not windows:
-        return np.zeros((0, n_out, n_in), dtype=np.float32)
-    starts, widths = (np.array(values, dtype=np.float64)[:, None] for values in zip(*windows, strict=True))
-    centres = np.clip((starts + (np.arange(n_out) + 0.5) / n_out * widths) * n_in - 0.5, 0, n_in - 1)
-    low = np.floor(centres).astype(int)
-    high = np.minimum(low + 1, n_in - 1)
-    frac = (centres - low).astype(np.float32)
-    matrix = np.zeros((len(windows), n_out, n_in), dtype=np.float32)
-    which, rows = np.arange(len(windows))[:, None], np.arange(n_out)[None, :]
-    np.add.at(matrix, (which, rows, low), 1 - frac)
-    np.add.at(matrix, (which, rows, high), frac)
-    return matrix
 
 
 @cache
@@ -256,86 +112,10 @@ def _coarse_sampler() -> np.ndarray:
     return np.stack([sampler(LUMA_GRID // 2, COARSE, s, w) for s, w in _windows()])
 
 
-@dataclass(slots=True)
-class _QueryViews:
-    """The query at one rotation: 4 views, (whole, trimmed) x (upright, mirrored)."""
-
-    angle: float  # degrees the query was turned by
-    whole: Box  # where the whole view lies in the (turned) picture: all of it, upright
-    trimmed: Box  # where the trimmed view lies in the (turned) picture
-    coarse: np.ndarray  # (4, 8, 8) luma, zero mean and unit norm
-    fine: np.ndarray  # (4, 24, 24) luma
-    fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
-    chroma: np.ndarray  # (4, 2, 24, 24) a*, b*
-    grey: np.ndarray  # (4,) bool: no colour anywhere (a grayscale copy)
-
-
-def _unit(blocks: np.ndarray) -> np.ndarray:
-    """Zero mean and unit norm over the last two axes (a flat block stays zero)."""
-    centred = blocks - blocks.mean(axis=(-2, -1), keepdims=True)
-    norm = np.sqrt((centred * centred).sum(axis=(-2, -1), keepdims=True))
-    return centred / np.maximum(norm, 1e-6)
-
-
-def _query_views(
-    views: Sequence[Views], angles: Sequence[float], boxes: Sequence[tuple[Box, Box]]
-) -> list[_QueryViews]:
-    """The query's views at each of `angles` (`boxes`: where its whole and trimmed views lie in
-    the picture turned by it), made together: the same numbers as one at a time (each view's
-    are its own), for a third of the small calls when the turning asks for several angles."""
-    identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
-    identity_fine = sampler(LUMA_GRID, FINE, 0.0, 1.0)
-    identity_chroma = sampler(CHROMA_GRID, FINE, 0.0, 1.0)
-    luma_views, chroma_views = np.stack([v.luma for v in views]), np.stack([v.chroma for v in views])
-    lumas = np.concatenate([luma_views, luma_views[..., ::-1]], axis=1)  # (angles, 4, 32, 32)
-    chroma = identity_chroma @ np.concatenate([chroma_views, chroma_views[..., ::-1]], axis=1) @ identity_chroma.T
-    fine = identity_fine @ lumas @ identity_fine.T
-    coarse = _unit(identity_coarse @ _halve(lumas) @ identity_coarse.T)
-    fine_unit = _unit(fine)
-    grey = _greyish(np.hypot(chroma[:, :, 0], chroma[:, :, 1]).reshape(len(views) * 2 * VIEWS, -1))
-    grey = grey.reshape(len(views), 2 * VIEWS)
-    return [
-        _QueryViews(
-            angle=angle,
-            whole=whole,
-            trimmed=trimmed,
-            coarse=coarse[k],
-            fine=fine[k],
-            fine_unit=fine_unit[k],
-            chroma=chroma[k],
-            grey=grey[k],
-        )  # fmt: skip
-        for k, (angle, (whole, trimmed)) in enumerate(zip(angles, boxes, strict=True))
-    ]
-
-
-def _greyish(chroma: np.ndarray) -> np.ndarray:
-    """(n,) bool: `np.percentile(chroma, 99, axis=1) < GREY_CHROMA` for (n, pixels) chroma.
-    The percentile lies between the sorted values at `rank` and `rank + 1`: both are under the
-    limit when at most `pixels - rank - 2` values are not, neither when more than
-    `pixels - rank - 1` are, and np.percentile itself decides only a row where exactly that
-    many are (a count is a tenth of a partition's time, np.percentile's overhead was a tenth of
-    a turned candidate's judgement)."""
-    rank = int(0.99 * (chroma.shape[1] - 1))  # the percentile's place: between these two
-    over = (~(chroma < GREY_CHROMA)).sum(axis=1)  # (NaN counted over, as a partition sorts it last)
-    below = over <= chroma.shape[1] - rank - 2
-    unsure = over == chroma.shape[1] - rank - 1
-    if unsure.any():
-        below[unsure] = np.percentile(chroma[unsure], 99, axis=1) < GREY_CHROMA
-    return below
-
-
-def _halve(grids: np.ndarray) -> np.ndarray:
-    """2x2 means: the coarse search works on 16x16 copies of the 32x32 views. (Strided sums:
-    20x faster than a mean over a reshaped array's axes, 6% of a new product's verification.)"""
-    pairs = grids[..., 0::2, :] + grids[..., 1::2, :]
-    return (pairs[..., 0::2] + pairs[..., 1::2]) * 0.25
-
-
 @dataclass(frozen=True, slots=True)
 class Alignment:
     """Where and how the query lines up with the candidate: what a finer look starts from
-    (core/lookalike.py) and what core/edits.py names edits from.
+    (photograph.py) and what edits.py names edits from.
 
     The query turned by `angle` degrees, counter-clockwise (`Probe.turned`), its view
     `query_box` (the whole picture or the trimmed one: top, bottom, left, right as shares of the
@@ -392,40 +172,9 @@ class Evidence:
     alignment: Alignment | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """When evidence says "the same picture"."""
-
-    min_similarity: float
-    max_luma_off: float
-    max_colour_off: float
-    max_layout_off: int = LAYOUT_BITS
-    needs_colour: bool = False  # only when colour could be compared
-    max_colour_missing: float = 1.0
-
-    def passes(self, evidence: Evidence) -> bool:
-        return (
-            evidence.similarity >= self.min_similarity
-            and evidence.luma_off <= self.max_luma_off
-            and evidence.colour_off <= self.max_colour_off
-            and evidence.layout_off <= self.max_layout_off
-            and evidence.colour_missing <= self.max_colour_missing
-            and (evidence.colour_seen or not self.needs_colour)
-        )
-
-    def open_on_colour(self, evidence: Evidence) -> bool:
-        """Whether `evidence` meets every threshold but colour's (colour off, colour missing):
-        whether its colour can decide a pass."""
-        return (
-            evidence.similarity >= self.min_similarity
-            and evidence.luma_off <= self.max_luma_off
-            and evidence.layout_off <= self.max_layout_off
-            and (evidence.colour_seen or not self.needs_colour)
-        )
-
-
 class Target(Protocol):
-    """What a candidate must pass: a Tier, or a Tier and a further check (core/lookalike.py)."""
+    """What a candidate must pass: a policy.Tier, or a Tier and a further check (photograph.py's
+    `Confirmed`)."""
 
     def passes(self, evidence: Evidence) -> bool: ...
 
@@ -437,129 +186,10 @@ class Target(Protocol):
     def max_colour_off(self) -> float: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Tier:
-    """Evidence passes a tier when it meets any of its thresholds."""
-
-    options: tuple[Thresholds, ...]
-
-    def __init__(self, *options: Thresholds) -> None:
-        object.__setattr__(self, "options", options)
-
-    def passes(self, evidence: Evidence) -> bool:
-        return any(option.passes(evidence) for option in self.options)
-
-    def open_on_colour(self, evidence: Evidence) -> bool:
-        return any(option.open_on_colour(evidence) for option in self.options)
-
-    @property
-    def max_colour_off(self) -> float:
-        return max(option.max_colour_off for option in self.options)
-
-
-@dataclass(slots=True)
-class Probe:
-    """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
-    caller has them), and its views at each rotation tried (upright first). A stored picture
-    without its thumbnail has no working copy (`rgb` None, `of_views`): one is rebuilt from its
-    upright views the first time it is needed, which most queries never are."""
-
-    rgb: np.ndarray | None
-    upright: Views | None = None
-    box: tuple[int, int, int, int] | None = None
-    _by_angle: dict[float, _QueryViews] = field(default_factory=dict, repr=False)
-    _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
-
-    def at(self, angle: float) -> _QueryViews:
-        return self.at_many([angle])[0]
-
-    def at_many(self, angles: Sequence[float]) -> list[_QueryViews]:
-        """The query's views at each angle (the turning's lockstep asks for several), those not
-        made before made together."""
-        new = [angle for angle in dict.fromkeys(angles) if angle not in self._by_angle]
-        if new:
-            made = [self._views_at(angle) for angle in new]
-            for angle, query in zip(new, _query_views([m[0] for m in made], new, [m[1] for m in made]), strict=True):
-                self._by_angle[angle] = query
-        return [self._by_angle[angle] for angle in angles]
-
-    def _views_at(self, angle: float) -> tuple[Views, tuple[Box, Box]]:
-        """The query's views turned by `angle`, and where its whole and trimmed views lie."""
-        if angle:
-            # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
-            # filled with the border colour so the turned corners trim away like a border.
-            image, fill = self._turning()
-            turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
-            # Only the box the picture held before an `expand` turn (see _unturned_box): the
-            # "whole" view of a turned query.
-            left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
-            inner = turned[top:bottom, left:right]
-            whole = _relative((top, bottom, left, right), turned.shape)
-            cut = trim_box(inner)
-            box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
-            views = views_of(inner, cut)
-        else:
-            turned, whole = self.picture(), WHOLE
-            box = self.box if self.box is not None else trim_box(turned)
-            views = self.upright if self.upright is not None else views_of(turned, box)
-        return views, (whole, _relative(box, turned.shape))
-
-    def turned(self, angle: float) -> np.ndarray:
-        """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
-        look at more detail than the views hold (core/lookalike.py)."""
-        if not angle:
-            return self.picture()
-        _, fill = self._turning()
-        return np.asarray(
-            Image.fromarray(self.picture()).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
-        )
-
-    def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
-        if self._to_turn is None:
-            image = Image.fromarray(self.picture())
-            image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
-            self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
-        return self._to_turn
-
-    def picture(self) -> np.ndarray:
-        """The working copy (rebuilt from the upright views for a probe made `of_views`)."""
-        if self.rgb is None:
-            if self.upright is None:
-                raise ValueError("a probe needs a picture or its views")
-            self.rgb = self.upright.picture(ROTATION_SIZE)
-        return self.rgb
-
-    @classmethod
-    def of_views(cls, views: Views) -> Probe:
-        """A stored picture as a query without its picture: its views upright, and a picture
-        rebuilt from them when one is needed (to turn it)."""
-        return cls(None, upright=views)
-
-
-def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
-    """A (top, bottom, left, right) pixel box as shares of a picture's sides."""
-    height, width = shape[:2]
-    return (box[0] / height, box[1] / height, box[2] / width, box[3] / width)
-
-
-def _unturned_box(size: tuple[int, int], angle: float) -> tuple[int, int, int, int]:
-    """The centred box of a picture turned back by `angle` that held the picture before it was
-    turned with `expand` (the fill of both turns lies outside it): for a copy turned with
-    `expand` its own content, for one turned within its frame a few percent less (a crop, which
-    the alignment's windows absorb)."""
-    width, height = size
-    cos, sin = math.cos(math.radians(abs(angle))), math.sin(math.radians(abs(angle)))
-    inner_w = (width * cos - height * sin) / (cos * cos - sin * sin)
-    inner_h = (height * cos - width * sin) / (cos * cos - sin * sin)
-    left, top = math.ceil((width - inner_w) / 2), math.ceil((height - inner_h) / 2)
-    return left, top, max(left + 1, math.floor((width + inner_w) / 2)), max(top + 1, math.floor((height + inner_h) / 2))
-
-
 @cache
 def _centre_weight() -> np.ndarray:
-    window = np.hanning(FINE + 2)[1:-1]
-    weight = np.outer(window, window)
-    return (weight / weight.sum()).astype(np.float32)
+    """`centre_weight(FINE)` in float32, as the aligned pixels are."""
+    return centre_weight(FINE).astype(np.float32)
 
 
 def _tolerant_residual(query: np.ndarray, fitted: np.ndarray) -> np.ndarray:
@@ -572,10 +202,10 @@ def _tolerant_residual(query: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     judgement. Many (the upright judgement, the brightened colours: up to 4 factors of a dozen
     candidates) take them one at a time: nine times the arrays at once no longer fit the cache,
     and cost 2-4x more (measured: equal at 4 pictures of 2 channels)."""
-    padded = _edge_padded(fitted)
+    wider = padded(fitted)
     if len(query) * query.shape[1] <= TOGETHER_MAX:
-        strides = padded.strides
-        shifted = as_strided(padded, (*padded.shape[:2], 3, 3, FINE, FINE), (*strides, *strides[2:]), writeable=False)
+        strides = wider.strides
+        shifted = as_strided(wider, (*wider.shape[:2], 3, 3, FINE, FINE), (*strides, *strides[2:]), writeable=False)
         diff = query[:, :, None, None] - shifted
         squared = diff * diff
         distance = squared[:, 0].copy()
@@ -584,26 +214,14 @@ def _tolerant_residual(query: np.ndarray, fitted: np.ndarray) -> np.ndarray:
         best = distance.reshape(len(distance), 9, FINE, FINE).min(axis=1).astype(np.float32, copy=False)
         return np.sqrt(best)
     best = np.full(query.shape[:1] + query.shape[2:], np.inf, dtype=np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            diff = query - padded[:, :, dy : dy + FINE, dx : dx + FINE]
-            squared = diff * diff
-            distance = squared[:, 0].copy()
-            for channel in range(1, squared.shape[1]):
-                distance += squared[:, channel]
-            np.minimum(best, distance, out=best)
+    for shifted in shifts(wider):
+        diff = query - shifted
+        squared = diff * diff
+        distance = squared[:, 0].copy()
+        for channel in range(1, squared.shape[1]):
+            distance += squared[:, channel]
+        np.minimum(best, distance, out=best)
     return np.sqrt(best)
-
-
-def _edge_padded(pixels: np.ndarray) -> np.ndarray:
-    """`np.pad(pixels, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")`, the same values without
-    np.pad's generality: it took half of `_tolerant_residual`, called ~90 times a query."""
-    n, channels, height, width = pixels.shape
-    padded = np.empty((n, channels, height + 2, width + 2), dtype=pixels.dtype)
-    padded[:, :, 1:-1, 1:-1] = pixels
-    padded[:, :, 0, 1:-1], padded[:, :, -1, 1:-1] = pixels[:, :, 0], pixels[:, :, -1]
-    padded[:, :, :, 0], padded[:, :, :, -1] = padded[:, :, :, 1], padded[:, :, :, -2]
-    return padded
 
 
 def _window_correlations(
@@ -655,20 +273,20 @@ def _by_rows(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def _coarse_scores(
-    candidates: np.ndarray, query: _QueryViews, windows: tuple[np.ndarray, np.ndarray] | None = None
+    candidates: np.ndarray, query: QueryViews, windows: tuple[np.ndarray, np.ndarray] | None = None
 ) -> np.ndarray:
     """Every query view against every coarse window of every candidate view.
 
     `candidates`: (n, views, 32, 32) luma; returns (n, views, windows, windows, query views).
     `windows`: `_coarse_windows(candidates)`, when the caller kept it."""
     coarse = _coarse_sampler()
-    return _window_correlations(coarse, coarse, _halve(candidates), query.coarse, COARSE, windows)
+    return _window_correlations(coarse, coarse, halve(candidates), query.coarse, COARSE, windows)
 
 
 def _coarse_windows(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The candidates' side of `_coarse_scores` (`_window_norms`), for several queries."""
     coarse = _coarse_sampler()
-    return _window_norms(coarse, coarse, _halve(candidates), COARSE)
+    return _window_norms(coarse, coarse, halve(candidates), COARSE)
 
 
 @lru_cache(maxsize=16384)  # windows come from a fixed lattice, and so do their neighbours
@@ -695,7 +313,7 @@ def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
 
 
 def _judge_aligned(
-    queries: Sequence[_QueryViews],
+    queries: Sequence[QueryViews],
     candidates: list[Views],
     scores: np.ndarray,
     colour_matters: Callable[[int, Evidence], bool] | None = None,
@@ -715,7 +333,7 @@ def _judge_aligned(
     each = list(queries) if len(queries) == len(candidates) else [queries[0]] * len(candidates)
 
     def query_side(name: str) -> np.ndarray:
-        """The query view each candidate lined up with best, of the `_QueryViews` array `name`."""
+        """The query view each candidate lined up with best, of the `QueryViews` array `name`."""
         if len(queries) == 1:
             return getattr(queries[0], name)[views]
         return np.stack([getattr(query, name)[view] for query, view in zip(each, views, strict=True)])
@@ -742,7 +360,7 @@ def _judge_aligned(
     rows = np.stack([sampler(CHROMA_GRID, FINE, *y) for y in y_windows])[:, None]
     cols = np.stack([sampler(CHROMA_GRID, FINE, *x) for x in x_windows])[:, None]
     their_colour = rows @ chromas @ np.swapaxes(cols, -1, -2)
-    similarity = (_unit(theirs) * mine_unit).sum(axis=(1, 2))
+    similarity = (unit(theirs) * mine_unit).sum(axis=(1, 2))
     # A plain picture (a colour swatch, a placeholder) has no structure to correlate: two plain
     # pictures are alike when their levels are, and their luma is compared without a fit.
     plain = theirs.std(axis=(1, 2)) < PLAIN_STD
@@ -758,7 +376,9 @@ def _judge_aligned(
     predicted = np.where(plain[:, None, None], theirs, (theirs - their_mean) * gain + my_mean)
     luma_residual = _tolerant_residual(mine[:, None], predicted[:, None])
     # Brightening clips highlights to white (darkening, shadows to black): not a difference.
-    clipped = ((mine >= 250) & (predicted >= 245)) | ((mine <= 5) & (predicted <= 10))
+    clipped = ((mine >= CLIPPED_WHITE[0]) & (predicted >= CLIPPED_WHITE[1])) | (
+        (mine <= CLIPPED_BLACK[0]) & (predicted <= CLIPPED_BLACK[1])
+    )
     luma_residual[clipped] = 0.0
 
     # Colour: one saturation scale (none for a grayscale query), then what still differs.
@@ -785,7 +405,7 @@ def _judge_aligned(
     # A grayscale query says nothing of a coloured candidate's colour (a black hoodie is not its
     # red twin); against a candidate without colour either, the colours were compared: both none.
     their_chroma = np.hypot(their_colour[:, 0], their_colour[:, 1]).reshape(len(candidates), -1)
-    seen = ~grey | _greyish(their_chroma)
+    seen = ~grey | greyish(their_chroma)
 
     def evidence(i: int) -> Evidence:
         alignment = Alignment(
@@ -890,36 +510,18 @@ def _product(lumas: np.ndarray, chromas: np.ndarray, whole_lumas: np.ndarray, wh
     misalignment changes the colour. Everything, for a picture without a plain background."""
     ring_luma = outer_ring(np.moveaxis(whole_lumas, (-2, -1), (0, 1)))  # (r, n)
     ring_chroma = outer_ring(np.moveaxis(whole_chromas, (-2, -1), (0, 1)))  # (r', n, 2)
-    level, tint = _median(ring_luma), _median(ring_chroma)  # (n,), (n, 2)
+    level, tint = median(ring_luma), median(ring_chroma)  # (n,), (n, 2)
     plain = np.mean(np.abs(ring_luma - level) <= BACKGROUND_TOLERANCE, axis=0) >= 0.5
     off = np.abs(lumas - level[:, None, None]) > BACKGROUND_TOLERANCE
     off |= ((chromas - tint[:, :, None, None]) ** 2).sum(axis=1) > (BACKGROUND_TOLERANCE / 2) ** 2
     off |= ~plain[:, None, None]
-    padded = np.ones((len(off), FINE + 2, FINE + 2), dtype=bool)  # (np.pad's work, without its generality)
-    padded[:, 1:-1, 1:-1] = off
-    product = off.copy()
-    for dy in range(3):
-        for dx in range(3):
-            product &= padded[:, dy : dy + FINE, dx : dx + FINE]
-    return product
-
-
-def _median(values: np.ndarray) -> np.ndarray:
-    """np.median(values, axis=0) of values without NaN: the middle value, or the mean of the two
-    middle ones in the values' own type, as np.median takes it; without np.median's overhead
-    (a third of `_product`)."""
-    half = len(values) // 2
-    if len(values) % 2:
-        return np.partition(values, half, axis=0)[half]
-    middle = np.partition(values, (half - 1, half), axis=0)
-    return (middle[half - 1] + middle[half]) / 2
+    return neighbourhood(off, np.logical_and, fill=True)  # eroded: the outline left out
 
 
 def _layout(lumas: np.ndarray) -> np.ndarray:
     """(n, 24, 24) -> (n, LAYOUT_BITS): pHash bits of each picture, without the mean (DC) term."""
     low = low_frequencies(lumas, LAYOUT_FREQUENCIES)[:, 1:]
-    middle = low.shape[1] // 2  # (an odd count: np.median's middle value, without its overhead)
-    return low > np.partition(low, middle, axis=1)[:, middle : middle + 1]
+    return low > odd_medians(low)  # (an odd count: 63)
 
 
 def verify(
@@ -1069,7 +671,7 @@ class _Turning:
     _reversed: bool = field(default=False, init=False)  # the trial is the first turn, the other way
     _windows: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)  # its coarse windows' side
 
-    def coarse_scores(self, query: _QueryViews) -> np.ndarray:
+    def coarse_scores(self, query: QueryViews) -> np.ndarray:
         """`_coarse_scores` of the candidate with the query turned, its own side kept for the next."""
         if self._windows is None:
             self._windows = _coarse_windows(self.luma)

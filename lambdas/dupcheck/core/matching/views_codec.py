@@ -2,7 +2,7 @@
 
 A record's two views (the whole and the border-trimmed picture: luma 32x32, CIELAB a*, b*
 16x16) are 3,072 bytes raw, 4 KB as base64: most of a record, and what every store and every
-query moves. This codec keeps them to at most MAX_BYTES (on the dev benchmark's 508 catalog
+query moves. This codec keeps them to at most policy.MAX_BYTES (on the dev benchmark's 508 catalog
 pictures: median 1,125 bytes, 95th percentile 1,238, mean luma error 1.1 levels) with a bounded
 error per pixel, in numpy alone, so a query decodes its 32 candidates in well under a
 millisecond (the evaluation, docs/evaluation.md "Compact records", shows it costs no accuracy):
@@ -32,19 +32,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# With the record's other fields (~250 bytes), a record stays under 1.5 KB in SQLite and DynamoDB
-# (docs/benchmarks.md, "Record size").
-MAX_BYTES = 1250
-LUMA, CHROMA = 32, 16  # sides of the stored planes
-VIEWS = 2
-# (luma step, a*b* step), finest first: rate control takes the first that fits.
+from dupcheck.core.matching.policy import CHROMA_GRID, LUMA_GRID, MAX_BYTES, VIEWS
+
+# (luma step, a*b* step), finest first: rate control takes the first that fits. A format, not a
+# choice: a record names its step by its index here.
 STEPS = (
     (4.0, 2.0), (6.0, 3.0), (8.0, 4.0), (10.0, 5.0), (12.0, 6.0), (16.0, 8.0), (24.0, 12.0), (32.0, 16.0),
 )  # fmt: skip
 CHROMA_OFFSET = 128.0  # a*, b* are within [-128, 127]: shifted to be non-negative before quantising
 _LEVEL = 9  # deflate level: the input is ~3 KB, so the best level costs ~0.1 ms
-_LUMA_BYTES = LUMA * LUMA
-_CHROMA_BYTES = 2 * CHROMA * CHROMA
+_LUMA_BYTES = LUMA_GRID * LUMA_GRID
+_CHROMA_BYTES = 2 * CHROMA_GRID * CHROMA_GRID
 
 
 class CodecError(ValueError):
@@ -89,7 +87,7 @@ def decode_many(encoded: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     CodecError for bytes that `encode` did not write."""
     luma, chroma, steps = _inflate(encoded, with_chroma=True)
     count = len(encoded)
-    chroma_levels = _levels(chroma.reshape(count, VIEWS, 2, CHROMA, CHROMA))
+    chroma_levels = _levels(chroma.reshape(count, VIEWS, 2, CHROMA_GRID, CHROMA_GRID))
     chroma_out = chroma_levels * steps[:, 1, None, None, None, None] - CHROMA_OFFSET
     return _luma(luma, steps), chroma_out.astype(np.float32)
 
@@ -132,7 +130,7 @@ def _inflate(encoded: Sequence[bytes], *, with_chroma: bool) -> tuple[np.ndarray
 
 
 def _luma(residuals: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    levels = _levels(residuals.reshape(len(residuals), VIEWS, LUMA, LUMA))
+    levels = _levels(residuals.reshape(len(residuals), VIEWS, LUMA_GRID, LUMA_GRID))
     return np.minimum(levels * steps[:, 0, None, None, None], 255.0).astype(np.float32)
 
 

@@ -1,6 +1,6 @@
 """What was edited between a catalog picture and a query that verification lined up with it.
 
-Verification (core/verification.py) aligns the two pictures and reports how (`Alignment`): the
+Verification (alignment.py) aligns the two pictures and reports how (`Alignment`): the
 window of the candidate the query covers, whether the query was mirrored or turned, and the
 aligned pixels of both. Those are the edits, read back in the catalog picture's terms:
 
@@ -19,7 +19,8 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
 * for a picture that is not the same one: the product in another colour.
 
 How often each is named right on the benchmark, where the edit is known: docs/evaluation.md,
-"Naming the edits". The thresholds are the smallest changes those measurements tell from noise.
+"Naming the edits". The thresholds (policy.py) are the smallest changes those measurements tell
+from noise.
 """
 
 from __future__ import annotations
@@ -28,24 +29,35 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
+from dupcheck.core.matching.arrays import unit
+from dupcheck.core.matching.policy import (
+    BOX_MIN_WIDTH,
+    BOX_SEARCH,
+    BRIGHTNESS_PIVOT,
+    COLOURED,
+    MIN_BORDER,
+    MIN_GAIN,
+    MIN_ROTATED,
+    MIN_SIDE,
+    OVERLAY_DENSITY,
+    OVERLAY_SHARE,
+    RECOLOURED_SHARE,
+    SATURATION_EDIT,
+    TONE_BRIGHT,
+    TONE_DARK,
+    TONE_LINE_KEPT,
+    TONE_LINE_MIN_APART,
+    TONE_LINE_MIN_PIXELS,
+    TONE_LINE_MIN_RANGE,
+)
+from dupcheck.core.matching.views import Views
 from dupcheck.core.models import Edit
 from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, outer_ring, trim_box
-from dupcheck.core.verification import Alignment, Evidence, Views, residual_turn, windows_of
 
 SIDES = ("left", "right", "top", "bottom")
-MIN_SIDE = 0.02  # a side cropped by less than this is not named
-MIN_BORDER = 0.03  # padding: the border share of the query, per side
-MIN_TURN = 1.5  # degrees; below, a copy that lined up upright is not called rotated
-MIN_GAIN = 0.08  # brightness or contrast: the luma line's slope off 1 by at least this
-BRIGHTNESS_PIVOT = 48.0  # luma level: a line pivoting below this scales levels (brightness)
-SATURATION = (0.8, 1.25)  # colour scale relative to the luma slope outside this: saturation
-COLOURED = 8.0  # a*b* units: a catalog picture with this much chroma (90th percentile) has colour
-OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
-OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
-RECOLOURED_SHARE = 0.02  # share of the aligned picture whose colour differs: another colour
 TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "less contrast"),
          "saturation": ("more saturated", "less saturated")}  # fmt: skip
-BOX_SEARCH = np.arange(-8, 9) / 128  # a trimmed view's box edges, refined this far (of a side)
 
 
 def name_edits(
@@ -62,7 +74,7 @@ def name_edits(
     if alignment.mirrored:
         found.append(Edit("mirrored"))
     turned = -residual_turn(alignment) - alignment.angle  # the query was turned by `angle` to line up
-    if abs(turned) >= MIN_TURN:
+    if abs(turned) >= MIN_ROTATED:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
     else:  # a turned query's borders are its fill: its framing says nothing
         found.extend(_framing(alignment, candidate, query_box))
@@ -72,7 +84,7 @@ def name_edits(
             found.append(Edit("recoloured", {"share": round(recoloured, 3)}))
         return tuple(found)
     found.extend(_tone(alignment, candidate, grey=not evidence.colour_seen))
-    if abs(turned) < MIN_TURN:  # a turned copy's corners differ: its fill, not an overlay
+    if abs(turned) < MIN_ROTATED:  # a turned copy's corners differ: its fill, not an overlay
         overlay = _overlay(alignment.luma_off | alignment.colour_off)
         if overlay is not None:
             found.append(overlay)
@@ -128,7 +140,7 @@ def _candidate_borders(candidate: Views) -> tuple[float, float, float, float]:
     in 1/128 steps) to where the whole view's window correlates best with the trimmed view."""
     whole, trimmed = candidate.luma[0], candidate.luma[1]
     left, right, top, bottom = _coarse_borders(whole, np.repeat(np.repeat(candidate.chroma[0], 2, axis=1), 2, axis=2))
-    target = _unit(windows_of(trimmed, [(0.0, 1.0)], [(0.0, 1.0)])[0, 0])
+    target = unit(windows_of(trimmed, [(0.0, 1.0)], [(0.0, 1.0)])[0, 0])
     rows, cols = (top, 1.0 - top - bottom), (left, 1.0 - left - right)
     for _ in range(2):  # rows with the columns fixed, then columns with the rows fixed
         rows = _best_window(whole, target, rows, cols, along_rows=True)
@@ -162,17 +174,12 @@ def _best_window(
         (s, e - s)
         for s in np.clip(start + BOX_SEARCH, 0.0, 1.0)
         for e in np.clip(start + width + BOX_SEARCH, 0.0, 1.0)
-        if e - s >= 0.2
+        if e - s >= BOX_MIN_WIDTH
     ]
     samples = windows_of(grid, options, [cols])[:, 0] if along_rows else windows_of(grid, [rows], options)[0]
-    scores = (_unit(samples) * target).sum(axis=(1, 2))
+    scores = (unit(samples) * target).sum(axis=(1, 2))
     best = options[int(np.argmax(scores))]
     return float(best[0]), float(best[1])
-
-
-def _unit(blocks: np.ndarray) -> np.ndarray:
-    centred = blocks - blocks.mean(axis=(-2, -1), keepdims=True)
-    return centred / np.maximum(np.sqrt((centred * centred).sum(axis=(-2, -1), keepdims=True)), 1e-6)
 
 
 def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float]) -> list[Edit]:
@@ -217,17 +224,17 @@ def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[
     ratio of spreads with every bit of blur). Quantiles the edit pushed near black or white are
     left out, and the line is Theil-Sen's (the median of the slopes between them), which a few
     half-clipped quantiles do not tilt. 1, 0 when too few are left."""
-    kept_pixels = same & (theirs > 8) & (theirs < 247)
-    if kept_pixels.sum() < 32:
+    kept_pixels = same & (theirs > TONE_DARK) & (theirs < TONE_BRIGHT)
+    if kept_pixels.sum() < TONE_LINE_MIN_PIXELS:
         return 1.0, 0.0
     points = np.linspace(5, 95, 19)
     x, y = np.percentile(theirs[kept_pixels], points), np.percentile(mine[kept_pixels], points)
-    kept = (y > 12) & (y < 235)
+    kept = (y > TONE_LINE_KEPT[0]) & (y < TONE_LINE_KEPT[1])
     x, y = x[kept], y[kept]
-    if len(x) < 4 or float(x.max() - x.min()) < 30.0:
+    if len(x) < 4 or float(x.max() - x.min()) < TONE_LINE_MIN_RANGE:
         return 1.0, 0.0
     i, j = np.triu_indices(len(x), 1)
-    apart = x[j] - x[i] > 4.0
+    apart = x[j] - x[i] > TONE_LINE_MIN_APART
     if not apart.any():
         return 1.0, 0.0
     gain = float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))
@@ -252,7 +259,7 @@ def _tone(alignment: Alignment, candidate: Views, *, grey: bool) -> list[Edit]:
     theirs_ab, mine_ab = alignment.their_colour, alignment.my_colour
     scale = float((mine_ab * theirs_ab).sum() / max(float((theirs_ab * theirs_ab).sum()), 1e-6))
     relative = scale / max(gain, 1e-6)  # brightness and contrast scale a*b* as they scale luma
-    if not SATURATION[0] <= relative <= SATURATION[1]:
+    if not SATURATION_EDIT[0] <= relative <= SATURATION_EDIT[1]:
         edits.append(Edit("saturation", {"change": round(relative - 1.0, 2)}))
     return edits
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core import verification, views_codec
 from dupcheck.core.hashing import AlignedDualPHash
+from dupcheck.core.matching import alignment, arrays, views_codec
+from dupcheck.core.matching.alignment import Alignment, Evidence, verify
+from dupcheck.core.matching.policy import GREY_CHROMA, LAYOUT_BITS, TURN_SPREAD, Thresholds, Tier
+from dupcheck.core.matching.views import WHOLE, Probe, Views, _unturned_box, greyish, views_of
 from dupcheck.core.pixels import bright_srgb, brightened_ab, cielab_ab, luma
-from dupcheck.core.verification import LAYOUT_BITS, Evidence, Probe, Thresholds, Tier, Views, verify, views_of
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import raw_views
 
@@ -25,7 +27,7 @@ def rgb_of(image: Image.Image) -> np.ndarray:
     return np.asarray(copy)
 
 
-def evidence(original: Image.Image, copy: Image.Image, tier: Tier = PIPELINE.near) -> Evidence:
+def evidence(original: Image.Image, copy: Image.Image, tier: Tier = PIPELINE.policy.near) -> Evidence:
     stored = Views.decode(views_of(rgb_of(original)).encode())
     assert stored is not None
     return verify(Probe(rgb_of(copy)), [stored], [tier])[0]
@@ -36,7 +38,7 @@ def evidence(original: Image.Image, copy: Image.Image, tier: Tier = PIPELINE.nea
 
 @pytest.mark.parametrize(("start", "width"), [(0.0, 1.0), (0.1, 0.72), (0.28, 0.72), (0.05, 0.9)])
 def test_sampler_rows_are_weights_inside_the_window(start: float, width: float) -> None:
-    matrix = verification.sampler(32, 24, start, width)
+    matrix = arrays.sampler(32, 24, start, width)
     assert np.allclose(matrix.sum(axis=1), 1.0)
     ramp = np.arange(32, dtype=np.float32) + 0.5  # cell centres, in cells
     sampled = matrix @ ramp / 32  # in unit lengths
@@ -47,13 +49,13 @@ def test_samplers_built_together_are_each_window_s_sampler() -> None:
     """The edits' border search builds hundreds of windows off the lattice at once: the same
     numbers, bit for bit, as one at a time (the lattice's, clipped ends, arbitrary ones)."""
     rng = np.random.default_rng(5)
-    windows = [*verification._windows(), (0.0, 1.0), (0.97, 0.2), (-0.05, 0.5)]
+    windows = [*alignment._windows(), (0.0, 1.0), (0.97, 0.2), (-0.05, 0.5)]
     windows += [(float(s), float(w)) for s, w in zip(rng.random(300) * 0.6, 0.2 + rng.random(300) * 0.8, strict=True)]
     for n_in, n_out in ((32, 24), (16, 24), (16, 8)):
-        together = verification.samplers(n_in, n_out, windows)
-        alone = np.stack([verification.sampler(n_in, n_out, *window) for window in windows])
+        together = arrays.samplers(n_in, n_out, windows)
+        alone = np.stack([arrays.sampler(n_in, n_out, *window) for window in windows])
         assert together.dtype == alone.dtype and np.array_equal(together, alone)
-    assert verification.samplers(32, 24, []).shape == (0, 24, 32)
+    assert arrays.samplers(32, 24, []).shape == (0, 24, 32)
 
 
 def test_window_norms_kept_for_another_query_give_the_same_correlations() -> None:
@@ -61,12 +63,10 @@ def test_window_norms_kept_for_another_query_give_the_same_correlations() -> Non
     the full computation, for every query."""
     rng = np.random.default_rng(4)
     lumas = (rng.random((1, 2, 32, 32)) * 255).astype(np.float32)
-    windows = verification._coarse_windows(lumas)
+    windows = alignment._coarse_windows(lumas)
     for seed in range(3):
         query = Probe(rgb_of(product_image(seed, (200, 160)))).at(0.0)
-        assert np.array_equal(
-            verification._coarse_scores(lumas, query, windows), verification._coarse_scores(lumas, query)
-        )
+        assert np.array_equal(alignment._coarse_scores(lumas, query, windows), alignment._coarse_scores(lumas, query))
 
 
 @pytest.mark.parametrize(("pictures", "channels"), [(1, 1), (1, 2), (4, 2), (5, 2), (12, 1), (20, 2)])
@@ -85,18 +85,18 @@ def test_the_tolerant_residual_is_the_least_distance_to_a_one_pixel_shift(pictur
             for channel in range(1, channels):
                 total += squared[:, channel]
             sums.append(total)
-    assert np.array_equal(verification._tolerant_residual(query, fitted), np.sqrt(np.min(sums, axis=0)))
+    assert np.array_equal(alignment._tolerant_residual(query, fitted), np.sqrt(np.min(sums, axis=0)))
 
 
 def test_window_correlations_match_brute_force() -> None:
     rng = np.random.default_rng(3)
     grids = rng.random((3, 2, 16, 16)).astype(np.float32)
-    queries = verification._unit(rng.random((4, 8, 8)).astype(np.float32))
-    rows = verification._coarse_sampler()
-    got = verification._window_correlations(rows, rows, grids, queries, 8)
+    queries = arrays.unit(rng.random((4, 8, 8)).astype(np.float32))
+    rows = alignment._coarse_sampler()
+    got = alignment._window_correlations(rows, rows, grids, queries, 8)
     assert got.shape == (3, 2, len(rows), len(rows), 4)
     for n, v, a, b in [(0, 0, 0, 0), (1, 1, 5, 9), (2, 0, len(rows) - 1, 3)]:
-        block = verification._unit(rows[a] @ grids[n, v] @ rows[b].T)
+        block = arrays.unit(rows[a] @ grids[n, v] @ rows[b].T)
         want = [(block * q).sum() for q in queries]
         assert np.allclose(got[n, v, a, b], want, atol=1e-4)
 
@@ -178,7 +178,7 @@ def test_colour_left_unbrightened_only_where_no_verdict_score_or_edit_reads_it()
         views_of(rgb_of(picture))
         for picture in (original, covered, ImageEnhance.Contrast(original).enhance(0.6), product_image(24, (400, 320)))
     ]
-    targets = [PIPELINE.near] + [PIPELINE.far] * 3  # the copy passes: nothing is turned
+    targets = [PIPELINE.policy.near] + [PIPELINE.policy.far] * 3  # the copy passes: nothing is turned
     shown = lambda evidence: evidence.similarity >= 0.97  # noqa: E731 - what the caller shows
     every = verify(query, candidates, targets)
     cheaper = verify(query, candidates, targets, colour_shown=shown)
@@ -195,11 +195,11 @@ def test_colour_left_unbrightened_only_where_no_verdict_score_or_edit_reads_it()
 
 
 def test_layout_bits_ignore_brightness_and_contrast_not_structure() -> None:
-    picture = verification._unit(np.random.default_rng(5).random((1, 24, 24)).astype(np.float32)) * 300 + 120
-    bits = verification._layout(picture)
+    picture = arrays.unit(np.random.default_rng(5).random((1, 24, 24)).astype(np.float32)) * 300 + 120
+    bits = alignment._layout(picture)
     assert bits.shape == (1, LAYOUT_BITS) and bits.sum() == LAYOUT_BITS // 2  # split at the median
-    assert (verification._layout(picture * 0.6 + 40) == bits).all()
-    assert (verification._layout(picture[:, :, ::-1]) != bits).sum() > 10
+    assert (alignment._layout(picture * 0.6 + 40) == bits).all()
+    assert (alignment._layout(picture[:, :, ::-1]) != bits).sum() > 10
 
 
 # -- what it tells apart ---------------------------------------------------------------------------
@@ -213,10 +213,7 @@ def test_a_crop_is_aligned_with_the_window_it_was_cut_from() -> None:
     assert found.similarity >= 0.97 and found.luma_off <= 0.01
     # Unaligned, the same crop compares far worse: the search is what finds it.
     unaligned = float(
-        (
-            verification._unit(views_of(rgb_of(cropped)).luma[0])
-            * verification._unit(views_of(rgb_of(original)).luma[0])
-        ).sum()
+        (arrays.unit(views_of(rgb_of(cropped)).luma[0]) * arrays.unit(views_of(rgb_of(original)).luma[0])).sum()
     )
     assert unaligned < found.similarity - 0.1
 
@@ -227,17 +224,17 @@ def test_a_big_crop_keeps_its_layout_another_product_on_the_same_model_does_not(
     cropped = original.crop((round(w * 0.14), round(h * 0.02), round(w * 0.98), round(h * 0.86)))
     lookalike = original.copy()  # the same shot, another product below the waist
     lookalike.paste(product_image(121, (400, 320)).crop((0, h // 2, w, h)), (0, h // 2))
-    copy, other = evidence(original, cropped, PIPELINE.far), evidence(original, lookalike, PIPELINE.far)
+    copy, other = evidence(original, cropped, PIPELINE.policy.far), evidence(original, lookalike, PIPELINE.policy.far)
     # Resampling the crop leaves more pixels off than the strict threshold allows; the layout
     # and the similarity are what let it pass.
-    assert copy.luma_off > PIPELINE.far.options[0].max_luma_off and copy.layout_off <= 6
-    assert PIPELINE.far.passes(copy)
-    assert other.layout_off >= 12 and not PIPELINE.far.passes(other)
+    assert copy.luma_off > PIPELINE.policy.far.options[0].max_luma_off and copy.layout_off <= 6
+    assert PIPELINE.policy.far.passes(copy)
+    assert other.layout_off >= 12 and not PIPELINE.policy.far.passes(other)
 
 
 def test_a_different_picture_does_not_align() -> None:
     found = evidence(product_image(42), product_image(43))
-    assert not PIPELINE.near.passes(found)
+    assert not PIPELINE.policy.near.passes(found)
 
 
 @pytest.mark.parametrize("seed", [21, 22, 24])
@@ -264,27 +261,27 @@ def shorts(band: tuple[int, int, int], badge: bool = False) -> Image.Image:
 def test_a_recoloured_waistband_is_colour_the_query_lacks() -> None:
     original = shorts((250, 200, 0))
     variant = evidence(original, shorts((0, 120, 220)))
-    assert variant.colour_missing > PIPELINE.near.options[0].max_colour_missing
-    assert not PIPELINE.near.passes(variant)
+    assert variant.colour_missing > PIPELINE.policy.near.options[0].max_colour_missing
+    assert not PIPELINE.policy.near.passes(variant)
     copy = evidence(original, Image.open(io.BytesIO(encode(original.resize((360, 360)), "JPEG", quality=60))))
-    assert copy.colour_missing == 0.0 and PIPELINE.near.passes(copy)
+    assert copy.colour_missing == 0.0 and PIPELINE.policy.near.passes(copy)
 
 
 def test_a_badge_over_the_background_is_not_a_recoloured_product() -> None:
     found = evidence(shorts((250, 200, 0)), shorts((250, 200, 0), badge=True))
-    assert found.colour_missing == 0.0 and PIPELINE.near.passes(found)
+    assert found.colour_missing == 0.0 and PIPELINE.policy.near.passes(found)
 
 
 def test_the_product_is_what_is_off_a_plain_background_inside_its_outline() -> None:
     views = views_of(rgb_of(shorts((250, 200, 0))))
-    luma = verification.sampler(32, 24, 0.0, 1.0) @ views.luma[0] @ verification.sampler(32, 24, 0.0, 1.0).T
-    chroma = verification.sampler(16, 24, 0.0, 1.0) @ views.chroma[0] @ verification.sampler(16, 24, 0.0, 1.0).T
-    product = verification._product(luma[None], chroma[None], views.luma[:1], views.chroma[:1])[0]
+    luma = arrays.sampler(32, 24, 0.0, 1.0) @ views.luma[0] @ arrays.sampler(32, 24, 0.0, 1.0).T
+    chroma = arrays.sampler(16, 24, 0.0, 1.0) @ views.chroma[0] @ arrays.sampler(16, 24, 0.0, 1.0).T
+    product = alignment._product(luma[None], chroma[None], views.luma[:1], views.chroma[:1])[0]
     assert not product[:, :5].any() and not product[:2].any()  # the white around the shorts
     assert product[10:14, 9:15].all()  # inside the shorts
     assert product.sum() < ((np.abs(luma - 255) > 12).sum())  # the outline is left out
     gradient = np.linspace(0, 255, 32 * 32, dtype=np.float32).reshape(1, 32, 32)  # no plain ring
-    assert verification._product(luma[None], chroma[None], gradient, views.chroma[:1]).all()
+    assert alignment._product(luma[None], chroma[None], gradient, views.chroma[:1]).all()
 
 
 @pytest.mark.parametrize(
@@ -298,7 +295,7 @@ def test_the_product_is_what_is_off_a_plain_background_inside_its_outline() -> N
 )
 def test_saturation_changes_and_grayscale_keep_the_colour(edit) -> None:  # noqa: ANN001
     original = product_image(44, hue=0.1)
-    assert evidence(original, edit(original)).colour_off <= PIPELINE.near.max_colour_off
+    assert evidence(original, edit(original)).colour_off <= PIPELINE.policy.near.max_colour_off
 
 
 def test_a_grayscale_query_sees_colour_only_against_a_picture_without_colour() -> None:
@@ -321,10 +318,10 @@ def test_a_brightened_copy_whose_saturated_colours_clip_keeps_its_colour(
     alone explains them."""
     original = product_image(seed, (400, 320), hue=hue)
     brighter = ImageEnhance.Brightness(original).enhance(1.3)
-    assert PIPELINE.near.passes(evidence(original, brighter))
-    monkeypatch.setattr(verification, "BRIGHTENINGS", ())
+    assert PIPELINE.policy.near.passes(evidence(original, brighter))
+    monkeypatch.setattr(alignment, "BRIGHTENINGS", ())
     plain = evidence(original, brighter)
-    assert not PIPELINE.near.passes(plain) and plain.colour_off + plain.colour_missing > 0.05
+    assert not PIPELINE.policy.near.passes(plain) and plain.colour_off + plain.colour_missing > 0.05
 
 
 def test_candidates_brightened_together_are_judged_as_each_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,7 +347,7 @@ def test_candidates_brightened_together_are_judged_as_each_alone(monkeypatch: py
         assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
         assert a.alignment is not None and b.alignment is not None
         assert np.array_equal(a.alignment.colour_off, b.alignment.colour_off)
-    monkeypatch.setattr(verification, "BRIGHTENINGS", ())
+    monkeypatch.setattr(alignment, "BRIGHTENINGS", ())
     plain = verify(query, candidates, [everything] * len(candidates))
     changed = sum(
         (p.colour_off, p.colour_missing) != (t.colour_off, t.colour_missing)
@@ -361,15 +358,15 @@ def test_candidates_brightened_together_are_judged_as_each_alone(monkeypatch: py
 
 
 def test_greyish_is_the_99th_percentile_under_the_limit() -> None:
-    """_greyish decides np.percentile(chroma, 99) < GREY_CHROMA, values straddling it included."""
+    """greyish decides np.percentile(chroma, 99) < GREY_CHROMA, values straddling it included."""
     rng = np.random.default_rng(5)
     for size in (576, 256, 60):
         chroma = rng.gamma(2.0, rng.uniform(0.3, 1.0, size=(400, 1)), size=(400, size)).astype(np.float32)
         chroma[::3, : size // 2] = rng.uniform(3.95, 4.05, size=(len(chroma[::3]), size // 2))
-        chroma[1::3, :] = verification.GREY_CHROMA
-        want = np.percentile(chroma, 99, axis=1) < verification.GREY_CHROMA
+        chroma[1::3, :] = GREY_CHROMA
+        want = np.percentile(chroma, 99, axis=1) < GREY_CHROMA
         assert 0 < want.sum() < len(want)
-        assert np.array_equal(verification._greyish(chroma), want)
+        assert np.array_equal(greyish(chroma), want)
 
 
 def test_the_colour_a_brightness_edit_gives_a_pixel() -> None:
@@ -390,7 +387,7 @@ def test_a_turned_copy_is_aligned_by_turning_the_query_back() -> None:
     turned = original.rotate(5, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
     upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], [Tier(Thresholds(0, 1, 1))])[0]
     found = evidence(original, turned)
-    assert found.similarity > upright_only.similarity + 0.05 and PIPELINE.near.passes(found)
+    assert found.similarity > upright_only.similarity + 0.05 and PIPELINE.policy.near.passes(found)
 
 
 @pytest.mark.parametrize("seed", [16, 21, 44])
@@ -398,22 +395,22 @@ def test_a_copy_turned_with_fill_corners_is_turned_back(seed: int) -> None:
     original = product_image(seed, (400, 320))
     turned = original.rotate(4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
     upright_only = verify(Probe(rgb_of(turned)), [views_of(rgb_of(original))], [Tier(Thresholds(0, 1, 1))])[0]
-    found = evidence(original, turned, PIPELINE.far)
+    found = evidence(original, turned, PIPELINE.policy.far)
     # The black corners pull the upright correlation far down; the colours still agree (a copy
     # whose corners also push colour past the tier's limit is not turned: turning explains
     # structure, not colour).
-    assert upright_only.similarity < 0.6 and upright_only.colour_off <= PIPELINE.far.max_colour_off
-    assert found.similarity > upright_only.similarity + 0.2 and PIPELINE.far.passes(found)
+    assert upright_only.similarity < 0.6 and upright_only.colour_off <= PIPELINE.policy.far.max_colour_off
+    assert found.similarity > upright_only.similarity + 0.2 and PIPELINE.policy.far.passes(found)
 
 
 def test_nothing_is_turned_once_a_candidate_passes_upright() -> None:
     original = product_image(21, (400, 320))
     turned = original.rotate(5, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
     alone, beside_a_copy = Probe(rgb_of(turned)), Probe(rgb_of(turned))
-    assert PIPELINE.near.passes(verify(alone, [views_of(rgb_of(original))], [PIPELINE.near])[0])
+    assert PIPELINE.policy.near.passes(verify(alone, [views_of(rgb_of(original))], [PIPELINE.policy.near])[0])
     assert len(alone._by_angle) > 1  # it had to be turned
-    found = verify(beside_a_copy, [views_of(rgb_of(original)), views_of(rgb_of(turned))], [PIPELINE.near] * 2)
-    assert PIPELINE.near.passes(found[1]) and list(beside_a_copy._by_angle) == [0.0]
+    found = verify(beside_a_copy, [views_of(rgb_of(original)), views_of(rgb_of(turned))], [PIPELINE.policy.near] * 2)
+    assert PIPELINE.policy.near.passes(found[1]) and list(beside_a_copy._by_angle) == [0.0]
 
 
 class _ScriptedProbe:
@@ -433,8 +430,8 @@ class _ScriptedProbe:
 def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float = 0.0) -> Evidence:
     """Evidence whose luma_off says whether it passes the scripted target, and whose alignment
     carries the turn still left (read back by the scripted residual_turn)."""
-    alignment = verification.Alignment(
-        query_box=verification.WHOLE, mirrored=False, angle=left, candidate_view=0, rows=(0.0, 1.0),
+    alignment = Alignment(
+        query_box=WHOLE, mirrored=False, angle=left, candidate_view=0, rows=(0.0, 1.0),
         cols=(0.0, 1.0), query_trimmed=False, mine=np.zeros((2, 2)), theirs=np.zeros((2, 2)),
         my_colour=np.zeros((2, 2, 2)), their_colour=np.zeros((2, 2, 2)), luma_off=np.zeros((2, 2), bool),
         colour_off=np.zeros((2, 2), bool),
@@ -452,14 +449,14 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
         # Nothing left to turn: upright stays.
         (0.1, {}, [], None),
         # Passing by moving the layout is not lining up: the search goes on, and keeps upright.
-        (3.0, {3.0: _scripted(0.97, layout=verification.TURNED_MAX_LAYOUT + 2, passing=True, left=0.1)}, [3.0], None),
+        (3.0, {3.0: _scripted(0.97, layout=alignment.TURNED_MAX_LAYOUT + 2, passing=True, left=0.1)}, [3.0], None),
         # A turn that makes the pair much less alike than the best ends the search.
         (3.0, {3.0: _scripted(0.75, left=2.0), -3.0: _scripted(0.2, left=2.0)}, [3.0, -3.0], None),
         # The best turn that does not pass is what is returned.
         (2.0, {2.0: _scripted(0.9, left=0.2)}, [2.0], 2.0),
         # A first turn that barely raises the correlation is not followed by more (another picture),
         # whatever turn its alignment says is left...
-        (3.0, {3.0: _scripted(0.8 + verification.TURN_PROMISE / 2, left=1.0)}, [3.0], 3.0),
+        (3.0, {3.0: _scripted(0.8 + alignment.TURN_PROMISE / 2, left=1.0)}, [3.0], 3.0),
         # ...nor is one whose reverse barely does.
         (3.0, {3.0: _scripted(0.7, left=1.0), -3.0: _scripted(0.81, left=1.0)}, [3.0, -3.0], -3.0),
         # A first turn too small to say anything goes on, even when it gained little.
@@ -468,7 +465,7 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
         (
             3.0,
             {
-                3.0: _scripted(0.82, layout=verification.TURNED_MAX_LAYOUT + 2, passing=True, left=1.0),
+                3.0: _scripted(0.82, layout=alignment.TURNED_MAX_LAYOUT + 2, passing=True, left=1.0),
                 4.0: _scripted(0.99, passing=True),
             },
             [3.0, 4.0],
@@ -477,17 +474,17 @@ def _scripted(sim: float, *, layout: int = 2, passing: bool = False, left: float
     ],
 )
 def test_the_turning_search(monkeypatch, upright_left, judged, tried, returned) -> None:  # noqa: ANN001
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
-    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
+    monkeypatch.setattr(alignment, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(alignment, "_coarse_windows", lambda luma: None)
     monkeypatch.setattr(
-        verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {})
+        alignment, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {})
     )
-    monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
-    monkeypatch.setattr(verification, "_turn_spread", lambda alignment: 0.0)
+    monkeypatch.setattr(alignment, "residual_turn", lambda alignment, *_: alignment.angle)
+    monkeypatch.setattr(alignment, "_turn_spread", lambda alignment: 0.0)
     probe = _ScriptedProbe()
     target = Tier(Thresholds(0.8, 0.1, 0.1))
     upright = _scripted(0.8, left=upright_left)
-    found = verification._turned(probe, None, None, target, upright)  # type: ignore[arg-type]
+    found = alignment._turned(probe, None, None, target, upright)  # type: ignore[arg-type]
     assert probe.angles == tried
     assert found is (judged[returned] if returned is not None else upright)
 
@@ -510,19 +507,19 @@ def test_turnings_in_lockstep_answer_in_order_and_stop_at_the_first_that_passes(
         calls.append([(name, angle) for name, angle in zip(candidates, queries, strict=True)])
         return [scripts[name][angle] for name, angle in calls[-1]], {}
 
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
-    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
-    monkeypatch.setattr(verification, "_judge_aligned", judge)
-    monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
-    monkeypatch.setattr(verification, "_turn_spread", lambda alignment: 0.0)
+    monkeypatch.setattr(alignment, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(alignment, "_coarse_windows", lambda luma: None)
+    monkeypatch.setattr(alignment, "_judge_aligned", judge)
+    monkeypatch.setattr(alignment, "residual_turn", lambda alignment, *_: alignment.angle)
+    monkeypatch.setattr(alignment, "_turn_spread", lambda alignment: 0.0)
     target = Tier(Thresholds(0.8, 0.1, 0.1))
     upright = {"a": _scripted(0.8, left=3.0), "b": _scripted(0.8, left=2.0), "c": _scripted(0.8, left=5.0)}
 
-    def turnings() -> list[verification._Turning]:
-        return [verification._Turning(name, name, target, upright[name]) for name in "abc"]  # type: ignore[arg-type]
+    def turnings() -> list[alignment._Turning]:
+        return [alignment._Turning(name, name, target, upright[name]) for name in "abc"]  # type: ignore[arg-type]
 
     answers = []
-    for answer in verification._turned_in_order(_ScriptedProbe(), turnings()):  # type: ignore[arg-type]
+    for answer in alignment._turned_in_order(_ScriptedProbe(), turnings()):  # type: ignore[arg-type]
         answers.append(answer)
         if target.passes(answer):
             break
@@ -530,8 +527,8 @@ def test_turnings_in_lockstep_answer_in_order_and_stop_at_the_first_that_passes(
     assert calls == [[("a", 3.0), ("b", 2.0), ("c", 5.0)], [("a", 4.0), ("c", 6.0)]]  # c's 3rd turn never judged
     # Asked for every answer, each is what the candidate's turning alone gives.
     calls.clear()
-    together = list(verification._turned_in_order(_ScriptedProbe(), turnings()))  # type: ignore[arg-type]
-    alone = [verification._turned(_ScriptedProbe(), name, name, target, upright[name]) for name in "abc"]  # type: ignore[arg-type]
+    together = list(alignment._turned_in_order(_ScriptedProbe(), turnings()))  # type: ignore[arg-type]
+    alone = [alignment._turned(_ScriptedProbe(), name, name, target, upright[name]) for name in "abc"]  # type: ignore[arg-type]
     assert together == alone and together[2] is scripts["c"][7.0]
 
 
@@ -556,15 +553,15 @@ def test_candidates_turned_together_are_judged_as_each_alone() -> None:
     stored = [views_of(rgb_of(picture)) for picture in (*others, original)]
     tier = Tier(Thresholds(0.99, 0.0, 0.0))  # nothing passes: every turning runs to its end
     probe = Probe(query)
-    uprights, _ = verification._judge_aligned(
-        [probe.at(0.0)], stored, verification._coarse_scores(np.stack([v.luma for v in stored]), probe.at(0.0))
+    uprights, _ = alignment._judge_aligned(
+        [probe.at(0.0)], stored, alignment._coarse_scores(np.stack([v.luma for v in stored]), probe.at(0.0))
     )
 
-    def turning(i: int) -> verification._Turning:
-        return verification._Turning(stored[i], stored[i].luma[None], tier, uprights[i])
+    def turning(i: int) -> alignment._Turning:
+        return alignment._Turning(stored[i], stored[i].luma[None], tier, uprights[i])
 
-    together = list(verification._turned_in_order(probe, [turning(i) for i in range(len(stored))]))
-    alone = [next(verification._turned_in_order(Probe(query), [turning(i)])) for i in range(len(stored))]
+    together = list(alignment._turned_in_order(probe, [turning(i) for i in range(len(stored))]))
+    alone = [next(alignment._turned_in_order(Probe(query), [turning(i)])) for i in range(len(stored))]
     assert any(found.alignment is not None and found.alignment.angle for found in together)  # some were turned
     for mine, theirs in zip(together, alone, strict=True):
         assert mine == theirs  # similarity, luma, colour, layout, colour missing: exactly
@@ -576,18 +573,18 @@ def test_candidates_turned_together_are_judged_as_each_alone() -> None:
 def test_a_turn_whose_parts_disagree_is_not_a_turned_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another picture in the same pose lines up by a turn too, but its halves disagree on the turn."""
     judged = {3.0: _scripted(0.99, passing=True, left=0.1)}
-    monkeypatch.setattr(verification, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
-    monkeypatch.setattr(verification, "_coarse_windows", lambda luma: None)
+    monkeypatch.setattr(alignment, "_coarse_scores", lambda luma, angle, *_: np.array([angle]))
+    monkeypatch.setattr(alignment, "_coarse_windows", lambda luma: None)
     monkeypatch.setattr(
-        verification, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {})
+        alignment, "_judge_aligned", lambda queries, candidates, scores, *_: ([judged[q] for q in queries], {})
     )
-    monkeypatch.setattr(verification, "residual_turn", lambda alignment, *_: alignment.angle)
+    monkeypatch.setattr(alignment, "residual_turn", lambda alignment, *_: alignment.angle)
     upright = _scripted(0.8, left=3.0)
     target = Tier(Thresholds(0.8, 0.1, 0.1))
-    monkeypatch.setattr(verification, "_turn_spread", lambda alignment: verification.TURN_SPREAD + 1)
-    assert verification._turned(_ScriptedProbe(), None, None, target, upright) is upright  # type: ignore[arg-type]
-    monkeypatch.setattr(verification, "_turn_spread", lambda alignment: verification.TURN_SPREAD - 1)
-    assert verification._turned(_ScriptedProbe(), None, None, target, upright) is judged[3.0]  # type: ignore[arg-type]
+    monkeypatch.setattr(alignment, "_turn_spread", lambda alignment: TURN_SPREAD + 1)
+    assert alignment._turned(_ScriptedProbe(), None, None, target, upright) is upright  # type: ignore[arg-type]
+    monkeypatch.setattr(alignment, "_turn_spread", lambda alignment: TURN_SPREAD - 1)
+    assert alignment._turned(_ScriptedProbe(), None, None, target, upright) is judged[3.0]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("angle", [-4.0, -2.0, 2.5, 4.5])
@@ -595,10 +592,10 @@ def test_the_turn_left_is_measured_on_the_aligned_pair(angle: float) -> None:
     original = product_image(21, (400, 320))
     turned = original.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
     upright, stored = Probe(rgb_of(turned)).at(0.0), views_of(rgb_of(original))
-    scores = verification._coarse_scores(stored.luma[None], upright)
-    (found,), _ = verification._judge_aligned([upright], [stored], scores)
+    scores = alignment._coarse_scores(stored.luma[None], upright)
+    (found,), _ = alignment._judge_aligned([upright], [stored], scores)
     assert found.alignment is not None
-    left = verification.residual_turn(found.alignment)
+    left = alignment.residual_turn(found.alignment)
     # It points the way back, and one step goes a good part of it (_turned repeats the step).
     assert left * angle < 0 and abs(angle) / 3 <= abs(left) <= abs(angle) + 1.5
 
@@ -607,7 +604,7 @@ def test_the_turn_left_is_the_least_squares_fit_over_the_agreeing_pixels() -> No
     """residual_turn reads each array at the agreeing pixels once; its numbers are those of the
     fit written plainly over the whole arrays (np.gradient, the basis of every pixel), bit for bit."""
 
-    def plainly(alignment: verification.Alignment, leave_out: np.ndarray | None) -> float:
+    def plainly(alignment: Alignment, leave_out: np.ndarray | None) -> float:
         mine, theirs = alignment.mine.astype(np.float64), alignment.theirs.astype(np.float64)
         agree = ~alignment.luma_off if leave_out is None else ~(alignment.luma_off | leave_out)
         if agree.sum() < 32 or float(theirs[agree].std()) < 1.0:
@@ -628,12 +625,12 @@ def test_the_turn_left_is_the_least_squares_fit_over_the_agreeing_pixels() -> No
         theirs = (mine * rng.uniform(0.6, 1.4) + rng.normal(size=mine.shape) * rng.uniform(0, 25)).astype(np.float32)
         off = rng.random(mine.shape) < rng.uniform(0.0, 0.98)
         leave_out = None if case % 3 else rng.random(mine.shape) < 0.5
-        alignment = verification.Alignment(
+        aligned = Alignment(
             (0.0, 1.0, 0.0, 1.0), False, 0.0, 0, (0.0, 1.0), (0.0, 1.0), False,
             mine, theirs, np.zeros((2, 24, 24), np.float32), np.zeros((2, 24, 24), np.float32), off, off,
         )  # fmt: skip
-        expected = plainly(alignment, leave_out)
-        assert verification.residual_turn(alignment, leave_out) == expected
+        expected = plainly(aligned, leave_out)
+        assert alignment.residual_turn(aligned, leave_out) == expected
         checked += expected != 0.0
     assert checked > 100  # most cases fit (the rest have too few agreeing pixels)
 
@@ -641,7 +638,7 @@ def test_the_turn_left_is_the_least_squares_fit_over_the_agreeing_pixels() -> No
 def test_the_box_kept_after_turning_back_is_the_picture_turned_with_expand() -> None:
     picture = Image.new("RGB", (120, 80), (200, 30, 30))
     turned = picture.rotate(4, expand=True, fillcolor=(0, 0, 0)).rotate(-4, fillcolor=(0, 0, 0))
-    left, top, right, bottom = verification._unturned_box(turned.size, -4)
+    left, top, right, bottom = _unturned_box(turned.size, -4)
     assert abs((right - left) - 120) <= 2 and abs((bottom - top) - 80) <= 2
     inside = np.asarray(turned.crop((left + 1, top + 1, right - 1, bottom - 1)))
     assert (inside[..., 0] > 150).all()  # no fill inside: only the picture
@@ -652,19 +649,19 @@ def test_turning_another_picture_does_not_make_it_a_copy() -> None:
         return ImageOps.grayscale(product_image(seed)).convert("RGB")
 
     probe = Probe(rgb_of(gray(7)))
-    found = verify(probe, [views_of(rgb_of(gray(8)))], [PIPELINE.far])[0]
-    assert found is not None and not PIPELINE.far.passes(found)
-    assert len(probe._by_angle) <= 1 + 2 * verification.ROTATION_STEPS  # upright and a few turns at most
+    found = verify(probe, [views_of(rgb_of(gray(8)))], [PIPELINE.policy.far])[0]
+    assert found is not None and not PIPELINE.policy.far.passes(found)
+    assert len(probe._by_angle) <= 1 + 2 * alignment.ROTATION_STEPS  # upright and a few turns at most
 
 
 def test_only_the_candidates_most_alike_at_the_coarse_alignment_are_judged() -> None:
     original = product_image(29)
     others = [views_of(rgb_of(product_image(200 + i))) for i in range(5)]
     probe = Probe(rgb_of(original.crop((48, 40, 432, 440))))  # 8-10% off every side
-    found = verify(probe, [*others, views_of(rgb_of(original))], [PIPELINE.far] * 6, judged=2)
+    found = verify(probe, [*others, views_of(rgb_of(original))], [PIPELINE.policy.far] * 6, judged=2)
     assert sum(e is not None for e in found) == 2
     last = found[-1]
-    assert last is not None and PIPELINE.far.passes(last)
+    assert last is not None and PIPELINE.policy.far.passes(last)
 
 
 def test_no_candidates_no_work() -> None:
@@ -682,7 +679,7 @@ def test_no_candidates_no_work() -> None:
 )
 def test_plain_pictures_are_judged_on_their_level_and_colour(first, second, alike) -> None:  # noqa: ANN001
     found = evidence(Image.new("RGB", (300, 200), first), Image.new("RGB", (120, 80), second))
-    assert PIPELINE.near.passes(found) is alike
+    assert PIPELINE.policy.near.passes(found) is alike
 
 
 # -- a stored record as a query (the duplicate report) --------------------------------------------

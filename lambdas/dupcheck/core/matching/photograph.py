@@ -1,13 +1,12 @@
 """The look-alike check: a second, finer look at the candidates the views would call duplicates.
 
-The views every record stores (32x32 luma, 16x16 colour: core/verification.py) hold a
+The views every record stores (32x32 luma, 16x16 colour: views.py) hold a
 product's shape and colours, not a collar, a zip, a print or a seam: two different black
 t-shirts on the same model in the same pose agree there almost pixel for pixel, and so do a
 black cap and the grey one a shop made from the same photo (docs/evaluation.md, "Precision at
 catalog scale"). So a candidate whose views pass is looked at again, at 64x64 (its luma at
-128x128 when only a turn lined it up: `_side`), against its thumbnail: the record's 160 px
-working copy, kept beside the record (a ThumbnailStore) rather than in it, which stays compact
-for the index.
+128x128 when only a turn lined it up: `_side`), against its thumbnail (thumbnails.py): the
+record's 160 px working copy, kept beside the record rather than in it.
 
 1. Alignment: the views' alignment (the window, the mirroring, the turn) is refined by
    Lucas-Kanade to an affine map from the query onto the thumbnail, at 32 px then at 64, with a
@@ -36,12 +35,17 @@ pass too, but only when this look was made and agrees (`Confirmed.wider`).
 Cost (docs/benchmarks.md): a few milliseconds per candidate looked at, and only candidates the
 views already pass are (about one per query for a copy, almost never for a new product); the
 thumbnail is read from the store for those alone.
+
+Its surface: judge.py asks `LookalikeCheck(probe, limits, thumbnail_of).target(i, tier, wider)`
+for each candidate's `Confirmed` target, which verification's turning and the verdict ask
+`passes` of; `examine` and `Detail` say what it saw (tests, scripts/pair_picture.py). The
+catalog-wide report's second look (dupcheck_tools/duplicates/second_look.py) reuses its
+alignment: `candidate_window`, `align`, `query_colour`, `warped_colour`. Its limits are
+policy.py's `Limits` (ALIGNED_DUAL_PHASH.lookalike) and its measuring constants.
 """
 
 from __future__ import annotations
 
-import io
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -49,55 +53,36 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.models import HashValue
+from dupcheck.core.matching.alignment import Alignment, Evidence
+from dupcheck.core.matching.arrays import centre_weight, largest, least_shifted, neighbourhood, neighbours, unit
+from dupcheck.core.matching.policy import (
+    BACKGROUND_TOLERANCE,
+    LOOKALIKE_SIZE,
+    LOOKALIKE_TURNED_SIZE,
+    LUCAS_KANADE_BLUR,
+    LUCAS_KANADE_STEPS,
+    LUMA_SLACK,
+    MAX_TINT_FACTOR,
+    MIN_FITTED,
+    SOLID,
+    STRONG_EDGE,
+    TEXTURED,
+    TILE,
+    TINT_CLIPPED_BRIGHT,
+    TINT_CLIPPED_DARK,
+    TINT_SLACK,
+    TINT_STRONG,
+    TONE_BRIGHT,
+    TONE_DARK,
+    TONE_FIT_KEPT,
+    Limits,
+    Tier,
+)
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.views import Probe
 from dupcheck.core.pixels import luma
-from dupcheck.core.verification import Alignment, Evidence, Probe, Tier
 
-SIZE = 64  # side of the aligned comparison
-# ...and of a turned alignment's luma (the tint stays at SIZE: see `_side`).
-TURNED_SIZE = 128
-TILE = 8  # pixels per side of a tile
-TEXTURED = 6.0  # luma std of a tile with detail in it
-LUMA_SLACK = 15.0  # luma levels a pixel may be off the clipped tone line
-STRONG_EDGE = 16.0  # luma levels per pixel: an edge the missing-detail share counts
-BACKGROUND = 12.0  # luma levels from a plain background's, as core/verification.py's
-TINT_SLACK = 8.0  # sRGB levels a pixel's tint may be off the one fitted tint scale: a faint recolour
-TINT_STRONG = 16.0  # ...and off by more than this: a recolour no copy's noise comes near
-SOLID = 6  # of a differing pixel's 3x3 neighbourhood that must differ too: a region, not an edge
-ITERATIONS = (20, 15)  # Lucas-Kanade steps at 32 px, then at 64
-THUMBNAIL_QUALITY = 85  # JPEG: ~5.7 KB median at 160 px (150 bench photos), 0.2 ms to encode, 0.5 to decode
 _RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
-_MAGIC = b"DLK1"
-_HEADER = struct.Struct(">4sB16s4H")  # magic, hash length, hash (padded), trim box
-
-
-@dataclass(frozen=True, slots=True)
-class Thumbnail:
-    """A record's working copy (RGB, at most 160 px) and its trim box (top, bottom, left,
-    right, in its pixels), with the hash of the record it was made for: a thumbnail left by
-    another version of the record is not read as this one's."""
-
-    hash: HashValue
-    rgb: np.ndarray
-    box: tuple[int, int, int, int]
-
-    @classmethod
-    def decode(cls, data: bytes) -> Thumbnail | None:
-        """What `encode` wrote, or None for bytes that are not a thumbnail."""
-        if len(data) <= _HEADER.size:
-            return None
-        magic, length, digest, *box = _HEADER.unpack_from(data)
-        if magic != _MAGIC or not 0 < length <= 16:
-            return None
-        try:
-            with Image.open(io.BytesIO(data[_HEADER.size :])) as image:
-                rgb = np.asarray(image.convert("RGB"))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            return None
-        top, bottom, left, right = box
-        if not (0 <= top < bottom <= rgb.shape[0] and 0 <= left < right <= rgb.shape[1]):
-            return None
-        return cls(HashValue(digest[:length]), rgb, (top, bottom, left, right))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,35 +104,6 @@ class Detail:
     overlap: float
     retinted: float = 0.0
     repainted: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """When a candidate the views pass is also the same picture at a finer look: its structure
-    agrees, it has the candidate's detail, and no region of it was recoloured (in luma, in a
-    faint tint over a large part, or in a strong one over a small part); or structure and detail
-    both only fairly (two weaker signs together refute it)."""
-
-    min_structure: float
-    max_missing: float
-    max_recoloured: float
-    fair_structure: float  # below this structure...
-    fair_missing: float  # ...and above this share missing: refuted too
-    min_overlap: float = 0.5  # less overlap than this: too little to judge, the views decide
-    max_retinted: float = 1.0  # the share off by TINT_SLACK (1: not checked)
-    max_repainted: float = 1.0  # the share off by TINT_STRONG (1: not checked)
-
-    def passes(self, detail: Detail) -> bool:
-        if detail.overlap < self.min_overlap:
-            return True
-        return (
-            detail.structure >= self.min_structure
-            and detail.missing <= self.max_missing
-            and detail.recoloured <= self.max_recoloured
-            and detail.retinted <= self.max_retinted
-            and detail.repainted <= self.max_repainted
-            and not (detail.structure < self.fair_structure and detail.missing > self.fair_missing)
-        )
 
 
 class LookalikeCheck:
@@ -186,7 +142,7 @@ class LookalikeCheck:
             return None
         aligned = align(self._query(alignment, side), candidate, window)
         warped, _ = warped_colour(thumbnail.rgb, aligned.params, candidate.shape)
-        inside = _pooled(aligned.inside, side // SIZE)
+        inside = _pooled(aligned.inside, side // LOOKALIKE_SIZE)
         retinted, repainted = _tint_changes(query_colour(self.probe, alignment), warped, inside)
         return replace(_measure(aligned), retinted=retinted, repainted=repainted)
 
@@ -213,7 +169,7 @@ class LookalikeCheck:
 @dataclass(frozen=True, slots=True)
 class Confirmed:
     """A candidate's tier, and then the look-alike check: what verification's turning and the
-    verdict ask `passes` of (duck-typed as a Tier: core/verification.py's `Target`)."""
+    verdict ask `passes` of (duck-typed as a Tier: alignment.py's `Target`)."""
 
     tier: Tier
     check: LookalikeCheck
@@ -237,15 +193,6 @@ class Confirmed:
         return self.tier.max_colour_off
 
 
-def thumbnail_bytes(hash_value: HashValue, picture: Image.Image, box: tuple[int, int, int, int]) -> bytes:
-    """A record's thumbnail as stored: `picture` (its RGB working copy) as a JPEG, after a header
-    naming the record's hash and the picture's trim box (what `Thumbnail.decode` reads)."""
-    buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
-    digest = hash_value.data
-    return _HEADER.pack(_MAGIC, len(digest), digest.ljust(16, b"\0"), *box) + buffer.getvalue()
-
-
 # -- the finer look --------------------------------------------------------------------------
 
 
@@ -255,9 +202,9 @@ def _side(alignment: Alignment) -> int:
     one more way to line up, and one did where the 64 px look could not tell (magento_0063 and
     0060: a crew-neck and a V-neck tee on one model, head turned; docs/evaluation.md,
     "Leave-one-out"). At 128 px a face and a neckline are seen at about the thumbnail's own
-    resolution (160 px). The tint stays at SIZE: the thumbnail's JPEG keeps its colour at half
+    resolution (160 px). The tint stays at LOOKALIKE_SIZE: the thumbnail's JPEG keeps its colour at half
     resolution, so a finer tint is the coding's."""
-    return TURNED_SIZE if alignment.angle else SIZE
+    return LOOKALIKE_TURNED_SIZE if alignment.angle else LOOKALIKE_SIZE
 
 
 def _pooled(mask: np.ndarray, factor: int) -> np.ndarray:
@@ -269,7 +216,7 @@ def _pooled(mask: np.ndarray, factor: int) -> np.ndarray:
 
 
 def candidate_window(
-    thumbnail: Thumbnail, alignment: Alignment, side: int = SIZE
+    thumbnail: Thumbnail, alignment: Alignment, side: int = LOOKALIKE_SIZE
 ) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
     """The candidate's luma, scaled so that the aligned window is `side` pixels on its longer
     side (what the query patch is), and the window there: (top, height, left, width)."""
@@ -314,10 +261,10 @@ def align(query: np.ndarray, candidate: np.ndarray, window: tuple[float, float, 
     start = np.array([win_h / 2, 0.0, 0.0, win_w / 2, top + win_h / 2 - 0.5, left + win_w / 2 - 0.5])
     coarse = start * 0.5
     coarse[4:] = (start[4:] + 0.5) * 0.5 - 0.5
-    coarse = _lucas_kanade(_halved(query), _halved(candidate), coarse, ITERATIONS[0], 0.7)
+    coarse = _lucas_kanade(_halved(query), _halved(candidate), coarse, LUCAS_KANADE_STEPS[0], LUCAS_KANADE_BLUR[0])
     params = coarse * 2.0
     params[4:] = (coarse[4:] + 0.5) * 2.0 - 0.5
-    params = _lucas_kanade(query, candidate, params, ITERATIONS[1], 0.5)
+    params = _lucas_kanade(query, candidate, params, LUCAS_KANADE_STEPS[1], LUCAS_KANADE_BLUR[1])
     image = Image.fromarray(candidate.astype(np.float32), mode="F")
     # Refining can only help: a map that ends less alike than the views' own (a frame or padding
     # that the steps chase) is dropped for the views' window.
@@ -434,18 +381,6 @@ def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, 
     return params
 
 
-@cache
-def _centre_weight(n: int) -> np.ndarray:
-    window = np.hanning(n + 2)[1:-1]
-    weight = np.outer(window, window)
-    return weight / weight.sum()
-
-
-def _unit(values: np.ndarray) -> np.ndarray:
-    centred = values - values.mean(axis=(-2, -1), keepdims=True)
-    return centred / np.maximum(np.sqrt((centred * centred).sum(axis=(-2, -1), keepdims=True)), 1e-6)
-
-
 def _measure(aligned: Aligned) -> Detail:
     query, warped, inside = aligned.query, aligned.warped, aligned.inside
     overlap = float(inside.mean())
@@ -455,14 +390,14 @@ def _measure(aligned: Aligned) -> Detail:
     w_mean, q_mean = w_in.mean(), q_in.mean()
     gain = ((w_in - w_mean) * (q_in - q_mean)).sum() / max(((w_in - w_mean) ** 2).sum(), 1e-6)
     fitted = gain * (warped - w_mean) + q_mean
-    weight = _centre_weight(query.shape[0])
+    weight = centre_weight(query.shape[0])
     # Structure: tiles with detail on both sides (an overlay's tile has it on one side only).
     n = query.shape[0] // TILE
     q_tiles = query.reshape(n, TILE, n, TILE).swapaxes(1, 2)
     f_tiles = fitted.reshape(n, TILE, n, TILE).swapaxes(1, 2)
     whole = inside.reshape(n, TILE, n, TILE).swapaxes(1, 2).all(axis=(2, 3))
     both = whole & (q_tiles.std(axis=(2, 3)) > TEXTURED) & (f_tiles.std(axis=(2, 3)) > TEXTURED)
-    correlations = (_unit(q_tiles) * _unit(f_tiles)).sum(axis=(2, 3))[both]
+    correlations = (unit(q_tiles) * unit(f_tiles)).sum(axis=(2, 3))[both]
     structure = float(np.median(correlations)) if correlations.size else 1.0
     # Missing detail: the candidate's strong edges (away from the overlap's rim, where the
     # gradient sees outside) without a query edge half as strong within a pixel, where the query
@@ -471,7 +406,7 @@ def _measure(aligned: Aligned) -> Detail:
     # adds edges, which does not count; blur and JPEG weaken edges, by less than half.
     q_edges, f_edges = np.hypot(*_gradients(query)), np.hypot(*_gradients(fitted))
     strong = _eroded(_eroded(inside)) & (f_edges > STRONG_EDGE) & _shown(query)
-    lost = strong & (_neighbourhood(q_edges, np.maximum) < 0.5 * f_edges)
+    lost = strong & (neighbourhood(q_edges, np.maximum) < 0.5 * f_edges)
     missing = float((lost * weight).sum() / max((strong * weight).sum(), 1e-9))
     # Recoloured: either picture may be the edited one (brightening clips the edited one's
     # highlights, which no line maps back), so each is predicted from the other and the better
@@ -483,7 +418,7 @@ def _measure(aligned: Aligned) -> Detail:
     return Detail(structure, missing, recoloured, overlap)
 
 
-def query_colour(probe: Probe, alignment: Alignment, side: int = SIZE) -> np.ndarray:
+def query_colour(probe: Probe, alignment: Alignment, side: int = LOOKALIKE_SIZE) -> np.ndarray:
     """The query's patch as `LookalikeCheck._query` cuts it (turned, cut to the aligned box,
     mirrored as aligned), in colour: (3, side, side) sRGB levels."""
     picture = Image.fromarray(probe.turned(alignment.angle))
@@ -494,7 +429,7 @@ def query_colour(probe: Probe, alignment: Alignment, side: int = SIZE) -> np.nda
 
 
 def warped_colour(
-    rgb: np.ndarray, params: np.ndarray, resized: tuple[int, ...], side: int = SIZE
+    rgb: np.ndarray, params: np.ndarray, resized: tuple[int, ...], side: int = LOOKALIKE_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """The thumbnail's colour (`rgb`) sampled where `params` maps the patch: (3, side, side),
     and which samples fall inside the thumbnail. The map is onto the thumbnail resized to
@@ -510,7 +445,7 @@ def warped_colour(
 
 def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
     """(retinted, repainted) of Detail, from the query patch and the thumbnail warped onto it
-    ((3, SIZE, SIZE) sRGB levels each).
+    ((3, LOOKALIKE_SIZE, LOOKALIKE_SIZE) sRGB levels each).
 
     Every edit a copy gets in one go, brightness (x f), contrast (k x + (1 - k) mean), saturation
     (s x + (1 - s) luma), grayscale and any chain of them, maps a pixel's tint, its offset from
@@ -526,9 +461,9 @@ def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> 
     and the smaller share counts, for each threshold."""
     brightest = np.maximum(query.max(axis=0), warped.max(axis=0))
     darkest = np.minimum(query.min(axis=0), warped.min(axis=0))
-    unclipped = inside & (brightest < 250) & (darkest > 5)
+    unclipped = inside & (brightest < TINT_CLIPPED_BRIGHT) & (darkest > TINT_CLIPPED_DARK)
     tints = [rgb - luma(np.moveaxis(rgb, 0, -1), np.float32) for rgb in (query, warped)]
-    weight = _centre_weight(query.shape[-1])
+    weight = centre_weight(query.shape[-1])
     offs = [_tint_off(mine, theirs, unclipped) for mine, theirs in (tints, tints[::-1])]
     faint, strong = (
         min(float((solid((off > slack) & unclipped) * weight).sum()) for off in offs)
@@ -539,13 +474,13 @@ def _tint_changes(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> 
 
 def _tint_off(mine: np.ndarray, theirs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """Per pixel, the largest channel's distance of `mine` from `theirs` times the fitted tint
-    factor (in [0, 2.5]), each pixel allowed a one-pixel shift."""
+    factor (in [0, MAX_TINT_FACTOR]), each pixel allowed a one-pixel shift."""
     factor = 1.0
     for _ in range(3):
         x, y = theirs[:, chosen], mine[:, chosen]
-        factor = min(max(float((x * y).sum()) / max(float((x * x).sum()), 1e-6), 0.0), 2.5)
+        factor = min(max(float((x * y).sum()) / max(float((x * x).sum()), 1e-6), 0.0), MAX_TINT_FACTOR)
         kept = chosen & (largest(mine - factor * theirs) < TINT_SLACK)
-        if kept.sum() < 50:
+        if kept.sum() < MIN_FITTED:
             break
         chosen = kept
     return off_shifted(mine, factor * theirs)
@@ -554,19 +489,7 @@ def _tint_off(mine: np.ndarray, theirs: np.ndarray, chosen: np.ndarray) -> np.nd
 def off_shifted(mine: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Per pixel, the largest channel's distance of `mine` from `predicted` ((3, n, n) each),
     each pixel allowed a one-pixel shift (the alignment's last pixel of slack)."""
-    padded = np.pad(predicted, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    n = mine.shape[1]
-    off = np.full(mine.shape[1:], np.inf, np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            np.minimum(off, largest(mine - padded[:, dy : dy + n, dx : dx + n]), out=off)
-    return off
-
-
-def largest(channels: np.ndarray) -> np.ndarray:
-    """The largest absolute value of three channels, per pixel (a reduction over a first axis
-    of three, written out: numpy's reduction over a short axis is 6x slower)."""
-    return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
+    return least_shifted(mine, predicted, largest, np.float32)
 
 
 def solid(mask: np.ndarray) -> np.ndarray:
@@ -576,58 +499,30 @@ def solid(mask: np.ndarray) -> np.ndarray:
     return mask & (neighbours(mask) >= SOLID)
 
 
-def neighbours(mask: np.ndarray) -> np.ndarray:
-    """How many of each pixel's 3x3 neighbourhood (itself included) are in `mask` (int8)."""
-    padded = np.pad(mask.astype(np.int8), 1)
-    height, width = mask.shape
-    count = np.zeros(mask.shape, dtype=np.int8)
-    for dy in range(3):
-        for dx in range(3):
-            count += padded[dy : dy + height, dx : dx + width]
-    return count
-
-
 def _shown(query: np.ndarray) -> np.ndarray:
     """The query patch's pixels that are not its plain background (the median of its outer
-    ring, when most of the ring is within BACKGROUND of it; all of them otherwise), grown by a
+    ring, when most of the ring is within BACKGROUND_TOLERANCE of it; all of them otherwise), grown by a
     pixel so that the outline of what is shown counts."""
     ring = np.concatenate([query[0], query[-1], query[:, 0], query[:, -1]])
     level = float(np.median(ring))
-    if np.mean(np.abs(ring - level) <= BACKGROUND) < 0.5:
+    if np.mean(np.abs(ring - level) <= BACKGROUND_TOLERANCE) < 0.5:
         return np.ones(query.shape, bool)
-    return _neighbourhood(np.abs(query - level) > BACKGROUND, np.maximum)
-
-
-def _neighbourhood(values: np.ndarray, reduce: np.ufunc) -> np.ndarray:
-    """`reduce` (np.minimum, np.maximum) over each pixel's 3x3 neighbourhood, edges repeated."""
-    padded = np.pad(values, 1, mode="edge")
-    height, width = values.shape
-    out = values.copy()
-    for dy in range(3):
-        for dx in range(3):
-            reduce(out, padded[dy : dy + height, dx : dx + width], out=out)
-    return out
+    return neighbourhood(np.abs(query - level) > BACKGROUND_TOLERANCE, np.maximum)
 
 
 def _eroded(mask: np.ndarray) -> np.ndarray:
     """A 3x3 erosion: what is left of a region once a pixel is taken from its rim (a stroke of
     text one or two pixels wide is gone, a recoloured cap is not)."""
-    padded = np.pad(mask, 1, constant_values=False)
-    height, width = mask.shape
-    out = mask.copy()
-    for dy in range(3):
-        for dx in range(3):
-            out &= padded[dy : dy + height, dx : dx + width]
-    return out
+    return neighbourhood(mask, np.logical_and, fill=False)
 
 
 def _tone_residual(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Per pixel, how far `query` is from one clipped tone line of `warped`: query ~
     clip(g * warped + b), fitted on the pixels away from black and white, twice more on those
-    within 20 levels (a recoloured region must not pull the line), each pixel allowed a
+    within TONE_FIT_KEPT levels (a recoloured region must not pull the line), each pixel allowed a
     one-pixel shift. Brightness and contrast are such a line; a region recoloured is off it."""
-    chosen = inside & (query > 8) & (query < 247) & (warped > 8) & (warped < 247)
-    if chosen.sum() < 50:
+    chosen = inside & (query > TONE_DARK) & (query < TONE_BRIGHT) & (warped > TONE_DARK) & (warped < TONE_BRIGHT)
+    if chosen.sum() < MIN_FITTED:
         chosen = inside
     gain, offset = 1.0, 0.0
     for _ in range(3):
@@ -635,15 +530,9 @@ def _tone_residual(query: np.ndarray, warped: np.ndarray, inside: np.ndarray) ->
         x_mean, y_mean = x.mean(), y.mean()
         gain = float(((x - x_mean) * (y - y_mean)).sum() / max(((x - x_mean) ** 2).sum(), 1e-6))
         offset = float(y_mean - gain * x_mean)
-        kept = chosen & (np.abs(query - (gain * warped + offset)) < 20)
-        if kept.sum() < 50:
+        kept = chosen & (np.abs(query - (gain * warped + offset)) < TONE_FIT_KEPT)
+        if kept.sum() < MIN_FITTED:
             break
         chosen = kept
     predicted = np.clip(gain * warped + offset, 0, 255)
-    padded = np.pad(predicted, 1, mode="edge")
-    n = query.shape[0]
-    off = np.full(query.shape, np.inf)
-    for dy in range(3):
-        for dx in range(3):
-            np.minimum(off, np.abs(query - padded[dy : dy + n, dx : dx + n]), out=off)
-    return off
+    return least_shifted(query, predicted, np.abs, np.float64)

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core.edits import summary, words
-from dupcheck.core.hashing import AlignedDualPHash, Judgement
+from dupcheck.core.hashing import AlignedDualPHash
+from dupcheck.core.matching.edits import summary, words
+from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.models import Edit, HashRecord, Verdict
 from dupcheck_tools.samples import product_image
 

@@ -1,0 +1,312 @@
+"""A picture's stored views, and the query's views at each angle it is turned by.
+
+Every record stores two small views of its picture, the whole one and the border-trimmed one:
+luma at 32x32 and CIELAB a*, b* at 16x16 (policy.LUMA_GRID, CHROMA_GRID; 3 KB raw, under 900
+bytes compact: views_codec.py). They are what verification aligns (alignment.py) and what a
+catalog-wide duplicate check hashes again (core/hashing.py, stored_query_codes). The query is
+seen the same way: its `Probe` holds its working copy and makes its views, at each angle the
+turning asks for, in the forms the alignment compares (`QueryViews`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from dupcheck.core.matching import views_codec
+from dupcheck.core.matching.arrays import halve, sampler, unit
+from dupcheck.core.matching.policy import (
+    CHROMA_GRID,
+    COARSE,
+    FINE,
+    GREY_CHROMA,
+    LUMA_GRID,
+    ROTATION_SIZE,
+    VIEWS,
+)
+from dupcheck.core.models import HashRecord
+from dupcheck.core.pixels import cielab_ab, luma, rgb_from_luma_ab, ring_colour, trim_box
+
+Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
+WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
+_RAW_BYTES = VIEWS * (LUMA_GRID * LUMA_GRID + 2 * CHROMA_GRID * CHROMA_GRID)
+
+
+@dataclass(frozen=True, slots=True)
+class Views:
+    """A picture's stored views: luma (2, 32, 32) and a*, b* (2, 2, 16, 16), float32."""
+
+    luma: np.ndarray
+    chroma: np.ndarray
+
+    def encode(self) -> bytes:
+        """The compact form a record stores (views_codec.py)."""
+        return views_codec.encode(self.luma, self.chroma)
+
+    @classmethod
+    def decode_many(cls, encoded: Sequence[bytes]) -> list[Views | None]:
+        """Each of `encoded` (what `encode` wrote) as Views, or None for bytes that are not:
+        one damaged record costs its own verification, never the query's."""
+        try:
+            lumas, chromas = views_codec.decode_many(encoded)
+        except views_codec.CodecError:
+            return [cls.decode(data) for data in encoded]
+        return [cls(luma, chroma) for luma, chroma in zip(lumas, chromas, strict=True)]
+
+    @staticmethod
+    def decode_luma_many(encoded: Sequence[bytes]) -> list[np.ndarray | None]:
+        """The luma (2, 32, 32) of each of `encoded`, or None for bytes that are not views: what
+        the views' hashes need, for every record of a catalog (colour is not inflated)."""
+        try:
+            return list(views_codec.decode_luma_many(encoded))
+        except views_codec.CodecError:
+            return [views_codec.decode_luma_many([data])[0] if _decodes(data) else None for data in encoded]
+
+    @classmethod
+    def decode(cls, data: bytes) -> Views | None:
+        """What `encode` wrote as Views, or None for bytes that are not."""
+        try:
+            luma, chroma = views_codec.decode(data)
+        except views_codec.CodecError:
+            return None
+        return cls(luma, chroma)
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> Views | None:
+        """The uncompressed form of `dualphash128-v2` records (uint8 luma, int8 a*b*), or None."""
+        if len(raw) != _RAW_BYTES:
+            return None
+        split = VIEWS * LUMA_GRID * LUMA_GRID
+        luma_grid = np.frombuffer(raw[:split], dtype=np.uint8).reshape(VIEWS, LUMA_GRID, LUMA_GRID)
+        chroma = np.frombuffer(raw[split:], dtype=np.int8).reshape(VIEWS, 2, CHROMA_GRID, CHROMA_GRID)
+        return cls(luma_grid.astype(np.float32), chroma.astype(np.float32))
+
+    def picture(self, side: int) -> np.ndarray:
+        """A `side` px RGB picture with the whole view's luma and colour: a stored record seen
+        again, for what verification does to a query's picture (turning it)."""
+        a_star, b_star = (
+            _resized(Image.fromarray(plane.astype(np.float32), mode="F"), LUMA_GRID, np.float32)
+            for plane in self.chroma[0]
+        )
+        rgb = rgb_from_luma_ab(self.luma[0].astype(np.float64), a_star, b_star)
+        return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC))
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        views_codec.decode_luma_many([data])
+    except views_codec.CodecError:
+        return False
+    return True
+
+
+def views_of(
+    rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, picture: Image.Image | None = None
+) -> Views:
+    """The stored views of a working-size RGB picture (`box`: its `trim_box`, and `picture`: the
+    same pixels as a Pillow image, when the caller has them). Index and query sides both come
+    through here."""
+    box = trim_box(rgb) if box is None else box
+    picture = Image.fromarray(rgb) if picture is None else picture
+    top, bottom, left, right = box
+    trimmed = (left, top, right, bottom)
+    # Luma once for the whole picture; the trimmed view's is a Pillow crop of it (the same values).
+    gray = Image.fromarray(luma(rgb, np.float32), mode="F")
+    lumas = np.stack([_resized(view, LUMA_GRID, np.float32) for view in (gray, gray.crop(trimmed))])
+    # Colour of the 16x16 box averages: enough for a product's colour, and 100x cheaper. Both
+    # views in one call: each pixel's colour is computed alone, so the same numbers as one by one.
+    smalls = np.stack([_resized(view, CHROMA_GRID, np.uint8) for view in (picture, picture.crop(trimmed))])
+    return Views(lumas, np.stack(cielab_ab(smalls), axis=1).astype(np.float32))
+
+
+def _resized(image: Image.Image, side: int, dtype: type[np.generic]) -> np.ndarray:
+    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=dtype)
+
+
+def stored_views(records: Sequence[HashRecord], compact: Collection[str], raw: str) -> list[Views | None]:
+    """Each record's views (None where missing or damaged): those of a `compact` pipeline name
+    decoded together, those of the `raw` one (`from_raw`) one by one."""
+    found: list[Views | None] = [None] * len(records)
+    coded = [i for i, r in enumerate(records) if r.hash_algo in compact and r.features.get("views")]
+    for i, views in zip(coded, Views.decode_many([records[i].features["views"] for i in coded]), strict=True):
+        found[i] = views
+    for i, record in enumerate(records):
+        if record.hash_algo == raw:
+            found[i] = Views.from_raw(record.features.get("views", b""))
+    return found
+
+
+def stored_lumas(records: Sequence[HashRecord], compact: Collection[str], raw: str) -> list[np.ndarray | None]:
+    """Each record's luma views (None where missing or damaged), as `stored_views` has them,
+    without the colour."""
+    found: list[np.ndarray | None] = [None] * len(records)
+    coded = [i for i, r in enumerate(records) if r.hash_algo in compact and r.features.get("views")]
+    decoded = Views.decode_luma_many([records[i].features["views"] for i in coded])
+    for i, grid in zip(coded, decoded, strict=True):
+        found[i] = grid
+    for i, record in enumerate(records):
+        if record.hash_algo == raw and (views := Views.from_raw(record.features.get("views", b""))):
+            found[i] = views.luma
+    return found
+
+
+@dataclass(slots=True)
+class QueryViews:
+    """The query at one rotation: 4 views, (whole, trimmed) x (upright, mirrored)."""
+
+    angle: float  # degrees the query was turned by
+    whole: Box  # where the whole view lies in the (turned) picture: all of it, upright
+    trimmed: Box  # where the trimmed view lies in the (turned) picture
+    coarse: np.ndarray  # (4, 8, 8) luma, zero mean and unit norm
+    fine: np.ndarray  # (4, 24, 24) luma
+    fine_unit: np.ndarray  # (4, 24, 24) luma, zero mean and unit norm
+    chroma: np.ndarray  # (4, 2, 24, 24) a*, b*
+    grey: np.ndarray  # (4,) bool: no colour anywhere (a grayscale copy)
+
+
+def query_views(views: Sequence[Views], angles: Sequence[float], boxes: Sequence[tuple[Box, Box]]) -> list[QueryViews]:
+    """The query's views at each of `angles` (`boxes`: where its whole and trimmed views lie in
+    the picture turned by it), made together: the same numbers as one at a time (each view's
+    are its own), for a third of the small calls when the turning asks for several angles."""
+    identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
+    identity_fine = sampler(LUMA_GRID, FINE, 0.0, 1.0)
+    identity_chroma = sampler(CHROMA_GRID, FINE, 0.0, 1.0)
+    luma_views, chroma_views = np.stack([v.luma for v in views]), np.stack([v.chroma for v in views])
+    lumas = np.concatenate([luma_views, luma_views[..., ::-1]], axis=1)  # (angles, 4, 32, 32)
+    chroma = identity_chroma @ np.concatenate([chroma_views, chroma_views[..., ::-1]], axis=1) @ identity_chroma.T
+    fine = identity_fine @ lumas @ identity_fine.T
+    coarse = unit(identity_coarse @ halve(lumas) @ identity_coarse.T)
+    fine_unit = unit(fine)
+    grey = greyish(np.hypot(chroma[:, :, 0], chroma[:, :, 1]).reshape(len(views) * 2 * VIEWS, -1))
+    grey = grey.reshape(len(views), 2 * VIEWS)
+    return [
+        QueryViews(
+            angle=angle,
+            whole=whole,
+            trimmed=trimmed,
+            coarse=coarse[k],
+            fine=fine[k],
+            fine_unit=fine_unit[k],
+            chroma=chroma[k],
+            grey=grey[k],
+        )  # fmt: skip
+        for k, (angle, (whole, trimmed)) in enumerate(zip(angles, boxes, strict=True))
+    ]
+
+
+def greyish(chroma: np.ndarray) -> np.ndarray:
+    """(n,) bool: `np.percentile(chroma, 99, axis=1) < GREY_CHROMA` for (n, pixels) chroma.
+    The percentile lies between the sorted values at `rank` and `rank + 1`: both are under the
+    limit when at most `pixels - rank - 2` values are not, neither when more than
+    `pixels - rank - 1` are, and np.percentile itself decides only a row where exactly that
+    many are (a count is a tenth of a partition's time, np.percentile's overhead was a tenth of
+    a turned candidate's judgement)."""
+    rank = int(0.99 * (chroma.shape[1] - 1))  # the percentile's place: between these two
+    over = (~(chroma < GREY_CHROMA)).sum(axis=1)  # (NaN counted over, as a partition sorts it last)
+    below = over <= chroma.shape[1] - rank - 2
+    unsure = over == chroma.shape[1] - rank - 1
+    if unsure.any():
+        below[unsure] = np.percentile(chroma[unsure], 99, axis=1) < GREY_CHROMA
+    return below
+
+
+@dataclass(slots=True)
+class Probe:
+    """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
+    caller has them), and its views at each rotation tried (upright first). A stored picture
+    without its thumbnail has no working copy (`rgb` None, `of_views`): one is rebuilt from its
+    upright views the first time it is needed, which most queries never are."""
+
+    rgb: np.ndarray | None
+    upright: Views | None = None
+    box: tuple[int, int, int, int] | None = None
+    _by_angle: dict[float, QueryViews] = field(default_factory=dict, repr=False)
+    _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
+
+    def at(self, angle: float) -> QueryViews:
+        return self.at_many([angle])[0]
+
+    def at_many(self, angles: Sequence[float]) -> list[QueryViews]:
+        """The query's views at each angle (the turning's lockstep asks for several), those not
+        made before made together."""
+        new = [angle for angle in dict.fromkeys(angles) if angle not in self._by_angle]
+        if new:
+            made = [self._views_at(angle) for angle in new]
+            for angle, query in zip(new, query_views([m[0] for m in made], new, [m[1] for m in made]), strict=True):
+                self._by_angle[angle] = query
+        return [self._by_angle[angle] for angle in angles]
+
+    def _views_at(self, angle: float) -> tuple[Views, tuple[Box, Box]]:
+        """The query's views turned by `angle`, and where its whole and trimmed views lie."""
+        if angle:
+            # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
+            # filled with the border colour so the turned corners trim away like a border.
+            image, fill = self._turning()
+            turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+            # Only the box the picture held before an `expand` turn (see _unturned_box): the
+            # "whole" view of a turned query.
+            left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
+            inner = turned[top:bottom, left:right]
+            whole = _relative((top, bottom, left, right), turned.shape)
+            cut = trim_box(inner)
+            box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
+            views = views_of(inner, cut)
+        else:
+            turned, whole = self.picture(), WHOLE
+            box = self.box if self.box is not None else trim_box(turned)
+            views = self.upright if self.upright is not None else views_of(turned, box)
+        return views, (whole, _relative(box, turned.shape))
+
+    def turned(self, angle: float) -> np.ndarray:
+        """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
+        look at more detail than the views hold (photograph.py)."""
+        if not angle:
+            return self.picture()
+        _, fill = self._turning()
+        return np.asarray(
+            Image.fromarray(self.picture()).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+        )
+
+    def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
+        if self._to_turn is None:
+            image = Image.fromarray(self.picture())
+            image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
+            self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
+        return self._to_turn
+
+    def picture(self) -> np.ndarray:
+        """The working copy (rebuilt from the upright views for a probe made `of_views`)."""
+        if self.rgb is None:
+            if self.upright is None:
+                raise ValueError("a probe needs a picture or its views")
+            self.rgb = self.upright.picture(ROTATION_SIZE)
+        return self.rgb
+
+    @classmethod
+    def of_views(cls, views: Views) -> Probe:
+        """A stored picture as a query without its picture: its views upright, and a picture
+        rebuilt from them when one is needed (to turn it)."""
+        return cls(None, upright=views)
+
+
+def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
+    """A (top, bottom, left, right) pixel box as shares of a picture's sides."""
+    height, width = shape[:2]
+    return (box[0] / height, box[1] / height, box[2] / width, box[3] / width)
+
+
+def _unturned_box(size: tuple[int, int], angle: float) -> tuple[int, int, int, int]:
+    """The centred box of a picture turned back by `angle` that held the picture before it was
+    turned with `expand` (the fill of both turns lies outside it): for a copy turned with
+    `expand` its own content, for one turned within its frame a few percent less (a crop, which
+    the alignment's windows absorb)."""
+    width, height = size
+    cos, sin = math.cos(math.radians(abs(angle))), math.sin(math.radians(abs(angle)))
+    inner_w = (width * cos - height * sin) / (cos * cos - sin * sin)
+    inner_h = (height * cos - width * sin) / (cos * cos - sin * sin)
+    left, top = math.ceil((width - inner_w) / 2), math.ceil((height - inner_h) / 2)
+    return left, top, max(left + 1, math.floor((width + inner_w) / 2)), max(top + 1, math.floor((height + inner_h) / 2))
