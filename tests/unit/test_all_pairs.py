@@ -117,12 +117,11 @@ def test_a_known_same_picture_is_listed_not_counted(bench: Path, capsys: pytest.
     assert json.loads((bench / "b" / "all_pairs.json").read_text())["known_same_picture"][0]["a"] == "P4"
 
 
-def test_leaving_each_picture_out_turns_the_query_as_a_new_product_is_turned(
+def test_leaving_each_picture_out_asks_it_as_a_new_product_is_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With its own record in the catalog a query passes it upright and is never turned, so a
-    copy that only a turn lines up is missed; left out, the query is turned and finds it, and
-    its record is back for every later query (each still judges every other item)."""
+    """Left out, each query is judged without its own record, which is back for every later
+    query (each still judges every other item)."""
     catalog, queries = tmp_path / "catalog", tmp_path / "queries"
     catalog.mkdir()
     queries.mkdir()
@@ -139,8 +138,9 @@ def test_leaving_each_picture_out_turns_the_query_as_a_new_product_is_turned(
         assert summary["judged_pairs"] == 7 * 6 and summary["false_duplicate_calls"] == 0
         report = json.loads((tmp_path / mode / "all_pairs.json").read_text())
         missed[mode] = {(m["query"], m["copy"]) for m in report["missed_true_pairs"]}
-    assert ("P0", "P0__rotate") in missed["with itself"]
-    assert ("P0", "P0__rotate") not in missed["left out"]
+    # The same-photograph test maps the turn at 256 px from the upright start, so the turned copy
+    # is found either way; what leaving out changes is which records each query is judged against.
+    assert ("P0", "P0__rotate") not in missed["with itself"] | missed["left out"]
     assert "left out (--leave-one-out)" in (tmp_path / "left out" / "all_pairs.md").read_text()
 
 

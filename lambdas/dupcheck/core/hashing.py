@@ -13,8 +13,8 @@ compared with a query hash from the same code. Changing any step means a new nam
 converts the record (`upgrade`). A pipeline `reads` the records of such earlier names, so a
 catalog keeps answering between a deployment and its reindex.
 
-The default's fingerprint (`dualphash128-v4`; v3's and v2's are the same hashes and views) was
-chosen by measurement (docs/evaluation.md):
+The default's fingerprint (`dualphash128-v5`; v4's, v3's and v2's are the same hashes and views)
+was chosen by measurement (docs/evaluation.md):
 * the indexed vector is two 64-bit DCT hashes, one of the whole picture and one of the picture
   with uniform borders trimmed, each taken through a centre-weighted window. Hamming distance
   over the pair ranks candidates: a padded or framed copy keeps the trimmed half close, a copy
@@ -30,8 +30,11 @@ chosen by measurement (docs/evaluation.md):
 * v3 stores the views compressed (core/matching/views_codec.py: under 900 bytes, was 3,072 raw
   and 4 KB of base64 in v2); hashes and views are v2's, so v2 records are read as they are and
   `reindex` converts them without downloading anything;
-* v4 keeps the 160 px working copy beside each record, as its thumbnail
-  (core/matching/thumbnails.py), for the look-alike check.
+* v5 keeps the picture itself beside each record, at 384 px (core/matching/thumbnails.py), for
+  the same-photograph test (core/matching/photograph.py), and decodes a JPEG at half its size or
+  more (v4 kept its 160 px working copy, at a quarter): its hashes and views are v4's, but v4
+  records need their image again for the larger picture (`reindex`); until then the test
+  compares them at 160 px.
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ from PIL import Image
 from dupcheck.core.imaging import decode_image
 from dupcheck.core.matching.arrays import hann, odd_median, odd_medians, sampler
 from dupcheck.core.matching.judge import ThumbnailSource, by_distance, judge_candidates
-from dupcheck.core.matching.policy import ALIGNED_DUAL_PHASH, PHASH_DUPLICATE_MAX, PHASH_SIMILAR_MAX
+from dupcheck.core.matching.policy import (
+    ALIGNED_DUAL_PHASH,
+    KEPT_SIDE,
+    PHASH_DUPLICATE_MAX,
+    PHASH_SIMILAR_MAX,
+)
 from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.matching.views import Probe, Views, stored_lumas, stored_views, views_of
@@ -247,30 +255,39 @@ class AlignedDualPHash:
     """Whole-picture and border-trimmed centre-weighted pHash to find candidates; aligned
     verification to decide which are duplicates (core/matching/judge.py; see module)."""
 
-    algo = "dualphash128-v4"
-    compact = "dualphash128-v3"  # the same record, without a thumbnail beside it
+    algo = "dualphash128-v5"
+    small_kept = "dualphash128-v4"  # the same record, its 160 px working copy kept beside it
+    compact = "dualphash128-v3"  # the same record, nothing kept beside it
     legacy = "dualphash128-v2"  # the same hashes and views, the views stored raw
-    reads = frozenset({algo, compact, legacy})
+    reads = frozenset({algo, small_kept, compact, legacy})
+    keeps = frozenset({algo, small_kept})  # the names whose records have a picture beside them
     index_bits = 128  # the whole-picture and the trimmed hash, concatenated
     distance_bits = 64  # a judged distance is the closer half's
-    keeps_thumbnails = True  # the working copy, for the look-alike check (core/matching/photograph.py)
-    draft_size = 256
-    work_size = 160  # every later step sees the same <= 160 px picture, whatever arrived
+    keeps_thumbnails = True  # the picture, for the same-photograph test (core/matching/photograph.py)
+    # JPEG decodes at the smallest DCT scale that keeps the short side >= this: the kept picture
+    # and the test's compared patch need the detail (v4: 256, a quarter of a 1024 px picture).
+    draft_size = KEPT_SIDE
+    work_size = 160  # the hashes and views see the same <= 160 px picture, whatever arrived
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
-    # How its candidates are judged: how many verified, the tiers, the look-alike check's limits.
+    # How its candidates are judged: how many verified, which looked at, the views-only tiers.
     policy = ALIGNED_DUAL_PHASH
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
-        return self._fingerprint(image.copy(), for_query)  # thumbnail() resizes in place: not the caller's
+        """(A query's probe keeps `image` for the same-photograph test: do not change it after.)"""
+        return self._fingerprint(image, for_query)
 
     def fingerprint_bytes(self, data: bytes, *, max_pixels: int, for_query: bool = True) -> Fingerprint:
         image = decode_image(data, max_pixels=max_pixels, draft_size=self.draft_size)
-        return self._fingerprint(image, for_query)  # decoded here: ours to resize, no copy
+        return self._fingerprint(image, for_query)
 
-    def _fingerprint(self, image: Image.Image, for_query: bool) -> Fingerprint:
+    def _fingerprint(self, picture: Image.Image, for_query: bool) -> Fingerprint:
+        if picture.mode != "RGB":
+            picture = picture.convert("RGB")
+        # The working copy is made from a copy: the picture itself is what the same-photograph
+        # test looks at (the query's, reduced only if a candidate is looked at; the one kept
+        # beside a record).
+        image = picture.copy()
         image.thumbnail((self.work_size, self.work_size), Image.Resampling.BILINEAR)
-        if image.mode != "RGB":
-            image = image.convert("RGB")
         rgb = planar(np.asarray(image))
         box = trim_box(rgb)
         # The trimmed picture's luma is the whole one's, cut: sliced, not computed again. A
@@ -286,8 +303,8 @@ class AlignedDualPHash:
             hash=hash_value,
             query_hashes=self._query_hashes(gray, whole, cut, cut_bits) if for_query else (),
             features={"views": views.encode()},
-            thumbnail=b"" if for_query else thumbnail_bytes(hash_value, image, box),
-            probe=Probe(rgb, views, box) if for_query else None,
+            thumbnail=b"" if for_query else thumbnail_bytes(hash_value, picture, box, rgb.shape),
+            probe=Probe(rgb, views, box, source=picture) if for_query else None,
         )
 
     def _query_hashes(
@@ -314,7 +331,7 @@ class AlignedDualPHash:
         return judge_candidates(self, query, candidates, thumbnails)
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
-        return None  # an older record lacks its thumbnail, which only the image can give
+        return None  # an older record lacks its picture at 384 px, which only the image can give
 
     def stored_query_codes(self, records: Sequence[HashRecord]) -> tuple[np.ndarray, np.ndarray]:
         """The query hashes `fingerprint` takes from a picture, for stored records, which keep
@@ -324,7 +341,7 @@ class AlignedDualPHash:
         hash lies about as close to a mirrored copy's stored hash as the picture's own would
         (docs/evaluation.md, "Catalog-wide duplicates")."""
         codes = np.zeros((len(records), 3, self.index_bits // 8), dtype=np.uint8)
-        found = stored_lumas(records, (self.algo, self.compact), self.legacy)
+        found = stored_lumas(records, (self.algo, self.small_kept, self.compact), self.legacy)
         usable = np.array(
             [grid is not None and r.hash.bits == self.index_bits for r, grid in zip(records, found, strict=True)],
             dtype=bool,
@@ -361,14 +378,21 @@ class AlignedDualPHash:
     def stored_query(
         self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
     ) -> Fingerprint | None:
-        """With the record's thumbnail (its working copy), the query a new upload of its picture
-        would make; without, one whose picture is rebuilt from the views when it is turned."""
+        """With the record's kept picture, the query a new upload of its picture would make (its
+        working copy made from the kept picture, which is also its detail); without, one whose
+        picture is rebuilt from the views when it is turned."""
         views = self.stored_views([record])[0]
         if views is None:
             return None
         kept = Thumbnail.decode(thumbnail) if thumbnail else None
         if kept is not None and kept.hash == record.hash:
-            probe = Probe(kept.rgb, views, kept.box)
+            working = Image.fromarray(kept.rgb)
+            working.thumbnail((self.work_size, self.work_size), Image.Resampling.BILINEAR)
+            sy, sx = working.height / kept.rgb.shape[0], working.width / kept.rgb.shape[1]
+            top, bottom, left, right = kept.box
+            box = (round(top * sy), max(round(bottom * sy), round(top * sy) + 1),
+                   round(left * sx), max(round(right * sx), round(left * sx) + 1))  # fmt: skip
+            probe = Probe(np.asarray(working), views, box, detail=kept.rgb)
         else:
             probe = Probe.of_views(views)
         return Fingerprint(
@@ -377,7 +401,7 @@ class AlignedDualPHash:
 
     def stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
         """Each record's views (None where missing or damaged), the compact ones decoded together."""
-        return stored_views(records, (self.algo, self.compact), self.legacy)
+        return stored_views(records, (self.algo, self.small_kept, self.compact), self.legacy)
 
 
 PIPELINES: dict[str, type[HashPipeline]] = {PHash64.algo: PHash64, AlignedDualPHash.algo: AlignedDualPHash}

@@ -3,7 +3,7 @@
 
 const VERDICTS = {
   duplicate: "The same picture",
-  similar: "The same product or shot, another picture",
+  similar: "The same shot in another colour",
   different: "A different picture",
 };
 
@@ -43,7 +43,7 @@ export function answerOf(result) {
   }
   const similar = result.matches.find((m) => m.verdict === "similar");
   if (similar) {
-    return { tone: "new", text: `Not in the catalog. ${similar.entity_id} shows the same product or shot in another picture.` };
+    return { tone: "new", text: `Not in the catalog. ${similar.entity_id} is the same shot in another colour.` };
   }
   return { tone: "new", text: "Not in the catalog." };
 }

@@ -17,12 +17,10 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    within `far_radius` of its stored or padded-back hash (large crops, rotations: FAR_RADIUS).
 3. verify: each record with candidates is judged against them exactly as find_similar judges
    a query (`HashPipeline.judge`), from its stored views and, for a pipeline that keeps one
-   beside each record, its thumbnail (the query's picture, and the look-alike check of its
-   candidates; copied into the work file for the records with candidates only), in a process
-   pool (workers.py); each judged record and its duplicates are saved together, so `--resume`
-   goes on from there. A pair called duplicate whose records both have their thumbnail gets a
-   second look first (second_look.py: a part recoloured in its own shape, a product in another
-   colour made from the same photo), and is left out when it finds one.
+   beside each record, its kept picture (the query's picture, and the same-photograph test of
+   its candidates; copied into the work file for the records with candidates only), in a
+   process pool (workers.py); each judged record and its duplicates are saved together, so
+   `--resume` goes on from there.
 4. group: each group is the record to keep and the records the service called the same picture
    as it (either direction: a record checked against the catalog), grown from the closest pairs
    first; a pair that does not meet that rule is listed beside its groups as related

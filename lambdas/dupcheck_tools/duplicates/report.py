@@ -99,9 +99,8 @@ def render_html(document: Mapping[str, Any], groups: Sequence[Group]) -> str:
         "<header><h1>Duplicate report</h1>",
         f"<p>{len(groups)} group{'' if len(groups) == 1 else 's'} of records holding the same picture: {items} of "
         f"{records} records. Pipeline {e(str(document.get('pipeline', '')))}, pairs found within "
-        f"{e(str(document.get('radius', '')))} bits{_far_band(document)}, verified as the service verifies them and "
-        "looked at again for "
-        f"a part recoloured (a product in another colour made from the same photo); written "
+        f"{e(str(document.get('radius', '')))} bits{_far_band(document)}, verified as the service verifies them "
+        f"(the same photograph, its colours explained by one edit of the whole picture); written "
         f"{e(str(document.get('generated_at', '')))} in {document.get('elapsed_s', 0)} s.</p>",
         f"<p>Keep: {e(KEEP_RULE)}, shown first and outlined in green. Groups: {e(GROUP_RULE)}.</p>",
     ]

@@ -19,10 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Probe, Views
 from dupcheck.core.models import HashRecord, HashValue, Verdict
-from dupcheck_tools.duplicates.second_look import second_look
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_process import start_worker
 
@@ -82,43 +79,18 @@ def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
         query = pipeline.stored_query(record, hashes, kept.get(position, b""))
         if query is None:  # the read kept only records that make a query
             continue
-        # The look-alike check compares the query's picture with the candidates' thumbnails: a
-        # record without its own thumbnail has no picture to compare, and is judged by its views
-        # alone (as the service judges a candidate without one). Nor is a candidate that already
-        # called this record a duplicate looked at again: the pair is one whichever way.
+        # The same-photograph test compares the query's picture with the candidates' kept ones:
+        # a record without its own has no picture to compare, and is judged by its views alone
+        # (as the service judges a candidate without one). Nor is a candidate that already called
+        # this record a duplicate looked at again: the pair is one whichever way.
         thumbnails = None
         if position in kept:
             skipped = {records[c][0].entity_id for c in {*known, *confirmed.get(position, ())}}
             thumbnails = partial(_kept, {i: data for i, data in by_id.items() if i not in skipped})
         judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates], thumbnails)
-        settled = {*known, *confirmed.get(position, ())}
         for (candidate, _), judgement in zip(candidates, judged, strict=True):
             if judgement.verdict is not Verdict.DUPLICATE:
-                continue
-            # A pair already kept the other way was looked at then.
-            record_of = records[candidate][0]
-            if (
-                position in kept
-                and candidate not in settled
-                and _recoloured(pipeline, query.probe, record_of, kept.get(candidate), judgement.distance)
-            ):
                 continue
             found.append(Found(position, candidate, judgement.distance, judgement.score, judgement.edits))
             confirmed.setdefault(candidate, set()).add(position)
     return found
-
-
-def _recoloured(
-    pipeline: HashPipeline, probe: object, candidate: HashRecord, kept: bytes | None, distance: int
-) -> bool:
-    """Whether the report's second look (second_look.py) finds a part of the pair recoloured:
-    the pair is then left out of the report. Only where both records have their thumbnail (the
-    query's is its probe's picture): a record without one is judged by its views alone, as the
-    service judges it."""
-    thumbnail = Thumbnail.decode(kept) if kept else None
-    if thumbnail is None or thumbnail.hash != candidate.hash or not isinstance(probe, Probe):
-        return False
-    # A record with a thumbnail is the pipeline's own (the compact views' encoding).
-    views = Views.decode(candidate.features.get("views", b""))
-    look = None if views is None else second_look(pipeline, probe, views, thumbnail, distance)
-    return look is not None and look.recoloured

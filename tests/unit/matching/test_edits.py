@@ -18,10 +18,11 @@ SEEDS = (22, 1005)
 
 
 def judged(original: Image.Image, query: Image.Image) -> Judgement:
-    stored = PIPELINE.fingerprint(original)
+    stored = PIPELINE.fingerprint(original, for_query=False)
     record = HashRecord("E", "", "", stored.hash, stored.algo, features=dict(stored.features))
     fp = PIPELINE.fingerprint(query)
-    return PIPELINE.judge(fp, [(record, min(h - record.hash for h in fp.search_hashes))])[0]
+    kept = {"E": stored.thumbnail}  # the picture kept beside the record, for the same-photograph test
+    return PIPELINE.judge(fp, [(record, min(h - record.hash for h in fp.search_hashes))], lambda ids: kept)[0]
 
 
 def named(edit: Callable[[Image.Image], Image.Image], seed: int) -> dict[str, dict[str, float | str]]:
@@ -38,7 +39,7 @@ def crop(image: Image.Image, left: float, top: float, right: float, bottom: floa
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_resized_copy_names_nothing(seed: int) -> None:
-    assert named(lambda im: im.resize((im.width // 3, im.height // 3)), seed) == {}
+    assert named(lambda im: im.resize((im.width // 2, im.height // 2)), seed) == {}
 
 
 @pytest.mark.parametrize("seed", SEEDS)

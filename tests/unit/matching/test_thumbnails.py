@@ -1,25 +1,44 @@
-"""A record's thumbnail as stored (core/matching/thumbnails.py): the round trip and what is refused."""
+"""A record's kept picture as stored (core/matching/thumbnails.py): the round trip and what is refused."""
 
 from __future__ import annotations
 
-import numpy as np
+import io
 
-from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
+import numpy as np
+from PIL import Image
+
+from dupcheck.core.matching.policy import KEPT_SIDE
+from dupcheck.core.matching.thumbnails import _HEADER, _MAGIC, Thumbnail, thumbnail_bytes
 from dupcheck.core.models import HashValue
 from support.garments import garment
 
+HASH = HashValue(bytes(range(16)))
 
-def test_thumbnail_round_trip_and_refusals() -> None:
-    picture = garment("zip").resize((128, 160))
-    hash_value = HashValue(bytes(range(16)))
-    data = thumbnail_bytes(hash_value, picture, (3, 150, 10, 120))
-    assert len(data) < 8_000  # a few KB: beside the record, not in it
-    thumbnail = Thumbnail.decode(data)
-    assert thumbnail is not None and thumbnail.hash == hash_value and thumbnail.box == (3, 150, 10, 120)
-    assert thumbnail.rgb.shape == (160, 128, 3)
-    assert np.abs(thumbnail.rgb.astype(int) - np.asarray(picture).astype(int)).mean() < 3  # JPEG, close
+
+def test_the_kept_picture_round_trips_at_its_side_with_the_box_scaled_to_it() -> None:
+    picture = garment("zip").resize((480, 600))
+    # The working copy (160 x 128) trimmed to rows 3-150, columns 10-120.
+    data = thumbnail_bytes(HASH, picture, (3, 150, 10, 120), (160, 128))
+    assert len(data) < 40_000  # tens of KB: beside the record, not in it
+    kept = Thumbnail.decode(data)
+    assert kept is not None and kept.hash == HASH
+    assert kept.rgb.shape == (KEPT_SIDE, round(KEPT_SIDE * 480 / 600), 3)
+    assert kept.box == (7, 360, 24, 288)  # the box at 384 / 160 = 2.4 times the working copy
+    expected = np.asarray(picture.resize(kept.rgb.shape[1::-1], Image.Resampling.LANCZOS)).astype(int)
+    assert np.abs(kept.rgb.astype(int) - expected).mean() < 3  # JPEG, close
+
+
+def test_bytes_that_are_not_a_kept_picture_are_refused() -> None:
+    picture = garment("zip").resize((240, 300))
+    data = thumbnail_bytes(HASH, picture, (0, 160, 0, 128), (160, 128))
+    assert Thumbnail.decode(data) is not None
     assert Thumbnail.decode(b"") is None
     assert Thumbnail.decode(b"not a thumbnail at all, just some bytes") is None
     assert Thumbnail.decode(data[:40]) is None  # the header and a cut JPEG
     assert Thumbnail.decode(b"XXXX" + data[4:]) is None  # another magic
-    assert Thumbnail.decode(thumbnail_bytes(hash_value, picture, (0, 161, 0, 128))) is None  # box off the picture
+    jpeg = data[_HEADER.size :]
+    off_the_picture = _HEADER.pack(_MAGIC, 16, HASH.data, 0, 301, 0, 240) + jpeg
+    assert Thumbnail.decode(off_the_picture) is None
+    larger = io.BytesIO()
+    Image.new("RGB", (KEPT_SIDE + 1, 10)).save(larger, "JPEG")
+    assert Thumbnail.decode(_HEADER.pack(_MAGIC, 16, HASH.data, 0, 10, 0, 10) + larger.getvalue()) is None

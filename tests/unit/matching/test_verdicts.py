@@ -12,14 +12,10 @@ from dupcheck.core.matching.alignment import Evidence
 from dupcheck.core.matching.policy import LAYOUT_BITS
 from dupcheck.core.matching.verdicts import (
     BANDS,
-    SIMILAR_HASH_DISTANCE,
-    SIMILAR_MAX_LAYOUT_OFF,
-    SIMILAR_MIN_SIMILARITY,
     agreement,
     likeness,
     match_percent,
     score,
-    verdict_of,
 )
 from dupcheck.core.models import HashRecord, Verdict
 from dupcheck.core.settings import Settings
@@ -70,32 +66,12 @@ def test_likeness_grows_with_the_aligned_correlation_and_with_closer_hashes() ->
     assert likeness(None, 0, 64) < likeness(Evidence(0.5, 0.0, 0.0), 0, 64)  # nothing verified counts less
 
 
-@pytest.mark.parametrize(
-    ("evidence", "passes", "distance", "expected"),
-    [
-        (Evidence(0.99, 0.0, 0.0), True, 20, Verdict.DUPLICATE),
-        # The structure lines up, the colour does not: a colour variant.
-        (Evidence(0.99, 0.01, 0.55, 2), False, 2, Verdict.SIMILAR),
-        (Evidence(SIMILAR_MIN_SIMILARITY, 0.2, 0.0, SIMILAR_MAX_LAYOUT_OFF), False, 20, Verdict.SIMILAR),
-        # Another product on a white background: alike, but its low frequencies moved.
-        (Evidence(0.95, 0.1, 0.0, SIMILAR_MAX_LAYOUT_OFF + 2), False, 2, Verdict.DIFFERENT),
-        (Evidence(SIMILAR_MIN_SIMILARITY - 0.01, 0.0, 0.0, 0), False, 0, Verdict.DIFFERENT),
-        # Hash distance decides only where nothing was verified.
-        (None, False, SIMILAR_HASH_DISTANCE, Verdict.SIMILAR),
-        (None, False, SIMILAR_HASH_DISTANCE + 1, Verdict.DIFFERENT),
-    ],
-)
-def test_verdicts(evidence: Evidence | None, passes: bool, distance: int, expected: Verdict) -> None:
-    assert verdict_of(evidence, passes, distance) is expected
-
-
-def test_views_that_line_up_but_a_finer_look_tells_apart_are_the_same_shot() -> None:
-    """The look-alike check only lowers a duplicate: to `similar`, even where the evidence alone
-    would say `different` (its views passed the tier at a correlation below the similar limit)."""
-    evidence = Evidence(SIMILAR_MIN_SIMILARITY - 0.03, 0.0, 0.0, 2)
-    assert verdict_of(evidence, False, 20) is Verdict.DIFFERENT
-    assert verdict_of(evidence, False, 20, lined_up=True) is Verdict.SIMILAR
-    assert verdict_of(evidence, True, 20, lined_up=True) is Verdict.DUPLICATE
+def test_only_the_same_pixels_score_100() -> None:
+    """A duplicate scores by how much agrees once aligned; 100 is kept for the record's own pixels."""
+    edited = Evidence(0.99, 0.0, 0.0, 0)
+    assert match_percent(score(Verdict.DUPLICATE, edited, 0, 64)) < 100.0
+    assert match_percent(score(Verdict.DUPLICATE, edited, 0, 64, identical=True)) == 100.0
+    assert match_percent(score(Verdict.SIMILAR, edited, 0, 64, identical=True)) < 90.0  # only a duplicate
 
 
 def test_the_baseline_scores_by_distance_within_the_same_bands() -> None:

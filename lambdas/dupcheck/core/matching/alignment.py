@@ -173,10 +173,15 @@ class Evidence:
 
 
 class Target(Protocol):
-    """What a candidate must pass: a policy.Tier, or a Tier and a further check (photograph.py's
-    `Confirmed`)."""
+    """What a candidate must pass: a policy.Tier (its views alone), or the views and the
+    same-photograph test (judge.py's `Tested`, `judges_detail`)."""
 
     def passes(self, evidence: Evidence) -> bool: ...
+
+    @property
+    def judges_detail(self) -> bool:
+        """Whether the photograph's fine detail decides (then a turn that passes is the answer)."""
+        ...
 
     def open_on_colour(self, evidence: Evidence) -> bool:
         """Whether the evidence's colour can decide `passes` (everything else would pass)."""
@@ -694,9 +699,12 @@ class _Turning:
         self.trial, self.answer = None, answer
 
     def _lines_up(self, found: Evidence) -> bool:
-        # The target after what the evidence says alone: its look-alike check may look at the
-        # candidate's thumbnail (the costliest step of a turning), which a turn that did not
-        # gain needs not (asking it is the same answer, remembered, whenever it is asked).
+        if found.alignment is None:
+            return False
+        if self.target.judges_detail:  # the same-photograph test says what a turn lined up
+            return self.target.passes(found)
+        # On the views alone a turn is one more freedom fitted to the pair: a turned candidate
+        # must also gain on upright, keep its layout and turn as one piece.
         return (
             found.similarity >= self.upright.similarity + TURN_GAIN
             and found.layout_off <= TURNED_MAX_LAYOUT

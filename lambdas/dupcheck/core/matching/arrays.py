@@ -126,6 +126,28 @@ def largest(channels: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
 
 
+def regions(mask: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected regions of a small mask, each as (row, column) coordinates, largest first."""
+    seen = np.zeros(mask.shape, dtype=bool)
+    height, width = mask.shape
+    found = []
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        seen[start] = True
+        region, stack = [], [start]
+        while stack:
+            y, x = stack.pop()
+            region.append((y, x))
+            for ny in range(max(0, y - 1), min(height, y + 2)):
+                for nx in range(max(0, x - 1), min(width, x + 2)):
+                    if mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+        found.append(np.array(region))
+    return sorted(found, key=len, reverse=True)
+
+
 # -- weights and medians --------------------------------------------------------------------------
 
 

@@ -30,7 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.arrays import unit
+from dupcheck.core.matching.arrays import regions, unit
+from dupcheck.core.matching.photograph import Finding
 from dupcheck.core.matching.policy import (
     BOX_MIN_WIDTH,
     BOX_SEARCH,
@@ -42,7 +43,6 @@ from dupcheck.core.matching.policy import (
     MIN_SIDE,
     OVERLAY_DENSITY,
     OVERLAY_SHARE,
-    RECOLOURED_SHARE,
     SATURATION_EDIT,
     TONE_BRIGHT,
     TONE_DARK,
@@ -61,31 +61,43 @@ TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "le
 
 
 def name_edits(
-    evidence: Evidence, candidate: Views, query_box: tuple[float, float, float, float], *, same_picture: bool
+    evidence: Evidence,
+    candidate: Views,
+    query_box: tuple[float, float, float, float],
+    finding: Finding | None = None,
+    *,
+    same_picture: bool,
 ) -> tuple[Edit, ...]:
     """The edits that turn the catalog picture (`candidate`, its stored views) into the query,
-    as far as the evidence's alignment shows them. `query_box`: the query's uniform border per
-    side (`border_shares`). `same_picture`: the verdict is duplicate; otherwise only what sets
-    the picture apart is named (another colour) beside the geometry of the shot."""
+    as far as the evidence's alignment shows them, and what the same-photograph test compared
+    (`finding`: text or a badge is told at its resolution, another colour by its share).
+    `query_box`: the query's uniform border per side (`border_shares`). `same_picture`: the
+    verdict is duplicate; otherwise only what sets the picture apart is named (another colour)
+    beside the geometry of the shot."""
     alignment = evidence.alignment
     if alignment is None:
         return ()
+    # The test may have lined the pictures up from a start the views could not tell from theirs
+    # (the same window mirrored): its start says how they lie.
+    placed = finding.alignment if finding is not None else alignment
     found: list[Edit] = []
-    if alignment.mirrored:
+    if placed.mirrored:
         found.append(Edit("mirrored"))
-    turned = -residual_turn(alignment) - alignment.angle  # the query was turned by `angle` to line up
+    # The test measures a turn at 256 px; the views, at 64 px, less closely.
+    turned = finding.turned if finding is not None else -residual_turn(alignment) - alignment.angle
     if abs(turned) >= MIN_ROTATED:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
     else:  # a turned query's borders are its fill: its framing says nothing
-        found.extend(_framing(alignment, candidate, query_box))
+        found.extend(_framing(placed, candidate, query_box))
     if not same_picture:
-        recoloured = float(alignment.colour_off.mean())
-        if recoloured >= RECOLOURED_SHARE:
-            found.append(Edit("recoloured", {"share": round(recoloured, 3)}))
+        if finding is not None and finding.another_colour:
+            found.append(Edit("recoloured", {"share": round(finding.recoloured, 3)}))
         return tuple(found)
     found.extend(_tone(alignment, candidate, grey=not evidence.colour_seen))
     if abs(turned) < MIN_ROTATED:  # a turned copy's corners differ: its fill, not an overlay
         overlay = _overlay(alignment.luma_off | alignment.colour_off)
+        if overlay is None and finding is not None and finding.unexplained is not None:
+            overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is not None:
             found.append(overlay)
     return tuple(found)
@@ -267,16 +279,17 @@ def _tone(alignment: Alignment, candidate: Views, *, grey: bool) -> list[Edit]:
 # -- overlays -------------------------------------------------------------------------------------
 
 
-def _overlay(differs: np.ndarray) -> Edit | None:
+def _overlay(differs: np.ndarray, *, dense: bool = True) -> Edit | None:
     """Text or a badge: the largest patch of differing pixels (8-connected), when it is big and
+    (`dense`: the views' pixels, not the same-photograph test's regions, which are that already)
     dense enough not to be the last pixel of misalignment along edges."""
-    patch = _largest_patch(differs)
-    if patch is None:
+    found = regions(differs)
+    if not found:
         return None
-    ys, xs = patch
+    ys, xs = found[0][:, 0], found[0][:, 1]
     size = differs.shape[0]
     height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
-    if len(ys) / differs.size < OVERLAY_SHARE or len(ys) / (height * width) < OVERLAY_DENSITY:
+    if len(ys) / differs.size < OVERLAY_SHARE or (dense and len(ys) / (height * width) < OVERLAY_DENSITY):
         return None
     if min(height, width) < 2:  # a line along an edge: the seam of padding or a crop, resampled
         return None
@@ -284,29 +297,3 @@ def _overlay(differs: np.ndarray) -> Edit | None:
     col = ("left", "", "right")[min(2, int(3 * xs.mean() / size))]
     where = f"{row} {col}".strip() or "centre"
     return Edit("overlay", {"where": where, "share": round(len(ys) / differs.size, 3)})
-
-
-def _largest_patch(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The coordinates of the largest 8-connected patch of True pixels, or None."""
-    seen = np.zeros_like(mask, dtype=bool)
-    best: list[tuple[int, int]] = []
-    height, width = mask.shape
-    for start in zip(*np.nonzero(mask), strict=True):
-        if seen[start]:
-            continue
-        seen[start] = True
-        patch, stack = [], [start]
-        while stack:
-            y, x = stack.pop()
-            patch.append((y, x))
-            for ny in range(max(0, y - 1), min(height, y + 2)):
-                for nx in range(max(0, x - 1), min(width, x + 2)):
-                    if mask[ny, nx] and not seen[ny, nx]:
-                        seen[ny, nx] = True
-                        stack.append((ny, nx))
-        if len(patch) > len(best):
-            best = patch
-    if not best:
-        return None
-    coords = np.array(best)
-    return coords[:, 0], coords[:, 1]

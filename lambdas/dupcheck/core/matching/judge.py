@@ -3,12 +3,15 @@
 The index found the candidates by hash distance; here each becomes a `Judgement`:
 
 1. the distance that counts is the closest half of any of the query's hashes (`_closest_halves`);
-2. the first `policy.screened` candidates' stored views are read (views.py), and each gets its
-   tier by distance (policy.py: `near` up to `close_distance`, `far` beyond);
-3. a record made with a thumbnail beside it must also pass the look-alike check on it
-   (photograph.py), which then lets a far candidate pass the wider `far_looked` tier too;
-4. `verify` (alignment.py) aligns the `policy.verified` most alike and says what still differs;
-5. the evidence becomes a verdict and a match percentage (verdicts.py), and a duplicate's or a
+2. the first `policy.screened` candidates' stored views are read (views.py);
+3. each candidate's target: its views line up (policy.looked_near, looked_far, by distance) and
+   the same-photograph test on the picture kept beside its record finds a duplicate
+   (photograph.py); a record kept without its picture (dualphash128-v3, v2, or one whose picture
+   cannot be read) is judged on its views alone (policy.near, far), as before the test;
+4. `verify` (alignment.py) aligns the `policy.verified` most alike, turning the query when none
+   passes, and asks the targets;
+5. the verdict (verdicts.py): a duplicate passed its target; `similar` is the same photograph in
+   another colour, which only the test can show; anything else is different. A duplicate's or a
    similar match's edits are named (edits.py).
 
 The baseline pipeline, which verifies nothing, judges by distance alone (`by_distance`).
@@ -21,20 +24,20 @@ from typing import Protocol
 
 from dupcheck.core.matching.alignment import Evidence, Target, verify
 from dupcheck.core.matching.edits import border_shares, name_edits
-from dupcheck.core.matching.photograph import LookalikeCheck
-from dupcheck.core.matching.policy import Policy
+from dupcheck.core.matching.photograph import SamePhotograph
+from dupcheck.core.matching.policy import Policy, Tier
 from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.verdicts import Judgement, banded, is_similar, score, verdict_for, verdict_of
+from dupcheck.core.matching.verdicts import Judgement, banded, score, verdict_for
 from dupcheck.core.matching.views import Probe, Views
 from dupcheck.core.models import Fingerprint, HashRecord, Verdict
 
-ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their thumbnails
+ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their kept pictures
 
 
 class Judging(Protocol):
     """What `judge_candidates` reads of the pipeline it judges for (core/hashing.py's AlignedDualPHash)."""
 
-    algo: str  # its own records keep a thumbnail: only they get the look-alike check
+    keeps: frozenset[str]  # the record names whose pictures are kept beside them
     distance_bits: int  # what a judged distance is out of
     policy: Policy
 
@@ -47,49 +50,121 @@ def judge_candidates(
     candidates: Sequence[tuple[HashRecord, int]],
     thumbnails: ThumbnailSource | None = None,
 ) -> list[Judgement]:
-    """A judgement per (record, index distance), in the same order. `thumbnails` reads the
-    thumbnails of the candidates the look-alike check looks at (by entity_id)."""
+    """A judgement per (record, index distance), in the same order. `thumbnails` reads the kept
+    pictures of the candidates the same-photograph test looks at (by entity_id)."""
     policy = pipeline.policy
-    closest = _closest_halves(query, [record for record, _ in candidates])
+    records = [record for record, _ in candidates]
+    closest = _closest_halves(query, records)
     stored = {
-        i: views
-        for i, views in enumerate(pipeline.stored_views([record for record, _ in candidates[: policy.screened]]))
-        if views is not None
+        i: views for i, views in enumerate(pipeline.stored_views(records[: policy.screened])) if views is not None
     }
-    tiers = [policy.tier(distance) for _, distance in candidates]
-    targets: list[Target] = list(tiers)
-    if thumbnails is not None and isinstance(query.probe, Probe):
-        # Records made with a thumbnail beside them pass only if it agrees too (asked by the
-        # turning and the verdict alike, and only of candidates whose views pass).
-        records = [record for record, _ in candidates]
-        check = LookalikeCheck(query.probe, policy.lookalike, lambda i: _thumbnail(records[i], thumbnails))
+    probe = query.probe if isinstance(query.probe, Probe) else None
+    targets: list[Target] = [policy.tier(distance) for _, distance in candidates]
+    test: SamePhotograph | None = None
+    if thumbnails is not None and probe is not None:
+        kept = _KeptPictures(records, thumbnails)
+        test = SamePhotograph(probe, kept.of)
         targets = [
-            check.target(i, tier, policy.far_looked if tier is policy.far else None)
-            if record.hash_algo == pipeline.algo
-            else tier
-            for i, (tier, record) in enumerate(zip(tiers, records, strict=True))
+            Tested(policy.looked(distance), policy.tier(distance), test, i)
+            if record.hash_algo in pipeline.keeps
+            else targets[i]
+            for i, (record, distance) in enumerate(candidates)
         ]
     evidence: dict[int, Evidence] = {}
-    if stored and isinstance(query.probe, Probe):
-        # Colour beyond the targets' verdicts reaches the caller only in a `similar` match's edits.
-        found = verify(
-            query.probe, list(stored.values()), [targets[i] for i in stored], policy.verified, colour_shown=is_similar
-        )
+    if stored and probe is not None:
+        found = verify(probe, list(stored.values()), [targets[i] for i in stored], policy.verified, _NO_COLOUR_SHOWN)
         evidence = {i: e for i, e in zip(stored, found, strict=True) if e is not None}
     out = []
     for i, distance in enumerate(closest):
         seen = evidence.get(i)
-        lined_up = seen is not None and tiers[i].passes(seen)  # before the look-alike check
-        verdict = verdict_of(seen, seen is not None and targets[i].passes(seen), distance, lined_up)
+        # The record's own picture asked about again, as far as its views show (a mark too faint
+        # for them may be there: the edits still say): no kept JPEG's colours can refute it.
+        views = records[i].features.get("views")
+        identical = views is not None and query.hash == records[i].hash and query.features.get("views") == views
+        passed = seen is not None and targets[i].passes(seen)  # (may look: read the finding after)
+        finding = test.finding(i) if test is not None else None
+        if identical or passed:
+            verdict = Verdict.DUPLICATE
+        elif finding is not None and finding.another_colour:
+            verdict = Verdict.SIMILAR
+        else:
+            verdict = Verdict.DIFFERENT
         edits = None
         if seen is not None and verdict is not Verdict.DIFFERENT:
-            assert isinstance(query.probe, Probe)  # evidence comes from it
+            assert probe is not None  # evidence comes from it
             edits = name_edits(
-                seen, stored[i], border_shares(query.probe.picture(), query.probe.box),
+                seen, stored[i], border_shares(probe.picture(), probe.box), finding,
                 same_picture=verdict is Verdict.DUPLICATE,
             )  # fmt: skip
-        out.append(Judgement(distance, verdict, score(verdict, seen, distance, pipeline.distance_bits), edits))
+        out.append(
+            Judgement(
+                distance, verdict, score(verdict, seen, distance, pipeline.distance_bits, identical=identical), edits
+            )
+        )
     return out
+
+
+def _no_colour_shown(evidence: Evidence) -> bool:
+    """No view's colour reaches the caller beyond the targets' verdicts: a similar match's colour
+    is the same-photograph test's (so the costly brightened colours are tried only where a
+    views-only tier can pass on them)."""
+    return False
+
+
+_NO_COLOUR_SHOWN = _no_colour_shown
+
+
+class Tested:
+    """A candidate's target (duck-typed as a Tier: alignment.py's `Target`): its views line up
+    (`looked`) and the same-photograph test finds a duplicate; when its kept picture cannot be
+    read (not kept, a store that failed) or holds too little detail to tell photographs apart,
+    its views alone decide (`views_only`)."""
+
+    def __init__(self, looked: Tier, views_only: Tier, test: SamePhotograph, candidate: int) -> None:
+        self.looked, self.views_only, self.test, self.candidate = looked, views_only, test, candidate
+
+    def passes(self, evidence: Evidence) -> bool:
+        if evidence.alignment is None or not self.looked.passes(evidence):
+            return False
+        if not self.test.kept(self.candidate):
+            return self.views_only.passes(evidence)
+        found = self.test.look(self.candidate, evidence.alignment)
+        if found is None or not found.telling:
+            # Nothing in the pictures only one photograph has (a patch too small, a plain
+            # render): no finer look can tell them apart, so the views decide, as without one.
+            return self.views_only.passes(evidence)
+        return found.duplicate
+
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        # Whether the views' colour can decide: only for the views-only fallback, a record whose
+        # picture cannot be read, which is not worth a read of the store to find out.
+        return False
+
+    @property
+    def max_colour_off(self) -> float:
+        return self.looked.max_colour_off
+
+    @property
+    def judges_detail(self) -> bool:
+        return self.test.kept(self.candidate)
+
+
+class _KeptPictures:
+    """The candidates' kept pictures, each read once, and only when the test asks for it."""
+
+    def __init__(self, records: Sequence[HashRecord], source: ThumbnailSource) -> None:
+        self.records, self.source = records, source
+        self._read: dict[int, Thumbnail | None] = {}
+
+    def of(self, i: int) -> Thumbnail | None:
+        """Candidate i's kept picture, or None when there is none (or one made for another
+        version of the record, left by a write that raced this one's)."""
+        if i not in self._read:
+            record = self.records[i]
+            data = self.source([record.entity_id]).get(record.entity_id)
+            kept = Thumbnail.decode(data) if data else None
+            self._read[i] = kept if kept is not None and kept.hash == record.hash else None
+        return self._read[i]
 
 
 def by_distance(
@@ -119,11 +194,3 @@ def _closest_halves(query: Fingerprint, candidates: Sequence[HashRecord]) -> lis
         stored = candidate.hash.parts(2)
         out.append(min(part - half for halves in mine for part, half in zip(stored, halves, strict=True)))
     return out
-
-
-def _thumbnail(record: HashRecord, thumbnails: ThumbnailSource) -> Thumbnail | None:
-    """The record's thumbnail, or None when there is none (or one made for another version of the
-    record, left by a write that raced this one's)."""
-    data = thumbnails([record.entity_id]).get(record.entity_id)
-    thumbnail = Thumbnail.decode(data) if data else None
-    return thumbnail if thumbnail is not None and thumbnail.hash == record.hash else None

@@ -1,12 +1,16 @@
-"""A record's thumbnail: its 160 px working copy, kept beside the record for a finer look.
+"""The picture kept beside a record, for the same-photograph test (photograph.py).
 
-The views a record stores (views.py) are enough to find and align a copy, not to tell two
-different shirts on the same model apart: the look-alike check (photograph.py) looks at the
-picture itself. At 160 px that is ten times a record's bytes, so it is kept beside the record
-(a ThumbnailStore, core/ports.py), not in it. The stored form: a header naming the hash of the
-record it was made for and the picture's trim box, then the picture as a JPEG
-(policy.THUMBNAIL_QUALITY). A thumbnail left by another version of the record (a write that
-raced this one's) names another hash, and is not read as this one's.
+The views a record stores (views.py) are enough to find and align a copy, not to tell one
+photograph from another taken the same way: that takes the photograph's fine detail, which
+exists at a few hundred pixels, not at the views' 32. So the picture itself is kept, at
+policy.KEPT_SIDE px on its longer side, beside the record (a ThumbnailStore, core/ports.py: the
+data dir locally, S3 on AWS), never in it: the record stays compact for the index.
+
+The stored form: a header naming the hash of the record it was made for and the picture's trim
+box (in its own pixels), then the picture as a JPEG (policy.KEPT_QUALITY). A picture left by
+another version of the record (a write that raced this one's) names another hash, and is not
+read as this one's. `dualphash128-v4` records kept their 160 px working copy the same way under
+another magic: they are read too, and compared at what they hold.
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.policy import THUMBNAIL_QUALITY
+from dupcheck.core.matching.policy import KEPT_QUALITY, KEPT_SIDE
 from dupcheck.core.models import HashValue
 
-_MAGIC = b"DLK1"
+_MAGIC = b"DLK2"
+_MAGIC_V4 = b"DLK1"  # a dualphash128-v4 record's 160 px working copy
 _HEADER = struct.Struct(">4sB16s4H")  # magic, hash length, hash (padded), trim box
 
 
 @dataclass(frozen=True, slots=True)
 class Thumbnail:
-    """A record's working copy (RGB, at most 160 px) and its trim box (top, bottom, left,
-    right, in its pixels), with the hash of the record it was made for: a thumbnail left by
+    """A record's kept picture (RGB, at most KEPT_SIDE px) and its trim box (top, bottom, left,
+    right, in its pixels), with the hash of the record it was made for: a picture left by
     another version of the record is not read as this one's."""
 
     hash: HashValue
@@ -37,14 +42,17 @@ class Thumbnail:
 
     @classmethod
     def decode(cls, data: bytes) -> Thumbnail | None:
-        """What `encode` wrote, or None for bytes that are not a thumbnail."""
+        """What `thumbnail_bytes` wrote (or a v4 record's working copy), or None for bytes that
+        are not one."""
         if len(data) <= _HEADER.size:
             return None
         magic, length, digest, *box = _HEADER.unpack_from(data)
-        if magic != _MAGIC or not 0 < length <= 16:
+        if magic not in (_MAGIC, _MAGIC_V4) or not 0 < length <= 16:
             return None
         try:
             with Image.open(io.BytesIO(data[_HEADER.size :])) as image:
+                if max(image.size) > KEPT_SIDE:
+                    return None
                 rgb = np.asarray(image.convert("RGB"))
         except (OSError, ValueError, Image.DecompressionBombError):
             return None
@@ -54,10 +62,25 @@ class Thumbnail:
         return cls(HashValue(digest[:length]), rgb, (top, bottom, left, right))
 
 
-def thumbnail_bytes(hash_value: HashValue, picture: Image.Image, box: tuple[int, int, int, int]) -> bytes:
-    """A record's thumbnail as stored: `picture` (its RGB working copy) as a JPEG, after a header
-    naming the record's hash and the picture's trim box (what `Thumbnail.decode` reads)."""
+def thumbnail_bytes(
+    hash_value: HashValue, picture: Image.Image, box: tuple[int, int, int, int], shape: tuple[int, ...]
+) -> bytes:
+    """A record's kept picture as stored: `picture` (RGB, as decoded) at KEPT_SIDE px as a JPEG,
+    after a header naming the record's hash and its trim box: `box` is the working copy's (of
+    `shape`: its height and width), scaled to the kept picture."""
+    kept = picture.copy()
+    kept.thumbnail((KEPT_SIDE, KEPT_SIDE), Image.Resampling.LANCZOS)
+    if kept.mode != "RGB":
+        kept = kept.convert("RGB")
+    sy, sx = kept.height / shape[0], kept.width / shape[1]
+    top, bottom, left, right = box
+    scaled = (
+        min(kept.height - 1, round(top * sy)),
+        max(min(kept.height, round(bottom * sy)), min(kept.height - 1, round(top * sy)) + 1),
+        min(kept.width - 1, round(left * sx)),
+        max(min(kept.width, round(right * sx)), min(kept.width - 1, round(left * sx)) + 1),
+    )
     buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    kept.save(buffer, "JPEG", quality=KEPT_QUALITY)
     digest = hash_value.data
-    return _HEADER.pack(_MAGIC, len(digest), digest.ljust(16, b"\0"), *box) + buffer.getvalue()
+    return _HEADER.pack(_MAGIC, len(digest), digest.ljust(16, b"\0"), *scaled) + buffer.getvalue()

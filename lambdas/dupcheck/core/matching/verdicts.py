@@ -1,20 +1,20 @@
 """Verdicts and match percentages: what a match means, and how alike the two pictures are.
 
-Three verdicts, each with a meaning a merchandiser can act on (docs/api.md, "Verdicts"):
+Three verdicts, each claiming only what was shown (docs/api.md, "Verdicts"):
 
-* `duplicate`: the same picture, edited or not (verification lined the two up and found
-  nothing of substance changed; the pipeline's tiers decide);
-* `similar`: the same product or the same shot, not the same picture: a colour variant, another
-  crop or framing of the shot. Verification lines the two up and their structure agrees (the
-  aligned correlation is high and the low frequencies keep their signs) while something of
-  substance differs, usually colour;
-* `different`: anything else, including a picture that merely hashes close.
+* `duplicate`: the same photograph, edited or not: the same-photograph test found the catalog
+  picture's fine detail in the query, in place, and one edit of the whole picture explains its
+  colours (photograph.py); a record kept without its picture, on its views alone (judge.py);
+* `similar`: the same photograph in another colour: its detail is the catalog picture's, but a
+  region of it was recoloured (a colour variant a shop made from one photo). Only the test can
+  show it, so nothing else is called similar;
+* `different`: anything else, however alike: another photograph of the same product, another
+  product shot the same way, a picture that merely hashes close.
 
 `match_percent` is a score on one scale for every query, banded by verdict so that a list
-ordered by it has every duplicate first: duplicates score 90-100, similar pictures 60-89.9,
-different ones below 60. Within a band the score says how much of the picture agrees once
-aligned (`agreement`); the bands' limits and what typical matches score are calibrated on the
-dev benchmark (docs/evaluation.md, "Verdicts and match percentages").
+ordered by it has every duplicate first: duplicates score 90-100 (100 for the same pixels),
+similar pictures 60-89.9, different ones below 60. Within a band the score says how much of the
+picture agrees once aligned (`agreement`) or, for others, how alike they look (`likeness`).
 """
 
 from __future__ import annotations
@@ -22,15 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dupcheck.core.matching.alignment import Evidence
-from dupcheck.core.matching.policy import (
-    BANDS,
-    HASH_WEIGHT,
-    LAYOUT_BITS,
-    SIMILAR_HASH_DISTANCE,
-    SIMILAR_MAX_LAYOUT_OFF,
-    SIMILAR_MIN_SIMILARITY,
-    TOP,
-)
+from dupcheck.core.matching.policy import BANDS, HASH_WEIGHT, LAYOUT_BITS, TOP
 from dupcheck.core.models import Edit, Verdict
 
 
@@ -65,27 +57,12 @@ def likeness(evidence: Evidence | None, distance: int, bits: int) -> float:
     return (correlation + HASH_WEIGHT * hashes) / (1.0 + HASH_WEIGHT)
 
 
-def is_similar(evidence: Evidence) -> bool:
-    """The same product or shot: the structure lines up, whatever else differs."""
-    return evidence.similarity >= SIMILAR_MIN_SIMILARITY and evidence.layout_off <= SIMILAR_MAX_LAYOUT_OFF
-
-
-def verdict_of(evidence: Evidence | None, passes: bool, distance: int, lined_up: bool = False) -> Verdict:
-    """A verified candidate's verdict (`passes`: its evidence passed the pipeline's target;
-    `lined_up`: its views passed the tier, whatever a finer look said after; `distance`: the hash
-    distance, of 64 bits, which decides only where nothing was verified). A candidate whose views
-    pass but which the look-alike check (photograph.py) tells apart is the same shot, not the
-    same picture: `similar`."""
-    if evidence is None:
-        return Verdict.SIMILAR if distance <= SIMILAR_HASH_DISTANCE else Verdict.DIFFERENT
-    if passes:
-        return Verdict.DUPLICATE
-    return Verdict.SIMILAR if lined_up or is_similar(evidence) else Verdict.DIFFERENT
-
-
-def score(verdict: Verdict, evidence: Evidence | None, distance: int, bits: int) -> float:
+def score(verdict: Verdict, evidence: Evidence | None, distance: int, bits: int, *, identical: bool = False) -> float:
     """The match percentage, unrounded: the verdict's band, and within it the agreement of a
-    duplicate or the likeness of any other picture."""
+    duplicate (1 for `identical`: the query's working copy is the record's, pixel for pixel) or
+    the likeness of any other picture."""
+    if verdict is Verdict.DUPLICATE and identical:
+        return banded(verdict, 1.0)
     if verdict is Verdict.DUPLICATE and evidence is not None:
         return banded(verdict, agreement(evidence))
     return banded(verdict, likeness(evidence, distance, bits))

@@ -25,6 +25,7 @@ from dupcheck.core.matching.policy import (
     FINE,
     GREY_CHROMA,
     LUMA_GRID,
+    QUERY_DETAIL_SIDE,
     ROTATION_SIZE,
     VIEWS,
 )
@@ -217,15 +218,19 @@ def greyish(chroma: np.ndarray) -> np.ndarray:
 @dataclass(slots=True)
 class Probe:
     """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
-    caller has them), and its views at each rotation tried (upright first). A stored picture
-    without its thumbnail has no working copy (`rgb` None, `of_views`): one is rebuilt from its
-    upright views the first time it is needed, which most queries never are."""
+    caller has them), its views at each rotation tried (upright first), and `detail`, the same
+    picture larger (up to policy.QUERY_DETAIL_SIDE px), for the same-photograph test. A stored
+    picture without its kept picture has no working copy (`rgb` None, `of_views`): one is rebuilt
+    from its upright views the first time it is needed, which most queries never are."""
 
     rgb: np.ndarray | None
     upright: Views | None = None
     box: tuple[int, int, int, int] | None = None
+    detail: np.ndarray | None = field(default=None, repr=False)
+    source: Image.Image | None = field(default=None, repr=False)  # the decoded picture: `detail` made from it
     _by_angle: dict[float, QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
+    _detail_by_angle: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
 
     def at(self, angle: float) -> QueryViews:
         return self.at_many([angle])[0]
@@ -270,6 +275,22 @@ class Probe:
         return np.asarray(
             Image.fromarray(self.picture()).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
         )
+
+    def detailed(self, angle: float) -> np.ndarray:
+        """The detail picture (the working copy without one) turned as `at(angle)` turns its
+        smaller copy, with the same fill: what the same-photograph test cuts its patch from."""
+        if angle not in self._detail_by_angle:
+            if self.detail is None and self.source is not None:
+                reduced = self.source.copy()
+                reduced.thumbnail((QUERY_DETAIL_SIDE, QUERY_DETAIL_SIDE), Image.Resampling.BILINEAR)
+                self.detail, self.source = np.asarray(reduced), None
+            picture = self.detail if self.detail is not None else self.picture()
+            if angle:
+                _, fill = self._turning()
+                turned = Image.fromarray(picture).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+                picture = np.asarray(turned)
+            self._detail_by_angle[angle] = picture
+        return self._detail_by_angle[angle]
 
     def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
         if self._to_turn is None:

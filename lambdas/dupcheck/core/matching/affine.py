@@ -1,0 +1,261 @@
+"""The query mapped onto a kept picture by one affine map, found coarse to fine.
+
+The views line a query up with a window of a candidate (alignment.py): a crop, a mirroring, a
+turn the query was given, to a few percent of a side. The same-photograph test (photograph.py)
+compares fine detail, which only lines up to a pixel: so the window is refined to an affine map
+(turn, scale, shear, shift) by Lucas-Kanade, at 64 px from the window (the views place it to a
+pixel or two there), then at 128 and at the compared side from the map found below. A copy is
+one affine map away from its photograph whatever was edited; another photograph in the same
+pose is not, and the map found for it says so in the detail it leaves unmatched.
+
+`align(query_patch, kept, starts, side)` gives the patches as photograph.py compares them: the
+query's luma at `side` px and the kept picture's luma warped onto it, with where the warp fell
+inside the kept picture; `warped_colour` the kept picture's colour under the same map.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from PIL import Image
+
+from dupcheck.core.matching.alignment import Alignment
+from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_STEPS
+from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.pixels import luma
+
+_RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
+Window = tuple[float, float, float, float]  # top, height, left, width, in a picture's pixels
+
+
+@dataclass(frozen=True, slots=True)
+class Aligned:
+    """`query` (a square of luma), the kept picture's luma `warped` onto it, where the warped
+    samples fell `inside` the kept picture, and the map: `params` from the patch's [-1, 1]
+    square onto the kept picture resized to `resized` (height, width; see `candidate_window`)."""
+
+    query: np.ndarray
+    warped: np.ndarray
+    inside: np.ndarray
+    params: np.ndarray
+    resized: tuple[int, int]
+
+
+def align(
+    query_patch: Callable[[int, bool], np.ndarray], kept: Thumbnail, starts: Sequence[Alignment], side: int
+) -> tuple[Aligned, Alignment] | None:
+    """The query's patch (`query_patch(n, mirrored)`: its luma at n x n) and the kept picture's
+    luma mapped onto it at `side` px; None when no start's window is large enough. Each start (a
+    window of the kept picture the views found, or one they could not tell from it) is refined
+    at 64 px; the one that lines up best is refined to `side`, and returned with its map."""
+    levels = [n for n in AFFINE_STEPS if 64 <= n < side] or [side]
+    if levels[-1] != side:
+        levels.append(side)
+    best: tuple[Aligned, Alignment] | None = None
+    for start in starts:
+        window, candidate = candidate_window(kept, start, levels[0])
+        if window is None:
+            continue
+        tried = _refined(query_patch(levels[0], start.mirrored), candidate, _window_map(window), AFFINE_STEPS[64])
+        if best is None or _likeness(tried) > _likeness(best[0]):
+            best = tried, start
+    if best is None:
+        return None
+    aligned, chosen = best
+    for n in levels[1:]:
+        _, candidate = candidate_window(kept, chosen, n)
+        steps = AFFINE_STEPS[128] if n <= 128 else AFFINE_STEPS[256]
+        aligned = _refined(
+            query_patch(n, chosen.mirrored), candidate, _scaled(aligned.params, n / aligned.query.shape[0]), steps
+        )
+    return aligned, chosen
+
+
+def _refined(query: np.ndarray, candidate: np.ndarray, start: np.ndarray, steps: int) -> Aligned:
+    """Lucas-Kanade from `start`; refining can only help: a map that ends less alike than where
+    it started (a frame or padding that the steps chase) is dropped for the start."""
+    image = Image.fromarray(candidate.astype(np.float32), mode="F")
+    refined = _lucas_kanade(query, candidate, start, steps, AFFINE_BLUR)
+    return max((_aligned(query, image, params, candidate.shape) for params in (refined, start)), key=_likeness)
+
+
+def candidate_window(kept: Thumbnail, alignment: Alignment, side: int) -> tuple[Window | None, np.ndarray]:
+    """The kept picture's luma, scaled so that the aligned window is `side` pixels on its longer
+    side (what the query patch is), and the window there: (top, height, left, width)."""
+    height, width = kept.rgb.shape[:2]
+    top, bottom, left, right = kept.box if alignment.candidate_view else (0, height, 0, width)
+    view_h, view_w = bottom - top, right - left
+    y0, x0 = top + alignment.rows[0] * view_h, left + alignment.cols[0] * view_w
+    win_h, win_w = alignment.rows[1] * view_h, alignment.cols[1] * view_w
+    if min(win_h, win_w) < 4:
+        return None, np.zeros((0, 0))
+    scale = side / max(win_h, win_w)
+    new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
+    candidate = np.asarray(_luma_image(kept).resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
+    sy, sx = new_h / height, new_w / width
+    return (y0 * sy, win_h * sy, x0 * sx, win_w * sx), candidate
+
+
+def turn(aligned: Aligned, box_height: float, box_width: float) -> float:
+    """Degrees (anticlockwise) the query's patch, cut from a `box_height` x `box_width` box of
+    its picture, lies turned from the kept picture under `aligned`'s map: the rotation of the
+    map in pixels (the kept picture is resized by one scale, the patch by the box's two)."""
+    a11, a12, a21, a22 = (float(p) for p in aligned.params[:4])
+    j11, j12, j21, j22 = a11 / box_height, a12 / box_width, a21 / box_height, a22 / box_width
+    return math.degrees(math.atan2(j12 - j21, j11 + j22))
+
+
+def native_side(kept: Thumbnail, alignment: Alignment) -> float:
+    """The aligned window's longer side in the kept picture's own pixels: more than it holds
+    is not detail."""
+    height, width = kept.rgb.shape[:2]
+    top, bottom, left, right = kept.box if alignment.candidate_view else (0, height, 0, width)
+    return max(alignment.rows[1] * (bottom - top), alignment.cols[1] * (right - left))
+
+
+def warped_colour(kept: Thumbnail, aligned: Aligned, side: int) -> np.ndarray:
+    """The kept picture's colour under `aligned`'s map, at `side` x `side`: (3, side, side) sRGB
+    levels. The picture is first resized (antialiased) to where the map points at that side's
+    scale, so that a small patch samples no aliasing."""
+    scale = side / aligned.query.shape[0]
+    height, width = (max(2, round(v * scale)) for v in aligned.resized)
+    small = Image.fromarray(kept.rgb).resize((width, height), Image.Resampling.BILINEAR)
+    params = _scaled(aligned.params, scale)
+    warped = small.transform(
+        (side, side), Image.Transform.AFFINE, _affine(params, side), resample=Image.Resampling.BILINEAR
+    )
+    return np.moveaxis(np.asarray(warped, dtype=np.float64), -1, 0)
+
+
+def _luma_image(kept: Thumbnail) -> Image.Image:
+    return Image.fromarray(luma(kept.rgb, np.float32), mode="F")
+
+
+def _window_map(window: Window) -> np.ndarray:
+    """The affine map from the patch's [-1, 1] square onto a window's pixel centres."""
+    top, win_h, left, win_w = window
+    return np.array([win_h / 2, 0.0, 0.0, win_w / 2, top + win_h / 2 - 0.5, left + win_w / 2 - 0.5])
+
+
+def _scaled(params: np.ndarray, factor: float) -> np.ndarray:
+    """A map onto a picture resized by `factor` (pixel centres: k -> (k + 0.5) * factor - 0.5)."""
+    out = np.array(params, dtype=np.float64)
+    out[:4] *= factor
+    out[4:] = (out[4:] + 0.5) * factor - 0.5
+    return out
+
+
+def _aligned(query: np.ndarray, image: Image.Image, params: np.ndarray, resized: tuple[int, ...]) -> Aligned:
+    warped, inside = _warp(image, params, query.shape[0])
+    inside = np.ones(warped.shape, bool) if inside is None else inside
+    return Aligned(query, warped.astype(np.float64), inside, params, (int(resized[0]), int(resized[1])))
+
+
+def _likeness(aligned: Aligned) -> float:
+    """Correlation of the query with the warped picture over the overlap (0 for too little)."""
+    if aligned.inside.mean() < 0.5:
+        return 0.0
+    q, w = aligned.query[aligned.inside], aligned.warped[aligned.inside]
+    q, w = q - q.mean(), w - w.mean()
+    return float((q * w).sum() / max(np.sqrt((q * q).sum() * (w * w).sum()), 1e-6))
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A 5-tap Gaussian, separable: smooths the last pixel of aliasing Lucas-Kanade would chase."""
+    taps = np.exp(-(np.arange(-2, 3) ** 2) / (2 * sigma * sigma))
+    taps /= taps.sum()
+    padded = np.pad(image, 2, mode="edge")
+    rows = sum(taps[i] * padded[i : i + image.shape[0], :] for i in range(5))
+    return sum(taps[i] * rows[:, i : i + image.shape[1]] for i in range(5))
+
+
+def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gy, gx = np.zeros_like(image), np.zeros_like(image)
+    gy[1:-1] = (image[2:] - image[:-2]) * 0.5
+    gx[:, 1:-1] = (image[:, 2:] - image[:, :-2]) * 0.5
+    return gy, gx
+
+
+@cache
+def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres of an n x n patch in [-1, 1]: rows (U) and columns (V)."""
+    centres = (np.arange(n) + 0.5) / n * 2 - 1
+    return np.meshgrid(centres, centres, indexing="ij")
+
+
+def _affine(params: np.ndarray, n: int) -> tuple[float, ...]:
+    """Pillow's AFFINE data for the map from an n x n patch's [-1, 1] square (rows u, columns v)
+    to the image's pixel centres (y = p4 + p0 u + p1 v, x = p5 + p2 u + p3 v). Pillow samples
+    at (a X + b Y + c, d X + e Y + f) for an output pixel's centre (X, Y), in coordinates where
+    pixel k spans [k, k + 1): hence the halves."""
+    a11, a12, a21, a22, ty, tx = (float(p) for p in params)
+    return (2 * a22 / n, 2 * a21 / n, tx - a21 - a22 + 0.5, 2 * a12 / n, 2 * a11 / n, ty - a11 - a12 + 0.5)
+
+
+def _warp(image: Image.Image, params: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """`image` (mode F) sampled bilinearly on the patch grid, and which samples lie inside it
+    (None: all of them, the usual case, known from the four corners)."""
+    warped = np.asarray(
+        image.transform((n, n), Image.Transform.AFFINE, _affine(params, n), resample=Image.Resampling.BILINEAR),
+        dtype=np.float32,
+    )
+    height, width = image.height, image.width
+    edge = 1 - 1 / n  # the outermost pixel centres
+    corners = [(su * edge, sv * edge) for su in (-1, 1) for sv in (-1, 1)]
+    ys = [params[4] + params[0] * cu + params[1] * cv for cu, cv in corners]
+    xs = [params[5] + params[2] * cu + params[3] * cv for cu, cv in corners]
+    if min(ys) >= 0 and max(ys) <= height - 1 and min(xs) >= 0 and max(xs) <= width - 1:
+        return warped, None
+    u, v = _grid(n)
+    y, x = params[4] + params[0] * u + params[1] * v, params[5] + params[2] * u + params[3] * v
+    return warped, (y >= 0) & (y <= height - 1) & (x >= 0) & (x <= width - 1)
+
+
+def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, steps: int, sigma: float) -> np.ndarray:
+    """Inverse-compositional Gauss-Newton on the affine map (Baker and Matthews): the query's
+    gradients are computed once, each step warps the candidate once (Pillow's affine transform).
+    A gain and an offset are fitted at each step, and Huber weights keep a badge or a watermark
+    from pulling the map."""
+    n = query.shape[0]
+    u, v = _grid(n)
+    template = _blur(query, sigma)
+    image = Image.fromarray(_blur(candidate, sigma).astype(np.float32), mode="F")
+    grad_u, grad_v = _gradients(template)
+    grad_u, grad_v = grad_u * (n / 2), grad_v * (n / 2)  # per unit of the patch's [-1, 1] axes
+    # Above 128 px the steps solve on every other row and column: a quarter of the arithmetic,
+    # the same map to a tenth of a pixel (the level below has brought it within a pixel).
+    every = 2 if n > 128 else 1
+    steepest = np.stack([grad_u * u, grad_u * v, grad_v * u, grad_v * v, grad_u, grad_v], axis=-1)
+    steepest = steepest[::every, ::every].reshape(-1, 6).astype(np.float32)
+    wanted = template[::every, ::every].ravel().astype(np.float32)
+    params = params.astype(np.float64)
+    for _ in range(steps):
+        warped, inside = _warp(image, params, n)
+        warped = warped[::every, ::every]
+        if inside is None:
+            w_flat, t_flat, jacobian = warped.ravel(), wanted, steepest
+        else:
+            mask = inside[::every, ::every].ravel()
+            if mask.sum() < mask.size // 2:
+                break
+            w_flat, t_flat, jacobian = warped.ravel()[mask], wanted[mask], steepest[mask]
+        w_centred, t_mean = w_flat - w_flat.mean(), t_flat.mean()
+        gain = float(w_centred @ (t_flat - t_mean)) / max(float(w_centred @ w_centred), 1e-6)
+        error = gain * w_centred + t_mean - t_flat
+        magnitude = np.abs(error)
+        scale = 1.4826 * float(np.median(magnitude[::4])) + 1e-3  # a quarter of the pixels: as good
+        weights = np.minimum(1.0, 1.5 * scale / np.maximum(magnitude, 1e-9))
+        weighted = jacobian * weights[:, None]
+        step = np.linalg.solve(weighted.T @ jacobian + _RIDGE, weighted.T @ error)
+        # p <- p o step^-1: the map now sends the query's grid where the step says it belongs.
+        (a, b), (c, d) = np.eye(2) + step[:4].reshape(2, 2)
+        inverse = np.array([[d, -b], [-c, a]]) / (a * d - b * c)
+        linear = params[:4].reshape(2, 2) @ inverse
+        params = np.concatenate([linear.ravel(), params[4:] - linear @ step[4:]])
+        if np.abs(step).max() < 1e-3:
+            break
+    return params

@@ -1,0 +1,234 @@
+"""Does one edit of the whole picture explain its colours? If not, the product was recoloured.
+
+A copy's tone and colour edits act on the whole picture alike: brightness and contrast move every
+pixel's luma along one line, saturation and grayscale scale every pixel's tint (its offset from
+the grey of its own luma) by one factor, and a chain of them is again such an edit, clipped at
+black and white. A shop that makes its red hoodie's photo from the black one's changes the
+hoodie and leaves the skin, the trousers and the background as they were: no one edit of the
+whole picture explains both. What is left unexplained is either something added on top (a
+badge, text: it replaces the photograph's detail and brings an outline of its own) or a region
+of the photograph in another colour (its detail and its outline are the photograph's).
+
+`unexplained(query, kept, inside, query_detail, kept_detail)` measures the share of the overlap
+in recoloured regions, and in added ones, at policy.COLOUR_SIDE px (JPEG keeps colour at half
+resolution, and a region, not a pixel, is what a recolour is):
+
+1. the edit is fitted to the pair: the luma line through matching quantiles (a tone edit keeps
+   every pixel's rank, so no alignment is needed), then the line and the tint factor together by
+   least squares over the channels the edit keeps clear of a clip, the outliers left out, then
+   the tint factor as the median ratio of the strongly tinted channels (a recoloured product is
+   the minority its median leaves out);
+2. each pixel's luma and tint are compared with the edit's prediction (clipped), a pixel of
+   slack for the alignment; either picture may be the edited one, so each is predicted from the
+   other and the direction that explains more counts;
+3. the solid regions left over are told apart by what is inside them: the photograph's own
+   detail (the band-pass the same-photograph test correlates) lined up means recoloured, other
+   detail means added; a plain region is added when most of its outline is the query's alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dupcheck.core.matching.arrays import neighbourhood, neighbours, padded, regions, shifts
+from dupcheck.core.matching.policy import (
+    CLIP_SLACK,
+    CLIPPED,
+    COLOUR_SIDE,
+    DETAIL,
+    EDGE,
+    MIN_FITTED,
+    MIN_REGION,
+    NEW_OUTLINE,
+    SHARED_TILE,
+    SOLID,
+    STRONG_TINT,
+    TINT_SLACK,
+    TONE_QUANTILES,
+    TONE_SLACK,
+)
+from dupcheck.core.pixels import luma
+
+_QUANTILES = np.linspace(*TONE_QUANTILES)
+
+
+@dataclass(frozen=True, slots=True)
+class Unexplained:
+    """What one edit of the whole picture leaves unexplained, in cells of about COLOUR_SIDE:
+    `recoloured` and `added`, the shares of the overlap in regions of the photograph in another
+    colour and in regions added on top; `added_cells`, where those are (what edits.py names)."""
+
+    recoloured: float
+    added: float
+    added_cells: np.ndarray
+
+
+def unexplained(
+    query: np.ndarray, kept: np.ndarray, inside: np.ndarray, query_detail: np.ndarray, kept_detail: np.ndarray
+) -> Unexplained:
+    """What one edit of the whole picture leaves unexplained of the pair. `query`, `kept`:
+    (3, n, n) sRGB levels, aligned, `inside` where they overlap; the details: their band-pass
+    luma at n x n. Compared in cells of about COLOUR_SIDE to a side; a channel clipped in any
+    pixel of a cell has lost its level there (a brightened highlight's), and is left out."""
+    n = query.shape[-1]
+    k = max(1, round(n / COLOUR_SIDE))
+    usable = _pooled_all(inside, k)
+    nothing = Unexplained(0.0, 0.0, np.zeros(usable.shape, bool))
+    if usable.sum() < MIN_FITTED:
+        return nothing
+    mine, theirs = _pooled(query, k), _pooled(kept, k)
+    lost = _pooled_any((query <= 2) | (query >= 253) | (kept <= 2) | (kept >= 253), k)
+    usable = usable[: mine.shape[-1], : mine.shape[-1]]
+    # The query an edit of the catalog picture, then (only if that leaves something) the other way.
+    off = _solid(_off_one_edit(mine, theirs, usable, lost) & usable)
+    if off.any():
+        off = min(off, _solid(_off_one_edit(theirs, mine, usable, lost) & usable), key=lambda o: int(o.sum()))
+    if not off.any():
+        return nothing
+    total = float(usable.sum())
+    query_edges = _edges(mine) > EDGE
+    kept_near = neighbourhood(_edges(theirs) > EDGE, np.logical_or, fill=False)
+    found = {True: 0.0, False: 0.0}
+    added = np.zeros(off.shape, bool)
+    for coordinates in regions(off):
+        if len(coordinates) / total < MIN_REGION:
+            break  # (largest first)
+        region = np.zeros(off.shape, bool)
+        region[coordinates[:, 0], coordinates[:, 1]] = True
+        shared = _detail_shared(region, k, inside, query_detail, kept_detail)
+        if shared is None:  # a plain region: its outline says whether it was added
+            ring = _grown(_grown(region)) & ~region & usable
+            outline = ring & query_edges
+            shared = float((outline & ~kept_near).sum()) <= NEW_OUTLINE * max(int(outline.sum()), 1)
+        found[shared] += float(region.sum()) / total
+        if not shared:
+            added |= region
+    return Unexplained(found[True], found[False], added)
+
+
+def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """Where `mine` is off one edit of the whole of `theirs`: each channel c of luma L predicted
+    as g L + o + f (c - L), clipped; luma off by more than TONE_SLACK or tint by more than
+    TINT_SLACK (CLIP_SLACK more where the prediction was clipped), a pixel of shift allowed;
+    channels `lost` to a clip are neither fitted nor compared."""
+    their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
+    my_luma = luma(np.moveaxis(mine, 0, -1), np.float64)
+    tint = theirs - their_luma[None]
+    levels = np.broadcast_to(their_luma, theirs.shape)
+    gain, offset = quantile_line(my_luma, their_luma, usable)
+    factor = 1.0
+
+    def predicted() -> np.ndarray:
+        return gain * levels + offset + factor * tint
+
+    clear = usable[None] & ~lost & (theirs > CLIPPED) & (theirs < 255 - CLIPPED)
+    for _ in range(3):
+        guess = predicted()
+        chosen = clear & (guess > CLIPPED) & (guess < 255 - CLIPPED) & (np.abs(mine - guess) < 2 * TONE_SLACK)
+        if chosen.sum() < MIN_FITTED:
+            break
+        design = np.stack([levels[chosen], np.ones(int(chosen.sum())), tint[chosen]], axis=1)
+        (gain, offset, factor), *_ = np.linalg.lstsq(design, mine[chosen], rcond=None)
+    # The tint factor as the median ratio: a recoloured product is the minority it leaves out.
+    their_edit = gain * levels + offset
+    strong = clear & (np.abs(tint) >= STRONG_TINT) & (mine > CLIPPED) & (mine < 255 - CLIPPED)
+    if strong.sum() >= MIN_FITTED:
+        factor = float(np.median((mine - their_edit)[strong] / tint[strong]))
+    factor = min(max(float(factor), 0.0), 2.5)
+    guess = predicted()
+    shown = np.clip(guess, 0, 255)
+    allowance = np.where((shown != guess) | lost, CLIP_SLACK, 0.0).max(axis=0)
+    shown_luma = luma(np.moveaxis(shown, 0, -1), np.float64)
+    my_tint, shown_tint = mine - my_luma[None], shown - shown_luma[None]
+    off = np.ones(usable.shape, bool)
+    for luma_at, tint_at, slack_at in zip(
+        shifts(padded(shown_luma)), shifts(padded(shown_tint)), shifts(padded(allowance)), strict=True
+    ):
+        luma_off = np.abs(my_luma - luma_at) - slack_at > TONE_SLACK
+        tint_off = np.abs(my_tint - tint_at).max(axis=0) - slack_at > TINT_SLACK
+        off &= luma_off | tint_off
+    return off
+
+
+def quantile_line(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> tuple[float, float]:
+    """mine = g theirs + o through matching quantiles of the two lumas, the median of the slopes
+    between them (Theil-Sen), the quantiles near a clip left out; (1, 0) when too few are left."""
+    # (Quantiles of a few thousand pixels say as much as of all of them, for a fraction of the sort.)
+    step = max(1, int(np.sqrt(usable.size / 4096)))
+    usable, theirs, mine = usable[::step, ::step], theirs[::step, ::step], mine[::step, ::step]
+    keep = usable & (theirs > CLIPPED) & (theirs < 255 - CLIPPED)
+    if keep.sum() < MIN_FITTED:
+        return 1.0, 0.0
+    x, y = np.percentile(theirs[keep], _QUANTILES), np.percentile(mine[keep], _QUANTILES)
+    ok = (y > CLIPPED) & (y < 255 - CLIPPED)
+    x, y = x[ok], y[ok]
+    if len(x) < 4 or float(x.max() - x.min()) < 20.0:
+        return 1.0, 0.0
+    i, j = np.triu_indices(len(x), 1)
+    apart = x[j] - x[i] > 4.0
+    if not apart.any():
+        return 1.0, 0.0
+    gain = float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))
+    return gain, float(np.median(y - gain * x))
+
+
+def _detail_shared(
+    region: np.ndarray, k: int, inside: np.ndarray, query_detail: np.ndarray, kept_detail: np.ndarray
+) -> bool | None:
+    """Whether the photograph's detail lines up inside a region (at the detail's resolution):
+    True recoloured, False replaced, None when the kept picture has no detail there."""
+    n = inside.shape[0]
+    full = np.kron(region, np.ones((k, k), bool))
+    full = np.pad(full, ((0, n - full.shape[0]), (0, n - full.shape[1]))) & inside
+    theirs, mine = kept_detail[full], query_detail[full]
+    if theirs.size < 64 or float(theirs.std()) <= DETAIL:
+        return None
+    theirs, mine = theirs - theirs.mean(), mine - mine.mean()
+    correlation = float((theirs * mine).sum() / max(np.sqrt((theirs * theirs).sum() * (mine * mine).sum()), 1e-9))
+    return correlation >= SHARED_TILE
+
+
+def _solid(mask: np.ndarray) -> np.ndarray:
+    """The pixels of `mask` with at least SOLID of their 3x3 neighbourhood in it: a region, not
+    an edge's last pixel of misalignment."""
+    return mask & (neighbours(mask) >= SOLID)
+
+
+def _edges(rgb: np.ndarray) -> np.ndarray:
+    """The luma gradient's magnitude (central differences)."""
+    level = luma(np.moveaxis(rgb, 0, -1), np.float64)
+    down, across = np.zeros_like(level), np.zeros_like(level)
+    down[1:-1] = (level[2:] - level[:-2]) / 2
+    across[:, 1:-1] = (level[:, 2:] - level[:, :-2]) / 2
+    return np.hypot(down, across)
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    return neighbourhood(mask, np.logical_or, fill=False)
+
+
+def _pooled(values: np.ndarray, k: int) -> np.ndarray:
+    """k x k means over the last two axes (the side cut to a multiple of k)."""
+    if k == 1:
+        return values.astype(np.float64)
+    n = values.shape[-1] // k
+    cut = values[..., : n * k, : n * k].astype(np.float64)
+    return cut.reshape(*values.shape[:-2], n, k, n, k).mean(axis=(-3, -1))
+
+
+def _pooled_any(mask: np.ndarray, k: int) -> np.ndarray:
+    """A pooled cell where any of the pixels it covers is (over the last two axes)."""
+    if k == 1:
+        return mask
+    n = mask.shape[-1] // k
+    return np.asarray(mask[..., : n * k, : n * k].reshape(*mask.shape[:-2], n, k, n, k).any(axis=(-3, -1)))
+
+
+def _pooled_all(mask: np.ndarray, k: int) -> np.ndarray:
+    """A pooled pixel set where all the pixels it covers are."""
+    if k == 1:
+        return mask
+    n = mask.shape[-1] // k
+    return np.asarray(mask[: n * k, : n * k].reshape(n, k, n, k).all(axis=(1, 3)))
