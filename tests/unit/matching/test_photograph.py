@@ -23,7 +23,7 @@ from dupcheck.core.matching.views import Views
 from dupcheck.core.models import Verdict
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from support.garments import GREY, RED, photograph, recoloured
+from support.garments import GREY, RED, SHIRT, photograph, recoloured
 
 PIPELINE = get_pipeline()
 assert isinstance(PIPELINE, AlignedDualPHash)
@@ -153,6 +153,27 @@ def test_one_edit_of_the_whole_picture_explains_a_copy_and_not_a_recolour() -> N
         assert found is not None and found.recoloured < RECOLOURED, edit
     found = finding(ZIP, jpeg(recoloured(ZIP, RED)))
     assert found is not None and found.same_photograph and found.recoloured >= RECOLOURED
+
+
+def hem_recoloured(picture: Image.Image, colour: tuple[int, int, int]) -> tuple[Image.Image, float]:
+    """The same photograph with only the shirt's hem (its lowest 7%) in another colour, its
+    detail kept; and the share of the picture that changed."""
+    pixels = np.asarray(picture, dtype=np.float64).copy()
+    band = np.zeros(pixels.shape[:2], bool)
+    band[int(0.63 * band.shape[0]) : int(0.70 * band.shape[0])] = True
+    hem = band & (np.abs(pixels - np.array(SHIRT)).max(axis=-1) < 40)
+    pixels[hem] += np.array(colour, dtype=np.float64) - np.array(SHIRT)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), float(hem.mean())
+
+
+def test_a_recoloured_part_is_a_share_of_the_product_not_of_the_backdrop(service: DupcheckService) -> None:
+    """A hem (a zip, a cap's crown) in another colour is a small share of a picture that is
+    mostly white backdrop, and a large one of the product: another colour, never a duplicate."""
+    query, changed = hem_recoloured(ZIP, RED)
+    assert changed < RECOLOURED  # of the whole picture: too little to tell from a copy's noise
+    found = finding(ZIP, jpeg(query))
+    assert found is not None and found.same_photograph and found.another_colour
+    assert verdict_of(service, jpeg(query)) is Verdict.SIMILAR
 
 
 def test_a_badge_is_added_on_top_not_a_recolour() -> None:

@@ -9,9 +9,12 @@ whole picture explains both. What is left unexplained is either something added 
 badge, text: it replaces the photograph's detail and brings an outline of its own) or a region
 of the photograph in another colour (its detail and its outline are the photograph's).
 
-`unexplained(query, kept, inside, query_detail, kept_detail)` measures the share of the overlap
-in recoloured regions, and in added ones, at policy.COLOUR_SIDE px (JPEG keeps colour at half
-resolution, and a region, not a pixel, is what a recolour is):
+`unexplained(query, kept, inside, query_detail, kept_detail)` measures the share of the
+photographed subject in recoloured regions, and in added ones, at policy.COLOUR_SIDE px (JPEG
+keeps colour at half resolution, and a region, not a pixel, is what a recolour is). The subject
+is the overlap less a plain studio backdrop: a recolour changes the product, and a backdrop is
+the same in every shot taken against it, so a zip or a cap's crown recoloured is a small share
+of a picture that is mostly white, but not of the product:
 
 1. the edit is fitted to the pair: the luma line through matching quantiles (a tone edit keeps
    every pixel's rank, so no alignment is needed), then the line and the tint factor together by
@@ -34,6 +37,8 @@ import numpy as np
 
 from dupcheck.core.matching.arrays import neighbourhood, neighbours, padded, regions, shifts
 from dupcheck.core.matching.policy import (
+    BACKDROP,
+    BACKDROP_RING,
     CLIP_SLACK,
     CLIPPED,
     COLOUR_SIDE,
@@ -41,6 +46,7 @@ from dupcheck.core.matching.policy import (
     EDGE,
     MIN_FITTED,
     MIN_REGION,
+    MIN_SUBJECT,
     NEW_OUTLINE,
     SHARED_TILE,
     SOLID,
@@ -57,8 +63,9 @@ _QUANTILES = np.linspace(*TONE_QUANTILES)
 @dataclass(frozen=True, slots=True)
 class Unexplained:
     """What one edit of the whole picture leaves unexplained, in cells of about COLOUR_SIDE:
-    `recoloured` and `added`, the shares of the overlap in regions of the photograph in another
-    colour and in regions added on top; `added_cells`, where those are (what edits.py names)."""
+    `recoloured` and `added`, the shares of the subject (the overlap less a plain backdrop) in
+    regions of the photograph in another colour and in regions added on top; `added_cells`,
+    where those are (what edits.py names)."""
 
     recoloured: float
     added: float
@@ -87,7 +94,8 @@ def unexplained(
         off = min(off, _solid(_off_one_edit(theirs, mine, usable, lost) & usable), key=lambda o: int(o.sum()))
     if not off.any():
         return nothing
-    total = float(usable.sum())
+    # The subject's cells, no fewer than MIN_SUBJECT of the overlap's: a share of a few cells is noise.
+    total = max(float((usable & ~_backdrop(theirs, usable)).sum()), MIN_SUBJECT * float(usable.sum()))
     query_edges = _edges(mine) > EDGE
     kept_near = neighbourhood(_edges(theirs) > EDGE, np.logical_or, fill=False)
     found = {True: 0.0, False: 0.0}
@@ -105,7 +113,8 @@ def unexplained(
         found[shared] += float(region.sum()) / total
         if not shared:
             added |= region
-    return Unexplained(found[True], found[False], added)
+    # (A region may reach beyond the subject: past the backdrop's edge, a shadow.)
+    return Unexplained(min(found[True], 1.0), min(found[False], 1.0), added)
 
 
 def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost: np.ndarray) -> np.ndarray:
@@ -188,6 +197,25 @@ def _detail_shared(
     theirs, mine = theirs - theirs.mean(), mine - mine.mean()
     correlation = float((theirs * mine).sum() / max(np.sqrt((theirs * theirs).sum() * (mine * mine).sum()), 1e-9))
     return correlation >= SHARED_TILE
+
+
+def _backdrop(rgb: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """The cells of a plain studio backdrop: within BACKDROP levels (every channel) of the median
+    colour of the overlap's outer ring and connected to it, when at least BACKDROP_RING of the
+    ring has that colour (a scene's edge, or a crop into the product, has no one colour: none)."""
+    ring = usable & ~neighbourhood(usable, np.logical_and, fill=False)
+    none = np.zeros(usable.shape, bool)
+    if ring.sum() < MIN_FITTED:
+        return none
+    colour = np.median(rgb[:, ring], axis=1)
+    near = (np.abs(rgb - colour[:, None, None]).max(axis=0) <= BACKDROP) & usable
+    if near[ring].mean() < BACKDROP_RING:
+        return none
+    backdrop = none.copy()
+    for coordinates in regions(near):
+        if ring[coordinates[:, 0], coordinates[:, 1]].any():
+            backdrop[coordinates[:, 0], coordinates[:, 1]] = True
+    return backdrop
 
 
 def _solid(mask: np.ndarray) -> np.ndarray:

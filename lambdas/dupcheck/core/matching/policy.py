@@ -139,11 +139,18 @@ SOLID = 6  # of a differing pixel's 3x3 neighbourhood that must differ too: a re
 MIN_REGION = 0.002  # of the overlap: a smaller differing region is JPEG or an edge's last pixel
 EDGE = 10.0  # luma levels per pixel at COLOUR_SIDE: an edge, for a region's outline
 NEW_OUTLINE = 0.5  # of a plain region's outline that is the query's alone: something added
-# Another colour: regions covering this much of the overlap that one edit does not explain and
-# that keep the photograph's detail (or outline). Dev (1,485 copies, 76 colour variants): copies
-# at most 2.6%; the colour variants at least 3.4%, but two (one identical to its original, one
-# faintly retinted).
-RECOLOURED = 0.03
+# The subject a recolour is a share of: the overlap less a plain backdrop, the cells within
+# BACKDROP levels of the colour that BACKDROP_RING of the overlap's outer ring has; at least
+# MIN_SUBJECT of the overlap.
+BACKDROP = 12.0
+BACKDROP_RING = 0.6
+MIN_SUBJECT = 0.05
+# Another colour: regions covering this much of the subject that one edit does not explain and
+# that keep the photograph's detail (or outline). Chosen on the dev part only (docs/lab/
+# lockbox-split.json): its 1,485 edited copies reach at most 3.7% (a combo's badge edge); of 445
+# synthetic recolours of one part of a dev product (a panel, a lining: docs/lab/evaluation.md),
+# 249 reach 4%, against 208 reaching 3% of the whole overlap before.
+RECOLOURED = 0.04
 
 # -- edits (edits.py): the smallest changes docs/evaluation.md, "Naming the edits", tells from noise
 
