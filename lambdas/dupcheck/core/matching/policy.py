@@ -106,7 +106,7 @@ MIN_COMPARED = 48  # px: a smaller patch (a thumbnail's cut) cannot be compared
 # Lucas-Kanade from the views' window, coarse to fine: Gauss-Newton steps at each side (64 starts
 # from the window; 128 and COMPARE_SIDE refine the map found below them), after a Gaussian blur of
 # AFFINE_BLUR px, which smooths the last pixel of aliasing the steps would chase. More steps
-# changed no dev copy's verdict (docs/lab/same-photograph.md).
+# changed no dev copy's verdict (docs/lab/evaluation.md, "The same photograph").
 AFFINE_STEPS = {64: 12, 128: 6, 256: 2}
 AFFINE_BLUR = 0.5
 # The fine detail: the difference of two Gaussian blurs (sigmas in px at the compared side), what
