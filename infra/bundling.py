@@ -16,7 +16,7 @@ debug symbols (`strip --strip-debug` by a strip that reads the target's machine 
 log says so). That is 14 of 90 MB.
 
 Bytecode: /var/task is read-only, so a function without .pyc files compiles every module it
-imports on every cold start (about twice the cold import, docs/benchmarks.md). So the bundle is
+imports on every cold start (about twice the cold import, docs/lab/benchmarks.md). So the bundle is
 always compiled by a CPython of the runtime's version, or not built at all: `LAMBDA_BUNDLE_PYTHON`
 if set (it must be that version; not a `DUPCHECK_*` name, which the service's settings would
 refuse as unknown), else the first CPython 3.12 found by `uv python find`, on
@@ -28,7 +28,7 @@ would add 13 MB; a traceback through them still names file and line).
 The similar-products functions get an asset of their own (`products_code`): the same package and
 packages, plus `requirements-products.txt` (onnxruntime, ~80 MB unzipped) and the product model file
 (`lambdas/dupcheck/models/`, built by `make model`), which the shared asset leaves out: the
-find_similar function's bundle and cold start stay what they were (docs/similar-products.md).
+find_similar function's bundle and cold start stay what they were (docs/lab/similar-products.md).
 
 Every other function shares the one asset, so it is built once per synth (and not at all when `cdk.out`
 already holds a bundle with the same hash). It is built by uv on the machine running

@@ -61,7 +61,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     # Import workers at once: 10 x 8 downloads keeps a shop's image host and the table unflooded
     # (docs/deploy.md, imports); raise it for faster imports of catalogs on a CDN.
     "importConcurrency": 10,
-    # Similar products (docs/similar-products.md): two functions with the model, a stream reader
+    # Similar products (docs/lab/similar-products.md): two functions with the model, a stream reader
     # and an OpenSearch index. `false` deploys none of them; /similar_products then answers 503.
     "similarProducts": True,
 }
@@ -171,7 +171,7 @@ class DupcheckStack(Stack):
             api_key_version=config.api_key_version,
         )
         sync = StreamSync(self, "StreamSync", code=code, environment=env, table=hashes.table)
-        # Similar products: functions of their own, with the product model (docs/similar-products.md).
+        # Similar products: functions of their own, with the product model (docs/lab/similar-products.md).
         products = None
         if config.similar_products:
             products = SimilarProducts(

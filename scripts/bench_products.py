@@ -6,7 +6,7 @@
 Reads the development set's provenance (`name,source,origin`, ../shared/bench/README.md) and
 writes `file,product`: pictures of one product share a name, so a held-out picture whose
 product the catalog holds in another picture (another colour, the back, a close-up) is known to
-have a relative there (docs/evaluation.md, "Verdicts"). The names come from the sample stores'
+have a relative there (docs/lab/evaluation.md, "Verdicts"). The names come from the sample stores'
 own file names:
 
 * Magento Luma: `<style>-<colour>_<view>.jpg` (mh01-black_main.jpg, mh01-gray_back.jpg): the

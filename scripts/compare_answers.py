@@ -17,7 +17,7 @@ is at least `--min-agreement` (default 0: report only), else 1.
 
 A disagreement is a question to look at, not a dupcheck error by itself: the prototype's plain
 pHash misses mirrored, cropped and padded copies and confuses products on white backgrounds
-(docs/evaluation.md), so some answers change on purpose.
+(docs/lab/evaluation.md), so some answers change on purpose.
 """
 
 from __future__ import annotations

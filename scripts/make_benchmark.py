@@ -350,7 +350,7 @@ HALVES = ("A", "B")
 
 def in_half(name: str) -> str:
     """Which half an original belongs to: SHA-1 of its file name, last byte even (A) or odd (B).
-    The halves of docs/evaluation.md (the 598 originals split 292 / 306)."""
+    The halves of docs/lab/evaluation.md (the 598 originals split 292 / 306)."""
     return HALVES[hashlib.sha1(name.encode()).digest()[-1] % 2]
 
 

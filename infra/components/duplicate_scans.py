@@ -13,7 +13,7 @@ the shared code asset leaves out by construction (infra/bundling.py). The scan f
 gets it, as a layer of plain source files (pure Python: nothing to build for the platform),
 so the API and the other functions still load nothing of the tools. Why one function with
 hand-overs rather than a fan-out: the pairing is one self-join in memory, and the verification
-of 1M records is minutes of CPU (docs/benchmarks.md), which a chain of 15-minute invocations
+of 1M records is minutes of CPU (docs/lab/benchmarks.md), which a chain of 15-minute invocations
 covers while the work file keeps every finished step (docs/architecture.md, "Duplicate scans").
 """
 
@@ -45,7 +45,7 @@ from infra.components.thumbnail_bucket import ThumbnailBucket
 
 HANDLER = "dupcheck_tools.duplicates.scan_function.handler"
 TIMEOUT = Duration.minutes(15)  # Lambda's longest; the function hands over before it
-MEMORY_MB = 4096  # 1M records peaked at 1.6 GB (docs/benchmarks.md); this also buys ~2.3 vCPUs for numpy
+MEMORY_MB = 4096  # 1M records peaked at 1.6 GB (docs/lab/benchmarks.md); this also buys ~2.3 vCPUs for numpy
 EPHEMERAL_MIB = 10240  # /tmp: the work file (~1.4 GB at 1M records) and the report
 TOOLS_DIR = REPO_ROOT / "lambdas" / "dupcheck_tools"
 # What the scan function imports of the tools: the engine's package and the modules it uses.

@@ -5,7 +5,7 @@ plus onnxruntime and the model), and no other function loads it: the find_simila
 bundle and cold start stay what they were. API Gateway routes `/similar_products` to the first
 (Api.route); the second is the records table stream's second reader, beside stream_sync: it
 embeds each new picture and writes the product index in OpenSearch, record by record, failures
-reported per record, retried, then described on its dead-letter queue (docs/similar-products.md).
+reported per record, retried, then described on its dead-letter queue (docs/lab/similar-products.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from infra.components.function import dupcheck_function
 
 SEARCH_HANDLER = "dupcheck.handlers.similar_products.handler"
 SYNC_HANDLER = "dupcheck.handlers.product_sync.handler"
-# 1,769 MB is one whole vCPU: the model runs one picture on one core (~20 ms here, docs/benchmarks.md).
+# 1,769 MB is one whole vCPU: the model runs one picture on one core (~20 ms here, docs/lab/benchmarks.md).
 MEMORY_MB = 1769
 SEARCH_TIMEOUT = Duration.seconds(29)  # API Gateway's integration timeout
 # A record is one download (up to DUPCHECK_FETCH_DEADLINE, 20 s) and one run of the model: a

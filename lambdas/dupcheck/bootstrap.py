@@ -41,7 +41,7 @@ def one_blas_thread() -> None:
     for which a second BLAS thread gives nothing, and on a busy machine waits behind the other
     work: with OpenBLAS's default of a thread per core a new product's verification was no
     faster with the machine's other core idle, and took 2-3x as long with it busy
-    (docs/benchmarks.md). Requests run in parallel on their own threads (the local server) or
+    (docs/lab/benchmarks.md). Requests run in parallel on their own threads (the local server) or
     processes (Lambda) instead. Called where a process starts serving (the Lambda handler's cold
     start, `python -m dupcheck`), never by the core: a library user's process keeps its own
     setting. threadpoolctl finds the BLAS numpy loaded (imported above, by core/hashing.py),
@@ -312,7 +312,7 @@ def build_service(
 ) -> DupcheckService:
     """The service. Locally it computes each registered picture's product vector too (where similar
     products are on); on AWS the product sync function does, from the table's stream, so the API
-    function loads no model (docs/similar-products.md)."""
+    function loads no model (docs/lab/similar-products.md)."""
     configure_decoding(settings)
     pipeline = pipeline or get_pipeline()
     store = store or build_store(settings)

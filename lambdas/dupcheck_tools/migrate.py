@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 # The prototype fitted every picture into a white square of this side before hashing it.
 PROTOTYPE_CANVAS = 512
 # A stored phash further than this from the picture downloaded now: another picture. The plain
-# pHash's own duplicate threshold (docs/evaluation.md: at <= 4 it called none of the benchmark's
+# pHash's own duplicate threshold (docs/lab/evaluation.md: at <= 4 it called none of the benchmark's
 # distinct pictures a duplicate); the same bytes hashed again give 0.
 PICTURE_CHANGED_OVER = PHash64.duplicate_max
 # Stored phashes waiting for their download. Rows reach a download at most a few batches after

@@ -5,7 +5,7 @@ on four catalogs, each with a baseline commit's runtime and with this checkout's
 
 * `full`: the dev set's originals (598 pictures, each its own);
 * `halfA`, `halfB`: the same originals split in two by a hash of the file name (sha1, even /
-  odd: the halves of docs/evaluation.md), as symlinks in a scratch folder;
+  odd: the halves of docs/lab/evaluation.md), as symlinks in a scratch folder;
 * `grown`: a per-query benchmark's catalog grown with all its query files (copies, held-out
   pictures, colour variants), grouped by the truth's `source` column (scripts/make_benchmark.py
   writes it), so the share of true pairs called duplicate is measured beside the false ones.

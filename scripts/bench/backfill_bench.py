@@ -18,7 +18,7 @@
    RSS does not grow with rows, and (b) a `--dry-run` of a `--rows`-row catalog (reader, store
    look-ups in batches and the bounded queues; no downloads).
 
-Prints one JSON object (the figures in docs/benchmarks.md, backfill) as the last line.
+Prints one JSON object (the figures in docs/lab/benchmarks.md, backfill) as the last line.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Then `python -m dupcheck duplicates` runs on each store (a subprocess, as a user
 RSS of it and its verification processes, sampled), alternating with the baseline, `python -m
 dupcheck export` of the same store: one read of every record, which the report cannot beat. The
 report's own summary gives its phases (read, pair, verify, report). Medians over `--runs`.
-Prints one JSON object as the last line (the figures in docs/benchmarks.md).
+Prints one JSON object as the last line (the figures in docs/lab/benchmarks.md).
 """
 
 from __future__ import annotations

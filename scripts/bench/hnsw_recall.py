@@ -4,7 +4,7 @@ Why: OpenSearch's faiss engine builds an HNSW graph over binary vectors; HNSW is
 and near-duplicate lookup is only useful if the *true* nearest hash is returned. This script
 measures, offline and single-threaded, how recall of the true nearest depends on the graph
 (m, ef_construction) and the query (ef_search, oversampled k), to choose the defaults in
-`adapters/opensearch/schema.py` (recorded in docs/hnsw.md).
+`adapters/opensearch/schema.py` (recorded in docs/lab/hnsw.md).
 
 Data: N uniformly random 64-bit hashes plus Q queries, each a catalog hash with 0..10 bits
 flipped (a planted near-duplicate). Ground truth is an exact flat Hamming scan, so ties and

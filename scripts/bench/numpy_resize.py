@@ -2,7 +2,7 @@
 
 Measured for issue 19 and not used by verification: a turning step's sixteen resizes cost
 1.18-1.37x less than through Pillow (scripts/bench/resample_bench.py), 0.25-0.45 ms a step, not
-worth a module of the service that must follow Pillow's own rules (docs/benchmarks.md). Kept
+worth a module of the service that must follow Pillow's own rules (docs/lab/benchmarks.md). Kept
 beside its benchmark as the evidence, tested against the installed Pillow.
 
 Verification resizes a few tiny pictures (a turned query's working copy and its trimmed crop,

@@ -15,7 +15,7 @@ numpy's (above 1: numpy is faster).
 
     .venv/bin/python scripts/bench/rotation_bench.py [--rounds 400] [--size 80x80] [--check 300]
 
-The result (docs/benchmarks.md, "A turned query's rotation in numpy (issue 19)"): numpy takes
+The result (docs/lab/benchmarks.md, "A turned query's rotation in numpy (issue 19)"): numpy takes
 1.5-2x Pillow's CPU time (0.67-0.68x Pillow's speed for one angle, 0.49-0.61x for four), so
 verification keeps Pillow's rotate.
 """

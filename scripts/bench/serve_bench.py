@@ -13,7 +13,7 @@ server (GET by URL) or uploaded (POST). Every figure has its baseline in the sam
 
     .venv/bin/python scripts/bench/serve_bench.py [--lambdas DIR] [--catalog 200] [--load-seconds 60]
 
-`--lambdas` measures another checkout's code (the baseline in docs/benchmarks.md: the commit
+`--lambdas` measures another checkout's code (the baseline in docs/lab/benchmarks.md: the commit
 before the server change, in a worktree). Only 127.0.0.1 is used.
 """
 

@@ -184,7 +184,7 @@ def test_dry_run_downloads_and_writes_nothing(
 
 
 def test_hash_niceness_lowers_the_priority_of_the_hashing_processes(settings: Settings, tmp_path: Path) -> None:
-    # The server's import jobs hash at nice +10 so that requests get the CPU first (docs/benchmarks.md).
+    # The server's import jobs hash at nice +10 so that requests get the CPU first (docs/lab/benchmarks.md).
     from dupcheck_tools.backfill.engine import Backfill
     from dupcheck_tools.backfill.failures import FailureLog
 

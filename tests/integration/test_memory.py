@@ -3,7 +3,7 @@
 A tiny WebP of 40 megapixels must cost its request nothing like the +610 MB it took, and a burst
 of large pictures decoded on several threads at once must not leave the process at its peak
 afterwards (idle servers stayed at 828 MB and 1.58 GB after the review's bad-input batteries).
-The figures per format are docs/benchmarks.md's (scripts/bench/memory_bench.py); these bounds
+The figures per format are docs/lab/benchmarks.md's (scripts/bench/memory_bench.py); these bounds
 are far from both the old and the new values, so the machine's noise cannot decide them.
 """
 

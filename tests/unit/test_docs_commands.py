@@ -1,4 +1,4 @@
-"""Every command README.md and docs/*.md give is one the project has: each `python -m dupcheck`
+"""Every command README.md, docs/*.md and docs/lab/*.md give is one the project has: each `python -m dupcheck`
 line parses with the real parser (a synopsis with `[...]` or `...`: each of its options exists),
 each `make` target is in the Makefile, each `scripts/*.py` accepts the options shown (from its
 `--help`), and each `pip install` extra is declared. The commands that do work are run for real
@@ -22,7 +22,7 @@ import pytest
 from dupcheck_tools.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "lab").glob("*.md"))]
 FENCE = re.compile(r"^ *```[^\n]*\n(.*?)^ *```", re.M | re.S)
 INLINE = re.compile(r"`((?:\.venv/bin/)?python3? (?:-m dupcheck|scripts/)[^`]*|make [a-z]+|pip install [^`]+)`")
 OPTION = re.compile(r"--[a-z][a-z0-9-]*")

@@ -141,7 +141,7 @@ def test_refuses_settings_that_would_lose_data(mb: ModuleType, sources: Path, tm
 
 
 def test_synthetic_set_needs_no_photos(mb: ModuleType, tmp_path: Path) -> None:
-    """`--synthetic N` (docs/evaluation.md): generated originals and colour-variant pairs, then the
+    """`--synthetic N` (docs/lab/evaluation.md): generated originals and colour-variant pairs, then the
     usual build; the same seed gives the same files."""
     assert mb.main(["--synthetic", "20", "--out", str(tmp_path / "a"), "--per-image", "1", "--quiet"]) == 0
     assert len(list((tmp_path / "a" / "originals").iterdir())) == 20

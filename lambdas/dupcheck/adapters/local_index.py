@@ -11,7 +11,7 @@ Two searches, both exact:
   its 4 hashes): faiss's Hamming k-NN kernel (`knn_hamming`, what `IndexBinaryFlat` runs, one
   thread) over the packed codes, per query hash, merged by best distance. The k nearest of a
   catalog of unrelated pictures sit at 35-45 bits of 128, where no sublinear structure beats a
-  scan (docs/benchmarks.md, "index");
+  scan (docs/lab/benchmarks.md, "index");
 * `within`, every hash within a small radius (near duplicates), and `pairs_within`, the same
   for many query hashes at once (the catalog-wide self-join of the duplicate report):
   multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit

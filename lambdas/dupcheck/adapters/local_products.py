@@ -12,7 +12,7 @@ runs, adapters/local_index.py), and the RERANK nearest by those bits are scored 
 int8 dot product. The bits are a sign random projection of the vector's direction (the vectors are
 already a random projection of the network's features), so Hamming distance tracks the angle;
 below RERANK vectors every one is scored. At 1M vectors a query takes ~5 ms on one core where the
-exact int8 scan took 30 and faiss's float scan 110 (docs/benchmarks.md, "Similar products"). Why
+exact int8 scan took 30 and faiss's float scan 110 (docs/lab/benchmarks.md, "Similar products"). Why
 not a graph (faiss HNSW): building one for 1M vectors took 5 minutes of both cores, it cannot
 remove a vector, and at the same time per query it found fewer of the true 5 nearest.
 """

@@ -23,7 +23,7 @@ BUSY_TIMEOUT_S = 30
 # A record is ~1.3 KB: in SQLite's default 4 KiB pages a fifth of the file was slack, and a
 # bulk import spent its time splitting pages and writing them one system call each. With 64 KiB
 # pages a 1M-record store is 1,292 MB instead of 1,589, and its import takes ~14% less CPU (49.9
-# against 57.8 s; docs/benchmarks.md, "Import of a records file"). SQLite fixes the page size
+# against 57.8 s; docs/lab/benchmarks.md, "Import of a records file"). SQLite fixes the page size
 # when it writes a file's first page: files made before keep 4 KiB pages, and work as they did.
 PAGE_SIZE = 64 * 1024
 # Reads go through a memory map instead of a copy of each page: with 64 KiB pages the copies

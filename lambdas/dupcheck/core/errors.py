@@ -120,7 +120,7 @@ class StoreUnavailable(DupcheckError):
 
 class ProductsUnavailable(DupcheckError):
     """Similar products are off in this deployment: no product model installed, or the setting
-    turns them off (docs/similar-products.md)."""
+    turns them off (docs/lab/similar-products.md)."""
 
     status, code = 503, "products_unavailable"
 

@@ -14,7 +14,7 @@ converts the record (`upgrade`). A pipeline `reads` the records of such earlier 
 catalog keeps answering between a deployment and its reindex.
 
 The default's fingerprint (`dualphash128-v5`; v4's, v3's and v2's are the same hashes and views)
-was chosen by measurement (docs/evaluation.md):
+was chosen by measurement (docs/lab/evaluation.md):
 * the indexed vector is two 64-bit DCT hashes, one of the whole picture and one of the picture
   with uniform borders trimmed, each taken through a centre-weighted window. Hamming distance
   over the pair ranks candidates: a padded or framed copy keeps the trimmed half close, a copy
@@ -339,7 +339,7 @@ class AlignedDualPHash:
         flipped that mirroring (padding back) flips in the views' own hashes. Wherever the views
         hash a bit differently from the picture, the stored bit is kept, so a record's mirrored
         hash lies about as close to a mirrored copy's stored hash as the picture's own would
-        (docs/evaluation.md, "Catalog-wide duplicates")."""
+        (docs/lab/evaluation.md, "Catalog-wide duplicates")."""
         codes = np.zeros((len(records), 3, self.index_bits // 8), dtype=np.uint8)
         found = stored_lumas(records, (self.algo, self.small_kept, self.compact), self.legacy)
         usable = np.array(

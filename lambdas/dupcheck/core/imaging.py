@@ -12,7 +12,7 @@ request stays under one ceiling whatever the format; the decodes running at once
 against a budget (`DecodeBudget`: a request that does not fit waits, then 503 `server_busy`),
 so concurrent heavy requests queue instead of all decoding at once; and once the last heavy
 decode ends the freed memory is handed back to the system (glibc's malloc_trim), so a burst
-does not leave the process at its peak. docs/benchmarks.md measures each format.
+does not leave the process at its peak. docs/lab/benchmarks.md measures each format.
 
 No pipeline looks at more than a few hundred pixels (pHash 32 px of a >= 256 px JPEG draft,
 the default a 160 px working copy), so a picture whose longest side is at least 2 x
@@ -131,7 +131,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
 def decode_cost(image: Image.Image, data: bytes, stored: tuple[int, int]) -> int:
     """Bytes the decoder will hold at its peak for an opened, not yet loaded `image` (after any
     JPEG draft; `stored` is its size in the file): the picture itself plus what its format's
-    decoder keeps beside it (module docstring). docs/benchmarks.md compares it with measured peaks."""
+    decoder keeps beside it (module docstring). docs/lab/benchmarks.md compares it with measured peaks."""
     pixels = stored[0] * stored[1]
     picture = image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4)
     picture += _reduction_bytes(image.width, image.height, image.mode)

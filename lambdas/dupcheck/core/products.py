@@ -2,7 +2,7 @@
 
 The duplicate check answers "is this the same picture?"; this answers the merchandiser's other
 question with a product embedding: a CNN's pooled features (EfficientNet-Lite1, ImageNet weights,
-docs/similar-products.md) projected to 256 dimensions, unit length, stored as int8 beside each
+docs/lab/similar-products.md) projected to 256 dimensions, unit length, stored as int8 beside each
 record (never in it: records and the duplicate check are unchanged by it). Nearest by cosine
 similarity, the same product from another angle, the same style in another colour and look-alike
 items come first; a similarity is a measure of look, never a verdict.

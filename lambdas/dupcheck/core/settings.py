@@ -103,7 +103,7 @@ class Settings(BaseModel):
         "that requests get the CPU first (0: an equal share).",
     )  # fmt: skip
 
-    # Similar products (docs/similar-products.md)
+    # Similar products (docs/lab/similar-products.md)
     products: Literal["auto", "on", "off"] = Field(
         "auto", description="Similar products: auto (on where onnxruntime and the product model are installed), "
         "on (refuse to start without them), off.",
@@ -127,7 +127,7 @@ class Settings(BaseModel):
     opensearch_search_mode: Literal["approximate", "exact"] = Field(
         "approximate", description="HNSW k-NN, or exact script_score over every document (small catalogs)."
     )
-    # HNSW values measured with faiss IndexBinaryHNSW, the engine OpenSearch uses (docs/hnsw.md).
+    # HNSW values measured with faiss IndexBinaryHNSW, the engine OpenSearch uses (docs/lab/hnsw.md).
     opensearch_m: int = Field(32, ge=4, le=128, description="HNSW links per node.")
     opensearch_ef_construction: int = Field(128, ge=16, description="HNSW build-time search width.")
     opensearch_ef_search: int = Field(128, ge=16, description="HNSW query-time search width (at least k).")

@@ -85,7 +85,7 @@ def after_restore() -> None:
 def new_boto3_session() -> None:
     """A new default boto3 session, whose credentials are resolved again (not the snapshot's). It
     keeps the service models the old one already parsed: reading them again would more than
-    double what the hook costs a restored start (docs/benchmarks.md)."""
+    double what the hook costs a restored start (docs/lab/benchmarks.md)."""
     old = boto3.DEFAULT_SESSION
     fresh = botocore.session.Session()
     if old is not None:

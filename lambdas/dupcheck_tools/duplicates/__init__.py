@@ -69,11 +69,11 @@ __all__ = [
 # record's query hashes is at most this. 7 is the largest radius the substring tables answer
 # with one flipped bit per substring (multi-index hashing with 4 substrings per 64-bit half:
 # 17 probes a table); radius 8 probes one table of each half at two bits (137 probes: 2.8x the
-# probes of 7), 11 all four (8x). docs/evaluation.md ("Catalog-wide duplicates") measures
-# what a larger one finds on the dev benchmark; docs/benchmarks.md what it costs.
+# probes of 7), 11 all four (8x). docs/lab/evaluation.md ("Catalog-wide duplicates") measures
+# what a larger one finds on the dev benchmark; docs/lab/benchmarks.md what it costs.
 DEFAULT_RADIUS = 7
 # The far band: copies whose closer half moved further than the radius (large crops, rotations,
-# combinations: docs/evaluation.md, "Catalog-wide duplicates") are found by a second join at this
+# combinations: docs/lab/evaluation.md, "Catalog-wide duplicates") are found by a second join at this
 # radius, of the stored and padded-back hashes only (the mirrored one found one of the 21 pairs it
 # adds on the dev benchmark, for a third of its cost), and each record keeps one of them: its
 # nearest, when the whole hash is within FAR_WHOLE_MAX bits. Half distances are even (each half is
@@ -82,12 +82,12 @@ DEFAULT_RADIUS = 7
 # all made the verification at 100k records 19 s longer (radius 11: 54.6 s against 35.7); the
 # nearest of each record within FAR_WHOLE_MAX adds 883 candidate pairs there instead of 12,538. A
 # chance pair's other half is as far as two unrelated pictures' (~32 bits); a copy's, 30 at most
-# on the dev set (docs/evaluation.md).
+# on the dev set (docs/lab/evaluation.md).
 FAR_RADIUS = 10
 FAR_WHOLE_MAX = 34
 FAR_PER_RECORD = 1
 # The far join costs 6x the radius-7 join's probes, each of which compares N / 65,536 codes: 5-9 s
-# more at 100k (the report 48.6 s against 45.1 without it: docs/benchmarks.md), a half hour more at 1M. By
+# more at 100k (the report 48.6 s against 45.1 without it: docs/lab/benchmarks.md), a half hour more at 1M. By
 # default it runs up to this many records compared; above, only when asked (`far_radius`).
 FAR_BAND_UP_TO = 250_000
 READ_BATCH = 1000  # records per batch: query hashes are computed and written a batch at a time
@@ -365,7 +365,7 @@ def _candidates(
     tie_order = _oldest_first(work, members, member_starts, nearest + 1)
     distinct = distinct.view(np.uint8)
     # Joined: the stored hash and the mirrored and padded query hashes. The padded mirrored one
-    # (the last) finds no copy the others miss at radius 7 on the dev benchmark (docs/evaluation.md)
+    # (the last) finds no copy the others miss at radius 7 on the dev benchmark (docs/lab/evaluation.md)
     # and would cost a sixth of the join; the distance a candidate is judged at counts it.
     joined = np.concatenate([codes[:, None], queries[:, :2]], axis=1)
     per_record = joined.shape[1]

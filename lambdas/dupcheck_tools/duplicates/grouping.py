@@ -12,7 +12,7 @@ picture that does not meet the rule is not lost: it is listed under the group of
 records as `related` (a record that looks the same as one of the group's records, not as the one
 kept). Why not connected components (the first version): one wrong link between groups of a and
 b records put a x b wrong pairs into the report, and a person deleting a group's "duplicates"
-would delete them all; the rule keeps a wrong link to the pair itself (docs/evaluation.md,
+would delete them all; the rule keeps a wrong link to the pair itself (docs/lab/evaluation.md,
 "Catalog-wide duplicates", measures both).
 
 Keep rule: the oldest record, the one whose `updated_at` is earliest (then the smallest

@@ -3,7 +3,7 @@
 Jobs run one at a time, oldest first, inside the server process, with bounded concurrency
 (DUPCHECK_IMPORT_WORKERS downloads at once, DUPCHECK_IMPORT_HASH_WORKERS hashing processes: one
 by default, at nice +10 (DUPCHECK_IMPORT_HASH_NICENESS), so `find_similar` gets the CPU first;
-docs/benchmarks.md measures it).
+docs/lab/benchmarks.md measures it).
 Records are written to the server's own store; its index follows them within half a second
 (sync.py), as it follows any other writer.
 

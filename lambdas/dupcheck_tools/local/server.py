@@ -182,7 +182,7 @@ class LocalServer:
         self.import_worker = ImportWorker(service, settings, catalog_fetcher=catalog_fetcher)
         # Duplicate scans too (scans.py): the web app's button starts one.
         self.scan_worker = ScanWorker(service, settings)
-        # Similar products, where the product model is installed (docs/similar-products.md).
+        # Similar products, where the product model is installed (docs/lab/similar-products.md).
         self.products = build_product_search(settings, service)
         self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
                             imports=self.import_worker.imports, images=build_kept_images(settings),

@@ -36,7 +36,7 @@ SearchMode = Literal["approximate", "exact"]
 
 @dataclass(frozen=True, slots=True)
 class Hnsw:
-    """HNSW graph parameters (values and their measurement: Settings, docs/hnsw.md)."""
+    """HNSW graph parameters (values and their measurement: Settings, docs/lab/hnsw.md)."""
 
     m: int
     ef_construction: int

@@ -2,7 +2,7 @@
 
 Global hashes find candidates, but cannot tell a 12% crop of a picture from another picture with
 the same layout, nor a red shirt from the same shirt in blue. Verification aligns the query with
-a few candidates and counts what still differs (docs/evaluation.md, "verification"):
+a few candidates and counts what still differs (docs/lab/evaluation.md, "verification"):
 
 * every record stores two small views of its picture, the whole one and the border-trimmed one
   (views.py), and the query's are made the same way, at each angle it is turned by;

@@ -18,7 +18,7 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
 * text or a badge added: a compact patch of pixels that still differ where the rest agree;
 * for a picture that is not the same one: the product in another colour.
 
-How often each is named right on the benchmark, where the edit is known: docs/evaluation.md,
+How often each is named right on the benchmark, where the edit is known: docs/lab/evaluation.md,
 "Naming the edits". The thresholds (policy.py) are the smallest changes those measurements tell
 from noise.
 """

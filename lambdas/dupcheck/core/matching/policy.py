@@ -2,7 +2,7 @@
 
 One place answers "where is this decided": the algorithm modules import their numbers from here
 and hold none of their own. Each is grouped by the step that reads it, with what it means and
-the measurement that set it (docs/evaluation.md holds the experiments, docs/benchmarks.md the
+the measurement that set it (docs/lab/evaluation.md holds the experiments, docs/lab/benchmarks.md the
 timings). A change here changes answers (but TOGETHER_MAX, speed only): measure it with
 `python -m dupcheck evaluate` against main before and after.
 
@@ -28,7 +28,7 @@ LUMA_GRID = 32  # stored luma per view, a side
 CHROMA_GRID = 16  # stored a*, b* per view: colour needs less detail than structure
 VIEWS = 2  # whole picture, border-trimmed picture
 # At most this many bytes of compact views: with the record's other fields (~250 bytes) a record
-# stays under 1.5 KB in SQLite and DynamoDB (docs/benchmarks.md, "Record size").
+# stays under 1.5 KB in SQLite and DynamoDB (docs/lab/benchmarks.md, "Record size").
 MAX_BYTES = 1250
 
 # -- alignment (alignment.py) ----------------------------------------------------------------------
@@ -67,7 +67,7 @@ TOGETHER_MAX = 8
 # When no candidate passes upright, the ROTATED_CANDIDATES most alike whose colour mostly agrees
 # are turned at ROTATION_SIZE px by the angle their aligned pair says is left (`residual_turn`),
 # ~1.4 ms an angle. Four keep every rotation recall target; fewer lose rotated copies that are
-# not the most alike upright (docs/evaluation.md, "What turning fewer candidates keeps").
+# not the most alike upright (docs/lab/evaluation.md, "What turning fewer candidates keeps").
 ROTATED_CANDIDATES = 4
 ROTATION_SIZE = 80  # px: the views are 32 px, and a smaller picture is 4x cheaper to turn and trim
 ROTATION_MIN_SIMILARITY = 0.2  # a copy turned with `expand` has fill corners: 0.2-0.6 upright
@@ -77,7 +77,7 @@ ROTATION_LOSS = 0.05  # ...ended when a turn makes the pair this much less alike
 # ...and ended after the first turn (tried both ways) unless it made the pair this much more
 # alike, passes the target, or was under PROMISE_MIN_TURN degrees: on the dev benchmark copies
 # that line up at a second turn gained 0.096-0.40 on the first, 581 of 627 look-alikes less than
-# 0.05 (docs/evaluation.md, "Turning a new product less"; docs/benchmarks.md, "A new product's
+# 0.05 (docs/lab/evaluation.md, "Turning a new product less"; docs/lab/benchmarks.md, "A new product's
 # turning").
 TURN_PROMISE = 0.05
 PROMISE_MIN_TURN = 1.0
@@ -92,11 +92,11 @@ TURN_SPREAD = 4.0
 TURN_GAIN = 0.01  # ...and line up better than upright by this (a look-alike gains next to nothing)
 
 # -- the same-photograph test (photograph.py, affine.py, one_edit.py) -------------------------------
-# Chosen on the dev part of the benchmark (docs/evaluation.md, "The same photograph": Magento's men's
+# Chosen on the dev part of the benchmark (docs/lab/evaluation.md, "The same photograph": Magento's men's
 # families, COCO and the others; the women's families and Solidus are the lockbox, never tuned on).
 
 KEPT_SIDE = 384  # px, the longest side of the picture kept beside a record (thumbnails.py)
-KEPT_QUALITY = 85  # JPEG: 15.8 KB median, 19.5 KB mean on the dev photos (docs/benchmarks.md)
+KEPT_QUALITY = 85  # JPEG: 15.8 KB median, 19.5 KB mean on the dev photos (docs/lab/benchmarks.md)
 QUERY_DETAIL_SIDE = 768  # px: the query kept at up to this size for the test (two compared sides)
 # The aligned patch whose fine detail is compared: at 256 px a garment's folds, hair and texture
 # are resolved; at 128 px other photographs in the same pose still share most of it (dev: their
@@ -106,7 +106,7 @@ MIN_COMPARED = 48  # px: a smaller patch (a thumbnail's cut) cannot be compared
 # Lucas-Kanade from the views' window, coarse to fine: Gauss-Newton steps at each side (64 starts
 # from the window; 128 and COMPARE_SIDE refine the map found below them), after a Gaussian blur of
 # AFFINE_BLUR px, which smooths the last pixel of aliasing the steps would chase. More steps
-# changed no dev copy's verdict (docs/lab/same-photograph.md).
+# changed no dev copy's verdict (docs/lab/evaluation.md, "The same photograph").
 AFFINE_STEPS = {64: 12, 128: 6, 256: 2}
 AFFINE_BLUR = 0.5
 # The fine detail: the difference of two Gaussian blurs (sigmas in px at the compared side), what
@@ -152,7 +152,7 @@ MIN_SUBJECT = 0.05
 # 249 reach 4%, against 208 reaching 3% of the whole overlap before.
 RECOLOURED = 0.04
 
-# -- edits (edits.py): the smallest changes docs/evaluation.md, "Naming the edits", tells from noise
+# -- edits (edits.py): the smallest changes docs/lab/evaluation.md, "Naming the edits", tells from noise
 
 MIN_SIDE = 0.02  # a side cropped by less than this is not named
 MIN_BORDER = 0.03  # padding: the border share of the query, per side
@@ -176,7 +176,7 @@ TONE_LINE_MIN_PIXELS = 32
 TONE_LINE_MIN_RANGE = 30.0
 TONE_LINE_MIN_APART = 4.0
 
-# -- verdicts and match percentages (verdicts.py; docs/evaluation.md, "Verdicts, match percentages
+# -- verdicts and match percentages (verdicts.py; docs/lab/evaluation.md, "Verdicts, match percentages
 # and edits") ---------------------------------------------------------------------------------------
 
 # [low, high) of the match percentage for each verdict (a duplicate can score 100).
@@ -190,7 +190,7 @@ HASH_WEIGHT = 0.5  # of the hashes' closeness in the likeness of pictures that a
 
 # The baseline pipeline, PHash64 (core/hashing.py), decides on hash distance alone: <= 4 keeps
 # distinct pictures out (0%) but calls 68% of colour variants duplicates; <= 10 (a common choice)
-# calls 14% of distinct ones (docs/evaluation.md, "Results").
+# calls 14% of distinct ones (docs/lab/evaluation.md, "Results").
 PHASH_DUPLICATE_MAX = 4
 PHASH_SIMILAR_MAX = 12
 
@@ -304,20 +304,20 @@ class Policy:
 ALIGNED_DUAL_PHASH = Policy(
     # Judging the 12 most alike of the first 32 calls as many copies duplicates as judging all 32
     # (0.2 points more than the first 16), for 0.3-0.5 ms more than 16; each 4 more cost ~0.4 ms
-    # (docs/lab/evaluation-history.md, experiments 24i-24j).
+    # (docs/lab/evaluation.md, experiments 24i-24j).
     screened=32,
     verified=12,
     close_distance=16,
     # Close hashes: the aligned pictures agree (a copy's correlation is 0.9 and more, a 10-15% crop
     # resampled 0.94-0.97 with 1-3% of luma off). Far hashes (big crops, turns): agree almost
     # everywhere, or are more alike still with the same layout. The dev benchmark's copies these
-    # leave out are 0.5% (docs/evaluation.md).
+    # leave out are 0.5% (docs/lab/evaluation.md).
     looked_near=Tier(Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=1.0)),
     looked_far=Tier(
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=1.0),
         Thresholds(min_similarity=0.94, max_luma_off=0.08, max_colour_off=1.0, max_layout_off=10),
     ),
-    # The views-only tiers of dualphash128-v3 (docs/lab/evaluation-history.md): colour must agree
+    # The views-only tiers of dualphash128-v3 (docs/lab/evaluation.md): colour must agree
     # too, and a grayscale query cannot show that a black shirt is not its red twin.
     near=Tier(Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=0.02, max_colour_missing=0.003)),
     far=Tier(

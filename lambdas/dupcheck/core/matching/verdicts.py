@@ -51,7 +51,7 @@ def likeness(evidence: Evidence | None, distance: int, bits: int) -> float:
     """How alike two pictures that are not the same are, 0-1: the aligned correlation (0 when
     nothing was verified) and, at half its weight, how close the hashes are (1 at distance 0, 0
     at half the bits). Together they put the picture a query was made from first more often than
-    either alone (docs/evaluation.md)."""
+    either alone (docs/lab/evaluation.md)."""
     correlation = 0.0 if evidence is None else max(0.0, min(1.0, evidence.similarity))
     hashes = max(0.0, 1.0 - 2.0 * distance / bits)
     return (correlation + HASH_WEIGHT * hashes) / (1.0 + HASH_WEIGHT)

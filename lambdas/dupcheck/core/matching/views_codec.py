@@ -5,7 +5,7 @@ A record's two views (the whole and the border-trimmed picture: luma 32x32, CIEL
 query moves. This codec keeps them to at most policy.MAX_BYTES (on the dev benchmark's 508 catalog
 pictures: median 1,125 bytes, 95th percentile 1,238, mean luma error 1.1 levels) with a bounded
 error per pixel, in numpy alone, so a query decodes its 32 candidates in well under a
-millisecond (the evaluation, docs/evaluation.md "Compact records", shows it costs no accuracy):
+millisecond (the evaluation, docs/lab/evaluation.md "Compact records", shows it costs no accuracy):
 
 * each plane is quantised in steps (luma by STEPS[q][0] levels, a*/b* by STEPS[q][1] units), so
   no pixel is off by more than half a step: verification counts pixels that differ by more
