@@ -148,7 +148,7 @@ MIN_SUBJECT = 0.05
 # Another colour: regions covering this much of the subject that one edit does not explain and
 # that keep the photograph's detail (or outline). Chosen on the dev part only (docs/lab/
 # lockbox-split.json): its 1,485 edited copies reach at most 3.7% (a combo's badge edge); of 445
-# synthetic recolours of one part of a dev product (a panel, a lining: docs/lab/evaluation.md),
+# synthetic recolours of one part of a dev product (docs/lab/evaluation.md, "Part recolours"),
 # 249 reach 4%, against 208 reaching 3% of the whole overlap before.
 RECOLOURED = 0.04
 
