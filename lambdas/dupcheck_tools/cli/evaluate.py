@@ -141,11 +141,8 @@ def run_duplicates(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except (UsageError, ValueError) as exc:
         return usage_error(str(exc), code="invalid_request")
-    for entry in result["failed_files"]:
-        print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
-    print(f"wrote {args.out / 'duplicates-evaluation.json'}, duplicates-evaluation.md, report/")
-    print_json({k: v for k, v in result.items() if k != "per_kind"}, indent=None)
-    return ExitCode.OK
+    return _reported(result, args.out / "duplicates-evaluation.json", "duplicates-evaluation.md, report/",
+                     shown={k: v for k, v in result.items() if k != "per_kind"})  # fmt: skip
 
 
 def run_all_pairs(args: argparse.Namespace) -> int:
@@ -156,11 +153,7 @@ def run_all_pairs(args: argparse.Namespace) -> int:
                                        same=args.same, algo=args.algo, leave_one_out=args.leave_one_out)  # fmt: skip
     except UsageError as exc:
         return usage_error(str(exc), code="invalid_request")
-    for entry in summary["failed_files"]:
-        print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
-    print(f"wrote {args.out / 'all_pairs.json'}, all_pairs.md")
-    print_json(summary, indent=None)
-    return ExitCode.OK
+    return _reported(summary, args.out / "all_pairs.json", "all_pairs.md")
 
 
 def run_products(args: argparse.Namespace) -> int:
@@ -175,8 +168,14 @@ def run_products(args: argparse.Namespace) -> int:
                                           embedder=embedder)  # fmt: skip
     except UsageError as exc:
         return usage_error(str(exc), code="invalid_request")
+    return _reported(summary, args.out / "products-evaluation.json", "products-evaluation.md")
+
+
+def _reported(summary: dict[str, Any], written: Path, beside: str, shown: dict[str, Any] | None = None) -> int:
+    """An evaluation's end: each file that failed as a warning, what was written, the summary
+    (or `shown` of it) as one JSON line."""
     for entry in summary["failed_files"]:
         print(f"warning: file {entry['file']} failed: {entry['error']}", file=sys.stderr)
-    print(f"wrote {args.out / 'products-evaluation.json'}, products-evaluation.md")
-    print_json(summary, indent=None)
+    print(f"wrote {written}, {beside}")
+    print_json(summary if shown is None else shown, indent=None)
     return ExitCode.OK
