@@ -86,3 +86,46 @@ def test_unit_halve_and_weights() -> None:
     weight = arrays.centre_weight(24)
     window = np.hanning(26)[1:-1]
     assert np.array_equal(weight, np.outer(window, window) / np.outer(window, window).sum())
+
+
+def _flood_filled(mask: np.ndarray) -> list[set[tuple[int, int]]]:
+    """The 8-connected regions of a mask, one pixel at a time (a flood fill from each unseen one)."""
+    seen: set[tuple[int, int]] = set()
+    found = []
+    for start in zip(*np.nonzero(mask), strict=True):
+        start = (int(start[0]), int(start[1]))
+        if start in seen:
+            continue
+        region, stack = set(), [start]
+        seen.add(start)
+        while stack:
+            y, x = stack.pop()
+            region.add((y, x))
+            for ny in range(y - 1, y + 2):
+                for nx in range(x - 1, x + 2):
+                    inside = 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1]
+                    if inside and mask[ny, nx] and (ny, nx) not in seen:
+                        seen.add((ny, nx))
+                        stack.append((ny, nx))
+        found.append(region)
+    return found
+
+
+@pytest.mark.parametrize("density", [0.1, 0.45, 0.6, 0.95])
+def test_regions_are_the_flood_filled_ones_largest_first(density: float) -> None:
+    for _ in range(20):
+        mask = RNG.random((int(RNG.integers(1, 40)), int(RNG.integers(1, 40)))) < density
+        found = arrays.regions(mask)
+        expected = _flood_filled(mask)
+        assert sorted(map(len, expected), reverse=True) == [len(region) for region in found]
+        assert sorted(map(sorted, expected)) == sorted(sorted(map(tuple, region.tolist())) for region in found)
+        for region in found:  # raster order within a region; ties by where they start
+            assert [tuple(p) for p in region.tolist()] == sorted(map(tuple, region.tolist()))
+        assert [(-len(r), r[0].tolist()) for r in found] == sorted((-len(r), r[0].tolist()) for r in found)
+
+
+def test_regions_join_diagonally_and_not_across_a_gap() -> None:
+    mask = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 0, 1], [1, 1, 0, 0]], bool)
+    found = arrays.regions(mask)
+    assert [r.tolist() for r in found] == [[[0, 3], [1, 3], [2, 3]], [[0, 0], [1, 1]], [[3, 0], [3, 1]]]
+    assert arrays.regions(np.zeros((3, 3), bool)) == []

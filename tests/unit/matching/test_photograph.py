@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching.alignment import verify
 from dupcheck.core.matching.photograph import Finding, band, examine
-from dupcheck.core.matching.policy import RECOLOURED, SAME_PHOTOGRAPH
+from dupcheck.core.matching.policy import COMPARE_SIDE, EARLY_ANOTHER, EARLY_SIDE, RECOLOURED, SAME_PHOTOGRAPH
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import Verdict
@@ -143,6 +143,29 @@ def test_fine_detail_is_shared_by_a_copy_and_not_by_another_photograph(other: st
     assert copy is not None and another is not None
     assert copy.shared >= SAME_PHOTOGRAPH > another.shared
     assert copy.duplicate and not another.same_photograph
+
+
+def gravel(seed: int) -> Image.Image:
+    """A tray of gravel on a white table: the same tray and framing, every stone elsewhere (stones
+    a few pixels across, so that their detail shows at policy.EARLY_SIDE px already)."""
+    rng = np.random.default_rng(seed)
+    noise = Image.fromarray(rng.normal(128, 70, (600, 480)).clip(0, 255).astype(np.uint8))
+    stones = np.asarray(noise.filter(ImageFilter.GaussianBlur(4)), dtype=np.float64)
+    picture = np.full((600, 480), 235.0)
+    picture[100:500, 80:400] = (stones[100:500, 80:400] - 128) * 6 + 110
+    return Image.fromarray(picture.clip(0, 255).astype(np.uint8)).convert("RGB")
+
+
+def test_another_photograph_is_told_at_the_coarser_side_and_a_copy_at_the_finest() -> None:
+    """The detail is first compared at policy.EARLY_SIDE px: another photograph whose detail there
+    is already unlike the kept picture's is told without the finer look; a copy is always looked
+    at to the full compared side."""
+    tray = gravel(1)
+    another = finding(tray, jpeg(gravel(2)))
+    assert another is not None and not another.same_photograph
+    assert another.side == EARLY_SIDE and another.shared < EARLY_ANOTHER <= SAME_PHOTOGRAPH
+    copy = finding(tray, EDITS["less contrast"](tray))
+    assert copy is not None and copy.side == COMPARE_SIDE and copy.duplicate
 
 
 def test_one_edit_of_the_whole_picture_explains_a_copy_and_not_a_recolour() -> None:

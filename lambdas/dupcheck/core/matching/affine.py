@@ -8,15 +8,15 @@ pixel or two there), then at 128 and at the compared side from the map found bel
 one affine map away from its photograph whatever was edited; another photograph in the same
 pose is not, and the map found for it says so in the detail it leaves unmatched.
 
-`align(query_patch, kept, starts, side)` gives the patches as photograph.py compares them: the
-query's luma at `side` px and the kept picture's luma warped onto it, with where the warp fell
-inside the kept picture; `warped_colour` the kept picture's colour under the same map.
+`align(query_patch, kept, starts, side)` gives the patches as photograph.py compares them, coarse
+to fine up to `side` px: the query's luma and the kept picture's luma warped onto it, with where
+the warp fell inside the kept picture; `warped_colour` the kept picture's colour under a map.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_STEPS
+from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_CHOICE, AFFINE_STEPS, EARLY_SIDE
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.pixels import luma
 
@@ -47,32 +47,37 @@ class Aligned:
 
 def align(
     query_patch: Callable[[int, bool], np.ndarray], kept: Thumbnail, starts: Sequence[Alignment], side: int
-) -> tuple[Aligned, Alignment] | None:
+) -> Iterator[tuple[Aligned, Alignment]]:
     """The query's patch (`query_patch(n, mirrored)`: its luma at n x n) and the kept picture's
-    luma mapped onto it at `side` px; None when no start's window is large enough. Each start (a
-    window of the kept picture the views found, or one they could not tell from it) is refined
-    at 64 px; the one that lines up best is refined to `side`, and returned with its map."""
+    luma mapped onto it, coarse to fine: yielded at each side from policy.EARLY_SIDE up to
+    `side` (a caller that has seen enough at a coarser side stops there), with the start its map
+    was refined from; nothing when no start's window is large enough. Each start (a window of
+    the kept picture the views found, or one they could not tell from it) is refined at 64 px
+    for policy.AFFINE_CHOICE steps, the one that lines up best for the rest of them, then at
+    each finer side from the map found below."""
     levels = [n for n in AFFINE_STEPS if 64 <= n < side] or [side]
     if levels[-1] != side:
         levels.append(side)
-    best: tuple[Aligned, Alignment] | None = None
+    tried = []
     for start in starts:
         window, candidate = candidate_window(kept, start, levels[0])
-        if window is None:
-            continue
-        tried = _refined(query_patch(levels[0], start.mirrored), candidate, _window_map(window), AFFINE_STEPS[64])
-        if best is None or _likeness(tried) > _likeness(best[0]):
-            best = tried, start
-    if best is None:
-        return None
-    aligned, chosen = best
+        if window is not None:
+            patch = query_patch(levels[0], start.mirrored)
+            tried.append((_refined(patch, candidate, _window_map(window), AFFINE_CHOICE), start, candidate))
+    if not tried:
+        return
+    aligned, chosen, candidate = max(tried, key=lambda one: _likeness(one[0]))
+    aligned = _refined(aligned.query, candidate, aligned.params, AFFINE_STEPS[64] - AFFINE_CHOICE)
+    if len(levels) == 1 or levels[0] >= EARLY_SIDE:
+        yield aligned, chosen
     for n in levels[1:]:
         _, candidate = candidate_window(kept, chosen, n)
         steps = AFFINE_STEPS[128] if n <= 128 else AFFINE_STEPS[256]
         aligned = _refined(
             query_patch(n, chosen.mirrored), candidate, _scaled(aligned.params, n / aligned.query.shape[0]), steps
         )
-    return aligned, chosen
+        if n >= EARLY_SIDE or n == side:
+            yield aligned, chosen
 
 
 def _refined(query: np.ndarray, candidate: np.ndarray, start: np.ndarray, steps: int) -> Aligned:

@@ -127,25 +127,41 @@ def largest(channels: np.ndarray) -> np.ndarray:
 
 
 def regions(mask: np.ndarray) -> list[np.ndarray]:
-    """The 8-connected regions of a small mask, each as (row, column) coordinates, largest first."""
-    seen = np.zeros(mask.shape, dtype=bool)
+    """The 8-connected regions of a small mask, each as (row, column) coordinates in raster
+    order, largest first (ties: the one that starts first in raster order). Labelled by
+    union-find over the mask's neighbouring pairs, all at once: each round hooks every pair's
+    larger root onto the smaller, then jumps pointers to the roots (a few rounds); a Python flood
+    fill took 12 ms on a 64 x 64 backdrop, most of a recolour check."""
     height, width = mask.shape
-    found = []
-    for start in zip(*np.nonzero(mask), strict=True):
-        if seen[start]:
-            continue
-        seen[start] = True
-        region, stack = [], [start]
-        while stack:
-            y, x = stack.pop()
-            region.append((y, x))
-            for ny in range(max(0, y - 1), min(height, y + 2)):
-                for nx in range(max(0, x - 1), min(width, x + 2)):
-                    if mask[ny, nx] and not seen[ny, nx]:
-                        seen[ny, nx] = True
-                        stack.append((ny, nx))
-        found.append(np.array(region))
-    return sorted(found, key=len, reverse=True)
+    flat = mask.ravel()
+    index = np.arange(flat.size).reshape(height, width)
+    pairs = [(index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :]),
+             (index[:-1, :-1], index[1:, 1:]), (index[:-1, 1:], index[1:, :-1])]  # fmt: skip
+    a = np.concatenate([first.ravel() for first, _ in pairs])
+    b = np.concatenate([second.ravel() for _, second in pairs])
+    linked = flat[a] & flat[b]
+    a, b = a[linked], b[linked]
+    root = np.arange(flat.size)
+    while True:
+        ra, rb = root[a], root[b]
+        apart = ra != rb
+        if not apart.any():
+            break
+        np.minimum.at(root, np.maximum(ra, rb)[apart], np.minimum(ra, rb)[apart])
+        while True:  # every pixel straight to its root
+            jumped = root[root]
+            if np.array_equal(jumped, root):
+                break
+            root = jumped
+    members = np.flatnonzero(flat)
+    if not members.size:
+        return []
+    labels = root[members]
+    order = np.argsort(labels, kind="stable")  # raster order kept within each region
+    starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
+    groups = np.split(members[order], starts[1:])
+    groups.sort(key=lambda group: (-len(group), int(group[0])))
+    return [np.stack(np.divmod(group, width), axis=1) for group in groups]
 
 
 # -- weights and medians --------------------------------------------------------------------------

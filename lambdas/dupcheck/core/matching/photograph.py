@@ -15,7 +15,9 @@ detail at a resolution where it exists:
    structure leaves out), cut into tiles, and the tiles where the kept picture has detail are
    correlated; a tile where the query has far more detail than the pair typically does has
    something added on top, and is not judged. The median correlation is the evidence: copies
-   keep 0.8 and more, other photographs of the dev benchmark at most 0.42 (policy.py);
+   keep 0.8 and more, other photographs of the dev benchmark at most 0.42 (policy.py). It is
+   first taken on the way, at policy.EARLY_SIDE px: a pair already unlike there is another
+   photograph, without the finer steps (half the other photographs the dev part examines);
 3. the same photograph, its colours are asked whether one edit of the whole picture explains
    them (one_edit.py): if not, it is the same shot in another colour.
 
@@ -43,6 +45,7 @@ from dupcheck.core.matching.policy import (
     DETAIL,
     DETAIL_BAND,
     DETAIL_TILE,
+    EARLY_ANOTHER,
     MIN_COMPARED,
     MIN_DETAIL_TILES,
     RECOLOURED,
@@ -147,15 +150,21 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
         patch = np.asarray(grey.resize((n, n), Image.Resampling.BILINEAR, box=box), dtype=np.float64)
         return patch[:, ::-1] if mirrored else patch
 
-    found = align(query_patch, kept, _starts(alignment), side)
+    found = None
+    for aligned, chosen in align(query_patch, kept, _starts(alignment), side):
+        query_detail, kept_detail = band(aligned.query), band(aligned.warped)
+        n = aligned.query.shape[0]
+        shared, tiles, added = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), n)
+        found = aligned, chosen, shared, tiles, added
+        if n < side and tiles >= MIN_DETAIL_TILES and shared < EARLY_ANOTHER:
+            break  # another photograph already: a finer look would only say so again
     if found is None:
         return None
-    aligned, chosen = found
+    aligned, chosen, shared, tiles, added = found
     # The query was turned by the start's angle before its patch was cut (and mirrored after).
     within = turn(aligned, box[3] - box[1], box[2] - box[0])
     turned = within + chosen.angle if chosen.mirrored else within - chosen.angle
-    query_detail, kept_detail = band(aligned.query), band(aligned.warped)
-    shared, tiles, added = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), side)
+    side = aligned.query.shape[0]
     if tiles < MIN_DETAIL_TILES or shared < SAME_PHOTOGRAPH:
         return Finding(shared, tiles, added, side, turned, aligned, chosen)
     colour = np.asarray(Image.fromarray(picture).resize((side, side), Image.Resampling.BILINEAR, box=box))
