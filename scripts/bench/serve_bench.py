@@ -154,6 +154,7 @@ def main() -> None:
                 try:
                     probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                     if timed(probe, "GET", "/health")[1] == 200:
+                        probe.close()
                         break
                 except OSError:
                     if time.monotonic() > deadline:
@@ -193,6 +194,9 @@ def measure(port: int, images_url: str, query_files: list[Path], in_process: dic
         "find_by_url_in_process_ms": round(in_process["by_url_ms"], 1),
         "find_by_url_ratio": round(percentile(by_url, 0.5) / in_process["by_url_ms"], 2),
     }
+    # Every client here is 127.0.0.1, one address to the server's per-client connection cap (16):
+    # this connection left open would make the load's 16 clients 17, and one of them refused.
+    connection.close()
     results.update(load(port, images_url, query_files, uploads, args, server))
     return results
 
