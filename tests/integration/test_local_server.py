@@ -385,6 +385,25 @@ def test_trickling_clients_are_cut_at_the_header_deadline_and_others_are_answere
         srv.shutdown()
 
 
+def test_connections_past_descriptor_1023_are_answered(service: DupcheckService, settings: Settings) -> None:
+    """A busy process's sockets number past 1023, where select() fails (and took the server's
+    loop with it): the server polls instead, and answers."""
+    taken = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    srv = serve(service, settings)
+    try:
+        sock = connect_from(srv, "127.0.0.4")
+        assert sock.fileno() > 1023
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(64).split(b" ", 2)[1] == b"200"
+        sock.close()
+        assert request(f"{srv.url}/health")[0] == 200
+    finally:
+        srv.shutdown()
+        for fd in taken:
+            os.close(fd)
+
+
 def test_a_trickled_body_is_cut_at_the_request_deadline(service: DupcheckService, settings: Settings) -> None:
     srv = serve(service, settings, server_request_deadline=2.0)
     sock = connect_from(srv, "127.0.0.3")

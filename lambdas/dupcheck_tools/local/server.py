@@ -195,6 +195,7 @@ class LocalServer:
             max_request_body_size=max_body, max_request_header_size=MAX_HEADER_BYTES,
             channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=MAINTENANCE_S,
             connection_limit=settings.server_connections, ident="dupcheck", expose_tracebacks=False,
+            asyncore_use_poll=True,  # select() fails on a descriptor past 1023: the loop's thread died
         )  # fmt: skip
         self._server = _Server(
             self.app, adj=adjustments, header_deadline_s=settings.server_header_deadline,
