@@ -68,16 +68,15 @@ def align(
         return
     aligned, chosen, candidate = max(tried, key=lambda one: _likeness(one[0]))
     aligned = _refined(aligned.query, candidate, aligned.params, AFFINE_STEPS[64] - AFFINE_CHOICE)
-    if len(levels) == 1 or levels[0] >= EARLY_SIDE:
-        yield aligned, chosen
     for n in levels[1:]:
+        if aligned.query.shape[0] >= EARLY_SIDE:
+            yield aligned, chosen
         _, candidate = candidate_window(kept, chosen, n)
         steps = AFFINE_STEPS[128] if n <= 128 else AFFINE_STEPS[256]
         aligned = _refined(
             query_patch(n, chosen.mirrored), candidate, _scaled(aligned.params, n / aligned.query.shape[0]), steps
         )
-        if n >= EARLY_SIDE or n == side:
-            yield aligned, chosen
+    yield aligned, chosen  # at `side`
 
 
 def _refined(query: np.ndarray, candidate: np.ndarray, start: np.ndarray, steps: int) -> Aligned:
