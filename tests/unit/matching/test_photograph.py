@@ -179,11 +179,11 @@ def test_one_edit_of_the_whole_picture_explains_a_copy_and_not_a_recolour() -> N
 
 
 def hem_recoloured(picture: Image.Image, colour: tuple[int, int, int]) -> tuple[Image.Image, float]:
-    """The same photograph with only the shirt's hem (its lowest 7%) in another colour, its
+    """The same photograph with only the shirt's hem (its lowest 5%) in another colour, its
     detail kept; and the share of the picture that changed."""
     pixels = np.asarray(picture, dtype=np.float64).copy()
     band = np.zeros(pixels.shape[:2], bool)
-    band[int(0.63 * band.shape[0]) : int(0.70 * band.shape[0])] = True
+    band[int(0.65 * band.shape[0]) : int(0.70 * band.shape[0])] = True
     hem = band & (np.abs(pixels - np.array(SHIRT)).max(axis=-1) < 40)
     pixels[hem] += np.array(colour, dtype=np.float64) - np.array(SHIRT)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), float(hem.mean())

@@ -26,7 +26,9 @@ of a picture that is mostly white, but not of the product:
    other and the direction that explains more counts;
 3. the solid regions left over are told apart by what is inside them: the photograph's own
    detail (the band-pass the same-photograph test correlates) lined up means recoloured, other
-   detail means added; a plain region is added when most of its outline is the query's alone.
+   detail means added (a print on a part the catalog picture shows plain too); a region plain in
+   both is added when most of its outline is the query's alone; a region of fewer than
+   policy.MIN_JUDGED pixels (a thumbnail's) is too small to say, and counts as neither.
 """
 
 from __future__ import annotations
@@ -37,14 +39,17 @@ import numpy as np
 
 from dupcheck.core.matching.arrays import neighbourhood, neighbours, padded, regions, shifts
 from dupcheck.core.matching.policy import (
+    ADDED_DETAIL,
     BACKDROP,
     BACKDROP_RING,
     CLIP_SLACK,
     CLIPPED,
     COLOUR_SIDE,
     DETAIL,
+    DETAIL_TILE,
     EDGE,
     MIN_FITTED,
+    MIN_JUDGED,
     MIN_REGION,
     MIN_SUBJECT,
     NEW_OUTLINE,
@@ -105,8 +110,11 @@ def unexplained(
             break  # (largest first)
         region = np.zeros(off.shape, bool)
         region[coordinates[:, 0], coordinates[:, 1]] = True
-        shared = _detail_shared(region, k, inside, query_detail, kept_detail)
-        if shared is None:  # a plain region: its outline says whether it was added
+        pixels = _at_detail(region, k, inside)
+        if pixels.sum() < MIN_JUDGED:
+            continue  # too few pixels to say what is inside: no evidence either way
+        shared = _detail_shared(pixels, query_detail, kept_detail)
+        if shared is None:  # plain in both pictures: its outline says whether it was added
             ring = _grown(_grown(region)) & ~region & usable
             outline = ring & query_edges
             shared = float((outline & ~kept_near).sum()) <= NEW_OUTLINE * max(int(outline.sum()), 1)
@@ -183,20 +191,50 @@ def quantile_line(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> t
     return gain, float(np.median(y - gain * x))
 
 
-def _detail_shared(
-    region: np.ndarray, k: int, inside: np.ndarray, query_detail: np.ndarray, kept_detail: np.ndarray
-) -> bool | None:
-    """Whether the photograph's detail lines up inside a region (at the detail's resolution):
-    True recoloured, False replaced, None when the kept picture has no detail there."""
+def _at_detail(region: np.ndarray, k: int, inside: np.ndarray) -> np.ndarray:
+    """A region of cells as the pixels it covers at the detail's resolution, within the overlap."""
     n = inside.shape[0]
     full = np.kron(region, np.ones((k, k), bool))
-    full = np.pad(full, ((0, n - full.shape[0]), (0, n - full.shape[1]))) & inside
-    theirs, mine = kept_detail[full], query_detail[full]
-    if theirs.size < 64 or float(theirs.std()) <= DETAIL:
-        return None
-    theirs, mine = theirs - theirs.mean(), mine - mine.mean()
-    correlation = float((theirs * mine).sum() / max(np.sqrt((theirs * theirs).sum() * (mine * mine).sum()), 1e-9))
-    return correlation >= SHARED_TILE
+    return np.pad(full, ((0, n - full.shape[0]), (0, n - full.shape[1]))) & inside
+
+
+def _detail_shared(pixels: np.ndarray, query_detail: np.ndarray, kept_detail: np.ndarray) -> bool | None:
+    """Whether the photograph's detail lines up in these pixels: True recoloured, False replaced;
+    None when neither picture has detail there. A recolour changes a part's colour, not its
+    texture: where the kept picture is plain and the query is not, something was printed on top.
+    Judged as the same-photograph test judges a pair, by the median of tiles' correlations: a
+    recolour changes the contrast of the part's edges with its neighbours (a zip against its
+    jacket), which would outweigh the texture everywhere else in one correlation of the region."""
+    theirs = kept_detail[pixels]
+    if float(theirs.std()) <= DETAIL:
+        return False if float(query_detail[pixels].std()) > ADDED_DETAIL * DETAIL else None
+    tile = DETAIL_TILE if pixels.shape[0] >= 128 else DETAIL_TILE // 2
+    correlations = _tile_correlations(pixels, query_detail, kept_detail, tile)
+    if correlations.size == 0:  # no tile mostly inside: the region's pixels as one
+        correlations = _tile_correlations(pixels, query_detail, kept_detail, pixels.shape[0], least=1)
+    return bool(correlations.size) and float(np.median(correlations)) >= SHARED_TILE
+
+
+def _tile_correlations(
+    pixels: np.ndarray, query: np.ndarray, kept: np.ndarray, tile: int, least: int | None = None
+) -> np.ndarray:
+    """The correlation of the two details over the region's pixels in each tile that holds at
+    least `least` of them (half a tile unless given) and detail in the kept picture."""
+    k = pixels.shape[0] // tile
+    cut = [
+        a[: k * tile, : k * tile].reshape(k, tile, k, tile).swapaxes(1, 2).reshape(k * k, -1)
+        for a in (pixels, query, kept)
+    ]
+    weight, mine, theirs = cut[0].astype(np.float64), cut[1], cut[2]
+    count = weight.sum(axis=1)
+    held = count >= (tile * tile // 2 if least is None else least)
+    weight, mine, theirs, count = weight[held], mine[held], theirs[held], count[held]
+    mine = (mine - (mine * weight).sum(axis=1, keepdims=True) / count[:, None]) * weight
+    theirs = (theirs - (theirs * weight).sum(axis=1, keepdims=True) / count[:, None]) * weight
+    energy = (theirs * theirs).sum(axis=1)
+    detailed = energy > DETAIL * DETAIL * count
+    products, norms = (mine * theirs).sum(axis=1), np.sqrt(energy * (mine * mine).sum(axis=1))
+    return (products / np.maximum(norms, 1e-9))[detailed]
 
 
 def _backdrop(rgb: np.ndarray, usable: np.ndarray) -> np.ndarray:

@@ -122,7 +122,8 @@ DETAIL_BAND = (0.6, 1.5)
 DETAIL_TILE = 16  # px per side of a tile whose detail is correlated (8 below 128 px)
 DETAIL = 0.5  # luma levels: the band's std in a tile of the kept picture with detail in it
 # A tile where the query has this many times the typical (median) ratio of its detail to the kept
-# picture's has something added on top (text, a badge's edge): not judged.
+# picture's has something added on top (text, a badge's edge): not judged. So has a region the
+# kept picture shows plain (DETAIL) where the query has this many times that (one_edit.py).
 ADDED_DETAIL = 2.5
 # The same photograph: the median correlation of the detailed tiles' fine detail. Dev copies: 1st
 # percentile 0.80 (the few below are misaligned, which the turning retries); other photographs,
@@ -151,12 +152,14 @@ NEW_OUTLINE = 0.5  # of a plain region's outline that is the query's alone: some
 BACKDROP = 12.0
 BACKDROP_RING = 0.6
 MIN_SUBJECT = 0.05
+MIN_JUDGED = 64  # px at the compared side: a smaller region is too small to say what is inside it
 # Another colour: regions covering this much of the subject that one edit does not explain and
-# that keep the photograph's detail (or outline). Chosen on the dev part only (docs/lab/
-# lockbox-split.json): its 1,485 edited copies reach at most 3.7% (a combo's badge edge); of 445
-# synthetic recolours of one part of a dev product (docs/lab/evaluation.md, "Part recolours"),
-# 249 reach 4%, against 208 reaching 3% of the whole overlap before.
-RECOLOURED = 0.04
+# that keep the photograph's detail (or, plain, its outline). Chosen on the dev part only
+# (docs/lab/lockbox-split.json): the 2,215 edited copies it finds the same photograph reach at
+# most 2.3% (a brightened photo's clipped highlight), since a plain part the query fills with
+# print counts as added and a region too small to judge as neither (before, a combo's badge on a
+# plain part reached 3.7%, and the limit was 4%).
+RECOLOURED = 0.025
 
 # -- edits (edits.py): the smallest changes docs/lab/evaluation.md, "Naming the edits", tells from noise
 

@@ -1,0 +1,83 @@
+"""What one edit of the whole picture leaves unexplained, told apart by what is inside it: a part
+in another colour keeps the photograph's detail (or, plain, its plainness and outline); a print
+added on top brings detail of its own; a region too small to look inside is evidence of neither."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dupcheck.core.matching.one_edit import Unexplained, unexplained
+from dupcheck.core.matching.photograph import band
+from dupcheck.core.pixels import luma
+
+N = 256
+PANEL = (slice(96, 160), slice(96, 160))  # a plain part of the product
+
+
+def product(panel_colour: tuple[float, float, float] = (60.0, 90.0, 200.0)) -> np.ndarray:
+    """(3, N, N): a textured grey garment on a light backdrop, with a plain panel sewn in, its
+    edge soft (8 px) and its surround plain: no fine detail in or around it, an outline of its own."""
+    garment = np.zeros((N, N))
+    garment[32:224, 48:208] = 1.0
+    at = np.arange(N, dtype=np.float64)
+    ramp = np.clip((at - 88) / 8, 0, 1) * np.clip((168 - at) / 8, 0, 1)  # 1 from 96 to 160
+    panel = ramp[:, None] * ramp[None, :]
+    grain = np.random.default_rng(0).normal(0, 8, (N, N))
+    grain[72:184, 72:184] = 0.0  # the panel's surround plain too, up to two cells out
+    colour = (1 - panel)[None] * (120.0 + grain)[None] + panel[None] * np.array(panel_colour)[:, None, None]
+    return garment[None] * colour + (1 - garment)[None] * 235.0
+
+
+def judged(query: np.ndarray, kept: np.ndarray) -> Unexplained:
+    inside = np.ones((query.shape[-1],) * 2, bool)
+    detail = [band(luma(np.moveaxis(rgb, 0, -1), np.float64)) for rgb in (query, kept)]
+    return unexplained(query, kept, inside, detail[0], detail[1])
+
+
+def test_a_plain_part_in_another_plain_colour_is_recoloured() -> None:
+    found = judged(product((200.0, 80.0, 160.0)), product())
+    assert found.recoloured > 0.05 and found.added == 0
+
+
+def test_a_print_on_a_plain_part_is_added_however_well_it_fits_the_outline() -> None:
+    """The print fills the panel exactly, so its outline is the seam the catalog picture has: only
+    the detail inside says that it was put on top."""
+    kept = product()
+    query = kept.copy()
+    rows = np.arange(N)[PANEL[0]]
+    stripes = (rows // 3 % 2 == 0)[:, None] & np.ones((1, 64), bool)
+    query[:, PANEL[0], PANEL[1]] = np.where(stripes[None], 240.0, 20.0) * np.array([1.0, 0.9, 0.2])[:, None, None]
+    found = judged(query, kept)
+    assert found.added > 0.05 and found.recoloured == 0
+
+
+def test_a_region_too_small_to_look_inside_is_neither() -> None:
+    """At a thumbnail's side a few cells off are too few pixels to say what they hold."""
+    small = 48
+    kept = np.full((3, small, small), 250.0)
+    kept[:, 8:40, 12:36] = 120.0 + np.random.default_rng(1).normal(0, 12, (small, small))[None, 8:40, 12:36]
+    query = kept.copy()
+    query[:, 20:26, 20:26] = np.array([200.0, 40.0, 40.0])[:, None, None]
+    found = judged(query, kept)
+    assert found.recoloured == 0 and found.added == 0
+
+
+def jacket(body: tuple[float, float, float], trim: tuple[float, float, float]) -> np.ndarray:
+    """(3, N, N): a jacket with a fine texture (the same grain in every colour), a zip down its
+    middle and piping along both seams in the trim's colour, on a light backdrop."""
+    grain = np.random.default_rng(2).normal(0, 4, (N, N))
+    rgb = np.full((3, N, N), 235.0)
+    rgb[:, 32:224, 48:208] = np.array(body)[:, None, None] + grain[None, 32:224, 48:208]
+    for x in (64, 126, 188):
+        rgb[:, 32:224, x : x + 3] = np.array(trim)[:, None, None]
+    return rgb
+
+
+def test_a_part_recoloured_with_its_edges_is_recoloured() -> None:
+    """A lilac jacket with yellow trim made purple with black trim: the trim's edges turn from
+    light to dark and outweigh the grain in any one correlation of the jacket, while the grain
+    lines up in every tile away from them. The tiles' median tells."""
+    found = judged(
+        jacket((120.0, 60.0, 160.0), (20.0, 20.0, 20.0)), jacket((180.0, 170.0, 210.0), (230.0, 220.0, 80.0))
+    )
+    assert found.recoloured > 0.5 and found.added == 0
