@@ -124,6 +124,9 @@ def find_part(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, fl
     region = parts[rng.integers(len(parts))]
     cells = np.zeros((WORK, WORK), np.uint8)
     cells[region[:, 0], region[:, 1]] = 255
+    # Closed: the steps inside the part (a seam, a print's texture) are the part's too; left out,
+    # they would stay in the old colour, speckling it with detail no recolour makes.
+    cells = np.asarray(Image.fromarray(cells).filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3)))
     core = np.asarray(Image.fromarray(cells).resize((width, height), Image.NEAREST)) > 0
     around = Image.fromarray(cells).filter(ImageFilter.MaxFilter(5))  # the outline's cells, two each way
     grown = np.asarray(around.resize((width, height), Image.NEAREST)) > 0
