@@ -19,7 +19,8 @@ tuning on anyone's real variants; feed them to make_benchmark.py as colour varia
         --colour-variants OUT/recolours.csv OUT
 
 A part is a smooth region of the product (the pixels that differ from the backdrop), bounded by
-the steps of its outlines and seams, not skin, 3-80% of the product: found at 128 px and
+the steps of its outlines and seams (in hue, or twice as large in brightness: folds and shading
+are not), not skin, 3-80% of the product: found at 128 px and
 followed at full size to the photo's own edges. Each photo with a
 plain backdrop (a scene has none) gets one part, recoloured each way below that changes it
 visibly (half its pixels by 30 levels or more): a grey part cannot turn its hue, a white one
@@ -96,11 +97,14 @@ def _skin(colour: np.ndarray) -> bool:
 
 def _segments(small: np.ndarray, product: np.ndarray) -> list[np.ndarray]:
     """The product's smooth regions at WORK px: pixels that step less than EDGE to each
-    neighbour, connected. A garment's folds and shading change slowly and stay in one; the
-    seam or outline between two parts is a step."""
+    neighbour, connected. A step is a change of hue (red-green, yellow-blue) or a change of
+    brightness twice as large: a garment's folds and shading change its brightness more than
+    its hue and stay in one region; the seam or outline between two parts is a step."""
+    r, g, b = small[..., 0], small[..., 1], small[..., 2]
+    colour = np.stack([r - g, (r + g) / 2 - b, (r + g + b) / 6], axis=-1)  # brightness at half weight
     step = np.zeros(small.shape[:2])
-    across = np.abs(np.diff(small, axis=1)).max(axis=-1)
-    down = np.abs(np.diff(small, axis=0)).max(axis=-1)
+    across = np.abs(np.diff(colour, axis=1)).max(axis=-1)
+    down = np.abs(np.diff(colour, axis=0)).max(axis=-1)
     for a, b, d in ((step[:, :-1], step[:, 1:], across), (step[:-1], step[1:], down)):
         np.maximum(a, d, out=a)
         np.maximum(b, d, out=b)
