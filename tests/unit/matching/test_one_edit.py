@@ -81,3 +81,27 @@ def test_a_part_recoloured_with_its_edges_is_recoloured() -> None:
         jacket((120.0, 60.0, 160.0), (20.0, 20.0, 20.0)), jacket((180.0, 170.0, 210.0), (230.0, 220.0, 80.0))
     )
     assert found.recoloured > 0.5 and found.added == 0
+
+
+def test_a_dark_part_made_darker_is_recoloured_though_its_grain_is_lost() -> None:
+    """A charcoal top over light trousers, the top made black: its grain sinks under the 8-bit
+    levels and the encoder's noise, so its detail cannot line up, but nothing with detail of its own was put there
+    either; its outline is the photograph's, so it is the photograph's part in another colour."""
+    rng = np.random.default_rng(3)
+    kept = np.full((3, N, N), 235.0)
+    kept[:, 32:224, 48:208] = 150.0 + rng.normal(0, 3.0, (192, 160))[None]  # the trousers
+    kept[:, 32:128, 48:208] -= 80.0  # the top
+    query = kept.copy()
+    noise = rng.normal(0, 0.6, (96, 160))[None]  # JPEG's, the encoder's own in the dark
+    query[:, 32:128, 48:208] = 12.0 + 0.05 * (kept[:, 32:128, 48:208] - 70.0) + noise
+    found = judged(np.round(query), np.round(kept))
+    assert found.recoloured > 0.3 and found.added == 0
+
+
+def test_a_plain_badge_over_texture_is_added() -> None:
+    """A plain badge flattens the texture under it, as a darker part does; its outline is its own."""
+    kept = jacket((120.0, 60.0, 160.0), (20.0, 20.0, 20.0))
+    query = kept.copy()
+    query[:, 80:120, 140:180] = 245.0
+    found = judged(query, kept)
+    assert found.added > 0.02 and found.recoloured == 0

@@ -26,9 +26,10 @@ of a picture that is mostly white, but not of the product:
    other and the direction that explains more counts;
 3. the solid regions left over are told apart by what is inside them: the photograph's own
    detail (the band-pass the same-photograph test correlates) lined up means recoloured, other
-   detail means added (a print on a part the catalog picture shows plain too); a region plain in
-   both is added when most of its outline is the query's alone; a region of fewer than
-   policy.MIN_JUDGED pixels (a thumbnail's) is too small to say, and counts as neither.
+   detail of the query's own means added (a print, also on a part the catalog picture shows
+   plain); a region whose detail cannot say (plain in both, or flatter in the query: a plain
+   badge, a dark part made darker) is added when most of its outline is the query's alone; a
+   region of fewer than policy.MIN_JUDGED pixels (a thumbnail's) counts as neither.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def unexplained(
         if pixels.sum() < MIN_JUDGED:
             continue  # too few pixels to say what is inside: no evidence either way
         shared = _detail_shared(pixels, query_detail, kept_detail)
-        if shared is None:  # plain in both pictures: its outline says whether it was added
+        if shared is None:  # nothing inside says: its outline does, the photograph's or new
             ring = _grown(_grown(region)) & ~region & usable
             outline = ring & query_edges
             shared = float((outline & ~kept_near).sum()) <= NEW_OUTLINE * max(int(outline.sum()), 1)
@@ -200,26 +201,34 @@ def _at_detail(region: np.ndarray, k: int, inside: np.ndarray) -> np.ndarray:
 
 def _detail_shared(pixels: np.ndarray, query_detail: np.ndarray, kept_detail: np.ndarray) -> bool | None:
     """Whether the photograph's detail lines up in these pixels: True recoloured, False replaced;
-    None when neither picture has detail there. A recolour changes a part's colour, not its
-    texture: where the kept picture is plain and the query is not, something was printed on top.
-    Judged as the same-photograph test judges a pair, by the median of tiles' correlations: a
-    recolour changes the contrast of the part's edges with its neighbours (a zip against its
-    jacket), which would outweigh the texture everywhere else in one correlation of the region."""
-    theirs = kept_detail[pixels]
-    if float(theirs.std()) <= DETAIL:
+    None when the detail cannot say. A recolour changes a part's colour, not its texture: where
+    the kept picture is plain and the query is not, something was printed on top. Where the
+    kept picture has detail, judged as the same-photograph test judges a pair, by the median of
+    tiles' correlations: a recolour changes the contrast of the part's edges with its neighbours
+    (a zip against its jacket), which would outweigh the texture everywhere else in one
+    correlation of the region. Detail that does not line up is a print's own only if the query
+    has as much of it (in the median tile): a region it shows flatter brought none (a dark part
+    made darker keeps too little of its grain above JPEG's noise, a plain badge has none), and
+    cannot say."""
+    if float(kept_detail[pixels].std()) <= DETAIL:
         return False if float(query_detail[pixels].std()) > ADDED_DETAIL * DETAIL else None
     tile = DETAIL_TILE if pixels.shape[0] >= 128 else DETAIL_TILE // 2
-    correlations = _tile_correlations(pixels, query_detail, kept_detail, tile)
+    correlations, energies = _tile_details(pixels, query_detail, kept_detail, tile)
     if correlations.size == 0:  # no tile mostly inside: the region's pixels as one
-        correlations = _tile_correlations(pixels, query_detail, kept_detail, pixels.shape[0], least=1)
-    return bool(correlations.size) and float(np.median(correlations)) >= SHARED_TILE
+        correlations, energies = _tile_details(pixels, query_detail, kept_detail, pixels.shape[0], least=1)
+    if correlations.size == 0:
+        return False
+    if float(np.median(correlations)) >= SHARED_TILE:
+        return True
+    return False if float(np.median(energies)) >= 1.0 else None
 
 
-def _tile_correlations(
+def _tile_details(
     pixels: np.ndarray, query: np.ndarray, kept: np.ndarray, tile: int, least: int | None = None
-) -> np.ndarray:
-    """The correlation of the two details over the region's pixels in each tile that holds at
-    least `least` of them (half a tile unless given) and detail in the kept picture."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """In each tile that holds at least `least` of the region's pixels (half a tile unless given)
+    and detail in the kept picture: the two details' correlation over those pixels, and the
+    query's detail energy there over the kept picture's."""
     k = pixels.shape[0] // tile
     cut = [
         a[: k * tile, : k * tile].reshape(k, tile, k, tile).swapaxes(1, 2).reshape(k * k, -1)
@@ -233,8 +242,9 @@ def _tile_correlations(
     theirs = (theirs - (theirs * weight).sum(axis=1, keepdims=True) / count[:, None]) * weight
     energy = (theirs * theirs).sum(axis=1)
     detailed = energy > DETAIL * DETAIL * count
-    products, norms = (mine * theirs).sum(axis=1), np.sqrt(energy * (mine * mine).sum(axis=1))
-    return (products / np.maximum(norms, 1e-9))[detailed]
+    own = (mine * mine).sum(axis=1)
+    products, norms = (mine * theirs).sum(axis=1), np.sqrt(energy * own)
+    return (products / np.maximum(norms, 1e-9))[detailed], (own / np.maximum(energy, 1e-9))[detailed]
 
 
 def _backdrop(rgb: np.ndarray, usable: np.ndarray) -> np.ndarray:

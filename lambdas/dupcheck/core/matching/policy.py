@@ -156,9 +156,10 @@ MIN_JUDGED = 64  # px at the compared side: a smaller region is too small to say
 # Another colour: regions covering this much of the subject that one edit does not explain and
 # that keep the photograph's detail (or, plain, its outline). Chosen on the dev part only
 # (docs/lab/lockbox-split.json): the 2,215 edited copies it finds the same photograph reach at
-# most 2.3% (a brightened photo's clipped highlight), since a plain part the query fills with
-# print counts as added and a region too small to judge as neither (before, a combo's badge on a
-# plain part reached 3.7%, and the limit was 4%).
+# most 2.3% (a brightened photo's clipped highlight; a plain badge over a busy scene, whose outline
+# the scene's edges hide, 1.9%), since a plain part the query fills with print counts as added and
+# a region too small to judge as neither (before, a combo's badge on a plain part reached 3.7%,
+# and the limit was 4%).
 RECOLOURED = 0.025
 
 # -- edits (edits.py): the smallest changes docs/lab/evaluation.md, "Naming the edits", tells from noise
