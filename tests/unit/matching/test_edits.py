@@ -97,6 +97,31 @@ def test_a_badge_is_named_where_it_sits(seed: int) -> None:
     assert set(got) == {"overlay"} and got["overlay"]["where"] == "top right"
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_small_badge_on_the_backdrop_is_named_too(seed: int) -> None:
+    """A badge too small beside the product for the query's trim to keep it: the views align the
+    trimmed pictures and never see it; the query's border and the catalog picture's do."""
+
+    def badge(image: Image.Image) -> Image.Image:
+        copy, side = image.copy(), min(image.size) // 9
+        ImageDraw.Draw(copy).ellipse((8, image.height - side - 8, 8 + side, image.height - 8), fill=(220, 20, 40))
+        return copy
+
+    got = named(badge, seed)
+    assert set(got) == {"overlay"} and got["overlay"]["where"] == "bottom left"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_catalog_pictures_own_mark_on_its_backdrop_is_not_an_overlay(seed: int) -> None:
+    """A logo on the backdrop of the catalog picture itself: the query's copy has it where the
+    catalog picture does, so only the resize is the edit (nothing is named)."""
+    original = product_image(seed, (400, 320))
+    side = min(original.size) // 9
+    ImageDraw.Draw(original).ellipse((8, original.height - side - 8, 8 + side, original.height - 8), fill=(20, 20, 20))
+    judgement = judged(original, original.resize((300, 240)))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits == ()
+
+
 @pytest.mark.parametrize(("angle", "seed"), [(4, 22), (-3, 22), (4, 21), (-3, 21)])
 def test_a_turn_is_named_with_its_direction(angle: int, seed: int) -> None:
     def turned(image: Image.Image) -> Image.Image:

@@ -33,6 +33,7 @@ from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn,
 from dupcheck.core.matching.arrays import regions, unit
 from dupcheck.core.matching.photograph import Finding
 from dupcheck.core.matching.policy import (
+    BORDER_PLAIN,
     BOX_MIN_WIDTH,
     BOX_SEARCH,
     BRIGHTNESS_PIVOT,
@@ -51,9 +52,10 @@ from dupcheck.core.matching.policy import (
     TONE_LINE_MIN_PIXELS,
     TONE_LINE_MIN_RANGE,
 )
+from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import Edit
-from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, outer_ring, trim_box
+from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, outer_ring, ring_colour, trim_box
 
 SIDES = ("left", "right", "top", "bottom")
 TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "less contrast"),
@@ -67,13 +69,16 @@ def name_edits(
     finding: Finding | None = None,
     *,
     same_picture: bool,
+    query: np.ndarray | None = None,
+    kept: Thumbnail | None = None,
 ) -> tuple[Edit, ...]:
     """The edits that turn the catalog picture (`candidate`, its stored views) into the query,
     as far as the evidence's alignment shows them, and what the same-photograph test compared
     (`finding`: text or a badge is told at its resolution, another colour by its share).
     `query_box`: the query's uniform border per side (`border_shares`). `same_picture`: the
     verdict is duplicate; otherwise only what sets the picture apart is named (another colour)
-    beside the geometry of the shot."""
+    beside the geometry of the shot. `query` (the working copy) and `kept` (the catalog
+    picture's kept picture), when given, show a badge on the border the views leave out."""
     alignment = evidence.alignment
     if alignment is None:
         return ()
@@ -98,6 +103,8 @@ def name_edits(
         overlay = _overlay(alignment.luma_off | alignment.colour_off)
         if overlay is None and finding is not None and finding.unexplained is not None:
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
+        if overlay is None and query is not None and kept is not None and alignment.query_trimmed:
+            overlay = _border_overlay(query, kept, _placement(placed, candidate, query_box), placed.mirrored)
         if overlay is not None:
             found.append(overlay)
     return tuple(found)
@@ -194,8 +201,11 @@ def _best_window(
     return float(best[0]), float(best[1])
 
 
-def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float]) -> list[Edit]:
-    """Cropped or padded: where the query's whole picture lies on the catalog picture's."""
+def _placement(
+    alignment: Alignment, candidate: Views, query_box: Sequence[float]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Where the query's whole picture lies on the catalog picture's: (left, right), (top,
+    bottom) as shares of its width and height (beyond 0 and 1 where the query shows more)."""
     their = _candidate_borders(candidate) if alignment.candidate_trimmed else (0.0, 0.0, 0.0, 0.0)
     mine = tuple(query_box) if alignment.query_trimmed else (0.0, 0.0, 0.0, 0.0)
     if alignment.mirrored:  # the query's left border lies on the catalog picture's right
@@ -211,7 +221,12 @@ def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float])
         a, b = low + start * inner, low + (start + width) * inner
         scale = (b - a) / max(1.0 - q_low - q_high, 1e-6)
         spans.append((a - q_low * scale, b + q_high * scale))
-    (x0, x1), (y0, y1) = spans
+    return spans[0], spans[1]
+
+
+def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float]) -> list[Edit]:
+    """Cropped or padded: where the query's whole picture lies on the catalog picture's."""
+    (x0, x1), (y0, y1) = _placement(alignment, candidate, query_box)
     cut = {"left": x0, "right": 1.0 - x1, "top": y0, "bottom": 1.0 - y1}
     edits = []
     cropped = {side: round(min(1.0, max(0.0, share)), 3) for side, share in cut.items()}
@@ -293,7 +308,47 @@ def _overlay(differs: np.ndarray, *, dense: bool = True) -> Edit | None:
         return None
     if min(height, width) < 2:  # a line along an edge: the seam of padding or a crop, resampled
         return None
-    row = ("top", "", "bottom")[min(2, int(3 * ys.mean() / size))]
-    col = ("left", "", "right")[min(2, int(3 * xs.mean() / size))]
+    return _overlay_at(ys / size, xs / size, len(ys) / differs.size)
+
+
+def _border_overlay(
+    query: np.ndarray, kept: Thumbnail, placement: tuple[tuple[float, float], tuple[float, float]], mirrored: bool
+) -> Edit | None:
+    """Text or a badge on the query's uniform border, which its trimmed view (all the views
+    align) leaves out: the largest dense, compact patch off the border's colour there, when the
+    catalog picture is plain where that patch lies on it, in another colour (or does not reach
+    there: a border added)."""
+    top, bottom, left, right = trim_box(query)
+    height, width = query.shape[:2]
+    colour, _ = ring_colour(query)
+    off = np.abs(query.astype(np.float64) - colour).max(axis=-1) > TRIM_TOLERANCE
+    off[top:bottom, left:right] = False
+    found = regions(off)
+    if not found:
+        return None
+    ys, xs = found[0][:, 0], found[0][:, 1]
+    tall, wide = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    if len(ys) / off.size < OVERLAY_SHARE or len(ys) / (tall * wide) < OVERLAY_DENSITY:
+        return None
+    if tall > height / 3 or wide > width / 3:
+        return None  # not a mark: a layer of border along the sides (a frame's inner backdrop)
+    # The patch's pixels on the catalog picture (its kept picture), as the alignment places them.
+    (x0, x1), (y0, y1) = placement
+    u, v = (xs + 0.5) / width, (ys + 0.5) / height
+    x, y = x0 + (1.0 - u if mirrored else u) * (x1 - x0), y0 + v * (y1 - y0)
+    theirs, (kept_height, kept_width) = kept.rgb.astype(np.float64), kept.rgb.shape[:2]
+    on = (x >= 0) & (x < 1) & (y >= 0) & (y < 1)
+    there = theirs[(y[on] * kept_height).astype(int), (x[on] * kept_width).astype(int)]
+    plain = np.abs(there - ring_colour(kept.rgb)[0]).max(axis=-1) <= TRIM_TOLERANCE
+    plain &= np.abs(query[ys[on], xs[on]].astype(np.float64) - there).max(axis=-1) > TRIM_TOLERANCE
+    if plain.sum() + (~on).sum() < BORDER_PLAIN * len(ys):
+        return None  # the catalog picture shows something there too: the photograph's own
+    return _overlay_at(ys / height, xs / width, len(ys) / off.size)
+
+
+def _overlay_at(ys: np.ndarray, xs: np.ndarray, share: float) -> Edit:
+    """An overlay named by where its pixels lie (shares of the picture's height and width)."""
+    row = ("top", "", "bottom")[min(2, int(3 * ys.mean()))]
+    col = ("left", "", "right")[min(2, int(3 * xs.mean()))]
     where = f"{row} {col}".strip() or "centre"
-    return Edit("overlay", {"where": where, "share": round(len(ys) / differs.size, 3)})
+    return Edit("overlay", {"where": where, "share": round(share, 3)})

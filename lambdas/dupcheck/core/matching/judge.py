@@ -61,6 +61,7 @@ def judge_candidates(
     probe = query.probe if isinstance(query.probe, Probe) else None
     targets: list[Target] = [policy.tier(distance) for _, distance in candidates]
     test: SamePhotograph | None = None
+    kept: _KeptPictures | None = None
     if thumbnails is not None and probe is not None:
         kept = _KeptPictures(records, thumbnails)
         test = SamePhotograph(probe, kept.of)
@@ -94,7 +95,8 @@ def judge_candidates(
             assert probe is not None  # evidence comes from it
             edits = name_edits(
                 seen, stored[i], border_shares(probe.picture(), probe.box), finding,
-                same_picture=verdict is Verdict.DUPLICATE,
+                same_picture=verdict is Verdict.DUPLICATE, query=probe.picture(),
+                kept=kept.of(i) if kept is not None and test is not None and test.kept(i) else None,
             )  # fmt: skip
         out.append(
             Judgement(

@@ -173,6 +173,9 @@ SATURATION_EDIT = (0.8, 1.25)  # colour scale relative to the luma slope outside
 COLOURED = 8.0  # a*b* units: a catalog picture with this much chroma (90th percentile) has colour
 OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
 OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
+# A patch on the query's uniform border is added when this much of it lies where the catalog
+# picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
+BORDER_PLAIN = 0.9
 # Luma levels a catalog picture's tone line is fitted between (a plain background would take most
 # quantiles, and what brightening pushes past them is on no line).
 TONE_DARK, TONE_BRIGHT = 8, 247
