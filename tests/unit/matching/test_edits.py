@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from dupcheck.core.hashing import AlignedDualPHash
 from dupcheck.core.matching.edits import summary, words
@@ -120,6 +120,23 @@ def test_the_catalog_pictures_own_mark_on_its_backdrop_is_not_an_overlay(seed: i
     ImageDraw.Draw(original).ellipse((8, original.height - side - 8, 8 + side, original.height - 8), fill=(20, 20, 20))
     judgement = judged(original, original.resize((300, 240)))
     assert judgement.verdict is Verdict.DUPLICATE and judgement.edits == ()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_half_transparent_watermark_is_named(seed: int) -> None:
+    """Faint strokes across the product: too thin for the views' cells to differ, plain to the
+    same-photograph test, which finds detail on top of the photograph's in a word's tiles."""
+
+    def watermark(image: Image.Image) -> Image.Image:
+        base, layer = image.convert("RGBA"), Image.new("RGBA", image.size, (0, 0, 0, 0))
+        font = ImageFont.load_default(size=min(image.size) // 9)
+        ImageDraw.Draw(layer).text(
+            (image.width // 5, image.height // 2 - 20), "SAMPLE", font=font, fill=(255, 255, 255, 110)
+        )
+        return Image.alpha_composite(base, layer).convert("RGB")
+
+    got = named(watermark, seed)
+    assert set(got) == {"overlay"} and got["overlay"]["where"] == "centre"
 
 
 @pytest.mark.parametrize(("angle", "seed"), [(4, 22), (-3, 22), (4, 21), (-3, 21)])

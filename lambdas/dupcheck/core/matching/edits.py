@@ -15,7 +15,9 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
   the picture's mean (the line crosses itself there); saturation is the colour scale beyond the
   one the luma change brings; converted to grayscale when the query has no colour and the
   catalog picture has;
-* text or a badge added: a compact patch of pixels that still differ where the rest agree;
+* text or a badge added: a compact patch of pixels that still differ where the rest agree
+  (also on the query's border, which the views leave out), or a few tiles where the
+  same-photograph test found detail on top (a watermark's strokes);
 * for a picture that is not the same one: the product in another colour.
 
 How often each is named right on the benchmark, where the edit is known: docs/lab/evaluation.md,
@@ -40,6 +42,7 @@ from dupcheck.core.matching.policy import (
     COLOURED,
     MIN_BORDER,
     MIN_GAIN,
+    MIN_MARK,
     MIN_ROTATED,
     MIN_SIDE,
     OVERLAY_DENSITY,
@@ -105,6 +108,8 @@ def name_edits(
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is None and query is not None and kept is not None and alignment.query_trimmed:
             overlay = _border_overlay(query, kept, _placement(placed, candidate, query_box), placed.mirrored)
+        if overlay is None and finding is not None and finding.marks is not None:
+            overlay = _marked(finding.marks, placed.mirrored)
         if overlay is not None:
             found.append(overlay)
     return tuple(found)
@@ -344,6 +349,17 @@ def _border_overlay(
     if plain.sum() + (~on).sum() < BORDER_PLAIN * len(ys):
         return None  # the catalog picture shows something there too: the photograph's own
     return _overlay_at(ys / height, xs / width, len(ys) / off.size)
+
+
+def _marked(marks: np.ndarray, mirrored: bool) -> Edit | None:
+    """Text or a watermark: MIN_MARK or more connected tiles where the same-photograph test found
+    something on top (a word's strokes, too faint or thin for the 64 px cells to differ)."""
+    found = regions(marks)
+    if not found or len(found[0]) < MIN_MARK:
+        return None
+    size = marks.shape[0]
+    ys, xs = found[0][:, 0] + 0.5, found[0][:, 1] + 0.5
+    return _overlay_at(ys / size, (size - xs if mirrored else xs) / size, len(ys) / marks.size)
 
 
 def _overlay_at(ys: np.ndarray, xs: np.ndarray, share: float) -> Edit:

@@ -173,6 +173,10 @@ SATURATION_EDIT = (0.8, 1.25)  # colour scale relative to the luma slope outside
 COLOURED = 8.0  # a*b* units: a catalog picture with this much chroma (90th percentile) has colour
 OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
 OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
+# Text or a watermark: this many connected tiles (16 px at 256: a word) the same-photograph test
+# sets aside as having something on top (ADDED_DETAIL). Dev copies: 32% of watermarks, no copy
+# of a kind without an overlay (docs/lab/evaluation.md, "Watermarks").
+MIN_MARK = 3
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
 BORDER_PLAIN = 0.9
