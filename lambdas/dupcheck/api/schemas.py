@@ -107,7 +107,9 @@ class RecolouredEdit(BaseModel):
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
     edit: Literal["recoloured"]
-    share: Share = Field(description="The share of the product (the picture less a plain backdrop) whose colour differs.")
+    share: Share = Field(
+        description="The share of the product (the picture less a plain backdrop) whose colour differs."
+    )
 
 
 EditOut = Annotated[
