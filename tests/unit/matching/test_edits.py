@@ -111,6 +111,28 @@ def test_a_small_badge_on_the_backdrop_is_named_too(seed: int) -> None:
     assert set(got) == {"overlay"} and got["overlay"]["where"] == "bottom left"
 
 
+@pytest.mark.parametrize("seed", [21, 22])
+def test_a_badge_the_trim_keeps_beside_the_product_is_still_a_duplicate(seed: int) -> None:
+    """A badge big enough for the query's trim to keep it widens the query's trimmed picture past
+    the catalog picture's, so their views cannot line up; trimmed without it, they do."""
+    original = product_image(seed, (400, 320))
+    query = original.copy()
+    ImageDraw.Draw(query).ellipse((4, 4, 84, 84), fill=(20, 20, 20))
+    assert judged(original, query).verdict is Verdict.DUPLICATE
+
+
+def test_a_query_is_trimmed_again_only_without_a_detached_mark() -> None:
+    original = product_image(21, (400, 320))
+    marked = original.copy()
+    ImageDraw.Draw(marked).ellipse((4, 4, 84, 84), fill=(20, 20, 20))
+    plain, badged = (PIPELINE.fingerprint(picture).probe for picture in (original, marked))
+    assert plain is not None and badged is not None
+    assert plain.unmarked() is None  # nothing beside the product: the same trim
+    again = badged.unmarked()
+    assert again is not None and badged.box is not None and again.box is not None
+    assert again.box[0] > badged.box[0] and again.box[2] > badged.box[2]  # the top left corner left out
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_catalog_pictures_own_mark_on_its_backdrop_is_not_an_overlay(seed: int) -> None:
     """A logo on the backdrop of the catalog picture itself: the query's copy has it where the

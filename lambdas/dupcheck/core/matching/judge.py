@@ -59,30 +59,28 @@ def judge_candidates(
         i: views for i, views in enumerate(pipeline.stored_views(records[: policy.screened])) if views is not None
     }
     probe = query.probe if isinstance(query.probe, Probe) else None
-    targets: list[Target] = [policy.tier(distance) for _, distance in candidates]
-    test: SamePhotograph | None = None
-    kept: _KeptPictures | None = None
-    if thumbnails is not None and probe is not None:
-        kept = _KeptPictures(records, thumbnails)
-        test = SamePhotograph(probe, kept.of)
-        targets = [
-            Tested(policy.looked(distance), policy.tier(distance), test, i)
-            if record.hash_algo in pipeline.keeps
-            else targets[i]
-            for i, (record, distance) in enumerate(candidates)
-        ]
-    evidence: dict[int, Evidence] = {}
+    kept = _KeptPictures(records, thumbnails) if thumbnails is not None and probe is not None else None
+    looks = _Looks(pipeline, candidates, kept)
+    evidence: dict[int, tuple[Evidence, _Look]] = {}
     if stored and probe is not None:
-        found = verify(probe, list(stored.values()), [targets[i] for i in stored], policy.verified, _NO_COLOUR_SHOWN)
-        evidence = {i: e for i, e in zip(stored, found, strict=True) if e is not None}
+        evidence = looks.verified(probe, stored)
+        if not any(look.target(i).passes(e) for i, (e, look) in evidence.items()) and not looks.first.saw_photograph():
+            # No candidate is this photograph as the query is trimmed: maybe it is as trimmed
+            # without a badge beside the product, which its trim kept and the catalog picture's
+            # (without it) did not. (One seen in another colour is not looked at again.)
+            unmarked = probe.unmarked()
+            if unmarked is not None:
+                again = looks.verified(unmarked, stored)
+                evidence |= {i: found for i, found in again.items() if found[1].target(i).passes(found[0])}
     out = []
     for i, distance in enumerate(closest):
-        seen = evidence.get(i)
+        seen, look = evidence.get(i, (None, looks.first))
+        test = look.test
         # The record's own picture asked about again, as far as its views show (a mark too faint
         # for them may be there: the edits still say): no kept JPEG's colours can refute it.
         views = records[i].features.get("views")
         identical = views is not None and query.hash == records[i].hash and query.features.get("views") == views
-        passed = seen is not None and targets[i].passes(seen)  # (may look: read the finding after)
+        passed = seen is not None and look.target(i).passes(seen)  # (may look: read the finding after)
         finding = test.finding(i) if test is not None else None
         if identical or passed:
             verdict = Verdict.DUPLICATE
@@ -92,10 +90,11 @@ def judge_candidates(
             verdict = Verdict.DIFFERENT
         edits = None
         if seen is not None and verdict is not Verdict.DIFFERENT:
-            assert probe is not None  # evidence comes from it
+            shown = look.probe  # the probe the evidence comes from
+            assert shown is not None
             edits = name_edits(
-                seen, stored[i], border_shares(probe.picture(), probe.box), finding,
-                same_picture=verdict is Verdict.DUPLICATE, query=probe.picture(),
+                seen, stored[i], border_shares(shown.picture(), shown.box), finding,
+                same_picture=verdict is Verdict.DUPLICATE, query=shown.picture(),
                 kept=kept.of(i) if kept is not None and test is not None and test.kept(i) else None,
             )  # fmt: skip
         out.append(
@@ -104,6 +103,54 @@ def judge_candidates(
             )
         )
     return out
+
+
+class _Look:
+    """One probe's verification of the candidates: its same-photograph test and each candidate's
+    target (a Tested one where the record keeps a picture)."""
+
+    def __init__(self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], kept: _KeptPictures | None,
+                 probe: Probe | None) -> None:  # fmt: skip
+        policy = pipeline.policy
+        self.probe = probe
+        self.test = SamePhotograph(probe, kept.of) if kept is not None and probe is not None else None
+        self.targets: list[Target] = [
+            Tested(policy.looked(distance), policy.tier(distance), self.test, i)
+            if self.test is not None and record.hash_algo in pipeline.keeps
+            else policy.tier(distance)
+            for i, (record, distance) in enumerate(candidates)
+        ]
+
+    def target(self, i: int) -> Target:
+        return self.targets[i]
+
+    def saw_photograph(self) -> bool:
+        """Whether the test found any candidate the same photograph (in any colour)."""
+        if self.test is None:
+            return False
+        return any(f is not None and f.same_photograph for f in map(self.test.finding, range(len(self.targets))))
+
+
+class _Looks:
+    """The looks taken for a query: the first with its probe as given, maybe another with its
+    probe trimmed without a mark (each probe's test caches its own looks)."""
+
+    def __init__(
+        self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], kept: _KeptPictures | None
+    ) -> None:
+        self.pipeline, self.candidates, self.kept = pipeline, candidates, kept
+        self.first = _Look(pipeline, candidates, kept, None)
+
+    def verified(self, probe: Probe, stored: Mapping[int, Views]) -> dict[int, tuple[Evidence, _Look]]:
+        """Each stored candidate's evidence, as `probe` lines it up, with the look that holds it."""
+        look = _Look(self.pipeline, self.candidates, self.kept, probe)
+        if self.first.probe is None:
+            self.first = look
+        policy = self.pipeline.policy
+        found = verify(
+            probe, list(stored.values()), [look.target(i) for i in stored], policy.verified, _NO_COLOUR_SHOWN
+        )
+        return {i: (e, look) for i, e in zip(stored, found, strict=True) if e is not None}
 
 
 def _no_colour_shown(evidence: Evidence) -> bool:

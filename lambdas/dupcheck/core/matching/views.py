@@ -18,19 +18,20 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching import views_codec
-from dupcheck.core.matching.arrays import halve, sampler, unit
+from dupcheck.core.matching.arrays import halve, regions, sampler, unit
 from dupcheck.core.matching.policy import (
     CHROMA_GRID,
     COARSE,
     FINE,
     GREY_CHROMA,
     LUMA_GRID,
+    OVERLAY_SHARE,
     QUERY_DETAIL_SIDE,
     ROTATION_SIZE,
     VIEWS,
 )
 from dupcheck.core.models import HashRecord
-from dupcheck.core.pixels import cielab_ab, luma, rgb_from_luma_ab, ring_colour, trim_box
+from dupcheck.core.pixels import TRIM_TOLERANCE, cielab_ab, luma, rgb_from_luma_ab, ring_colour, trim_box
 
 Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
 WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
@@ -291,6 +292,30 @@ class Probe:
                 picture = np.asarray(turned)
             self._detail_by_angle[angle] = picture
         return self._detail_by_angle[angle]
+
+    def unmarked(self) -> Probe | None:
+        """The same query trimmed without a mark on its border: a badge beside the product that
+        the query's trim keeps (its rows hold enough pixels), where the catalog picture's trim,
+        without it, is smaller, so the views cannot line the two up. Every compact patch off the
+        border's colour but the largest (the subject), of at least OVERLAY_SHARE of the picture,
+        is painted over with that colour before trimming. None when that changes nothing."""
+        if self.rgb is None or self.box is None:
+            return None
+        colour, uniform = ring_colour(self.rgb)
+        if uniform < 0.5:
+            return None
+        off = np.abs(self.rgb.astype(np.float64) - colour).max(axis=-1) > TRIM_TOLERANCE
+        height, width = off.shape
+        cleaned = None
+        for patch in regions(off)[1:]:
+            ys, xs = patch[:, 0], patch[:, 1]
+            small = len(ys) < OVERLAY_SHARE * off.size
+            if small or np.ptp(ys) + 1 > height / 3 or np.ptp(xs) + 1 > width / 3:
+                continue
+            cleaned = self.rgb.copy() if cleaned is None else cleaned
+            cleaned[ys, xs] = colour
+        box = trim_box(cleaned) if cleaned is not None else self.box
+        return None if box == self.box else Probe(self.rgb, None, box, self.detail, self.source)
 
     def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
         if self._to_turn is None:
