@@ -304,16 +304,18 @@ class Probe:
         colour, uniform = ring_colour(self.rgb)
         if uniform < 0.5:
             return None
-        off = np.abs(self.rgb.astype(np.float64) - colour).max(axis=-1) > TRIM_TOLERANCE
-        height, width = off.shape
+        # Only what the trim kept can widen it: the patches are looked for inside its box.
+        top, bottom, left, right = self.box
+        inside = self.rgb[top:bottom, left:right]
+        off = np.abs(inside.astype(np.float64) - colour).max(axis=-1) > TRIM_TOLERANCE
+        height, width = self.rgb.shape[:2]
         cleaned = None
         for patch in regions(off)[1:]:
             ys, xs = patch[:, 0], patch[:, 1]
-            small = len(ys) < OVERLAY_SHARE * off.size
-            if small or np.ptp(ys) + 1 > height / 3 or np.ptp(xs) + 1 > width / 3:
+            if len(ys) < OVERLAY_SHARE * height * width or np.ptp(ys) + 1 > height / 3 or np.ptp(xs) + 1 > width / 3:
                 continue
             cleaned = self.rgb.copy() if cleaned is None else cleaned
-            cleaned[ys, xs] = colour
+            cleaned[ys + top, xs + left] = colour
         box = trim_box(cleaned) if cleaned is not None else self.box
         return None if box == self.box else Probe(self.rgb, None, box, self.detail, self.source)
 
