@@ -118,7 +118,9 @@ def test_a_badge_the_trim_keeps_beside_the_product_is_still_a_duplicate(seed: in
     original = product_image(seed, (400, 320))
     query = original.copy()
     ImageDraw.Draw(query).ellipse((4, 4, 84, 84), fill=(20, 20, 20))
-    assert judged(original, query).verdict is Verdict.DUPLICATE
+    judgement = judged(original, query)
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None
+    assert [(e.name, e.params["where"]) for e in judgement.edits] == [("overlay", "top left")]  # and named
 
 
 def test_a_query_is_trimmed_again_only_without_a_detached_mark() -> None:

@@ -107,7 +107,7 @@ def name_edits(
         if overlay is None and finding is not None and finding.unexplained is not None:
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is None and query is not None and kept is not None and alignment.query_trimmed:
-            overlay = _border_overlay(query, kept, _placement(placed, candidate, query_box), placed.mirrored)
+            overlay = _border_overlay(query, query_box, kept, _placement(placed, candidate, query_box), placed.mirrored)
         if overlay is None and finding is not None and finding.marks is not None:
             overlay = _marked(finding.marks, placed.mirrored)
         if overlay is not None:
@@ -317,14 +317,19 @@ def _overlay(differs: np.ndarray, *, dense: bool = True) -> Edit | None:
 
 
 def _border_overlay(
-    query: np.ndarray, kept: Thumbnail, placement: tuple[tuple[float, float], tuple[float, float]], mirrored: bool
+    query: np.ndarray,
+    query_box: Sequence[float],
+    kept: Thumbnail,
+    placement: tuple[tuple[float, float], tuple[float, float]],
+    mirrored: bool,
 ) -> Edit | None:
     """Text or a badge on the query's uniform border, which its trimmed view (all the views
     align) leaves out: the largest dense, compact patch off the border's colour there, when the
     catalog picture is plain where that patch lies on it, in another colour (or does not reach
     there: a border added)."""
-    top, bottom, left, right = trim_box(query)
     height, width = query.shape[:2]
+    left, right = round(query_box[0] * width), width - round(query_box[1] * width)
+    top, bottom = round(query_box[2] * height), height - round(query_box[3] * height)
     colour, _ = ring_colour(query)
     off = np.abs(query.astype(np.float64) - colour).max(axis=-1) > TRIM_TOLERANCE
     off[top:bottom, left:right] = False
