@@ -105,9 +105,9 @@ def _segments(small: np.ndarray, product: np.ndarray) -> list[np.ndarray]:
     step = np.zeros(small.shape[:2])
     across = np.abs(np.diff(colour, axis=1)).max(axis=-1)
     down = np.abs(np.diff(colour, axis=0)).max(axis=-1)
-    for a, b, d in ((step[:, :-1], step[:, 1:], across), (step[:-1], step[1:], down)):
-        np.maximum(a, d, out=a)
-        np.maximum(b, d, out=b)
+    for first, second, change in ((step[:, :-1], step[:, 1:], across), (step[:-1], step[1:], down)):
+        np.maximum(first, change, out=first)  # each pixel's largest step to a neighbour
+        np.maximum(second, change, out=second)
     return regions(product & (step <= EDGE))
 
 

@@ -23,10 +23,10 @@ from dupcheck.core.matching import alignment, judge, views_codec
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import (
     TRIM_TOLERANCE,
-    _off_colour,
     channel_medians,
     cielab_ab,
     luma,
+    off_colour,
     outer_ring,
     planar,
     ring_colour,
@@ -364,7 +364,7 @@ def test_off_colour_pixels_are_those_beyond_the_tolerance(background: float) -> 
     values = np.arange(256, dtype=np.uint8)
     rgb = np.stack([values, np.full(256, 128, np.uint8), np.full(256, 128, np.uint8)], axis=-1)[None]
     expected = (values < background - TRIM_TOLERANCE) | (values > background + TRIM_TOLERANCE)
-    off = _off_colour(rgb, np.array([background, 128.0, 128.0]))
+    off = off_colour(rgb, np.array([background, 128.0, 128.0]))
     assert off[0].tolist() == expected.tolist()
 
 

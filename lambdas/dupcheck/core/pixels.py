@@ -83,7 +83,7 @@ def channel_medians(channels: np.ndarray) -> np.ndarray:
     return middle[:, half] if length % 2 else (middle[:, half - 1] + middle[:, half]) / 2.0
 
 
-def _off_colour(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
+def off_colour(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Pixels farther than the tolerance from `background` in any channel. Compared as 8-bit
     integers (v < b - t is v < ceil(b - t) for an integer v): comparing uint8 pixels with a
     float threshold converts every pixel to float64 first, 3x the time for the same answer."""
@@ -111,7 +111,7 @@ def trim_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
         background, uniform = ring
         if uniform < 0.5:
             break
-        off = _off_colour(inner, background)
+        off = off_colour(inner, background)
         row_fill, col_fill = off.sum(axis=1), off.sum(axis=0)
         rows = np.flatnonzero(row_fill > TRIM_MIN_FILL * row_fill.max())
         cols = np.flatnonzero(col_fill > TRIM_MIN_FILL * col_fill.max())

@@ -126,6 +126,12 @@ def largest(channels: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
 
 
+def tiles(values: np.ndarray, tile: int) -> np.ndarray:
+    """(rows, cols, tile * tile): the tiles of a square picture (the side cut to a multiple)."""
+    k = values.shape[0] // tile
+    return values[: k * tile, : k * tile].reshape(k, tile, k, tile).swapaxes(1, 2).reshape(k, k, tile * tile)
+
+
 def regions(mask: np.ndarray) -> list[np.ndarray]:
     """The 8-connected regions of a small mask, each as (row, column) coordinates in raster
     order, largest first (ties: the one that starts first in raster order). Labelled by

@@ -56,9 +56,9 @@ from dupcheck.core.matching.policy import (
     TONE_LINE_MIN_RANGE,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Views
+from dupcheck.core.matching.views import Views, a_mark
 from dupcheck.core.models import Edit
-from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, outer_ring, ring_colour, trim_box
+from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
 
 SIDES = ("left", "right", "top", "bottom")
 TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "less contrast"),
@@ -330,25 +330,21 @@ def _border_overlay(
     height, width = query.shape[:2]
     left, right = round(query_box[0] * width), width - round(query_box[1] * width)
     top, bottom = round(query_box[2] * height), height - round(query_box[3] * height)
-    colour, _ = ring_colour(query)
-    off = np.abs(query.astype(np.float64) - colour).max(axis=-1) > TRIM_TOLERANCE
+    off = off_colour(query, ring_colour(query)[0])
     off[top:bottom, left:right] = False
     found = regions(off)
-    if not found:
+    if not found or not a_mark(found[0], off.shape):  # (not a layer of border: a frame's inner backdrop)
         return None
     ys, xs = found[0][:, 0], found[0][:, 1]
-    tall, wide = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
-    if len(ys) / off.size < OVERLAY_SHARE or len(ys) / (tall * wide) < OVERLAY_DENSITY:
+    if len(ys) < OVERLAY_DENSITY * (np.ptp(ys) + 1) * (np.ptp(xs) + 1):
         return None
-    if tall > height / 3 or wide > width / 3:
-        return None  # not a mark: a layer of border along the sides (a frame's inner backdrop)
     # The patch's pixels on the catalog picture (its kept picture), as the alignment places them.
     (x0, x1), (y0, y1) = placement
     u, v = (xs + 0.5) / width, (ys + 0.5) / height
     x, y = x0 + (1.0 - u if mirrored else u) * (x1 - x0), y0 + v * (y1 - y0)
-    theirs, (kept_height, kept_width) = kept.rgb.astype(np.float64), kept.rgb.shape[:2]
+    kept_height, kept_width = kept.rgb.shape[:2]
     on = (x >= 0) & (x < 1) & (y >= 0) & (y < 1)
-    there = theirs[(y[on] * kept_height).astype(int), (x[on] * kept_width).astype(int)]
+    there = kept.rgb[(y[on] * kept_height).astype(int), (x[on] * kept_width).astype(int)].astype(np.float64)
     plain = np.abs(there - ring_colour(kept.rgb)[0]).max(axis=-1) <= TRIM_TOLERANCE
     plain &= np.abs(query[ys[on], xs[on]].astype(np.float64) - there).max(axis=-1) > TRIM_TOLERANCE
     if plain.sum() + (~on).sum() < BORDER_PLAIN * len(ys):

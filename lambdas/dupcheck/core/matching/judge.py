@@ -60,21 +60,21 @@ def judge_candidates(
     }
     probe = query.probe if isinstance(query.probe, Probe) else None
     kept = _KeptPictures(records, thumbnails) if thumbnails is not None and probe is not None else None
-    looks = _Looks(pipeline, candidates, kept)
+    first = _Look(pipeline, candidates, kept, probe)
     evidence: dict[int, tuple[Evidence, _Look]] = {}
     if stored and probe is not None:
-        evidence = looks.verified(probe, stored)
-        if not any(look.target(i).passes(e) for i, (e, look) in evidence.items()) and not looks.first.saw_photograph():
+        evidence = {i: (e, first) for i, e in first.verified(stored).items()}
+        if not any(first.target(i).passes(e) for i, (e, _) in evidence.items()) and not first.saw_photograph():
             # No candidate is this photograph as the query is trimmed: maybe it is as trimmed
             # without a badge beside the product, which its trim kept and the catalog picture's
             # (without it) did not. (One seen in another colour is not looked at again.)
             unmarked = probe.unmarked()
             if unmarked is not None:
-                again = looks.verified(unmarked, stored)
-                evidence |= {i: found for i, found in again.items() if found[1].target(i).passes(found[0])}
+                again = _Look(pipeline, candidates, kept, unmarked)
+                evidence |= {i: (e, again) for i, e in again.verified(stored).items() if again.target(i).passes(e)}
     out = []
     for i, distance in enumerate(closest):
-        seen, look = evidence.get(i, (None, looks.first))
+        seen, look = evidence.get(i, (None, first))
         test = look.test
         # The record's own picture asked about again, as far as its views show (a mark too faint
         # for them may be there: the edits still say): no kept JPEG's colours can refute it.
@@ -95,7 +95,7 @@ def judge_candidates(
             edits = name_edits(
                 seen, stored[i], border_shares(shown.picture(), shown.box), finding,
                 same_picture=verdict is Verdict.DUPLICATE, query=shown.picture(),
-                kept=kept.of(i) if kept is not None and test is not None and test.kept(i) else None,
+                kept=kept.of(i) if kept is not None else None,
             )  # fmt: skip
         out.append(
             Judgement(
@@ -107,50 +107,34 @@ def judge_candidates(
 
 class _Look:
     """One probe's verification of the candidates: its same-photograph test and each candidate's
-    target (a Tested one where the record keeps a picture)."""
+    target (a Tested one where the record keeps a picture; each probe's test caches its looks)."""
 
     def __init__(self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], kept: _KeptPictures | None,
                  probe: Probe | None) -> None:  # fmt: skip
-        policy = pipeline.policy
-        self.probe = probe
+        self.policy, self.probe = pipeline.policy, probe
         self.test = SamePhotograph(probe, kept.of) if kept is not None and probe is not None else None
         self.targets: list[Target] = [
-            Tested(policy.looked(distance), policy.tier(distance), self.test, i)
+            Tested(self.policy.looked(distance), self.policy.tier(distance), self.test, i)
             if self.test is not None and record.hash_algo in pipeline.keeps
-            else policy.tier(distance)
+            else self.policy.tier(distance)
             for i, (record, distance) in enumerate(candidates)
         ]
 
     def target(self, i: int) -> Target:
         return self.targets[i]
 
+    def verified(self, stored: Mapping[int, Views]) -> dict[int, Evidence]:
+        """Each stored candidate's evidence, as this probe lines it up (none: no evidence)."""
+        assert self.probe is not None
+        targets = [self.targets[i] for i in stored]
+        found = verify(self.probe, list(stored.values()), targets, self.policy.verified, _NO_COLOUR_SHOWN)
+        return {i: e for i, e in zip(stored, found, strict=True) if e is not None}
+
     def saw_photograph(self) -> bool:
         """Whether the test found any candidate the same photograph (in any colour)."""
         if self.test is None:
             return False
         return any(f is not None and f.same_photograph for f in map(self.test.finding, range(len(self.targets))))
-
-
-class _Looks:
-    """The looks taken for a query: the first with its probe as given, maybe another with its
-    probe trimmed without a mark (each probe's test caches its own looks)."""
-
-    def __init__(
-        self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], kept: _KeptPictures | None
-    ) -> None:
-        self.pipeline, self.candidates, self.kept = pipeline, candidates, kept
-        self.first = _Look(pipeline, candidates, kept, None)
-
-    def verified(self, probe: Probe, stored: Mapping[int, Views]) -> dict[int, tuple[Evidence, _Look]]:
-        """Each stored candidate's evidence, as `probe` lines it up, with the look that holds it."""
-        look = _Look(self.pipeline, self.candidates, self.kept, probe)
-        if self.first.probe is None:
-            self.first = look
-        policy = self.pipeline.policy
-        found = verify(
-            probe, list(stored.values()), [look.target(i) for i in stored], policy.verified, _NO_COLOUR_SHOWN
-        )
-        return {i: (e, look) for i, e in zip(stored, found, strict=True) if e is not None}
 
 
 def _no_colour_shown(evidence: Evidence) -> bool:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dupcheck.core.matching.arrays import neighbourhood, neighbours, padded, regions, shifts
+from dupcheck.core.matching.arrays import neighbourhood, neighbours, padded, regions, shifts, tiles
 from dupcheck.core.matching.policy import (
     ADDED_DETAIL,
     BACKDROP,
@@ -229,11 +229,7 @@ def _tile_details(
     """In each tile that holds at least `least` of the region's pixels (half a tile unless given)
     and detail in the kept picture: the two details' correlation over those pixels, and the
     query's detail energy there over the kept picture's."""
-    k = pixels.shape[0] // tile
-    cut = [
-        a[: k * tile, : k * tile].reshape(k, tile, k, tile).swapaxes(1, 2).reshape(k * k, -1)
-        for a in (pixels, query, kept)
-    ]
+    cut = [tiles(a, tile).reshape(-1, tile * tile) for a in (pixels, query, kept)]
     weight, mine, theirs = cut[0].astype(np.float64), cut[1], cut[2]
     count = weight.sum(axis=1)
     held = count >= (tile * tile // 2 if least is None else least)

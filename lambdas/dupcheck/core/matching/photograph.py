@@ -37,7 +37,7 @@ from PIL import Image
 
 from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import neighbourhood
+from dupcheck.core.matching.arrays import neighbourhood, tiles
 from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
 from dupcheck.core.matching.policy import (
     ADDED_DETAIL,
@@ -207,7 +207,7 @@ def _shared_detail(
     tiles with something added away from the overlap's edge: where a crop or a frame cuts, the
     query has an edge the kept picture does not)."""
     tile = DETAIL_TILE if side >= 128 else DETAIL_TILE // 2
-    mine, theirs, covered = (_tiles(values, tile) for values in (query, kept, inside))
+    mine, theirs, covered = (tiles(values, tile) for values in (query, kept, inside))
     whole = covered.mean(axis=2) > 0.9
     my_level, their_level = mine.std(axis=2), theirs.std(axis=2)
     detailed = whole & (their_level > DETAIL)
@@ -226,12 +226,6 @@ def _shared_detail(
     correlations = (products / np.maximum(norms, 1e-9))[judged]
     shared = float(np.median(correlations)) if correlations.size else 0.0
     return shared, int(correlations.size), float(added.sum() / detailed.sum()), marks
-
-
-def _tiles(values: np.ndarray, tile: int) -> np.ndarray:
-    """(rows, cols, tile * tile): the tiles of a square picture (the side cut to a multiple)."""
-    k = values.shape[0] // tile
-    return values[: k * tile, : k * tile].reshape(k, tile, k, tile).swapaxes(1, 2).reshape(k, k, tile * tile)
 
 
 def band(values: np.ndarray) -> np.ndarray:

@@ -179,6 +179,7 @@ OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patc
 MIN_MARK = 3
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
+# Set once, not tuned: a badge there lies wholly on plain backdrop, so any high share tells.
 BORDER_PLAIN = 0.9
 # Luma levels a catalog picture's tone line is fitted between (a plain background would take most
 # quantiles, and what brightening pushes past them is on no line).

@@ -31,7 +31,7 @@ from dupcheck.core.matching.policy import (
     VIEWS,
 )
 from dupcheck.core.models import HashRecord
-from dupcheck.core.pixels import TRIM_TOLERANCE, cielab_ab, luma, rgb_from_luma_ab, ring_colour, trim_box
+from dupcheck.core.pixels import cielab_ab, luma, off_colour, rgb_from_luma_ab, ring_colour, trim_box
 
 Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
 WHOLE: Box = (0.0, 1.0, 0.0, 1.0)
@@ -216,6 +216,15 @@ def greyish(chroma: np.ndarray) -> np.ndarray:
     return below
 
 
+def a_mark(patch: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether a patch of (row, column) pixels off a picture's backdrop may be a badge or a logo
+    on it: at least OVERLAY_SHARE of the picture, and a third of a side at most each way (more
+    is a subject, or a layer of border along the sides)."""
+    height, width = shape[:2]
+    tall, wide = np.ptp(patch[:, 0]) + 1, np.ptp(patch[:, 1]) + 1
+    return len(patch) >= OVERLAY_SHARE * height * width and tall <= height / 3 and wide <= width / 3
+
+
 @dataclass(slots=True)
 class Probe:
     """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
@@ -306,16 +315,11 @@ class Probe:
             return None
         # Only what the trim kept can widen it: the patches are looked for inside its box.
         top, bottom, left, right = self.box
-        inside = self.rgb[top:bottom, left:right]
-        off = np.abs(inside.astype(np.float64) - colour).max(axis=-1) > TRIM_TOLERANCE
-        height, width = self.rgb.shape[:2]
         cleaned = None
-        for patch in regions(off)[1:]:
-            ys, xs = patch[:, 0], patch[:, 1]
-            if len(ys) < OVERLAY_SHARE * height * width or np.ptp(ys) + 1 > height / 3 or np.ptp(xs) + 1 > width / 3:
-                continue
-            cleaned = self.rgb.copy() if cleaned is None else cleaned
-            cleaned[ys + top, xs + left] = colour
+        for patch in regions(off_colour(self.rgb[top:bottom, left:right], colour))[1:]:
+            if a_mark(patch, self.rgb.shape[:2]):
+                cleaned = self.rgb.copy() if cleaned is None else cleaned
+                cleaned[patch[:, 0] + top, patch[:, 1] + left] = colour
         box = trim_box(cleaned) if cleaned is not None else self.box
         return None if box == self.box else Probe(self.rgb, None, box, self.detail, self.source)
 
