@@ -118,6 +118,20 @@ def test_head_answers_like_get_without_a_body_and_options_lists_methods(server: 
     assert response.status == 204 and response.getheader("Allow") == "DELETE, GET, HEAD, OPTIONS, PUT"
 
 
+def test_shutdown_stops_the_server_whose_wake_up_pipe_is_already_closed(
+    service: DupcheckService, settings: Settings
+) -> None:
+    """A teardown once found the loop's trigger pipe closed (EBADF): shutdown still ends the
+    loop and closes the listener instead of raising."""
+    srv = serve(service, settings)
+    port = int(srv.url.rsplit(":", 1)[1])
+    os.close(srv._server.trigger.trigger)  # the pipe's write end, as that teardown found it
+    srv.shutdown()
+    assert srv._thread is not None and not srv._thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
 def test_trailing_slash_and_stage_prefix_reach_the_same_route(server: LocalServer) -> None:
     for path in ("/health/", "/v1/health", "/v1/health/"):
         status, body, _ = request(server.url + path)
