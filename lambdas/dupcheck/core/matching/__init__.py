@@ -14,7 +14,7 @@ hash distance. From there, one module per step:
    (photograph.py), which lets a far candidate pass the wider `far_looked` tier too.
 4. verdicts.py turns the evidence into a verdict (duplicate, similar, different) and a match
    percentage banded by verdict; edits.py names what the query changed (cropped, rotated,
-   brighter...) from how the pictures lined up.
+   brighter...) from how the pictures lined up, and marks.py finds text written over a copy.
 
 policy.py holds every limit, tier and tunable above, with what chose it; arrays.py the small
 array helpers the steps share. Nothing here imports an adapter: the thumbnails come through a

@@ -16,8 +16,9 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
   one the luma change brings; converted to grayscale when the query has no colour and the
   catalog picture has;
 * text or a badge added: a compact patch of pixels that still differ where the rest agree
-  (also on the query's border, which the views leave out), or a few tiles where the
-  same-photograph test found detail on top (a watermark's strokes);
+  (also on the query's border, which the views leave out), or a word's worth of pixels that
+  no local edit of the kept picture explains at the test's 256 px (marks.py: a watermark's
+  strokes);
 * for a picture that is not the same one: the product in another colour.
 
 How often each is named right on the benchmark, where the edit is known: docs/lab/evaluation.md,
@@ -33,6 +34,7 @@ import numpy as np
 
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
 from dupcheck.core.matching.arrays import regions, unit
+from dupcheck.core.matching.marks import largest_mark, written
 from dupcheck.core.matching.photograph import Finding
 from dupcheck.core.matching.policy import (
     BORDER_PLAIN,
@@ -40,9 +42,9 @@ from dupcheck.core.matching.policy import (
     BOX_SEARCH,
     BRIGHTNESS_PIVOT,
     COLOURED,
+    MARK_SHARE,
     MIN_BORDER,
     MIN_GAIN,
-    MIN_MARK,
     MIN_ROTATED,
     MIN_SIDE,
     OVERLAY_DENSITY,
@@ -108,8 +110,8 @@ def name_edits(
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is None and query is not None and kept is not None and alignment.query_trimmed:
             overlay = _border_overlay(query, query_box, kept, _placement(placed, candidate, query_box), placed.mirrored)
-        if overlay is None and finding is not None and finding.marks is not None:
-            overlay = _marked(finding.marks, placed.mirrored)
+        if overlay is None and finding is not None:
+            overlay = _marked(finding, placed.mirrored)
         if overlay is not None:
             found.append(overlay)
     return tuple(found)
@@ -352,15 +354,16 @@ def _border_overlay(
     return _overlay_at(ys / height, xs / width, len(ys) / off.size)
 
 
-def _marked(marks: np.ndarray, mirrored: bool) -> Edit | None:
-    """Text or a watermark: MIN_MARK or more connected tiles where the same-photograph test found
-    something on top (a word's strokes, too faint or thin for the 64 px cells to differ)."""
-    found = regions(marks)
-    if not found or len(found[0]) < MIN_MARK:
+def _marked(finding: Finding, mirrored: bool) -> Edit | None:
+    """Text or a watermark: a group of pixels written over the photograph (marks.py), too faint
+    or thin for the 64 px cells to differ, over MARK_SHARE of the compared patch."""
+    mask = written(finding.aligned)
+    found = largest_mark(mask)
+    if found is None or len(found) < MARK_SHARE * mask.size:
         return None
-    size = marks.shape[0]
-    ys, xs = found[0][:, 0] + 0.5, found[0][:, 1] + 0.5
-    return _overlay_at(ys / size, (size - xs if mirrored else xs) / size, len(ys) / marks.size)
+    size = mask.shape[0]
+    ys, xs = found[:, 0] + 0.5, found[:, 1] + 0.5
+    return _overlay_at(ys / size, (size - xs if mirrored else xs) / size, len(ys) / mask.size)
 
 
 def _overlay_at(ys: np.ndarray, xs: np.ndarray, share: float) -> Edit:

@@ -37,7 +37,7 @@ from PIL import Image
 
 from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import neighbourhood, tiles
+from dupcheck.core.matching.arrays import tiles
 from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
 from dupcheck.core.matching.policy import (
     ADDED_DETAIL,
@@ -65,9 +65,7 @@ class Finding:
     `side`, the compared patch's side in px; `turned`, the degrees (anticlockwise) the query is
     turned from the kept picture, mirrored back first where it was mirrored; `aligned`, the
     patches as compared, and `alignment` the start its map was refined from; and for the same
-    photograph, what one edit of the whole picture leaves `unexplained` (one_edit.py), and
-    `marks`, the tiles (of the patch, mirrored as it is) where the query has something on top,
-    away from the overlap's edge: text, a watermark."""
+    photograph, what one edit of the whole picture leaves `unexplained` (one_edit.py)."""
 
     shared: float
     tiles: int
@@ -77,7 +75,6 @@ class Finding:
     aligned: Aligned = field(repr=False, compare=False)
     alignment: Alignment = field(repr=False, compare=False)  # where the map started: the views' or another
     unexplained: Unexplained | None = field(default=None, repr=False, compare=False)
-    marks: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def recoloured(self) -> float:
@@ -158,23 +155,23 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     for aligned, chosen in align(query_patch, kept, _starts(alignment), side):
         query_detail, kept_detail = band(aligned.query), band(aligned.warped)
         n = aligned.query.shape[0]
-        shared, tiles, added, marks = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), n)
-        found = aligned, chosen, shared, tiles, added, marks
+        shared, tiles, added = _shared_detail(query_detail, kept_detail, aligned.inside & ~clipped(aligned), n)
+        found = aligned, chosen, shared, tiles, added
         if n < side and tiles >= MIN_DETAIL_TILES and shared < EARLY_ANOTHER:
             break  # another photograph already: a finer look would only say so again
     if found is None:
         return None
-    aligned, chosen, shared, tiles, added, marks = found
+    aligned, chosen, shared, tiles, added = found
     # The query was turned by the start's angle before its patch was cut (and mirrored after).
     within = turn(aligned, box[3] - box[1], box[2] - box[0])
     turned = within + chosen.angle if chosen.mirrored else within - chosen.angle
     side = aligned.query.shape[0]
     if tiles < MIN_DETAIL_TILES or shared < SAME_PHOTOGRAPH:
-        return Finding(shared, tiles, added, side, turned, aligned, chosen, marks=marks)
+        return Finding(shared, tiles, added, side, turned, aligned, chosen)
     colour = np.asarray(Image.fromarray(picture).resize((side, side), Image.Resampling.BILINEAR, box=box))
     query_colour = np.moveaxis(colour[:, ::-1] if chosen.mirrored else colour, -1, 0).astype(np.float64)
     colours = unexplained(query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail)
-    return Finding(shared, tiles, added, side, turned, aligned, chosen, colours, marks)
+    return Finding(shared, tiles, added, side, turned, aligned, chosen, colours)
 
 
 def _starts(alignment: Alignment) -> list[Alignment]:
@@ -191,7 +188,7 @@ def _starts(alignment: Alignment) -> list[Alignment]:
     return starts
 
 
-def _clipped(aligned: Aligned) -> np.ndarray:
+def clipped(aligned: Aligned) -> np.ndarray:
     """The pixels a tone edit took to black or white (a brightened highlight, a darkened shadow):
     their detail is gone from the query, not different."""
     gain, offset = quantile_line(aligned.query[::2, ::2], aligned.warped[::2, ::2], aligned.inside[::2, ::2])
@@ -200,32 +197,24 @@ def _clipped(aligned: Aligned) -> np.ndarray:
     return near | (aligned.query < CLIPPED / 4) | (aligned.query > 255 - CLIPPED / 4)
 
 
-def _shared_detail(
-    query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side: int
-) -> tuple[float, int, float, np.ndarray]:
-    """(median correlation, tiles judged, share of detailed tiles with something added, the
-    tiles with something added away from the overlap's edge: where a crop or a frame cuts, the
-    query has an edge the kept picture does not)."""
+def _shared_detail(query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side: int) -> tuple[float, int, float]:
+    """(median correlation, tiles judged, share of detailed tiles with something added)."""
     tile = DETAIL_TILE if side >= 128 else DETAIL_TILE // 2
     mine, theirs, covered = (tiles(values, tile) for values in (query, kept, inside))
     whole = covered.mean(axis=2) > 0.9
     my_level, their_level = mine.std(axis=2), theirs.std(axis=2)
     detailed = whole & (their_level > DETAIL)
     if not detailed.any():
-        return 0.0, 0, 0.0, np.zeros(whole.shape, bool)
+        return 0.0, 0, 0.0
     ratio = my_level / np.maximum(their_level, 1e-9)
-    typical = float(np.median(ratio[detailed]))
-    added = detailed & (ratio > ADDED_DETAIL * typical)
-    # On a part the kept picture shows plain, detail the query has beyond its typical share.
-    printed = whole & ~detailed & (my_level > ADDED_DETAIL * DETAIL * max(typical, 1.0))
-    marks = (added | printed) & neighbourhood(whole, np.logical_and, fill=False)
+    added = detailed & (ratio > ADDED_DETAIL * float(np.median(ratio[detailed])))
     judged = detailed & ~added
     mine, theirs = mine - mine.mean(axis=2, keepdims=True), theirs - theirs.mean(axis=2, keepdims=True)
     products = (mine * theirs).sum(axis=2)
     norms = np.sqrt((mine * mine).sum(axis=2) * (theirs * theirs).sum(axis=2))
     correlations = (products / np.maximum(norms, 1e-9))[judged]
     shared = float(np.median(correlations)) if correlations.size else 0.0
-    return shared, int(correlations.size), float(added.sum() / detailed.sum()), marks
+    return shared, int(correlations.size), float(added.sum() / detailed.sum())
 
 
 def band(values: np.ndarray) -> np.ndarray:

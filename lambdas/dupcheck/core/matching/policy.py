@@ -173,10 +173,28 @@ SATURATION_EDIT = (0.8, 1.25)  # colour scale relative to the luma slope outside
 COLOURED = 8.0  # a*b* units: a catalog picture with this much chroma (90th percentile) has colour
 OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
 OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
-# Text or a watermark: this many connected tiles (16 px at 256: a word) the same-photograph test
-# sets aside as having something on top (ADDED_DETAIL). Dev copies: 32% of watermarks, no copy
-# of a kind without an overlay (docs/lab/evaluation.md, "Watermarks").
-MIN_MARK = 3
+# Text or a watermark (marks.py): a pixel is written where, after a local edit of the kept
+# picture is fitted to each MARK_TILE px tile and what is left smoothed by MARK_SMOOTHING px,
+# it is off by more than MARK_LEVEL luma levels and MARK_NOISE times the pair's own spread, plus
+# MARK_GRADIENT times the kept picture's strongest gradient there; at least MARK_EDGE px from
+# the overlap's edge. A mark is a group of written pixels whose MARK_BLOCK px blocks touch, at
+# least MARK_LINE px across both ways (thinner, it is a line: a seam or an edge's highlight; the
+# benchmark's smallest text is 15 px high), over MARK_SHARE of the patch. All sizes at 256 px.
+# Chosen on the dev part's copies (their aligned patches cached from the service's own looks):
+# a mark on 71% of watermarks and on 6 of 1,731 copies of kinds without an overlay (rotations
+# aside: a turned copy's overlay is never named); MARK_LEVEL 3 marked 74% of watermarks but
+# also a generated render without grain, whose smooth shading a tile's fit misses by 3-9
+# levels. docs/lab/evaluation.md, "Watermarks: what a local edit cannot explain".
+MARK_TILE = 16
+MARK_REFIT = 2.5  # the tile's second fit leaves out pixels this many times its typical miss: strokes
+MARK_SMOOTHING = 1.2
+MARK_LEVEL = 4.0
+MARK_NOISE = 4.0
+MARK_GRADIENT = 0.5
+MARK_EDGE = 12
+MARK_BLOCK = 4
+MARK_LINE = 8
+MARK_SHARE = 0.002
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
 # Set once, not tuned: a badge there lies wholly on plain backdrop, so any high share tells.

@@ -1,0 +1,158 @@
+"""Text or a watermark written over a copy: what the photograph's pixels cannot explain.
+
+The same-photograph test (photograph.py) maps a copy onto its catalog picture to a pixel at
+256 px. Whatever was edited, every 16 px tile of the copy is then, to within JPEG's noise, a
+local edit of the kept picture's tile: its tone (a gain and an offset: a brightness, contrast
+or grayscale edit is one such line, a curve is one per tile), a fraction of a pixel of shift
+(the map's last error: the kept picture's two gradients) and a little blur or sharpening
+(resampling: its Laplacian). Text laid over the picture is none of these: its strokes are
+shapes of their own. So, per tile, the query is fitted by those five terms of the kept
+picture (least squares, then again without the pixels the first fit missed most, which is
+where strokes are); what is left is smoothed at the scale of a stroke, which cancels what
+misalignment leaves on both sides of an edge and keeps a stroke's one-signed fill; and a
+pixel is *written* where that residue stands out from the pair's own noise and from what a
+pixel of misalignment could leave at a strong edge there.
+
+Written pixels are kept away from the overlap's edge (where a crop, a frame or padding cuts,
+and the query has an edge the kept picture lacks) and from tones an edit clipped. A watermark
+is then a group of written pixels close together (a word), over `policy.MARK_SHARE` of the
+patch: edits.py names it "text or a badge added" where the group lies.
+
+What chose the limits (policy.py, "Text or a watermark"): docs/lab/evaluation.md, "Watermarks:
+what a local edit cannot explain".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dupcheck.core.matching.affine import Aligned
+from dupcheck.core.matching.arrays import odd_medians, padded, regions, tiles
+from dupcheck.core.matching.photograph import clipped
+from dupcheck.core.matching.policy import (
+    MARK_BLOCK,
+    MARK_EDGE,
+    MARK_GRADIENT,
+    MARK_LEVEL,
+    MARK_LINE,
+    MARK_NOISE,
+    MARK_REFIT,
+    MARK_SMOOTHING,
+    MARK_TILE,
+)
+
+_TERMS = 5  # gain, offset, two gradients, Laplacian
+_RIDGE = 1e-6 * np.eye(_TERMS)
+
+
+def written(aligned: Aligned) -> np.ndarray:
+    """The pixels of the patch (mirrored as `aligned.query` is) where something was written
+    over the photograph: a bool mask of the patch's side, False near the overlap's edge."""
+    query, kept = aligned.query, aligned.warped
+    n = query.shape[0]
+    scale = n / 256
+    tile = max(4, round(MARK_TILE * scale))
+    side = n // tile * tile
+    query, kept, inside = query[:side, :side], kept[:side, :side], aligned.inside[:side, :side]
+    residue = _smoothed(_local_residue(query, kept, tile), MARK_SMOOTHING * scale)
+    # A clip is one more bend of the tone that a tile's line misses, not something written: the
+    # tones an edit took to black or white are left out, and their neighbours.
+    usable = _eroded(inside, max(1, round(MARK_EDGE * scale))) & _eroded(~clipped(aligned)[:side, :side], 2, edge=True)
+    if not usable.any():
+        return np.zeros((n, n), dtype=bool)
+    noise = 1.4826 * float(np.median(np.abs(residue[usable])))  # the residue's own spread (MAD)
+    gradient = _strongest_gradient(kept)
+    marked = usable & (np.abs(residue) > max(MARK_LEVEL, MARK_NOISE * noise) + MARK_GRADIENT * gradient)
+    out = np.zeros((n, n), dtype=bool)
+    out[:side, :side] = marked
+    return out
+
+
+def largest_mark(mask: np.ndarray) -> np.ndarray | None:
+    """The (row, column) pixels of the largest mark: a group of written pixels whose
+    `MARK_BLOCK` px blocks (at 256 px) touch one another, the letters of a word together, that
+    is not a line (under `MARK_LINE` px across: the seam of padding or a crop, resampled, or one
+    edge's highlight); None when there is none."""
+    n = mask.shape[0]
+    block = max(2, round(MARK_BLOCK * n / 256))
+    thinnest = MARK_LINE * n / 256
+    cells = n // block
+    within = mask[: cells * block, : cells * block]
+    counts = tiles(within, block).sum(axis=2)
+    best: np.ndarray | None = None
+    for group in regions(counts > 0):
+        chosen = np.zeros(counts.shape, dtype=bool)
+        chosen[group[:, 0], group[:, 1]] = True
+        pixels = np.argwhere(within & np.kron(chosen, np.ones((block, block), dtype=bool)))
+        if min(np.ptp(pixels, axis=0)) + 1 >= thinnest and (best is None or len(pixels) > len(best)):
+            best = pixels
+    return best
+
+
+def _local_residue(query: np.ndarray, kept: np.ndarray, tile: int) -> np.ndarray:
+    """What per-tile fits of the query by the kept picture's five terms leave (module docstring)."""
+    n, k = query.shape[0], query.shape[0] // tile
+    wider = padded(kept)
+    image = np.empty((n, n, _TERMS), dtype=np.float32)
+    image[..., 0], image[..., 1] = kept, 1.0
+    image[..., 2] = (wider[1:-1, 2:] - wider[1:-1, :-2]) / 2
+    image[..., 3] = (wider[2:, 1:-1] - wider[:-2, 1:-1]) / 2
+    image[..., 4] = wider[2:, 1:-1] + wider[:-2, 1:-1] + wider[1:-1, 2:] + wider[1:-1, :-2] - 4 * kept
+    # (tiles, pixels, terms) and (tiles, pixels): one least-squares problem per tile, batched.
+    terms = image.reshape(k, tile, k, tile, _TERMS).swapaxes(1, 2).reshape(k * k, tile * tile, _TERMS)
+    values = tiles(query.astype(np.float32), tile).reshape(k * k, -1)
+    weighted = terms
+    for second in (False, True):
+        normal = np.matmul(weighted.transpose(0, 2, 1), terms).astype(np.float64)
+        # A ridge in proportion to each term's own scale keeps a flat tile's equations solvable.
+        normal += _RIDGE * (normal * np.eye(_TERMS) + 1e-3)
+        moments = np.matmul(weighted.transpose(0, 2, 1), values[..., None])
+        solved = np.linalg.solve(normal, moments.astype(np.float64)).astype(np.float32)
+        residue = values - np.matmul(terms, solved)[..., 0]
+        if not second:
+            miss = np.abs(residue)
+            typical = odd_medians(miss) * 1.5 + 1.0  # (the upper middle value of an even count)
+            weighted = terms * (miss < MARK_REFIT * typical)[..., None]
+    return residue.reshape(k, k, tile, tile).swapaxes(1, 2).reshape(query.shape)
+
+
+def _smoothed(values: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `sigma` px (separable, edges repeated)."""
+    radius = max(1, int(3 * sigma))
+    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    weights /= weights.sum()
+    n, m = values.shape
+    wide = np.pad(values, radius, mode="edge")
+    rows = sum(weight * wide[i : i + n, :] for i, weight in enumerate(weights))
+    return np.asarray(sum(weight * rows[:, i : i + m] for i, weight in enumerate(weights)))
+
+
+def _strongest_gradient(kept: np.ndarray) -> np.ndarray:
+    """The kept picture's largest gradient magnitude in each pixel's 3x3 neighbourhood: how much
+    a pixel of misalignment can leave there."""
+    wider = padded(kept)
+    magnitude = np.hypot((wider[2:, 1:-1] - wider[:-2, 1:-1]) / 2, (wider[1:-1, 2:] - wider[1:-1, :-2]) / 2)
+    return _window_max(magnitude, 1)
+
+
+def _window_max(values: np.ndarray, radius: int) -> np.ndarray:
+    out = values.copy()
+    wider = np.pad(values, radius, mode="edge")
+    n, m = values.shape
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            np.maximum(out, wider[dy : dy + n, dx : dx + m], out=out)
+    return out
+
+
+def _eroded(mask: np.ndarray, radius: int, *, edge: bool = False) -> np.ndarray:
+    """Pixels whose whole (2 radius + 1) square lies in `mask`; beyond the picture counts as
+    outside (inside with `edge`), so the patch's own border is an edge too. (A summed-area
+    table: one pass whatever the radius.)"""
+    wide = np.pad(mask.astype(np.int32), radius, constant_values=int(edge))
+    table = np.zeros((wide.shape[0] + 1, wide.shape[1] + 1), dtype=np.int32)
+    table[1:, 1:] = wide.cumsum(axis=0).cumsum(axis=1)
+    k = 2 * radius + 1
+    n, m = mask.shape
+    window = table[k:k + n, k:k + m] - table[:n, k:k + m] - table[k:k + n, :m] + table[:n, :m]  # fmt: skip
+    return window == k * k

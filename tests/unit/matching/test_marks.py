@@ -1,0 +1,89 @@
+"""Text or a watermark: the pixels a local edit of the photograph cannot explain (marks.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from dupcheck.core.matching.affine import Aligned
+from dupcheck.core.matching.marks import largest_mark, written
+from dupcheck.core.matching.policy import MARK_SHARE
+from dupcheck_tools.samples import product_image
+
+SIDE = 256
+
+
+def grain(seed: int) -> np.ndarray:
+    """A photograph's luma at the compared side: a product with fine grain, as a camera gives, on
+    a grey backdrop (no tone near a clip, which is never judged)."""
+    picture = np.asarray(product_image(seed, (SIDE, SIDE)).convert("L"), dtype=np.float64) * 0.7 + 30
+    return picture + np.random.default_rng(seed).normal(0, 4, picture.shape)
+
+
+def aligned(query: np.ndarray, kept: np.ndarray) -> Aligned:
+    return Aligned(query, kept, np.ones(kept.shape, dtype=bool), np.zeros(6), kept.shape)
+
+
+def with_text(luma: np.ndarray, text: str, at: tuple[int, int], level: int, opacity: int) -> np.ndarray:
+    base = Image.fromarray(np.clip(luma, 0, 255).astype(np.uint8)).convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).text(at, text, font=ImageFont.load_default(size=24), fill=(level, level, level, opacity))
+    return np.asarray(Image.alpha_composite(base, layer).convert("L"), dtype=np.float64)
+
+
+def is_marked(query: np.ndarray, kept: np.ndarray) -> bool:
+    mask = written(aligned(query, kept))
+    found = largest_mark(mask)
+    return found is not None and len(found) >= MARK_SHARE * mask.size
+
+
+def moved(luma: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    return np.asarray(
+        Image.fromarray(luma.astype(np.float32), mode="F").transform(
+            luma.shape[::-1], Image.Transform.AFFINE, (1, 0, dx, 0, 1, dy), resample=Image.Resampling.BILINEAR
+        ),
+        dtype=np.float64,
+    )
+
+
+@pytest.mark.parametrize("seed", [3, 14])
+def test_edits_of_the_whole_picture_write_nothing(seed: int) -> None:
+    """A tone curve (not one line: a tile's own line follows it), a blur and a pixel and a half of
+    shift (the map's last error, at the product's sharp edges): each tile is still a local edit
+    of the kept picture's tile."""
+    kept = grain(seed)
+    curved = 255 * (np.clip(kept, 0, 255) / 255) ** 0.6
+    blurred = np.asarray(Image.fromarray(curved.astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.6)), np.float64)
+    for query in (curved, moved(curved, 1.5, -1.3), blurred):
+        assert not is_marked(query, kept)
+
+
+@pytest.mark.parametrize(("level", "opacity"), [(255, 90), (0, 80), (255, 50)])
+def test_faint_text_over_the_photograph_is_written(level: int, opacity: int) -> None:
+    """White or black text at a fifth to a third opacity, as a shop's watermark is (tiled, at the faintest)."""
+    kept = grain(7)
+    query = with_text(255 * (np.clip(kept, 0, 255) / 255) ** 0.6, "SAMPLE", (70, 110), level, opacity)
+    mask = written(aligned(query, kept))
+    found = largest_mark(mask)
+    assert found is not None and len(found) >= MARK_SHARE * mask.size
+    rows, cols = found[:, 0], found[:, 1]
+    assert 100 <= rows.mean() <= 150 and 70 <= cols.mean() <= 170  # where the word is
+    word = np.zeros(mask.shape, dtype=bool)
+    word[100:150, 60:190] = True
+    assert mask[~word].sum() < 0.2 * mask[word].sum()  # and little else
+
+
+def test_text_at_the_overlaps_edge_is_not_a_mark() -> None:
+    """Where a crop or a frame cuts, the query has an edge the kept picture lacks: a few pixels
+    along the overlap's edge are never written."""
+    kept = grain(9)
+    query = kept.copy()
+    query[:, :4] = 128  # a border the trim left in
+    assert not written(aligned(query, kept))[:, :8].any()
+
+
+def test_a_flat_picture_is_solved_without_error() -> None:
+    """A plain tile has no gradient and no Laplacian: its fit must still be solvable."""
+    flat = np.full((SIDE, SIDE), 200.0)
+    assert not written(aligned(flat, flat)).any()
