@@ -155,7 +155,7 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     for aligned, chosen in align(query_patch, kept, _starts(alignment), side):
         query_detail, kept_detail = band(aligned.query), band(aligned.warped)
         n = aligned.query.shape[0]
-        shared, tiles, added = _shared_detail(query_detail, kept_detail, aligned.inside & ~clipped(aligned), n)
+        shared, tiles, added = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), n)
         found = aligned, chosen, shared, tiles, added
         if n < side and tiles >= MIN_DETAIL_TILES and shared < EARLY_ANOTHER:
             break  # another photograph already: a finer look would only say so again
@@ -188,7 +188,7 @@ def _starts(alignment: Alignment) -> list[Alignment]:
     return starts
 
 
-def clipped(aligned: Aligned) -> np.ndarray:
+def _clipped(aligned: Aligned) -> np.ndarray:
     """The pixels a tone edit took to black or white (a brightened highlight, a darkened shadow):
     their detail is gone from the query, not different."""
     gain, offset = quantile_line(aligned.query[::2, ::2], aligned.warped[::2, ::2], aligned.inside[::2, ::2])

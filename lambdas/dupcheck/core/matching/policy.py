@@ -181,10 +181,10 @@ OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patc
 # least MARK_LINE px across both ways (thinner, it is a line: a seam or an edge's highlight; the
 # benchmark's smallest text is 15 px high), over MARK_SHARE of the patch. All sizes at 256 px.
 # Chosen on the dev part's copies (their aligned patches cached from the service's own looks):
-# a mark on 71% of watermarks and on 6 of 1,731 copies of kinds without an overlay (rotations
-# aside: a turned copy's overlay is never named); MARK_LEVEL 3 marked 74% of watermarks but
-# also a generated render without grain, whose smooth shading a tile's fit misses by 3-9
-# levels. docs/lab/evaluation.md, "Watermarks: what a local edit cannot explain".
+# a mark on 78% of watermarks and on 8 of 1,731 copies of kinds without an overlay (rotations
+# aside: a turned copy's overlay is never named); MARK_LEVEL 3 also marked a generated render
+# without grain, whose smooth shading a tile's fit misses by 3-9 levels. docs/lab/evaluation.md,
+# "Watermarks: what a local edit cannot explain".
 MARK_TILE = 16
 MARK_REFIT = 2.5  # the tile's second fit leaves out pixels this many times its typical miss: strokes
 MARK_SMOOTHING = 1.2
