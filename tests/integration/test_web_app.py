@@ -115,9 +115,13 @@ class Page:
         return self.wait(lambda: (text := self.find(css).text) and contains in text and text)
 
     def answer(self) -> str:
-        """The answer at the top of a check, once it is one (not "Checking...")."""
-        return self.wait(lambda: "busy" not in (a := self.find("#check-answer")).get_attribute("class")
-                         and a.is_displayed() and a.text)  # fmt: skip
+        """The answer at the top of a check, once it is one (not "Checking..."). Its class, whether
+        it shows and its text are read in one script: read one by one, a check starting between
+        the reads paired the answer before it (not busy) with "Checking the catalog..."."""
+        return self.wait(lambda: self.js(
+            "const a = document.getElementById('check-answer');"
+            "return !a.classList.contains('busy') && a.offsetParent !== null && a.innerText;"
+        ))  # fmt: skip
 
     def visible_error(self, css: str) -> str:
         return self.wait(lambda: self.find(css).is_displayed() and self.find(css).text)
