@@ -47,6 +47,7 @@ from dupcheck.core.matching.policy import (
     MIN_GAIN,
     MIN_ROTATED,
     MIN_SIDE,
+    MIN_TURN_TESTED,
     OVERLAY_DENSITY,
     OVERLAY_SHARE,
     SATURATION_EDIT,
@@ -95,7 +96,8 @@ def name_edits(
         found.append(Edit("mirrored"))
     # The test measures a turn at 256 px; the views, at 64 px, less closely.
     turned = finding.turned if finding is not None else -residual_turn(alignment) - alignment.angle
-    if abs(turned) >= MIN_ROTATED:
+    rotated = abs(turned) >= (MIN_TURN_TESTED if finding is not None else MIN_ROTATED)
+    if rotated:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
     else:  # a turned query's borders are its fill: its framing says nothing
         found.extend(_framing(placed, candidate, query_box))
@@ -103,8 +105,8 @@ def name_edits(
         if finding is not None and finding.another_colour:
             found.append(Edit("recoloured", {"share": round(finding.recoloured, 3)}))
         return tuple(found)
-    found.extend(_tone(alignment, candidate, grey=not evidence.colour_seen))
-    if abs(turned) < MIN_ROTATED:  # a turned copy's corners differ: its fill, not an overlay
+    found.extend(_tone(alignment, grey=not evidence.colour_seen))
+    if not rotated:  # a turned copy's corners differ: its fill, not an overlay
         overlay = _overlay(alignment.luma_off | alignment.colour_off)
         if overlay is None and finding is not None and finding.unexplained is not None:
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
@@ -275,7 +277,7 @@ def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[
     return gain, float(np.median(y - gain * x))
 
 
-def _tone(alignment: Alignment, candidate: Views, *, grey: bool) -> list[Edit]:
+def _tone(alignment: Alignment, *, grey: bool) -> list[Edit]:
     """Brightness or contrast, saturation or grayscale."""
     gain, offset = _tone_line(alignment.theirs, alignment.mine, ~alignment.luma_off)
     edits = []
@@ -285,11 +287,15 @@ def _tone(alignment: Alignment, candidate: Views, *, grey: bool) -> list[Edit]:
         edits.append(Edit(name, {"change": round(gain - 1.0, 2)}))
     elif abs(offset) >= 255 * MIN_GAIN / 2:  # the same slope, all levels shifted
         edits.append(Edit("brightness", {"change": round(offset / max(float(alignment.theirs.mean()), 1.0), 2)}))
-    coloured = float(np.percentile(np.hypot(*candidate.chroma[0]), 90)) >= COLOURED
-    if not coloured:
-        return edits
+    # Measured where the query lies on the catalog picture. A grey copy lost whatever colour the
+    # picture had: colour anywhere (its 99th percentile, as a query's own is judged grey) tells,
+    # and a product on white is mostly backdrop. A saturation edit is a ratio of colours, which
+    # needs colour over much of the picture (the 90th percentile) to be measured at all.
+    chroma = np.hypot(*alignment.their_colour)
     if grey:
-        return [*edits, Edit("grayscale")]
+        return [*edits, Edit("grayscale")] if float(np.percentile(chroma, 99)) >= COLOURED else edits
+    if float(np.percentile(chroma, 90)) < COLOURED:
+        return edits
     theirs_ab, mine_ab = alignment.their_colour, alignment.my_colour
     scale = float((mine_ab * theirs_ab).sum() / max(float((theirs_ab * theirs_ab).sum()), 1e-6))
     relative = scale / max(gain, 1e-6)  # brightness and contrast scale a*b* as they scale luma
