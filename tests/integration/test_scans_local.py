@@ -160,6 +160,20 @@ def test_a_jobs_progress_is_written_at_most_every_second_and_at_each_phase(tmp_p
 # -- scans as jobs -----------------------------------------------------------------------------
 
 
+def test_scans_started_within_one_millisecond_are_listed_newest_first(tmp_path: Path) -> None:
+    class Starter:
+        def start(self, job: ScanJob) -> None:
+            pass
+
+    jobs = SqliteScanJobs(tmp_path / "scans.sqlite3")
+    scans = ScanService(jobs, Starter(), clock=lambda: "2026-11-25T06:00:00.000Z")  # every stamp the same
+    started = []
+    for _ in range(8):
+        started.append(scans.start().scan_id)
+        jobs.transition(started[-1], ScanStatus.DONE, allowed_from={ScanStatus.QUEUED})
+    assert [job.scan_id for job in scans.recent(8)] == started[::-1]
+
+
 def test_one_scan_at_a_time_and_a_stalled_one_gives_way(tmp_path: Path) -> None:
     started: list[str] = []
 

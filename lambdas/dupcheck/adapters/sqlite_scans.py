@@ -64,7 +64,9 @@ class SqliteScanJobs(SqliteBookkeeping):
         return _job(rows[0]) if rows else None
 
     def recent(self, limit: int) -> list[ScanJob]:
-        rows = self._query(f"SELECT {_COLUMNS} FROM scans ORDER BY created_at DESC, scan_id DESC LIMIT ?", (limit,))
+        # Two scans can start within a millisecond (a stalled one giving way): the later insert
+        # (a larger rowid) comes first, not the larger random id.
+        rows = self._query(f"SELECT {_COLUMNS} FROM scans ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
         return [_job(row) for row in rows]
 
     def transition(
