@@ -6,6 +6,7 @@ background and seams; each exposure has its own folds, texture and grain, as a r
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable, Iterator
 
@@ -17,7 +18,16 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching.alignment import verify
 from dupcheck.core.matching.photograph import Finding, band, examine
-from dupcheck.core.matching.policy import COMPARE_SIDE, EARLY_ANOTHER, EARLY_SIDE, RECOLOURED, SAME_PHOTOGRAPH
+from dupcheck.core.matching.policy import (
+    ALIGNED_DUAL_PHASH,
+    COMPARE_SIDE,
+    EARLY_ANOTHER,
+    EARLY_SIDE,
+    RECOLOURED,
+    SAME_PHOTOGRAPH,
+    Thresholds,
+    Tier,
+)
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import Verdict
@@ -91,6 +101,23 @@ def finding(stored: Image.Image, query: bytes) -> Finding | None:
     evidence = verify(probe, [views], [PIPELINE.policy.looked_near])[0]
     assert evidence is not None and evidence.alignment is not None
     return examine(probe, kept, evidence.alignment)
+
+
+def test_a_copy_whose_views_miss_every_tier_is_tested_when_its_hash_is_close(
+    service: DupcheckService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy brightened or turned past what the 32 px views line up passes no tier: when no
+    candidate does, the most alike within `close_look` bits is tested all the same, and the
+    test, not the views, decides (here no tier can pass at all)."""
+    never = Tier(Thresholds(min_similarity=2.0, max_luma_off=0.0, max_colour_off=0.0))
+    blind = dataclasses.replace(ALIGNED_DUAL_PHASH, looked_near=never, looked_far=never)
+    monkeypatch.setattr(AlignedDualPHash, "policy", blind)
+    copy = jpeg(ImageEnhance.Brightness(ZIP).enhance(1.1), 80)
+    assert verdict_of(service, copy) is Verdict.DUPLICATE
+    for other in OTHERS.values():
+        assert verdict_of(service, jpeg(other)) is not Verdict.DUPLICATE
+    monkeypatch.setattr(AlignedDualPHash, "policy", dataclasses.replace(blind, close_look=-1))
+    assert verdict_of(service, copy) is Verdict.DIFFERENT
 
 
 @pytest.mark.parametrize("other", list(OTHERS))
