@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Two pictures side by side as the default pipeline judges them, the look-alike check's view below.
+"""Two pictures side by side as the default pipeline judges them, the same-photograph test below.
 
-    python scripts/pair_picture.py QUERY CANDIDATE --out docs/img/lookalike-pair.png [--title TEXT]
+    python scripts/pair_picture.py QUERY CANDIDATE --out docs/img/hardest-pair.png [--title TEXT]
 
-CANDIDATE is registered (its record and thumbnail, as the service makes them) and QUERY judged
-against it. Top: the two pictures. Below: the query's 64x64 patch at the views' alignment, the
-candidate's thumbnail mapped onto it by the check (core/matching/photograph.py), the difference of the
-two, and the numbers: the views' evidence, the check's measures and limits, and the verdict
-without and with the check. For the docs: the hardest pair of an evaluation, looked at.
+CANDIDATE is registered (its record and kept picture, as the service makes them) and QUERY
+judged against it. Top: the two pictures. Below, at the side the test compares
+(core/matching/photograph.py): the query's patch at the views' alignment, the kept picture
+mapped onto it, the fine detail of each (the band the test correlates), and each tile's
+correlation (white 1, black 0 or less; grey: not judged). Then the numbers: the views'
+evidence, the test's median tile correlation against its limit, the share recoloured, and the
+verdict. For the docs: the hardest pair of an evaluation, looked at.
 """
 
 from __future__ import annotations
@@ -20,72 +22,83 @@ from PIL import Image, ImageDraw, ImageFont
 
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching.alignment import verify
-from dupcheck.core.matching.photograph import LookalikeCheck
+from dupcheck.core.matching.arrays import tiles
+from dupcheck.core.matching.photograph import band, examine
+from dupcheck.core.matching.policy import DETAIL, DETAIL_TILE, RECOLOURED, SAME_PHOTOGRAPH
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
 
 HEIGHT = 300  # the pictures' height in the figure
-ZOOM = 3  # the 64x64 patches, enlarged
+PANEL = 220  # each patch's side in the figure
 MAX_PIXELS = 40_000_000
 
 
-def render(query: Path, candidate: Path, title: str) -> Image.Image:
+def render(query: Path, candidate: Path, title: str) -> tuple[Image.Image, list[str]]:
+    """The figure, and its lines of text."""
     pipeline = get_pipeline()
     assert isinstance(pipeline, AlignedDualPHash)
     stored = pipeline.fingerprint_bytes(candidate.read_bytes(), max_pixels=MAX_PIXELS, for_query=False)
     record = HashRecord(candidate.stem, candidate.stem, "", stored.hash, stored.algo, features=dict(stored.features))
     probe = pipeline.fingerprint_bytes(query.read_bytes(), max_pixels=MAX_PIXELS)
     distance = min(h - record.hash for h in probe.search_hashes)
-    candidates = [(record, distance)]
-    views_alone = pipeline.judge(probe, candidates)[0].verdict.value
-    with_check = pipeline.judge(probe, candidates, lambda ids: dict.fromkeys(ids, stored.thumbnail))[0].verdict.value
-    tier = pipeline.policy.tier(distance)
+    judged = pipeline.judge(probe, [(record, distance)], lambda ids: dict.fromkeys(ids, stored.thumbnail))[0]
     views = Views.decode(stored.features["views"])
-    assert views is not None
-    evidence = verify(probe.probe, [views], [tier])[0]
-    thumbnail = Thumbnail.decode(stored.thumbnail)
-    assert evidence is not None and evidence.alignment is not None and thumbnail is not None
-    check = LookalikeCheck(probe.probe, pipeline.policy.lookalike, lambda _: thumbnail)
-    aligned = check.aligned(thumbnail, evidence.alignment)
-    detail = check.examine(thumbnail, evidence.alignment)
-    assert aligned is not None and detail is not None
+    kept = Thumbnail.decode(stored.thumbnail)
+    assert views is not None and kept is not None and probe.probe is not None
+    looked = pipeline.policy.looked(distance)
+    evidence = verify(probe.probe, [views], [looked])[0]
+    assert evidence is not None and evidence.alignment is not None
+    finding = examine(probe.probe, kept, evidence.alignment)
+    assert finding is not None, "the patch is too small to compare"
 
+    q, w, inside = finding.aligned.query, finding.aligned.warped, finding.aligned.inside
+    query_detail, kept_detail = band(q), band(w)
+    patches = [_patch(q), _patch(np.where(inside, w, 255)), _detail(query_detail), _detail(kept_detail),
+               _correlations(query_detail, kept_detail, inside)]  # fmt: skip
     pictures = [_scaled(Image.open(path).convert("RGB")) for path in (query, candidate)]
-    q, w = aligned.query, aligned.warped
-    inside = aligned.inside
-    fitted = np.polyval(np.polyfit(w[inside], q[inside], 1), w) if inside.sum() > 2 else w
-    difference = np.where(inside, 128 + (q - fitted), 255)
-    patches = [_patch(q), _patch(np.where(inside, w, 255)), _patch(difference)]
-    limits = pipeline.policy.lookalike
     lines = [
         title,
-        f"query {query.name}  |  candidate {candidate.name}  |  hash distance {distance} of 64 (closer half)",
-        f"views: correlation {evidence.similarity:.3f}, luma off {evidence.luma_off:.1%}, colour off "
-        f"{evidence.colour_off:.1%}, colour missing {evidence.colour_missing:.2%}: "
-        f"{'pass' if tier.passes(evidence) else 'fail'}",
-        f"check: structure {detail.structure:.3f} (>= {limits.min_structure}), detail missing {detail.missing:.3f} "
-        f"(<= {limits.max_missing}), recoloured {detail.recoloured:.4f} (<= {limits.max_recoloured}), "
-        f"overlap {detail.overlap:.2f}",
-        f"check in colour: retinted {detail.retinted:.4f} (<= {limits.max_retinted}), repainted "
-        f"{detail.repainted:.4f} (<= {limits.max_repainted})",
-        f"verdict: {views_alone} on the views alone, {with_check} with the look-alike check",
-        "below: query patch 64x64 | candidate thumbnail mapped onto it | difference (grey = none)",
+        f"query {query.name}  |  catalog picture {candidate.name}  |  hash distance {distance} of 64 (closer half)",
+        f"views (32 px): correlation {evidence.similarity:.3f}, luma off {evidence.luma_off:.1%}: "
+        f"{'lined up, so tested' if looked.passes(evidence) else 'not lined up'}",
+        f"same-photograph test at {finding.side} px: median tile correlation of the fine detail "
+        f"{finding.shared:.3f} over {finding.tiles} tiles (the same photograph from {SAME_PHOTOGRAPH}), "
+        f"recoloured {finding.recoloured:.1%} (another colour from {RECOLOURED:.1%})",
+        f"verdict: {judged.verdict.value}, {judged.score:.1f}%",
+        "below: query | catalog picture mapped onto it | their fine detail | each tile's correlation (white 1)",
     ]
     font = ImageFont.load_default(size=14)
-    width = max(sum(p.width for p in pictures) + 30, 3 * 64 * ZOOM + 40, 900)
-    height = HEIGHT + 20 + 64 * ZOOM + 20 + 20 * len(lines) + 20
+    width = max(sum(p.width for p in pictures) + 30, len(patches) * (PANEL + 10) + 10)
+    height = HEIGHT + 20 + PANEL + 20 + 20 * len(lines) + 20
     figure = Image.new("RGB", (width, height), "white")
     x = 10
     for picture in pictures:
         figure.paste(picture, (x, 10))
         x += picture.width + 10
     for i, patch in enumerate(patches):
-        figure.paste(patch, (10 + i * (64 * ZOOM + 10), HEIGHT + 20))
+        figure.paste(patch, (10 + i * (PANEL + 10), HEIGHT + 20))
     draw = ImageDraw.Draw(figure)
     for i, line in enumerate(lines):
-        draw.text((10, HEIGHT + 30 + 64 * ZOOM + i * 20), line, fill="black", font=font)
-    return figure
+        draw.text((10, HEIGHT + 30 + PANEL + i * 20), line, fill="black", font=font)
+    return figure, lines
+
+
+def _correlations(mine: np.ndarray, theirs: np.ndarray, inside: np.ndarray) -> Image.Image:
+    """Each tile's correlation of the two details, as photograph.py judges it (grey: a tile
+    with too little detail in the kept picture, or not wholly inside it)."""
+    tile = DETAIL_TILE if mine.shape[0] >= 128 else DETAIL_TILE // 2
+    a, b, covered = (tiles(values, tile) for values in (mine, theirs, inside))
+    judged = (covered.mean(axis=2) > 0.9) & (b.std(axis=2) > DETAIL)
+    a, b = a - a.mean(axis=2, keepdims=True), b - b.mean(axis=2, keepdims=True)
+    correlation = (a * b).sum(axis=2) / np.maximum(np.sqrt((a * a).sum(axis=2) * (b * b).sum(axis=2)), 1e-9)
+    shown = np.where(judged, np.clip(correlation, 0, 1) * 255, 128)
+    return _patch(np.kron(shown, np.ones((tile, tile))))
+
+
+def _detail(values: np.ndarray) -> Image.Image:
+    spread = max(float(np.percentile(np.abs(values), 99)), 1e-6)
+    return _patch(128 + 127 * np.clip(values / spread, -1, 1))
 
 
 def _scaled(picture: Image.Image) -> Image.Image:
@@ -94,7 +107,7 @@ def _scaled(picture: Image.Image) -> Image.Image:
 
 def _patch(values: np.ndarray) -> Image.Image:
     patch = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
-    return patch.resize((64 * ZOOM, 64 * ZOOM), Image.Resampling.NEAREST).convert("RGB")
+    return patch.resize((PANEL, PANEL), Image.Resampling.NEAREST).convert("RGB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--title", default="", help="a first line for the figure")
     args = parser.parse_args(argv)
-    render(args.query, args.candidate, args.title).save(args.out, optimize=True)
+    figure, _ = render(args.query, args.candidate, args.title)
+    figure.save(args.out, optimize=True)
     print(f"wrote {args.out}")
     return 0
 
