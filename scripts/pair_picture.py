@@ -59,7 +59,8 @@ def render(query: Path, candidate: Path, title: str) -> tuple[Image.Image, list[
     pictures = [_scaled(Image.open(path).convert("RGB")) for path in (query, candidate)]
     lines = [
         title,
-        f"query {query.name}  |  catalog picture {candidate.name}  |  hash distance {distance} of 64 (closer half)",
+        f"query {query.name}  |  catalog picture {candidate.name}  |  hash distance {judged.distance} of 64 "
+        "(the closest half)",
         f"views (32 px): correlation {evidence.similarity:.3f}, luma off {evidence.luma_off:.1%}: "
         f"{'lined up, so tested' if looked.passes(evidence) else 'not lined up'}",
         f"same-photograph test at {finding.side} px: median tile correlation of the fine detail "
