@@ -9,9 +9,11 @@ hash distance. From there, one module per step:
 2. alignment.py aligns the query's views (upright, mirrored) coarsely with every window of the
    first `screened` candidates' views, refines the `verified` most alike and measures what
    still differs (`Evidence`); when none passes, the most alike are turned and tried again.
-3. Each candidate's target is its tier (policy.py: near, far); a record kept with a thumbnail
-   (thumbnails.py) must also pass the look-alike check, a finer look at the thumbnail
-   (photograph.py), which lets a far candidate pass the wider `far_looked` tier too.
+3. A candidate whose views line up (policy.py: looked_near, looked_far, by distance) is tested
+   against the picture kept beside its record (thumbnails.py) by the same-photograph test
+   (photograph.py, with affine.py and one_edit.py): a duplicate shares the photograph's fine
+   detail. A record kept without its picture is judged on its views alone (near, far). When
+   none passes, the most alike within `close_look` bits is tested all the same.
 4. verdicts.py turns the evidence into a verdict (duplicate, similar, different) and a match
    percentage banded by verdict; edits.py names what the query changed (cropped, rotated,
    brighter...) from how the pictures lined up, and marks.py finds text written over a copy.

@@ -9,7 +9,9 @@ The index found the candidates by hash distance; here each becomes a `Judgement`
    (photograph.py); a record kept without its picture (dualphash128-v3, v2, or one whose picture
    cannot be read) is judged on its views alone (policy.near, far), as before the test;
 4. `verify` (alignment.py) aligns the `policy.verified` most alike, turning the query when none
-   passes, and asks the targets;
+   passes, and asks the targets; when still none passes, the query is tried again trimmed
+   without a badge beside the product, and the most alike candidate within `policy.close_look`
+   bits is tested though its views missed the tiers (`_closely`);
 5. the verdict (verdicts.py): a duplicate passed its target; `similar` is the same photograph in
    another colour, which only the test can show; anything else is different. A duplicate's or a
    similar match's edits are named (edits.py).
@@ -81,9 +83,8 @@ def judge_candidates(
         # for them may be there: the edits still say): no kept JPEG's colours can refute it.
         views = records[i].features.get("views")
         identical = views is not None and query.hash == records[i].hash and query.features.get("views") == views
-        passed = seen is not None and (
-            look.target(i).passes(seen) or i == closely
-        )  # (may look: read the finding after)
+        # (Passing may look: the finding is read after.)
+        passed = seen is not None and (look.target(i).passes(seen) or i == closely)
         finding = test.finding(i) if test is not None else None
         if identical or passed:
             verdict = Verdict.DUPLICATE

@@ -14,9 +14,9 @@ pixel is *written* where that residue stands out from the pair's own noise and f
 pixel of misalignment could leave at a strong edge there.
 
 Written pixels are kept away from the overlap's edge (where a crop, a frame or padding cuts,
-and the query has an edge the kept picture lacks) and from the query's tones an edit clipped. A watermark
-is then a group of written pixels close together (a word), over `policy.MARK_SHARE` of the
-patch: edits.py names it "text or a badge added" where the group lies.
+and the query has an edge the kept picture lacks) and from the query's tones an edit clipped.
+A watermark is then a group of written pixels close together (a word), over
+`policy.MARK_SHARE` of the patch: edits.py names it "text or a badge added" where it lies.
 
 What chose the limits (policy.py, "Text or a watermark"): docs/lab/evaluation.md, "Watermarks:
 what a local edit cannot explain".
@@ -56,8 +56,8 @@ def written(aligned: Aligned) -> np.ndarray:
     query, kept, inside = query[:side, :side], kept[:side, :side], aligned.inside[:side, :side]
     residue = _smoothed(_local_residue(query, kept, tile), MARK_SMOOTHING * scale)
     # A clip is one more bend of the tone that a tile's line misses, not something written: the
-    # query's pixels an edit took to (or near) black or white are left out. (Their neighbours too
-    # once: that also left out dark strokes on a white backdrop, 7% of the dev watermarks.)
+    # query's own pixels an edit took to (or near) black or white are left out, not their
+    # neighbours (beside a white backdrop, those are a dark word's strokes).
     saturated = (query < CLIPPED) | (query > 255 - CLIPPED)
     usable = _eroded(inside, max(1, round(MARK_EDGE * scale))) & ~saturated
     if not usable.any():
