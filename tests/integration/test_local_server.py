@@ -4,6 +4,7 @@ fetcher; its guard, its limits, concurrency and the index following other proces
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import json
 import os
@@ -125,7 +126,11 @@ def test_shutdown_stops_the_server_whose_wake_up_pipe_is_already_closed(
     loop and closes the listener instead of raising."""
     srv = serve(service, settings)
     port = int(srv.url.rsplit(":", 1)[1])
-    os.close(srv._server.trigger.trigger)  # the pipe's write end, as that teardown found it
+
+    def closed_pipe(thunk: object = None) -> None:  # what waitress's os.write raised then
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    srv._server.trigger.pull_trigger = closed_pipe  # type: ignore[method-assign]
     srv.shutdown()
     assert srv._thread is not None and not srv._thread.is_alive()
     with pytest.raises(OSError):
