@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.arrays import odd_medians, padded, regions, tiles
+from dupcheck.core.matching.arrays import neighbourhood, odd_medians, padded, regions, tiles
 from dupcheck.core.matching.policy import (
     CLIPPED,
     MARK_BLOCK,
@@ -54,7 +54,8 @@ def written(aligned: Aligned) -> np.ndarray:
     tile = max(4, round(MARK_TILE * scale))
     side = n // tile * tile
     query, kept, inside = query[:side, :side], kept[:side, :side], aligned.inside[:side, :side]
-    residue = _smoothed(_local_residue(query, kept, tile), MARK_SMOOTHING * scale)
+    gradients = _gradients(kept)
+    residue = _smoothed(_local_residue(query, kept, gradients, tile), MARK_SMOOTHING * scale)
     # A clip is one more bend of the tone that a tile's line misses, not something written: the
     # query's own pixels an edit took to (or near) black or white are left out, not their
     # neighbours (beside a white backdrop, those are a dark word's strokes).
@@ -63,7 +64,8 @@ def written(aligned: Aligned) -> np.ndarray:
     if not usable.any():
         return np.zeros((n, n), dtype=bool)
     noise = 1.4826 * float(np.median(np.abs(residue[usable])))  # the residue's own spread (MAD)
-    gradient = _strongest_gradient(kept)
+    # The strongest gradient in each pixel's 3x3 neighbourhood: what a pixel of misalignment can leave there.
+    gradient = neighbourhood(np.hypot(*gradients), np.maximum)
     marked = usable & (np.abs(residue) > max(MARK_LEVEL, MARK_NOISE * noise) + MARK_GRADIENT * gradient)
     out = np.zeros((n, n), dtype=bool)
     out[:side, :side] = marked
@@ -80,25 +82,29 @@ def largest_mark(mask: np.ndarray) -> np.ndarray | None:
     thinnest = MARK_LINE * n / 256
     cells = n // block
     within = mask[: cells * block, : cells * block]
-    counts = tiles(within, block).sum(axis=2)
+    pixels = np.argwhere(within)
+    group_of = np.full((cells, cells), -1)
+    for label, group in enumerate(regions(np.asarray(tiles(within, block).any(axis=2)))):
+        group_of[group[:, 0], group[:, 1]] = label
+    labels = group_of[pixels[:, 0] // block, pixels[:, 1] // block]
     best: np.ndarray | None = None
-    for group in regions(counts > 0):
-        chosen = np.zeros(counts.shape, dtype=bool)
-        chosen[group[:, 0], group[:, 1]] = True
-        pixels = np.argwhere(within & np.kron(chosen, np.ones((block, block), dtype=bool)))
-        if min(np.ptp(pixels, axis=0)) + 1 >= thinnest and (best is None or len(pixels) > len(best)):
-            best = pixels
+    for label in np.argsort(-np.bincount(labels, minlength=1), kind="stable"):  # the most pixels first
+        members = pixels[labels == label]
+        if len(members) and min(np.ptp(members, axis=0)) + 1 >= thinnest:
+            best = members
+            break
     return best
 
 
-def _local_residue(query: np.ndarray, kept: np.ndarray, tile: int) -> np.ndarray:
+def _local_residue(
+    query: np.ndarray, kept: np.ndarray, gradients: tuple[np.ndarray, np.ndarray], tile: int
+) -> np.ndarray:
     """What per-tile fits of the query by the kept picture's five terms leave (module docstring)."""
     n, k = query.shape[0], query.shape[0] // tile
     wider = padded(kept)
     image = np.empty((n, n, _TERMS), dtype=np.float32)
     image[..., 0], image[..., 1] = kept, 1.0
-    image[..., 2] = (wider[1:-1, 2:] - wider[1:-1, :-2]) / 2
-    image[..., 3] = (wider[2:, 1:-1] - wider[:-2, 1:-1]) / 2
+    image[..., 2], image[..., 3] = gradients
     image[..., 4] = wider[2:, 1:-1] + wider[:-2, 1:-1] + wider[1:-1, 2:] + wider[1:-1, :-2] - 4 * kept
     # (tiles, pixels, terms) and (tiles, pixels): one least-squares problem per tile, batched.
     terms = image.reshape(k, tile, k, tile, _TERMS).swapaxes(1, 2).reshape(k * k, tile * tile, _TERMS)
@@ -129,29 +135,17 @@ def _smoothed(values: np.ndarray, sigma: float) -> np.ndarray:
     return np.asarray(sum(weight * rows[:, i : i + m] for i, weight in enumerate(weights)))
 
 
-def _strongest_gradient(kept: np.ndarray) -> np.ndarray:
-    """The kept picture's largest gradient magnitude in each pixel's 3x3 neighbourhood: how much
-    a pixel of misalignment can leave there."""
+def _gradients(kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept picture's gradients across and down (central differences, edges repeated)."""
     wider = padded(kept)
-    magnitude = np.hypot((wider[2:, 1:-1] - wider[:-2, 1:-1]) / 2, (wider[1:-1, 2:] - wider[1:-1, :-2]) / 2)
-    return _window_max(magnitude, 1)
+    return (wider[1:-1, 2:] - wider[1:-1, :-2]) / 2, (wider[2:, 1:-1] - wider[:-2, 1:-1]) / 2
 
 
-def _window_max(values: np.ndarray, radius: int) -> np.ndarray:
-    out = values.copy()
-    wider = np.pad(values, radius, mode="edge")
-    n, m = values.shape
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            np.maximum(out, wider[dy : dy + n, dx : dx + m], out=out)
-    return out
-
-
-def _eroded(mask: np.ndarray, radius: int, *, edge: bool = False) -> np.ndarray:
-    """Pixels whose whole (2 radius + 1) square lies in `mask`; beyond the picture counts as
-    outside (inside with `edge`), so the patch's own border is an edge too. (A summed-area
-    table: one pass whatever the radius.)"""
-    wide = np.pad(mask.astype(np.int32), radius, constant_values=int(edge))
+def _eroded(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels whose whole (2 radius + 1) square lies in `mask`, beyond the picture counting as
+    outside, so the patch's own border is an edge too. (A summed-area table: one pass whatever
+    the radius.)"""
+    wide = np.pad(mask.astype(np.int32), radius)
     table = np.zeros((wide.shape[0] + 1, wide.shape[1] + 1), dtype=np.int32)
     table[1:, 1:] = wide.cumsum(axis=0).cumsum(axis=1)
     k = 2 * radius + 1
