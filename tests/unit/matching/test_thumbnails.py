@@ -36,9 +36,20 @@ def test_bytes_that_are_not_a_kept_picture_are_refused() -> None:
     assert Thumbnail.decode(b"not a thumbnail at all, just some bytes") is None
     assert Thumbnail.decode(data[:40]) is None  # the header and a cut JPEG
     assert Thumbnail.decode(b"XXXX" + data[4:]) is None  # another magic
+    assert Thumbnail.made_for(b"XXXX" + data[4:]) is None and Thumbnail.made_for(data[:20]) is None
     jpeg = data[_HEADER.size :]
     off_the_picture = _HEADER.pack(_MAGIC, 16, HASH.data, 0, 301, 0, 240) + jpeg
     assert Thumbnail.decode(off_the_picture) is None
     larger = io.BytesIO()
     Image.new("RGB", (KEPT_SIDE + 1, 10)).save(larger, "JPEG")
     assert Thumbnail.decode(_HEADER.pack(_MAGIC, 16, HASH.data, 0, 10, 0, 10) + larger.getvalue()) is None
+
+
+def test_the_record_a_kept_picture_was_made_for_is_read_from_its_header_alone() -> None:
+    """The judge asks whether a candidate keeps a picture far more often than it looks at one:
+    the header answers, whatever follows it (a picture that cannot be decoded is refused only
+    when it is looked at)."""
+    data = thumbnail_bytes(HASH, garment("zip").resize((240, 300)), (0, 160, 0, 128), (160, 128))
+    assert Thumbnail.made_for(data) == HASH
+    cut = data[: _HEADER.size + 10]
+    assert Thumbnail.made_for(cut) == HASH and Thumbnail.decode(cut) is None

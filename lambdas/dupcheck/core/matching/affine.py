@@ -26,7 +26,6 @@ from PIL import Image
 from dupcheck.core.matching.alignment import Alignment
 from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_CHOICE, AFFINE_STEPS, EARLY_SIDE
 from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.pixels import luma
 
 _RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
 Window = tuple[float, float, float, float]  # top, height, left, width, in a picture's pixels
@@ -99,7 +98,7 @@ def candidate_window(kept: Thumbnail, alignment: Alignment, side: int) -> tuple[
         return None, np.zeros((0, 0))
     scale = side / max(win_h, win_w)
     new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
-    candidate = np.asarray(_luma_image(kept).resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
+    candidate = np.asarray(kept.grey.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
     sy, sx = new_h / height, new_w / width
     return (y0 * sy, win_h * sy, x0 * sx, win_w * sx), candidate
 
@@ -133,10 +132,6 @@ def warped_colour(kept: Thumbnail, aligned: Aligned, side: int) -> np.ndarray:
         (side, side), Image.Transform.AFFINE, _affine(params, side), resample=Image.Resampling.BILINEAR
     )
     return np.moveaxis(np.asarray(warped, dtype=np.float64), -1, 0)
-
-
-def _luma_image(kept: Thumbnail) -> Image.Image:
-    return Image.fromarray(luma(kept.rgb, np.float32), mode="F")
 
 
 def _window_map(window: Window) -> np.ndarray:

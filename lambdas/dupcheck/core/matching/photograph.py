@@ -28,9 +28,9 @@ looked_far), each alignment once; `finding(i)` is the best it found for the cand
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -54,7 +54,6 @@ from dupcheck.core.matching.policy import (
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Probe
-from dupcheck.core.pixels import luma
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +98,22 @@ class Finding:
         return self.same_photograph and not self.another_colour
 
 
-class SamePhotograph:
-    """One query's test against its candidates' kept pictures (`kept_of(i)`: None when the
-    record was kept without one). Each candidate is looked at once per alignment; its best
-    finding is remembered for the verdict."""
+class KeptPictures(Protocol):
+    """The candidates' kept pictures (judge.py's): `has(i)`, whether candidate i's record keeps
+    one (cheap: no picture decoded); `of(i)`, the picture, None when there is none or it cannot
+    be read."""
 
-    def __init__(self, probe: Probe, kept_of: Callable[[int], Thumbnail | None]) -> None:
-        self.probe, self._kept_of = probe, kept_of
+    def has(self, candidate: int) -> bool: ...
+
+    def of(self, candidate: int) -> Thumbnail | None: ...
+
+
+class SamePhotograph:
+    """One query's test against its candidates' kept pictures. Each candidate is looked at once
+    per alignment; its best finding is remembered for the verdict."""
+
+    def __init__(self, probe: Probe, kept: KeptPictures) -> None:
+        self.probe, self._kept = probe, kept
         self._seen: dict[tuple[int, Alignment], Finding | None] = {}
         self._best: dict[int, Finding] = {}
 
@@ -115,13 +123,15 @@ class SamePhotograph:
         return self._best.get(candidate)
 
     def kept(self, candidate: int) -> bool:
-        return self._kept_of(candidate) is not None
+        """Whether the candidate's record keeps a picture (one that cannot be decoded is then
+        looked at as one too small to compare: `look` finds nothing)."""
+        return self._kept.has(candidate)
 
     def look(self, candidate: int, alignment: Alignment) -> Finding | None:
         """The test at one alignment (None: nothing to compare: no kept picture, a patch too small)."""
         key = (candidate, alignment)
         if key not in self._seen:
-            kept = self._kept_of(candidate)
+            kept = self._kept.of(candidate)
             found = None if kept is None else examine(self.probe, kept, alignment)
             self._seen[key] = found
             best = self._best.get(candidate)
@@ -145,7 +155,7 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     side = int(min(COMPARE_SIDE, max(box[2] - box[0], box[3] - box[1]), native_side(kept, alignment))) // 8 * 8
     if side < MIN_COMPARED:
         return None
-    grey = Image.fromarray(luma(picture, np.float32), mode="F")
+    grey = probe.detailed_grey(alignment.angle)
 
     def query_patch(n: int, mirrored: bool) -> np.ndarray:
         patch = np.asarray(grey.resize((n, n), Image.Resampling.BILINEAR, box=box), dtype=np.float64)

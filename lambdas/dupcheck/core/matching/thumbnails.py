@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching.policy import KEPT_QUALITY, KEPT_SIDE
 from dupcheck.core.models import HashValue
+from dupcheck.core.pixels import luma
 
 _MAGIC = b"DLK2"
 _MAGIC_V4 = b"DLK1"  # a dualphash128-v4 record's 160 px working copy
@@ -39,16 +40,19 @@ class Thumbnail:
     hash: HashValue
     rgb: np.ndarray
     box: tuple[int, int, int, int]
+    grey: Image.Image = field(init=False, repr=False, compare=False)  # the luma (mode F), which the test warps
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grey", Image.fromarray(luma(self.rgb, np.float32), mode="F"))
 
     @classmethod
     def decode(cls, data: bytes) -> Thumbnail | None:
         """What `thumbnail_bytes` wrote (or a v4 record's working copy), or None for bytes that
         are not one."""
-        if len(data) <= _HEADER.size:
+        made_for = cls.made_for(data)
+        if made_for is None:
             return None
-        magic, length, digest, *box = _HEADER.unpack_from(data)
-        if magic not in (_MAGIC, _MAGIC_V4) or not 0 < length <= 16:
-            return None
+        box = _HEADER.unpack_from(data)[3:]
         try:
             with Image.open(io.BytesIO(data[_HEADER.size :])) as image:
                 if max(image.size) > KEPT_SIDE:
@@ -59,7 +63,19 @@ class Thumbnail:
         top, bottom, left, right = box
         if not (0 <= top < bottom <= rgb.shape[0] and 0 <= left < right <= rgb.shape[1]):
             return None
-        return cls(HashValue(digest[:length]), rgb, (top, bottom, left, right))
+        return cls(made_for, rgb, (top, bottom, left, right))
+
+    @staticmethod
+    def made_for(data: bytes) -> HashValue | None:
+        """The hash of the record the bytes were kept for, read from the header alone (without
+        decoding the picture: whether a candidate keeps a picture is asked far more often than
+        its picture is looked at), or None for bytes that are not a kept picture."""
+        if len(data) <= _HEADER.size:
+            return None
+        magic, length, digest, *_ = _HEADER.unpack_from(data)
+        if magic not in (_MAGIC, _MAGIC_V4) or not 0 < length <= 16:
+            return None
+        return HashValue(digest[:length])
 
 
 def thumbnail_bytes(

@@ -241,6 +241,7 @@ class Probe:
     _by_angle: dict[float, QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
     _detail_by_angle: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
+    _grey_by_angle: dict[float, Image.Image] = field(default_factory=dict, repr=False)
 
     def at(self, angle: float) -> QueryViews:
         return self.at_many([angle])[0]
@@ -301,6 +302,13 @@ class Probe:
                 picture = np.asarray(turned)
             self._detail_by_angle[angle] = picture
         return self._detail_by_angle[angle]
+
+    def detailed_grey(self, angle: float) -> Image.Image:
+        """`detailed(angle)`'s luma (a mode F picture), made once: the test cuts a patch of it
+        at each side it compares, for each candidate."""
+        if angle not in self._grey_by_angle:
+            self._grey_by_angle[angle] = Image.fromarray(luma(self.detailed(angle), np.float32), mode="F")
+        return self._grey_by_angle[angle]
 
     def unmarked(self) -> Probe | None:
         """The same query trimmed without a mark on its border: a badge beside the product that

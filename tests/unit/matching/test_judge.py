@@ -1,0 +1,73 @@
+"""The judge's reading of the candidates' kept pictures (core/matching/judge.py): each read once,
+decoded only when the same-photograph test looks at it, and never one made for another version
+of the record; a kept picture that cannot be read leaves the views to decide."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+from PIL import Image
+
+from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.matching.judge import _KeptPictures
+from dupcheck.core.matching.thumbnails import _HEADER
+from dupcheck.core.models import HashRecord, HashValue, Verdict
+from support.garments import photograph
+
+PIPELINE = get_pipeline()
+assert isinstance(PIPELINE, AlignedDualPHash)
+
+
+def jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+class Store:
+    """A thumbnail source that counts its reads."""
+
+    def __init__(self, kept: Mapping[str, bytes]) -> None:
+        self.kept, self.reads = dict(kept), 0
+
+    def __call__(self, ids: Sequence[str]) -> Mapping[str, bytes]:
+        self.reads += 1
+        return {i: self.kept[i] for i in ids if i in self.kept}
+
+
+def record(entity_id: str, image: Image.Image) -> tuple[HashRecord, bytes]:
+    fp = PIPELINE.fingerprint(image, for_query=False)
+    return HashRecord(entity_id, "", "", fp.hash, fp.algo, features=dict(fp.features)), fp.thumbnail
+
+
+def test_a_kept_picture_is_read_once_and_only_one_made_for_the_record_counts() -> None:
+    zip_record, zip_kept = record("zip", photograph("zip", shot=1))
+    print_record, print_kept = record("print", photograph("print", shot=2))
+    corrupt = zip_kept[: _HEADER.size + 40]  # the header, then a JPEG cut short
+    store = Store({"zip": zip_kept, "raced": print_kept, "corrupt": corrupt})
+    raced = HashRecord("raced", "", "", zip_record.hash, zip_record.hash_algo)  # its picture names print's hash
+    corrupted = HashRecord("corrupt", "", "", zip_record.hash, zip_record.hash_algo)
+    missing = HashRecord("missing", "", "", HashValue(bytes(16)), zip_record.hash_algo)
+    kept = _KeptPictures([zip_record, raced, corrupted, missing], store)
+    assert [kept.has(i) for i in range(4)] == [True, False, True, False]
+    assert store.reads == 4
+    picture = kept.of(0)
+    assert picture is not None and picture.hash == zip_record.hash
+    assert kept.of(1) is None and kept.of(2) is None and kept.of(3) is None
+    assert kept.of(0) is picture and store.reads == 4  # each read once, each decoded once
+
+
+def test_a_kept_picture_that_cannot_be_decoded_leaves_the_views_to_decide() -> None:
+    """The record's own picture asked about again is a duplicate however its kept picture was
+    damaged; another photograph of the scene is judged as a record without one is."""
+    stored, kept = record("zip", photograph("zip", shot=1))
+    corrupt = kept[: _HEADER.size + 40]
+    query = PIPELINE.fingerprint_bytes(jpeg(photograph("zip", shot=1).resize((240, 300))), max_pixels=10**8)
+    candidates = [(stored, 0)]
+    for source in (Store({"zip": corrupt}), Store({})):
+        (judgement,) = PIPELINE.judge(query, candidates, source)
+        assert judgement.verdict is Verdict.DUPLICATE
+    other = PIPELINE.fingerprint_bytes(jpeg(photograph("print", shot=2)), max_pixels=10**8)
+    damaged = PIPELINE.judge(other, candidates, Store({"zip": corrupt}))[0].verdict
+    assert damaged is PIPELINE.judge(other, candidates, Store({}))[0].verdict
