@@ -403,6 +403,26 @@ def test_a_copy_turned_with_fill_corners_is_turned_back(seed: int) -> None:
     assert found.similarity > upright_only.similarity + 0.2 and PIPELINE.policy.far.passes(found)
 
 
+@pytest.mark.parametrize("mirrored", [False, True], ids=["as it is", "mirrored"])
+def test_the_first_turn_tried_turns_the_query_back_mirrored_or_not(mirrored: bool) -> None:
+    """A copy turned 4 degrees clockwise, then mirrored or not, lined up by its mirrored view or
+    its own: the query is turned back at the first try, anticlockwise as it is and clockwise
+    mirrored (a mirrored view turns the other way), and the turned query lines up. (The views
+    underestimate the first turn; the next ones take the rest.)"""
+    original = product_image(21, (400, 320))
+    copy = original.rotate(-4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    copy = ImageOps.mirror(copy) if mirrored else copy
+    probe, stored = Probe(rgb_of(copy)), views_of(rgb_of(original))
+    never = Tier(Thresholds(min_similarity=2.0, max_luma_off=0.0, max_colour_off=0.0))
+    upright = verify(probe, [stored], [never])[0]
+    assert upright is not None and upright.alignment is not None and upright.alignment.mirrored is mirrored
+    turning = alignment._Turning(stored, stored.luma[None], never, upright)
+    assert turning.trial is not None and turning.trial != 0 and (turning.trial < 0) is mirrored
+    found = verify(Probe(rgb_of(copy)), [stored], [PIPELINE.policy.far])[0]
+    assert found is not None and found.alignment is not None and PIPELINE.policy.far.passes(found)
+    assert abs(found.alignment.angle) >= 3.0 and (found.alignment.angle < 0) is mirrored
+
+
 def test_nothing_is_turned_once_a_candidate_passes_upright() -> None:
     original = product_image(21, (400, 320))
     turned = original.rotate(5, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))

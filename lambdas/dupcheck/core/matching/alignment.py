@@ -672,7 +672,7 @@ class _Turning:
     _last: Evidence = field(init=False)
     _angle: float = field(default=0.0, init=False)  # of the last turn kept
     _step: int = field(default=0, init=False)
-    _left: float = field(default=0.0, init=False)  # what the last turn kept said was left
+    _left: float = field(default=0.0, init=False)  # the turn the last one kept said was left
     _reversed: bool = field(default=False, init=False)  # the trial is the first turn, the other way
     _windows: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)  # its coarse windows' side
 
@@ -689,7 +689,7 @@ class _Turning:
     def _next(self) -> None:
         if self._step == ROTATION_STEPS:
             return self._end(self._best)
-        self._left = residual_turn(self._last.alignment) if self._last.alignment is not None else 0.0
+        self._left = _turn_left(self._last.alignment) if self._last.alignment is not None else 0.0
         if abs(self._left) < MIN_STEP:
             return self._end(self._best)
         self.trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, self._angle + self._left)), 1)
@@ -731,6 +731,14 @@ class _Turning:
             return self._end(self._best)  # the first turn (either way) barely moved the correlation: another picture
         self._angle, self._last, self._step = self.trial, found, self._step + 1
         return self._next()
+
+
+def _turn_left(alignment: Alignment) -> float:
+    """Degrees (counter-clockwise) the query itself is still to be turned by: `residual_turn`
+    measures the aligned views, and a mirrored query's view is its picture mirrored, which
+    turns the other way."""
+    left = residual_turn(alignment)
+    return -left if alignment.mirrored else left
 
 
 def _turn_spread(alignment: Alignment) -> float:
