@@ -90,10 +90,39 @@ def test_grayscale(seed: int) -> None:
 def test_grayscale_of_a_small_coloured_product_on_white(seed: int) -> None:
     """A product a tenth of the picture, on white: its colour is the picture's, and its grey copy
     lost it (the backdrop, most of the picture, has none either way)."""
-    shot = Image.new("RGB", (400, 320), (255, 255, 255))
-    shot.paste(product_image(seed, (130, 110)), (140, 100))
+    shot = on_white(seed, (130, 110))
     judgement = judged(shot, ImageOps.grayscale(shot).convert("RGB"))
     assert judgement.verdict is Verdict.DUPLICATE and {e.name for e in judgement.edits or ()} == {"grayscale"}
+
+
+def on_white(seed: int, size: tuple[int, int]) -> Image.Image:
+    """A product photographed on white, `size` of a 400 x 320 picture."""
+    shot = Image.new("RGB", (400, 320), (255, 255, 255))
+    shot.paste(product_image(seed, size), ((400 - size[0]) // 2, (320 - size[1]) // 2))
+    return shot
+
+
+@pytest.mark.parametrize("factor", [1.25, 0.8])
+def test_a_product_on_white_brightened_is_named_by_its_whole_change(factor: float) -> None:
+    """Brightening whitens nothing more of a white backdrop, and the views' 24 px blend the
+    product's edge with it (they read +12% here): the change is measured where the test compared
+    the pictures. Darkening greys the backdrop, which either shows."""
+    shot = on_white(22, (200, 160))
+    judgement = judged(shot, ImageEnhance.Brightness(shot).enhance(factor))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None
+    got = {e.name: dict(e.params) for e in judgement.edits}
+    assert set(got) == {"brightness"} and abs(float(got["brightness"]["change"]) - (factor - 1)) <= 0.05
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_saturation_of_a_small_coloured_product_on_white(seed: int) -> None:
+    """Colour a few percent of the picture (the product's), the backdrop grey: the colour's
+    scale is measured where there is colour."""
+    shot = on_white(seed, (110, 90))
+    judgement = judged(shot, ImageEnhance.Color(shot).enhance(0.4))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None
+    got = {e.name: dict(e.params) for e in judgement.edits}
+    assert set(got) == {"saturation"} and abs(float(got["saturation"]["change"]) + 0.6) <= 0.1
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.arrays import regions, unit
+from dupcheck.core.matching.arrays import regions, smoothed, unit
 from dupcheck.core.matching.marks import largest_mark, written
 from dupcheck.core.matching.photograph import Finding
 from dupcheck.core.matching.policy import (
@@ -42,6 +42,7 @@ from dupcheck.core.matching.policy import (
     BOX_SEARCH,
     BRIGHTNESS_PIVOT,
     COLOURED,
+    COMPARE_SIDE,
     MARK_SHARE,
     MIN_BORDER,
     MIN_GAIN,
@@ -50,6 +51,7 @@ from dupcheck.core.matching.policy import (
     MIN_TURN_TESTED,
     OVERLAY_DENSITY,
     OVERLAY_SHARE,
+    SATURATION_COLOURED,
     SATURATION_EDIT,
     TONE_BRIGHT,
     TONE_DARK,
@@ -57,6 +59,7 @@ from dupcheck.core.matching.policy import (
     TONE_LINE_MIN_APART,
     TONE_LINE_MIN_PIXELS,
     TONE_LINE_MIN_RANGE,
+    TONE_SMOOTHING,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views, a_mark
@@ -105,7 +108,7 @@ def name_edits(
         if finding is not None and finding.another_colour:
             found.append(Edit("recoloured", {"share": round(finding.recoloured, 3)}))
         return tuple(found)
-    found.extend(_tone(alignment, grey=not evidence.colour_seen))
+    found.extend(_tone(alignment, finding, grey=not evidence.colour_seen))
     if not rotated:  # a turned copy's corners differ: its fill, not an overlay
         overlay = _overlay(alignment.luma_off | alignment.colour_off)
         if overlay is None and finding is not None and finding.unexplained is not None:
@@ -277,9 +280,22 @@ def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[
     return gain, float(np.median(y - gain * x))
 
 
-def _tone(alignment: Alignment, *, grey: bool) -> list[Edit]:
+def _luma_line(alignment: Alignment, finding: Finding | None) -> tuple[float, float]:
+    """The tone line where the same-photograph test compared the pictures: at up to 256 px, lined
+    up to a pixel, both smoothed alike (the two were resampled from different sizes, and the
+    quantiles of the sharper one spread wider: a contrast edit no one made). Without the test,
+    on the views, where a product's edges blend with its backdrop and brightening that whitens
+    the backdrop reads as half of what it is."""
+    if finding is None:
+        return _tone_line(alignment.theirs, alignment.mine, ~alignment.luma_off)
+    aligned = finding.aligned
+    sigma = TONE_SMOOTHING * aligned.query.shape[0] / COMPARE_SIDE
+    return _tone_line(smoothed(aligned.warped, sigma), smoothed(aligned.query, sigma), aligned.inside)
+
+
+def _tone(alignment: Alignment, finding: Finding | None, *, grey: bool) -> list[Edit]:
     """Brightness or contrast, saturation or grayscale."""
-    gain, offset = _tone_line(alignment.theirs, alignment.mine, ~alignment.luma_off)
+    gain, offset = _luma_line(alignment, finding)
     edits = []
     if abs(gain - 1.0) >= MIN_GAIN:
         pivot = offset / (1.0 - gain)  # the level the edit leaves where it was
@@ -289,14 +305,15 @@ def _tone(alignment: Alignment, *, grey: bool) -> list[Edit]:
         edits.append(Edit("brightness", {"change": round(offset / max(float(alignment.theirs.mean()), 1.0), 2)}))
     # Measured where the query lies on the catalog picture. A grey copy lost whatever colour the
     # picture had: colour anywhere (its 99th percentile, as a query's own is judged grey) tells,
-    # and a product on white is mostly backdrop. A saturation edit is a ratio of colours, which
-    # needs colour over much of the picture (the 90th percentile) to be measured at all.
+    # and a product on white is mostly backdrop. A saturation edit is a ratio of colours, taken
+    # where the catalog picture has colour (the backdrop's grey has none to scale).
     chroma = np.hypot(*alignment.their_colour)
     if grey:
         return [*edits, Edit("grayscale")] if float(np.percentile(chroma, 99)) >= COLOURED else edits
-    if float(np.percentile(chroma, 90)) < COLOURED:
+    coloured = chroma >= COLOURED
+    if coloured.mean() < SATURATION_COLOURED:
         return edits
-    theirs_ab, mine_ab = alignment.their_colour, alignment.my_colour
+    theirs_ab, mine_ab = alignment.their_colour[:, coloured], alignment.my_colour[:, coloured]
     scale = float((mine_ab * theirs_ab).sum() / max(float((theirs_ab * theirs_ab).sum()), 1e-6))
     relative = scale / max(gain, 1e-6)  # brightness and contrast scale a*b* as they scale luma
     if not SATURATION_EDIT[0] <= relative <= SATURATION_EDIT[1]:

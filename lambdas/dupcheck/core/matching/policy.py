@@ -174,10 +174,15 @@ MIN_TURN_TESTED = 0.5
 MIN_GAIN = 0.08  # brightness or contrast: the luma line's slope off 1 by at least this
 BRIGHTNESS_PIVOT = 48.0  # luma level: a line pivoting below this scales levels (brightness)
 # Colour scale relative to the luma slope outside this: saturation. Dev copies without a
-# saturation edit measure 0.82-1.17 (1st percentile to the largest, 1,576 with colour enough);
-# at 1.25, four strengthened by 1.29-1.6 with colour enough were unnamed (they measured 1.15-1.24).
+# saturation edit measure 0.74-1.07 over their coloured pixels (1st to 99th percentile, 770 with
+# colour enough; 1.21 the largest); at 1.25, four strengthened by 1.29-1.6 were unnamed.
 SATURATION_EDIT = (0.8, 1.2)
 COLOURED = 8.0  # a*b* units: chroma that is colour, not grey's noise (edits._tone: where, how much of it)
+# Saturation is measured over the catalog picture's coloured pixels, when they are at least this
+# share of the aligned window (a few of the views' pixels). Dev copies: saturation edits named
+# 126 -> 139 of 147 against the whole window with colour over a tenth of it, named where none was
+# made 11 -> 13 of 823 (docs/lab/evaluation.md, "The tone line where the test compared").
+SATURATION_COLOURED = 0.01
 OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
 OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
 # Text or a watermark (marks.py): a pixel is written where, after a local edit of the kept
@@ -218,6 +223,12 @@ TONE_LINE_KEPT = (12, 235)
 TONE_LINE_MIN_PIXELS = 32
 TONE_LINE_MIN_RANGE = 30.0
 TONE_LINE_MIN_APART = 4.0
+# Where the same-photograph test compared a copy, its tone line is fitted there, both patches
+# first smoothed by this many px at 256 (their sharpness differs with where each was resampled
+# from). Dev copies (1,115 of nine kinds): tone edits named right 1,094 -> 1,103 and named
+# where none was made 13 -> 8 against the views' line; 1.5 and 3 px alike, unsmoothed 25 made up
+# (docs/lab/evaluation.md, "The tone line where the test compared").
+TONE_SMOOTHING = 1.5
 
 # -- verdicts and match percentages (verdicts.py; docs/lab/evaluation.md, "Verdicts, match percentages
 # and edits") ---------------------------------------------------------------------------------------
