@@ -10,11 +10,12 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
   of the query that is a border the catalog picture does not have): where the query's whole
   picture falls on the catalog picture's, from the aligned window and the uniform borders each
   picture's trimmed view left out;
-* brightness or contrast: a line through the aligned luma, away from pixels clipped to black
-  or white. Brightness scales every level (the line passes near 0), contrast spreads them about
-  the picture's mean (the line crosses itself there); saturation is the colour scale beyond the
-  one the luma change brings; converted to grayscale when the query has no colour and the
-  catalog picture has;
+* brightness or contrast: a line through the aligned luma (the same-photograph test's 256 px
+  patches where it compared them, else the views), away from pixels clipped to black or white.
+  Brightness scales every level (the line passes near 0), contrast spreads them about the
+  picture's mean (the line crosses itself there); saturation is the colour scale, where the
+  catalog picture has colour, beyond the one the luma change brings; converted to grayscale
+  when the query has no colour and the catalog picture has;
 * text or a badge added: a compact patch of pixels that still differ where the rest agree
   (also on the query's border, which the views leave out), or a word's worth of pixels that
   no local edit of the kept picture explains at the test's 256 px (marks.py: a watermark's
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.arrays import regions, smoothed, unit
+from dupcheck.core.matching.arrays import regions, tiles, unit
 from dupcheck.core.matching.marks import largest_mark, written
 from dupcheck.core.matching.photograph import Finding
 from dupcheck.core.matching.policy import (
@@ -53,13 +54,13 @@ from dupcheck.core.matching.policy import (
     OVERLAY_SHARE,
     SATURATION_COLOURED,
     SATURATION_EDIT,
+    TONE_BLOCK,
     TONE_BRIGHT,
     TONE_DARK,
     TONE_LINE_KEPT,
     TONE_LINE_MIN_APART,
     TONE_LINE_MIN_PIXELS,
     TONE_LINE_MIN_RANGE,
-    TONE_SMOOTHING,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views, a_mark
@@ -282,15 +283,16 @@ def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[
 
 def _luma_line(alignment: Alignment, finding: Finding | None) -> tuple[float, float]:
     """The tone line where the same-photograph test compared the pictures: at up to 256 px, lined
-    up to a pixel, both smoothed alike (the two were resampled from different sizes, and the
-    quantiles of the sharper one spread wider: a contrast edit no one made). Without the test,
+    up to a pixel, both averaged over blocks alike (the two were resampled from different sizes,
+    and the quantiles of the sharper one spread wider: a contrast edit no one made). Without the test,
     on the views, where a product's edges blend with its backdrop and brightening that whitens
     the backdrop reads as half of what it is."""
     if finding is None:
         return _tone_line(alignment.theirs, alignment.mine, ~alignment.luma_off)
     aligned = finding.aligned
-    sigma = TONE_SMOOTHING * aligned.query.shape[0] / COMPARE_SIDE
-    return _tone_line(smoothed(aligned.warped, sigma), smoothed(aligned.query, sigma), aligned.inside)
+    block = max(1, round(TONE_BLOCK * aligned.query.shape[0] / COMPARE_SIDE))
+    theirs, mine, inside = (tiles(values, block) for values in (aligned.warped, aligned.query, aligned.inside))
+    return _tone_line(theirs.mean(axis=2), mine.mean(axis=2), np.all(inside, axis=2))
 
 
 def _tone(alignment: Alignment, finding: Finding | None, *, grey: bool) -> list[Edit]:
