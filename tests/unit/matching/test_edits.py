@@ -200,6 +200,10 @@ def test_a_half_transparent_watermark_is_named(seed: int) -> None:
 
     got = named(watermark, seed)
     assert set(got) == {"overlay"} and got["overlay"]["where"] == "centre"
+    # Turned too: the test's patches are lined up with the turn, whose fill lies outside the
+    # kept picture (the test's turned copies name no overlay: test_a_turn_is_named_...).
+    got = named(lambda im: watermark(im).rotate(3, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255)), seed)
+    assert set(got) == {"rotated", "overlay"} and got["overlay"]["where"] == "centre"
 
 
 @pytest.mark.parametrize(("angle", "seed"), [(4, 22), (-3, 22), (4, 21), (-3, 21), (1, 22), (-1, 21)])

@@ -110,16 +110,17 @@ def name_edits(
             found.append(Edit("recoloured", {"share": round(finding.recoloured, 3)}))
         return tuple(found)
     found.extend(_tone(alignment, finding, grey=not evidence.colour_seen))
-    if not rotated:  # a turned copy's corners differ: its fill, not an overlay
+    overlay = None
+    if not rotated:  # a turned copy's corners differ in the views: its fill, not an overlay
         overlay = _overlay(alignment.luma_off | alignment.colour_off)
         if overlay is None and finding is not None and finding.unexplained is not None:
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is None and query is not None and kept is not None and alignment.query_trimmed:
             overlay = _border_overlay(query, query_box, kept, _placement(placed, candidate, query_box), placed.mirrored)
-        if overlay is None and finding is not None:
-            overlay = _marked(finding, placed.mirrored)
-        if overlay is not None:
-            found.append(overlay)
+    if overlay is None and finding is not None:  # (a turn's fill lies outside the kept picture there)
+        overlay = _marked(finding, placed.mirrored)
+    if overlay is not None:
+        found.append(overlay)
     return tuple(found)
 
 
