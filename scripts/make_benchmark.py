@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -145,11 +146,23 @@ def _away_from_one(rng: random.Random, low: float, high: float, gap: float) -> f
     return rng.uniform(low, 1 - gap) if rng.random() < 0.5 else rng.uniform(1 + gap, high)
 
 
+def _unseen(before: Image.Image, after: Image.Image) -> bool:
+    """Whether a step left the picture as a viewer sees it: under 1% of its pixels moved by 8
+    levels (of 255) or more in any channel. A tone or colour step can (grayscale or saturation
+    of a picture without colour); `evaluate` does not ask for such a step to be named."""
+    moved = np.abs(np.asarray(before.convert("RGB"), np.int16) - np.asarray(after.convert("RGB"), np.int16))
+    return float((moved.max(axis=-1) >= 8).mean()) < 0.01
+
+
+def _logged(step: dict[str, Any], before: Image.Image, after: Image.Image, log: Log) -> Image.Image:
+    log.append({**step, "visible": False} if _unseen(before, after) else step)
+    return after
+
+
 def _enhanced(
     enhancer: Callable[[Image.Image], Any], name: str, factor: float, img: Image.Image, log: Log
 ) -> Image.Image:
-    log.append({"edit": name, "factor": round(factor, 3)})
-    return enhancer(img).enhance(factor)
+    return _logged({"edit": name, "factor": round(factor, 3)}, img, enhancer(img).enhance(factor), log)
 
 
 def _brightness(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
@@ -267,8 +280,8 @@ def _frame(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
 
 
 def _grayscale(img: Image.Image, rng: random.Random, log: Log) -> Image.Image:
-    log.append({"edit": "grayscale"})
-    return ImageOps.grayscale(img).convert("RGB") if rng.random() < 0.5 else ImageOps.grayscale(img)
+    grey = ImageOps.grayscale(img).convert("RGB") if rng.random() < 0.5 else ImageOps.grayscale(img)
+    return _logged({"edit": "grayscale"}, img, grey, log)
 
 
 # Steps a combination draws from: each mild on its own, together a realistic re-upload.

@@ -153,6 +153,8 @@ def test_edit_naming_against_the_known_edits() -> None:
         "r1": [{"edit": "resize", "scale": 0.5}],
         "w1": [{"edit": "mirror"}],
         "s1": [{"edit": "mirror"}],
+        "g1": [{"edit": "grayscale", "visible": False}],
+        "g2": [{"edit": "grayscale", "visible": False}],
     }
     named_crop = {"edit": "cropped", "left": 0.11, "right": 0.0, "top": 0.04, "bottom": 0.01}
     rows = [
@@ -163,13 +165,16 @@ def test_edit_naming_against_the_known_edits() -> None:
         row("r1", "A", "resize", [["A", 0, "duplicate", 99.0, [{"edit": "brightness", "change": 0.1}]]]),
         row("w1", "A", "mirror", [["B", 0, "duplicate", 99.0, [{"edit": "mirrored"}]]]),  # the wrong picture
         row("s1", "A", "mirror", [["A", 0, "similar", 85.0, [{"edit": "mirrored"}]]]),  # not called a duplicate
+        row("g1", "A", "grayscale", [["A", 0, "duplicate", 99.0, []]]),  # nothing visible to name
+        row("g2", "A", "grayscale", [["A", 0, "duplicate", 99.0, [{"edit": "grayscale"}]]]),  # named, not seen
     ]
     got = naming(rows, known)
     assert got["crop"] == {"queries": 2, "named": 1.0, "right": 0.5, "spurious": 0.5}
     assert got["mirror"] == {"queries": 1, "named": 0.0, "right": None, "spurious": 0.0}
     assert got["pad"]["named"] == 1.0 and got["pad"]["spurious"] == 0.0
     assert got["resize"] == {"queries": 1, "named": None, "right": None, "spurious": 1.0}
-    assert got["all"]["queries"] == 5 and got["all"]["named"] == pytest.approx(3 / 4)
+    assert got["grayscale"] == {"queries": 2, "named": None, "right": None, "spurious": 0.5}
+    assert got["all"]["queries"] == 7 and got["all"]["named"] == pytest.approx(3 / 4)
 
 
 def test_threshold_curve() -> None:

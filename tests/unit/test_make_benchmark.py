@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from PIL import Image
 
 from dupcheck_tools.cli import main as dupcheck_main
 from dupcheck_tools.samples import encode, product_image
@@ -238,3 +240,17 @@ def test_products_of_the_development_photos_follow_the_stores_file_names() -> No
     ukbench = [products.product_of("u", "ukbench", f"x:ukbench{n:05d}.jpg") for n in (120, 123, 124)]
     assert ukbench[0] == ukbench[1] != ukbench[2]  # four photos of each object
     assert products.product_of("coco_0001.jpg", "coco", "x:000000000139.jpg") == "coco:coco_0001"
+
+
+def test_a_step_that_changes_nothing_a_viewer_sees_is_marked_so(mb: ModuleType) -> None:
+    """Grayscale of a picture without colour leaves it as it was: the step says so, and
+    `evaluate` does not ask for it to be named. Of a coloured one, it does not."""
+    grey, coloured = Image.new("RGB", (64, 48), (120, 120, 120)), Image.new("RGB", (64, 48), (200, 40, 40))
+    for picture, seen in ((grey, False), (coloured, True)):
+        for step in (mb._grayscale, mb._saturation):
+            log: list[dict[str, object]] = []
+            step(picture, random.Random(3), log)
+            assert log[0].get("visible", True) is seen, (step.__name__, log)
+    log = []
+    mb._brightness(grey, random.Random(3), log)
+    assert "visible" not in log[0]  # brightening grey shows

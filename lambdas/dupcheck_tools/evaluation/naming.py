@@ -11,8 +11,10 @@ duplicate (the edits of a wrong picture say nothing about naming). Per kind:
             saturation change, the corner of a badge
   spurious  the share of queries where an edit is named that was not made
 
-Steps that leave nothing to name (resizing, squashing, recompressing) count only towards
-`spurious`. Padding and framing are one family: either name is right for either step.
+Steps that leave nothing to name (resizing, squashing, recompressing, and a tone or colour step
+that changed nothing a viewer sees, which make_benchmark.py marks `"visible": false`: grayscale
+of a picture without colour) count only towards `spurious`. Padding and framing are one family:
+either name is right for either step.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def naming(rows: Sequence[Row], edits: Mapping[str, Sequence[Mapping[str, Any]]]
         if steps is None or first is None or not duplicate_hit(row) or len(first) < 5 or first[4] is None:
             continue
         named = list(first[4])
-        nameable = [step for step in steps if step["edit"] in NAMES]
+        nameable = [step for step in steps if step["edit"] in NAMES and step.get("visible", True)]
         for kind in (str(row.get("kind") or ""), "all"):
             c = counts.setdefault(kind, {"queries": 0, "steps": 0, "named": 0, "right": 0, "spurious": 0})
             c["queries"] += 1
