@@ -126,17 +126,6 @@ def largest(channels: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(np.abs(channels[0]), np.abs(channels[1])), np.abs(channels[2]))
 
 
-def smoothed(values: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur of `sigma` px (separable, edges repeated)."""
-    radius = max(1, int(3 * sigma))
-    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    weights /= weights.sum()
-    n, m = values.shape
-    wide = np.pad(values, radius, mode="edge")
-    rows = sum(weight * wide[i : i + n, :] for i, weight in enumerate(weights))
-    return np.asarray(sum(weight * rows[:, i : i + m] for i, weight in enumerate(weights)))
-
-
 def tiles(values: np.ndarray, tile: int) -> np.ndarray:
     """(rows, cols, tile * tile): the tiles of a square picture (the side cut to a multiple)."""
     k = values.shape[0] // tile

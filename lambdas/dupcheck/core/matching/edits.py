@@ -285,9 +285,9 @@ def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[
 def _luma_line(alignment: Alignment, finding: Finding | None) -> tuple[float, float]:
     """The tone line where the same-photograph test compared the pictures: at up to 256 px, lined
     up to a pixel, both averaged over blocks alike (the two were resampled from different sizes,
-    and the quantiles of the sharper one spread wider: a contrast edit no one made). Without the test,
-    on the views, where a product's edges blend with its backdrop and brightening that whitens
-    the backdrop reads as half of what it is."""
+    and the quantiles of the sharper one spread wider: a contrast edit no one made). Without the
+    test, on the views, where a product's edges blend with its backdrop and brightening that
+    whitens the backdrop reads as half of what it is."""
     if finding is None:
         return _tone_line(alignment.theirs, alignment.mine, ~alignment.luma_off)
     aligned = finding.aligned

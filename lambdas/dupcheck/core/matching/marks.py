@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.arrays import neighbourhood, odd_medians, padded, regions, smoothed, tiles
+from dupcheck.core.matching.arrays import neighbourhood, odd_medians, padded, regions, tiles
 from dupcheck.core.matching.policy import (
     CLIPPED,
     MARK_BLOCK,
@@ -55,7 +55,7 @@ def written(aligned: Aligned) -> np.ndarray:
     side = n // tile * tile
     query, kept, inside = query[:side, :side], kept[:side, :side], aligned.inside[:side, :side]
     gradients = _gradients(kept)
-    residue = smoothed(_local_residue(query, kept, gradients, tile), MARK_SMOOTHING * scale)
+    residue = _smoothed(_local_residue(query, kept, gradients, tile), MARK_SMOOTHING * scale)
     # A clip is one more bend of the tone that a tile's line misses, not something written: the
     # query's own pixels an edit took to (or near) black or white are left out, not their
     # neighbours (beside a white backdrop, those are a dark word's strokes).
@@ -122,6 +122,17 @@ def _local_residue(
             typical = odd_medians(miss) * 1.5 + 1.0  # (the upper middle value of an even count)
             weighted = terms * (miss < MARK_REFIT * typical)[..., None]
     return residue.reshape(k, k, tile, tile).swapaxes(1, 2).reshape(query.shape)
+
+
+def _smoothed(values: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `sigma` px (separable, edges repeated)."""
+    radius = max(1, int(3 * sigma))
+    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    weights /= weights.sum()
+    n, m = values.shape
+    wide = np.pad(values, radius, mode="edge")
+    rows = sum(weight * wide[i : i + n, :] for i, weight in enumerate(weights))
+    return np.asarray(sum(weight * rows[:, i : i + m] for i, weight in enumerate(weights)))
 
 
 def _gradients(kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
