@@ -227,7 +227,7 @@ TONE_LINE_MIN_APART = 4.0
 # first averaged over blocks of this many px at 256 (their sharpness differs with where each was
 # resampled from). Dev copies (1,115 of nine kinds): tone edits named right 1,094 -> 1,103 and
 # named where none was made 13 -> 8 against the views' line; blocks of 2-4 px and a 1.5-3 px
-# Gaussian alike, none 25 made up (docs/lab/evaluation.md, "The tone line where the test compared").
+# Gaussian alike; not averaged, 25 made up (docs/lab/evaluation.md, "The tone line where the test compared").
 TONE_BLOCK = 4
 
 # -- verdicts and match percentages (verdicts.py; docs/lab/evaluation.md, "Verdicts, match percentages
