@@ -129,3 +129,17 @@ def test_regions_join_diagonally_and_not_across_a_gap() -> None:
     found = arrays.regions(mask)
     assert [r.tolist() for r in found] == [[[0, 3], [1, 3], [2, 3]], [[0, 0], [1, 1]], [[3, 0], [3, 1]]]
     assert arrays.regions(np.zeros((3, 3), bool)) == []
+
+
+@pytest.mark.parametrize("shape", [(1, 30), (30, 1), (25, 33)])
+def test_regions_of_runs_that_touch_only_at_a_corner(shape: tuple[int, int]) -> None:
+    """A checkerboard is one region (each pixel touches the next row's at its corners); every
+    other row of it, many (rows two apart never touch)."""
+    rows, cols = np.indices(shape)
+    board = (rows + cols) % 2 == 0
+    for mask in (board, board & (rows % 4 == 0)):
+        found = arrays.regions(mask)
+        expected = _flood_filled(mask)
+        assert sorted(sorted(map(tuple, r.tolist())) for r in found) == sorted(map(sorted, expected))
+    if min(shape) > 1:
+        assert len(arrays.regions(board)) == 1

@@ -134,35 +134,47 @@ def tiles(values: np.ndarray, tile: int) -> np.ndarray:
 
 def regions(mask: np.ndarray) -> list[np.ndarray]:
     """The 8-connected regions of a small mask, each as (row, column) coordinates in raster
-    order, largest first (ties: the one that starts first in raster order). Labelled by
-    union-find over the mask's neighbouring pairs, all at once: each round hooks every pair's
-    larger root onto the smaller, then jumps pointers to the roots (a few rounds); a Python flood
-    fill took 12 ms on a 64 x 64 backdrop, most of a recolour check."""
+    order, largest first (ties: the one that starts first in raster order). Labelled by runs:
+    each row's runs of set pixels, joined to the runs of the row above that touch them (a
+    column apart at most), by union-find over the runs, all at once: each round hooks every
+    pair's larger root onto the smaller, then jumps pointers to the roots (a few rounds). A
+    picture has far fewer runs than pixels (union-find over the pixels took 1.3 ms of a new
+    product's 15 ms; a Python flood fill 12 ms on a 64 x 64 backdrop)."""
     height, width = mask.shape
-    flat = mask.ravel()
-    index = np.arange(flat.size).reshape(height, width)
-    pairs = [(index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :]),
-             (index[:-1, :-1], index[1:, 1:]), (index[:-1, 1:], index[1:, :-1])]  # fmt: skip
-    a = np.concatenate([first.ravel() for first, _ in pairs])
-    b = np.concatenate([second.ravel() for _, second in pairs])
-    linked = flat[a] & flat[b]
-    a, b = a[linked], b[linked]
-    root = np.arange(flat.size)
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    row, start = np.nonzero(edges == 1)  # each run's row and first column, in raster order...
+    end = np.nonzero(edges == -1)[1]  # ...and the column after its last
+    if not row.size:
+        return []
+    stride = width + 2  # a row's keys never reach the next row's
+    start_keys, end_keys = row * stride + start, row * stride + end
+    # The runs of the row above that a run touches: those ending at or after its start and
+    # starting at or before its end (8-connected), a contiguous range of that row's runs.
+    below = np.flatnonzero(row > 0)
+    above_row = (row[below] - 1) * stride
+    first = np.searchsorted(end_keys, above_row + start[below], side="left")
+    last = np.searchsorted(start_keys, above_row + end[below], side="right") - 1
+    count = np.maximum(last - first + 1, 0)
+    a = np.repeat(below, count)
+    b = np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+    root = np.arange(row.size)
     while True:
         ra, rb = root[a], root[b]
         apart = ra != rb
         if not apart.any():
             break
         np.minimum.at(root, np.maximum(ra, rb)[apart], np.minimum(ra, rb)[apart])
-        while True:  # every pixel straight to its root
+        while True:  # every run straight to its root
             jumped = root[root]
             if np.array_equal(jumped, root):
                 break
             root = jumped
-    members = np.flatnonzero(flat)
-    if not members.size:
-        return []
-    labels = root[members]
+    lengths = end - start
+    run_of = np.repeat(np.arange(row.size), lengths)  # each set pixel's run, in raster order
+    members = np.repeat(row * width + start, lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
+    labels = root[run_of]
     order = np.argsort(labels, kind="stable")  # raster order kept within each region
     starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
     groups = np.split(members[order], starts[1:])
