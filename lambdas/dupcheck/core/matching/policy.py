@@ -193,8 +193,9 @@ OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patc
 # least MARK_LINE px across both ways (thinner, it is a line: a seam or an edge's highlight; the
 # benchmark's smallest text is 15 px high), over MARK_SHARE of the patch. All sizes at 256 px.
 # Chosen on the dev part's copies (their aligned patches cached from the service's own looks):
-# a mark on 78% of watermarks and on 8 of 1,731 copies of kinds without an overlay (rotations
-# aside: a turned copy's overlay is never named); MARK_LEVEL 3 also marked a generated render
+# a mark on 78% of watermarks and on 8 of the 1,786 copies without a watermark, badge or turn,
+# none of the 138 turned ones (a margin of 8 px: 23 and 8; the seams of padding, frames and turns
+# lie along the patch's edges, as a corner's word does); MARK_LEVEL 3 also marked a generated render
 # without grain, whose smooth shading a tile's fit misses by 3-9 levels. docs/lab/evaluation.md,
 # "Watermarks: what a local edit cannot explain".
 MARK_TILE = 16
