@@ -98,7 +98,7 @@ def candidate_window(kept: Thumbnail, alignment: Alignment, side: int) -> tuple[
         return None, np.zeros((0, 0))
     scale = side / max(win_h, win_w)
     new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
-    candidate = np.asarray(kept.grey.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
+    candidate = np.asarray(kept.grey().resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
     sy, sx = new_h / height, new_w / width
     return (y0 * sy, win_h * sy, x0 * sx, win_w * sx), candidate
 

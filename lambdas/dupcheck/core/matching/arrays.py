@@ -134,12 +134,11 @@ def tiles(values: np.ndarray, tile: int) -> np.ndarray:
 
 def regions(mask: np.ndarray) -> list[np.ndarray]:
     """The 8-connected regions of a small mask, each as (row, column) coordinates in raster
-    order, largest first (ties: the one that starts first in raster order). Labelled by runs:
-    each row's runs of set pixels, joined to the runs of the row above that touch them (a
-    column apart at most), by union-find over the runs, all at once: each round hooks every
-    pair's larger root onto the smaller, then jumps pointers to the roots (a few rounds). A
-    picture has far fewer runs than pixels (union-find over the pixels took 1.3 ms of a new
-    product's 15 ms; a Python flood fill 12 ms on a 64 x 64 backdrop)."""
+    order, largest first (ties: the one that starts first in raster order). Labelled by runs
+    (a picture has far fewer runs than pixels): each row's runs of set pixels, joined to the
+    runs of the row above that touch them (a column apart at most), by union-find over the
+    runs, all at once: each round hooks every pair's larger root onto the smaller, then jumps
+    pointers to the roots (a few rounds)."""
     height, width = mask.shape
     edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     row, start = np.nonzero(edges == 1)  # each run's row and first column, in raster order...
@@ -155,8 +154,7 @@ def regions(mask: np.ndarray) -> list[np.ndarray]:
     first = np.searchsorted(end_keys, above_row + start[below], side="left")
     last = np.searchsorted(start_keys, above_row + end[below], side="right") - 1
     count = np.maximum(last - first + 1, 0)
-    a = np.repeat(below, count)
-    b = np.repeat(first, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+    a, b = np.repeat(below, count), _ranges(first, count)
     root = np.arange(row.size)
     while True:
         ra, rb = root[a], root[b]
@@ -171,15 +169,18 @@ def regions(mask: np.ndarray) -> list[np.ndarray]:
             root = jumped
     lengths = end - start
     run_of = np.repeat(np.arange(row.size), lengths)  # each set pixel's run, in raster order
-    members = np.repeat(row * width + start, lengths) + (
-        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    )
+    members = _ranges(row * width + start, lengths)
     labels = root[run_of]
     order = np.argsort(labels, kind="stable")  # raster order kept within each region
     starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
     groups = np.split(members[order], starts[1:])
     groups.sort(key=lambda group: (-len(group), int(group[0])))
     return [np.stack(np.divmod(group, width), axis=1) for group in groups]
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """range(start, start + count) of each pair, one after the other."""
+    return np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
 
 
 # -- weights and medians --------------------------------------------------------------------------

@@ -40,19 +40,23 @@ class Thumbnail:
     hash: HashValue
     rgb: np.ndarray
     box: tuple[int, int, int, int]
-    grey: Image.Image = field(init=False, repr=False, compare=False)  # the luma (mode F), which the test warps
+    _grey: Image.Image | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "grey", Image.fromarray(luma(self.rgb, np.float32), mode="F"))
+    def grey(self) -> Image.Image:
+        """The luma (mode F), which the same-photograph test warps: made once, when first asked."""
+        if self._grey is None:
+            object.__setattr__(self, "_grey", Image.fromarray(luma(self.rgb, np.float32), mode="F"))
+        assert self._grey is not None
+        return self._grey
 
     @classmethod
     def decode(cls, data: bytes) -> Thumbnail | None:
         """What `thumbnail_bytes` wrote (or a v4 record's working copy), or None for bytes that
         are not one."""
-        made_for = cls.made_for(data)
-        if made_for is None:
+        header = _header(data)
+        if header is None:
             return None
-        box = _HEADER.unpack_from(data)[3:]
+        made_for, (top, bottom, left, right) = header
         try:
             with Image.open(io.BytesIO(data[_HEADER.size :])) as image:
                 if max(image.size) > KEPT_SIDE:
@@ -60,7 +64,6 @@ class Thumbnail:
                 rgb = np.asarray(image.convert("RGB"))
         except (OSError, ValueError, Image.DecompressionBombError):
             return None
-        top, bottom, left, right = box
         if not (0 <= top < bottom <= rgb.shape[0] and 0 <= left < right <= rgb.shape[1]):
             return None
         return cls(made_for, rgb, (top, bottom, left, right))
@@ -70,12 +73,18 @@ class Thumbnail:
         """The hash of the record the bytes were kept for, read from the header alone (without
         decoding the picture: whether a candidate keeps a picture is asked far more often than
         its picture is looked at), or None for bytes that are not a kept picture."""
-        if len(data) <= _HEADER.size:
-            return None
-        magic, length, digest, *_ = _HEADER.unpack_from(data)
-        if magic not in (_MAGIC, _MAGIC_V4) or not 0 < length <= 16:
-            return None
-        return HashValue(digest[:length])
+        header = _header(data)
+        return None if header is None else header[0]
+
+
+def _header(data: bytes) -> tuple[HashValue, tuple[int, int, int, int]] | None:
+    """The hash and trim box a kept picture's header names, or None for bytes that are not one."""
+    if len(data) <= _HEADER.size:
+        return None
+    magic, length, digest, top, bottom, left, right = _HEADER.unpack_from(data)
+    if magic not in (_MAGIC, _MAGIC_V4) or not 0 < length <= 16:
+        return None
+    return HashValue(digest[:length]), (top, bottom, left, right)
 
 
 def thumbnail_bytes(
