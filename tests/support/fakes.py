@@ -62,14 +62,28 @@ class FakeIndex:
         self.calls.append(("remove", entity_id))
         self.docs.pop(entity_id, None)
 
-    def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
+    def search(
+        self,
+        hashes: Sequence[HashValue],
+        k: int,
+        max_distance: int | None = None,
+        part_hashes: Sequence[HashValue] = (),
+        part_k: int = 0,
+    ) -> list[IndexHit]:
         best: dict[str, int] = {}
         for record in self.docs.values():
             d = min(record.hash - h for h in hashes)
             if max_distance is None or d <= max_distance:
                 best[record.entity_id] = d
         ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
-        return [IndexHit(e, d) for e, d in ranked]
+        found = {e for e, _ in ranked}
+        on_part = {
+            e: min(HashValue(r.hash.data[: len(h.data)]) - h for h in part_hashes)
+            for e, r in self.docs.items()
+            if e in best and e not in found and part_hashes and part_k > 0
+        }
+        more = sorted(on_part, key=lambda e: (on_part[e], e))[:part_k]
+        return [IndexHit(e, d) for e, d in ranked] + [IndexHit(e, best[e]) for e in more]
 
     def count(self) -> int:
         return len(self.docs)

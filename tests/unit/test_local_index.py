@@ -244,3 +244,44 @@ def test_an_index_expecting_a_load_refuses_to_search_until_loaded() -> None:
     index.load([(7, "00" * 8)], version=3)
     assert index.ready and index.source_version == 3
     assert [hit.entity_id for hit in index.search([HashValue.from_hex("00" * 8)], 5)] == ["E7"]
+
+
+def test_part_hashes_add_the_nearest_on_the_first_part_at_their_whole_distance() -> None:
+    rng = np.random.default_rng(7)
+    hexes = _random_hexes(rng, 2000, 128)
+    index = LocalHashIndex(128, part_bits=64)
+    index.upsert_many(_record(f"e{i}", h) for i, h in enumerate(hexes))
+    # Updates and removals keep each first part where its record is.
+    index.upsert(_record("e5", hexes[6]))
+    index.remove("e7")
+    values = {f"e{i}": HashValue.from_hex(h) for i, h in enumerate(hexes) if i != 7}
+    values["e5"] = HashValue.from_hex(hexes[6])
+    query = HashValue.from_hex(_random_hexes(rng, 1, 128)[0])
+    part = HashValue.from_hex(hexes[6][:16])  # e5 and e6's first half, exactly
+    other = HashValue.from_hex(_random_hexes(rng, 1, 64)[0])
+    hits = index.search([query], 10, part_hashes=[part, other], part_k=5)
+    whole = hits[:10]
+    assert [h.distance for h in whole] == sorted(query - v for v in values.values())[:10]
+    added = hits[10:]
+    assert len(added) == 5 and not {h.entity_id for h in added} & {h.entity_id for h in whole}
+    assert {h.entity_id for h in added[:2]} == {"e5", "e6"}  # at part distance 0
+    on_part = {e: min(v.parts(2)[0] - part, v.parts(2)[0] - other) for e, v in values.items()}
+    assert [on_part[h.entity_id] for h in added] == sorted(on_part[h.entity_id] for h in added)
+    rest = sorted(d for e, d in on_part.items() if e not in {h.entity_id for h in whole})
+    assert max(on_part[h.entity_id] for h in added) <= rest[4]
+    assert all(h.distance == query - values[h.entity_id] for h in hits)
+
+
+def test_an_index_without_a_part_answers_the_whole_hash_alone() -> None:
+    index = LocalHashIndex(128)
+    index.upsert_many(_record(f"e{i}", f"{i:032x}") for i in range(50))
+    query = [HashValue.from_hex("00" * 16)]
+    part = [HashValue.from_hex("00" * 8)]
+    assert index.search(query, 5, part_hashes=part, part_k=5) == index.search(query, 5)
+    for wrong in (32, 128):
+        with pytest.raises(ValueError):
+            LocalHashIndex(128, part_bits=wrong)
+    halves = LocalHashIndex(128, part_bits=64)
+    halves.upsert(_record("a", "00" * 16))
+    with pytest.raises(ValueError):
+        halves.search(query, 5, part_hashes=query, part_k=1)  # 128 bits where the part has 64

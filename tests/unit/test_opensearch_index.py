@@ -18,7 +18,7 @@ from opensearchpy import exceptions as os_exc
 from dupcheck.adapters.opensearch import IndexBulkError, OpenSearchHashIndex
 from dupcheck.adapters.opensearch.schema import Hnsw, from_int8, score_to_distance, to_int8
 from dupcheck.core.errors import IndexUnavailable
-from dupcheck.core.models import HashValue, version_of
+from dupcheck.core.models import HashValue, IndexHit, version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.core.settings import Settings
 from support.fakes import make_record
@@ -326,6 +326,47 @@ def test_knn_search_body_merge_and_distance_conversion(index: OpenSearchHashInde
     assert [(h.entity_id, h.distance) for h in hits] == [("B2", 1), ("A1", 2)]
 
 
+def test_part_hashes_search_the_part_s_vector_and_rank_after_the_whole_hash_s_hits(
+    client: OpenSearch, recorder: Recorder
+) -> None:
+    index = adapter(client, bits=128, part_bits=64)
+    query = HashValue.from_hex("ff" * 16)
+    far = {"A1": "00" * 16, "B2": "ff" * 8 + "00" * 8, "C3": "0f" * 16}  # whole distances 128, 64, 64
+
+    def hit(entity_id: str, score: float) -> dict[str, Any]:
+        return {"_index": INDEX, "_id": entity_id, "_score": score, "_source": {"hash": far[entity_id]}}
+
+    by_part = search_response()
+    by_part["hits"]["hits"] = [hit("A1", 1.0), hit("C3", 1 / 5), hit("B2", 1 / 3)]
+    recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1 / 129)), by_part]})
+    hits = index.search([query], k=1, part_hashes=[HashValue.from_hex("ff" * 8)], part_k=2)
+    lines = ndjson(recorder.bodies("POST", "/_msearch")[0])
+    assert lines[3] == {
+        "size": 3,  # k + part_k: the whole hash's hits are not counted twice
+        "query": {"knn": {"hash_part": {"vector": [-1] * 8, "k": 3, "method_parameters": {"ef_search": 128}}}},
+        "_source": ["hash"],  # a part's distance is not the whole hash's
+    }
+    # A1 came with the whole hash; then by part distance, each at its whole distance.
+    assert [(h.entity_id, h.distance) for h in hits] == [("A1", 128), ("B2", 64), ("C3", 64)]
+    document = index._actions([make_record("D4", hash_hex="ff" * 8 + "01" * 8)]).__next__()["_source"]
+    assert document["hash_part"] == [-1] * 8 and document["hash_vector"] == [-1] * 8 + [1] * 8
+
+
+def test_a_failed_part_search_leaves_the_whole_hash_s_answer(
+    client: OpenSearch, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An index made before the part vectors answers their searches with an error."""
+    index = adapter(client, bits=128, part_bits=64)
+    failed = {"error": {"type": "query_shard_exception"}, "status": 400}
+    answers = [{"responses": [search_response(("A1", 1 / 3)), failed]}, {"responses": [failed, search_response()]}]
+    recorder.on("POST", "/_msearch", answers)
+    parts = [HashValue.from_hex("00" * 8)]
+    assert index.search([HashValue.from_hex("00" * 16)], k=5, part_hashes=parts, part_k=4) == [IndexHit("A1", 2)]
+    assert "query_shard_exception" in caplog.text
+    with pytest.raises(IndexUnavailable):  # the whole hash's own search failing is still an outage
+        index.search([HashValue.from_hex("00" * 16)], k=5, part_hashes=parts, part_k=4)
+
+
 def test_max_distance_filters_and_prunes_server_side(index: OpenSearchHashIndex, recorder: Recorder) -> None:
     recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1 / 4), ("B2", 1 / 5))]})
     hits = index.search([HashValue.from_hex("00" * 8)], k=5, max_distance=3)
@@ -453,15 +494,17 @@ def test_every_operation_the_adapter_sends_is_one_the_vendored_specification_hol
     recorder.on("POST", "/_bulk", _bulk_answer({})).on("POST", "/_msearch", {"responses": [search_response()]})
     recorder.on("POST", "/_count", {"count": 0}).on("POST", "/_refresh", {"_shards": {"total": 1}})
     for mode in ("approximate", "exact"):
-        index = adapter(client, bits=128, search_mode=mode)
+        index = adapter(client, bits=128, part_bits=64, search_mode=mode)
         index.ensure_index()
         index.upsert(make_record("A1", hash_hex="ff" * 16))
         index.upsert_many([make_record("B1", hash_hex="80" * 16), make_record("B2", hash_hex="7f" * 16)])
         index.remove("A1")
         index.remove_versioned("B1", 1741773600001)
         index.search([HashValue.from_hex("ff" * 16), HashValue.from_hex("0f" * 16)], k=32, max_distance=12)
+        index.search([HashValue.from_hex("ff" * 16)], k=32, part_hashes=[HashValue.from_hex("0f" * 8)], part_k=16)
         index.count()
         index.refresh()
     kept = load_api().info["x-source"]["operation_groups"]
     assert sorted(set(recorder.operations)) == sorted(kept)
     assert recorder.mapping is not None and recorder.mapping["properties"]["hash_vector"]["dimension"] == 128
+    assert recorder.mapping["properties"]["hash_part"]["dimension"] == 64

@@ -11,7 +11,9 @@ Two searches, both exact:
   its 4 hashes): faiss's Hamming k-NN kernel (`knn_hamming`, what `IndexBinaryFlat` runs, one
   thread) over the packed codes, per query hash, merged by best distance. The k nearest of a
   catalog of unrelated pictures sit at 35-45 bits of 128, where no sublinear structure beats a
-  scan (docs/lab/benchmarks.md, "index");
+  scan (docs/lab/benchmarks.md, "index"). An index built with `part_bits` also keeps each
+  code's first part contiguous (8 more bytes a record for 64 bits), so a search can add the
+  records whose first part is nearest to its `part_hashes`, by the same kernel;
 * `within`, every hash within a small radius (near duplicates), and `pairs_within`, the same
   for many query hashes at once (the catalog-wide self-join of the duplicate report):
   multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit
@@ -73,13 +75,19 @@ class KeyedHashRows(Protocol):
 
 
 class LocalHashIndex:
-    def __init__(self, bits: int, *, resolve_ids: ResolveIds | None = None, capacity: int = 1024) -> None:
+    def __init__(
+        self, bits: int, *, part_bits: int = 0, resolve_ids: ResolveIds | None = None, capacity: int = 1024
+    ) -> None:
         if bits <= 0 or bits % 64:
             raise ValueError(f"hash bits must be a positive multiple of 64, not {bits}")
-        self.bits = bits
+        if part_bits < 0 or part_bits % 64 or part_bits >= bits:
+            raise ValueError(f"a part must be a multiple of 64 bits shorter than the hash's {bits}, not {part_bits}")
+        self.bits, self.part_bits = bits, part_bits
         self._width = bits // 8
         self._keys = np.empty(capacity, dtype=np.int64)
         self._codes = np.empty((capacity, self._width), dtype=np.uint8)
+        # The codes' first part, contiguous for the k-NN kernel (none without part_bits).
+        self._part_codes = np.empty((capacity if part_bits else 0, part_bits // 8), dtype=np.uint8)
         self._size = 0
         self._resolve_ids = resolve_ids
         self._names: dict[int, str] = {}
@@ -154,6 +162,8 @@ class LocalHashIndex:
                 last = self._size - 1
                 self._keys[position] = self._keys[last]
                 self._codes[position] = self._codes[last]
+                if self.part_bits:
+                    self._part_codes[position] = self._part_codes[last]
                 self._size = last
             self._names.pop(key, None)
             if positions.size:
@@ -162,7 +172,14 @@ class LocalHashIndex:
     def remove(self, entity_id: str) -> None:
         self.remove_key(entity_key(entity_id))
 
-    def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
+    def search(
+        self,
+        hashes: Sequence[HashValue],
+        k: int,
+        max_distance: int | None = None,
+        part_hashes: Sequence[HashValue] = (),
+        part_k: int = 0,
+    ) -> list[IndexHit]:
         queries = self._queries(hashes)
         if k <= 0 or not len(queries):
             return []
@@ -172,8 +189,22 @@ class LocalHashIndex:
                 return []
             found, positions = _faiss().knn_hamming(queries, self._codes[:size], min(k, size))
             best, distances = _best_by_position(found.ravel(), positions.ravel(), k)
+            if part_hashes and part_k > 0 and self.part_bits:
+                more = self._nearest_on_part(part_hashes, part_k + len(best), size)
+                more = more[~np.isin(more, best)][:part_k]
+                best = np.concatenate([best, more])
+                distances = np.concatenate([distances, _distances(self._codes, more, queries)])
             keys = self._keys[best].tolist()
         return self._hits(keys, distances.tolist(), max_distance)
+
+    def _nearest_on_part(self, part_hashes: Sequence[HashValue], k: int, size: int) -> np.ndarray:
+        """The positions of the k codes whose first part is nearest to any of `part_hashes`."""
+        if any(h.bits != self.part_bits for h in part_hashes):
+            raise ValueError(f"a part hash must have {self.part_bits} bits")
+        values = list(dict.fromkeys(h.hex for h in part_hashes))
+        packed = np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(len(values), -1)
+        found, positions = _faiss().knn_hamming(packed, self._part_codes[:size], min(k, size))
+        return _best_by_position(found.ravel(), positions.ravel(), k)[0]
 
     def count(self) -> int:
         return self._size
@@ -273,6 +304,7 @@ class LocalHashIndex:
             latest = {int(k): i for i, k in enumerate(keys.tolist())}
             for position in existing:
                 self._codes[position] = codes[latest[int(self._keys[position])]]
+            self._copy_part(existing)
             fresh_mask = ~np.isin(keys, self._keys[existing])
             keys, codes = keys[fresh_mask], codes[fresh_mask]
         if keys.size:
@@ -283,7 +315,13 @@ class LocalHashIndex:
             self._reserve(size + keys.size)
             self._keys[size : size + keys.size] = keys
             self._codes[size : size + keys.size] = codes
+            self._copy_part(np.arange(size, size + keys.size))
             self._size = size + keys.size
+
+    def _copy_part(self, positions: np.ndarray) -> None:
+        """The first part of the codes at `positions`, into its contiguous copy."""
+        if self.part_bits:
+            self._part_codes[positions] = self._codes[positions, : self.part_bits // 8]
 
     def _reserve(self, needed: int) -> None:
         capacity = len(self._keys)
@@ -295,7 +333,10 @@ class LocalHashIndex:
         codes = np.empty((capacity, self._width), dtype=np.uint8)
         keys[: self._size] = self._keys[: self._size]
         codes[: self._size] = self._codes[: self._size]
-        self._keys, self._codes = keys, codes
+        part_codes = np.empty((capacity if self.part_bits else 0, self.part_bits // 8), dtype=np.uint8)
+        if self.part_bits:
+            part_codes[: self._size] = self._part_codes[: self._size]
+        self._keys, self._codes, self._part_codes = keys, codes, part_codes
 
     def _names_for(self, keys: list[int]) -> dict[int, str]:
         if self._resolve_ids is None:

@@ -86,8 +86,18 @@ class HashIndex(Protocol):
         """Remove if present; removing an absent id is not an error (replays are safe)."""
         ...
 
-    def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
-        """The k nearest records to any of `hashes`, each at its smallest distance, nearest first."""
+    def search(
+        self,
+        hashes: Sequence[HashValue],
+        k: int,
+        max_distance: int | None = None,
+        part_hashes: Sequence[HashValue] = (),
+        part_k: int = 0,
+    ) -> list[IndexHit]:
+        """The k nearest records to any of `hashes`, each at its smallest distance, nearest first;
+        then up to `part_k` others whose hash begins nearest to one of `part_hashes` (the index's
+        first part: the default pipeline's whole-picture half), each at its distance to `hashes`.
+        An index kept without that part, or one made before it kept it, adds fewer or none."""
         ...
 
     def count(self) -> int: ...

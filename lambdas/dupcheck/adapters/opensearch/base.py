@@ -185,18 +185,24 @@ class OpenSearchIndex:
         with self._outage("count"):
             return int(self.client.count(index=self.index_name)["count"])
 
-    def _msearch(self, bodies: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """Each body's hits, in one `_msearch`; an error in any is the index's (503)."""
+    def _msearch(self, bodies: Sequence[dict[str, Any]], optional: int = 0) -> list[list[dict[str, Any]]]:
+        """Each body's hits, in one `_msearch`; an error in any is the index's (503), but in the
+        last `optional` bodies, which answer none (logged: an index made before their fields)."""
         lines: list[dict[str, Any]] = []
         for body in bodies:
             lines += [{"index": self.index_name}, body]
         with self._outage("search"):
             response = self.client.msearch(body=lines)
-        found = []
-        for item in response.get("responses", []):
+        found: list[list[dict[str, Any]]] = []
+        for position, item in enumerate(response.get("responses", [])):
             if "error" in item:
                 error = item["error"]
                 reason = error.get("type") if isinstance(error, dict) else error
-                raise IndexUnavailable(f"OpenSearch search failed: HTTP {item.get('status')} {reason}")
+                if position < len(bodies) - optional:
+                    raise IndexUnavailable(f"OpenSearch search failed: HTTP {item.get('status')} {reason}")
+                log.warning("an optional search of %s failed (HTTP %s %s): answered without it",
+                            self.index_name, item.get("status"), reason)  # fmt: skip
+                found.append([])
+                continue
             found.append(item.get("hits", {}).get("hits", []))
         return found

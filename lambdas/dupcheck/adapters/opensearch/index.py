@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dupcheck.adapters.opensearch.base import BulkResult, IndexBulkError, OpenSearchIndex, connector
-from dupcheck.adapters.opensearch.schema import Hnsw, SearchMode, document, index_body, query_body, score_to_distance
+from dupcheck.adapters.opensearch.schema import (
+    PART_FIELD,
+    Hnsw,
+    SearchMode,
+    document,
+    index_body,
+    query_body,
+    score_to_distance,
+)
 from dupcheck.core.models import HashRecord, HashValue, IndexHit, version_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,6 +49,7 @@ class OpenSearchHashIndex(OpenSearchIndex):
         *,
         bits: int,
         hnsw: Hnsw,
+        part_bits: int = 0,
         search_mode: SearchMode = "approximate",
         versioning: bool = True,
         bulk_chunk_size: int = 500,
@@ -48,26 +57,28 @@ class OpenSearchHashIndex(OpenSearchIndex):
     ) -> None:
         if bits <= 0 or bits % 8:
             raise ValueError(f"bits must be a positive multiple of 8, got {bits}")
+        if part_bits < 0 or part_bits % 8 or part_bits >= bits:
+            raise ValueError(f"a part must be a multiple of 8 bits shorter than the hash's {bits}, not {part_bits}")
         if search_mode not in ("approximate", "exact"):
             raise ValueError(f"search_mode must be 'approximate' or 'exact', got {search_mode!r}")
         super().__init__(
             index_name, connect, versioning=versioning, bulk_chunk_size=bulk_chunk_size, gc_deletes=gc_deletes
         )
-        self.bits = bits
+        self.bits, self.part_bits = bits, part_bits
         self.hnsw = hnsw
         self.search_mode: SearchMode = search_mode
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bits: int) -> OpenSearchHashIndex:
+    def from_settings(cls, settings: Settings, *, bits: int, part_bits: int = 0) -> OpenSearchHashIndex:
         """Built by `bootstrap` from the validated settings; the client is built on first use."""
         hnsw = Hnsw(settings.opensearch_m, settings.opensearch_ef_construction, settings.opensearch_ef_search)
         return cls(
-            settings.opensearch_index, connector(settings), bits=bits, hnsw=hnsw,
+            settings.opensearch_index, connector(settings), bits=bits, hnsw=hnsw, part_bits=part_bits,
             search_mode=settings.opensearch_search_mode,
         )  # fmt: skip
 
     def index_body(self) -> dict[str, Any]:
-        return index_body(self.bits, self.hnsw, self.gc_deletes)
+        return index_body(self.bits, self.hnsw, self.gc_deletes, self.part_bits)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -78,7 +89,7 @@ class OpenSearchHashIndex(OpenSearchIndex):
         return version
 
     def upsert(self, record: HashRecord) -> None:
-        self._index_document(record.entity_id, document(record, self.bits), self._version(record))
+        self._index_document(record.entity_id, document(record, self.bits, self.part_bits), self._version(record))
 
     def _actions(self, records: Iterable[HashRecord]) -> Iterator[dict[str, Any]]:
         for record in records:
@@ -86,7 +97,7 @@ class OpenSearchHashIndex(OpenSearchIndex):
                 "_op_type": "index",
                 "_index": self.index_name,
                 "_id": record.entity_id,
-                "_source": document(record, self.bits),
+                "_source": document(record, self.bits, self.part_bits),
                 **self._versioned(self._version(record)),
             }
 
@@ -100,8 +111,16 @@ class OpenSearchHashIndex(OpenSearchIndex):
 
     # -- reads --------------------------------------------------------------------------------
 
-    def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None) -> list[IndexHit]:
-        """The k nearest documents to any of `hashes` (one `_msearch`), each at its best distance."""
+    def search(
+        self,
+        hashes: Sequence[HashValue],
+        k: int,
+        max_distance: int | None = None,
+        part_hashes: Sequence[HashValue] = (),
+        part_k: int = 0,
+    ) -> list[IndexHit]:
+        """The k nearest documents to any of `hashes`, each at its best distance, then up to
+        `part_k` nearest on the hash's first part to one of `part_hashes` (one `_msearch`)."""
         if not hashes or k <= 0:
             return []
         bodies = []
@@ -111,8 +130,54 @@ class OpenSearchHashIndex(OpenSearchIndex):
             bodies.append(
                 query_body(h, k, mode=self.search_mode, ef_search=self.hnsw.ef_search, max_distance=max_distance)
             )
+        on_part = list(dict.fromkeys(part_hashes)) if part_k > 0 and self.part_bits else []
+        for h in on_part:
+            if h.bits != self.part_bits:
+                raise ValueError(f"part hash has {h.bits} bits; the index's part holds {self.part_bits}")
+            # k more: the whole hash's own hits, which come back here too, are not counted twice.
+            bodies.append(
+                query_body(
+                    h, k + part_k, mode=self.search_mode, ef_search=self.hnsw.ef_search, max_distance=None,
+                    field=PART_FIELD,
+                )
+            )  # fmt: skip
+        answers = self._msearch(bodies, optional=len(on_part))
+        nearest = self._nearest(answers[: len(hashes)], k, max_distance)
+        return nearest + self._nearest_on_part(answers[len(hashes) :], hashes, part_k, nearest, max_distance)
+
+    def _nearest_on_part(
+        self,
+        answers: Sequence[Sequence[dict[str, Any]]],
+        hashes: Sequence[HashValue],
+        part_k: int,
+        found: Sequence[IndexHit],
+        max_distance: int | None,
+    ) -> list[IndexHit]:
+        """The part searches' documents, nearest on the part first, not among `found`, each at
+        its whole hash's distance to the nearest of `hashes` (from the `hash` they return)."""
+        seen = {hit.entity_id for hit in found}
+        by_part: dict[str, tuple[int, int]] = {}  # id -> (part distance, whole distance)
+        for hits in answers:
+            for hit in hits:
+                entity_id = str(hit["_id"])
+                stored = (hit.get("_source") or {}).get("hash")
+                if entity_id in seen or not isinstance(stored, str):
+                    continue
+                try:
+                    whole = min(HashValue.from_hex(stored) - h for h in hashes)
+                except ValueError:
+                    continue  # a document of another width (a pipeline being replaced)
+                part = score_to_distance(float(hit["_score"]))
+                if (max_distance is None or whole <= max_distance) and (
+                    entity_id not in by_part or part < by_part[entity_id][0]
+                ):
+                    by_part[entity_id] = (part, whole)
+        ranked = sorted(by_part.items(), key=lambda item: (item[1][0], item[0]))[:part_k]
+        return [IndexHit(entity_id, whole) for entity_id, (_, whole) in ranked]
+
+    def _nearest(self, answers: Sequence[Sequence[dict[str, Any]]], k: int, max_distance: int | None) -> list[IndexHit]:
         best: dict[str, IndexHit] = {}
-        for hits in self._msearch(bodies):
+        for hits in answers:
             for hit in hits:
                 distance = score_to_distance(float(hit["_score"]))
                 entity_id = str(hit["_id"])

@@ -8,6 +8,9 @@ real cluster can confirm, with the smoke-test check for each):
 * Values: the hash bytes as *signed* int8 (byte b -> b-256 when b > 127), as the docs require.
 * Approximate search: a `knn` query per query hash, with `method_parameters.ef_search` (2.16+),
   never below k; the index setting `knn.algo_param.ef_search` is the fallback.
+* A part: an index built with `part_bits` also maps the hash's first part (the default
+  pipeline's whole-picture half) as a `knn_vector` of its own, `hash_part`, searched the same
+  way; those searches return the document's `hash`, so a hit is measured on the whole hash.
 * Exact search: `script_score` with the plugin's `knn_score` script and `space_type: "hamming"`.
   Not `hammingbit`: in the plugin it only accepts `long` or `binary` (base64) fields and
   rejects a `knn_vector` ("Incompatible field_type for hammingbit space"). Its score is also
@@ -28,6 +31,7 @@ from typing import Any, Literal
 from dupcheck.core.models import HashRecord, HashValue
 
 VECTOR_FIELD = "hash_vector"
+PART_FIELD = "hash_part"  # the hash's first part, a vector of its own (an index with part_bits)
 # OpenSearch caps `k` and `size` at 10,000 per query (index.max_result_window).
 MAX_RESULTS = 10_000
 
@@ -69,26 +73,32 @@ def knn_settings(hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
     return {"index": settings}
 
 
-def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
+def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None, part_bits: int = 0) -> dict[str, Any]:
     """Settings and mappings of the index."""
     keyword = {"type": "keyword"}
+
+    def vector(dimension: int) -> dict[str, Any]:
+        return {
+            "type": "knn_vector",
+            "dimension": dimension,
+            "data_type": "binary",
+            "method": {
+                "name": "hnsw",
+                "engine": "faiss",
+                "space_type": "hamming",
+                "parameters": {"m": hnsw.m, "ef_construction": hnsw.ef_construction},
+            },
+        }
+
+    part = {PART_FIELD: vector(part_bits)} if part_bits else {}
     return {
         "settings": knn_settings(hnsw, gc_deletes),
         "mappings": {
             # Unknown fields are kept in _source but not indexed: no mapping explosion.
             "dynamic": False,
             "properties": {
-                VECTOR_FIELD: {
-                    "type": "knn_vector",
-                    "dimension": bits,
-                    "data_type": "binary",
-                    "method": {
-                        "name": "hnsw",
-                        "engine": "faiss",
-                        "space_type": "hamming",
-                        "parameters": {"m": hnsw.m, "ef_construction": hnsw.ef_construction},
-                    },
-                },
+                VECTOR_FIELD: vector(bits),
+                **part,
                 "entity_id": keyword,
                 "hash": keyword,
                 "sku": keyword,
@@ -100,23 +110,31 @@ def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
     }
 
 
-def document(record: HashRecord, bits: int) -> dict[str, Any]:
-    """The record's fields but its features, plus its hash as the binary vector."""
+def document(record: HashRecord, bits: int, part_bits: int = 0) -> dict[str, Any]:
+    """The record's fields but its features, plus its hash as the binary vector (and its first part)."""
     if record.hash.bits != bits:
         raise ValueError(f"record {record.entity_id!r} has a {record.hash.bits}-bit hash; the index holds {bits}")
     fields = {name: value for name, value in record.to_dict().items() if name != "features"}
-    return {**fields, VECTOR_FIELD: to_int8(record.hash.data)}
+    part = {PART_FIELD: to_int8(record.hash.data[: part_bits // 8])} if part_bits else {}
+    return {**fields, VECTOR_FIELD: to_int8(record.hash.data), **part}
 
 
 def query_body(
-    hash_value: HashValue, k: int, *, mode: SearchMode, ef_search: int, max_distance: int | None
+    hash_value: HashValue,
+    k: int,
+    *,
+    mode: SearchMode,
+    ef_search: int,
+    max_distance: int | None,
+    field: str = VECTOR_FIELD,
 ) -> dict[str, Any]:
-    """One search of the k nearest documents to `hash_value`."""
+    """One search of the k nearest documents to `hash_value` on `field` (a part's: they come back
+    with their `hash`, which the part's distance does not give)."""
     k = min(k, MAX_RESULTS)
     vector = to_int8(hash_value.data)
     query: dict[str, Any]
     if mode == "exact":
-        script = {"field": VECTOR_FIELD, "query_value": vector, "space_type": "hamming"}
+        script = {"field": field, "query_value": vector, "space_type": "hamming"}
         query = {
             "script_score": {
                 "query": {"match_all": {}},
@@ -125,10 +143,8 @@ def query_body(
         }
     else:
         # ef_search below k would cap the result count: never go under it.
-        query = {
-            "knn": {VECTOR_FIELD: {"vector": vector, "k": k, "method_parameters": {"ef_search": max(ef_search, k)}}}
-        }
-    body: dict[str, Any] = {"size": k, "query": query, "_source": False}
+        query = {"knn": {field: {"vector": vector, "k": k, "method_parameters": {"ef_search": max(ef_search, k)}}}}
+    body: dict[str, Any] = {"size": k, "query": query, "_source": False if field == VECTOR_FIELD else ["hash"]}
     if max_distance is not None:
         # Server-side pruning; halfway to the next distance so float rounding keeps d itself.
         body["min_score"] = 1.0 / (1.0 + max_distance + 0.5)
