@@ -111,18 +111,18 @@ def build_index(
     if settings.index == "opensearch":
         from dupcheck.adapters.opensearch import OpenSearchHashIndex
 
-        return OpenSearchHashIndex.from_settings(settings, bits=pipeline.index_bits)
+        return OpenSearchHashIndex.from_settings(settings, bits=pipeline.index_bits, part_bits=pipeline.part_bits)
     from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex
 
     if isinstance(store, KeyedHashRows):
-        index = LocalHashIndex(pipeline.index_bits, resolve_ids=store.ids_for_keys)
+        index = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits, resolve_ids=store.ids_for_keys)
         if not load:
             index.expect_load()
             return index
         version = store.latest_change()  # before the rows: a change in between is replayed, not lost
         index.load(store.index_rows(pipeline.reads), version=version)
         return index
-    index = LocalHashIndex(pipeline.index_bits)
+    index = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits)
     if store is not None:
         index.upsert_many(r for r in store.scan() if r.hash_algo in pipeline.reads)
     return index

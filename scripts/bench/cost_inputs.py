@@ -107,7 +107,8 @@ def main() -> None:
         entry = build_entry(pipeline, path.read_bytes(), entity_id=f"SKU-{i:06d}-A", sku=f"MH{i:05d}-BLK",
                             image_url=url, max_pixels=MAX_PIXELS)  # fmt: skip
         items.append(item_size(record_to_item(entry.record)))
-        sources.append(len(json.dumps(document(entry.record, pipeline.index_bits), separators=(",", ":"))))
+        source = document(entry.record, pipeline.index_bits, pipeline.part_bits)
+        sources.append(len(json.dumps(source, separators=(",", ":"))))
         thumbnails.append(len(entry.thumbnail or b""))
     cpu = find_cpu_ms(sorted(args.images.glob("*.jpg")))
     median, largest = statistics.median(items), max(items)

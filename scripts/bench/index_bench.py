@@ -2,9 +2,11 @@
 
 Every figure has its baseline in the same run (these machines are noisy; compare ratios):
 1. k-NN as the service calls it: 4 query hashes of 128 bits (the pipeline's search hashes:
-   whole and trimmed halves, mirrored, padded), the `candidate_pool` nearest (32), over N
-   stored codes, one thread: `LocalHashIndex.search` (ids resolved, as served) against faiss
-   `IndexBinaryFlat.search` over the same codes;
+   whole and trimmed halves, mirrored, padded), the `candidate_pool` nearest (32), then the
+   `part_pool` nearest (8) on the codes' first 64 bits to the distinct halves of those hashes
+   (`part_hashes`), over N stored codes, one thread: `LocalHashIndex.search` (ids resolved, as
+   served) against faiss `IndexBinaryFlat.search` doing the same two searches over the same
+   codes (and the first alone, the search before the part);
 2. near duplicates: every code within 8 bits of the query hashes, `LocalHashIndex.within`
    against `IndexBinaryFlat.range_search`;
 3. memory held for M records (tracemalloc): the index as served, and with `within`'s tables.
@@ -30,14 +32,15 @@ import numpy as np
 
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.models import HashValue
+from dupcheck.core.models import Fingerprint, HashValue
 
 BITS = 128
 RADIUS = 8
 
 
 def loaded_index(codes: np.ndarray) -> LocalHashIndex:
-    index = LocalHashIndex(BITS, resolve_ids=lambda keys: {k: f"E{k}" for k in keys})
+    part_bits = get_pipeline().part_bits
+    index = LocalHashIndex(BITS, part_bits=part_bits, resolve_ids=lambda keys: {k: f"E{k}" for k in keys})
     index.load(zip(range(len(codes)), (c.hex() for c in map(bytes, codes)), strict=True))
     return index
 
@@ -72,17 +75,34 @@ def bench_search(n: int, count: int) -> dict[str, object]:
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 256, (n, BITS // 8), dtype=np.uint8)
     index = loaded_index(codes)
+    pipeline = get_pipeline()
     flat = faiss.IndexBinaryFlat(BITS)
     flat.add(codes)
+    part_bytes = pipeline.part_bits // 8
+    flat_part = faiss.IndexBinaryFlat(pipeline.part_bits)
+    flat_part.add(np.ascontiguousarray(codes[:, :part_bytes]))
     faiss.omp_set_num_threads(1)
-    k = get_pipeline().candidate_pool(5)
+    k, part_k = pipeline.candidate_pool(5), pipeline.part_pool
     asked = queries(rng, codes, count)
     as_hashes = [[HashValue(bytes(row)) for row in query] for query in asked]
+    parts = [pipeline.part_hashes(Fingerprint(pipeline.algo, hashes[0], tuple(hashes[1:]))) for hashes in as_hashes]
+    as_parts = [np.stack([np.frombuffer(h.data, np.uint8) for h in halves]) for halves in parts]
     index.within(as_hashes[0], RADIUS)  # builds the substring tables once, as a first call would
 
+    def served(item: tuple[list[HashValue], tuple[HashValue, ...]]) -> object:
+        return index.search(item[0], k, part_hashes=item[1], part_k=part_k)
+
+    def flat_both(item: tuple[np.ndarray, np.ndarray]) -> object:
+        return flat.search(item[0], k), flat_part.search(item[1], k + part_k)
+
     # Alternated query by query, so both see the same machine.
+    ours, theirs = alternating_ms(
+        lambda i: served((as_hashes[i], parts[i])), lambda i: flat_both((asked[i], as_parts[i])), list(range(count))
+    )
+    whole, whole_flat = alternating_ms(
+        lambda i: index.search(as_hashes[i], k), lambda i: flat.search(asked[i], k), list(range(count))
+    )
     pairs = list(zip(as_hashes, asked, strict=True))
-    ours, theirs = alternating_ms(lambda p: index.search(p[0], k), lambda p: flat.search(p[1], k), pairs)
     near, near_flat = alternating_ms(
         lambda p: index.within(p[0], RADIUS), lambda p: flat.range_search(p[1], RADIUS + 1), pairs
     )
@@ -95,10 +115,12 @@ def bench_search(n: int, count: int) -> dict[str, object]:
         assert {hit.entity_id for hit in index.within(hashes, RADIUS)} == {f"E{label}" for label in labels}
     return {
         "records": n,
-        "query": f"{len(asked[0])} hashes of {BITS} bits, k={k}",
+        "query": f"{len(asked[0])} hashes of {BITS} bits, k={k}; {len(parts[0])} part hashes, {part_k} more",
         "search_ms": ours,
         "faiss_flat_ms": theirs,
         "search_vs_faiss_flat": round(ours / theirs, 2),
+        "whole_hash_alone_ms": whole,
+        "whole_hash_alone_faiss_flat_ms": whole_flat,
         "within_ms": near,
         "faiss_flat_range_ms": near_flat,
         "within_vs_faiss_flat": round(near / near_flat, 3),
@@ -112,7 +134,7 @@ def bench_memory(m: int) -> dict[str, object]:
     del codes
     gc.collect()
     tracemalloc.start()
-    index = LocalHashIndex(BITS, resolve_ids=lambda keys: {})
+    index = LocalHashIndex(BITS, part_bits=get_pipeline().part_bits, resolve_ids=lambda keys: {})
     index.load(iter(rows), version=0)
     del rows
     gc.collect()

@@ -63,7 +63,10 @@ def worker(images: Path, one_blas_thread: bool = False) -> None:
     files = [p for p in sorted(images.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg")]
     photos = [p.read_bytes() for p in files if Image.open(p).size[0] * Image.open(p).size[1] >= 700_000][:200]
     pipeline = get_pipeline()
-    index = LocalHashIndex(getattr(pipeline, "index_bits", None) or pipeline.bits)
+    # A commit that searches a part of the hash on its own (part_hashes) gets its index's part, as served.
+    by_part = getattr(pipeline, "part_pool", 0)
+    part = {"part_bits": pipeline.part_bits} if by_part else {}
+    index = LocalHashIndex(getattr(pipeline, "index_bits", None) or pipeline.bits, **part)
     records = {}
     for i, data in enumerate(photos[::2]):
         fp = pipeline.fingerprint_bytes(data, max_pixels=40_000_000, for_query=False)
@@ -94,7 +97,8 @@ def worker(images: Path, one_blas_thread: bool = False) -> None:
     pool = pipeline.candidate_pool(5)
 
     def judge(query) -> None:  # noqa: ANN001
-        hits = index.search(query.search_hashes, pool)
+        on_part = {"part_hashes": pipeline.part_hashes(query), "part_k": by_part} if by_part else {}
+        hits = index.search(query.search_hashes, pool, **on_part)
         candidates = [(records[h.entity_id], h.distance) for h in hits]
         pipeline.judge(query, candidates, *([thumbnails.get_many] if thumbnails is not None else []))
 

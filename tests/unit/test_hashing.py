@@ -271,15 +271,17 @@ def test_records_without_views_are_never_called_duplicates() -> None:
 
 def test_only_as_many_candidates_as_verified_are_judged() -> None:
     pipeline = AlignedDualPHash()
+    policy = pipeline.policy
     image = product_image(27)
     record = record_of(pipeline, image)
     copy = pipeline.fingerprint(image.resize((400, 400)))  # not the record's own pixels, which need no look
-    judgements = pipeline.judge(copy, [(record, 0)] * (pipeline.policy.screened + 2))
+    screened = policy.screened + policy.by_part  # the index's by the whole hash, then by a half
+    judgements = pipeline.judge(copy, [(record, 0)] * (screened + 2))
     verdicts = [j.verdict for j in judgements]
     # Only `verified` of the screened ones are judged; the rest, and those past the screened
     # ones, are not shown to be anything.
-    assert verdicts.count(Verdict.DUPLICATE) == pipeline.policy.verified
-    assert verdicts.count(Verdict.DIFFERENT) == pipeline.policy.screened + 2 - pipeline.policy.verified
+    assert verdicts.count(Verdict.DUPLICATE) == policy.verified
+    assert verdicts.count(Verdict.DIFFERENT) == screened + 2 - policy.verified
     assert verdicts[-2:] == [Verdict.DIFFERENT] * 2
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from PIL import ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable, UpstreamError
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import HashRecord, HashValue
 from dupcheck.core.service import METRIC_THUMBNAIL_FAILURES, DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
@@ -196,3 +197,32 @@ def test_a_failed_thumbnail_write_stores_nothing(settings: Settings, images: dic
     with pytest.raises(StoreUnavailable):
         service.register("E5", "SKU5", "https://img.test/5.jpg")
     assert service.store.get("E5") is None and service.index.count() == 0
+
+
+def test_a_copy_ranked_past_the_pool_by_its_whole_hash_is_found_by_one_half(
+    settings: Settings, images: dict[str, bytes]
+) -> None:
+    service = build_service(settings, fetcher=FakeFetcher(images))
+    pipeline = service.pipeline
+    original = product_image(140, (400, 320))
+    service.register_bytes(entity_id="O", sku="O", image_url="https://img.test/o.jpg", data=encode(original))
+    # Padded to a square: the whole picture's hash moves, the trimmed one's stays.
+    copy = encode(ImageOps.pad(original, (520, 520), color=(255, 255, 255)))
+    query = service.fingerprint(copy)
+    stored = service.get("O").hash
+    whole = min(stored - h for h in query.search_hashes)
+    half = min(a - b for h in query.search_hashes for a, b in zip(stored.parts(2), h.parts(2), strict=True))
+    flips = half + 1
+    assert 2 * flips < whole  # decoys can then be nearer as a whole and farther on each half
+    # More decoys than the pool: records hashed near the query as a whole, with no views to pass.
+    data = bytearray(query.hash.data)
+    for part in (0, len(data) // 2):
+        data[part] ^= (1 << flips) - 1
+    decoy = HashValue(bytes(data))
+    for i in range(pipeline.candidate_pool(5) + 4):
+        record = HashRecord(f"D{i}", f"D{i}", f"https://img.test/d{i}.jpg", decoy, pipeline.algo)
+        service.store.put(record)
+        service.index.upsert(record)
+    assert "O" not in {h.entity_id for h in service.index.search(query.search_hashes, pipeline.candidate_pool(5))}
+    best = service.find_similar_bytes(copy, top=1).matches[0]
+    assert (best.entity_id, best.verdict) == ("O", "duplicate")

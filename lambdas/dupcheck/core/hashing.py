@@ -89,6 +89,19 @@ class HashPipeline(Protocol):
         """How many index candidates to fetch so that `top` survive verification."""
         ...
 
+    def part_hashes(self, query: Fingerprint) -> tuple[HashValue, ...]:
+        """What the indexed hashes' first `part_bits` are searched with, on their own, for
+        `part_pool` more candidates (HashIndex.search's `part_hashes`); none without a part."""
+        ...
+
+    @property
+    def part_bits(self) -> int:
+        """The first bits of the indexed hash that the index also searches on their own (0: none)."""
+        ...
+
+    @property
+    def part_pool(self) -> int: ...
+
     def judge(
         self,
         query: Fingerprint,
@@ -229,6 +242,11 @@ class PHash64:
     def candidate_pool(self, top: int) -> int:
         return top
 
+    def part_hashes(self, query: Fingerprint) -> tuple[HashValue, ...]:
+        return ()
+
+    part_bits = part_pool = 0
+
     def judge(
         self,
         query: Fingerprint,
@@ -263,6 +281,7 @@ class AlignedDualPHash:
     keeps = frozenset({algo, small_kept})  # the names whose records have a picture beside them
     index_bits = 128  # the whole-picture and the trimmed hash, concatenated
     distance_bits = 64  # a judged distance is the closer half's
+    part_bits = 64  # the whole-picture half, which the index also searches on its own
     keeps_thumbnails = True  # the picture, for the same-photograph test (core/matching/photograph.py)
     # JPEG decodes at the smallest DCT scale that keeps the short side >= this: the kept picture
     # and the test's compared patch need the detail (v4: 256, a quarter of a 1024 px picture).
@@ -321,6 +340,18 @@ class AlignedDualPHash:
 
     def candidate_pool(self, top: int) -> int:
         return max(top, self.policy.screened)
+
+    def part_hashes(self, query: Fingerprint) -> tuple[HashValue, ...]:
+        """Both halves of every query hash, searched against the records' whole-picture halves.
+        A copy whose border changed (padded, framed, turned with a fill, cropped) keeps its
+        whole-picture half where the trimmed one moved, and a photograph cropped to its content
+        hashes, trimmed, as the photograph does whole: the 128 bits together then rank it past
+        the first candidates (docs/lab/evaluation.md, "Candidates by one half")."""
+        return tuple(dict.fromkeys(half for value in query.search_hashes for half in value.parts(2)))
+
+    @property
+    def part_pool(self) -> int:
+        return self.policy.by_part
 
     def judge(
         self,

@@ -88,7 +88,11 @@ class DupcheckService:
         query = self.fingerprint(data)
         started = time.perf_counter()
         # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
-        hits = self.index.search(query.search_hashes, self.pipeline.candidate_pool(top))
+        pipeline = self.pipeline
+        hits = self.index.search(
+            query.search_hashes, pipeline.candidate_pool(top), part_hashes=pipeline.part_hashes(query),
+            part_k=pipeline.part_pool,
+        )  # fmt: skip
         self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
         matches = self._judge(query, hits, max_distance)[:top]
         self.observe(METRIC_MATCHES, float(len(matches)))

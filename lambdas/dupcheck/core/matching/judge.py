@@ -3,7 +3,8 @@
 The index found the candidates by hash distance; here each becomes a `Judgement`:
 
 1. the distance that counts is the closest half of any of the query's hashes (`_closest_halves`);
-2. the first `policy.screened` candidates' stored views are read (views.py);
+2. the stored views are read of the first `policy.screened` candidates and the `policy.by_part`
+   the index adds by the whole-picture half (views.py);
 3. each candidate's target: its views line up (policy.looked_near, looked_far, by distance) and
    the same-photograph test on the picture kept beside its record finds a duplicate
    (photograph.py); a record kept without its picture (dualphash128-v3, v2, or one whose picture
@@ -57,9 +58,8 @@ def judge_candidates(
     policy = pipeline.policy
     records = [record for record, _ in candidates]
     closest = _closest_halves(query, records)
-    stored = {
-        i: views for i, views in enumerate(pipeline.stored_views(records[: policy.screened])) if views is not None
-    }
+    screened = records[: policy.screened + policy.by_part]
+    stored = {i: views for i, views in enumerate(pipeline.stored_views(screened)) if views is not None}
     probe = query.probe if isinstance(query.probe, Probe) else None
     kept = _KeptPictures(records, thumbnails) if thumbnails is not None and probe is not None else None
     first = _Look(pipeline, candidates, kept, probe)

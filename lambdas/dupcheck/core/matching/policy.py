@@ -335,7 +335,8 @@ class Policy:
     are looked at for the same photograph, and, for a record kept without its picture, what its
     views alone must pass."""
 
-    screened: int  # the first candidates by index distance, aligned coarsely (cheap)...
+    screened: int  # the first candidates by index distance...
+    by_part: int  # ...and the first others by the whole-picture half's, all aligned coarsely (cheap)...
     verified: int  # ...and the most alike of them, judged
     close_distance: int  # index distance (of 64 bits) up to which a candidate is near
     # The views line up well enough that the same-photograph test is worth its cost: its luma
@@ -364,6 +365,10 @@ ALIGNED_DUAL_PHASH = Policy(
     # (0.2 points more than the first 16), for 0.3-0.5 ms more than 16; each 4 more cost ~0.4 ms
     # (docs/lab/evaluation.md, experiments 24i-24j).
     screened=32,
+    # The 8 nearest on the whole-picture half (core/hashing.py, `part_hashes`) add 5 dev copies
+    # (99.20 -> 99.42%), no wrong call, and 0.5 ms to a new product's median check (16: the same
+    # copies for 1.3 ms; docs/lab/evaluation.md, "Candidates by one half").
+    by_part=8,
     verified=12,
     close_distance=16,
     # Close hashes: the aligned pictures agree (a copy's correlation is 0.9 and more, a 10-15% crop
