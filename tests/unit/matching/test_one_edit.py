@@ -8,6 +8,7 @@ import numpy as np
 
 from dupcheck.core.matching.one_edit import Unexplained, unexplained
 from dupcheck.core.matching.photograph import band
+from dupcheck.core.matching.policy import RECOLOURED
 from dupcheck.core.pixels import luma
 
 N = 256
@@ -105,3 +106,36 @@ def test_a_plain_badge_over_texture_is_added() -> None:
     query[:, 80:120, 140:180] = 245.0
     found = judged(query, kept)
     assert found.added > 0.02 and found.recoloured == 0
+
+
+def shaded_on_white(scale: float = 1.0) -> np.ndarray:
+    """(3, N, N): a textured, shaded garment (darker left, lighter right) on a pure white
+    backdrop, its outline soft over 3 px as a photo's is; `scale` darkens the garment alone."""
+    at = np.arange(N, dtype=np.float64)
+
+    def soft(low: float, high: float) -> np.ndarray:
+        return np.clip((at - low) / 3.0, 0, 1) * np.clip((high - at) / 3.0, 0, 1)
+
+    garment = soft(40, 216)[:, None] * soft(56, 200)[None, :]
+    grain = np.random.default_rng(4).normal(0, 6, (N, N))
+    shading = np.clip((at - 60) / 80, 0, 1)[None, :] * 90
+    colour = (100.0 + shading + grain)[None] * np.array([1.0, 0.85, 0.7])[:, None, None] * scale
+    return np.round(np.clip(garment[None] * colour + (1 - garment)[None] * 255.0, 0, 255))
+
+
+def test_a_garment_made_darker_on_white_is_recoloured_by_its_outline() -> None:
+    """The whole garment made darker, the white backdrop left white: read the other way, the
+    catalog picture is the query brightened until its backdrop clipped, which explains every
+    pixel but the outline's. There the garment's edge blends into white, and a brightening that
+    clips takes those blends to white too; the catalog picture's are not: another colour."""
+    found = judged(shaded_on_white(0.55), shaded_on_white())
+    assert found.recoloured >= RECOLOURED and found.added == 0
+
+
+def test_a_brightened_copy_whose_backdrop_and_highlights_clip_leaves_nothing_unexplained() -> None:
+    """The same outline in a copy brightened until it clips: each pixel clips on its own, so the
+    edit is predicted pixel by pixel before cells are averaged (a cell's average, clipped, is
+    not what its clipped pixels average to along the outline)."""
+    kept = shaded_on_white()
+    found = judged(np.round(np.clip(kept * 1.35, 0, 255)), kept)
+    assert found.recoloured == 0 and found.added == 0

@@ -21,9 +21,12 @@ of a picture that is mostly white, but not of the product:
    least squares over the channels the edit keeps clear of a clip, the outliers left out, then
    the tint factor as the median ratio of the strongly tinted channels (a recoloured product is
    the minority its median leaves out);
-2. each pixel's luma and tint are compared with the edit's prediction (clipped), a pixel of
-   slack for the alignment; either picture may be the edited one, so each is predicted from the
-   other and the direction that explains more counts;
+2. each pixel's luma and tint are compared with the edit's prediction (clipped pixel by pixel,
+   then averaged per cell, as an edit clips), a pixel of slack for the alignment; either picture
+   may be the edited one, so each is predicted from the other and the direction that explains
+   more counts. A clip excuses only what it reaches: where the edit has to clip a cell that the
+   other picture shows unclipped (a garment's edge blending into a white backdrop, read as a
+   brightening that whitened the backdrop), even a thin line of cells is unexplained;
 3. the solid regions left over are told apart by what is inside them: the photograph's own
    detail (the band-pass the same-photograph test correlates) lined up means recoloured, other
    detail of the query's own means added (a print, also on a part the catalog picture shows
@@ -95,9 +98,10 @@ def unexplained(
     lost = _pooled_any((query <= 2) | (query >= 253) | (kept <= 2) | (kept >= 253), k)
     usable = usable[: mine.shape[-1], : mine.shape[-1]]
     # The query an edit of the catalog picture, then (only if that leaves something) the other way.
-    off = _solid(_off_one_edit(mine, theirs, usable, lost) & usable)
+    off = _unexplained_cells(*_off_one_edit(mine, theirs, usable, lost, kept, k), usable)
     if off.any():
-        off = min(off, _solid(_off_one_edit(theirs, mine, usable, lost) & usable), key=lambda o: int(o.sum()))
+        other = _unexplained_cells(*_off_one_edit(theirs, mine, usable, lost, query, k), usable)
+        off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
         return nothing
     # The subject's cells, no fewer than MIN_SUBJECT of the overlap's: a share of a few cells is noise.
@@ -126,11 +130,15 @@ def unexplained(
     return Unexplained(min(found[True], 1.0), min(found[False], 1.0), added)
 
 
-def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost: np.ndarray) -> np.ndarray:
-    """Where `mine` is off one edit of the whole of `theirs`: each channel c of luma L predicted
-    as g L + o + f (c - L), clipped; luma off by more than TONE_SLACK or tint by more than
-    TINT_SLACK (CLIP_SLACK more where the prediction was clipped), a pixel of shift allowed;
-    channels `lost` to a clip are neither fitted nor compared."""
+def _off_one_edit(
+    mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost: np.ndarray, their_pixels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where `mine` is off one edit of the whole of `theirs`, and where that edit clips a cell:
+    each channel c of luma L predicted as g L + o + f (c - L), fitted on the cells, then applied
+    to `their_pixels` (`theirs` before its k x k cells were averaged), clipped and averaged; luma
+    off by more than TONE_SLACK or tint by more than TINT_SLACK (CLIP_SLACK more where the
+    prediction clips or a channel is `lost` to a clip), a pixel of shift allowed; `lost`
+    channels are not fitted."""
     their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
     my_luma = luma(np.moveaxis(mine, 0, -1), np.float64)
     tint = theirs - their_luma[None]
@@ -156,8 +164,13 @@ def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost
         factor = float(np.median((mine - their_edit)[strong] / tint[strong]))
     factor = min(max(float(factor), 0.0), 2.5)
     guess = predicted()
-    shown = np.clip(guess, 0, 255)
-    allowance = np.where((shown != guess) | lost, CLIP_SLACK, 0.0).max(axis=0)
+    clipped = (guess < 0) | (guess > 255)
+    allowance = np.where(clipped | lost, CLIP_SLACK, 0.0).max(axis=0)
+    # (float32: a 256 px patch's pixels, a tenth of a level is all a comparison to 10 can use.)
+    pixels = their_pixels.astype(np.float32)
+    pixel_luma = luma(np.moveaxis(pixels, 0, -1), np.float32)
+    each = np.float32(factor) * pixels + (np.float32(gain - factor) * pixel_luma + np.float32(offset))[None]
+    shown = _pooled(np.clip(each, 0, 255, out=each), k)
     shown_luma = luma(np.moveaxis(shown, 0, -1), np.float64)
     my_tint, shown_tint = mine - my_luma[None], shown - shown_luma[None]
     off = np.ones(usable.shape, bool)
@@ -167,7 +180,7 @@ def _off_one_edit(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost
         luma_off = np.abs(my_luma - luma_at) - slack_at > TONE_SLACK
         tint_off = np.abs(my_tint - tint_at).max(axis=0) - slack_at > TINT_SLACK
         off &= luma_off | tint_off
-    return off
+    return off, np.asarray(clipped.any(axis=0))
 
 
 def quantile_line(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> tuple[float, float]:
@@ -262,6 +275,13 @@ def _backdrop(rgb: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return backdrop
 
 
+def _unexplained_cells(off: np.ndarray, clipped: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """The cells one edit leaves unexplained: solid regions, and any cell where the edit needs a
+    clip the picture does not show (predicted per pixel, a clip leaves no line of misalignment)."""
+    off = off & usable
+    return _solid(off) | (off & clipped)
+
+
 def _solid(mask: np.ndarray) -> np.ndarray:
     """The pixels of `mask` with at least SOLID of their 3x3 neighbourhood in it: a region, not
     an edge's last pixel of misalignment."""
@@ -286,8 +306,8 @@ def _pooled(values: np.ndarray, k: int) -> np.ndarray:
     if k == 1:
         return values.astype(np.float64)
     n = values.shape[-1] // k
-    cut = values[..., : n * k, : n * k].astype(np.float64)
-    return cut.reshape(*values.shape[:-2], n, k, n, k).mean(axis=(-3, -1))
+    cut = values[..., : n * k, : n * k]
+    return cut.reshape(*values.shape[:-2], n, k, n, k).mean(axis=(-3, -1), dtype=np.float64)
 
 
 def _pooled_any(mask: np.ndarray, k: int) -> np.ndarray:
