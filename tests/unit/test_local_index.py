@@ -283,5 +283,5 @@ def test_an_index_without_a_part_answers_the_whole_hash_alone() -> None:
             LocalHashIndex(128, part_bits=wrong)
     halves = LocalHashIndex(128, part_bits=64)
     halves.upsert(_record("a", "00" * 16))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="64 bits"):
         halves.search(query, 5, part_hashes=query, part_k=1)  # 128 bits where the part has 64

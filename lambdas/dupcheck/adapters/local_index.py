@@ -199,10 +199,7 @@ class LocalHashIndex:
 
     def _nearest_on_part(self, part_hashes: Sequence[HashValue], k: int, size: int) -> np.ndarray:
         """The positions of the k codes whose first part is nearest to any of `part_hashes`."""
-        if any(h.bits != self.part_bits for h in part_hashes):
-            raise ValueError(f"a part hash must have {self.part_bits} bits")
-        values = list(dict.fromkeys(h.hex for h in part_hashes))
-        packed = np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(len(values), -1)
+        packed = self._pack(list(dict.fromkeys(h.hex for h in part_hashes)), self.part_bits)
         found, positions = _faiss().knn_hamming(packed, self._part_codes[:size], min(k, size))
         return _best_by_position(found.ravel(), positions.ravel(), k)[0]
 
@@ -289,11 +286,13 @@ class LocalHashIndex:
             if key in names and (max_distance is None or d <= max_distance)
         ]
 
-    def _pack(self, hex_hashes: Sequence[str]) -> np.ndarray:
+    def _pack(self, hex_hashes: Sequence[str], bits: int | None = None) -> np.ndarray:
+        """The hashes as rows of bytes; each must have `bits` (the index's unless given)."""
+        bits = self.bits if bits is None else bits
         raw = bytes.fromhex("".join(hex_hashes))
-        if len(raw) != len(hex_hashes) * self._width:
-            raise ValueError(f"every hash must have {self.bits} bits")
-        return np.frombuffer(raw, dtype=np.uint8).reshape(len(hex_hashes), self._width)
+        if len(raw) * 8 != len(hex_hashes) * bits:
+            raise ValueError(f"every hash must have {bits} bits")
+        return np.frombuffer(raw, dtype=np.uint8).reshape(len(hex_hashes), bits // 8)
 
     def _add(self, keys: np.ndarray, codes: np.ndarray) -> None:
         self._tables = None
