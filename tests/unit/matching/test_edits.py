@@ -206,6 +206,24 @@ def test_a_half_transparent_watermark_is_named(seed: int) -> None:
     assert set(got) == {"rotated", "overlay"} and got["overlay"]["where"] == "centre"
 
 
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_watermark_on_the_backdrop_beside_the_product_is_named(seed: int, mirror: bool) -> None:
+    """Faint grey text on a product shot's white backdrop, too faint to hold the query's trimmed
+    box open: the test's patch (that box) leaves it out, the whole picture under the same map
+    does not. Named where it lies on the query, mirrored or not."""
+    original = Image.new("RGB", (640, 400), (255, 255, 255))
+    original.paste(product_image(seed, (240, 320)), (200, 40))
+    query = ImageOps.mirror(original) if mirror else original.copy()
+    base, layer = query.convert("RGBA"), Image.new("RGBA", query.size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).text((24, 300), "SAMPLE", font=ImageFont.load_default(size=40), fill=(128, 128, 128, 60))
+    judgement = judged(original, Image.alpha_composite(base, layer).convert("RGB"))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None
+    got = {e.name: dict(e.params) for e in judgement.edits}
+    assert got["overlay"]["where"] == "bottom left" and ("mirrored" in got) is mirror
+    assert judged(original, query).edits == ((Edit("mirrored"),) if mirror else ())  # without it, nothing
+
+
 @pytest.mark.parametrize(("angle", "seed"), [(4, 22), (-3, 22), (4, 21), (-3, 21), (1, 22), (-1, 21)])
 def test_a_turn_is_named_with_its_direction(angle: int, seed: int) -> None:
     """Down to a degree: the same-photograph test measures a turn to a fifth of one."""

@@ -134,6 +134,40 @@ def warped_colour(kept: Thumbnail, aligned: Aligned, side: int) -> np.ndarray:
     return np.moveaxis(np.asarray(warped, dtype=np.float64), -1, 0)
 
 
+def widened(
+    aligned: Aligned, query: Image.Image, box: tuple[float, float, float, float], kept: Thumbnail, side: int,
+    *, mirrored: bool,
+) -> Aligned:  # fmt: skip
+    """`aligned`, a patch cut from `box` (left, top, right, bottom) of `query` (luma, mode F),
+    carried to the whole of `query` at `side` x `side`: the same map, from the whole picture's
+    [-1, 1] square, onto the kept picture resized so that a step of the whole's grid is no more
+    than one of its pixels either way (as the query's resize does, it then averages what lies
+    between the samples instead of skipping it)."""
+    left, top, right, bottom = box
+    box_w, box_h = right - left, bottom - top
+    # The patch's coordinates are the whole's scaled and shifted: u = su u' + cu, v = sv v' + cv
+    # (a mirrored patch's columns run the other way, and so does their shift).
+    su, cu = query.height / box_h, (query.height - 2 * top - box_h) / box_h
+    sv, cv = query.width / box_w, (query.width - 2 * left - box_w) / box_w
+    cv = -cv if mirrored else cv
+    p = aligned.params
+    params = np.array(
+        [p[0] * su, p[1] * sv, p[2] * su, p[3] * sv, p[4] + p[0] * cu + p[1] * cv, p[5] + p[2] * cu + p[3] * cv]
+    )
+    # The grid's steps in the kept picture's pixels, down its rows and across its columns (a
+    # copy's map is near an axis-aligned one: the kept picture's rows are the query's).
+    step_down, step_across = math.hypot(params[0], params[2]) * 2 / side, math.hypot(params[1], params[3]) * 2 / side
+    fy, fx = min(1.0, 1 / max(step_down, 1e-9)), min(1.0, 1 / max(step_across, 1e-9))
+    height, width = max(2, round(aligned.resized[0] * fy)), max(2, round(aligned.resized[1] * fx))
+    fy, fx = height / aligned.resized[0], width / aligned.resized[1]
+    params[[0, 1]] *= fy
+    params[[2, 3]] *= fx
+    params[4], params[5] = (params[4] + 0.5) * fy - 0.5, (params[5] + 0.5) * fx - 0.5
+    image = kept.grey().resize((width, height), Image.Resampling.BILINEAR)
+    whole = np.asarray(query.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64)
+    return _aligned(whole[:, ::-1] if mirrored else whole, image, params, (height, width))
+
+
 def _window_map(window: Window) -> np.ndarray:
     """The affine map from the patch's [-1, 1] square onto a window's pixel centres."""
     top, win_h, left, win_w = window

@@ -33,10 +33,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
 from dupcheck.core.matching.arrays import regions, tiles, unit
 from dupcheck.core.matching.marks import largest_mark, written
-from dupcheck.core.matching.photograph import Finding
+from dupcheck.core.matching.photograph import Finding, whole_picture
 from dupcheck.core.matching.policy import (
     BORDER_PLAIN,
     BOX_MIN_WIDTH,
@@ -63,7 +64,7 @@ from dupcheck.core.matching.policy import (
     TONE_LINE_MIN_RANGE,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Views, a_mark
+from dupcheck.core.matching.views import Probe, Views, a_mark
 from dupcheck.core.models import Edit
 from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
 
@@ -79,7 +80,7 @@ def name_edits(
     finding: Finding | None = None,
     *,
     same_picture: bool,
-    query: np.ndarray | None = None,
+    probe: Probe | None = None,
     kept: Thumbnail | None = None,
 ) -> tuple[Edit, ...]:
     """The edits that turn the catalog picture (`candidate`, its stored views) into the query,
@@ -87,8 +88,8 @@ def name_edits(
     (`finding`: text or a badge is told at its resolution, another colour by its share).
     `query_box`: the query's uniform border per side (`border_shares`). `same_picture`: the
     verdict is duplicate; otherwise only what sets the picture apart is named (another colour)
-    beside the geometry of the shot. `query` (the working copy) and `kept` (the catalog
-    picture's kept picture), when given, show a badge on the border the views leave out."""
+    beside the geometry of the shot. `probe` (the query as verified) and `kept` (the catalog
+    picture's kept picture), when given, show text or a badge on the border the views leave out."""
     alignment = evidence.alignment
     if alignment is None:
         return ()
@@ -115,10 +116,13 @@ def name_edits(
         overlay = _overlay(alignment.luma_off | alignment.colour_off)
         if overlay is None and finding is not None and finding.unexplained is not None:
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
-        if overlay is None and query is not None and kept is not None and alignment.query_trimmed:
-            overlay = _border_overlay(query, query_box, kept, _placement(placed, candidate, query_box), placed.mirrored)
+        if overlay is None and probe is not None and kept is not None and alignment.query_trimmed:
+            overlay = _border_overlay(
+                probe.picture(), query_box, kept, _placement(placed, candidate, query_box), placed.mirrored
+            )
     if overlay is None and finding is not None:  # (a turn's fill lies outside the kept picture there)
-        overlay = _marked(finding, placed.mirrored)
+        whole = whole_picture(probe, kept, finding) if probe is not None and kept is not None else None
+        overlay = _marked(finding.aligned if whole is None else whole, placed.mirrored)
     if overlay is not None:
         found.append(overlay)
     return tuple(found)
@@ -380,10 +384,11 @@ def _border_overlay(
     return _overlay_at(ys / height, xs / width, len(ys) / off.size)
 
 
-def _marked(finding: Finding, mirrored: bool) -> Edit | None:
+def _marked(aligned: Aligned, mirrored: bool) -> Edit | None:
     """Text or a watermark: a group of pixels written over the photograph (marks.py), too faint
-    or thin for the 64 px cells to differ, over MARK_SHARE of the compared patch."""
-    mask = written(finding.aligned)
+    or thin for the 64 px cells to differ, over MARK_SHARE of the compared patch (the query's
+    whole picture where its patch was a trimmed box: a watermark often lies on the backdrop)."""
+    mask = written(aligned)
     found = largest_mark(mask)
     if found is None or len(found) < MARK_SHARE * mask.size:
         return None

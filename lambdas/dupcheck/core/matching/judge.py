@@ -98,7 +98,7 @@ def judge_candidates(
             assert shown is not None
             edits = name_edits(
                 seen, stored[i], border_shares(shown.picture(), shown.box), finding,
-                same_picture=verdict is Verdict.DUPLICATE, query=shown.picture(),
+                same_picture=verdict is Verdict.DUPLICATE, probe=shown,
                 kept=kept.of(i) if kept is not None else None,
             )  # fmt: skip
         out.append(

@@ -35,7 +35,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour
+from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour, widened
 from dupcheck.core.matching.alignment import Alignment
 from dupcheck.core.matching.arrays import tiles
 from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
@@ -148,9 +148,7 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     """The test of a kept picture at the views' alignment: None when the patch is too small to
     compare (a thumbnail's small cut), else what it found."""
     picture = probe.detailed(alignment.angle)
-    height, width = picture.shape[:2]
-    top, bottom, left, right = alignment.query_box
-    box = (left * width, top * height, right * width, bottom * height)
+    box = _box(probe, alignment)
     # No finer than either picture holds: a thumbnail's query, a small kept window.
     side = int(min(COMPARE_SIDE, max(box[2] - box[0], box[3] - box[1]), native_side(kept, alignment))) // 8 * 8
     if side < MIN_COMPARED:
@@ -182,6 +180,24 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     query_colour = np.moveaxis(colour[:, ::-1] if chosen.mirrored else colour, -1, 0).astype(np.float64)
     colours = unexplained(query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail)
     return Finding(shared, tiles, added, side, turned, aligned, chosen, colours)
+
+
+def whole_picture(probe: Probe, kept: Thumbnail, finding: Finding) -> Aligned | None:
+    """The finding's map carried from its patch, the query's trimmed box, to the query's whole
+    picture, at the side it compared: the query's uniform border, which the patch leaves out, with
+    it (a watermark across a product's white backdrop). None: the patch is not a trimmed box."""
+    alignment = finding.alignment
+    if not alignment.query_trimmed:
+        return None
+    grey = probe.detailed_grey(alignment.angle)
+    return widened(finding.aligned, grey, _box(probe, alignment), kept, finding.side, mirrored=alignment.mirrored)
+
+
+def _box(probe: Probe, alignment: Alignment) -> tuple[float, float, float, float]:
+    """The query's box the views lined up (left, top, right, bottom), in its detail picture's px."""
+    height, width = probe.detailed(alignment.angle).shape[:2]
+    top, bottom, left, right = alignment.query_box
+    return left * width, top * height, right * width, bottom * height
 
 
 def _starts(alignment: Alignment) -> list[Alignment]:
