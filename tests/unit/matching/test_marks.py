@@ -87,3 +87,17 @@ def test_a_flat_picture_is_solved_without_error() -> None:
     """A plain tile has no gradient and no Laplacian: its fit must still be solvable."""
     flat = np.full((SIDE, SIDE), 200.0)
     assert not written(aligned(flat, flat)).any()
+
+
+def test_a_words_letters_written_apart_are_one_mark() -> None:
+    """A faint word is written in pieces, a letter's spacing apart: side by side on a line they
+    are one mark; the same pieces stacked in a column are not a word."""
+    pieces = [np.s_[100:118, 40 + 14 * i : 48 + 14 * i] for i in range(6)]  # 6 px apart, in a row
+    row = np.zeros((SIDE, SIDE), dtype=bool)
+    for piece in pieces:
+        row[piece] = True
+    found = largest_mark(row)
+    assert found is not None and len(found) == row.sum()
+    column = row.T.copy()  # the same pieces, one above the other
+    found = largest_mark(column)
+    assert found is not None and len(found) == row.sum() // 6

@@ -15,8 +15,10 @@ pixel of misalignment could leave at a strong edge there.
 
 Written pixels are kept away from the overlap's edge (where a crop, a frame or padding cuts,
 and the query has an edge the kept picture lacks) and from the query's tones an edit clipped.
-A watermark is then a group of written pixels close together (a word), over
-`policy.MARK_SHARE` of the patch: edits.py names it "text or a badge added" where it lies.
+A watermark is then a group of written pixels close together (a word: its letters side by
+side), over `policy.MARK_SHARE` of the patch: edits.py names it "text or a badge added" where it
+lies. edits.py asks about the query's whole picture under the test's map where the test compared
+a trimmed box (photograph.whole_picture): a shop's watermark often lies on the backdrop.
 
 What chose the limits (policy.py, "Text or a watermark"): docs/lab/evaluation.md, "Watermarks:
 what a local edit cannot explain".
@@ -32,6 +34,7 @@ from dupcheck.core.matching.policy import (
     CLIPPED,
     MARK_BLOCK,
     MARK_EDGE,
+    MARK_GAP,
     MARK_GRADIENT,
     MARK_LEVEL,
     MARK_LINE,
@@ -84,7 +87,7 @@ def largest_mark(mask: np.ndarray) -> np.ndarray | None:
     within = mask[: cells * block, : cells * block]
     pixels = np.argwhere(within)
     group_of = np.full((cells, cells), -1)
-    for label, group in enumerate(regions(np.asarray(tiles(within, block).any(axis=2)))):
+    for label, group in enumerate(regions(_side_by_side(np.asarray(tiles(within, block).any(axis=2)), MARK_GAP))):
         group_of[group[:, 0], group[:, 1]] = label
     labels = group_of[pixels[:, 0] // block, pixels[:, 1] // block]
     best: np.ndarray | None = None
@@ -94,6 +97,17 @@ def largest_mark(mask: np.ndarray) -> np.ndarray | None:
             best = members
             break
     return best
+
+
+def _side_by_side(occupied: np.ndarray, gap: int) -> np.ndarray:
+    """`occupied` blocks with the gaps of up to `gap` blocks along a row filled: a word's letters
+    lie side by side on a line, with a letter's spacing between them (a faint word is written in
+    pieces, each letter's strokes apart)."""
+    cells = occupied.shape[1]
+    index = np.arange(cells)
+    before = np.maximum.accumulate(np.where(occupied, index, -cells - gap), axis=1)
+    after = np.minimum.accumulate(np.where(occupied, index, 2 * cells + gap)[:, ::-1], axis=1)[:, ::-1]
+    return occupied | (after - before - 1 <= gap)
 
 
 def _local_residue(
