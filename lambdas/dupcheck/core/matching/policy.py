@@ -193,8 +193,8 @@ OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patc
 # lie on one row at most MARK_GAP blocks apart (a faint word is found in pieces, a letter's
 # spacing apart), at least MARK_LINE px across both ways (thinner, it is a line: a seam or an
 # edge's highlight; the benchmark's smallest text is 15 px high), over MARK_SHARE of the patch.
-# All sizes at 256 px. MARK_GAP 2, the one value tried, on the dev part: 79.8 -> 82.3% of its
-# watermarks named, overlays named on copies without one 69 -> 69 (after 1c0a1d0's whole picture).
+# All sizes at 256 px. MARK_GAP 2, the one value tried, on the dev part (after 476b71e): 79.0 ->
+# 81.5% of its watermarks named, overlays named on copies without text or a badge 29 -> 29.
 # Chosen on the dev part's copies (their aligned patches cached from the service's own looks):
 # a mark on 78% of watermarks and on 8 of the 1,786 copies without a watermark, badge or turn,
 # none of the 138 turned ones (a margin of 8 px: 23 and 8; the seams of padding, frames and turns
