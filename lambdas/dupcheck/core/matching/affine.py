@@ -262,8 +262,8 @@ def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, 
     # Above 128 px the steps solve on every other row and column: a quarter of the arithmetic,
     # the same map to a tenth of a pixel (the level below has brought it within a pixel).
     every = 2 if n > 128 else 1
-    steepest = np.stack([grad_u * u, grad_u * v, grad_v * u, grad_v * v, grad_u, grad_v], axis=-1)
-    steepest = steepest[::every, ::every].reshape(-1, 6).astype(np.float32)
+    gu, gv, u, v = (a[::every, ::every] for a in (grad_u, grad_v, u, v))
+    steepest = np.stack([gu * u, gu * v, gv * u, gv * v, gu, gv], axis=-1).reshape(-1, 6).astype(np.float32)
     wanted = template[::every, ::every].ravel().astype(np.float32)
     params = params.astype(np.float64)
     for _ in range(steps):
