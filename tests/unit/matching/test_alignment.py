@@ -724,3 +724,35 @@ def test_luma_and_colour_go_back_to_the_pixels_they_came_from() -> None:
     a_star, b_star = cielab_ab(rgb)
     back = rgb_from_luma_ab(luma(rgb.astype(np.float64)), a_star, b_star)
     assert np.abs(back.astype(int) - rgb.astype(int)).max() <= 2
+
+
+class _OnlyTurned:
+    """A target only evidence with the query turned passes: upright, nothing does, so the
+    turning runs, and which candidates it turned shows in their evidence."""
+
+    judges_detail = True
+    max_colour_off = 1.0
+
+    def passes(self, evidence: Evidence) -> bool:
+        return evidence.alignment is not None and evidence.alignment.angle != 0.0
+
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        return False
+
+
+def test_the_candidate_nearest_by_hash_is_judged_and_turned_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy turned a few degrees is less alike upright than other pictures can be: screened by
+    coarse likeness alone (1 of 2 judged here) its own candidate is never judged, nor turned
+    while more alike ones are. Named the nearest by hash, it is judged and turned first."""
+    original = product_image(21, (400, 320))
+    turned = original.rotate(4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    stored = [views_of(rgb_of(turned)), views_of(rgb_of(original))]  # the first more alike upright
+    targets = [_OnlyTurned(), _OnlyTurned()]
+    monkeypatch.setattr(alignment, "ROTATED_CANDIDATES", 1)
+    screened = verify(Probe(rgb_of(turned)), stored, targets, judged=1)
+    assert screened[1] is None
+    found = verify(Probe(rgb_of(turned)), stored, targets, judged=1, nearest=1)
+    assert found[1] is not None and targets[1].passes(found[1])  # judged, and turned
+    both = verify(Probe(rgb_of(turned)), stored, targets, nearest=1)
+    assert both[0] is not None and not targets[0].passes(both[0])  # the more alike one, not turned
+    assert both[1] is not None and targets[1].passes(both[1])

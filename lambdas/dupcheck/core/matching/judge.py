@@ -139,6 +139,7 @@ class _Look:
     def __init__(self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], kept: _KeptPictures | None,
                  probe: Probe | None) -> None:  # fmt: skip
         self.policy, self.probe = pipeline.policy, probe
+        self.distances = [distance for _, distance in candidates]
         self.test = SamePhotograph(probe, kept) if kept is not None and probe is not None else None
         self.targets: list[Target] = [
             Tested(self.policy.looked(distance), self.policy.tier(distance), self.test, i)
@@ -154,7 +155,15 @@ class _Look:
         """Each stored candidate's evidence, as this probe lines it up (none: no evidence)."""
         assert self.probe is not None
         targets = [self.targets[i] for i in stored]
-        found = verify(self.probe, list(stored.values()), targets, self.policy.verified, _NO_COLOUR_SHOWN)
+        nearest = min(stored, key=lambda i: self.distances[i])  # (the first of the nearest)
+        found = verify(
+            self.probe,
+            list(stored.values()),
+            targets,
+            self.policy.verified,
+            _NO_COLOUR_SHOWN,
+            list(stored).index(nearest),
+        )
         return {i: e for i, e in zip(stored, found, strict=True) if e is not None}
 
     def saw_photograph(self) -> bool:

@@ -341,7 +341,7 @@ class Policy:
 
     screened: int  # the first candidates by index distance...
     by_part: int  # ...and the first others by the whole-picture half's, all aligned coarsely (cheap)...
-    verified: int  # ...and the most alike of them, judged
+    verified: int  # ...and the most alike of them, judged (and the nearest by hash: alignment.verify)
     close_distance: int  # index distance (of 64 bits) up to which a candidate is near
     # The views line up well enough that the same-photograph test is worth its cost: its luma
     # structure, never its colour (whether the colour changed is the test's to say).
