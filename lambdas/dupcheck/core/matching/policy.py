@@ -371,8 +371,8 @@ ALIGNED_DUAL_PHASH = Policy(
     screened=32,
     # The 8 nearest on the whole-picture half (core/hashing.py, `part_hashes`) bring 6 dev copies
     # in and crowd one turned copy out of the verified (99.20 -> 99.42%; the nearest by hash, now
-    # always verified, brings it back), no wrong call, for 0.5 ms of a new product's median check (16: the same copies for 1.3 ms; docs/lab/evaluation.md,
-    # "Candidates by one half").
+    # always verified, brings it back), no wrong call, for 0.5 ms of a new product's median check
+    # (16: the same copies for 1.3 ms; docs/lab/evaluation.md, "Candidates by one half").
     by_part=8,
     verified=12,
     close_distance=16,
