@@ -564,7 +564,8 @@ def verify(
     upright = probe.at(0.0)
     scores = _coarse_scores(lumas, upright)
     reach = scores.reshape(len(candidates), -1).max(axis=1)
-    chosen = sorted(set(np.argsort(-reach, kind="stable")[:judged].tolist()) | ({nearest} - {None}))
+    most_alike: set[int] = set(np.argsort(-reach, kind="stable")[:judged].tolist())
+    chosen = sorted(most_alike if nearest is None else most_alike | {nearest})
 
     def colour_matters(target: Target) -> Callable[[Evidence], bool] | None:
         if colour_shown is None:
