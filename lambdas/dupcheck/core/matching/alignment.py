@@ -544,13 +544,13 @@ def verify(
     upright, the ROTATED_CANDIDATES most alike whose colour mostly agrees are tried again with the
     query turned, most alike first, until one lines up (turned in lockstep, `_turned_in_order`:
     the answers are those of turning one candidate after the other).
+    (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
+    at the 90th percentile.)
 
     `nearest`, the candidate nearest by hash, is judged whatever its coarse likeness, and turned
     first: a turn of a few degrees lowers the upright likeness that ranks the others (a turned
     copy's own candidate fell to 12th-30th of 40), while the hash, of low frequencies, barely
     moves (the same copies' candidate was nearest by hash).
-    (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
-    at the 90th percentile.)
 
     `colour_shown`: which evidence's colour the caller shows beyond its target's verdict (the
     edits of a `similar` match); None: all of it. The brightened colours a brighter query tries

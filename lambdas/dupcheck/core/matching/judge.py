@@ -155,15 +155,9 @@ class _Look:
         """Each stored candidate's evidence, as this probe lines it up (none: no evidence)."""
         assert self.probe is not None
         targets = [self.targets[i] for i in stored]
-        nearest = min(stored, key=lambda i: self.distances[i])  # (the first of the nearest)
-        found = verify(
-            self.probe,
-            list(stored.values()),
-            targets,
-            self.policy.verified,
-            _NO_COLOUR_SHOWN,
-            list(stored).index(nearest),
-        )
+        ids = list(stored)
+        nearest = min(range(len(ids)), key=lambda k: self.distances[ids[k]], default=None)  # (the first of the nearest)
+        found = verify(self.probe, list(stored.values()), targets, self.policy.verified, _NO_COLOUR_SHOWN, nearest)
         return {i: e for i, e in zip(stored, found, strict=True) if e is not None}
 
     def saw_photograph(self) -> bool:

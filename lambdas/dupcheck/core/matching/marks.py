@@ -77,9 +77,10 @@ def written(aligned: Aligned) -> np.ndarray:
 
 def largest_mark(mask: np.ndarray) -> np.ndarray | None:
     """The (row, column) pixels of the largest mark: a group of written pixels whose
-    `MARK_BLOCK` px blocks (at 256 px) touch one another, the letters of a word together, that
-    is not a line (under `MARK_LINE` px across: the seam of padding or a crop, resampled, or one
-    edge's highlight); None when there is none."""
+    `MARK_BLOCK` px blocks (at 256 px) touch one another or lie on one row at most `MARK_GAP`
+    blocks apart, the letters of a word together, that is not a line (under `MARK_LINE` px
+    across: the seam of padding or a crop, resampled, or one edge's highlight); None when there
+    is none."""
     n = mask.shape[0]
     block = max(2, round(MARK_BLOCK * n / 256))
     thinnest = MARK_LINE * n / 256
