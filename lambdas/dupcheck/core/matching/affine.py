@@ -159,10 +159,7 @@ def widened(
     step_down, step_across = math.hypot(params[0], params[2]) * 2 / side, math.hypot(params[1], params[3]) * 2 / side
     fy, fx = min(1.0, 1 / max(step_down, 1e-9)), min(1.0, 1 / max(step_across, 1e-9))
     height, width = max(2, round(aligned.resized[0] * fy)), max(2, round(aligned.resized[1] * fx))
-    fy, fx = height / aligned.resized[0], width / aligned.resized[1]
-    params[[0, 1]] *= fy
-    params[[2, 3]] *= fx
-    params[4], params[5] = (params[4] + 0.5) * fy - 0.5, (params[5] + 0.5) * fx - 0.5
+    params = _scaled(params, height / aligned.resized[0], width / aligned.resized[1])
     image = kept.grey().resize((width, height), Image.Resampling.BILINEAR)
     whole = np.asarray(query.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64)
     return _aligned(whole[:, ::-1] if mirrored else whole, image, params, (height, width))
@@ -174,11 +171,14 @@ def _window_map(window: Window) -> np.ndarray:
     return np.array([win_h / 2, 0.0, 0.0, win_w / 2, top + win_h / 2 - 0.5, left + win_w / 2 - 0.5])
 
 
-def _scaled(params: np.ndarray, factor: float) -> np.ndarray:
-    """A map onto a picture resized by `factor` (pixel centres: k -> (k + 0.5) * factor - 0.5)."""
+def _scaled(params: np.ndarray, factor: float, across: float | None = None) -> np.ndarray:
+    """A map onto a picture resized by `factor` (down its rows, and by `across` its columns when
+    given; pixel centres: k -> (k + 0.5) * factor - 0.5)."""
+    down, across = factor, factor if across is None else across
     out = np.array(params, dtype=np.float64)
-    out[:4] *= factor
-    out[4:] = (out[4:] + 0.5) * factor - 0.5
+    out[[0, 1]] *= down
+    out[[2, 3]] *= across
+    out[4], out[5] = (out[4] + 0.5) * down - 0.5, (out[5] + 0.5) * across - 0.5
     return out
 
 
