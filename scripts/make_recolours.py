@@ -18,13 +18,18 @@ tuning on anyone's real variants; feed them to make_benchmark.py as colour varia
     python scripts/make_benchmark.py --originals DIR --out BENCH --per-image 0 \
         --colour-variants OUT/recolours.csv OUT
 
-A part is a smooth region of the product (the pixels that differ from the backdrop), bounded by
-the steps of its outlines and seams (in hue, or twice as large in brightness: folds and shading
-are not), not skin, 3-80% of the product: found at 128 px and
-followed at full size to the photo's own edges. Each photo with a
-plain backdrop (a scene has none) gets one part, recoloured each way below that changes it
-visibly (half its pixels by 30 levels or more): a grey part cannot turn its hue, a white one
-cannot be lighter. Every choice is seeded by (seed, file name): the same files every run.
+A part starts as a smooth region of the product (the pixels that differ from the backdrop),
+bounded by the steps of its outlines and seams (in hue, or twice as large in brightness: folds
+and shading are not), not skin, 3-80% of the product; it takes in what lies beyond a fold in
+the same colour under other light, as a shop's selection would. It is found at 128 px and
+followed at full size to the photo's own outline, its edge softened a pixel inward: no cell
+staircase, no fleck of the old colour left along it. Each photo with a plain backdrop (a scene
+has none) gets one part, recoloured each way below that changes it visibly (half its pixels by
+30 levels or more): a grey part cannot turn its hue, a white one cannot be lighter. A way is
+left out, too, when the part is all the colour the photo has: the same way applied to the whole
+picture would make the same picture (a lone red tee on white, greyed, is the grayscale photo),
+an edit of one photograph and no colour variant. Every choice is seeded by (seed, file name):
+the same files every run.
 """
 
 from __future__ import annotations
@@ -45,7 +50,13 @@ BACKDROP = 24  # levels: a pixel this far from the backdrop's colour (any channe
 RING_PLAIN = 0.6  # of the outer ring within 12 levels of its median: a plain backdrop
 EDGE = 12  # levels between neighbouring pixels at WORK px (any channel): a part's outline
 PART = (0.03, 0.80)  # a part's share of the product: a zip up to the whole garment
+SAME_HUE = 20.0  # degrees: a region in the part's colour, under other light
+COLOURFUL = 0.2  # saturation: below it a colour has no hue to compare (a grey, a white)
+FLECK = 5  # px: a band pixel goes with most of the FLECK x FLECK around it (a heather's flecks)
+SHADE = 2.0  # brighter or darker by this factor at most: a garment's shading, not another one
 VISIBLE = 30  # levels: a pixel changed this much is a change a person sees
+WHOLE_EDIT = 0.1  # of the changed pixels: a variant this near the way applied to the whole
+#   picture is that edit (a lone product on white, greyed, is the grayscale photo), not a variant
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
@@ -88,57 +99,129 @@ def _product(small: np.ndarray) -> np.ndarray | None:
     return np.abs(small - backdrop).max(axis=-1) > BACKDROP
 
 
-def _skin(colour: np.ndarray) -> bool:
-    """A cluster the colour of skin (the classic RGB rule of Peer et al.): a face or an arm is not
-    a part a shop recolours."""
-    r, g, b = colour
-    return r > 95 and g > 40 and b > 20 and r - min(g, b) > 15 and r - g > 15 and r > b
+def _skin(colour: np.ndarray) -> np.ndarray:
+    """Whether each colour (..., 3) is the colour of skin (the classic RGB rule of Peer et al.):
+    a face or an arm is not a part a shop recolours."""
+    r, g, b = colour[..., 0], colour[..., 1], colour[..., 2]
+    return (r > 95) & (g > 40) & (b > 20) & (r - np.minimum(g, b) > 15) & (r - g > 15) & (r > b)
 
 
-def _segments(small: np.ndarray, product: np.ndarray) -> list[np.ndarray]:
-    """The product's smooth regions at WORK px: pixels that step less than EDGE to each
-    neighbour, connected. A step is a change of hue (red-green, yellow-blue) or a change of
-    brightness twice as large: a garment's folds and shading change its brightness more than
-    its hue and stay in one region; the seam or outline between two parts is a step."""
+def _steps(small: np.ndarray) -> np.ndarray:
+    """Each pixel's largest step to a neighbour at WORK px. A step is a change of hue (red-green,
+    yellow-blue) or a change of brightness twice as large: a garment's folds and shading change
+    its brightness more than its hue; the seam or outline between two parts is a step."""
     r, g, b = small[..., 0], small[..., 1], small[..., 2]
     colour = np.stack([r - g, (r + g) / 2 - b, (r + g + b) / 6], axis=-1)  # brightness at half weight
     step = np.zeros(small.shape[:2])
     across = np.abs(np.diff(colour, axis=1)).max(axis=-1)
     down = np.abs(np.diff(colour, axis=0)).max(axis=-1)
     for first, second, change in ((step[:, :-1], step[:, 1:], across), (step[:-1], step[1:], down)):
-        np.maximum(first, change, out=first)  # each pixel's largest step to a neighbour
+        np.maximum(first, change, out=first)
         np.maximum(second, change, out=second)
-    return regions(product & (step <= EDGE))
+    return step
+
+
+def _filtered(mask: np.ndarray, *filters: ImageFilter.Filter) -> np.ndarray:
+    image = Image.fromarray(mask.astype(np.uint8) * 255)
+    for f in filters:
+        image = image.filter(f)
+    return np.asarray(image) > 0
+
+
+def _alike(colour: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """Whether each colour (..., 3) is `seed`'s under other light: brightness (the largest
+    channel) within a factor of SHADE and, for a colour with a hue (saturation at least
+    COLOURFUL), a hue within SAME_HUE degrees; a grey or white is alike only to one. Hue, not
+    the channels' shares: under shading a saturated blue's channels do not scale together (the
+    camera's curve, its clipped highlights), its hue barely moves."""
+
+    def hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        top, span = rgb.max(-1), np.ptp(rgb, axis=-1)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        safe = np.maximum(span, 1e-6)
+        hue = np.where(top == r, (g - b) / safe, np.where(top == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+        return hue * 60.0 % 360.0, span / np.maximum(top, 1.0), top
+
+    hue, saturation, value = hsv(colour)
+    seed_hue, seed_saturation, seed_value = hsv(seed)
+    lit = np.abs(np.log(np.maximum(value, 1.0) / max(float(seed_value), 1.0))) <= np.log(SHADE)
+    turn = np.abs((hue - seed_hue + 180.0) % 360.0 - 180.0)
+    if seed_saturation >= COLOURFUL:
+        return lit & (saturation >= COLOURFUL) & (turn <= SAME_HUE)
+    return lit & (saturation < COLOURFUL)
+
+
+def _whole(region: np.ndarray, smooth: list[np.ndarray], product: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """The part's cells: `region`, grown through the product's other cells and `smooth` regions
+    in the same colour under other light (`_alike`), never skin. A fold's shadow or a lit flank
+    splits a garment into regions; a shop recolours the garment whole, not up to the fold."""
+    label = np.full((WORK, WORK), -1)
+    for i, other in enumerate(smooth):
+        label[other[:, 0], other[:, 1]] = i
+    seed = small[region[:, 0], region[:, 1]].mean(0)
+    means = np.array([small[o[:, 0], o[:, 1]].mean(0) for o in smooth] + [seed])
+    # Each cell's colour: its region's mean if it has one, its own otherwise (a step's cell).
+    colour = np.where((label >= 0)[..., None], means[label], small)
+    alike = _alike(colour, seed) & product & ~_skin(colour)
+    cells = np.zeros((WORK, WORK), bool)
+    cells[region[:, 0], region[:, 1]] = True
+    while True:
+        reached = _filtered(cells, ImageFilter.MaxFilter(3)) & alike & ~cells
+        if not reached.any():
+            return cells
+        joined = np.unique(label[reached])
+        cells |= reached | np.isin(label, joined[joined >= 0])
 
 
 def find_part(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float] | None:
-    """One part of the product at full size (a mask) and its share of the product, or None."""
+    """One part of the product at full size (how much of each pixel is the part's, 0 to 1) and
+    its share of the product, or None."""
     height, width = rgb.shape[:2]
     small = np.asarray(Image.fromarray(rgb.astype(np.uint8)).resize((WORK, WORK), Image.BILINEAR), np.float64)
     product = _product(small)
     if product is None or product.sum() < 0.05 * WORK * WORK:
         return None
+    smooth = _steps(small) <= EDGE
+    pieces = regions(product & smooth)
     parts = [
         region
-        for region in _segments(small, product)
+        for region in pieces
         if PART[0] <= len(region) / product.sum() <= PART[1] and not _skin(small[region[:, 0], region[:, 1]].mean(0))
     ]
     if not parts:
         return None
     region = parts[rng.integers(len(parts))]
-    cells = np.zeros((WORK, WORK), np.uint8)
-    cells[region[:, 0], region[:, 1]] = 255
+    cells = _whole(region, pieces, product, small)
     # Closed: the steps inside the part (a seam, a print's texture) are the part's too; left out,
-    # they would stay in the old colour, speckling it with detail no recolour makes.
-    cells = np.asarray(Image.fromarray(cells).filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3)))
-    core = np.asarray(Image.fromarray(cells).resize((width, height), Image.NEAREST)) > 0
-    around = Image.fromarray(cells).filter(ImageFilter.MaxFilter(5))  # the outline's cells, two each way
-    grown = np.asarray(around.resize((width, height), Image.NEAREST)) > 0
-    # In the band around the cells, a pixel is the part's when it is nearer the part's colour than
-    # the band's: the part's edge is the photo's own, not a staircase of cells.
-    inside, band = rgb[core].mean(0), rgb[grown & ~core].mean(0)
-    nearer = ((rgb - inside) ** 2).sum(-1) < ((rgb - band) ** 2).sum(-1)
-    return core | (grown & nearer), len(region) / float(product.sum())
+    # they would stay in the old colour, speckling it with detail no recolour makes. The backdrop
+    # between two of its pieces (between the legs) is not.
+    cells = _filtered(cells, ImageFilter.MaxFilter(3), ImageFilter.MinFilter(3)) & product
+    rows = np.minimum(np.arange(height) * WORK // height, WORK - 1)
+    cols = np.minimum(np.arange(width) * WORK // width, WORK - 1)
+    inner = _filtered(cells, ImageFilter.MinFilter(3))  # cells surely inside, their edge a cell in
+    band = _filtered(cells, ImageFilter.MaxFilter(5)) & ~inner  # where the part's edge lies
+    part = inner[rows[:, None], cols[None, :]].astype(np.float64)
+    ys, xs = np.nonzero(band[rows[:, None], cols[None, :]])
+    # A pixel of the band is the part's when its colour is nearer a part cell's around it than
+    # any other smooth cell's (each side's own shading, not one mean): the part's edge is the
+    # photo's own outline, not the cells' staircase. Then each pixel of the band goes with most
+    # of its neighbours, so that a fabric's light flecks by the edge do not stay behind in the
+    # old colour.
+    colour = rgb[ys, xs]
+    nearest = {True: np.full(len(ys), np.inf), False: np.full(len(ys), np.inf)}
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            cy = np.clip(rows[ys] + dy, 0, WORK - 1)
+            cx = np.clip(cols[xs] + dx, 0, WORK - 1)
+            distance = ((colour - small[cy, cx]) ** 2).sum(-1)
+            for side, here in ((True, cells[cy, cx]), (False, ~cells[cy, cx] & smooth[cy, cx])):
+                np.minimum(nearest[side], np.where(here, distance, np.inf), out=nearest[side])
+    part[ys, xs] = nearest[True] < nearest[False]
+    voted = _filtered(part > 0, ImageFilter.MedianFilter(FLECK))
+    part[ys, xs] = voted[ys, xs]
+    # Its edge softened a pixel inward, as a selection's: no pixel outside the part changes.
+    soft = np.asarray(Image.fromarray((part * 255).astype(np.uint8)).filter(ImageFilter.BoxBlur(1)), np.float64)
+    return part * soft / 255.0, float(cells.sum()) / float(product.sum())
 
 
 def recolours(path: Path, seed: int) -> list[tuple[str, Image.Image, float, float]]:
@@ -152,11 +235,13 @@ def recolours(path: Path, seed: int) -> list[tuple[str, Image.Image, float, floa
     part, share = found
     out = []
     for way, recolour in WAYS.items():
-        pixels = rgb.copy()
-        pixels[part] = np.clip(recolour(rgb[part]), 0, 255)
+        whole = np.clip(recolour(rgb), 0, 255)
+        pixels = rgb + part[..., None] * (whole - rgb)
         changed = np.abs(pixels - rgb).max(axis=-1) >= VISIBLE
-        if changed[part].mean() < 0.5:
+        if changed[part > 0.5].mean() < 0.5:
             continue  # a grey part's hue, a white part lighter: no visible variant
+        if (np.abs(pixels - whole).max(axis=-1) >= VISIBLE).sum() < WHOLE_EDIT * changed.sum():
+            continue  # the part is all the colour the photo has: an edit of the whole picture
         out.append((way, Image.fromarray(pixels.round().astype(np.uint8)), share, float(changed.mean())))
     return out
 

@@ -78,3 +78,56 @@ def test_the_csv_names_each_variant_and_its_sibling_the_same_every_run(mr: Modul
         assert all((tmp_path / out / row["variant"]).is_file() for row in rows)
         runs.append([(row["variant"], (tmp_path / out / row["variant"]).read_bytes()) for row in rows])
     assert runs[0] == runs[1]
+
+
+def _only_way(mr: ModuleType, tmp_path: Path, rgb: np.ndarray, way: str) -> np.ndarray:
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    made = {w: np.asarray(picture, np.float64) for w, picture, *_ in mr.recolours(path, seed=0)}
+    assert way in made, f"{sorted(made)}"
+    return made[way]
+
+
+def test_a_fold_s_shadow_does_not_stop_the_recolour(mr: ModuleType, tmp_path: Path) -> None:
+    """A blue garment lit on its right, in shadow on its left, a sharp step between (a fold):
+    one garment, recoloured whole, as a shop would; the face beside it is not."""
+    rgb = np.full((SIZE, SIZE, 3), 250.0)
+    rgb[100:300, 60:160] = (15.0, 60.0, 150.0)  # in shadow
+    rgb[100:300, 160:260] = (40.0, 120.0, 240.0)  # lit
+    rgb[30:100, 130:190] = (205.0, 150.0, 120.0)
+    pixels = _only_way(mr, tmp_path, rgb, "hue")
+    moved = np.abs(pixels - rgb).max(axis=-1) >= mr.VISIBLE
+    assert moved[105:295, 65:155].mean() > 0.99 and moved[105:295, 165:255].mean() > 0.99
+    assert not moved[30:95].any()
+
+
+def test_the_part_ends_at_the_photo_s_own_outline(mr: ModuleType, tmp_path: Path) -> None:
+    """A heathered grey garment (light flecks in it) with a slanted outline on white, an arm
+    beside it: every pixel a little inside the outline takes the new colour, flecks too, and
+    none outside changes (no staircase of the 128 px cells the part was found at, no fleck
+    left in the old colour)."""
+    rgb = np.full((SIZE, SIZE, 3), 252.0)
+    ys, xs = np.mgrid[:SIZE, :SIZE]
+
+    def inside(margin: int) -> np.ndarray:
+        return (xs > 60 + ys // 3 + margin) & (xs < 230 - margin) & (ys > 40 + margin) & (ys < 300 - margin)
+
+    rgb[inside(0)] = 150.0
+    rgb[inside(0) & (np.random.default_rng(1).random((SIZE, SIZE)) < 0.15)] = 205.0
+    rgb[40:300, 230:300] = (205.0, 150.0, 120.0)  # an arm: skin, never the part
+    pixels = _only_way(mr, tmp_path, rgb, "darker")
+    moved = np.abs(pixels - rgb).max(axis=-1)
+    assert (moved[inside(2)] >= mr.VISIBLE).mean() > 0.995
+    assert not moved[~inside(-1)].any()
+
+
+def test_a_lone_product_greyed_is_the_grayscale_photo_not_a_variant(mr: ModuleType, tmp_path: Path) -> None:
+    """A red tee with a grey print, alone on white: its hue turned or greyed, it is the whole
+    picture so edited (grey stays grey, white white): one photograph, edited, left out. Made
+    darker, lighter or warmer, the print or the backdrop would change too: a variant."""
+    rgb = np.full((SIZE, SIZE, 3), 255.0)
+    rgb[60:260, 60:260] = (200.0, 30.0, 40.0)
+    rgb[110:210, 110:210] = 128.0
+    path = tmp_path / "tee.png"
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    assert {way for way, *_ in mr.recolours(path, seed=0)} == {"lighter", "darker", "tint"}
