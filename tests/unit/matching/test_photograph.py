@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import types
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -16,7 +17,10 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.matching import judge
+from dupcheck.core.matching import photograph as same_photograph
 from dupcheck.core.matching.alignment import verify
+from dupcheck.core.matching.one_edit import Unexplained
 from dupcheck.core.matching.photograph import Finding, band, examine
 from dupcheck.core.matching.policy import (
     ALIGNED_DUAL_PHASH,
@@ -230,6 +234,37 @@ def test_a_badge_is_added_on_top_not_a_recolour() -> None:
     found = finding(ZIP, EDITS["badge"](ZIP))
     assert found is not None and found.duplicate
     assert found.unexplained is not None and found.unexplained.added > 0 and found.recoloured == 0
+
+
+def test_a_recolour_shown_at_one_alignment_stands_against_another_s_added_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same region, read at two alignments: at the first its detail lines up with the
+    photograph's (recoloured: the pair is the photograph in another colour), at the second,
+    slightly worse, it does not (added on top: a duplicate with a badge). Nothing added on top
+    has the photograph's own detail, so the first reading stands: the candidate does not pass,
+    and the finding that names it is the recolour. A reading from the region's outline alone
+    does not stand so."""
+    cells = np.zeros((8, 8), bool)
+    readings = {
+        "views": Finding(0.90, 60, 0.0, 256, 0.0, None, None, Unexplained(0.10, 0.0, cells, 0.10)),  # type: ignore[arg-type]
+        "turned": Finding(0.88, 60, 0.0, 256, 0.0, None, None, Unexplained(0.0, 0.10, cells)),  # type: ignore[arg-type]
+    }
+    monkeypatch.setattr(same_photograph, "examine", lambda probe, kept, alignment: readings[alignment])
+    kept = types.SimpleNamespace(has=lambda i: True, of=lambda i: object())
+    test = same_photograph.SamePhotograph(None, kept)  # type: ignore[arg-type]
+    lines_up = types.SimpleNamespace(passes=lambda evidence: True)
+    target = judge.Tested(lines_up, lines_up, test, 0)  # type: ignore[arg-type]
+    assert not target.passes(types.SimpleNamespace(alignment="views"))  # type: ignore[arg-type]
+    assert readings["turned"].duplicate and not target.passes(types.SimpleNamespace(alignment="turned"))  # type: ignore[arg-type]
+    assert test.finding(0) is readings["views"] and test.recolour_shown(0)
+    # A region told recoloured by its outline alone (a flat badge over a busy scene, whose edges
+    # lie near any outline) shows nothing only the photograph has: the added reading passes.
+    readings["views"] = Finding(0.90, 60, 0.0, 256, 0.0, None, None, Unexplained(0.10, 0.0, cells, 0.0))  # type: ignore[arg-type]
+    outlined = same_photograph.SamePhotograph(None, kept)  # type: ignore[arg-type]
+    target = judge.Tested(lines_up, lines_up, outlined, 0)  # type: ignore[arg-type]
+    assert not target.passes(types.SimpleNamespace(alignment="views"))  # type: ignore[arg-type]
+    assert target.passes(types.SimpleNamespace(alignment="turned")) and not outlined.recolour_shown(0)  # type: ignore[arg-type]
 
 
 def test_the_band_keeps_fine_detail_and_drops_what_is_broad() -> None:

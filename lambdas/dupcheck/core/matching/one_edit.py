@@ -74,11 +74,13 @@ class Unexplained:
     """What one edit of the whole picture leaves unexplained, in cells of about COLOUR_SIDE:
     `recoloured` and `added`, the shares of the subject (the overlap less a plain backdrop) in
     regions of the photograph in another colour and in regions added on top; `added_cells`,
-    where those are (what edits.py names)."""
+    where those are (what edits.py names); `lined_up`, the share of `recoloured` in regions whose
+    own detail lines up with the photograph's (the rest were told by their outline)."""
 
     recoloured: float
     added: float
     added_cells: np.ndarray
+    lined_up: float = 0.0
 
 
 def unexplained(
@@ -109,6 +111,7 @@ def unexplained(
     query_edges = _edges(mine) > EDGE
     kept_near = neighbourhood(_edges(theirs) > EDGE, np.logical_or, fill=False)
     found = {True: 0.0, False: 0.0}
+    lined_up = 0.0
     added = np.zeros(off.shape, bool)
     for coordinates in regions(off):
         if len(coordinates) / total < MIN_REGION:
@@ -119,6 +122,8 @@ def unexplained(
         if pixels.sum() < MIN_JUDGED:
             continue  # too few pixels to say what is inside: no evidence either way
         shared = _detail_shared(pixels, query_detail, kept_detail)
+        if shared:
+            lined_up += float(region.sum()) / total
         if shared is None:  # nothing inside says: its outline does, the photograph's or new
             ring = _grown(_grown(region)) & ~region & usable
             outline = ring & query_edges
@@ -127,7 +132,7 @@ def unexplained(
         if not shared:
             added |= region
     # (A region may reach beyond the subject: past the backdrop's edge, a shadow.)
-    return Unexplained(min(found[True], 1.0), min(found[False], 1.0), added)
+    return Unexplained(min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0))
 
 
 def _off_one_edit(

@@ -97,6 +97,13 @@ class Finding:
     def duplicate(self) -> bool:
         return self.same_photograph and not self.another_colour
 
+    @property
+    def recolour_lined_up(self) -> bool:
+        """Another colour, shown by the recoloured regions' own detail lining up with the
+        photograph's: nothing added on top has that detail (a region told by its outline alone,
+        a flat badge over a busy scene, is not shown so)."""
+        return self.another_colour and self.unexplained is not None and self.unexplained.lined_up >= RECOLOURED
+
 
 class KeptPictures(Protocol):
     """The candidates' kept pictures (judge.py's): `has(i)`, whether candidate i's record keeps
@@ -118,9 +125,17 @@ class SamePhotograph:
         self._best: dict[int, Finding] = {}
 
     def finding(self, candidate: int) -> Finding | None:
-        """The best of what the test found for a candidate (a duplicate over another colour over
+        """The best of what the test found for a candidate (another colour over a duplicate over
         the rest), or None when it was never looked at."""
         return self._best.get(candidate)
+
+    def recolour_shown(self, candidate: int) -> bool:
+        """Whether any look found the candidate's photograph with regions in another colour whose
+        own detail lines up with the photograph's (`Finding.recolour_lined_up`). Read at a worse
+        alignment, where that detail no longer lines up, the same regions look added on top (a
+        badge, a duplicate); that reading does not undo what the better one showed."""
+        best = self._best.get(candidate)
+        return best is not None and best.recolour_lined_up
 
     def kept(self, candidate: int) -> bool:
         """Whether the candidate's record keeps a picture (one that cannot be decoded is then
@@ -140,8 +155,8 @@ class SamePhotograph:
         return self._seen[key]
 
 
-def _rank(finding: Finding) -> tuple[bool, bool, float]:
-    return finding.duplicate, finding.same_photograph, finding.shared
+def _rank(finding: Finding) -> tuple[bool, bool, bool, float]:
+    return finding.recolour_lined_up, finding.duplicate, finding.same_photograph, finding.shared
 
 
 def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | None:
