@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.matching import judge
+from dupcheck.core.matching import affine, judge
 from dupcheck.core.matching import photograph as same_photograph
 from dupcheck.core.matching.alignment import verify
 from dupcheck.core.matching.one_edit import Unexplained
@@ -285,3 +285,23 @@ def test_a_patch_too_small_to_compare_is_not_a_finding() -> None:
 def test_the_same_bytes_are_distance_0_and_100_percent(service: DupcheckService) -> None:
     match = service.find_similar_bytes(jpeg(ZIP), top=1).matches[0]
     assert (match.entity_id, match.distance, match.match_percent, match.verdict) == ("zip", 0, 100.0, Verdict.DUPLICATE)
+
+
+def test_a_big_badge_does_not_outweigh_the_photograph_in_how_alike_a_map_leaves_them() -> None:
+    """How alike a map leaves the patches chooses the start Lucas-Kanade refines and whether a
+    step helped. A flat badge over a third of the query, lined up exactly, must still read as the
+    photograph lined up, and better than a map one pixel off; one correlation over the patch,
+    which the badge's bright block dominates, reads it as barely alike."""
+    rng = np.random.default_rng(3)
+    photo = np.asarray(
+        Image.fromarray(rng.uniform(0, 255, (64, 64)).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1)), np.float64
+    )
+    query = photo.copy()
+    query[:40, :40] = 255.0  # the badge
+    inside = np.ones(photo.shape, bool)
+    lined_up = affine.Aligned(query, photo, inside, np.zeros(6), (64, 64))
+    off = affine.Aligned(query, np.roll(photo, 1, axis=1), inside, np.zeros(6), (64, 64))
+    assert affine._likeness(lined_up) > 0.95
+    assert affine._likeness(lined_up) > affine._likeness(off) + 0.2
+    q, w = query - query.mean(), photo - photo.mean()
+    assert float((q * w).sum() / np.sqrt((q * q).sum() * (w * w).sum())) < 0.6  # what one correlation says

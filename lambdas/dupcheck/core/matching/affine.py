@@ -24,7 +24,16 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_CHOICE, AFFINE_STEPS, EARLY_SIDE
+from dupcheck.core.matching.arrays import tiles
+from dupcheck.core.matching.policy import (
+    AFFINE_BLUR,
+    AFFINE_CHOICE,
+    AFFINE_STEPS,
+    EARLY_SIDE,
+    LIKENESS_TILE,
+    LIKENESS_VARIES,
+    MIN_LIKENESS_TILES,
+)
 from dupcheck.core.matching.thumbnails import Thumbnail
 
 _RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
@@ -189,9 +198,18 @@ def _aligned(query: np.ndarray, image: Image.Image, params: np.ndarray, resized:
 
 
 def _likeness(aligned: Aligned) -> float:
-    """Correlation of the query with the warped picture over the overlap (0 for too little)."""
+    """How alike the query and the warped picture are over the overlap (0 for too little): the
+    median of their tiles' correlations where the kept picture varies (policy.LIKENESS_TILE),
+    or one correlation over the overlap when too few tiles do (a plain render)."""
     if aligned.inside.mean() < 0.5:
         return 0.0
+    mine, theirs = tiles(aligned.query, LIKENESS_TILE), tiles(aligned.warped, LIKENESS_TILE)
+    judged = tiles(aligned.inside, LIKENESS_TILE).all(axis=2) & (theirs.std(axis=2) >= LIKENESS_VARIES)
+    if judged.sum() >= MIN_LIKENESS_TILES:
+        q, w = mine[judged], theirs[judged]
+        q, w = q - q.mean(axis=1, keepdims=True), w - w.mean(axis=1, keepdims=True)
+        norms = np.sqrt((q * q).sum(axis=1) * (w * w).sum(axis=1))
+        return float(np.median((q * w).sum(axis=1) / np.maximum(norms, 1e-6)))
     q, w = aligned.query[aligned.inside], aligned.warped[aligned.inside]
     q, w = q - q.mean(), w - w.mean()
     return float((q * w).sum() / max(np.sqrt((q * q).sum() * (w * w).sum()), 1e-6))

@@ -110,6 +110,13 @@ MIN_COMPARED = 48  # px: a smaller patch (a thumbnail's cut) cannot be compared
 AFFINE_STEPS = {64: 12, 128: 6, 256: 2}
 AFFINE_BLUR = 0.5
 AFFINE_CHOICE = 4  # of the 64 px steps, taken from every start: the best one then takes the rest
+# How alike a map leaves the two patches (which start is refined, whether a step helped): the
+# median correlation of LIKENESS_TILE px tiles where the kept picture varies by LIKENESS_VARIES
+# levels or more. One correlation over the patch lets a big badge or frame, added on top, outweigh
+# the photograph (the steps then turn the map to fit the badge); a median over tiles does not.
+LIKENESS_TILE = 8
+LIKENESS_VARIES = 2.0
+MIN_LIKENESS_TILES = 8  # a median of fewer says less than one correlation over the whole patch
 # The detail is first compared at EARLY_SIDE px: below EARLY_ANOTHER there, a pair is another
 # photograph without the finer look. Dev: copies' correlation at 128 px is 0.735 at the least
 # (2,170 copies; 1st percentile 0.85); half of the other photographs examined stay below 0.5.
