@@ -125,8 +125,8 @@ class SamePhotograph:
         self._best: dict[int, Finding] = {}
 
     def finding(self, candidate: int) -> Finding | None:
-        """The best of what the test found for a candidate (another colour over a duplicate over
-        the rest), or None when it was never looked at."""
+        """The best of what the test found for a candidate (another colour its regions' detail
+        shows, over a duplicate, over the rest), or None when it was never looked at."""
         return self._best.get(candidate)
 
     def recolour_shown(self, candidate: int) -> bool:

@@ -114,6 +114,8 @@ AFFINE_CHOICE = 4  # of the 64 px steps, taken from every start: the best one th
 # median correlation of LIKENESS_TILE px tiles where the kept picture varies by LIKENESS_VARIES
 # levels or more. One correlation over the patch lets a big badge or frame, added on top, outweigh
 # the photograph (the steps then turn the map to fit the badge); a median over tiles does not.
+# Dev's badge set and small crops (docs/lab/evaluation.md, "An overlay does not outweigh the
+# photograph"); 4 levels decides the same.
 LIKENESS_TILE = 8
 LIKENESS_VARIES = 2.0
 MIN_LIKENESS_TILES = 8  # a median of fewer says less than one correlation over the whole patch
