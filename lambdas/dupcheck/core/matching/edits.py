@@ -96,8 +96,9 @@ def name_edits(
     # The test may have lined the pictures up from a start the views could not tell from theirs
     # (the same window mirrored): its start says how they lie. Otherwise the views' window, which
     # they chose for its framing, says it (the test may refine its map from the whole view).
-    mirrored = finding is not None and finding.alignment.mirrored != alignment.mirrored
-    placed = finding.alignment if finding is not None and mirrored else alignment
+    placed = alignment
+    if finding is not None and finding.alignment.mirrored != alignment.mirrored:
+        placed = finding.alignment
     found: list[Edit] = []
     if placed.mirrored:
         found.append(Edit("mirrored"))

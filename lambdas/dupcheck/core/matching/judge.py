@@ -129,9 +129,7 @@ def _closely(
     alignment = evidence[best][0].alignment
     assert alignment is not None
     found = first.test.look(best, alignment) if first.test.kept(best) else None
-    if found is None or not found.telling or not found.duplicate or first.test.recolour_shown(best):
-        return None
-    return best
+    return best if found is not None and found.telling and first.test.duplicate(best, found) else None
 
 
 class _Look:
@@ -198,7 +196,7 @@ class Tested:
             # Nothing in the pictures only one photograph has (a patch too small, a plain
             # render): no finer look can tell them apart, so the views decide, as without one.
             return self.views_only.passes(evidence)
-        return found.duplicate and not self.test.recolour_shown(self.candidate)
+        return self.test.duplicate(self.candidate, found)
 
     def open_on_colour(self, evidence: Evidence) -> bool:
         # Whether the views' colour can decide: only for the views-only fallback, a record whose

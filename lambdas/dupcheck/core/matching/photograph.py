@@ -129,6 +129,12 @@ class SamePhotograph:
         shows, over a duplicate, over the rest), or None when it was never looked at."""
         return self._best.get(candidate)
 
+    def duplicate(self, candidate: int, found: Finding) -> bool:
+        """Whether `found`, a look at the candidate, shows it a duplicate: the same photograph in
+        its colours, unless another look showed a region in another colour by its own detail
+        (`recolour_shown`)."""
+        return found.duplicate and not self.recolour_shown(candidate)
+
     def recolour_shown(self, candidate: int) -> bool:
         """Whether any look found the candidate's photograph with regions in another colour whose
         own detail lines up with the photograph's (`Finding.recolour_lined_up`). Read at a worse
