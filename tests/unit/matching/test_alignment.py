@@ -417,7 +417,7 @@ def test_the_first_turn_tried_turns_the_query_back_mirrored_or_not(mirrored: boo
     upright = verify(probe, [stored], [never])[0]
     assert upright is not None and upright.alignment is not None and upright.alignment.mirrored is mirrored
     turning = alignment._Turning(stored, stored.luma[None], never, upright)
-    assert turning.trial is not None and turning.trial != 0 and (turning.trial < 0) is mirrored
+    assert len(turning.trials) == 1 and turning.trials[0] != 0 and (turning.trials[0] < 0) is mirrored
     found = verify(Probe(rgb_of(copy)), [stored], [PIPELINE.policy.far])[0]
     assert found is not None and found.alignment is not None and PIPELINE.policy.far.passes(found)
     assert abs(found.alignment.angle) >= 3.0 and (found.alignment.angle < 0) is mirrored
@@ -731,6 +731,7 @@ class _OnlyTurned:
     turning runs, and which candidates it turned shows in their evidence."""
 
     judges_detail = True
+    found_photograph = False
     max_colour_off = 1.0
 
     def passes(self, evidence: Evidence) -> bool:
@@ -756,3 +757,44 @@ def test_the_candidate_nearest_by_hash_is_judged_and_turned_first(monkeypatch: p
     both = verify(Probe(rgb_of(turned)), stored, targets, nearest=1)
     assert both[0] is not None and not targets[0].passes(both[0])  # the more alike one, not turned
     assert both[1] is not None and targets[1].passes(both[1])
+
+
+class _LinedUp:
+    """A target the same-photograph test would decide (`judges_detail`): here the far tier's
+    views, with the query turned by 3 degrees or more (only a turned query lines up), and
+    whether a look already found the photograph as given."""
+
+    judges_detail = True
+    max_colour_off = 1.0
+
+    def __init__(self, found_photograph: bool = False) -> None:
+        self.found_photograph = found_photograph
+
+    def passes(self, evidence: Evidence) -> bool:
+        angle = evidence.alignment.angle if evidence.alignment is not None else 0.0
+        return abs(angle) >= 3.0 and PIPELINE.policy.far.passes(evidence)
+
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        return False
+
+
+def test_the_nearest_is_tried_at_the_scans_angles_when_the_estimates_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The turn the views say is left can stop near 0 (a busy scene): the candidate nearest by
+    hash is then tried turned by each of TURN_SCAN's angles, in order, and a copy turned about
+    that much lines up at the right one. Another candidate is not scanned, nor one whose
+    photograph a look found (only its colour is in question then)."""
+    original = product_image(21, (400, 320))
+    copy = original.rotate(-4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    stored = [views_of(rgb_of(original))]
+    monkeypatch.setattr(alignment, "residual_turn", lambda *_args, **_kwargs: 0.0)  # nothing left, it says
+    monkeypatch.setattr(alignment, "TURN_SCAN", (-4.0, 4.0))
+    target = _LinedUp()
+    found = verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0]
+    assert found is not None and found.alignment is not None and target.passes(found)
+    assert found.alignment.angle == 4.0  # turned back: -4 was judged first and did not line up
+    not_nearest = verify(Probe(rgb_of(copy)), stored, [target])[0]
+    assert not_nearest is not None and not target.passes(not_nearest)
+    seen = _LinedUp(found_photograph=True)
+    assert not target.passes(verify(Probe(rgb_of(copy)), stored, [seen], nearest=0)[0])
+    monkeypatch.setattr(alignment, "TURN_SCAN", ())
+    assert not target.passes(verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0])

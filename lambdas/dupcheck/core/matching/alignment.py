@@ -79,6 +79,7 @@ from dupcheck.core.matching.policy import (
     TOGETHER_MAX,
     TURN_GAIN,
     TURN_PROMISE,
+    TURN_SCAN,
     TURN_SPREAD,
     TURNED_MAX_LAYOUT,
     WIDTHS,
@@ -185,6 +186,12 @@ class Target(Protocol):
 
     def open_on_colour(self, evidence: Evidence) -> bool:
         """Whether the evidence's colour can decide `passes` (everything else would pass)."""
+        ...
+
+    @property
+    def found_photograph(self) -> bool:
+        """Whether a look has found the candidate's photograph, in any colour: where the pair
+        lines up is then known, and only its colour is in question."""
         ...
 
     @property
@@ -604,7 +611,15 @@ def verify(
             found.update(zip(unsure, _brightened([later[i] for i in unsure]), strict=True))
         alike = [i for i in order if found[i].colour_off <= ROTATION_COLOUR][:ROTATED_CANDIDATES]  # fill, not colour
         turnings = [
-            _Turning(candidates[i], lumas[i : i + 1], targets[i], found[i], matters[chosen.index(i)]) for i in alike
+            _Turning(
+                candidates[i],
+                lumas[i : i + 1],
+                targets[i],
+                found[i],
+                matters[chosen.index(i)],
+                TURN_SCAN if i == nearest else (),
+            )
+            for i in alike
         ]
         for i, answer in zip(alike, _turned_in_order(probe, turnings), strict=False):
             found[i] = answer
@@ -632,31 +647,35 @@ def _turned_in_order(probe: Probe, turnings: Sequence[_Turning]) -> Iterator[Evi
     turned by its own angle, and its numbers its own). A caller that stops asking (a candidate
     passed) ends the turnings after it: at most one step of each was judged ahead."""
     for k, turning in enumerate(turnings):
-        while turning.trial is not None:
-            _step_together(probe, [t for t in turnings[k:] if t.trial is not None])
+        while turning.trials:
+            _step_together(probe, [t for t in turnings[k:] if t.trials])
         assert turning.answer is not None
         yield turning.answer
 
 
 def _step_together(probe: Probe, going: Sequence[_Turning]) -> None:
-    """Each turning of `going` judged at its trial angle, in one `_judge_aligned` call."""
-    queries = probe.at_many([t.trial for t in going if t.trial is not None])
-    scores = np.concatenate([t.coarse_scores(query) for t, query in zip(going, queries, strict=True)])
+    """Each turning of `going` judged at each of its trial angles, in one `_judge_aligned` call."""
+    judged_for = [t for t in going for _ in t.trials]
+    queries = probe.at_many([angle for t in going for angle in t.trials])
+    scores = np.concatenate([t.coarse_scores(query) for t, query in zip(judged_for, queries, strict=True)])
 
     def matters(j: int, evidence: Evidence) -> bool:
-        wanted = going[j].colour_matters
+        wanted = judged_for[j].colour_matters
         return wanted is None or wanted(evidence)
 
     every = all(t.colour_matters is None for t in going)  # (None: all brightened, as each would be)
-    judged, _ = _judge_aligned(queries, [t.candidate for t in going], scores, None if every else matters)
-    for t, found in zip(going, judged, strict=True):
-        t.take(found)
+    judged, _ = _judge_aligned(queries, [t.candidate for t in judged_for], scores, None if every else matters)
+    start = 0
+    for t in going:
+        count = len(t.trials)
+        t.take(judged[start : start + count])
+        start += count
 
 
 @dataclass(slots=True)
 class _Turning:
-    """A candidate's turning, one judgement at a time (`trial`: the angle to judge next, None
-    once done; `take`: its evidence; `answer`: the best evidence with the query turned).
+    """A candidate's turning, a step at a time (`trials`: the angles to judge next, none once
+    done; `take`: their evidence; `answer`: the best evidence with the query turned).
 
     Each turn is by the angle the last alignment says is left (`residual_turn`), at most
     ROTATION_STEPS of them; the first evidence that passes the target is the answer. When the
@@ -666,14 +685,19 @@ class _Turning:
     the best, or when the first turn (either way) gained less than TURN_PROMISE on upright without
     passing the target, by a turn of PROMISE_MIN_TURN or more (another picture: a turned copy's
     first turn gains far more, or already passes). `colour_matters`: as verify's, for this
-    candidate (evidence whose colour matters to no one is left unbrightened)."""
+    candidate (evidence whose colour matters to no one is left unbrightened).
+
+    `scan`: angles tried when the estimates end without a line-up (the estimate from the 32 px
+    views can stop near 0 or point the wrong way in a busy scene), all judged in one step and
+    read in order: the first that lines up is the answer, as if tried one after the other."""
 
     candidate: Views
     luma: np.ndarray  # (1, views, 32, 32): the candidate's luma, as the coarse search takes it
     target: Target
     upright: Evidence
     colour_matters: Callable[[Evidence], bool] | None = None
-    trial: float | None = field(default=None, init=False)
+    scan: tuple[float, ...] = ()
+    trials: tuple[float, ...] = field(default=(), init=False)
     answer: Evidence | None = field(default=None, init=False)
     _best: Evidence = field(init=False)
     _last: Evidence = field(init=False)
@@ -681,6 +705,7 @@ class _Turning:
     _step: int = field(default=0, init=False)
     _left: float = field(default=0.0, init=False)  # the turn the last one kept said was left
     _reversed: bool = field(default=False, init=False)  # the trial is the first turn, the other way
+    _scanning: bool = field(default=False, init=False)  # the trials are `scan`'s
     _windows: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False)  # its coarse windows' side
 
     def coarse_scores(self, query: QueryViews) -> np.ndarray:
@@ -699,11 +724,16 @@ class _Turning:
         self._left = _turn_left(self._last.alignment) if self._last.alignment is not None else 0.0
         if abs(self._left) < MIN_STEP:
             return self._end(self._best)
-        self.trial = round(max(-MAX_ANGLE, min(MAX_ANGLE, self._angle + self._left)), 1)
+        self.trials = (round(max(-MAX_ANGLE, min(MAX_ANGLE, self._angle + self._left)), 1),)
         return None
 
     def _end(self, answer: Evidence) -> None:
-        self.trial, self.answer = None, answer
+        # (A candidate whose photograph a look found needs no other start: another alignment of
+        # the same photograph would only read its colours again.)
+        if self.scan and not self._scanning and not self._lines_up(answer) and not self.target.found_photograph:
+            self.trials, self._scanning = self.scan, True
+            return
+        self.trials, self.answer = (), answer
 
     def _lines_up(self, found: Evidence) -> bool:
         if found.alignment is None:
@@ -720,12 +750,23 @@ class _Turning:
             and _turn_spread(found.alignment) <= TURN_SPREAD
         )
 
-    def take(self, found: Evidence) -> None:
-        """The evidence with the query turned by `trial`: what to judge next, or the answer."""
-        assert self.trial is not None, "a turning that is done takes no more evidence"
+    def take(self, judged: Sequence[Evidence]) -> None:
+        """The evidence with the query turned by each of `trials`: what to judge next, or the answer."""
+        assert len(judged) == len(self.trials) > 0, "a turning takes the evidence of its trials"
+        if self._scanning:
+            for found in judged:  # in order, as if one at a time: the first that lines up
+                if self._lines_up(found):
+                    return self._end(found)
+                if found.similarity > self._best.similarity and not self.target.passes(found):
+                    self._best = found
+                if self.target.found_photograph:
+                    break  # (as in `_end`: only its colour is left in question)
+            return self._end(self._best)
+        (found,) = judged
+        trial = self.trials[0]
         first = self._step == 0
         if first and not self._reversed and found.similarity < self.upright.similarity and not self._lines_up(found):
-            self.trial, self._reversed = round(max(-MAX_ANGLE, min(MAX_ANGLE, -self._left)), 1), True
+            self.trials, self._reversed = (round(max(-MAX_ANGLE, min(MAX_ANGLE, -self._left)), 1),), True
             return None
         if self._lines_up(found):
             return self._end(found)
@@ -733,10 +774,10 @@ class _Turning:
             return self._end(self._best)
         if found.similarity > self._best.similarity and not self.target.passes(found):
             self._best = found  # (a turn that passes only by moving the layout is not kept)
-        promising = found.similarity >= self.upright.similarity + TURN_PROMISE or abs(self.trial) < PROMISE_MIN_TURN
+        promising = found.similarity >= self.upright.similarity + TURN_PROMISE or abs(trial) < PROMISE_MIN_TURN
         if first and not promising and not self.target.passes(found):
             return self._end(self._best)  # the first turn (either way) barely moved the correlation: another picture
-        self._angle, self._last, self._step = self.trial, found, self._step + 1
+        self._angle, self._last, self._step = trial, found, self._step + 1
         return self._next()
 
 

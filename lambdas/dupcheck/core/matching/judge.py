@@ -211,6 +211,11 @@ class Tested:
     def judges_detail(self) -> bool:
         return self.test.kept(self.candidate)
 
+    @property
+    def found_photograph(self) -> bool:
+        finding = self.test.finding(self.candidate)
+        return finding is not None and finding.same_photograph
+
 
 class _KeptPictures:
     """The candidates' kept pictures, each read once, and only when the test asks for it; each
