@@ -99,13 +99,14 @@ def off_colour(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
     return off
 
 
-def trim_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right): where `trim_uniform_border` cuts `rgb`. Callers that also
-    need other arrays of the trimmed picture (its luma) slice them rather than recompute them."""
+def trim_box(rgb: np.ndarray, passes: int = TRIM_PASSES) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): where `trim_uniform_border` cuts `rgb` (after at most
+    `passes` borders). Callers that also need other arrays of the trimmed picture (its luma)
+    slice them rather than recompute them."""
     top, left = 0, 0
     bottom, right = rgb.shape[:2]
     ring = ring_colour(rgb)
-    for _ in range(TRIM_PASSES):
+    for _ in range(passes):
         inner = rgb[top:bottom, left:right]
         height, width = inner.shape[:2]
         background, uniform = ring

@@ -174,6 +174,41 @@ def test_a_query_is_trimmed_again_only_without_a_detached_mark() -> None:
     assert again.box[0] > badged.box[0] and again.box[2] > badged.box[2]  # the top left corner left out
 
 
+def nested_margins(seed: int) -> Image.Image:
+    """A product shot on white inside three more uniform margins, wide, thin and wide: the trim
+    takes one a pass, for as many passes as it makes (pixels.TRIM_PASSES)."""
+    picture = product_image(seed, (240, 160))
+    for colour, share in (((60, 60, 160), 0.5), ((90, 90, 90), 0.1), ((235, 225, 200), 0.6)):
+        margin_x, margin_y = round(picture.width * share / 2), round(picture.height * share / 2)
+        picture = ImageOps.expand(picture, (margin_x, margin_y), fill=colour)
+    return picture
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_padding_is_taken_off_as_one_border_however_deep_the_pictures_own_margins(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Padded, the picture's trim spends its first pass on the padding and stops a margin short
+    of the catalog picture's trim: neither view lines up. Trimmed of the padding alone, the
+    query is the catalog picture whole."""
+    original = nested_margins(seed)
+    side = max(original.size)
+    padded = ImageOps.pad(original, (side, side), color=(0, 0, 0))
+    probe = PIPELINE.fingerprint(padded).probe
+    assert probe is not None and probe.rgb is not None and probe.box is not None
+    first = probe.first_border()
+    assert first is not None and first.box is not None
+    top, bottom, left, right = first.box
+    height, width = probe.rgb.shape[:2]
+    assert (bottom - top) / height == pytest.approx(original.height / side, abs=0.02)  # the padding, exactly
+    assert left <= 1 and right >= width - 1
+    judgement = judged(original, padded)
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None
+    assert [e.name for e in judgement.edits] == ["padded"]
+    monkeypatch.setattr(type(probe), "first_border", lambda self: None)
+    assert judged(original, padded).verdict is not Verdict.DUPLICATE  # what the first border mends
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_catalog_pictures_own_mark_on_its_backdrop_is_not_an_overlay(seed: int) -> None:
     """A logo on the backdrop of the catalog picture itself: the query's copy has it where the

@@ -11,7 +11,8 @@ The index found the candidates by hash distance; here each becomes a `Judgement`
    cannot be read) is judged on its views alone (policy.near, far), as before the test;
 4. `verify` (alignment.py) aligns the `policy.verified` most alike, turning the query when none
    passes, and asks the targets; when still none passes, the query is tried again trimmed
-   without a badge beside the product, and the most alike candidate within `policy.close_look`
+   otherwise (without a badge beside the product, or of the border an edit added:
+   `Probe.retrimmed`), and the most alike candidate within `policy.close_look`
    bits is tested though its views missed the tiers (`_closely`);
 5. the verdict (verdicts.py): a duplicate passed its target; `similar` is the same photograph in
    another colour, which only the test can show; anything else is different. A duplicate's or a
@@ -68,12 +69,15 @@ def judge_candidates(
         evidence = {i: (e, first) for i, e in first.verified(stored).items()}
         if not any(first.target(i).passes(e) for i, (e, _) in evidence.items()) and not first.saw_photograph():
             # No candidate is this photograph as the query is trimmed: maybe it is as trimmed
-            # without a badge beside the product, which its trim kept and the catalog picture's
-            # (without it) did not. (One seen in another colour is not looked at again.)
-            unmarked = probe.unmarked()
-            if unmarked is not None:
-                again = _Look(pipeline, candidates, kept, unmarked)
-                evidence |= {i: (e, again) for i, e in again.verified(stored).items() if again.target(i).passes(e)}
+            # otherwise (views.py, `Probe.retrimmed`): without a badge beside the product, which
+            # its trim kept and the catalog picture's did not, or only of the border an edit
+            # added. (One seen in another colour is not looked at again.)
+            for other in probe.retrimmed():
+                again = _Look(pipeline, candidates, kept, other)
+                lined_up = {i: (e, again) for i, e in again.verified(stored).items() if again.target(i).passes(e)}
+                evidence |= lined_up
+                if lined_up:
+                    break
     closely = _closely(first, evidence, closest, policy.close_look) if kept is not None else None
     out = []
     for i, distance in enumerate(closest):

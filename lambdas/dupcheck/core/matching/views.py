@@ -310,6 +310,15 @@ class Probe:
             self._grey_by_angle[angle] = Image.fromarray(luma(self.detailed(angle), np.float32), mode="F")
         return self._grey_by_angle[angle]
 
+    def retrimmed(self) -> list[Probe]:
+        """The same query trimmed otherwise, for when no candidate lines up as it is trimmed
+        (judge.py): `unmarked`, then `first_border`; each only where it changes the box."""
+        found: dict[tuple[int, int, int, int] | None, Probe] = {}
+        for probe in (self.unmarked(), self.first_border()):
+            if probe is not None:
+                found.setdefault(probe.box, probe)
+        return list(found.values())
+
     def unmarked(self) -> Probe | None:
         """The same query trimmed without a mark on its border: a badge beside the product that
         the query's trim keeps (its rows hold enough pixels), where the catalog picture's trim,
@@ -329,6 +338,19 @@ class Probe:
                 cleaned = self.rgb.copy() if cleaned is None else cleaned
                 cleaned[patch[:, 0] + top, patch[:, 1] + left] = colour
         box = trim_box(cleaned) if cleaned is not None else self.box
+        return self._trimmed_to(box)
+
+    def first_border(self) -> Probe | None:
+        """The same query with only its outer uniform border trimmed. Padding or a frame an edit
+        added is one border of one colour, and the first trim takes it off exactly, leaving the
+        catalog picture whole; the trim goes on into the picture's own margin (a sky, a road),
+        which the catalog picture's trim, on other pixels, may read otherwise. None when the
+        trim took one border only."""
+        if self.rgb is None or self.box is None:
+            return None
+        return self._trimmed_to(trim_box(self.rgb, passes=1))
+
+    def _trimmed_to(self, box: tuple[int, int, int, int]) -> Probe | None:
         return None if box == self.box else Probe(self.rgb, None, box, self.detail, self.source)
 
     def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
