@@ -798,16 +798,3 @@ def test_the_nearest_is_tried_at_the_scans_angles_when_the_estimates_stop(monkey
     assert not target.passes(verify(Probe(rgb_of(copy)), stored, [seen], nearest=0)[0])
     monkeypatch.setattr(alignment, "TURN_SCAN", ())
     assert not target.passes(verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0])
-
-
-def test_only_a_turnable_candidate_is_turned() -> None:
-    """A copy turned 4 degrees lines up only turned back; a candidate the caller leaves out of
-    `turnable` (too far by hash to be a turned copy) keeps its upright evidence."""
-    original = product_image(21, (400, 320))
-    copy = original.rotate(-4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
-    stored = [views_of(rgb_of(original))]
-    target = _LinedUp()
-    turned = verify(Probe(rgb_of(copy)), stored, [target], nearest=0, turnable={0})[0]
-    assert turned is not None and turned.alignment is not None and target.passes(turned)
-    upright = verify(Probe(rgb_of(copy)), stored, [target], nearest=0, turnable=set())[0]
-    assert upright is not None and upright.alignment is not None and upright.alignment.angle == 0.0

@@ -4,15 +4,12 @@ of the record; a kept picture that cannot be read leaves the views to decide."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 
-import pytest
 from PIL import Image
 
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.matching import judge
 from dupcheck.core.matching.judge import _KeptPictures
 from dupcheck.core.matching.thumbnails import _HEADER
 from dupcheck.core.models import HashRecord, HashValue, Verdict
@@ -74,18 +71,3 @@ def test_a_kept_picture_that_cannot_be_decoded_leaves_the_views_to_decide() -> N
     other = PIPELINE.fingerprint_bytes(jpeg(photograph("print", shot=2)), max_pixels=10**8)
     damaged = PIPELINE.judge(other, candidates, Store({"zip": corrupt}))[0].verdict
     assert damaged is PIPELINE.judge(other, candidates, Store({}))[0].verdict
-
-
-def test_a_candidate_far_by_hash_is_not_turned(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A copy turned 5 degrees (one its views line up with only turned back) is a duplicate of
-    its record within `turned_within` bits; with the limit below its distance, the record is
-    judged upright only, and the copy is not found."""
-    zip_record, zip_kept = record("zip", photograph("zip", shot=1))
-    turned = photograph("zip", shot=1).rotate(5, expand=True, fillcolor="white")
-    query = PIPELINE.fingerprint_bytes(jpeg(turned), max_pixels=10**8)
-    judged = PIPELINE.judge(query, [(zip_record, 10)], Store({"zip": zip_kept}))[0]
-    assert judged.verdict is Verdict.DUPLICATE
-    assert judged.edits is not None and any(e.name == "rotated" for e in judged.edits)
-    distance = judge._closest_halves(query, [zip_record])[0]
-    monkeypatch.setattr(AlignedDualPHash, "policy", dataclasses.replace(PIPELINE.policy, turned_within=distance - 1))
-    assert PIPELINE.judge(query, [(zip_record, 10)], Store({"zip": zip_kept}))[0].verdict is not Verdict.DUPLICATE

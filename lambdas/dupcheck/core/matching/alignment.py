@@ -29,7 +29,7 @@ check of photograph.py) says whether it is the same picture. Every limit is poli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Protocol
@@ -543,7 +543,6 @@ def verify(
     judged: int | None = None,
     colour_shown: Callable[[Evidence], bool] | None = None,
     nearest: int | None = None,
-    turnable: Collection[int] | None = None,
 ) -> list[Evidence | None]:
     """Evidence for the `judged` candidates most alike at the coarse alignment (all by default),
     each at its best alignment with the query; None for the others. Screening by the coarse
@@ -558,8 +557,7 @@ def verify(
     `nearest`, the candidate nearest by hash, is judged whatever its coarse likeness, and turned
     first: a turn of a few degrees lowers the upright likeness that ranks the others (a turned
     copy's own candidate fell to 12th-30th of 40), while the hash, of low frequencies, barely
-    moves (the same copies' candidate was nearest by hash). `turnable`: the candidates that may be
-    turned at all (None: any), those near enough by hash to be a turned copy.
+    moves (the same copies' candidate was nearest by hash).
 
     `colour_shown`: which evidence's colour the caller shows beyond its target's verdict (the
     edits of a `similar` match); None: all of it. The brightened colours a brighter query tries
@@ -596,7 +594,7 @@ def verify(
         order = [
             i
             for i in sorted(found, key=lambda i: (i != nearest, -found[i].similarity))
-            if found[i].similarity >= ROTATION_MIN_SIMILARITY and (turnable is None or i in turnable)
+            if found[i].similarity >= ROTATION_MIN_SIMILARITY
         ]
         # Brightening can only lower colour off plus colour missing: unbrightened evidence at most
         # ROTATION_COLOUR off that way is alike whatever it does (a margin for rounding); the rest

@@ -372,10 +372,6 @@ class Policy:
     # When no candidate passes, the most alike within this many bits is tested anyway (judge.py,
     # `_closely`): its views may have missed the tiers as a copy's do past what they line up.
     close_look: int
-    # Only candidates within this many bits (the judged distance: the closest half, of 64) are
-    # turned when none passes upright (alignment.verify, `turnable`): a turn of a few degrees
-    # moves the low frequencies a hash keeps too little to put a turned copy farther.
-    turned_within: int
 
     def looked(self, distance: int) -> Tier:
         """What the views of a candidate at this hash distance must pass to be looked at."""
@@ -419,8 +415,4 @@ ALIGNED_DUAL_PHASH = Policy(
     # ../shared/bench's new products a test for most, doubling their median check), so 4 costs
     # the median nothing (docs/lab/evaluation.md, "A close look when nothing passes").
     close_look=4,
-    # The dev part's catalog pictures turned 3-5 degrees each way (746 copies) lie within 16 bits
-    # of their own record, and so does every dev copy that turning lines up; at 12, two of the dev
-    # benchmark's turned copies were lost (docs/lab/evaluation.md, "Turning only what is near").
-    turned_within=16,
 )
