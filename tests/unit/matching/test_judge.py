@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
+import pytest
 from PIL import Image
 
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.matching import judge
 from dupcheck.core.matching.judge import _KeptPictures
 from dupcheck.core.matching.thumbnails import _HEADER
 from dupcheck.core.models import HashRecord, HashValue, Verdict
@@ -71,3 +73,25 @@ def test_a_kept_picture_that_cannot_be_decoded_leaves_the_views_to_decide() -> N
     other = PIPELINE.fingerprint_bytes(jpeg(photograph("print", shot=2)), max_pixels=10**8)
     damaged = PIPELINE.judge(other, candidates, Store({"zip": corrupt}))[0].verdict
     assert damaged is PIPELINE.judge(other, candidates, Store({}))[0].verdict
+
+
+def test_the_candidate_turned_first_is_the_nearest_by_the_distance_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The judged distance is the closest half of any query hash; the index ranks by all 128
+    bits, which a turn's fill corners move more. The nearest `verify` turns first (and tries at
+    the scan's angles) is the nearest by the distance judged, whatever the index's order."""
+    zip_record, zip_kept = record("zip", photograph("zip", shot=1))
+    print_record, print_kept = record("print", photograph("print", shot=2))
+    query = PIPELINE.fingerprint_bytes(jpeg(photograph("zip", shot=1).rotate(4)), max_pixels=10**8)
+    asked: list[int | None] = []
+    real = judge.verify
+
+    def verify(probe, candidates, targets, judged=None, colour_shown=None, nearest=None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        asked.append(nearest)
+        return real(probe, candidates, targets, judged, colour_shown, nearest)
+
+    monkeypatch.setattr(judge, "verify", verify)
+    closest = judge._closest_halves(query, [print_record, zip_record])
+    assert closest[1] < closest[0]  # the copy's photograph is the nearer by the judged distance
+    candidates = [(print_record, 10), (zip_record, 60)]  # the index's order says otherwise
+    PIPELINE.judge(query, candidates, Store({"zip": zip_kept, "print": print_kept}))
+    assert asked and asked[0] == 1

@@ -63,7 +63,7 @@ def judge_candidates(
     stored = {i: views for i, views in enumerate(pipeline.stored_views(screened)) if views is not None}
     probe = query.probe if isinstance(query.probe, Probe) else None
     kept = _KeptPictures(records, thumbnails) if thumbnails is not None and probe is not None else None
-    first = _Look(pipeline, candidates, kept, probe)
+    first = _Look(pipeline, candidates, closest, kept, probe)
     evidence: dict[int, tuple[Evidence, _Look]] = {}
     if stored and probe is not None:
         evidence = {i: (e, first) for i, e in first.verified(stored).items()}
@@ -73,7 +73,7 @@ def judge_candidates(
             # its trim kept and the catalog picture's did not, or only of the border an edit
             # added. (One seen in another colour is not looked at again.)
             for other in probe.retrimmed():
-                again = _Look(pipeline, candidates, kept, other)
+                again = _Look(pipeline, candidates, closest, kept, other)
                 lined_up = {i: (e, again) for i, e in again.verified(stored).items() if again.target(i).passes(e)}
                 evidence |= lined_up
                 if lined_up:
@@ -140,10 +140,9 @@ class _Look:
     """One probe's verification of the candidates: its same-photograph test and each candidate's
     target (a Tested one where the record keeps a picture; each probe's test caches its looks)."""
 
-    def __init__(self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], kept: _KeptPictures | None,
-                 probe: Probe | None) -> None:  # fmt: skip
-        self.policy, self.probe = pipeline.policy, probe
-        self.distances = [distance for _, distance in candidates]
+    def __init__(self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], closest: Sequence[int],
+                 kept: _KeptPictures | None, probe: Probe | None) -> None:  # fmt: skip
+        self.policy, self.probe, self.closest = pipeline.policy, probe, closest
         self.test = SamePhotograph(probe, kept) if kept is not None and probe is not None else None
         self.targets: list[Target] = [
             Tested(self.policy.looked(distance), self.policy.tier(distance), self.test, i)
@@ -160,7 +159,9 @@ class _Look:
         assert self.probe is not None
         targets = [self.targets[i] for i in stored]
         ids = list(stored)
-        nearest = min(range(len(ids)), key=lambda k: self.distances[ids[k]], default=None)  # (the first of the nearest)
+        # Nearest by the distance judged, the closest half of any query hash: a turn's fill
+        # corners move the whole 128 bits more than the closer half.
+        nearest = min(range(len(ids)), key=lambda k: self.closest[ids[k]], default=None)  # (the first of the nearest)
         found = verify(self.probe, list(stored.values()), targets, self.policy.verified, _NO_COLOUR_SHOWN, nearest)
         return {i: e for i, e in zip(stored, found, strict=True) if e is not None}
 

@@ -360,7 +360,7 @@ class Policy:
     screened: int  # the first candidates by index distance...
     by_part: int  # ...and the first others by the whole-picture half's, all aligned coarsely (cheap)...
     verified: int  # ...and the most alike of them, judged (and the nearest by hash: alignment.verify)
-    close_distance: int  # index distance (of 64 bits) up to which a candidate is near
+    close_distance: int  # index distance (of the 128 bits searched) up to which a candidate is near
     # The views line up well enough that the same-photograph test is worth its cost: its luma
     # structure, never its colour (whether the colour changed is the test's to say).
     looked_near: Tier
@@ -369,8 +369,9 @@ class Policy:
     # views alone when they pass these, as before the test: reindex gives it its picture.
     near: Tier
     far: Tier
-    # When no candidate passes, the most alike within this many bits is tested anyway (judge.py,
-    # `_closely`): its views may have missed the tiers as a copy's do past what they line up.
+    # When no candidate passes, the most alike within this many bits (the judged distance: the
+    # closest half, of 64) is tested anyway (judge.py, `_closely`): its views may have missed the
+    # tiers as a copy's do past what they line up.
     close_look: int
 
     def looked(self, distance: int) -> Tier:
