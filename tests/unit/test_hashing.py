@@ -30,6 +30,7 @@ from dupcheck.core.pixels import (
     outer_ring,
     planar,
     ring_colour,
+    trim_box,
     trim_uniform_border,
 )
 from dupcheck_tools.samples import encode, product_image
@@ -427,6 +428,20 @@ def test_trim_sees_through_a_blended_line_between_padding_and_a_white_margin() -
     alone = shot.resize((round(400 * 160 / 420), round(320 * 160 / 420)), Image.Resampling.BILINEAR)
     padded_box, alone_box = (trim_uniform_border(np.asarray(im)).shape[:2] for im in (work, alone))
     assert abs(padded_box[0] - alone_box[0]) <= 2 and abs(padded_box[1] - alone_box[1]) <= 2
+
+
+def test_trim_takes_padding_and_then_a_frame_through_the_line_they_blend_into() -> None:
+    """Padding around a frame: resampling blends the two borders into a line uniform in a colour
+    of neither; it is not a border of its own, and the frame within it is trimmed next."""
+    picture = np.asarray(product_image(30, (300, 220)).convert("RGB"))
+    framed = ImageOps.expand(Image.fromarray(picture), border=20, fill=(60, 50, 10))
+    canvas = Image.new("RGB", (430, 430), (255, 255, 255))
+    canvas.paste(framed, (45, 63))  # odd offsets: the seam falls between working pixels
+    work = np.asarray(canvas.resize((160, 160), Image.Resampling.BILINEAR))
+    alone = np.asarray(Image.fromarray(picture).resize((round(300 * 160 / 430), round(220 * 160 / 430))))
+    top, bottom, left, right = trim_box(work)
+    assert abs((bottom - top) - trim_uniform_border(alone).shape[0]) <= 2
+    assert abs((right - left) - trim_uniform_border(alone).shape[1]) <= 2
 
 
 def test_the_deployed_code_never_imports_the_baseline_packages() -> None:

@@ -125,10 +125,12 @@ def trim_box(rgb: np.ndarray, passes: int = TRIM_PASSES) -> tuple[int, int, int,
         inner = rgb[top:bottom, left:right]
         ring = ring_colour(inner)  # the next pass's ring, unless the line below is dropped
         # Between two borders (padding around a shot's own margin, a frame) resampling and
-        # JPEG leave a blended line, which makes the inner border look non-uniform: drop it.
-        if min(inner.shape[:2]) > 8 and ring[1] < 0.5:
+        # JPEG leave a blended line: one that makes the inner border look non-uniform, or one
+        # uniform in a colour of neither border. The border within it is what comes off next.
+        if min(inner.shape[:2]) > 8:
             within = ring_colour(inner[1:-1, 1:-1])
-            if within[1] >= 0.5:
+            blended = ring[1] < 0.5 or float(np.abs(within[0] - ring[0]).max()) > TRIM_TOLERANCE
+            if within[1] >= 0.5 and blended:
                 top, bottom, left, right = top + 1, bottom - 1, left + 1, right - 1
                 ring = within
     return top, bottom, left, right
