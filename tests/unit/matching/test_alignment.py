@@ -798,3 +798,52 @@ def test_the_nearest_is_tried_at_the_scans_angles_when_the_estimates_stop(monkey
     assert not target.passes(verify(Probe(rgb_of(copy)), stored, [seen], nearest=0)[0])
     monkeypatch.setattr(alignment, "TURN_SCAN", ())
     assert not target.passes(verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0])
+
+
+def busy(seed: int) -> Image.Image:
+    """A picture busy to its edges (a scene, not a product on a backdrop): coarse colour blocks
+    blurred together, a product on top, fine grain."""
+    rng = np.random.default_rng(seed)
+    blocks = Image.fromarray(rng.integers(30, 226, (6, 9, 3), dtype=np.uint8)).resize(
+        (480, 320), Image.Resampling.BICUBIC
+    )
+    blocks.paste(product_image(seed, (200, 160)).convert("RGB"), (140, 80))
+    grain = rng.normal(0, 6, (320, 480, 3))
+    return Image.fromarray(np.clip(np.asarray(blocks, dtype=np.float64) + grain, 0, 255).astype(np.uint8))
+
+
+def padded_and_turned(image: Image.Image, angle: float) -> Image.Image:
+    """Padded to a square in black, then turned with `expand` on a white fill: its borders
+    tilted inside the fill, as a shop's re-upload may be."""
+    square = ImageOps.pad(image, (max(image.size),) * 2, color=(0, 0, 0))
+    return square.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+
+
+@pytest.mark.parametrize("angle", [-4.8, 3.0])
+def test_a_turned_copys_borders_say_its_turn(angle: float) -> None:
+    turned = busy(21).rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    for copy in (turned, padded_and_turned(busy(22), angle)):
+        found = PIPELINE.fingerprint(copy).probe
+        assert found is not None and found.border_turn() == pytest.approx(-angle, abs=0.3)  # turned back
+    upright = PIPELINE.fingerprint(ImageOps.pad(busy(21), (480, 480), color=(0, 0, 0))).probe
+    assert upright is not None and upright.border_turn() is None  # straight sides, upright: no turn
+    product = PIPELINE.fingerprint(product_image(21, (400, 320)).rotate(angle, fillcolor=(255, 255, 255))).probe
+    assert product is not None and product.border_turn() is None  # a product's outline on its own white
+
+
+@pytest.mark.parametrize("seed", [21, 22, 1005])
+def test_a_copy_padded_then_turned_is_judged_turned_back_by_its_borders(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Padded and turned, the copy's views are too little alike upright for the turning to start
+    from (the fill and the padding tilted around the picture); turned back by the angle its own
+    borders show, they line up."""
+    original = busy(seed)
+    copy = padded_and_turned(original, -4.8)
+    target = PIPELINE.policy.far
+    stored = [views_of(rgb_of(original))]
+    found = verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0]
+    assert found is not None and found.alignment is not None and target.passes(found)
+    assert found.alignment.angle == pytest.approx(4.8, abs=0.3)
+    monkeypatch.setattr(Probe, "border_turn", lambda self: None)
+    assert not target.passes(verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0])

@@ -554,6 +554,9 @@ def verify(
     (Turning when one already passes changed no verdict on the benchmark, and cost copies 10 ms
     at the 90th percentile.)
 
+    When none passes upright and the query's own borders show a turn (`Probe.border_turn`: a
+    copy turned with a fill), the query turned back by it is judged first, as upright.
+
     `nearest`, the candidate nearest by hash, is judged whatever its coarse likeness, and turned
     first: a turn of a few degrees lowers the upright likeness that ranks the others (a turned
     copy's own candidate fell to 12th-30th of 40), while the hash, of low frequencies, barely
@@ -568,29 +571,40 @@ def verify(
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
-    upright = probe.at(0.0)
-    scores = _coarse_scores(lumas, upright)
-    reach = scores.reshape(len(candidates), -1).max(axis=1)
-    most_alike: set[int] = set(np.argsort(-reach, kind="stable")[:judged].tolist())
-    chosen = sorted(most_alike if nearest is None else most_alike | {nearest})
 
     def colour_matters(target: Target) -> Callable[[Evidence], bool] | None:
         if colour_shown is None:
             return None
         return lambda evidence: target.open_on_colour(evidence) or colour_shown(evidence)
 
-    matters = [colour_matters(targets[i]) for i in chosen]
+    def judged_at(angle: float) -> tuple[list[int], dict[int, Evidence], dict[int, _Unbrightened]]:
+        """The `judged` most alike at the coarse alignment with the query turned by `angle` (and
+        the nearest), each judged there: their indices, evidence and what brightening left."""
+        query = probe.at(angle)
+        scores = _coarse_scores(lumas, query)
+        reach = scores.reshape(len(candidates), -1).max(axis=1)
+        most_alike: set[int] = set(np.argsort(-reach, kind="stable")[:judged].tolist())
+        chosen = sorted(most_alike if nearest is None else most_alike | {nearest})
+        matters = [colour_matters(targets[i]) for i in chosen]
 
-    def upright_matters(k: int, evidence: Evidence) -> bool:
-        wanted = matters[k]
-        return wanted is None or wanted(evidence)
+        def wanted(k: int, evidence: Evidence) -> bool:
+            matter = matters[k]
+            return matter is None or matter(evidence)
 
-    judged_upright, pending = _judge_aligned(
-        [upright], [candidates[i] for i in chosen], scores[chosen], upright_matters
-    )
-    found = dict(zip(chosen, judged_upright, strict=True))
-    later = {chosen[k]: item for k, item in pending.items()}
+        evidence, pending = _judge_aligned([query], [candidates[i] for i in chosen], scores[chosen], wanted)
+        return chosen, dict(zip(chosen, evidence, strict=True)), {chosen[k]: item for k, item in pending.items()}
+
+    _, found, later = judged_at(0.0)
     if not any(targets[i].passes(e) for i, e in found.items()):
+        # A query whose own borders show a turn (a copy turned with a fill, padded or framed
+        # first or not) is judged once more turned back by it, as upright: its fill corners
+        # can leave too little alike upright for the turning below to start from.
+        border = probe.border_turn()
+        if border is not None:
+            lined_up = {i: e for i, e in judged_at(round(border, 1))[1].items() if targets[i].passes(e)}
+            if lined_up:
+                found.update(lined_up)
+                return [found.get(i) for i in range(len(candidates))]
         order = [
             i
             for i in sorted(found, key=lambda i: (i != nearest, -found[i].similarity))
@@ -616,7 +630,7 @@ def verify(
                 lumas[i : i + 1],
                 targets[i],
                 found[i],
-                matters[chosen.index(i)],
+                colour_matters(targets[i]),
                 TURN_SCAN if i == nearest else (),
             )
             for i in alike

@@ -88,6 +88,18 @@ MAX_ANGLE = 7.0  # degrees: turned no further (the benchmark's copies are turned
 # (a degree off lines up the views: a fifth of a pixel at 24 px). Chosen on dev's copies and its
 # turned set: 4 either way finds what 3 and 5 either way find, at half the cost.
 TURN_SCAN = (4.0, -4.0)
+# A turned copy's own borders say its angle: where the fill a turn leaves meets the picture (or
+# the padding or frame around it), each side is a straight line at the turn's angle. Each side's
+# first off-fill pixel, row by row over the middle EDGE_ROWS of the working copy, is fitted by a
+# line (robustly: the median of slopes, then least squares over the points within EDGE_FIT px);
+# a side counts when EDGE_STRAIGHT of its points lie on it, and the turn when two sides agree
+# within EDGE_AGREE degrees. When none passes upright, the query turned back by it is judged as
+# upright (alignment.verify, views.Probe.border_turn): a product's own outline is seldom straight
+# that far (6 of the 598 bench photos give one, all under 3 degrees).
+EDGE_ROWS = (0.2, 0.8)
+EDGE_FIT = 1.5
+EDGE_STRAIGHT = 0.8
+EDGE_AGREE = 1.0
 # A turn is one more freedom of the alignment, so a turned candidate must also keep its layout
 # (looser than upright: a copy turned within its frame keeps fill corners, 6-10 bits) and turn as
 # one piece: the turn left in each half of the pair within TURN_SPREAD degrees of the others

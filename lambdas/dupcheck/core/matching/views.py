@@ -22,9 +22,15 @@ from dupcheck.core.matching.arrays import halve, regions, sampler, unit
 from dupcheck.core.matching.policy import (
     CHROMA_GRID,
     COARSE,
+    EDGE_AGREE,
+    EDGE_FIT,
+    EDGE_ROWS,
+    EDGE_STRAIGHT,
     FINE,
     GREY_CHROMA,
     LUMA_GRID,
+    MAX_ANGLE,
+    MIN_STEP,
     OVERLAY_SHARE,
     QUERY_DETAIL_SIDE,
     ROTATION_SIZE,
@@ -242,6 +248,7 @@ class Probe:
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
     _detail_by_angle: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
     _grey_by_angle: dict[float, Image.Image] = field(default_factory=dict, repr=False)
+    _border_turn: tuple[float | None] | None = field(default=None, repr=False)
 
     def at(self, angle: float) -> QueryViews:
         return self.at_many([angle])[0]
@@ -310,6 +317,19 @@ class Probe:
             self._grey_by_angle[angle] = Image.fromarray(luma(self.detailed(angle), np.float32), mode="F")
         return self._grey_by_angle[angle]
 
+    def border_turn(self) -> float | None:
+        """The turn (degrees, as `at` takes it) that sets the picture's straight borders upright:
+        a copy turned with a fill meets it along straight lines at its angle (policy.EDGE_ROWS).
+        None for a picture without two such sides, sides already upright (under MIN_STEP) or
+        turned past MAX_ANGLE, or a probe without its picture."""
+        if self.rgb is None:
+            return None
+        if self._border_turn is None:
+            self._border_turn = (_border_angle(self.rgb),)
+        angle = self._border_turn[0]
+        # (Straight sides upright are no turn; one past MAX_ANGLE is no turn a copy was given.)
+        return None if angle is None or not MIN_STEP <= abs(angle) <= MAX_ANGLE else -angle
+
     def retrimmed(self) -> list[Probe]:
         """The same query trimmed otherwise, for when no candidate lines up as it is trimmed
         (judge.py): `unmarked`, then `first_border`; each only where it changes the box."""
@@ -373,6 +393,45 @@ class Probe:
         """A stored picture as a query without its picture: its views upright, and a picture
         rebuilt from them when one is needed (to turn it)."""
         return cls(None, upright=views)
+
+
+def _border_angle(rgb: np.ndarray) -> float | None:
+    """Degrees (anticlockwise) the picture's content lies turned within a uniform fill: each
+    side's first pixel off the fill's colour, row by row, fitted by a line; the median of the
+    sides that are straight, when two of them agree (policy.EDGE_*)."""
+    colour, uniform = ring_colour(rgb)
+    if uniform < 0.5:
+        return None
+    off = off_colour(rgb, colour)
+    # Each side seen as the left one: its first off pixel's column, row by row; a side's slope
+    # turns the way the picture does on the left and bottom sides, the other way on the others.
+    sides = ((1.0, off), (-1.0, off[:, ::-1]), (-1.0, off.T), (1.0, off[::-1].T))
+    angles = []
+    for sign, side in sides:
+        rows = np.arange(*(round(share * side.shape[0]) for share in EDGE_ROWS))
+        first = np.argmax(side[rows], axis=1)
+        kept = side[rows].any(axis=1) & (first > 0)  # (a side the picture reaches has no line)
+        if kept.mean() < EDGE_STRAIGHT or kept.sum() < 20:
+            continue
+        slope = _straight(rows[kept].astype(np.float64), first[kept].astype(np.float64))
+        if slope is not None:
+            angles.append(sign * math.degrees(math.atan(slope)))
+    if len(angles) < 2:
+        return None
+    middle = float(np.median(angles))
+    return middle if sum(abs(a - middle) <= EDGE_AGREE for a in angles) >= 2 else None
+
+
+def _straight(ys: np.ndarray, xs: np.ndarray) -> float | None:
+    """The slope of x against y when most points lie on one line (within EDGE_FIT px of it: the
+    median of the slopes between each point and the one half the run later, then least squares
+    over those on it), else None."""
+    half = len(ys) // 2
+    slope = float(np.median((xs[half : 2 * half] - xs[:half]) / (ys[half : 2 * half] - ys[:half])))
+    on = np.abs(xs - float(np.median(xs - slope * ys)) - slope * ys) <= EDGE_FIT
+    if on.mean() < EDGE_STRAIGHT:
+        return None
+    return float(np.polyfit(ys[on], xs[on], 1)[0])
 
 
 def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
