@@ -8,7 +8,8 @@ hash distance. From there, one module per step:
    (views.py; their compact form: views_codec.py).
 2. alignment.py aligns the query's views (upright, mirrored) coarsely with every window of the
    first `screened` candidates' views, refines the `verified` most alike and measures what
-   still differs (`Evidence`); when none passes, the most alike are turned and tried again.
+   still differs (`Evidence`); when none passes, the query turned back by the angle its own
+   borders show (a copy turned on a fill), then the most alike turned, are tried again.
 3. A candidate whose views line up (policy.py: looked_near, looked_far, by distance) is tested
    against the picture kept beside its record (thumbnails.py) by the same-photograph test
    (photograph.py, with affine.py and one_edit.py): a duplicate shares the photograph's fine
