@@ -97,6 +97,7 @@ TURN_SCAN = (4.0, -4.0)
 # upright (alignment.verify, views.Probe.border_turn): a product's own outline is seldom straight
 # that far (6 of the 598 bench photos give one, all under 3 degrees).
 EDGE_ROWS = (0.2, 0.8)
+EDGE_MIN_ROWS = 20  # ...of a 160 px working copy: fewer rows draw no line
 EDGE_FIT = 1.5
 EDGE_STRAIGHT = 0.8
 EDGE_AGREE = 1.0

@@ -24,6 +24,7 @@ from dupcheck.core.matching.policy import (
     COARSE,
     EDGE_AGREE,
     EDGE_FIT,
+    EDGE_MIN_ROWS,
     EDGE_ROWS,
     EDGE_STRAIGHT,
     FINE,
@@ -411,7 +412,7 @@ def _border_angle(rgb: np.ndarray) -> float | None:
         rows = np.arange(*(round(share * side.shape[0]) for share in EDGE_ROWS))
         first = np.argmax(side[rows], axis=1)
         kept = side[rows].any(axis=1) & (first > 0)  # (a side the picture reaches has no line)
-        if kept.mean() < EDGE_STRAIGHT or kept.sum() < 20:
+        if kept.mean() < EDGE_STRAIGHT or kept.sum() < EDGE_MIN_ROWS:
             continue
         slope = _straight(rows[kept].astype(np.float64), first[kept].astype(np.float64))
         if slope is not None:
