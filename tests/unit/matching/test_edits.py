@@ -272,6 +272,21 @@ def test_a_turn_is_named_with_its_direction(angle: int, seed: int) -> None:
     assert degrees * angle > 0 and abs(degrees - angle) <= 0.5  # counter-clockwise positive, about right
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_frame_turned_with_the_picture_is_named_with_the_turn(seed: int) -> None:
+    """Framed, then turned with `expand`: turned back, the frame is a border again (the turn's
+    fill lies outside it), where a turn alone names none (the test above)."""
+
+    def framed_and_turned(image: Image.Image) -> Image.Image:
+        framed = ImageOps.expand(image, border=30, fill=(20, 90, 200))
+        return framed.rotate(-3, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+
+    got = named(framed_and_turned, seed)
+    assert set(got) == {"rotated", "framed"}
+    assert abs(float(got["rotated"]["degrees"]) + 3) <= 0.5
+    assert all(0.03 <= float(share) <= 0.12 for share in got["framed"].values())
+
+
 def test_a_colour_variant_is_similar_in_another_colour() -> None:
     judgement = judged(product_image(25, hue=0.0), product_image(25, hue=0.6))
     assert judgement.verdict is Verdict.SIMILAR and judgement.edits is not None

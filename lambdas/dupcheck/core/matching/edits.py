@@ -9,7 +9,8 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
 * cropped (the share of the catalog picture cut off each side) or padded / framed (the share
   of the query that is a border the catalog picture does not have): where the query's whole
   picture falls on the catalog picture's, from the aligned window and the uniform borders each
-  picture's trimmed view left out;
+  picture's trimmed view left out (for a copy the views lined up turned back, padding or a
+  frame only, from its borders turned back);
 * brightness or contrast: a line through the aligned luma (the same-photograph test's 256 px
   patches where it compared them, else the views), away from pixels clipped to black or white.
   Brightness scales every level (the line passes near 0), contrast spreads them about the
@@ -107,7 +108,9 @@ def name_edits(
     rotated = abs(turned) >= (MIN_TURN_TESTED if finding is not None else MIN_ROTATED)
     if rotated:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
-    else:  # a turned query's borders are its fill: its framing says nothing
+        if placed.angle and probe is not None:
+            found.extend(_turned_framing(placed, candidate, probe))
+    else:
         found.extend(_framing(placed, candidate, query_box))
     if not same_picture:
         if finding is not None and finding.another_colour:
@@ -261,6 +264,20 @@ def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float])
 
 
 # -- tone -----------------------------------------------------------------------------------------
+
+
+def _turned_framing(alignment: Alignment, candidate: Views, probe: Probe) -> list[Edit]:
+    """Padding or a frame on a copy the views lined up turned back (`alignment.angle`): turned
+    back, the query's borders are the picture's own again, and its views' boxes say where they
+    lie (`Probe.at`: its trimmed view within the box the picture held before the turn). A crop
+    is not named: a turn within the frame cuts the corners off, which reads as one. A query
+    lined up upright that the test finds turned keeps its fill as its border: nothing is named."""
+    query = probe.at(alignment.angle)
+    (top, bottom, left, right), (inner_top, inner_bottom, inner_left, inner_right) = query.whole, query.trimmed
+    width, height = right - left, bottom - top
+    borders = ((inner_left - left) / width, (right - inner_right) / width,
+               (inner_top - top) / height, (bottom - inner_bottom) / height)  # fmt: skip
+    return [edit for edit in _framing(alignment, candidate, borders) if edit.name != "cropped"]
 
 
 def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[float, float]:
