@@ -274,8 +274,8 @@ def test_a_turn_is_named_with_its_direction(angle: int, seed: int) -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_frame_turned_with_the_picture_is_named_with_the_turn(seed: int) -> None:
-    """Framed, then turned with `expand`: turned back, the frame is a border again (the turn's
-    fill lies outside it), where a turn alone names none (the test above)."""
+    """Framed, then turned with `expand`: the frame is a border all round the turned picture
+    (the turn's fill lies outside it), where a turn alone names none (the test above)."""
 
     def framed_and_turned(image: Image.Image) -> Image.Image:
         framed = ImageOps.expand(image, border=30, fill=(20, 90, 200))
@@ -285,6 +285,22 @@ def test_a_frame_turned_with_the_picture_is_named_with_the_turn(seed: int) -> No
     assert set(got) == {"rotated", "framed"}
     assert abs(float(got["rotated"]["degrees"]) + 3) <= 0.5
     assert all(0.03 <= float(share) <= 0.12 for share in got["framed"].values())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_padding_added_after_a_turn_is_named_on_its_sides(seed: int) -> None:
+    """Turned on a white fill, then padded left and right in grey: the padding lies beyond the
+    turned picture, the fill within it."""
+
+    def turned_and_padded(image: Image.Image) -> Image.Image:
+        turned = image.rotate(3, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+        return ImageOps.expand(turned, border=(50, 0, 50, 0), fill=(200, 200, 200))  # 50 of 516 px a side
+
+    got = named(turned_and_padded, seed)
+    assert set(got) == {"rotated", "padded"}
+    sides = got["padded"]
+    assert all(0.07 <= float(sides[side]) <= 0.12 for side in ("left", "right"))
+    assert all(float(sides[side]) < 0.03 for side in ("top", "bottom"))
 
 
 def test_a_colour_variant_is_similar_in_another_colour() -> None:

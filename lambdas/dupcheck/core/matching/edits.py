@@ -9,8 +9,8 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
 * cropped (the share of the catalog picture cut off each side) or padded / framed (the share
   of the query that is a border the catalog picture does not have): where the query's whole
   picture falls on the catalog picture's, from the aligned window and the uniform borders each
-  picture's trimmed view left out (for a copy the views lined up turned back, padding or a
-  frame only, from its borders turned back);
+  picture's trimmed view left out (for a turned copy, padding or a frame only: what the query
+  shows beyond the catalog picture turned as it is);
 * brightness or contrast: a line through the aligned luma (the same-photograph test's 256 px
   patches where it compared them, else the views), away from pixels clipped to black or white.
   Brightness scales every level (the line passes near 0), contrast spreads them about the
@@ -108,8 +108,8 @@ def name_edits(
     rotated = abs(turned) >= (MIN_TURN_TESTED if finding is not None else MIN_ROTATED)
     if rotated:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
-        if placed.angle and probe is not None:
-            found.extend(_turned_framing(placed, candidate, probe))
+        if probe is not None:
+            found.extend(_turned_framing(placed, candidate, probe, turned))
     else:
         found.extend(_framing(placed, candidate, query_box))
     if not same_picture:
@@ -258,26 +258,60 @@ def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float])
         edits.append(Edit("cropped", cropped))
     across = {"left": x1 - x0, "right": x1 - x0, "top": y1 - y0, "bottom": y1 - y0}
     padded = {side: round(min(1.0, max(0.0, -share) / across[side]), 3) for side, share in cut.items()}
-    if max(padded.values()) >= MIN_BORDER:
-        edits.append(Edit("framed" if min(padded.values()) >= MIN_BORDER else "padded", padded))
-    return edits
+    return edits + _border_edit(padded)
 
 
-# -- tone -----------------------------------------------------------------------------------------
-
-
-def _turned_framing(alignment: Alignment, candidate: Views, probe: Probe) -> list[Edit]:
-    """Padding or a frame on a copy the views lined up turned back (`alignment.angle`): turned
-    back, the query's borders are the picture's own again, and its views' boxes say where they
-    lie (`Probe.at`: its trimmed view within the box the picture held before the turn). A crop
-    is not named: a turn within the frame cuts the corners off, which reads as one. A query
-    lined up upright that the test finds turned keeps its fill as its border: nothing is named."""
+def _turned_framing(alignment: Alignment, candidate: Views, probe: Probe, turned: float) -> list[Edit]:
+    """Padding or a frame on a turned copy: the share of the query, each side, beyond the catalog
+    picture's footprint turned as the query is (`turned` degrees). The views lined the query up
+    turned back by `alignment.angle` (none: upright), and say where the catalog picture lies on
+    it there (`_placement`, from the query's trimmed view within the box the picture held before
+    that turn): a rectangle whose corners, turned by the whole turn about its centre (its centre
+    turned back with the query), span what a turn alone makes of the picture (a turn with
+    `expand` just fits them, one within the frame cuts them off). What the query shows beyond
+    them is a border added before the turn or after it. A crop is not named: a turn's cut
+    corners read as one."""
     query = probe.at(alignment.angle)
     (top, bottom, left, right), (inner_top, inner_bottom, inner_left, inner_right) = query.whole, query.trimmed
     width, height = right - left, bottom - top
     borders = ((inner_left - left) / width, (right - inner_right) / width,
                (inner_top - top) / height, (bottom - inner_bottom) / height)  # fmt: skip
-    return [edit for edit in _framing(alignment, candidate, borders) if edit.name != "cropped"]
+    (x0, x1), (y0, y1) = _placement(alignment, candidate, borders)
+    # The catalog picture's corners as shares of the box the views saw, then in pixels of the
+    # picture turned back, from its centre.
+    us = np.array([-x0, 1.0 - x0]) / (x1 - x0)
+    if alignment.mirrored:  # the view was the turned picture mirrored
+        us = 1.0 - us
+    vs = np.array([-y0, 1.0 - y0]) / (y1 - y0)
+    picture_height, picture_width = probe.picture().shape[:2]
+    xs, ys = np.meshgrid((left + us * width - 0.5) * picture_width, (top + vs * height - 0.5) * picture_height)
+    centre = _turn(np.array([xs.mean()]), np.array([ys.mean()]), alignment.angle)
+    query_x, query_y = _turn(xs - xs.mean(), ys - ys.mean(), -turned)
+    query_x, query_y = query_x + centre[0], query_y + centre[1]
+    beyond = {
+        "left": float(query_x.min()) / picture_width + 0.5,
+        "right": 0.5 - float(query_x.max()) / picture_width,
+        "top": float(query_y.min()) / picture_height + 0.5,
+        "bottom": 0.5 - float(query_y.max()) / picture_height,
+    }
+    return _border_edit({side: round(min(1.0, max(0.0, share)), 3) for side, share in beyond.items()})
+
+
+def _turn(xs: np.ndarray, ys: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where points of the query turned by `degrees` (as `Probe.at` turns it; pixels from the
+    centre, y down) lie on the query itself."""
+    theta = np.radians(degrees)
+    return xs * np.cos(theta) - ys * np.sin(theta), xs * np.sin(theta) + ys * np.cos(theta)
+
+
+def _border_edit(padded: dict[str, float]) -> list[Edit]:
+    """Padding (a border on some sides) or a frame (all round), from each side's share."""
+    if max(padded.values()) < MIN_BORDER:
+        return []
+    return [Edit("framed" if min(padded.values()) >= MIN_BORDER else "padded", padded)]
+
+
+# -- tone -----------------------------------------------------------------------------------------
 
 
 def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[float, float]:
