@@ -847,3 +847,22 @@ def test_a_copy_padded_then_turned_is_judged_turned_back_by_its_borders(
     assert found.alignment.angle == pytest.approx(4.8, abs=0.3)
     monkeypatch.setattr(Probe, "border_turn", lambda self: None)
     assert not target.passes(verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0])
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_inside_a_copys_padding_its_borders_say_its_turn(seed: int) -> None:
+    """Turned on a black fill, then padded in white: the padding's sides are upright, the fill's
+    inside them are turned; the picture inside the padding is a query of its own, and where it
+    lies on the whole one is kept for the edits."""
+    turned = busy(seed).rotate(3, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    copy = ImageOps.expand(turned, border=(60, 24, 40, 36), fill=(255, 255, 255))  # left, top, right, bottom
+    probe = PIPELINE.fingerprint(copy).probe
+    assert probe is not None and probe.border_turn() is None
+    inside = probe.inside_border()
+    assert inside is not None and inside.border_turn() == pytest.approx(-3.0, abs=0.3)
+    width, height = copy.size
+    assert inside.outer == pytest.approx((60 / width, 40 / width, 24 / height, 36 / height), abs=0.02)
+    across = 1 - 100 / width  # the inner picture's share of the query's width
+    assert inside.on_query((0.0, 0.5, 0.0, 0.0))[1] == pytest.approx(40 / width + 0.5 * across, abs=0.02)
+    padded = PIPELINE.fingerprint(ImageOps.expand(busy(seed), border=(60, 24, 40, 36), fill=(255, 255, 255))).probe
+    assert padded is not None and padded.inside_border() is None  # padding on an upright picture: no turn inside

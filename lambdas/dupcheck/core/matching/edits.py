@@ -288,13 +288,13 @@ def _turned_framing(alignment: Alignment, candidate: Views, probe: Probe, turned
     centre = _turn(np.array([xs.mean()]), np.array([ys.mean()]), alignment.angle)
     query_x, query_y = _turn(xs - xs.mean(), ys - ys.mean(), -turned)
     query_x, query_y = query_x + centre[0], query_y + centre[1]
-    beyond = {
-        "left": float(query_x.min()) / picture_width + 0.5,
-        "right": 0.5 - float(query_x.max()) / picture_width,
-        "top": float(query_y.min()) / picture_height + 0.5,
-        "bottom": 0.5 - float(query_y.max()) / picture_height,
-    }
-    return _border_edit({side: round(min(1.0, max(0.0, share)), 3) for side, share in beyond.items()})
+    beyond = probe.on_query((
+        max(0.0, float(query_x.min()) / picture_width + 0.5),
+        max(0.0, 0.5 - float(query_x.max()) / picture_width),
+        max(0.0, float(query_y.min()) / picture_height + 0.5),
+        max(0.0, 0.5 - float(query_y.max()) / picture_height),
+    ))  # fmt: skip
+    return _border_edit({side: round(min(1.0, share), 3) for side, share in zip(SIDES, beyond, strict=True)})
 
 
 def _turn(xs: np.ndarray, ys: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:

@@ -245,6 +245,8 @@ class Probe:
     box: tuple[int, int, int, int] | None = None
     detail: np.ndarray | None = field(default=None, repr=False)
     source: Image.Image | None = field(default=None, repr=False)  # the decoded picture: `detail` made from it
+    # (left, right, top, bottom): the query's share outside this picture (`inside_border`), else 0.
+    outer: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     _by_angle: dict[float, QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
     _detail_by_angle: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
@@ -333,12 +335,46 @@ class Probe:
 
     def retrimmed(self) -> list[Probe]:
         """The same query trimmed otherwise, for when no candidate lines up as it is trimmed
-        (judge.py): `unmarked`, then `first_border`; each only where it changes the box."""
+        (judge.py): `unmarked`, then `first_border`, each only where it changes the box; then
+        `inside_border`."""
         found: dict[tuple[int, int, int, int] | None, Probe] = {}
         for probe in (self.unmarked(), self.first_border()):
             if probe is not None:
                 found.setdefault(probe.box, probe)
-        return list(found.values())
+        inside = self.inside_border()
+        return [*found.values(), *([inside] if inside is not None else [])]
+
+    def on_query(self, shares: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """(left, right, top, bottom) shares of this picture's sides as shares of the query's
+        (the same but for a picture `inside_border`)."""
+        left, right, top, bottom = self.outer
+        across, down = 1.0 - left - right, 1.0 - top - bottom
+        return left + shares[0] * across, right + shares[1] * across, top + shares[2] * down, bottom + shares[3] * down
+
+    def inside_border(self) -> Probe | None:
+        """The picture inside its outer uniform border as a query of its own, when a turn shows
+        there (`border_turn`) and not on the whole picture: a copy turned on a fill, then padded
+        or framed. Turned back whole, its padding turns too and hides the fill's edges from the
+        trim; inside it, the fill is the border, as on a copy turned and not padded. None
+        otherwise. (Its `outer`: where it lies on the query, for the edits.)"""
+        if self.rgb is None or self.border_turn() is not None:
+            return None
+        height, width = self.rgb.shape[:2]
+        top, bottom, left, right = trim_box(self.rgb, passes=1)
+        if (top, bottom, left, right) == (0, height, 0, width):
+            return None
+        inner = Probe(
+            np.ascontiguousarray(self.rgb[top:bottom, left:right]),
+            outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
+        )
+        if inner.border_turn() is None:
+            return None
+        detail = self.detailed(0.0)  # the same picture larger, for the same-photograph test: cut alike
+        rows, cols = detail.shape[0] / height, detail.shape[1] / width
+        inner.detail = np.ascontiguousarray(
+            detail[round(top * rows) : round(bottom * rows), round(left * cols) : round(right * cols)]
+        )
+        return inner
 
     def unmarked(self) -> Probe | None:
         """The same query trimmed without a mark on its border: a badge beside the product that
