@@ -70,8 +70,9 @@ def judge_candidates(
         if not any(first.target(i).passes(e) for i, (e, _) in evidence.items()) and not first.saw_photograph():
             # No candidate is this photograph as the query is trimmed: maybe it is as trimmed
             # otherwise (views.py, `Probe.retrimmed`): without a badge beside the product, which
-            # its trim kept and the catalog picture's did not, or only of the border an edit
-            # added. (One seen in another colour is not looked at again.)
+            # its trim kept and the catalog picture's did not, only of the border an edit
+            # added, or inside that border where a turn shows (a copy turned on a fill, then
+            # padded). (One seen in another colour is not looked at again.)
             for other in probe.retrimmed():
                 again = _Look(pipeline, candidates, closest, kept, other)
                 lined_up = {i: (e, again) for i, e in again.verified(stored).items() if again.target(i).passes(e)}
