@@ -269,8 +269,8 @@ def _turned_framing(alignment: Alignment, candidate: Views, probe: Probe, turned
     that turn): a rectangle whose corners, turned by the whole turn about its centre (its centre
     turned back with the query), span what a turn alone makes of the picture (a turn with
     `expand` just fits them, one within the frame cuts them off). What the query shows beyond
-    them is a border added before the turn or after it. A crop is not named: a turn's cut
-    corners read as one."""
+    them is a border added before the turn or after it (of the whole query, for a probe inside
+    its padding: `Probe.on_query`). A crop is not named: a turn's cut corners read as one."""
     query = probe.at(alignment.angle)
     (top, bottom, left, right), (inner_top, inner_bottom, inner_left, inner_right) = query.whole, query.trimmed
     width, height = right - left, bottom - top
