@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.marks import largest_mark, written
+from dupcheck.core.matching.marks import largest_mark, named_mark, written
 from dupcheck.core.matching.policy import MARK_SHARE
 from dupcheck_tools.samples import product_image
 
@@ -25,17 +25,15 @@ def aligned(query: np.ndarray, kept: np.ndarray) -> Aligned:
     return Aligned(query, kept, np.ones(kept.shape, dtype=bool), np.zeros(6), kept.shape)
 
 
-def with_text(luma: np.ndarray, text: str, at: tuple[int, int], level: int, opacity: int) -> np.ndarray:
+def with_text(luma: np.ndarray, text: str, at: tuple[int, int], level: int, opacity: int, size: int = 24) -> np.ndarray:
     base = Image.fromarray(np.clip(luma, 0, 255).astype(np.uint8)).convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
-    ImageDraw.Draw(layer).text(at, text, font=ImageFont.load_default(size=24), fill=(level, level, level, opacity))
+    ImageDraw.Draw(layer).text(at, text, font=ImageFont.load_default(size=size), fill=(level, level, level, opacity))
     return np.asarray(Image.alpha_composite(base, layer).convert("L"), dtype=np.float64)
 
 
 def is_marked(query: np.ndarray, kept: np.ndarray) -> bool:
-    mask = written(aligned(query, kept))
-    found = largest_mark(mask)
-    return found is not None and len(found) >= MARK_SHARE * mask.size
+    return named_mark(written(aligned(query, kept))) is not None
 
 
 def moved(luma: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -101,3 +99,43 @@ def test_a_words_letters_written_apart_are_one_mark() -> None:
     column = row.T.copy()  # the same pieces, one above the other
     found = largest_mark(column)
     assert found is not None and len(found) == row.sum() // 6
+
+
+def strokes(mask: np.ndarray, count: int, top: int, left: int, height: int, width: int, gap: int) -> None:
+    """`count` upright strokes side by side, as a faint word's letters are written."""
+    for i in range(count):
+        start = left + i * (width + gap)
+        mask[top : top + height, start : start + width] = True
+
+
+def test_a_small_word_is_named_by_its_shape() -> None:
+    """Under MARK_SHARE, a mark is named when it reads as a line of text: a row three times as
+    long as high, and nothing much written elsewhere."""
+    word = np.zeros((SIDE, SIDE), dtype=bool)
+    strokes(word, 4, 100, 40, 9, 3, 6)
+    assert word.sum() < MARK_SHARE * word.size
+    found = named_mark(word)
+    assert found is not None and len(found) == word.sum()
+
+    short = np.zeros((SIDE, SIDE), dtype=bool)  # the same strokes closer: a row twice as long as high
+    strokes(short, 4, 100, 40, 9, 2, 3)
+    assert largest_mark(short) is not None and named_mark(short) is None
+
+    upright = np.zeros((SIDE, SIDE), dtype=bool)  # as many pixels, taller than wide: no line of text
+    upright[100:114, 40:48] = True
+    assert largest_mark(upright) is not None and named_mark(upright) is None
+
+    scattered = word.copy()  # the word among as much again written in scattered groups
+    for top, left in ((20, 200), (60, 150), (180, 30), (220, 200)):
+        scattered[top : top + 6, left : left + 5] = True
+    assert largest_mark(scattered) is not None and named_mark(scattered) is None
+
+
+def test_a_small_faint_word_over_the_photograph_is_named() -> None:
+    """A word written small and faint (a shop's name in a corner): too few pixels for MARK_SHARE."""
+    kept = grain(7)
+    query = with_text(kept, "SAMPLE", (90, 120), 255, 40, size=10)
+    mask = written(aligned(query, kept))
+    found = named_mark(mask)
+    assert found is not None and len(found) < MARK_SHARE * mask.size
+    assert 115 <= found[:, 0].mean() <= 140 and 90 <= found[:, 1].mean() <= 140

@@ -37,7 +37,7 @@ import numpy as np
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
 from dupcheck.core.matching.arrays import regions, tiles, unit
-from dupcheck.core.matching.marks import largest_mark, written
+from dupcheck.core.matching.marks import named_mark, written
 from dupcheck.core.matching.photograph import Finding, whole_picture
 from dupcheck.core.matching.policy import (
     BORDER_PLAIN,
@@ -46,7 +46,6 @@ from dupcheck.core.matching.policy import (
     BRIGHTNESS_PIVOT,
     COLOURED,
     COMPARE_SIDE,
-    MARK_SHARE,
     MIN_BORDER,
     MIN_GAIN,
     MIN_ROTATED,
@@ -440,11 +439,12 @@ def _border_overlay(
 
 def _marked(aligned: Aligned, mirrored: bool) -> Edit | None:
     """Text or a watermark: a group of pixels written over the photograph (marks.py), too faint
-    or thin for the 64 px cells to differ, over MARK_SHARE of the compared patch (the query's
-    whole picture where its patch was a trimmed box: a watermark often lies on the backdrop)."""
+    or thin for the 64 px cells to differ, over MARK_SHARE of the compared patch or shaped as a
+    word (`marks.named_mark`; the query's whole picture where its patch was a trimmed box: a
+    watermark often lies on the backdrop)."""
     mask = written(aligned)
-    found = largest_mark(mask)
-    if found is None or len(found) < MARK_SHARE * mask.size:
+    found = named_mark(mask)
+    if found is None:
         return None
     size = mask.shape[0]
     ys, xs = found[:, 0] + 0.5, found[:, 1] + 0.5

@@ -40,8 +40,11 @@ from dupcheck.core.matching.policy import (
     MARK_LINE,
     MARK_NOISE,
     MARK_REFIT,
+    MARK_SHARE,
     MARK_SMOOTHING,
     MARK_TILE,
+    WORD_ALONE,
+    WORD_ROW,
 )
 
 _TERMS = 5  # gain, offset, two gradients, Laplacian
@@ -98,6 +101,23 @@ def largest_mark(mask: np.ndarray) -> np.ndarray | None:
             best = members
             break
     return best
+
+
+def named_mark(mask: np.ndarray) -> np.ndarray | None:
+    """The largest mark of `mask` (what `written` gave), when it is one to name: over MARK_SHARE
+    of the patch, or a word (`_reads_as_word`); else None."""
+    found = largest_mark(mask)
+    if found is None or (len(found) < MARK_SHARE * mask.size and not _reads_as_word(found, mask)):
+        return None
+    return found
+
+
+def _reads_as_word(mark: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether a mark's (row, column) pixels read as a line of text: a row WORD_ROW times as
+    long as high, holding WORD_ALONE of the pixels written in the whole patch (a tone edit's
+    clips are scattered groups)."""
+    height, width = np.ptp(mark, axis=0) + 1
+    return width >= WORD_ROW * height and len(mark) >= WORD_ALONE * int(mask.sum())
 
 
 def _side_by_side(occupied: np.ndarray, gap: int) -> np.ndarray:

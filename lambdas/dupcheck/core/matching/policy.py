@@ -239,6 +239,16 @@ MARK_BLOCK = 4
 MARK_GAP = 2
 MARK_LINE = 8
 MARK_SHARE = 0.002
+# A smaller mark is named when it reads as a line of text: a row WORD_ROW times as long as it is
+# high (four letters or more) that holds WORD_ALONE of what was written anywhere in the patch: a
+# tone edit's clipped highlights are written in scattered groups over the bright parts, a word
+# is one group on a picture otherwise clean. Chosen on the dev part (after 0227928; its copies
+# judged against their own catalog picture): of the marks under MARK_SHARE, 4 of the 12 on
+# watermarks read so, none of the 44 others (38 on kinds without text or a badge; the nearest a
+# row 2.4 times its height, and rows 3.1 and 5.8 times holding 29% and 18% of what was written).
+# docs/lab/evaluation.md, "A small word named by its shape".
+WORD_ROW = 3.0
+WORD_ALONE = 0.5
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
 # Set once, not tuned: a badge there lies wholly on plain backdrop, so any high share tells.
