@@ -303,13 +303,14 @@ def test_padding_added_after_a_turn_is_named_on_its_sides(seed: int) -> None:
     assert all(float(sides[side]) < 0.03 for side in ("top", "bottom"))
 
 
-@pytest.mark.parametrize("seed", [21, 22])
-def test_a_copy_turned_on_a_fill_then_padded_is_found_and_named(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "angle"), [(21, 3.0), (22, 3.0), (21, 1.6)])
+def test_a_copy_turned_on_a_fill_then_padded_is_found_and_named(seed: int, angle: float) -> None:
     """Turned on black with `expand`, then padded in white: the padding hides the turn from the
-    whole picture's borders, the fill inside it shows it (`Probe.inside_border`)."""
+    whole picture's borders, the fill inside it shows it (`Probe.inside_border`), even where a
+    small turn's fill is a wedge under a pixel wide along much of each side."""
 
     def turned_then_padded(image: Image.Image) -> Image.Image:
-        turned = image.rotate(3, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+        turned = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
         return ImageOps.expand(turned, border=(50, 0, 50, 0), fill=(255, 255, 255))  # 50 of 516 px a side
 
     got = named(turned_then_padded, seed)

@@ -435,7 +435,9 @@ class Probe:
 def _border_angle(rgb: np.ndarray) -> float | None:
     """Degrees (anticlockwise) the picture's content lies turned within a uniform fill: each
     side's first pixel off the fill's colour, row by row, fitted by a line; the median of the
-    sides that are straight, when two of them agree (policy.EDGE_*)."""
+    sides that are straight, when two of them agree (policy.EDGE_*). A turn's fill is a wedge,
+    under a pixel wide near one end of each side (over a third of the side, turned 2 degrees at
+    160 px): the rows there show no fill, and count for the line where it is under a pixel."""
     colour, uniform = ring_colour(rgb)
     if uniform < 0.5:
         return None
@@ -447,11 +449,16 @@ def _border_angle(rgb: np.ndarray) -> float | None:
     for sign, side in sides:
         rows = np.arange(*(round(share * side.shape[0]) for share in EDGE_ROWS))
         first = np.argmax(side[rows], axis=1)
-        kept = side[rows].any(axis=1) & (first > 0)  # (a side the picture reaches has no line)
-        if kept.mean() < EDGE_STRAIGHT or kept.sum() < EDGE_MIN_ROWS:
+        reached = side[rows].any(axis=1)
+        kept = reached & (first > 0)  # (a side the picture reaches has no line)
+        if kept.sum() < EDGE_MIN_ROWS:
             continue
-        slope = _straight(rows[kept].astype(np.float64), first[kept].astype(np.float64))
-        if slope is not None:
+        line = _straight(rows[kept].astype(np.float64), first[kept].astype(np.float64))
+        if line is None:
+            continue
+        slope, at = line
+        narrow = reached & (first == 0) & (slope * rows + at < 1.0)  # the wedge's thin end
+        if (kept | narrow).mean() >= EDGE_STRAIGHT:
             angles.append(sign * math.degrees(math.atan(slope)))
     if len(angles) < 2:
         return None
@@ -459,8 +466,8 @@ def _border_angle(rgb: np.ndarray) -> float | None:
     return middle if sum(abs(a - middle) <= EDGE_AGREE for a in angles) >= 2 else None
 
 
-def _straight(ys: np.ndarray, xs: np.ndarray) -> float | None:
-    """The slope of x against y when most points lie on one line (within EDGE_FIT px of it: the
+def _straight(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float] | None:
+    """The line x = slope y + at (slope, at) when most points lie on it (within EDGE_FIT px: the
     median of the slopes between each point and the one half the run later, then least squares
     over those on it), else None."""
     half = len(ys) // 2
@@ -468,7 +475,8 @@ def _straight(ys: np.ndarray, xs: np.ndarray) -> float | None:
     on = np.abs(xs - float(np.median(xs - slope * ys)) - slope * ys) <= EDGE_FIT
     if on.mean() < EDGE_STRAIGHT:
         return None
-    return float(np.polyfit(ys[on], xs[on], 1)[0])
+    slope, at = np.polyfit(ys[on], xs[on], 1)
+    return float(slope), float(at)
 
 
 def _relative(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> Box:
