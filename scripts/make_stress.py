@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stress sets: every catalog picture edited the hard way, for measuring one step of the judging.
 
-    python scripts/make_stress.py --catalog DIR --out DIR --kind turned|combo [--per-image N] [--seed N]
+    python scripts/make_stress.py --catalog DIR --out DIR --kind turned|turned-padded|combo [--per-image N] [--seed N]
 
 writes
 
@@ -17,6 +17,11 @@ hard on:
             with or without `expand` (half each), JPEG 90: where the views line up only once
             the query is turned back (the benchmark turns 1-5 degrees; most of its copies line
             up upright)
+    turned-padded
+            each picture turned 1-2.5 degrees on a black or white fill with `expand`, then
+            padded 3-15% a side in white or black (`__turnpad`), JPEG 90: a small turn's fill is
+            a wedge a few pixels wide at the judging's 160 px, inside padding that hides it from
+            the whole picture's borders
     combo   --per-image (default 3) of make_benchmark.py's combinations of 2-3 edits each
             (padding, a frame, a badge, text, a turn, a crop, tone...), encoded as it encodes
 
@@ -38,10 +43,12 @@ import random
 import sys
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_benchmark  # noqa: E402  (a sibling script: its edits, as the benchmark makes them)
+
+JPEG_90 = {"edit": "encode", "format": "jpeg", "quality": 90}
 
 
 def turned(image: Image.Image, rng: random.Random, sign: int, log: list[dict]) -> Image.Image:
@@ -51,6 +58,27 @@ def turned(image: Image.Image, rng: random.Random, sign: int, log: list[dict]) -
     return image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=expand, fillcolor=(255, 255, 255))
 
 
+def turned_padded(image: Image.Image, rng: random.Random, log: list[dict]) -> Image.Image:
+    angle = rng.choice((-1, 1)) * rng.uniform(1.0, 2.5)
+    fill = rng.choice(("black", "white"))
+    pad = rng.choice(("black", "white"))
+    log.append({"edit": "rotate", "degrees": round(angle, 2), "expand": True, "fill": fill})
+    turned = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    w, h = turned.size
+    left, right = (round(w * rng.uniform(0.03, 0.15)) for _ in range(2))
+    top, bottom = (round(h * rng.uniform(0.03, 0.15)) for _ in range(2))
+    width, height = w + left + right, h + top + bottom
+    log.append({"edit": "pad", "left": round(left / width, 4), "right": round(right / width, 4),
+                "top": round(top / height, 4), "bottom": round(bottom / height, 4)})  # fmt: skip
+    return ImageOps.expand(turned, border=(left, top, right, bottom), fill=pad)
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def copies(image: Image.Image, name: str, kind: str, per_image: int, seed: int) -> list[tuple[str, bytes, list]]:
     """(suffix of the query's name, its bytes, its edits) for each copy of one picture."""
     out = []
@@ -58,11 +86,12 @@ def copies(image: Image.Image, name: str, kind: str, per_image: int, seed: int) 
         for sign, mark in ((1, "+"), (-1, "-")):
             log: list[dict] = []
             copy = turned(image, random.Random(f"{seed}:{name}:{mark}"), sign, log)
-            buffer = io.BytesIO()
-            copy.save(buffer, "JPEG", quality=90)
-            data = buffer.getvalue()
-            out.append((f"turn{mark}.jpg", data, [*log, {"edit": "encode", "format": "jpeg", "quality": 90}]))
+            out.append((f"turn{mark}.jpg", _jpeg(copy), [*log, JPEG_90]))
         return out
+    if kind == "turned-padded":
+        log = []
+        copy = turned_padded(image, random.Random(f"{seed}:{name}:turnpad"), log)
+        return [("turnpad.jpg", _jpeg(copy), [*log, JPEG_90])]
     for k in range(per_image):
         rng, log = random.Random(f"{seed}:{name}:combo{k}"), []
         data, suffix = make_benchmark._encode(make_benchmark._combo(image, rng, log), "combo", rng, log)
@@ -74,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, required=True, help="folder of catalog pictures")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--kind", choices=("turned", "combo"), required=True)
+    parser.add_argument("--kind", choices=("turned", "turned-padded", "combo"), required=True)
     parser.add_argument("--per-image", type=int, default=3, help="combinations per picture (--kind combo)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -83,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     queries = args.out / "queries"
     queries.mkdir(parents=True, exist_ok=True)
     rows, edits = [], []
-    truth_kind = "rotate" if args.kind == "turned" else "combo"
+    truth_kind = "combo" if args.kind == "combo" else "rotate"
     for path in make_benchmark.list_images(args.catalog):
         with Image.open(path) as opened:
             image = opened.convert("RGB")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dupcheck_tools.samples import encode, product_image
 from support.scripts import load_script
@@ -44,6 +45,21 @@ def test_every_picture_turned_each_way_by_three_to_five_degrees(catalog: Path, t
         assert (tmp_path / "a" / "queries" / row["query"]).read_bytes() == (
             tmp_path / "b" / "queries" / row["query"]
         ).read_bytes()
+
+
+def test_every_picture_turned_a_little_on_a_fill_then_padded(catalog: Path, tmp_path: Path) -> None:
+    rows, edits = made(catalog, tmp_path / "a", "--kind", "turned-padded")
+    assert [(r["query"], r["expected"], r["kind"]) for r in rows] == [
+        (f"p{i}__turnpad.jpg", f"p{i}", "rotate") for i in range(3)
+    ]
+    for row in rows:
+        turn, pad, encode = edits[row["query"]]
+        assert turn["edit"] == "rotate" and 1.0 <= abs(turn["degrees"]) <= 2.5 and turn["expand"]
+        assert pad["edit"] == "pad" and all(0.02 <= pad[side] <= 0.14 for side in ("left", "right", "top", "bottom"))
+        assert encode == {"edit": "encode", "format": "jpeg", "quality": 90}
+        with Image.open(tmp_path / "a" / "queries" / row["query"]) as image:
+            corner = image.convert("RGB").getpixel((0, 0))
+        assert all(c <= 40 for c in corner) or all(c >= 215 for c in corner)  # the padding's black or white
 
 
 def test_combinations_of_the_benchmarks_edits(catalog: Path, tmp_path: Path) -> None:
