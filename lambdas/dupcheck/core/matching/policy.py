@@ -92,7 +92,8 @@ TURN_SCAN = (4.0, -4.0)
 # the padding or frame around it), each side is a straight line at the turn's angle. Each side's
 # first off-fill pixel, row by row over the middle EDGE_ROWS of the working copy, is fitted by a
 # line (robustly: the median of slopes, then least squares over the points within EDGE_FIT px);
-# a side counts when EDGE_STRAIGHT of its points lie on it, and the turn when two sides agree
+# a side counts when EDGE_STRAIGHT of its rows lie on it (a row without fill, where the line is
+# under a pixel from the edge: a small turn's wedge), and the turn when two sides agree
 # within EDGE_AGREE degrees. When none passes upright, the query turned back by it is judged as
 # upright (alignment.verify, views.Probe.border_turn): a product's own outline is seldom straight
 # that far (6 of the 598 bench photos give one, all under 3 degrees).

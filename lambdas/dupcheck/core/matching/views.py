@@ -436,8 +436,8 @@ def _border_angle(rgb: np.ndarray) -> float | None:
     """Degrees (anticlockwise) the picture's content lies turned within a uniform fill: each
     side's first pixel off the fill's colour, row by row, fitted by a line; the median of the
     sides that are straight, when two of them agree (policy.EDGE_*). A turn's fill is a wedge,
-    under a pixel wide near one end of each side (over a third of the side, turned 2 degrees at
-    160 px): the rows there show no fill, and count for the line where it is under a pixel."""
+    under a pixel wide near one end of each side (a quarter of a 110 px side turned 2 degrees):
+    the rows there show no fill, and count for the line where it is under a pixel."""
     colour, uniform = ring_colour(rgb)
     if uniform < 0.5:
         return None
