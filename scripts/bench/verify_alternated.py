@@ -30,29 +30,26 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
 
 
-def worker(images: Path, one_blas_thread: bool = False) -> None:
-    """One commit's judge, as hash_bench.py's (the commit's own `lambdas/` is first on the path;
-    a commit without thumbnails judges on the views, as its service did). Reads `kind index`
-    lines, answers the milliseconds `judge` took."""
+def judging(images: Path) -> tuple[Callable[[bytes], object], Callable[[object], None], dict[str, list[bytes]]]:
+    """The judging of one commit's code (whichever `dupcheck` is first on the path), as
+    hash_bench.py sets it up: half of the photos of at least 0.7 MP indexed (with their kept
+    pictures; a commit without them judges on the views, as its service did), and the queries
+    of each kind. Returns (probe: bytes -> the query's fingerprint, judge: a fingerprint's
+    candidates searched and judged, the queries by kind)."""
     import io
     import tempfile
-    import time
 
     from PIL import Image
 
     from dupcheck.adapters.local_index import LocalHashIndex
     from dupcheck.core.hashing import get_pipeline
     from dupcheck.core.models import HashRecord
-
-    if one_blas_thread:
-        from dupcheck.bootstrap import one_blas_thread as limit
-
-        limit()
 
     try:
         from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
@@ -102,12 +99,28 @@ def worker(images: Path, one_blas_thread: bool = False) -> None:
         candidates = [(records[h.entity_id], h.distance) for h in hits]
         pipeline.judge(query, candidates, *([thumbnails.get_many] if thumbnails is not None else []))
 
+    def probe(data: bytes) -> object:  # a fresh query: nothing it caches is made yet
+        return pipeline.fingerprint_bytes(data, max_pixels=40_000_000)
+
+    return probe, judge, queries
+
+
+def worker(images: Path, one_blas_thread: bool = False) -> None:
+    """One commit's judge (`judging`). Reads `kind index` lines, answers the milliseconds
+    `judge` took."""
+    import time
+
+    if one_blas_thread:
+        from dupcheck.bootstrap import one_blas_thread as limit
+
+        limit()
+    probe, judge, queries = judging(images)
     for data in queries["new"][:5]:  # warm caches before timing
-        judge(pipeline.fingerprint_bytes(data, max_pixels=40_000_000))
+        judge(probe(data))
     print("ready", len(queries["new"]), flush=True)  # hash_bench.py's 200 photos: 100 queries
     for line in sys.stdin:
         kind, i = line.split()
-        query = pipeline.fingerprint_bytes(queries[kind][int(i)], max_pixels=40_000_000)  # a fresh probe
+        query = probe(queries[kind][int(i)])
         started = time.perf_counter()
         judge(query)
         print(f"{(time.perf_counter() - started) * 1000.0:.4f}", flush=True)
