@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import tiles
+from dupcheck.core.matching.arrays import median, tiles
 from dupcheck.core.matching.policy import (
     AFFINE_BLUR,
     AFFINE_CHOICE,
@@ -67,8 +67,9 @@ def align(
     if levels[-1] != side:
         levels.append(side)
     tried = []
+    resized: dict[tuple[int, int], np.ndarray] = {}  # the kept picture at each size (starts share them)
     for start in starts:
-        window, candidate = candidate_window(kept, start, levels[0])
+        window, candidate = candidate_window(kept, start, levels[0], resized)
         if window is not None:
             patch = query_patch(levels[0], start.mirrored)
             tried.append((_refined(patch, candidate, _window_map(window), AFFINE_CHOICE), start, candidate))
@@ -79,7 +80,7 @@ def align(
     for n in levels[1:]:
         if aligned.query.shape[0] >= EARLY_SIDE:
             yield aligned, chosen
-        _, candidate = candidate_window(kept, chosen, n)
+        _, candidate = candidate_window(kept, chosen, n, resized)
         steps = AFFINE_STEPS[128] if n <= 128 else AFFINE_STEPS[256]
         aligned = _refined(
             query_patch(n, chosen.mirrored), candidate, _scaled(aligned.params, n / aligned.query.shape[0]), steps
@@ -95,9 +96,12 @@ def _refined(query: np.ndarray, candidate: np.ndarray, start: np.ndarray, steps:
     return max((_aligned(query, image, params, candidate.shape) for params in (refined, start)), key=_likeness)
 
 
-def candidate_window(kept: Thumbnail, alignment: Alignment, side: int) -> tuple[Window | None, np.ndarray]:
+def candidate_window(
+    kept: Thumbnail, alignment: Alignment, side: int, resized: dict[tuple[int, int], np.ndarray] | None = None
+) -> tuple[Window | None, np.ndarray]:
     """The kept picture's luma, scaled so that the aligned window is `side` pixels on its longer
-    side (what the query patch is), and the window there: (top, height, left, width)."""
+    side (what the query patch is), and the window there: (top, height, left, width).
+    `resized`: the kept picture's luma at the sizes made so far (by (width, height)), kept."""
     height, width = kept.rgb.shape[:2]
     top, bottom, left, right = kept.box if alignment.candidate_view else (0, height, 0, width)
     view_h, view_w = bottom - top, right - left
@@ -107,7 +111,11 @@ def candidate_window(kept: Thumbnail, alignment: Alignment, side: int) -> tuple[
         return None, np.zeros((0, 0))
     scale = side / max(win_h, win_w)
     new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
-    candidate = np.asarray(kept.grey().resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float64)
+    resized = {} if resized is None else resized
+    if (new_w, new_h) not in resized:
+        resized[new_w, new_h] = np.asarray(kept.grey().resize((new_w, new_h), Image.Resampling.BILINEAR), np.float64)
+        resized[new_w, new_h].flags.writeable = False
+    candidate = resized[new_w, new_h]
     sy, sx = new_h / height, new_w / width
     return (y0 * sy, win_h * sy, x0 * sx, win_w * sx), candidate
 
@@ -209,7 +217,7 @@ def _likeness(aligned: Aligned) -> float:
         q, w = mine[judged], theirs[judged]
         q, w = q - q.mean(axis=1, keepdims=True), w - w.mean(axis=1, keepdims=True)
         norms = np.sqrt((q * q).sum(axis=1) * (w * w).sum(axis=1))
-        return float(np.median((q * w).sum(axis=1) / np.maximum(norms, 1e-6)))
+        return float(median((q * w).sum(axis=1) / np.maximum(norms, 1e-6)))
     q, w = aligned.query[aligned.inside], aligned.warped[aligned.inside]
     q, w = q - q.mean(), w - w.mean()
     return float((q * w).sum() / max(np.sqrt((q * q).sum() * (w * w).sum()), 1e-6))
@@ -220,8 +228,16 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     taps = np.exp(-(np.arange(-2, 3) ** 2) / (2 * sigma * sigma))
     taps /= taps.sum()
     padded = np.pad(image, 2, mode="edge")
-    rows = sum(taps[i] * padded[i : i + image.shape[0], :] for i in range(5))
-    return sum(taps[i] * rows[:, i : i + image.shape[1]] for i in range(5))
+    height, width = image.shape
+    # Summed in place, tap by tap: the same sums in the same order as one expression, without
+    # a new array for each partial sum.
+    rows = taps[0] * padded[:height, :]
+    for i in range(1, 5):
+        rows += taps[i] * padded[i : i + height, :]
+    out = taps[0] * rows[:, :width]
+    for i in range(1, 5):
+        out += taps[i] * rows[:, i : i + width]
+    return out
 
 
 def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,10 +248,17 @@ def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @cache
+def _centres(n: int) -> np.ndarray:
+    """Pixel centres of n pixels along a side of the patch, in [-1, 1]."""
+    centres = (np.arange(n) + 0.5) / n * 2 - 1
+    centres.flags.writeable = False
+    return centres
+
+
+@cache
 def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres of an n x n patch in [-1, 1]: rows (U) and columns (V)."""
-    centres = (np.arange(n) + 0.5) / n * 2 - 1
-    return np.meshgrid(centres, centres, indexing="ij")
+    return np.meshgrid(_centres(n), _centres(n), indexing="ij")
 
 
 def _affine(params: np.ndarray, n: int) -> tuple[float, ...]:
@@ -261,7 +284,8 @@ def _warp(image: Image.Image, params: np.ndarray, n: int) -> tuple[np.ndarray, n
     xs = [params[5] + params[2] * cu + params[3] * cv for cu, cv in corners]
     if min(ys) >= 0 and max(ys) <= height - 1 and min(xs) >= 0 and max(xs) <= width - 1:
         return warped, None
-    u, v = _grid(n)
+    # Rows and columns broadcast: each sample's numbers as from the whole grid, for n, not n^2, products.
+    u, v = _centres(n)[:, None], _centres(n)[None, :]
     y, x = params[4] + params[0] * u + params[1] * v, params[5] + params[2] * u + params[3] * v
     return warped, (y >= 0) & (y <= height - 1) & (x >= 0) & (x <= width - 1)
 
@@ -298,7 +322,7 @@ def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, 
         gain = float(w_centred @ (t_flat - t_mean)) / max(float(w_centred @ w_centred), 1e-6)
         error = gain * w_centred + t_mean - t_flat
         magnitude = np.abs(error)
-        scale = 1.4826 * float(np.median(magnitude[::4])) + 1e-3  # a quarter of the pixels: as good
+        scale = 1.4826 * float(median(magnitude[::4])) + 1e-3  # a quarter of the pixels: as good
         weights = np.minimum(1.0, 1.5 * scale / np.maximum(magnitude, 1e-9))
         weighted = jacobian * weights[:, None]
         step = np.linalg.solve(weighted.T @ jacobian + _RIDGE, weighted.T @ error)

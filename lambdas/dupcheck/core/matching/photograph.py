@@ -176,9 +176,13 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
         return None
     grey = probe.detailed_grey(alignment.angle)
 
+    patches: dict[int, np.ndarray] = {}  # by side: the starts share one (mirrored, a view of it)
+
     def query_patch(n: int, mirrored: bool) -> np.ndarray:
-        patch = np.asarray(grey.resize((n, n), Image.Resampling.BILINEAR, box=box), dtype=np.float64)
-        return patch[:, ::-1] if mirrored else patch
+        if n not in patches:
+            patches[n] = np.asarray(grey.resize((n, n), Image.Resampling.BILINEAR, box=box), dtype=np.float64)
+            patches[n].flags.writeable = False
+        return patches[n][:, ::-1] if mirrored else patches[n]
 
     found = None
     for aligned, chosen in align(query_patch, kept, _starts(alignment), side):
