@@ -37,7 +37,7 @@ from PIL import Image
 
 from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour, widened
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import tiles
+from dupcheck.core.matching.arrays import median, tiles
 from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
 from dupcheck.core.matching.policy import (
     ADDED_DETAIL,
@@ -258,13 +258,13 @@ def _shared_detail(query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side
     if not detailed.any():
         return 0.0, 0, 0.0
     ratio = my_level / np.maximum(their_level, 1e-9)
-    added = detailed & (ratio > ADDED_DETAIL * float(np.median(ratio[detailed])))
+    added = detailed & (ratio > ADDED_DETAIL * float(median(ratio[detailed])))
     judged = detailed & ~added
     mine, theirs = mine - mine.mean(axis=2, keepdims=True), theirs - theirs.mean(axis=2, keepdims=True)
     products = (mine * theirs).sum(axis=2)
     norms = np.sqrt((mine * mine).sum(axis=2) * (theirs * theirs).sum(axis=2))
     correlations = (products / np.maximum(norms, 1e-9))[judged]
-    shared = float(np.median(correlations)) if correlations.size else 0.0
+    shared = float(median(correlations)) if correlations.size else 0.0
     return shared, int(correlations.size), float(added.sum() / detailed.sum())
 
 

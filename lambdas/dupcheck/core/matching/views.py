@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching import views_codec
-from dupcheck.core.matching.arrays import halve, regions, sampler, unit
+from dupcheck.core.matching.arrays import halve, median, regions, sampler, unit
 from dupcheck.core.matching.policy import (
     CHROMA_GRID,
     COARSE,
@@ -471,8 +471,8 @@ def _straight(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float] | None:
     median of the slopes between each point and the one half the run later, then least squares
     over those on it), else None."""
     half = len(ys) // 2
-    slope = float(np.median((xs[half : 2 * half] - xs[:half]) / (ys[half : 2 * half] - ys[:half])))
-    on = np.abs(xs - float(np.median(xs - slope * ys)) - slope * ys) <= EDGE_FIT
+    slope = float(median((xs[half : 2 * half] - xs[:half]) / (ys[half : 2 * half] - ys[:half])))
+    on = np.abs(xs - float(median(xs - slope * ys)) - slope * ys) <= EDGE_FIT
     if on.mean() < EDGE_STRAIGHT:
         return None
     slope, at = np.polyfit(ys[on], xs[on], 1)
