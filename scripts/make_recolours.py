@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthetic colour variants: one part of a product photo in another colour, the rest untouched.
 
-    python scripts/make_recolours.py --originals DIR --out DIR [--seed N] [--quiet]
+    python scripts/make_recolours.py --originals DIR --out DIR [--faint] [--seed N] [--quiet]
 
 writes
 
@@ -25,7 +25,10 @@ the same colour under other light, as a shop's selection would. It is found at 1
 followed at full size to the photo's own outline, its edge softened a pixel inward: no cell
 staircase, no fleck of the old colour left along it. Each photo with a plain backdrop (a scene
 has none) gets one part, recoloured each way below that changes it visibly (half its pixels by
-30 levels or more): a grey part cannot turn its hue, a white one cannot be lighter. A way is
+30 levels or more): a grey part cannot turn its hue, a white one cannot be lighter. With
+`--faint`, the ways a shop's near twin is made instead (a green stripe faded towards grey, a
+shade deeper, a hue a little warmer): half the part's pixels changed by 8 levels or more, which
+side by side a person sees, and most of them by less than 30. A way is
 left out, too, when the part is all the colour the photo has: the same way applied to the whole
 picture would make the same picture (a lone red tee on white, greyed, is the grayscale photo),
 an edit of one photograph and no colour variant. Every choice is seeded by (seed, file name):
@@ -38,6 +41,7 @@ import argparse
 import csv
 import hashlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +88,30 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
 
 
 WAYS = {"hue": _hue_turned, "lighter": _lighter, "darker": _darker, "tint": _tinted, "grey": _grey}
+
+
+def _tint_scaled(factor: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Each pixel's tint (its offset from its own grey) scaled: a colour faded or deepened."""
+
+    def scaled(rgb: np.ndarray) -> np.ndarray:
+        grey = (rgb @ np.array([0.299, 0.587, 0.114]))[..., None]
+        return grey + factor * (rgb - grey)
+
+    return scaled
+
+
+def _hue_nudged(rgb: np.ndarray) -> np.ndarray:
+    """The hue turned 30 degrees about the grey axis (Rodrigues' rotation): a warmer or cooler
+    shade of the same colour, its lightness and saturation kept."""
+    angle = np.radians(30.0)
+    axis = np.full(3, 1 / np.sqrt(3))
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    turn = np.cos(angle) * np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * np.outer(axis, axis)
+    return rgb @ turn.T
+
+
+FAINT_WAYS = {"faded": _tint_scaled(0.5), "deeper": _tint_scaled(1.6), "nudged": _hue_nudged}
+FAINT = 8  # levels: a faint variant changes half its part's pixels this much, most under VISIBLE
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -224,9 +252,10 @@ def find_part(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, fl
     return part * soft / 255.0, float(cells.sum()) / float(product.sum())
 
 
-def recolours(path: Path, seed: int) -> list[tuple[str, Image.Image, float, float]]:
+def recolours(path: Path, seed: int, faint: bool = False) -> list[tuple[str, Image.Image, float, float]]:
     """(way, picture, part's share of the product, share of the picture changed visibly) for each
-    way that changes the photo's part visibly; none for a photo without a part to recolour."""
+    way that changes the photo's part visibly (`faint`: each faint way that changes it, by FAINT
+    levels, most of it by less than VISIBLE); none for a photo without a part to recolour."""
     with Image.open(path) as im:
         rgb = np.asarray((ImageOps.exif_transpose(im) or im).convert("RGB"), np.float64)
     found = find_part(rgb, _rng(seed, path.name))
@@ -234,13 +263,17 @@ def recolours(path: Path, seed: int) -> list[tuple[str, Image.Image, float, floa
         return []
     part, share = found
     out = []
-    for way, recolour in WAYS.items():
+    for way, recolour in (FAINT_WAYS if faint else WAYS).items():
         whole = np.clip(recolour(rgb), 0, 255)
         pixels = rgb + part[..., None] * (whole - rgb)
-        changed = np.abs(pixels - rgb).max(axis=-1) >= VISIBLE
-        if changed[part > 0.5].mean() < 0.5:
+        moved = np.abs(pixels - rgb).max(axis=-1)
+        changed = moved >= VISIBLE
+        if (moved[part > 0.5] >= (FAINT if faint else VISIBLE)).mean() < 0.5:
             continue  # a grey part's hue, a white part lighter: no visible variant
-        if (np.abs(pixels - whole).max(axis=-1) >= VISIBLE).sum() < WHOLE_EDIT * changed.sum():
+        if faint and changed[part > 0.5].mean() >= 0.5:
+            continue  # no longer faint: the other ways' kind of variant
+        seen = FAINT if faint else VISIBLE
+        if (np.abs(pixels - whole).max(axis=-1) >= seen).sum() < WHOLE_EDIT * (moved >= seen).sum():
             continue  # the part is all the colour the photo has: an edit of the whole picture
         out.append((way, Image.fromarray(pixels.round().astype(np.uint8)), share, float(changed.mean())))
     return out
@@ -250,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--originals", type=Path, required=True, help="folder of product photos")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--faint", action="store_true", help="near twins: faded, deeper, hue nudged")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -257,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(p for p in args.originals.iterdir() if p.suffix.lower() in SUFFIXES)
     rows = []
     for i, path in enumerate(files, 1):
-        for way, picture, share, changed in recolours(path, args.seed):
+        for way, picture, share, changed in recolours(path, args.seed, args.faint):
             name = f"{path.stem}__{way}.jpg"
             picture.save(args.out / name, "JPEG", quality=90)
             rows.append((name, path.name, way, f"{share:.3f}", f"{changed:.4f}"))

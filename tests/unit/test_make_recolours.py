@@ -131,3 +131,46 @@ def test_a_lone_product_greyed_is_the_grayscale_photo_not_a_variant(mr: ModuleTy
     path = tmp_path / "tee.png"
     Image.fromarray(rgb.astype(np.uint8)).save(path)
     assert {way for way, *_ in mr.recolours(path, seed=0)} == {"lighter", "darker", "tint"}
+
+
+def test_faint_variants_change_the_part_a_little_and_nothing_else(mr: ModuleType, tmp_path: Path) -> None:
+    """`--faint`: a pale green tee faded, deepened or its hue nudged: half the part moved by FAINT
+    levels or more, most of it by less than VISIBLE (a near twin, not another colour at a
+    glance); the face and the backdrop as they were."""
+    original = np.full((SIZE, SIZE, 3), 250.0)
+    original[90:230, 90:230] = (90.0, 140.0, 100.0)
+    original[30:90, 110:210] = (205.0, 150.0, 120.0)  # (the tee under 80% of the product: a part)
+    path = tmp_path / "tee.png"
+    Image.fromarray(original.astype(np.uint8)).save(path)
+    made = {way: np.asarray(picture, np.float64) for way, picture, *_ in mr.recolours(path, seed=0, faint=True)}
+    assert set(made) == set(mr.FAINT_WAYS)
+    for way, pixels in made.items():
+        moved = np.abs(pixels - original).max(axis=-1)
+        tee = moved[95:225, 95:225]
+        assert (tee >= mr.FAINT).mean() > 0.5 and (tee >= mr.VISIBLE).mean() < 0.5, way
+        assert not moved[30:90, 110:210].any() and not moved[:, :80].any(), f"{way}: face and backdrop untouched"
+
+
+def test_a_grey_part_has_no_faint_variant(mr: ModuleType, tmp_path: Path) -> None:
+    """The model's grey trousers are the part found: their tint cannot fade or deepen visibly."""
+    path = tmp_path / "tee.png"
+    Image.fromarray(tee_on_a_model().astype(np.uint8)).save(path)
+    assert {way for way, *_ in mr.recolours(path, seed=0)}, "the usual ways recolour the trousers"
+    assert mr.recolours(path, seed=0, faint=True) == []
+
+
+def test_a_faint_change_of_the_only_colour_is_a_saturation_edit_not_a_variant(mr: ModuleType, tmp_path: Path) -> None:
+    """A pale blue tee with a grey print, alone on white, the tee the part: faded, deepened or
+    nudged, it is the whole picture so edited (the grey print and the white stay), so it is left
+    out; with a face above it, the same changes are variants."""
+    rgb = np.full((SIZE, SIZE, 3), 255.0)
+    rgb[80:260, 60:260] = (110.0, 130.0, 170.0)
+    rgb[120:220, 110:210] = 128.0
+    path = tmp_path / "lone.png"
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    part, _ = mr.find_part(rgb, mr._rng(0, path.name))
+    assert part[100, 80] == 1.0 and part[170, 160] == 0.0, "the tee is the part, not its print"
+    assert mr.recolours(path, seed=0, faint=True) == []
+    rgb[5:75, 60:260] = (205.0, 150.0, 120.0)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    assert {way for way, *_ in mr.recolours(path, seed=0, faint=True)} == set(mr.FAINT_WAYS)
