@@ -48,6 +48,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
 from dupcheck.core.matching.arrays import regions
+from dupcheck.core.pixels import skin_coloured
 
 WORK = 128  # px: the side the product's parts are found at
 BACKDROP = 24  # levels: a pixel this far from the backdrop's colour (any channel) is the product's
@@ -128,10 +129,8 @@ def _product(small: np.ndarray) -> np.ndarray | None:
 
 
 def _skin(colour: np.ndarray) -> np.ndarray:
-    """Whether each colour (..., 3) is the colour of skin (the classic RGB rule of Peer et al.):
-    a face or an arm is not a part a shop recolours."""
-    r, g, b = colour[..., 0], colour[..., 1], colour[..., 2]
-    return (r > 95) & (g > 40) & (b > 20) & (r - np.minimum(g, b) > 15) & (r - g > 15) & (r > b)
+    """Whether each colour (..., 3) is the colour of skin: a face or an arm is not a part a shop recolours."""
+    return skin_coloured(colour[..., 0], colour[..., 1], colour[..., 2])
 
 
 def _steps(small: np.ndarray) -> np.ndarray:

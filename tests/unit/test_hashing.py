@@ -20,6 +20,7 @@ from dupcheck.core.hashing import (
     imagehash_phash,
 )
 from dupcheck.core.matching import alignment, judge, views_codec
+from dupcheck.core.matching.views import Probe
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import (
     TRIM_TOLERANCE,
@@ -533,3 +534,39 @@ def test_the_baseline_queries_a_stored_record_by_its_hash_alone() -> None:
     assert codes.shape == (1, 0, 8) and usable.tolist() == [True]
     query = pipeline.stored_query(record, ())
     assert query is not None and query.search_hashes == (record.hash,)
+
+
+def _model_shot(top_tint: float = 1.0) -> Image.Image:
+    """A face above a faintly green top with folds and grain, on white (320x400); the top's tint
+    (its offset from its own grey) scaled by `top_tint`, as a shop fades one garment's colour."""
+    rng = np.random.default_rng(3)
+    rgb = np.full((400, 320, 3), 250.0)
+    ys, xs = np.mgrid[:400, :320]
+    folds = 12.0 * np.sin(xs / 9.0 + ys / 23.0)[..., None] + rng.normal(0, 5, (400, 320, 1))
+    face = (ys - 70) ** 2 / 55**2 + (xs - 160) ** 2 / 42**2 < 1
+    top = (ys > 130) & (ys < 380) & (xs > 50) & (xs < 270)
+    rgb[face] = (np.array([205.0, 150.0, 120.0]) + folds / 3)[face]
+    green = np.array([125.0, 145.0, 130.0]) + folds
+    grey = (green @ np.array([0.299, 0.587, 0.114]))[..., None]
+    rgb[top] = (grey + top_tint * (green - grey))[top]
+    return Image.fromarray(np.round(np.clip(rgb, 0, 255)).astype(np.uint8))
+
+
+def test_a_faintly_faded_garment_is_told_from_a_fine_jpeg_not_from_a_coarse_one() -> None:
+    """The top's faint green halved, the face as it was: no saturation edit of the whole picture
+    does that, and a JPEG at quality 92 keeps colours to a level or two, so it is `similar`. At
+    quality 50 (a chroma step of 17) a JPEG can move faint colours as much by itself: the same
+    query is then no evidence of another colour, and the photograph itself stays a duplicate."""
+    pipeline = AlignedDualPHash()
+    record = record_of(pipeline, _model_shot())
+
+    def verdict_of(picture: Image.Image, quality: int) -> Verdict:
+        query = pipeline.fingerprint_bytes(encode(picture, "JPEG", quality=quality), max_pixels=LIMIT)
+        assert isinstance(query.probe, Probe) and query.probe.colours_kept is (quality >= 75)
+        return pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0].verdict
+
+    faded = _model_shot(top_tint=0.5)
+    assert verdict_of(faded, 92) is Verdict.SIMILAR
+    assert verdict_of(faded, 50) is Verdict.DUPLICATE
+    assert verdict_of(_model_shot(), 50) is Verdict.DUPLICATE
+    assert verdict_of(_model_shot(), 92) is Verdict.DUPLICATE

@@ -369,3 +369,17 @@ def test_a_corrupt_header_is_costed_or_refused_never_a_crash(fmt: str) -> None:
             data[rng.randrange(min(len(data), 200))] = rng.randrange(256)
         with contextlib.suppress(DupcheckError):  # refused: fine; anything else fails the test
             decode_image(bytes(data), max_pixels=LIMIT)
+
+
+def test_a_jpeg_s_chroma_step_is_kept_with_the_picture() -> None:
+    """What the same-photograph test reads to know how far the encoding may have moved a faint
+    colour: the step a block's mean colour was rounded to, larger the lower the quality; none
+    for a lossless format or a grey JPEG, and kept through the reduction of a large picture."""
+    picture = product_image(1, (64, 48))
+    fine = decode_image(_saved(picture, "JPEG", quality=90), max_pixels=LIMIT).info[imaging.CHROMA_STEP]
+    coarse = decode_image(_saved(picture, "JPEG", quality=25), max_pixels=LIMIT).info[imaging.CHROMA_STEP]
+    assert fine <= 5 < 30 <= coarse
+    large = decode_image(_saved(picture.resize((2400, 1800)), "JPEG", quality=90), max_pixels=LIMIT)
+    assert large.size == (1200, 900) and large.info[imaging.CHROMA_STEP] == fine
+    assert imaging.CHROMA_STEP not in decode_image(_saved(picture, "PNG"), max_pixels=LIMIT).info
+    assert imaging.CHROMA_STEP not in decode_image(_saved(picture.convert("L"), "JPEG"), max_pixels=LIMIT).info

@@ -46,11 +46,12 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.imaging import decode_image
+from dupcheck.core.imaging import CHROMA_STEP, decode_image
 from dupcheck.core.matching.arrays import hann, odd_median, odd_medians, sampler
 from dupcheck.core.matching.judge import ThumbnailSource, by_distance, judge_candidates
 from dupcheck.core.matching.policy import (
     ALIGNED_DUAL_PHASH,
+    FINE_CHROMA_STEP,
     KEPT_SIDE,
     PHASH_DUPLICATE_MAX,
     PHASH_SIMILAR_MAX,
@@ -323,7 +324,7 @@ class AlignedDualPHash:
             query_hashes=self._query_hashes(gray, whole, cut, cut_bits) if for_query else (),
             features={"views": views.encode()},
             thumbnail=b"" if for_query else thumbnail_bytes(hash_value, picture, box, rgb.shape),
-            probe=Probe(rgb, views, box, source=picture) if for_query else None,
+            probe=Probe(rgb, views, box, source=picture, colours_kept=_colours_kept(picture)) if for_query else None,
         )
 
     def _query_hashes(
@@ -423,7 +424,8 @@ class AlignedDualPHash:
             top, bottom, left, right = kept.box
             box = (round(top * sy), max(round(bottom * sy), round(top * sy) + 1),
                    round(left * sx), max(round(right * sx), round(left * sx) + 1))  # fmt: skip
-            probe = Probe(np.asarray(working), views, box, detail=kept.rgb)
+            # (A kept picture is a JPEG at KEPT_QUALITY: its chroma step is within FINE_CHROMA_STEP.)
+            probe = Probe(np.asarray(working), views, box, detail=kept.rgb, colours_kept=True)
         else:
             probe = Probe.of_views(views)
         return Fingerprint(
@@ -444,3 +446,10 @@ def get_pipeline(algo: str = DEFAULT_ALGO) -> HashPipeline:
         return PIPELINES[algo]()
     except KeyError:
         raise ValueError(f"unknown hash pipeline {algo!r}; known: {', '.join(PIPELINES)}") from None
+
+
+def _colours_kept(picture: Image.Image) -> bool:
+    """Whether the query's own encoding kept its colours: a JPEG whose chroma step is at most
+    FINE_CHROMA_STEP. Other formats do not say what they lost (a lossy WebP, a PNG of a JPEG)."""
+    step = picture.info.get(CHROMA_STEP)
+    return isinstance(step, int) and step <= FINE_CHROMA_STEP

@@ -18,6 +18,10 @@ No pipeline looks at more than a few hundred pixels (pHash 32 px of a >= 256 px 
 the default a 160 px working copy), so a picture whose longest side is at least 2 x
 REDUCED_SIDE is box-reduced right after decoding, band by band, before any conversion copies
 it: the decoded picture is the only full-size copy.
+
+A JPEG's chroma quantisation step for a block's mean colour is kept in the decoded picture's
+`info` (`CHROMA_STEP`): how far the encoding may have moved a faint colour, which the
+same-photograph test reads (core/matching/one_edit.py).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ BACKGROUND = (255, 255, 255)  # transparency is flattened on white, like a produ
 REDUCED_SIDE = 1024  # a decoded picture larger than twice this is box-reduced to at least this
 REDUCE_BAND_ROWS = 32  # output rows reduced at a time: bands of a few MB
 _ORIENTATION = 0x0112  # EXIF tag
+CHROMA_STEP = "dupcheck.chroma_step"  # decoded picture's info: a JPEG's chroma DC quantisation step
 
 # What one decode may cost (decode_cost), what all decodes at once may cost, and how long a
 # request waits for room before it is told to come back (503): the defaults of the settings
@@ -118,7 +123,10 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
                 )
             with BUDGET.admitted(cost):
                 image.load()  # first frame only for GIF/WebP/TIFF
+                step = _chroma_step(image)
                 image = _to_rgb(_apply_orientation(_reduced(image)))
+            if step is not None:
+                image.info[CHROMA_STEP] = step
             return image
     except (ImageTooLarge, InvalidImage, ServerBusy):
         raise
@@ -126,6 +134,16 @@ def decode_image(data: bytes, *, max_pixels: int, draft_size: int | None = None)
         raise ImageTooLarge(f"image rejected as a decompression bomb: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise InvalidImage(f"{fmt} data is corrupt or truncated: {exc}") from exc
+
+
+def _chroma_step(image: Image.Image) -> int | None:
+    """A JPEG's quantisation step for a block's mean colour (the first entry of its second table),
+    None for other formats and grey JPEGs: a block's colour is rounded to a multiple of it (its
+    eighth in levels), so a faint tint moves by up to half that."""
+    tables = getattr(image, "quantization", None)
+    if not tables or 1 not in tables:
+        return None
+    return int(tables[1][0])
 
 
 def decode_cost(image: Image.Image, data: bytes, stored: tuple[int, int]) -> int:

@@ -148,6 +148,16 @@ def crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 # sRGB (D65) -> XYZ, and the D65 white point, for CIELAB.
+def skin_coloured(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
+    """Whether each colour (its channels' levels) is the colour of skin, by the classic RGB rule of
+    Peer et al.: a face or an arm, which a shop does not recolour and every edit of the whole
+    picture changes as it changes the rest."""
+    return (
+        (red > 95) & (green > 40) & (blue > 20)
+        & (red - np.minimum(green, blue) > 15) & (red - green > 15) & (red > blue)
+    )  # fmt: skip
+
+
 _RGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 _WHITE = np.array([0.95047, 1.0, 1.08883])
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)

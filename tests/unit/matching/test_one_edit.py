@@ -139,3 +139,46 @@ def test_a_brightened_copy_whose_backdrop_and_highlights_clip_leaves_nothing_une
     kept = shaded_on_white()
     found = judged(np.round(np.clip(kept * 1.35, 0, 255)), kept)
     assert found.recoloured == 0 and found.added == 0
+
+
+def model(garment_tint: float = 1.0, skin_tint: float = 1.0) -> np.ndarray:
+    """(3, N, N): a face above a sage-green top on a white backdrop, both with grain; each one's
+    tint (its offset from its own grey) scaled by the given factor, as a saturation edit would."""
+    rng = np.random.default_rng(7)
+    rgb = np.full((3, N, N), 250.0)
+    grain = rng.normal(0, 5, (N, N))
+    parts = ((slice(20, 92), slice(96, 160), (205.0, 150.0, 120.0), skin_tint),
+             (slice(96, 240), slice(48, 208), (125.0, 145.0, 130.0), garment_tint))  # fmt: skip
+    for rows, cols, colour, factor in parts:
+        pixels = np.array(colour)[:, None, None] + grain[None, rows, cols]
+        grey = luma(np.moveaxis(pixels, 0, -1), np.float64)[None]
+        rgb[:, rows, cols] = grey + factor * (pixels - grey)
+    return np.round(np.clip(rgb, 0, 255))
+
+
+def judged_faint(query: np.ndarray, kept: np.ndarray, faint: bool = True) -> Unexplained:
+    inside = np.ones((N, N), bool)
+    detail = [band(luma(np.moveaxis(rgb, 0, -1), np.float64)) for rgb in (query, kept)]
+    return unexplained(query, kept, inside, detail[0], detail[1], faint=faint)
+
+
+def test_a_top_faded_beside_untouched_skin_is_recoloured_where_the_colours_were_kept() -> None:
+    """The top's faint green halved (6 levels of tint at most), the face as it was: within
+    the slack one edit is allowed per cell, but no one saturation edit scales the top's tint by
+    half and the face's by one. Where the query's encoding may have moved faint colours as much
+    (a coarse JPEG), that is no evidence."""
+    faded, kept = model(garment_tint=0.5), model()
+    assert judged_faint(faded, kept).recoloured >= RECOLOURED
+    assert judged_faint(faded, kept, faint=False).recoloured < RECOLOURED
+
+
+def test_the_whole_picture_faded_alike_is_one_edit_however_faint() -> None:
+    found = judged_faint(model(garment_tint=0.5, skin_tint=0.5), model())
+    assert found.recoloured == 0 and found.added == 0
+
+
+def test_without_skin_to_compare_a_faint_fade_is_not_told() -> None:
+    """No face: nothing in the picture says which tint one edit would have scaled alike."""
+    faded, kept = model(garment_tint=0.5), model()
+    faded[:, 20:92, 96:160] = kept[:, 20:92, 96:160] = 250.0
+    assert judged_faint(faded, kept).recoloured < RECOLOURED

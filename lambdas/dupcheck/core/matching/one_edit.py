@@ -33,6 +33,11 @@ of a picture that is mostly white, but not of the product:
    plain); a region whose detail cannot say (plain in both, or flatter in the query: a plain
    badge, a dark part made darker) is added when most of its outline is the query's alone; a
    region of fewer than policy.MIN_JUDGED pixels (a thumbnail's) counts as neither.
+
+A faint recolour (a part's tint halved or deepened) can stay within step 2's slack. Where the
+query's encoding kept its colours (`faint`: a fine JPEG, a kept picture), a region whose tint
+moved by a share of itself is also unexplained when its tint ratio to the kept picture's is not
+the skin's: one edit scales every tint alike, a face's with the product's (`_faint_regions`).
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ from dupcheck.core.matching.policy import (
     DETAIL,
     DETAIL_TILE,
     EDGE,
+    FAINT_FLOOR,
+    FAINT_RATIO,
+    FAINT_SIGMAS,
+    FAINT_TINT,
     MIN_FITTED,
     MIN_JUDGED,
     MIN_REGION,
@@ -64,7 +73,7 @@ from dupcheck.core.matching.policy import (
     TONE_QUANTILES,
     TONE_SLACK,
 )
-from dupcheck.core.pixels import luma
+from dupcheck.core.pixels import luma, skin_coloured
 
 _QUANTILES = np.linspace(*TONE_QUANTILES)
 
@@ -84,12 +93,18 @@ class Unexplained:
 
 
 def unexplained(
-    query: np.ndarray, kept: np.ndarray, inside: np.ndarray, query_detail: np.ndarray, kept_detail: np.ndarray
+    query: np.ndarray,
+    kept: np.ndarray,
+    inside: np.ndarray,
+    query_detail: np.ndarray,
+    kept_detail: np.ndarray,
+    faint: bool = False,
 ) -> Unexplained:
     """What one edit of the whole picture leaves unexplained of the pair. `query`, `kept`:
     (3, n, n) sRGB levels, aligned, `inside` where they overlap; the details: their band-pass
     luma at n x n. Compared in cells of about COLOUR_SIDE to a side; a channel clipped in any
-    pixel of a cell has lost its level there (a brightened highlight's), and is left out."""
+    pixel of a cell has lost its level there (a brightened highlight's), and is left out.
+    `faint`: the query's encoding kept its colours, so a faint recolour can show."""
     n = query.shape[-1]
     k = max(1, round(n / COLOUR_SIDE))
     usable = _pooled_all(inside, k)
@@ -99,10 +114,11 @@ def unexplained(
     mine, theirs = _pooled(query, k), _pooled(kept, k)
     lost = _pooled_any((query <= 2) | (query >= 253) | (kept <= 2) | (kept >= 253), k)
     usable = usable[: mine.shape[-1], : mine.shape[-1]]
-    # The query an edit of the catalog picture, then (only if that leaves something) the other way.
-    off = _unexplained_cells(*_off_one_edit(mine, theirs, usable, lost, kept, k), usable)
+    # The query an edit of the catalog picture, then (only if that leaves something) the other way;
+    # the way that leaves less counts, its faint regions included.
+    off = _off_one_edit(mine, theirs, usable, lost, kept, k, faint)
     if off.any():
-        other = _unexplained_cells(*_off_one_edit(theirs, mine, usable, lost, query, k), usable)
+        other = _off_one_edit(theirs, mine, usable, lost, query, k, faint)
         off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
         return nothing
@@ -136,14 +152,21 @@ def unexplained(
 
 
 def _off_one_edit(
-    mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost: np.ndarray, their_pixels: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where `mine` is off one edit of the whole of `theirs`, and where that edit clips a cell:
+    mine: np.ndarray,
+    theirs: np.ndarray,
+    usable: np.ndarray,
+    lost: np.ndarray,
+    their_pixels: np.ndarray,
+    k: int,
+    faint: bool = False,
+) -> np.ndarray:
+    """The cells `mine` leaves unexplained as one edit of the whole of `theirs`
+    (`_unexplained_cells`: solid regions, and where that edit needs a clip the picture lacks):
     each channel c of luma L predicted as g L + o + f (c - L), fitted on the cells, then applied
     to `their_pixels` (`theirs` before its k x k cells were averaged), clipped and averaged; luma
     off by more than TONE_SLACK or tint by more than TINT_SLACK (CLIP_SLACK more where the
     prediction clips or a channel is `lost` to a clip), a pixel of shift allowed; `lost`
-    channels are not fitted."""
+    channels are not fitted. `faint`: also the regions recoloured faintly (`_faint_regions`)."""
     their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
     my_luma = luma(np.moveaxis(mine, 0, -1), np.float64)
     tint = theirs - their_luma[None]
@@ -179,13 +202,58 @@ def _off_one_edit(
     shown_luma = luma(np.moveaxis(shown, 0, -1), np.float64)
     my_tint, shown_tint = mine - my_luma[None], shown - shown_luma[None]
     off = np.ones(usable.shape, bool)
+    moved = np.ones(usable.shape, bool)  # off, or the tint moved by FAINT_TINT of itself
     for luma_at, tint_at, slack_at in zip(
         shifts(padded(shown_luma)), shifts(padded(shown_tint)), shifts(padded(allowance)), strict=True
     ):
         luma_off = np.abs(my_luma - luma_at) - slack_at > TONE_SLACK
-        tint_off = np.abs(my_tint - tint_at).max(axis=0) - slack_at > TINT_SLACK
+        gap = np.abs(my_tint - tint_at).max(axis=0) - slack_at
+        tint_off = gap > TINT_SLACK
         off &= luma_off | tint_off
-    return off, np.asarray(clipped.any(axis=0))
+        if faint:
+            strength = np.maximum(np.abs(my_tint).max(axis=0), np.abs(tint_at).max(axis=0))
+            moved &= luma_off | tint_off | (gap > FAINT_TINT * strength + FAINT_FLOOR)
+    if faint:
+        off |= _faint_regions(moved & usable & ~off, my_tint, tint, theirs, usable, allowance == 0)
+    return _unexplained_cells(off, np.asarray(clipped.any(axis=0)), usable)
+
+
+def _faint_regions(
+    moved: np.ndarray,
+    my_tint: np.ndarray,
+    tint: np.ndarray,
+    theirs: np.ndarray,
+    usable: np.ndarray,
+    unclipped: np.ndarray,
+) -> np.ndarray:
+    """The solid regions of `moved` recoloured faintly: their tinted cells' tint ratio to the
+    kept picture's (the median) lies FAINT_RATIO from the skin's, and FAINT_SIGMAS of the skin's
+    own spread (a robust deviation). One edit scales every tint by one factor, skin's as the
+    product's; a picture without skin gives no such reference, and no region. (`unclipped`:
+    the cells where no clip changes a tint's ratio.)"""
+    found = np.zeros(moved.shape, bool)
+    # (Tinted in either picture: a part faded below STRONG_TINT in the one it is predicted from
+    # still says how far it was faded.)
+    tinted = usable & unclipped & (np.maximum(np.abs(tint), np.abs(my_tint)).max(axis=0) >= STRONG_TINT)
+    skin = tinted & skin_coloured(theirs[0], theirs[1], theirs[2])
+    ratio = (my_tint * tint).sum(axis=0) / np.maximum((tint * tint).sum(axis=0), 1e-9)
+    least = MIN_REGION * usable.sum()
+    if skin.sum() < least:
+        return found
+    for coordinates in regions(_solid(moved)):
+        if len(coordinates) < least:
+            break  # (largest first)
+        region = np.zeros(moved.shape, bool)
+        region[coordinates[:, 0], coordinates[:, 1]] = True
+        inside, reference = tinted & region, skin & ~region
+        if inside.sum() < least or reference.sum() < least:
+            continue
+        skin_ratio = float(np.median(ratio[reference]))
+        spread = 1.4826 * float(np.median(np.abs(ratio[reference] - skin_ratio)))  # a robust deviation
+        apart = abs(float(np.median(ratio[inside])) - skin_ratio)
+        if apart > max(FAINT_RATIO * abs(skin_ratio), FAINT_SIGMAS * spread):
+            found |= region
+    return found
 
 
 def quantile_line(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray) -> tuple[float, float]:

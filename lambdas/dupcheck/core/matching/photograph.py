@@ -203,7 +203,10 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
         return Finding(shared, tiles, added, side, turned, aligned, chosen)
     colour = np.asarray(Image.fromarray(picture).resize((side, side), Image.Resampling.BILINEAR, box=box))
     query_colour = np.moveaxis(colour[:, ::-1] if chosen.mirrored else colour, -1, 0).astype(np.float64)
-    colours = unexplained(query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail)
+    colours = unexplained(
+        query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail,
+        faint=probe.colours_kept,
+    )  # fmt: skip
     return Finding(shared, tiles, added, side, turned, aligned, chosen, colours)
 
 

@@ -247,6 +247,9 @@ class Probe:
     source: Image.Image | None = field(default=None, repr=False)  # the decoded picture: `detail` made from it
     # (left, right, top, bottom): the query's share outside this picture (`inside_border`), else 0.
     outer: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    # The picture's encoding kept its colours to a level or two (a JPEG at a fine chroma step, a
+    # kept picture): a faint recolour can show (one_edit.py).
+    colours_kept: bool = False
     _by_angle: dict[float, QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
     _detail_by_angle: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
@@ -366,6 +369,7 @@ class Probe:
         inner = Probe(
             np.ascontiguousarray(self.rgb[top:bottom, left:right]),
             outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
+            colours_kept=self.colours_kept,
         )
         if inner.border_turn() is None:
             return None
@@ -408,7 +412,9 @@ class Probe:
         return self._trimmed_to(trim_box(self.rgb, passes=1))
 
     def _trimmed_to(self, box: tuple[int, int, int, int]) -> Probe | None:
-        return None if box == self.box else Probe(self.rgb, None, box, self.detail, self.source)
+        if box == self.box:
+            return None
+        return Probe(self.rgb, None, box, self.detail, self.source, colours_kept=self.colours_kept)
 
     def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
         if self._to_turn is None:
