@@ -570,3 +570,17 @@ def test_a_faintly_faded_garment_is_told_from_a_fine_jpeg_not_from_a_coarse_one(
     assert verdict_of(faded, 50) is Verdict.DUPLICATE
     assert verdict_of(_model_shot(), 50) is Verdict.DUPLICATE
     assert verdict_of(_model_shot(), 92) is Verdict.DUPLICATE
+
+
+def test_a_catalog_picture_from_a_coarse_jpeg_is_no_reference_for_a_faint_colour() -> None:
+    """Registered from a JPEG at quality 50 (a chroma step of 17), the catalog picture's faint
+    colours may have moved as much as a fade moves them: the faded top, asked about from a fine
+    JPEG, is not shown to be another colour, and the fine original stays a duplicate."""
+    pipeline = AlignedDualPHash()
+    coarse = pipeline.fingerprint_bytes(encode(_model_shot(), "JPEG", quality=50), max_pixels=LIMIT, for_query=False)
+    KEPT["coarse"] = coarse.thumbnail
+    record = HashRecord("coarse", "", "", coarse.hash, coarse.algo, features=dict(coarse.features))
+    for picture, expected in ((_model_shot(top_tint=0.5), Verdict.DUPLICATE), (_model_shot(), Verdict.DUPLICATE)):
+        query = pipeline.fingerprint_bytes(encode(picture, "JPEG", quality=92), max_pixels=LIMIT)
+        judgement = pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0]
+        assert judgement.verdict is expected

@@ -323,7 +323,7 @@ class AlignedDualPHash:
             hash=hash_value,
             query_hashes=self._query_hashes(gray, whole, cut, cut_bits) if for_query else (),
             features={"views": views.encode()},
-            thumbnail=b"" if for_query else thumbnail_bytes(hash_value, picture, box, rgb.shape),
+            thumbnail=b"" if for_query else thumbnail_bytes(hash_value, picture, box, rgb.shape, _chroma_step(picture)),
             probe=Probe(rgb, views, box, source=picture, colours_kept=_colours_kept(picture)) if for_query else None,
         )
 
@@ -424,8 +424,8 @@ class AlignedDualPHash:
             top, bottom, left, right = kept.box
             box = (round(top * sy), max(round(bottom * sy), round(top * sy) + 1),
                    round(left * sx), max(round(right * sx), round(left * sx) + 1))  # fmt: skip
-            # (A kept picture is a JPEG at KEPT_QUALITY: its chroma step is within FINE_CHROMA_STEP.)
-            probe = Probe(np.asarray(working), views, box, detail=kept.rgb, colours_kept=True)
+            # (A kept picture is a JPEG at KEPT_QUALITY, within FINE_CHROMA_STEP: its source says.)
+            probe = Probe(np.asarray(working), views, box, detail=kept.rgb, colours_kept=kept.colours_kept)
         else:
             probe = Probe.of_views(views)
         return Fingerprint(
@@ -448,8 +448,14 @@ def get_pipeline(algo: str = DEFAULT_ALGO) -> HashPipeline:
         raise ValueError(f"unknown hash pipeline {algo!r}; known: {', '.join(PIPELINES)}") from None
 
 
+def _chroma_step(picture: Image.Image) -> int | None:
+    """The chroma step of the JPEG `picture` was decoded from (imaging.py), None for other formats."""
+    step = picture.info.get(CHROMA_STEP)
+    return step if isinstance(step, int) else None
+
+
 def _colours_kept(picture: Image.Image) -> bool:
     """Whether the query's own encoding kept its colours: a JPEG whose chroma step is at most
     FINE_CHROMA_STEP. Other formats do not say what they lost (a lossy WebP, a PNG of a JPEG)."""
-    step = picture.info.get(CHROMA_STEP)
-    return isinstance(step, int) and step <= FINE_CHROMA_STEP
+    step = _chroma_step(picture)
+    return step is not None and step <= FINE_CHROMA_STEP

@@ -53,3 +53,16 @@ def test_the_record_a_kept_picture_was_made_for_is_read_from_its_header_alone() 
     assert Thumbnail.made_for(data) == HASH
     cut = data[: _HEADER.size + 10]
     assert Thumbnail.made_for(cut) == HASH and Thumbnail.decode(cut) is None
+
+
+def test_the_source_jpeg_s_chroma_step_is_noted_with_the_kept_picture() -> None:
+    """How far the catalog's own JPEG may have moved a faint colour: noted in the kept JPEG's
+    comment, read back; a picture kept without the note (another format, or kept before the
+    note was written) is read as one whose colours were kept."""
+    picture = garment("zip").resize((240, 300))
+    fine = Thumbnail.decode(thumbnail_bytes(HASH, picture, (0, 160, 0, 128), (160, 128), source_step=3))
+    coarse = Thumbnail.decode(thumbnail_bytes(HASH, picture, (0, 160, 0, 128), (160, 128), source_step=34))
+    unnoted = Thumbnail.decode(thumbnail_bytes(HASH, picture, (0, 160, 0, 128), (160, 128)))
+    assert fine is not None and coarse is not None and unnoted is not None
+    assert (fine.source_step, coarse.source_step, unnoted.source_step) == (3, 34, None)
+    assert fine.colours_kept and not coarse.colours_kept and unnoted.colours_kept

@@ -205,7 +205,7 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     query_colour = np.moveaxis(colour[:, ::-1] if chosen.mirrored else colour, -1, 0).astype(np.float64)
     colours = unexplained(
         query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail,
-        faint=probe.colours_kept,
+        faint=probe.colours_kept and kept.colours_kept,
     )  # fmt: skip
     return Finding(shared, tiles, added, side, turned, aligned, chosen, colours)
 

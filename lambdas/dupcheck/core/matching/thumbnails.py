@@ -7,7 +7,9 @@ policy.KEPT_SIDE px on its longer side, beside the record (a ThumbnailStore, cor
 data dir locally, S3 on AWS), never in it: the record stays compact for the index.
 
 The stored form: a header naming the hash of the record it was made for and the picture's trim
-box (in its own pixels), then the picture as a JPEG (policy.KEPT_QUALITY). A picture left by
+box (in its own pixels), then the picture as a JPEG (policy.KEPT_QUALITY), whose comment holds
+the chroma step of the JPEG it was made from, when it was one (what that encoding may have done
+to a faint colour: one_edit.py). A picture left by
 another version of the record (a write that raced this one's) names another hash, and is not
 read as this one's. `dualphash128-v4` records kept their 160 px working copy the same way under
 another magic: they are read too, and compared at what they hold.
@@ -22,25 +24,34 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.policy import KEPT_QUALITY, KEPT_SIDE
+from dupcheck.core.matching.policy import FINE_CHROMA_STEP, KEPT_QUALITY, KEPT_SIDE
 from dupcheck.core.models import HashValue
 from dupcheck.core.pixels import luma
 
 _MAGIC = b"DLK2"
 _MAGIC_V4 = b"DLK1"  # a dualphash128-v4 record's 160 px working copy
 _HEADER = struct.Struct(">4sB16s4H")  # magic, hash length, hash (padded), trim box
+_SOURCE_STEP = b"chroma_step="  # the kept JPEG's comment: its source JPEG's chroma step
 
 
 @dataclass(frozen=True, slots=True)
 class Thumbnail:
     """A record's kept picture (RGB, at most KEPT_SIDE px) and its trim box (top, bottom, left,
     right, in its pixels), with the hash of the record it was made for: a picture left by
-    another version of the record is not read as this one's."""
+    another version of the record is not read as this one's. `source_step`: the chroma step of
+    the JPEG it was made from (None: another format, or a picture kept before it was noted)."""
 
     hash: HashValue
     rgb: np.ndarray
     box: tuple[int, int, int, int]
+    source_step: int | None = None
     _grey: Image.Image | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def colours_kept(self) -> bool:
+        """Whether its source kept faint colours: not a JPEG coarser than FINE_CHROMA_STEP (a
+        picture kept without the note is read as before it was kept)."""
+        return self.source_step is None or self.source_step <= FINE_CHROMA_STEP
 
     def grey(self) -> Image.Image:
         """The luma (mode F), which the same-photograph test warps: made once, when first asked."""
@@ -62,11 +73,13 @@ class Thumbnail:
                 if max(image.size) > KEPT_SIDE:
                     return None
                 rgb = np.asarray(image.convert("RGB"))
+                comment = image.info.get("comment", b"")
         except (OSError, ValueError, Image.DecompressionBombError):
             return None
         if not (0 <= top < bottom <= rgb.shape[0] and 0 <= left < right <= rgb.shape[1]):
             return None
-        return cls(made_for, rgb, (top, bottom, left, right))
+        step = comment[len(_SOURCE_STEP) :] if isinstance(comment, bytes) and comment.startswith(_SOURCE_STEP) else b""
+        return cls(made_for, rgb, (top, bottom, left, right), int(step) if step.isdigit() else None)
 
     @staticmethod
     def made_for(data: bytes) -> HashValue | None:
@@ -88,11 +101,16 @@ def _header(data: bytes) -> tuple[HashValue, tuple[int, int, int, int]] | None:
 
 
 def thumbnail_bytes(
-    hash_value: HashValue, picture: Image.Image, box: tuple[int, int, int, int], shape: tuple[int, ...]
+    hash_value: HashValue,
+    picture: Image.Image,
+    box: tuple[int, int, int, int],
+    shape: tuple[int, ...],
+    source_step: int | None = None,
 ) -> bytes:
     """A record's kept picture as stored: `picture` (RGB, as decoded) at KEPT_SIDE px as a JPEG,
     after a header naming the record's hash and its trim box: `box` is the working copy's (of
-    `shape`: its height and width), scaled to the kept picture."""
+    `shape`: its height and width), scaled to the kept picture; `source_step`, the chroma step of
+    the JPEG the picture was decoded from, in the JPEG's comment."""
     kept = picture.copy()
     kept.thumbnail((KEPT_SIDE, KEPT_SIDE), Image.Resampling.LANCZOS)
     if kept.mode != "RGB":
@@ -106,6 +124,7 @@ def thumbnail_bytes(
         max(min(kept.width, round(right * sx)), min(kept.width - 1, round(left * sx)) + 1),
     )
     buffer = io.BytesIO()
-    kept.save(buffer, "JPEG", quality=KEPT_QUALITY)
+    note = {} if source_step is None else {"comment": _SOURCE_STEP + str(source_step).encode()}
+    kept.save(buffer, "JPEG", quality=KEPT_QUALITY, **note)
     digest = hash_value.data
     return _HEADER.pack(_MAGIC, len(digest), digest.ljust(16, b"\0"), *scaled) + buffer.getvalue()
