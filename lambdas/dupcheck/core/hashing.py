@@ -424,7 +424,8 @@ class AlignedDualPHash:
             top, bottom, left, right = kept.box
             box = (round(top * sy), max(round(bottom * sy), round(top * sy) + 1),
                    round(left * sx), max(round(right * sx), round(left * sx) + 1))  # fmt: skip
-            # (A kept picture is a JPEG at KEPT_QUALITY, within FINE_CHROMA_STEP: its source says.)
+            # (A kept picture is a JPEG at KEPT_QUALITY, a step within FINE_CHROMA_STEP: whether
+            # its colours were kept is for the JPEG it was made from to say.)
             probe = Probe(np.asarray(working), views, box, detail=kept.rgb, colours_kept=kept.colours_kept)
         else:
             probe = Probe.of_views(views)
