@@ -262,16 +262,16 @@ def recolours(path: Path, seed: int, faint: bool = False) -> list[tuple[str, Ima
         return []
     part, share = found
     out = []
+    seen = FAINT if faint else VISIBLE  # levels a visible change moves a pixel by
     for way, recolour in (FAINT_WAYS if faint else WAYS).items():
         whole = np.clip(recolour(rgb), 0, 255)
         pixels = rgb + part[..., None] * (whole - rgb)
         moved = np.abs(pixels - rgb).max(axis=-1)
         changed = moved >= VISIBLE
-        if (moved[part > 0.5] >= (FAINT if faint else VISIBLE)).mean() < 0.5:
+        if (moved[part > 0.5] >= seen).mean() < 0.5:
             continue  # a grey part's hue, a white part lighter: no visible variant
         if faint and changed[part > 0.5].mean() >= 0.5:
             continue  # no longer faint: the other ways' kind of variant
-        seen = FAINT if faint else VISIBLE
         if (np.abs(pixels - whole).max(axis=-1) >= seen).sum() < WHOLE_EDIT * (moved >= seen).sum():
             continue  # the part is all the colour the photo has: an edit of the whole picture
         out.append((way, Image.fromarray(pixels.round().astype(np.uint8)), share, float(changed.mean())))

@@ -147,7 +147,6 @@ def crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return array[top:bottom, left:right]
 
 
-# sRGB (D65) -> XYZ, and the D65 white point, for CIELAB.
 def skin_coloured(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
     """Whether each colour (its channels' levels) is the colour of skin, by the classic RGB rule of
     Peer et al.: a face or an arm, which a shop does not recolour and every edit of the whole
@@ -158,6 +157,7 @@ def skin_coloured(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.nd
     )  # fmt: skip
 
 
+# sRGB (D65) -> XYZ, and the D65 white point, for CIELAB.
 _RGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 _WHITE = np.array([0.95047, 1.0, 1.08883])
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
