@@ -141,13 +141,14 @@ def test_a_brightened_copy_whose_backdrop_and_highlights_clip_leaves_nothing_une
     assert found.recoloured == 0 and found.added == 0
 
 
-def model(garment_tint: float = 1.0, skin_tint: float = 1.0) -> np.ndarray:
-    """(3, N, N): a face above a sage-green top on a white backdrop, both with grain; each one's
-    tint (its offset from its own grey) scaled by the given factor, as a saturation edit would."""
+def model(garment_tint: float = 1.0, skin_tint: float = 1.0, face: int = 72) -> np.ndarray:
+    """(3, N, N): a face (`face` px high) above a sage-green top on a white backdrop, both with
+    grain; each one's tint (its offset from its own grey) scaled by the given factor, as a
+    saturation edit would."""
     rng = np.random.default_rng(7)
     rgb = np.full((3, N, N), 250.0)
     grain = rng.normal(0, 5, (N, N))
-    parts = ((slice(20, 92), slice(96, 160), (205.0, 150.0, 120.0), skin_tint),
+    parts = ((slice(92 - face, 92), slice(128 - face * 4 // 9, 128 + face * 4 // 9), (205.0, 150.0, 120.0), skin_tint),
              (slice(96, 240), slice(48, 208), (125.0, 145.0, 130.0), garment_tint))  # fmt: skip
     for rows, cols, colour, factor in parts:
         pixels = np.array(colour)[:, None, None] + grain[None, rows, cols]
@@ -170,6 +171,17 @@ def test_a_top_faded_beside_untouched_skin_is_recoloured_where_the_colours_were_
     faded, kept = model(garment_tint=0.5), model()
     assert judged_faint(faded, kept).recoloured >= RECOLOURED
     assert judged_faint(faded, kept, faint=False).recoloured < RECOLOURED
+
+
+def test_a_top_deepened_beside_a_little_skin_is_recoloured() -> None:
+    """The top's tint deepened 1.6 times beside a small face as it was: the top is most of what
+    is tinted, so the edit fitted to the pair follows the top, and the face is what it leaves
+    out (one small region, with no skin beside it to compare). Against the skin's own factor,
+    the top is what moved."""
+    for face in (24, 72):
+        deepened, kept = model(garment_tint=1.6, face=face), model(face=face)
+        assert judged_faint(deepened, kept).recoloured >= 0.5, face
+    assert judged_faint(model(1.6, 1.6, face=24), model(face=24)).recoloured == 0
 
 
 def test_the_whole_picture_faded_alike_is_one_edit_however_faint() -> None:

@@ -38,6 +38,8 @@ A faint recolour (a part's tint halved or deepened) can stay within step 2's sla
 query's encoding kept its colours (`faint`: a fine JPEG, a kept picture), a region whose tint
 moved by a share of itself is also unexplained when its tint ratio to the kept picture's is not
 the skin's: one edit scales every tint alike, a face's with the product's (`_faint_regions`).
+Where the product is most of what is tinted, the fitted edit follows it when it was recoloured;
+the tints are then measured against the skin's factor instead.
 """
 
 from __future__ import annotations
@@ -197,46 +199,74 @@ def _off_one_edit(
     # (float32: a 256 px patch's pixels, a tenth of a level is all a comparison to 10 can use.)
     pixels = their_pixels.astype(np.float32)
     pixel_luma = luma(np.moveaxis(pixels, 0, -1), np.float32)
-    each = np.float32(factor) * pixels + (np.float32(gain - factor) * pixel_luma + np.float32(offset))[None]
-    shown = _pooled(np.clip(each, 0, 255, out=each), k)
-    shown_luma = luma(np.moveaxis(shown, 0, -1), np.float64)
-    my_tint, shown_tint = mine - my_luma[None], shown - shown_luma[None]
+    shown_luma, shown_tint = _shown(pixels, pixel_luma, gain, offset, factor, k)
+    my_tint = mine - my_luma[None]
+    skin = ratio = None
+    faint_tint = shown_tint
+    if faint:
+        # Where the product is most of what is tinted, the fitted edit follows a recoloured
+        # product, and the skin is what it leaves out: when the skin's own tint factor (read in
+        # its solid regions: a face, an arm; a line of cells along the overlap's edge is where a
+        # pixel of shift moves a tint most) is as far from the fitted one as a faint recolour's
+        # (FAINT_RATIO), the tints are measured against the skin's.
+        skin, ratio = _skin(my_tint, tint, theirs, usable & (allowance == 0))
+        solid_skin = _solid(skin)
+        if solid_skin.sum() >= MIN_REGION * usable.sum():
+            skin_factor = float(np.median(ratio[solid_skin]))
+            if abs(skin_factor - factor) > FAINT_RATIO * abs(skin_factor):
+                _, faint_tint = _shown(pixels, pixel_luma, gain, offset, skin_factor, k)
     off = np.ones(usable.shape, bool)
     moved = np.ones(usable.shape, bool)  # off, or the tint moved by FAINT_TINT of itself
-    for luma_at, tint_at, slack_at in zip(
-        shifts(padded(shown_luma)), shifts(padded(shown_tint)), shifts(padded(allowance)), strict=True
+    for luma_at, tint_at, faint_at, slack_at in zip(
+        shifts(padded(shown_luma)),
+        shifts(padded(shown_tint)),
+        shifts(padded(faint_tint)),
+        shifts(padded(allowance)),
+        strict=True,
     ):
         luma_off = np.abs(my_luma - luma_at) - slack_at > TONE_SLACK
-        gap = np.abs(my_tint - tint_at).max(axis=0) - slack_at
-        tint_off = gap > TINT_SLACK
+        tint_off = np.abs(my_tint - tint_at).max(axis=0) - slack_at > TINT_SLACK
         off &= luma_off | tint_off
         if faint:
-            strength = np.maximum(np.abs(my_tint).max(axis=0), np.abs(tint_at).max(axis=0))
+            gap = np.abs(my_tint - faint_at).max(axis=0) - slack_at
+            strength = np.maximum(np.abs(my_tint).max(axis=0), np.abs(faint_at).max(axis=0))
             moved &= luma_off | tint_off | (gap > FAINT_TINT * strength + FAINT_FLOOR)
-    if faint:
-        off |= _faint_regions(moved & usable & ~off, my_tint, tint, theirs, usable, allowance == 0)
+    if skin is not None and ratio is not None:
+        off |= _faint_regions(moved & usable & ~off, skin, ratio, usable)
     return _unexplained_cells(off, np.asarray(clipped.any(axis=0)), usable)
 
 
-def _faint_regions(
-    moved: np.ndarray,
-    my_tint: np.ndarray,
-    tint: np.ndarray,
-    theirs: np.ndarray,
-    usable: np.ndarray,
-    unclipped: np.ndarray,
-) -> np.ndarray:
-    """The solid regions of `moved` recoloured faintly: their tinted cells' tint ratio to the
-    kept picture's (the median) lies FAINT_RATIO from the skin's, and FAINT_SIGMAS of the skin's
-    own spread (a robust deviation). One edit scales every tint by one factor, skin's as the
-    product's; a picture without skin gives no such reference, and no region. (`unclipped`:
-    the cells where no clip changes a tint's ratio.)"""
-    found = np.zeros(moved.shape, bool)
-    # (Tinted in either picture: a part faded below STRONG_TINT in the one it is predicted from
-    # still says how far it was faded.)
-    tinted = usable & unclipped & (np.maximum(np.abs(tint), np.abs(my_tint)).max(axis=0) >= STRONG_TINT)
-    skin = tinted & skin_coloured(theirs[0], theirs[1], theirs[2])
+def _shown(
+    pixels: np.ndarray, pixel_luma: np.ndarray, gain: float, offset: float, factor: float, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The edit (luma line `gain`, `offset`; tint `factor`) applied to `pixels` (float32, with
+    their luma), clipped pixel by pixel and averaged in k x k cells: each cell's luma and tint."""
+    each = np.float32(factor) * pixels + (np.float32(gain - factor) * pixel_luma + np.float32(offset))[None]
+    shown = _pooled(np.clip(each, 0, 255, out=each), k)
+    shown_luma = luma(np.moveaxis(shown, 0, -1), np.float64)
+    return shown_luma, shown - shown_luma[None]
+
+
+def _skin(
+    my_tint: np.ndarray, tint: np.ndarray, theirs: np.ndarray, unclipped: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tinted cells of skin colour (in the picture predicted from, `theirs`), and every
+    cell's tint ratio to that picture's, NaN where untinted (`unclipped`: the usable cells where
+    no clip changes a ratio). (Tinted in either picture: a part faded below STRONG_TINT in the
+    one it is predicted from still says how far it was faded.)"""
+    tinted = unclipped & (np.maximum(np.abs(tint), np.abs(my_tint)).max(axis=0) >= STRONG_TINT)
     ratio = (my_tint * tint).sum(axis=0) / np.maximum((tint * tint).sum(axis=0), 1e-9)
+    return tinted & skin_coloured(theirs[0], theirs[1], theirs[2]), np.where(tinted, ratio, np.nan)
+
+
+def _faint_regions(moved: np.ndarray, skin: np.ndarray, ratio: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """The solid regions of `moved` recoloured faintly: their tinted cells' tint `ratio` (NaN:
+    untinted) to the kept picture's (the median) lies FAINT_RATIO from the `skin`'s, and
+    FAINT_SIGMAS of the skin's own spread (a robust deviation). One edit scales every tint by
+    one factor, skin's as the product's; a picture without skin gives no such reference, and no
+    region."""
+    found = np.zeros(moved.shape, bool)
+    tinted = ~np.isnan(ratio)
     least = MIN_REGION * usable.sum()
     if skin.sum() < least:
         return found

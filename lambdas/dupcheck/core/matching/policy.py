@@ -193,7 +193,9 @@ RECOLOURED = 0.025
 # within TINT_SLACK of one edit. A saturation edit scales every tint by one factor, skin's too, so
 # a region whose cells' tint moved by FAINT_TINT of itself (and a level), and whose tint ratio to
 # the kept picture's lies FAINT_RATIO and FAINT_SIGMAS of the skin's own spread from the skin's,
-# is in another colour too. Only where both pictures' encodings kept their colours: the query a
+# is in another colour too. The tint moved is measured against the skin's own factor when that
+# lies FAINT_RATIO from the fitted one (the fit followed a product that is most of what is
+# tinted). Only where both pictures' encodings kept their colours: the query a
 # JPEG whose chroma step (for a block's mean) is at most FINE_CHROMA_STEP (quality 75 and up on
 # the usual tables), the catalog picture not made from a coarser one; at quality 15-25 (steps
 # 34-57) a copy's weak tints move 30-40%, as much as a fade.
