@@ -174,14 +174,35 @@ def test_a_top_faded_beside_untouched_skin_is_recoloured_where_the_colours_were_
 
 
 def test_a_top_deepened_beside_a_little_skin_is_recoloured() -> None:
-    """The top's tint deepened 1.6 times beside a small face as it was: the top is most of what
-    is tinted, so the edit fitted to the pair follows the top, and the face is what it leaves
-    out (one small region, with no skin beside it to compare). Against the skin's own factor,
-    the top is what moved."""
+    """The top's tint deepened 1.6 times beside a face as it was: the top is most of what is
+    tinted, so the edit fitted to the pair follows the top, and the face is what it leaves out.
+    A large face is a recolour's share by itself; a small one is a region with no skin beside
+    it to compare, and against the skin's own factor the top is what moved."""
     for face in (24, 72):
         deepened, kept = model(garment_tint=1.6, face=face), model(face=face)
-        assert judged_faint(deepened, kept).recoloured >= 0.5, face
+        assert judged_faint(deepened, kept).recoloured >= RECOLOURED, face
     assert judged_faint(model(1.6, 1.6, face=24), model(face=24)).recoloured == 0
+
+
+def test_a_top_whose_hue_turned_faintly_is_recoloured_without_skin() -> None:
+    """No face: the top's faint green turned 30 degrees towards blue, as much tint as before. No
+    edit of the whole picture turns a tint, so the skin's factor is not needed to tell it; the
+    same top made faintly greyer is (the test above)."""
+    kept = model()
+    turned = kept.copy()
+    top = (slice(None), slice(96, 240), slice(48, 208))
+    grey = luma(np.moveaxis(kept[top], 0, -1), np.float64)[None]
+    tint = kept[top] - grey
+    axis = np.ones(3) / np.sqrt(3)  # a turn about the grey axis keeps luma nearly, and the tint's size
+    cos, sin = np.cos(np.radians(30)), np.sin(np.radians(30))
+    crossed = np.cross(axis, np.moveaxis(tint, 0, -1))
+    along = (np.moveaxis(tint, 0, -1) @ axis)[..., None] * axis
+    rotated = np.moveaxis(tint, 0, -1) * cos + crossed * sin + along * (1 - cos)
+    turned[top] = np.round(np.clip(grey + np.moveaxis(rotated, -1, 0), 0, 255))
+    for picture in (turned, kept):
+        picture[:, 20:92, 96:160] = 250.0
+    assert judged_faint(turned, kept).recoloured >= RECOLOURED
+    assert judged_faint(kept, kept).recoloured == 0
 
 
 def test_the_whole_picture_faded_alike_is_one_edit_however_faint() -> None:

@@ -63,11 +63,13 @@ from dupcheck.core.matching.policy import (
     FAINT_RATIO,
     FAINT_SIGMAS,
     FAINT_TINT,
+    FAINT_TURN,
     MIN_FITTED,
     MIN_JUDGED,
     MIN_REGION,
     MIN_SUBJECT,
     NEW_OUTLINE,
+    RECOLOURED,
     SHARED_TILE,
     SOLID,
     STRONG_TINT,
@@ -116,16 +118,18 @@ def unexplained(
     mine, theirs = _pooled(query, k), _pooled(kept, k)
     lost = _pooled_any((query <= 2) | (query >= 253) | (kept <= 2) | (kept >= 253), k)
     usable = usable[: mine.shape[-1], : mine.shape[-1]]
+    # The subject's cells, no fewer than MIN_SUBJECT of the overlap's: a share of a few cells is noise.
+    total = max(float((usable & ~_backdrop(theirs, usable)).sum()), MIN_SUBJECT * float(usable.sum()))
     # The query an edit of the catalog picture, then (only if that leaves something) the other way;
-    # the way that leaves less counts, its faint regions included.
-    off = _off_one_edit(mine, theirs, usable, lost, kept, k, faint)
+    # the way that leaves less counts, its faint regions included. A faint recolour is looked for
+    # only in a way whose plain test leaves under a recolour's share (RECOLOURED) of the subject.
+    faint_below = RECOLOURED * total if faint else None
+    off = _off_one_edit(mine, theirs, usable, lost, kept, k, faint_below)
     if off.any():
-        other = _off_one_edit(theirs, mine, usable, lost, query, k, faint)
+        other = _off_one_edit(theirs, mine, usable, lost, query, k, faint_below)
         off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
         return nothing
-    # The subject's cells, no fewer than MIN_SUBJECT of the overlap's: a share of a few cells is noise.
-    total = max(float((usable & ~_backdrop(theirs, usable)).sum()), MIN_SUBJECT * float(usable.sum()))
     query_edges = _edges(mine) > EDGE
     kept_near = neighbourhood(_edges(theirs) > EDGE, np.logical_or, fill=False)
     found = {True: 0.0, False: 0.0}
@@ -160,7 +164,7 @@ def _off_one_edit(
     lost: np.ndarray,
     their_pixels: np.ndarray,
     k: int,
-    faint: bool = False,
+    faint_below: float | None = None,
 ) -> np.ndarray:
     """The cells `mine` leaves unexplained as one edit of the whole of `theirs`
     (`_unexplained_cells`: solid regions, and where that edit needs a clip the picture lacks):
@@ -168,7 +172,8 @@ def _off_one_edit(
     to `their_pixels` (`theirs` before its k x k cells were averaged), clipped and averaged; luma
     off by more than TONE_SLACK or tint by more than TINT_SLACK (CLIP_SLACK more where the
     prediction clips or a channel is `lost` to a clip), a pixel of shift allowed; `lost`
-    channels are not fitted. `faint`: also the regions recoloured faintly (`_faint_regions`)."""
+    channels are not fitted. `faint_below` (cells; None: no faint test): when it leaves fewer,
+    also the regions recoloured faintly (`_faint_regions`)."""
     their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
     my_luma = luma(np.moveaxis(mine, 0, -1), np.float64)
     tint = theirs - their_luma[None]
@@ -201,39 +206,58 @@ def _off_one_edit(
     pixel_luma = luma(np.moveaxis(pixels, 0, -1), np.float32)
     shown_luma, shown_tint = _shown(pixels, pixel_luma, gain, offset, factor, k)
     my_tint = mine - my_luma[None]
-    skin = ratio = None
-    faint_tint = shown_tint
-    if faint:
-        # Where the product is most of what is tinted, the fitted edit follows a recoloured
-        # product, and the skin is what it leaves out: when the skin's own tint factor (read in
-        # its solid regions: a face, an arm; a line of cells along the overlap's edge is where a
-        # pixel of shift moves a tint most) is as far from the fitted one as a faint recolour's
-        # (FAINT_RATIO), the tints are measured against the skin's.
-        skin, ratio = _skin(my_tint, tint, theirs, usable & (allowance == 0))
-        solid_skin = _solid(skin)
-        if solid_skin.sum() >= MIN_REGION * usable.sum():
-            skin_factor = float(np.median(ratio[solid_skin]))
-            if abs(skin_factor - factor) > FAINT_RATIO * abs(skin_factor):
-                _, faint_tint = _shown(pixels, pixel_luma, gain, offset, skin_factor, k)
-    off = np.ones(usable.shape, bool)
-    moved = np.ones(usable.shape, bool)  # off, or the tint moved by FAINT_TINT of itself
+    faint = faint_below is not None
+    off, moved = _compared(my_luma, my_tint, shown_luma, shown_tint, shown_tint if faint else None, allowance)
+    plain = _unexplained_cells(off, np.asarray(clipped.any(axis=0)), usable)
+    if faint_below is None or plain.sum() >= faint_below:
+        return plain  # (a pair whose colours one edit plainly misses needs no faint search)
+    skin, ratio = _skin(my_tint, tint, theirs, usable & (allowance == 0))
+    # Where the product is most of what is tinted, the fitted edit follows a recoloured product,
+    # and the skin is what it leaves out: when the skin's own tint factor (read in its solid
+    # regions: a face, an arm; a line of cells along the overlap's edge is where a pixel of shift
+    # moves a tint most) is as far from the fitted one as a faint recolour's (FAINT_RATIO), the
+    # tints are measured against the skin's.
+    solid_skin = _solid(skin)
+    if solid_skin.sum() >= MIN_REGION * usable.sum():
+        skin_factor = float(np.median(ratio[solid_skin]))
+        if abs(skin_factor - factor) > FAINT_RATIO * abs(skin_factor):
+            _, skin_tint = _shown(pixels, pixel_luma, gain, offset, skin_factor, k)
+            _, moved = _compared(my_luma, my_tint, shown_luma, shown_tint, skin_tint, allowance)
+    turn = _hue_turn(my_tint, tint, usable & (allowance == 0))
+    off |= _faint_regions(moved & usable & ~off, skin, ratio, usable, turn)
+    return _unexplained_cells(off, np.asarray(clipped.any(axis=0)), usable)
+
+
+def _compared(
+    my_luma: np.ndarray,
+    my_tint: np.ndarray,
+    shown_luma: np.ndarray,
+    shown_tint: np.ndarray,
+    faint_tint: np.ndarray | None,
+    allowance: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cells off the edit's prediction (`shown_luma`, `shown_tint`) by more than TONE_SLACK
+    or TINT_SLACK at every shift of a pixel (`allowance` more where a clip is); and those off,
+    or whose tint moved from `faint_tint` by FAINT_TINT of itself and a level (all True when
+    `faint_tint` is None)."""
+    off = np.ones(my_luma.shape, bool)
+    moved = np.ones(my_luma.shape, bool)
+    reference = shown_tint if faint_tint is None else faint_tint
     for luma_at, tint_at, faint_at, slack_at in zip(
         shifts(padded(shown_luma)),
         shifts(padded(shown_tint)),
-        shifts(padded(faint_tint)),
+        shifts(padded(reference)),
         shifts(padded(allowance)),
         strict=True,
     ):
         luma_off = np.abs(my_luma - luma_at) - slack_at > TONE_SLACK
         tint_off = np.abs(my_tint - tint_at).max(axis=0) - slack_at > TINT_SLACK
         off &= luma_off | tint_off
-        if faint:
+        if faint_tint is not None:
             gap = np.abs(my_tint - faint_at).max(axis=0) - slack_at
             strength = np.maximum(np.abs(my_tint).max(axis=0), np.abs(faint_at).max(axis=0))
             moved &= luma_off | tint_off | (gap > FAINT_TINT * strength + FAINT_FLOOR)
-    if skin is not None and ratio is not None:
-        off |= _faint_regions(moved & usable & ~off, skin, ratio, usable)
-    return _unexplained_cells(off, np.asarray(clipped.any(axis=0)), usable)
+    return off, moved
 
 
 def _shown(
@@ -259,22 +283,34 @@ def _skin(
     return tinted & skin_coloured(theirs[0], theirs[1], theirs[2]), np.where(tinted, ratio, np.nan)
 
 
-def _faint_regions(moved: np.ndarray, skin: np.ndarray, ratio: np.ndarray, usable: np.ndarray) -> np.ndarray:
+def _hue_turn(my_tint: np.ndarray, tint: np.ndarray, unclipped: np.ndarray) -> np.ndarray:
+    """Each cell's tint turned from the kept picture's, in degrees; NaN where either is untinted."""
+    mine_n, theirs_n = np.sqrt((my_tint * my_tint).sum(axis=0)), np.sqrt((tint * tint).sum(axis=0))
+    both = unclipped & (np.abs(my_tint).max(axis=0) >= STRONG_TINT) & (np.abs(tint).max(axis=0) >= STRONG_TINT)
+    cos = (my_tint * tint).sum(axis=0) / np.maximum(mine_n * theirs_n, 1e-9)
+    return np.where(both, np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))), np.nan)
+
+
+def _faint_regions(
+    moved: np.ndarray, skin: np.ndarray, ratio: np.ndarray, usable: np.ndarray, turn: np.ndarray
+) -> np.ndarray:
     """The solid regions of `moved` recoloured faintly: their tinted cells' tint `ratio` (NaN:
     untinted) to the kept picture's (the median) lies FAINT_RATIO from the `skin`'s, and
-    FAINT_SIGMAS of the skin's own spread (a robust deviation). One edit scales every tint by
-    one factor, skin's as the product's; a picture without skin gives no such reference, and no
-    region."""
+    FAINT_SIGMAS of the skin's own spread (a robust deviation); or their tint `turn`ed
+    (the median, where both are tinted) by FAINT_TURN degrees. One edit scales every tint by
+    one factor, skin's as the product's, and turns none."""
     found = np.zeros(moved.shape, bool)
     tinted = ~np.isnan(ratio)
+    turned = ~np.isnan(turn)
     least = MIN_REGION * usable.sum()
-    if skin.sum() < least:
-        return found
     for coordinates in regions(_solid(moved)):
         if len(coordinates) < least:
             break  # (largest first)
         region = np.zeros(moved.shape, bool)
         region[coordinates[:, 0], coordinates[:, 1]] = True
+        if (turned & region).sum() >= least and float(np.median(turn[turned & region])) > FAINT_TURN:
+            found |= region
+            continue
         inside, reference = tinted & region, skin & ~region
         if inside.sum() < least or reference.sum() < least:
             continue

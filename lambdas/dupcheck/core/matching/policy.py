@@ -206,6 +206,10 @@ FAINT_TINT = 0.15
 FAINT_FLOOR = 1.0  # level: a cell's rounding
 FAINT_RATIO = 0.25
 FAINT_SIGMAS = 3.0
+# One edit turns no tint: a faint region whose tints (tinted in both pictures) turned by more than
+# FAINT_TURN degrees (the median) is another colour, skin or none. Dev: 10 lost a thumbnail's
+# copy, 15-25 caught the one hue turned 30 degrees called duplicate; the middle is kept.
+FAINT_TURN = 20.0
 FINE_CHROMA_STEP = 10
 
 # -- edits (edits.py): the smallest changes docs/lab/evaluation.md, "Naming the edits", tells from noise
