@@ -115,3 +115,11 @@ def recoloured(picture: Image.Image, colour: tuple[int, int, int], base: tuple[i
 def garment(detail: str, size: tuple[int, int] = SIZE) -> Image.Image:
     """A photograph of one garment, each from an exposure of its own."""
     return photograph(detail, shot=DETAILS.index(detail) + 1, size=size)
+
+
+def hue_turned(tint: np.ndarray, degrees: float) -> np.ndarray:
+    """Tints (..., 3: each pixel's offset from its own grey) turned `degrees` about the grey axis
+    (Rodrigues' formula), as a shop nudges a garment's hue: each tint as strong as before."""
+    axis, angle = np.ones(3) / np.sqrt(3), np.radians(degrees)
+    along = (tint @ axis)[..., None] * axis
+    return tint * np.cos(angle) + np.cross(axis, tint) * np.sin(angle) + along * (1 - np.cos(angle))

@@ -35,6 +35,7 @@ from dupcheck.core.pixels import (
     trim_uniform_border,
 )
 from dupcheck_tools.samples import encode, product_image
+from support.garments import hue_turned
 
 LIMIT = 40_000_000
 KEPT: dict[str, bytes] = {}  # entity id -> the picture kept beside its record, as a store keeps it
@@ -536,19 +537,21 @@ def test_the_baseline_queries_a_stored_record_by_its_hash_alone() -> None:
     assert query is not None and query.search_hashes == (record.hash,)
 
 
-def _model_shot(top_tint: float = 1.0) -> Image.Image:
-    """A face above a faintly green top with folds and grain, on white (320x400); the top's tint
-    (its offset from its own grey) scaled by `top_tint`, as a shop fades one garment's colour."""
+def _model_shot(top_tint: float = 1.0, turn: float = 0.0, face: bool = True) -> Image.Image:
+    """A face (or none) above a faintly green top with folds and grain, on white (320x400); the
+    top's tint (its offset from its own grey) scaled by `top_tint`, as a shop fades one
+    garment's colour, and turned `turn` degrees about the grey axis, as a shop nudges its hue."""
     rng = np.random.default_rng(3)
     rgb = np.full((400, 320, 3), 250.0)
     ys, xs = np.mgrid[:400, :320]
     folds = 12.0 * np.sin(xs / 9.0 + ys / 23.0)[..., None] + rng.normal(0, 5, (400, 320, 1))
-    face = (ys - 70) ** 2 / 55**2 + (xs - 160) ** 2 / 42**2 < 1
     top = (ys > 130) & (ys < 380) & (xs > 50) & (xs < 270)
-    rgb[face] = (np.array([205.0, 150.0, 120.0]) + folds / 3)[face]
+    if face:
+        head = (ys - 70) ** 2 / 55**2 + (xs - 160) ** 2 / 42**2 < 1
+        rgb[head] = (np.array([205.0, 150.0, 120.0]) + folds / 3)[head]
     green = np.array([125.0, 145.0, 130.0]) + folds
     grey = (green @ np.array([0.299, 0.587, 0.114]))[..., None]
-    rgb[top] = (grey + top_tint * (green - grey))[top]
+    rgb[top] = (grey + hue_turned(top_tint * (green - grey), turn))[top]
     return Image.fromarray(np.round(np.clip(rgb, 0, 255)).astype(np.uint8))
 
 
@@ -570,6 +573,21 @@ def test_a_faintly_faded_garment_is_told_from_a_fine_jpeg_not_from_a_coarse_one(
     assert verdict_of(faded, 50) is Verdict.DUPLICATE
     assert verdict_of(_model_shot(), 50) is Verdict.DUPLICATE
     assert verdict_of(_model_shot(), 92) is Verdict.DUPLICATE
+
+
+def test_a_garment_alone_whose_hue_turned_faintly_is_similar_from_a_fine_jpeg() -> None:
+    """No face: the top's faint green turned 30 degrees, within what one edit is allowed per
+    pixel. No edit of the whole picture turns a tint, so from a JPEG at quality 92 it is
+    `similar`; at quality 50 a JPEG can move faint colours as much, and it stays a duplicate."""
+    pipeline = AlignedDualPHash()
+    record = record_of(pipeline, _model_shot(face=False))
+    for quality, expected in ((92, Verdict.SIMILAR), (50, Verdict.DUPLICATE)):
+        picture = encode(_model_shot(turn=30.0, face=False), "JPEG", quality=quality)
+        query = pipeline.fingerprint_bytes(picture, max_pixels=LIMIT)
+        assert pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0].verdict is expected
+    query = pipeline.fingerprint_bytes(encode(_model_shot(face=False), "JPEG", quality=92), max_pixels=LIMIT)
+    judgement = pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0]
+    assert judgement.verdict is Verdict.DUPLICATE
 
 
 def test_a_catalog_picture_from_a_coarse_jpeg_is_no_reference_for_a_faint_colour() -> None:

@@ -10,6 +10,7 @@ from dupcheck.core.matching.one_edit import Unexplained, unexplained
 from dupcheck.core.matching.photograph import band
 from dupcheck.core.matching.policy import RECOLOURED
 from dupcheck.core.pixels import luma
+from support.garments import hue_turned
 
 N = 256
 PANEL = (slice(96, 160), slice(96, 160))  # a plain part of the product
@@ -192,12 +193,7 @@ def test_a_top_whose_hue_turned_faintly_is_recoloured_without_skin() -> None:
     turned = kept.copy()
     top = (slice(None), slice(96, 240), slice(48, 208))
     grey = luma(np.moveaxis(kept[top], 0, -1), np.float64)[None]
-    tint = kept[top] - grey
-    axis = np.ones(3) / np.sqrt(3)  # a turn about the grey axis keeps luma nearly, and the tint's size
-    cos, sin = np.cos(np.radians(30)), np.sin(np.radians(30))
-    crossed = np.cross(axis, np.moveaxis(tint, 0, -1))
-    along = (np.moveaxis(tint, 0, -1) @ axis)[..., None] * axis
-    rotated = np.moveaxis(tint, 0, -1) * cos + crossed * sin + along * (1 - cos)
+    rotated = hue_turned(np.moveaxis(kept[top] - grey, 0, -1), 30.0)
     turned[top] = np.round(np.clip(grey + np.moveaxis(rotated, -1, 0), 0, 255))
     for picture in (turned, kept):
         picture[:, 20:92, 96:160] = 250.0
