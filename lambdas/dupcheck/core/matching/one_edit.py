@@ -223,9 +223,13 @@ def _off_one_edit(
         if abs(skin_factor - factor) > FAINT_RATIO * abs(skin_factor):
             _, skin_tint = _shown(pixels, pixel_luma, gain, offset, skin_factor, k)
             _, moved = _compared(my_luma, my_tint, shown_luma, shown_tint, skin_tint, allowance)
-    turn = _hue_turn(my_tint, tint, usable & (allowance == 0))
-    off |= _faint_regions(moved & usable & ~off, skin, ratio, usable, turn)
-    return _unexplained_cells(off, np.asarray(clipped.any(axis=0)), usable)
+    candidates = _solid(moved & usable & ~off)
+    if not candidates.any():
+        return plain
+    faint_found = _faint_regions(candidates, skin, ratio, usable, _hue_turn(my_tint, tint, usable & (allowance == 0)))
+    if not faint_found.any():
+        return plain
+    return _unexplained_cells(off | faint_found, np.asarray(clipped.any(axis=0)), usable)
 
 
 def _compared(
@@ -294,7 +298,7 @@ def _hue_turn(my_tint: np.ndarray, tint: np.ndarray, unclipped: np.ndarray) -> n
 def _faint_regions(
     moved: np.ndarray, skin: np.ndarray, ratio: np.ndarray, usable: np.ndarray, turn: np.ndarray
 ) -> np.ndarray:
-    """The solid regions of `moved` recoloured faintly: their tinted cells' tint `ratio` (NaN:
+    """The regions of `moved` (solid) recoloured faintly: their tinted cells' tint `ratio` (NaN:
     untinted) to the kept picture's (the median) lies FAINT_RATIO from the `skin`'s, and
     FAINT_SIGMAS of the skin's own spread (a robust deviation); or their tint `turn`ed
     (the median, where both are tinted) by FAINT_TURN degrees. One edit scales every tint by
@@ -303,7 +307,7 @@ def _faint_regions(
     tinted = ~np.isnan(ratio)
     turned = ~np.isnan(turn)
     least = MIN_REGION * usable.sum()
-    for coordinates in regions(_solid(moved)):
+    for coordinates in regions(moved):
         if len(coordinates) < least:
             break  # (largest first)
         region = np.zeros(moved.shape, bool)
