@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
@@ -11,9 +12,10 @@ from dupcheck.core.hashing import AlignedDualPHash
 from dupcheck.core.matching.edits import summary, words
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.models import Edit, HashRecord, Verdict
-from dupcheck_tools.samples import product_image
+from dupcheck_tools.samples import encode, product_image
 
 PIPELINE = AlignedDualPHash()
+LIMIT = 40_000_000
 SEEDS = (22, 1005)
 
 
@@ -172,6 +174,24 @@ def test_a_query_is_trimmed_again_only_without_a_detached_mark() -> None:
     again = badged.unmarked()
     assert again is not None and badged.box is not None and again.box is not None
     assert again.box[0] > badged.box[0] and again.box[2] > badged.box[2]  # the top left corner left out
+
+
+@pytest.mark.parametrize(("seed", "top"), [(3, 354), (4, 354), (4, 356)])
+def test_a_badge_the_trim_cut_short_is_left_out_whole(seed: int, top: int) -> None:
+    """A photo padded on white, a badge on the padding just below its corner: the trim keeps the
+    badge's upper rows and cuts a row or two off its bottom. Trimmed again without it, the box is
+    the photo's: the whole badge is repainted, not only its rows inside the first box (those
+    would let the new trim take back the rows the badge still has below)."""
+    noise = np.random.default_rng(seed).integers(0, 255, (250, 450, 3), dtype=np.uint8)
+    canvas = Image.new("RGB", (500, 500), (255, 255, 255))
+    canvas.paste(Image.fromarray(noise), (25, 100))
+    ImageDraw.Draw(canvas).ellipse((390, top, 480, top + 90), fill=(0, 120, 220))
+    probe = PIPELINE.fingerprint_bytes(encode(canvas, "JPEG", quality=85), max_pixels=LIMIT).probe
+    assert probe is not None and probe.rgb is not None and probe.box is not None
+    photo_bottom = round(350 / 500 * probe.rgb.shape[0])
+    assert probe.box[1] > photo_bottom + 8  # the trim kept the badge's upper rows
+    again = probe.unmarked()
+    assert again is not None and again.box is not None and again.box[1] <= photo_bottom + 1
 
 
 def nested_margins(seed: int) -> Image.Image:

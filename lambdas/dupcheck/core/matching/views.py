@@ -391,13 +391,15 @@ class Probe:
         colour, uniform = ring_colour(self.rgb)
         if uniform < 0.5:
             return None
-        # Only what the trim kept can widen it: the patches are looked for inside its box.
+        # Only what the trim kept can widen it: the patches that reach into its box, each whole
+        # (the trim may have cut a badge's last rows off, which a repainted box would take back).
         top, bottom, left, right = self.box
         cleaned = None
-        for patch in regions(off_colour(self.rgb[top:bottom, left:right], colour))[1:]:
-            if a_mark(patch, self.rgb.shape[:2]):
+        for patch in regions(off_colour(self.rgb, colour))[1:]:
+            inside = (patch[:, 0] >= top) & (patch[:, 0] < bottom) & (patch[:, 1] >= left) & (patch[:, 1] < right)
+            if inside.any() and a_mark(patch, self.rgb.shape[:2]):
                 cleaned = self.rgb.copy() if cleaned is None else cleaned
-                cleaned[patch[:, 0] + top, patch[:, 1] + left] = colour
+                cleaned[patch[:, 0], patch[:, 1]] = colour
         box = trim_box(cleaned) if cleaned is not None else self.box
         return self._trimmed_to(box)
 
