@@ -391,8 +391,9 @@ class Probe:
         colour, uniform = ring_colour(self.rgb)
         if uniform < 0.5:
             return None
-        # Only what the trim kept can widen it: the patches that reach into its box, each whole
-        # (the trim may have cut a badge's last rows off, which a repainted box would take back).
+        # Only what the trim kept can widen it: the patches that reach into its box, each
+        # repainted whole (where the trim cut a badge's last rows, repainting only its rows inside
+        # the box lets the new trim take those back).
         top, bottom, left, right = self.box
         cleaned = None
         for patch in regions(off_colour(self.rgb, colour))[1:]:
