@@ -206,12 +206,14 @@ def _off_one_edit(
     pixel_luma = luma(np.moveaxis(pixels, 0, -1), np.float32)
     shown_luma, shown_tint = _shown(pixels, pixel_luma, gain, offset, factor, k)
     my_tint = mine - my_luma[None]
-    faint = faint_below is not None
-    off, moved = _compared(my_luma, my_tint, shown_luma, shown_tint, shown_tint if faint else None, allowance)
+    off, moved = _compared(
+        my_luma, my_tint, shown_luma, shown_tint, None if faint_below is None else shown_tint, allowance
+    )
     plain = _unexplained_cells(off, np.asarray(clipped.any(axis=0)), usable)
     if faint_below is None or plain.sum() >= faint_below:
         return plain  # (a pair whose colours one edit plainly misses needs no faint search)
-    skin, ratio = _skin(my_tint, tint, theirs, usable & (allowance == 0))
+    unclipped = usable & (allowance == 0)  # the cells where no clip changes a tint's ratio
+    skin, ratio = _skin(my_tint, tint, theirs, unclipped)
     # Where the product is most of what is tinted, the fitted edit follows a recoloured product,
     # and the skin is what it leaves out: when the skin's own tint factor (read in its solid
     # regions: a face, an arm; a line of cells along the overlap's edge is where a pixel of shift
@@ -226,7 +228,7 @@ def _off_one_edit(
     candidates = _solid(moved & usable & ~off)
     if not candidates.any():
         return plain
-    faint_found = _faint_regions(candidates, skin, ratio, usable, _hue_turn(my_tint, tint, usable & (allowance == 0)))
+    faint_found = _faint_regions(candidates, skin, ratio, usable, _hue_turn(my_tint, tint, unclipped))
     if not faint_found.any():
         return plain
     return _unexplained_cells(off | faint_found, np.asarray(clipped.any(axis=0)), usable)
