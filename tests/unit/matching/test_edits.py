@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import numpy as np
@@ -192,6 +193,64 @@ def test_a_badge_the_trim_cut_short_is_left_out_whole(seed: int, top: int) -> No
     assert probe.box[1] > photo_bottom + 8  # the trim kept the badge's upper rows
     again = probe.unmarked()
     assert again is not None and again.box is not None and again.box[1] <= photo_bottom + 1
+
+
+def a_photo(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A full-bleed photo: colour washes, a few flat patches and the grain a camera leaves."""
+    rng = np.random.default_rng(seed)
+    photo = Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(photo)
+    for _ in range(6):
+        x0, y0 = rng.uniform(0, size[0]), rng.uniform(0, size[1])
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        draw.rectangle((x0, y0, x0 + rng.uniform(20, 160), y0 + rng.uniform(20, 120)), fill=colour)
+    grain = rng.normal(0, 12, (size[1], size[0], 3))
+    return Image.fromarray(np.clip(np.asarray(photo, dtype=np.float64) + grain, 0, 255).astype(np.uint8))
+
+
+def padded_with_an_overhanging_badge(photo: Image.Image) -> Image.Image:
+    """The photo padded on white, a badge on the padded picture's bottom right corner: over the
+    photo's corner and out onto the padding below and beside it."""
+    padded = ImageOps.expand(photo, (40, 30, 60, 90), fill=(255, 255, 255))
+    x, y = padded.width - 94, padded.height - 135
+    ImageDraw.Draw(padded).ellipse((x, y, x + 90, y + 90), fill=(220, 20, 40))
+    return Image.open(io.BytesIO(encode(padded, "JPEG", quality=85)))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_badge_overhanging_a_padded_photo_is_cut_off_with_the_padding(seed: int) -> None:
+    """The badge and the photo are one patch off the padding: `unmarked` cannot lift the badge
+    off, and the trim keeps its overhang. `pasted` cuts the overhang back to the photo's sides."""
+    plain = PIPELINE.fingerprint(ImageOps.expand(a_photo(seed), (40, 30, 60, 90), fill=(255, 255, 255))).probe
+    probe = PIPELINE.fingerprint(padded_with_an_overhanging_badge(a_photo(seed))).probe
+    assert plain is not None and probe is not None and probe.rgb is not None and probe.box is not None
+    assert plain.pasted() is None  # no overhang: nothing to cut
+    scale = probe.rgb.shape[1] / 580  # the padded picture is 580 px wide, the photo at (40, 30)
+    photo = (30 * scale, (30 + 360) * scale, 40 * scale, (40 + 480) * scale)
+    assert probe.box[1] > photo[1] + 4 and probe.box[3] > photo[3] + 4  # the trim kept the overhang
+    assert probe.unmarked() is None
+    again = probe.pasted()
+    assert again is not None and again.box is not None
+    assert all(abs(got - want) <= 1.5 for got, want in zip(again.box, photo, strict=True)), (again.box, photo)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_padded_photo_with_a_badge_over_its_corner_and_the_padding_is_a_duplicate(seed: int) -> None:
+    original = a_photo(seed)
+    judgement = judged(original, padded_with_an_overhanging_badge(original))
+    assert judgement.verdict is Verdict.DUPLICATE, judgement
+
+
+def test_a_bottle_whose_neck_widens_into_its_body_is_not_cut_as_a_pasted_photo() -> None:
+    """A product's narrow part holds one run a line, as an overhanging badge does, but what it
+    widens into is no rectangle: its box's sides touch the product at a few places."""
+    bottle = Image.new("RGB", (320, 480), (255, 255, 255))
+    draw = ImageDraw.Draw(bottle)
+    draw.rectangle((140, 30, 180, 150), fill=(40, 90, 60))  # the neck
+    draw.ellipse((60, 120, 260, 450), fill=(40, 90, 60))  # the body
+    probe = PIPELINE.fingerprint(bottle).probe
+    assert probe is not None and probe.box is not None
+    assert probe.pasted() is None
 
 
 def nested_margins(seed: int) -> Image.Image:

@@ -30,9 +30,11 @@ from dupcheck.core.matching.policy import (
     FINE,
     GREY_CHROMA,
     LUMA_GRID,
+    MARK_EXTENT,
     MAX_ANGLE,
     MIN_STEP,
     OVERLAY_SHARE,
+    PASTED_SIDE,
     QUERY_DETAIL_SIDE,
     ROTATION_SIZE,
     VIEWS,
@@ -225,11 +227,10 @@ def greyish(chroma: np.ndarray) -> np.ndarray:
 
 def a_mark(patch: np.ndarray, shape: tuple[int, ...]) -> bool:
     """Whether a patch of (row, column) pixels off a picture's backdrop may be a badge or a logo
-    on it: at least OVERLAY_SHARE of the picture, and a third of a side at most each way (more
-    is a subject, or a layer of border along the sides)."""
+    on it: at least OVERLAY_SHARE of the picture, and MARK_EXTENT of a side at most each way."""
     height, width = shape[:2]
     tall, wide = np.ptp(patch[:, 0]) + 1, np.ptp(patch[:, 1]) + 1
-    return len(patch) >= OVERLAY_SHARE * height * width and tall <= height / 3 and wide <= width / 3
+    return len(patch) >= OVERLAY_SHARE * height * width and tall <= height * MARK_EXTENT and wide <= width * MARK_EXTENT
 
 
 @dataclass(slots=True)
@@ -338,10 +339,10 @@ class Probe:
 
     def retrimmed(self) -> list[Probe]:
         """The same query trimmed otherwise, for when no candidate lines up as it is trimmed
-        (judge.py): `unmarked`, then `first_border`, each only where it changes the box; then
-        `inside_border`."""
+        (judge.py): `unmarked`, then `first_border`, then `pasted`, each only where it changes
+        the box; then `inside_border`."""
         found: dict[tuple[int, int, int, int] | None, Probe] = {}
-        for probe in (self.unmarked(), self.first_border()):
+        for probe in (self.unmarked(), self.first_border(), self.pasted()):
             if probe is not None:
                 found.setdefault(probe.box, probe)
         inside = self.inside_border()
@@ -404,6 +405,45 @@ class Probe:
         box = trim_box(cleaned) if cleaned is not None else self.box
         return self._trimmed_to(box)
 
+    def pasted(self) -> Probe | None:
+        """The same query trimmed to a photo pasted on padding, without a badge that overhangs
+        the photo's side onto the padding: the badge and the photo are one patch, so `unmarked`
+        cannot lift it off, and the trim keeps its overhang. On each side, the lines the trim
+        kept beyond the photo are cut where each holds one run off the padding's colour (the
+        line just outside the box), MARK_EXTENT of the line at most (a badge, as `a_mark`). What
+        is left must be a photo: a rectangle whose four sides are each PASTED_SIDE off the
+        padding (the side's first line, or the next after a line blended by resampling). A product shot
+        on a backdrop is not: its box's sides touch the product at a few places. None when no
+        side is cut or what is left is no such rectangle."""
+        if self.rgb is None or self.box is None:
+            return None
+        top, bottom, left, right = self.box
+        height, width = self.rgb.shape[:2]
+        outside = (
+            self.rgb[top - 1, left:right] if top else None,
+            self.rgb[bottom, left:right] if bottom < height else None,
+            self.rgb[top:bottom, left - 1] if left else None,
+            self.rgb[top:bottom, right] if right < width else None,
+        )
+        if not any(line is not None for line in outside):
+            return None  # (a photo not padded: its box is the whole picture)
+        ring = ring_colour(self.rgb)[0]
+        padding = [ring_colour(line[None]) if line is not None else (ring, 0.0) for line in outside]
+        cut = [
+            _overhang(lines, colour) if uniform >= 0.5 else 0
+            for lines, (colour, uniform) in zip(_from_each_side(self.rgb[top:bottom, left:right]), padding, strict=True)
+        ]
+        if not any(cut):
+            return None
+        box = (top + cut[0], bottom - cut[1], left + cut[2], right - cut[3])
+        sides = _from_each_side(self.rgb[box[0] : box[1], box[2] : box[3]])
+        if not all(
+            off_colour(lines[:2], colour if uniform >= 0.5 else ring).mean(axis=1).max() >= PASTED_SIDE
+            for lines, (colour, uniform) in zip(sides, padding, strict=True)
+        ):
+            return None
+        return self._trimmed_to(box)
+
     def first_border(self) -> Probe | None:
         """The same query with only its outer uniform border trimmed. Padding or a frame an edit
         added is one border of one colour, and the first trim takes it off exactly, leaving the
@@ -439,6 +479,26 @@ class Probe:
         """A stored picture as a query without its picture: its views upright, and a picture
         rebuilt from them when one is needed (to turn it)."""
         return cls(None, upright=views)
+
+
+def _from_each_side(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The picture's lines from each side in (top, bottom, left, right), each (n, length, 3)."""
+    across = rgb.transpose(1, 0, 2)
+    return rgb, rgb[::-1], across, across[::-1]
+
+
+def _overhang(lines: np.ndarray, padding: np.ndarray) -> int:
+    """How many of `lines` (a box's lines from one side in) a badge overhanging a pasted photo
+    fills, each one run off the `padding` colour at most MARK_EXTENT of the line long, up to
+    MARK_EXTENT of the box: see `Probe.pasted`. Fewer than two is none (one is a line blended by
+    resampling)."""
+    off = off_colour(lines[: int(len(lines) * MARK_EXTENT) + 2], padding)
+    length = off.shape[1]
+    count = off.sum(axis=1)
+    first, last = off.argmax(axis=1), length - 1 - off[:, ::-1].argmax(axis=1)
+    one_run = (count == 0) | ((last - first + 1 == count) & (count <= length * MARK_EXTENT))
+    n = len(off) - 2 if one_run[:-2].all() else int(np.argmin(one_run[:-2]))
+    return n if n >= 2 else 0
 
 
 def _border_angle(rgb: np.ndarray) -> float | None:
