@@ -234,13 +234,14 @@ COLOURED = 8.0  # a*b* units: chroma that is colour, not grey's noise (edits._to
 # made 11 -> 13 of 823 (docs/lab/evaluation.md, "The tone line where the test compared").
 SATURATION_COLOURED = 0.01
 OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
+OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
 MARK_EXTENT = 1 / 3  # share of a side a badge or a logo spans at most, each way: more is a subject or a border
 # A photo pasted on padding (views.Probe.pasted): each of its four sides is a line of the photo,
 # mostly off the padding's colour; a badge overhanging it onto the padding is one run a line,
 # MARK_EXTENT of the line at most. A majority, not tuned; on the dev part it passes 1 of the 439
-# photos (a product shot filling its box) and finds 6 of its stress combinations' copies.
+# photos (a product shot filling its box) and finds 4 more of its stress combinations'
+# copies (lab: "A photo pasted on padding").
 PASTED_SIDE = 0.5
-OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
 # Text or a watermark (marks.py): a pixel is written where, after a local edit of the kept
 # picture is fitted to each MARK_TILE px tile and what is left smoothed by MARK_SMOOTHING px,
 # it is off by more than MARK_LEVEL luma levels and MARK_NOISE times the pair's own spread, plus

@@ -410,11 +410,11 @@ class Probe:
         the photo's side onto the padding: the badge and the photo are one patch, so `unmarked`
         cannot lift it off, and the trim keeps its overhang. On each side, the lines the trim
         kept beyond the photo are cut where each holds one run off the padding's colour (the
-        line just outside the box), MARK_EXTENT of the line at most (a badge, as `a_mark`). What
-        is left must be a photo: a rectangle whose four sides are each PASTED_SIDE off the
-        padding (the side's first line, or the next after a line blended by resampling). A product shot
-        on a backdrop is not: its box's sides touch the product at a few places. None when no
-        side is cut or what is left is no such rectangle."""
+        line just outside the box), MARK_EXTENT of the line at most (a badge, as `a_mark`).
+        What is left must be a photo: a rectangle whose four sides are each PASTED_SIDE off the
+        padding (the side's first line, or the next after a line blended by resampling). A
+        product shot on a backdrop is not: its box's sides touch the product at a few places.
+        None when no side is cut or what is left is no such rectangle."""
         if self.rgb is None or self.box is None:
             return None
         top, bottom, left, right = self.box
