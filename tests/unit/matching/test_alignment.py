@@ -866,3 +866,21 @@ def test_inside_a_copys_padding_its_borders_say_its_turn(seed: int) -> None:
     assert inside.on_query((0.0, 0.5, 0.0, 0.0))[1] == pytest.approx(40 / width + 0.5 * across, abs=0.02)
     padded = PIPELINE.fingerprint(ImageOps.expand(busy(seed), border=(60, 24, 40, 36), fill=(255, 255, 255))).probe
     assert padded is not None and padded.inside_border() is None  # padding on an upright picture: no turn inside
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+@pytest.mark.parametrize("angle", [1.0, 1.2, -1.3])
+@pytest.mark.parametrize("fill", [(0, 0, 0), (255, 255, 255)])
+def test_inside_a_copys_padding_a_small_turn_is_read_to_a_tenth_of_a_degree(
+    seed: int, angle: float, fill: tuple[int, int, int]
+) -> None:
+    """Turned a degree or so, the fill is a wedge 2-4 px wide at the 160 px working copy, which a
+    JPEG's blur and the trim's rounding swallow: the turn inside the padding is read on the
+    larger picture kept for the same-photograph test (the working copy read 1.2 degrees as 0.44
+    or none). On a white fill inside white padding too (the whole picture shows that turn,
+    through the padding, less exactly)."""
+    turned = busy(seed).rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    copy = Image.open(io.BytesIO(encode(ImageOps.expand(turned, border=(60, 24, 40, 36), fill=(255, 255, 255)))))
+    probe = PIPELINE.fingerprint(copy).probe
+    inside = probe.inside_border() if probe is not None else None
+    assert inside is not None and inside.border_turn() == pytest.approx(-angle, abs=0.2)

@@ -96,7 +96,9 @@ TURN_SCAN = (4.0, -4.0)
 # under a pixel from the edge: a small turn's wedge), and the turn when two sides agree
 # within EDGE_AGREE degrees. When none passes upright, the query turned back by it is judged as
 # upright (alignment.verify, views.Probe.border_turn): a product's own outline is seldom straight
-# that far (6 of the 598 bench photos give one, all under 3 degrees).
+# that far (6 of the 598 bench photos give one, all under 3 degrees). Inside padding
+# (Probe.inside_border) the lines are read on the query's detail picture (QUERY_DETAIL_SIDE):
+# a turn of a degree leaves a fill 2-3 px wide at 160 px, which a JPEG's blur swallows.
 EDGE_ROWS = (0.2, 0.8)
 EDGE_MIN_ROWS = 20  # ...of a 160 px working copy: fewer rows draw no line
 EDGE_FIT = 1.5

@@ -357,29 +357,41 @@ class Probe:
 
     def inside_border(self) -> Probe | None:
         """The picture inside its outer uniform border as a query of its own, when a turn shows
-        there (`border_turn`) and not on the whole picture: a copy turned on a fill, then padded
-        or framed. Turned back whole, its padding turns too and hides the fill's edges from the
-        trim; inside it, the fill is the border, as on a copy turned and not padded. None
-        otherwise. (Its `outer`: where it lies on the query, for the edits.)"""
-        if self.rgb is None or self.border_turn() is not None:
+        there: a copy turned on a fill, then padded or framed. Turned back whole, its padding
+        turns too and hides the fill's edges from the trim; inside it, the fill is the border,
+        as on a copy turned and not padded. The turn is read on the detail picture: a turn of
+        1-2 degrees leaves a fill 2-4 px wide at the working copy's 160 px, which a JPEG's blur
+        and the trim's pixel of rounding swallow (or read a few tenths of a degree off through
+        the padding), and five times that at 768. None otherwise. (Its `outer`: where it lies on
+        the query, for the edits.)"""
+        if self.rgb is None:
             return None
         height, width = self.rgb.shape[:2]
         top, bottom, left, right = trim_box(self.rgb, passes=1)
         if (top, bottom, left, right) == (0, height, 0, width):
             return None
+        # Only a photo turned on a fill has straight sides inside the border: its box's sides
+        # mostly off the border's colour (a product on its backdrop touches its box at a few
+        # places), or its turn showing through a border of the fill's colour. (The larger
+        # picture is made for nothing else in most queries: a new product on a white backdrop.)
+        border = ring_colour(self.rgb)[0]
+        if self.border_turn() is None and not _a_photo(self.rgb[top:bottom, left:right], (border,) * 4):
+            return None
+        detail = self.detailed(0.0)  # the same picture larger: cut alike, for the turn and the test
+        rows, cols = detail.shape[0] / height, detail.shape[1] / width
+        cut = np.ascontiguousarray(
+            detail[round(top * rows) : round(bottom * rows), round(left * cols) : round(right * cols)]
+        )
+        # (The border's edge, a pixel of the working copy, is a few of the detail's: trimmed again.)
+        inner_top, inner_bottom, inner_left, inner_right = trim_box(cut, passes=1)
         inner = Probe(
             np.ascontiguousarray(self.rgb[top:bottom, left:right]),
             outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
             colours_kept=self.colours_kept,
+            detail=cut,
         )
-        if inner.border_turn() is None:
-            return None
-        detail = self.detailed(0.0)  # the same picture larger, for the same-photograph test: cut alike
-        rows, cols = detail.shape[0] / height, detail.shape[1] / width
-        inner.detail = np.ascontiguousarray(
-            detail[round(top * rows) : round(bottom * rows), round(left * cols) : round(right * cols)]
-        )
-        return inner
+        inner._border_turn = (_border_angle(cut[inner_top:inner_bottom, inner_left:inner_right]),)
+        return inner if inner.border_turn() is not None else None
 
     def unmarked(self) -> Probe | None:
         """The same query trimmed without a mark on its border: a badge beside the product that
@@ -436,13 +448,8 @@ class Probe:
         if not any(cut):
             return None
         box = (top + cut[0], bottom - cut[1], left + cut[2], right - cut[3])
-        sides = _from_each_side(self.rgb[box[0] : box[1], box[2] : box[3]])
-        if not all(
-            off_colour(lines[:2], colour if uniform >= 0.5 else ring).mean(axis=1).max() >= PASTED_SIDE
-            for lines, (colour, uniform) in zip(sides, padding, strict=True)
-        ):
-            return None
-        return self._trimmed_to(box)
+        colours = tuple(colour if uniform >= 0.5 else ring for colour, uniform in padding)
+        return self._trimmed_to(box) if _a_photo(self.rgb[box[0] : box[1], box[2] : box[3]], colours) else None
 
     def first_border(self) -> Probe | None:
         """The same query with only its outer uniform border trimmed. Padding or a frame an edit
@@ -485,6 +492,16 @@ def _from_each_side(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
     """The picture's lines from each side in (top, bottom, left, right), each (n, length, 3)."""
     across = rgb.transpose(1, 0, 2)
     return rgb, rgb[::-1], across, across[::-1]
+
+
+def _a_photo(rgb: np.ndarray, padding: Sequence[np.ndarray]) -> bool:
+    """Whether a box holds a photo pasted on padding: each of its sides (top, bottom, left,
+    right) PASTED_SIDE off that side's `padding` colour, on its first line or the next (after a
+    line blended by resampling)."""
+    return all(
+        off_colour(lines[:2], colour).mean(axis=1).max() >= PASTED_SIDE
+        for lines, colour in zip(_from_each_side(rgb), padding, strict=True)
+    )
 
 
 def _overhang(lines: np.ndarray, padding: np.ndarray) -> int:
