@@ -359,38 +359,41 @@ class Probe:
         """The picture inside its outer uniform border as a query of its own, when a turn shows
         there: a copy turned on a fill, then padded or framed. Turned back whole, its padding
         turns too and hides the fill's edges from the trim; inside it, the fill is the border,
-        as on a copy turned and not padded. The turn is read on the detail picture: a turn of
-        1-2 degrees leaves a fill 2-4 px wide at the working copy's 160 px, which a JPEG's blur
-        and the trim's pixel of rounding swallow (or read a few tenths of a degree off through
-        the padding), and five times that at 768. None otherwise. (Its `outer`: where it lies on
-        the query, for the edits.)"""
+        as on a copy turned and not padded. None otherwise. (Its `outer`: where it lies on the
+        query, for the edits.)
+
+        The turn is read again on the detail picture: a turn of 1-2 degrees leaves a fill 2-4
+        px wide at the working copy's 160 px, which a JPEG's blur and the trim's pixel of
+        rounding swallow (or read a few tenths of a degree off through the padding), and five
+        times that at 768. Only where a turned photo may be: the working copy shows a turn
+        inside the border or through it, or the box inside it is a photo's (`_a_photo`; a
+        product on its backdrop touches its box at a few places). (The detail picture is made
+        for nothing else in most queries: a new product on a white backdrop.)"""
         if self.rgb is None:
             return None
         height, width = self.rgb.shape[:2]
         top, bottom, left, right = trim_box(self.rgb, passes=1)
         if (top, bottom, left, right) == (0, height, 0, width):
             return None
-        # Only a photo turned on a fill has straight sides inside the border: its box's sides
-        # mostly off the border's colour (a product on its backdrop touches its box at a few
-        # places), or its turn showing through a border of the fill's colour. (The larger
-        # picture is made for nothing else in most queries: a new product on a white backdrop.)
+        inside = np.ascontiguousarray(self.rgb[top:bottom, left:right])
+        inner = Probe(
+            inside,
+            outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
+            colours_kept=self.colours_kept,
+        )
         border = ring_colour(self.rgb)[0]
-        if self.border_turn() is None and not _a_photo(self.rgb[top:bottom, left:right], (border,) * 4):
+        if inner.border_turn() is None and self.border_turn() is None and not _a_photo(inside, (border,) * 4):
             return None
         detail = self.detailed(0.0)  # the same picture larger: cut alike, for the turn and the test
         rows, cols = detail.shape[0] / height, detail.shape[1] / width
-        cut = np.ascontiguousarray(
+        inner.detail = np.ascontiguousarray(
             detail[round(top * rows) : round(bottom * rows), round(left * cols) : round(right * cols)]
         )
         # (The border's edge, a pixel of the working copy, is a few of the detail's: trimmed again.)
-        inner_top, inner_bottom, inner_left, inner_right = trim_box(cut, passes=1)
-        inner = Probe(
-            np.ascontiguousarray(self.rgb[top:bottom, left:right]),
-            outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
-            colours_kept=self.colours_kept,
-            detail=cut,
-        )
-        inner._border_turn = (_border_angle(cut[inner_top:inner_bottom, inner_left:inner_right]),)
+        inner_top, inner_bottom, inner_left, inner_right = trim_box(inner.detail, passes=1)
+        finer = _border_angle(inner.detail[inner_top:inner_bottom, inner_left:inner_right])
+        if finer is not None:
+            inner._border_turn = (finer,)
         return inner if inner.border_turn() is not None else None
 
     def unmarked(self) -> Probe | None:
