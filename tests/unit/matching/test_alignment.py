@@ -13,6 +13,7 @@ from dupcheck.core.matching import alignment, arrays, views_codec
 from dupcheck.core.matching.alignment import Alignment, Evidence, verify
 from dupcheck.core.matching.policy import GREY_CHROMA, LAYOUT_BITS, TURN_SPREAD, Thresholds, Tier
 from dupcheck.core.matching.views import WHOLE, Probe, Views, _unturned_box, greyish, views_of
+from dupcheck.core.models import HashValue
 from dupcheck.core.pixels import bright_srgb, brightened_ab, cielab_ab, luma
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import raw_views
@@ -847,6 +848,25 @@ def test_a_copy_padded_then_turned_is_judged_turned_back_by_its_borders(
     assert found.alignment.angle == pytest.approx(4.8, abs=0.3)
     monkeypatch.setattr(Probe, "border_turn", lambda self: None)
     assert not target.passes(verify(Probe(rgb_of(copy)), stored, [target], nearest=0)[0])
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24, 25])
+def test_a_copy_padded_and_turned_is_searched_for_turned_back_by_its_borders(seed: int) -> None:
+    """Padded to a square, then turned on a fill: the fill's corners and the turned padding move
+    the trimmed box, so every hash of the copy as it is lies far from the catalog picture's (the
+    closer half 12-20 bits); the copy turned back by the angle its borders show, searched too,
+    lies within a few bits."""
+    stored = PIPELINE.fingerprint(busy(seed), for_query=False).hash
+    query = PIPELINE.fingerprint(padded_and_turned(busy(seed), -4.8))
+
+    def closer_half(value: HashValue) -> int:
+        return min(mine - theirs for mine in value.parts(2) for theirs in stored.parts(2))
+
+    as_it_is = (query.hash, *query.query_hashes[:3])
+    assert min(map(closer_half, as_it_is)) >= 10
+    assert min(map(closer_half, query.search_hashes)) <= 4
+    upright = PIPELINE.fingerprint(busy(seed))
+    assert len(upright.search_hashes) == 4  # no turn shown, nothing more to search
 
 
 @pytest.mark.parametrize("seed", [21, 22])
