@@ -462,8 +462,8 @@ def _turned_back(probe: Probe) -> tuple[HashValue, ...]:
     degrees moves the low frequencies little, but the fill's corners, and padding turned with
     the picture, move its trimmed box and so its hash: 2 turned copies of the dev stress sets
     (padded, then turned on a fill) have their catalog picture among their 40 candidates only
-    this way.
-    A photo shows such a turn seldom (6 of the 439 dev photos: one hash more to search)."""
+    this way. A photo shows such a turn seldom (6 of the 439 dev photos: one hash more to
+    search)."""
     angle = probe.border_turn()
     if angle is None:
         return ()

@@ -381,8 +381,11 @@ class Probe:
             outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
             colours_kept=self.colours_kept,
         )
-        border = ring_colour(self.rgb)[0]
-        if inner.border_turn() is None and self.border_turn() is None and not _a_photo(inside, (border,) * 4):
+        if (
+            inner.border_turn() is None
+            and self.border_turn() is None
+            and not _a_photo(inside, (ring_colour(self.rgb)[0],) * 4)
+        ):
             return None
         detail = self.detailed(0.0)  # the same picture larger: cut alike, for the turn and the test
         rows, cols = detail.shape[0] / height, detail.shape[1] / width
