@@ -61,6 +61,41 @@ def test_an_uneven_crop_names_the_sides_it_cut(seed: int) -> None:
     assert float(sides["right"]) < 0.02 and float(sides["bottom"]) < 0.02
 
 
+def on_a_studio_backdrop(seed: int, backdrop: str) -> Image.Image:
+    """A product on a studio's soft backdrop, 400 x 320: a vignette (light in the middle, 40
+    levels darker in the corners) or a sweep (grey at the top, near white at the floor). No
+    edge tells where such a backdrop's border ends."""
+    y, x = np.mgrid[0:320, 0:400]
+    if backdrop == "vignette":
+        levels = 250 - 40 * (((x - 200) / 200) ** 2 + ((y - 160) / 160) ** 2)
+    else:
+        levels = 200 + 50 * y / 320
+    shot = Image.fromarray(np.repeat(levels[..., None], 3, axis=2).astype(np.uint8))
+    shot.paste(product_image(seed, (160, 130)), (120, 95))
+    return shot
+
+
+def reencoded(image: Image.Image) -> Image.Image:
+    return Image.open(io.BytesIO(encode(image, quality=80))).convert("RGB")
+
+
+@pytest.mark.parametrize("backdrop", ["vignette", "sweep"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_on_a_soft_backdrop_a_crop_is_read_where_it_cut_and_a_copy_names_no_border(seed: int, backdrop: str) -> None:
+    """The catalog picture's border is where its record's trim stopped (kept with its picture),
+    not an estimate from its 32 px views: on a soft backdrop those found another edge, and named
+    a re-encoded copy framed, a cropped one framed by a quarter of each side."""
+    shot = on_a_studio_backdrop(seed, backdrop)
+    copy = judged(shot, reencoded(shot))
+    assert copy.verdict is Verdict.DUPLICATE and copy.edits == (), copy
+    cut = judged(shot, reencoded(crop(shot, 0.10, 0.05, 0.08, 0.0)))
+    assert cut.verdict is Verdict.DUPLICATE and cut.edits is not None
+    got = {e.name: dict(e.params) for e in cut.edits}
+    assert set(got) == {"cropped"}, got
+    for side, share in {"left": 0.10, "top": 0.05, "right": 0.08, "bottom": 0.0}.items():
+        assert abs(float(got["cropped"][side]) - share) <= 0.03, got
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_frame_is_a_border_all_round(seed: int) -> None:
     got = named(lambda im: ImageOps.expand(im, border=30, fill=(20, 90, 200)), seed)

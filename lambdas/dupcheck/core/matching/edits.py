@@ -99,6 +99,7 @@ def name_edits(
     placed = alignment
     if finding is not None and finding.alignment.mirrored != alignment.mirrored:
         placed = finding.alignment
+    their = _catalog_borders(candidate, kept) if placed.candidate_trimmed else (0.0, 0.0, 0.0, 0.0)
     found: list[Edit] = []
     if placed.mirrored:
         found.append(Edit("mirrored"))
@@ -108,9 +109,9 @@ def name_edits(
     if rotated:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
         if probe is not None:
-            found.extend(_turned_framing(placed, candidate, probe, turned))
+            found.extend(_turned_framing(placed, their, probe, turned))
     else:
-        found.extend(_framing(placed, candidate, query_box))
+        found.extend(_framing(placed, their, query_box))
     if not same_picture:
         if finding is not None and finding.another_colour:
             found.append(Edit("recoloured", {"share": round(finding.recoloured, 3)}))
@@ -123,7 +124,7 @@ def name_edits(
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is None and probe is not None and kept is not None and alignment.query_trimmed:
             overlay = _border_overlay(
-                probe.picture(), query_box, kept, _placement(placed, candidate, query_box), placed.mirrored
+                probe.picture(), query_box, kept, _placement(placed, their, query_box), placed.mirrored
             )
     if overlay is None and finding is not None:  # (a turn's fill lies outside the kept picture there)
         whole = whole_picture(probe, kept, finding) if probe is not None and kept is not None else None
@@ -176,10 +177,19 @@ def border_shares(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None)
 # -- geometry -------------------------------------------------------------------------------------
 
 
+def _catalog_borders(candidate: Views, kept: Thumbnail | None) -> tuple[float, float, float, float]:
+    """The catalog picture's uniform border per side (left, right, top, bottom): the trim box its
+    kept picture was stored with, the one its trimmed view was cut at; for a record without one,
+    estimated from its views (`_candidate_borders`): a soft backdrop (a studio's gradient, a
+    vignette) has no edge at which a 32 px view finds again where the trim stopped."""
+    return _candidate_borders(candidate) if kept is None else border_shares(kept.rgb, kept.box)
+
+
 def _candidate_borders(candidate: Views) -> tuple[float, float, float, float]:
-    """The catalog picture's uniform border per side: where its trimmed view lies on its whole
-    view. First the trim of the 32 px whole view, then each edge moved (by up to 1/16 of a side,
-    in 1/128 steps) to where the whole view's window correlates best with the trimmed view."""
+    """The catalog picture's uniform border per side, estimated from its views: where its
+    trimmed view lies on its whole view. First the trim of the 32 px whole view, then each edge
+    moved (by up to 1/16 of a side, in 1/128 steps) to where the whole view's window correlates
+    best with the trimmed view."""
     whole, trimmed = candidate.luma[0], candidate.luma[1]
     left, right, top, bottom = _coarse_borders(whole, np.repeat(np.repeat(candidate.chroma[0], 2, axis=1), 2, axis=2))
     target = unit(windows_of(trimmed, [(0.0, 1.0)], [(0.0, 1.0)])[0, 0])
@@ -225,11 +235,11 @@ def _best_window(
 
 
 def _placement(
-    alignment: Alignment, candidate: Views, query_box: Sequence[float]
+    alignment: Alignment, their: Sequence[float], query_box: Sequence[float]
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Where the query's whole picture lies on the catalog picture's: (left, right), (top,
-    bottom) as shares of its width and height (beyond 0 and 1 where the query shows more)."""
-    their = _candidate_borders(candidate) if alignment.candidate_trimmed else (0.0, 0.0, 0.0, 0.0)
+    bottom) as shares of its width and height (beyond 0 and 1 where the query shows more).
+    `their`: the catalog picture's border the aligned view leaves out (`_catalog_borders`)."""
     mine = tuple(query_box) if alignment.query_trimmed else (0.0, 0.0, 0.0, 0.0)
     if alignment.mirrored:  # the query's left border lies on the catalog picture's right
         mine = (mine[1], mine[0], mine[2], mine[3])
@@ -247,9 +257,9 @@ def _placement(
     return spans[0], spans[1]
 
 
-def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float]) -> list[Edit]:
+def _framing(alignment: Alignment, their: Sequence[float], query_box: Sequence[float]) -> list[Edit]:
     """Cropped or padded: where the query's whole picture lies on the catalog picture's."""
-    (x0, x1), (y0, y1) = _placement(alignment, candidate, query_box)
+    (x0, x1), (y0, y1) = _placement(alignment, their, query_box)
     cut = {"left": x0, "right": 1.0 - x1, "top": y0, "bottom": 1.0 - y1}
     edits = []
     cropped = {side: round(min(1.0, max(0.0, share)), 3) for side, share in cut.items()}
@@ -260,7 +270,7 @@ def _framing(alignment: Alignment, candidate: Views, query_box: Sequence[float])
     return edits + _border_edit(padded)
 
 
-def _turned_framing(alignment: Alignment, candidate: Views, probe: Probe, turned: float) -> list[Edit]:
+def _turned_framing(alignment: Alignment, their: Sequence[float], probe: Probe, turned: float) -> list[Edit]:
     """Padding or a frame on a turned copy: the share of the query, each side, beyond the catalog
     picture's footprint turned as the query is (`turned` degrees). The views lined the query up
     turned back by `alignment.angle` (none: upright), and say where the catalog picture lies on
@@ -275,7 +285,7 @@ def _turned_framing(alignment: Alignment, candidate: Views, probe: Probe, turned
     width, height = right - left, bottom - top
     borders = ((inner_left - left) / width, (right - inner_right) / width,
                (inner_top - top) / height, (bottom - inner_bottom) / height)  # fmt: skip
-    (x0, x1), (y0, y1) = _placement(alignment, candidate, borders)
+    (x0, x1), (y0, y1) = _placement(alignment, their, borders)
     # The catalog picture's corners as shares of the box the views saw, then in pixels of the
     # picture turned back, from its centre.
     us = np.array([-x0, 1.0 - x0]) / (x1 - x0)
