@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Stress sets: every catalog picture edited the hard way, for measuring one step of the judging.
 
-    python scripts/make_stress.py --catalog DIR --out DIR --kind turned|turned-padded|combo [--per-image N] [--seed N]
+    python scripts/make_stress.py --catalog DIR --out DIR --kind KIND [--per-image N] [--seed N]
 
 writes
 
     out/queries/<stem>__<kind><k>.<ext>  the edited copies of each catalog picture
-    out/truth.csv                        query,expected,kind,source (kind `rotate` or `combo`)
+    out/truth.csv                        query,expected,kind,source (kind `rotate`, or the benchmark kind)
     out/edits.jsonl                      {"query", "edits": [...]}: what was done, as make_benchmark.py logs it
 
 The benchmark (make_benchmark.py) gives each picture 6 of its 18 kinds of edit, so a kind has a
@@ -24,6 +24,9 @@ hard on:
             the whole picture's borders
     combo   --per-image (default 3) of make_benchmark.py's combinations of 2-3 edits each
             (padding, a frame, a badge, text, a turn, a crop, tone...), encoded as it encodes
+    any other kind of make_benchmark.py's (crop_large, thumbnail, watermark...)
+            --per-image copies of it, made and encoded as the benchmark makes them: a kind it
+            asks about 20-60 times a part, asked about for every picture
 
 Evaluate them against the same catalog:
 
@@ -93,9 +96,9 @@ def copies(image: Image.Image, name: str, kind: str, per_image: int, seed: int) 
         copy = turned_padded(image, random.Random(f"{seed}:{name}:turnpad"), log)
         return [("turnpad.jpg", _jpeg(copy), [*log, JPEG_90])]
     for k in range(per_image):
-        rng, log = random.Random(f"{seed}:{name}:combo{k}"), []
-        data, suffix = make_benchmark._encode(make_benchmark._combo(image, rng, log), "combo", rng, log)
-        out.append((f"combo{k}{suffix}", data, log))
+        rng, log = random.Random(f"{seed}:{name}:{kind}{k}"), []
+        data, suffix = make_benchmark._encode(make_benchmark.TRANSFORMS[kind](image, rng, log), kind, rng, log)
+        out.append((f"{kind}{k}{suffix}", data, log))
     return out
 
 
@@ -103,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, required=True, help="folder of catalog pictures")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--kind", choices=("turned", "turned-padded", "combo"), required=True)
-    parser.add_argument("--per-image", type=int, default=3, help="combinations per picture (--kind combo)")
+    parser.add_argument("--kind", choices=("turned", "turned-padded", *make_benchmark.POSITIVE_KINDS), required=True)
+    parser.add_argument("--per-image", type=int, default=3, help="copies per picture of a benchmark kind")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.per_image < 1:
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     queries = args.out / "queries"
     queries.mkdir(parents=True, exist_ok=True)
     rows, edits = [], []
-    truth_kind = "combo" if args.kind == "combo" else "rotate"
+    truth_kind = "rotate" if args.kind in ("turned", "turned-padded") else args.kind
     for path in make_benchmark.list_images(args.catalog):
         with Image.open(path) as opened:
             image = opened.convert("RGB")

@@ -76,3 +76,16 @@ def test_per_image_must_be_positive(catalog: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         load_script("make_stress.py").main(["--catalog", str(catalog), "--out", str(tmp_path), "--kind", "combo",
                                             "--per-image", "0"])  # fmt: skip
+
+
+def test_any_kind_of_the_benchmarks_for_every_picture(catalog: Path, tmp_path: Path) -> None:
+    rows, edits = made(catalog, tmp_path / "a", "--kind", "thumbnail", "--per-image", "2")
+    assert [(r["expected"], r["kind"]) for r in rows] == [(f"p{i}", "thumbnail") for i in range(3) for _ in range(2)]
+    for row in rows:
+        shrink, encoding = edits[row["query"]]
+        with Image.open(tmp_path / "a" / "queries" / row["query"]) as image:
+            assert shrink["edit"] == "thumbnail" and max(image.size) == min(shrink["side"], 200)
+        assert encoding["edit"] == "encode"
+    crops, crop_edits = made(catalog, tmp_path / "b", "--kind", "crop_large", "--per-image", "1")
+    assert [r["kind"] for r in crops] == ["crop_large"] * 3
+    assert all(crop_edits[r["query"]][0]["edit"] == "crop" for r in crops)
