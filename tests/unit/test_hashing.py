@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from dupcheck.core.hashing import (
     DEFAULT_ALGO,
@@ -573,6 +573,55 @@ def test_a_faintly_faded_garment_is_told_from_a_fine_jpeg_not_from_a_coarse_one(
     assert verdict_of(faded, 50) is Verdict.DUPLICATE
     assert verdict_of(_model_shot(), 50) is Verdict.DUPLICATE
     assert verdict_of(_model_shot(), 92) is Verdict.DUPLICATE
+
+
+def _striped_top(seed: int, colour: tuple[float, float, float], period: int) -> Image.Image:
+    """A model in a top striped `colour` and white, a stripe every `period` px at 480 x 640:
+    at a thumbnail's size each stripe is a pixel or two, which resampling and the JPEG's
+    half-resolution colour mix with the next."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:640, 0:480]
+    rgb = np.full((640, 480, 3), 255.0)
+    folds = rng.normal(0, 4, (640, 480))
+    head = ((xs - 240) / 55) ** 2 + ((ys - 110) / 70) ** 2 < 1
+    rgb[head] = np.array([205.0, 150.0, 120.0]) + folds[head][:, None] / 2
+    body = ((xs - 240) / 150) ** 2 + ((ys - 380) / 230) ** 2 < 1
+    stripes = np.sin(2 * np.pi * (ys + 3 * np.sin(xs / 40)) / period) > 0
+    cloth = np.where(stripes[..., None], np.array(colour), np.array([240.0, 240.0, 245.0])) + folds[..., None]
+    rgb[body] = cloth[body]
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.7))
+
+
+@pytest.mark.parametrize(
+    ("seed", "colour", "period"),
+    [(0, (220.0, 60.0, 60.0), 14), (1, (70.0, 110.0, 225.0), 14), (2, (40.0, 160.0, 80.0), 16)],
+    ids=["red", "blue", "green"],
+)
+def test_a_thumbnails_colours_are_compared_over_its_own_colour_samples(
+    seed: int, colour: tuple[float, float, float], period: int
+) -> None:
+    """A thumbnail of a striped top (140 px, JPEG 85) is the photograph, not another colour of it:
+    where the thumbnail holds each compared pixel once, a colour cell spans two of its JPEG's
+    colour samples each way, over which its stripes mix as the kept picture's do."""
+    pipeline = AlignedDualPHash()
+    shot = _striped_top(seed, colour, period)
+    record = record_of(pipeline, shot)
+    thumbnail = shot.copy()
+    thumbnail.thumbnail((140, 140), Image.Resampling.LANCZOS)
+    query = pipeline.fingerprint_bytes(encode(thumbnail, "JPEG", quality=85), max_pixels=LIMIT)
+    judgement = pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0]
+    assert judgement.verdict is Verdict.DUPLICATE, judgement
+
+
+@pytest.mark.parametrize("side", [120, 200])
+def test_a_faintly_faded_garment_is_told_from_its_thumbnail_too(side: int) -> None:
+    """Coarser cells on a thumbnail still hold a faded top's tint: `similar`."""
+    pipeline = AlignedDualPHash()
+    record = record_of(pipeline, _model_shot())
+    thumbnail = _model_shot(top_tint=0.5)
+    thumbnail.thumbnail((side, side), Image.Resampling.LANCZOS)
+    query = pipeline.fingerprint_bytes(encode(thumbnail, "JPEG", quality=92), max_pixels=LIMIT)
+    assert pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0].verdict is Verdict.SIMILAR
 
 
 def test_a_garment_alone_whose_hue_turned_faintly_is_similar_from_a_fine_jpeg() -> None:

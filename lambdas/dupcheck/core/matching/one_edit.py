@@ -103,14 +103,17 @@ def unexplained(
     query_detail: np.ndarray,
     kept_detail: np.ndarray,
     faint: bool = False,
+    cell: int = 1,
 ) -> Unexplained:
     """What one edit of the whole picture leaves unexplained of the pair. `query`, `kept`:
     (3, n, n) sRGB levels, aligned, `inside` where they overlap; the details: their band-pass
     luma at n x n. Compared in cells of about COLOUR_SIDE to a side; a channel clipped in any
     pixel of a cell has lost its level there (a brightened highlight's), and is left out.
-    `faint`: the query's encoding kept its colours, so a faint recolour can show."""
+    `faint`: the query's encoding kept its colours, so a faint recolour can show. `cell`: the
+    least cell side, in compared pixels (where the query holds few pixels of its own per compared
+    one: a thumbnail's colours are true only over a few of its JPEG's colour samples)."""
     n = query.shape[-1]
-    k = max(1, round(n / COLOUR_SIDE))
+    k = max(1, round(n / COLOUR_SIDE), cell)
     usable = _pooled_all(inside, k)
     nothing = Unexplained(0.0, 0.0, np.zeros(usable.shape, bool))
     if usable.sum() < MIN_FITTED:

@@ -28,6 +28,7 @@ looked_far), each alignment once; `finding(i)` is the best it found for the cand
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Protocol
@@ -41,6 +42,7 @@ from dupcheck.core.matching.arrays import median, tiles
 from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
 from dupcheck.core.matching.policy import (
     ADDED_DETAIL,
+    CHROMA_SAMPLES,
     CLIPPED,
     COMPARE_SIDE,
     DETAIL,
@@ -171,7 +173,8 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     picture = probe.detailed(alignment.angle)
     box = _box(probe, alignment)
     # No finer than either picture holds: a thumbnail's query, a small kept window.
-    side = int(min(COMPARE_SIDE, max(box[2] - box[0], box[3] - box[1]), native_side(kept, alignment))) // 8 * 8
+    kept_side = native_side(kept, alignment)
+    side = int(min(COMPARE_SIDE, max(box[2] - box[0], box[3] - box[1]), kept_side)) // 8 * 8
     if side < MIN_COMPARED:
         return None
     grey = probe.detailed_grey(alignment.angle)
@@ -203,9 +206,14 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
         return Finding(shared, tiles, added, side, turned, aligned, chosen)
     colour = np.asarray(Image.fromarray(picture).resize((side, side), Image.Resampling.BILINEAR, box=box))
     query_colour = np.moveaxis(colour[:, ::-1] if chosen.mirrored else colour, -1, 0).astype(np.float64)
+    # A query coarser than the kept picture (a thumbnail) mixed its colours otherwise than the kept
+    # picture's resize does, and its JPEG keeps one colour for each 2 x 2 of its pixels: its
+    # colours are compared over CHROMA_SAMPLES of those each way.
+    own = max(box[2] - box[0], box[3] - box[1]) * probe.detail_scale
+    cell = math.ceil(2 * CHROMA_SAMPLES * side / own) if own < kept_side else 1
     colours = unexplained(
         query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail,
-        faint=probe.colours_kept and kept.colours_kept,
+        faint=probe.colours_kept and kept.colours_kept, cell=cell,
     )  # fmt: skip
     return Finding(shared, tiles, added, side, turned, aligned, chosen, colours)
 

@@ -251,6 +251,9 @@ class Probe:
     # The picture's encoding kept its colours to a level or two (a JPEG at a fine chroma step, a
     # kept picture): a faint recolour can show (one_edit.py).
     colours_kept: bool = False
+    # The decoded picture's pixels per pixel of `detail` (over 1 where the detail was reduced):
+    # how finely the query itself holds what the test compares.
+    detail_scale: float = 1.0
     _by_angle: dict[float, QueryViews] = field(default_factory=dict, repr=False)
     _to_turn: tuple[Image.Image, tuple[int, ...]] | None = field(default=None, repr=False)
     _detail_by_angle: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
@@ -380,6 +383,7 @@ class Probe:
             inside,
             outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
             colours_kept=self.colours_kept,
+            detail_scale=self.detail_scale,
         )
         if (
             inner.border_turn() is None
@@ -470,7 +474,10 @@ class Probe:
     def _trimmed_to(self, box: tuple[int, int, int, int]) -> Probe | None:
         if box == self.box:
             return None
-        return Probe(self.rgb, None, box, self.detail, self.source, colours_kept=self.colours_kept)
+        return Probe(
+            self.rgb, None, box, self.detail, self.source,
+            colours_kept=self.colours_kept, detail_scale=self.detail_scale,
+        )  # fmt: skip
 
     def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
         if self._to_turn is None:
