@@ -166,10 +166,11 @@ SHARED_TILE = 0.5  # a region whose detail correlates this much is the photograp
 # tint off one luma line and one tint factor, CLIP_SLACK more where the edit clips a channel.
 COLOUR_SIDE = 64
 # ...in cells that span at least CHROMA_SAMPLES of the query's own JPEG colour samples each way (one
-# for 2 x 2 of its pixels) where the query holds fewer pixels than the kept picture: a thumbnail's
-# stripes and small colours mix otherwise than the kept picture's resize mixes them. Chosen on
-# dev's thumbnails (make_stress.py --kind thumbnail: 8 of 746 read as another colour with one
-# sample, none with 2).
+# for 2 x 2 of its pixels) where the query holds at most half the kept picture's pixels: a
+# thumbnail's stripes and small colours mix otherwise than the kept picture's resize mixes them.
+# Chosen on dev's thumbnails (make_stress.py --kind thumbnail: 6 of 746 read as another colour
+# with one sample, none with 2; a 134 x 210 catalog photo cropped, at the kept picture's own
+# size, stays another colour only without the rule).
 CHROMA_SAMPLES = 2
 TONE_SLACK = 10.0
 TINT_SLACK = 8.0
