@@ -119,6 +119,29 @@ def test_tone_edits_are_told_apart_with_their_strength(edit, name: str, change: 
     assert abs(float(got[name]["change"]) - change) <= 0.1
 
 
+def in_the_dark(seed: int) -> Image.Image:
+    """A product lit in a dark room: a dim copy of it on a near-black backdrop, its mean luma ~30."""
+    shot = Image.new("RGB", (400, 320), (14, 12, 16))
+    shot.paste(ImageEnhance.Brightness(product_image(seed, (240, 190))).enhance(0.35), (80, 65))
+    return shot
+
+
+@pytest.mark.parametrize(
+    ("edit", "name"),
+    [(lambda im: ImageEnhance.Contrast(im).enhance(1.4), "contrast"),
+     (lambda im: ImageEnhance.Brightness(im).enhance(1.4), "brightness")],
+    ids=["contrast", "brightness"],
+)  # fmt: skip
+@pytest.mark.parametrize("seed", SEEDS)
+def test_in_a_dark_picture_contrast_and_brightness_are_told_by_their_pivot(edit, name: str, seed: int) -> None:  # noqa: ANN001
+    """Contrast spreads the levels about the picture's mean, brightness scales them from black: in a
+    dark picture the two pivots lie close, and the one the line passes nearer names the edit."""
+    shot = in_the_dark(seed)
+    judgement = judged(shot, edit(shot))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None
+    assert [e.name for e in judgement.edits] == [name], judgement.edits
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_grayscale(seed: int) -> None:
     assert set(named(lambda im: ImageOps.grayscale(im).convert("RGB"), seed)) == {"grayscale"}

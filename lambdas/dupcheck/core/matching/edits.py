@@ -43,7 +43,6 @@ from dupcheck.core.matching.policy import (
     BORDER_PLAIN,
     BOX_MIN_WIDTH,
     BOX_SEARCH,
-    BRIGHTNESS_PIVOT,
     COLOURED,
     COMPARE_SIDE,
     MIN_BORDER,
@@ -368,8 +367,10 @@ def _tone(alignment: Alignment, finding: Finding | None, *, grey: bool) -> list[
     gain, offset = _luma_line(alignment, finding)
     edits = []
     if abs(gain - 1.0) >= MIN_GAIN:
-        pivot = offset / (1.0 - gain)  # the level the edit leaves where it was
-        name = "brightness" if pivot < BRIGHTNESS_PIVOT else "contrast"
+        # The level the edit leaves where it was: black for brightness (every level scaled), the
+        # picture's mean for contrast (levels spread about it, as editors do). Nearer which.
+        pivot = offset / (1.0 - gain)
+        name = "brightness" if pivot < float(alignment.theirs.mean()) / 2 else "contrast"
         edits.append(Edit(name, {"change": round(gain - 1.0, 2)}))
     elif abs(offset) >= 255 * MIN_GAIN / 2:  # the same slope, all levels shifted
         edits.append(Edit("brightness", {"change": round(offset / max(float(alignment.theirs.mean()), 1.0), 2)}))

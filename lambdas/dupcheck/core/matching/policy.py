@@ -231,7 +231,6 @@ MIN_ROTATED = 1.5  # degrees; below, a copy that lined up upright is not called 
 # 1-5 degrees, so 1.5 left 12% of its turns unnamed).
 MIN_TURN_TESTED = 0.5
 MIN_GAIN = 0.08  # brightness or contrast: the luma line's slope off 1 by at least this
-BRIGHTNESS_PIVOT = 48.0  # luma level: a line pivoting below this scales levels (brightness)
 # Colour scale relative to the luma slope outside this: saturation. Dev copies without a
 # saturation edit measure 0.74-1.07 over their coloured pixels (1st to 99th percentile, 770 with
 # colour enough; 1.21 the largest); at 1.25, four strengthened by 1.29-1.6 were unnamed.
