@@ -368,7 +368,7 @@ def _tone(alignment: Alignment, finding: Finding | None, *, grey: bool) -> list[
     edits = []
     if abs(gain - 1.0) >= MIN_GAIN:
         # The level the edit leaves where it was: black for brightness (every level scaled), the
-        # picture's mean for contrast (levels spread about it, as editors do). Nearer which.
+        # picture's mean for contrast (levels spread about it, as editors do); the nearer names it.
         pivot = offset / (1.0 - gain)
         name = "brightness" if pivot < float(alignment.theirs.mean()) / 2 else "contrast"
         edits.append(Edit(name, {"change": round(gain - 1.0, 2)}))
