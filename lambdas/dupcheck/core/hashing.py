@@ -55,7 +55,6 @@ from dupcheck.core.matching.policy import (
     KEPT_SIDE,
     PHASH_DUPLICATE_MAX,
     PHASH_SIMILAR_MAX,
-    QUERY_DETAIL_SIDE,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
 from dupcheck.core.matching.verdicts import Judgement
@@ -326,10 +325,7 @@ class AlignedDualPHash:
                 features={"views": views.encode()},
                 thumbnail=thumbnail_bytes(hash_value, picture, box, rgb.shape, _chroma_step(picture)),
             )
-        probe = Probe(
-            rgb, views, box, source=picture, colours_kept=_colours_kept(picture),
-            detail_scale=max(1.0, max(picture.size) / QUERY_DETAIL_SIDE),
-        )  # fmt: skip
+        probe = Probe(rgb, views, box, source=picture, colours_kept=_colours_kept(picture))
         return Fingerprint(
             algo=self.algo,
             hash=hash_value,

@@ -251,7 +251,7 @@ class Probe:
     # The picture's encoding kept its colours to a level or two (a JPEG at a fine chroma step, a
     # kept picture): a faint recolour can show (one_edit.py).
     colours_kept: bool = False
-    # The decoded picture's pixels per pixel of `detail` (over 1 where the detail was reduced):
+    # The decoded picture's pixels per pixel of `detail` (over 1 where `detailed` reduced it):
     # how finely the query itself holds what the test compares.
     detail_scale: float = 1.0
     _by_angle: dict[float, QueryViews] = field(default_factory=dict, repr=False)
@@ -311,6 +311,7 @@ class Probe:
             if self.detail is None and self.source is not None:
                 reduced = self.source.copy()
                 reduced.thumbnail((QUERY_DETAIL_SIDE, QUERY_DETAIL_SIDE), Image.Resampling.BILINEAR)
+                self.detail_scale = self.source.width / reduced.width
                 self.detail, self.source = np.asarray(reduced), None
             picture = self.detail if self.detail is not None else self.picture()
             if angle:
@@ -383,7 +384,6 @@ class Probe:
             inside,
             outer=(left / width, (width - right) / width, top / height, (height - bottom) / height),
             colours_kept=self.colours_kept,
-            detail_scale=self.detail_scale,
         )
         if (
             inner.border_turn() is None
@@ -392,6 +392,7 @@ class Probe:
         ):
             return None
         detail = self.detailed(0.0)  # the same picture larger: cut alike, for the turn and the test
+        inner.detail_scale = self.detail_scale
         rows, cols = detail.shape[0] / height, detail.shape[1] / width
         inner.detail = np.ascontiguousarray(
             detail[round(top * rows) : round(bottom * rows), round(left * cols) : round(right * cols)]
