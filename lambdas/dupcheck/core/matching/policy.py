@@ -169,8 +169,8 @@ COLOUR_SIDE = 64
 # for 2 x 2 of its pixels) where the query holds at most half the kept picture's pixels: a
 # thumbnail's stripes and small colours mix otherwise than the kept picture's resize mixes them.
 # Chosen on dev's thumbnails (make_stress.py --kind thumbnail: 6 of 746 read as another colour
-# with one sample, none with 2; a 134 x 210 catalog photo cropped, at the kept picture's own
-# size, stays another colour only without the rule).
+# with one sample, none with 2); the "half" keeps a recoloured crop of a 134 x 210 catalog photo
+# (kept at its own size) another colour, as it was.
 CHROMA_SAMPLES = 2
 TONE_SLACK = 10.0
 TINT_SLACK = 8.0
