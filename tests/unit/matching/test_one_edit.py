@@ -5,6 +5,8 @@ added on top brings detail of its own; a region too small to look inside is evid
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from PIL import Image, ImageFilter
 
 from dupcheck.core.matching.one_edit import Unexplained, unexplained
 from dupcheck.core.matching.photograph import band
@@ -41,16 +43,42 @@ def test_a_plain_part_in_another_plain_colour_is_recoloured() -> None:
     assert found.recoloured > 0.05 and found.added == 0
 
 
-def test_a_print_on_a_plain_part_is_added_however_well_it_fits_the_outline() -> None:
-    """The print fills the panel exactly, so its outline is the seam the catalog picture has: only
-    the detail inside says that it was put on top."""
-    kept = product()
-    query = kept.copy()
-    rows = np.arange(N)[PANEL[0]]
-    stripes = (rows // 3 % 2 == 0)[:, None] & np.ones((1, 64), bool)
-    query[:, PANEL[0], PANEL[1]] = np.where(stripes[None], 240.0, 20.0) * np.array([1.0, 0.9, 0.2])[:, None, None]
-    found = judged(query, kept)
-    assert found.added > 0.05 and found.recoloured == 0
+def striped(rows: slice, columns: slice) -> np.ndarray:
+    """product() with a print of yellow and black stripes over `rows` x `columns`."""
+    query = product()
+    at = np.arange(N)[rows]
+    stripes = (at // 3 % 2 == 0)[:, None] & np.ones((1, columns.stop - columns.start), bool)
+    query[:, rows, columns] = np.where(stripes[None], 240.0, 20.0) * np.array([1.0, 0.9, 0.2])[:, None, None]
+    return query
+
+
+def test_a_print_of_its_own_shape_on_a_plain_part_is_added() -> None:
+    """Detail of its own and an outline the catalog picture does not have there: put on top."""
+    found = judged(striped(slice(112, 144), slice(104, 152)), product())
+    assert found.added > 0.02 and found.recoloured == 0
+
+
+def test_a_print_filling_a_part_to_its_seams_is_that_part_in_another_print() -> None:
+    """Its detail is its own, but its outline is the seam the catalog picture has, in place and
+    direction: the garment made with another fabric there (another product), not something an
+    edit put on top, which would bring an outline of its own."""
+    found = judged(striped(PANEL[0], PANEL[1]), product())
+    assert found.recoloured > 0.05 and found.added == 0
+
+
+def rendered(panel_colour: tuple[float, float, float], seed: int, grain: float) -> np.ndarray:
+    """product() as a render: the panel plain but for the renderer's own noise, each render's."""
+    rgb = product(panel_colour)
+    rgb[:, PANEL[0], PANEL[1]] += np.random.default_rng(seed).normal(0, grain, (64, 64))[None]
+    return np.round(np.clip(rgb, 0, 255))
+
+
+def test_a_part_rendered_again_in_another_colour_is_recoloured_whatever_its_grain() -> None:
+    """Two renders of one template (a cap's brim, a tee's panel in another colour): the panel's
+    fine detail is each render's own noise, the query's the stronger, so nothing inside lines
+    up; its outline is the template's, in both."""
+    found = judged(rendered((200.0, 80.0, 160.0), seed=6, grain=6.0), rendered((60.0, 90.0, 200.0), seed=5, grain=3.0))
+    assert found.recoloured > 0.05 and found.added == 0
 
 
 def test_a_region_too_small_to_look_inside_is_neither() -> None:
@@ -107,6 +135,22 @@ def test_a_plain_badge_over_texture_is_added() -> None:
     query[:, 80:120, 140:180] = 245.0
     found = judged(query, kept)
     assert found.added > 0.02 and found.recoloured == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_round_badge_over_a_busy_scene_is_added(seed: int) -> None:
+    """In a scene of edges everywhere the catalog picture has one within a cell of any outline;
+    a disc's outline still crosses them at every angle, so few lie along it."""
+    rng = np.random.default_rng(seed)
+    blocks = np.kron(rng.uniform(30, 225, (3, N // 8, N // 8)), np.ones((1, 8, 8)))
+    scene = np.stack(
+        [np.asarray(Image.fromarray(c.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.0))) for c in blocks]
+    )
+    query = scene.astype(np.float64)
+    rows, columns = np.mgrid[:N, :N]
+    query[:, (rows - 70) ** 2 + (columns - 180) ** 2 < 40**2] = np.array([230.0, 200.0, 20.0])[:, None]
+    found = judged(query, scene.astype(np.float64))
+    assert found.added > 0.05 and found.recoloured == 0
 
 
 def shaded_on_white(scale: float = 1.0) -> np.ndarray:

@@ -7,7 +7,8 @@ black and white. A shop that makes its red hoodie's photo from the black one's c
 hoodie and leaves the skin, the trousers and the background as they were: no one edit of the
 whole picture explains both. What is left unexplained is either something added on top (a
 badge, text: it replaces the photograph's detail and brings an outline of its own) or a region
-of the photograph in another colour (its detail and its outline are the photograph's).
+of the photograph in another colour (its outline is the photograph's, and its detail too unless
+the part was made again: another render of one template).
 
 `unexplained(query, kept, inside, query_detail, kept_detail)` measures the share of the
 photographed subject in recoloured regions, and in added ones, at policy.COLOUR_SIDE px (JPEG
@@ -27,12 +28,13 @@ of a picture that is mostly white, but not of the product:
    more counts. A clip excuses only what it reaches: where the edit has to clip a cell that the
    other picture shows unclipped (a garment's edge blending into a white backdrop, read as a
    brightening that whitened the backdrop), even a thin line of cells is unexplained;
-3. the solid regions left over are told apart by what is inside them: the photograph's own
-   detail (the band-pass the same-photograph test correlates) lined up means recoloured, other
-   detail of the query's own means added (a print, also on a part the catalog picture shows
-   plain); a region whose detail cannot say (plain in both, or flatter in the query: a plain
-   badge, a dark part made darker) is added when most of its outline is the query's alone; a
-   region of fewer than policy.MIN_JUDGED pixels (a thumbnail's) counts as neither.
+3. the solid regions left over are told apart: the photograph's own detail inside (the
+   band-pass the same-photograph test correlates) lined up means recoloured. Otherwise (detail
+   of the query's own, or none that can say: plain in both, or flatter in the query, a plain
+   badge, a dark part made darker) the outline tells: something added on top brings an outline
+   of its own, a part in another colour keeps the photograph's (its edges in the same places and
+   directions), whatever its detail, as another render of one template has; a region of fewer
+   than policy.MIN_JUDGED pixels (a thumbnail's) counts as neither.
 
 A faint recolour (a part's tint halved or deepened) can stay within step 2's slack. Where the
 query's encoding kept its colours (`faint`: a fine JPEG, a kept picture), a region whose tint
@@ -69,6 +71,7 @@ from dupcheck.core.matching.policy import (
     MIN_REGION,
     MIN_SUBJECT,
     NEW_OUTLINE,
+    OUTLINE_TURN,
     RECOLOURED,
     SHARED_TILE,
     SOLID,
@@ -80,6 +83,7 @@ from dupcheck.core.matching.policy import (
 from dupcheck.core.pixels import luma, skin_coloured
 
 _QUANTILES = np.linspace(*TONE_QUANTILES)
+Edges = tuple[np.ndarray, np.ndarray]  # (strength, direction) of a picture's colour gradient: `_edges`
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +137,7 @@ def unexplained(
         off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
         return nothing
-    query_edges = _edges(mine) > EDGE
-    kept_near = neighbourhood(_edges(theirs) > EDGE, np.logical_or, fill=False)
+    query_edges, kept_edges = _edges(mine), _edges(theirs)
     found = {True: 0.0, False: 0.0}
     lined_up = 0.0
     added = np.zeros(off.shape, bool)
@@ -149,10 +152,8 @@ def unexplained(
         shared = _detail_shared(pixels, query_detail, kept_detail)
         if shared:
             lined_up += float(region.sum()) / total
-        if shared is None:  # nothing inside says: its outline does, the photograph's or new
-            ring = _grown(_grown(region)) & ~region & usable
-            outline = ring & query_edges
-            shared = float((outline & ~kept_near).sum()) <= NEW_OUTLINE * max(int(outline.sum()), 1)
+        if not shared:  # detail of the query's own, or none that says: the outline tells
+            shared = _outline_kept(region, usable, query_edges, kept_edges)
         found[shared] += float(region.sum()) / total
         if not shared:
             added |= region
@@ -436,13 +437,35 @@ def _solid(mask: np.ndarray) -> np.ndarray:
     return mask & (neighbours(mask) >= SOLID)
 
 
-def _edges(rgb: np.ndarray) -> np.ndarray:
-    """The luma gradient's magnitude (central differences)."""
-    level = luma(np.moveaxis(rgb, 0, -1), np.float64)
-    down, across = np.zeros_like(level), np.zeros_like(level)
-    down[1:-1] = (level[2:] - level[:-2]) / 2
-    across[:, 1:-1] = (level[:, 2:] - level[:, :-2]) / 2
-    return np.hypot(down, across)
+def _outline_kept(region: np.ndarray, usable: np.ndarray, query_edges: Edges, kept_edges: Edges) -> bool:
+    """Whether a region's outline is the photograph's: of the cells either side of its boundary
+    where the query has an edge, at least 1 - NEW_OUTLINE have an edge in the catalog picture too,
+    in the same direction (within OUTLINE_TURN degrees). Something added on top brings an outline
+    of its own, which the photograph has there only by chance, and in a busy scene, with edges
+    everywhere, rarely in the same direction; a part in another colour (a shop's recolour,
+    another render of one template, a print filling a part) keeps the photograph's outline,
+    whatever its detail. A region without an edge around it in the query brought no outline."""
+    band = ((region & _grown(~region)) | (_grown(region) & ~region)) & usable
+    (query_strength, query_angle), (kept_strength, kept_angle) = query_edges, kept_edges
+    outline = band & (query_strength > EDGE)
+    if not outline.any():
+        return True
+    along = np.abs(np.cos(query_angle - kept_angle)) >= np.cos(np.radians(OUTLINE_TURN))
+    kept = outline & (kept_strength > EDGE) & along
+    return float(kept.sum()) >= (1.0 - NEW_OUTLINE) * float(outline.sum())
+
+
+def _edges(rgb: np.ndarray) -> Edges:
+    """The colour gradient at each pixel (central differences): its strength, levels per pixel
+    (the structure tensor's largest eigenvalue over the three channels, a grey edge's luma step),
+    and the direction it points across the edge (radians). Colour, not luma: a part recoloured at
+    the luma of its neighbours keeps an edge of hue."""
+    down, across = np.zeros_like(rgb), np.zeros_like(rgb)
+    down[:, 1:-1] = (rgb[:, 2:] - rgb[:, :-2]) / 2
+    across[:, :, 1:-1] = (rgb[:, :, 2:] - rgb[:, :, :-2]) / 2
+    dd, aa, da = ((a * b).mean(axis=0) for a, b in ((down, down), (across, across), (down, across)))
+    spread = np.hypot((dd - aa) / 2, da)
+    return np.sqrt(np.maximum((dd + aa) / 2 + spread, 0.0)), 0.5 * np.arctan2(2 * da, dd - aa)
 
 
 def _grown(mask: np.ndarray) -> np.ndarray:

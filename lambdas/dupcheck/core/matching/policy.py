@@ -181,8 +181,14 @@ MIN_FITTED = 30  # samples a fit needs (fewer: the fit before it stands)
 CLIPPED = 12  # levels from 0 or 255: a channel that a fit leaves out (a clip truncates it)
 SOLID = 6  # of a differing pixel's 3x3 neighbourhood that must differ too: a region, not an edge
 MIN_REGION = 0.002  # of the overlap: a smaller differing region is JPEG or an edge's last pixel
-EDGE = 10.0  # luma levels per pixel at COLOUR_SIDE: an edge, for a region's outline
-NEW_OUTLINE = 0.5  # of a plain region's outline that is the query's alone: something added
+# A region's outline: where the colour gradient (a grey edge's luma step) is EDGE levels per
+# pixel at COLOUR_SIDE; it is the photograph's where the catalog picture has an edge in the same
+# cell and direction (OUTLINE_TURN degrees), and the query's own, something added, when more
+# than NEW_OUTLINE of it is not (a majority, not tuned; what the dev part showed: docs/lab/
+# evaluation.md, "A region's outline, in place and direction").
+EDGE = 10.0
+OUTLINE_TURN = 30.0
+NEW_OUTLINE = 0.5
 # The subject a recolour is a share of: the overlap less a plain backdrop, the cells within
 # BACKDROP levels of the colour that BACKDROP_RING of the overlap's outer ring has; at least
 # MIN_SUBJECT of the overlap.
