@@ -1,6 +1,7 @@
-"""What one edit of the whole picture leaves unexplained, told apart by what is inside it: a part
-in another colour keeps the photograph's detail (or, plain, its plainness and outline); a print
-added on top brings detail of its own; a region too small to look inside is evidence of neither."""
+"""What one edit of the whole picture leaves unexplained, told apart: a part in another colour
+keeps the photograph's detail, or else its outline (in place and direction, whatever is inside:
+another render of the part, a print filling it); something added on top brings an outline of
+its own; a region too small to look inside is evidence of neither."""
 
 from __future__ import annotations
 
