@@ -144,13 +144,12 @@ def test_a_round_badge_over_a_busy_scene_is_added(seed: int) -> None:
     a disc's outline still crosses them at every angle, so few lie along it."""
     rng = np.random.default_rng(seed)
     blocks = np.kron(rng.uniform(30, 225, (3, N // 8, N // 8)), np.ones((1, 8, 8)))
-    scene = np.stack(
-        [np.asarray(Image.fromarray(c.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.0))) for c in blocks]
-    )
-    query = scene.astype(np.float64)
+    blur = ImageFilter.GaussianBlur(1.0)  # (the blocks' edges a photograph's, not one pixel's step)
+    scene = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).filter(blur), dtype=np.float64) for c in blocks])
+    query = scene.copy()
     rows, columns = np.mgrid[:N, :N]
     query[:, (rows - 70) ** 2 + (columns - 180) ** 2 < 40**2] = np.array([230.0, 200.0, 20.0])[:, None]
-    found = judged(query, scene.astype(np.float64))
+    found = judged(query, scene)
     assert found.added > 0.05 and found.recoloured == 0
 
 
