@@ -61,6 +61,35 @@ def test_an_uneven_crop_names_the_sides_it_cut(seed: int) -> None:
     assert float(sides["right"]) < 0.02 and float(sides["bottom"]) < 0.02
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("cut", [(0.0, 0.14, 0.06, 0.09), (0.07, 0.15, 0.0, 0.1), (0.145, 0.0, 0.0, 0.145)])
+def test_a_crop_is_read_to_half_a_point_of_each_side(seed: int, cut: tuple[float, float, float, float]) -> None:
+    """Where the same-photograph test's map puts the query's sides (a pixel at 256 px), not the
+    views' window (refined on a lattice at 24 px: up to 1.2 points out on these)."""
+    got = named(lambda im: crop(im, *cut), seed)
+    assert set(got) == {"cropped"}, got
+    for side, share in zip(("left", "top", "right", "bottom"), cut, strict=True):
+        assert abs(float(got["cropped"][side]) - share) <= 0.005, got
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("crop_first", [True, False])
+def test_a_turned_copy_names_its_crop_and_a_turn_alone_none(seed: int, crop_first: bool) -> None:
+    """A turn within the frame cuts the picture's corners off, not the middle of its sides (1 -
+    cos(3 degrees) of them): a crop is read there, before the turn or after it."""
+    cut = (0.06, 0.0, 0.03, 0.05)  # left, top, right, bottom
+
+    def cropped_and_turned(image: Image.Image) -> Image.Image:
+        if crop_first:
+            return crop(image, *cut).rotate(3, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+        return crop(image.rotate(3, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255)), *cut)
+
+    got = named(cropped_and_turned, seed)
+    assert set(got) == {"rotated", "cropped"}, got
+    for side, share in zip(("left", "top", "right", "bottom"), cut, strict=True):
+        assert abs(float(got["cropped"][side]) - share) <= 0.015, got
+
+
 def on_a_studio_backdrop(seed: int, backdrop: str) -> Image.Image:
     """A product on a studio's soft backdrop, 400 x 320: a vignette (light in the middle, 40
     levels darker in the corners) or a sweep (grey at the top, near white at the floor). No

@@ -9,8 +9,9 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
 * cropped (the share of the catalog picture cut off each side) or padded / framed (the share
   of the query that is a border the catalog picture does not have): where the query's whole
   picture falls on the catalog picture's, from the aligned window and the uniform borders each
-  picture's trimmed view left out (for a turned copy, padding or a frame only: what the query
-  shows beyond the catalog picture turned as it is);
+  picture's trimmed view left out (for a turned copy, padding or a frame: what the query shows
+  beyond the catalog picture turned as it is); the crop, where the same-photograph test lined
+  the pair up, from its map, to a pixel (for a turned copy too);
 * brightness or contrast: a line through the aligned luma (the same-photograph test's 256 px
   patches where it compared them, else the views), away from pixels clipped to black or white.
   Brightness scales every level (the line passes near 0), contrast spreads them about the
@@ -38,7 +39,7 @@ from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
 from dupcheck.core.matching.arrays import regions, tiles, unit
 from dupcheck.core.matching.marks import named_mark, written
-from dupcheck.core.matching.photograph import Finding, whole_picture
+from dupcheck.core.matching.photograph import Finding, on_kept, whole_picture
 from dupcheck.core.matching.policy import (
     BORDER_PLAIN,
     BOX_MIN_WIDTH,
@@ -105,12 +106,14 @@ def name_edits(
     # The test measures a turn at 256 px; the views, at 64 px, less closely.
     turned = finding.turned if finding is not None else -residual_turn(alignment) - alignment.angle
     rotated = abs(turned) >= (MIN_TURN_TESTED if finding is not None else MIN_ROTATED)
+    cut = _mapped_cut(probe, finding) if probe is not None and finding is not None else None
     if rotated:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
+        found.extend(_cropped(cut) if cut is not None else [])
         if probe is not None:
             found.extend(_turned_framing(placed, their, probe, turned))
     else:
-        found.extend(_framing(placed, their, query_box))
+        found.extend(_framing(placed, their, query_box, cut))
     if not same_picture:
         if finding is not None and finding.another_colour:
             found.append(Edit("recoloured", {"share": round(finding.recoloured, 3)}))
@@ -256,17 +259,37 @@ def _placement(
     return spans[0], spans[1]
 
 
-def _framing(alignment: Alignment, their: Sequence[float], query_box: Sequence[float]) -> list[Edit]:
-    """Cropped or padded: where the query's whole picture lies on the catalog picture's."""
+def _framing(
+    alignment: Alignment, their: Sequence[float], query_box: Sequence[float], mapped: dict[str, float] | None = None
+) -> list[Edit]:
+    """Cropped or padded: where the query's whole picture lies on the catalog picture's, as the
+    views' window places it; the crop as the same-photograph test's map places it (`mapped`,
+    `_mapped_cut`), where there is one."""
     (x0, x1), (y0, y1) = _placement(alignment, their, query_box)
     cut = {"left": x0, "right": 1.0 - x1, "top": y0, "bottom": 1.0 - y1}
-    edits = []
     cropped = {side: round(min(1.0, max(0.0, share)), 3) for side, share in cut.items()}
-    if max(cropped.values()) >= MIN_SIDE:
-        edits.append(Edit("cropped", cropped))
     across = {"left": x1 - x0, "right": x1 - x0, "top": y1 - y0, "bottom": y1 - y0}
     padded = {side: round(min(1.0, max(0.0, -share) / across[side]), 3) for side, share in cut.items()}
-    return edits + _border_edit(padded)
+    return _cropped(cropped if mapped is None else mapped) + _border_edit(padded)
+
+
+def _mapped_cut(probe: Probe, finding: Finding) -> dict[str, float]:
+    """The share of the catalog picture cut off each side, where the same-photograph test's map
+    (to a pixel of its 256 px; the views' window, on a 32 px lattice, is a few points out on one
+    crop in five) puts the middle of each of the query's sides (`photograph.on_kept`). At a
+    side's middle a turn within the frame cuts off no more than 1 - cos(turn) (0.4% at 5
+    degrees) of the picture, so a turned copy's crop reads as an upright one's. A side the query
+    shows more beyond (padding, a frame) is cut by none."""
+    across, down = on_kept(probe, finding, np.array([0.0, 1.0, 0.5, 0.5]), np.array([0.5, 0.5, 0.0, 1.0]))
+    sideways = (float(across[0]), float(across[1]))  # (the query's right side is the left one mirrored)
+    upright = (float(down[2]), float(down[3]))
+    cut = {"left": min(sideways), "right": 1.0 - max(sideways), "top": min(upright), "bottom": 1.0 - max(upright)}
+    return {side: round(min(1.0, max(0.0, share)), 3) for side, share in cut.items()}
+
+
+def _cropped(cut: dict[str, float]) -> list[Edit]:
+    """Cropped, from each side's share cut off, when one is cut by MIN_SIDE or more."""
+    return [Edit("cropped", cut)] if max(cut.values()) >= MIN_SIDE else []
 
 
 def _turned_framing(alignment: Alignment, their: Sequence[float], probe: Probe, turned: float) -> list[Edit]:
@@ -278,7 +301,7 @@ def _turned_framing(alignment: Alignment, their: Sequence[float], probe: Probe, 
     turned back with the query), span what a turn alone makes of the picture (a turn with
     `expand` just fits them, one within the frame cuts them off). What the query shows beyond
     them is a border added before the turn or after it (of the whole query, for a probe inside
-    its padding: `Probe.on_query`). A crop is not named: a turn's cut corners read as one."""
+    its padding: `Probe.on_query`). (The crop: `_mapped_cut`; a turn's cut corners are not one.)"""
     query = probe.at(alignment.angle)
     (top, bottom, left, right), (inner_top, inner_bottom, inner_left, inner_right) = query.whole, query.trimmed
     width, height = right - left, bottom - top

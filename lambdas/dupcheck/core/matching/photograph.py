@@ -230,6 +230,30 @@ def whole_picture(probe: Probe, kept: Thumbnail, finding: Finding) -> Aligned | 
     return widened(finding.aligned, grey, _box(probe, alignment), kept, finding.side, mirrored=alignment.mirrored)
 
 
+def on_kept(probe: Probe, finding: Finding, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where points of the query's picture (`xs`, `ys`: shares of its width and height, as it
+    came, unturned and unmirrored) lie on the catalog picture under the finding's map, to a
+    pixel of the compared side: shares of its width and height (beyond 0 and 1 off it)."""
+    alignment = finding.alignment
+    left, top, right, bottom = _box(probe, alignment)
+    height, width = probe.detailed(alignment.angle).shape[:2]
+    # The patch was cut from the detail picture turned by the start's angle about its centre
+    # (Pillow's `rotate`, anticlockwise, the same size): the points turned with it.
+    theta = math.radians(alignment.angle)
+    x, y = (np.asarray(xs) - 0.5) * width, (np.asarray(ys) - 0.5) * height
+    x, y = x * math.cos(theta) + y * math.sin(theta) + width / 2, y * math.cos(theta) - x * math.sin(theta) + height / 2
+    # The patch's [-1, 1] square, its columns the other way where the patch was mirrored.
+    rows = 2 * (y - top) / (bottom - top) - 1
+    columns = 2 * (x - left) / (right - left) - 1
+    if alignment.mirrored:
+        columns = -columns
+    p = finding.aligned.params  # onto pixel centres: y = p4 + p0 u + p1 v, x = p5 + p2 u + p3 v
+    resized_height, resized_width = finding.aligned.resized
+    down = (p[4] + p[0] * rows + p[1] * columns + 0.5) / resized_height
+    across = (p[5] + p[2] * rows + p[3] * columns + 0.5) / resized_width
+    return across, down
+
+
 def _box(probe: Probe, alignment: Alignment) -> tuple[float, float, float, float]:
     """The query's box the views lined up (left, top, right, bottom), in its detail picture's px."""
     height, width = probe.detailed(alignment.angle).shape[:2]
