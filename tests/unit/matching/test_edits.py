@@ -484,6 +484,21 @@ def test_a_copy_turned_on_a_fill_then_padded_is_found_and_named(seed: int, angle
     assert all(0.07 <= float(got["padded"][side]) <= 0.12 for side in ("left", "right"))
 
 
+@pytest.mark.parametrize("seed", [22, 1005])
+def test_a_copy_turned_and_padded_on_white_is_not_named_cropped(seed: int) -> None:
+    """A studio shot turned on a white fill with `expand`, then padded in white: the test may
+    compare it as the part inside the white (`Probe.inside_border`); the crop is read at the
+    middle of the query's own sides, which lie on the padding, beyond the catalog picture."""
+    shot = Image.new("RGB", (400, 320), (226, 226, 228))
+    product = product_image(seed, (300, 240))
+    shot.paste(product, (50, 40), product.convert("L").point(lambda v: 255 if v < 250 else 0))
+    turned = shot.rotate(2.4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    judgement = judged(shot, ImageOps.expand(turned, border=(30, 20, 40, 25), fill=(255, 255, 255)))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.edits is not None, judgement
+    names = [edit.name for edit in judgement.edits]
+    assert "rotated" in names and "cropped" not in names, judgement.edits
+
+
 def test_a_colour_variant_is_similar_in_another_colour() -> None:
     judgement = judged(product_image(25, hue=0.0), product_image(25, hue=0.6))
     assert judgement.verdict is Verdict.SIMILAR and judgement.edits is not None

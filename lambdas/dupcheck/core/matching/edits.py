@@ -275,12 +275,17 @@ def _framing(
 
 def _mapped_cut(probe: Probe, finding: Finding) -> dict[str, float]:
     """The share of the catalog picture cut off each side, where the same-photograph test's map
-    (to a pixel of its 256 px; the views' window, on a 32 px lattice, is a few points out on one
-    crop in five) puts the middle of each of the query's sides (`photograph.on_kept`). At a
-    side's middle a turn within the frame cuts off no more than 1 - cos(turn) (0.4% at 5
-    degrees) of the picture, so a turned copy's crop reads as an upright one's. A side the query
-    shows more beyond (padding, a frame) is cut by none."""
-    across, down = on_kept(probe, finding, np.array([0.0, 1.0, 0.5, 0.5]), np.array([0.5, 0.5, 0.0, 1.0]))
+    (to a pixel of its 256 px; the views' window, refined on a lattice at 24 px, is over 3
+    points out on one big crop in five) puts the middle of each of the query's sides
+    (`photograph.on_kept`). At a side's middle a turn within the frame cuts off no more than
+    1 - cos(turn) (0.4% at 5 degrees) of the picture, so a turned copy's crop reads as an
+    upright one's. A side the query shows more beyond (padding, a frame) is cut by none."""
+    # The middles of the query's sides on the probe's picture (a probe inside the query's
+    # padding, `Probe.inside_border`, is a part of it: the sides are the query's, not the part's).
+    left, right, top, bottom = probe.outer
+    xs = (np.array([0.0, 1.0, 0.5, 0.5]) - left) / (1.0 - left - right)
+    ys = (np.array([0.5, 0.5, 0.0, 1.0]) - top) / (1.0 - top - bottom)
+    across, down = on_kept(probe, finding, xs, ys)
     sideways = (float(across[0]), float(across[1]))  # (the query's right side is the left one mirrored)
     upright = (float(down[2]), float(down[3]))
     cut = {"left": min(sideways), "right": 1.0 - max(sideways), "top": min(upright), "bottom": 1.0 - max(upright)}
