@@ -90,6 +90,26 @@ def test_a_turned_copy_names_its_crop_and_a_turn_alone_none(seed: int, crop_firs
         assert abs(float(got["cropped"][side]) - share) <= 0.015, got
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("border", "name"), [((16, 16, 16, 16), "framed"), ((30, 0, 12, 40), "padded")])
+def test_a_border_is_read_to_a_fifth_of_a_point_of_each_side(
+    seed: int, border: tuple[int, int, int, int], name: str
+) -> None:
+    """Padding or a frame, from where the test's map puts the query's sides: a frame of 16 px
+    all round (3-4% a side) is a frame, not padding on the sides the views' window saw."""
+    got = named(lambda im: ImageOps.expand(im, border=border, fill=(20, 90, 200)), seed)
+    assert set(got) == {name}, got
+    width, height = 400 + border[0] + border[2], 320 + border[1] + border[3]
+    shares = {
+        "left": border[0] / width,
+        "top": border[1] / height,
+        "right": border[2] / width,
+        "bottom": border[3] / height,
+    }
+    for side, share in shares.items():
+        assert abs(float(got[name][side]) - share) <= 0.002, got
+
+
 def on_a_studio_backdrop(seed: int, backdrop: str) -> Image.Image:
     """A product on a studio's soft backdrop, 400 x 320: a vignette (light in the middle, 40
     levels darker in the corners) or a sweep (grey at the top, near white at the floor). No

@@ -7,11 +7,11 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
 * mirrored; rotated (about N degrees: the turn verification made, plus what is left of one on
   the aligned pair, `residual_turn`);
 * cropped (the share of the catalog picture cut off each side) or padded / framed (the share
-  of the query that is a border the catalog picture does not have): where the query's whole
-  picture falls on the catalog picture's, from the aligned window and the uniform borders each
-  picture's trimmed view left out (for a turned copy, padding or a frame: what the query shows
-  beyond the catalog picture turned as it is); the crop, where the same-photograph test lined
-  the pair up, from its map, to a pixel (for a turned copy too);
+  of the query that is a border the catalog picture does not have): where the middle of each
+  of the query's sides falls on the catalog picture, under the same-photograph test's map (to
+  a pixel), else from the aligned window and the uniform borders each picture's trimmed view
+  left out; for a turned copy, the crop so too, and padding or a frame: what the query shows
+  beyond the catalog picture turned as it is;
 * brightness or contrast: a line through the aligned luma (the same-photograph test's 256 px
   patches where it compared them, else the views), away from pixels clipped to black or white.
   Brightness scales every level (the line passes near 0), contrast spreads them about the
@@ -106,14 +106,14 @@ def name_edits(
     # The test measures a turn at 256 px; the views, at 64 px, less closely.
     turned = finding.turned if finding is not None else -residual_turn(alignment) - alignment.angle
     rotated = abs(turned) >= (MIN_TURN_TESTED if finding is not None else MIN_ROTATED)
-    cut = _mapped_cut(probe, finding) if probe is not None and finding is not None else None
+    sides = _mapped_sides(probe, finding) if probe is not None and finding is not None else None
     if rotated:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
-        found.extend(_cropped(cut) if cut is not None else [])
+        found.extend(_cropped(sides) if sides is not None else [])
         if probe is not None:
             found.extend(_turned_framing(placed, their, probe, turned))
     else:
-        found.extend(_framing(placed, their, query_box, cut))
+        found.extend(_framing(placed, their, query_box, sides))
     if not same_picture:
         if finding is not None and finding.another_colour:
             found.append(Edit("recoloured", {"share": round(finding.recoloured, 3)}))
@@ -263,23 +263,25 @@ def _framing(
     alignment: Alignment, their: Sequence[float], query_box: Sequence[float], mapped: dict[str, float] | None = None
 ) -> list[Edit]:
     """Cropped or padded: where the query's whole picture lies on the catalog picture's, as the
-    views' window places it; the crop as the same-photograph test's map places it (`mapped`,
-    `_mapped_cut`), where there is one."""
-    (x0, x1), (y0, y1) = _placement(alignment, their, query_box)
-    cut = {"left": x0, "right": 1.0 - x1, "top": y0, "bottom": 1.0 - y1}
-    cropped = {side: round(min(1.0, max(0.0, share)), 3) for side, share in cut.items()}
-    across = {"left": x1 - x0, "right": x1 - x0, "top": y1 - y0, "bottom": y1 - y0}
-    padded = {side: round(min(1.0, max(0.0, -share) / across[side]), 3) for side, share in cut.items()}
-    return _cropped(cropped if mapped is None else mapped) + _border_edit(padded)
+    same-photograph test's map places it (`mapped`, `_mapped_sides`), or else the views' window."""
+    if mapped is None:
+        (x0, x1), (y0, y1) = _placement(alignment, their, query_box)
+        mapped = {"left": x0, "right": 1.0 - x1, "top": y0, "bottom": 1.0 - y1}
+    across, down = 1.0 - mapped["left"] - mapped["right"], 1.0 - mapped["top"] - mapped["bottom"]
+    span = {"left": across, "right": across, "top": down, "bottom": down}  # the query's, in the picture's
+    padded = {side: round(min(1.0, max(0.0, -share) / span[side]), 3) for side, share in mapped.items()}
+    return _cropped(mapped) + _border_edit(padded)
 
 
-def _mapped_cut(probe: Probe, finding: Finding) -> dict[str, float]:
-    """The share of the catalog picture cut off each side, where the same-photograph test's map
-    (to a pixel of its 256 px; the views' window, refined on a lattice at 24 px, is over 3
-    points out on one big crop in five) puts the middle of each of the query's sides
-    (`photograph.on_kept`). At a side's middle a turn within the frame cuts off no more than
-    1 - cos(turn) (0.4% at 5 degrees) of the picture, so a turned copy's crop reads as an
-    upright one's. A side the query shows more beyond (padding, a frame) is cut by none."""
+def _mapped_sides(probe: Probe, finding: Finding) -> dict[str, float]:
+    """Where the middle of each of the query's sides lies on the catalog picture, under the
+    same-photograph test's map (to a pixel of its 256 px; the views' window, refined on a
+    lattice at 24 px, is over 3 points out on one big crop in five): the share of the picture
+    beyond it (cut off), or, negative, the share the query shows more (padding, a frame), by
+    side of the catalog picture. At a side's middle a turn within the frame cuts off no more
+    than 1 - cos(turn) (0.4% at 5 degrees) of the picture, so a turned copy's crop reads as an
+    upright one's (its borders do not: a turn with `expand` shows more at every side,
+    `_turned_framing`)."""
     # The middles of the query's sides on the probe's picture (a probe inside the query's
     # padding, `Probe.inside_border`, is a part of it: the sides are the query's, not the part's).
     left, right, top, bottom = probe.outer
@@ -288,12 +290,12 @@ def _mapped_cut(probe: Probe, finding: Finding) -> dict[str, float]:
     across, down = on_kept(probe, finding, xs, ys)
     sideways = (float(across[0]), float(across[1]))  # (the query's right side is the left one mirrored)
     upright = (float(down[2]), float(down[3]))
-    cut = {"left": min(sideways), "right": 1.0 - max(sideways), "top": min(upright), "bottom": 1.0 - max(upright)}
-    return {side: round(min(1.0, max(0.0, share)), 3) for side, share in cut.items()}
+    return {"left": min(sideways), "right": 1.0 - max(sideways), "top": min(upright), "bottom": 1.0 - max(upright)}
 
 
-def _cropped(cut: dict[str, float]) -> list[Edit]:
+def _cropped(sides: dict[str, float]) -> list[Edit]:
     """Cropped, from each side's share cut off, when one is cut by MIN_SIDE or more."""
+    cut = {side: round(min(1.0, max(0.0, share)), 3) for side, share in sides.items()}
     return [Edit("cropped", cut)] if max(cut.values()) >= MIN_SIDE else []
 
 
@@ -306,7 +308,7 @@ def _turned_framing(alignment: Alignment, their: Sequence[float], probe: Probe, 
     turned back with the query), span what a turn alone makes of the picture (a turn with
     `expand` just fits them, one within the frame cuts them off). What the query shows beyond
     them is a border added before the turn or after it (of the whole query, for a probe inside
-    its padding: `Probe.on_query`). (The crop: `_mapped_cut`; a turn's cut corners are not one.)"""
+    its padding: `Probe.on_query`). (The crop: `_mapped_sides`; a turn's cut corners are not one.)"""
     query = probe.at(alignment.angle)
     (top, bottom, left, right), (inner_top, inner_bottom, inner_left, inner_right) = query.whole, query.trimmed
     width, height = right - left, bottom - top
