@@ -74,9 +74,10 @@ def test_a_crop_is_read_to_half_a_point_of_each_side(seed: int, cut: tuple[float
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("crop_first", [True, False])
-def test_a_turned_copy_names_its_crop_and_a_turn_alone_none(seed: int, crop_first: bool) -> None:
+def test_a_turned_copy_names_its_crop(seed: int, crop_first: bool) -> None:
     """A turn within the frame cuts the picture's corners off, not the middle of its sides (1 -
-    cos(3 degrees) of them): a crop is read there, before the turn or after it."""
+    cos(3 degrees) of them): a crop is read there, before the turn or after it (and a turn alone
+    names none: `test_a_turn_is_named_with_its_direction`)."""
     cut = (0.06, 0.0, 0.03, 0.05)  # left, top, right, bottom
 
     def cropped_and_turned(image: Image.Image) -> Image.Image:
