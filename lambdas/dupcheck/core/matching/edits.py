@@ -39,7 +39,7 @@ from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
 from dupcheck.core.matching.arrays import regions, tiles, unit
 from dupcheck.core.matching.marks import named_mark, written
-from dupcheck.core.matching.photograph import Finding, on_kept, whole_picture
+from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
 from dupcheck.core.matching.policy import (
     BORDER_PLAIN,
     BOX_MIN_WIDTH,
@@ -106,13 +106,14 @@ def name_edits(
     # The test measures a turn at 256 px; the views, at 64 px, less closely.
     turned = finding.turned if finding is not None else -residual_turn(alignment) - alignment.angle
     rotated = abs(turned) >= (MIN_TURN_TESTED if finding is not None else MIN_ROTATED)
-    sides = _mapped_sides(probe, finding) if probe is not None and finding is not None else None
     if rotated:
         found.append(Edit("rotated", {"degrees": round(turned, 1)}))
-        found.extend(_cropped(sides) if sides is not None else [])
-        if probe is not None:
+        if probe is not None and finding is not None:
+            found.extend(_cropped(_mapped_sides(probe, finding)) + _border_edit(_mapped_borders(probe, finding)))
+        elif probe is not None:
             found.extend(_turned_framing(placed, their, probe, turned))
     else:
+        sides = _mapped_sides(probe, finding) if probe is not None and finding is not None else None
         found.extend(_framing(placed, their, query_box, sides))
     if not same_picture:
         if finding is not None and finding.another_colour:
@@ -281,7 +282,7 @@ def _mapped_sides(probe: Probe, finding: Finding) -> dict[str, float]:
     side of the catalog picture. At a side's middle a turn within the frame cuts off no more
     than 1 - cos(turn) (0.4% at 5 degrees) of the picture, so a turned copy's crop reads as an
     upright one's (its borders do not: a turn with `expand` shows more at every side,
-    `_turned_framing`)."""
+    `_mapped_borders`)."""
     # The middles of the query's sides on the probe's picture (a probe inside the query's
     # padding, `Probe.inside_border`, is a part of it: the sides are the query's, not the part's).
     left, right, top, bottom = probe.outer
@@ -293,6 +294,20 @@ def _mapped_sides(probe: Probe, finding: Finding) -> dict[str, float]:
     return {"left": min(sideways), "right": 1.0 - max(sideways), "top": min(upright), "bottom": 1.0 - max(upright)}
 
 
+def _mapped_borders(probe: Probe, finding: Finding) -> dict[str, float]:
+    """Padding or a frame on a turned copy: the share of the query, each side, beyond the catalog
+    picture's corners where the same-photograph test's map puts them. A turn with `expand` just
+    fits the corners, one within the frame cuts them off: what the query shows beyond them is a
+    border added before the turn or after it. (On the query's sides, not a probe's inside its
+    padding, `Probe.inside_border`: the catalog picture may reach into what that trim took, a
+    night sky on black padding.)"""
+    xs, ys = from_kept(probe, finding, np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0]))
+    left, right, top, bottom = probe.outer
+    xs, ys = left + xs * (1.0 - left - right), top + ys * (1.0 - top - bottom)
+    beyond = (float(xs.min()), 1.0 - float(xs.max()), float(ys.min()), 1.0 - float(ys.max()))
+    return {side: round(min(1.0, max(0.0, share)), 3) for side, share in zip(SIDES, beyond, strict=True)}
+
+
 def _cropped(sides: dict[str, float]) -> list[Edit]:
     """Cropped, from each side's share cut off, when one is cut by MIN_SIDE or more."""
     cut = {side: round(min(1.0, max(0.0, share)), 3) for side, share in sides.items()}
@@ -300,8 +315,9 @@ def _cropped(sides: dict[str, float]) -> list[Edit]:
 
 
 def _turned_framing(alignment: Alignment, their: Sequence[float], probe: Probe, turned: float) -> list[Edit]:
-    """Padding or a frame on a turned copy: the share of the query, each side, beyond the catalog
-    picture's footprint turned as the query is (`turned` degrees). The views lined the query up
+    """Padding or a frame on a turned copy the test did not compare (`_mapped_borders` where it
+    did): the share of the query, each side, beyond the catalog picture's footprint turned as the
+    query is (`turned` degrees). The views lined the query up
     turned back by `alignment.angle` (none: upright), and say where the catalog picture lies on
     it there (`_placement`, from the query's trimmed view within the box the picture held before
     that turn): a rectangle whose corners, turned by the whole turn about its centre (its centre

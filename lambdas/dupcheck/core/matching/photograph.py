@@ -254,6 +254,17 @@ def on_kept(probe: Probe, finding: Finding, xs: np.ndarray, ys: np.ndarray) -> t
     return across, down
 
 
+def from_kept(probe: Probe, finding: Finding, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where points of the catalog picture (shares of its width and height) lie on the query's
+    picture under the finding's map: `on_kept` the other way (the map is affine: three points
+    of the query give it)."""
+    across, down = on_kept(probe, finding, np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+    to_kept = np.array([[across[1] - across[0], across[2] - across[0]], [down[1] - down[0], down[2] - down[0]]])
+    points = np.stack([np.asarray(xs, dtype=float) - across[0], np.asarray(ys, dtype=float) - down[0]])
+    query_x, query_y = np.linalg.solve(to_kept, points)
+    return query_x, query_y
+
+
 def _box(probe: Probe, alignment: Alignment) -> tuple[float, float, float, float]:
     """The query's box the views lined up (left, top, right, bottom), in its detail picture's px."""
     height, width = probe.detailed(alignment.angle).shape[:2]
