@@ -176,6 +176,22 @@ def test_tone_edits_are_told_apart_with_their_strength(edit, name: str, change: 
     assert abs(float(got[name]["change"]) - change) <= 0.1
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("factor", [0.6, 1.5])
+@pytest.mark.parametrize("turn", [0.0, 4.0])
+def test_a_saturation_edit_is_read_to_three_hundredths_of_its_factor(seed: int, factor: float, turn: float) -> None:
+    """From the same-photograph test's one edit of the whole picture, pixel by pixel (a
+    least-squares scale on the views shrank with every pixel they were out of line: 1.5 read as
+    1.3), on a copy turned too."""
+    original = product_image(seed, (400, 320))
+    query = ImageEnhance.Color(original).enhance(factor)
+    if turn:
+        query = query.rotate(turn, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    got = duplicate_edits(original, query)
+    assert set(got) == ({"saturation", "rotated"} if turn else {"saturation"}), got
+    assert abs(float(got["saturation"]["change"]) - (factor - 1.0)) <= 0.03, got
+
+
 def in_the_dark(seed: int) -> Image.Image:
     """A product lit in a dark room: a dim copy of it on a near-black backdrop, its mean luma ~30."""
     shot = Image.new("RGB", (400, 320), (14, 12, 16))
@@ -248,6 +264,20 @@ def test_a_badge_is_named_where_it_sits(seed: int) -> None:
 
     got = named(badge, seed)
     assert set(got) == {"overlay"} and got["overlay"]["where"] == "top right"
+
+
+@pytest.mark.parametrize("seed", [*SEEDS, 3])
+def test_a_grey_copy_with_a_red_badge_is_grayscale_and_badged(seed: int) -> None:
+    """The badge's colour is the only colour in the query: the photograph's is gone, which is
+    grayscale (not a saturation change of a picture that has colour)."""
+
+    def grey_and_badged(image: Image.Image) -> Image.Image:
+        copy, side = ImageOps.grayscale(image).convert("RGB"), min(image.size) // 5
+        ImageDraw.Draw(copy).rectangle((image.width - side - 6, 6, image.width - 6, 6 + side), fill=(230, 30, 30))
+        return copy
+
+    got = named(grey_and_badged, seed)
+    assert set(got) == {"grayscale", "overlay"}, got
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -11,13 +11,14 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
   of the query's sides falls on the catalog picture, under the same-photograph test's map (to
   a pixel), else from the aligned window and the uniform borders each picture's trimmed view
   left out; for a turned copy, the crop so too, and padding or a frame: what the query shows
-  beyond the catalog picture turned as it is;
+  beyond the catalog picture's corners where the map puts them;
 * brightness or contrast: a line through the aligned luma (the same-photograph test's 256 px
   patches where it compared them, else the views), away from pixels clipped to black or white.
   Brightness scales every level (the line passes near 0), contrast spreads them about the
-  picture's mean (the line crosses itself there); saturation is the colour scale, where the
-  catalog picture has colour, beyond the one the luma change brings; converted to grayscale
-  when the query has no colour and the catalog picture has;
+  picture's mean (the line crosses itself there); saturation is the colour scale beyond the one
+  the luma change brings (the test's one edit of the whole picture, pixel by pixel, where it
+  compared them, else the views' where the catalog picture has colour); converted to grayscale
+  when the query has no colour and the catalog picture has, or none of the photograph's;
 * text or a badge added: a compact patch of pixels that still differ where the rest agree
   (also on the query's border, which the views leave out), or a word's worth of pixels that
   no local edit of the kept picture explains at the test's 256 px (marks.py: a watermark's
@@ -427,14 +428,24 @@ def _tone(alignment: Alignment, finding: Finding | None, *, grey: bool) -> list[
     chroma = np.hypot(*alignment.their_colour)
     if grey:
         return [*edits, Edit("grayscale")] if float(np.percentile(chroma, 99)) >= COLOURED else edits
-    coloured = chroma >= COLOURED
-    if coloured.mean() < SATURATION_COLOURED:
-        return edits
-    theirs_ab, mine_ab = alignment.their_colour[:, coloured], alignment.my_colour[:, coloured]
-    scale = float((mine_ab * theirs_ab).sum() / max(float((theirs_ab * theirs_ab).sum()), 1e-6))
-    relative = scale / max(gain, 1e-6)  # brightness and contrast scale a*b* as they scale luma
+    # Where the test compared the pictures, its one edit's tint factor (pixel by pixel, clipped
+    # channels left out: brightened, a red's red stops at 255 and its colour falls short of the
+    # scale), as the tone line; otherwise on the views, where a least-squares scale shrinks with
+    # every pixel they are out of line (a turned copy's).
+    fitted = finding.unexplained.saturation if finding is not None and finding.unexplained is not None else None
+    if fitted is not None:
+        relative = fitted
+    else:
+        coloured = chroma >= COLOURED
+        if coloured.mean() < SATURATION_COLOURED:
+            return edits
+        theirs_ab, mine_ab = alignment.their_colour[:, coloured], alignment.my_colour[:, coloured]
+        scale = float((mine_ab * theirs_ab).sum() / max(float((theirs_ab * theirs_ab).sum()), 1e-6))
+        relative = scale / max(gain, 1e-6)  # brightness and contrast scale a*b* as they scale luma
     if not SATURATION_EDIT[0] <= relative <= SATURATION_EDIT[1]:
-        edits.append(Edit("saturation", {"change": round(relative - 1.0, 2)}))
+        change = round(relative - 1.0, 2)
+        # None of the photograph's colour left (the colour the views saw was a badge's): grey.
+        edits.append(Edit("grayscale") if change == -1.0 else Edit("saturation", {"change": change}))
     return edits
 
 

@@ -46,7 +46,8 @@ the tints are then measured against the skin's factor instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -92,12 +93,15 @@ class Unexplained:
     `recoloured` and `added`, the shares of the subject (the overlap less a plain backdrop) in
     regions of the photograph in another colour and in regions added on top; `added_cells`,
     where those are (what edits.py names); `lined_up`, the share of `recoloured` in regions whose
-    own detail lines up with the photograph's (the rest were told by their outline)."""
+    own detail lines up with the photograph's (the rest were told by their outline);
+    `saturation`, the one edit's tint factor over its luma gain (1: the colours as a tone edit
+    leaves them, 0: grey; None: too little colour to read it), what edits.py names."""
 
     recoloured: float
     added: float
     added_cells: np.ndarray
     lined_up: float = 0.0
+    saturation: float | None = None
 
 
 def unexplained(
@@ -131,12 +135,14 @@ def unexplained(
     # the way that leaves less counts, its faint regions included. A faint recolour is looked for
     # only in a way whose plain test leaves under a recolour's share (RECOLOURED) of the subject.
     faint_below = RECOLOURED * total if faint else None
-    off = _off_one_edit(mine, theirs, usable, lost, kept, k, faint_below)
+    fit = _fitted(mine, theirs, usable, lost)
+    saturation = fit.factor / max(fit.gain, 1e-6) if fit.from_colour else None
+    off = _off_one_edit(mine, theirs, usable, lost, kept, k, faint_below, fit)
     if off.any():
         other = _off_one_edit(theirs, mine, usable, lost, query, k, faint_below)
         off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
-        return nothing
+        return replace(nothing, saturation=saturation)
     query_edges, kept_edges = _edges(mine), _edges(theirs)
     found = {True: 0.0, False: 0.0}
     lined_up = 0.0
@@ -158,7 +164,46 @@ def unexplained(
         if not shared:
             added |= region
     # (A region may reach beyond the subject: past the backdrop's edge, a shadow.)
-    return Unexplained(min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0))
+    return Unexplained(min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0), saturation)
+
+
+class Fit(NamedTuple):
+    """One edit of the whole picture: each channel c of luma L becomes gain L + offset +
+    factor (c - L); `from_colour`: the factor was read from strongly tinted channels (else the
+    picture holds too little colour to say)."""
+
+    gain: float
+    offset: float
+    factor: float
+    from_colour: bool
+
+
+def _fitted(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost: np.ndarray) -> Fit:
+    """The one edit of the whole picture that takes `theirs` (3, n, n cells) to `mine`, fitted
+    on the `usable` cells by least squares over the channels it keeps clear of a clip (`lost`
+    ones left out), the outliers left out; then the tint factor as the median ratio of the
+    strongly tinted channels (a recoloured product is the minority it leaves out), where there
+    are MIN_FITTED of them."""
+    their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
+    my_luma = luma(np.moveaxis(mine, 0, -1), np.float64)
+    tint = theirs - their_luma[None]
+    levels = np.broadcast_to(their_luma, theirs.shape)
+    gain, offset = quantile_line(my_luma, their_luma, usable)
+    factor = 1.0
+    clear = usable[None] & ~lost & (theirs > CLIPPED) & (theirs < 255 - CLIPPED)
+    for _ in range(3):
+        guess = gain * levels + offset + factor * tint
+        chosen = clear & (guess > CLIPPED) & (guess < 255 - CLIPPED) & (np.abs(mine - guess) < 2 * TONE_SLACK)
+        if chosen.sum() < MIN_FITTED:
+            break
+        design = np.stack([levels[chosen], np.ones(int(chosen.sum())), tint[chosen]], axis=1)
+        (gain, offset, factor), *_ = np.linalg.lstsq(design, mine[chosen], rcond=None)
+    their_edit = gain * levels + offset
+    strong = clear & (np.abs(tint) >= STRONG_TINT) & (mine > CLIPPED) & (mine < 255 - CLIPPED)
+    from_colour = bool(strong.sum() >= MIN_FITTED)
+    if from_colour:
+        factor = float(np.median((mine - their_edit)[strong] / tint[strong]))
+    return Fit(float(gain), float(offset), min(max(float(factor), 0.0), 2.5), from_colour)
 
 
 def _off_one_edit(
@@ -169,41 +214,21 @@ def _off_one_edit(
     their_pixels: np.ndarray,
     k: int,
     faint_below: float | None = None,
+    fit: Fit | None = None,
 ) -> np.ndarray:
     """The cells `mine` leaves unexplained as one edit of the whole of `theirs`
     (`_unexplained_cells`: solid regions, and where that edit needs a clip the picture lacks):
-    each channel c of luma L predicted as g L + o + f (c - L), fitted on the cells, then applied
-    to `their_pixels` (`theirs` before its k x k cells were averaged), clipped and averaged; luma
-    off by more than TONE_SLACK or tint by more than TINT_SLACK (CLIP_SLACK more where the
-    prediction clips or a channel is `lost` to a clip), a pixel of shift allowed; `lost`
-    channels are not fitted. `faint_below` (cells; None: no faint test): when it leaves fewer,
-    also the regions recoloured faintly (`_faint_regions`)."""
-    their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
+    the edit (`_fitted`, or `fit` where made already) applied to `their_pixels` (`theirs` before
+    its k x k cells were averaged), clipped and averaged; luma off by more than TONE_SLACK or
+    tint by more than TINT_SLACK (CLIP_SLACK more where the prediction clips or a channel is
+    `lost` to a clip), a pixel of shift allowed. `faint_below` (cells; None: no faint test): when
+    it leaves fewer, also the regions recoloured faintly (`_faint_regions`)."""
+    gain, offset, factor, _ = _fitted(mine, theirs, usable, lost) if fit is None else fit
     my_luma = luma(np.moveaxis(mine, 0, -1), np.float64)
+    their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
     tint = theirs - their_luma[None]
-    levels = np.broadcast_to(their_luma, theirs.shape)
-    gain, offset = quantile_line(my_luma, their_luma, usable)
-    factor = 1.0
-
-    def predicted() -> np.ndarray:
-        return gain * levels + offset + factor * tint
-
-    clear = usable[None] & ~lost & (theirs > CLIPPED) & (theirs < 255 - CLIPPED)
-    for _ in range(3):
-        guess = predicted()
-        chosen = clear & (guess > CLIPPED) & (guess < 255 - CLIPPED) & (np.abs(mine - guess) < 2 * TONE_SLACK)
-        if chosen.sum() < MIN_FITTED:
-            break
-        design = np.stack([levels[chosen], np.ones(int(chosen.sum())), tint[chosen]], axis=1)
-        (gain, offset, factor), *_ = np.linalg.lstsq(design, mine[chosen], rcond=None)
-    # The tint factor as the median ratio: a recoloured product is the minority it leaves out.
-    their_edit = gain * levels + offset
-    strong = clear & (np.abs(tint) >= STRONG_TINT) & (mine > CLIPPED) & (mine < 255 - CLIPPED)
-    if strong.sum() >= MIN_FITTED:
-        factor = float(np.median((mine - their_edit)[strong] / tint[strong]))
-    factor = min(max(float(factor), 0.0), 2.5)
-    guess = predicted()
-    clipped = (guess < 0) | (guess > 255)
+    clipped = (gain * their_luma + offset)[None] + factor * tint
+    clipped = (clipped < 0) | (clipped > 255)
     allowance = np.where(clipped | lost, CLIP_SLACK, 0.0).max(axis=0)
     # (float32: a 256 px patch's pixels, a tenth of a level is all a comparison to 10 can use.)
     pixels = their_pixels.astype(np.float32)
