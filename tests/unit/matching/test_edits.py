@@ -192,6 +192,25 @@ def test_a_saturation_edit_is_read_to_three_hundredths_of_its_factor(seed: int, 
     assert abs(float(got["saturation"]["change"]) - (factor - 1.0)) <= 0.03, got
 
 
+@pytest.mark.parametrize(
+    ("seed", "edit", "name"),
+    [
+        (1, lambda im: ImageEnhance.Brightness(im).enhance(1.35), "brightness"),
+        (3, lambda im: ImageEnhance.Brightness(im).enhance(1.35), "brightness"),
+        (6, lambda im: ImageEnhance.Brightness(im).enhance(1.35), "brightness"),
+        (1, lambda im: ImageEnhance.Contrast(im).enhance(1.45), "contrast"),
+        (6, lambda im: ImageEnhance.Contrast(im).enhance(1.45), "contrast"),
+        (7, lambda im: ImageEnhance.Contrast(im).enhance(1.45), "contrast"),
+    ],
+)
+def test_highlights_a_tone_edit_clipped_are_not_an_overlay(seed: int, edit, name: str) -> None:  # noqa: ANN001
+    """Brightened or contrasty until highlights clip: the 24 px views see the clipped parts
+    differ, but the test, comparing pixel by pixel, finds one edit of the whole picture explains
+    them (each of these named an overlay from the views before)."""
+    got = named(edit, seed)
+    assert set(got) == {name}, got
+
+
 def in_the_dark(seed: int) -> Image.Image:
     """A product lit in a dark room: a dim copy of it on a near-black backdrop, its mean luma ~30."""
     shot = Image.new("RGB", (400, 320), (14, 12, 16))

@@ -123,7 +123,7 @@ def name_edits(
     found.extend(_tone(alignment, finding, grey=not evidence.colour_seen))
     overlay = None
     if not rotated:  # a turned copy's corners differ in the views: its fill, not an overlay
-        overlay = _overlay(alignment.luma_off | alignment.colour_off)
+        overlay = _views_overlay(alignment, finding)
         if overlay is None and finding is not None and finding.unexplained is not None:
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is None and probe is not None and kept is not None and alignment.query_trimmed:
@@ -450,6 +450,30 @@ def _tone(alignment: Alignment, finding: Finding | None, *, grey: bool) -> list[
 
 
 # -- overlays -------------------------------------------------------------------------------------
+
+
+def _views_overlay(alignment: Alignment, finding: Finding | None) -> Edit | None:
+    """Text or a badge where the views differ in a compact patch (`_overlay`). Where the
+    same-photograph test compared the pictures pixel by pixel and one edit of the whole picture
+    left nothing there added on top, what the views saw differ is theirs (at 24 px: a highlight a
+    brightening clipped, a crop's resampled edge), not something laid over the photograph; only
+    what the test did not see counts (beyond the catalog picture: a badge on padding)."""
+    differs = alignment.luma_off | alignment.colour_off
+    if finding is not None and finding.unexplained is not None and not finding.unexplained.added_cells.any():
+        differs = differs & ~_seen_by_test(alignment, finding, differs.shape)
+    return _overlay(differs)
+
+
+def _seen_by_test(alignment: Alignment, finding: Finding, shape: tuple[int, ...]) -> np.ndarray:
+    """The views' pixels the test compared: where its patch (the views' window, when its map
+    started there) overlaps the kept picture; all of them when it started elsewhere."""
+    start = finding.alignment
+    if start.query_box != alignment.query_box or start.mirrored != alignment.mirrored:
+        return np.ones(shape, bool)
+    inside = finding.aligned.inside
+    rows = ((np.arange(shape[0]) + 0.5) * inside.shape[0] / shape[0]).astype(int)
+    cols = ((np.arange(shape[1]) + 0.5) * inside.shape[1] / shape[1]).astype(int)
+    return inside[np.ix_(rows, cols)]
 
 
 def _overlay(differs: np.ndarray, *, dense: bool = True) -> Edit | None:
