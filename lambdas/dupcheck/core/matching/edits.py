@@ -127,9 +127,11 @@ def name_edits(
         if overlay is None and finding is not None and finding.unexplained is not None:
             overlay = _overlay(finding.unexplained.added_cells, dense=False)
         if overlay is None and probe is not None and kept is not None and alignment.query_trimmed:
-            overlay = _border_overlay(
-                probe.picture(), query_box, kept, _placement(placed, their, query_box), placed.mirrored
-            )
+            # The border is what the views left out: their trimmed box leaves out a badge beside
+            # the product too, which the query's trim kept.
+            top, bottom, left, right = alignment.query_box
+            seen = (left, 1.0 - right, top, 1.0 - bottom)
+            overlay = _border_overlay(probe.picture(), seen, kept, _placement(placed, their, seen), placed.mirrored)
     if overlay is None and finding is not None:  # (a turn's fill lies outside the kept picture there)
         whole = whole_picture(probe, kept, finding) if probe is not None and kept is not None else None
         overlay = _marked(finding.aligned if whole is None else whole, placed.mirrored)
@@ -453,27 +455,13 @@ def _tone(alignment: Alignment, finding: Finding | None, *, grey: bool) -> list[
 
 
 def _views_overlay(alignment: Alignment, finding: Finding | None) -> Edit | None:
-    """Text or a badge where the views differ in a compact patch (`_overlay`). Where the
+    """Text or a badge where the views differ in a compact patch (`_overlay`), unless the
     same-photograph test compared the pictures pixel by pixel and one edit of the whole picture
-    left nothing there added on top, what the views saw differ is theirs (at 24 px: a highlight a
-    brightening clipped, a crop's resampled edge), not something laid over the photograph; only
-    what the test did not see counts (beyond the catalog picture: a badge on padding)."""
-    differs = alignment.luma_off | alignment.colour_off
+    left nothing added on top: then what the views saw differ is theirs (at 24 px: a highlight a
+    brightening clipped, a crop's resampled edge, a strip of padding they lined up a pixel off)."""
     if finding is not None and finding.unexplained is not None and not finding.unexplained.added_cells.any():
-        differs = differs & ~_seen_by_test(alignment, finding, differs.shape)
-    return _overlay(differs)
-
-
-def _seen_by_test(alignment: Alignment, finding: Finding, shape: tuple[int, ...]) -> np.ndarray:
-    """The views' pixels the test compared: where its patch (the views' window, when its map
-    started there) overlaps the kept picture; all of them when it started elsewhere."""
-    start = finding.alignment
-    if start.query_box != alignment.query_box or start.mirrored != alignment.mirrored:
-        return np.ones(shape, bool)
-    inside = finding.aligned.inside
-    rows = ((np.arange(shape[0]) + 0.5) * inside.shape[0] / shape[0]).astype(int)
-    cols = ((np.arange(shape[1]) + 0.5) * inside.shape[1] / shape[1]).astype(int)
-    return inside[np.ix_(rows, cols)]
+        return None
+    return _overlay(alignment.luma_off | alignment.colour_off)
 
 
 def _overlay(differs: np.ndarray, *, dense: bool = True) -> Edit | None:
