@@ -211,6 +211,31 @@ def test_highlights_a_tone_edit_clipped_are_not_an_overlay(seed: int, edit, name
     assert set(got) == {name}, got
 
 
+def vivid_on_white(seed: int) -> Image.Image:
+    """Flat patches of vivid colour on a white backdrop, with a camera's grain: a strong enough
+    saturation boost clips their strongest channel."""
+    rng = np.random.default_rng(seed)
+    picture = Image.new("RGB", (400, 320), (245, 245, 245))
+    draw = ImageDraw.Draw(picture)
+    colours = [(225, 40, 30), (30, 70, 210), (240, 170, 20), (40, 170, 60), (200, 40, 160)]
+    for _ in range(7):
+        x, y = rng.uniform(0, 330), rng.uniform(0, 260)
+        colour = colours[int(rng.integers(len(colours)))]
+        draw.rectangle((x, y, x + rng.uniform(40, 120), y + rng.uniform(30, 90)), fill=colour)
+    grain = rng.normal(0, 6, (320, 400, 3))
+    return Image.fromarray(np.clip(np.asarray(picture, dtype=np.float64) + grain, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("seed", "factor"), [(1, 1.5), (1, 1.65), (3, 1.65)])
+def test_a_saturation_boost_that_clips_is_no_tone_edit(seed: int, factor: float) -> None:
+    """The boost clips the vivid patches' strongest channel, which moves their luma: a line
+    through luma alone read that as more contrast. The test's one edit leaves clipped channels
+    out of its line."""
+    original = vivid_on_white(seed)
+    got = duplicate_edits(original, ImageEnhance.Color(original).enhance(factor))
+    assert set(got) == {"saturation"}, got
+
+
 def in_the_dark(seed: int) -> Image.Image:
     """A product lit in a dark room: a dim copy of it on a near-black backdrop, its mean luma ~30."""
     shot = Image.new("RGB", (400, 320), (14, 12, 16))

@@ -398,13 +398,18 @@ def _tone_line(theirs: np.ndarray, mine: np.ndarray, same: np.ndarray) -> tuple[
 
 
 def _luma_line(alignment: Alignment, finding: Finding | None) -> tuple[float, float]:
-    """The tone line where the same-photograph test compared the pictures: at up to 256 px, lined
-    up to a pixel, both averaged over blocks alike (the two were resampled from different sizes,
-    and the quantiles of the sharper one spread wider: a contrast edit no one made). Without the
-    test, on the views, where a product's edges blend with its backdrop and brightening that
-    whitens the backdrop reads as half of what it is."""
+    """The tone line where the same-photograph test compared the pictures: its one edit of the
+    whole picture (one_edit.py, in cells of a few pixels, fitted over the channels no clip
+    reached: a saturation boost that clips a red's red moves its luma, which a line through luma
+    alone reads as less contrast). Where the test did not fit one, at up to 256 px, lined up to a
+    pixel, both averaged over blocks alike (the two were resampled from different sizes, and the
+    quantiles of the sharper one spread wider: a contrast edit no one made). Without the test, on
+    the views, where a product's edges blend with its backdrop and brightening that whitens the
+    backdrop reads as half of what it is."""
     if finding is None:
         return _tone_line(alignment.theirs, alignment.mine, ~alignment.luma_off)
+    if finding.unexplained is not None and finding.unexplained.tone is not None:
+        return finding.unexplained.tone
     aligned = finding.aligned
     block = max(1, round(TONE_BLOCK * aligned.query.shape[0] / COMPARE_SIDE))
     theirs, mine, inside = (tiles(values, block) for values in (aligned.warped, aligned.query, aligned.inside))

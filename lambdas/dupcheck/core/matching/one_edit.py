@@ -95,13 +95,15 @@ class Unexplained:
     where those are (what edits.py names); `lined_up`, the share of `recoloured` in regions whose
     own detail lines up with the photograph's (the rest were told by their outline);
     `saturation`, the one edit's tint factor over its luma gain (1: the colours as a tone edit
-    leaves them, 0: grey; None: too little colour to read it), what edits.py names."""
+    leaves them, 0: grey; None: too little colour to read it), and `tone`, its luma line (gain,
+    offset; None: too few cells to fit it): what edits.py names."""
 
     recoloured: float
     added: float
     added_cells: np.ndarray
     lined_up: float = 0.0
     saturation: float | None = None
+    tone: tuple[float, float] | None = None
 
 
 def unexplained(
@@ -142,7 +144,7 @@ def unexplained(
         other = _off_one_edit(theirs, mine, usable, lost, query, k, faint_below)
         off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
-        return replace(nothing, saturation=saturation)
+        return replace(nothing, saturation=saturation, tone=(fit.gain, fit.offset))
     query_edges, kept_edges = _edges(mine), _edges(theirs)
     found = {True: 0.0, False: 0.0}
     lined_up = 0.0
@@ -164,7 +166,9 @@ def unexplained(
         if not shared:
             added |= region
     # (A region may reach beyond the subject: past the backdrop's edge, a shadow.)
-    return Unexplained(min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0), saturation)
+    return Unexplained(
+        min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0), saturation, (fit.gain, fit.offset)
+    )
 
 
 class Fit(NamedTuple):
