@@ -12,8 +12,9 @@ aligned pixels of both. Those are the edits, read back in the catalog picture's 
   a pixel), else from the aligned window and the uniform borders each picture's trimmed view
   left out; for a turned copy, the crop so too, and padding or a frame: what the query shows
   beyond the catalog picture's corners where the map puts them;
-* brightness or contrast: a line through the aligned luma (the same-photograph test's 256 px
-  patches where it compared them, else the views), away from pixels clipped to black or white.
+* brightness or contrast: a line through the aligned luma (the same-photograph test's one edit
+  of the whole picture, fitted over the channels no clip reached, where it compared them; else
+  its 256 px patches or the views), away from pixels clipped to black or white.
   Brightness scales every level (the line passes near 0), contrast spreads them about the
   picture's mean (the line crosses itself there); saturation is the colour scale beyond the one
   the luma change brings (the test's one edit of the whole picture, pixel by pixel, where it
