@@ -206,7 +206,9 @@ def test_a_saturation_edit_is_read_to_three_hundredths_of_its_factor(seed: int, 
 def test_highlights_a_tone_edit_clipped_are_not_an_overlay(seed: int, edit, name: str) -> None:  # noqa: ANN001
     """Brightened or contrasty until highlights clip: the 24 px views see the clipped parts
     differ, but the test, comparing pixel by pixel, finds one edit of the whole picture explains
-    them (each of these named an overlay from the views before)."""
+    them. Each of these named an overlay from the views before; the seeds are those whose
+    clipped edges `marks.written` does not also read as strokes (most others at these strengths:
+    a known gap, docs/lab/evaluation.md)."""
     got = named(edit, seed)
     assert set(got) == {name}, got
 
@@ -230,7 +232,8 @@ def vivid_on_white(seed: int) -> Image.Image:
 def test_a_saturation_boost_that_clips_is_no_tone_edit(seed: int, factor: float) -> None:
     """The boost clips the vivid patches' strongest channel, which moves their luma: a line
     through luma alone read that as more contrast. The test's one edit leaves clipped channels
-    out of its line."""
+    out of its line. (The seeds and factors that named a tone edit before; a few others are
+    `similar`, the clip turning each colour's hue its own way: docs/lab/evaluation.md.)"""
     original = vivid_on_white(seed)
     got = duplicate_edits(original, ImageEnhance.Color(original).enhance(factor))
     assert set(got) == {"saturation"}, got
