@@ -287,12 +287,17 @@ def _starts(alignment: Alignment) -> list[Alignment]:
 
 
 def _clipped(aligned: Aligned) -> np.ndarray:
-    """The pixels a tone edit took to black or white (a brightened highlight, a darkened shadow):
-    their detail is gone from the query, not different."""
+    """The pixels clipped to black or white in either picture: a tone edit took them there (a
+    brightened highlight, a darkened shadow), and their detail is gone from the query, not
+    different; or the catalog picture has them there (a studio's white backdrop), with no detail
+    of their own, only an outline that any photograph in the same pose shares. Both ways, whatever
+    the query's tone: a query with less contrast lifts the backdrop off white, and the test would
+    otherwise judge the outline's tiles for it alone."""
     gain, offset = quantile_line(aligned.query[::2, ::2], aligned.warped[::2, ::2], aligned.inside[::2, ::2])
     predicted = gain * aligned.warped + offset
     near = (predicted < CLIPPED) | (predicted > 255 - CLIPPED)
-    return near | (aligned.query < CLIPPED / 4) | (aligned.query > 255 - CLIPPED / 4)
+    query, kept = ((values < CLIPPED / 4) | (values > 255 - CLIPPED / 4) for values in (aligned.query, aligned.warped))
+    return near | query | kept
 
 
 def _shared_detail(query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side: int) -> tuple[float, int, float]:
