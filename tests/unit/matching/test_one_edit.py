@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from dupcheck.core.matching import photograph as same_photograph
 from dupcheck.core.matching.one_edit import Unexplained, unexplained
 from dupcheck.core.matching.photograph import band
-from dupcheck.core.matching.policy import DETAIL, DETAIL_GAIN, RECOLOURED
+from dupcheck.core.matching.policy import DETAIL_GAIN, RECOLOURED
 from dupcheck.core.pixels import luma
 from support.garments import hue_turned
 
@@ -277,14 +278,6 @@ def modelled(jacket: tuple[float, float, float], grey: bool = False) -> np.ndarr
     return np.round(rgb)
 
 
-def detail_gain(query_detail: np.ndarray, kept_detail: np.ndarray) -> float:
-    """The query's fine detail over the kept picture's: the median ratio of their band-pass
-    levels over the kept picture's detailed 16 px tiles (the same-photograph test reads it so)."""
-    mine, theirs = (detail.reshape(N // 16, 16, N // 16, 16).std(axis=(1, 3)) for detail in (query_detail, kept_detail))
-    detailed = theirs > DETAIL
-    return float(np.median(mine[detailed] / theirs[detailed]))
-
-
 def test_a_tone_line_the_detail_does_not_show_is_not_the_edit() -> None:
     """The grey copy of the black jacket's photo against the shop's green recolour of it: in grey
     the jacket differs in level only, and a steep tone line through it keeps the face and the
@@ -295,12 +288,13 @@ def test_a_tone_line_the_detail_does_not_show_is_not_the_edit() -> None:
     green, black = modelled((30.0, 120.0, 60.0)), modelled((32.0, 30.0, 34.0), grey=True)
     inside = np.ones((N, N), bool)
     details = [band(luma(np.moveaxis(rgb, 0, -1), np.float64)) for rgb in (black, green)]
-    gain = detail_gain(*details)
+    _, _, _, gain = same_photograph._shared_detail(details[0], details[1], inside, N)
+    assert gain is not None
     found = unexplained(black, green, inside, details[0], details[1], detail_gain=gain)
     assert found.tone is not None and found.tone[0] <= gain / DETAIL_GAIN + 1e-9
     assert found.recoloured >= RECOLOURED
     copy = np.clip(1.3 * (modelled((30.0, 120.0, 60.0), grey=True) - 128.0) + 128.0, 0, 255)
     details = [band(luma(np.moveaxis(rgb, 0, -1), np.float64)) for rgb in (copy, green)]
-    gain = detail_gain(*details)
-    assert gain >= 1.3 * DETAIL_GAIN
+    _, _, _, gain = same_photograph._shared_detail(details[0], details[1], inside, N)
+    assert gain is not None and gain >= 1.3 * DETAIL_GAIN
     assert unexplained(copy, green, inside, details[0], details[1], detail_gain=gain).recoloured == 0

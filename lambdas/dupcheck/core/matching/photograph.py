@@ -38,7 +38,7 @@ from PIL import Image
 
 from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour, widened
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import median, neighbourhood, tiles
+from dupcheck.core.matching.arrays import median, tiles
 from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
 from dupcheck.core.matching.policy import (
     ADDED_DETAIL,
@@ -191,13 +191,13 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     for aligned, chosen in align(query_patch, kept, _starts(alignment), side):
         query_detail, kept_detail = band(aligned.query), band(aligned.warped)
         n = aligned.query.shape[0]
-        shared, tiles, added = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), n)
-        found = aligned, chosen, shared, tiles, added
+        shared, tiles, added, gain = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), n)
+        found = aligned, chosen, shared, tiles, added, gain
         if n < side and tiles >= MIN_DETAIL_TILES and shared < EARLY_ANOTHER:
             break  # another photograph already: a finer look would only say so again
     if found is None:
         return None
-    aligned, chosen, shared, tiles, added = found
+    aligned, chosen, shared, tiles, added, gain = found
     # The query was turned by the start's angle before its patch was cut (and mirrored after).
     within = turn(aligned, box[3] - box[1], box[2] - box[0])
     turned = within + chosen.angle if chosen.mirrored else within - chosen.angle
@@ -214,8 +214,7 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     cell = math.ceil(2 * CHROMA_SAMPLES * side / own) if 2 * own * own <= kept_side * kept_side else 1
     colours = unexplained(
         query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail,
-        faint=probe.colours_kept and kept.colours_kept, cell=cell,
-        detail_gain=_detail_gain(query_detail, kept_detail, aligned, side),
+        faint=probe.colours_kept and kept.colours_kept, cell=cell, detail_gain=gain,
     )  # fmt: skip
     return Finding(shared, tiles, added, side, turned, aligned, chosen, colours)
 
@@ -301,48 +300,29 @@ def _clipped(aligned: Aligned) -> np.ndarray:
     return near | query | kept
 
 
-def _shared_detail(query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side: int) -> tuple[float, int, float]:
-    """(median correlation, tiles judged, share of detailed tiles with something added)."""
+def _shared_detail(
+    query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side: int
+) -> tuple[float, int, float, float | None]:
+    """(median correlation, tiles judged, share of detailed tiles with something added, the
+    detail's gain: the median ratio of the query's detail to the kept picture's, None without
+    detailed tiles)."""
     tile = DETAIL_TILE if side >= 128 else DETAIL_TILE // 2
     mine, theirs, covered = (tiles(values, tile) for values in (query, kept, inside))
     whole = covered.mean(axis=2) > 0.9
     my_level, their_level = mine.std(axis=2), theirs.std(axis=2)
     detailed = whole & (their_level > DETAIL)
     if not detailed.any():
-        return 0.0, 0, 0.0
+        return 0.0, 0, 0.0, None
     ratio = my_level / np.maximum(their_level, 1e-9)
-    added = detailed & (ratio > ADDED_DETAIL * float(median(ratio[detailed])))
+    gain = float(median(ratio[detailed]))
+    added = detailed & (ratio > ADDED_DETAIL * gain)
     judged = detailed & ~added
     mine, theirs = mine - mine.mean(axis=2, keepdims=True), theirs - theirs.mean(axis=2, keepdims=True)
     products = (mine * theirs).sum(axis=2)
     norms = np.sqrt((mine * mine).sum(axis=2) * (theirs * theirs).sum(axis=2))
     correlations = (products / np.maximum(norms, 1e-9))[judged]
     shared = float(median(correlations)) if correlations.size else 0.0
-    return shared, int(correlations.size), float(added.sum() / detailed.sum())
-
-
-def _detail_gain(query: np.ndarray, kept: np.ndarray, aligned: Aligned, side: int) -> float | None:
-    """How much stronger the query's fine detail is than the kept picture's, as a tone edit's
-    slope scales it (one_edit.py's DETAIL_GAIN): the median ratio of their band-pass levels over
-    the kept picture's detailed tiles, read twice, each reading lowered by something else: over
-    the tiles mostly clear of a clip (`_clipped`), where an edge against a clipped white keeps
-    its step truncated, and over the tiles no clip reaches at all, few in a dark or bright
-    picture. The higher (None when no tile is out of a clip's reach: nothing to say)."""
-    tile = DETAIL_TILE if side >= 128 else DETAIL_TILE // 2
-    mine, theirs = tiles(query, tile), tiles(kept, tile)
-    my_level, their_level = mine.std(axis=2), theirs.std(axis=2)
-    clipped = _clipped(aligned)
-    reach = clipped
-    for _ in range(int(3 * DETAIL_BAND[1]) + 1):
-        reach = neighbourhood(reach, np.logical_or, fill=False)
-    untouched, mostly = tiles(aligned.inside & ~reach, tile).all(axis=2), tiles(aligned.inside & ~clipped, tile)
-    readings = []
-    for clear in (untouched, mostly.mean(axis=2) > 0.9):
-        detailed = clear & (their_level > DETAIL)
-        if not detailed.any():
-            return None
-        readings.append(float(median(my_level[detailed] / their_level[detailed])))
-    return max(readings)
+    return shared, int(correlations.size), float(added.sum() / detailed.sum()), gain
 
 
 def band(values: np.ndarray) -> np.ndarray:
