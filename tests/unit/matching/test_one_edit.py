@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from dupcheck.core.matching import photograph as same_photograph
 from dupcheck.core.matching.one_edit import Unexplained, unexplained
 from dupcheck.core.matching.photograph import band
-from dupcheck.core.matching.policy import DETAIL_GAIN, RECOLOURED
+from dupcheck.core.matching.policy import RECOLOURED
 from dupcheck.core.pixels import luma
 from support.garments import hue_turned
 
@@ -256,45 +255,3 @@ def test_without_skin_to_compare_a_faint_fade_is_not_told() -> None:
     faded, kept = model(garment_tint=0.5), model()
     faded[:, 20:92, 96:160] = kept[:, 20:92, 96:160] = 250.0
     assert judged_faint(faded, kept).recoloured < RECOLOURED
-
-
-def modelled(jacket: tuple[float, float, float], grey: bool = False) -> np.ndarray:
-    """(3, N, N): a jacket on a model against white (a shop's photo): the jacket most of the
-    subject, its folds shading its colour in proportion (a shop's recolour keeps them so, the
-    darker the colour the fainter), a face and trousers beside it with their own texture at
-    their own levels. `grey`: the photo made grayscale."""
-    rng = np.random.default_rng(7)
-    folds = 1.0 + 0.25 * np.asarray(
-        Image.fromarray(rng.normal(0, 1, (N // 4, N // 4)).astype(np.float32), mode="F").resize((N, N))
-    )
-    texture = rng.normal(0, 6, (N, N))
-    rgb = np.full((3, N, N), 255.0)
-    rgb[:, 24:64, 104:152] = np.array([205.0, 150.0, 125.0])[:, None, None] + texture[None, 24:64, 104:152]
-    rgb[:, 64:176, 48:208] = np.array(jacket)[:, None, None] * folds[None, 64:176, 48:208]
-    rgb[:, 176:240, 72:184] = np.array([180.0, 170.0, 150.0])[:, None, None] + texture[None, 176:240, 72:184]
-    rgb = np.clip(rgb, 0, 255)
-    if grey:
-        rgb = np.repeat(luma(np.moveaxis(rgb, 0, -1), np.float64)[None], 3, axis=0)
-    return np.round(rgb)
-
-
-def test_a_tone_line_the_detail_does_not_show_is_not_the_edit() -> None:
-    """The grey copy of the black jacket's photo against the shop's green recolour of it: in grey
-    the jacket differs in level only, and a steep tone line through it keeps the face and the
-    trousers within what a pixel may be off. A tone edit scales the fine detail by its slope:
-    the detail here (the jacket's folds fainter in black, the rest as it was) shows no such
-    gain, so the line the detail allows is fitted, and the jacket is another colour. The green
-    photo's own grey copy, made contrastier, is one edit still."""
-    green, black = modelled((30.0, 120.0, 60.0)), modelled((32.0, 30.0, 34.0), grey=True)
-    inside = np.ones((N, N), bool)
-    details = [band(luma(np.moveaxis(rgb, 0, -1), np.float64)) for rgb in (black, green)]
-    _, _, _, gain = same_photograph._shared_detail(details[0], details[1], inside, N)
-    assert gain is not None
-    found = unexplained(black, green, inside, details[0], details[1], detail_gain=gain)
-    assert found.tone is not None and found.tone[0] <= gain / DETAIL_GAIN + 1e-9
-    assert found.recoloured >= RECOLOURED
-    copy = np.clip(1.3 * (modelled((30.0, 120.0, 60.0), grey=True) - 128.0) + 128.0, 0, 255)
-    details = [band(luma(np.moveaxis(rgb, 0, -1), np.float64)) for rgb in (copy, green)]
-    _, _, _, gain = same_photograph._shared_detail(details[0], details[1], inside, N)
-    assert gain is not None and gain >= 1.3 * DETAIL_GAIN
-    assert unexplained(copy, green, inside, details[0], details[1], detail_gain=gain).recoloured == 0

@@ -21,10 +21,7 @@ of a picture that is mostly white, but not of the product:
    every pixel's rank, so no alignment is needed), then the line and the tint factor together by
    least squares over the channels the edit keeps clear of a clip, the outliers left out, then
    the tint factor as the median ratio of the strongly tinted channels (a recoloured product is
-   the minority its median leaves out). The line's gain is no more than the fine detail shows
-   (`detail_gain` over policy.DETAIL_GAIN): a tone edit scales the detail by its slope, while a
-   line through a part recoloured to another level (in a grey copy only its level tells) claims
-   a gain the detail does not have;
+   the minority its median leaves out);
 2. each pixel's luma and tint are compared with the edit's prediction (clipped pixel by pixel,
    then averaged per cell, as an edit clips), a pixel of slack for the alignment; either picture
    may be the edited one, so each is predicted from the other and the direction that explains
@@ -63,7 +60,6 @@ from dupcheck.core.matching.policy import (
     CLIPPED,
     COLOUR_SIDE,
     DETAIL,
-    DETAIL_GAIN,
     DETAIL_TILE,
     EDGE,
     FAINT_FLOOR,
@@ -118,7 +114,6 @@ def unexplained(
     kept_detail: np.ndarray,
     faint: bool = False,
     cell: int = 1,
-    detail_gain: float | None = None,
 ) -> Unexplained:
     """What one edit of the whole picture leaves unexplained of the pair. `query`, `kept`:
     (3, n, n) sRGB levels, aligned, `inside` where they overlap; the details: their band-pass
@@ -126,9 +121,7 @@ def unexplained(
     pixel of a cell has lost its level there (a brightened highlight's), and is left out.
     `faint`: the query's encoding kept its colours, so a faint recolour can show. `cell`: the
     least cell side, in compared pixels (where the query holds few pixels of its own per compared
-    one: a thumbnail's colours are true only over a few of its JPEG's colour samples).
-    `detail_gain`: the query's fine detail over the kept picture's (the same-photograph test's
-    median tile ratio): a luma line may claim no more than it over DETAIL_GAIN (None: any)."""
+    one: a thumbnail's colours are true only over a few of its JPEG's colour samples)."""
     n = query.shape[-1]
     k = max(1, round(n / COLOUR_SIDE), cell)
     usable = _pooled_all(inside, k)
@@ -144,16 +137,11 @@ def unexplained(
     # the way that leaves less counts, its faint regions included. A faint recolour is looked for
     # only in a way whose plain test leaves under a recolour's share (RECOLOURED) of the subject.
     faint_below = RECOLOURED * total if faint else None
-    # The gain a luma line may have, either picture made from the other: the made one's detail
-    # shows at least DETAIL_GAIN of it.
-    most = np.inf if detail_gain is None else detail_gain / DETAIL_GAIN
-    most_back = np.inf if detail_gain is None else 1.0 / (detail_gain * DETAIL_GAIN)
-    fit = _fitted(mine, theirs, usable, lost, most)
+    fit = _fitted(mine, theirs, usable, lost)
     saturation = fit.factor / max(fit.gain, 1e-6) if fit.from_colour else None
     off = _off_one_edit(mine, theirs, usable, lost, kept, k, faint_below, fit)
     if off.any():
-        back = _fitted(theirs, mine, usable, lost, most_back)
-        other = _off_one_edit(theirs, mine, usable, lost, query, k, faint_below, back)
+        other = _off_one_edit(theirs, mine, usable, lost, query, k, faint_below)
         off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
         return replace(nothing, saturation=saturation, tone=(fit.gain, fit.offset))
@@ -194,26 +182,17 @@ class Fit(NamedTuple):
     from_colour: bool
 
 
-def _fitted(
-    mine: np.ndarray,
-    theirs: np.ndarray,
-    usable: np.ndarray,
-    lost: np.ndarray,
-    most_gain: float = np.inf,
-) -> Fit:
+def _fitted(mine: np.ndarray, theirs: np.ndarray, usable: np.ndarray, lost: np.ndarray) -> Fit:
     """The one edit of the whole picture that takes `theirs` (3, n, n cells) to `mine`, fitted
     on the `usable` cells by least squares over the channels it keeps clear of a clip (`lost`
-    ones left out), the outliers left out, its luma gain at most `most_gain` (what the fine
-    detail shows: DETAIL_GAIN); then the tint factor as the median ratio of the strongly tinted
-    channels (a recoloured product is the minority it leaves out), where there are MIN_FITTED
-    of them."""
+    ones left out), the outliers left out; then the tint factor as the median ratio of the
+    strongly tinted channels (a recoloured product is the minority it leaves out), where there
+    are MIN_FITTED of them."""
     their_luma = luma(np.moveaxis(theirs, 0, -1), np.float64)
     my_luma = luma(np.moveaxis(mine, 0, -1), np.float64)
     tint = theirs - their_luma[None]
     levels = np.broadcast_to(their_luma, theirs.shape)
     gain, offset = quantile_line(my_luma, their_luma, usable)
-    if gain > most_gain:
-        gain, offset = most_gain, float(np.median((my_luma - most_gain * their_luma)[usable]))
     factor = 1.0
     clear = usable[None] & ~lost & (theirs > CLIPPED) & (theirs < 255 - CLIPPED)
     for _ in range(3):
@@ -223,9 +202,6 @@ def _fitted(
             break
         design = np.stack([levels[chosen], np.ones(int(chosen.sum())), tint[chosen]], axis=1)
         (gain, offset, factor), *_ = np.linalg.lstsq(design, mine[chosen], rcond=None)
-        if gain > most_gain:  # the steepest line the detail allows, its offset and tint refitted
-            gain = most_gain
-            (offset, factor), *_ = np.linalg.lstsq(design[:, 1:], mine[chosen] - gain * levels[chosen], rcond=None)
     their_edit = gain * levels + offset
     strong = clear & (np.abs(tint) >= STRONG_TINT) & (mine > CLIPPED) & (mine < 255 - CLIPPED)
     from_colour = bool(strong.sum() >= MIN_FITTED)

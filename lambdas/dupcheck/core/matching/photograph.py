@@ -191,13 +191,13 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     for aligned, chosen in align(query_patch, kept, _starts(alignment), side):
         query_detail, kept_detail = band(aligned.query), band(aligned.warped)
         n = aligned.query.shape[0]
-        shared, tiles, added, gain = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), n)
-        found = aligned, chosen, shared, tiles, added, gain
+        shared, tiles, added = _shared_detail(query_detail, kept_detail, aligned.inside & ~_clipped(aligned), n)
+        found = aligned, chosen, shared, tiles, added
         if n < side and tiles >= MIN_DETAIL_TILES and shared < EARLY_ANOTHER:
             break  # another photograph already: a finer look would only say so again
     if found is None:
         return None
-    aligned, chosen, shared, tiles, added, gain = found
+    aligned, chosen, shared, tiles, added = found
     # The query was turned by the start's angle before its patch was cut (and mirrored after).
     within = turn(aligned, box[3] - box[1], box[2] - box[0])
     turned = within + chosen.angle if chosen.mirrored else within - chosen.angle
@@ -214,7 +214,7 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
     cell = math.ceil(2 * CHROMA_SAMPLES * side / own) if 2 * own * own <= kept_side * kept_side else 1
     colours = unexplained(
         query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail,
-        faint=probe.colours_kept and kept.colours_kept, cell=cell, detail_gain=gain,
+        faint=probe.colours_kept and kept.colours_kept, cell=cell,
     )  # fmt: skip
     return Finding(shared, tiles, added, side, turned, aligned, chosen, colours)
 
@@ -300,29 +300,24 @@ def _clipped(aligned: Aligned) -> np.ndarray:
     return near | query | kept
 
 
-def _shared_detail(
-    query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side: int
-) -> tuple[float, int, float, float | None]:
-    """(median correlation, tiles judged, share of detailed tiles with something added, the
-    detail's gain: the median ratio of the query's detail to the kept picture's, None without
-    detailed tiles)."""
+def _shared_detail(query: np.ndarray, kept: np.ndarray, inside: np.ndarray, side: int) -> tuple[float, int, float]:
+    """(median correlation, tiles judged, share of detailed tiles with something added)."""
     tile = DETAIL_TILE if side >= 128 else DETAIL_TILE // 2
     mine, theirs, covered = (tiles(values, tile) for values in (query, kept, inside))
     whole = covered.mean(axis=2) > 0.9
     my_level, their_level = mine.std(axis=2), theirs.std(axis=2)
     detailed = whole & (their_level > DETAIL)
     if not detailed.any():
-        return 0.0, 0, 0.0, None
+        return 0.0, 0, 0.0
     ratio = my_level / np.maximum(their_level, 1e-9)
-    gain = float(median(ratio[detailed]))
-    added = detailed & (ratio > ADDED_DETAIL * gain)
+    added = detailed & (ratio > ADDED_DETAIL * float(median(ratio[detailed])))
     judged = detailed & ~added
     mine, theirs = mine - mine.mean(axis=2, keepdims=True), theirs - theirs.mean(axis=2, keepdims=True)
     products = (mine * theirs).sum(axis=2)
     norms = np.sqrt((mine * mine).sum(axis=2) * (theirs * theirs).sum(axis=2))
     correlations = (products / np.maximum(norms, 1e-9))[judged]
     shared = float(median(correlations)) if correlations.size else 0.0
-    return shared, int(correlations.size), float(added.sum() / detailed.sum()), gain
+    return shared, int(correlations.size), float(added.sum() / detailed.sum())
 
 
 def band(values: np.ndarray) -> np.ndarray:

@@ -175,14 +175,6 @@ CHROMA_SAMPLES = 2
 TONE_SLACK = 10.0
 TINT_SLACK = 8.0
 CLIP_SLACK = 10.0
-# A tone edit scales the photograph's fine detail by its slope: the detail's gain (the median
-# ratio of the query's band-pass to the catalog picture's, per detailed tile) is at least this
-# share of the luma line's gain, or the line is not the edit (it follows a part recoloured to
-# another level, which in grey only its level tells). Resampling and compression add detail
-# rather than take it: dev's 1,379 copies found the same photograph keep 0.93 and more of the
-# line's gain (every kind of edit; median 1.09-1.23 by kind), its 439 grayscale ones 0.98; the
-# grey copy of a black jacket against the shop's green recolour of it, 0.62.
-DETAIL_GAIN = 0.8
 TONE_QUANTILES = (5, 95, 19)  # the luma line is fitted to these quantiles (from, to, count): robust to what differs
 STRONG_TINT = 8.0  # levels of tint a channel needs for its ratio to the kept picture's to say anything
 MIN_FITTED = 30  # samples a fit needs (fewer: the fit before it stands)
