@@ -41,8 +41,11 @@ browser: $(CHROMEDRIVER)
 run: venv $(MODEL)
 	$(BIN)/python -m dupcheck demo
 
+# Then the matching engine's tests once more under the narrowest numpy and OpenBLAS kernels this
+# machine has: a verdict must not depend on the CPU's SIMD kernels (scripts/same_answers.py).
 test: venv $(MODEL) browser lint
 	$(BIN)/python -m pytest
+	env $$($(BIN)/python scripts/same_answers.py env) $(BIN)/python -m pytest -q tests/unit/matching tests/unit/test_hashing.py
 
 # Writes cdk.out/Dupcheck.template.json; builds the Lambda bundle with uv (no Docker).
 synth: venv

@@ -261,6 +261,11 @@ def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(_centres(n), _centres(n), indexing="ij")
 
 
+# A map's numbers are snapped to a millionth of a pixel: far below what a step resolves, far above
+# what another CPU's float64 kernels change.
+MAP_STEP = 1e-6
+
+
 def _affine(params: np.ndarray, n: int) -> tuple[float, ...]:
     """Pillow's AFFINE data for the map from an n x n patch's [-1, 1] square (rows u, columns v)
     to the image's pixel centres (y = p4 + p0 u + p1 v, x = p5 + p2 u + p3 v). Pillow samples
@@ -294,7 +299,8 @@ def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, 
     """Inverse-compositional Gauss-Newton on the affine map (Baker and Matthews): the query's
     gradients are computed once, each step warps the candidate once (Pillow's affine transform).
     A gain and an offset are fitted at each step, and Huber weights keep a badge or a watermark
-    from pulling the map."""
+    from pulling the map. The steps solve in float64 and the map ends snapped to MAP_STEP: how
+    many steps run, and the map every later limit reads, are then the same on every CPU."""
     n = query.shape[0]
     u, v = _grid(n)
     template = _blur(query, sigma)
@@ -305,12 +311,12 @@ def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, 
     # the same map to a tenth of a pixel (the level below has brought it within a pixel).
     every = 2 if n > 128 else 1
     gu, gv, u, v = (a[::every, ::every] for a in (grad_u, grad_v, u, v))
-    steepest = np.stack([gu * u, gu * v, gv * u, gv * v, gu, gv], axis=-1).reshape(-1, 6).astype(np.float32)
-    wanted = template[::every, ::every].ravel().astype(np.float32)
+    steepest = np.stack([gu * u, gu * v, gv * u, gv * v, gu, gv], axis=-1).reshape(-1, 6).astype(np.float64)
+    wanted = template[::every, ::every].ravel().astype(np.float64)
     params = params.astype(np.float64)
     for _ in range(steps):
         warped, inside = _warp(image, params, n)
-        warped = warped[::every, ::every]
+        warped = warped[::every, ::every].astype(np.float64)
         if inside is None:
             w_flat, t_flat, jacobian = warped.ravel(), wanted, steepest
         else:
@@ -333,4 +339,4 @@ def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, 
         params = np.concatenate([linear.ravel(), params[4:] - linear @ step[4:]])
         if np.abs(step).max() < 1e-3:
             break
-    return params
+    return np.rint(params / MAP_STEP) * MAP_STEP

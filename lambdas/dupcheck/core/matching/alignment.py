@@ -44,6 +44,7 @@ from dupcheck.core.matching.arrays import (
     neighbourhood,
     odd_medians,
     padded,
+    ranked,
     sampler,
     samplers,
     shifts,
@@ -340,7 +341,7 @@ def _judge_aligned(
     `colour_matters` (its index, its evidence before brightening; None: all). The others' come
     back as they are, and, by index, what `_brightened` needs to brighten them when asked."""
     windows = _windows()
-    best = [np.unravel_index(int(np.argmax(s)), s.shape) for s in scores]  # (cview, wy, wx, view)
+    best = [np.unravel_index(int(np.argmax(ranked(s))), s.shape) for s in scores]  # (cview, wy, wx, view)
     cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
     each = list(queries) if len(queries) == len(candidates) else [queries[0]] * len(candidates)
 
@@ -363,7 +364,7 @@ def _judge_aligned(
         cols = np.stack([_refinement_samplers(*x_windows[i], step) for i in promising])
         targets = mine_unit[promising][:, None]
         refined = _window_correlations(rows, cols, lumas[promising], targets, FINE)[..., 0]
-        picks = refined.reshape(len(promising), -1).argmax(axis=1)
+        picks = ranked(refined.reshape(len(promising), -1)).argmax(axis=1)
         for i, options_y, options_x, pick in zip(promising, ys, xs, picks, strict=True):
             y_windows[i], x_windows[i] = options_y[pick // len(options_x)], options_x[pick % len(options_x)]
     rows = np.stack([sampler(LUMA_GRID, FINE, *y) for y in y_windows])
@@ -583,7 +584,7 @@ def verify(
         query = probe.at(angle)
         scores = _coarse_scores(lumas, query)
         reach = scores.reshape(len(candidates), -1).max(axis=1)
-        most_alike: set[int] = set(np.argsort(-reach, kind="stable")[:judged].tolist())
+        most_alike: set[int] = set(np.argsort(-ranked(reach), kind="stable")[:judged].tolist())
         chosen = sorted(most_alike if nearest is None else most_alike | {nearest})
         matters = [colour_matters(targets[i]) for i in chosen]
 
@@ -607,7 +608,7 @@ def verify(
                 return [found.get(i) for i in range(len(candidates))]
         order = [
             i
-            for i in sorted(found, key=lambda i: (i != nearest, -found[i].similarity))
+            for i in sorted(found, key=lambda i: (i != nearest, -ranked(found[i].similarity)))
             if found[i].similarity >= ROTATION_MIN_SIMILARITY
         ]
         # Brightening can only lower colour off plus colour missing: unbrightened evidence at most

@@ -39,7 +39,7 @@ import numpy as np
 
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.arrays import regions, tiles, unit
+from dupcheck.core.matching.arrays import ranked, regions, tiles, unit
 from dupcheck.core.matching.marks import named_mark, written
 from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
 from dupcheck.core.matching.policy import (
@@ -237,7 +237,7 @@ def _best_window(
     ]
     samples = windows_of(grid, options, [cols])[:, 0] if along_rows else windows_of(grid, [rows], options)[0]
     scores = (unit(samples) * target).sum(axis=(1, 2))
-    best = options[int(np.argmax(scores))]
+    best = options[int(np.argmax(ranked(scores)))]
     return float(best[0]), float(best[1])
 
 

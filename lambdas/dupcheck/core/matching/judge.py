@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from dupcheck.core.matching.alignment import Evidence, Target, verify
+from dupcheck.core.matching.arrays import ranked
 from dupcheck.core.matching.edits import border_shares, name_edits
 from dupcheck.core.matching.photograph import SamePhotograph
 from dupcheck.core.matching.policy import Policy, Tier
@@ -130,7 +131,7 @@ def _closely(
     near = [i for i, (e, _) in evidence.items() if closest[i] <= within and e.alignment is not None]
     if not near:
         return None
-    best = max(near, key=lambda i: evidence[i][0].similarity)
+    best = max(near, key=lambda i: ranked(evidence[i][0].similarity))
     alignment = evidence[best][0].alignment
     assert alignment is not None
     found = first.test.look(best, alignment) if first.test.kept(best) else None

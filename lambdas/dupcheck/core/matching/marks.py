@@ -134,23 +134,25 @@ def _side_by_side(occupied: np.ndarray, gap: int) -> np.ndarray:
 def _local_residue(
     query: np.ndarray, kept: np.ndarray, gradients: tuple[np.ndarray, np.ndarray], tile: int
 ) -> np.ndarray:
-    """What per-tile fits of the query by the kept picture's five terms leave (module docstring)."""
+    """What per-tile fits of the query by the kept picture's five terms leave (module docstring).
+    In float64: each pixel's residue is compared with a limit, and float32 products differ by
+    the CPU's kernels in the last digits that such a comparison can read."""
     n, k = query.shape[0], query.shape[0] // tile
-    wider = padded(kept)
-    image = np.empty((n, n, _TERMS), dtype=np.float32)
+    wider = padded(kept.astype(np.float64))
+    image = np.empty((n, n, _TERMS), dtype=np.float64)
     image[..., 0], image[..., 1] = kept, 1.0
     image[..., 2], image[..., 3] = gradients
-    image[..., 4] = wider[2:, 1:-1] + wider[:-2, 1:-1] + wider[1:-1, 2:] + wider[1:-1, :-2] - 4 * kept
+    image[..., 4] = wider[2:, 1:-1] + wider[:-2, 1:-1] + wider[1:-1, 2:] + wider[1:-1, :-2] - 4 * wider[1:-1, 1:-1]
     # (tiles, pixels, terms) and (tiles, pixels): one least-squares problem per tile, batched.
     terms = image.reshape(k, tile, k, tile, _TERMS).swapaxes(1, 2).reshape(k * k, tile * tile, _TERMS)
-    values = tiles(query.astype(np.float32), tile).reshape(k * k, -1)
+    values = tiles(query.astype(np.float64), tile).reshape(k * k, -1)
     weighted = terms
     for second in (False, True):
-        normal = np.matmul(weighted.transpose(0, 2, 1), terms).astype(np.float64)
+        normal = np.matmul(weighted.transpose(0, 2, 1), terms)
         # A ridge in proportion to each term's own scale keeps a flat tile's equations solvable.
         normal += _RIDGE * (normal * np.eye(_TERMS) + 1e-3)
         moments = np.matmul(weighted.transpose(0, 2, 1), values[..., None])
-        solved = np.linalg.solve(normal, moments.astype(np.float64)).astype(np.float32)
+        solved = np.linalg.solve(normal, moments)
         residue = values - np.matmul(terms, solved)[..., 0]
         if not second:
             miss = np.abs(residue)
