@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dupcheck.core.products import ProductVector
 
+# The most matches one query may ask for (the API's `top`, a product search's): a bound on a query's work.
+MAX_TOP = 100
+
 
 class Verdict(StrEnum):
     DUPLICATE = "duplicate"

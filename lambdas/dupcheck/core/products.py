@@ -27,8 +27,8 @@ from PIL import Image
 
 from dupcheck.core.errors import InvalidRequest
 from dupcheck.core.imaging import decode_image
+from dupcheck.core.models import MAX_TOP
 from dupcheck.core.ports import RecordStore
-from dupcheck.core.service import MAX_TOP
 
 # The vectors' name: model, projection and storage. A vector of another name is never compared
 # with these (ProductIndex.search skips it; `reindex --products` makes new ones).

@@ -20,13 +20,12 @@ from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.verdicts import match_percent
-from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
+from dupcheck.core.models import MAX_TOP, Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
 
 if TYPE_CHECKING:
     from dupcheck.core.products import Embedder, ProductIndex
 
-MAX_TOP = 100
 MAX_PAGE = 100  # records per page of the catalog
 DEFAULT_PAGE = 20
 MAX_URL_LENGTH = 2048
