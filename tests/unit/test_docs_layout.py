@@ -19,6 +19,7 @@ DOCS = ROOT / "docs"
 ASIDE = {"api.md", "architecture.md", "configuration.md", "evaluation.md"}
 GUIDES_MAX_LINES = 1200
 README_MAX_WORDS = 1500  # the two commands, a screenshot, the API table and where to read more (issue 69)
+LAB_MAX_WORDS = 10_000  # what was tried, the figure, kept or dropped and why; the rest is git history
 
 FENCE = re.compile(r"^ *```.*?^ *```[^\n]*$", re.M | re.S)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -93,6 +94,15 @@ def test_the_readme_stays_a_first_page() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for must in ("make run", "make test", "docs/results.md", "](docs/img/", "| method and path |"):
         assert must in readme, f"README.md lost {must!r}"
+
+
+def test_the_lab_notebooks_stay_a_summary() -> None:
+    counts = {doc.name: words(doc) for doc in sorted((DOCS / "lab").glob("*.md"))}
+    assert "evaluation.md" in counts and "benchmarks.md" in counts, counts
+    assert sum(counts.values()) <= LAB_MAX_WORDS, (
+        f"docs/lab has {sum(counts.values())} words ({counts}), more than {LAB_MAX_WORDS}: a line or two an "
+        "experiment (what was tried, the figure, kept or dropped and why); the rest is in git history"
+    )
 
 
 def test_words_are_counted_as_wc_counts_them(tmp_path: Path) -> None:
