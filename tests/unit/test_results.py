@@ -118,3 +118,29 @@ def test_verify_alternateds_summary_is_what_the_page_reads(results: ModuleType, 
     turned = row(page, "| a copy turned 4 degrees")
     assert f"{v5['median_ms']:.1f} / {v5['p90_ms']:.1f} ms" in turned and "1.58x" in turned
     assert "- `judging-turned.json`: 0123abc, " in page
+
+
+def test_a_served_check_against_v4_gets_its_table_once_recorded(results: ModuleType, folder: Path) -> None:
+    before = results.render(results.load(folder))
+    assert "A served check against v4's" not in before
+    bench = load_script("bench/verify_alternated.py")
+    summaries = {}
+    for i, kind in enumerate(("new", "copy", "turned")):
+        samples = {
+            "v4": [[40.0 + q, 41.0 + q] for q in range(10)],
+            "v5": [[44.0 + q + i, 45.0 + q + i] for q in range(10)],
+        }
+        summaries[kind] = bench.summarise(kind, 3, samples)
+        command = f".venv/bin/python scripts/bench/verify_alternated.py --kind {kind}"
+        results.record(folder, f"served-{kind}", json.dumps(summaries[kind]), data="uploads", command=command,
+                       commit="fedcba9")  # fmt: skip
+    page = results.render(results.load(folder))
+    served, judging = page.index("A served check against v4's"), page.index("A check against v4's")
+    assert served < judging
+    v4, v5 = summaries["copy"]["results"]["v4"], summaries["copy"]["results"]["v5"]
+    assert (v4["median_ms"], v5["median_ms"]) == (45.0, 50.0)
+    copy = row(page[served:judging], "| a copy (a 9% crop)")
+    assert f"| {v5['median_ms']:.1f} / {v5['p90_ms']:.1f} ms | 1.11x |" in copy
+    assert "- `served-turned.json`: fedcba9, " in page[served:judging]
+    # The judging table is still there, unchanged.
+    assert row(page[judging:], "| a copy (a 9% crop)") == row(before, "| a copy (a 9% crop)")
