@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/python -m uv
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: venv model browser run test bench lint lock openapi screenshots synth clean
+.PHONY: venv model browser run test bench lint lock openapi screenshots results synth clean
 
 # The web app's tests drive Debian's headless Chromium and its chromedriver: installed with apt
 # when missing (CI runs as root; elsewhere through sudo).
@@ -68,6 +68,10 @@ lock: venv
 # After changing routes or response models: regenerate the committed contract.
 openapi: venv
 	$(BIN)/python scripts/openapi.py
+
+# docs/results.md from the runs recorded in docs/results/ (scripts/results.py --record NAME --from FILE).
+results: venv
+	$(BIN)/python scripts/results.py
 
 # After changing the web app's look: retake docs/img/web-*.png (then look at them).
 screenshots: venv $(MODEL) browser

@@ -12,7 +12,7 @@ p90 against "today's" median).
 
     git archive <commit> | tar -x -C /tmp/hb-<commit>     # each commit to compare
     .venv/bin/python scripts/bench/verify_alternated.py --kind new --rounds 3 \\
-        base=/tmp/hb-804f8a2/lambdas head=lambdas [--images ../shared/bench/images]
+        base=/tmp/hb-804f8a2/lambdas head=lambdas [--images ../shared/bench/images] [--json-out FILE]
 
 BLAS threads: with `--unpinned` the workers run on every core, as the service's processes do
 (OpenBLAS then starts a thread per core), and `--one-blas-thread NAME` has that worker call
@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--unpinned", action="store_true", help="workers on every core (BLAS threads)")
     parser.add_argument("--one-blas-thread", action="append", default=[], metavar="NAME",
                         help="that worker limits BLAS to one thread, as the service does")  # fmt: skip
+    parser.add_argument("--json-out", type=Path, metavar="FILE",
+                        help="also write the summary, with each name's code, to FILE (scripts/results.py)")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and not args.unpinned:
@@ -176,8 +178,20 @@ def main() -> None:
         assert process.stdin is not None
         process.stdin.close()
         process.wait()
-    per_query = {name: [statistics.median(s) for s in samples[name]] for name in names}
-    base = statistics.median(per_query[names[0]])
+    summary = summarise(args.kind, args.rounds, samples)
+    for name, figures in summary["results"].items():
+        print(f"{name}: {figures}")
+    print(json.dumps(summary))
+    if args.json_out:  # with the code each name measured (scripts/results.py --record reads either)
+        code = dict(spec.split("=", 1) for spec in args.commits)
+        args.json_out.write_text(json.dumps({**summary, "code": code}, indent=2) + "\n", encoding="utf-8")
+
+
+def summarise(kind: str, rounds: int, samples: dict[str, list[list[float]]]) -> dict[str, object]:
+    """Per query the median over the rounds; per commit (the first the baseline) the median and
+    90th percentile over the queries, and that 90th percentile over the baseline's median."""
+    per_query = {name: [statistics.median(s) for s in runs] for name, runs in samples.items()}
+    base = statistics.median(next(iter(per_query.values())))
     results = {
         name: {
             "median_ms": round(statistics.median(ms), 2),
@@ -186,9 +200,7 @@ def main() -> None:
         }
         for name, ms in per_query.items()
     }
-    for name, figures in results.items():
-        print(f"{name}: {figures}")
-    print(json.dumps({"kind": args.kind, "rounds": args.rounds, "results": results}))
+    return {"kind": kind, "rounds": rounds, "results": results}
 
 
 if __name__ == "__main__":

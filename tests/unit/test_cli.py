@@ -221,7 +221,7 @@ def test_a_misspelt_setting_is_refused_naming_the_closest_real_one(
         "DUPCHECK_MAX_IMAGE_BYTE": "did you mean DUPCHECK_MAX_IMAGE_BYTES?",
         "DUPCHECK_TABLE": "did you mean DUPCHECK_TABLE_NAME?",
         "DUPCHECK_PORTS": "did you mean DUPCHECK_PORT?",
-        "DUPCHECK_SHOE_SIZE": "the settings are listed in the README's Configuration table",
+        "DUPCHECK_SHOE_SIZE": "the settings are listed in docs/configuration.md",
     }
     for given, meant in cases.items():
         with monkeypatch.context() as env:

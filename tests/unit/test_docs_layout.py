@@ -13,10 +13,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-# Reference pages, not read start to end: not counted (evaluation.md: every accuracy figure by part,
-# which results.md sums up in a screen). Every other top-level page is a user guide.
-ASIDE = {"api.md", "architecture.md", "evaluation.md"}
+# Reference pages, not read start to end: not counted (evaluation.md: what each benchmark part holds
+# and what still goes wrong; configuration.md: every command and setting). Every other top-level
+# page is a user guide.
+ASIDE = {"api.md", "architecture.md", "configuration.md", "evaluation.md"}
 GUIDES_MAX_LINES = 1200
+README_MAX_WORDS = 1500  # the two commands, a screenshot, the API table and where to read more (issue 69)
+LAB_MAX_WORDS = 10_000  # what was tried, the figure, kept or dropped and why; the rest is git history
 
 FENCE = re.compile(r"^ *```.*?^ *```[^\n]*$", re.M | re.S)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -76,6 +79,36 @@ def test_the_user_guides_together_stay_under_1200_lines() -> None:
         f"the user guides at docs/ top level total {sum(lines.values())} lines ({lines}), more than "
         f"{GUIDES_MAX_LINES}: shorten them, or move experiment history to docs/lab/"
     )
+
+
+def words(path: Path) -> int:
+    """Words as `wc -w` counts them: runs of characters between white space, tables and code included."""
+    return len(path.read_text(encoding="utf-8").split())
+
+
+def test_the_readme_stays_a_first_page() -> None:
+    count = words(ROOT / "README.md")
+    assert count <= README_MAX_WORDS, (
+        f"README.md has {count} words, more than {README_MAX_WORDS}: move the detail to the doc it belongs in"
+    )
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for must in ("make run", "make test", "docs/results.md", "](docs/img/", "| method and path |"):
+        assert must in readme, f"README.md lost {must!r}"
+
+
+def test_the_lab_notebooks_stay_a_summary() -> None:
+    counts = {doc.name: words(doc) for doc in sorted((DOCS / "lab").glob("*.md"))}
+    assert "evaluation.md" in counts and "benchmarks.md" in counts, counts
+    assert sum(counts.values()) <= LAB_MAX_WORDS, (
+        f"docs/lab has {sum(counts.values())} words ({counts}), more than {LAB_MAX_WORDS}: a line or two an "
+        "experiment (what was tried, the figure, kept or dropped and why); the rest is in git history"
+    )
+
+
+def test_words_are_counted_as_wc_counts_them(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Title\n\n| a | b |\n|---|---|\n\n```sh\nmake run\n```\n")
+    assert words(doc) == 12
 
 
 def test_every_relative_link_in_the_docs_leads_somewhere() -> None:

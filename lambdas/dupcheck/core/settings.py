@@ -203,4 +203,4 @@ def unknown_setting(key: str) -> str:
         return f"unknown setting {key}: did you mean one of {', '.join(map(Settings.env_name, close))}?"
     if close:
         return f"unknown setting {key}: did you mean {Settings.env_name(close[0])}?"
-    return f"unknown setting {key}: the settings are listed in the README's Configuration table"
+    return f"unknown setting {key}: the settings are listed in docs/configuration.md"

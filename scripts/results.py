@@ -1,0 +1,449 @@
+"""docs/results.md, written from the evaluation's and the benchmarks' own outputs (docs/results/).
+
+    make results                                      # docs/results.md from docs/results/*.json
+    .venv/bin/python scripts/results.py --check       # exit 1 if docs/results.md is not what they give
+    .venv/bin/python scripts/results.py --record evaluation-dev --from out-dev/report.json
+
+Each file in docs/results/ is one run of one tool: {"name", "part", "data", "command", "commit",
+"source", "output"}. `output` is what the tool wrote, in its own schema (`evaluate`'s report.json
+without its rows, all_pairs.json's summary, a benchmark's JSON line or `--json-out` file); `commit`
+is the code that measured it and `source` how the figures came ("measured", or "transcribed from
+docs at ..." for the figures carried over from the prose they used to live in). `--record` puts a
+new run's output in place of the old one: the commit from git (`-dirty` when lambdas/ or scripts/
+has uncommitted changes), the part, data and command kept unless given again; then the page is
+written. Under every table, the files its figures came from, each with its commit and command.
+A served check against v4 (verify_alternated.py's summaries of served uploads, recorded as
+served-new, served-copy and served-turned) gets its own table, first under "How fast", once all
+three are recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+PAGE = ROOT / "docs" / "results.md"
+PARTS = ("dev", "lockbox", "fresh")
+# Per-query rows and per-pair lists: the report folder keeps them, docs/results/ only the summary.
+BULKY = ("rows", "false_pairs", "known_same_picture", "missed_true_pairs")
+QUERY_KINDS = {"new": "a new product (not in the catalog)", "copy": "a copy (a 9% crop)",
+               "turned": "a copy turned 4 degrees"}  # fmt: skip
+
+Record = Mapping[str, Any]
+
+
+class ResultsError(Exception):
+    """A results file that is missing or unreadable, or a run that cannot be recorded."""
+
+
+def load(folder: Path) -> dict[str, Record]:
+    """Every results file of the folder, by name (its file name without .json)."""
+    records = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ResultsError(f"{path}: not JSON ({exc})") from exc
+    return records
+
+
+def get(value: Any, *path: str) -> Any:
+    """value[path[0]][path[1]]...; None where any step is missing."""
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if value in (0, 1):
+        return f"{value * 100:.0f}%"
+    return f"{value * 100:.{digits}f}%"
+
+
+def number(value: float | None, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:,.0f}" if float(value).is_integer() and digits == 0 else f"{value:,.{digits}f}"
+    return text + unit
+
+
+def pair(first: float | None, second: float | None, unit: str, digits: int = 1) -> str:
+    """ "a / b unit", or one dash when the run measured neither."""
+    if first is None and second is None:
+        return "–"
+    return f"{number(first, digits=digits)} / {number(second, digits=digits)} {unit}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]  # fmt: skip
+
+
+class Page:
+    """The results files, looked up by name; every file a table uses is listed under it."""
+
+    def __init__(self, records: Mapping[str, Record]) -> None:
+        self.records = records
+        self.used: list[str] = []
+
+    def __call__(self, name: str) -> Record:
+        if name not in self.records:
+            raise ResultsError(f"docs/results/{name}.json is missing: record the run (scripts/results.py --record)")
+        if name not in self.used:
+            self.used.append(name)
+        return self.records[name]
+
+    def sources(self) -> list[str]:
+        """'Measured by' lines for the files used since the last call, then forget them."""
+        lines = ["", "From:"]
+        for name in self.used:
+            record = self.records[name]
+            part = f"{record['part']}, " if record.get("part") else ""
+            lines.append(
+                f"- `{name}.json`: {part}{record['commit']}, `{record['command']}` on {record['data']}; "
+                f"{record['source']}"
+            )
+        self.used = []
+        return lines
+
+
+def weakest_kind(output: Record) -> str:
+    kinds = {k: v["duplicate_recall"] for k, v in (output.get("per_kind") or {}).items()
+             if v.get("duplicate_recall") is not None}  # fmt: skip
+    if not kinds:
+        return "–"
+    kind = min(kinds, key=lambda k: (kinds[k], k))
+    return f"{pct(kinds[kind])} ({kind.replace('_', ' ')})"
+
+
+def false_pairs(output: Record) -> str:
+    pairs, known = get(output, "summary", "false_duplicate_pairs"), get(output, "summary", "known_same_picture_pairs")
+    text = number(pairs, digits=0)
+    return f"{text} (and {known} picture under two ids)" if known else text
+
+
+def with_same(output: Record, key: str) -> str:
+    """A duplicate report's share, and beside it the share with the known same pictures as one."""
+    text = pct(output.get(key), 2)
+    same = get(output, "with_same", key)
+    return f"{text} ({pct(same, 2)} with the known same pictures as one)" if same is not None else text
+
+
+def of(output: Record, key: str, n: int | None) -> str:
+    return f"{pct(get(output, 'summary', key))} of {number(n, digits=0)}"
+
+
+def share(*path: str, digits: int = 1) -> Callable[[Record], str]:
+    """A cell: the share at output.summary[path...]."""
+    return lambda output: pct(get(output, "summary", *path), digits)
+
+
+def accuracy(page: Page) -> list[str]:
+    def row(label: str, stem: str, cell: Callable[[Record], str]) -> list[str]:
+        return [label, *(cell(page(f"{stem}-{part}")["output"]) for part in PARTS)]
+
+    lines = ["## How accurate", "", *VERDICTS, "", "### Each part", ""]
+    rows = [
+        row("copies called `duplicate`", "evaluation", share("duplicate_recall", digits=2)),
+        row("`duplicate` calls that are right", "evaluation", share("duplicate_precision", digits=2)),
+        row("the kind of edit found least", "evaluation", weakest_kind),
+        row("colour variants called `duplicate`", "evaluation", share("colour_variant_false_duplicate_rate")),
+        row("colour variants, first match `similar`", "evaluation", share("top_verdicts", "colour_variant", "similar")),
+        row("unrelated new pictures, first match `different`", "evaluation", share("no_relative_top_different")),
+        row("the edits made, named", "evaluation", share("edit_naming", "all", "named")),
+        row("copies with an edit named that was not made", "evaluation", share("edit_naming", "all", "spurious")),
+    ]
+    lines += table(["", *PARTS], rows) + page.sources()
+    lines += ["", "### Look-alikes and the catalog-wide report", "", *LOOKALIKES, ""]
+    rows = [
+        row("other photos called `duplicate`, every photo against all the others", "all-pairs", false_pairs),
+        row("the same with a grey copy of every photo added: pairs called `duplicate`", "grey-lookalikes", false_pairs),
+        row(
+            "duplicate report: grouped pairs that are one picture",
+            "duplicates",
+            lambda o: with_same(o, "pair_precision"),
+        ),
+        row("duplicate report: pairs of one picture grouped", "duplicates", lambda o: with_same(o, "pair_recall")),
+    ]
+    lines += table(["", *PARTS], rows) + page.sources()
+    lines += ["", "### The hardest copies and variants", "", *HARDEST, ""]
+    rows = [
+        row(
+            "copies with two to four edits at once, called `duplicate`",
+            "combos",
+            lambda o: of(o, "duplicate_recall", get(o, "summary", "positives")),
+        ),
+        row(
+            "faint recolours called `duplicate`",
+            "faint-recolours",
+            lambda o: of(o, "colour_variant_false_duplicate_rate", get(o, "summary", "per_kind_n", "colour_variant")),
+        ),
+    ]
+    return lines + table(["", *PARTS], rows) + page.sources()
+
+
+def against(page: Page, stem: str) -> list[str]:
+    """One row per kind of query (STEM-new, STEM-copy, STEM-turned: verify_alternated.py's summaries),
+    each version's median / 90th percentile, and each version's median over the first one's."""
+    runs = [page(f"{stem}-{kind}")["output"] for kind in QUERY_KINDS]
+    names = list(dict.fromkeys(name for run in runs for name in run["results"]))
+    rows = []
+    for run in runs:
+        results, first = run["results"], run["results"].get(names[0], {})
+        cells = [pair(get(results, n, "median_ms"), get(results, n, "p90_ms"), "ms") for n in names]
+        ratios = [f"{results[n]['median_ms'] / first['median_ms']:.2f}x" if n in results and first else "–"
+                  for n in names[1:]]  # fmt: skip
+        rows.append([QUERY_KINDS.get(run["kind"], run["kind"]), *cells, *ratios])
+    header = ["query", *(f"{n}: median / 90th percentile" for n in names),
+              *(f"{n}'s median over {names[0]}'s" for n in names[1:])]  # fmt: skip
+    return table(header, rows) + page.sources()
+
+
+def speed(page: Page) -> list[str]:
+    lines = ["## How fast", ""]
+    # The served check against v4, once recorded (served-new, served-copy, served-turned), comes first:
+    # it is what a user waits for. The judging alone is always there.
+    if any(f"served-{kind}" in page.records for kind in QUERY_KINDS):
+        lines += [*SERVED_AGAINST, "", *against(page, "served"), ""]
+    lines += [*JUDGING, "", *against(page, "judging")]
+
+    lines += ["", "### Served, on one machine", "", *SERVED, ""]
+    serve = page("serve")["output"]
+    rows = [
+        [
+            "200 generated pictures",
+            pair(serve.get("find_by_url_p50_ms"), None, "ms"),
+            pair(serve.get("find_upload_p50_ms"), None, "ms"),
+            "–",
+        ]
+    ]
+    for size in page("scale")["output"]:
+        rows.append([
+            f"{size['records']:,} records",
+            pair(size.get("find_by_url_p50_ms"), size.get("find_by_url_p99_ms"), "ms"),
+            pair(size.get("find_upload_p50_ms"), size.get("find_upload_p99_ms"), "ms"),
+            pair(size.get("start_answering_s"), size.get("start_ready_s"), "s", 2),
+        ])  # fmt: skip
+    lines += table(["catalog", "by URL: median / slowest 1%", "upload: median / slowest 1%",
+                    "first answer / index ready, after start"], rows)  # fmt: skip
+    clients, seconds = serve.get("load_clients"), number(serve.get("load_seconds"), " s", 0)
+    lines += ["", f"Under load ({clients} clients at once for {seconds}): "
+              f"{number(serve.get('load_requests_per_s'))} answers a second, {serve.get('load_errors')} failed; "
+              f"the server's memory at most {number(serve.get('rss_max_mb'), ' MB', 0)}."]  # fmt: skip
+    lines += page.sources()
+
+    lines += ["", "### Bulk work, on the same machine", ""]
+    backfill = page("backfill")["output"]
+    imported = page("records-import")["output"]
+    report = page("duplicates-report")["output"]
+    sizes = sorted(report.values(), key=lambda r: r["records"])
+    rows = [
+        [f"backfill, pictures from a host that answers {number(backfill.get('latency_ms'), ' ms', 0)} late",
+         f"{number(get(backfill, 'median', 'backfill_images_per_s'))} pictures/s "
+         f"({number(get(backfill, 'median', 'speedup_vs_serial'))}x a plain download-and-hash loop)"],
+        [f"import of a records file of {number(imported.get('lines'), digits=0)} records",
+         f"{number(get(imported, 'this', 'records_per_s'), digits=0)} records/s"],
+        ["the catalog-wide duplicate report",
+         "; ".join(f"{r['records']:,} records in {number(r['report_s_median'], ' s')}" for r in sizes)],
+    ]  # fmt: skip
+    return lines + table(["job", "rate"], rows) + page.sources()
+
+
+def cost(page: Page) -> list[str]:
+    prices = page("cost")["output"]
+    rows = [[f"{c['records']:,} records", f"${c['fixed_per_month_usd']:,}", f"${c['per_million_checks_usd']:,}"]
+            for c in prices["catalogs"]]  # fmt: skip
+    lines = ["## What it costs", "", *COST.format(region=prices["region"]).splitlines(), ""]
+    lines += table(["catalog", f"fixed per month ({prices['profile']} profile)", "per million checks"], rows)
+    lines += ["", f"The `dev` profile: about ${prices['dev_profile_per_month_usd']} a month. Loading a catalog "
+              f"through an import: about ${prices['import_per_million_rows_usd']} per million rows. On one machine "
+              "dupcheck costs the machine: no account, no fee."]  # fmt: skip
+    return lines + page.sources()
+
+
+def render(records: Mapping[str, Record]) -> str:
+    page = Page(records)
+    lines = [*INTRO, "", *accuracy(page), "", *speed(page), "", *cost(page)]
+    return "\n".join(lines) + "\n"
+
+
+def git_commit() -> str:
+    """HEAD's short hash, `-dirty` when the measured code (lambdas/, scripts/) has changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    head = git("rev-parse", "--short=7", "HEAD")
+    return f"{head}-dirty" if git("status", "--porcelain", "--", "lambdas", "scripts") else head
+
+
+def tool_output(text: str) -> Any:
+    """A tool's JSON: a whole file, or the last line of what a benchmark printed."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    lines = text.strip().splitlines()
+    try:
+        return json.loads(lines[-1]) if lines else None
+    except ValueError as exc:
+        raise ResultsError(f"neither the file nor its last line is JSON ({exc})") from exc
+
+
+def record(folder: Path, name: str, text: str, *, part: str | None = None, data: str | None = None,
+           command: str | None = None, commit: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Store a run's output as docs/results/NAME.json; what is not given is kept from the old file."""
+    output = tool_output(text)
+    if output is None:
+        raise ResultsError("the run's output is empty")
+    if isinstance(output, dict):
+        output = {k: v for k, v in output.items() if k not in BULKY}
+    path = folder / f"{name}.json"
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    new: dict[str, Any] = {"name": name, "part": part or old.get("part"), "data": data or old.get("data"),
+                           "command": command or old.get("command"), "commit": commit or git_commit(),
+                           "source": f"measured, recorded {date.today().isoformat()}", "output": output}  # fmt: skip
+    for key in ("data", "command"):
+        if not new[key]:
+            raise ResultsError(f"{path.name} is new: give --{key}")
+    if not new["part"]:
+        del new["part"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(new, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return new
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the results files (default docs/results)")
+    parser.add_argument("--out", type=Path, default=PAGE, help="the page to write (default docs/results.md)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the page is not up to date")
+    parser.add_argument("--record", metavar="NAME", help="store a run's output as RESULTS/NAME.json, then write")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="FILE",
+        help="the run's output: report.json, all_pairs.json, a benchmark's saved stdout (- : stdin)",
+    )
+    parser.add_argument("--part", choices=PARTS, help="the benchmark part it measured")
+    parser.add_argument("--data", help="the pictures it measured, in a few words")
+    parser.add_argument("--command", help="the command that made the output")
+    parser.add_argument("--commit", help="the code that measured it (default: git's HEAD)")
+    args = parser.parse_args(argv)
+    try:
+        if args.record:
+            if args.source is None:
+                parser.error("--record needs --from FILE")
+            text = sys.stdin.read() if str(args.source) == "-" else args.source.read_text(encoding="utf-8")
+            record(args.results, args.record, text, part=args.part, data=args.data, command=args.command,
+                   commit=args.commit)  # fmt: skip
+        page = render(load(args.results))
+    except (ResultsError, OSError) as exc:
+        print(f"results: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if not args.out.is_file() or args.out.read_text(encoding="utf-8") != page:
+            print(f"results: {args.out} is not what {args.results} gives: run `make results`", file=sys.stderr)
+            return 1
+        return 0
+    args.out.write_text(page, encoding="utf-8")
+    return 0
+
+
+INTRO = [
+    "# Results: how accurate, how fast, what it costs",
+    "",
+    "<!-- Written by `make results` (scripts/results.py) from docs/results/*.json: record a run there, never edit "
+    "this page. -->",
+    "",
+    "For the people who run a catalog. Under every table, the run each figure came from: the "
+    "code (a commit), the command and the pictures. What each part of the benchmark holds and what still goes "
+    "wrong: [evaluation.md](evaluation.md); what was tried and dropped: [lab/evaluation.md](lab/evaluation.md) "
+    "and [lab/benchmarks.md](lab/benchmarks.md).",
+]
+VERDICTS = [
+    "For a new picture, dupcheck lists the closest catalog pictures, each with a verdict:",
+    "",
+    (
+        "- **duplicate**: the same photograph, edited or not (resized, recompressed, cropped up to about 15% "
+        "a side, mirrored, turned a few degrees, brighter or darker, grayscale, framed, with text or a "
+        "badge added)."
+    ),
+    (
+        "- **similar**: the same photograph with part of it in another colour: a colour variant a shop made "
+        "from one photo, usually another SKU."
+    ),
+    (
+        "- **different**: anything else, however alike: another photo of the same product, another product "
+        "shot the same way."
+    ),
+    "",
+    (
+        "The photos of `../shared/bench` come in two parts: **dev**, on which every limit was chosen, and the "
+        "**lockbox**, on which none was; the **fresh** part is another store's sample photos, added once "
+        "every limit had been chosen "
+        "([evaluation.md](evaluation.md#the-pictures-a-part-to-tune-on-a-part-left-alone-a-part-from-elsewhere)). "
+        "Each photo is indexed, then asked about as edited copies; held-out photos and colour variants are "
+        "asked about too."
+    ),
+]
+LOOKALIKES = [
+    (
+        "Every photo of a part asked about against all the others (each left out of the catalog for its own "
+        "query), alone and with a grey copy of each photo beside it; and the catalog-wide duplicate report "
+        "(`python -m dupcheck duplicates`) run on each part as one catalog: its photos, one edited copy of "
+        "each, the held-out photos and the colour variants. A grey copy of a shop's colour variant made from "
+        "one photograph can be called a duplicate of its siblings: in grey the recoloured part differs in "
+        "level only ([evaluation.md](evaluation.md#what-still-goes-wrong))."
+    ),
+]
+HARDEST = [
+    (
+        "Copies with several edits at once (`scripts/make_stress.py --kind combo`, three a picture), and "
+        "colour variants whose part changed colour only faintly (`scripts/make_recolours.py --faint`: a tint "
+        "halved, deepened or turned), which are told apart only by the skin beside them or by a turned hue."
+    ),
+]
+SERVED_AGAINST = [
+    (
+        "**A served check against v4's.** Uploads to a v4 server and to this version's, each with the same "
+        "photos indexed, taking turns query by query in one run; per query the median of the rounds, then the "
+        "median and 90th percentile over the queries."
+    ),
+]
+JUDGING = [
+    (
+        "**A check against v4's.** The two versions' code takes turns query by query on the same photos and "
+        "one core, so the machine's drift hits both alike; per query the median of the rounds, then the "
+        "median and 90th percentile over the queries."
+    ),
+]
+SERVED = [
+    (
+        "`python -m dupcheck serve` on a 2-core machine, one client on a keep-alive connection, the picture "
+        "fetched from a server on the same machine (no network wait). The large catalogs are real photos and "
+        "filler records of real size, imported from a records file. On AWS nothing has been measured yet: "
+        "what a check should take there is in [deploy.md](deploy.md#cold-start)."
+    ),
+]
+COST = (
+    "On AWS, at {region} list prices: the fixed cost is mostly the two OpenSearch nodes; a check pays API "
+    "Gateway, Lambda, DynamoDB reads and X-Ray. The arithmetic: [deploy.md](deploy.md#cost)."
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""docs/results.md is written by `make results` (scripts/results.py) from the runs recorded in
+docs/results/: the committed page is what those files give, a changed run changes its table and
+names its commit, and a new run is recorded from the tool's own output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from support.scripts import load_script
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def results() -> ModuleType:
+    return load_script("results.py")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    copy = tmp_path / "results"
+    shutil.copytree(ROOT / "docs" / "results", copy)
+    return copy
+
+
+def row(page: str, starts: str) -> str:
+    return next(line for line in page.splitlines() if line.startswith(starts))
+
+
+def test_the_committed_page_is_what_the_recorded_runs_give(results: ModuleType) -> None:
+    page = results.render(results.load(ROOT / "docs" / "results"))
+    assert page == (ROOT / "docs" / "results.md").read_text(encoding="utf-8"), "run `make results` and commit"
+    assert results.main(["--check"]) == 0
+
+
+def test_every_recorded_run_is_named_under_a_table(results: ModuleType) -> None:
+    page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "docs" / "results").glob("*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        assert f"- `{path.name}`: " in page, f"{path.name} is recorded but no table uses it"
+        assert run["commit"] and run["command"] and run["source"] and run["data"], path.name
+
+
+def test_a_benchmark_whose_output_changes_changes_its_table(results: ModuleType, folder: Path) -> None:
+    before = results.render(results.load(folder))
+    run = json.loads((folder / "judging-copy.json").read_text(encoding="utf-8"))
+    run["output"]["results"]["v5"].update(median_ms=41.25, p90_ms=77.5)
+    run["commit"] = "abc1234"
+    (folder / "judging-copy.json").write_text(json.dumps(run), encoding="utf-8")
+    after = results.render(results.load(folder))
+    assert after != before
+    copy = row(after, "| a copy (a 9% crop)")
+    assert "41.2 / 77.5 ms" in copy and f"{41.25 / run['output']['results']['v4']['median_ms']:.2f}x" in copy
+    assert "- `judging-copy.json`: abc1234, " in after
+    assert row(after, "| a new product") == row(before, "| a new product")
+
+
+def test_the_check_fails_when_the_page_is_stale(results: ModuleType, folder: Path, tmp_path: Path) -> None:
+    page = tmp_path / "results.md"
+    assert results.main(["--results", str(folder), "--out", str(page)]) == 0
+    assert results.main(["--results", str(folder), "--out", str(page), "--check"]) == 0
+    run = json.loads((folder / "evaluation-lockbox.json").read_text(encoding="utf-8"))
+    run["output"]["summary"]["duplicate_recall"] = 0.9812
+    (folder / "evaluation-lockbox.json").write_text(json.dumps(run), encoding="utf-8")
+    assert results.main(["--results", str(folder), "--out", str(page), "--check"]) == 1
+    assert results.main(["--results", str(folder), "--out", str(page)]) == 0
+    assert "| 99.73% | 98.12% | 99.52% |" in row(page.read_text(encoding="utf-8"), "| copies called `duplicate`")
+
+
+def test_a_missing_run_is_named(results: ModuleType, folder: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    (folder / "scale.json").unlink()
+    assert results.main(["--results", str(folder), "--out", str(tmp_path / "page.md")]) == 2
+    assert "scale.json is missing" in capsys.readouterr().err
+    assert not (tmp_path / "page.md").exists()
+
+
+def test_recording_an_evaluation_keeps_its_provenance_and_drops_the_rows(results: ModuleType, folder: Path,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    old = json.loads((folder / "evaluation-fresh.json").read_text(encoding="utf-8"))
+    summary = {**old["output"]["summary"], "duplicate_recall": 0.9876}
+    rows = [{"query": f"q{i}.jpg", "top": []} for i in range(500)]
+    report = {"summary": summary, "per_kind": old["output"]["per_kind"], "rows": rows}
+    (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    page = tmp_path / "results.md"
+    code = results.main(["--results", str(folder), "--out", str(page), "--record", "evaluation-fresh",
+                         "--from", str(tmp_path / "report.json"), "--commit", "def5678"])  # fmt: skip
+    assert code == 0
+    new = json.loads((folder / "evaluation-fresh.json").read_text(encoding="utf-8"))
+    assert "rows" not in new["output"] and new["output"]["summary"]["duplicate_recall"] == 0.9876
+    assert (new["part"], new["data"], new["command"]) == (old["part"], old["data"], old["command"])
+    assert new["commit"] == "def5678" and new["source"].startswith("measured")
+    text = page.read_text(encoding="utf-8")
+    assert row(text, "| copies called `duplicate`").endswith("| 98.76% |")
+    assert "- `evaluation-fresh.json`: fresh, def5678, " in text
+
+
+def test_a_new_run_needs_its_command_and_data(results: ModuleType, folder: Path) -> None:
+    with pytest.raises(results.ResultsError, match="give --data"):
+        results.record(folder, "judging-served", '{"kind": "new"}', command="x", commit="abc1234")
+
+
+def test_verify_alternateds_summary_is_what_the_page_reads(results: ModuleType, folder: Path) -> None:
+    """The benchmark's own summary (as its --json-out writes it, or its printed last line), recorded
+    and rendered: the figures reach the table."""
+    bench = load_script("bench/verify_alternated.py")
+    samples = {"v4": [[20.0 + i, 21.0 + i] for i in range(10)], "v5": [[30.0 + 2 * i, 31.0 + 2 * i] for i in range(10)]}
+    summary = bench.summarise("turned", 2, samples)
+    printed = "v4: {...}\nv5: {...}\n" + json.dumps(summary) + "\n"
+    results.record(folder, "judging-turned", printed, commit="0123abc")
+    page = results.render(results.load(folder))
+    v4, v5 = summary["results"]["v4"], summary["results"]["v5"]
+    assert (v4["median_ms"], v5["median_ms"]) == (25.0, 39.5)
+    turned = row(page, "| a copy turned 4 degrees")
+    assert f"{v5['median_ms']:.1f} / {v5['p90_ms']:.1f} ms" in turned and "1.58x" in turned
+    assert "- `judging-turned.json`: 0123abc, " in page
+
+
+def test_a_served_check_against_v4_gets_its_table_once_recorded(results: ModuleType, folder: Path) -> None:
+    before = results.render(results.load(folder))
+    assert "A served check against v4's" not in before
+    bench = load_script("bench/verify_alternated.py")
+    summaries = {}
+    for i, kind in enumerate(("new", "copy", "turned")):
+        samples = {
+            "v4": [[40.0 + q, 41.0 + q] for q in range(10)],
+            "v5": [[44.0 + q + i, 45.0 + q + i] for q in range(10)],
+        }
+        summaries[kind] = bench.summarise(kind, 3, samples)
+        command = f".venv/bin/python scripts/bench/verify_alternated.py --kind {kind}"
+        results.record(folder, f"served-{kind}", json.dumps(summaries[kind]), data="uploads", command=command,
+                       commit="fedcba9")  # fmt: skip
+    page = results.render(results.load(folder))
+    served, judging = page.index("A served check against v4's"), page.index("A check against v4's")
+    assert served < judging
+    v4, v5 = summaries["copy"]["results"]["v4"], summaries["copy"]["results"]["v5"]
+    assert (v4["median_ms"], v5["median_ms"]) == (45.0, 50.0)
+    copy = row(page[served:judging], "| a copy (a 9% crop)")
+    assert f"| {v5['median_ms']:.1f} / {v5['p90_ms']:.1f} ms | 1.11x |" in copy
+    assert "- `served-turned.json`: fedcba9, " in page[served:judging]
+    # The judging table is still there, unchanged.
+    assert row(page[judging:], "| a copy (a 9% crop)") == row(before, "| a copy (a 9% crop)")
