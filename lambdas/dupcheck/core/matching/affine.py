@@ -32,6 +32,7 @@ from dupcheck.core.matching.policy import (
     EARLY_SIDE,
     LIKENESS_TILE,
     LIKENESS_VARIES,
+    MAP_STEP,
     MIN_LIKENESS_TILES,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
@@ -259,11 +260,6 @@ def _centres(n: int) -> np.ndarray:
 def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres of an n x n patch in [-1, 1]: rows (U) and columns (V)."""
     return np.meshgrid(_centres(n), _centres(n), indexing="ij")
-
-
-# A map's numbers are snapped to a millionth of a pixel: far below what a step resolves, far above
-# what another CPU's float64 kernels change.
-MAP_STEP = 1e-6
 
 
 def _affine(params: np.ndarray, n: int) -> tuple[float, ...]:

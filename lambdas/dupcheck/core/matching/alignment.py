@@ -44,7 +44,6 @@ from dupcheck.core.matching.arrays import (
     neighbourhood,
     odd_medians,
     padded,
-    ranked,
     sampler,
     samplers,
     shifts,
@@ -84,6 +83,7 @@ from dupcheck.core.matching.policy import (
     TURN_SPREAD,
     TURNED_MAX_LAYOUT,
     WIDTHS,
+    ranked,
 )
 from dupcheck.core.matching.views import Box, Probe, QueryViews, Views, greyish
 from dupcheck.core.pixels import bright_srgb, brightened_ab, low_frequencies, outer_ring

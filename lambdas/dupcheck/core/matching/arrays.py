@@ -1,6 +1,5 @@
 """Small array helpers the matching steps share: resampling matrices, zero-mean unit blocks,
-one-pixel padding and the 3x3 neighbourhood, centre weights, medians without np.median; and
-`ranked`, the key every choice among near-equal numbers is made by.
+one-pixel padding and the 3x3 neighbourhood, centre weights, medians without np.median.
 
 Each gives exactly the numbers of the numpy call it stands for (np.pad, np.median, a mean over
 reshaped axes), without that call's generality: several run a few hundred times a query, where
@@ -13,18 +12,6 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cache, lru_cache
 
 import numpy as np
-
-# A ranking key's grid: far above what another CPU's BLAS or SIMD kernel moves a float32 product or
-# sum (a few parts in 10^7), far below any difference a picture shows (docs/architecture.md,
-# "The same answer on every machine").
-RANK_STEP = 1e-4
-
-
-def ranked(values: np.ndarray | float) -> np.ndarray:
-    """`values` snapped to RANK_STEP, as int64: the key to take a best by (np.argmax, a stable
-    sort, max(key=...)), so that candidates equal but for the kernel's rounding tie, and the tie
-    goes to the first, on every machine."""
-    return np.rint(np.asarray(values, dtype=np.float64) / RANK_STEP).astype(np.int64)
 
 
 @lru_cache(maxsize=8192)  # windows come from a fixed lattice: a few thousand at most

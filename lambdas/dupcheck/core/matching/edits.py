@@ -39,7 +39,7 @@ import numpy as np
 
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.arrays import ranked, regions, tiles, unit
+from dupcheck.core.matching.arrays import regions, tiles, unit
 from dupcheck.core.matching.marks import named_mark, written
 from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
 from dupcheck.core.matching.policy import (
@@ -64,6 +64,7 @@ from dupcheck.core.matching.policy import (
     TONE_LINE_MIN_APART,
     TONE_LINE_MIN_PIXELS,
     TONE_LINE_MIN_RANGE,
+    ranked,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Probe, Views, a_mark

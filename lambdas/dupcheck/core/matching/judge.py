@@ -27,10 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from dupcheck.core.matching.alignment import Evidence, Target, verify
-from dupcheck.core.matching.arrays import ranked
 from dupcheck.core.matching.edits import border_shares, name_edits
 from dupcheck.core.matching.photograph import SamePhotograph
-from dupcheck.core.matching.policy import Policy, Tier
+from dupcheck.core.matching.policy import Policy, Tier, ranked
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.verdicts import Judgement, banded, score, verdict_for
 from dupcheck.core.matching.views import Probe, Views

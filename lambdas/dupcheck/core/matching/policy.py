@@ -22,6 +22,23 @@ import numpy as np
 
 from dupcheck.core.models import Verdict
 
+# -- the same answer on every CPU (docs/architecture.md, "The same answer on every machine") ---------
+
+# A ranking key's grid (arrays.ranked): far above what another CPU's BLAS or SIMD kernel moves a
+# float32 product (a few parts in 10^7), far below any difference between two pictures' scores.
+RANK_STEP = 1e-4
+# An affine map's numbers are snapped to a millionth of a pixel (affine.py): far below what a
+# Lucas-Kanade step resolves, far above what another CPU's float64 kernels move them.
+MAP_STEP = 1e-6
+
+
+def ranked(values: np.ndarray | float) -> np.ndarray:
+    """`values` snapped to RANK_STEP, as int64: the key to take a best by (np.argmax, a stable
+    sort, max(key=...)), so that candidates equal but for the kernel's rounding tie, and the tie
+    goes to the first, on every machine."""
+    return np.rint(np.asarray(values, dtype=np.float64) / RANK_STEP).astype(np.int64)
+
+
 # -- stored views (views.py, views_codec.py) -------------------------------------------------------
 
 LUMA_GRID = 32  # stored luma per view, a side
