@@ -369,6 +369,15 @@ def test_names_are_checked_before_anything_is_done_and_only_on_api_routes(app, s
     assert call(app, event("GET", "/nope", {"x": "1"}))[1]["error"]["code"] == "not_found"
 
 
+def test_thousands_of_made_up_names_get_a_short_answer(app) -> None:  # noqa: ANN001
+    query = {f"{i:04d}" + "x" * 2000: "1" for i in range(2000)}
+    status, body = call(app, event("GET", "/find_similar", {"image_url": URL, **query}))
+    assert (status, body["error"]["code"]) == (400, "unknown_parameter")
+    message = body["error"]["message"]
+    assert message.startswith("unknown parameters '0000xxx") and "and 1995 more; known parameters" in message
+    assert len(message) < 600
+
+
 JSON = "application/json"
 UNKNOWN_FIELDS = [
     ("/items", {"entity_id": "N1", "image_urll": URL}, "unknown field 'image_urll'; did you mean 'image_url'?"),

@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
 UNKNOWN = "unknown_parameter"  # the error code, and the pydantic error type StrictBody raises
+# A request of thousands of made-up names is answered with a sentence of a few: the first ones named,
+# each cut to a readable length (no name the API takes is longer), the rest counted.
+MAX_NAMED = 5
+MAX_NAME_CHARS = 40
 
 
 def closest(name: str, known: Collection[str]) -> str | None:
@@ -45,10 +49,16 @@ def unknown_names(
         return None
     takes = f"known {kind}s: {', '.join(sorted(known))}" if known else none
     if len(unknown) == 1:
-        near = closest(unknown[0], known)
-        return f"unknown {kind} '{unknown[0]}'; " + (f"did you mean '{near}'?" if near else takes)
-    named = [f"'{name}'" + (f" (did you mean '{near}'?)" if (near := closest(name, known)) else "") for name in unknown]
-    return f"unknown {kind}s {', '.join(named)}; {takes}"
+        near = closest(unknown[0][:MAX_NAME_CHARS], known)
+        return f"unknown {kind} {_quoted(unknown[0])}; " + (f"did you mean '{near}'?" if near else takes)
+    named = [_quoted(name) + (f" (did you mean '{near}'?)" if (near := closest(name[:MAX_NAME_CHARS], known)) else "")
+             for name in unknown[:MAX_NAMED]]  # fmt: skip
+    more = f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
+    return f"unknown {kind}s {', '.join(named)}{more}; {takes}"
+
+
+def _quoted(name: str) -> str:
+    return f"'{name}'" if len(name) <= MAX_NAME_CHARS else f"'{name[:MAX_NAME_CHARS]}...'"
 
 
 def refuse_unknown_fields(data: Any, known: Collection[str]) -> Any:
