@@ -797,6 +797,11 @@ def test_an_import_says_what_it_did_and_its_errors_name_the_pages_fields(
         page.upload("#import-file", catalog)
         page.wait(lambda: page.find("#import-job-title").text == "1 of 4 rows imported", timeout=60)
         assert server.service.get("REL").image_url == f"{demo.url}/demo/catalog/{name}"
+        stored = tmp_path / "stored.csv"  # only rows already stored: nothing was done, and the heading says so
+        stored.write_text("".join(catalog.read_text().splitlines(keepends=True)[:3]))
+        page.upload("#import-file", stored)
+        page.wait(lambda: page.find("#import-job-title").text == "Nothing new: all 2 rows already in the catalog",
+                  timeout=60)  # fmt: skip
 
         page.refusals_expected = True  # the 422 of a catalog it cannot read
         no_ids = tmp_path / "no-ids.csv"
