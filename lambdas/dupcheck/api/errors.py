@@ -1,8 +1,8 @@
 """Every failure of a request becomes its status and the error body, here and nowhere else: a
 `DupcheckError` its own status (core/errors.py holds the table), Powertools' validation 400 (an
-unknown body field `unknown_parameter`, anything else `invalid_request`) and
-a JSON route sent another body 415, an unknown path 404 or, when the path has other methods,
-405 with `Allow`, and anything else a logged 500."""
+unknown body field `unknown_parameter`, anything else `invalid_request`), a JSON route sent
+another body 415, an unknown path 404 or, when the path has other methods, 405 with `Allow`,
+and anything else a logged 500."""
 
 from __future__ import annotations
 
