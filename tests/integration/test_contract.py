@@ -114,8 +114,16 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert set(operations[("/images/{name}", "get")]["responses"]["200"]["content"]) == {"image/*"}
     assert "/" not in document["paths"] and not any(p.startswith("/web") for p in document["paths"])  # the app
     assert set(operations[("/items", "get")]["responses"]) == {"200", "400", "403", "500", "503"}
-    assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "403", "404", "500", "503"}
-    assert set(operations[("/duplicates/scans", "post")]["responses"]) == {"202", "403", "409", "500", "503"}
+    assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "400", "403", "404", "500", "503"}
+    assert set(operations[("/duplicates/scans", "post")]["responses"]) == {"202", "400", "403", "409", "500", "503"}
+    # Every route refuses a query parameter it does not take, and every body a field it does not have.
+    assert all("400" in op["responses"] for op in operations.values())
+    assert "unknown_parameter" in operations[("/health", "get")]["responses"]["400"]["description"]
+    photo = operations[("/find_similar", "post")]["requestBody"]["content"]["application/json"]["schema"]
+    assert document["components"]["schemas"]["NewItem"]["additionalProperties"] is False
+    assert photo["additionalProperties"] is False
+    import_body = imports["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert all(body["additionalProperties"] is False for body in import_body)
     upload = operations[("/find_similar", "post")]["requestBody"]
     assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload
     assert operations[("/similar_products", "post")]["requestBody"] == upload

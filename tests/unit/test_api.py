@@ -16,7 +16,7 @@ from PIL import Image
 
 from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.api import build_resolver, web
-from dupcheck.bootstrap import build_scans, build_service
+from dupcheck.bootstrap import build_imports, build_scans, build_service
 from dupcheck.core.errors import UpstreamTimeout
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
@@ -181,9 +181,15 @@ BAD_REQUESTS = [
     ),
     (
         "json without photoData",
-        event("POST", "/find_similar", None, b'{"x": 1}', "application/json"),
+        event("POST", "/find_similar", None, b"{}", "application/json"),
         400,
         "invalid_request",
+    ),
+    (
+        "json with another field",
+        event("POST", "/find_similar", None, b'{"x": 1}', "application/json"),
+        400,
+        "unknown_parameter",
     ),
     ("broken json", event("POST", "/find_similar", None, b"{nope", "application/json"), 400, "invalid_request"),
     (
@@ -256,7 +262,7 @@ def test_resolvers_in_parallel_threads_each_see_their_own_request(settings: Sett
         app = build_resolver(service, max_body_bytes=MAX_BYTES)
 
         @app.get("/echo")
-        def echo() -> dict:
+        def echo(who: str) -> dict:  # noqa: ARG001 - declared (a known parameter); read from the event
             barrier.wait()  # both threads have now started resolving: the events overlap
             seen[name] = app.current_event.get_query_string_value("who", "")
             return {}
@@ -319,6 +325,93 @@ def test_a_camera_apps_photodata_form_field_is_an_upload(app) -> None:  # noqa: 
     body = (f'--b\r\nContent-Disposition: form-data; name="photoData"\r\n\r\n{photo}\r\n--b--\r\n').encode()
     status, out = call(app, event("POST", "/find_similar", None, body, "multipart/form-data; boundary=b"))
     assert status == 200 and out["matches"][0]["entity_id"] == "E4"
+
+
+# -- names a route does not take: refused, the closest known one named -----------------------------
+
+URL = "https://img.test/2.jpg"
+UNKNOWN_QUERIES = [
+    ("/find_similar", {"image_url": URL, "topp": "3"}, "unknown parameter 'topp'; did you mean 'top'?"),
+    ("/find_similar", {"url": URL}, "unknown parameter 'url'; did you mean 'image_url'?"),  # not "Field required"
+    ("/find_similar", {"image_url": URL, "Top": "3"}, "unknown parameter 'Top'; did you mean 'top'?"),
+    ("/find_similar", {"image_url": URL, "max_dist": "9"},
+     "unknown parameter 'max_dist'; did you mean 'max_distance'?"),
+    ("/items", {"limt": "5"}, "unknown parameter 'limt'; did you mean 'limit'?"),
+    ("/items/E1", {"includes": "features"}, "unknown parameter 'includes'; did you mean 'include'?"),
+    ("/duplicates/scans", {"limits": "1"}, "unknown parameter 'limits'; did you mean 'limit'?"),
+    ("/health", {"verbose": "1"}, "unknown parameter 'verbose'; this route takes no query parameters"),
+    ("/find_similar", {"image_url": URL, "zzz": "1", "topp": "2"},
+     "unknown parameters 'zzz', 'topp' (did you mean 'top'?); known parameters: image_url, max_distance, top"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "query", "message"), UNKNOWN_QUERIES)
+def test_an_unknown_query_parameter_is_refused_naming_the_closest_known_one(
+    app,  # noqa: ANN001
+    path: str,
+    query: dict[str, str],
+    message: str,
+) -> None:
+    status, body = call(app, event("GET", path, query))
+    assert (status, body["error"]) == (400, {"code": "unknown_parameter", "message": message})
+
+
+def test_names_are_checked_before_anything_is_done_and_only_on_api_routes(app, settings: Settings) -> None:  # noqa: ANN001
+    # Checked before the route runs: a route that would answer 503 here refuses the typo first.
+    status, body = call(app, event("GET", "/similar_products", {"image_url": URL, "topp": "3"}))
+    assert (status, body["error"]["message"]) == (400, "unknown parameter 'topp'; did you mean 'top'?")
+    assert call(app, event("GET", "/similar_products", {"image_url": URL, "top": "3"}))[0] == 503
+    status, body = call(app, event("DELETE", "/items/E1", {"force": "1"}))
+    assert (status, body["error"]["code"]) == (400, "unknown_parameter")
+    assert call(app, event("GET", "/items/E1"))[0] == 200  # still there
+    # The page takes any query (a link's tracking tag); a path with no route stays a 404.
+    assert app.resolve(event("GET", "/", {"utm_source": "mail"}), None)["statusCode"] == 200
+    assert call(app, event("GET", "/nope", {"x": "1"}))[1]["error"]["code"] == "not_found"
+
+
+def test_thousands_of_made_up_names_get_a_short_answer(app) -> None:  # noqa: ANN001
+    query = {f"{i:04d}" + "x" * 2000: "1" for i in range(2000)}
+    status, body = call(app, event("GET", "/find_similar", {"image_url": URL, **query}))
+    assert (status, body["error"]["code"]) == (400, "unknown_parameter")
+    message = body["error"]["message"]
+    assert message.startswith("unknown parameters '0000xxx") and "and 1995 more; known parameters" in message
+    assert len(message) < 600
+
+
+JSON = "application/json"
+UNKNOWN_FIELDS = [
+    ("/items", {"entity_id": "N1", "image_urll": URL}, "unknown field 'image_urll'; did you mean 'image_url'?"),
+    ("/items", {"entity_id": "N1", "url": URL}, "unknown field 'url'; did you mean 'image_url'?"),
+    ("/items", {"id": "N1", "image_url": URL}, "unknown field 'id'; did you mean 'entity_id'?"),
+    ("/find_similar", {"photodata": "aGk="}, "unknown field 'photodata'; did you mean 'photoData'?"),
+    ("/imports", {"catalog_ur": "https://img.test/c.csv"}, "unknown field 'catalog_ur'; did you mean 'catalog_url'?"),
+    ("/imports", {"item": [{"entity_id": "N1", "image_url": URL}]}, "unknown field 'item'; did you mean 'items'?"),
+    ("/imports", {"items": [{"entity_id": "N1", "image": URL}]},
+     "items.0: unknown field 'image'; did you mean 'image_url'?"),
+]  # fmt: skip
+
+
+class QueuedOnly:
+    """An import starter that starts nothing: jobs stay queued."""
+
+    def start(self, job: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("path", "body", "message"), UNKNOWN_FIELDS)
+def test_an_unknown_body_field_is_refused_naming_the_closest_known_one(
+    settings: Settings, path: str, body: dict[str, Any], message: str
+) -> None:
+    service = build_service(settings, fetcher=FakeFetcher({URL: encode(product_image(202))}))
+    imports = build_imports(settings, starter=QueuedOnly())
+    app = build_resolver(service, max_body_bytes=MAX_BYTES, imports=imports)
+    status, answer = call(app, event("POST", path, None, json.dumps(body).encode(), JSON))
+    assert (status, answer["error"]) == (400, {"code": "unknown_parameter", "message": message})
+    assert service.store.count() == 0 and imports.recent(10, None)[0] == []  # nothing stored, no job
+    known = {"/items": {"entity_id": "N1", "image_url": URL}, "/imports": {"items": [{"entity_id": "N1",
+             "image_url": URL}]}}.get(path)  # fmt: skip
+    if known:  # the same request with the right names passes
+        assert call(app, event("POST", path, None, json.dumps(known).encode(), JSON))[0] in (201, 202)
 
 
 # -- the catalog's pages, uploads of records, the duplicate report -------------------------------

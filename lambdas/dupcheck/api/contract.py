@@ -35,7 +35,8 @@ SECURITY_SCHEME = "apiKey"
 OPEN: dict[str, Any] = {"security": []}  # an operation that needs no API key
 
 REASONS = {
-    400: "A parameter or the body is missing or malformed (`invalid_request`).",
+    400: "A parameter or the body is missing or malformed (`invalid_request`), or names a query parameter or "
+    "body field the route does not take (`unknown_parameter`: the message names it and the closest known one).",
     403: "The image URL is not allowed (`url_not_allowed`: scheme, address or host), or the API key is "
     "missing or wrong (`forbidden`).",
     404: "No such item, import, picture, duplicate scan or report, or an id no route takes (`not_found`).",
@@ -59,12 +60,14 @@ REASONS = {
 
 def responses(success: int, model: type | None, description: str, *errors: int) -> dict[int, Any]:
     """A route's OpenAPI responses: its success (with `model` as the body) and its error statuses,
-    each with the error body (500 on every route: a bug, but a documented shape)."""
+    each with the error body (400 on every route: a query parameter it does not take; 500 on every
+    route: a bug, but a documented shape)."""
     ok: dict[str, Any] = {"description": description}
     if model is not None:
         ok["content"] = {"application/json": {"model": model}}
     body = {"content": {"application/json": {"model": ErrorBody}}}
-    out = {success: ok, **{status: {"description": REASONS[status], **body} for status in (*errors, 500)}}
+    statuses = dict.fromkeys((400, *errors, 500))
+    out = {success: ok, **{status: {"description": REASONS[status], **body} for status in statuses}}
     if 503 in out:
         out[503]["headers"] = RETRY_AFTER
     return out

@@ -1,11 +1,14 @@
 """Every failure of a request becomes its status and the error body, here and nowhere else: a
-`DupcheckError` its own status (core/errors.py holds the table), Powertools' validation 400 and
-a JSON route sent another body 415, an unknown path 404 or, when the path has other methods,
-405 with `Allow`, and anything else a logged 500."""
+`DupcheckError` its own status (core/errors.py holds the table), Powertools' validation 400 (an
+unknown body field `unknown_parameter`, anything else `invalid_request`), a JSON route sent
+another body 415, an unknown path 404 or, when the path has other methods, 405 with `Allow`,
+and anything else a logged 500."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -15,8 +18,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from dupcheck.api.exchange import json_response
+from dupcheck.api.known_names import UNKNOWN
 from dupcheck.api.resolver import DupcheckResolver
-from dupcheck.core.errors import DupcheckError, error_body
+from dupcheck.core.errors import DupcheckError, InvalidRequest, UnknownParameter, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ def answer_errors(app: DupcheckResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def invalid_request(exc: RequestValidationError) -> Response[dict]:
         # Powertools' own status would be 422, which this API keeps for images it cannot decode.
-        return json_response(400, error_body("invalid_request", describe_validation(exc)))
+        return domain_error(request_error(exc.errors()))
 
     @app.not_found
     def not_found(_exc: NotFoundError) -> Response[dict]:
@@ -53,11 +57,20 @@ def answer_errors(app: DupcheckResolver) -> None:
         return json_response(500, error_body("internal_error", "internal error; it has been logged"))
 
 
-def describe_validation(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        if err.get("type") == "json_invalid":
-            return "the body is not valid JSON"
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
-        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
+def request_error(errors: Sequence[Any], prefix: str = "") -> InvalidRequest:
+    """The 400 for pydantic's `errors` of a request: an unknown body field first (its own code:
+    what else is wrong may be the same typo), else every problem, each with where it is."""
+    unknown = [err for err in errors if err.get("type") == UNKNOWN]
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return InvalidRequest("the body is not valid JSON")
+    if unknown:
+        return UnknownParameter("; ".join(_located(err, "") for err in unknown))
+    return InvalidRequest(prefix + ("; ".join(_located(err, "request") for err in errors) or "invalid request"))
+
+
+def _located(err: Any, nowhere: str) -> str:
+    """The message with where it is ("items.0: unknown field 'url'..."); `nowhere`: what to say when
+    it is the request itself. A union member's name (a class: upper case) is not a place."""
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path") and not str(p)[:1].isupper()]
+    where = ".".join(loc) or nowhere
+    return f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid"))

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
+from dupcheck.api.known_names import StrictBody, body_fields, refuse_unknown_fields
 from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl
 from dupcheck.core.ids import MAX_ID_LENGTH
 from dupcheck.core.imports import MAX_ITEMS, ImportJob, RowResult, UploadTarget
@@ -16,7 +17,7 @@ from dupcheck.core.service import MAX_URL_LENGTH
 StatusName = Literal["awaiting_upload", "queued", "running", "done", "failed", "cancelled"]
 
 
-class ImportItem(BaseModel):
+class ImportItem(StrictBody):
     """One catalog row. Its checks are a catalog's: a row that cannot be imported (an id no URL
     can carry, an address that is not http(s)) becomes a failure of the job, with its reason."""
 
@@ -52,7 +53,12 @@ class UploadImport(BaseModel):
     upload: Literal[True]
 
 
-ImportRequest = Annotated[CatalogUrlImport | ItemsImport | UploadImport, Field(union_mode="left_to_right")]
+# A field none of the three has is refused as itself (each would refuse it differently).
+_IMPORT_FIELDS = body_fields(CatalogUrlImport, ItemsImport, UploadImport)
+ImportRequest = Annotated[
+    CatalogUrlImport | ItemsImport | UploadImport, Field(union_mode="left_to_right"),
+    BeforeValidator(lambda data: refuse_unknown_fields(data, _IMPORT_FIELDS)),
+]  # fmt: skip
 IMPORT_REQUEST = TypeAdapter(ImportRequest)
 
 

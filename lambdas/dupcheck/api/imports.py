@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import ValidationError
 
 from dupcheck.api.contract import CATALOG_BODY, CATALOG_UPLOAD_BODY, responses
+from dupcheck.api.errors import request_error
 from dupcheck.api.exchange import configured, json_response, public_base, raw_body
 from dupcheck.api.import_schemas import (
     IMPORT_REQUEST,
@@ -139,12 +140,7 @@ def _import_request(body: bytes) -> Any:
     try:
         return IMPORT_REQUEST.validate_json(body)
     except ValidationError as exc:
-        for err in exc.errors():
-            if err.get("type") == "json_invalid":
-                raise InvalidRequest("the body is not valid JSON") from exc
-        raise InvalidRequest(
-            'the body must be one of {"catalog_url": ...}, {"items": [...]} (1 to 1,000) or {"upload": true}: '
-            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        ) from exc
+        must = 'the body must be one of {"catalog_url": ...}, {"items": [...]} (1 to 1,000) or {"upload": true}: '
+        raise request_error(exc.errors()[:5], must) from exc
     except RecursionError as exc:
         raise InvalidRequest("the body is not valid JSON") from exc

@@ -8,6 +8,9 @@
 * Methods: HEAD is answered as GET (the server sends no body); a method a path does not have
   is 405 with an `Allow` header, not 404; OPTIONS lists the methods.
 * Paths: a trailing slash and the `/v1` stage prefix (API Gateway's) are accepted locally too.
+* Names: a query parameter a contract route does not take is a 400 `unknown_parameter` naming
+  it and the closest one it takes (known_names.py), checked before Powertools' own validation so
+  that `?url=` is refused as itself, not reported as `image_url` missing.
 * Bodies: a route that takes a JSON body refuses any other content type (415) before Powertools
   tries to parse it as a form, and a body that is not UTF-8 JSON (bad bytes, 100,000 levels of
   nesting, a 5,000-digit number) is a 400 like any other invalid JSON.
@@ -15,6 +18,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import threading
@@ -24,10 +28,12 @@ from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
-from dupcheck.core.errors import error_body
+from dupcheck.api.known_names import unknown_names
+from dupcheck.core.errors import UnknownParameter, error_body
 
 STAGE_PREFIX = "/v1"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -48,12 +54,30 @@ class JsonSafeEvent(APIGatewayProxyEvent):
             raise json.JSONDecodeError(f"not a usable JSON document ({type(exc).__name__})", "", 0) from exc
 
 
+class KnownQueryValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, after refusing the query parameters a contract route does
+    not declare (the names its validation reads, with their aliases)."""
+
+    def handler(self, app: Any, next_middleware: Any) -> Any:
+        route = app.context["_route"]
+        if route.func in app.contract_routes:
+            known = {param.alias for param in route.dependant.query_params}
+            given = app.current_event.resolved_query_string_parameters or {}
+            if message := unknown_names(given, known):
+                raise UnknownParameter(message)
+        return super().handler(app, next_middleware)
+
+
 class DupcheckResolver(APIGatewayRestResolver):
     _local = threading.local()
 
     def __init__(self) -> None:
         super().__init__(enable_validation=True)
+        self._request_validation_middleware = KnownQueryValidation()
         self._paths: list[tuple[re.Pattern[str], str, bool]] = []  # (rule, method, takes a JSON body)
+        # The functions of the routes in the OpenAPI document: their query names are checked. (Not
+        # the page's, nor Powertools' own 404 route, which takes any query.)
+        self.contract_routes: set[Callable[..., Any]] = set()
 
     # -- per-thread state (see module docstring) ----------------------------------------------
 
@@ -82,6 +106,9 @@ class DupcheckResolver(APIGatewayRestResolver):
     def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Callable[..., Any]:
         register = super().route(rule, method, *args, **kwargs)
         methods = [method] if isinstance(method, str) else list(method)
+        # include_router passes the route's arguments by position
+        arguments = inspect.signature(super().route).bind(rule, method, *args, **kwargs).arguments
+        in_contract = arguments.get("include_in_schema", True)
 
         def record(func: Callable[..., Any]) -> Callable[..., Any]:
             hints = typing.get_type_hints(func)
@@ -89,6 +116,8 @@ class DupcheckResolver(APIGatewayRestResolver):
             takes_json = any(isinstance(hint, type) and issubclass(hint, BaseModel) for hint in hints.values())
             for m in methods:
                 self._paths.append((self._compile_regex(rule), m.upper(), takes_json))
+            if in_contract:
+                self.contract_routes.add(func)
             return register(func)
 
         return record

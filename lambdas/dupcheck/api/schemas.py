@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_serializer
 
+from dupcheck.api.known_names import StrictBody
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import FindResult, HashRecord
 from dupcheck.core.products import ProductResult
@@ -271,7 +272,7 @@ class Health(BaseModel):
     index_ready: bool = Field(description="Whether the index holds every record: searches are complete.")
 
 
-class NewItem(BaseModel):
+class NewItem(StrictBody):
     """A catalog image to register: downloaded from image_url and hashed by the service."""
 
     entity_id: str = Field(
@@ -294,7 +295,7 @@ class NewItem(BaseModel):
         return value
 
 
-class PhotoUpload(BaseModel):
+class PhotoUpload(StrictBody):
     """An image sent as JSON, as browser camera apps do."""
 
     photoData: str = Field(  # noqa: N815 - the field name clients already send

@@ -18,9 +18,11 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
-from dupcheck.core.errors import CatalogTooLarge, ImageTooLarge, InvalidRequest
+from dupcheck.api.known_names import unknown_names
+from dupcheck.core.errors import CatalogTooLarge, ImageTooLarge, InvalidRequest, UnknownParameter
 
 FILE_FIELDS = ("file", "image", "photo", "photoData")
+PHOTO_FIELD = "photoData"  # a JSON upload's one field
 CATALOG_FIELDS = ("file", "catalog")
 MAX_PARTS = 16  # a form with the image and a few fields; more is not an upload
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,(?P<data>.*)$", re.S)
@@ -60,7 +62,9 @@ def _from_json(body: bytes) -> bytes:
         payload = json.loads(body)
     except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, absurd nesting or numbers
         raise InvalidRequest("the body is not valid JSON") from exc
-    photo = payload.get("photoData") if isinstance(payload, dict) else None
+    if isinstance(payload, dict) and (unknown := unknown_names(payload, (PHOTO_FIELD,), "field")):
+        raise UnknownParameter(unknown)
+    photo = payload.get(PHOTO_FIELD) if isinstance(payload, dict) else None
     if not isinstance(photo, str) or not photo:
         raise InvalidRequest('JSON bodies must hold "photoData": a data URL or base64 image')
     return _photo_data(photo)

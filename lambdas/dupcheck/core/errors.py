@@ -34,6 +34,13 @@ class InvalidRequest(DupcheckError):
     status, code = 400, "invalid_request"
 
 
+class UnknownParameter(InvalidRequest):
+    """A query parameter or body field the route does not take (a typo, a wrong key): named, with
+    the closest one it does take."""
+
+    code = "unknown_parameter"
+
+
 class UrlNotAllowed(DupcheckError):
     """The image URL points somewhere the fetcher refuses to go (scheme, address, host list)."""
 

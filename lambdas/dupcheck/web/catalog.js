@@ -2,7 +2,7 @@
 // remove one after a confirmation.
 import { api, imageForm, itemPath } from "./api.js";
 import { skuWords } from "./words.js";
-import { byId, clearError, el, showError, showPicture, thumbButton } from "./ui.js";
+import { byId, clearError, el, idLine, reveal, showError, showPicture, thumbButton } from "./ui.js";
 
 const PAGE = 20;
 // cursors[i] opens page i + 1 (null: the first); next is the open page's next_cursor.
@@ -86,7 +86,7 @@ function itemCard(item) {
   remove.addEventListener("click", () => confirmRemove(item));
   return el("li", { class: "card" },
     thumbButton(item, `Show ${item.entity_id}`, `Picture of ${item.entity_id}`, () => showItem(item)),
-    el("p", { class: "id", text: item.entity_id }),
+    idLine(item.entity_id),
     item.sku ? el("p", { class: "sku", text: `SKU ${item.sku}` }) : null,
     el("div", { class: "actions" }, remove));
 }
@@ -101,7 +101,7 @@ export function showItem(item) {
   const address = item.image_url
     ? el("a", { href: item.image_url, text: item.image_url, rel: "noopener noreferrer", target: "_blank" })
     : "none (added by upload)";
-  const rows = [["SKU", item.sku || "none"], ["Picture address", address], ["Hash pipeline", item.hash_algo],
+  const rows = [["SKU", item.sku || "none"], ["Picture address", address],
     ["Last changed", new Date(item.updated_at).toLocaleString()]];
   byId("item-fields").replaceChildren(...rows.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", {}, value)]));
   byId("item-dialog").showModal();
@@ -136,10 +136,10 @@ async function add(event) {
   const sku = byId("add-sku").value.trim();
   const url = byId("add-url").value.trim();
   const file = byId("add-file").files[0];
-  if (!url && !file) return showError("add-error", { sentence: "Give the picture's address, or choose a file." });
+  if (!url && !file) return addError({ sentence: "Give the picture's address, or choose a file." });
   // An id travels in the address of its record (/items/<id>): these would break it.
   if (/[/?#%]/.test(id) || id === "." || id === "..") {
-    return showError("add-error", { sentence: "An entity id cannot contain / ? # or %, nor be . or .." });
+    return addError({ sentence: "An entity id cannot contain / ? # or %, nor be . or .." });
   }
   const button = form.querySelector('button[type="submit"]');
   button.disabled = true;
@@ -150,10 +150,16 @@ async function add(event) {
       : await api("items", { method: "POST", body: { entity_id: id, sku, image_url: url } });
     byId("add-done").textContent = `Added ${item.entity_id}${skuWords(item)} to the catalog.`;
     form.reset();
-    load();
+    await load(); // the page above changes height: the confirmation is brought into view after it
+    reveal("add-done");
   } catch (error) {
-    showError("add-error", error);
+    addError(error);
   } finally {
     button.disabled = false;
   }
+}
+
+function addError(error) {
+  showError("add-error", error);
+  reveal("add-error");
 }

@@ -1,8 +1,8 @@
 // "Is this picture already in the catalog?": a file (chosen, dropped, or a phone's camera), a
 // pasted address, or a webcam shot; then the answer, the matches best first, and a comparison.
 import { api, imageForm } from "./api.js";
-import { alikeWords, answerOf, editWords, matchSentence, percentWords, skuWords, verdictWords } from "./words.js";
-import { byId, clearError, el, showError, showPicture, thumbButton } from "./ui.js";
+import { alikeWords, answerOf, differentWords, editWords, matchSentence, percentWords, skuWords, verdictWords } from "./words.js";
+import { byId, clearError, el, idLine, showError, showPicture, thumbButton } from "./ui.js";
 
 const TOP = 8; // matches asked for, and similar products shown
 // Similar products asked for: the duplicates the check found come first among them and are not
@@ -111,7 +111,7 @@ function lookalikeCard(product) {
   return el("li", { class: "card lookalike" },
     thumbButton(product, `Compare ${product.entity_id} with your picture`, `Catalog picture of ${product.entity_id}`,
       () => compare({ ...product, sentence: `Looks like your picture (${alikeWords(product)}): another product, not a duplicate.` })),
-    el("p", { class: "id", text: product.entity_id }), sku,
+    idLine(product.entity_id), sku,
     el("p", { class: "percent", text: alikeWords(product) }));
 }
 
@@ -126,9 +126,18 @@ function render(result) {
   const { tone, text } = answerOf(result);
   setAnswer(tone, text);
   byId("query-image").src = shownFrom;
-  byId("match-grid").replaceChildren(...result.matches.map(matchCard));
+  // The duplicates and similar pictures answer the question; the nearest different ones are
+  // folded behind one line, for whoever wants to look.
+  const alike = result.matches.filter((m) => m.verdict !== "different");
+  const different = result.matches.filter((m) => m.verdict === "different");
+  byId("match-grid").replaceChildren(...alike.map(matchCard));
+  byId("matches-title").hidden = !alike.length;
+  const folded = byId("different");
+  folded.open = false;
+  folded.hidden = !different.length;
+  byId("different-title").textContent = differentWords(different.length);
+  byId("different-grid").replaceChildren(...different.map(matchCard));
   byId("check-body").hidden = false;
-  byId("matches-title").hidden = !result.matches.length;
 }
 
 function matchCard(match) {
@@ -138,7 +147,7 @@ function matchCard(match) {
     thumbButton(match, `Compare ${match.entity_id} with your picture`, `Catalog picture of ${match.entity_id}`,
       () => compare(match)),
     el("p", { class: "verdict", text: verdictWords(match) }), edits,
-    el("p", { class: "id", text: match.entity_id }), sku,
+    idLine(match.entity_id), sku,
     el("p", { class: "percent", text: percentWords(match) }));
 }
 

@@ -3,8 +3,8 @@
 // and shows its groups when it ends). The report names ids; each picture comes from its record,
 // a few requests at a time.
 import { ApiError, api, itemPath } from "./api.js";
-import { matchSentence, scanSentence } from "./words.js";
-import { byId, clearError, el, limiter, showError, thumbButton } from "./ui.js";
+import { matchSentence, scanSentence, skippedWords } from "./words.js";
+import { byId, clearError, el, idLine, limiter, showError, thumbButton } from "./ui.js";
 import { showItem } from "./catalog.js";
 
 const SHOWN = 10; // groups per "show more"
@@ -45,10 +45,11 @@ async function showReport() {
   const groups = report.groups.length;
   const seconds = Number(report.elapsed_s).toFixed(1);
   summary.textContent = groups
-    ? `${groups} group${groups === 1 ? "" : "s"} of records holding the same picture, among ${report.records} records (pipeline ${report.pipeline}, found in ${seconds} s).`
-    : `No duplicates among ${report.records} records (pipeline ${report.pipeline}).`;
+    ? `${groups} group${groups === 1 ? "" : "s"} of records holding the same picture, among ${report.records} records (found in ${seconds} s).`
+    : `No duplicates among ${report.records} records.`;
   if (report.generated_at) summary.textContent += ` Scanned ${new Date(report.generated_at).toLocaleString()}.`;
-  if (report.skipped?.message) summary.textContent += ` ${report.skipped.message}.`;
+  const skipped = skippedWords(report.skipped, report.records);
+  if (skipped) summary.textContent += ` ${skipped}`;
   // The rules behind the groups, for whoever asks: folded away, not in front of the groups.
   byId("keep-rule").textContent = report.keep_rule ? `The record to keep comes first: ${report.keep_rule}.` : "";
   byId("group-rule").textContent = report.group_rule ? `Grouping: ${report.group_rule}.` : "";
@@ -144,7 +145,7 @@ function groupItem(group, number) {
 function recordCard(id, keep) {
   const slot = el("span", { class: "no-picture", text: "Loading…" });
   const sku = el("p", { class: "sku" }); // filled when the record arrives: before the keep label
-  const card = el("li", { class: keep ? "card keep" : "card" }, slot, el("p", { class: "id", text: id }), sku);
+  const card = el("li", { class: keep ? "card keep" : "card" }, slot, idLine(id), sku);
   if (keep) card.append(el("p", { class: "keep-label", text: "Keep" }));
   fetchLimited(() => api(itemPath(id))).then(
     (item) => {

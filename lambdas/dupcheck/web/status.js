@@ -25,7 +25,6 @@ export async function showStatus() {
     ["Service", health.status === "ok" ? "Answering" : health.status],
     ["Records in the catalog", health.records.toLocaleString()],
     ["Pictures in the search index", health.indexed.toLocaleString()],
-    ["Hash pipeline", health.algorithm],
   ];
   const ready = health.ready ?? health.index_ready; // when the API reports it
   if (ready !== undefined) rows.push(["Index ready", ready ? "Yes" : "Not yet: checks may miss pictures"]);

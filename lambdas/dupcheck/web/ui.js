@@ -24,10 +24,20 @@ export function showError(id, error) {
   if (!error?.sentence) console.warn(error); // a bug of the page, not an API answer
 }
 
+/** Scroll the element `id` into view if it is not: a result said where the eye is. */
+export const reveal = (id) => byId(id).scrollIntoView({ block: "nearest" });
+
 export function clearError(id) {
   const paragraph = byId(id);
   paragraph.textContent = "";
   paragraph.hidden = true;
+}
+
+/** A card's id line: it wraps whole, or after one of its own separators ("magento_" / "0006"),
+ * never inside a word; a part longer than the card still breaks, so nothing spills out. */
+export function idLine(id) {
+  const parts = id.split(/(?<=[_./:@|+])/); // a hyphen or a space already lets a line break after it
+  return el("p", { class: "id" }, ...parts.flatMap((part, i) => (i ? [el("wbr"), part] : [part])));
 }
 
 const noPicture = (text) => el("span", { class: "no-picture", text });

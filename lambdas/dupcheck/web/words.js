@@ -82,6 +82,7 @@ export function errorSentence(status, code, message = "") {
     case "not_found":
       return sentence(message || "Not found");
     case "invalid_request":
+    case "unknown_parameter":
       return sentence(`That was not accepted: ${message}`);
     case "forbidden":
       return "This dupcheck needs its API key, and none was accepted. Reload the page to give it again.";
@@ -97,7 +98,7 @@ export function errorSentence(status, code, message = "") {
     case "network":
       return "dupcheck cannot be reached. Check the connection and try again.";
     case "invalid_catalog":
-      return sentence(`This catalog cannot be read: ${message}`);
+      return sentence(`This catalog cannot be read: ${pageHints(message)}`);
     case "catalog_too_large":
       return sentence(`This catalog is too large: ${readable(message)}`);
     case "upload_failed":
@@ -109,12 +110,24 @@ export function errorSentence(status, code, message = "") {
   }
 }
 
+// The page's own names for what the API's messages call by their parameters: the import page has
+// no column fields, so a missing column is renamed in the file.
+export const BASE_FIELD = "Base address of relative picture paths"; // the import page's field (index.html)
+const pageHints = (message) => message
+  .replace(/; name it with id_column$/, ": name the file's id column entity_id")
+  .replace(/; name it with url_column$/, ": name the file's picture column image_url (or small_image)");
+
 // The picture's own failures, said as for a check; a catalog row's own (no id, no address) as the API says them.
 const PICTURE_CODES = new Set(["image_too_large", "unsupported_media_type", "invalid_image", "url_not_allowed",
   "image_unreachable", "upstream_error", "upstream_timeout"]);
 
 /** Why one row of an import was not imported. */
-export const rowSentence = (f) => (PICTURE_CODES.has(f.code) ? errorSentence(0, f.code, f.message) : sentence(f.message));
+export function rowSentence(f) {
+  if (f.code === "relative_image_url") {
+    return `Row ${f.row}: the picture path “${f.image_url}” is relative. Fill in “${BASE_FIELD}” and import the catalog again.`;
+  }
+  return PICTURE_CODES.has(f.code) ? errorSentence(0, f.code, f.message) : sentence(f.message);
+}
 
 /** An import job in words: { title, counts }. */
 export function importSentence(job) {
@@ -134,12 +147,33 @@ export function importSentence(job) {
       return { title: `Importing: ${n(processed)} of ${n(job.rows)} rows`, counts: counts + pace + left };
     }
     case "done":
-      return { title: `Imported ${n(job.rows)} row${job.rows === 1 ? "" : "s"}`, counts };
+      return { title: doneTitle(job, n), counts };
     case "cancelled":
       return { title: `Cancelled after ${n(processed)} rows`, counts };
     default:
       return { title: "The import failed", counts: sentence(job.error || "no reason given") };
   }
+}
+
+/** What a finished import did, counted as its counts line counts it: "4 of 7 rows imported". */
+function doneTitle(job, n) {
+  const rows = job.rows ?? 0;
+  const done = job.done ?? 0;
+  if (rows && done === rows) return rows === 1 ? "Imported 1 row" : `Imported all ${n(rows)} rows`;
+  if (rows && !done && job.skipped === rows) return `Nothing new: all ${n(rows)} rows already in the catalog`;
+  return `${n(done)} of ${n(rows)} row${rows === 1 ? "" : "s"} imported`;
+}
+
+/** What the Check result folds away: "The 5 nearest different pictures". */
+export const differentWords = (count) =>
+  count === 1 ? "The nearest different picture" : `The ${count} nearest different pictures`;
+
+/** Records a duplicate scan could not compare, in the page's words (the report's own message
+ * names the hash pipelines and a command to run: for whoever runs dupcheck, not for this page). */
+export function skippedWords(skipped, records) {
+  if (!skipped?.records) return "";
+  const count = skipped.records === 1 ? "1 record was" : `${skipped.records.toLocaleString()} records were`;
+  return `${count} not compared (of ${records.toLocaleString()}): they need indexing again, which whoever runs dupcheck can do.`;
 }
 
 // A scan's steps (the engine's phases), as the page names them.
