@@ -44,9 +44,11 @@ run: venv $(MODEL)
 test: venv $(MODEL) browser lint
 	$(BIN)/python -m pytest
 
-# Writes cdk.out/Dupcheck.template.json; builds the Lambda bundle with uv (no Docker).
+# Writes cdk.out/Dupcheck.template.json; builds the Lambda bundles with uv (no Docker). Context as
+# `cdk -c` takes it, space-separated: make synth CONTEXT="dupcheck:profile=dev dupcheck:alarmEmail=a@b.c"
+CONTEXT ?=
 synth: venv
-	$(BIN)/python -m infra.app
+	$(BIN)/python -m infra.app $(addprefix -c ,$(CONTEXT))
 
 bench: venv
 	$(BIN)/python scripts/bench/index_bench.py
