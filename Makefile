@@ -47,9 +47,11 @@ test: venv $(MODEL) browser lint
 	$(BIN)/python -m pytest
 	env $$($(BIN)/python scripts/same_answers.py env) $(BIN)/python -m pytest -q tests/unit/matching tests/unit/test_hashing.py
 
-# Writes cdk.out/Dupcheck.template.json; builds the Lambda bundle with uv (no Docker).
+# Writes cdk.out/Dupcheck.template.json; builds the Lambda bundles with uv (no Docker). Context as
+# `cdk -c` takes it, space-separated: make synth CONTEXT="dupcheck:profile=dev dupcheck:alarmEmail=a@b.c"
+CONTEXT ?=
 synth: venv
-	$(BIN)/python -m infra.app
+	$(BIN)/python -m infra.app $(addprefix -c ,$(CONTEXT))
 
 bench: venv
 	$(BIN)/python scripts/bench/index_bench.py

@@ -13,7 +13,8 @@ packagers do: what a deployed function can never run or load is left out (test s
 stubs, C headers and Cython declarations, static libraries), and shared libraries lose their
 debug symbols (`strip --strip-debug` by a strip that reads the target's machine code: Debian's
 `binutils-aarch64-linux-gnu` on an x86_64 machine; without one they keep them, ~4 MB, and the
-log says so). That is 14 of 90 MB.
+log says so). That is 14 of 90 MB. Each build writes its bundle's unzipped size to
+`infra/bundle_sizes.json` (committed; docs/deploy.md quotes it, a test compares).
 
 Bytecode: /var/task is read-only, so a function without .pyc files compiles every module it
 imports on every cold start (about twice the cold import, docs/lab/benchmarks.md). So the bundle is
@@ -45,6 +46,7 @@ and the infra tests set it directly.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -83,6 +85,10 @@ TEST_SUITE_DIRS = frozenset({"tests"})
 
 # Lambda's limit for a function's unzipped code (functions + layers).
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+MIB = 1024 * 1024
+# Each bundle's unzipped size in MiB, as its last build measured it (committed: docs/deploy.md
+# quotes these figures and a test compares them, so a bundle that grows changes this file).
+BUNDLE_SIZES = REPO_ROOT / "infra" / "bundle_sizes.json"
 
 # Bump when the bundling procedure changes, so an old bundle in cdk.out is not reused.
 BUNDLER_VERSION = "8"
@@ -100,12 +106,13 @@ class LocalBundler:
 
     def __init__(
         self, *, package_dir: Path = PACKAGE_DIR, requirements: Sequence[Path] = (REQUIREMENTS,),
-        model: Path | None = None, machine: str = MACHINE,
+        model: Path | None = None, machine: str = MACHINE, name: str | None = None, sizes: Path = BUNDLE_SIZES,
     ) -> None:  # fmt: skip
         self._package_dir = package_dir
         self._requirements = list(requirements)
         self._model = model  # the product model file the products asset carries
         self._machine = machine  # another architecture only for measuring (scripts/bench/package_bench.py)
+        self._name, self._sizes = name, sizes  # a named bundle records its size in `sizes`
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:  # noqa: ARG002 - jsii signature
         out = Path(output_dir)
@@ -136,10 +143,19 @@ class LocalBundler:
             shutil.copy2(self._model, out / self._package_dir.name / MODELS / self._model.name)
         compile_bytecode(out, keep_sources=self._package_dir.name, python=python)
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-        print(f"dupcheck bundling: {size / 1024 / 1024:.1f} MiB unzipped", file=sys.stderr)
+        print(f"dupcheck bundling: {size / MIB:.1f} MiB unzipped", file=sys.stderr)
         if size > LAMBDA_UNZIPPED_LIMIT_BYTES:
             raise BundlingError(f"Lambda bundle is {size} bytes, over the 250 MiB unzipped limit")
+        if self._name is not None:
+            record_size(self._name, size, self._sizes)
         return True
+
+
+def record_size(name: str, size: int, path: Path = BUNDLE_SIZES) -> None:
+    """Write bundle `name`'s unzipped size (MiB, to 0.1) into the sizes file, keeping the others."""
+    sizes = json.loads(path.read_text()) if path.is_file() else {}
+    sizes[name] = round(size / MIB, 1)
+    path.write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
 
 
 def slim(root: Path, *, machine: str = MACHINE) -> None:
@@ -246,7 +262,7 @@ def asset_hash(requirements: Sequence[Path] = (REQUIREMENTS,), model: Path | Non
 
 def dupcheck_code() -> lambda_.Code:
     """The code asset every function but the similar-products ones uses (bind the same object to all)."""
-    return _code(LocalBundler(), asset_hash())
+    return _code(LocalBundler(name="dupcheck"), asset_hash())
 
 
 def products_code() -> lambda_.Code:
@@ -254,7 +270,8 @@ def products_code() -> lambda_.Code:
     from dupcheck.core.products import default_model_path
 
     requirements, model = (REQUIREMENTS, PRODUCTS_REQUIREMENTS), default_model_path()
-    return _code(LocalBundler(requirements=requirements, model=model), asset_hash(requirements, model))
+    bundler = LocalBundler(requirements=requirements, model=model, name="products")
+    return _code(bundler, asset_hash(requirements, model))
 
 
 def _code(bundler: LocalBundler, digest: str) -> lambda_.Code:

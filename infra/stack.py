@@ -88,6 +88,11 @@ class DupcheckConfig:
     similar_products: bool
 
     @classmethod
+    def context_keys(cls) -> list[str]:
+        """The context keys (without `dupcheck:`) this configuration reads."""
+        return [_camel(field.name) for field in fields(cls)]
+
+    @classmethod
     def from_context(cls, node: Any) -> DupcheckConfig:
         """`node` is any construct node (`app.node`); values from `-c` arrive as strings."""
         profile = str(node.try_get_context(CONTEXT_PREFIX + "profile") or "prod")

@@ -16,11 +16,11 @@ credentials), it also checks that registering kept the item's thumbnail there, t
 removed it, and that the import kept its row's: the look-alike check's grants (docs/deploy.md).
 
     python scripts/smoke_test.py --api-url https://abc123.execute-api.us-east-1.amazonaws.com/v1 \
-        --api-key "$API_KEY" [--image-url URL] [--timeout 120] [--thumbnail-bucket NAME]
+        --api-key "$API_KEY" --image-url URL [--timeout 120] [--thumbnail-bucket NAME]
 
-`--image-url` must be a public JPEG/PNG the deployed fetcher may reach (allowed hosts, size
-limits). The default is Wikimedia Commons' long-lived "JPEG example flower" file; pass another
-URL if that host is not on the stack's allow-list. The test item ids are `smoke-<random>` (and
+`--image-url` is required: a JPEG/PNG of your own catalog that the deployed fetcher may reach
+(a host `dupcheck:allowedHosts` admits, within the size limits). The deployment downloads it, so
+the smoke test never picks a third party's picture for you. The test item ids are `smoke-<random>` (and
 `...-import`) and are deleted at the end, also when a step fails (unless --keep).
 
 Exit status: 0 when every step passed, 1 otherwise; each step prints its time.
@@ -42,7 +42,6 @@ import requests
 
 from dupcheck.adapters.s3_thumbnails import thumbnail_key
 
-DEFAULT_IMAGE_URL = "https://upload.wikimedia.org/wikipedia/commons/3/3f/JPEG_example_flower.jpg"
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 WEB = Path(__file__).resolve().parents[1] / "lambdas" / "dupcheck" / "web"
 # Stream sync normally lands within seconds; 120 s covers a cold start of both Lambdas, the
@@ -303,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", required=True, help="value of the x-api-key header")
     parser.add_argument(
         "--image-url",
-        default=DEFAULT_IMAGE_URL,
-        help=f"public image to register (default {DEFAULT_IMAGE_URL})",
+        required=True,
+        help="a picture of your own catalog to register, on a host the stack may fetch from",
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for stream sync")
     parser.add_argument("--keep", action="store_true", help="do not delete the test item when a step fails")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Annotations, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -88,6 +88,11 @@ class Api(Construct):
             snap_start=True,
         )
         self.alias = self.function.add_alias(ALIAS_NAME)
+        # CDK warns that SnapStart needs a published version whatever the function has: it has one.
+        Annotations.of(self.function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish",
+            "each deploy publishes a version and API Gateway invokes it through the alias `live`",
+        )
 
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention)
         self.rest_api = apigw.RestApi(
@@ -133,6 +138,8 @@ class Api(Construct):
                 ),
             ),
         )
+        # The stage's URL is the stack's `ApiUrl` output; the one RestApi adds by itself would repeat it.
+        self.rest_api.node.try_remove_child("Endpoint")
         integration = apigw.LambdaIntegration(self.alias, proxy=True)
         root = self.rest_api.root
         root.add_method("ANY", integration, api_key_required=False)  # the web app's page

@@ -45,7 +45,7 @@ import json, sys, time, statistics, tempfile, urllib.request
 from pathlib import Path
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
-service = build_service(Settings.from_env(data_dir=Path(sys.argv[1]), allow_private_urls=True))
+service = build_service(Settings.from_env(data_dir=Path(sys.argv[1]), allow_loopback_urls=True))
 queries = [Path(p).read_bytes() for p in sys.argv[3:]]
 urls = [sys.argv[2] + "/q/" + Path(p).name for p in sys.argv[3:]]
 for data in queries[:5]:
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     rng = random.Random(7)
-    env = {**os.environ, "PYTHONPATH": str(args.lambdas.resolve()), "DUPCHECK_ALLOW_PRIVATE_URLS": "true"}
+    env = {**os.environ, "PYTHONPATH": str(args.lambdas.resolve()), "DUPCHECK_ALLOW_LOOPBACK_URLS": "true"}
     with tempfile.TemporaryDirectory() as tmp:
         catalog, queries, data = Path(tmp) / "catalog", Path(tmp) / "queries", Path(tmp) / "data"
         catalog.mkdir()

@@ -6,25 +6,21 @@ local pip bundler; the template is otherwise identical to a real synth.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
-from infra.app import build
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from infra.app import build, project_context
 
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
 
 def synth(**context: Any) -> tuple[Stack, Template]:
-    """Same context as `cdk synth` (cdk.json's feature flags), plus overrides, minus bundling."""
-    cdk_json = json.loads((REPO_ROOT / "cdk.json").read_text())
-    app = App(context={**cdk_json.get("context", {}), **NO_BUNDLING, **context})
+    """Same context as `make synth` and `cdk synth` (cdk.json's, the CLI's defaults), plus
+    overrides, minus bundling."""
+    app = App(context={**project_context(), **NO_BUNDLING, **context})
     stack = build(app)
     return stack, Template.from_stack(stack)
 

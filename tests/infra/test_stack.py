@@ -477,10 +477,11 @@ def test_stage_v1_tracing_and_access_logs(template: Template) -> None:
     props = stage["Properties"]
     assert props["StageName"] == "v1"
     assert props["TracingEnabled"] is True
-    log_group = props["AccessLogSetting"]["DestinationArn"]["Fn::GetAtt"]
-    assert log_group[1] == "Arn"
+    # The log group's ARN without the `:*` its Arn attribute ends in (logGroupDestinationArnWithoutWildcard).
+    arn = props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
+    assert arn[-2] == ":log-group:" and "Ref" in arn[-1]
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
-    assert template.to_json()["Resources"][log_group[0]]["Type"] == "AWS::Logs::LogGroup"
+    assert template.to_json()["Resources"][arn[-1]["Ref"]]["Type"] == "AWS::Logs::LogGroup"
     for field in ("$context.requestId", "$context.status", "$context.httpMethod", "$context.resourcePath"):
         assert field in props["AccessLogSetting"]["Format"]
     assert props["MethodSettings"][0] == {

@@ -25,6 +25,8 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
 from dupcheck_tools.backfill.engine import HASH_BATCH
+from dupcheck_tools.backfill.failures import FailureLog, explain_failures
+from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.cli import main
 from dupcheck_tools.samples import encode, product_image
 from support.catalogs import good_rows, write_catalog
@@ -112,6 +114,39 @@ def test_records_failures_file_and_exit_code(image_server: ImageServer, env: Pat
             dict(expected.record.features),
         )  # fmt: skip
         assert thumbnails[entity_id] == expected.thumbnail
+
+
+def test_a_run_where_every_row_failed_says_why_and_what_to_do_on_stderr(
+    image_server: ImageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Every picture on this machine, the loopback switch off: the JSON summary counts 5 failures,
+    and stderr says which reason, with the setting that fixes it and where the rows are listed."""
+    monkeypatch.setenv("DUPCHECK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DUPCHECK_ALLOW_LOOPBACK_URLS", raising=False)
+    catalog = write_catalog(tmp_path / "catalog.csv", good_rows(image_server, 5))
+    code = main(["backfill", "--no-progress", "--hash-workers", "1", "--catalog", str(catalog)])
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert (code, summary["failed"], summary["done"]) == (1, 5, 0) and "failure_report" not in summary
+    assert f"backfill: every row failed; each is listed in {tmp_path / 'catalog.failures.csv'}" in err
+    assert "5 x url_not_allowed, e.g. " in err
+    assert "fix: " in err and "DUPCHECK_ALLOW_LOOPBACK_URLS=true" in err.split("fix: ")[1]
+
+
+def test_the_failure_report_names_the_commonest_reasons_first(tmp_path: Path) -> None:
+    log = FailureLog(tmp_path / "failures.csv")
+    codes = ["upstream_timeout"] * 3 + ["relative_image_url"] * 4 + ["image_unreachable"] * 2 + ["invalid_row", "x"]
+    for number, code in enumerate(codes, start=1):
+        log.add(CatalogRow(number, f"E{number}", "", f"/p/{number}.jpg"), code, f"row {number}: {code}")
+    log.close()
+    report = explain_failures(log, rows=20).splitlines()
+    assert report[0] == f"backfill: 11 of 20 rows failed; each is listed in {tmp_path / 'failures.csv'}:"
+    assert report[1] == "  4 x relative_image_url, e.g. row 4: relative_image_url"
+    assert "--image-base-url" in report[2]
+    assert report[3].startswith("  3 x upstream_timeout, e.g. row 1:")
+    assert report[5].startswith("  2 x image_unreachable")
+    assert report[7] == "  2 more, for 2 other reasons"
+    assert explain_failures(FailureLog(tmp_path / "none.csv"), rows=20) == ""
 
 
 def test_rerun_changes_nothing_and_changed_url_is_rehashed(

@@ -69,8 +69,8 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     assert summary.exit_code is ExitCode.OK and not summary.interrupted
     report = summary.report
     assert report is not None
-    # a-small and a-mirrored-crop are each called the same picture as their original; b's grayscale
-    # copy was written first, so it is the one kept.
+    # a-small and a-reflected-crop are each called the same picture as their original, kept as the
+    # smallest id though written last; b's grayscale copy is kept (its id first), not b-original.
     assert groups_of(report) == EXPECTED_GROUPS
     assert [group["keep"] for group in report["groups"]] == ["a-original", "b-grayscale"]
     grouped = {item for group in groups_of(report) for item in group}
@@ -80,8 +80,8 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     assert len({(pair["a"], pair["b"]) for pair in pairs}) == len(pairs)  # both directions: one pair
     edits = {(pair["a"], pair["b"]): pair["edit"] for pair in pairs}
     # What turns the record kept into the other, as the other's check against it names it.
-    assert "mirrored" in edits[("a-original", "a-mirrored-crop")]
-    assert "cropped" in edits[("a-original", "a-mirrored-crop")]
+    assert "mirrored" in edits[("a-original", "a-reflected-crop")]
+    assert "cropped" in edits[("a-original", "a-reflected-crop")]
     # The grayscale copy, kept for being older, has no colour for the original's check to line up
     # with: only the copy's check against the original called them one picture. Nothing named.
     assert edits[("b-grayscale", "b-original")] is None
@@ -169,7 +169,7 @@ def test_records_with_thumbnails_are_judged_as_a_new_upload_of_their_picture(
     assert pictures and pictures.pop("a-small", False) is False and all(pictures.values())
     # A pair one direction already called duplicate is not given the same-photograph test again;
     # the colour variants (one photo, two colours: `similar`) are looked at from both sides.
-    assert frozenset(("a-original", "a-mirrored-crop")) in looked_at
+    assert frozenset(("a-original", "a-reflected-crop")) in looked_at
     looks = Counter(looked_at)
     assert looks.pop(frozenset(COLOUR_VARIANTS)) == 2 and max(looks.values()) == 1
     # ... and are in no group, nor related to one.
@@ -179,23 +179,23 @@ def test_records_with_thumbnails_are_judged_as_a_new_upload_of_their_picture(
 def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: list[HashRecord]) -> None:
     # A record with hostile fields, holding a-original's picture: the page must show it as text.
     original = next(r for r in records if r.entity_id == "a-original")
-    store.put(dataclasses.replace(original, entity_id="a-hostile", sku="<script>alert(1)</script>",
+    store.put(dataclasses.replace(original, entity_id="a-unsafe", sku="<script>alert(1)</script>",
                                   image_url="javascript:alert(1)", updated_at="2026-04-01T00:00:00.000Z"))  # fmt: skip
     out = tmp_path / "out"
     find_duplicates(store, out, source="test")
 
     report = json.loads((out / "duplicates.json").read_text())
     DuplicateReport.model_validate(report)  # what GET /duplicates serves
-    assert report["groups"][0]["items"] == ["a-original", "a-mirrored-crop", "a-small", "a-hostile"]
-    assert "updated_at" in report["keep_rule"] and report["radius"] == engine.DEFAULT_RADIUS
+    assert report["groups"][0]["items"] == ["a-original", "a-reflected-crop", "a-small", "a-unsafe"]
+    assert "smallest entity_id" in report["keep_rule"] and report["radius"] == engine.DEFAULT_RADIUS
     assert report["far_radius"] == engine.FAR_RADIUS  # a catalog of 11 records (10 and a copy): the far band runs
 
     with (out / "duplicates.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["group", "entity_id", "sku", "image_url", "keep"]
     assert [(r["group"], r["entity_id"], r["keep"]) for r in rows] == [
-        ("1", "a-original", "true"), ("1", "a-mirrored-crop", "false"), ("1", "a-small", "false"),
-        ("1", "a-hostile", "false"), ("2", "b-grayscale", "true"), ("2", "b-original", "false"),
+        ("1", "a-original", "true"), ("1", "a-reflected-crop", "false"), ("1", "a-small", "false"),
+        ("1", "a-unsafe", "false"), ("2", "b-grayscale", "true"), ("2", "b-original", "false"),
     ]  # fmt: skip
     assert rows[0]["image_url"] == "https://cdn.shop.example/p/a-original.jpg" and rows[0]["sku"] == "SKU-A-ORIGINAL"
 
@@ -205,7 +205,7 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
     assert '<img src="https://cdn.shop.example/p/b-grayscale.jpg"' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
     assert "javascript:" not in page  # no picture from a URL that is not one
-    assert "a-original and a-mirrored-crop: The same picture (" in page and "% match): mirrored" in page
+    assert "a-original and a-reflected-crop: The same picture (" in page and "% match): mirrored" in page
     assert "default-src 'none'" in page  # nothing runs when it is opened from disk
 
 
@@ -235,21 +235,22 @@ def test_a_picture_held_by_more_records_than_a_candidate_pool_is_one_group_kept_
     tmp_path: Path, records: list[HashRecord]
 ) -> None:
     # One picture uploaded 40 times (a placeholder): more copies than a record's candidates (32).
-    # Each copy is paired with the oldest ones, so every copy is the kept record's duplicate,
-    # though the oldest was read in the middle of the store.
+    # Each copy is paired with the first ones in keep order, so every copy is the kept record's
+    # duplicate, though the kept one, p-9 (9 before 10..48: digits as numbers), is read last
+    # (the store reads ids as text) and was written last.
     original = next(r for r in records if r.entity_id == "a-original")
     store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
     copies = [
-        dataclasses.replace(original, entity_id=f"p-{i:02d}", updated_at=f"2026-05-{2 + i % 25:02d}T0{i // 25}:00:00Z")
-        for i in range(40)
+        dataclasses.replace(original, entity_id=f"p-{i + 10}", updated_at=f"2026-05-{2 + i % 25:02d}T0{i // 25}:00:00Z")
+        for i in range(39)
     ]
-    copies[23] = dataclasses.replace(copies[23], updated_at="2026-01-01T00:00:00Z")
+    copies.append(dataclasses.replace(original, entity_id="p-9", updated_at="2026-06-01T00:00:00Z"))
     store.put_many(copies)
     summary = find_duplicates(store, tmp_path / "out", source="test")
 
     assert summary.report is not None
     (group,) = summary.report["groups"]
-    assert group["keep"] == "p-23" and sorted(group["items"]) == sorted(c.entity_id for c in copies)
+    assert group["keep"] == "p-9" and sorted(group["items"]) == sorted(c.entity_id for c in copies)
     assert group["related"] == [] and summary.related == 0 and "related" not in summary.message
 
 
@@ -259,8 +260,8 @@ def test_related_pairs_are_in_every_report_file(tmp_path: Path) -> None:
     from dupcheck_tools.duplicates.workfile import Found, Listing
 
     listings = {i: Listing(name, f"SKU-{name}", f"https://cdn.shop.example/p/{name}.jpg", f"2026-01-0{i + 1}T00:00:00Z")
-                for i, name in enumerate(("kept", "copy", "look-alike"))}  # fmt: skip
-    # copy is kept's duplicate; look-alike was called the same picture as copy only.
+                for i, name in enumerate(("kept", "kept-copy", "look-alike"))}  # fmt: skip
+    # kept-copy is kept's duplicate; look-alike was called the same picture as kept-copy only.
     groups = group_duplicates([Found(1, 0, 2, 98.0, ()), Found(2, 1, 9, 93.0, ())], listings, 64)
     out = tmp_path / "out"
     document = report_document({"pipeline": "p", "records": 3, "elapsed_s": 0.1}, groups)
@@ -268,14 +269,14 @@ def test_related_pairs_are_in_every_report_file(tmp_path: Path) -> None:
 
     report = json.loads((out / "duplicates.json").read_text())
     DuplicateReport.model_validate(report)
-    assert report["groups"][0]["items"] == ["kept", "copy"]
-    assert [(p["a"], p["b"]) for p in report["groups"][0]["related"]] == [("copy", "look-alike")]
+    assert report["groups"][0]["items"] == ["kept", "kept-copy"]
+    assert [(p["a"], p["b"]) for p in report["groups"][0]["related"]] == [("kept-copy", "look-alike")]
     assert "not as the one kept" in report["group_rule"]
     page = (out / "report.html").read_text()
     assert "Related, not in the group (not called the same picture as kept)" in page
-    assert "copy and look-alike: The same picture (93% match)" in page
+    assert "kept-copy and look-alike: The same picture (93% match)" in page
     with (out / "duplicates.csv").open(newline="") as fh:
-        assert [row["entity_id"] for row in csv.DictReader(fh)] == ["kept", "copy"]
+        assert [row["entity_id"] for row in csv.DictReader(fh)] == ["kept", "kept-copy"]
     assert isinstance(groups[0].related[0], Pair)
 
 

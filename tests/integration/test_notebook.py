@@ -8,7 +8,8 @@ in the fresh venv). The records table is made by a CloudFormation stack, so it h
 name that the notebook must read from the stack's TableName output. The catalog is read from an
 s3:// URI, and its relative small_image paths are joined to IMAGE_BASE_URL; images come from the
 loopback image server. The catalog holds one picture twice (E6 is E0's), which the notebook's
-duplicate report, run on the same table, finds and shows inline.
+duplicate report, run on the same table, finds and shows inline, keeping E0, the smaller id, although
+E0's picture is served a second late, so that E6 is written first.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import nbformat
@@ -27,7 +29,12 @@ import pytest
 from nbclient import NotebookClient
 
 from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
+from dupcheck.adapters.sqlite_store import SqliteRecordStore
+from dupcheck.bootstrap import build_service
+from dupcheck.core.settings import Settings
 from dupcheck_tools.catalog import write_catalog
+from dupcheck_tools.duplicates import KEEP_RULE
+from dupcheck_tools.samples import encode, product_image
 from support.image_server import ImageServer, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +96,7 @@ def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_ven
     rows = [{"entity_id": f"E{i}", "sku": f"SKU-{i}", "small_image": f"/m/{i}.jpg"} for i in range(7)]
     for i in range(7):
         image_server.image(f"/media/m/{i}.jpg", seed=i % 6)  # E6: E0's picture again
+    image_server.delays["/media/m/0.jpg"] = 1.0  # E0 written after E6: its updated_at is the later
     image_server.route("/media/x.txt", Reply(200, b"text", "text/plain"))
     rows.append({"entity_id": "BAD", "sku": "s", "small_image": "/x.txt"})
     catalog = write_catalog(tmp_path / "catalog.csv", rows)
@@ -125,7 +133,38 @@ def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_ven
     # The duplicate report read the same table and shows its one group inline, pictures and all.
     assert "groups: 1, records to remove: 1, records read: 7" in text
     report = json.loads((tmp_path / "duplicates" / "duplicates.json").read_text())
-    assert [sorted(group["items"]) for group in report["groups"]] == [["E0", "E6"]]
+    assert [group["items"] for group in report["groups"]] == [["E0", "E6"]]  # the record to keep first
+    assert report["keep_rule"] == KEEP_RULE
+    stored = {r.entity_id: r.updated_at for r in DynamoDBRecordStore(table, region=REGION).scan()}
+    assert stored["E6"] < stored["E0"]  # the old rule, the earliest updated_at, would have kept E6
     html = "".join(o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {}))
-    assert re.search(r"Group 1: 2 records, keep E[06]", html)
+    assert "Group 1: 2 records, keep E0" in html
     assert f'<img src="{image_server.base_url}/media/m/6.jpg"' in html and "The same picture" in html
+
+
+def test_the_notebooks_report_keeps_the_smallest_id_not_the_first_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notebook's duplicate-report cell as it stands, in this process, on a local store where
+    E10 (E9's picture) was written before E9, as a backfill's downloads may finish: E9 is kept,
+    9 before 10, and so again when the store is written in the other order."""
+    (cell,) = [c for c in nbformat.read(NOTEBOOK, as_version=4).cells if "find_duplicates(" in c.source]
+    picture, other = encode(product_image(7)), encode(product_image(8))
+    for order in (["E10", "E9"], ["E9", "E10"]):
+        data = tmp_path / "-".join(order)
+        monkeypatch.setenv("DUPCHECK_DATA_DIR", str(data))
+        service = build_service(Settings.from_env({}, data_dir=data))
+        for entity_id in [*order, "E2"]:
+            data_of = other if entity_id == "E2" else picture
+            service.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}", data=data_of,
+                                   image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
+        written = {r.entity_id: r.updated_at for r in SqliteRecordStore(data / "dupcheck.sqlite3").scan()}
+        assert written[order[0]] < written[order[1]]
+        shown: list[Any] = []  # what the cell displays (`display` comes from the notebook's first cell)
+        namespace = {"TARGET": "local", "TABLE": None, "REGION": REGION, "DUPLICATES": str(data / "report"),
+                     "FIRST_GROUPS": 10, "display": shown.append}  # fmt: skip
+        exec(compile(cell.source, "backfill.ipynb", "exec"), namespace)  # noqa: S102 - the notebook's own cell
+        report = json.loads((data / "report" / "duplicates.json").read_text())
+        assert [(group["keep"], group["items"]) for group in report["groups"]] == [("E9", ["E9", "E10"])]
+        assert report["keep_rule"] == KEEP_RULE
+        assert "Group 1: 2 records, keep E9" in shown[0].data

@@ -49,6 +49,15 @@ def test_the_smoke_test_fails_when_the_key_is_wrong(tmp_path: Path, image_server
     assert code == 1
 
 
+def test_the_picture_is_the_deployers_own_never_a_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --image-url the smoke test refuses to start: a stack that admits only the shop's
+    hosts must not be sent to fetch a third party's picture."""
+    with pytest.raises(SystemExit) as exit_info:
+        smoke_test.main(["--api-url", "http://127.0.0.1:9/v1", "--api-key", "k3y"])
+    assert exit_info.value.code == 2
+    assert "--image-url" in capsys.readouterr().err
+
+
 def test_the_thumbnail_steps_against_a_server_keeping_thumbnails_in_s3(
     tmp_path: Path,
     image_server: ImageServer,

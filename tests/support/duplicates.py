@@ -1,11 +1,12 @@
 """A small catalog that already holds duplicates, for the catalog-wide duplicate report's tests.
 
-Records are built by the default pipeline from generated pictures (no download), each with its
-own `updated_at`, so which record a group keeps is known:
+Records are built by the default pipeline from generated pictures (no download). A group keeps
+its smallest id, so the ids say which; each record's `updated_at` says otherwise where it can,
+so a report that kept the first written would fail:
 
-  group "a": a-original, a-mirrored-crop (mirrored, 8% cropped off each side), a-small (a third
-             of the size, JPEG quality 60), all newer than the original
-  group "b": b-grayscale (written first) and b-original
+  group "a": a-original, a-reflected-crop (mirrored, 8% cropped off each side), a-small (a third
+             of the size, JPEG quality 60)
+  group "b": b-grayscale and b-original (written first)
   red-shirt and blue-shirt: one product in two colours (two SKUs: never duplicates)
   other-1..3: unrelated pictures
 """
@@ -24,7 +25,7 @@ from dupcheck.core.ports import RecordStore
 from dupcheck.core.service import build_entry
 from dupcheck_tools.samples import encode, product_image
 
-EXPECTED_GROUPS = [["a-original", "a-mirrored-crop", "a-small"], ["b-grayscale", "b-original"]]
+EXPECTED_GROUPS = [["a-original", "a-reflected-crop", "a-small"], ["b-grayscale", "b-original"]]
 COLOUR_VARIANTS = ("red-shirt", "blue-shirt")
 
 
@@ -42,11 +43,11 @@ def catalog_entries() -> list[Entry]:
     """The records, each with the thumbnail the default pipeline keeps beside it."""
     a, b = product_image(501, (480, 400)), product_image(502, (480, 400))
     pictures = [
-        ("a-original", a, "2026-01-01T09:00:00.000Z"),
-        ("a-mirrored-crop", _mirrored_crop(a), "2026-02-01T09:00:00.000Z"),
-        ("a-small", _small(a), "2026-03-01T09:00:00.000Z"),
-        ("b-original", b, "2026-01-05T09:00:00.000Z"),
-        ("b-grayscale", ImageOps.grayscale(b).convert("RGB"), "2026-01-02T09:00:00.000Z"),
+        ("a-original", a, "2026-03-01T09:00:00.000Z"),
+        ("a-reflected-crop", _mirrored_crop(a), "2026-02-01T09:00:00.000Z"),
+        ("a-small", _small(a), "2026-01-01T09:00:00.000Z"),
+        ("b-original", b, "2026-01-02T09:00:00.000Z"),
+        ("b-grayscale", ImageOps.grayscale(b).convert("RGB"), "2026-01-05T09:00:00.000Z"),
         ("red-shirt", product_image(503, (480, 400), hue=0.0), "2026-01-03T09:00:00.000Z"),
         ("blue-shirt", product_image(503, (480, 400), hue=0.6), "2026-01-04T09:00:00.000Z"),
         *((f"other-{i}", product_image(600 + i, (480, 400)), "2026-01-06T09:00:00.000Z") for i in range(1, 4)),

@@ -101,8 +101,13 @@ def check_line(line: str) -> str | None:
             assert not missing, f"{line}: {argv[1]} has no {sorted(missing)}"
             return "script"
     if argv[0] == "make":
-        targets = set(re.findall(r"^([a-z]+):", (ROOT / "Makefile").read_text(), re.M))
-        assert set(argv[1:]) <= targets, f"{line}: no make target {set(argv[1:]) - targets}"
+        makefile = (ROOT / "Makefile").read_text()
+        targets = set(re.findall(r"^([a-z]+):", makefile, re.M))
+        named = {arg for arg in argv[1:] if "=" not in arg}
+        assert named <= targets, f"{line}: no make target {named - targets}"
+        # A variable given on the command line (`make synth CONTEXT=...`) is one the Makefile reads.
+        for name in (arg.split("=", 1)[0] for arg in argv[1:] if "=" in arg):
+            assert f"$({name})" in makefile, f"{line}: the Makefile does not read {name}"
         return "make"
     if "pip" in argv[0] and argv[1:2] == ["install"]:
         extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

@@ -76,30 +76,31 @@ def test_a_record_is_never_its_own_duplicate() -> None:
     assert ids(groups) == [["A", "B"]] and [(p.a, p.b) for p in groups[0].pairs] == [("A", "B")]
 
 
-def test_the_oldest_record_is_kept_first_then_the_smallest_id() -> None:
+def test_the_smallest_id_is_kept_first_numbers_as_numbers_whenever_the_records_were_written() -> None:
+    """A backfill writes in the order its downloads finish: `updated_at` must not decide."""
     listings = {
-        0: listing("z-newest", "2026-03-01T10:00:00Z"),
-        1: listing("m-oldest", "2025-12-31T23:59:59.999+00:00"),  # another spelling of UTC: compared as time
-        2: listing("a-middle", "2026-01-15T08:00:00.000Z"),
-        3: listing("b-middle", "2026-01-15T08:00:00.000Z"),
-        4: listing("broken-date", "yesterday"),  # unreadable: last
+        0: listing("item-10", "2026-01-01T00:00:00.001Z"),  # written first, but created after item-9
+        1: listing("item-9", "2026-01-01T00:00:00.003Z"),
+        2: listing("item-010", "2026-01-01T00:00:00.002Z"),  # the same number as item-10: then as text
+        3: listing("item-9b", "2025-01-01T00:00:00.000Z"),
+        4: listing("sku-1", "2024-01-01T00:00:00.000Z"),
     }
-    # Every record was called the same picture as m-oldest; a-middle and b-middle as each other too.
-    links = [found(0, 1), found(1, 2), found(3, 1), found(4, 1), found(2, 3)]
+    # Every record was called the same picture as item-9; item-10 and item-010 as each other too.
+    links = [found(0, 1), found(1, 2), found(3, 1), found(4, 1), found(2, 0)]
     groups = group_duplicates(links, listings, 64)
-    assert ids(groups) == [["m-oldest", "a-middle", "b-middle", "z-newest", "broken-date"]]
-    assert groups[0].keep.entity_id == "m-oldest"
-    assert groups[0].to_dict()["keep"] == "m-oldest"
-    assert keep_order(listings[1]) < keep_order(listings[2]) < keep_order(listings[3]) < keep_order(listings[4])
+    assert ids(groups) == [["item-9", "item-9b", "item-010", "item-10", "sku-1"]]
+    assert groups[0].keep.entity_id == "item-9" and groups[0].to_dict()["keep"] == "item-9"
+    assert keep_order(listing("E9")) < keep_order(listing("E10")) < keep_order(listing("F1"))
+    assert keep_order(listing("²1")) < keep_order(listing("²2"))  # a digit Python reads but int() does not
     # Each pair lists the record kept earlier first.
     assert [(p.a, p.b) for p in groups[0].pairs] == [
-        ("m-oldest", "a-middle"), ("m-oldest", "b-middle"), ("m-oldest", "z-newest"), ("m-oldest", "broken-date"),
-        ("a-middle", "b-middle"),
+        ("item-9", "item-9b"), ("item-9", "item-010"), ("item-9", "item-10"), ("item-9", "sku-1"),
+        ("item-010", "item-10"),
     ]  # fmt: skip
 
 
 def test_the_group_keeps_the_oldest_even_when_newer_records_were_linked_first() -> None:
-    # B-C are closest and grouped first; A, older than both, is the duplicate of each: the
+    # B-C are closest and grouped first; A, kept before both, is the duplicate of each: the
     # group is A's, whatever order its pairs were found in.
     links = [found(1, 2, distance=0), found(0, 1, distance=5), found(2, 0, distance=6)]
     (group,) = group_duplicates(links, LISTINGS, 64)

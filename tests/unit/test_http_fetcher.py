@@ -385,7 +385,7 @@ def test_from_settings_copies_every_limit() -> None:
 
 def test_defaults_match_settings() -> None:
     fetcher, settings = HttpImageFetcher(), Settings()
-    assert fetcher.allow_loopback == settings.loopback_urls_allowed
+    assert fetcher.allow_loopback == settings.allow_loopback_urls
     assert fetcher.max_bytes == settings.max_image_bytes
     assert fetcher.connect_timeout == settings.connect_timeout
     assert fetcher.read_timeout == settings.read_timeout

@@ -12,23 +12,28 @@ from dupcheck.core.settings import Settings, SettingsError
 def test_defaults_are_the_embedded_mode() -> None:
     settings = Settings.from_env({})
     assert (settings.store, settings.index, settings.data_dir) == ("sqlite", "local", Path("data"))
-    assert settings.loopback_urls_allowed is False
+    assert settings.allow_loopback_urls is False
     assert settings.sqlite_path == Path("data/dupcheck.sqlite3")
 
 
 def test_values_are_parsed_from_strings() -> None:
     settings = Settings.from_env(
         {
-            "DUPCHECK_ALLOW_PRIVATE_URLS": "true",
+            "DUPCHECK_ALLOW_LOOPBACK_URLS": "true",
             "DUPCHECK_ALLOWED_HOSTS": " Images.Example.com., .cdn.example ",
             "DUPCHECK_PORT": "9000",
             "DUPCHECK_STORE": "dynamodb",
             "UNRELATED": "ignored",
         }
     )
-    assert settings.loopback_urls_allowed is True  # the old name still means: loopback only
+    assert settings.allow_loopback_urls is True
     assert settings.allowed_hosts == ("images.example.com", ".cdn.example")
     assert settings.port == 9000 and settings.store == "dynamodb"
+
+
+def test_the_old_name_of_the_loopback_switch_is_refused_with_the_new_one() -> None:
+    with pytest.raises(SettingsError, match="DUPCHECK_ALLOW_PRIVATE_URLS was renamed DUPCHECK_ALLOW_LOOPBACK_URLS"):
+        Settings.from_env({"DUPCHECK_ALLOW_PRIVATE_URLS": "true"})
 
 
 @pytest.mark.parametrize(

@@ -201,7 +201,7 @@ class HttpImageFetcher:
         """The settings' fetcher; `max_bytes` and `deadline` replace theirs for larger downloads
         than an image (an import's catalog), under the same address checks."""
         return cls(
-            allow_loopback=settings.loopback_urls_allowed,
+            allow_loopback=settings.allow_loopback_urls,
             allowed_hosts=settings.allowed_hosts,
             max_bytes=max_bytes or settings.max_image_bytes,
             connect_timeout=settings.connect_timeout,

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ENV_PREFIX = "DUPCHECK_"
+# Settings that had another name: the old name is refused with the new one (one name everywhere).
+RENAMED = {"allow_private_urls": "allow_loopback_urls"}
 
 MB = 1024 * 1024
 
@@ -34,9 +36,6 @@ class Settings(BaseModel):
     # Safe fetching of untrusted image URLs
     allow_loopback_urls: bool = Field(
         False, description="Let the fetcher reach this machine (127.0.0.0/8, ::1): demos and tests only."
-    )
-    allow_private_urls: bool = Field(
-        False, description="The old name of allow_loopback_urls, with the same meaning: loopback only."
     )
     allowed_hosts: tuple[str, ...] = Field(
         (), description="Comma-separated host allow-list; empty allows every public host."
@@ -149,10 +148,6 @@ class Settings(BaseModel):
         return value
 
     @property
-    def loopback_urls_allowed(self) -> bool:
-        return self.allow_loopback_urls or self.allow_private_urls
-
-    @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "dupcheck.sqlite3"
 
@@ -197,6 +192,8 @@ def unknown_setting(key: str) -> str:
     # Compared without the prefix every name shares, which would make any two names look alike; a
     # name cut short (DUPCHECK_TABLE) is one of those it begins.
     given = key[len(ENV_PREFIX) :].lower()
+    if given in RENAMED:
+        return f"setting {key} was renamed {Settings.env_name(RENAMED[given])}: set that instead (same meaning)"
     close = [field for field in Settings.model_fields if field.startswith(given + "_")]
     close = close or difflib.get_close_matches(given, Settings.model_fields, n=1, cutoff=0.75)
     if len(close) > 1:

@@ -17,7 +17,7 @@ from dupcheck.bootstrap import build_store
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions, BackfillSummary
-from dupcheck_tools.backfill.failures import FailureLog, default_failures_path
+from dupcheck_tools.backfill.failures import FailureLog, default_failures_path, explain_failures
 from dupcheck_tools.catalog import CatalogReader, CatalogRow, Columns, local_catalog
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ def backfill_catalog(
         try:
             engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options)
             total = reader.count_rows() if (options or BackfillOptions()).progress else None
-            return engine.run(_noting_phash(reader), total)
+            summary = engine.run(_noting_phash(reader), total)
+            summary.failure_report = explain_failures(failure_log, summary.rows)
+            return summary
         finally:
             failure_log.close()
 

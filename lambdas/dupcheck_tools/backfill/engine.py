@@ -94,6 +94,8 @@ class BackfillSummary:
     interrupted: bool = False
     error: str | None = None  # a fatal error (e.g. the store stayed unreachable) ended the run early
     timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)
+    # Why rows failed, for stderr (failures.explain_failures); not part of the JSON summary.
+    failure_report: str = field(default="", repr=False)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -104,6 +106,7 @@ class BackfillSummary:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("timeline")
+        data.pop("failure_report")
         return data
 
     def table_markdown(self) -> str:

@@ -52,11 +52,14 @@ def register(commands: Any) -> None:
 
 def run_backfill(args: argparse.Namespace) -> int:
     def job(options: BackfillOptions, target: Target, settings: Settings) -> BackfillSummary:
-        return backfill_catalog(
+        summary = backfill_catalog(
             args.catalog, target=target, region=args.region, failures=args.failures,
             columns=Columns(args.id_column, args.sku_column, args.url_column),
             image_base_url=args.image_base_url, options=options, settings=settings,
         )  # fmt: skip
+        if summary.failure_report:  # the JSON summary counts failures; this says why, and what to do
+            print(summary.failure_report, file=sys.stderr)
+        return summary
 
     return run_batch(args, job)
 

@@ -15,24 +15,30 @@ b records put a x b wrong pairs into the report, and a person deleting a group's
 would delete them all; the rule keeps a wrong link to the pair itself (docs/lab/evaluation.md,
 "Catalog-wide duplicates", measures both).
 
-Keep rule: the oldest record, the one whose `updated_at` is earliest (then the smallest
-entity_id): in a catalog the first upload is usually the original the others were copied from,
-and records do not store the picture's size. `updated_at` is when dupcheck last wrote the
-record; backfill and import keep it for unchanged rows, so it is the first hashing of the
-picture unless the picture changed since.
+Keep rule (KEEP_RULE): the oldest product, by its entity_id: the smallest first, digits compared
+as numbers (`item-9` before `item-10`), then as text. In a catalog the first upload is usually the
+original the others were copied from, and shops number their products as they create them
+(Magento's entity_id counts up). Not `updated_at`, the first version's rule: that is when dupcheck
+wrote the record, which a backfill's concurrent downloads order by chance, so the same catalog
+backfilled twice could keep another record. Records do not store the picture's size.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.verdicts import match_percent
-from dupcheck.core.models import Edit, version_of
+from dupcheck.core.models import Edit
 from dupcheck_tools.duplicates.workfile import Found, Listing
 
-KEEP_RULE = "the oldest record (earliest updated_at), then the smallest entity_id"
+KEEP_RULE = (
+    "the oldest record by its id: the smallest entity_id, digits compared as numbers "
+    "(shops number their products as they create them)"
+)
+_DIGITS = re.compile(r"([0-9]+)")
 GROUP_RULE = (
     "each group is the record to keep and every record the service called the same picture as it; "
     "records called the same picture as another record of a group but not as the one kept are listed "
@@ -96,10 +102,11 @@ class Group:
         }
 
 
-def keep_order(listing: Listing) -> tuple[int, int, str]:
-    """Sort key of KEEP_RULE: the earliest updated_at first (an unreadable one last)."""
-    version = version_of(listing.updated_at)
-    return (0, version, listing.entity_id) if version is not None else (1, 0, listing.entity_id)
+def keep_order(listing: Listing) -> tuple[tuple[tuple[int, int | str], ...], str]:
+    """Sort key of KEEP_RULE: the entity_id's runs of digits as numbers and the rest as text
+    (`E9` < `E10` < `F1`), then the id itself (`E01` < `E1`, the same number)."""
+    runs = (part for part in _DIGITS.split(listing.entity_id) if part)
+    return tuple((0, int(part)) if _DIGITS.fullmatch(part) else (1, part) for part in runs), listing.entity_id
 
 
 @dataclass(slots=True)

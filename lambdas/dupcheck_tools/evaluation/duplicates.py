@@ -7,7 +7,8 @@ The benchmark folders of `evaluate` (scripts/make_benchmark.py) become one catal
 catalog picture, up to `--copies` of its edited copies (each picture's copies chosen so the
 edit kinds stay balanced: with 1 copy, every kind is still there), and every negative query
 (held-out pictures and colour variants, as-is and lightly edited). Each picture is registered
-through the service (entity_id = file stem; the originals first, so the keep rule keeps them),
+through the service (entity_id = file stem; a copy's is its original's and `__kind`, so the keep
+rule, the smallest id, keeps the original),
 then `python -m dupcheck duplicates` runs on that store, and its groups are scored against the
 truth's `source` column (the picture each file was made from; files of one source are copies of
 each other, and a colour variant is its own source):
