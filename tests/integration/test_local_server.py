@@ -273,6 +273,13 @@ def test_ids_no_url_can_address_are_refused(server: LocalServer, image_server: I
     assert image_server.counts().get("/x.jpg", 0) == 0  # refused before the download
 
 
+@pytest.mark.parametrize(("escaped", "says"), [("cafe%CC%81", "decomposed Unicode"), ("caf%FF", "not UTF-8")])
+def test_ids_that_cannot_be_normalised_are_a_400_over_http(server: LocalServer, escaped: str, says: str) -> None:
+    for method in ("GET", "DELETE"):
+        status, body, _ = request(f"{server.url}/items/{escaped}", method)
+        assert (status, body["error"]["code"]) == (400, "invalid_request") and says in body["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [(b"[" * 100_000, "application/json"), (b'{"entity_id": 1' + b"1" * 5000 + b"}", "application/json"),

@@ -8,6 +8,8 @@
 * Methods: HEAD is answered as GET (the server sends no body); a method a path does not have
   is 405 with an `Allow` header, not 404; OPTIONS lists the methods.
 * Paths: a trailing slash and the `/v1` stage prefix (API Gateway's) are accepted locally too.
+  A path parameter holding a character the router cannot match (`/items/cafe%CC%81`, decomposed;
+  `/items/%FF`, not UTF-8) is a 400 that says why, not the 404 of a path no route has.
 * Bodies: a route that takes a JSON body refuses any other content type (415) before Powertools
   tries to parse it as a form, and a body that is not UTF-8 JSON (bad bytes, 100,000 levels of
   nesting, a 5,000-digit number) is a 400 like any other invalid JSON.
@@ -28,10 +30,12 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
 from dupcheck.core.errors import error_body
+from dupcheck.core.ids import id_problem
 
 STAGE_PREFIX = "/v1"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LIST_METHODS = "OPTIONS"
+_PARAMETER = re.compile(r"<(\w+)>")
 
 
 class JsonSafeEvent(APIGatewayProxyEvent):
@@ -54,6 +58,7 @@ class DupcheckResolver(APIGatewayRestResolver):
     def __init__(self) -> None:
         super().__init__(enable_validation=True)
         self._paths: list[tuple[re.Pattern[str], str, bool]] = []  # (rule, method, takes a JSON body)
+        self._any_parameter: list[re.Pattern[str]] = []  # each rule with a parameter, matching any segment
 
     # -- per-thread state (see module docstring) ----------------------------------------------
 
@@ -89,6 +94,8 @@ class DupcheckResolver(APIGatewayRestResolver):
             takes_json = any(isinstance(hint, type) and issubclass(hint, BaseModel) for hint in hints.values())
             for m in methods:
                 self._paths.append((self._compile_regex(rule), m.upper(), takes_json))
+            if _PARAMETER.search(rule):
+                self._any_parameter.append(re.compile("^" + _PARAMETER.sub(r"(?P<\1>[^/]+)", rule) + "/*$"))
             return register(func)
 
         return record
@@ -110,6 +117,8 @@ class DupcheckResolver(APIGatewayRestResolver):
             return _proxy_response(404, error_body("not_found", "no route for a path with control characters"))
         event.update(path=path, httpMethod="GET" if method == "HEAD" else method)
         allowed = self.allowed_methods(path)
+        if not allowed and (refusal := self._unmatchable_parameter(path)):
+            return refusal
         if method == _LIST_METHODS and allowed:
             return _proxy_response(204, None, {"Allow": ", ".join(allowed)})
         if refusal := self._unsupported_body(event):
@@ -117,6 +126,15 @@ class DupcheckResolver(APIGatewayRestResolver):
         # Powertools assigns the event to its class; this resolver reads it from the thread.
         self._local.event, self._local.context = self._to_proxy_event(event), context
         return super().resolve(event, context)
+
+    def _unmatchable_parameter(self, path: str) -> dict[str, Any] | None:
+        """400 for a path a route would have if its parameter held only characters the router matches."""
+        match = next((m for rule in self._any_parameter if (m := rule.match(path))), None)
+        if match is None:
+            return None
+        name, value = next(iter(match.groupdict().items()))
+        problem = id_problem(value) if name == "entity_id" else None
+        return _proxy_response(400, error_body("invalid_request", problem or f"{name} holds a character no {name} has"))
 
     def _unsupported_body(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
         method, path = event["httpMethod"], event["path"]
