@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
+from dupcheck_tools.local import memory
 from dupcheck_tools.local.server import SILENT_GRACE_S, LocalServer, client_key
 from dupcheck_tools.samples import encode, product_image
 from support.image_server import ImageServer
@@ -637,6 +638,31 @@ def test_connections_from_one_ipv6_client_are_counted_together(service: Dupcheck
     finally:
         for sock in held:
             sock.close()
+        srv.shutdown()
+
+
+def test_the_server_gives_memory_back_once_idle_after_requests(
+    service: DupcheckService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """malloc_trim (dupcheck_tools/local/memory.py) runs once the requests stop, once each time."""
+    trims: list[float] = []
+    monkeypatch.setattr(memory, "release_free_memory", lambda: trims.append(time.monotonic()) or True)
+    srv = serve(service, settings)
+
+    def trims_reach(count: int) -> bool:
+        deadline = time.monotonic() + 15
+        while len(trims) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return len(trims) == count
+
+    try:
+        assert request(f"{srv.url}/health")[0] == 200
+        assert trims_reach(1)
+        time.sleep(memory.TRIM_AFTER_IDLE_S + 1.5)
+        assert len(trims) == 1  # idle since: nothing more to give back
+        assert request(f"{srv.url}/items")[0] == 200
+        assert trims_reach(2)
+    finally:
         srv.shutdown()
 
 

@@ -56,6 +56,7 @@ from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp
 from dupcheck_tools.local.imports import ImportWorker
+from dupcheck_tools.local.memory import IdleTrim, limit_arenas
 from dupcheck_tools.local.scans import ScanWorker
 from dupcheck_tools.local.sync import IndexFollower
 
@@ -135,7 +136,14 @@ class _Server(TcpWSGIServer):
         self.per_client = per_client
         self.room_made = 0  # idle connections closed for new ones since the last warning
         self.room_warned_at = 0.0
+        self.tasks_added = 0  # requests handed to the threads, for the idle trim
+        self.idle_trim = IdleTrim()
+        limit_arenas()  # before waitress starts its threads (memory.py)
         super().__init__(application, adj=adj, sockinfo=adj.listen[0])
+
+    def add_task(self, task: Any) -> None:
+        self.tasks_added += 1
+        super().add_task(task)
 
     def readable(self) -> bool:
         """waitress's, except at the connection limit: while an idle connection can make room,
@@ -192,6 +200,8 @@ class _Server(TcpWSGIServer):
 
     def maintenance(self, now: float) -> None:
         super().maintenance(now)  # idle connections
+        dispatcher = self.task_dispatcher
+        self.idle_trim.tick(self.tasks_added, busy=bool(dispatcher.active_count or dispatcher.queue))
         moment = time.monotonic()
         for channel in list(self.active_channels.values()):
             if not channel.heard_from:
