@@ -8,6 +8,7 @@ import errno
 import http.client
 import json
 import os
+import selectors
 import socket
 import subprocess
 import sys
@@ -26,7 +27,8 @@ from pydantic import SecretStr
 
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck_tools.local.server import LocalServer
+from dupcheck_tools.local import memory
+from dupcheck_tools.local.server import SILENT_GRACE_S, LocalServer, client_key
 from dupcheck_tools.samples import encode, product_image
 from support.image_server import ImageServer
 
@@ -273,6 +275,13 @@ def test_ids_no_url_can_address_are_refused(server: LocalServer, image_server: I
     assert image_server.counts().get("/x.jpg", 0) == 0  # refused before the download
 
 
+@pytest.mark.parametrize(("escaped", "says"), [("cafe%CC%81", "decomposed Unicode"), ("caf%FF", "not UTF-8")])
+def test_ids_that_cannot_be_normalised_are_a_400_over_http(server: LocalServer, escaped: str, says: str) -> None:
+    for method in ("GET", "DELETE"):
+        status, body, _ = request(f"{server.url}/items/{escaped}", method)
+        assert (status, body["error"]["code"]) == (400, "invalid_request") and says in body["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [(b"[" * 100_000, "application/json"), (b'{"entity_id": 1' + b"1" * 5000 + b"}", "application/json"),
@@ -462,6 +471,198 @@ def test_one_client_cannot_take_every_connection(service: DupcheckService, setti
         stop.set()
         for sock in slow:
             sock.close()
+        srv.shutdown()
+
+
+def _reopen_closed(sockets: list[socket.socket], srv: LocalServer, stop: threading.Event) -> None:
+    """Keep `sockets` open and silent: one the server closes is opened again at once, from the same address."""
+    with selectors.DefaultSelector() as selector:
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        while not stop.is_set():
+            for key, _ in selector.select(timeout=0.1):
+                closed: socket.socket = key.fileobj  # type: ignore[assignment]
+                selector.unregister(closed)
+                source = closed.getsockname()[0]
+                closed.close()
+                with contextlib.suppress(OSError):
+                    sockets[sockets.index(closed)] = again = connect_from(srv, source)
+                    selector.register(again, selectors.EVENT_READ)
+
+
+def _health_within(srv: LocalServer, source: str, limit_s: float) -> bool:
+    """Whether /health, asked on a new connection from `source`, is answered 200 within `limit_s`."""
+    started = time.monotonic()
+    try:
+        with connect_from(srv, source) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            sock.settimeout(limit_s)
+            return sock.recv(64).startswith(b"HTTP/1.1 200 ") and time.monotonic() - started <= limit_s
+    except OSError:  # a timeout included
+        return False
+
+
+def test_silent_connections_cannot_lock_other_clients_out(service: DupcheckService, settings: Settings) -> None:
+    """The review's attack (issue 67): 240 connections that never send a byte, 16 from each of 15
+    addresses (each under the per-address cap), opened again as soon as they are closed. They
+    are closed at the first-byte deadline, and at the connection limit a silent one makes room
+    for a new client: /health from another address is answered within 1 s (it waited for the
+    30 s idle timeout: 0 of 30 answered)."""
+    srv = serve(service, settings, server_first_byte_deadline=2.0)  # default limits: 200, 16 per address
+    stop = threading.Event()
+    silent = [connect_from(srv, f"127.0.0.{2 + i // 16}") for i in range(240)]
+    reopener = threading.Thread(target=_reopen_closed, args=(silent, srv, stop), daemon=True)
+    try:
+        reopener.start()
+        time.sleep(0.5)
+        answered = 0
+        for _ in range(30):  # over more than two first-byte deadlines
+            answered += _health_within(srv, "127.0.0.17", 1.0)
+            time.sleep(0.15)
+        assert answered >= 29
+    finally:
+        stop.set()
+        reopener.join(timeout=5)
+        for sock in silent:
+            sock.close()
+        srv.shutdown()
+
+
+def _wait_closed(sock: socket.socket, within_s: float = 5.0) -> bytes | None:
+    """What the server said before closing `sock`, waiting up to `within_s`; None if still open."""
+    deadline = time.monotonic() + within_s
+    while (answer := _closed(sock)) is None and time.monotonic() < deadline:
+        pass
+    return answer
+
+
+def _ask_health(sock: socket.socket) -> bytes:
+    """/health on an open connection, kept alive; the status line's code."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    sock.settimeout(10)
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _length(answer):
+        if not (more := sock.recv(65536)):
+            return b"closed"
+        answer += more
+    return answer.split(b" ", 2)[1]
+
+
+def _length(answer: bytes) -> int:
+    head = answer.partition(b"\r\n\r\n")[0].decode().lower()
+    return next(int(line.split(":")[1]) for line in head.split("\r\n") if line.startswith("content-length:"))
+
+
+def test_a_silent_connection_is_closed_at_the_first_byte_deadline_and_only_a_silent_one(
+    service: DupcheckService, settings: Settings
+) -> None:
+    srv = serve(service, settings, server_first_byte_deadline=1.0)
+    silent, early, kept_alive = (connect_from(srv, f"127.0.0.{n}") for n in (2, 3, 4))
+    try:
+        early.sendall(b"GET /hea")  # its first byte in time: the header deadline (10 s) is its limit now
+        assert _ask_health(kept_alive) == b"200"
+        assert _wait_closed(silent) == b""  # closed, with nothing to answer
+        time.sleep(1.5)  # past the deadline for the two that spoke
+        early.sendall(b"lth HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        early.settimeout(10)
+        assert early.recv(64).split(b" ", 2)[1] == b"200"
+        assert _ask_health(kept_alive) == b"200"  # idle between requests: waitress's idle timeout applies
+    finally:
+        for sock in (silent, early, kept_alive):
+            sock.close()
+        srv.shutdown()
+
+
+def test_at_the_limit_a_silent_then_an_idle_connection_makes_room_never_a_busy_one(
+    service: DupcheckService, settings: Settings
+) -> None:
+    """10 connections (a limit of 12 counts waitress's listener and wake-up pipe): one kept alive,
+    idle the longest; three with half their headers sent; six silent for over a second. Each new
+    client closes the longest-silent connection; once none is silent, the longest-idle kept-alive
+    one; the busy ones are answered."""
+    srv = serve(service, settings, server_connections=12, server_first_byte_deadline=60.0)
+    kept = connect_from(srv, "127.0.0.2")
+    busy = [connect_from(srv, "127.0.0.3") for _ in range(3)]
+    newcomers: list[socket.socket] = []
+    silent: list[socket.socket] = []
+    try:
+        assert _ask_health(kept) == b"200"
+        for sock in busy:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.")
+        silent += [connect_from(srv, "127.0.0.4") for _ in range(6)]
+        time.sleep(SILENT_GRACE_S + 0.3)  # every connection accepted, the busy ones' bytes read
+        for i in range(6):
+            newcomers.append(connect_from(srv, "127.0.0.5"))
+            assert _ask_health(newcomers[-1]) == b"200"
+            assert _wait_closed(silent[i]) == b""
+            assert all(_closed(sock) is None for sock in silent[i + 1 :])
+        assert _closed(kept) is None
+        newcomers.append(connect_from(srv, "127.0.0.5"))
+        assert _ask_health(newcomers[-1]) == b"200"
+        assert _wait_closed(kept) == b""  # idle longer than any newcomer
+        assert all(_closed(sock) is None for sock in newcomers)
+        for sock in busy:
+            sock.sendall(b"0.0.1\r\nConnection: close\r\n\r\n")
+            sock.settimeout(10)
+            assert sock.recv(64).split(b" ", 2)[1] == b"200"
+    finally:
+        for sock in (kept, *busy, *silent, *newcomers):
+            sock.close()
+        srv.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("host", "client"),
+    [("127.0.0.2", "127.0.0.2"), ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+     ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"), ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+     ("::ffff:192.0.2.7", "192.0.2.7"), ("fe80::1%eth0", "fe80::/64"), ("::1", "::/64"), ("", "")],
+)  # fmt: skip
+def test_clients_are_counted_by_ipv4_address_and_ipv6_slash_64(host: str, client: str) -> None:
+    assert client_key(host) == client
+
+
+def test_connections_from_one_ipv6_client_are_counted_together(service: DupcheckService, settings: Settings) -> None:
+    with socket.socket(socket.AF_INET6) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("this machine has no IPv6 loopback")
+    srv = serve(service, settings, host="::1", server_connections_per_client=2)
+    port = int(srv.url.rsplit(":", 1)[1])
+    held = [socket.create_connection(("::1", port), timeout=10) for _ in range(2)]
+    try:
+        with socket.create_connection(("::1", port), timeout=10) as third:
+            answer = _wait_closed(third)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 503 ") and b"too_many_connections" in answer
+        assert all(_closed(sock) is None for sock in held)
+    finally:
+        for sock in held:
+            sock.close()
+        srv.shutdown()
+
+
+def test_the_server_gives_memory_back_once_idle_after_requests(
+    service: DupcheckService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """malloc_trim (dupcheck_tools/local/memory.py) runs once the requests stop, once each time."""
+    trims: list[float] = []
+    monkeypatch.setattr(memory, "release_free_memory", lambda: trims.append(time.monotonic()) or True)
+    srv = serve(service, settings)
+
+    def trims_reach(count: int) -> bool:
+        deadline = time.monotonic() + 15
+        while len(trims) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return len(trims) == count
+
+    try:
+        assert request(f"{srv.url}/health")[0] == 200
+        assert trims_reach(1)
+        time.sleep(memory.TRIM_AFTER_IDLE_S + 1.5)
+        assert len(trims) == 1  # idle since: nothing more to give back
+        assert request(f"{srv.url}/items")[0] == 200
+        assert trims_reach(2)
+    finally:
         srv.shutdown()
 
 

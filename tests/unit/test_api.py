@@ -307,6 +307,34 @@ def test_a_path_with_a_control_character_is_not_found(app) -> None:  # noqa: ANN
         assert (status, body["error"]["code"]) == (404, "not_found"), path
 
 
+@pytest.mark.parametrize(
+    ("entity_id", "says"),
+    [("cafe\u0301", "decomposed Unicode"), ("caf\ufffd", "not UTF-8"), ("\ufffd", "not UTF-8")],
+)
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+def test_an_id_that_cannot_be_normalised_is_a_400_saying_why(app, method: str, entity_id: str, says: str) -> None:  # noqa: ANN001
+    """`/items/cafe%CC%81` (decomposed) and `/items/%FF` (not UTF-8: U+FFFD once decoded) hold
+    characters the router does not match: the id is refused, not reported missing."""
+    data = encode(product_image(3)) if method == "PUT" else None
+    status, body = call(app, event(method, f"/items/{entity_id}", None, data, "image/jpeg" if data else None))
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    assert says in body["error"]["message"]
+
+
+def test_a_decomposed_id_is_told_its_composed_form_which_is_stored_and_read(app) -> None:  # noqa: ANN001
+    item = json.dumps({"entity_id": "cafe\u0301", "image_url": "https://img.test/5.jpg"}).encode()
+    status, body = call(app, event("POST", "/items", None, item, "application/json"))
+    assert status == 400 and "'caf\u00e9'" in body["error"]["message"]
+    item = json.dumps({"entity_id": "caf\u00e9", "image_url": "https://img.test/5.jpg"}).encode()
+    assert call(app, event("POST", "/items", None, item, "application/json"))[0] == 201
+    assert call(app, event("GET", "/items/caf\u00e9"))[1]["entity_id"] == "caf\u00e9"
+
+
+def test_a_job_id_the_router_cannot_match_is_a_400_too(app) -> None:  # noqa: ANN001
+    status, body = call(app, event("GET", "/imports/\ufffd"))
+    assert (status, body["error"]["code"]) == (400, "invalid_request") and "job_id" in body["error"]["message"]
+
+
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"entity_id": ' + b"1" * 5000 + b"}", b"\xff\xfe{}"])
 def test_unusable_json_is_a_400(app, body: bytes) -> None:  # noqa: ANN001
     status, answer = call(app, event("POST", "/items", None, body, "application/json"))

@@ -20,7 +20,8 @@ def test_addressable_ids_are_accepted_and_match_the_published_pattern(entity_id:
     ("entity_id", "says"),
     [("", "non-empty"), ("a/b", "'/'"), ("what?", "'?'"), ("x#y", "'#'"), ("50%", "'%'"), ("line\nbreak", "'\\n'"),
      ("nul\x00", "'\\x00'"), (".", ". or .."), ("..", ". or .."), ("€", "'€'"), ('quote"', "'\"'"),
-     ("x" * (MAX_ID_LENGTH + 1), "longer")],
+     ("x" * (MAX_ID_LENGTH + 1), "longer"), ("cafe\u0301", "composed (NFC) form, 'caf\u00e9'"),
+     ("a\ufffd", "not UTF-8")],
 )  # fmt: skip
 def test_ids_no_url_can_address_are_refused_saying_why(entity_id: str, says: str) -> None:
     problem = id_problem(entity_id)

@@ -8,6 +8,8 @@
 * Methods: HEAD is answered as GET (the server sends no body); a method a path does not have
   is 405 with an `Allow` header, not 404; OPTIONS lists the methods.
 * Paths: a trailing slash and the `/v1` stage prefix (API Gateway's) are accepted locally too.
+  A path parameter holding a character the router cannot match (`/items/cafe%CC%81`, decomposed;
+  `/items/%FF`, not UTF-8) is a 400 that says why, not the 404 of a path no route has.
 * Names: a query parameter a contract route does not take is a 400 `unknown_parameter` naming
   it and the closest one it takes (known_names.py), checked before Powertools' own validation so
   that `?url=` is refused as itself, not reported as `image_url` missing.
@@ -34,10 +36,12 @@ from pydantic import BaseModel
 
 from dupcheck.api.known_names import unknown_names
 from dupcheck.core.errors import UnknownParameter, error_body
+from dupcheck.core.ids import id_problem
 
 STAGE_PREFIX = "/v1"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LIST_METHODS = "OPTIONS"
+_PARAMETER = re.compile(r"<(\w+)>")
 
 
 class JsonSafeEvent(APIGatewayProxyEvent):
@@ -78,6 +82,7 @@ class DupcheckResolver(APIGatewayRestResolver):
         # The functions of the routes in the OpenAPI document: their query names are checked. (Not
         # the page's, nor Powertools' own 404 route, which takes any query.)
         self.contract_routes: set[Callable[..., Any]] = set()
+        self._any_parameter: list[re.Pattern[str]] = []  # each rule with a parameter, matching any segment
 
     # -- per-thread state (see module docstring) ----------------------------------------------
 
@@ -118,6 +123,8 @@ class DupcheckResolver(APIGatewayRestResolver):
                 self._paths.append((self._compile_regex(rule), m.upper(), takes_json))
             if in_contract:
                 self.contract_routes.add(func)
+            if _PARAMETER.search(rule):
+                self._any_parameter.append(re.compile("^" + _PARAMETER.sub(r"(?P<\1>[^/]+)", rule) + "/*$"))
             return register(func)
 
         return record
@@ -139,6 +146,8 @@ class DupcheckResolver(APIGatewayRestResolver):
             return _proxy_response(404, error_body("not_found", "no route for a path with control characters"))
         event.update(path=path, httpMethod="GET" if method == "HEAD" else method)
         allowed = self.allowed_methods(path)
+        if not allowed and (refusal := self._unmatchable_parameter(path)):
+            return refusal
         if method == _LIST_METHODS and allowed:
             return _proxy_response(204, None, {"Allow": ", ".join(allowed)})
         if refusal := self._unsupported_body(event):
@@ -146,6 +155,15 @@ class DupcheckResolver(APIGatewayRestResolver):
         # Powertools assigns the event to its class; this resolver reads it from the thread.
         self._local.event, self._local.context = self._to_proxy_event(event), context
         return super().resolve(event, context)
+
+    def _unmatchable_parameter(self, path: str) -> dict[str, Any] | None:
+        """400 for a path a route would have if its parameter held only characters the router matches."""
+        match = next((m for rule in self._any_parameter if (m := rule.match(path))), None)
+        if match is None:
+            return None
+        name, value = next(iter(match.groupdict().items()))
+        problem = id_problem(value) if name == "entity_id" else None
+        return _proxy_response(400, error_body("invalid_request", problem or f"{name} holds a character no {name} has"))
 
     def _unsupported_body(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
         method, path = event["httpMethod"], event["path"]

@@ -8,13 +8,17 @@ script, `_`, space, and `- . ~ ( ) ' ! * : @ , ; = + & $ < > [ ] { } | ^`. Left 
 `/`), control characters, other punctuation and symbols the router does not match, `.` and
 `..` as whole ids (clients resolve them as path steps), and an id of spaces only (a catalog's
 cells are trimmed: no catalog row could ever name it). Clients percent-encode what a URL needs
-encoded (a space as %20, `[` as %5B).
+encoded (a space as %20, `[` as %5B). An id that cannot be normalised, because it arrived
+decomposed (`cafe%CC%81`: `e` and a combining accent) or as bytes that are not UTF-8 (`%FF`),
+is refused saying so: the first with its composed (NFC) form to send instead.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
+UNDECODABLE = "\ufffd"  # what a server puts for bytes that are not UTF-8 (WSGI here, "replace")
 MAX_ID_LENGTH = 512  # DynamoDB allows 2 KB keys; ids longer than this are almost surely mistakes
 ID_ALPHABET = r"-._~()'!*:@,;=+&$<> \[\]{}|^\w"
 # The alphabet as a JSON Schema pattern (for the OpenAPI document): at least one character that
@@ -36,6 +40,12 @@ def id_problem(entity_id: object) -> str | None:
         return "entity_id must not be only spaces"
     if _ALLOWED.fullmatch(entity_id):
         return None
+    if UNDECODABLE in entity_id:
+        return "entity_id is not UTF-8 text: a percent-escape such as %FF decodes to no character"
+    composed = unicodedata.normalize("NFC", entity_id)
+    if composed != entity_id and _ALLOWED.fullmatch(composed):
+        return (f"entity_id is in decomposed Unicode (a letter and a combining mark): send its composed (NFC) "
+                f"form, {composed!r}")  # fmt: skip
     bad = next((c for c in entity_id if not _ALLOWED_CHARACTER.fullmatch(c)), None)
     if bad is not None:
         return f"entity_id must not contain {bad!r}: an id must fit in a URL path segment (docs/api.md, ids)"

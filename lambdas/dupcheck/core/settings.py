@@ -76,6 +76,10 @@ class Settings(BaseModel):
         16, ge=1, le=10_000, description="Local server: open connections from one client address at most (one "
         "more is answered 503).",
     )  # fmt: skip
+    server_first_byte_deadline: float = Field(
+        5.0, gt=0, description="Local server: seconds a new connection has to send its first byte; a silent one "
+        "is closed then.",
+    )  # fmt: skip
     server_header_deadline: float = Field(
         10.0, gt=0, description="Local server: seconds a request's headers have to arrive, from its first byte (408)."
     )

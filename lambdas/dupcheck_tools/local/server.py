@@ -9,22 +9,30 @@ without a body and writes each response in one piece with TCP_NODELAY (the home-
 44 ms Nagle stall is gone). Its worker threads are why the resolver keeps its event per thread
 (api/resolver.py): Powertools keeps it on a class.
 
-Two limits waitress lacks are added on its extension points (`_Server`, a TcpWSGIServer, and
-its `_Channel`), because its idle timeout is reset by every byte: 120 connections trickling a
-byte every 10 s held all its connections, and every other client waited.
+Limits waitress lacks are added on its extension points (`_Server`, a TcpWSGIServer, and its
+`_Channel`), because its one idle timeout (`channel_timeout`) is reset by every byte and covers a
+connection that never sent one: 120 connections trickling a byte every 10 s, or 240 that sent
+nothing, held all its connections (at `connection_limit` it stops accepting), and every other
+client waited.
+* A deadline for the first byte, from accept (DUPCHECK_SERVER_FIRST_BYTE_DEADLINE): a connection
+  that has said nothing by then is closed.
 * A deadline for a request to arrive, from its first byte: its headers within
   DUPCHECK_SERVER_HEADER_DEADLINE, the whole request within DUPCHECK_SERVER_REQUEST_DEADLINE,
   however steadily it trickles. Past it the request is answered 408 and its connection closed
-  (checked every second, by waitress's own maintenance pass).
-* Connections per client address (DUPCHECK_SERVER_CONNECTIONS_PER_CLIENT): one more is answered
-  503 with Retry-After and closed at once, so one client cannot take the server's connections
-  (DUPCHECK_SERVER_CONNECTIONS in all) from the others.
+  (both deadlines checked every second, by waitress's own maintenance pass).
+* At the connection limit (DUPCHECK_SERVER_CONNECTIONS) an idle connection makes room for a new
+  one, as nginx reuses its idle ones: the longest silent one (it never sent a byte), else the
+  longest-idle keep-alive one, is closed. One reading or being answered is never closed for it.
+* Connections per client (DUPCHECK_SERVER_CONNECTIONS_PER_CLIENT), an IPv4 address or an IPv6
+  /64 (the least a provider gives one customer): one more is answered 503 with Retry-After and
+  closed at once, so one client cannot take the server's connections from the others.
 Behind a reverse proxy these are the proxy's to enforce (docs/api.md, the local server's guard).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -48,6 +56,7 @@ from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp
 from dupcheck_tools.local.imports import ImportWorker
+from dupcheck_tools.local.memory import IdleTrim, limit_arenas
 from dupcheck_tools.local.scans import ScanWorker
 from dupcheck_tools.local.sync import IndexFollower
 
@@ -56,6 +65,10 @@ logger = logging.getLogger(__name__)
 CHANNEL_TIMEOUT_S = 30  # an idle or stalled connection is closed after this long
 MAX_HEADER_BYTES = 64 * 1024
 MAINTENANCE_S = 1  # how often waitress looks over its connections (deadlines, idle ones)
+# At the limit a connection silent this long is closed before any idle keep-alive one: a client
+# sends its request as soon as it connects (one round trip), a silent socket costs its maker nothing.
+SILENT_GRACE_S = 1.0
+ROOM_WARNING_EVERY_S = 60  # at the connection limit, how often to log the idle connections closed
 REFUSED_RETRY_AFTER_S = 5
 # waitress's own refusals (and the request deadline's), by status, as the API's error codes.
 _CODES = {400: "invalid_request", 408: "request_timeout", 413: "image_too_large", 431: "headers_too_large"}
@@ -81,28 +94,88 @@ class _JsonErrorTask(ErrorTask):
 
 
 class _Channel(HTTPChannel):
-    """waitress's connection, with the API's error format and the moment the request being read began."""
+    """waitress's connection, with the API's error format, the client it is counted under and the
+    moments it was accepted and the request being read began."""
 
     error_task_class = _JsonErrorTask
     request_began = 0.0  # time.monotonic() of the first byte of the request being read
+    heard_from = False  # whether the client has sent a byte yet
+
+    def __init__(self, server: _Server, sock: socket.socket, addr: Any, adj: Adjustments, map: Any = None) -> None:
+        self.accepted_at = time.monotonic()
+        self.client = client_key(_host(addr))
+        super().__init__(server, sock, addr, adj, map)
 
     def received(self, data: bytes) -> bool:
         if self.request is None:
             self.request_began = time.monotonic()
+        self.heard_from = self.heard_from or bool(data)
         return bool(super().received(data))
+
+    @property
+    def idle(self) -> bool:
+        """Nothing being read, answered or sent: closing it loses nothing (waitress's own test
+        for its idle timeout, plus a request half read and an answer not yet sent)."""
+        busy = self.request is not None or self.requests or self.total_outbufs_len
+        return not (busy or self.will_close or self.close_when_flushed)
 
 
 class _Server(TcpWSGIServer):
-    """waitress's TCP server, with a deadline for each request to arrive and a limit of
-    connections per client address (module docstring)."""
+    """waitress's TCP server, with deadlines for a connection's first byte and each request, idle
+    connections closed to make room at the limit, and a limit of connections per client (module
+    docstring)."""
 
     channel_class = _Channel
+    active_channels: dict[int, _Channel]
+    next_channel_cleanup: float  # waitress's: when its maintenance pass runs next
 
-    def __init__(self, application: Any, *, header_deadline_s: float, request_deadline_s: float,
-                 per_client: int, adj: Adjustments) -> None:  # fmt: skip
+    def __init__(self, application: Any, *, first_byte_deadline_s: float, header_deadline_s: float,
+                 request_deadline_s: float, per_client: int, adj: Adjustments) -> None:  # fmt: skip
+        self.first_byte_deadline_s = first_byte_deadline_s
         self.header_deadline_s, self.request_deadline_s = header_deadline_s, request_deadline_s
         self.per_client = per_client
+        self.room_made = 0  # idle connections closed for new ones since the last warning
+        self.room_warned_at = 0.0
+        self.tasks_added = 0  # requests handed to the threads, for the idle trim
+        self.idle_trim = IdleTrim()
+        limit_arenas()  # before waitress starts its threads (memory.py)
         super().__init__(application, adj=adj, sockinfo=adj.listen[0])
+
+    def add_task(self, task: Any) -> None:
+        self.tasks_added += 1
+        super().add_task(task)
+
+    def readable(self) -> bool:
+        """waitress's, except at the connection limit: while an idle connection can make room,
+        the server goes on accepting (handle_accept closes one); waitress stops until one closes."""
+        now = time.time()
+        if now >= self.next_channel_cleanup:
+            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.maintenance(now)
+        if not self.accepting:
+            return False
+        return self._open() < self.adj.connection_limit or any(c.idle for c in self.active_channels.values())
+
+    def _open(self) -> int:
+        """Entries of waitress's map (its listener and wake-up pipe too, as its limit counts them)
+        that are not closing."""
+        if len(self._map) < self.adj.connection_limit:
+            return len(self._map)  # the usual case, counted at once
+        return len(self._map) - sum(1 for channel in self.active_channels.values() if channel.will_close)
+
+    def _make_room(self, newcomer: _Channel) -> None:
+        """Close one idle connection for `newcomer`: the longest-silent one (silent for SILENT_GRACE_S
+        at least), else the longest-idle one."""
+        now, idle = time.monotonic(), [c for c in self.active_channels.values() if c.idle and c is not newcomer]
+        if not idle:
+            return  # all busy since readable() asked: over the limit by one, until one closes
+        victim = min(idle, key=lambda c: (c.heard_from or now - c.accepted_at < SILENT_GRACE_S, c.last_activity))
+        victim.will_close = True
+        self.room_made += 1
+        if now - self.room_warned_at >= ROOM_WARNING_EVERY_S:
+            logger.warning("at the connection limit (%d): %d idle connections closed for new ones",
+                           self.adj.connection_limit, self.room_made)  # fmt: skip
+            self.room_made, self.room_warned_at = 0, now
 
     def handle_accept(self) -> None:
         try:
@@ -112,7 +185,8 @@ class _Server(TcpWSGIServer):
         if accepted is None:
             return
         conn, addr = accepted
-        if sum(1 for channel in self.active_channels.values() if _host(channel.addr) == _host(addr)) >= self.per_client:
+        client = client_key(_host(addr))
+        if sum(1 for channel in self.active_channels.values() if channel.client == client) >= self.per_client:
             _refuse(conn, self.per_client)
             return
         try:
@@ -120,12 +194,20 @@ class _Server(TcpWSGIServer):
         except OSError:
             conn.close()
             return
-        self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+        newcomer = self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+        if self._open() > self.adj.connection_limit:
+            self._make_room(newcomer)  # marked to close, closed by the loop (waitress's way)
 
     def maintenance(self, now: float) -> None:
         super().maintenance(now)  # idle connections
+        dispatcher = self.task_dispatcher
+        self.idle_trim.tick(self.tasks_added, busy=bool(dispatcher.active_count or dispatcher.queue))
         moment = time.monotonic()
         for channel in list(self.active_channels.values()):
+            if not channel.heard_from:
+                if moment - channel.accepted_at > self.first_byte_deadline_s:
+                    channel.will_close = True  # it said nothing: nothing to answer
+                continue
             request = getattr(channel, "request", None)
             if request is None or channel.requests or channel.will_close or channel.close_when_flushed:
                 continue  # nothing being read, or a response is being made
@@ -149,6 +231,20 @@ class _Server(TcpWSGIServer):
 
 def _host(addr: Any) -> Any:
     return addr[0] if isinstance(addr, tuple) else addr
+
+
+def client_key(host: Any) -> str:
+    """The client a connection from `host` is counted under: an IPv4 address, or an IPv6
+    address's /64 (one customer's share: one host may hold 2^64 addresses)."""
+    try:
+        address = ipaddress.ip_address(str(host).split("%", 1)[0])  # without an IPv6 zone (fe80::1%eth0)
+    except ValueError:
+        return str(host)  # not an IP address: a Unix socket's
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # ::ffff:192.0.2.1, an IPv4 client of a dual-stack socket
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _refuse(conn: socket.socket, per_client: int) -> None:
@@ -198,7 +294,8 @@ class LocalServer:
             asyncore_use_poll=True,  # select() fails on a descriptor past 1023: the loop's thread died
         )  # fmt: skip
         self._server = _Server(
-            self.app, adj=adjustments, header_deadline_s=settings.server_header_deadline,
+            self.app, adj=adjustments, first_byte_deadline_s=settings.server_first_byte_deadline,
+            header_deadline_s=settings.server_header_deadline,
             request_deadline_s=settings.server_request_deadline, per_client=settings.server_connections_per_client,
         )  # fmt: skip
         self.follower = IndexFollower.for_service(service)
