@@ -217,6 +217,17 @@ class DuplicatePair(BaseModel):
     edits: list[EditOut] | None = Field(
         None, exclude_if=_absent, description="The same edits with their parameters, as a match's `edits`."
     )
+    reviewed: bool | None = Field(
+        None, exclude_if=_absent,
+        description="The pair was marked not duplicates (POST /duplicates/decisions): shown, not a new duplicate.",
+    )  # fmt: skip
+
+
+class SettledOut(BaseModel):
+    decision_id: str
+    decision: Literal["keep", "not_duplicate"]
+    item: str = Field(description="The decision's item: the record kept, or the one it is not a duplicate of.")
+    outcome: str = Field(description="removed; left in the catalog, resolved; or not a duplicate.")
 
 
 class DuplicateGroup(BaseModel):
@@ -233,6 +244,14 @@ class DuplicateGroup(BaseModel):
         description="Pairs of a record of the group (`a`) and one outside it (`b`) called the same picture, where "
         "`b` is not the same picture as the record kept: shown beside the group, not in it.",
     )  # fmt: skip
+    settled: dict[str, SettledOut] | None = Field(
+        None, exclude_if=_absent,
+        description="The records of the group (other than the one kept) a decision settled, each with it.",
+    )  # fmt: skip
+    decisions: list[str] | None = Field(None, exclude_if=_absent, description="The decision_ids settling it.")
+    open: bool | None = Field(
+        None, exclude_if=_absent, description="Whether a record of the group is not settled yet: a new duplicate."
+    )
 
 
 class DuplicateReport(BaseModel):
@@ -258,6 +277,9 @@ class DuplicateReport(BaseModel):
     )  # fmt: skip
     generated_at: str | None = Field(None, exclude_if=_absent, description="When it was written (UTC, ISO 8601).")
     groups: list[DuplicateGroup]
+    open_groups: int | None = Field(
+        None, exclude_if=_absent, ge=0, description="Groups with a record no decision settled (see `open`)."
+    )
     elapsed_s: float = Field(ge=0, description="How long the run took, in seconds.")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dupcheck.core.decisions import DuplicateDecisions
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
@@ -58,6 +59,7 @@ class DupcheckService:
     default_top: int = 5
     observe: Observer = _ignore
     reports: DuplicateReports | None = None  # None: no duplicate report is published here
+    decisions: DuplicateDecisions | None = None  # decisions on the report's groups (core/decisions.py)
     thumbnails: ThumbnailStore | None = None  # None: none kept, the look-alike check is off
     # Similar products (core/products.py): each registered picture's vector, kept beside its record.
     # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
