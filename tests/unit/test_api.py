@@ -78,6 +78,7 @@ def test_canned_event_finds_a_duplicate(app) -> None:  # noqa: ANN001
         "verdict": "duplicate",
         "edits": [],
         "edit_summary": "no visible edit",
+        "reviewed": False,
     }
     assert len(body["matches"]) == 2
 

@@ -79,6 +79,26 @@ def test_keep_without_removing_marks_the_group_resolved_and_removes_nothing(app:
     assert catalog.get("A-copy").entity_id == "A-copy"
 
 
+def test_not_duplicates_marks_the_pair_reviewed_in_find_similar_and_it_is_no_new_duplicate(
+    app: Any, catalog: Any
+) -> None:
+    query = {"image_url": "https://img.test/0.jpg", "top": "3", "entity_id": "A"}
+    status, first = call(app, event("GET", "/find_similar", query))
+    copy = next(m for m in first["matches"] if m["entity_id"] == "A-copy")
+    assert status == 200 and copy["reviewed"] is False and first["is_duplicate"] is True
+    status, made = post(app, {"decision": "not_duplicate", "item": "A", "others": ["A-copy"]})
+    assert status == 201
+    status, second = call(app, event("GET", "/find_similar", query))
+    reviewed = {m["entity_id"]: m["reviewed"] for m in second["matches"]}
+    assert reviewed["A-copy"] is True and reviewed["A"] is False  # its own record: no pair with itself
+    assert second["is_duplicate"] is True  # A itself still is the same picture
+    # Asked for as another item, the pair is not that item's: nothing is reviewed.
+    other = call(app, event("GET", "/find_similar", {**query, "entity_id": "C"}))[1]
+    assert not any(m["reviewed"] for m in other["matches"])
+    call(app, event("DELETE", f"/duplicates/decisions/{made['decision_id']}"))
+    assert not any(m["reviewed"] for m in call(app, event("GET", "/find_similar", query))[1]["matches"])
+
+
 def test_the_report_is_read_through_the_decisions(app: Any, catalog: Any, settings: Settings) -> None:
     report = {"pipeline": catalog.pipeline.algo, "records": 4, "elapsed_s": 1.0, "groups": [
         {"items": ["A", "A-copy", "B"], "keep": "A", "related": [],

@@ -71,3 +71,12 @@ DecisionsLimitParam = Annotated[
 DecisionsCursorParam = Annotated[
     str | None, Query(pattern="^[0-9a-f]{32}$", description="`next_cursor` of the previous page.")
 ]
+AskedForParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="The catalog item the picture is for: a match it "
+        "was marked not a duplicate of (POST /duplicates/decisions) comes back `reviewed`.",
+    ),
+]

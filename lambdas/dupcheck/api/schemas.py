@@ -136,11 +136,16 @@ class MatchOut(BaseModel):
         description='The edits in one line ("cropped (12% off the left) and mirrored"); null when there is nothing '
         "to say."
     )
+    reviewed: bool = Field(
+        False,
+        description="Asked with `entity_id`: the pair (entity_id, this match) was marked not duplicates "
+        "(POST /duplicates/decisions); it does not make `is_duplicate` true.",
+    )
 
 
 class FindResponse(BaseModel):
     query: QueryInfo
-    is_duplicate: bool = Field(description="True when any match is a duplicate.")
+    is_duplicate: bool = Field(description="True when any match is a duplicate not `reviewed`.")
     matches: list[MatchOut] = Field(description="Best first.")
 
     @classmethod
