@@ -11,6 +11,7 @@ from dupcheck.core.decisions import MAX_OTHERS, Decision
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.scans import ScanJob
 
+PHASE_NAMES = ("read", "pair", "thumbnails", "verify", "report")  # the engine's steps, in order
 PhaseName = Literal["read", "pair", "thumbnails", "verify", "report"]
 
 
@@ -42,8 +43,13 @@ class ScanOut(BaseModel):
         description="The step running: read (the store), pair (candidates), thumbnails, verify (each record with "
         "candidates judged as find_similar would), report; null before the first."
     )
-    done: int = Field(ge=0, description="How far the phase is, of total.")
-    total: int | None = Field(ge=0, description="What the phase goes through (records, hashes); null when unknown.")
+    step: int | None = Field(ge=1, description="The phase's number, of `steps`; null before the first.")
+    steps: int = Field(ge=1, description="How many phases a scan goes through.")
+    done: int = Field(ge=0, description="Records the phase is through, of total (every phase counts records).")
+    total: int | None = Field(
+        ge=0, description="Records the phase goes through: those read (an estimate while reading), then those "
+        "compared; null when unknown. A done scan: its last phase, done = total.",
+    )  # fmt: skip
     created_at: str
     updated_at: str
     started_at: str | None
@@ -58,6 +64,7 @@ class ScanOut(BaseModel):
         done = job.status.value == "done"
         return cls(
             scan_id=job.scan_id, status=job.status.value, phase=job.phase, done=job.done, total=job.total,  # type: ignore[arg-type]
+            step=PHASE_NAMES.index(job.phase) + 1 if job.phase in PHASE_NAMES else None, steps=len(PHASE_NAMES),
             created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
             finished_at=job.finished_at, error=job.error,
             result=ScanResult.model_validate(job.result) if job.result is not None else None,
