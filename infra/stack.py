@@ -20,6 +20,7 @@ from infra.bundling import dupcheck_code, products_code
 from infra.components import (
     Alarms,
     Api,
+    DuplicateDecisions,
     DuplicateScans,
     HashTable,
     Imports,
@@ -131,7 +132,8 @@ def _camel(name: str) -> str:
 class DupcheckStack(Stack):
     """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch + thumbnails;
     imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table + thumbnails;
-    duplicate scans: API -> jobs table -> scans queue -> scan function -> report in the imports bucket."""
+    duplicate scans: API -> jobs table -> scans queue -> scan function -> report in the imports bucket;
+    decisions on duplicate groups: API -> decisions table."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DupcheckConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -165,11 +167,12 @@ class DupcheckStack(Stack):
             self, "DuplicateScans", code=code, environment=env, records_table=hashes.table, thumbnails=thumbnails,
             imports=imports,
         )  # fmt: skip
+        decisions = DuplicateDecisions(self, "DuplicateDecisions")
         api = Api(
             self,
             "Api",
             code=code,
-            environment={**env, **imports.environment, **scans.environment},
+            environment={**env, **imports.environment, **scans.environment, **decisions.environment},
             rate_limit=config.api_rate_limit,
             burst_limit=config.api_burst_limit,
             quota_per_day=config.api_quota_per_day,
@@ -194,6 +197,7 @@ class DupcheckStack(Stack):
         thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
         imports.grant_api(api.function)
         scans.grant_api(api.function)
+        decisions.grant_api(api.function)
         search.allow_roles(_role(api.function), _role(sync.function), *(_role(f) for f in product_functions))
         for function in product_functions:  # a kept picture's address is read from the bucket
             imports.grant_objects(function, ["s3:GetObject"], IMAGES)

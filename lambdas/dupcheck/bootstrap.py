@@ -14,6 +14,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from dupcheck.core import imaging
+from dupcheck.core.decisions import DuplicateDecisions
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportService, ImportStarter
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 CATALOG_FETCH_DEADLINE_S = 300.0
 IMPORTS_DB = "imports.sqlite3"
 SCANS_DB = "scans.sqlite3"
+DECISIONS_DB = "decisions.sqlite3"
 # On AWS a scan says where it is every few seconds while it runs; one silent this long has
 # stopped (the scan function failed past its queue's retries) and no longer holds the lock.
 SCAN_STALLED_AFTER_S = 30 * 60
@@ -297,6 +299,20 @@ def build_scans(settings: Settings, *, starter: ScanStarter | None = None) -> Sc
     return ScanService(jobs=SqliteScanJobs(settings.data_dir / SCANS_DB), starter=starter or _WaitForTheServer())
 
 
+def build_decisions(settings: Settings) -> DuplicateDecisions | None:
+    """The decisions on duplicate groups: `decisions.sqlite3` in the data dir, or on AWS their table
+    (None when the deployment names none: the routes answer 503)."""
+    if settings.store == "dynamodb":
+        if not settings.decisions_table:
+            return None
+        from dupcheck.adapters.dynamodb_decisions import DynamoDBDuplicateDecisions
+
+        return DynamoDBDuplicateDecisions.from_settings(settings)
+    from dupcheck.adapters.sqlite_decisions import SqliteDuplicateDecisions
+
+    return SqliteDuplicateDecisions(settings.data_dir / DECISIONS_DB)
+
+
 def build_service(
     settings: Settings,
     *,
@@ -330,6 +346,7 @@ def build_service(
         max_pixels=settings.max_image_pixels,
         default_top=settings.default_top,
         reports=build_reports(settings),
+        decisions=build_decisions(settings),
         embedder=embedder,
         products=products,
     )

@@ -106,7 +106,8 @@ def routes(template: Template) -> dict[tuple[str, str], dict]:
 
 
 def test_table_key_billing_pitr_stream_encryption_retain(template: Template) -> None:
-    template.resource_count_is("AWS::DynamoDB::Table", 2)  # the records; the import jobs (test_imports_infra.py)
+    # The records; the import jobs (test_imports_infra.py); the decisions (test_decisions_infra.py).
+    template.resource_count_is("AWS::DynamoDB::Table", 3)
     template.has_resource(
         "AWS::DynamoDB::Table",
         {
@@ -266,8 +267,8 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
     domain = logical_id(template, "AWS::OpenSearchService::Domain")
     bucket = thumbnail_bucket(template)
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
-    if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs and starts scans too (their tests)
-        env = {k: v for k, v in env.items() if "IMPORT" not in k and "SCANS" not in k}
+    if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs, starts scans, keeps decisions (their tests)
+        env = {k: v for k, v in env.items() if "IMPORT" not in k and "SCANS" not in k and "DECISIONS" not in k}
     assert env == {
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",

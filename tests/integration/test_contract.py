@@ -88,6 +88,11 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/duplicates/scans", "post"),
         ("/duplicates/scans", "get"),
         ("/duplicates/scans/{scan_id}", "get"),
+        ("/duplicates/decisions", "post"),
+        ("/duplicates/decisions", "get"),
+        ("/duplicates/decisions.csv", "get"),
+        ("/duplicates/decisions/{decision_id}", "get"),
+        ("/duplicates/decisions/{decision_id}", "delete"),
         ("/health", "get"),
         ("/imports", "post"),
         ("/imports", "get"),
@@ -124,6 +129,10 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert photo["additionalProperties"] is False
     import_body = imports["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
     assert all(body["additionalProperties"] is False for body in import_body)
+    assert set(operations[("/duplicates/decisions", "post")]["responses"]) == {"201", "400", "403", "404", "422",
+                                                                                "500", "503"}  # fmt: skip
+    assert set(operations[("/duplicates/decisions/{decision_id}", "delete")]["responses"]) >= {"200", "404", "409"}
+    assert set(operations[("/duplicates/decisions.csv", "get")]["responses"]["200"]["content"]) == {"text/csv"}
     upload = operations[("/find_similar", "post")]["requestBody"]
     assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload
     assert operations[("/similar_products", "post")]["requestBody"] == upload

@@ -81,6 +81,29 @@ def test_the_engine_tells_each_phase_in_order_and_a_listener_can_stop_it(service
     assert stopped.interrupted and (out / WORK_NAME).exists() and not (out / "duplicates.json").exists()
 
 
+def test_every_step_counts_the_records_and_a_small_catalogs_verification_moves_record_by_record(
+    service: Any, tmp_path: Path
+) -> None:
+    """The issue's scan: "Comparing the pictures. 0 of 8 records" of a catalog of 35, an empty
+    bar that jumped to full, then `done: 0, total: null`. Now each step goes through the records
+    compared, the ones with nothing to do in it done from its start, and moves a record at a time."""
+    told: list[tuple[str, int, int | None]] = []
+    summary = find_duplicates(service.store, tmp_path / "all", source="test", workers=1,
+                              thumbnails=service.thumbnails, on_progress=lambda *p: told.append(p))  # fmt: skip
+    compared = summary.compared
+    assert compared == summary.records > 0
+    for phase in PHASES:
+        counts = [(done, total) for p, done, total in told if p == phase]
+        assert {total for _, total in counts} == {compared}, phase  # read: the store's count was exact here
+        assert counts[-1] == (compared, compared), phase
+        assert [done for done, _ in counts] == sorted(done for done, _ in counts), phase  # never backwards
+    verify = [done for p, done, _ in told if p == "verify"]
+    judged = summary.judged + summary.settled
+    assert 0 < judged < compared  # some records have no candidate: nothing to compare, done from the start
+    assert verify[0] == compared - judged
+    assert summary.judged >= 2 and len(set(verify)) >= summary.judged + 1  # a step for each record judged
+
+
 def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was_judged(
     service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,14 +111,14 @@ def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was
     monkeypatch.setattr(engine, "JOB_SIZE", 2)
     verified: list[tuple[int, int | None]] = []
 
-    def stop_after_two_jobs(phase: str, done: int, total: int | None) -> None:
+    def stop_in_the_second_job(phase: str, done: int, total: int | None) -> None:
         if phase == "verify":
             verified.append((done, total))
-            if done >= 4:
+            if done >= verified[0][0] + 3:  # the step starts at the records with nothing to judge
                 raise Stop
 
     assert find_duplicates(service.store, out, source="test", workers=1, thumbnails=service.thumbnails,
-                           on_progress=stop_after_two_jobs).interrupted  # fmt: skip
+                           on_progress=stop_in_the_second_job).interrupted  # fmt: skip
     stopped_at, total = verified[-1]
 
     def no_pairing(*args: Any, **kwargs: Any) -> Any:
@@ -107,7 +130,8 @@ def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was
                              resume=True, on_progress=lambda *p: resumed.append(p))  # fmt: skip
     assert second.resumed and second.report is not None and groups_of(second.report) == EXPECTED_GROUPS
     verify = [(done, t) for phase, done, t in resumed if phase == "verify"]
-    assert verify[0] == (stopped_at, total) and verify[-1] == (total, total)  # counted on, not from 0
+    # Counted on from what was saved (the first job; the second, stopped within, is judged again).
+    assert verify[0] == (verified[0][0] + 2, total) and verify[0][0] < stopped_at and verify[-1] == (total, total)
     assert [phase for phase, _, _ in resumed if phase in ("read", "pair")] == []
 
 
@@ -232,6 +256,10 @@ def test_a_scan_started_over_http_runs_in_the_server_and_publishes_its_report(se
         time.sleep(0.2)
     assert current["status"] == "done", current
     assert current["result"]["groups"] == len(EXPECTED_GROUPS) and current["report_url"] == f"{server.url}/duplicates"
+    # Done, the scan says so in its own counts: its last step, every record compared.
+    compared = current["result"]["compared"]
+    assert (current["phase"], current["step"], current["steps"]) == ("report", 5, 5)
+    assert current["done"] == current["total"] == compared
     status, report = call(f"{server.url}/duplicates")
     assert status == 200 and groups_of(report) == EXPECTED_GROUPS
     data_dir = server.scan_worker.settings.data_dir

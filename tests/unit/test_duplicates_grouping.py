@@ -61,6 +61,65 @@ def test_one_wrong_link_does_not_merge_two_groups() -> None:
     assert ("C", "D") not in {(p.a, p.b) for g in groups for p in g.pairs}
 
 
+def kept_pairs(groups: list) -> set[frozenset[str]]:  # noqa: ANN001
+    """The pairs a group asks a person to act on: the record kept and each other record."""
+    return {frozenset((g.keep.entity_id, item.entity_id)) for g in groups for item in g.items[1:]}
+
+
+def test_a_colour_variant_called_a_duplicate_of_a_catalog_picture_is_one_wrong_pair() -> None:
+    # A, the catalog picture (the oldest), and B, its edited copy; C, a colour variant of A,
+    # wrongly called the same picture as A; D, the other colour, called the same picture as C
+    # (the variants are each other's closest). Connected components made one group of four: C
+    # and D "duplicates" of A and B, five wrong pairs from two wrong calls.
+    links = [found(1, 0, distance=3), found(2, 0, distance=2), found(3, 2, distance=1)]
+    groups = group_duplicates(links, LISTINGS, 64)
+    wrong_calls = {frozenset("AC"), frozenset("CD")}
+    # The variants' pair (closest) is grouped first; C is then no duplicate of every record of
+    # A's group, nor A of C's: A-C stays beside both groups. Two wrong calls, one wrong pair to
+    # act on (keep C, remove D), and A's group untouched.
+    assert ids(groups) == [["A", "B"], ["C", "D"]] and related(groups[0]) == [("A", "C")]
+    assert kept_pairs(groups) & wrong_calls == {frozenset("CD")}
+    assert kept_pairs(groups) == {frozenset("AB"), frozenset("CD")}
+
+
+def test_a_variant_older_than_the_picture_it_was_wrongly_called_does_not_take_its_copies() -> None:
+    # C (a colour variant, registered first) wrongly called the same picture as A, closest of
+    # all; A's edited copy B is a duplicate of A only. The group is C's, with A (one wrong pair);
+    # B is not pulled in after A (it is not C's duplicate): the right pair A-B stays beside it.
+    listings = {0: listing("A", "2026-02-01T00:00:00Z"), 1: listing("B", "2026-03-01T00:00:00Z"),
+                2: listing("C", "2026-01-01T00:00:00Z")}  # fmt: skip
+    groups = group_duplicates([found(2, 0, distance=1), found(1, 0, distance=4)], listings, 64)
+    assert ids(groups) == [["C", "A"]] and related(groups[0]) == [("A", "B")]
+    assert kept_pairs(groups) == {frozenset("CA")}
+
+
+def test_every_pair_to_act_on_is_a_call_so_wrong_calls_bound_wrong_pairs() -> None:
+    """Over many random catalogs of pictures and their copies with wrong calls sprinkled in: every
+    record of a group was called the same picture as the one kept, so the wrong pairs a report
+    asks a person to act on are never more than the wrong calls (components spread them)."""
+    import random
+
+    rng = random.Random(68)
+    for _ in range(300):
+        count = rng.randint(3, 12)
+        picture = [rng.randrange(4) for _ in range(count)]  # which picture each record holds
+        listings = {i: listing(f"r{i:02d}", f"2026-01-{rng.randint(1, 28):02d}T00:00:00Z") for i in range(count)}
+        links, calls = [], set()
+        for a in range(count):
+            for b in range(count):
+                same = picture[a] == picture[b]
+                if a != b and rng.random() < (0.6 if same else 0.08):
+                    links.append(found(a, b, distance=rng.randint(0, 12), score=rng.uniform(90, 100)))
+                    calls.add(frozenset((listings[a].entity_id, listings[b].entity_id)))
+        groups = group_duplicates(links, listings, 64)
+        assert kept_pairs(groups) <= calls
+        wrong = {pair for pair in kept_pairs(groups) if len({picture[int(e[1:])] for e in pair}) == 2}
+        assert wrong <= {c for c in calls if len({picture[int(e[1:])] for e in c}) == 2}  # each one wrong call
+        assert all(len(g.items) == len({i.entity_id for i in g.items}) for g in groups)
+        grouped = [i.entity_id for g in groups for i in g.items]
+        assert len(grouped) == len(set(grouped))  # a record is in one group at most
+
+
 def test_a_record_alike_two_kept_records_joins_the_closer() -> None:
     # E is called the same picture as A (14 bits apart) and as D (3 bits apart): it joins D's
     # group (the closest pairs are grouped first) and is related to A's.

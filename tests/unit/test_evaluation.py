@@ -320,6 +320,10 @@ def test_pair_precision_and_recall_count_pairs_of_records_in_one_group() -> None
     assert result["pair_precision"] == 2 / 4 and result["pair_recall"] == 2 / 5
     assert result["linked_pairs"] == 3 and result["linked_pair_precision"] == 2 / 3
     assert (result["related_pairs"], result["related_pairs_right"]) == (2, 1)
+    # What a person acts on: o1-o1__a, o1-v (the one wrong call), o2-o2__a. The per-pair calls:
+    # the 3 listed and the 2 related (o1__a-o1__b right, o1__a-o2__a wrong).
+    assert result["kept_pairs"] == 3 and result["kept_pair_precision"] == 2 / 3
+    assert result["called_pairs"] == 5 and result["called_pair_precision"] == 3 / 5
     assert result["colour_variants_grouped_with_sibling"] == 1
     assert result["colour_variants_grouped_with_sibling_ids"] == ["v"]
     assert result["per_kind"] == {

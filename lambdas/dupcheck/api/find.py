@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dupcheck.api.contract import UPLOAD_BODY, responses
 from dupcheck.api.exchange import uploaded
-from dupcheck.api.params import ImageUrlParam, MaxDistanceParam, TopParam
+from dupcheck.api.params import AskedForParam, ImageUrlParam, MaxDistanceParam, TopParam
 from dupcheck.api.schemas import FindResponse
 from dupcheck.core.service import DupcheckService
 
@@ -26,8 +26,9 @@ def router(service: DupcheckService, *, max_body_bytes: int) -> Router:
         image_url: ImageUrlParam,
         top: TopParam = None,
         max_distance: MaxDistanceParam = None,
+        entity_id: AskedForParam = None,
     ) -> FindResponse:
-        return FindResponse.of(service.find_similar(image_url, top, max_distance))
+        return FindResponse.of(service.find_similar(image_url, top, max_distance, entity_id=entity_id))
 
     @routes.post(
         "/find_similar", summary="Find the catalog images most like an uploaded image",
@@ -36,8 +37,10 @@ def router(service: DupcheckService, *, max_body_bytes: int) -> Router:
                             400, 403, 413, 415, 422, 503),
         tags=["find"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
-    def find_similar_by_upload(top: TopParam = None, max_distance: MaxDistanceParam = None) -> FindResponse:
+    def find_similar_by_upload(
+        top: TopParam = None, max_distance: MaxDistanceParam = None, entity_id: AskedForParam = None
+    ) -> FindResponse:
         data = uploaded(routes.current_event, max_body_bytes)
-        return FindResponse.of(service.find_similar_bytes(data, top, max_distance))
+        return FindResponse.of(service.find_similar_bytes(data, top, max_distance, entity_id=entity_id))
 
     return routes

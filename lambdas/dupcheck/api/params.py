@@ -8,6 +8,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl
+from dupcheck.core.decisions import MAX_PAGE as MAX_DECISIONS
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
 from dupcheck.core.kept_images import IMAGE_NAME_PATTERN
 from dupcheck.core.scans import MAX_PAGE as MAX_SCANS
@@ -63,3 +64,19 @@ RowCursorParam = Annotated[
 ImageNameParam = Annotated[str, Path(pattern=IMAGE_NAME_PATTERN, description="<sha256>.<ext> of the picture.")]
 ScanIdParam = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The scan's scan_id.")]
 ScansLimitParam = Annotated[int | None, Query(ge=1, le=MAX_SCANS, description="Scans (1-100, default 5).")]
+DecisionIdParam = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The decision's decision_id.")]
+DecisionsLimitParam = Annotated[
+    int | None, Query(ge=1, le=MAX_DECISIONS, description=f"Decisions per page (1-{MAX_DECISIONS}, default 50).")
+]
+DecisionsCursorParam = Annotated[
+    str | None, Query(pattern="^[0-9a-f]{32}$", description="`next_cursor` of the previous page.")
+]
+AskedForParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="The catalog item the picture is for: a match it "
+        "was marked not a duplicate of (POST /duplicates/decisions) comes back `reviewed`.",
+    ),
+]

@@ -24,6 +24,7 @@ import inspect
 import json
 import re
 import threading
+import types
 import typing
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -118,7 +119,7 @@ class DupcheckResolver(APIGatewayRestResolver):
         def record(func: Callable[..., Any]) -> Callable[..., Any]:
             hints = typing.get_type_hints(func)
             hints.pop("return", None)
-            takes_json = any(isinstance(hint, type) and issubclass(hint, BaseModel) for hint in hints.values())
+            takes_json = any(_is_model(hint) for hint in hints.values())
             for m in methods:
                 self._paths.append((self._compile_regex(rule), m.upper(), takes_json))
             if in_contract:
@@ -176,6 +177,17 @@ class DupcheckResolver(APIGatewayRestResolver):
         return _proxy_response(
             415, error_body("unsupported_media_type", "this route takes a JSON body (Content-Type: application/json)")
         )
+
+
+def _is_model(hint: Any) -> bool:
+    """Whether a parameter's type is a JSON body: a pydantic model, or a union of them (a body told
+    apart by a discriminator)."""
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else (hint,)
+    )
+    return any(isinstance(option, type) and issubclass(option, BaseModel) for option in options)
 
 
 def route_path(path: str) -> str:

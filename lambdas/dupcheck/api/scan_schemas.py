@@ -1,13 +1,17 @@
-"""The bodies of `/duplicates/scans`: a duplicate scan, its progress and what it found."""
+"""The bodies of `/duplicates/scans` (a duplicate scan, its progress and what it found) and of
+`/duplicates/decisions` (what a person decided about the report's groups)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from dupcheck.core.decisions import MAX_OTHERS, Decision
+from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.scans import ScanJob
 
+PHASE_NAMES = ("read", "pair", "thumbnails", "verify", "report")  # the engine's steps, in order
 PhaseName = Literal["read", "pair", "thumbnails", "verify", "report"]
 
 
@@ -39,8 +43,13 @@ class ScanOut(BaseModel):
         description="The step running: read (the store), pair (candidates), thumbnails, verify (each record with "
         "candidates judged as find_similar would), report; null before the first."
     )
-    done: int = Field(ge=0, description="How far the phase is, of total.")
-    total: int | None = Field(ge=0, description="What the phase goes through (records, hashes); null when unknown.")
+    step: int | None = Field(ge=1, description="The phase's number, of `steps`; null before the first.")
+    steps: int = Field(ge=1, description="How many phases a scan goes through.")
+    done: int = Field(ge=0, description="Records the phase is through, of total (every phase counts records).")
+    total: int | None = Field(
+        ge=0, description="Records the phase goes through: those read (an estimate while reading), then those "
+        "compared; null when unknown. A done scan: its last phase, done = total.",
+    )  # fmt: skip
     created_at: str
     updated_at: str
     started_at: str | None
@@ -55,6 +64,7 @@ class ScanOut(BaseModel):
         done = job.status.value == "done"
         return cls(
             scan_id=job.scan_id, status=job.status.value, phase=job.phase, done=job.done, total=job.total,  # type: ignore[arg-type]
+            step=PHASE_NAMES.index(job.phase) + 1 if job.phase in PHASE_NAMES else None, steps=len(PHASE_NAMES),
             created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
             finished_at=job.finished_at, error=job.error,
             result=ScanResult.model_validate(job.result) if job.result is not None else None,
@@ -67,3 +77,88 @@ class ScanPage(BaseModel):
     """The newest duplicate scans first."""
 
     scans: list[ScanOut]
+
+
+# -- decisions on the report's groups (core/decisions.py) --------------------------------------
+
+
+def _addressable(value: str) -> str:
+    if problem := id_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+# An entity_id, as POST /items takes it (the same pattern in the schema, the same check).
+EntityId = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": ID_PATTERN, "not": {"enum": [".", ".."]}}
+    ),
+    AfterValidator(_addressable),
+]
+Others = Annotated[
+    list[EntityId],
+    Field(min_length=1, max_length=MAX_OTHERS, json_schema_extra={"uniqueItems": True},
+          description=f"The other records of the group the decision is about (1-{MAX_OTHERS}, each once, not item)."),
+]  # fmt: skip
+
+
+class KeepDecisionIn(BaseModel):
+    """Keep `item`: the others are removed (`remove_others`: undo puts them back) or left, marked resolved."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"description": __doc__})
+
+    decision: Literal["keep"]
+    item: EntityId = Field(description="The record kept.")
+    others: Others
+    remove_others: bool = Field(False, description="Remove the others from the catalog (undo puts them back).")
+
+
+class NotDuplicateDecisionIn(BaseModel):
+    """`item` and each of `others` are different pictures: the pairs are remembered as reviewed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"description": __doc__})
+
+    decision: Literal["not_duplicate"]
+    item: EntityId = Field(description="The record the others are not duplicates of.")
+    others: Others
+
+
+DecisionIn = KeepDecisionIn | NotDuplicateDecisionIn  # told apart by `decision` (the route's Body)
+
+
+class DecisionOut(BaseModel):
+    """A decision on a group of the duplicate report."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    decision_id: str
+    decision: Literal["keep", "not_duplicate"]
+    item: str
+    others: list[str]
+    removed: list[str] = Field(description="The others a keep decision removed from the catalog ([] when left).")
+    skus: dict[str, str] = Field(description="Each named record's SKU when decided (records gone then: absent).")
+    created_at: str
+    undone_at: str | None = Field(description="When it was undone (it then settles nothing), or null.")
+    decision_url: str = Field(description="DELETE it to undo the decision.")
+
+    @classmethod
+    def of(cls, decision: Decision, base_url: str) -> DecisionOut:
+        return cls(**decision.to_dict(), decision_url=f"{base_url}/duplicates/decisions/{decision.decision_id}")
+
+
+class DecisionPage(BaseModel):
+    """The newest decisions first."""
+
+    decisions: list[DecisionOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last.")
+
+
+class UndoneOut(BaseModel):
+    """An undone decision and what came back."""
+
+    decision: DecisionOut
+    restored: list[str] = Field(description="Records the decision removed, back in the catalog.")
+    left_out: list[str] = Field(
+        description="Records the decision removed whose id was registered again since: the newer record stays."
+    )

@@ -137,11 +137,16 @@ class MatchOut(BaseModel):
         description='The edits in one line ("cropped (12% off the left) and mirrored"); null when there is nothing '
         "to say."
     )
+    reviewed: bool = Field(
+        False,
+        description="Asked with `entity_id`: the pair (entity_id, this match) was marked not duplicates "
+        "(POST /duplicates/decisions); it does not make `is_duplicate` true.",
+    )
 
 
 class FindResponse(BaseModel):
     query: QueryInfo
-    is_duplicate: bool = Field(description="True when any match is a duplicate.")
+    is_duplicate: bool = Field(description="True when any match is a duplicate not `reviewed`.")
     matches: list[MatchOut] = Field(description="Best first.")
 
     @classmethod
@@ -218,6 +223,17 @@ class DuplicatePair(BaseModel):
     edits: list[EditOut] | None = Field(
         None, exclude_if=_absent, description="The same edits with their parameters, as a match's `edits`."
     )
+    reviewed: bool | None = Field(
+        None, exclude_if=_absent,
+        description="The pair was marked not duplicates (POST /duplicates/decisions): shown, not a new duplicate.",
+    )  # fmt: skip
+
+
+class SettledOut(BaseModel):
+    decision_id: str
+    decision: Literal["keep", "not_duplicate"]
+    item: str = Field(description="The decision's item: the record kept, or the one it is not a duplicate of.")
+    outcome: str = Field(description="removed; left in the catalog, resolved; or not a duplicate.")
 
 
 class DuplicateGroup(BaseModel):
@@ -234,6 +250,14 @@ class DuplicateGroup(BaseModel):
         description="Pairs of a record of the group (`a`) and one outside it (`b`) called the same picture, where "
         "`b` is not the same picture as the record kept: shown beside the group, not in it.",
     )  # fmt: skip
+    settled: dict[str, SettledOut] | None = Field(
+        None, exclude_if=_absent,
+        description="The records of the group (other than the one kept) a decision settled, each with it.",
+    )  # fmt: skip
+    decisions: list[str] | None = Field(None, exclude_if=_absent, description="The decision_ids settling it.")
+    open: bool | None = Field(
+        None, exclude_if=_absent, description="Whether a record of the group is not settled yet: a new duplicate."
+    )
 
 
 class DuplicateReport(BaseModel):
@@ -259,6 +283,9 @@ class DuplicateReport(BaseModel):
     )  # fmt: skip
     generated_at: str | None = Field(None, exclude_if=_absent, description="When it was written (UTC, ISO 8601).")
     groups: list[DuplicateGroup]
+    open_groups: int | None = Field(
+        None, exclude_if=_absent, ge=0, description="Groups with a record no decision settled (see `open`)."
+    )
     elapsed_s: float = Field(ge=0, description="How long the run took, in seconds.")
 
 

@@ -247,6 +247,7 @@ class Match:
     verdict: Verdict
     edits: tuple[Edit, ...] | None = None
     edit_summary: str | None = None
+    reviewed: bool = False  # the pair was marked not duplicates (core/decisions.py): no new duplicate
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,6 +259,7 @@ class Match:
             "verdict": self.verdict.value,
             "edits": None if self.edits is None else [edit.to_dict() for edit in self.edits],
             "edit_summary": self.edit_summary,
+            "reviewed": self.reviewed,
         }
 
 
@@ -270,7 +272,8 @@ class FindResult:
 
     @property
     def is_duplicate(self) -> bool:
-        return any(m.verdict is Verdict.DUPLICATE for m in self.matches)
+        """Whether a match is a duplicate not reviewed already (a pair marked not duplicates is not new)."""
+        return any(m.verdict is Verdict.DUPLICATE and not m.reviewed for m in self.matches)
 
     def to_dict(self) -> dict[str, Any]:
         query = {"image_url": self.image_url, "hash": self.query_hash.hex, "algorithm": self.algorithm}

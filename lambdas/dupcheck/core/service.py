@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from dupcheck.core.decisions import DuplicateDecisions, reviewed_among
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
@@ -57,6 +58,7 @@ class DupcheckService:
     default_top: int = 5
     observe: Observer = _ignore
     reports: DuplicateReports | None = None  # None: no duplicate report is published here
+    decisions: DuplicateDecisions | None = None  # decisions on the report's groups (core/decisions.py)
     thumbnails: ThumbnailStore | None = None  # None: none kept, the look-alike check is off
     # Similar products (core/products.py): each registered picture's vector, kept beside its record.
     # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
@@ -68,9 +70,11 @@ class DupcheckService:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def find_similar(self, image_url: str, top: int | None = None, max_distance: int | None = None) -> FindResult:
+    def find_similar(
+        self, image_url: str, top: int | None = None, max_distance: int | None = None, *, entity_id: str | None = None
+    ) -> FindResult:
         data = self.fetch(image_url)
-        return self.find_similar_bytes(data, top, max_distance, image_url=image_url)
+        return self.find_similar_bytes(data, top, max_distance, image_url=image_url, entity_id=entity_id)
 
     def find_similar_bytes(
         self,
@@ -79,8 +83,13 @@ class DupcheckService:
         max_distance: int | None = None,
         *,
         image_url: str | None = None,
+        entity_id: str | None = None,
     ) -> FindResult:
+        """The catalog pictures most like `data`, best first. `entity_id`: the catalog item the
+        picture is for; a match it was marked not a duplicate of comes back `reviewed`."""
         top = self._check_top(top)
+        if entity_id is not None:
+            _check_id(entity_id)
         bits = self.pipeline.distance_bits
         if max_distance is not None and not 0 <= max_distance <= bits:
             raise InvalidRequest(f"max_distance must be between 0 and {bits}")
@@ -94,6 +103,8 @@ class DupcheckService:
         )  # fmt: skip
         self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
         matches = self._judge(query, hits, max_distance)[:top]
+        if entity_id is not None:
+            matches = self._reviewed(entity_id, matches)
         self.observe(METRIC_MATCHES, float(len(matches)))
         return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
 
@@ -220,6 +231,13 @@ class DupcheckService:
             log.warning("thumbnails not read, the look-alike check is skipped: %s", exc.message)
             self.observe(METRIC_THUMBNAIL_FAILURES, 1.0)
             return {}
+
+    def _reviewed(self, entity_id: str, matches: list[Match]) -> list[Match]:
+        """`matches` with `reviewed` set where the pair (entity_id, match) was marked not duplicates."""
+        if self.decisions is None or not matches:
+            return matches
+        marked = reviewed_among(self.decisions.involving(entity_id), entity_id, [m.entity_id for m in matches])
+        return [replace(m, reviewed=True) if m.entity_id in marked else m for m in matches]
 
     def _judge(self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None) -> list[Match]:
         stored = self.store.get_many([h.entity_id for h in hits]) if hits else {}

@@ -143,6 +143,9 @@ class Settings(BaseModel):
     import_starts_queue_url: str = Field("", description="SQS queue that starts import jobs (the dispatcher's).")
     import_rows_queue_url: str = Field("", description="SQS queue of rows to import (the import worker's).")
     scans_queue_url: str = Field("", description="SQS queue that starts duplicate scans (the scan function's).")
+    decisions_table: str = Field(
+        "", description="DynamoDB table of the decisions on duplicate groups (store=dynamodb; empty: none)."
+    )
 
     @field_validator("allowed_hosts", "server_names", mode="before")
     @classmethod

@@ -1,9 +1,11 @@
 // The catalog-wide duplicate report: groups of records holding the same picture, as thumbnails,
 // and the button that scans the catalog for a new one (a job on the server: this view follows it
 // and shows its groups when it ends). The report names ids; each picture comes from its record,
-// a few requests at a time.
+// a few requests at a time. Each group is settled here: keep this one (the others removed after a
+// confirmation, or left and marked resolved) or not duplicates; every decision can be undone, and
+// all of them downloaded as CSV for the back office.
 import { ApiError, api, itemPath } from "./api.js";
-import { matchSentence, scanSentence, skippedWords } from "./words.js";
+import { decisionSentence, matchSentence, scanSentence, skippedWords } from "./words.js";
 import { byId, clearError, el, idLine, limiter, showError, thumbButton } from "./ui.js";
 import { showItem } from "./catalog.js";
 
@@ -18,16 +20,18 @@ let following = null; // the scan this view follows
 export function initDuplicates() {
   byId("groups-more").addEventListener("click", more);
   byId("scan-start").addEventListener("click", startScan);
+  byId("decisions-export").addEventListener("click", exportDecisions);
 }
 
 export async function showDuplicates() {
   clearError("duplicates-error");
+  byId("duplicates-done").textContent = "";
   await Promise.all([showReport(), latestScan()]);
 }
 
 async function showReport() {
   const summary = byId("duplicates-summary");
-  summary.textContent = "Loading…";
+  summary.textContent ||= "Loading…"; // a reload after a decision keeps the sentence until the new one
   byId("group-list").replaceChildren();
   byId("groups-more").hidden = true;
   byId("duplicates-rules").hidden = true;
@@ -44,8 +48,10 @@ async function showReport() {
   }
   const groups = report.groups.length;
   const seconds = Number(report.elapsed_s).toFixed(1);
+  const open = report.open_groups ?? groups;
+  const left = groups && open < groups ? ` ${open === 0 ? "All settled" : `${open} still to settle`}.` : "";
   summary.textContent = groups
-    ? `${groups} group${groups === 1 ? "" : "s"} of records holding the same picture, among ${report.records} records (found in ${seconds} s).`
+    ? `${groups} group${groups === 1 ? "" : "s"} of records holding the same picture, among ${report.records} records (found in ${seconds} s).${left}`
     : `No duplicates among ${report.records} records.`;
   if (report.generated_at) summary.textContent += ` Scanned ${new Date(report.generated_at).toLocaleString()}.`;
   const skipped = skippedWords(report.skipped, report.records);
@@ -105,11 +111,13 @@ function showScan(scan) {
   const words = scanSentence(scan);
   byId("scan-title").textContent = words.title;
   byId("scan-counts").textContent = words.counts;
+  byId("scan-counts").hidden = !words.counts;
   const progress = byId("scan-progress");
-  progress.hidden = !active && scan.status !== "done";
-  if (scan.status === "done") progress.value = 1;
-  else if (scan.total) progress.value = scan.done / scan.total;
-  else progress.removeAttribute("value"); // indeterminate: a step without a count
+  progress.hidden = !active;
+  // The whole scan on one bar: each of its steps an equal share, moving with the step's records.
+  if (scan.step && scan.total) progress.value = (scan.step - 1 + scan.done / scan.total) / scan.steps;
+  else if (scan.step) progress.value = (scan.step - 1) / scan.steps;
+  else progress.removeAttribute("value"); // indeterminate: not started yet
 }
 
 function more() {
@@ -121,17 +129,52 @@ function more() {
 
 function pairItem(pair) {
   const sentence = matchSentence(pair);
-  return el("li", { text: `${pair.a} and ${pair.b}: ${sentence.charAt(0).toLowerCase()}${sentence.slice(1)}` });
+  const text = `${pair.a} and ${pair.b}: ${sentence.charAt(0).toLowerCase()}${sentence.slice(1)}`;
+  // A pair a person marked not duplicates stays listed, said to be reviewed.
+  return pair.reviewed
+    ? el("li", { class: "reviewed", text: `${text} Reviewed: not duplicates.` })
+    : el("li", { text });
 }
 
 function groupItem(group, number) {
   // The report lists the record to keep first (its rule: report.keep_rule).
   const keep = group.keep ?? group.items[0];
-  const item = el("li", { class: "group" },
-    el("h2", { text: `Group ${number}: ${group.items.length} records, keep ${keep}` }),
-    el("ul", { class: "grid" }, ...group.items.map((id) => recordCard(id, id === keep))),
+  const settled = group.settled ?? {};
+  const open = group.open ?? true;
+  // What a new decision is about: the records no decision settled yet (the kept one never is).
+  const unsettled = group.items.filter((id) => !(id in settled));
+  const cards = group.items.map((id) => {
+    const card = recordCard(id, id === keep);
+    if (settled[id]) card.append(el("p", { class: "settled-label", text: settledLabel(settled[id]) }));
+    if (open && unsettled.includes(id)) {
+      const others = unsettled.filter((other) => other !== id);
+      card.append(el("div", { class: "actions" }, el("button", {
+        type: "button", class: "secondary", text: "Keep this one", "aria-label": `Keep ${id} (group ${number})`,
+        onclick: () => keepThisOne(id, others),
+      })));
+    }
+    return card;
+  });
+  const item = el("li", { class: open ? "group" : "group settled" },
+    el("h2", { text: `Group ${number}: ${group.items.length} records, keep ${keep}${open ? "" : " (settled)"}` }),
+    el("ul", { class: "grid" }, ...cards),
     el("ul", { class: "pairs", "aria-label": `How alike the records of group ${number} are` },
       ...group.pairs.map(pairItem)));
+  if (open) {
+    const others = unsettled.filter((id) => id !== keep);
+    item.append(el("div", { class: "settle" }, el("button", {
+      type: "button", class: "secondary", text: "Not duplicates", "aria-label": `Not duplicates (group ${number})`,
+      onclick: () => decide({ decision: "not_duplicate", item: keep, others }),
+    })));
+  }
+  // Each decision that settled part of the group, with its undo.
+  for (const decisionId of group.decisions ?? []) {
+    const members = Object.entries(settled).filter(([, s]) => s.decision_id === decisionId);
+    item.append(el("p", { class: "settled-note" },
+      decisionSentence(members[0][1], members.map(([id, s]) => ({ id, outcome: s.outcome }))), " ",
+      el("button", { type: "button", class: "secondary", text: "Undo", "aria-label": `Undo (group ${number})`,
+        onclick: () => undo(decisionId) })));
+  }
   // Records alike one of the group's but not called the same picture as the one kept (report.group_rule).
   const related = group.related ?? [];
   if (related.length) {
@@ -140,6 +183,67 @@ function groupItem(group, number) {
       el("ul", { class: "pairs related", "aria-label": `Records related to group ${number}` }, ...related.map(pairItem)));
   }
   return item;
+}
+
+function settledLabel(settled) {
+  return settled.decision === "not_duplicate" ? `Not a duplicate of ${settled.item}` : `Resolved: ${settled.outcome}`;
+}
+
+/** Keep `id`: ask whether the others leave the catalog or stay, marked resolved. */
+function keepThisOne(id, others) {
+  const dialog = byId("settle-dialog");
+  const n = others.length;
+  byId("settle-title").textContent = `Keep ${id}?`;
+  byId("settle-text").textContent = `The other ${n === 1 ? "record" : `${n} records`} of this group (${others.join(", ")}) can leave the catalog, or stay there with the group marked resolved. Either can be undone.`;
+  dialog.returnValue = "";
+  dialog.addEventListener("close", () => {
+    if (dialog.returnValue === "remove" || dialog.returnValue === "resolve") {
+      decide({ decision: "keep", item: id, others, remove_others: dialog.returnValue === "remove" });
+    }
+  }, { once: true });
+  dialog.showModal();
+}
+
+async function decide(body) {
+  clearError("duplicates-error");
+  byId("duplicates-done").textContent = "";
+  try {
+    const made = await api("duplicates/decisions", { method: "POST", body });
+    const outcome = (id) => (made.decision === "not_duplicate" ? "not a duplicate"
+      : made.removed.includes(id) ? "removed" : "left in the catalog, resolved");
+    byId("duplicates-done").textContent = decisionSentence(made, made.others.map((id) => ({ id, outcome: outcome(id) })));
+  } catch (error) {
+    showError("duplicates-error", error);
+  }
+  await showReport();
+}
+
+async function undo(decisionId) {
+  clearError("duplicates-error");
+  try {
+    const undone = await api(`duplicates/decisions/${decisionId}`, { method: "DELETE" });
+    const back = undone.restored.length ? ` ${undone.restored.join(", ")} ${undone.restored.length === 1 ? "is" : "are"} back in the catalog.` : "";
+    const kept = undone.left_out.length ? ` ${undone.left_out.join(", ")} ${undone.left_out.length === 1 ? "was" : "were"} added again since: the newer one stays.` : "";
+    byId("duplicates-done").textContent = `Undone.${back}${kept}`;
+  } catch (error) {
+    showError("duplicates-error", error);
+  }
+  await showReport();
+}
+
+/** Every decision as a CSV file, downloaded (fetched with the key, saved from a blob: URL). */
+async function exportDecisions() {
+  clearError("duplicates-error");
+  try {
+    const text = await api("duplicates/decisions.csv", { text: true });
+    const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: "duplicate-decisions.csv" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  } catch (error) {
+    showError("duplicates-error", error);
+  }
 }
 
 function recordCard(id, keep) {

@@ -176,6 +176,17 @@ export function skippedWords(skipped, records) {
   return `${count} not compared (of ${records.toLocaleString()}): they need indexing again, which whoever runs dupcheck can do.`;
 }
 
+/** A decision on a duplicate group in words: `decision` ({ decision, item }) and what it did to each
+ * of its `others` ([{ id, outcome }], outcome as the API says it). */
+export function decisionSentence(decision, others) {
+  const ids = (list) => list.map((o) => o.id).join(", ");
+  if (decision.decision === "not_duplicate") return `Not duplicates of ${decision.item}: ${ids(others)}.`;
+  const removed = others.filter((o) => o.outcome === "removed");
+  const left = others.filter((o) => o.outcome !== "removed");
+  const parts = [removed.length && `${ids(removed)} removed from the catalog`, left.length && `${ids(left)} left in the catalog, marked resolved`];
+  return `Kept ${decision.item}; ${parts.filter(Boolean).join("; ")}.`;
+}
+
 // A scan's steps (the engine's phases), as the page names them.
 const SCAN_STEPS = {
   read: "Reading the catalog",
@@ -184,7 +195,6 @@ const SCAN_STEPS = {
   verify: "Comparing the pictures",
   report: "Writing the report",
 };
-const STEP_UNITS = { read: "records", pair: "hashes", thumbnails: "records", verify: "records" };
 
 /** A duplicate scan in words: { title, counts }. */
 export function scanSentence(scan) {
@@ -193,17 +203,13 @@ export function scanSentence(scan) {
     case "queued":
       return { title: "Scan queued", counts: "It starts in a moment." };
     case "running": {
-      const steps = Object.keys(SCAN_STEPS);
-      const step = steps.indexOf(scan.phase);
-      if (step < 0) return { title: "Scanning the catalog", counts: "Starting." };
-      const count = scan.total != null && STEP_UNITS[scan.phase] ? ` ${n(scan.done)} of ${n(scan.total)} ${STEP_UNITS[scan.phase]}.` : "";
-      return { title: `Scanning the catalog: step ${step + 1} of ${steps.length}`, counts: `${SCAN_STEPS[scan.phase]}.${count}` };
+      // The API numbers the steps; each counts records of the catalog, so the bar and the words agree.
+      if (!scan.step || !SCAN_STEPS[scan.phase]) return { title: "Scanning the catalog", counts: "Starting." };
+      const count = scan.total != null ? ` ${n(scan.done)} of ${n(scan.total)} records.` : "";
+      return { title: `Scanning the catalog: step ${scan.step} of ${scan.steps}`, counts: `${SCAN_STEPS[scan.phase]}.${count}` };
     }
-    case "done": {
-      const r = scan.result ?? {};
-      const groups = `${n(r.groups)} group${r.groups === 1 ? "" : "s"}`;
-      return { title: "Scan finished", counts: `${groups} of duplicates among ${n(r.records)} records, shown below.` };
-    }
+    case "done": // its groups and their summary show below: one sentence says what it found
+      return { title: "Scan finished", counts: "" };
     default:
       return { title: "The scan failed", counts: sentence(scan.error || "no reason given") };
   }

@@ -213,7 +213,9 @@ def find_duplicates(
         phase.done("pair")
         if thumbnails is not None and pipeline.keeps_thumbnails and not work.thumbnails_copied():
             _copy_thumbnails(work, thumbnails, pipeline, np.union1d(owners, candidates), bars)
-            phase.done("thumbnails")
+        else:  # none to copy: the step is told done, so the steps a listener counts are always the same
+            bars("thumbnails", summary.compared, "rec", initial=summary.compared).close()
+        phase.done("thumbnails")
         summary.judged, summary.settled = _verify(work, pipeline, owners, candidates, distances, processes, bars)
         phase.done("verify")
         found = list(work.found())
@@ -226,8 +228,10 @@ def find_duplicates(
              "generated_at": utc_now(), "elapsed_s": summary.elapsed_s},
             groups,
         )  # fmt: skip
-        bars("report", None, "group").close()
+        report_bar = bars("report", summary.compared, "rec")
         summary.files = [str(path) for path in write_reports(out, document, groups)]
+        report_bar.update(summary.compared)  # written: every step ends at the records compared
+        report_bar.close()
         summary.report, summary.found = document, groups
         phase.done("report")
     except (KeyboardInterrupt, Stop):
@@ -315,6 +319,8 @@ def _read(
             unusable += int((~usable).sum())
             records += len(batch)
             bar.update(len(batch))
+        bar.total = records  # the store's count was an estimate: the step ends at what was read
+        bar.update(0)
     finally:
         close = getattr(scanned, "close", None)
         if callable(close):
@@ -357,7 +363,8 @@ def _candidates(
     codes, queries = work.codes(width)
     count = len(codes)
     empty = np.empty(0, dtype=np.int64)
-    if count < 2:
+    if count < 2:  # nothing to pair: the step is told done all the same
+        bars("pair", count, "rec", initial=count).close()
         return empty, empty, empty
     nearest = pipeline.candidate_pool(1)
     # One entry per distinct hash: a thousand copies of a placeholder are one probe, not a million pairs.
@@ -382,20 +389,27 @@ def _candidates(
     index = LocalHashIndex(pipeline.index_bits)
     index.load_codes(np.arange(len(distinct)), distinct)
     hit_rows, hit_codes, hit_distances = [], [], []
-    bar = bars("pair", len(unique_rows), "hash")
+    # Counted in records, as every step is: the share of the distinct hashes joined, of the records.
+    bar = bars("pair", count, "rec")
+
+    def joined_rows(n: int) -> None:
+        bar.update(count * n // len(unique_rows) - bar.n)
+
+    done = 0
     for chosen, at in ((~far_rows, radius), (far_rows, far_radius)):
         rows = np.flatnonzero(chosen)
         if not len(rows):
             continue
-        done = bar.n
         for found_rows, found_codes, found_distances in index.pairs_within(
             unique_rows[rows], at, _parts(pipeline), nearest=nearest + 1
         ):
             hit_rows.append(rows[found_rows])
             hit_codes.append(found_codes)
             hit_distances.append(found_distances)
-            bar.update(done + int(found_rows[-1]) + 1 - bar.n if len(found_rows) else 0)
-        bar.update(done + len(rows) - bar.n)
+            if len(found_rows):
+                joined_rows(done + int(found_rows[-1]) + 1)
+        done += len(rows)
+        joined_rows(done)
     bar.close()
     rows_hit, codes_hit, distances_hit = (
         np.concatenate(parts or [empty]) for parts in (hit_rows, hit_codes, hit_distances)
@@ -524,7 +538,9 @@ def _copy_thumbnails(
     were made without), into the work file, where verification reads them."""
     copied = work.with_thumbnails()
     todo = [p for p in positions.tolist() if p not in copied]
-    bar = bars("thumbnails", len(todo), "rec")
+    # Counted over every record compared: those without candidates need none, done from the start.
+    compared = work.count()
+    bar = bars("thumbnails", compared, "rec", initial=compared - len(todo))
     try:
         for chunk in _batched(todo, THUMBNAIL_BATCH):
             ids = {pos: entity_id for pos, (entity_id, algo) in work.algos(chunk).items() if algo == pipeline.algo}
@@ -576,15 +592,25 @@ def _verify(
             if job:
                 yield job
 
-    # Counted over every record with candidates, those a resumed run judged before included.
-    bar = bars("verify", len(starts), "rec", initial=len(starts) - len(todo))
+    # Counted over every record compared, as every step is: those without candidates (nothing to
+    # judge) and those a resumed run judged before are done from the start.
+    compared = work.count()
+    bar = bars("verify", compared, "rec", initial=compared - len(todo))
     try:
-        local = partial(judge_here, pipeline, work)
+        # Judged here (a small catalog: one job), the bar moves record by record, not job by job.
+        judged_here = [0]
+
+        def one_judged() -> None:
+            judged_here[0] += 1
+            bar.update(1)
+
+        local = partial(judge_here, pipeline, work, on_record=one_judged)
         for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=len(todo) >= IN_PROCESS_BELOW):
             for item in found:
                 confirmed.setdefault(item.candidate, set()).add(item.query)
             work.save([q for q, *_ in job] + settled, found)
-            bar.update(len(job) + len(settled))
+            bar.update(len(job) + len(settled) - judged_here[0])
+            judged_here[0] = 0
             counts[0] += len(job)
             counts[1] += len(settled)
             settled.clear()
@@ -596,9 +622,23 @@ def _verify(
     return counts[0], counts[1]
 
 
-def judge_here(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
-    """`judge` in this process (the name tests replace to interrupt a run)."""
-    return judge(pipeline, work, job)
+def judge_here(
+    pipeline: HashPipeline, work: WorkFile, job: Job, on_record: Callable[[], None] | None = None
+) -> list[Found]:
+    """`judge` in this process (the name tests replace to interrupt a run). With `on_record`, a
+    record at a time, told after each: the job's own confirmations passed on as `judge` keeps them
+    within a job, so the result is the job's."""
+    if on_record is None:
+        return judge(pipeline, work, job)
+    found: list[Found] = []
+    confirmed: dict[int, set[int]] = {}
+    for owner, pairs, known in job:
+        mine = judge(pipeline, work, [(owner, pairs, sorted({*known, *confirmed.get(owner, ())}))])
+        for item in mine:
+            confirmed.setdefault(item.candidate, set()).add(item.query)
+        found += mine
+        on_record()
+    return found
 
 
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -17,6 +17,10 @@ each other, and a colour variant is its own source):
                    copies of one picture
   pair recall      of the pairs of records that are copies of one picture, the share the
                    report puts in one group
+  kept pairs       the share right of the pairs a group asks a person to act on: the record kept
+                   and each other record (a wrong call is one wrong kept pair: grouping.py)
+  called pairs     the share right of every pair the service called the same picture (in the
+                   groups and beside them): the per-pair calls kept pairs are compared with
   linked pairs     the share right of the pairs the report lists in its groups (each verified
                    directly)
   related pairs    the pairs listed beside the groups (verified, but not a duplicate of the
@@ -55,7 +59,8 @@ NEGATIVE_KINDS = ("distinct", "colour_variant")
 SIBLINGS_NAME = "colour_variant_siblings.csv"  # what make_benchmark.py writes beside truth.csv
 # What is scored again with the --same pairs each one picture (per kind is the copies' own originals).
 WITH_SAME = ("true_pairs", "grouped_pairs", "grouped_pairs_right", "pair_precision", "pair_recall",
-             "linked_pair_precision", "colour_variants_grouped_with_sibling",
+             "linked_pair_precision", "kept_pair_precision", "called_pair_precision",
+             "colour_variants_grouped_with_sibling",
              "colour_variants_grouped_with_sibling_ids")  # fmt: skip
 
 
@@ -137,6 +142,10 @@ def score(
     # A related pair is listed under both its groups: once here.
     related = {tuple(sorted((p.a, p.b))) for g in groups for p in g.related}
     related_right = sum(1 for a, b in related if source_of[a] == source_of[b])
+    kept = [(g.keep.entity_id, item.entity_id) for g in groups for item in g.items[1:]]
+    kept_right = sum(1 for a, b in kept if source_of[a] == source_of[b])
+    called = {tuple(sorted(pair)) for pair in listed} | related
+    called_right = sum(1 for a, b in called if source_of[a] == source_of[b])
     variants = [entity for entity, kind in kind_of.items() if kind == "colour_variant"]
     with_sibling = [
         entity for entity in variants
@@ -165,6 +174,10 @@ def score(
         "linked_pair_precision": listed_right / len(listed) if listed else None,
         "related_pairs": len(related),
         "related_pairs_right": related_right,
+        "kept_pairs": len(kept),
+        "kept_pair_precision": kept_right / len(kept) if kept else None,
+        "called_pairs": len(called),
+        "called_pair_precision": called_right / len(called) if called else None,
         "colour_variants": len(variants),
         "colour_variants_grouped_with_sibling": len(with_sibling),
         "colour_variants_grouped_with_sibling_ids": sorted(with_sibling),
@@ -273,6 +286,10 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"| pair recall (grouped pairs) | {pct(result['pair_recall'])} "
         f"({result['grouped_pairs_right']} of {result['true_pairs']}) |",
         f"| linked pair precision | {pct(result['linked_pair_precision'])} (of {result['linked_pairs']}) |",
+        f"| kept pair precision (the kept record and each other) | {pct(result['kept_pair_precision'])} "
+        f"(of {result['kept_pairs']}) |",
+        f"| per-pair calls' precision (in and beside the groups) | {pct(result['called_pair_precision'])} "
+        f"(of {result['called_pairs']}) |",
         f"| related pairs (beside the groups), right | {result['related_pairs_right']} of {result['related_pairs']} |",
         f"| colour variants grouped with their sibling | {result['colour_variants_grouped_with_sibling']} of "
         f"{result['colour_variants']} |",

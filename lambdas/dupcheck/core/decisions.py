@@ -1,0 +1,323 @@
+"""What a person decided about the duplicate report's groups: settled groups stay settled.
+
+Two decisions, each on one record (`item`) and the records of its group it is about (`others`):
+* keep: `item` stays; the others are removed from the catalog (after the page's confirmation),
+  or left where they are and marked resolved (two SKUs that may share a picture, a back office
+  that removes them itself);
+* not_duplicate: `item` and each of the others are different pictures (a colour variant called
+  the same picture): the pairs are remembered as reviewed.
+
+A decision is stored (`DuplicateDecisions`: SQLite locally, a DynamoDB table on AWS), listed,
+exported as CSV for the shop's back office, and undone: a removed record comes back from the copy
+kept beside the decision (its record and thumbnail), unless the id was registered again since.
+Later reports are read through the decisions (`annotate`): a group whose pairs are all settled is
+no longer open, a pair marked not duplicate is shown `reviewed`, and neither counts as a new
+duplicate; a find_similar match of a pair marked not duplicate carries `reviewed` too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from dupcheck.core.errors import Conflict, DupcheckError, InvalidRequest, NotFound
+from dupcheck.core.ids import id_problem
+from dupcheck.core.models import Entry, HashRecord, is_hex_id, utc_now
+from dupcheck.core.spreadsheet import safe_row
+
+if TYPE_CHECKING:
+    from dupcheck.core.service import DupcheckService
+
+# The records one decision names besides its item: a group as the page shows it. A report's
+# groups are a picture's copies (two to a few; a placeholder uploaded a thousand times is the
+# exception, settled a hundred at a time); it also bounds the copies kept for an undo (DynamoDB's
+# 400 KB item limit is per copy here, a record and its thumbnail are a few KB).
+MAX_OTHERS = 100
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+EXPORT_PAGE = 500  # decisions read per page while the CSV export is written
+CSV_COLUMNS = (
+    "decision_id",
+    "decided_at",
+    "decision",
+    "item",
+    "item_sku",
+    "other",
+    "other_sku",
+    "outcome",
+    "undone_at",
+)
+
+
+class InvalidDecision(DupcheckError):
+    """A well-formed decision that cannot be: it names its item among the others, or removes
+    records it is not keeping others for."""
+
+    status, code = 422, "invalid_decision"
+
+
+class DecisionKind(StrEnum):
+    KEEP = "keep"
+    NOT_DUPLICATE = "not_duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision. `removed`: the others a keep decision removed (empty when they were left and
+    marked resolved); `skus`: each named record's SKU when it was decided (for the export)."""
+
+    decision_id: str
+    kind: DecisionKind
+    item: str
+    others: tuple[str, ...]
+    created_at: str
+    removed: tuple[str, ...] = ()
+    skus: Mapping[str, str] = field(default_factory=dict)
+    undone_at: str | None = None  # undone decisions stay listed (and exported), settling nothing
+
+    @property
+    def active(self) -> bool:
+        return self.undone_at is None
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return (self.item, *self.others)
+
+    def covers(self, a: str, b: str) -> bool:
+        """Whether this decision settles the pair (a, b): a keep decision settles every pair of its
+        records (whichever of them the report kept), a not_duplicate one each (item, other)."""
+        if self.kind is DecisionKind.KEEP:
+            return a != b and a in self.members and b in self.members
+        return {a, b} in ({self.item, other} for other in self.others)
+
+    def outcome(self, other: str) -> str:
+        """What the decision did to `other`, in the export's words."""
+        if self.kind is DecisionKind.NOT_DUPLICATE:
+            return "not a duplicate"
+        return "removed" if other in self.removed else "left in the catalog, resolved"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id, "decision": self.kind.value, "item": self.item,
+            "others": list(self.others), "removed": list(self.removed), "skus": dict(self.skus),
+            "created_at": self.created_at, "undone_at": self.undone_at,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(
+            decision_id=str(data["decision_id"]), kind=DecisionKind(data["decision"]), item=str(data["item"]),
+            others=tuple(data["others"]), created_at=str(data["created_at"]), removed=tuple(data.get("removed") or ()),
+            skus=dict(data.get("skus") or {}), undone_at=data.get("undone_at"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedCopy:
+    """A record a keep decision removed, as it was: what undoing the decision puts back."""
+
+    record: HashRecord
+    thumbnail: bytes = field(default=b"", repr=False)
+
+
+@runtime_checkable
+class DuplicateDecisions(Protocol):
+    """Where decisions live (SQLite; a DynamoDB table of their own), with the copies of the
+    records they removed."""
+
+    def add(self, decision: Decision, removed: Sequence[RemovedCopy]) -> None:
+        """Store the decision and the copies, together."""
+        ...
+
+    def get(self, decision_id: str) -> Decision | None: ...
+
+    def page(self, limit: int, after: str | None = None) -> tuple[list[Decision], str | None]:
+        """The newest decisions first, from after the position `after` (a previous page's); the
+        position of the next page, None after the last."""
+        ...
+
+    def involving(self, entity_id: str) -> list[Decision]:
+        """The decisions not undone that name `entity_id` (as item or other)."""
+        ...
+
+    def take_back(self, decision_id: str, at: str) -> tuple[Decision, list[RemovedCopy]] | None:
+        """Mark the decision undone at `at` and hand back (and forget) the copies it kept; None when
+        there is no such decision or it was undone already (of two undos at once, one gets it)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Undone:
+    """An undone decision and what came back: `restored` (removed records put back) and `left_out`
+    (removed records whose id holds a record again, registered since: that one stays)."""
+
+    decision: Decision
+    restored: tuple[str, ...]
+    left_out: tuple[str, ...]
+
+
+@dataclass
+class DecisionService:
+    decisions: DuplicateDecisions
+    catalog: DupcheckService
+    clock: Callable[[], str] = utc_now
+    new_id: Callable[[], str] = field(default=lambda: time_ordered_id())
+
+    def decide(self, kind: DecisionKind, item: str, others: Sequence[str], *, remove_others: bool = False) -> Decision:
+        """Record a decision (module docstring); with `remove_others` (keep only) the others are
+        removed, their copies kept first so that an undo can put them back. An other that is no
+        longer in the catalog is named but not removed (another person got there first)."""
+        item, others = _check_members(item, others)
+        if remove_others and kind is not DecisionKind.KEEP:
+            raise InvalidDecision("remove_others goes with decision keep: not_duplicate removes nothing")
+        store = self.catalog.store
+        records = store.get_many(list((item, *others)))
+        if kind is DecisionKind.KEEP and item not in records:
+            raise NotFound(f"no item with entity_id {item!r}: the record to keep is not in the catalog")
+        removed = [records[other] for other in others if other in records] if remove_others else []
+        thumbnails = self.catalog.thumbnails
+        kept = thumbnails.get_many([r.entity_id for r in removed]) if thumbnails is not None and removed else {}
+        decision = Decision(
+            decision_id=self.new_id(), kind=kind, item=item, others=others, created_at=self.clock(),
+            removed=tuple(r.entity_id for r in removed), skus={i: r.sku for i, r in records.items()},
+        )  # fmt: skip
+        # The decision and the copies first: a failure while removing leaves records the decision
+        # says it removed, which an undo skips (their id holds a record), never one it cannot bring back.
+        self.decisions.add(decision, [RemovedCopy(r, kept.get(r.entity_id, b"")) for r in removed])
+        for record in removed:
+            with contextlib.suppress(NotFound):  # removed by someone else meanwhile
+                self.catalog.remove(record.entity_id)
+        return decision
+
+    def get(self, decision_id: str) -> Decision:
+        found = self.decisions.get(_check_decision_id(decision_id))
+        if found is None:
+            raise NotFound(f"no decision with decision_id {decision_id!r}")
+        return found
+
+    def recent(self, limit: int | None = None, cursor: str | None = None) -> tuple[list[Decision], str | None]:
+        limit = DEFAULT_PAGE if limit is None else limit
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+        if cursor is not None and not is_hex_id(cursor):
+            raise InvalidRequest("cursor is not one this service gave out: use next_cursor of the previous page")
+        return self.decisions.page(limit, cursor)
+
+    def undo(self, decision_id: str) -> Undone:
+        """Mark the decision undone; put back the records it removed whose id is free."""
+        taken = self.decisions.take_back(_check_decision_id(decision_id), self.clock())
+        if taken is None:
+            if self.get(decision_id).undone_at is not None:  # NotFound when there is none
+                raise Conflict(f"decision {decision_id} was undone already")
+            raise NotFound(f"no decision with decision_id {decision_id!r}")
+        decision, copies = taken
+        restored, left_out = [], []
+        present = self.catalog.store.get_many([copy.record.entity_id for copy in copies]) if copies else {}
+        for copy in copies:
+            if copy.record.entity_id in present:
+                left_out.append(copy.record.entity_id)
+                continue
+            self.catalog.save(Entry(copy.record, copy.thumbnail))
+            restored.append(copy.record.entity_id)
+        return Undone(decision, tuple(restored), tuple(left_out))
+
+    def every(self) -> Iterator[Decision]:
+        """Every decision, newest first, a page at a time."""
+        after: str | None = None
+        while True:
+            page, after = self.decisions.page(EXPORT_PAGE, after)
+            yield from page
+            if after is None:
+                return
+
+    def export_csv(self) -> str:
+        """Every decision as CSV for the back office: a row per record a decision is about
+        (CSV_COLUMNS), each text cell spreadsheet-safe (core/spreadsheet.py)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for d in self.every():
+            item_sku, undone_at = d.skus.get(d.item, ""), d.undone_at or ""
+            for other in d.others:
+                writer.writerow(safe_row((d.decision_id, d.created_at, d.kind.value, d.item, item_sku, other,
+                                          d.skus.get(other, ""), d.outcome(other), undone_at)))  # fmt: skip
+        return buffer.getvalue()
+
+    def annotate(self, report: Mapping[str, Any]) -> dict[str, Any]:
+        """The report as read through the decisions (module docstring): each group says which of
+        its records are settled and by which decision, whether it is still `open`, and each pair
+        whether it was marked not duplicate (`reviewed`); the report counts its open groups."""
+        return annotate(report, [d for d in self.every() if d.active])
+
+
+def annotate(report: Mapping[str, Any], decisions: Iterable[Decision]) -> dict[str, Any]:
+    """`DecisionService.annotate`, of the decisions given, newest first (pure)."""
+    by_member: dict[str, list[Decision]] = {}
+    for decision in decisions:
+        for member in decision.members:
+            by_member.setdefault(member, []).append(decision)
+
+    def deciding(a: str, b: str) -> Decision | None:
+        """The newest decision settling (a, b) (decisions come newest first)."""
+        return next((d for d in by_member.get(a, ()) if d.covers(a, b)), None)
+
+    groups = []
+    for group in report.get("groups") or []:
+        items = list(group.get("items") or [])
+        keep = group.get("keep") or (items[0] if items else None)
+        settled: dict[str, dict[str, str]] = {}
+        for other in items:
+            if other != keep and keep is not None and (d := deciding(keep, other)) is not None:
+                settled[other] = {"decision_id": d.decision_id, "decision": d.kind.value, "item": d.item,
+                                  "outcome": d.outcome(other)}  # fmt: skip
+        pairs = [{**pair, "reviewed": _reviewed(deciding(pair["a"], pair["b"]))} for pair in group.get("pairs") or []]
+        read = {**group, "pairs": pairs, "settled": settled, "open": len(settled) < len(items) - 1,
+                "decisions": sorted({s["decision_id"] for s in settled.values()})}  # fmt: skip
+        if "related" in group:
+            read["related"] = [{**p, "reviewed": _reviewed(deciding(p["a"], p["b"]))} for p in group["related"] or []]
+        groups.append(read)
+    return {**report, "groups": groups, "open_groups": sum(1 for g in groups if g["open"])}
+
+
+def _reviewed(decision: Decision | None) -> bool:
+    return decision is not None and decision.kind is DecisionKind.NOT_DUPLICATE
+
+
+def reviewed_among(decisions: Iterable[Decision], entity_id: str, others: Iterable[str]) -> set[str]:
+    """Those of `others` whose pair with `entity_id` was marked not duplicate."""
+    mine = [d for d in decisions if d.kind is DecisionKind.NOT_DUPLICATE]
+    return {other for other in others if any(d.covers(entity_id, other) for d in mine)}
+
+
+def time_ordered_id() -> str:
+    """32 hex digits, the first 16 the clock's nanoseconds: decisions of one millisecond are listed
+    in the order they were made (the stores order by created_at, then decision_id)."""
+    return f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}"
+
+
+def _check_members(item: str, others: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    for entity_id in (item, *others):
+        if (problem := id_problem(entity_id)) is not None:
+            raise InvalidRequest(f"{problem}: {entity_id!r}" if isinstance(entity_id, str) else problem)
+    if not others:
+        raise InvalidRequest("others must name at least one record besides item")
+    if len(others) > MAX_OTHERS:
+        raise InvalidRequest(f"others names {len(others)} records: at most {MAX_OTHERS} a decision")
+    if item in others:
+        raise InvalidDecision(f"others must not name item {item!r} itself")
+    if len(set(others)) != len(others):
+        raise InvalidRequest("others names a record twice")
+    return item, tuple(others)
+
+
+def _check_decision_id(decision_id: str) -> str:
+    if not is_hex_id(decision_id):
+        raise NotFound(f"no decision with decision_id {decision_id!r}")
+    return decision_id
