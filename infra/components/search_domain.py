@@ -140,14 +140,14 @@ class SearchDomain(Construct):
         suppressions = [
             NagPackSuppression(
                 id="AwsSolutions-OS1",
-                reason="Public endpoint with IAM-only access (SigV4, the two function roles named in the "
-                "domain policy, HTTPS/TLS 1.2 enforced). A VPC would put both Lambdas in a VPC with NAT "
+                reason="Public endpoint with IAM-only access (SigV4, the function roles named in the "
+                "domain policy, HTTPS/TLS 1.2 enforced). A VPC would put those Lambdas in a VPC with NAT "
                 "for image downloads, for no gain in who can reach the index.",
             ),
             NagPackSuppression(
                 id="AwsSolutions-OS3",
                 reason="Callers are Lambda functions without fixed IP addresses; access is limited by IAM "
-                "principals (the two function roles) instead of an IP allow-list.",
+                "principals (the function roles named in the domain policy) instead of an IP allow-list.",
             ),
             NagPackSuppression(
                 id="AwsSolutions-OS4",

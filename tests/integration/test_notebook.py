@@ -124,6 +124,7 @@ def test_notebook_backfills_an_s3_catalog_into_the_stacks_table_from_a_fresh_ven
     records = {r.entity_id: r.image_url for r in DynamoDBRecordStore(table, region=REGION).scan()}
     assert records == {f"E{i}": f"{image_server.base_url}/media/m/{i}.jpg" for i in range(7)}
     assert "exit status: 1" in text
+    assert "backfill: 1 of 8 rows failed" in text and "1 x unsupported_media_type" in text  # why, under it
     markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
     assert any("| done | 7 |" in m and "| failed | 1 |" in m for m in markdown)
     assert any("image/png" in o.get("data", {}) for o in outputs), "the throughput plot is displayed"
