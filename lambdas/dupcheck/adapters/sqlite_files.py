@@ -27,12 +27,15 @@ from pathlib import Path
 from dupcheck.core.errors import StoreUnavailable
 
 BUSY_TIMEOUT_S = 30
-# The records' file: a record is ~1.3 KB: in SQLite's default 4 KiB pages a fifth of the file was slack, and a
-# bulk import spent its time splitting pages and writing them one system call each. With 64 KiB
-# pages a 1M-record store is 1,292 MB instead of 1,589, and its import takes ~14% less CPU (49.9
-# against 57.8 s; docs/lab/benchmarks.md, "Import of a records file"). SQLite fixes the page size
-# when it writes a file's first page: files made before keep 4 KiB pages, and work as they did.
-PAGE_SIZE = 64 * 1024
+# The records' file: a record is ~1.3 KB: in SQLite's default 4 KiB pages a fifth of the file was
+# slack, and a bulk import spent its time splitting pages and writing them one system call each
+# (1M records: 1,589 MB, ~14% more CPU than 64 KiB pages; docs/lab/benchmarks.md, "Import of a
+# records file"). But each page a write touches is written whole, twice (WAL, then checkpoint): in
+# 64 KiB pages one upload wrote ~960 KB (its record, its id's two indexes, the change log). 16 KiB
+# pages keep the import (200k records: the same records/s, +4% CPU, +3.7% size against 64 KiB)
+# and write ~350 KB an upload, kept picture and thumbnail included. A file keeps the page size
+# SQLite gave it when it wrote its first page.
+PAGE_SIZE = 16 * 1024
 # Every other file: SQLite's default. A thumbnail (~15-20 KB) is longer than a page, and SQLite
 # fills its overflow pages whole and keeps the rest in the leaf, so a file of them is within a few
 # percent of the JPEGs' own bytes; in 64 KiB pages, whole rows had to fit in the leaves, and

@@ -85,7 +85,7 @@ _PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CH
 
 
 class SqliteRecordStore(SqliteFile):
-    page_size = PAGE_SIZE  # a record is ~1.3 KB: why 64 KiB pages, adapters/sqlite_files.py
+    page_size = PAGE_SIZE  # a record is ~1.3 KB: why 16 KiB pages, adapters/sqlite_files.py
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(path, _SCHEMA)
