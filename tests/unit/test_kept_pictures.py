@@ -277,3 +277,23 @@ def test_a_file_of_thumbnails_is_near_the_pictures_own_bytes(tmp_path: Path, ser
     on_disk = sum(p.stat().st_size for p in tmp_path.glob("thumbnails.sqlite3*"))
     overhead = 64 * 1024  # the schema's pages
     assert on_disk <= 1.2 * sum(map(len, blobs.values())) + overhead
+
+
+def test_a_file_made_without_auto_vacuum_is_converted_once_a_quarter_of_it_is_free(tmp_path: Path) -> None:
+    path = tmp_path / "thumbnails.sqlite3"
+    with sqlite3.connect(path) as conn:  # as a version before this one made it: no auto-vacuum
+        conn.execute("CREATE TABLE thumbnails (entity_id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+    thumbnails = SqliteThumbnails(path)
+    thumbnails.put_many({f"T{i}": bytes(20_000) for i in range(100)})
+    for i in range(20):  # a fifth freed: not worth rewriting the file yet
+        thumbnails.delete(f"T{i}")
+    thumbnails.tidy()
+    conn = thumbnails._conn()
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0 and conn.execute("PRAGMA freelist_count").fetchone()[0]
+    for i in range(20, 60):
+        thumbnails.delete(f"T{i}")
+    thumbnails.tidy()
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # INCREMENTAL from now on
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert path.stat().st_size <= 1.2 * 40 * 20_000 + 64 * 1024
+    assert len(thumbnails.get_many([f"T{i}" for i in range(100)])) == 40
