@@ -297,3 +297,26 @@ def test_a_file_made_without_auto_vacuum_is_converted_once_a_quarter_of_it_is_fr
     assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
     assert path.stat().st_size <= 1.2 * 40 * 20_000 + 64 * 1024
     assert len(thumbnails.get_many([f"T{i}" for i in range(100)])) == 40
+
+
+def test_a_busy_file_is_left_for_the_next_pass_and_the_others_are_tidied(service: DupcheckService) -> None:
+    assert service.thumbnails is not None
+    service.store.put_many([make_record(f"R{i}") for i in range(200)])
+    service.thumbnails.put_many({f"R{i}": bytes(20_000) for i in range(50)})
+    for i in range(200):
+        service.store.delete(f"R{i}")
+    for i in range(50):
+        service.thumbnails.delete(f"R{i}")
+    records, thumbnails = service.store._conn(), service.thumbnails._conn()  # type: ignore[attr-defined]
+    assert records.execute("PRAGMA freelist_count").fetchone()[0] > 0
+    locker = sqlite3.connect(service.store.path, isolation_level=None)  # type: ignore[attr-defined]
+    locker.execute("BEGIN IMMEDIATE")  # another writer holds the records' file
+    try:
+        Housekeeping(service, []).run_once()
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert records.execute("PRAGMA freelist_count").fetchone()[0] > 0  # left for the next pass
+    assert thumbnails.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    Housekeeping(service, []).run_once()
+    assert records.execute("PRAGMA freelist_count").fetchone()[0] == 0

@@ -49,6 +49,7 @@ WAL_BYTES = 4 * 1024 * 1024
 # `tidy` converts a file made without auto-vacuum (a VACUUM rewrites it whole) once this much of it
 # is free pages: the rewrite then pays for itself.
 CONVERT_WHEN_FREE = 0.25
+TIDY_WAIT_S = 1.0  # what `tidy` waits for a busy file before leaving it for the next quiet moment
 # Reads go through a memory map instead of a copy of each page: with 64 KiB pages the copies
 # made a query's 32-record read 1.8x slower; mapped, it is as fast as with 4 KiB pages. Address
 # space, not memory: the OS keeps what is used in its page cache either way. (SQLite caps it at
@@ -75,15 +76,22 @@ def connect(path: Path, *, page_size: int = PAGE_SIZE, busy_timeout_s: float = B
 
 def tidy(conn: sqlite3.Connection) -> None:
     """Hand the free pages of deleted rows back to the file system and truncate the WAL: for a
-    quiet moment (it waits for the file's writers, and a conversion rewrites the whole file)."""
-    pages, free = (int(conn.execute(f"PRAGMA {name}").fetchone()[0]) for name in ("page_count", "freelist_count"))
-    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:  # INCREMENTAL
-        if free:
-            conn.executescript("PRAGMA incremental_vacuum;")  # run to its end: execute() frees one page
-    elif free and free >= CONVERT_WHEN_FREE * pages:
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        conn.execute("VACUUM")  # takes the setting, and gives the free pages back
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    quiet moment (a conversion rewrites the whole file). It waits TIDY_WAIT_S at most for the
+    file's other readers and writers (a truncating checkpoint holds new writers back while it
+    waits): a busy file is tidied at the next quiet moment instead."""
+    waits = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute(f"PRAGMA busy_timeout={round(TIDY_WAIT_S * 1000)}")
+    try:
+        pages, free = (int(conn.execute(f"PRAGMA {name}").fetchone()[0]) for name in ("page_count", "freelist_count"))
+        if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:  # INCREMENTAL
+            if free:
+                conn.executescript("PRAGMA incremental_vacuum;")  # run to its end: execute() frees one page
+        elif free and free >= CONVERT_WHEN_FREE * pages:
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("VACUUM")  # takes the setting, and gives the free pages back
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # (1, ...) when busy: left for next time
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={waits}")
 
 
 class SqliteFile:

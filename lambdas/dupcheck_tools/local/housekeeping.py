@@ -21,6 +21,7 @@ from contextlib import closing
 from pathlib import Path
 
 from dupcheck.adapters.sqlite_files import SqliteFile
+from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.kept_images import UNCLAIMED_FOR_S
 from dupcheck.core.service import DupcheckService
 from dupcheck_tools.local.job_loop import Repeating
@@ -66,7 +67,10 @@ class Housekeeping:
         for file in self.files:
             if self._repeating.stopping.is_set():
                 break
-            file.tidy()  # type: ignore[attr-defined]  # SqliteFile, above
+            try:
+                file.tidy()  # type: ignore[attr-defined]  # SqliteFile, above
+            except StoreUnavailable as exc:  # busy: tidied at the next pass
+                logger.info("housekeeping left a file for the next pass: %s", exc.message)
         if orphans or pictures:
             logger.info("housekeeping deleted %d orphan ids' rows and %d kept pictures", orphans, pictures)
         return {"orphans": orphans, "pictures": pictures}
