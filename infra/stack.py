@@ -178,7 +178,8 @@ class DupcheckStack(Stack):
             quota_per_day=config.api_quota_per_day,
             api_key_version=config.api_key_version,
         )
-        sync = StreamSync(self, "StreamSync", code=code, environment=env, table=hashes.table)
+        kept_pictures = {Settings.env_name("imports_bucket"): imports.bucket.bucket_name}  # stream_sync deletes them
+        sync = StreamSync(self, "StreamSync", code=code, table=hashes.table, environment={**env, **kept_pictures})
         # Similar products: functions of their own, with the product model (docs/lab/similar-products.md).
         products = None
         if config.similar_products:
@@ -196,6 +197,10 @@ class DupcheckStack(Stack):
         thumbnails.grant_read_write_delete(_role(api.function))
         thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
         imports.grant_api(api.function)
+        # stream_sync claims kept pictures and deletes them with their last record, which it looks
+        # for in the table's index by picture (and the record just changed, read consistently).
+        imports.grant_kept_pictures(sync.function, ["s3:DeleteObject", "s3:DeleteObjectTagging"])
+        hashes.table.grant(sync.function, "dynamodb:Query", "dynamodb:GetItem")
         scans.grant_api(api.function)
         decisions.grant_api(api.function)
         search.allow_roles(_role(api.function), _role(sync.function), *(_role(f) for f in product_functions))

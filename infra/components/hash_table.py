@@ -6,11 +6,14 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from dupcheck.adapters.dynamodb_store import KEPT_IMAGE, KEPT_IMAGE_INDEX
+
 PARTITION_KEY = "entity_id"
 
 
 class HashTable(Construct):
-    """On-demand table keyed by `entity_id`, with PITR and a NEW_AND_OLD_IMAGES stream.
+    """On-demand table keyed by `entity_id`, with PITR, a NEW_AND_OLD_IMAGES stream and the
+    keys-only index of records by the kept picture they name.
 
     RETAIN: deleting the stack must never delete the catalog's hashes.
     """
@@ -30,4 +33,11 @@ class HashTable(Construct):
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=removal_policy,
+        )
+        # Sparse: only records that name a kept picture; whether one still does is a Query (the
+        # stream sync function, when it lets a picture go: adapters/dynamodb_store.py).
+        self.table.add_global_secondary_index(
+            index_name=KEPT_IMAGE_INDEX,
+            partition_key=dynamodb.Attribute(name=KEPT_IMAGE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )

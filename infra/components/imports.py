@@ -37,9 +37,10 @@ from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from dupcheck.adapters.dynamodb_jobs import RECENT_INDEX
-from dupcheck.adapters.s3_files import CATALOGS, IMAGES
+from dupcheck.adapters.s3_files import CATALOGS, IMAGES, UNCLAIMED_TAG
 from dupcheck.core.import_runs import MAX_ATTEMPTS
 from dupcheck.core.imports import RETENTION_DAYS
+from dupcheck.core.kept_images import UNCLAIMED_FOR_S
 from dupcheck.core.settings import Settings
 from infra.components.function import dupcheck_function
 
@@ -100,6 +101,10 @@ class Imports(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(id="CatalogsExpire", prefix=CATALOGS, expiration=Duration.days(RETENTION_DAYS)),
                 s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
+                # A kept picture no record has claimed (adapters/s3_files.py): an upload whose import
+                # never came, or whose record's write failed. Claimed ones lose the tag.
+                s3.LifecycleRule(id="UnclaimedPicturesExpire", prefix=IMAGES, tag_filters=dict([UNCLAIMED_TAG]),
+                                 expiration=Duration.seconds(UNCLAIMED_FOR_S)),
             ],
             # The web app posts a large catalog straight to S3 with the presigned form: a cross-origin
             # POST. The form's policy is the permission (one key, a size range, an hour).
@@ -173,8 +178,18 @@ class Imports(Construct):
         upload forms (a presigned POST carries the signer's permission to put that key), and start
         a catalog_url job."""
         self.table.grant_read_write_data(function)
-        self.grant_objects(function, ["s3:GetObject", "s3:PutObject"], CATALOGS, IMAGES)
+        self.grant_objects(function, ["s3:GetObject", "s3:PutObject"], CATALOGS)
+        # Kept pictures: written tagged unclaimed, deleted on request (DELETE /images/{name}).
+        self.grant_kept_pictures(function, ["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"])
         self.starts.grant_send_messages(function)
+
+    def grant_kept_pictures(self, function: lambda_.Function, actions: list[str]) -> None:
+        """Read kept pictures, and `actions` on them; the listing of images/ alone, without which S3
+        answers a missing picture with 403 rather than 404."""
+        self.grant_objects(function, ["s3:GetObject", *actions], IMAGES)
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{IMAGES}*"]}}))  # fmt: skip
 
     def grant_objects(self, function: lambda_.Function, actions: list[str], *prefixes: str) -> None:
         """`actions` on the bucket's objects under `prefixes` (the imports' and the duplicate

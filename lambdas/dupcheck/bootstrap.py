@@ -18,7 +18,7 @@ from dupcheck.core.decisions import DuplicateDecisions
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportService, ImportStarter
-from dupcheck.core.kept_images import KeptImages, KeptImagesFetcher
+from dupcheck.core.kept_images import KeptImages, KeptImagesFetcher, KeptImageUses, KeptPictures
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.products import Embedder, EmbeddingModel, ProductIndex, ProductSearch, default_model_path
 from dupcheck.core.scans import ScanService, ScanStarter
@@ -224,6 +224,16 @@ def build_kept_images(settings: Settings) -> KeptImages | None:
     return LocalKeptImages(settings.data_dir / "images")
 
 
+def build_kept_pictures(settings: Settings, store: RecordStore) -> KeptPictures | None:
+    """Kept pictures and their life: deleted when no record of `store` names them any more (None
+    where no picture is kept). Locally the service deletes them with their last record; on AWS
+    the stream sync function does, and the API only keeps them and deletes one on request."""
+    images = build_kept_images(settings)
+    if images is None:
+        return None
+    return KeptPictures(images, store if isinstance(store, KeptImageUses) else None)
+
+
 class _WaitForTheServer:
     """Locally, jobs and scans are run by the server's workers, which find queued ones themselves
     (at start and every few seconds): one recorded anywhere else waits for them."""
@@ -349,6 +359,7 @@ def build_service(
         decisions=build_decisions(settings),
         embedder=embedder,
         products=products,
+        kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None,
     )
     if observe is not None:
         service.observe = observe

@@ -9,6 +9,10 @@ it and measured from the outside:
   ready (`/health` `index_ready`);
 * find_similar end to end over one keep-alive connection, p50 and p99: GET by URL (a loopback
   image server) and POST upload;
+* with `--thumbnails`, every line carries a kept picture (real ones, cycled, each made for its
+  line's hash, as an export carries them: records_import_bench.py's `with_thumbnails`), and the
+  run reports the thumbnails' file against the pictures' own bytes (`thumbnails_over_pictures`,
+  the target <= 1.2) and per record;
 * in the same run, in process over the same store: the service's own time for the same query
   (`find_similar_bytes`), the index search as the pipeline calls it (its query hashes,
   `candidate_pool` candidates), the same search by faiss `IndexBinaryFlat` (one thread) over
@@ -19,17 +23,19 @@ pipeline); the rest of each store is filler: random hashes, each with the views 
 record, so every record has the size of a real one. Queries are edited copies of catalog photos
 (a 5% crop, brighter, recompressed) and photos not in the catalog. Only 127.0.0.1 is used.
 
-    .venv/bin/python scripts/bench/scale_bench.py [--sizes 10000,100000,1000000] [--queries 40]
+    .venv/bin/python scripts/bench/scale_bench.py [--sizes 10000,100000,1000000] [--queries 40] [--thumbnails]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import io
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -131,12 +137,20 @@ def write_records(path: Path, real: list[dict[str, object]], total: int) -> None
                 file.write(json.dumps(line, separators=(",", ":")) + "\n")
 
 
-def head(source: Path, target: Path, lines: int) -> None:
+_THUMBNAIL = re.compile(r'"thumbnail":"([^"]*)"')
+
+
+def head(source: Path, target: Path, lines: int) -> int:
+    """`source`'s first `lines` lines into `target`; the bytes of the thumbnails they carry."""
+    pictures = 0
     with source.open() as src, target.open("w") as out:
         for number, line in enumerate(src):
             if number == lines:
                 break
             out.write(line)
+            if found := _THUMBNAIL.search(line):
+                pictures += len(base64.b64decode(found.group(1)))
+    return pictures
 
 
 def directory_bytes(path: Path) -> int:
@@ -175,7 +189,7 @@ def measure_size(size: int, records: Path, queries: list[Path], images_url: str,
                  env: dict[str, str]) -> dict[str, object]:  # fmt: skip
     data = work / f"data-{size}"
     file = work / f"records-{size}.jsonl"
-    head(records, file, size)
+    pictures = head(records, file, size)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dupcheck", "--data-dir", str(data), "import", str(file), "--no-progress"],
                    check=True, env=env, capture_output=True)  # fmt: skip
@@ -187,6 +201,10 @@ def measure_size(size: int, records: Path, queries: list[Path], images_url: str,
         "data_dir_bytes_per_record": round(directory_bytes(data) / size),
         "data_dir_mb": round(directory_bytes(data) / 2**20, 1),
     }
+    if pictures:  # the kept pictures' store against the pictures' own bytes
+        store = sum(f.stat().st_size for f in data.glob("thumbnails.sqlite3*"))
+        result.update(thumbnails_bytes_per_record=round(store / size), picture_bytes_per_record=round(pictures / size),
+                      thumbnails_over_pictures=round(store / pictures, 3))  # fmt: skip
     server, port, started_at = start_server(data, env)
     result.update(started_at)
     try:
@@ -223,6 +241,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=40, help="edited copies of catalog photos")
     parser.add_argument("--new", type=int, default=10, help="photos not in the catalog, also queried")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--thumbnails", action="store_true", help="every record with its kept picture")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     files = sorted(IMAGES.glob("*.jpg"))
@@ -236,6 +255,12 @@ def main() -> None:
         real = real_records(files[:REAL])
         records = work / "records.jsonl"
         write_records(records, real, max(sizes))
+        if args.thumbnails:
+            from records_import_bench import with_thumbnails  # scripts/bench/records_import_bench.py
+
+            plain, records = records, work / "records-thumbnails.jsonl"
+            with_thumbnails(plain, records)
+            plain.unlink()
         print(f"records file: {max(sizes)} records in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         folder = work / "queries"
         folder.mkdir()

@@ -150,7 +150,9 @@ def test_each_function_may_touch_only_what_it_uses(template: Template) -> None:
 
     api = granted(template, FIND_SIMILAR_HANDLER)
     assert read_write <= api[jobs]
-    assert api[catalogs] == api[images] == {"s3:GetObject", "s3:PutObject"}  # signs upload forms, keeps pictures
+    assert api[catalogs] == {"s3:GetObject", "s3:PutObject"}  # signs upload forms
+    # Keeps pictures (tagged unclaimed), deletes one on request; lists images/ alone (a missing one is a 404).
+    assert api[images] == {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"}
     assert "sqs:SendMessage" in api[starts] and rows not in api
 
     dispatcher = granted(template, DISPATCH)
@@ -163,6 +165,28 @@ def test_each_function_may_touch_only_what_it_uses(template: Template) -> None:
     assert read_write <= worker[jobs] and {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} <= worker[records]
     assert worker[images] == {"s3:GetObject"} and catalogs not in worker  # reads kept pictures, writes nothing there
     assert "sqs:ReceiveMessage" in worker[rows] and "sqs:SendMessage" not in str(worker.get(rows))
+
+
+def test_kept_pictures_no_record_claimed_expire_and_stream_sync_deletes_the_last_records(template: Template) -> None:
+    bucket = owned(template, "AWS::S3::Bucket", "ImportsBucket")
+    rules = {rule["Id"]: rule for rule in
+             template.to_json()["Resources"][bucket]["Properties"]["LifecycleConfiguration"]["Rules"]}  # fmt: skip
+    unclaimed = rules["UnclaimedPicturesExpire"]
+    # Only pictures still tagged unclaimed, under images/ alone: a claimed one has lost the tag.
+    assert unclaimed["Status"] == "Enabled" and unclaimed["ExpirationInDays"] == 1
+    assert unclaimed["Prefix"] == "images/"
+    assert unclaimed["TagFilters"] == [{"Key": "dupcheck-kept", "Value": "unclaimed"}]
+
+    sync = granted(template, "dupcheck.handlers.stream_sync.handler")
+    images = objects(template, "images/")
+    assert sync[images] == {"s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectTagging"}
+    assert objects(template, "catalogs/") not in sync
+    # It asks the records' index by picture, and reads the record just changed; it writes no record.
+    records = {"Fn::GetAtt": [records_table(template), "Arn"]}
+    index = str({"Fn::Join": ["", [records, "/index/*"]]})
+    assert sync[str(records)] == sync[index] == {"dynamodb:Query", "dynamodb:GetItem"}
+    listing = sync[str({"Fn::GetAtt": [bucket, "Arn"]})]
+    assert listing == {"s3:ListBucket"}
 
 
 def test_an_alarm_watches_the_imports_dlq_and_both_functions(template: Template) -> None:

@@ -113,7 +113,19 @@ def test_table_key_billing_pitr_stream_encryption_retain(template: Template) -> 
         {
             "Properties": {
                 "KeySchema": [{"AttributeName": "entity_id", "KeyType": "HASH"}],
-                "AttributeDefinitions": [{"AttributeName": "entity_id", "AttributeType": "S"}],
+                "AttributeDefinitions": [
+                    {"AttributeName": "entity_id", "AttributeType": "S"},
+                    {"AttributeName": "kept_image", "AttributeType": "S"},
+                ],
+                # Records by the kept picture they name (sparse, keys only): the stream sync function
+                # asks it whether a picture is still used before deleting it.
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": "by_kept_image",
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                        "KeySchema": [{"AttributeName": "kept_image", "KeyType": "HASH"}],
+                    }
+                ],
                 "BillingMode": "PAY_PER_REQUEST",
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -269,6 +281,9 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
     if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs, starts scans, keeps decisions (their tests)
         env = {k: v for k, v in env.items() if "IMPORT" not in k and "SCANS" not in k and "DECISIONS" not in k}
+    else:  # stream_sync claims and deletes kept pictures, in the imports bucket
+        imports_bucket = owned(template, "AWS::S3::Bucket", "ImportsBucket")
+        assert env.pop(Settings.env_name("imports_bucket")) == {"Ref": imports_bucket}
     assert env == {
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",

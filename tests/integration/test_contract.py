@@ -102,6 +102,7 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/imports/{job_id}/catalog", "put"),
         ("/images", "post"),
         ("/images/{name}", "get"),
+        ("/images/{name}", "delete"),
         ("/similar_products", "get"),
         ("/similar_products", "post"),
     }
@@ -117,6 +118,7 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert len(imports["requestBody"]["content"]["application/json"]["schema"]["anyOf"]) == 3  # URL, items, upload
     assert set(operations[("/imports/{job_id}", "delete")]["responses"]) >= {"200", "404", "409"}
     assert set(operations[("/images/{name}", "get")]["responses"]["200"]["content"]) == {"image/*"}
+    assert set(operations[("/images/{name}", "delete")]["responses"]) >= {"204", "404", "409"}
     assert "/" not in document["paths"] and not any(p.startswith("/web") for p in document["paths"])  # the app
     assert set(operations[("/items", "get")]["responses"]) == {"200", "400", "403", "500", "503"}
     assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "400", "403", "404", "500", "503"}

@@ -307,17 +307,64 @@ def load_event_s3(job_id: str) -> dict:
     return event
 
 
-def test_an_upload_without_an_address_is_kept_in_the_bucket(aws: Aws) -> None:
+def test_an_upload_without_an_address_is_kept_in_the_bucket_until_its_last_record_goes(aws: Aws) -> None:
+    from test_stream_sync import read_stream  # pytest's own copy
+
+    from dupcheck.bootstrap import build_kept_pictures, build_store
+    from dupcheck.core.kept_images import rendition
+    from dupcheck.core.settings import Settings
+    from dupcheck.handlers.stream_sync import StreamSync
     from dupcheck_tools.samples import encode, product_image
+    from support.fakes import FakeIndex
+
+    def get_image(name: str) -> dict:
+        event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
+        event.update(httpMethod="GET", path=f"/images/{name}", body=None)
+        return aws.api.handler(event, aws.context)
+
+    def tags(name: str) -> list[dict]:
+        return aws.s3.get_object_tagging(Bucket=BUCKET, Key=f"images/{name}")["TagSet"]
 
     picture = encode(product_image(5))
     status, item = aws.call("PUT", "/items/UP1", picture, "image/jpeg")
     assert status == 201
     name = item["image_url"].rsplit("/", 1)[1]
     assert item["image_url"] == f"https://abc123.execute-api.us-east-1.amazonaws.com/v1/images/{name}"
-    assert aws.s3.get_object(Bucket=BUCKET, Key=f"images/{name}")["Body"].read() == picture
-    event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
-    event.update(httpMethod="GET", path=f"/images/{name}", body=None)
-    answer = aws.api.handler(event, aws.context)
+    kept = rendition(picture, max_pixels=10**8)  # the rendition, never the upload
+    assert aws.s3.get_object(Bucket=BUCKET, Key=f"images/{name}")["Body"].read() == kept
+    answer = get_image(name)
     assert answer["statusCode"] == 200 and answer["isBase64Encoded"]
-    assert base64.b64decode(answer["body"]) == picture
+    assert base64.b64decode(answer["body"]) == kept
+    # Kept unclaimed (the bucket's lifecycle rule expires such pictures) until the stream sees its record.
+    assert tags(name) == [{"Key": "dupcheck-kept", "Value": "unclaimed"}]
+    status, other = aws.call("POST", "/images", encode(product_image(6)), "image/jpeg")
+    assert status == 201 and aws.call("POST", "/images", kept, "image/jpeg")[0] == 201  # kept again: no change
+
+    stream = aws.ddb.describe_table(TableName=RECORDS)["Table"]["LatestStreamArn"]
+    settings = Settings.from_env()
+    sync = StreamSync(FakeIndex(), build_kept_pictures(settings, build_store(settings)))
+    seen = 0
+
+    def follow() -> None:  # the stream's new records, delivered as the event source mapping does
+        nonlocal seen
+        records = read_stream(stream)[seen:]
+        seen += len(records)
+        assert sync.handle({"Records": records}, aws.context)["batchItemFailures"] == []
+
+    follow()
+    assert tags(name) == []  # claimed: its record names it
+    assert tags(other["name"]) == [{"Key": "dupcheck-kept", "Value": "unclaimed"}]  # no record: it expires
+    # A second record names it too; removing the first keeps it, removing the last deletes it.
+    status, _ = aws.call("POST", "/items", json.dumps({"entity_id": "UP2", "image_url": item["image_url"]}),
+                         "application/json")  # fmt: skip
+    assert status == 201
+    assert aws.call("DELETE", f"/images/{name}")[0] == 409
+    assert aws.call("DELETE", "/items/UP1")[0] == 204
+    follow()
+    assert get_image(name)["statusCode"] == 200
+    assert aws.call("DELETE", "/items/UP2")[0] == 204
+    follow()
+    assert get_image(name)["statusCode"] == 404
+    # One no record uses: deleted on request, then 404.
+    assert aws.call("DELETE", f"/images/{other['name']}")[0] == 204
+    assert aws.call("DELETE", f"/images/{other['name']}")[0] == 404

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import pytest
 
 from dupcheck.bootstrap import build_service
+from dupcheck.core.kept_images import rendition
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
@@ -240,14 +241,14 @@ def test_pictures_without_an_address_are_kept_and_served_back(server: LocalServe
     assert status == 201 and re.fullmatch(r"[0-9a-f]{64}\.jpg", name)
     assert kept["image_url"] == f"{server.url}/images/{name}"
     status, served, headers = call(kept["image_url"])
-    assert (status, served, headers["Content-Type"]) == (200, picture, "image/jpeg")
+    assert (status, served, headers["Content-Type"]) == (200, rendition(picture, max_pixels=10**8), "image/jpeg")
     assert call(f"{server.url}/images/{'a' * 64}.png")[0] == 404
     assert call(f"{server.url}/images", "POST", b"plain text", "image/jpeg")[0] == 415
 
     # An upload without image_url keeps its picture; the record points at it.
     status, item, _ = call(f"{server.url}/items/U1?sku=UP", "PUT", encode(product_image(809)), "image/jpeg")
     assert status == 201 and re.fullmatch(rf"{server.url}/images/[0-9a-f]{{64}}\.jpg", item["image_url"])
-    assert call(item["image_url"])[1] == encode(product_image(809))
+    assert call(item["image_url"])[1] == rendition(encode(product_image(809)), max_pixels=10**8)
 
     # A folder chosen in the web app: pictures kept, then imported as items by their addresses. A kept
     # picture is read from where it is kept, whatever host its address names: nothing is fetched.

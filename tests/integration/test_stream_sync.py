@@ -199,3 +199,40 @@ def test_ensure_index_is_called_once(stream_sync: Any, lambda_context: Any, monk
     stream_sync.handler(load_event("ddb_stream_batch.json"), lambda_context)
     stream_sync.handler(load_event("ddb_stream_batch.json"), lambda_context)
     assert index.ensured == 1
+
+
+def test_kept_pictures_follow_their_records_through_the_stream_replayed_or_not(
+    ddb_store: DynamoDBRecordStore, ddb_table: str, lambda_context: Any
+) -> None:
+    """A picture named again by its record in the same batch as its REMOVE stays; the last record
+    naming one removed deletes it; a replayed batch changes nothing and fails nothing."""
+    import boto3
+
+    from dupcheck.adapters.s3_files import S3KeptImages
+    from dupcheck.core.kept_images import KeptPictures
+    from dupcheck.handlers.stream_sync import StreamSync
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="kept")
+    images = S3KeptImages("kept", client=s3)
+    a_name, b_name = "a" * 64 + ".jpg", "b" * 64 + ".jpg"
+    for name in (a_name, b_name):
+        images.put(name, b"picture " + name.encode())
+    url = "https://api.test/v1/images/{}".format
+    sync = StreamSync(FakeIndex(), KeptPictures(images, ddb_store))
+
+    ddb_store.put(make_record("A", image_url=url(a_name)))
+    ddb_store.put(make_record("B", image_url=url(b_name)))
+    ddb_store.delete("A")  # removed, then registered again with the same picture: it stays
+    ddb_store.put(make_record("A", image_url=url(a_name), updated_at="2025-03-12T11:00:00.000Z"))
+    ddb_store.put(make_record("B", image_url="https://shop.test/b.jpg"))  # B names another picture now
+    batch = {"Records": read_stream(ddb_table)}
+    for _ in range(2):  # delivered, then replayed
+        assert sync.handle(batch, lambda_context)["batchItemFailures"] == []
+        assert images.get(a_name) is not None and images.get(b_name) is None
+        assert s3.get_object_tagging(Bucket="kept", Key=f"images/{a_name}")["TagSet"] == []  # claimed
+
+    ddb_store.delete("A")
+    assert sync.handle({"Records": read_stream(ddb_table)[len(batch["Records"]):]}, lambda_context)[
+        "batchItemFailures"] == []  # fmt: skip
+    assert images.get(a_name) is None

@@ -237,9 +237,9 @@ def test_put_newest_writes_nothing_when_before_commit_fails(tmp_path: Path) -> N
     assert store.put_newest([_record(1)]) == PutCounts(written=1)  # the connection is usable again
 
 
-@pytest.mark.parametrize("parameters", [8, 100, 32766])
+@pytest.mark.parametrize("parameters", [9, 100, 32766])
 def test_put_newest_fits_each_statement_to_sqlites_parameter_limit(tmp_path: Path, parameters: int) -> None:
-    # Statements take as many rows as the connection binds (one row at 8 parameters; 12 at 100;
+    # Statements take as many rows as the connection binds (one row at 9 parameters; 11 at 100;
     # 4,000 at the usual 32,766): a write of more rows than one statement holds stores them all.
     store = SqliteRecordStore(tmp_path / "s.db")
     store._conn().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameters)

@@ -32,6 +32,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.kept_images import kept_name
 from dupcheck.core.models import HashRecord, features_from_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; the client is built lazily or injected
@@ -44,6 +45,11 @@ else:
 log = logging.getLogger(__name__)
 
 KEY = "entity_id"
+# The name of the kept picture a record's image_url addresses (core/kept_images.py), on those
+# records alone, and the sparse index over it (infra/components/hash_table.py): whether any record
+# still uses a kept picture is one Query (`uses_kept_image`).
+KEPT_IMAGE = "kept_image"
+KEPT_IMAGE_INDEX = "by_kept_image"
 # DynamoDB API limits (documented service quotas, not tunables).
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -102,6 +108,8 @@ def record_to_item(record: HashRecord) -> dict[str, dict[str, Any]]:
     """HashRecord -> DynamoDB low-level item (`{"attr": {"S": ...}}`)."""
     data = record.to_dict()
     data["features"] = {str(k): bytes(v) for k, v in record.features.items()}
+    if kept := kept_name(record.image_url):
+        data[KEPT_IMAGE] = kept
     return {name: _serializer.serialize(value) for name, value in data.items()}
 
 
@@ -160,8 +168,18 @@ def create_table(client: DynamoDBClient, table_name: str, *, wait: bool = True) 
     """
     response = client.create_table(
         TableName=table_name,
-        AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": KEY, "AttributeType": "S"},
+            {"AttributeName": KEPT_IMAGE, "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": KEPT_IMAGE_INDEX,
+                "KeySchema": [{"AttributeName": KEPT_IMAGE, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
@@ -273,6 +291,23 @@ class DynamoDBRecordStore:
 
     def put(self, record: HashRecord) -> None:
         self._call("PutItem", self._client.put_item, TableName=self.table_name, Item=record_to_item(record))
+
+    def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
+        """Whether any record names the kept picture `name` (KeptImageUses). The index is eventually
+        consistent: it may still list `just_changed` (read again, consistently, from the table) and
+        may not list a record written within about a second (docs/deploy.md)."""
+        response = self._call(
+            "Query", self._client.query, TableName=self.table_name, IndexName=KEPT_IMAGE_INDEX, Limit=2,
+            KeyConditionExpression="#kept = :name", ExpressionAttributeNames={"#kept": KEPT_IMAGE},
+            ExpressionAttributeValues={":name": {"S": name}},
+        )  # fmt: skip
+        if any(item[KEY]["S"] != just_changed for item in response.get("Items", [])):
+            return True
+        if not just_changed:
+            return False
+        item = self._call("GetItem", self._client.get_item, TableName=self.table_name, Key=key_of(just_changed),
+                          ConsistentRead=True, ProjectionExpression="image_url").get("Item") or {}  # fmt: skip
+        return kept_name(str(item.get("image_url", {}).get("S", ""))) == name
 
     def delete(self, entity_id: str) -> bool:
         response = self._call(

@@ -3,7 +3,8 @@
 `imports/<job_id>.catalog` holds a job's catalog as it arrived (CSV or JSON Lines, maybe
 gzipped); `images/<ab>/<sha256>.<ext>` the pictures kept for records without a public address
 (core/kept_images.py), fanned out by the name's first two characters so no folder grows huge.
-Every file is written to a temporary name and renamed, so a reader never sees half a file.
+Every file is written to a temporary name and renamed, so a reader never sees half a file. A kept
+picture's modification time is when it was last kept: the sweep's clock for pictures no record uses.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from dupcheck.core.errors import NotFound, StoreUnavailable
 from dupcheck.core.imports import check_job_id
+from dupcheck.core.kept_images import is_image_name
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -70,8 +73,12 @@ class LocalKeptImages:
 
     def put(self, name: str, data: bytes) -> None:
         path = self._path(name)
-        if not path.exists():  # a name is its content: the same picture is kept once
+        try:  # a name is its content: the same picture is kept once, its clock started again
+            os.utime(path)
+        except FileNotFoundError:
             _write_atomically(path, data)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot keep the picture {name}: {exc}") from exc
 
     def get(self, name: str) -> bytes | None:
         try:
@@ -80,3 +87,24 @@ class LocalKeptImages:
             return None
         except OSError as exc:
             raise StoreUnavailable(f"cannot read the kept picture {name}: {exc}") from exc
+
+    def delete(self, name: str) -> bool:
+        try:
+            self._path(name).unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot delete the kept picture {name}: {exc}") from exc
+        return True
+
+    def names_older_than(self, seconds: float) -> Iterator[str]:
+        """Kept pictures last kept `seconds` ago or more (and half-written files a crash left)."""
+        before = time.time() - seconds
+        for path in self.root.glob("??/*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime > before:
+                    continue
+                if path.name.startswith(".incoming-"):
+                    path.unlink()  # a write a crash interrupted
+                elif is_image_name(path.name):
+                    yield path.name

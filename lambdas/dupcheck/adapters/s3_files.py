@@ -8,13 +8,18 @@ presigned PUT could not). The new object's event (EventBridge, `Object Created` 
 
 A catalog is read back into a temporary file: the dispatcher reads it twice (counting, then
 sending), and a Lambda's /tmp holds far more than the catalog limit.
+
+A kept picture is written once, only if absent, tagged UNCLAIMED_TAG: the bucket's lifecycle rule
+expires such objects after a day (infra/components/imports.py). The stream sync function claims
+it (removes the tag) when a record names it, and deletes it when the last such record goes
+(handlers/stream_sync.py), so a picture whose record never came, or whose write failed, expires.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CATALOGS = "catalogs/"
 IMAGES = "images/"
+# The tag of a kept picture no record has claimed yet; the lifecycle rule expires what carries it.
+UNCLAIMED_TAG = ("dupcheck-kept", "unclaimed")
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -98,7 +105,35 @@ class S3KeptImages(_Bucket):
     def put(self, name: str, data: bytes) -> None:
         from dupcheck.core.kept_images import content_type
 
-        self._put(IMAGES + name, data, content_type(name))
+        key = IMAGES + name
+        try:  # only if absent: a claimed picture must not be tagged unclaimed again
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type(name),
+                                   Tagging="=".join(UNCLAIMED_TAG), IfNoneMatch="*")  # fmt: skip
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise self._failed(exc, "PutObject", key) from exc
+        except BotoCoreError as exc:
+            raise self._failed(exc, "PutObject", key) from exc
+
+    def claim(self, name: str) -> bool:
+        """A record names the picture: it no longer expires. Whether it is there to claim."""
+        return self._unless_missing("DeleteObjectTagging", IMAGES + name, self.client.delete_object_tagging)
+
+    def delete(self, name: str) -> bool:
+        return self._unless_missing("DeleteObject", IMAGES + name, self.client.delete_object)
+
+    def _unless_missing(self, action: str, key: str, call: Callable[..., object]) -> bool:
+        """`call(Bucket=, Key=)` on a key asked for first (S3 answers a delete of a missing key with
+        204): False when it does not exist; any other failure the store's."""
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            call(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            failure = self._failed(exc, action, key)
+            if isinstance(failure, NotFound):
+                return False
+            raise failure from exc
+        return True
 
     def get(self, name: str) -> bytes | None:
         try:

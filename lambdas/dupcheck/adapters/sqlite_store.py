@@ -4,6 +4,10 @@ WAL journaling lets many server threads read while one writes; each thread has i
 connection because sqlite3 connections must not be shared across threads. Each row also keeps
 `id_key`, the 64-bit key the in-process index refers to records by.
 
+`kept_image` is the name of the kept picture a row's image_url addresses (core/kept_images.py),
+NULL for the rest, indexed for those alone: whether a record still uses a kept picture is one
+lookup. A file made before the column has it added and filled when it is opened.
+
 `features` is one BLOB (`pack_features`: the compact views, ~600 bytes); rows written before
 v3 hold a JSON object of base64 text there, which is still read.
 
@@ -24,8 +28,9 @@ from itertools import islice
 from pathlib import Path
 
 from dupcheck.adapters.local_index import entity_key
-from dupcheck.adapters.sqlite_files import SqliteFile, connect
+from dupcheck.adapters.sqlite_files import PAGE_SIZE, SqliteFile, connect
 from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.kept_images import kept_name
 from dupcheck.core.models import HashRecord, HashValue, PutCounts, features_from_text, written_after
 
 _SCHEMA = """
@@ -37,7 +42,8 @@ CREATE TABLE IF NOT EXISTS records (
     hash       TEXT NOT NULL,
     hash_algo  TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    features   BLOB NOT NULL DEFAULT x''
+    features   BLOB NOT NULL DEFAULT x'',
+    kept_image TEXT
 );
 CREATE TABLE IF NOT EXISTS changes (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,9 +58,11 @@ CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records
 """
 _COLUMNS = "entity_id, sku, image_url, hash, hash_algo, updated_at, features"
 _COMPARED = ("sku", "image_url", "hash", "hash_algo", "updated_at", "features")  # all but the key
-_UPSERT = f"INSERT INTO records (id_key, {_COLUMNS}) VALUES {{rows}} ON CONFLICT(entity_id) DO UPDATE SET " + ", ".join(
-    f"{name} = excluded.{name}" for name in _COMPARED
+_UPSERT = (
+    f"INSERT INTO records (id_key, {_COLUMNS}, kept_image) VALUES {{rows}} ON CONFLICT(entity_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in (*_COMPARED, "kept_image"))
 )
+_KEPT_INDEX = "CREATE INDEX IF NOT EXISTS records_by_kept_image ON records (kept_image) WHERE kept_image IS NOT NULL"
 # put_newest's compare-on-write: the update happens only when the stored row differs and is not
 # the later one (evaluated only on a conflict, the cheap comparison first).
 _UNLESS_SAME_OR_NEWER = (
@@ -77,13 +85,24 @@ _PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CH
 
 
 class SqliteRecordStore(SqliteFile):
+    page_size = PAGE_SIZE  # a record is ~1.3 KB: why 16 KiB pages, adapters/sqlite_files.py
+
     def __init__(self, path: Path | str) -> None:
         super().__init__(path, _SCHEMA)
+        with self._write_lock:
+            conn = self._conn()
+            if "kept_image" not in {row[1] for row in conn.execute("PRAGMA table_info(records)")}:
+                conn.execute("BEGIN IMMEDIATE")  # a file made before the column: add it, fill it
+                conn.execute("ALTER TABLE records ADD COLUMN kept_image TEXT")
+                conn.execute("UPDATE records SET kept_image = kept_name(image_url) WHERE image_url LIKE '%/images/%'")
+                conn.execute("COMMIT")
+            conn.execute(_KEPT_INDEX)
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         # SQLite's lower() folds ASCII only; searches fold case as HashRecord.mentions does.
         conn.create_function("casefold", 1, _casefold, deterministic=True)
         conn.create_function("written_after", 2, written_after, deterministic=True)
+        conn.create_function("kept_name", 1, _kept_name, deterministic=True)
 
     # -- RecordStore port --------------------------------------------------------------------
 
@@ -205,6 +224,11 @@ class SqliteRecordStore(SqliteFile):
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM records", ())[0][0])
 
+    def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
+        """Whether any record's image_url names the kept picture `name` (KeptImageUses: exact here,
+        so `just_changed` needs no second look)."""
+        return bool(self._query("SELECT 1 FROM records WHERE kept_image = ? LIMIT 1", (name,)))
+
     def approximate_count(self) -> int:
         return self.count()  # exact and cheap: the primary key's b-tree
 
@@ -270,10 +294,11 @@ def _row(record: HashRecord) -> tuple:
         record.hash_algo,
         record.updated_at,
         pack_features(record.features),
+        _kept_name(record.image_url),
     )
 
 
-_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?)"  # one _row
+_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"  # one _row
 
 
 def _rows_per_insert(conn: sqlite3.Connection) -> int:
@@ -336,6 +361,11 @@ def unpack_features(stored: bytes | str) -> dict[str, bytes]:
         features[name] = stored[at + 4 : at + 4 + length]
         at += 4 + length
     return features
+
+
+def _kept_name(image_url: str | None) -> str | None:
+    # The cheap test first: a bulk import's rows rarely name a kept picture.
+    return kept_name(image_url) if image_url and "/images/" in image_url else None
 
 
 def _casefold(text: str | None) -> str:

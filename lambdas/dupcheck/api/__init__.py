@@ -33,7 +33,7 @@ from dupcheck.api.contract import (
 from dupcheck.api.errors import answer_errors
 from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.core.imports import ImportService
-from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.kept_images import KeptPictures
 from dupcheck.core.products import ProductSearch
 from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
@@ -43,7 +43,7 @@ __all__ = ["API_KEY_HEADER", "build_resolver", "openapi_document"]
 
 def build_resolver(
     service: DupcheckService, *, max_body_bytes: int, imports: ImportService | None = None,
-    images: KeptImages | None = None, scans: ScanService | None = None, keyed: bool = True,
+    images: KeptPictures | None = None, scans: ScanService | None = None, keyed: bool = True,
     products: ProductSearch | None = None,
 ) -> DupcheckResolver:  # fmt: skip
     """The API's routes over `service`; `imports`, `images`, `scans` and `products` add import jobs,

@@ -9,7 +9,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dupcheck.api.contract import UPLOAD_BODY, responses
 from dupcheck.api.exchange import public_base, uploaded
-from dupcheck.api.images import keep
 from dupcheck.api.params import (
     CursorParam,
     EntityIdParam,
@@ -21,11 +20,11 @@ from dupcheck.api.params import (
     SkuParam,
 )
 from dupcheck.api.schemas import ItemOut, ItemPage, NewItem
-from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.kept_images import KeptPictures, rendition
 from dupcheck.core.service import DupcheckService
 
 
-def router(service: DupcheckService, images: KeptImages | None, *, max_body_bytes: int) -> Router:
+def router(service: DupcheckService, images: KeptPictures | None, *, max_body_bytes: int) -> Router:
     routes = Router()
 
     @routes.post(
@@ -41,17 +40,26 @@ def router(service: DupcheckService, images: KeptImages | None, *, max_body_byte
         "/items/<entity_id>", status_code=201, summary="Register (or replace) a catalog image from an upload",
         description="Hashes the uploaded image and stores the record under entity_id (an upsert). `image_url` is "
         "where the catalog publishes the picture (the web app's thumbnail), kept and never fetched; without it "
-        "the service keeps the picture and the record's image_url is where the API serves it (/images/...).",
+        "the service keeps a rendition of the picture (at most 1024 px, JPEG), hashes that, and the record's "
+        "image_url is where the API serves it (/images/...) until the last record naming it goes.",
         responses=responses(201, ItemOut, "The stored record.", 400, 403, 404, 413, 415, 422, 503),
         tags=["items"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
     def upload_item(entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None) -> ItemOut:
         data = uploaded(routes.current_event, max_body_bytes)
-        entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
-        if not image_url and images is not None:  # no address of its own: the service keeps the picture
-            kept_at = keep(images, data, public_base(routes.current_event))
+        if image_url or images is None:
+            entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
+            service.save(entry)
+            return ItemOut.of(entry.record)
+        # No address of its own: the service keeps a rendition and hashes it, so re-hashing the kept
+        # picture gives this record. Kept and saved under the kept pictures' lock: no remove of
+        # another record naming it can delete it in between (core/kept_images.py).
+        data = rendition(data, max_pixels=service.max_pixels)
+        entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url="", data=data)
+        with images.lock:
+            kept_at = images.keep(data, public_base(routes.current_event))
             entry = dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
-        service.save(entry)
+            service.save(entry)
         return ItemOut.of(entry.record)
 
     @routes.get(

@@ -5,6 +5,13 @@ is kept by the service (the data dir locally, an S3 bucket on AWS) under its con
 `<sha256>.<ext>`, and served back by the API at `/images/<name>` with the key. The record's
 `image_url` is that address, so the web app shows it and a re-hash (`reindex`) can read it.
 
+What is kept is a rendition, never the upload: the decoded picture (upright, transparency on
+white) at most RENDITION_SIDE px on its longer side, as a JPEG of at most MAX_RENDITION_BYTES
+(`rendition`). The record is hashed from the rendition, so re-hashing the kept picture gives the
+same record. A kept picture lives as long as a record uses it (`KeptPictures`): the last record
+that named it deleted or replaced, it is deleted; one no record has used for UNCLAIMED_FOR_S
+(an upload whose import never came) is swept away.
+
 The content names the picture: keeping the same bytes twice is one file, and a name can only
 ever mean those bytes. That is why `KeptImagesFetcher` may answer any URL whose path ends in
 `/images/<name>` from what is kept, without asking the host the URL names: the service never
@@ -15,12 +22,17 @@ answers with exactly the bytes any host serving that name would have to serve.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import threading
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from dupcheck.core.errors import UnsupportedImage
-from dupcheck.core.imaging import SUPPORTED_FORMATS, sniff_format
+from PIL import Image
+
+from dupcheck.core.errors import Conflict, NotFound, UnsupportedImage
+from dupcheck.core.imaging import SUPPORTED_FORMATS, decode_image, sniff_format
 from dupcheck.core.ports import ImageFetcher
 
 IMAGES_PATH = "images"  # the API's route: /images/<name>
@@ -31,6 +43,19 @@ IMAGE_NAME_PATTERN = rf"^[0-9a-f]{{64}}\.({'|'.join(CONTENT_TYPES)})$"
 _NAME = re.compile(IMAGE_NAME_PATTERN)
 _KEPT_PATH = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.[a-z]+)$")
 
+# The rendition kept: what the pipeline reads of a picture (decoding reduces larger ones to at
+# least 1,024 px, core/imaging.py), and what a catalog page shows. On the 598 bench photos (at most
+# 1,024 px already) it is 65 KB median, 72 KB mean, 277 KB at most (docs/api.md, "Kept pictures").
+RENDITION_SIDE = 1024
+RENDITION_QUALITY = 85
+# A hard bound, whatever the picture: past it the JPEG is encoded again at the next lower quality
+# (noise, the worst case, at 1,024 x 1,024 px: 729 KB at quality 85, 538 at 70, 392 at 50).
+MAX_RENDITION_BYTES = 512 * 1024
+_LOWER_QUALITIES = (70, 50, 30)
+# How long a kept picture no record uses stays: time for the import that names it (the web app's
+# folder: upload, then import) to come. The S3 lifecycle rule of the AWS deployment says the same.
+UNCLAIMED_FOR_S = 24 * 3600
+
 
 @runtime_checkable
 class KeptImages(Protocol):
@@ -39,6 +64,49 @@ class KeptImages(Protocol):
     def put(self, name: str, data: bytes) -> None: ...
 
     def get(self, name: str) -> bytes | None: ...
+
+    def delete(self, name: str) -> bool:
+        """Delete the picture; whether there was one."""
+        ...
+
+
+@runtime_checkable
+class ListedKeptImages(Protocol):
+    """Kept pictures that can be listed with their age: the local sweep's (on AWS, a lifecycle rule)."""
+
+    def names_older_than(self, seconds: float) -> Iterator[str]: ...
+
+
+@runtime_checkable
+class ClaimedKeptImages(Protocol):
+    """Kept pictures that expire unless claimed (S3: a tag its lifecycle rule reads)."""
+
+    def claim(self, name: str) -> bool:
+        """A record names the picture: it no longer expires. Whether it was there to claim."""
+        ...
+
+
+@runtime_checkable
+class KeptImageUses(Protocol):
+    """A record store that can tell whether any record's image_url names a kept picture."""
+
+    def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
+        """`just_changed`: an id whose record was just removed or replaced, read at its latest
+        where the store's lookup by picture may lag behind (DynamoDB's index)."""
+        ...
+
+
+def rendition(data: bytes, *, max_pixels: int) -> bytes:
+    """The picture as kept: decoded (every check of core/imaging.py), at most RENDITION_SIDE px
+    on its longer side, a JPEG of at most MAX_RENDITION_BYTES."""
+    picture = decode_image(data, max_pixels=max_pixels)
+    picture.thumbnail((RENDITION_SIDE, RENDITION_SIDE), Image.Resampling.LANCZOS)
+    for quality in (RENDITION_QUALITY, *_LOWER_QUALITIES):
+        out = io.BytesIO()
+        picture.save(out, "JPEG", quality=quality, optimize=True)
+        if out.tell() <= MAX_RENDITION_BYTES:
+            break
+    return out.getvalue()
 
 
 def image_name(data: bytes) -> str:
@@ -84,3 +152,61 @@ class KeptImagesFetcher:
         close = getattr(self.inner, "close", None)
         if callable(close):
             close()
+
+
+class KeptPictures:
+    """The life of kept pictures: kept for a record, deleted with the last record that uses them.
+
+    One lock orders keeping against deleting, so a picture kept for a record being saved is
+    never deleted between the keep and the save: a caller that keeps and then saves holds
+    `lock` across both (it is re-entrant). Deleting asks the store whether a record still names
+    the picture; without `uses` (a store that cannot tell) nothing is ever deleted.
+    """
+
+    def __init__(self, images: KeptImages, uses: KeptImageUses | None) -> None:
+        self.images, self.uses = images, uses
+        self.lock = threading.RLock()
+
+    def keep(self, picture: bytes, base_url: str) -> str:
+        """Keep a rendition (`rendition`'s bytes); the address the API serves it at."""
+        name = image_name(picture)
+        with self.lock:
+            self.images.put(name, picture)
+        return f"{base_url}/{IMAGES_PATH}/{name}"
+
+    def release(self, image_url: str, *, just_changed: str = "") -> bool:
+        """After the record of `just_changed`, which named `image_url`, was deleted or replaced:
+        delete the kept picture it names if no record uses it any more. Whether it was deleted."""
+        name = kept_name(image_url)
+        if name is None or self.uses is None:
+            return False
+        with self.lock:
+            return not self.uses.uses_kept_image(name, just_changed=just_changed) and self.images.delete(name)
+
+    def claim(self, image_url: str) -> bool:
+        """A record was stored naming `image_url`: the kept picture it names no longer expires
+        (where pictures expire unless claimed). Whether there was one to claim."""
+        name = kept_name(image_url)
+        return name is not None and isinstance(self.images, ClaimedKeptImages) and self.images.claim(name)
+
+    def delete(self, name: str) -> None:
+        """`DELETE /images/{name}`: Conflict while a record uses it, NotFound when none is kept."""
+        with self.lock:
+            if self.uses is None:
+                raise Conflict("this deployment cannot tell which records use a kept picture: none is deleted")
+            if self.uses.uses_kept_image(name):
+                raise Conflict(f"a record uses the kept picture {name}: delete the record (DELETE /items/...) first")
+            if not self.images.delete(name):
+                raise NotFound(f"no kept picture {name!r}")
+
+    def sweep(self, older_than_s: float = UNCLAIMED_FOR_S) -> int:
+        """Delete every kept picture older than `older_than_s` that no record uses (uploads never
+        imported, pictures left by a crash); how many. Only where the pictures can be listed."""
+        if self.uses is None or not isinstance(self.images, ListedKeptImages):
+            return 0
+        deleted = 0
+        for name in self.images.names_older_than(older_than_s):
+            with self.lock:
+                if not self.uses.uses_kept_image(name) and self.images.delete(name):
+                    deleted += 1
+        return deleted

@@ -25,6 +25,7 @@ from dupcheck.core.models import MAX_TOP, Entry, FindResult, Fingerprint, HashRe
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
 
 if TYPE_CHECKING:
+    from dupcheck.core.kept_images import KeptPictures
     from dupcheck.core.products import Embedder, ProductIndex
 
 MAX_PAGE = 100  # records per page of the catalog
@@ -64,6 +65,9 @@ class DupcheckService:
     # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
     embedder: Embedder | None = None
     products: ProductIndex | None = None
+    # Locally, kept pictures go with the last record that names them (core/kept_images.py); on AWS
+    # the stream sync function does that, so None there.
+    kept: KeptPictures | None = None
     _locks: tuple[threading.Lock, ...] = field(
         default_factory=lambda: tuple(threading.Lock() for _ in range(LOCK_STRIPES)), init=False, repr=False
     )
@@ -168,20 +172,67 @@ class DupcheckService:
         # thumbnail can be, which the next write of the id replaces). Then the store: it is the
         # source of truth the index is rebuilt from after a crash. Under the id's lock, so a
         # remove of the same id cannot fall between the writes.
+        # A store write that fails takes back what was written beside it (a thumbnail or vector
+        # with no record, a kept picture no record uses); a crash in between leaves them to the
+        # local server's sweep. A replaced record's kept picture goes if nothing else uses it.
         record = entry.record
-        with self._lock_for(record.entity_id):
-            if entry.thumbnail and self.thumbnails is not None:
-                self.thumbnails.put_many({record.entity_id: entry.thumbnail})
-            if entry.product_vector is not None and self.products is not None:
-                self.products.put_many({record.entity_id: entry.product_vector})  # beside it, as the thumbnail
-            self.store.put(record)
-            self.index.upsert(record)
+        try:
+            with self._lock_for(record.entity_id):
+                replaced = self.store.get(record.entity_id) if self.kept is not None else None
+                try:
+                    if entry.thumbnail and self.thumbnails is not None:
+                        self.thumbnails.put_many({record.entity_id: entry.thumbnail})
+                    if entry.product_vector is not None and self.products is not None:
+                        self.products.put_many({record.entity_id: entry.product_vector})  # beside it, as the thumbnail
+                    self.store.put(record)
+                except Exception:
+                    self._take_back(record.entity_id)
+                    raise
+                self.index.upsert(record)
+        except Exception:
+            self._release(record.image_url)  # after the id's lock: kept pictures' lock is taken first
+            raise
+        if replaced is not None and replaced.image_url != record.image_url:
+            self._release(replaced.image_url)
+
+    def _release(self, image_url: str) -> None:
+        """Delete the kept picture `image_url` names if no record uses it any more. A failure is
+        logged, not the caller's: the local server's sweep finds the picture again."""
+        if self.kept is None:
+            return
+        try:
+            self.kept.release(image_url)
+        except StoreUnavailable as exc:
+            log.warning("kept picture of %r not deleted: %s", image_url, exc.message)
+
+    def _take_back(self, entity_id: str) -> None:
+        """What a failed save wrote beside the record it could not store (under the id's lock)."""
+        undo: list[Callable[[str], object]] = []
+        if self.thumbnails is not None:
+            undo.append(self.thumbnails.delete)
+        if self.products is not None:
+            undo.append(self.products.remove)
+        for step in undo:
+            try:
+                step(entity_id)
+            except Exception as exc:  # noqa: BLE001 - the save's own error is what its caller hears
+                log.warning("after a failed save of %r, not taken back (%s): %s", entity_id, step, exc)
+
+    def forget_orphan(self, entity_id: str) -> bool:
+        """Delete the thumbnail and product vector of an id that holds no record (what a crash
+        between the writes left); whether it held none. Under the id's lock: never a save's."""
+        with self._lock_for(entity_id):
+            if self.store.get(entity_id) is not None:
+                return False
+            self._take_back(entity_id)
+            return True
 
     def remove(self, entity_id: str) -> None:
         """Remove a record; NotFound when there was none. Of concurrent removes of one id, exactly
         one succeeds: the store's delete says whether it deleted something."""
         entity_id = _check_id(entity_id)
         with self._lock_for(entity_id):
+            removed = self.store.get(entity_id) if self.kept is not None else None
             if not self.store.delete(entity_id):
                 raise NotFound(f"no item with entity_id {entity_id!r}")
             # After the store: an index entry left by a crash here points at no record, and is
@@ -194,6 +245,8 @@ class DupcheckService:
                     self.thumbnails.delete(entity_id)
                 except StoreUnavailable as exc:  # the record is gone: an orphan thumbnail is never read
                     log.warning("thumbnail of %r not deleted: %s", entity_id, exc.message)
+        if removed is not None:  # after the id's lock: kept pictures' lock is taken first
+            self._release(removed.image_url)
 
     # -- pieces ------------------------------------------------------------------------------
 

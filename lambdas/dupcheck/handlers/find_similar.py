@@ -33,7 +33,7 @@ from snapshot_restore_py import register_after_restore, register_before_snapshot
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import (
     build_imports,
-    build_kept_images,
+    build_kept_pictures,
     build_scans,
     build_service,
     imports_configured,
@@ -53,9 +53,11 @@ settings = Settings.from_env()
 
 def build_app() -> APIGatewayRestResolver:
     """The API over adapters built now: their clients, connection pools and credentials."""
+    service = build_service(settings, observe=observe)
     return build_resolver(
-        build_service(settings, observe=observe), max_body_bytes=settings.max_image_bytes,
-        imports=build_imports(settings) if imports_configured(settings) else None, images=build_kept_images(settings),
+        service, max_body_bytes=settings.max_image_bytes,
+        imports=build_imports(settings) if imports_configured(settings) else None,
+        images=service.kept or build_kept_pictures(settings, service.store),
         scans=build_scans(settings) if scans_configured(settings) else None,
     )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Lambda: DynamoDB stream (NEW_AND_OLD_IMAGES) -> HashIndex.
+"""Lambda: DynamoDB stream (NEW_AND_OLD_IMAGES) -> HashIndex, and kept pictures' life.
 
 The table is the source of truth; this function keeps the search index a mirror of it. It
 must be safe to replay and tolerant of disorder, because Lambda retries whole batches from the
@@ -15,6 +15,11 @@ first failed record and a retried batch overlaps records already applied:
   epoch ms; a REMOVE gets a version just above the image it removes) refuses stale writes: a
   REMOVE then a replayed, older INSERT does not resurrect the document. Indexes without
   versioning (the local one) simply apply records in order, which a replay also converges.
+
+Kept pictures (core/kept_images.py) follow the records that name them, from every record of a
+batch, superseded or not (each change may let a picture go): a record stored naming one claims
+it (it no longer expires), and a record removed, or replaced by one naming another picture, lets
+its picture go: deleted when no record names it any more. Both are idempotent, so replays are safe.
 
 The handler is decorators plus one call; `StreamSync` holds the logic so tests can build one
 around a fake index.
@@ -35,6 +40,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.adapters.dynamodb_store import KEY, record_from_values
+from dupcheck.core.kept_images import KeptPictures, kept_name
 from dupcheck.core.models import version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.observability import logger, metrics, record_metric, tracer
@@ -71,8 +77,8 @@ def remove_version(old_image: Mapping[str, Any], approximate_creation: int | Non
 class StreamSync:
     """Applies one stream batch to `index` (see module docstring)."""
 
-    def __init__(self, index: HashIndex) -> None:
-        self.index = index
+    def __init__(self, index: HashIndex, pictures: KeptPictures | None = None) -> None:
+        self.index, self.pictures = index, pictures
         self._index_ready = False
 
     def ensure_index(self) -> None:
@@ -105,6 +111,7 @@ class StreamSync:
 
         def record_handler(record: DynamoDBRecord) -> None:
             counts[self.apply(record, latest)] += 1
+            self.follow_pictures(record)
 
         processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
         response = process_partial_response(
@@ -141,16 +148,32 @@ class StreamSync:
             raise ValueError(f"unknown stream eventName {record.raw_event.get('eventName')!r}")
         return "applied"
 
+    def follow_pictures(self, record: DynamoDBRecord) -> None:
+        """Claim the kept picture a record's new image names; let go of the one its old image named
+        (see the module docstring). A failure raises: the record is retried."""
+        if self.pictures is None:
+            return
+        stream, entity_id, _ = stream_change(record)
+        new_url = str((stream.new_image or {}).get("image_url") or "")
+        old_url = str((stream.old_image or {}).get("image_url") or "")
+        if new_url and not self.pictures.claim(new_url) and kept_name(new_url):
+            logger.warning("a record names a kept picture that is not there", extra={"entity_id": entity_id})
+        if old_url and old_url != new_url and self.pictures.release(old_url, just_changed=entity_id):
+            logger.info("kept picture deleted with its last record", extra={"entity_id": entity_id})
+
 
 def _build() -> StreamSync:
     # Settings are validated at cold start: a mis-configured function fails on its first
     # invocation with a clear SettingsError rather than on some later record.
-    from dupcheck.bootstrap import build_index
+    from dupcheck.bootstrap import build_index, build_kept_pictures, build_store
     from dupcheck.core.hashing import get_pipeline
     from dupcheck.core.settings import Settings
 
-    # No store: the stream carries full images, so the index never needs to read the table.
-    return StreamSync(build_index(Settings.from_env(), get_pipeline()))
+    # No store for the index: the stream carries full images. The store answers only whether a
+    # record still names a kept picture (its index by picture), where the deployment keeps them.
+    settings = Settings.from_env()
+    pictures = build_kept_pictures(settings, build_store(settings)) if settings.imports_bucket else None
+    return StreamSync(build_index(settings, get_pipeline()), pictures)
 
 
 sync = _build()

@@ -38,7 +38,7 @@ from dupcheck.api.resolver import DupcheckResolver, route_path
 from dupcheck.api.web import WEB_PREFIX
 from dupcheck.core.errors import error_body
 from dupcheck.core.imports import ImportService
-from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.kept_images import KeptPictures
 from dupcheck.core.products import ProductSearch
 from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
@@ -95,7 +95,7 @@ class LocalApp:
 
     def __init__(
         self, service: DupcheckService, *, max_body_bytes: int, guard: Guard, static_dir: Path | None = None,
-        imports: ImportService | None = None, images: KeptImages | None = None, scans: ScanService | None = None,
+        imports: ImportService | None = None, images: KeptPictures | None = None, scans: ScanService | None = None,
         products: ProductSearch | None = None,
     ) -> None:  # fmt: skip
         self.service = service

@@ -1,8 +1,10 @@
-"""The loop of the local server's background workers (imports, duplicate scans): one job at a
-time, oldest first, until the server stops."""
+"""The loops of the local server's background workers: jobs (imports, duplicate scans) one at a
+time, oldest first, until the server stops; and a step repeated on a clock (the index follower,
+housekeeping)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -36,3 +38,31 @@ def run_jobs(
         except Exception:  # the job fails with the reason; the worker goes on
             logger.exception("%s failed", name(found[0]))
             fail(found[0])
+
+
+class Repeating:
+    """A daemon thread that runs `step` at once, then again after each of `waits` in turn (the
+    last one repeated), until `stop()`. A failing step is logged and run again at its next time."""
+
+    def __init__(self, name: str, step: Callable[[], object], waits: Sequence[float]) -> None:
+        self.name, self.step, self.waits = name, step, list(waits)
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        for turn in itertools.count():
+            try:
+                self.step()
+            except Exception:  # a locked or vanished file: try again at the next turn
+                logger.exception("%s failed; trying again", self.name)
+            if self.stopping.wait(self.waits[min(turn, len(self.waits) - 1)]):
+                return

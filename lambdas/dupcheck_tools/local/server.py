@@ -49,12 +49,13 @@ from waitress.task import ErrorTask
 from waitress.utilities import Error
 
 from dupcheck.adapters.local_products import LocalProductIndex
-from dupcheck.bootstrap import build_kept_images, build_product_search
+from dupcheck.bootstrap import build_kept_pictures, build_product_search
 from dupcheck.core.errors import error_body
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp
+from dupcheck_tools.local.housekeeping import Housekeeping
 from dupcheck_tools.local.imports import ImportWorker
 from dupcheck_tools.local.memory import IdleTrim, limit_arenas
 from dupcheck_tools.local.scans import ScanWorker
@@ -281,7 +282,8 @@ class LocalServer:
         # Similar products, where the product model is installed (docs/lab/similar-products.md).
         self.products = build_product_search(settings, service)
         self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
-                            imports=self.import_worker.imports, images=build_kept_images(settings),
+                            imports=self.import_worker.imports,
+                            images=service.kept or build_kept_pictures(settings, service.store),
                             scans=self.scan_worker.scans, products=self.products)  # fmt: skip
         # A JSON upload carries the image as base64: a third larger than the image itself; an
         # import's catalog may be larger still.
@@ -299,6 +301,8 @@ class LocalServer:
             request_deadline_s=settings.server_request_deadline, per_client=settings.server_connections_per_client,
         )  # fmt: skip
         self.follower = IndexFollower.for_service(service)
+        # What a crash left, kept pictures no record uses, the SQLite files tidied (housekeeping.py).
+        self.housekeeping = Housekeeping(service, [self.import_worker.imports.jobs, self.scan_worker.scans.jobs])
         self._thread: threading.Thread | None = None
         if not _is_loopback(settings.host) and api_key is None:
             print(
@@ -318,6 +322,7 @@ class LocalServer:
             self.follower.start()
         self.import_worker.start_thread()
         self.scan_worker.start_thread()
+        self.housekeeping.start()
         if self.products is not None and isinstance(self.products.index, LocalProductIndex):
             # Its vectors load in the background, as the hash index does: the first query need not wait.
             threading.Thread(target=self.products.index.warm, name="products-load", daemon=True).start()
@@ -331,6 +336,7 @@ class LocalServer:
         resumes them."""
         self.import_worker.stop()
         self.scan_worker.stop()
+        self.housekeeping.stop()
         if self.follower is not None:
             self.follower.stop()
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)

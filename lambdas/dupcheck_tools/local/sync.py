@@ -13,12 +13,12 @@ so it answers at once: the follower's first poll loads it (/health says `index_r
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Collection
 
 from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex, entity_key
 from dupcheck.core.service import DupcheckService
+from dupcheck_tools.local.job_loop import Repeating
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ class IndexFollower:
     ) -> None:
         self.store, self.index, self.hash_algos, self.poll_s = store, index, hash_algos, poll_s
         self.version = index.source_version if index.source_version is not None else store.latest_change()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._repeating = Repeating("dupcheck-index-follower", self.poll, [poll_s])
 
     @classmethod
     def for_service(cls, service: DupcheckService) -> IndexFollower | None:
@@ -42,22 +41,10 @@ class IndexFollower:
         return None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dupcheck-index-follower", daemon=True)
-        self._thread.start()
+        self._repeating.start()  # a locked or vanished file: tried again at the next poll
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.poll()
-            except Exception:  # a locked or vanished file: try again at the next poll
-                logger.exception("index follower could not read the change log")
-            if self._stop.wait(self.poll_s):
-                return
+        self._repeating.stop()
 
     def poll(self) -> int:
         """Apply every change after `version`; returns how many ids were applied."""
