@@ -4,7 +4,7 @@ mixed load, and once the load has stopped.
 `python -m dupcheck serve` is started on loopback over a catalog of development photos
 (../shared/bench/images, `index-dir`), warmed with one request of each kind, left idle, then
 loaded by `--clients` clients for `--duration` seconds, each picking at random: an upload
-(`PUT /items/{id}`: a photo, one in seven a 12 MP JPEG or PNG), a check
+(`PUT /items/{id}`: a photo, 15% of them a 12 MP JPEG or PNG), a check
 (`POST /find_similar` with a photo) or a catalog page (`GET /items`, with a search now and
 then). Then nothing for `--settle` seconds. RSS of the server and its children is sampled every
 0.5 s; reported as JSON: idle (before the load), peak, after (at the end of the settle), and
