@@ -123,7 +123,7 @@ class _Channel(HTTPChannel):
 class _Server(TcpWSGIServer):
     """waitress's TCP server, with deadlines for a connection's first byte and each request, idle
     connections closed to make room at the limit, and a limit of connections per client (module
-    docstring)."""
+    docstring); once idle after requests, it gives their memory back (memory.py)."""
 
     channel_class = _Channel
     active_channels: dict[int, _Channel]
