@@ -1,5 +1,5 @@
-"""The local server's memory settings (dupcheck_tools/local/memory.py): glibc's arena cap, and
-malloc_trim once the server goes idle after work."""
+"""The local server gives memory back (dupcheck_tools/local/memory.py): malloc_trim once the
+server goes idle after work."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import textwrap
 
 import pytest
 
+from dupcheck.core import imaging
 from dupcheck_tools.local import memory
 from dupcheck_tools.local.memory import IdleTrim
 
-on_glibc = pytest.mark.skipif(memory._glibc() is None, reason="glibc's malloc_trim and mallopt are what is tested")
+on_glibc = pytest.mark.skipif(imaging._GLIBC is None, reason="glibc's malloc_trim is what is tested")
 
 
 class Clock:
@@ -26,7 +27,7 @@ class Clock:
 @pytest.fixture
 def trims(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     calls: list[float] = []
-    monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append(1.0) or True)
+    monkeypatch.setattr(memory, "give_back_memory", lambda: calls.append(1.0))
     return calls
 
 
@@ -63,30 +64,13 @@ def test_the_trim_runs_once_each_time_the_server_goes_idle_after_work(trims: lis
 
 
 @on_glibc
-def test_the_arena_cap_is_set_unless_malloc_arena_max_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[int, int]] = []
-
-    class Libc:
-        def mallopt(self, parameter: int, value: int) -> int:
-            calls.append((parameter, value))
-            return 1
-
-    monkeypatch.setattr(memory, "_glibc", lambda: Libc())
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert memory.limit_arenas() is True and calls == [(memory.M_ARENA_MAX, memory.ARENA_MAX)]
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    assert memory.limit_arenas() is False and len(calls) == 1
-
-
-@on_glibc
 def test_malloc_trim_gives_back_free_memory_that_free_keeps() -> None:
     """100 MB of 4 KB blocks freed under one still in use: glibc keeps them (it returns only the
-    top of a heap); release_free_memory() gives them back."""
+    top of a heap); give_back_memory(), what the idle trim calls, gives them back."""
     script = textwrap.dedent("""
         import ctypes, re
         from pathlib import Path
-        from dupcheck_tools.local.memory import _glibc, release_free_memory
-        libc = _glibc()
+        from dupcheck.core.imaging import _GLIBC as libc, give_back_memory
         libc.malloc.restype = ctypes.c_void_p
         libc.free.argtypes = [ctypes.c_void_p]
         def rss():
@@ -98,7 +82,7 @@ def test_malloc_trim_gives_back_free_memory_that_free_keeps() -> None:
         for block in blocks:
             libc.free(block)
         freed = rss()
-        release_free_memory()
+        give_back_memory()
         print(freed, rss())
     """)
     freed, trimmed = map(int, subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,

@@ -1,58 +1,26 @@
 """The local server gives the memory of a load back to the system once the load is over.
 
 After a 5-minute mixed load (issue 67) the server stayed at 419 MB where it idled at 148 MB:
-the memory was free inside glibc's heaps, not in use. glibc gives each thread that allocates
-its own heap (an arena, up to 8 per core) and returns a heap's free pages only from its top;
-image buffers (Pillow's 16 MB blocks, numpy's arrays) fragment them. Two calls of glibc's own
-(ctypes; elsewhere, musl or macOS, both do nothing):
-* `limit_arenas()`, at start before the server's threads: at most ARENA_MAX arenas (glibc's
-  `M_ARENA_MAX`, what the MALLOC_ARENA_MAX variable sets before a process starts), so fewer heaps
-  hold free memory apart.
-* `IdleTrim`: once the server has been idle TRIM_AFTER_IDLE_S after work, `malloc_trim(0)`
-  returns the free pages inside every arena to the system (in a thread of its own).
-docs/lab/benchmarks.md (memory after a load) has what each gave.
+memory free inside glibc's heaps, not in use. glibc returns a heap's free pages only from its
+top; the decoder trims after large decodes (core/imaging.py, `give_back_memory`), but what
+requests leave besides (hashing's arrays, responses, SQLite's reads) stayed. `IdleTrim` calls
+the same `malloc_trim(0)` once the server has been idle TRIM_AFTER_IDLE_S after work, in a
+thread of its own. Capping glibc's heaps (MALLOC_ARENA_MAX=2) was measured too and is not set:
+alone it kept more (docs/lab/benchmarks.md, memory after a load).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from functools import cache
+
+from dupcheck.core.imaging import give_back_memory
 
 logger = logging.getLogger(__name__)
 
-ARENA_MAX = 2  # the waitress threads share them; measured in docs/lab/benchmarks.md
-M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
 TRIM_AFTER_IDLE_S = 2.0  # the server idle this long after work: its load is over, for now
-
-
-@cache
-def _glibc() -> ctypes.CDLL | None:
-    """This process's C library when it is glibc (it has malloc_trim), else None."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-
-
-def limit_arenas(arenas: int = ARENA_MAX) -> bool:
-    """Cap glibc's arenas, unless MALLOC_ARENA_MAX set them (the operator's choice); True when
-    the cap is set. Call before threads allocate: a thread that has an arena keeps it (glibc fixes
-    its limit when the ninth is made)."""
-    libc = _glibc()
-    return libc is not None and "MALLOC_ARENA_MAX" not in os.environ and libc.mallopt(M_ARENA_MAX, arenas) == 1
-
-
-def release_free_memory() -> bool:
-    """Give the free pages of every glibc arena back to the system; True when some were."""
-    libc = _glibc()
-    return libc is not None and libc.malloc_trim(0) == 1
 
 
 class IdleTrim:
@@ -81,5 +49,5 @@ class IdleTrim:
 
 def _release() -> None:
     started = time.perf_counter()
-    released = release_free_memory()
-    logger.debug("idle: malloc_trim %s in %.1f ms", released, (time.perf_counter() - started) * 1000)
+    give_back_memory()
+    logger.debug("idle: malloc_trim in %.1f ms", (time.perf_counter() - started) * 1000)

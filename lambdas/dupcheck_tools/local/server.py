@@ -57,7 +57,7 @@ from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp
 from dupcheck_tools.local.housekeeping import Housekeeping
 from dupcheck_tools.local.imports import ImportWorker
-from dupcheck_tools.local.memory import IdleTrim, limit_arenas
+from dupcheck_tools.local.memory import IdleTrim
 from dupcheck_tools.local.scans import ScanWorker
 from dupcheck_tools.local.sync import IndexFollower
 
@@ -124,7 +124,7 @@ class _Channel(HTTPChannel):
 class _Server(TcpWSGIServer):
     """waitress's TCP server, with deadlines for a connection's first byte and each request, idle
     connections closed to make room at the limit, and a limit of connections per client (module
-    docstring)."""
+    docstring); once idle after requests, it gives their memory back (memory.py)."""
 
     channel_class = _Channel
     active_channels: dict[int, _Channel]
@@ -139,7 +139,6 @@ class _Server(TcpWSGIServer):
         self.room_warned_at = 0.0
         self.tasks_added = 0  # requests handed to the threads, for the idle trim
         self.idle_trim = IdleTrim()
-        limit_arenas()  # before waitress starts its threads (memory.py)
         super().__init__(application, adj=adj, sockinfo=adj.listen[0])
 
     def add_task(self, task: Any) -> None:
