@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psutil
 import pytest
 
 from dupcheck.bootstrap import build_service
@@ -335,6 +336,42 @@ def test_a_server_killed_mid_job_finishes_it_when_started_again(image_server: Im
     again = [p for p, count in hits.items() if count > 1]
     assert all(hits_before.get(p) == 1 for p in again)  # only rows in flight at the kill were fetched twice
     assert len(again) <= 4 + 4 * 2  # the downloads in flight and the engine's bounded hand-offs
+
+
+def hashing_processes(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The server's pool processes (spawned: `spawn_main` in their command line)."""
+    children = psutil.Process(proc.pid).children(recursive=True)
+    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+@pytest.mark.slow
+def test_a_hashing_process_killed_twice_is_replaced_and_every_row_is_stored_once(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    """SIGKILL, as the out-of-memory killer sends it, to the hashing process twice mid-import: the
+    pool is replaced each time and the rows it held hashed again from the bytes already
+    downloaded, so nothing fails, nothing is downloaded twice, and the job goes on to its end."""
+    rows = good_rows(image_server, 210)  # over SMALL_JOB_ROWS: hashed in a process of their own
+    data_dir = tmp_path / "data"
+    image_server.delay = 0.02  # the job outlasts the two kills
+    proc, url = serve_process(data_dir)
+    try:
+        status, job, _ = call(f"{url}/imports", "POST", csv_of(rows), "text/csv")
+        assert status == 202
+        killed = []
+        for progress in (30, 110):  # the second kill well after the rows of the first were hashed again
+            wait_for(lambda at=progress: call(job["status_url"])[1]["done"] >= at, timeout=120)
+            (worker,) = hashing_processes(proc)
+            worker.kill()
+            killed.append(worker.pid)
+        ended = finished(job, timeout=120)
+        assert len(set(killed)) == 2  # the second kill found a new process
+    finally:
+        kill(proc)
+    assert {k: ended[k] for k in ("status", "rows", "done", "skipped", "failed")} == {
+        "status": "done", "rows": 210, "done": 210, "skipped": 0, "failed": 0}  # fmt: skip
+    assert sorted(stored_ids(data_dir)) == sorted(r[0] for r in rows)  # every row stored, once
+    assert all(count == 1 for path, count in image_server.counts().items() if path.startswith("/img/"))
 
 
 def test_cancel_starts_no_download_after_it_answers_and_the_counts_say_what_was_done(

@@ -55,6 +55,7 @@ from dupcheck_tools.duplicates.report import groups_html, report_document, write
 from dupcheck_tools.duplicates.workers import Job, codes_in_worker, init_worker, judge, judge_in_worker, query_codes
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.worker_pool import RestartingPool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -611,7 +612,7 @@ class _Processes:
 
     def __init__(self, count: int, algo: str, work_path: Path, niceness: int = 0) -> None:
         self.count, self.algo, self.work_path, self.niceness = count, algo, work_path, niceness
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: RestartingPool | None = None
         self._saved: dict[str, str | None] = {}  # the environment's BLAS settings while the pool lives
 
     def map(
@@ -632,10 +633,12 @@ class _Processes:
             # one's is loaded): they stay set while the pool lives.
             self._saved = {name: os.environ.get(name) for name in _BLAS_THREADS}
             os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
+            # A process that dies (the out-of-memory killer) is replaced and its jobs judged again;
+            # a job that kills one twice raises WorkerDied, which fails the run (worker_pool.py).
+            self._pool = RestartingPool(partial(
+                ProcessPoolExecutor, max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker, initargs=(self.algo, self.work_path, self.niceness),
-            )  # fmt: skip
+            ), what="verification process")  # fmt: skip
         running: deque[tuple[T, Future[R]]] = deque()
         for job in jobs:
             running.append((job, self._pool.submit(there, payload(job))))

@@ -23,6 +23,7 @@ from dupcheck.core.ports import DuplicateReports, RecordStore, ThumbnailStore
 from dupcheck.core.scans import ScanJob, ScanJobs, ScanStatus
 from dupcheck_tools.duplicates import DuplicatesSummary, Stop, UsageError, find_duplicates
 from dupcheck_tools.duplicates.report import CSV_NAME, HTML_NAME
+from dupcheck_tools.worker_pool import WorkerDied
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def run_scan(
         if summary.interrupted:
             return None
         reports.publish({name: (work_dir / name).read_bytes() for name in REPORT_FILES})
-    except (DupcheckError, UsageError, OSError) as exc:
+    except (DupcheckError, UsageError, OSError, WorkerDied) as exc:
         reason = exc.message if isinstance(exc, DupcheckError) else str(exc)
         log.warning("duplicate scan %s failed: %s", job.scan_id, reason)
         return fail(jobs, job, f"the scan could not finish: {reason}")
