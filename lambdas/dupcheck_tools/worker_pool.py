@@ -86,6 +86,7 @@ class RestartingPool:
         self._fruitless = 0  # pools replaced since a job last finished
         self._broken: WorkerDied | None = None  # set once the processes cannot be kept alive
         self._closed = False
+        self._killed = False  # shut down with `kill`: a death is the end, not a reason to restart
 
     @property
     def restarts(self) -> int:
@@ -104,12 +105,15 @@ class RestartingPool:
             self._pump()
         return job.future
 
-    def shutdown(self, *, wait: bool = True, cancel_futures: bool = False) -> None:
+    def shutdown(self, *, wait: bool = True, cancel_futures: bool = False, kill: bool = False) -> None:
         """Stop the pool: with `wait`, after every job submitted has its result (jobs run again
-        after a death included); with `cancel_futures`, the jobs not yet started are cancelled."""
+        after a death included); with `cancel_futures`, the jobs not yet started are cancelled;
+        with `kill`, the jobs running too (their processes are killed: a server stopping now,
+        whose jobs' results nobody wants; their futures raise CancelledError)."""
         with self._lock:
             self._closed = True
-            if cancel_futures:
+            self._killed = kill
+            if cancel_futures or kill:
                 for job in self._waiting:
                     job.future.cancel()
                 for job in {self._top(job) for job in self._suspects}:
@@ -118,11 +122,15 @@ class RestartingPool:
                         job.future.set_exception(CancelledError())
                 self._waiting.clear()
                 self._suspects.clear()
-            if wait:
+            pool = self._pool
+            if kill:
+                # No public way before Python 3.14's terminate_workers(); they ignore SIGTERM.
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.kill()
+            elif wait:
                 while self._busy():
                     self._idle.wait()
-            pool = self._pool
-        pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        pool.shutdown(wait=wait and not kill, cancel_futures=cancel_futures or kill)
 
     # -- under the lock ---------------------------------------------------------------------------
 
@@ -172,7 +180,9 @@ class RestartingPool:
         with self._lock:
             self._running.discard(job)
             error = CancelledError() if inner.cancelled() else inner.exception()
-            if isinstance(error, BrokenProcessPool):
+            if isinstance(error, BrokenProcessPool) and self._killed:
+                self._ended(job, settle, error=CancelledError())
+            elif isinstance(error, BrokenProcessPool):
                 self._died(job, generation, settle)
             elif error is not None:
                 self._ended(job, settle, error=error)

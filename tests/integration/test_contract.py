@@ -88,6 +88,7 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/duplicates/scans", "post"),
         ("/duplicates/scans", "get"),
         ("/duplicates/scans/{scan_id}", "get"),
+        ("/duplicates/scans/{scan_id}", "delete"),
         ("/health", "get"),
         ("/imports", "post"),
         ("/imports", "get"),
@@ -116,6 +117,7 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert set(operations[("/items", "get")]["responses"]) == {"200", "400", "403", "500", "503"}
     assert set(operations[("/duplicates", "get")]["responses"]) == {"200", "403", "404", "500", "503"}
     assert set(operations[("/duplicates/scans", "post")]["responses"]) == {"202", "403", "409", "500", "503"}
+    assert set(operations[("/duplicates/scans/{scan_id}", "delete")]["responses"]) >= {"200", "404", "409"}
     upload = operations[("/find_similar", "post")]["requestBody"]
     assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload
     assert operations[("/similar_products", "post")]["requestBody"] == upload

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 POISON = -1  # the item that kills its worker every time
 
@@ -19,3 +20,9 @@ def squares(items: list[int]) -> list[int]:
 def cannot_start() -> None:
     """An initializer that kills its process: a worker that never starts."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def pid_after(seconds: list[float]) -> list[int]:
+    """This process's id, after sleeping `seconds[0]` (long enough to be signalled meanwhile)."""
+    time.sleep(seconds[0])
+    return [os.getpid()]

@@ -6,13 +6,16 @@ job rather than restarting forever."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
+import psutil
 import pytest
 
 from dupcheck_tools.worker_pool import FRUITLESS, RestartingPool, WorkerDied
-from support.pool_jobs import POISON, cannot_start, squares
+from dupcheck_tools.worker_process import start_worker
+from support.pool_jobs import POISON, cannot_start, pid_after, squares
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -62,3 +65,17 @@ def test_processes_that_cannot_start_fail_every_job_instead_of_restarting_foreve
     assert pool.restarts <= FRUITLESS  # then it stops starting processes
     with pytest.raises(RuntimeError):
         pool.submit(squares, [1])  # shut down
+
+
+def test_a_worker_leaves_sigterm_and_sigint_to_the_server_and_finishes_its_job() -> None:
+    """systemd's stop and a terminal's Ctrl-C signal the whole process group: a pool process must
+    not die of them (the server decides when it leaves), so its job ends and no pool restarts."""
+    pool = RestartingPool(partial(ProcessPoolExecutor, max_workers=1, mp_context=SPAWN, initializer=start_worker))
+    started = pool.submit(pid_after, [0.0]).result()  # the process is up, its initializer run
+    running = pool.submit(pid_after, [1.0])
+    (worker,) = [p for p in psutil.Process().children() if p.pid == started[0]]
+    worker.send_signal(signal.SIGTERM)
+    worker.send_signal(signal.SIGINT)
+    assert running.result() == started  # the same process finished the job
+    pool.shutdown(wait=True)
+    assert pool.restarts == 0

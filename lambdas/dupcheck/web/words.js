@@ -170,6 +170,8 @@ export function scanSentence(scan) {
       const groups = `${n(r.groups)} group${r.groups === 1 ? "" : "s"}`;
       return { title: "Scan finished", counts: `${groups} of duplicates among ${n(r.records)} records, shown below.` };
     }
+    case "cancelled":
+      return { title: "Scan cancelled", counts: "The groups shown are those of the scan before it." };
     default:
       return { title: "The scan failed", counts: sentence(scan.error || "no reason given") };
   }

@@ -171,6 +171,7 @@ class Backfill:
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._drop = threading.Event()  # stopped now: rows not hashed yet are not written (stop(now=True))
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._jobs = threading.BoundedSemaphore(1)  # hashing jobs in the pool (set with the pool)
         self._bar: Any = None
@@ -198,10 +199,13 @@ class Backfill:
         if self._on_row is not None:
             self._on_row(kind, row, record)
 
-    def stop(self) -> None:
+    def stop(self, *, now: bool = False) -> None:
         """End the run early, as Ctrl-C does: no new download starts, not even of the rows already
-        handed to the download threads; rows in flight finish and are written (a cancelled
-        import job: its counts are what was done)."""
+        handed to the download threads; rows in flight finish and are written. With `now` (a
+        cancelled import, a server stopping), rows not hashed yet are left out too: only those
+        already hashed are written, and the hashing processes are killed, not waited for."""
+        if now:
+            self._drop.set()
         self._stop.set()
 
     def _fail(self, row: CatalogRow, code: str, message: str) -> None:
@@ -259,7 +263,7 @@ class Backfill:
                 # after Ctrl-C) are hashed and hand their records to it.
                 to_hash.put(_STOP)
                 _join(dispatcher)
-                pool.shutdown(wait=True)
+                pool.shutdown(wait=True, kill=self._drop.is_set())
             writes.put(_STOP)
             _join(writer)
             self._finish()
@@ -371,8 +375,11 @@ class Backfill:
         try:
             data = self._fetch(row.image_url)
         except DupcheckError as exc:
-            self._fail(row, *row_failure(exc))
+            if not self._drop.is_set():  # after a stop(now=True): not a failure, a row for the next run
+                self._fail(row, *row_failure(exc))
             return
+        if self._drop.is_set():
+            return  # stopped now: not started for this run (a resumed job downloads it again)
         if to_hash is None:
             outcome = hash_row(
                 self._pipeline,
@@ -383,7 +390,8 @@ class Backfill:
                 data,
                 embedder=self._embedder,
             )
-            self._hashed(row, outcome, writes)
+            if not self._drop.is_set():  # hashed after a stop(now=True): not written
+                self._hashed(row, outcome, writes)
             return
         # Hand the image over and go on downloading: a thread that waited for its hash was a
         # download slot doing nothing, and at 50 ms of upstream latency the slots, not the
@@ -400,9 +408,16 @@ class Backfill:
             item = to_hash.get()
             if item is _STOP:
                 return
+            if self._drop.is_set():
+                continue  # stopped now: not hashed
             self._jobs.acquire()  # a slot frees when a job ends: meanwhile more images queue up
             batch = [item]
             stop = _take_more(to_hash, batch, _job_full)
+            if self._drop.is_set():  # stopped now: these are not hashed
+                self._jobs.release()
+                if stop:
+                    return
+                continue
             try:
                 self._submit(pool, batch, writes)
             except Exception:  # noqa: BLE001 - e.g. the failures file cannot be written
@@ -425,8 +440,11 @@ class Backfill:
         future.add_done_callback(lambda done: self._collect(rows, done, writes))
 
     def _collect(self, rows: list[CatalogRow], future: Future[list[Outcome]], writes: queue.Queue[Any]) -> None:
-        """A hashing job ended (in the pool's thread): its records to the writer, or its failures."""
+        """A hashing job ended (in the pool's thread): its records to the writer, or its failures
+        (neither after a stop(now=True): hashed after it)."""
         try:
+            if self._drop.is_set():
+                return
             error = future.exception()
             if error is not None:  # the processes cannot start (WorkerDied): these rows failed
                 code = WORKER_DIED if isinstance(error, WorkerDied) else "internal_error"

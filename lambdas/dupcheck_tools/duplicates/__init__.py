@@ -95,6 +95,7 @@ READ_BATCH = 1000  # records per batch: query hashes are computed and written a 
 THUMBNAIL_BATCH = 500  # thumbnails per read of the thumbnail store (one request each on S3, in parallel)
 JOB_SIZE = 64  # query records per verification job
 IN_PROCESS_BELOW = 200  # fewer records to judge than this: no processes to start
+IN_PROCESS_JOB = 4  # query records per job judged in this process (what a stop waits for at most)
 
 
 PHASES = ("read", "pair", "thumbnails", "verify", "report")  # in the order a run goes through them
@@ -192,6 +193,7 @@ def find_duplicates(
     phase = _Phases(summary.phases_s)
     processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path, niceness)
     bars = _Bars(progress, on_progress)
+    finished = False
     try:
         read = work.read_summary()
         summary.resumed = read is not None
@@ -231,6 +233,7 @@ def find_duplicates(
         summary.files = [str(path) for path in write_reports(out, document, groups)]
         summary.report, summary.found = document, groups
         phase.done("report")
+        finished = True
     except (KeyboardInterrupt, Stop):
         work.close()
         summary.interrupted = True
@@ -241,7 +244,9 @@ def find_duplicates(
         work.close()  # kept: --resume goes on from what was saved
         raise
     finally:
-        processes.close()  # whatever stopped the run, no worker process outlives it
+        # Whatever stopped the run, no worker process outlives it; a run stopped early kills them
+        # rather than waiting for jobs whose results it will not save (a server stopping).
+        processes.close(now=not finished)
     work.remove()
     summary.groups = len(groups)
     summary.duplicates = sum(len(g.items) - 1 for g in groups)
@@ -563,8 +568,12 @@ def _verify(
     settled: list[int] = []
     counts = [0, 0]  # judged, settled
 
+    use_pool = len(todo) >= IN_PROCESS_BELOW
+    # Judged here, a job is a few records: a stop (the progress listener) is seen within them.
+    size = JOB_SIZE if use_pool else min(JOB_SIZE, IN_PROCESS_JOB)
+
     def jobs() -> Iterator[Job]:
-        for chunk in _batched(todo, JOB_SIZE):
+        for chunk in _batched(todo, size):
             job = []
             for owner, s, e in chunk:
                 these = candidates[s:e].tolist()
@@ -581,7 +590,7 @@ def _verify(
     bar = bars("verify", len(starts), "rec", initial=len(starts) - len(todo))
     try:
         local = partial(judge_here, pipeline, work)
-        for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=len(todo) >= IN_PROCESS_BELOW):
+        for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=use_pool):
             for item in found:
                 confirmed.setdefault(item.candidate, set()).add(item.query)
             work.save([q for q, *_ in job] + settled, found)
@@ -649,9 +658,10 @@ class _Processes:
             done, future = running.popleft()
             yield done, future.result()
 
-    def close(self) -> None:
+    def close(self, *, now: bool = False) -> None:
+        """Stop the processes: after their running jobs, or `now`, killing them."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True, kill=now)
             self._pool = None
             for name, value in self._saved.items():
                 if value is None:

@@ -53,19 +53,33 @@ class ScanWorker:
         self._thread = threading.Thread(target=self._loop, name="dupcheck-scans", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the running scan at its next step (it stays `running`: the next server resumes it)."""
+    def request_stop(self) -> None:
+        """Stop the running scan at its next step (a few records at most; the verification
+        processes are killed, not waited for): it stays `running`, the next server resumes it."""
         self._stopping.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """request_stop(), then wait for the worker's thread (at most `timeout` seconds)."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        run_jobs(
-            stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable, run=self.run,
-            fail=lambda job: fail(self.jobs, job, "internal error; it has been logged"),
-            name=lambda job: f"duplicate scan {job.scan_id}",
-        )  # fmt: skip
+        try:
+            run_jobs(
+                stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable,
+                run=self.run, fail=lambda job, reason: fail(self.jobs, job, reason),
+                name=lambda job: f"duplicate scan {job.scan_id}",
+            )  # fmt: skip
+        except BaseException as exc:
+            # The thread dies (what run_jobs does not catch): no scan may stay `running` until a
+            # restart. New scans wait for the next server, whose worker runs them.
+            logger.exception("the duplicate scan worker stopped")
+            for job in self.jobs.runnable():
+                fail(self.jobs, job, f"the server's scan worker stopped ({type(exc).__name__}: {exc}); it has "
+                     "been logged: restart the server and start the scan again")  # fmt: skip
+            raise
 
     def run(self, job: ScanJob) -> ScanJob | None:
         """Run (or resume) one scan to its end, or until the worker stops."""
