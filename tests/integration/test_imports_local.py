@@ -366,7 +366,7 @@ def test_a_hashing_process_killed_twice_is_replaced_and_every_row_is_stored_once
     downloaded, so nothing fails, nothing is downloaded twice, and the job goes on to its end."""
     rows = good_rows(image_server, 210)  # over SMALL_JOB_ROWS: hashed in a process of their own
     data_dir = tmp_path / "data"
-    image_server.delay = 0.02  # the job outlasts the two kills
+    image_server.delay = 0.05  # downloads at most 80 rows/s: the job outlasts the two kills
     proc, url = serve_process(data_dir)
     try:
         status, job, _ = call(f"{url}/imports", "POST", csv_of(rows), "text/csv")
@@ -397,8 +397,7 @@ def test_cancel_starts_no_download_after_it_answers_and_writes_nothing_hashed_af
     image_server.hold()
     job = submit(server, csv_of(rows))
     downloads = lambda: sum(c for p, c in image_server.counts().items() if p.startswith("/img/"))  # noqa: E731
-    wait_for(lambda: downloads() >= server.import_worker.settings.import_workers)
-    time.sleep(0.3)  # every download thread is waiting on the host, the queue behind them full
+    wait_for(lambda: downloads() >= server.import_worker.settings.import_workers)  # every thread waits on the host
     status, cancelled, _ = call(job["status_url"], "DELETE")
     in_flight = downloads()
     assert (status, cancelled["status"], in_flight) == (200, "cancelled", 8)
