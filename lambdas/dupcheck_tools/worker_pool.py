@@ -130,7 +130,7 @@ class RestartingPool:
             elif wait:
                 while self._busy():
                     self._idle.wait()
-        pool.shutdown(wait=wait and not kill, cancel_futures=cancel_futures or kill)
+        pool.shutdown(wait=wait, cancel_futures=cancel_futures or kill)  # killed: only reaps them
 
     # -- under the lock ---------------------------------------------------------------------------
 
