@@ -28,10 +28,10 @@ import dupcheck_tools.duplicates as engine
 from dupcheck.adapters.sqlite_scans import SqliteScanJobs
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import Conflict
-from dupcheck.core.scans import ScanJob, ScanService, ScanStatus
+from dupcheck.core.scans import FINAL, ScanJob, ScanService, ScanStatus
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
-from dupcheck_tools.duplicates.scan_runs import JobProgress
+from dupcheck_tools.duplicates.scan_runs import JobProgress, run_scan
 from dupcheck_tools.duplicates.workfile import WORK_NAME
 from dupcheck_tools.local.scans import SCANS_DIR, ScanWorker
 from dupcheck_tools.local.server import LocalServer
@@ -307,26 +307,32 @@ def test_delete_cancels_a_running_scan_which_stops_and_publishes_nothing(server:
 
 
 class Crash(BaseException):
-    """What no job loop catches: the scan worker's thread dies of it."""
+    """What no job loop catches: it would end the scan worker's thread."""
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread dies: the point
-def test_a_scan_whose_worker_thread_died_is_failed_at_once_with_the_reason(
+def test_a_scan_whose_worker_died_is_failed_at_once_with_the_reason_and_the_next_scan_runs(
     service: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def crash(*args: Any, **kwargs: Any) -> None:
-        raise Crash("the thread's last words")
+    crashes = [Crash("the thread's last words")]
+    real_run_scan = run_scan
 
-    monkeypatch.setattr("dupcheck_tools.local.scans.run_scan", crash)
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        if crashes:
+            raise crashes.pop()
+        return real_run_scan(*args, **kwargs)
+
+    monkeypatch.setattr("dupcheck_tools.local.scans.run_scan", crash_once)
     worker = ScanWorker(service, settings, poll_s=0.05)
     worker.start_thread()
-    job = worker.scans.start()
-    assert worker._thread is not None
-    worker._thread.join(timeout=60)
-    assert not worker._thread.is_alive()
-    failed = worker.scans.get(job.scan_id)
-    assert failed.status is ScanStatus.FAILED
-    assert failed.error is not None and "Crash: the thread's last words" in failed.error
+    try:
+        job = worker.scans.start()
+        failed = wait_for(lambda: (j := worker.scans.get(job.scan_id)).status is ScanStatus.FAILED and j, timeout=60)
+        assert "Crash: the thread's last words" in str(failed.error)
+        second = worker.scans.start()  # the worker went on: the next scan runs
+        done = wait_for(lambda: (j := worker.scans.get(second.scan_id)).status in FINAL and j, timeout=120)
+        assert done.status is ScanStatus.DONE
+    finally:
+        worker.stop()
 
 
 def test_a_scan_a_stopped_server_left_running_is_resumed_by_the_next(service: Any, settings: Settings) -> None:

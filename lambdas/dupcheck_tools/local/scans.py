@@ -66,20 +66,23 @@ class ScanWorker:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        try:
-            run_jobs(
-                stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable,
-                run=self.run, fail=lambda job, reason: fail(self.jobs, job, reason),
-                name=lambda job: f"duplicate scan {job.scan_id}",
-            )  # fmt: skip
-        except BaseException as exc:
-            # The thread dies (what run_jobs does not catch): no scan may stay `running` until a
-            # restart. New scans wait for the next server, whose worker runs them.
-            logger.exception("the duplicate scan worker stopped")
-            for job in self.jobs.runnable():
-                fail(self.jobs, job, f"the server's scan worker stopped ({type(exc).__name__}: {exc}); it has "
-                     "been logged: restart the server and start the scan again")  # fmt: skip
-            raise
+        while not self._stopping.is_set():
+            try:
+                run_jobs(
+                    stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable,
+                    run=self.run, fail=lambda job, reason: fail(self.jobs, job, reason),
+                    name=lambda job: f"duplicate scan {job.scan_id}",
+                )  # fmt: skip
+            except BaseException as exc:
+                # What run_jobs does not catch would end the thread and leave its scan `running`
+                # until a restart: the scan fails now, with the reason, and the worker goes on.
+                logger.exception("the duplicate scan worker's loop ended")
+                for job in self.jobs.runnable():
+                    if job.status is ScanStatus.RUNNING:
+                        fail(self.jobs, job, f"the scan's worker stopped ({type(exc).__name__}: {exc}); it has been "
+                             "logged: start the scan again")  # fmt: skip
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
 
     def run(self, job: ScanJob) -> ScanJob | None:
         """Run (or resume) one scan to its end, or until the worker stops."""
