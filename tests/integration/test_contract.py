@@ -93,6 +93,7 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/duplicates/decisions.csv", "get"),
         ("/duplicates/decisions/{decision_id}", "get"),
         ("/duplicates/decisions/{decision_id}", "delete"),
+        ("/duplicates/scans/{scan_id}", "delete"),
         ("/health", "get"),
         ("/imports", "post"),
         ("/imports", "get"),
@@ -135,6 +136,7 @@ def test_the_document_says_what_the_api_answers() -> None:
                                                                                 "500", "503"}  # fmt: skip
     assert set(operations[("/duplicates/decisions/{decision_id}", "delete")]["responses"]) >= {"200", "404", "409"}
     assert set(operations[("/duplicates/decisions.csv", "get")]["responses"]["200"]["content"]) == {"text/csv"}
+    assert set(operations[("/duplicates/scans/{scan_id}", "delete")]["responses"]) >= {"200", "404", "409"}
     upload = operations[("/find_similar", "post")]["requestBody"]
     assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload
     assert operations[("/similar_products", "post")]["requestBody"] == upload

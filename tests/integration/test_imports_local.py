@@ -8,21 +8,19 @@ Nothing leaves 127.0.0.1: images and catalogs come from the loopback image serve
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psutil
 import pytest
 
 from dupcheck.bootstrap import build_service
@@ -33,6 +31,7 @@ from dupcheck_tools.samples import encode, product_image
 from support.catalogs import good_rows
 from support.http import call, wait_for
 from support.image_server import ImageServer, Reply
+from support.serving import kill, serve_process, stop_group
 
 FINAL = ("done", "failed", "cancelled")
 
@@ -126,20 +125,21 @@ def test_a_job_of_a_few_hundred_rows_stores_every_good_row_and_says_why_the_othe
 
 def test_cancelling_stops_the_job_and_keeps_what_is_stored(server: LocalServer, image_server: ImageServer) -> None:
     rows = good_rows(image_server, 120)
-    image_server.delay = 0.1  # 8 downloads at a time: ~80 rows/s, so the job is still running when cancelled
+    image_server.delay = 0.1  # the job is still running when cancelled
     job = submit(server, csv_of(rows))
     wait_for(lambda: call(job["status_url"])[1]["done"] >= 10)
     status, cancelled, _ = call(job["status_url"], "DELETE")
     assert (status, cancelled["status"]) == (200, "cancelled") and cancelled["finished_at"]
 
-    time.sleep(0.6)  # the rows in flight land; nothing starts after them
+    wait_for(lambda: server.import_worker.running_job is None)  # the engine has ended its run
     settled = call(job["status_url"])[1]
-    time.sleep(0.6)
-    assert call(job["status_url"])[1] == settled
     downloaded = sum(c for p, c in image_server.counts().items() if p.startswith("/img/"))
-    assert settled["status"] == "cancelled" and settled["done"] == downloaded < 60
+    assert settled["status"] == "cancelled" and settled["done"] <= downloaded < 120
+    assert settled["after_cancel"] <= settled["done"]  # only rows hashed before the cancel came after it
     _, page, _ = call(f"{server.url}/items?limit=100")
     assert len(page["items"]) == settled["done"]
+    time.sleep(0.5)  # nothing changes once the engine has ended (not a bound on speed)
+    assert call(job["status_url"])[1] == settled
 
     status, refusal, _ = call(job["status_url"], "DELETE")
     assert (status, refusal["error"]["code"]) == (409, "conflict")
@@ -280,28 +280,20 @@ def test_only_pictures_are_kept_and_they_are_served_inert(server: LocalServer, b
 # -- the server killed mid-job, then started again -------------------------------------------------------
 
 
-def serve_process(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, DUPCHECK_ALLOW_LOOPBACK_URLS="true", DUPCHECK_DATA_DIR=str(data_dir), DUPCHECK_PORT="0",
-               DUPCHECK_IMPORT_WORKERS="4")  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "dupcheck", "serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    found = re.search(r"serving on (http://\S+)", line)
-    assert found, (line, proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
-    return proc, found.group(1)
-
-
-def kill(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the server and its hashing process
-    proc.wait(timeout=10)
-    proc.communicate(timeout=10)
-
-
 def stored_ids(data_dir: Path) -> dict[str, str]:
     with sqlite3.connect(data_dir / "dupcheck.sqlite3", timeout=5) as conn:
         return dict(conn.execute("SELECT entity_id, updated_at FROM records").fetchall())
+
+
+def finish_in_a_new_server(data_dir: Path, job: dict, rows: int) -> None:
+    """Start a server on `data_dir`: it resumes `job` and finishes it, every row stored, none failed."""
+    proc, url = serve_process(data_dir)
+    try:
+        resumed = finished({"status_url": f"{url}/imports/{job['job_id']}"}, timeout=90)
+    finally:
+        kill(proc)
+    assert {k: resumed[k] for k in ("status", "rows", "done", "skipped", "failed")} == {
+        "status": "done", "rows": rows, "done": rows, "skipped": 0, "failed": 0}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -321,46 +313,103 @@ def test_a_server_killed_mid_job_finishes_it_when_started_again(image_server: Im
     assert 40 <= len(before) < 220
 
     image_server.delay = 0.0
-    proc, url = serve_process(data_dir)
-    try:
-        resumed = finished({"status_url": f"{url}/imports/{job['job_id']}"}, timeout=90)
-    finally:
-        kill(proc)
-    assert {k: resumed[k] for k in ("status", "rows", "done", "skipped", "failed")} == {
-        "status": "done", "rows": 220, "done": 220, "skipped": 0, "failed": 0}  # fmt: skip
+    finish_in_a_new_server(data_dir, job, 220)
 
     after = stored_ids(data_dir)
     assert sorted(after) == sorted(r[0] for r in rows)  # every row stored, once (entity_id is the key)
     assert all(after[e] == before[e] for e in before)  # nothing stored before the kill was written again
     hits = image_server.counts()
     again = [p for p, count in hits.items() if count > 1]
-    assert all(hits_before.get(p) == 1 for p in again)  # only rows in flight at the kill were fetched twice
-    assert len(again) <= 4 + 4 * 2  # the downloads in flight and the engine's bounded hand-offs
+    # Only rows not stored at the kill were fetched again, and each at most once more: how many
+    # were in flight depends on the machine's speed, not what a resumed job must do.
+    assert all(hits_before.get(p) == 1 and hits[p] == 2 for p in again)
+    assert len(again) <= 220 - len(before)
 
 
-def test_cancel_starts_no_download_after_it_answers_and_the_counts_say_what_was_done(
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_stops_the_server_and_the_next_start_finishes_the_job(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    """The hashing process gets the signal too: it ignores it and leaves when the server tells it.
+    No row fails because of the stop; the next server finishes the job."""
+    rows = good_rows(image_server, 220)  # over SMALL_JOB_ROWS: hashed in a process of their own
+    data_dir = tmp_path / "data"
+    image_server.delay = 0.04
+    proc, url = serve_process(data_dir)
+    try:
+        status, job, _ = call(f"{url}/imports", "POST", csv_of(rows), "text/csv")
+        assert status == 202
+        wait_for(lambda: call(job["status_url"])[1]["done"] >= 40, timeout=60)
+        exited = stop_group(proc, signal.SIGTERM)
+    finally:
+        kill(proc)
+    assert proc.returncode == 0 and exited < 10  # the requirement: a stop within 10 s
+    left = sqlite3.connect(data_dir / "imports.sqlite3").execute("SELECT status, failed FROM import_jobs").fetchall()
+    assert left == [("running", 0)]  # paused, not failed
+
+    image_server.delay = 0.0
+    finish_in_a_new_server(data_dir, job, 220)
+    assert sorted(stored_ids(data_dir)) == sorted(r[0] for r in rows)
+
+
+def hashing_processes(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The server's pool processes (spawned: `spawn_main` in their command line)."""
+    children = psutil.Process(proc.pid).children(recursive=True)
+    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+@pytest.mark.slow
+def test_a_hashing_process_killed_twice_is_replaced_and_every_row_is_stored_once(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    """SIGKILL, as the out-of-memory killer sends it, to the hashing process twice mid-import: the
+    pool is replaced each time and the rows it held hashed again from the bytes already
+    downloaded, so nothing fails, nothing is downloaded twice, and the job goes on to its end."""
+    rows = good_rows(image_server, 210)  # over SMALL_JOB_ROWS: hashed in a process of their own
+    data_dir = tmp_path / "data"
+    image_server.delay = 0.05  # downloads at most 80 rows/s: the job outlasts the two kills
+    proc, url = serve_process(data_dir)
+    try:
+        status, job, _ = call(f"{url}/imports", "POST", csv_of(rows), "text/csv")
+        assert status == 202
+        killed = []
+        for progress in (30, 110):  # the second kill well after the rows of the first were hashed again
+            wait_for(lambda at=progress: call(job["status_url"])[1]["done"] >= at, timeout=120)
+            (worker,) = hashing_processes(proc)
+            worker.kill()
+            killed.append(worker.pid)
+        ended = finished(job, timeout=120)
+        assert len(set(killed)) == 2  # the second kill found a new process
+    finally:
+        kill(proc)
+    assert {k: ended[k] for k in ("status", "rows", "done", "skipped", "failed")} == {
+        "status": "done", "rows": 210, "done": 210, "skipped": 0, "failed": 0}  # fmt: skip
+    assert sorted(stored_ids(data_dir)) == sorted(r[0] for r in rows)  # every row stored, once
+    assert all(count == 1 for path, count in image_server.counts().items() if path.startswith("/img/"))
+
+
+def test_cancel_starts_no_download_after_it_answers_and_writes_nothing_hashed_after_it(
     server: LocalServer, image_server: ImageServer
 ) -> None:
     """The image host holds every download: the 8 in flight when DELETE answers are all that is
-    ever downloaded (the rows already handed to the download threads are not started), and the
-    job counts exactly those."""
+    ever downloaded (the rows already handed to the download threads are not started), and as
+    none was hashed when the cancel was answered, none is written: the job counts 0 stored."""
     rows = good_rows(image_server, 60)
     image_server.hold()
     job = submit(server, csv_of(rows))
     downloads = lambda: sum(c for p, c in image_server.counts().items() if p.startswith("/img/"))  # noqa: E731
-    wait_for(lambda: downloads() >= server.import_worker.settings.import_workers)
-    time.sleep(0.3)  # every download thread is waiting on the host, the queue behind them full
+    wait_for(lambda: downloads() >= server.import_worker.settings.import_workers)  # every thread waits on the host
     status, cancelled, _ = call(job["status_url"], "DELETE")
     in_flight = downloads()
     assert (status, cancelled["status"], in_flight) == (200, "cancelled", 8)
     image_server.release()
 
-    settled = wait_for(lambda: (j := call(job["status_url"])[1])["done"] + j["failed"] == in_flight and j)
-    time.sleep(1.0)
+    wait_for(lambda: server.import_worker.running_job is None)  # the engine has ended its run
+    settled = call(job["status_url"])[1]
     assert downloads() == in_flight  # nothing started after the cancel
-    assert call(job["status_url"])[1] == settled and (settled["done"], settled["failed"]) == (8, 0)
+    assert (settled["done"], settled["failed"], settled["after_cancel"]) == (0, 0, 0)
     _, page, _ = call(f"{server.url}/items?limit=100")
-    assert len(page["items"]) == 8
+    assert page["items"] == []
 
 
 def test_the_same_id_twice_the_later_row_wins_and_the_earlier_is_listed_as_replaced(

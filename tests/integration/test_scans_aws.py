@@ -201,3 +201,23 @@ def test_a_scan_whose_function_died_is_failed_after_30_silent_minutes_and_frees_
     assert status == 202 and second["scan_id"] != scan_id
     stalled = aws.scan(scan_id)
     assert stalled["status"] == "failed" and "stopped answering 30 minutes ago" in stalled["error"]
+
+
+def test_a_running_scan_cancelled_from_the_api_stops_publishes_nothing_and_frees_the_lock(aws: Aws) -> None:
+    scan_id = aws.call("POST", "/duplicates/scans")[1]["scan_id"]
+    answers: list[tuple[int, Any]] = []
+
+    def left_s() -> float:  # asked at every step: the cancel comes once the scan verifies
+        if not answers and aws.scan(scan_id)["phase"] == "verify":
+            answers.append(aws.call("DELETE", f"/duplicates/scans/{scan_id}"))
+        return 600
+
+    assert len(aws.deliver(left_s)) == 1
+    ((status, cancelled),) = answers
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    ended = aws.scan(scan_id)
+    assert ended["status"] == "cancelled" and ended["result"] is None and ended["finished_at"]
+    assert aws.call("GET", "/duplicates")[0] == 404  # nothing published
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="scans/")  # no work kept
+    assert aws.call("DELETE", f"/duplicates/scans/{scan_id}")[0] == 409  # already ended
+    assert aws.call("POST", "/duplicates/scans")[0] == 202  # the lock went with it

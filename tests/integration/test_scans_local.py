@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -20,20 +21,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import dupcheck_tools.duplicates as engine
 from dupcheck.adapters.sqlite_scans import SqliteScanJobs
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import Conflict
-from dupcheck.core.scans import ScanJob, ScanService, ScanStatus
+from dupcheck.core.scans import FINAL, ScanJob, ScanService, ScanStatus
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
-from dupcheck_tools.duplicates.scan_runs import JobProgress
+from dupcheck_tools.duplicates.scan_runs import JobProgress, run_scan
 from dupcheck_tools.duplicates.workfile import WORK_NAME
 from dupcheck_tools.local.scans import SCANS_DIR, ScanWorker
 from dupcheck_tools.local.server import LocalServer
-from support.duplicates import EXPECTED_GROUPS, CountingStore, catalog_entries
+from support.duplicates import EXPECTED_GROUPS, CountingStore, catalog_entries, copies_of_the_catalog
+from support.http import wait_for
+from support.serving import kill, serve_process, stop_group
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +108,40 @@ def test_every_step_counts_the_records_and_a_small_catalogs_verification_moves_r
     assert summary.judged >= 2 and len(set(verify)) >= summary.judged + 1  # a step for each record judged
 
 
+@pytest.mark.slow
+def test_a_verification_process_killed_twice_is_replaced_and_the_report_is_a_clean_runs(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL (the out-of-memory killer) to a verification process twice mid-verify: each time the
+    pool is replaced and the jobs it held judged again, and the report is the one a run nobody
+    disturbed writes."""
+    service = build_service(settings)
+    catalog = copies_of_the_catalog(2)  # 20 records: a job each below, judged in two processes
+    service.thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in catalog})
+    service.store.put_many([entry.record for entry in catalog])
+    monkeypatch.setattr(engine, "IN_PROCESS_BELOW", 0)  # the processes, however small the catalog
+    monkeypatch.setattr(engine, "JOB_SIZE", 1)
+    clean = find_duplicates(service.store, tmp_path / "clean", source="test", workers=2,
+                            thumbnails=service.thumbnails)  # fmt: skip
+    kills: list[int] = []
+    ahead = 2 * 2  # jobs in flight at once (2 processes): those a kill makes run again, alone
+
+    def kill_a_worker(phase: str, done: int, total: int | None) -> None:
+        # The second kill comes once the jobs of the first were judged again (results come in order).
+        if phase == "verify" and done >= (1 if not kills else kills[0] + 2 * ahead + 1) and len(kills) < 2:
+            workers = [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
+            if workers:
+                workers[0].kill()
+                kills.append(done)
+
+    disturbed = find_duplicates(service.store, tmp_path / "killed", source="test", workers=2,
+                                thumbnails=service.thumbnails, on_progress=kill_a_worker)  # fmt: skip
+    assert len(kills) == 2
+    assert clean.report is not None and disturbed.report is not None and clean.report["groups"]
+    assert disturbed.report["groups"] == clean.report["groups"]
+    assert (disturbed.judged, disturbed.settled) == (clean.judged, clean.settled)
+
+
 def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was_judged(
     service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,8 +203,11 @@ def test_a_jobs_progress_is_written_at_most_every_second_and_at_each_phase(tmp_p
     written: list[tuple[str, int, int | None]] = []
 
     class Jobs:
-        def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> None:
+        running = True
+
+        def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> bool:
             written.append((phase, done, total))
+            return self.running
 
     now = [0.0]
     listener = JobProgress(Jobs(), "s", lambda: False, every_s=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
@@ -179,6 +220,10 @@ def test_a_jobs_progress_is_written_at_most_every_second_and_at_each_phase(tmp_p
     stopping = JobProgress(Jobs(), "s", lambda: True)  # type: ignore[arg-type]
     with pytest.raises(Stop):
         stopping("verify", 3, 10)
+    cancelled = Jobs()
+    cancelled.running = False  # the job is no longer running (cancelled): the run stops
+    with pytest.raises(Stop):
+        JobProgress(cancelled, "s", lambda: False)("verify", 3, 10)  # type: ignore[arg-type]
 
 
 # -- scans as jobs -----------------------------------------------------------------------------
@@ -269,15 +314,65 @@ def test_a_scan_started_over_http_runs_in_the_server_and_publishes_its_report(se
     assert call(f"{server.url}/duplicates/scans?limit=1")[1]["scans"][0]["scan_id"] == scan["scan_id"]
 
 
+def test_delete_cancels_a_running_scan_which_stops_and_publishes_nothing(server: LocalServer) -> None:
+    status, scan = call(f"{server.url}/duplicates/scans", "POST")
+    assert status == 202
+    wait_for(lambda: call(scan["status_url"])[1]["phase"] == "verify", timeout=120)
+    status, cancelled = call(scan["status_url"], "DELETE")
+    assert (status, cancelled["status"]) == (200, "cancelled") and cancelled["finished_at"]
+    data_dir = server.scan_worker.settings.data_dir
+    wait_for(lambda: not (data_dir / SCANS_DIR / scan["scan_id"]).exists(), timeout=60)  # stopped, work dropped
+    ended = call(scan["status_url"])[1]
+    assert ended["status"] == "cancelled" and ended["result"] is None
+    assert call(f"{server.url}/duplicates")[0] == 404  # nothing published
+    status, refusal = call(scan["status_url"], "DELETE")
+    assert (status, refusal["error"]["code"]) == (409, "conflict")
+    assert call(f"{server.url}/duplicates/scans/{'0' * 32}", "DELETE")[0] == 404
+    status, again = call(f"{server.url}/duplicates/scans", "POST")  # the next one runs to its end
+    assert status == 202
+    done = wait_for(lambda: (s := call(again["status_url"])[1])["status"] in ("done", "failed") and s, timeout=120)
+    assert done["status"] == "done"
+
+
+class Crash(BaseException):
+    """What no job loop catches: it would end the scan worker's thread."""
+
+
+def test_a_scan_whose_worker_died_is_failed_at_once_with_the_reason_and_the_next_scan_runs(
+    service: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashes = [Crash("the thread's last words")]
+    real_run_scan = run_scan
+
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        if crashes:
+            raise crashes.pop()
+        return real_run_scan(*args, **kwargs)
+
+    monkeypatch.setattr("dupcheck_tools.local.scans.run_scan", crash_once)
+    worker = ScanWorker(service, settings, poll_s=0.05)
+    worker.start_thread()
+    try:
+        job = worker.scans.start()
+        failed = wait_for(lambda: (j := worker.scans.get(job.scan_id)).status is ScanStatus.FAILED and j, timeout=60)
+        assert "Crash: the thread's last words" in str(failed.error)
+        second = worker.scans.start()  # the worker went on: the next scan runs
+        done = wait_for(lambda: (j := worker.scans.get(second.scan_id)).status in FINAL and j, timeout=120)
+        assert done.status is ScanStatus.DONE
+    finally:
+        worker.stop()
+
+
 def test_a_scan_a_stopped_server_left_running_is_resumed_by_the_next(service: Any, settings: Settings) -> None:
     worker = ScanWorker(service, settings)
     job = worker.scans.start()
     recorded = worker.jobs.progress
 
-    def progress(scan_id: str, phase: str, done: int, total: int | None) -> None:
-        recorded(scan_id, phase, done, total)
+    def progress(scan_id: str, phase: str, done: int, total: int | None) -> bool:
+        running = recorded(scan_id, phase, done, total)
         if phase == "verify":
             worker.stop()  # the server shuts down mid-scan
+        return running
 
     worker.jobs.progress = progress  # type: ignore[method-assign]
     assert worker.run(job) is None
@@ -315,3 +410,33 @@ def test_a_scans_published_csv_keeps_a_spreadsheet_from_evaluating_a_cell(settin
     assert rows["a-original"]["sku"] == "SKU-A-ORIGINAL"  # ordinary cells as they are
     report = json.loads((published / "duplicates.json").read_text())
     assert ["-2+3", "=1+1"] in groups_of(report)  # b-grayscale is the older: kept, listed first
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_process_group_mid_scan_stops_the_server_and_the_next_start_finishes_the_scan(
+    service: Any, settings: Settings
+) -> None:
+    """SIGINT to the whole process group (a terminal's Ctrl-C) while a scan verifies: the server
+    exits within 10 s, the scan stays running (not failed), and the next server resumes it and
+    publishes the report a scan that was never stopped publishes."""
+    data_dir = settings.data_dir  # the catalog, saved by the `service` fixture
+    proc, url = serve_process(data_dir)
+    try:
+        status, scan = call(f"{url}/duplicates/scans", "POST")
+        assert status == 202
+        wait_for(lambda: call(scan["status_url"])[1]["phase"] == "verify", timeout=120)
+        exited = stop_group(proc, signal.SIGINT)
+    finally:
+        kill(proc)
+    assert proc.returncode == 0 and exited < 10  # the requirement: a stop within 10 s
+    left = SqliteScanJobs(data_dir / "scans.sqlite3").get(scan["scan_id"])
+    assert left is not None and left.status is ScanStatus.RUNNING and left.error is None
+
+    proc, url = serve_process(data_dir)
+    status_url = f"{url}/duplicates/scans/{scan['scan_id']}"  # the new server's port
+    try:
+        done = wait_for(lambda: (s := call(status_url)[1])["status"] in ("done", "failed") and s, timeout=120)
+        assert done["status"] == "done", done
+        assert groups_of(call(f"{url}/duplicates")[1]) == EXPECTED_GROUPS
+    finally:
+        kill(proc)

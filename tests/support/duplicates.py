@@ -77,3 +77,14 @@ class CountingStore:
 
     def approximate_count(self) -> int:
         return self.store.approximate_count()
+
+
+def copies_of_the_catalog(copies: int) -> list[Entry]:
+    """`copies` of the catalog's records under ids of their own (`c3-a-small`): a catalog large
+    enough that its verification runs in worker processes, built without hashing again."""
+    entries = catalog_entries()
+    return [
+        Entry(dataclasses.replace(entry.record, entity_id=f"c{n}-{entry.record.entity_id}"), entry.thumbnail)
+        for n in range(copies)
+        for entry in entries
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import sqlite3
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
@@ -260,6 +261,47 @@ def test_outcomes_are_counted_once_whatever_is_reported_again(jobs: SqliteImport
     assert list(jobs.finished_rows("a" * 32, 5)) == [0, 1, 1, 1, 1, 0]
     later = datetime.now(UTC) + timedelta(seconds=10)
     assert job.rows_per_s(later) and job.eta_s(later)
+
+
+def test_rows_stored_after_a_cancel_are_counted_apart_and_an_old_jobs_file_gains_the_count(
+    jobs: SqliteImportJobs, tmp_path: Path
+) -> None:
+    from dupcheck_tools.catalog import CatalogRow
+    from dupcheck_tools.local.imports import _Recorder
+
+    now = utc_now()
+    jobs.create(ImportJob("b" * 32, JobStatus.QUEUED, Source.UPLOAD, now, now))
+    running = jobs.transition("b" * 32, JobStatus.RUNNING, allowed_from={JobStatus.QUEUED}, rows=6)
+    assert running is not None and running.after_cancel == 0
+    recorder = _Recorder(jobs, running, resumed=False)
+    record = build_entry(get_pipeline(), encode(product_image(71)), entity_id="R", sku="",
+                         image_url="https://x.test/r.jpg", max_pixels=40_000_000).record  # fmt: skip
+    row = lambda n: CatalogRow(n, f"R{n}", "", "https://x.test/r.jpg")  # noqa: E731
+    recorder.stored("done", row(1), record)
+    recorder.stored("done", row(2), record)
+    recorder.flush()
+    jobs.transition("b" * 32, JobStatus.CANCELLED, allowed_from={JobStatus.RUNNING})
+    recorder.cancelled.set()  # what the worker does when the cancel is answered
+    recorder.stored("done", row(3), record)  # hashed before the cancel, stored after it
+    recorder.stored("skipped", row(4), record)  # nothing stored: not counted there
+    job = jobs.record("b" * 32, [])
+    assert (job.done, job.after_cancel) == (2, 0)  # not flushed yet
+    recorder.flush()
+    job = jobs.get("b" * 32)
+    assert job is not None and (job.status, job.done, job.skipped, job.after_cancel) == (JobStatus.CANCELLED, 3, 1, 1)
+
+    old = tmp_path / "old.sqlite3"  # a jobs file from before after_cancel was counted
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE import_jobs (job_id TEXT PRIMARY KEY, status TEXT NOT NULL, source TEXT NOT NULL, "
+                     "options TEXT NOT NULL, catalog_url TEXT, rows INTEGER, done INTEGER NOT NULL DEFAULT 0, "
+                     "skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, "
+                     "replaced INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+                     "started_at TEXT, finished_at TEXT, error TEXT)")  # fmt: skip
+        conn.execute("INSERT INTO import_jobs (job_id, status, source, options, created_at, updated_at) "
+                     "VALUES (?, 'done', 'upload', '{}', ?, ?)", ("c" * 32, now, now))  # fmt: skip
+    conn.close()
+    kept = SqliteImportJobs(old).get("c" * 32)
+    assert kept is not None and kept.after_cancel == 0
 
 
 def test_recent_jobs_page_newest_first_and_old_finished_ones_are_pruned(jobs: SqliteImportJobs) -> None:

@@ -122,7 +122,7 @@ class DynamoDBScanJobs(JobsTable):
             raise StoreUnavailable(f"DynamoDB TransactWriteItems failed: {type(exc).__name__}") from exc
         return self.get(scan_id)
 
-    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> None:
+    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> bool:
         sets = ["#phase = :phase", "#done = :done", "updated_at = :now"]
         values: dict[str, Any] = {":phase": _s(phase), ":done": _n(done), ":now": _s(utc_now()),
                                   ":running": _s(ScanStatus.RUNNING)}  # fmt: skip
@@ -132,11 +132,11 @@ class DynamoDBScanJobs(JobsTable):
         else:
             sets.append("#total = :total")
             values[":total"] = _n(total)
-        self._update({
+        return self._update({
             "TableName": self.table_name, "Key": _key(scan_id), "UpdateExpression": "SET " + ", ".join(sets) + remove,
             "ConditionExpression": "#status = :running", "ExpressionAttributeValues": values,
             "ExpressionAttributeNames": {"#status": "status", "#phase": "phase", "#done": "done", "#total": "total"},
-        })  # fmt: skip
+        }) is not None  # fmt: skip
 
     # -- the scan function's lease -----------------------------------------------------------
 

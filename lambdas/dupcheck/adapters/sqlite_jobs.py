@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS import_jobs (
     skipped     INTEGER NOT NULL DEFAULT 0,
     failed      INTEGER NOT NULL DEFAULT 0,
     replaced    INTEGER NOT NULL DEFAULT 0,
+    after_cancel INTEGER NOT NULL DEFAULT 0,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     started_at  TEXT,
@@ -67,8 +68,8 @@ CREATE TABLE IF NOT EXISTS import_rows (
 DROP INDEX IF EXISTS import_rows_failed;
 CREATE INDEX IF NOT EXISTS import_rows_listed ON import_rows (job_id, row) WHERE outcome IN ('failed', 'replaced');
 """
-_JOB_COLUMNS = ("job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, created_at, "
-                "updated_at, started_at, finished_at, error")  # fmt: skip
+_JOB_COLUMNS = ("job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, after_cancel, "
+                "created_at, updated_at, started_at, finished_at, error")  # fmt: skip
 _FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -76,7 +77,7 @@ class SqliteImportJobs(SqliteBookkeeping):
     what = "the local import store"
 
     def __init__(self, path: Path | str) -> None:
-        _add_replaced_column(Path(path))
+        _add_counted_columns(Path(path))
         super().__init__(path, _SCHEMA)
 
     # -- ImportJobs port ---------------------------------------------------------------------
@@ -84,9 +85,10 @@ class SqliteImportJobs(SqliteBookkeeping):
     def create(self, job: ImportJob) -> None:
         with self._transaction() as conn:
             conn.execute(
-                f"INSERT INTO import_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                f"INSERT INTO import_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 16)})",
                 (job.job_id, job.status.value, job.source.value, json.dumps(job.options.to_dict()), job.catalog_url,
-                 job.rows, job.done, job.skipped, job.failed, job.replaced, job.created_at, job.updated_at,
+                 job.rows, job.done, job.skipped, job.failed, job.replaced, job.after_cancel or 0, job.created_at,
+                 job.updated_at,
                  job.started_at,
                  job.finished_at, job.error),
             )  # fmt: skip
@@ -127,7 +129,9 @@ class SqliteImportJobs(SqliteBookkeeping):
             found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
         return _job(found)
 
-    def record(self, job_id: str, results: Sequence[RowResult]) -> ImportJob:
+    def record(self, job_id: str, results: Sequence[RowResult], *, after_cancel: int = 0) -> ImportJob:
+        """ImportJobs.record; `after_cancel` of the rows are stored ones whose write ended after the
+        job's cancel was answered (ImportJob.after_cancel)."""
         with self._transaction() as conn:
             added = {outcome: 0 for outcome in Outcome}
             for result in results:
@@ -142,9 +146,9 @@ class SqliteImportJobs(SqliteBookkeeping):
                 added[result.outcome] += cursor.rowcount
             conn.execute(
                 "UPDATE import_jobs SET done = done + ?, skipped = skipped + ?, failed = failed + ?, "
-                "replaced = replaced + ?, updated_at = ? WHERE job_id = ?",
+                "replaced = replaced + ?, after_cancel = after_cancel + ?, updated_at = ? WHERE job_id = ?",
                 (added[Outcome.DONE], added[Outcome.SKIPPED], added[Outcome.FAILED], added[Outcome.REPLACED],
-                 utc_now(), job_id),
+                 min(after_cancel, added[Outcome.DONE]), utc_now(), job_id),
             )  # fmt: skip
             found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
         if found is None:
@@ -201,26 +205,28 @@ class SqliteImportJobs(SqliteBookkeeping):
 
 
 def _job(row: Sequence) -> ImportJob:
-    (job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, created_at, updated_at,
-     started_at, finished_at, error) = row  # fmt: skip
+    (job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, after_cancel, created_at,
+     updated_at, started_at, finished_at, error) = row  # fmt: skip
     return ImportJob(
         job_id=job_id, status=JobStatus(status), source=Source(source),
         options=ImportOptions.from_dict(json.loads(options)),
         catalog_url=catalog_url, rows=rows, done=done, skipped=skipped, failed=failed, replaced=replaced,
-        created_at=created_at,
+        after_cancel=after_cancel, created_at=created_at,
         updated_at=updated_at, started_at=started_at, finished_at=finished_at, error=error,
     )  # fmt: skip
 
 
-def _add_replaced_column(path: Path) -> None:
-    """A data dir from before `replaced` was counted: its jobs table gains the column (0 for its jobs)."""
+def _add_counted_columns(path: Path) -> None:
+    """A data dir from before `replaced` or `after_cancel` was counted: its jobs table gains the
+    column (0 for its jobs)."""
     if not path.exists():
         return
     conn = sqlite3.connect(path)
     try:
         columns = [name for _, name, *_ in conn.execute("PRAGMA table_info(import_jobs)")]
-        if columns and "replaced" not in columns:
-            conn.execute("ALTER TABLE import_jobs ADD COLUMN replaced INTEGER NOT NULL DEFAULT 0")
-            conn.commit()
+        for added in ("replaced", "after_cancel"):
+            if columns and added not in columns:
+                conn.execute(f"ALTER TABLE import_jobs ADD COLUMN {added} INTEGER NOT NULL DEFAULT 0")
+        conn.commit()
     finally:
         conn.close()

@@ -90,12 +90,13 @@ class SqliteScanJobs(SqliteBookkeeping):
             found = conn.execute(f"SELECT {_COLUMNS} FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
         return _job(found)
 
-    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> None:
+    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> bool:
         with self._transaction() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE scans SET phase = ?, done = ?, total = ?, updated_at = ? WHERE scan_id = ? AND status = ?",
                 (phase, done, total, utc_now(), scan_id, ScanStatus.RUNNING.value),
             )
+            return cursor.rowcount > 0
 
     # -- for the local worker ----------------------------------------------------------------
 

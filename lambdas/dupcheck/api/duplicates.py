@@ -143,4 +143,13 @@ def router(service: DupcheckService, scans: ScanService | None) -> Router:
         return UndoneOut(decision=DecisionOut.of(undone.decision, public_base(routes.current_event)),
                          restored=list(undone.restored), left_out=list(undone.left_out))  # fmt: skip
 
+    @routes.delete(
+        "/duplicates/scans/<scan_id>", summary="Cancel a duplicate scan",
+        description="A queued scan never starts; a running one stops at its next progress report (about a "
+        "second) and its work is dropped. The report published before stays. 409 when the scan has ended.",
+        responses=responses(200, ScanOut, "The scan, cancelled.", 400, 403, 404, 409, 503), tags=["duplicates"],
+    )  # fmt: skip
+    def cancel_scan(scan_id: ScanIdParam) -> ScanOut:
+        return ScanOut.of(scan_service().cancel(scan_id), public_base(routes.current_event))
+
     return routes

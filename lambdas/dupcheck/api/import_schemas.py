@@ -111,6 +111,8 @@ class ImportOut(BaseModel):
     failed: int = Field(ge=0, description="Rows not stored; GET failures_url says why.")
     replaced: int = Field(ge=0, description="Rows a later row of the same entity_id replaces (that one is "
                           "imported); GET failures_url lists them, code replaced.")  # fmt: skip
+    after_cancel: int | None = Field(ge=0, description="Of done, the rows stored after the cancel was answered: "
+                                     "they had been hashed before it (the local server; null on AWS).")  # fmt: skip
     created_at: str
     updated_at: str
     started_at: str | None
@@ -129,7 +131,7 @@ class ImportOut(BaseModel):
         return cls(
             job_id=job.job_id, status=job.status.value, source=job.source.value, catalog_url=job.catalog_url,
             rows=job.rows, done=job.done, skipped=job.skipped, failed=job.failed, replaced=job.replaced,
-            created_at=job.created_at,
+            after_cancel=job.after_cancel, created_at=job.created_at,
             updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
             rows_per_s=job.rows_per_s(now), eta_s=job.eta_s(now), error=job.error, status_url=status_url,
             failures_url=f"{status_url}/failures", upload=UploadOut.of(upload) if upload else None,

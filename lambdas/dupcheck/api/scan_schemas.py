@@ -36,8 +36,8 @@ class ScanOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
     scan_id: str
-    status: Literal["queued", "running", "done", "failed"] = Field(
-        description="queued, running, done (the report is published) or failed (error says why)."
+    status: Literal["queued", "running", "done", "failed", "cancelled"] = Field(
+        description="queued, running, done (the report is published), failed (error says why) or cancelled."
     )
     phase: PhaseName | None = Field(
         description="The step running: read (the store), pair (candidates), thumbnails, verify (each record with "

@@ -114,6 +114,9 @@ class ImportJob:
     skipped: int = 0
     failed: int = 0
     replaced: int = 0
+    # Of `done`, the rows stored after a cancel was answered (hashed before it); None where the
+    # store does not count them (DynamoDB: on AWS a worker's batch already begun finishes).
+    after_cancel: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None

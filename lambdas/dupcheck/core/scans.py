@@ -34,10 +34,11 @@ class ScanStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"  # the report is published
     FAILED = "failed"  # `error` says why; the report published before stays
+    CANCELLED = "cancelled"  # DELETE /duplicates/scans/{id}: stopped at its next step, its work dropped
 
 
 ACTIVE = frozenset({ScanStatus.QUEUED, ScanStatus.RUNNING})
-FINAL = frozenset({ScanStatus.DONE, ScanStatus.FAILED})
+FINAL = frozenset({ScanStatus.DONE, ScanStatus.FAILED, ScanStatus.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,9 @@ class ScanJobs(Protocol):
         first RUNNING, finished_at on a final status). None when it is missing or elsewhere."""
         ...
 
-    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> None:
-        """Where a running scan is (a scan that is no longer running is left alone)."""
+    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> bool:
+        """Where a running scan is; False when it is no longer running (cancelled: its run stops),
+        and then it is left alone."""
         ...
 
 
@@ -121,6 +123,16 @@ class ScanService:
         if job is None:
             raise NotFound(f"no duplicate scan with scan_id {scan_id!r}")
         return self._stalled(job)
+
+    def cancel(self, scan_id: str) -> ScanJob:
+        """Stop a queued or running scan: it ends at its next progress report (about a second),
+        its work is dropped and the report published before stays. Conflict when it has ended."""
+        self.get(scan_id)
+        cancelled = self.jobs.transition(scan_id, ScanStatus.CANCELLED, allowed_from=ACTIVE,
+                                         error="cancelled: the report published before stays")  # fmt: skip
+        if cancelled is None:
+            raise Conflict(f"duplicate scan {scan_id} is {self.get(scan_id).status}: there is nothing to cancel")
+        return cancelled  # its runner sees it at its next progress report (ScanJobs.progress)
 
     def recent(self, limit: int | None = None) -> list[ScanJob]:
         return [self._stalled(job) for job in self.jobs.recent(DEFAULT_PAGE if limit is None else limit)]

@@ -210,6 +210,8 @@ export function scanSentence(scan) {
     }
     case "done": // its groups and their summary show below: one sentence says what it found
       return { title: "Scan finished", counts: "" };
+    case "cancelled":
+      return { title: "Scan cancelled", counts: "The groups shown are those of the scan before it." };
     default:
       return { title: "The scan failed", counts: sentence(scan.error || "no reason given") };
   }

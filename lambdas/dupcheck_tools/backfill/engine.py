@@ -46,6 +46,7 @@ from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.hash_workers import Outcome, hash_in_worker, hash_row, init_worker, ready
+from dupcheck_tools.worker_pool import RestartingPool, WorkerDied
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ _STOP = object()
 # once for them. The byte cap keeps the images between download and hash few when they are large.
 HASH_BATCH = 4
 HASH_BATCH_BYTES = 4 * 2**20
+
+WORKER_DIED = "worker_died"  # a row's failure code: its hashing process died twice on it
 
 # Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
 # rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
@@ -171,6 +174,7 @@ class Backfill:
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._drop = threading.Event()  # stopped now: rows not hashed yet are not written (stop(now=True))
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._jobs = threading.BoundedSemaphore(1)  # hashing jobs in the pool (set with the pool)
         self._bar: Any = None
@@ -198,10 +202,13 @@ class Backfill:
         if self._on_row is not None:
             self._on_row(kind, row, record)
 
-    def stop(self) -> None:
+    def stop(self, *, now: bool = False) -> None:
         """End the run early, as Ctrl-C does: no new download starts, not even of the rows already
-        handed to the download threads; rows in flight finish and are written (a cancelled
-        import job: its counts are what was done)."""
+        handed to the download threads; rows in flight finish and are written. With `now` (a
+        cancelled import, a server stopping), rows not hashed yet are left out too: only those
+        already hashed are written, and the hashing processes are killed, not waited for."""
+        if now:
+            self._drop.set()
         self._stop.set()
 
     def _fail(self, row: CatalogRow, code: str, message: str) -> None:
@@ -259,7 +266,7 @@ class Backfill:
                 # after Ctrl-C) are hashed and hand their records to it.
                 to_hash.put(_STOP)
                 _join(dispatcher)
-                pool.shutdown(wait=True)
+                pool.shutdown(wait=True, kill=self._drop.is_set())
             writes.put(_STOP)
             _join(writer)
             self._finish()
@@ -274,27 +281,30 @@ class Backfill:
         if self._bar is not None:
             self._bar.close()
 
-    def _hash_pool(self) -> ProcessPoolExecutor | None:
-        """One hashing process per CPU, or none (`hash_workers < 0`: hash in the download threads)."""
+    def _hash_pool(self) -> RestartingPool | None:
+        """One hashing process per CPU, or none (`hash_workers < 0`: hash in the download threads).
+        A process that dies (the out-of-memory killer) is replaced and its rows hashed again, one
+        at a time; a row it dies on twice fails as `worker_died` (worker_pool.py)."""
         if self.options.hash_workers < 0:
             return None
         workers = self.options.hash_workers or os.cpu_count() or 1
-        # spawn, not fork: forking a process that runs threads (downloads, writer) can copy held locks.
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(self.algo, self.settings.max_image_pixels, self.options.hash_niceness, self._product_model),
-        )
-        # The pool starts a process per job until it has `workers`: start them all now, so they
-        # import while the first downloads are on their way, not one after the other later.
-        for _ in range(workers):
-            pool.submit(ready)
+        initargs = (self.algo, self.settings.max_image_pixels, self.options.hash_niceness, self._product_model)
+
+        def make() -> ProcessPoolExecutor:
+            # spawn, not fork: forking a process that runs threads (downloads, writer) can copy held locks.
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=init_worker, initargs=initargs)  # fmt: skip
+            # The pool starts a process per job until it has `workers`: start them all now, so they
+            # import while the first downloads are on their way, not one after the other later.
+            for _ in range(workers):
+                pool.submit(ready)
+            return pool
+
         # Downloads hand images over without waiting for their hashes (see _process), so this
         # bounds the jobs, and with HASH_BATCH the images, between download and hash: one
         # hashing and one queued per worker keep it busy.
         self._jobs = threading.BoundedSemaphore(workers * 2)
-        return pool
+        return RestartingPool(make, what="hashing process", one_by_one=True, on_died=_died_outcomes)
 
     # -- stage 1: read and check (main thread) ---------------------------------------------------
 
@@ -368,8 +378,11 @@ class Backfill:
         try:
             data = self._fetch(row.image_url)
         except DupcheckError as exc:
-            self._fail(row, *row_failure(exc))
+            if not self._drop.is_set():  # after a stop(now=True): not a failure, a row for the next run
+                self._fail(row, *row_failure(exc))
             return
+        if self._drop.is_set():
+            return  # stopped now: not started for this run (a resumed job downloads it again)
         if to_hash is None:
             outcome = hash_row(
                 self._pipeline,
@@ -380,7 +393,8 @@ class Backfill:
                 data,
                 embedder=self._embedder,
             )
-            self._hashed(row, outcome, writes)
+            if not self._drop.is_set():  # hashed after a stop(now=True): not written
+                self._hashed(row, outcome, writes)
             return
         # Hand the image over and go on downloading: a thread that waited for its hash was a
         # download slot doing nothing, and at 50 ms of upstream latency the slots, not the
@@ -389,7 +403,7 @@ class Backfill:
 
     # -- stage 3: hashing jobs (dispatcher thread), their records back (the pool's thread) ---------
 
-    def _dispatch_loop(self, pool: ProcessPoolExecutor, to_hash: queue.Queue[Any], writes: queue.Queue[Any]) -> None:
+    def _dispatch_loop(self, pool: RestartingPool, to_hash: queue.Queue[Any], writes: queue.Queue[Any]) -> None:
         """Downloaded images to the hashing processes, a few a job: as many as are waiting when
         a job slot frees (HASH_BATCH, HASH_BATCH_BYTES at most), so a busy pool gets full jobs
         and an idle one gets each image at once. Ends at _STOP, after every image before it."""
@@ -397,9 +411,16 @@ class Backfill:
             item = to_hash.get()
             if item is _STOP:
                 return
+            if self._drop.is_set():
+                continue  # stopped now: not hashed
             self._jobs.acquire()  # a slot frees when a job ends: meanwhile more images queue up
             batch = [item]
             stop = _take_more(to_hash, batch, _job_full)
+            if self._drop.is_set():  # stopped now: these are not hashed
+                self._jobs.release()
+                if stop:
+                    return
+                continue
             try:
                 self._submit(pool, batch, writes)
             except Exception:  # noqa: BLE001 - e.g. the failures file cannot be written
@@ -409,14 +430,12 @@ class Backfill:
             if stop:
                 return
 
-    def _submit(
-        self, pool: ProcessPoolExecutor, batch: list[tuple[CatalogRow, bytes]], writes: queue.Queue[Any]
-    ) -> None:
+    def _submit(self, pool: RestartingPool, batch: list[tuple[CatalogRow, bytes]], writes: queue.Queue[Any]) -> None:
         rows = [row for row, _ in batch]
         try:
             jobs = [(row.entity_id, row.sku, row.image_url, data) for row, data in batch]
             future: Future[list[Outcome]] = pool.submit(hash_in_worker, jobs)
-        except Exception as exc:  # noqa: BLE001 - e.g. the pool broke: these rows failed, the run goes on
+        except Exception as exc:  # noqa: BLE001 - e.g. the processes cannot start: these rows failed, the run goes on
             self._jobs.release()
             for row in rows:
                 self._fail(row, "internal_error", f"{type(exc).__name__}: {exc}")
@@ -424,12 +443,16 @@ class Backfill:
         future.add_done_callback(lambda done: self._collect(rows, done, writes))
 
     def _collect(self, rows: list[CatalogRow], future: Future[list[Outcome]], writes: queue.Queue[Any]) -> None:
-        """A hashing job ended (in the pool's thread): its records to the writer, or its failures."""
+        """A hashing job ended (in the pool's thread): its records to the writer, or its failures
+        (neither after a stop(now=True): hashed after it)."""
         try:
+            if self._drop.is_set():
+                return
             error = future.exception()
-            if error is not None:  # the worker died (BrokenProcessPool): these rows failed
+            if error is not None:  # the processes cannot start (WorkerDied): these rows failed
+                code = WORKER_DIED if isinstance(error, WorkerDied) else "internal_error"
                 for row in rows:
-                    self._fail(row, "internal_error", f"{type(error).__name__}: {error}")
+                    self._fail(row, code, f"{type(error).__name__}: {error}")
             else:
                 for row, outcome in zip(rows, future.result(), strict=True):
                     self._hashed(row, outcome, writes)
@@ -497,6 +520,13 @@ class Backfill:
             return
         for kind, row, entry in batch:
             self._stored(kind, row, entry.record)
+
+
+def _died_outcomes(jobs: list[tuple[str, str, str, bytes]], _: WorkerDied) -> list[Outcome]:
+    """The outcome of rows whose hashing process died twice while it hashed them."""
+    message = ("the hashing process died twice while it hashed this picture (killed from outside: most likely out "
+               "of memory); import the row again when more memory is free, or make the picture smaller")  # fmt: skip
+    return [("error", (WORKER_DIED, message))] * len(jobs)
 
 
 def _take_more(

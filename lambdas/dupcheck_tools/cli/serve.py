@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -84,20 +85,28 @@ def _serve(
     except OSError as exc:
         raise UsageError(cannot_listen(settings, exc)) from exc
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_signal(signum: int, frame: object) -> None:
+        """SIGTERM (systemd's stop) or SIGINT (Ctrl-C, sent to the whole process group; the pool
+        processes ignore both): stop cleanly; a second one leaves at once, which is safe too:
+        the next start resumes whatever was running, as after a kill -9."""
+        if stop.is_set():
+            os._exit(ExitCode.INTERRUPTED)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     server.start_in_thread()
     loading = index_loading(service)
     if on_ready:
         on_ready(server.url)
     else:
         print(serving_line(service, server.url, loading=loading), flush=True)
-    try:
-        while not stop.wait(0.5):
-            if loading and not index_loading(service):
-                loading = False
-                print(f"index ready: {service.index.count():,} hashes indexed", flush=True)
-    except KeyboardInterrupt:
-        pass
+    while not stop.wait(0.5):
+        if loading and not index_loading(service):
+            loading = False
+            print(f"index ready: {service.index.count():,} hashes indexed", flush=True)
+    print("stopping: jobs and scans left running resume at the next start", flush=True)
     server.shutdown()
     return ExitCode.OK
 

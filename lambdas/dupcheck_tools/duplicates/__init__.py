@@ -55,6 +55,7 @@ from dupcheck_tools.duplicates.report import groups_html, report_document, write
 from dupcheck_tools.duplicates.workers import Job, codes_in_worker, init_worker, judge, judge_in_worker, query_codes
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.worker_pool import RestartingPool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,6 +95,7 @@ READ_BATCH = 1000  # records per batch: query hashes are computed and written a 
 THUMBNAIL_BATCH = 500  # thumbnails per read of the thumbnail store (one request each on S3, in parallel)
 JOB_SIZE = 64  # query records per verification job
 IN_PROCESS_BELOW = 200  # fewer records to judge than this: no processes to start
+IN_PROCESS_JOB = 4  # query records per job judged in this process (what a stop waits for at most)
 
 
 PHASES = ("read", "pair", "thumbnails", "verify", "report")  # in the order a run goes through them
@@ -191,6 +193,7 @@ def find_duplicates(
     phase = _Phases(summary.phases_s)
     processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path, niceness)
     bars = _Bars(progress, on_progress)
+    finished = False
     try:
         read = work.read_summary()
         summary.resumed = read is not None
@@ -234,6 +237,7 @@ def find_duplicates(
         report_bar.close()
         summary.report, summary.found = document, groups
         phase.done("report")
+        finished = True
     except (KeyboardInterrupt, Stop):
         work.close()
         summary.interrupted = True
@@ -244,7 +248,9 @@ def find_duplicates(
         work.close()  # kept: --resume goes on from what was saved
         raise
     finally:
-        processes.close()  # whatever stopped the run, no worker process outlives it
+        # Whatever stopped the run, no worker process outlives it; a run stopped early kills them
+        # rather than waiting for jobs whose results it will not save (a server stopping).
+        processes.close(now=not finished)
     work.remove()
     summary.groups = len(groups)
     summary.duplicates = sum(len(g.items) - 1 for g in groups)
@@ -578,8 +584,12 @@ def _verify(
     settled: list[int] = []
     counts = [0, 0]  # judged, settled
 
+    use_pool = len(todo) >= IN_PROCESS_BELOW
+    # Judged here, a job is a few records: a stop (the progress listener) is seen within them.
+    size = JOB_SIZE if use_pool else min(JOB_SIZE, IN_PROCESS_JOB)
+
     def jobs() -> Iterator[Job]:
-        for chunk in _batched(todo, JOB_SIZE):
+        for chunk in _batched(todo, size):
             job = []
             for owner, s, e in chunk:
                 these = candidates[s:e].tolist()
@@ -605,7 +615,7 @@ def _verify(
             bar.update(1)
 
         local = partial(judge_here, pipeline, work, on_record=one_judged)
-        for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=len(todo) >= IN_PROCESS_BELOW):
+        for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=use_pool):
             for item in found:
                 confirmed.setdefault(item.candidate, set()).add(item.query)
             work.save([q for q, *_ in job] + settled, found)
@@ -651,7 +661,7 @@ class _Processes:
 
     def __init__(self, count: int, algo: str, work_path: Path, niceness: int = 0) -> None:
         self.count, self.algo, self.work_path, self.niceness = count, algo, work_path, niceness
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: RestartingPool | None = None
         self._saved: dict[str, str | None] = {}  # the environment's BLAS settings while the pool lives
 
     def map(
@@ -672,10 +682,12 @@ class _Processes:
             # one's is loaded): they stay set while the pool lives.
             self._saved = {name: os.environ.get(name) for name in _BLAS_THREADS}
             os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
+            # A process that dies (the out-of-memory killer) is replaced and its jobs judged again;
+            # a job that kills one twice raises WorkerDied, which fails the run (worker_pool.py).
+            self._pool = RestartingPool(partial(
+                ProcessPoolExecutor, max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker, initargs=(self.algo, self.work_path, self.niceness),
-            )  # fmt: skip
+            ), what="verification process")  # fmt: skip
         running: deque[tuple[T, Future[R]]] = deque()
         for job in jobs:
             running.append((job, self._pool.submit(there, payload(job))))
@@ -686,9 +698,10 @@ class _Processes:
             done, future = running.popleft()
             yield done, future.result()
 
-    def close(self) -> None:
+    def close(self, *, now: bool = False) -> None:
+        """Stop the processes: after their running jobs, or `now`, killing them."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True, kill=now)
             self._pool = None
             for name, value in self._saved.items():
                 if value is None:

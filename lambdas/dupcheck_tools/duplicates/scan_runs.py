@@ -23,6 +23,7 @@ from dupcheck.core.ports import DuplicateReports, RecordStore, ThumbnailStore
 from dupcheck.core.scans import ScanJob, ScanJobs, ScanStatus
 from dupcheck_tools.duplicates import DuplicatesSummary, Stop, UsageError, find_duplicates
 from dupcheck_tools.duplicates.report import CSV_NAME, HTML_NAME
+from dupcheck_tools.worker_pool import WorkerDied
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ REPORT_FILES = (CSV_NAME, HTML_NAME, REPORT_NAME)
 
 class JobProgress:
     """The engine's progress listener for a scan job: writes where the run is to the job (at most
-    every PROGRESS_EVERY_S, and at each new phase), and stops the run when `should_stop` says so."""
+    every PROGRESS_EVERY_S, and at each new phase), and stops the run when `should_stop` says so
+    or the job is no longer running (cancelled)."""
 
     def __init__(
         self, jobs: ScanJobs, scan_id: str, should_stop: Callable[[], bool], *,
@@ -51,9 +53,12 @@ class JobProgress:
             return
         self._phase, self._told = phase, now
         try:
-            self.jobs.progress(self.scan_id, phase, done, total)
+            running = self.jobs.progress(self.scan_id, phase, done, total)
         except DupcheckError:  # the job's store, briefly: the run goes on, the next report catches up
             log.warning("could not record the progress of scan %s", self.scan_id, exc_info=True)
+            return
+        if not running:
+            raise Stop
 
 
 def run_scan(
@@ -62,17 +67,22 @@ def run_scan(
     workers: int = 0, niceness: int = 0,
 ) -> ScanJob | None:  # fmt: skip
     """Run (or, `resume`, go on with) the running scan `job` to its end: its report published to
-    `reports`, the job done (or failed, with the reason). None when `should_stop` stopped it: the
-    job stays running and `work_dir` keeps the work, for a run with `resume`."""
+    `reports`, the job done (or failed, with the reason), or cancelled meanwhile (its work dropped).
+    None when `should_stop` stopped it: the job stays running and `work_dir` keeps the work, for a
+    run with `resume`."""
     try:
         summary = find_duplicates(
             store, work_dir, source=source, resume=resume, workers=workers, thumbnails=thumbnails,
             on_progress=JobProgress(jobs, job.scan_id, should_stop), niceness=niceness,
         )  # fmt: skip
         if summary.interrupted:
-            return None
+            current = jobs.get(job.scan_id)
+            if current is None or current.status is not ScanStatus.CANCELLED:
+                return None
+            shutil.rmtree(work_dir, ignore_errors=True)
+            return current
         reports.publish({name: (work_dir / name).read_bytes() for name in REPORT_FILES})
-    except (DupcheckError, UsageError, OSError) as exc:
+    except (DupcheckError, UsageError, OSError, WorkerDied) as exc:
         reason = exc.message if isinstance(exc, DupcheckError) else str(exc)
         log.warning("duplicate scan %s failed: %s", job.scan_id, reason)
         return fail(jobs, job, f"the scan could not finish: {reason}")

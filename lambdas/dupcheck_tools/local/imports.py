@@ -76,14 +76,20 @@ class ImportWorker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._running: tuple[str, Backfill] | None = None
+        self._running: tuple[str, Backfill, _Recorder] | None = None
 
     # -- ImportStarter ------------------------------------------------------------------------
 
     def start(self, job: ImportJob) -> None:
         if job.status is JobStatus.CANCELLED:
-            self._stop_engine(job.job_id)
+            self._stop_engine(job.job_id, cancelled=True)
         self._wake.set()
+
+    @property
+    def running_job(self) -> str | None:
+        """The id of the job the engine is running, None between jobs."""
+        with self._lock:
+            return self._running[0] if self._running is not None else None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -91,19 +97,26 @@ class ImportWorker:
         self._thread = threading.Thread(target=self._loop, name="dupcheck-imports", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the rows in flight are written and recorded; a running job stays `running`
-        and is resumed by the next server."""
+    def request_stop(self) -> None:
+        """Stop now: the rows already hashed are written and recorded, those in flight are left
+        out (no outcome: the next server downloads them again, as after a kill -9); a running job
+        stays `running` and is resumed by the next server."""
         self._stopping.set()
         self._wake.set()
         self._stop_engine(None)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """request_stop(), then wait for the worker's thread (at most `timeout` seconds)."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _stop_engine(self, job_id: str | None) -> None:
+    def _stop_engine(self, job_id: str | None, *, cancelled: bool = False) -> None:
         with self._lock:
             if self._running is not None and job_id in (None, self._running[0]):
-                self._running[1].stop()
+                if cancelled:
+                    self._running[2].cancelled.set()
+                self._running[1].stop(now=True)
 
     def _loop(self) -> None:
         try:
@@ -114,8 +127,8 @@ class ImportWorker:
             logger.exception("could not prune old import jobs")
         run_jobs(
             stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable, run=self.run,
-            fail=lambda job: self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.QUEUED,
-                                                  JobStatus.RUNNING}, error="internal error; it has been logged"),
+            fail=lambda job, reason: self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={
+                JobStatus.QUEUED, JobStatus.RUNNING}, error=reason),
             name=lambda job: f"import {job.job_id}",
         )  # fmt: skip
 
@@ -150,8 +163,8 @@ class ImportWorker:
                                     hash_niceness=self.settings.import_hash_niceness, progress=False),
         )  # fmt: skip
         with self._lock:
-            self._running = (job.job_id, engine)
-        recorder.start(on_cancel=engine.stop)
+            self._running = (job.job_id, engine, recorder)
+        recorder.start(on_cancel=lambda: self._stop_engine(job.job_id, cancelled=True))
         try:
             with self.imports.catalogs.open(job.job_id) as raw:
                 summary = engine.run(_to_import(catalog_rows(raw, job.options), finished, found, recorder))
@@ -207,6 +220,8 @@ class _Recorder:
         self.jobs, self.job, self.resumed = jobs, job, resumed
         self.path = Path(jobs.path)  # the FailureSink's: where failures are written
         self._pending: list[RowResult] = []
+        self._after_cancel = 0  # rows stored since `cancelled`, not yet recorded
+        self.cancelled = threading.Event()  # set when the job's cancel is answered
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -217,7 +232,10 @@ class _Recorder:
         outcome = Outcome.SKIPPED if kind == "skipped" else Outcome.DONE
         if outcome is Outcome.SKIPPED and self.resumed and self._written_by_this_job(record):
             outcome = Outcome.DONE
-        self.record(RowResult(row.row, outcome))
+        with self._lock:
+            self._pending.append(RowResult(row.row, outcome))
+            if kind != "skipped" and self.cancelled.is_set():
+                self._after_cancel += 1  # hashed before the cancel, stored after it
 
     def add(self, row: CatalogRow, code: str, message: str) -> None:
         self.record(RowResult.failure(row, code, message))
@@ -243,15 +261,17 @@ class _Recorder:
     def flush(self) -> JobStatus | None:
         with self._lock:
             pending, self._pending = self._pending, []
+            after_cancel, self._after_cancel = self._after_cancel, 0
         try:
             if pending:
-                return self.jobs.record(self.job.job_id, pending).status
+                return self.jobs.record(self.job.job_id, pending, after_cancel=after_cancel).status
             current = self.jobs.get(self.job.job_id)
             return current.status if current else None
         except StoreUnavailable:
             logger.exception("could not record import progress; trying again")
             with self._lock:
                 self._pending[:0] = pending
+                self._after_cancel += after_cancel
             return None
 
     def close(self) -> None:

@@ -18,11 +18,11 @@ J = TypeVar("J")
 
 def run_jobs(
     *, stopping: threading.Event, wake: threading.Event, poll_s: float, runnable: Callable[[], Sequence[J]],
-    run: Callable[[J], object], fail: Callable[[J], object], name: Callable[[J], str],
+    run: Callable[[J], object], fail: Callable[[J, str], object], name: Callable[[J], str],
 ) -> None:  # fmt: skip
     """Run the first of `runnable()` until `stopping` is set, waiting for `wake` (or `poll_s`: a job
     another process recorded) when there is none. A store that cannot be read is tried again; a
-    bug fails its job (`fail`) and the loop goes on: it never ends the worker."""
+    bug fails its job (`fail`, with the reason) and the loop goes on: it never ends the worker."""
     while not stopping.is_set():
         try:
             found = runnable()
@@ -35,9 +35,13 @@ def run_jobs(
             continue
         try:
             run(found[0])
-        except Exception:  # the job fails with the reason; the worker goes on
+        except Exception as exc:  # the job fails with the reason; the worker goes on
             logger.exception("%s failed", name(found[0]))
-            fail(found[0])
+            try:
+                fail(found[0], f"internal error ({type(exc).__name__}); it has been logged")
+            except Exception:  # noqa: BLE001 - e.g. the store is locked: the job is tried again after a pause
+                logger.exception("could not record that %s failed", name(found[0]))
+                stopping.wait(poll_s)
 
 
 class Repeating:

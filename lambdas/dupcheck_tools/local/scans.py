@@ -53,19 +53,36 @@ class ScanWorker:
         self._thread = threading.Thread(target=self._loop, name="dupcheck-scans", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the running scan at its next step (it stays `running`: the next server resumes it)."""
+    def request_stop(self) -> None:
+        """Stop the running scan at its next step (a few records at most; the verification
+        processes are killed, not waited for): it stays `running`, the next server resumes it."""
         self._stopping.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """request_stop(), then wait for the worker's thread (at most `timeout` seconds)."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        run_jobs(
-            stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable, run=self.run,
-            fail=lambda job: fail(self.jobs, job, "internal error; it has been logged"),
-            name=lambda job: f"duplicate scan {job.scan_id}",
-        )  # fmt: skip
+        while not self._stopping.is_set():
+            try:
+                run_jobs(
+                    stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable,
+                    run=self.run, fail=lambda job, reason: fail(self.jobs, job, reason),
+                    name=lambda job: f"duplicate scan {job.scan_id}",
+                )  # fmt: skip
+            except BaseException as exc:
+                # What run_jobs does not catch would end the thread and leave its scan `running`
+                # until a restart: the scan fails now, with the reason, and the worker goes on.
+                logger.exception("the duplicate scan worker's loop ended")
+                for job in self.jobs.runnable():
+                    if job.status is ScanStatus.RUNNING:
+                        fail(self.jobs, job, f"the scan's worker stopped ({type(exc).__name__}: {exc}); it has been "
+                             "logged: start the scan again")  # fmt: skip
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
 
     def run(self, job: ScanJob) -> ScanJob | None:
         """Run (or resume) one scan to its end, or until the worker stops."""

@@ -71,6 +71,9 @@ MAINTENANCE_S = 1  # how often waitress looks over its connections (deadlines, i
 SILENT_GRACE_S = 1.0
 ROOM_WARNING_EVERY_S = 60  # at the connection limit, how often to log the idle connections closed
 REFUSED_RETRY_AFTER_S = 5
+# How long a stop waits for the import and scan workers (a stop within 10 s): what is not
+# written by then is done again by the next server, as after a kill -9.
+WORKERS_STOP_S = 5
 # waitress's own refusals (and the request deadline's), by status, as the API's error codes.
 _CODES = {400: "invalid_request", 408: "request_timeout", 413: "image_too_large", 431: "headers_too_large"}
 
@@ -331,10 +334,14 @@ class LocalServer:
 
     def shutdown(self) -> None:
         """Stop accepting, finish or cancel what is queued, close every connection; a running import
-        writes the rows in flight, a running scan stops at its next step, and the next server
-        resumes them."""
-        self.import_worker.stop()
-        self.scan_worker.stop()
+        writes the rows already hashed, a running scan stops at its next step, and the next server
+        resumes them (docs/deploy.md, "Stopping")."""
+        # Both told first, then waited for together, WORKERS_STOP_S at most.
+        self.import_worker.request_stop()
+        self.scan_worker.request_stop()
+        deadline = time.monotonic() + WORKERS_STOP_S
+        self.import_worker.stop(timeout=WORKERS_STOP_S)
+        self.scan_worker.stop(timeout=max(0.0, deadline - time.monotonic()))
         self.housekeeping.stop()
         if self.follower is not None:
             self.follower.stop()
