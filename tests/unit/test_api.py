@@ -370,7 +370,8 @@ UNKNOWN_QUERIES = [
     ("/duplicates/scans", {"limits": "1"}, "unknown parameter 'limits'; did you mean 'limit'?"),
     ("/health", {"verbose": "1"}, "unknown parameter 'verbose'; this route takes no query parameters"),
     ("/find_similar", {"image_url": URL, "zzz": "1", "topp": "2"},
-     "unknown parameters 'zzz', 'topp' (did you mean 'top'?); known parameters: entity_id, image_url, max_distance, top"),
+     "unknown parameters 'zzz', 'topp' (did you mean 'top'?); "
+     "known parameters: entity_id, image_url, max_distance, top"),
 ]  # fmt: skip
 
 
