@@ -185,7 +185,8 @@ function groupItem(group, number) {
 }
 
 function settledLabel(settled) {
-  return settled.decision === "not_duplicate" ? `Not a duplicate of ${settled.item}` : `Resolved: ${settled.outcome}`;
+  if (settled.decision === "not_duplicate") return `Not a duplicate of ${settled.item}`;
+  return `${settled.outcome === "removed" ? "Removed" : "Resolved"}, ${settled.item} kept`;
 }
 
 /** Keep `id`: ask whether the others leave the catalog or stay, marked resolved. */
