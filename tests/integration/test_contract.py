@@ -92,7 +92,7 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/duplicates/decisions", "get"),
         ("/duplicates/decisions.csv", "get"),
         ("/duplicates/decisions/{decision_id}", "get"),
-        ("/duplicates/decisions/{decision_id}", "delete"),
+        ("/duplicates/decisions/{decision_id}/undo", "post"),
         ("/health", "get"),
         ("/imports", "post"),
         ("/imports", "get"),
@@ -123,7 +123,7 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert set(operations[("/duplicates/scans", "post")]["responses"]) == {"202", "403", "409", "500", "503"}
     assert set(operations[("/duplicates/decisions", "post")]["responses"]) == {"201", "400", "403", "404", "422",
                                                                                 "500", "503"}  # fmt: skip
-    assert set(operations[("/duplicates/decisions/{decision_id}", "delete")]["responses"]) >= {"200", "404", "409"}
+    assert set(operations[("/duplicates/decisions/{decision_id}/undo", "post")]["responses"]) >= {"200", "404", "409"}
     assert set(operations[("/duplicates/decisions.csv", "get")]["responses"]["200"]["content"]) == {"text/csv"}
     upload = operations[("/find_similar", "post")]["requestBody"]
     assert operations[("/items/{entity_id}", "put")]["requestBody"] == upload

@@ -71,10 +71,10 @@ def test_a_published_reports_groups_are_settled_listed_exported_and_undone_on_aw
     rows = list(csv.DictReader(io.StringIO(text)))
     assert status == 200 and headers["Content-Type"].startswith("text/csv") and len(rows) == 2
 
-    status, undone, _ = send(api, "DELETE", f"/duplicates/decisions/{made['decision_id']}")
+    status, undone, _ = send(api, "POST", f"/duplicates/decisions/{made['decision_id']}/undo")
     assert status == 200 and undone["restored"] == [other]
     assert send(api, "GET", f"/items/{other}")[0] == 200 and set(_thumbnails([other])) == {other}
-    assert send(api, "DELETE", f"/duplicates/decisions/{made['decision_id']}")[0] == 409
+    assert send(api, "POST", f"/duplicates/decisions/{made['decision_id']}/undo")[0] == 409
     assert send(api, "GET", "/duplicates")[1]["open_groups"] == 9
 
 
