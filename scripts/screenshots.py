@@ -4,7 +4,8 @@
     make screenshots        (or .venv/bin/python -m scripts.screenshots)
 
 Writes web-check.png (a desktop check that finds a duplicate), web-duplicates.png (the duplicate
-groups, found by a scan started from the page), web-import.png (a catalog file imported, with the
+groups, found by a scan started from the page), web-settled.png (its first group settled: kept,
+the other left and marked resolved), web-import.png (a catalog file imported, with the
 rows that failed), web-phone.png (the check page on a 390 px phone, a new product),
 web-lookalikes.png (a check's "Looks like these products": the product in three other colours
 first) and
@@ -97,6 +98,19 @@ def shoot_scan(driver: WebDriver, base_url: str, name: str) -> Path:
     return path
 
 
+def shoot_settled(driver: WebDriver, name: str) -> Path:
+    """The Duplicates page (as shoot_scan left it) once its first group is settled: the record kept,
+    the other left in the catalog and marked resolved, with its Undo."""
+    driver.find_element(By.CSS_SELECTOR, "#group-list > li .card.keep .actions button").click()
+    _until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#settle-dialog").get_attribute("open") is not None)
+    driver.find_element(By.CSS_SELECTOR, "#settle-dialog button[value=resolve]").click()
+    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#group-list > li.settled"))
+    _until(driver, lambda d: d.execute_script(_SETTLED))
+    path = IMAGES / name
+    driver.save_screenshot(str(path))
+    return path
+
+
 def shoot_import(driver: WebDriver, base_url: str, static_dir: Path, name: str) -> Path:
     """A merchandiser's import: eight new products, one picture gone from its host, one row
     without an address; the page once the job is done."""
@@ -151,6 +165,7 @@ def main() -> None:
             report_page = (demo.report.parent / "report.html").as_uri()
             written = [shoot(driver, f"{server.url}/", "web-check.png", demo.duplicate_query),
                        shoot_scan(driver, server.url, "web-duplicates.png"),
+                       shoot_settled(driver, "web-settled.png"),
                        shoot(driver, report_page, "duplicates-report.png")]  # fmt: skip
             phone(driver, scale=1)
             written.append(shoot(driver, f"{server.url}/", "web-phone.png", demo.distinct_query))

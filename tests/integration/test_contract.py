@@ -92,7 +92,7 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/duplicates/decisions", "get"),
         ("/duplicates/decisions.csv", "get"),
         ("/duplicates/decisions/{decision_id}", "get"),
-        ("/duplicates/decisions/{decision_id}", "delete"),
+        ("/duplicates/decisions/{decision_id}/undo", "post"),
         ("/duplicates/scans/{scan_id}", "delete"),
         ("/health", "get"),
         ("/imports", "post"),
@@ -134,7 +134,7 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert all(body["additionalProperties"] is False for body in import_body)
     assert set(operations[("/duplicates/decisions", "post")]["responses"]) == {"201", "400", "403", "404", "422",
                                                                                 "500", "503"}  # fmt: skip
-    assert set(operations[("/duplicates/decisions/{decision_id}", "delete")]["responses"]) >= {"200", "404", "409"}
+    assert set(operations[("/duplicates/decisions/{decision_id}/undo", "post")]["responses"]) >= {"200", "404", "409"}
     assert set(operations[("/duplicates/decisions.csv", "get")]["responses"]["200"]["content"]) == {"text/csv"}
     assert set(operations[("/duplicates/scans/{scan_id}", "delete")]["responses"]) >= {"200", "404", "409"}
     upload = operations[("/find_similar", "post")]["requestBody"]

@@ -544,7 +544,7 @@ def test_a_group_is_settled_kept_or_not_duplicates_and_each_decision_is_undone(
         first = page.all("#group-list > li")[0]
         assert "(settled)" in first.find_element(By.CSS_SELECTOR, "h2").text
         assert "settled" in first.get_attribute("class") and not first.find_elements(By.CSS_SELECTOR, ".actions")
-        assert "Removed since the report" in first.text and "Resolved: removed" in first.text
+        assert "Removed since the report" in first.text and "Removed, shoe kept" in first.text
 
         page.find("[aria-label='Not duplicates (group 2)']").click()
         assert page.text_of("#duplicates-done", "Not") == "Not duplicates of bag: bag-again."

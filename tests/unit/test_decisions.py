@@ -54,21 +54,21 @@ def test_keep_this_one_removes_the_others_and_undo_puts_them_back_with_their_thu
     assert call(app, event("GET", "/items/A-copy"))[0] == 404
     assert catalog.index.count() == 3 and catalog.thumbnails.get_many(["A-copy"]) == {}
 
-    status, undone = call(app, event("DELETE", f"/duplicates/decisions/{made['decision_id']}"))
+    status, undone = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert status == 200 and undone["restored"] == ["A-copy"] and undone["left_out"] == []
     assert undone["decision"]["undone_at"] is not None
     assert catalog.get("A-copy") == before and catalog.index.count() == 4
     assert set(catalog.thumbnails.get_many(["A-copy"])) == {"A-copy"}  # the look-alike check has it again
     found = catalog.find_similar("https://img.test/0.jpg", top=2)
     assert {m.entity_id for m in found.matches if m.verdict.value == "duplicate"} == {"A", "A-copy"}
-    status, again = call(app, event("DELETE", f"/duplicates/decisions/{made['decision_id']}"))
+    status, again = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert (status, again["error"]["code"]) == (409, "conflict")  # undone once, not twice
 
 
 def test_an_undo_leaves_a_record_registered_again_since(app: Any, catalog: Any) -> None:
     _, made = post(app, {"decision": "keep", "item": "A", "others": ["A-copy", "B"], "remove_others": True})
     catalog.register("B", "SKU-B2", "https://img.test/3.jpg")  # the id is used again meanwhile
-    _, undone = call(app, event("DELETE", f"/duplicates/decisions/{made['decision_id']}"))
+    _, undone = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert (undone["restored"], undone["left_out"]) == (["A-copy"], ["B"])
     assert catalog.get("B").sku == "SKU-B2"
 
@@ -95,7 +95,7 @@ def test_not_duplicates_marks_the_pair_reviewed_in_find_similar_and_it_is_no_new
     # Asked for as another item, the pair is not that item's: nothing is reviewed.
     other = call(app, event("GET", "/find_similar", {**query, "entity_id": "C"}))[1]
     assert not any(m["reviewed"] for m in other["matches"])
-    call(app, event("DELETE", f"/duplicates/decisions/{made['decision_id']}"))
+    call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert not any(m["reviewed"] for m in call(app, event("GET", "/find_similar", query))[1]["matches"])
 
 
@@ -131,7 +131,7 @@ def test_decisions_are_listed_newest_first_a_page_at_a_time_and_exported_spreads
     ids = [post(app, {"decision": "not_duplicate", "item": "A", "others": [other]})[1]["decision_id"]
            for other in ("B", "C", "A-copy")]  # fmt: skip
     _, removed = post(app, {"decision": "keep", "item": "A", "others": ["A-copy"], "remove_others": True})
-    call(app, event("DELETE", f"/duplicates/decisions/{ids[0]}"))
+    call(app, event("POST", f"/duplicates/decisions/{ids[0]}/undo"))
     status, page = call(app, event("GET", "/duplicates/decisions", {"limit": "3"}))
     assert status == 200 and [d["decision_id"] for d in page["decisions"]] == [removed["decision_id"], *ids[:0:-1]]
     _, rest = call(app, event("GET", "/duplicates/decisions", {"limit": "3", "cursor": page["next_cursor"]}))
@@ -182,7 +182,7 @@ def test_keeping_a_record_not_in_the_catalog_is_a_404_and_removes_nothing(app: A
     status, answer = post(app, {"decision": "keep", "item": "gone", "others": ["A"], "remove_others": True})
     assert (status, answer["error"]["code"]) == (404, "not_found") and catalog.store.count() == 4
     for path in ("/duplicates/decisions/" + "0" * 32, "/duplicates/decisions/" + "f" * 32):
-        assert call(app, event("GET", path))[0] == 404 and call(app, event("DELETE", path))[0] == 404
+        assert call(app, event("GET", path))[0] == 404 and call(app, event("POST", path + "/undo"))[0] == 404
     assert call(app, event("GET", "/duplicates/decisions/not-an-id"))[0] == 400
     assert call(app, event("GET", "/duplicates/decisions", {"cursor": "nope"}))[0] == 400
 

@@ -132,10 +132,11 @@ def router(service: DupcheckService, scans: ScanService | None) -> Router:
     def get_decision(decision_id: DecisionIdParam) -> DecisionOut:
         return DecisionOut.of(decision_service().get(decision_id), public_base(routes.current_event))
 
-    @routes.delete(
-        "/duplicates/decisions/<decision_id>", summary="Undo a decision on a duplicate group",
-        description="The decision settles nothing any more (it stays listed, with `undone_at`); the records it "
-        "removed come back, each unless its id was registered again since. 409 when undone already.",
+    @routes.post(
+        "/duplicates/decisions/<decision_id>/undo", summary="Undo a decision on a duplicate group",
+        description="The decision settles nothing any more (it stays listed and readable, with `undone_at`: an "
+        "undo is recorded, not a deletion); the records it removed come back, each unless its id was registered "
+        "again since. 409 when undone already.",
         responses=responses(200, UndoneOut, "The decision, undone.", 400, 403, 404, 409, 503), tags=["duplicates"],
     )  # fmt: skip
     def undo_decision(decision_id: DecisionIdParam) -> UndoneOut:

@@ -140,11 +140,13 @@ class DecisionOut(BaseModel):
     skus: dict[str, str] = Field(description="Each named record's SKU when decided (records gone then: absent).")
     created_at: str
     undone_at: str | None = Field(description="When it was undone (it then settles nothing), or null.")
-    decision_url: str = Field(description="DELETE it to undo the decision.")
+    decision_url: str = Field(description="GET it for the decision as it is now.")
+    undo_url: str = Field(description="POST to it to undo the decision.")
 
     @classmethod
     def of(cls, decision: Decision, base_url: str) -> DecisionOut:
-        return cls(**decision.to_dict(), decision_url=f"{base_url}/duplicates/decisions/{decision.decision_id}")
+        url = f"{base_url}/duplicates/decisions/{decision.decision_id}"
+        return cls(**decision.to_dict(), decision_url=url, undo_url=f"{url}/undo")
 
 
 class DecisionPage(BaseModel):

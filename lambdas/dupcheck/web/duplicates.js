@@ -186,7 +186,8 @@ function groupItem(group, number) {
 }
 
 function settledLabel(settled) {
-  return settled.decision === "not_duplicate" ? `Not a duplicate of ${settled.item}` : `Resolved: ${settled.outcome}`;
+  if (settled.decision === "not_duplicate") return `Not a duplicate of ${settled.item}`;
+  return `${settled.outcome === "removed" ? "Removed" : "Resolved"}, ${settled.item} kept`;
 }
 
 /** Keep `id`: ask whether the others leave the catalog or stay, marked resolved. */
@@ -221,7 +222,7 @@ async function decide(body) {
 async function undo(decisionId) {
   clearError("duplicates-error");
   try {
-    const undone = await api(`duplicates/decisions/${decisionId}`, { method: "DELETE" });
+    const undone = await api(`duplicates/decisions/${decisionId}/undo`, { method: "POST" });
     const back = undone.restored.length ? ` ${undone.restored.join(", ")} ${undone.restored.length === 1 ? "is" : "are"} back in the catalog.` : "";
     const kept = undone.left_out.length ? ` ${undone.left_out.join(", ")} ${undone.left_out.length === 1 ? "was" : "were"} added again since: the newer one stays.` : "";
     byId("duplicates-done").textContent = `Undone.${back}${kept}`;
