@@ -14,6 +14,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from dupcheck.core import imaging
+from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportService, ImportStarter
@@ -332,6 +333,7 @@ def build_service(
         reports=build_reports(settings),
         embedder=embedder,
         products=products,
+        on_duplicate=OnDuplicate(settings.on_duplicate),
     )
     if observe is not None:
         service.observe = observe

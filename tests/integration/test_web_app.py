@@ -26,7 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
@@ -352,11 +352,15 @@ def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmat
     page.fill("#add-sku", "WEB-1")
     page.fill("#add-url", f"{demo.url}/demo/queries/{demo.catalog.distinct_query.name}")
     page.find("#add-form button[type=submit]").click()
-    assert page.text_of("#add-done", "Added") == "Added web-01 (SKU WEB-1) to the catalog."
+    assert page.text_of("#add-done", "Added") == (
+        "Added web-01 (SKU WEB-1) to the catalog. No duplicate of its picture was found."
+    )
     page.fill("#add-id", "web 02 [upload]")  # an id a URL must encode
     page.upload("#add-file", demo.pictures / "new-product.jpg")
     page.find("#add-form button[type=submit]").click()
-    assert page.text_of("#add-done", "Added") == "Added web 02 [upload] to the catalog."
+    assert page.text_of("#add-done", "Added") == (
+        "Added web 02 [upload] to the catalog. No duplicate of its picture was found."
+    )
     assert api_status(f"{demo.url}/items/web%2002%20%5Bupload%5D") == 200
 
     page.fill("#search-q", "WEB")
@@ -381,6 +385,58 @@ def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmat
     page.wait(lambda: page.find("#catalog-total").text == f"{demo.server.service.store.count()} items in the catalog.")
     assert api_status(f"{demo.url}/items/web-01") == 404
     assert demo.server.service.index.count() == demo.catalog.items + 1  # the upload stays
+
+
+def turned_copy(demo: Demo, item: int) -> Path:
+    """A catalog picture turned 5 degrees, served beside the demo's files (/demo/turned-NN.jpg)."""
+    picture = Image.open(demo.catalog.directory / "catalog" / f"item-{item:02d}.jpg").convert("RGB")
+    path = demo.catalog.directory / f"turned-{item:02d}.jpg"
+    path.write_bytes(encode(picture.rotate(5, resample=Image.Resampling.BILINEAR, fillcolor=picture.getpixel((0, 0)))))
+    return path
+
+
+def warning_first(page: Page) -> str:
+    """The gate's warning, once shown: it must be in view and hold the focus, before anything else."""
+    page.wait(lambda: page.find("#add-warning").is_displayed())
+    in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight;"
+    page.wait(lambda: page.js(in_view, page.find("#add-warning")))
+    assert page.js("return document.activeElement.id") == "add-warning"
+    assert page.find("#add-done").text == ""  # no "Added" line below it instead
+    pair = page.all("#add-warning-pair img")
+    page.wait(lambda: all(page.loaded(image) for image in pair))  # side by side: the new picture, the match
+    return page.find("#add-warning").text
+
+
+def test_adding_a_turned_copy_of_a_catalog_picture_warns_with_the_match_side_by_side(page: Page, demo: Demo) -> None:
+    turned = turned_copy(demo, 7)
+    page.open("catalog")
+    page.text_of("#catalog-summary", "Page 1")
+    page.fill("#add-id", "web-turned")
+    page.fill("#add-url", f"{demo.url}/demo/{turned.name}")
+    page.find("#add-form button[type=submit]").click()
+    text = warning_first(page)
+    assert "Added web-turned, but the catalog already had this picture" in text
+    assert "demo-07 (SKU DEMO-007): The same picture" in page.find("#add-warning-caption").text
+    assert "rotated" in page.find("#add-warning-caption").text
+    assert api_status(f"{demo.url}/items/web-turned") == 200  # warn: added all the same
+    demo.server.service.remove("web-turned")
+
+
+def test_with_reject_a_turned_copy_is_not_added(page: Page, demo: Demo) -> None:
+    page.refusals_expected = True  # the 409 is the answer
+    turned = turned_copy(demo, 9)
+    before = demo.server.service.store.count()
+    page.open("catalog")
+    page.text_of("#catalog-summary", "Page 1")
+    page.fill("#add-id", "web-refused")
+    page.upload("#add-file", turned)
+    Select(page.find("#add-policy")).select_by_value("reject")
+    page.find("#add-form button[type=submit]").click()
+    text = warning_first(page)
+    assert "Not added: the catalog already has this picture" in text
+    assert page.find("#add-warning-caption").text.startswith("demo-09 (SKU DEMO-009)")
+    assert api_status(f"{demo.url}/items/web-refused") == 404 and demo.server.service.store.count() == before
+    assert not page.find("#add-error").is_displayed()
 
 
 # -- duplicates and status ------------------------------------------------------------------------

@@ -16,12 +16,15 @@ from dupcheck.api.params import (
     IncludeParam,
     LimitParam,
     NewEntityIdParam,
+    OnDuplicateParam,
     PublishedUrlParam,
     SearchParam,
     SkuParam,
 )
-from dupcheck.api.schemas import ItemOut, ItemPage, NewItem
+from dupcheck.api.schemas import ItemOut, ItemPage, NewItem, RegisteredOut
+from dupcheck.core.gate import policy_of
 from dupcheck.core.kept_images import KeptImages
+from dupcheck.core.models import Entry
 from dupcheck.core.service import DupcheckService
 
 
@@ -29,30 +32,46 @@ def router(service: DupcheckService, images: KeptImages | None, *, max_body_byte
     routes = Router()
 
     @routes.post(
-        "/items", status_code=201, summary="Register (or replace) a catalog image",
-        description="Downloads and hashes the image, then stores the record under entity_id (an upsert).",
-        responses=responses(201, ItemOut, "The stored record.", 400, 403, 413, 415, 422, 502, 503, 504),
+        "/items", status_code=201, summary="Register (or replace) a catalog image, checked for duplicates first",
+        description="Downloads and hashes the image, checks it against the catalog (on_duplicate: warn stores it "
+        "and lists its duplicates, reject answers 409 duplicate_image and stores nothing, allow skips the check), "
+        "then stores the record under entity_id (an upsert).",
+        responses=responses(201, RegisteredOut, "The stored record and its duplicates.", 400, 403, 409, 413, 415,
+                            422, 502, 503, 504),
         tags=["items"],
     )  # fmt: skip
-    def register_item(item: NewItem) -> ItemOut:
-        return ItemOut.of(service.register(item.entity_id, item.sku, item.image_url))
+    def register_item(item: NewItem, on_duplicate: OnDuplicateParam = None) -> RegisteredOut:
+        policy = policy_of(item.on_duplicate or on_duplicate, service.on_duplicate)
+        return RegisteredOut.of_registration(service.register_url_checked(item.entity_id, item.sku, item.image_url,
+                                                                          on_duplicate=policy))  # fmt: skip
 
     @routes.put(
         "/items/<entity_id>", status_code=201, summary="Register (or replace) a catalog image from an upload",
         description="Hashes the uploaded image and stores the record under entity_id (an upsert). `image_url` is "
         "where the catalog publishes the picture (the web app's thumbnail), kept and never fetched; without it "
         "the service keeps the picture and the record's image_url is where the API serves it (/images/...).",
-        responses=responses(201, ItemOut, "The stored record.", 400, 403, 404, 413, 415, 422, 503),
+        responses=responses(201, RegisteredOut, "The stored record and its duplicates.", 400, 403, 404, 409, 413,
+                            415, 422, 503),
         tags=["items"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
-    def upload_item(entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None) -> ItemOut:
+    def upload_item(
+        entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None,
+        on_duplicate: OnDuplicateParam = None,
+    ) -> RegisteredOut:  # fmt: skip
+        policy = policy_of(on_duplicate, service.on_duplicate)
         data = uploaded(routes.current_event, max_body_bytes)
-        entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
-        if not image_url and images is not None:  # no address of its own: the service keeps the picture
+
+        def place(entry: Entry) -> Entry:
+            if image_url or images is None:
+                return entry
+            # No address of its own: the service keeps the picture (after the check: a rejected
+            # picture is not kept).
             kept_at = keep(images, data, public_base(routes.current_event))
-            entry = dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
-        service.save(entry)
-        return ItemOut.of(entry.record)
+            return dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
+
+        return RegisteredOut.of_registration(service.register_checked(
+            entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data, on_duplicate=policy,
+            place=place))  # fmt: skip
 
     @routes.get(
         "/items", summary="A page of the catalog, optionally searched",

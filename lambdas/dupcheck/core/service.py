@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
+from dupcheck.core.errors import DuplicateImage, InvalidRequest, NotFound, StoreUnavailable
+from dupcheck.core.gate import OnDuplicate, Registration
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import summary
@@ -63,6 +64,7 @@ class DupcheckService:
     # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
     embedder: Embedder | None = None
     products: ProductIndex | None = None
+    on_duplicate: OnDuplicate = OnDuplicate.WARN  # the gate's policy when a call names none (core/gate.py)
     _locks: tuple[threading.Lock, ...] = field(
         default_factory=lambda: tuple(threading.Lock() for _ in range(LOCK_STRIPES)), init=False, repr=False
     )
@@ -86,6 +88,11 @@ class DupcheckService:
         if max_distance is not None and not 0 <= max_distance <= bits:
             raise InvalidRequest(f"max_distance must be between 0 and {bits}")
         query = self.fingerprint(data)
+        matches = self._matches(query, top, max_distance)
+        return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
+
+    def _matches(self, query: Fingerprint, top: int, max_distance: int | None) -> list[Match]:
+        """The catalog's best `top` matches of a query: the one path of find_similar and the gate."""
         started = time.perf_counter()
         # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
         pipeline = self.pipeline
@@ -96,7 +103,7 @@ class DupcheckService:
         self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
         matches = self._judge(query, hits, max_distance)[:top]
         self.observe(METRIC_MATCHES, float(len(matches)))
-        return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
+        return matches
 
     def get(self, entity_id: str) -> HashRecord:
         record = self.store.get(_check_id(entity_id))
@@ -135,7 +142,7 @@ class DupcheckService:
     # -- commands ----------------------------------------------------------------------------
 
     def register(self, entity_id: str, sku: str, image_url: str) -> HashRecord:
-        _check_new_id(entity_id)  # before the download: a bad request must cost nothing
+        new_item_id(entity_id)  # before the download: a bad request must cost nothing
         data = self.fetch(image_url)
         return self.register_bytes(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
 
@@ -143,6 +150,55 @@ class DupcheckService:
         entry = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
         self.save(entry)
         return entry.record
+
+    def register_url_checked(
+        self, entity_id: str, sku: str, image_url: str, *, on_duplicate: OnDuplicate | None = None
+    ) -> Registration:
+        """`register_checked` of the picture at `image_url`."""
+        new_item_id(entity_id)  # before the download: a bad request must cost nothing
+        data = self.fetch(image_url)
+        return self.register_checked(entity_id=entity_id, sku=sku, image_url=image_url, data=data,
+                                     on_duplicate=on_duplicate)  # fmt: skip
+
+    def register_checked(
+        self, *, entity_id: str, sku: str, image_url: str, data: bytes, on_duplicate: OnDuplicate | None = None,
+        place: Callable[[Entry], Entry] | None = None,
+    ) -> Registration:  # fmt: skip
+        """Register through the duplicate gate (core/gate.py): checked by `on_duplicate` (None: the
+        service's default), then stored. `place` may change the entry between the check and the
+        write (the API keeps an upload's picture there): a rejected picture leaves nothing behind."""
+        policy = self.on_duplicate if on_duplicate is None else on_duplicate
+        duplicates: list[Match] = []
+        if policy is OnDuplicate.ALLOW:
+            entry = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+        else:
+            entry, duplicates = self.checked_entry(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+            if duplicates and policy is OnDuplicate.REJECT:
+                raise DuplicateImage(
+                    f"{entity_id!r} was not stored: its picture duplicates {_names(duplicates)} (on_duplicate=reject)",
+                    [match.to_dict() for match in duplicates],
+                )
+        if place is not None:
+            entry = place(entry)
+        self.save(entry)
+        return Registration(entry.record, policy, checked=policy is not OnDuplicate.ALLOW, duplicates=duplicates)
+
+    def checked_entry(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> tuple[Entry, list[Match]]:
+        """The entry registering would store, and the catalog's duplicates of its picture (best
+        first, its own entity_id left out), from one hashing of the picture."""
+        new_item_id(entity_id)
+        query = self.pipeline.fingerprint_bytes(_check_image(data), max_pixels=self.max_pixels, with_thumbnail=True)
+        self.observe(METRIC_HASHES, 1.0)
+        entry = entry_of(query, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels,
+                         embedder=self.embedder if self.products is not None else None)  # fmt: skip
+        return entry, self.duplicates_of(query, exclude=entity_id)
+
+    def duplicates_of(self, query: Fingerprint, *, exclude: str = "") -> list[Match]:
+        """The catalog's duplicates of a query (find_similar's matches with the verdict duplicate),
+        at most `default_top`, without the record `exclude`."""
+        matches = self._matches(query, self.default_top + 1, None)
+        found = [m for m in matches if m.verdict is Verdict.DUPLICATE and m.entity_id != exclude]
+        return found[: self.default_top]
 
     def entry_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> Entry:
         """Hash an image into the record (and thumbnail) that would be stored, without storing it."""
@@ -267,8 +323,17 @@ def build_entry(
     With `embedder`, its product vector too, from a decode of its own: the pipeline's steps, and
     so the record, are the same with or without it."""
     fp = pipeline.fingerprint_bytes(_check_image(data), max_pixels=max_pixels, for_query=False)
+    return entry_of(fp, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=max_pixels,
+                    embedder=embedder)  # fmt: skip
+
+
+def entry_of(
+    fp: Fingerprint, data: bytes, *, entity_id: str, sku: str, image_url: str, max_pixels: int,
+    embedder: Embedder | None = None,
+) -> Entry:  # fmt: skip
+    """The entry a fingerprint (a record's, or a query's made `with_thumbnail`) stores."""
     record = HashRecord(
-        entity_id=_check_new_id(entity_id),
+        entity_id=new_item_id(entity_id),
         sku=str(sku or ""),
         image_url=image_url,
         hash=fp.hash,
@@ -277,6 +342,10 @@ def build_entry(
     )
     vector = embedder.embed_bytes(data, max_pixels=max_pixels) if embedder is not None else None
     return Entry(record, fp.thumbnail, vector)
+
+
+def _names(matches: Sequence[Match]) -> str:
+    return ", ".join(repr(m.entity_id) for m in matches)
 
 
 def encode_cursor(entity_id: str) -> str:
@@ -311,7 +380,7 @@ def _check_id(entity_id: str) -> str:
     return entity_id
 
 
-def _check_new_id(entity_id: str) -> str:
+def new_item_id(entity_id: str) -> str:
     """An id to store: one a URL can address (core/ids.py)."""
     if problem := id_problem(entity_id):
         raise InvalidRequest(problem)

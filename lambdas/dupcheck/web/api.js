@@ -8,10 +8,11 @@ const KEY = "dupcheck.apiKey";
 let asking = null; // the one key prompt open, which every refused call waits for
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, detail = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.detail = detail; // the error's other fields (a duplicate_image's matches)
     this.sentence = errorSentence(status, code, message);
   }
 }
@@ -51,7 +52,8 @@ async function errorOf(response) {
   } catch {
     // not JSON: a proxy in the way; the status says enough
   }
-  return new ApiError(response.status, detail.code ?? "http_" + response.status, detail.message ?? response.statusText);
+  return new ApiError(response.status, detail.code ?? "http_" + response.status, detail.message ?? response.statusText,
+    detail);
 }
 
 function askForKey(why) {
