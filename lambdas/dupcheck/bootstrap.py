@@ -251,6 +251,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
             catalogs=S3CatalogFiles.from_settings(settings),
             starter=starter or SqsImportStarter.from_settings(settings),
             max_catalog_bytes=settings.max_catalog_bytes,
+            on_duplicate=OnDuplicate(settings.on_duplicate),
         )
     from dupcheck.adapters.local_files import LocalCatalogFiles
     from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
@@ -260,6 +261,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
         catalogs=LocalCatalogFiles(settings.data_dir / "imports"),
         starter=starter or _WaitForTheServer(),
         max_catalog_bytes=settings.max_catalog_bytes,
+        on_duplicate=OnDuplicate(settings.on_duplicate),
     )
 
 

@@ -35,6 +35,21 @@ OnDuplicateParam = Annotated[
     Query(description="The duplicate gate: warn (store it, list its duplicates), reject (409 duplicate_image, "
           "nothing stored) or allow (no check); default DUPCHECK_ON_DUPLICATE, warn (docs/api.md, the gate)."),
 ]  # fmt: skip
+ImportPolicyParam = Annotated[
+    Literal["warn", "reject", "allow", "skip"] | None,
+    Query(description="The duplicate gate of every row: warn (store it, report it), skip (leave it out, "
+          "report it), reject (leave it out as a failure, duplicate_image) or allow (no check); default "
+          "DUPCHECK_ON_DUPLICATE, warn (docs/api.md, imports)."),
+]  # fmt: skip
+ModeParam = Annotated[
+    Literal["import", "check"] | None,
+    Query(description="import (default): store the rows; check: only check each row against the catalog "
+          "(its verdict and best match, GET results_url), store nothing."),
+]  # fmt: skip
+DuplicatesOnlyParam = Annotated[bool | None, Query(description="true: only the rows found duplicates.")]
+FormatParam = Annotated[
+    Literal["json", "csv"] | None, Query(description="json (a page, default) or csv (every row, a file to download).")
+]
 SkuParam = Annotated[str | None, Query(max_length=256, description="The item's SKU.")]
 LimitParam = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Records per page (1-100, default 20).")]
 CursorParam = Annotated[

@@ -21,7 +21,7 @@ from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.verdicts import match_percent
-from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
+from dupcheck.core.models import Entry, FindResult, Fingerprint, HashRecord, HashValue, IndexHit, Match, Verdict
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
 
 if TYPE_CHECKING:
@@ -199,6 +199,16 @@ class DupcheckService:
         matches = self._matches(query, self.default_top + 1, None)
         found = [m for m in matches if m.verdict is Verdict.DUPLICATE and m.entity_id != exclude]
         return found[: self.default_top]
+
+    def duplicates_of_entry(self, entry: Entry) -> list[Match]:
+        """`duplicates_of` a picture hashed only for storing (an import's row, hashed where no
+        query is made): its record made a query as the duplicate report makes one
+        (HashPipeline.stored_query, with the thumbnail as the query's picture)."""
+        record = entry.record
+        codes, usable = self.pipeline.stored_query_codes([record])
+        hashes = tuple(HashValue(code.tobytes()) for code in codes[0]) if usable[0] else ()
+        query = self.pipeline.stored_query(record, hashes, entry.thumbnail)
+        return self.duplicates_of(query, exclude=record.entity_id) if query is not None else []
 
     def entry_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> Entry:
         """Hash an image into the record (and thumbnail) that would be stored, without storing it."""
