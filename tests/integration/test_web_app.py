@@ -439,6 +439,52 @@ def test_with_reject_a_turned_copy_is_not_added(page: Page, demo: Demo) -> None:
     assert not page.find("#add-error").is_displayed()
 
 
+def test_the_import_page_checks_only_then_leaves_duplicates_out_and_lists_them(
+    driver: WebDriver, demo: Demo, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path / "data")  # a catalog of its own: two of the demo's pictures
+    page = Page(driver, server.url)
+    try:
+        files = sorted((demo.catalog.directory / "catalog").glob("*.jpg"))
+        for name, path in (("K0", files[0]), ("K1", files[1])):
+            server.service.register_bytes(entity_id=name, sku=f"SKU-{name}", image_url=f"{demo.url}/demo/catalog/"
+                                          f"{path.name}", data=path.read_bytes())  # fmt: skip
+        turned = turned_copy(demo, 0)
+        rows = [f"T0,,{demo.url}/demo/{turned.name}", f"N2,,{demo.url}/demo/catalog/{files[2].name}",
+                f"N2-AGAIN,,{demo.url}/demo/catalog/{files[2].name}"]  # fmt: skip
+        catalog = tmp_path / "tomorrow.csv"
+        catalog.write_text("entity_id,sku,image_url\n" + "\n".join(rows) + "\n")
+
+        page.open("import")
+        page.find("#import-check-only").click()
+        page.upload("#import-file", catalog)
+        assert page.text_of("#import-job-title", "Checked") == "Checked 3 rows"
+        assert page.find("#import-counts").text == "3 checked, 0 could not be checked. 2 are duplicates."
+        answers = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-results tr")]
+        assert [a[:2] for a in answers] == [["1", "T0"], ["2", "N2"], ["3", "N2-AGAIN"]]
+        assert answers[0][2].startswith("The same picture as K0 (SKU SKU-K0) (") and "rotated" in answers[0][2]
+        assert answers[1][2] == "New: nothing like it in the catalog."
+        assert answers[2][2] == "The same picture as row 2 (N2) of this file."
+        assert server.service.store.count() == 2  # only checked
+
+        page.find("#import-check-only").click()
+        Select(page.find("#import-policy")).select_by_value("skip")
+        page.upload("#import-file", catalog)
+        page.text_of("#import-job-title", "Imported 3 rows")
+        assert page.find("#import-counts").text == ("1 imported, 2 already in the catalog or left out, 0 not "
+                                                    "imported. 2 are duplicates, left out.")  # fmt: skip
+        assert page.find("#import-duplicates-title").text == "Duplicates found (2)"
+        listed = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-results tr")]
+        assert listed[0][:2] == ["1", "T0"] and listed[0][2].startswith("The same picture as K0")
+        # Of the two rows with one picture, the one checked first is imported, the other listed against it.
+        assert listed[1][1:] in (["N2-AGAIN", "The same picture as row 2 (N2) of this file."],
+                                 ["N2", "The same picture as row 3 (N2-AGAIN) of this file."])  # fmt: skip
+        assert server.service.store.count() == 3 and api_status(f"{server.url}/items/T0") == 404
+    finally:
+        page.check_after()
+        server.shutdown()
+
+
 # -- duplicates and status ------------------------------------------------------------------------
 
 
@@ -675,7 +721,8 @@ def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_
         page.upload("#import-file", catalog)
         assert page.text_of("#import-job-title", "Imported") == "Imported 7 rows"
         assert page.find("#import-counts").text == (
-            "4 imported, 0 already in the catalog, 2 not imported, 1 replaced by a later row of the same id."
+            "4 imported, 0 already in the catalog or left out, 2 not imported, 1 replaced by a later row of the "
+            "same id."
         )
         page.wait(lambda: page.find("#import-list").is_displayed() and not page.find("#import-none").is_displayed())
         assert page.js("return document.getElementById('import-progress').value") == 1

@@ -57,7 +57,7 @@ from dupcheck.core.imports import (
     check_catalog,
     survey,
 )
-from dupcheck.core.models import Entry, HashRecord, Match, Verdict, utc_now
+from dupcheck.core.models import Entry, FindResult, HashRecord, Match, Verdict, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.service import DupcheckService, build_entry
 
@@ -207,10 +207,18 @@ class JobGate:
         """None: store the row, nothing to say. Else the row's outcome: `done` (store it, then
         record this, which names its duplicates: warn), or `skipped`/`failed` (do not store it:
         skip, reject)."""
+        return self.decide(row, entry, self.matches(entry))
+
+    def matches(self, entry: Entry) -> list[Match]:
+        """The catalog's duplicates of a row's picture (the costly half: run on many threads)."""
+        return [] if self.policy is OnDuplicate.ALLOW else self.service.duplicates_of_entry(entry)
+
+    def decide(self, row: CatalogRow, entry: Entry, matches: Sequence[Match]) -> RowResult | None:
+        """`screen`'s answer from the matches: the picture claimed for the row (the cheap half, run
+        in catalog order so that, of two rows of a batch with one picture, the earlier claims it)."""
         if self.policy is OnDuplicate.ALLOW:
             return None
-        found = check_row(self.service, self.jobs, self.job_id, row, entry.record.hash.hex,
-                          self.service.duplicates_of_entry(entry))  # fmt: skip
+        found = check_row(self.service, self.jobs, self.job_id, row, entry.record.hash.hex, matches)
         if found is None:
             return None
         if self.policy is OnDuplicate.SKIP:
@@ -257,19 +265,29 @@ class RowChecker:
         if not rows:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
-            return list(pool.map(lambda row: self._check(job_id, row, final), rows))
+            looked = list(pool.map(lambda row: self._look(row, final), rows))
+        # The pictures claimed in catalog order: of two rows of the batch with one picture, the earlier claims it.
+        out: list[RowResult | Retry] = []
+        for row, found in zip(rows, looked, strict=True):
+            try:
+                out.append(self._verdict(job_id, row, found) if isinstance(found, FindResult) else found)
+            except DupcheckError as exc:
+                out.append(RowImporter._retry_or_fail(row, exc, final))
+        return out
 
-    def _check(self, job_id: str, row: CatalogRow, final: Callable[[CatalogRow], bool]) -> RowResult | Retry:
+    def _look(self, row: CatalogRow, final: Callable[[CatalogRow], bool]) -> FindResult | RowResult | Retry:
         if row.error is not None:
             return RowResult.failure(row, *row.error)
         try:
-            result = self.service.find_similar_bytes(self.service.fetch(row.image_url), top=CHECK_TOP)
-            duplicate = check_row(self.service, self.jobs, job_id, row, result.query_hash.hex, result.matches)
+            return self.service.find_similar_bytes(self.service.fetch(row.image_url), top=CHECK_TOP)
         except DupcheckError as exc:
             return RowImporter._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
             log.exception("check of row %s (%s) failed", row.row, row.entity_id)
             return RowResult.failure(row, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _verdict(self, job_id: str, row: CatalogRow, result: FindResult) -> RowResult:
+        duplicate = check_row(self.service, self.jobs, job_id, row, result.query_hash.hex, result.matches)
         if duplicate is not None:
             return duplicate
         best = result.matches[0] if result.matches else None
@@ -310,8 +328,10 @@ class RowImporter:
         except StoreUnavailable as exc:
             return [self._retry_or_fail(row, exc, final) for row in rows]
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
-            prepared = list(pool.map(lambda row: self._prepare(row, existing.get(row.entity_id), final,
-                                                               gate_of(row)), rows))  # fmt: skip
+            looked = list(pool.map(lambda row: self._prepare(row, existing.get(row.entity_id), final,
+                                                             gate_of(row)), rows))  # fmt: skip
+        # The gate's decisions in catalog order (JobGate.decide says why).
+        prepared = [self._decide(row, item, gate_of(row), final) for row, item in zip(rows, looked, strict=True)]
         warned = {i: item[1] for i, item in enumerate(prepared) if isinstance(item, tuple)}
         writes = {i: item[0] if isinstance(item, tuple) else item for i, item in enumerate(prepared)
                   if isinstance(item, Entry | tuple)}  # fmt: skip
@@ -336,13 +356,30 @@ class RowImporter:
         current = [row.entity_id for row in rows if unchanged(existing.get(row.entity_id), row, self.pipeline.algo)]
         return self.thumbnails.missing(current) if current else set()
 
-    def _prepare(
-        self, row: CatalogRow, record: HashRecord | None, final: Callable[[CatalogRow], bool],
-        gate: JobGate | None = None,
+    def _decide(
+        self, row: CatalogRow, item: Entry | tuple[Entry, list[Match]] | RowResult | Retry, gate: JobGate | None,
+        final: Callable[[CatalogRow], bool],
     ) -> Entry | tuple[Entry, RowResult] | RowResult | Retry:  # fmt: skip
         """What to write for `row` (its record, and its thumbnail when hashed; with the outcome
         to record once written, when the gate warns of a duplicate), or its outcome when nothing
         is to be written."""
+        if not isinstance(item, tuple) or gate is None:
+            return item[0] if isinstance(item, tuple) else item
+        entry, matches = item
+        try:
+            screened = gate.decide(row, entry, matches)
+        except DupcheckError as exc:
+            return self._retry_or_fail(row, exc, final)
+        if screened is None:
+            return entry
+        return (entry, screened) if screened.outcome is Outcome.DONE else screened
+
+    def _prepare(
+        self, row: CatalogRow, record: HashRecord | None, final: Callable[[CatalogRow], bool],
+        gate: JobGate | None = None,
+    ) -> Entry | tuple[Entry, list[Match]] | RowResult | Retry:  # fmt: skip
+        """The row hashed (with the catalog's duplicates of it, when its job has a gate), or its
+        outcome when nothing is to be written."""
         if unchanged(record, row, self.pipeline.algo):
             assert record is not None
             if record.sku == row.sku:
@@ -352,15 +389,13 @@ class RowImporter:
             data = self.fetcher.fetch(row.image_url)
             entry = build_entry(self.pipeline, data, entity_id=row.entity_id, sku=row.sku,
                                 image_url=row.image_url, max_pixels=self.max_pixels)  # fmt: skip
-            screened = gate.screen(row, entry) if gate is not None else None
+            matches = gate.matches(entry) if gate is not None else None
         except DupcheckError as exc:
             return self._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
             log.exception("import of row %s (%s) failed", row.row, row.entity_id)
             return RowResult.failure(row, "internal_error", f"{type(exc).__name__}: {exc}")
-        if screened is None:
-            return entry
-        return (entry, screened) if screened.outcome is Outcome.DONE else screened
+        return entry if matches is None else (entry, matches)
 
     @staticmethod
     def _retry_or_fail(row: CatalogRow, exc: DupcheckError, final: Callable[[CatalogRow], bool]) -> RowResult | Retry:

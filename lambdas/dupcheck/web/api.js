@@ -21,7 +21,7 @@ export const hasKey = () => sessionStorage.getItem(KEY) !== null;
 export const forgetKey = () => sessionStorage.removeItem(KEY);
 
 /** JSON from `path` (relative to the page), or an ApiError. `body` may be FormData or an object (JSON). */
-export async function api(path, { method = "GET", body } = {}) {
+export async function api(path, { method = "GET", body, as = "json" } = {}) {
   const json = body !== undefined && !(body instanceof FormData);
   for (;;) {
     const headers = new Headers({ Accept: "application/json" });
@@ -34,7 +34,7 @@ export async function api(path, { method = "GET", body } = {}) {
     } catch {
       throw new ApiError(0, "network", "the network request failed");
     }
-    if (response.ok) return response.status === 204 ? null : response.json();
+    if (response.ok) return response.status === 204 ? null : as === "blob" ? response.blob() : response.json();
     const error = await errorOf(response);
     if (error.code !== "forbidden") throw error;
     if (sessionStorage.getItem(KEY) !== key) continue; // a key was given while this call was out: use it
