@@ -203,8 +203,13 @@ def test_domain_access_policy_names_exactly_the_function_roles_that_search(templ
         [
             {"Fn::GetAtt": [role_id(template, handler), "Arn"]}
             # The import worker too: its duplicate gate looks each row up in the index.
-            for handler in (FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER, PRODUCTS_HANDLER, PRODUCT_SYNC_HANDLER,
-                            IMPORT_WORKER_HANDLER)
+            for handler in (
+                FIND_SIMILAR_HANDLER,
+                STREAM_SYNC_HANDLER,
+                PRODUCTS_HANDLER,
+                PRODUCT_SYNC_HANDLER,
+                IMPORT_WORKER_HANDLER,
+            )
         ],
         key=str,
     )
