@@ -594,3 +594,19 @@ def test_the_default_policy_comes_from_settings(settings: Settings) -> None:
     status, out = post_item(app, "N1", "https://img.test/0.jpg")
     assert status == 409 and out["error"]["code"] == "duplicate_image"
     assert post_item(app, "N1", "https://img.test/0.jpg", {"on_duplicate": "warn"})[0] == 201
+
+
+def test_a_refused_upload_without_an_address_keeps_no_picture(settings: Settings, tmp_path: Path) -> None:
+    from dupcheck.adapters.local_files import LocalKeptImages
+
+    data = encode(product_image(300))
+    service = build_service(settings, fetcher=FakeFetcher({}))
+    service.register_bytes(entity_id="K", sku="", image_url="https://img.test/k.jpg", data=data)
+    kept = LocalKeptImages(tmp_path / "kept")
+    app = build_resolver(service, max_body_bytes=MAX_BYTES, images=kept)
+    status, out = call(app, event("PUT", "/items/K2", {"on_duplicate": "reject"}, turned(300), "image/jpeg"))
+    assert (status, out["error"]["code"]) == (409, "duplicate_image")
+    assert not list((tmp_path / "kept").rglob("*.*"))  # refused: nothing kept, nothing stored
+    status, out = call(app, event("PUT", "/items/K2", None, turned(300), "image/jpeg"))  # warn: kept and stored
+    assert status == 201 and "/images/" in out["image_url"] and out["duplicates"][0]["entity_id"] == "K"
+    assert len(list((tmp_path / "kept").rglob("*.*"))) == 1
