@@ -203,7 +203,9 @@ class DupcheckStack(Stack):
         hashes.table.grant(sync.function, "dynamodb:Query", "dynamodb:GetItem")
         scans.grant_api(api.function)
         decisions.grant_api(api.function)
-        search.allow_roles(_role(api.function), _role(sync.function), *(_role(f) for f in product_functions))
+        # The import worker reads the index too: its duplicate gate looks each row up as find_similar does.
+        search.allow_roles(_role(api.function), _role(sync.function), _role(imports.worker),
+                           *(_role(f) for f in product_functions))  # fmt: skip
         for function in product_functions:  # a kept picture's address is read from the bucket
             imports.grant_objects(function, ["s3:GetObject"], IMAGES)
 

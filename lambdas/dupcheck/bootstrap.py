@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from dupcheck.core import imaging
 from dupcheck.core.decisions import DuplicateDecisions
+from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportService, ImportStarter
@@ -262,6 +263,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
             catalogs=S3CatalogFiles.from_settings(settings),
             starter=starter or SqsImportStarter.from_settings(settings),
             max_catalog_bytes=settings.max_catalog_bytes,
+            on_duplicate=OnDuplicate(settings.on_duplicate),
         )
     from dupcheck.adapters.local_files import LocalCatalogFiles
     from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
@@ -271,6 +273,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
         catalogs=LocalCatalogFiles(settings.data_dir / "imports"),
         starter=starter or _WaitForTheServer(),
         max_catalog_bytes=settings.max_catalog_bytes,
+        on_duplicate=OnDuplicate(settings.on_duplicate),
     )
 
 
@@ -360,6 +363,7 @@ def build_service(
         embedder=embedder,
         products=products,
         kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None,
+        on_duplicate=OnDuplicate(settings.on_duplicate),
     )
     if observe is not None:
         service.observe = observe

@@ -215,7 +215,14 @@ def test_domain_access_policy_names_exactly_the_function_roles_that_search(templ
     assert sorted(principals, key=str) == sorted(
         [
             {"Fn::GetAtt": [role_id(template, handler), "Arn"]}
-            for handler in (FIND_SIMILAR_HANDLER, STREAM_SYNC_HANDLER, PRODUCTS_HANDLER, PRODUCT_SYNC_HANDLER)
+            # The import worker too: its duplicate gate looks each row up in the index.
+            for handler in (
+                FIND_SIMILAR_HANDLER,
+                STREAM_SYNC_HANDLER,
+                PRODUCTS_HANDLER,
+                PRODUCT_SYNC_HANDLER,
+                IMPORT_WORKER_HANDLER,
+            )
         ],
         key=str,
     )

@@ -100,6 +100,7 @@ def test_the_document_says_what_the_api_answers() -> None:
         ("/imports/{job_id}", "get"),
         ("/imports/{job_id}", "delete"),
         ("/imports/{job_id}/failures", "get"),
+        ("/imports/{job_id}/results", "get"),
         ("/imports/{job_id}/catalog", "put"),
         ("/images", "post"),
         ("/images/{name}", "get"),
@@ -144,6 +145,10 @@ def test_the_document_says_what_the_api_answers() -> None:
         "200", "400", "403", "413", "415", "422", "500", "502", "503", "504"}  # fmt: skip
     assert operations[("/items", "post")]["responses"].keys() >= {"201", "400", "415", "502"}
     assert "200" not in operations[("/items", "post")]["responses"]
+    assert {"409"} <= operations[("/items", "post")]["responses"].keys() & operations[("/items/{entity_id}", "put")][
+        "responses"].keys()  # on_duplicate=reject: duplicate_image  # fmt: skip
+    results = operations[("/imports/{job_id}/results", "get")]["responses"]["200"]["content"]
+    assert set(results) == {"application/json", "text/csv"}
     assert set(operations[("/items/{entity_id}", "delete")]["responses"]) >= {"204", "404"}
     assert "HTTPValidationError" not in json.dumps(document)  # validation errors are a 400, not Powertools' 422
     upload = operations[("/find_similar", "post")]["requestBody"]["content"]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from support.aws import sqs_event
-from support.catalogs import good_rows
+from support.catalogs import gate_catalog, good_rows
 from support.fakes import load_event
 from support.image_server import ImageServer, Reply
 
@@ -56,6 +56,9 @@ class Aws:
             event.update(body=body, isBase64Encoded=False)
         response = self.api.handler(event, self.context)
         text = response["body"]
+        kind = ((response.get("multiValueHeaders") or {}).get("Content-Type") or [""])[0]
+        if kind.startswith("text/csv"):
+            return response["statusCode"], text
         return response["statusCode"], json.loads(text) if text else None
 
     def start_event(self, key: str) -> dict:
@@ -368,3 +371,62 @@ def test_an_upload_without_an_address_is_kept_in_the_bucket_until_its_last_recor
     # One no record uses: deleted on request, then 404.
     assert aws.call("DELETE", f"/images/{other['name']}")[0] == 204
     assert aws.call("DELETE", f"/images/{other['name']}")[0] == 404
+
+
+def register_catalog(aws: Aws, catalog: dict[str, bytes]) -> None:
+    """The catalog through the API, then into the worker's index as the stream sync puts it into
+    OpenSearch (the tests' index is the in-process one, loaded when the worker module was)."""
+    for entity_id, data in catalog.items():
+        assert aws.call("PUT", f"/items/{entity_id}?image_url=https://shop.test/{entity_id}.jpg", data,
+                        "image/jpeg")[0] == 201  # fmt: skip
+    service = aws.worker.worker.service
+    service.index.upsert_many(service.store.scan())
+
+
+def results_of(aws: Aws, job_id: str, query: str = "") -> list[dict]:
+    status, page = aws.call("GET", f"/imports/{job_id}/results?limit=1000{query}")
+    assert status == 200 and page["next_cursor"] is None
+    return page["results"]
+
+
+def run_gate_job(aws: Aws, image_server: ImageServer, query: str, copies: int, repeats: int) -> tuple[Any, dict]:
+    """A catalog registered, then a job of new rows, copies of it and repeats, run to its end."""
+    gate = gate_catalog(image_server, new=8 - 4 * (query == "?mode=check"), copies=copies, repeats=repeats)
+    register_catalog(aws, gate.catalog)
+    status, job = aws.call("POST", "/imports" + query, csv_of(gate.rows))
+    assert status == 202
+    aws.start_event(f"catalogs/{job['job_id']}")
+    assert aws.work()
+    return gate, job_of(aws, job["job_id"])
+
+
+def test_the_worker_skips_the_duplicates_of_the_catalog_and_of_earlier_rows(aws: Aws, image_server: ImageServer
+                                                                            ) -> None:  # fmt: skip
+    gate, done = run_gate_job(aws, image_server, "?on_duplicate=skip", copies=3, repeats=2)
+    job = done
+    assert done["on_duplicate"] == "skip"
+    assert {k: done[k] for k in ("status", "rows", "done", "skipped", "failed", "duplicates")} == {
+        "status": "done", "rows": 13, "done": 8, "skipped": 5, "failed": 0, "duplicates": 5}  # fmt: skip
+    found = results_of(aws, job["job_id"], "&duplicates_only=true")
+    assert {r["row"]: (r["duplicate_of"], r["duplicate_of_row"] or 0) for r in found} == gate.expected
+    assert aws.ddb.scan(TableName=RECORDS, Select="COUNT")["Count"] == 3 + 8  # none of the 5 stored
+
+    # A redelivered duplicate row is neither counted again nor stored.
+    aws.sqs.send_message(QueueUrl=aws.rows, MessageBody=json.dumps(
+        {"job_id": job["job_id"], "row": 9, "entity_id": "COPY0", "sku": "", "image_url": gate.rows[8][2]}
+    ))  # fmt: skip
+    assert aws.work() == [set()]
+    assert job_of(aws, job["job_id"])["duplicates"] == 5 and aws.call("GET", "/items/COPY0")[0] == 404
+
+
+def test_a_check_job_runs_on_the_same_queues_and_stores_nothing(aws: Aws, image_server: ImageServer) -> None:
+    gate, done = run_gate_job(aws, image_server, "?mode=check", copies=2, repeats=1)
+    job = done
+    assert (done["mode"], done["status"], done["done"], done["duplicates"]) == ("check", "done", 7, 3)
+    results = results_of(aws, job["job_id"])
+    assert [r["row"] for r in results] == list(range(1, 8))
+    assert {r["row"]: r["duplicate_of"] for r in results if r["verdict"] == "duplicate"} == {
+        row: of for row, (of, _) in gate.expected.items()}  # fmt: skip
+    assert aws.ddb.scan(TableName=RECORDS, Select="COUNT")["Count"] == 2
+    status, text = aws.call("GET", f"/imports/{job['job_id']}/results?format=csv")
+    assert status == 200 and text.count("\n") == 8

@@ -26,7 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
@@ -400,12 +400,16 @@ def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmat
     page.fill("#add-sku", "WEB-1")
     page.fill("#add-url", f"{demo.url}/demo/queries/{demo.catalog.distinct_query.name}")
     page.find("#add-form button[type=submit]").click()
-    assert page.text_of("#add-done", "Added") == "Added web-01 (SKU WEB-1) to the catalog."
+    assert page.text_of("#add-done", "Added") == (
+        "Added web-01 (SKU WEB-1) to the catalog. No duplicate of its picture was found."
+    )
     page.wait(lambda: page.in_view("#add-done"))  # where the eye is, not below the window
     page.fill("#add-id", "web 02 [upload]")  # an id a URL must encode
     page.upload("#add-file", demo.pictures / "new-product.jpg")
     page.find("#add-form button[type=submit]").click()
-    assert page.text_of("#add-done", "Added") == "Added web 02 [upload] to the catalog."
+    assert page.text_of("#add-done", "Added") == (
+        "Added web 02 [upload] to the catalog. No duplicate of its picture was found."
+    )
     page.wait(lambda: page.in_view("#add-done"))
     assert api_status(f"{demo.url}/items/web%2002%20%5Bupload%5D") == 200
 
@@ -431,6 +435,104 @@ def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmat
     page.wait(lambda: page.find("#catalog-total").text == f"{demo.server.service.store.count()} items in the catalog.")
     assert api_status(f"{demo.url}/items/web-01") == 404
     assert demo.server.service.index.count() == demo.catalog.items + 1  # the upload stays
+
+
+def turned_copy(demo: Demo, item: int) -> Path:
+    """A catalog picture turned 5 degrees, served beside the demo's files (/demo/turned-NN.jpg)."""
+    picture = Image.open(demo.catalog.directory / "catalog" / f"item-{item:02d}.jpg").convert("RGB")
+    path = demo.catalog.directory / f"turned-{item:02d}.jpg"
+    path.write_bytes(encode(picture.rotate(5, resample=Image.Resampling.BILINEAR, fillcolor=picture.getpixel((0, 0)))))
+    return path
+
+
+def warning_first(page: Page) -> str:
+    """The gate's warning, once shown: it must be in view and hold the focus, before anything else."""
+    page.wait(lambda: page.find("#add-warning").is_displayed())
+    in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight;"
+    page.wait(lambda: page.js(in_view, page.find("#add-warning")))
+    assert page.js("return document.activeElement.id") == "add-warning"
+    assert page.find("#add-done").text == ""  # no "Added" line below it instead
+    pair = page.all("#add-warning-pair img")
+    page.wait(lambda: all(page.loaded(image) for image in pair))  # side by side: the new picture, the match
+    return page.find("#add-warning").text
+
+
+def test_adding_a_turned_copy_of_a_catalog_picture_warns_with_the_match_side_by_side(page: Page, demo: Demo) -> None:
+    turned = turned_copy(demo, 7)
+    page.open("catalog")
+    page.text_of("#catalog-summary", "Page 1")
+    page.fill("#add-id", "web-turned")
+    page.fill("#add-url", f"{demo.url}/demo/{turned.name}")
+    page.find("#add-form button[type=submit]").click()
+    text = warning_first(page)
+    assert "Added web-turned, but the catalog already had this picture" in text
+    assert "demo-07 (SKU DEMO-007): The same picture" in page.find("#add-warning-caption").text
+    assert "rotated" in page.find("#add-warning-caption").text
+    assert api_status(f"{demo.url}/items/web-turned") == 200  # warn: added all the same
+    demo.server.service.remove("web-turned")
+
+
+def test_with_reject_a_turned_copy_is_not_added(page: Page, demo: Demo) -> None:
+    page.refusals_expected = True  # the 409 is the answer
+    turned = turned_copy(demo, 9)
+    before = demo.server.service.store.count()
+    page.open("catalog")
+    page.text_of("#catalog-summary", "Page 1")
+    page.fill("#add-id", "web-refused")
+    page.upload("#add-file", turned)
+    Select(page.find("#add-policy")).select_by_value("reject")
+    page.find("#add-form button[type=submit]").click()
+    text = warning_first(page)
+    assert "Not added: the catalog already has this picture" in text
+    assert page.find("#add-warning-caption").text.startswith("demo-09 (SKU DEMO-009)")
+    assert api_status(f"{demo.url}/items/web-refused") == 404 and demo.server.service.store.count() == before
+    assert not page.find("#add-error").is_displayed()
+
+
+def test_the_import_page_checks_only_then_leaves_duplicates_out_and_lists_them(
+    driver: WebDriver, demo: Demo, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path / "data")  # a catalog of its own: two of the demo's pictures
+    page = Page(driver, server.url)
+    try:
+        files = sorted((demo.catalog.directory / "catalog").glob("*.jpg"))
+        for name, path in (("K0", files[0]), ("K1", files[1])):
+            server.service.register_bytes(entity_id=name, sku=f"SKU-{name}", image_url=f"{demo.url}/demo/catalog/"
+                                          f"{path.name}", data=path.read_bytes())  # fmt: skip
+        turned = turned_copy(demo, 0)
+        rows = [f"T0,,{demo.url}/demo/{turned.name}", f"N2,,{demo.url}/demo/catalog/{files[2].name}",
+                f"N2-AGAIN,,{demo.url}/demo/catalog/{files[2].name}"]  # fmt: skip
+        catalog = tmp_path / "tomorrow.csv"
+        catalog.write_text("entity_id,sku,image_url\n" + "\n".join(rows) + "\n")
+
+        page.open("import")
+        page.find("#import-check-only").click()
+        page.upload("#import-file", catalog)
+        assert page.text_of("#import-job-title", "Checked") == "Checked 3 rows"
+        assert page.find("#import-counts").text == "3 checked, 0 could not be checked. 2 are duplicates."
+        answers = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-results tr")]
+        assert [a[:2] for a in answers] == [["1", "T0"], ["2", "N2"], ["3", "N2-AGAIN"]]
+        assert answers[0][2].startswith("The same picture as K0 (SKU SKU-K0) (") and "rotated" in answers[0][2]
+        assert answers[1][2] == "New: nothing like it in the catalog."
+        assert answers[2][2] == "The same picture as row 2 (N2) of this file."
+        assert server.service.store.count() == 2  # only checked
+
+        page.find("#import-check-only").click()
+        Select(page.find("#import-policy")).select_by_value("skip")
+        page.upload("#import-file", catalog)
+        page.text_of("#import-job-title", "Imported 3 rows")
+        assert page.find("#import-counts").text == ("1 imported, 2 already in the catalog or left out, 0 not "
+                                                    "imported. 2 are duplicates, left out.")  # fmt: skip
+        assert page.find("#import-duplicates-title").text == "Duplicates found (2)"
+        listed = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-results tr")]
+        assert listed[0][:2] == ["1", "T0"] and listed[0][2].startswith("The same picture as K0")
+        # Of the two rows with one picture, the one checked first is imported, the other listed against it.
+        assert listed[1][1:] in (["N2-AGAIN", "The same picture as row 2 (N2) of this file."],
+                                 ["N2", "The same picture as row 3 (N2-AGAIN) of this file."])  # fmt: skip
+        assert server.service.store.count() == 3 and api_status(f"{server.url}/items/T0") == 404
+    finally:
+        page.check_after()
+        server.shutdown()
 
 
 # -- duplicates and status ------------------------------------------------------------------------
@@ -792,7 +894,8 @@ def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_
         page.upload("#import-file", catalog)
         assert page.text_of("#import-job-title", "imported") == "4 of 7 rows imported"  # what happened
         assert page.find("#import-counts").text == (
-            "4 imported, 0 already in the catalog, 2 not imported, 1 replaced by a later row of the same id."
+            "4 imported, 0 already in the catalog or left out, 2 not imported, 1 replaced by a later row of the "
+            "same id."
         )
         page.wait(lambda: page.find("#import-list").is_displayed() and not page.find("#import-none").is_displayed())
         assert page.js("return document.getElementById('import-progress').value") == 1

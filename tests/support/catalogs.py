@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
+from dupcheck_tools.samples import encode, product_image
 from support.image_server import ImageServer
 
 
@@ -20,3 +24,36 @@ def write_catalog(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 def good_rows(image_server: ImageServer, n: int, start: int = 0) -> list[tuple[str, str, str]]:
     """Rows E{start}..: each a distinct generated image the server answers."""
     return [(f"E{i}", f"SKU-{i}", image_server.image(f"/img/{i}.jpg", seed=i)) for i in range(start, start + n)]
+
+
+def turned(picture: Image.Image, degrees: float = 5.0) -> Image.Image:
+    """A picture turned a few degrees, its corners filled with its own background."""
+    return picture.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=picture.getpixel((0, 0)))
+
+
+@dataclass
+class GateCatalog:
+    """An import for the duplicate gate: `catalog` pictures to register first ({entity_id: bytes}),
+    and `rows`: new pictures, turned copies of catalog pictures and repeats of earlier rows. The
+    rows found duplicates are `expected`: {row number: (duplicate_of, its row number or 0)}."""
+
+    catalog: dict[str, bytes]
+    rows: list[tuple[str, str, str]]
+    expected: dict[int, tuple[str, int]]
+
+
+def gate_catalog(image_server: ImageServer, new: int, copies: int, repeats: int) -> GateCatalog:
+    """`new` distinct rows, then `copies` turned copies of catalog pictures (C0...), then `repeats`
+    rows with the same picture as an earlier new row (another address, the same file)."""
+    catalog = {f"C{i}": encode(product_image(5000 + i, (320, 240))) for i in range(copies)}
+    rows = good_rows(image_server, new)
+    expected: dict[int, tuple[str, int]] = {}
+    for i in range(copies):
+        body = encode(turned(product_image(5000 + i, (320, 240))))
+        rows.append((f"COPY{i}", "", image_server.add(f"/copy/{i}.jpg", body)))
+        expected[len(rows)] = (f"C{i}", 0)
+    for i in range(repeats):
+        earlier = i * 7  # rows E0, E7, E14...: their picture again, at another address
+        rows.append((f"AGAIN{i}", "", image_server.image(f"/again/{i}.jpg", seed=earlier)))
+        expected[len(rows)] = (f"E{earlier}", earlier + 1)
+    return GateCatalog(catalog, rows, expected)

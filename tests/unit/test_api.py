@@ -636,3 +636,104 @@ def test_too_much_decoding_at_once_is_a_503_with_retry_after(app) -> None:  # no
         assert status == 200  # room again once it is done
     finally:
         imaging.BUDGET = saved
+
+
+# -- the duplicate gate (core/gate.py) -------------------------------------------------------------
+
+
+def turned(seed: int, degrees: float = 5.0) -> bytes:
+    """A catalog picture turned by a few degrees: a duplicate the gate must notice."""
+    picture = product_image(seed)
+    return encode(picture.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=picture.getpixel((0, 0))))
+
+
+def post_item(app, entity_id: str, url: str, query: dict[str, str] | None = None, **body: str):  # noqa: ANN001, ANN201
+    payload = json.dumps({"entity_id": entity_id, "sku": "S", "image_url": url, **body}).encode()
+    return call(app, event("POST", "/items", query, payload, "application/json"))
+
+
+def count(app) -> int:  # noqa: ANN001
+    return call(app, event("GET", "/health"))[1]["records"]
+
+
+def test_post_item_warns_of_a_duplicate_and_stores_it(app) -> None:  # noqa: ANN001
+    status, out = post_item(app, "N1", "https://img.test/2.jpg")  # E2's picture, under a new id
+    assert status == 201 and out["entity_id"] == "N1"
+    assert out["on_duplicate"] == "warn" and out["checked"] is True and out["is_duplicate"] is True
+    best = out["duplicates"][0]
+    assert best["entity_id"] == "E2" and best["verdict"] == "duplicate" and best["edit_summary"] == "no visible edit"
+    assert all(m["verdict"] == "duplicate" for m in out["duplicates"])
+    assert call(app, event("GET", "/items/N1"))[0] == 200 and count(app) == 6
+
+
+def test_post_item_new_picture_has_no_duplicates(app) -> None:  # noqa: ANN001
+    status, out = post_item(app, "N1", "https://img.test/5.jpg")
+    assert status == 201 and out["checked"] is True and out["duplicates"] == [] and out["is_duplicate"] is False
+
+
+def test_reject_stores_nothing_and_answers_409_with_the_matches(app) -> None:  # noqa: ANN001
+    for query, body in (({"on_duplicate": "reject"}, {}), ({"on_duplicate": "warn"}, {"on_duplicate": "reject"})):
+        status, out = post_item(app, "N1", "https://img.test/3.jpg", query, **body)
+        assert status == 409 and out["error"]["code"] == "duplicate_image"
+        assert "E3" in out["error"]["message"] and out["error"]["matches"][0]["entity_id"] == "E3"
+        assert out["error"]["matches"][0]["edits"] == []
+        assert call(app, event("GET", "/items/N1"))[0] == 404 and count(app) == 5
+
+
+def test_reject_lets_a_new_picture_in(app) -> None:  # noqa: ANN001
+    status, out = post_item(app, "N1", "https://img.test/5.jpg", {"on_duplicate": "reject"})
+    assert status == 201 and out["on_duplicate"] == "reject" and out["duplicates"] == []
+
+
+def test_allow_skips_the_check_and_says_so(app) -> None:  # noqa: ANN001
+    status, out = post_item(app, "N1", "https://img.test/3.jpg", {"on_duplicate": "allow"})
+    assert status == 201 and out["on_duplicate"] == "allow" and out["checked"] is False and out["duplicates"] == []
+
+
+def test_re_registering_an_item_is_not_its_own_duplicate(app) -> None:  # noqa: ANN001
+    status, out = post_item(app, "E3", "https://img.test/3.jpg", {"on_duplicate": "reject"})
+    assert status == 201 and out["duplicates"] == [] and count(app) == 5
+
+
+def test_put_item_warns_and_rejects_a_turned_copy(app) -> None:  # noqa: ANN001
+    data = turned(201)  # E1's picture, 5 degrees round
+    status, out = call(app, event("PUT", "/items/T1", {"on_duplicate": "reject"}, data, "image/jpeg"))
+    assert status == 409 and out["error"]["matches"][0]["entity_id"] == "E1"
+    assert out["error"]["matches"][0]["edit_summary"]
+    assert call(app, event("GET", "/items/T1"))[0] == 404
+    status, out = call(app, event("PUT", "/items/T1", None, data, "image/jpeg"))
+    assert status == 201 and out["duplicates"][0]["entity_id"] == "E1"
+    assert "rotat" in (out["duplicates"][0]["edit_summary"] or "")
+
+
+@pytest.mark.parametrize(("query", "body"), [({"on_duplicate": "maybe"}, {}), (None, {"on_duplicate": "skip"})])
+def test_bad_policy_is_a_400_and_stores_nothing(app, query, body) -> None:  # noqa: ANN001
+    status, out = post_item(app, "N1", "https://img.test/5.jpg", query, **body)
+    assert status == 400 and out["error"]["code"] == "invalid_request" and "on_duplicate" in out["error"]["message"]
+    assert count(app) == 5
+
+
+def test_the_default_policy_comes_from_settings(settings: Settings) -> None:
+    images = {f"https://img.test/{i}.jpg": encode(product_image(200 + i)) for i in range(2)}
+    service = build_service(settings.model_copy(update={"on_duplicate": "reject"}), fetcher=FakeFetcher(images))
+    service.register("E0", "S", "https://img.test/0.jpg")
+    app = build_resolver(service, max_body_bytes=MAX_BYTES)
+    status, out = post_item(app, "N1", "https://img.test/0.jpg")
+    assert status == 409 and out["error"]["code"] == "duplicate_image"
+    assert post_item(app, "N1", "https://img.test/0.jpg", {"on_duplicate": "warn"})[0] == 201
+
+
+def test_a_refused_upload_without_an_address_keeps_no_picture(settings: Settings, tmp_path: Path) -> None:
+    from dupcheck.adapters.local_files import LocalKeptImages
+
+    data = encode(product_image(300))
+    service = build_service(settings, fetcher=FakeFetcher({}))
+    service.register_bytes(entity_id="K", sku="", image_url="https://img.test/k.jpg", data=data)
+    kept = LocalKeptImages(tmp_path / "kept")
+    app = build_resolver(service, max_body_bytes=MAX_BYTES, images=kept)
+    status, out = call(app, event("PUT", "/items/K2", {"on_duplicate": "reject"}, turned(300), "image/jpeg"))
+    assert (status, out["error"]["code"]) == (409, "duplicate_image")
+    assert not list((tmp_path / "kept").rglob("*.*"))  # refused: nothing kept, nothing stored
+    status, out = call(app, event("PUT", "/items/K2", None, turned(300), "image/jpeg"))  # warn: kept and stored
+    assert status == 201 and "/images/" in out["image_url"] and out["duplicates"][0]["entity_id"] == "K"
+    assert len(list((tmp_path / "kept").rglob("*.*"))) == 1

@@ -70,6 +70,19 @@ def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, cata
     assert code == ExitCode.FAILED and error["error"]["code"] == "not_found"
 
 
+def test_add_checks_for_duplicates_first(capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path) -> None:
+    data, picture = str(tmp_path / "data"), str(catalog / "SKU-1.jpg")
+    assert run(capsys, "--data-dir", data, "add", "--entity-id", "A1", picture)[0] == ExitCode.OK
+    code, added = run(capsys, "--data-dir", data, "add", "--entity-id", "A2", picture)  # warn: added, and said
+    assert code == ExitCode.OK and added["on_duplicate"] == "warn" and added["duplicates"][0]["entity_id"] == "A1"
+    code, error = run(capsys, "--data-dir", data, "add", "--on-duplicate", "reject", "--entity-id", "A3", picture)
+    assert code == ExitCode.FAILED and error["error"]["code"] == "duplicate_image"
+    assert {m["entity_id"] for m in error["error"]["matches"]} == {"A1", "A2"}
+    assert run(capsys, "--data-dir", data, "remove", "A3")[1]["error"]["code"] == "not_found"  # nothing stored
+    code, added = run(capsys, "--data-dir", data, "add", "--on-duplicate", "allow", "--entity-id", "A3", picture)
+    assert code == ExitCode.OK and added["checked"] is False and added["duplicates"] == []
+
+
 def test_blocked_url_is_a_json_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, error = run(capsys, "--data-dir", str(tmp_path), "find", "http://169.254.169.254/latest/meta-data/")
     assert code == ExitCode.FAILED and error["error"]["code"] == "url_not_allowed"

@@ -21,6 +21,7 @@ from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.core import imports as imports_module
 from dupcheck.core.catalog import Columns
 from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, NotFound, UpstreamError, UpstreamTimeout
+from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.import_runs import Retry, RowImporter
 from dupcheck.core.imports import (
@@ -227,6 +228,44 @@ def test_submitting_keeps_the_catalog_and_starts_the_job(service: ImportService)
     assert items.options.columns == Columns()  # items always have the standard names
     with pytest.raises(NotFound):
         service.get("not-a-job-id")
+
+
+def test_checked_rows_are_counted_and_listed_once_and_the_first_row_claims_a_picture(jobs: SqliteImportJobs) -> None:
+    now = utc_now()
+    jobs.create(ImportJob("b" * 32, JobStatus.RUNNING, Source.UPLOAD, now, now))
+    match = {"entity_id": "C1", "sku": "", "image_url": "https://x.test/c1.jpg", "distance": 3, "match_percent": 97.0,
+             "verdict": "duplicate", "edits": [], "edit_summary": "no visible edit"}  # fmt: skip
+    dup = RowResult(2, Outcome.SKIPPED, "D", "https://x.test/d.jpg", "duplicate", "m", verdict="duplicate",
+                    duplicate_of="C1", match=match)  # fmt: skip
+    new = RowResult(3, Outcome.DONE, "N", "https://x.test/n.jpg", verdict="new")
+    jobs.record("b" * 32, [RowResult(1, Outcome.DONE), dup, new])
+    job = jobs.record("b" * 32, [dup])  # reported again: counted once
+    assert (job.done, job.skipped, job.duplicates) == (2, 1, 1)
+    assert jobs.results("b" * 32, 10) == ([dup, new], None)
+    assert jobs.results("b" * 32, 10, duplicates_only=True) == ([dup], None)
+    assert jobs.results("b" * 32, 1) == ([dup], 2) and jobs.results("b" * 32, 1, 2) == ([new], None)
+
+    assert jobs.claim_picture("b" * 32, "ab12", 5, "E5") == (5, "E5")
+    assert jobs.claim_picture("b" * 32, "ab12", 9, "E9") == (5, "E5")  # a later row with the same picture
+    assert jobs.claim_picture("b" * 32, "ab12", 5, "E5") == (5, "E5")  # the first, delivered again
+    assert jobs.claim_picture("c" * 32, "ab12", 9, "E9") == (9, "E9")  # another job's pictures are its own
+
+
+def test_a_jobs_file_from_before_the_gate_gains_its_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript("""CREATE TABLE import_jobs (job_id TEXT PRIMARY KEY, status TEXT NOT NULL, source TEXT NOT NULL,
+        options TEXT NOT NULL, catalog_url TEXT, rows INTEGER, done INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, error TEXT);
+        CREATE TABLE import_rows (job_id TEXT NOT NULL, row INTEGER NOT NULL, outcome TEXT NOT NULL, entity_id TEXT,
+        image_url TEXT, code TEXT, message TEXT, PRIMARY KEY (job_id, row)) WITHOUT ROWID;
+        INSERT INTO import_jobs (job_id, status, source, options, rows, done, created_at, updated_at)
+        VALUES ('dddddddddddddddddddddddddddddddd', 'done', 'upload', '{}', 1, 1, 'x', 'x');""")  # fmt: skip
+    conn.close()
+    job = SqliteImportJobs(path).get("d" * 32)
+    assert job is not None and (job.done, job.replaced, job.duplicates) == (1, 0, 0)
+    assert job.options.on_duplicate is OnDuplicate.ALLOW  # recorded before the gate: it did not check
 
 
 def test_cancel_and_upload_follow_the_job_status(service: ImportService, jobs: SqliteImportJobs) -> None:

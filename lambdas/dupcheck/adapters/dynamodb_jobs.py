@@ -5,7 +5,10 @@ One table, keyed by (`job_id`, `item`):
   dispatcher's lease (`dispatch_token`) and progress (`dispatched`);
 * `item = "row#0000000042"`: row 42 has its outcome: the marker that makes counting idempotent;
 * `item = "failure#0000000042"`: why row 42 failed or was replaced (what GET /imports/{id}/failures
-  lists).
+  lists);
+* `item = "result#0000000042"`: row 42's check (a check job's rows, an import's duplicates: what GET
+  /imports/{id}/results lists), its verdict, `duplicate_of` and best match;
+* `item = "picture#<hash>"`: the first row of the job with that picture (`claim_picture`).
 A sparse index, `recent` (`listed`, `created_at`), holds the job items only: recent jobs, newest
 first. Everything expires with the job (`expires_at`, the table's TTL), RETENTION_DAYS after it
 was created.
@@ -21,7 +24,7 @@ back (no lost update between concurrent workers).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +33,7 @@ from dupcheck.adapters.dynamodb_store import _UNAVAILABLE_CODES  # one list of "
 from dupcheck.core.errors import NotFound, StoreUnavailable
 from dupcheck.core.imports import (
     DETAILED,
+    MAX_PAGE,
     ImportJob,
     ImportOptions,
     JobStatus,
@@ -47,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
 JOB = "job"
 LISTED = "jobs"  # the `listed` value of every job item: the recent-jobs index's one partition
 RECENT_INDEX = "recent"
-TRANSACTION_ROWS = 40  # rows per transaction: markers + failures + the counter stay under 100 items
+TRANSACTION_ROWS = 30  # rows per transaction: markers + failures + results + the counter stay under 100 items
 _FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -57,6 +61,10 @@ def row_key(row: int) -> str:
 
 def failure_key(row: int) -> str:
     return f"failure#{row:010d}"
+
+
+def result_key(row: int) -> str:
+    return f"result#{row:010d}"
 
 
 def create_jobs_table(client: Any, table_name: str) -> None:
@@ -125,7 +133,7 @@ class DynamoDBImportJobs(JobsTable):
             "source": _s(job.source), "options": _s(json.dumps(job.options.to_dict())),
             "created_at": _s(job.created_at),
             "updated_at": _s(job.updated_at), "done": _n(0), "skipped": _n(0), "failed": _n(0), "replaced": _n(0),
-            "dispatched": _n(0),
+            "duplicates": _n(0), "dispatched": _n(0),
             "expires_at": _n(expires_epoch(job)),
         }  # fmt: skip
         if job.catalog_url:
@@ -187,13 +195,15 @@ class DynamoDBImportJobs(JobsTable):
         while results:
             writes, rows_of = _outcome_writes(self.table_name, job_id, results, expires)
             counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
+            duplicates = sum(1 for r in results if r.duplicate_of)
             writes.append({"Update": {
                 "TableName": self.table_name, "Key": _key(job_id, JOB),
-                "UpdateExpression": "ADD done :d, skipped :s, failed :f, replaced :r SET updated_at = :now",
+                "UpdateExpression": "ADD done :d, skipped :s, failed :f, replaced :r, duplicates :u "
+                                    "SET updated_at = :now",
                 "ConditionExpression": "attribute_exists(job_id)",
                 "ExpressionAttributeValues": {":d": _n(counts[Outcome.DONE]), ":s": _n(counts[Outcome.SKIPPED]),
                                               ":f": _n(counts[Outcome.FAILED]), ":r": _n(counts[Outcome.REPLACED]),
-                                              ":now": _s(utc_now())},
+                                              ":u": _n(duplicates), ":now": _s(utc_now())},
             }})  # fmt: skip
             try:
                 self.client.transact_write_items(TransactItems=writes)
@@ -214,16 +224,49 @@ class DynamoDBImportJobs(JobsTable):
                 raise StoreUnavailable(f"DynamoDB TransactWriteItems failed: {type(exc).__name__}") from exc
 
     def failures(self, job_id: str, limit: int, after_row: int = 0) -> tuple[list[RowResult], int | None]:
-        answer = self._call(
-            "query", KeyConditionExpression="job_id = :j AND item BETWEEN :lo AND :hi", Limit=limit + 1,
-            ExpressionAttributeValues={":j": _s(job_id), ":lo": _s(failure_key(after_row + 1)),
-                                       ":hi": _s(failure_key(9_999_999_999))},
-            ConsistentRead=True,
-        )  # fmt: skip
-        found = [RowResult(int(i["row"]["N"]), Outcome(_str(i, "outcome") or "failed"), _str(i, "entity_id"),
-                           _str(i, "image_url"),
-                           _str(i, "code"), _str(i, "message")) for i in answer.get("Items", [])]  # fmt: skip
+        return self._rows(job_id, failure_key, limit, after_row)
+
+    def results(
+        self, job_id: str, limit: int, after_row: int = 0, *, duplicates_only: bool = False
+    ) -> tuple[list[RowResult], int | None]:
+        return self._rows(job_id, result_key, limit, after_row, duplicates_only=duplicates_only)
+
+    def _rows(self, job_id: str, key: Callable[[int], str], limit: int, after_row: int, *,
+              duplicates_only: bool = False) -> tuple[list[RowResult], int | None]:  # fmt: skip
+        """Detail items of `key`'s kind in row order; a filter reads on (a page at most MAX_PAGE items
+        further each time) until it has `limit` + 1 or the job has no more."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "job_id = :j AND item BETWEEN :lo AND :hi", "ConsistentRead": True,
+            "ExpressionAttributeValues": {":j": _s(job_id), ":lo": _s(key(after_row + 1)),
+                                          ":hi": _s(key(9_999_999_999))},
+        }  # fmt: skip
+        if duplicates_only:
+            query["FilterExpression"] = "attribute_exists(duplicate_of)"
+        found: list[RowResult] = []
+        while len(found) <= limit:
+            answer = self._call("query", Limit=MAX_PAGE if duplicates_only else limit + 1, **query)
+            found += [_row_of(item) for item in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                break
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         return found[:limit], found[limit - 1].row if len(found) > limit else None
+
+    def claim_picture(self, job_id: str, picture: str, row: int, entity_id: str) -> tuple[int, str]:
+        key = _key(job_id, f"picture#{picture}")
+        try:
+            self.client.put_item(
+                TableName=self.table_name, Item={**key, "row": _n(row), "entity_id": _s(entity_id),
+                                                 "expires_at": _n(self._expires(job_id))},
+                ConditionExpression="attribute_not_exists(job_id)",
+            )  # fmt: skip
+            return row, entity_id
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                self._raise(exc, "PutItem")
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB PutItem failed: {type(exc).__name__}") from exc
+        first = self._call("get_item", Key=key, ConsistentRead=True).get("Item") or {}
+        return _int(first, "row"), _str(first, "entity_id")
 
     # -- DispatchedJobs ----------------------------------------------------------------------
 
@@ -287,13 +330,24 @@ def _outcome_writes(
         writes.append({"Put": {"TableName": table, "Item": {**_key(job_id, row_key(result.row)),
                                "outcome": _s(result.outcome), "expires_at": _n(expires)},
                                "ConditionExpression": "attribute_not_exists(job_id)"}})  # fmt: skip
-        if result.outcome in DETAILED:
-            writes.append({"Put": {"TableName": table, "Item": {
-                **_key(job_id, failure_key(result.row)), "row": _n(result.row), "outcome": _s(result.outcome),
-                "entity_id": _s(result.entity_id),
-                "image_url": _s(result.image_url), "code": _s(result.code), "message": _s(result.message[:2000]),
-                "expires_at": _n(expires)}}})  # fmt: skip
+        kinds = ([failure_key] if result.outcome in DETAILED else []) + ([result_key] if result.verdict else [])
+        for key in kinds:
+            item = {**_key(job_id, key(result.row)), "row": _n(result.row), "outcome": _s(result.outcome),
+                    "entity_id": _s(result.entity_id), "image_url": _s(result.image_url), "code": _s(result.code),
+                    "message": _s(result.message[:2000]), "expires_at": _n(expires)}  # fmt: skip
+            if result.verdict:
+                item["checked"] = _s(json.dumps(result.detail()))
+            if result.duplicate_of:
+                item["duplicate_of"] = _s(result.duplicate_of)
+            writes.append({"Put": {"TableName": table, "Item": item}})
     return writes, rows_of
+
+
+def _row_of(item: Mapping[str, Any]) -> RowResult:
+    result = RowResult(int(item["row"]["N"]), Outcome(_str(item, "outcome") or "failed"), _str(item, "entity_id"),
+                       _str(item, "image_url"), _str(item, "code"), _str(item, "message"))  # fmt: skip
+    checked = _str(item, "checked")
+    return result.with_detail(json.loads(checked) if checked else None)
 
 
 def _job(item: Mapping[str, Any]) -> ImportJob:
@@ -304,7 +358,7 @@ def _job(item: Mapping[str, Any]) -> ImportJob:
         options=ImportOptions.from_dict(json.loads(_str(item, "options") or "{}")),
         catalog_url=_str(item, "catalog_url") or None, rows=int(rows["N"]) if rows else None,
         done=_int(item, "done"), skipped=_int(item, "skipped"), failed=_int(item, "failed"),
-        replaced=_int(item, "replaced"),
+        replaced=_int(item, "replaced"), duplicates=_int(item, "duplicates"),
         started_at=_str(item, "started_at") or None, finished_at=_str(item, "finished_at") or None,
         error=_str(item, "error") or None,
     )  # fmt: skip

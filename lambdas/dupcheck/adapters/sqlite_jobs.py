@@ -8,8 +8,12 @@ writes of the API; and the records file keeps its one purpose.
 Each row's outcome is a row of `import_rows`, keyed by (job, row): recording an outcome is an
 INSERT OR IGNORE, and the job's counters grow by what was actually inserted, in the same
 transaction. So a row is counted once however often it is reported, and a job resumed after a
-crash knows exactly which rows are finished. Only failed and replaced rows keep their details
-(id, URL, code, message): what GET /imports/{id}/failures lists; the others are a few bytes each.
+crash knows exactly which rows are finished. Only failed, replaced and checked rows (a check job's,
+an import's duplicates) keep their details (id, URL, code, message; the check's as JSON): what
+GET /imports/{id}/failures and /results list; the others are a few bytes each.
+
+`import_pictures` holds each picture's first row (by its hash), so two rows of one file with one
+picture agree on which came first (`claim_picture`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from pathlib import Path
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.imports import (
-    DETAILED,
     RETENTION_DAYS,
     ImportJob,
     ImportOptions,
@@ -48,6 +51,7 @@ CREATE TABLE IF NOT EXISTS import_jobs (
     failed      INTEGER NOT NULL DEFAULT 0,
     replaced    INTEGER NOT NULL DEFAULT 0,
     after_cancel INTEGER NOT NULL DEFAULT 0,
+    duplicates  INTEGER NOT NULL DEFAULT 0,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     started_at  TEXT,
@@ -63,13 +67,24 @@ CREATE TABLE IF NOT EXISTS import_rows (
     image_url TEXT,
     code      TEXT,
     message   TEXT,
+    checked   TEXT,
+    duplicate INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, row)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS import_rows_failed;
 CREATE INDEX IF NOT EXISTS import_rows_listed ON import_rows (job_id, row) WHERE outcome IN ('failed', 'replaced');
+CREATE INDEX IF NOT EXISTS import_rows_checked ON import_rows (job_id, duplicate, row) WHERE checked IS NOT NULL;
+CREATE TABLE IF NOT EXISTS import_pictures (
+    job_id    TEXT NOT NULL,
+    picture   TEXT NOT NULL,
+    row       INTEGER NOT NULL,
+    entity_id TEXT NOT NULL,
+    PRIMARY KEY (job_id, picture)
+) WITHOUT ROWID;
 """
 _JOB_COLUMNS = ("job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, after_cancel, "
-                "created_at, updated_at, started_at, finished_at, error")  # fmt: skip
+                "duplicates, created_at, updated_at, started_at, finished_at, error")  # fmt: skip
+_ROW_COLUMNS = "row, outcome, entity_id, image_url, code, message, checked"
 _FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -77,7 +92,7 @@ class SqliteImportJobs(SqliteBookkeeping):
     what = "the local import store"
 
     def __init__(self, path: Path | str) -> None:
-        _add_counted_columns(Path(path))
+        _add_columns(Path(path))
         super().__init__(path, _SCHEMA)
 
     # -- ImportJobs port ---------------------------------------------------------------------
@@ -85,9 +100,10 @@ class SqliteImportJobs(SqliteBookkeeping):
     def create(self, job: ImportJob) -> None:
         with self._transaction() as conn:
             conn.execute(
-                f"INSERT INTO import_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                f"INSERT INTO import_jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 17)})",
                 (job.job_id, job.status.value, job.source.value, json.dumps(job.options.to_dict()), job.catalog_url,
-                 job.rows, job.done, job.skipped, job.failed, job.replaced, job.after_cancel or 0, job.created_at,
+                 job.rows, job.done, job.skipped, job.failed, job.replaced, job.after_cancel or 0, job.duplicates,
+                 job.created_at,
                  job.updated_at,
                  job.started_at,
                  job.finished_at, job.error),
@@ -134,21 +150,24 @@ class SqliteImportJobs(SqliteBookkeeping):
         job's cancel was answered (ImportJob.after_cancel)."""
         with self._transaction() as conn:
             added = {outcome: 0 for outcome in Outcome}
+            duplicates = 0
             for result in results:
-                detail = result.outcome in DETAILED
+                detail = result.detailed
                 cursor = conn.execute(
-                    "INSERT OR IGNORE INTO import_rows (job_id, row, outcome, entity_id, image_url, code, message) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO import_rows (job_id, row, outcome, entity_id, image_url, code, message, "
+                    "checked, duplicate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (job_id, result.row, result.outcome.value, *(
                         (result.entity_id, result.image_url, result.code, result.message) if detail else (None,) * 4
-                    )),
+                    ), json.dumps(result.detail()) if result.verdict else None, int(bool(result.duplicate_of))),
                 )  # fmt: skip
                 added[result.outcome] += cursor.rowcount
+                duplicates += cursor.rowcount if result.duplicate_of else 0
             conn.execute(
                 "UPDATE import_jobs SET done = done + ?, skipped = skipped + ?, failed = failed + ?, "
-                "replaced = replaced + ?, after_cancel = after_cancel + ?, updated_at = ? WHERE job_id = ?",
+                "replaced = replaced + ?, after_cancel = after_cancel + ?, duplicates = duplicates + ?, "
+                "updated_at = ? WHERE job_id = ?",
                 (added[Outcome.DONE], added[Outcome.SKIPPED], added[Outcome.FAILED], added[Outcome.REPLACED],
-                 min(after_cancel, added[Outcome.DONE]), utc_now(), job_id),
+                 min(after_cancel, added[Outcome.DONE]), duplicates, utc_now(), job_id),
             )  # fmt: skip
             found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
         if found is None:
@@ -157,12 +176,29 @@ class SqliteImportJobs(SqliteBookkeeping):
 
     def failures(self, job_id: str, limit: int, after_row: int = 0) -> tuple[list[RowResult], int | None]:
         rows = self._query(
-            "SELECT row, outcome, entity_id, image_url, code, message FROM import_rows "
+            f"SELECT {_ROW_COLUMNS} FROM import_rows "
             "WHERE job_id = ? AND outcome IN ('failed', 'replaced') AND row > ? ORDER BY row LIMIT ?",
             (job_id, after_row, limit + 1),
         )
-        found = [RowResult(row, Outcome(o), e or "", u or "", c or "", m or "") for row, o, e, u, c, m in rows]
-        return found[:limit], found[limit - 1].row if len(found) > limit else None
+        return _page([_row(found) for found in rows], limit)
+
+    def results(
+        self, job_id: str, limit: int, after_row: int = 0, *, duplicates_only: bool = False
+    ) -> tuple[list[RowResult], int | None]:
+        rows = self._query(
+            f"SELECT {_ROW_COLUMNS} FROM import_rows WHERE job_id = ? AND checked IS NOT NULL AND duplicate >= ? "
+            "AND row > ? ORDER BY row LIMIT ?",
+            (job_id, int(duplicates_only), after_row, limit + 1),
+        )
+        return _page([_row(found) for found in rows], limit)
+
+    def claim_picture(self, job_id: str, picture: str, row: int, entity_id: str) -> tuple[int, str]:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO import_pictures (job_id, picture, row, entity_id) VALUES (?, ?, ?, ?)",
+                         (job_id, picture, row, entity_id))  # fmt: skip
+            first = conn.execute("SELECT row, entity_id FROM import_pictures WHERE job_id = ? AND picture = ?",
+                                 (job_id, picture)).fetchone()  # fmt: skip
+        return int(first[0]), str(first[1])
 
     # -- for the local worker ----------------------------------------------------------------
 
@@ -200,33 +236,54 @@ class SqliteImportJobs(SqliteBookkeeping):
             old = [job_id for (job_id,) in found]
             for job_id in old:
                 conn.execute("DELETE FROM import_rows WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM import_pictures WHERE job_id = ?", (job_id,))
                 conn.execute("DELETE FROM import_jobs WHERE job_id = ?", (job_id,))
         return old
 
 
+def _row(found: Sequence) -> RowResult:
+    row, outcome, entity_id, image_url, code, message, checked = found
+    result = RowResult(row, Outcome(outcome), entity_id or "", image_url or "", code or "", message or "")
+    return result.with_detail(json.loads(checked) if checked else None)
+
+
+def _page(found: list[RowResult], limit: int) -> tuple[list[RowResult], int | None]:
+    return found[:limit], found[limit - 1].row if len(found) > limit else None
+
+
 def _job(row: Sequence) -> ImportJob:
-    (job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, after_cancel, created_at,
-     updated_at, started_at, finished_at, error) = row  # fmt: skip
+    (job_id, status, source, options, catalog_url, rows, done, skipped, failed, replaced, after_cancel, duplicates,
+     created_at, updated_at, started_at, finished_at, error) = row  # fmt: skip
     return ImportJob(
         job_id=job_id, status=JobStatus(status), source=Source(source),
         options=ImportOptions.from_dict(json.loads(options)),
         catalog_url=catalog_url, rows=rows, done=done, skipped=skipped, failed=failed, replaced=replaced,
-        after_cancel=after_cancel, created_at=created_at,
+        after_cancel=after_cancel, duplicates=duplicates, created_at=created_at,
         updated_at=updated_at, started_at=started_at, finished_at=finished_at, error=error,
     )  # fmt: skip
 
 
-def _add_counted_columns(path: Path) -> None:
-    """A data dir from before `replaced` or `after_cancel` was counted: its jobs table gains the
-    column (0 for its jobs)."""
+# Columns added since the first version of the file: (table, column, its definition).
+_ADDED_COLUMNS = (
+    ("import_jobs", "replaced", "INTEGER NOT NULL DEFAULT 0"),
+    ("import_jobs", "after_cancel", "INTEGER NOT NULL DEFAULT 0"),
+    ("import_jobs", "duplicates", "INTEGER NOT NULL DEFAULT 0"),
+    ("import_rows", "checked", "TEXT"),
+    ("import_rows", "duplicate", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _add_columns(path: Path) -> None:
+    """A data dir from an earlier version: its tables gain the columns added since (0 or NULL for
+    what they hold)."""
     if not path.exists():
         return
     conn = sqlite3.connect(path)
     try:
-        columns = [name for _, name, *_ in conn.execute("PRAGMA table_info(import_jobs)")]
-        for added in ("replaced", "after_cancel"):
-            if columns and added not in columns:
-                conn.execute(f"ALTER TABLE import_jobs ADD COLUMN {added} INTEGER NOT NULL DEFAULT 0")
+        for table, column, definition in _ADDED_COLUMNS:
+            columns = [name for _, name, *_ in conn.execute(f"PRAGMA table_info({table})")]
+            if columns and column not in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         conn.commit()
     finally:
         conn.close()

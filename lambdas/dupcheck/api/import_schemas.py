@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from dupcheck.api.known_names import StrictBody, body_fields, refuse_unknown_fields
-from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl
+from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl, MatchOut
 from dupcheck.core.ids import MAX_ID_LENGTH
 from dupcheck.core.imports import MAX_ITEMS, ImportJob, RowResult, UploadTarget
 from dupcheck.core.service import MAX_URL_LENGTH
@@ -113,6 +113,14 @@ class ImportOut(BaseModel):
                           "imported); GET failures_url lists them, code replaced.")  # fmt: skip
     after_cancel: int | None = Field(ge=0, description="Of done, the rows stored after the cancel was answered: "
                                      "they had been hashed before it (the local server; null on AWS).")  # fmt: skip
+    duplicates: int = Field(
+        ge=0, description="Rows found duplicates (of a catalog item, or of another row of the file), whatever "
+        "their outcome; results_url?duplicates_only=true lists them.",
+    )  # fmt: skip
+    mode: Literal["import", "check"] = Field(description="import (rows are stored) or check (only checked).")
+    on_duplicate: Literal["warn", "reject", "allow", "skip"] = Field(
+        description="The duplicate gate of the job's rows (docs/api.md, imports)."
+    )
     created_at: str
     updated_at: str
     started_at: str | None
@@ -122,6 +130,7 @@ class ImportOut(BaseModel):
     error: str | None = Field(description="Why the job failed (the catalog could not be read), or null.")
     status_url: str
     failures_url: str
+    results_url: str = Field(description="The checked rows: a check job's every row, an import's duplicates.")
     upload: UploadOut | None = Field(None, description="For upload: true, where to send the catalog.")
 
     @classmethod
@@ -131,7 +140,8 @@ class ImportOut(BaseModel):
         return cls(
             job_id=job.job_id, status=job.status.value, source=job.source.value, catalog_url=job.catalog_url,
             rows=job.rows, done=job.done, skipped=job.skipped, failed=job.failed, replaced=job.replaced,
-            after_cancel=job.after_cancel, created_at=job.created_at,
+            after_cancel=job.after_cancel, duplicates=job.duplicates, mode=job.options.mode.value,
+            on_duplicate=job.options.on_duplicate.value, created_at=job.created_at, results_url=f"{status_url}/results",
             updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
             rows_per_s=job.rows_per_s(now), eta_s=job.eta_s(now), error=job.error, status_url=status_url,
             failures_url=f"{status_url}/failures", upload=UploadOut.of(upload) if upload else None,
@@ -166,6 +176,58 @@ class FailurePage(BaseModel):
 
     failures: list[FailureOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last.")
+
+
+class ResultOut(BaseModel):
+    """A checked row: its verdict, what it duplicates, its best catalog match (with its edits)."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    row: int = Field(ge=1, description="The catalog's data row, from 1.")
+    entity_id: str
+    image_url: str
+    outcome: Literal["done", "skipped", "failed", "replaced"] = Field(
+        description="done (stored; in a check job: checked), skipped (on_duplicate=skip: left out), failed "
+        "(code says why; duplicate_image: on_duplicate=reject)."
+    )
+    verdict: Literal["duplicate", "similar", "new"] | None = Field(
+        description="duplicate (of duplicate_of), similar (the best match is alike, not the same picture), new; "
+        "null for a row that could not be checked."
+    )
+    duplicate_of: str | None = Field(description="The catalog item's (or the earlier row's) entity_id.")
+    duplicate_of_row: int | None = Field(description="When it duplicates an earlier row of the same file: its number.")
+    match: MatchOut | None = Field(description="The best catalog match, as find_similar gives it.")
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, result: RowResult) -> ResultOut:
+        return cls(row=result.row, entity_id=result.entity_id, image_url=result.image_url,
+                   outcome=result.outcome.value, verdict=result.verdict or None,  # type: ignore[arg-type]
+                   duplicate_of=result.duplicate_of or None, duplicate_of_row=result.duplicate_row or None,
+                   match=MatchOut.model_validate(result.match) if result.match else None, code=result.code,
+                   message=result.message)  # fmt: skip
+
+
+class ResultPage(BaseModel):
+    """Checked rows in catalog order: a check job's every row, an import's duplicates."""
+
+    results: list[ResultOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last.")
+
+
+RESULT_COLUMNS = ("row", "entity_id", "image_url", "outcome", "verdict", "duplicate_of", "duplicate_of_row",
+                  "match_entity_id", "match_sku", "match_image_url", "match_percent", "match_verdict", "edits",
+                  "code", "message")  # fmt: skip
+
+
+def result_line(result: RowResult) -> list[str | int | float]:
+    """A checked row as a line of the results CSV (RESULT_COLUMNS)."""
+    match = result.match or {}
+    return [result.row, result.entity_id, result.image_url, result.outcome.value, result.verdict,
+            result.duplicate_of, result.duplicate_row or "", match.get("entity_id", ""), match.get("sku", ""),
+            match.get("image_url", ""), match.get("match_percent", ""), match.get("verdict", ""),
+            match.get("edit_summary") or "", result.code, result.message]  # fmt: skip
 
 
 class KeptImageOut(BaseModel):

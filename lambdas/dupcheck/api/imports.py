@@ -3,6 +3,8 @@ follow it, list its failed rows, cancel it."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,20 +17,28 @@ from dupcheck.api.errors import request_error
 from dupcheck.api.exchange import configured, json_response, public_base, raw_body
 from dupcheck.api.import_schemas import (
     IMPORT_REQUEST,
+    RESULT_COLUMNS,
     CatalogUrlImport,
     FailureOut,
     FailurePage,
     ImportOut,
     ImportPage,
     ItemsImport,
+    ResultOut,
+    ResultPage,
+    result_line,
 )
 from dupcheck.api.params import (
+    DuplicatesOnlyParam,
     FailuresLimitParam,
+    FormatParam,
     IdColumnParam,
     ImageBaseUrlParam,
+    ImportPolicyParam,
     JobIdParam,
     JobsCursorParam,
     LimitParam,
+    ModeParam,
     RowCursorParam,
     SkuColumnParam,
     UrlColumnParam,
@@ -36,7 +46,10 @@ from dupcheck.api.params import (
 from dupcheck.api.uploads import uploaded_catalog
 from dupcheck.core.catalog import Columns
 from dupcheck.core.errors import InvalidRequest
-from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, UploadTarget
+from dupcheck.core.gate import IMPORT_POLICIES, policy_of
+from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, Mode, UploadTarget
+
+RESULTS = "A page of checked rows (format=csv: text/csv, every row)."
 
 
 def router(imports: ImportService | None) -> Router:
@@ -58,10 +71,13 @@ def router(imports: ImportService | None) -> Router:
     )  # fmt: skip
     def create_import(
         image_base_url: ImageBaseUrlParam = None, id_column: IdColumnParam = None,
-        sku_column: SkuColumnParam = None, url_column: UrlColumnParam = None,
+        sku_column: SkuColumnParam = None, url_column: UrlColumnParam = None, mode: ModeParam = None,
+        on_duplicate: ImportPolicyParam = None,
     ) -> Response[dict]:  # fmt: skip
         jobs = service()
-        options = ImportOptions(Columns(id_column or "entity_id", sku_column or "sku", url_column), image_base_url)
+        policy = policy_of(on_duplicate, jobs.on_duplicate, IMPORT_POLICIES)
+        options = ImportOptions(Columns(id_column or "entity_id", sku_column or "sku", url_column), image_base_url,
+                                Mode(mode or Mode.IMPORT), policy)  # fmt: skip
         event = routes.current_event
         content_type = event.headers.get("content-type") or ""
         body = raw_body(event)
@@ -116,6 +132,32 @@ def router(imports: ImportService | None) -> Router:
         found, last = service().failures(job_id, limit, int(cursor) if cursor else 0)
         return FailurePage(failures=[FailureOut.of(f) for f in found],
                            next_cursor=str(last) if last is not None else None)  # fmt: skip
+
+    @routes.get(
+        "/imports/<job_id>/results", summary="A job's checked rows: a check job's verdicts, an import's duplicates",
+        description="In catalog order: each row's verdict, what it duplicates (a catalog item, or an earlier row "
+        "of the same file) and its best match with its edits. format=csv: every row as a CSV file to download.",
+        responses={**responses(200, ResultPage, RESULTS, 400, 403, 404, 503),
+                   200: {"description": RESULTS, "content": {"application/json": {"model": ResultPage},
+                                                             "text/csv": {"schema": {"type": "string"}}}}},
+        tags=["imports"],
+    )  # fmt: skip
+    def import_results(job_id: JobIdParam, limit: FailuresLimitParam = None, cursor: RowCursorParam = None,
+                       duplicates_only: DuplicatesOnlyParam = None, format: FormatParam = None,  # noqa: A002
+                       ) -> Response[Any]:  # fmt: skip
+        jobs = service()
+        if format == "csv":
+            jobs.get(job_id)
+            lines = io.StringIO()
+            writer = csv.writer(lines)
+            writer.writerow(RESULT_COLUMNS)
+            writer.writerows(result_line(r) for r in jobs.every_result(job_id, duplicates_only=bool(duplicates_only)))
+            download = {"Content-Disposition": f'attachment; filename="dupcheck-{job_id}.csv"'}
+            return Response(status_code=200, content_type="text/csv; charset=utf-8", body=lines.getvalue(),
+                            headers=download)  # fmt: skip
+        found, last = jobs.results(job_id, limit, int(cursor) if cursor else 0, duplicates_only=bool(duplicates_only))
+        page = ResultPage(results=[ResultOut.of(r) for r in found], next_cursor=str(last) if last is not None else None)
+        return json_response(200, page.model_dump(mode="json"))
 
     @routes.delete(
         "/imports/<job_id>", summary="Cancel an import",

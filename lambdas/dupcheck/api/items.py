@@ -15,12 +15,15 @@ from dupcheck.api.params import (
     IncludeParam,
     LimitParam,
     NewEntityIdParam,
+    OnDuplicateParam,
     PublishedUrlParam,
     SearchParam,
     SkuParam,
 )
-from dupcheck.api.schemas import ItemOut, ItemPage, NewItem
+from dupcheck.api.schemas import ItemOut, ItemPage, NewItem, RegisteredOut
+from dupcheck.core.gate import policy_of
 from dupcheck.core.kept_images import KeptPictures, rendition
+from dupcheck.core.models import Entry
 from dupcheck.core.service import DupcheckService
 
 
@@ -28,13 +31,18 @@ def router(service: DupcheckService, images: KeptPictures | None, *, max_body_by
     routes = Router()
 
     @routes.post(
-        "/items", status_code=201, summary="Register (or replace) a catalog image",
-        description="Downloads and hashes the image, then stores the record under entity_id (an upsert).",
-        responses=responses(201, ItemOut, "The stored record.", 400, 403, 413, 415, 422, 502, 503, 504),
+        "/items", status_code=201, summary="Register (or replace) a catalog image, checked for duplicates first",
+        description="Downloads and hashes the image, checks it against the catalog (on_duplicate: warn stores it "
+        "and lists its duplicates, reject answers 409 duplicate_image and stores nothing, allow skips the check), "
+        "then stores the record under entity_id (an upsert).",
+        responses=responses(201, RegisteredOut, "The stored record and its duplicates.", 400, 403, 409, 413, 415,
+                            422, 502, 503, 504),
         tags=["items"],
     )  # fmt: skip
-    def register_item(item: NewItem) -> ItemOut:
-        return ItemOut.of(service.register(item.entity_id, item.sku, item.image_url))
+    def register_item(item: NewItem, on_duplicate: OnDuplicateParam = None) -> RegisteredOut:
+        policy = policy_of(item.on_duplicate or on_duplicate, service.on_duplicate)
+        return RegisteredOut.of_registration(service.register_url_checked(item.entity_id, item.sku, item.image_url,
+                                                                          on_duplicate=policy))  # fmt: skip
 
     @routes.put(
         "/items/<entity_id>", status_code=201, summary="Register (or replace) a catalog image from an upload",
@@ -42,25 +50,36 @@ def router(service: DupcheckService, images: KeptPictures | None, *, max_body_by
         "where the catalog publishes the picture (the web app's thumbnail), kept and never fetched; without it "
         "the service keeps a rendition of the picture (at most 1024 px, JPEG), hashes that, and the record's "
         "image_url is where the API serves it (/images/...) until the last record naming it goes.",
-        responses=responses(201, ItemOut, "The stored record.", 400, 403, 404, 413, 415, 422, 503),
+        responses=responses(201, RegisteredOut, "The stored record and its duplicates.", 400, 403, 404, 409, 413,
+                            415, 422, 503),
         tags=["items"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
-    def upload_item(entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None) -> ItemOut:
+    def upload_item(
+        entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None,
+        on_duplicate: OnDuplicateParam = None,
+    ) -> RegisteredOut:  # fmt: skip
+        policy = policy_of(on_duplicate, service.on_duplicate)
         data = uploaded(routes.current_event, max_body_bytes)
         if image_url or images is None:
-            entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data)
-            service.save(entry)
-            return ItemOut.of(entry.record)
+            return RegisteredOut.of_registration(service.register_checked(
+                entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data,
+                on_duplicate=policy))  # fmt: skip
         # No address of its own: the service keeps a rendition and hashes it, so re-hashing the kept
-        # picture gives this record. Kept and saved under the kept pictures' lock: no remove of
-        # another record naming it can delete it in between (core/kept_images.py).
+        # picture gives this record. Kept only once the gate let it through (a rejected picture is
+        # not kept), and saved under the kept pictures' lock: no remove of another record naming it
+        # can delete it in between (core/kept_images.py).
         data = rendition(data, max_pixels=service.max_pixels)
-        entry = service.entry_for(entity_id=entity_id, sku=sku or "", image_url="", data=data)
-        with images.lock:
-            kept_at = images.keep(data, public_base(routes.current_event))
-            entry = dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
-            service.save(entry)
-        return ItemOut.of(entry.record)
+        base = public_base(routes.current_event)
+        kept = images
+
+        def place(entry: Entry) -> Entry:
+            kept_at = kept.keep(data, base)
+            return dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
+
+        with kept.lock:
+            registration = service.register_checked(entity_id=entity_id, sku=sku or "", image_url="", data=data,
+                                                    on_duplicate=policy, place=place)  # fmt: skip
+        return RegisteredOut.of_registration(registration)
 
     @routes.get(
         "/items", summary="A page of the catalog, optionally searched",

@@ -3,7 +3,7 @@ validates them and writes them into the OpenAPI document)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
@@ -31,6 +31,26 @@ PublishedUrlParam = Annotated[
     ImageUrl | None, Query(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"pattern": IMAGE_URL_PATTERN},
                            description="Where the catalog publishes the picture (kept, never fetched).")
 ]  # fmt: skip
+OnDuplicateParam = Annotated[
+    Literal["warn", "reject", "allow"] | None,
+    Query(description="The duplicate gate: warn (store it, list its duplicates), reject (409 duplicate_image, "
+          "nothing stored) or allow (no check); default DUPCHECK_ON_DUPLICATE, warn (docs/api.md, the gate)."),
+]  # fmt: skip
+ImportPolicyParam = Annotated[
+    Literal["warn", "reject", "allow", "skip"] | None,
+    Query(description="The duplicate gate of every row: warn (store it, report it), skip (leave it out, "
+          "report it), reject (leave it out as a failure, duplicate_image) or allow (no check); default "
+          "DUPCHECK_ON_DUPLICATE, warn (docs/api.md, imports)."),
+]  # fmt: skip
+ModeParam = Annotated[
+    Literal["import", "check"] | None,
+    Query(description="import (default): store the rows; check: only check each row against the catalog "
+          "(its verdict and best match, GET results_url), store nothing."),
+]  # fmt: skip
+DuplicatesOnlyParam = Annotated[bool | None, Query(description="true: only the rows found duplicates.")]
+FormatParam = Annotated[
+    Literal["json", "csv"] | None, Query(description="json (a page, default) or csv (every row, a file to download).")
+]
 SkuParam = Annotated[str | None, Query(max_length=256, description="The item's SKU.")]
 LimitParam = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Records per page (1-100, default 20).")]
 CursorParam = Annotated[

@@ -12,12 +12,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from dupcheck.api.known_names import StrictBody
+from dupcheck.core.gate import Registration
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import FindResult, HashRecord
 from dupcheck.core.products import ProductResult
 from dupcheck.core.service import MAX_URL_LENGTH
 
 VerdictName = Literal["duplicate", "similar", "different"]
+ItemPolicy = Literal["warn", "reject", "allow"]  # core/gate.py ITEM_POLICIES
 
 # What the contract promises to accept as an image URL: http(s), a host of dot-separated labels
 # (or an IP address), an optional port, then anything without whitespace or control characters.
@@ -182,6 +184,29 @@ class ItemOut(BaseModel):
         return data
 
 
+class RegisteredOut(ItemOut):
+    """The stored record, and what the duplicate gate found (docs/api.md, the gate)."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    on_duplicate: ItemPolicy = Field(description="The policy applied: warn, reject or allow.")
+    checked: bool = Field(description="Whether the picture was checked (false with allow).")
+    is_duplicate: bool = Field(description="True when the catalog already held a duplicate of it.")
+    duplicates: list[MatchOut] = Field(
+        description="The catalog's duplicates of the picture, best first (find_similar's matches), its own "
+        "entity_id left out; [] when none or not checked."
+    )
+
+    @classmethod
+    def of_registration(cls, registration: Registration) -> RegisteredOut:
+        data = registration.record.to_dict()
+        data.pop("features")
+        data.update(on_duplicate=registration.on_duplicate.value, checked=registration.checked,
+                    is_duplicate=bool(registration.duplicates),
+                    duplicates=[m.to_dict() for m in registration.duplicates])  # fmt: skip
+        return cls.model_validate(data)
+
+
 class ItemPage(BaseModel):
     """A page of the catalog (without the verification views)."""
 
@@ -313,6 +338,9 @@ class NewItem(StrictBody):
         min_length=1, max_length=MAX_URL_LENGTH, description="http(s) URL of the image.",
         json_schema_extra={"pattern": IMAGE_URL_PATTERN},
     )  # fmt: skip
+    on_duplicate: ItemPolicy | None = Field(
+        None, description="The duplicate gate, as the on_duplicate query parameter; this one wins when both are given."
+    )
 
     @field_validator("entity_id")
     @classmethod

@@ -8,8 +8,10 @@ leaked). The command line prints the same body.
 
 from __future__ import annotations
 
+from typing import Any
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+
+def error_body(code: str, message: str) -> dict[str, dict[str, Any]]:
     """The JSON error body every surface answers with: `{"error": {"code", "message"}}`."""
     return {"error": {"code": code, "message": message}}
 
@@ -24,7 +26,7 @@ class DupcheckError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_body(self) -> dict[str, dict[str, str]]:
+    def to_body(self) -> dict[str, dict[str, Any]]:
         return error_body(self.code, self.message)
 
 
@@ -56,6 +58,22 @@ class Conflict(DupcheckError):
     import cannot be cancelled, a catalog cannot be uploaded twice)."""
 
     status, code = 409, "conflict"
+
+
+class DuplicateImage(Conflict):
+    """A picture refused by the duplicate gate (`on_duplicate=reject`): nothing was stored. The
+    body lists the catalog's `matches` (find_similar's match objects) beside code and message."""
+
+    status, code = 409, "duplicate_image"
+
+    def __init__(self, message: str, matches: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.matches = matches
+
+    def to_body(self) -> dict[str, dict[str, Any]]:
+        body = super().to_body()
+        body["error"]["matches"] = self.matches
+        return body
 
 
 class ImageTooLarge(DupcheckError):

@@ -80,11 +80,15 @@ class HashPipeline(Protocol):
     # earlier names whose hashes it shares (their features may be in an older stored form).
     reads: frozenset[str]
 
-    def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
-        """`for_query=False` skips the query-only hashes: what registering an image needs."""
+    def fingerprint(self, image: Image.Image, *, for_query: bool = True, with_thumbnail: bool = False) -> Fingerprint:
+        """`for_query=False` skips the query-only hashes: what registering an image needs.
+        `with_thumbnail` gives a query the record's thumbnail too: a picture checked and then
+        registered (the duplicate gate) is hashed once."""
         ...
 
-    def fingerprint_bytes(self, data: bytes, *, max_pixels: int, for_query: bool = True) -> Fingerprint: ...
+    def fingerprint_bytes(
+        self, data: bytes, *, max_pixels: int, for_query: bool = True, with_thumbnail: bool = False
+    ) -> Fingerprint: ...
 
     def candidate_pool(self, top: int) -> int:
         """How many index candidates to fetch so that `top` survive verification."""
@@ -233,10 +237,12 @@ class PHash64:
     duplicate_max = PHASH_DUPLICATE_MAX  # its verdicts by distance (core/matching/policy.py)
     similar_max = PHASH_SIMILAR_MAX
 
-    def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
-        return Fingerprint(algo=self.algo, hash=imagehash_phash(image))
+    def fingerprint(self, image: Image.Image, *, for_query: bool = True, with_thumbnail: bool = False) -> Fingerprint:
+        return Fingerprint(algo=self.algo, hash=imagehash_phash(image))  # no query-only hashes, no thumbnail
 
-    def fingerprint_bytes(self, data: bytes, *, max_pixels: int, for_query: bool = True) -> Fingerprint:
+    def fingerprint_bytes(
+        self, data: bytes, *, max_pixels: int, for_query: bool = True, with_thumbnail: bool = False
+    ) -> Fingerprint:
         image = decode_image(data, max_pixels=max_pixels, draft_size=self.draft_size)
         return self.fingerprint(image, for_query=for_query)
 
@@ -292,15 +298,17 @@ class AlignedDualPHash:
     # How its candidates are judged: how many verified, which looked at, the views-only tiers.
     policy = ALIGNED_DUAL_PHASH
 
-    def fingerprint(self, image: Image.Image, *, for_query: bool = True) -> Fingerprint:
+    def fingerprint(self, image: Image.Image, *, for_query: bool = True, with_thumbnail: bool = False) -> Fingerprint:
         """(A query's probe keeps `image` for the same-photograph test: do not change it after.)"""
-        return self._fingerprint(image, for_query)
+        return self._fingerprint(image, for_query, with_thumbnail)
 
-    def fingerprint_bytes(self, data: bytes, *, max_pixels: int, for_query: bool = True) -> Fingerprint:
+    def fingerprint_bytes(
+        self, data: bytes, *, max_pixels: int, for_query: bool = True, with_thumbnail: bool = False
+    ) -> Fingerprint:
         image = decode_image(data, max_pixels=max_pixels, draft_size=self.draft_size)
-        return self._fingerprint(image, for_query)
+        return self._fingerprint(image, for_query, with_thumbnail)
 
-    def _fingerprint(self, picture: Image.Image, for_query: bool) -> Fingerprint:
+    def _fingerprint(self, picture: Image.Image, for_query: bool, with_thumbnail: bool = False) -> Fingerprint:
         if picture.mode != "RGB":
             picture = picture.convert("RGB")
         # The working copy is made from a copy: the picture itself is what the same-photograph
@@ -318,19 +326,21 @@ class AlignedDualPHash:
         cut_bits = dct_hash(cut)
         views = views_of(rgb, box, image)
         hash_value = _pack(np.concatenate([dct_hash(whole), cut_bits]))
+        # Made before any probe is judged (which may reduce the picture it holds).
+        thumbnail = (
+            thumbnail_bytes(hash_value, picture, box, rgb.shape, _chroma_step(picture))
+            if with_thumbnail or not for_query
+            else b""
+        )
         if not for_query:
-            return Fingerprint(
-                algo=self.algo,
-                hash=hash_value,
-                features={"views": views.encode()},
-                thumbnail=thumbnail_bytes(hash_value, picture, box, rgb.shape, _chroma_step(picture)),
-            )
+            return Fingerprint(algo=self.algo, hash=hash_value, features={"views": views.encode()}, thumbnail=thumbnail)
         probe = Probe(rgb, views, box, source=picture, colours_kept=_colours_kept(picture))
         return Fingerprint(
             algo=self.algo,
             hash=hash_value,
             query_hashes=self._query_hashes(gray, whole, cut, cut_bits) + _turned_back(probe),
             features={"views": views.encode()},
+            thumbnail=thumbnail,
             probe=probe,
         )
 

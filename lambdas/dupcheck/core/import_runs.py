@@ -31,9 +31,18 @@ from itertools import islice
 from typing import Protocol, runtime_checkable
 
 from dupcheck.core.catalog import CatalogRow, row_failure
-from dupcheck.core.errors import DupcheckError, ServerBusy, StoreUnavailable, UpstreamError, UpstreamTimeout
+from dupcheck.core.errors import (
+    DupcheckError,
+    IndexUnavailable,
+    ServerBusy,
+    StoreUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.imports import (
+    DUPLICATE_CODE,
     STARTABLE,
     CatalogFiles,
     ImportJob,
@@ -41,15 +50,16 @@ from dupcheck.core.imports import (
     JobStatus,
     Outcome,
     RowResult,
+    RowVerdict,
     Source,
     Survey,
     catalog_rows,
     check_catalog,
     survey,
 )
-from dupcheck.core.models import Entry, HashRecord, utc_now
+from dupcheck.core.models import Entry, FindResult, HashRecord, Match, Verdict, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
-from dupcheck.core.service import build_entry
+from dupcheck.core.service import DupcheckService, build_entry
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +179,124 @@ class Retry(Exception):
 
 
 def transient(exc: DupcheckError) -> bool:
-    """Worth another attempt: the store, a timeout, a connection error, the image host's 429 or
-    5xx (UpstreamStatusError says which statuses), as backfill retries them, or no decoding
-    memory free in this invocation (other rows held it)."""
-    if isinstance(exc, StoreUnavailable | UpstreamTimeout | ServerBusy):
+    """Worth another attempt: the store or the index, a timeout, a connection error, the image
+    host's 429 or 5xx (UpstreamStatusError says which statuses), as backfill retries them, or no
+    decoding memory free in this invocation (other rows held it)."""
+    if isinstance(exc, StoreUnavailable | IndexUnavailable | UpstreamTimeout | ServerBusy):
         return True
     return isinstance(exc, UpstreamError) and bool(getattr(exc, "retryable", True))
+
+
+# -- the duplicate gate of a job's rows (core/gate.py) ---------------------------------------------
+
+
+@dataclass
+class JobGate:
+    """One job's duplicate check of its rows: against the catalog on find_similar's path
+    (`DupcheckService.duplicates_of_entry`, the row's own entity_id left out), and against the
+    job's other rows: the first row to claim a picture (its hash, in the jobs store, so every
+    worker agrees) is the one a later row with the same picture duplicates. A near copy of an
+    earlier row is found in the catalog once that row is stored and indexed."""
+
+    service: DupcheckService
+    jobs: ImportJobs
+    job_id: str
+    policy: OnDuplicate
+
+    def screen(self, row: CatalogRow, entry: Entry) -> RowResult | None:
+        """None: store the row, nothing to say. Else the row's outcome: `done` (store it, then
+        record this, which names its duplicates: warn), or `skipped`/`failed` (do not store it:
+        skip, reject)."""
+        return self.decide(row, entry, self.matches(entry))
+
+    def matches(self, entry: Entry) -> list[Match]:
+        """The catalog's duplicates of a row's picture (the costly half: run on many threads)."""
+        return [] if self.policy is OnDuplicate.ALLOW else self.service.duplicates_of_entry(entry)
+
+    def decide(self, row: CatalogRow, entry: Entry, matches: Sequence[Match]) -> RowResult | None:
+        """`screen`'s answer from the matches: the picture claimed for the row (the cheap half, run
+        in catalog order so that, of two rows of a batch with one picture, the earlier claims it)."""
+        if self.policy is OnDuplicate.ALLOW:
+            return None
+        found = check_row(self.service, self.jobs, self.job_id, row, entry.record.hash.hex, matches)
+        if found is None:
+            return None
+        if self.policy is OnDuplicate.SKIP:
+            return dataclasses.replace(found, outcome=Outcome.SKIPPED, code=DUPLICATE_CODE)
+        if self.policy is OnDuplicate.REJECT:
+            return dataclasses.replace(found, outcome=Outcome.FAILED, code="duplicate_image")
+        return found
+
+
+def check_row(
+    service: DupcheckService, jobs: ImportJobs, job_id: str, row: CatalogRow, picture: str, matches: Sequence[Match]
+) -> RowResult | None:
+    """The row as a duplicate (outcome `done`): of its best catalog match with the verdict
+    duplicate, else of the job's first row with the same picture; None when it is neither."""
+    first_row, first_id = jobs.claim_picture(job_id, picture, row.row, row.entity_id)
+    earlier = first_row != row.row and first_id != row.entity_id
+    best = next((m for m in matches if m.verdict is Verdict.DUPLICATE), None)
+    if best is None and not earlier:
+        return None
+    if best is not None:
+        of, of_row = best.entity_id, first_row if earlier and first_id == best.entity_id else 0
+        message = f"row {row.row}: the catalog already has its picture as {of!r}: {best.edit_summary or 'duplicate'}"
+    else:
+        of, of_row = first_id, first_row
+        message = f"row {row.row}: row {first_row} ({first_id!r}) of the same catalog has the same picture"
+    return RowResult(row.row, Outcome.DONE, row.entity_id, row.image_url, "", message,
+                     verdict=RowVerdict.DUPLICATE, duplicate_of=of, duplicate_row=of_row,
+                     match=best.to_dict() if best is not None else None)  # fmt: skip
+
+
+@dataclass
+class RowChecker:
+    """A check job's rows (`mode: check`): each downloaded and looked up as find_similar does,
+    nothing stored. A row's result is its verdict, its best match (with its edits) and what it
+    duplicates: a catalog item, or an earlier row of the same file with the same picture."""
+
+    service: DupcheckService
+    jobs: ImportJobs
+    threads: int = 8  # downloads (and look-ups) at once
+
+    def check_rows(
+        self, job_id: str, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]
+    ) -> list[RowResult | Retry]:
+        if not rows:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
+            looked = list(pool.map(lambda row: self._look(row, final), rows))
+        # The pictures claimed in catalog order: of two rows of the batch with one picture, the earlier claims it.
+        out: list[RowResult | Retry] = []
+        for row, found in zip(rows, looked, strict=True):
+            try:
+                out.append(self._verdict(job_id, row, found) if isinstance(found, FindResult) else found)
+            except DupcheckError as exc:
+                out.append(RowImporter._retry_or_fail(row, exc, final))
+        return out
+
+    def _look(self, row: CatalogRow, final: Callable[[CatalogRow], bool]) -> FindResult | RowResult | Retry:
+        if row.error is not None:
+            return RowResult.failure(row, *row.error)
+        try:
+            return self.service.find_similar_bytes(self.service.fetch(row.image_url), top=CHECK_TOP)
+        except DupcheckError as exc:
+            return RowImporter._retry_or_fail(row, exc, final)
+        except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
+            log.exception("check of row %s (%s) failed", row.row, row.entity_id)
+            return RowResult.failure(row, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _verdict(self, job_id: str, row: CatalogRow, result: FindResult) -> RowResult:
+        duplicate = check_row(self.service, self.jobs, job_id, row, result.query_hash.hex, result.matches)
+        if duplicate is not None:
+            return duplicate
+        best = result.matches[0] if result.matches else None
+        verdict = RowVerdict.SIMILAR if best is not None and best.verdict is Verdict.SIMILAR else RowVerdict.NEW
+        return RowResult(row.row, Outcome.DONE, row.entity_id, row.image_url, verdict=verdict,
+                         match=best.to_dict() if best is not None else None)  # fmt: skip
+
+
+CHECK_TOP = 3  # matches a checked row is judged against: its best is kept
 
 
 def unchanged(record: HashRecord | None, row: CatalogRow, algo: str) -> bool:
@@ -191,9 +313,13 @@ class RowImporter:
     threads: int = 8  # downloads at once within one invocation
     thumbnails: ThumbnailStore | None = None  # kept beside the records (None: the check is off)
 
-    def import_rows(self, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]) -> list[RowResult | Retry]:
+    def import_rows(
+        self, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool],
+        gate_of: Callable[[CatalogRow], JobGate | None] = lambda _row: None,
+    ) -> list[RowResult | Retry]:  # fmt: skip
         """Each row's outcome, in order; a transient failure is a Retry unless `final(row)` says
-        this was its last attempt, where it is the row's failure."""
+        this was its last attempt, where it is the row's failure. `gate_of` gives a row's job's
+        duplicate gate (None: unchecked)."""
         try:
             existing = self.store.get_many(list(dict.fromkeys(r.entity_id for r in rows)))
             # A record without the thumbnail its pipeline keeps is hashed again, as backfill does.
@@ -202,10 +328,15 @@ class RowImporter:
         except StoreUnavailable as exc:
             return [self._retry_or_fail(row, exc, final) for row in rows]
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
-            prepared = list(pool.map(lambda row: self._prepare(row, existing.get(row.entity_id), final), rows))
-        writes = {i: item for i, item in enumerate(prepared) if isinstance(item, Entry)}
+            looked = list(pool.map(lambda row: self._prepare(row, existing.get(row.entity_id), final,
+                                                             gate_of(row)), rows))  # fmt: skip
+        # The gate's decisions in catalog order (JobGate.decide says why).
+        prepared = [self._decide(row, item, gate_of(row), final) for row, item in zip(rows, looked, strict=True)]
+        warned = {i: item[1] for i, item in enumerate(prepared) if isinstance(item, tuple)}
+        writes = {i: item[0] if isinstance(item, tuple) else item for i, item in enumerate(prepared)
+                  if isinstance(item, Entry | tuple)}  # fmt: skip
         outcome: dict[int, RowResult | Retry] = {
-            i: item for i, item in enumerate(prepared) if not isinstance(item, Entry)
+            i: item for i, item in enumerate(prepared) if isinstance(item, RowResult | Retry)
         }
         if writes:
             try:
@@ -214,7 +345,7 @@ class RowImporter:
                 if thumbnails and self.thumbnails is not None:
                     self.thumbnails.put_many(thumbnails)
                 self.store.put_many(e.record for e in writes.values())
-                outcome.update((i, RowResult(rows[i].row, Outcome.DONE)) for i in writes)
+                outcome.update((i, warned.get(i) or RowResult(rows[i].row, Outcome.DONE)) for i in writes)
             except StoreUnavailable as exc:
                 outcome.update((i, self._retry_or_fail(rows[i], exc, final)) for i in writes)
         return [outcome[i] for i in range(len(rows))]
@@ -225,11 +356,30 @@ class RowImporter:
         current = [row.entity_id for row in rows if unchanged(existing.get(row.entity_id), row, self.pipeline.algo)]
         return self.thumbnails.missing(current) if current else set()
 
+    def _decide(
+        self, row: CatalogRow, item: Entry | tuple[Entry, list[Match]] | RowResult | Retry, gate: JobGate | None,
+        final: Callable[[CatalogRow], bool],
+    ) -> Entry | tuple[Entry, RowResult] | RowResult | Retry:  # fmt: skip
+        """What to write for `row` (its record, and its thumbnail when hashed; with the outcome
+        to record once written, when the gate warns of a duplicate), or its outcome when nothing
+        is to be written."""
+        if not isinstance(item, tuple) or gate is None:
+            return item[0] if isinstance(item, tuple) else item
+        entry, matches = item
+        try:
+            screened = gate.decide(row, entry, matches)
+        except DupcheckError as exc:
+            return self._retry_or_fail(row, exc, final)
+        if screened is None:
+            return entry
+        return (entry, screened) if screened.outcome is Outcome.DONE else screened
+
     def _prepare(
-        self, row: CatalogRow, record: HashRecord | None, final: Callable[[CatalogRow], bool]
-    ) -> Entry | RowResult | Retry:
-        """What to write for `row` (its record, and its thumbnail when hashed), or its outcome
-        when nothing needs writing."""
+        self, row: CatalogRow, record: HashRecord | None, final: Callable[[CatalogRow], bool],
+        gate: JobGate | None = None,
+    ) -> Entry | tuple[Entry, list[Match]] | RowResult | Retry:  # fmt: skip
+        """The row hashed (with the catalog's duplicates of it, when its job has a gate), or its
+        outcome when nothing is to be written."""
         if unchanged(record, row, self.pipeline.algo):
             assert record is not None
             if record.sku == row.sku:
@@ -237,13 +387,15 @@ class RowImporter:
             return Entry(dataclasses.replace(record, sku=row.sku, updated_at=utc_now()))  # thumbnail kept
         try:
             data = self.fetcher.fetch(row.image_url)
-            return build_entry(self.pipeline, data, entity_id=row.entity_id, sku=row.sku,
-                               image_url=row.image_url, max_pixels=self.max_pixels)  # fmt: skip
+            entry = build_entry(self.pipeline, data, entity_id=row.entity_id, sku=row.sku,
+                                image_url=row.image_url, max_pixels=self.max_pixels)  # fmt: skip
+            matches = gate.matches(entry) if gate is not None else None
         except DupcheckError as exc:
             return self._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
             log.exception("import of row %s (%s) failed", row.row, row.entity_id)
             return RowResult.failure(row, "internal_error", f"{type(exc).__name__}: {exc}")
+        return entry if matches is None else (entry, matches)
 
     @staticmethod
     def _retry_or_fail(row: CatalogRow, exc: DupcheckError, final: Callable[[CatalogRow], bool]) -> RowResult | Retry:

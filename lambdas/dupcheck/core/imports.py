@@ -28,7 +28,7 @@ import json
 import uuid
 import zlib
 from array import array
-from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ import numpy as np
 
 from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
 from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, InvalidRequest, NotFound
+from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.ids import id_problem
 from dupcheck.core.models import is_hex_id, moment_of, utc_now
 
@@ -76,6 +77,20 @@ class Outcome(StrEnum):
 
 DETAILED = frozenset({Outcome.FAILED, Outcome.REPLACED})  # outcomes kept with their details (listed)
 REPLACED_CODE = "replaced"
+DUPLICATE_CODE = "duplicate"  # on_duplicate=skip: left out of the catalog (its outcome is skipped)
+
+
+class Mode(StrEnum):
+    IMPORT = "import"  # rows are stored (through the duplicate gate)
+    CHECK = "check"  # rows are only checked against the catalog: nothing is stored
+
+
+class RowVerdict(StrEnum):
+    """A checked row's answer (a check job's rows, and an import's duplicates)."""
+
+    DUPLICATE = "duplicate"  # the catalog (or an earlier row of the file) has its picture
+    SIMILAR = "similar"  # the best match is similar, not the same picture
+    NEW = "new"  # nothing alike in the catalog
 
 
 class Source(StrEnum):
@@ -86,18 +101,26 @@ class Source(StrEnum):
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How a catalog's rows are read: its column names and the base of relative image paths."""
+    """How a catalog's rows are read (its column names, the base of relative image paths), what is
+    done with them (`mode`: imported, or only checked) and the duplicate gate's policy for them
+    (`on_duplicate`, core/gate.py: resolved when the job is made, so a job keeps the one it began with)."""
 
     columns: Columns = field(default_factory=Columns)
     image_base_url: str | None = None
+    mode: Mode = Mode.IMPORT
+    on_duplicate: OnDuplicate = OnDuplicate.WARN
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": asdict(self.columns), "image_base_url": self.image_base_url}
+        return {"columns": asdict(self.columns), "image_base_url": self.image_base_url, "mode": self.mode.value,
+                "on_duplicate": self.on_duplicate.value}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ImportOptions:
         data = data or {}
-        return cls(Columns(**(data.get("columns") or {})), data.get("image_base_url"))
+        # A job recorded before the gate was imported as `allow` would: unchecked.
+        policy = OnDuplicate(data.get("on_duplicate") or OnDuplicate.ALLOW)
+        return cls(Columns(**(data.get("columns") or {})), data.get("image_base_url"),
+                   Mode(data.get("mode") or Mode.IMPORT), policy)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,7 @@ class ImportJob:
     # Of `done`, the rows stored after a cancel was answered (hashed before it); None where the
     # store does not count them (DynamoDB: on AWS a worker's batch already begun finishes).
     after_cancel: int | None = None
+    duplicates: int = 0  # rows found duplicates (of the catalog, or of another row), whatever their outcome
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
@@ -151,7 +175,10 @@ class ImportJob:
 
 @dataclass(frozen=True, slots=True)
 class RowResult:
-    """A row's outcome; a failure also says which row, why (`code`, `message`) and what it held."""
+    """A row's outcome; a failure also says which row, why (`code`, `message`) and what it held.
+    A checked row (a check job's, an import's duplicate) also says its `verdict`, `duplicate_of`
+    (the catalog item, or the earlier row's entity_id, whose number is `duplicate_row`) and its
+    best `match` (find_similar's match object)."""
 
     row: int
     outcome: Outcome
@@ -159,6 +186,26 @@ class RowResult:
     image_url: str = ""
     code: str = ""
     message: str = ""
+    verdict: str = ""
+    duplicate_of: str = ""
+    duplicate_row: int = 0
+    match: Mapping[str, Any] | None = None
+
+    @property
+    def detailed(self) -> bool:
+        """Kept with its details (listed): a failure, a replaced row, a checked one."""
+        return self.outcome in DETAILED or bool(self.verdict)
+
+    def detail(self) -> dict[str, Any]:
+        """The checked row's fields, as stored beside its outcome."""
+        return {"verdict": self.verdict, "duplicate_of": self.duplicate_of, "duplicate_row": self.duplicate_row,
+                "match": self.match}  # fmt: skip
+
+    def with_detail(self, detail: Mapping[str, Any] | None) -> RowResult:
+        if not detail:
+            return self
+        return replace(self, verdict=detail.get("verdict") or "", duplicate_of=detail.get("duplicate_of") or "",
+                       duplicate_row=int(detail.get("duplicate_row") or 0), match=detail.get("match"))  # fmt: skip
 
     @classmethod
     def failure(cls, row: CatalogRow, code: str, message: str) -> RowResult:
@@ -217,6 +264,19 @@ class ImportJobs(Protocol):
         """Failed rows in row order after `after_row`, and the row to go on after (None: no more)."""
         ...
 
+    def results(
+        self, job_id: str, limit: int, after_row: int = 0, *, duplicates_only: bool = False
+    ) -> tuple[list[RowResult], int | None]:
+        """Checked rows (`RowResult.verdict`: a check job's every row, an import's duplicates) in row
+        order after `after_row`; only those with a `duplicate_of` with `duplicates_only`."""
+        ...
+
+    def claim_picture(self, job_id: str, picture: str, row: int, entity_id: str) -> tuple[int, str]:
+        """The first row of the job to claim this picture (a hash's hex): (row, entity_id), now
+        this row's when none had claimed it. Atomic across processes: two rows with one picture
+        agree on which came first."""
+        ...
+
 
 @runtime_checkable
 class CatalogFiles(Protocol):
@@ -255,6 +315,7 @@ class ImportService:
     starter: ImportStarter
     max_catalog_bytes: int
     clock: Callable[[], str] = utc_now
+    on_duplicate: OnDuplicate = OnDuplicate.WARN  # a job's policy when its request names none (DUPCHECK_ON_DUPLICATE)
 
     def submit_catalog(self, data: bytes, options: ImportOptions) -> ImportJob:
         """A catalog sent in the request: checked (its columns, at least one row), kept, started."""
@@ -320,6 +381,22 @@ class ImportService:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
         self.get(job_id)
         return self.jobs.failures(job_id, limit, after_row)
+
+    def results(
+        self, job_id: str, limit: int | None, after_row: int, *, duplicates_only: bool = False
+    ) -> tuple[list[RowResult], int | None]:
+        limit = DEFAULT_PAGE if limit is None else limit
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+        self.get(job_id)
+        return self.jobs.results(job_id, limit, after_row, duplicates_only=duplicates_only)
+
+    def every_result(self, job_id: str, *, duplicates_only: bool = False) -> Iterator[RowResult]:
+        """Every checked row, page by page (the CSV download)."""
+        after: int | None = 0
+        while after is not None:
+            found, after = self.results(job_id, MAX_PAGE, after, duplicates_only=duplicates_only)
+            yield from found
 
     def cancel(self, job_id: str) -> ImportJob:
         """Stop a job: queued rows are not imported; rows already stored stay stored."""

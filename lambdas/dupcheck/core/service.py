@@ -16,12 +16,23 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dupcheck.core.decisions import DuplicateDecisions, reviewed_among
-from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable
+from dupcheck.core.errors import DuplicateImage, InvalidRequest, NotFound, StoreUnavailable
+from dupcheck.core.gate import OnDuplicate, Registration
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.verdicts import match_percent
-from dupcheck.core.models import MAX_TOP, Entry, FindResult, Fingerprint, HashRecord, IndexHit, Match, Verdict
+from dupcheck.core.models import (
+    MAX_TOP,
+    Entry,
+    FindResult,
+    Fingerprint,
+    HashRecord,
+    HashValue,
+    IndexHit,
+    Match,
+    Verdict,
+)
 from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, LoadingIndex, RecordStore, ThumbnailStore
 
 if TYPE_CHECKING:
@@ -68,6 +79,7 @@ class DupcheckService:
     # Locally, kept pictures go with the last record that names them (core/kept_images.py); on AWS
     # the stream sync function does that, so None there.
     kept: KeptPictures | None = None
+    on_duplicate: OnDuplicate = OnDuplicate.WARN  # the gate's policy when a call names none (core/gate.py)
     _locks: tuple[threading.Lock, ...] = field(
         default_factory=lambda: tuple(threading.Lock() for _ in range(LOCK_STRIPES)), init=False, repr=False
     )
@@ -98,6 +110,14 @@ class DupcheckService:
         if max_distance is not None and not 0 <= max_distance <= bits:
             raise InvalidRequest(f"max_distance must be between 0 and {bits}")
         query = self.fingerprint(data)
+        matches = self._matches(query, top, max_distance, entity_id=entity_id)
+        return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
+
+    def _matches(
+        self, query: Fingerprint, top: int, max_distance: int | None, *, entity_id: str | None = None
+    ) -> list[Match]:
+        """The catalog's best `top` matches of a query: the one path of find_similar and the gate
+        (`entity_id`: the item it is for, whose reviewed pairs are marked)."""
         started = time.perf_counter()
         # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
         pipeline = self.pipeline
@@ -110,7 +130,7 @@ class DupcheckService:
         if entity_id is not None:
             matches = self._reviewed(entity_id, matches)
         self.observe(METRIC_MATCHES, float(len(matches)))
-        return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
+        return matches
 
     def get(self, entity_id: str) -> HashRecord:
         record = self.store.get(_check_id(entity_id))
@@ -149,7 +169,7 @@ class DupcheckService:
     # -- commands ----------------------------------------------------------------------------
 
     def register(self, entity_id: str, sku: str, image_url: str) -> HashRecord:
-        _check_new_id(entity_id)  # before the download: a bad request must cost nothing
+        new_item_id(entity_id)  # before the download: a bad request must cost nothing
         data = self.fetch(image_url)
         return self.register_bytes(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
 
@@ -157,6 +177,65 @@ class DupcheckService:
         entry = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
         self.save(entry)
         return entry.record
+
+    def register_url_checked(
+        self, entity_id: str, sku: str, image_url: str, *, on_duplicate: OnDuplicate | None = None
+    ) -> Registration:
+        """`register_checked` of the picture at `image_url`."""
+        new_item_id(entity_id)  # before the download: a bad request must cost nothing
+        data = self.fetch(image_url)
+        return self.register_checked(entity_id=entity_id, sku=sku, image_url=image_url, data=data,
+                                     on_duplicate=on_duplicate)  # fmt: skip
+
+    def register_checked(
+        self, *, entity_id: str, sku: str, image_url: str, data: bytes, on_duplicate: OnDuplicate | None = None,
+        place: Callable[[Entry], Entry] | None = None,
+    ) -> Registration:  # fmt: skip
+        """Register through the duplicate gate (core/gate.py): checked by `on_duplicate` (None: the
+        service's default), then stored. `place` may change the entry between the check and the
+        write (the API keeps an upload's picture there): a rejected picture leaves nothing behind."""
+        policy = self.on_duplicate if on_duplicate is None else on_duplicate
+        duplicates: list[Match] = []
+        if policy is OnDuplicate.ALLOW:
+            entry = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+        else:
+            entry, duplicates = self.checked_entry(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+            if duplicates and policy is OnDuplicate.REJECT:
+                raise DuplicateImage(
+                    f"{entity_id!r} was not stored: its picture duplicates {_names(duplicates)} (on_duplicate=reject)",
+                    [match.to_dict() for match in duplicates],
+                )
+        if place is not None:
+            entry = place(entry)
+        self.save(entry)
+        return Registration(entry.record, policy, checked=policy is not OnDuplicate.ALLOW, duplicates=duplicates)
+
+    def checked_entry(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> tuple[Entry, list[Match]]:
+        """The entry registering would store, and the catalog's duplicates of its picture (best
+        first, its own entity_id left out), from one hashing of the picture."""
+        new_item_id(entity_id)
+        query = self.pipeline.fingerprint_bytes(_check_image(data), max_pixels=self.max_pixels, with_thumbnail=True)
+        self.observe(METRIC_HASHES, 1.0)
+        entry = entry_of(query, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels,
+                         embedder=self.embedder if self.products is not None else None)  # fmt: skip
+        return entry, self.duplicates_of(query, exclude=entity_id)
+
+    def duplicates_of(self, query: Fingerprint, *, exclude: str = "") -> list[Match]:
+        """The catalog's duplicates of a query (find_similar's matches with the verdict duplicate),
+        at most `default_top`, without the record `exclude`."""
+        matches = self._matches(query, self.default_top + 1, None)
+        found = [m for m in matches if m.verdict is Verdict.DUPLICATE and m.entity_id != exclude]
+        return found[: self.default_top]
+
+    def duplicates_of_entry(self, entry: Entry) -> list[Match]:
+        """`duplicates_of` a picture hashed only for storing (an import's row, hashed where no
+        query is made): its record made a query as the duplicate report makes one
+        (HashPipeline.stored_query, with the thumbnail as the query's picture)."""
+        record = entry.record
+        codes, usable = self.pipeline.stored_query_codes([record])
+        hashes = tuple(HashValue(code.tobytes()) for code in codes[0]) if usable[0] else ()
+        query = self.pipeline.stored_query(record, hashes, entry.thumbnail)
+        return self.duplicates_of(query, exclude=record.entity_id) if query is not None else []
 
     def entry_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> Entry:
         """Hash an image into the record (and thumbnail) that would be stored, without storing it."""
@@ -337,8 +416,17 @@ def build_entry(
     With `embedder`, its product vector too, from a decode of its own: the pipeline's steps, and
     so the record, are the same with or without it."""
     fp = pipeline.fingerprint_bytes(_check_image(data), max_pixels=max_pixels, for_query=False)
+    return entry_of(fp, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=max_pixels,
+                    embedder=embedder)  # fmt: skip
+
+
+def entry_of(
+    fp: Fingerprint, data: bytes, *, entity_id: str, sku: str, image_url: str, max_pixels: int,
+    embedder: Embedder | None = None,
+) -> Entry:  # fmt: skip
+    """The entry a fingerprint (a record's, or a query's made `with_thumbnail`) stores."""
     record = HashRecord(
-        entity_id=_check_new_id(entity_id),
+        entity_id=new_item_id(entity_id),
         sku=str(sku or ""),
         image_url=image_url,
         hash=fp.hash,
@@ -347,6 +435,10 @@ def build_entry(
     )
     vector = embedder.embed_bytes(data, max_pixels=max_pixels) if embedder is not None else None
     return Entry(record, fp.thumbnail, vector)
+
+
+def _names(matches: Sequence[Match]) -> str:
+    return ", ".join(repr(m.entity_id) for m in matches)
 
 
 def encode_cursor(entity_id: str) -> str:
@@ -381,7 +473,7 @@ def _check_id(entity_id: str) -> str:
     return entity_id
 
 
-def _check_new_id(entity_id: str) -> str:
+def new_item_id(entity_id: str) -> str:
     """An id to store: one a URL can address (core/ids.py)."""
     if problem := id_problem(entity_id):
         raise InvalidRequest(problem)

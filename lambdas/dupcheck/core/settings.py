@@ -60,6 +60,10 @@ class Settings(BaseModel):
 
     # API
     default_top: int = Field(5, ge=1, le=100, description="Matches returned when `top` is absent.")
+    on_duplicate: Literal["warn", "reject", "allow"] = Field(
+        "warn", description="The duplicate gate's policy where a call names none (POST/PUT /items, imports): warn "
+        "(store and list the duplicates), reject (409, nothing stored), allow (no check).",
+    )  # fmt: skip
     host: str = Field("127.0.0.1", description="Local server bind address.")
     port: int = Field(8000, ge=0, le=65535, description="Local server port.")
     api_key: SecretStr | None = Field(

@@ -1,9 +1,11 @@
 """Lambda: the imports' rows queue -> RowImporter (core/import_runs.py), a batch at a time.
 
 Each message is one catalog row. The rows of a batch are imported together: one store look-up
-for the batch, downloads on a few threads, one batched write; then each job's outcomes are
-recorded in one transaction (counted once per row, whatever is redelivered) and a job whose
-last row this was is marked done.
+for the batch, downloads on a few threads, each picture through its job's duplicate gate
+(JobGate: the catalog in OpenSearch, the job's other rows in the jobs table), one batched write;
+then each job's outcomes are recorded in one transaction (counted once per row, whatever is
+redelivered) and a job whose last row this was is marked done. A check job's rows (`mode:
+check`) are only looked up (RowChecker), nothing stored.
 
 Partial batch failures (ReportBatchItemFailures): a row that failed for a reason that may pass
 (the image host's 429/5xx, a timeout, the store) is reported failed and comes back after the
@@ -25,14 +27,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dupcheck.adapters.sqs_queues import row_of_message
 from dupcheck.core.catalog import CatalogRow
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.import_runs import MAX_ATTEMPTS, Retry, RowImporter, finish_if_complete
-from dupcheck.core.imports import ImportJob, ImportJobs, JobStatus, RowResult
+from dupcheck.core.import_runs import MAX_ATTEMPTS, JobGate, Retry, RowChecker, RowImporter, finish_if_complete
+from dupcheck.core.imports import ImportJob, ImportJobs, JobStatus, Mode, RowResult
+from dupcheck.core.service import DupcheckService
 from dupcheck.observability import logger, metrics, record_metric, tracer
 
 
 class ImportRowsWorker:
-    def __init__(self, importer: RowImporter, jobs: ImportJobs) -> None:
-        self.importer, self.jobs = importer, jobs
+    def __init__(self, importer: RowImporter, jobs: ImportJobs, service: DupcheckService) -> None:
+        self.importer, self.jobs, self.service = importer, jobs, service
+        self.checker = RowChecker(service, jobs, threads=importer.threads)
 
     def handle(self, event: dict[str, Any], context: LambdaContext | None) -> PartialItemFailureResponse:
         records = [SQSRecord(raw) for raw in event.get("Records") or []]
@@ -64,8 +68,21 @@ class ImportRowsWorker:
         if not rows:
             return failed
         deliveries = {id(row): count for _, _, row, count in rows}
-        results = self.importer.import_rows([row for _, _, row, _ in rows],
-                                            final=lambda row: deliveries[id(row)] >= MAX_ATTEMPTS)  # fmt: skip
+        job_of = {id(row): running[job_id] for _, job_id, row, _ in rows}
+        gates = {job.job_id: JobGate(self.service, self.jobs, job.job_id, job.options.on_duplicate)
+                 for job in running.values()}  # fmt: skip
+
+        def final(row: CatalogRow) -> bool:
+            return deliveries[id(row)] >= MAX_ATTEMPTS
+
+        imported = [row for _, _, row, _ in rows if job_of[id(row)].options.mode is Mode.IMPORT]
+        done = dict(zip(map(id, imported), self.importer.import_rows(
+            imported, final, gate_of=lambda row: gates[job_of[id(row)].job_id]), strict=True))  # fmt: skip
+        for job in running.values():
+            if job.options.mode is Mode.CHECK:
+                checked = [row for _, _, row, _ in rows if job_of[id(row)] is job]
+                done.update(zip(map(id, checked), self.checker.check_rows(job.job_id, checked, final), strict=True))
+        results = [done[id(row)] for _, _, row, _ in rows]
         by_job: dict[str, list[tuple[str, RowResult]]] = {}
         for (message_id, job_id, _, _), result in zip(rows, results, strict=True):
             if isinstance(result, Retry):
@@ -81,8 +98,8 @@ class ImportRowsWorker:
         return failed
 
     def _running_jobs(self, job_ids: set[str], failed: dict[str, str], rows: list[tuple[str, str, CatalogRow, int]]
-                      ) -> set[str]:  # fmt: skip
-        running = set()
+                      ) -> dict[str, ImportJob]:  # fmt: skip
+        running = {}
         for job_id in job_ids:
             try:
                 job: ImportJob | None = self.jobs.get(job_id)
@@ -90,7 +107,7 @@ class ImportRowsWorker:
                 failed.update((m, exc.message) for m, j, _, _ in rows if j == job_id)
                 continue
             if job is not None and job.status is JobStatus.RUNNING:
-                running.add(job_id)
+                running[job_id] = job
             else:
                 logger.info("rows of an import that is not running are dropped",
                             extra={"job_id": job_id, "status": job.status.value if job else None})  # fmt: skip
@@ -105,11 +122,14 @@ class ImportRowsWorker:
 
 
 def _build() -> ImportRowsWorker:
-    from dupcheck.bootstrap import build_imports, build_row_importer
+    from dupcheck.bootstrap import build_imports, build_row_importer, build_service
     from dupcheck.core.settings import Settings
 
     settings = Settings.from_env()
-    return ImportRowsWorker(build_row_importer(settings), build_imports(settings).jobs)
+    importer = build_row_importer(settings)
+    # The gate's look-ups: the same store and OpenSearch index as find_similar (never loaded here).
+    service = build_service(settings, store=importer.store, thumbnails=importer.thumbnails, load_index=False)
+    return ImportRowsWorker(importer, build_imports(settings).jobs, service)
 
 
 worker = _build()

@@ -8,10 +8,11 @@ const KEY = "dupcheck.apiKey";
 let asking = null; // the one key prompt open, which every refused call waits for
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, detail = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.detail = detail; // the error's other fields (a duplicate_image's matches)
     this.sentence = errorSentence(status, code, message);
   }
 }
@@ -19,9 +20,9 @@ export class ApiError extends Error {
 export const hasKey = () => sessionStorage.getItem(KEY) !== null;
 export const forgetKey = () => sessionStorage.removeItem(KEY);
 
-/** JSON from `path` (relative to the page), or its text with `text`; or an ApiError. `body` may be
- * FormData or an object (JSON). */
-export async function api(path, { method = "GET", body, text = false } = {}) {
+/** JSON from `path` (relative to the page), or its text with `text`, or a Blob with `as: "blob"`; or an
+ * ApiError. `body` may be FormData or an object (JSON). */
+export async function api(path, { method = "GET", body, text = false, as = "json" } = {}) {
   const json = body !== undefined && !(body instanceof FormData);
   for (;;) {
     const headers = new Headers({ Accept: "application/json" });
@@ -34,7 +35,10 @@ export async function api(path, { method = "GET", body, text = false } = {}) {
     } catch {
       throw new ApiError(0, "network", "the network request failed");
     }
-    if (response.ok) return response.status === 204 ? null : text ? response.text() : response.json();
+    if (response.ok) {
+      if (response.status === 204) return null;
+      return text ? response.text() : as === "blob" ? response.blob() : response.json();
+    }
     const error = await errorOf(response);
     if (error.code !== "forbidden") throw error;
     if (sessionStorage.getItem(KEY) !== key) continue; // a key was given while this call was out: use it
@@ -52,7 +56,8 @@ async function errorOf(response) {
   } catch {
     // not JSON: a proxy in the way; the status says enough
   }
-  return new ApiError(response.status, detail.code ?? "http_" + response.status, detail.message ?? response.statusText);
+  return new ApiError(response.status, detail.code ?? "http_" + response.status, detail.message ?? response.statusText,
+    detail);
 }
 
 function askForKey(why) {

@@ -1,7 +1,7 @@
 // The catalog, page by page: search by id or SKU, see a record, add one (by address or upload),
 // remove one after a confirmation.
 import { api, imageForm, itemPath } from "./api.js";
-import { skuWords } from "./words.js";
+import { matchSentence, skuWords } from "./words.js";
 import { byId, clearError, el, idLine, reveal, showError, showPicture, thumbButton } from "./ui.js";
 
 const PAGE = 20;
@@ -141,19 +141,35 @@ async function add(event) {
   if (/[/?#%]/.test(id) || id === "." || id === "..") {
     return addError({ sentence: "An entity id cannot contain / ? # or %, nor be . or .." });
   }
+  const policy = byId("add-policy").value;
   const button = form.querySelector('button[type="submit"]');
   button.disabled = true;
+  hideWarning();
+  // Where the new picture is shown from, beside a duplicate: the chosen file, else its address.
+  const shown = file ? URL.createObjectURL(file) : url;
   try {
     const item = file
-      ? await api(`${itemPath(id)}?${new URLSearchParams({ ...(sku && { sku }), ...(url && { image_url: url }) })}`,
-        { method: "PUT", body: await imageForm(file) })
-      : await api("items", { method: "POST", body: { entity_id: id, sku, image_url: url } });
-    byId("add-done").textContent = `Added ${item.entity_id}${skuWords(item)} to the catalog.`;
+      ? await api(`${itemPath(id)}?${new URLSearchParams({ ...(sku && { sku }), ...(url && { image_url: url }),
+        on_duplicate: policy })}`, { method: "PUT", body: await imageForm(file) })
+      : await api("items", { method: "POST", body: { entity_id: id, sku, image_url: url, on_duplicate: policy } });
+    if (item.duplicates?.length) {
+      showWarning(`Added ${item.entity_id}, but the catalog already had this picture`,
+        `${item.entity_id}${skuWords(item)} is now in the catalog. Remove it if it should not be there.`,
+        shown, item.duplicates);
+    } else {
+      byId("add-done").textContent = `Added ${item.entity_id}${skuWords(item)} to the catalog.${
+        item.checked ? " No duplicate of its picture was found." : " Its picture was not checked for duplicates."}`;
+    }
     form.reset();
     await load(); // the page above changes height: the confirmation is brought into view after it
     reveal("add-done");
   } catch (error) {
-    addError(error);
+    if (error.code === "duplicate_image") {
+      showWarning(`Not added: the catalog already has this picture`,
+        `${id} was not added, as asked. The catalog already has its picture:`, shown, error.detail.matches ?? []);
+    } else {
+      addError(error);
+    }
   } finally {
     button.disabled = false;
   }
@@ -162,4 +178,29 @@ async function add(event) {
 function addError(error) {
   showError("add-error", error);
   reveal("add-error");
+}
+
+/** The duplicate gate's answer, before anything else: the new picture beside its best match,
+ * the other duplicates listed, the box scrolled to and focused (screen readers read it). */
+function showWarning(title, text, shown, matches) {
+  const [best, ...more] = matches;
+  byId("add-warning-title").textContent = title;
+  byId("add-warning-text").textContent = text;
+  const mine = byId("add-warning-new");
+  if (shown) showPicture(mine, shown);
+  mine.hidden = !shown;
+  const match = byId("add-warning-match");
+  match.alt = best ? `Picture of ${best.entity_id}` : "";
+  if (best?.image_url) showPicture(match, best.image_url);
+  byId("add-warning-caption").textContent = best ? `${best.entity_id}${skuWords(best)}: ${matchSentence(best)}` : "";
+  byId("add-warning-more").replaceChildren(...more.map((m) =>
+    el("li", { text: `Also ${m.entity_id}${skuWords(m)}: ${matchSentence(m)}` })));
+  const box = byId("add-warning");
+  box.hidden = false;
+  box.scrollIntoView({ block: "start" });
+  box.focus({ preventScroll: true });
+}
+
+function hideWarning() {
+  byId("add-warning").hidden = true;
 }

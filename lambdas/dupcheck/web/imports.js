@@ -1,10 +1,11 @@
 // Import a catalog: a CSV or JSON Lines file, or a folder of pictures (each kept by the service,
 // then imported as an item named after its file). The job runs on the server; this view follows it
-// with a progress bar, lists the rows that failed and why, and links to the catalog.
+// with a progress bar, lists the rows that failed and why, the duplicates it found (or, for a check
+// job, "only check, do not add", every row's answer), and links to the catalog.
 // Loaded by app.js the first time the view is shown.
 import { ApiError, api, imageForm } from "./api.js";
 import { catalogChanged } from "./catalog.js";
-import { errorSentence, importSentence, rowSentence } from "./words.js";
+import { errorSentence, importSentence, resultSentence, rowSentence } from "./words.js";
 import { byId, clearError, el, limiter, showError } from "./ui.js";
 
 // API Gateway takes 10 MB a request and its function 6 MB, base64 included: a larger catalog goes
@@ -13,7 +14,7 @@ const DIRECT_LIMIT = 4 * 1024 * 1024;
 const PICTURE = /\.(jpe?g|png|webp|gif|bmp|tiff?)$/i;
 const FINAL = new Set(["done", "failed", "cancelled"]);
 const POLL_MS = 1000;
-const state = { bound: false, job: null, cursor: null };
+const state = { bound: false, job: null, cursor: null, results: null };
 
 export function showImports() {
   if (!state.bound) {
@@ -22,6 +23,8 @@ export function showImports() {
     byId("import-folder").addEventListener("change", (event) => chosen(event.target, importFolder));
     byId("import-cancel").addEventListener("click", cancel);
     byId("import-more").addEventListener("click", () => failures(state.job, state.cursor));
+    byId("import-results-more").addEventListener("click", () => results(state.followed, state.results));
+    byId("import-results-csv").addEventListener("click", download);
   }
   recent();
 }
@@ -39,9 +42,12 @@ function catalogForm(blob, name) {
   return form;
 }
 
+/** `imports` with the page's choices: the base of relative paths, check only, the duplicate policy. */
 function withBase(path) {
   const base = byId("import-base").value.trim();
-  return base ? `${path}?${new URLSearchParams({ image_base_url: base })}` : path;
+  const check = byId("import-check-only").checked;
+  return `${path}?${new URLSearchParams({ ...(base && { image_base_url: base }), ...(check && { mode: "check" }),
+    on_duplicate: byId("import-policy").value })}`;
 }
 
 async function importFile([file]) {
@@ -83,14 +89,16 @@ async function importFolder(files) {
   })));
   if (!lines.length) return listFailures(refused, true);
   const catalog = new Blob([lines.join("\n") + "\n"], { type: "application/x-ndjson" });
-  await follow(await api("imports", { method: "POST", body: catalogForm(catalog, "pictures.jsonl") }), refused);
+  await follow(await api(withBase("imports"), { method: "POST", body: catalogForm(catalog, "pictures.jsonl") }), refused);
 }
 
 /** Show `job` as it goes, until it ends (or another job is followed). */
 async function follow(job, refused = []) {
   state.job = job.job_id;
+  state.followed = job;
   state.cursor = null;
   listFailures(refused, true);
+  byId("import-duplicates").hidden = true;
   byId("import-cancel").hidden = false;
   for (;;) {
     show(job);
@@ -103,7 +111,47 @@ async function follow(job, refused = []) {
   byId("import-cancel").hidden = true;
   catalogChanged();
   recent();
+  state.followed = job;
+  if (job.mode === "check" || job.duplicates) await results(job, null);
   if (job.failed || job.replaced) await failures(job.job_id, null, refused.length === 0);
+}
+
+/** The checked rows: an import's duplicates, or a check job's every answer, a page at a time. */
+async function results(job, cursor) {
+  const params = new URLSearchParams({ limit: 100, ...(cursor && { cursor }),
+    ...(job.mode !== "check" && { duplicates_only: "true" }) });
+  try {
+    const page = await api(`imports/${job.job_id}/results?${params}`);
+    if (state.job !== job.job_id) return;
+    state.results = page.next_cursor;
+    const lines = page.results.map((r) => el("tr", {}, el("td", { text: String(r.row) }),
+      el("td", { text: r.entity_id || "(none)" }), el("td", { text: resultSentence(r) })));
+    if (cursor) byId("import-results").append(...lines);
+    else byId("import-results").replaceChildren(...lines);
+    byId("import-duplicates-title").textContent = job.mode === "check"
+      ? `Each row's answer (${(job.duplicates ?? 0).toLocaleString()} already in the catalog or repeated)`
+      : `Duplicates found (${job.duplicates.toLocaleString()})`;
+    byId("import-duplicates").hidden = !byId("import-results").children.length;
+    byId("import-results-more").hidden = !page.next_cursor;
+  } catch (error) {
+    showError("import-error", error);
+  }
+}
+
+/** The checked rows as a CSV file, fetched with the key and saved from a blob. */
+async function download() {
+  const job = state.followed;
+  try {
+    const query = job.mode === "check" ? "format=csv" : "format=csv&duplicates_only=true";
+    const blob = await api(`imports/${job.job_id}/results?${query}`, { as: "blob" });
+    const link = el("a", { href: URL.createObjectURL(blob), download: `dupcheck-${job.job_id}.csv` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  } catch (error) {
+    showError("import-error", error);
+  }
 }
 
 function show(job, title, fraction, counts) {

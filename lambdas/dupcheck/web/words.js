@@ -121,6 +121,17 @@ const pageHints = (message) => message
 const PICTURE_CODES = new Set(["image_too_large", "unsupported_media_type", "invalid_image", "url_not_allowed",
   "image_unreachable", "upstream_error", "upstream_timeout"]);
 
+/** A checked row in words: "The same picture as C3 (SKU X), 97% match: rotated." or "Row 4 has the same picture." */
+export function resultSentence(r) {
+  if (r.verdict === "duplicate" && r.match && r.match.entity_id === r.duplicate_of) {
+    return `The same picture as ${r.duplicate_of}${skuWords(r.match)} (${percentWords(r.match)})${editWords(r.match) ? `: ${editWords(r.match)}` : ""}.`;
+  }
+  if (r.verdict === "duplicate") return `The same picture as row ${r.duplicate_of_row} (${r.duplicate_of}) of this file.`;
+  if (r.verdict === "similar") return `New. The closest is ${r.match.entity_id}${skuWords(r.match)}, similar (${percentWords(r.match)}), not the same picture.`;
+  if (r.verdict === "new") return "New: nothing like it in the catalog.";
+  return rowSentence(r);
+}
+
 /** Why one row of an import was not imported. */
 export function rowSentence(f) {
   if (f.code === "relative_image_url") {
@@ -129,11 +140,16 @@ export function rowSentence(f) {
   return PICTURE_CODES.has(f.code) ? errorSentence(0, f.code, f.message) : sentence(f.message);
 }
 
-/** An import job in words: { title, counts }. */
+/** An import job in words: { title, counts }. A check job (mode check) stores nothing: its rows are "checked". */
 export function importSentence(job) {
   const n = (x) => (x ?? 0).toLocaleString();
   const replaced = job.replaced ? `, ${n(job.replaced)} replaced by a later row of the same id` : "";
-  const counts = `${n(job.done)} imported, ${n(job.skipped)} already in the catalog, ${n(job.failed)} not imported${replaced}.`;
+  const checking = job.mode === "check";
+  const duplicates = job.duplicates ? ` ${n(job.duplicates)} ${job.duplicates === 1 ? "is a duplicate" : "are duplicates"}${
+    checking ? "" : { skip: ", left out", reject: ", not imported", warn: ", imported all the same" }[job.on_duplicate] ?? ""}.` : "";
+  const counts = checking
+    ? `${n(job.done)} checked, ${n(job.failed)} could not be checked${replaced}.${duplicates}`
+    : `${n(job.done)} imported, ${n(job.skipped)} already in the catalog or left out, ${n(job.failed)} not imported${replaced}.${duplicates}`;
   const processed = (job.done ?? 0) + (job.skipped ?? 0) + (job.failed ?? 0) + (job.replaced ?? 0);
   switch (job.status) {
     case "awaiting_upload":
@@ -144,10 +160,10 @@ export function importSentence(job) {
       if (job.rows == null) return { title: "Reading the catalog", counts: "" };
       const pace = job.rows_per_s ? ` ${Math.round(job.rows_per_s)} rows a second` : "";
       const left = job.eta_s != null ? `, about ${Math.ceil(job.eta_s / 60)} min left.` : pace ? "." : "";
-      return { title: `Importing: ${n(processed)} of ${n(job.rows)} rows`, counts: counts + pace + left };
+      return { title: `${checking ? "Checking" : "Importing"}: ${n(processed)} of ${n(job.rows)} rows`, counts: counts + pace + left };
     }
     case "done":
-      return { title: doneTitle(job, n), counts };
+      return { title: checking ? `Checked ${n(job.rows)} row${job.rows === 1 ? "" : "s"}` : doneTitle(job, n), counts };
     case "cancelled":
       return { title: `Cancelled after ${n(processed)} rows`, counts };
     default:

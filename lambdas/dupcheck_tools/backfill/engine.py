@@ -64,6 +64,9 @@ WORKER_DIED = "worker_died"  # a row's failure code: its hashing process died tw
 # Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
 # rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
 RowListener = Callable[[str, CatalogRow, HashRecord], None]
+# Looks at a hashed row before it is written: False keeps it out of the store (the screen says why
+# to whom it reports: an import job's duplicate gate).
+RowScreen = Callable[[CatalogRow, Entry], bool]
 
 
 @dataclass
@@ -143,6 +146,7 @@ class Backfill:
         sleep: Callable[[float], None] = time.sleep,
         thumbnails: ThumbnailStore | None = None,
         on_row: RowListener | None = None,
+        screen: RowScreen | None = None,
         embedder: Embedder | None = None,
         products: ProductIndex | None = None,
     ) -> None:
@@ -171,6 +175,7 @@ class Backfill:
         self._product_model = str(settings.product_model or default_model_path()) if self._embedder else None
         self._sleep = sleep
         self._on_row = on_row
+        self._screen = screen
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -461,10 +466,16 @@ class Backfill:
 
     def _hashed(self, row: CatalogRow, outcome: Outcome, writes: queue.Queue[Any]) -> None:
         status, payload = outcome
-        if status == "ok":
-            writes.put(("done", row, payload))
-        else:
+        if status != "ok":
             self._fail(row, *payload)
+            return
+        try:
+            if self._screen is not None and not self._screen(row, payload):
+                return
+        except DupcheckError as exc:  # the screen's look-up failed (the index, the store): this row failed
+            self._fail(row, *row_failure(exc))
+            return
+        writes.put(("done", row, payload))
 
     def _fetch(self, url: str) -> bytes:
         assert self.fetcher is not None

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import DupcheckError
+from dupcheck.core.gate import ITEM_POLICIES, policy_of
 from dupcheck.core.imaging import sniff_format
 from dupcheck.core.service import MAX_TOP
 from dupcheck_tools.cli.common import UsageError, int_between, print_json, settings_for, show_progress
@@ -35,6 +36,9 @@ def register(commands: Any) -> None:
     add.add_argument("--sku", default="")
     add.add_argument("image", help="an image URL or a local file")
     add.add_argument("--features", action="store_true", help="also print the stored verification views (~5 KB)")
+    add.add_argument("--on-duplicate", choices=[p.value for p in ITEM_POLICIES], default=None,
+                     help="the duplicate gate: warn (add it, list its duplicates), reject (add nothing, exit 1) or "
+                     "allow (no check); default DUPCHECK_ON_DUPLICATE, warn")  # fmt: skip
     add.set_defaults(run=run_add)
 
     remove = commands.add_parser("remove", help="remove one catalog image")
@@ -76,17 +80,20 @@ def run_find(args: argparse.Namespace) -> int:
 def run_add(args: argparse.Namespace) -> int:
     path = local_file(args.image)
     service = build_service(settings_for(args))
+    policy = policy_of(args.on_duplicate, service.on_duplicate)
     if path is not None:
-        record = service.register_bytes(
-            entity_id=args.entity_id, sku=args.sku, image_url=path.resolve().as_uri(), data=path.read_bytes()
-        )
+        done = service.register_checked(entity_id=args.entity_id, sku=args.sku, image_url=path.resolve().as_uri(),
+                                        data=path.read_bytes(), on_duplicate=policy)  # fmt: skip
     else:
-        record = service.register(args.entity_id, args.sku, args.image)
+        done = service.register_url_checked(args.entity_id, args.sku, args.image, on_duplicate=policy)
     # Imported here: the API package (Powertools and its OpenAPI models) was about half of every
     # command's start, backfill's included, and only this command prints the API's item body.
-    from dupcheck.api.schemas import ItemOut
+    from dupcheck.api.schemas import RegisteredOut
 
-    print_json(ItemOut.of(record, with_features=args.features).model_dump())
+    out = RegisteredOut.of_registration(done).model_dump()
+    if args.features:
+        out["features"] = done.record.to_dict()["features"]
+    print_json(out)
     return ExitCode.OK
 
 

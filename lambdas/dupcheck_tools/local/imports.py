@@ -27,11 +27,12 @@ from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.bootstrap import build_catalog_fetcher, build_imports
 from dupcheck.core.catalog import CatalogRow
 from dupcheck.core.errors import DupcheckError, StoreUnavailable
-from dupcheck.core.import_runs import finish_if_complete
+from dupcheck.core.import_runs import JobGate, RowChecker, finish_if_complete
 from dupcheck.core.imports import (
     ImportJob,
     ImportService,
     JobStatus,
+    Mode,
     Outcome,
     RowResult,
     Source,
@@ -45,6 +46,7 @@ from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions
+from dupcheck_tools.local.checks import check_catalog_rows
 from dupcheck_tools.local.job_loop import run_jobs
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class ImportWorker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._running: tuple[str, Backfill, _Recorder] | None = None
+        self._running: tuple[str, Backfill | _Recorder, _Recorder] | None = None
 
     # -- ImportStarter ------------------------------------------------------------------------
 
@@ -116,7 +118,11 @@ class ImportWorker:
             if self._running is not None and job_id in (None, self._running[0]):
                 if cancelled:
                     self._running[2].cancelled.set()
-                self._running[1].stop(now=True)
+                engine = self._running[1]
+                if isinstance(engine, Backfill):
+                    engine.stop(now=True)
+                else:  # a check job: its recorder stops its rows
+                    engine.stop()
 
     def _loop(self) -> None:
         try:
@@ -153,11 +159,15 @@ class ImportWorker:
             return None  # cancelled meanwhile
         finished = self.jobs.finished_rows(job.job_id, rows)
         recorder = _Recorder(self.jobs, started, resumed=resumed)
+        if job.options.mode is Mode.CHECK:
+            return self._check(started, found, finished, recorder)
+        gate = JobGate(self.service, self.jobs, job.job_id, job.options.on_duplicate)
         left = rows - sum(finished)
         hash_workers = -1 if left < SMALL_JOB_ROWS else self.settings.import_hash_workers
         engine = Backfill(
             self.settings, self.service.store, recorder, fetcher=self.service.fetcher, on_row=recorder.stored,
             thumbnails=self.service.thumbnails, embedder=self.service.embedder, products=self.service.products,
+            screen=lambda row, entry: recorder.screened(row, gate.screen(row, entry)),
             options=BackfillOptions(workers=self.settings.import_workers, hash_workers=hash_workers,
                                     per_host=self.settings.import_workers,
                                     hash_niceness=self.settings.import_hash_niceness, progress=False),
@@ -175,6 +185,29 @@ class ImportWorker:
         if summary.error:
             return self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.RUNNING},
                                         error=summary.error)  # fmt: skip
+        return self._ended(job)
+
+    def _check(self, job: ImportJob, found: Survey, finished: bytearray, recorder: _Recorder) -> ImportJob | None:
+        """A check job (`mode: check`): its rows looked up a batch at a time, nothing stored."""
+        with self._lock:
+            self._running = (job.job_id, recorder, recorder)
+        recorder.start(on_cancel=recorder.stop)
+        try:
+            check_catalog_rows(
+                RowChecker(self.service, self.jobs, threads=self.settings.import_workers), job,
+                lambda: self.imports.catalogs.open(job.job_id), found, finished, recorder,
+                stopping=lambda: recorder.stopped.is_set() or self._stopping.is_set(),
+            )  # fmt: skip
+        except DupcheckError as exc:
+            return self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={JobStatus.RUNNING},
+                                        error=exc.message)  # fmt: skip
+        finally:
+            with self._lock:
+                self._running = None
+            recorder.close()
+        return self._ended(job)
+
+    def _ended(self, job: ImportJob) -> ImportJob | None:
         ended = finish_if_complete(self.jobs, self.jobs.get(job.job_id))
         if ended is not None and ended.status is JobStatus.RUNNING and not self._stopping.is_set():
             # Every row went through the engine, yet some have no outcome: never loop on it.
@@ -219,6 +252,8 @@ class _Recorder:
     def __init__(self, jobs: SqliteImportJobs, job: ImportJob, *, resumed: bool) -> None:
         self.jobs, self.job, self.resumed = jobs, job, resumed
         self.path = Path(jobs.path)  # the FailureSink's: where failures are written
+        self.stopped = threading.Event()  # a check job's: cancelled, or the worker stops
+        self._warned: dict[int, RowResult] = {}  # rows stored with a duplicate named: their outcome
         self._pending: list[RowResult] = []
         self._after_cancel = 0  # rows stored since `cancelled`, not yet recorded
         self.cancelled = threading.Event()  # set when the job's cancel is answered
@@ -232,10 +267,24 @@ class _Recorder:
         outcome = Outcome.SKIPPED if kind == "skipped" else Outcome.DONE
         if outcome is Outcome.SKIPPED and self.resumed and self._written_by_this_job(record):
             outcome = Outcome.DONE
+        warned = self._warned.pop(row.row, None) if outcome is Outcome.DONE else None
         with self._lock:
-            self._pending.append(RowResult(row.row, outcome))
+            self._pending.append(warned or RowResult(row.row, outcome))
             if kind != "skipped" and self.cancelled.is_set():
                 self._after_cancel += 1  # hashed before the cancel, stored after it
+
+    def screened(self, row: CatalogRow, result: RowResult | None) -> bool:
+        """The duplicate gate's word on a row (JobGate.screen): whether to store it."""
+        if result is None:
+            return True
+        if result.outcome is Outcome.DONE:  # warn: stored, and its outcome names the duplicate
+            self._warned[row.row] = result
+            return True
+        self.record(result)
+        return False
+
+    def stop(self) -> None:
+        self.stopped.set()
 
     def add(self, row: CatalogRow, code: str, message: str) -> None:
         self.record(RowResult.failure(row, code, message))
