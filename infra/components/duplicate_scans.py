@@ -49,7 +49,7 @@ MEMORY_MB = 4096  # 1M records peaked at 1.6 GB (docs/lab/benchmarks.md); this a
 EPHEMERAL_MIB = 10240  # /tmp: the work file (~1.4 GB at 1M records) and the report
 TOOLS_DIR = REPO_ROOT / "lambdas" / "dupcheck_tools"
 # What the scan function imports of the tools: the engine's package and the modules it uses.
-LAYER_FILES = ("__init__.py", "exit_codes.py", "spreadsheet.py", "worker_process.py", "duplicates")
+LAYER_FILES = ("__init__.py", "exit_codes.py", "spreadsheet.py", "worker_process.py", "worker_pool.py", "duplicates")
 
 
 class DuplicateScans(Construct):

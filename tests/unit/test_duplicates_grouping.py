@@ -83,14 +83,15 @@ def test_a_colour_variant_called_a_duplicate_of_a_catalog_picture_is_one_wrong_p
 
 
 def test_a_variant_older_than_the_picture_it_was_wrongly_called_does_not_take_its_copies() -> None:
-    # C (a colour variant, registered first) wrongly called the same picture as A, closest of
-    # all; A's edited copy B is a duplicate of A only. The group is C's, with A (one wrong pair);
-    # B is not pulled in after A (it is not C's duplicate): the right pair A-B stays beside it.
-    listings = {0: listing("A", "2026-02-01T00:00:00Z"), 1: listing("B", "2026-03-01T00:00:00Z"),
-                2: listing("C", "2026-01-01T00:00:00Z")}  # fmt: skip
+    # item-1 (a colour variant, created first: the smallest id, the one KEEP_RULE keeps) wrongly
+    # called the same picture as item-2, closest of all; item-2's edited copy item-3 is a duplicate
+    # of item-2 only. The group is item-1's, with item-2 (one wrong pair); item-3 is not pulled in
+    # after item-2 (it is not item-1's duplicate): the right pair item-2 - item-3 stays beside it.
+    listings = {0: listing("item-2", "2026-02-01T00:00:00Z"), 1: listing("item-3", "2026-03-01T00:00:00Z"),
+                2: listing("item-1", "2026-01-01T00:00:00Z")}  # fmt: skip
     groups = group_duplicates([found(2, 0, distance=1), found(1, 0, distance=4)], listings, 64)
-    assert ids(groups) == [["C", "A"]] and related(groups[0]) == [("A", "B")]
-    assert kept_pairs(groups) == {frozenset("CA")}
+    assert ids(groups) == [["item-1", "item-2"]] and related(groups[0]) == [("item-2", "item-3")]
+    assert kept_pairs(groups) == {frozenset({"item-1", "item-2"})}
 
 
 def test_every_pair_to_act_on_is_a_call_so_wrong_calls_bound_wrong_pairs() -> None:

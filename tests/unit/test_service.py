@@ -226,3 +226,33 @@ def test_a_copy_ranked_past_the_pool_by_its_whole_hash_is_found_by_one_half(
     assert "O" not in {h.entity_id for h in service.index.search(query.search_hashes, pipeline.candidate_pool(5))}
     best = service.find_similar_bytes(copy, top=1).matches[0]
     assert (best.entity_id, best.verdict) == ("O", "duplicate")
+
+
+def test_a_write_while_the_index_cannot_be_asked_is_stored_unchecked_under_warn_and_refused_under_reject(
+    svc: DupcheckService,
+) -> None:
+    """The gate asks the index first; while it cannot (loading its records at start, or out of
+    reach), `warn` stores the write and says it was not checked rather than lose it, and `reject`
+    refuses it (503) rather than promise no duplicate."""
+    from dupcheck.core.errors import IndexUnavailable
+    from dupcheck.core.gate import OnDuplicate
+
+    class Loading:
+        def __init__(self, index: object) -> None:
+            self.index = index
+
+        def search(self, *args: object, **kwargs: object) -> list:
+            raise IndexUnavailable("the index is still loading its records: try again in a few seconds")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.index, name)
+
+    svc.index = Loading(svc.index)  # type: ignore[assignment]
+    data = encode(product_image(42))
+    with pytest.raises(IndexUnavailable):
+        svc.register_checked(entity_id="R", sku="", image_url="", data=data, on_duplicate=OnDuplicate.REJECT)
+    with pytest.raises(NotFound):
+        svc.get("R")
+    stored = svc.register_checked(entity_id="W", sku="", image_url="", data=data, on_duplicate=OnDuplicate.WARN)
+    assert (stored.checked, stored.duplicates) == (False, [])
+    assert svc.get("W").entity_id == "W"

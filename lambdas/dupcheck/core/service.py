@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dupcheck.core.decisions import DuplicateDecisions, reviewed_among
-from dupcheck.core.errors import DuplicateImage, InvalidRequest, NotFound, StoreUnavailable
+from dupcheck.core.errors import DuplicateImage, IndexUnavailable, InvalidRequest, NotFound, StoreUnavailable
 from dupcheck.core.gate import OnDuplicate, Registration
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
@@ -196,10 +196,18 @@ class DupcheckService:
         write (the API keeps an upload's picture there): a rejected picture leaves nothing behind."""
         policy = self.on_duplicate if on_duplicate is None else on_duplicate
         duplicates: list[Match] = []
-        if policy is OnDuplicate.ALLOW:
+        checked = policy is not OnDuplicate.ALLOW
+        if not checked:
             entry = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
         else:
-            entry, duplicates = self.checked_entry(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+            try:
+                entry, duplicates = self.checked_entry(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
+            except IndexUnavailable:
+                # The index cannot be asked (still loading at start, or out of reach): `warn` stores
+                # the write unchecked, and says so, rather than lose it; `reject` cannot promise.
+                if policy is not OnDuplicate.WARN:
+                    raise
+                entry, checked = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data), False
             if duplicates and policy is OnDuplicate.REJECT:
                 raise DuplicateImage(
                     f"{entity_id!r} was not stored: its picture duplicates {_names(duplicates)} (on_duplicate=reject)",
@@ -208,7 +216,7 @@ class DupcheckService:
         if place is not None:
             entry = place(entry)
         self.save(entry)
-        return Registration(entry.record, policy, checked=policy is not OnDuplicate.ALLOW, duplicates=duplicates)
+        return Registration(entry.record, policy, checked=checked, duplicates=duplicates)
 
     def checked_entry(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> tuple[Entry, list[Match]]:
         """The entry registering would store, and the catalog's duplicates of its picture (best
