@@ -24,7 +24,7 @@ from dupcheck.core.models import Verdict
 
 # -- the same answer on every CPU (docs/architecture.md, "The same answer on every machine") ---------
 
-# A ranking key's grid (arrays.ranked): far above what another CPU's BLAS or SIMD kernel moves a
+# A ranking key's grid (`ranked`, below): far above what another CPU's BLAS or SIMD kernel moves a
 # float32 product (a few parts in 10^7), far below any difference between two pictures' scores.
 RANK_STEP = 1e-4
 # An affine map's numbers are snapped to a millionth of a pixel (affine.py): far below what a
