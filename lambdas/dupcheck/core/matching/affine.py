@@ -69,32 +69,60 @@ def align(
         levels.append(side)
     tried = []
     resized: dict[tuple[int, int], np.ndarray] = {}  # the kept picture at each size (starts share them)
+    steps = _Steps()
     for start in starts:
         window, candidate = candidate_window(kept, start, levels[0], resized)
         if window is not None:
             patch = query_patch(levels[0], start.mirrored)
-            tried.append((_refined(patch, candidate, _window_map(window), AFFINE_CHOICE), start, candidate))
+            key = (levels[0], start.mirrored)
+            tried.append((steps.refined(key, patch, candidate, _window_map(window), AFFINE_CHOICE), start, candidate))
     if not tried:
         return
-    aligned, chosen, candidate = max(tried, key=lambda one: _likeness(one[0]))
-    aligned = _refined(aligned.query, candidate, aligned.params, AFFINE_STEPS[64] - AFFINE_CHOICE)
+    (aligned, likeness), chosen, candidate = max(tried, key=lambda one: one[0][1])
+    aligned, _ = steps.refined(
+        (levels[0], chosen.mirrored), aligned.query, candidate, aligned.params, AFFINE_STEPS[64] - AFFINE_CHOICE,
+        known=(aligned, likeness),
+    )  # fmt: skip
     for n in levels[1:]:
         if aligned.query.shape[0] >= EARLY_SIDE:
             yield aligned, chosen
         _, candidate = candidate_window(kept, chosen, n, resized)
-        steps = AFFINE_STEPS[128] if n <= 128 else AFFINE_STEPS[256]
-        aligned = _refined(
-            query_patch(n, chosen.mirrored), candidate, _scaled(aligned.params, n / aligned.query.shape[0]), steps
-        )
+        count = AFFINE_STEPS[128] if n <= 128 else AFFINE_STEPS[256]
+        scaled = _scaled(aligned.params, n / aligned.query.shape[0])
+        aligned, _ = steps.refined((n, chosen.mirrored), query_patch(n, chosen.mirrored), candidate, scaled, count)
     yield aligned, chosen  # at `side`
 
 
-def _refined(query: np.ndarray, candidate: np.ndarray, start: np.ndarray, steps: int) -> Aligned:
-    """Lucas-Kanade from `start`; refining can only help: a map that ends less alike than where
-    it started (a frame or padding that the steps chase) is dropped for the start."""
-    image = Image.fromarray(candidate.astype(np.float32), mode="F")
-    refined = _lucas_kanade(query, candidate, start, steps, AFFINE_BLUR)
-    return max((_aligned(query, image, params, candidate.shape) for params in (refined, start)), key=_likeness)
+class _Steps:
+    """One `align`'s refinements, sharing what they would each make again: a query patch's
+    template (`_Template`, by its side and mirroring) and a resized kept picture's Pillow images
+    (plain, which a map's likeness reads, and blurred, which the steps warp), each made once."""
+
+    def __init__(self) -> None:
+        self._templates: dict[tuple[int, bool], _Template] = {}
+        self._images: dict[tuple[int, ...], tuple[Image.Image, Image.Image]] = {}
+
+    def refined(
+        self, key: tuple[int, bool], query: np.ndarray, candidate: np.ndarray, start: np.ndarray, steps: int,
+        known: tuple[Aligned, float] | None = None,
+    ) -> tuple[Aligned, float]:  # fmt: skip
+        """Lucas-Kanade from `start` (`known`: its alignment and likeness, when made already),
+        with the map's likeness; refining can only help: a map that ends less alike than where
+        it started (a frame or padding that the steps chase) is dropped for the start."""
+        if key not in self._templates:
+            self._templates[key] = _template(query, AFFINE_BLUR)
+        if candidate.shape not in self._images:
+            plain = Image.fromarray(candidate.astype(np.float32), mode="F")
+            self._images[candidate.shape] = (
+                plain,
+                Image.fromarray(_blur(candidate, AFFINE_BLUR).astype(np.float32), mode="F"),
+            )
+        plain, blurred = self._images[candidate.shape]
+        refined = _aligned(query, plain, _lucas_kanade(self._templates[key], blurred, start, steps), candidate.shape)
+        if known is None:
+            at_start = _aligned(query, plain, start, candidate.shape)
+            known = at_start, _likeness(at_start)
+        return max([(refined, _likeness(refined)), known], key=lambda one: one[1])
 
 
 def candidate_window(
@@ -291,16 +319,22 @@ def _warp(image: Image.Image, params: np.ndarray, n: int) -> tuple[np.ndarray, n
     return warped, (y >= 0) & (y <= height - 1) & (x >= 0) & (x <= width - 1)
 
 
-def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, steps: int, sigma: float) -> np.ndarray:
-    """Inverse-compositional Gauss-Newton on the affine map (Baker and Matthews): the query's
-    gradients are computed once, each step warps the candidate once (Pillow's affine transform).
-    A gain and an offset are fitted at each step, and Huber weights keep a badge or a watermark
-    from pulling the map. The steps solve in float64 and the map ends snapped to MAP_STEP: how
-    many steps run, and the map every later limit reads, are then the same on every CPU."""
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A query patch as the steps read it: its side `n`, and on every `every`th row and column
+    its blurred levels (`wanted`) and steepest-descent images (the gradients times the map's
+    Jacobian, one column per parameter)."""
+
+    n: int
+    every: int
+    wanted: np.ndarray
+    steepest: np.ndarray
+
+
+def _template(query: np.ndarray, sigma: float) -> _Template:
     n = query.shape[0]
     u, v = _grid(n)
     template = _blur(query, sigma)
-    image = Image.fromarray(_blur(candidate, sigma).astype(np.float32), mode="F")
     grad_u, grad_v = _gradients(template)
     grad_u, grad_v = grad_u * (n / 2), grad_v * (n / 2)  # per unit of the patch's [-1, 1] axes
     # Above 128 px the steps solve on every other row and column: a quarter of the arithmetic,
@@ -308,7 +342,17 @@ def _lucas_kanade(query: np.ndarray, candidate: np.ndarray, params: np.ndarray, 
     every = 2 if n > 128 else 1
     gu, gv, u, v = (a[::every, ::every] for a in (grad_u, grad_v, u, v))
     steepest = np.stack([gu * u, gu * v, gv * u, gv * v, gu, gv], axis=-1).reshape(-1, 6).astype(np.float64)
-    wanted = template[::every, ::every].ravel().astype(np.float64)
+    return _Template(n, every, template[::every, ::every].ravel().astype(np.float64), steepest)
+
+
+def _lucas_kanade(template: _Template, image: Image.Image, params: np.ndarray, steps: int) -> np.ndarray:
+    """Inverse-compositional Gauss-Newton on the affine map (Baker and Matthews): the query's
+    gradients are computed once (`template`), each step warps the kept picture, blurred as the
+    query was (`image`, mode F), once (Pillow's affine transform).
+    A gain and an offset are fitted at each step, and Huber weights keep a badge or a watermark
+    from pulling the map. The steps solve in float64 and the map ends snapped to MAP_STEP: how
+    many steps run, and the map every later limit reads, are then the same on every CPU."""
+    n, every, wanted, steepest = template.n, template.every, template.wanted, template.steepest
     params = params.astype(np.float64)
     for _ in range(steps):
         warped, inside = _warp(image, params, n)
