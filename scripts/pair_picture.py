@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching.alignment import verify
 from dupcheck.core.matching.arrays import tiles
+from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.photograph import band, examine
 from dupcheck.core.matching.policy import DETAIL, DETAIL_TILE, RECOLOURED, SAME_PHOTOGRAPH
 from dupcheck.core.matching.thumbnails import Thumbnail
@@ -42,7 +43,9 @@ def render(query: Path, candidate: Path, title: str) -> tuple[Image.Image, list[
     record = HashRecord(candidate.stem, candidate.stem, "", stored.hash, stored.algo, features=dict(stored.features))
     probe = pipeline.fingerprint_bytes(query.read_bytes(), max_pixels=MAX_PIXELS)
     distance = min(h - record.hash for h in probe.search_hashes)
-    judged = pipeline.judge(probe, [(record, distance)], lambda ids: dict.fromkeys(ids, stored.thumbnail))[0]
+    (judged,) = judge_candidates(
+        pipeline, probe, [(record, distance)], lambda ids: dict.fromkeys(ids, stored.thumbnail)
+    )
     views = Views.decode(stored.features["views"])
     kept = Thumbnail.decode(stored.thumbnail)
     assert views is not None and kept is not None and probe.probe is not None

@@ -55,7 +55,7 @@ PROTOTYPE_CANVAS = 512
 # A stored phash further than this from the picture downloaded now: another picture. The plain
 # pHash's own duplicate threshold (docs/lab/evaluation.md: at <= 4 it called none of the benchmark's
 # distinct pictures a duplicate); the same bytes hashed again give 0.
-PICTURE_CHANGED_OVER = PHash64.duplicate_max
+PICTURE_CHANGED_OVER = PHash64.judging.duplicate_max
 # Stored phashes waiting for their download. Rows reach a download at most a few batches after
 # they are read (the engine's queues are bounded), so older entries belong to rows that were
 # skipped or failed before downloading, and are dropped.

@@ -38,6 +38,7 @@ from PIL import Image
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
 from dupcheck_tools.samples import encode, product_image
@@ -160,11 +161,11 @@ def main() -> None:
 
     def judge(queries) -> None:  # noqa: ANN001 - with the look-alike check, as the service judges
         hits = index.search(queries[0].search_hashes, pool)
-        pipeline.judge(queries[0], [(records[h.entity_id], h.distance) for h in hits], thumbnails.get_many)
+        judge_candidates(pipeline, queries[0], [(records[h.entity_id], h.distance) for h in hits], thumbnails.get_many)
 
     def judge_views_only(queries) -> None:  # noqa: ANN001 - as before the check
         hits = index.search(queries[1].search_hashes, pool)
-        pipeline.judge(queries[1], [(records[h.entity_id], h.distance) for h in hits])
+        judge_candidates(pipeline, queries[1], [(records[h.entity_id], h.distance) for h in hits])
 
     copy_ms, copy_views_ms = interleaved_ms([judge, judge_views_only], copies)
     new_ms, new_views_ms = interleaved_ms([judge, judge_views_only], new_products)

@@ -58,6 +58,7 @@ def _edited(data: bytes, kind: str) -> bytes:
 def worker(images: Path, out: Path) -> None:
     """One commit's judgements of every query, as JSON lines in `out`."""
     from PIL import Image
+    from verify_alternated import judge_of  # scripts/bench/verify_alternated.py
 
     from dupcheck.adapters.local_index import LocalHashIndex
     from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
@@ -88,12 +89,13 @@ def worker(images: Path, out: Path) -> None:
 
     judge.verify = kept  # what verification returned, beside what the pipeline made of it
     pool = pipeline.candidate_pool(5)
+    judged_by = judge_of(pipeline)
     with out.open("w") as lines:
         for kind, i, data in queries:
             query = pipeline.fingerprint_bytes(data, max_pixels=40_000_000)
             hits = index.search(query.search_hashes, pool)
             returned.clear()
-            judged = pipeline.judge(query, [(records[h.entity_id], h.distance) for h in hits], thumbnails.get_many)
+            judged = judged_by(query, [(records[h.entity_id], h.distance) for h in hits], thumbnails.get_many)
             row = {
                 "kind": kind, "i": i, "ids": [h.entity_id for h in hits],
                 "judgements": [[str(j.verdict), repr(j.score), repr(j.edits)] for j in judged],

@@ -92,17 +92,30 @@ def judging(images: Path) -> tuple[Callable[[bytes], object], Callable[[object],
         "turned": [turned(d) for d in photos[::2]],
     }
     pool = pipeline.candidate_pool(5)
+    judged = judge_of(pipeline)
 
     def judge(query) -> None:  # noqa: ANN001
         on_part = {"part_hashes": pipeline.part_hashes(query), "part_k": by_part} if by_part else {}
         hits = index.search(query.search_hashes, pool, **on_part)
         candidates = [(records[h.entity_id], h.distance) for h in hits]
-        pipeline.judge(query, candidates, *([thumbnails.get_many] if thumbnails is not None else []))
+        judged(query, candidates, *([thumbnails.get_many] if thumbnails is not None else []))
 
     def probe(data: bytes) -> object:  # a fresh query: nothing it caches is made yet
         return pipeline.fingerprint_bytes(data, max_pixels=40_000_000)
 
     return probe, judge, queries
+
+
+def judge_of(pipeline):  # noqa: ANN001, ANN201
+    """One commit's judging of a query's candidates: core/matching's one entry point, or, in a
+    commit from before it, the pipeline's own `judge`."""
+    if hasattr(pipeline, "judge"):
+        return pipeline.judge
+    from functools import partial
+
+    from dupcheck.core.matching.judge import judge_candidates
+
+    return partial(judge_candidates, pipeline)
 
 
 def worker(images: Path, one_blas_thread: bool = False) -> None:

@@ -4,7 +4,7 @@ verify_alternated.py's set-up (its `judging`: 100 held-out photos judged against
 with their kept pictures), on one core and one BLAS thread as the service runs, each query a
 fresh probe, `--rounds` times. The stages are timed by wrapping them (wall clock, inclusive):
 
-    stored views      the candidates' views decoded (pipeline.stored_views)
+    stored views      the candidates' views decoded (views.stored_views, as judge.py calls it)
     coarse alignment  every coarse window of every candidate, upright and turned (_coarse_scores)
     fine judgement    the most alike refined and measured, upright and turned (_judge_aligned)
     query turned      the query's views at each angle the turning tries (Probe._views_at, query_views)
@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT / "lambdas"))
 from verify_alternated import SHARED, judging  # scripts/bench/verify_alternated.py  # noqa: E402
 
 from dupcheck.bootstrap import one_blas_thread  # noqa: E402
-from dupcheck.core.hashing import AlignedDualPHash  # noqa: E402
 from dupcheck.core.matching import alignment, judge, photograph, views  # noqa: E402
 
 spent: Counter[str] = Counter()  # ms by stage, for the query being judged
@@ -86,7 +85,7 @@ def _timed_generator(owner: Any, name: str, stage: str) -> None:
 
 
 def instrument() -> None:
-    _timed(AlignedDualPHash, "stored_views", "stored views")
+    _timed(judge, "stored_views", "stored views")
     _timed(alignment, "_coarse_scores", "coarse alignment")
     _timed(alignment, "_judge_aligned", "fine judgement")
     _timed(views.Probe, "_views_at", "query turned", count="angles rendered")

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from dupcheck.core.hashing import (
     DEFAULT_ALGO,
     AlignedDualPHash,
-    Judgement,
+    HashPipeline,
     PHash64,
     centre_weighted,
     dct_hash,
@@ -20,6 +20,8 @@ from dupcheck.core.hashing import (
     imagehash_phash,
 )
 from dupcheck.core.matching import alignment, judge, views_codec
+from dupcheck.core.matching.judge import judge_candidates
+from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.matching.views import Probe
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 from dupcheck.core.pixels import (
@@ -57,10 +59,14 @@ def index_distance(query: Fingerprint, record: HashRecord) -> int:
     return min(h - record.hash for h in query.search_hashes)
 
 
+def judged_against(pipeline: HashPipeline, query: Fingerprint, record: HashRecord) -> Judgement:
+    """The query judged against one record at the index's distance, with its kept picture."""
+    return judge_candidates(pipeline, query, [(record, index_distance(query, record))], kept_pictures)[0]
+
+
 def judged(original: Image.Image, copy: Image.Image) -> Judgement:
     pipeline = AlignedDualPHash()
-    query, record = pipeline.fingerprint(copy), record_of(pipeline, original)
-    return pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0]
+    return judged_against(pipeline, pipeline.fingerprint(copy), record_of(pipeline, original))
 
 
 def verdict(original: Image.Image, copy: Image.Image) -> tuple[Verdict, int]:
@@ -204,7 +210,9 @@ def test_heavier_edits_rank_first_and_only_they_can_be_duplicates(name: str, see
     pipeline = AlignedDualPHash()
     catalog = [record_of(pipeline, product_image(s, (400, 320)), f"E{s}") for s in (seed, *range(60, 66))]
     query = pipeline.fingerprint({**COPIES, **FOUND_FIRST}[name](product_image(seed, (400, 320))))
-    judgements = pipeline.judge(query, [(record, index_distance(query, record)) for record in catalog], kept_pictures)
+    judgements = judge_candidates(
+        pipeline, query, [(record, index_distance(query, record)) for record in catalog], kept_pictures
+    )
     ranked = sorted(
         zip(judgements, catalog, strict=True),
         key=lambda j: (-j[0].score, j[0].distance),  # as the service ranks
@@ -243,14 +251,14 @@ def test_colour_variant_is_similar_not_duplicate_but_its_grayscale_copy_is_a_dup
     red, blue = product_image(25, hue=0.0), product_image(25, hue=0.6)
     pipeline = AlignedDualPHash()
     red_record = record_of(pipeline, red)
-    as_blue = pipeline.judge(pipeline.fingerprint(blue), [(red_record, 0)], kept_pictures)[0]
+    as_blue = judge_candidates(pipeline, pipeline.fingerprint(blue), [(red_record, 0)], kept_pictures)[0]
     assert as_blue.distance <= 4  # the hashes alone cannot tell them apart
     assert as_blue.verdict is Verdict.SIMILAR  # the kept picture can: the same picture, another colour
     assert as_blue.edits is not None and "recoloured" in {e.name for e in as_blue.edits}
     grey = pipeline.fingerprint(ImageOps.grayscale(red).convert("RGB"))
-    assert pipeline.judge(grey, [(red_record, 0)], kept_pictures)[0].verdict is Verdict.DUPLICATE
+    assert judge_candidates(pipeline, grey, [(red_record, 0)], kept_pictures)[0].verdict is Verdict.DUPLICATE
     # Without its kept picture the views cannot show the colour variant is the same picture.
-    assert pipeline.judge(pipeline.fingerprint(blue), [(red_record, 0)])[0].verdict is Verdict.DIFFERENT
+    assert judge_candidates(pipeline, pipeline.fingerprint(blue), [(red_record, 0)])[0].verdict is Verdict.DIFFERENT
 
 
 def test_a_far_candidate_needs_stronger_evidence_than_a_near_one() -> None:
@@ -259,7 +267,7 @@ def test_a_far_candidate_needs_stronger_evidence_than_a_near_one() -> None:
     original = product_image(21, (400, 320))
     record = record_of(pipeline, original)
     query = pipeline.fingerprint(_padded(original))  # aligned, but a few percent of pixels still differ
-    near, far = pipeline.judge(query, [(record, 0), (record, pipeline.policy.close_distance + 1)])
+    near, far = judge_candidates(pipeline, query, [(record, 0), (record, pipeline.policy.close_distance + 1)])
     assert (near.verdict, far.verdict) == (Verdict.DUPLICATE, Verdict.DIFFERENT)
 
 
@@ -267,7 +275,7 @@ def test_records_without_views_are_never_called_duplicates() -> None:
     pipeline = AlignedDualPHash()
     image = product_image(26)
     bare = HashRecord("E", "", "", pipeline.fingerprint(image).hash, pipeline.algo)
-    judgement = pipeline.judge(pipeline.fingerprint(image), [(bare, 0)], kept_pictures)[0]
+    judgement = judge_candidates(pipeline, pipeline.fingerprint(image), [(bare, 0)], kept_pictures)[0]
     # Its hashes agree, but nothing was lined up: nothing shows it is the same picture or product.
     assert judgement.verdict is Verdict.DIFFERENT and judgement.distance == 0 and judgement.edits is None
 
@@ -279,7 +287,7 @@ def test_only_as_many_candidates_as_verified_are_judged() -> None:
     record = record_of(pipeline, image)
     copy = pipeline.fingerprint(image.resize((400, 400)))  # not the record's own pixels, which need no look
     screened = policy.screened + policy.by_part  # the index's by the whole hash, then by a half
-    judgements = pipeline.judge(copy, [(record, 0)] * (screened + 2))
+    judgements = judge_candidates(pipeline, copy, [(record, 0)] * (screened + 2))
     verdicts = [j.verdict for j in judgements]
     # Only `verified` of the screened ones are judged; the rest, and those past the screened
     # ones, are not shown to be anything.
@@ -298,7 +306,7 @@ def test_a_copy_behind_more_look_alikes_than_are_verified_is_still_found(monkeyp
         judge, "verify", lambda *args, **kwargs: found.extend(alignment.verify(*args, **kwargs)) or found
     )
     candidates = [*others, (record_of(pipeline, original), 20)]
-    judgements = pipeline.judge(query, candidates)
+    judgements = judge_candidates(pipeline, query, candidates)
     assert judgements[-1].verdict is Verdict.DUPLICATE
     # No more judged than that and the nearest by the distance judged (the index's order, which
     # puts the look-alikes first, does not choose it).
@@ -317,7 +325,7 @@ def test_the_baseline_judges_on_distance_alone() -> None:
     pipeline = PHash64()
     fp = pipeline.fingerprint(product_image(7))
     record = HashRecord("E", "", "", fp.hash, pipeline.algo)
-    got = [j.verdict for j in pipeline.judge(fp, [(record, 0), (record, 8), (record, 20)])]
+    got = [j.verdict for j in judge_candidates(pipeline, fp, [(record, 0), (record, 8), (record, 20)])]
     assert got == [Verdict.DUPLICATE, Verdict.SIMILAR, Verdict.DIFFERENT]
 
 
@@ -457,13 +465,14 @@ def test_the_deployed_code_never_imports_the_baseline_packages() -> None:
 import sys
 import dupcheck.handlers.find_similar, dupcheck.handlers.stream_sync
 from dupcheck.core.hashing import PIPELINES
+from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.models import HashRecord
 from dupcheck_tools.samples import encode, product_image
 data = encode(product_image(3))
 for pipeline in (cls() for cls in PIPELINES.values()):
     fp = pipeline.fingerprint_bytes(data, max_pixels=10**7)
     record = HashRecord("E", "", "", fp.hash, fp.algo, features=dict(fp.features))
-    pipeline.judge(fp, [(record, 0)])
+    judge_candidates(pipeline, fp, [(record, 0)])
 loaded = sorted(m for m in ("imagehash", "scipy", "pywt") if m in sys.modules)
 assert not loaded, loaded
 """
@@ -482,7 +491,7 @@ def _stored_judgement(pipeline: AlignedDualPHash, query_record: HashRecord, reco
     assert usable.tolist() == [True]
     query = pipeline.stored_query(query_record, tuple(HashValue(bytes(code)) for code in codes[0]))
     assert query is not None
-    return pipeline.judge(query, [(record, index_distance(query, record))])[0]
+    return judge_candidates(pipeline, query, [(record, index_distance(query, record))])[0]
 
 
 @pytest.mark.parametrize(
@@ -566,7 +575,7 @@ def test_a_faintly_faded_garment_is_told_from_a_fine_jpeg_not_from_a_coarse_one(
     def verdict_of(picture: Image.Image, quality: int) -> Verdict:
         query = pipeline.fingerprint_bytes(encode(picture, "JPEG", quality=quality), max_pixels=LIMIT)
         assert isinstance(query.probe, Probe) and query.probe.colours_kept is (quality >= 75)
-        return pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0].verdict
+        return judged_against(pipeline, query, record).verdict
 
     faded = _model_shot(top_tint=0.5)
     assert verdict_of(faded, 92) is Verdict.SIMILAR
@@ -609,7 +618,7 @@ def test_a_thumbnails_colours_are_compared_over_its_own_colour_samples(
     thumbnail = shot.copy()
     thumbnail.thumbnail((140, 140), Image.Resampling.LANCZOS)
     query = pipeline.fingerprint_bytes(encode(thumbnail, "JPEG", quality=85), max_pixels=LIMIT)
-    judgement = pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0]
+    judgement = judged_against(pipeline, query, record)
     assert judgement.verdict is Verdict.DUPLICATE, judgement
 
 
@@ -621,7 +630,7 @@ def test_a_faintly_faded_garment_is_told_from_its_thumbnail_too(side: int) -> No
     thumbnail = _model_shot(top_tint=0.5)
     thumbnail.thumbnail((side, side), Image.Resampling.LANCZOS)
     query = pipeline.fingerprint_bytes(encode(thumbnail, "JPEG", quality=92), max_pixels=LIMIT)
-    assert pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0].verdict is Verdict.SIMILAR
+    assert judged_against(pipeline, query, record).verdict is Verdict.SIMILAR
 
 
 def test_a_garment_alone_whose_hue_turned_faintly_is_similar_from_a_fine_jpeg() -> None:
@@ -633,9 +642,9 @@ def test_a_garment_alone_whose_hue_turned_faintly_is_similar_from_a_fine_jpeg() 
     for quality, expected in ((92, Verdict.SIMILAR), (50, Verdict.DUPLICATE)):
         picture = encode(_model_shot(turn=30.0, face=False), "JPEG", quality=quality)
         query = pipeline.fingerprint_bytes(picture, max_pixels=LIMIT)
-        assert pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0].verdict is expected
+        assert judged_against(pipeline, query, record).verdict is expected
     query = pipeline.fingerprint_bytes(encode(_model_shot(face=False), "JPEG", quality=92), max_pixels=LIMIT)
-    judgement = pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0]
+    judgement = judged_against(pipeline, query, record)
     assert judgement.verdict is Verdict.DUPLICATE
 
 
@@ -649,5 +658,5 @@ def test_a_catalog_picture_from_a_coarse_jpeg_is_no_reference_for_a_faint_colour
     record = HashRecord("coarse", "", "", coarse.hash, coarse.algo, features=dict(coarse.features))
     for picture, expected in ((_model_shot(top_tint=0.5), Verdict.DUPLICATE), (_model_shot(), Verdict.DUPLICATE)):
         query = pipeline.fingerprint_bytes(encode(picture, "JPEG", quality=92), max_pixels=LIMIT)
-        judgement = pipeline.judge(query, [(record, index_distance(query, record))], kept_pictures)[0]
+        judgement = judged_against(pipeline, query, record)
         assert judgement.verdict is expected

@@ -2,9 +2,10 @@
 
 A fingerprint is what a record stores and a query searches with: the hashes the index compares,
 the features verification reads (the default's views), the thumbnail kept beside the record, and
-for a query its working copy (`Fingerprint.probe`). Judging the candidates a query's hashes find
-is the matching engine's (core/matching/: judge.py says how a candidate becomes a verdict); a
-pipeline names which judge it uses, and with which policy.
+for a query its working copy (`Fingerprint.probe`). That is all a pipeline does: judging the
+candidates a query's hashes find is the matching engine's (core/matching/judge.py,
+`judge_candidates`); a pipeline only declares how its candidates are judged (`judging`:
+core/matching/judging.py), and with which policy.
 
 A pipeline is named by `algo` (stored on every record as `hash_algo`): the same name always
 means the same decode, normalisation, hash and stored features, so an indexed hash is only ever
@@ -48,7 +49,7 @@ from PIL import Image
 
 from dupcheck.core.imaging import CHROMA_STEP, decode_image
 from dupcheck.core.matching.arrays import hann, odd_median, odd_medians, sampler
-from dupcheck.core.matching.judge import ThumbnailSource, by_distance, judge_candidates
+from dupcheck.core.matching.judging import ByDistance, Judging, Verified
 from dupcheck.core.matching.policy import (
     ALIGNED_DUAL_PHASH,
     FINE_CHROMA_STEP,
@@ -57,14 +58,14 @@ from dupcheck.core.matching.policy import (
     PHASH_SIMILAR_MAX,
 )
 from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
-from dupcheck.core.matching.verdicts import Judgement
-from dupcheck.core.matching.views import Probe, Views, stored_lumas, stored_views, views_of
+from dupcheck.core.matching.views import Probe, stored_lumas, stored_views, views_of
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue
 from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
 
 
 class HashPipeline(Protocol):
-    """One named way from image bytes to records and verdicts.
+    """One named way from image bytes to fingerprints, which declares how their candidates are
+    judged (`judging`).
 
     Two widths, one meaning each: `index_bits` is the vector the index stores and searches;
     `distance_bits` is what a judged `distance` (and so `max_distance`) is
@@ -107,14 +108,9 @@ class HashPipeline(Protocol):
     @property
     def part_pool(self) -> int: ...
 
-    def judge(
-        self,
-        query: Fingerprint,
-        candidates: Sequence[tuple[HashRecord, int]],
-        thumbnails: ThumbnailSource | None = None,
-    ) -> list[Judgement]:
-        """A judgement per (record, index distance), in the same order. `thumbnails` reads the
-        thumbnails of the records a pipeline wants a finer look at (by entity_id)."""
+    @property
+    def judging(self) -> Judging:
+        """How its candidates are judged: what core/matching/judge.py's `judge_candidates` reads."""
         ...
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
@@ -134,7 +130,7 @@ class HashPipeline(Protocol):
     def stored_query(
         self, record: HashRecord, query_hashes: tuple[HashValue, ...], thumbnail: bytes = b""
     ) -> Fingerprint | None:
-        """The record as `judge` takes a query (`query_hashes` from stored_query_codes; its
+        """The record as `judge_candidates` takes a query (`query_hashes` from stored_query_codes; its
         `thumbnail`, when the pipeline keeps one, gives the query its picture), or None when its
         features cannot make one."""
         ...
@@ -234,8 +230,8 @@ class PHash64:
     keeps_thumbnails = False
     # JPEG decodes at the smallest DCT scale that keeps >= 256 px: pHash looks at 32x32.
     draft_size = 256
-    duplicate_max = PHASH_DUPLICATE_MAX  # its verdicts by distance (core/matching/policy.py)
-    similar_max = PHASH_SIMILAR_MAX
+    # Its verdicts by distance (the limits: core/matching/policy.py).
+    judging = ByDistance(duplicate_max=PHASH_DUPLICATE_MAX, similar_max=PHASH_SIMILAR_MAX, bits=distance_bits)
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True, with_thumbnail: bool = False) -> Fingerprint:
         return Fingerprint(algo=self.algo, hash=imagehash_phash(image))  # no query-only hashes, no thumbnail
@@ -254,16 +250,6 @@ class PHash64:
 
     part_bits = part_pool = 0
 
-    def judge(
-        self,
-        query: Fingerprint,
-        candidates: Sequence[tuple[HashRecord, int]],
-        thumbnails: ThumbnailSource | None = None,
-    ) -> list[Judgement]:
-        return by_distance(
-            candidates, duplicate_max=self.duplicate_max, similar_max=self.similar_max, bits=self.distance_bits
-        )
-
     def upgrade(self, record: HashRecord) -> HashRecord | None:
         return None
 
@@ -277,14 +263,16 @@ class PHash64:
 
 
 class AlignedDualPHash:
-    """Whole-picture and border-trimmed centre-weighted pHash to find candidates; aligned
-    verification to decide which are duplicates (core/matching/judge.py; see module)."""
+    """Whole-picture and border-trimmed centre-weighted pHash to find candidates, and the views
+    and kept picture that verification aligns to decide which are duplicates (its `judging`:
+    core/matching/judge.py; see module)."""
 
     algo = "dualphash128-v5"
     small_kept = "dualphash128-v4"  # the same record, its 160 px working copy kept beside it
     compact = "dualphash128-v3"  # the same record, nothing kept beside it
     legacy = "dualphash128-v2"  # the same hashes and views, the views stored raw
     reads = frozenset({algo, small_kept, compact, legacy})
+    with_compact_views = (algo, small_kept, compact)  # the names whose views are stored compact
     keeps = frozenset({algo, small_kept})  # the names whose records have a picture beside them
     index_bits = 128  # the whole-picture and the trimmed hash, concatenated
     distance_bits = 64  # a judged distance is the closer half's
@@ -371,13 +359,13 @@ class AlignedDualPHash:
     def part_pool(self) -> int:
         return self.policy.by_part
 
-    def judge(
-        self,
-        query: Fingerprint,
-        candidates: Sequence[tuple[HashRecord, int]],
-        thumbnails: ThumbnailSource | None = None,
-    ) -> list[Judgement]:
-        return judge_candidates(self, query, candidates, thumbnails)
+    @property
+    def judging(self) -> Verified:
+        """Verified under `policy` (read when judged: a test may swap the policy)."""
+        return Verified(
+            policy=self.policy, bits=self.distance_bits, compact=self.with_compact_views, raw=self.legacy,
+            keeps=self.keeps,
+        )  # fmt: skip
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
         return None  # an older record lacks its picture at 384 px, which only the image can give
@@ -390,7 +378,7 @@ class AlignedDualPHash:
         hash lies about as close to a mirrored copy's stored hash as the picture's own would
         (docs/lab/evaluation.md, "Catalog-wide duplicates")."""
         codes = np.zeros((len(records), 3, self.index_bits // 8), dtype=np.uint8)
-        found = stored_lumas(records, (self.algo, self.small_kept, self.compact), self.legacy)
+        found = stored_lumas(records, self.with_compact_views, self.legacy)
         usable = np.array(
             [grid is not None and r.hash.bits == self.index_bits for r, grid in zip(records, found, strict=True)],
             dtype=bool,
@@ -430,7 +418,7 @@ class AlignedDualPHash:
         """With the record's kept picture, the query a new upload of its picture would make (its
         working copy made from the kept picture, which is also its detail); without, one whose
         picture is rebuilt from the views when it is turned."""
-        views = self.stored_views([record])[0]
+        views = stored_views([record], self.with_compact_views, self.legacy)[0]
         if views is None:
             return None
         kept = Thumbnail.decode(thumbnail) if thumbnail else None
@@ -449,10 +437,6 @@ class AlignedDualPHash:
         return Fingerprint(
             algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features, probe=probe
         )
-
-    def stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]:
-        """Each record's views (None where missing or damaged), the compact ones decoded together."""
-        return stored_views(records, (self.algo, self.small_kept, self.compact), self.legacy)
 
 
 PIPELINES: dict[str, type[HashPipeline]] = {PHash64.algo: PHash64, AlignedDualPHash.algo: AlignedDualPHash}

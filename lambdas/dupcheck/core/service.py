@@ -21,6 +21,7 @@ from dupcheck.core.gate import OnDuplicate, Registration
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import summary
+from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import match_percent
 from dupcheck.core.models import (
     MAX_TOP,
@@ -390,7 +391,7 @@ class DupcheckService:
         # Best first by the score, banded by verdict (core/matching/verdicts.py): every duplicate, then
         # every similar picture, each band by how much of the pictures agrees; then hash distance.
         ranked: list[tuple[float, int, Match]] = []
-        judgements = self.pipeline.judge(query, candidates, self._thumbnails_of)
+        judgements = judge_candidates(self.pipeline, query, candidates, self._thumbnails_of)
         for (record, _), judgement in zip(candidates, judgements, strict=True):
             if max_distance is not None and judgement.distance > max_distance:
                 continue

@@ -16,9 +16,9 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    times, a placeholder) are joined once. The far band adds each record's nearest candidate
    within `far_radius` of its stored or padded-back hash (large crops, rotations: FAR_RADIUS).
 3. verify: each record with candidates is judged against them exactly as find_similar judges
-   a query (`HashPipeline.judge`), from its stored views and, for a pipeline that keeps one
-   beside each record, its kept picture (the query's picture, and the same-photograph test of
-   its candidates; copied into the work file for the records with candidates only), in a
+   a query (core/matching's `judge_candidates`), from its stored views and, for a pipeline that
+   keeps one beside each record, its kept picture (the query's picture, and the same-photograph
+   test of its candidates; copied into the work file for the records with candidates only), in a
    process pool (workers.py); each judged record and its duplicates are saved together, so
    `--resume` goes on from there.
 4. group: each group is the record to keep and the records the service called the same picture

@@ -4,9 +4,9 @@ records read, and the verification of candidate pairs.
 A job is a batch of query records, each with its candidates (work-file positions and index
 distances, nearest first) and those of them that already called it a duplicate. Each query
 record becomes the query the service would make of its picture (`HashPipeline.stored_query`)
-and is judged against its candidates by `judge`, the verdict function find_similar uses; only
-the duplicates come back. A worker needs the pipeline and the work file, which it opens
-read-only.
+and is judged against its candidates by `judge`, with the judging find_similar uses
+(`judge_candidates`); only the duplicates come back. A worker needs the pipeline and the work
+file, which it opens read-only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_process import start_worker
@@ -87,7 +88,9 @@ def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
         if position in kept:
             skipped = {records[c][0].entity_id for c in {*known, *confirmed.get(position, ())}}
             thumbnails = partial(_kept, {i: data for i, data in by_id.items() if i not in skipped})
-        judged = pipeline.judge(query, [(records[c][0], distance) for c, distance in candidates], thumbnails)
+        judged = judge_candidates(
+            pipeline, query, [(records[c][0], distance) for c, distance in candidates], thumbnails
+        )
         for (candidate, _), judgement in zip(candidates, judged, strict=True):
             if judgement.verdict is not Verdict.DUPLICATE:
                 continue

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from dupcheck.core.hashing import AlignedDualPHash
 from dupcheck.core.matching.edits import summary, words
+from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.models import Edit, HashRecord, Verdict
 from dupcheck_tools.samples import encode, product_image
@@ -25,7 +26,8 @@ def judged(original: Image.Image, query: Image.Image) -> Judgement:
     record = HashRecord("E", "", "", stored.hash, stored.algo, features=dict(stored.features))
     fp = PIPELINE.fingerprint(query)
     kept = {"E": stored.thumbnail}  # the picture kept beside the record, for the same-photograph test
-    return PIPELINE.judge(fp, [(record, min(h - record.hash for h in fp.search_hashes))], lambda ids: kept)[0]
+    distance = min(h - record.hash for h in fp.search_hashes)
+    return judge_candidates(PIPELINE, fp, [(record, distance)], lambda ids: kept)[0]
 
 
 def duplicate_edits(original: Image.Image, query: Image.Image) -> dict[str, dict[str, float | str]]:

@@ -1,9 +1,11 @@
-"""The judge's reading of the candidates' kept pictures (core/matching/judge.py): each read once,
-decoded only when the same-photograph test looks at it, and never one made for another version
-of the record; a kept picture that cannot be read leaves the views to decide."""
+"""The judge (core/matching/judge.py): a pipeline's candidates judged as the pipeline declares
+(judging.py); the candidates' kept pictures each read once, decoded only when the
+same-photograph test looks at it, and never one made for another version of the record; a kept
+picture that cannot be read leaves the views to decide."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 
@@ -12,7 +14,9 @@ from PIL import Image
 
 from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching import judge
-from dupcheck.core.matching.judge import _KeptPictures
+from dupcheck.core.matching.judge import _KeptPictures, judge_candidates
+from dupcheck.core.matching.judging import ByDistance, Judging
+from dupcheck.core.matching.photograph import SamePhotograph
 from dupcheck.core.matching.thumbnails import _HEADER
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from support.garments import photograph
@@ -43,6 +47,51 @@ def record(entity_id: str, image: Image.Image) -> tuple[HashRecord, bytes]:
     return HashRecord(entity_id, "", "", fp.hash, fp.algo, features=dict(fp.features)), fp.thumbnail
 
 
+class Declared:
+    """A pipeline as the judge sees it: nothing but the judging it declares."""
+
+    def __init__(self, judging: Judging) -> None:
+        self.judging = judging
+
+
+def test_a_pipeline_is_judged_as_it_declares_by_distance_or_verified() -> None:
+    """By distance: the index's distances against the declared limits, no picture read.
+    Verified: the same candidates aligned and their kept pictures looked at, at the distance
+    judged (the closest half of any query hash, whatever the index said)."""
+    stored, kept = record("zip", photograph("zip", shot=1))
+    query = PIPELINE.fingerprint_bytes(jpeg(photograph("zip", shot=1).resize((240, 300))), max_pixels=10**8)
+    candidates = [(stored, distance) for distance in (0, 2, 3, 5, 6)]
+    store = Store({"zip": kept})
+    limits = ByDistance(duplicate_max=2, similar_max=5, bits=64)
+    by_distance = judge_candidates(Declared(limits), query, candidates, store)
+    duplicate, similar, different = Verdict.DUPLICATE, Verdict.SIMILAR, Verdict.DIFFERENT
+    assert [j.verdict for j in by_distance] == [duplicate, duplicate, similar, similar, different]
+    assert [j.distance for j in by_distance] == [0, 2, 3, 5, 6] and store.reads == 0
+    verified = judge_candidates(Declared(PIPELINE.judging), query, candidates, store)
+    assert [j.verdict for j in verified] == [duplicate] * 5 and store.reads >= 1
+    assert len({j.distance for j in verified}) == 1
+
+
+def test_the_record_names_a_verified_judging_declares_decide_what_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`keeps`: whose kept picture the same-photograph test looks at (none: the views alone
+    decide, as for a record kept without its picture); `compact`: whose stored views are read
+    (none: nothing lines up)."""
+    looked: list[int] = []
+    look = SamePhotograph.look
+    monkeypatch.setattr(SamePhotograph, "look", lambda test, i, at: looked.append(i) or look(test, i, at))
+    stored, kept = record("zip", photograph("zip", shot=1))
+    query = PIPELINE.fingerprint_bytes(jpeg(photograph("zip", shot=1).resize((240, 300))), max_pixels=10**8)
+    declared, store = PIPELINE.judging, Store({"zip": kept})
+    (tested,) = judge_candidates(Declared(declared), query, [(stored, 0)], store)
+    assert tested.verdict is Verdict.DUPLICATE and looked  # its kept picture looked at
+    looked.clear()
+    views_only = Declared(dataclasses.replace(declared, keeps=frozenset()))
+    assert judge_candidates(views_only, query, [(stored, 0)], store)[0].verdict is Verdict.DUPLICATE
+    assert looked == []
+    (unread,) = judge_candidates(Declared(dataclasses.replace(declared, compact=())), query, [(stored, 0)], store)
+    assert unread.verdict is Verdict.DIFFERENT and unread.edits is None
+
+
 def test_a_kept_picture_is_read_once_and_only_one_made_for_the_record_counts() -> None:
     zip_record, zip_kept = record("zip", photograph("zip", shot=1))
     print_record, print_kept = record("print", photograph("print", shot=2))
@@ -68,11 +117,11 @@ def test_a_kept_picture_that_cannot_be_decoded_leaves_the_views_to_decide() -> N
     query = PIPELINE.fingerprint_bytes(jpeg(photograph("zip", shot=1).resize((240, 300))), max_pixels=10**8)
     candidates = [(stored, 0)]
     for source in (Store({"zip": corrupt}), Store({})):
-        (judgement,) = PIPELINE.judge(query, candidates, source)
+        (judgement,) = judge_candidates(PIPELINE, query, candidates, source)
         assert judgement.verdict is Verdict.DUPLICATE
     other = PIPELINE.fingerprint_bytes(jpeg(photograph("print", shot=2)), max_pixels=10**8)
-    damaged = PIPELINE.judge(other, candidates, Store({"zip": corrupt}))[0].verdict
-    assert damaged is PIPELINE.judge(other, candidates, Store({}))[0].verdict
+    damaged = judge_candidates(PIPELINE, other, candidates, Store({"zip": corrupt}))[0].verdict
+    assert damaged is judge_candidates(PIPELINE, other, candidates, Store({}))[0].verdict
 
 
 def test_the_candidate_turned_first_is_the_nearest_by_the_distance_judged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,5 +142,5 @@ def test_the_candidate_turned_first_is_the_nearest_by_the_distance_judged(monkey
     closest = judge._closest_halves(query, [print_record, zip_record])
     assert closest[1] < closest[0]  # the copy's photograph is the nearer by the judged distance
     candidates = [(print_record, 10), (zip_record, 60)]  # the index's order says otherwise
-    PIPELINE.judge(query, candidates, Store({"zip": zip_kept, "print": print_kept}))
+    judge_candidates(PIPELINE, query, candidates, Store({"zip": zip_kept, "print": print_kept}))
     assert asked and asked[0] == 1

@@ -9,6 +9,7 @@ from PIL import ImageEnhance
 from dupcheck.bootstrap import build_service
 from dupcheck.core.hashing import PHash64
 from dupcheck.core.matching.alignment import Evidence
+from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.policy import LAYOUT_BITS
 from dupcheck.core.matching.verdicts import (
     BANDS,
@@ -78,7 +79,7 @@ def test_the_baseline_scores_by_distance_within_the_same_bands() -> None:
     pipeline = PHash64()
     fp = pipeline.fingerprint(product_image(7))
     record = HashRecord("E", "", "", fp.hash, pipeline.algo)
-    judgements = pipeline.judge(fp, [(record, d) for d in range(65)])
+    judgements = judge_candidates(pipeline, fp, [(record, d) for d in range(65)])
     scores = [j.score for j in judgements]
     assert scores == sorted(scores, reverse=True)  # closer hashes, higher percentage
     for judgement in judgements:

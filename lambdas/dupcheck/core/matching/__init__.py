@@ -1,7 +1,9 @@
 """The matching engine: how a query's candidates become verdicts, scores and edits.
 
-A pipeline (core/hashing.py) makes the query's fingerprint, and the index returns candidates by
-hash distance. From there, one module per step:
+A pipeline (core/hashing.py) makes the query's fingerprint and declares how its candidates are
+judged (judging.py: by distance alone, or verified); the index returns candidates by hash
+distance. From there, `judge.judge_candidates`, the engine's one entry point, and one module per
+step of the verified way:
 
 1. judge.py takes the candidates: the closest half of any query hash is the distance that
    counts, each candidate gets its tier by that distance, and its stored views are read

@@ -1,6 +1,8 @@
 """A query's candidates judged: each one's verdict, match percentage and edits.
 
-The index found the candidates by hash distance; here each becomes a `Judgement`:
+`judge_candidates` is the matching engine's one entry point: it judges a pipeline's candidates
+the way the pipeline declares (judging.py). The index found them by hash distance. Verified
+(`Verified`: the default pipeline's way), each becomes a `Judgement` in five steps:
 
 1. the distance that counts is the closest half of any of the query's hashes (`_closest_halves`);
 2. the stored views are read of the first `policy.screened` candidates and the `policy.by_part`
@@ -18,52 +20,56 @@ The index found the candidates by hash distance; here each becomes a `Judgement`
    another colour, which only the test can show; anything else is different. A duplicate's or a
    similar match's edits are named (edits.py).
 
-The baseline pipeline, which verifies nothing, judges by distance alone (`by_distance`).
+The baseline pipeline, which verifies nothing, is judged by distance alone (`ByDistance`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
 
 from dupcheck.core.matching.alignment import Evidence, Target, verify
 from dupcheck.core.matching.edits import border_shares, name_edits
+from dupcheck.core.matching.judging import ByDistance, Judged, Verified
 from dupcheck.core.matching.photograph import SamePhotograph
-from dupcheck.core.matching.policy import Policy, Tier, ranked
+from dupcheck.core.matching.policy import Tier, ranked
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.verdicts import Judgement, banded, score, verdict_for
-from dupcheck.core.matching.views import Probe, Views
+from dupcheck.core.matching.views import Probe, Views, stored_views
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 
 ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their kept pictures
 
 
-class Judging(Protocol):
-    """What `judge_candidates` reads of the pipeline it judges for (core/hashing.py's AlignedDualPHash)."""
-
-    keeps: frozenset[str]  # the record names whose pictures are kept beside them
-    distance_bits: int  # what a judged distance is out of
-    policy: Policy
-
-    def stored_views(self, records: Sequence[HashRecord]) -> list[Views | None]: ...
-
-
 def judge_candidates(
-    pipeline: Judging,
+    pipeline: Judged,
     query: Fingerprint,
     candidates: Sequence[tuple[HashRecord, int]],
     thumbnails: ThumbnailSource | None = None,
 ) -> list[Judgement]:
-    """A judgement per (record, index distance), in the same order. `thumbnails` reads the kept
-    pictures of the candidates the same-photograph test looks at (by entity_id)."""
-    policy = pipeline.policy
+    """A judgement per (record, index distance), in the same order, judged as `pipeline`
+    declares (its `judging`). `thumbnails` reads the kept pictures of the candidates the
+    same-photograph test looks at (by entity_id); without it, verification reads views alone."""
+    how = pipeline.judging
+    if isinstance(how, ByDistance):
+        return _by_distance(candidates, how)
+    return _by_verification(how, query, candidates, thumbnails)
+
+
+def _by_verification(
+    how: Verified,
+    query: Fingerprint,
+    candidates: Sequence[tuple[HashRecord, int]],
+    thumbnails: ThumbnailSource | None,
+) -> list[Judgement]:
+    """The candidates verified (the steps in the module's docstring)."""
+    policy = how.policy
     records = [record for record, _ in candidates]
     closest = _closest_halves(query, records)
     screened = records[: policy.screened + policy.by_part]
-    stored = {i: views for i, views in enumerate(pipeline.stored_views(screened)) if views is not None}
+    stored = {i: views for i, views in enumerate(stored_views(screened, how.compact, how.raw)) if views is not None}
     probe = query.probe if isinstance(query.probe, Probe) else None
     kept = _KeptPictures(records, thumbnails) if thumbnails is not None and probe is not None else None
-    first = _Look(pipeline, candidates, closest, kept, probe)
+    first = _Look(how, candidates, closest, kept, probe)
     evidence: dict[int, tuple[Evidence, _Look]] = {}
     if stored and probe is not None:
         evidence = {i: (e, first) for i, e in first.verified(stored).items()}
@@ -74,7 +80,7 @@ def judge_candidates(
             # added, or inside that border where a turn shows (a copy turned on a fill, then
             # padded). (One seen in another colour is not looked at again.)
             for other in probe.retrimmed():
-                again = _Look(pipeline, candidates, closest, kept, other)
+                again = _Look(how, candidates, closest, kept, other)
                 lined_up = {i: (e, again) for i, e in again.verified(stored).items() if again.target(i).passes(e)}
                 evidence |= lined_up
                 if lined_up:
@@ -106,11 +112,7 @@ def judge_candidates(
                 same_picture=verdict is Verdict.DUPLICATE, probe=shown,
                 kept=kept.of(i) if kept is not None else None,
             )  # fmt: skip
-        out.append(
-            Judgement(
-                distance, verdict, score(verdict, seen, distance, pipeline.distance_bits, identical=identical), edits
-            )
-        )
+        out.append(Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical), edits))
     return out
 
 
@@ -141,13 +143,13 @@ class _Look:
     """One probe's verification of the candidates: its same-photograph test and each candidate's
     target (a Tested one where the record keeps a picture; each probe's test caches its looks)."""
 
-    def __init__(self, pipeline: Judging, candidates: Sequence[tuple[HashRecord, int]], closest: Sequence[int],
+    def __init__(self, how: Verified, candidates: Sequence[tuple[HashRecord, int]], closest: Sequence[int],
                  kept: _KeptPictures | None, probe: Probe | None) -> None:  # fmt: skip
-        self.policy, self.probe, self.closest = pipeline.policy, probe, closest
+        self.policy, self.probe, self.closest = how.policy, probe, closest
         self.test = SamePhotograph(probe, kept) if kept is not None and probe is not None else None
         self.targets: list[Target] = [
             Tested(self.policy.looked(distance), self.policy.tier(distance), self.test, i)
-            if self.test is not None and record.hash_algo in pipeline.keeps
+            if self.test is not None and record.hash_algo in how.keeps
             else self.policy.tier(distance)
             for i, (record, distance) in enumerate(candidates)
         ]
@@ -252,11 +254,10 @@ class _KeptPictures:
         return self._bytes[i]
 
 
-def by_distance(
-    candidates: Sequence[tuple[HashRecord, int]], *, duplicate_max: int, similar_max: int, bits: int
-) -> list[Judgement]:
+def _by_distance(candidates: Sequence[tuple[HashRecord, int]], how: ByDistance) -> list[Judgement]:
     """The baseline's judgements, on hash distance alone: the verdict by `verdict_for`, the
     score by how close the distance lies within its verdict's range (1 at its closest)."""
+    duplicate_max, similar_max, bits = how.duplicate_max, how.similar_max, how.bits
     ranges = {
         Verdict.DUPLICATE: (duplicate_max, -1),
         Verdict.SIMILAR: (similar_max, duplicate_max),
