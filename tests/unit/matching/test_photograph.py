@@ -205,7 +205,7 @@ def test_what_is_compared_does_not_depend_on_the_query_s_tone(
 
 def gravel(seed: int) -> Image.Image:
     """A tray of gravel on a white table: the same tray and framing, every stone elsewhere (stones
-    a few pixels across, so that their detail shows at policy.EARLY_SIDE px already)."""
+    a few pixels across: their detail shows at 128 px, short of the finest compared side)."""
     rng = np.random.default_rng(seed)
     noise = Image.fromarray(rng.normal(128, 70, (600, 480)).clip(0, 255).astype(np.uint8))
     stones = np.asarray(noise.filter(ImageFilter.GaussianBlur(4)), dtype=np.float64)
@@ -214,15 +214,32 @@ def gravel(seed: int) -> Image.Image:
     return Image.fromarray(picture.clip(0, 255).astype(np.uint8)).convert("RGB")
 
 
-def test_another_photograph_is_told_at_the_coarser_side_and_a_copy_at_the_finest() -> None:
-    """The detail is first compared at policy.EARLY_SIDE px: another photograph whose detail there
-    is already unlike the kept picture's is told without the finer look; a copy is always looked
-    at to the full compared side."""
-    tray = gravel(1)
-    another = finding(tray, jpeg(gravel(2)))
+def stains(seed: int) -> Image.Image:
+    """A tray on a white table with large round stains, each picture's elsewhere: two such
+    photographs are unlike at the coarsest side the test compares."""
+    rng = np.random.default_rng(seed)
+    picture = Image.new("RGB", (480, 600), (235, 235, 235))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle((80, 100, 400, 500), fill=(150, 150, 150))
+    for _ in range(25):
+        x, y, r = rng.uniform(90, 390), rng.uniform(110, 490), rng.uniform(20, 45)
+        level = int(rng.uniform(30, 250))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(level, level, level))
+    return picture
+
+
+def test_another_photograph_is_told_at_the_first_side_its_detail_is_unlike_and_a_copy_at_the_finest() -> None:
+    """The detail is compared at each side from policy.EARLY_SIDE px up: another photograph is
+    told at the first side where its detail is unlike the kept picture's, without the finer
+    looks; a copy is always looked at to the full compared side."""
+    stained = finding(stains(5), jpeg(stains(6)))
+    assert stained is not None and not stained.same_photograph
+    assert stained.side == EARLY_SIDE and stained.shared < EARLY_ANOTHER
+    # Stones a few pixels across: at EARLY_SIDE only the tray's outline, which both share, shows.
+    another = finding(gravel(1), jpeg(gravel(2)))
     assert another is not None and not another.same_photograph
-    assert another.side == EARLY_SIDE and another.shared < EARLY_ANOTHER <= SAME_PHOTOGRAPH
-    copy = finding(tray, EDITS["less contrast"](tray))
+    assert EARLY_SIDE < another.side < COMPARE_SIDE and another.shared < EARLY_ANOTHER <= SAME_PHOTOGRAPH
+    copy = finding(gravel(1), EDITS["less contrast"](gravel(1)))
     assert copy is not None and copy.side == COMPARE_SIDE and copy.duplicate
 
 

@@ -16,8 +16,8 @@ detail at a resolution where it exists:
    correlated; a tile where the query has far more detail than the pair typically does has
    something added on top, and is not judged. The median correlation is the evidence: copies
    keep 0.8 and more, other photographs of the dev benchmark at most 0.42 (policy.py). It is
-   first taken on the way, at policy.EARLY_SIDE px: a pair already unlike there is another
-   photograph, without the finer steps (half the other photographs the dev part examines);
+   first taken on the way, from policy.EARLY_SIDE px: a pair already unlike at a coarser side
+   is another photograph, without the finer steps (most of those the dev part examines);
 3. the same photograph, its colours are asked whether one edit of the whole picture explains
    them (one_edit.py): if not, it is the same shot in another colour.
 
