@@ -150,6 +150,19 @@ def share(*path: str, digits: int = 1) -> Callable[[Record], str]:
     return lambda output: pct(get(output, "summary", *path), digits)
 
 
+def unrelated_different(output: Record) -> str:
+    """New pictures with no relative in the catalog, first match `different`; for a part without
+    a product list (no relatives known), over all its new pictures, said so."""
+    share_of_unrelated = get(output, "summary", "no_relative_top_different")
+    if share_of_unrelated is not None:
+        return pct(share_of_unrelated)
+    verdicts = get(output, "summary", "top_verdicts") or {}
+    every = verdicts.get("distinct")
+    if every is None or any(key.startswith("distinct, ") for key in verdicts):
+        return pct(None)
+    return f"{pct(every.get('different'))} (all {every.get('n')} new pictures: no product list to tell relatives)"
+
+
 def accuracy(page: Page) -> list[str]:
     def row(label: str, stem: str, cell: Callable[[Record], str]) -> list[str]:
         return [label, *(cell(page(f"{stem}-{part}")["output"]) for part in PARTS)]
@@ -161,7 +174,7 @@ def accuracy(page: Page) -> list[str]:
         row("the kind of edit found least", "evaluation", weakest_kind),
         row("colour variants called `duplicate`", "evaluation", share("colour_variant_false_duplicate_rate")),
         row("colour variants, first match `similar`", "evaluation", share("top_verdicts", "colour_variant", "similar")),
-        row("unrelated new pictures, first match `different`", "evaluation", share("no_relative_top_different")),
+        row("unrelated new pictures, first match `different`", "evaluation", unrelated_different),
         row("the edits made, named", "evaluation", share("edit_naming", "all", "named")),
         row("copies with an edit named that was not made", "evaluation", share("edit_naming", "all", "spurious")),
     ]

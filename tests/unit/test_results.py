@@ -147,3 +147,18 @@ def test_a_served_check_against_v4_gets_its_table_once_recorded(results: ModuleT
     assert "- `served-turned.json`: fedcba9, " in page[served:judging]
     # The judging table is still there, unchanged.
     assert row(page[judging:], "| a copy (a 9% crop)") == row(before, "| a copy (a 9% crop)")
+
+
+def test_unrelated_new_pictures_fall_back_to_all_new_pictures_only_without_a_product_list(
+    results: ModuleType,
+) -> None:
+    """A part with a product list reports the unrelated new pictures' share; one without (no
+    relatives known) reports all its new pictures', saying so; with neither, a dash."""
+    split = {"summary": {"no_relative_top_different": 0.9, "top_verdicts": {"distinct": {"n": 9, "different": 0.5}}}}
+    assert results.unrelated_different(split) == results.pct(0.9)
+    unsplit = {
+        "summary": {"no_relative_top_different": None, "top_verdicts": {"distinct": {"n": 16, "different": 1.0}}}
+    }
+    assert results.unrelated_different(unsplit).startswith(results.pct(1.0) + " (all 16 new pictures")
+    related = {"summary": {"top_verdicts": {"distinct": {"n": 9, "different": 0.5}, "distinct, with a relative": {}}}}
+    assert results.unrelated_different(related) == results.pct(None)

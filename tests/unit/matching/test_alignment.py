@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from dupcheck.core.hashing import AlignedDualPHash
 from dupcheck.core.matching import alignment, arrays, views_codec
 from dupcheck.core.matching.alignment import Alignment, Evidence, verify
-from dupcheck.core.matching.policy import GREY_CHROMA, LAYOUT_BITS, TURN_SPREAD, Thresholds, Tier
+from dupcheck.core.matching.policy import GREY_CHROMA, LAYOUT_BITS, RANK_STEP, TURN_SPREAD, Thresholds, Tier
 from dupcheck.core.matching.views import WHOLE, Probe, Views, _unturned_box, greyish, views_of
 from dupcheck.core.models import HashValue
 from dupcheck.core.pixels import bright_srgb, brightened_ab, cielab_ab, luma
@@ -904,3 +904,22 @@ def test_inside_a_copys_padding_a_small_turn_is_read_to_a_tenth_of_a_degree(
     probe = PIPELINE.fingerprint(copy).probe
     inside = probe.inside_border() if probe is not None else None
     assert inside is not None and inside.border_turn() == pytest.approx(-angle, abs=0.2)
+
+
+def test_a_tie_between_views_goes_to_the_trimmed_ones_upright_first_and_a_better_score_wins() -> None:
+    """The coarse window is taken by the score snapped to RANK_STEP; among scores equal there, the
+    candidate's trimmed view, then the query's trimmed view, upright before mirrored (the views
+    the edits are read from), then the first window. A score one step higher wins over all that."""
+    scores = np.full((1, 2, 3, 3, 4), 0.2)  # (candidate, its view, y window, x window, query view)
+    scores[0, 0, 1, 1, 0] = 0.9  # whole views
+    scores[0, 1, 2, 0, 1] = 0.9 + RANK_STEP / 4  # trimmed views: the same score, but for rounding
+    scores[0, 1, 0, 2, 3] = 0.9  # the trimmed views, the query mirrored
+    assert alignment._best_windows(scores) == [(1, 2, 0, 1)]
+    scores[0, 1, 2, 0, 1] = 0.9 - RANK_STEP / 4
+    assert alignment._best_windows(scores) == [(1, 2, 0, 1)]  # (whichever way the rounding went)
+    scores[0, 1, 2, 0, 1] = 0.2
+    assert alignment._best_windows(scores) == [(1, 0, 2, 3)]  # upright gone: mirrored over the whole views
+    scores[0, 0, 1, 1, 0] = 0.9 + 2 * RANK_STEP
+    assert alignment._best_windows(scores) == [(0, 1, 1, 0)]  # higher by a step: the whole views
+    twice = np.concatenate([scores, np.full((1, 2, 3, 3, 4), 0.5)])
+    assert alignment._best_windows(twice) == [(0, 1, 1, 0), (1, 0, 0, 1)]  # all equal: the first trimmed window

@@ -82,6 +82,7 @@ from dupcheck.core.matching.policy import (
     TURN_SCAN,
     TURN_SPREAD,
     TURNED_MAX_LAYOUT,
+    VIEWS,
     WIDTHS,
     ranked,
 )
@@ -325,6 +326,21 @@ def _refinement_samplers(start: float, width: float, step: float) -> np.ndarray:
     return np.stack([sampler(LUMA_GRID, FINE, *window) for window in _refinements(start, width, step)])
 
 
+def _best_windows(scores: np.ndarray) -> list[tuple[int, ...]]:
+    """Per candidate, the index (candidate view, y window, x window, query view) of its best
+    coarse score. A tie (within RANK_STEP) goes to the candidate's trimmed view, then the
+    query's trimmed view, upright before mirrored (the query's views: whole, trimmed, then both
+    mirrored): the trimmed views hold the product at the most samples, where the whole view adds
+    a border no edit is read from; then to the first window."""
+    cviews, views = scores.shape[1], scores.shape[-1]
+    view = np.arange(views)
+    place = (1 - view // VIEWS) * VIEWS + view % VIEWS  # higher: preferred
+    prefer = np.arange(cviews)[:, None, None, None] * views + place
+    key = ranked(scores) * (cviews * views) + prefer  # the score first, then the views' place
+    flat = key.reshape(len(scores), -1).argmax(axis=1)
+    return [tuple(int(k) for k in np.unravel_index(int(i), scores.shape[1:])) for i in flat]
+
+
 def _judge_aligned(
     queries: Sequence[QueryViews],
     candidates: list[Views],
@@ -341,7 +357,7 @@ def _judge_aligned(
     `colour_matters` (its index, its evidence before brightening; None: all). The others' come
     back as they are, and, by index, what `_brightened` needs to brighten them when asked."""
     windows = _windows()
-    best = [np.unravel_index(int(np.argmax(ranked(s))), s.shape) for s in scores]  # (cview, wy, wx, view)
+    best = _best_windows(scores)  # (cview, wy, wx, view)
     cviews, views = np.array([b[0] for b in best]), np.array([b[3] for b in best])
     each = list(queries) if len(queries) == len(candidates) else [queries[0]] * len(candidates)
 
