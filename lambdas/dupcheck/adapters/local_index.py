@@ -188,7 +188,7 @@ class LocalHashIndex:
             size = self._size
             if size == 0:
                 return []
-            found, positions = _faiss().knn_hamming(queries, self._codes[:size], min(k, size))
+            found, positions = faiss_one_thread().knn_hamming(queries, self._codes[:size], min(k, size))
             best, distances = _best_by_position(found.ravel(), positions.ravel(), k)
             if part_hashes and part_k > 0 and self.part_bits:
                 more = self._nearest_on_part(part_hashes, part_k + len(best), size)
@@ -201,7 +201,7 @@ class LocalHashIndex:
     def _nearest_on_part(self, part_hashes: Sequence[HashValue], k: int, size: int) -> np.ndarray:
         """The positions of the k codes whose first part is nearest to any of `part_hashes`."""
         packed = self._pack(list(dict.fromkeys(h.hex for h in part_hashes)), self.part_bits)
-        found, positions = _faiss().knn_hamming(packed, self._part_codes[:size], min(k, size))
+        found, positions = faiss_one_thread().knn_hamming(packed, self._part_codes[:size], min(k, size))
         return _best_by_position(found.ravel(), positions.ravel(), k)[0]
 
     def count(self) -> int:
@@ -347,13 +347,26 @@ class LocalHashIndex:
         return self._resolve_ids(keys)
 
 
+_THREAD = threading.local()
+
+
+def faiss_one_thread() -> ModuleType:
+    """faiss, on first search (the SQLite store imports this module for `entity_key` alone),
+    held to one OpenMP thread in the calling thread: a query is a few milliseconds of one core,
+    and more threads only contend with the server's. OpenMP keeps that setting per thread, so
+    each thread that searches sets it once (set in the first one alone, the server's other
+    threads searched with a thread per core: two searches at once took 10x as long)."""
+    faiss = _faiss_module()
+    if not getattr(_THREAD, "one_omp_thread", False):
+        faiss.omp_set_num_threads(1)
+        _THREAD.one_omp_thread = True
+    return faiss
+
+
 @cache
-def _faiss() -> ModuleType:
-    """faiss, on first search: the SQLite store imports this module for `entity_key` alone."""
+def _faiss_module() -> ModuleType:
     import faiss
 
-    # A query is a few milliseconds of one core: more threads only contend with the server's.
-    faiss.omp_set_num_threads(1)
     return faiss
 
 
