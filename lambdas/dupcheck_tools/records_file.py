@@ -51,8 +51,8 @@ from dupcheck_tools.exit_codes import ExitCode
 # rewrites most pages of the id_key index (its keys are random): at 1M records, 10,000 a batch
 # wrote 8.4 GB for a 1.3 GB file and 50,000 6.6 GB, for a quarter less CPU (peak RSS 315 -> 476 MB).
 BATCH = 50_000
-# ...or fewer: a batch ends once its lines' thumbnails hold this much (a v4 export's, ~20 KB each:
-# ~13,000 records), so a batch in memory stays a few hundred MB whatever the file carries.
+# ...or fewer: a batch ends once its lines' thumbnails hold this much (pictures of ~20 KB: ~13,000
+# records), so a batch in memory stays a few hundred MB whatever the file carries.
 BATCH_THUMBNAIL_BYTES = 256 * 1024 * 1024
 EXPORT_BATCH = 500  # records per read of their thumbnails (one request each on S3, in parallel)
 READ_BUFFER = 1 << 20  # bytes per read of the file: Python's 8 KiB made 122,165 read calls for 300,000 lines
