@@ -123,7 +123,7 @@ def build_index(
             index.expect_load()
             return index
         version = store.latest_change()  # before the rows: a change in between is replayed, not lost
-        index.load(store.index_rows(pipeline.reads), version=version)
+        index.load_codes(*store.index_codes(pipeline.reads, pipeline.index_bits), version=version)
         return index
     index = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits)
     if store is not None:

@@ -5,8 +5,9 @@ For each N (default 10k, 100k, 1M) a store is built the way a user would move a 
 it and measured from the outside:
 
 * import: records/s, and the data directory's size per record;
-* start: seconds from launching the server to `/health` answering, and to the index being
-  ready (`/health` `index_ready`);
+* start: seconds from launching the server to `/health` answering, to the index being ready
+  (`/health` `index_ready`), and to the first find_similar's answer (an upload sent then), with
+  the bytecode Python caches compiled first, as an installed package has it;
 * find_similar end to end over one keep-alive connection, p50 and p99: GET by URL (a loopback
   image server) and POST upload;
 * with `--thumbnails`, every line carries a kept picture (real ones, cycled, each made for its
@@ -157,7 +158,9 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def start_server(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, dict[str, float]]:
+def start_server(
+    data: Path, env: dict[str, str], first_query: bytes | None = None
+) -> tuple[subprocess.Popen[bytes], int, dict[str, float]]:
     port = free_port()
     launched = time.perf_counter()
     server = subprocess.Popen(
@@ -182,7 +185,13 @@ def start_server(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[byte
             raise RuntimeError("the server did not become ready in 300 s")
         if ready is None:
             time.sleep(0.05)
-    return server, port, {"start_answering_s": round(answering or ready, 2), "start_ready_s": round(ready, 2)}
+    started = {"start_answering_s": round(answering or ready, 2), "start_ready_s": round(ready, 2)}
+    if first_query is not None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        status = timed(connection, "POST", "/find_similar?top=5", first_query, {"Content-Type": "image/jpeg"})[1]
+        assert status == 200, status
+        started["start_first_answer_s"] = round(time.perf_counter() - launched, 2)
+    return server, port, started
 
 
 def measure_size(size: int, records: Path, queries: list[Path], images_url: str, work: Path,
@@ -205,11 +214,11 @@ def measure_size(size: int, records: Path, queries: list[Path], images_url: str,
         store = sum(f.stat().st_size for f in data.glob("thumbnails.sqlite3*"))
         result.update(thumbnails_bytes_per_record=round(store / size), picture_bytes_per_record=round(pictures / size),
                       thumbnails_over_pictures=round(store / pictures, 3))  # fmt: skip
-    server, port, started_at = start_server(data, env)
+    uploads = [q.read_bytes() for q in queries]
+    server, port, started_at = start_server(data, env, first_query=uploads[0])
     result.update(started_at)
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        uploads = [q.read_bytes() for q in queries]
         for body in uploads[:3]:  # warm-up
             timed(connection, "POST", "/find_similar?top=5", body, {"Content-Type": "image/jpeg"})
         by_url, upload = [], []
@@ -247,7 +256,11 @@ def main() -> None:
     files = sorted(IMAGES.glob("*.jpg"))
     if len(files) < REAL + args.new:
         sys.exit(f"needs {REAL + args.new} photos in {IMAGES}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambdas"), "DUPCHECK_ALLOW_LOOPBACK_URLS": "true"}
+    # As a user runs it: with the bytecode Python caches (an environment that forbids writing it
+    # compiles every module at every start, ~1 s of a server's start here), compiled before any start.
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=str(ROOT / "lambdas"), DUPCHECK_ALLOW_LOOPBACK_URLS="true")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "lambdas")], check=True, env=env)
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
@@ -780,9 +781,9 @@ class SlowRows:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    def index_rows(self, hash_algos: Any) -> Iterator[tuple[int, str]]:
+    def index_codes(self, hash_algos: Any, bits: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.release.wait(30)
-        yield from self.store.index_rows(hash_algos)
+        return self.store.index_codes(hash_algos, bits)  # type: ignore[no-any-return]
 
 
 def test_the_server_answers_while_its_index_loads_and_loses_no_write(

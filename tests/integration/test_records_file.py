@@ -246,6 +246,38 @@ def test_a_later_line_of_an_id_meets_the_earlier_one_in_any_batch(
     assert (again.imported, again.kept_newer, again.unchanged) == (0, 2, 3)
 
 
+def test_a_batch_ends_at_its_count_or_once_its_thumbnails_reach_their_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records files without thumbnails are written BATCH records a transaction; thumbnails
+    (a v4 export's are ~20 KB each) end a batch sooner, so a batch's memory stays bounded."""
+    monkeypatch.setattr(records_file, "BATCH", 8)
+    monkeypatch.setattr(records_file, "BATCH_THUMBNAIL_BYTES", 250)
+    catalog = records(30)
+    carrying = set(range(10, 20))  # lines 10-19 carry a 100-byte thumbnail: three to a batch at most
+    file = tmp_path / "c.jsonl"
+    file.write_text("".join(
+        json.dumps({**r.to_dict(), **({"thumbnail": base64.b64encode(bytes(100)).decode()} if i in carrying else {})})
+        + "\n" for i, r in enumerate(catalog)
+    ))  # fmt: skip
+    store, thumbnails = SqliteRecordStore(tmp_path / "s.db"), SqliteThumbnails(tmp_path / "t.db")
+    written: list[list[str]] = []
+    put_newest = store.put_newest
+
+    def recorded(batch: list[HashRecord], **options: Any) -> PutCounts:
+        written.append([record.entity_id for record in batch])
+        return put_newest(batch, **options)
+
+    monkeypatch.setattr(store, "put_newest", recorded)
+    summary = import_records(store, file, failures=tmp_path / "f.csv", thumbnails=thumbnails)
+
+    assert summary.imported == 30 and store.count() == 30
+    # 0-7; 8-12 (the third thumbnail ends it); 13-15; 16-18; 19-26 (one thumbnail); 27-29
+    assert [len(batch) for batch in written] == [8, 5, 3, 3, 8, 3]
+    assert [entity_id for batch in written for entity_id in batch] == [r.entity_id for r in catalog]
+    assert len(thumbnails.get_many([f"E{i}" for i in range(30)])) == 10
+
+
 def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(tmp_path: Path) -> None:
     good = [json.dumps(r.to_dict()).encode() for r in records(3)]
     file = tmp_path / "c.jsonl"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -285,3 +287,44 @@ def test_an_index_without_a_part_answers_the_whole_hash_alone() -> None:
     halves.upsert(_record("a", "00" * 16))
     with pytest.raises(ValueError, match="64 bits"):
         halves.search(query, 5, part_hashes=query, part_k=1)  # 128 bits where the part has 64
+
+
+def test_a_bulk_load_keeps_every_distinct_key_and_the_last_code_of_a_repeated_one() -> None:
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, (500, 16), dtype=np.uint8)
+    names = {k: f"E{k}" for k in range(600)}
+    index = LocalHashIndex(128, part_bits=64, resolve_ids=lambda keys: {k: names[k] for k in keys if k in names})
+    index.load_codes(np.arange(500), codes)
+    assert index.count() == 500
+    # The first part's copy is the loaded codes' too: a query on a code's first half finds it.
+    part = HashValue(codes[123, :8].tobytes())
+    hits = index.search([HashValue.from_hex("00" * 16)], 1, part_hashes=[part], part_k=1)
+    assert "E123" in {hit.entity_id for hit in hits}
+    repeated = np.array([10, 11, 10, 12, 11])
+    index.load_codes(repeated, codes[:5])  # a load replaces the contents; the later code of a key wins
+    assert index.count() == 3
+    for key, row in ((10, 2), (11, 4), (12, 3)):
+        hit = index.search([HashValue(codes[row].tobytes())], 1)[0]
+        assert (hit.entity_id, hit.distance) == (f"E{key}", 0)
+
+
+def test_every_thread_that_searches_runs_faiss_on_one_openmp_thread() -> None:
+    """OpenMP keeps its thread count per thread: the server's request threads each search with
+    one, not only the thread that searched first (two searches at once then contended)."""
+    import faiss
+
+    index = LocalHashIndex(128, part_bits=64)
+    index.upsert_many(_record(f"e{i}", f"{i:032x}") for i in range(100))
+    index.search([HashValue.from_hex("00" * 16)], 5)  # the first search, in this thread
+    seen: list[int] = []
+
+    def search_in_a_new_thread() -> None:
+        faiss.omp_set_num_threads(3)  # whatever the thread starts with
+        index.search([HashValue.from_hex("00" * 16)], 5, part_hashes=[HashValue.from_hex("00" * 8)], part_k=2)
+        seen.append(faiss.omp_get_max_threads())
+
+    for _ in range(2):
+        thread = threading.Thread(target=search_in_a_new_thread)
+        thread.start()
+        thread.join()
+    assert seen == [1, 1]

@@ -8,8 +8,10 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from dupcheck.adapters import sqlite_store
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.adapters.sqlite_files import PAGE_SIZE
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
@@ -67,15 +69,58 @@ def test_delete_reports_whether_something_was_there(tmp_path: Path) -> None:
     assert store.count() == 0
 
 
-def test_index_rows_only_for_the_requested_pipelines(tmp_path: Path) -> None:
+def _loaded(store: SqliteRecordStore, algos: set[str], bits: int = 64) -> dict[int, str]:
+    keys, codes = store.index_codes(algos, bits)
+    assert keys.dtype == np.int64 and codes.dtype == np.uint8 and codes.shape == (len(keys), bits // 8)
+    loaded = {int(key): code.tobytes().hex() for key, code in zip(keys, codes, strict=True)}
+    assert len(loaded) == len(keys)  # each record once
+    return loaded
+
+
+def test_index_codes_only_for_the_requested_pipelines(tmp_path: Path) -> None:
     store = SqliteRecordStore(tmp_path / "s.db")
     store.put_many([_record(1), _record(2, hash_algo="other-v9"), _record(3, hash_algo="older-v1")])
-    assert list(store.index_rows({"phash64-v1"})) == [(entity_key("id-00001"), f"{1:016x}")]
-    both = sorted(store.index_rows({"phash64-v1", "older-v1"}))
-    assert both == sorted([(entity_key("id-00001"), f"{1:016x}"), (entity_key("id-00003"), f"{3:016x}")])
+    assert _loaded(store, {"phash64-v1"}) == {entity_key("id-00001"): f"{1:016x}"}
+    assert _loaded(store, {"phash64-v1", "older-v1"}) == {
+        entity_key("id-00001"): f"{1:016x}",
+        entity_key("id-00003"): f"{3:016x}",
+    }
+    assert _loaded(store, {"none-v1"}) == {}
     assert store.index_rows_for(["id-00002", "id-00003", "missing"], {"older-v1"}) == {
         "id-00003": (entity_key("id-00003"), f"{3:016x}")
     }
+
+
+def test_index_codes_reads_every_record_once_across_reads_and_gaps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk read goes by ranges of rowids: records deleted, rewritten or written after a gap
+    are each read once, with their current hash and their own key (negative keys included)."""
+    monkeypatch.setattr(sqlite_store, "_CODES_PER_READ", 7)
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put_many(_record(i) for i in range(60))
+    for i in range(0, 60, 4):
+        store.delete(f"id-{i:05d}")
+    store.put_many([_record(5, hash=HashValue.from_hex("ab" * 8)), _record(200), _record(8)])  # 8 was deleted
+    kept = [i for i in range(60) if i % 4] + [8, 200]
+    expected = {entity_key(f"id-{i:05d}"): f"{i:016x}" for i in kept}
+    expected[entity_key("id-00005")] = "ab" * 8
+    assert any(key < 0 for key in expected) and any(key > 0 for key in expected)
+    assert _loaded(store, {"phash64-v1"}) == expected
+    empty = SqliteRecordStore(tmp_path / "empty.db")
+    assert _loaded(empty, {"phash64-v1"}) == {}
+
+
+def test_index_codes_refuses_a_stored_hash_of_another_width(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "s.db")
+    store.put_many([_record(1), _record(2)])
+    with pytest.raises(ValueError, match="128 bits"):
+        store.index_codes({"phash64-v1"}, 128)
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # one 72-bit hash and one 56-bit: 128 bits in all
+        conn.execute("UPDATE records SET hash = hash || 'ff' WHERE entity_id = 'id-00001'")
+        conn.execute("UPDATE records SET hash = substr(hash, 3) WHERE entity_id = 'id-00002'")
+    with pytest.raises(ValueError, match="64 bits: 2 stored hashes"):
+        store.index_codes({"phash64-v1"}, 64)
 
 
 def test_features_are_one_blob_and_rows_written_before_v3_still_read(tmp_path: Path) -> None:

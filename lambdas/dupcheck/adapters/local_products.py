@@ -23,10 +23,10 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from dupcheck.adapters.local_index import faiss_one_thread
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.products import DIMENSIONS, PRODUCT_MODEL, ProductHit, ProductVector, similarity_of
 
@@ -124,7 +124,7 @@ class LocalProductIndex(SqliteBookkeeping):
                 candidates = np.arange(size)
             else:
                 code = np.packbits(query.astype(np.float32) > self._centre)[None]
-                _, found = _faiss().knn_hamming(code, self._codes[:size], max(RERANK, 8 * k))
+                _, found = faiss_one_thread().knn_hamming(code, self._codes[:size], max(RERANK, 8 * k))
                 candidates = found[0][found[0] >= 0]
             dots = self._vectors[candidates].astype(np.int32) @ query.astype(np.int32)
             order = np.argsort(-dots, kind="stable")[:k]
@@ -225,9 +225,3 @@ class LocalProductIndex(SqliteBookkeeping):
             part = vectors[start : start + 65_536].astype(np.float32)
             self._codes[start : start + len(part)] = np.packbits(part > self._centre, axis=1)
         self._centred_at = self._size
-
-
-def _faiss() -> Any:
-    import faiss
-
-    return faiss

@@ -27,6 +27,8 @@ from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.adapters.sqlite_files import PAGE_SIZE, SqliteFile, connect
 from dupcheck.core.errors import StoreUnavailable
@@ -76,6 +78,7 @@ _UNLESS_SAME_OR_NEWER = (
 # "Import of a records file": no faster than 500 rows on a quiet machine).
 _MAX_ROWS_PER_INSERT = 4000
 _BATCH = 900  # stays under SQLite's default limit of 999 bound parameters per statement
+_CODES_PER_READ = 100_000  # rowids per read of index_codes: two strings of ~5 MB at a time
 # A bulk writer's page cache (SQLite's default is 2 MB): at 1M records the two indexes (~60 MB;
 # the id_key one takes inserts at random places) stay in memory, and a transaction's pages are
 # written to the WAL once at its commit instead of spilling. Halves the import's system time.
@@ -234,13 +237,43 @@ class SqliteRecordStore(SqliteFile):
 
     # -- for the in-process index ------------------------------------------------------------
 
-    def index_rows(self, hash_algos: Collection[str]) -> Iterator[tuple[int, str]]:
-        """(id_key, hex hash) of every record of these pipelines: what the index loads at start."""
+    def index_codes(self, hash_algos: Collection[str], bits: int) -> tuple[np.ndarray, np.ndarray]:
+        """The id_key (int64) and packed hash ((n, bits / 8) uint8) of every record of these
+        pipelines: what the index loads at start. SQLite concatenates each range of rows' keys
+        and hashes into two strings (`group_concat`), parsed by numpy: no Python object per
+        record (1M records: 0.8 s, against 2 s row by row). One read transaction: a snapshot."""
         algos = sorted(hash_algos)
-        with closing(self._conn().cursor()) as cursor:
-            cursor.execute(f"SELECT id_key, hash FROM records WHERE hash_algo IN ({_marks(algos)})", algos)
-            while rows := cursor.fetchmany(10_000):
-                yield from rows
+        chars = bits // 4
+        sql = (
+            "SELECT count(*), sum(length(hash) != ?), group_concat(id_key, ','), group_concat(hash, '') FROM records "
+            f"WHERE rowid > ? AND rowid <= ? AND hash_algo IN ({_marks(algos)})"
+        )
+        keys: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            last = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM records").fetchone()[0])
+            for start in range(0, last, _CODES_PER_READ):
+                count, wrong, joined_keys, joined_hashes = conn.execute(
+                    sql, [chars, start, start + _CODES_PER_READ, *algos]
+                ).fetchone()
+                if not count:
+                    continue
+                if wrong:
+                    raise ValueError(f"every hash must have {bits} bits: {wrong} stored hashes do not")
+                keys.append(np.fromstring(joined_keys, dtype=np.int64, sep=","))  # text: not deprecated
+                if len(keys[-1]) != count:
+                    raise ValueError(f"unreadable id_key among rowids {start + 1}-{start + _CODES_PER_READ}")
+                codes.append(np.frombuffer(bytes.fromhex(joined_hashes), dtype=np.uint8).reshape(count, bits // 8))
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        if not keys:
+            return np.empty(0, dtype=np.int64), np.empty((0, bits // 8), dtype=np.uint8)
+        return np.concatenate(keys), np.concatenate(codes)
 
     def latest_change(self) -> int:
         """The change log's newest entry (0 for none): the store's version, for a follower."""

@@ -46,7 +46,8 @@ def run_jobs(
 
 class Repeating:
     """A daemon thread that runs `step` at once, then again after each of `waits` in turn (the
-    last one repeated), until `stop()`. A failing step is logged and run again at its next time."""
+    last one repeated), until `stop()`. A failing step is logged and run again at its next time.
+    A second `start()` changes nothing (one thread)."""
 
     def __init__(self, name: str, step: Callable[[], object], waits: Sequence[float]) -> None:
         self.name, self.step, self.waits = name, step, list(waits)
@@ -54,6 +55,8 @@ class Repeating:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 

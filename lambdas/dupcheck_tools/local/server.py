@@ -271,9 +271,11 @@ class LocalServer:
 
     def __init__(
         self, service: DupcheckService, settings: Settings, *, static_dir: Path | None = None,
-        catalog_fetcher: ImageFetcher | None = None,
+        catalog_fetcher: ImageFetcher | None = None, follower: IndexFollower | None = None,
     ) -> None:  # fmt: skip
-        """`catalog_fetcher` replaces the safe fetcher of import jobs' catalog URLs (tests)."""
+        """`catalog_fetcher` replaces the safe fetcher of import jobs' catalog URLs (tests);
+        `follower`: the service's index follower, when the caller started it first (`serve`
+        loads the index while this module is imported)."""
         self.service = service
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         guard = Guard(api_key=api_key, server_names=settings.server_names)
@@ -302,7 +304,7 @@ class LocalServer:
             header_deadline_s=settings.server_header_deadline,
             request_deadline_s=settings.server_request_deadline, per_client=settings.server_connections_per_client,
         )  # fmt: skip
-        self.follower = IndexFollower.for_service(service)
+        self.follower = follower if follower is not None else IndexFollower.for_service(service)
         # What a crash left, kept pictures no record uses, the SQLite files tidied (housekeeping.py).
         self.housekeeping = Housekeeping(service, [self.import_worker.imports.jobs, self.scan_worker.scans.jobs])
         self._thread: threading.Thread | None = None

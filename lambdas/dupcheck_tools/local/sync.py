@@ -71,6 +71,7 @@ class IndexFollower:
     def _reload(self, what: str) -> None:
         started = time.monotonic()
         version = self.store.latest_change()  # before the rows: a change in between is replayed
-        count = self.index.load(self.store.index_rows(self.hash_algos), version=version)
+        keys, codes = self.store.index_codes(self.hash_algos, self.index.bits)
+        count = self.index.load_codes(keys, codes, version=version)
         self.version = version
         logger.info("%s: %d records in %.1f s", what, count, time.monotonic() - started)
