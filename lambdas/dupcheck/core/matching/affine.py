@@ -332,6 +332,7 @@ class _Template:
 
 
 def _template(query: np.ndarray, sigma: float) -> _Template:
+    """What every step of Lucas-Kanade reads of the query patch, made once per patch."""
     n = query.shape[0]
     u, v = _grid(n)
     template = _blur(query, sigma)
