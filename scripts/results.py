@@ -163,6 +163,14 @@ def unrelated_different(output: Record) -> str:
     return f"{pct(every.get('different'))} (all {every.get('n')} new pictures: no product list to tell relatives)"
 
 
+def kernels(output: Record) -> str:
+    """Answers under the narrowest kernels against the machine's (same_answers.py compare)."""
+    return (
+        f"{output.get('verdicts_or_order')} of {number(output.get('queries'), digits=0)} queries; "
+        f"{output.get('percentages_moved')} percentages, by at most {output.get('largest_percentage_gap')}"
+    )
+
+
 def accuracy(page: Page) -> list[str]:
     def row(label: str, stem: str, cell: Callable[[Record], str]) -> list[str]:
         return [label, *(cell(page(f"{stem}-{part}")["output"]) for part in PARTS)]
@@ -177,6 +185,7 @@ def accuracy(page: Page) -> list[str]:
         row("unrelated new pictures, first match `different`", "evaluation", unrelated_different),
         row("the edits made, named", "evaluation", share("edit_naming", "all", "named")),
         row("copies with an edit named that was not made", "evaluation", share("edit_naming", "all", "spurious")),
+        row("under the narrowest SIMD kernels: verdicts or order moved; match percentages moved", "kernels", kernels),
     ]
     lines += table(["", *PARTS], rows) + page.sources()
     lines += ["", "### Look-alikes and the catalog-wide report", "", *LOOKALIKES, ""]

@@ -12,7 +12,7 @@ match percentages within 0.1.
 
     python scripts/same_answers.py check --out DIR [--pictures 10]     # make, answer twice, compare
     python scripts/same_answers.py answer --set DIR --out FILE          # this process's kernels
-    python scripts/same_answers.py compare A.json B.json
+    python scripts/same_answers.py compare A.json B.json                # or two evaluation reports
     env $(python scripts/same_answers.py env) COMMAND                   # COMMAND under the narrow kernels
 
 `answer` on another machine (an arm64 one, or under qemu-user) and `compare` with this one's
@@ -67,9 +67,39 @@ def answer(benchmark: Path, out: Path) -> None:
              "--queries", str(benchmark / "queries"), "--truth", str(benchmark / "truth.csv"), "--out", work],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        rows = json.loads((Path(work) / "report.json").read_text())["rows"]
-    answers = {row["query"]: {"matches": row["top"], "error": row["error"]} for row in rows}
+        answers = answers_of(json.loads((Path(work) / "report.json").read_text()))
     out.write_text(json.dumps(answers, indent=1, sort_keys=True))
+
+
+def answers_of(data: dict) -> dict:
+    """An `answer` file's answers, or an evaluation report's (its rows) as the same: query ->
+    its matches and its error."""
+    if "rows" not in data:
+        return data
+    return {row["query"]: {"matches": row["top"], "error": row["error"]} for row in data["rows"]}
+
+
+def tally(first: dict, second: dict) -> dict:
+    """How two sides' answers to the same queries differ: queries whose matches or verdicts
+    differ (or their order), whose edits differ with those the same, and the matches whose
+    percentages differ (and by how much at most)."""
+    verdicts = edits = moved = 0
+    gap = 0.0
+    for query in set(first) & set(second):
+        a, b = first[query]["matches"], second[query]["matches"]
+        if len(a) != len(b) or any(x[:3] != y[:3] for x, y in zip(a, b, strict=False)):
+            verdicts += 1
+            continue
+        edits += any(x[4] != y[4] for x, y in zip(a, b, strict=True))
+        gaps = [abs(x[3] - y[3]) for x, y in zip(a, b, strict=True)]
+        moved += sum(g > 0 for g in gaps)
+        gap = max([gap, *gaps])
+    return {
+        "verdicts_or_order": verdicts,
+        "edits": edits,
+        "percentages_moved": moved,
+        "largest_percentage_gap": round(gap, 2),
+    }
 
 
 def differences(first: dict, second: dict) -> list[str]:
@@ -107,11 +137,13 @@ def check(out: Path, pictures: int) -> int:
 
 
 def compare(first: Path, second: Path) -> int:
-    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    """Print each difference (percentages beyond PERCENT_TOLERANCE), then a JSON line: the
+    queries, the differences and their `tally`. `answer` files or evaluation reports."""
+    a, b = (answers_of(json.loads(path.read_text())) for path in (first, second))
     found = differences(a, b)
     for line in found:
         print(line)
-    print(json.dumps({"queries": len(a), "differences": len(found)}))
+    print(json.dumps({"queries": len(a), "differences": len(found), **tally(a, b)}))
     return 1 if found else 0
 
 
@@ -125,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", type=Path, required=True, help="a make_benchmark.py folder")
     p.add_argument("--out", type=Path, required=True)
     sub.add_parser("env", help="print the narrow kernels' variables as NAME=VALUE words (for env)")
-    p = sub.add_parser("compare", help="compare two answer files")
+    p = sub.add_parser("compare", help="compare two answer files or two evaluation reports")
     p.add_argument("first", type=Path)
     p.add_argument("second", type=Path)
     args = parser.parse_args(argv)
