@@ -3,6 +3,7 @@ connection reuse, threads and TLS. Nothing leaves the loopback interface."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import socket
@@ -22,6 +23,7 @@ import urllib3.util.connection
 from dupcheck.adapters.http_fetcher import HttpImageFetcher, UpstreamStatusError
 from dupcheck.core.errors import ImageTooLarge, ImageUnreachable, UpstreamError, UpstreamTimeout, UrlNotAllowed
 
+SLOW_PEER_S = 30.0  # how long the slow routes hold on unless a test's end releases them
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
 
@@ -63,18 +65,22 @@ class Handler(BaseHTTPRequestHandler):
     def route_status(self, code: str) -> None:
         self.reply(int(code), b"upstream says no")
 
-    def route_slow(self) -> None:
-        time.sleep(1.0)
-        self.reply(200, IMAGE)
+    def route_slow(self) -> None:  # answers only after SLOW_PEER_S, unless the test releases it first
+        if not self.server.release.wait(SLOW_PEER_S):
+            self.server.answered_slow.set()
+            self.reply(200, IMAGE)
+        self.close_connection = True
 
-    def route_drip(self) -> None:  # every byte arrives well within the read timeout
+    def route_drip(self) -> None:  # a byte every 0.05 s for SLOW_PEER_S: each well within the read timeout
         self.send_response(200)
         self.send_header("Content-Length", "100000")
         self.end_headers()
-        for _ in range(100):
-            self.wfile.write(b"x")
-            self.wfile.flush()
-            time.sleep(0.05)
+        with self.server.counting_written(self.path) as written:
+            for _ in range(int(SLOW_PEER_S / 0.05)):
+                self.wfile.write(b"x")
+                written[0] += 1
+                if self.server.release.wait(0.05):
+                    break
         self.close_connection = True
 
     def route_stream(self, size: str) -> None:  # close-delimited body, no Content-Length
@@ -82,10 +88,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         remaining = int(size)
-        while remaining > 0:
-            n = min(remaining, 65536)
-            self.wfile.write(b"y" * n)
-            remaining -= n
+        with self.server.counting_written(self.path) as written:
+            while remaining > 0:
+                n = min(remaining, 65536)
+                self.wfile.write(b"y" * n)
+                written[0] += n
+                remaining -= n
         self.close_connection = True
 
     def route_biglength(self) -> None:
@@ -131,6 +139,10 @@ class Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.seen: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.release = threading.Event()  # set at a test's end: the slow routes stop holding on
+        self.answered_slow = threading.Event()
+        self.written: dict[str, int] = {}  # bytes each finished body route wrote before it ended
+        self.finished = threading.Condition(self.lock)
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.port = self.server_address[1]
@@ -140,7 +152,26 @@ class Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients hanging up mid-response (cap, timeout, TLS refusal) are expected here
 
+    @contextlib.contextmanager
+    def counting_written(self, path: str) -> Iterator[list[int]]:
+        """Count the bytes a route manages to write to `path`'s client; recorded once the route
+        ends (finished, or the client hung up: the write that found it gone raised)."""
+        written = [0]
+        try:
+            yield written
+        finally:
+            with self.finished:
+                self.written[path] = written[0]
+                self.finished.notify_all()
+
+    def written_to(self, path: str) -> int:
+        """The bytes written to `path`'s client, once its route has ended."""
+        with self.finished:
+            assert self.finished.wait_for(lambda: path in self.written, timeout=60), f"{path} never ended"
+            return self.written[path]
+
     def stop(self) -> None:
+        self.release.set()
         self.shutdown()
         self.server_close()
 
@@ -153,9 +184,13 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def base(server: Server) -> str:
+def base(server: Server) -> Iterator[str]:
     server.seen.clear()
-    return f"http://127.0.0.1:{server.port}"
+    server.written.clear()
+    server.release.clear()
+    server.answered_slow.clear()
+    yield f"http://127.0.0.1:{server.port}"
+    server.release.set()  # a slow route still holding on ends now: no thread outlives its test
 
 
 @pytest.fixture(autouse=True)
@@ -224,19 +259,36 @@ def test_an_address_the_host_does_not_have_is_the_callers_422(base: str) -> None
     assert "HTTP 404 (Not Found)" in info.value.message
 
 
-def test_slow_response_times_out(base: str) -> None:
+def test_slow_response_times_out(base: str, server: Server) -> None:
+    """The peer never answers while the test runs: the fetcher gives up on its own read timeout,
+    long before the fetcher's default read timeout (what an ignored setting would wait)."""
     start = time.monotonic()
     with pytest.raises(UpstreamTimeout) as info:
         make(read_timeout=0.3).fetch(f"{base}/slow")
     assert info.value.status == 504
-    assert time.monotonic() - start < 0.9
+    assert not server.answered_slow.is_set()  # it gave up while the peer held its answer back
+    assert time.monotonic() - start < HttpImageFetcher().read_timeout  # 10 s: 0.3 s governed, with room
 
 
-def test_slow_drip_is_stopped_by_the_overall_deadline(base: str) -> None:
-    start = time.monotonic()
+def test_slow_drip_is_stopped_by_the_overall_deadline(base: str, server: Server) -> None:
+    """Each byte comes in far less than the read timeout, so only the 0.5 s deadline stops the
+    download: the peer, dripping for SLOW_PEER_S, finds the client gone long before its end.
+    Without the deadline the body would end short (UpstreamError) after SLOW_PEER_S."""
     with pytest.raises(UpstreamTimeout):
-        make(read_timeout=0.3, deadline=0.5).fetch(f"{base}/drip")
-    assert time.monotonic() - start < 1.2
+        make(read_timeout=5.0, deadline=0.5).fetch(f"{base}/drip")
+    assert server.written_to("/drip") < SLOW_PEER_S / 0.05 / 2
+
+
+def test_streamed_body_without_length_is_cut_at_the_cap(base: str, server: Server) -> None:
+    assert len(make(max_bytes=200_000).fetch(f"{base}/stream/200000")) == 200_000
+    assert server.written_to("/stream/200000") == 200_000
+    with pytest.raises(ImageTooLarge):
+        make(max_bytes=199_999).fetch(f"{base}/stream/200000")
+    with pytest.raises(ImageTooLarge):  # 2 GB offered; we hang up right after 100 kB
+        make(max_bytes=100_000).fetch(f"{base}/stream/{2 * 1024**3}")
+    # The peer could write no more than the sockets' buffers hold (a few MB) past what was read:
+    # a client that read (or drained) the rest would have taken all 2 GB.
+    assert server.written_to(f"/stream/{2 * 1024**3}") < 64 * 1024**2
 
 
 def test_large_content_length_is_refused_before_reading(base: str) -> None:
@@ -249,16 +301,6 @@ def test_content_length_cap_is_inclusive(base: str) -> None:
     assert make(max_bytes=len(IMAGE)).fetch(f"{base}/image") == IMAGE
     with pytest.raises(ImageTooLarge):
         make(max_bytes=len(IMAGE) - 1).fetch(f"{base}/image")
-
-
-def test_streamed_body_without_length_is_cut_at_the_cap(base: str) -> None:
-    assert len(make(max_bytes=200_000).fetch(f"{base}/stream/200000")) == 200_000
-    with pytest.raises(ImageTooLarge):
-        make(max_bytes=199_999).fetch(f"{base}/stream/200000")
-    start = time.monotonic()
-    with pytest.raises(ImageTooLarge):  # 2 GB offered; we stop right after 100 kB
-        make(max_bytes=100_000).fetch(f"{base}/stream/{2 * 1024**3}")
-    assert time.monotonic() - start < 2
 
 
 @pytest.mark.parametrize("path", ["/hangup", "/truncated"])
