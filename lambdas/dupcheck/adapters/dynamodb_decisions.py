@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dupcheck.adapters.dynamodb_jobs import JobsTable, _code, _s, _str
+from dupcheck.adapters.dynamodb_jobs import JobsTable, _s, _str
 from dupcheck.core.decisions import Decision, RemovedCopy
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.models import HashRecord
@@ -113,23 +113,18 @@ class DynamoDBDuplicateDecisions(JobsTable):
         return sorted(found, key=lambda d: (d.created_at, d.decision_id), reverse=True)
 
     def take_back(self, decision_id: str, at: str) -> tuple[Decision, list[RemovedCopy]] | None:
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name, Key=_key(decision_id, DECISION), UpdateExpression="SET undone_at = :at",
-                ConditionExpression="attribute_exists(decision_id) AND attribute_not_exists(undone_at)",
-                ExpressionAttributeValues={":at": _s(at)}, ReturnValues="ALL_NEW",
-            )  # fmt: skip
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            self._raise(exc, "UpdateItem")
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB UpdateItem failed: {type(exc).__name__}") from exc
+        attributes = self._updated({
+            "TableName": self.table_name, "Key": _key(decision_id, DECISION), "UpdateExpression": "SET undone_at = :at",
+            "ConditionExpression": "attribute_exists(decision_id) AND attribute_not_exists(undone_at)",
+            "ExpressionAttributeValues": {":at": _s(at)},
+        })  # fmt: skip
+        if attributes is None:
+            return None
         copies = self._items(decision_id, COPY)
         self._write([{"DeleteRequest": {"Key": _key(decision_id, _str(item, "item"))}} for item in copies])
         kept = [RemovedCopy(HashRecord.from_dict(json.loads(_str(item, "record"))), bytes(item["thumbnail"]["B"]))
                 for item in copies]  # fmt: skip
-        return _decision(answer["Attributes"]), kept
+        return _decision(attributes), kept
 
     # -- pieces ------------------------------------------------------------------------------
 

@@ -117,6 +117,20 @@ class JobsTable:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB {action} on {self.table_name!r} failed: {type(exc).__name__}") from exc
 
+    def _updated(self, request: Mapping[str, Any]) -> dict[str, Any] | None:
+        """update_item (`request`: its arguments, the table's name among them): the item's new
+        attributes, or None when the request's condition did not hold."""
+        try:
+            answer = self.client.update_item(**request, ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return None
+            self._raise(exc, "UpdateItem")
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB UpdateItem failed: {type(exc).__name__}") from exc
+        attributes: dict[str, Any] = answer["Attributes"]
+        return attributes
+
     def _raise(self, exc: ClientError, action: str) -> NoReturn:
         """StoreUnavailable (503) for "try again later"; anything else is a bug, raised as it is."""
         if _code(exc) in _UNAVAILABLE_CODES:
@@ -303,20 +317,12 @@ class DynamoDBImportJobs(JobsTable):
 
     def _update(self, job_id: str, update: str, condition: str, values: Mapping[str, Any]) -> ImportJob | None:
         names = {n: n[1:] for n in ("#status", "#rows", "#error") if n in update or n in condition}
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name, Key=_key(job_id, JOB), UpdateExpression=update,
-                ConditionExpression=f"attribute_exists(job_id) AND ({condition})",
-                ExpressionAttributeValues=dict(values), ReturnValues="ALL_NEW",
-                **({"ExpressionAttributeNames": names} if names else {}),
-            )  # fmt: skip
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            self._raise(exc, "UpdateItem")
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB UpdateItem failed: {type(exc).__name__}") from exc
-        return _job(answer["Attributes"])
+        attributes = self._updated({
+            "TableName": self.table_name, "Key": _key(job_id, JOB), "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(job_id) AND ({condition})",
+            "ExpressionAttributeValues": dict(values), **({"ExpressionAttributeNames": names} if names else {}),
+        })  # fmt: skip
+        return None if attributes is None else _job(attributes)
 
 
 def _outcome_writes(

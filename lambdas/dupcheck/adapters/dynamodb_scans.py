@@ -156,15 +156,8 @@ class DynamoDBScanJobs(JobsTable):
     # -- pieces ------------------------------------------------------------------------------
 
     def _update(self, request: dict[str, Any]) -> ScanJob | None:
-        try:
-            answer = self.client.update_item(**request, ReturnValues="ALL_NEW")
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            self._raise(exc, "UpdateItem")
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB UpdateItem failed: {type(exc).__name__}") from exc
-        return _job(answer["Attributes"])
+        attributes = self._updated(request)
+        return None if attributes is None else _job(attributes)
 
 
 def _names(sets: list[str]) -> dict[str, str]:
