@@ -22,6 +22,7 @@ from infra.components import (
     Api,
     DuplicateDecisions,
     DuplicateScans,
+    GateClaims,
     HashTable,
     Imports,
     SearchDomain,
@@ -133,7 +134,8 @@ class DupcheckStack(Stack):
     """Table -> stream -> stream_sync -> OpenSearch; API -> find_similar -> table + OpenSearch + thumbnails;
     imports: API -> jobs table + bucket -> starts queue -> dispatcher -> rows queue -> worker -> table + thumbnails;
     duplicate scans: API -> jobs table -> scans queue -> scan function -> report in the imports bucket;
-    decisions on duplicate groups: API -> decisions table."""
+    decisions on duplicate groups: API -> decisions table; the duplicate gate's claims: API, import worker,
+    dispatcher, stream_sync -> claims table."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DupcheckConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -152,11 +154,15 @@ class DupcheckStack(Stack):
             removal_policy=RemovalPolicy.DESTROY if config.profile == "dev" else RemovalPolicy.RETAIN,
         )
 
-        env = function_environment(
-            config=config,
-            table_name=hashes.table.table_name,
-            opensearch_endpoint=search.endpoint,
-            thumbnail_bucket=thumbnails.bucket.bucket_name,
+        claims = GateClaims(self, "GateClaims")
+        env = (
+            function_environment(
+                config=config,
+                table_name=hashes.table.table_name,
+                opensearch_endpoint=search.endpoint,
+                thumbnail_bucket=thumbnails.bucket.bucket_name,
+            )
+            | claims.environment
         )
         code = dupcheck_code()  # one asset, bound by every function
         imports = Imports(
@@ -203,6 +209,9 @@ class DupcheckStack(Stack):
         hashes.table.grant(sync.function, "dynamodb:Query", "dynamodb:GetItem")
         scans.grant_api(api.function)
         decisions.grant_api(api.function)
+        # The gate's claims: the writers claim and commit (API, import worker), the dispatcher holds an
+        # import's kept pictures, stream_sync confirms what it indexed and lets kept pictures go.
+        claims.grant(api.function, imports.worker, imports.dispatcher, sync.function)
         # The import worker reads the index too: its duplicate gate looks each row up as find_similar does.
         search.allow_roles(_role(api.function), _role(sync.function), _role(imports.worker),
                            *(_role(f) for f in product_functions))  # fmt: skip

@@ -4,6 +4,7 @@ from infra.components.alarms import Alarms
 from infra.components.api import Api
 from infra.components.decisions import DuplicateDecisions
 from infra.components.duplicate_scans import DuplicateScans
+from infra.components.gate_claims import GateClaims
 from infra.components.hash_table import HashTable
 from infra.components.imports import Imports
 from infra.components.products import SimilarProducts
@@ -12,6 +13,6 @@ from infra.components.stream_sync import StreamSync
 from infra.components.thumbnail_bucket import ThumbnailBucket
 
 __all__ = [
-    "Alarms", "Api", "DuplicateDecisions", "DuplicateScans", "HashTable", "Imports", "SearchDomain", "SimilarProducts",
-    "StreamSync", "ThumbnailBucket",
+    "Alarms", "Api", "DuplicateDecisions", "DuplicateScans", "GateClaims", "HashTable", "Imports", "SearchDomain",
+    "SimilarProducts", "StreamSync", "ThumbnailBucket",
 ]  # fmt: skip

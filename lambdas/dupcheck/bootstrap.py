@@ -7,6 +7,7 @@ stores here too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from functools import cache
 from pathlib import Path
@@ -15,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from dupcheck.core import imaging
 from dupcheck.core.decisions import DuplicateDecisions
-from dupcheck.core.gate import OnDuplicate
+from dupcheck.core.gate import Gate, OnDuplicate
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.import_runs import Dispatcher, RowImporter
 from dupcheck.core.imports import ImportService, ImportStarter
@@ -25,6 +26,7 @@ from dupcheck.core.products import Embedder, EmbeddingModel, ProductIndex, Produ
 from dupcheck.core.scans import ScanService, ScanStarter
 from dupcheck.core.service import DupcheckService, Observer
 from dupcheck.core.settings import Settings, SettingsError
+from dupcheck.core.writer import RecordWriter
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,36 @@ def build_store(settings: Settings) -> RecordStore:
     return SqliteRecordStore(settings.sqlite_path)
 
 
+def build_gate(settings: Settings, store: RecordStore) -> Gate:
+    """The duplicate gate's claims (core/gate.py): in the records' SQLite file, or on AWS the claims
+    table written with the records table (without one, a check sees only what the index holds)."""
+    if settings.store == "dynamodb":
+        from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
+
+        if not settings.claims_table or not isinstance(store, DynamoDBRecordStore):
+            log.warning("no claims table (DUPCHECK_CLAIMS_TABLE): concurrent writes of one picture are not guarded")
+            return Gate()
+        from dupcheck.adapters.dynamodb_claims import DynamoDBClaims
+
+        return Gate(DynamoDBClaims.from_settings(settings, store))
+    from dupcheck.adapters.sqlite_store import SqliteRecordStore
+
+    if isinstance(store, SqliteRecordStore):
+        from dupcheck.adapters.sqlite_claims import SqliteClaims
+
+        return Gate(SqliteClaims(store))
+    return Gate()
+
+
+def build_writer(
+    settings: Settings, store: RecordStore, *, thumbnails: ThumbnailStore | None, products: ProductIndex | None
+) -> RecordWriter:
+    """The write path of a batch tool (backfill, migrate, reindex: core/writer.py) into `store`: with
+    the gate's claims, and locally the kept pictures; the index follows the store by itself."""
+    return RecordWriter(store, thumbnails=thumbnails, products=products, claims=build_gate(settings, store).claims,
+                        kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None)  # fmt: skip
+
+
 def build_thumbnails(settings: Settings) -> ThumbnailStore | None:
     """Where thumbnails live beside the records: a SQLite file in the data dir, or the S3 bucket
     of a DynamoDB deployment (None without one: no thumbnails are kept and the look-alike check
@@ -119,6 +151,7 @@ def build_index(
 
     if isinstance(store, KeyedHashRows):
         index = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits, resolve_ids=store.ids_for_keys)
+        index.follow(store, pipeline.reads)
         if not load:
             index.expect_load()
             return index
@@ -232,7 +265,15 @@ def build_kept_pictures(settings: Settings, store: RecordStore) -> KeptPictures 
     images = build_kept_images(settings)
     if images is None:
         return None
-    return KeptPictures(images, store if isinstance(store, KeptImageUses) else None)
+    uses: KeptImageUses | None = store if isinstance(store, KeptImageUses) else None
+    claims = build_gate(settings, store).claims if settings.store == "dynamodb" else None
+    if claims is not None:
+        from dupcheck.adapters.dynamodb_claims import DynamoDBClaims, DynamoDBKeptUses
+        from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
+
+        if isinstance(claims, DynamoDBClaims) and isinstance(store, DynamoDBRecordStore):
+            uses = DynamoDBKeptUses(store, claims)  # exact uses and pins, guarded deletes
+    return KeptPictures(images, uses)
 
 
 class _WaitForTheServer:
@@ -264,6 +305,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
             starter=starter or SqsImportStarter.from_settings(settings),
             max_catalog_bytes=settings.max_catalog_bytes,
             on_duplicate=OnDuplicate(settings.on_duplicate),
+            pictures=build_kept_pictures(settings, build_store(settings)),
         )
     from dupcheck.adapters.local_files import LocalCatalogFiles
     from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
@@ -274,6 +316,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
         starter=starter or _WaitForTheServer(),
         max_catalog_bytes=settings.max_catalog_bytes,
         on_duplicate=OnDuplicate(settings.on_duplicate),
+        pictures=build_kept_pictures(settings, build_store(settings)),
     )
 
 
@@ -364,6 +407,7 @@ def build_service(
         products=products,
         kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None,
         on_duplicate=OnDuplicate(settings.on_duplicate),
+        gate=build_gate(settings, store),
     )
     if observe is not None:
         service.observe = observe
@@ -383,19 +427,17 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         fetch_catalog=build_catalog_fetcher(settings).fetch,
         max_catalog_bytes=settings.max_catalog_bytes,
         continue_later=SqsImportStarter.from_settings(settings).continue_later,
+        pictures=build_kept_pictures(settings, build_store(settings)),
     )
 
 
-def build_row_importer(
-    settings: Settings, *, store: RecordStore | None = None, thumbnails: ThumbnailStore | None = None
-) -> RowImporter:
-    """What the import worker imports rows with: the record store and the thumbnails beside it,
-    the safe fetcher, the pipeline."""
+def build_row_importer(settings: Settings, service: DupcheckService) -> RowImporter:
+    """What the import worker imports rows with: the service's write path (its store, thumbnails
+    and gate claims; the index is the stream's to update), the safe fetcher, the pipeline."""
     configure_decoding(settings)
     return RowImporter(
-        store=store or build_store(settings),
+        writer=dataclasses.replace(service.writer, index=None),
         fetcher=build_fetcher(settings),
         pipeline=get_pipeline(),
         max_pixels=settings.max_image_pixels,
-        thumbnails=thumbnails if thumbnails is not None else build_thumbnails(settings),
     )

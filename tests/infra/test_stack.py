@@ -106,8 +106,9 @@ def routes(template: Template) -> dict[tuple[str, str], dict]:
 
 
 def test_table_key_billing_pitr_stream_encryption_retain(template: Template) -> None:
-    # The records; the import jobs (test_imports_infra.py); the decisions (test_decisions_infra.py).
-    template.resource_count_is("AWS::DynamoDB::Table", 3)
+    # The records; the import jobs (test_imports_infra.py); the decisions (test_decisions_infra.py); the gate's
+    # claims (test_claims_infra.py).
+    template.resource_count_is("AWS::DynamoDB::Table", 4)
     template.has_resource(
         "AWS::DynamoDB::Table",
         {
@@ -285,6 +286,7 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
     table = records_table(template)
     domain = logical_id(template, "AWS::OpenSearchService::Domain")
     bucket = thumbnail_bucket(template)
+    claims = owned(template, "AWS::DynamoDB::Table", "GateClaims")
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
     if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs, starts scans, keeps decisions (their tests)
         env = {k: v for k, v in env.items() if "IMPORT" not in k and "SCANS" not in k and "DECISIONS" not in k}
@@ -295,6 +297,7 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
         Settings.env_name("store"): "dynamodb",
         Settings.env_name("index"): "opensearch",
         Settings.env_name("table_name"): {"Ref": table},
+        Settings.env_name("claims_table"): {"Ref": claims},
         Settings.env_name("thumbnail_bucket"): {"Ref": bucket},
         Settings.env_name("opensearch_endpoint"): {"Fn::GetAtt": [domain, "DomainEndpoint"]},
         Settings.env_name("opensearch_index"): "dupcheck-hashes",
@@ -385,8 +388,9 @@ def test_stream_sync_reads_the_stream_and_writes_the_dlq(template: Template) -> 
         str({"Fn::GetAtt": [table, "StreamArn"]})
     ]
     assert "sqs:SendMessage" in by_resource[str({"Fn::GetAtt": [dlq, "Arn"]})]
-    # stream_sync never writes the table.
-    assert not any("dynamodb:PutItem" in actions(s) for s in statements)
+    # stream_sync never writes the records table (the claims table it does: test_claims_infra.py).
+    records = str({"Fn::GetAtt": [table, "Arn"]})
+    assert not any("dynamodb:PutItem" in actions(s) and records in str(s["Resource"]) for s in statements)
 
 
 # ---------------------------------------------------------------- stream -> stream_sync

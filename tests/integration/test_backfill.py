@@ -286,8 +286,9 @@ def test_hashing_jobs_carry_the_images_waiting_up_to_a_count_and_a_size(settings
     pool = RecordingPool()
     engine, written = dispatch(settings, tmp_path, pool, [b"x"] * (2 * HASH_BATCH + 1))
     assert pool.jobs == [["E0", "E1", "E2", "E3"], ["E4", "E5", "E6", "E7"], ["E8"]]
-    assert [(kind, row.entity_id, record) for kind, row, record in written] == [
-        ("done", f"E{i}", f"E{i}") for i in range(2 * HASH_BATCH + 1)
+    assert [(kind, row.entity_id, record, claim) for kind, row, record, claim in written] == [
+        ("done", f"E{i}", f"E{i}", None)
+        for i in range(2 * HASH_BATCH + 1)  # no gate: written without a claim
     ]
     # Large pictures: a job closes once it holds HASH_BATCH_BYTES; one larger image goes alone.
     pool = RecordingPool()

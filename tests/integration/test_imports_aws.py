@@ -24,7 +24,7 @@ from support.catalogs import gate_catalog, good_rows
 from support.fakes import load_event
 from support.image_server import ImageServer, Reply
 
-RECORDS, JOBS, BUCKET = "dupcheck-records", "dupcheck-imports", "dupcheck-imports"
+RECORDS, JOBS, BUCKET, CLAIMS = "dupcheck-records", "dupcheck-imports", "dupcheck-imports", "dupcheck-claims"
 
 
 @dataclass
@@ -108,18 +108,20 @@ class Aws:
 def aws(mock_aws_env: None, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, tmp_path: Any) -> Iterator[Aws]:
     import boto3
 
+    from dupcheck.adapters.dynamodb_claims import create_claims_table
     from dupcheck.adapters.dynamodb_jobs import create_jobs_table
     from dupcheck.adapters.dynamodb_store import create_table
 
     ddb, s3, sqs = (boto3.client(name, region_name="us-east-1") for name in ("dynamodb", "s3", "sqs"))
     create_table(ddb, RECORDS, wait=False)
     create_jobs_table(ddb, JOBS)
+    create_claims_table(ddb, CLAIMS, wait=False)
     s3.create_bucket(Bucket=BUCKET)
     starts, rows = (sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("import-starts", "import-rows"))
     for name, value in {
         "STORE": "dynamodb", "INDEX": "local", "TABLE_NAME": RECORDS, "IMPORTS_TABLE": JOBS, "IMPORTS_BUCKET": BUCKET,
         "IMPORT_STARTS_QUEUE_URL": starts, "IMPORT_ROWS_QUEUE_URL": rows, "ALLOW_LOOPBACK_URLS": "true",
-        "DATA_DIR": str(tmp_path),
+        "DATA_DIR": str(tmp_path), "CLAIMS_TABLE": CLAIMS,
     }.items():  # fmt: skip
         monkeypatch.setenv(f"DUPCHECK_{name}", value)
     modules = [importlib.reload(importlib.import_module(f"dupcheck.handlers.{name}"))

@@ -417,3 +417,23 @@ def test_the_command_pauses_cyclic_gc_and_its_lines_leave_no_cycles_behind(
     assert large - small < 50  # a cycle per line would leave thousands more
     code, _ = run(capsys, "--data-dir", str(tmp_path / "d"), "import", str(tmp_path / "c200.jsonl"), "--no-progress")
     assert code == 1 and seen == [False, False, False] and gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        "entity_id,sku,image_url\nA,S,https://shop.test/a.jpg\n",
+        '{"entity_id": "A", "sku": "S", "image_url": "https://shop.test/a.jpg"}\n',
+    ],
+)
+def test_import_of_a_catalog_says_which_command_imports_it(tmp_path: Path, capsys: Any, catalog: str) -> None:
+    """A catalog is not an export file: every row would fail as a record. Nothing is read as one;
+    the answer names the command that imports a catalog as the web app does."""
+    file = tmp_path / "catalog.csv"
+    file.write_text("\n\n" + catalog)
+    code = main(["--data-dir", str(tmp_path / "d"), "import", str(file)])
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert code == 2 and error["code"] == "usage"
+    assert f"backfill --catalog {file}" in error["message"] and "--on-duplicate" in error["message"]
+    assert not (tmp_path / "d" / "dupcheck.sqlite3").exists() or SqliteRecordStore(
+        tmp_path / "d" / "dupcheck.sqlite3").count() == 0  # fmt: skip

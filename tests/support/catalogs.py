@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageOps
 
 from dupcheck_tools.samples import encode, product_image
 from support.image_server import ImageServer
@@ -29,6 +30,25 @@ def good_rows(image_server: ImageServer, n: int, start: int = 0) -> list[tuple[s
 def turned(picture: Image.Image, degrees: float = 5.0) -> Image.Image:
     """A picture turned a few degrees, its corners filled with its own background."""
     return picture.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=picture.getpixel((0, 0)))
+
+
+# Pictures whose edited copies (`edited_copies`) the service calls duplicates of each other, every
+# pair both ways: what the gate's promise is about (tests/unit/test_gate.py checks the first).
+MUTUAL_SEEDS = (923, 924, 928, 930)
+
+
+def edited_copies(seed: int) -> list[Image.Image]:
+    """Eight copies of one picture, each edited another way: cropped 4% a side, turned 3 degrees,
+    mirrored, padded, a badge over a corner, half the size, JPEG quality 50, and as it is."""
+    a = product_image(seed, (480, 400))
+    width, height = a.size
+    padded = Image.new("RGB", (width + 80, height + 80), (255, 255, 255))
+    padded.paste(a, (40, 40))
+    badge = a.copy()
+    ImageDraw.Draw(badge).rectangle((10, height - 60, 200, height - 20), fill=(200, 0, 0))
+    return [a.crop((width // 25, height // 25, width - width // 25, height - height // 25)), turned(a, 3.0),
+            ImageOps.mirror(a), padded, badge, a.resize((width // 2, height // 2)),
+            Image.open(io.BytesIO(encode(a, "JPEG", quality=50))).convert("RGB"), a]  # fmt: skip
 
 
 @dataclass

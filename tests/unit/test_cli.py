@@ -60,12 +60,16 @@ def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, cata
     code, record = run(
         capsys, "--data-dir", data, "add", "--entity-id", "A1", "--sku", "MH01", str(catalog / "SKU-1.jpg")
     )
-    assert code == ExitCode.OK and record["entity_id"] == "A1" and record["image_url"].startswith("file://")
+    assert code == ExitCode.OK and record["entity_id"] == "A1"
+    # A file has no address the web app can show: its picture is kept, served by the local server.
+    name = record["image_url"].removeprefix("http://127.0.0.1:8000/images/")
+    assert (tmp_path / "data" / "images" / name[:2] / name).is_file()
     assert "features" not in record  # ~5 KB of base64 views nobody reads, unless asked for
     code, record = run(capsys, "--data-dir", data, "add", "--features", "--entity-id", "A1", str(catalog / "SKU-1.jpg"))
     assert code == ExitCode.OK and record["features"] and record["hash"]
     code, removed = run(capsys, "--data-dir", data, "remove", "A1")
     assert code == ExitCode.OK and removed == {"removed": "A1"}
+    assert not (tmp_path / "data" / "images" / name[:2] / name).exists()  # it went with its last record
     code, error = run(capsys, "--data-dir", data, "remove", "A1")
     assert code == ExitCode.FAILED and error["error"]["code"] == "not_found"
 

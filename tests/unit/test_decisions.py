@@ -249,3 +249,34 @@ def test_annotate_settles_only_the_pairs_a_decision_covers() -> None:
 
 def test_a_cell_that_would_be_a_formula_is_text() -> None:
     assert [safe_cell(v) for v in ("=1+1", "@x", "-2", "plain", 3)] == ["'=1+1", "'@x", "'-2", "plain", 3]
+
+
+def test_a_decision_naming_a_record_not_in_the_catalog_or_a_misspelt_field_stores_nothing(app: Any) -> None:
+    status, refused = post(app, {"decision": "keep", "item": "A", "others": ["A-copy", "NOPE"], "remove_others": True})
+    assert (status, refused["error"]["code"]) == (404, "not_found") and "'NOPE'" in refused["error"]["message"]
+    status, refused = post(app, {"decision": "keep", "item": "A", "others": ["A-copy"], "remove_other": True})
+    assert (status, refused["error"]["code"]) == (400, "unknown_parameter")
+    assert "'remove_other'" in refused["error"]["message"] and "remove_others" in refused["error"]["message"]
+    status, refused = post(app, {"decision": "not_duplicate", "item": "A", "others": ["B"], "remove_others": True})
+    assert (status, refused["error"]["code"]) == (400, "unknown_parameter")  # not_duplicate removes nothing
+    assert call(app, event("GET", "/duplicates/decisions"))[1]["decisions"] == []
+    assert call(app, event("GET", "/items/A-copy"))[0] == 200
+
+
+def test_a_keep_whose_record_went_meanwhile_removes_nothing_and_is_forgotten(app: Any, catalog: Any) -> None:
+    """Between reading the group and removing, the record to keep was removed (an opposite decision):
+    the removal is conditional on it, so nothing is removed and the decision is not kept."""
+    from dupcheck.core.decisions import DecisionService
+    from dupcheck.core.errors import Conflict
+
+    removing = catalog.store.delete_keeping
+
+    def meanwhile(entity_ids: list[str], keep: str) -> Any:
+        catalog.store.delete(keep)  # the other decision's removal lands first
+        return removing(entity_ids, keep)
+
+    catalog.store.delete_keeping = meanwhile
+    with pytest.raises(Conflict, match="no longer in the catalog"):
+        DecisionService(catalog.decisions, catalog).decide(DecisionKind.KEEP, "A", ["A-copy"], remove_others=True)
+    assert catalog.store.get("A-copy") is not None  # not removed
+    assert catalog.decisions.page(10)[0] == []  # and the decision forgotten

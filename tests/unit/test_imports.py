@@ -39,6 +39,7 @@ from dupcheck.core.imports import (
 from dupcheck.core.kept_images import KeptImagesFetcher, image_name, kept_name
 from dupcheck.core.models import utc_now
 from dupcheck.core.service import build_entry
+from dupcheck.core.writer import RecordWriter
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 
@@ -409,7 +410,7 @@ def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
     new, slow, gone = (f"https://shop.test/{name}.jpg" for name in ("new", "slow", "gone"))
     fetcher = FakeFetcher({url: picture, new: picture}, errors={
         slow: UpstreamTimeout("too slow"), gone: status_error(404)})  # fmt: skip
-    importer = RowImporter(store, fetcher, pipeline, max_pixels=10**8)  # type: ignore[arg-type]
+    importer = RowImporter(RecordWriter(store), fetcher, pipeline, max_pixels=10**8)  # type: ignore[arg-type]
     batch = [
         CatalogRow(1, "OLD", "S", url),
         CatalogRow(2, "OLD", "S2", url),
@@ -466,7 +467,8 @@ def test_the_worker_keeps_thumbnails_before_records_and_rehashes_a_record_withou
     a, b = pictures
     store, thumbnails = LoggedStore(), Thumbnails(log)
     fetcher = FakeFetcher(pictures)
-    importer = RowImporter(store, fetcher, pipeline, max_pixels=10**8, thumbnails=thumbnails)  # type: ignore[arg-type]
+    importer = RowImporter(RecordWriter(store, thumbnails=thumbnails), fetcher, pipeline,  # type: ignore[arg-type]
+                           max_pixels=10**8)  # fmt: skip
     results = importer.import_rows([CatalogRow(1, "A", "", a), CatalogRow(2, "B", "", b)], final=lambda row: False)
     assert [r.outcome for r in results] == [Outcome.DONE, Outcome.DONE]  # type: ignore[union-attr]
     assert log == ["thumbnail A", "thumbnail B", "record A", "record B"]

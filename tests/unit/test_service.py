@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from PIL import ImageOps
 
@@ -158,13 +160,13 @@ def test_register_keeps_the_thumbnail_before_the_record_and_remove_deletes_it(
     log: list[str] = []
     thumbnails = _Recording(log)
     service = build_service(settings, fetcher=FakeFetcher(images), thumbnails=thumbnails)
-    put = service.store.put
+    write_rows = service.store.write_rows  # type: ignore[attr-defined]  # SQLite: every record write ends here
 
-    def logged_put(record: HashRecord) -> None:
-        log.append(f"record {record.entity_id}")
-        put(record)
+    def logged_write(conn: Any, records: list[HashRecord], **options: Any) -> Any:
+        log.extend(f"record {record.entity_id}" for record in records)
+        return write_rows(conn, records, **options)
 
-    service.store.put = logged_put  # type: ignore[method-assign]
+    service.store.write_rows = logged_write  # type: ignore[attr-defined]
     record = service.register("E1", "SKU1", "https://img.test/1.jpg")
     assert log == ["thumbnail E1", "record E1"]
     assert Thumbnail.decode(thumbnails.kept["E1"]).hash == record.hash  # type: ignore[union-attr]

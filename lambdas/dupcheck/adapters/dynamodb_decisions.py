@@ -126,6 +126,12 @@ class DynamoDBDuplicateDecisions(JobsTable):
                 for item in copies]  # fmt: skip
         return _decision(attributes), kept
 
+    def withdraw(self, decision_id: str) -> None:
+        """Forget a decision whose removal could not happen (its kept record went meanwhile)."""
+        self._call("delete_item", Key=_key(decision_id, DECISION))  # first: no longer listed, whatever is left
+        rest = self._items(decision_id, "")
+        self._write([{"DeleteRequest": {"Key": _key(decision_id, _str(item, "item"))}} for item in rest])
+
     # -- pieces ------------------------------------------------------------------------------
 
     def _items(self, decision_id: str, prefix: str) -> list[Mapping[str, Any]]:

@@ -53,6 +53,7 @@ KEPT_IMAGE_INDEX = "by_kept_image"
 # DynamoDB API limits (documented service quotas, not tunables).
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
+TRANSACT_LIMIT = 100  # actions in one TransactWriteItems
 # A catalog search filters a Scan: it reads at most this many items per request (~9 MB, a few
 # seconds) and answers what it found with a cursor to go on from, so a rare term cannot hold a
 # request until API Gateway's 29 s are up.
@@ -289,6 +290,13 @@ class DynamoDBRecordStore:
         item = response.get("Item")
         return item_to_record(item) if item else None
 
+    def get_consistent(self, entity_id: str) -> HashRecord | None:
+        """`get`, strongly consistent whatever the store's setting (the gate's reads)."""
+        response = self._call("GetItem", self._client.get_item, TableName=self.table_name, Key=key_of(entity_id),
+                              ConsistentRead=True)  # fmt: skip
+        item = response.get("Item")
+        return item_to_record(item) if item else None
+
     def put(self, record: HashRecord) -> None:
         self._call("PutItem", self._client.put_item, TableName=self.table_name, Item=record_to_item(record))
 
@@ -318,6 +326,40 @@ class DynamoDBRecordStore:
             ReturnValues="ALL_OLD",
         )
         return bool(response.get("Attributes"))
+
+    def delete_keeping(self, entity_ids: Sequence[str], keep: str) -> list[str] | None:
+        """Delete these records only while `keep` exists (a keep decision's removal): one
+        TransactWriteItems, a ConditionCheck on `keep` and a conditional Delete of each record that
+        still exists (TRANSACT_LIMIT - 1 at a time: each chunk checks `keep` again). The ids deleted;
+        None when `keep` was gone before any was."""
+        unique = [e for e in dict.fromkeys(entity_ids) if e != keep]
+        deleted: list[str] = []
+        for chunk in _chunks(unique, TRANSACT_LIMIT - 1):
+            present = [e for e in chunk if self.get_consistent(e) is not None]
+            while present:
+                actions: list[dict[str, Any]] = [{"ConditionCheck": {
+                    "TableName": self.table_name, "Key": key_of(keep), "ConditionExpression": "attribute_exists(#k)",
+                    "ExpressionAttributeNames": {"#k": KEY}}}]  # fmt: skip
+                actions += [{"Delete": {"TableName": self.table_name, "Key": key_of(e),
+                                        "ConditionExpression": "attribute_exists(#k)",
+                                        "ExpressionAttributeNames": {"#k": KEY}}} for e in present]  # fmt: skip
+                try:
+                    self._client.transact_write_items(TransactItems=actions)
+                except ClientError as exc:
+                    reasons = exc.response.get("CancellationReasons") or []
+                    failed = [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
+                    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not failed:
+                        raise self._unavailable(exc, "TransactWriteItems") from exc
+                    if 0 in failed:
+                        return deleted or None  # `keep` is gone: nothing more is removed
+                    gone = {present[i - 1] for i in failed}  # removed by someone else meanwhile
+                    present = [e for e in present if e not in gone]
+                    continue
+                except BotoCoreError as exc:
+                    raise self._unavailable(exc, "TransactWriteItems") from exc
+                deleted += present
+                break
+        return deleted
 
     # -- batches ------------------------------------------------------------------------------
 

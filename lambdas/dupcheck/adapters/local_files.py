@@ -5,6 +5,8 @@ gzipped); `images/<ab>/<sha256>.<ext>` the pictures kept for records without a p
 (core/kept_images.py), fanned out by the name's first two characters so no folder grows huge.
 Every file is written to a temporary name and renamed, so a reader never sees half a file. A kept
 picture's modification time is when it was last kept: the sweep's clock for pictures no record uses.
+The pictures' lock (core/kept_images.py) is a file lock on `images.lock` beside the folder, so the command line, a
+server and its workers take the same one; the kernel lets it go when its holder dies.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # Windows: one process's threads are ordered, other processes are not
+    fcntl = None  # type: ignore[assignment]
 
 from dupcheck.core.errors import NotFound, StoreUnavailable
 from dupcheck.core.imports import check_job_id
@@ -64,9 +72,58 @@ class LocalCatalogFiles:
             self._path(job_id).unlink()
 
 
+class FileLock:
+    """A lock of threads (re-entrant) and of processes (flock on `path`), one per file in a
+    process: flock excludes two descriptors of one process as it does two processes."""
+
+    _made: dict[Path, FileLock] = {}
+    _making = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd = -1
+
+    @classmethod
+    def of(cls, path: Path) -> FileLock:
+        key = path.resolve()
+        with cls._making:
+            return cls._made.setdefault(key, cls(key))
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads:
+            if self._depth == 0 and fcntl is not None:
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                    fcntl.flock(self._fd, fcntl.LOCK_EX)
+                except OSError as exc:
+                    if self._fd >= 0:
+                        os.close(self._fd)
+                        self._fd = -1
+                    raise StoreUnavailable(f"cannot lock the kept pictures ({self.path}): {exc}") from exc
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._fd >= 0:
+                    os.close(self._fd)  # lets the flock go
+                    self._fd = -1
+
+
 class LocalKeptImages:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._lock = FileLock.of(self.root.with_name(self.root.name + ".lock"))  # beside the pictures, not among them
+
+    def lock(self) -> contextlib.AbstractContextManager[object]:
+        return self._lock.held()
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
 
     def _path(self, name: str) -> Path:
         return self.root / name[:2] / name

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -44,6 +45,7 @@ from dupcheck.core.errors import IndexUnavailable
 from dupcheck.core.models import HashRecord, HashValue, IndexHit
 
 ResolveIds = Callable[[Sequence[int]], dict[int, str]]
+log = logging.getLogger(__name__)
 
 _GROWTH = 1.5
 SUBSTRING_BITS = 16
@@ -62,7 +64,7 @@ class KeyedHashRows(Protocol):
     """A store that keeps each record's `entity_key` (SQLite): the index loads every (key, hash)
     from it at start in one bulk read (`index_codes`: the keys and the packed hashes), without
     entity ids, and resolves the ids of its few hits through it. Its change log lets the index
-    follow other processes' writes (dupcheck_tools/local/sync.py)."""
+    follow other processes' writes (`LocalHashIndex.catch_up`)."""
 
     def index_codes(self, hash_algos: Collection[str], bits: int) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -95,10 +97,13 @@ class LocalHashIndex:
         self._tables: _RadiusTables | None = None
         # False from `expect_load` until `load` has run: a server answers while its index loads.
         self._ready = True
-        # The store's change-log version the contents reflect (load's `version`), for a follower.
+        # The store's change-log version the contents reflect (load's `version`, then its follower's):
+        # writes logged after it may not be searchable yet (core/gate.py reads them beside it).
         self.source_version: int | None = None
         # Readers run in parallel server threads; a write swaps or grows arrays under them.
         self._lock = threading.RLock()
+        self._followed: tuple[KeyedHashRows, frozenset[str]] | None = None  # `follow`'s store
+        self._catching_up = threading.Lock()  # one catch-up at a time: the follower's or a check's
 
     # -- HashIndex port ----------------------------------------------------------------------
 
@@ -147,6 +152,50 @@ class LocalHashIndex:
             self.source_version = version
             self._ready = True
         return len(keys)
+
+    # -- following the store's change log ----------------------------------------------------------
+
+    def follow(self, store: KeyedHashRows, hash_algos: Collection[str]) -> None:
+        """Keep in step with `store` (its records of these pipelines) through its change log:
+        `catch_up` applies what other writers logged since `source_version`."""
+        self._followed = (store, frozenset(hash_algos))
+
+    def catch_up(self) -> int:
+        """Apply every change the followed store logged after `source_version`, each id as it now is
+        in the store (upserted when it holds a record of the index's pipelines, else removed);
+        load or reload the whole index first when it is not loaded or fell behind the log's oldest
+        entry. How many ids were applied (0 without a followed store). Called by the server's
+        follower every half second and by the duplicate gate before it reads the writes an index
+        may not show yet (core/gate.py), so those are only what came in the last moment."""
+        if self._followed is None:
+            return 0
+        store, algos = self._followed
+        applied = 0
+        with self._catching_up:
+            if not self._ready or self.source_version is None:
+                self._reload(store, algos)
+            while True:
+                version = self.source_version or 0
+                changes, oldest = store.changes_since(version)
+                if oldest > version + 1:  # the log moved past us: some changes are gone
+                    log.warning("the index fell behind the store's change log: reloading it")
+                    self._reload(store, algos)
+                    return applied
+                if not changes:
+                    return applied
+                ids = list(dict.fromkeys(entity_id for _, entity_id in changes))
+                current = store.index_rows_for(ids, algos)
+                self.upsert_rows(current.values())
+                for entity_id in ids:
+                    if entity_id not in current:
+                        self.remove_key(entity_key(entity_id))
+                self.source_version = changes[-1][0]
+                applied += len(ids)
+
+    def _reload(self, store: KeyedHashRows, algos: Collection[str]) -> None:
+        version = store.latest_change()  # before the rows: a change in between is replayed
+        keys, codes = store.index_codes(algos, self.bits)
+        self.load_codes(keys, codes, version=version)
 
     def upsert_rows(self, rows: Iterable[tuple[int, str]]) -> None:
         """Upsert (key, hex hash) rows of records whose ids the store resolves."""

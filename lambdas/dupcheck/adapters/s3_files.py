@@ -115,6 +115,9 @@ class S3KeptImages(_Bucket):
         except BotoCoreError as exc:
             raise self._failed(exc, "PutObject", key) from exc
 
+    def exists(self, name: str) -> bool:
+        return self._unless_missing("HeadObject", IMAGES + name, lambda **_key: None)
+
     def claim(self, name: str) -> bool:
         """A record names the picture: it no longer expires. Whether it is there to claim."""
         return self._unless_missing("DeleteObjectTagging", IMAGES + name, self.client.delete_object_tagging)

@@ -104,6 +104,12 @@ class SqliteDuplicateDecisions(SqliteBookkeeping):
             conn.execute("DELETE FROM decision_copies WHERE decision_id = ?", (decision_id,))
         return _decision(row), [RemovedCopy(HashRecord.from_dict(json.loads(r)), bytes(t)) for r, t in copies]
 
+    def withdraw(self, decision_id: str) -> None:
+        """Forget a decision whose removal could not happen (its kept record went meanwhile)."""
+        with self._transaction() as conn:
+            for table in ("decisions", "decision_members", "decision_copies"):
+                conn.execute(f"DELETE FROM {table} WHERE decision_id = ?", (decision_id,))
+
 
 def _decision(row: sqlite3.Row | tuple) -> Decision:
     body, undone_at = row

@@ -126,15 +126,12 @@ class SqliteFile:
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """What a new connection needs besides the pragmas (SQL functions); nothing by default."""
 
-
-class SqliteBookkeeping(SqliteFile):
-    """A file of jobs (imports, scans): writes in IMMEDIATE transactions under the writers' lock,
-    and any SQLite failure is the store's (503, naming `what`), never a 500."""
-
-    what = "the local store"
+    what = "the local store"  # named in a failure: "the local store failed: ..."
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction under the writers' lock; any SQLite failure is the store's
+        (503, naming `what`), never a 500."""
         with self._write_lock:
             conn = self._conn()
             try:
@@ -147,6 +144,11 @@ class SqliteBookkeeping(SqliteFile):
                 if isinstance(exc, sqlite3.Error):
                     raise StoreUnavailable(f"{self.what} failed: {exc}") from exc
                 raise
+
+
+class SqliteBookkeeping(SqliteFile):
+    """A file of jobs (imports, scans): writes in IMMEDIATE transactions under the writers' lock,
+    and any SQLite failure is the store's (503, naming `what`), never a 500."""
 
     def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
         try:

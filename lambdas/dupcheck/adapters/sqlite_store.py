@@ -8,6 +8,11 @@ connection because sqlite3 connections must not be shared across threads. Each r
 NULL for the rest, indexed for those alone: whether a record still uses a kept picture is one
 lookup. A file made before the column has it added and filled when it is opened.
 
+`kept_pins` holds kept pictures for what names them outside the records (core/kept_images.py's
+KeptImagePins: a decision's copy, an import job's catalog); `uses_kept_image` counts both.
+The gate's claims live in this file too (adapters/sqlite_claims.py): a record and its claim's
+commit are one transaction.
+
 `features` is one BLOB (`pack_features`: the compact views, ~600 bytes); rows written before
 v3 hold a JSON object of base64 text there, which is still read.
 
@@ -57,6 +62,12 @@ CREATE TRIGGER IF NOT EXISTS records_updated AFTER UPDATE ON records
     BEGIN INSERT INTO changes (entity_id) VALUES (new.entity_id); END;
 CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records
     BEGIN INSERT INTO changes (entity_id) VALUES (old.entity_id); END;
+CREATE TABLE IF NOT EXISTS kept_pins (
+    name   TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    PRIMARY KEY (name, holder)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kept_pins_by_holder ON kept_pins (holder);
 """
 _COLUMNS = "entity_id, sku, image_url, hash, hash_algo, updated_at, features"
 _COMPARED = ("sku", "image_url", "hash", "hash_algo", "updated_at", "features")  # all but the key
@@ -89,6 +100,7 @@ _PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CH
 
 class SqliteRecordStore(SqliteFile):
     page_size = PAGE_SIZE  # a record is ~1.3 KB: why 16 KiB pages, adapters/sqlite_files.py
+    what = "local store"
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(path, _SCHEMA)
@@ -152,24 +164,11 @@ class SqliteRecordStore(SqliteFile):
         waits a switch interval for it: half the import's speed). Only when some were left alone
         are the stored `updated_at`s read, to tell `kept_newer` (a later stamp) from `unchanged`.
         A statement never holds an id twice, so each id's later record meets its earlier one."""
-        written = unchanged = kept_newer = 0
         with self._write_lock:
             conn = self._conn()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for run in _distinct_runs(records, _rows_per_insert(conn)):
-                    sql = _UPSERT.format(rows=",".join([_ROW_MARKS] * len(run)))
-                    sql += "" if overwrite else _UNLESS_SAME_OR_NEWER
-                    wrote = conn.execute(sql, [value for record in run for value in _row(record)]).rowcount
-                    written += wrote
-                    if wrote < len(run):
-                        stamps = dict(conn.execute(
-                            f"SELECT entity_id, updated_at FROM records WHERE entity_id IN ({_marks(run)})",
-                            [record.entity_id for record in run],
-                        ).fetchall())  # fmt: skip
-                        newer = sum(1 for record in run if written_after(stamps[record.entity_id], record.updated_at))
-                        kept_newer, unchanged = kept_newer + newer, unchanged + len(run) - wrote - newer
-                conn.execute(_PRUNE)
+                counts = self.write_rows(conn, records, overwrite=overwrite)
                 if before_commit is not None:
                     before_commit()
                 conn.execute("COMMIT")
@@ -181,6 +180,25 @@ class SqliteRecordStore(SqliteFile):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        return counts
+
+    def write_rows(self, conn: sqlite3.Connection, records: Sequence[HashRecord], *, overwrite: bool) -> PutCounts:
+        """`_upsert`'s statements, inside a transaction the caller holds on `conn` (under the
+        writers' lock): a claim's commit writes its record this way (adapters/sqlite_claims.py)."""
+        written = unchanged = kept_newer = 0
+        for run in _distinct_runs(records, _rows_per_insert(conn)):
+            sql = _UPSERT.format(rows=",".join([_ROW_MARKS] * len(run)))
+            sql += "" if overwrite else _UNLESS_SAME_OR_NEWER
+            wrote = conn.execute(sql, [value for record in run for value in _row(record)]).rowcount
+            written += wrote
+            if wrote < len(run):
+                stamps = dict(conn.execute(
+                    f"SELECT entity_id, updated_at FROM records WHERE entity_id IN ({_marks(run)})",
+                    [record.entity_id for record in run],
+                ).fetchall())  # fmt: skip
+                newer = sum(1 for record in run if written_after(stamps[record.entity_id], record.updated_at))
+                kept_newer, unchanged = kept_newer + newer, unchanged + len(run) - wrote - newer
+        conn.execute(_PRUNE)
         return PutCounts(written, unchanged, kept_newer)
 
     def delete(self, entity_id: str) -> bool:
@@ -190,6 +208,26 @@ class SqliteRecordStore(SqliteFile):
             except sqlite3.Error as exc:
                 raise _unavailable(exc) from exc
         return cursor.rowcount > 0
+
+    def delete_keeping(self, entity_ids: Sequence[str], keep: str) -> list[str] | None:
+        """Delete these records in one transaction, only while the record `keep` exists (a keep
+        decision's removal: two opposite ones at once cannot both remove). The ids deleted; None
+        when `keep` is gone (nothing deleted)."""
+        with self._write_lock:
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("SELECT 1 FROM records WHERE entity_id = ?", (keep,)).fetchone() is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                deleted = [e for e in dict.fromkeys(entity_ids)
+                           if conn.execute("DELETE FROM records WHERE entity_id = ?", (e,)).rowcount]  # fmt: skip
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _unavailable(exc) from exc
+        return deleted
 
     def scan(self, segments: int = 1) -> Iterator[HashRecord]:
         # Keyset pages: no read transaction stays open while the caller works on a page. One
@@ -228,9 +266,26 @@ class SqliteRecordStore(SqliteFile):
         return int(self._query("SELECT COUNT(*) FROM records", ())[0][0])
 
     def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
-        """Whether any record's image_url names the kept picture `name` (KeptImageUses: exact here,
-        so `just_changed` needs no second look)."""
-        return bool(self._query("SELECT 1 FROM records WHERE kept_image = ? LIMIT 1", (name,)))
+        """Whether any record's image_url names the kept picture `name`, or a pin holds it
+        (KeptImageUses: exact here, so `just_changed` needs no second look)."""
+        return bool(self._query("SELECT 1 FROM records WHERE kept_image = ? UNION ALL "
+                                "SELECT 1 FROM kept_pins WHERE name = ? LIMIT 1", (name, name)))  # fmt: skip
+
+    def pin_kept(self, names: Collection[str], holder: str) -> None:
+        """KeptImagePins: hold these kept pictures for `holder` (idempotent)."""
+        self._write("INSERT OR IGNORE INTO kept_pins (name, holder) VALUES (?, ?)", [(n, holder) for n in names])
+
+    def unpin_kept(self, holder: str) -> None:
+        self._write("DELETE FROM kept_pins WHERE holder = ?", [(holder,)])
+
+    def pin_holders(self, prefix: str) -> set[str]:
+        rows = self._query("SELECT DISTINCT holder FROM kept_pins WHERE holder >= ? AND holder < ?",
+                           (prefix, prefix + "\U0010ffff"))  # fmt: skip
+        return {str(row[0]) for row in rows}
+
+    def _write(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(sql, rows)
 
     def approximate_count(self) -> int:
         return self.count()  # exact and cheap: the primary key's b-tree

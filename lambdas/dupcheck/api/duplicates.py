@@ -30,11 +30,12 @@ from dupcheck.api.scan_schemas import (
 )
 from dupcheck.api.schemas import DuplicateReport
 from dupcheck.core.decisions import DecisionKind, DecisionService
+from dupcheck.core.kept_images import KeptPictures
 from dupcheck.core.scans import ScanService
 from dupcheck.core.service import DupcheckService
 
 
-def router(service: DupcheckService, scans: ScanService | None) -> Router:
+def router(service: DupcheckService, scans: ScanService | None, images: KeptPictures | None = None) -> Router:
     routes = Router()
 
     def scan_service() -> ScanService:
@@ -43,7 +44,7 @@ def router(service: DupcheckService, scans: ScanService | None) -> Router:
     def decision_service() -> DecisionService:
         stored = configured(service.decisions, "decisions on duplicate groups are not set up on this server "
                             "(DUPCHECK_DECISIONS_TABLE)")  # fmt: skip
-        return DecisionService(stored, service)
+        return DecisionService(stored, service, pictures=images)
 
     @routes.get(
         "/duplicates", summary="The catalog-wide duplicate report",

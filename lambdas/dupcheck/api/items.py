@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
@@ -22,8 +20,7 @@ from dupcheck.api.params import (
 )
 from dupcheck.api.schemas import ItemOut, ItemPage, NewItem, RegisteredOut
 from dupcheck.core.gate import policy_of
-from dupcheck.core.kept_images import KeptPictures, rendition
-from dupcheck.core.models import Entry
+from dupcheck.core.kept_images import KeptPictures
 from dupcheck.core.service import DupcheckService
 
 
@@ -64,21 +61,14 @@ def router(service: DupcheckService, images: KeptPictures | None, *, max_body_by
             return RegisteredOut.of_registration(service.register_checked(
                 entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data,
                 on_duplicate=policy))  # fmt: skip
-        # No address of its own: the service keeps a rendition and hashes it, so re-hashing the kept
-        # picture gives this record. Kept only once the gate let it through (a rejected picture is
-        # not kept), and saved under the kept pictures' lock: no remove of another record naming it
-        # can delete it in between (core/kept_images.py).
-        data = rendition(data, max_pixels=service.max_pixels)
-        base = public_base(routes.current_event)
-        kept = images
-
-        def place(entry: Entry) -> Entry:
-            kept_at = kept.keep(data, base)
-            return dataclasses.replace(entry, record=dataclasses.replace(entry.record, image_url=kept_at))
-
-        with kept.lock:
-            registration = service.register_checked(entity_id=entity_id, sku=sku or "", image_url="", data=data,
-                                                    on_duplicate=policy, place=place)  # fmt: skip
+        registration = service.register_kept(
+            entity_id=entity_id,
+            sku=sku or "",
+            data=data,
+            pictures=images,
+            base_url=public_base(routes.current_event),
+            on_duplicate=policy,
+        )
         return RegisteredOut.of_registration(registration)
 
     @routes.get(

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from dupcheck.api.known_names import StrictBody
 from dupcheck.core.decisions import MAX_OTHERS, Decision
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.scans import ScanJob
@@ -103,7 +104,7 @@ Others = Annotated[
 ]  # fmt: skip
 
 
-class KeepDecisionIn(BaseModel):
+class KeepDecisionIn(StrictBody):
     """Keep `item`: the others are removed (`remove_others`: undo puts them back) or left, marked resolved."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"description": __doc__})
@@ -114,7 +115,7 @@ class KeepDecisionIn(BaseModel):
     remove_others: bool = Field(False, description="Remove the others from the catalog (undo puts them back).")
 
 
-class NotDuplicateDecisionIn(BaseModel):
+class NotDuplicateDecisionIn(StrictBody):
     """`item` and each of `others` are different pictures: the pairs are remembered as reviewed."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"description": __doc__})

@@ -8,8 +8,15 @@ Two decisions, each on one record (`item`) and the records of its group it is ab
   the same picture): the pairs are remembered as reviewed.
 
 A decision is stored (`DuplicateDecisions`: SQLite locally, a DynamoDB table on AWS), listed,
-exported as CSV for the shop's back office, and undone: a removed record comes back from the copy
-kept beside the decision (its record and thumbnail), unless the id was registered again since.
+exported as CSV for the shop's back office, and undone: a removed record comes back whole from the
+copy kept beside the decision (its record and thumbnail; the picture its record names is held for
+the decision, so it is still there; its product vector is made again from it), unless the id was
+registered again since.
+
+Every record a decision names must be in the catalog when it is made (404 naming those that are
+not). A keep decision that removes the others removes them only while its own record is still in
+the catalog, in one step of the store (`DupcheckService.remove_keeping`): of two opposite keeps at
+once, the second finds its record gone, removes nothing and is forgotten (409).
 Later reports are read through the decisions (`annotate`): a group whose pairs are all settled is
 no longer open, a pair marked not duplicate is shown `reviewed`, and neither counts as a new
 duplicate; a find_similar match of a pair marked not duplicate carries `reviewed` too.
@@ -17,7 +24,6 @@ duplicate; a find_similar match of a pair marked not duplicate carries `reviewed
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import time
@@ -33,6 +39,7 @@ from dupcheck.core.models import Entry, HashRecord, is_hex_id, utc_now
 from dupcheck.core.spreadsheet import safe_row
 
 if TYPE_CHECKING:
+    from dupcheck.core.kept_images import KeptPictures
     from dupcheck.core.service import DupcheckService
 
 # The records one decision names besides its item: a group as the page shows it. A report's
@@ -152,6 +159,10 @@ class DuplicateDecisions(Protocol):
         there is no such decision or it was undone already (of two undos at once, one gets it)."""
         ...
 
+    def withdraw(self, decision_id: str) -> None:
+        """Forget a decision (and its copies) whose removal could not happen."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Undone:
@@ -169,31 +180,44 @@ class DecisionService:
     catalog: DupcheckService
     clock: Callable[[], str] = utc_now
     new_id: Callable[[], str] = field(default=lambda: time_ordered_id())
+    pictures: KeptPictures | None = None  # the kept pictures (None: the catalog service's, if any)
 
     def decide(self, kind: DecisionKind, item: str, others: Sequence[str], *, remove_others: bool = False) -> Decision:
         """Record a decision (module docstring); with `remove_others` (keep only) the others are
-        removed, their copies kept first so that an undo can put them back. An other that is no
-        longer in the catalog is named but not removed (another person got there first)."""
+        removed, their copies (and the kept pictures they name) kept first so that an undo can put
+        them back whole, and only while `item` is still in the catalog."""
         item, others = _check_members(item, others)
         if remove_others and kind is not DecisionKind.KEEP:
             raise InvalidDecision("remove_others goes with decision keep: not_duplicate removes nothing")
-        store = self.catalog.store
-        records = store.get_many(list((item, *others)))
-        if kind is DecisionKind.KEEP and item not in records:
-            raise NotFound(f"no item with entity_id {item!r}: the record to keep is not in the catalog")
-        removed = [records[other] for other in others if other in records] if remove_others else []
+        records = self.catalog.store.get_many(list((item, *others)))
+        if item not in records:
+            raise NotFound(f"no item with entity_id {item!r}: the record decided on is not in the catalog")
+        if missing := [other for other in others if other not in records]:
+            raise NotFound(f"others names records that are not in the catalog: {', '.join(map(repr, missing))}")
+        removed = [records[other] for other in others] if remove_others else []
         thumbnails = self.catalog.thumbnails
         kept = thumbnails.get_many([r.entity_id for r in removed]) if thumbnails is not None and removed else {}
         decision = Decision(
             decision_id=self.new_id(), kind=kind, item=item, others=others, created_at=self.clock(),
             removed=tuple(r.entity_id for r in removed), skus={i: r.sku for i, r in records.items()},
         )  # fmt: skip
-        # The decision and the copies first: a failure while removing leaves records the decision
-        # says it removed, which an undo skips (their id holds a record), never one it cannot bring back.
+        if not removed:
+            self.decisions.add(decision, [])
+            return decision
+        # The pictures, the decision and the copies first: a failure while removing leaves records the
+        # decision says it removed, which an undo skips (their id holds a record), never one it cannot
+        # bring back whole.
+        pictures = self._pictures()
+        if pictures is not None:
+            pictures.pin([r.image_url for r in removed], decision_holder(decision.decision_id))
         self.decisions.add(decision, [RemovedCopy(r, kept.get(r.entity_id, b"")) for r in removed])
-        for record in removed:
-            with contextlib.suppress(NotFound):  # removed by someone else meanwhile
-                self.catalog.remove(record.entity_id)
+        try:
+            self.catalog.remove_keeping(item, decision.removed)
+        except Conflict:  # the record to keep went meanwhile (an opposite decision): this one never was
+            self.decisions.withdraw(decision.decision_id)
+            if pictures is not None:
+                pictures.unpin(decision_holder(decision.decision_id))
+            raise
         return decision
 
     def get(self, decision_id: str) -> Decision:
@@ -224,9 +248,15 @@ class DecisionService:
             if copy.record.entity_id in present:
                 left_out.append(copy.record.entity_id)
                 continue
-            self.catalog.save(Entry(copy.record, copy.thumbnail))
+            self.catalog.save(Entry(copy.record, copy.thumbnail, self.catalog.product_vector_of(copy.record)))
             restored.append(copy.record.entity_id)
+        pictures = self._pictures()
+        if pictures is not None:  # the restored records name them now; those left out go with nothing
+            pictures.unpin(decision_holder(decision.decision_id))
         return Undone(decision, tuple(restored), tuple(left_out))
+
+    def _pictures(self) -> KeptPictures | None:
+        return self.pictures if self.pictures is not None else self.catalog.kept
 
     def every(self) -> Iterator[Decision]:
         """Every decision, newest first, a page at a time."""
@@ -294,6 +324,11 @@ def reviewed_among(decisions: Iterable[Decision], entity_id: str, others: Iterab
     """Those of `others` whose pair with `entity_id` was marked not duplicate."""
     mine = [d for d in decisions if d.kind is DecisionKind.NOT_DUPLICATE]
     return {other for other in others if any(d.covers(entity_id, other) for d in mine)}
+
+
+def decision_holder(decision_id: str) -> str:
+    """The name a decision holds the kept pictures of the records it removed under."""
+    return f"decision:{decision_id}"
 
 
 def time_ordered_id() -> str:

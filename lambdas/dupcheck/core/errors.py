@@ -129,6 +129,14 @@ class ImageUnreachable(UpstreamError):
         self.retryable = retryable
 
 
+class KeptImageGone(DupcheckError):
+    """A write names a picture the service kept (`/images/<name>`) that is no longer kept: deleted
+    (DELETE /images/{name}, or with the last record that named it) before the write could name it.
+    Nothing was stored: upload the picture again."""
+
+    status, code = 422, "kept_image_gone"
+
+
 class UpstreamTimeout(DupcheckError):
     status, code = 504, "upstream_timeout"
 

@@ -1,23 +1,49 @@
-"""The duplicate gate: every way into the catalog checks a new picture against it first.
+"""The duplicate gate: every way into the catalog checks a new picture against it first, and of
+concurrent writes of one picture, at most one passes a gate that refuses duplicates.
 
-`POST /items`, `PUT /items/{id}`, import jobs and the web app's Add register through
-`DupcheckService.register_checked`, which hashes the picture once, looks for its duplicates on
-the same path as `find_similar` (the record's own entity_id left out: re-registering a picture
-is not a duplicate of itself) and then, by the call's policy:
+Every write goes through `DupcheckService.admit` (the API's POST and PUT, the web app, the command
+line's add and backfill, the notebook, import jobs locally and on AWS), which hashes the picture
+once, claims the write (`Gate.open`), looks for its duplicates on find_similar's path among the
+catalog and among the writes the index does not show yet (`Gate.live`), and asks `Gate.decide`,
+by the call's policy:
 
 * `warn` (the default, DUPCHECK_ON_DUPLICATE): store it and say which duplicates it has;
 * `reject`: store nothing and refuse with 409 `duplicate_image` and the matches;
 * `allow`: no check (a bulk load that knows what it does), and the answer says so;
 * `skip` (imports only): leave a duplicate row out of the catalog, as its outcome, not a failure.
+
+Why claims. Two writes of one picture at the same moment each ask the index before either is in
+it, and on AWS the index lags the table by seconds (the stream, then OpenSearch's refresh). So a
+write first records a *claim* (`WriteClaims`: in the records' SQLite file, or a DynamoDB table),
+then reads every claim still in flight and every write the index may not hold yet, and judges them
+with the catalog's candidates. Of two writes that both claimed before reading, at least one reads
+the other's claim; the protocol makes sure the one that sees the other never also commits past it:
+
+* a duplicate that is stored, or a claim already committed: the write loses;
+* a claim in flight that does not give way (`warn`, `allow`), or that came first (a smaller claim
+  id: ids are time-ordered, any fixed order would do): the write loses to it;
+* a claim in flight that gives way (`reject`, `skip`) and came later: it is *fenced* (a
+  conditional update, pending -> beaten) so its commit fails, unless it committed first (the
+  write then loses);
+* a claim whose lease has passed (its writer died, or hung) is fenced whatever it is.
+
+A record is written in one transaction with its claim's commit (pending -> committed), which fails
+for a fenced claim. So of mutual duplicates claimed at once exactly one is stored: the first claim
+among them is never fenced and loses only to one already stored. A losing write withdraws its
+claim. The costs and limits are in docs/architecture.md ("One picture, one record").
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 from dupcheck.core.errors import InvalidRequest
-from dupcheck.core.models import HashRecord, Match
+from dupcheck.core.models import Entry, HashRecord, HashValue, Match
 
 
 class OnDuplicate(StrEnum):
@@ -28,7 +54,23 @@ class OnDuplicate(StrEnum):
 
 
 ITEM_POLICIES = (OnDuplicate.WARN, OnDuplicate.REJECT, OnDuplicate.ALLOW)  # a single item cannot be "skipped"
+# The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
+# way in takes from the settings; the defaults of the values below are this one too.
+DEFAULT_POLICY = OnDuplicate.WARN
 IMPORT_POLICIES = tuple(OnDuplicate)
+YIELDING = frozenset({OnDuplicate.REJECT, OnDuplicate.SKIP})  # policies whose write gives way to a duplicate
+
+# How long a claim's writer has from its claim to its commit: a check's look-ups and judging take
+# well under a second, a busy machine's a few. Past it, a writer that sees the claim may fence it
+# (its writer died between the steps: kill -9, a Lambda's timeout), so it blocks nobody for longer.
+LEASE_S = 10.0
+EXPIRED = "(expired)"  # `beaten_by` of a claim fenced because its lease had passed
+# A write refused for writes still in flight waits this long for them (their writers commit within a
+# check's time), so that its answer names the one stored; then it is checked again if none was.
+SETTLE_S = 5.0
+SETTLE_POLL_S = 0.02
+CHECKS = 3  # a write whose duplicates in flight all lose is checked again, at most this many times
+KEPT_GONE = "(kept picture gone)"  # a write not committed because the kept picture it names is being deleted
 
 
 def policy_of(value: str | None, default: OnDuplicate, allowed: tuple[OnDuplicate, ...] = ITEM_POLICIES) -> OnDuplicate:
@@ -40,6 +82,107 @@ def policy_of(value: str | None, default: OnDuplicate, allowed: tuple[OnDuplicat
     return OnDuplicate(value)
 
 
+class ClaimState(StrEnum):
+    PENDING = "pending"  # claimed, not yet decided
+    COMMITTED = "committed"  # its record was written with it
+    WITHDRAWN = "withdrawn"  # its writer lost (or failed) and stored nothing
+    BEATEN = "beaten"  # fenced by another write (or for its lease): its commit fails
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One write's claim: which record, the hash the index would hold for it, whether it gives way
+    to a duplicate, until when its writer may commit, and where it stands."""
+
+    claim_id: str  # time-ordered: of two claims, the smaller came first
+    entity_id: str
+    hash: HashValue
+    yields: bool
+    lease_until: float  # epoch seconds
+    state: ClaimState = ClaimState.PENDING
+    beaten_by: str = ""  # the entity_id of the write that fenced it, or EXPIRED
+
+
+def new_claim_id() -> str:
+    """32 hex digits, the first 16 the clock's nanoseconds: claims are ordered as they were made."""
+    return f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}"
+
+
+@runtime_checkable
+class WriteClaims(Protocol):
+    """Where claims live, beside the records (SQLite: the records' own file; AWS: a DynamoDB table
+    written in one transaction with the records table). Reads are strongly consistent."""
+
+    def open(self, claim: Claim, entry: Entry) -> None:
+        """Record a pending claim, with what judging needs of its picture (record and thumbnail)."""
+        ...
+
+    def live(self, indexed_through: int | None) -> list[Claim]:
+        """Every pending claim, and every write an index may not show yet: committed claims the
+        index has not confirmed (AWS), or the records changed after the store's change-log
+        version `indexed_through` (SQLite; None: the index shows every committed write)."""
+        ...
+
+    def entries(self, claims: Sequence[Claim]) -> dict[str, Claimed]:
+        """What judging needs of each claim, read consistently: a pending claim's picture (record
+        and thumbnail), and for one committed (or committed since it was read) the record it wrote,
+        while the store holds it with the claim's hash (its thumbnail is the thumbnail store's).
+        Claims that store nothing (withdrawn, beaten) are left out."""
+        ...
+
+    def fence(self, claim: Claim, beaten_by: str, now: float) -> ClaimState:
+        """Move a pending claim that gives way, or whose lease passed before `now`, to beaten; the
+        claim's state after the attempt (committed: it was too late)."""
+        ...
+
+    def withdraw(self, claim_id: str) -> None: ...
+
+    def states(self, claims: Sequence[Claim]) -> dict[str, ClaimState]:
+        """Where each claim stands now, read consistently (one gone from the claims: committed when
+        the store holds its record with its hash, else withdrawn)."""
+        ...
+
+    def commit(self, writes: Sequence[tuple[HashRecord, Claim | None]]) -> list[str | None]:
+        """Write each record, with its claim's commit in the same transaction (a write without a
+        claim, `allow`'s, is recorded as committed where the index lags). Per write, None when it
+        was written, else why not: its claim is no longer pending (its `beaten_by`: the entity_id
+        that fenced it, or EXPIRED), or KEPT_GONE: the kept picture it names is being deleted (where
+        the claims hold kept pictures too: DynamoDB)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claim's picture as `WriteClaims.entries` reads it: `committed` when it is the stored
+    record (no thumbnail: the thumbnail store has it), else the picture its writer claimed with."""
+
+    entry: Entry
+    committed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A duplicate the check found, and where it stands: a stored record (`claim` None, or a
+    committed one), or a write in flight (a pending claim)."""
+
+    match: Match
+    claim: Claim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """What the gate decided of one write: whether it may be stored (`passed`), the duplicates the
+    answer names (best first), whether it was checked at all, and the claim to commit it with."""
+
+    passed: bool
+    duplicates: list[Match] = field(default_factory=list)
+    checked: bool = True
+    claim: Claim | None = None
+    # Refused only for writes still in flight (none of its duplicates stored yet): their claims, with
+    # the matches that name them, for the caller that waits to name the one stored (Gate.settle).
+    in_flight: tuple[tuple[Claim, Match], ...] = ()
+
+
 @dataclass(frozen=True)
 class Registration:
     """What a checked registration did: the record stored, the policy applied, whether the
@@ -49,3 +192,107 @@ class Registration:
     on_duplicate: OnDuplicate
     checked: bool
     duplicates: list[Match] = field(default_factory=list)
+
+
+@dataclass
+class Gate:
+    """The claims protocol (module docstring) over a `WriteClaims`; without one (a store that has
+    none) a check sees only what the index holds, as before concurrency was guarded."""
+
+    claims: WriteClaims | None = None
+    lease_s: float = LEASE_S
+    clock: Callable[[], float] = time.time
+
+    def open(self, entry: Entry, policy: OnDuplicate) -> Claim | None:
+        """Claim a write about to be checked (None for `allow`, which is not checked)."""
+        if self.claims is None or policy is OnDuplicate.ALLOW:
+            return None
+        record = entry.record
+        claim = Claim(new_claim_id(), record.entity_id, record.hash, yields=policy in YIELDING,
+                      lease_until=self.clock() + self.lease_s)  # fmt: skip
+        self.claims.open(claim, entry)
+        return claim
+
+    def live(self, own: Claim | None, indexed_through: int | None) -> list[Claim]:
+        """The claims a check reads after its own: in flight, or committed but maybe not indexed
+        (withdrawn and beaten ones left out: they store nothing)."""
+        if self.claims is None:
+            return []
+        return [claim for claim in self.claims.live(indexed_through)
+                if claim.state in (ClaimState.PENDING, ClaimState.COMMITTED)
+                and (own is None or claim.claim_id != own.claim_id)]  # fmt: skip
+
+    def split(self, own: Claim | None, live: Sequence[Claim]) -> tuple[list[Claim], list[Claim]]:
+        """The live claims a write that gives way loses to if they are duplicates (committed, not
+        giving way, or earlier), and those it would fence (later ones that give way, expired ones)."""
+        now = self.clock()
+        first = [c for c in live if not self._fenceable(own, c, now)]
+        return first, [c for c in live if self._fenceable(own, c, now)]
+
+    def decide(self, policy: OnDuplicate, own: Claim | None, found: Sequence[Found]) -> Passage:
+        """The gate's answer for a write whose duplicates are `found` (best first). A write that
+        gives way loses to a stored duplicate and to a claim in flight that will be stored first;
+        one that does not (`warn`) passes and names them all. A loser's claim is withdrawn."""
+        duplicates = [f.match for f in found]
+        if policy not in YIELDING:
+            return Passage(True, duplicates, claim=own)
+        now = self.clock()
+        lost = [f for f in found if self._wins_over(own, f, now)]
+        if lost:
+            self.withdraw(own)
+            in_flight = tuple((f.claim, f.match) for f in lost if f.claim is not None)
+            return Passage(False, [f.match for f in lost], in_flight=() if len(in_flight) < len(lost) else in_flight)
+        return Passage(True, [], claim=own)
+
+    def settle(self, claims: Sequence[Claim], wait_s: float, every_s: float = SETTLE_POLL_S) -> dict[str, ClaimState]:
+        """Wait up to `wait_s` for these claims to leave pending (their writers commit, or lose);
+        where each stands at the end."""
+        if self.claims is None or not claims:
+            return {}
+        deadline = time.monotonic() + wait_s
+        while True:
+            states = self.claims.states(claims)
+            if all(state is not ClaimState.PENDING for state in states.values()) or time.monotonic() >= deadline:
+                return states
+            time.sleep(every_s)
+
+    def _wins_over(self, own: Claim | None, found: Found, now: float) -> bool:
+        """Whether the duplicate `found` is (or will be) stored rather than the write of `own`:
+        fences a later claim that gives way, or one whose lease passed."""
+        other = found.claim
+        if other is None or self.claims is None or not self._fenceable(own, other, now):
+            return True  # stored, or it will be (unless it loses to yet another: then that one is)
+        state = self.claims.fence(other, own.entity_id if own is not None else "", now)
+        return state is ClaimState.COMMITTED
+
+    @staticmethod
+    def _fenceable(own: Claim | None, other: Claim, now: float) -> bool:
+        """Whether a write of `own` fences `other` rather than giving way to it: a pending claim that
+        gives way and came later, or one whose lease has passed."""
+        if own is None or other.state is not ClaimState.PENDING:
+            return False
+        return other.lease_until < now or (other.yields and other.claim_id > own.claim_id)
+
+    def withdraw(self, claim: Claim | None) -> None:
+        if claim is not None and self.claims is not None:
+            self.claims.withdraw(claim.claim_id)
+
+
+def nearest_claims(
+    claims: Iterable[Claim], hashes: Sequence[HashValue], k: int, part_hashes: Sequence[HashValue] = (),
+    part_k: int = 0,
+) -> list[tuple[Claim, int]]:  # fmt: skip
+    """What `HashIndex.search` would answer if the claims were indexed: the k nearest to any of
+    `hashes` (each at its smallest distance), then up to `part_k` more whose hash begins nearest to
+    one of `part_hashes`. A claim's distance is to its record's hash, as the index's is."""
+    pool = list(claims)
+    if not pool or not hashes:
+        return []
+    distance = {c.claim_id: min(c.hash - h for h in hashes) for c in pool}
+    ranked = sorted(pool, key=lambda c: (distance[c.claim_id], c.claim_id))
+    chosen = ranked[:k]
+    if part_hashes and part_k > 0:
+        rest = ranked[k:]
+        on_part = {c.claim_id: min(HashValue(c.hash.data[: len(h.data)]) - h for h in part_hashes) for c in rest}
+        chosen += sorted(rest, key=lambda c: (on_part[c.claim_id], c.claim_id))[:part_k]
+    return [(c, distance[c.claim_id]) for c in chosen]

@@ -34,12 +34,13 @@ from dupcheck.core.catalog import CatalogRow, row_failure
 from dupcheck.core.errors import (
     DupcheckError,
     IndexUnavailable,
+    KeptImageGone,
     ServerBusy,
     StoreUnavailable,
     UpstreamError,
     UpstreamTimeout,
 )
-from dupcheck.core.gate import OnDuplicate
+from dupcheck.core.gate import EXPIRED, YIELDING, Claim, OnDuplicate, Passage
 from dupcheck.core.hashing import HashPipeline
 from dupcheck.core.imports import (
     DUPLICATE_CODE,
@@ -55,11 +56,14 @@ from dupcheck.core.imports import (
     Survey,
     catalog_rows,
     check_catalog,
+    job_holder,
     survey,
 )
+from dupcheck.core.kept_images import KeptPictures, kept_gone_message
 from dupcheck.core.models import Entry, FindResult, HashRecord, Match, Verdict, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.service import DupcheckService, build_entry
+from dupcheck.core.writer import RecordWriter, Saved
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,7 @@ class Dispatcher:
     fetch_catalog: Callable[[str], bytes]  # the safe fetcher, with the catalog's byte limit
     max_catalog_bytes: int
     continue_later: Continuation
+    pictures: KeptPictures | None = None  # the kept pictures rows name: held before the rows are sent
 
     def dispatch(self, job_id: str, token: str, *, resumed: bool, time_left_s: Callable[[], float]) -> Dispatch:
         """Dispatch one job: `token` is the start message's id (or, `resumed`, the token a
@@ -148,6 +153,8 @@ class Dispatcher:
                     return Dispatch.DROPPED  # cancelled: stop sending
                 outcomes = [found.settled(r) for r in batch]  # replaced, or failed by the catalog itself
                 settled = [outcome for outcome in outcomes if outcome is not None]
+                if self.pictures is not None:  # a picture uploaded a day before its import must not expire
+                    self.pictures.pin((r.image_url for r in batch), job_holder(job.job_id))
                 self.queue.send(job.job_id, [r for r, outcome in zip(batch, outcomes, strict=True) if outcome is None])
                 if settled:
                     finish_if_complete(self.jobs, self.jobs.record(job.job_id, settled))
@@ -192,57 +199,75 @@ def transient(exc: DupcheckError) -> bool:
 
 @dataclass
 class JobGate:
-    """One job's duplicate check of its rows: against the catalog on find_similar's path
-    (`DupcheckService.duplicates_of_entry`, the row's own entity_id left out), and against the
-    job's other rows: the first row to claim a picture (its hash, in the jobs store, so every
-    worker agrees) is the one a later row with the same picture duplicates. A near copy of an
-    earlier row is found in the catalog once that row is stored and indexed."""
+    """One job's duplicate gate for its rows: each hashed row goes through the service's gate
+    (`DupcheckService.admit`, core/gate.py) against the catalog, the writes in flight (other rows
+    of this job among them, whichever worker holds them) and those the index does not show yet;
+    the first row to claim a picture in the jobs store (its hash, so every worker agrees) names a
+    later row of the same picture by its row number."""
 
     service: DupcheckService
     jobs: ImportJobs
     job_id: str
     policy: OnDuplicate
 
-    def screen(self, row: CatalogRow, entry: Entry) -> RowResult | None:
-        """None: store the row, nothing to say. Else the row's outcome: `done` (store it, then
-        record this, which names its duplicates: warn), or `skipped`/`failed` (do not store it:
-        skip, reject)."""
-        return self.decide(row, entry, self.matches(entry))
+    def admit(self, entry: Entry) -> Passage:
+        """The gate's passage for a row's picture (the costly half: run on many threads). A row does
+        not wait for the writes in flight it lost to (a batch's rows commit together): its outcome
+        names the one it lost to."""
+        return self.service.admit(entry, self.policy, settle_s=0)
 
-    def matches(self, entry: Entry) -> list[Match]:
-        """The catalog's duplicates of a row's picture (the costly half: run on many threads)."""
-        return [] if self.policy is OnDuplicate.ALLOW else self.service.duplicates_of_entry(entry)
+    def decide(self, row: CatalogRow, entry: Entry, passage: Passage) -> RowResult | None:
+        """The row's outcome from its passage. None: store it, nothing to say. `done`: store it,
+        then record this, which names its duplicates (warn). `skipped`/`failed`: it was refused
+        (skip, reject): nothing to store."""
+        if not passage.checked:
+            return None
+        found = check_row(self.service, self.jobs, self.job_id, row, entry.record.hash.hex, passage.duplicates)
+        if passage.passed:
+            if self.policy not in YIELDING:
+                return found
+            if found is None or self.service.gate.claims is not None:
+                return None  # the claims decided which row of a picture is stored
+            # No claims kept (a deployment without a claims table): the row that claimed the picture
+            # first in the jobs store is the one stored, as before claims.
+        return self.refused(row, found or duplicate_of(row, passage.duplicates[0].entity_id))
 
-    def decide(self, row: CatalogRow, entry: Entry, matches: Sequence[Match]) -> RowResult | None:
-        """`screen`'s answer from the matches: the picture claimed for the row (the cheap half, run
-        in catalog order so that, of two rows of a batch with one picture, the earlier claims it)."""
-        if self.policy is OnDuplicate.ALLOW:
-            return None
-        found = check_row(self.service, self.jobs, self.job_id, row, entry.record.hash.hex, matches)
-        if found is None:
-            return None
+    def beaten(self, row: CatalogRow, beaten_by: str) -> RowResult:
+        """A row that passed the gate but whose claim another write fenced before it was stored."""
+        if beaten_by == EXPIRED:
+            return RowResult.failure(row, "gate_expired", "the duplicate check took longer than its lease and "
+                                     "another write took over: import the row again")  # fmt: skip
+        return self.refused(row, duplicate_of(row, beaten_by))
+
+    def refused(self, row: CatalogRow, found: RowResult) -> RowResult:
         if self.policy is OnDuplicate.SKIP:
             return dataclasses.replace(found, outcome=Outcome.SKIPPED, code=DUPLICATE_CODE)
-        if self.policy is OnDuplicate.REJECT:
-            return dataclasses.replace(found, outcome=Outcome.FAILED, code="duplicate_image")
-        return found
+        return dataclasses.replace(found, outcome=Outcome.FAILED, code="duplicate_image")
+
+
+def duplicate_of(row: CatalogRow, entity_id: str) -> RowResult:
+    """A row found a duplicate of `entity_id`: a write of the same picture stored at the same moment."""
+    return RowResult(row.row, Outcome.DONE, row.entity_id, row.image_url, "",
+                     f"row {row.row}: {entity_id!r} has its picture (stored at the same moment)",
+                     verdict=RowVerdict.DUPLICATE, duplicate_of=entity_id)  # fmt: skip
 
 
 def check_row(
     service: DupcheckService, jobs: ImportJobs, job_id: str, row: CatalogRow, picture: str, matches: Sequence[Match]
 ) -> RowResult | None:
-    """The row as a duplicate (outcome `done`): of its best catalog match with the verdict
-    duplicate, else of the job's first row with the same picture; None when it is neither."""
+    """The row as a duplicate (outcome `done`): of the job's first row with the same picture when
+    that is what it found (or found nothing else), else of its best match with the verdict duplicate
+    (a catalog item, or a write of it in flight); None when it is neither."""
     first_row, first_id = jobs.claim_picture(job_id, picture, row.row, row.entity_id)
     earlier = first_row != row.row and first_id != row.entity_id
     best = next((m for m in matches if m.verdict is Verdict.DUPLICATE), None)
     if best is None and not earlier:
         return None
-    if best is not None:
-        of, of_row = best.entity_id, first_row if earlier and first_id == best.entity_id else 0
+    if best is not None and not (earlier and first_id == best.entity_id):
+        of, of_row = best.entity_id, 0
         message = f"row {row.row}: the catalog already has its picture as {of!r}: {best.edit_summary or 'duplicate'}"
     else:
-        of, of_row = first_id, first_row
+        of, of_row, best = first_id, first_row, None
         message = f"row {row.row}: row {first_row} ({first_id!r}) of the same catalog has the same picture"
     return RowResult(row.row, Outcome.DONE, row.entity_id, row.image_url, "", message,
                      verdict=RowVerdict.DUPLICATE, duplicate_of=of, duplicate_row=of_row,
@@ -306,12 +331,19 @@ def unchanged(record: HashRecord | None, row: CatalogRow, algo: str) -> bool:
 
 @dataclass
 class RowImporter:
-    store: RecordStore
+    writer: RecordWriter  # the one write path (core/writer.py), with the gate's claims where kept
     fetcher: ImageFetcher
     pipeline: HashPipeline
     max_pixels: int
     threads: int = 8  # downloads at once within one invocation
-    thumbnails: ThumbnailStore | None = None  # kept beside the records (None: the check is off)
+
+    @property
+    def store(self) -> RecordStore:
+        return self.writer.store
+
+    @property
+    def thumbnails(self) -> ThumbnailStore | None:
+        return self.writer.thumbnails  # kept beside the records (None: the check is off)
 
     def import_rows(
         self, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool],
@@ -330,24 +362,22 @@ class RowImporter:
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
             looked = list(pool.map(lambda row: self._prepare(row, existing.get(row.entity_id), final,
                                                              gate_of(row)), rows))  # fmt: skip
-        # The gate's decisions in catalog order (JobGate.decide says why).
         prepared = [self._decide(row, item, gate_of(row), final) for row, item in zip(rows, looked, strict=True)]
-        warned = {i: item[1] for i, item in enumerate(prepared) if isinstance(item, tuple)}
-        writes = {i: item[0] if isinstance(item, tuple) else item for i, item in enumerate(prepared)
-                  if isinstance(item, Entry | tuple)}  # fmt: skip
         outcome: dict[int, RowResult | Retry] = {
             i: item for i, item in enumerate(prepared) if isinstance(item, RowResult | Retry)
         }
-        if writes:
-            try:
-                # Thumbnails before their records (DupcheckService.save says why).
-                thumbnails = {e.record.entity_id: e.thumbnail for e in writes.values() if e.thumbnail}
-                if thumbnails and self.thumbnails is not None:
-                    self.thumbnails.put_many(thumbnails)
-                self.store.put_many(e.record for e in writes.values())
-                outcome.update((i, warned.get(i) or RowResult(rows[i].row, Outcome.DONE)) for i in writes)
-            except StoreUnavailable as exc:
-                outcome.update((i, self._retry_or_fail(rows[i], exc, final)) for i in writes)
+        writes = {i: item for i, item in enumerate(prepared) if isinstance(item, _Write)}
+        if not writes:
+            return [outcome[i] for i in range(len(rows))]
+        try:
+            saved = self.writer.save_many([(w.entry, w.claim) for w in writes.values()])
+        except StoreUnavailable as exc:
+            for write in writes.values():
+                _withdraw(write)
+            outcome.update((i, self._retry_or_fail(rows[i], exc, final)) for i in writes)
+            return [outcome[i] for i in range(len(rows))]
+        for i, write in writes.items():
+            outcome[i] = write.outcome(rows[i], saved)
         return [outcome[i] for i in range(len(rows))]
 
     def _without_thumbnail(self, existing: dict[str, HashRecord], rows: Sequence[CatalogRow]) -> set[str]:
@@ -357,29 +387,31 @@ class RowImporter:
         return self.thumbnails.missing(current) if current else set()
 
     def _decide(
-        self, row: CatalogRow, item: Entry | tuple[Entry, list[Match]] | RowResult | Retry, gate: JobGate | None,
+        self, row: CatalogRow, item: Entry | tuple[Entry, Passage] | RowResult | Retry, gate: JobGate | None,
         final: Callable[[CatalogRow], bool],
-    ) -> Entry | tuple[Entry, RowResult] | RowResult | Retry:  # fmt: skip
-        """What to write for `row` (its record, and its thumbnail when hashed; with the outcome
-        to record once written, when the gate warns of a duplicate), or its outcome when nothing
-        is to be written."""
+    ) -> _Write | RowResult | Retry:  # fmt: skip
+        """What to write for `row` (its record with its claim, and the outcome to record once it is
+        written when the gate warns of a duplicate), or its outcome when nothing is to be written."""
+        if isinstance(item, Entry):
+            return _Write(item)
         if not isinstance(item, tuple) or gate is None:
-            return item[0] if isinstance(item, tuple) else item
-        entry, matches = item
+            return item if not isinstance(item, tuple) else _Write(item[0], item[1].claim)
+        entry, passage = item
         try:
-            screened = gate.decide(row, entry, matches)
+            screened = gate.decide(row, entry, passage)
         except DupcheckError as exc:
+            gate.service.gate.withdraw(passage.claim)
             return self._retry_or_fail(row, exc, final)
-        if screened is None:
-            return entry
-        return (entry, screened) if screened.outcome is Outcome.DONE else screened
+        if screened is not None and screened.outcome is not Outcome.DONE:
+            return screened  # refused: the gate withdrew its claim
+        return _Write(entry, passage.claim, warned=screened, gate=gate)
 
     def _prepare(
         self, row: CatalogRow, record: HashRecord | None, final: Callable[[CatalogRow], bool],
         gate: JobGate | None = None,
-    ) -> Entry | tuple[Entry, list[Match]] | RowResult | Retry:  # fmt: skip
-        """The row hashed (with the catalog's duplicates of it, when its job has a gate), or its
-        outcome when nothing is to be written."""
+    ) -> Entry | tuple[Entry, Passage] | RowResult | Retry:  # fmt: skip
+        """The row hashed (with its passage through its job's gate, when it has one), or its outcome
+        when nothing is to be written."""
         if unchanged(record, row, self.pipeline.algo):
             assert record is not None
             if record.sku == row.sku:
@@ -389,19 +421,42 @@ class RowImporter:
             data = self.fetcher.fetch(row.image_url)
             entry = build_entry(self.pipeline, data, entity_id=row.entity_id, sku=row.sku,
                                 image_url=row.image_url, max_pixels=self.max_pixels)  # fmt: skip
-            matches = gate.matches(entry) if gate is not None else None
+            passage = gate.admit(entry) if gate is not None else None
         except DupcheckError as exc:
             return self._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
             log.exception("import of row %s (%s) failed", row.row, row.entity_id)
             return RowResult.failure(row, "internal_error", f"{type(exc).__name__}: {exc}")
-        return entry if matches is None else (entry, matches)
+        return entry if passage is None else (entry, passage)
 
     @staticmethod
     def _retry_or_fail(row: CatalogRow, exc: DupcheckError, final: Callable[[CatalogRow], bool]) -> RowResult | Retry:
         if transient(exc) and not final(row):
             return Retry(exc)
         return RowResult.failure(row, *row_failure(exc))
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A row to store: its entry, the claim it passed the gate with, and what to record once it is
+    stored (the duplicates the gate named, with warn)."""
+
+    entry: Entry
+    claim: Claim | None = None
+    warned: RowResult | None = None
+    gate: JobGate | None = None
+
+    def outcome(self, row: CatalogRow, saved: Saved) -> RowResult:
+        if self.claim is not None and self.claim.claim_id in saved.beaten and self.gate is not None:
+            return self.gate.beaten(row, saved.beaten[self.claim.claim_id])
+        if self.entry.record.entity_id in saved.gone:
+            return RowResult.failure(row, KeptImageGone.code, kept_gone_message(row.image_url))
+        return self.warned or RowResult(row.row, Outcome.DONE)
+
+
+def _withdraw(write: _Write) -> None:
+    if write.gate is not None:
+        write.gate.service.gate.withdraw(write.claim)
 
 
 def results_by_job(pairs: Iterable[tuple[str, RowResult]]) -> dict[str, list[RowResult]]:

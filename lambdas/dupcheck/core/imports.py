@@ -39,8 +39,9 @@ import numpy as np
 
 from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
 from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, InvalidRequest, NotFound
-from dupcheck.core.gate import OnDuplicate
+from dupcheck.core.gate import DEFAULT_POLICY, OnDuplicate
 from dupcheck.core.ids import id_problem
+from dupcheck.core.kept_images import KeptPictures, kept_names_in
 from dupcheck.core.models import is_hex_id, moment_of, utc_now
 
 MAX_ITEMS = 1_000  # rows in one `{"items": [...]}` request; a larger catalog is a file
@@ -66,6 +67,7 @@ class JobStatus(StrEnum):
 
 ACTIVE = frozenset({JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED, JobStatus.RUNNING})
 STARTABLE = frozenset({JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED})
+FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class Outcome(StrEnum):
@@ -108,7 +110,7 @@ class ImportOptions:
     columns: Columns = field(default_factory=Columns)
     image_base_url: str | None = None
     mode: Mode = Mode.IMPORT
-    on_duplicate: OnDuplicate = OnDuplicate.WARN
+    on_duplicate: OnDuplicate = DEFAULT_POLICY
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": asdict(self.columns), "image_base_url": self.image_base_url, "mode": self.mode.value,
@@ -315,7 +317,10 @@ class ImportService:
     starter: ImportStarter
     max_catalog_bytes: int
     clock: Callable[[], str] = utc_now
-    on_duplicate: OnDuplicate = OnDuplicate.WARN  # a job's policy when its request names none (DUPCHECK_ON_DUPLICATE)
+    on_duplicate: OnDuplicate = DEFAULT_POLICY  # a job's policy when its request names none (the settings')
+    # The kept pictures a job's catalog names are held from the moment it is kept until the job ends
+    # (the local worker lets them go; housekeeping, those of jobs that ended without a word).
+    pictures: KeptPictures | None = None
 
     def submit_catalog(self, data: bytes, options: ImportOptions) -> ImportJob:
         """A catalog sent in the request: checked (its columns, at least one row), kept, started."""
@@ -359,6 +364,7 @@ class ImportService:
             raise Conflict(f"import {job_id} is {job.status}: its catalog was already given")
         check_catalog(data, job.options, self.max_catalog_bytes)
         self.catalogs.put(job_id, data)
+        self.hold_pictures(job_id, data)
         started = self.jobs.transition(job_id, JobStatus.QUEUED, allowed_from={JobStatus.AWAITING_UPLOAD})
         if started is None:  # cancelled (or expired) while the file was on its way
             raise Conflict(f"import {job_id} is {self.get(job_id).status}: its catalog is not used")
@@ -408,6 +414,12 @@ class ImportService:
             self.starter.start(cancelled)  # the local worker stops at once rather than at its next check
         return cancelled
 
+    def hold_pictures(self, job_id: str, catalog: bytes) -> None:
+        """Hold the kept pictures the catalog names for the job (KeptPictures.pin): no sweep or
+        delete takes them while it waits or runs."""
+        if self.pictures is not None:
+            self.pictures.pin_names(kept_names_in(catalog), job_holder(job_id))
+
     # -- pieces ------------------------------------------------------------------------------
 
     def _create(self, source: Source, status: JobStatus, options: ImportOptions, **fields: Any) -> ImportJob:
@@ -420,6 +432,7 @@ class ImportService:
     def _keep_and_start(self, job: ImportJob, data: bytes) -> ImportJob:
         try:
             self.catalogs.put(job.job_id, data)
+            self.hold_pictures(job.job_id, data)
         except Exception:
             self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from=ACTIVE,
                                  error="the catalog could not be kept; send it again")  # fmt: skip
@@ -438,6 +451,14 @@ class ImportService:
             error=f"no catalog was uploaded within {UPLOAD_EXPIRES_S // 60} minutes",
         )  # fmt: skip
         return failed or self.jobs.get(job.job_id) or job
+
+
+def job_holder(job_id: str) -> str:
+    """The name an import job holds kept pictures under (KeptPictures.pin)."""
+    return f"{JOB_HOLDER}{job_id}"
+
+
+JOB_HOLDER = "job:"
 
 
 def check_job_id(job_id: str) -> str:

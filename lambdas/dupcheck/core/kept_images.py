@@ -12,6 +12,12 @@ same record. A kept picture lives as long as a record uses it (`KeptPictures`): 
 that named it deleted or replaced, it is deleted; one no record has used for UNCLAIMED_FOR_S
 (an upload whose import never came) is swept away.
 
+What holds a kept picture: every record that names it, and `KeptImagePins`' holds for what names it
+outside the catalog (a decision's copy of a record it removed, an import job's catalog that is
+queued or running). Deleting one (`release`, `delete`, `sweep`) and writing a record that names it
+(`holding`) take one lock (across processes, where the pictures are files), so a delete never
+falls between a write's check that its picture is kept and the write itself.
+
 The content names the picture: keeping the same bytes twice is one file, and a name can only
 ever mean those bytes. That is why `KeptImagesFetcher` may answer any URL whose path ends in
 `/images/<name>` from what is kept, without asking the host the URL names: the service never
@@ -21,17 +27,19 @@ answers with exactly the bytes any host serving that name would have to serve.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from PIL import Image
 
-from dupcheck.core.errors import Conflict, NotFound, UnsupportedImage
+from dupcheck.core.errors import Conflict, KeptImageGone, NotFound, UnsupportedImage, UrlNotAllowed
 from dupcheck.core.imaging import SUPPORTED_FORMATS, decode_image, sniff_format
 from dupcheck.core.ports import ImageFetcher
 
@@ -42,6 +50,8 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", 
 IMAGE_NAME_PATTERN = rf"^[0-9a-f]{{64}}\.({'|'.join(CONTENT_TYPES)})$"
 _NAME = re.compile(IMAGE_NAME_PATTERN)
 _KEPT_PATH = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.[a-z]+)$")
+# A kept picture's address anywhere in a catalog's bytes (`kept_names_in`): no parse needed.
+_KEPT_IN_TEXT = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.(?:{'|'.join(CONTENT_TYPES)}))\b".encode())
 
 # The rendition kept: what the pipeline reads of a picture (decoding reduces larger ones to at
 # least 1,024 px, core/imaging.py), and what a catalog page shows. On the 598 bench photos (at most
@@ -65,9 +75,19 @@ class KeptImages(Protocol):
 
     def get(self, name: str) -> bytes | None: ...
 
+    def exists(self, name: str) -> bool: ...
+
     def delete(self, name: str) -> bool:
         """Delete the picture; whether there was one."""
         ...
+
+
+@runtime_checkable
+class LockedKeptImages(Protocol):
+    """Kept pictures with a lock of their own, held across every process that keeps or deletes them
+    (the data dir's: a file lock), re-entrant within a thread."""
+
+    def lock(self) -> contextlib.AbstractContextManager[object]: ...
 
 
 @runtime_checkable
@@ -94,6 +114,37 @@ class KeptImageUses(Protocol):
         """`just_changed`: an id whose record was just removed or replaced, read at its latest
         where the store's lookup by picture may lag behind (DynamoDB's index)."""
         ...
+
+
+@runtime_checkable
+class KeptImagePins(Protocol):
+    """Holds on kept pictures by what names them outside the catalog's records (a decision's copy,
+    an import job's catalog): `uses_kept_image` counts them, so a held picture is never deleted."""
+
+    def pin_kept(self, names: Collection[str], holder: str) -> None: ...
+
+    def unpin_kept(self, holder: str) -> None: ...
+
+    def pin_holders(self, prefix: str) -> set[str]:
+        """The holders whose name starts with `prefix` ("job:"): what a sweep of stale holds reads."""
+        ...
+
+
+@runtime_checkable
+class GuardedDeletes(Protocol):
+    """Uses of kept pictures that also guard their deletion where no lock spans the writers (AWS:
+    conditional writes, adapters/dynamodb_claims.py): a delete first marks the picture, on the
+    condition that nothing uses or holds it; a write naming it is refused while it is marked."""
+
+    def begin_delete(self, name: str, now: float) -> bool: ...
+
+    def end_delete(self, name: str, deleted: bool, now: float) -> None: ...
+
+    def drop_user(self, name: str, entity_id: str) -> None:
+        """The record `entity_id` no longer names the picture."""
+        ...
+
+    def kept_again(self, name: str) -> None: ...
 
 
 def rendition(data: bytes, *, max_pixels: int) -> bytes:
@@ -125,6 +176,17 @@ def content_type(name: str) -> str:
     return CONTENT_TYPES[name.rsplit(".", 1)[1]]
 
 
+def kept_names_in(catalog: bytes) -> set[str]:
+    """The kept pictures a catalog's text names (its raw bytes, CSV or JSON Lines; a gzipped one
+    names none this way): what an import job holds while it waits and runs."""
+    return {found.decode() for found in _KEPT_IN_TEXT.findall(catalog)}
+
+
+def kept_gone_message(url: str) -> str:
+    return (f"the picture {url} is no longer kept here (deleted, or gone with the last record that named it): "
+            "upload it again (POST /images, or PUT /items/{id} without image_url)")  # fmt: skip
+
+
 def kept_name(url: str) -> str | None:
     """The kept picture a URL addresses (its path ends in /images/<name>), or None."""
     try:
@@ -146,7 +208,13 @@ class KeptImagesFetcher:
         name = kept_name(url)
         if name is not None and (data := self.images.get(name)) is not None:
             return data
-        return self.inner.fetch(url)
+        try:
+            return self.inner.fetch(url)
+        except UrlNotAllowed as exc:
+            if name is None:
+                raise
+            # This service's own address of a picture it no longer keeps, not an address to allow.
+            raise KeptImageGone(kept_gone_message(url)) from exc
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)
@@ -157,22 +225,65 @@ class KeptImagesFetcher:
 class KeptPictures:
     """The life of kept pictures: kept for a record, deleted with the last record that uses them.
 
-    One lock orders keeping against deleting, so a picture kept for a record being saved is
-    never deleted between the keep and the save: a caller that keeps and then saves holds
-    `lock` across both (it is re-entrant). Deleting asks the store whether a record still names
-    the picture; without `uses` (a store that cannot tell) nothing is ever deleted.
+    One lock orders keeping and writing records that name a picture against deleting it (the
+    images' own where they have one: across processes): a caller that keeps and then saves, or
+    saves records naming kept pictures, holds it across both (`holding`; it is re-entrant).
+    Deleting asks the store whether a record or a pin still holds the picture; without `uses` (a
+    store that cannot tell) nothing is ever deleted.
     """
 
     def __init__(self, images: KeptImages, uses: KeptImageUses | None) -> None:
         self.images, self.uses = images, uses
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        with self.images.lock() if isinstance(self.images, LockedKeptImages) else self._lock:
+            yield
 
     def keep(self, picture: bytes, base_url: str) -> str:
         """Keep a rendition (`rendition`'s bytes); the address the API serves it at."""
         name = image_name(picture)
-        with self.lock:
+        with self.lock():
             self.images.put(name, picture)
+            if isinstance(self.uses, GuardedDeletes):
+                self.uses.kept_again(name)
         return f"{base_url}/{IMAGES_PATH}/{name}"
+
+    @contextlib.contextmanager
+    def holding(self, image_urls: Iterable[str]) -> Iterator[set[str]]:
+        """Hold the kept pictures these URLs name while records naming them are written: none is
+        deleted until the block ends. Yields the URLs whose picture is no longer kept (a write
+        naming one must not be stored: `KeptImageGone`)."""
+        with self.lock():
+            yield {url for url in dict.fromkeys(image_urls)
+                   if (name := kept_name(url)) is not None and not self.images.exists(name)}  # fmt: skip
+
+    def pin(self, image_urls: Iterable[str], holder: str) -> None:
+        """Hold the kept pictures these URLs name for `holder` ("decision:<id>", "job:<id>") until
+        `unpin`: a sweep, a release or a delete leaves them. Where pictures expire unless claimed
+        (S3's lifecycle rule), they are claimed as well: kept until deleted with a record or on request."""
+        self.pin_names({name for url in image_urls if (name := kept_name(url)) is not None}, holder)
+
+    def pin_names(self, names: Collection[str], holder: str) -> None:
+        """`pin` of pictures by name (`kept_names_in` a catalog)."""
+        if not names:
+            return
+        if isinstance(self.uses, KeptImagePins):
+            with self.lock():
+                self.uses.pin_kept(names, holder)
+        if isinstance(self.images, ClaimedKeptImages):  # and no expiry takes them meanwhile
+            for name in names:
+                self.images.claim(name)
+
+    def unpin(self, holder: str) -> None:
+        """Let go of `holder`'s holds; a picture nothing else holds goes at the next sweep."""
+        if isinstance(self.uses, KeptImagePins):
+            self.uses.unpin_kept(holder)
+
+    def holders(self, prefix: str) -> set[str]:
+        """The holders of pins whose name starts with `prefix` (none where pins are not kept)."""
+        return self.uses.pin_holders(prefix) if isinstance(self.uses, KeptImagePins) else set()
 
     def release(self, image_url: str, *, just_changed: str = "") -> bool:
         """After the record of `just_changed`, which named `image_url`, was deleted or replaced:
@@ -180,8 +291,26 @@ class KeptPictures:
         name = kept_name(image_url)
         if name is None or self.uses is None:
             return False
-        with self.lock:
-            return not self.uses.uses_kept_image(name, just_changed=just_changed) and self.images.delete(name)
+        if just_changed and isinstance(self.uses, GuardedDeletes):
+            self.uses.drop_user(name, just_changed)
+        return self._delete_unused(name, just_changed=just_changed) is True
+
+    def _delete_unused(self, name: str, *, just_changed: str = "") -> bool | None:
+        """Delete the picture unless a record uses it or a pin holds it: True when deleted, False
+        when in use, None when none was kept. Under the lock, or (GuardedDeletes) its mark."""
+        assert self.uses is not None
+        guard = self.uses if isinstance(self.uses, GuardedDeletes) else None
+        with self.lock():
+            if guard is not None and not guard.begin_delete(name, time.time()):
+                return False
+            deleted: bool | None = False
+            try:
+                if not self.uses.uses_kept_image(name, just_changed=just_changed):
+                    deleted = self.images.delete(name) or None
+            finally:
+                if guard is not None:
+                    guard.end_delete(name, bool(deleted), time.time())
+            return deleted
 
     def claim(self, image_url: str) -> bool:
         """A record was stored naming `image_url`: the kept picture it names no longer expires
@@ -191,22 +320,18 @@ class KeptPictures:
 
     def delete(self, name: str) -> None:
         """`DELETE /images/{name}`: Conflict while a record uses it, NotFound when none is kept."""
-        with self.lock:
-            if self.uses is None:
-                raise Conflict("this deployment cannot tell which records use a kept picture: none is deleted")
-            if self.uses.uses_kept_image(name):
-                raise Conflict(f"a record uses the kept picture {name}: delete the record (DELETE /items/...) first")
-            if not self.images.delete(name):
-                raise NotFound(f"no kept picture {name!r}")
+        if self.uses is None:
+            raise Conflict("this deployment cannot tell which records use a kept picture: none is deleted")
+        deleted = self._delete_unused(name)
+        if deleted is False:
+            raise Conflict(f"a record uses the kept picture {name} (or a decision's copy, or an import that is "
+                           "queued or running): delete the record (DELETE /items/...) first")  # fmt: skip
+        if deleted is None:
+            raise NotFound(f"no kept picture {name!r}")
 
     def sweep(self, older_than_s: float = UNCLAIMED_FOR_S) -> int:
-        """Delete every kept picture older than `older_than_s` that no record uses (uploads never
-        imported, pictures left by a crash); how many. Only where the pictures can be listed."""
+        """Delete every kept picture older than `older_than_s` that no record uses and nothing holds
+        (uploads never imported, pictures left by a crash); how many. Only where they can be listed."""
         if self.uses is None or not isinstance(self.images, ListedKeptImages):
             return 0
-        deleted = 0
-        for name in self.images.names_older_than(older_than_s):
-            with self.lock:
-                if not self.uses.uses_kept_image(name) and self.images.delete(name):
-                    deleted += 1
-        return deleted
+        return sum(1 for name in self.images.names_older_than(older_than_s) if self._delete_unused(name))

@@ -75,6 +75,16 @@ class NewestPuts(Protocol):
 
 
 @runtime_checkable
+class KeepingDeletes(Protocol):
+    """A store that deletes records only while another exists, atomically (SQLite: one
+    transaction; DynamoDB: TransactWriteItems with a ConditionCheck): a keep decision's removal."""
+
+    def delete_keeping(self, entity_ids: Sequence[str], keep: str) -> list[str] | None:
+        """The ids deleted (those that existed); None when `keep` was gone (nothing deleted)."""
+        ...
+
+
+@runtime_checkable
 class HashIndex(Protocol):
     """Nearest-neighbour search over record hashes in Hamming space."""
 
@@ -122,6 +132,20 @@ class LoadingIndex(Protocol):
 
     @property
     def ready(self) -> bool: ...
+
+
+@runtime_checkable
+class FollowsStore(Protocol):
+    """An index loaded from the store it searches and kept in step with the store's change log
+    (the in-process one, adapters/sqlite_store.py's log): the version it reflects, None when it
+    was not loaded from such a log. A write logged after it may not be searchable yet
+    (core/gate.py reads those writes beside the index)."""
+
+    source_version: int | None
+
+    def catch_up(self) -> int:
+        """Apply what the store logged since `source_version`; how many ids (0: not following)."""
+        ...
 
 
 @runtime_checkable

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from dupcheck.core.gate import DEFAULT_POLICY
+
 ENV_PREFIX = "DUPCHECK_"
 # Settings that had another name: the old name is refused with the new one (one name everywhere).
 RENAMED = {"allow_private_urls": "allow_loopback_urls"}
@@ -61,8 +63,10 @@ class Settings(BaseModel):
     # API
     default_top: int = Field(5, ge=1, le=100, description="Matches returned when `top` is absent.")
     on_duplicate: Literal["warn", "reject", "allow"] = Field(
-        "warn", description="The duplicate gate's policy where a call names none (POST/PUT /items, imports): warn "
-        "(store and list the duplicates), reject (409, nothing stored), allow (no check).",
+        DEFAULT_POLICY.value,  # type: ignore[arg-type]  # "warn": core/gate.py names it once
+        description="The duplicate gate's policy where a call names none (every way in: the API, imports, the "
+        "command line, the notebook): warn (store and list the duplicates), reject (409, nothing stored), allow "
+        "(no check).",
     )  # fmt: skip
     host: str = Field("127.0.0.1", description="Local server bind address.")
     port: int = Field(8000, ge=0, le=65535, description="Local server port.")
@@ -150,6 +154,10 @@ class Settings(BaseModel):
     decisions_table: str = Field(
         "", description="DynamoDB table of the decisions on duplicate groups (store=dynamodb; empty: none)."
     )
+    claims_table: str = Field(
+        "", description="DynamoDB table of the duplicate gate's claims (store=dynamodb; empty: concurrent writes "
+        "of one picture are not guarded, docs/api.md)."
+    )  # fmt: skip
 
     @field_validator("allowed_hosts", "server_names", mode="before")
     @classmethod

@@ -126,10 +126,9 @@ def _build() -> ImportRowsWorker:
     from dupcheck.core.settings import Settings
 
     settings = Settings.from_env()
-    importer = build_row_importer(settings)
     # The gate's look-ups: the same store and OpenSearch index as find_similar (never loaded here).
-    service = build_service(settings, store=importer.store, thumbnails=importer.thumbnails, load_index=False)
-    return ImportRowsWorker(importer, build_imports(settings).jobs, service)
+    service = build_service(settings, load_index=False)
+    return ImportRowsWorker(build_row_importer(settings, service), build_imports(settings).jobs, service)
 
 
 worker = _build()

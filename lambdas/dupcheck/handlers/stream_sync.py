@@ -16,6 +16,11 @@ first failed record and a retried batch overlaps records already applied:
   REMOVE then a replayed, older INSERT does not resurrect the document. Indexes without
   versioning (the local one) simply apply records in order, which a replay also converges.
 
+The duplicate gate's claims (core/gate.py, adapters/dynamodb_claims.py): a record a gated write
+stored names its claim (`gate_claim`); once the batch is applied and the index refreshed, so that
+a search shows those records, their claims are confirmed (their live items deleted): until then a
+check reads them beside the index. A replay confirms again, which changes nothing.
+
 Kept pictures (core/kept_images.py) follow the records that name them, from every record of a
 batch, superseded or not (each change may let a picture go): a record stored naming one claims
 it (it no longer expires), and a record removed, or replaced by one naming another picture, lets
@@ -39,6 +44,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dupcheck.adapters.dynamodb_claims import GATE_CLAIM, DynamoDBClaims
 from dupcheck.adapters.dynamodb_store import KEY, record_from_values
 from dupcheck.core.kept_images import KeptPictures, kept_name
 from dupcheck.core.models import version_of
@@ -77,8 +83,10 @@ def remove_version(old_image: Mapping[str, Any], approximate_creation: int | Non
 class StreamSync:
     """Applies one stream batch to `index` (see module docstring)."""
 
-    def __init__(self, index: HashIndex, pictures: KeptPictures | None = None) -> None:
-        self.index, self.pictures = index, pictures
+    def __init__(
+        self, index: HashIndex, pictures: KeptPictures | None = None, claims: DynamoDBClaims | None = None
+    ) -> None:
+        self.index, self.pictures, self.claims = index, pictures, claims
         self._index_ready = False
 
     def ensure_index(self) -> None:
@@ -108,15 +116,18 @@ class StreamSync:
         self.ensure_index()
         latest = self.latest_sequences(records)
         counts = {"applied": 0, "superseded": 0}
+        claimed: list[str] = []
 
         def record_handler(record: DynamoDBRecord) -> None:
             counts[self.apply(record, latest)] += 1
             self.follow_pictures(record)
+            claimed.extend(claims_of(record))
 
         processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
         response = process_partial_response(
             event=dict(event), record_handler=record_handler, processor=processor, context=context
         )
+        self.confirm(claimed)
         failed = len(response.get("batchItemFailures", []))
         record_metric("StreamRecordsApplied", counts["applied"], "Count")
         record_metric("StreamRecordsSuperseded", counts["superseded"], "Count")
@@ -148,6 +159,16 @@ class StreamSync:
             raise ValueError(f"unknown stream eventName {record.raw_event.get('eventName')!r}")
         return "applied"
 
+    def confirm(self, claimed: list[str]) -> None:
+        """The gate's claims of the records this batch indexed: confirmed once a search shows them (a
+        refresh of an index that lives in a service). A failure raises: the batch is retried."""
+        if not claimed or self.claims is None:
+            return
+        if isinstance(self.index, ProvisionedIndex):
+            self.index.refresh()
+        self.claims.confirm_indexed(claimed)
+        record_metric("GateClaimsConfirmed", len(claimed), "Count")
+
     def follow_pictures(self, record: DynamoDBRecord) -> None:
         """Claim the kept picture a record's new image names; let go of the one its old image named
         (see the module docstring). A failure raises: the record is retried."""
@@ -162,18 +183,28 @@ class StreamSync:
             logger.info("kept picture deleted with its last record", extra={"entity_id": entity_id})
 
 
+def claims_of(record: DynamoDBRecord) -> list[str]:
+    """The gate claim a stored record names, if a gated write stored it."""
+    stream = record.dynamodb
+    claim = (stream.new_image or {}).get(GATE_CLAIM) if stream is not None else None
+    return [str(claim)] if claim else []
+
+
 def _build() -> StreamSync:
     # Settings are validated at cold start: a mis-configured function fails on its first
     # invocation with a clear SettingsError rather than on some later record.
-    from dupcheck.bootstrap import build_index, build_kept_pictures, build_store
+    from dupcheck.bootstrap import build_gate, build_index, build_kept_pictures, build_store
     from dupcheck.core.hashing import get_pipeline
     from dupcheck.core.settings import Settings
 
     # No store for the index: the stream carries full images. The store answers only whether a
     # record still names a kept picture (its index by picture), where the deployment keeps them.
     settings = Settings.from_env()
-    pictures = build_kept_pictures(settings, build_store(settings)) if settings.imports_bucket else None
-    return StreamSync(build_index(settings, get_pipeline()), pictures)
+    store = build_store(settings)
+    pictures = build_kept_pictures(settings, store) if settings.imports_bucket else None
+    claims = build_gate(settings, store).claims
+    return StreamSync(build_index(settings, get_pipeline()), pictures,
+                      claims if isinstance(claims, DynamoDBClaims) else None)  # fmt: skip
 
 
 sync = _build()

@@ -13,11 +13,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from dupcheck.bootstrap import build_store
+from dupcheck.bootstrap import build_service, build_store
+from dupcheck.core.gate import IMPORT_POLICIES, OnDuplicate, policy_of
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions, BackfillSummary
 from dupcheck_tools.backfill.failures import FailureLog, default_failures_path, explain_failures
+from dupcheck_tools.backfill.gate import BackfillGate, duplicates_path_for
 from dupcheck_tools.catalog import CatalogReader, CatalogRow, Columns, local_catalog
 
 log = logging.getLogger(__name__)
@@ -59,22 +61,38 @@ def backfill_catalog(
     settings: Settings | None = None,
     store: RecordStore | None = None,
     fetcher: ImageFetcher | None = None,
+    on_duplicate: OnDuplicate | str | None = None,
 ) -> BackfillSummary:
-    """Backfill one catalog file (or s3:// URI) into the target store. Raises CatalogError /
+    """Backfill one catalog file (or s3:// URI) into the target store, each row through the duplicate
+    gate by `on_duplicate` (None: DUPCHECK_ON_DUPLICATE; backfill/gate.py). Raises CatalogError /
     SettingsError for usage problems."""
     settings = settings or target_settings(target, table=table, region=region)
+    policy = policy_of(str(on_duplicate) if on_duplicate else None, OnDuplicate(settings.on_duplicate),
+                       IMPORT_POLICIES)  # fmt: skip
     with local_catalog(catalog, region=region or settings.aws_region or None) as path:
         reader = CatalogReader(path, columns or Columns(), image_base_url)
         store = store or build_store(settings)
         failure_log = FailureLog(failures_path_for(catalog, path, failures))
+        dry_run = (options or BackfillOptions()).dry_run
+        gate = None
+        if policy is not OnDuplicate.ALLOW and not dry_run:
+            # The check's service: the same store, its index (loaded here locally; OpenSearch on AWS).
+            service = build_service(settings, store=store, fetcher=fetcher)
+            gate = BackfillGate(service, policy, failure_log, duplicates_path_for(failure_log.path))
         try:
-            engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options)
+            engine = Backfill(settings, store, failure_log, fetcher=fetcher, options=options,
+                              screen=gate.screen if gate else None, lost=gate.lost if gate else None)  # fmt: skip
             total = reader.count_rows() if (options or BackfillOptions()).progress else None
             summary = engine.run(_noting_phash(reader), total)
             summary.failure_report = explain_failures(failure_log, summary.rows)
+            summary.on_duplicate = policy.value
+            if gate is not None:
+                summary.duplicates, summary.duplicates_file = gate.found, str(gate.path)
             return summary
         finally:
             failure_log.close()
+            if gate is not None:
+                gate.close()
 
 
 def failures_path_for(

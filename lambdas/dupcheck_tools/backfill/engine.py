@@ -36,12 +36,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dupcheck.core.catalog import row_failure
-from dupcheck.core.errors import DupcheckError, UpstreamError, UpstreamTimeout
+from dupcheck.core.errors import DupcheckError, KeptImageGone, UpstreamError, UpstreamTimeout
+from dupcheck.core.gate import Claim, Passage
 from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.kept_images import kept_gone_message
 from dupcheck.core.models import Entry, HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
 from dupcheck.core.products import Embedder, ProductIndex, default_model_path
 from dupcheck.core.settings import Settings
+from dupcheck.core.writer import RecordWriter
 from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
@@ -64,9 +67,24 @@ WORKER_DIED = "worker_died"  # a row's failure code: its hashing process died tw
 # Told of every row stored or skipped: ("done" | "updated" | "skipped", row, its record). Failed
 # rows go to the FailureSink. (The API's import jobs count rows with it; backfill does not.)
 RowListener = Callable[[str, CatalogRow, HashRecord], None]
-# Looks at a hashed row before it is written: False keeps it out of the store (the screen says why
-# to whom it reports: an import job's duplicate gate).
-RowScreen = Callable[[CatalogRow, Entry], bool]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A row the screen keeps out of the store, and how the run counts it: skipped, or failed with
+    a code and message for the failures file."""
+
+    kind: str  # "skipped" | "failed"
+    code: str = ""
+    message: str = ""
+
+
+# Looks at a hashed row before it is written (the duplicate gate, core/gate.py): the passage to
+# store it with; a Refusal the run counts; or None: kept out, the screen's owner records why.
+RowScreen = Callable[[CatalogRow, Entry], Passage | Refusal | None]
+# A row the screen let through whose claim another write fenced before it was stored (the entity_id
+# that beat it, or gate.EXPIRED): the screen's owner records it and says how to count it.
+RowLost = Callable[[CatalogRow, str], str]
 
 
 @dataclass
@@ -97,6 +115,9 @@ class BackfillSummary:
     images_per_s: float = 0.0
     hash_algo: str = ""
     failures_file: str = ""
+    on_duplicate: str = ""  # the duplicate gate's policy ("allow": not checked)
+    duplicates: int = 0  # rows found duplicates of the catalog or of each other (stored, skipped or refused)
+    duplicates_file: str = ""  # one line per duplicate found (backfill/gate.py)
     interrupted: bool = False
     error: str | None = None  # a fatal error (e.g. the store stayed unreachable) ended the run early
     timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)
@@ -147,8 +168,10 @@ class Backfill:
         thumbnails: ThumbnailStore | None = None,
         on_row: RowListener | None = None,
         screen: RowScreen | None = None,
+        lost: RowLost | None = None,
         embedder: Embedder | None = None,
         products: ProductIndex | None = None,
+        writer: RecordWriter | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -176,6 +199,12 @@ class Backfill:
         self._sleep = sleep
         self._on_row = on_row
         self._screen = screen
+        self._lost = lost
+        if writer is None:
+            from dupcheck.bootstrap import build_writer
+
+            writer = build_writer(settings, store, thumbnails=self.thumbnails, products=self.products)
+        self.writer = writer
         self.summary = BackfillSummary(hash_algo=self.algo, failures_file=str(failures.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -348,7 +377,7 @@ class Backfill:
                         self._advance("would_fetch")
                     else:  # same image, new sku: no download needed
                         record = dataclasses.replace(record, sku=row.sku, updated_at=utc_now())
-                        writes.put(("updated", row, Entry(record)))  # its thumbnail stays as it is
+                        writes.put(("updated", row, Entry(record), None))  # its thumbnail stays as it is
                 elif self.options.dry_run:
                     self._advance("would_fetch")
                 else:
@@ -469,13 +498,23 @@ class Backfill:
         if status != "ok":
             self._fail(row, *payload)
             return
-        try:
-            if self._screen is not None and not self._screen(row, payload):
+        claim: Claim | None = None
+        if self._screen is not None:
+            try:
+                passage = self._screen(row, payload)
+            except DupcheckError as exc:  # the screen's look-up failed (the index, the store): this row failed
+                self._fail(row, *row_failure(exc))
                 return
-        except DupcheckError as exc:  # the screen's look-up failed (the index, the store): this row failed
-            self._fail(row, *row_failure(exc))
-            return
-        writes.put(("done", row, payload))
+            if passage is None:
+                return
+            if isinstance(passage, Refusal):
+                if passage.kind == "failed":
+                    self._fail(row, passage.code, passage.message)
+                else:
+                    self._advance(passage.kind)
+                return
+            claim = passage.claim
+        writes.put(("done", row, payload, claim))
 
     def _fetch(self, url: str) -> bytes:
         assert self.fetcher is not None
@@ -514,23 +553,33 @@ class Backfill:
             if stop:
                 return
 
-    def _flush(self, batch: list[tuple[str, CatalogRow, Entry]]) -> None:
+    def _flush(self, batch: list[tuple[str, CatalogRow, Entry, Claim | None]]) -> None:
+        """One batch through the write path (core/writer.py): thumbnails and vectors, then the
+        records with their claims' commits. A row whose claim was fenced, or whose kept picture is
+        gone, is not stored: the screen's owner hears of the first, the failures file of the second."""
         try:
-            # Thumbnails before their records (DupcheckService.save says why).
-            thumbnails = {entry.record.entity_id: entry.thumbnail for _, _, entry in batch if entry.thumbnail}
-            if thumbnails and self.thumbnails is not None:
-                self.thumbnails.put_many(thumbnails)
-            vectors = {e.record.entity_id: e.product_vector for _, _, e in batch if e.product_vector is not None}
-            if vectors and self.products is not None:
-                self.products.put_many(vectors)
-            self.store.put_many(entry.record for _, _, entry in batch)
+            saved = self.writer.save_many([(entry, claim) for _, _, entry, claim in batch])
         except Exception as exc:  # noqa: BLE001 - StoreUnavailable and friends: these rows failed
             message = exc.message if isinstance(exc, DupcheckError) else f"{type(exc).__name__}: {exc}"
-            for _, row, _ in batch:
+            for _, row, _, claim in batch:
+                self._withdraw(claim)
                 self._fail(row, getattr(exc, "code", "store_unavailable"), message)
             return
-        for kind, row, entry in batch:
-            self._stored(kind, row, entry.record)
+        for kind, row, entry, claim in batch:
+            if claim is not None and claim.claim_id in saved.beaten:
+                counted = self._lost(row, saved.beaten[claim.claim_id]) if self._lost is not None else "failed"
+                self._advance(counted)
+            elif entry.record.entity_id in saved.gone:
+                self._fail(row, KeptImageGone.code, kept_gone_message(entry.record.image_url))
+            else:
+                self._stored(kind, row, entry.record)
+
+    def _withdraw(self, claim: Claim | None) -> None:
+        if claim is not None and self.writer.claims is not None:
+            try:
+                self.writer.claims.withdraw(claim.claim_id)
+            except DupcheckError as exc:  # its lease ends it: nobody waits on it past that
+                log.warning("claim %s not withdrawn: %s", claim.claim_id, exc.message)
 
 
 def _died_outcomes(jobs: list[tuple[str, str, str, bytes]], _: WorkerDied) -> list[Outcome]:

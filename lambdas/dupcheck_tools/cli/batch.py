@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.bootstrap import build_store
+from dupcheck.core.gate import IMPORT_POLICIES
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, BackfillSummary, Target, backfill_catalog
 from dupcheck_tools.catalog import Columns
@@ -37,6 +38,7 @@ def register(commands: Any) -> None:
     backfill.add_argument("--sku-column", default="sku", help="sku column (default sku; optional)")
     backfill.add_argument("--url-column", default=None, help="image URL column (default: image_url, else small_image)")
     backfill.add_argument("--image-base-url", help="base URL for relative image paths (small_image exports)")
+    add_gate_argument(backfill)
     backfill.set_defaults(run=run_backfill)
 
     rebuild = commands.add_parser(
@@ -55,13 +57,21 @@ def run_backfill(args: argparse.Namespace) -> int:
         summary = backfill_catalog(
             args.catalog, target=target, region=args.region, failures=args.failures,
             columns=Columns(args.id_column, args.sku_column, args.url_column),
-            image_base_url=args.image_base_url, options=options, settings=settings,
+            image_base_url=args.image_base_url, options=options, settings=settings, on_duplicate=args.on_duplicate,
         )  # fmt: skip
         if summary.failure_report:  # the JSON summary counts failures; this says why, and what to do
             print(summary.failure_report, file=sys.stderr)
         return summary
 
     return run_batch(args, job)
+
+
+def add_gate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--on-duplicate", choices=[p.value for p in IMPORT_POLICIES], default=None,
+        help="the duplicate gate, for each row: warn (store it, list it in the duplicates file), skip (leave a "
+        "duplicate out), reject (leave it out, as a failure) or allow (no check); default DUPCHECK_ON_DUPLICATE, warn",
+    )  # fmt: skip
 
 
 def run_reindex(args: argparse.Namespace) -> int:

@@ -11,11 +11,13 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from dupcheck.bootstrap import build_service
+from dupcheck.bootstrap import build_kept_pictures, build_service
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.gate import ITEM_POLICIES, policy_of
+from dupcheck.core.gate import ITEM_POLICIES, OnDuplicate, policy_of
 from dupcheck.core.imaging import sniff_format
-from dupcheck.core.service import MAX_TOP
+from dupcheck.core.kept_images import KeptPictures
+from dupcheck.core.service import MAX_TOP, DupcheckService
+from dupcheck.core.settings import Settings
 from dupcheck_tools.cli.common import UsageError, int_between, print_json, settings_for, show_progress
 from dupcheck_tools.exit_codes import ExitCode
 
@@ -36,6 +38,9 @@ def register(commands: Any) -> None:
     add.add_argument("--sku", default="")
     add.add_argument("image", help="an image URL or a local file")
     add.add_argument("--features", action="store_true", help="also print the stored verification views (~5 KB)")
+    add.add_argument("--base-url", default=None, metavar="URL",
+                     help="the API's address, where a file's kept picture is served (default: the local server's, "
+                     "http://127.0.0.1:DUPCHECK_PORT)")  # fmt: skip
     add.add_argument("--on-duplicate", choices=[p.value for p in ITEM_POLICIES], default=None,
                      help="the duplicate gate: warn (add it, list its duplicates), reject (add nothing, exit 1) or "
                      "allow (no check); default DUPCHECK_ON_DUPLICATE, warn")  # fmt: skip
@@ -47,6 +52,9 @@ def register(commands: Any) -> None:
 
     index_dir = commands.add_parser("index-dir", help="register every image in a folder (entity_id = file stem)")
     index_dir.add_argument("directory")
+    index_dir.add_argument("--base-url", default=None, metavar="URL",
+                           help="the API's address, where the kept pictures are served (default: the local "
+                           "server's)")  # fmt: skip
     index_dir.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr (there is none when it is not a terminal)"
     )
@@ -79,11 +87,14 @@ def run_find(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     path = local_file(args.image)
-    service = build_service(settings_for(args))
+    settings = settings_for(args)
+    service = build_service(settings)
     policy = policy_of(args.on_duplicate, service.on_duplicate)
-    if path is not None:
-        done = service.register_checked(entity_id=args.entity_id, sku=args.sku, image_url=path.resolve().as_uri(),
-                                        data=path.read_bytes(), on_duplicate=policy)  # fmt: skip
+    if path is not None:  # a file has no address: its picture is kept, as an upload's is
+        pictures = kept_pictures_for(service, settings)
+        done = service.register_kept(entity_id=args.entity_id, sku=args.sku, data=path.read_bytes(),
+                                     pictures=pictures, base_url=args.base_url or local_base(settings),
+                                     on_duplicate=policy)  # fmt: skip
     else:
         done = service.register_url_checked(args.entity_id, args.sku, args.image, on_duplicate=policy)
     # Imported here: the API package (Powertools and its OpenAPI models) was about half of every
@@ -97,6 +108,20 @@ def run_add(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def kept_pictures_for(service: DupcheckService, settings: Settings) -> KeptPictures:
+    pictures = service.kept or build_kept_pictures(settings, service.store)
+    if pictures is None:
+        raise UsageError("this store keeps no pictures (on AWS: the stack's imports bucket, DUPCHECK_IMPORTS_BUCKET):"
+                         " give the picture's published address instead of a file")  # fmt: skip
+    return pictures
+
+
+def local_base(settings: Settings) -> str:
+    """The local server's address, where it serves kept pictures (DUPCHECK_HOST, DUPCHECK_PORT)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host if ':' not in host else f'[{host}]'}:{settings.port or 8000}"
+
+
 def run_remove(args: argparse.Namespace) -> int:
     service = build_service(settings_for(args))
     service.remove(args.entity_id)
@@ -108,7 +133,9 @@ def run_index_dir(args: argparse.Namespace) -> int:
     folder = Path(args.directory)
     if not folder.is_dir():
         raise UsageError(f"no such folder: {folder}" if not folder.exists() else f"not a folder: {folder}")
-    service = build_service(settings_for(args))
+    settings = settings_for(args)
+    service = build_service(settings)
+    pictures, base = kept_pictures_for(service, settings), args.base_url or local_base(settings)
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     done, failed = 0, []
     for path in tqdm(files, unit="img", disable=not show_progress(args), dynamic_ncols=True):
@@ -117,7 +144,8 @@ def run_index_dir(args: argparse.Namespace) -> int:
             failed.append({"file": path.name, "error": "not a supported image"})
             continue
         try:
-            service.register_bytes(entity_id=path.stem, sku=path.stem, image_url=path.resolve().as_uri(), data=data)
+            service.register_kept(entity_id=path.stem, sku=path.stem, data=data, pictures=pictures, base_url=base,
+                                  on_duplicate=OnDuplicate.ALLOW)  # fmt: skip
             done += 1
             log.info("indexed %s (%d of %d)", path.name, done + len(failed), len(files))
         except DupcheckError as exc:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dupcheck.bootstrap import build_store, build_thumbnails
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Target, default_failures_path
-from dupcheck_tools.cli.common import add_target_arguments, run_job, show_progress
+from dupcheck_tools.cli.common import UsageError, add_target_arguments, run_job, show_progress
 from dupcheck_tools.records_file import ExportSummary, ImportSummary, cyclic_gc_paused, export_records, import_records
 
 
@@ -43,6 +45,27 @@ def register(commands: Any) -> None:
     imports.set_defaults(run=run_import)
 
 
+def is_catalog(path: Path) -> bool:
+    """Whether a file is a catalog rather than a records export: its first line is a CSV header,
+    or a JSON object without the `hash` every exported record has. Unreadable: not a catalog (the
+    import says why)."""
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream: IO[bytes] = gzip.open(raw) if gzipped else raw  # type: ignore[assignment]  # noqa: SIM115
+            first = next((line.strip() for line in stream if line.strip()), b"")
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False
+    if not first.startswith(b"{"):
+        return bool(first)
+    try:
+        fields = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(fields, dict) and "hash" not in fields
+
+
 def run_export(args: argparse.Namespace) -> int:
     def job(target: Target, settings: Settings) -> ExportSummary:
         return export_records(build_store(settings), Path(args.out), segments=args.segments,
@@ -53,6 +76,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     source = str(args.file)
+    if not source.startswith("s3://") and is_catalog(Path(source)):
+        raise UsageError(
+            f"{source} is a catalog (rows of entity_id, sku and image_url), not an export file: `python -m dupcheck "
+            f"backfill --catalog {source}` imports it as the web app's Import does (each picture downloaded, hashed "
+            "and checked for duplicates: --on-duplicate), or POST it to /imports"
+        )
     name = Path(source.rsplit("/", 1)[-1])
     failures = (
         Path(args.failures)

@@ -6,8 +6,9 @@ A pass runs at start, again CONFIRM_S later, then every HOUSEKEEPING_S, in a thr
   core/service.py) are found by one join across the files, and deleted when the next pass finds
   them again (a save in flight writes its thumbnail a moment before its record), each under the
   service's lock for its id;
-* kept pictures that no record names, kept UNCLAIMED_FOR_S ago or more, are deleted
-  (`KeptPictures.sweep`: uploads whose import never came, a picture a crash left);
+* kept pictures that no record names and nothing holds, kept UNCLAIMED_FOR_S ago or more, are
+  deleted (`KeptPictures.sweep`: uploads whose import never came, a picture a crash left); first,
+  the holds of import jobs that ended (or are gone) without letting go of them are dropped;
 * every SQLite file of the service is tidied (adapters/sqlite_files.py): the pages of deleted
   rows handed back to the file system, the WAL truncated.
 """
@@ -21,8 +22,10 @@ from contextlib import closing
 from pathlib import Path
 
 from dupcheck.adapters.sqlite_files import SqliteFile
+from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.kept_images import UNCLAIMED_FOR_S
+from dupcheck.core.imports import FINAL, JOB_HOLDER
+from dupcheck.core.kept_images import UNCLAIMED_FOR_S, KeptPictures
 from dupcheck.core.service import DupcheckService
 from dupcheck_tools.local.job_loop import Repeating
 
@@ -63,7 +66,10 @@ class Housekeeping:
         confirmed = found & self._suspects
         orphans = sum(1 for entity_id in sorted(confirmed) if self.service.forget_orphan(entity_id))
         self._suspects = found - confirmed
-        pictures = self.service.kept.sweep(self.unclaimed_s) if self.service.kept is not None else 0
+        pictures = 0
+        if self.service.kept is not None:
+            self._release_ended_jobs(self.service.kept)
+            pictures = self.service.kept.sweep(self.unclaimed_s)
         for file in self.files:
             if self._repeating.stopping.is_set():
                 break
@@ -74,6 +80,16 @@ class Housekeeping:
         if orphans or pictures:
             logger.info("housekeeping deleted %d orphan ids' rows and %d kept pictures", orphans, pictures)
         return {"orphans": orphans, "pictures": pictures}
+
+    def _release_ended_jobs(self, kept: KeptPictures) -> None:
+        """Holds of import jobs that ended without letting go (the server stopped in between)."""
+        jobs = next((f for f in self.files if isinstance(f, SqliteImportJobs)), None)
+        if jobs is None:
+            return
+        for holder in kept.holders(JOB_HOLDER):
+            job = jobs.get(holder[len(JOB_HOLDER) :])
+            if job is None or job.status in FINAL:
+                kept.unpin(holder)
 
     def _orphans(self) -> set[str]:
         records = _path_of(self.service.store)

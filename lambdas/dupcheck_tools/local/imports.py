@@ -17,6 +17,7 @@ its record was written after the job started (this job wrote it), else `skipped`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -27,8 +28,10 @@ from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.bootstrap import build_catalog_fetcher, build_imports
 from dupcheck.core.catalog import CatalogRow
 from dupcheck.core.errors import DupcheckError, StoreUnavailable
+from dupcheck.core.gate import Passage
 from dupcheck.core.import_runs import JobGate, RowChecker, finish_if_complete
 from dupcheck.core.imports import (
+    FINAL,
     ImportJob,
     ImportService,
     JobStatus,
@@ -39,9 +42,10 @@ from dupcheck.core.imports import (
     Survey,
     catalog_rows,
     check_catalog,
+    job_holder,
     survey,
 )
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import Entry, HashRecord
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
@@ -141,7 +145,15 @@ class ImportWorker:
     # -- one job ------------------------------------------------------------------------------
 
     def run(self, job: ImportJob) -> ImportJob | None:
-        """Run (or resume) one job to its end, or until it is cancelled or the worker stops."""
+        """Run (or resume) one job to its end, or until it is cancelled or the worker stops; once
+        it has ended, the kept pictures its catalog named are no longer held for it."""
+        ended = self._run(job)
+        current = self.jobs.get(job.job_id)
+        if self.service.kept is not None and (current is None or current.status in FINAL):
+            self.service.kept.unpin(job_holder(job.job_id))
+        return ended
+
+    def _run(self, job: ImportJob) -> ImportJob | None:
         resumed = job.status is JobStatus.RUNNING
         try:
             if job.rows is None:
@@ -167,7 +179,10 @@ class ImportWorker:
         engine = Backfill(
             self.settings, self.service.store, recorder, fetcher=self.service.fetcher, on_row=recorder.stored,
             thumbnails=self.service.thumbnails, embedder=self.service.embedder, products=self.service.products,
-            screen=lambda row, entry: recorder.screened(row, gate.screen(row, entry)),
+            screen=lambda row, entry: recorder.screened(row, gate, entry),
+            lost=lambda row, beaten_by: recorder.lost(gate.beaten(row, beaten_by)),
+            # The server's write path (its id locks, kept pictures, claims); its index follows the store.
+            writer=dataclasses.replace(self.service.writer, index=None),
             options=BackfillOptions(workers=self.settings.import_workers, hash_workers=hash_workers,
                                     per_host=self.settings.import_workers,
                                     hash_niceness=self.settings.import_hash_niceness, progress=False),
@@ -273,15 +288,27 @@ class _Recorder:
             if kind != "skipped" and self.cancelled.is_set():
                 self._after_cancel += 1  # hashed before the cancel, stored after it
 
-    def screened(self, row: CatalogRow, result: RowResult | None) -> bool:
-        """The duplicate gate's word on a row (JobGate.screen): whether to store it."""
+    def screened(self, row: CatalogRow, gate: JobGate, entry: Entry) -> Passage | None:
+        """The duplicate gate's word on a row: the passage to store it with, or None (refused,
+        recorded here)."""
+        passage = gate.admit(entry)
+        try:
+            result = gate.decide(row, entry, passage)
+        except BaseException:
+            gate.service.gate.withdraw(passage.claim)
+            raise
         if result is None:
-            return True
+            return passage
         if result.outcome is Outcome.DONE:  # warn: stored, and its outcome names the duplicate
             self._warned[row.row] = result
-            return True
+            return passage
         self.record(result)
-        return False
+        return None
+
+    def lost(self, result: RowResult) -> str:
+        """A row the gate let through but another write of its picture beat to the store."""
+        self.record(result)
+        return "skipped" if result.outcome is Outcome.SKIPPED else "failed"
 
     def stop(self) -> None:
         self.stopped.set()

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Collection
 
-from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex, entity_key
+from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex
 from dupcheck.core.service import DupcheckService
 from dupcheck_tools.local.job_loop import Repeating
 
@@ -26,12 +26,17 @@ POLL_S = 0.5  # other processes' writes are searchable within this (the target i
 
 
 class IndexFollower:
-    def __init__(
-        self, store: KeyedHashRows, index: LocalHashIndex, hash_algos: Collection[str], poll_s: float = POLL_S
-    ) -> None:
+    def __init__(self, store: KeyedHashRows, index: LocalHashIndex, hash_algos: Collection[str],
+                 poll_s: float = POLL_S) -> None:  # fmt: skip
         self.store, self.index, self.hash_algos, self.poll_s = store, index, hash_algos, poll_s
-        self.version = index.source_version if index.source_version is not None else store.latest_change()
+        index.follow(store, hash_algos)
+        if index.source_version is None and index.ready:
+            index.source_version = store.latest_change()
         self._repeating = Repeating("dupcheck-index-follower", self.poll, [poll_s])
+
+    @property
+    def version(self) -> int:
+        return self.index.source_version or 0
 
     @classmethod
     def for_service(cls, service: DupcheckService) -> IndexFollower | None:
@@ -47,31 +52,10 @@ class IndexFollower:
         self._repeating.stop()
 
     def poll(self) -> int:
-        """Apply every change after `version`; returns how many ids were applied."""
-        applied = 0
-        if not self.index.ready:  # the server started before its index (cli/serve.py): load it
-            self._reload("loaded the index")
-        while True:
-            changes, oldest = self.store.changes_since(self.version)
-            if oldest > self.version + 1:  # the log moved past us: some changes are gone
-                logger.warning("index follower fell behind the change log: reloading the index")
-                self._reload("reloaded the index")
-                return applied
-            if not changes:
-                return applied
-            ids = list(dict.fromkeys(entity_id for _, entity_id in changes))
-            current = self.store.index_rows_for(ids, self.hash_algos)
-            self.index.upsert_rows(current.values())
-            for entity_id in ids:
-                if entity_id not in current:
-                    self.index.remove_key(entity_key(entity_id))
-            self.version = changes[-1][0]
-            applied += len(ids)
-
-    def _reload(self, what: str) -> None:
-        started = time.monotonic()
-        version = self.store.latest_change()  # before the rows: a change in between is replayed
-        keys, codes = self.store.index_codes(self.hash_algos, self.index.bits)
-        count = self.index.load_codes(keys, codes, version=version)
-        self.version = version
-        logger.info("%s: %d records in %.1f s", what, count, time.monotonic() - started)
+        """Apply every change after the index's version (LocalHashIndex.catch_up, which loads the index
+        first when the server started before it); how many ids."""
+        loading, started = not self.index.ready, time.monotonic()
+        applied = self.index.catch_up()
+        if loading and self.index.ready:
+            logger.info("loaded the index: %d records in %.1f s", self.index.count(), time.monotonic() - started)
+        return applied

@@ -1,0 +1,312 @@
+"""One picture, one record on AWS, with moto: every request its own Lambda, the index behind the
+table by the stream's delivery (held back 5 s here) and OpenSearch's refresh.
+
+Each "Lambda" is a service of its own (its own clients and process state) built as the API
+function builds one; they share one index, the deployment's OpenSearch, which shows a record only
+once the stream sync function has applied its change: the API's own writes to it are not seen (a
+refresh away, at best). The stream is read from moto's DynamoDB Streams and handed to the stream
+sync function 5 s after each change. moto answers requests in the caller's thread without
+DynamoDB's own isolation, so each request is made atomic with one lock, as DynamoDB makes each one
+(a conditional update, a transaction) atomic.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import pytest
+
+from dupcheck.adapters.local_index import LocalHashIndex
+from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.models import HashRecord, HashValue, IndexHit
+from dupcheck.core.service import DupcheckService
+from dupcheck_tools.samples import encode, product_image
+from support.aws import REGION
+from support.catalogs import MUTUAL_SEEDS, edited_copies
+from support.concurrency import at_once
+from support.fakes import FakeFetcher, load_event
+
+RECORDS, CLAIMS, BUCKET = "dupcheck-records", "dupcheck-claims", "dupcheck-kept"
+HELD_BACK_S = 5.0
+ROUNDS = 20
+WRITERS = 8
+
+
+class Unrefreshed:
+    """The deployment's OpenSearch as one Lambda sees it: searches the shared index; its own writes
+    are not shown (only the stream sync function's are, once it delivers)."""
+
+    def __init__(self, shared: LocalHashIndex) -> None:
+        self.shared = shared
+
+    def search(self, hashes: Sequence[HashValue], k: int, max_distance: int | None = None,
+               part_hashes: Sequence[HashValue] = (), part_k: int = 0) -> list[IndexHit]:  # fmt: skip
+        return self.shared.search(hashes, k, max_distance, part_hashes, part_k)
+
+    def upsert(self, record: HashRecord) -> None:
+        pass
+
+    def upsert_many(self, records: Any) -> int:
+        return 0
+
+    def remove(self, entity_id: str) -> None:
+        pass
+
+    def count(self) -> int:
+        return self.shared.count()
+
+
+@dataclass
+class Deployment:
+    ddb: Any
+    stream_arn: str
+    index: LocalHashIndex
+    images: dict[str, bytes]
+    lambdas: list[DupcheckService] = field(default_factory=list)
+
+    def new_lambda(self) -> DupcheckService:
+        from dupcheck.bootstrap import build_service
+        from dupcheck.core.settings import Settings
+
+        fetcher = FakeFetcher()
+        fetcher.images = self.images  # the web every Lambda sees, as the test fills it
+        service = build_service(Settings.from_env(), index=Unrefreshed(self.index), fetcher=fetcher)  # type: ignore[arg-type]
+        self.lambdas.append(service)
+        return service
+
+
+@pytest.fixture
+def deployment(mock_aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Deployment]:
+    import boto3
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    from dupcheck.adapters.dynamodb_claims import create_claims_table
+    from dupcheck.adapters.dynamodb_store import create_table
+
+    serial = threading.Lock()
+    answer = BotocoreStubber.process_request
+
+    def atomic(self: Any, request: Any) -> Any:
+        with serial:
+            return answer(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", atomic)
+    ddb, s3 = boto3.client("dynamodb", region_name=REGION), boto3.client("s3", region_name=REGION)
+    stream_arn = create_table(ddb, RECORDS)
+    create_claims_table(ddb, CLAIMS)
+    s3.create_bucket(Bucket=BUCKET)
+    for name, value in {"STORE": "dynamodb", "INDEX": "local", "TABLE_NAME": RECORDS, "CLAIMS_TABLE": CLAIMS,
+                        "THUMBNAIL_BUCKET": BUCKET, "IMPORTS_BUCKET": BUCKET, "DATA_DIR": str(tmp_path),
+                        "DYNAMODB_CONSISTENT_READ": "true"}.items():  # fmt: skip
+        monkeypatch.setenv(f"DUPCHECK_{name}", value)
+    pipeline = get_pipeline()
+    shared = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits)
+    deployment = Deployment(ddb, stream_arn, shared, {})
+    pump = StreamPump(deployment)
+    pump.start()
+    yield deployment
+    pump.stop()
+
+
+class StreamPump:
+    """The table's stream delivered to the stream sync function HELD_BACK_S after each change, in
+    order, a batch at a time: what an event source mapping does, late."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        from dupcheck.adapters.dynamodb_claims import DynamoDBClaims
+        from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
+        from dupcheck.handlers.stream_sync import StreamSync
+
+        store = DynamoDBRecordStore(RECORDS, client=deployment.ddb)
+        self.sync = StreamSync(deployment.index, None, DynamoDBClaims(store, CLAIMS))
+        self.arn, self.stop_event = deployment.stream_arn, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.delivered = 0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+
+    def run(self) -> None:
+        import boto3
+
+        streams = boto3.client("dynamodbstreams", region_name=REGION)
+        shard = streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
+        held: list[tuple[float, dict[str, Any]]] = []
+        while not self.stop_event.wait(0.2):
+            page = streams.get_records(ShardIterator=iterator)
+            iterator = page.get("NextShardIterator") or iterator
+            held += [(time.monotonic(), _as_lambda_sees_it(r, self.arn)) for r in page["Records"]]
+            due = [record for at, record in held if time.monotonic() - at >= HELD_BACK_S]
+            if due:
+                held = held[len(due) :]
+                self.sync.handle({"Records": due}, None)
+                self.delivered += len(due)
+
+
+def _as_lambda_sees_it(record: dict[str, Any], arn: str) -> dict[str, Any]:
+    record = copy.deepcopy(record)
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):  # the SDK parses it; Lambda sends epoch seconds
+        record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
+    record["eventSourceARN"] = arn
+    return record
+
+
+def api_call(service: DupcheckService, method: str, path: str, query: dict[str, str], body: bytes,
+             content_type: str) -> tuple[int, Any]:  # fmt: skip
+    """One API Gateway request through the API's routes over `service` (the Lambda's resolver)."""
+    from dupcheck.api import build_resolver
+    from dupcheck.bootstrap import build_kept_pictures
+    from dupcheck.core.settings import Settings
+
+    resolver = build_resolver(service, max_body_bytes=20 * 2**20,
+                              images=build_kept_pictures(Settings.from_env(), service.store))  # fmt: skip
+    event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
+    event.update(httpMethod=method, path=path, queryStringParameters=query or None,
+                 body=base64.b64encode(body).decode(), isBase64Encoded=True)  # fmt: skip
+    event["headers"]["Content-Type"] = content_type
+    event["requestContext"].update(httpMethod=method, path="/v1" + path)
+    response = resolver.resolve(event, None)
+    return response["statusCode"], json.loads(response["body"]) if response["body"] else None
+
+
+def post_item(service: DupcheckService, entity_id: str, url: str) -> Callable[[], tuple[int, Any]]:
+    item = json.dumps({"entity_id": entity_id, "sku": "", "image_url": url}).encode()
+    return partial(api_call, service, "POST", "/items", {"on_duplicate": "reject"}, item, "application/json")
+
+
+def put_item(service: DupcheckService, entity_id: str, data: bytes, url: str) -> Callable[[], tuple[int, Any]]:
+    query = {"on_duplicate": "reject", **({"image_url": url} if url else {})}
+    return partial(api_call, service, "PUT", f"/items/{entity_id}", query, data, "image/jpeg")
+
+
+def same(value: Any, *_: Any) -> Any:
+    return value
+
+
+def stored_of(deployment: Deployment, prefix: str) -> list[str]:
+    items = deployment.ddb.scan(TableName=RECORDS, ProjectionExpression="entity_id")["Items"]
+    return sorted(i["entity_id"]["S"] for i in items if i["entity_id"]["S"].startswith(prefix))
+
+
+def assert_one_stored(deployment: Deployment, prefix: str, answers: list[tuple[int, Any]]) -> str:
+    (stored,) = stored_of(deployment, prefix)
+    assert sorted(status for status, _ in answers) == [201] + [409] * (len(answers) - 1), answers
+    for status, body in answers:
+        if status == 409:
+            assert body["error"]["code"] == "duplicate_image" and stored in body["error"]["message"], body
+    return stored
+
+
+@pytest.mark.parametrize("way", ["post", "put_with_address", "upload_kept"])
+def test_eight_lambdas_writing_one_new_picture_store_one_record(deployment: Deployment, way: str) -> None:
+    lambdas = [deployment.new_lambda() for _ in range(WRITERS)]
+    for round_ in range(ROUNDS):
+        data = encode(product_image(8000 + round_))
+        url = f"https://shop.test/{way}/{round_}.jpg"
+        deployment.images[url] = data
+        prefix = f"{way}-{round_}-"
+
+        if way == "post":
+            calls = [post_item(s, f"{prefix}{i}", url) for i, s in enumerate(lambdas)]
+        else:
+            calls = [put_item(s, f"{prefix}{i}", data, url if way == "put_with_address" else "")
+                     for i, s in enumerate(lambdas)]  # fmt: skip
+        assert_one_stored(deployment, prefix, at_once(calls))
+    # The index behind the table all along: nothing of the last rounds was searchable when they ran.
+    assert deployment.index.count() < ROUNDS
+
+
+def test_eight_lambdas_writing_different_edits_of_one_picture_store_one_record(deployment: Deployment) -> None:
+    lambdas = [deployment.new_lambda() for _ in range(WRITERS)]
+    for round_ in range(ROUNDS):
+        copies = edited_copies(MUTUAL_SEEDS[round_ % len(MUTUAL_SEEDS)])
+        turn = round_ // len(MUTUAL_SEEDS)
+        copies = copies[turn:] + copies[:turn]
+        prefix = f"edit-{round_}-"
+        urls = []
+        for i, copy_ in enumerate(copies):
+            deployment.images[url := f"https://shop.test/edit/{round_}/{i}.jpg"] = encode(copy_)
+            urls.append(url)
+
+        calls = [post_item(s, f"{prefix}{i}", urls[i]) for i, s in enumerate(lambdas)]
+        stored = assert_one_stored(deployment, prefix, at_once(calls))
+        lambdas[0].remove(stored)  # the next round of the same picture starts afresh
+
+
+def test_an_import_batch_with_skip_racing_four_lambdas_stores_one_record(deployment: Deployment) -> None:
+    """The rows worker (RowImporter, with its job's gate) imports five rows of one picture while
+    four API Lambdas register it with reject."""
+    import boto3
+
+    from dupcheck.adapters.dynamodb_jobs import DynamoDBImportJobs, create_jobs_table
+    from dupcheck.bootstrap import build_row_importer
+    from dupcheck.core.catalog import CatalogRow
+    from dupcheck.core.gate import OnDuplicate
+    from dupcheck.core.import_runs import JobGate
+    from dupcheck.core.imports import ImportJob, ImportOptions, JobStatus, Source
+    from dupcheck.core.models import utc_now
+    from dupcheck.core.settings import Settings
+
+    create_jobs_table(boto3.client("dynamodb", region_name=REGION), "dupcheck-jobs")
+    jobs = DynamoDBImportJobs("dupcheck-jobs", client=boto3.client("dynamodb", region_name=REGION))
+    worker = deployment.new_lambda()
+    importer = build_row_importer(Settings.from_env(), worker)
+    importer.fetcher = worker.fetcher  # the web the test fills
+    lambdas = [deployment.new_lambda() for _ in range(4)]
+    for round_ in range(ROUNDS):
+        data = encode(product_image(8500 + round_))
+        prefix = f"imp-{round_}-"
+        job = ImportJob(job_id=f"{round_:032x}", status=JobStatus.RUNNING, source=Source.ITEMS, created_at=utc_now(),
+                        updated_at=utc_now(), options=ImportOptions(on_duplicate=OnDuplicate.SKIP))  # fmt: skip
+        jobs.create(job)
+        rows = []
+        for i in range(5):
+            deployment.images[url := f"https://shop.test/imp/{round_}/{i}.jpg"] = data
+            rows.append(CatalogRow(i + 1, f"{prefix}row{i}", "", url))
+        gate = JobGate(worker, jobs, job.job_id, OnDuplicate.SKIP)
+
+        posts = []
+        for i, service in enumerate(lambdas):
+            deployment.images[url := f"https://shop.test/imp/{round_}/p{i}.jpg"] = data
+            posts.append(post_item(service, f"{prefix}post{i}", url))
+        answers = at_once([partial(importer.import_rows, rows, final=lambda _row: True, gate_of=partial(same, gate)),
+                           *posts])  # fmt: skip
+        (stored,) = stored_of(deployment, prefix)
+        outcomes = [r.outcome.value for r in answers[0]]
+        posted = [status for status, _ in answers[1:]]
+        assert outcomes.count("done") + posted.count(201) == 1, (outcomes, answers[1:])
+        assert outcomes.count("skipped") == 5 - outcomes.count("done") and posted.count(409) == 4 - posted.count(201)
+        assert all(stored in body["error"]["message"] for status, body in answers[1:] if status == 409), (
+            stored,
+            [r.to_dict() if hasattr(r, "to_dict") else r for r in answers[0]],
+            answers[1:],
+        )
+
+
+def test_the_stream_confirms_the_claims_of_what_it_indexed(deployment: Deployment) -> None:
+    """Once the stream sync function has applied a gated write, the write's claim goes (the index
+    shows the record): the claims a check reads stay those of the last seconds."""
+    service = deployment.new_lambda()
+    deployment.images["https://shop.test/c.jpg"] = encode(product_image(8900))
+    service.register_url_checked("C1", "", "https://shop.test/c.jpg")
+    assert [c.entity_id for c in service.gate.live(None, None)] == ["C1"]  # committed, not yet indexed
+    deadline = time.monotonic() + HELD_BACK_S + 30
+    while service.gate.live(None, None) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert service.gate.live(None, None) == [] and deployment.index.count() == 1

@@ -1,0 +1,273 @@
+"""The duplicate gate under concurrency (core/gate.py): claims, fences and commits.
+
+Two writers' steps (claim, check, commit) are run in every order they can interleave, against the
+SQLite claims; then many writers at once on threads; then a writer killed between its steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from dupcheck.adapters.sqlite_claims import SqliteClaims
+from dupcheck.bootstrap import build_service
+from dupcheck.core.errors import DuplicateImage
+from dupcheck.core.gate import EXPIRED, Claim, ClaimState, OnDuplicate, Passage, nearest_claims
+from dupcheck.core.models import Entry, HashValue
+from dupcheck.core.service import DupcheckService
+from dupcheck.core.settings import Settings
+from dupcheck_tools.samples import encode, product_image
+from support.catalogs import MUTUAL_SEEDS, edited_copies
+from support.concurrency import at_once
+from support.fakes import FakeFetcher, make_record
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def service(settings: Settings) -> DupcheckService:
+    svc = build_service(settings, fetcher=FakeFetcher({}))
+    for i in range(6):  # a catalog to search, none of it like the pictures written below
+        svc.register_bytes(entity_id=f"C{i}", sku="", image_url=f"https://shop.test/c{i}.jpg",
+                           data=encode(product_image(i)))  # fmt: skip
+    return svc
+
+
+def stored_of(service: DupcheckService, prefix: str) -> list[str]:
+    return sorted(r.entity_id for r in service.store.scan() if r.entity_id.startswith(prefix))
+
+
+@dataclass
+class Writer:
+    """One write's steps, run one at a time: claim, check (and decide), commit."""
+
+    service: DupcheckService
+    entity_id: str
+    data: bytes
+    policy: OnDuplicate = OnDuplicate.REJECT
+    claim: Claim | None = None
+    passage: Passage | None = None
+    outcome: str = ""
+
+    def __post_init__(self) -> None:
+        self.entry, self.query = self.service.query_entry(entity_id=self.entity_id, sku="",
+                                                          image_url=f"https://shop.test/{self.entity_id}.jpg",
+                                                          data=self.data)  # fmt: skip
+
+    def open(self) -> None:
+        self.claim = self.service.gate.open(self.entry, self.policy)
+
+    def check(self) -> None:
+        found = self.service._gate_check(self.query, self.entity_id, self.claim, self.policy)
+        self.passage = self.service.gate.decide(self.policy, self.claim, found)
+
+    def commit(self) -> None:
+        assert self.passage is not None
+        if not self.passage.passed:
+            self.outcome = "refused: " + ",".join(m.entity_id for m in self.passage.duplicates)
+            return
+        try:
+            self.service.save(self.entry, self.passage.claim)
+            self.outcome = "stored"
+        except DuplicateImage as exc:
+            self.outcome = "beaten: " + exc.message
+
+
+def interleavings(a: list[str], b: list[str]) -> list[list[tuple[int, str]]]:
+    """Every order of two writers' steps, each writer's own steps in order."""
+    orders = []
+    for slots in itertools.combinations(range(len(a) + len(b)), len(a)):
+        steps, ia, ib = [], iter(a), iter(b)
+        for i in range(len(a) + len(b)):
+            steps.append((0, next(ia)) if i in slots else (1, next(ib)))
+        orders.append(steps)
+    return orders
+
+
+@pytest.mark.parametrize("policies", [(OnDuplicate.REJECT, OnDuplicate.REJECT), (OnDuplicate.REJECT, OnDuplicate.SKIP)])
+def test_two_writes_of_one_picture_in_every_order_store_it_once(
+    service: DupcheckService, policies: tuple[OnDuplicate, OnDuplicate]
+) -> None:
+    data = encode(product_image(900))
+    steps = ["open", "check", "commit"]
+    for n, order in enumerate(interleavings(steps, steps)):
+        writers = [Writer(service, f"W{n}-{i}", data, policy) for i, policy in enumerate(policies)]
+        for who, step in order:
+            getattr(writers[who], step)()
+        stored = stored_of(service, f"W{n}-")
+        assert len(stored) == 1, (order, [w.outcome for w in writers])
+        loser = next(w for w in writers if w.entity_id not in stored)
+        assert stored[0] in loser.outcome, (order, loser.outcome)  # the refused write names the stored one
+        service.remove(stored[0])  # the next order starts from the same catalog
+
+
+def test_a_warn_and_a_reject_in_every_order_are_as_if_one_came_after_the_other(service: DupcheckService) -> None:
+    """warn always stores; the reject is stored only where it came first: then warn names it."""
+    data = encode(product_image(902))
+    steps = ["open", "check", "commit"]
+    for n, order in enumerate(interleavings(steps, steps)):
+        warn, reject = Writer(service, f"V{n}-w", data, OnDuplicate.WARN), Writer(service, f"V{n}-r", data)
+        writers = [warn, reject]
+        for who, step in order:
+            getattr(writers[who], step)()
+        stored = stored_of(service, f"V{n}-")
+        assert warn.entity_id in stored, order
+        if reject.entity_id in stored:
+            assert [m.entity_id for m in warn.passage.duplicates] == [reject.entity_id], order  # type: ignore[union-attr]
+        else:
+            assert warn.entity_id in reject.outcome, (order, reject.outcome)
+        for entity_id in stored:
+            service.remove(entity_id)
+
+
+def test_warn_stores_both_and_at_least_one_names_the_other(service: DupcheckService) -> None:
+    data = encode(product_image(901))
+    steps = ["open", "check", "commit"]
+    for n, order in enumerate(interleavings(steps, steps)):
+        writers = [Writer(service, f"N{n}-{i}", data, OnDuplicate.WARN) for i in range(2)]
+        for who, step in order:
+            getattr(writers[who], step)()
+        assert stored_of(service, f"N{n}-") == [f"N{n}-0", f"N{n}-1"]
+        named = [[m.entity_id for m in w.passage.duplicates] for w in writers if w.passage is not None]
+        assert named[0] == [f"N{n}-1"] or named[1] == [f"N{n}-0"], (order, named)
+        for writer in writers:
+            service.remove(writer.entity_id)
+
+
+def race(service: DupcheckService, pictures: list[bytes], prefix: str, policy: OnDuplicate) -> list[str]:
+    """Every picture registered at once, one thread each; the answers ("stored", or the error codes)."""
+
+    def write(i: int) -> str:
+        service.register_checked(entity_id=f"{prefix}{i}", sku="", image_url=f"https://shop.test/{prefix}{i}.jpg",
+                                 data=pictures[i], on_duplicate=policy)  # fmt: skip
+        return "stored"
+
+    answers = at_once([partial(write, i) for i in range(len(pictures))])
+    return [a if isinstance(a, str) else getattr(a, "code", repr(a)) for a in answers]
+
+
+def test_eight_rejects_at_once_store_one(service: DupcheckService) -> None:
+    for round_ in range(4):
+        answers = race(service, [encode(product_image(910 + round_))] * 8, f"R{round_}-", OnDuplicate.REJECT)
+        assert answers.count("stored") == 1 and answers.count("duplicate_image") == 7, answers
+        assert len(stored_of(service, f"R{round_}-")) == 1
+
+
+def test_eight_different_copies_of_one_picture_at_once_store_one(service: DupcheckService, settings: Settings) -> None:
+    pictures = [encode(p) for p in edited_copies(MUTUAL_SEEDS[0])]
+    # The gate's promise is for pictures that are each other's duplicates: checked one by one first.
+    alone = build_service(
+        settings.model_copy(update={"data_dir": settings.data_dir / "alone"}), fetcher=FakeFetcher({})
+    )
+    for i, data in enumerate(pictures):
+        alone.register_bytes(entity_id=f"A{i}", sku="", image_url="https://shop.test/a.jpg", data=data)
+        for j, other in enumerate(pictures):
+            if j != i:
+                assert alone.duplicates_of(alone.fingerprint(other)), (i, j)
+        alone.remove(f"A{i}")
+    for round_ in range(3):  # each round the copies in another order: another one claims first
+        answers = race(service, pictures[round_:] + pictures[:round_], f"E{round_}-", OnDuplicate.REJECT)
+        assert answers.count("stored") == 1, answers
+        (stored,) = stored_of(service, f"E{round_}-")
+        service.remove(stored)
+
+
+def test_eight_warns_at_once_store_all_and_each_but_one_names_another(service: DupcheckService) -> None:
+    data = encode(product_image(930))
+
+    def write(i: int) -> list[str]:
+        done = service.register_checked(entity_id=f"M{i}", sku="", image_url="https://shop.test/m.jpg", data=data,
+                                        on_duplicate=OnDuplicate.WARN)  # fmt: skip
+        return [m.entity_id for m in done.duplicates]
+
+    named = at_once([partial(write, i) for i in range(8)])
+    assert len(stored_of(service, "M")) == 8
+    assert sum(1 for names in named if not names) <= 1, named  # of any two, one saw the other
+
+
+# -- the claims themselves ------------------------------------------------------------------------
+
+
+def claim(claims: SqliteClaims, claim_id: str, *, yields: bool, lease_until: float, entity_id: str = "X") -> Claim:
+    record = make_record(entity_id, hash_hex="00" * 16)
+    made = Claim(claim_id, entity_id, record.hash, yields=yields, lease_until=lease_until)
+    claims.open(made, Entry(record, b"thumb"))
+    return made
+
+
+def test_a_fence_stops_a_claim_that_gives_way_and_spares_one_that_does_not(settings: Settings) -> None:
+    store = build_service(settings).store
+    claims = SqliteClaims(store)  # type: ignore[arg-type]
+    now = time.time()
+    giving = claim(claims, "a" * 32, yields=True, lease_until=now + 10)
+    holding = claim(claims, "b" * 32, yields=False, lease_until=now + 10, entity_id="Y")
+    assert claims.fence(giving, "Z", now) is ClaimState.BEATEN
+    assert claims.fence(holding, "Z", now) is ClaimState.PENDING  # warn is never fenced within its lease
+    assert claims.fence(holding, "Z", now + 11) is ClaimState.BEATEN  # past it, whatever it is
+    assert claims.commit([(make_record("X", hash_hex="00" * 16), giving)]) == ["Z"]  # the write that fenced it
+    assert claims.commit([(make_record("Y", hash_hex="00" * 16), holding)]) == [EXPIRED]
+    assert store.get("X") is None and store.get("Y") is None  # neither record was written
+    assert claims.live(None) == []
+
+
+def test_a_claim_committed_meanwhile_is_judged_as_its_record(settings: Settings) -> None:
+    store = build_service(settings).store
+    claims = SqliteClaims(store)  # type: ignore[arg-type]
+    made = claim(claims, "c" * 32, yields=True, lease_until=2e9)
+    assert not claims.entries([made])[made.claim_id].committed  # pending: the picture it claimed with
+    assert claims.commit([(make_record("X", hash_hex="00" * 16), made)]) == [None]
+    assert claims.fence(made, "Z", 1.0) is ClaimState.COMMITTED  # too late to fence
+    read = claims.entries([made])[made.claim_id]
+    assert read.committed and read.entry.record.entity_id == "X"
+    assert claims.live(store.latest_change() - 1)[0].entity_id == "X"  # an index one change behind misses it
+
+
+def test_nearest_claims_answers_as_the_index_would() -> None:
+    def at(claim_id: str, hex_hash: str) -> Claim:
+        return Claim(claim_id, claim_id, HashValue.from_hex(hex_hash), yields=True, lease_until=0.0)
+
+    near, far, other = at("1", "0000"), at("2", "000f"), at("3", "ff00")
+    query = [HashValue.from_hex("0001")]
+    assert nearest_claims([far, other, near], query, 2) == [(near, 1), (far, 3)]
+    # Past the k nearest, the nearest by the first part: "3" begins like the part asked for.
+    assert nearest_claims([far, other, near], query, 1, [HashValue.from_hex("ff")], 1) == [(near, 1), (other, 9)]
+
+
+def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(
+    service: DupcheckService, settings: Settings, tmp_path: Path
+) -> None:
+    """A process claims a picture and is killed before it commits (kill -9): the claim names a writer
+    that no longer runs, so the next write of the picture is stored at once, not after the lease."""
+    data = encode(product_image(940))
+    (tmp_path / "picture.jpg").write_bytes(data)
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        from dupcheck.bootstrap import build_service
+        from dupcheck.core.gate import OnDuplicate
+        from dupcheck.core.settings import Settings
+        from support.fakes import FakeFetcher
+        service = build_service(Settings.from_env({{}}, data_dir={str(settings.data_dir)!r}, products="off"),
+                                fetcher=FakeFetcher({{}}))
+        entry, _ = service.query_entry(entity_id="K", sku="", image_url="https://shop.test/k.jpg",
+                                       data=open({str(tmp_path / "picture.jpg")!r}, "rb").read())
+        service.gate.open(entry, OnDuplicate.REJECT)
+        print("claimed", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9 and "claimed" in done.stdout, done.stderr
+    left = [c for c in service.gate.live(None, None) if c.entity_id == "K"]
+    assert left and left[0].state is ClaimState.PENDING and left[0].lease_until == 0.0  # its writer is gone
+    service.register_checked(entity_id="L", sku="", image_url="https://shop.test/l.jpg", data=data,
+                             on_duplicate=OnDuplicate.REJECT)  # fmt: skip
+    assert service.store.get("K") is None and service.store.get("L") is not None
+    assert [c.state for c in service.gate.live(None, None) if c.entity_id == "K"] == []  # fenced: it stores nothing
