@@ -283,6 +283,18 @@ def test_a_row_failing_every_time_becomes_a_failure_on_its_last_delivery(aws: Aw
         {"itemIdentifier": messages[0]["MessageId"]}]  # fmt: skip
 
 
+def test_a_run_of_blank_lines_fails_the_job_in_the_dispatchers_first_read(aws: Aws, image_server: ImageServer
+                                                                         ) -> None:  # fmt: skip
+    """Its first row passes the API's check; the dispatcher stops at the blank lines, sends nothing."""
+    catalog = csv_of(good_rows(image_server, 1)) + "\n" * 50_000 + "E9,,https://shop.test/9.jpg\n"
+    status, job = aws.call("POST", "/imports", catalog)
+    assert status == 202
+    aws.start_event(f"catalogs/{job['job_id']}")
+    failed = job_of(aws, job["job_id"])
+    assert failed["status"] == "failed" and "blank lines" in failed["error"] and "after row 1" in failed["error"]
+    assert aws.receive(aws.rows) == []
+
+
 def test_a_long_dispatch_hands_over_to_a_fresh_invocation(aws: Aws, image_server: ImageServer) -> None:
     from dupcheck.core import import_runs
 

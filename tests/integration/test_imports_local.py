@@ -239,13 +239,44 @@ def test_a_catalog_that_cannot_be_read_is_refused_at_once(
 
 
 def test_a_catalog_over_the_limit_is_413(settings: Settings, image_server: ImageServer) -> None:
-    server = start(settings, max_catalog_bytes=2_000)
+    server = start(settings, max_catalog_bytes=2_000, max_image_bytes=1_000)
     try:
         status, answer, _ = call(f"{server.url}/imports", "POST", csv_of(good_rows(image_server, 60)), "text/csv")
         assert (status, answer["error"]["code"]) == (413, "catalog_too_large")
+        # Past the server's own limit (the catalog's and its framing): waitress refuses it unread,
+        # as the catalog it is (main: image_too_large), and an image route's body as an image.
+        big = csv_of(good_rows(image_server, 2)) + b"\n" * 100_000
+        for method, path in (("POST", "/imports"), ("PUT", f"/imports/{'a' * 32}/catalog")):
+            status, answer, _ = call(f"{server.url}{path}", method, big, "text/csv")
+            assert (status, answer["error"]["code"]) == (413, "catalog_too_large"), (method, answer)
+        status, answer, _ = call(f"{server.url}/find_similar", "POST", b"\xff\xd8\xff" + big, "image/jpeg")
+        assert (status, answer["error"]["code"]) == (413, "image_too_large")
         assert call(f"{server.url}/health")[0] == 200
     finally:
         server.shutdown()
+
+
+def test_blank_lines_are_refused_at_once_and_a_run_between_rows_fails_the_job(
+    server: LocalServer, image_server: ImageServer, settings: Settings
+) -> None:
+    """main held a request thread and a core 270 s for a 2 MiB gzip of blank lines before any answer."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as packed:
+        packed.write(b"entity_id,sku,image_url\n")
+        for _ in range(256):
+            packed.write(b"\n" * 2**20)  # 256 MB of line ends: a 256 KB gzip
+    started = time.monotonic()
+    status, answer, _ = call(f"{server.url}/imports", "POST", out.getvalue(), "application/gzip")
+    # The work is a few MB read (tests/unit/test_imports.py counts them); the bound is the header deadline's.
+    assert time.monotonic() - started < settings.server_header_deadline
+    assert (status, answer["error"]["code"]) == (422, "invalid_catalog") and "blank lines" in answer["error"]["message"]
+    assert call(f"{server.url}/imports")[1]["imports"] == []
+
+    # Its first row passes the request's check; the job's first read stops at the run of blank lines.
+    rows = csv_of(good_rows(image_server, 1)) + b"\n" * 50_000 + csv_of(good_rows(image_server, 1, 1))[24:]
+    done = finished(submit(server, rows))
+    assert done["status"] == "failed" and "blank lines" in done["error"] and "after row 1" in done["error"]
+    assert done["done"] == 0 and server.service.store.count() == 0
 
 
 def test_pictures_without_an_address_are_kept_and_served_back(server: LocalServer, image_server: ImageServer) -> None:

@@ -3,10 +3,12 @@ kept pictures, and the worker's row import with fakes."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import sqlite3
+import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,9 +20,20 @@ import pytest
 from dupcheck.adapters.http_fetcher import status_error
 from dupcheck.adapters.local_files import LocalCatalogFiles, LocalKeptImages
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
+from dupcheck.api.uploads import CATALOG_READING_BYTES, catalog_body_cost
+from dupcheck.core import catalog as catalog_module
 from dupcheck.core import imports as imports_module
+from dupcheck.core.budget import MemoryBudget
 from dupcheck.core.catalog import Columns
-from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, NotFound, UpstreamError, UpstreamTimeout
+from dupcheck.core.errors import (
+    CatalogTooLarge,
+    Conflict,
+    InvalidCatalog,
+    NotFound,
+    ServerBusy,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.import_runs import Retry, RowImporter
@@ -85,10 +98,66 @@ def test_a_catalog_that_cannot_be_read_says_why(data: bytes, error: type, says: 
 
 def test_a_gzip_bomb_stops_at_the_text_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imports_module, "MAX_TEXT_BYTES", 100_000)
-    bomb = gzip.compress(b"entity_id,image_url\n" + b"\n" * 10_000_000)  # 10 MB of nothing, 10 KB packed
-    assert len(bomb) < 20_000
+    bomb = gzip.compress(b"entity_id,image_url\n" + b"A1,h://1\n" * 1_250_000)  # 10 MB of one row, 30 KB packed
+    assert len(bomb) < 50_000
     with pytest.raises(CatalogTooLarge):
         rows(bomb)
+
+
+class Counted(io.BytesIO):
+    """A catalog file that counts the bytes read from it."""
+
+    taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.taken += len(data)
+        return data
+
+
+def _read_through(raw: Counted) -> float:
+    """Seconds to read every row of `raw` (which must refuse the catalog: InvalidCatalog)."""
+    started = time.monotonic()
+    with pytest.raises(InvalidCatalog, match="blank lines"):
+        list(catalog_rows(raw, ImportOptions()))
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_blank_lines_before_the_first_row_refuse_the_catalog_after_a_few_mb(packed: bool) -> None:
+    """A header and then nothing but line ends (main read all 2 GB of a 2 MiB gzip, 270 s, or 95 MB of
+    them for 55 s, before its "no rows"): refused once MAX_BLANK_LINES of them are read."""
+    head = b"entity_id,image_url\n"
+    data = _gzipped(head, filler=b"\n", filler_size=128 * 2**20) if packed else head + b"\n" * 95_000_000
+    raw = Counted(data)
+    seconds = _read_through(raw)
+    # A buffer or two: a few KB of the gzip (128 KB), 64 KB of the plain file (95 MB); main read them whole.
+    assert raw.taken < (16 * 1024 if packed else 256 * 1024), raw.taken
+    assert seconds < 10  # milliseconds of work (main: a minute); generous on a busy machine
+    with pytest.raises(InvalidCatalog, match="before its first row"):
+        check_catalog(data, ImportOptions(), len(data))
+
+
+def test_a_run_of_blank_lines_between_rows_refuses_the_catalog_where_the_rows_are_read() -> None:
+    """The first rows pass the request's check; the job's reads (survey: local worker, AWS dispatcher)
+    stop at the run, so a row and then 2 GB of line ends cannot hold a worker either."""
+    allowed = b"\n" * catalog_module.MAX_BLANK_LINES
+    fine = b"entity_id,image_url\nA1,h://1\n" + allowed + b"A2,h://2\n,,,\n" + allowed[1:] + b"A3,h://3\n"
+    assert [r[0] for r in rows(fine)] == [1, 2, 3]
+    for blank in (b"\n", b",,,,\r\n", b" \t\n"):
+        data = _gzipped(b"entity_id,image_url\nA1,h://1\n", filler=blank, filler_size=32 * 2**20)
+        check_catalog(data, ImportOptions(), len(data))  # its first row is there
+        raw = Counted(data)
+        with pytest.raises(InvalidCatalog, match="after row 1"):
+            survey(lambda raw=raw: contextlib.nullcontext(raw), ImportOptions())  # type: ignore[misc]
+        assert raw.taken < min(16 * 1024, len(data) // 2), (raw.taken, len(data))
+    jsonl = _gzipped(b'{"entity_id": "A1", "image_url": "h://1"}\n', filler=b"\n", filler_size=32 * 2**20)
+    raw = Counted(jsonl)
+    _read_through(raw)
+    assert raw.taken < min(16 * 1024, len(jsonl) // 2)
+    wide = b"entity_id,image_url\nA1,h://1\n" + b"," * 900_000 + b"\n" + b"," * 900_000 + b"\nA2,h://2\n"
+    with pytest.raises(InvalidCatalog, match="characters of them"):
+        rows(wide)  # two blank records of 0.9 MB each: over MAX_ROW_CHARS of blank text
 
 
 def _peak_while(consume: Callable[[], object]) -> tuple[object, int]:
@@ -228,6 +297,29 @@ def test_submitting_keeps_the_catalog_and_starts_the_job(service: ImportService)
     assert items.options.columns == Columns()  # items always have the standard names
     with pytest.raises(NotFound):
         service.get("not-a-job-id")
+
+
+def test_work_beyond_a_memory_budget_waits_and_a_request_is_told_to_come_back() -> None:
+    budget = MemoryBudget(total_bytes=100, wait_s=0.2, holding="reading other large catalogs")
+    with budget.admitted(60):
+        with budget.admitted(40):  # fits beside it
+            assert budget.in_use == 100
+        started = time.monotonic()
+        with pytest.raises(ServerBusy, match="reading other large catalogs") as refused, budget.admitted(50):
+            pass
+        assert time.monotonic() - started >= 0.2  # it waited for room first
+        assert (refused.value.status, refused.value.retry_after_s) == (503, 5)
+    assert budget.in_use == 0
+    with budget.admitted(10**9):  # more than the budget: it fits alone, held as the whole budget
+        assert budget.in_use == 100
+
+
+def test_a_catalog_body_costs_its_copies() -> None:
+    body = 100 * 2**20
+    assert catalog_body_cost(body, "text/csv") == body + CATALOG_READING_BYTES
+    assert catalog_body_cost(body, "application/gzip") == body + CATALOG_READING_BYTES
+    assert catalog_body_cost(body, "multipart/form-data; boundary=x") == 3 * body + CATALOG_READING_BYTES
+    assert catalog_body_cost(body, "application/json") == 4 * body + CATALOG_READING_BYTES
 
 
 def test_checked_rows_are_counted_and_listed_once_and_the_first_row_claims_a_picture(jobs: SqliteImportJobs) -> None:

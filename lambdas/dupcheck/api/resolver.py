@@ -40,6 +40,7 @@ from dupcheck.core.errors import UnknownParameter, error_body
 from dupcheck.core.ids import id_problem
 
 STAGE_PREFIX = "/v1"
+BODY_BYTES = "dupcheck.body_bytes"  # the event's key of a body handed over as bytes (the local server's catalogs)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LIST_METHODS = "OPTIONS"
 _PARAMETER = re.compile(r"<(\w+)>")
@@ -155,7 +156,12 @@ class DupcheckResolver(APIGatewayRestResolver):
             return refusal
         # Powertools assigns the event to its class; this resolver reads it from the thread.
         self._local.event, self._local.context = self._to_proxy_event(event), context
-        return super().resolve(event, context)
+        try:
+            return super().resolve(event, context)
+        finally:
+            # The events kept (this thread's, Powertools' class's) hold this dict until the next
+            # request: not a body handed over as bytes, which may be a 100 MB catalog.
+            event.pop(BODY_BYTES, None)
 
     def _unmatchable_parameter(self, path: str) -> dict[str, Any] | None:
         """400 for a path a route would have if its parameter held only characters the router matches."""

@@ -462,7 +462,7 @@ def catalog_rows(raw: IO[bytes], options: ImportOptions, *, name: str = "the cat
         text = io.TextIOWrapper(buffered, encoding="utf-8-sig", newline="")
         columns, base = options.columns, options.image_base_url
         if sniff_format(head) == "jsonl":
-            yield from jsonl_rows(text, columns, base)
+            yield from jsonl_rows(text, columns, base, name=name)
         else:
             yield from csv_rows(text, columns, base, name=name, id_hint="name it with id_column",
                                 url_hint="name it with url_column")  # fmt: skip
