@@ -255,7 +255,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
         if not (settings.imports_table and settings.imports_bucket):
             raise SettingsError("imports on AWS need DUPCHECK_IMPORTS_TABLE and DUPCHECK_IMPORTS_BUCKET")
         from dupcheck.adapters.dynamodb_jobs import DynamoDBImportJobs
-        from dupcheck.adapters.s3_files import S3CatalogFiles
+        from dupcheck.adapters.s3_files import S3CatalogFiles, S3ResultFiles
         from dupcheck.adapters.sqs_queues import SqsImportStarter
 
         return ImportService(
@@ -264,6 +264,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
             starter=starter or SqsImportStarter.from_settings(settings),
             max_catalog_bytes=settings.max_catalog_bytes,
             on_duplicate=OnDuplicate(settings.on_duplicate),
+            result_files=S3ResultFiles.from_settings(settings),  # a results CSV: a download link
         )
     from dupcheck.adapters.local_files import LocalCatalogFiles
     from dupcheck.adapters.sqlite_jobs import SqliteImportJobs

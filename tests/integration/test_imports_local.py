@@ -598,18 +598,33 @@ def test_a_check_job_gives_each_row_its_verdict_and_stores_nothing(server: Local
     assert server.service.store.count() == 3  # nothing stored
 
     results = {r["row"]: r for r in all_results(done)}
-    assert len(results) == 13  # the broken row has no verdict: it is a failure
+    assert sorted(results) == list(range(1, 15))  # every row: the broken one too (main left it out)
+    broken = results[14]
+    assert (broken["outcome"], broken["verdict"], broken["code"]) == ("failed", None, "image_unreachable")
     assert {row: (r["duplicate_of"], r["duplicate_of_row"] or 0) for row, r in results.items()
             if r["verdict"] == "duplicate"} == gate.expected  # fmt: skip
-    assert {r["verdict"] for row, r in results.items() if row not in gate.expected} <= {"new", "similar"}
+    assert {r["verdict"] for row, r in results.items() if row not in gate.expected and row != 14} <= {"new", "similar"}
     copy = results[9]
     assert copy["match"]["entity_id"] == "C0" and copy["match"]["edit_summary"]
     assert [f["code"] for f in all_failures(done)] == ["image_unreachable"]
 
-    _, text, _ = call(f"{done['results_url']}?format=csv")
+    _, text, headers = call(f"{done['results_url']}?format=csv")
+    assert headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in headers  # streamed
     lines = list(csv.DictReader(io.StringIO(text.decode())))
     assert [int(line["row"]) for line in lines] == sorted(results)
     assert lines[8]["match_entity_id"] == "C0" and lines[8]["verdict"] == "duplicate" and lines[8]["edits"]
+    assert (lines[13]["outcome"], lines[13]["code"]) == ("failed", "image_unreachable")
+
+
+def test_a_results_csv_writes_formula_cells_as_text(server: LocalServer, image_server: ImageServer) -> None:
+    """Ids, SKUs and URLs are the catalog's, whoever filled it: main wrote `=HYPERLINK(...)` as it came."""
+    rows = [("=HYPERLINK(A1)", "+SKU", image_server.image("/img/f1.jpg", seed=1)),
+            ("@E2", "-SKU", image_server.image("/img/f2.jpg", seed=2)), ("-E3", "", "/relative.jpg")]  # fmt: skip
+    done = finished(submit(server, csv_of(rows), query="?mode=check"))
+    _, text, _ = call(f"{done['results_url']}?format=csv")
+    lines = list(csv.reader(io.StringIO(text.decode())))
+    assert [line[1] for line in lines[1:]] == ["'=HYPERLINK(A1)", "'@E2", "'-E3"]
+    assert not [cell for line in lines for cell in line if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
 
 
 def test_a_check_job_is_cancelled_between_batches(server: LocalServer, image_server: ImageServer) -> None:

@@ -4,6 +4,7 @@ kept pictures, and the worker's row import with fakes."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import io
 import json
@@ -24,13 +25,14 @@ from dupcheck.api.uploads import CATALOG_READING_BYTES, catalog_body_cost
 from dupcheck.core import catalog as catalog_module
 from dupcheck.core import imports as imports_module
 from dupcheck.core.budget import MemoryBudget
-from dupcheck.core.catalog import Columns
+from dupcheck.core.catalog import CatalogRow, Columns
 from dupcheck.core.errors import (
     CatalogTooLarge,
     Conflict,
     InvalidCatalog,
     NotFound,
     ServerBusy,
+    StoreUnavailable,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -38,10 +40,12 @@ from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.import_runs import Retry, RowImporter
 from dupcheck.core.imports import (
+    RESULT_COLUMNS,
     ImportJob,
     ImportOptions,
     ImportService,
     JobStatus,
+    Mode,
     Outcome,
     RowResult,
     Source,
@@ -52,6 +56,7 @@ from dupcheck.core.imports import (
 from dupcheck.core.kept_images import KeptImagesFetcher, image_name, kept_name
 from dupcheck.core.models import utc_now
 from dupcheck.core.service import build_entry
+from dupcheck.core.spreadsheet import FORMULA_STARTS
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 
@@ -297,6 +302,102 @@ def test_submitting_keeps_the_catalog_and_starts_the_job(service: ImportService)
     assert items.options.columns == Columns()  # items always have the standard names
     with pytest.raises(NotFound):
         service.get("not-a-job-id")
+
+
+def _check_job(service: ImportService, status: JobStatus = JobStatus.DONE) -> str:
+    """A check job of 9 rows: checked ones, failed ones (no verdict), a replaced one; cells like formulas."""
+    job_id = "c" * 32
+    now = utc_now()
+    service.jobs.create(ImportJob(job_id, status, Source.UPLOAD, now, now, ImportOptions(mode=Mode.CHECK)))
+    match = {"entity_id": "=C1", "sku": "+S", "image_url": "https://x.test/c1.jpg", "match_percent": 97.0,
+             "verdict": "duplicate", "edit_summary": "-cropped"}  # fmt: skip
+    row = CatalogRow(4, "@E4", "", "https://x.test/4.jpg")
+    service.jobs.record(job_id, [
+        RowResult(1, Outcome.DONE, "=HYPERLINK(\"http://evil.test/\")", "https://x.test/1.jpg", verdict="new"),
+        RowResult.failure(CatalogRow(2, "E2", "", "https://x.test/2.jpg"), "image_unreachable", "-404 from host"),
+        RowResult(3, Outcome.DONE, "E3", "https://x.test/3.jpg", verdict="duplicate", duplicate_of="=C1", match=match),
+        RowResult.failure(row, "invalid_image", "not a picture"),
+        RowResult.replaced_by(CatalogRow(5, "E5", "", "https://x.test/5.jpg"), 9),
+        *(RowResult(n, Outcome.DONE, f"E{n}", f"https://x.test/{n}.jpg", verdict="similar") for n in (6, 7, 8, 9)),
+    ])  # fmt: skip
+    return job_id
+
+
+def test_a_check_jobs_results_list_every_row_those_it_could_not_check_too(service: ImportService) -> None:
+    job_id = _check_job(service)
+    for limit in (1, 2, 4, 9, 100):
+        listed, cursor = [], 0
+        while cursor is not None:
+            page, cursor = service.results(job_id, limit, cursor)
+            assert len(page) <= limit
+            listed += page
+        assert [r.row for r in listed] == list(range(1, 10)), limit  # main: 1, 3, 6, 7, 8, 9
+    by_row = {r.row: r for r in listed}
+    assert (by_row[2].outcome, by_row[2].verdict, by_row[2].code) == (Outcome.FAILED, "", "image_unreachable")
+    assert (by_row[5].outcome, by_row[5].code) == (Outcome.REPLACED, "replaced")
+    assert [r.row for r in service.results(job_id, 100, 0, duplicates_only=True)[0]] == [3]
+    # An import lists its checked rows (its duplicates) alone: its failures have their own list.
+    imported = "d" * 32
+    service.jobs.create(ImportJob(imported, JobStatus.DONE, Source.UPLOAD, utc_now(), utc_now()))
+    service.jobs.record(
+        imported,
+        [
+            RowResult.failure(CatalogRow(1, "E1", "", "h://1"), "invalid_image", "m"),
+            RowResult(2, Outcome.DONE, "E2", "h://2", verdict="duplicate", duplicate_of="X"),
+        ],
+    )
+    assert [r.row for r in service.results(imported, 100, 0)[0]] == [2]
+
+
+def test_the_results_csv_is_made_a_page_at_a_time_with_formula_cells_as_text(
+    service: ImportService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = _check_job(service)
+    monkeypatch.setattr(imports_module, "MAX_PAGE", 4)  # pages of 4 rows
+    pieces = list(service.results_csv(job_id))
+    assert [last for last, _ in pieces] == [0, 4, 8, 9]  # the header, then one piece a page
+    text = b"".join(piece for _, piece in pieces).decode()
+    lines = list(csv.reader(io.StringIO(text)))
+    assert lines[0] == list(RESULT_COLUMNS) and [int(line[0]) for line in lines[1:]] == list(range(1, 10))
+    cells = [cell for line in lines[1:] for cell in line]
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]  # main wrote 5 such cells as they are
+    assert lines[1][1] == '\'=HYPERLINK("http://evil.test/")' and lines[3][5] == "'=C1" and lines[3][8] == "'+S"
+    assert lines[2][14] == "'-404 from host" and lines[4][1] == "'@E4" and lines[3][12] == "'-cropped"
+    # Written on after a row (a results file written a part at a time): the rest, without the header.
+    rest = b"".join(piece for _, piece in service.results_csv(job_id, after_row=4)).decode()
+    assert [int(line[0]) for line in csv.reader(io.StringIO(rest))] == [5, 6, 7, 8, 9]
+
+
+class Files:
+    """ResultFiles in memory: a file is written whole in one call, or after a row's pieces when `until` passed."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def link(self, name: str) -> str | None:
+        return f"https://files.test/{name}" if name in self.files else None
+
+    def write(self, name: str, pieces: Callable, *, until: float) -> str | None:
+        self.files[name] = b"".join(piece for _, piece in pieces(0))
+        return self.link(name)
+
+
+def test_a_finished_jobs_csv_is_written_once_and_linked_an_active_ones_not_at_all(service: ImportService) -> None:
+    with pytest.raises(StoreUnavailable):
+        service.results_file("c" * 32, until=time.monotonic() + 10)  # no files here: the server streams
+    service.result_files = files = Files()
+    running = _check_job(service, JobStatus.RUNNING)
+    with pytest.raises(Conflict, match="once it has finished"):
+        service.results_file(running, until=time.monotonic() + 10)
+    service.jobs.transition(running, JobStatus.DONE, allowed_from={JobStatus.RUNNING})
+    link = service.results_file(running, until=time.monotonic() + 10)
+    assert link is not None and link == service.results_file(running, until=time.monotonic() + 10)
+    (name,) = files.files
+    assert name.startswith(f"{running}/results-") and files.files[name].count(b"\r\n") == 10
+    assert service.results_file(running, duplicates_only=True, until=time.monotonic() + 10) != link
+    # A row recorded after the end (a batch running when the job was cancelled): a new file, never a stale one.
+    service.jobs.record(running, [RowResult(10, Outcome.DONE, "E10", "h://10", verdict="new")])
+    assert service.results_file(running, until=time.monotonic() + 10) != link
 
 
 def test_work_beyond_a_memory_budget_waits_and_a_request_is_told_to_come_back() -> None:

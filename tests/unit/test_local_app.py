@@ -1,20 +1,24 @@
 """The local server's WSGI application called as waitress calls it, without sockets: what a catalog
-body costs it in memory, and the catalog budget's admission."""
+body and a results CSV cost it in memory, and the catalog budget's admission."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tempfile
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
 
 from dupcheck.api.uploads import catalog_body_cost
 from dupcheck.bootstrap import build_imports
+from dupcheck.core import imports as imports_module
 from dupcheck.core.budget import MemoryBudget
-from dupcheck.core.imports import ImportJob, ImportService
+from dupcheck.core.imports import ImportJob, ImportOptions, ImportService, JobStatus, Mode, Outcome, RowResult, Source
+from dupcheck.core.models import utc_now
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import Guard, LocalApp, catalog_budget_of
@@ -127,3 +131,47 @@ def test_a_catalog_body_beyond_the_budget_is_a_503_with_retry_after(service: Dup
     accepted = Answer()
     list(app(environ("POST", "/imports", body, "text/csv"), accepted))
     assert accepted.status.startswith("202") and budget.in_use == 0
+
+
+def _checked_job(imports: ImportService, rows: int) -> str:
+    job_id = "a" * 32
+    now = utc_now()
+    imports.jobs.create(ImportJob(job_id, JobStatus.DONE, Source.UPLOAD, now, now, ImportOptions(mode=Mode.CHECK)))
+    match = {"entity_id": "CATALOG-ITEM-0001", "sku": "SKU-0001", "image_url": "https://shop.test/catalog/0001.jpg",
+             "distance": 12, "match_percent": 90.6, "verdict": "similar", "edits": ["cropped"],
+             "edit_summary": "cropped on the right"}  # fmt: skip
+    for start in range(1, rows + 1, 5000):
+        imports.jobs.record(job_id, [
+            RowResult(n, Outcome.DONE, f"=E{n:07d}", f"https://shop.test/pictures/{n:07d}.jpg", verdict="similar",
+                      match=match) for n in range(start, min(start + 5000, rows + 1))])  # fmt: skip
+    return job_id
+
+
+def test_a_results_csv_is_streamed_a_page_at_a_time(service: DupcheckService, imports: ImportService,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """main built the whole CSV as one string (+400 MB at 300k rows): here each piece is a page, and
+    what is held is a page's rows, whatever the job's (a page of 200 rows here: 1,000 by default)."""
+    monkeypatch.setattr(imports_module, "MAX_PAGE", 200)
+    job_id = _checked_job(imports, 20_000)
+    app = app_of(service, imports)
+    answer = Answer()
+    pieces = app(environ("GET", f"/imports/{job_id}/results", query="format=csv"), answer)
+    assert answer.status.startswith("200") and "Content-Length" not in answer.headers
+    assert answer.headers["Content-Type"].startswith("text/csv") and "attachment" in answer.headers[
+        "Content-Disposition"]  # fmt: skip
+    assert isinstance(pieces, Iterator)  # not a list of one body: made as it is sent
+
+    def sent(pieces: Iterable[bytes]) -> tuple[int, int, bytes]:
+        total = largest = 0
+        first = b""
+        for piece in pieces:
+            first = first or piece + b""
+            total, largest = total + len(piece), max(largest, len(piece))
+        return total, largest, first
+
+    (total, largest, _), peak = peak_of(lambda: sent(pieces))
+    assert total > 3 * MB and largest < total / 50  # pieces of 200 rows
+    assert peak < total / 4, (peak, total)
+    text = b"".join(app(environ("GET", f"/imports/{job_id}/results", query="format=csv"), Answer())).decode()
+    lines = list(csv.reader(io.StringIO(text)))
+    assert len(lines) == 20_001 and lines[1][1] == "'=E0000001" and lines[-1][0] == "20000"

@@ -152,7 +152,8 @@ class ProductsUnavailable(DupcheckError):
 
 class ServerBusy(DupcheckError):
     """The server cannot take the request now (too much memory held at once by large pictures being
-    decoded or catalogs being read): `retry_after_s` says when to try again (the Retry-After header)."""
+    decoded or catalogs being read; a results file still being written): `retry_after_s` says when
+    to try again (the Retry-After header)."""
 
     status, code = 503, "server_busy"
 

@@ -19,7 +19,8 @@ Static files (the demo's pictures under /demo/) are served from a folder, never 
 Memory: a catalog's body (up to DUPCHECK_MAX_CATALOG_BYTES, 100 MB) is read only once admitted
 against the catalog budget (DUPCHECK_CATALOG_BUDGET_MB: `catalog_budget`, core/budget.py): bodies
 that do not fit beside those being read wait, then are answered 503 `server_busy`. It is handed
-to the API as bytes beside the event (api/exchange.py), not as base64 text.
+to the API as bytes beside the event (api/exchange.py), not as base64 text. An answer a route
+streams (a job's results CSV) is sent a piece at a time, never built whole.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ _SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values a write
 _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
             415: "Unsupported Media Type",
-            422: "Unprocessable Content", 500: "Internal Server Error", 502: "Bad Gateway",
+            422: "Unprocessable Content", 500: "Internal Server Error", 502: "Bad Gateway", 303: "See Other",
             503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
 
 # What the resolver reads of a Lambda context when running locally.
@@ -126,6 +127,7 @@ class LocalApp:
                 self.service, max_body_bytes=self.max_body_bytes, imports=self.imports, images=self.images,
                 # The served contract says whether this server needs a key.
                 scans=self.scans, keyed=self.guard.api_key is not None, products=self.products,
+                streams_answers=True,
             )  # fmt: skip
         return app
 
@@ -158,19 +160,26 @@ class LocalApp:
                 headers: dict[str, str], length: int, *, as_bytes: bool = False) -> Iterable[bytes]:  # fmt: skip
         """The API's answer; `as_bytes`: the body goes beside the event as bytes (api/exchange.py)."""
         body = environ["wsgi.input"].read(length or -1)
+        resolver = self.resolver()
         try:
-            result = self.resolver().resolve(self._event(environ, method, path, headers, body, as_bytes), _CONTEXT)
+            result = resolver.resolve(self._event(environ, method, path, headers, body, as_bytes), _CONTEXT)
         except Exception:  # the resolver maps errors itself; this guards the process, not the API
             logger.exception("request failed outside the API")
             payload = json.dumps(error_body("internal_error", "internal error; it has been logged")).encode()
             return _respond(start_response, 500, payload, _JSON)
         del body
-        text: str = result.get("body") or ""
-        data = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
         out = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out.setdefault(name, ", ".join(values))
-        return _respond(start_response, int(result.get("statusCode", 500)), data, out)
+        status = int(result.get("statusCode", 500))
+        if (pieces := resolver.take_stream()) is not None:
+            # Sent as it is made, without a length (chunked). A failure midway raises here, and waitress
+            # closes the connection: the client sees a broken answer, never a short one that looks whole.
+            start_response(f"{status} {_REASONS.get(status, 'Status')}", _without_length(out))
+            return pieces
+        text: str = result.get("body") or ""
+        data = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
+        return _respond(start_response, status, data, out)
 
     def _oversized(self, method: str, path: str, length: int) -> dict | None:
         """The server takes a catalog's size for the routes that take one; every other route
@@ -243,8 +252,12 @@ def too_large_code(method: str, path: str) -> str:
     return "catalog_too_large" if takes_catalog(method, path) else "image_too_large"
 
 
+def _without_length(headers: dict[str, str]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers.items() if k.lower() not in ("content-length", "connection")]
+
+
 def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
-    out = [(k, v) for k, v in headers.items() if k.lower() not in ("content-length", "connection")]
+    out = _without_length(headers)
     out.append(("Content-Length", str(len(body))))
     start_response(f"{status} {_REASONS.get(status, 'Status')}", out)
     return [body]
