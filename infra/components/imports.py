@@ -37,7 +37,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from dupcheck.adapters.dynamodb_jobs import RECENT_INDEX
-from dupcheck.adapters.s3_files import CATALOGS, IMAGES, UNCLAIMED_TAG
+from dupcheck.adapters.s3_files import CATALOGS, EXPORTS, IMAGES, UNCLAIMED_TAG
 from dupcheck.core.import_runs import MAX_ATTEMPTS
 from dupcheck.core.imports import RETENTION_DAYS
 from dupcheck.core.kept_images import UNCLAIMED_FOR_S
@@ -100,6 +100,8 @@ class Imports(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             lifecycle_rules=[
                 s3.LifecycleRule(id="CatalogsExpire", prefix=CATALOGS, expiration=Duration.days(RETENTION_DAYS)),
+                # A job's results CSV, written for a download link: written again when asked for again.
+                s3.LifecycleRule(id="ExportsExpire", prefix=EXPORTS, expiration=Duration.days(1)),
                 s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
                 # A kept picture no record has claimed (adapters/s3_files.py): an upload whose import
                 # never came, or whose record's write failed. Claimed ones lose the tag.
@@ -107,9 +109,10 @@ class Imports(Construct):
                                  expiration=Duration.seconds(UNCLAIMED_FOR_S)),
             ],
             # The web app posts a large catalog straight to S3 with the presigned form: a cross-origin
-            # POST. The form's policy is the permission (one key, a size range, an hour).
-            cors=[s3.CorsRule(allowed_methods=[s3.HttpMethods.POST], allowed_origins=["*"], allowed_headers=["*"],
-                              max_age=3600)],
+            # POST. The form's policy is the permission (one key, a size range, an hour). It fetches a
+            # results CSV from the presigned link the API redirects it to: a cross-origin GET.
+            cors=[s3.CorsRule(allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.GET], allowed_origins=["*"],
+                              allowed_headers=["*"], max_age=3600)],
         )  # fmt: skip
         cfn_bucket = self.bucket.node.default_child
         assert isinstance(cfn_bucket, s3.CfnBucket)
@@ -181,15 +184,24 @@ class Imports(Construct):
         self.grant_objects(function, ["s3:GetObject", "s3:PutObject"], CATALOGS)
         # Kept pictures: written tagged unclaimed, deleted on request (DELETE /images/{name}).
         self.grant_kept_pictures(function, ["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"])
+        # Results CSVs: written a part at a time (their progress beside them), then signed for download;
+        # the listing of exports/ alone, without which S3 answers one not written yet with 403.
+        self.grant_objects(function, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                      "s3:ListMultipartUploadParts"], EXPORTS)  # fmt: skip
+        self.grant_listing(function, EXPORTS)
         self.starts.grant_send_messages(function)
 
     def grant_kept_pictures(self, function: lambda_.Function, actions: list[str]) -> None:
         """Read kept pictures, and `actions` on them; the listing of images/ alone, without which S3
         answers a missing picture with 403 rather than 404."""
         self.grant_objects(function, ["s3:GetObject", *actions], IMAGES)
+        self.grant_listing(function, IMAGES)
+
+    def grant_listing(self, function: lambda_.Function, prefix: str) -> None:
+        """The listing of the bucket under `prefix` alone: what lets S3 answer a missing object 404."""
         function.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{IMAGES}*"]}}))  # fmt: skip
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))  # fmt: skip
 
     def grant_objects(self, function: lambda_.Function, actions: list[str], *prefixes: str) -> None:
         """`actions` on the bucket's objects under `prefixes` (the imports' and the duplicate
@@ -203,10 +215,11 @@ class Imports(Construct):
                 id="AwsSolutions-IAM5",
                 reason="Objects under one key prefix of the imports bucket (catalogs/*, images/*: any job's "
                 "catalog, any kept picture; reports/*, scans/*: the duplicate report, a running scan's work "
-                "file), and the jobs table's indexes (index/*, as grant_read_write_data writes it): no wider than "
-                "the data these functions own.",
+                "file; exports/*: jobs' results CSVs), and the jobs table's indexes (index/*, as "
+                "grant_read_write_data writes it): no wider than the data these functions own.",
                 applies_to=[RegexAppliesTo(
-                    regex=r"/^Resource::<ImportsBucket[A-Za-z0-9]*\.Arn>\/(catalogs|images|reports|scans)\/\*$/"),
+                    regex=r"/^Resource::<ImportsBucket[A-Za-z0-9]*\.Arn>\/(catalogs|images|reports|scans|exports)"
+                    r"\/\*$/"),
                             RegexAppliesTo(regex=r"/^Resource::<ImportsJobsTable[A-Za-z0-9]*\.Arn>\/index\/\*$/")],
             )],
             apply_to_children=True,

@@ -296,7 +296,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
         if not (settings.imports_table and settings.imports_bucket):
             raise SettingsError("imports on AWS need DUPCHECK_IMPORTS_TABLE and DUPCHECK_IMPORTS_BUCKET")
         from dupcheck.adapters.dynamodb_jobs import DynamoDBImportJobs
-        from dupcheck.adapters.s3_files import S3CatalogFiles
+        from dupcheck.adapters.s3_files import S3CatalogFiles, S3ResultFiles
         from dupcheck.adapters.sqs_queues import SqsImportStarter
 
         return ImportService(
@@ -306,6 +306,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
             max_catalog_bytes=settings.max_catalog_bytes,
             on_duplicate=OnDuplicate(settings.on_duplicate),
             pictures=build_kept_pictures(settings, build_store(settings)),
+            result_files=S3ResultFiles.from_settings(settings),  # a results CSV: a download link
         )
     from dupcheck.adapters.local_files import LocalCatalogFiles
     from dupcheck.adapters.sqlite_jobs import SqliteImportJobs

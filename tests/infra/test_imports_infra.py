@@ -69,7 +69,9 @@ def test_the_bucket_is_private_encrypted_retained_and_announces_new_catalogs(tem
     assert properties["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
     rules = {rule["Id"]: rule for rule in properties["LifecycleConfiguration"]["Rules"]}
     assert (rules["CatalogsExpire"]["Prefix"], rules["CatalogsExpire"]["ExpirationInDays"]) == ("catalogs/", 30)
-    assert properties["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"] == ["POST"]
+    # The web app posts a catalog to its presigned form, and fetches a results CSV from its presigned link.
+    assert properties["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"] == ["POST", "GET"]
+    assert (rules["ExportsExpire"]["Prefix"], rules["ExportsExpire"]["ExpirationInDays"]) == ("exports/", 1)
     template.has_resource_properties("AWS::S3::BucketPolicy", {"Bucket": {"Ref": bucket}, "PolicyDocument": {
         "Statement": Match.array_with([Match.object_like({"Effect": "Deny", "Condition": {
             "Bool": {"aws:SecureTransport": "false"}}})])}})  # fmt: skip
@@ -154,6 +156,10 @@ def test_each_function_may_touch_only_what_it_uses(template: Template) -> None:
     # Keeps pictures (tagged unclaimed), deletes one on request; lists images/ alone (a missing one is a 404).
     assert api[images] == {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"}
     assert "sqs:SendMessage" in api[starts] and rows not in api
+    # Writes results CSVs a part at a time (their progress beside them) and signs their links.
+    exports = objects(template, "exports/")
+    assert api[exports] == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListMultipartUploadParts"}
+    assert all(exports not in granted(template, handler) for handler in (DISPATCH, WORKER))
 
     dispatcher = granted(template, DISPATCH)
     assert read_write <= dispatcher[jobs] and records not in dispatcher and images not in dispatcher

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import base64
 import copy
+import csv
 import importlib
+import io
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -285,6 +289,18 @@ def test_a_row_failing_every_time_becomes_a_failure_on_its_last_delivery(aws: Aw
         {"itemIdentifier": messages[0]["MessageId"]}]  # fmt: skip
 
 
+def test_a_run_of_blank_lines_fails_the_job_in_the_dispatchers_first_read(aws: Aws, image_server: ImageServer
+                                                                         ) -> None:  # fmt: skip
+    """Its first row passes the API's check; the dispatcher stops at the blank lines, sends nothing."""
+    catalog = csv_of(good_rows(image_server, 1)) + "\n" * 50_000 + "E9,,https://shop.test/9.jpg\n"
+    status, job = aws.call("POST", "/imports", catalog)
+    assert status == 202
+    aws.start_event(f"catalogs/{job['job_id']}")
+    failed = job_of(aws, job["job_id"])
+    assert failed["status"] == "failed" and "blank lines" in failed["error"] and "after row 1" in failed["error"]
+    assert aws.receive(aws.rows) == []
+
+
 def test_a_long_dispatch_hands_over_to_a_fresh_invocation(aws: Aws, image_server: ImageServer) -> None:
     from dupcheck.core import import_runs
 
@@ -430,5 +446,82 @@ def test_a_check_job_runs_on_the_same_queues_and_stores_nothing(aws: Aws, image_
     assert {r["row"]: r["duplicate_of"] for r in results if r["verdict"] == "duplicate"} == {
         row: of for row, (of, _) in gate.expected.items()}  # fmt: skip
     assert aws.ddb.scan(TableName=RECORDS, Select="COUNT")["Count"] == 2
-    status, text = aws.call("GET", f"/imports/{job['job_id']}/results?format=csv")
-    assert status == 200 and text.count("\n") == 8
+    text = csv_download(aws, job["job_id"])
+    assert text.count("\n") == 8
+
+
+def csv_download(aws: Aws, job_id: str, query: str = "") -> str:
+    """GET .../results?format=csv: a 303 to the file's presigned link; the file, read from the bucket."""
+    response = aws.api.handler(api_event("GET", f"/imports/{job_id}/results", {"format": "csv", **dict(
+        p.split("=", 1) for p in query.split("&") if p)}), aws.context)  # fmt: skip
+    assert response["statusCode"] == 303, response
+    link = urlsplit(response["multiValueHeaders"]["Location"][0])
+    signed = parse_qs(link.query)
+    assert signed["X-Amz-Expires"] == ["900"] and signed["X-Amz-Signature"]
+    key = unquote(link.path).lstrip("/").removeprefix(BUCKET + "/")  # virtual-hosted or path style
+    body = aws.s3.get_object(Bucket=BUCKET, Key=key)
+    assert body["ContentType"].startswith("text/csv") and "attachment" in body["ContentDisposition"]
+    return str(body["Body"].read().decode())
+
+
+def api_event(method: str, path: str, query: dict[str, str]) -> dict:
+    event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
+    event.update(httpMethod=method, path=path, queryStringParameters=query, body=None, isBase64Encoded=False)
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    event["requestContext"].update(httpMethod=method, path="/v1" + path)
+    return event
+
+
+def test_a_check_jobs_results_list_its_failed_rows_and_its_csv_is_a_safe_download(
+    aws: Aws, image_server: ImageServer
+) -> None:
+    rows = [("=HYPERLINK(A1)", "+SKU", image_server.image("/img/1.jpg", seed=1)),
+            ("-E2", "", f"{image_server.base_url}/gone.jpg"), ("E3", "", "/relative.jpg")]  # fmt: skip
+    status, job = aws.call("POST", "/imports?mode=check", csv_of(rows))
+    assert status == 202
+    status, early = aws.call("GET", f"/imports/{job['job_id']}/results?format=csv")
+    assert (status, early["error"]["code"]) == (409, "conflict")  # queued: its rows are still to come
+    aws.start_event(f"catalogs/{job['job_id']}")
+    aws.work()
+    done = job_of(aws, job["job_id"])
+    assert (done["status"], done["done"], done["failed"]) == ("done", 1, 2)
+    listed = results_of(aws, job["job_id"])
+    assert [(r["row"], r["outcome"], r["verdict"], r["code"]) for r in listed] == [
+        (1, "done", "new", ""),
+        (2, "failed", None, "image_unreachable"),
+        (3, "failed", None, "relative_image_url"),
+    ]
+    lines = list(csv.reader(io.StringIO(csv_download(aws, job["job_id"]))))
+    assert [line[:2] for line in lines[1:]] == [["1", "'=HYPERLINK(A1)"], ["2", "'-E2"], ["3", "E3"]]
+    assert not [cell for line in lines for cell in line if cell.startswith(("=", "+", "-", "@"))]
+
+
+def test_a_long_results_csv_is_written_a_part_a_request_and_resumed(aws: Aws, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:  # fmt: skip
+    from dupcheck.adapters import s3_files
+
+    monkeypatch.setattr(s3_files, "PART_BYTES", 5 * 2**20)  # S3's least part
+    files = s3_files.S3ResultFiles(BUCKET, client=aws.s3)
+    asked: list[int] = []
+
+    def pieces(after_row: int) -> Iterator[tuple[int, bytes]]:  # 12 rows of 1 MiB each
+        asked.append(after_row)
+        for row in range(after_row + 1, 13):
+            yield row, bytes([64 + row]) * 2**20
+
+    assert files.link("j/results-1.csv") is None
+    assert files.write("j/results-1.csv", pieces, until=0) is None  # out of time after a part: 5 rows
+    assert files.write("j/results-1.csv", pieces, until=0) is None  # 5 more
+    link = files.write("j/results-1.csv", pieces, until=0)  # the last 2 complete it
+    assert asked == [0, 5, 10] and link is not None and files.link("j/results-1.csv") is not None
+    whole = aws.s3.get_object(Bucket=BUCKET, Key="exports/j/results-1.csv")["Body"].read()
+    assert whole == b"".join(bytes([64 + row]) * 2**20 for row in range(1, 13))
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="exports/j/results-1.csv.")
+
+    # An upload gone (S3's lifecycle aborted it) is begun again, not an error.
+    asked.clear()
+    assert files.write("j/results-2.csv", pieces, until=0) is None
+    (upload,) = aws.s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
+    aws.s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+    assert files.write("j/results-2.csv", pieces, until=time.monotonic() + 60) is not None
+    assert asked == [0, 0]

@@ -239,13 +239,44 @@ def test_a_catalog_that_cannot_be_read_is_refused_at_once(
 
 
 def test_a_catalog_over_the_limit_is_413(settings: Settings, image_server: ImageServer) -> None:
-    server = start(settings, max_catalog_bytes=2_000)
+    server = start(settings, max_catalog_bytes=2_000, max_image_bytes=1_000)
     try:
         status, answer, _ = call(f"{server.url}/imports", "POST", csv_of(good_rows(image_server, 60)), "text/csv")
         assert (status, answer["error"]["code"]) == (413, "catalog_too_large")
+        # Past the server's own limit (the catalog's and its framing): waitress refuses it unread,
+        # as the catalog it is (main: image_too_large), and an image route's body as an image.
+        big = csv_of(good_rows(image_server, 2)) + b"\n" * 100_000
+        for method, path in (("POST", "/imports"), ("PUT", f"/imports/{'a' * 32}/catalog")):
+            status, answer, _ = call(f"{server.url}{path}", method, big, "text/csv")
+            assert (status, answer["error"]["code"]) == (413, "catalog_too_large"), (method, answer)
+        status, answer, _ = call(f"{server.url}/find_similar", "POST", b"\xff\xd8\xff" + big, "image/jpeg")
+        assert (status, answer["error"]["code"]) == (413, "image_too_large")
         assert call(f"{server.url}/health")[0] == 200
     finally:
         server.shutdown()
+
+
+def test_blank_lines_are_refused_at_once_and_a_run_between_rows_fails_the_job(
+    server: LocalServer, image_server: ImageServer, settings: Settings
+) -> None:
+    """main held a request thread and a core 270 s for a 2 MiB gzip of blank lines before any answer."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as packed:
+        packed.write(b"entity_id,sku,image_url\n")
+        for _ in range(256):
+            packed.write(b"\n" * 2**20)  # 256 MB of line ends: a 256 KB gzip
+    started = time.monotonic()
+    status, answer, _ = call(f"{server.url}/imports", "POST", out.getvalue(), "application/gzip")
+    # The work is a few MB read (tests/unit/test_imports.py counts them); the bound is the header deadline's.
+    assert time.monotonic() - started < settings.server_header_deadline
+    assert (status, answer["error"]["code"]) == (422, "invalid_catalog") and "blank lines" in answer["error"]["message"]
+    assert call(f"{server.url}/imports")[1]["imports"] == []
+
+    # Its first row passes the request's check; the job's first read stops at the run of blank lines.
+    rows = csv_of(good_rows(image_server, 1)) + b"\n" * 50_000 + csv_of(good_rows(image_server, 1, 1))[24:]
+    done = finished(submit(server, rows))
+    assert done["status"] == "failed" and "blank lines" in done["error"] and "after row 1" in done["error"]
+    assert done["done"] == 0 and server.service.store.count() == 0
 
 
 def test_pictures_without_an_address_are_kept_and_served_back(server: LocalServer, image_server: ImageServer) -> None:
@@ -567,18 +598,33 @@ def test_a_check_job_gives_each_row_its_verdict_and_stores_nothing(server: Local
     assert server.service.store.count() == 3  # nothing stored
 
     results = {r["row"]: r for r in all_results(done)}
-    assert len(results) == 13  # the broken row has no verdict: it is a failure
+    assert sorted(results) == list(range(1, 15))  # every row: the broken one too (main left it out)
+    broken = results[14]
+    assert (broken["outcome"], broken["verdict"], broken["code"]) == ("failed", None, "image_unreachable")
     assert {row: (r["duplicate_of"], r["duplicate_of_row"] or 0) for row, r in results.items()
             if r["verdict"] == "duplicate"} == gate.expected  # fmt: skip
-    assert {r["verdict"] for row, r in results.items() if row not in gate.expected} <= {"new", "similar"}
+    assert {r["verdict"] for row, r in results.items() if row not in gate.expected and row != 14} <= {"new", "similar"}
     copy = results[9]
     assert copy["match"]["entity_id"] == "C0" and copy["match"]["edit_summary"]
     assert [f["code"] for f in all_failures(done)] == ["image_unreachable"]
 
-    _, text, _ = call(f"{done['results_url']}?format=csv")
+    _, text, headers = call(f"{done['results_url']}?format=csv")
+    assert headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in headers  # streamed
     lines = list(csv.DictReader(io.StringIO(text.decode())))
     assert [int(line["row"]) for line in lines] == sorted(results)
     assert lines[8]["match_entity_id"] == "C0" and lines[8]["verdict"] == "duplicate" and lines[8]["edits"]
+    assert (lines[13]["outcome"], lines[13]["code"]) == ("failed", "image_unreachable")
+
+
+def test_a_results_csv_writes_formula_cells_as_text(server: LocalServer, image_server: ImageServer) -> None:
+    """Ids, SKUs and URLs are the catalog's, whoever filled it: main wrote `=HYPERLINK(...)` as it came."""
+    rows = [("=HYPERLINK(A1)", "+SKU", image_server.image("/img/f1.jpg", seed=1)),
+            ("@E2", "-SKU", image_server.image("/img/f2.jpg", seed=2)), ("-E3", "", "/relative.jpg")]  # fmt: skip
+    done = finished(submit(server, csv_of(rows), query="?mode=check"))
+    _, text, _ = call(f"{done['results_url']}?format=csv")
+    lines = list(csv.reader(io.StringIO(text.decode())))
+    assert [line[1] for line in lines[1:]] == ["'=HYPERLINK(A1)", "'@E2", "'-E3"]
+    assert not [cell for line in lines for cell in line if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
 
 
 def test_a_check_job_is_cancelled_between_batches(server: LocalServer, image_server: ImageServer) -> None:

@@ -444,6 +444,18 @@ def test_an_unknown_body_field_is_refused_naming_the_closest_known_one(
         assert call(app, event("POST", path, None, json.dumps(known).encode(), JSON))[0] in (201, 202)
 
 
+def test_a_results_csv_is_a_503_where_it_can_be_neither_streamed_nor_written(settings: Settings) -> None:
+    """A resolver called as Lambda calls it (no streaming, here no context either) over imports with
+    no results files: a clear 503, not the whole CSV built in memory."""
+    imports = build_imports(settings, starter=QueuedOnly())
+    app = build_resolver(build_service(settings), max_body_bytes=MAX_BYTES, imports=imports)
+    status, job = call(app, event("POST", "/imports", None, json.dumps({"items": [{"entity_id": "N1",
+                       "image_url": URL}]}).encode(), JSON))  # fmt: skip
+    assert status == 202
+    status, answer = call(app, event("GET", f"/imports/{job['job_id']}/results", {"format": "csv"}))
+    assert (status, answer["error"]["code"]) == (503, "store_unavailable")
+
+
 # -- the catalog's pages, uploads of records, the duplicate report -------------------------------
 
 

@@ -3,10 +3,13 @@ kept pictures, and the worker's row import with fakes."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import gzip
 import io
 import json
 import sqlite3
+import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,17 +21,31 @@ import pytest
 from dupcheck.adapters.http_fetcher import status_error
 from dupcheck.adapters.local_files import LocalCatalogFiles, LocalKeptImages
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
+from dupcheck.api.uploads import CATALOG_READING_BYTES, catalog_body_cost
+from dupcheck.core import catalog as catalog_module
 from dupcheck.core import imports as imports_module
-from dupcheck.core.catalog import Columns
-from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, NotFound, UpstreamError, UpstreamTimeout
+from dupcheck.core.budget import MemoryBudget
+from dupcheck.core.catalog import CatalogRow, Columns
+from dupcheck.core.errors import (
+    CatalogTooLarge,
+    Conflict,
+    InvalidCatalog,
+    NotFound,
+    ServerBusy,
+    StoreUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.import_runs import Retry, RowImporter
 from dupcheck.core.imports import (
+    RESULT_COLUMNS,
     ImportJob,
     ImportOptions,
     ImportService,
     JobStatus,
+    Mode,
     Outcome,
     RowResult,
     Source,
@@ -39,6 +56,7 @@ from dupcheck.core.imports import (
 from dupcheck.core.kept_images import KeptImagesFetcher, image_name, kept_name
 from dupcheck.core.models import utc_now
 from dupcheck.core.service import build_entry
+from dupcheck.core.spreadsheet import FORMULA_STARTS
 from dupcheck.core.writer import RecordWriter
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -86,10 +104,66 @@ def test_a_catalog_that_cannot_be_read_says_why(data: bytes, error: type, says: 
 
 def test_a_gzip_bomb_stops_at_the_text_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imports_module, "MAX_TEXT_BYTES", 100_000)
-    bomb = gzip.compress(b"entity_id,image_url\n" + b"\n" * 10_000_000)  # 10 MB of nothing, 10 KB packed
-    assert len(bomb) < 20_000
+    bomb = gzip.compress(b"entity_id,image_url\n" + b"A1,h://1\n" * 1_250_000)  # 10 MB of one row, 30 KB packed
+    assert len(bomb) < 50_000
     with pytest.raises(CatalogTooLarge):
         rows(bomb)
+
+
+class Counted(io.BytesIO):
+    """A catalog file that counts the bytes read from it."""
+
+    taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.taken += len(data)
+        return data
+
+
+def _read_through(raw: Counted) -> float:
+    """Seconds to read every row of `raw` (which must refuse the catalog: InvalidCatalog)."""
+    started = time.monotonic()
+    with pytest.raises(InvalidCatalog, match="blank lines"):
+        list(catalog_rows(raw, ImportOptions()))
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_blank_lines_before_the_first_row_refuse_the_catalog_after_a_few_mb(packed: bool) -> None:
+    """A header and then nothing but line ends (main read all 2 GB of a 2 MiB gzip, 270 s, or 95 MB of
+    them for 55 s, before its "no rows"): refused once MAX_BLANK_LINES of them are read."""
+    head = b"entity_id,image_url\n"
+    data = _gzipped(head, filler=b"\n", filler_size=128 * 2**20) if packed else head + b"\n" * 95_000_000
+    raw = Counted(data)
+    seconds = _read_through(raw)
+    # A buffer or two: a few KB of the gzip (128 KB), 64 KB of the plain file (95 MB); main read them whole.
+    assert raw.taken < (16 * 1024 if packed else 256 * 1024), raw.taken
+    assert seconds < 10  # milliseconds of work (main: a minute); generous on a busy machine
+    with pytest.raises(InvalidCatalog, match="before its first row"):
+        check_catalog(data, ImportOptions(), len(data))
+
+
+def test_a_run_of_blank_lines_between_rows_refuses_the_catalog_where_the_rows_are_read() -> None:
+    """The first rows pass the request's check; the job's reads (survey: local worker, AWS dispatcher)
+    stop at the run, so a row and then 2 GB of line ends cannot hold a worker either."""
+    allowed = b"\n" * catalog_module.MAX_BLANK_LINES
+    fine = b"entity_id,image_url\nA1,h://1\n" + allowed + b"A2,h://2\n,,,\n" + allowed[1:] + b"A3,h://3\n"
+    assert [r[0] for r in rows(fine)] == [1, 2, 3]
+    for blank in (b"\n", b",,,,\r\n", b" \t\n"):
+        data = _gzipped(b"entity_id,image_url\nA1,h://1\n", filler=blank, filler_size=32 * 2**20)
+        check_catalog(data, ImportOptions(), len(data))  # its first row is there
+        raw = Counted(data)
+        with pytest.raises(InvalidCatalog, match="after row 1"):
+            survey(lambda raw=raw: contextlib.nullcontext(raw), ImportOptions())  # type: ignore[misc]
+        assert raw.taken < min(16 * 1024, len(data) // 2), (raw.taken, len(data))
+    jsonl = _gzipped(b'{"entity_id": "A1", "image_url": "h://1"}\n', filler=b"\n", filler_size=32 * 2**20)
+    raw = Counted(jsonl)
+    _read_through(raw)
+    assert raw.taken < min(16 * 1024, len(jsonl) // 2)
+    wide = b"entity_id,image_url\nA1,h://1\n" + b"," * 900_000 + b"\n" + b"," * 900_000 + b"\nA2,h://2\n"
+    with pytest.raises(InvalidCatalog, match="characters of them"):
+        rows(wide)  # two blank records of 0.9 MB each: over MAX_ROW_CHARS of blank text
 
 
 def _peak_while(consume: Callable[[], object]) -> tuple[object, int]:
@@ -229,6 +303,125 @@ def test_submitting_keeps_the_catalog_and_starts_the_job(service: ImportService)
     assert items.options.columns == Columns()  # items always have the standard names
     with pytest.raises(NotFound):
         service.get("not-a-job-id")
+
+
+def _check_job(service: ImportService, status: JobStatus = JobStatus.DONE) -> str:
+    """A check job of 9 rows: checked ones, failed ones (no verdict), a replaced one; cells like formulas."""
+    job_id = "c" * 32
+    now = utc_now()
+    service.jobs.create(ImportJob(job_id, status, Source.UPLOAD, now, now, ImportOptions(mode=Mode.CHECK)))
+    match = {"entity_id": "=C1", "sku": "+S", "image_url": "https://x.test/c1.jpg", "match_percent": 97.0,
+             "verdict": "duplicate", "edit_summary": "-cropped"}  # fmt: skip
+    row = CatalogRow(4, "@E4", "", "https://x.test/4.jpg")
+    service.jobs.record(job_id, [
+        RowResult(1, Outcome.DONE, "=HYPERLINK(\"http://evil.test/\")", "https://x.test/1.jpg", verdict="new"),
+        RowResult.failure(CatalogRow(2, "E2", "", "https://x.test/2.jpg"), "image_unreachable", "-404 from host"),
+        RowResult(3, Outcome.DONE, "E3", "https://x.test/3.jpg", verdict="duplicate", duplicate_of="=C1", match=match),
+        RowResult.failure(row, "invalid_image", "not a picture"),
+        RowResult.replaced_by(CatalogRow(5, "E5", "", "https://x.test/5.jpg"), 9),
+        *(RowResult(n, Outcome.DONE, f"E{n}", f"https://x.test/{n}.jpg", verdict="similar") for n in (6, 7, 8, 9)),
+    ])  # fmt: skip
+    return job_id
+
+
+def test_a_check_jobs_results_list_every_row_those_it_could_not_check_too(service: ImportService) -> None:
+    job_id = _check_job(service)
+    for limit in (1, 2, 4, 9, 100):
+        listed, cursor = [], 0
+        while cursor is not None:
+            page, cursor = service.results(job_id, limit, cursor)
+            assert len(page) <= limit
+            listed += page
+        assert [r.row for r in listed] == list(range(1, 10)), limit  # main: 1, 3, 6, 7, 8, 9
+    by_row = {r.row: r for r in listed}
+    assert (by_row[2].outcome, by_row[2].verdict, by_row[2].code) == (Outcome.FAILED, "", "image_unreachable")
+    assert (by_row[5].outcome, by_row[5].code) == (Outcome.REPLACED, "replaced")
+    assert [r.row for r in service.results(job_id, 100, 0, duplicates_only=True)[0]] == [3]
+    # An import lists its checked rows (its duplicates) alone: its failures have their own list.
+    imported = "d" * 32
+    service.jobs.create(ImportJob(imported, JobStatus.DONE, Source.UPLOAD, utc_now(), utc_now()))
+    service.jobs.record(
+        imported,
+        [
+            RowResult.failure(CatalogRow(1, "E1", "", "h://1"), "invalid_image", "m"),
+            RowResult(2, Outcome.DONE, "E2", "h://2", verdict="duplicate", duplicate_of="X"),
+        ],
+    )
+    assert [r.row for r in service.results(imported, 100, 0)[0]] == [2]
+
+
+def test_the_results_csv_is_made_a_page_at_a_time_with_formula_cells_as_text(
+    service: ImportService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = _check_job(service)
+    monkeypatch.setattr(imports_module, "MAX_PAGE", 4)  # pages of 4 rows
+    pieces = list(service.results_csv(job_id))
+    assert [last for last, _ in pieces] == [0, 4, 8, 9]  # the header, then one piece a page
+    text = b"".join(piece for _, piece in pieces).decode()
+    lines = list(csv.reader(io.StringIO(text)))
+    assert lines[0] == list(RESULT_COLUMNS) and [int(line[0]) for line in lines[1:]] == list(range(1, 10))
+    cells = [cell for line in lines[1:] for cell in line]
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]  # main wrote 5 such cells as they are
+    assert lines[1][1] == '\'=HYPERLINK("http://evil.test/")' and lines[3][5] == "'=C1" and lines[3][8] == "'+S"
+    assert lines[2][14] == "'-404 from host" and lines[4][1] == "'@E4" and lines[3][12] == "'-cropped"
+    # Written on after a row (a results file written a part at a time): the rest, without the header.
+    rest = b"".join(piece for _, piece in service.results_csv(job_id, after_row=4)).decode()
+    assert [int(line[0]) for line in csv.reader(io.StringIO(rest))] == [5, 6, 7, 8, 9]
+
+
+class Files:
+    """ResultFiles in memory: a file is written whole in one call, or after a row's pieces when `until` passed."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def link(self, name: str) -> str | None:
+        return f"https://files.test/{name}" if name in self.files else None
+
+    def write(self, name: str, pieces: Callable, *, until: float) -> str | None:
+        self.files[name] = b"".join(piece for _, piece in pieces(0))
+        return self.link(name)
+
+
+def test_a_finished_jobs_csv_is_written_once_and_linked_an_active_ones_not_at_all(service: ImportService) -> None:
+    with pytest.raises(StoreUnavailable):
+        service.results_file("c" * 32, until=time.monotonic() + 10)  # no files here: the server streams
+    service.result_files = files = Files()
+    running = _check_job(service, JobStatus.RUNNING)
+    with pytest.raises(Conflict, match="once it has finished"):
+        service.results_file(running, until=time.monotonic() + 10)
+    service.jobs.transition(running, JobStatus.DONE, allowed_from={JobStatus.RUNNING})
+    link = service.results_file(running, until=time.monotonic() + 10)
+    assert link is not None and link == service.results_file(running, until=time.monotonic() + 10)
+    (name,) = files.files
+    assert name.startswith(f"{running}/results-") and files.files[name].count(b"\r\n") == 10
+    assert service.results_file(running, duplicates_only=True, until=time.monotonic() + 10) != link
+    # A row recorded after the end (a batch running when the job was cancelled): a new file, never a stale one.
+    service.jobs.record(running, [RowResult(10, Outcome.DONE, "E10", "h://10", verdict="new")])
+    assert service.results_file(running, until=time.monotonic() + 10) != link
+
+
+def test_work_beyond_a_memory_budget_waits_and_a_request_is_told_to_come_back() -> None:
+    budget = MemoryBudget(total_bytes=100, wait_s=0.2, holding="reading other large catalogs")
+    with budget.admitted(60):
+        with budget.admitted(40):  # fits beside it
+            assert budget.in_use == 100
+        started = time.monotonic()
+        with pytest.raises(ServerBusy, match="reading other large catalogs") as refused, budget.admitted(50):
+            pass
+        assert time.monotonic() - started >= 0.2  # it waited for room first
+        assert (refused.value.status, refused.value.retry_after_s) == (503, 5)
+    assert budget.in_use == 0
+    with budget.admitted(10**9):  # more than the budget: it fits alone, held as the whole budget
+        assert budget.in_use == 100
+
+
+def test_a_catalog_body_costs_its_copies() -> None:
+    body = 100 * 2**20
+    assert catalog_body_cost(body, "text/csv") == body + CATALOG_READING_BYTES
+    assert catalog_body_cost(body, "application/gzip") == body + CATALOG_READING_BYTES
+    assert catalog_body_cost(body, "multipart/form-data; boundary=x") == 3 * body + CATALOG_READING_BYTES
+    assert catalog_body_cost(body, "application/json") == 4 * body + CATALOG_READING_BYTES
 
 
 def test_checked_rows_are_counted_and_listed_once_and_the_first_row_claims_a_picture(jobs: SqliteImportJobs) -> None:

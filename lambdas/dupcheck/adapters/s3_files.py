@@ -1,4 +1,5 @@
-"""The imports bucket on S3: import catalogs (`catalogs/<job_id>`) and kept pictures (`images/<name>`).
+"""The imports bucket on S3: import catalogs (`catalogs/<job_id>`), kept pictures (`images/<name>`)
+and jobs' results CSVs (`exports/<job_id>/...`).
 
 A catalog too large for API Gateway (10 MB a request) goes straight to the bucket: `POST
 /imports {"upload": true}` answers a presigned POST whose policy admits exactly that key and at
@@ -13,12 +14,22 @@ A kept picture is written once, only if absent, tagged UNCLAIMED_TAG: the bucket
 expires such objects after a day (infra/components/imports.py). The stream sync function claims
 it (removes the tag) when a record names it, and deletes it when the last such record goes
 (handlers/stream_sync.py), so a picture whose record never came, or whose write failed, expires.
+
+A results CSV (`S3ResultFiles`) is written with a multipart upload fed a page of rows at a time, a
+part of PART_BYTES at a time: what the API function holds is a page and a part, whatever the rows.
+After each part the upload's progress (its id, its parts, the last row they hold) is saved beside
+it (`<key>.progress`), so a CSV too long to write within one request is written on by the next;
+the last part completes it. The client gets a presigned GET of it (LINK_EXPIRES_S), which S3
+answers as an attachment. The lifecycle rule deletes exports after a day (they can be written
+again) and an upload left unfinished after a day.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
@@ -33,6 +44,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CATALOGS = "catalogs/"
 IMAGES = "images/"
+EXPORTS = "exports/"
+PART_BYTES = 8 * 2**20  # a results CSV's upload part (S3 takes 5 MiB at least, but for the last)
+LINK_EXPIRES_S = 900  # a results CSV's download link
 # The tag of a kept picture no record has claimed yet; the lifecycle rule expires what carries it.
 UNCLAIMED_TAG = ("dupcheck-kept", "unclaimed")
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -158,3 +172,86 @@ def job_of_catalog_key(key: str) -> str | None:
         return check_job_id(job_id)
     except NotFound:
         return None
+
+
+class S3ResultFiles(_Bucket):
+    """ResultFiles on the imports bucket (module docstring)."""
+
+    def link(self, name: str) -> str | None:
+        key = EXPORTS + name
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            failure = self._failed(exc, "HeadObject", key)
+            if isinstance(failure, NotFound):
+                return None
+            raise failure from exc
+        return self._presigned(key)
+
+    def write(self, name: str, pieces: Callable[[int], Iterator[tuple[int, bytes]]], *, until: float) -> str | None:
+        key = EXPORTS + name
+        progress = self._progress(key) or self._started(key)
+        part = bytearray()
+        last_row = progress["after_row"]
+        for last_row, piece in pieces(progress["after_row"]):
+            part += piece
+            if len(part) >= PART_BYTES:
+                self._upload(key, progress, part, last_row)
+                part.clear()
+                if time.monotonic() >= until:
+                    return None  # the next call goes on after the rows uploaded
+        if part or not progress["parts"]:
+            self._upload(key, progress, part, last_row)
+        try:
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=progress["upload_id"],
+                                                  MultipartUpload={"Parts": progress["parts"]})  # fmt: skip
+            self.client.delete_object(Bucket=self.bucket, Key=key + ".progress")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failed(exc, "CompleteMultipartUpload", key) from exc
+        return self._presigned(key)
+
+    def _started(self, key: str) -> dict:
+        filename = key.rsplit("/", 2)[-2] + ".csv"  # the job's id
+        try:
+            upload = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType="text/csv; charset=utf-8",
+                ContentDisposition=f'attachment; filename="dupcheck-{filename}"',
+            )  # fmt: skip
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failed(exc, "CreateMultipartUpload", key) from exc
+        return {"upload_id": upload["UploadId"], "parts": [], "after_row": 0}
+
+    def _progress(self, key: str) -> dict | None:
+        """The saved progress of the file's upload, if one was begun (and S3 still has it)."""
+        try:
+            saved = json.loads(self.client.get_object(Bucket=self.bucket, Key=key + ".progress")["Body"].read())
+            self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=saved["upload_id"], MaxParts=1)
+        except (ClientError, BotoCoreError) as exc:
+            failure = self._failed(exc, "GetObject", key + ".progress")
+            if isinstance(failure, NotFound) or _code(exc) == "NoSuchUpload":
+                return None  # none begun, or its upload expired: begin again
+            raise failure from exc
+        return dict(saved)
+
+    def _upload(self, key: str, progress: dict, data: bytearray, last_row: int) -> None:
+        """One more part, and the progress saved with it."""
+        number = len(progress["parts"]) + 1
+        try:
+            answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=progress["upload_id"],
+                                             PartNumber=number, Body=bytes(data))  # fmt: skip
+            progress["parts"].append({"PartNumber": number, "ETag": answer["ETag"]})
+            progress["after_row"] = last_row
+            self._put(key + ".progress", json.dumps(progress).encode(), "application/json")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failed(exc, "UploadPart", key) from exc
+
+    def _presigned(self, key: str) -> str:
+        try:
+            return str(self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=LINK_EXPIRES_S))  # fmt: skip
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failed(exc, "presigned GET", key) from exc
+
+
+def _code(exc: Exception) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else ""

@@ -44,13 +44,13 @@ __all__ = ["API_KEY_HEADER", "build_resolver", "openapi_document"]
 def build_resolver(
     service: DupcheckService, *, max_body_bytes: int, imports: ImportService | None = None,
     images: KeptPictures | None = None, scans: ScanService | None = None, keyed: bool = True,
-    products: ProductSearch | None = None,
+    products: ProductSearch | None = None, streams_answers: bool = False,
 ) -> DupcheckResolver:  # fmt: skip
     """The API's routes over `service`; `imports`, `images`, `scans` and `products` add import jobs,
     kept pictures, duplicate scans and similar products (without them those routes answer 503).
     `keyed`: the routes need the API key (always on AWS; a local server only with DUPCHECK_API_KEY), as the served
-    /openapi.json says."""
-    app = DupcheckResolver()
+    /openapi.json says. `streams_answers`: the caller sends a streamed body (resolver.py; the local server)."""
+    app = DupcheckResolver(streams_answers=streams_answers)
     app.configure_openapi(
         title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION,
         security_schemes={SECURITY_SCHEME: APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)},  # type: ignore[call-arg]

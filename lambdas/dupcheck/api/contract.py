@@ -41,7 +41,8 @@ REASONS = {
     "missing or wrong (`forbidden`).",
     404: "No such item, import, picture, duplicate scan or report, or an id no route takes (`not_found`).",
     409: "Not in a state that allows this (`conflict`): an import finished, or its catalog already given; a "
-    "duplicate scan already queued or running; a kept picture a record still names.",
+    "duplicate scan already queued or running; a kept picture a record still names; the results CSV of an "
+    "import still running (AWS).",
     413: "The image is over the byte or pixel limit, or would take more memory to decode than one image may "
     "(`image_too_large`); or the catalog is over the byte or row limit (`catalog_too_large`).",
     415: "Not an image format dupcheck decodes, or the wrong body type (`unsupported_media_type`).",
@@ -53,7 +54,9 @@ REASONS = {
     502: "The image host failed or is busy: a 5xx, 408 or 429, a connection broken mid-download "
     "(`upstream_error`); a retry may pass.",
     503: "The store or the search index cannot be reached now (`store_unavailable`, `index_unavailable`), or "
-    "too many large images are being decoded at once (`server_busy`: Retry-After says when to come back).",
+    "the server is busy (`server_busy`: Retry-After says when to come back): too many large images being "
+    "decoded at once, too many large catalogs being read (the local server), a long results CSV still being "
+    "written (AWS).",
     504: "The image host was too slow (`upstream_timeout`).",
 }
 

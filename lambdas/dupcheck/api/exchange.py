@@ -1,5 +1,9 @@
 """What the routes read of a request beyond their parameters (a raw body, an uploaded image, the
-caller's base URL) and the JSON response they build by hand (a status other than the route's)."""
+caller's base URL) and the JSON response they build by hand (a status other than the route's).
+
+A Lambda event carries a binary body as base64 text; the local server hands a catalog's body
+over as the bytes themselves, beside the event (`BODY_BYTES`, resolver.py): base64 text and its decoding held
+a 100 MB catalog four times over."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
-from dupcheck.api.resolver import STAGE_PREFIX
+from dupcheck.api.resolver import BODY_BYTES, STAGE_PREFIX
 from dupcheck.api.uploads import uploaded_image
 from dupcheck.core.errors import InvalidRequest, StoreUnavailable
 
@@ -35,6 +39,9 @@ def uploaded(event: BaseProxyEvent, max_body_bytes: int) -> bytes:
 
 
 def raw_body(event: BaseProxyEvent) -> bytes:
+    held = event.raw_event.get(BODY_BYTES)
+    if isinstance(held, bytes):
+        return held
     body, is_base64 = event.body, bool(event.is_base64_encoded)
     if not body:
         return b""

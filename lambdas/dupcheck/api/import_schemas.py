@@ -216,20 +216,6 @@ class ResultPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last.")
 
 
-RESULT_COLUMNS = ("row", "entity_id", "image_url", "outcome", "verdict", "duplicate_of", "duplicate_of_row",
-                  "match_entity_id", "match_sku", "match_image_url", "match_percent", "match_verdict", "edits",
-                  "code", "message")  # fmt: skip
-
-
-def result_line(result: RowResult) -> list[str | int | float]:
-    """A checked row as a line of the results CSV (RESULT_COLUMNS)."""
-    match = result.match or {}
-    return [result.row, result.entity_id, result.image_url, result.outcome.value, result.verdict,
-            result.duplicate_of, result.duplicate_row or "", match.get("entity_id", ""), match.get("sku", ""),
-            match.get("image_url", ""), match.get("match_percent", ""), match.get("verdict", ""),
-            match.get("edit_summary") or "", result.code, result.message]  # fmt: skip
-
-
 class KeptImageOut(BaseModel):
     """A picture the service keeps: `image_url` is where the API serves it (with the key)."""
 

@@ -3,8 +3,7 @@ follow it, list its failed rows, cancel it."""
 
 from __future__ import annotations
 
-import csv
-import io
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ from dupcheck.api.errors import request_error
 from dupcheck.api.exchange import configured, json_response, public_base, raw_body
 from dupcheck.api.import_schemas import (
     IMPORT_REQUEST,
-    RESULT_COLUMNS,
     CatalogUrlImport,
     FailureOut,
     FailurePage,
@@ -26,7 +24,6 @@ from dupcheck.api.import_schemas import (
     ItemsImport,
     ResultOut,
     ResultPage,
-    result_line,
 )
 from dupcheck.api.params import (
     DuplicatesOnlyParam,
@@ -43,13 +40,20 @@ from dupcheck.api.params import (
     SkuColumnParam,
     UrlColumnParam,
 )
+from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.api.uploads import uploaded_catalog
 from dupcheck.core.catalog import Columns
-from dupcheck.core.errors import InvalidRequest
+from dupcheck.core.errors import InvalidRequest, ServerBusy
 from dupcheck.core.gate import IMPORT_POLICIES, policy_of
 from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, Mode, UploadTarget
 
 RESULTS = "A page of checked rows (format=csv: text/csv, every row)."
+RESULTS_FILE = ("format=csv where the answer cannot be streamed (AWS): the CSV was written to storage; Location "
+                "is its download link (15 minutes).")  # fmt: skip
+# What the AWS route leaves of the function's time after writing a results file: its answer, and
+# a part in flight; and the time it takes it has without a Lambda context (API Gateway's 29 s).
+ANSWER_MARGIN_S = 5.0
+WITHOUT_A_CONTEXT_S = 29.0
 
 
 def router(imports: ImportService | None) -> Router:
@@ -136,10 +140,17 @@ def router(imports: ImportService | None) -> Router:
     @routes.get(
         "/imports/<job_id>/results", summary="A job's checked rows: a check job's verdicts, an import's duplicates",
         description="In catalog order: each row's verdict, what it duplicates (a catalog item, or an earlier row "
-        "of the same file) and its best match with its edits. format=csv: every row as a CSV file to download.",
-        responses={**responses(200, ResultPage, RESULTS, 400, 403, 404, 503),
+        "of the same file) and its best match with its edits; a check job's rows that could not be checked too "
+        "(failed, no verdict). format=csv: every row as a CSV file to download: streamed (the local server), or "
+        "for a finished job written to storage and answered 303 to its link (AWS: 409 while the job runs, 503 "
+        "with Retry-After while a large file is still being written).",
+        responses={**responses(200, ResultPage, RESULTS, 400, 403, 404, 409, 503),
                    200: {"description": RESULTS, "content": {"application/json": {"model": ResultPage},
-                                                             "text/csv": {"schema": {"type": "string"}}}}},
+                                                             "text/csv": {"schema": {"type": "string"}}}},
+                   303: {"description": RESULTS_FILE, "headers": {"Location": {
+                       "description": "The CSV's download link.", "schema": {"type": "string"}}},
+                         "content": {"application/json": {"schema": {
+                             "type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}}}}},
         tags=["imports"],
     )  # fmt: skip
     def import_results(job_id: JobIdParam, limit: FailuresLimitParam = None, cursor: RowCursorParam = None,
@@ -147,14 +158,7 @@ def router(imports: ImportService | None) -> Router:
                        ) -> Response[Any]:  # fmt: skip
         jobs = service()
         if format == "csv":
-            jobs.get(job_id)
-            lines = io.StringIO()
-            writer = csv.writer(lines)
-            writer.writerow(RESULT_COLUMNS)
-            writer.writerows(result_line(r) for r in jobs.every_result(job_id, duplicates_only=bool(duplicates_only)))
-            download = {"Content-Disposition": f'attachment; filename="dupcheck-{job_id}.csv"'}
-            return Response(status_code=200, content_type="text/csv; charset=utf-8", body=lines.getvalue(),
-                            headers=download)  # fmt: skip
+            return _results_csv(routes, jobs, job_id, bool(duplicates_only))
         found, last = jobs.results(job_id, limit, int(cursor) if cursor else 0, duplicates_only=bool(duplicates_only))
         page = ResultPage(results=[ResultOut.of(r) for r in found], next_cursor=str(last) if last is not None else None)
         return json_response(200, page.model_dump(mode="json"))
@@ -169,6 +173,25 @@ def router(imports: ImportService | None) -> Router:
         return ImportOut.of(service().cancel(job_id), public_base(routes.current_event))
 
     return routes
+
+
+def _results_csv(routes: Router, jobs: ImportService, job_id: str, duplicates_only: bool) -> Response[Any]:
+    """The results as a CSV file: streamed a page at a time where the server can send an answer in
+    pieces (the local one), else written to storage (`ImportService.results_file`) and answered with
+    a 303 to its download link: a Lambda's answer holds 6 MB, an API Gateway request 29 s."""
+    resolver = routes.api_resolver
+    if isinstance(resolver, DupcheckResolver) and resolver.streams_answers:
+        jobs.get(job_id)
+        resolver.stream(piece for _, piece in jobs.results_csv(job_id, duplicates_only=duplicates_only))
+        return Response(status_code=200, content_type="text/csv; charset=utf-8", body="",
+                        headers={"Content-Disposition": f'attachment; filename="dupcheck-{job_id}.csv"'})  # fmt: skip
+    context = routes.lambda_context  # None where the resolver is called without one (scripts, tests)
+    left_s = context.get_remaining_time_in_millis() / 1000 if context is not None else WITHOUT_A_CONTEXT_S
+    link = jobs.results_file(job_id, duplicates_only=duplicates_only, until=time.monotonic() + left_s - ANSWER_MARGIN_S)
+    if link is None:
+        raise ServerBusy(f"the results CSV of import {job_id} is long: it is written a part at a time, and the "
+                         "next part is written when you ask again", retry_after_s=1)  # fmt: skip
+    return Response(status_code=303, content_type="application/json", body={"url": link}, headers={"Location": link})
 
 
 def _own_upload(job: ImportJob, base_url: str, max_bytes: int) -> UploadTarget:

@@ -16,6 +16,10 @@
 * Bodies: a route that takes a JSON body refuses any other content type (415) before Powertools
   tries to parse it as a form, and a body that is not UTF-8 JSON (bad bytes, 100,000 levels of
   nesting, a 5,000-digit number) is a 400 like any other invalid JSON.
+* Streamed answers: a Lambda's answer is one string, but the local server can send a body a
+  piece at a time. Where it can (`streams_answers`), a route may hand its body over as pieces
+  (`stream`, a job's results CSV), which the server takes (`take_stream`) and sends after the
+  answer's status and headers: a body of a GB is never held.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import re
 import threading
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -40,6 +44,7 @@ from dupcheck.core.errors import UnknownParameter, error_body
 from dupcheck.core.ids import id_problem
 
 STAGE_PREFIX = "/v1"
+BODY_BYTES = "dupcheck.body_bytes"  # the event's key of a body handed over as bytes (the local server's catalogs)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LIST_METHODS = "OPTIONS"
 _PARAMETER = re.compile(r"<(\w+)>")
@@ -76,8 +81,9 @@ class KnownQueryValidation(OpenAPIRequestValidationMiddleware):
 class DupcheckResolver(APIGatewayRestResolver):
     _local = threading.local()
 
-    def __init__(self) -> None:
+    def __init__(self, *, streams_answers: bool = False) -> None:
         super().__init__(enable_validation=True)
+        self.streams_answers = streams_answers  # the server sends a body handed over to `stream` in pieces
         self._request_validation_middleware = KnownQueryValidation()
         self._paths: list[tuple[re.Pattern[str], str, bool]] = []  # (rule, method, takes a JSON body)
         # The functions of the routes in the OpenAPI document: their query names are checked. (Not
@@ -106,6 +112,16 @@ class DupcheckResolver(APIGatewayRestResolver):
 
     def _to_proxy_event(self, event: dict) -> APIGatewayProxyEvent:
         return JsonSafeEvent(event)
+
+    def stream(self, pieces: Iterator[bytes]) -> None:
+        """The body of the answer being made, as pieces the server sends after its status and headers
+        (only where `streams_answers`)."""
+        self._local.stream = pieces
+
+    def take_stream(self) -> Iterator[bytes] | None:
+        """The pieces a route handed over for the answer just made, if any (the server sends them)."""
+        pieces, self._local.stream = getattr(self._local, "stream", None), None
+        return pieces
 
     # -- routes -------------------------------------------------------------------------------
 
@@ -155,7 +171,13 @@ class DupcheckResolver(APIGatewayRestResolver):
             return refusal
         # Powertools assigns the event to its class; this resolver reads it from the thread.
         self._local.event, self._local.context = self._to_proxy_event(event), context
-        return super().resolve(event, context)
+        self._local.stream = None
+        try:
+            return super().resolve(event, context)
+        finally:
+            # The events kept (this thread's, Powertools' class's) hold this dict until the next
+            # request: not a body handed over as bytes, which may be a 100 MB catalog.
+            event.pop(BODY_BYTES, None)
 
     def _unmatchable_parameter(self, path: str) -> dict[str, Any] | None:
         """400 for a path a route would have if its parameter held only characters the router matches."""

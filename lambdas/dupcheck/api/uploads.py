@@ -3,7 +3,11 @@ and the catalog file of `POST /imports`: a raw body or a multipart file.
 
 Multipart bodies are parsed by python-multipart (the parser Starlette and FastAPI use), fed the
 whole body at once, and stopped after MAX_PARTS parts: a body of 20,000 tiny parts costs no
-more than one of MAX_PARTS. Every way a body can be malformed is an `InvalidRequest` (400).
+more than one of MAX_PARTS. Only the file chosen is copied out of the parts. Every way a body
+can be malformed is an `InvalidRequest` (400).
+
+`catalog_body_cost` says what a catalog route holds at its peak for a body of a given size: the
+local server admits catalog bodies against its budget by it (dupcheck_tools/local/app.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ FILE_FIELDS = ("file", "image", "photo", "photoData")
 PHOTO_FIELD = "photoData"  # a JSON upload's one field
 CATALOG_FIELDS = ("file", "catalog")
 MAX_PARTS = 16  # a form with the image and a few fields; more is not an upload
+# What reading a catalog body holds at its peak, by its media type, in bodies: the body; a multipart
+# form's parts and the file copied out of them; JSON ({"items": ...}), the values parsed from it and
+# the catalog written of them. (Checking a catalog reads a few MB of it at a time.)
+# tests/unit/test_local_app.py measures them.
+_CATALOG_COPIES = {"multipart/form-data": 3, "application/json": 4}
+CATALOG_READING_BYTES = 16 * 2**20
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,(?P<data>.*)$", re.S)
 
 
@@ -55,6 +65,14 @@ def uploaded_catalog(body: bytes, content_type: str, max_bytes: int) -> bytes:
     if content_type.split(";")[0].strip().lower() == "multipart/form-data":
         return _from_multipart(content_type, body, CATALOG_FIELDS, data_urls=False)
     return body
+
+
+def catalog_body_cost(length: int, content_type: str) -> int:
+    """The memory a catalog route (`POST /imports`, `PUT /imports/{id}/catalog`) holds at its peak
+    for a body of `length` bytes of `content_type`: the body and its copies, and the catalog's
+    first rows being read."""
+    copies = _CATALOG_COPIES.get(content_type.split(";")[0].strip().lower(), 1)
+    return length * copies + CATALOG_READING_BYTES
 
 
 def _from_json(body: bytes) -> bytes:
@@ -124,17 +142,20 @@ def _from_multipart(
         parser.finalize()
     except MultipartParseError as exc:
         raise InvalidRequest(f"malformed multipart body: {exc}") from exc
-    fields: dict[str, bytes] = {}
-    first_file: bytes | None = None
+    fields: dict[str, bytearray] = {}
+    first_file: bytearray | None = None
     for part in collected.parts:
         _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
         name = disposition.get(b"name", b"").decode("latin-1")
-        fields.setdefault(name, bytes(part["data"]))
+        fields.setdefault(name, part["data"])
         if first_file is None and b"filename" in disposition:
-            first_file = bytes(part["data"])
-    chosen = next((fields[f] for f in file_fields if f in fields), first_file)
-    if chosen is None:
+            first_file = part["data"]
+    found = next((fields[f] for f in file_fields if f in fields), first_file)
+    if found is None:
         raise InvalidRequest(f"multipart body has no file field (expected one of {', '.join(file_fields)})")
+    del fields, first_file, collected  # the parts not chosen are freed before the copy
+    chosen = bytes(found)  # the one copy out of the parts
+    del found
     if data_urls and chosen.startswith(b"data:"):  # a camera app's photoData form field: a data URL as text
         return _photo_data(chosen.decode("latin-1"))
     return chosen

@@ -6,7 +6,10 @@ so a row means the same wherever a catalog enters. A catalog is read as a stream
 in memory: a 1,000,000-row export costs no more than a 10-row one. Nor is a row: a line read
 stops at MAX_ROW_CHARS, and a row longer than that (one CSV record, one JSON line) is skipped
 to its end a chunk at a time and becomes that row's failure; a header row that long refuses
-the file. Error text quotes what it read only as a short, escaped excerpt (`excerpt`).
+the file. Blank lines are not rows, and a run of them is bounded too (MAX_BLANK_LINES, or
+MAX_ROW_CHARS of text): a file of nothing but line ends after its header would otherwise be read
+for minutes (2 GB unpacked) before its first row, or between two. Error text quotes what it read
+only as a short, escaped excerpt (`excerpt`).
 
 Columns are configurable; when the URL column is not named, the first of `image_url` and
 `small_image` (the usual export column) that exists is used, and a relative `small_image` path
@@ -35,6 +38,9 @@ URL_COLUMN_CANDIDATES = ("image_url", "small_image")
 # holds any real row while a hostile one costs a few megabytes to read, never its length.
 MAX_ROW_CHARS = 1024 * 1024
 _SKIP_CHARS = 64 * 1024  # an over-long line is read past in pieces of this size
+# Blank lines (or CSV records of empty cells) in a row that refuse the catalog: more than any
+# export holds between rows (a spreadsheet's empty lines at the end), and read in milliseconds.
+MAX_BLANK_LINES = 10_000
 EXCERPT_CHARS = 80
 
 csv.field_size_limit(MAX_ROW_CHARS)
@@ -101,6 +107,29 @@ class _Lines:
         self.row_chars = 0
 
 
+class _BlankRun:
+    """The blank lines read in a row: past MAX_BLANK_LINES of them, or MAX_ROW_CHARS of their text,
+    the catalog is refused (CatalogError), so that what is read between two rows stays bounded."""
+
+    def __init__(self, lines: _Lines, name: str) -> None:
+        self.lines, self.name = lines, name
+        self.count = self.chars = 0
+
+    def add(self, after_row: int) -> None:
+        """One more blank record (the one just read); `after_row` is the last data row before it."""
+        self.count += 1
+        self.chars += self.lines.row_chars
+        if self.count > MAX_BLANK_LINES or self.chars > MAX_ROW_CHARS:
+            where = f"after row {after_row}" if after_row else "before its first row"
+            raise CatalogError(
+                f"{self.name} has more than {MAX_BLANK_LINES} blank lines (or {MAX_ROW_CHARS} characters of them) "
+                f"in a row {where}: not a catalog export; remove them"
+            )
+
+    def end(self) -> None:
+        self.count = self.chars = 0
+
+
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """At most `limit` characters (escapes included) of `text` for an error message, control and
     other unprintable characters escaped (a NUL reads as \\x00), and an ellipsis when there was more."""
@@ -150,7 +179,8 @@ def csv_rows(
     name: str = "the catalog", id_hint: str = "", url_hint: str = "",
 ) -> Iterator[CatalogRow]:  # fmt: skip
     """The rows of a CSV catalog. A header without the id column or any URL column is a
-    CatalogError (raised when iteration starts); `id_hint`/`url_hint` say how to name them."""
+    CatalogError (raised when iteration starts), as is a run of blank lines too long (when it is
+    reached); `id_hint`/`url_hint` say how to name the columns."""
     lines = _Lines(handle)
     reader = csv.reader(lines, delimiter=delimiter)
     try:
@@ -165,13 +195,17 @@ def csv_rows(
     at = {column: i for i, column in enumerate(header)}
     phash_col = "phash" if "phash" in at else None
     number = 0
+    blanks = _BlankRun(lines, name)
     for cells in _records(reader, lines):
         if isinstance(cells, _Unreadable):
             number += 1
+            blanks.end()
             yield cells.row(number)
             continue
         if not cells or not any(c.strip() for c in cells):
-            continue  # blank line: not a row
+            blanks.add(number)  # blank line: not a row
+            continue
+        blanks.end()
         number += 1
 
         def cell(column: str | None, cells: list[str] = cells) -> str:
@@ -184,20 +218,25 @@ def csv_rows(
 
 
 def jsonl_rows(
-    handle: IO[str], columns: Columns, image_base_url: str | None, *, decode_item: ItemDecoder | None = None
-) -> Iterator[CatalogRow]:
+    handle: IO[str], columns: Columns, image_base_url: str | None, *, decode_item: ItemDecoder | None = None,
+    name: str = "the catalog",
+) -> Iterator[CatalogRow]:  # fmt: skip
     """The rows of a JSON Lines catalog: one object per line. `decode_item` turns a DynamoDB
     JSON item (`{"Item": {...}}`, what a table export holds) into plain values; without it such
-    a line is an `invalid_row` failure."""
+    a line is an `invalid_row` failure. A run of blank lines too long is a CatalogError."""
     number = 0
     lines = _Lines(handle)
+    blanks = _BlankRun(lines, name)
     for line in _records(lines, lines):
         if isinstance(line, _Unreadable):
             number += 1
+            blanks.end()
             yield line.row(number)
             continue
         if not line.strip():
+            blanks.add(number)
             continue
+        blanks.end()
         number += 1
         try:
             obj = json.loads(line)

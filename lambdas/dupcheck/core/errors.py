@@ -159,8 +159,9 @@ class ProductsUnavailable(DupcheckError):
 
 
 class ServerBusy(DupcheckError):
-    """Too much is being decoded at once: the request was not started; `retry_after_s` says
-    when to try again (the Retry-After header)."""
+    """The server cannot take the request now (too much memory held at once by large pictures being
+    decoded or catalogs being read; a results file still being written): `retry_after_s` says when
+    to try again (the Retry-After header)."""
 
     status, code = 503, "server_busy"
 

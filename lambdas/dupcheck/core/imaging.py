@@ -31,7 +31,6 @@ import ctypes.util
 import io
 import logging
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dupcheck.core.budget import MemoryBudget
 from dupcheck.core.errors import ImageTooLarge, InvalidImage, ServerBusy, UnsupportedImage
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ CHROMA_STEP = "dupcheck.chroma_step"  # decoded picture's info: a JPEG's chroma 
 MAX_DECODE_BYTES = 240 * MB
 DECODE_BUDGET_BYTES = 480 * MB
 DECODE_WAIT_S = 10.0
-RETRY_AFTER_S = 5  # what a refused request is told
 TRIM_AFTER_BYTES = 64 * MB  # decodes this large since the last trim: give the memory back when idle
 
 # Bytes a pixel takes in Pillow's memory by mode: 1-bit, grey and palette pictures one byte,
@@ -229,49 +228,32 @@ def _number(value: Any) -> int:
     return max(0, int(value)) if isinstance(value, int | float) else 0
 
 
-class DecodeBudget:
-    """The decodes running at once, admitted against a budget of bytes (module docstring).
-
-    A decode that does not fit waits until earlier ones end; a request waits at most `wait_s`,
-    then ServerBusy (503 with Retry-After). Background work (imports, backfill) waits as long as
-    it takes (`patient`). When the last decode ends after heavy ones, the memory they freed is
-    handed back to the system."""
+class DecodeBudget(MemoryBudget):
+    """The decodes running at once, admitted against a budget of bytes (module docstring;
+    core/budget.py). Background work (imports, backfill) waits as long as it takes (`patient`).
+    When the last decode ends after heavy ones, the memory they freed is handed back to the system."""
 
     def __init__(self, *, max_decode_bytes: int, total_bytes: int, wait_s: float) -> None:
+        # the largest decode must fit alone
+        super().__init__(total_bytes=max(total_bytes, max_decode_bytes), wait_s=wait_s,
+                         holding="decoding other large images")  # fmt: skip
         self.max_decode_bytes = max_decode_bytes
-        self.total_bytes = max(total_bytes, max_decode_bytes)  # the largest decode must fit alone
-        self.wait_s = wait_s
-        self.in_use = 0
         self._since_trim = 0
-        self._room = threading.Condition()
+        self._trim_lock = threading.Lock()
 
     @contextmanager
-    def admitted(self, cost: int) -> Iterator[None]:
-        cost = min(cost, self.total_bytes)
-        deadline = None if _PATIENT.get() else time.monotonic() + self.wait_s
-        with self._room:
-            while self.in_use + cost > self.total_bytes:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise ServerBusy(
-                        f"the server is decoding other large images ({self.in_use // MB} of "
-                        f"{self.total_bytes // MB} MB in use); try again in a few seconds",
-                        retry_after_s=RETRY_AFTER_S,
-                    )
-                self._room.wait(left)
-            self.in_use += cost
-        try:
+    def admitted(self, cost: int, *, patient: bool | None = None) -> Iterator[None]:
+        with super().admitted(cost, patient=_PATIENT.get() if patient is None else patient):
             yield
-        finally:
-            with self._room:
-                self.in_use -= cost
-                self._since_trim += cost
-                trim = self.in_use == 0 and self._since_trim >= TRIM_AFTER_BYTES
-                if trim:
-                    self._since_trim = 0
-                self._room.notify_all()
+
+    def released(self, cost: int, *, idle: bool) -> None:
+        with self._trim_lock:
+            self._since_trim += cost
+            trim = idle and self._since_trim >= TRIM_AFTER_BYTES
             if trim:
-                give_back_memory()
+                self._since_trim = 0
+        if trim:
+            give_back_memory()
 
 
 _PATIENT: ContextVar[bool] = ContextVar("dupcheck_patient_decodes", default=False)

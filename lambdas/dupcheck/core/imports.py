@@ -38,11 +38,19 @@ from typing import IO, Any, Protocol, runtime_checkable
 import numpy as np
 
 from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
-from dupcheck.core.errors import CatalogTooLarge, Conflict, InvalidCatalog, InvalidRequest, NotFound
+from dupcheck.core.errors import (
+    CatalogTooLarge,
+    Conflict,
+    InvalidCatalog,
+    InvalidRequest,
+    NotFound,
+    StoreUnavailable,
+)
 from dupcheck.core.gate import DEFAULT_POLICY, OnDuplicate
 from dupcheck.core.ids import id_problem
 from dupcheck.core.kept_images import KeptPictures, kept_names_in
 from dupcheck.core.models import is_hex_id, moment_of, utc_now
+from dupcheck.core.spreadsheet import csv_text
 
 MAX_ITEMS = 1_000  # rows in one `{"items": [...]}` request; a larger catalog is a file
 MAX_ROWS = 1_000_000  # rows in one import: a catalog export of a large shop; split anything larger
@@ -51,7 +59,7 @@ MAX_ROWS = 1_000_000  # rows in one import: a catalog export of a large shop; sp
 MAX_TEXT_BYTES = 2 * 1024**3
 UPLOAD_EXPIRES_S = 3600  # an `{"upload": true}` job waits this long for its catalog
 RETENTION_DAYS = 30  # jobs, their row outcomes and their catalogs are kept this long
-MAX_PAGE = 1_000  # failures per page
+MAX_PAGE = 1_000  # failures per page (and rows of a results CSV read at a time)
 DEFAULT_PAGE = 100
 _SNIFF_BYTES = 64 * 1024
 
@@ -219,6 +227,20 @@ class RowResult:
                    f"row {row.row}: row {later} has the same entity_id and is imported instead")  # fmt: skip
 
 
+RESULT_COLUMNS = ("row", "entity_id", "image_url", "outcome", "verdict", "duplicate_of", "duplicate_of_row",
+                  "match_entity_id", "match_sku", "match_image_url", "match_percent", "match_verdict", "edits",
+                  "code", "message")  # fmt: skip
+
+
+def result_line(result: RowResult) -> list[str | int | float]:
+    """A checked row as a line of the results CSV (RESULT_COLUMNS)."""
+    match = result.match or {}
+    return [result.row, result.entity_id, result.image_url, result.outcome.value, result.verdict,
+            result.duplicate_of, result.duplicate_row or "", match.get("entity_id", ""), match.get("sku", ""),
+            match.get("image_url", ""), match.get("match_percent", ""), match.get("verdict", ""),
+            match.get("edit_summary") or "", result.code, result.message]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class UploadTarget:
     """Where the catalog of an `{"upload": true}` job goes: `method` (PUT: the body is the file;
@@ -269,8 +291,9 @@ class ImportJobs(Protocol):
     def results(
         self, job_id: str, limit: int, after_row: int = 0, *, duplicates_only: bool = False
     ) -> tuple[list[RowResult], int | None]:
-        """Checked rows (`RowResult.verdict`: a check job's every row, an import's duplicates) in row
-        order after `after_row`; only those with a `duplicate_of` with `duplicates_only`."""
+        """Checked rows (those with a `RowResult.verdict`: a check job's rows that were checked, an
+        import's duplicates) in row order after `after_row`; only those with a `duplicate_of` with
+        `duplicates_only`. (A check job's rows that could not be checked are its `failures`.)"""
         ...
 
     def claim_picture(self, job_id: str, picture: str, row: int, entity_id: str) -> tuple[int, str]:
@@ -300,6 +323,23 @@ class PresignedUploads(Protocol):
 
 
 @runtime_checkable
+class ResultFiles(Protocol):
+    """Where a job's results CSV is written for its client to download, and handed out as a link:
+    on AWS the imports bucket (a Lambda's answer holds 6 MB, a results CSV up to a GB). Locally
+    there is none: the server streams the CSV as its answer."""
+
+    def link(self, name: str) -> str | None:
+        """A download link of the whole file `name`, or None when there is none (yet)."""
+        ...
+
+    def write(self, name: str, pieces: Callable[[int], Iterator[tuple[int, bytes]]], *, until: float) -> str | None:
+        """Write the file `name` from `pieces(after_row)` (the CSV after that row, each piece with the
+        last row it holds), going on from where an earlier call stopped. Its link once whole; None
+        when time.monotonic() reached `until` first (what was written is kept for the next call)."""
+        ...
+
+
+@runtime_checkable
 class ImportStarter(Protocol):
     """Makes a recorded job run: wakes the local worker; on AWS, sends a catalog URL's job to the
     dispatcher (a kept catalog starts its job itself: S3 announces the new object)."""
@@ -321,6 +361,7 @@ class ImportService:
     # The kept pictures a job's catalog names are held from the moment it is kept until the job ends
     # (the local worker lets them go; housekeeping, those of jobs that ended without a word).
     pictures: KeptPictures | None = None
+    result_files: ResultFiles | None = None  # where results CSVs are written for download (AWS); None: streamed
 
     def submit_catalog(self, data: bytes, options: ImportOptions) -> ImportJob:
         """A catalog sent in the request: checked (its columns, at least one row), kept, started."""
@@ -391,18 +432,49 @@ class ImportService:
     def results(
         self, job_id: str, limit: int | None, after_row: int, *, duplicates_only: bool = False
     ) -> tuple[list[RowResult], int | None]:
+        """A page of the job's results: a check job's every row (those it could not check too: failed or
+        replaced, without a verdict), an import's checked rows (its duplicates)."""
         limit = DEFAULT_PAGE if limit is None else limit
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
-        self.get(job_id)
-        return self.jobs.results(job_id, limit, after_row, duplicates_only=duplicates_only)
+        job = self.get(job_id)
+        checked = self.jobs.results(job_id, limit, after_row, duplicates_only=duplicates_only)
+        if job.options.mode is not Mode.CHECK or duplicates_only:
+            return checked
+        return _merged(checked, self.jobs.failures(job_id, limit, after_row), limit)
 
-    def every_result(self, job_id: str, *, duplicates_only: bool = False) -> Iterator[RowResult]:
-        """Every checked row, page by page (the CSV download)."""
-        after: int | None = 0
+    def results_csv(
+        self, job_id: str, *, duplicates_only: bool = False, after_row: int = 0
+    ) -> Iterator[tuple[int, bytes]]:
+        """The results as CSV (RESULT_COLUMNS; the header first when `after_row` is 0), read a page at a
+        time and given a page at a time (each piece with the last row it holds): never held whole. A
+        cell a spreadsheet would evaluate is written as text (core/spreadsheet.py)."""
+        after: int | None = after_row
+        if after_row == 0:
+            yield 0, csv_text([RESULT_COLUMNS]).encode()
         while after is not None:
             found, after = self.results(job_id, MAX_PAGE, after, duplicates_only=duplicates_only)
-            yield from found
+            if found:
+                yield found[-1].row, csv_text(result_line(r) for r in found).encode()
+
+    def results_file(self, job_id: str, *, duplicates_only: bool = False, until: float) -> str | None:
+        """A download link of the finished job's results CSV, written to `result_files` (or written on
+        from where an earlier call stopped) until time.monotonic() reaches `until`; None when it is not
+        whole by then. A job still active has no such file yet (Conflict): its rows are still coming."""
+        files = self.result_files
+        if files is None:
+            raise StoreUnavailable("results files are not set up on this server")
+        job = self.get(job_id)
+        if job.status in ACTIVE:
+            raise Conflict(f"import {job_id} is {job.status}: its CSV is written once it has finished; until then "
+                           "page its results as JSON (cursor)")  # fmt: skip
+        # Named by the job's last change too: a row recorded after the job ended (a batch that was
+        # running when it was cancelled) makes a new file, never a stale one.
+        kind = "duplicates" if duplicates_only else "results"
+        name = f"{job_id}/{kind}-{''.join(c for c in job.updated_at if c.isdigit())}.csv"
+        return files.link(name) or files.write(
+            name, lambda after: self.results_csv(job_id, duplicates_only=duplicates_only, after_row=after), until=until
+        )
 
     def cancel(self, job_id: str) -> ImportJob:
         """Stop a job: queued rows are not imported; rows already stored stay stored."""
@@ -461,6 +533,19 @@ def job_holder(job_id: str) -> str:
 JOB_HOLDER = "job:"
 
 
+def _merged(
+    first: tuple[list[RowResult], int | None], second: tuple[list[RowResult], int | None], limit: int
+) -> tuple[list[RowResult], int | None]:
+    """Two pages of rows after the same row, as one page of at most `limit` in row order (a row in
+    both: the first's) and the row to go on after. Each holds every row of its kind up to its last,
+    so the merged page's rows are every row of either kind up to its own last."""
+    by_row = {r.row: r for r in second[0]} | {r.row: r for r in first[0]}
+    rows = [by_row[row] for row in sorted(by_row)]
+    page = rows[:limit]
+    more = len(rows) > limit or first[1] is not None or second[1] is not None
+    return page, page[-1].row if more and page else None
+
+
 def check_job_id(job_id: str) -> str:
     if not is_hex_id(job_id):
         raise NotFound(f"no import with job_id {job_id!r}")
@@ -483,7 +568,7 @@ def catalog_rows(raw: IO[bytes], options: ImportOptions, *, name: str = "the cat
         text = io.TextIOWrapper(buffered, encoding="utf-8-sig", newline="")
         columns, base = options.columns, options.image_base_url
         if sniff_format(head) == "jsonl":
-            yield from jsonl_rows(text, columns, base)
+            yield from jsonl_rows(text, columns, base, name=name)
         else:
             yield from csv_rows(text, columns, base, name=name, id_hint="name it with id_column",
                                 url_hint="name it with url_column")  # fmt: skip

@@ -102,6 +102,10 @@ class Settings(BaseModel):
     max_catalog_bytes: int = Field(
         100 * MB, gt=0, description="Largest catalog file an import takes (an upload, a catalog URL), in bytes."
     )
+    catalog_budget_mb: int = Field(
+        256, ge=16, description="Local server: memory the catalog bodies being read at once may take (MB; at least "
+        "what the largest one takes): a request beyond it waits, then is refused with 503 server_busy.",
+    )  # fmt: skip
     import_workers: int = Field(
         8, ge=1, le=64, description="Local server: downloads at once for the running import job."
     )

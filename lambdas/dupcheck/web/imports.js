@@ -14,6 +14,7 @@ const DIRECT_LIMIT = 4 * 1024 * 1024;
 const PICTURE = /\.(jpe?g|png|webp|gif|bmp|tiff?)$/i;
 const FINAL = new Set(["done", "failed", "cancelled"]);
 const POLL_MS = 1000;
+const CSV_ATTEMPTS = 30; // a results CSV written a part (8 MB) a request: a million rows take a few
 const state = { bound: false, job: null, cursor: null, results: null };
 
 export function showImports() {
@@ -138,12 +139,21 @@ async function results(job, cursor) {
   }
 }
 
-/** The checked rows as a CSV file, fetched with the key and saved from a blob. */
+/** The checked rows as a CSV file, fetched with the key and saved from a blob. On AWS a long one is
+ * written a part at a time, one a request (503 server_busy until the last): asked for again until whole. */
 async function download() {
   const job = state.followed;
   try {
     const query = job.mode === "check" ? "format=csv" : "format=csv&duplicates_only=true";
-    const blob = await api(`imports/${job.job_id}/results?${query}`, { as: "blob" });
+    let blob = null;
+    for (let attempt = 1; blob === null; attempt += 1) {
+      try {
+        blob = await api(`imports/${job.job_id}/results?${query}`, { as: "blob" });
+      } catch (error) {
+        if (error.code !== "server_busy" || attempt >= CSV_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
     const link = el("a", { href: URL.createObjectURL(blob), download: `dupcheck-${job.job_id}.csv` });
     document.body.append(link);
     link.click();

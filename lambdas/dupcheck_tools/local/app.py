@@ -15,6 +15,12 @@ is done here by `Guard`:
   checks). The page loads without the key and sends it with every API call it makes.
 
 Static files (the demo's pictures under /demo/) are served from a folder, never outside it.
+
+Memory: a catalog's body (up to DUPCHECK_MAX_CATALOG_BYTES, 100 MB) is read only once admitted
+against the catalog budget (DUPCHECK_CATALOG_BUDGET_MB: `catalog_budget`, core/budget.py): bodies
+that do not fit beside those being read wait, then are answered 503 `server_busy`. It is handed
+to the API as bytes beside the event (api/exchange.py), not as base64 text. An answer a route
+streams (a job's results CSV) is sent a piece at a time, never built whole.
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dupcheck.api import API_KEY_HEADER, build_resolver
-from dupcheck.api.resolver import DupcheckResolver, route_path
+from dupcheck.api.resolver import BODY_BYTES, DupcheckResolver, route_path
+from dupcheck.api.uploads import catalog_body_cost
 from dupcheck.api.web import WEB_PREFIX
-from dupcheck.core.errors import error_body
+from dupcheck.core.budget import MB, MemoryBudget
+from dupcheck.core.errors import ServerBusy, error_body
 from dupcheck.core.imports import ImportService
 from dupcheck.core.kept_images import KeptPictures
 from dupcheck.core.products import ProductSearch
@@ -50,12 +58,13 @@ STATIC_PREFIX = "/demo/"
 OPEN_PATHS = ("/health", "/openapi.json", "/docs", WEB_PREFIX)  # and below them; no API key (as on AWS)
 OPEN_PAGE = "/"  # the web app's page: open itself, not what is below it
 BODY_FRAMING_BYTES = 64 * 1024  # base64 or multipart framing around an upload
+CATALOG_WAIT_S = 10.0  # how long a catalog body waits for room in the catalog budget before a 503
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SAME_SITE = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values a write may carry
 _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
             415: "Unsupported Media Type",
-            422: "Unprocessable Content", 500: "Internal Server Error", 502: "Bad Gateway",
+            422: "Unprocessable Content", 500: "Internal Server Error", 502: "Bad Gateway", 303: "See Other",
             503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
 
 # What the resolver reads of a Lambda context when running locally.
@@ -96,8 +105,10 @@ class LocalApp:
     def __init__(
         self, service: DupcheckService, *, max_body_bytes: int, guard: Guard, static_dir: Path | None = None,
         imports: ImportService | None = None, images: KeptPictures | None = None, scans: ScanService | None = None,
-        products: ProductSearch | None = None,
+        products: ProductSearch | None = None, catalog_budget: MemoryBudget | None = None,
     ) -> None:  # fmt: skip
+        """`catalog_budget`: what the catalog bodies being read at once may hold (default: the setting's
+        default, 256 MB)."""
         self.service = service
         self.products = products
         self.max_body_bytes = max_body_bytes
@@ -106,6 +117,7 @@ class LocalApp:
         self.imports = imports
         self.images = images
         self.scans = scans
+        self.catalog_budget = catalog_budget or catalog_budget_of(256 * MB)
         self._resolvers = threading.local()
 
     def resolver(self) -> DupcheckResolver:
@@ -115,10 +127,11 @@ class LocalApp:
                 self.service, max_body_bytes=self.max_body_bytes, imports=self.imports, images=self.images,
                 # The served contract says whether this server needs a key.
                 scans=self.scans, keyed=self.guard.api_key is not None, products=self.products,
+                streams_answers=True,
             )  # fmt: skip
         return app
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"].upper()
         if method == "HEAD":  # the GET's status and headers, Content-Length included, but no body
             self(dict(environ, REQUEST_METHOD="GET"), start_response)
@@ -131,38 +144,64 @@ class LocalApp:
             return _respond(start_response, status, json.dumps(error_body(code, message)).encode(), _JSON)
         if self.static_dir and path.startswith(STATIC_PREFIX) and method in ("GET", "HEAD"):
             return self._static(start_response, path[len(STATIC_PREFIX) :])
-        if oversized := self._oversized(method, path, int(environ.get("CONTENT_LENGTH") or 0)):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if oversized := self._oversized(method, path, length):
             return _respond(start_response, 413, json.dumps(oversized).encode(), _JSON)
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0) or -1)
+        if not takes_catalog(method, path):
+            return self._answer(environ, start_response, method, path, headers, length)
         try:
-            result = self.resolver().resolve(self._event(environ, method, path, headers, body), _CONTEXT)
+            with self.catalog_budget.admitted(catalog_body_cost(length, headers.get("content-type", ""))):
+                return self._answer(environ, start_response, method, path, headers, length, as_bytes=True)
+        except ServerBusy as busy:
+            return _respond(start_response, busy.status, json.dumps(busy.to_body()).encode(),
+                            {**_JSON, "Retry-After": str(busy.retry_after_s)})  # fmt: skip
+
+    def _answer(self, environ: dict[str, Any], start_response: StartResponse, method: str, path: str,
+                headers: dict[str, str], length: int, *, as_bytes: bool = False) -> Iterable[bytes]:  # fmt: skip
+        """The API's answer; `as_bytes`: the body goes beside the event as bytes (api/exchange.py)."""
+        body = environ["wsgi.input"].read(length or -1)
+        resolver = self.resolver()
+        try:
+            result = resolver.resolve(self._event(environ, method, path, headers, body, as_bytes), _CONTEXT)
         except Exception:  # the resolver maps errors itself; this guards the process, not the API
             logger.exception("request failed outside the API")
             payload = json.dumps(error_body("internal_error", "internal error; it has been logged")).encode()
             return _respond(start_response, 500, payload, _JSON)
-        text: str = result.get("body") or ""
-        data = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
+        del body
         out = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out.setdefault(name, ", ".join(values))
-        return _respond(start_response, int(result.get("statusCode", 500)), data, out)
+        status = int(result.get("statusCode", 500))
+        if (pieces := resolver.take_stream()) is not None:
+            # Sent as it is made, without a length (chunked). A failure midway raises here, and waitress
+            # closes the connection: the client sees a broken answer, never a short one that looks whole.
+            start_response(f"{status} {_REASONS.get(status, 'Status')}", _without_length(out))
+            return pieces
+        text: str = result.get("body") or ""
+        data = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
+        return _respond(start_response, status, data, out)
 
     def _oversized(self, method: str, path: str, length: int) -> dict | None:
         """The server takes a catalog's size for the routes that take one; every other route
         keeps an image's limit, checked here before its body is read into memory."""
-        route = route_path(path)
-        catalog = (method == "POST" and route == "/imports") or (method == "PUT" and route.startswith("/imports/"))
-        if catalog and self.imports is not None:
-            limit, code = self.imports.max_catalog_bytes + BODY_FRAMING_BYTES, "catalog_too_large"
+        if takes_catalog(method, path) and self.imports is not None:
+            limit = self.imports.max_catalog_bytes + BODY_FRAMING_BYTES
         else:
-            limit, code = self.max_body_bytes * 4 // 3 + BODY_FRAMING_BYTES, "image_too_large"
+            limit = self.max_body_bytes * 4 // 3 + BODY_FRAMING_BYTES
         if length <= limit:
             return None
-        return error_body(code, f"the request body is {length} bytes; this route takes at most {limit}")
+        return error_body(too_large_code(method, path), f"the request body is {length} bytes; this route takes at "
+                          f"most {limit}")  # fmt: skip
 
     @staticmethod
-    def _event(environ: dict[str, Any], method: str, path: str, headers: dict[str, str], body: bytes) -> dict:
+    def _event(environ: dict[str, Any], method: str, path: str, headers: dict[str, str], body: bytes,
+               as_bytes: bool = False) -> dict:  # fmt: skip
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        carried: dict[str, Any]
+        if as_bytes:
+            carried = {"body": None, "isBase64Encoded": False, BODY_BYTES: body}
+        else:
+            carried = {"body": base64.b64encode(body).decode() if body else None, "isBase64Encoded": bool(body)}
         return {
             "resource": path,
             "path": path,
@@ -181,8 +220,7 @@ class LocalApp:
                 "resourcePath": path,
                 "identity": {"sourceIp": environ.get("REMOTE_ADDR", "")},
             },  # fmt: skip
-            "body": base64.b64encode(body).decode() if body else None,
-            "isBase64Encoded": bool(body),
+            **carried,
         }
 
     def _static(self, start_response: StartResponse, relative: str) -> list[bytes]:
@@ -198,8 +236,28 @@ class LocalApp:
 _JSON = {"Content-Type": "application/json"}
 
 
+def catalog_budget_of(total_bytes: int) -> MemoryBudget:
+    """The budget of the catalog bodies read at once (DUPCHECK_CATALOG_BUDGET_MB)."""
+    return MemoryBudget(total_bytes=total_bytes, wait_s=CATALOG_WAIT_S, holding="reading other large catalogs")
+
+
+def takes_catalog(method: str, path: str) -> bool:
+    """Whether the request's body is a catalog: `POST /imports`, `PUT /imports/{id}/catalog`."""
+    route = route_path(path)
+    return (method == "POST" and route == "/imports") or (method == "PUT" and route.startswith("/imports/"))
+
+
+def too_large_code(method: str, path: str) -> str:
+    """The error code of a body over the route's limit: a catalog's, else an image's."""
+    return "catalog_too_large" if takes_catalog(method, path) else "image_too_large"
+
+
+def _without_length(headers: dict[str, str]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers.items() if k.lower() not in ("content-length", "connection")]
+
+
 def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
-    out = [(k, v) for k, v in headers.items() if k.lower() not in ("content-length", "connection")]
+    out = _without_length(headers)
     out.append(("Content-Length", str(len(body))))
     start_response(f"{status} {_REASONS.get(status, 'Status')}", out)
     return [body]

@@ -50,11 +50,12 @@ from waitress.utilities import Error
 
 from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.bootstrap import build_kept_pictures, build_product_search
+from dupcheck.core.budget import MB
 from dupcheck.core.errors import error_body
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
-from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp
+from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp, catalog_budget_of, too_large_code
 from dupcheck_tools.local.housekeeping import Housekeeping
 from dupcheck_tools.local.imports import ImportWorker
 from dupcheck_tools.local.memory import IdleTrim
@@ -74,8 +75,9 @@ REFUSED_RETRY_AFTER_S = 5
 # How long a stop waits for the import and scan workers (a stop within 10 s): what is not
 # written by then is done again by the next server, as after a kill -9.
 WORKERS_STOP_S = 5
-# waitress's own refusals (and the request deadline's), by status, as the API's error codes.
-_CODES = {400: "invalid_request", 408: "request_timeout", 413: "image_too_large", 431: "headers_too_large"}
+# waitress's own refusals (and the request deadline's), by status, as the API's error codes (413: the
+# route's, `too_large_code`: a catalog's or an image's).
+_CODES = {400: "invalid_request", 408: "request_timeout", 431: "headers_too_large"}
 
 
 class _RequestTimeout(Error):
@@ -89,7 +91,12 @@ class _JsonErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        body = json.dumps(error_body(_CODES.get(error.code, "internal_error"), f"{error.reason}: {error.body}"))
+        if error.code == 413:  # a body over the server's limit: the route says whose
+            method, path = (str(getattr(self.request, name, "") or "") for name in ("command", "path"))
+            code = too_large_code(method, path)
+        else:
+            code = _CODES.get(error.code, "internal_error")
+        body = json.dumps(error_body(code, f"{error.reason}: {error.body}"))
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
@@ -288,7 +295,8 @@ class LocalServer:
         self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
                             imports=self.import_worker.imports,
                             images=service.kept or build_kept_pictures(settings, service.store),
-                            scans=self.scan_worker.scans, products=self.products)  # fmt: skip
+                            scans=self.scan_worker.scans, products=self.products,
+                            catalog_budget=catalog_budget_of(settings.catalog_budget_mb * MB))  # fmt: skip
         # A JSON upload carries the image as base64: a third larger than the image itself; an
         # import's catalog may be larger still.
         max_body = max(settings.max_image_bytes * 4 // 3, settings.max_catalog_bytes) + BODY_FRAMING_BYTES
