@@ -33,6 +33,7 @@ from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
 from dupcheck_tools.duplicates.scan_runs import JobProgress, run_scan
 from dupcheck_tools.duplicates.workfile import WORK_NAME
 from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.local import memory
 from dupcheck_tools.local.scans import SCANS_DIR, ScanWorker
 from dupcheck_tools.local.server import LocalServer
 from support.duplicates import EXPECTED_GROUPS, CountingStore, catalog_entries, copies_of_the_catalog
@@ -323,6 +324,26 @@ def server(service: Any, settings: Settings) -> Iterator[LocalServer]:
     srv.start_in_thread()
     yield srv
     srv.shutdown()
+
+
+def test_a_scan_ending_after_the_last_request_is_followed_by_a_memory_trim(
+    service: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idle trim counts the background jobs as work: a server that answered no request gives
+    back what its scan left once the scan has ended (it waited for requests alone: never)."""
+    trims: list[float] = []
+    monkeypatch.setattr(memory, "give_back_memory", lambda: trims.append(time.monotonic()))
+    srv = LocalServer(service, settings)
+    srv.start_in_thread()
+    try:
+        job = srv.scan_worker.scans.start()  # as the API would, without a request to this server
+        wait_for(lambda: srv.scan_worker.scans.get(job.scan_id).status in FINAL, timeout=120)
+        assert srv.scan_worker.activity.started == 1
+        wait_for(lambda: trims and srv.scan_worker.activity.running == 0, timeout=30)
+    finally:
+        srv.shutdown()
+    assert srv.scan_worker.scans.get(job.scan_id).status is ScanStatus.DONE
+    assert len(trims) == 1
 
 
 def test_a_scan_started_over_http_runs_in_the_server_and_publishes_its_report(server: LocalServer) -> None:
