@@ -329,8 +329,8 @@ def server(service: Any, settings: Settings) -> Iterator[LocalServer]:
 def test_a_scan_ending_after_the_last_request_is_followed_by_a_memory_trim(
     service: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The idle trim counts the background jobs as work: a server that answered no request gives
-    back what its scan left once the scan has ended (it waited for requests alone: never)."""
+    """The idle trim counts a background job's end as work: a server that answered no request
+    gives back what its scan left once the scan has ended (it counted requests alone: never)."""
     trims: list[float] = []
     monkeypatch.setattr(memory, "give_back_memory", lambda: trims.append(time.monotonic()))
     srv = LocalServer(service, settings)
@@ -338,8 +338,8 @@ def test_a_scan_ending_after_the_last_request_is_followed_by_a_memory_trim(
     try:
         job = srv.scan_worker.scans.start()  # as the API would, without a request to this server
         wait_for(lambda: srv.scan_worker.scans.get(job.scan_id).status in FINAL, timeout=120)
-        assert srv.scan_worker.activity.started == 1
-        wait_for(lambda: trims and srv.scan_worker.activity.running == 0, timeout=30)
+        wait_for(lambda: srv.scan_worker.activity.ended == 1, timeout=30)
+        wait_for(lambda: trims, timeout=30)
     finally:
         srv.shutdown()
     assert srv.scan_worker.scans.get(job.scan_id).status is ScanStatus.DONE

@@ -5,10 +5,11 @@ memory free inside glibc's heaps, not in use. glibc returns a heap's free pages 
 top; the decoder trims after large decodes (core/imaging.py, `give_back_memory`), but what
 requests leave besides (hashing's arrays, responses, SQLite's reads) stayed. `IdleTrim` calls
 the same `malloc_trim(0)` once the server has been idle TRIM_AFTER_IDLE_S after work, in a
-thread of its own. Work is requests and the background jobs (`Activity`: an import hashing in
-its download threads, a scan's read, pairing and report in its thread), so what a job that ends
-after the last request leaves is given back too. Capping glibc's heaps (MALLOC_ARENA_MAX=2) was
-measured too and is not set: alone it kept more (docs/lab/benchmarks.md, memory after a load).
+thread of its own. Work is requests and the ends of background jobs (`Activity`: an import
+hashing in its download threads, a scan's read, pairing and report in its thread), so what a job
+that ends after the last request leaves is given back too, 2 s after it ends. Capping glibc's
+heaps (MALLOC_ARENA_MAX=2) was measured too and is not set: alone it kept more
+(docs/lab/benchmarks.md, memory after a load).
 """
 
 from __future__ import annotations
@@ -27,23 +28,21 @@ TRIM_AFTER_IDLE_S = 2.0  # the server idle this long after work: its load is ove
 
 
 class Activity:
-    """A background worker's jobs, for the idle trim: how many started, and how many run now."""
+    """A background worker's jobs, for the idle trim: how many have ended. A job's end is work
+    done, as a request is; a job running does not keep the server from trimming what requests
+    left (a scan verifies for minutes after the last request)."""
 
     def __init__(self) -> None:
-        self.started = 0
-        self.running = 0
+        self.ended = 0
         self._lock = threading.Lock()
 
     @contextmanager
     def job(self) -> Iterator[None]:
-        with self._lock:
-            self.started += 1
-            self.running += 1
         try:
             yield
         finally:
             with self._lock:
-                self.running -= 1
+                self.ended += 1
 
 
 class IdleTrim:

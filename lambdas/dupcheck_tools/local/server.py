@@ -207,10 +207,8 @@ class _Server(TcpWSGIServer):
     def maintenance(self, now: float) -> None:
         super().maintenance(now)  # idle connections
         dispatcher = self.task_dispatcher
-        self.idle_trim.tick(
-            self.tasks_added + sum(jobs.started for jobs in self.background),
-            busy=bool(dispatcher.active_count or dispatcher.queue or any(jobs.running for jobs in self.background)),
-        )
+        self.idle_trim.tick(self.tasks_added + sum(jobs.ended for jobs in self.background),
+                            busy=bool(dispatcher.active_count or dispatcher.queue))  # fmt: skip
         moment = time.monotonic()
         for channel in list(self.active_channels.values()):
             if not channel.heard_from:
