@@ -264,6 +264,19 @@ def speed(page: Page) -> list[str]:
     lines += ["", f"Under load ({clients} clients at once for {seconds}): "
               f"{number(serve.get('load_requests_per_s'))} answers a second, {serve.get('load_errors')} failed; "
               f"the server's memory at most {number(serve.get('rss_max_mb'), ' MB', 0)}."]  # fmt: skip
+    soak = page("memory-soak")["output"]
+
+    def mb(key: str) -> str:
+        return number(soak.get(key), " MB", 0)
+
+    settle = number(soak.get("settle_s"), " s", 0)
+    seconds = {key: number(soak.get(key), " s", 0) for key in ("duration_s", "import_every_s")}
+    lines += ["", f"After a load ({soak.get('clients')} clients for {seconds['duration_s']}, an import every "
+              f"{seconds['import_every_s']}, a duplicate scan): the server and its worker "
+              f"processes at most {mb('peak_mb')}, and {mb('after_minus_idle_mb')} over their idle {mb('idle_mb')} "
+              f"{settle} after the last job ended (PSS: {mb('after_minus_idle_pss_mb')} over {mb('idle_pss_mb')}); "
+              f"{settle} after the clients stopped, the import and the scan still running in "
+              f"{soak.get('clients_after_workers')} worker processes, {mb('clients_after_mb')}."]  # fmt: skip
     lines += page.sources()
 
     lines += ["", "### Bulk work, on the same machine", ""]

@@ -1,22 +1,34 @@
-"""Memory the local server gives back after a load: its process tree's RSS idle, at the peak of a
-mixed load, and once the load has stopped.
+"""Memory the local server gives back after a load: its process tree's RSS and PSS idle, at the
+peak of a mixed load, and once the load has stopped.
 
 `python -m dupcheck serve` is started on loopback over a catalog of development photos
 (../shared/bench/images, `index-dir`), warmed with one request of each kind, left idle, then
-loaded by `--clients` clients for `--duration` seconds, each picking at random: an upload
-(`PUT /items/{id}`: a photo, 15% of them a 12 MP JPEG or PNG), a check
-(`POST /find_similar` with a photo) or a catalog page (`GET /items`, with a search now and
-then). Then nothing for `--settle` seconds. RSS of the server and its children is sampled every
-0.5 s; reported as JSON: idle (before the load), peak, after (at the end of the settle; the
-server's own split into anonymous and file-backed pages), and after minus idle against the
-target of 100 MB (issue 67).
+loaded for `--duration` seconds by `--clients` clients, each picking at random: an upload
+(`PUT /items/{id}`: a photo, 15% of them a 12 MP JPEG or PNG), an item written from its address
+(`POST /items`), a check (`POST /find_similar` with a photo) or a catalog page (`GET /items`,
+with a search now and then); beside them, an import of `--import-rows` new pictures every
+`--import-every` seconds (`POST /imports`; every third of `--large-import-rows`, which over 200
+rows hashes in a process of its own; every tenth picture 12 MP) and one duplicate scan
+`--scan-at` seconds in (`POST /duplicates/scans`; its verification runs in
+processes). The pictures given by address come from an image host in this process. Once the
+clients stop and the running import and scan have ended, nothing for `--settle` seconds (the
+tree `--settle` seconds after the clients stopped is reported too: the jobs may run then).
+
+RSS and PSS of the server and every process under it (the import's hashing process, the scan's
+verification processes, multiprocessing's resource tracker) are summed every 0.5 s; reported as
+JSON: idle (before the load), peak, after (at the end of the settle: the tree and each process
+in it; the server's own split into anonymous and file-backed pages), and after minus idle
+against the target of 100 MB (issue 67). PSS counts a page shared by several processes once, in
+shares: the tree's RSS counts the libraries each worker maps again.
 
     .venv/bin/python scripts/bench/memory_soak_bench.py [--duration 300] [--settle 90] [--clients 8]
-        [--catalog 200] [--photos DIR] [--lambdas DIR] [--env NAME=VALUE ...]
+        [--catalog 200] [--import-every 20] [--import-rows 50] [--large-import-rows 250] [--scan-at 150]
+        [--photos DIR] [--lambdas DIR] [--env NAME=VALUE ...]
 
-`--lambdas` measures other code (a worktree of the baseline commit); `--env` sets a variable in
-the server's environment (MALLOC_ARENA_MAX=2: glibc's heaps capped, docs/lab/benchmarks.md).
-Only 127.0.0.1 is used.
+`--import-every 0` and `--scan-at -1` leave the imports and the scan out (the load of the first
+measurements); `--lambdas` measures other code (a worktree of the baseline commit); `--env` sets a
+variable in the server's environment (MALLOC_ARENA_MAX=2: glibc's heaps capped,
+docs/lab/benchmarks.md). Only 127.0.0.1 is used.
 """
 
 from __future__ import annotations
@@ -42,10 +54,14 @@ import numpy as np
 import psutil
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from import_bench import Images  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ROOT.parent / "shared" / "bench" / "images"  # ../shared beside the checkout (--photos elsewhere)
 TARGET_MB = 100
 LARGE_SIDE = 4000  # a photo scaled to 4000 x 3000: 12 MP, what a phone camera uploads
+IMAGE_DELAY_S = 0.02  # the image host's answers: a CDN seen from elsewhere
 
 
 def free_port() -> int:
@@ -54,14 +70,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def tree_rss_mb(server: psutil.Process) -> tuple[float, float]:
-    """RSS of the server and of all its children, and of the server alone, in MB."""
-    main = server.memory_info().rss
-    children = 0
-    for child in server.children(recursive=True):
-        with contextlib.suppress(psutil.Error):  # a child that just ended
-            children += child.memory_info().rss
-    return (main + children) / 2**20, main / 2**20
+def role(process: psutil.Process, server: psutil.Process) -> str:
+    """What a process of the tree is: the server, a pool's worker, or multiprocessing's resource tracker."""
+    if process.pid == server.pid:
+        return "server"
+    command = " ".join(process.cmdline())
+    if "resource_tracker" in command:
+        return "resource_tracker"
+    return "worker" if "spawn_main" in command else "other"
+
+
+def pss_mb(pid: int) -> float:
+    """The process's proportional set size (a shared page counted in shares), in MB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sample:
+    """The tree at one moment: RSS and PSS in MB, summed and the server's own, and each process's."""
+
+    def __init__(self, server: psutil.Process) -> None:
+        self.at = time.monotonic()
+        self.processes: list[tuple[str, float, float]] = []  # role, RSS, PSS
+        for process in [server, *server.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error, OSError):  # a child that just ended
+                self.processes.append((role(process, server), process.memory_info().rss / 2**20, pss_mb(process.pid)))
+        self.rss = sum(rss for _, rss, _ in self.processes)
+        self.pss = sum(pss for _, _, pss in self.processes)
+        self.main = self.processes[0][1] if self.processes else 0.0
+        self.workers = sum(1 for name, _, _ in self.processes if name == "worker")
 
 
 def anon_and_file_mb(server: psutil.Process) -> tuple[float, float]:
@@ -70,6 +109,20 @@ def anon_and_file_mb(server: psutil.Process) -> tuple[float, float]:
     status = Path(f"/proc/{server.pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if line.startswith("Rss"))
     return int(fields["RssAnon"].split()[0]) / 1024, int(fields["RssFile"].split()[0]) / 1024
+
+
+def mapped_files_mb(server: psutil.Process, top: int = 5) -> dict[str, float]:
+    """The files mapped into the server that hold most of its RSS (SQLite's memory-mapped reads,
+    libraries), in MB."""
+    held: Counter[str] = Counter()
+    path = ""
+    for line in Path(f"/proc/{server.pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line: address range ... [path]
+            path = fields[5] if len(fields) > 5 else ""
+        elif fields[0] == "Rss:" and path.startswith("/"):
+            held[Path(path).name] += int(fields[1])
+    return {name: round(kb / 1024, 1) for name, kb in held.most_common(top)}
 
 
 def scaled(photo: bytes, fmt: str) -> bytes:
@@ -84,11 +137,23 @@ def scaled(photo: bytes, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def call(port: int, method: str, path: str, body: bytes | None = None, content_type: str = "") -> tuple[int, dict]:
+    """One request on a connection of its own (the background jobs' few calls)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": content_type} if content_type else {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
 class Load:
     """The clients: each its own keep-alive connection, its own random choices."""
 
-    def __init__(self, port: int, photos: list[bytes], large: list[tuple[bytes, str]], stop: threading.Event) -> None:
-        self.port, self.photos, self.large, self.stop = port, photos, large, stop
+    def __init__(self, port: int, photos: list[bytes], large: list[tuple[bytes, str]], host: Images,
+                 stop: threading.Event) -> None:  # fmt: skip
+        self.port, self.photos, self.large, self.host, self.stop = port, photos, large, host, stop
         self.statuses: Counter[str] = Counter()
         self.lock = threading.Lock()
 
@@ -98,12 +163,16 @@ class Load:
         sequence = 0
         while not self.stop.is_set():
             roll = rng.random()
-            if roll < 0.35:  # an upload: a new item, now and then a large picture
-                sequence += 1
+            sequence += 1
+            if roll < 0.30:  # an upload: a new item, now and then a large picture
                 body, kind, what = rng.choice(self.photos), "jpeg", "upload"
                 if self.large and rng.random() < 0.15:
                     (body, kind), what = rng.choice(self.large), "upload-12mp"
                 request = ("PUT", f"/items/load-{number}-{sequence}?sku=S{sequence}", body, f"image/{kind}")
+            elif roll < 0.40:  # an item written from its picture's address
+                item = {"entity_id": f"url-{number}-{sequence}", "sku": f"U{sequence}",
+                        "image_url": f"{self.host.base}/p/{rng.randrange(len(self.photos))}.jpg"}  # fmt: skip
+                what, request = "item", ("POST", "/items", json.dumps(item).encode(), "application/json")
             elif roll < 0.75:  # a check
                 what, request = "check", ("POST", "/find_similar?top=5", rng.choice(self.photos), "image/jpeg")
             else:  # a catalog page, a search now and then
@@ -124,14 +193,77 @@ class Load:
         connection.close()
 
 
+class Jobs:
+    """The load's background work: an import of new pictures every `every` seconds (the next one
+    once the last has ended), of `rows[0]` rows and every third of `rows[1]`, a tenth of them
+    12 MP, and one duplicate scan `scan_at` seconds in. `photos`: how many photos, then 12 MP
+    pictures, the image host serves."""
+
+    def __init__(self, port: int, host: Images, photos: tuple[int, int], *, every: float, rows: tuple[int, int],
+                 scan_at: float) -> None:  # fmt: skip
+        self.port, self.host, self.photos = port, host, photos
+        self.every, self.rows, self.scan_at = every, rows, scan_at
+        self.imports: list[dict] = []
+        self.imports_ended: dict[str, int] = {}
+        self.scan: dict = {}
+        self._import: str | None = None
+        self._scan: str | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        started = time.monotonic()
+        next_import = started
+        while not stop.is_set():
+            now = time.monotonic()
+            if self.scan_at >= 0 and self._scan is None and now - started >= self.scan_at:
+                status, scan = call(self.port, "POST", "/duplicates/scans")
+                self._scan = scan["scan_id"] if status == 202 else "refused"
+            if self.every > 0 and now >= next_import and self._ended("imports", self._import):
+                number = len(self.imports)
+                small, large = self.rows
+                count = large if large and number % 3 == 2 else small
+                rows = [f"imp-{number}-{i},,{self.host.base}/p/{self.picture(number * small + i)}.jpg"
+                        for i in range(count)]  # fmt: skip
+                body = ("entity_id,sku,image_url\n" + "\n".join(rows)).encode()
+                status, job = call(self.port, "POST", "/imports", body, "text/csv")
+                self._import = job.get("job_id") if status == 202 else None
+                self.imports.append({"status": status})
+                next_import = now + self.every
+            stop.wait(0.5)
+
+    def picture(self, row: int) -> int:
+        """The image host's picture for an import's row: a photo, every tenth a 12 MP one."""
+        photos, large = self.photos
+        return photos + row // 10 % large if row % 10 == 9 else row % photos
+
+    def _ended(self, kind: str, job_id: str | None) -> bool:
+        if job_id is None or job_id == "refused":
+            return True
+        job = call(self.port, "GET", f"/{kind}/{job_id}" if kind == "imports" else f"/duplicates/scans/{job_id}")[1]
+        return job.get("status") in ("done", "failed", "cancelled")
+
+    def wait_ended(self, timeout: float = 600) -> None:
+        """Until the running import and the scan have ended; then what they did."""
+        deadline = time.monotonic() + timeout
+        while not (self._ended("imports", self._import) and self._ended("scans", self._scan)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the import or the scan did not end")
+            time.sleep(0.5)
+        if self._scan not in (None, "refused"):
+            scan = call(self.port, "GET", f"/duplicates/scans/{self._scan}")[1]
+            self.scan = {"status": scan.get("status"), **{k: (scan.get("result") or {}).get(k)
+                         for k in ("records", "groups", "elapsed_s")}}  # fmt: skip
+        counts: Counter[str] = Counter()
+        for job in call(self.port, "GET", "/imports?limit=100")[1].get("imports", []):
+            counts[str(job.get("status"))] += 1
+            counts.update({f"rows {k}": job.get(k) or 0 for k in ("done", "failed")})
+        self.imports_ended = dict(counts)
+
+
 def wait_ready(port: int) -> None:
     deadline = time.monotonic() + 120
     while True:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/health")
-            answer = json.loads(connection.getresponse().read())
-            connection.close()
+            answer = call(port, "GET", "/health")[1]
             if answer.get("status") == "ok" and answer.get("index_ready"):
                 return
         except (OSError, ValueError, http.client.HTTPException):
@@ -141,12 +273,18 @@ def wait_ready(port: int) -> None:
         time.sleep(0.5)
 
 
-def sample(server: psutil.Process, seconds: float, samples: list[tuple[float, float]]) -> None:
-    """RSS every 0.5 s for `seconds`, appended to `samples`."""
+def sample(server: psutil.Process, seconds: float, samples: list[Sample]) -> None:
+    """The tree every 0.5 s for `seconds`, appended to `samples`."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        samples.append(tree_rss_mb(server))
+        samples.append(Sample(server))
         time.sleep(0.5)
+
+
+def sample_until(server: psutil.Process, done: threading.Event, samples: list[Sample]) -> None:
+    while not done.is_set():
+        samples.append(Sample(server))
+        done.wait(0.5)
 
 
 def main() -> None:
@@ -155,14 +293,20 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=90.0, help="seconds after the load (default 90)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--catalog", type=int, default=200, help="photos indexed before the load")
+    parser.add_argument("--import-every", type=float, default=20.0, help="seconds between imports (0: none)")
+    parser.add_argument("--import-rows", type=int, default=50, help="rows of an import (hashed in-process)")
+    parser.add_argument("--large-import-rows", type=int, default=250, help="rows of every third (0: none)")
+    parser.add_argument("--scan-at", type=float, default=None, help="seconds into the load (default: half; -1: none)")
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="the development photos (../shared/bench/images)")
     parser.add_argument("--lambdas", type=Path, default=ROOT / "lambdas", help="the code to measure")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server's environment")
     args = parser.parse_args()
+    scan_at = args.duration / 2 if args.scan_at is None else args.scan_at
     files = sorted(args.photos.glob("*.jpg"))
     if len(files) < args.catalog + 50:
         sys.exit(f"{args.photos} holds {len(files)} photos: fewer than --catalog + 50")
-    env = {**os.environ, "PYTHONPATH": str(args.lambdas.resolve()), "DUPCHECK_PRODUCTS": "off"}
+    env = {**os.environ, "PYTHONPATH": str(args.lambdas.resolve()), "DUPCHECK_PRODUCTS": "off",
+           "DUPCHECK_ALLOW_LOOPBACK_URLS": "true"}  # fmt: skip
     env.update(item.split("=", 1) for item in args.env)
     rng = random.Random(67)
     rng.shuffle(files)
@@ -173,8 +317,9 @@ def main() -> None:
             shutil.copy(path, catalog / path.name)
         subprocess.run([sys.executable, "-m", "dupcheck", "--data-dir", str(data), "index-dir", str(catalog)],
                        check=True, env=env, capture_output=True)  # fmt: skip
-        photos = [p.read_bytes() for p in files[args.catalog :]]  # checks and uploads: not in the catalog
+        photos = [p.read_bytes() for p in files[args.catalog :]]  # checks, uploads, imports: not in the catalog
         large = [(scaled(photos[i], "JPEG"), "jpeg") for i in range(3)] + [(scaled(photos[3], "PNG"), "png")]
+        host = Images(photos + [body for body, _ in large], IMAGE_DELAY_S)  # the large ones last
         port = free_port()
         log = (Path(tmp) / "server.log").open("w")  # a pipe nobody reads would stop the server once full
         process = subprocess.Popen(
@@ -185,28 +330,40 @@ def main() -> None:
         try:
             wait_ready(port)
             stop = threading.Event()
-            load = Load(port, photos, large, stop)
+            load = Load(port, photos, large, host, stop)
+            rows = (args.import_rows, args.large_import_rows)
+            jobs = Jobs(port, host, (len(photos), len(large)), every=args.import_every, rows=rows, scan_at=scan_at)
             # One request of each kind, then idle: what lazy imports take is not what the load leaves.
-            warm_up = [("POST", "/find_similar?top=5", photos[0]), ("GET", "/items?limit=100", None),
-                       ("PUT", "/items/warm?sku=W", photos[1])]  # fmt: skip
-            for method, path, body in warm_up:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                connection.request(method, path, body=body, headers={"Content-Type": "image/jpeg"} if body else {})
-                connection.getresponse().read()
-                connection.close()
-            idle: list[tuple[float, float]] = []
+            warm_up = [("POST", "/find_similar?top=5", photos[0], "image/jpeg"), ("GET", "/items?limit=100", None, ""),
+                       ("PUT", "/items/warm?sku=W", photos[1], "image/jpeg"),
+                       ("POST", "/items", json.dumps({"entity_id": "warm-url", "image_url": f"{host.base}/p/2.jpg"})
+                        .encode(), "application/json")]  # fmt: skip
+            for method, path, body, content_type in warm_up:
+                call(port, method, path, body, content_type)
+            idle: list[Sample] = []
             sample(server, 15, idle)
+            idle_anon_mb, idle_file_mb = anon_and_file_mb(server)
             clients = [threading.Thread(target=load.client, args=(n,), daemon=True) for n in range(args.clients)]
+            clients.append(threading.Thread(target=jobs.run, args=(stop,), daemon=True))
             for thread in clients:
                 thread.start()
-            during: list[tuple[float, float]] = []
+            during: list[Sample] = []
             sample(server, args.duration, during)
             stop.set()
             for thread in clients:
                 thread.join(timeout=120)
-            after: list[tuple[float, float]] = []
+            stopped = time.monotonic()
+            ended = threading.Event()
+            sampler = threading.Thread(target=sample_until, args=(server, ended, during), daemon=True)
+            sampler.start()
+            jobs.wait_ended()
+            ended.set()
+            sampler.join()
+            jobs_ran_on_s = time.monotonic() - stopped
+            after: list[Sample] = []
             sample(server, args.settle, after)
             anon_mb, file_mb = anon_and_file_mb(server)
+            files_mb = mapped_files_mb(server)
         finally:
             process.terminate()
             try:
@@ -214,18 +371,32 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
             log.close()
+            host.httpd.shutdown()
             if process.returncode not in (0, -15):
                 print((Path(tmp) / "server.log").read_text()[-3000:], file=sys.stderr)
-    idle_mb, peak_mb, after_mb = idle[-1][0], max(s[0] for s in during + after), after[-1][0]
+    rest, last = idle[-1], after[-1]
+    # `settle` seconds after the clients stopped, whether or not the import and the scan had ended.
+    later = next(s for s in during + after if s.at >= stopped + args.settle)
+    peak_rss, peak_pss = max(s.rss for s in during + after), max(s.pss for s in during + after)
     result = {
         "code": str(args.lambdas), "env": args.env, "duration_s": args.duration, "settle_s": args.settle,
         "clients": args.clients, "catalog": args.catalog, "requests": sum(load.statuses.values()),
-        "outcomes": dict(sorted(load.statuses.items())),
-        "idle_mb": round(idle_mb, 1), "peak_mb": round(peak_mb, 1), "after_mb": round(after_mb, 1),
-        "main_idle_mb": round(idle[-1][1], 1), "main_peak_mb": round(max(s[1] for s in during + after), 1),
-        "main_after_mb": round(after[-1][1], 1), "main_after_anon_mb": round(anon_mb, 1),
-        "main_after_file_mb": round(file_mb, 1), "after_minus_idle_mb": round(after_mb - idle_mb, 1),
-        "target_mb": TARGET_MB, "met": after_mb - idle_mb <= TARGET_MB,
+        "outcomes": dict(sorted(load.statuses.items())), "import_every_s": args.import_every,
+        "import_rows": [args.import_rows, args.large_import_rows], "imports": jobs.imports_ended,
+        "scan_at_s": scan_at, "scan": jobs.scan, "jobs_ran_on_s": round(jobs_ran_on_s, 1),
+        "peak_workers": max(s.workers for s in during),
+        "idle_mb": round(rest.rss, 1), "peak_mb": round(peak_rss, 1), "after_mb": round(last.rss, 1),
+        "idle_pss_mb": round(rest.pss, 1), "peak_pss_mb": round(peak_pss, 1), "after_pss_mb": round(last.pss, 1),
+        "after_processes": [{"role": name, "rss_mb": round(rss, 1), "pss_mb": round(pss, 1)}
+                            for name, rss, pss in last.processes],  # fmt: skip
+        "main_idle_mb": round(rest.main, 1), "main_peak_mb": round(max(s.main for s in during + after), 1),
+        "main_after_mb": round(last.main, 1), "main_idle_anon_mb": round(idle_anon_mb, 1),
+        "main_idle_file_mb": round(idle_file_mb, 1), "main_after_anon_mb": round(anon_mb, 1),
+        "main_after_file_mb": round(file_mb, 1), "main_after_files_mb": files_mb,
+        "after_minus_idle_mb": round(last.rss - rest.rss, 1), "after_minus_idle_pss_mb": round(last.pss - rest.pss, 1),
+        "target_mb": TARGET_MB, "met": last.rss - rest.rss <= TARGET_MB,
+        "clients_after_mb": round(later.rss, 1), "clients_after_pss_mb": round(later.pss, 1),
+        "clients_after_workers": later.workers,
     }  # fmt: skip
     print(json.dumps(result))
 

@@ -34,6 +34,7 @@ from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
 from support.aws import REGION, TABLE
 from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, CountingStore, catalog_entries, catalog_records
+from support.pool_jobs import POISON, squares
 
 
 @pytest.fixture(scope="module")
@@ -371,6 +372,22 @@ def test_a_store_that_fails_mid_read_leaves_no_worker_behind(
     # The read did not finish: a resumed run reads again, and finds the same groups.
     again = find_duplicates(store, tmp_path / "out", source="test", resume=True)
     assert not again.resumed and again.report is not None and groups_of(again.report) == EXPECTED_GROUPS
+
+
+def test_each_steps_processes_stop_with_its_jobs_and_a_read_job_that_kills_its_process_is_done_here(
+    tmp_path: Path,
+) -> None:
+    """The read's jobs in processes (squares standing for query hashes): one whose process dies
+    every time it runs (SIGKILL, twice) is done in this process instead, and no process outlives
+    the step's jobs: none idles through the next step."""
+    import multiprocessing
+
+    WorkFile(tmp_path / WORK_NAME).close()  # what the processes' initializer opens
+    processes = engine._Processes(2, get_pipeline().algo, tmp_path / WORK_NAME)
+    jobs = [[1, 2], [3, POISON], [5]]
+    done = list(processes.map(lambda items: [-n for n in items], squares, jobs, use_pool=True))
+    assert done == [([1, 2], [1, 4]), ([3, POISON], [-3, -POISON]), ([5], [25])]
+    assert not multiprocessing.active_children()
 
 
 def test_resume_refuses_the_work_of_another_run(

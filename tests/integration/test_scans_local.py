@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 import dupcheck_tools.duplicates as engine
@@ -33,9 +32,12 @@ from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
 from dupcheck_tools.duplicates.scan_runs import JobProgress, run_scan
 from dupcheck_tools.duplicates.workfile import WORK_NAME
+from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.local import memory
 from dupcheck_tools.local.scans import SCANS_DIR, ScanWorker
 from dupcheck_tools.local.server import LocalServer
 from support.duplicates import EXPECTED_GROUPS, CountingStore, catalog_entries, copies_of_the_catalog
+from support.held_jobs import hold, kill_holders
 from support.http import wait_for
 from support.serving import kill, serve_process, stop_group
 
@@ -108,38 +110,73 @@ def test_every_step_counts_the_records_and_a_small_catalogs_verification_moves_r
     assert summary.judged >= 2 and len(set(verify)) >= summary.judged + 1  # a step for each record judged
 
 
-@pytest.mark.slow
-def test_a_verification_process_killed_twice_is_replaced_and_the_report_is_a_clean_runs(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SIGKILL (the out-of-memory killer) to a verification process twice mid-verify: each time the
-    pool is replaced and the jobs it held judged again, and the report is the one a run nobody
-    disturbed writes."""
+@pytest.fixture
+def copies(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A service over two copies of the catalog (20 records), verified in 2 processes (however
+    small the catalog) 4 records a job: a job holds several records, and several jobs run at once."""
     service = build_service(settings)
-    catalog = copies_of_the_catalog(2)  # 20 records: a job each below, judged in two processes
+    catalog = copies_of_the_catalog(2)
     service.thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in catalog})
     service.store.put_many([entry.record for entry in catalog])
-    monkeypatch.setattr(engine, "IN_PROCESS_BELOW", 0)  # the processes, however small the catalog
-    monkeypatch.setattr(engine, "JOB_SIZE", 1)
-    clean = find_duplicates(service.store, tmp_path / "clean", source="test", workers=2,
-                            thumbnails=service.thumbnails)  # fmt: skip
-    kills: list[int] = []
-    ahead = 2 * 2  # jobs in flight at once (2 processes): those a kill makes run again, alone
+    monkeypatch.setattr(engine, "IN_PROCESS_BELOW", 0)
+    monkeypatch.setattr(engine, "JOB_SIZE", 4)
+    return service
 
-    def kill_a_worker(phase: str, done: int, total: int | None) -> None:
-        # The second kill comes once the jobs of the first were judged again (results come in order).
-        if phase == "verify" and done >= (1 if not kills else kills[0] + 2 * ahead + 1) and len(kills) < 2:
-            workers = [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
-            if workers:
-                workers[0].kill()
-                kills.append(done)
 
-    disturbed = find_duplicates(service.store, tmp_path / "killed", source="test", workers=2,
-                                thumbnails=service.thumbnails, on_progress=kill_a_worker)  # fmt: skip
-    assert len(kills) == 2
+def pairs_of(report: dict[str, Any]) -> list[tuple[list[str], list[tuple[str, str]], list[tuple[str, str]]]]:
+    """Each group's records, pairs and related pairs, by their ends (a record judged again alone,
+    without its job's confirmations, may name a pair's edits or score otherwise: workers.judge)."""
+    return [(g["items"], sorted((p["a"], p["b"]) for p in g["pairs"]), sorted((p["a"], p["b"]) for p in g["related"]))
+            for g in report["groups"]]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_verification_process_killed_once_costs_nothing(copies: Any, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """SIGKILL (the out-of-memory killer) to the process judging c0-a-original's job: the pool is
+    replaced and the jobs it held (that one and those beside it) judged again, a record at a time;
+    every record is judged, and the report is a clean run's."""
+    clean = find_duplicates(copies.store, tmp_path / "clean", source="test", workers=2, thumbnails=copies.thumbnails)
+    runs = tmp_path / "runs"
+    hold(monkeypatch, runs, {"c0-a-original": 1})
+    killer = kill_holders(runs, 1)
+    disturbed = find_duplicates(copies.store, tmp_path / "killed", source="test", workers=2,
+                                thumbnails=copies.thumbnails)  # fmt: skip
+    killer.join()
+    assert len(killer.killed) == 1  # killed while it held the record
     assert clean.report is not None and disturbed.report is not None and clean.report["groups"]
-    assert disturbed.report["groups"] == clean.report["groups"]
-    assert (disturbed.judged, disturbed.settled) == (clean.judged, clean.settled)
+    assert pairs_of(disturbed.report) == pairs_of(clean.report)
+    assert disturbed.not_verified == {} and "not_verified" not in disturbed.report
+    assert disturbed.judged + disturbed.settled == clean.judged + clean.settled
+    assert disturbed.exit_code == ExitCode.OK
+
+
+@pytest.mark.slow
+def test_a_record_whose_process_is_killed_twice_is_not_verified_and_the_scan_publishes_the_rest(
+    copies: Any, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process judging c1-a-small is killed, then the one judging it again alone: that record
+    alone is left unjudged, named in the scan's result and its report with the reason; the scan
+    ends done and publishes the groups (c1-a-small's pairs come from the records that judged it)."""
+    clean = find_duplicates(copies.store, tmp_path / "clean", source="test", workers=2, thumbnails=copies.thumbnails)
+    runs = tmp_path / "runs"
+    hold(monkeypatch, runs, {"c1-a-small": 2})
+    killer = kill_holders(runs, 2)
+    worker = ScanWorker(copies, settings)
+    started = worker.jobs.transition(worker.scans.start().scan_id, ScanStatus.RUNNING,
+                                     allowed_from={ScanStatus.QUEUED})  # fmt: skip
+    assert started is not None
+    ended = run_scan(started, worker.jobs, copies.store, work_dir=tmp_path / "scan", source="test",
+                     reports=worker.reports, thumbnails=copies.thumbnails, workers=2)  # fmt: skip
+    killer.join()
+    assert len(set(killer.killed)) == 2  # the second kill found the process that judged it again
+    assert ended is not None and ended.status is ScanStatus.DONE, ended
+    assert ended.result is not None and "1 record was not verified (c1-a-small)" in ended.result["skipped"]
+    report = json.loads((settings.data_dir / "duplicates" / "duplicates.json").read_text())
+    assert report["not_verified"]["entity_ids"] == ["c1-a-small"]
+    assert "died twice" in report["not_verified"]["reason"]
+    assert clean.report is not None and pairs_of(report) == pairs_of(clean.report)
+    assert "1 record was not verified" in (settings.data_dir / "duplicates" / "report.html").read_text()
 
 
 def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was_judged(
@@ -287,6 +324,26 @@ def server(service: Any, settings: Settings) -> Iterator[LocalServer]:
     srv.start_in_thread()
     yield srv
     srv.shutdown()
+
+
+def test_a_scan_ending_after_the_last_request_is_followed_by_a_memory_trim(
+    service: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idle trim counts a background job's end as work: a server that answered no request
+    gives back what its scan left once the scan has ended (it counted requests alone: never)."""
+    trims: list[float] = []
+    monkeypatch.setattr(memory, "give_back_memory", lambda: trims.append(time.monotonic()))
+    srv = LocalServer(service, settings)
+    srv.start_in_thread()
+    try:
+        job = srv.scan_worker.scans.start()  # as the API would, without a request to this server
+        wait_for(lambda: srv.scan_worker.scans.get(job.scan_id).status in FINAL, timeout=120)
+        wait_for(lambda: srv.scan_worker.activity.ended == 1, timeout=30)
+        wait_for(lambda: trims, timeout=30)
+    finally:
+        srv.shutdown()
+    assert srv.scan_worker.scans.get(job.scan_id).status is ScanStatus.DONE
+    assert len(trims) == 1
 
 
 def test_a_scan_started_over_http_runs_in_the_server_and_publishes_its_report(server: LocalServer) -> None:

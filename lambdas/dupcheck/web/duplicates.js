@@ -5,7 +5,7 @@
 // confirmation, or left and marked resolved) or not duplicates; every decision can be undone, and
 // all of them downloaded as CSV for the back office.
 import { ApiError, api, itemPath } from "./api.js";
-import { decisionSentence, matchSentence, scanSentence, skippedWords } from "./words.js";
+import { decisionSentence, matchSentence, notVerifiedWords, scanSentence, skippedWords } from "./words.js";
 import { byId, clearError, el, idLine, limiter, showError, thumbButton } from "./ui.js";
 import { showItem } from "./catalog.js";
 
@@ -56,6 +56,8 @@ async function showReport() {
   if (report.generated_at) summary.textContent += ` Scanned ${new Date(report.generated_at).toLocaleString()}.`;
   const skipped = skippedWords(report.skipped, report.records);
   if (skipped) summary.textContent += ` ${skipped}`;
+  const unchecked = notVerifiedWords(report.not_verified);
+  if (unchecked) summary.textContent += ` ${unchecked}`;
   // The rules behind the groups, for whoever asks: folded away, not in front of the groups.
   byId("keep-rule").textContent = report.keep_rule ? `The record to keep comes first: ${report.keep_rule}.` : "";
   byId("group-rule").textContent = report.group_rule ? `Grouping: ${report.group_rule}.` : "";

@@ -192,6 +192,15 @@ export function skippedWords(skipped, records) {
   return `${count} not compared (of ${records.toLocaleString()}): they need indexing again, which whoever runs dupcheck can do.`;
 }
 
+/** The report's records left unchecked (their worker process died twice on them), in words. */
+export function notVerifiedWords(notVerified) {
+  if (!notVerified?.records) return "";
+  const ids = notVerified.entity_ids ?? [];
+  const named = ids.slice(0, 10).join(", ") + (ids.length > 10 ? ` and ${ids.length - 10} more` : "");
+  const count = notVerified.records === 1 ? "1 record was" : `${notVerified.records.toLocaleString()} records were`;
+  return `${count} not checked against their look-alikes (${named}): the process checking them was stopped twice, most likely for lack of memory. Scanning again checks them.`;
+}
+
 /** A decision on a duplicate group in words: `decision` ({ decision, item }) and what it did to each
  * of its `others` ([{ id, outcome }], outcome as the API says it). */
 export function decisionSentence(decision, others) {

@@ -78,8 +78,9 @@ def run_duplicates(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
         except OSError as exc:  # the folder cannot be written (permissions, a full disk)
             raise UsageError(f"cannot write the report to {out}: {exc}") from exc
-        if summary.skipped.get("message"):
-            print(f"warning: {summary.skipped['message']}", file=sys.stderr)
+        for warning in (summary.skipped.get("message"), summary.not_verified.get("message")):
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
         if args.publish and not summary.interrupted:
             build_reports(settings).publish({name: (out / name).read_bytes() for name in REPORT_FILES})
         return summary

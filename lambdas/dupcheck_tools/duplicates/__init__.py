@@ -20,7 +20,9 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    keeps one beside each record, its kept picture (the query's picture, and the same-photograph
    test of its candidates; copied into the work file for the records with candidates only), in a
    process pool (workers.py); each judged record and its duplicates are saved together, so
-   `--resume` goes on from there.
+   `--resume` goes on from there. A process killed from outside is replaced and its records
+   judged again, each alone; a record whose process dies twice is left unjudged, named in the
+   report (`not_verified`) with the reason, and the run goes on (worker_pool.py).
 4. group: each group is the record to keep and the records the service called the same picture
    as it (either direction: a record checked against the catalog), grown from the closest pairs
    first; a pair that does not meet that rule is listed beside its groups as related
@@ -52,10 +54,19 @@ from dupcheck.core.models import utc_now
 from dupcheck.core.ports import RecordStore, ThumbnailStore
 from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, group_duplicates, keep_order
 from dupcheck_tools.duplicates.report import groups_html, report_document, write_reports
-from dupcheck_tools.duplicates.workers import Job, codes_in_worker, init_worker, judge, judge_in_worker, query_codes
+from dupcheck_tools.duplicates.workers import (
+    Job,
+    NotVerified,
+    codes_in_worker,
+    init_worker,
+    judge,
+    judge_in_worker,
+    not_verified,
+    query_codes,
+)
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
-from dupcheck_tools.worker_pool import RestartingPool
+from dupcheck_tools.worker_pool import RestartingPool, WorkerDied
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,6 +107,7 @@ THUMBNAIL_BATCH = 500  # thumbnails per read of the thumbnail store (one request
 JOB_SIZE = 64  # query records per verification job
 IN_PROCESS_BELOW = 200  # fewer records to judge than this: no processes to start
 IN_PROCESS_JOB = 4  # query records per job judged in this process (what a stop waits for at most)
+NAMED = 10  # records not verified named in the run's message (the report lists them all)
 
 
 PHASES = ("read", "pair", "thumbnails", "verify", "report")  # in the order a run goes through them
@@ -128,6 +140,8 @@ class DuplicatesSummary:
     pairs: int = 0
     related: int = 0  # duplicate pairs listed beside the groups: not a duplicate of the record kept
     skipped: dict[str, Any] = field(default_factory=dict)
+    # Records left unjudged (their process died twice on them): {} when none, else records, entity_ids, message.
+    not_verified: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
     phases_s: dict[str, float] = field(default_factory=dict)  # read, pair, verify, report
     resumed: bool = False
@@ -145,7 +159,7 @@ class DuplicatesSummary:
     def exit_code(self) -> ExitCode:
         if self.interrupted:
             return ExitCode.INTERRUPTED
-        return ExitCode.FAILED if self.skipped.get("records") else ExitCode.OK
+        return ExitCode.FAILED if self.skipped.get("records") or self.not_verified else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("report", "found")}
@@ -220,6 +234,7 @@ def find_duplicates(
             bars("thumbnails", summary.compared, "rec", initial=summary.compared).close()
         phase.done("thumbnails")
         summary.judged, summary.settled = _verify(work, pipeline, owners, candidates, distances, processes, bars)
+        summary.not_verified = _not_verified(work)
         phase.done("verify")
         found = list(work.found())
         listings = work.listings({f.query for f in found} | {f.candidate for f in found})
@@ -228,6 +243,7 @@ def find_duplicates(
         document = report_document(
             {"pipeline": pipeline.algo, "records": summary.records, "compared": summary.compared,
              "radius": radius, "far_radius": summary.far_radius, "skipped": summary.skipped,
+             **({"not_verified": summary.not_verified} if summary.not_verified else {}),
              "generated_at": utc_now(), "elapsed_s": summary.elapsed_s},
             groups,
         )  # fmt: skip
@@ -257,7 +273,8 @@ def find_duplicates(
     summary.pairs = sum(len(g.pairs) for g in groups)
     summary.related = len({frozenset((p.a, p.b)) for g in groups for p in g.related})  # listed under both groups
     beside = f" ({summary.related} related pairs listed beside them)" if summary.related else ""
-    summary.message = summary.skipped.get("message") or f"{summary.groups} groups of duplicates in {out}{beside}"
+    warnings = [m for m in (summary.skipped.get("message"), summary.not_verified.get("message")) if m]
+    summary.message = " ".join(warnings) or f"{summary.groups} groups of duplicates in {out}{beside}"
     return summary
 
 
@@ -314,7 +331,7 @@ def _read(
         # A catalog of one batch is done before a process would have started.
         results = processes.map(
             partial(query_codes, pipeline), codes_in_worker, jobs, use_pool=len(first) == READ_BATCH,
-            payload=itemgetter(1),
+            payload=itemgetter(1), what="query hashing process",
         )  # fmt: skip
         for (batch, _), (codes, usable) in results:
             mine = [record for record in batch if record.hash_algo in pipeline.reads]
@@ -333,6 +350,19 @@ def _read(
             close()  # stops a parallel scan's threads
         bar.close()
     return {"records": records, "compared": work.count(), "other_pipelines": other, "unusable": unusable}
+
+
+def _not_verified(work: WorkFile) -> dict[str, Any]:
+    """The records verification could not judge: how many, their entity_ids, and why."""
+    reasons = work.not_verified()
+    if not reasons:
+        return {}
+    listings = work.listings(reasons)
+    ids = [listings[p].entity_id for p in sorted(reasons)]
+    why = "; ".join(sorted(set(reasons.values())))
+    count = "1 record was" if len(ids) == 1 else f"{len(ids)} records were"
+    named = ", ".join(ids[:NAMED]) + (f" and {len(ids) - NAMED} more" if len(ids) > NAMED else "")
+    return {"records": len(ids), "entity_ids": ids, "reason": why, "message": f"{count} not verified ({named}): {why}"}
 
 
 def _skipped(read: dict[str, Any]) -> dict[str, Any]:
@@ -615,13 +645,16 @@ def _verify(
             bar.update(1)
 
         local = partial(judge_here, pipeline, work, on_record=one_judged)
-        for job, found in processes.map(local, judge_in_worker, jobs(), use_pool=use_pool):
+        for job, result in processes.map(local, judge_in_worker, jobs(), use_pool=use_pool, on_died=not_verified):
+            judged: Sequence[Found | NotVerified] = result  # a worker's result holds a NotVerified in a record's place
+            found = [item for item in judged if isinstance(item, Found)]
             for item in found:
                 confirmed.setdefault(item.candidate, set()).add(item.query)
-            work.save([q for q, *_ in job] + settled, found)
+            failed = {item.query: item.reason for item in judged if isinstance(item, NotVerified)}
+            work.save([q for q, *_ in job] + settled, found, failed)
             bar.update(len(job) + len(settled) - judged_here[0])
             judged_here[0] = 0
-            counts[0] += len(job)
+            counts[0] += len(job) - len(failed)
             counts[1] += len(settled)
             settled.clear()
         work.save(settled, [])
@@ -655,9 +688,11 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class _Processes:
-    """The run's worker processes, started on first use (for work worth their start-up) and
-    shared by the read (query hashes) and verification: `map` runs jobs there, or here, and
-    yields each with its result, in order, a few jobs ahead."""
+    """The run's worker processes, for one step's jobs at a time (the read's query hashes, then
+    verification): `map` starts them for work worth their start-up, yields each job with its
+    result, in order, a few jobs ahead, and stops them once the step's jobs are done: idle
+    through the pairing (minutes at 1M records), each would keep the memory of its last jobs
+    beside the pairing's own (docs/architecture.md, "Worker processes")."""
 
     def __init__(self, count: int, algo: str, work_path: Path, niceness: int = 0) -> None:
         self.count, self.algo, self.work_path, self.niceness = count, algo, work_path, niceness
@@ -666,37 +701,56 @@ class _Processes:
 
     def map(
         self, here: Callable[[Any], R], there: Callable[[Any], R], jobs: Iterable[T], *, use_pool: bool,
-        payload: Callable[[T], Any] = lambda job: job,
+        payload: Callable[[T], Any] = lambda job: job, on_died: Callable[[Any, WorkerDied], Any] | None = None,
+        what: str = "verification process",
     ) -> Iterator[tuple[T, R]]:  # fmt: skip
         """Each job with the result of `here` (this process) or `there` (a worker: a module
-        function) called on the job's `payload`, what is sent to the worker."""
+        function) called on the job's `payload`, what is sent to the worker. A process killed from
+        outside is replaced and its jobs run again (worker_pool.py). With `on_died`, payloads and
+        results are lists (verification's records): a job run again is split into its items, and
+        an item whose process died twice, alone, has `on_died(items, error)` for its result.
+        Without, a job whose process died twice is done here (the read's: query hashes of stored
+        views, a little numpy, not what would need more memory than there is)."""
         if not use_pool or self.count <= 1:
             for job in jobs:
                 yield job, here(payload(job))
             return
-        if self._pool is None:
-            # One BLAS thread a process: the pool is already a process per core, and BLAS threads
-            # on top (the look-alike check's and the second look's small products) contend with
-            # the other processes for the same cores: the dev set's report took 54 s instead of
-            # 39 s. Processes start as jobs come and read these when their numpy loads (this
-            # one's is loaded): they stay set while the pool lives.
-            self._saved = {name: os.environ.get(name) for name in _BLAS_THREADS}
-            os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
-            # A process that dies (the out-of-memory killer) is replaced and its jobs judged again;
-            # a job that kills one twice raises WorkerDied, which fails the run (worker_pool.py).
-            self._pool = RestartingPool(partial(
-                ProcessPoolExecutor, max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(self.algo, self.work_path, self.niceness),
-            ), what="verification process")  # fmt: skip
+        pool = self._start(on_died, what)
+
+        def result(job: T, future: Future[R]) -> R:
+            try:
+                return future.result()
+            except WorkerDied:
+                if on_died is not None:  # the processes cannot start: the run fails, saying so
+                    raise
+                log.warning("duplicates: a job whose worker died twice is done in this process")
+                return here(payload(job))
+
         running: deque[tuple[T, Future[R]]] = deque()
         for job in jobs:
-            running.append((job, self._pool.submit(there, payload(job))))
+            running.append((job, pool.submit(there, payload(job))))
             if len(running) >= 2 * self.count:  # a few ahead keeps every process busy
                 done, future = running.popleft()
-                yield done, future.result()
+                yield done, result(done, future)
         while running:
             done, future = running.popleft()
-            yield done, future.result()
+            yield done, result(done, future)
+        self.close()
+
+    def _start(self, on_died: Callable[[Any, WorkerDied], Any] | None, what: str) -> RestartingPool:
+        # One BLAS thread a process: the pool is already a process per core, and BLAS threads on
+        # top (the look-alike check's and the second look's small products) contend with the
+        # other processes for the same cores: the dev set's report took 54 s instead of 39 s.
+        # Processes start as jobs come and read these when their numpy loads (this one's is
+        # loaded): they stay set while the pool lives.
+        self.close()
+        self._saved = {name: os.environ.get(name) for name in _BLAS_THREADS}
+        os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
+        self._pool = RestartingPool(partial(
+            ProcessPoolExecutor, max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker, initargs=(self.algo, self.work_path, self.niceness),
+        ), what=what, one_by_one=on_died is not None, on_died=on_died)  # fmt: skip
+        return self._pool
 
     def close(self, *, now: bool = False) -> None:
         """Stop the processes: after their running jobs, or `now`, killing them."""

@@ -104,9 +104,9 @@ def render_html(document: Mapping[str, Any], groups: Sequence[Group]) -> str:
         f"{e(str(document.get('generated_at', '')))} in {document.get('elapsed_s', 0)} s.</p>",
         f"<p>Keep: {e(KEEP_RULE)}, shown first and outlined in green. Groups: {e(GROUP_RULE)}.</p>",
     ]
-    skipped = document.get("skipped") or {}
-    if skipped.get("message"):
-        parts.append(f'<p class="warning">{e(str(skipped["message"]))}</p>')
+    for warning in ("skipped", "not_verified"):  # records not compared, records not judged
+        if (document.get(warning) or {}).get("message"):
+            parts.append(f'<p class="warning">{e(str(document[warning]["message"]))}</p>')
     if len(groups) > len(shown):
         parts.append(
             f'<p class="warning">The first {len(shown)} groups of {len(groups)} are shown here (the largest first); '

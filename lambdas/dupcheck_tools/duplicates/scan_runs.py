@@ -100,5 +100,8 @@ def result_of(summary: DuplicatesSummary) -> dict[str, Any]:
     return {
         "records": summary.records, "compared": summary.compared, "groups": summary.groups,
         "duplicates": summary.duplicates, "pairs": summary.pairs, "related": summary.related,
-        "elapsed_s": summary.elapsed_s, "skipped": summary.skipped.get("message"),
+        "elapsed_s": summary.elapsed_s,
+        # What the report leaves out, in words: records not compared, records not verified.
+        "skipped": " ".join(m for m in (summary.skipped.get("message"), summary.not_verified.get("message")) if m)
+        or None,
     }  # fmt: skip

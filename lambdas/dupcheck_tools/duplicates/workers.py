@@ -5,14 +5,16 @@ A job is a batch of query records, each with its candidates (work-file positions
 distances, nearest first) and those of them that already called it a duplicate. Each query
 record becomes the query the service would make of its picture (`HashPipeline.stored_query`)
 and is judged against its candidates by `judge`, with the judging find_similar uses
-(`judge_candidates`); only the duplicates come back. A worker needs the pipeline and the work
-file, which it opens read-only.
+(`judge_candidates`); only the duplicates come back, or, for a record whose process died twice
+while judging it alone, `NotVerified` (`not_verified`, the pool's on_died). A worker needs the
+pipeline and the work file, which it opens read-only.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -22,10 +24,31 @@ from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
+from dupcheck_tools.worker_pool import WorkerDied
 from dupcheck_tools.worker_process import start_worker
 
 # (query position, [(candidate position, distance)], [candidates that already called it a duplicate])
 Job = Sequence[tuple[int, Sequence[tuple[int, int]], Sequence[int]]]
+
+NOT_VERIFIED = (
+    "its verification process died twice while judging it, the second time alone (killed from outside: most "
+    "likely out of memory); its pairs with records that called it a duplicate are in the report, the others are "
+    "not: run the scan again when more memory is free"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NotVerified:
+    """A query record of a job left unjudged, and why: what a job's result holds in its place."""
+
+    query: int
+    reason: str
+
+
+def not_verified(job: Job, _: WorkerDied) -> list[NotVerified]:
+    """The result of a job (one record, split from its job by the pool) whose process died twice on it."""
+    return [NotVerified(query, NOT_VERIFIED) for query, *_ in job]
+
 
 _state: tuple[HashPipeline, WorkFile] | None = None
 

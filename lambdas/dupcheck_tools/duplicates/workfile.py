@@ -4,8 +4,9 @@ A report describes the catalog as one read of the store saw it, so the run keeps
 of every record it compares (the stored fields, the packed hash and query hashes, the features)
 in one SQLite file in the output folder, numbered 0..n-1 in the order read. Verification works
 from this copy (its processes open it read-only), and records each judged query together with
-the duplicates it found in one transaction, so an interrupted run continues where it stopped
-(`--resume`) without reading the store or pairing again. The thumbnails of the records with candidates
+the duplicates it found (or why it could not be judged) in one transaction, so an interrupted
+run continues where it stopped (`--resume`) without reading the store or pairing again. The
+thumbnails of the records with candidates
 (for pipelines that keep one beside each record) are copied in too, after the pairing, so
 verification reads them from here. The file is removed once the report is written; at 1M
 records it holds about 1.4 GB.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE TABLE IF NOT EXISTS thumbnails (pos INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS judged (query INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS not_verified (query INTEGER PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS candidates (name TEXT NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL,
                                        PRIMARY KEY (name, part));
 CREATE TABLE IF NOT EXISTS pairs (
@@ -113,7 +115,7 @@ class WorkFile:
     def start(self, identity: dict[str, Any]) -> None:
         """Forget any earlier run and begin this one."""
         with self._transaction():
-            for table in ("meta", "records", "thumbnails", "judged", "pairs", "candidates"):
+            for table in ("meta", "records", "thumbnails", "judged", "not_verified", "pairs", "candidates"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._set("identity", {**identity, "format": FORMAT})
 
@@ -129,7 +131,7 @@ class WorkFile:
     def restart_read(self) -> None:
         """Drop what an interrupted read left: a read is resumed from its start."""
         with self._transaction():
-            for table in ("records", "thumbnails", "judged", "pairs", "candidates"):
+            for table in ("records", "thumbnails", "judged", "not_verified", "pairs", "candidates"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             self._conn.execute("DELETE FROM meta WHERE key IN ('read', 'paired')")
 
@@ -270,14 +272,23 @@ class WorkFile:
     def judged(self) -> set[int]:
         return {row[0] for row in self._conn.execute("SELECT query FROM judged")}
 
-    def save(self, queries: Sequence[int], found: Sequence[Found]) -> None:
-        """The judgements of `queries` and the duplicates they found, all or nothing."""
+    def save(
+        self, queries: Sequence[int], found: Sequence[Found], not_verified: Mapping[int, str] | None = None
+    ) -> None:
+        """The judgements of `queries` and the duplicates they found, all or nothing; `not_verified`,
+        those of them that could not be judged, with the reason (done all the same: a resumed run
+        does not judge them again, the report names them)."""
         with self._transaction():
             self._conn.executemany("INSERT OR IGNORE INTO judged VALUES (?)", [(q,) for q in queries])
+            self._conn.executemany("INSERT OR REPLACE INTO not_verified VALUES (?, ?)", (not_verified or {}).items())
             self._conn.executemany(
                 "INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
                 [(f.query, f.candidate, f.distance, f.score, _edits_text(f.edits)) for f in found],
             )
+
+    def not_verified(self) -> dict[int, str]:
+        """The records that could not be judged (`save`), each with the reason."""
+        return dict(self._conn.execute("SELECT query, reason FROM not_verified ORDER BY query"))
 
     def found(self) -> Iterator[Found]:
         for query, candidate, distance, score, edits in self._conn.execute(

@@ -52,6 +52,7 @@ from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions
 from dupcheck_tools.local.checks import check_catalog_rows
 from dupcheck_tools.local.job_loop import run_jobs
+from dupcheck_tools.local.memory import Activity
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class ImportWorker:
         self.poll_s = poll_s
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self.activity = Activity()  # its jobs, for the server's idle trim
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._running: tuple[str, Backfill | _Recorder, _Recorder] | None = None
@@ -139,7 +141,7 @@ class ImportWorker:
             stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable, run=self.run,
             fail=lambda job, reason: self.jobs.transition(job.job_id, JobStatus.FAILED, allowed_from={
                 JobStatus.QUEUED, JobStatus.RUNNING}, error=reason),
-            name=lambda job: f"import {job.job_id}",
+            activity=self.activity, name=lambda job: f"import {job.job_id}",
         )  # fmt: skip
 
     # -- one job ------------------------------------------------------------------------------

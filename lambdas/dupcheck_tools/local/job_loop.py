@@ -8,9 +8,11 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import TypeVar
 
 from dupcheck.core.errors import StoreUnavailable
+from dupcheck_tools.local.memory import Activity
 
 logger = logging.getLogger(__name__)
 J = TypeVar("J")
@@ -19,10 +21,12 @@ J = TypeVar("J")
 def run_jobs(
     *, stopping: threading.Event, wake: threading.Event, poll_s: float, runnable: Callable[[], Sequence[J]],
     run: Callable[[J], object], fail: Callable[[J, str], object], name: Callable[[J], str],
+    activity: Activity | None = None,
 ) -> None:  # fmt: skip
     """Run the first of `runnable()` until `stopping` is set, waiting for `wake` (or `poll_s`: a job
     another process recorded) when there is none. A store that cannot be read is tried again; a
-    bug fails its job (`fail`, with the reason) and the loop goes on: it never ends the worker."""
+    bug fails its job (`fail`, with the reason) and the loop goes on: it never ends the worker.
+    Each job run is counted in `activity` (the server's idle trim)."""
     while not stopping.is_set():
         try:
             found = runnable()
@@ -34,7 +38,8 @@ def run_jobs(
             wake.clear()
             continue
         try:
-            run(found[0])
+            with activity.job() if activity is not None else nullcontext():
+                run(found[0])
         except Exception as exc:  # the job fails with the reason; the worker goes on
             logger.exception("%s failed", name(found[0]))
             try:

@@ -5,8 +5,11 @@ memory free inside glibc's heaps, not in use. glibc returns a heap's free pages 
 top; the decoder trims after large decodes (core/imaging.py, `give_back_memory`), but what
 requests leave besides (hashing's arrays, responses, SQLite's reads) stayed. `IdleTrim` calls
 the same `malloc_trim(0)` once the server has been idle TRIM_AFTER_IDLE_S after work, in a
-thread of its own. Capping glibc's heaps (MALLOC_ARENA_MAX=2) was measured too and is not set:
-alone it kept more (docs/lab/benchmarks.md, memory after a load).
+thread of its own. Work is requests and the ends of background jobs (`Activity`: an import
+hashing in its download threads, a scan's read, pairing and report in its thread), so what a job
+that ends after the last request leaves is given back too, 2 s after it ends. Capping glibc's
+heaps (MALLOC_ARENA_MAX=2) was measured too and is not set: alone it kept more
+(docs/lab/benchmarks.md, memory after a load).
 """
 
 from __future__ import annotations
@@ -14,13 +17,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from dupcheck.core.imaging import give_back_memory
 
 logger = logging.getLogger(__name__)
 
 TRIM_AFTER_IDLE_S = 2.0  # the server idle this long after work: its load is over, for now
+
+
+class Activity:
+    """A background worker's jobs, for the idle trim: how many have ended. A job's end is work
+    done, as a request is; a job running does not keep the server from trimming what requests
+    left (a scan verifies for minutes after the last request)."""
+
+    def __init__(self) -> None:
+        self.ended = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def job(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.ended += 1
 
 
 class IdleTrim:

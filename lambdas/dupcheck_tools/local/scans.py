@@ -21,6 +21,7 @@ from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates.scan_runs import fail, run_scan
 from dupcheck_tools.local.job_loop import run_jobs
+from dupcheck_tools.local.memory import Activity
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class ScanWorker:
         self.poll_s = poll_s
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self.activity = Activity()  # its jobs, for the server's idle trim
         self._thread: threading.Thread | None = None
 
     def start(self, job: ScanJob) -> None:
@@ -71,7 +73,7 @@ class ScanWorker:
                 run_jobs(
                     stopping=self._stopping, wake=self._wake, poll_s=self.poll_s, runnable=self.jobs.runnable,
                     run=self.run, fail=lambda job, reason: fail(self.jobs, job, reason),
-                    name=lambda job: f"duplicate scan {job.scan_id}",
+                    activity=self.activity, name=lambda job: f"duplicate scan {job.scan_id}",
                 )  # fmt: skip
             except BaseException as exc:
                 # What run_jobs does not catch would end the thread and leave its scan `running`

@@ -39,6 +39,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp, catalog_budget_of, too_large_code
 from dupcheck_tools.local.housekeeping import Housekeeping
 from dupcheck_tools.local.imports import ImportWorker
-from dupcheck_tools.local.memory import IdleTrim
+from dupcheck_tools.local.memory import Activity, IdleTrim
 from dupcheck_tools.local.scans import ScanWorker
 from dupcheck_tools.local.sync import IndexFollower
 
@@ -141,13 +142,15 @@ class _Server(TcpWSGIServer):
     next_channel_cleanup: float  # waitress's: when its maintenance pass runs next
 
     def __init__(self, application: Any, *, first_byte_deadline_s: float, header_deadline_s: float,
-                 request_deadline_s: float, per_client: int, adj: Adjustments) -> None:  # fmt: skip
+                 request_deadline_s: float, per_client: int, adj: Adjustments,
+                 background: Sequence[Activity] = ()) -> None:  # fmt: skip
         self.first_byte_deadline_s = first_byte_deadline_s
         self.header_deadline_s, self.request_deadline_s = header_deadline_s, request_deadline_s
         self.per_client = per_client
         self.room_made = 0  # idle connections closed for new ones since the last warning
         self.room_warned_at = 0.0
         self.tasks_added = 0  # requests handed to the threads, for the idle trim
+        self.background = background  # the import and scan workers' jobs: work for the idle trim too
         self.idle_trim = IdleTrim()
         super().__init__(application, adj=adj, sockinfo=adj.listen[0])
 
@@ -211,7 +214,8 @@ class _Server(TcpWSGIServer):
     def maintenance(self, now: float) -> None:
         super().maintenance(now)  # idle connections
         dispatcher = self.task_dispatcher
-        self.idle_trim.tick(self.tasks_added, busy=bool(dispatcher.active_count or dispatcher.queue))
+        self.idle_trim.tick(self.tasks_added + sum(jobs.ended for jobs in self.background),
+                            busy=bool(dispatcher.active_count or dispatcher.queue))  # fmt: skip
         moment = time.monotonic()
         for channel in list(self.active_channels.values()):
             if not channel.heard_from:
@@ -311,6 +315,7 @@ class LocalServer:
             self.app, adj=adjustments, first_byte_deadline_s=settings.server_first_byte_deadline,
             header_deadline_s=settings.server_header_deadline,
             request_deadline_s=settings.server_request_deadline, per_client=settings.server_connections_per_client,
+            background=(self.import_worker.activity, self.scan_worker.activity),
         )  # fmt: skip
         self.follower = follower if follower is not None else IndexFollower.for_service(service)
         # What a crash left, kept pictures no record uses, the SQLite files tidied (housekeeping.py).
