@@ -102,7 +102,7 @@ def test_every_step_counts_the_records_and_a_small_catalogs_verification_moves_r
         assert counts[-1] == (compared, compared), phase
         assert [done for done, _ in counts] == sorted(done for done, _ in counts), phase  # never backwards
     verify = [done for p, done, _ in told if p == "verify"]
-    judged = summary.judged + summary.settled
+    judged = summary.judged
     assert 0 < judged < compared  # some records have no candidate: nothing to compare, done from the start
     assert verify[0] == compared - judged
     assert summary.judged >= 2 and len(set(verify)) >= summary.judged + 1  # a step for each record judged
@@ -139,7 +139,7 @@ def test_a_verification_process_killed_twice_is_replaced_and_the_report_is_a_cle
     assert len(kills) == 2
     assert clean.report is not None and disturbed.report is not None and clean.report["groups"]
     assert disturbed.report["groups"] == clean.report["groups"]
-    assert (disturbed.judged, disturbed.settled) == (clean.judged, clean.settled)
+    assert (disturbed.judged, disturbed.judged_back) == (clean.judged, clean.judged_back)
 
 
 def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was_judged(

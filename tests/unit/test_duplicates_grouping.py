@@ -20,6 +20,7 @@ def found(
 
 CROPPED = Edit("cropped", {"left": 0.1, "right": 0.0, "top": 0.0, "bottom": 0.0})
 MIRRORED = Edit("mirrored")
+GRAYSCALE = Edit("grayscale")
 
 
 LISTINGS = {i: listing(name) for i, name in enumerate("ABCDEFG")}
@@ -184,9 +185,19 @@ def test_both_directions_of_a_pair_make_one_pair_named_as_the_second_record_chec
     }  # fmt: skip
 
 
-def test_a_pair_only_the_first_record_called_the_same_has_no_edit() -> None:
-    (pair,) = group_duplicates([found(0, 1, edits=(MIRRORED,))], LISTINGS, 64)[0].pairs
+def test_a_pair_only_the_first_record_called_the_same_reads_its_edits_backwards() -> None:
+    # Only A's check against B called them the same picture: it names what turns B into A (B
+    # cropped); what turns A into B is that read backwards (A padded), as B's check would say.
+    (pair,) = group_duplicates([found(0, 1, edits=(CROPPED, MIRRORED))], LISTINGS, 64)[0].pairs
+    assert (pair.a, pair.b, pair.edit_summary) == ("A", "B", "padded (left) and mirrored")
+    (pair,) = group_duplicates([found(0, 1, edits=(Edit("rotated", {"degrees": 3.0}),))], LISTINGS, 64)[0].pairs
+    assert pair.edit_summary == "rotated about 3° clockwise"
+    # What has no inverse the service names (colour taken away, text or a badge) is not said at all.
+    (pair,) = group_duplicates([found(0, 1, edits=(GRAYSCALE,))], LISTINGS, 64)[0].pairs
     assert pair.edits is None and pair.to_dict()["edit"] is None and pair.to_dict()["edits"] is None
+    # A check that named nothing (the same picture again) says so.
+    (pair,) = group_duplicates([found(0, 1, edits=None)], LISTINGS, 64)[0].pairs
+    assert pair.edit_summary == "no visible edit"
 
 
 def test_a_pair_in_words() -> None:

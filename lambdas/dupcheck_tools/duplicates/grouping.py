@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dupcheck.core.matching.edits import summary
+from dupcheck.core.matching.edits import inverse, summary
 from dupcheck.core.matching.verdicts import match_percent
 from dupcheck.core.models import Edit
 from dupcheck_tools.duplicates.workfile import Found, Listing
@@ -51,8 +51,9 @@ class Pair:
     """Two records the service calls the same picture. `a` comes before `b` in their group's
     order; `distance` and `match_percent` are the closer of the two directions' judgements
     (each record was checked against the catalog); `edits` what turns `a` into `b`, as `b`'s
-    check against `a` names them (core/matching/edits.py: as if `b` were uploaded after `a`), None when
-    only `a`'s check against `b` called them the same picture."""
+    check against `a` names them (core/matching/edits.py: as if `b` were uploaded after `a`), or,
+    where only `a`'s check called them the same picture, its edits read backwards; None when they
+    cannot be (`edits.inverse`: grayscale, text or a badge)."""
 
     a: str
     b: str
@@ -112,11 +113,11 @@ def keep_order(listing: Listing) -> tuple[tuple[tuple[int, int | str], ...], str
 @dataclass(slots=True)
 class _Link:
     """Both directions of one pair: the closer distance and the higher score of the two, and
-    what each direction named ((query, candidate): edits)."""
+    what each direction named ((query, candidate): edits; `()` for one that named nothing)."""
 
     distance: int
     score: float
-    named: dict[tuple[int, int], tuple[Edit, ...] | None] = field(default_factory=dict)
+    named: dict[tuple[int, int], tuple[Edit, ...]] = field(default_factory=dict)
 
 
 def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], distance_bits: int) -> list[Group]:
@@ -129,7 +130,7 @@ def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], di
         ends = (min(item.query, item.candidate), max(item.query, item.candidate))
         link = links.setdefault(ends, _Link(distance_bits, 0.0))
         link.distance, link.score = min(link.distance, item.distance), max(link.score, item.score)
-        link.named[(item.query, item.candidate)] = item.edits
+        link.named[(item.query, item.candidate)] = item.edits or ()
     linked_records = sorted({p for ends in links for p in ends}, key=lambda p: keep_order(listings[p]))
     rank = {p: i for i, p in enumerate(linked_records)}
     linked: dict[int, set[int]] = {}
@@ -157,9 +158,13 @@ def group_duplicates(found: Iterable[Found], listings: Mapping[int, Listing], di
                 members[first].append(p)
 
     def pair(one: int, other: int) -> Pair:
-        """The pair with `one` first: what turns it into `other`, as `other`'s check named it."""
+        """The pair with `one` first: what turns it into `other`, as `other`'s check named it, or
+        `one`'s read backwards."""
         link = links[(min(one, other), max(one, other))]
-        edits = link.named.get((other, one))
+        if (other, one) in link.named:
+            edits: tuple[Edit, ...] | None = link.named[(other, one)]
+        else:
+            edits = inverse(link.named[(one, other)])
         return Pair(listings[one].entity_id, listings[other].entity_id, link.distance, match_percent(link.score), edits)
 
     groups = []
