@@ -192,6 +192,13 @@ export function skippedWords(skipped, records) {
   return `${count} not compared (of ${records.toLocaleString()}): they need indexing again, which whoever runs dupcheck can do.`;
 }
 
+/** Why a duplicate group's record to keep is that one, from the report's reason: "Keep magento_0003:
+ * the original: the others are edits of it (copy-1 cropped, bf-copy in grayscale)."; "" for a report
+ * written before reasons were. */
+export function keepSentence(group, keep) {
+  return group.keep_reason ? sentence(`Keep ${keep}: ${group.keep_reason}`) : "";
+}
+
 /** A decision on a duplicate group in words: `decision` ({ decision, item }) and what it did to each
  * of its `others` ([{ id, outcome }], outcome as the API says it). */
 export function decisionSentence(decision, others) {

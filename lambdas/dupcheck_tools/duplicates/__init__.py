@@ -23,10 +23,11 @@ What `python -m dupcheck duplicates` and the notebook run, in four steps:
    `--resume` goes on from there. Every pair called a duplicate is judged both ways (a record
    whose candidates lack the one that found it judges it after): what each check names tells
    which record is the original, and what turns it into the other.
-4. group: each group is the record to keep and the records the service called the same picture
-   as it (either direction: a record checked against the catalog), grown from the closest pairs
-   first; a pair that does not meet that rule is listed beside its groups as related
-   (grouping.py). Written as duplicates.json, duplicates.csv and report.html (report.py).
+4. group: each group is the record to keep (the original, where the pictures show it:
+   originals.py) and the records the service called the same picture as it (either direction: a
+   record checked against the catalog), grown from the closest pairs first; a pair that does not
+   meet that rule is listed beside its groups as related (grouping.py). Written as
+   duplicates.json, duplicates.csv and report.html (report.py).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from dupcheck.adapters.local_index import LocalHashIndex, concatenated_runs, dis
 from dupcheck.core.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import utc_now
 from dupcheck.core.ports import RecordStore, ThumbnailStore
-from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, group_duplicates, keep_order
+from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, group_duplicates, registered_order
+from dupcheck_tools.duplicates.originals import Looks, looks_of
 from dupcheck_tools.duplicates.report import groups_html, report_document, write_reports
 from dupcheck_tools.duplicates.workers import (
     Job,
@@ -233,8 +235,10 @@ def find_duplicates(
         summary.judged_back = _judge_back(work, pipeline, owners, candidates)
         phase.done("verify")
         found = list(work.found())
-        listings = work.listings({f.query for f in found} | {f.candidate for f in found})
-        groups = group_duplicates(found, listings, pipeline.distance_bits)
+        in_pairs = {f.query for f in found} | {f.candidate for f in found}
+        listings = work.listings(in_pairs)
+        looks = _looks(work, pipeline, in_pairs)
+        groups = group_duplicates(found, listings, pipeline.distance_bits, looks)
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         document = report_document(
             {"pipeline": pipeline.algo, "records": summary.records, "compared": summary.compared,
@@ -498,17 +502,18 @@ def _with_far_band(
 
 def _oldest_first(work: WorkFile, members: np.ndarray, starts: np.ndarray, shown: int) -> np.ndarray:
     """Reorder, in place, the records of each hash held by more than `shown` records (one
-    picture uploaded many times: a placeholder) in keep order, and return the order candidates
-    at one distance are kept in (by position, but those records' positions dealt out in keep
-    order). Only the first `shown` of them stand for the hash as candidates; the oldest is then
-    every copy's candidate, the record a group of them keeps (grouping.py: each record of a group
-    is the kept one's duplicate); by position, each copy would be paired with the same few
-    others and no group of them could hold them all."""
+    picture uploaded many times: a placeholder) in keep order (where the pictures cannot tell: the
+    earliest registered, then the id), and return the order candidates at one distance are kept
+    in (by position, but those records' positions dealt out in keep order). Only the first
+    `shown` of them stand for the hash as candidates; the oldest is then every copy's candidate,
+    the record a group of them keeps (grouping.py: each record of a group is the kept one's
+    duplicate); by position, each copy would be paired with the same few others and no group of
+    them could hold them all."""
     tie_order = np.arange(len(members))
     for run in np.flatnonzero(np.diff(starts) > shown).tolist():
         held = members[starts[run] : starts[run + 1]]
         listings = work.listings(held.tolist())
-        oldest = sorted(held.tolist(), key=lambda p: keep_order(listings[p]))
+        oldest = sorted(held.tolist(), key=lambda p: registered_order(listings[p]))
         tie_order[oldest] = np.sort(held)
         members[starts[run] : starts[run + 1]] = oldest
     return tie_order
@@ -580,11 +585,11 @@ def _verify(
     their kept pictures; save each job's result. Returns how many were judged.
 
     A record whose candidates already called it a duplicate is judged all the same, and its
-    candidates given the same-photograph test: each direction of a pair names its own edits, and
-    the report says what turns the one kept into the other as the other's check names it. (The
-    first version skipped them, for about half the tests: a pair is a duplicate when either
-    direction says so; but the second direction, judged by its views alone, named no watermark or
-    badge where find_similar named one, and no edit at all when skipped.)"""
+    candidates given the same-photograph test: each direction of a pair names its own edits,
+    which tell which record is the original (originals.py) and what the report says turns the
+    one kept into the other. (The first version skipped them, for about half the tests: a pair is a
+    duplicate when either direction says so; but the second direction, judged by its views alone,
+    named no watermark or badge where find_similar named one, and no edit at all when skipped.)"""
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.empty(0, dtype=np.int64)
     ends = np.r_[starts[1:], len(owners)] if len(owners) else starts
     done = work.judged()
@@ -648,6 +653,15 @@ def _judge_back(work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, cand
         more += judge(pipeline, work, [(owner, list(zip(finders, distances, strict=True)))])
     work.save_judged_back(more)
     return sum(len(finders) for finders in back.values())
+
+
+def _looks(work: WorkFile, pipeline: HashPipeline, positions: Iterable[int]) -> dict[int, Looks]:
+    """What each record's own picture shows (originals.Looks), a batch at a time."""
+    found = {}
+    for chunk in _batched(sorted(positions), THUMBNAIL_BATCH):
+        records = work.records(chunk)
+        found.update(looks_of(pipeline, ((p, records[p][0]) for p in chunk), work.thumbnails(chunk)))
+    return found
 
 
 def judge_here(
