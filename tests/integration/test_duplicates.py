@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import ImageOps
+from PIL import ImageDraw, ImageOps
 
 import dupcheck_tools.duplicates as engine
 import dupcheck_tools.duplicates.workers as workers
@@ -129,6 +129,38 @@ def test_the_original_is_kept_over_copies_registered_before_it_under_smaller_ids
     assert [(row["entity_id"], row["keep_reason"]) for row in kept] == [("magento_0003", group["keep_reason"])]
     page = (tmp_path / "out" / "report.html").read_text()
     assert f"Keep magento_0003: {group['keep_reason']}." in page
+
+
+def test_each_pair_names_the_edits_a_check_of_the_copy_against_the_original_names(tmp_path: Path) -> None:
+    """The report's pair of an original and its copy says what find_similar says of the copy
+    against the original: the same edits, from the original to the copy (a badge, which only the
+    same-photograph test shows, too)."""
+    original = scene_image(41)
+    width, height = original.size
+    badged = original.copy()
+    side = height // 5
+    ImageDraw.Draw(badged).rectangle((width - side - 8, 8, width - 8, 8 + side), fill=(220, 20, 40))
+    ImageDraw.Draw(badged).text((width - side, 20), "SALE", fill=(255, 255, 255))
+    copies = {
+        "badged": badged,
+        "mirrored": ImageOps.mirror(original),
+        "cropped": original.crop((width // 20, height // 20, width - width // 20, height - height // 20)),
+    }
+    service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
+    for entity_id, picture in [("original", original), *copies.items()]:
+        service.register_bytes(entity_id=entity_id, sku=entity_id, data=encode(picture),
+                               image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
+    summary = find_duplicates(service.store, tmp_path / "out", source="test", thumbnails=service.thumbnails)
+
+    assert summary.report is not None
+    (group,) = summary.report["groups"]
+    assert group["keep"] == "original"
+    said = {pair["b"]: pair["edits"] for pair in group["pairs"] if pair["a"] == "original"}
+    for entity_id, picture in copies.items():
+        match = next(m for m in service.find_similar_bytes(encode(picture)).matches if m.entity_id == "original")
+        assert match.edits is not None and said[entity_id] is not None
+        assert [e["edit"] for e in said[entity_id]] == [e.name for e in match.edits], entity_id
+    assert [e["edit"] for e in said["badged"]] == ["overlay"] and said["badged"][0]["where"] == "top right"
 
 
 def test_a_wrong_link_stays_one_related_pair_beside_the_group(
