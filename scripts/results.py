@@ -141,6 +141,21 @@ def with_same(output: Record, key: str) -> str:
     return f"{text} ({pct(same, 2)} with the known same pictures as one)" if same is not None else text
 
 
+def originals_kept(output: Record) -> str:
+    """Groups holding an original that keep it, of how many, and how many the pictures chose."""
+    share, groups = output.get("original_kept_share"), output.get("groups_with_original")
+    if share is None:
+        return pct(None)
+    chosen = get(output, "original_kept_by", "pictures", "groups") or 0
+    return f"{pct(share, 2)} ({output.get('original_kept')} of {groups}; {chosen} chosen by the pictures)"
+
+
+def pair_edits_named(output: Record) -> str:
+    """Of the grouped pairs of an original and its copy, the edits made named, original to copy."""
+    named = get(output, "pair_edits", "named")
+    return pct(named) if named is None else f"{pct(named)} (of {get(output, 'pair_edits', 'pairs')} pairs)"
+
+
 def of(output: Record, key: str, n: int | None) -> str:
     return f"{pct(get(output, 'summary', key))} of {number(n, digits=0)}"
 
@@ -198,6 +213,8 @@ def accuracy(page: Page) -> list[str]:
             lambda o: with_same(o, "pair_precision"),
         ),
         row("duplicate report: pairs of one picture grouped", "duplicates", lambda o: with_same(o, "pair_recall")),
+        row("duplicate report: groups holding an original that keep it", "duplicates", originals_kept),
+        row("duplicate report: the edits made, named from the original to its copy", "duplicates", pair_edits_named),
     ]
     lines += table(["", *PARTS], rows) + page.sources()
     lines += ["", "### The hardest copies and variants", "", *HARDEST, ""]
@@ -443,7 +460,8 @@ LOOKALIKES = [
         "Every photo of a part asked about against all the others (each left out of the catalog for its own "
         "query), alone and with a grey copy of each photo beside it; and the catalog-wide duplicate report "
         "(`python -m dupcheck duplicates`) run on each part as one catalog: its photos, one edited copy of "
-        "each, the held-out photos and the colour variants. A grey copy of a shop's colour variant made from "
+        "each, the held-out photos and the colour variants, each copy registered after its original under an id "
+        "that sorts before it. A grey copy of a shop's colour variant made from "
         "one photograph can be called a duplicate of its siblings: in grey the recoloured part differs in "
         "level only ([evaluation.md](evaluation.md#what-still-goes-wrong))."
     ),

@@ -16,9 +16,7 @@ def product_image(seed: int, size: tuple[int, int] = (480, 480), hue: float | No
     """A product-like RGB image. `hue` (0..1) recolours the same product: a colour variant."""
     rng = np.random.default_rng(seed)
     width, height = size
-    # Low-frequency texture: a small random grid blown up smoothly, so perceptual hashes differ.
-    grid = rng.random((5, 5, 3)) * 255
-    texture = Image.fromarray(grid.astype(np.uint8), "RGB").resize(size, Image.Resampling.BICUBIC)
+    texture = _texture(rng, size)
     if hue is not None:
         h, s, v = texture.convert("HSV").split()
         h = Image.new("L", size, int(hue * 255) % 256)
@@ -37,13 +35,40 @@ def product_image(seed: int, size: tuple[int, int] = (480, 480), hue: float | No
         points = [(float(rng.uniform(box[0], box[2])), float(rng.uniform(box[1], box[3]))) for _ in range(7)]
         draw.polygon(points, fill=255)
         draw.ellipse((box[0] + width // 6, box[1] + height // 6, box[2] - width // 6, box[3] - height // 6), fill=255)
-    for _ in range(int(rng.integers(2, 6))):  # stripes and patches, like prints on a garment
-        x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
-        x1, y1 = x0 + rng.uniform(20, width / 2), y0 + rng.uniform(10, height / 3)
-        ImageDraw.Draw(texture).rectangle((x0, y0, x1, y1), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    _patches(rng, texture)
     canvas = Image.new("RGB", size, (255, 255, 255))
     canvas.paste(texture, mask=mask.filter(ImageFilter.GaussianBlur(1.5)))
     return canvas
+
+
+def scene_image(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A photo-like scene: texture and patches to every edge, no plain border (a crop of it cuts
+    off part of the picture, where a crop of `product_image` may cut its white margin only)."""
+    rng = np.random.default_rng(seed)
+    texture = _texture(rng, size, cells=9)
+    _patches(rng, texture, count=int(rng.integers(8, 14)))
+    # Fine grain, as a photograph's detail: what tells one photograph from another shot alike.
+    grain = rng.normal(0.0, 18.0, (size[1] // 2, size[0] // 2, 1))
+    fine = Image.fromarray(np.clip(grain + 128, 0, 255).astype(np.uint8)[:, :, 0], "L").resize(
+        size, Image.Resampling.BICUBIC
+    )
+    detail = np.asarray(fine, dtype=np.float64)[:, :, None] - 128
+    return Image.fromarray(np.clip(np.asarray(texture, dtype=np.float64) + detail, 0, 255).astype(np.uint8), "RGB")
+
+
+def _texture(rng: np.random.Generator, size: tuple[int, int], cells: int = 5) -> Image.Image:
+    """Low-frequency texture: a small random grid blown up smoothly, so perceptual hashes differ."""
+    grid = rng.random((cells, cells, 3)) * 255
+    return Image.fromarray(grid.astype(np.uint8), "RGB").resize(size, Image.Resampling.BICUBIC)
+
+
+def _patches(rng: np.random.Generator, texture: Image.Image, count: int | None = None) -> None:
+    """Stripes and patches, like prints on a garment, drawn on `texture`."""
+    width, height = texture.size
+    for _ in range(int(rng.integers(2, 6)) if count is None else count):
+        x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+        x1, y1 = x0 + rng.uniform(20, width / 2), y0 + rng.uniform(10, height / 3)
+        ImageDraw.Draw(texture).rectangle((x0, y0, x1, y1), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options: object) -> bytes:

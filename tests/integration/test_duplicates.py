@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import ImageDraw, ImageOps
 
 import dupcheck_tools.duplicates as engine
 import dupcheck_tools.duplicates.workers as workers
@@ -32,6 +33,7 @@ from dupcheck_tools.cli import main
 from dupcheck_tools.duplicates import UsageError, find_duplicates
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
+from dupcheck_tools.samples import encode, scene_image
 from support.aws import REGION, TABLE
 from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, CountingStore, catalog_entries, catalog_records
 from support.pool_jobs import POISON, squares
@@ -53,14 +55,14 @@ def groups_of(report: dict[str, Any]) -> list[list[str]]:
     return [group["items"] for group in report["groups"]]
 
 
-def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
+def test_the_report_groups_every_duplicate_keeping_the_original(
     store: SqliteRecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     judged: list[int] = []
     real_judge = engine.judge
 
     def spy(pipeline: Any, work: Any, job: Any) -> Any:
-        judged.extend(position for position, *_ in job)
+        judged.extend(position for position, _ in job)
         return real_judge(pipeline, work, job)
 
     monkeypatch.setattr(engine, "judge", spy)
@@ -71,9 +73,11 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     report = summary.report
     assert report is not None
     # a-small and a-reflected-crop are each called the same picture as their original, kept as the
-    # smallest id though written last; b's grayscale copy is kept (its id first), not b-original.
+    # first registered; b-original is kept though b-grayscale's id sorts first: it has the colour.
     assert groups_of(report) == EXPECTED_GROUPS
-    assert [group["keep"] for group in report["groups"]] == ["a-original", "b-grayscale"]
+    assert [group["keep"] for group in report["groups"]] == ["a-original", "b-original"]
+    assert [group["keep_by"] for group in report["groups"]] == ["registered", "pictures"]
+    assert report["groups"][1]["keep_reason"] == "the original: the others are edits of it (b-grayscale in grayscale)"
     grouped = {item for group in groups_of(report) for item in group}
     assert not grouped & set(COLOUR_VARIANTS)  # the same product in another colour is another SKU
     pairs = [pair for group in report["groups"] for pair in group["pairs"]]
@@ -83,14 +87,81 @@ def test_the_report_groups_every_duplicate_keeping_the_oldest_record(
     # What turns the record kept into the other, as the other's check against it names it.
     assert "mirrored" in edits[("a-original", "a-reflected-crop")]
     assert "cropped" in edits[("a-original", "a-reflected-crop")]
-    # The grayscale copy, kept for being older, has no colour for the original's check to line up
-    # with: only the copy's check against the original called them one picture. Nothing named.
-    assert edits[("b-grayscale", "b-original")] is None
+    assert edits[("b-original", "b-grayscale")] == "converted to grayscale"
     assert (report["records"], report["compared"], report["pipeline"]) == (10, 10, "dualphash128-v5")
     assert (summary.groups, summary.duplicates) == (2, 3)
     assert not (tmp_path / "out" / WORK_NAME).exists()  # removed once the report is written
-    # A record every candidate of which had already called it a duplicate is not judged again.
-    assert summary.settled > 0 and summary.judged == len(judged) == len(set(judged))
+    # Every record with candidates is judged, those already found by another too: each pair both ways.
+    assert summary.judged == len(set(judged)) and summary.judged >= 5 + len(COLOUR_VARIANTS)
+
+
+def test_the_original_is_kept_over_copies_registered_before_it_under_smaller_ids(tmp_path: Path) -> None:
+    """The walk that found the old rule (the smallest id) wrong: an import of copies of
+    magento_0003 under ids that sort first. Registered before it too (a backfill finishing in any
+    order), the copies the pictures show to be edits of it are not kept, and each pair says what
+    turns the original into the copy."""
+    original = scene_image(31)
+    width, height = original.size
+    copies = {
+        "copy-1": original.crop((width // 20, height // 20, width - width // 20, height - height // 20)),
+        "copy-2": ImageOps.pad(original, (width, width), color=(255, 255, 255)),  # to a square, on white
+        "bf-copy": ImageOps.grayscale(original).convert("RGB"),
+        "cli-warn": original.resize((width // 3, height // 3)),
+    }
+    service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
+    for entity_id, picture in [*copies.items(), ("magento_0003", original)]:  # the original registered last
+        service.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}", data=encode(picture),
+                               image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
+    summary = find_duplicates(service.store, tmp_path / "out", source="test", thumbnails=service.thumbnails)
+
+    assert summary.report is not None
+    (group,) = summary.report["groups"]
+    assert group["keep"] == "magento_0003" and sorted(group["items"]) == sorted([*copies, "magento_0003"])
+    assert group["keep_by"] == "pictures"
+    assert group["keep_reason"] == ("the original: the others are edits of it (copy-1 cropped, copy-2 padded, bf-copy "
+                                    "in grayscale and cli-warn smaller)")  # fmt: skip
+    edits = {pair["b"]: pair["edit"] for pair in group["pairs"] if pair["a"] == "magento_0003"}
+    assert edits["copy-1"].startswith("cropped (5% off the left, 5% off the right")
+    assert edits["copy-2"] == "padded (top, bottom)"  # not "magento_0003: cropped", the copy read backwards
+    assert edits["bf-copy"] == "converted to grayscale"
+    assert edits["cli-warn"] == "no visible edit"  # smaller: resizing is no edit a match names
+    with (tmp_path / "out" / "duplicates.csv").open(newline="") as fh:
+        kept = [row for row in csv.DictReader(fh) if row["keep"] == "true"]
+    assert [(row["entity_id"], row["keep_reason"]) for row in kept] == [("magento_0003", group["keep_reason"])]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f"Keep magento_0003: {group['keep_reason']}." in page
+
+
+def test_each_pair_names_the_edits_a_check_of_the_copy_against_the_original_names(tmp_path: Path) -> None:
+    """The report's pair of an original and its copy says what find_similar says of the copy
+    against the original: the same edits, from the original to the copy (a badge, which only the
+    same-photograph test shows, too)."""
+    original = scene_image(41)
+    width, height = original.size
+    badged = original.copy()
+    side = height // 5
+    ImageDraw.Draw(badged).rectangle((width - side - 8, 8, width - 8, 8 + side), fill=(220, 20, 40))
+    ImageDraw.Draw(badged).text((width - side, 20), "SALE", fill=(255, 255, 255))
+    copies = {
+        "badged": badged,
+        "mirrored": ImageOps.mirror(original),
+        "cropped": original.crop((width // 20, height // 20, width - width // 20, height - height // 20)),
+    }
+    service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
+    for entity_id, picture in [("original", original), *copies.items()]:
+        service.register_bytes(entity_id=entity_id, sku=entity_id, data=encode(picture),
+                               image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
+    summary = find_duplicates(service.store, tmp_path / "out", source="test", thumbnails=service.thumbnails)
+
+    assert summary.report is not None
+    (group,) = summary.report["groups"]
+    assert group["keep"] == "original"
+    said = {pair["b"]: pair["edits"] for pair in group["pairs"] if pair["a"] == "original"}
+    for entity_id, picture in copies.items():
+        match = next(m for m in service.find_similar_bytes(encode(picture)).matches if m.entity_id == "original")
+        assert match.edits is not None and said[entity_id] is not None
+        assert [e["edit"] for e in said[entity_id]] == [e.name for e in match.edits], entity_id
+    assert [e["edit"] for e in said["badged"]] == ["overlay"] and said["badged"][0]["where"] == "top right"
 
 
 def test_a_wrong_link_stays_one_related_pair_beside_the_group(
@@ -168,11 +239,11 @@ def test_records_with_thumbnails_are_judged_as_a_new_upload_of_their_picture(
     assert not {f"other-{i}" for i in range(1, 4)} & set(thumbnails.read)
     # Each query judged had its picture (its thumbnail), but the one whose thumbnail is missing.
     assert pictures and pictures.pop("a-small", False) is False and all(pictures.values())
-    # A pair one direction already called duplicate is not given the same-photograph test again;
-    # the colour variants (one photo, two colours: `similar`) are looked at from both sides.
-    assert frozenset(("a-original", "a-reflected-crop")) in looked_at
+    # Each pair is given the same-photograph test from both sides, a duplicate pair too (what each
+    # side names tells which is the original), as are the colour variants (one photo, two colours).
     looks = Counter(looked_at)
-    assert looks.pop(frozenset(COLOUR_VARIANTS)) == 2 and max(looks.values()) == 1
+    assert looks[frozenset(("a-original", "a-reflected-crop"))] == 2 and looks[frozenset(COLOUR_VARIANTS)] == 2
+    assert max(looks.values()) == 2
     # ... and are in no group, nor related to one.
     assert not any({p["a"], p["b"]} & set(COLOUR_VARIANTS) for g in summary.report["groups"] for p in g["related"])
 
@@ -188,22 +259,27 @@ def test_the_report_files(store: SqliteRecordStore, tmp_path: Path, records: lis
     report = json.loads((out / "duplicates.json").read_text())
     DuplicateReport.model_validate(report)  # what GET /duplicates serves
     assert report["groups"][0]["items"] == ["a-original", "a-reflected-crop", "a-small", "a-unsafe"]
-    assert "smallest entity_id" in report["keep_rule"] and report["radius"] == engine.DEFAULT_RADIUS
+    assert report["keep_rule"].startswith("the original") and report["radius"] == engine.DEFAULT_RADIUS
+    assert report["groups"][0]["keep_reason"] == ("registered first: the pictures do not tell which is the "
+                                                  "original")  # fmt: skip
     assert report["far_radius"] == engine.FAR_RADIUS  # a catalog of 11 records (10 and a copy): the far band runs
 
     with (out / "duplicates.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["group", "entity_id", "sku", "image_url", "keep"]
+    assert list(rows[0]) == ["group", "entity_id", "sku", "image_url", "keep", "keep_reason"]
     assert [(r["group"], r["entity_id"], r["keep"]) for r in rows] == [
         ("1", "a-original", "true"), ("1", "a-reflected-crop", "false"), ("1", "a-small", "false"),
-        ("1", "a-unsafe", "false"), ("2", "b-grayscale", "true"), ("2", "b-original", "false"),
+        ("1", "a-unsafe", "false"), ("2", "b-original", "true"), ("2", "b-grayscale", "false"),
     ]  # fmt: skip
+    assert [r["keep_reason"] for r in rows] == [report["groups"][0]["keep_reason"], "", "", "",
+                                                report["groups"][1]["keep_reason"], ""]  # fmt: skip
     assert rows[0]["image_url"] == "https://cdn.shop.example/p/a-original.jpg" and rows[0]["sku"] == "SKU-A-ORIGINAL"
 
     page = (out / "report.html").read_text()
     assert page.startswith("<!doctype html>") and "2 groups of records holding the same picture" in page
     assert f"within {engine.DEFAULT_RADIUS} bits (and each record's nearest within {engine.FAR_RADIUS})" in page
     assert '<img src="https://cdn.shop.example/p/b-grayscale.jpg"' in page
+    assert "Keep b-original: the original: the others are edits of it (b-grayscale in grayscale)." in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
     assert "javascript:" not in page  # no picture from a URL that is not one
     assert "a-original and a-reflected-crop: The same picture (" in page and "% match): mirrored" in page
@@ -236,16 +312,16 @@ def test_a_picture_held_by_more_records_than_a_candidate_pool_is_one_group_kept_
     tmp_path: Path, records: list[HashRecord]
 ) -> None:
     # One picture uploaded 40 times (a placeholder): more copies than a record's candidates (32).
-    # Each copy is paired with the first ones in keep order, so every copy is the kept record's
-    # duplicate, though the kept one, p-9 (9 before 10..48: digits as numbers), is read last
-    # (the store reads ids as text) and was written last.
+    # Each copy is paired with the first ones in keep order (the pictures cannot tell one file from
+    # itself: the earliest registered), so every copy is the kept record's duplicate, though the
+    # kept one, p-9, registered first, is read last (the store reads ids as text).
     original = next(r for r in records if r.entity_id == "a-original")
     store = SqliteRecordStore(tmp_path / "data" / "dupcheck.sqlite3")
     copies = [
         dataclasses.replace(original, entity_id=f"p-{i + 10}", updated_at=f"2026-05-{2 + i % 25:02d}T0{i // 25}:00:00Z")
         for i in range(39)
     ]
-    copies.append(dataclasses.replace(original, entity_id="p-9", updated_at="2026-06-01T00:00:00Z"))
+    copies.append(dataclasses.replace(original, entity_id="p-9", updated_at="2026-04-01T00:00:00Z"))
     store.put_many(copies)
     summary = find_duplicates(store, tmp_path / "out", source="test")
 
@@ -503,7 +579,7 @@ def test_the_notebook_report_is_the_json_written(store: SqliteRecordStore, tmp_p
         str(tmp_path / "out" / name) for name in ("duplicates.csv", "report.html", "duplicates.json")
     ]
     assert io.StringIO((tmp_path / "out" / "duplicates.csv").read_text()).readline().strip() == (
-        "group,entity_id,sku,image_url,keep"
+        "group,entity_id,sku,image_url,keep,keep_reason"
     )
 
 

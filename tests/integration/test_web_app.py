@@ -542,11 +542,14 @@ def test_duplicate_groups_show_as_thumbnails_and_say_when_there_is_no_report(pag
     page.open("duplicates")
     page.text_of("#duplicates-summary", "2 groups of records holding the same picture, among 26 records")
     groups = page.all("#group-list > li")
-    # The demo's real report: its cropped, mirrored copy and its brighter re-upload, each with
-    # the record to keep (the older) first.
+    # The demo's real report: its cropped, mirrored copy and its smaller, brighter re-upload, each
+    # with the record to keep (the original) first, and why it is that one.
     assert [g.find_element(By.CSS_SELECTOR, "h2").text for g in groups] == [
         "Group 1: 2 records, keep demo-05", "Group 2: 2 records, keep demo-11",
     ]  # fmt: skip
+    reasons = [g.find_element(By.CSS_SELECTOR, ".keep-reason").text for g in groups]
+    assert reasons[0].startswith("Keep demo-05: ")
+    assert reasons[1] == "Keep demo-11: the original: the others are edits of it (demo-25 smaller)."
     assert [e.text for e in groups[0].find_elements(By.CSS_SELECTOR, ".id")] == ["demo-05", "demo-24"]
     assert [e.text for e in groups[0].find_elements(By.CSS_SELECTOR, ".card.keep .id")] == ["demo-05"]
     pair = groups[0].find_element(By.CSS_SELECTOR, ".pairs li").text
@@ -555,9 +558,9 @@ def test_duplicate_groups_show_as_thumbnails_and_say_when_there_is_no_report(pag
     # The rules behind the groups are there for whoever asks, folded away: not a paragraph in front.
     rules = page.find("#duplicates-rules")
     assert rules.get_attribute("open") is None and not page.find("#keep-rule").is_displayed()
-    assert "oldest" not in page.find("#duplicates-summary").text
+    assert "registered" not in page.find("#duplicates-summary").text
     rules.find_element(By.CSS_SELECTOR, "summary").click()
-    assert page.text_of("#keep-rule", "oldest").startswith("The record to keep comes first: the oldest record")
+    assert page.text_of("#keep-rule", "original").startswith("The record to keep comes first: the original")
     page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
 
     page.refusals_expected = True  # the 404 of a missing report
@@ -604,7 +607,7 @@ def test_a_duplicate_scan_is_started_from_the_page_and_its_groups_are_shown(driv
         page.text_of("#duplicates-summary", "2 groups of records holding the same picture, among 5 records")
         assert page.find("#duplicates").text.count("2 groups") == 1
         groups = {tuple(e.text for e in g.find_elements(By.CSS_SELECTOR, ".id")) for g in page.all("#group-list > li")}
-        assert groups == {("shoe", "shoe-again"), ("bag", "bag-again")}  # the record to keep (the older) first
+        assert groups == {("shoe", "shoe-again"), ("bag", "bag-again")}  # the record to keep (the original) first
         page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
         assert start.is_enabled()  # another scan may start now
         seen = list(requests(driver))

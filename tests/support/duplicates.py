@@ -1,12 +1,11 @@
 """A small catalog that already holds duplicates, for the catalog-wide duplicate report's tests.
 
-Records are built by the default pipeline from generated pictures (no download). A group keeps
-its smallest id, so the ids say which; each record's `updated_at` says otherwise where it can,
-so a report that kept the first written would fail:
+Records are built by the default pipeline from generated pictures (no download). Each group
+keeps its original, registered first (`updated_at`), whose id does not sort first in group "b":
 
-  group "a": a-original, a-reflected-crop (mirrored, 8% cropped off each side), a-small (a third
-             of the size, JPEG quality 60)
-  group "b": b-grayscale and b-original (written first)
+  group "a": a-original, a-reflected-crop (mirrored, 8% cropped off each side: its white margin
+             only), a-small (a third of the size, JPEG quality 60)
+  group "b": b-original and b-grayscale (its id first)
   red-shirt and blue-shirt: one product in two colours (two SKUs: never duplicates)
   other-1..3: unrelated pictures
 """
@@ -25,7 +24,7 @@ from dupcheck.core.ports import RecordStore
 from dupcheck.core.service import build_entry
 from dupcheck_tools.samples import encode, product_image
 
-EXPECTED_GROUPS = [["a-original", "a-reflected-crop", "a-small"], ["b-grayscale", "b-original"]]
+EXPECTED_GROUPS = [["a-original", "a-reflected-crop", "a-small"], ["b-original", "b-grayscale"]]
 COLOUR_VARIANTS = ("red-shirt", "blue-shirt")
 
 
@@ -43,9 +42,9 @@ def catalog_entries() -> list[Entry]:
     """The records, each with the thumbnail the default pipeline keeps beside it."""
     a, b = product_image(501, (480, 400)), product_image(502, (480, 400))
     pictures = [
-        ("a-original", a, "2026-03-01T09:00:00.000Z"),
+        ("a-original", a, "2026-01-01T09:00:00.000Z"),
         ("a-reflected-crop", _mirrored_crop(a), "2026-02-01T09:00:00.000Z"),
-        ("a-small", _small(a), "2026-01-01T09:00:00.000Z"),
+        ("a-small", _small(a), "2026-03-01T09:00:00.000Z"),
         ("b-original", b, "2026-01-02T09:00:00.000Z"),
         ("b-grayscale", ImageOps.grayscale(b).convert("RGB"), "2026-01-05T09:00:00.000Z"),
         ("red-shirt", product_image(503, (480, 400), hue=0.0), "2026-01-03T09:00:00.000Z"),

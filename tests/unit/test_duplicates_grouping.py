@@ -1,10 +1,13 @@
 """The duplicate report's grouping: each group the kept record and its duplicates, related pairs beside
-it, the keep rule, pairs and their words."""
+it, the keep rule and its reason, pairs and their words."""
 
 from __future__ import annotations
 
+import random
+
 from dupcheck.core.models import Edit
 from dupcheck_tools.duplicates.grouping import Pair, group_duplicates, keep_order
+from dupcheck_tools.duplicates.originals import Looks
 from dupcheck_tools.duplicates.workfile import Found, Listing
 
 
@@ -19,7 +22,11 @@ def found(
 
 
 CROPPED = Edit("cropped", {"left": 0.1, "right": 0.0, "top": 0.0, "bottom": 0.0})
+PADDED = Edit("padded", {"left": 0.1, "right": 0.0, "top": 0.0, "bottom": 0.0})
 MIRRORED = Edit("mirrored")
+GRAYSCALE = Edit("grayscale")
+PHOTO = Looks(colour=True, size=(288, 384), borders=(0.0, 0.0, 0.0, 0.0))  # a scene to its edges
+GREY = Looks(colour=False, size=(288, 384), borders=(0.0, 0.0, 0.0, 0.0))
 
 
 LISTINGS = {i: listing(name) for i, name in enumerate("ABCDEFG")}
@@ -97,14 +104,21 @@ def test_a_variant_older_than_the_picture_it_was_wrongly_called_does_not_take_it
 def test_every_pair_to_act_on_is_a_call_so_wrong_calls_bound_wrong_pairs() -> None:
     """Over many random catalogs of pictures and their copies with wrong calls sprinkled in: every
     record of a group was called the same picture as the one kept, so the wrong pairs a report
-    asks a person to act on are never more than the wrong calls (components spread them)."""
-    import random
-
+    asks a person to act on are never more than the wrong calls (components spread them). The
+    pictures show some copies to be edits (grey copies of coloured originals, registered in any
+    order under any ids): no group keeps a record another of its records is shown to be the
+    original of, and a group holding an original keeps it, or a record of another picture wrongly
+    called the same (each such group is one of the wrong calls)."""
     rng = random.Random(68)
     for _ in range(300):
         count = rng.randint(3, 12)
         picture = [rng.randrange(4) for _ in range(count)]  # which picture each record holds
+        original = {p: next((i for i in range(count) if picture[i] == p), None) for p in range(4)}
         listings = {i: listing(f"r{i:02d}", f"2026-01-{rng.randint(1, 28):02d}T00:00:00Z") for i in range(count)}
+        # Originals have colour; a copy is grey (an edit the pictures show) or not (one they do not).
+        shown = rng.random() < 0.5  # in half the catalogs every copy is shown to be one
+        looks = {i: PHOTO if original[picture[i]] == i or not (shown or rng.random() < 0.5) else GREY
+                 for i in range(count)}  # fmt: skip
         links, calls = [], set()
         for a in range(count):
             for b in range(count):
@@ -112,13 +126,23 @@ def test_every_pair_to_act_on_is_a_call_so_wrong_calls_bound_wrong_pairs() -> No
                 if a != b and rng.random() < (0.6 if same else 0.08):
                     links.append(found(a, b, distance=rng.randint(0, 12), score=rng.uniform(90, 100)))
                     calls.add(frozenset((listings[a].entity_id, listings[b].entity_id)))
-        groups = group_duplicates(links, listings, 64)
+        groups = group_duplicates(links, listings, 64, looks)
         assert kept_pairs(groups) <= calls
         wrong = {pair for pair in kept_pairs(groups) if len({picture[int(e[1:])] for e in pair}) == 2}
         assert wrong <= {c for c in calls if len({picture[int(e[1:])] for e in c}) == 2}  # each one wrong call
         assert all(len(g.items) == len({i.entity_id for i in g.items}) for g in groups)
         grouped = [i.entity_id for g in groups for i in g.items]
         assert len(grouped) == len(set(grouped))  # a record is in one group at most
+        at = {listings[i].entity_id: i for i in listings}
+        for g in groups:
+            keep = at[g.keep.entity_id]
+            # The one kept is no record the pictures show to be a copy of another of the group.
+            assert not any(looks[keep] is GREY and looks[at[i.entity_id]] is PHOTO and
+                           frozenset((g.keep.entity_id, i.entity_id)) in calls for i in g.items[1:])  # fmt: skip
+            held = [at[i.entity_id] for i in g.items if original[picture[at[i.entity_id]]] == at[i.entity_id]]
+            if shown and held and keep not in held:
+                assert picture[keep] not in {picture[o] for o in held}  # another picture, wrongly called
+                assert any(frozenset((g.keep.entity_id, listings[o].entity_id)) in wrong for o in held)
 
 
 def test_a_record_alike_two_kept_records_joins_the_closer() -> None:
@@ -136,27 +160,94 @@ def test_a_record_is_never_its_own_duplicate() -> None:
     assert ids(groups) == [["A", "B"]] and [(p.a, p.b) for p in groups[0].pairs] == [("A", "B")]
 
 
-def test_the_smallest_id_is_kept_first_numbers_as_numbers_whenever_the_records_were_written() -> None:
-    """A backfill writes in the order its downloads finish: `updated_at` must not decide."""
+def test_where_the_pictures_do_not_tell_the_earliest_registered_is_kept_then_the_smallest_id() -> None:
     listings = {
-        0: listing("item-10", "2026-01-01T00:00:00.001Z"),  # written first, but created after item-9
+        0: listing("item-10", "2026-01-01T00:00:00.001Z"),  # registered first, though its id is larger
         1: listing("item-9", "2026-01-01T00:00:00.003Z"),
-        2: listing("item-010", "2026-01-01T00:00:00.002Z"),  # the same number as item-10: then as text
-        3: listing("item-9b", "2025-01-01T00:00:00.000Z"),
-        4: listing("sku-1", "2024-01-01T00:00:00.000Z"),
+        2: listing("item-010", "2026-01-01T00:00:00.003Z"),  # at the same moment as item-9: its id after 9
+        3: listing("sku-1", "2026-01-01T00:00:00.002Z"),
     }
-    # Every record was called the same picture as item-9; item-10 and item-010 as each other too.
-    links = [found(0, 1), found(1, 2), found(3, 1), found(4, 1), found(2, 0)]
-    groups = group_duplicates(links, listings, 64)
-    assert ids(groups) == [["item-9", "item-9b", "item-010", "item-10", "sku-1"]]
-    assert groups[0].keep.entity_id == "item-9" and groups[0].to_dict()["keep"] == "item-9"
+    # Every two called the same picture, and nothing the pictures show tells which is the original.
+    links = [found(a, b) for a in range(4) for b in range(4) if a < b]
+    (group,) = group_duplicates(links, listings, 64)
+    assert ids([group]) == [["item-10", "sku-1", "item-9", "item-010"]]
+    assert (group.keep_by, group.keep_reason) == (
+        "registered",
+        "registered first: the pictures do not tell which is the original",
+    )
+    assert group.to_dict()["keep"] == "item-10" and group.to_dict()["keep_by"] == "registered"
+    # Registered at the same moment: the smaller id, digits compared as numbers.
+    (group,) = group_duplicates([found(1, 2)], listings, 64)
+    assert ids([group]) == [["item-9", "item-010"]] and group.keep_by == "id"
+    assert group.keep_reason == ("the smallest id: registered at the same moment as item-010, and the pictures do not "
+                                 "tell which is the original")  # fmt: skip
     assert keep_order(listing("E9")) < keep_order(listing("E10")) < keep_order(listing("F1"))
+    assert keep_order(listing("E01")) < keep_order(listing("E1"))  # the same number: then as text
     assert keep_order(listing("²1")) < keep_order(listing("²2"))  # a digit Python reads but int() does not
-    # Each pair lists the record kept earlier first.
-    assert [(p.a, p.b) for p in groups[0].pairs] == [
-        ("item-9", "item-9b"), ("item-9", "item-010"), ("item-9", "item-10"), ("item-9", "sku-1"),
-        ("item-010", "item-10"),
+    # A registration that cannot be read is the last.
+    late = {0: listing("a", "not a time"), 1: listing("b", "2026-01-01T00:00:00Z")}
+    assert ids(group_duplicates([found(0, 1)], late, 64)) == [["b", "a"]]
+
+
+def test_the_original_is_kept_over_copies_registered_before_it_under_smaller_ids() -> None:
+    """The tester's walk: after an import, copy-1 (cropped), copy-2 (padded) and bf-copy
+    (grayscale), registered before magento_0003 and with ids sorting first, are edits of it."""
+    listings = {0: listing("magento_0003", "2026-03-01T00:00:00Z"), 1: listing("copy-1", "2026-01-01T00:00:00Z"),
+                2: listing("copy-2", "2026-01-02T00:00:00Z"),
+                3: listing("bf-copy", "2026-01-03T00:00:00Z")}  # fmt: skip
+    square = Looks(colour=True, size=(384, 384), borders=(0.1, 0.0, 0.0, 0.0))
+    looks = {0: PHOTO, 1: PHOTO, 2: square, 3: GREY}
+    links = [
+        found(1, 0, edits=(CROPPED,)), found(0, 1, edits=(PADDED,)),  # copy-1 is magento_0003 cut 10% on the left
+        found(2, 0, edits=(PADDED,)), found(0, 2, edits=(CROPPED,)),  # copy-2: a plain border added on the left
+        found(3, 0, edits=(GRAYSCALE,)),  # bf-copy: the original's check against it found no colour to line up
+        found(1, 3, distance=5, edits=(GRAYSCALE, PADDED)),  # two copies: each is no edit of the other
     ]  # fmt: skip
+    (group,) = group_duplicates(links, listings, 64, looks)
+    assert group.keep.entity_id == "magento_0003" and group.keep_by == "pictures"
+    assert group.keep_reason == ("the original: the others are edits of it (copy-1 cropped, copy-2 padded and bf-copy "
+                                 "in grayscale)")  # fmt: skip
+    # Each pair says what turns the original into the copy, as the copy's check against it named it.
+    edits = {(p.a, p.b): p.edit_summary for p in group.pairs}
+    assert edits[("magento_0003", "copy-1")] == "cropped (10% off the left)"
+    assert edits[("magento_0003", "copy-2")] == "padded (left)"
+    assert edits[("magento_0003", "bf-copy")] == "converted to grayscale"
+    # Between two copies, the one first in the group's order is first: copy-1 before bf-copy,
+    # and what turns copy-1 into bf-copy is bf-copy's check of copy-1 read backwards.
+    assert edits[("copy-1", "bf-copy")] is None  # grayscale cannot be read backwards
+    assert group.to_dict()["keep_reason"] == group.keep_reason
+
+
+def test_a_copy_kept_so_far_gives_way_when_the_record_it_is_an_edit_of_joins() -> None:
+    # B (registered first) and C, two copies, are closest: B keeps them. A, registered last, is
+    # the original of B (B cropped from it) and a duplicate of C: joined, B is no longer kept. Of
+    # A and C, which the pictures do not tell apart, C was registered first: it is kept.
+    listings = {0: listing("A", "2026-03-01T00:00:00Z"), 1: listing("B", "2026-01-01T00:00:00Z"),
+                2: listing("C", "2026-02-01T00:00:00Z")}  # fmt: skip
+    links = [found(1, 2, distance=1), found(1, 0, distance=4, edits=(CROPPED,)), found(2, 0, distance=5)]
+    (group,) = group_duplicates(links, listings, 64, {0: PHOTO, 1: PHOTO, 2: PHOTO})
+    assert ids([group]) == [["C", "B", "A"]] and group.keep_by == "registered"
+    assert group.keep_reason == "B is A cropped; registered before A, which the pictures do not tell from it"
+    # A registered before C: A is kept, the original of B, registered before C.
+    listings[0] = listing("A", "2026-01-15T00:00:00Z")
+    (group,) = group_duplicates(links, listings, 64, {0: PHOTO, 1: PHOTO, 2: PHOTO})
+    assert ids([group]) == [["A", "B", "C"]]
+    assert (
+        group.keep_reason == "the original of B (cropped); registered before C, which the pictures do not tell from it"
+    )
+    # Without what the pictures show, B, registered first, keeps its copies and A.
+    (group,) = group_duplicates(links, listings, 64)
+    assert ids([group]) == [["B", "A", "C"]] and group.keep_by == "registered"
+
+
+def test_an_original_that_is_no_duplicate_of_every_record_of_a_group_does_not_take_it_over() -> None:
+    # B keeps C (closest); A is B's original but was never called the same picture as C: A cannot
+    # keep the group, and B, a copy of A, may not keep A: A-B stays a related pair.
+    listings = {0: listing("A", "2026-03-01T00:00:00Z"), 1: listing("B", "2026-01-01T00:00:00Z"),
+                2: listing("C", "2026-02-01T00:00:00Z")}  # fmt: skip
+    groups = group_duplicates([found(1, 2, distance=1), found(1, 0, edits=(CROPPED,))], listings, 64,
+                              {0: PHOTO, 1: PHOTO})  # fmt: skip
+    assert ids(groups) == [["B", "C"]] and related(groups[0]) == [("B", "A")]
 
 
 def test_the_group_keeps_the_oldest_even_when_newer_records_were_linked_first() -> None:
@@ -184,9 +275,19 @@ def test_both_directions_of_a_pair_make_one_pair_named_as_the_second_record_chec
     }  # fmt: skip
 
 
-def test_a_pair_only_the_first_record_called_the_same_has_no_edit() -> None:
-    (pair,) = group_duplicates([found(0, 1, edits=(MIRRORED,))], LISTINGS, 64)[0].pairs
+def test_a_pair_only_the_first_record_called_the_same_reads_its_edits_backwards() -> None:
+    # Only A's check against B called them the same picture: it names what turns B into A (B
+    # cropped); what turns A into B is that read backwards (A padded), as B's check would say.
+    (pair,) = group_duplicates([found(0, 1, edits=(CROPPED, MIRRORED))], LISTINGS, 64)[0].pairs
+    assert (pair.a, pair.b, pair.edit_summary) == ("A", "B", "padded (left) and mirrored")
+    (pair,) = group_duplicates([found(0, 1, edits=(Edit("rotated", {"degrees": 3.0}),))], LISTINGS, 64)[0].pairs
+    assert pair.edit_summary == "rotated about 3° clockwise"
+    # What has no inverse the service names (colour taken away, text or a badge) is not said at all.
+    (pair,) = group_duplicates([found(0, 1, edits=(GRAYSCALE,))], LISTINGS, 64)[0].pairs
     assert pair.edits is None and pair.to_dict()["edit"] is None and pair.to_dict()["edits"] is None
+    # A check that named nothing (the same picture again) says so.
+    (pair,) = group_duplicates([found(0, 1, edits=None)], LISTINGS, 64)[0].pairs
+    assert pair.edit_summary == "no visible edit"
 
 
 def test_a_pair_in_words() -> None:

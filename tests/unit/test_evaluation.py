@@ -327,10 +327,52 @@ def test_pair_precision_and_recall_count_pairs_of_records_in_one_group() -> None
     assert result["colour_variants_grouped_with_sibling"] == 1
     assert result["colour_variants_grouped_with_sibling_ids"] == ["v"]
     assert result["per_kind"] == {
-        "crop_large": {"n": 1, "grouped_with_original": 0, "recall": 0.0},
-        "jpeg": {"n": 1, "grouped_with_original": 1, "recall": 1.0},
-        "mirror": {"n": 1, "grouped_with_original": 1, "recall": 1.0},
+        "crop_large": {"n": 1, "grouped_with_original": 0, "recall": 0.0, "original_kept": None},
+        "jpeg": {"n": 1, "grouped_with_original": 1, "recall": 1.0, "original_kept": 1.0},
+        "mirror": {"n": 1, "grouped_with_original": 1, "recall": 1.0, "original_kept": 1.0},
     }
+
+
+def test_a_group_holding_an_original_is_scored_on_whether_it_keeps_it_and_its_pairs_on_their_edits() -> None:
+    from dupcheck.core.models import Edit
+    from dupcheck_tools.duplicates.grouping import Group, Pair
+    from dupcheck_tools.duplicates.workfile import Listing
+    from dupcheck_tools.evaluation.duplicates import score
+
+    source_of = {"o1": "o1", "o1__a": "o1", "o2": "o2", "o2__a": "o2", "o2__b": "o2", "h": "h", "h__e": "h"}
+    kind_of = {"o1": "original", "o1__a": "crop_large", "o2": "original", "o2__a": "mirror", "o2__b": "badge",
+               "h": "distinct", "h__e": "distinct"}  # fmt: skip
+    crop = {"edit": "cropped", "left": 0.1, "right": 0.0, "top": 0.0, "bottom": 0.0}
+    steps = {"o1__a": [{"edit": "crop", "left": 0.1, "right": 0.0, "top": 0.0, "bottom": 0.0}],
+             "o2__a": [{"edit": "mirror"}], "o2__b": [{"edit": "badge", "corner": "top left"}]}  # fmt: skip
+
+    def group(*ids: str, edits: dict[tuple[str, str], list[dict[str, object]] | None]) -> Group:
+        pairs = tuple(Pair(a, b, 2, 97.0, None if e is None else tuple(Edit.of_dict(x) for x in e))
+                      for (a, b), e in edits.items())  # fmt: skip
+        return Group(tuple(Listing(i, "", "", "") for i in ids), pairs)
+
+    groups = [
+        group("o1", "o1__a", edits={("o1", "o1__a"): [crop]}),  # kept right, the crop named right
+        # o2's mirrored copy kept (registered first, say): the pair with the badge reads copy first.
+        group("o2__a", "o2", "o2__b", edits={("o2__a", "o2"): [{"edit": "mirrored"}],
+                                             ("o2__a", "o2__b"): [{"edit": "mirrored"}],
+                                             ("o2", "o2__b"): [{"edit": "overlay", "where": "bottom right"}]}),
+        group("h", "h__e", edits={("h", "h__e"): []}),  # no original in it: not counted
+    ]  # fmt: skip
+    result = score(groups, source_of, kind_of, {}, ["pictures", "registered", "registered"], steps)
+    assert (result["groups_with_original"], result["original_kept"], result["original_kept_share"]) == (2, 1, 0.5)
+    assert result["original_kept_by"] == {"pictures": {"groups": 1, "original_kept": 1},
+                                          "registered": {"groups": 1, "original_kept": 0}}  # fmt: skip
+    # o1-o1__a, o2__a-o2 (the copy first), o2-o2__b: three pairs of an original and its copy.
+    edits = result["pair_edits"]
+    assert edits["pairs"] == 3 and edits["original_first"] == 2 / 3
+    # Of the three steps, the crop and the badge are named (the mirror is not: its pair reads the
+    # copy first); the badge's corner is wrong.
+    assert edits["named"] == 2 / 3 and edits["right"] == 1 / 2 and edits["spurious"] == 0.0
+    assert (
+        result["per_kind"]["mirror"]["original_kept"] == 0.0
+        and result["per_kind"]["crop_large"]["original_kept"] == 1.0
+    )
 
 
 def test_pairs_listed_as_one_picture_are_scored_as_one() -> None:
@@ -374,6 +416,13 @@ def test_one_copy_per_picture_keeps_every_edit_kind() -> None:
     assert len(choose_copies(rows, None)) == 18 and len(choose_copies(rows, 2)) == 12
 
 
+def keep_order_of(entity_id: str) -> object:
+    from dupcheck_tools.duplicates.grouping import keep_order
+    from dupcheck_tools.duplicates.workfile import Listing
+
+    return keep_order(Listing(entity_id, "", "", ""))
+
+
 def test_catalog_wide_evaluation_runs_the_report_on_a_benchmark(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -398,7 +447,14 @@ def test_catalog_wide_evaluation_runs_the_report_on_a_benchmark(
     assert code == 0
     assert (summary["records"], summary["true_pairs"]) == (7, 3)
     assert summary["pair_precision"] == 1.0 and summary["pair_recall"] == 1.0  # resized copies are found
-    assert (tmp_path / "out" / "report" / "duplicates.json").exists()
+    # Each copy's id sorts before its original's: each group keeps its original all the same.
+    assert (summary["groups_with_original"], summary["original_kept"]) == (3, 3)
+    report = json.loads((tmp_path / "out" / "report" / "duplicates.json").read_text())
+    with (tmp_path / "out" / "ids.csv").open(newline="") as fh:
+        ids = {row["entity_id"]: row for row in csv.DictReader(fh)}
+    assert {ids[group["keep"]]["kind"] for group in report["groups"]} == {"original"}
+    assert all(keep_order_of(copy) < keep_order_of(group["keep"]) for group in report["groups"]
+               for copy in group["items"][1:])  # fmt: skip
     assert "pair recall" in (tmp_path / "out" / "duplicates-evaluation.md").read_text()
 
     (tmp_path / "old.csv").write_text("query,expected,kind\np0__resize.jpg,p0,resize\n")

@@ -232,7 +232,10 @@ class DuplicatePair(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    a: str = Field(description="The record listed first of the two in its group's order.")
+    a: str = Field(
+        description="The record listed first: the one kept, or of two others the one the pictures show to be the "
+        "original (else the first in the group's order)."
+    )
     b: str
     verdict: VerdictName
     match_percent: float = Field(ge=0, le=100, description="The closer of the two directions' judgements.")
@@ -243,7 +246,9 @@ class DuplicatePair(BaseModel):
         None,
         exclude_if=_absent,
         description="What turns `a` into `b`, in one line, as a match's `edit_summary` (\"mirrored and cropped "
-        '(8% off the left)", "no visible edit"); null when only `a`\'s check against `b` called them the same.',
+        '(8% off the left)", "no visible edit"), as `b`\'s check against `a` names it; where only `a`\'s check '
+        "called them the same, its edits read backwards (a crop as padding); null when they cannot be (grayscale, "
+        "text or a badge).",
     )
     edits: list[EditOut] | None = Field(
         None, exclude_if=_absent, description="The same edits with their parameters, as a match's `edits`."
@@ -269,6 +274,16 @@ class DuplicateGroup(BaseModel):
         "the one kept (see group_rule)."
     )
     keep: str | None = Field(None, exclude_if=_absent, description="The entity_id to keep: the first of `items`.")
+    keep_by: Literal["pictures", "registered", "id"] | None = Field(
+        None, exclude_if=_absent,
+        description="What chose the record to keep: `pictures` when they show every other record to be an edit (of "
+        "it, or of another record of the group); else `registered` or `id` decided for one of them at least.",
+    )  # fmt: skip
+    keep_reason: str | None = Field(
+        None, exclude_if=_absent,
+        description="Why it is the one to keep, in words: \"the original: the others are edits of it (copy-1 "
+        'cropped, bf-copy in grayscale)", "registered first: the pictures do not tell which is the original".',
+    )  # fmt: skip
     pairs: list[DuplicatePair] = Field(description="Every pair of the group's records called the same picture.")
     related: list[DuplicatePair] | None = Field(
         None, exclude_if=_absent,
@@ -300,7 +315,9 @@ class DuplicateReport(BaseModel):
         None, exclude_if=_absent, ge=0,
         description="And each record's nearest candidate within this many bits, beyond `radius` (0: none).",
     )  # fmt: skip
-    keep_rule: str | None = Field(None, exclude_if=_absent, description="Which record of a group is listed first.")
+    keep_rule: str | None = Field(
+        None, exclude_if=_absent, description="Which record of a group is listed first: the one to keep."
+    )
     group_rule: str | None = Field(None, exclude_if=_absent, description="Which records make a group.")
     skipped: dict[str, Any] | None = Field(
         None, exclude_if=_absent,

@@ -5,7 +5,7 @@
 // confirmation, or left and marked resolved) or not duplicates; every decision can be undone, and
 // all of them downloaded as CSV for the back office.
 import { ApiError, api, itemPath } from "./api.js";
-import { decisionSentence, matchSentence, notVerifiedWords, scanSentence, skippedWords } from "./words.js";
+import { decisionSentence, keepSentence, matchSentence, notVerifiedWords, scanSentence, skippedWords } from "./words.js";
 import { byId, clearError, el, idLine, limiter, showError, thumbButton } from "./ui.js";
 import { showItem } from "./catalog.js";
 
@@ -157,8 +157,10 @@ function groupItem(group, number) {
     }
     return card;
   });
+  const reason = keepSentence(group, keep);
   const item = el("li", { class: open ? "group" : "group settled" },
     el("h2", { text: `Group ${number}: ${group.items.length} records, keep ${keep}${open ? "" : " (settled)"}` }),
+    ...(reason ? [el("p", { class: "keep-reason", text: reason })] : []),
     el("ul", { class: "grid" }, ...cards),
     el("ul", { class: "pairs", "aria-label": `How alike the records of group ${number} are` },
       ...group.pairs.map(pairItem)));

@@ -201,6 +201,13 @@ export function notVerifiedWords(notVerified) {
   return `${count} not checked against their look-alikes (${named}): the process checking them was stopped twice, most likely for lack of memory. Scanning again checks them.`;
 }
 
+/** Why a duplicate group's record to keep is that one, from the report's reason: "Keep magento_0003:
+ * the original: the others are edits of it (copy-1 cropped, bf-copy in grayscale)."; "" for a report
+ * written before reasons were. */
+export function keepSentence(group, keep) {
+  return group.keep_reason ? sentence(`Keep ${keep}: ${group.keep_reason}`) : "";
+}
+
 /** A decision on a duplicate group in words: `decision` ({ decision, item }) and what it did to each
  * of its `others` ([{ id, outcome }], outcome as the API says it). */
 export function decisionSentence(decision, others) {

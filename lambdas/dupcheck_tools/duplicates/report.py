@@ -23,7 +23,7 @@ from dupcheck_tools.spreadsheet import safe_row
 
 CSV_NAME = "duplicates.csv"
 HTML_NAME = "report.html"
-CSV_COLUMNS = ("group", "entity_id", "sku", "image_url", "keep")
+CSV_COLUMNS = ("group", "entity_id", "sku", "image_url", "keep", "keep_reason")  # the reason on the kept row
 # A page of more groups than this is too long to read or to load: the rest are in the CSV and JSON.
 HTML_GROUPS = 1000
 # Pictures load from the records' own URLs; anything else (javascript:, data:) is not shown.
@@ -58,7 +58,9 @@ def _csv(groups: Sequence[Group]) -> str:
     writer.writerow(CSV_COLUMNS)
     for number, group in enumerate(groups, start=1):
         for i, item in enumerate(group.items):
-            writer.writerow(safe_row((number, item.entity_id, item.sku, item.image_url, "true" if i == 0 else "false")))
+            kept = i == 0
+            writer.writerow(safe_row((number, item.entity_id, item.sku, item.image_url, "true" if kept else "false",
+                                      group.keep_reason if kept else "")))  # fmt: skip
     return buffer.getvalue()
 
 
@@ -76,6 +78,7 @@ ul.items li.keep img { border-color: #1a7f37; }
 .id { font-weight: 600; overflow-wrap: anywhere; margin: .3rem 0 0; }
 .sku, .note { color: #555; margin: 0; font-size: .9rem; overflow-wrap: anywhere; }
 .keep-label { color: #1a7f37; font-weight: 600; }
+.reason { margin: 0 0 .6rem; color: #444; }
 ul.pairs { margin: .6rem 0 0; padding-left: 1.2rem; }
 ul.related { margin: .4rem 0 0; padding-left: 1.2rem; color: #555; }
 .warning { background: #fff4ce; padding: .5rem .8rem; border-radius: 4px; }
@@ -133,7 +136,10 @@ def groups_html(groups: Sequence[Group], *, styled: bool = False) -> str:
     parts = [f"<style>{_STYLE}</style>"] if styled else []
     for number, group in enumerate(groups, start=1):
         heading = f"Group {number}: {len(group.items)} records, keep {e(group.keep.entity_id)}"
-        parts.append(f'<section aria-labelledby="g{number}"><h2 id="g{number}">{heading}</h2><ul class="items">')
+        reason = f'<p class="reason">Keep {e(group.keep.entity_id)}: {e(group.keep_reason)}.</p>'
+        parts.append(
+            f'<section aria-labelledby="g{number}"><h2 id="g{number}">{heading}</h2>{reason}<ul class="items">'
+        )
         for i, item in enumerate(group.items):
             label = '<p class="keep-label">Keep</p>' if i == 0 else ""
             parts.append(

@@ -2,11 +2,11 @@
 records read, and the verification of candidate pairs.
 
 A job is a batch of query records, each with its candidates (work-file positions and index
-distances, nearest first) and those of them that already called it a duplicate. Each query
-record becomes the query the service would make of its picture (`HashPipeline.stored_query`)
-and is judged against its candidates by `judge`, with the judging find_similar uses
-(`judge_candidates`); only the duplicates come back, or, for a record whose process died twice
-while judging it alone, `NotVerified` (`not_verified`, the pool's on_died). A worker needs the
+distances, nearest first). Each query record becomes the query the service would make of its
+picture (`HashPipeline.stored_query`) and is judged against its candidates by `judge`, with the
+judging find_similar uses (`judge_candidates`); only the duplicates come back, or, for a record
+whose process died twice while judging it alone, `NotVerified` (`not_verified`, the pool's
+on_died). A worker needs the
 pipeline and the work file, which it opens read-only.
 """
 
@@ -27,8 +27,8 @@ from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_pool import WorkerDied
 from dupcheck_tools.worker_process import start_worker
 
-# (query position, [(candidate position, distance)], [candidates that already called it a duplicate])
-Job = Sequence[tuple[int, Sequence[tuple[int, int]], Sequence[int]]]
+# (query position, [(candidate position, index distance)])
+Job = Sequence[tuple[int, Sequence[tuple[int, int]]]]
 
 NOT_VERIFIED = (
     "its verification process died twice while judging it, the second time alone (killed from outside: most "
@@ -90,33 +90,44 @@ def _kept(thumbnails: Mapping[str, bytes], entity_ids: Sequence[str]) -> dict[st
 
 def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
     """The duplicates each query record of `job` finds among its candidates."""
-    positions = {q for q, *_ in job} | {c for _, candidates, _ in job for c, _ in candidates}
+    positions = {q for q, _ in job} | {c for _, candidates in job for c, _ in candidates}
     records = work.records(positions)
     kept = work.thumbnails(positions)
     by_id = {records[p][0].entity_id: data for p, data in kept.items()}
     width = pipeline.index_bits // 8
     found = []
-    confirmed: dict[int, set[int]] = {}  # the job's own: its queries judged before this one
-    for position, candidates, known in job:
+    for position, candidates in job:
         record, packed = records[position]
-        hashes = tuple(HashValue(packed[i : i + width]) for i in range(0, len(packed), width))
-        query = pipeline.stored_query(record, hashes, kept.get(position, b""))
+        query = pipeline.stored_query(record, _hashes(packed, width), kept.get(position, b""))
         if query is None:  # the read kept only records that make a query
             continue
         # The same-photograph test compares the query's picture with the candidates' kept ones:
         # a record without its own has no picture to compare, and is judged by its views alone
-        # (as the service judges a candidate without one). Nor is a candidate that already called
-        # this record a duplicate looked at again: the pair is one whichever way.
-        thumbnails = None
-        if position in kept:
-            skipped = {records[c][0].entity_id for c in {*known, *confirmed.get(position, ())}}
-            thumbnails = partial(_kept, {i: data for i, data in by_id.items() if i not in skipped})
+        # (as the service judges a candidate without one).
+        thumbnails = partial(_kept, by_id) if position in kept else None
         judged = judge_candidates(
             pipeline, query, [(records[c][0], distance) for c, distance in candidates], thumbnails
         )
         for (candidate, _), judgement in zip(candidates, judged, strict=True):
-            if judgement.verdict is not Verdict.DUPLICATE:
-                continue
-            found.append(Found(position, candidate, judgement.distance, judgement.score, judgement.edits))
-            confirmed.setdefault(candidate, set()).add(position)
+            if judgement.verdict is Verdict.DUPLICATE:
+                found.append(Found(position, candidate, judgement.distance, judgement.score, judgement.edits))
     return found
+
+
+def index_distances(pipeline: HashPipeline, work: WorkFile, query: int, candidates: Sequence[int]) -> list[int]:
+    """The distance the index would report for each candidate of `query` (work-file positions):
+    the bits between the candidate's stored hash and the nearest of the query's hashes (its
+    stored one and its query hashes), as the pairing measures it."""
+    records = work.records([query, *candidates])
+    width = pipeline.index_bits // 8
+    stored, packed = records[query]
+    mine = [stored.hash.data, *(h.data for h in _hashes(packed, width))]
+    return [min(_bits(code, records[c][0].hash.data) for code in mine) for c in candidates]
+
+
+def _hashes(packed: bytes, width: int) -> tuple[HashValue, ...]:
+    return tuple(HashValue(packed[i : i + width]) for i in range(0, len(packed), width))
+
+
+def _bits(one: bytes, other: bytes) -> int:
+    return (int.from_bytes(one, "big") ^ int.from_bytes(other, "big")).bit_count()

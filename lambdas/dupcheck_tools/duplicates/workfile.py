@@ -30,7 +30,7 @@ from dupcheck.adapters.sqlite_store import pack_features, unpack_features
 from dupcheck.core.models import Edit, HashRecord, HashValue
 
 WORK_NAME = "duplicates.work.sqlite3"
-FORMAT = 3  # bump when the tables change: an older work file is then not resumed
+FORMAT = 4  # bump when the tables or what is saved change: an older work file is then not resumed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -133,7 +133,7 @@ class WorkFile:
         with self._transaction():
             for table in ("records", "thumbnails", "judged", "not_verified", "pairs", "candidates"):
                 self._conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            self._conn.execute("DELETE FROM meta WHERE key IN ('read', 'paired')")
+            self._conn.execute("DELETE FROM meta WHERE key IN ('read', 'paired', 'judged_back')")
 
     def add_records(self, records: Sequence[HashRecord], queries: np.ndarray) -> None:
         """Append records with their query hashes ((n, hashes, bytes) packed), in read order."""
@@ -289,6 +289,19 @@ class WorkFile:
     def not_verified(self) -> dict[int, str]:
         """The records that could not be judged (`save`), each with the reason."""
         return dict(self._conn.execute("SELECT query, reason FROM not_verified ORDER BY query"))
+
+    def save_judged_back(self, found: Sequence[Found]) -> None:
+        """The duplicates the pairs judged the other way round found (the engine's `_judge_back`),
+        all at once, and that they were judged."""
+        with self._transaction():
+            self._conn.executemany(
+                "INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
+                [(f.query, f.candidate, f.distance, f.score, _edits_text(f.edits)) for f in found],
+            )
+            self._set("judged_back", len(found))
+
+    def judged_back(self) -> bool:
+        return self._get("judged_back") is not None
 
     def found(self) -> Iterator[Found]:
         for query, candidate, distance, score, edits in self._conn.execute(

@@ -7,9 +7,11 @@ The benchmark folders of `evaluate` (scripts/make_benchmark.py) become one catal
 catalog picture, up to `--copies` of its edited copies (each picture's copies chosen so the
 edit kinds stay balanced: with 1 copy, every kind is still there), and every negative query
 (held-out pictures and colour variants, as-is and lightly edited). Each picture is registered
-through the service (entity_id = file stem; a copy's is its original's and `__kind`, so the keep
-rule, the smallest id, keeps the original),
-then `python -m dupcheck duplicates` runs on that store, and its groups are scored against the
+through the service as a shop's history would: the catalog pictures first, then the copies, then
+the negatives. The ids tell nothing of which is the original: every record is `item-N`, the
+copies numbered first (as an import's `copy-1` sorted before the `magento_0003` it copied), so
+the smallest id never finds the original; ids.csv beside the results says which file each is.
+Then `python -m dupcheck duplicates` runs on that store, and its groups are scored against the
 truth's `source` column (the picture each file was made from; files of one source are copies of
 each other, and a colour variant is its own source):
 
@@ -28,7 +30,16 @@ each other, and a colour variant is its own source):
   colour variants grouped with their sibling (`--siblings`: variant,sibling stems; default
   colour_variant_siblings.csv beside the truth file): the same product in another colour is
   another SKU, never a duplicate
-  per kind         of the edited copies of each kind, the share grouped with their original
+  original kept    of the groups holding a catalog picture (an original), the share whose record
+                   to keep is one; and by what chose it (`keep_by`: the pictures showed every other
+                   record an edit of it, or the registration, the id or the grouping rule decided
+                   for one of them at least)
+  pair edits       of the grouped pairs of an original and its copy, the share that list the
+                   original first (`a`), and, scored as `evaluate` scores a match's edits against
+                   edits.jsonl beside the truth file (naming.py), the edits that turn the original
+                   into the copy: each made edit named, its parameters right, one named not made
+  per kind         of the edited copies of each kind, the share grouped with their original, and
+                   of those the share whose group keeps the original
 
 With `--same` (CSV a,b, as `evaluate --all-pairs --same`: pictures argued to be one picture that
 the data labels two, e.g. one photo reused under another colour's SKU), pair precision, pair
@@ -52,11 +63,15 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.core.errors import DupcheckError
+from dupcheck.core.models import Edit
 from dupcheck_tools.duplicates import DEFAULT_RADIUS, Group, find_duplicates
-from dupcheck_tools.evaluation import UsageError, list_files, progress
+from dupcheck_tools.duplicates.grouping import KEPT_BY
+from dupcheck_tools.evaluation import EDITS_FILE, UsageError, list_files, progress
+from dupcheck_tools.evaluation.naming import read_edits, shares, tally
 
 NEGATIVE_KINDS = ("distinct", "colour_variant")
 SIBLINGS_NAME = "colour_variant_siblings.csv"  # what make_benchmark.py writes beside truth.csv
+IDS_NAME = "ids.csv"  # beside the results: each record's id, file, kind and source
 # What is scored again with the --same pairs each one picture (per kind is the copies' own originals).
 WITH_SAME = ("true_pairs", "grouped_pairs", "grouped_pairs_right", "pair_precision", "pair_recall",
              "linked_pair_precision", "kept_pair_precision", "called_pair_precision",
@@ -128,9 +143,17 @@ def same_pictures(source_of: Mapping[str, str], siblings: Mapping[str, str],
 
 
 def score(
-    groups: Sequence[Group], source_of: Mapping[str, str], kind_of: Mapping[str, str], siblings: Mapping[str, str]
+    groups: Sequence[Group],
+    source_of: Mapping[str, str],
+    kind_of: Mapping[str, str],
+    siblings: Mapping[str, str],
+    kept_by: Sequence[str] | None = None,
+    edits: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """Pair precision and recall of `groups` against each record's source (pure)."""
+    """Pair precision and recall of `groups` against each record's source, whether each group
+    keeps its original (`kept_by`: what chose each group's record to keep, the report's `keep_by`)
+    and, with `edits` (each copy's steps by its id, edits.jsonl's), whether each pair of an
+    original and its copy names the edits made (pure)."""
     group_of = {item.entity_id: number for number, group in enumerate(groups) for item in group.items}
     predicted = sum(len(g.items) * (len(g.items) - 1) // 2 for g in groups)
     right = sum(1 for g in groups for a, b in itertools.combinations(g.items, 2)
@@ -160,8 +183,16 @@ def score(
         entry = per_kind.setdefault(kind, {"n": 0, "grouped_with_original": 0})
         entry["n"] += 1
         entry["grouped_with_original"] += int(entity in group_of and group_of.get(original) == group_of[entity])
+    originals = _originals_kept(groups, kind_of, kept_by)
+    for entity, kind in sorted(kind_of.items()):
+        if kind in per_kind and entity in group_of and group_of.get(source_of[entity]) == group_of[entity]:
+            entry = per_kind[kind]
+            entry["original_kept"] = entry.get("original_kept", 0) + int(groups[group_of[entity]].keep.entity_id ==
+                                                                         source_of[entity])  # fmt: skip
     for entry in per_kind.values():
         entry["recall"] = entry["grouped_with_original"] / entry["n"]
+        grouped = entry["grouped_with_original"]
+        entry["original_kept"] = entry.get("original_kept", 0) / grouped if grouped else None
     return {
         "records": len(source_of),
         "groups": len(groups),
@@ -181,8 +212,52 @@ def score(
         "colour_variants": len(variants),
         "colour_variants_grouped_with_sibling": len(with_sibling),
         "colour_variants_grouped_with_sibling_ids": sorted(with_sibling),
+        **originals,
+        "pair_edits": _pair_edits(groups, source_of, kind_of, edits),
         "per_kind": per_kind,
     }
+
+
+def _originals_kept(
+    groups: Sequence[Group], kind_of: Mapping[str, str], kept_by: Sequence[str] | None
+) -> dict[str, Any]:
+    """Of the groups holding an original (a catalog picture), how many keep one: in all, and by
+    what chose the record to keep."""
+    holding = [i for i, g in enumerate(groups) if any(kind_of[item.entity_id] == "original" for item in g.items)]
+    kept = [i for i in holding if kind_of[groups[i].keep.entity_id] == "original"]
+    by: dict[str, dict[str, int]] = {}
+    if kept_by is not None:
+        for i in holding:
+            entry = by.setdefault(kept_by[i], {"groups": 0, "original_kept": 0})
+            entry["groups"] += 1
+            entry["original_kept"] += int(i in kept)
+    return {
+        "groups_with_original": len(holding),
+        "original_kept": len(kept),
+        "original_kept_share": len(kept) / len(holding) if holding else None,
+        "original_kept_by": {name: by[name] for name in KEPT_BY if name in by},
+    }
+
+
+def _pair_edits(
+    groups: Sequence[Group], source_of: Mapping[str, str], kind_of: Mapping[str, str],
+    edits: Mapping[str, Sequence[Mapping[str, Any]]] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The grouped pairs of an original and its copy: how many, the share listing the original
+    first, and (with `edits`) how the edits said to turn the original into the copy score against
+    the edits made (naming.py's shares, all kinds together)."""
+    pairs = [(p.a, p.b, p.edits) for g in groups for p in g.pairs
+             if source_of[p.a] == source_of[p.b] and "original" in (kind_of[p.a], kind_of[p.b])]  # fmt: skip
+    first = sum(1 for a, _, _ in pairs if kind_of[a] == "original")
+    counts: dict[str, dict[str, int]] = {}
+    for a, b, named in pairs:
+        copy = b if kind_of[a] == "original" else a
+        steps = (edits or {}).get(copy)
+        if steps is not None:  # listed copy first or with nothing said: no edit of the original named
+            said = named if kind_of[a] == "original" and named is not None else ()
+            tally(counts, ("all",), steps, [edit.to_dict() for edit in said])
+    return {"pairs": len(pairs), "original_first": first / len(pairs) if pairs else None,
+            **shares(counts).get("all", {})}  # fmt: skip
 
 
 def run_duplicate_evaluation(
@@ -203,10 +278,13 @@ def run_duplicate_evaluation(
         raise UsageError("--copies must be >= 0")
     if not queries.is_dir():
         raise UsageError(f"not a folder: {queries}")
-    chosen = choose_copies(rows, copies) + [r for r in rows if r["kind"] in NEGATIVE_KINDS]
+    positives = choose_copies(rows, copies)
+    chosen = positives + [r for r in rows if r["kind"] in NEGATIVE_KINDS]
+    known_edits = _known_edits(truth_path)
     source_of: dict[str, str] = {}
     kind_of: dict[str, str] = {}
-    files: list[tuple[str, Path]] = []
+    steps_of: dict[str, Sequence[Mapping[str, Any]]] = {}
+    files: list[tuple[str, Path]] = []  # (file stem, file), in the order registered
     for path in list_files(catalog):
         source_of[path.stem], kind_of[path.stem] = path.stem, "original"
         files.append((path.stem, path))
@@ -215,7 +293,13 @@ def run_duplicate_evaluation(
         if entity in source_of:
             raise UsageError(f"{row['query']}: its id {entity!r} is already in the catalog")
         source_of[entity], kind_of[entity] = row["source"] or entity, row["kind"]
+        if row["query"] in known_edits:
+            steps_of[entity] = known_edits[row["query"]]
         files.append((entity, queries / row["query"]))
+    # Ids numbered with the copies first: registered after their originals, under smaller ids.
+    copies_first = [Path(r["query"]).stem for r in positives]
+    numbered = copies_first + [stem for stem, _ in files if stem not in set(copies_first)]
+    id_of = {stem: f"item-{n}" for n, stem in enumerate(numbered, start=1)}
     pipeline = get_pipeline(algo or DEFAULT_ALGO)
     failed: list[dict[str, str]] = []
     started = time.perf_counter()
@@ -224,7 +308,7 @@ def run_duplicate_evaluation(
         try:
             for entity, path in progress(files, "index"):
                 try:
-                    service.register_bytes(entity_id=entity, sku=entity, image_url=path.resolve().as_uri(),
+                    service.register_bytes(entity_id=id_of[entity], sku=entity, image_url=path.resolve().as_uri(),
                                            data=path.read_bytes())  # fmt: skip
                 except (OSError, DupcheckError) as exc:
                     failed.append({"file": str(path), "error": str(exc)})
@@ -238,11 +322,13 @@ def run_duplicate_evaluation(
             if callable(close):
                 close()
     assert summary.report is not None
-    groups = _groups_of(summary.report)
+    stem_of = {entity_id: stem for stem, entity_id in id_of.items()}
+    groups = _groups_of(summary.report, stem_of)
+    kept_by = [str(group.get("keep_by", "")) for group in summary.report["groups"]]
     sibling_of = read_siblings(siblings or truth_path.parent / SIBLINGS_NAME)
     result = {
         "algo": pipeline.algo, "radius": radius, "far_radius": summary.far_radius, "copies_per_picture": copies,
-        **score(groups, source_of, kind_of, sibling_of),
+        **score(groups, source_of, kind_of, sibling_of, kept_by, steps_of if known_edits else None),
         "failed_files": failed, "index_seconds": round(index_seconds, 1), "duplicates_seconds": summary.elapsed_s,
     }  # fmt: skip
     if listed is not None:
@@ -251,21 +337,42 @@ def run_duplicate_evaluation(
         result["same_pictures"] = sorted(sorted(pair) for pair in listed)
         result["with_same"] = {key: as_one[key] for key in WITH_SAME}
     out.mkdir(parents=True, exist_ok=True)
+    with (out / IDS_NAME).open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(("entity_id", "file", "kind", "source"))
+        writer.writerows((id_of[stem], str(path), kind_of.get(stem, "failed"), source_of.get(stem, ""))
+                         for stem, path in files)  # fmt: skip
     (out / "duplicates-evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "duplicates-evaluation.md").write_text(render_markdown(result))
     return result
 
 
-def _groups_of(report: Mapping[str, Any]) -> list[Group]:
-    """The report's groups, as score() takes them (only ids and pairs matter to it)."""
+def _known_edits(truth_path: Path) -> dict[str, list[dict[str, Any]]]:
+    """edits.jsonl beside the truth file (each query's steps), or none."""
+    path = truth_path.parent / EDITS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return read_edits(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot read edits file {path}: {exc}") from exc
+
+
+def _groups_of(report: Mapping[str, Any], stem_of: Mapping[str, str]) -> list[Group]:
+    """The report's groups, as score() takes them (ids, pairs and their edits matter to it), each
+    record by its file stem (`stem_of` its id)."""
     from dupcheck_tools.duplicates.grouping import Pair
     from dupcheck_tools.duplicates.workfile import Listing
 
+    def pair(p: Mapping[str, Any]) -> Pair:
+        edits = None if p.get("edits") is None else tuple(Edit.of_dict(e) for e in p["edits"])
+        return Pair(stem_of[p["a"]], stem_of[p["b"]], p["distance"], p["match_percent"], edits)
+
     return [
         Group(
-            tuple(Listing(entity, "", "", "") for entity in group["items"]),
-            tuple(Pair(p["a"], p["b"], p["distance"], p["match_percent"], None) for p in group["pairs"]),
-            tuple(Pair(p["a"], p["b"], p["distance"], p["match_percent"], None) for p in group.get("related", [])),
+            tuple(Listing(stem_of[entity], "", "", "") for entity in group["items"]),
+            tuple(pair(p) for p in group["pairs"]),
+            tuple(pair(p) for p in group.get("related", [])),
         )
         for group in report["groups"]
     ]
@@ -293,6 +400,19 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         f"| related pairs (beside the groups), right | {result['related_pairs_right']} of {result['related_pairs']} |",
         f"| colour variants grouped with their sibling | {result['colour_variants_grouped_with_sibling']} of "
         f"{result['colour_variants']} |",
+        f"| groups holding an original that keep it | {pct(result['original_kept_share'])} "
+        f"({result['original_kept']} of {result['groups_with_original']}) |",
+    ]
+    for by, entry in result["original_kept_by"].items():
+        lines.append(f"| ... the record to keep chosen by {by}: keep the original | "
+                     f"{entry['original_kept']} of {entry['groups']} |")  # fmt: skip
+    edits = result["pair_edits"]
+    lines += [
+        f"| pairs of an original and its copy listing the original first | {pct(edits['original_first'])} "
+        f"(of {edits['pairs']}) |",
+        f"| ... the edits made, named (original to copy) | {pct(edits.get('named'))} |",
+        f"| ... named with their parameters right | {pct(edits.get('right'))} |",
+        f"| ... pairs naming an edit not made | {pct(edits.get('spurious'))} |",
     ]
     if "with_same" in result:
         one = result["with_same"]
@@ -305,9 +425,9 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         ]
     lines += [
         "",
-        "| kind | copies | grouped with their original |",
-        "|---|---|---|",
+        "| kind | copies | grouped with their original | of those, the original kept |",
+        "|---|---|---|---|",
     ]
     for kind, entry in sorted(result["per_kind"].items()):
-        lines.append(f"| {kind} | {entry['n']} | {pct(entry['recall'])} |")
+        lines.append(f"| {kind} | {entry['n']} | {pct(entry['recall'])} | {pct(entry['original_kept'])} |")
     return "\n".join(lines) + "\n"

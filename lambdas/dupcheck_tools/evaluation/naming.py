@@ -84,18 +84,31 @@ def naming(rows: Sequence[Row], edits: Mapping[str, Sequence[Mapping[str, Any]]]
         first = top1(row)
         if steps is None or first is None or not duplicate_hit(row) or len(first) < 5 or first[4] is None:
             continue
-        named = list(first[4])
-        nameable = [step for step in steps if step["edit"] in NAMES and step.get("visible", True)]
-        for kind in (str(row.get("kind") or ""), "all"):
-            c = counts.setdefault(kind, {"queries": 0, "steps": 0, "named": 0, "right": 0, "spurious": 0})
-            c["queries"] += 1
-            for step in nameable:
-                c["steps"] += 1
-                match = next((e for e in named if _same(step["edit"], e["edit"])), None)
-                if match is not None:
-                    c["named"] += 1
-                    c["right"] += params_right(step, match)
-            c["spurious"] += any(not any(_same(s["edit"], e["edit"]) for s in nameable) for e in named)
+        tally(counts, (str(row.get("kind") or ""), "all"), steps, list(first[4]))
+    return shares(counts)
+
+
+def tally(
+    counts: dict[str, dict[str, int]], kinds: Sequence[str], steps: Sequence[Mapping[str, Any]],
+    named: Sequence[Mapping[str, Any]],
+) -> None:  # fmt: skip
+    """Count, under each of `kinds`, one copy made by `steps` whose edits were named as `named`
+    (each an edit's dict: {"edit": "cropped", ...})."""
+    nameable = [step for step in steps if step["edit"] in NAMES and step.get("visible", True)]
+    for kind in kinds:
+        c = counts.setdefault(kind, {"queries": 0, "steps": 0, "named": 0, "right": 0, "spurious": 0})
+        c["queries"] += 1
+        for step in nameable:
+            c["steps"] += 1
+            match = next((e for e in named if _same(step["edit"], e["edit"])), None)
+            if match is not None:
+                c["named"] += 1
+                c["right"] += params_right(step, match)
+        c["spurious"] += any(not any(_same(s["edit"], e["edit"]) for s in nameable) for e in named)
+
+
+def shares(counts: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, Any]]:
+    """`tally`'s counts as the shares the module docstring names, by kind."""
     return {
         kind: {
             "queries": c["queries"],

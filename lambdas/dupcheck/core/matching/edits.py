@@ -162,6 +162,31 @@ def words(edit: Edit) -> str:
             "recoloured": "in another colour"}[edit.name]  # fmt: skip
 
 
+def inverse(edits: Sequence[Edit]) -> tuple[Edit, ...] | None:
+    """The edits that turn the query back into the catalog picture, from those that turn the
+    catalog picture into the query (what a check the other way round would name): mirrored stays
+    mirrored, a turn turns back, a crop reads as padding and padding as a crop by the same shares
+    (each a share of the larger picture), a tone change by the inverse factor. None when one of
+    them has no inverse to name (grayscale, text or a badge added, another colour): what was
+    removed is not an edit the service names."""
+    found: list[Edit] = []
+    for edit in edits:
+        p = edit.params
+        if edit.name == "mirrored":
+            found.append(edit)
+        elif edit.name == "rotated":
+            found.append(Edit("rotated", {"degrees": -float(p["degrees"])}))
+        elif edit.name == "cropped":
+            found.extend(_border_edit({side: float(p[side]) for side in SIDES}))
+        elif edit.name in ("padded", "framed"):
+            found.extend(_cropped({side: float(p[side]) for side in SIDES}))
+        elif edit.name in TONES:
+            found.append(Edit(edit.name, {"change": round(1.0 / max(1.0 + float(p["change"]), 0.01) - 1.0, 2)}))
+        else:
+            return None
+    return tuple(found)
+
+
 def summary(edits: Sequence[Edit] | None, *, same_picture: bool) -> str | None:
     """One line for a person: "cropped (12% off the left), mirrored and brighter (+20%)"; for the
     same picture with nothing named, "no visible edit"; None when there is nothing to say."""

@@ -82,6 +82,24 @@ class Thumbnail:
         return cls(made_for, rgb, (top, bottom, left, right), int(step) if step.isdigit() else None)
 
     @staticmethod
+    def layout(data: bytes) -> tuple[HashValue, tuple[int, int], tuple[int, int, int, int]] | None:
+        """The hash it was made for, its size (height, width) and its trim box, read from the
+        header and the JPEG's own header (its pixels are not decoded), or None for bytes that are
+        not a kept picture."""
+        header = _header(data)
+        if header is None:
+            return None
+        try:
+            with Image.open(io.BytesIO(data[_HEADER.size :])) as image:
+                width, height = image.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
+        top, bottom, left, right = header[1]
+        if not (0 <= top < bottom <= height and 0 <= left < right <= width) or max(width, height) > KEPT_SIDE:
+            return None
+        return header[0], (height, width), header[1]
+
+    @staticmethod
     def made_for(data: bytes) -> HashValue | None:
         """The hash of the record the bytes were kept for, read from the header alone (without
         decoding the picture: whether a candidate keeps a picture is asked far more often than
