@@ -5,7 +5,11 @@ Each picture of a folder is hashed by the default pipeline into the record `POST
 (core/service.py `build_entry`), with a shop's fields: an id, a SKU and a 70-character CDN URL.
 Sizes follow DynamoDB's item-size rules (attribute names plus values; a map's 3 bytes and 1 a
 member); a write costs one unit per started KB, an eventually consistent read half a unit per
-started 4 KB (a BatchGetItem counts each item on its own).
+started 4 KB (a BatchGetItem counts each item on its own). A write through the duplicate gate
+(adapters/dynamodb_claims.py) adds its claim's items: the picture item and the live item put,
+the live item and the record in one transaction (twice a write's units), the live item deleted by
+the stream sync function, and a strongly consistent query of each live partition (one read unit
+each while a few writes are in flight); a write with `allow` puts a committed live item instead.
 
 CPU of a check: half the pictures are registered in an embedded service (SQLite, the in-process
 index: no network), then each is checked as a copy (resized to 90% and re-encoded, a duplicate)
@@ -25,16 +29,20 @@ import math
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from dupcheck.adapters.dynamodb_claims import GATE_CLAIM, SHARDS, live_item, picture_item
 from dupcheck.adapters.dynamodb_store import record_to_item
 from dupcheck.adapters.opensearch.schema import document
 from dupcheck.bootstrap import build_service, one_blas_thread
+from dupcheck.core.gate import Claim, ClaimState, new_claim_id
 from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.models import Entry
 from dupcheck.core.service import build_entry
 from dupcheck.core.settings import Settings
 
@@ -63,6 +71,21 @@ def value_size(value: dict[str, Any]) -> int:
 
 def item_size(item: dict[str, dict[str, Any]]) -> int:
     return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def units(size: int) -> int:
+    return math.ceil(size / 1024)
+
+
+def write_units(entry: Entry) -> tuple[int, int]:
+    """Write units of storing `entry` through the gate, checked (warn, skip, reject) and with `allow`."""
+    now = time.time()
+    claim = Claim(new_claim_id(), entry.record.entity_id, entry.record.hash, yields=False, lease_until=now + 10)
+    live = units(item_size(live_item(claim, now)))
+    committed = units(item_size(live_item(replace(claim, state=ClaimState.COMMITTED), now)))
+    record = units(item_size({**record_to_item(entry.record), GATE_CLAIM: {"S": claim.claim_id}}))
+    checked = units(item_size(picture_item(claim, entry, now))) + live + 2 * (live + record) + live
+    return checked, 2 * (committed + record) + committed
 
 
 def copy_of(data: bytes) -> bytes:
@@ -101,7 +124,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "bench" / "images")
     args = parser.parse_args()
     pipeline = get_pipeline()
-    items, sources, thumbnails = [], [], []
+    items, sources, thumbnails, checked, allowed = [], [], [], [], []
     for i, path in enumerate(sorted(args.images.glob("*.jpg"))):
         url = f"https://cdn.shop.example/images/catalog/2026/11/{path.stem:>24}.jpg"[:70]
         entry = build_entry(pipeline, path.read_bytes(), entity_id=f"SKU-{i:06d}-A", sku=f"MH{i:05d}-BLK",
@@ -110,6 +133,9 @@ def main() -> None:
         source = document(entry.record, pipeline.index_bits, pipeline.part_bits)
         sources.append(len(json.dumps(source, separators=(",", ":"))))
         thumbnails.append(len(entry.thumbnail or b""))
+        gated = write_units(entry)
+        checked.append(gated[0])
+        allowed.append(gated[1])
     cpu = find_cpu_ms(sorted(args.images.glob("*.jpg")))
     median, largest = statistics.median(items), max(items)
     result = {
@@ -119,6 +145,11 @@ def main() -> None:
         "write_units": {"median": math.ceil(median / 1024), "max": math.ceil(largest / 1024)},
         "eventually_consistent_read_units": 0.5 * math.ceil(largest / 4096),
         "opensearch_source_bytes_median": statistics.median(sources),
+        "gated_write": {
+            "write_units": {"median": statistics.median(checked), "max": max(checked)},
+            "allow_write_units": {"median": statistics.median(allowed), "max": max(allowed)},
+            "strongly_consistent_read_units": SHARDS,
+        },
         "thumbnail_bytes": {"median": statistics.median(thumbnails), "mean": round(statistics.mean(thumbnails))},
         "find_cpu_ms": cpu,
     }
