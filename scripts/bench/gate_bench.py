@@ -181,7 +181,8 @@ def race(base: str, pictures: list[bytes], rounds: int) -> dict[str, Any]:
             for entity_id in kept:  # the next round writes the same picture again
                 call(f"{base}/items/{entity_id}", "DELETE")
     host.shutdown()
-    return {"stored_per_round": stored, "rounds_not_one": sum(1 for v in stored.values() for n in v if n != 1),
+    return {"writers": WRITERS, "stored_per_round": stored,
+            "rounds_not_one": sum(1 for v in stored.values() for n in v if n != 1),
             "refusals_not_naming_the_stored": misnamed}  # fmt: skip
 
 

@@ -15,7 +15,8 @@ from PIL import Image
 from dupcheck.adapters import local_products
 from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.bootstrap import build_embedder, build_product_search, build_service
-from dupcheck.core.errors import InvalidRequest
+from dupcheck.core.errors import DuplicateImage, InvalidRequest
+from dupcheck.core.gate import OnDuplicate
 from dupcheck.core.products import (
     DIMENSIONS,
     INPUT_SIDE,
@@ -207,6 +208,34 @@ def test_registering_keeps_a_vector_beside_the_record_and_removing_drops_it(
     assert [p.entity_id for p in search.similar_products_bytes(red, top=5).products] == ["blue-1"]
     with pytest.raises(InvalidRequest):
         search.similar_products_bytes(red, top=0)
+
+
+class CountingEmbedder(Embedder):
+    def __init__(self, model: PixelModel) -> None:
+        super().__init__(model)
+        self.pictures = 0
+
+    def embed_bytes(self, data: bytes, *, max_pixels: int) -> ProductVector:
+        self.pictures += 1
+        return super().embed_bytes(data, max_pixels=max_pixels)
+
+
+def test_a_write_through_the_gate_keeps_its_vector_and_a_refused_one_never_computes_one(
+    settings: Settings, model: PixelModel
+) -> None:
+    embedder = CountingEmbedder(model)
+    service = build_service(settings, embedder=embedder)
+    red = encode(product_image(3))
+    service.register_checked(entity_id="red-1", sku="R1", image_url="https://shop.example/r1.jpg", data=red,
+                             on_duplicate=OnDuplicate.WARN)  # fmt: skip
+    assert embedder.pictures == 1
+    with pytest.raises(DuplicateImage):
+        service.register_checked(entity_id="red-2", sku="R2", image_url="https://shop.example/r2.jpg", data=red,
+                                 on_duplicate=OnDuplicate.REJECT)  # fmt: skip
+    assert embedder.pictures == 1  # refused: the model never ran
+    search = build_product_search(settings, service)
+    assert search is not None
+    assert [p.entity_id for p in search.similar_products_bytes(red, top=5).products] == ["red-1"]
 
 
 def test_records_are_the_same_with_similar_products_on_or_off(settings: Settings, tmp_path: Path) -> None:

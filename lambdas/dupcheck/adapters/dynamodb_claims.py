@@ -15,7 +15,7 @@ and the record put with `gate_claim` naming the live item. The stream sync funct
 live item once the index shows the record (after a refresh), so a check that reads the live items
 before the index sees each committed write in one or the other. A write without a check (`allow`)
 puts a committed live item with its record, for the same reason. Leaving the picture item out of
-the transaction halves the write's cost (a transactional delete costs twice its 3-7 KB).
+the transaction halves the write's cost (a transactional delete costs twice its ~17 KB, median).
 
 Why a table of its own: the records table's stream feeds the index, and its scans feed the
 duplicate report; claims are neither. Partitions: writes spread over SHARDS live partitions by

@@ -239,6 +239,9 @@ class DupcheckService:
                     f"(on_duplicate={policy.value})",
                     [match.to_dict() for match in passage.duplicates],
                 )
+            if entry.product_vector is None and self.embedder is not None and self.products is not None:
+                # Only a write that passed needs it (a refused copy would pay ~18 ms of the model for nothing).
+                entry = replace(entry, product_vector=self.embedder.embed_bytes(data, max_pixels=self.max_pixels))
             try:
                 stored = self.save(entry, passage.claim, place=place)
             except DuplicateImage:
@@ -267,12 +270,12 @@ class DupcheckService:
                                      place=place)  # fmt: skip
 
     def query_entry(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> tuple[Entry, Fingerprint]:
-        """The entry registering would store and the query that checks it, from one hashing."""
+        """The entry registering would store and the query that checks it, from one hashing; without
+        its product vector (the gate does not judge by it: `register_checked` adds it once it passed)."""
         new_item_id(entity_id)
         query = self.pipeline.fingerprint_bytes(_check_image(data), max_pixels=self.max_pixels, with_thumbnail=True)
         self.observe(METRIC_HASHES, 1.0)
-        entry = entry_of(query, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels,
-                         embedder=self.embedder if self.products is not None else None)  # fmt: skip
+        entry = entry_of(query, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels)
         return entry, query
 
     def admit(
