@@ -294,6 +294,18 @@ def speed(page: Page) -> list[str]:
               f"{settle} after the last job ended (PSS: {mb('after_minus_idle_pss_mb')} over {mb('idle_pss_mb')}); "
               f"{settle} after the clients stopped, the import and the scan still running in "
               f"{soak.get('clients_after_workers')} worker processes, {mb('clients_after_mb')}."]  # fmt: skip
+
+    gate = page("gate")["output"]
+    paid, race = gate["cost"], gate["race"]
+    rounds = sum(len(stored) for stored in race["stored_per_round"].values())
+    lines += ["", f"**The duplicate gate**, served over {gate['catalog']} photos (medians of {gate['pictures']} "
+              f"pictures): storing a new picture with `warn` takes {number(paid['warn_over_find'], 'x', 2)} a "
+              f"`find_similar` of it ({pair(paid['warn_median_ms'], paid['find_median_ms'], 'ms')}), refusing "
+              f"a copy with `reject` {number(paid['reject_copy_over_find_copy'], 'x', 2)} "
+              f"({pair(paid['reject_copy_median_ms'], paid['find_copy_median_ms'], 'ms')}). {race['writers']} writes "
+              f"of one picture at once with `reject`, {rounds} rounds over 3 ways in (`POST /items`, an upload "
+              f"with an address, an upload kept): {rounds - race['rounds_not_one']} rounds stored exactly one, "
+              f"{race['refusals_not_naming_the_stored']} refusals did not name it."]  # fmt: skip
     lines += page.sources()
 
     lines += ["", "### Bulk work, on the same machine", ""]
