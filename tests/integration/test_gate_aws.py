@@ -310,3 +310,30 @@ def test_the_stream_confirms_the_claims_of_what_it_indexed(deployment: Deploymen
     while service.gate.live(None, None) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert service.gate.live(None, None) == [] and deployment.index.count() == 1
+
+
+def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_only_for_its_lease(
+    deployment: Deployment,
+) -> None:
+    """A Lambda dies (or freezes) after claiming a picture: until its lease passes, another write of
+    the picture is refused naming it; after, the other write fences the dead claim and is stored,
+    and should the first Lambda thaw and commit, its write stores nothing."""
+    from dupcheck.core.errors import ServerBusy
+    from dupcheck.core.gate import OnDuplicate
+
+    dead, other = deployment.new_lambda(), deployment.new_lambda()
+    data = encode(product_image(8950))
+    deployment.images[url := "https://shop.test/dead.jpg"] = data
+    dead.gate.lease_s = 3.0  # the default 10 s, shortened so the test waits less
+    entry, query = dead.query_entry(entity_id="dead-1", sku="", image_url=url, data=data)
+    passage = dead.admit(entry, OnDuplicate.REJECT, query)
+    assert passage.passed and passage.claim is not None  # claimed and checked; then nothing more
+
+    status, body = post_item(other, "dead-2", url)()
+    assert status == 409 and "dead-1" in body["error"]["message"], body  # in flight: it may yet be stored
+    time.sleep(max(0.0, passage.claim.lease_until - time.time()) + 0.2)
+    status, body = post_item(other, "dead-2", url)()
+    assert status == 201, body
+    with pytest.raises(ServerBusy):  # thawed: its claim was fenced, its commit fails
+        dead.save(entry, passage.claim)
+    assert stored_of(deployment, "dead-") == ["dead-2"]
