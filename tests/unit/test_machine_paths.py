@@ -46,11 +46,13 @@ def test_the_pattern_finds_an_absolute_path_only() -> None:
 
 def test_the_benchmarks_find_the_photos_beside_the_checkout() -> None:
     places = load_script("bench/places.py")
-    assert places.SHARED_BENCH == ROOT.parent / "shared" / "bench"
+    shared = ROOT.parent / "shared" / "bench"
+    assert shared == places.SHARED_BENCH
     assert places.BENCH_IMAGES == places.SHARED_BENCH / "images"
     assert places.bench_out("dups") == ROOT / "bench-out" / "dups"
     assert "/bench-out/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
     # One helper: no benchmark spells the shared folder's place itself.
     spelled = [path.name for path in sorted((ROOT / "scripts" / "bench").glob("*.py"))
-               if path.name != "places.py" and re.search(r'"shared"\s*/\s*"bench"', path.read_text(encoding="utf-8"))]  # fmt: skip
+               if path.name != "places.py"
+               and re.search(r'"shared"\s*/\s*"bench"', path.read_text(encoding="utf-8"))]  # fmt: skip
     assert not spelled, spelled
