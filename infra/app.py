@@ -6,8 +6,9 @@ virtualenv active (it has the `dupcheck` package installed). Either way the app 
 context: the CLI hands it over in CDK_CONTEXT_JSON; run on its own, the app merges it as the CLI
 does (the CLI's defaults, `cdk.context.json`, `cdk.json`'s context, then `-c`), so both write the
 same template. Context keys (`-c dupcheck:KEY=VALUE`) are listed in docs/deploy.md; an unknown
-`dupcheck:` key is an error naming the known ones. `-c dupcheck:skipBundling=true` skips building
-the Lambda bundles (no pip, no network) for synth-only checks; never deploy such a synth.
+`dupcheck:` key, or a known one without its prefix (`-c profile=dev`), is an error naming the
+known ones. `-c dupcheck:skipBundling=true` skips building the Lambda bundles (no pip, no network)
+for synth-only checks; never deploy such a synth.
 """
 
 from __future__ import annotations
@@ -55,9 +56,16 @@ def known_keys() -> list[str]:
 
 
 def check_keys(context: dict[str, Any]) -> None:
-    """Refuse a `dupcheck:` key nothing reads (a typo would otherwise deploy the default)."""
+    """Refuse a `dupcheck:` key nothing reads, and one of the app's keys given without its
+    `dupcheck:` prefix (`-c profile=dev`): either would otherwise deploy the default."""
     known = known_keys()
     for key in sorted(context):
+        unprefixed = [k for k in known if k.lower() == (CONTEXT_PREFIX + key).lower()]
+        if unprefixed:
+            raise ContextError(
+                f"context key {key} has no {CONTEXT_PREFIX} prefix: did you mean {unprefixed[0]}? "
+                f"the known ones are {', '.join(known)}"
+            )
         if key.startswith(CONTEXT_PREFIX) and key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]}? " if close else ""

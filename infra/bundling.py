@@ -14,7 +14,9 @@ stubs, C headers and Cython declarations, static libraries), and shared librarie
 debug symbols (`strip --strip-debug` by a strip that reads the target's machine code: Debian's
 `binutils-aarch64-linux-gnu` on an x86_64 machine; without one they keep them, ~4 MB, and the
 log says so). That is 14 of 90 MB. Each build writes its bundle's unzipped size to
-`infra/bundle_sizes.json` (committed; docs/deploy.md quotes it, a test compares).
+`bundle_sizes.json` beside the cloud assembly (`cdk.out/`, ignored: a synth leaves the checkout
+as it was); `scripts/results.py --record bundles --from cdk.out/bundle_sizes.json` records them
+for docs/results.md, which docs/deploy.md cites.
 
 Bytecode: /var/task is read-only, so a function without .pyc files compiles every module it
 imports on every cold start (about twice the cold import, docs/lab/benchmarks.md). So the bundle is
@@ -86,9 +88,10 @@ TEST_SUITE_DIRS = frozenset({"tests"})
 # Lambda's limit for a function's unzipped code (functions + layers).
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 MIB = 1024 * 1024
-# Each bundle's unzipped size in MiB, as its last build measured it (committed: docs/deploy.md
-# quotes these figures and a test compares them, so a bundle that grows changes this file).
-BUNDLE_SIZES = REPO_ROOT / "infra" / "bundle_sizes.json"
+# Each bundle's unzipped size in MiB, as its last build measured it: beside the assembly the build
+# staged it in (`make synth`: cdk.out/, not tracked). Recorded in docs/results/bundles.json.
+SIZES_FILE = "bundle_sizes.json"
+BUNDLE_SIZES = REPO_ROOT / "cdk.out" / SIZES_FILE
 
 # Bump when the bundling procedure changes, so an old bundle in cdk.out is not reused.
 BUNDLER_VERSION = "8"
@@ -106,13 +109,14 @@ class LocalBundler:
 
     def __init__(
         self, *, package_dir: Path = PACKAGE_DIR, requirements: Sequence[Path] = (REQUIREMENTS,),
-        model: Path | None = None, machine: str = MACHINE, name: str | None = None, sizes: Path = BUNDLE_SIZES,
+        model: Path | None = None, machine: str = MACHINE, name: str | None = None, sizes: Path | None = None,
     ) -> None:  # fmt: skip
         self._package_dir = package_dir
         self._requirements = list(requirements)
         self._model = model  # the product model file the products asset carries
         self._machine = machine  # another architecture only for measuring (scripts/bench/package_bench.py)
-        self._name, self._sizes = name, sizes  # a named bundle records its size in `sizes`
+        # A named bundle records its size in `sizes` (default: beside the assembly it is staged in).
+        self._name, self._sizes = name, sizes
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:  # noqa: ARG002 - jsii signature
         out = Path(output_dir)
@@ -147,7 +151,7 @@ class LocalBundler:
         if size > LAMBDA_UNZIPPED_LIMIT_BYTES:
             raise BundlingError(f"Lambda bundle is {size} bytes, over the 250 MiB unzipped limit")
         if self._name is not None:
-            record_size(self._name, size, self._sizes)
+            record_size(self._name, size, self._sizes or out.parent / SIZES_FILE)
         return True
 
 
@@ -155,6 +159,7 @@ def record_size(name: str, size: int, path: Path = BUNDLE_SIZES) -> None:
     """Write bundle `name`'s unzipped size (MiB, to 0.1) into the sizes file, keeping the others."""
     sizes = json.loads(path.read_text()) if path.is_file() else {}
     sizes[name] = round(size / MIB, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
 
 

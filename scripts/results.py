@@ -12,7 +12,9 @@ docs at ..." for the figures carried over from the prose they used to live in). 
 new run's output in place of the old one: the commit from git (`-dirty` when lambdas/ or scripts/
 has uncommitted changes), the part, data and command kept unless given again; then the page is
 written. Under every table, the files its figures came from, each with its commit and command.
-A served check against v4 (verify_alternated.py's summaries of served uploads, recorded as
+The per-kind table of docs/evaluation.md (between its `<!-- generated: ... -->` and
+`<!-- /generated -->` lines) is written from the same evaluation runs, so a figure a reader takes
+as current is typed nowhere. A served check against v4 (verify_alternated.py's summaries of served uploads, recorded as
 served-new, served-copy and served-turned) gets its own table, first under "How fast", once all
 three are recorded.
 """
@@ -31,6 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 PAGE = ROOT / "docs" / "results.md"
+EVALUATION = ROOT / "docs" / "evaluation.md"
+BLOCK_START, BLOCK_END = "<!-- generated: ", "<!-- /generated -->"
 PARTS = ("dev", "lockbox", "fresh")
 # Per-query rows and per-pair lists: the report folder keeps them, docs/results/ only the summary.
 BULKY = ("rows", "false_pairs", "known_same_picture", "missed_true_pairs")
@@ -334,9 +338,13 @@ def cost(page: Page) -> list[str]:
             for c in prices["catalogs"]]  # fmt: skip
     lines = ["## What it costs", "", *COST.format(region=prices["region"]).splitlines(), ""]
     lines += table(["catalog", f"fixed per month ({prices['profile']} profile)", "per million checks"], rows)
+    bundles = page("bundles")["output"]
     lines += ["", f"The `dev` profile: about ${prices['dev_profile_per_month_usd']} a month. Loading a catalog "
               f"through an import: about ${prices['import_per_million_rows_usd']} per million rows. On one machine "
-              "dupcheck costs the machine: no account, no fee."]  # fmt: skip
+              "dupcheck costs the machine: no account, no fee. The Lambda code deployed, unzipped: "
+              f"{number(bundles['dupcheck'], ' MiB')} (every function but the similar-products ones), "
+              f"{number(bundles['products'], ' MiB')} (those, with onnxruntime and the model), under "
+              "Lambda's 250 MiB."]  # fmt: skip
     return lines + page.sources()
 
 
@@ -344,6 +352,54 @@ def render(records: Mapping[str, Record]) -> str:
     page = Page(records)
     lines = [*INTRO, "", *accuracy(page), "", *speed(page), "", *cost(page)]
     return "\n".join(lines) + "\n"
+
+
+KIND_LABELS = {"combo": "combo (two to four of these)", "crop_large": "crop large (10-15% a side)",
+               "rotate": "rotate (1-5 degrees)", "jpeg": "JPEG", "webp": "WebP"}  # fmt: skip
+
+
+def by_kind(records: Mapping[str, Record]) -> str:
+    """docs/evaluation.md's per-kind table: each part's copies called `duplicate` and edits named,
+    by kind of edit, from the evaluation runs results.md's first table uses."""
+    page = Page(records)
+    runs = {part: page(f"evaluation-{part}")["output"] for part in PARTS}
+    kinds = sorted({kind for run in runs.values() for kind, row in run["per_kind"].items()
+                    if row.get("type") == "positive"})  # fmt: skip
+
+    def named(run: Record, kind: str) -> float | None:
+        return get(run, "summary", "edit_naming", kind, "named")
+
+    rows = [[KIND_LABELS.get(kind, kind.replace("_", " ")),
+             *(pct(get(runs[part], "per_kind", kind, "duplicate_recall")) for part in PARTS),
+             *(pct(named(runs[part], kind)) if named(runs[part], kind) is not None else "(nothing to name)"
+               for part in PARTS)] for kind in kinds]  # fmt: skip
+    averages, right = [], []
+    for part in PARTS:
+        shares = [named(runs[part], kind) for kind in kinds if named(runs[part], kind) is not None]
+        averages.append(f"{part} {pct(sum(shares) / len(shares)) if shares else pct(None)}")
+        right.append(pct(get(runs[part], "summary", "edit_naming", "all", "right")))
+    header = ["kind of edit", "copies called duplicate: dev", *PARTS[1:], "edits named: dev", *PARTS[1:]]
+    lines = table(header, rows)
+    lines += ["", f"Averaged over the kinds with a visible edit: {', '.join(averages)} named; with its parameters "
+              f"right too (a crop within 3 points a side, a turn within 1.5 degrees, a tone change's direction, "
+              f"a badge's corner): {', '.join(right)} of those named."]  # fmt: skip
+    relatives = [f"{part} {pct(share)}" for part in PARTS
+                 if (share := get(runs[part], "summary", "top_verdicts", "distinct, with a relative", "similar"))
+                 is not None]  # fmt: skip
+    lines += ["", f"A new photo of a product the catalog shows in another photo has `similar` as its first match: "
+              f"{', '.join(relatives)} (a part without a product list cannot tell); another shot is not the same "
+              "photograph."]  # fmt: skip
+    return "\n".join(lines + page.sources()) + "\n"
+
+
+def splice(text: str, name: str, block: str) -> str:
+    """`text` with the lines between `<!-- generated: NAME ... -->` and `<!-- /generated -->` replaced by `block`."""
+    start = text.find(BLOCK_START + name)
+    end = text.find(BLOCK_END, start)
+    if start < 0 or end < 0:
+        raise ResultsError(f"no {BLOCK_START}{name} ... --> ... {BLOCK_END} block to write")
+    head = text.index("\n", start) + 1
+    return text[:head] + "\n" + block + "\n" + text[end:]
 
 
 def git_commit() -> str:
@@ -396,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="the results files (default docs/results)")
     parser.add_argument("--out", type=Path, default=PAGE, help="the page to write (default docs/results.md)")
+    parser.add_argument("--evaluation", type=Path, help="the page whose per-kind table to write "
+                        "(default: docs/evaluation.md when --out is docs/results.md, else none)")  # fmt: skip
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the page is not up to date")
     parser.add_argument("--record", metavar="NAME", help="store a run's output as RESULTS/NAME.json, then write")
     parser.add_argument(
@@ -417,16 +475,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = sys.stdin.read() if str(args.source) == "-" else args.source.read_text(encoding="utf-8")
             record(args.results, args.record, text, part=args.part, data=args.data, command=args.command,
                    commit=args.commit)  # fmt: skip
-        page = render(load(args.results))
+        records = load(args.results)
+        pages = {args.out: render(records)}
+        evaluation = args.evaluation or (EVALUATION if args.out.resolve() == PAGE else None)
+        if evaluation is not None:
+            pages[evaluation] = splice(evaluation.read_text(encoding="utf-8"), "by-kind", by_kind(records))
     except (ResultsError, OSError) as exc:
         print(f"results: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        if not args.out.is_file() or args.out.read_text(encoding="utf-8") != page:
-            print(f"results: {args.out} is not what {args.results} gives: run `make results`", file=sys.stderr)
+        stale = [str(path) for path, page in pages.items()
+                 if not path.is_file() or path.read_text(encoding="utf-8") != page]  # fmt: skip
+        if stale:
+            print(f"results: {', '.join(stale)} not what {args.results} gives: run `make results`", file=sys.stderr)
             return 1
         return 0
-    args.out.write_text(page, encoding="utf-8")
+    for path, page in pages.items():
+        path.write_text(page, encoding="utf-8")
     return 0
 
 

@@ -16,7 +16,7 @@ service, so what is measured is the baseline's hashing and verification). Counts
 the machine's load; the seconds do (not compared). Writes all_pairs_bench.json and prints a
 Markdown table.
 
-    .venv/bin/python scripts/bench/all_pairs_bench.py --baseline main --grown /work/bench/precision/full \
+    .venv/bin/python scripts/bench/all_pairs_bench.py --baseline main --grown bench-out/precision/full \
         --same same.csv --out /tmp/all-pairs [--images ../shared/bench/images] [--sets full,halfA,halfB,grown] \
         [--leave-one-out]
 """
@@ -34,8 +34,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "bench" / "images"
+SHARED = BENCH_IMAGES
 SETS = ("full", "halfA", "halfB", "grown")
 HEADER = (
     "| catalog | code | items (pictures) | judged pairs | false pairs | false calls (queries) | per judged pair "

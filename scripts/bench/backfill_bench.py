@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench/backfill_bench.py [--images 1200] [--serial 200] [--latency-ms 50]
         [--runs 3] [--throughput-only] [--rows 1000000] [--baseline-lambdas DIR]
 
-1. Throughput: N ~1 MP JPEGs (the >= 0.7 MP photos of /work/shared/bench/images when present,
+1. Throughput: N ~1 MP JPEGs (the >= 0.7 MP photos of ../shared/bench/images when present,
    else generated 1200x900 product shots), each at its own URL on a ThreadingHTTPServer that
    runs in a separate process and answers every request `--latency-ms` late (a CDN far away),
    are backfilled by `python -m dupcheck backfill --target local` (a subprocess, exactly as a
@@ -38,7 +38,10 @@ from typing import Any
 
 from measure import run_measured  # scripts/bench/measure.py
 
-SHARED_IMAGES = Path("/work/shared/bench/images")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
+SHARED_IMAGES = BENCH_IMAGES
 ROOT = Path(__file__).resolve().parents[2]
 
 

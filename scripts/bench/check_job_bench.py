@@ -2,7 +2,7 @@
 
 `python -m dupcheck serve` runs in its own process, with its defaults (8 downloads at once), over
 a catalog of `--catalog` records moved in with `python -m dupcheck import` (the first `--real`
-are real photographs of /work/shared/bench/images, with their kept pictures; the rest filler:
+are real photographs of ../shared/bench/images, with their kept pictures; the rest filler:
 random hashes with a real record's views, as scripts/bench/scale_bench.py builds them). The
 job's `--rows` pictures come from a loopback picture host in this process that answers every
 request `--delay` seconds late (50 ms: a shop's image host seen from elsewhere): a fifth are
@@ -37,8 +37,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path("/work/shared/bench/images")
+SHARED = BENCH_IMAGES
 UPDATED_AT = "2026-01-01T00:00:00.000Z"
 
 

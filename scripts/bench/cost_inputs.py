@@ -27,6 +27,7 @@ import io
 import json
 import math
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -45,6 +46,9 @@ from dupcheck.core.hashing import get_pipeline
 from dupcheck.core.models import Entry
 from dupcheck.core.service import build_entry
 from dupcheck.core.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_PIXELS = 40_000_000
@@ -121,7 +125,7 @@ def find_cpu_ms(paths: list[Path]) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "bench" / "images")
+    parser.add_argument("--images", type=Path, default=BENCH_IMAGES)
     args = parser.parse_args()
     pipeline = get_pipeline()
     items, sources, thumbnails, checked, allowed = [], [], [], [], []

@@ -1,7 +1,7 @@
 """The catalog-wide duplicate report at 100k and 1M records: time, peak memory, what it found.
 
-    .venv/bin/python scripts/bench/duplicates_bench.py [--work /work/bench/dups] [--sizes 100000,1000000]
-        [--runs 3] [--scale /work/bench/scale]
+    .venv/bin/python scripts/bench/duplicates_bench.py [--work bench-out/dups] [--sizes 100000,1000000]
+        [--runs 3] [--scale bench-out/scale]
 
 Each store holds real duplicates and filler, the way a user builds one (`python -m dupcheck
 import` of records files):
@@ -38,8 +38,11 @@ from typing import Any
 
 from measure import run_measured  # scripts/bench/measure.py
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import SHARED_BENCH, bench_out  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "bench"
+SHARED = SHARED_BENCH
 sys.path.insert(0, str(ROOT / "lambdas"))
 
 
@@ -153,8 +156,13 @@ def dev_groups_kept(work: Path, data: Path) -> dict[str, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("/work/bench/dups"))
-    parser.add_argument("--scale", type=Path, default=Path("/work/bench/scale"), help="scale_bench.py's folder")
+    parser.add_argument("--work", type=Path, default=bench_out("dups"), help="work folder (default bench-out/dups)")
+    parser.add_argument(
+        "--scale",
+        type=Path,
+        default=bench_out("scale"),
+        help="scale_bench.py's --work folder (default bench-out/scale)",
+    )
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--radius", type=int, default=None, help="duplicates --radius (default: its default)")

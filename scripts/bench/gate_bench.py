@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
 from served_alternated import cropped, free_port  # noqa: E402  (a sibling script: the same copy, the same start)
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT.parent / "shared" / "bench" / "images"
+IMAGES = BENCH_IMAGES
 WRITERS = 8
 
 

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +44,10 @@ from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
 from dupcheck_tools.samples import encode, product_image
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
+SHARED = BENCH_IMAGES
 MAX_PIXELS = 40_000_000
 
 

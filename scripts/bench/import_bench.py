@@ -25,7 +25,7 @@ could reach at best.
     .venv/bin/python scripts/bench/import_bench.py [--rows 1200] [--delay 0.05] [--rounds 3] [--synthetic]
     DUPCHECK_IMPORT_HASH_NICENESS=0 .venv/bin/python scripts/bench/import_bench.py   # the server reads DUPCHECK_*
 
-Pictures are the real photographs of /work/shared/bench/images (cycled to `--rows`), or generated
+Pictures are the real photographs of ../shared/bench/images (cycled to `--rows`), or generated
 product pictures with --synthetic. Only 127.0.0.1 is used.
 """
 
@@ -48,8 +48,11 @@ from typing import Any
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path("/work/shared/bench/images")
+SHARED = BENCH_IMAGES
 
 
 def pictures(count: int, synthetic: bool) -> list[bytes]:

@@ -56,9 +56,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from import_bench import Images  # noqa: E402
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
 
 ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = ROOT.parent / "shared" / "bench" / "images"  # ../shared beside the checkout (--photos elsewhere)
+PHOTOS = BENCH_IMAGES  # ../shared beside the checkout (--photos elsewhere)
 TARGET_MB = 100
 LARGE_SIDE = 4000  # a photo scaled to 4000 x 3000: 12 MP, what a phone camera uploads
 IMAGE_DELAY_S = 0.02  # the image host's answers: a CDN seen from elsewhere

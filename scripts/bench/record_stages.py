@@ -16,6 +16,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,10 @@ from dupcheck.core.matching.thumbnails import thumbnail_bytes
 from dupcheck.core.matching.views import views_of
 from dupcheck.core.pixels import crop, luma, planar, trim_box
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
+SHARED = BENCH_IMAGES
 MAX_PIXELS = 40_000_000
 
 

@@ -38,7 +38,10 @@ from dupcheck.core.hashing import get_pipeline  # noqa: E402
 from dupcheck.core.matching import views  # noqa: E402
 from dupcheck.core.pixels import luma, trim_box  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
+SHARED = BENCH_IMAGES
 LUMA_SIDE, COLOUR_SIDE = 32, 16
 TURN_ANGLES = (-5.1, -2.3, 2.9, 6.4)  # a step of the turning asks for up to 4 angles at once
 

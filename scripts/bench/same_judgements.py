@@ -27,7 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
+SHARED = BENCH_IMAGES
 EDITS = ("crop", "turn4", "turn-3-expand", "bright-turn", "bright", "hue")
 
 

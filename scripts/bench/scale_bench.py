@@ -47,10 +47,11 @@ from urllib.parse import quote
 
 import numpy as np
 from PIL import Image, ImageEnhance
+from places import BENCH_IMAGES  # scripts/bench/places.py: ../shared beside the checkout
 from serve_bench import free_port, image_server, percentile, timed  # scripts/bench/serve_bench.py
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT.parent / "shared" / "bench" / "images"
+IMAGES = BENCH_IMAGES
 sys.path.insert(0, str(ROOT / "lambdas"))
 
 REAL = 500  # catalog photos; the others are queries for new products
@@ -62,6 +63,8 @@ from pathlib import Path
 import faiss, numpy as np
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
 service = build_service(Settings.from_env(data_dir=Path(sys.argv[1])))
 service.index.wait_ready() if hasattr(service.index, "wait_ready") else None
 pipeline, index = service.pipeline, service.index

@@ -35,9 +35,10 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
 from verify_alternated import summarise  # noqa: E402  (a sibling script: the same summary)
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
+SHARED = BENCH_IMAGES
 KINDS = ("new", "copy", "turned")
 
 

@@ -33,7 +33,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+
+SHARED = BENCH_IMAGES
 
 
 def judging(images: Path) -> tuple[Callable[[bytes], object], Callable[[object], None], dict[str, list[bytes]]]:

@@ -92,6 +92,23 @@ def test_an_unknown_dupcheck_key_is_refused_naming_the_known_ones(
     infra_app.check_keys({"@aws-cdk/core:checkSecretUsage": True, "dupcheck:stackName": "Other"})  # others pass
 
 
+def test_a_known_key_without_its_prefix_is_refused(tmp_path: Path) -> None:
+    """`make synth CONTEXT="profile=dev"` must not build the prod stack: the app stops, naming the key
+    it takes (the real command, so its exit status is the one `make` sees)."""
+    with pytest.raises(infra_app.ContextError, match="context key profile has no dupcheck: prefix: did you mean "
+                       "dupcheck:profile\\?"):  # fmt: skip
+        infra_app.build(App(context={"profile": "dev"}))
+    run = subprocess.run(
+        [sys.executable, "-m", "infra.app", "-c", "profile=dev", "-c", "dupcheck:skipBundling=true",
+         "-o", str(tmp_path)],
+        cwd=REPO_ROOT, env=synth_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "did you mean dupcheck:profile?" in run.stderr
+    assert not (tmp_path / "Dupcheck.template.json").exists()
+    infra_app.check_keys({"profile2": "x", "@aws-cdk/core:target": True})  # not the app's keys: left to CDK
+
+
 def test_a_context_option_must_be_key_equals_value(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         infra_app.main(["-c", "dupcheck:profile"])

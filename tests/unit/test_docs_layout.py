@@ -6,6 +6,7 @@ GitHub's rule for a heading's anchor).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -94,6 +95,46 @@ def test_the_readme_stays_a_first_page() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for must in ("make run", "make test", "docs/results.md", "](docs/img/", "| method and path |"):
         assert must in readme, f"README.md lost {must!r}"
+
+
+API_ROUTE = re.compile(r"`(GET|POST|PUT|DELETE|PATCH) (/[^\s`?]*)")
+PARAMETER = re.compile(r"\{[^}]*\}")
+
+
+def readme_api_table() -> list[str]:
+    """The first cells of README.md's API table (the one headed `| method and path |`)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("| method and path | what it does |")
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(line.split(" | ")[0])
+    return rows
+
+
+def test_the_readme_api_table_lists_every_route_of_the_contract() -> None:
+    """Every method and path of docs/openapi.json (the routers' contract, `make openapi`) is in
+    README's API table, `{parameter}` names aside; and the table names the gate's and the check
+    job's query parameters."""
+    listed = {
+        (method, PARAMETER.sub("{}", path)) for cell in readme_api_table() for method, path in API_ROUTE.findall(cell)
+    }
+    contract = json.loads((DOCS / "openapi.json").read_text(encoding="utf-8"))
+    routes = {(method.upper(), PARAMETER.sub("{}", path)) for path, operations in contract["paths"].items()
+              for method in operations if method in {"get", "put", "post", "delete", "patch"}}  # fmt: skip
+    assert len(routes) >= 25, "docs/openapi.json lost its routes"
+    missing = sorted(f"{method} {path}" for method, path in routes - listed)
+    assert not missing, f"README.md's API table does not list {missing}"
+    table = "\n".join(readme_api_table())
+    for must in ("on_duplicate=", "mode=check"):
+        assert must in table, f"README.md's API table never names {must}"
+
+
+def test_the_route_table_reader_finds_a_missing_route() -> None:
+    cells = ["| `GET /items/{entity_id}` / `DELETE /items/{entity_id}`", "| `POST /imports?mode=check`"]
+    found = {(m, PARAMETER.sub("{}", p)) for cell in cells for m, p in API_ROUTE.findall(cell)}
+    assert found == {("GET", "/items/{}"), ("DELETE", "/items/{}"), ("POST", "/imports")}
 
 
 def test_the_lab_notebooks_stay_a_summary() -> None:

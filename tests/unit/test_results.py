@@ -162,3 +162,28 @@ def test_unrelated_new_pictures_fall_back_to_all_new_pictures_only_without_a_pro
     assert results.unrelated_different(unsplit).startswith(results.pct(1.0) + " (all 16 new pictures")
     related = {"summary": {"top_verdicts": {"distinct": {"n": 9, "different": 0.5}, "distinct, with a relative": {}}}}
     assert results.unrelated_different(related) == results.pct(None)
+
+
+def test_evaluation_md_s_per_kind_table_is_written_from_the_same_runs(
+    results: ModuleType, folder: Path, tmp_path: Path
+) -> None:
+    """docs/evaluation.md's per-kind table is generated (between its `<!-- generated: by-kind` and
+    `<!-- /generated -->` lines): `make results` writes it, `--check` fails when it is stale."""
+    evaluation = tmp_path / "evaluation.md"
+    evaluation.write_text("# E\n\n<!-- generated: by-kind -->\nold\n<!-- /generated -->\n\nafter\n", encoding="utf-8")
+    page = tmp_path / "results.md"
+    argv = ["--results", str(folder), "--out", str(page), "--evaluation", str(evaluation)]
+    assert results.main(argv) == 0 and results.main([*argv, "--check"]) == 0
+    text = evaluation.read_text(encoding="utf-8")
+    assert "old" not in text and text.endswith("<!-- /generated -->\n\nafter\n")
+    assert row(text, "| watermark |").startswith("| watermark | 100% | 97.8% | 100% | 84.7% |")
+    run = json.loads((folder / "evaluation-dev.json").read_text(encoding="utf-8"))
+    run["output"]["summary"]["edit_naming"]["watermark"]["named"] = 0.5
+    (folder / "evaluation-dev.json").write_text(json.dumps(run), encoding="utf-8")
+    assert results.main([*argv, "--check"]) == 1
+    assert results.main(argv) == 0
+    assert row(evaluation.read_text(encoding="utf-8"), "| watermark |").startswith(
+        "| watermark | 100% | 97.8% | 100% | 50"
+    )
+    evaluation.write_text("# no block\n", encoding="utf-8")
+    assert results.main(argv) == 2
