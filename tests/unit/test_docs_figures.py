@@ -24,8 +24,7 @@ The rule, for the prose of docs/*.md (docs/results.md is the generated page itse
   - it is inside a `<!-- figures: WHY -->` ... `<!-- /figures -->` region, WHY saying why these
     are not measurements a reader takes as current (arithmetic on list prices whose totals are a
     results record, estimates on paper). Kept few: FIGURE_REGIONS_MAX;
-  - it is listed in KNOWN (flagged figures left for now, each with why) or PENDING (figures another
-    change re-measures).
+  - it is listed in KNOWN (flagged figures left for now, each with why).
 """
 
 from __future__ import annotations
@@ -76,12 +75,6 @@ KNOWN = {
     ("architecture.md", "6.6 GB"): "records import experiment, docs/lab/benchmarks.md",
     ("architecture.md", "1.29x"): "records import experiment, docs/lab/benchmarks.md",
 }
-PENDING = {
-    # The duplicate report's timings: re-measured by the session that owns docs/results/duplicates-report.json
-    # (issue 76), which updates these sentences with the record. Remove once it has.
-    ("architecture.md", "48.6 s"),
-    ("architecture.md", "45.1 s"),
-}
 # A commit hash: 7-40 hex digits with a letter and a digit, or any after the word "commit".
 COMMIT = re.compile(r"\b(?:(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}|(?<=commit )[0-9a-f]{7,40})\b")
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-Z*(\[`])")
@@ -127,7 +120,7 @@ def undated_figures(text: str, results: str, page: str = "") -> list[str]:
                 continue  # a list price
             if figure.startswith("$") and re.search(r"x\s*$", prose[: match.start()]):
                 continue  # a price in an arithmetic: `... x $0.40/M`
-            if normal(figure) in known or (page, figure) in PENDING or (page, figure) in KNOWN:
+            if normal(figure) in known or (page, figure) in KNOWN:
                 continue
             if SETTING_BEFORE.search(prose[max(0, match.start() - 80) : match.start()]):
                 continue
