@@ -187,3 +187,18 @@ def test_evaluation_md_s_per_kind_table_is_written_from_the_same_runs(
     )
     evaluation.write_text("# no block\n", encoding="utf-8")
     assert results.main(argv) == 2
+
+
+def test_the_print_tables_overlay_row_weighs_each_kind_by_its_queries(results: ModuleType, folder: Path) -> None:
+    """The flat overlays' row is one share over its four kinds' queries together, not a mean of
+    their shares; a kind the run lacks leaves it out, a rate it lacks makes the cell unknown."""
+    output = {"per_kind": {"caption_band": {"n": 1, "duplicate_recall": 1.0},
+                           "chest_badge": {"n": 3, "duplicate_recall": 0.0}}}  # fmt: skip
+    assert results.kinds_share(output, results.OVERLAYS, "duplicate_recall") == f"{results.pct(0.25)} of 4"
+    output["per_kind"]["flat_text"] = {"n": 2}
+    assert results.kinds_share(output, results.OVERLAYS, "duplicate_recall") == results.pct(None)
+    run = json.loads((folder / "prints-lockbox.json").read_text(encoding="utf-8"))
+    run["output"]["per_kind"]["print_variant"]["false_duplicate_rate"] = 0.015
+    (folder / "prints-lockbox.json").write_text(json.dumps(run), encoding="utf-8")
+    page = results.render(results.load(folder))
+    assert row(page, "| another print on the same photo").split(" | ")[2].startswith(f"{results.pct(0.015)} of ")
