@@ -24,11 +24,11 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.hashing import _pack, centre_weighted, dct_hash, get_pipeline
-from dupcheck.core.imaging import decode_image
+from dupcheck.core.fingerprint.hashing import _pack, centre_weighted, dct_hash, get_pipeline
 from dupcheck.core.matching.thumbnails import thumbnail_bytes
 from dupcheck.core.matching.views import views_of
-from dupcheck.core.pixels import crop, luma, planar, trim_box
+from dupcheck.core.pictures.imaging import decode_image
+from dupcheck.core.pictures.pixels import crop, luma, planar, trim_box
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "bench" / "images"
 MAX_PIXELS = 40_000_000

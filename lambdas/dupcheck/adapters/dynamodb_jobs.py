@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.adapters.dynamodb_store import _UNAVAILABLE_CODES  # one list of "try again later" codes
 from dupcheck.core.errors import NotFound, StoreUnavailable
-from dupcheck.core.imports import (
+from dupcheck.core.jobs.imports import (
     DETAILED,
     MAX_PAGE,
     ImportJob,

@@ -29,8 +29,8 @@ from dupcheck.adapters.dynamodb_jobs import (  # one table, one encoding
     _str,
 )
 from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.jobs.scans import FINAL, ScanJob, ScanStatus, expires_epoch
 from dupcheck.core.models import utc_now
-from dupcheck.core.scans import FINAL, ScanJob, ScanStatus, expires_epoch
 
 SCAN = "scan"
 LISTED = "scans"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.imports import (
+from dupcheck.core.jobs.imports import (
     RETENTION_DAYS,
     ImportJob,
     ImportOptions,

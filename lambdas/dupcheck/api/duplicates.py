@@ -1,6 +1,6 @@
 """`/duplicates`: the catalog-wide duplicate report, the scans that make it (started here, run in
 the background: locally by the server, on AWS by the scan function), and the decisions a person
-makes on its groups (keep one, not duplicates: core/decisions.py), through which the report is read."""
+makes on its groups (keep one, not duplicates: core/catalog/decisions.py), through which the report is read."""
 
 from __future__ import annotations
 
@@ -29,10 +29,11 @@ from dupcheck.api.scan_schemas import (
     UndoneOut,
 )
 from dupcheck.api.schemas import DuplicateReport
-from dupcheck.core.decisions import DecisionKind, DecisionService
-from dupcheck.core.kept_images import KeptPictures
-from dupcheck.core.scans import ScanService
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.decisions import DecisionService
+from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.jobs.scans import ScanService
+from dupcheck.core.models import DecisionKind
 
 
 def router(service: DupcheckService, scans: ScanService | None, images: KeptPictures | None = None) -> Router:

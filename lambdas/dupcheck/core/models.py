@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from dupcheck.core.products import ProductVector
+import numpy as np
 
 # The most matches one query may ask for (the API's `top`, a product search's): a bound on a query's work.
 MAX_TOP = 100
+
+
+class OnDuplicate(StrEnum):
+    WARN = "warn"
+    REJECT = "reject"
+    ALLOW = "allow"
+    SKIP = "skip"
+
+
+ITEM_POLICIES = (OnDuplicate.WARN, OnDuplicate.REJECT, OnDuplicate.ALLOW)  # a single item cannot be "skipped"
+# The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
+# way in takes from the settings; the defaults of the values below are this one too.
+DEFAULT_POLICY = OnDuplicate.WARN
+IMPORT_POLICIES = tuple(OnDuplicate)
 
 
 class Verdict(StrEnum):
@@ -247,7 +260,7 @@ class Match:
     verdict: Verdict
     edits: tuple[Edit, ...] | None = None
     edit_summary: str | None = None
-    reviewed: bool = False  # the pair was marked not duplicates (core/decisions.py): no new duplicate
+    reviewed: bool = False  # the pair was marked not duplicates (core/catalog/decisions.py): no new duplicate
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -282,3 +295,118 @@ class FindResult:
             "is_duplicate": self.is_duplicate,
             "matches": [m.to_dict() for m in self.matches],
         }
+
+
+# The vectors' name: model, projection and storage. A vector of another name is never compared
+# with these (ProductIndex.search skips it; `reindex --products` makes new ones).
+PRODUCT_MODEL = "effnetlite1-rp256-i8-v1"
+DIMENSIONS = 256
+# int8 storage of a unit vector: components * SCALE, rounded. Over the dev set's 693 pictures the
+# largest component is 0.31 (docs/lab/similar-products.md), so 127 / SCALE = 0.5 never clips, and
+# rounding moves a cosine by < 0.001. Similarity is the int8 dot product / SCALE^2 everywhere (the
+# local index and OpenSearch's inner product alike), so both deployments score the same.
+SCALE = 254.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProductVector:
+    """A picture's product embedding: DIMENSIONS int8 values (`data`), named by `model`."""
+
+    data: bytes
+    model: str = PRODUCT_MODEL
+
+    @classmethod
+    def of_unit(cls, vector: np.ndarray, model: str = PRODUCT_MODEL) -> ProductVector:
+        """A unit-length float vector, quantised (SCALE)."""
+        values = np.clip(np.rint(np.asarray(vector, dtype=np.float32) * SCALE), -127, 127).astype(np.int8)
+        if values.shape != (DIMENSIONS,):
+            raise ValueError(f"a product vector has {DIMENSIONS} values, not {values.shape}")
+        return cls(values.tobytes(), model)
+
+    def values(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=np.int8)
+
+    def similarity(self, other: ProductVector) -> float:
+        """Cosine similarity as both indexes compute it: the int8 dot product / SCALE^2."""
+        return similarity_of(int(self.values().astype(np.int32) @ other.values().astype(np.int32)))
+
+
+def similarity_of(dot: float) -> float:
+    """An int8 inner product as a cosine similarity in [-1, 1]."""
+    return float(min(1.0, max(-1.0, dot / (SCALE * SCALE))))
+
+
+@dataclass(frozen=True, slots=True)
+class ProductHit:
+    entity_id: str
+    similarity: float
+
+
+class DecisionKind(StrEnum):
+    KEEP = "keep"
+    NOT_DUPLICATE = "not_duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision. `removed`: the others a keep decision removed (empty when they were left and
+    marked resolved); `skus`: each named record's SKU when it was decided (for the export)."""
+
+    decision_id: str
+    kind: DecisionKind
+    item: str
+    others: tuple[str, ...]
+    created_at: str
+    removed: tuple[str, ...] = ()
+    skus: Mapping[str, str] = field(default_factory=dict)
+    undone_at: str | None = None  # undone decisions stay listed (and exported), settling nothing
+
+    @property
+    def active(self) -> bool:
+        return self.undone_at is None
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return (self.item, *self.others)
+
+    def covers(self, a: str, b: str) -> bool:
+        """Whether this decision settles the pair (a, b): a keep decision settles every pair of its
+        records (whichever of them the report kept), a not_duplicate one each (item, other)."""
+        if self.kind is DecisionKind.KEEP:
+            return a != b and a in self.members and b in self.members
+        return {a, b} in ({self.item, other} for other in self.others)
+
+    def outcome(self, other: str) -> str:
+        """What the decision did to `other`, in the export's words."""
+        if self.kind is DecisionKind.NOT_DUPLICATE:
+            return "not a duplicate"
+        return "removed" if other in self.removed else "left in the catalog, resolved"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id, "decision": self.kind.value, "item": self.item,
+            "others": list(self.others), "removed": list(self.removed), "skus": dict(self.skus),
+            "created_at": self.created_at, "undone_at": self.undone_at,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(
+            decision_id=str(data["decision_id"]), kind=DecisionKind(data["decision"]), item=str(data["item"]),
+            others=tuple(data["others"]), created_at=str(data["created_at"]), removed=tuple(data.get("removed") or ()),
+            skus=dict(data.get("skus") or {}), undone_at=data.get("undone_at"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedCopy:
+    """A record a keep decision removed, as it was: what undoing the decision puts back."""
+
+    record: HashRecord
+    thumbnail: bytes = field(default=b"", repr=False)
+
+
+def reviewed_among(decisions: Iterable[Decision], entity_id: str, others: Iterable[str]) -> set[str]:
+    """Those of `others` whose pair with `entity_id` was marked not duplicate."""
+    mine = [d for d in decisions if d.kind is DecisionKind.NOT_DUPLICATE]
+    return {other for other in others if any(d.covers(entity_id, other) for d in mine)}

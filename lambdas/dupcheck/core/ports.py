@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from dupcheck.core.models import HashRecord, HashValue, IndexHit, PutCounts
+import numpy as np
+
+from dupcheck.core.models import (
+    Decision,
+    HashRecord,
+    HashValue,
+    IndexHit,
+    ProductHit,
+    ProductVector,
+    PutCounts,
+    RemovedCopy,
+)
 
 
 @runtime_checkable
@@ -139,7 +150,7 @@ class FollowsStore(Protocol):
     """An index loaded from the store it searches and kept in step with the store's change log
     (the in-process one, adapters/sqlite_store.py's log): the version it reflects, None when it
     was not loaded from such a log. A write logged after it may not be searchable yet
-    (core/gate.py reads those writes beside the index)."""
+    (core/catalog/gate.py reads those writes beside the index)."""
 
     source_version: int | None
 
@@ -199,3 +210,64 @@ class ImageFetcher(Protocol):
     """Downloads an image from an untrusted URL, enforcing address, size and time limits."""
 
     def fetch(self, url: str) -> bytes: ...
+
+
+class EmbeddingModel(Protocol):
+    """The network: square uint8 RGB pictures (n, INPUT_SIDE, INPUT_SIDE, 3) -> unit vectors (n, DIMENSIONS)."""
+
+    name: str
+
+    def run(self, pictures: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ProductIndex(Protocol):
+    """Product vectors by entity_id, and the nearest of them to a query vector."""
+
+    def put_many(self, vectors: Mapping[str, ProductVector]) -> int:
+        """Store (or replace) each entity's vector; returns how many were written."""
+        ...
+
+    def remove(self, entity_id: str) -> None:
+        """Remove if present; removing an absent one is not an error."""
+        ...
+
+    def search(self, vector: ProductVector, k: int) -> list[ProductHit]:
+        """The k most similar vectors of the same model, most similar first."""
+        ...
+
+    def missing(self, entity_ids: Sequence[str]) -> set[str]:
+        """Those of `entity_ids` without a vector of the current model (backfill and reindex make them)."""
+        ...
+
+    def count(self) -> int: ...
+
+
+@runtime_checkable
+class DuplicateDecisions(Protocol):
+    """Where decisions live (SQLite; a DynamoDB table of their own), with the copies of the
+    records they removed."""
+
+    def add(self, decision: Decision, removed: Sequence[RemovedCopy]) -> None:
+        """Store the decision and the copies, together."""
+        ...
+
+    def get(self, decision_id: str) -> Decision | None: ...
+
+    def page(self, limit: int, after: str | None = None) -> tuple[list[Decision], str | None]:
+        """The newest decisions first, from after the position `after` (a previous page's); the
+        position of the next page, None after the last."""
+        ...
+
+    def involving(self, entity_id: str) -> list[Decision]:
+        """The decisions not undone that name `entity_id` (as item or other)."""
+        ...
+
+    def take_back(self, decision_id: str, at: str) -> tuple[Decision, list[RemovedCopy]] | None:
+        """Mark the decision undone at `at` and hand back (and forget) the copies it kept; None when
+        there is no such decision or it was undone already (of two undos at once, one gets it)."""
+        ...
+
+    def withdraw(self, decision_id: str) -> None:
+        """Forget a decision (and its copies) whose removal could not happen."""
+        ...

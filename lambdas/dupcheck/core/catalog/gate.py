@@ -43,21 +43,8 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from dupcheck.core.errors import InvalidRequest
-from dupcheck.core.models import Entry, HashRecord, HashValue, Match
+from dupcheck.core.models import ITEM_POLICIES, Entry, HashRecord, HashValue, Match, OnDuplicate
 
-
-class OnDuplicate(StrEnum):
-    WARN = "warn"
-    REJECT = "reject"
-    ALLOW = "allow"
-    SKIP = "skip"
-
-
-ITEM_POLICIES = (OnDuplicate.WARN, OnDuplicate.REJECT, OnDuplicate.ALLOW)  # a single item cannot be "skipped"
-# The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
-# way in takes from the settings; the defaults of the values below are this one too.
-DEFAULT_POLICY = OnDuplicate.WARN
-IMPORT_POLICIES = tuple(OnDuplicate)
 YIELDING = frozenset({OnDuplicate.REJECT, OnDuplicate.SKIP})  # policies whose write gives way to a duplicate
 
 # How long a claim's writer has from its claim to its commit: a check's look-ups and judging take

@@ -30,7 +30,10 @@ from enum import StrEnum
 from itertools import islice
 from typing import Protocol, runtime_checkable
 
-from dupcheck.core.catalog import CatalogRow, row_failure
+from dupcheck.core.catalog.gate import EXPIRED, YIELDING, Claim, Passage
+from dupcheck.core.catalog.kept_images import KeptPictures, kept_gone_message
+from dupcheck.core.catalog.service import DupcheckService, build_entry
+from dupcheck.core.catalog.writer import RecordWriter, Saved
 from dupcheck.core.errors import (
     DupcheckError,
     IndexUnavailable,
@@ -40,9 +43,9 @@ from dupcheck.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from dupcheck.core.gate import EXPIRED, YIELDING, Claim, OnDuplicate, Passage
-from dupcheck.core.hashing import HashPipeline
-from dupcheck.core.imports import (
+from dupcheck.core.fingerprint.hashing import HashPipeline
+from dupcheck.core.jobs.catalog_rows import CatalogRow, row_failure
+from dupcheck.core.jobs.imports import (
     DUPLICATE_CODE,
     STARTABLE,
     CatalogFiles,
@@ -59,11 +62,8 @@ from dupcheck.core.imports import (
     job_holder,
     survey,
 )
-from dupcheck.core.kept_images import KeptPictures, kept_gone_message
-from dupcheck.core.models import Entry, FindResult, HashRecord, Match, Verdict, utc_now
+from dupcheck.core.models import Entry, FindResult, HashRecord, Match, OnDuplicate, Verdict, utc_now
 from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
-from dupcheck.core.service import DupcheckService, build_entry
-from dupcheck.core.writer import RecordWriter, Saved
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +194,13 @@ def transient(exc: DupcheckError) -> bool:
     return isinstance(exc, UpstreamError) and bool(getattr(exc, "retryable", True))
 
 
-# -- the duplicate gate of a job's rows (core/gate.py) ---------------------------------------------
+# -- the duplicate gate of a job's rows (core/catalog/gate.py) ---------------------------------------------
 
 
 @dataclass
 class JobGate:
     """One job's duplicate gate for its rows: each hashed row goes through the service's gate
-    (`DupcheckService.admit`, core/gate.py) against the catalog, the writes in flight (other rows
+    (`DupcheckService.admit`, core/catalog/gate.py) against the catalog, the writes in flight (other rows
     of this job among them, whichever worker holds them) and those the index does not show yet;
     the first row to claim a picture in the jobs store (its hash, so every worker agrees) names a
     later row of the same picture by its row number."""
@@ -331,7 +331,7 @@ def unchanged(record: HashRecord | None, row: CatalogRow, algo: str) -> bool:
 
 @dataclass
 class RowImporter:
-    writer: RecordWriter  # the one write path (core/writer.py), with the gate's claims where kept
+    writer: RecordWriter  # the one write path (core/catalog/writer.py), with the gate's claims where kept
     fetcher: ImageFetcher
     pipeline: HashPipeline
     max_pixels: int

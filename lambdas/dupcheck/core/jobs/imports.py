@@ -4,7 +4,7 @@ One shape, two runners. The API (`ImportService`) validates a request, keeps the
 (`CatalogFiles`: a file in the data dir, an S3 object), records the job (`ImportJobs`: SQLite,
 DynamoDB) and starts it (`ImportStarter`). Locally a worker thread of the server runs the job
 with the backfill engine (dupcheck_tools/local/imports.py); on AWS a dispatcher function reads
-the catalog and sends its rows through SQS to a worker function (core/import_runs.py).
+the catalog and sends its rows through SQS to a worker function (core/jobs/import_runs.py).
 
 Every row ends in exactly one outcome, `done` (stored), `skipped` (already stored unchanged),
 `failed` (with the backfill's failure codes) or `replaced` (a later row of the same catalog has
@@ -37,7 +37,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
+from dupcheck.core.catalog.kept_images import KeptPictures, kept_names_in
 from dupcheck.core.errors import (
     CatalogTooLarge,
     Conflict,
@@ -46,10 +46,9 @@ from dupcheck.core.errors import (
     NotFound,
     StoreUnavailable,
 )
-from dupcheck.core.gate import DEFAULT_POLICY, OnDuplicate
 from dupcheck.core.ids import id_problem
-from dupcheck.core.kept_images import KeptPictures, kept_names_in
-from dupcheck.core.models import is_hex_id, moment_of, utc_now
+from dupcheck.core.jobs.catalog_rows import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
+from dupcheck.core.models import DEFAULT_POLICY, OnDuplicate, is_hex_id, moment_of, utc_now
 from dupcheck.core.spreadsheet import csv_text
 
 MAX_ITEMS = 1_000  # rows in one `{"items": [...]}` request; a larger catalog is a file
@@ -113,7 +112,7 @@ class Source(StrEnum):
 class ImportOptions:
     """How a catalog's rows are read (its column names, the base of relative image paths), what is
     done with them (`mode`: imported, or only checked) and the duplicate gate's policy for them
-    (`on_duplicate`, core/gate.py: resolved when the job is made, so a job keeps the one it began with)."""
+    (`on_duplicate`, core/catalog/gate.py: resolved when the job is made, so a job keeps the one it began with)."""
 
     columns: Columns = field(default_factory=Columns)
     image_base_url: str | None = None

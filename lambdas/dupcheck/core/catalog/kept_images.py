@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from dupcheck.core.errors import Conflict, KeptImageGone, NotFound, UnsupportedImage, UrlNotAllowed
-from dupcheck.core.imaging import SUPPORTED_FORMATS, decode_image, sniff_format
+from dupcheck.core.pictures.imaging import SUPPORTED_FORMATS, decode_image, sniff_format
 from dupcheck.core.ports import ImageFetcher
 
 IMAGES_PATH = "images"  # the API's route: /images/<name>
@@ -54,7 +54,7 @@ _KEPT_PATH = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.[a-z]+)$")
 _KEPT_IN_TEXT = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.(?:{'|'.join(CONTENT_TYPES)}))\b".encode())
 
 # The rendition kept: what the pipeline reads of a picture (decoding reduces larger ones to at
-# least 1,024 px, core/imaging.py), and what a catalog page shows. On the 598 bench photos (at most
+# least 1,024 px, core/pictures/imaging.py), and what a catalog page shows. On the 598 bench photos (at most
 # 1,024 px already) it is 65 KB median, 72 KB mean, 277 KB at most (docs/api.md, "Kept pictures").
 RENDITION_SIDE = 1024
 RENDITION_QUALITY = 85
@@ -148,7 +148,7 @@ class GuardedDeletes(Protocol):
 
 
 def rendition(data: bytes, *, max_pixels: int) -> bytes:
-    """The picture as kept: decoded (every check of core/imaging.py), at most RENDITION_SIDE px
+    """The picture as kept: decoded (every check of core/pictures/imaging.py), at most RENDITION_SIDE px
     on its longer side, a JPEG of at most MAX_RENDITION_BYTES."""
     picture = decode_image(data, max_pixels=max_pixels)
     picture.thumbnail((RENDITION_SIDE, RENDITION_SIDE), Image.Resampling.LANCZOS)

@@ -15,7 +15,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from dupcheck.core.decisions import DuplicateDecisions, reviewed_among
+from dupcheck.core.catalog.gate import (
+    CHECKS,
+    EXPIRED,
+    SETTLE_S,
+    YIELDING,
+    Claim,
+    ClaimState,
+    Found,
+    Gate,
+    Passage,
+    Registration,
+    nearest_claims,
+)
+from dupcheck.core.catalog.kept_images import kept_gone_message, rendition
+from dupcheck.core.catalog.writer import RecordWriter, Saved, new_locks
 from dupcheck.core.errors import (
     Conflict,
     DupcheckError,
@@ -27,28 +41,13 @@ from dupcheck.core.errors import (
     ServerBusy,
     StoreUnavailable,
 )
-from dupcheck.core.gate import (
-    CHECKS,
-    DEFAULT_POLICY,
-    EXPIRED,
-    SETTLE_S,
-    YIELDING,
-    Claim,
-    ClaimState,
-    Found,
-    Gate,
-    OnDuplicate,
-    Passage,
-    Registration,
-    nearest_claims,
-)
-from dupcheck.core.hashing import HashPipeline
+from dupcheck.core.fingerprint.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
-from dupcheck.core.kept_images import kept_gone_message, rendition
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import match_percent
 from dupcheck.core.models import (
+    DEFAULT_POLICY,
     MAX_TOP,
     Entry,
     FindResult,
@@ -57,9 +56,12 @@ from dupcheck.core.models import (
     HashValue,
     IndexHit,
     Match,
+    OnDuplicate,
     Verdict,
+    reviewed_among,
 )
 from dupcheck.core.ports import (
+    DuplicateDecisions,
     DuplicateReports,
     FollowsStore,
     HashIndex,
@@ -69,11 +71,12 @@ from dupcheck.core.ports import (
     RecordStore,
     ThumbnailStore,
 )
-from dupcheck.core.writer import RecordWriter, Saved, new_locks
 
 if TYPE_CHECKING:
-    from dupcheck.core.kept_images import KeptPictures
-    from dupcheck.core.products import Embedder, ProductIndex, ProductVector
+    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.catalog.products import Embedder
+    from dupcheck.core.models import ProductVector
+    from dupcheck.core.ports import ProductIndex
 
 MAX_PAGE = 100  # records per page of the catalog
 DEFAULT_PAGE = 20
@@ -108,17 +111,17 @@ class DupcheckService:
     default_top: int = 5
     observe: Observer = _ignore
     reports: DuplicateReports | None = None  # None: no duplicate report is published here
-    decisions: DuplicateDecisions | None = None  # decisions on the report's groups (core/decisions.py)
+    decisions: DuplicateDecisions | None = None  # decisions on the report's groups (core/catalog/decisions.py)
     thumbnails: ThumbnailStore | None = None  # None: none kept, the look-alike check is off
-    # Similar products (core/products.py): each registered picture's vector, kept beside its record.
+    # Similar products (core/catalog/products.py): each registered picture's vector, kept beside its record.
     # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
     embedder: Embedder | None = None
     products: ProductIndex | None = None
-    # Locally, kept pictures go with the last record that names them (core/kept_images.py); on AWS
+    # Locally, kept pictures go with the last record that names them (core/catalog/kept_images.py); on AWS
     # the stream sync function does that, so None there.
     kept: KeptPictures | None = None
     on_duplicate: OnDuplicate = DEFAULT_POLICY  # the gate's policy when a call names none (the settings')
-    gate: Gate = field(default_factory=Gate)  # the claims of writes in flight (core/gate.py)
+    gate: Gate = field(default_factory=Gate)  # the claims of writes in flight (core/catalog/gate.py)
     _locks: tuple[threading.Lock, ...] = field(default_factory=new_locks, init=False, repr=False)
 
     # -- queries -----------------------------------------------------------------------------
@@ -221,7 +224,7 @@ class DupcheckService:
         self, *, entity_id: str, sku: str, image_url: str, data: bytes, on_duplicate: OnDuplicate | None = None,
         place: Callable[[Entry], Entry] | None = None,
     ) -> Registration:  # fmt: skip
-        """Register through the duplicate gate (core/gate.py): checked by `on_duplicate` (None: the
+        """Register through the duplicate gate (core/catalog/gate.py): checked by `on_duplicate` (None: the
         service's default), then stored. `place` may change the entry between the check and the
         write (the API keeps an upload's picture there): a refused picture leaves nothing behind.
         A write that passed but whose claim another one fenced before it was stored (that one came
@@ -256,7 +259,7 @@ class DupcheckService:
         on_duplicate: OnDuplicate | None = None,
     ) -> Registration:  # fmt: skip
         """Register a picture that has no address of its own (an upload without `image_url`, a file
-        on this machine): the service keeps a rendition (core/kept_images.py) and hashes that, so
+        on this machine): the service keeps a rendition (core/catalog/kept_images.py) and hashes that, so
         re-hashing the kept picture gives this record; the record's image_url is where the API
         serves it (`base_url`/images/...). Kept only once the gate let it through (a refused picture
         is not kept), while the write holds the kept pictures: no delete falls between keep and write."""
@@ -281,7 +284,7 @@ class DupcheckService:
     def admit(
         self, entry: Entry, policy: OnDuplicate, query: Fingerprint | None = None, *, settle_s: float = SETTLE_S
     ) -> Passage:
-        """The gate for one write (core/gate.py): claim it, find its duplicates among the catalog and
+        """The gate for one write (core/catalog/gate.py): claim it, find its duplicates among the catalog and
         the writes in flight, decide by `policy`. `query`: the picture hashed as a query; None for
         one hashed only for storing (an import's row), made a query as the duplicate report does.
         The passage's claim goes with the write (`save`); a refused write stored nothing.
@@ -420,12 +423,12 @@ class DupcheckService:
     def save_many(
         self, writes: Sequence[tuple[Entry, Claim | None]], *, place: Callable[[Entry], Entry] | None = None
     ) -> Saved:
-        """`RecordWriter.save_many` (core/writer.py), the index updated as well."""
+        """`RecordWriter.save_many` (core/catalog/writer.py), the index updated as well."""
         return self.writer.save_many(writes, place=place)
 
     @property
     def writer(self) -> RecordWriter:
-        """The one write path of records and what goes beside them (core/writer.py), under this
+        """The one write path of records and what goes beside them (core/catalog/writer.py), under this
         service's id locks; `index=None` for a writer whose index follows the store by itself."""
         return RecordWriter(store=self.store, index=self.index, thumbnails=self.thumbnails, products=self.products,
                             kept=self.kept, claims=self.gate.claims, locks=self._locks)  # fmt: skip

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+from dupcheck.core.catalog.service import MAX_URL_LENGTH
 from dupcheck.core.errors import DupcheckError, InvalidRequest
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
-from dupcheck.core.service import MAX_URL_LENGTH
 
 URL_COLUMN_CANDIDATES = ("image_url", "small_image")
 # The longest row (a CSV record, quoted line breaks included; a JSON line), in characters.
