@@ -107,10 +107,10 @@ class Finding:
         return self.another_colour and self.unexplained is not None and self.unexplained.lined_up >= RECOLOURED
 
 
-class KeptPictures(Protocol):
-    """The candidates' kept pictures (judge.py's): `has(i)`, whether candidate i's record keeps
-    one (cheap: no picture decoded); `of(i)`, the picture, None when there is none or it cannot
-    be read."""
+class CandidateThumbnails(Protocol):
+    """The candidates' thumbnails, the pictures kept beside their records (judge.py's): `has(i)`,
+    whether candidate i's record keeps one (cheap: no picture decoded); `of(i)`, the picture, None
+    when there is none or it cannot be read."""
 
     def has(self, candidate: int) -> bool: ...
 
@@ -121,7 +121,7 @@ class SamePhotograph:
     """One query's test against its candidates' kept pictures. Each candidate is looked at once
     per alignment; its best finding is remembered for the verdict."""
 
-    def __init__(self, probe: Probe, kept: KeptPictures) -> None:
+    def __init__(self, probe: Probe, kept: CandidateThumbnails) -> None:
         self.probe, self._kept = probe, kept
         self._seen: dict[tuple[int, Alignment], Finding | None] = {}
         self._best: dict[int, Finding] = {}
