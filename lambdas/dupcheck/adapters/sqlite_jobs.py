@@ -129,21 +129,11 @@ class SqliteImportJobs(SqliteBookkeeping):
         self, job_id: str, to: JobStatus, *, allowed_from: Collection[JobStatus],
         rows: int | None = None, error: str | None = None,
     ) -> ImportJob | None:  # fmt: skip
-        now = utc_now()
-        allowed = [s.value for s in allowed_from]
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                f"""UPDATE import_jobs SET status = ?, updated_at = ?,
-                        started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
-                        finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
-                        rows = COALESCE(?, rows), error = COALESCE(?, error)
-                    WHERE job_id = ? AND status IN ({", ".join("?" * len(allowed))})""",
-                (to.value, now, to is JobStatus.RUNNING, now, to in _FINAL, now, rows, error, job_id, *allowed),
-            )
-            if cursor.rowcount == 0:
-                return None
-            found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return _job(found)
+        found = self._set_status(
+            "import_jobs", ("job_id", job_id), _JOB_COLUMNS, to.value, allowed_from=[s.value for s in allowed_from],
+            starts=to is JobStatus.RUNNING, ends=to in _FINAL, keep={"rows": rows, "error": error},
+        )  # fmt: skip
+        return None if found is None else _job(found)
 
     def record(self, job_id: str, results: Sequence[RowResult], *, after_cancel: int = 0) -> ImportJob:
         """ImportJobs.record; `after_cancel` of the rows are stored ones whose write ended after the
