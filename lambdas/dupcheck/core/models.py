@@ -25,7 +25,8 @@ class OnDuplicate(StrEnum):
 
 ITEM_POLICIES = (OnDuplicate.WARN, OnDuplicate.REJECT, OnDuplicate.ALLOW)  # a single item cannot be "skipped"
 # The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
-# way in takes from the settings; the defaults of the values below are this one too.
+# way in takes from the settings; the defaults of ImportOptions.on_duplicate (below) and of
+# DupcheckService.on_duplicate (core/catalog/service.py) are this one too.
 DEFAULT_POLICY = OnDuplicate.WARN
 IMPORT_POLICIES = tuple(OnDuplicate)
 

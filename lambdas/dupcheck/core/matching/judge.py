@@ -37,7 +37,7 @@ from dupcheck.core.matching.verdicts import Judgement, banded, score, verdict_fo
 from dupcheck.core.matching.views import Probe, Views, stored_views
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 
-ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their kept pictures
+ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their thumbnails
 
 
 def judge_candidates(
@@ -47,7 +47,7 @@ def judge_candidates(
     thumbnails: ThumbnailSource | None = None,
 ) -> list[Judgement]:
     """A judgement per (record, index distance), in the same order, judged as `pipeline`
-    declares (its `judging`). `thumbnails` reads the kept pictures of the candidates the
+    declares (its `judging`). `thumbnails` reads the thumbnails of the candidates the
     same-photograph test looks at (by entity_id); without it, verification reads views alone."""
     how = pipeline.judging
     if isinstance(how, ByDistance):
@@ -226,8 +226,8 @@ class Tested:
 
 
 class _LazyThumbnails:
-    """The candidates' kept pictures, each read once, and only when the test asks for it; each
-    decoded only when the test looks at it (`has` reads the header alone)."""
+    """The candidates' thumbnails (photograph.CandidateThumbnails), each read once, and only when
+    the test asks for it; each decoded only when the test looks at it (`has` reads the header alone)."""
 
     def __init__(self, records: Sequence[HashRecord], source: ThumbnailSource) -> None:
         self.records, self.source = records, source

@@ -118,8 +118,8 @@ class CandidateThumbnails(Protocol):
 
 
 class SamePhotograph:
-    """One query's test against its candidates' kept pictures. Each candidate is looked at once
-    per alignment; its best finding is remembered for the verdict."""
+    """One query's test against its candidates' thumbnails (CandidateThumbnails). Each candidate is
+    looked at once per alignment; its best finding is remembered for the verdict."""
 
     def __init__(self, probe: Probe, kept: CandidateThumbnails) -> None:
         self.probe, self._kept = probe, kept
@@ -151,7 +151,7 @@ class SamePhotograph:
         return self._kept.has(candidate)
 
     def look(self, candidate: int, alignment: Alignment) -> Finding | None:
-        """The test at one alignment (None: nothing to compare: no kept picture, a patch too small)."""
+        """The test at one alignment (None: nothing to compare: no thumbnail, a patch too small)."""
         key = (candidate, alignment)
         if key not in self._seen:
             kept = self._kept.of(candidate)
