@@ -15,14 +15,15 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from dupcheck.core.catalog.gate import Gate
-from dupcheck.core.catalog.kept_images import KeptImages, KeptImagesFetcher, KeptImageUses, KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImagesFetcher, KeptPictures
+from dupcheck.core.catalog.lookups import Observer
 from dupcheck.core.catalog.products import Embedder, ProductSearch, default_model_path
-from dupcheck.core.catalog.service import DupcheckService, Observer
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.catalog.writer import RecordWriter
 from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.jobs.import_runs import Dispatcher, RowImporter
-from dupcheck.core.jobs.imports import ImportService, ImportStarter
-from dupcheck.core.jobs.scans import ScanService, ScanStarter
+from dupcheck.core.jobs.imports import ImportService
+from dupcheck.core.jobs.scans import ScanService
 from dupcheck.core.models import OnDuplicate
 from dupcheck.core.pictures import imaging
 from dupcheck.core.ports import (
@@ -31,8 +32,12 @@ from dupcheck.core.ports import (
     EmbeddingModel,
     HashIndex,
     ImageFetcher,
+    ImportStarter,
+    KeptImages,
+    KeptImageUses,
     ProductIndex,
     RecordStore,
+    ScanStarter,
     ThumbnailStore,
 )
 from dupcheck.core.settings import Settings, SettingsError

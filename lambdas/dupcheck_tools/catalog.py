@@ -30,8 +30,6 @@ from urllib.parse import urlsplit
 from dupcheck.core.jobs.catalog_rows import (
     URL_COLUMN_CANDIDATES,
     CatalogError,
-    CatalogRow,
-    Columns,
     absolute_url,
     csv_rows,
     jsonl_rows,
@@ -39,6 +37,7 @@ from dupcheck.core.jobs.catalog_rows import (
     row_of,
     sniff_format,
 )
+from dupcheck.core.models import CatalogRow, Columns
 
 __all__ = [
     "URL_COLUMN_CANDIDATES", "CatalogError", "CatalogReader", "CatalogRow", "Columns", "absolute_url",

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from dupcheck.core.catalog.products import Embedder
-from dupcheck.core.catalog.service import build_entry
+from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.pictures import imaging

@@ -40,10 +40,10 @@ from dupcheck.adapters.dynamodb_claims import GATE_CLAIM, SHARDS, live_item, pic
 from dupcheck.adapters.dynamodb_store import record_to_item
 from dupcheck.adapters.opensearch.schema import document
 from dupcheck.bootstrap import build_service, one_blas_thread
-from dupcheck.core.catalog.gate import Claim, ClaimState, new_claim_id
-from dupcheck.core.catalog.service import build_entry
+from dupcheck.core.catalog.gate import new_claim_id
+from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.fingerprint.hashing import get_pipeline
-from dupcheck.core.models import Entry
+from dupcheck.core.models import Claim, ClaimState, Entry
 from dupcheck.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ import numpy as np
 
 from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.bootstrap import build_embedder, build_service, one_blas_thread
-from dupcheck.core.catalog.service import build_entry
+from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import DIMENSIONS, ProductVector
 from dupcheck.core.settings import Settings

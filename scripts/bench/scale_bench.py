@@ -105,7 +105,7 @@ def edited_copy(image: Image.Image) -> Image.Image:
 
 
 def real_records(files: list[Path]) -> list[dict[str, object]]:
-    from dupcheck.core.catalog.service import build_entry
+    from dupcheck.core.catalog.records import build_entry
     from dupcheck.core.fingerprint.hashing import get_pipeline
 
     pipeline = get_pipeline()

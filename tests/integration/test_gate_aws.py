@@ -256,10 +256,8 @@ def test_an_import_batch_with_skip_racing_four_lambdas_stores_one_record(deploym
 
     from dupcheck.adapters.dynamodb_jobs import DynamoDBImportJobs, create_jobs_table
     from dupcheck.bootstrap import build_row_importer
-    from dupcheck.core.jobs.catalog_rows import CatalogRow
     from dupcheck.core.jobs.import_runs import JobGate
-    from dupcheck.core.jobs.imports import ImportJob, ImportOptions, JobStatus, Source
-    from dupcheck.core.models import OnDuplicate, utc_now
+    from dupcheck.core.models import CatalogRow, ImportJob, ImportOptions, JobStatus, OnDuplicate, Source, utc_now
     from dupcheck.core.settings import Settings
 
     create_jobs_table(boto3.client("dynamodb", region_name=REGION), "dupcheck-jobs")

@@ -844,7 +844,7 @@ def test_the_server_answers_while_its_index_loads_and_loses_no_write(
 ) -> None:
     from dupcheck.adapters.sqlite_store import SqliteRecordStore
     from dupcheck.bootstrap import build_service
-    from dupcheck.core.catalog.service import build_entry
+    from dupcheck.core.catalog.records import build_entry
     from dupcheck.core.fingerprint.hashing import get_pipeline
 
     store = SqliteRecordStore(settings.sqlite_path)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from PIL import Image, ImageOps
 
-from dupcheck.core.catalog.service import build_entry
+from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import Entry, HashRecord
 from dupcheck.core.ports import RecordStore

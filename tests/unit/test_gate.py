@@ -19,10 +19,10 @@ import pytest
 
 from dupcheck.adapters.sqlite_claims import SqliteClaims
 from dupcheck.bootstrap import build_service
-from dupcheck.core.catalog.gate import EXPIRED, Claim, ClaimState, Passage, nearest_claims
+from dupcheck.core.catalog.gate import EXPIRED, Passage, nearest_claims
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DuplicateImage
-from dupcheck.core.models import Entry, HashValue, OnDuplicate
+from dupcheck.core.models import Claim, ClaimState, Entry, HashValue, OnDuplicate
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.catalogs import MUTUAL_SEEDS, edited_copies

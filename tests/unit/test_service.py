@@ -8,7 +8,8 @@ import pytest
 from PIL import ImageOps
 
 from dupcheck.bootstrap import build_service
-from dupcheck.core.catalog.service import METRIC_THUMBNAIL_FAILURES, DupcheckService
+from dupcheck.core.catalog.lookups import METRIC_THUMBNAIL_FAILURES
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable, UpstreamError
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.matching.thumbnails import Thumbnail

@@ -59,3 +59,21 @@ def test_every_core_module_is_in_a_room_or_the_domain() -> None:
     rooms = {p.name for p in CORE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert top <= DOMAIN
     assert rooms == ROOMS
+
+
+# Issue 76's target is no class of 250 lines or more; these are still over it, at most this long
+# (a split of each is left to do): a class may shrink below its line here, never grow past it.
+LARGE_CLASSES = {"Backfill": 428, "DynamoDBRecordStore": 339, "LocalHashIndex": 317, "SqliteRecordStore": 272,
+                 "Probe": 266}  # fmt: skip
+MAX_CLASS_LINES = 250
+
+
+def test_no_class_in_lambdas_is_250_lines_or_longer_but_those_left_to_split() -> None:
+    too_long = {}
+    for path in LAMBDAS.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > LARGE_CLASSES.get(node.name, MAX_CLASS_LINES - 1):
+                    too_long[f"{path.relative_to(LAMBDAS)}:{node.name}"] = lines
+    assert not too_long, f"classes of {MAX_CLASS_LINES} lines or more (split them by concern): {too_long}"

@@ -38,10 +38,10 @@ from dupcheck.adapters.dynamodb_store import (
     key_of,
     record_to_item,
 )
-from dupcheck.core.catalog.gate import EXPIRED, KEPT_GONE, Claim, Claimed, ClaimState, new_claim_id
+from dupcheck.core.catalog.gate import EXPIRED, KEPT_GONE, new_claim_id
 from dupcheck.core.catalog.kept_images import kept_name
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import Entry, HashRecord, HashValue
+from dupcheck.core.models import Claim, Claimed, ClaimState, Entry, HashRecord, HashValue
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from dupcheck.core.settings import Settings

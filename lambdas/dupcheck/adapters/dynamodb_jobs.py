@@ -31,9 +31,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.adapters.dynamodb_store import _UNAVAILABLE_CODES  # one list of "try again later" codes
 from dupcheck.core.errors import NotFound, StoreUnavailable
-from dupcheck.core.jobs.imports import (
+from dupcheck.core.jobs.imports import MAX_PAGE, expires_epoch
+from dupcheck.core.models import (
     DETAILED,
-    MAX_PAGE,
     ImportJob,
     ImportOptions,
     JobStatus,
@@ -41,9 +41,8 @@ from dupcheck.core.jobs.imports import (
     Position,
     RowResult,
     Source,
-    expires_epoch,
+    utc_now,
 )
-from dupcheck.core.models import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings

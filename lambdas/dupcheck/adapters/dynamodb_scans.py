@@ -30,8 +30,8 @@ from dupcheck.adapters.dynamodb_jobs import (  # one table, one encoding
     status_update,
 )
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.jobs.scans import FINAL, ScanJob, ScanStatus, expires_epoch
-from dupcheck.core.models import utc_now
+from dupcheck.core.jobs.scans import FINAL, expires_epoch
+from dupcheck.core.models import ScanJob, ScanStatus, utc_now
 
 SCAN = "scan"
 LISTED = "scans"

@@ -37,7 +37,8 @@ from typing import IO, TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.core.errors import NotFound, StoreUnavailable
-from dupcheck.core.jobs.imports import UploadTarget, check_job_id
+from dupcheck.core.jobs.imports import check_job_id
+from dupcheck.core.models import UploadTarget
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings

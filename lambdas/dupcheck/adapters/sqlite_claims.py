@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dupcheck.adapters.sqlite_store import SqliteRecordStore, pack_features, unpack_features
-from dupcheck.core.catalog.gate import EXPIRED, Claim, Claimed, ClaimState
+from dupcheck.core.catalog.gate import EXPIRED
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import Entry, HashRecord, HashValue
+from dupcheck.core.models import Claim, Claimed, ClaimState, Entry, HashRecord, HashValue
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (

@@ -26,17 +26,8 @@ from pathlib import Path
 
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.jobs.imports import (
-    RETENTION_DAYS,
-    ImportJob,
-    ImportOptions,
-    JobStatus,
-    Outcome,
-    Position,
-    RowResult,
-    Source,
-)
-from dupcheck.core.models import utc_now
+from dupcheck.core.jobs.imports import RETENTION_DAYS
+from dupcheck.core.models import ImportJob, ImportOptions, JobStatus, Outcome, Position, RowResult, Source, utc_now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS import_jobs (

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
-from dupcheck.core.jobs.scans import ACTIVE, FINAL, ScanJob, ScanStatus
-from dupcheck.core.models import utc_now
+from dupcheck.core.jobs.scans import ACTIVE, FINAL
+from dupcheck.core.models import ScanJob, ScanStatus, utc_now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (

@@ -21,9 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.jobs.catalog_rows import CatalogRow
-from dupcheck.core.jobs.imports import ImportJob, JobStatus, Source
-from dupcheck.core.jobs.scans import ScanJob
+from dupcheck.core.models import CatalogRow, ImportJob, JobStatus, ScanJob, Source
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings

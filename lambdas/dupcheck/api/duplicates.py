@@ -32,8 +32,8 @@ from dupcheck.api.schemas import DuplicateReport
 from dupcheck.core.catalog.decisions import DecisionService
 from dupcheck.core.catalog.kept_images import KeptPictures
 from dupcheck.core.catalog.service import DupcheckService
-from dupcheck.core.jobs.scans import ScanJob, ScanService
-from dupcheck.core.models import DecisionKind
+from dupcheck.core.jobs.scans import ScanService
+from dupcheck.core.models import DecisionKind, ScanJob
 
 
 def router(service: DupcheckService, scans: ScanService | None, images: KeptPictures | None = None) -> Router:

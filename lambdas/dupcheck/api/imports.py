@@ -44,9 +44,8 @@ from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.api.uploads import uploaded_catalog
 from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.errors import InvalidRequest, ServerBusy
-from dupcheck.core.jobs.catalog_rows import Columns
-from dupcheck.core.jobs.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, Mode, UploadTarget
-from dupcheck.core.models import IMPORT_POLICIES
+from dupcheck.core.jobs.imports import UPLOAD_EXPIRES_S, ImportService
+from dupcheck.core.models import IMPORT_POLICIES, Columns, ImportJob, ImportOptions, Mode, UploadTarget
 
 RESULTS = "A page of checked rows (format=csv: text/csv, every row)."
 RESULTS_FILE = ("format=csv where the answer cannot be streamed (AWS): the CSV was written to storage; Location "

@@ -10,8 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from dupcheck.api.known_names import StrictBody
 from dupcheck.core.catalog.decisions import MAX_OTHERS
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
-from dupcheck.core.jobs.scans import ScanJob
-from dupcheck.core.models import Decision
+from dupcheck.core.models import Decision, ScanJob
 
 PHASE_NAMES = ("read", "pair", "thumbnails", "verify", "report")  # the engine's steps, in order
 PhaseName = Literal["read", "pair", "thumbnails", "verify", "report"]

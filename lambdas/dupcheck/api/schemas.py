@@ -13,8 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from dupcheck.api.known_names import StrictBody
 from dupcheck.core.catalog.gate import Registration
+from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.catalog.products import ProductResult
-from dupcheck.core.catalog.service import MAX_URL_LENGTH
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import FindResult, HashRecord
 

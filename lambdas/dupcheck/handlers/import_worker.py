@@ -27,9 +27,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dupcheck.adapters.sqs_queues import row_of_message
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.jobs.catalog_rows import CatalogRow
 from dupcheck.core.jobs.import_runs import MAX_ATTEMPTS, JobGate, Retry, RowChecker, RowImporter, finish_if_complete
-from dupcheck.core.jobs.imports import ImportJob, ImportJobs, JobStatus, Mode, RowResult
+from dupcheck.core.models import CatalogRow, ImportJob, JobStatus, Mode, RowResult
+from dupcheck.core.ports import ImportJobs
 from dupcheck.observability import logger, metrics, record_metric, tracer
 
 

@@ -35,14 +35,14 @@ from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
-from dupcheck.core.catalog.gate import Claim, Passage
+from dupcheck.core.catalog.gate import Passage
 from dupcheck.core.catalog.kept_images import kept_gone_message
 from dupcheck.core.catalog.products import Embedder, default_model_path
 from dupcheck.core.catalog.writer import RecordWriter
 from dupcheck.core.errors import DupcheckError, KeptImageGone, UpstreamError, UpstreamTimeout
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.jobs.catalog_rows import row_failure
-from dupcheck.core.models import Entry, HashRecord, utc_now
+from dupcheck.core.models import Claim, Entry, HashRecord, utc_now
 from dupcheck.core.ports import ImageFetcher, ProductIndex, RecordStore, ThumbnailStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.failures import FailureSink

@@ -14,9 +14,9 @@ from tqdm import tqdm
 from dupcheck.bootstrap import build_kept_pictures, build_service
 from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.catalog.kept_images import KeptPictures
-from dupcheck.core.catalog.service import MAX_TOP, DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.models import ITEM_POLICIES, OnDuplicate
+from dupcheck.core.models import ITEM_POLICIES, MAX_TOP, OnDuplicate
 from dupcheck.core.pictures.imaging import sniff_format
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli.common import UsageError, int_between, print_json, settings_for, show_progress

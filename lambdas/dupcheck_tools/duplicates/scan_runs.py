@@ -19,8 +19,8 @@ from typing import Any
 
 from dupcheck.adapters.report_file import REPORT_NAME
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.jobs.scans import ScanJob, ScanJobs, ScanStatus
-from dupcheck.core.ports import DuplicateReports, RecordStore, ThumbnailStore
+from dupcheck.core.models import ScanJob, ScanStatus
+from dupcheck.core.ports import DuplicateReports, RecordStore, ScanJobs, ThumbnailStore
 from dupcheck_tools.duplicates import DuplicatesSummary, Stop, UsageError, find_duplicates
 from dupcheck_tools.duplicates.report import CSV_NAME, HTML_NAME
 from dupcheck_tools.worker_pool import WorkerDied

@@ -15,7 +15,8 @@ from itertools import islice
 from typing import IO, Protocol
 
 from dupcheck.core.jobs.import_runs import Retry, RowChecker
-from dupcheck.core.jobs.imports import ImportJob, RowResult, Survey, catalog_rows
+from dupcheck.core.jobs.imports import Survey, catalog_rows
+from dupcheck.core.models import ImportJob, RowResult
 
 ROWS_PER_THREAD = 4  # rows a batch gives each checking thread: enough that a slow host does not idle the others
 

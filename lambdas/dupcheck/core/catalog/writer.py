@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dupcheck.core.catalog.gate import KEPT_GONE, Claim, WriteClaims
+from dupcheck.core.catalog.gate import KEPT_GONE
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import Entry, HashRecord
-from dupcheck.core.ports import HashIndex, RecordStore, ThumbnailStore
+from dupcheck.core.models import Claim, Entry, HashRecord
+from dupcheck.core.ports import HashIndex, RecordStore, ThumbnailStore, WriteClaims
 
 if TYPE_CHECKING:
     from dupcheck.core.catalog.kept_images import KeptPictures

@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
-from dupcheck.core.catalog.gate import EXPIRED, YIELDING, Claim, Passage
+from dupcheck.core.catalog.gate import EXPIRED, YIELDING, Passage
 from dupcheck.core.catalog.kept_images import KeptPictures, kept_gone_message
-from dupcheck.core.catalog.service import DupcheckService, build_entry
+from dupcheck.core.catalog.records import build_entry
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.catalog.writer import RecordWriter, Saved
 from dupcheck.core.errors import (
     DupcheckError,
@@ -44,55 +45,48 @@ from dupcheck.core.errors import (
     UpstreamTimeout,
 )
 from dupcheck.core.fingerprint.hashing import HashPipeline
-from dupcheck.core.jobs.catalog_rows import CatalogRow, row_failure
+from dupcheck.core.jobs.catalog_rows import row_failure
 from dupcheck.core.jobs.imports import (
     DUPLICATE_CODE,
     STARTABLE,
-    CatalogFiles,
-    ImportJob,
-    ImportJobs,
-    JobStatus,
-    Outcome,
-    RowResult,
     RowVerdict,
-    Source,
     Survey,
     catalog_rows,
     check_catalog,
     job_holder,
     survey,
 )
-from dupcheck.core.models import Entry, FindResult, HashRecord, Match, OnDuplicate, Verdict, utc_now
-from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
+from dupcheck.core.models import (
+    CatalogRow,
+    Claim,
+    Entry,
+    FindResult,
+    HashRecord,
+    ImportJob,
+    JobStatus,
+    Match,
+    OnDuplicate,
+    Outcome,
+    RowResult,
+    Source,
+    Verdict,
+    utc_now,
+)
+from dupcheck.core.ports import (
+    CatalogFiles,
+    DispatchedJobs,
+    ImageFetcher,
+    ImportJobs,
+    RecordStore,
+    RowQueue,
+    ThumbnailStore,
+)
 
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 100  # rows sent (and progress saved) per step; cancellation is checked every step
 ENOUGH_TIME_S = 60.0  # the dispatcher hands over to a fresh invocation when less is left
 MAX_ATTEMPTS = 3  # deliveries of a row before a transient failure is its outcome (infra's queue keeps 5)
-
-
-@runtime_checkable
-class RowQueue(Protocol):
-    """Where the dispatcher sends rows, one message each (SQS)."""
-
-    def send(self, job_id: str, rows: Sequence[CatalogRow]) -> None: ...
-
-
-@runtime_checkable
-class DispatchedJobs(ImportJobs, Protocol):
-    """Jobs that a dispatcher claims and reports its progress on."""
-
-    def claim(self, job_id: str, token: str, allowed_from: Collection[JobStatus]) -> ImportJob | None:
-        """The job, now running under `token`: moved there from `allowed_from`, or already
-        running under the same token (a retried message). None otherwise."""
-        ...
-
-    def mark_dispatched(self, job_id: str, token: str, rows: int) -> None:
-        """Rows sent so far, by the holder of `token`."""
-        ...
-
-    def dispatched(self, job_id: str) -> int: ...
 
 
 class Continuation(Protocol):
