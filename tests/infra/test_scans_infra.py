@@ -96,7 +96,7 @@ def test_the_engine_layer_holds_all_the_scan_function_imports_of_the_tools(tmp_p
         "import dupcheck_tools.duplicates.scan_function as f\n"
         "from dupcheck_tools.duplicates import find_duplicates\n"
         "from dupcheck.core.fingerprint.hashing import get_pipeline\n"
-        "from dupcheck.core.catalog.service import build_entry\n"
+        "from dupcheck.core.catalog.records import build_entry\n"
         "pixels = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1)\n"
         "data = io.BytesIO(); Image.fromarray(pixels).save(data, 'PNG')\n"
         "records = [build_entry(get_pipeline(), data.getvalue(), entity_id=i, sku='', image_url='', max_pixels=10**7)"
