@@ -25,7 +25,7 @@ $(STAMP): uv.lock pyproject.toml
 venv: $(STAMP)
 
 # The similar-products model, converted from the weights package the venv installed (no torch, no
-# download; docs/lab/similar-products.md). Its name is core/products.py's PRODUCT_MODEL (a test checks).
+# download; docs/lab/similar-products.md). Its name is core/models.py's PRODUCT_MODEL (a test checks).
 MODEL := lambdas/dupcheck/models/effnetlite1-rp256-i8-v1.onnx
 $(MODEL): $(STAMP) lambdas/dupcheck_tools/product_model.py
 	$(BIN)/python -m dupcheck_tools.product_model --out $(MODEL)

@@ -272,7 +272,7 @@ def dupcheck_code() -> lambda_.Code:
 
 def products_code() -> lambda_.Code:
     """The similar-products functions' asset: the shared one plus onnxruntime and the product model."""
-    from dupcheck.core.products import default_model_path
+    from dupcheck.core.catalog.products import default_model_path
 
     requirements, model = (REQUIREMENTS, PRODUCTS_REQUIREMENTS), default_model_path()
     bundler = LocalBundler(requirements=requirements, model=model, name="products")

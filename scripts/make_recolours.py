@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
 from dupcheck.core.matching.arrays import regions
-from dupcheck.core.pixels import skin_coloured
+from dupcheck.core.pictures.pixels import skin_coloured
 
 WORK = 128  # px: the side the product's parts are found at
 BACKDROP = 24  # levels: a pixel this far from the backdrop's colour (any channel) is the product's

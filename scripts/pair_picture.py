@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching.alignment import verify
 from dupcheck.core.matching.arrays import tiles
 from dupcheck.core.matching.judge import judge_candidates

@@ -33,7 +33,7 @@ import pytest
 
 from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.bootstrap import build_service
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.settings import Settings
 from support.image_server import ImageServer
 

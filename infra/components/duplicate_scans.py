@@ -36,7 +36,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dupcheck.adapters.s3_reports import REPORTS, SCANS
-from dupcheck.core.scans import RETENTION_DAYS
+from dupcheck.core.jobs.scans import RETENTION_DAYS
 from dupcheck.core.settings import Settings
 from infra.bundling import ARCHITECTURE, REPO_ROOT, RUNTIME
 from infra.components.function import dupcheck_function

@@ -38,9 +38,9 @@ from constructs import Construct
 
 from dupcheck.adapters.dynamodb_jobs import RECENT_INDEX
 from dupcheck.adapters.s3_files import CATALOGS, EXPORTS, IMAGES, UNCLAIMED_TAG
-from dupcheck.core.import_runs import MAX_ATTEMPTS
-from dupcheck.core.imports import RETENTION_DAYS
-from dupcheck.core.kept_images import UNCLAIMED_FOR_S
+from dupcheck.core.catalog.kept_images import UNCLAIMED_FOR_S
+from dupcheck.core.jobs.import_runs import MAX_ATTEMPTS
+from dupcheck.core.jobs.imports import RETENTION_DAYS
 from dupcheck.core.settings import Settings
 from infra.components.function import dupcheck_function
 

@@ -14,19 +14,33 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from dupcheck.core import imaging
-from dupcheck.core.decisions import DuplicateDecisions
-from dupcheck.core.gate import Gate, OnDuplicate
-from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.import_runs import Dispatcher, RowImporter
-from dupcheck.core.imports import ImportService, ImportStarter
-from dupcheck.core.kept_images import KeptImages, KeptImagesFetcher, KeptImageUses, KeptPictures
-from dupcheck.core.ports import DuplicateReports, HashIndex, ImageFetcher, RecordStore, ThumbnailStore
-from dupcheck.core.products import Embedder, EmbeddingModel, ProductIndex, ProductSearch, default_model_path
-from dupcheck.core.scans import ScanService, ScanStarter
-from dupcheck.core.service import DupcheckService, Observer
+from dupcheck.core.catalog.gate import Gate
+from dupcheck.core.catalog.kept_images import KeptImagesFetcher, KeptPictures
+from dupcheck.core.catalog.lookups import Observer
+from dupcheck.core.catalog.products import Embedder, ProductSearch, default_model_path
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.catalog.writer import RecordWriter
+from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
+from dupcheck.core.jobs.import_runs import Dispatcher, RowImporter
+from dupcheck.core.jobs.imports import ImportService
+from dupcheck.core.jobs.scans import ScanService
+from dupcheck.core.models import OnDuplicate
+from dupcheck.core.pictures import imaging
+from dupcheck.core.ports import (
+    DuplicateDecisions,
+    DuplicateReports,
+    EmbeddingModel,
+    HashIndex,
+    ImageFetcher,
+    ImportStarter,
+    KeptImages,
+    KeptImageUses,
+    ProductIndex,
+    RecordStore,
+    ScanStarter,
+    ThumbnailStore,
+)
 from dupcheck.core.settings import Settings, SettingsError
-from dupcheck.core.writer import RecordWriter
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +63,7 @@ def one_blas_thread() -> None:
     (docs/lab/benchmarks.md). Requests run in parallel on their own threads (the local server) or
     processes (Lambda) instead. Called where a process starts serving (the Lambda handler's cold
     start, `python -m dupcheck`), never by the core: a library user's process keeps its own
-    setting. threadpoolctl finds the BLAS numpy loaded (imported above, by core/hashing.py),
+    setting. threadpoolctl finds the BLAS numpy loaded (imported above, by core/fingerprint/hashing.py),
     whichever it is, and sets it at run time (OPENBLAS_NUM_THREADS works only before numpy is
     imported)."""
     threadpool_limits(limits=1, user_api="blas")
@@ -70,7 +84,7 @@ def require_aws_region(settings: Settings) -> None:
 
 
 def configure_decoding(settings: Settings) -> None:
-    """This process's decoding limits: what one image and all at once may take (core/imaging.py)."""
+    """This process's decoding limits: what one image and all at once may take (core/pictures/imaging.py)."""
     imaging.configure(
         max_decode_bytes=settings.max_decode_mb * imaging.MB,
         total_bytes=settings.decode_budget_mb * imaging.MB,
@@ -92,7 +106,7 @@ def build_store(settings: Settings) -> RecordStore:
 
 
 def build_gate(settings: Settings, store: RecordStore) -> Gate:
-    """The duplicate gate's claims (core/gate.py): in the records' SQLite file, or on AWS the claims
+    """The duplicate gate's claims (core/catalog/gate.py): in the records' SQLite file, or on AWS the claims
     table written with the records table (without one, a check sees only what the index holds)."""
     if settings.store == "dynamodb":
         from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
@@ -115,7 +129,7 @@ def build_gate(settings: Settings, store: RecordStore) -> Gate:
 def build_writer(
     settings: Settings, store: RecordStore, *, thumbnails: ThumbnailStore | None, products: ProductIndex | None
 ) -> RecordWriter:
-    """The write path of a batch tool (backfill, migrate, reindex: core/writer.py) into `store`: with
+    """The write path of a batch tool (backfill, migrate, reindex: core/catalog/writer.py) into `store`: with
     the gate's claims, and locally the kept pictures; the index follows the store by itself."""
     return RecordWriter(store, thumbnails=thumbnails, products=products, claims=build_gate(settings, store).claims,
                         kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None)  # fmt: skip

@@ -55,7 +55,7 @@ def record_metric(name: str, value: float, unit: str | MetricUnit = MetricUnit.C
 
 
 def observe(name: str, value: float) -> None:
-    """The service's `Observer` (`core.service.Observer`): a metric name and a value.
+    """The service's `Observer` (`core.catalog.service.Observer`): a metric name and a value.
 
     The unit follows the name's suffix, so the service never needs to know about EMF units:
     `...Ms` is Milliseconds, anything else a Count.

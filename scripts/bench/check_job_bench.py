@@ -62,8 +62,8 @@ def edited_copy(data: bytes) -> bytes:
 def write_catalog(path: Path, files: list[Path], total: int) -> None:
     """The real records (with their kept pictures) first, then filler up to `total`."""
     sys.path.insert(0, str(ROOT / "lambdas"))
-    from dupcheck.core.hashing import get_pipeline
-    from dupcheck.core.service import build_entry
+    from dupcheck.core.catalog.records import build_entry
+    from dupcheck.core.fingerprint.hashing import get_pipeline
 
     pipeline = get_pipeline()
     rng = np.random.default_rng(1)

@@ -2,7 +2,7 @@
 store, in DynamoDB capacity units, and the CPU one check takes.
 
 Each picture of a folder is hashed by the default pipeline into the record `POST /items` stores
-(core/service.py `build_entry`), with a shop's fields: an id, a SKU and a 70-character CDN URL.
+(core/catalog/service.py `build_entry`), with a shop's fields: an id, a SKU and a 70-character CDN URL.
 Sizes follow DynamoDB's item-size rules (attribute names plus values; a map's 3 bytes and 1 a
 member); a write costs one unit per started KB, an eventually consistent read half a unit per
 started 4 KB (a BatchGetItem counts each item on its own). A write through the duplicate gate
@@ -41,10 +41,10 @@ from dupcheck.adapters.dynamodb_claims import GATE_CLAIM, SHARDS, live_item, pic
 from dupcheck.adapters.dynamodb_store import record_to_item
 from dupcheck.adapters.opensearch.schema import document
 from dupcheck.bootstrap import build_service, one_blas_thread
-from dupcheck.core.gate import Claim, ClaimState, new_claim_id
-from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.models import Entry
-from dupcheck.core.service import build_entry
+from dupcheck.core.catalog.gate import new_claim_id
+from dupcheck.core.catalog.records import build_entry
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.models import Claim, ClaimState, Entry
 from dupcheck.core.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -56,9 +56,9 @@ def dev_records(work: Path) -> Path:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "make_benchmark.py"), "--originals",
                         str(SHARED / "images"), "--out", str(bench), "--quiet", "--colour-variants",
                         str(SHARED / "colour_variants.csv"), str(SHARED / "colour_variants")], check=True)  # fmt: skip
-    from dupcheck.core.hashing import get_pipeline
+    from dupcheck.core.catalog.records import build_entry
+    from dupcheck.core.fingerprint.hashing import get_pipeline
     from dupcheck.core.models import features_to_text
-    from dupcheck.core.service import build_entry
     from dupcheck_tools.evaluation.duplicates import NEGATIVE_KINDS, choose_copies, read_sources
 
     rows = read_sources(bench / "truth.csv")

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
 
 from dupcheck.bootstrap import build_service  # noqa: E402
-from dupcheck.core.gate import OnDuplicate  # noqa: E402
+from dupcheck.core.models import OnDuplicate
 from dupcheck.core.settings import Settings  # noqa: E402
 from dupcheck_tools.samples import encode, product_image  # noqa: E402
 

@@ -38,7 +38,7 @@ from PIL import Image
 
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord

@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 
 from dupcheck.adapters.local_index import LocalHashIndex
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import Fingerprint, HashValue
 
 BITS = 128

@@ -6,7 +6,7 @@ service's `find_similar_bytes` in a fresh process: what a request costs, decode 
 Formats whose every file of that size is over the 20 MB upload limit (BMP's uncompressed modes)
 are measured at the largest size the limit lets through. Reported: the answer (`ok`, or the
 413 of a picture whose decoding would cost more than DUPCHECK_MAX_DECODE_MB), the cost the
-decoder's model predicts from the header (core/imaging.py, `decode_cost`), and the request's own
+decoder's model predicts from the header (core/pictures/imaging.py, `decode_cost`), and the request's own
 peak: the process's high-water mark after the request minus its RSS once ready.
 
     .venv/bin/python scripts/bench/memory_bench.py [--lambdas DIR] [--cases png-rgba webp-lossy ...]
@@ -52,7 +52,7 @@ service = build_service(Settings.from_env({}, data_dir=tempfile.mkdtemp()))
 service.find_similar_bytes(Path(sys.argv[2]).read_bytes(), 5)  # warm-up: every import, every cache
 data = Path(sys.argv[1]).read_bytes()
 try:
-    from dupcheck.core import imaging
+    from dupcheck.core.pictures import imaging
     image = Image.open(io.BytesIO(data))
     stored = image.size
     if image.format == "JPEG":

@@ -108,7 +108,7 @@ SMOKE_SCRIPT = """
 import io, json
 from PIL import Image
 from dupcheck.handlers import find_similar
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.fingerprint.hashing import get_pipeline
 event = {"resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET", "headers": {},
          "requestContext": {"requestId": "smoke", "stage": "v1"}, "body": None, "isBase64Encoded": False}
 answer = find_similar.app.resolve(event, None)
@@ -164,7 +164,7 @@ def snapstart_hooks(python: str, path: str) -> dict[str, float]:
 
 def build(machine: str, out: Path, *, sources_only: bool, python: str, products: bool = False) -> Path:
     """A bundle for `machine` built by the same bundler `make synth` uses (`products`: theirs)."""
-    from dupcheck.core.products import default_model_path
+    from dupcheck.core.catalog.products import default_model_path
     from infra import bundling
 
     if sources_only:  # for the measurement only: the bundler itself always compiles

@@ -30,9 +30,9 @@ import numpy as np
 
 from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.bootstrap import build_embedder, build_service, one_blas_thread
-from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.products import DIMENSIONS, ProductVector
-from dupcheck.core.service import build_entry
+from dupcheck.core.catalog.records import build_entry
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.models import DIMENSIONS, ProductVector
 from dupcheck.core.settings import Settings
 
 MAX_PIXELS = 40_000_000

@@ -25,11 +25,11 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.hashing import _pack, centre_weighted, dct_hash, get_pipeline
-from dupcheck.core.imaging import decode_image
+from dupcheck.core.fingerprint.hashing import _pack, centre_weighted, dct_hash, get_pipeline
 from dupcheck.core.matching.thumbnails import thumbnail_bytes
 from dupcheck.core.matching.views import views_of
-from dupcheck.core.pixels import crop, luma, planar, trim_box
+from dupcheck.core.pictures.imaging import decode_image
+from dupcheck.core.pictures.pixels import crop, luma, planar, trim_box
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)

@@ -86,7 +86,7 @@ def with_thumbnails(source: Path, out: Path, photos: int = 300) -> None:
     sys.path.insert(0, str(ROOT / "lambdas"))
     from scale_bench import IMAGES  # scripts/bench/scale_bench.py
 
-    from dupcheck.core.hashing import get_pipeline
+    from dupcheck.core.fingerprint.hashing import get_pipeline
     from dupcheck.core.matching.thumbnails import _HEADER
 
     pipeline = get_pipeline()

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
 from numpy_resize import box_resized_float, box_resized_rgb  # noqa: E402 (beside this script)
 
 from dupcheck.bootstrap import one_blas_thread  # noqa: E402
-from dupcheck.core.hashing import get_pipeline  # noqa: E402
+from dupcheck.core.fingerprint.hashing import get_pipeline  # noqa: E402
 from dupcheck.core.matching import views  # noqa: E402
-from dupcheck.core.pixels import luma, trim_box  # noqa: E402
+from dupcheck.core.pictures.pixels import luma, trim_box  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)

@@ -65,7 +65,7 @@ def worker(images: Path, out: Path) -> None:
 
     from dupcheck.adapters.local_index import LocalHashIndex
     from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
-    from dupcheck.core import hashing
+    from dupcheck.core.fingerprint import hashing
     from dupcheck.core.matching import judge
     from dupcheck.core.models import HashRecord
 

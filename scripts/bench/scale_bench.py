@@ -108,8 +108,8 @@ def edited_copy(image: Image.Image) -> Image.Image:
 
 
 def real_records(files: list[Path]) -> list[dict[str, object]]:
-    from dupcheck.core.hashing import get_pipeline
-    from dupcheck.core.service import build_entry
+    from dupcheck.core.catalog.records import build_entry
+    from dupcheck.core.fingerprint.hashing import get_pipeline
 
     pipeline = get_pipeline()
     records = []

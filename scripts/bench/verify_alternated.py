@@ -51,7 +51,7 @@ def judging(images: Path) -> tuple[Callable[[bytes], object], Callable[[object],
     from PIL import Image
 
     from dupcheck.adapters.local_index import LocalHashIndex
-    from dupcheck.core.hashing import get_pipeline
+    from dupcheck.core.fingerprint.hashing import get_pipeline
     from dupcheck.core.models import HashRecord
 
     try:

@@ -262,7 +262,7 @@ def dispatch(
     import queue
     import threading
 
-    from dupcheck.core.catalog import CatalogRow
+    from dupcheck.core.models import CatalogRow
     from dupcheck_tools.backfill.engine import _STOP, Backfill
     from dupcheck_tools.backfill.failures import FailureLog
 

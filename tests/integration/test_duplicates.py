@@ -26,7 +26,7 @@ from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.api.schemas import DuplicateReport
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from dupcheck.adapters.local_index import LocalHashIndex
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import HashRecord, HashValue, IndexHit
-from dupcheck.core.service import DupcheckService
 from dupcheck_tools.samples import encode, product_image
 from support.aws import REGION
 from support.catalogs import MUTUAL_SEEDS, edited_copies
@@ -256,11 +256,8 @@ def test_an_import_batch_with_skip_racing_four_lambdas_stores_one_record(deploym
 
     from dupcheck.adapters.dynamodb_jobs import DynamoDBImportJobs, create_jobs_table
     from dupcheck.bootstrap import build_row_importer
-    from dupcheck.core.catalog import CatalogRow
-    from dupcheck.core.gate import OnDuplicate
-    from dupcheck.core.import_runs import JobGate
-    from dupcheck.core.imports import ImportJob, ImportOptions, JobStatus, Source
-    from dupcheck.core.models import utc_now
+    from dupcheck.core.jobs.import_runs import JobGate
+    from dupcheck.core.models import CatalogRow, ImportJob, ImportOptions, JobStatus, OnDuplicate, Source, utc_now
     from dupcheck.core.settings import Settings
 
     create_jobs_table(boto3.client("dynamodb", region_name=REGION), "dupcheck-jobs")
@@ -319,7 +316,7 @@ def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_onl
     the picture is refused naming it; after, the other write fences the dead claim and is stored,
     and should the first Lambda thaw and commit, its write stores nothing."""
     from dupcheck.core.errors import ServerBusy
-    from dupcheck.core.gate import OnDuplicate
+    from dupcheck.core.models import OnDuplicate
 
     dead, other = deployment.new_lambda(), deployment.new_lambda()
     data = encode(product_image(8950))

@@ -302,7 +302,7 @@ def test_a_run_of_blank_lines_fails_the_job_in_the_dispatchers_first_read(aws: A
 
 
 def test_a_long_dispatch_hands_over_to_a_fresh_invocation(aws: Aws, image_server: ImageServer) -> None:
-    from dupcheck.core import import_runs
+    from dupcheck.core.jobs import import_runs
 
     status, job = aws.call("POST", "/imports", csv_of(good_rows(image_server, 110)))
     aws.sqs.send_message(QueueUrl=aws.starts, MessageBody=json.dumps(load_event_s3(job["job_id"])))
@@ -332,7 +332,7 @@ def test_an_upload_without_an_address_is_kept_in_the_bucket_until_its_last_recor
     from test_stream_sync import read_stream  # pytest's own copy
 
     from dupcheck.bootstrap import build_kept_pictures, build_store
-    from dupcheck.core.kept_images import rendition
+    from dupcheck.core.catalog.kept_images import rendition
     from dupcheck.core.settings import Settings
     from dupcheck.handlers.stream_sync import StreamSync
     from dupcheck_tools.samples import encode, product_image

@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from dupcheck.bootstrap import build_service
-from dupcheck.core.kept_images import rendition
+from dupcheck.core.catalog.kept_images import rendition
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
+from dupcheck.core.catalog.gate import KEPT_GONE
+from dupcheck.core.catalog.kept_images import kept_name, rendition
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import Conflict, KeptImageGone
-from dupcheck.core.gate import KEPT_GONE
-from dupcheck.core.kept_images import kept_name, rendition
-from dupcheck.core.service import DupcheckService
 from dupcheck_tools.samples import encode, product_image
 from support.aws import REGION
 from support.fakes import make_record

@@ -27,7 +27,7 @@ import pytest
 from pydantic import SecretStr
 
 from dupcheck.api import uploads
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local import memory
 from dupcheck_tools.local.server import SILENT_GRACE_S, LocalServer, client_key
@@ -844,8 +844,8 @@ def test_the_server_answers_while_its_index_loads_and_loses_no_write(
 ) -> None:
     from dupcheck.adapters.sqlite_store import SqliteRecordStore
     from dupcheck.bootstrap import build_service
-    from dupcheck.core.hashing import get_pipeline
-    from dupcheck.core.service import build_entry
+    from dupcheck.core.catalog.records import build_entry
+    from dupcheck.core.fingerprint.hashing import get_pipeline
 
     store = SqliteRecordStore(settings.sqlite_path)
     for seed in (810, 811):

@@ -25,7 +25,7 @@ from PIL import Image
 
 from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore, create_table
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
-from dupcheck.core.hashing import DEFAULT_ALGO
+from dupcheck.core.fingerprint.hashing import DEFAULT_ALGO
 from dupcheck.core.models import HashValue
 from dupcheck_tools.cli import main
 from dupcheck_tools.exit_codes import ExitCode

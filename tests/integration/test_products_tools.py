@@ -13,7 +13,7 @@ import pytest
 from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.bootstrap import build_embedder
-from dupcheck.core.products import PRODUCT_MODEL
+from dupcheck.core.models import PRODUCT_MODEL
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
 from dupcheck_tools.samples import encode, product_image

@@ -17,7 +17,7 @@ import pytest
 from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord, HashValue

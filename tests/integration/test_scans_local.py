@@ -27,7 +27,8 @@ import dupcheck_tools.duplicates as engine
 from dupcheck.adapters.sqlite_scans import SqliteScanJobs
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import Conflict
-from dupcheck.core.scans import FINAL, ScanJob, ScanService, ScanStatus
+from dupcheck.core.jobs.scans import FINAL, ScanService
+from dupcheck.core.models import ScanJob, ScanStatus
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
 from dupcheck_tools.duplicates.scan_runs import JobProgress, run_scan

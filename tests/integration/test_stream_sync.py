@@ -209,7 +209,7 @@ def test_kept_pictures_follow_their_records_through_the_stream_replayed_or_not(
     import boto3
 
     from dupcheck.adapters.s3_files import S3KeptImages
-    from dupcheck.core.kept_images import KeptPictures
+    from dupcheck.core.catalog.kept_images import KeptPictures
     from dupcheck.handlers.stream_sync import StreamSync
 
     s3 = boto3.client("s3", region_name=REGION)

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 from PIL import Image, ImageOps
 
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.catalog.records import build_entry
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import Entry, HashRecord
 from dupcheck.core.ports import RecordStore
-from dupcheck.core.service import build_entry
 from dupcheck_tools.samples import encode, product_image
 
 EXPECTED_GROUPS = [["a-original", "a-reflected-crop", "a-small"], ["b-original", "b-grayscale"]]

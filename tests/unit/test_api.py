@@ -630,7 +630,7 @@ def test_a_picture_of_one_pixel_by_100000_is_answered_on_every_image_route(app, 
 
 
 def test_too_much_decoding_at_once_is_a_503_with_retry_after(app) -> None:  # noqa: ANN001
-    from dupcheck.core import imaging
+    from dupcheck.core.pictures import imaging
 
     saved = imaging.BUDGET
     imaging.BUDGET = imaging.DecodeBudget(max_decode_bytes=64 * imaging.MB, total_bytes=64 * imaging.MB, wait_s=0.2)
@@ -650,7 +650,7 @@ def test_too_much_decoding_at_once_is_a_503_with_retry_after(app) -> None:  # no
         imaging.BUDGET = saved
 
 
-# -- the duplicate gate (core/gate.py) -------------------------------------------------------------
+# -- the duplicate gate (core/catalog/gate.py) -------------------------------------------------------------
 
 
 def turned(seed: int, degrees: float = 5.0) -> bytes:
@@ -737,7 +737,7 @@ def test_the_default_policy_comes_from_settings(settings: Settings) -> None:
 
 def test_a_refused_upload_without_an_address_keeps_no_picture(settings: Settings, tmp_path: Path) -> None:
     from dupcheck.adapters.local_files import LocalKeptImages
-    from dupcheck.core.kept_images import KeptPictures
+    from dupcheck.core.catalog.kept_images import KeptPictures
 
     data = encode(product_image(300))
     service = build_service(settings, fetcher=FakeFetcher({}))

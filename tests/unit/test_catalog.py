@@ -129,7 +129,7 @@ def test_the_failures_file_writes_a_formula_as_text(tmp_path: Path) -> None:
     import csv
     import json
 
-    from dupcheck.core.catalog import CatalogRow
+    from dupcheck.core.models import CatalogRow
     from dupcheck_tools.backfill.failures import FailureLog
 
     rows = [CatalogRow(1, '=HYPERLINK("http://evil.example","x")', "", "@SUM(A1)"), CatalogRow(2, "A2", "", "-1+2"),

@@ -1,4 +1,4 @@
-"""Decisions on the duplicate report's groups (core/decisions.py): through the API over the local
+"""Decisions on the duplicate report's groups (core/catalog/decisions.py): through the API over the local
 store, the two adapters against one contract (SQLite, DynamoDB through moto), and the report and
 find_similar read through them."""
 
@@ -17,8 +17,9 @@ from dupcheck.adapters.dynamodb_decisions import DynamoDBDuplicateDecisions, cre
 from dupcheck.adapters.sqlite_decisions import SqliteDuplicateDecisions
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_service
-from dupcheck.core.decisions import Decision, DecisionKind, DuplicateDecisions, RemovedCopy, annotate
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.catalog.decisions import annotate
+from dupcheck.core.models import Decision, DecisionKind, HashRecord, HashValue, RemovedCopy
+from dupcheck.core.ports import DuplicateDecisions
 from dupcheck.core.settings import Settings
 from dupcheck.core.spreadsheet import safe_cell
 from dupcheck_tools.samples import encode, product_image
@@ -266,7 +267,7 @@ def test_a_decision_naming_a_record_not_in_the_catalog_or_a_misspelt_field_store
 def test_a_keep_whose_record_went_meanwhile_removes_nothing_and_is_forgotten(app: Any, catalog: Any) -> None:
     """Between reading the group and removing, the record to keep was removed (an opposite decision):
     the removal is conditional on it, so nothing is removed and the decision is not kept."""
-    from dupcheck.core.decisions import DecisionService
+    from dupcheck.core.catalog.decisions import DecisionService
     from dupcheck.core.errors import Conflict
 
     removing = catalog.store.delete_keeping

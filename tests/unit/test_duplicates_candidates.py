@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dupcheck_tools.duplicates as engine
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import HashRecord, HashValue
 from dupcheck_tools.duplicates.workfile import WorkFile
 

@@ -1,4 +1,4 @@
-"""The duplicate gate under concurrency (core/gate.py): claims, fences and commits.
+"""The duplicate gate under concurrency (core/catalog/gate.py): claims, fences and commits.
 
 Two writers' steps (claim, check, commit) are run in every order they can interleave, against the
 SQLite claims; then many writers at once on threads; then a writer killed between its steps.
@@ -19,10 +19,10 @@ import pytest
 
 from dupcheck.adapters.sqlite_claims import SqliteClaims
 from dupcheck.bootstrap import build_service
+from dupcheck.core.catalog.gate import EXPIRED, Passage, nearest_claims
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DuplicateImage
-from dupcheck.core.gate import EXPIRED, Claim, ClaimState, OnDuplicate, Passage, nearest_claims
-from dupcheck.core.models import Entry, HashValue
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.models import Claim, ClaimState, Entry, HashValue, OnDuplicate
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.catalogs import MUTUAL_SEEDS, edited_copies
@@ -252,7 +252,7 @@ def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(
         import os, signal, sys
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from dupcheck.bootstrap import build_service
-        from dupcheck.core.gate import OnDuplicate
+        from dupcheck.core.models import OnDuplicate
         from dupcheck.core.settings import Settings
         from support.fakes import FakeFetcher
         service = build_service(Settings.from_env({{}}, data_dir={str(settings.data_dir)!r}, products="off"),

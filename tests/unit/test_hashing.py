@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from dupcheck.core.hashing import (
+from dupcheck.core.fingerprint.hashing import (
     DEFAULT_ALGO,
     AlignedDualPHash,
     HashPipeline,
@@ -24,7 +24,7 @@ from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.matching.views import Probe
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
-from dupcheck.core.pixels import (
+from dupcheck.core.pictures.pixels import (
     TRIM_TOLERANCE,
     channel_medians,
     cielab_ab,
@@ -335,7 +335,7 @@ def test_the_baseline_judges_on_distance_alone() -> None:
 def test_dct_matches_scipy() -> None:
     from scipy.fft import dctn
 
-    from dupcheck.core.pixels import dct_matrix
+    from dupcheck.core.pictures.pixels import dct_matrix
 
     x = np.random.default_rng(0).random((32, 32))
     matrix = dct_matrix(32)
@@ -464,7 +464,7 @@ def test_the_deployed_code_never_imports_the_baseline_packages() -> None:
     code = """
 import sys
 import dupcheck.handlers.find_similar, dupcheck.handlers.stream_sync
-from dupcheck.core.hashing import PIPELINES
+from dupcheck.core.fingerprint.hashing import PIPELINES
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.models import HashRecord
 from dupcheck_tools.samples import encode, product_image

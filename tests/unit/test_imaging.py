@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dupcheck.core import imaging
 from dupcheck.core.errors import ImageTooLarge, InvalidImage, ServerBusy, UnsupportedImage
-from dupcheck.core.imaging import decode_image, sniff_format
+from dupcheck.core.pictures import imaging
+from dupcheck.core.pictures.imaging import decode_image, sniff_format
 from dupcheck_tools.samples import encode, product_image
 
 LIMIT = 40_000_000

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dupcheck.core.imaging import decode_image
+from dupcheck.core.pictures.imaging import decode_image
 from dupcheck_tools.samples import product_image
 
 

@@ -22,10 +22,9 @@ from dupcheck.adapters.http_fetcher import status_error
 from dupcheck.adapters.local_files import LocalCatalogFiles, LocalKeptImages
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.api.uploads import CATALOG_READING_BYTES, catalog_body_cost
-from dupcheck.core import catalog as catalog_module
-from dupcheck.core import imports as imports_module
-from dupcheck.core.budget import MemoryBudget
-from dupcheck.core.catalog import CatalogRow, Columns
+from dupcheck.core.catalog.kept_images import KeptImagesFetcher, image_name, kept_name
+from dupcheck.core.catalog.records import build_entry
+from dupcheck.core.catalog.writer import RecordWriter
 from dupcheck.core.errors import (
     CatalogTooLarge,
     Conflict,
@@ -36,28 +35,26 @@ from dupcheck.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from dupcheck.core.gate import OnDuplicate
-from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.import_runs import Retry, RowImporter
-from dupcheck.core.imports import (
-    RESULT_COLUMNS,
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.jobs import catalog_rows as catalog_module
+from dupcheck.core.jobs import imports as imports_module
+from dupcheck.core.jobs.import_runs import Retry, RowImporter
+from dupcheck.core.jobs.imports import RESULT_COLUMNS, ImportService, catalog_rows, check_catalog, survey
+from dupcheck.core.models import (
+    CatalogRow,
+    Columns,
     ImportJob,
     ImportOptions,
-    ImportService,
     JobStatus,
     Mode,
+    OnDuplicate,
     Outcome,
     RowResult,
     Source,
-    catalog_rows,
-    check_catalog,
-    survey,
+    utc_now,
 )
-from dupcheck.core.kept_images import KeptImagesFetcher, image_name, kept_name
-from dupcheck.core.models import utc_now
-from dupcheck.core.service import build_entry
+from dupcheck.core.pictures.budget import MemoryBudget
 from dupcheck.core.spreadsheet import FORMULA_STARTS
-from dupcheck.core.writer import RecordWriter
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 
@@ -593,7 +590,7 @@ class Store(dict):
 
 
 def test_the_worker_skips_what_is_stored_and_retries_what_may_pass() -> None:
-    from dupcheck.core.catalog import CatalogRow
+    from dupcheck.core.models import CatalogRow
 
     pipeline = get_pipeline()
     picture = encode(product_image(3))
@@ -644,8 +641,8 @@ class Thumbnails(dict):
 
 
 def test_the_worker_keeps_thumbnails_before_records_and_rehashes_a_record_without_one() -> None:
-    from dupcheck.core.catalog import CatalogRow
     from dupcheck.core.matching.thumbnails import Thumbnail
+    from dupcheck.core.models import CatalogRow
 
     log: list[str] = []
 

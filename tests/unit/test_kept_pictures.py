@@ -22,16 +22,16 @@ from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_service
-from dupcheck.core.errors import Conflict, NotFound
-from dupcheck.core.kept_images import (
+from dupcheck.core.catalog.kept_images import (
     MAX_RENDITION_BYTES,
     RENDITION_SIDE,
     KeptPictures,
     image_name,
     rendition,
 )
-from dupcheck.core.products import DIMENSIONS, ProductVector
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.errors import Conflict, NotFound
+from dupcheck.core.models import DIMENSIONS, ProductVector
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.housekeeping import Housekeeping
 from dupcheck_tools.samples import encode, product_image

@@ -15,11 +15,11 @@ import pytest
 
 from dupcheck.api.uploads import catalog_body_cost
 from dupcheck.bootstrap import build_imports
-from dupcheck.core import imports as imports_module
-from dupcheck.core.budget import MemoryBudget
-from dupcheck.core.imports import ImportJob, ImportOptions, ImportService, JobStatus, Mode, Outcome, RowResult, Source
-from dupcheck.core.models import utc_now
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.jobs import imports as imports_module
+from dupcheck.core.jobs.imports import ImportService
+from dupcheck.core.models import ImportJob, ImportOptions, JobStatus, Mode, Outcome, RowResult, Source, utc_now
+from dupcheck.core.pictures.budget import MemoryBudget
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import Guard, LocalApp, catalog_budget_of
 

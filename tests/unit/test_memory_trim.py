@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from dupcheck.core import imaging
+from dupcheck.core.pictures import imaging
 from dupcheck_tools.local import memory
 from dupcheck_tools.local.memory import IdleTrim
 
@@ -70,7 +70,7 @@ def test_malloc_trim_gives_back_free_memory_that_free_keeps() -> None:
     script = textwrap.dedent("""
         import ctypes, re
         from pathlib import Path
-        from dupcheck.core.imaging import _GLIBC as libc, give_back_memory
+        from dupcheck.core.pictures.imaging import _GLIBC as libc, give_back_memory
         libc.malloc.restype = ctypes.c_void_p
         libc.free.argtypes = [ctypes.c_void_p]
         def rss():

@@ -15,8 +15,8 @@ from test_opensearch_index import HNSW, Recorder, ndjson, search_response
 from dupcheck.adapters.opensearch import OpenSearchProductIndex
 from dupcheck.adapters.opensearch.products import VECTOR_FIELD, score_to_dot
 from dupcheck.core.errors import IndexUnavailable
-from dupcheck.core.ports import ProvisionedIndex, VersionedIndex
-from dupcheck.core.products import DIMENSIONS, PRODUCT_MODEL, SCALE, ProductIndex, ProductVector
+from dupcheck.core.models import DIMENSIONS, PRODUCT_MODEL, SCALE, ProductVector
+from dupcheck.core.ports import ProductIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.core.settings import Settings
 
 INDEX = "dupcheck-products"

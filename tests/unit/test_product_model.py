@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from dupcheck.adapters.onnx_model import OnnxEmbeddingModel
-from dupcheck.core.products import DIMENSIONS, PRODUCT_MODEL, Embedder, ProductVector, default_model_path
+from dupcheck.core.catalog.products import Embedder, default_model_path
+from dupcheck.core.models import DIMENSIONS, PRODUCT_MODEL, ProductVector
 from dupcheck_tools import product_model
 from dupcheck_tools.samples import encode, product_image
 from support.garments import garment

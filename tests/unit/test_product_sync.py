@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dupcheck.core.catalog.products import Embedder
 from dupcheck.core.errors import ImageUnreachable, IndexUnavailable, UpstreamTimeout
-from dupcheck.core.models import version_of
-from dupcheck.core.products import PRODUCT_MODEL, Embedder, ProductVector
+from dupcheck.core.models import PRODUCT_MODEL, ProductVector, version_of
 from support.fakes import load_event
 
 

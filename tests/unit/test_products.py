@@ -15,19 +15,11 @@ from PIL import Image
 from dupcheck.adapters import local_products
 from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.bootstrap import build_embedder, build_product_search, build_service
+from dupcheck.core.catalog.products import INPUT_SIDE, Embedder, product_picture
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DuplicateImage, InvalidRequest
-from dupcheck.core.gate import OnDuplicate
-from dupcheck.core.products import (
-    DIMENSIONS,
-    INPUT_SIDE,
-    PRODUCT_MODEL,
-    SCALE,
-    Embedder,
-    ProductIndex,
-    ProductVector,
-    product_picture,
-)
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.models import DIMENSIONS, PRODUCT_MODEL, SCALE, OnDuplicate, ProductVector
+from dupcheck.core.ports import ProductIndex
 from dupcheck.core.settings import Settings, SettingsError
 from dupcheck_tools.samples import encode, product_image
 

@@ -12,7 +12,7 @@ from test_api import call, event
 
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_embedder, build_product_search, build_service
-from dupcheck.core.products import PRODUCT_MODEL
+from dupcheck.core.models import PRODUCT_MODEL
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -86,7 +86,7 @@ def test_the_aws_function_answers_from_the_product_index_and_the_records_table(
     """Lambda's start: settings read, the real model loaded, OpenSearch and DynamoDB adapters built;
     a hit of the product index is described from the records table."""
     from dupcheck.adapters.dynamodb_store import DynamoDBRecordStore
-    from dupcheck.core.products import ProductHit
+    from dupcheck.core.models import ProductHit
     from support.aws import TABLE
     from support.fakes import make_record
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dupcheck.core.pixels import luma, planar
+from dupcheck.core.pictures.pixels import luma, planar
 from support.scripts import load_script
 
 _resize = load_script("bench/numpy_resize.py")

@@ -8,11 +8,12 @@ import pytest
 from PIL import ImageOps
 
 from dupcheck.bootstrap import build_service
+from dupcheck.core.catalog.lookups import METRIC_THUMBNAIL_FAILURES
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable, UpstreamError
-from dupcheck.core.hashing import get_pipeline
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.models import HashRecord, HashValue
-from dupcheck.core.service import METRIC_THUMBNAIL_FAILURES, DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -237,7 +238,7 @@ def test_a_write_while_the_index_cannot_be_asked_is_stored_unchecked_under_warn_
     reach), `warn` stores the write and says it was not checked rather than lose it, and `reject`
     refuses it (503) rather than promise no duplicate."""
     from dupcheck.core.errors import IndexUnavailable
-    from dupcheck.core.gate import OnDuplicate
+    from dupcheck.core.models import OnDuplicate
 
     class Loading:
         def __init__(self, index: object) -> None:

@@ -1,4 +1,4 @@
-"""WriteClaims on DynamoDB (core/gate.py): the gate's claims in a table of their own, committed
+"""WriteClaims on DynamoDB (core/catalog/gate.py): the gate's claims in a table of their own, committed
 with their records in one TransactWriteItems with the records table.
 
 Items (key `pk`, `sk`; `expires_at` is the table's TTL attribute, a backstop only):
@@ -38,10 +38,10 @@ from dupcheck.adapters.dynamodb_store import (
     key_of,
     record_to_item,
 )
+from dupcheck.core.catalog.gate import EXPIRED, KEPT_GONE, new_claim_id
+from dupcheck.core.catalog.kept_images import kept_name
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.gate import EXPIRED, KEPT_GONE, Claim, Claimed, ClaimState, new_claim_id
-from dupcheck.core.kept_images import kept_name
-from dupcheck.core.models import Entry, HashRecord, HashValue
+from dupcheck.core.models import Claim, Claimed, ClaimState, Entry, HashRecord, HashValue
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from dupcheck.core.settings import Settings
@@ -310,7 +310,7 @@ def _holder_key(holder: str) -> dict[str, dict[str, str]]:
 
 
 class DynamoDBKeptUses:
-    """What holds a kept picture on AWS (core/kept_images.py: KeptImageUses, KeptImagePins,
+    """What holds a kept picture on AWS (core/catalog/kept_images.py: KeptImageUses, KeptImagePins,
     GuardedDeletes), in a `picture#<name>` item of the claims table beside the records table's index
     by picture:
     * `users`: the ids of records that name it, added in the transaction that writes the record

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, Self
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.adapters.dynamodb_jobs import JobsTable, _s, _str
-from dupcheck.core.decisions import Decision, RemovedCopy
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import Decision, HashRecord, RemovedCopy
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings

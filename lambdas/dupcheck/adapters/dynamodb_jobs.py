@@ -31,9 +31,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.adapters.dynamodb_store import _UNAVAILABLE_CODES  # one list of "try again later" codes
 from dupcheck.core.errors import NotFound, StoreUnavailable
-from dupcheck.core.imports import (
+from dupcheck.core.jobs.imports import MAX_PAGE, expires_epoch
+from dupcheck.core.models import (
     DETAILED,
-    MAX_PAGE,
     ImportJob,
     ImportOptions,
     JobStatus,
@@ -41,9 +41,8 @@ from dupcheck.core.imports import (
     Position,
     RowResult,
     Source,
-    expires_epoch,
+    utc_now,
 )
-from dupcheck.core.models import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings
@@ -175,23 +174,11 @@ class DynamoDBImportJobs(JobsTable):
         self, job_id: str, to: JobStatus, *, allowed_from: Collection[JobStatus],
         rows: int | None = None, error: str | None = None,
     ) -> ImportJob | None:  # fmt: skip
-        now = utc_now()
-        sets = ["#status = :to", "updated_at = :now"]
-        values: dict[str, Any] = {":to": _s(to), ":now": _s(now)}
-        if to is JobStatus.RUNNING:
-            sets.append("started_at = if_not_exists(started_at, :now)")
-        if to in _FINAL:
-            sets.append("finished_at = :now")
-        if rows is not None:
-            sets.append("#rows = :rows")
-            values[":rows"] = _n(rows)
-        if error is not None:
-            sets.append("#error = :error")
-            values[":error"] = _s(error)
-        allowed = {f":from{i}": _s(status) for i, status in enumerate(allowed_from)}
-        return self._update(
-            job_id, "SET " + ", ".join(sets), f"#status IN ({', '.join(allowed)})", {**values, **allowed},
+        sets, condition, values = status_update(
+            to, starts=to is JobStatus.RUNNING, ends=to in _FINAL, allowed_from=allowed_from,
+            attributes={"rows": None if rows is None else _n(rows), "error": None if error is None else _s(error)},
         )  # fmt: skip
+        return self._update(job_id, "SET " + ", ".join(sets), condition, values)
 
     def record(self, job_id: str, results: Sequence[RowResult]) -> ImportJob:
         by_row = {result.row: result for result in results}
@@ -323,6 +310,27 @@ class DynamoDBImportJobs(JobsTable):
             "ExpressionAttributeValues": dict(values), **({"ExpressionAttributeNames": names} if names else {}),
         })  # fmt: skip
         return None if attributes is None else _job(attributes)
+
+
+def status_update(
+    to: str, *, starts: bool, ends: bool, allowed_from: Collection[str], attributes: Mapping[str, dict | None]
+) -> tuple[list[str], str, dict[str, Any]]:
+    """A job's status update (an import's, a scan's): its SET clauses, its condition (the status is
+    one of `allowed_from`) and their values. `updated_at` is now, `started_at` too the first time it
+    `starts`, `finished_at` when it `ends`, and each of `attributes` (`#name`) takes its value unless
+    that is None."""
+    sets = ["#status = :to", "updated_at = :now"]
+    values: dict[str, Any] = {":to": _s(to), ":now": _s(utc_now())}
+    if starts:
+        sets.append("started_at = if_not_exists(started_at, :now)")
+    if ends:
+        sets.append("finished_at = :now")
+    for name, value in attributes.items():
+        if value is not None:
+            sets.append(f"#{name} = :{name}")
+            values[f":{name}"] = value
+    allowed = {f":from{i}": _s(status) for i, status in enumerate(allowed_from)}
+    return sets, f"#status IN ({', '.join(allowed)})", {**values, **allowed}
 
 
 def _outcome_writes(

@@ -27,10 +27,11 @@ from dupcheck.adapters.dynamodb_jobs import (  # one table, one encoding
     _n,
     _s,
     _str,
+    status_update,
 )
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.models import utc_now
-from dupcheck.core.scans import FINAL, ScanJob, ScanStatus, expires_epoch
+from dupcheck.core.jobs.scans import FINAL, expires_epoch
+from dupcheck.core.models import ScanJob, ScanStatus, utc_now
 
 SCAN = "scan"
 LISTED = "scans"
@@ -84,24 +85,16 @@ class DynamoDBScanJobs(JobsTable):
         self, scan_id: str, to: ScanStatus, *, allowed_from: Collection[ScanStatus], error: str | None = None,
         result: Mapping[str, Any] | None = None,
     ) -> ScanJob | None:  # fmt: skip
-        now = utc_now()
-        sets = ["#status = :to", "updated_at = :now"]
-        values: dict[str, Any] = {":to": _s(to), ":now": _s(now)}
-        if to is ScanStatus.RUNNING:
-            sets.append("started_at = if_not_exists(started_at, :now)")
-        if to in FINAL:
-            sets.append("finished_at = :now")
-        if error is not None:
-            sets.append("#error = :error")
-            values[":error"] = _s(error[:2000])
-        if result is not None:
-            sets.append("#result = :result")
-            values[":result"] = _s(json.dumps(dict(result)))
-        allowed = {f":from{i}": _s(status) for i, status in enumerate(allowed_from)}
+        sets, condition, values = status_update(
+            to, starts=to is ScanStatus.RUNNING, ends=to in FINAL, allowed_from=allowed_from, attributes={
+                "error": None if error is None else _s(error[:2000]),
+                "result": None if result is None else _s(json.dumps(dict(result))),
+            },
+        )  # fmt: skip
         update = {
             "TableName": self.table_name, "Key": _key(scan_id), "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": f"attribute_exists(job_id) AND #status IN ({', '.join(allowed)})",
-            "ExpressionAttributeValues": {**values, **allowed}, "ExpressionAttributeNames": _names(sets),
+            "ConditionExpression": f"attribute_exists(job_id) AND {condition}",
+            "ExpressionAttributeValues": values, "ExpressionAttributeNames": _names(sets),
         }  # fmt: skip
         if to not in FINAL:
             return self._update(update)

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dupcheck.core.catalog.kept_images import kept_name
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.kept_images import kept_name
 from dupcheck.core.models import HashRecord, features_from_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; the client is built lazily or injected
@@ -45,7 +45,7 @@ else:
 log = logging.getLogger(__name__)
 
 KEY = "entity_id"
-# The name of the kept picture a record's image_url addresses (core/kept_images.py), on those
+# The name of the kept picture a record's image_url addresses (core/catalog/kept_images.py), on those
 # records alone, and the sparse index over it (infra/components/hash_table.py): whether any record
 # still uses a kept picture is one Query (`uses_kept_image`).
 KEPT_IMAGE = "kept_image"

@@ -2,11 +2,12 @@
 
 `imports/<job_id>.catalog` holds a job's catalog as it arrived (CSV or JSON Lines, maybe
 gzipped); `images/<ab>/<sha256>.<ext>` the pictures kept for records without a public address
-(core/kept_images.py), fanned out by the name's first two characters so no folder grows huge.
+(core/catalog/kept_images.py), fanned out by the name's first two characters so no folder grows huge.
 Every file is written to a temporary name and renamed, so a reader never sees half a file. A kept
 picture's modification time is when it was last kept: the sweep's clock for pictures no record uses.
-The pictures' lock (core/kept_images.py) is a file lock on `images.lock` beside the folder, so the command line, a
-server and its workers take the same one; the kernel lets it go when its holder dies.
+The pictures' lock (core/catalog/kept_images.py) is a file lock on `images.lock` beside the folder,
+so the command line, a server and its workers take the same one; the kernel lets it go when its
+holder dies.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ try:
 except ImportError:  # Windows: one process's threads are ordered, other processes are not
     fcntl = None  # type: ignore[assignment]
 
+from dupcheck.core.catalog.kept_images import is_image_name
 from dupcheck.core.errors import NotFound, StoreUnavailable
-from dupcheck.core.imports import check_job_id
-from dupcheck.core.kept_images import is_image_name
+from dupcheck.core.jobs.imports import check_job_id
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -98,7 +98,7 @@ class LocalHashIndex:
         # False from `expect_load` until `load` has run: a server answers while its index loads.
         self._ready = True
         # The store's change-log version the contents reflect (load's `version`, then its follower's):
-        # writes logged after it may not be searchable yet (core/gate.py reads them beside it).
+        # writes logged after it may not be searchable yet (core/catalog/gate.py reads them beside it).
         self.source_version: int | None = None
         # Readers run in parallel server threads; a write swaps or grows arrays under them.
         self._lock = threading.RLock()
@@ -166,7 +166,7 @@ class LocalHashIndex:
         load or reload the whole index first when it is not loaded or fell behind the log's oldest
         entry. How many ids were applied (0 without a followed store). Called by the server's
         follower every half second and by the duplicate gate before it reads the writes an index
-        may not show yet (core/gate.py), so those are only what came in the last moment."""
+        may not show yet (core/catalog/gate.py), so those are only what came in the last moment."""
         if self._followed is None:
             return 0
         store, algos = self._followed

@@ -28,7 +28,7 @@ import numpy as np
 
 from dupcheck.adapters.local_index import faiss_one_thread
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
-from dupcheck.core.products import DIMENSIONS, PRODUCT_MODEL, ProductHit, ProductVector, similarity_of
+from dupcheck.core.models import DIMENSIONS, PRODUCT_MODEL, ProductHit, ProductVector, similarity_of
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dupcheck.core.products import PRODUCT_MODEL
+from dupcheck.core.models import PRODUCT_MODEL
 
 
 class OnnxEmbeddingModel:

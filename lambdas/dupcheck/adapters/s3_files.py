@@ -37,7 +37,8 @@ from typing import IO, TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.core.errors import NotFound, StoreUnavailable
-from dupcheck.core.imports import UploadTarget, check_job_id
+from dupcheck.core.jobs.imports import check_job_id
+from dupcheck.core.models import UploadTarget
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings
@@ -117,7 +118,7 @@ class S3CatalogFiles(_Bucket):
 
 class S3KeptImages(_Bucket):
     def put(self, name: str, data: bytes) -> None:
-        from dupcheck.core.kept_images import content_type
+        from dupcheck.core.catalog.kept_images import content_type
 
         key = IMAGES + name
         try:  # only if absent: a claimed picture must not be tagged unclaimed again

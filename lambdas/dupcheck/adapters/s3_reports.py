@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dupcheck.adapters.report_file import REPORT_NAME, report_of
 from dupcheck.adapters.s3_files import _Bucket
 from dupcheck.core.errors import NotFound
-from dupcheck.core.scans import check_scan_id
+from dupcheck.core.jobs.scans import check_scan_id
 
 REPORTS = "reports/"
 SCANS = "scans/"

@@ -1,4 +1,4 @@
-"""WriteClaims on SQLite (core/gate.py): the gate's claims in the records' own file.
+"""WriteClaims on SQLite (core/catalog/gate.py): the gate's claims in the records' own file.
 
 A claim is a row of `claims`, with the picture its writer claimed with (the record's fields and
 its thumbnail) while it is pending; its commit and its record's write are one IMMEDIATE
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dupcheck.adapters.sqlite_store import SqliteRecordStore, pack_features, unpack_features
+from dupcheck.core.catalog.gate import EXPIRED
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.gate import EXPIRED, Claim, Claimed, ClaimState
-from dupcheck.core.models import Entry, HashRecord, HashValue
+from dupcheck.core.models import Claim, Claimed, ClaimState, Entry, HashRecord, HashValue
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
-from dupcheck.core.decisions import Decision, RemovedCopy
-from dupcheck.core.models import HashRecord
+from dupcheck.core.models import Decision, HashRecord, RemovedCopy
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.models import utc_now
 
 BUSY_TIMEOUT_S = 30
 # The records' file: a record is ~1.3 KB: in SQLite's default 4 KiB pages a fifth of the file was
@@ -155,3 +156,28 @@ class SqliteBookkeeping(SqliteFile):
             return self._conn().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.what} failed: {exc}") from exc
+
+    def _set_status(
+        self, table: str, key: tuple[str, str], columns: str, status: str, *, allowed_from: Sequence[str],
+        starts: bool, ends: bool, keep: Mapping[str, object],
+    ) -> tuple | None:  # fmt: skip
+        """A job's status update (an import's, a scan's), one transaction: the row whose `key`
+        (column, value) it is goes to `status` if its status is one of `allowed_from`; `updated_at`
+        is now, `started_at` too the first time it `starts`, `finished_at` when it `ends`, and each
+        column of `keep` takes its value unless that is None. The row (its `columns`) after, or None
+        when its status was not one of them (or it is gone)."""
+        now = utc_now()
+        column, value = key
+        kept = "".join(f", {name} = COALESCE(?, {name})" for name in keep)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                f"""UPDATE {table} SET status = ?, updated_at = ?,
+                        started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
+                        finished_at = CASE WHEN ? THEN ? ELSE finished_at END{kept}
+                    WHERE {column} = ? AND status IN ({", ".join("?" * len(allowed_from))})""",
+                (status, now, starts, now, ends, now, *keep.values(), value, *allowed_from),
+            )
+            if cursor.rowcount == 0:
+                return None
+            found: tuple = conn.execute(f"SELECT {columns} FROM {table} WHERE {column} = ?", (value,)).fetchone()
+        return found

@@ -26,17 +26,8 @@ from pathlib import Path
 
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.imports import (
-    RETENTION_DAYS,
-    ImportJob,
-    ImportOptions,
-    JobStatus,
-    Outcome,
-    Position,
-    RowResult,
-    Source,
-)
-from dupcheck.core.models import utc_now
+from dupcheck.core.jobs.imports import RETENTION_DAYS
+from dupcheck.core.models import ImportJob, ImportOptions, JobStatus, Outcome, Position, RowResult, Source, utc_now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS import_jobs (
@@ -129,21 +120,11 @@ class SqliteImportJobs(SqliteBookkeeping):
         self, job_id: str, to: JobStatus, *, allowed_from: Collection[JobStatus],
         rows: int | None = None, error: str | None = None,
     ) -> ImportJob | None:  # fmt: skip
-        now = utc_now()
-        allowed = [s.value for s in allowed_from]
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                f"""UPDATE import_jobs SET status = ?, updated_at = ?,
-                        started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
-                        finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
-                        rows = COALESCE(?, rows), error = COALESCE(?, error)
-                    WHERE job_id = ? AND status IN ({", ".join("?" * len(allowed))})""",
-                (to.value, now, to is JobStatus.RUNNING, now, to in _FINAL, now, rows, error, job_id, *allowed),
-            )
-            if cursor.rowcount == 0:
-                return None
-            found = conn.execute(f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return _job(found)
+        found = self._set_status(
+            "import_jobs", ("job_id", job_id), _JOB_COLUMNS, to.value, allowed_from=[s.value for s in allowed_from],
+            starts=to is JobStatus.RUNNING, ends=to in _FINAL, keep={"rows": rows, "error": error},
+        )  # fmt: skip
+        return None if found is None else _job(found)
 
     def record(self, job_id: str, results: Sequence[RowResult], *, after_cancel: int = 0) -> ImportJob:
         """ImportJobs.record; `after_cancel` of the rows are stored ones whose write ended after the

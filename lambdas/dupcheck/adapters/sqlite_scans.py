@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
-from dupcheck.core.models import utc_now
-from dupcheck.core.scans import ACTIVE, FINAL, ScanJob, ScanStatus
+from dupcheck.core.jobs.scans import ACTIVE, FINAL
+from dupcheck.core.models import ScanJob, ScanStatus, utc_now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -73,22 +73,11 @@ class SqliteScanJobs(SqliteBookkeeping):
         self, scan_id: str, to: ScanStatus, *, allowed_from: Collection[ScanStatus], error: str | None = None,
         result: Mapping[str, Any] | None = None,
     ) -> ScanJob | None:  # fmt: skip
-        now = utc_now()
-        allowed = [s.value for s in allowed_from]
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                f"""UPDATE scans SET status = ?, updated_at = ?,
-                        started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
-                        finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
-                        error = COALESCE(?, error), result = COALESCE(?, result)
-                    WHERE scan_id = ? AND status IN ({", ".join("?" * len(allowed))})""",
-                (to.value, now, to is ScanStatus.RUNNING, now, to in FINAL, now, error, _text(result), scan_id,
-                 *allowed),
-            )  # fmt: skip
-            if cursor.rowcount == 0:
-                return None
-            found = conn.execute(f"SELECT {_COLUMNS} FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
-        return _job(found)
+        found = self._set_status(
+            "scans", ("scan_id", scan_id), _COLUMNS, to.value, allowed_from=[s.value for s in allowed_from],
+            starts=to is ScanStatus.RUNNING, ends=to in FINAL, keep={"error": error, "result": _text(result)},
+        )  # fmt: skip
+        return None if found is None else _job(found)
 
     def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> bool:
         with self._transaction() as conn:

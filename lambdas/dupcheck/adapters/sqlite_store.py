@@ -4,11 +4,11 @@ WAL journaling lets many server threads read while one writes; each thread has i
 connection because sqlite3 connections must not be shared across threads. Each row also keeps
 `id_key`, the 64-bit key the in-process index refers to records by.
 
-`kept_image` is the name of the kept picture a row's image_url addresses (core/kept_images.py),
+`kept_image` is the name of the kept picture a row's image_url addresses (core/catalog/kept_images.py),
 NULL for the rest, indexed for those alone: whether a record still uses a kept picture is one
 lookup. A file made before the column has it added and filled when it is opened.
 
-`kept_pins` holds kept pictures for what names them outside the records (core/kept_images.py's
+`kept_pins` holds kept pictures for what names them outside the records (core/catalog/kept_images.py's
 KeptImagePins: a decision's copy, an import job's catalog); `uses_kept_image` counts both.
 The gate's claims live in this file too (adapters/sqlite_claims.py): a record and its claim's
 commit are one transaction.
@@ -36,8 +36,8 @@ import numpy as np
 
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.adapters.sqlite_files import PAGE_SIZE, SqliteFile, connect
+from dupcheck.core.catalog.kept_images import kept_name
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.kept_images import kept_name
 from dupcheck.core.models import HashRecord, HashValue, PutCounts, features_from_text, written_after
 
 _SCHEMA = """

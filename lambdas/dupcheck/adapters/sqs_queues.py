@@ -20,10 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dupcheck.core.catalog import CatalogRow
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.imports import ImportJob, JobStatus, Source
-from dupcheck.core.scans import ScanJob
+from dupcheck.core.models import CatalogRow, ImportJob, JobStatus, ScanJob, Source
 
 if TYPE_CHECKING:  # pragma: no cover
     from dupcheck.core.settings import Settings

@@ -32,11 +32,11 @@ from dupcheck.api.contract import (
 )
 from dupcheck.api.errors import answer_errors
 from dupcheck.api.resolver import DupcheckResolver
-from dupcheck.core.imports import ImportService
-from dupcheck.core.kept_images import KeptPictures
-from dupcheck.core.products import ProductSearch
-from dupcheck.core.scans import ScanService
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.products import ProductSearch
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.jobs.imports import ImportService
+from dupcheck.core.jobs.scans import ScanService
 
 __all__ = ["API_KEY_HEADER", "build_resolver", "openapi_document"]
 

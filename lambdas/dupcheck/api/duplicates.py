@@ -1,6 +1,6 @@
 """`/duplicates`: the catalog-wide duplicate report, the scans that make it (started here, run in
 the background: locally by the server, on AWS by the scan function), and the decisions a person
-makes on its groups (keep one, not duplicates: core/decisions.py), through which the report is read."""
+makes on its groups (keep one, not duplicates: core/catalog/decisions.py), through which the report is read."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from dupcheck.api.contract import responses
-from dupcheck.api.exchange import configured, json_response, public_base
+from dupcheck.api.exchange import JobAnswers, configured, json_response, public_base
 from dupcheck.api.params import (
     DecisionIdParam,
     DecisionsCursorParam,
@@ -29,14 +29,16 @@ from dupcheck.api.scan_schemas import (
     UndoneOut,
 )
 from dupcheck.api.schemas import DuplicateReport
-from dupcheck.core.decisions import DecisionKind, DecisionService
-from dupcheck.core.kept_images import KeptPictures
-from dupcheck.core.scans import ScanService
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.decisions import DecisionService
+from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.jobs.scans import ScanService
+from dupcheck.core.models import DecisionKind, ScanJob
 
 
 def router(service: DupcheckService, scans: ScanService | None, images: KeptPictures | None = None) -> Router:
     routes = Router()
+    answers = JobAnswers[ScanJob, ScanOut](routes, ScanOut.of)
 
     def scan_service() -> ScanService:
         return configured(scans, "duplicate scans are not set up on this server")
@@ -67,23 +69,21 @@ def router(service: DupcheckService, scans: ScanService | None, images: KeptPict
         responses=responses(202, ScanOut, "The scan, queued.", 403, 409, 503), tags=["duplicates"],
     )  # fmt: skip
     def start_scan() -> Response[dict]:
-        out = ScanOut.of(scan_service().start(), public_base(routes.current_event))
-        return json_response(202, out.model_dump(mode="json"), {"Location": out.status_url})
+        return answers.accepted(scan_service().start())
 
     @routes.get(
         "/duplicates/scans", summary="The newest duplicate scans first",
         responses=responses(200, ScanPage, "The newest scans.", 400, 403, 503), tags=["duplicates"],
     )  # fmt: skip
     def list_scans(limit: ScansLimitParam = None) -> ScanPage:
-        base = public_base(routes.current_event)
-        return ScanPage(scans=[ScanOut.of(job, base) for job in scan_service().recent(limit)])
+        return ScanPage(scans=answers.all(scan_service().recent(limit)))
 
     @routes.get(
         "/duplicates/scans/<scan_id>", summary="A duplicate scan: status, phase, progress, what it found",
         responses=responses(200, ScanOut, "The scan.", 400, 403, 404, 503), tags=["duplicates"],
     )  # fmt: skip
     def get_scan(scan_id: ScanIdParam) -> ScanOut:
-        return ScanOut.of(scan_service().get(scan_id), public_base(routes.current_event))
+        return answers.one(scan_service().get(scan_id))
 
     @routes.post(
         "/duplicates/decisions", status_code=201, summary="Settle a group of the duplicate report",
@@ -152,6 +152,6 @@ def router(service: DupcheckService, scans: ScanService | None, images: KeptPict
         responses=responses(200, ScanOut, "The scan, cancelled.", 400, 403, 404, 409, 503), tags=["duplicates"],
     )  # fmt: skip
     def cancel_scan(scan_id: ScanIdParam) -> ScanOut:
-        return ScanOut.of(scan_service().cancel(scan_id), public_base(routes.current_event))
+        return answers.one(scan_service().cancel(scan_id))
 
     return routes

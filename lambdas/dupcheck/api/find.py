@@ -8,7 +8,7 @@ from dupcheck.api.contract import UPLOAD_BODY, responses
 from dupcheck.api.exchange import uploaded
 from dupcheck.api.params import AskedForParam, ImageUrlParam, MaxDistanceParam, TopParam
 from dupcheck.api.schemas import FindResponse
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
 
 
 def router(service: DupcheckService, *, max_body_bytes: int) -> Router:

@@ -1,6 +1,6 @@
 """`/images`: pictures the service keeps because they have no address of their own (an upload
 without `image_url`, a folder chosen in the web app), served back at `/images/<name>`, deleted
-with the last record that uses them or on request (core/kept_images.py)."""
+with the last record that uses them or on request (core/catalog/kept_images.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dupcheck.api.contract import IMAGE_RESPONSE, UPLOAD_BODY, responses
 from dupcheck.api.exchange import configured, json_response, public_base, uploaded
 from dupcheck.api.import_schemas import KeptImageOut
 from dupcheck.api.params import ImageNameParam
+from dupcheck.core.catalog.kept_images import IMAGES_PATH, UNCLAIMED_FOR_S, KeptPictures, content_type, rendition
 from dupcheck.core.errors import NotFound
-from dupcheck.core.kept_images import IMAGES_PATH, UNCLAIMED_FOR_S, KeptPictures, content_type, rendition
 
 KEPT_CACHE = "private, max-age=31536000, immutable"  # a kept picture's name is its content
 # A kept picture is served from this API's own origin: never sniffed as anything but its image

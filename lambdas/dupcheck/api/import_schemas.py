@@ -10,9 +10,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from dupcheck.api.known_names import StrictBody, body_fields, refuse_unknown_fields
 from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl, MatchOut
+from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.ids import MAX_ID_LENGTH
-from dupcheck.core.imports import MAX_ITEMS, ImportJob, RowResult, UploadTarget
-from dupcheck.core.service import MAX_URL_LENGTH
+from dupcheck.core.jobs.imports import MAX_ITEMS
+from dupcheck.core.models import ImportJob, RowResult, UploadTarget
 
 StatusName = Literal["awaiting_upload", "queued", "running", "done", "failed", "cancelled"]
 

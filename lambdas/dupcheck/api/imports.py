@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from dupcheck.api.contract import CATALOG_BODY, CATALOG_UPLOAD_BODY, responses
 from dupcheck.api.errors import request_error
-from dupcheck.api.exchange import configured, json_response, public_base, raw_body
+from dupcheck.api.exchange import JobAnswers, configured, json_response, public_base, raw_body
 from dupcheck.api.import_schemas import (
     IMPORT_REQUEST,
     CatalogUrlImport,
@@ -42,10 +42,10 @@ from dupcheck.api.params import (
 )
 from dupcheck.api.resolver import DupcheckResolver
 from dupcheck.api.uploads import uploaded_catalog
-from dupcheck.core.catalog import Columns
+from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.errors import InvalidRequest, ServerBusy
-from dupcheck.core.gate import IMPORT_POLICIES, policy_of
-from dupcheck.core.imports import UPLOAD_EXPIRES_S, ImportJob, ImportOptions, ImportService, Mode, UploadTarget
+from dupcheck.core.jobs.imports import UPLOAD_EXPIRES_S, ImportService
+from dupcheck.core.models import IMPORT_POLICIES, Columns, ImportJob, ImportOptions, Mode, UploadTarget
 
 RESULTS = "A page of checked rows (format=csv: text/csv, every row)."
 RESULTS_FILE = ("format=csv where the answer cannot be streamed (AWS): the CSV was written to storage; Location "
@@ -58,13 +58,11 @@ WITHOUT_A_CONTEXT_S = 29.0
 
 def router(imports: ImportService | None) -> Router:
     routes = Router()
+    answers = JobAnswers[ImportJob, ImportOut](routes, ImportOut.of)
+    accepted = answers.accepted
 
     def service() -> ImportService:
         return configured(imports, "catalog imports are not set up on this server")
-
-    def accepted(job: ImportJob, upload: UploadTarget | None = None) -> Response[dict]:
-        out = ImportOut.of(job, public_base(routes.current_event), upload)
-        return json_response(202, out.model_dump(mode="json", exclude_none=False), {"Location": out.status_url})
 
     @routes.post(
         "/imports", status_code=202, summary="Import a catalog: a job that downloads and hashes every row",
@@ -115,8 +113,7 @@ def router(imports: ImportService | None) -> Router:
     def list_imports(limit: LimitParam = None, cursor: JobsCursorParam = None) -> ImportPage:
         after = tuple(cursor.split("~")) if cursor else None
         found, position = service().recent(20 if limit is None else limit, after)  # type: ignore[arg-type]
-        base = public_base(routes.current_event)
-        return ImportPage(imports=[ImportOut.of(job, base) for job in found],
+        return ImportPage(imports=answers.all(found),
                           next_cursor="~".join(position) if position else None)  # fmt: skip
 
     @routes.get(
@@ -124,7 +121,7 @@ def router(imports: ImportService | None) -> Router:
         responses=responses(200, ImportOut, "The job.", 400, 403, 404, 503), tags=["imports"],
     )  # fmt: skip
     def get_import(job_id: JobIdParam) -> ImportOut:
-        return ImportOut.of(service().get(job_id), public_base(routes.current_event))
+        return answers.one(service().get(job_id))
 
     @routes.get(
         "/imports/<job_id>/failures", summary="The failed rows of an import, with their reasons",
@@ -170,7 +167,7 @@ def router(imports: ImportService | None) -> Router:
         responses=responses(200, ImportOut, "The job, cancelled.", 400, 403, 404, 409, 503), tags=["imports"],
     )  # fmt: skip
     def cancel_import(job_id: JobIdParam) -> ImportOut:
-        return ImportOut.of(service().cancel(job_id), public_base(routes.current_event))
+        return answers.one(service().cancel(job_id))
 
     return routes
 

@@ -19,9 +19,9 @@ from dupcheck.api.params import (
     SkuParam,
 )
 from dupcheck.api.schemas import ItemOut, ItemPage, NewItem, RegisteredOut
-from dupcheck.core.gate import policy_of
-from dupcheck.core.kept_images import KeptPictures
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.gate import policy_of
+from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.service import DupcheckService
 
 
 def router(service: DupcheckService, images: KeptPictures | None, *, max_body_bytes: int) -> Router:

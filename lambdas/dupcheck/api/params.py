@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl
-from dupcheck.core.decisions import MAX_PAGE as MAX_DECISIONS
+from dupcheck.core.catalog.decisions import MAX_PAGE as MAX_DECISIONS
+from dupcheck.core.catalog.kept_images import IMAGE_NAME_PATTERN
+from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
+from dupcheck.core.catalog.records import MAX_PAGE
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
-from dupcheck.core.kept_images import IMAGE_NAME_PATTERN
-from dupcheck.core.scans import MAX_PAGE as MAX_SCANS
-from dupcheck.core.service import MAX_PAGE, MAX_TOP, MAX_URL_LENGTH
+from dupcheck.core.jobs.scans import MAX_PAGE as MAX_SCANS
+from dupcheck.core.models import MAX_TOP
 
 TopParam = Annotated[int | None, Query(ge=1, le=MAX_TOP, description="How many matches (1-100, default 5).")]
 MaxDistanceParam = Annotated[

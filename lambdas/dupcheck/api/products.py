@@ -1,4 +1,4 @@
-"""`/similar_products`: the catalog products that look most like a picture (core/products.py).
+"""`/similar_products`: the catalog products that look most like a picture (core/catalog/products.py).
 
 Not the duplicate check: the answer is a similarity of look, never a verdict. Where similar
 products are off (no product model here), both routes answer 503 `products_unavailable`; on AWS
@@ -13,8 +13,8 @@ from dupcheck.api.contract import UPLOAD_BODY, responses
 from dupcheck.api.exchange import uploaded
 from dupcheck.api.params import ImageUrlParam, TopParam
 from dupcheck.api.schemas import SimilarProductsResponse
+from dupcheck.core.catalog.products import ProductSearch
 from dupcheck.core.errors import ProductsUnavailable
-from dupcheck.core.products import ProductSearch
 
 
 def router(products: ProductSearch | None, *, max_body_bytes: int) -> Router:

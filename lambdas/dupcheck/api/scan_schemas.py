@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dupcheck.api.known_names import StrictBody
-from dupcheck.core.decisions import MAX_OTHERS, Decision
+from dupcheck.core.catalog.decisions import MAX_OTHERS
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
-from dupcheck.core.scans import ScanJob
+from dupcheck.core.models import Decision, ScanJob
 
 PHASE_NAMES = ("read", "pair", "thumbnails", "verify", "report")  # the engine's steps, in order
 PhaseName = Literal["read", "pair", "thumbnails", "verify", "report"]
@@ -80,7 +80,7 @@ class ScanPage(BaseModel):
     scans: list[ScanOut]
 
 
-# -- decisions on the report's groups (core/decisions.py) --------------------------------------
+# -- decisions on the report's groups (core/catalog/decisions.py) --------------------------------------
 
 
 def _addressable(value: str) -> str:

@@ -12,14 +12,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from dupcheck.api.known_names import StrictBody
-from dupcheck.core.gate import Registration
+from dupcheck.core.catalog.gate import Registration
+from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
+from dupcheck.core.catalog.products import ProductResult
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import FindResult, HashRecord
-from dupcheck.core.products import ProductResult
-from dupcheck.core.service import MAX_URL_LENGTH
 
 VerdictName = Literal["duplicate", "similar", "different"]
-ItemPolicy = Literal["warn", "reject", "allow"]  # core/gate.py ITEM_POLICIES
+ItemPolicy = Literal["warn", "reject", "allow"]  # core/catalog/gate.py ITEM_POLICIES
 
 # What the contract promises to accept as an image URL: http(s), a host of dot-separated labels
 # (or an IP address), an optional port, then anything without whitespace or control characters.

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from dupcheck.api.contract import OPEN, responses
 from dupcheck.api.exchange import json_response
 from dupcheck.api.schemas import Health
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
 
 
 def router(service: DupcheckService, *, contract: Callable[[], str]) -> Router:

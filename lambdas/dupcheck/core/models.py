@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from dupcheck.core.products import ProductVector
+import numpy as np
 
 # The most matches one query may ask for (the API's `top`, a product search's): a bound on a query's work.
 MAX_TOP = 100
+
+
+class OnDuplicate(StrEnum):
+    WARN = "warn"
+    REJECT = "reject"
+    ALLOW = "allow"
+    SKIP = "skip"
+
+
+ITEM_POLICIES = (OnDuplicate.WARN, OnDuplicate.REJECT, OnDuplicate.ALLOW)  # a single item cannot be "skipped"
+# The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
+# way in takes from the settings; the defaults of ImportOptions.on_duplicate (below) and of
+# DupcheckService.on_duplicate (core/catalog/service.py) are this one too.
+DEFAULT_POLICY = OnDuplicate.WARN
+IMPORT_POLICIES = tuple(OnDuplicate)
 
 
 class Verdict(StrEnum):
@@ -247,7 +261,7 @@ class Match:
     verdict: Verdict
     edits: tuple[Edit, ...] | None = None
     edit_summary: str | None = None
-    reviewed: bool = False  # the pair was marked not duplicates (core/decisions.py): no new duplicate
+    reviewed: bool = False  # the pair was marked not duplicates (core/catalog/decisions.py): no new duplicate
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -282,3 +296,376 @@ class FindResult:
             "is_duplicate": self.is_duplicate,
             "matches": [m.to_dict() for m in self.matches],
         }
+
+
+# The vectors' name: model, projection and storage. A vector of another name is never compared
+# with these (ProductIndex.search skips it; `reindex --products` makes new ones).
+PRODUCT_MODEL = "effnetlite1-rp256-i8-v1"
+DIMENSIONS = 256
+# int8 storage of a unit vector: components * SCALE, rounded. Over the dev set's 693 pictures the
+# largest component is 0.31 (docs/lab/similar-products.md), so 127 / SCALE = 0.5 never clips, and
+# rounding moves a cosine by < 0.001. Similarity is the int8 dot product / SCALE^2 everywhere (the
+# local index and OpenSearch's inner product alike), so both deployments score the same.
+SCALE = 254.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProductVector:
+    """A picture's product embedding: DIMENSIONS int8 values (`data`), named by `model`."""
+
+    data: bytes
+    model: str = PRODUCT_MODEL
+
+    @classmethod
+    def of_unit(cls, vector: np.ndarray, model: str = PRODUCT_MODEL) -> ProductVector:
+        """A unit-length float vector, quantised (SCALE)."""
+        values = np.clip(np.rint(np.asarray(vector, dtype=np.float32) * SCALE), -127, 127).astype(np.int8)
+        if values.shape != (DIMENSIONS,):
+            raise ValueError(f"a product vector has {DIMENSIONS} values, not {values.shape}")
+        return cls(values.tobytes(), model)
+
+    def values(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=np.int8)
+
+    def similarity(self, other: ProductVector) -> float:
+        """Cosine similarity as both indexes compute it: the int8 dot product / SCALE^2."""
+        return similarity_of(int(self.values().astype(np.int32) @ other.values().astype(np.int32)))
+
+
+def similarity_of(dot: float) -> float:
+    """An int8 inner product as a cosine similarity in [-1, 1]."""
+    return float(min(1.0, max(-1.0, dot / (SCALE * SCALE))))
+
+
+@dataclass(frozen=True, slots=True)
+class ProductHit:
+    entity_id: str
+    similarity: float
+
+
+class DecisionKind(StrEnum):
+    KEEP = "keep"
+    NOT_DUPLICATE = "not_duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision. `removed`: the others a keep decision removed (empty when they were left and
+    marked resolved); `skus`: each named record's SKU when it was decided (for the export)."""
+
+    decision_id: str
+    kind: DecisionKind
+    item: str
+    others: tuple[str, ...]
+    created_at: str
+    removed: tuple[str, ...] = ()
+    skus: Mapping[str, str] = field(default_factory=dict)
+    undone_at: str | None = None  # undone decisions stay listed (and exported), settling nothing
+
+    @property
+    def active(self) -> bool:
+        return self.undone_at is None
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return (self.item, *self.others)
+
+    def covers(self, a: str, b: str) -> bool:
+        """Whether this decision settles the pair (a, b): a keep decision settles every pair of its
+        records (whichever of them the report kept), a not_duplicate one each (item, other)."""
+        if self.kind is DecisionKind.KEEP:
+            return a != b and a in self.members and b in self.members
+        return {a, b} in ({self.item, other} for other in self.others)
+
+    def outcome(self, other: str) -> str:
+        """What the decision did to `other`, in the export's words."""
+        if self.kind is DecisionKind.NOT_DUPLICATE:
+            return "not a duplicate"
+        return "removed" if other in self.removed else "left in the catalog, resolved"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id, "decision": self.kind.value, "item": self.item,
+            "others": list(self.others), "removed": list(self.removed), "skus": dict(self.skus),
+            "created_at": self.created_at, "undone_at": self.undone_at,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(
+            decision_id=str(data["decision_id"]), kind=DecisionKind(data["decision"]), item=str(data["item"]),
+            others=tuple(data["others"]), created_at=str(data["created_at"]), removed=tuple(data.get("removed") or ()),
+            skus=dict(data.get("skus") or {}), undone_at=data.get("undone_at"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedCopy:
+    """A record a keep decision removed, as it was: what undoing the decision puts back."""
+
+    record: HashRecord
+    thumbnail: bytes = field(default=b"", repr=False)
+
+
+def reviewed_among(decisions: Iterable[Decision], entity_id: str, others: Iterable[str]) -> set[str]:
+    """Those of `others` whose pair with `entity_id` was marked not duplicate."""
+    mine = [d for d in decisions if d.kind is DecisionKind.NOT_DUPLICATE]
+    return {other for other in others if any(d.covers(entity_id, other) for d in mine)}
+
+
+# -- catalog rows and import jobs (their use cases: core/jobs/imports.py) ----------------------
+
+IMPORT_RETENTION_DAYS = 30  # jobs, their row outcomes and their catalogs are kept this long
+
+
+@dataclass(frozen=True)
+class Columns:
+    entity_id: str = "entity_id"
+    sku: str = "sku"
+    image_url: str | None = None  # None: the first of URL_COLUMN_CANDIDATES present
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRow:
+    """One catalog line. `row` counts data rows from 1; `error` is (code, message) when the
+    row cannot be processed."""
+
+    row: int
+    entity_id: str
+    sku: str
+    image_url: str
+    error: tuple[str, str] | None = None
+    # The prototype's 64-bit pHash (a `phash` column of its hash_store exports). It cannot be
+    # upgraded to the current pipeline: `migrate` compares it to report which pictures changed.
+    phash: str = ""
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"  # `{"upload": true}`: the catalog has not arrived yet
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # the catalog itself could not be read (the reason is in `error`)
+    CANCELLED = "cancelled"
+
+
+class Outcome(StrEnum):
+    DONE = "done"  # downloaded, hashed and stored; or the same picture with a new SKU, rewritten
+    SKIPPED = "skipped"  # already stored with this image_url and pipeline: nothing to do
+    FAILED = "failed"
+    REPLACED = "replaced"  # a later row of the catalog has the same entity_id: it is imported instead
+
+
+DETAILED = frozenset({Outcome.FAILED, Outcome.REPLACED})  # outcomes kept with their details (listed)
+
+
+REPLACED_CODE = "replaced"
+
+
+class Mode(StrEnum):
+    IMPORT = "import"  # rows are stored (through the duplicate gate)
+    CHECK = "check"  # rows are only checked against the catalog: nothing is stored
+
+
+class Source(StrEnum):
+    UPLOAD = "upload"  # a CSV or JSON Lines file: the request's body, or uploaded later
+    CATALOG_URL = "catalog_url"  # fetched by the service through the safe fetcher
+    ITEMS = "items"  # rows sent as JSON
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How a catalog's rows are read (its column names, the base of relative image paths), what is
+    done with them (`mode`: imported, or only checked) and the duplicate gate's policy for them
+    (`on_duplicate`, core/catalog/gate.py: resolved when the job is made, so a job keeps the one it began with)."""
+
+    columns: Columns = field(default_factory=Columns)
+    image_base_url: str | None = None
+    mode: Mode = Mode.IMPORT
+    on_duplicate: OnDuplicate = DEFAULT_POLICY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": asdict(self.columns), "image_base_url": self.image_base_url, "mode": self.mode.value,
+                "on_duplicate": self.on_duplicate.value}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ImportOptions:
+        data = data or {}
+        # A job recorded before the gate was imported as `allow` would: unchecked.
+        policy = OnDuplicate(data.get("on_duplicate") or OnDuplicate.ALLOW)
+        return cls(Columns(**(data.get("columns") or {})), data.get("image_base_url"),
+                   Mode(data.get("mode") or Mode.IMPORT), policy)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    job_id: str
+    status: JobStatus
+    source: Source
+    created_at: str
+    updated_at: str
+    options: ImportOptions = field(default_factory=ImportOptions)
+    catalog_url: str | None = None
+    rows: int | None = None  # known once the catalog has been read through
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    replaced: int = 0
+    # Of `done`, the rows stored after a cancel was answered (hashed before it); None where the
+    # store does not count them (DynamoDB: on AWS a worker's batch already begun finishes).
+    after_cancel: int | None = None
+    duplicates: int = 0  # rows found duplicates (of the catalog, or of another row), whatever their outcome
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.skipped + self.failed + self.replaced
+
+    @property
+    def complete(self) -> bool:
+        """Every row of the catalog has its outcome."""
+        return self.rows is not None and self.processed >= self.rows
+
+    def rows_per_s(self, now: datetime | None = None) -> float | None:
+        """Rows finished per second since the job started (until it finished)."""
+        if not self.started_at or not self.processed:
+            return None
+        end = moment_of(self.finished_at) if self.finished_at else (now or datetime.now(UTC))
+        seconds = (end - moment_of(self.started_at)).total_seconds()
+        return round(self.processed / seconds, 2) if seconds > 0 else None
+
+    def eta_s(self, now: datetime | None = None) -> float | None:
+        """Seconds left at the current rate, while running with a known row count."""
+        rate = self.rows_per_s(now)
+        if self.status is not JobStatus.RUNNING or self.rows is None or not rate:
+            return None
+        return round(max(0, self.rows - self.processed) / rate, 1)
+
+    def expires(self) -> datetime:
+        return moment_of(self.created_at) + timedelta(days=IMPORT_RETENTION_DAYS)
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """A row's outcome; a failure also says which row, why (`code`, `message`) and what it held.
+    A checked row (a check job's, an import's duplicate) also says its `verdict`, `duplicate_of`
+    (the catalog item, or the earlier row's entity_id, whose number is `duplicate_row`) and its
+    best `match` (find_similar's match object)."""
+
+    row: int
+    outcome: Outcome
+    entity_id: str = ""
+    image_url: str = ""
+    code: str = ""
+    message: str = ""
+    verdict: str = ""
+    duplicate_of: str = ""
+    duplicate_row: int = 0
+    match: Mapping[str, Any] | None = None
+
+    @property
+    def detailed(self) -> bool:
+        """Kept with its details (listed): a failure, a replaced row, a checked one."""
+        return self.outcome in DETAILED or bool(self.verdict)
+
+    def detail(self) -> dict[str, Any]:
+        """The checked row's fields, as stored beside its outcome."""
+        return {"verdict": self.verdict, "duplicate_of": self.duplicate_of, "duplicate_row": self.duplicate_row,
+                "match": self.match}  # fmt: skip
+
+    def with_detail(self, detail: Mapping[str, Any] | None) -> RowResult:
+        if not detail:
+            return self
+        return replace(self, verdict=detail.get("verdict") or "", duplicate_of=detail.get("duplicate_of") or "",
+                       duplicate_row=int(detail.get("duplicate_row") or 0), match=detail.get("match"))  # fmt: skip
+
+    @classmethod
+    def failure(cls, row: CatalogRow, code: str, message: str) -> RowResult:
+        return cls(row.row, Outcome.FAILED, row.entity_id, row.image_url, code, message)
+
+    @classmethod
+    def replaced_by(cls, row: CatalogRow, later: int) -> RowResult:
+        return cls(row.row, Outcome.REPLACED, row.entity_id, row.image_url, REPLACED_CODE,
+                   f"row {row.row}: row {later} has the same entity_id and is imported instead")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where the catalog of an `{"upload": true}` job goes: `method` (PUT: the body is the file;
+    POST: a form of `fields`, then the file as `file`) to `url`, before `expires_at`."""
+
+    url: str
+    method: str
+    fields: Mapping[str, str]
+    expires_at: str
+    max_bytes: int
+
+
+Position = tuple[str, str]  # (created_at, job_id): where a list of recent jobs goes on from
+
+
+# -- duplicate scans (core/jobs/scans.py) -------------------------------------------------------
+
+SCAN_RETENTION_DAYS = 30  # scans (their progress and counts) are listed this long
+
+
+class ScanStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"  # the report is published
+    FAILED = "failed"  # `error` says why; the report published before stays
+    CANCELLED = "cancelled"  # DELETE /duplicates/scans/{id}: stopped at its next step, its work dropped
+
+
+@dataclass(frozen=True)
+class ScanJob:
+    scan_id: str
+    status: ScanStatus
+    created_at: str
+    updated_at: str
+    phase: str | None = None  # the engine's step: read, pair, thumbnails, verify, report
+    done: int = 0  # of the phase's `total`
+    total: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    # Once done: records, compared, groups, duplicates, pairs, related, elapsed_s, skipped.
+    result: Mapping[str, Any] | None = field(default=None)
+
+    def expires(self) -> datetime:
+        return moment_of(self.created_at) + timedelta(days=SCAN_RETENTION_DAYS)
+
+
+# -- the duplicate gate's claims (core/catalog/gate.py) -----------------------------------------
+
+
+class ClaimState(StrEnum):
+    PENDING = "pending"  # claimed, not yet decided
+    COMMITTED = "committed"  # its record was written with it
+    WITHDRAWN = "withdrawn"  # its writer lost (or failed) and stored nothing
+    BEATEN = "beaten"  # fenced by another write (or for its lease): its commit fails
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One write's claim: which record, the hash the index would hold for it, whether it gives way
+    to a duplicate, until when its writer may commit, and where it stands."""
+
+    claim_id: str  # time-ordered: of two claims, the smaller came first
+    entity_id: str
+    hash: HashValue
+    yields: bool
+    lease_until: float  # epoch seconds
+    state: ClaimState = ClaimState.PENDING
+    beaten_by: str = ""  # the entity_id of the write that fenced it, or EXPIRED
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claim's picture as `WriteClaims.entries` reads it: `committed` when it is the stored
+    record (no thumbnail: the thumbnail store has it), else the picture its writer claimed with."""
+
+    entry: Entry
+    committed: bool

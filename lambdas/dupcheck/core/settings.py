@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from dupcheck.core.gate import DEFAULT_POLICY
+from dupcheck.core.models import DEFAULT_POLICY
 
 ENV_PREFIX = "DUPCHECK_"
 # Settings that had another name: the old name is refused with the new one (one name everywhere).
@@ -63,7 +63,7 @@ class Settings(BaseModel):
     # API
     default_top: int = Field(5, ge=1, le=100, description="Matches returned when `top` is absent.")
     on_duplicate: Literal["warn", "reject", "allow"] = Field(
-        DEFAULT_POLICY.value,  # type: ignore[arg-type]  # "warn": core/gate.py names it once
+        DEFAULT_POLICY.value,  # type: ignore[arg-type]  # "warn": core/models.py names it once
         description="The duplicate gate's policy where a call names none (every way in: the API, imports, the "
         "command line, the notebook): warn (store and list the duplicates), reject (409, nothing stored), allow "
         "(no check).",

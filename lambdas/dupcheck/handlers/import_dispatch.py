@@ -1,4 +1,4 @@
-"""Lambda: the imports' starts queue -> Dispatcher (core/import_runs.py).
+"""Lambda: the imports' starts queue -> Dispatcher (core/jobs/import_runs.py).
 
 A message is one of: S3's `Object Created` event for `catalogs/<job_id>` (through EventBridge:
 a catalog uploaded with the presigned POST, or kept by the API), `{"job_id"}` (a catalog_url
@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.adapters.s3_files import job_of_catalog_key
-from dupcheck.core.import_runs import Dispatcher
+from dupcheck.core.jobs.import_runs import Dispatcher
 from dupcheck.observability import logger, metrics, record_metric, tracer
 
 WITHOUT_A_CONTEXT_S = 900.0  # time left when called without a Lambda context (tests, scripts)

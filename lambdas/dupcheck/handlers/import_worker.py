@@ -1,4 +1,4 @@
-"""Lambda: the imports' rows queue -> RowImporter (core/import_runs.py), a batch at a time.
+"""Lambda: the imports' rows queue -> RowImporter (core/jobs/import_runs.py), a batch at a time.
 
 Each message is one catalog row. The rows of a batch are imported together: one store look-up
 for the batch, downloads on a few threads, each picture through its job's duplicate gate
@@ -25,11 +25,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.adapters.sqs_queues import row_of_message
-from dupcheck.core.catalog import CatalogRow
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.import_runs import MAX_ATTEMPTS, JobGate, Retry, RowChecker, RowImporter, finish_if_complete
-from dupcheck.core.imports import ImportJob, ImportJobs, JobStatus, Mode, RowResult
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.jobs.import_runs import MAX_ATTEMPTS, JobGate, Retry, RowChecker, RowImporter, finish_if_complete
+from dupcheck.core.models import CatalogRow, ImportJob, JobStatus, Mode, RowResult
+from dupcheck.core.ports import ImportJobs
 from dupcheck.observability import logger, metrics, record_metric, tracer
 
 

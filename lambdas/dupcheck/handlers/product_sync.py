@@ -31,10 +31,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.adapters.dynamodb_store import record_from_values
 from dupcheck.adapters.opensearch import OpenSearchProductIndex
+from dupcheck.core.catalog.products import Embedder
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.models import version_of
 from dupcheck.core.ports import ImageFetcher
-from dupcheck.core.products import Embedder
 from dupcheck.handlers.stream_sync import StreamSync, remove_version, stream_change
 from dupcheck.observability import logger, metrics, record_metric, tracer
 

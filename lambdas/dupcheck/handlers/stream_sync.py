@@ -16,12 +16,12 @@ first failed record and a retried batch overlaps records already applied:
   REMOVE then a replayed, older INSERT does not resurrect the document. Indexes without
   versioning (the local one) simply apply records in order, which a replay also converges.
 
-The duplicate gate's claims (core/gate.py, adapters/dynamodb_claims.py): a record a gated write
+The duplicate gate's claims (core/catalog/gate.py, adapters/dynamodb_claims.py): a record a gated write
 stored names its claim (`gate_claim`); once the batch is applied and the index refreshed, so that
 a search shows those records, their claims are confirmed (their live items deleted): until then a
 check reads them beside the index. A replay confirms again, which changes nothing.
 
-Kept pictures (core/kept_images.py) follow the records that name them, from every record of a
+Kept pictures (core/catalog/kept_images.py) follow the records that name them, from every record of a
 batch, superseded or not (each change may let a picture go): a record stored naming one claims
 it (it no longer expires), and a record removed, or replaced by one naming another picture, lets
 its picture go: deleted when no record names it any more. Both are idempotent, so replays are safe.
@@ -46,7 +46,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.adapters.dynamodb_claims import GATE_CLAIM, DynamoDBClaims
 from dupcheck.adapters.dynamodb_store import KEY, record_from_values
-from dupcheck.core.kept_images import KeptPictures, kept_name
+from dupcheck.core.catalog.kept_images import KeptPictures, kept_name
 from dupcheck.core.models import version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.observability import logger, metrics, record_metric, tracer
@@ -194,7 +194,7 @@ def _build() -> StreamSync:
     # Settings are validated at cold start: a mis-configured function fails on its first
     # invocation with a clear SettingsError rather than on some later record.
     from dupcheck.bootstrap import build_gate, build_index, build_kept_pictures, build_store
-    from dupcheck.core.hashing import get_pipeline
+    from dupcheck.core.fingerprint.hashing import get_pipeline
     from dupcheck.core.settings import Settings
 
     # No store for the index: the stream carries full images. The store answers only whether a

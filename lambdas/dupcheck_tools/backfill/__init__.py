@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dupcheck.bootstrap import build_service, build_store
-from dupcheck.core.gate import IMPORT_POLICIES, OnDuplicate, policy_of
+from dupcheck.core.catalog.gate import policy_of
+from dupcheck.core.models import IMPORT_POLICIES, OnDuplicate
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions, BackfillSummary

@@ -35,16 +35,16 @@ from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
-from dupcheck.core.catalog import row_failure
+from dupcheck.core.catalog.gate import Passage
+from dupcheck.core.catalog.kept_images import kept_gone_message
+from dupcheck.core.catalog.products import Embedder, default_model_path
+from dupcheck.core.catalog.writer import RecordWriter
 from dupcheck.core.errors import DupcheckError, KeptImageGone, UpstreamError, UpstreamTimeout
-from dupcheck.core.gate import Claim, Passage
-from dupcheck.core.hashing import get_pipeline
-from dupcheck.core.kept_images import kept_gone_message
-from dupcheck.core.models import Entry, HashRecord, utc_now
-from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
-from dupcheck.core.products import Embedder, ProductIndex, default_model_path
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.jobs.catalog_rows import row_failure
+from dupcheck.core.models import Claim, Entry, HashRecord, utc_now
+from dupcheck.core.ports import ImageFetcher, ProductIndex, RecordStore, ThumbnailStore
 from dupcheck.core.settings import Settings
-from dupcheck.core.writer import RecordWriter
 from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.exit_codes import ExitCode
@@ -79,7 +79,7 @@ class Refusal:
     message: str = ""
 
 
-# Looks at a hashed row before it is written (the duplicate gate, core/gate.py): the passage to
+# Looks at a hashed row before it is written (the duplicate gate, core/catalog/gate.py): the passage to
 # store it with; a Refusal the run counts; or None: kept out, the screen's owner records why.
 RowScreen = Callable[[CatalogRow, Entry], Passage | Refusal | None]
 # A row the screen let through whose claim another write fenced before it was stored (the entity_id
@@ -554,7 +554,7 @@ class Backfill:
                 return
 
     def _flush(self, batch: list[tuple[str, CatalogRow, Entry, Claim | None]]) -> None:
-        """One batch through the write path (core/writer.py): thumbnails and vectors, then the
+        """One batch through the write path (core/catalog/writer.py): thumbnails and vectors, then the
         records with their claims' commits. A row whose claim was fenced, or whose kept picture is
         gone, is not stored: the screen's owner hears of the first, the failures file of the second."""
         try:

@@ -1,5 +1,5 @@
 """The duplicate gate of a backfill (the command line's `backfill`, `import` of a catalog file, the
-notebook): each hashed row goes through the service's gate (core/gate.py) as an import job's row
+notebook): each hashed row goes through the service's gate (core/catalog/gate.py) as an import job's row
 does, by the run's `on_duplicate`, and every duplicate found is one line of the duplicates file.
 
 * warn (the default, DUPCHECK_ON_DUPLICATE): the row is stored; its line names what it duplicates;
@@ -16,9 +16,9 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from dupcheck.core.gate import EXPIRED, OnDuplicate, Passage
-from dupcheck.core.models import Entry, Match
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.gate import EXPIRED, Passage
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.models import Entry, Match, OnDuplicate
 from dupcheck_tools.backfill.engine import Refusal
 from dupcheck_tools.backfill.failures import FailureSink
 from dupcheck_tools.catalog import CatalogError, CatalogRow

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.bootstrap import build_store
-from dupcheck.core.gate import IMPORT_POLICIES
+from dupcheck.core.models import IMPORT_POLICIES
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, BackfillSummary, Target, backfill_catalog
 from dupcheck_tools.catalog import Columns

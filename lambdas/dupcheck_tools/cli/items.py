@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from dupcheck.bootstrap import build_kept_pictures, build_service
+from dupcheck.core.catalog.gate import policy_of
+from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.gate import ITEM_POLICIES, OnDuplicate, policy_of
-from dupcheck.core.imaging import sniff_format
-from dupcheck.core.kept_images import KeptPictures
-from dupcheck.core.service import MAX_TOP, DupcheckService
+from dupcheck.core.models import ITEM_POLICIES, MAX_TOP, OnDuplicate
+from dupcheck.core.pictures.imaging import sniff_format
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli.common import UsageError, int_between, print_json, settings_for, show_progress
 from dupcheck_tools.exit_codes import ExitCode

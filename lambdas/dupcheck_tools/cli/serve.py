@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dupcheck.bootstrap import build_service
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.ports import LoadingIndex
-from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli.common import UsageError, int_between, settings_for
 from dupcheck_tools.exit_codes import ExitCode

@@ -53,7 +53,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dupcheck.adapters.local_index import LocalHashIndex, concatenated_runs, distinct_rows
-from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.models import utc_now
 from dupcheck.core.ports import RecordStore, ThumbnailStore
 from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, group_duplicates, registered_order

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dupcheck.core.hashing import HashPipeline
+from dupcheck.core.fingerprint.hashing import HashPipeline
 from dupcheck.core.matching.judging import Verified
 from dupcheck.core.matching.policy import COLOURED, GREY_CHROMA, KEPT_SIDE, MIN_BORDER, MIN_SIDE
 from dupcheck.core.matching.thumbnails import Thumbnail

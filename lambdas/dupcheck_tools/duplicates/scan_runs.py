@@ -1,4 +1,4 @@
-"""A duplicate scan job (core/scans.py) run by the report's engine (`find_duplicates`): what the
+"""A duplicate scan job (core/jobs/scans.py) run by the report's engine (`find_duplicates`): what the
 local server's scan worker and the AWS scan function share.
 
 The run's folder holds the engine's work file while it runs, so a run stopped by `should_stop`
@@ -19,8 +19,8 @@ from typing import Any
 
 from dupcheck.adapters.report_file import REPORT_NAME
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.ports import DuplicateReports, RecordStore, ThumbnailStore
-from dupcheck.core.scans import ScanJob, ScanJobs, ScanStatus
+from dupcheck.core.models import ScanJob, ScanStatus
+from dupcheck.core.ports import DuplicateReports, RecordStore, ScanJobs, ThumbnailStore
 from dupcheck_tools.duplicates import DuplicatesSummary, Stop, UsageError, find_duplicates
 from dupcheck_tools.duplicates.report import CSV_NAME, HTML_NAME
 from dupcheck_tools.worker_pool import WorkerDied

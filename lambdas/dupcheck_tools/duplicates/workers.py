@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dupcheck.core.hashing import HashPipeline, get_pipeline
+from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from dupcheck_tools.duplicates.workfile import Found, WorkFile

@@ -112,7 +112,7 @@ def evaluate(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     """Index the catalog, run the queries; returns (facts for the summary, rows, hash bits)."""
     from dupcheck.bootstrap import build_service
-    from dupcheck.core.hashing import DEFAULT_ALGO, get_pipeline
+    from dupcheck.core.fingerprint.hashing import DEFAULT_ALGO, get_pipeline
     from dupcheck.core.settings import Settings
 
     pipeline = get_pipeline(algo or DEFAULT_ALGO)
@@ -193,7 +193,7 @@ def run_evaluation(
     summary. Raises UsageError for inputs that cannot be evaluated."""
     import tempfile
 
-    from dupcheck.core.hashing import PIPELINES
+    from dupcheck.core.fingerprint.hashing import PIPELINES
 
     truth: list[dict[str, Any]] = list(read_truth(truth_path))
     edits_path = _beside(truth_path, edits, EDITS_FILE)

@@ -91,7 +91,7 @@ def all_pairs_evaluation(
     leave_one_out: bool = False,
 ) -> dict[str, Any]:
     """`evaluate --all-pairs`: check the inputs, run, write the report files, return the summary."""
-    from dupcheck.core.hashing import PIPELINES
+    from dupcheck.core.fingerprint.hashing import PIPELINES
 
     if algo is not None and algo not in PIPELINES:
         raise UsageError(f"unknown hash pipeline {algo!r}; known: {', '.join(PIPELINES)}")
@@ -129,7 +129,7 @@ def run_all_pairs(
     own record, `leave_one_out`), count; write all_pairs.json and all_pairs.md to `out` and
     return the summary."""
     from dupcheck.bootstrap import build_service
-    from dupcheck.core.hashing import DEFAULT_ALGO, get_pipeline
+    from dupcheck.core.fingerprint.hashing import DEFAULT_ALGO, get_pipeline
     from dupcheck.core.settings import Settings
 
     same = same or set()

@@ -266,7 +266,7 @@ def run_duplicate_evaluation(
     same: Path | None = None, algo: str | None = None, workers: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     from dupcheck.bootstrap import build_service
-    from dupcheck.core.hashing import DEFAULT_ALGO, PIPELINES, get_pipeline
+    from dupcheck.core.fingerprint.hashing import DEFAULT_ALGO, PIPELINES, get_pipeline
     from dupcheck.core.settings import Settings
     from dupcheck_tools.evaluation.all_pairs import read_same
 

@@ -4,7 +4,7 @@ the most similar, against pHash's distance as the baseline.
     python -m dupcheck evaluate-products --catalog DIR --variants DIR --siblings CSV --skus CSV --out DIR
 
 Every catalog picture and every colour variant is embedded as `/similar_products` embeds an upload
-(core/products.py: the same decode, the same model, the same int8 vectors) and hashed with the
+(core/catalog/products.py: the same decode, the same model, the same int8 vectors) and hashed with the
 plain 64-bit pHash. Two tasks, each ranked by similarity (pHash: by Hamming distance; ties by name):
 
 * colour variants: each picture of `--variants` against the whole catalog; where does its sibling
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from dupcheck.core.catalog.products import Embedder
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.hashing import PHash64
-from dupcheck.core.products import Embedder
+from dupcheck.core.fingerprint.hashing import PHash64
 from dupcheck_tools.evaluation import UsageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}

@@ -17,7 +17,7 @@ is done here by `Guard`:
 Static files (the demo's pictures under /demo/) are served from a folder, never outside it.
 
 Memory: a catalog's body (up to DUPCHECK_MAX_CATALOG_BYTES, 100 MB) is read only once admitted
-against the catalog budget (DUPCHECK_CATALOG_BUDGET_MB: `catalog_budget`, core/budget.py): bodies
+against the catalog budget (DUPCHECK_CATALOG_BUDGET_MB: `catalog_budget`, core/pictures/budget.py): bodies
 that do not fit beside those being read wait, then are answered 503 `server_busy`. It is handed
 to the API as bytes beside the event (api/exchange.py), not as base64 text. An answer a route
 streams (a job's results CSV) is sent a piece at a time, never built whole.
@@ -43,13 +43,13 @@ from dupcheck.api import API_KEY_HEADER, build_resolver
 from dupcheck.api.resolver import BODY_BYTES, DupcheckResolver, route_path
 from dupcheck.api.uploads import catalog_body_cost
 from dupcheck.api.web import WEB_PREFIX
-from dupcheck.core.budget import MB, MemoryBudget
+from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.products import ProductSearch
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import ServerBusy, error_body
-from dupcheck.core.imports import ImportService
-from dupcheck.core.kept_images import KeptPictures
-from dupcheck.core.products import ProductSearch
-from dupcheck.core.scans import ScanService
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.jobs.imports import ImportService
+from dupcheck.core.jobs.scans import ScanService
+from dupcheck.core.pictures.budget import MB, MemoryBudget
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The local server's check jobs (`mode: check`): a catalog's rows looked up, nothing stored.
 
 Run by the import worker's thread (imports.py) like any job: the rows a batch at a time through
-RowChecker (core/import_runs.py: its threads download and look each row up as find_similar does),
+RowChecker (core/jobs/import_runs.py: its threads download and look each row up as find_similar does),
 each batch's results recorded, cancellation and the worker's stop looked at between batches. A
 resumed job skips the rows that already have their result; a row another row of the same id
 replaces is recorded as replaced, as an import does.
@@ -14,8 +14,9 @@ from contextlib import AbstractContextManager as ContextManager
 from itertools import islice
 from typing import IO, Protocol
 
-from dupcheck.core.import_runs import Retry, RowChecker
-from dupcheck.core.imports import ImportJob, RowResult, Survey, catalog_rows
+from dupcheck.core.jobs.import_runs import Retry, RowChecker
+from dupcheck.core.jobs.imports import Survey, catalog_rows
+from dupcheck.core.models import ImportJob, RowResult
 
 ROWS_PER_THREAD = 4  # rows a batch gives each checking thread: enough that a slow host does not idle the others
 

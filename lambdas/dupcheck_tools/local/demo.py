@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageEnhance, ImageOps
 
 from dupcheck.adapters.report_file import REPORT_NAME
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck_tools.duplicates import find_duplicates
 from dupcheck_tools.samples import encode, product_image
 

@@ -3,7 +3,7 @@
 A pass runs at start, again CONFIRM_S later, then every HOUSEKEEPING_S, in a thread of its own:
 
 * thumbnails and product vectors of ids that hold no record (a crash between a save's writes,
-  core/service.py) are found by one join across the files, and deleted when the next pass finds
+  core/catalog/service.py) are found by one join across the files, and deleted when the next pass finds
   them again (a save in flight writes its thumbnail a moment before its record), each under the
   service's lock for its id;
 * kept pictures that no record names and nothing holds, kept UNCLAIMED_FOR_S ago or more, are
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from dupcheck.adapters.sqlite_files import SqliteFile
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
+from dupcheck.core.catalog.kept_images import UNCLAIMED_FOR_S, KeptPictures
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.imports import FINAL, JOB_HOLDER
-from dupcheck.core.kept_images import UNCLAIMED_FOR_S, KeptPictures
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.jobs.imports import FINAL, JOB_HOLDER
 from dupcheck_tools.local.job_loop import Repeating
 
 logger = logging.getLogger(__name__)

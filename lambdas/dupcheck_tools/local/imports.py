@@ -26,28 +26,13 @@ from pathlib import Path
 from dupcheck.adapters.local_files import LocalCatalogFiles
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.bootstrap import build_catalog_fetcher, build_imports
-from dupcheck.core.catalog import CatalogRow
+from dupcheck.core.catalog.gate import Passage
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError, StoreUnavailable
-from dupcheck.core.gate import Passage
-from dupcheck.core.import_runs import JobGate, RowChecker, finish_if_complete
-from dupcheck.core.imports import (
-    FINAL,
-    ImportJob,
-    ImportService,
-    JobStatus,
-    Mode,
-    Outcome,
-    RowResult,
-    Source,
-    Survey,
-    catalog_rows,
-    check_catalog,
-    job_holder,
-    survey,
-)
-from dupcheck.core.models import Entry, HashRecord
+from dupcheck.core.jobs.import_runs import JobGate, RowChecker, finish_if_complete
+from dupcheck.core.jobs.imports import FINAL, ImportService, Survey, catalog_rows, check_catalog, job_holder, survey
+from dupcheck.core.models import CatalogRow, Entry, HashRecord, ImportJob, JobStatus, Mode, Outcome, RowResult, Source
 from dupcheck.core.ports import ImageFetcher
-from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions
 from dupcheck_tools.local.checks import check_catalog_rows

@@ -2,7 +2,7 @@
 
 After a 5-minute mixed load (issue 67) the server stayed at 419 MB where it idled at 148 MB:
 memory free inside glibc's heaps, not in use. glibc returns a heap's free pages only from its
-top; the decoder trims after large decodes (core/imaging.py, `give_back_memory`), but what
+top; the decoder trims after large decodes (core/pictures/imaging.py, `give_back_memory`), but what
 requests leave besides (hashing's arrays, responses, SQLite's reads) stayed. `IdleTrim` calls
 the same `malloc_trim(0)` once the server has been idle TRIM_AFTER_IDLE_S after work, in a
 thread of its own. Work is requests and the ends of background jobs (`Activity`: an import
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from dupcheck.core.imaging import give_back_memory
+from dupcheck.core.pictures.imaging import give_back_memory
 
 logger = logging.getLogger(__name__)
 

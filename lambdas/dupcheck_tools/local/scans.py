@@ -16,8 +16,9 @@ import threading
 
 from dupcheck.adapters.sqlite_scans import SqliteScanJobs
 from dupcheck.bootstrap import build_reports, build_scans
-from dupcheck.core.scans import ScanJob, ScanService, ScanStatus
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.jobs.scans import ScanService
+from dupcheck.core.models import ScanJob, ScanStatus
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates.scan_runs import fail, run_scan
 from dupcheck_tools.local.job_loop import run_jobs

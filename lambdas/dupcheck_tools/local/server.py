@@ -51,10 +51,10 @@ from waitress.utilities import Error
 
 from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.bootstrap import build_kept_pictures, build_product_search
-from dupcheck.core.budget import MB
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import error_body
+from dupcheck.core.pictures.budget import MB
 from dupcheck.core.ports import ImageFetcher
-from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp, catalog_budget_of, too_large_code
 from dupcheck_tools.local.housekeeping import Housekeeping

@@ -17,7 +17,7 @@ import time
 from collections.abc import Collection
 
 from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex
-from dupcheck.core.service import DupcheckService
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck_tools.local.job_loop import Repeating
 
 logger = logging.getLogger(__name__)

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from dupcheck.core.hashing import AlignedDualPHash
+from dupcheck.core.fingerprint.hashing import AlignedDualPHash
 from dupcheck.core.matching import alignment, arrays, views_codec
 from dupcheck.core.matching.alignment import Alignment, Evidence, verify
 from dupcheck.core.matching.policy import GREY_CHROMA, LAYOUT_BITS, RANK_STEP, TURN_SPREAD, Thresholds, Tier
 from dupcheck.core.matching.views import WHOLE, Probe, Views, _unturned_box, greyish, views_of
 from dupcheck.core.models import HashValue
-from dupcheck.core.pixels import bright_srgb, brightened_ab, cielab_ab, luma
+from dupcheck.core.pictures.pixels import bright_srgb, brightened_ab, cielab_ab, luma
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import raw_views
 
@@ -718,7 +718,7 @@ def test_a_stored_picture_is_rebuilt_from_its_views() -> None:
 
 
 def test_luma_and_colour_go_back_to_the_pixels_they_came_from() -> None:
-    from dupcheck.core.pixels import cielab_ab, luma, rgb_from_luma_ab
+    from dupcheck.core.pictures.pixels import cielab_ab, luma, rgb_from_luma_ab
 
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)

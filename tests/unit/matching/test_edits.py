@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from dupcheck.core.hashing import AlignedDualPHash
+from dupcheck.core.fingerprint.hashing import AlignedDualPHash
 from dupcheck.core.matching.edits import summary, words
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import Judgement

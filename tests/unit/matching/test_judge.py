@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 import pytest
 from PIL import Image
 
-from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching import judge
-from dupcheck.core.matching.judge import _KeptPictures, judge_candidates
+from dupcheck.core.matching.judge import _LazyThumbnails, judge_candidates
 from dupcheck.core.matching.judging import ByDistance, Judging
 from dupcheck.core.matching.photograph import SamePhotograph
 from dupcheck.core.matching.thumbnails import _HEADER
@@ -100,7 +100,7 @@ def test_a_kept_picture_is_read_once_and_only_one_made_for_the_record_counts() -
     raced = HashRecord("raced", "", "", zip_record.hash, zip_record.hash_algo)  # its picture names print's hash
     corrupted = HashRecord("corrupt", "", "", zip_record.hash, zip_record.hash_algo)
     missing = HashRecord("missing", "", "", HashValue(bytes(16)), zip_record.hash_algo)
-    kept = _KeptPictures([zip_record, raced, corrupted, missing], store)
+    kept = _LazyThumbnails([zip_record, raced, corrupted, missing], store)
     assert [kept.has(i) for i in range(4)] == [True, False, True, False]
     assert store.reads == 4
     picture = kept.of(0)

@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter
 from dupcheck.core.matching.one_edit import Unexplained, unexplained
 from dupcheck.core.matching.photograph import band
 from dupcheck.core.matching.policy import RECOLOURED
-from dupcheck.core.pixels import luma
+from dupcheck.core.pictures.pixels import luma
 from support.garments import hue_turned
 
 N = 256

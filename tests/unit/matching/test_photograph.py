@@ -16,7 +16,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from dupcheck.bootstrap import build_service
-from dupcheck.core.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching import affine, judge
 from dupcheck.core.matching import photograph as same_photograph
 from dupcheck.core.matching.alignment import verify
@@ -35,7 +36,6 @@ from dupcheck.core.matching.policy import (
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import Verdict
-from dupcheck.core.service import DupcheckService
 from dupcheck.core.settings import Settings
 from support.garments import GREY, RED, SHIRT, photograph, recoloured
 

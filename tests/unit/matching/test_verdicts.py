@@ -7,7 +7,7 @@ import pytest
 from PIL import ImageEnhance
 
 from dupcheck.bootstrap import build_service
-from dupcheck.core.hashing import PHash64
+from dupcheck.core.fingerprint.hashing import PHash64
 from dupcheck.core.matching.alignment import Evidence
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.policy import LAYOUT_BITS

@@ -12,7 +12,7 @@ specification, docs/deploy.md lists what only a real cluster confirms):
   where float would be 1 KB), `method: {name: hnsw, engine: faiss, space_type: innerproduct}`.
   The vectors are unit length times SCALE, so the inner product orders them as cosine does.
 * Score: faiss's inner product score is `dot + 1` for dot >= 0 and `1 / (1 - dot)` below; turned
-  back into the dot product, then into the similarity every index reports (core/products.py).
+  back into the dot product, then into the similarity every index reports (core/catalog/products.py).
 * Versioning as the hash index's: a document's version is its record's `updated_at` in epoch ms.
 """
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dupcheck.adapters.opensearch.base import OpenSearchIndex, connector
 from dupcheck.adapters.opensearch.schema import MAX_RESULTS, Hnsw, knn_settings
-from dupcheck.core.products import DIMENSIONS, PRODUCT_MODEL, ProductHit, ProductVector, similarity_of
+from dupcheck.core.models import DIMENSIONS, PRODUCT_MODEL, ProductHit, ProductVector, similarity_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from opensearchpy import OpenSearch

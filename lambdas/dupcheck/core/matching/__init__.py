@@ -1,6 +1,6 @@
 """The matching engine: how a query's candidates become verdicts, scores and edits.
 
-A pipeline (core/hashing.py) makes the query's fingerprint and declares how its candidates are
+A pipeline (core/fingerprint/hashing.py) makes the query's fingerprint and declares how its candidates are
 judged (judging.py: by distance alone, or verified); the index returns candidates by hash
 distance. From there, `judge.judge_candidates`, the engine's one entry point, and one module per
 step of the verified way:

@@ -87,7 +87,7 @@ from dupcheck.core.matching.policy import (
     ranked,
 )
 from dupcheck.core.matching.views import Box, Probe, QueryViews, Views, greyish
-from dupcheck.core.pixels import bright_srgb, brightened_ab, low_frequencies, outer_ring
+from dupcheck.core.pictures.pixels import bright_srgb, brightened_ab, low_frequencies, outer_ring
 
 
 def windows_of(

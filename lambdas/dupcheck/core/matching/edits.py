@@ -69,7 +69,7 @@ from dupcheck.core.matching.policy import (
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Probe, Views, a_mark
 from dupcheck.core.models import Edit
-from dupcheck.core.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
+from dupcheck.core.pictures.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
 
 SIDES = ("left", "right", "top", "bottom")
 TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "less contrast"),

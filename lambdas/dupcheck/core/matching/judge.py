@@ -37,7 +37,7 @@ from dupcheck.core.matching.verdicts import Judgement, banded, score, verdict_fo
 from dupcheck.core.matching.views import Probe, Views, stored_views
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
 
-ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their kept pictures
+ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their thumbnails
 
 
 def judge_candidates(
@@ -47,7 +47,7 @@ def judge_candidates(
     thumbnails: ThumbnailSource | None = None,
 ) -> list[Judgement]:
     """A judgement per (record, index distance), in the same order, judged as `pipeline`
-    declares (its `judging`). `thumbnails` reads the kept pictures of the candidates the
+    declares (its `judging`). `thumbnails` reads the thumbnails of the candidates the
     same-photograph test looks at (by entity_id); without it, verification reads views alone."""
     how = pipeline.judging
     if isinstance(how, ByDistance):
@@ -68,7 +68,7 @@ def _by_verification(
     screened = records[: policy.screened + policy.by_part]
     stored = {i: views for i, views in enumerate(stored_views(screened, how.compact, how.raw)) if views is not None}
     probe = query.probe if isinstance(query.probe, Probe) else None
-    kept = _KeptPictures(records, thumbnails) if thumbnails is not None and probe is not None else None
+    kept = _LazyThumbnails(records, thumbnails) if thumbnails is not None and probe is not None else None
     first = _Look(how, candidates, closest, kept, probe)
     evidence: dict[int, tuple[Evidence, _Look]] = {}
     if stored and probe is not None:
@@ -144,7 +144,7 @@ class _Look:
     target (a Tested one where the record keeps a picture; each probe's test caches its looks)."""
 
     def __init__(self, how: Verified, candidates: Sequence[tuple[HashRecord, int]], closest: Sequence[int],
-                 kept: _KeptPictures | None, probe: Probe | None) -> None:  # fmt: skip
+                 kept: _LazyThumbnails | None, probe: Probe | None) -> None:  # fmt: skip
         self.policy, self.probe, self.closest = how.policy, probe, closest
         self.test = SamePhotograph(probe, kept) if kept is not None and probe is not None else None
         self.targets: list[Target] = [
@@ -225,9 +225,9 @@ class Tested:
         return finding is not None and finding.same_photograph
 
 
-class _KeptPictures:
-    """The candidates' kept pictures, each read once, and only when the test asks for it; each
-    decoded only when the test looks at it (`has` reads the header alone)."""
+class _LazyThumbnails:
+    """The candidates' thumbnails (photograph.CandidateThumbnails), each read once, and only when
+    the test asks for it; each decoded only when the test looks at it (`has` reads the header alone)."""
 
     def __init__(self, records: Sequence[HashRecord], source: ThumbnailSource) -> None:
         self.records, self.source = records, source

@@ -1,6 +1,6 @@
 """How a pipeline's candidates are judged, as the pipeline declares it (its `judging`).
 
-A pipeline (core/hashing.py) only makes fingerprints; it names one of these, and judge.py's
+A pipeline (core/fingerprint/hashing.py) only makes fingerprints; it names one of these, and judge.py's
 `judge_candidates`, the matching engine's one entry point, judges its candidates that way:
 
 * `ByDistance`: on hash distance alone (the baseline, PHash64);

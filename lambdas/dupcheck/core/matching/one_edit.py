@@ -81,7 +81,7 @@ from dupcheck.core.matching.policy import (
     TONE_QUANTILES,
     TONE_SLACK,
 )
-from dupcheck.core.pixels import luma, skin_coloured
+from dupcheck.core.pictures.pixels import luma, skin_coloured
 
 _QUANTILES = np.linspace(*TONE_QUANTILES)
 Edges = tuple[np.ndarray, np.ndarray]  # (strength, direction) of a picture's colour gradient: `_edges`

@@ -107,10 +107,10 @@ class Finding:
         return self.another_colour and self.unexplained is not None and self.unexplained.lined_up >= RECOLOURED
 
 
-class KeptPictures(Protocol):
-    """The candidates' kept pictures (judge.py's): `has(i)`, whether candidate i's record keeps
-    one (cheap: no picture decoded); `of(i)`, the picture, None when there is none or it cannot
-    be read."""
+class CandidateThumbnails(Protocol):
+    """The candidates' thumbnails, the pictures kept beside their records (judge.py's): `has(i)`,
+    whether candidate i's record keeps one (cheap: no picture decoded); `of(i)`, the picture, None
+    when there is none or it cannot be read."""
 
     def has(self, candidate: int) -> bool: ...
 
@@ -118,10 +118,10 @@ class KeptPictures(Protocol):
 
 
 class SamePhotograph:
-    """One query's test against its candidates' kept pictures. Each candidate is looked at once
-    per alignment; its best finding is remembered for the verdict."""
+    """One query's test against its candidates' thumbnails (CandidateThumbnails). Each candidate is
+    looked at once per alignment; its best finding is remembered for the verdict."""
 
-    def __init__(self, probe: Probe, kept: KeptPictures) -> None:
+    def __init__(self, probe: Probe, kept: CandidateThumbnails) -> None:
         self.probe, self._kept = probe, kept
         self._seen: dict[tuple[int, Alignment], Finding | None] = {}
         self._best: dict[int, Finding] = {}
@@ -151,7 +151,7 @@ class SamePhotograph:
         return self._kept.has(candidate)
 
     def look(self, candidate: int, alignment: Alignment) -> Finding | None:
-        """The test at one alignment (None: nothing to compare: no kept picture, a patch too small)."""
+        """The test at one alignment (None: nothing to compare: no thumbnail, a patch too small)."""
         key = (candidate, alignment)
         if key not in self._seen:
             kept = self._kept.of(candidate)

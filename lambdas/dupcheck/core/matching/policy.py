@@ -8,7 +8,7 @@ timings). A change here changes answers (but TOGETHER_MAX, speed only): measure 
 
 Left beside their code, as formats rather than choices: the stored views' codec steps
 (views_codec.STEPS: a record names its step by index) and the thumbnail's header
-(thumbnails.py); the hashing pipelines' own sizes (core/hashing.py: the working size, the
+(thumbnails.py); the hashing pipelines' own sizes (core/fingerprint/hashing.py: the working size, the
 query's padding, which name a fingerprint). The small numerical guards (1e-6 against a
 division by zero, a Lucas-Kanade ridge) are arithmetic, not policy.
 """
@@ -349,7 +349,7 @@ BANDS: dict[Verdict, tuple[float, float]] = {
 TOP = 0.1  # a band's score stays this far below the next one: one decimal never reaches it
 HASH_WEIGHT = 0.5  # of the hashes' closeness in the likeness of pictures that are not the same
 
-# The baseline pipeline, PHash64 (core/hashing.py), decides on hash distance alone: <= 4 keeps
+# The baseline pipeline, PHash64 (core/fingerprint/hashing.py), decides on hash distance alone: <= 4 keeps
 # distinct pictures out (0%) but calls 68% of colour variants duplicates; <= 10 (a common choice)
 # calls 14% of distinct ones (docs/lab/evaluation.md, "Results").
 PHASH_DUPLICATE_MAX = 4
@@ -476,7 +476,7 @@ ALIGNED_DUAL_PHASH = Policy(
     # (0.2 points more than the first 16), for 0.3-0.5 ms more than 16; each 4 more cost ~0.4 ms
     # (docs/lab/evaluation.md, experiments 24i-24j).
     screened=32,
-    # The 8 nearest on the whole-picture half (core/hashing.py, `part_hashes`) bring 6 dev copies
+    # The 8 nearest on the whole-picture half (core/fingerprint/hashing.py, `part_hashes`) bring 6 dev copies
     # in and crowd one turned copy out of the verified (99.20 -> 99.42%; the nearest by hash, now
     # always verified, brings it back), no wrong call, for 0.5 ms of a new product's median check
     # (16: the same copies for 1.3 ms; docs/lab/evaluation.md, "Candidates by one half").

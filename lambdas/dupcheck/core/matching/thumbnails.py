@@ -26,7 +26,7 @@ from PIL import Image
 
 from dupcheck.core.matching.policy import FINE_CHROMA_STEP, KEPT_QUALITY, KEPT_SIDE
 from dupcheck.core.models import HashValue
-from dupcheck.core.pixels import luma
+from dupcheck.core.pictures.pixels import luma
 
 _MAGIC = b"DLK2"
 _MAGIC_V4 = b"DLK1"  # a dualphash128-v4 record's 160 px working copy

@@ -3,7 +3,7 @@
 Every record stores two small views of its picture, the whole one and the border-trimmed one:
 luma at 32x32 and CIELAB a*, b* at 16x16 (policy.LUMA_GRID, CHROMA_GRID; 3 KB raw, under 900
 bytes compact: views_codec.py). They are what verification aligns (alignment.py) and what a
-catalog-wide duplicate check hashes again (core/hashing.py, stored_query_codes). The query is
+catalog-wide duplicate check hashes again (core/fingerprint/hashing.py, stored_query_codes). The query is
 seen the same way: its `Probe` holds its working copy and makes its views, at each angle the
 turning asks for, in the forms the alignment compares (`QueryViews`).
 """
@@ -40,7 +40,7 @@ from dupcheck.core.matching.policy import (
     VIEWS,
 )
 from dupcheck.core.models import HashRecord
-from dupcheck.core.pixels import cielab_ab, luma, off_colour, rgb_from_luma_ab, ring_colour, trim_box
+from dupcheck.core.pictures.pixels import cielab_ab, luma, off_colour, rgb_from_luma_ab, ring_colour, trim_box
 
 Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
 WHOLE: Box = (0.0, 1.0, 0.0, 1.0)

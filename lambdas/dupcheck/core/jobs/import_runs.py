@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
-from dupcheck.core.catalog import CatalogRow, row_failure
+from dupcheck.core.catalog.gate import EXPIRED, YIELDING, Passage
+from dupcheck.core.catalog.kept_images import KeptPictures, kept_gone_message
+from dupcheck.core.catalog.records import build_entry
+from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.catalog.writer import RecordWriter, Saved
 from dupcheck.core.errors import (
     DupcheckError,
     IndexUnavailable,
@@ -40,59 +44,49 @@ from dupcheck.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from dupcheck.core.gate import EXPIRED, YIELDING, Claim, OnDuplicate, Passage
-from dupcheck.core.hashing import HashPipeline
-from dupcheck.core.imports import (
+from dupcheck.core.fingerprint.hashing import HashPipeline
+from dupcheck.core.jobs.catalog_rows import row_failure
+from dupcheck.core.jobs.imports import (
     DUPLICATE_CODE,
     STARTABLE,
-    CatalogFiles,
-    ImportJob,
-    ImportJobs,
-    JobStatus,
-    Outcome,
-    RowResult,
     RowVerdict,
-    Source,
     Survey,
     catalog_rows,
     check_catalog,
     job_holder,
     survey,
 )
-from dupcheck.core.kept_images import KeptPictures, kept_gone_message
-from dupcheck.core.models import Entry, FindResult, HashRecord, Match, Verdict, utc_now
-from dupcheck.core.ports import ImageFetcher, RecordStore, ThumbnailStore
-from dupcheck.core.service import DupcheckService, build_entry
-from dupcheck.core.writer import RecordWriter, Saved
+from dupcheck.core.models import (
+    CatalogRow,
+    Claim,
+    Entry,
+    FindResult,
+    HashRecord,
+    ImportJob,
+    JobStatus,
+    Match,
+    OnDuplicate,
+    Outcome,
+    RowResult,
+    Source,
+    Verdict,
+    utc_now,
+)
+from dupcheck.core.ports import (
+    CatalogFiles,
+    DispatchedJobs,
+    ImageFetcher,
+    ImportJobs,
+    RecordStore,
+    RowQueue,
+    ThumbnailStore,
+)
 
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 100  # rows sent (and progress saved) per step; cancellation is checked every step
 ENOUGH_TIME_S = 60.0  # the dispatcher hands over to a fresh invocation when less is left
 MAX_ATTEMPTS = 3  # deliveries of a row before a transient failure is its outcome (infra's queue keeps 5)
-
-
-@runtime_checkable
-class RowQueue(Protocol):
-    """Where the dispatcher sends rows, one message each (SQS)."""
-
-    def send(self, job_id: str, rows: Sequence[CatalogRow]) -> None: ...
-
-
-@runtime_checkable
-class DispatchedJobs(ImportJobs, Protocol):
-    """Jobs that a dispatcher claims and reports its progress on."""
-
-    def claim(self, job_id: str, token: str, allowed_from: Collection[JobStatus]) -> ImportJob | None:
-        """The job, now running under `token`: moved there from `allowed_from`, or already
-        running under the same token (a retried message). None otherwise."""
-        ...
-
-    def mark_dispatched(self, job_id: str, token: str, rows: int) -> None:
-        """Rows sent so far, by the holder of `token`."""
-        ...
-
-    def dispatched(self, job_id: str) -> int: ...
 
 
 class Continuation(Protocol):
@@ -194,13 +188,13 @@ def transient(exc: DupcheckError) -> bool:
     return isinstance(exc, UpstreamError) and bool(getattr(exc, "retryable", True))
 
 
-# -- the duplicate gate of a job's rows (core/gate.py) ---------------------------------------------
+# -- the duplicate gate of a job's rows (core/catalog/gate.py) ---------------------------------------------
 
 
 @dataclass
 class JobGate:
     """One job's duplicate gate for its rows: each hashed row goes through the service's gate
-    (`DupcheckService.admit`, core/gate.py) against the catalog, the writes in flight (other rows
+    (`DupcheckService.admit`, core/catalog/gate.py) against the catalog, the writes in flight (other rows
     of this job among them, whichever worker holds them) and those the index does not show yet;
     the first row to claim a picture in the jobs store (its hash, so every worker agrees) names a
     later row of the same picture by its row number."""
@@ -331,7 +325,7 @@ def unchanged(record: HashRecord | None, row: CatalogRow, algo: str) -> bool:
 
 @dataclass
 class RowImporter:
-    writer: RecordWriter  # the one write path (core/writer.py), with the gate's claims where kept
+    writer: RecordWriter  # the one write path (core/catalog/writer.py), with the gate's claims where kept
     fetcher: ImageFetcher
     pipeline: HashPipeline
     max_pixels: int

@@ -30,17 +30,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
+from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import Conflict, DupcheckError, InvalidRequest, NotFound
 from dupcheck.core.ids import id_problem
-from dupcheck.core.models import Entry, HashRecord, is_hex_id, utc_now
+from dupcheck.core.models import Decision, DecisionKind, Entry, RemovedCopy, is_hex_id, utc_now
+from dupcheck.core.ports import DuplicateDecisions
 from dupcheck.core.spreadsheet import safe_row
-
-if TYPE_CHECKING:
-    from dupcheck.core.kept_images import KeptPictures
-    from dupcheck.core.service import DupcheckService
 
 # The records one decision names besides its item: a group as the page shows it. A report's
 # groups are a picture's copies (two to a few; a placeholder uploaded a thousand times is the
@@ -68,100 +66,6 @@ class InvalidDecision(DupcheckError):
     records it is not keeping others for."""
 
     status, code = 422, "invalid_decision"
-
-
-class DecisionKind(StrEnum):
-    KEEP = "keep"
-    NOT_DUPLICATE = "not_duplicate"
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One decision. `removed`: the others a keep decision removed (empty when they were left and
-    marked resolved); `skus`: each named record's SKU when it was decided (for the export)."""
-
-    decision_id: str
-    kind: DecisionKind
-    item: str
-    others: tuple[str, ...]
-    created_at: str
-    removed: tuple[str, ...] = ()
-    skus: Mapping[str, str] = field(default_factory=dict)
-    undone_at: str | None = None  # undone decisions stay listed (and exported), settling nothing
-
-    @property
-    def active(self) -> bool:
-        return self.undone_at is None
-
-    @property
-    def members(self) -> tuple[str, ...]:
-        return (self.item, *self.others)
-
-    def covers(self, a: str, b: str) -> bool:
-        """Whether this decision settles the pair (a, b): a keep decision settles every pair of its
-        records (whichever of them the report kept), a not_duplicate one each (item, other)."""
-        if self.kind is DecisionKind.KEEP:
-            return a != b and a in self.members and b in self.members
-        return {a, b} in ({self.item, other} for other in self.others)
-
-    def outcome(self, other: str) -> str:
-        """What the decision did to `other`, in the export's words."""
-        if self.kind is DecisionKind.NOT_DUPLICATE:
-            return "not a duplicate"
-        return "removed" if other in self.removed else "left in the catalog, resolved"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "decision_id": self.decision_id, "decision": self.kind.value, "item": self.item,
-            "others": list(self.others), "removed": list(self.removed), "skus": dict(self.skus),
-            "created_at": self.created_at, "undone_at": self.undone_at,
-        }  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        return cls(
-            decision_id=str(data["decision_id"]), kind=DecisionKind(data["decision"]), item=str(data["item"]),
-            others=tuple(data["others"]), created_at=str(data["created_at"]), removed=tuple(data.get("removed") or ()),
-            skus=dict(data.get("skus") or {}), undone_at=data.get("undone_at"),
-        )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class RemovedCopy:
-    """A record a keep decision removed, as it was: what undoing the decision puts back."""
-
-    record: HashRecord
-    thumbnail: bytes = field(default=b"", repr=False)
-
-
-@runtime_checkable
-class DuplicateDecisions(Protocol):
-    """Where decisions live (SQLite; a DynamoDB table of their own), with the copies of the
-    records they removed."""
-
-    def add(self, decision: Decision, removed: Sequence[RemovedCopy]) -> None:
-        """Store the decision and the copies, together."""
-        ...
-
-    def get(self, decision_id: str) -> Decision | None: ...
-
-    def page(self, limit: int, after: str | None = None) -> tuple[list[Decision], str | None]:
-        """The newest decisions first, from after the position `after` (a previous page's); the
-        position of the next page, None after the last."""
-        ...
-
-    def involving(self, entity_id: str) -> list[Decision]:
-        """The decisions not undone that name `entity_id` (as item or other)."""
-        ...
-
-    def take_back(self, decision_id: str, at: str) -> tuple[Decision, list[RemovedCopy]] | None:
-        """Mark the decision undone at `at` and hand back (and forget) the copies it kept; None when
-        there is no such decision or it was undone already (of two undos at once, one gets it)."""
-        ...
-
-    def withdraw(self, decision_id: str) -> None:
-        """Forget a decision (and its copies) whose removal could not happen."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,12 +222,6 @@ def annotate(report: Mapping[str, Any], decisions: Iterable[Decision]) -> dict[s
 
 def _reviewed(decision: Decision | None) -> bool:
     return decision is not None and decision.kind is DecisionKind.NOT_DUPLICATE
-
-
-def reviewed_among(decisions: Iterable[Decision], entity_id: str, others: Iterable[str]) -> set[str]:
-    """Those of `others` whose pair with `entity_id` was marked not duplicate."""
-    mine = [d for d in decisions if d.kind is DecisionKind.NOT_DUPLICATE]
-    return {other for other in others if any(d.covers(entity_id, other) for d in mine)}
 
 
 def decision_holder(decision_id: str) -> str:

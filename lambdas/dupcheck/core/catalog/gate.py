@@ -39,25 +39,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Protocol, runtime_checkable
 
 from dupcheck.core.errors import InvalidRequest
-from dupcheck.core.models import Entry, HashRecord, HashValue, Match
+from dupcheck.core.models import (
+    ITEM_POLICIES,
+    Claim,
+    ClaimState,
+    Entry,
+    HashRecord,
+    HashValue,
+    Match,
+    OnDuplicate,
+)
+from dupcheck.core.ports import WriteClaims
 
-
-class OnDuplicate(StrEnum):
-    WARN = "warn"
-    REJECT = "reject"
-    ALLOW = "allow"
-    SKIP = "skip"
-
-
-ITEM_POLICIES = (OnDuplicate.WARN, OnDuplicate.REJECT, OnDuplicate.ALLOW)  # a single item cannot be "skipped"
-# The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
-# way in takes from the settings; the defaults of the values below are this one too.
-DEFAULT_POLICY = OnDuplicate.WARN
-IMPORT_POLICIES = tuple(OnDuplicate)
 YIELDING = frozenset({OnDuplicate.REJECT, OnDuplicate.SKIP})  # policies whose write gives way to a duplicate
 
 # How long a claim's writer has from its claim to its commit: a check's look-ups and judging take
@@ -82,82 +77,9 @@ def policy_of(value: str | None, default: OnDuplicate, allowed: tuple[OnDuplicat
     return OnDuplicate(value)
 
 
-class ClaimState(StrEnum):
-    PENDING = "pending"  # claimed, not yet decided
-    COMMITTED = "committed"  # its record was written with it
-    WITHDRAWN = "withdrawn"  # its writer lost (or failed) and stored nothing
-    BEATEN = "beaten"  # fenced by another write (or for its lease): its commit fails
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One write's claim: which record, the hash the index would hold for it, whether it gives way
-    to a duplicate, until when its writer may commit, and where it stands."""
-
-    claim_id: str  # time-ordered: of two claims, the smaller came first
-    entity_id: str
-    hash: HashValue
-    yields: bool
-    lease_until: float  # epoch seconds
-    state: ClaimState = ClaimState.PENDING
-    beaten_by: str = ""  # the entity_id of the write that fenced it, or EXPIRED
-
-
 def new_claim_id() -> str:
     """32 hex digits, the first 16 the clock's nanoseconds: claims are ordered as they were made."""
     return f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}"
-
-
-@runtime_checkable
-class WriteClaims(Protocol):
-    """Where claims live, beside the records (SQLite: the records' own file; AWS: a DynamoDB table
-    written in one transaction with the records table). Reads are strongly consistent."""
-
-    def open(self, claim: Claim, entry: Entry) -> None:
-        """Record a pending claim, with what judging needs of its picture (record and thumbnail)."""
-        ...
-
-    def live(self, indexed_through: int | None) -> list[Claim]:
-        """Every pending claim, and every write an index may not show yet: committed claims the
-        index has not confirmed (AWS), or the records changed after the store's change-log
-        version `indexed_through` (SQLite; None: the index shows every committed write)."""
-        ...
-
-    def entries(self, claims: Sequence[Claim]) -> dict[str, Claimed]:
-        """What judging needs of each claim, read consistently: a pending claim's picture (record
-        and thumbnail), and for one committed (or committed since it was read) the record it wrote,
-        while the store holds it with the claim's hash (its thumbnail is the thumbnail store's).
-        Claims that store nothing (withdrawn, beaten) are left out."""
-        ...
-
-    def fence(self, claim: Claim, beaten_by: str, now: float) -> ClaimState:
-        """Move a pending claim that gives way, or whose lease passed before `now`, to beaten; the
-        claim's state after the attempt (committed: it was too late)."""
-        ...
-
-    def withdraw(self, claim_id: str) -> None: ...
-
-    def states(self, claims: Sequence[Claim]) -> dict[str, ClaimState]:
-        """Where each claim stands now, read consistently (one gone from the claims: committed when
-        the store holds its record with its hash, else withdrawn)."""
-        ...
-
-    def commit(self, writes: Sequence[tuple[HashRecord, Claim | None]]) -> list[str | None]:
-        """Write each record, with its claim's commit in the same transaction (a write without a
-        claim, `allow`'s, is recorded as committed where the index lags). Per write, None when it
-        was written, else why not: its claim is no longer pending (its `beaten_by`: the entity_id
-        that fenced it, or EXPIRED), or KEPT_GONE: the kept picture it names is being deleted (where
-        the claims hold kept pictures too: DynamoDB)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A claim's picture as `WriteClaims.entries` reads it: `committed` when it is the stored
-    record (no thumbnail: the thumbnail store has it), else the picture its writer claimed with."""
-
-    entry: Entry
-    committed: bool
 
 
 @dataclass(frozen=True, slots=True)

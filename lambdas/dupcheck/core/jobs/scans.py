@@ -15,85 +15,21 @@ report each phase's progress here and, at the end, the report's counts (`result`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
 
 from dupcheck.core.errors import Conflict, NotFound
-from dupcheck.core.models import is_hex_id, moment_of, utc_now
+from dupcheck.core.models import SCAN_RETENTION_DAYS, ScanJob, ScanStatus, is_hex_id, moment_of, utc_now
+from dupcheck.core.ports import ScanJobs, ScanStarter
 
-RETENTION_DAYS = 30  # scans (their progress and counts) are listed this long
+RETENTION_DAYS = SCAN_RETENTION_DAYS  # core/models.py: ScanJob.expires
 DEFAULT_PAGE = 5
 MAX_PAGE = 100
-
-
-class ScanStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"  # the report is published
-    FAILED = "failed"  # `error` says why; the report published before stays
-    CANCELLED = "cancelled"  # DELETE /duplicates/scans/{id}: stopped at its next step, its work dropped
-
+# A scan's values (ScanJob, ScanStatus) are core/models.py's, its ports (ScanJobs, ScanStarter) core/ports.py's.
 
 ACTIVE = frozenset({ScanStatus.QUEUED, ScanStatus.RUNNING})
 FINAL = frozenset({ScanStatus.DONE, ScanStatus.FAILED, ScanStatus.CANCELLED})
-
-
-@dataclass(frozen=True)
-class ScanJob:
-    scan_id: str
-    status: ScanStatus
-    created_at: str
-    updated_at: str
-    phase: str | None = None  # the engine's step: read, pair, thumbnails, verify, report
-    done: int = 0  # of the phase's `total`
-    total: int | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    error: str | None = None
-    # Once done: records, compared, groups, duplicates, pairs, related, elapsed_s, skipped.
-    result: Mapping[str, Any] | None = field(default=None)
-
-    def expires(self) -> datetime:
-        return moment_of(self.created_at) + timedelta(days=RETENTION_DAYS)
-
-
-@runtime_checkable
-class ScanJobs(Protocol):
-    """Where scans, their progress and their results live (SQLite; the imports' DynamoDB table)."""
-
-    def create(self, job: ScanJob) -> ScanJob:
-        """The scan that is active once this returns: `job`, recorded, or the one that was already
-        queued or running (then `job` is not recorded)."""
-        ...
-
-    def get(self, scan_id: str) -> ScanJob | None: ...
-
-    def recent(self, limit: int) -> list[ScanJob]:
-        """The newest scans first."""
-        ...
-
-    def transition(
-        self, scan_id: str, to: ScanStatus, *, allowed_from: Collection[ScanStatus], error: str | None = None,
-        result: Mapping[str, Any] | None = None,
-    ) -> ScanJob | None:  # fmt: skip
-        """Move the scan to `to` if it is in one of `allowed_from` (atomically; started_at on the
-        first RUNNING, finished_at on a final status). None when it is missing or elsewhere."""
-        ...
-
-    def progress(self, scan_id: str, phase: str, done: int, total: int | None) -> bool:
-        """Where a running scan is; False when it is no longer running (cancelled: its run stops),
-        and then it is left alone."""
-        ...
-
-
-@runtime_checkable
-class ScanStarter(Protocol):
-    """Makes a recorded scan run: wakes the server's scan worker; on AWS, a message to the scan function."""
-
-    def start(self, job: ScanJob) -> None: ...
 
 
 @dataclass

@@ -4,7 +4,7 @@ One shape, two runners. The API (`ImportService`) validates a request, keeps the
 (`CatalogFiles`: a file in the data dir, an S3 object), records the job (`ImportJobs`: SQLite,
 DynamoDB) and starts it (`ImportStarter`). Locally a worker thread of the server runs the job
 with the backfill engine (dupcheck_tools/local/imports.py); on AWS a dispatcher function reads
-the catalog and sends its rows through SQS to a worker function (core/import_runs.py).
+the catalog and sends its rows through SQS to a worker function (core/jobs/import_runs.py).
 
 Every row ends in exactly one outcome, `done` (stored), `skipped` (already stored unchanged),
 `failed` (with the backfill's failure codes) or `replaced` (a later row of the same catalog has
@@ -28,16 +28,16 @@ import json
 import uuid
 import zlib
 from array import array
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any
 
 import numpy as np
 
-from dupcheck.core.catalog import CatalogError, CatalogRow, Columns, csv_rows, jsonl_rows, sniff_format
+from dupcheck.core.catalog.kept_images import KeptPictures, kept_names_in
 from dupcheck.core.errors import (
     CatalogTooLarge,
     Conflict,
@@ -46,10 +46,27 @@ from dupcheck.core.errors import (
     NotFound,
     StoreUnavailable,
 )
-from dupcheck.core.gate import DEFAULT_POLICY, OnDuplicate
 from dupcheck.core.ids import id_problem
-from dupcheck.core.kept_images import KeptPictures, kept_names_in
-from dupcheck.core.models import is_hex_id, moment_of, utc_now
+from dupcheck.core.jobs.catalog_rows import CatalogError, csv_rows, jsonl_rows, sniff_format
+from dupcheck.core.models import (
+    DEFAULT_POLICY,
+    IMPORT_RETENTION_DAYS,
+    CatalogRow,
+    Columns,
+    ImportJob,
+    ImportOptions,
+    JobStatus,
+    Mode,
+    OnDuplicate,
+    Position,
+    RowResult,
+    Source,
+    UploadTarget,
+    is_hex_id,
+    moment_of,
+    utc_now,
+)
+from dupcheck.core.ports import CatalogFiles, ImportJobs, ImportStarter, PresignedUploads, ResultFiles
 from dupcheck.core.spreadsheet import csv_text
 
 MAX_ITEMS = 1_000  # rows in one `{"items": [...]}` request; a larger catalog is a file
@@ -58,41 +75,16 @@ MAX_ROWS = 1_000_000  # rows in one import: a catalog export of a large shop; sp
 # not become hours of parsing (a million rows of long URLs is ~1 GB).
 MAX_TEXT_BYTES = 2 * 1024**3
 UPLOAD_EXPIRES_S = 3600  # an `{"upload": true}` job waits this long for its catalog
-RETENTION_DAYS = 30  # jobs, their row outcomes and their catalogs are kept this long
+RETENTION_DAYS = IMPORT_RETENTION_DAYS  # core/models.py: ImportJob.expires
 MAX_PAGE = 1_000  # failures per page (and rows of a results CSV read at a time)
 DEFAULT_PAGE = 100
 _SNIFF_BYTES = 64 * 1024
-
-
-class JobStatus(StrEnum):
-    AWAITING_UPLOAD = "awaiting_upload"  # `{"upload": true}`: the catalog has not arrived yet
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"  # the catalog itself could not be read (the reason is in `error`)
-    CANCELLED = "cancelled"
-
+# The jobs' values (ImportJob, RowResult, ...) are core/models.py's, their ports core/ports.py's.
 
 ACTIVE = frozenset({JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED, JobStatus.RUNNING})
 STARTABLE = frozenset({JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED})
 FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class Outcome(StrEnum):
-    DONE = "done"  # downloaded, hashed and stored; or the same picture with a new SKU, rewritten
-    SKIPPED = "skipped"  # already stored with this image_url and pipeline: nothing to do
-    FAILED = "failed"
-    REPLACED = "replaced"  # a later row of the catalog has the same entity_id: it is imported instead
-
-
-DETAILED = frozenset({Outcome.FAILED, Outcome.REPLACED})  # outcomes kept with their details (listed)
-REPLACED_CODE = "replaced"
 DUPLICATE_CODE = "duplicate"  # on_duplicate=skip: left out of the catalog (its outcome is skipped)
-
-
-class Mode(StrEnum):
-    IMPORT = "import"  # rows are stored (through the duplicate gate)
-    CHECK = "check"  # rows are only checked against the catalog: nothing is stored
 
 
 class RowVerdict(StrEnum):
@@ -101,130 +93,6 @@ class RowVerdict(StrEnum):
     DUPLICATE = "duplicate"  # the catalog (or an earlier row of the file) has its picture
     SIMILAR = "similar"  # the best match is similar, not the same picture
     NEW = "new"  # nothing alike in the catalog
-
-
-class Source(StrEnum):
-    UPLOAD = "upload"  # a CSV or JSON Lines file: the request's body, or uploaded later
-    CATALOG_URL = "catalog_url"  # fetched by the service through the safe fetcher
-    ITEMS = "items"  # rows sent as JSON
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """How a catalog's rows are read (its column names, the base of relative image paths), what is
-    done with them (`mode`: imported, or only checked) and the duplicate gate's policy for them
-    (`on_duplicate`, core/gate.py: resolved when the job is made, so a job keeps the one it began with)."""
-
-    columns: Columns = field(default_factory=Columns)
-    image_base_url: str | None = None
-    mode: Mode = Mode.IMPORT
-    on_duplicate: OnDuplicate = DEFAULT_POLICY
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"columns": asdict(self.columns), "image_base_url": self.image_base_url, "mode": self.mode.value,
-                "on_duplicate": self.on_duplicate.value}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> ImportOptions:
-        data = data or {}
-        # A job recorded before the gate was imported as `allow` would: unchecked.
-        policy = OnDuplicate(data.get("on_duplicate") or OnDuplicate.ALLOW)
-        return cls(Columns(**(data.get("columns") or {})), data.get("image_base_url"),
-                   Mode(data.get("mode") or Mode.IMPORT), policy)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ImportJob:
-    job_id: str
-    status: JobStatus
-    source: Source
-    created_at: str
-    updated_at: str
-    options: ImportOptions = field(default_factory=ImportOptions)
-    catalog_url: str | None = None
-    rows: int | None = None  # known once the catalog has been read through
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    replaced: int = 0
-    # Of `done`, the rows stored after a cancel was answered (hashed before it); None where the
-    # store does not count them (DynamoDB: on AWS a worker's batch already begun finishes).
-    after_cancel: int | None = None
-    duplicates: int = 0  # rows found duplicates (of the catalog, or of another row), whatever their outcome
-    started_at: str | None = None
-    finished_at: str | None = None
-    error: str | None = None
-
-    @property
-    def processed(self) -> int:
-        return self.done + self.skipped + self.failed + self.replaced
-
-    @property
-    def complete(self) -> bool:
-        """Every row of the catalog has its outcome."""
-        return self.rows is not None and self.processed >= self.rows
-
-    def rows_per_s(self, now: datetime | None = None) -> float | None:
-        """Rows finished per second since the job started (until it finished)."""
-        if not self.started_at or not self.processed:
-            return None
-        end = moment_of(self.finished_at) if self.finished_at else (now or datetime.now(UTC))
-        seconds = (end - moment_of(self.started_at)).total_seconds()
-        return round(self.processed / seconds, 2) if seconds > 0 else None
-
-    def eta_s(self, now: datetime | None = None) -> float | None:
-        """Seconds left at the current rate, while running with a known row count."""
-        rate = self.rows_per_s(now)
-        if self.status is not JobStatus.RUNNING or self.rows is None or not rate:
-            return None
-        return round(max(0, self.rows - self.processed) / rate, 1)
-
-    def expires(self) -> datetime:
-        return moment_of(self.created_at) + timedelta(days=RETENTION_DAYS)
-
-
-@dataclass(frozen=True, slots=True)
-class RowResult:
-    """A row's outcome; a failure also says which row, why (`code`, `message`) and what it held.
-    A checked row (a check job's, an import's duplicate) also says its `verdict`, `duplicate_of`
-    (the catalog item, or the earlier row's entity_id, whose number is `duplicate_row`) and its
-    best `match` (find_similar's match object)."""
-
-    row: int
-    outcome: Outcome
-    entity_id: str = ""
-    image_url: str = ""
-    code: str = ""
-    message: str = ""
-    verdict: str = ""
-    duplicate_of: str = ""
-    duplicate_row: int = 0
-    match: Mapping[str, Any] | None = None
-
-    @property
-    def detailed(self) -> bool:
-        """Kept with its details (listed): a failure, a replaced row, a checked one."""
-        return self.outcome in DETAILED or bool(self.verdict)
-
-    def detail(self) -> dict[str, Any]:
-        """The checked row's fields, as stored beside its outcome."""
-        return {"verdict": self.verdict, "duplicate_of": self.duplicate_of, "duplicate_row": self.duplicate_row,
-                "match": self.match}  # fmt: skip
-
-    def with_detail(self, detail: Mapping[str, Any] | None) -> RowResult:
-        if not detail:
-            return self
-        return replace(self, verdict=detail.get("verdict") or "", duplicate_of=detail.get("duplicate_of") or "",
-                       duplicate_row=int(detail.get("duplicate_row") or 0), match=detail.get("match"))  # fmt: skip
-
-    @classmethod
-    def failure(cls, row: CatalogRow, code: str, message: str) -> RowResult:
-        return cls(row.row, Outcome.FAILED, row.entity_id, row.image_url, code, message)
-
-    @classmethod
-    def replaced_by(cls, row: CatalogRow, later: int) -> RowResult:
-        return cls(row.row, Outcome.REPLACED, row.entity_id, row.image_url, REPLACED_CODE,
-                   f"row {row.row}: row {later} has the same entity_id and is imported instead")  # fmt: skip
 
 
 RESULT_COLUMNS = ("row", "entity_id", "image_url", "outcome", "verdict", "duplicate_of", "duplicate_of_row",
@@ -239,112 +107,6 @@ def result_line(result: RowResult) -> list[str | int | float]:
             result.duplicate_of, result.duplicate_row or "", match.get("entity_id", ""), match.get("sku", ""),
             match.get("image_url", ""), match.get("match_percent", ""), match.get("verdict", ""),
             match.get("edit_summary") or "", result.code, result.message]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class UploadTarget:
-    """Where the catalog of an `{"upload": true}` job goes: `method` (PUT: the body is the file;
-    POST: a form of `fields`, then the file as `file`) to `url`, before `expires_at`."""
-
-    url: str
-    method: str
-    fields: Mapping[str, str]
-    expires_at: str
-    max_bytes: int
-
-
-# -- ports -------------------------------------------------------------------------------------
-
-Position = tuple[str, str]  # (created_at, job_id): where a list of recent jobs goes on from
-
-
-@runtime_checkable
-class ImportJobs(Protocol):
-    """Where jobs, their counters and their rows' outcomes live (SQLite; DynamoDB)."""
-
-    def create(self, job: ImportJob) -> None: ...
-
-    def get(self, job_id: str) -> ImportJob | None: ...
-
-    def recent(self, limit: int, after: Position | None = None) -> tuple[list[ImportJob], Position | None]:
-        """Jobs newest first, and the position of the next page (None after the last)."""
-        ...
-
-    def transition(
-        self, job_id: str, to: JobStatus, *, allowed_from: Collection[JobStatus],
-        rows: int | None = None, error: str | None = None,
-    ) -> ImportJob | None:  # fmt: skip
-        """Move the job to `to` if it is in one of `allowed_from` (atomically); sets started_at
-        on the first RUNNING, finished_at on a final status, and `rows`/`error` when given.
-        None when the job is missing or in another status."""
-        ...
-
-    def record(self, job_id: str, results: Sequence[RowResult]) -> ImportJob:
-        """Count each row's outcome once (a row already counted is ignored) and keep failures;
-        returns the job as it now is."""
-        ...
-
-    def failures(self, job_id: str, limit: int, after_row: int = 0) -> tuple[list[RowResult], int | None]:
-        """Failed rows in row order after `after_row`, and the row to go on after (None: no more)."""
-        ...
-
-    def results(
-        self, job_id: str, limit: int, after_row: int = 0, *, duplicates_only: bool = False
-    ) -> tuple[list[RowResult], int | None]:
-        """Checked rows (those with a `RowResult.verdict`: a check job's rows that were checked, an
-        import's duplicates) in row order after `after_row`; only those with a `duplicate_of` with
-        `duplicates_only`. (A check job's rows that could not be checked are its `failures`.)"""
-        ...
-
-    def claim_picture(self, job_id: str, picture: str, row: int, entity_id: str) -> tuple[int, str]:
-        """The first row of the job to claim this picture (a hash's hex): (row, entity_id), now
-        this row's when none had claimed it. Atomic across processes: two rows with one picture
-        agree on which came first."""
-        ...
-
-
-@runtime_checkable
-class CatalogFiles(Protocol):
-    """Where a job's catalog is kept while it runs (the data dir; an S3 bucket)."""
-
-    def put(self, job_id: str, data: bytes) -> None: ...
-
-    def open(self, job_id: str) -> ContextManager[IO[bytes]]:
-        """The catalog as a seekable binary file; NotFound when none was kept."""
-        ...
-
-
-@runtime_checkable
-class PresignedUploads(Protocol):
-    """Catalog files a client can upload straight to storage, around the API (S3's presigned
-    POST: API Gateway takes at most 10 MB per request)."""
-
-    def upload_target(self, job_id: str, max_bytes: int, expires_s: int) -> UploadTarget: ...
-
-
-@runtime_checkable
-class ResultFiles(Protocol):
-    """Where a job's results CSV is written for its client to download, and handed out as a link:
-    on AWS the imports bucket (a Lambda's answer holds 6 MB, a results CSV up to a GB). Locally
-    there is none: the server streams the CSV as its answer."""
-
-    def link(self, name: str) -> str | None:
-        """A download link of the whole file `name`, or None when there is none (yet)."""
-        ...
-
-    def write(self, name: str, pieces: Callable[[int], Iterator[tuple[int, bytes]]], *, until: float) -> str | None:
-        """Write the file `name` from `pieces(after_row)` (the CSV after that row, each piece with the
-        last row it holds), going on from where an earlier call stopped. Its link once whole; None
-        when time.monotonic() reached `until` first (what was written is kept for the next call)."""
-        ...
-
-
-@runtime_checkable
-class ImportStarter(Protocol):
-    """Makes a recorded job run: wakes the local worker; on AWS, sends a catalog URL's job to the
-    dispatcher (a kept catalog starts its job itself: S3 announces the new object)."""
-
-    def start(self, job: ImportJob) -> None: ...
 
 
 # -- use cases -----------------------------------------------------------------------------------

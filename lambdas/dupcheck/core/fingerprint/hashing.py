@@ -47,7 +47,6 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.imaging import CHROMA_STEP, decode_image
 from dupcheck.core.matching.arrays import hann, odd_median, odd_medians, sampler
 from dupcheck.core.matching.judging import ByDistance, Judging, Verified
 from dupcheck.core.matching.policy import (
@@ -60,7 +59,8 @@ from dupcheck.core.matching.policy import (
 from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
 from dupcheck.core.matching.views import Probe, stored_lumas, stored_views, views_of
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue
-from dupcheck.core.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
+from dupcheck.core.pictures.imaging import CHROMA_STEP, decode_image
+from dupcheck.core.pictures.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
 
 
 class HashPipeline(Protocol):

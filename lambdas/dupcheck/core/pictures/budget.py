@@ -6,7 +6,7 @@ with ServerBusy (503 `server_busy` with Retry-After): a burst of heavy requests 
 to come back, instead of all holding their memory at once. Background work may wait as long as it
 takes (`patient`). The largest piece of work must fit alone, so the budget is at least its cost.
 
-Two budgets use it: the decodings of pictures (core/imaging.py, `DecodeBudget`) and the catalog
+Two budgets use it: the decodings of pictures (core/pictures/imaging.py, `DecodeBudget`) and the catalog
 bodies the local server reads (dupcheck_tools/local/app.py).
 """
 

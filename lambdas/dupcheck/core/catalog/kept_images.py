@@ -34,14 +34,22 @@ import re
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
-from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from PIL import Image
 
 from dupcheck.core.errors import Conflict, KeptImageGone, NotFound, UnsupportedImage, UrlNotAllowed
-from dupcheck.core.imaging import SUPPORTED_FORMATS, decode_image, sniff_format
-from dupcheck.core.ports import ImageFetcher
+from dupcheck.core.pictures.imaging import SUPPORTED_FORMATS, decode_image, sniff_format
+from dupcheck.core.ports import (
+    ClaimedKeptImages,
+    GuardedDeletes,
+    ImageFetcher,
+    KeptImagePins,
+    KeptImages,
+    KeptImageUses,
+    ListedKeptImages,
+    LockedKeptImages,
+)
 
 IMAGES_PATH = "images"  # the API's route: /images/<name>
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
@@ -54,7 +62,7 @@ _KEPT_PATH = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.[a-z]+)$")
 _KEPT_IN_TEXT = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.(?:{'|'.join(CONTENT_TYPES)}))\b".encode())
 
 # The rendition kept: what the pipeline reads of a picture (decoding reduces larger ones to at
-# least 1,024 px, core/imaging.py), and what a catalog page shows. On the 598 bench photos (at most
+# least 1,024 px, core/pictures/imaging.py), and what a catalog page shows. On the 598 bench photos (at most
 # 1,024 px already) it is 65 KB median, 72 KB mean, 277 KB at most (docs/api.md, "Kept pictures").
 RENDITION_SIDE = 1024
 RENDITION_QUALITY = 85
@@ -67,88 +75,8 @@ _LOWER_QUALITIES = (70, 50, 30)
 UNCLAIMED_FOR_S = 24 * 3600
 
 
-@runtime_checkable
-class KeptImages(Protocol):
-    """Kept pictures by name. Writes are idempotent (a name is its content)."""
-
-    def put(self, name: str, data: bytes) -> None: ...
-
-    def get(self, name: str) -> bytes | None: ...
-
-    def exists(self, name: str) -> bool: ...
-
-    def delete(self, name: str) -> bool:
-        """Delete the picture; whether there was one."""
-        ...
-
-
-@runtime_checkable
-class LockedKeptImages(Protocol):
-    """Kept pictures with a lock of their own, held across every process that keeps or deletes them
-    (the data dir's: a file lock), re-entrant within a thread."""
-
-    def lock(self) -> contextlib.AbstractContextManager[object]: ...
-
-
-@runtime_checkable
-class ListedKeptImages(Protocol):
-    """Kept pictures that can be listed with their age: the local sweep's (on AWS, a lifecycle rule)."""
-
-    def names_older_than(self, seconds: float) -> Iterator[str]: ...
-
-
-@runtime_checkable
-class ClaimedKeptImages(Protocol):
-    """Kept pictures that expire unless claimed (S3: a tag its lifecycle rule reads)."""
-
-    def claim(self, name: str) -> bool:
-        """A record names the picture: it no longer expires. Whether it was there to claim."""
-        ...
-
-
-@runtime_checkable
-class KeptImageUses(Protocol):
-    """A record store that can tell whether any record's image_url names a kept picture."""
-
-    def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
-        """`just_changed`: an id whose record was just removed or replaced, read at its latest
-        where the store's lookup by picture may lag behind (DynamoDB's index)."""
-        ...
-
-
-@runtime_checkable
-class KeptImagePins(Protocol):
-    """Holds on kept pictures by what names them outside the catalog's records (a decision's copy,
-    an import job's catalog): `uses_kept_image` counts them, so a held picture is never deleted."""
-
-    def pin_kept(self, names: Collection[str], holder: str) -> None: ...
-
-    def unpin_kept(self, holder: str) -> None: ...
-
-    def pin_holders(self, prefix: str) -> set[str]:
-        """The holders whose name starts with `prefix` ("job:"): what a sweep of stale holds reads."""
-        ...
-
-
-@runtime_checkable
-class GuardedDeletes(Protocol):
-    """Uses of kept pictures that also guard their deletion where no lock spans the writers (AWS:
-    conditional writes, adapters/dynamodb_claims.py): a delete first marks the picture, on the
-    condition that nothing uses or holds it; a write naming it is refused while it is marked."""
-
-    def begin_delete(self, name: str, now: float) -> bool: ...
-
-    def end_delete(self, name: str, deleted: bool, now: float) -> None: ...
-
-    def drop_user(self, name: str, entity_id: str) -> None:
-        """The record `entity_id` no longer names the picture."""
-        ...
-
-    def kept_again(self, name: str) -> None: ...
-
-
 def rendition(data: bytes, *, max_pixels: int) -> bytes:
-    """The picture as kept: decoded (every check of core/imaging.py), at most RENDITION_SIDE px
+    """The picture as kept: decoded (every check of core/pictures/imaging.py), at most RENDITION_SIDE px
     on its longer side, a JPEG of at most MAX_RENDITION_BYTES."""
     picture = decode_image(data, max_pixels=max_pixels)
     picture.thumbnail((RENDITION_SIDE, RENDITION_SIDE), Image.Resampling.LANCZOS)

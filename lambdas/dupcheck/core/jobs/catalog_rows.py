@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.errors import DupcheckError, InvalidRequest
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
-from dupcheck.core.service import MAX_URL_LENGTH
+from dupcheck.core.models import CatalogRow, Columns
 
 URL_COLUMN_CANDIDATES = ("image_url", "small_image")
 # The longest row (a CSV record, quoted line breaks included; a JSON line), in characters.
@@ -51,28 +52,6 @@ ItemDecoder = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 class CatalogError(ValueError):
     """The catalog cannot be read at all (no id column, no URL column, no such file)."""
-
-
-@dataclass(frozen=True)
-class Columns:
-    entity_id: str = "entity_id"
-    sku: str = "sku"
-    image_url: str | None = None  # None: the first of URL_COLUMN_CANDIDATES present
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogRow:
-    """One catalog line. `row` counts data rows from 1; `error` is (code, message) when the
-    row cannot be processed."""
-
-    row: int
-    entity_id: str
-    sku: str
-    image_url: str
-    error: tuple[str, str] | None = None
-    # The prototype's 64-bit pHash (a `phash` column of its hash_store exports). It cannot be
-    # upgraded to the current pipeline: `migrate` compares it to report which pictures changed.
-    phash: str = ""
 
 
 class _RowTooLong(Exception):

@@ -6,8 +6,8 @@ writer thread) and on AWS (the rows queue's worker). In order, per batch:
 
 1. the thumbnails and product vectors, before their records, so a record is never there without
    them (only an orphan can be, which the next write of the id replaces or the local sweep deletes);
-2. the records, each with its gate claim's commit in one transaction (core/gate.py), while the kept
-   pictures they name are held (core/kept_images.py): none is deleted between the check that it is
+2. the records, each with its gate claim's commit in one transaction (core/catalog/gate.py), while the kept
+   pictures they name are held (core/catalog/kept_images.py): none is deleted between the check that it is
    still kept and the write; a write whose claim was fenced, or whose kept picture is gone, stores
    nothing and what was written beside it is taken back;
 3. the index, where the writer keeps one (the local server's import worker and AWS leave it to the
@@ -27,14 +27,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dupcheck.core.catalog.gate import KEPT_GONE
 from dupcheck.core.errors import StoreUnavailable
-from dupcheck.core.gate import KEPT_GONE, Claim, WriteClaims
-from dupcheck.core.models import Entry, HashRecord
-from dupcheck.core.ports import HashIndex, RecordStore, ThumbnailStore
+from dupcheck.core.models import Claim, Entry, HashRecord
+from dupcheck.core.ports import HashIndex, RecordStore, ThumbnailStore, WriteClaims
 
 if TYPE_CHECKING:
-    from dupcheck.core.kept_images import KeptPictures
-    from dupcheck.core.products import ProductIndex
+    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.ports import ProductIndex
 
 log = logging.getLogger(__name__)
 

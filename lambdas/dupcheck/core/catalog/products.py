@@ -17,72 +17,28 @@ fingerprint is computed (`service.build_entry`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
 from dupcheck.core.errors import InvalidRequest
-from dupcheck.core.imaging import decode_image
-from dupcheck.core.models import MAX_TOP
-from dupcheck.core.ports import RecordStore
+from dupcheck.core.models import MAX_TOP, PRODUCT_MODEL, ProductVector
+from dupcheck.core.pictures.imaging import decode_image
+from dupcheck.core.ports import EmbeddingModel, ProductIndex, RecordStore
 
-# The vectors' name: model, projection and storage. A vector of another name is never compared
-# with these (ProductIndex.search skips it; `reindex --products` makes new ones).
-PRODUCT_MODEL = "effnetlite1-rp256-i8-v1"
-DIMENSIONS = 256
 INPUT_SIDE = 240  # EfficientNet-Lite1's resolution
 # JPEG decodes at the smallest DCT scale that keeps >= 256 px: enough for a 240 px input, and the
 # decode the hash pipelines make (a 1024 px JPEG at 1/4 of its work).
 DRAFT_SIZE = 256
-# int8 storage of a unit vector: components * SCALE, rounded. Over the dev set's 693 pictures the
-# largest component is 0.31 (docs/lab/similar-products.md), so 127 / SCALE = 0.5 never clips, and
-# rounding moves a cosine by < 0.001. Similarity is the int8 dot product / SCALE^2 everywhere (the
-# local index and OpenSearch's inner product alike), so both deployments score the same.
-SCALE = 254.0
 
 
 def default_model_path() -> Path:
     """Where `python -m dupcheck_tools.product_model` writes the model and the service looks for
     it (DUPCHECK_PRODUCT_MODEL overrides): inside the package, so the Lambda asset carries it."""
-    return Path(__file__).resolve().parent.parent / "models" / f"{PRODUCT_MODEL}.onnx"
-
-
-@dataclass(frozen=True, slots=True)
-class ProductVector:
-    """A picture's product embedding: DIMENSIONS int8 values (`data`), named by `model`."""
-
-    data: bytes
-    model: str = PRODUCT_MODEL
-
-    @classmethod
-    def of_unit(cls, vector: np.ndarray, model: str = PRODUCT_MODEL) -> ProductVector:
-        """A unit-length float vector, quantised (SCALE)."""
-        values = np.clip(np.rint(np.asarray(vector, dtype=np.float32) * SCALE), -127, 127).astype(np.int8)
-        if values.shape != (DIMENSIONS,):
-            raise ValueError(f"a product vector has {DIMENSIONS} values, not {values.shape}")
-        return cls(values.tobytes(), model)
-
-    def values(self) -> np.ndarray:
-        return np.frombuffer(self.data, dtype=np.int8)
-
-    def similarity(self, other: ProductVector) -> float:
-        """Cosine similarity as both indexes compute it: the int8 dot product / SCALE^2."""
-        return similarity_of(int(self.values().astype(np.int32) @ other.values().astype(np.int32)))
-
-
-def similarity_of(dot: float) -> float:
-    """An int8 inner product as a cosine similarity in [-1, 1]."""
-    return float(min(1.0, max(-1.0, dot / (SCALE * SCALE))))
-
-
-@dataclass(frozen=True, slots=True)
-class ProductHit:
-    entity_id: str
-    similarity: float
+    return Path(__file__).resolve().parents[2] / "models" / f"{PRODUCT_MODEL}.onnx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,37 +64,6 @@ class ProductResult:
     def to_dict(self) -> dict[str, object]:
         return {"query": {"image_url": self.image_url, "model": self.model},
                 "products": [p.to_dict() for p in self.products]}  # fmt: skip
-
-
-class EmbeddingModel(Protocol):
-    """The network: square uint8 RGB pictures (n, INPUT_SIDE, INPUT_SIDE, 3) -> unit vectors (n, DIMENSIONS)."""
-
-    name: str
-
-    def run(self, pictures: np.ndarray) -> np.ndarray: ...
-
-
-@runtime_checkable
-class ProductIndex(Protocol):
-    """Product vectors by entity_id, and the nearest of them to a query vector."""
-
-    def put_many(self, vectors: Mapping[str, ProductVector]) -> int:
-        """Store (or replace) each entity's vector; returns how many were written."""
-        ...
-
-    def remove(self, entity_id: str) -> None:
-        """Remove if present; removing an absent one is not an error."""
-        ...
-
-    def search(self, vector: ProductVector, k: int) -> list[ProductHit]:
-        """The k most similar vectors of the same model, most similar first."""
-        ...
-
-    def missing(self, entity_ids: Sequence[str]) -> set[str]:
-        """Those of `entity_ids` without a vector of the current model (backfill and reindex make them)."""
-        ...
-
-    def count(self) -> int: ...
 
 
 def product_picture(image: Image.Image, side: int = INPUT_SIDE) -> np.ndarray:
@@ -174,7 +99,7 @@ class Embedder:
         return ProductVector.of_unit(unit, self.model.name)
 
     def embed_bytes(self, data: bytes, *, max_pixels: int) -> ProductVector:
-        """Decoded with the same limits as every picture (core/imaging.py), then embedded."""
+        """Decoded with the same limits as every picture (core/pictures/imaging.py), then embedded."""
         if not data:
             raise InvalidRequest("the image is empty")
         return self.embed(decode_image(data, max_pixels=max_pixels, draft_size=DRAFT_SIZE))

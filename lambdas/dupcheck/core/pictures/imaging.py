@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dupcheck.core.budget import MemoryBudget
 from dupcheck.core.errors import ImageTooLarge, InvalidImage, ServerBusy, UnsupportedImage
+from dupcheck.core.pictures.budget import MemoryBudget
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def _number(value: Any) -> int:
 
 class DecodeBudget(MemoryBudget):
     """The decodes running at once, admitted against a budget of bytes (module docstring;
-    core/budget.py). Background work (imports, backfill) waits as long as it takes (`patient`).
+    core/pictures/budget.py). Background work (imports, backfill) waits as long as it takes (`patient`).
     When the last decode ends after heavy ones, the memory they freed is handed back to the system."""
 
     def __init__(self, *, max_decode_bytes: int, total_bytes: int, wait_s: float) -> None:

@@ -1,0 +1,286 @@
+"""Finding the catalog's pictures most like a query: find_similar's path, which the duplicate
+gate walks too (service.py). `CatalogLookups` holds the service's parts (its fields); the
+records (records.py) and the gate's registration (service.py) build on it, through ports only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from dupcheck.core.catalog.gate import Gate
+from dupcheck.core.catalog.writer import new_locks
+from dupcheck.core.errors import InvalidRequest, StoreUnavailable
+from dupcheck.core.fingerprint.hashing import HashPipeline
+from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
+from dupcheck.core.matching.edits import summary
+from dupcheck.core.matching.judge import judge_candidates
+from dupcheck.core.matching.verdicts import match_percent
+from dupcheck.core.models import (
+    DEFAULT_POLICY,
+    MAX_TOP,
+    Claim,
+    ClaimState,
+    FindResult,
+    Fingerprint,
+    HashRecord,
+    IndexHit,
+    Match,
+    OnDuplicate,
+    Verdict,
+    reviewed_among,
+)
+from dupcheck.core.ports import (
+    DuplicateDecisions,
+    DuplicateReports,
+    HashIndex,
+    ImageFetcher,
+    RecordStore,
+    ThumbnailStore,
+)
+
+if TYPE_CHECKING:
+    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.catalog.products import Embedder
+    from dupcheck.core.ports import ProductIndex
+
+MAX_URL_LENGTH = 2048
+IN_FLIGHT = "\x00claim:"  # a pending claim's key while it is judged (no entity_id holds a NUL)
+
+# Metric names the service reports through its observer (Powertools Metrics on Lambda).
+METRIC_HASHES = "HashesComputed"
+METRIC_MATCHES = "MatchesFound"
+METRIC_FETCH_FAILURES = "FetchFailures"
+METRIC_INDEX_LATENCY = "IndexLatencyMs"
+METRIC_THUMBNAIL_FAILURES = "ThumbnailReadFailures"
+
+log = logging.getLogger("dupcheck.core.catalog.service")  # the service's one log, whichever part writes
+
+Observer = Callable[[str, float], None]
+Candidate = tuple[HashRecord, int, "Claim | None"]  # a record to judge, its distance, the claim it came from
+ThumbnailReader = Callable[[Sequence[str]], Mapping[str, bytes]]
+
+
+def _ignore(_name: str, _value: float) -> None:
+    pass
+
+
+@dataclass
+class CatalogLookups:
+    """The service's parts, and its queries: find similar pictures (by URL, by bytes)."""
+
+    store: RecordStore
+    index: HashIndex
+    fetcher: ImageFetcher
+    pipeline: HashPipeline
+    max_pixels: int
+    default_top: int = 5
+    observe: Observer = _ignore
+    reports: DuplicateReports | None = None  # None: no duplicate report is published here
+    decisions: DuplicateDecisions | None = None  # decisions on the report's groups (core/catalog/decisions.py)
+    thumbnails: ThumbnailStore | None = None  # None: none kept, the look-alike check is off
+    # Similar products (core/catalog/products.py): each registered picture's vector, kept beside its record.
+    # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
+    embedder: Embedder | None = None
+    products: ProductIndex | None = None
+    # Locally, kept pictures go with the last record that names them (core/catalog/kept_images.py); on AWS
+    # the stream sync function does that, so None there.
+    kept: KeptPictures | None = None
+    on_duplicate: OnDuplicate = DEFAULT_POLICY  # the gate's policy when a call names none (the settings')
+    gate: Gate = field(default_factory=Gate)  # the claims of writes in flight (core/catalog/gate.py)
+    _locks: tuple[threading.Lock, ...] = field(default_factory=new_locks, init=False, repr=False)
+
+    def find_similar(
+        self, image_url: str, top: int | None = None, max_distance: int | None = None, *, entity_id: str | None = None
+    ) -> FindResult:
+        data = self.fetch(image_url)
+        return self.find_similar_bytes(data, top, max_distance, image_url=image_url, entity_id=entity_id)
+
+    def find_similar_bytes(
+        self,
+        data: bytes,
+        top: int | None = None,
+        max_distance: int | None = None,
+        *,
+        image_url: str | None = None,
+        entity_id: str | None = None,
+    ) -> FindResult:
+        """The catalog pictures most like `data`, best first. `entity_id`: the catalog item the
+        picture is for; a match it was marked not a duplicate of comes back `reviewed`."""
+        top = self._check_top(top)
+        if entity_id is not None:
+            check_id(entity_id)
+        bits = self.pipeline.distance_bits
+        if max_distance is not None and not 0 <= max_distance <= bits:
+            raise InvalidRequest(f"max_distance must be between 0 and {bits}")
+        query = self.fingerprint(data)
+        matches = self._matches(query, top, max_distance, entity_id=entity_id)
+        return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
+
+    def _matches(
+        self, query: Fingerprint, top: int, max_distance: int | None, *, entity_id: str | None = None
+    ) -> list[Match]:
+        """The catalog's best `top` matches of a query: the one path of find_similar and the gate
+        (`entity_id`: the item it is for, whose reviewed pairs are marked)."""
+        # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
+        matches = [match for match, _ in self._judge(query, self._search(query, top), max_distance)[:top]]
+        if entity_id is not None:
+            matches = self._reviewed(entity_id, matches)
+        self.observe(METRIC_MATCHES, float(len(matches)))
+        return matches
+
+    def fetch(self, image_url: str) -> bytes:
+        check_url(image_url)
+        try:
+            return self.fetcher.fetch(image_url)
+        except Exception:
+            self.observe(METRIC_FETCH_FAILURES, 1.0)
+            raise
+
+    def fingerprint(self, data: bytes) -> Fingerprint:
+        """A query's fingerprint: every search hash and the verification probe."""
+        fp = self.pipeline.fingerprint_bytes(check_image(data), max_pixels=self.max_pixels)
+        self.observe(METRIC_HASHES, 1.0)
+        return fp
+
+    def _check_top(self, top: int | None) -> int:
+        top = self.default_top if top is None else top
+        if not 1 <= top <= MAX_TOP:
+            raise InvalidRequest(f"top must be between 1 and {MAX_TOP}")
+        return top
+
+    def _thumbnails_of(self, entity_ids: Sequence[str]) -> Mapping[str, bytes]:
+        """The candidates' thumbnails, for the look-alike check. Unreadable ones cost the check
+        (those candidates keep the verdict of their views), never the query: logged and counted."""
+        if self.thumbnails is None or not entity_ids:
+            return {}
+        try:
+            return self.thumbnails.get_many(entity_ids)
+        except StoreUnavailable as exc:
+            log.warning("thumbnails not read, the look-alike check is skipped: %s", exc.message)
+            self.observe(METRIC_THUMBNAIL_FAILURES, 1.0)
+            return {}
+
+    def _reviewed(self, entity_id: str, matches: list[Match]) -> list[Match]:
+        """`matches` with `reviewed` set where the pair (entity_id, match) was marked not duplicates."""
+        if self.decisions is None or not matches:
+            return matches
+        marked = reviewed_among(self.decisions.involving(entity_id), entity_id, [m.entity_id for m in matches])
+        return [replace(m, reviewed=True) if m.entity_id in marked else m for m in matches]
+
+    def _search(self, query: Fingerprint, top: int) -> list[IndexHit]:
+        """The index's candidates for the best `top` matches (HashPipeline.candidate_pool, part_pool)."""
+        pipeline = self.pipeline
+        started = time.perf_counter()
+        hits = self.index.search(
+            query.search_hashes, pipeline.candidate_pool(top), part_hashes=pipeline.part_hashes(query),
+            part_k=pipeline.part_pool,
+        )  # fmt: skip
+        self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
+        return hits
+
+    def _candidates(
+        self, hits: list[IndexHit], near: Sequence[tuple[Claim, int]]
+    ) -> tuple[list[Candidate], ThumbnailReader, dict[str, HashRecord]]:
+        """The index's hits (records read from the store) and the claims near the query: a committed
+        one as the record it wrote (when the store holds it still), a pending one as the picture its
+        writer claimed with, under a key of its own (its entity_id may hold another record
+        meanwhile); how to read their thumbnails; and the pending ones' records by key."""
+        claimed = self.gate.claims.entries([c for c, _ in near]) if near and self.gate.claims is not None else {}
+        # A hash from another pipeline means nothing here; `reindex` upgrades such records.
+        reads = self.pipeline.reads
+        pending: list[Candidate] = []
+        in_flight: dict[str, bytes] = {}
+        in_flight_records: dict[str, HashRecord] = {}
+        stored_claims: dict[str, tuple[HashRecord, int, Claim]] = {}
+        for claim, distance in near:
+            found = claimed.get(claim.claim_id)
+            if found is None or found.entry.record.hash_algo not in reads:
+                continue  # it stores nothing (withdrawn, beaten), or was written again since
+            if found.committed:  # stored: judged as the record it is (its thumbnail is the store's)
+                stored_claims[claim.entity_id] = (
+                    found.entry.record,
+                    distance,
+                    replace(claim, state=ClaimState.COMMITTED),
+                )
+                continue
+            key = IN_FLIGHT + claim.claim_id  # its entity_id may hold another record meanwhile
+            pending.append((replace(found.entry.record, entity_id=key), distance, claim))
+            in_flight[key] = found.entry.thumbnail
+            in_flight_records[key] = found.entry.record
+        wanted = [h.entity_id for h in hits if h.entity_id not in stored_claims]
+        stored = self.store.get_many(wanted) if wanted else {}
+        candidates: list[Candidate] = [
+            (record, hit.distance, None)
+            for hit in hits
+            if (record := stored.get(hit.entity_id)) is not None and record.hash_algo in reads
+        ]
+        candidates += pending + list(stored_claims.values())
+
+        def thumbnails_of(keys: Sequence[str]) -> Mapping[str, bytes]:
+            found = dict(self._thumbnails_of([k for k in keys if not k.startswith(IN_FLIGHT)]))
+            found.update((k, in_flight[k]) for k in keys if in_flight.get(k))
+            return found
+
+        return candidates, thumbnails_of, in_flight_records
+
+    def _judge(
+        self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None,
+        near: Sequence[tuple[Claim, int]] = (),
+    ) -> list[tuple[Match, Claim | None]]:  # fmt: skip
+        """Judge the candidates (`_candidates`), best first, each with the claim it came from."""
+        candidates, thumbnails_of, in_flight_records = self._candidates(hits, near)
+        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
+        # Best first by the score, banded by verdict (core/matching/verdicts.py): every duplicate, then
+        # every similar picture, each band by how much of the pictures agrees; then hash distance.
+        ranked: list[tuple[float, int, Match, Claim | None]] = []
+        for (record, _, source), judgement in zip(candidates, judgements, strict=True):
+            if max_distance is not None and judgement.distance > max_distance:
+                continue
+            record = in_flight_records.get(record.entity_id, record)
+            match = Match(
+                entity_id=record.entity_id,
+                sku=record.sku,
+                image_url=record.image_url,
+                distance=judgement.distance,
+                match_percent=match_percent(judgement.score),
+                verdict=judgement.verdict,
+                edits=judgement.edits,
+                edit_summary=summary(judgement.edits, same_picture=judgement.verdict is Verdict.DUPLICATE),
+            )
+            ranked.append((-judgement.score, judgement.distance, match, source))
+        ranked.sort(key=lambda item: (item[0], item[1], item[2].entity_id))
+        return [(match, claim) for _, _, match, claim in ranked]
+
+
+def check_image(data: bytes) -> bytes:
+    if not data:
+        raise InvalidRequest("the image is empty")
+    return data
+
+
+def check_id(entity_id: str) -> str:
+    """An id to look up: anything a store could hold (older versions stored ids of any shape)."""
+    if not isinstance(entity_id, str) or not entity_id:
+        raise InvalidRequest("entity_id must be a non-empty string")
+    if len(entity_id) > MAX_ID_LENGTH:
+        raise InvalidRequest(f"entity_id is longer than {MAX_ID_LENGTH} characters")
+    return entity_id
+
+
+def new_item_id(entity_id: str) -> str:
+    """An id to store: one a URL can address (core/ids.py)."""
+    if problem := id_problem(entity_id):
+        raise InvalidRequest(problem)
+    return entity_id
+
+
+def check_url(image_url: str) -> None:
+    if not isinstance(image_url, str) or not image_url.strip():
+        raise InvalidRequest("image_url is required")
+    if len(image_url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"image_url is longer than {MAX_URL_LENGTH} characters")

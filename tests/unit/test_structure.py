@@ -1,0 +1,79 @@
+"""The code's layout holds: no import circle anywhere in lambdas/, counting the imports made only
+for type hints (import-linter's contracts keep the core's floors; this covers every module), and
+every module of the core is in a room or the domain (docs/architecture.md, "Where things are")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
+CORE = LAMBDAS / "dupcheck" / "core"
+ROOMS = {"jobs", "catalog", "fingerprint", "matching", "pictures"}
+DOMAIN = {"__init__.py", "models.py", "ports.py", "errors.py", "ids.py", "settings.py", "spreadsheet.py"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(LAMBDAS).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in LAMBDAS.rglob("*.py")}
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    target = full if full in modules else node.module
+                    if target in modules and target != name:
+                        edges[name].add(target)
+            elif isinstance(node, ast.Import):
+                edges[name] |= {a.name for a in node.names if a.name in modules and a.name != name}
+    return edges
+
+
+def _circle_from(start: str, edges: dict[str, set[str]]) -> list[str] | None:
+    """A path of imports from `start` back to itself, if there is one."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        name, path = stack.pop()
+        for target in edges[name]:
+            if target == start:
+                return [*path, start]
+            if target not in seen:
+                seen.add(target)
+                stack.append((target, [*path, target]))
+    return None
+
+
+def test_no_module_in_lambdas_imports_itself_round_a_circle() -> None:
+    edges = _imports()
+    circles = [circle for name in sorted(edges) if (circle := _circle_from(name, edges)) is not None]
+    assert circles == []
+
+
+def test_every_core_module_is_in_a_room_or_the_domain() -> None:
+    top = {p.name for p in CORE.iterdir() if p.suffix == ".py"}
+    rooms = {p.name for p in CORE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert top <= DOMAIN
+    assert rooms == ROOMS
+
+
+# Issue 76's target is no class of 250 lines or more; these are still over it, at most this long
+# (a split of each is left to do): a class may shrink below its line here, never grow past it.
+LARGE_CLASSES = {"Backfill": 428, "DynamoDBRecordStore": 339, "LocalHashIndex": 317, "SqliteRecordStore": 272,
+                 "Probe": 266}  # fmt: skip
+MAX_CLASS_LINES = 250
+
+
+def test_no_class_in_lambdas_is_250_lines_or_longer_but_those_left_to_split() -> None:
+    too_long = {}
+    for path in LAMBDAS.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > LARGE_CLASSES.get(node.name, MAX_CLASS_LINES - 1):
+                    too_long[f"{path.relative_to(LAMBDAS)}:{node.name}"] = lines
+    assert not too_long, f"classes of {MAX_CLASS_LINES} lines or more (split them by concern): {too_long}"
