@@ -230,10 +230,11 @@ class ImportService:
         if job.status in ACTIVE:
             raise Conflict(f"import {job_id} is {job.status}: its CSV is written once it has finished; until then "
                            "page its results as JSON (cursor)")  # fmt: skip
-        # Named by the job's last change too: a row recorded after the job ended (a batch that was
-        # running when it was cancelled) makes a new file, never a stale one.
+        # Named by the job's last change and its rows counted: a row recorded after the job ended (a
+        # batch that was running when it was cancelled) makes a new file, never a stale one, even
+        # within the millisecond its clock reads.
         kind = "duplicates" if duplicates_only else "results"
-        name = f"{job_id}/{kind}-{''.join(c for c in job.updated_at if c.isdigit())}.csv"
+        name = f"{job_id}/{kind}-{''.join(c for c in job.updated_at if c.isdigit())}-{job.processed}.csv"
         return files.link(name) or files.write(
             name, lambda after: self.results_csv(job_id, duplicates_only=duplicates_only, after_row=after), until=until
         )
