@@ -295,12 +295,8 @@ def against(page: Page, stem: str) -> list[str]:
 
 
 def speed(page: Page) -> list[str]:
-    lines = ["## How fast", ""]
-    # The served check against v4, once recorded (served-new, served-copy, served-turned), comes first:
-    # it is what a user waits for. The judging alone is always there.
-    if any(f"served-{kind}" in page.records for kind in QUERY_KINDS):
-        lines += [*SERVED_AGAINST, "", *against(page, "served"), ""]
-    lines += [*JUDGING, "", *against(page, "judging")]
+    # The served check against v4 (served-new, served-copy, served-turned): what a user waits for.
+    lines = ["## How fast", "", *SERVED_AGAINST, "", *against(page, "served")]
 
     lines += ["", "### Served, on one machine", "", *SERVED, ""]
     serve = page("serve")["output"]
@@ -605,13 +601,6 @@ SERVED_AGAINST = [
     (
         "**A served check against v4's.** Uploads to a v4 server and to this version's, each with the same "
         "photos indexed, taking turns query by query in one run; per query the median of the rounds, then the "
-        "median and 90th percentile over the queries."
-    ),
-]
-JUDGING = [
-    (
-        "**A check against v4's.** The two versions' code takes turns query by query on the same photos and "
-        "one core, so the machine's drift hits both alike; per query the median of the rounds, then the "
         "median and 90th percentile over the queries."
     ),
 ]
