@@ -24,8 +24,8 @@ from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
-from dupcheck_tools.backfill.engine import HASH_BATCH
 from dupcheck_tools.backfill.failures import FailureLog, explain_failures
+from dupcheck_tools.backfill.stages import HASH_BATCH
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.cli import main
 from dupcheck_tools.samples import encode, product_image
@@ -225,7 +225,7 @@ def test_hash_niceness_lowers_the_priority_of_the_hashing_processes(settings: Se
 
     engine = Backfill(settings, SqliteRecordStore(tmp_path / "store.sqlite3"), FailureLog(tmp_path / "failures.csv"),
                       options=BackfillOptions(hash_workers=1, hash_niceness=5, progress=False))  # fmt: skip
-    pool = engine._hash_pool()
+    pool = engine.hashing.pool()
     assert pool is not None
     try:
         assert pool.submit(os.nice, 0).result(timeout=120) == min(19, os.nice(0) + 5)
@@ -263,25 +263,26 @@ def dispatch(
     import threading
 
     from dupcheck.core.models import CatalogRow
-    from dupcheck_tools.backfill.engine import _STOP, Backfill
+    from dupcheck_tools.backfill.engine import Backfill
     from dupcheck_tools.backfill.failures import FailureLog
+    from dupcheck_tools.backfill.stages import _STOP
 
     failures = failures or FailureLog(tmp_path / "failures.csv")
     engine = Backfill(settings, SqliteRecordStore(tmp_path / "store.sqlite3"), failures,
                       options=BackfillOptions(progress=False))  # fmt: skip
-    engine._jobs = threading.BoundedSemaphore(slots)
+    engine.hashing.jobs = threading.BoundedSemaphore(slots)
     to_hash: queue.Queue[Any] = queue.Queue()
     for i, data in enumerate(images):
         to_hash.put((CatalogRow(row=i + 1, entity_id=f"E{i}", sku="", image_url=f"http://127.0.0.1/{i}.jpg"), data))
     to_hash.put(_STOP)
     writes: queue.Queue[Any] = queue.Queue()
-    engine._dispatch_loop(pool, to_hash, writes)  # type: ignore[arg-type]
-    assert engine._jobs.acquire(blocking=False)  # every slot given back
+    engine.hashing.dispatch_loop(pool, to_hash, writes)  # type: ignore[arg-type]
+    assert engine.hashing.jobs.acquire(blocking=False)  # every slot given back
     return engine, [writes.get_nowait() for _ in range(writes.qsize())]
 
 
 def test_hashing_jobs_carry_the_images_waiting_up_to_a_count_and_a_size(settings: Settings, tmp_path: Path) -> None:
-    from dupcheck_tools.backfill.engine import HASH_BATCH_BYTES
+    from dupcheck_tools.backfill.stages import HASH_BATCH_BYTES
 
     pool = RecordingPool()
     engine, written = dispatch(settings, tmp_path, pool, [b"x"] * (2 * HASH_BATCH + 1))

@@ -14,6 +14,10 @@ Item conversion goes through boto3's TypeSerializer/TypeDeserializer (`record_to
 read with GetItem or arrived as a stream image. No `Decimal` escapes: HashRecord fields are all
 strings, and `features` is a map of binary values (the compact views; items written before v3
 hold base64 strings there, which are still read).
+
+The store is three layers, one class each: DynamoDBTable (the client, error mapping, backoff),
+DynamoDBTableScans (the whole-table reads) and DynamoDBRecordStore (items, batches, and the keep
+decision's transaction).
 """
 
 from __future__ import annotations
@@ -189,14 +193,9 @@ def create_table(client: DynamoDBClient, table_name: str, *, wait: bool = True) 
     return str(response["TableDescription"].get("LatestStreamArn", ""))
 
 
-class DynamoDBRecordStore:
-    """RecordStore over one DynamoDB table (see module docstring).
-
-    `client` is a boto3 DynamoDB *client* (low-level API); when omitted one is built with short
-    timeouts so a request never hangs past the Lambda deadline. `max_attempts` bounds the
-    UnprocessedItems/UnprocessedKeys retries (full-jitter exponential backoff between
-    `base_delay` and `max_delay` seconds); `sleep` and `rng` are injectable for tests.
-    """
+class DynamoDBTable:
+    """The table's client, its error mapping (what is worth retrying later is a 503) and the backoff
+    between retries: what the store's whole-table reads and its item and batch calls share."""
 
     def __init__(
         self,
@@ -223,17 +222,6 @@ class DynamoDBRecordStore:
         self.max_delay = max_delay
         self._sleep = sleep
         self._rng = rng or random.Random()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBRecordStore:
-        """Built by `bootstrap` from the validated settings."""
-        return cls(
-            settings.table_name,
-            client=client,
-            region=settings.aws_region or None,
-            consistent_read=settings.dynamodb_consistent_read,
-            max_attempts=settings.dynamodb_max_attempts,
-        )
 
     @staticmethod
     def _build_client(region: str | None) -> DynamoDBClient:
@@ -276,6 +264,135 @@ class DynamoDBRecordStore:
         """Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter")."""
         ceiling = min(self.max_delay, self.base_delay * (2**attempt))
         self._sleep(self._rng.uniform(0, ceiling))
+
+
+class DynamoDBTableScans(DynamoDBTable):
+    """The store's whole-table reads (scans, pages of the catalog, counts): the Scan paging they
+    share and no item or batch call."""
+
+    def _scan_pages(self, segment: int | None, total: int | None, **extra: Any) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ConsistentRead": self.consistent_read,
+            **extra,
+        }
+        if total is not None:
+            kwargs.update(Segment=segment, TotalSegments=total)
+        while True:
+            page = self._call("Scan", self._client.scan, **kwargs)
+            yield page
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
+        """Every record, page by page. `segments > 1` runs a parallel scan on a thread pool.
+
+        Parallel records arrive in no particular order. Closing the generator early stops the
+        workers at their next page boundary.
+        """
+        if segments <= 1:
+            for page in self._scan_pages(None, None):
+                for item in page.get("Items", []):
+                    yield item_to_record(item)
+            return
+        yield from self._parallel_scan(segments)
+
+    def _parallel_scan(self, segments: int) -> Iterator[HashRecord]:
+        done = object()
+        # Bounded so a slow consumer applies back-pressure instead of buffering the table.
+        results: queue.Queue[Any] = queue.Queue(maxsize=segments * 4)
+        stop = threading.Event()
+
+        def put(value: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    results.put(value, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def worker(segment: int) -> None:
+            try:
+                for page in self._scan_pages(segment, segments):
+                    if stop.is_set() or not put([item_to_record(i) for i in page.get("Items", [])]):
+                        return
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
+                put(exc)
+            finally:
+                put(done)
+
+        pool = ThreadPoolExecutor(max_workers=segments, thread_name_prefix="ddb-scan")
+        try:
+            for segment in range(segments):
+                pool.submit(worker, segment)
+            finished = 0
+            while finished < segments:
+                value = results.get()
+                if value is done:
+                    finished += 1
+                elif isinstance(value, BaseException):
+                    raise value
+                else:
+                    yield from value
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def page(self, after: str | None, limit: int, query: str | None = None) -> tuple[list[HashRecord], str | None]:
+        """Records in the table's own order (by key hash, not alphabetical), continued from any
+        key: `ExclusiveStartKey` is the last record returned, or the last one read (searches)."""
+        start = {"ExclusiveStartKey": key_of(after)} if after else {}
+        # Without a query, one item more than asked says whether any is left.
+        batch = limit + 1 if query is None else PAGE_READ_LIMIT
+        found: list[HashRecord] = []
+        read = 0
+        for page in self._scan_pages(None, None, Limit=batch, **_PAGE_FIELDS, **start):
+            for item in page.get("Items", []):
+                record = item_to_record(item)
+                if query is None or record.mentions(query):
+                    if len(found) == limit:
+                        return found, found[-1].entity_id  # at least one more is left
+                    found.append(record)
+                read += 1
+                if read >= PAGE_READ_LIMIT:
+                    return found, record.entity_id
+        return found, None
+
+    def count(self) -> int:
+        """Exact item count (a Select=COUNT scan: O(table), fine for tests and backfill checks).
+
+        Use `approximate_count()` on hot paths such as a health check.
+        """
+        return sum(int(page.get("Count", 0)) for page in self._scan_pages(None, None, Select="COUNT"))
+
+    def approximate_count(self) -> int:
+        """DescribeTable's ItemCount: free, but refreshed by DynamoDB only every ~6 hours."""
+        response = self._call("DescribeTable", self._client.describe_table, TableName=self.table_name)
+        return int(response["Table"].get("ItemCount", 0))
+
+
+class DynamoDBRecordStore(DynamoDBTableScans):
+    """RecordStore over one DynamoDB table (see module docstring).
+
+    `client` is a boto3 DynamoDB *client* (low-level API); when omitted one is built with short
+    timeouts so a request never hangs past the Lambda deadline. `max_attempts` bounds the
+    UnprocessedItems/UnprocessedKeys retries (full-jitter exponential backoff between
+    `base_delay` and `max_delay` seconds); `sleep` and `rng` are injectable for tests.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBRecordStore:
+        """Built by `bootstrap` from the validated settings."""
+        return cls(
+            settings.table_name,
+            client=client,
+            region=settings.aws_region or None,
+            consistent_read=settings.dynamodb_consistent_read,
+            max_attempts=settings.dynamodb_max_attempts,
+        )
 
     # -- single items -------------------------------------------------------------------------
 
@@ -423,108 +540,3 @@ class DynamoDBRecordStore:
                     f"{not_attempted} not attempted); {written} were written"
                 )
         return written
-
-    # -- whole table --------------------------------------------------------------------------
-
-    def _scan_pages(self, segment: int | None, total: int | None, **extra: Any) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "ConsistentRead": self.consistent_read,
-            **extra,
-        }
-        if total is not None:
-            kwargs.update(Segment=segment, TotalSegments=total)
-        while True:
-            page = self._call("Scan", self._client.scan, **kwargs)
-            yield page
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
-
-    def scan(self, segments: int = 1) -> Iterator[HashRecord]:
-        """Every record, page by page. `segments > 1` runs a parallel scan on a thread pool.
-
-        Parallel records arrive in no particular order. Closing the generator early stops the
-        workers at their next page boundary.
-        """
-        if segments <= 1:
-            for page in self._scan_pages(None, None):
-                for item in page.get("Items", []):
-                    yield item_to_record(item)
-            return
-        yield from self._parallel_scan(segments)
-
-    def _parallel_scan(self, segments: int) -> Iterator[HashRecord]:
-        done = object()
-        # Bounded so a slow consumer applies back-pressure instead of buffering the table.
-        results: queue.Queue[Any] = queue.Queue(maxsize=segments * 4)
-        stop = threading.Event()
-
-        def put(value: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    results.put(value, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def worker(segment: int) -> None:
-            try:
-                for page in self._scan_pages(segment, segments):
-                    if stop.is_set() or not put([item_to_record(i) for i in page.get("Items", [])]):
-                        return
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
-                put(exc)
-            finally:
-                put(done)
-
-        pool = ThreadPoolExecutor(max_workers=segments, thread_name_prefix="ddb-scan")
-        try:
-            for segment in range(segments):
-                pool.submit(worker, segment)
-            finished = 0
-            while finished < segments:
-                value = results.get()
-                if value is done:
-                    finished += 1
-                elif isinstance(value, BaseException):
-                    raise value
-                else:
-                    yield from value
-        finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def page(self, after: str | None, limit: int, query: str | None = None) -> tuple[list[HashRecord], str | None]:
-        """Records in the table's own order (by key hash, not alphabetical), continued from any
-        key: `ExclusiveStartKey` is the last record returned, or the last one read (searches)."""
-        start = {"ExclusiveStartKey": key_of(after)} if after else {}
-        # Without a query, one item more than asked says whether any is left.
-        batch = limit + 1 if query is None else PAGE_READ_LIMIT
-        found: list[HashRecord] = []
-        read = 0
-        for page in self._scan_pages(None, None, Limit=batch, **_PAGE_FIELDS, **start):
-            for item in page.get("Items", []):
-                record = item_to_record(item)
-                if query is None or record.mentions(query):
-                    if len(found) == limit:
-                        return found, found[-1].entity_id  # at least one more is left
-                    found.append(record)
-                read += 1
-                if read >= PAGE_READ_LIMIT:
-                    return found, record.entity_id
-        return found, None
-
-    def count(self) -> int:
-        """Exact item count (a Select=COUNT scan: O(table), fine for tests and backfill checks).
-
-        Use `approximate_count()` on hot paths such as a health check.
-        """
-        return sum(int(page.get("Count", 0)) for page in self._scan_pages(None, None, Select="COUNT"))
-
-    def approximate_count(self) -> int:
-        """DescribeTable's ItemCount: free, but refreshed by DynamoDB only every ~6 hours."""
-        response = self._call("DescribeTable", self._client.describe_table, TableName=self.table_name)
-        return int(response["Table"].get("ItemCount", 0))

@@ -19,7 +19,8 @@ v3 hold a JSON object of base64 text there, which is still read.
 Other processes write to the same file (the command line's `add`, `backfill`, `import` while a
 server runs): triggers note every changed entity_id in `changes`, a log the server's index
 follows (dupcheck_tools/local/sync.py) without reloading everything. The log keeps the last
-CHANGES_KEPT entries; a reader that fell further behind reloads.
+CHANGES_KEPT entries; a reader that fell further behind reloads. What that index reads (every key
+and hash in bulk, the log, ids by key) is SqliteIndexRows, the class SqliteRecordStore is built on.
 """
 
 from __future__ import annotations
@@ -98,7 +99,91 @@ CHANGES_KEPT = 100_000  # the change log's length: minutes of the fastest bulk i
 _PRUNE = f"DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - {CHANGES_KEPT}"
 
 
-class SqliteRecordStore(SqliteFile):
+class SqliteIndexRows(SqliteFile):
+    """What the in-process index reads from the records file (KeyedHashRows): every key and packed
+    hash in bulk, the change log it follows, the ids of its hits; SqliteRecordStore is built on it."""
+
+    def index_codes(self, hash_algos: Collection[str], bits: int) -> tuple[np.ndarray, np.ndarray]:
+        """The id_key (int64) and packed hash ((n, bits / 8) uint8) of every record of these
+        pipelines: what the index loads at start. SQLite concatenates each range of rows' keys
+        and hashes into two strings (`group_concat`), parsed by numpy: no Python object per
+        record (1M records: 0.8 s, against 2 s row by row). One read transaction: a snapshot."""
+        algos = sorted(hash_algos)
+        chars = bits // 4
+        sql = (
+            "SELECT count(*), sum(length(hash) != ?), group_concat(id_key, ','), group_concat(hash, '') FROM records "
+            f"WHERE rowid > ? AND rowid <= ? AND hash_algo IN ({_marks(algos)})"
+        )
+        keys: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            last = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM records").fetchone()[0])
+            for start in range(0, last, _CODES_PER_READ):
+                count, wrong, joined_keys, joined_hashes = conn.execute(
+                    sql, [chars, start, start + _CODES_PER_READ, *algos]
+                ).fetchone()
+                if not count:
+                    continue
+                if wrong:
+                    raise ValueError(f"every hash must have {bits} bits: {wrong} stored hashes do not")
+                keys.append(np.fromstring(joined_keys, dtype=np.int64, sep=","))  # text: not deprecated
+                if len(keys[-1]) != count:
+                    raise ValueError(f"unreadable id_key among rowids {start + 1}-{start + _CODES_PER_READ}")
+                codes.append(np.frombuffer(bytes.fromhex(joined_hashes), dtype=np.uint8).reshape(count, bits // 8))
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        if not keys:
+            return np.empty(0, dtype=np.int64), np.empty((0, bits // 8), dtype=np.uint8)
+        return np.concatenate(keys), np.concatenate(codes)
+
+    def latest_change(self) -> int:
+        """The change log's newest entry (0 for none): the store's version, for a follower."""
+        return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM changes", ())[0][0])
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> tuple[list[tuple[int, str]], int]:
+        """The (seq, entity_id) changes after `seq`, oldest first, and the oldest entry kept: a
+        reader whose `seq` is older than that has missed changes and must reload."""
+        rows = self._query("SELECT seq, entity_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        oldest = int(self._query("SELECT COALESCE(MIN(seq), 0) FROM changes", ())[0][0])
+        return [(int(s), str(e)) for s, e in rows], oldest
+
+    def index_rows_for(self, entity_ids: Sequence[str], hash_algos: Collection[str]) -> dict[str, tuple[int, str]]:
+        """(id_key, hex hash) of those of `entity_ids` that hold a record of these pipelines."""
+        found: dict[str, tuple[int, str]] = {}
+        ids = list(dict.fromkeys(entity_ids))
+        algos = sorted(hash_algos)
+        for start in range(0, len(ids), _BATCH - len(algos)):
+            chunk = ids[start : start + _BATCH - len(algos)]
+            rows = self._query(
+                f"SELECT entity_id, id_key, hash FROM records "
+                f"WHERE hash_algo IN ({_marks(algos)}) AND entity_id IN ({_marks(chunk)})",
+                [*algos, *chunk],
+            )
+            found.update((entity_id, (key, hex_hash)) for entity_id, key, hex_hash in rows)
+        return found
+
+    def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for start in range(0, len(keys), _BATCH):
+            chunk = list(keys[start : start + _BATCH])
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id_key, entity_id FROM records WHERE id_key IN ({marks})", chunk)
+            found.update(rows)
+        return found
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+
+
+class SqliteRecordStore(SqliteIndexRows):
     page_size = PAGE_SIZE  # a record is ~1.3 KB: why 16 KiB pages, adapters/sqlite_files.py
     what = "local store"
 
@@ -289,87 +374,6 @@ class SqliteRecordStore(SqliteFile):
 
     def approximate_count(self) -> int:
         return self.count()  # exact and cheap: the primary key's b-tree
-
-    # -- for the in-process index ------------------------------------------------------------
-
-    def index_codes(self, hash_algos: Collection[str], bits: int) -> tuple[np.ndarray, np.ndarray]:
-        """The id_key (int64) and packed hash ((n, bits / 8) uint8) of every record of these
-        pipelines: what the index loads at start. SQLite concatenates each range of rows' keys
-        and hashes into two strings (`group_concat`), parsed by numpy: no Python object per
-        record (1M records: 0.8 s, against 2 s row by row). One read transaction: a snapshot."""
-        algos = sorted(hash_algos)
-        chars = bits // 4
-        sql = (
-            "SELECT count(*), sum(length(hash) != ?), group_concat(id_key, ','), group_concat(hash, '') FROM records "
-            f"WHERE rowid > ? AND rowid <= ? AND hash_algo IN ({_marks(algos)})"
-        )
-        keys: list[np.ndarray] = []
-        codes: list[np.ndarray] = []
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN")
-            last = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM records").fetchone()[0])
-            for start in range(0, last, _CODES_PER_READ):
-                count, wrong, joined_keys, joined_hashes = conn.execute(
-                    sql, [chars, start, start + _CODES_PER_READ, *algos]
-                ).fetchone()
-                if not count:
-                    continue
-                if wrong:
-                    raise ValueError(f"every hash must have {bits} bits: {wrong} stored hashes do not")
-                keys.append(np.fromstring(joined_keys, dtype=np.int64, sep=","))  # text: not deprecated
-                if len(keys[-1]) != count:
-                    raise ValueError(f"unreadable id_key among rowids {start + 1}-{start + _CODES_PER_READ}")
-                codes.append(np.frombuffer(bytes.fromhex(joined_hashes), dtype=np.uint8).reshape(count, bits // 8))
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
-        finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        if not keys:
-            return np.empty(0, dtype=np.int64), np.empty((0, bits // 8), dtype=np.uint8)
-        return np.concatenate(keys), np.concatenate(codes)
-
-    def latest_change(self) -> int:
-        """The change log's newest entry (0 for none): the store's version, for a follower."""
-        return int(self._query("SELECT COALESCE(MAX(seq), 0) FROM changes", ())[0][0])
-
-    def changes_since(self, seq: int, limit: int = 10_000) -> tuple[list[tuple[int, str]], int]:
-        """The (seq, entity_id) changes after `seq`, oldest first, and the oldest entry kept: a
-        reader whose `seq` is older than that has missed changes and must reload."""
-        rows = self._query("SELECT seq, entity_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
-        oldest = int(self._query("SELECT COALESCE(MIN(seq), 0) FROM changes", ())[0][0])
-        return [(int(s), str(e)) for s, e in rows], oldest
-
-    def index_rows_for(self, entity_ids: Sequence[str], hash_algos: Collection[str]) -> dict[str, tuple[int, str]]:
-        """(id_key, hex hash) of those of `entity_ids` that hold a record of these pipelines."""
-        found: dict[str, tuple[int, str]] = {}
-        ids = list(dict.fromkeys(entity_ids))
-        algos = sorted(hash_algos)
-        for start in range(0, len(ids), _BATCH - len(algos)):
-            chunk = ids[start : start + _BATCH - len(algos)]
-            rows = self._query(
-                f"SELECT entity_id, id_key, hash FROM records "
-                f"WHERE hash_algo IN ({_marks(algos)}) AND entity_id IN ({_marks(chunk)})",
-                [*algos, *chunk],
-            )
-            found.update((entity_id, (key, hex_hash)) for entity_id, key, hex_hash in rows)
-        return found
-
-    def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]:
-        found: dict[int, str] = {}
-        for start in range(0, len(keys), _BATCH):
-            chunk = list(keys[start : start + _BATCH])
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(f"SELECT id_key, entity_id FROM records WHERE id_key IN ({marks})", chunk)
-            found.update(rows)
-        return found
-
-    def _query(self, sql: str, params: Sequence[object]) -> list[tuple]:
-        try:
-            return self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
 
 
 def _row(record: HashRecord) -> tuple:

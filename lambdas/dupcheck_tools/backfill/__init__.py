@@ -18,9 +18,10 @@ from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.models import IMPORT_POLICIES, OnDuplicate
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
-from dupcheck_tools.backfill.engine import Backfill, BackfillOptions, BackfillSummary
+from dupcheck_tools.backfill.engine import Backfill, BackfillOptions
 from dupcheck_tools.backfill.failures import FailureLog, default_failures_path, explain_failures
 from dupcheck_tools.backfill.gate import BackfillGate, duplicates_path_for
+from dupcheck_tools.backfill.tally import BackfillSummary
 from dupcheck_tools.catalog import CatalogReader, CatalogRow, Columns, local_catalog
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,8 @@ luma at 32x32 and CIELAB a*, b* at 16x16 (policy.LUMA_GRID, CHROMA_GRID; 3 KB ra
 bytes compact: views_codec.py). They are what verification aligns (alignment.py) and what a
 catalog-wide duplicate check hashes again (core/fingerprint/hashing.py, stored_query_codes). The query is
 seen the same way: its `Probe` holds its working copy and makes its views, at each angle the
-turning asks for, in the forms the alignment compares (`QueryViews`).
+turning asks for, in the forms the alignment compares (`QueryViews`); its pictures (the working
+copy turned, the detail picture) are those of `ProbePictures`, the class it is built on.
 """
 
 from __future__ import annotations
@@ -234,12 +235,10 @@ def a_mark(patch: np.ndarray, shape: tuple[int, ...]) -> bool:
 
 
 @dataclass(slots=True)
-class Probe:
-    """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
-    caller has them), its views at each rotation tried (upright first), and `detail`, the same
-    picture larger (up to policy.QUERY_DETAIL_SIDE px), for the same-photograph test. A stored
-    picture without its kept picture has no working copy (`rgb` None, `of_views`): one is rebuilt
-    from its upright views the first time it is needed, which most queries never are."""
+class ProbePictures:
+    """The state a Probe holds, and its pictures: the working copy (rebuilt from the upright views
+    when it has none), turned, and the detail picture, for a look at more than the views hold;
+    with the turn its straight borders show. Probe, built on it, makes the views and retrims."""
 
     rgb: np.ndarray | None
     upright: Views | None = None
@@ -259,40 +258,6 @@ class Probe:
     _detail_by_angle: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
     _grey_by_angle: dict[float, Image.Image] = field(default_factory=dict, repr=False)
     _border_turn: tuple[float | None] | None = field(default=None, repr=False)
-
-    def at(self, angle: float) -> QueryViews:
-        return self.at_many([angle])[0]
-
-    def at_many(self, angles: Sequence[float]) -> list[QueryViews]:
-        """The query's views at each angle (the turning's lockstep asks for several), those not
-        made before made together."""
-        new = [angle for angle in dict.fromkeys(angles) if angle not in self._by_angle]
-        if new:
-            made = [self._views_at(angle) for angle in new]
-            for angle, query in zip(new, query_views([m[0] for m in made], new, [m[1] for m in made]), strict=True):
-                self._by_angle[angle] = query
-        return [self._by_angle[angle] for angle in angles]
-
-    def _views_at(self, angle: float) -> tuple[Views, tuple[Box, Box]]:
-        """The query's views turned by `angle`, and where its whole and trimmed views lie."""
-        if angle:
-            # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
-            # filled with the border colour so the turned corners trim away like a border.
-            image, fill = self._turning()
-            turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
-            # Only the box the picture held before an `expand` turn (see _unturned_box): the
-            # "whole" view of a turned query.
-            left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
-            inner = turned[top:bottom, left:right]
-            whole = _relative((top, bottom, left, right), turned.shape)
-            cut = trim_box(inner)
-            box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
-            views = views_of(inner, cut)
-        else:
-            turned, whole = self.picture(), WHOLE
-            box = self.box if self.box is not None else trim_box(turned)
-            views = self.upright if self.upright is not None else views_of(turned, box)
-        return views, (whole, _relative(box, turned.shape))
 
     def turned(self, angle: float) -> np.ndarray:
         """The working copy turned as `at(angle)` turns its smaller copy (the same fill), for a
@@ -340,6 +305,64 @@ class Probe:
         angle = self._border_turn[0]
         # (Straight sides upright are no turn; one past MAX_ANGLE is no turn a copy was given.)
         return None if angle is None or not MIN_STEP <= abs(angle) <= MAX_ANGLE else -angle
+
+    def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
+        if self._to_turn is None:
+            image = Image.fromarray(self.picture())
+            image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
+            self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
+        return self._to_turn
+
+    def picture(self) -> np.ndarray:
+        """The working copy (rebuilt from the upright views for a probe made `of_views`)."""
+        if self.rgb is None:
+            if self.upright is None:
+                raise ValueError("a probe needs a picture or its views")
+            self.rgb = self.upright.picture(ROTATION_SIZE)
+        return self.rgb
+
+
+@dataclass(slots=True)
+class Probe(ProbePictures):
+    """Query-side state: the working copy (`box`: its trim box, `upright`: its views, when the
+    caller has them), its views at each rotation tried (upright first), and `detail`, the same
+    picture larger (up to policy.QUERY_DETAIL_SIDE px), for the same-photograph test. A stored
+    picture without its kept picture has no working copy (`rgb` None, `of_views`): one is rebuilt
+    from its upright views the first time it is needed, which most queries never are."""
+
+    def at(self, angle: float) -> QueryViews:
+        return self.at_many([angle])[0]
+
+    def at_many(self, angles: Sequence[float]) -> list[QueryViews]:
+        """The query's views at each angle (the turning's lockstep asks for several), those not
+        made before made together."""
+        new = [angle for angle in dict.fromkeys(angles) if angle not in self._by_angle]
+        if new:
+            made = [self._views_at(angle) for angle in new]
+            for angle, query in zip(new, query_views([m[0] for m in made], new, [m[1] for m in made]), strict=True):
+                self._by_angle[angle] = query
+        return [self._by_angle[angle] for angle in angles]
+
+    def _views_at(self, angle: float) -> tuple[Views, tuple[Box, Box]]:
+        """The query's views turned by `angle`, and where its whole and trimmed views lie."""
+        if angle:
+            # Turned at half size (the views are 32 px: 80 is plenty, and 4x cheaper to trim),
+            # filled with the border colour so the turned corners trim away like a border.
+            image, fill = self._turning()
+            turned = np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
+            # Only the box the picture held before an `expand` turn (see _unturned_box): the
+            # "whole" view of a turned query.
+            left, top, right, bottom = _unturned_box((turned.shape[1], turned.shape[0]), angle)
+            inner = turned[top:bottom, left:right]
+            whole = _relative((top, bottom, left, right), turned.shape)
+            cut = trim_box(inner)
+            box = (top + cut[0], top + cut[1], left + cut[2], left + cut[3])
+            views = views_of(inner, cut)
+        else:
+            turned, whole = self.picture(), WHOLE
+            box = self.box if self.box is not None else trim_box(turned)
+            views = self.upright if self.upright is not None else views_of(turned, box)
+        return views, (whole, _relative(box, turned.shape))
 
     def retrimmed(self) -> list[Probe]:
         """The same query trimmed otherwise, for when no candidate lines up as it is trimmed
@@ -479,21 +502,6 @@ class Probe:
             self.rgb, None, box, self.detail, self.source,
             colours_kept=self.colours_kept, detail_scale=self.detail_scale,
         )  # fmt: skip
-
-    def _turning(self) -> tuple[Image.Image, tuple[int, ...]]:
-        if self._to_turn is None:
-            image = Image.fromarray(self.picture())
-            image.thumbnail((ROTATION_SIZE, ROTATION_SIZE), Image.Resampling.BILINEAR)
-            self._to_turn = image, tuple(int(v) for v in ring_colour(np.asarray(image))[0])
-        return self._to_turn
-
-    def picture(self) -> np.ndarray:
-        """The working copy (rebuilt from the upright views for a probe made `of_views`)."""
-        if self.rgb is None:
-            if self.upright is None:
-                raise ValueError("a probe needs a picture or its views")
-            self.rgb = self.upright.picture(ROTATION_SIZE)
-        return self.rgb
 
     @classmethod
     def of_views(cls, views: Views) -> Probe:
