@@ -28,12 +28,15 @@ from dupcheck.core.catalog.writer import RecordWriter
 from dupcheck.core.errors import (
     CatalogTooLarge,
     Conflict,
+    ImageUnreachable,
     InvalidCatalog,
+    KeptImageGone,
     NotFound,
     ServerBusy,
     StoreUnavailable,
     UpstreamError,
     UpstreamTimeout,
+    UrlNotAllowed,
 )
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.jobs import catalog_rows as catalog_module
@@ -566,6 +569,16 @@ def test_a_kept_picture_is_named_by_its_content_and_read_back_for_any_url_naming
     with pytest.raises(UpstreamError):
         fetcher.fetch(missing)
     assert inner.calls == ["https://shop.test/other.jpg", missing]
+    # Neither kept nor served by its host (a 404, or refused as this service's own address): deleted.
+    gone, refused = (f"http://127.0.0.1:8000/images/{c * 64}.jpg" for c in "12")
+    inner.errors.update({gone: ImageUnreachable(f"{gone} answered 404"), refused: UrlNotAllowed("loopback")})
+    for url in (gone, refused):
+        with pytest.raises(KeptImageGone, match="no longer kept here"):
+            fetcher.fetch(url)
+    with pytest.raises(ImageUnreachable):  # an address that names no kept picture keeps its own error
+        KeptImagesFetcher(FakeFetcher(errors={"https://shop.test/a.jpg": ImageUnreachable("404")}), store).fetch(
+            "https://shop.test/a.jpg"
+        )
 
 
 # -- importing rows (the AWS worker's) --------------------------------------------------------------

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from dupcheck.core.errors import Conflict, KeptImageGone, NotFound, UnsupportedImage, UrlNotAllowed
+from dupcheck.core.errors import Conflict, ImageUnreachable, KeptImageGone, NotFound, UnsupportedImage, UrlNotAllowed
 from dupcheck.core.pictures.imaging import SUPPORTED_FORMATS, decode_image, sniff_format
 from dupcheck.core.ports import (
     ClaimedKeptImages,
@@ -138,10 +138,11 @@ class KeptImagesFetcher:
             return data
         try:
             return self.inner.fetch(url)
-        except UrlNotAllowed as exc:
+        except (UrlNotAllowed, ImageUnreachable) as exc:
             if name is None:
                 raise
-            # This service's own address of a picture it no longer keeps, not an address to allow.
+            # A kept picture's address that neither the store nor its host can answer (refused as
+            # this service's own address, or a 404 where loopback fetching is allowed): deleted.
             raise KeptImageGone(kept_gone_message(url)) from exc
 
     def close(self) -> None:
