@@ -135,7 +135,9 @@ def weakest_kind(output: Record) -> str:
 def false_pairs(output: Record) -> str:
     pairs, known = get(output, "summary", "false_duplicate_pairs"), get(output, "summary", "known_same_picture_pairs")
     text = number(pairs, digits=0)
-    return f"{text} (and {known} picture under two ids)" if known else text
+    if not known:
+        return text
+    return f"{text} (and {'1 pair' if known == 1 else f'{known} pairs'} of one picture under two ids)"
 
 
 def with_same(output: Record, key: str) -> str:
@@ -231,7 +233,7 @@ def accuracy(page: Page) -> list[str]:
         row(
             "faint recolours called `duplicate`",
             "faint-recolours",
-            lambda o: of(o, "colour_variant_false_duplicate_rate", get(o, "summary", "per_kind_n", "colour_variant")),
+            lambda o: of(o, "colour_variant_false_duplicate_rate", get(o, "per_kind", "colour_variant", "n")),
         ),
     ]
     lines += table(["", *PARTS], rows) + page.sources()
@@ -357,7 +359,10 @@ def speed(page: Page) -> list[str]:
     rows = [
         [f"backfill, pictures from a host that answers {number(backfill.get('latency_ms'), ' ms', 0)} late",
          f"{number(get(backfill, 'median', 'backfill_images_per_s'))} pictures/s "
-         f"({number(get(backfill, 'median', 'speedup_vs_serial'))}x a plain download-and-hash loop)"],
+         f"({number(get(backfill, 'median', 'speedup_vs_serial'))}x a plain download-and-hash loop); with the "
+         f"duplicate gate's default `warn`, each row checked: "
+         f"{number(get(backfill, 'gated', 'backfill_images_per_s'))} pictures/s "
+         f"({number(get(backfill, 'gated', 'backfill_cpu_ms_per_image'), ' ms', 0)} of CPU a picture)"],
         [f"import of a records file of {number(imported.get('lines'), digits=0)} records",
          f"{number(get(imported, 'this', 'records_per_s'), digits=0)} records/s"],
         [f"the same, {number(with_pictures.get('lines'), digits=0)} records each with its kept picture",

@@ -59,7 +59,6 @@ KNOWN = {
     ("api.md", "1.1 KB"): "the compact views' size of dualphash128-v3, docs/lab/evaluation.md's Compact records",
     ("evaluation.md", "0.016%"): "a property of the data (two files of one photograph), not of the code",
     ("evaluation.md", "1.5%"): "a property of the data (a tee's neckline), not of the code",
-    ("backfill.md", "12.5 ms"): "the fingerprint's CPU an image, docs/lab/benchmarks.md's backfill entries",
     ("architecture.md", "15.3 KB"): "kept pictures' size, cost_inputs.py at be2ebb9 as deploy.md's Cost dates it",
     ("architecture.md", "19.9 KB"): "kept pictures' size, cost_inputs.py at be2ebb9 as deploy.md's Cost dates it",
     ("architecture.md", "1.3 KB"): "a record's size, as deploy.md's Cost dates it (1,348 B at be2ebb9)",
