@@ -373,14 +373,40 @@ def speed(page: Page) -> list[str]:
     return lines + table(["job", "rate"], rows) + page.sources()
 
 
+CHECK_ITEMS = {
+    "api_gateway": "API Gateway REST",
+    "lambda_requests": "Lambda requests",
+    "lambda_duration": "Lambda duration, arm64",
+    "snapstart_restores": "SnapStart restores",
+    "dynamodb_reads": "DynamoDB reads",
+    "s3_kept_picture_reads": "S3 kept-picture reads",
+    "xray": "X-Ray",
+    "logs": "CloudWatch Logs",
+}
+
+
 def cost(page: Page) -> list[str]:
     prices = page("cost")["output"]
-    rows = [[f"{c['records']:,} records", f"${c['fixed_per_month_usd']:,}", f"${c['per_million_checks_usd']:,}"]
-            for c in prices["catalogs"]]  # fmt: skip
+    inputs = prices["inputs"]
+    rows = [[f"{c['records']:,} records", f"${c['fixed_per_month_usd']:,} ({c['node']} nodes)",
+             f"${c['per_million_checks_usd']:,}"] for c in prices["catalogs"]]  # fmt: skip
     lines = ["## What it costs", "", *COST.format(region=prices["region"]).splitlines(), ""]
     lines += table(["catalog", f"fixed per month ({prices['profile']} profile)", "per million checks"], rows)
+    checks = prices["per_million_checks"]
+    lines += ["", "A million checks, item by item:", ""]
+    lines += table(["item", "per million checks"], [[CHECK_ITEMS[k], f"${v:.2f}"] for k, v in checks.items()])
+    cpu, gated, kept = inputs["find_cpu_ms"], inputs["gated_write"], inputs["thumbnail_bytes"]
     bundles = page("bundles")["output"]
-    lines += ["", f"The `dev` profile: about ${prices['dev_profile_per_month_usd']} a month. Loading a catalog "
+    lines += ["", f"Measured on the {inputs['pictures']} pictures of the bench: a record's DynamoDB item "
+              f"{inputs['dynamodb_item_bytes']['median']:,.0f} bytes (median; {inputs['write_units']['median']} write "
+              f"units); a kept picture {kept['mean'] / 1000:.1f} KB on average; a write through the gate "
+              f"{gated['write_units']['median']:.0f} write units (median) and "
+              f"{gated['strongly_consistent_read_units']} strongly consistent reads, with `allow` "
+              f"{gated['allow_write_units']['median']:.0f}; a check's CPU on one core "
+              f"{number(cpu['copy']['median'], ' ms')} for a copy, {number(cpu['new_product']['median'], ' ms')} for a "
+              "new product (median).",
+              "",
+              f"The `dev` profile: about ${prices['dev_profile_per_month_usd']} a month. Loading a catalog "
               f"through an import: about ${prices['import_per_million_rows_usd']} per million rows. On one machine "
               "dupcheck costs the machine: no account, no fee. The Lambda code deployed, unzipped: "
               f"{number(bundles['dupcheck'], ' MiB')} (every function but the similar-products ones), "

@@ -123,13 +123,11 @@ def find_cpu_ms(paths: list[Path]) -> dict[str, dict[str, float]]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=BENCH_IMAGES)
-    args = parser.parse_args()
+def measure(images: Path) -> dict[str, Any]:
+    """Each picture of `images` as a stored record (sizes, write units) and the CPU of a check."""
     pipeline = get_pipeline()
     items, sources, thumbnails, checked, allowed = [], [], [], [], []
-    for i, path in enumerate(sorted(args.images.glob("*.jpg"))):
+    for i, path in enumerate(sorted(images.glob("*.jpg"))):
         url = f"https://cdn.shop.example/images/catalog/2026/11/{path.stem:>24}.jpg"[:70]
         entry = build_entry(pipeline, path.read_bytes(), entity_id=f"SKU-{i:06d}-A", sku=f"MH{i:05d}-BLK",
                             image_url=url, max_pixels=MAX_PIXELS)  # fmt: skip
@@ -140,9 +138,9 @@ def main() -> None:
         gated = write_units(entry)
         checked.append(gated[0])
         allowed.append(gated[1])
-    cpu = find_cpu_ms(sorted(args.images.glob("*.jpg")))
+    cpu = find_cpu_ms(sorted(images.glob("*.jpg")))
     median, largest = statistics.median(items), max(items)
-    result = {
+    return {
         "pictures": len(items),
         "pipeline": pipeline.algo,
         "dynamodb_item_bytes": {"median": median, "max": largest},
@@ -157,7 +155,12 @@ def main() -> None:
         "thumbnail_bytes": {"median": statistics.median(thumbnails), "mean": round(statistics.mean(thumbnails))},
         "find_cpu_ms": cpu,
     }
-    print(json.dumps(result, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=BENCH_IMAGES)
+    print(json.dumps(measure(parser.parse_args().images), indent=1))
 
 
 if __name__ == "__main__":

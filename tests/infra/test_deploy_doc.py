@@ -14,6 +14,8 @@ from typing import Any
 from aws_cdk.assertions import Template
 
 from infra import bundling
+from infra.stack import PROFILE_DEFAULTS
+from support.scripts import load_script
 
 REPO_ROOT = bundling.REPO_ROOT
 
@@ -114,6 +116,12 @@ def test_the_alarms_cost_counts_the_templates_alarms_and_metrics(template: Templ
     assert match, "docs/deploy.md's cost section no longer prices the alarms"
     assert (int(match[1]), int(match[2])) == (alarms, metrics)
     assert match[3] == f"{metrics * 0.10:.2f}"
+
+
+def test_the_cost_script_prices_the_templates_alarm_metrics_and_every_profiles_node(template: Template) -> None:
+    cost = load_script("bench/cost.py")
+    assert alarm_metrics(template) == cost.ALARM_METRICS
+    assert {profile["searchInstanceType"] for profile in PROFILE_DEFAULTS.values()} <= set(cost.NODES)
 
 
 def test_the_bundle_sizes_come_from_one_generated_place() -> None:
