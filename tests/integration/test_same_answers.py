@@ -40,6 +40,35 @@ def test_the_narrow_environment_switches_the_kernels_off() -> None:
         assert got["blas"].lower() == narrow["OPENBLAS_CORETYPE"].lower()
 
 
+FILTERS = """
+import hashlib, numpy as np
+from dupcheck.core.matching.affine import _blur
+from dupcheck.core.matching.marks import _smoothed
+from dupcheck.core.matching.one_edit import _pooled
+from dupcheck.core.matching.photograph import band
+rng = np.random.default_rng(7)
+out = []
+for n in (64, 120, 256):
+    picture = rng.normal(120, 40, (n, n))
+    out += [band(picture), _blur(picture, 1.0), _smoothed(picture, 1.5), _pooled(picture[None], 4), _pooled(picture, 9)]
+print(hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in out)).hexdigest())
+"""
+
+
+def test_the_detail_band_and_the_blurs_are_the_same_bits_under_the_narrow_kernels() -> None:
+    """The filters the same-photograph test and the marks read (the band's difference of
+    Gaussians, Lucas-Kanade's blur, the marks' smoothing, the colour cells' means) give the same
+    bits whatever numpy dispatches to: their Gaussians' few values come from the C library's
+    `exp` (numpy's float64 `exp` under AVX-512 differs from its narrowest in the last digit)."""
+
+    def digest(env: dict[str, str]) -> str:
+        done = subprocess.run([sys.executable, "-c", FILTERS], env={**os.environ, **env}, check=True,
+                              capture_output=True, text=True)  # fmt: skip
+        return done.stdout.strip()
+
+    assert digest({}) == digest(same_answers.narrow_environment())
+
+
 def _answer(entity: str, verdict: str, percent: float, edits: list | None = None) -> list:
     return [entity, 3, verdict, percent, edits]
 

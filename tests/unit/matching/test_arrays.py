@@ -3,6 +3,8 @@ and loops they stand for."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,11 @@ def test_regions_of_runs_that_touch_only_at_a_corner(shape: tuple[int, int]) -> 
         assert sorted(sorted(map(tuple, r.tolist())) for r in found) == sorted(map(sorted, expected))
     if min(shape) > 1:
         assert len(arrays.regions(board)) == 1
+
+
+def test_exp_is_the_c_librarys_value_by_value_in_the_arrays_shape() -> None:
+    values = np.array([[-0.5, 0.0, 1e-3], [-40.0, 2.5, -1e-300]])
+    got = arrays.exp(values)
+    assert got.shape == values.shape and got.dtype == np.float64
+    assert got.tolist() == [[math.exp(v) for v in row] for row in values.tolist()]
+    np.testing.assert_allclose(got, np.exp(values), rtol=1e-15)

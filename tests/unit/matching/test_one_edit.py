@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from dupcheck.core.matching.one_edit import Unexplained, unexplained
+from dupcheck.core.matching.one_edit import Unexplained, _pooled, _pooled_all, _pooled_any, unexplained
 from dupcheck.core.matching.photograph import band
 from dupcheck.core.matching.policy import RECOLOURED
 from dupcheck.core.pictures.pixels import luma
@@ -255,3 +255,30 @@ def test_without_skin_to_compare_a_faint_fade_is_not_told() -> None:
     faded, kept = model(garment_tint=0.5), model()
     faded[:, 20:92, 96:160] = kept[:, 20:92, 96:160] = 250.0
     assert judged_faint(faded, kept).recoloured < RECOLOURED
+
+
+@pytest.mark.parametrize("k", range(2, 17))
+def test_the_colour_cells_are_numpys_means_to_the_bit(k: int) -> None:
+    """`_pooled` adds a cell's pixels as numpy's `mean` does, so its cells are the same bits:
+    picture and colour planes, float32 and float64 levels, sides not a multiple of k."""
+    rng = np.random.default_rng(k)
+    for shape, dtype in (((3, 256, 256), np.float64), ((3, 131, 131), np.float32), ((97, 97), np.float64)):
+        values = (rng.normal(120, 40, shape) * rng.random()).astype(dtype)
+        n = shape[-1] // k
+        cut = values[..., : n * k, : n * k]
+        expected = cut.reshape(*shape[:-2], n, k, n, k).mean(axis=(-3, -1), dtype=np.float64)
+        pooled = _pooled(values, k)
+        assert pooled.dtype == np.float64
+        assert np.array_equal(pooled, expected)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 7, 8, 13])
+def test_a_cell_is_any_or_all_of_the_pixels_it_covers(k: int) -> None:
+    rng = np.random.default_rng(k)
+    for shape in ((3, 128, 128), (101, 101)):
+        mask = rng.random(shape) < 0.97 ** (k * k)  # about as many cells with one as with none
+        n = shape[-1] // k
+        blocks = mask[..., : n * k, : n * k].reshape(*shape[:-2], n, k, n, k)
+        assert np.array_equal(_pooled_any(mask, k), blocks.any(axis=(-3, -1)))
+        if len(shape) == 2:
+            assert np.array_equal(_pooled_all(~mask, k), (~blocks).all(axis=(-3, -1)))

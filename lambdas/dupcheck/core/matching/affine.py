@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import median, tiles
+from dupcheck.core.matching.arrays import exp, median, tiles
 from dupcheck.core.matching.policy import (
     AFFINE_BLUR,
     AFFINE_CHOICE,
@@ -254,7 +254,7 @@ def _likeness(aligned: Aligned) -> float:
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """A 5-tap Gaussian, separable: smooths the last pixel of aliasing Lucas-Kanade would chase."""
-    taps = np.exp(-(np.arange(-2, 3) ** 2) / (2 * sigma * sigma))
+    taps = exp(-(np.arange(-2, 3) ** 2) / (2 * sigma * sigma))
     taps /= taps.sum()
     padded = np.pad(image, 2, mode="edge")
     height, width = image.shape

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.arrays import neighbourhood, odd_medians, padded, regions, tiles
+from dupcheck.core.matching.arrays import exp, neighbourhood, odd_medians, padded, regions, tiles
 from dupcheck.core.matching.policy import (
     CLIPPED,
     MARK_BLOCK,
@@ -164,7 +164,7 @@ def _local_residue(
 def _smoothed(values: np.ndarray, sigma: float) -> np.ndarray:
     """A Gaussian blur of `sigma` px (separable, edges repeated)."""
     radius = max(1, int(3 * sigma))
-    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    weights = exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     weights /= weights.sum()
     n, m = values.shape
     wide = np.pad(values, radius, mode="edge")

@@ -38,7 +38,7 @@ from PIL import Image
 
 from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour, widened
 from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import median, tiles
+from dupcheck.core.matching.arrays import exp, median, tiles
 from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
 from dupcheck.core.matching.policy import (
     ADDED_DETAIL,
@@ -334,10 +334,16 @@ def band(values: np.ndarray) -> np.ndarray:
 
 @cache
 def _band_filter(shape: tuple[int, int]) -> np.ndarray:
-    """The difference of Gaussians' transfer function on an rfft2 grid of `shape`."""
-    fy, fx = np.fft.fftfreq(shape[0])[:, None], np.fft.rfftfreq(shape[1])[None, :]
-    radius = (2 * np.pi) ** 2 * (fy * fy + fx * fx)
+    """The difference of Gaussians' transfer function on an rfft2 grid of `shape`. A Gaussian's
+    is the product of one along each axis: a few values of `arrays.exp`, the same last digits
+    under every CPU's kernels (numpy's `exp` over the whole grid is not)."""
+    fy, fx = np.fft.fftfreq(shape[0]), np.fft.rfftfreq(shape[1])
+
+    def gaussian(sigma: float) -> np.ndarray:
+        c = 0.5 * sigma * sigma * (2 * np.pi) ** 2
+        return exp(-c * fy * fy)[:, None] * exp(-c * fx * fx)[None, :]
+
     narrow, wide = DETAIL_BAND
-    response = np.exp(-0.5 * narrow * narrow * radius) - np.exp(-0.5 * wide * wide * radius)
+    response = gaussian(narrow) - gaussian(wide)
     response.flags.writeable = False
     return response
