@@ -355,6 +355,7 @@ def speed(page: Page) -> list[str]:
     imported = page("records-import")["output"]
     with_pictures = page("records-import-thumbnails")["output"]
     report = page("duplicates-report")["output"]
+    checked = page("check-job")["output"]
     sizes = sorted(report.values(), key=lambda r: r["records"])
     rows = [
         [f"backfill, pictures from a host that answers {number(backfill.get('latency_ms'), ' ms', 0)} late",
@@ -367,6 +368,10 @@ def speed(page: Page) -> list[str]:
          f"{number(get(imported, 'this', 'records_per_s'), digits=0)} records/s"],
         [f"the same, {number(with_pictures.get('lines'), digits=0)} records each with its kept picture",
          f"{number(get(with_pictures, 'this', 'records_per_s'), digits=0)} records/s (bound by writing the pictures)"],
+        [f"a check-only job (`POST /imports?mode=check`) of {checked['checked'] + checked['failed']} rows from a host "
+         f"{number(checked['delay_s'] * 1000, ' ms', 0)} late, over {checked['catalog']:,} records",
+         f"{number(checked['rows_per_s'])} rows/s ({number(checked['rows_per_cpu_s'])} a CPU second; "
+         f"{checked['duplicates']} called duplicates of the {checked['copies_in_rows']} copies among them)"],
         ["the catalog-wide duplicate report",
          "; ".join(f"{r['records']:,} records in {number(r['report_s_median'], ' s')}" for r in sizes)],
     ]  # fmt: skip
@@ -630,9 +635,9 @@ PRINTS = [
 ]
 SERVED_AGAINST = [
     (
-        "**A served check against v4's.** Uploads to a v4 server and to this version's, each with the same "
-        "photos indexed, taking turns query by query in one run; per query the median of the rounds, then the "
-        "median and 90th percentile over the queries."
+        "**A served check against v4's.** Uploads to a v4 server and to this version's (and to an earlier "
+        "commit's, where one is named), each with the same photos indexed, taking turns query by query in one "
+        "run; per query the median of the rounds, then the median and 90th percentile over the queries."
     ),
 ]
 SERVED = [
