@@ -342,10 +342,7 @@ _FILTERS: dict[tuple[int, int], np.ndarray] = {}
 def _full_filter(shape: tuple[int, int]) -> np.ndarray:
     """`photograph._band_filter` on the full (not rfft) grid, as cv2.dft's complex output holds it."""
     if shape not in _FILTERS:
-        fy, fx = np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :]
-        radius = (2 * np.pi) ** 2 * (fy * fy + fx * fx)
-        narrow, wide = DETAIL_BAND
-        _FILTERS[shape] = np.exp(-0.5 * narrow * narrow * radius) - np.exp(-0.5 * wide * wide * radius)
+        _FILTERS[shape] = photograph.band_response(np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]))
     return _FILTERS[shape]
 
 

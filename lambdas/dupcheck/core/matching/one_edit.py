@@ -503,22 +503,16 @@ def _grown(mask: np.ndarray) -> np.ndarray:
 
 def _pooled(values: np.ndarray, k: int) -> np.ndarray:
     """k x k means over the last two axes (the side cut to a multiple of k). Below 8 a side,
-    summed as strided slices, a row's k pixels and then the cell's k rows, one after the other:
-    numpy's `mean` adds them in that order too (the same bits) but through its reduction
-    machinery, three times slower; from 8 its sums go by pairs, and it is asked itself."""
+    summed slice by slice (`_cells`), a row's k pixels and then the cell's k rows: numpy's `mean`
+    adds them in that order too (the same bits) but three times slower; from 8 its sums go by
+    pairs, and it is asked itself."""
     if k == 1:
         return values.astype(np.float64)
-    n = values.shape[-1] // k
-    cut = values[..., : n * k, : n * k]
     if k >= 8:
+        n = values.shape[-1] // k
+        cut = values[..., : n * k, : n * k]
         return cut.reshape(*values.shape[:-2], n, k, n, k).mean(axis=(-3, -1), dtype=np.float64)
-    rows = cut[..., 0::k].astype(np.float64)
-    for i in range(1, k):
-        rows += cut[..., i::k]
-    cells = rows[..., 0::k, :].copy()
-    for i in range(1, k):
-        cells += rows[..., i::k, :]
-    return cells / (k * k)
+    return _cells(values, k, np.add, np.float64) / (k * k)
 
 
 def _pooled_any(mask: np.ndarray, k: int) -> np.ndarray:
@@ -531,12 +525,13 @@ def _pooled_all(mask: np.ndarray, k: int) -> np.ndarray:
     return mask if k == 1 else _cells(mask, k, np.logical_and)
 
 
-def _cells(mask: np.ndarray, k: int, combine: np.ufunc) -> np.ndarray:
-    """Each k x k cell of a mask's last two axes (the side cut to a multiple of k) combined by
-    `combine`, slice by slice: numpy's `any`/`all` over a reshape take several times longer."""
-    n = mask.shape[-1] // k
-    cut = mask[..., : n * k, : n * k]
-    rows = cut[..., 0::k].copy()
+def _cells(values: np.ndarray, k: int, combine: np.ufunc, dtype: type | None = None) -> np.ndarray:
+    """Each k x k cell of the last two axes (the side cut to a multiple of k) combined by
+    `combine` (in `dtype`, else the values' own), one strided slice after another: along a row
+    first, then the cell's rows. numpy's reductions over a reshape take several times longer."""
+    n = values.shape[-1] // k
+    cut = values[..., : n * k, : n * k]
+    rows = cut[..., 0::k].astype(dtype or values.dtype)
     for i in range(1, k):
         combine(rows, cut[..., i::k], out=rows)
     cells = rows[..., 0::k, :].copy()

@@ -334,16 +334,21 @@ def band(values: np.ndarray) -> np.ndarray:
 
 @cache
 def _band_filter(shape: tuple[int, int]) -> np.ndarray:
-    """The difference of Gaussians' transfer function on an rfft2 grid of `shape`. A Gaussian's
-    is the product of one along each axis: a few values of `arrays.exp`, the same last digits
-    under every CPU's kernels (numpy's `exp` over the whole grid is not)."""
-    fy, fx = np.fft.fftfreq(shape[0]), np.fft.rfftfreq(shape[1])
+    """The difference of Gaussians' transfer function on an rfft2 grid of `shape`."""
+    response = band_response(np.fft.fftfreq(shape[0]), np.fft.rfftfreq(shape[1]))
+    response.flags.writeable = False
+    return response
+
+
+def band_response(down: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """The difference of Gaussians' (policy.DETAIL_BAND) response at the frequencies `down` x
+    `across` (cycles a pixel). A Gaussian's is the product of one along each axis: a few values
+    of `arrays.exp`, the same last digits under every CPU's kernels (numpy's `exp` over the whole
+    grid is not)."""
 
     def gaussian(sigma: float) -> np.ndarray:
         c = 0.5 * sigma * sigma * (2 * np.pi) ** 2
-        return exp(-c * fy * fy)[:, None] * exp(-c * fx * fx)[None, :]
+        return exp(-c * down * down)[:, None] * exp(-c * across * across)[None, :]
 
     narrow, wide = DETAIL_BAND
-    response = gaussian(narrow) - gaussian(wide)
-    response.flags.writeable = False
-    return response
+    return gaussian(narrow) - gaussian(wide)
