@@ -26,6 +26,7 @@ from dupcheck_tools.evaluation.metrics import (
 )
 from dupcheck_tools.evaluation.naming import naming
 from dupcheck_tools.samples import encode, product_image
+from support.benchmarks import three_products
 
 SIZE = (200, 160)
 
@@ -426,19 +427,8 @@ def keep_order_of(entity_id: str) -> object:
 def test_catalog_wide_evaluation_runs_the_report_on_a_benchmark(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    three_products(tmp_path)
     catalog, queries = tmp_path / "catalog", tmp_path / "queries"
-    catalog.mkdir()
-    queries.mkdir()
-    rows = [("query", "expected", "kind", "source")]
-    for i in range(3):
-        picture = product_image(700 + i, SIZE)
-        (catalog / f"p{i}.jpg").write_bytes(encode(picture))
-        (queries / f"p{i}__resize.jpg").write_bytes(encode(picture.resize((100, 80))))
-        rows.append((f"p{i}__resize.jpg", f"p{i}", "resize", f"p{i}"))
-    (queries / "h__distinct.jpg").write_bytes(encode(product_image(800, SIZE)))
-    rows.append(("h__distinct.jpg", "", "distinct", "h"))
-    with (tmp_path / "truth.csv").open("w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
 
     code = main(["evaluate-duplicates", "--catalog", str(catalog), "--queries", str(queries),
                  "--truth", str(tmp_path / "truth.csv"), "--out", str(tmp_path / "out")])  # fmt: skip
