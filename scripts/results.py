@@ -373,9 +373,24 @@ def speed(page: Page) -> list[str]:
          f"{number(checked['rows_per_s'])} rows/s ({number(checked['rows_per_cpu_s'])} a CPU second; "
          f"{checked['duplicates']} called duplicates of the {checked['copies_in_rows']} copies among them)"],
         ["the catalog-wide duplicate report",
-         "; ".join(f"{r['records']:,} records in {number(r['report_s_median'], ' s')}" for r in sizes)],
+         "; ".join(f"{r['records']:,} records in {number(r['report_s_median'], ' s')} (the dev benchmark's "
+                   f"pictures, then filler)" for r in sizes) + "; " + real_report(page("duplicates-real")["output"])],
     ]  # fmt: skip
     return lines + table(["job", "rate"], rows) + page.sources()
+
+
+def real_report(real: Record) -> str:
+    """The duplicate report over real pictures only, beside v4's on the same pictures."""
+    this, v4 = real["this"], real["baseline"]
+
+    def found(run: Record) -> str:
+        return f"pair precision {pct(run['pair_precision'])}, recall {pct(run['pair_recall'])}"
+
+    return (f"{this['records']:,} real pictures only (the bench's photos, {real['copies_per_photo']} edited copies "
+            f"of each, the colour variants) in {number(this['report_s'], ' s')}: {this['candidate_pairs']:,} "
+            f"candidate pairs, {number(this['pairs_per_s'])} a second ({found(this)}); v4 on the same pictures "
+            f"{number(v4['report_s'], ' s')}, {v4['candidate_pairs']:,} pairs, {number(v4['pairs_per_s'])} a second "
+            f"({found(v4)}): {number(real['report_s_over_baseline'], 'x', 2)} v4's time")  # fmt: skip
 
 
 CHECK_ITEMS = {
