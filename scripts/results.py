@@ -384,7 +384,9 @@ def real_report(real: Record) -> str:
     this, v4 = real["this"], real["baseline"]
 
     def found(run: Record) -> str:
-        return f"pair precision {pct(run['pair_precision'])}, recall {pct(run['pair_recall'])}"
+        kept = run.get("original_kept")  # (v4's evaluate-duplicates did not count them)
+        originals = f", the original kept in {kept} of {run['groups_with_original']} groups" if kept else ""
+        return f"pair precision {pct(run['pair_precision'])}, recall {pct(run['pair_recall'])}{originals}"
 
     return (f"{this['records']:,} real pictures only (the bench's photos, {real['copies_per_photo']} edited copies "
             f"of each, the colour variants) in {number(this['report_s'], ' s')}: {this['candidate_pairs']:,} "

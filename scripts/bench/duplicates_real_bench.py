@@ -9,12 +9,12 @@ each (make_benchmark.py's kinds: crops, tone edits, text, badges, turns, thumbna
 and the colour variants. Each version runs its own `python -m dupcheck evaluate-duplicates` on
 them, as a user of that version would: every picture fingerprinted into a new store, then the
 report (`duplicates`, one verification process per CPU), then scored against the truth. Measured
-per version, one after the other on the same machine: the report's seconds and CPU seconds (the
-command's, and its verification processes'), the candidate pairs it judged, and what it found
-(pair precision and recall). The ratio to the baseline is the figure; seconds move with the
-machine. A copy of a photo is a candidate of every other copy of it, so the pairs grow with the
-square of `--copies`: issue 75's 20,000 pictures (33 copies a photo) would be about 560 pairs a
-photo, against 6 at 3 copies.
+per version, one after the other on the same machine: the report's seconds and its phases, the
+candidate pairs it judged, what it found (pair precision and recall, the originals kept), and the
+whole command's CPU seconds with its verification processes' (the fingerprinting included). The
+ratio to the baseline is the figure; seconds move with the machine. A copy of a photo is a
+candidate of every other copy of it, so the pairs grow with the square of `--copies`: issue 75's
+20,000 pictures (33 copies a photo) would be about 560 pairs a photo, against 6 at 3 copies.
 
 Prints one JSON object as the last line.
 """
