@@ -385,7 +385,7 @@ def real_report(real: Record) -> str:
 
     def found(run: Record) -> str:
         kept = run.get("original_kept")  # (v4's evaluate-duplicates did not count them)
-        originals = f", the original kept in {kept} of {run['groups_with_original']} groups" if kept else ""
+        originals = "" if kept is None else f", the original kept in {kept} of {run['groups_with_original']} groups"
         return f"pair precision {pct(run['pair_precision'])}, recall {pct(run['pair_recall'])}{originals}"
 
     return (f"{this['records']:,} real pictures only (the bench's photos, {real['copies_per_photo']} edited copies "
