@@ -31,7 +31,7 @@ from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import HashRecord, HashValue, IndexHit
 from dupcheck_tools.samples import encode, product_image
 from support.aws import REGION
-from support.catalogs import MUTUAL_SEEDS, edited_copies
+from support.catalogs import EDIT_SEEDS, edited_copies
 from support.concurrency import at_once
 from support.fakes import FakeFetcher, load_event
 
@@ -235,8 +235,8 @@ def test_eight_lambdas_writing_one_new_picture_store_one_record(deployment: Depl
 def test_eight_lambdas_writing_different_edits_of_one_picture_store_one_record(deployment: Deployment) -> None:
     lambdas = [deployment.new_lambda() for _ in range(WRITERS)]
     for round_ in range(ROUNDS):
-        copies = edited_copies(MUTUAL_SEEDS[round_ % len(MUTUAL_SEEDS)])
-        turn = round_ // len(MUTUAL_SEEDS)
+        copies = edited_copies(EDIT_SEEDS[round_ % len(EDIT_SEEDS)])
+        turn = round_ % len(copies)
         copies = copies[turn:] + copies[:turn]
         prefix = f"edit-{round_}-"
         urls = []

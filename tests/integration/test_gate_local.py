@@ -24,7 +24,7 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
-from support.catalogs import MUTUAL_SEEDS, edited_copies
+from support.catalogs import EDIT_SEEDS, edited_copies
 from support.concurrency import at_once
 from support.http import call, wait_for
 from support.image_server import ImageServer
@@ -96,8 +96,8 @@ def test_eight_different_edits_of_one_picture_at_once_store_one_record(
     server: LocalServer, image_server: ImageServer
 ) -> None:
     for round_ in range(ROUNDS):
-        copies = edited_copies(MUTUAL_SEEDS[round_ % len(MUTUAL_SEEDS)])
-        turn = round_ // len(MUTUAL_SEEDS)
+        copies = edited_copies(EDIT_SEEDS[round_ % len(EDIT_SEEDS)])
+        turn = round_ % len(copies)
         copies = copies[turn:] + copies[:turn]  # another copy claims first
         prefix = f"edit-{round_}-"
         urls = [image_server.add(f"/edit/{round_}/{i}.jpg", encode(c)) for i, c in enumerate(copies)]

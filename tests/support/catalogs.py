@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageOps
 
 from dupcheck_tools.samples import encode, product_image
 from support.image_server import ImageServer
@@ -32,23 +31,23 @@ def turned(picture: Image.Image, degrees: float = 5.0) -> Image.Image:
     return picture.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=picture.getpixel((0, 0)))
 
 
-# Pictures whose edited copies (`edited_copies`) the service calls duplicates of each other, every
-# pair both ways: what the gate's promise is about (tests/unit/test_gate.py checks the first).
-MUTUAL_SEEDS = (923, 924, 928, 930)
-
-
 def edited_copies(seed: int) -> list[Image.Image]:
-    """Eight copies of one picture, each edited another way: cropped 4% a side, turned 3 degrees,
-    mirrored, padded, a badge over a corner, half the size, JPEG quality 50, and as it is."""
+    """Eight pictures of one photograph, each another edit a shop's catalog sees: as it is,
+    mirrored, cropped 6% off the left, cropped 5% off the top (two crops from different sides:
+    neither holds the other), turned 3 degrees on an expanded canvas, padded, half the size, and
+    in grayscale. One pair, one judgement: every two of them are duplicates, whichever is asked
+    about (tests/unit/test_gate.py checks it)."""
     a = product_image(seed, (480, 400))
     width, height = a.size
     padded = Image.new("RGB", (width + 80, height + 80), (255, 255, 255))
     padded.paste(a, (40, 40))
-    badge = a.copy()
-    ImageDraw.Draw(badge).rectangle((10, height - 60, 200, height - 20), fill=(200, 0, 0))
-    return [a.crop((width // 25, height // 25, width - width // 25, height - height // 25)), turned(a, 3.0),
-            ImageOps.mirror(a), padded, badge, a.resize((width // 2, height // 2)),
-            Image.open(io.BytesIO(encode(a, "JPEG", quality=50))).convert("RGB"), a]  # fmt: skip
+    return [a, ImageOps.mirror(a), a.crop((round(width * 0.06), 0, width, height)),
+            a.crop((0, round(height * 0.05), width, height)),
+            a.rotate(3.0, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255)), padded,
+            a.resize((width // 2, height // 2)), ImageOps.grayscale(a).convert("RGB")]  # fmt: skip
+
+
+EDIT_SEEDS = tuple(range(2000, 2020))  # a picture a round: edited_copies of each
 
 
 @dataclass

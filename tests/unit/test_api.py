@@ -77,6 +77,7 @@ def test_canned_event_finds_a_duplicate(app) -> None:  # noqa: ANN001
         "match_percent": 100.0,
         "verdict": "duplicate",
         "edits": [],
+        "edited": "query",
         "edit_summary": "no visible edit",
         "reviewed": False,
     }

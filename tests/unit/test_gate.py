@@ -7,6 +7,7 @@ SQLite claims; then many writers at once on threads; then a writer killed betwee
 from __future__ import annotations
 
 import itertools
+import random
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from dupcheck.core.errors import DuplicateImage
 from dupcheck.core.models import Claim, ClaimState, Entry, HashValue, OnDuplicate
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
-from support.catalogs import MUTUAL_SEEDS, edited_copies
+from support.catalogs import EDIT_SEEDS, edited_copies
 from support.concurrency import at_once
 from support.fakes import FakeFetcher, make_record
 
@@ -162,7 +163,7 @@ def test_eight_rejects_at_once_store_one(service: DupcheckService) -> None:
 
 
 def test_eight_different_copies_of_one_picture_at_once_store_one(service: DupcheckService, settings: Settings) -> None:
-    pictures = [encode(p) for p in edited_copies(MUTUAL_SEEDS[0])]
+    pictures = [encode(p) for p in edited_copies(EDIT_SEEDS[0])]
     # The gate's promise is for pictures that are each other's duplicates: checked one by one first.
     alone = build_service(
         settings.model_copy(update={"data_dir": settings.data_dir / "alone"}), fetcher=FakeFetcher({})
@@ -178,6 +179,24 @@ def test_eight_different_copies_of_one_picture_at_once_store_one(service: Dupche
         assert answers.count("stored") == 1, answers
         (stored,) = stored_of(service, f"E{round_}-")
         service.remove(stored)
+
+
+def test_eight_edits_one_after_the_other_store_one_in_any_order(service: DupcheckService) -> None:
+    """One pair, one judgement: whichever of a photograph's edits came first (a crop, the
+    original, a grey copy...), every later one is refused as its duplicate. 20 pictures, each
+    registered in an order of its own."""
+    order = random.Random(82)
+    for round_, seed in enumerate(EDIT_SEEDS):
+        pictures = [encode(p) for p in edited_copies(seed)]
+        order.shuffle(pictures)
+        prefix = f"S{round_}-"
+        for i, data in enumerate(pictures):
+            try:
+                service.register_checked(entity_id=f"{prefix}{i}", sku="", image_url=f"https://shop.test/{prefix}{i}.jpg",
+                                         data=data, on_duplicate=OnDuplicate.REJECT)  # fmt: skip
+            except DuplicateImage:
+                continue
+        assert len(stored_of(service, prefix)) == 1, (seed, stored_of(service, prefix))
 
 
 def test_eight_warns_at_once_store_all_and_each_but_one_names_another(service: DupcheckService) -> None:

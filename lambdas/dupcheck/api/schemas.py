@@ -132,8 +132,13 @@ class MatchOut(BaseModel):
     )  # fmt: skip
     verdict: VerdictName = Field(description="duplicate, similar or different (docs/api.md).")
     edits: list[EditOut] | None = Field(
-        description="What the query changed, as far as verification can tell ([] for the same picture with no "
-        "visible edit); null when nothing was lined up (a different picture)."
+        description="What turns one picture into the other (see `edited`), as far as verification can tell ([] for "
+        "the same picture with no visible edit); null when nothing was lined up (a different picture)."
+    )
+    edited: Literal["query", "catalog"] | None = Field(
+        None,
+        description="Which picture `edits` turn the other into: `query` (the catalog holds the original) or "
+        "`catalog` (the catalog holds the copy: a crop, a badged or padded picture of yours); null with `edits`.",
     )
     edit_summary: str | None = Field(
         description='The edits in one line ("cropped (12% off the left) and mirrored"); null when there is nothing '

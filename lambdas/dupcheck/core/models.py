@@ -37,6 +37,15 @@ class Verdict(StrEnum):
     DIFFERENT = "different"
 
 
+class Edited(StrEnum):
+    """Which picture of a match is the edited one: its edits turn the other into it. A pair's
+    verdict is the same whichever was asked about (core/matching/judge.py); the edits are read
+    from the original to the copy."""
+
+    QUERY = "query"  # the catalog picture edited into the query (the catalog holds the original)
+    CATALOG = "catalog"  # the query edited into the catalog picture (the catalog holds the copy)
+
+
 @dataclass(frozen=True, slots=True)
 class HashValue:
     """A perceptual hash: packed bits, most significant bit first (imagehash's hex order).
@@ -250,8 +259,10 @@ class Edit:
 @dataclass(frozen=True, slots=True)
 class Match:
     """One catalog picture in a result. `match_percent` is the verdict-banded score
-    (core/matching/verdicts.py); `edits` what the query changed, where verification could tell (None
-    where it could not: a different picture), and `edit_summary` the same in one line."""
+    (core/matching/verdicts.py); `edits` what turns one picture into the other, where verification
+    could tell (None where it could not: a different picture): the catalog picture into the query,
+    or the query into the catalog picture where that is the copy (`edited`); `edit_summary` the
+    same in one line."""
 
     entity_id: str
     sku: str
@@ -262,6 +273,7 @@ class Match:
     edits: tuple[Edit, ...] | None = None
     edit_summary: str | None = None
     reviewed: bool = False  # the pair was marked not duplicates (core/catalog/decisions.py): no new duplicate
+    edited: Edited | None = None  # which picture `edits` turn the other into (None with `edits`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -272,6 +284,7 @@ class Match:
             "match_percent": self.match_percent,
             "verdict": self.verdict.value,
             "edits": None if self.edits is None else [edit.to_dict() for edit in self.edits],
+            "edited": None if self.edited is None else self.edited.value,
             "edit_summary": self.edit_summary,
             "reviewed": self.reviewed,
         }

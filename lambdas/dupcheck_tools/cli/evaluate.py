@@ -79,7 +79,26 @@ def register(commands: Any) -> None:
         help="CSV a,b of pictures known to be the same one: scored as labelled and with each listed pair one picture",
     )  # fmt: skip
     catalog_wide.add_argument("--workers", type=int, default=0, help="verification processes (default: per CPU)")
+    catalog_wide.add_argument(
+        "--copies-first", action="store_true",
+        help="register the copies before their originals (a shop whose supplier's edit came first): which "
+        "record is the original is then the pictures' to tell alone",
+    )  # fmt: skip
     catalog_wide.set_defaults(run=run_duplicates)
+
+    pairs = commands.add_parser(
+        "evaluate-pairs",
+        help="measure one pair, one judgement: a photograph's pictures stored and asked in every order",
+        description="Runs every round of a benchmark scripts/make_pairs.py wrote (--pairs: its pictures/ and "
+        "rounds.csv), each on a throw-away store: the original asked after its copy, copy against copy, both ways, "
+        "two crops from different sides, a catalog holding a photograph three times. Writes pairs.json and "
+        "pairs.md to --out; the last stdout line is the summary as JSON.",
+    )
+    pairs.add_argument("--pairs", type=Path, required=True, help="the folder make_pairs.py wrote")
+    pairs.add_argument("--out", type=Path, required=True, help="folder for pairs.json and pairs.md")
+    pairs.add_argument("--top", type=int, default=5, help="matches per query (default 5)")
+    pairs.add_argument("--algo", default=None, help="hash pipeline (default: the service's default)")
+    pairs.set_defaults(run=run_pairs)
 
     products = commands.add_parser(
         "evaluate-products",
@@ -137,12 +156,24 @@ def run_duplicates(args: argparse.Namespace) -> int:
         result = run_duplicate_evaluation(
             args.catalog, args.queries, args.truth, args.out, copies=args.copies, radius=args.radius,
             far_radius=args.far_radius, siblings=args.siblings, same=args.same, algo=args.algo,
-            workers=args.workers,
+            workers=args.workers, copies_before=args.copies_first,
         )  # fmt: skip
     except (UsageError, ValueError) as exc:
         return usage_error(str(exc), code="invalid_request")
     return _reported(result, args.out / "duplicates-evaluation.json", "duplicates-evaluation.md, report/",
                      shown={k: v for k, v in result.items() if k != "per_kind"})  # fmt: skip
+
+
+def run_pairs(args: argparse.Namespace) -> int:
+    from dupcheck_tools.evaluation.pairs import run_pairs_evaluation
+
+    if not 1 <= args.top <= 100:
+        return usage_error("--top must be between 1 and 100", code="invalid_request")
+    try:
+        summary = run_pairs_evaluation(args.pairs, args.out, top=args.top, algo=args.algo)
+    except UsageError as exc:
+        return usage_error(str(exc), code="invalid_request")
+    return _reported(summary, args.out / "pairs.json", "pairs.md")
 
 
 def run_all_pairs(args: argparse.Namespace) -> int:

@@ -110,7 +110,10 @@ def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
         )
         for (candidate, _), judgement in zip(candidates, judged, strict=True):
             if judgement.verdict is Verdict.DUPLICATE:
-                found.append(Found(position, candidate, judgement.distance, judgement.score, judgement.edits))
+                # Found the other way round (the candidate is the copy): as the candidate's own
+                # check would find it, its edits turning this record into the candidate.
+                asked, other = (candidate, position) if judgement.reverse else (position, candidate)
+                found.append(Found(asked, other, judgement.distance, judgement.score, judgement.edits))
     return found
 
 

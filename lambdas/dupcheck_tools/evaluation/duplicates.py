@@ -8,7 +8,8 @@ catalog picture, up to `--copies` of its edited copies (each picture's copies ch
 edit kinds stay balanced: with 1 copy, every kind is still there), and every negative query
 (held-out pictures and colour variants, as-is and lightly edited). Each picture is registered
 through the service as a shop's history would: the catalog pictures first, then the copies, then
-the negatives. The ids tell nothing of which is the original: every record is `item-N`, the
+the negatives (`--copies-first`: the copies first, as a catalog whose supplier's edit came before
+the original). The ids tell nothing of which is the original: every record is `item-N`, the
 copies numbered first (as an import's `copy-1` sorted before the `magento_0003` it copied), so
 the smallest id never finds the original; ids.csv beside the results says which file each is.
 Then `python -m dupcheck duplicates` runs on that store, and its groups are scored against the
@@ -218,6 +219,12 @@ def score(
     }
 
 
+# Copies that lost or gained what their original shows (a crop, padding, a frame, a badge, text, a
+# smaller size, grey): which record is the original is the pictures' to tell, whatever came first.
+TELLING = frozenset({"crop_small", "crop_large", "pad_square", "frame", "badge", "watermark", "thumbnail",
+                     "grayscale"})  # fmt: skip
+
+
 def _originals_kept(
     groups: Sequence[Group], kind_of: Mapping[str, str], kept_by: Sequence[str] | None
 ) -> dict[str, Any]:
@@ -231,11 +238,22 @@ def _originals_kept(
             entry = by.setdefault(kept_by[i], {"groups": 0, "original_kept": 0})
             entry["groups"] += 1
             entry["original_kept"] += int(i in kept)
+    by_kind: dict[str, dict[str, int]] = {}
+    for i in holding:
+        for kind in {kind_of[item.entity_id] for item in groups[i].items} - {"original"}:
+            entry = by_kind.setdefault(kind, {"groups": 0, "original_kept": 0})
+            entry["groups"] += 1
+            entry["original_kept"] += int(i in kept)
+    telling = [i for i in holding if {kind_of[item.entity_id] for item in groups[i].items} - {"original"} <= TELLING]
     return {
         "groups_with_original": len(holding),
         "original_kept": len(kept),
         "original_kept_share": len(kept) / len(holding) if holding else None,
         "original_kept_by": {name: by[name] for name in KEPT_BY if name in by},
+        "original_kept_by_copy_kind": {kind: by_kind[kind] for kind in sorted(by_kind)},
+        # The groups whose copies lost or gained what the original shows: the pictures can tell.
+        "telling_groups": len(telling),
+        "telling_original_kept_share": sum(i in kept for i in telling) / len(telling) if telling else None,
     }
 
 
@@ -263,7 +281,7 @@ def _pair_edits(
 def run_duplicate_evaluation(
     catalog: Path, queries: Path, truth_path: Path, out: Path, *, copies: int | None = None,
     radius: int = DEFAULT_RADIUS, far_radius: int | None = None, siblings: Path | None = None,
-    same: Path | None = None, algo: str | None = None, workers: int = 0,
+    same: Path | None = None, algo: str | None = None, workers: int = 0, copies_before: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from dupcheck.bootstrap import build_service
     from dupcheck.core.fingerprint.hashing import DEFAULT_ALGO, PIPELINES, get_pipeline
@@ -300,6 +318,9 @@ def run_duplicate_evaluation(
     copies_first = [Path(r["query"]).stem for r in positives]
     numbered = copies_first + [stem for stem, _ in files if stem not in set(copies_first)]
     id_of = {stem: f"item-{n}" for n, stem in enumerate(numbered, start=1)}
+    if copies_before:  # registered before their originals too: only the pictures can tell
+        copied = set(copies_first)
+        files = [f for f in files if f[0] in copied] + [f for f in files if f[0] not in copied]
     pipeline = get_pipeline(algo or DEFAULT_ALGO)
     failed: list[dict[str, str]] = []
     started = time.perf_counter()
@@ -328,6 +349,7 @@ def run_duplicate_evaluation(
     sibling_of = read_siblings(siblings or truth_path.parent / SIBLINGS_NAME)
     result = {
         "algo": pipeline.algo, "radius": radius, "far_radius": summary.far_radius, "copies_per_picture": copies,
+        "copies_registered": "before their originals" if copies_before else "after their originals",
         **score(groups, source_of, kind_of, sibling_of, kept_by, steps_of if known_edits else None),
         "failed_files": failed, "index_seconds": round(index_seconds, 1), "duplicates_seconds": summary.elapsed_s,
     }  # fmt: skip

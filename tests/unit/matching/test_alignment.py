@@ -756,8 +756,24 @@ def test_the_candidate_nearest_by_hash_is_judged_and_turned_first(monkeypatch: p
     found = verify(Probe(rgb_of(turned)), stored, targets, judged=1, nearest=1)
     assert found[1] is not None and targets[1].passes(found[1])  # judged, and turned
     both = verify(Probe(rgb_of(turned)), stored, targets, nearest=1)
-    assert both[0] is not None and not targets[0].passes(both[0])  # the more alike one, not turned
     assert both[1] is not None and targets[1].passes(both[1])
+    # The more alike one was not turned on its own (ROTATED_CANDIDATES 1: the nearest only), but
+    # judged at the angle that lined the nearest up, as every candidate is once one lines up.
+    assert both[0] is not None and both[0].alignment is not None and both[1].alignment is not None
+    assert both[0].alignment.angle == both[1].alignment.angle
+
+
+def test_once_a_turn_lines_one_candidate_up_the_others_are_judged_at_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalog holds the photograph twice, as it is and padded: a turned copy turned to line
+    up with one (the only one turned here) is judged at that angle against the other too."""
+    monkeypatch.setattr(alignment, "ROTATED_CANDIDATES", 1)
+    original = product_image(21, (400, 320))
+    padded = ImageOps.expand(original, border=40, fill=(255, 255, 255))
+    turned = original.rotate(4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    stored = [views_of(rgb_of(original)), views_of(rgb_of(padded))]
+    targets = [_OnlyTurned(), _OnlyTurned()]
+    found = verify(Probe(rgb_of(turned)), stored, targets, nearest=0)
+    assert all(e is not None and targets[k].passes(e) for k, e in enumerate(found))
 
 
 class _LinedUp:

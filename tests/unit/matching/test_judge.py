@@ -134,9 +134,9 @@ def test_the_candidate_turned_first_is_the_nearest_by_the_distance_judged(monkey
     asked: list[int | None] = []
     real = judge.verify
 
-    def verify(probe, candidates, targets, judged=None, colour_shown=None, nearest=None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    def verify(probe, candidates, targets, judged=None, colour_shown=None, nearest=None, **how):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN003, ANN202
         asked.append(nearest)
-        return real(probe, candidates, targets, judged, colour_shown, nearest)
+        return real(probe, candidates, targets, judged, colour_shown, nearest, **how)
 
     monkeypatch.setattr(judge, "verify", verify)
     closest = judge._closest_halves(query, [print_record, zip_record])
@@ -144,3 +144,71 @@ def test_the_candidate_turned_first_is_the_nearest_by_the_distance_judged(monkey
     candidates = [(print_record, 10), (zip_record, 60)]  # the index's order says otherwise
     judge_candidates(PIPELINE, query, candidates, Store({"zip": zip_kept, "print": print_kept}))
     assert asked and asked[0] == 1
+
+
+def _crop(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    w, h = image.size
+    return image.crop((round(w * left), round(h * top), round(w * (1 - right)), round(h * (1 - bottom))))
+
+
+def _padded(image: Image.Image, share: float) -> Image.Image:
+    w, h = image.size
+    out = Image.new("RGB", (round(w * (1 + 2 * share)), round(h * (1 + 2 * share))), (255, 255, 255))
+    out.paste(image, (round(w * share), round(h * share)))
+    return out
+
+
+def _judged(asked: Image.Image, *stored: Image.Image) -> list[judge.Judgement]:
+    """`asked` judged against a catalog of `stored` (ids s0, s1, ...)."""
+    records, kept = zip(*(record(f"s{n}", image) for n, image in enumerate(stored)), strict=True)
+    query = PIPELINE.fingerprint_bytes(jpeg(asked), max_pixels=10**8)
+    source = Store({r.entity_id: k for r, k in zip(records, kept, strict=True)})
+    return judge_candidates(PIPELINE, query, [(r, 0) for r in records], source)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda p: _crop(p, 0.12, 0.10, 0.11, 0.13), {"cropped"}),
+        (lambda p: _padded(_crop(p, 0.15, 0.05, 0.15, 0.0), 0.12), {"padded", "framed"}),
+    ],
+    ids=["a large crop", "padding"],
+)
+def test_a_pair_has_one_verdict_whichever_picture_the_catalog_holds(edit, named) -> None:  # type: ignore[no-untyped-def]  # noqa: ANN001
+    """The copy asked about with the original stored, and the original asked about with the
+    copy stored: both duplicates. Found the other way round, the edits are read from the
+    original to the copy and say the catalog picture is the copy (`reverse`)."""
+    photo = photograph("zip", shot=1)
+    original = photo if "cropped" in named else _crop(photo, 0.15, 0.05, 0.15, 0.0)  # (a photo to its edges)
+    copy = edit(photo)
+    (forth,) = _judged(copy, original)
+    (back,) = _judged(original, copy)
+    assert forth.verdict is back.verdict is Verdict.DUPLICATE
+    assert not forth.reverse and back.reverse
+    assert back.edits is not None and named & {e.name for e in back.edits}
+
+
+def test_another_photograph_in_the_pose_is_not_a_duplicate_either_way() -> None:
+    """Both ways round, another exposure of the scene (and its crop) is not the photograph."""
+    one, other = photograph("zip", shot=1), photograph("zip", shot=3, pose=3.0)
+    for asked, stored in ((one, other), (other, one), (one, _crop(other, 0.1, 0.1, 0.1, 0.1)),
+                          (_crop(other, 0.1, 0.1, 0.1, 0.1), one)):  # fmt: skip
+        (judgement,) = _judged(asked, stored)
+        assert judgement.verdict is not Verdict.DUPLICATE
+
+
+def test_two_crops_from_different_sides_are_one_photograph() -> None:
+    """A crop off the left and one off the top share all but a strip of each: duplicates both ways."""
+    original = photograph("zip", shot=1)
+    side, end = _crop(original, 0.12, 0.0, 0.0, 0.0), _crop(original, 0.0, 0.10, 0.0, 0.0)
+    assert _judged(side, end)[0].verdict is Verdict.DUPLICATE
+    assert _judged(end, side)[0].verdict is Verdict.DUPLICATE
+
+
+def test_every_record_of_the_photograph_gets_the_turn_that_lined_one_up() -> None:
+    """The catalog holds the photograph twice (as it is and padded): a turned copy that lines up
+    with one once turned is judged turned against the other too, not called different."""
+    original = photograph("zip", shot=1)
+    turned = original.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+    judgements = _judged(turned, original, _padded(original, 0.1))
+    assert [j.verdict for j in judgements] == [Verdict.DUPLICATE, Verdict.DUPLICATE]

@@ -25,6 +25,7 @@ from dupcheck.core.models import (
     MAX_TOP,
     Claim,
     ClaimState,
+    Edited,
     FindResult,
     Fingerprint,
     HashRecord,
@@ -62,6 +63,7 @@ log = logging.getLogger("dupcheck.core.catalog.service")  # the service's one lo
 
 Observer = Callable[[str, float], None]
 Candidate = tuple[HashRecord, int, "Claim | None"]  # a record to judge, its distance, the claim it came from
+Ranked = tuple[float, int, str, Match, "Claim | None"]  # -score, distance, id (the order), the match, its claim
 ThumbnailReader = Callable[[Sequence[str]], Mapping[str, bytes]]
 
 
@@ -127,7 +129,13 @@ class CatalogLookups:
         """The catalog's best `top` matches of a query: the one path of find_similar and the gate
         (`entity_id`: the item it is for, whose reviewed pairs are marked)."""
         # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
-        matches = [match for match, _ in self._judge(query, self._search(query, top), max_distance)[:top]]
+        hits = self._search(query, top)
+        ranked = self._ranked(query, hits, max_distance)
+        if any(match.verdict is Verdict.DUPLICATE for *_, match, _ in ranked) and (
+            siblings := self._siblings(query, ranked, hits, top)
+        ):
+            ranked = sorted(ranked + self._ranked(query, siblings, max_distance), key=lambda item: item[:3])
+        matches = [match for *_, match, _ in ranked][:top]
         if entity_id is not None:
             matches = self._reviewed(entity_id, matches)
         self.observe(METRIC_MATCHES, float(len(matches)))
@@ -228,18 +236,43 @@ class CatalogLookups:
 
         return candidates, thumbnails_of, in_flight_records
 
+    def _siblings(
+        self, query: Fingerprint, ranked: Sequence[Ranked], hits: Sequence[IndexHit], top: int
+    ) -> list[IndexHit]:
+        """The records nearest the duplicates found that the query's own search did not return, at
+        their distance to the query: the same photograph stored again may lie far from the query
+        by hash and near its sibling (a padded copy of the original a crop was asked about keeps
+        the original's trimmed half, which the query's halves are not searched against)."""
+        found = [match.entity_id for *_, match, _ in ranked if match.verdict is Verdict.DUPLICATE]
+        records = self.store.get_many(found)
+        seen = {hit.entity_id for hit in hits}
+        near = self.index.search([r.hash for r in records.values()], self.pipeline.candidate_pool(top))
+        wanted = [hit.entity_id for hit in near if hit.entity_id not in seen]
+        stored = self.store.get_many(wanted) if wanted else {}
+        return [IndexHit(entity_id, min(h - record.hash for h in query.search_hashes))
+                for entity_id in wanted if (record := stored.get(entity_id)) is not None]  # fmt: skip
+
     def _judge(
         self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None,
         near: Sequence[tuple[Claim, int]] = (),
     ) -> list[tuple[Match, Claim | None]]:  # fmt: skip
         """Judge the candidates (`_candidates`), best first, each with the claim it came from."""
-        candidates, thumbnails_of, in_flight_records = self._candidates(hits, near)
+        return [(match, claim) for *_, match, claim in self._ranked(query, hits, max_distance, near)]
+
+    def _ranked(
+        self, query: Fingerprint, hits: Sequence[IndexHit], max_distance: int | None,
+        near: Sequence[tuple[Claim, int]] = (),
+    ) -> list[Ranked]:  # fmt: skip
+        """The judged candidates, best first: the sort key (score, distance, id), the match and the
+        claim it came from."""
+        candidates, thumbnails_of, in_flight_records = self._candidates(list(hits), near)
         judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
         # Best first by the score, banded by verdict (core/matching/verdicts.py): every duplicate, then
         # every similar picture, each band by how much of the pictures agrees; then hash distance.
-        ranked: list[tuple[float, int, Match, Claim | None]] = []
+        ranked: list[Ranked] = []
         for (record, _, source), judgement in zip(candidates, judgements, strict=True):
-            if max_distance is not None and judgement.distance > max_distance:
+            # A candidate nothing lined up was not judged: it is not called different, it is not listed.
+            if not judgement.judged or (max_distance is not None and judgement.distance > max_distance):
                 continue
             record = in_flight_records.get(record.entity_id, record)
             match = Match(
@@ -250,11 +283,13 @@ class CatalogLookups:
                 match_percent=match_percent(judgement.score),
                 verdict=judgement.verdict,
                 edits=judgement.edits,
-                edit_summary=summary(judgement.edits, same_picture=judgement.verdict is Verdict.DUPLICATE),
-            )
-            ranked.append((-judgement.score, judgement.distance, match, source))
-        ranked.sort(key=lambda item: (item[0], item[1], item[2].entity_id))
-        return [(match, claim) for _, _, match, claim in ranked]
+                edit_summary=summary(judgement.edits, same_picture=judgement.verdict is Verdict.DUPLICATE,
+                                     of_catalog=judgement.reverse),
+                edited=None if judgement.edits is None else Edited.CATALOG if judgement.reverse else Edited.QUERY,
+            )  # fmt: skip
+            ranked.append((-judgement.score, judgement.distance, match.entity_id, match, source))
+        ranked.sort(key=lambda item: item[:3])
+        return ranked
 
 
 def check_image(data: bytes) -> bytes:

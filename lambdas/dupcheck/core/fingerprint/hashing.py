@@ -55,8 +55,9 @@ from dupcheck.core.matching.policy import (
     KEPT_SIDE,
     PHASH_DUPLICATE_MAX,
     PHASH_SIMILAR_MAX,
+    WORK_SIDE,
 )
-from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
+from dupcheck.core.matching.thumbnails import Thumbnail, probe_of_kept, thumbnail_bytes
 from dupcheck.core.matching.views import Probe, stored_lumas, stored_views, views_of
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue
 from dupcheck.core.pictures.imaging import CHROMA_STEP, decode_image
@@ -281,7 +282,7 @@ class AlignedDualPHash:
     # JPEG decodes at the smallest DCT scale that keeps the short side >= this: the kept picture
     # and the test's compared patch need the detail (v4: 256, a quarter of a 1024 px picture).
     draft_size = KEPT_SIDE
-    work_size = 160  # the hashes and views see the same <= 160 px picture, whatever arrived
+    work_size = WORK_SIDE  # the hashes and views see the same <= 160 px picture, whatever arrived
     query_pad = 0.10  # share of each side re-added to query pictures (one pad as good as two)
     # How its candidates are judged: how many verified, which looked at, the views-only tiers.
     policy = ALIGNED_DUAL_PHASH
@@ -422,18 +423,7 @@ class AlignedDualPHash:
         if views is None:
             return None
         kept = Thumbnail.decode(thumbnail) if thumbnail else None
-        if kept is not None and kept.hash == record.hash:
-            working = Image.fromarray(kept.rgb)
-            working.thumbnail((self.work_size, self.work_size), Image.Resampling.BILINEAR)
-            sy, sx = working.height / kept.rgb.shape[0], working.width / kept.rgb.shape[1]
-            top, bottom, left, right = kept.box
-            box = (round(top * sy), max(round(bottom * sy), round(top * sy) + 1),
-                   round(left * sx), max(round(right * sx), round(left * sx) + 1))  # fmt: skip
-            # (A kept picture is a JPEG at KEPT_QUALITY, a step within FINE_CHROMA_STEP: whether
-            # its colours were kept is for the JPEG it was made from to say.)
-            probe = Probe(np.asarray(working), views, box, detail=kept.rgb, colours_kept=kept.colours_kept)
-        else:
-            probe = Probe.of_views(views)
+        probe = probe_of_kept(views, kept) if kept is not None and kept.hash == record.hash else Probe.of_views(views)
         return Fingerprint(
             algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features, probe=probe
         )

@@ -86,7 +86,18 @@ from dupcheck.core.matching.policy import (
     WIDTHS,
     ranked,
 )
-from dupcheck.core.matching.views import Box, Probe, QueryViews, Views, greyish
+from dupcheck.core.matching.views import (
+    PART_SIDES,
+    WHOLE,
+    Box,
+    Probe,
+    QueryViews,
+    Views,
+    coarse_views,
+    greyish,
+    part_box,
+    query_views,
+)
 from dupcheck.core.pictures.pixels import bright_srgb, brightened_ab, low_frequencies, outer_ring
 
 
@@ -560,6 +571,8 @@ def verify(
     judged: int | None = None,
     colour_shown: Callable[[Evidence], bool] | None = None,
     nearest: int | None = None,
+    *,
+    turn: bool = True,
 ) -> list[Evidence | None]:
     """Evidence for the `judged` candidates most alike at the coarse alignment (all by default),
     each at its best alignment with the query; None for the others. Screening by the coarse
@@ -584,7 +597,7 @@ def verify(
     (the costliest step of a judgement) are then tried only for the evidence whose colour can
     decide its target (`Target.open_on_colour`) or is shown, and for the candidates the turning
     chooses among by colour (ROTATION_COLOUR): every verdict, score and edit is the same as
-    with all of them tried."""
+    with all of them tried. `turn`: False judges the query upright only."""
     if not candidates:
         return []
     lumas = np.stack([c.luma for c in candidates])
@@ -612,7 +625,7 @@ def verify(
         return chosen, dict(zip(chosen, evidence, strict=True)), {chosen[k]: item for k, item in pending.items()}
 
     _, found, later = judged_at(0.0)
-    if not any(targets[i].passes(e) for i, e in found.items()):
+    if turn and not any(targets[i].passes(e) for i, e in found.items()):
         # A query whose own borders show a turn (a copy turned with a fill, padded or framed
         # first or not) is judged once more turned back by it, as upright: its fill corners
         # can leave too little alike upright for the turning below to start from.
@@ -655,8 +668,59 @@ def verify(
         for i, answer in zip(alike, _turned_in_order(probe, turnings), strict=False):
             found[i] = answer
             if targets[i].passes(answer):
+                # The others judged with the query turned as it lined up with this one: the
+                # same photograph kept twice (a copy and its original) lines up at one angle.
+                assert answer.alignment is not None
+                _, again, _ = judged_at(answer.alignment.angle)
+                found.update((j, e) for j, e in again.items() if j != i and targets[j].passes(e))
                 break
     return [found.get(i) for i in range(len(candidates))]
+
+
+def verify_reversed(query: Views, candidates: Sequence[Views], judged: int | None = None) -> list[Evidence | None]:
+    """Each candidate as the query, upright and mirrored, against windows of the query's views
+    as if the query were the catalog picture: where a candidate shows less of the photograph
+    than the query (the catalog holds the crop), this is the way round the windows line up.
+    Evidence for the `judged` most alike at the coarse alignment (all by default) that are alike
+    enough there to be refined (REFINE_MIN), None for the others; colour is not brightened (only
+    the structure screens: the tiers looked at)."""
+    if not candidates:
+        return []
+    # Every candidate's coarse views against the query's windows in one product, each score its own.
+    coarse = coarse_views(candidates)
+    windows = _coarse_sampler()
+    each = _window_correlations(windows, windows, halve(query.luma[None]), coarse.reshape(-1, COARSE, COARSE), COARSE)
+    scores = np.moveaxis(each[0].reshape(*each.shape[1:-1], len(candidates), -1), -2, 0)
+    reach = scores.reshape(len(candidates), -1).max(axis=1)
+    chosen = sorted(i for i in np.argsort(-ranked(reach), kind="stable")[:judged].tolist() if reach[i] >= REFINE_MIN)
+    if not chosen:
+        return [None] * len(candidates)
+    picked = [candidates[i] for i in chosen]
+    asked = query_views(picked, [0.0] * len(picked), [(WHOLE, WHOLE)] * len(picked))
+    evidence, _ = _judge_aligned(asked, [query] * len(chosen), scores[chosen], _never)
+    found = dict(zip(chosen, evidence, strict=True))
+    return [found.get(i) for i in range(len(candidates))]
+
+
+def best_parts(query: Views, candidates: Sequence[Views], share: float) -> list[int]:
+    """For each candidate, the side (of views.PART_SIDES) whose strip of `share` taken off the
+    query's trimmed view leaves the part most alike one of the candidate's coarse windows: where
+    the query shows what the catalog picture does not (a copy cropped from another side)."""
+    grid = query.luma[1].astype(np.float64)
+    parts = []
+    for side in range(len(PART_SIDES)):
+        (top, bottom), (left, right) = part_box(side, share)
+        part = windows_of(grid, [(top, 1.0 - top - bottom)], [(left, 1.0 - left - right)], LUMA_GRID)[0, 0]
+        parts.append(Views(np.stack([part, part]).astype(np.float32), query.chroma))
+    coarse = coarse_views(parts).reshape(-1, COARSE, COARSE)  # (sides x 4 views, 8, 8)
+    windows = _coarse_sampler()
+    scores = _window_correlations(windows, windows, halve(np.stack([c.luma for c in candidates])), coarse, COARSE)
+    reach = scores.reshape(len(candidates), -1, len(PART_SIDES), 2 * VIEWS).max(axis=(1, 3))  # (candidates, sides)
+    return [int(np.argmax(ranked(row))) for row in reach]
+
+
+def _never(index: int, evidence: Evidence) -> bool:
+    return False
 
 
 def _turned(

@@ -72,6 +72,7 @@ from dupcheck.core.models import Edit
 from dupcheck.core.pictures.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
 
 SIDES = ("left", "right", "top", "bottom")
+_FRAMING = ("cropped", "padded", "framed")
 TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "less contrast"),
          "saturation": ("more saturated", "less saturated")}  # fmt: skip
 
@@ -187,11 +188,39 @@ def inverse(edits: Sequence[Edit]) -> tuple[Edit, ...] | None:
     return tuple(found)
 
 
-def summary(edits: Sequence[Edit] | None, *, same_picture: bool) -> str | None:
+def catalog_is_the_copy(edits: Sequence[Edit], mine: Sequence[float], theirs: Sequence[float]) -> bool:
+    """Whether the framing `edits` name (turning the catalog picture into the query) is read
+    better the other way round, from each picture's own uniform border (`mine`, the query's;
+    `theirs`, the catalog picture's: left, right, top, bottom, `border_shares`):
+
+    * padding or a frame the query shows past its own border on a side: what it shows more is
+      photograph, which no edit adds: the catalog picture is a crop of the query;
+    * a crop that took only the catalog picture's border, where the query's photograph reaches
+      its own edge on every side cut: the catalog picture is the query padded.
+
+    Within a border on both sides (a margin cut from a photo on white, or padding added in the
+    same white), the pictures cannot tell: read as the query's edit, as before. A turned copy's
+    framing is read past its corners, not its trim box's border: read as named."""
+    if any(edit.name == "rotated" for edit in edits):
+        return False
+    for edit in edits:
+        shares = {side: float(edit.params[side]) for side in SIDES} if edit.name in _FRAMING else {}
+        if edit.name in ("padded", "framed"):
+            return any(shares[side] >= MIN_BORDER and shares[side] > border + MIN_SIDE
+                       for side, border in zip(SIDES, mine, strict=True))  # fmt: skip
+        if edit.name == "cropped":
+            cut = [k for k, side in enumerate(SIDES) if shares[side] >= MIN_SIDE]
+            return bool(cut) and all(shares[SIDES[k]] <= theirs[k] + MIN_SIDE and mine[k] < MIN_SIDE for k in cut)
+    return False
+
+
+def summary(edits: Sequence[Edit] | None, *, same_picture: bool, of_catalog: bool = False) -> str | None:
     """One line for a person: "cropped (12% off the left), mirrored and brighter (+20%)"; for the
-    same picture with nothing named, "no visible edit"; None when there is nothing to say."""
+    same picture with nothing named, "no visible edit"; None when there is nothing to say.
+    `of_catalog`: the edits turn the query into the catalog picture, which is the copy."""
     if edits:
-        return _listed([words(edit) for edit in edits])
+        listed = _listed([words(edit) for edit in edits])
+        return f"the catalog picture is a copy of yours: {listed}" if of_catalog else listed
     return "no visible edit" if same_picture and edits is not None else None
 
 

@@ -133,6 +133,7 @@ TURN_GAIN = 0.01  # ...and line up better than upright by this (a look-alike gai
 # Chosen on the dev part of the benchmark (docs/lab/evaluation.md, "The same photograph": Magento's men's
 # families, COCO and the others; the women's families and Solidus are the lockbox, never tuned on).
 
+WORK_SIDE = 160  # px, the longest side of the working copy the hashes and views are made from
 KEPT_SIDE = 384  # px, the longest side of the picture kept beside a record (thumbnails.py)
 KEPT_QUALITY = 85  # JPEG: 15.8 KB median, 19.5 KB mean on the dev photos (docs/lab/benchmarks.md)
 QUERY_DETAIL_SIDE = 768  # px: the query kept at up to this size for the test (two compared sides)
@@ -461,6 +462,11 @@ class Policy:
     # closest half, of 64) is tested anyway (judge.py, `_closely`): its views may have missed the
     # tiers as a copy's do past what they line up.
     close_look: int
+    # The other way round (judge.py, `_both_ways`: the candidate as the query, the query as the
+    # catalog picture), what the views must pass to be looked at: every candidate of a query is
+    # screened so, where the other way screens its first `verified`.
+    looked_back: Tier
+    verified_back: int  # the candidates most alike the other way round at the coarse alignment, judged so
 
     def looked(self, distance: int) -> Tier:
         """What the views of a candidate at this hash distance must pass to be looked at."""
@@ -504,4 +510,26 @@ ALIGNED_DUAL_PHASH = Policy(
     # ../shared/bench's new products a test for most, doubling their median check), so 4 costs
     # the median nothing (docs/lab/evaluation.md, "A close look when nothing passes").
     close_look=4,
+    # looked_far's: a catalog picture that is a part of the query lines up as a copy does (dev:
+    # 1,587 of 1,600 copies of eight kinds stored, the original asked), where looked_near let
+    # through 6 times the candidates of a new product (docs/lab/evaluation.md, "Both ways").
+    looked_back=Tier(
+        Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=1.0),
+        Thresholds(min_similarity=0.94, max_luma_off=0.08, max_colour_off=1.0, max_layout_off=10),
+    ),
+    # A catalog holding a photograph three times has each of its other records among the first.
+    verified_back=4,
 )
+# The other way round is looked at where the candidate lines up with less than this share of a
+# side of the query's view (it shows less of the photograph), or where the test found its
+# photograph without a duplicate.
+WHOLE_WINDOW = 0.97
+# Two copies of one photograph that each lost another side (judge.py, `_shared_part`): the query
+# is tried without this share of one side, against the PART_CANDIDATES candidates most alike
+# either way whose views correlate at least PART_ALIKE, where no way found a duplicate; looked at
+# where the part lines up better than the whole by PART_GAIN (dev: the same two-crop pairs found
+# from 0 to 0.02, two fewer at 0.05; a new product's looks 12 -> 1 a 60 queries).
+PART_SHARE = 0.2
+PART_CANDIDATES = 1
+PART_ALIKE = 0.6
+PART_GAIN = 0.02

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.policy import FINE_CHROMA_STEP, KEPT_QUALITY, KEPT_SIDE
+from dupcheck.core.matching.policy import FINE_CHROMA_STEP, KEPT_QUALITY, KEPT_SIDE, WORK_SIDE
+from dupcheck.core.matching.views import Probe, Views
 from dupcheck.core.models import HashValue
 from dupcheck.core.pictures.pixels import luma
 
@@ -146,3 +147,29 @@ def thumbnail_bytes(
     kept.save(buffer, "JPEG", quality=KEPT_QUALITY, **note)
     digest = hash_value.data
     return _HEADER.pack(_MAGIC, len(digest), digest.ljust(16, b"\0"), *scaled) + buffer.getvalue()
+
+
+def probe_of_kept(views: Views, kept: Thumbnail) -> Probe:
+    """A stored picture as a query, from its kept picture: the probe a new upload of it would
+    make (its working copy made from the kept picture, which is also its detail)."""
+    working = Image.fromarray(kept.rgb)
+    working.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BILINEAR)
+    sy, sx = working.height / kept.rgb.shape[0], working.width / kept.rgb.shape[1]
+    top, bottom, left, right = kept.box
+    box = (round(top * sy), max(round(bottom * sy), round(top * sy) + 1),
+           round(left * sx), max(round(right * sx), round(left * sx) + 1))  # fmt: skip
+    # (A kept picture is a JPEG at KEPT_QUALITY, a step within FINE_CHROMA_STEP: whether its
+    # colours were kept is for the JPEG it was made from to say.)
+    return Probe(np.asarray(working), views, box, detail=kept.rgb, colours_kept=kept.colours_kept)
+
+
+def own_picture(hash_value: HashValue, probe: Probe) -> bytes:
+    """A query's picture kept as a record of it would keep it (`thumbnail_bytes`), from the
+    picture its probe holds: what a check the other way round looks at."""
+    if probe.source is not None:
+        picture = probe.source
+    else:
+        picture = Image.fromarray(probe.detail if probe.detail is not None else probe.picture())
+    shape = probe.picture().shape
+    box = probe.box if probe.box is not None else (0, shape[0], 0, shape[1])
+    return thumbnail_bytes(hash_value, picture, box, shape, None if probe.colours_kept else FINE_CHROMA_STEP + 1)

@@ -37,6 +37,8 @@ class Judgement:
     verdict: Verdict
     score: float
     edits: tuple[Edit, ...] | None = None
+    reverse: bool = False  # the edits turn the query into the catalog picture (it is the copy)
+    judged: bool = True  # False: nothing lined the pair up (not among those aligned): no verdict to give
 
 
 def agreement(evidence: Evidence) -> float:

@@ -210,6 +210,24 @@ def query_views(views: Sequence[Views], angles: Sequence[float], boxes: Sequence
     ]
 
 
+PART_SIDES = ("top", "bottom", "left", "right")  # a part of the query: it without a strip of one
+
+
+def part_box(side: int, share: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((top, bottom), (left, right)): the shares of a box `Probe.without(side, share)` cuts."""
+    top, bottom, left, right = (share if k == side else 0.0 for k in range(len(PART_SIDES)))
+    return (top, bottom), (left, right)
+
+
+def coarse_views(views: Sequence[Views]) -> np.ndarray:
+    """(pictures, 4, 8, 8): `query_views`' coarse views upright (angle 0) of each of `views`,
+    the same numbers, without the finer views and colour a coarse search does not read."""
+    identity_coarse = sampler(LUMA_GRID // 2, COARSE, 0.0, 1.0)
+    lumas = np.stack([v.luma for v in views])
+    lumas = np.concatenate([lumas, lumas[..., ::-1]], axis=1)
+    return unit(identity_coarse @ halve(lumas) @ identity_coarse.T)
+
+
 def greyish(chroma: np.ndarray) -> np.ndarray:
     """(n,) bool: `np.percentile(chroma, 99, axis=1) < GREY_CHROMA` for (n, pixels) chroma.
     The percentile lies between the sorted values at `rank` and `rank + 1`: both are under the
@@ -502,6 +520,19 @@ class Probe(ProbePictures):
             self.rgb, None, box, self.detail, self.source,
             colours_kept=self.colours_kept, detail_scale=self.detail_scale,
         )  # fmt: skip
+
+    def without(self, side: int, share: float) -> Probe | None:
+        """The query without `share` of its trimmed box on one side (of PART_SIDES): a copy that
+        lost another side than the catalog picture did holds the catalog picture's photograph but
+        for that strip (two crops of one photo). None without a picture or where nothing is cut."""
+        if self.rgb is None or self.box is None:
+            return None
+        (top_cut, bottom_cut), (left_cut, right_cut) = part_box(side, share)
+        top, bottom, left, right = self.box
+        height, width = bottom - top, right - left
+        box = (top + round(height * top_cut), bottom - round(height * bottom_cut),
+               left + round(width * left_cut), right - round(width * right_cut))  # fmt: skip
+        return self._trimmed_to(box)
 
     @classmethod
     def of_views(cls, views: Views) -> Probe:
