@@ -129,13 +129,7 @@ class CatalogLookups:
         """The catalog's best `top` matches of a query: the one path of find_similar and the gate
         (`entity_id`: the item it is for, whose reviewed pairs are marked)."""
         # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
-        hits = self._search(query, top)
-        ranked = self._ranked(query, hits, max_distance)
-        if any(match.verdict is Verdict.DUPLICATE for *_, match, _ in ranked) and (
-            siblings := self._siblings(query, ranked, hits, top)
-        ):
-            ranked = sorted(ranked + self._ranked(query, siblings, max_distance), key=lambda item: item[:3])
-        matches = [match for *_, match, _ in ranked][:top]
+        matches = [match for match, _ in self._judge(query, self._search(query, top), max_distance)[:top]]
         if entity_id is not None:
             matches = self._reviewed(entity_id, matches)
         self.observe(METRIC_MATCHES, float(len(matches)))
@@ -235,22 +229,6 @@ class CatalogLookups:
             return found
 
         return candidates, thumbnails_of, in_flight_records
-
-    def _siblings(
-        self, query: Fingerprint, ranked: Sequence[Ranked], hits: Sequence[IndexHit], top: int
-    ) -> list[IndexHit]:
-        """The records nearest the duplicates found that the query's own search did not return, at
-        their distance to the query: the same photograph stored again may lie far from the query
-        by hash and near its sibling (a padded copy of the original a crop was asked about keeps
-        the original's trimmed half, which the query's halves are not searched against)."""
-        found = [match.entity_id for *_, match, _ in ranked if match.verdict is Verdict.DUPLICATE]
-        records = self.store.get_many(found)
-        seen = {hit.entity_id for hit in hits}
-        near = self.index.search([r.hash for r in records.values()], self.pipeline.candidate_pool(top))
-        wanted = [hit.entity_id for hit in near if hit.entity_id not in seen]
-        stored = self.store.get_many(wanted) if wanted else {}
-        return [IndexHit(entity_id, min(h - record.hash for h in query.search_hashes))
-                for entity_id in wanted if (record := stored.get(entity_id)) is not None]  # fmt: skip
 
     def _judge(
         self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None,

@@ -423,10 +423,12 @@ class AlignedDualPHash:
         if views is None:
             return None
         kept = Thumbnail.decode(thumbnail) if thumbnail else None
-        probe = probe_of_kept(views, kept) if kept is not None and kept.hash == record.hash else Probe.of_views(views)
-        return Fingerprint(
-            algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features, probe=probe
-        )
+        own = kept is not None and kept.hash == record.hash
+        probe = probe_of_kept(views, kept) if kept is not None and own else Probe.of_views(views)
+        # Its kept picture goes with it: judged the other way round, the record is the catalog
+        # picture it is (judge.py).
+        return Fingerprint(algo=self.algo, hash=record.hash, query_hashes=query_hashes, features=record.features,
+                           thumbnail=thumbnail if own else b"", probe=probe)  # fmt: skip
 
 
 PIPELINES: dict[str, type[HashPipeline]] = {PHash64.algo: PHash64, AlignedDualPHash.algo: AlignedDualPHash}

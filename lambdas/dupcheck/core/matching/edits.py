@@ -195,8 +195,9 @@ def catalog_is_the_copy(edits: Sequence[Edit], mine: Sequence[float], theirs: Se
 
     * padding or a frame the query shows past its own border on a side: what it shows more is
       photograph, which no edit adds: the catalog picture is a crop of the query;
-    * a crop that took only the catalog picture's border, where the query's photograph reaches
-      its own edge on every side cut: the catalog picture is the query padded.
+    * a crop that took the catalog picture's border and no more (within half the least crop
+      named), a padding's width at least, where the query's photograph reaches its own edge on
+      every side cut: the catalog picture is the query padded.
 
     Within a border on both sides (a margin cut from a photo on white, or padding added in the
     same white), the pictures cannot tell: read as the query's edit, as before. A turned copy's
@@ -209,8 +210,12 @@ def catalog_is_the_copy(edits: Sequence[Edit], mine: Sequence[float], theirs: Se
             return any(shares[side] >= MIN_BORDER and shares[side] > border + MIN_SIDE
                        for side, border in zip(SIDES, mine, strict=True))  # fmt: skip
         if edit.name == "cropped":
+            # Each side cut took the catalog picture's border, a padding's width, and no more.
             cut = [k for k, side in enumerate(SIDES) if shares[side] >= MIN_SIDE]
-            return bool(cut) and all(shares[SIDES[k]] <= theirs[k] + MIN_SIDE and mine[k] < MIN_SIDE for k in cut)
+            return bool(cut) and all(
+                theirs[k] >= MIN_BORDER and abs(shares[SIDES[k]] - theirs[k]) <= MIN_SIDE / 2 and mine[k] < MIN_SIDE / 2
+                for k in cut
+            )
     return False
 
 

@@ -105,7 +105,8 @@ def _by_verification(
         out.append(_judged(how, i, distance, seen, look, stored.get(i), kept, identical=identical,
                            closely=i in closely))  # fmt: skip
     if kept is not None and probe is not None:
-        back = _both_ways(how, query, probe, records, closest, stored, kept, first, out)
+        turned = {i: e.alignment.angle for i, (e, _) in evidence.items() if e.alignment is not None}
+        back = _both_ways(how, query, probe, records, closest, stored, kept, first, out, turned)
         alike = {i: max(e.similarity, back[i].similarity if i in back else 0.0) for i, (e, _) in evidence.items()}
         alike |= {i: e.similarity for i, e in back.items() if i not in alike}
         _shared_part(how, probe, records, closest, stored, kept, {i: a for i, a in alike.items()
@@ -151,26 +152,31 @@ _RANKED = (Verdict.DIFFERENT, Verdict.SIMILAR, Verdict.DUPLICATE)  # worst first
 def _both_ways(
     how: Verified, query: Fingerprint, probe: Probe, records: Sequence[HashRecord], closest: Sequence[int],
     stored: Mapping[int, Views], kept: _LazyThumbnails, first: _Look, out: list[Judgement],
+    turned: Mapping[int, float],
 ) -> dict[int, Evidence]:  # fmt: skip
     """Each candidate not yet a duplicate judged the other way round too, in place: its kept
     picture as the query, the query as the catalog picture. A pair is what its better way says.
     Only where the views show that this way can say more: the candidate lines up with a part
     of the query (it shows less of the photograph: a crop, padding or a frame the query lacks
-    taken off), or the test looked without settling it (`_undecided`)."""
-    mine = probe.upright if probe.upright is not None else Views.decode(query.features.get("views", b""))
-    if mine is None:
+    taken off), or the test looked without settling it (`_undecided`). A candidate the query
+    was turned for (`turned`: the angle its evidence lines up at) is screened against the query
+    turned so, and judged turning."""
+    if probe.upright is None and not query.features.get("views"):
         return {}
     test = first.test
     open_ = [i for i in stored if out[i].verdict is not Verdict.DUPLICATE and records[i].hash_algo in how.keeps
              and not _seen_another(first, i)]  # fmt: skip
-    screened = verify_reversed(mine, [stored[i] for i in open_], how.policy.verified_back)
+    found: dict[int, Evidence] = {}
+    for angle in sorted({turned.get(i, 0.0) for i in open_}):
+        at = [i for i in open_ if turned.get(i, 0.0) == angle]
+        screened = verify_reversed(probe.views_at(angle), [stored[i] for i in at], how.policy.verified_back)
+        found |= {i: e for i, e in zip(at, screened, strict=True) if e is not None}
     back = how.policy.looked_back
     undecided = {i for i in open_ if test is not None and _undecided(test, i)}
-    worth = [i for i, e in zip(open_, screened, strict=True)
-             if e is not None and back.passes(e) and (_a_part(e) or i in undecided)]  # fmt: skip
-    found = {i: e for i, e in zip(open_, screened, strict=True) if e is not None}
+    worth = [i for i in open_ if i in found and back.passes(found[i]) and (_a_part(found[i]) or i in undecided)]
     if not worth:
         return found
+    mine = probe.views_at(0.0)
     own = HashRecord(entity_id="", sku="", image_url="", hash=query.hash, hash_algo=query.algo, features=query.features)
     own_kept = _OwnPicture(query, probe)
     for i in worth:
@@ -179,7 +185,8 @@ def _both_ways(
             continue
         asked = probe_of_kept(stored[i], theirs)
         look = _Look(how, [(own, closest[i])], [closest[i]], own_kept, asked)
-        seen = look.verified({0: mine}, turn=False).get(0)  # (turned, it found 1 more of 60 large crops)
+        # Upright unless the query was turned for it (turning each, it found 1 more of 60 large crops).
+        seen = look.verified({0: mine}, turn=bool(turned.get(i))).get(0)
         judged = _judged(how, 0, closest[i], seen, look, mine, own_kept)
         if _RANKED.index(judged.verdict) > _RANKED.index(out[i].verdict):
             # Its edits turn the query into the candidate: the candidate is the copy, unless that
@@ -242,10 +249,14 @@ def _a_part(evidence: Evidence) -> bool:
 
 def _undecided(test: SamePhotograph, i: int) -> bool:
     """Whether the test looked at candidate i without settling the pair: it found its photograph
-    but not a duplicate (what one picture added, the other way may read as added, not as another
-    colour), or the pictures held too little detail to tell and the views decided."""
+    but not a duplicate, with regions one edit cannot explain that are not a recolour of the
+    photograph's own detail (a badge the catalog picture has and the query lacks reads so; the
+    other way it is added on top), or the pictures held too little detail to tell and the views
+    decided."""
     finding = test.finding(i)
-    return finding is not None and (finding.same_photograph or not finding.telling)
+    if finding is None:
+        return False
+    return (finding.same_photograph and not finding.recolour_lined_up) or not finding.telling
 
 
 class _OwnPicture:

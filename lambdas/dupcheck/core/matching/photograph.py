@@ -206,12 +206,13 @@ def examine(probe: Probe, kept: Thumbnail, alignment: Alignment) -> Finding | No
         return Finding(shared, tiles, added, side, turned, aligned, chosen)
     colour = np.asarray(Image.fromarray(picture).resize((side, side), Image.Resampling.BILINEAR, box=box))
     query_colour = np.moveaxis(colour[:, ::-1] if chosen.mirrored else colour, -1, 0).astype(np.float64)
-    # A query reduced from the photograph (a thumbnail: at most half the kept picture's pixels)
-    # mixed its colours otherwise than the kept picture's resize does, and its JPEG keeps one
-    # colour for each 2 x 2 of its pixels: its colours are compared over CHROMA_SAMPLES of those
-    # each way. (A copy at the kept picture's own size shares its colour samples' grid.)
+    # A picture reduced from the photograph (a thumbnail: at most half the other's pixels, the
+    # query or the catalog picture alike) mixed its colours otherwise than the other's resize
+    # does, and its JPEG keeps one colour for each 2 x 2 of its pixels: the colours are compared
+    # over CHROMA_SAMPLES of those each way. (At one size they share their colour samples' grid.)
     own = max(box[2] - box[0], box[3] - box[1]) * probe.detail_scale
-    cell = math.ceil(2 * CHROMA_SAMPLES * side / own) if 2 * own * own <= kept_side * kept_side else 1
+    fewer, more = min(own, kept_side), max(own, kept_side)
+    cell = math.ceil(2 * CHROMA_SAMPLES * side / fewer) if 2 * fewer * fewer <= more * more else 1
     colours = unexplained(
         query_colour, warped_colour(kept, aligned, side), aligned.inside, query_detail, kept_detail,
         faint=probe.colours_kept and kept.colours_kept, cell=cell,

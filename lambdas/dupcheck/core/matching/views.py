@@ -361,6 +361,10 @@ class Probe(ProbePictures):
                 self._by_angle[angle] = query
         return [self._by_angle[angle] for angle in angles]
 
+    def views_at(self, angle: float) -> Views:
+        """The query's stored-form views turned by `angle` (as a record of it turned would store)."""
+        return self.upright if not angle and self.upright is not None else self._views_at(angle)[0]
+
     def _views_at(self, angle: float) -> tuple[Views, tuple[Box, Box]]:
         """The query's views turned by `angle`, and where its whole and trimmed views lie."""
         if angle:
