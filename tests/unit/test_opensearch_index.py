@@ -8,7 +8,9 @@ opensearch_api.py, tests/data/opensearch-api/): a request they do not allow fail
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +18,16 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
 from dupcheck.adapters.opensearch import IndexBulkError, OpenSearchHashIndex
-from dupcheck.adapters.opensearch.schema import Hnsw, from_int8, score_to_distance, to_int8
+from dupcheck.adapters.opensearch.schema import (
+    Hnsw,
+    from_int8,
+    index_body,
+    part_field,
+    score_to_distance,
+    to_int8,
+)
 from dupcheck.core.errors import IndexUnavailable
+from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import HashPart, HashValue, IndexHit, version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.core.settings import Settings
@@ -369,7 +379,8 @@ def test_a_part_an_index_was_made_without_leaves_the_other_searches_answer(
     """An index made before a part's vector field answers that part's searches with an error: one
     made before `hash_trimmed` (it has `hash_part`), and one made before both."""
     index = adapter(client, bits=128, parts=HALVES)
-    failed = {"error": {"type": "query_shard_exception"}, "status": 400}
+    cause = {"type": "query_shard_exception", "reason": "Field 'hash_trimmed' is not knn_vector type."}
+    failed = {"error": {"type": "search_phase_execution_exception", "root_cause": [cause]}, "status": 400}
     whole_half = search_response()
     whole_half["hits"]["hits"] = [{"_index": INDEX, "_id": "B2", "_score": 1.0, "_source": {"hash": "00" * 16}}]
     answers = [
@@ -381,7 +392,7 @@ def test_a_part_an_index_was_made_without_leaves_the_other_searches_answer(
     query, parts = [HashValue.from_hex("00" * 16)], [HashValue.from_hex("00" * 8)]
     assert index.search(query, k=5, part_hashes=parts, part_k=4) == [IndexHit("A1", 2), IndexHit("B2", 0)]
     assert index.search(query, k=5, part_hashes=parts, part_k=4) == [IndexHit("A1", 2)]
-    assert caplog.text.count("an optional search") == 3 and "query_shard_exception" in caplog.text
+    assert caplog.text.count("an optional search") == 3 and "'hash_trimmed' is not knn_vector" in caplog.text
     with pytest.raises(IndexUnavailable):  # the whole hash's own search failing is still an outage
         index.search(query, k=5, part_hashes=parts, part_k=4)
 
@@ -394,6 +405,22 @@ def test_parts_must_fit_the_hash_and_share_a_width(client: OpenSearch) -> None:
     index = adapter(client, bits=128, parts=HALVES)
     with pytest.raises(ValueError, match="64"):
         index.search([HashValue.from_hex("00" * 16)], k=1, part_hashes=[HashValue.from_hex("00" * 16)], part_k=1)
+
+
+def test_the_field_deploy_md_adds_to_an_older_index_is_the_one_a_new_index_maps() -> None:
+    """docs/deploy.md's PUT _mapping for an index made before `hash_trimmed`: the default
+    pipeline's trimmed half as a new index maps it (settings' defaults), which the k-NN plugin accepts."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    found = re.search(r"/_mapping\" --data '([^']*)'", text)
+    assert found, "docs/deploy.md no longer shows the PUT _mapping that adds hash_trimmed"
+    body = json.loads(found.group(1))
+    settings = Settings.from_env({})
+    hnsw = Hnsw(settings.opensearch_m, settings.opensearch_ef_construction, settings.opensearch_ef_search)
+    pipeline = get_pipeline()
+    mapped = index_body(pipeline.index_bits, hnsw, None, pipeline.index_parts)["mappings"]["properties"]
+    trimmed = part_field(pipeline.index_parts[1])
+    assert body == {"properties": {trimmed: mapped[trimmed]}} and trimmed == "hash_trimmed"
+    assert load_api().knn_errors(body["properties"][trimmed], "knn_vector") == []
 
 
 def test_max_distance_filters_and_prunes_server_side(index: OpenSearchHashIndex, recorder: Recorder) -> None:
