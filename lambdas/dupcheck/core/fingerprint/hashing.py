@@ -284,10 +284,9 @@ class AlignedDualPHash:
     # where the other moved, and a padded or framed record's trimmed half is its original's whole
     # half (`part_hashes`).
     index_parts = (HashPart("whole", 0, 64), HashPart("trimmed", 64, 64))
-    # The 4 nearest on each half: of the dev catalog holding every photo three times (the original,
-    # half size, padded square), a copy's search misses 128 of 5,268 records against 205 with the 8
-    # nearest on the whole half alone, 174 -> 94 padded ones; 8 a half, 113 (docs/lab/evaluation.md,
-    # "Candidates by either half"). The judge screens `policy.by_part` (8) beyond the first: all of them.
+    # The 4 nearest on each half: a copy's search over the dev photos each stored three times misses
+    # 128 of 5,268 records, against 205 with the whole half's 8 (8 a half: 113; docs/lab/evaluation.md,
+    # "Candidates by either half"); the 8 they add are the judge's `policy.by_part`, all screened.
     part_pool = 4
     keeps_thumbnails = True  # the picture, for the same-photograph test (core/matching/photograph.py)
     # JPEG decodes at the smallest DCT scale that keeps the short side >= this: the kept picture
