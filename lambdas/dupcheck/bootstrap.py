@@ -160,11 +160,11 @@ def build_index(
     if settings.index == "opensearch":
         from dupcheck.adapters.opensearch import OpenSearchHashIndex
 
-        return OpenSearchHashIndex.from_settings(settings, bits=pipeline.index_bits, part_bits=pipeline.part_bits)
+        return OpenSearchHashIndex.from_settings(settings, bits=pipeline.index_bits, parts=pipeline.index_parts)
     from dupcheck.adapters.local_index import KeyedHashRows, LocalHashIndex
 
     if isinstance(store, KeyedHashRows):
-        index = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits, resolve_ids=store.ids_for_keys)
+        index = LocalHashIndex(pipeline.index_bits, parts=pipeline.index_parts, resolve_ids=store.ids_for_keys)
         index.follow(store, pipeline.reads)
         if not load:
             index.expect_load()
@@ -172,7 +172,7 @@ def build_index(
         version = store.latest_change()  # before the rows: a change in between is replayed, not lost
         index.load_codes(*store.index_codes(pipeline.reads, pipeline.index_bits), version=version)
         return index
-    index = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits)
+    index = LocalHashIndex(pipeline.index_bits, parts=pipeline.index_parts)
     if store is not None:
         index.upsert_many(r for r in store.scan() if r.hash_algo in pipeline.reads)
     return index

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
 from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
 
 from dupcheck.core.fingerprint.hashing import get_pipeline  # noqa: E402
+from dupcheck.core.models import HashPart  # noqa: E402
 from dupcheck.core.settings import Settings  # noqa: E402
 from infra.components.api import MEMORY_MB as FIND_SIMILAR_MB  # noqa: E402
 from infra.stack import PROFILE_DEFAULTS  # noqa: E402
@@ -83,10 +85,11 @@ CATALOG_AND_LOGS = 0.06
 STREAM_SYNC_INVOCATIONS, STREAM_SYNC_GB_S = 10_000, 0.5
 
 
-def hnsw_bytes_a_record(settings: Settings, index_bits: int, part_bits: int) -> float:
+def hnsw_bytes_a_record(settings: Settings, index_bits: int, parts: Sequence[HashPart]) -> float:
     """OpenSearch's estimate for a binary vector's HNSW graph, 1.1 x (dimension / 8 + 8 m), for the
-    hash and its first part."""
-    return sum(1.1 * (bits / 8 + 8 * settings.opensearch_m) for bits in (index_bits, part_bits))
+    hash and each of its parts (a vector of its own)."""
+    dimensions = (index_bits, *(part.bits for part in parts))
+    return sum(1.1 * (bits / 8 + 8 * settings.opensearch_m) for bits in dimensions)
 
 
 def node_for(profile: dict[str, Any], graph_bytes_a_node: float) -> str:
@@ -104,7 +107,7 @@ def fixed_per_month(inputs: dict[str, Any], records: int, profile_name: str) -> 
     nodes = profile["searchNodeCount"]
     copies = min(nodes, 2)  # a primary and, on two nodes or more, one replica
     pipeline = get_pipeline(inputs["pipeline"])
-    graph = records * hnsw_bytes_a_record(Settings(), pipeline.index_bits, pipeline.part_bits) * copies / nodes
+    graph = records * hnsw_bytes_a_record(Settings(), pipeline.index_bits, pipeline.index_parts) * copies / nodes
     node = node_for(profile, graph)
     table_gb = records * inputs["dynamodb_item_bytes"]["median"] / GB
     return node, {

@@ -132,7 +132,7 @@ def measure(images: Path) -> dict[str, Any]:
         entry = build_entry(pipeline, path.read_bytes(), entity_id=f"SKU-{i:06d}-A", sku=f"MH{i:05d}-BLK",
                             image_url=url, max_pixels=MAX_PIXELS)  # fmt: skip
         items.append(item_size(record_to_item(entry.record)))
-        source = document(entry.record, pipeline.index_bits, pipeline.part_bits)
+        source = document(entry.record, pipeline.index_bits, pipeline.index_parts)
         sources.append(len(json.dumps(source, separators=(",", ":"))))
         thumbnails.append(len(entry.thumbnail or b""))
         gated = write_units(entry)

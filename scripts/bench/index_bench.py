@@ -3,10 +3,11 @@
 Every figure has its baseline in the same run (these machines are noisy; compare ratios):
 1. k-NN as the service calls it: 4 query hashes of 128 bits (the pipeline's search hashes:
    whole and trimmed halves, mirrored, padded), the `candidate_pool` nearest (32), then the
-   `part_pool` nearest (8) on the codes' first 64 bits to the distinct halves of those hashes
-   (`part_hashes`), over N stored codes, one thread: `LocalHashIndex.search` (ids resolved, as
-   served) against faiss `IndexBinaryFlat.search` doing the same two searches over the same
-   codes (and the first alone, the search before the part);
+   `part_pool` nearest (4) on each of the codes' `index_parts` (the two 64-bit halves) to the
+   distinct halves of those hashes (`part_hashes`), over N stored codes, one thread:
+   `LocalHashIndex.search` (ids resolved, as served) against faiss `IndexBinaryFlat.search`
+   doing the same searches over the same codes (and the first alone, the search before the
+   parts);
 2. near duplicates: every code within 8 bits of the query hashes, `LocalHashIndex.within`
    against `IndexBinaryFlat.range_search`;
 3. memory held for M records (tracemalloc): the index as served, and with `within`'s tables.
@@ -39,8 +40,8 @@ RADIUS = 8
 
 
 def loaded_index(codes: np.ndarray) -> LocalHashIndex:
-    part_bits = get_pipeline().part_bits
-    index = LocalHashIndex(BITS, part_bits=part_bits, resolve_ids=lambda keys: {k: f"E{k}" for k in keys})
+    parts = get_pipeline().index_parts
+    index = LocalHashIndex(BITS, parts=parts, resolve_ids=lambda keys: {k: f"E{k}" for k in keys})
     index.load(zip(range(len(codes)), (c.hex() for c in map(bytes, codes)), strict=True))
     return index
 
@@ -78,9 +79,10 @@ def bench_search(n: int, count: int) -> dict[str, object]:
     pipeline = get_pipeline()
     flat = faiss.IndexBinaryFlat(BITS)
     flat.add(codes)
-    part_bytes = pipeline.part_bits // 8
-    flat_part = faiss.IndexBinaryFlat(pipeline.part_bits)
-    flat_part.add(np.ascontiguousarray(codes[:, :part_bytes]))
+    flat_parts = []
+    for part in pipeline.index_parts:
+        flat_parts.append(faiss.IndexBinaryFlat(part.bits))
+        flat_parts[-1].add(np.ascontiguousarray(codes[:, part.start // 8 : part.end // 8]))
     faiss.omp_set_num_threads(1)
     k, part_k = pipeline.candidate_pool(5), pipeline.part_pool
     asked = queries(rng, codes, count)
@@ -93,7 +95,9 @@ def bench_search(n: int, count: int) -> dict[str, object]:
         return index.search(item[0], k, part_hashes=item[1], part_k=part_k)
 
     def flat_both(item: tuple[np.ndarray, np.ndarray]) -> object:
-        return flat.search(item[0], k), flat_part.search(item[1], k + part_k)
+        return flat.search(item[0], k), [
+            flat_part.search(item[1], k + number * part_k) for number, flat_part in enumerate(flat_parts, start=1)
+        ]
 
     # Alternated query by query, so both see the same machine.
     ours, theirs = alternating_ms(
@@ -115,7 +119,8 @@ def bench_search(n: int, count: int) -> dict[str, object]:
         assert {hit.entity_id for hit in index.within(hashes, RADIUS)} == {f"E{label}" for label in labels}
     return {
         "records": n,
-        "query": f"{len(asked[0])} hashes of {BITS} bits, k={k}; {len(parts[0])} part hashes, {part_k} more",
+        "query": f"{len(asked[0])} hashes of {BITS} bits, k={k}; {len(parts[0])} part hashes, {part_k} more "
+        f"on each of {len(flat_parts)} parts",
         "search_ms": ours,
         "faiss_flat_ms": theirs,
         "search_vs_faiss_flat": round(ours / theirs, 2),
@@ -134,7 +139,7 @@ def bench_memory(m: int) -> dict[str, object]:
     del codes
     gc.collect()
     tracemalloc.start()
-    index = LocalHashIndex(BITS, part_bits=get_pipeline().part_bits, resolve_ids=lambda keys: {})
+    index = LocalHashIndex(BITS, parts=get_pipeline().index_parts, resolve_ids=lambda keys: {})
     index.load(iter(rows), version=0)
     del rows
     gc.collect()

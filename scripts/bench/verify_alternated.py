@@ -63,9 +63,13 @@ def judging(images: Path) -> tuple[Callable[[bytes], object], Callable[[object],
     files = [p for p in sorted(images.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg")]
     photos = [p.read_bytes() for p in files if Image.open(p).size[0] * Image.open(p).size[1] >= 700_000][:200]
     pipeline = get_pipeline()
-    # A commit that searches a part of the hash on its own (part_hashes) gets its index's part, as served.
+    # A commit that searches parts of the hash on their own (part_hashes) gets its index's parts, as
+    # served: declared as `index_parts`, or before that as the first `part_bits`.
     by_part = getattr(pipeline, "part_pool", 0)
-    part = {"part_bits": pipeline.part_bits} if by_part else {}
+    part = {}
+    if by_part:
+        declared = getattr(pipeline, "index_parts", None)
+        part = {"parts": declared} if declared is not None else {"part_bits": pipeline.part_bits}
     index = LocalHashIndex(getattr(pipeline, "index_bits", None) or pipeline.bits, **part)
     records = {}
     for i, data in enumerate(photos[::2]):

@@ -109,7 +109,7 @@ def deployment(mock_aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: An
                         "DYNAMODB_CONSISTENT_READ": "true"}.items():  # fmt: skip
         monkeypatch.setenv(f"DUPCHECK_{name}", value)
     pipeline = get_pipeline()
-    shared = LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits)
+    shared = LocalHashIndex(pipeline.index_bits, parts=pipeline.index_parts)
     deployment = Deployment(ddb, stream_arn, shared, {})
     pump = StreamPump(deployment)
     pump.start()

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from dupcheck.core.errors import DupcheckError, UpstreamError
-from dupcheck.core.models import HashRecord, HashValue, IndexHit, version_of
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.models import HashPart, HashRecord, HashValue, IndexHit, version_of
 
 EVENTS = Path(__file__).parents[1] / "events"
+INDEX_PARTS = get_pipeline().index_parts  # what FakeIndex searches on their own, as served
 
 
 class FakeFetcher:
@@ -43,9 +45,10 @@ def load_event(name: str) -> dict[str, Any]:
 class FakeIndex:
     """In-memory HashIndex (exact scan) that also records every call, for handler tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, parts: Sequence[HashPart] = INDEX_PARTS) -> None:
         self.docs: dict[str, HashRecord] = {}
         self.calls: list[tuple[str, str]] = []
+        self.parts = tuple(parts)  # searched on their own, as LocalHashIndex does
 
     def upsert(self, record: HashRecord) -> None:
         self.calls.append(("upsert", record.entity_id))
@@ -76,14 +79,15 @@ class FakeIndex:
             if max_distance is None or d <= max_distance:
                 best[record.entity_id] = d
         ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
-        found = {e for e, _ in ranked}
-        on_part = {
-            e: min(HashValue(r.hash.data[: len(h.data)]) - h for h in part_hashes)
-            for e, r in self.docs.items()
-            if e in best and e not in found and part_hashes and part_k > 0
-        }
-        more = sorted(on_part, key=lambda e: (on_part[e], e))[:part_k]
-        return [IndexHit(e, d) for e, d in ranked] + [IndexHit(e, best[e]) for e in more]
+        found = [e for e, _ in ranked]
+        for part in self.parts if part_hashes and part_k > 0 else ():
+            on_part = {
+                e: min(part.of(r.hash) - h for h in part_hashes)
+                for e, r in self.docs.items()
+                if e in best and e not in found
+            }
+            found += sorted(on_part, key=lambda e: (on_part[e], e))[:part_k]
+        return [IndexHit(e, best[e]) for e in found]
 
     def count(self) -> int:
         return len(self.docs)

@@ -28,8 +28,9 @@ def inputs() -> dict[str, Any]:
 def test_a_catalog_whose_graph_outgrows_half_a_nodes_ram_is_priced_on_a_memory_optimised_node(cost, inputs):
     sizes = (100_000, 1_000_000, 5_000_000, 10_000_000, 20_000_000)
     nodes = [catalog["node"] for catalog in cost.totals(inputs, sizes)["catalogs"]]
-    # ~590 bytes a record, both copies over two nodes: 4 GiB of k-NN memory holds ~7M records
-    assert nodes == ["m6g.large.search"] * 3 + ["r7g.large.search", "r7g.xlarge.search"]
+    # ~880 bytes a record (the hash and its two halves), both copies over two nodes: 4 GiB of k-NN
+    # memory holds ~4.9M records, 8 GiB ~9.8M
+    assert nodes == ["m6g.large.search"] * 2 + ["r7g.large.search", "r7g.xlarge.search", "r7g.2xlarge.search"]
     with pytest.raises(ValueError, match="more nodes"):
         cost.totals(inputs, (200_000_000,))
 

@@ -23,7 +23,7 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.catalog.gate import EXPIRED, Passage, nearest_claims
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DuplicateImage
-from dupcheck.core.models import Claim, ClaimState, Entry, HashValue, OnDuplicate
+from dupcheck.core.models import Claim, ClaimState, Entry, HashPart, HashValue, OnDuplicate
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.catalogs import EDIT_SEEDS, edited_copies
@@ -253,11 +253,17 @@ def test_nearest_claims_answers_as_the_index_would() -> None:
     def at(claim_id: str, hex_hash: str) -> Claim:
         return Claim(claim_id, claim_id, HashValue.from_hex(hex_hash), yields=True, lease_until=0.0)
 
-    near, far, other = at("1", "0000"), at("2", "000f"), at("3", "ff00")
+    near, far, other, late = at("1", "0000"), at("2", "000f"), at("3", "ff00"), at("4", "f0ff")
     query = [HashValue.from_hex("0001")]
     assert nearest_claims([far, other, near], query, 2) == [(near, 1), (far, 3)]
-    # Past the k nearest, the nearest by the first part: "3" begins like the part asked for.
-    assert nearest_claims([far, other, near], query, 1, [HashValue.from_hex("ff")], 1) == [(near, 1), (other, 9)]
+    # Past the k nearest, part after part, each part's nearest not found before: "3" begins like
+    # the part asked for, "4" ends like it.
+    halves = (HashPart("first", 0, 8), HashPart("second", 8, 8))
+    part = [HashValue.from_hex("ff")]
+    claims = [far, other, near, late]
+    assert nearest_claims(claims, query, 1, part, 1, halves) == [(near, 1), (other, 9), (late, 11)]
+    assert nearest_claims(claims, query, 1, part, 1, halves[1:]) == [(near, 1), (late, 11)]
+    assert nearest_claims(claims, query, 1, part, 1) == [(near, 1)]  # no parts: the whole hash alone
 
 
 def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(

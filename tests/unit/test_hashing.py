@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
+from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.core.fingerprint.hashing import (
     DEFAULT_ALGO,
     AlignedDualPHash,
@@ -23,7 +24,7 @@ from dupcheck.core.matching import alignment, judge, views_codec
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.matching.views import Probe
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
+from dupcheck.core.models import Fingerprint, HashPart, HashRecord, HashValue, Verdict
 from dupcheck.core.pictures.pixels import (
     TRIM_TOLERANCE,
     channel_medians,
@@ -235,6 +236,52 @@ def test_a_copy_cropped_12_percent_per_side_is_closest_through_the_padded_query_
     assert padded < plain
 
 
+def test_the_index_searches_both_halves_and_the_judge_screens_every_candidate_they_add() -> None:
+    pipeline = AlignedDualPHash()
+    value = record_of(pipeline, product_image(31, (400, 320))).hash
+    assert [part.of(value) for part in pipeline.index_parts] == list(value.parts(2))
+    assert [part.name for part in pipeline.index_parts] == ["whole", "trimmed"]
+    policy = pipeline.policy
+    added = len(pipeline.index_parts) * pipeline.part_pool
+    assert pipeline.candidate_pool(5) + added == policy.screened + policy.by_part
+
+
+def test_a_padded_record_behind_look_alikes_is_found_by_its_trimmed_half() -> None:
+    """The catalog holds the padded copy; a crop of its photograph asks. More records are nearer
+    to the crop by the whole hash and by the whole-picture half than the index returns, but the
+    padded record's trimmed half is near the crop's halves (its photograph, whole)."""
+    pipeline = AlignedDualPHash()
+    original = product_image(31, (400, 320))
+    padded = record_of(pipeline, _padded(original), "padded")
+    query = pipeline.fingerprint(_crop(original, 0.12, 0.12, 0.12, 0.12))
+    halves = pipeline.part_hashes(query)
+    whole_half, trimmed_half = pipeline.index_parts
+
+    def on(part: HashPart, value: HashValue) -> int:
+        return min(part.of(value) - half for half in halves)
+
+    rng = np.random.default_rng(5)
+    decoys: list[HashRecord] = []
+    while len(decoys) < pipeline.candidate_pool(5) + 8:  # more than the whole half's 8 of before
+        bits = np.unpackbits(np.frombuffer(query.hash.data, dtype=np.uint8))
+        bits[rng.choice(64, 2, replace=False)] ^= 1
+        bits[64 + rng.choice(64, 10, replace=False)] ^= 1
+        value = HashValue(np.packbits(bits).tobytes())
+        if on(trimmed_half, value) > on(trimmed_half, padded.hash):
+            decoys.append(HashRecord(f"d{len(decoys)}", "", "", value, pipeline.algo))
+    assert max(index_distance(query, d) for d in decoys) < index_distance(query, padded)
+    assert max(on(whole_half, d.hash) for d in decoys) < on(whole_half, padded.hash)
+
+    def found(parts: tuple[HashPart, ...], part_k: int) -> set[str]:
+        index = LocalHashIndex(pipeline.index_bits, parts=parts)
+        index.upsert_many([padded, *decoys])
+        hits = index.search(query.search_hashes, pipeline.candidate_pool(5), part_hashes=halves, part_k=part_k)
+        return {hit.entity_id for hit in hits}
+
+    assert "padded" in found(pipeline.index_parts, pipeline.part_pool)
+    assert "padded" not in found((whole_half,), 8)  # the whole-picture half alone, as before
+
+
 @pytest.mark.parametrize("seed", [21, 22, 23])
 def test_different_pictures_are_not_duplicates(seed: int) -> None:
     got, _ = verdict(product_image(seed), product_image(seed + 100))
@@ -286,7 +333,7 @@ def test_only_as_many_candidates_as_verified_are_judged() -> None:
     image = product_image(27)
     record = record_of(pipeline, image)
     copy = pipeline.fingerprint(image.resize((400, 400)))  # not the record's own pixels, which need no look
-    screened = policy.screened + policy.by_part  # the index's by the whole hash, then by a half
+    screened = policy.screened + policy.by_part  # the index's by the whole hash, then by each half
     judgements = judge_candidates(pipeline, copy, [(record, 0)] * (screened + 2))
     verdicts = [j.verdict for j in judgements]
     # Only `verified` of the screened ones are judged; the rest, and those past the screened

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dupcheck.adapters.local_index import LocalHashIndex, entity_key
+from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.core.errors import IndexUnavailable
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.models import HashPart, HashRecord, HashValue
 
 
 def _record(entity_id: str, hex_hash: str) -> HashRecord:
@@ -248,58 +250,87 @@ def test_an_index_expecting_a_load_refuses_to_search_until_loaded() -> None:
     assert [hit.entity_id for hit in index.search([HashValue.from_hex("00" * 8)], 5)] == ["E7"]
 
 
-def test_part_hashes_add_the_nearest_on_the_first_part_at_their_whole_distance() -> None:
+HALVES = (HashPart("whole", 0, 64), HashPart("trimmed", 64, 64))
+
+
+def test_each_part_adds_its_nearest_not_found_before_at_their_whole_distance() -> None:
     rng = np.random.default_rng(7)
     hexes = _random_hexes(rng, 2000, 128)
-    index = LocalHashIndex(128, part_bits=64)
+    hexes[9] = hexes[9][:16] + hexes[8][:16]  # e9's trimmed half is e8's whole half
+    index = LocalHashIndex(128, parts=HALVES)
     index.upsert_many(_record(f"e{i}", h) for i, h in enumerate(hexes))
-    # Updates and removals keep each first part where its record is.
+    # Updates and removals keep each part where its record is (e1999 moves into e7's place).
     index.upsert(_record("e5", hexes[6]))
     index.remove("e7")
     values = {f"e{i}": HashValue.from_hex(h) for i, h in enumerate(hexes) if i != 7}
     values["e5"] = HashValue.from_hex(hexes[6])
     query = HashValue.from_hex(_random_hexes(rng, 1, 128)[0])
-    part = HashValue.from_hex(hexes[6][:16])  # e5 and e6's first half, exactly
-    other = HashValue.from_hex(_random_hexes(rng, 1, 64)[0])
-    hits = index.search([query], 10, part_hashes=[part, other], part_k=5)
-    whole = hits[:10]
+    part = HashValue.from_hex(hexes[6][:16])  # e5 and e6's whole half, exactly
+    other = HashValue.from_hex(hexes[8][:16])  # e8's whole half and e9's trimmed one
+    last = HashValue.from_hex(hexes[1999][16:])  # e1999's trimmed half, now at another position
+    hits = index.search([query], 10, part_hashes=[part, other, last], part_k=3)
+    whole, by_whole_half, by_trimmed_half = hits[:10], hits[10:13], hits[13:]
     assert [h.distance for h in whole] == sorted(query - v for v in values.values())[:10]
-    added = hits[10:]
-    assert len(added) == 5 and not {h.entity_id for h in added} & {h.entity_id for h in whole}
-    assert {h.entity_id for h in added[:2]} == {"e5", "e6"}  # at part distance 0
-    on_part = {e: min(v.parts(2)[0] - part, v.parts(2)[0] - other) for e, v in values.items()}
-    assert [on_part[h.entity_id] for h in added] == sorted(on_part[h.entity_id] for h in added)
-    rest = sorted(d for e, d in on_part.items() if e not in {h.entity_id for h in whole})
-    assert max(on_part[h.entity_id] for h in added) <= rest[4]
+    assert {h.entity_id for h in by_whole_half} == {"e5", "e6", "e8"}  # at distance 0 on the whole half
+    # The trimmed half adds its nearest not found before: e9 and e1999 at 0, then the next.
+    found = {h.entity_id for h in whole + by_whole_half}
+    on_trimmed = {e: min(v.parts(2)[1] - h for h in (part, other, last)) for e, v in values.items() if e not in found}
+    assert [h.entity_id for h in by_trimmed_half][:2] in (["e9", "e1999"], ["e1999", "e9"])
+    assert [on_trimmed[h.entity_id] for h in by_trimmed_half] == sorted(on_trimmed.values())[:3]
+    assert len({h.entity_id for h in hits}) == len(hits) == 16
     assert all(h.distance == query - values[h.entity_id] for h in hits)
 
 
-def test_an_index_without_a_part_answers_the_whole_hash_alone() -> None:
+def test_without_parts_a_search_answers_the_whole_hash_alone_and_parts_are_checked() -> None:
     index = LocalHashIndex(128)
     index.upsert_many(_record(f"e{i}", f"{i:032x}") for i in range(50))
     query = [HashValue.from_hex("00" * 16)]
     part = [HashValue.from_hex("00" * 8)]
     assert index.search(query, 5, part_hashes=part, part_k=5) == index.search(query, 5)
-    for wrong in (32, 128):
+    for wrong in ((HashPart("word", 32, 32),), (HashPart("whole", 0, 64), HashPart("whole", 64, 64)),
+                  (HashPart("past the hash", 64, 128),)):  # fmt: skip
         with pytest.raises(ValueError):
-            LocalHashIndex(128, part_bits=wrong)
-    halves = LocalHashIndex(128, part_bits=64)
+            LocalHashIndex(128, parts=wrong)
+    halves = LocalHashIndex(128, parts=HALVES)
     halves.upsert(_record("a", "00" * 16))
     with pytest.raises(ValueError, match="64 bits"):
-        halves.search(query, 5, part_hashes=query, part_k=1)  # 128 bits where the part has 64
+        halves.search(query, 5, part_hashes=query, part_k=1)  # 128 bits where the parts have 64
+
+
+def test_a_followed_store_fills_every_part_from_its_load_and_its_change_log(tmp_path: Path) -> None:
+    """The load (`index_codes`) and the follower (`catch_up`) write codes the way upserts do."""
+    store = SqliteRecordStore(tmp_path / "records.sqlite3")
+    # Whole halves of few bits, trimmed halves of many: a trimmed half asked about is far from
+    # every whole half, so only the trimmed part's search adds its record.
+    store.put_many([_record(f"e{i}", f"{i:016x}{~i & (2**64 - 1):016x}") for i in range(20)])
+    index = LocalHashIndex(128, parts=HALVES, resolve_ids=store.ids_for_keys)
+    index.follow(store, {"test-v1"})
+    index.catch_up()  # loads
+    store.put_many([_record("late", f"{20:016x}" + "ab" * 8)])
+    assert index.catch_up() == 1
+    query = [HashValue.from_hex("00" * 8 + "ff" * 8)]  # e0's hash: e0 is the whole hash's nearest
+
+    def by_trimmed_half(part_hash: str) -> str:
+        """What the trimmed half's search adds (after the whole hash's and the whole half's one)."""
+        hits = index.search(query, 1, part_hashes=[HashValue.from_hex(part_hash)], part_k=1)
+        assert len(hits) == 3
+        return hits[-1].entity_id
+
+    assert by_trimmed_half(f"{~7 & (2**64 - 1):016x}") == "e7"  # loaded
+    assert by_trimmed_half("ab" * 8) == "late"  # followed
 
 
 def test_a_bulk_load_keeps_every_distinct_key_and_the_last_code_of_a_repeated_one() -> None:
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 256, (500, 16), dtype=np.uint8)
     names = {k: f"E{k}" for k in range(600)}
-    index = LocalHashIndex(128, part_bits=64, resolve_ids=lambda keys: {k: names[k] for k in keys if k in names})
+    index = LocalHashIndex(128, parts=HALVES, resolve_ids=lambda keys: {k: names[k] for k in keys if k in names})
     index.load_codes(np.arange(500), codes)
     assert index.count() == 500
-    # The first part's copy is the loaded codes' too: a query on a code's first half finds it.
-    part = HashValue(codes[123, :8].tobytes())
-    hits = index.search([HashValue.from_hex("00" * 16)], 1, part_hashes=[part], part_k=1)
-    assert "E123" in {hit.entity_id for hit in hits}
+    # The parts' copies are the loaded codes' too: a query on a code's half finds it.
+    for half in (codes[123, :8], codes[321, 8:]):
+        hits = index.search([HashValue.from_hex("00" * 16)], 1, part_hashes=[HashValue(half.tobytes())], part_k=1)
+        assert {"E123", "E321"} & {hit.entity_id for hit in hits}
     repeated = np.array([10, 11, 10, 12, 11])
     index.load_codes(repeated, codes[:5])  # a load replaces the contents; the later code of a key wins
     assert index.count() == 3
@@ -313,7 +344,7 @@ def test_every_thread_that_searches_runs_faiss_on_one_openmp_thread() -> None:
     one, not only the thread that searched first (two searches at once then contended)."""
     import faiss
 
-    index = LocalHashIndex(128, part_bits=64)
+    index = LocalHashIndex(128, parts=HALVES)
     index.upsert_many(_record(f"e{i}", f"{i:032x}") for i in range(100))
     index.search([HashValue.from_hex("00" * 16)], 5)  # the first search, in this thread
     seen: list[int] = []

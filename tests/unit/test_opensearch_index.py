@@ -8,7 +8,9 @@ opensearch_api.py, tests/data/opensearch-api/): a request they do not allow fail
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,17 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
 from dupcheck.adapters.opensearch import IndexBulkError, OpenSearchHashIndex
-from dupcheck.adapters.opensearch.schema import Hnsw, from_int8, score_to_distance, to_int8
+from dupcheck.adapters.opensearch.schema import (
+    Hnsw,
+    from_int8,
+    index_body,
+    part_field,
+    score_to_distance,
+    to_int8,
+)
 from dupcheck.core.errors import IndexUnavailable
-from dupcheck.core.models import HashValue, IndexHit, version_of
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.models import HashPart, HashValue, IndexHit, version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.core.settings import Settings
 from support.fakes import make_record
@@ -326,19 +336,27 @@ def test_knn_search_body_merge_and_distance_conversion(index: OpenSearchHashInde
     assert [(h.entity_id, h.distance) for h in hits] == [("B2", 1), ("A1", 2)]
 
 
-def test_part_hashes_search_the_part_s_vector_and_rank_after_the_whole_hash_s_hits(
+HALVES = (HashPart("whole", 0, 64), HashPart("trimmed", 64, 64))
+
+
+def test_each_part_searches_its_own_vector_and_adds_its_nearest_not_found_before(
     client: OpenSearch, recorder: Recorder
 ) -> None:
-    index = adapter(client, bits=128, part_bits=64)
+    index = adapter(client, bits=128, parts=HALVES)
     query = HashValue.from_hex("ff" * 16)
-    far = {"A1": "00" * 16, "B2": "ff" * 8 + "00" * 8, "C3": "0f" * 16}  # whole distances 128, 64, 64
+    far = {"A1": "00" * 16, "B2": "ff" * 8 + "00" * 8, "C3": "0f" * 16, "D4": "00" * 8 + "ff" * 8, "E5": "f0" * 16}
 
     def hit(entity_id: str, score: float) -> dict[str, Any]:
         return {"_index": INDEX, "_id": entity_id, "_score": score, "_source": {"hash": far[entity_id]}}
 
-    by_part = search_response()
-    by_part["hits"]["hits"] = [hit("A1", 1.0), hit("C3", 1 / 5), hit("B2", 1 / 3)]
-    recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1 / 129)), by_part]})
+    def answer(*hits: dict[str, Any]) -> dict[str, Any]:
+        found = search_response()
+        found["hits"]["hits"] = list(hits)
+        return found
+
+    by_whole_half = answer(hit("A1", 1.0), hit("C3", 1 / 5), hit("B2", 1 / 3))
+    by_trimmed_half = answer(hit("B2", 1.0), hit("E5", 1 / 5), hit("D4", 1 / 2), hit("C3", 1.0))
+    recorder.on("POST", "/_msearch", {"responses": [search_response(("A1", 1 / 129)), by_whole_half, by_trimmed_half]})
     hits = index.search([query], k=1, part_hashes=[HashValue.from_hex("ff" * 8)], part_k=2)
     lines = ndjson(recorder.bodies("POST", "/_msearch")[0])
     assert lines[3] == {
@@ -346,25 +364,63 @@ def test_part_hashes_search_the_part_s_vector_and_rank_after_the_whole_hash_s_hi
         "query": {"knn": {"hash_part": {"vector": [-1] * 8, "k": 3, "method_parameters": {"ef_search": 128}}}},
         "_source": ["hash"],  # a part's distance is not the whole hash's
     }
-    # A1 came with the whole hash; then by part distance, each at its whole distance.
-    assert [(h.entity_id, h.distance) for h in hits] == [("A1", 128), ("B2", 64), ("C3", 64)]
+    # The trimmed half's: k + 2 part_k, for the whole hash's and the whole half's hits come back too.
+    assert lines[5]["size"] == 5 and lines[5]["query"]["knn"]["hash_trimmed"]["vector"] == [-1] * 8
+    # A1 came with the whole hash; then each part's nearest not found before, at whole distances.
+    assert [(h.entity_id, h.distance) for h in hits] == [("A1", 128), ("B2", 64), ("C3", 64), ("D4", 64), ("E5", 64)]
     document = index._actions([make_record("D4", hash_hex="ff" * 8 + "01" * 8)]).__next__()["_source"]
-    assert document["hash_part"] == [-1] * 8 and document["hash_vector"] == [-1] * 8 + [1] * 8
+    assert document["hash_vector"] == [-1] * 8 + [1] * 8
+    assert document["hash_part"] == [-1] * 8 and document["hash_trimmed"] == [1] * 8
 
 
-def test_a_failed_part_search_leaves_the_whole_hash_s_answer(
+def test_a_part_an_index_was_made_without_leaves_the_other_searches_answer(
     client: OpenSearch, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An index made before the part vectors answers their searches with an error."""
-    index = adapter(client, bits=128, part_bits=64)
-    failed = {"error": {"type": "query_shard_exception"}, "status": 400}
-    answers = [{"responses": [search_response(("A1", 1 / 3)), failed]}, {"responses": [failed, search_response()]}]
+    """An index made before a part's vector field answers that part's searches with an error: one
+    made before `hash_trimmed` (it has `hash_part`), and one made before both."""
+    index = adapter(client, bits=128, parts=HALVES)
+    cause = {"type": "query_shard_exception", "reason": "Field 'hash_trimmed' is not knn_vector type."}
+    failed = {"error": {"type": "search_phase_execution_exception", "root_cause": [cause]}, "status": 400}
+    whole_half = search_response()
+    whole_half["hits"]["hits"] = [{"_index": INDEX, "_id": "B2", "_score": 1.0, "_source": {"hash": "00" * 16}}]
+    answers = [
+        {"responses": [search_response(("A1", 1 / 3)), whole_half, failed]},
+        {"responses": [search_response(("A1", 1 / 3)), failed, failed]},
+        {"responses": [failed, search_response(), search_response()]},
+    ]
     recorder.on("POST", "/_msearch", answers)
-    parts = [HashValue.from_hex("00" * 8)]
-    assert index.search([HashValue.from_hex("00" * 16)], k=5, part_hashes=parts, part_k=4) == [IndexHit("A1", 2)]
-    assert "query_shard_exception" in caplog.text
+    query, parts = [HashValue.from_hex("00" * 16)], [HashValue.from_hex("00" * 8)]
+    assert index.search(query, k=5, part_hashes=parts, part_k=4) == [IndexHit("A1", 2), IndexHit("B2", 0)]
+    assert index.search(query, k=5, part_hashes=parts, part_k=4) == [IndexHit("A1", 2)]
+    assert caplog.text.count("an optional search") == 3 and "'hash_trimmed' is not knn_vector" in caplog.text
     with pytest.raises(IndexUnavailable):  # the whole hash's own search failing is still an outage
-        index.search([HashValue.from_hex("00" * 16)], k=5, part_hashes=parts, part_k=4)
+        index.search(query, k=5, part_hashes=parts, part_k=4)
+
+
+def test_parts_must_fit_the_hash_and_share_a_width(client: OpenSearch) -> None:
+    for wrong in ((HashPart("whole", 0, 64), HashPart("trimmed", 64, 128)),
+                  (HashPart("whole", 0, 64), HashPart("quarter", 64, 32))):  # fmt: skip
+        with pytest.raises(ValueError):
+            adapter(client, bits=128, parts=wrong)
+    index = adapter(client, bits=128, parts=HALVES)
+    with pytest.raises(ValueError, match="64"):
+        index.search([HashValue.from_hex("00" * 16)], k=1, part_hashes=[HashValue.from_hex("00" * 16)], part_k=1)
+
+
+def test_the_field_deploy_md_adds_to_an_older_index_is_the_one_a_new_index_maps() -> None:
+    """docs/deploy.md's PUT _mapping for an index made before `hash_trimmed`: the default
+    pipeline's trimmed half as a new index maps it (settings' defaults), which the k-NN plugin accepts."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    found = re.search(r"/_mapping\" --data '([^']*)'", text)
+    assert found, "docs/deploy.md no longer shows the PUT _mapping that adds hash_trimmed"
+    body = json.loads(found.group(1))
+    settings = Settings.from_env({})
+    hnsw = Hnsw(settings.opensearch_m, settings.opensearch_ef_construction, settings.opensearch_ef_search)
+    pipeline = get_pipeline()
+    mapped = index_body(pipeline.index_bits, hnsw, None, pipeline.index_parts)["mappings"]["properties"]
+    trimmed = part_field(pipeline.index_parts[1])
+    assert body == {"properties": {trimmed: mapped[trimmed]}} and trimmed == "hash_trimmed"
+    assert load_api().knn_errors(body["properties"][trimmed], "knn_vector") == []
 
 
 def test_max_distance_filters_and_prunes_server_side(index: OpenSearchHashIndex, recorder: Recorder) -> None:
@@ -494,7 +550,7 @@ def test_every_operation_the_adapter_sends_is_one_the_vendored_specification_hol
     recorder.on("POST", "/_bulk", _bulk_answer({})).on("POST", "/_msearch", {"responses": [search_response()]})
     recorder.on("POST", "/_count", {"count": 0}).on("POST", "/_refresh", {"_shards": {"total": 1}})
     for mode in ("approximate", "exact"):
-        index = adapter(client, bits=128, part_bits=64, search_mode=mode)
+        index = adapter(client, bits=128, parts=HALVES, search_mode=mode)
         index.ensure_index()
         index.upsert(make_record("A1", hash_hex="ff" * 16))
         index.upsert_many([make_record("B1", hash_hex="80" * 16), make_record("B2", hash_hex="7f" * 16)])
@@ -508,3 +564,4 @@ def test_every_operation_the_adapter_sends_is_one_the_vendored_specification_hol
     assert sorted(set(recorder.operations)) == sorted(kept)
     assert recorder.mapping is not None and recorder.mapping["properties"]["hash_vector"]["dimension"] == 128
     assert recorder.mapping["properties"]["hash_part"]["dimension"] == 64
+    assert recorder.mapping["properties"]["hash_trimmed"]["dimension"] == 64

@@ -1,19 +1,20 @@
 """HashIndex in process: exact Hamming search over every hash, for the embedded mode and tools.
 
 Memory is what limits an in-process index, so each record costs its hash bytes (16 for the
-default pipeline's 128 bits) plus an 8-byte key: 240 MB for 10M records. Entity ids are not
-held here: each id maps to a 64-bit key (`entity_key`), and the ids of the few hits are
-resolved through `resolve_ids` (the SQLite store in embedded mode) or, without one, a small
-dict kept here.
+default pipeline's 128 bits) plus an 8-byte key, and a copy of each part searched on its own (8
+bytes a half): 400 MB for 10M records of the default pipeline. Entity ids are not held here: each
+id maps to a 64-bit key (`entity_key`), and the ids of the few hits are resolved through
+`resolve_ids` (the SQLite store in embedded mode) or, without one, a small dict kept here.
 
 Two searches, both exact:
 * `search`, the k nearest to any of a query's hashes (the pipeline asks for the 32 nearest to
   its 4 hashes): faiss's Hamming k-NN kernel (`knn_hamming`, what `IndexBinaryFlat` runs, one
   thread) over the packed codes, per query hash, merged by best distance. The k nearest of a
   catalog of unrelated pictures sit at 35-45 bits of 128, where no sublinear structure beats a
-  scan (docs/lab/benchmarks.md, "index"). An index built with `part_bits` also keeps each
-  code's first part contiguous (8 more bytes a record for 64 bits), so a search can add the
-  records whose first part is nearest to its `part_hashes`, by the same kernel;
+  scan (docs/lab/benchmarks.md, "index"). An index built with `parts` (the pipeline's
+  `index_parts`) also keeps each part of the codes contiguous (8 more bytes a record for each
+  64-bit half), so a search can add, part after part, the records whose part is nearest to its
+  `part_hashes`, by the same kernel;
 * `within`, every hash within a small radius (near duplicates), and `pairs_within`, the same
   for many query hashes at once (the catalog-wide self-join of the duplicate report):
   multi-index hashing (Norouzi, Punjani, Fleet, CVPR 2012). The codes are cut into 16-bit
@@ -45,7 +46,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from dupcheck.core.errors import IndexUnavailable
-from dupcheck.core.models import HashRecord, HashValue, IndexHit
+from dupcheck.core.models import HashPart, HashRecord, HashValue, IndexHit, check_parts
 
 ResolveIds = Callable[[Sequence[int]], dict[int, str]]
 log = logging.getLogger(__name__)
@@ -85,18 +86,20 @@ class LocalHashRows:
     loads, upserts, removals and keeping in step with a store's change log (LocalHashIndex searches them)."""
 
     def __init__(
-        self, bits: int, *, part_bits: int = 0, resolve_ids: ResolveIds | None = None, capacity: int = 1024
-    ) -> None:
+        self, bits: int, *, parts: Sequence[HashPart] = (), resolve_ids: ResolveIds | None = None,
+        capacity: int = 1024,
+    ) -> None:  # fmt: skip
         if bits <= 0 or bits % 64:
             raise ValueError(f"hash bits must be a positive multiple of 64, not {bits}")
-        if part_bits < 0 or part_bits % 64 or part_bits >= bits:
-            raise ValueError(f"a part must be a multiple of 64 bits shorter than the hash's {bits}, not {part_bits}")
-        self.bits, self.part_bits = bits, part_bits
+        self.parts = check_parts(parts, bits)
+        if any(part.start % 64 or part.bits % 64 for part in self.parts):
+            raise ValueError(f"each part must be whole 64-bit words of the hash: {self.parts}")
+        self.bits = bits
         self._width = bits // 8
         self._keys = np.empty(capacity, dtype=np.int64)
         self._codes = np.empty((capacity, self._width), dtype=np.uint8)
-        # The codes' first part, contiguous for the k-NN kernel (none without part_bits).
-        self._part_codes = np.empty((capacity if part_bits else 0, part_bits // 8), dtype=np.uint8)
+        # Each part of the codes, contiguous for the k-NN kernel.
+        self._part_codes = [np.empty((capacity, part.bits // 8), dtype=np.uint8) for part in self.parts]
         self._size = 0
         self._resolve_ids = resolve_ids
         self._names: dict[int, str] = {}
@@ -220,8 +223,8 @@ class LocalHashRows:
                 last = self._size - 1
                 self._keys[position] = self._keys[last]
                 self._codes[position] = self._codes[last]
-                if self.part_bits:
-                    self._part_codes[position] = self._part_codes[last]
+                for part_codes in self._part_codes:
+                    part_codes[position] = part_codes[last]
                 self._size = last
             self._names.pop(key, None)
             if positions.size:
@@ -252,7 +255,7 @@ class LocalHashRows:
             latest = {int(k): i for i, k in enumerate(keys.tolist())}
             for position in existing:
                 self._codes[position] = codes[latest[int(self._keys[position])]]
-            self._copy_part(existing)
+            self._copy_parts(existing)
             fresh_mask = ~np.isin(keys, self._keys[existing])
             keys, codes = keys[fresh_mask], codes[fresh_mask]
         if keys.size:
@@ -266,13 +269,13 @@ class LocalHashRows:
             self._reserve(size + keys.size)
             self._keys[size : size + keys.size] = keys
             self._codes[size : size + keys.size] = codes
-            self._copy_part(slice(size, size + keys.size))
+            self._copy_parts(slice(size, size + keys.size))
             self._size = size + keys.size
 
-    def _copy_part(self, positions: np.ndarray | slice) -> None:
-        """The first part of the codes at `positions`, into its contiguous copy."""
-        if self.part_bits:
-            self._part_codes[positions] = self._codes[positions, : self.part_bits // 8]
+    def _copy_parts(self, positions: np.ndarray | slice) -> None:
+        """Each part of the codes at `positions`, into its contiguous copy."""
+        for part, part_codes in zip(self.parts, self._part_codes, strict=True):
+            part_codes[positions] = self._codes[positions, part.start // 8 : part.end // 8]
 
     def _reserve(self, needed: int) -> None:
         capacity = len(self._keys)
@@ -284,9 +287,9 @@ class LocalHashRows:
         codes = np.empty((capacity, self._width), dtype=np.uint8)
         keys[: self._size] = self._keys[: self._size]
         codes[: self._size] = self._codes[: self._size]
-        part_codes = np.empty((capacity if self.part_bits else 0, self.part_bits // 8), dtype=np.uint8)
-        if self.part_bits:
-            part_codes[: self._size] = self._part_codes[: self._size]
+        part_codes = [np.empty((capacity, part.bits // 8), dtype=np.uint8) for part in self.parts]
+        for grown, held in zip(part_codes, self._part_codes, strict=True):
+            grown[: self._size] = held[: self._size]
         self._keys, self._codes, self._part_codes = keys, codes, part_codes
 
 
@@ -313,19 +316,16 @@ class LocalHashIndex(LocalHashRows):
                 return []
             found, positions = faiss_one_thread().knn_hamming(queries, self._codes[:size], min(k, size))
             best, distances = _best_by_position(found.ravel(), positions.ravel(), k)
-            if part_hashes and part_k > 0 and self.part_bits:
-                more = self._nearest_on_part(part_hashes, part_k + len(best), size)
-                more = more[~np.isin(more, best)][:part_k]
-                best = np.concatenate([best, more])
-                distances = np.concatenate([distances, _distances(self._codes, more, queries)])
+            if part_hashes and part_k > 0 and self.parts:
+                # Part after part, each adds its part_k nearest not found before it.
+                packed = self._pack(list(dict.fromkeys(h.hex for h in part_hashes)), self.parts[0].bits)
+                for part_codes in self._part_codes:
+                    more = _nearest_on(packed, part_codes[:size], part_k + len(best))
+                    more = more[~np.isin(more, best)][:part_k]
+                    best = np.concatenate([best, more])
+                    distances = np.concatenate([distances, _distances(self._codes, more, queries)])
             keys = self._keys[best].tolist()
         return self._hits(keys, distances.tolist(), max_distance)
-
-    def _nearest_on_part(self, part_hashes: Sequence[HashValue], k: int, size: int) -> np.ndarray:
-        """The positions of the k codes whose first part is nearest to any of `part_hashes`."""
-        packed = self._pack(list(dict.fromkeys(h.hex for h in part_hashes)), self.part_bits)
-        found, positions = faiss_one_thread().knn_hamming(packed, self._part_codes[:size], min(k, size))
-        return _best_by_position(found.ravel(), positions.ravel(), k)[0]
 
     # -- radius search ------------------------------------------------------------------------
 
@@ -434,6 +434,12 @@ def _faiss_module() -> ModuleType:
     import faiss
 
     return faiss
+
+
+def _nearest_on(queries: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the k codes nearest to any of `queries` (one part's copy and hashes)."""
+    found, positions = faiss_one_thread().knn_hamming(queries, codes, min(k, len(codes)))
+    return _best_by_position(found.ravel(), positions.ravel(), k)[0]
 
 
 def _best_by_position(

@@ -88,6 +88,44 @@ class HashValue:
 
 
 @dataclass(frozen=True, slots=True)
+class HashPart:
+    """A span of the indexed hash that the index also searches on its own (a pipeline's
+    `index_parts`): a copy whose edit moved the rest of the hash keeps this span near.
+
+    `name` says what the span hashes (the default pipeline's `whole` picture and `trimmed` one);
+    an index names its own copy of the span after it (OpenSearch: a vector field a part)."""
+
+    name: str
+    start: int  # its first bit in the indexed hash, a multiple of 8
+    bits: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.start % 8 or self.bits <= 0 or self.bits % 8:
+            raise ValueError(f"part {self.name!r} must start and end on a byte: bits {self.start}-{self.end}")
+
+    @property
+    def end(self) -> int:
+        return self.start + self.bits
+
+    def of(self, value: HashValue) -> HashValue:
+        """This span of an indexed hash."""
+        if value.bits < self.end:
+            raise ValueError(f"a {value.bits}-bit hash has no bits {self.start}-{self.end} ({self.name})")
+        return HashValue(value.data[self.start // 8 : self.end // 8])
+
+
+def check_parts(parts: Iterable[HashPart], bits: int) -> tuple[HashPart, ...]:
+    """`parts` as a tuple, when they fit an indexed hash of `bits` and have one width (every part
+    hash is searched against each) and distinct names; ValueError otherwise."""
+    found = tuple(parts)
+    if any(part.end > bits for part in found):
+        raise ValueError(f"every part must lie within the hash's {bits} bits: {found}")
+    if len({part.bits for part in found}) > 1 or len({part.name for part in found}) < len(found):
+        raise ValueError(f"parts must have one width and distinct names: {found}")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
 class Fingerprint:
     """Everything one hash pipeline extracts from one image.
 

@@ -130,9 +130,10 @@ class HashIndex(Protocol):
         part_k: int = 0,
     ) -> list[IndexHit]:
         """The k nearest records to any of `hashes`, each at its smallest distance, nearest first;
-        then up to `part_k` others whose hash begins nearest to one of `part_hashes` (the index's
-        first part: the default pipeline's whole-picture half), each at its distance to `hashes`.
-        An index kept without that part, or one made before it kept it, adds fewer or none."""
+        then, for each part the index keeps (the pipeline's `index_parts`: the default's two
+        halves), in their order, up to `part_k` others not found before whose part is nearest to
+        one of `part_hashes`, each at its distance to `hashes`. An index kept without parts, or one
+        made before it kept a part, adds fewer or none."""
         ...
 
     def count(self) -> int: ...

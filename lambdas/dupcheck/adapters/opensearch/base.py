@@ -200,9 +200,16 @@ class OpenSearchIndex:
                 reason = error.get("type") if isinstance(error, dict) else error
                 if position < len(bodies) - optional:
                     raise IndexUnavailable(f"OpenSearch search failed: HTTP {item.get('status')} {reason}")
-                log.warning("an optional search of %s failed (HTTP %s %s): answered without it",
-                            self.index_name, item.get("status"), reason)  # fmt: skip
+                log.warning("an optional search of %s failed (HTTP %s %s: %s): answered without it",
+                            self.index_name, item.get("status"), reason, _first_cause(error))  # fmt: skip
                 found.append([])
                 continue
             found.append(item.get("hits", {}).get("hits", []))
         return found
+
+
+def _first_cause(error: Any) -> str:
+    """The reason of an error's first root cause: it names what failed (a field the index does not map)."""
+    causes = error.get("root_cause") if isinstance(error, dict) else None
+    first = causes[0] if isinstance(causes, list) and causes else None
+    return str(first.get("reason", "")) if isinstance(first, dict) else ""

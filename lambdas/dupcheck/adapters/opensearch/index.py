@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from dupcheck.adapters.opensearch.base import BulkResult, IndexBulkError, OpenSearchIndex, connector
 from dupcheck.adapters.opensearch.schema import (
-    PART_FIELD,
     Hnsw,
     SearchMode,
     document,
     index_body,
+    part_field,
     query_body,
     score_to_distance,
 )
-from dupcheck.core.models import HashRecord, HashValue, IndexHit, version_of
+from dupcheck.core.models import HashPart, HashRecord, HashValue, IndexHit, check_parts, version_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from opensearchpy import OpenSearch
@@ -49,7 +49,7 @@ class OpenSearchHashIndex(OpenSearchIndex):
         *,
         bits: int,
         hnsw: Hnsw,
-        part_bits: int = 0,
+        parts: Sequence[HashPart] = (),
         search_mode: SearchMode = "approximate",
         versioning: bool = True,
         bulk_chunk_size: int = 500,
@@ -57,28 +57,27 @@ class OpenSearchHashIndex(OpenSearchIndex):
     ) -> None:
         if bits <= 0 or bits % 8:
             raise ValueError(f"bits must be a positive multiple of 8, got {bits}")
-        if part_bits < 0 or part_bits % 8 or part_bits >= bits:
-            raise ValueError(f"a part must be a multiple of 8 bits shorter than the hash's {bits}, not {part_bits}")
+        checked = check_parts(parts, bits)
         if search_mode not in ("approximate", "exact"):
             raise ValueError(f"search_mode must be 'approximate' or 'exact', got {search_mode!r}")
         super().__init__(
             index_name, connect, versioning=versioning, bulk_chunk_size=bulk_chunk_size, gc_deletes=gc_deletes
         )
-        self.bits, self.part_bits = bits, part_bits
+        self.bits, self.parts = bits, checked
         self.hnsw = hnsw
         self.search_mode: SearchMode = search_mode
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bits: int, part_bits: int = 0) -> OpenSearchHashIndex:
+    def from_settings(cls, settings: Settings, *, bits: int, parts: Sequence[HashPart] = ()) -> OpenSearchHashIndex:
         """Built by `bootstrap` from the validated settings; the client is built on first use."""
         hnsw = Hnsw(settings.opensearch_m, settings.opensearch_ef_construction, settings.opensearch_ef_search)
         return cls(
-            settings.opensearch_index, connector(settings), bits=bits, hnsw=hnsw, part_bits=part_bits,
+            settings.opensearch_index, connector(settings), bits=bits, hnsw=hnsw, parts=parts,
             search_mode=settings.opensearch_search_mode,
         )  # fmt: skip
 
     def index_body(self) -> dict[str, Any]:
-        return index_body(self.bits, self.hnsw, self.gc_deletes, self.part_bits)
+        return index_body(self.bits, self.hnsw, self.gc_deletes, self.parts)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -89,7 +88,7 @@ class OpenSearchHashIndex(OpenSearchIndex):
         return version
 
     def upsert(self, record: HashRecord) -> None:
-        self._index_document(record.entity_id, document(record, self.bits, self.part_bits), self._version(record))
+        self._index_document(record.entity_id, document(record, self.bits, self.parts), self._version(record))
 
     def _actions(self, records: Iterable[HashRecord]) -> Iterator[dict[str, Any]]:
         for record in records:
@@ -97,7 +96,7 @@ class OpenSearchHashIndex(OpenSearchIndex):
                 "_op_type": "index",
                 "_index": self.index_name,
                 "_id": record.entity_id,
-                "_source": document(record, self.bits, self.part_bits),
+                "_source": document(record, self.bits, self.parts),
                 **self._versioned(self._version(record)),
             }
 
@@ -119,8 +118,9 @@ class OpenSearchHashIndex(OpenSearchIndex):
         part_hashes: Sequence[HashValue] = (),
         part_k: int = 0,
     ) -> list[IndexHit]:
-        """The k nearest documents to any of `hashes`, each at its best distance, then up to
-        `part_k` nearest on the hash's first part to one of `part_hashes` (one `_msearch`)."""
+        """The k nearest documents to any of `hashes`, each at its best distance, then, part after
+        part, up to `part_k` not found before, nearest on the part to one of `part_hashes` (one
+        `_msearch`; the parts' searches optional: an index made before a part's field has none)."""
         if not hashes or k <= 0:
             return []
         bodies = []
@@ -130,20 +130,24 @@ class OpenSearchHashIndex(OpenSearchIndex):
             bodies.append(
                 query_body(h, k, mode=self.search_mode, ef_search=self.hnsw.ef_search, max_distance=max_distance)
             )
-        on_part = list(dict.fromkeys(part_hashes)) if part_k > 0 and self.part_bits else []
+        on_part = list(dict.fromkeys(part_hashes)) if part_k > 0 and self.parts else []
         for h in on_part:
-            if h.bits != self.part_bits:
-                raise ValueError(f"part hash has {h.bits} bits; the index's part holds {self.part_bits}")
-            # k more: the whole hash's own hits, which come back here too, are not counted twice.
-            bodies.append(
-                query_body(
-                    h, k + part_k, mode=self.search_mode, ef_search=self.hnsw.ef_search, max_distance=None,
-                    field=PART_FIELD,
-                )
-            )  # fmt: skip
-        answers = self._msearch(bodies, optional=len(on_part))
-        nearest = self._nearest(answers[: len(hashes)], k, max_distance)
-        return nearest + self._nearest_on_part(answers[len(hashes) :], hashes, part_k, nearest, max_distance)
+            if h.bits != self.parts[0].bits:
+                raise ValueError(f"part hash has {h.bits} bits; the index's parts hold {self.parts[0].bits}")
+        for number, part in enumerate(self.parts if on_part else (), start=1):
+            # The hits found before this part (the whole hash's k, each earlier part's part_k) come
+            # back here too: asked for as many more, so that none is counted twice.
+            bodies += [
+                query_body(h, k + number * part_k, mode=self.search_mode, ef_search=self.hnsw.ef_search,
+                           max_distance=None, field=part_field(part))
+                for h in on_part
+            ]  # fmt: skip
+        answers = self._msearch(bodies, optional=len(bodies) - len(hashes))
+        found = self._nearest(answers[: len(hashes)], k, max_distance)
+        for number in range(len(self.parts) if on_part else 0):
+            first = len(hashes) + number * len(on_part)
+            found += self._nearest_on_part(answers[first : first + len(on_part)], hashes, part_k, found, max_distance)
+        return found
 
     def _nearest_on_part(
         self,
@@ -153,7 +157,7 @@ class OpenSearchHashIndex(OpenSearchIndex):
         found: Sequence[IndexHit],
         max_distance: int | None,
     ) -> list[IndexHit]:
-        """The part searches' documents, nearest on the part first, not among `found`, each at
+        """One part's searches' documents, nearest on the part first, not among `found`, each at
         its whole hash's distance to the nearest of `hashes` (from the `hash` they return)."""
         seen = {hit.entity_id for hit in found}
         by_part: dict[str, tuple[int, int]] = {}  # id -> (part distance, whole distance)

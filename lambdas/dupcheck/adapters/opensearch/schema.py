@@ -8,9 +8,12 @@ real cluster can confirm, with the smoke-test check for each):
 * Values: the hash bytes as *signed* int8 (byte b -> b-256 when b > 127), as the docs require.
 * Approximate search: a `knn` query per query hash, with `method_parameters.ef_search` (2.16+),
   never below k; the index setting `knn.algo_param.ef_search` is the fallback.
-* A part: an index built with `part_bits` also maps the hash's first part (the default
-  pipeline's whole-picture half) as a `knn_vector` of its own, `hash_part`, searched the same
-  way; those searches return the document's `hash`, so a hit is measured on the whole hash.
+* Parts: an index built with `parts` (the pipeline's `index_parts`) also maps each part of the
+  hash as a `knn_vector` of its own (the default pipeline's halves: `hash_part`, the whole
+  picture's, and `hash_trimmed`), searched the same way; those searches return the document's
+  `hash`, so a hit is measured on the whole hash. An index made before a part's field answers
+  that part's searches with an error, which the adapter treats as no hits (docs/deploy.md says
+  how to add the field).
 * Exact search: `script_score` with the plugin's `knn_score` script and `space_type: "hamming"`.
   Not `hammingbit`: in the plugin it only accepts `long` or `binary` (base64) fields and
   rejects a `knn_vector` ("Incompatible field_type for hammingbit space"). Its score is also
@@ -28,10 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.models import HashPart, HashRecord, HashValue
 
 VECTOR_FIELD = "hash_vector"
-PART_FIELD = "hash_part"  # the hash's first part, a vector of its own (an index with part_bits)
+# Each part's own vector (a part of another name: `hash_<name>`). The whole-picture half keeps the
+# name it had as the only part, `hash_part`: indexes made then hold it so.
+PART_FIELDS = {"whole": "hash_part", "trimmed": "hash_trimmed"}
 # OpenSearch caps `k` and `size` at 10,000 per query (index.max_result_window).
 MAX_RESULTS = 10_000
 
@@ -63,6 +68,27 @@ def score_to_distance(score: float) -> int:
     return max(0, round(1.0 / score - 1.0))
 
 
+def part_field(part: HashPart) -> str:
+    """The vector field that holds `part` of every document's hash."""
+    return PART_FIELDS.get(part.name, f"hash_{part.name}")
+
+
+def vector_mapping(dimension: int, hnsw: Hnsw) -> dict[str, Any]:
+    """A binary `knn_vector` of `dimension` bits in Hamming space: the hash's field, and a part's
+    (what docs/deploy.md's PUT _mapping adds to an index made before the part)."""
+    return {
+        "type": "knn_vector",
+        "dimension": dimension,
+        "data_type": "binary",
+        "method": {
+            "name": "hnsw",
+            "engine": "faiss",
+            "space_type": "hamming",
+            "parameters": {"m": hnsw.m, "ef_construction": hnsw.ef_construction},
+        },
+    }
+
+
 def knn_settings(hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
     """The index settings of a k-NN index that a stream keeps: `gc_deletes` keeps delete tombstones
     that long (OpenSearch's default is 60 s), which bounds how late a stale stream INSERT may arrive
@@ -73,32 +99,17 @@ def knn_settings(hnsw: Hnsw, gc_deletes: str | None) -> dict[str, Any]:
     return {"index": settings}
 
 
-def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None, part_bits: int = 0) -> dict[str, Any]:
+def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None, parts: Sequence[HashPart] = ()) -> dict[str, Any]:
     """Settings and mappings of the index."""
     keyword = {"type": "keyword"}
-
-    def vector(dimension: int) -> dict[str, Any]:
-        return {
-            "type": "knn_vector",
-            "dimension": dimension,
-            "data_type": "binary",
-            "method": {
-                "name": "hnsw",
-                "engine": "faiss",
-                "space_type": "hamming",
-                "parameters": {"m": hnsw.m, "ef_construction": hnsw.ef_construction},
-            },
-        }
-
-    part = {PART_FIELD: vector(part_bits)} if part_bits else {}
     return {
         "settings": knn_settings(hnsw, gc_deletes),
         "mappings": {
             # Unknown fields are kept in _source but not indexed: no mapping explosion.
             "dynamic": False,
             "properties": {
-                VECTOR_FIELD: vector(bits),
-                **part,
+                VECTOR_FIELD: vector_mapping(bits, hnsw),
+                **{part_field(part): vector_mapping(part.bits, hnsw) for part in parts},
                 "entity_id": keyword,
                 "hash": keyword,
                 "sku": keyword,
@@ -110,13 +121,13 @@ def index_body(bits: int, hnsw: Hnsw, gc_deletes: str | None, part_bits: int = 0
     }
 
 
-def document(record: HashRecord, bits: int, part_bits: int = 0) -> dict[str, Any]:
-    """The record's fields but its features, plus its hash as the binary vector (and its first part)."""
+def document(record: HashRecord, bits: int, parts: Sequence[HashPart] = ()) -> dict[str, Any]:
+    """The record's fields but its features, plus its hash as the binary vector (and each part's)."""
     if record.hash.bits != bits:
         raise ValueError(f"record {record.entity_id!r} has a {record.hash.bits}-bit hash; the index holds {bits}")
     fields = {name: value for name, value in record.to_dict().items() if name != "features"}
-    part = {PART_FIELD: to_int8(record.hash.data[: part_bits // 8])} if part_bits else {}
-    return {**fields, VECTOR_FIELD: to_int8(record.hash.data), **part}
+    by_part = {part_field(part): to_int8(part.of(record.hash).data) for part in parts}
+    return {**fields, VECTOR_FIELD: to_int8(record.hash.data), **by_part}
 
 
 def query_body(

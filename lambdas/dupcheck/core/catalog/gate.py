@@ -46,6 +46,7 @@ from dupcheck.core.models import (
     Claim,
     ClaimState,
     Entry,
+    HashPart,
     HashRecord,
     HashValue,
     Match,
@@ -202,19 +203,21 @@ class Gate:
 
 def nearest_claims(
     claims: Iterable[Claim], hashes: Sequence[HashValue], k: int, part_hashes: Sequence[HashValue] = (),
-    part_k: int = 0,
+    part_k: int = 0, parts: Sequence[HashPart] = (),
 ) -> list[tuple[Claim, int]]:  # fmt: skip
     """What `HashIndex.search` would answer if the claims were indexed: the k nearest to any of
-    `hashes` (each at its smallest distance), then up to `part_k` more whose hash begins nearest to
-    one of `part_hashes`. A claim's distance is to its record's hash, as the index's is."""
+    `hashes` (each at its smallest distance), then, part after part of `parts`, up to `part_k`
+    more whose part is nearest to one of `part_hashes`. A claim's distance is to its record's
+    hash, as the index's is."""
     pool = list(claims)
     if not pool or not hashes:
         return []
     distance = {c.claim_id: min(c.hash - h for h in hashes) for c in pool}
     ranked = sorted(pool, key=lambda c: (distance[c.claim_id], c.claim_id))
-    chosen = ranked[:k]
-    if part_hashes and part_k > 0:
-        rest = ranked[k:]
-        on_part = {c.claim_id: min(HashValue(c.hash.data[: len(h.data)]) - h for h in part_hashes) for c in rest}
-        chosen += sorted(rest, key=lambda c: (on_part[c.claim_id], c.claim_id))[:part_k]
+    chosen, rest = ranked[:k], ranked[k:]
+    for part in parts if part_hashes and part_k > 0 else ():
+        on_part = {c.claim_id: min(part.of(c.hash) - h for h in part_hashes) for c in rest}
+        more = sorted(rest, key=lambda c: (on_part[c.claim_id], c.claim_id))[:part_k]
+        chosen += more
+        rest = [c for c in rest if c not in more]
     return [(c, distance[c.claim_id]) for c in chosen]

@@ -220,7 +220,8 @@ class DupcheckService(CatalogRecords):
             return []
         pipeline = self.pipeline
         pool = pipeline.candidate_pool(self.default_top + 1)
-        near = nearest_claims(live, query.search_hashes, pool, pipeline.part_hashes(query), pipeline.part_pool)
+        near = nearest_claims(live, query.search_hashes, pool, pipeline.part_hashes(query), pipeline.part_pool,
+                              pipeline.index_parts)  # fmt: skip
         if len(hits) >= pool:
             farthest = max(hit.distance for hit in hits)
             near = [(claim, distance) for claim, distance in near if distance <= farthest]

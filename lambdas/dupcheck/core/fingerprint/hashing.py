@@ -59,7 +59,7 @@ from dupcheck.core.matching.policy import (
 )
 from dupcheck.core.matching.thumbnails import Thumbnail, probe_of_kept, thumbnail_bytes
 from dupcheck.core.matching.views import Probe, stored_lumas, stored_views, views_of
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue
+from dupcheck.core.models import Fingerprint, HashPart, HashRecord, HashValue
 from dupcheck.core.pictures.imaging import CHROMA_STEP, decode_image
 from dupcheck.core.pictures.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
 
@@ -97,17 +97,20 @@ class HashPipeline(Protocol):
         ...
 
     def part_hashes(self, query: Fingerprint) -> tuple[HashValue, ...]:
-        """What the indexed hashes' first `part_bits` are searched with, on their own, for
-        `part_pool` more candidates (HashIndex.search's `part_hashes`); none without a part."""
+        """What each of `index_parts` is searched with, on its own, for `part_pool` more
+        candidates a part (HashIndex.search's `part_hashes`); none without parts."""
         ...
 
     @property
-    def part_bits(self) -> int:
-        """The first bits of the indexed hash that the index also searches on their own (0: none)."""
+    def index_parts(self) -> tuple[HashPart, ...]:
+        """The spans of the indexed hash that the index also searches on their own, in the order
+        their candidates are added (none: the whole hash alone)."""
         ...
 
     @property
-    def part_pool(self) -> int: ...
+    def part_pool(self) -> int:
+        """How many candidates each of `index_parts` adds, beyond those already found."""
+        ...
 
     @property
     def judging(self) -> Judging:
@@ -249,7 +252,8 @@ class PHash64:
     def part_hashes(self, query: Fingerprint) -> tuple[HashValue, ...]:
         return ()
 
-    part_bits = part_pool = 0
+    index_parts: tuple[HashPart, ...] = ()
+    part_pool = 0
 
     def upgrade(self, record: HashRecord) -> HashRecord | None:
         return None
@@ -277,7 +281,14 @@ class AlignedDualPHash:
     keeps = frozenset({algo, small_kept})  # the names whose records have a picture beside them
     index_bits = 128  # the whole-picture and the trimmed hash, concatenated
     distance_bits = 64  # a judged distance is the closer half's
-    part_bits = 64  # the whole-picture half, which the index also searches on its own
+    # Both halves, each searched on its own too: a copy whose border changed keeps one half near
+    # where the other moved, and a padded or framed record's trimmed half is its original's whole
+    # half (`part_hashes`).
+    index_parts = (HashPart("whole", 0, 64), HashPart("trimmed", 64, 64))
+    # The 4 nearest on each half: a copy's search over the dev photos each stored three times misses
+    # 128 of 5,268 records, against 205 with the whole half's 8 (8 a half: 113; docs/lab/evaluation.md,
+    # "Candidates by either half"); the 8 they add are the judge's `policy.by_part`, all screened.
+    part_pool = 4
     keeps_thumbnails = True  # the picture, for the same-photograph test (core/matching/photograph.py)
     # JPEG decodes at the smallest DCT scale that keeps the short side >= this: the kept picture
     # and the test's compared patch need the detail (v4: 256, a quarter of a 1024 px picture).
@@ -349,16 +360,13 @@ class AlignedDualPHash:
         return max(top, self.policy.screened)
 
     def part_hashes(self, query: Fingerprint) -> tuple[HashValue, ...]:
-        """Both halves of every query hash, searched against the records' whole-picture halves.
-        A copy whose border changed (padded, framed, turned with a fill, cropped) keeps its
-        whole-picture half where the trimmed one moved, and a photograph cropped to its content
-        hashes, trimmed, as the photograph does whole: the 128 bits together then rank it past
-        the first candidates (docs/lab/evaluation.md, "Candidates by one half")."""
+        """Both halves of every query hash, searched against both halves of the records. A copy
+        whose border changed (padded, framed, turned with a fill, cropped) keeps its whole-picture
+        half where the trimmed one moved; a photograph cropped to its content hashes, trimmed, as
+        the photograph does whole; and a padded or framed record's trimmed half is its original's
+        whole half: the 128 bits together then rank it past the first candidates
+        (docs/lab/evaluation.md, "Candidates by one half", "Candidates by either half")."""
         return tuple(dict.fromkeys(half for value in query.search_hashes for half in value.parts(2)))
-
-    @property
-    def part_pool(self) -> int:
-        return self.policy.by_part
 
     @property
     def judging(self) -> Verified:
