@@ -57,7 +57,7 @@ from dupcheck.core.models import (
     utc_now,
 )
 from dupcheck.core.pictures.budget import MemoryBudget
-from dupcheck.core.spreadsheet import FORMULA_STARTS
+from dupcheck.core.spreadsheet import is_formula
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 
@@ -317,7 +317,7 @@ def _check_job(service: ImportService, status: JobStatus = JobStatus.DONE) -> st
         RowResult(1, Outcome.DONE, "=HYPERLINK(\"http://evil.test/\")", "https://x.test/1.jpg", verdict="new"),
         RowResult.failure(CatalogRow(2, "E2", "", "https://x.test/2.jpg"), "image_unreachable", "-404 from host"),
         RowResult(3, Outcome.DONE, "E3", "https://x.test/3.jpg", verdict="duplicate", duplicate_of="=C1", match=match),
-        RowResult.failure(row, "invalid_image", "not a picture"),
+        RowResult.failure(row, "invalid_image", " =not a picture"),  # a formula after a space
         RowResult.replaced_by(CatalogRow(5, "E5", "", "https://x.test/5.jpg"), 9),
         *(RowResult(n, Outcome.DONE, f"E{n}", f"https://x.test/{n}.jpg", verdict="similar") for n in (6, 7, 8, 9)),
     ])  # fmt: skip
@@ -361,8 +361,9 @@ def test_the_results_csv_is_made_a_page_at_a_time_with_formula_cells_as_text(
     lines = list(csv.reader(io.StringIO(text)))
     assert lines[0] == list(RESULT_COLUMNS) and [int(line[0]) for line in lines[1:]] == list(range(1, 10))
     cells = [cell for line in lines[1:] for cell in line]
-    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]  # main wrote 5 such cells as they are
+    assert not [c for c in cells if is_formula(c)]  # main wrote 5 such cells as they are, d308586 one more
     assert lines[1][1] == '\'=HYPERLINK("http://evil.test/")' and lines[3][5] == "'=C1" and lines[3][8] == "'+S"
+    assert lines[4][14] == "' =not a picture"
     assert lines[2][14] == "'-404 from host" and lines[4][1] == "'@E4" and lines[3][12] == "'-cropped"
     # Written on after a row (a results file written a part at a time): the rest, without the header.
     rest = b"".join(piece for _, piece in service.results_csv(job_id, after_row=4)).decode()
