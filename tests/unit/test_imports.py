@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,7 @@ from dupcheck.core.models import (
     utc_now,
 )
 from dupcheck.core.pictures.budget import MemoryBudget
+from dupcheck.core.settings import Settings
 from dupcheck.core.spreadsheet import is_formula
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -684,3 +686,54 @@ def test_the_worker_keeps_thumbnails_before_records_and_rehashes_a_record_withou
     results = importer.import_rows([CatalogRow(1, "A", "", a), CatalogRow(2, "B", "", b)], final=lambda row: False)
     assert [r.outcome for r in results] == [Outcome.SKIPPED, Outcome.DONE]  # type: ignore[union-attr]
     assert fetcher.calls == [b] and "B" in thumbnails
+
+
+# -- a check job's earlier rows (core/jobs/import_runs.py EarlierRows) ----------------------------
+
+
+def test_a_check_jobs_rows_are_judged_against_the_earlier_rows_kept_across_a_stop(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A row is judged against the rows before it, of its batch too; only rows that duplicate
+    nothing are kept, so a copy names the first row of its picture; a resumed run forgets what the
+    stopped one kept from where it goes on (those rows are checked again), and the job's end drops it."""
+    from PIL import ImageOps
+
+    from dupcheck.adapters.local_index import LocalHashIndex
+    from dupcheck.adapters.sqlite_checked import SqliteCheckedPictures
+    from dupcheck.bootstrap import build_service
+    from dupcheck.core.jobs.import_runs import EarlierRows
+
+    service = build_service(settings)
+    pipeline = service.pipeline
+    kept = SqliteCheckedPictures(tmp_path / "checked.sqlite3")
+    job_id = "e" * 32
+    a, b, c = (product_image(7200 + i, (320, 240)) for i in range(3))
+
+    def earlier() -> EarlierRows:
+        return EarlierRows(kept, LocalHashIndex(pipeline.index_bits, part_bits=pipeline.part_bits), job_id)
+
+    def batch(*rows: tuple[int, str, Any]) -> list[tuple[CatalogRow, Any, Any]]:
+        out = []
+        for number, entity_id, picture in rows:
+            entry, query = service.query_entry(entity_id=entity_id, sku="", image_url="", data=encode(picture))
+            out.append((CatalogRow(number, entity_id, "", f"https://img.test/{number}.jpg"), query, entry))
+        return out
+
+    first = earlier().duplicates(service, batch((1, "A", a), (2, "B", b), (3, "A-MIRRORED", ImageOps.mirror(a)),
+                                                (4, "C", c), (5, "A-AGAIN", ImageOps.mirror(a).resize((300, 225)))),
+                                 threads=2)  # fmt: skip
+    assert [r.duplicate_row if r else None for r in first] == [None, None, 1, None, 1]  # row 5: row 1, not 3
+    assert first[2] is not None and first[2].duplicate_of == "A" and first[2].verdict == "duplicate"
+    assert first[2].match is not None and "mirrored" in first[2].match["edit_summary"]
+    assert [n for n, _ in kept.hashes(job_id)] == [1, 2, 4]
+
+    # Stopped after row 3 was recorded: rows 4 and 5 are checked again, and row 4 fails this time.
+    resumed = earlier()
+    resumed.resume_at(4)
+    again = resumed.duplicates(service, batch((5, "C-AGAIN", c), (6, "B-MIRRORED", ImageOps.mirror(b))), threads=2)
+    assert again[0] is None  # row 4 is forgotten: nothing to name
+    assert again[1] is not None and (again[1].duplicate_of, again[1].duplicate_row) == ("B", 2)
+    assert [n for n, _ in kept.hashes(job_id)] == [1, 2, 5]
+    kept.drop(job_id)
+    assert list(kept.hashes(job_id)) == []

@@ -319,7 +319,8 @@ class LocalServer:
         )  # fmt: skip
         self.follower = follower if follower is not None else IndexFollower.for_service(service)
         # What a crash left, kept pictures no record uses, the SQLite files tidied (housekeeping.py).
-        self.housekeeping = Housekeeping(service, [self.import_worker.imports.jobs, self.scan_worker.scans.jobs])
+        self.housekeeping = Housekeeping(service, [self.import_worker.imports.jobs, self.import_worker.checked,
+                                                   self.scan_worker.scans.jobs])  # fmt: skip
         self._thread: threading.Thread | None = None
         if not _is_loopback(settings.host) and api_key is None:
             print(
