@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from PIL import ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
@@ -46,6 +47,7 @@ def test_index_dir_then_find_a_file(capsys: pytest.CaptureFixture[str], tmp_path
     code, summary = run(capsys, "--data-dir", data, "index-dir", str(catalog))
     assert code == ExitCode.FAILED  # the text file is reported, not skipped silently
     assert summary["indexed"] == 5 and summary["failed"] == [{"file": "notes.txt", "error": "not a supported image"}]
+    assert summary["duplicates"] == [] and summary["on_duplicate"] == "warn"
 
     query = tmp_path / "query.jpg"
     query.write_bytes(encode(product_image(502).resize((200, 200)), "JPEG", quality=60))
@@ -53,6 +55,32 @@ def test_index_dir_then_find_a_file(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == ExitCode.OK
     assert result["is_duplicate"] and result["matches"][0]["entity_id"] == "SKU-2"
     assert len(result["matches"]) == 2
+
+
+def test_index_dir_says_which_pictures_the_catalog_already_held(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path
+) -> None:
+    """Issue 86: a folder holding a copy of a catalog picture printed {"indexed": 2}: it now lists
+    each picture stored that duplicates a record, with the ids it duplicates (warn), or refuses it
+    (reject)."""
+    data = str(tmp_path / "data")
+    assert run(capsys, "--data-dir", data, "add", "--entity-id", "cat-0", str(catalog / "SKU-0.jpg"))[0] == ExitCode.OK
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "copy-of-cat-0.jpg").write_bytes(encode(ImageOps.mirror(product_image(500)).resize((280, 280))))
+    (folder / "new-product.jpg").write_bytes(encode(product_image(599)))
+    code, summary = run(capsys, "--data-dir", data, "index-dir", str(folder))
+    assert code == ExitCode.OK and summary["indexed"] == 2 and summary["failed"] == []
+    (copy,) = summary["duplicates"]
+    assert (copy["file"], copy["entity_id"], copy["duplicate_of"]) == ("copy-of-cat-0.jpg", "copy-of-cat-0", ["cat-0"])
+    assert "mirrored" in copy["edit"] and copy["match_percent"] >= 90
+
+    (folder / "copy-of-cat-0.jpg").rename(folder / "again.jpg")
+    (folder / "new-product.jpg").unlink()
+    code, summary = run(capsys, "--data-dir", data, "index-dir", "--on-duplicate", "reject", str(folder))
+    assert code == ExitCode.FAILED and summary["indexed"] == 0 and summary["duplicates"] == []
+    assert summary["failed"][0]["file"] == "again.jpg" and "'cat-0'" in summary["failed"][0]["error"]
+    assert run(capsys, "--data-dir", data, "remove", "again")[1]["error"]["code"] == "not_found"  # nothing stored
 
 
 def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path) -> None:
