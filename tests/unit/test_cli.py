@@ -102,6 +102,41 @@ def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, cata
     assert code == ExitCode.FAILED and error["error"]["code"] == "not_found"
 
 
+def test_a_kept_pictures_address_is_the_running_servers_else_the_default_said_at_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, catalog: Path
+) -> None:
+    """Issue 86: `add FILE` wrote http://127.0.0.1:8000/images/... whatever port the server ran on.
+    A server records where it answers in its data dir while it runs (local/address.py)."""
+    from dupcheck_tools.local.address import SERVER_FILE
+    from dupcheck_tools.local.server import LocalServer
+
+    data = tmp_path / "data"
+    config = Settings.from_env({}, data_dir=data, port=0)
+    server = LocalServer(build_service(config), config)
+    server.start_in_thread()
+    try:
+        assert server.url.rsplit(":", 1)[1] != "8000"
+        code, record = run(capsys, "--data-dir", str(data), "add", "--entity-id", "A1", str(catalog / "SKU-1.jpg"))
+        assert code == ExitCode.OK and record["image_url"].startswith(f"{server.url}/images/")
+        code, summary = run(capsys, "--data-dir", str(data), "index-dir", str(catalog))
+        assert summary["base_url"] == server.url
+    finally:
+        server.shutdown()
+    assert not (data / SERVER_FILE).exists()
+
+    # A record left by a server that died (no lock held on it) is passed over; a terminal is told.
+    (data / SERVER_FILE).write_text(json.dumps({"url": "http://127.0.0.1:8001", "pid": 1}))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code = main(["--data-dir", str(data), "add", "--entity-id", "A2", str(catalog / "SKU-2.jpg")])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK and json.loads(out)["image_url"].startswith("http://127.0.0.1:8000/images/")
+    assert err.startswith(f"note: no dupcheck server is running on {data}: the kept pictures' address is "
+                          "http://127.0.0.1:8000/images/...") and "--base-url" in err  # fmt: skip
+    code, record = run(capsys, "--data-dir", str(data), "add", "--base-url", "https://dupcheck.shop.test",
+                       "--entity-id", "A3", str(catalog / "SKU-3.jpg"))  # fmt: skip
+    assert record["image_url"].startswith("https://dupcheck.shop.test/images/")
+
+
 def test_add_checks_for_duplicates_first(capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path) -> None:
     data, picture = str(tmp_path / "data"), str(catalog / "SKU-1.jpg")
     assert run(capsys, "--data-dir", data, "add", "--entity-id", "A1", picture)[0] == ExitCode.OK
