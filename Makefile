@@ -38,6 +38,8 @@ $(CHROMEDRIVER):
 
 browser: $(CHROMEDRIVER)
 
+# The demo's catalog goes to demo-data/, a store of its own: ./data (what serve, add and backfill
+# use) stays the shop's.
 run: venv $(MODEL)
 	$(BIN)/python -m dupcheck demo
 
@@ -80,4 +82,4 @@ screenshots: venv $(MODEL) browser
 	$(BIN)/python -m scripts.screenshots
 
 clean:
-	rm -rf $(VENV) data cdk.out .pytest_cache .import_linter_cache $(MODEL)
+	rm -rf $(VENV) data demo-data cdk.out .pytest_cache .import_linter_cache $(MODEL)

@@ -21,6 +21,7 @@ from PIL import ImageOps
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
+from dupcheck_tools.cli.common import UsageError
 from dupcheck_tools.cli.serve import serving_line
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.samples import encode, product_image
@@ -135,6 +136,34 @@ def test_a_kept_pictures_address_is_the_running_servers_else_the_default_said_at
     code, record = run(capsys, "--data-dir", str(data), "add", "--base-url", "https://dupcheck.shop.test",
                        "--entity-id", "A3", str(catalog / "SKU-3.jpg"))  # fmt: skip
     assert record["image_url"].startswith("https://dupcheck.shop.test/images/")
+
+
+def test_the_demo_keeps_its_records_out_of_the_store_serve_and_add_use(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, catalog: Path
+) -> None:
+    """Issue 86: `make run` left its 26 demo records in ./data, where a shop's first catalog then began.
+    The demo runs on ./demo-data (or --data-dir), whatever DUPCHECK_DATA_DIR says, and refuses a
+    store that holds other records."""
+    from dupcheck_tools.cli import build_parser
+    from dupcheck_tools.cli.serve import DEMO_DATA_DIR, check_demo_store, demo_settings
+    from dupcheck_tools.local.demo import DEMO_IDS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DUPCHECK_DATA_DIR", str(tmp_path / "shop"))
+    parser = build_parser()
+    assert demo_settings(parser.parse_args(["demo"])).data_dir == DEMO_DATA_DIR == Path("demo-data")
+    assert demo_settings(parser.parse_args(["--data-dir", "elsewhere", "demo"])).data_dir == Path("elsewhere")
+    assert Settings.from_env().data_dir == tmp_path / "shop"  # what serve, add and backfill use
+    assert len(DEMO_IDS) == 26 and DEMO_IDS[0] == "demo-00" and DEMO_IDS[-1] == "demo-25"
+
+    shop = build_service(Settings.from_env())
+    shop.register_bytes(entity_id="SHOP-1", sku="S", image_url="", data=encode(product_image(501)))
+    with pytest.raises(UsageError, match=r"holds 1 records besides the demo's.*--data-dir, default demo-data"):
+        check_demo_store(shop, tmp_path / "shop")
+    demo = build_service(Settings.from_env({}, data_dir=tmp_path / "demo-data"))
+    for entity_id in DEMO_IDS[:3]:  # a demo store run before: the demo runs on it again
+        demo.register_bytes(entity_id=entity_id, sku="", image_url="", data=encode(product_image(502)))
+    check_demo_store(demo, tmp_path / "demo-data")
 
 
 def test_add_checks_for_duplicates_first(capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path) -> None:
