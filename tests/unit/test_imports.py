@@ -86,6 +86,8 @@ def test_a_catalog_is_csv_or_json_lines_with_or_without_gzip_and_a_bom() -> None
     renamed = ImportOptions(Columns("id", "code", "picture"))
     renamed_csv = b"id,code,picture\n7,x,https://shop.test/7.jpg\n"
     assert rows(renamed_csv, renamed) == [(1, "7", "https://shop.test/7.jpg", None)]
+    semicolons = b"entity_id;sku;image_url\nA1;S1;https://shop.test/a1.jpg\nA2;;/rel/a2.jpg\n"  # a European export
+    assert rows(semicolons) == expected
     item = b'{"Item": {"entity_id": {"S": "7"}}}\n'  # a DynamoDB export line is the backfill's business
     assert rows(item)[0][3] == "invalid_row"
 
@@ -96,6 +98,12 @@ def test_a_catalog_is_csv_or_json_lines_with_or_without_gzip_and_a_bom() -> None
         (b"entity_id,image_url\n\xff,x\n", InvalidCatalog, "not UTF-8"),
         (b"id,url\n1,x\n", InvalidCatalog, "name it with id_column"),
         (b"entity_id,price\n1,2\n", InvalidCatalog, "name it with url_column"),
+        (
+            b"id;price\n1;2\n",
+            InvalidCatalog,
+            "has no 'entity_id' column and none of the URL columns image_url, "
+            r"small_image \(columns: id, price\); name it with id_column; name it with url_column$",
+        ),
         (gzip.compress(CSV)[:20], InvalidCatalog, "gzip"),
     ],
 )

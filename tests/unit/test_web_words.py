@@ -45,3 +45,13 @@ def test_a_checked_row_that_copies_an_earlier_row_names_the_row_and_the_edit() -
         "The same picture as row 2 (N2) of this file.",
         "The same picture as C1 (SKU S1) (96% match): mirrored and cropped (5% off the left).",
     ]
+
+
+def test_a_catalog_missing_both_columns_is_told_to_name_both_in_the_file() -> None:
+    message = ("the catalog has no 'entity_id' column and none of the URL columns image_url, small_image "
+               "(columns: id, url); name it with id_column; name it with url_column")  # fmt: skip
+    assert words(f"w.errorSentence(422, 'invalid_catalog', {json.dumps(message)})") == (
+        "This catalog cannot be read: the catalog has no 'entity_id' column and none of the URL columns "
+        "image_url, small_image (columns: id, url): name the file's id column entity_id and its picture column "
+        "image_url (or small_image)."
+    )

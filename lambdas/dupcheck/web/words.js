@@ -114,6 +114,8 @@ export function errorSentence(status, code, message = "") {
 // no column fields, so a missing column is renamed in the file.
 export const BASE_FIELD = "Base address of relative picture paths"; // the import page's field (index.html)
 const pageHints = (message) => message
+  .replace(/; name it with id_column; name it with url_column$/,
+    ": name the file's id column entity_id and its picture column image_url (or small_image)")
   .replace(/; name it with id_column$/, ": name the file's id column entity_id")
   .replace(/; name it with url_column$/, ": name the file's picture column image_url (or small_image)");
 
