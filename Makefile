@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 # uv installs every package at the version uv.lock pins; this pins uv itself.
 UV_VERSION := 0.13.9
 UV := $(BIN)/python -m uv
+# jsii (the CDK's bridge to Node) calls Node 20 past its end of life; synth and the tests run on it
+# (docs/deploy.md asks for 20+, a test keeps the two the same): its warning is silenced.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: venv model browser run test bench lint lock openapi screenshots results synth clean
@@ -38,6 +40,8 @@ $(CHROMEDRIVER):
 
 browser: $(CHROMEDRIVER)
 
+# The demo's catalog goes to demo-data/, a store of its own: ./data (what serve, add and backfill
+# use) stays the shop's.
 run: venv $(MODEL)
 	$(BIN)/python -m dupcheck demo
 
@@ -71,7 +75,8 @@ lock: venv
 openapi: venv
 	$(BIN)/python scripts/openapi.py
 
-# docs/results.md from the runs recorded in docs/results/ (scripts/results.py --record NAME --from FILE).
+# docs/results.md (and evaluation.md's, deploy.md's generated blocks) from the runs recorded in
+# docs/results/ (scripts/results.py --record NAME --from FILE).
 results: venv
 	$(BIN)/python scripts/results.py
 
@@ -80,4 +85,4 @@ screenshots: venv $(MODEL) browser
 	$(BIN)/python -m scripts.screenshots
 
 clean:
-	rm -rf $(VENV) data cdk.out .pytest_cache .import_linter_cache $(MODEL)
+	rm -rf $(VENV) data demo-data cdk.out .pytest_cache .import_linter_cache $(MODEL)

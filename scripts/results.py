@@ -13,8 +13,9 @@ new run's output in place of the old one: the commit from git (`-dirty` when lam
 has uncommitted changes), the part, data and command kept unless given again; then the page is
 written. Under every table, the files its figures came from, each with its commit and command.
 The per-kind table of docs/evaluation.md (between its `<!-- generated: ... -->` and
-`<!-- /generated -->` lines) is written from the same evaluation runs, so a figure a reader takes
-as current is typed nowhere. A served check against v4 (verify_alternated.py's summaries of served uploads, recorded as
+`<!-- /generated -->` lines) is written from the same evaluation runs, and docs/deploy.md's
+bundle sizes from the same `bundles` run, so a figure a reader takes as current is typed nowhere.
+A served check against v4 (verify_alternated.py's summaries of served uploads, recorded as
 served-new, served-copy and served-turned) gets its own table, first under "How fast", once all
 three are recorded.
 """
@@ -25,6 +26,7 @@ import argparse
 import json
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 PAGE = ROOT / "docs" / "results.md"
 EVALUATION = ROOT / "docs" / "evaluation.md"
+DEPLOY = ROOT / "docs" / "deploy.md"
 BLOCK_START, BLOCK_END = "<!-- generated: ", "<!-- /generated -->"
 PARTS = ("dev", "lockbox", "fresh")
 # Per-query rows and per-pair lists: the report folder keeps them, docs/results/ only the summary.
@@ -443,6 +446,18 @@ def render(records: Mapping[str, Record]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bundle_sizes(records: Mapping[str, Record]) -> str:
+    """docs/deploy.md's sizes of the Lambda code assets: the recorded `make synth` run's, the same
+    figures results.md's cost section gives, so the guide cannot quote an older build."""
+    page = Page(records)
+    run = page("bundles")
+    bundles = run["output"]
+    text = (f"As last recorded (`make synth` at {run['commit']}, arm64, unzipped): "
+            f"{number(bundles['dupcheck'], ' MiB')} for every function but the similar-products ones, "
+            f"{number(bundles['products'], ' MiB')} for those (with onnxruntime and the model).")  # fmt: skip
+    return textwrap.fill(text, width=100, break_on_hyphens=False, break_long_words=False) + "\n"
+
+
 KIND_LABELS = {"combo": "combo (two to four of these)", "crop_large": "crop large (10-15% a side)",
                "rotate": "rotate (1-5 degrees)", "jpeg": "JPEG", "webp": "WebP"}  # fmt: skip
 
@@ -481,14 +496,16 @@ def by_kind(records: Mapping[str, Record]) -> str:
     return "\n".join(lines + page.sources()) + "\n"
 
 
-def splice(text: str, name: str, block: str) -> str:
-    """`text` with the lines between `<!-- generated: NAME ... -->` and `<!-- /generated -->` replaced by `block`."""
+def splice(text: str, name: str, block: str, *, padded: bool = True) -> str:
+    """`text` with the lines between `<!-- generated: NAME ... -->` and `<!-- /generated -->` replaced by
+    `block` (`padded`: between blank lines, as a table needs; else a paragraph's lines as they are)."""
     start = text.find(BLOCK_START + name)
     end = text.find(BLOCK_END, start)
     if start < 0 or end < 0:
         raise ResultsError(f"no {BLOCK_START}{name} ... --> ... {BLOCK_END} block to write")
     head = text.index("\n", start) + 1
-    return text[:head] + "\n" + block + "\n" + text[end:]
+    pad = "\n" if padded else ""
+    return text[:head] + pad + block + pad + text[end:]
 
 
 def git_commit() -> str:
@@ -543,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PAGE, help="the page to write (default docs/results.md)")
     parser.add_argument("--evaluation", type=Path, help="the page whose per-kind table to write "
                         "(default: docs/evaluation.md when --out is docs/results.md, else none)")  # fmt: skip
+    parser.add_argument("--deploy", type=Path, help="the page whose bundle sizes to write "
+                        "(default: docs/deploy.md when --out is docs/results.md, else none)")  # fmt: skip
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the page is not up to date")
     parser.add_argument("--record", metavar="NAME", help="store a run's output as RESULTS/NAME.json, then write")
     parser.add_argument(
@@ -569,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluation = args.evaluation or (EVALUATION if args.out.resolve() == PAGE else None)
         if evaluation is not None:
             pages[evaluation] = splice(evaluation.read_text(encoding="utf-8"), "by-kind", by_kind(records))
+        deploy = args.deploy or (DEPLOY if args.out.resolve() == PAGE else None)
+        if deploy is not None:
+            pages[deploy] = splice(deploy.read_text(encoding="utf-8"), "bundles", bundle_sizes(records), padded=False)
     except (ResultsError, OSError) as exc:
         print(f"results: {exc}", file=sys.stderr)
         return 2

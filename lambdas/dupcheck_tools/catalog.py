@@ -2,7 +2,9 @@
 
 The rows themselves are parsed by `dupcheck.core.jobs.catalog_rows` (the API's imports read catalogs with
 the same parser); this module adds what only an operator's machine has: files, gzip and s3://.
-A catalog is read one row at a time and never held in memory. The format comes from the file
+A catalog is read one row at a time and never held in memory. A CSV file's cells may be split by
+commas, semicolons (what a spreadsheet saves where the decimal mark is a comma) or tabs: its header
+row says which. The format comes from the file
 name (`.csv`, `.tsv`, `.jsonl`, `.ndjson`, `.json`, optionally `.gz`) or, failing that, from the
 first non-blank character (`{` means JSON Lines). A JSON line may also be a DynamoDB JSON item,
 `{"Item": {"entity_id": {"S": "..."}, ...}}`: what a DynamoDB export to S3 (and the old
@@ -69,7 +71,8 @@ class CatalogReader:
             if self.format == "jsonl":
                 yield from jsonl_rows(handle, self.columns, self.image_base_url, decode_item=from_dynamodb_json)
             else:
-                delimiter = "\t" if _base_suffix(self.path) == ".tsv" else ","
+                # A .tsv is tab-separated; a .csv's cells by comma, semicolon or tab, as its header is written.
+                delimiter = "\t" if _base_suffix(self.path) == ".tsv" else None
                 yield from csv_rows(
                     handle, self.columns, self.image_base_url, delimiter=delimiter,
                     name=f"catalog {self.path.name}", id_hint="use --id-column", url_hint="use --url-column",

@@ -3,6 +3,6 @@ spreadsheet: the runtime's rule (dupcheck/core/spreadsheet.py), which the API's 
 
 from __future__ import annotations
 
-from dupcheck.core.spreadsheet import FORMULA_STARTS, safe_cell, safe_row
+from dupcheck.core.spreadsheet import FORMULA_STARTS, is_formula, safe_cell, safe_row
 
-__all__ = ["FORMULA_STARTS", "safe_cell", "safe_row"]
+__all__ = ["FORMULA_STARTS", "is_formula", "safe_cell", "safe_row"]

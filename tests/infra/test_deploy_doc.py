@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -112,7 +114,7 @@ def test_every_count_of_the_stacks_parts_in_the_guide_is_the_templates(template:
 
 def test_the_alarms_cost_counts_the_templates_alarms_and_metrics(template: Template) -> None:
     alarms, metrics = len(template.find_resources("AWS::CloudWatch::Alarm")), alarm_metrics(template)
-    match = re.search(r"(\d+) CloudWatch alarms over (\d+) metrics at\s+\$0\.10 = \$(\d+\.\d\d)", deploy_md())
+    match = re.search(r"(\d+)\s+CloudWatch\s+alarms\s+over\s+(\d+)\s+metrics\s+at\s+\$0\.10 = \$(\d+\.\d\d)", deploy_md())
     assert match, "docs/deploy.md's cost section no longer prices the alarms"
     assert (int(match[1]), int(match[2])) == (alarms, metrics)
     assert match[3] == f"{metrics * 0.10:.2f}"
@@ -127,18 +129,22 @@ def test_the_cost_script_prices_the_templates_alarm_metrics_and_every_profiles_n
 def test_the_bundle_sizes_come_from_one_generated_place() -> None:
     """A build writes the bundles' unzipped sizes beside the assembly (cdk.out/bundle_sizes.json, not
     tracked: `make synth` leaves the checkout clean); docs/results/bundles.json records them for
-    docs/results.md, and deploy.md cites that page instead of giving a size (the only MiB figure
-    before "What the stack holds" is Lambda's limit). After a build, the record must be its sizes."""
+    docs/results.md and for deploy.md's generated block (`make results`): the only MiB figures in
+    deploy.md are Lambda's limit and that block's. After a build, the record must be its sizes."""
     assert bundling.BUNDLE_SIZES == REPO_ROOT / "cdk.out" / "bundle_sizes.json"
     assert not (REPO_ROOT / "infra" / "bundle_sizes.json").exists()
     recorded = json.loads((REPO_ROOT / "docs" / "results" / "bundles.json").read_text())["output"]
     assert set(recorded) == {"dupcheck", "products"}
     results_md = (REPO_ROOT / "docs" / "results.md").read_text()
     assert all(f"{size:.1f} MiB" in results_md for size in recorded.values())
-    intro = deploy_md().split("## What the stack holds")[0]
-    said = {float(figure) for figure in re.findall(r"(\d+(?:\.\d)?) MiB", intro)}
-    assert said <= {250.0}, f"docs/deploy.md gives {sorted(said)} MiB: cite results.md#what-it-costs"
-    assert "cdk.out/bundle_sizes.json" in intro and "results.md#what-it-costs" in intro
+    text = deploy_md()
+    block = re.search(r"<!-- generated: bundles .*?-->\n(.*?)<!-- /generated -->", text, re.S)
+    assert block, "docs/deploy.md lost its generated bundle sizes: `<!-- generated: bundles` (make results)"
+    assert all(f"{size:.1f} MiB" in block.group(1) for size in recorded.values()), "run `make results`"
+    said = {float(figure) for figure in re.findall(r"(\d+(?:\.\d+)?) MiB", text.replace(block.group(0), ""))}
+    assert said <= {250.0}, f"docs/deploy.md gives {sorted(said)} MiB outside its generated block"
+    intro = text.split("## What the stack holds")[0]
+    assert "cdk.out/bundle_sizes.json" in intro and "results.md#what-it-costs" in intro and block.group(0) in intro
     if bundling.BUNDLE_SIZES.is_file():  # a build happened here
         built = json.loads(bundling.BUNDLE_SIZES.read_text())
         assert built == recorded, (
@@ -152,3 +158,23 @@ def test_a_built_bundle_records_its_size(tmp_path: Path) -> None:
     sizes.write_text(json.dumps({"products": 152.4}))
     bundling.record_size("dupcheck", 3 * bundling.MIB + 100_000, sizes)
     assert json.loads(sizes.read_text()) == {"dupcheck": 3.1, "products": 152.4}  # the other kept
+
+
+def test_the_node_version_the_guide_asks_for_is_the_one_the_tools_run_on() -> None:
+    """deploy.md asked for Node.js 22+ while the Makefile (and infra/) silenced jsii's end-of-life
+    warning for Node 20, on which `make synth` and these tests run: the guide's minimum is the version
+    silenced everywhere, and the Node on this machine (when there is one) meets it."""
+    asked = re.search(r"^- Node\.js (\d+)\+", deploy_md(), re.M)
+    assert asked, "docs/deploy.md's prerequisites name no Node.js version"
+    silenced = {
+        "Makefile": re.findall(r"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := (\d+)",
+                               (REPO_ROOT / "Makefile").read_text()),
+        "infra/__init__.py": re.findall(r'"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "(\d+)"',
+                                        (REPO_ROOT / "infra" / "__init__.py").read_text()),
+        "tests/conftest.py": re.findall(r'JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="(\d+)"',
+                                        (REPO_ROOT / "tests" / "conftest.py").read_text()),
+    }  # fmt: skip
+    assert all(found == [asked.group(1)] for found in silenced.values()), (asked.group(1), silenced)
+    if node := shutil.which("node"):
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
+        assert int(version.lstrip("v").split(".")[0]) >= int(asked.group(1)), version

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import psutil
 import pytest
+from PIL import ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.catalog.kept_images import rendition
@@ -616,6 +617,40 @@ def test_a_check_job_gives_each_row_its_verdict_and_stores_nothing(server: Local
     assert (lines[13]["outcome"], lines[13]["code"]) == ("failed", "image_unreachable")
 
 
+def test_a_check_job_finds_an_edited_copy_of_an_earlier_row_as_an_import_of_the_file_would(
+    server: LocalServer, image_server: ImageServer, settings: Settings
+) -> None:
+    """Issue 86: "Only check" called a mirrored copy of another row of the same file "New: nothing like
+    it in the catalog", while the same file imported with on_duplicate=skip (as backfill) left it out
+    as a copy of that row. A check job now judges each row against the rows before it too."""
+    original = product_image(7100, (320, 240))
+    cropped = ImageOps.mirror(original).crop((16, 12, 304, 228))
+    rows = [("CAT-0", "", image_server.add("/file/0.jpg", encode(original))),
+            ("NEW-1", "", image_server.image("/file/1.jpg", seed=7101)),
+            ("CAT-0-MIRRORED", "", image_server.add("/file/m.jpg", encode(cropped))),
+            ("NEW-2", "", image_server.image("/file/2.jpg", seed=7102))]  # fmt: skip
+    checked = finished(submit(server, csv_of(rows), query="?mode=check"))
+    results = {r["row"]: r for r in all_results(checked)}
+    assert (checked["status"], checked["done"], checked["duplicates"]) == ("done", 4, 1)
+    copy = results[3]
+    assert (copy["verdict"], copy["duplicate_of"], copy["duplicate_of_row"]) == ("duplicate", "CAT-0", 1)
+    assert copy["match"]["entity_id"] == "CAT-0" and "mirrored" in copy["match"]["edit_summary"]
+    assert copy["message"].startswith("row 3: row 1 ('CAT-0') of the same catalog has the same picture: mirrored")
+    assert [results[row]["verdict"] for row in (1, 2, 4)] == ["new", "new", "new"]
+    assert server.service.store.count() == 0  # only checked
+    with sqlite3.connect(settings.data_dir / "checked.sqlite3") as conn:  # its rows' pictures: dropped at its end
+        assert conn.execute("SELECT COUNT(*) FROM checked_pictures").fetchone()[0] == 0
+
+    imported = finished(submit(server, csv_of(rows), query="?on_duplicate=skip"))
+    assert (imported["done"], imported["skipped"], imported["duplicates"]) == (3, 1, 1)
+    # Of the two rows with one picture, the one checked first is imported (downloads run at once).
+    (left_out,) = all_results(imported)
+    assert (left_out["row"], left_out["outcome"], left_out["duplicate_of"]) in (
+        (3, "skipped", "CAT-0"),
+        (1, "skipped", "CAT-0-MIRRORED"),
+    )
+
+
 def test_a_results_csv_writes_formula_cells_as_text(server: LocalServer, image_server: ImageServer) -> None:
     """Ids, SKUs and URLs are the catalog's, whoever filled it: main wrote `=HYPERLINK(...)` as it came."""
     rows = [("=HYPERLINK(A1)", "+SKU", image_server.image("/img/f1.jpg", seed=1)),
@@ -634,10 +669,16 @@ def test_a_check_job_is_cancelled_between_batches(server: LocalServer, image_ser
     wait_for(lambda: call(job["status_url"])[1]["done"] >= 5)
     status, cancelled, _ = call(job["status_url"], "DELETE")
     assert (status, cancelled["status"]) == (200, "cancelled")
-    time.sleep(1.5)  # the batch in flight lands; no other starts
+
+    def fetched() -> int:
+        return sum(c for p, c in image_server.counts().items() if p.startswith("/img/"))
+
+    # The batch in flight lands (each row it downloaded is counted; a batch judges its rows against
+    # the earlier ones too, seconds on a busy machine), then no other starts.
+    wait_for(lambda: call(job["status_url"])[1]["done"] == fetched(), timeout=30)
+    time.sleep(1.5)
     settled = call(job["status_url"])[1]
-    assert settled["status"] == "cancelled" and settled["done"] < 200
-    assert sum(c for p, c in image_server.counts().items() if p.startswith("/img/")) == settled["done"]
+    assert settled["status"] == "cancelled" and settled["done"] < 200 and fetched() == settled["done"]
 
 
 @pytest.mark.parametrize("query", ["?on_duplicate=maybe", "?mode=store", "?mode=check&on_duplicate=sometimes"])

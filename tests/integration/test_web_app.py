@@ -507,8 +507,10 @@ def test_the_import_page_checks_only_then_leaves_duplicates_out_and_lists_them(
 
         page.open("import")
         page.find("#import-check-only").click()
+        assert not page.find("#import-policy").is_displayed()  # nothing is imported: no policy to choose
         page.upload("#import-file", catalog)
         assert page.text_of("#import-job-title", "Checked") == "Checked 3 rows"
+        assert page.find("#import-failed-title").get_attribute("textContent") == "Rows that could not be checked"
         assert page.find("#import-counts").text == "3 checked, 0 could not be checked. 2 are duplicates."
         answers = [[td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")] for tr in page.all("#import-results tr")]
         assert [a[:2] for a in answers] == [["1", "T0"], ["2", "N2"], ["3", "N2-AGAIN"]]
@@ -518,6 +520,7 @@ def test_the_import_page_checks_only_then_leaves_duplicates_out_and_lists_them(
         assert server.service.store.count() == 2  # only checked
 
         page.find("#import-check-only").click()
+        assert page.find("#import-policy").is_displayed()
         Select(page.find("#import-policy")).select_by_value("skip")
         page.upload("#import-file", catalog)
         assert page.text_of("#import-job-title", "imported") == "1 of 3 rows imported"  # the 2 left out not counted

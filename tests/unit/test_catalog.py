@@ -88,6 +88,36 @@ def test_missing_columns_are_usage_errors(tmp_path: Path) -> None:
         CatalogReader(tmp_path / "nope.csv")
 
 
+@pytest.mark.parametrize(
+    ("text", "delimited"),
+    [
+        ("entity_id;sku;image_url\nA;S;http://h/a.jpg\n", ";"),  # issue 86: a European spreadsheet's CSV
+        ("entity_id\tsku\timage_url\nA\tS\thttp://h/a.jpg\n", "tab"),
+        ('entity_id,sku,image_url\nA,"S;1",http://h/a.jpg\n', ","),  # a semicolon inside a cell
+        ('entity_id,"title;sub",image_url\nA,x,http://h/a.jpg\n', ","),  # and inside a column's name
+        ('\ufeff"entity_id";"sku";"image_url"\nA;S;http://h/a.jpg\n', ";"),
+    ],
+)
+def test_a_csv_files_delimiter_is_the_one_its_header_is_written_with(tmp_path: Path, text: str, delimited: str) -> None:
+    (row,) = list(CatalogReader(write(tmp_path / "c.csv", text)))
+    assert (row.entity_id, row.image_url, row.error) == ("A", "http://h/a.jpg", None), delimited
+
+
+def test_every_missing_column_is_named_in_one_message(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError) as both:
+        list(CatalogReader(write(tmp_path / "c.csv", "id;url\nA;http://h/a.jpg\n")))
+    assert str(both.value) == (
+        "catalog c.csv has no 'entity_id' column and none of the URL columns image_url, small_image "
+        "(columns: id, url); use --id-column; use --url-column"
+    )
+    with pytest.raises(CatalogError) as named:
+        list(CatalogReader(write(tmp_path / "d.csv", "id,sku,pic\nA,S,x\n"), Columns("entity_id", "sku", "picture")))
+    assert str(named.value) == (
+        "catalog d.csv has no 'entity_id' column and no 'picture' column (columns: id, sku, pic); use --id-column; "
+        "use --url-column"
+    )
+
+
 def test_jsonl_rows_including_a_broken_line(tmp_path: Path) -> None:
     path = write(
         tmp_path / "c.jsonl",

@@ -16,10 +16,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from PIL import ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
+from dupcheck_tools.cli.common import UsageError
 from dupcheck_tools.cli.serve import serving_line
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.samples import encode, product_image
@@ -46,6 +48,7 @@ def test_index_dir_then_find_a_file(capsys: pytest.CaptureFixture[str], tmp_path
     code, summary = run(capsys, "--data-dir", data, "index-dir", str(catalog))
     assert code == ExitCode.FAILED  # the text file is reported, not skipped silently
     assert summary["indexed"] == 5 and summary["failed"] == [{"file": "notes.txt", "error": "not a supported image"}]
+    assert summary["duplicates"] == [] and summary["on_duplicate"] == "warn"
 
     query = tmp_path / "query.jpg"
     query.write_bytes(encode(product_image(502).resize((200, 200)), "JPEG", quality=60))
@@ -53,6 +56,32 @@ def test_index_dir_then_find_a_file(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == ExitCode.OK
     assert result["is_duplicate"] and result["matches"][0]["entity_id"] == "SKU-2"
     assert len(result["matches"]) == 2
+
+
+def test_index_dir_says_which_pictures_the_catalog_already_held(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path
+) -> None:
+    """Issue 86: a folder holding a copy of a catalog picture printed {"indexed": 2}: it now lists
+    each picture stored that duplicates a record, with the ids it duplicates (warn), or refuses it
+    (reject)."""
+    data = str(tmp_path / "data")
+    assert run(capsys, "--data-dir", data, "add", "--entity-id", "cat-0", str(catalog / "SKU-0.jpg"))[0] == ExitCode.OK
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "copy-of-cat-0.jpg").write_bytes(encode(ImageOps.mirror(product_image(500)).resize((280, 280))))
+    (folder / "new-product.jpg").write_bytes(encode(product_image(599)))
+    code, summary = run(capsys, "--data-dir", data, "index-dir", str(folder))
+    assert code == ExitCode.OK and summary["indexed"] == 2 and summary["failed"] == []
+    (copy,) = summary["duplicates"]
+    assert (copy["file"], copy["entity_id"], copy["duplicate_of"]) == ("copy-of-cat-0.jpg", "copy-of-cat-0", ["cat-0"])
+    assert "mirrored" in copy["edit"] and copy["match_percent"] >= 90
+
+    (folder / "copy-of-cat-0.jpg").rename(folder / "again.jpg")
+    (folder / "new-product.jpg").unlink()
+    code, summary = run(capsys, "--data-dir", data, "index-dir", "--on-duplicate", "reject", str(folder))
+    assert code == ExitCode.FAILED and summary["indexed"] == 0 and summary["duplicates"] == []
+    assert summary["failed"][0]["file"] == "again.jpg" and "'cat-0'" in summary["failed"][0]["error"]
+    assert run(capsys, "--data-dir", data, "remove", "again")[1]["error"]["code"] == "not_found"  # nothing stored
 
 
 def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path) -> None:
@@ -72,6 +101,69 @@ def test_add_and_remove(capsys: pytest.CaptureFixture[str], tmp_path: Path, cata
     assert not (tmp_path / "data" / "images" / name[:2] / name).exists()  # it went with its last record
     code, error = run(capsys, "--data-dir", data, "remove", "A1")
     assert code == ExitCode.FAILED and error["error"]["code"] == "not_found"
+
+
+def test_a_kept_pictures_address_is_the_running_servers_else_the_default_said_at_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, catalog: Path
+) -> None:
+    """Issue 86: `add FILE` wrote http://127.0.0.1:8000/images/... whatever port the server ran on.
+    A server records where it answers in its data dir while it runs (local/address.py)."""
+    from dupcheck_tools.local.address import SERVER_FILE
+    from dupcheck_tools.local.server import LocalServer
+
+    data = tmp_path / "data"
+    config = Settings.from_env({}, data_dir=data, port=0)
+    server = LocalServer(build_service(config), config)
+    server.start_in_thread()
+    try:
+        assert server.url.rsplit(":", 1)[1] != "8000"
+        code, record = run(capsys, "--data-dir", str(data), "add", "--entity-id", "A1", str(catalog / "SKU-1.jpg"))
+        assert code == ExitCode.OK and record["image_url"].startswith(f"{server.url}/images/")
+        code, summary = run(capsys, "--data-dir", str(data), "index-dir", str(catalog))
+        assert summary["base_url"] == server.url
+    finally:
+        server.shutdown()
+    assert not (data / SERVER_FILE).exists()
+
+    # A record left by a server that died (no lock held on it) is passed over; a terminal is told.
+    (data / SERVER_FILE).write_text(json.dumps({"url": "http://127.0.0.1:8001", "pid": 1}))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code = main(["--data-dir", str(data), "add", "--entity-id", "A2", str(catalog / "SKU-2.jpg")])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK and json.loads(out)["image_url"].startswith("http://127.0.0.1:8000/images/")
+    assert err.startswith(f"note: no dupcheck server is running on {data}: the kept pictures' address is "
+                          "http://127.0.0.1:8000/images/...") and "--base-url" in err  # fmt: skip
+    code, record = run(capsys, "--data-dir", str(data), "add", "--base-url", "https://dupcheck.shop.test",
+                       "--entity-id", "A3", str(catalog / "SKU-3.jpg"))  # fmt: skip
+    assert record["image_url"].startswith("https://dupcheck.shop.test/images/")
+
+
+def test_the_demo_keeps_its_records_out_of_the_store_serve_and_add_use(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, catalog: Path
+) -> None:
+    """Issue 86: `make run` left its 26 demo records in ./data, where a shop's first catalog then began.
+    The demo runs on ./demo-data (or --data-dir), whatever DUPCHECK_DATA_DIR says, and refuses a
+    store that holds other records."""
+    from dupcheck_tools.cli import build_parser
+    from dupcheck_tools.cli.serve import DEMO_DATA_DIR, check_demo_store, demo_settings
+    from dupcheck_tools.local.demo import DEMO_IDS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DUPCHECK_DATA_DIR", str(tmp_path / "shop"))
+    parser = build_parser()
+    assert demo_settings(parser.parse_args(["demo"])).data_dir == DEMO_DATA_DIR == Path("demo-data")
+    assert demo_settings(parser.parse_args(["--data-dir", "elsewhere", "demo"])).data_dir == Path("elsewhere")
+    assert Settings.from_env().data_dir == tmp_path / "shop"  # what serve, add and backfill use
+    assert len(DEMO_IDS) == 26 and DEMO_IDS[0] == "demo-00" and DEMO_IDS[-1] == "demo-25"
+
+    shop = build_service(Settings.from_env())
+    shop.register_bytes(entity_id="SHOP-1", sku="S", image_url="", data=encode(product_image(501)))
+    with pytest.raises(UsageError, match=r"holds 1 records besides the demo's.*--data-dir, default demo-data"):
+        check_demo_store(shop, tmp_path / "shop")
+    demo = build_service(Settings.from_env({}, data_dir=tmp_path / "demo-data"))
+    for entity_id in DEMO_IDS[:3]:  # a demo store run before: the demo runs on it again
+        demo.register_bytes(entity_id=entity_id, sku="", image_url="", data=encode(product_image(502)))
+    check_demo_store(demo, tmp_path / "demo-data")
 
 
 def test_add_checks_for_duplicates_first(capsys: pytest.CaptureFixture[str], tmp_path: Path, catalog: Path) -> None:

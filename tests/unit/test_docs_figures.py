@@ -29,6 +29,7 @@ The rule, for the prose of docs/*.md (docs/results.md is the generated page itse
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,14 @@ KNOWN = {
     ("architecture.md", "6.6 GB"): "records import experiment, docs/lab/benchmarks.md",
     ("architecture.md", "1.29x"): "records import experiment, docs/lab/benchmarks.md",
 }
+# A size in a sentence about the Lambda bundle is the size docs/results/bundles.json records (issue 86:
+# deploy.md gave 75.2 MiB, an older build's, where results.md and `make synth` said 76.4 MiB). Sizes
+# such a sentence gives of something else, each with why:
+BUNDLES = DOCS / "results" / "bundles.json"
+BUNDLE = re.compile(r"\bbundle|\bcode asset|\bLambda code\b", re.I)
+SIZE = re.compile(r"\b\d[\d,]*\.\d+\s?(?:MiB|MB)\b")
+DIFFERENCE_AFTER = re.compile(r"\s+(?:larger|smaller|more|less)\b")  # "0.4 MB larger": not a size
+NOT_THE_BUNDLE = {("architecture.md", "81.7 MiB"): "an OpenCV wheel's size at fd18b7f, said beside the bundle's"}
 # A commit hash: 7-40 hex digits with a letter and a digit, or any after the word "commit".
 COMMIT = re.compile(r"\b(?:(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}|(?<=commit )[0-9a-f]{7,40})\b")
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-Z*(\[`])")
@@ -180,3 +189,62 @@ def test_what_counts_as_a_measurement() -> None:
         "Version 3.12.1 on 2026-11-23, commit 3dfe87d.",
     ]
     assert [undated_figures(text, results) for text in fine] == [[] for _ in fine]
+
+
+def units(text: str) -> Iterator[str]:
+    """Every sentence and table row of a page, generated blocks included (their figures are read too)."""
+    text = COMMENT.sub("", FENCE.sub("", text))
+    for paragraph in re.split(r"\n\s*\n", text):
+        if paragraph.lstrip().startswith("|"):
+            yield from paragraph.splitlines()
+        else:
+            yield from SENTENCE_END.split(" ".join(paragraph.split()))
+
+
+def wrong_bundle_sizes(text: str, recorded: set[str], page: str = "") -> list[str]:
+    """The sizes `text` gives in sentences about the bundle that are not the recorded ones."""
+    found = []
+    for unit in units(text):
+        if not BUNDLE.search(unit):
+            continue
+        for match in SIZE.finditer(CODE_SPAN.sub("``", unit)):
+            figure = match.group(0)
+            if figure in recorded or (page, figure) in NOT_THE_BUNDLE:
+                continue
+            if DIFFERENCE_AFTER.match(CODE_SPAN.sub("``", unit), match.end()):
+                continue
+            found.append(f"{figure!r} in: {unit[:160]}")
+    return found
+
+
+def recorded_bundles() -> set[str]:
+    return {f"{size:.1f} MiB" for size in json.loads(BUNDLES.read_text(encoding="utf-8"))["output"].values()}
+
+
+def test_every_bundle_size_the_docs_give_is_the_recorded_one() -> None:
+    """deploy.md takes its sizes from a generated block (`make results`), results.md from the same record."""
+    recorded = recorded_bundles()
+    found = {doc.name: sizes for doc in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+             if (sizes := wrong_bundle_sizes(doc.read_text(encoding="utf-8"), recorded, doc.name))}  # fmt: skip
+    assert not found, (
+        "a bundle size other than docs/results/bundles.json's (cite results.md#what-it-costs, or let `make "
+        "results` write it): " + "; ".join(f"{name}: {sizes}" for name, sizes in found.items())
+    )
+    assert all(size in (DOCS / "deploy.md").read_text(encoding="utf-8") for size in recorded)
+    assert all(key[1] in (DOCS / key[0]).read_text(encoding="utf-8") for key in NOT_THE_BUNDLE)
+
+
+def test_a_bundle_size_of_another_build_is_caught() -> None:
+    recorded = {"76.4 MiB", "152.9 MiB"}
+    assert wrong_bundle_sizes("| bundle, unzipped | arm64 **78.9 MB** (75.2 MiB) |", recorded) == [
+        "'78.9 MB' in: | bundle, unzipped | arm64 **78.9 MB** (75.2 MiB) |",
+        "'75.2 MiB' in: | bundle, unzipped | arm64 **78.9 MB** (75.2 MiB) |",
+    ]
+    fine = [
+        "The Lambda code deployed, unzipped: 76.4 MiB, 152.9 MiB, under Lambda's 250 MiB.",
+        "<!-- generated: bundles -->\nThe bundle: 76.4 MiB.\n<!-- /generated -->",
+        "At 6e3886c the x86_64 bundle was 0.4 MB larger, one without bytecode 1.4 MB smaller.",
+        "A thumbnail is 15.3 KB; a record 1.3 KB.",  # not the bundle
+    ]
+    assert [wrong_bundle_sizes(text, recorded) for text in fine] == [[] for _ in fine]
+    assert wrong_bundle_sizes("<!-- generated: b -->\nThe bundle: 75.2 MiB.\n<!-- /generated -->", recorded)

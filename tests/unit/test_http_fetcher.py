@@ -8,6 +8,7 @@ shows exactly which (address, port) the fetcher would have connected to.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from dupcheck.adapters.http_fetcher import (
     refusal_reason,
     status_error,
 )
-from dupcheck.core.errors import ImageUnreachable, InvalidRequest, UrlNotAllowed
+from dupcheck.core.errors import ImageUnreachable, InvalidRequest, UpstreamTimeout, UrlNotAllowed
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.settings import Settings
 
@@ -392,3 +393,67 @@ def test_defaults_match_settings() -> None:
     assert fetcher.deadline == settings.fetch_deadline
     assert fetcher.max_redirects == settings.max_redirects
     assert fetcher.allowed_hosts == frozenset(settings.allowed_hosts)
+
+
+@pytest.mark.parametrize(
+    ("address", "named"),
+    [
+        ("203.0.113.5", "reserved documentation (TEST-NET-3, 203.0.113.0/24)"),  # issue 86: was "private"
+        ("192.0.2.1", "reserved documentation (TEST-NET-1, 192.0.2.0/24)"),
+        ("198.51.100.7", "reserved documentation (TEST-NET-2, 198.51.100.0/24)"),
+        ("2001:db8::1", "reserved documentation (2001:db8::/32)"),
+        ("198.18.0.1", "reserved benchmarking (198.18.0.0/15)"),
+        ("240.0.0.1", "reserved (240.0.0.0/4)"),
+        ("255.255.255.255", "broadcast"),
+        ("10.0.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fd12:3456::1", "private"),
+    ],
+)
+def test_a_refused_address_is_named_by_its_range(address: str, named: str, attempts: list[tuple[str, int]]) -> None:
+    """The address's special-purpose range as it is: a documentation address is no private network."""
+    assert refusal_reason(ipaddress.ip_address(address)) == named
+    DNS["named.test"] = [address]
+    try:
+        with pytest.raises(UrlNotAllowed) as info:
+            make().fetch("http://named.test/a.jpg")
+    finally:
+        del DNS["named.test"]
+    assert info.value.message == f"host named.test resolves to a {named} address, which is not allowed"
+    assert attempts == []
+
+
+def test_a_host_that_never_answers_is_a_504_saying_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that accepts the connection and sends nothing (faked: one end of a socket pair nobody
+    writes to), and one that never accepts it: each a 504 that says what to check and that a retry
+    may pass. Nothing leaves this machine."""
+    held: list[socket.socket] = []
+
+    def silent(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        ours, theirs = socket.socketpair()
+        held.append(theirs)  # kept open: the host "accepted" and never writes
+        return ours
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", silent)
+    try:
+        with pytest.raises(UpstreamTimeout) as silence:
+            make(read_timeout=0.2).fetch("http://public.test:8080/a.jpg")
+    finally:
+        for sock in held:
+            sock.close()
+    assert (silence.value.status, silence.value.code) == (504, "upstream_timeout")
+    assert silence.value.message == (
+        "public.test accepted the connection but sent no answer within 0.2 s; check that the address serves the "
+        "picture (open it in a browser), or try again later (a retry may pass)"
+    )
+
+    def never(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", never)
+    with pytest.raises(UpstreamTimeout) as unanswered:
+        make(connect_timeout=0.5).fetch("http://public.test:8080/a.jpg")
+    assert unanswered.value.message == (
+        "public.test did not accept a connection on port 8080 within 0.5 s; check the address's host and port, "
+        "or try again later (a retry may pass)"
+    )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,8 @@ from dupcheck.core.models import (
     utc_now,
 )
 from dupcheck.core.pictures.budget import MemoryBudget
-from dupcheck.core.spreadsheet import FORMULA_STARTS
+from dupcheck.core.settings import Settings
+from dupcheck.core.spreadsheet import is_formula
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 
@@ -84,6 +86,8 @@ def test_a_catalog_is_csv_or_json_lines_with_or_without_gzip_and_a_bom() -> None
     renamed = ImportOptions(Columns("id", "code", "picture"))
     renamed_csv = b"id,code,picture\n7,x,https://shop.test/7.jpg\n"
     assert rows(renamed_csv, renamed) == [(1, "7", "https://shop.test/7.jpg", None)]
+    semicolons = b"entity_id;sku;image_url\nA1;S1;https://shop.test/a1.jpg\nA2;;/rel/a2.jpg\n"  # a European export
+    assert rows(semicolons) == expected
     item = b'{"Item": {"entity_id": {"S": "7"}}}\n'  # a DynamoDB export line is the backfill's business
     assert rows(item)[0][3] == "invalid_row"
 
@@ -94,6 +98,12 @@ def test_a_catalog_is_csv_or_json_lines_with_or_without_gzip_and_a_bom() -> None
         (b"entity_id,image_url\n\xff,x\n", InvalidCatalog, "not UTF-8"),
         (b"id,url\n1,x\n", InvalidCatalog, "name it with id_column"),
         (b"entity_id,price\n1,2\n", InvalidCatalog, "name it with url_column"),
+        (
+            b"id;price\n1;2\n",
+            InvalidCatalog,
+            "has no 'entity_id' column and none of the URL columns image_url, "
+            r"small_image \(columns: id, price\); name it with id_column; name it with url_column$",
+        ),
         (gzip.compress(CSV)[:20], InvalidCatalog, "gzip"),
     ],
 )
@@ -317,7 +327,7 @@ def _check_job(service: ImportService, status: JobStatus = JobStatus.DONE) -> st
         RowResult(1, Outcome.DONE, "=HYPERLINK(\"http://evil.test/\")", "https://x.test/1.jpg", verdict="new"),
         RowResult.failure(CatalogRow(2, "E2", "", "https://x.test/2.jpg"), "image_unreachable", "-404 from host"),
         RowResult(3, Outcome.DONE, "E3", "https://x.test/3.jpg", verdict="duplicate", duplicate_of="=C1", match=match),
-        RowResult.failure(row, "invalid_image", "not a picture"),
+        RowResult.failure(row, "invalid_image", " =not a picture"),  # a formula after a space
         RowResult.replaced_by(CatalogRow(5, "E5", "", "https://x.test/5.jpg"), 9),
         *(RowResult(n, Outcome.DONE, f"E{n}", f"https://x.test/{n}.jpg", verdict="similar") for n in (6, 7, 8, 9)),
     ])  # fmt: skip
@@ -361,8 +371,9 @@ def test_the_results_csv_is_made_a_page_at_a_time_with_formula_cells_as_text(
     lines = list(csv.reader(io.StringIO(text)))
     assert lines[0] == list(RESULT_COLUMNS) and [int(line[0]) for line in lines[1:]] == list(range(1, 10))
     cells = [cell for line in lines[1:] for cell in line]
-    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]  # main wrote 5 such cells as they are
+    assert not [c for c in cells if is_formula(c)]  # main wrote 5 such cells as they are, d308586 one more
     assert lines[1][1] == '\'=HYPERLINK("http://evil.test/")' and lines[3][5] == "'=C1" and lines[3][8] == "'+S"
+    assert lines[4][14] == "' =not a picture"
     assert lines[2][14] == "'-404 from host" and lines[4][1] == "'@E4" and lines[3][12] == "'-cropped"
     # Written on after a row (a results file written a part at a time): the rest, without the header.
     rest = b"".join(piece for _, piece in service.results_csv(job_id, after_row=4)).decode()
@@ -683,3 +694,54 @@ def test_the_worker_keeps_thumbnails_before_records_and_rehashes_a_record_withou
     results = importer.import_rows([CatalogRow(1, "A", "", a), CatalogRow(2, "B", "", b)], final=lambda row: False)
     assert [r.outcome for r in results] == [Outcome.SKIPPED, Outcome.DONE]  # type: ignore[union-attr]
     assert fetcher.calls == [b] and "B" in thumbnails
+
+
+# -- a check job's earlier rows (core/jobs/import_runs.py EarlierRows) ----------------------------
+
+
+def test_a_check_jobs_rows_are_judged_against_the_earlier_rows_kept_across_a_stop(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A row is judged against the rows before it, of its batch too; only rows that duplicate
+    nothing are kept, so a copy names the first row of its picture; a resumed run forgets what the
+    stopped one kept from where it goes on (those rows are checked again), and the job's end drops it."""
+    from PIL import ImageOps
+
+    from dupcheck.adapters.local_index import LocalHashIndex
+    from dupcheck.adapters.sqlite_checked import SqliteCheckedPictures
+    from dupcheck.bootstrap import build_service
+    from dupcheck.core.jobs.import_runs import EarlierRows
+
+    service = build_service(settings)
+    pipeline = service.pipeline
+    kept = SqliteCheckedPictures(tmp_path / "checked.sqlite3")
+    job_id = "e" * 32
+    a, b, c = (product_image(7200 + i, (320, 240)) for i in range(3))
+
+    def earlier() -> EarlierRows:
+        return EarlierRows(kept, LocalHashIndex(pipeline.index_bits, parts=pipeline.index_parts), job_id)
+
+    def batch(*rows: tuple[int, str, Any]) -> list[tuple[CatalogRow, Any, Any]]:
+        out = []
+        for number, entity_id, picture in rows:
+            entry, query = service.query_entry(entity_id=entity_id, sku="", image_url="", data=encode(picture))
+            out.append((CatalogRow(number, entity_id, "", f"https://img.test/{number}.jpg"), query, entry))
+        return out
+
+    first = earlier().duplicates(service, batch((1, "A", a), (2, "B", b), (3, "A-MIRRORED", ImageOps.mirror(a)),
+                                                (4, "C", c), (5, "A-AGAIN", ImageOps.mirror(a).resize((300, 225)))),
+                                 threads=2)  # fmt: skip
+    assert [r.duplicate_row if r else None for r in first] == [None, None, 1, None, 1]  # row 5: row 1, not 3
+    assert first[2] is not None and first[2].duplicate_of == "A" and first[2].verdict == "duplicate"
+    assert first[2].match is not None and "mirrored" in first[2].match["edit_summary"]
+    assert [n for n, _ in kept.hashes(job_id)] == [1, 2, 4]
+
+    # Stopped after row 3 was recorded: rows 4 and 5 are checked again, and row 4 fails this time.
+    resumed = earlier()
+    resumed.resume_at(4)
+    again = resumed.duplicates(service, batch((5, "C-AGAIN", c), (6, "B-MIRRORED", ImageOps.mirror(b))), threads=2)
+    assert again[0] is None  # row 4 is forgotten: nothing to name
+    assert again[1] is not None and (again[1].duplicate_of, again[1].duplicate_row) == ("B", 2)
+    assert [n for n, _ in kept.hashes(job_id)] == [1, 2, 5]
+    kept.drop(job_id)
+    assert list(kept.hashes(job_id)) == []

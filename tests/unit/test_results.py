@@ -162,6 +162,32 @@ def test_evaluation_md_s_per_kind_table_is_written_from_the_same_runs(
     assert results.main(argv) == 2
 
 
+def test_deploy_md_s_bundle_sizes_are_written_from_the_recorded_build(
+    results: ModuleType, folder: Path, tmp_path: Path
+) -> None:
+    """docs/deploy.md's bundle sizes are generated (between its `<!-- generated: bundles` and
+    `<!-- /generated -->` lines) from docs/results/bundles.json, the record results.md's cost section
+    reads: a new build recorded changes both, and `--check` fails while deploy.md is stale."""
+    deploy = tmp_path / "deploy.md"
+    deploy.write_text("# D\n\nBuilt.\n<!-- generated: bundles -->\nold\n<!-- /generated -->\nafter\n", encoding="utf-8")
+    page = tmp_path / "results.md"
+    argv = ["--results", str(folder), "--out", str(page), "--evaluation", str(tmp_path / "none.md"), "--deploy",
+            str(deploy)]  # fmt: skip
+    (tmp_path / "none.md").write_text("<!-- generated: by-kind -->\n<!-- /generated -->\n", encoding="utf-8")
+    assert results.main(argv) == 0 and results.main([*argv, "--check"]) == 0
+    text = deploy.read_text(encoding="utf-8")
+    recorded = json.loads((folder / "bundles.json").read_text(encoding="utf-8"))
+    assert "old" not in text and text.endswith("<!-- /generated -->\nafter\n")
+    assert f"`make synth` at {recorded['commit']}" in text
+    assert f"{recorded['output']['dupcheck']:.1f} MiB" in text and f"{recorded['output']['dupcheck']:.1f} MiB" in (
+        page.read_text(encoding="utf-8")
+    )
+    recorded["output"]["dupcheck"] = 80.25
+    (folder / "bundles.json").write_text(json.dumps(recorded), encoding="utf-8")
+    assert results.main([*argv, "--check"]) == 1
+    assert results.main(argv) == 0 and "80.2 MiB for every function" in deploy.read_text(encoding="utf-8")
+
+
 def test_the_print_tables_overlay_row_weighs_each_kind_by_its_queries(results: ModuleType, folder: Path) -> None:
     """The flat overlays' row is one share over its four kinds' queries together, not a mean of
     their shares; a kind the run lacks leaves it out, a rate it lacks makes the cell unknown."""

@@ -6,8 +6,8 @@ metadata service, internal admin pages or anything else the Lambda can reach. Th
 * accepts only http/https URLs without credentials (`user:pass@` is refused with 403,
   because credentials would be sent to a host we do not control and logged in URLs);
 * resolves the host once, refuses if ANY resolved address is loopback, private, link-local,
-  multicast, reserved, unspecified, shared (100.64/10) or an IPv4-mapped / 6to4 / NAT64 /
-  Teredo embedding of one, and refuses numeric spellings (`http://2130706433/`,
+  multicast, reserved (documentation, benchmarking... each named as what it is), unspecified,
+  shared (100.64/10) or an IPv4-mapped / 6to4 / NAT64 / Teredo embedding of one, and refuses numeric spellings (`http://2130706433/`,
   `http://0x7f.1/`) by parsing them the way `inet_aton` does;
 * connects to the address it checked, sending the original `Host` header and (https) SNI,
   with certificate verification on, so a second DNS answer cannot rebind the target;
@@ -58,6 +58,21 @@ _ALWAYS_BLOCKED = (_net("169.254.0.0/16"), _net("fe80::/10"), _net("fd00:ec2::25
 # machine; no demo needs the private networks around it (RFC 1918, CGNAT, unique-local).
 _LOOPBACK = (_net("127.0.0.0/8"), _net("::1/128"))
 _SHARED = _net("100.64.0.0/10")
+# Special-purpose ranges `ipaddress` counts as private (`is_private`) that hold no private network:
+# refused all the same, and named as what they are (IANA's special-purpose registries, RFC 6890).
+_SPECIAL = (
+    (_net("192.0.2.0/24"), "reserved documentation (TEST-NET-1, 192.0.2.0/24)"),
+    (_net("198.51.100.0/24"), "reserved documentation (TEST-NET-2, 198.51.100.0/24)"),
+    (_net("203.0.113.0/24"), "reserved documentation (TEST-NET-3, 203.0.113.0/24)"),
+    (_net("2001:db8::/32"), "reserved documentation (2001:db8::/32)"),
+    (_net("198.18.0.0/15"), "reserved benchmarking (198.18.0.0/15)"),
+    (_net("2001:2::/48"), "reserved benchmarking (2001:2::/48)"),
+    (_net("192.0.0.0/24"), "reserved protocol-assignment (192.0.0.0/24)"),
+    (_net("0.0.0.0/8"), 'reserved "this network" (0.0.0.0/8)'),
+    (_net("255.255.255.255/32"), "broadcast"),
+    (_net("240.0.0.0/4"), "reserved (240.0.0.0/4)"),
+    (_net("100::/64"), "reserved discard-only (100::/64)"),
+)
 _NAT64 = _net("64:ff9b::/96")
 _NAT64_LOCAL = _net("64:ff9b:1::/48")  # RFC 8215 local-use prefix: site-specific, never public
 # One inet_aton component: hex (0x...), octal (leading 0) or decimal; `int()` alone would also
@@ -142,6 +157,12 @@ def refusal_reason(ip: IPAddress, allow_loopback: bool = False) -> str | None:
     checks = (
         (ip.is_unspecified, "unspecified"), (ip.is_loopback, "loopback"),
         (ip.is_link_local, "link-local"), (ip.is_multicast, "multicast"),
+    )  # fmt: skip
+    if reason := next((reason for hit, reason in checks if hit), None):
+        return reason
+    if special := next((name for net, name in _SPECIAL if ip.version == net.version and ip in net), None):
+        return special
+    checks = (
         (ip.is_private, "private"), (ip.is_reserved, "reserved"),
         (ip.version == 4 and ip in _SHARED, "shared"), (not ip.is_global, "non-global"),
     )  # fmt: skip
@@ -342,9 +363,8 @@ class HttpImageFetcher:
         error: Exception = ImageUnreachable(f"could not connect to {host}", retryable=True)
         for address in addresses:
             remaining = _remaining(deadline)
-            timeout = urllib3.Timeout(
-                connect=min(self.connect_timeout, remaining), read=min(self.read_timeout, remaining)
-            )
+            connect_s, read_s = min(self.connect_timeout, remaining), min(self.read_timeout, remaining)
+            timeout = urllib3.Timeout(connect=connect_s, read=read_s)
             pool = self._pools.connection_from_host(address, port, scheme, pool_kwargs=tls)
             try:
                 return pool.urlopen(
@@ -355,8 +375,14 @@ class HttpImageFetcher:
                 error = ImageUnreachable(f"{host} refused the connection on port {port}; check the address, or try "
                                          "again once its server is up", retryable=True)  # fmt: skip
                 error.__cause__ = exc
-            except (ConnectTimeoutError, ReadTimeoutError) as exc:
-                raise UpstreamTimeout(f"timed out waiting for {host}") from exc
+            except ConnectTimeoutError as exc:
+                raise _too_slow(f"{host} did not accept a connection on port {port} within {connect_s:.3g} s",
+                                "check the address's host and port") from exc  # fmt: skip
+            except ReadTimeoutError as exc:
+                raise _too_slow(
+                    f"{host} accepted the connection but sent no answer within {read_s:.3g} s",
+                    "check that the address serves the picture (open it in a browser)",
+                ) from exc
             except SSLError as exc:
                 raise ImageUnreachable(f"TLS error talking to {host}: its certificate is not valid for this address "
                                        "(or the connection is not TLS)") from exc  # fmt: skip
@@ -389,7 +415,7 @@ class HttpImageFetcher:
                     raise ImageTooLarge(f"image exceeds the limit of {self.max_bytes} bytes")
                 chunks.append(chunk)
         except ReadTimeoutError as exc:
-            raise UpstreamTimeout("timed out reading the image") from exc
+            raise _too_slow(f"the image host stopped sending the picture for {self.read_timeout:g} s") from exc
         except (HTTPError, OSError) as exc:
             raise UpstreamError("connection broke while reading the image") from exc
         finally:
@@ -407,10 +433,15 @@ _LOOPBACK_HINT = (
 )
 
 
+def _too_slow(what: str, check: str = "") -> UpstreamTimeout:
+    """A 504 saying what was too slow and what to do: what to check, if anything, then try again."""
+    return UpstreamTimeout(f"{what}; {check + ', or ' if check else ''}try again later (a retry may pass)")
+
+
 def _remaining(deadline: float) -> float:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise UpstreamTimeout("image download exceeded the overall deadline")
+        raise _too_slow("the download took longer than its time limit: the image host is slow (or the picture large)")
     return remaining
 
 

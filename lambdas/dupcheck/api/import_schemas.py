@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from dupcheck.api.known_names import StrictBody, body_fields, refuse_unknown_fields
 from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl, MatchOut
+from dupcheck.api.strict import JsonTrue
 from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.ids import MAX_ID_LENGTH
 from dupcheck.core.jobs.imports import MAX_ITEMS
@@ -30,7 +31,7 @@ class ImportItem(StrictBody):
 class CatalogUrlImport(BaseModel):
     """A catalog (CSV or JSON Lines, maybe gzipped) the service downloads through its safe fetcher."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     catalog_url: ImageUrl = Field(
         min_length=1, max_length=MAX_URL_LENGTH, description="http(s) URL of the catalog file.",
@@ -41,7 +42,7 @@ class CatalogUrlImport(BaseModel):
 class ItemsImport(BaseModel):
     """Rows sent in the request: 1 to 1,000 (a larger catalog is a file)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     items: list[ImportItem] = Field(min_length=1, max_length=MAX_ITEMS)
 
@@ -49,9 +50,9 @@ class ItemsImport(BaseModel):
 class UploadImport(BaseModel):
     """A catalog too large for a request: the answer says where to upload it (`upload`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    upload: Literal[True]
+    upload: JsonTrue
 
 
 # A field none of the three has is refused as itself (each would refuse it differently).

@@ -3,6 +3,7 @@ follow it, list its failed rows, cancel it."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from dupcheck.api.import_schemas import (
     ItemsImport,
     ResultOut,
     ResultPage,
+    UploadImport,
 )
 from dupcheck.api.params import (
     DuplicatesOnlyParam,
@@ -198,11 +200,30 @@ def _own_upload(job: ImportJob, base_url: str, max_bytes: int) -> UploadTarget:
                         expires_at=expires.isoformat().replace("+00:00", "Z"), max_bytes=max_bytes)  # fmt: skip
 
 
+# Each kind of body by the field that names it: a body with one of them is told what is wrong with
+# that kind alone ("upload: must be true..."), not what every other kind would have wanted.
+_KINDS = {"catalog_url": CatalogUrlImport, "items": ItemsImport, "upload": UploadImport}
+
+
 def _import_request(body: bytes) -> Any:
     try:
         return IMPORT_REQUEST.validate_json(body)
     except ValidationError as exc:
+        errors = exc.errors()
+        kind = _kind_of(body)
+        if kind is not None:
+            raise request_error([e for e in errors if e["loc"][:1] == (kind.__name__,)][:5]) from exc
         must = 'the body must be one of {"catalog_url": ...}, {"items": [...]} (1 to 1,000) or {"upload": true}: '
-        raise request_error(exc.errors()[:5], must) from exc
+        raise request_error(errors[:5], must) from exc
     except RecursionError as exc:
         raise InvalidRequest("the body is not valid JSON") from exc
+
+
+def _kind_of(body: bytes) -> type | None:
+    """The kind of import body `body` is meant to be: the one whose field it holds (only one)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    named = [_KINDS[key] for key in data if key in _KINDS] if isinstance(data, dict) else []
+    return named[0] if len(named) == 1 else None

@@ -71,9 +71,10 @@ def refuse_unknown_fields(data: Any, known: Collection[str]) -> Any:
 
 class StrictBody(BaseModel):
     """A JSON body (or a part of one) that refuses a field it does not have, naming it and the
-    closest field it has; the OpenAPI schema says so (`additionalProperties: false`)."""
+    closest field it has; the OpenAPI schema says so (`additionalProperties: false`). Its fields
+    are validated strictly too (no "5" for a number): see strict.py for the messages."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl
+from dupcheck.api.strict import QueryFlag
 from dupcheck.core.catalog.decisions import MAX_PAGE as MAX_DECISIONS
 from dupcheck.core.catalog.kept_images import IMAGE_NAME_PATTERN
 from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
@@ -52,7 +53,10 @@ ModeParam = Annotated[
     Query(description="import (default): store the rows; check: only check each row against the catalog "
           "(its verdict and best match, GET results_url), store nothing."),
 ]  # fmt: skip
-DuplicatesOnlyParam = Annotated[bool | None, Query(description="true: only the rows found duplicates.")]
+DuplicatesOnlyParam = Annotated[
+    QueryFlag | None, Query(description="true: only the rows found duplicates; false (the default): every checked "
+                            "row. Exactly true or false.")
+]  # fmt: skip
 FormatParam = Annotated[
     Literal["json", "csv"] | None, Query(description="json (a page, default) or csv (every row, a file to download).")
 ]

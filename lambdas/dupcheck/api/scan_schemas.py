@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dupcheck.api.known_names import StrictBody
+from dupcheck.api.strict import JsonBool
 from dupcheck.core.catalog.decisions import MAX_OTHERS
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import Decision, ScanJob
@@ -112,7 +113,7 @@ class KeepDecisionIn(StrictBody):
     decision: Literal["keep"]
     item: EntityId = Field(description="The record kept.")
     others: Others
-    remove_others: bool = Field(False, description="Remove the others from the catalog (undo puts them back).")
+    remove_others: JsonBool = Field(False, description="Remove the others from the catalog (undo puts them back).")
 
 
 class NotDuplicateDecisionIn(StrictBody):

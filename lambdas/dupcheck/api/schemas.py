@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from dupcheck.api.known_names import StrictBody
+from dupcheck.api.strict import Omittable
 from dupcheck.core.catalog.gate import Registration
 from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.catalog.products import ProductResult
@@ -360,7 +361,7 @@ class NewItem(StrictBody):
         min_length=1, max_length=MAX_URL_LENGTH, description="http(s) URL of the image.",
         json_schema_extra={"pattern": IMAGE_URL_PATTERN},
     )  # fmt: skip
-    on_duplicate: ItemPolicy | None = Field(
+    on_duplicate: Omittable[ItemPolicy] = Field(
         None, description="The duplicate gate, as the on_duplicate query parameter; this one wins when both are given."
     )
 

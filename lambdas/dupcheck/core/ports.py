@@ -337,6 +337,35 @@ class ImportJobs(Protocol):
 
 
 @runtime_checkable
+class CheckedPictures(Protocol):
+    """A check job's rows' pictures, kept as the catalog would keep them had the rows been imported
+    (the record with its views, the thumbnail), by row: a check job stores nothing in the catalog,
+    so its later rows are judged against these, as an import's rows are against the earlier rows it
+    stored. Kept while the job runs (a resumed job reads them again), then dropped. Locally a file
+    of the data dir; AWS keeps none (a check job there matches rows of one file by their hash only)."""
+
+    def add(self, job_id: str, row: int, entry: Entry) -> None:
+        """Keep row `row`'s picture (again: the same row replaces what it kept)."""
+        ...
+
+    def hashes(self, job_id: str) -> Iterator[tuple[int, HashValue]]:
+        """Every kept row and its record's hash (what an index of them is built from)."""
+        ...
+
+    def entries(self, job_id: str, rows: Sequence[int]) -> dict[int, Entry]:
+        """The kept pictures of these rows (a row with none is left out)."""
+        ...
+
+    def forget_from(self, job_id: str, row: int) -> None:
+        """Forget the rows from `row` on: a resumed job checks them again."""
+        ...
+
+    def drop(self, job_id: str) -> None:
+        """Forget the job's pictures (it has ended)."""
+        ...
+
+
+@runtime_checkable
 class CatalogFiles(Protocol):
     """Where a job's catalog is kept while it runs (the data dir; an S3 bucket)."""
 

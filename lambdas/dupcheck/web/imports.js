@@ -5,7 +5,7 @@
 // Loaded by app.js the first time the view is shown.
 import { ApiError, api, imageForm } from "./api.js";
 import { catalogChanged } from "./catalog.js";
-import { errorSentence, importSentence, resultSentence, rowSentence } from "./words.js";
+import { errorSentence, importSentence, modeWords, resultSentence, rowSentence } from "./words.js";
 import { byId, clearError, el, limiter, showError } from "./ui.js";
 
 // API Gateway takes 10 MB a request and its function 6 MB, base64 included: a larger catalog goes
@@ -26,8 +26,15 @@ export function showImports() {
     byId("import-more").addEventListener("click", () => failures(state.job, state.cursor));
     byId("import-results-more").addEventListener("click", () => results(state.followed, state.results));
     byId("import-results-csv").addEventListener("click", download);
+    byId("import-check-only").addEventListener("change", checkOnly);
+    checkOnly(); // a reloaded page may keep the box ticked
   }
   recent();
+}
+
+/** "Only check" stores nothing: what to do with duplicates found on the way is not asked. */
+function checkOnly() {
+  byId("import-policy-choice").hidden = byId("import-check-only").checked;
 }
 
 async function chosen(input, start) {
@@ -47,8 +54,8 @@ function catalogForm(blob, name) {
 function withBase(path) {
   const base = byId("import-base").value.trim();
   const check = byId("import-check-only").checked;
-  return `${path}?${new URLSearchParams({ ...(base && { image_base_url: base }), ...(check && { mode: "check" }),
-    on_duplicate: byId("import-policy").value })}`;
+  return `${path}?${new URLSearchParams({ ...(base && { image_base_url: base }),
+    ...(check ? { mode: "check" } : { on_duplicate: byId("import-policy").value }) })}`;
 }
 
 async function importFile([file]) {
@@ -166,6 +173,10 @@ async function download() {
 
 function show(job, title, fraction, counts) {
   const sentence = importSentence(job);
+  // A job being uploaded has no mode yet: the page's choice says what it will be.
+  const words = modeWords((job.mode ?? (byId("import-check-only").checked ? "check" : "import")) === "check");
+  byId("import-failed-title").textContent = words.failed;
+  byId("import-cancel").textContent = words.cancel;
   byId("import-job").hidden = false;
   byId("import-job-title").textContent = title ?? sentence.title;
   const progress = byId("import-progress");

@@ -114,6 +114,8 @@ export function errorSentence(status, code, message = "") {
 // no column fields, so a missing column is renamed in the file.
 export const BASE_FIELD = "Base address of relative picture paths"; // the import page's field (index.html)
 const pageHints = (message) => message
+  .replace(/; name it with id_column; name it with url_column$/,
+    ": name the file's id column entity_id and its picture column image_url (or small_image)")
   .replace(/; name it with id_column$/, ": name the file's id column entity_id")
   .replace(/; name it with url_column$/, ": name the file's picture column image_url (or small_image)");
 
@@ -123,13 +125,24 @@ const PICTURE_CODES = new Set(["image_too_large", "unsupported_media_type", "inv
 
 /** A checked row in words: "The same picture as C3 (SKU X), 97% match: rotated." or "Row 4 has the same picture." */
 export function resultSentence(r) {
+  if (r.verdict === "duplicate" && r.duplicate_of_row) {
+    const how = r.match ? ` (${percentWords(r.match)})${editWords(r.match) ? `: ${editWords(r.match)}` : ""}` : "";
+    return `The same picture as row ${r.duplicate_of_row} (${r.duplicate_of}) of this file${how}.`;
+  }
   if (r.verdict === "duplicate" && r.match && r.match.entity_id === r.duplicate_of) {
     return `The same picture as ${r.duplicate_of}${skuWords(r.match)} (${percentWords(r.match)})${editWords(r.match) ? `: ${editWords(r.match)}` : ""}.`;
   }
-  if (r.verdict === "duplicate") return `The same picture as row ${r.duplicate_of_row} (${r.duplicate_of}) of this file.`;
+  if (r.verdict === "duplicate") return `The same picture as ${r.duplicate_of}.`;
   if (r.verdict === "similar") return `New. The closest is ${r.match.entity_id}${skuWords(r.match)}, similar (${percentWords(r.match)}), not the same picture.`;
   if (r.verdict === "new") return "New: nothing like it in the catalog.";
   return rowSentence(r);
+}
+
+/** The import view's words that follow the mode: a check job (mode check) imports nothing. */
+export function modeWords(checking) {
+  return checking
+    ? { failed: "Rows that could not be checked", cancel: "Cancel the check" }
+    : { failed: "Rows that were not imported", cancel: "Cancel the import" };
 }
 
 /** Why one row of an import was not imported. */

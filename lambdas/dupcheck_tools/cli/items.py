@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +18,7 @@ from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.catalog.kept_images import KeptPictures
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.models import ITEM_POLICIES, MAX_TOP, OnDuplicate
+from dupcheck.core.models import ITEM_POLICIES, MAX_TOP, Match
 from dupcheck.core.pictures.imaging import sniff_format
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli.common import UsageError, int_between, print_json, settings_for, show_progress
@@ -40,8 +42,8 @@ def register(commands: Any) -> None:
     add.add_argument("image", help="an image URL or a local file")
     add.add_argument("--features", action="store_true", help="also print the stored verification views (~5 KB)")
     add.add_argument("--base-url", default=None, metavar="URL",
-                     help="the API's address, where a file's kept picture is served (default: the local server's, "
-                     "http://127.0.0.1:DUPCHECK_PORT)")  # fmt: skip
+                     help="the API's address, where a file's kept picture is served (default: the server running "
+                     "on the data dir, else http://DUPCHECK_HOST:DUPCHECK_PORT, 127.0.0.1:8000)")  # fmt: skip
     add.add_argument("--on-duplicate", choices=[p.value for p in ITEM_POLICIES], default=None,
                      help="the duplicate gate: warn (add it, list its duplicates), reject (add nothing, exit 1) or "
                      "allow (no check); default DUPCHECK_ON_DUPLICATE, warn")  # fmt: skip
@@ -51,11 +53,20 @@ def register(commands: Any) -> None:
     remove.add_argument("entity_id")
     remove.set_defaults(run=run_remove)
 
-    index_dir = commands.add_parser("index-dir", help="register every image in a folder (entity_id = file stem)")
+    index_dir = commands.add_parser(
+        "index-dir", help="register every image in a folder (entity_id = file stem), each checked for duplicates",
+        description="Registers every picture of a folder as `add` does a file (its picture kept, entity_id and SKU "
+        "the file's stem), each through the duplicate gate. Prints {indexed, duplicates, failed, base_url}: "
+        "`duplicates` lists each file stored although the catalog already held its picture, with the ids it "
+        "duplicates. Exit 0: every picture registered, 1: some failed (or, with reject, were refused).",
+    )  # fmt: skip
     index_dir.add_argument("directory")
+    index_dir.add_argument("--on-duplicate", choices=[p.value for p in ITEM_POLICIES], default=None,
+                           help="the duplicate gate: warn (register it, list its duplicates), reject (leave it out, "
+                           "listed in failed) or allow (no check); default DUPCHECK_ON_DUPLICATE, warn")  # fmt: skip
     index_dir.add_argument("--base-url", default=None, metavar="URL",
-                           help="the API's address, where the kept pictures are served (default: the local "
-                           "server's)")  # fmt: skip
+                           help="the API's address, where the kept pictures are served (default: the server "
+                           "running on the data dir, else http://DUPCHECK_HOST:DUPCHECK_PORT)")  # fmt: skip
     index_dir.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr (there is none when it is not a terminal)"
     )
@@ -93,9 +104,14 @@ def run_add(args: argparse.Namespace) -> int:
     policy = policy_of(args.on_duplicate, service.on_duplicate)
     if path is not None:  # a file has no address: its picture is kept, as an upload's is
         pictures = kept_pictures_for(service, settings)
-        done = service.register_kept(entity_id=args.entity_id, sku=args.sku, data=path.read_bytes(),
-                                     pictures=pictures, base_url=args.base_url or local_base(settings),
-                                     on_duplicate=policy)  # fmt: skip
+        done = service.register_kept(
+            entity_id=args.entity_id,
+            sku=args.sku,
+            data=path.read_bytes(),
+            pictures=pictures,
+            base_url=kept_base(args, settings),
+            on_duplicate=policy,
+        )
     else:
         done = service.register_url_checked(args.entity_id, args.sku, args.image, on_duplicate=policy)
     # Imported here: the API package (Powertools and its OpenAPI models) was about half of every
@@ -117,10 +133,22 @@ def kept_pictures_for(service: DupcheckService, settings: Settings) -> KeptPictu
     return pictures
 
 
-def local_base(settings: Settings) -> str:
-    """The local server's address, where it serves kept pictures (DUPCHECK_HOST, DUPCHECK_PORT)."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host if ':' not in host else f'[{host}]'}:{settings.port or 8000}"
+def kept_base(args: argparse.Namespace, settings: Settings) -> str:
+    """Where the kept pictures of `add FILE` and `index-dir` are served, which their records'
+    image_url start with: --base-url, else the server running on the data dir (it records where
+    it answers: local/address.py), else DUPCHECK_HOST:DUPCHECK_PORT, which a terminal is told."""
+    from dupcheck_tools.local.address import base_url, running_server
+
+    if args.base_url:
+        return str(args.base_url)
+    if running := running_server(settings.data_dir):
+        return running
+    guess = base_url(settings.host, settings.port or 8000)
+    if sys.stderr.isatty():
+        print(f"note: no dupcheck server is running on {settings.data_dir}: the kept pictures' address is "
+              f"{guess}/images/... (DUPCHECK_HOST, DUPCHECK_PORT); serve them there, or give --base-url with the "
+              "address your server answers at", file=sys.stderr, flush=True)  # fmt: skip
+    return guess
 
 
 def run_remove(args: argparse.Namespace) -> int:
@@ -136,20 +164,33 @@ def run_index_dir(args: argparse.Namespace) -> int:
         raise UsageError(f"no such folder: {folder}" if not folder.exists() else f"not a folder: {folder}")
     settings = settings_for(args)
     service = build_service(settings)
-    pictures, base = kept_pictures_for(service, settings), args.base_url or local_base(settings)
+    pictures, base = kept_pictures_for(service, settings), kept_base(args, settings)
+    policy = policy_of(args.on_duplicate, service.on_duplicate)
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    done, failed = 0, []
+    done, duplicates, failed = 0, [], []
     for path in tqdm(files, unit="img", disable=not show_progress(args), dynamic_ncols=True):
         data = path.read_bytes()
         if sniff_format(data[:16]) is None:
             failed.append({"file": path.name, "error": "not a supported image"})
             continue
         try:
-            service.register_kept(entity_id=path.stem, sku=path.stem, data=data, pictures=pictures, base_url=base,
-                                  on_duplicate=OnDuplicate.ALLOW)  # fmt: skip
-            done += 1
-            log.info("indexed %s (%d of %d)", path.name, done + len(failed), len(files))
-        except DupcheckError as exc:
+            registered = service.register_kept(entity_id=path.stem, sku=path.stem, data=data, pictures=pictures,
+                                               base_url=base, on_duplicate=policy)  # fmt: skip
+        except DupcheckError as exc:  # a refused duplicate (reject) too: its message names what it duplicates
             failed.append({"file": path.name, "error": exc.message})
-    print_json({"indexed": done, "failed": failed})
+            continue
+        done += 1
+        if registered.duplicates:
+            duplicates.append(duplicate_line(path.name, path.stem, registered.duplicates))
+        log.info("indexed %s (%d of %d)", path.name, done + len(failed), len(files))
+    print_json({"indexed": done, "duplicates": duplicates, "failed": failed, "on_duplicate": policy.value,
+                "base_url": base})  # fmt: skip
     return ExitCode.OK if not failed else ExitCode.FAILED
+
+
+def duplicate_line(name: str, entity_id: str, matches: Sequence[Match]) -> dict[str, Any]:
+    """A file stored although the catalog held its picture: the ids it duplicates, the best first,
+    and how the best differs ("mirrored", "no visible edit")."""
+    best = matches[0]
+    return {"file": name, "entity_id": entity_id, "duplicate_of": [m.entity_id for m in matches],
+            "match_percent": best.match_percent, "edit": best.edit_summary or ""}  # fmt: skip

@@ -21,6 +21,8 @@ from dupcheck_tools.exit_codes import ExitCode
 if TYPE_CHECKING:
     from dupcheck_tools.local.sync import IndexFollower
 
+DEMO_DATA_DIR = Path("demo-data")  # `make run`'s store: not ./data, the one a shop's catalog goes to
+
 
 def register(commands: Any) -> None:
     serve = commands.add_parser(
@@ -34,8 +36,9 @@ def register(commands: Any) -> None:
     serve.set_defaults(run=run_serve)
 
     demo = commands.add_parser(
-        "demo", help="index a generated demo catalog and serve it (make run)",
-        description="Generates a demo catalog (26 product pictures, two of them copies) into DATA_DIR/demo, "
+        "demo", help="index a generated demo catalog in a store of its own and serve it (make run)",
+        description="Generates a demo catalog (26 product pictures, two of them copies) into a store of its own, "
+        f"{DEMO_DATA_DIR}/ (or --data-dir; never DUPCHECK_DATA_DIR, the store serve, add and backfill use), "
         "indexes it, writes its duplicate report and serves it with the web app, printing curl commands that "
         "find a duplicate and a new product. What `make run` runs; Ctrl-C stops.",
     )  # fmt: skip
@@ -66,17 +69,37 @@ def run_serve(args: argparse.Namespace) -> int:
     return _serve(service, settings, follower=follower)
 
 
+def demo_settings(args: argparse.Namespace) -> Settings:
+    """The demo's settings: its own store (DEMO_DATA_DIR, or --data-dir), never DUPCHECK_DATA_DIR's;
+    loopback URLs allowed, as its query images are served by this very server."""
+    return settings_for(args, allow_loopback_urls=True, **_address(args),
+                        **({} if args.data_dir else {"data_dir": DEMO_DATA_DIR}))  # fmt: skip
+
+
+def check_demo_store(service: DupcheckService, data_dir: Path) -> None:
+    """Refuse a store that holds records besides the demo's: the demo would add 26 to a real catalog."""
+    from dupcheck_tools.local.demo import DEMO_IDS
+
+    others = service.store.count() - len(service.store.get_many(list(DEMO_IDS)))
+    if others > 0:
+        raise UsageError(f"{data_dir} holds {others:,} records besides the demo's: the demo adds its 26 to the store "
+                         f"it runs on; give it a folder of its own (--data-dir, default {DEMO_DATA_DIR})")  # fmt: skip
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from dupcheck_tools.local.demo import build_demo, curl_examples
 
-    # The demo's query images are served by this very server on loopback.
-    settings = settings_for(args, allow_loopback_urls=True, **_address(args))
+    settings = demo_settings(args)
     service = build_service(settings)
+    check_demo_store(service, settings.data_dir)
     demo_dir = settings.data_dir / "demo"
 
     def announce(base_url: str) -> None:
         demo = build_demo(service, demo_dir, base_url)
-        print(f"\ndupcheck demo: {demo.items} catalog images indexed, serving on {base_url}")
+        print(
+            f"\ndupcheck demo: {demo.items} catalog images indexed in {settings.data_dir}/ (a store of its own: "
+            f"`serve`, `add` and `backfill` use {Settings.from_env().data_dir}/), serving on {base_url}"
+        )
         print(f"Web app: {base_url}/   (check a picture, browse the catalog, see its duplicate groups)")
         print("Try:\n  " + "\n  ".join(curl_examples(demo, base_url)))
         print(f"API docs: {base_url}/docs   (Ctrl-C stops)\n", flush=True)

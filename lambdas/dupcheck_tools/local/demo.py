@@ -1,7 +1,10 @@
 """`make run`: generate a small demo catalog, index it, and show the curls that query it.
 
 The catalog is generated (seeded), so the repository ships no images; the demo's query images
-are served by the local server under /demo/, which is why the demo allows loopback URLs.
+are served by the local server under /demo/, which is why the demo allows loopback URLs. Its
+records go to a store of their own (`demo-data/` unless --data-dir names one), never the one
+`serve`, `add` and `backfill` use (DUPCHECK_DATA_DIR, ./data): a shop's first catalog must not
+begin with demo-00..demo-25, and the demo refuses a store that holds other records.
 
 Like a real catalog, it holds two pictures twice under other ids (a re-upload, and a cropped,
 mirrored copy), and it runs the catalog-wide duplicate report on itself, as `python -m dupcheck
@@ -47,6 +50,7 @@ def _brighter(image: Image.Image) -> Image.Image:
 
 # Catalog entries that repeat an earlier picture: (index, index of the original, how it was re-made).
 _REPEATS = ((DEMO_ITEMS, 5, _recropped), (DEMO_ITEMS + 1, 11, _brighter))
+DEMO_IDS = tuple(f"demo-{i:02d}" for i in range(DEMO_ITEMS + len(_REPEATS)))  # what build_demo registers
 
 
 def build_demo(service: DupcheckService, directory: Path, base_url: str, report: Path | None = None) -> DemoCatalog:

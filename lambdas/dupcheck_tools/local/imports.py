@@ -24,12 +24,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dupcheck.adapters.local_files import LocalCatalogFiles
+from dupcheck.adapters.local_index import LocalHashIndex
+from dupcheck.adapters.sqlite_checked import FILE_NAME as CHECKED_FILE
+from dupcheck.adapters.sqlite_checked import SqliteCheckedPictures
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.bootstrap import build_catalog_fetcher, build_imports
 from dupcheck.core.catalog.gate import Passage
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError, StoreUnavailable
-from dupcheck.core.jobs.import_runs import JobGate, RowChecker, finish_if_complete
+from dupcheck.core.jobs.import_runs import EarlierRows, JobGate, RowChecker, finish_if_complete
 from dupcheck.core.jobs.imports import FINAL, ImportService, Survey, catalog_rows, check_catalog, job_holder, survey
 from dupcheck.core.models import CatalogRow, Entry, HashRecord, ImportJob, JobStatus, Mode, Outcome, RowResult, Source
 from dupcheck.core.ports import ImageFetcher
@@ -62,6 +65,8 @@ class ImportWorker:
         if not isinstance(self.imports.jobs, SqliteImportJobs):
             raise TypeError("the local import worker runs jobs of the embedded store (DUPCHECK_STORE=sqlite)")
         self.jobs: SqliteImportJobs = self.imports.jobs
+        # A check job's rows' pictures, its later rows judged against them (core/jobs/import_runs.py).
+        self.checked = SqliteCheckedPictures(settings.data_dir / CHECKED_FILE)
         self.catalog_fetcher = catalog_fetcher
         self.poll_s = poll_s
         self._wake = threading.Event()
@@ -120,6 +125,7 @@ class ImportWorker:
             for job_id in self.jobs.prune():
                 if isinstance(self.imports.catalogs, LocalCatalogFiles):
                     self.imports.catalogs.remove(job_id)
+                self.checked.drop(job_id)
         except Exception:  # noqa: BLE001 - housekeeping must not keep jobs from running
             logger.exception("could not prune old import jobs")
         run_jobs(
@@ -136,8 +142,11 @@ class ImportWorker:
         it has ended, the kept pictures its catalog named are no longer held for it."""
         ended = self._run(job)
         current = self.jobs.get(job.job_id)
-        if self.service.kept is not None and (current is None or current.status in FINAL):
-            self.service.kept.unpin(job_holder(job.job_id))
+        if current is None or current.status in FINAL:
+            if self.service.kept is not None:
+                self.service.kept.unpin(job_holder(job.job_id))
+            if job.options.mode is Mode.CHECK:
+                self.checked.drop(job.job_id)
         return ended
 
     def _run(self, job: ImportJob) -> ImportJob | None:
@@ -191,12 +200,17 @@ class ImportWorker:
 
     def _check(self, job: ImportJob, found: Survey, finished: bytearray, recorder: _Recorder) -> ImportJob | None:
         """A check job (`mode: check`): its rows looked up a batch at a time, nothing stored."""
+        pipeline = self.service.pipeline
+        earlier = EarlierRows(self.checked, LocalHashIndex(pipeline.index_bits, parts=pipeline.index_parts),
+                              job.job_id)  # fmt: skip
         with self._lock:
             self._running = (job.job_id, recorder, recorder)
         recorder.start(on_cancel=recorder.stop)
         try:
+            # A stopped run's rows with no outcome are checked again: what it kept of them goes.
+            earlier.resume_at(next((row for row in range(1, len(finished)) if not finished[row]), len(finished)))
             check_catalog_rows(
-                RowChecker(self.service, self.jobs, threads=self.settings.import_workers), job,
+                RowChecker(self.service, self.jobs, threads=self.settings.import_workers, earlier=earlier), job,
                 lambda: self.imports.catalogs.open(job.job_id), found, finished, recorder,
                 stopping=lambda: recorder.stopped.is_set() or self._stopping.is_set(),
             )  # fmt: skip

@@ -56,6 +56,7 @@ from dupcheck.core.errors import error_body
 from dupcheck.core.pictures.budget import MB
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.settings import Settings
+from dupcheck_tools.local.address import ServerRecord, base_url
 from dupcheck_tools.local.app import BODY_FRAMING_BYTES, Guard, LocalApp, catalog_budget_of, too_large_code
 from dupcheck_tools.local.housekeeping import Housekeeping
 from dupcheck_tools.local.imports import ImportWorker
@@ -319,8 +320,11 @@ class LocalServer:
         )  # fmt: skip
         self.follower = follower if follower is not None else IndexFollower.for_service(service)
         # What a crash left, kept pictures no record uses, the SQLite files tidied (housekeeping.py).
-        self.housekeeping = Housekeeping(service, [self.import_worker.imports.jobs, self.scan_worker.scans.jobs])
+        self.housekeeping = Housekeeping(service, [self.import_worker.imports.jobs, self.import_worker.checked,
+                                                   self.scan_worker.scans.jobs])  # fmt: skip
         self._thread: threading.Thread | None = None
+        self._data_dir = settings.data_dir
+        self._record: ServerRecord | None = None  # where it answers, for add and index-dir (address.py)
         if not _is_loopback(settings.host) and api_key is None:
             print(
                 f"warning: serving on {settings.host} without DUPCHECK_API_KEY: anyone who can reach this "
@@ -345,12 +349,17 @@ class LocalServer:
             threading.Thread(target=self.products.index.warm, name="products-load", daemon=True).start()
         self._thread = threading.Thread(target=self._server.run, name="dupcheck-server", daemon=True)
         self._thread.start()
+        self._record = ServerRecord.take(self._data_dir, base_url(self._server.effective_host,
+                                                                   self._server.effective_port))  # fmt: skip
         return self._thread
 
     def shutdown(self) -> None:
         """Stop accepting, finish or cancel what is queued, close every connection; a running import
         writes the rows already hashed, a running scan stops at its next step, and the next server
         resumes them (docs/deploy.md, "Stopping")."""
+        if self._record is not None:
+            self._record.release()
+            self._record = None
         # Both told first, then waited for together, WORKERS_STOP_S at most.
         self.import_worker.request_stop()
         self.scan_worker.request_stop()

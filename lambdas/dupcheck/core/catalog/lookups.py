@@ -19,13 +19,14 @@ from dupcheck.core.fingerprint.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.judge import judge_candidates
-from dupcheck.core.matching.verdicts import match_percent
+from dupcheck.core.matching.verdicts import Judgement, match_percent
 from dupcheck.core.models import (
     DEFAULT_POLICY,
     MAX_TOP,
     Claim,
     ClaimState,
     Edited,
+    Entry,
     FindResult,
     Fingerprint,
     HashRecord,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 MAX_URL_LENGTH = 2048
 IN_FLIGHT = "\x00claim:"  # a pending claim's key while it is judged (no entity_id holds a NUL)
+PICTURE = "\x00picture:"  # a picture's key while it is judged beside no catalog (judge_pictures)
 
 # Metric names the service reports through its observer (Powertools Metrics on Lambda).
 METRIC_HASHES = "HashesComputed"
@@ -63,7 +65,6 @@ log = logging.getLogger("dupcheck.core.catalog.service")  # the service's one lo
 
 Observer = Callable[[str, float], None]
 Candidate = tuple[HashRecord, int, "Claim | None"]  # a record to judge, its distance, the claim it came from
-Ranked = tuple[float, int, str, Match, "Claim | None"]  # -score, distance, id (the order), the match, its claim
 ThumbnailReader = Callable[[Sequence[str]], Mapping[str, bytes]]
 
 
@@ -122,6 +123,12 @@ class CatalogLookups:
         query = self.fingerprint(data)
         matches = self._matches(query, top, max_distance, entity_id=entity_id)
         return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
+
+    def find_similar_query(self, query: Fingerprint, top: int | None = None) -> FindResult:
+        """find_similar for a picture already fingerprinted (a check job's row: its query and the
+        entry kept of it come from one hashing, `DupcheckService.query_entry`)."""
+        matches = self._matches(query, self._check_top(top), None)
+        return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches)
 
     def _matches(
         self, query: Fingerprint, top: int, max_distance: int | None, *, entity_id: str | None = None
@@ -235,24 +242,41 @@ class CatalogLookups:
         near: Sequence[tuple[Claim, int]] = (),
     ) -> list[tuple[Match, Claim | None]]:  # fmt: skip
         """Judge the candidates (`_candidates`), best first, each with the claim it came from."""
-        return [(match, claim) for *_, match, claim in self._ranked(query, hits, max_distance, near)]
+        candidates, thumbnails_of, in_flight_records = self._candidates(hits, near)
+        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
+        return self._ranked(candidates, judgements, max_distance, in_flight_records)
+
+    def judge_pictures(self, query: Fingerprint, pictures: Sequence[tuple[Entry, int]]) -> list[Match]:
+        """Pictures that are not in the catalog (a check job's earlier rows, core/jobs/import_runs.py),
+        each with its hash distance to the query, judged as find_similar judges the catalog's
+        candidates; best first, each named by its own record."""
+        reads = self.pipeline.reads
+        keyed = {f"{PICTURE}{i}": entry for i, (entry, _) in enumerate(pictures) if entry.record.hash_algo in reads}
+        distance = {f"{PICTURE}{i}": d for i, (_, d) in enumerate(pictures)}
+        candidates: list[Candidate] = [(replace(entry.record, entity_id=key), distance[key], None)
+                                       for key, entry in keyed.items()]  # fmt: skip
+
+        def thumbnails_of(keys: Sequence[str]) -> Mapping[str, bytes]:
+            return {key: keyed[key].thumbnail for key in keys if key in keyed and keyed[key].thumbnail}
+
+        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
+        ranked = self._ranked(candidates, judgements, None, {key: entry.record for key, entry in keyed.items()})
+        return [match for match, _ in ranked]
 
     def _ranked(
-        self, query: Fingerprint, hits: Sequence[IndexHit], max_distance: int | None,
-        near: Sequence[tuple[Claim, int]] = (),
-    ) -> list[Ranked]:  # fmt: skip
-        """The judged candidates, best first: the sort key (score, distance, id), the match and the
-        claim it came from."""
-        candidates, thumbnails_of, in_flight_records = self._candidates(list(hits), near)
-        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
+        self, candidates: Sequence[Candidate], judgements: Sequence[Judgement], max_distance: int | None,
+        records: Mapping[str, HashRecord],
+    ) -> list[tuple[Match, Claim | None]]:  # fmt: skip
+        """The judged candidates as matches, best first, each with the claim it came from; a
+        candidate judged under a key of its own is named by its record in `records`."""
         # Best first by the score, banded by verdict (core/matching/verdicts.py): every duplicate, then
         # every similar picture, each band by how much of the pictures agrees; then hash distance.
-        ranked: list[Ranked] = []
+        ranked: list[tuple[float, int, str, Match, Claim | None]] = []
         for (record, _, source), judgement in zip(candidates, judgements, strict=True):
             # A candidate nothing lined up was not judged: it is not called different, it is not listed.
             if not judgement.judged or (max_distance is not None and judgement.distance > max_distance):
                 continue
-            record = in_flight_records.get(record.entity_id, record)
+            record = records.get(record.entity_id, record)
             match = Match(
                 entity_id=record.entity_id,
                 sku=record.sku,
@@ -267,7 +291,7 @@ class CatalogLookups:
             )  # fmt: skip
             ranked.append((-judgement.score, judgement.distance, match.entity_id, match, source))
         ranked.sort(key=lambda item: item[:3])
-        return ranked
+        return [(match, claim) for *_, match, claim in ranked]
 
 
 def check_image(data: bytes) -> bytes:

@@ -34,6 +34,7 @@ from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.models import CatalogRow, Columns
 
 URL_COLUMN_CANDIDATES = ("image_url", "small_image")
+DELIMITERS = (",", ";", "\t")  # what a CSV catalog's cells may be split by (detect_delimiter)
 # The longest row (a CSV record, quoted line breaks included; a JSON line), in characters.
 # Catalog exports carry long descriptions, over the csv module's 128 KiB field cap; a megabyte
 # holds any real row while a hostile one costs a few megabytes to read, never its length.
@@ -66,11 +67,28 @@ class _Lines:
     def __init__(self, handle: IO[str]) -> None:
         self.handle = handle
         self.row_chars = 0
+        self._held: str | None = None  # a line `peek` read, given again by the next `__next__`
 
     def __iter__(self) -> _Lines:
         return self
 
+    def peek(self) -> str:
+        """The next line, without taking it ("" at the end; a line too long raises _RowTooLong)."""
+        if self._held is None:
+            try:
+                self._held = next(self)
+            except StopIteration:
+                self._held = ""
+            self.row_chars = 0
+        return self._held
+
     def __next__(self) -> str:
+        if self._held is not None:
+            line, self._held = self._held, None
+            if not line:
+                raise StopIteration
+            self.row_chars += len(line)
+            return line
         line = self.handle.readline(MAX_ROW_CHARS + 1)
         if not line:
             raise StopIteration
@@ -154,13 +172,19 @@ def sniff_format(head: str) -> str:
 
 
 def csv_rows(
-    handle: IO[str], columns: Columns, image_base_url: str | None, *, delimiter: str = ",",
+    handle: IO[str], columns: Columns, image_base_url: str | None, *, delimiter: str | None = None,
     name: str = "the catalog", id_hint: str = "", url_hint: str = "",
 ) -> Iterator[CatalogRow]:  # fmt: skip
-    """The rows of a CSV catalog. A header without the id column or any URL column is a
-    CatalogError (raised when iteration starts), as is a run of blank lines too long (when it is
-    reached); `id_hint`/`url_hint` say how to name the columns."""
+    """The rows of a CSV catalog, its cells split by `delimiter`, or when None by the one of
+    DELIMITERS its header row is written with (`detect_delimiter`). A header without the id column
+    or any URL column is a CatalogError naming every column missing (raised when iteration starts),
+    as is a run of blank lines too long (when it is reached); `id_hint`/`url_hint` say how to name
+    the columns."""
     lines = _Lines(handle)
+    try:
+        delimiter = delimiter or detect_delimiter(lines.peek(), columns)
+    except _RowTooLong:
+        raise CatalogError(f"{name}'s header row is longer than {MAX_ROW_CHARS} characters: not a catalog") from None
     reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = [h.strip().lstrip("\ufeff") for h in next(reader)]
@@ -232,22 +256,46 @@ def jsonl_rows(
         yield row_of(number, obj, columns, image_base_url)
 
 
+def detect_delimiter(header: str, columns: Columns) -> str:
+    """The one of DELIMITERS a header row is written with: the one that splits it into the columns
+    the catalog needs (its id column, a URL column), else into the most cells; a comma when none
+    splits it (a header of one column). A spreadsheet saves CSV with `;` where the decimal mark is a
+    comma (most of Europe), and `\t` as "text, tab-separated"."""
+    wanted = {columns.entity_id, columns.image_url or "", *URL_COLUMN_CANDIDATES} - {""}
+
+    def fit(delimiter: str) -> tuple[int, int]:
+        try:
+            cells = next(csv.reader([header.strip("\r\n")], delimiter=delimiter), [])
+        except csv.Error:
+            return (0, 0)
+        names = {cell.strip().lstrip("\ufeff") for cell in cells}
+        return (len(names & wanted), len(cells))
+
+    return max(DELIMITERS, key=fit)  # the first (a comma) of those that fit alike
+
+
 def _resolve(
     header: list[str], columns: Columns, name: str, id_hint: str, url_hint: str
 ) -> tuple[str, str | None, str]:
+    """The id, SKU and URL columns of a header; every column missing named in one CatalogError."""
+    missing, hints = [], []
     if columns.entity_id not in header:
-        listed = excerpt(", ".join(header), 2 * EXCERPT_CHARS)
-        raise CatalogError(f"{name} has no {columns.entity_id!r} column (columns: {listed}){_hint(id_hint)}")
+        missing.append(f"no {columns.entity_id!r} column")
+        hints.append(id_hint)
     if columns.image_url is not None:
-        if columns.image_url not in header:
-            raise CatalogError(f"{name} has no '{excerpt(columns.image_url)}' column")
         url_col = columns.image_url
+        if url_col not in header:
+            missing.append(f"no '{excerpt(url_col)}' column")
+            hints.append(url_hint)
     else:
-        found = [c for c in URL_COLUMN_CANDIDATES if c in header]
-        if not found:
-            candidates = ", ".join(URL_COLUMN_CANDIDATES)
-            raise CatalogError(f"{name} has none of the URL columns {candidates}{_hint(url_hint)}")
-        url_col = found[0]
+        url_col = next((c for c in URL_COLUMN_CANDIDATES if c in header), "")
+        if not url_col:
+            missing.append(f"none of the URL columns {', '.join(URL_COLUMN_CANDIDATES)}")
+            hints.append(url_hint)
+    if missing:
+        listed = excerpt(", ".join(header), 2 * EXCERPT_CHARS)
+        said = "; ".join(hint for hint in hints if hint)
+        raise CatalogError(f"{name} has {' and '.join(missing)} (columns: {listed}){_hint(said)}")
     sku_col = columns.sku if columns.sku in header else None
     return columns.entity_id, sku_col, url_col
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
 from typing import Protocol
@@ -61,6 +61,7 @@ from dupcheck.core.models import (
     Claim,
     Entry,
     FindResult,
+    Fingerprint,
     HashRecord,
     ImportJob,
     JobStatus,
@@ -74,7 +75,9 @@ from dupcheck.core.models import (
 )
 from dupcheck.core.ports import (
     CatalogFiles,
+    CheckedPictures,
     DispatchedJobs,
+    HashIndex,
     ImageFetcher,
     ImportJobs,
     RecordStore,
@@ -269,14 +272,108 @@ def check_row(
 
 
 @dataclass
+class EarlierRows:
+    """A check job's rows checked so far, as its later rows are judged against them: an import
+    stores its rows, so a later row of the same file meets an earlier one in the catalog (the gate
+    judges it there); a check job stores nothing, so it keeps each row's picture here (a port,
+    `CheckedPictures`) and searches them in an index of their hashes keyed by row number (built
+    from what is kept when the job resumes). Only rows that duplicate nothing are kept: a later
+    copy names the first row of its picture. One caller at a time, batches in catalog order."""
+
+    pictures: CheckedPictures
+    index: HashIndex  # empty: filled from `pictures` on first use
+    job_id: str
+    _loaded: bool = field(default=False, init=False)
+
+    def resume_at(self, row: int) -> None:
+        """The job goes on at `row`: forget what a stopped run kept from there on (checked again)."""
+        self.pictures.forget_from(self.job_id, row)
+        self._loaded = False
+
+    def duplicates(
+        self, service: DupcheckService, batch: Sequence[tuple[CatalogRow, Fingerprint, Entry]], threads: int
+    ) -> list[RowResult | None]:
+        """Each row of `batch` (in catalog order) as a duplicate of an earlier row of the file, the
+        kept ones and those before it in the batch, or None; the rows that are none are kept. The
+        rows are judged on `threads` threads, each against as many of the nearest earlier rows as
+        the gate judges of the catalog (`candidate_pool`), then decided in order."""
+        self._load()
+        pending = {row.row: entry for row, _, entry in batch}
+        for number, entry in pending.items():  # searchable by the rows after them in the batch
+            self.index.upsert(dataclasses.replace(entry.record, entity_id=str(number)))
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(batch)))) as pool:
+            judged = list(pool.map(lambda item: self._judge(service, item[0], item[1], pending, len(batch)), batch))
+        out: list[RowResult | None] = []
+        kept: set[int] = set()
+        for (row, _, entry), matches in zip(batch, judged, strict=True):
+            # A batch row before it that is a duplicate itself is not kept: its original is named instead.
+            best = next(((n, m) for n, m in matches if m.verdict is Verdict.DUPLICATE
+                         and (n not in pending or n in kept)), None)  # fmt: skip
+            if best is None:
+                self.pictures.add(self.job_id, row.row, entry)
+                kept.add(row.row)
+                out.append(None)
+                continue
+            earlier, match = best
+            message = (f"row {row.row}: row {earlier} ({match.entity_id!r}) of the same catalog has the same picture: "
+                       f"{match.edit_summary or 'duplicate'}")  # fmt: skip
+            out.append(RowResult(row.row, Outcome.DONE, row.entity_id, row.image_url, "", message,
+                                 verdict=RowVerdict.DUPLICATE, duplicate_of=match.entity_id, duplicate_row=earlier,
+                                 match=match.to_dict()))  # fmt: skip
+        for number in pending.keys() - kept:
+            self.index.remove(str(number))
+        return out
+
+    def _judge(
+        self, service: DupcheckService, row: CatalogRow, query: Fingerprint, pending: Mapping[int, Entry], extra: int
+    ) -> list[tuple[int, Match]]:
+        """The earlier rows nearest to the row's picture, judged: (row number, match), best first."""
+        pipeline = service.pipeline
+        pool = pipeline.candidate_pool(CHECK_TOP)
+        # `extra` more: the batch's later rows are in the index too, and left out here.
+        hits = self.index.search(query.search_hashes, pool + extra, part_hashes=pipeline.part_hashes(query),
+                                 part_k=pipeline.part_pool)  # fmt: skip
+        earlier = sorted(((int(h.entity_id), h.distance) for h in hits if int(h.entity_id) < row.row),
+                         key=lambda found: found[1])[: pool + pipeline.part_pool * len(pipeline.index_parts)]  # fmt: skip
+        if not earlier:
+            return []
+        kept = self.pictures.entries(self.job_id, [n for n, _ in earlier if n not in pending])
+        # (A row the index holds but the file not: one a failed batch left behind, passed over.)
+        entries = {n: entry for n, _ in earlier if (entry := pending.get(n) or kept.get(n)) is not None}
+        found = [(n, d) for n, d in earlier if n in entries]
+        named = {entries[n].record.entity_id: n for n, _ in found}
+        matches = service.judge_pictures(query, [(entries[n], d) for n, d in found])
+        return [(named[m.entity_id], m) for m in matches]
+
+    def _load(self) -> None:
+        if not self._loaded:
+            for number, picture in self.pictures.hashes(self.job_id):
+                self.index.upsert(HashRecord(str(number), "", "", picture, ""))
+            self._loaded = True
+
+
+@dataclass(frozen=True)
+class _Looked:
+    """A checked row's look-up: its catalog matches, and (with earlier rows kept) the query and the
+    entry to keep of it, from the same hashing."""
+
+    found: FindResult
+    query: Fingerprint | None = None
+    entry: Entry | None = None
+
+
+@dataclass
 class RowChecker:
     """A check job's rows (`mode: check`): each downloaded and looked up as find_similar does,
     nothing stored. A row's result is its verdict, its best match (with its edits) and what it
-    duplicates: a catalog item, or an earlier row of the same file with the same picture."""
+    duplicates: a catalog item, or an earlier row of the same file with the same picture: the
+    same hash (any deployment), or judged the same picture as an imported row would be against
+    the rows before it (where `earlier` keeps them: the local server)."""
 
     service: DupcheckService
     jobs: ImportJobs
     threads: int = 8  # downloads (and look-ups) at once
+    earlier: EarlierRows | None = None
 
     def check_rows(
         self, job_id: str, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]
@@ -286,29 +383,62 @@ class RowChecker:
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
             looked = list(pool.map(lambda row: self._look(row, final), rows))
         # The pictures claimed in catalog order: of two rows of the batch with one picture, the earlier claims it.
-        out: list[RowResult | Retry] = []
-        for row, found in zip(rows, looked, strict=True):
+        out: dict[int, RowResult | Retry] = {}
+        unmatched: list[tuple[int, _Looked]] = []
+        for i, (row, found) in enumerate(zip(rows, looked, strict=True)):
+            if not isinstance(found, _Looked):
+                out[i] = found
+                continue
             try:
-                out.append(self._verdict(job_id, row, found) if isinstance(found, FindResult) else found)
+                duplicate = check_row(self.service, self.jobs, job_id, row, found.found.query_hash.hex,
+                                      found.found.matches)  # fmt: skip
             except DupcheckError as exc:
-                out.append(RowImporter._retry_or_fail(row, exc, final))
-        return out
+                out[i] = RowImporter._retry_or_fail(row, exc, final)
+                continue
+            if duplicate is not None:
+                out[i] = duplicate
+            else:
+                unmatched.append((i, found))
+        earlier = self._earlier(rows, unmatched, final)
+        for i, found in unmatched:
+            out[i] = earlier.get(i) or self._verdict(rows[i], found.found)
+        return [out[i] for i in range(len(rows))]
 
-    def _look(self, row: CatalogRow, final: Callable[[CatalogRow], bool]) -> FindResult | RowResult | Retry:
+    def _earlier(
+        self, rows: Sequence[CatalogRow], unmatched: Sequence[tuple[int, _Looked]], final: Callable[[CatalogRow], bool]
+    ) -> dict[int, RowResult | Retry]:
+        """The rows that duplicate no catalog item, judged against the earlier rows (where kept)."""
+        if self.earlier is None:
+            return {}
+        batch = [(i, rows[i], found.query, found.entry) for i, found in unmatched
+                 if found.query is not None and found.entry is not None]  # fmt: skip
+        if not batch:
+            return {}
+        try:
+            judged = self.earlier.duplicates(self.service, [(row, q, e) for _, row, q, e in batch], self.threads)
+        except DupcheckError as exc:  # the kept pictures cannot be read or written: the batch tries again
+            return {i: RowImporter._retry_or_fail(row, exc, final) for i, row, _, _ in batch}
+        return {i: result for (i, _, _, _), result in zip(batch, judged, strict=True) if result is not None}
+
+    def _look(self, row: CatalogRow, final: Callable[[CatalogRow], bool]) -> _Looked | RowResult | Retry:
         if row.error is not None:
             return RowResult.failure(row, *row.error)
         try:
-            return self.service.find_similar_bytes(self.service.fetch(row.image_url), top=CHECK_TOP)
+            data = self.service.fetch(row.image_url)
+            if self.earlier is None:
+                return _Looked(self.service.find_similar_bytes(data, top=CHECK_TOP))
+            entry, query = self.service.query_entry(entity_id=row.entity_id, sku=row.sku, image_url=row.image_url,
+                                                    data=data)  # fmt: skip
+            return _Looked(self.service.find_similar_query(query, CHECK_TOP), query, entry)
         except DupcheckError as exc:
             return RowImporter._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
             log.exception("check of row %s (%s) failed", row.row, row.entity_id)
             return RowResult.failure(row, "internal_error", f"{type(exc).__name__}: {exc}")
 
-    def _verdict(self, job_id: str, row: CatalogRow, result: FindResult) -> RowResult:
-        duplicate = check_row(self.service, self.jobs, job_id, row, result.query_hash.hex, result.matches)
-        if duplicate is not None:
-            return duplicate
+    @staticmethod
+    def _verdict(row: CatalogRow, result: FindResult) -> RowResult:
+        """A row that duplicates nothing: similar (its best catalog match is alike) or new."""
         best = result.matches[0] if result.matches else None
         verdict = RowVerdict.SIMILAR if best is not None and best.verdict is Verdict.SIMILAR else RowVerdict.NEW
         return RowResult(row.row, Outcome.DONE, row.entity_id, row.image_url, verdict=verdict,
