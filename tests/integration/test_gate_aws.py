@@ -195,6 +195,11 @@ def put_item(service: DupcheckService, entity_id: str, data: bytes, url: str) ->
     return partial(api_call, service, "PUT", f"/items/{entity_id}", query, data, "image/jpeg")
 
 
+def put_warn(service: DupcheckService, entity_id: str, data: bytes, url: str) -> Callable[[], tuple[int, Any]]:
+    query = {"on_duplicate": "warn", "image_url": url}
+    return partial(api_call, service, "PUT", f"/items/{entity_id}", query, data, "image/jpeg")
+
+
 def same(value: Any, *_: Any) -> Any:
     return value
 
@@ -321,7 +326,8 @@ def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_onl
     dead, other = deployment.new_lambda(), deployment.new_lambda()
     data = encode(product_image(8950))
     deployment.images[url := "https://shop.test/dead.jpg"] = data
-    dead.gate.lease_s = 3.0  # the default 10 s, shortened so the test waits less
+    # The default 10 s lease: a refusal first waits SETTLE_S (5 s) for a write in flight, then names
+    # it only if its lease has not passed.
     entry, query = dead.query_entry(entity_id="dead-1", sku="", image_url=url, data=data)
     passage = dead.admit(entry, OnDuplicate.REJECT, query)
     assert passage.passed and passage.claim is not None  # claimed and checked; then nothing more
@@ -334,3 +340,44 @@ def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_onl
     with pytest.raises(ServerBusy):  # thawed: its claim was fenced, its commit fails
         dead.save(entry, passage.claim)
     assert stored_of(deployment, "dead-") == ["dead-2"]
+
+
+def test_a_warn_never_names_a_lambda_that_died_mid_write_once_its_lease_passed(deployment: Deployment) -> None:
+    """Three times, eight Lambdas write one picture with `warn` at once and six of them die between
+    their steps (after the claim, after the check: kill -9, a timeout). On AWS the lease is a
+    writer's only sign of life: once theirs passed, eight `warn` uploads of the pictures at once name
+    only records GET /items finds."""
+    from dupcheck.core.models import OnDuplicate
+
+    leases: list[float] = []
+
+    def write(service: DupcheckService, i: int, entity_id: str, url: str, data: bytes) -> Any:
+        if i % 3 == 2:  # lives: stored, naming what it found
+            return put_warn(service, entity_id, data, url)()
+        service.gate.lease_s = 1.0  # the default 10 s, shortened so the test waits less
+        entry, query = service.query_entry(entity_id=entity_id, sku="", image_url=url, data=data)
+        if i % 3 == 0:
+            claim = service.gate.open(entry, OnDuplicate.WARN)  # dies after its claim
+        else:
+            claim = service.admit(entry, OnDuplicate.WARN, query).claim  # dies after its check
+        assert claim is not None
+        leases.append(claim.lease_until)
+        return "died"
+
+    urls = []
+    for crash in range(3):
+        data = encode(product_image(8970 + crash))
+        deployment.images[url := f"https://shop.test/crash/{crash}.jpg"] = data
+        urls.append((url, data))
+        lambdas = [deployment.new_lambda() for _ in range(WRITERS)]
+        answers = at_once([partial(write, s, i, f"crash{crash}-{i}", url, data) for i, s in enumerate(lambdas)])
+        assert answers.count("died") == 6 and all(a[0] == 201 for a in answers if a != "died"), answers
+    time.sleep(max(0.0, max(leases) - time.time()) + 0.2)
+
+    lambdas = [deployment.new_lambda() for _ in range(WRITERS)]  # the three pictures, eight uploads at once
+    answers = at_once([put_warn(s, f"after-{i}", urls[i % 3][1], urls[i % 3][0]) for i, s in enumerate(lambdas)])
+    assert [status for status, _ in answers] == [201] * WRITERS, answers
+    named = [match["entity_id"] for _, body in answers for match in body["duplicates"]]
+    missing = sorted({e for e in named if api_call(lambdas[0], "GET", f"/items/{e}", {}, b"", "text/plain")[0] == 404})
+    assert named and missing == [], missing  # every id a warn named is stored
+    assert not any(e.startswith("crash") and int(e.rsplit("-", 1)[1]) % 3 != 2 for e in named)

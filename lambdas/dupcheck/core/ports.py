@@ -431,8 +431,9 @@ class WriteClaims(Protocol):
         ...
 
     def live(self, indexed_through: int | None) -> list[Claim]:
-        """Every pending claim, and every write an index may not show yet: committed claims the
-        index has not confirmed (AWS), or the records changed after the store's change-log
+        """Every pending claim (but one whose writer is known gone: SQLite fences it, the process
+        that made it no longer runs), and every write an index may not show yet: committed claims
+        the index has not confirmed (AWS), or the records changed after the store's change-log
         version `indexed_through` (SQLite; None: the index shows every committed write)."""
         ...
 
