@@ -239,6 +239,12 @@ def test_an_adapter_keeps_lists_finds_and_takes_back_decisions(stored: Duplicate
     assert stored.involving("X2") == [] and stored.get(f"{1:032x}").undone_at == "2026-01-02T00:00:00.000Z"
     assert stored.take_back("e" * 32, "2026-01-03T00:00:00.000Z") is None and stored.get("e" * 32) is None
 
+    stored.add(_decision(4, DecisionKind.KEEP, "W1", "W2", removed=("W2",)), [RemovedCopy(_record("W2"), b"")])
+    stored.withdraw(f"{4:032x}")  # its removal could not happen: forgotten, copies and all
+    assert stored.get(f"{4:032x}") is None and stored.involving("W2") == []
+    assert stored.take_back(f"{4:032x}", "2026-01-03T00:00:00.000Z") is None
+    assert [d.item for d in stored.page(10)[0]] == ["Z", "X1", "X1"]
+
 
 def test_annotate_settles_only_the_pairs_a_decision_covers() -> None:
     report = {"groups": [{"items": ["K", "M1", "M2"], "keep": "K", "pairs": [], "related": []}]}
