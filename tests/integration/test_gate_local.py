@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +304,33 @@ def test_two_opposite_keep_decisions_at_once_leave_one_record(server: LocalServe
         assert "in the catalog" in refused["error"]["message"], refused
         listed = call(f"{server.url}/duplicates/decisions?limit=500")[1]["decisions"]
         assert sum(1 for d in listed if d["item"] in (x, y)) == 1  # the refused one is not listed
+
+
+def test_a_keep_decision_racing_seven_registrations_of_what_it_removes_removes_only_what_it_read(
+    server: LocalServer,
+) -> None:
+    """Eight callers at once, rounds: a keep decision removing seven records, and seven writes each
+    registering one of them again with another picture. The decision holds the ids' locks from its
+    read to its removal, so each write lands before the read (removed, and its undo brings it
+    back) or after the removal (the undo leaves it): after the undo every id holds its new write."""
+    for round_ in range(8):
+        prefix = f"race-{round_}-"
+        keep, others = f"{prefix}k", [f"{prefix}{i}" for i in range(WRITERS - 1)]
+        old, new = encode(product_image(7100 + round_)), encode(product_image(7200 + round_))
+        for entity_id in (keep, *others):
+            status, _, _ = call(f"{server.url}/items/{entity_id}?on_duplicate=allow&image_url=https://shop.test/"
+                                f"{entity_id}.jpg", "PUT", old, "image/jpeg")  # fmt: skip
+            assert status == 201
+
+        body = {"decision": "keep", "item": keep, "others": others, "remove_others": True}
+        again = [partial(call, f"{server.url}/items/{e}?on_duplicate=allow&image_url=https://shop.test/{e}-new.jpg",
+                         "PUT", new, "image/jpeg") for e in others]  # fmt: skip
+        answers = at_once([partial(call, f"{server.url}/duplicates/decisions", "POST", body), *again])
+        assert [a[0] for a in answers] == [201] * WRITERS, answers
+        status, undone, _ = call(f"{answers[0][1]['decision_url']}/undo", "POST")
+        assert status == 200, undone
+        urls = [call(f"{server.url}/items/{entity_id}")[1]["image_url"] for entity_id in others]
+        assert urls == [f"https://shop.test/{entity_id}-new.jpg" for entity_id in others], (undone, urls)
 
 
 def test_undo_of_a_keep_restores_the_record_with_its_picture(server: LocalServer) -> None:
