@@ -133,8 +133,8 @@ def test_the_document_says_what_the_api_answers() -> None:
     assert photo["additionalProperties"] is False
     import_body = imports["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
     assert all(body["additionalProperties"] is False for body in import_body)
-    assert set(operations[("/duplicates/decisions", "post")]["responses"]) == {"201", "400", "403", "404", "422",
-                                                                                "500", "503"}  # fmt: skip
+    assert set(operations[("/duplicates/decisions", "post")]["responses"]) == {"201", "400", "403", "404", "409",
+                                                                                "422", "500", "503"}  # fmt: skip
     assert set(operations[("/duplicates/decisions/{decision_id}/undo", "post")]["responses"]) >= {"200", "404", "409"}
     assert set(operations[("/duplicates/decisions.csv", "get")]["responses"]["200"]["content"]) == {"text/csv"}
     assert set(operations[("/duplicates/scans/{scan_id}", "delete")]["responses"]) >= {"200", "404", "409"}

@@ -195,6 +195,11 @@ def put_item(service: DupcheckService, entity_id: str, data: bytes, url: str) ->
     return partial(api_call, service, "PUT", f"/items/{entity_id}", query, data, "image/jpeg")
 
 
+def put_warn(service: DupcheckService, entity_id: str, data: bytes, url: str) -> Callable[[], tuple[int, Any]]:
+    query = {"on_duplicate": "warn", "image_url": url}
+    return partial(api_call, service, "PUT", f"/items/{entity_id}", query, data, "image/jpeg")
+
+
 def same(value: Any, *_: Any) -> Any:
     return value
 
@@ -321,7 +326,8 @@ def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_onl
     dead, other = deployment.new_lambda(), deployment.new_lambda()
     data = encode(product_image(8950))
     deployment.images[url := "https://shop.test/dead.jpg"] = data
-    dead.gate.lease_s = 3.0  # the default 10 s, shortened so the test waits less
+    # The default 10 s lease: a refusal first waits SETTLE_S (5 s) for a write in flight, then names
+    # it only if its lease has not passed.
     entry, query = dead.query_entry(entity_id="dead-1", sku="", image_url=url, data=data)
     passage = dead.admit(entry, OnDuplicate.REJECT, query)
     assert passage.passed and passage.claim is not None  # claimed and checked; then nothing more
@@ -334,3 +340,132 @@ def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_onl
     with pytest.raises(ServerBusy):  # thawed: its claim was fenced, its commit fails
         dead.save(entry, passage.claim)
     assert stored_of(deployment, "dead-") == ["dead-2"]
+
+
+def test_a_warn_never_names_a_lambda_that_died_mid_write_once_its_lease_passed(deployment: Deployment) -> None:
+    """Three times, eight Lambdas write one picture with `warn` at once and six of them die between
+    their steps (after the claim, after the check: kill -9, a timeout). On AWS the lease is a
+    writer's only sign of life: once theirs passed, eight `warn` uploads of the pictures at once name
+    only records GET /items finds."""
+    from dupcheck.core.models import OnDuplicate
+
+    leases: list[float] = []
+
+    def write(service: DupcheckService, i: int, entity_id: str, url: str, data: bytes) -> Any:
+        if i % 3 == 2:  # lives: stored, naming what it found
+            return put_warn(service, entity_id, data, url)()
+        service.gate.lease_s = 1.0  # the default 10 s, shortened so the test waits less
+        entry, query = service.query_entry(entity_id=entity_id, sku="", image_url=url, data=data)
+        if i % 3 == 0:
+            claim = service.gate.open(entry, OnDuplicate.WARN)  # dies after its claim
+        else:
+            claim = service.admit(entry, OnDuplicate.WARN, query).claim  # dies after its check
+        assert claim is not None
+        leases.append(claim.lease_until)
+        return "died"
+
+    urls = []
+    for crash in range(3):
+        data = encode(product_image(8970 + crash))
+        deployment.images[url := f"https://shop.test/crash/{crash}.jpg"] = data
+        urls.append((url, data))
+        lambdas = [deployment.new_lambda() for _ in range(WRITERS)]
+        answers = at_once([partial(write, s, i, f"crash{crash}-{i}", url, data) for i, s in enumerate(lambdas)])
+        assert answers.count("died") == 6 and all(a[0] == 201 for a in answers if a != "died"), answers
+    time.sleep(max(0.0, max(leases) - time.time()) + 0.2)
+
+    lambdas = [deployment.new_lambda() for _ in range(WRITERS)]  # the three pictures, eight uploads at once
+    answers = at_once([put_warn(s, f"after-{i}", urls[i % 3][1], urls[i % 3][0]) for i, s in enumerate(lambdas)])
+    assert [status for status, _ in answers] == [201] * WRITERS, answers
+    named = [match["entity_id"] for _, body in answers for match in body["duplicates"]]
+    missing = sorted({e for e in named if api_call(lambdas[0], "GET", f"/items/{e}", {}, b"", "text/plain")[0] == 404})
+    assert named and missing == [], missing  # every id a warn named is stored
+    assert not any(e.startswith("crash") and int(e.rsplit("-", 1)[1]) % 3 != 2 for e in named)
+
+
+# -- a keep decision against a re-registration of what it removes ---------------------------------------------
+
+
+def post_decision(service: DupcheckService, body: dict[str, Any]) -> tuple[int, Any]:
+    return api_call(service, "POST", "/duplicates/decisions", {}, json.dumps(body).encode(), "application/json")
+
+
+def put_allow(service: DupcheckService, entity_id: str, data: bytes, url: str) -> tuple[int, Any]:
+    return api_call(service, "PUT", f"/items/{entity_id}", {"on_duplicate": "allow", "image_url": url}, data,
+                    "image/jpeg")  # fmt: skip
+
+
+def test_a_keep_decision_never_removes_a_record_another_lambda_registered_again_after_it_read_it(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another Lambda registers K-copy again, with another picture, after the keep decision's Lambda
+    read the group and before it removes: the removal's conditions are the records as read, so it
+    fails, nothing is removed (K-other neither), K-copy keeps its new record and the decision is not
+    kept (409 naming it). Decided again, it removes the new record it read; registered once more
+    after that, K-copy is left by the undo, not overwritten by a copy."""
+    from dupcheck.adapters.dynamodb_decisions import create_decisions_table
+
+    create_decisions_table(deployment.ddb, "dupcheck-decisions")
+    monkeypatch.setenv("DUPCHECK_DECISIONS_TABLE", "dupcheck-decisions")
+    decider, other = deployment.new_lambda(), deployment.new_lambda()
+    first, second, third = (encode(product_image(8990 + n)) for n in range(3))
+    for entity_id, data in (("K", first), ("K-copy", first), ("K-other", first)):
+        assert put_allow(other, entity_id, data, f"https://shop.test/{entity_id}.jpg")[0] == 201
+    reading = decider.store.get_many_consistent  # type: ignore[attr-defined]
+    registered = []
+
+    def read_then_register(entity_ids: list[str]) -> Any:
+        records = reading(entity_ids)
+        registered.append(put_allow(other, "K-copy", second, "https://shop.test/new.jpg"))
+        return records
+
+    monkeypatch.setattr(decider.store, "get_many_consistent", read_then_register)
+    keep = {"decision": "keep", "item": "K", "others": ["K-copy", "K-other"], "remove_others": True}
+    status, refused = post_decision(decider, keep)
+    assert registered[0][0] == 201 and (status, refused["error"]["code"]) == (409, "conflict"), refused
+    assert "'K-copy' changed since the decision read it" in refused["error"]["message"]
+    read = partial(api_call, other, "GET", body=b"", content_type="text/plain", query={})
+    assert read(path="/items/K-copy")[1]["image_url"] == "https://shop.test/new.jpg"
+    assert read(path="/items/K-other")[0] == 200
+    assert read(path="/duplicates/decisions")[1]["decisions"] == []
+
+    monkeypatch.setattr(decider.store, "get_many_consistent", reading)
+    status, made = post_decision(decider, keep)
+    assert status == 201 and made["removed"] == ["K-copy", "K-other"], made
+    assert put_allow(other, "K-copy", third, "https://shop.test/newer.jpg")[0] == 201
+    status, undone = api_call(other, "POST", f"/duplicates/decisions/{made['decision_id']}/undo", {}, b"",
+                              "text/plain")  # fmt: skip
+    assert status == 200 and (undone["restored"], undone["left_out"]) == (["K-other"], ["K-copy"]), undone
+    assert read(path="/items/K-copy")[1]["image_url"] == "https://shop.test/newer.jpg"
+
+
+def test_a_keep_decision_racing_seven_lambdas_registering_what_it_removes_removes_only_what_it_read(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight Lambdas at once, rounds: a keep decision removing seven records, and seven writes each
+    registering one of them again with another picture. A write that commits between the decision's
+    read and its removal fails the removal's condition (409, nothing removed); either way, after
+    the undo every id holds its new write, never the old record."""
+    from dupcheck.adapters.dynamodb_decisions import create_decisions_table
+
+    create_decisions_table(deployment.ddb, "dupcheck-decisions")
+    monkeypatch.setenv("DUPCHECK_DECISIONS_TABLE", "dupcheck-decisions")
+    for round_ in range(5):
+        lambdas = [deployment.new_lambda() for _ in range(WRITERS)]
+        keep, others = f"race{round_}-k", [f"race{round_}-{i}" for i in range(WRITERS - 1)]
+        old, new = encode(product_image(9200 + round_)), encode(product_image(9300 + round_))
+        for entity_id in (keep, *others):
+            assert put_allow(lambdas[0], entity_id, old, f"https://shop.test/{entity_id}.jpg")[0] == 201
+        body = {"decision": "keep", "item": keep, "others": others, "remove_others": True}
+        answers = at_once([partial(post_decision, lambdas[0], body),
+                           *(partial(put_allow, s, e, new, f"https://shop.test/{e}-new.jpg")
+                             for s, e in zip(lambdas[1:], others, strict=True))])  # fmt: skip
+        (status, made), written = answers[0], answers[1:]
+        assert status in (201, 409) and [a[0] for a in written] == [201] * len(others), answers
+        if status == 201:
+            undo = f"/duplicates/decisions/{made['decision_id']}/undo"
+            assert api_call(lambdas[0], "POST", undo, {}, b"", "text/plain")[0] == 200
+        else:
+            assert "changed since the decision read" in made["error"]["message"], made
+        urls = [api_call(lambdas[0], "GET", f"/items/{e}", {}, b"", "text/plain")[1]["image_url"] for e in others]
+        assert urls == [f"https://shop.test/{e}-new.jpg" for e in others], (made, urls)

@@ -13,8 +13,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +128,57 @@ def test_an_import_with_skip_racing_four_posts_stores_one_record(
         assert all(stored in body["error"]["message"] for _, body, _ in refused)
         assert job["done"] + len(answers) - 1 - len(refused) == 1  # one write of all nine was stored
         assert job["skipped"] == 5 - job["done"] and job["failed"] == 0
+
+
+# -- a server killed mid-write: what its writes in flight leave ---------------------------------------------
+
+
+def pending_claims(data_dir: Path) -> int:
+    """The gate's claims still pending in the records' file, read from outside the server."""
+    with closing(sqlite3.connect(f"file:{data_dir / 'dupcheck.sqlite3'}?mode=ro", uri=True, timeout=10)) as conn:
+        return int(conn.execute("SELECT count(*) FROM claims WHERE state = 'pending'").fetchone()[0])
+
+
+def put_warn(url: str, entity_id: str, data: bytes) -> Callable[[], Any]:
+    return lambda: call(f"{url}/items/{entity_id}?on_duplicate=warn", "PUT", data, "image/jpeg")
+
+
+def test_a_server_killed_three_times_during_eight_warns_leaves_no_claim_and_no_answer_names_a_lost_write(
+    tmp_path: Path,
+) -> None:
+    """kill -9 while eight `warn` uploads of one picture are in flight (some claimed, not committed),
+    three times, a picture each; started again, eight `warn` uploads of the three pictures at once
+    name only records GET /items finds, and no claim is left pending."""
+    from support.serving import kill, serve_process
+
+    data_dir = tmp_path / "data"
+    pictures = [encode(product_image(9100 + n)) for n in range(3)]
+    left = []
+    for crash, data in enumerate(pictures):
+        proc, url = serve_process(data_dir)
+        writers = threading.Thread(target=at_once, args=([put_warn(url, f"crash{crash}-{i}", data)
+                                                          for i in range(WRITERS)],))  # fmt: skip
+        try:
+            writers.start()
+            wait_for(lambda: pending_claims(data_dir) > 0, timeout=60, every=0.002)
+        finally:
+            kill(proc)  # kill -9, with writes claimed and not committed
+            writers.join()
+        left.append(pending_claims(data_dir))
+    assert any(left), left  # the crashes left claims their writers never committed
+
+    proc, url = serve_process(data_dir)
+    try:
+        after_start = pending_claims(data_dir)  # cleared as the server opened the claims
+        answers = at_once([put_warn(url, f"after-{i}", pictures[i % 3]) for i in range(WRITERS)])
+        assert [status for status, _, _ in answers] == [201] * WRITERS, answers
+        named = [match["entity_id"] for _, body, _ in answers for match in body["duplicates"]]
+        missing = sorted({entity_id for entity_id in named if call(f"{url}/items/{entity_id}")[0] == 404})
+        after = pending_claims(data_dir)
+    finally:
+        kill(proc)
+    assert named and missing == [], missing  # every id a warn named is stored
+    assert (after_start, after) == (0, 0)
 
 
 # -- kept pictures: a delete, a sweep and a job's wait against the writes that name them -------------------
@@ -249,6 +304,33 @@ def test_two_opposite_keep_decisions_at_once_leave_one_record(server: LocalServe
         assert "in the catalog" in refused["error"]["message"], refused
         listed = call(f"{server.url}/duplicates/decisions?limit=500")[1]["decisions"]
         assert sum(1 for d in listed if d["item"] in (x, y)) == 1  # the refused one is not listed
+
+
+def test_a_keep_decision_racing_seven_registrations_of_what_it_removes_removes_only_what_it_read(
+    server: LocalServer,
+) -> None:
+    """Eight callers at once, rounds: a keep decision removing seven records, and seven writes each
+    registering one of them again with another picture. The decision holds the ids' locks from its
+    read to its removal, so each write lands before the read (removed, and its undo brings it
+    back) or after the removal (the undo leaves it): after the undo every id holds its new write."""
+    for round_ in range(8):
+        prefix = f"race-{round_}-"
+        keep, others = f"{prefix}k", [f"{prefix}{i}" for i in range(WRITERS - 1)]
+        old, new = encode(product_image(7100 + round_)), encode(product_image(7200 + round_))
+        for entity_id in (keep, *others):
+            status, _, _ = call(f"{server.url}/items/{entity_id}?on_duplicate=allow&image_url=https://shop.test/"
+                                f"{entity_id}.jpg", "PUT", old, "image/jpeg")  # fmt: skip
+            assert status == 201
+
+        body = {"decision": "keep", "item": keep, "others": others, "remove_others": True}
+        again = [partial(call, f"{server.url}/items/{e}?on_duplicate=allow&image_url=https://shop.test/{e}-new.jpg",
+                         "PUT", new, "image/jpeg") for e in others]  # fmt: skip
+        answers = at_once([partial(call, f"{server.url}/duplicates/decisions", "POST", body), *again])
+        assert [a[0] for a in answers] == [201] * WRITERS, answers
+        status, undone, _ = call(f"{answers[0][1]['decision_url']}/undo", "POST")
+        assert status == 200, undone
+        urls = [call(f"{server.url}/items/{entity_id}")[1]["image_url"] for entity_id in others]
+        assert urls == [f"https://shop.test/{entity_id}-new.jpg" for entity_id in others], (undone, urls)
 
 
 def test_undo_of_a_keep_restores_the_record_with_its_picture(server: LocalServer) -> None:

@@ -7,7 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
+import textwrap
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +29,7 @@ from dupcheck.core.settings import Settings
 from dupcheck.core.spreadsheet import safe_cell
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
+from support.http import wait_for
 
 PICTURES = {f"https://img.test/{i}.jpg": encode(product_image(300 + i)) for i in range(4)}
 
@@ -158,7 +164,7 @@ def test_decisions_are_listed_newest_first_a_page_at_a_time_and_exported_spreads
         ({"decision": "not_duplicate", "item": "A", "others": ["B"], "remove_others": True}, 400, "remove_others"),
         ({"decision": "keep", "item": "A", "others": ["B"], "remove_other": True}, 400, "remove_other"),  # a typo
         ({"decision": "merge", "item": "A", "others": ["B"]}, 400, "decision"),
-        ({"decision": "keep", "item": "A", "others": [f"X{i}" for i in range(101)]}, 400, "others"),
+        ({"decision": "keep", "item": "A", "others": [f"X{i}" for i in range(100)]}, 400, "others"),  # 99 at most
         ({"decision": "keep", "item": "..", "others": ["B"]}, 400, "item"),
         ({"decision": "keep", "item": "A", "others": [""]}, 400, "others"),
         ({"decision": "keep", "item": "A", "others": ["A"]}, 422, "must not name item"),  # well-formed, impossible
@@ -239,6 +245,12 @@ def test_an_adapter_keeps_lists_finds_and_takes_back_decisions(stored: Duplicate
     assert stored.involving("X2") == [] and stored.get(f"{1:032x}").undone_at == "2026-01-02T00:00:00.000Z"
     assert stored.take_back("e" * 32, "2026-01-03T00:00:00.000Z") is None and stored.get("e" * 32) is None
 
+    stored.add(_decision(4, DecisionKind.KEEP, "W1", "W2", removed=("W2",)), [RemovedCopy(_record("W2"), b"")])
+    stored.withdraw(f"{4:032x}")  # its removal could not happen: forgotten, copies and all
+    assert stored.get(f"{4:032x}") is None and stored.involving("W2") == []
+    assert stored.take_back(f"{4:032x}", "2026-01-03T00:00:00.000Z") is None
+    assert [d.item for d in stored.page(10)[0]] == ["Z", "X1", "X1"]
+
 
 def test_annotate_settles_only_the_pairs_a_decision_covers() -> None:
     report = {"groups": [{"items": ["K", "M1", "M2"], "keep": "K", "pairs": [], "related": []}]}
@@ -272,12 +284,121 @@ def test_a_keep_whose_record_went_meanwhile_removes_nothing_and_is_forgotten(app
 
     removing = catalog.store.delete_keeping
 
-    def meanwhile(entity_ids: list[str], keep: str) -> Any:
+    def meanwhile(records: list[HashRecord], keep: str) -> Any:
         catalog.store.delete(keep)  # the other decision's removal lands first
-        return removing(entity_ids, keep)
+        return removing(records, keep)
 
     catalog.store.delete_keeping = meanwhile
     with pytest.raises(Conflict, match="no longer in the catalog"):
         DecisionService(catalog.decisions, catalog).decide(DecisionKind.KEEP, "A", ["A-copy"], remove_others=True)
     assert catalog.store.get("A-copy") is not None  # not removed
     assert catalog.decisions.page(10)[0] == []  # and the decision forgotten
+
+
+def test_a_record_another_process_registers_again_after_the_keep_read_it_is_not_removed(
+    app: Any, catalog: Any, settings: Settings
+) -> None:
+    """Another process on the data dir (the command line's `add`: the server's locks do not hold it
+    back) registers A-copy again, with another picture, after a keep decision read the group and
+    before it removes: the removal is conditional on the records as read, so nothing is removed
+    (B neither), A-copy keeps its new record and the decision is not kept (409 naming A-copy):
+    no undo can bring the old A-copy back."""
+    other = build_service(settings, fetcher=FakeFetcher(PICTURES))
+    removing = catalog.store.delete_keeping
+
+    def meanwhile(records: list[HashRecord], keep: str) -> Any:
+        other.register("A-copy", "SKU-new", "https://img.test/3.jpg")
+        return removing(records, keep)
+
+    catalog.store.delete_keeping = meanwhile
+    b = catalog.get("B")
+    status, refused = post(app, {"decision": "keep", "item": "A", "others": ["A-copy", "B"], "remove_others": True})
+    assert (status, refused["error"]["code"]) == (409, "conflict"), refused
+    assert "'A-copy' changed since the decision read it" in refused["error"]["message"]
+    assert catalog.get("A-copy").sku == "SKU-new" and catalog.get("B") == b
+    assert catalog.decisions.page(10)[0] == []
+
+
+class WatchedLock:
+    """An id lock that says when a caller had to wait for it."""
+
+    def __init__(self) -> None:
+        self.lock, self.waited = threading.Lock(), threading.Event()
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            self.waited.set()
+            self.lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self.lock.release()
+
+
+def test_a_keep_reads_what_it_removes_under_the_ids_locks_so_a_registration_meanwhile_lands_after_it(
+    app: Any, catalog: Any
+) -> None:
+    """A-copy is registered again in this process just after the keep decision read it: the write
+    waits for the ids' locks the decision took before reading, so it lands after the removal, not
+    between (which the removal's condition would refuse); the decision removed the record it read,
+    the new one stays, and the undo leaves it (the old one does not come back over it)."""
+    locks = catalog._locks = tuple(WatchedLock() for _ in catalog._locks)
+    reading = catalog.store.get_many_consistent
+    stored = threading.Event()
+
+    def register_again() -> None:
+        catalog.register("A-copy", "SKU-new", "https://img.test/3.jpg")
+        stored.set()
+
+    def read_then_register(entity_ids: list[str]) -> Any:
+        records = reading(entity_ids)
+        threading.Thread(target=register_again).start()
+        wait_for(lambda: stored.is_set() or any(lock.waited.is_set() for lock in locks))  # stored, or waiting
+        return records
+
+    catalog.store.get_many_consistent = read_then_register
+    old = catalog.get("A-copy")
+    status, made = post(app, {"decision": "keep", "item": "A", "others": ["A-copy"], "remove_others": True})
+    assert status == 201 and made["removed"] == ["A-copy"], made
+    wait_for(stored.is_set)
+    assert catalog.get("A-copy").sku == "SKU-new"
+    status, undone = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
+    assert status == 200 and (undone["restored"], undone["left_out"]) == ([], ["A-copy"])
+    assert catalog.get("A-copy").sku == "SKU-new" and old.sku == "=SUM(1)"
+
+
+@pytest.mark.parametrize("killed", ["before the removal", "after the removal"])
+def test_a_keep_killed_between_its_steps_loses_no_record(app: Any, catalog: Any, settings: Settings,
+                                                         killed: str) -> None:  # fmt: skip
+    """A process makes a keep decision removing A-copy and B and is killed (kill -9) once it kept
+    their copies, before or after the store removed them: no record is lost. Before, both are
+    still there and the decision's undo leaves them; after, they are gone and the undo puts them
+    back whole (record and thumbnail)."""
+    before = {e: catalog.get(e) for e in ("A-copy", "B")}
+    step = "os.kill(os.getpid(), signal.SIGKILL)"
+    steps = step if killed == "before the removal" else f"removing(records, keep)\n    {step}"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+        from dupcheck.bootstrap import build_service
+        from dupcheck.core.catalog.decisions import DecisionService
+        from dupcheck.core.models import DecisionKind
+        from dupcheck.core.settings import Settings
+        from support.fakes import FakeFetcher
+        service = build_service(Settings.from_env({{}}, data_dir={str(settings.data_dir)!r}, products="off"),
+                                fetcher=FakeFetcher({{}}))
+        removing = service.store.delete_keeping
+        def killed(records, keep):
+            {{steps}}
+        service.store.delete_keeping = killed
+        DecisionService(service.decisions, service).decide(DecisionKind.KEEP, "A", ["A-copy", "B"], remove_others=True)
+    """).replace("{steps}", steps)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    (decision,) = catalog.decisions.page(10)[0]  # its copies were kept first
+    left = {e: catalog.store.get(e) for e in before}
+    assert left == (before if killed == "before the removal" else {"A-copy": None, "B": None})
+    status, undone = call(app, event("POST", f"/duplicates/decisions/{decision.decision_id}/undo"))
+    restored = [] if killed == "before the removal" else ["A-copy", "B"]
+    assert status == 200 and undone["restored"] == restored, undone
+    assert {e: catalog.get(e) for e in before} == before
+    assert set(catalog.thumbnails.get_many(list(before))) == set(before)

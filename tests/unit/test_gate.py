@@ -266,12 +266,9 @@ def test_nearest_claims_answers_as_the_index_would() -> None:
     assert nearest_claims(claims, query, 1, part, 1) == [(near, 1)]  # no parts: the whole hash alone
 
 
-def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(
-    service: DupcheckService, settings: Settings, tmp_path: Path
-) -> None:
-    """A process claims a picture and is killed before it commits (kill -9): the claim names a writer
-    that no longer runs, so the next write of the picture is stored at once, not after the lease."""
-    data = encode(product_image(940))
+def killed_writer(settings: Settings, tmp_path: Path, data: bytes, steps: str) -> None:
+    """A process of its own over the same data dir runs `steps` (the writer's: `service`, `entry`,
+    `OnDuplicate` in scope) on the picture `data`, then is killed (kill -9)."""
     (tmp_path / "picture.jpg").write_bytes(data)
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -282,17 +279,78 @@ def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(
         from support.fakes import FakeFetcher
         service = build_service(Settings.from_env({{}}, data_dir={str(settings.data_dir)!r}, products="off"),
                                 fetcher=FakeFetcher({{}}))
-        entry, _ = service.query_entry(entity_id="K", sku="", image_url="https://shop.test/k.jpg",
-                                       data=open({str(tmp_path / "picture.jpg")!r}, "rb").read())
-        service.gate.open(entry, OnDuplicate.REJECT)
-        print("claimed", flush=True)
+        data = open({str(tmp_path / "picture.jpg")!r}, "rb").read()
+        entry, _ = service.query_entry(entity_id="K", sku="", image_url="https://shop.test/k.jpg", data=data)
+    """) + textwrap.dedent(steps) + textwrap.dedent("""
+        print("done", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    """)
+    """)  # fmt: skip
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == -9 and "claimed" in done.stdout, done.stderr
-    left = [c for c in service.gate.live(None, None) if c.entity_id == "K"]
-    assert left and left[0].state is ClaimState.PENDING and left[0].lease_until == 0.0  # its writer is gone
+    assert done.returncode == -9 and "done" in done.stdout, done.stderr
+
+
+def pending(service: DupcheckService) -> int:
+    """The claims still pending in the records' file, read as they are (no check fences any)."""
+    return int(service.store._query("SELECT count(*) FROM claims WHERE state = 'pending'", ())[0][0])  # type: ignore[attr-defined]
+
+
+def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(
+    service: DupcheckService, settings: Settings, tmp_path: Path
+) -> None:
+    """A process claims a picture and is killed before it commits (kill -9): the claim names a writer
+    that no longer runs, so the next write of the picture is stored at once, not after the lease."""
+    data = encode(product_image(940))
+    killed_writer(settings, tmp_path, data, "service.gate.open(entry, OnDuplicate.REJECT)")
+    assert pending(service) == 1  # what the kill left
     service.register_checked(entity_id="L", sku="", image_url="https://shop.test/l.jpg", data=data,
                              on_duplicate=OnDuplicate.REJECT)  # fmt: skip
     assert service.store.get("K") is None and service.store.get("L") is not None
-    assert [c.state for c in service.gate.live(None, None) if c.entity_id == "K"] == []  # fenced: it stores nothing
+    assert pending(service) == 0  # fenced by the check that read it: it stores nothing
+
+
+def test_eight_warns_at_once_name_no_write_of_a_killed_writer(
+    service: DupcheckService, settings: Settings, tmp_path: Path
+) -> None:
+    """A process stores the picture once, then claims it eight times (warn, as eight uploads at once)
+    and is killed: eight warns of the picture at once each name the stored record and each other,
+    never a write of the killed process (it stores nothing)."""
+    data = encode(product_image(945))
+    killed_writer(settings, tmp_path, data, """
+        from dataclasses import replace
+        service.register_checked(entity_id="S", sku="", image_url="https://shop.test/s.jpg", data=data,
+                                 on_duplicate=OnDuplicate.WARN)
+        for i in range(8):
+            service.gate.open(replace(entry, record=replace(entry.record, entity_id=f"K{i}")), OnDuplicate.WARN)
+    """)  # fmt: skip
+    assert pending(service) == 8
+
+    def write(i: int) -> list[str]:
+        done = service.register_checked(entity_id=f"W{i}", sku="", image_url="https://shop.test/w.jpg", data=data,
+                                        on_duplicate=OnDuplicate.WARN)  # fmt: skip
+        return [m.entity_id for m in done.duplicates]
+
+    named = at_once([partial(write, i) for i in range(8)])
+    assert all("S" in names for names in named), named
+    assert all(service.store.get(entity_id) is not None for names in named for entity_id in names), named
+    assert pending(service) == 0
+
+
+def test_the_claims_of_killed_writers_are_cleared_at_start_and_by_the_housekeeping(
+    service: DupcheckService, settings: Settings, tmp_path: Path
+) -> None:
+    from dupcheck_tools.local.housekeeping import Housekeeping
+
+    claim_eight = """
+        from dataclasses import replace
+        for i in range(8):
+            service.gate.open(replace(entry, record=replace(entry.record, entity_id=f"K{i}")), OnDuplicate.REJECT)
+    """
+    data = encode(product_image(946))
+    killed_writer(settings, tmp_path, data, claim_eight)
+    assert pending(service) == 8  # the running process learns of them at its next check or pass
+    assert Housekeeping(service, []).run_once()["claims"] == 8 and pending(service) == 0
+    killed_writer(settings, tmp_path, data, claim_eight)
+    assert pending(service) == 8
+    SqliteClaims(service.store)  # type: ignore[arg-type]  # a process that starts on the data dir
+    assert pending(service) == 0
+    assert Housekeeping(service, []).run_once()["claims"] == 0

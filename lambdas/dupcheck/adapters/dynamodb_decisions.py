@@ -134,11 +134,14 @@ class DynamoDBDuplicateDecisions(JobsTable):
     # -- pieces ------------------------------------------------------------------------------
 
     def _items(self, decision_id: str, prefix: str) -> list[Mapping[str, Any]]:
-        query: dict[str, Any] = {
-            "KeyConditionExpression": "decision_id = :d AND begins_with(#item, :p)", "ConsistentRead": True,
-            "ExpressionAttributeNames": {"#item": "item"},
-            "ExpressionAttributeValues": {":d": _s(decision_id), ":p": _s(prefix)},
-        }  # fmt: skip
+        """The decision's items whose `item` begins with `prefix` ("": every one; DynamoDB refuses an
+        empty string as a key condition's value)."""
+        query: dict[str, Any] = {"KeyConditionExpression": "decision_id = :d", "ConsistentRead": True,
+                                 "ExpressionAttributeValues": {":d": _s(decision_id)}}  # fmt: skip
+        if prefix:
+            query.update(KeyConditionExpression="decision_id = :d AND begins_with(#item, :p)",
+                         ExpressionAttributeNames={"#item": "item"},
+                         ExpressionAttributeValues={":d": _s(decision_id), ":p": _s(prefix)})  # fmt: skip
         items: list[Mapping[str, Any]] = []
         while True:
             answer = self._call("query", **query)

@@ -36,7 +36,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dupcheck.core.catalog.kept_images import kept_name
-from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.errors import RecordsChanged, StoreUnavailable
 from dupcheck.core.models import HashRecord, features_from_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; the client is built lazily or injected
@@ -153,6 +153,17 @@ def _feature(value: Any) -> bytes:
 
 def key_of(entity_id: str) -> dict[str, dict[str, str]]:
     return {KEY: {"S": entity_id}}
+
+
+def _as_read(record: HashRecord) -> dict[str, Any]:
+    """A write's condition that the record is as `record` was read (KeepingDeletes.delete_keeping)."""
+    values = {"hash": record.hash.hex, "updated_at": record.updated_at, "image_url": record.image_url,
+              "sku": record.sku}  # fmt: skip
+    return {
+        "ConditionExpression": " AND ".join(f"#{name} = :{name}" for name in values),
+        "ExpressionAttributeNames": {f"#{name}": name for name in values},
+        "ExpressionAttributeValues": {f":{name}": {"S": value} for name, value in values.items()},
+    }
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -444,49 +455,56 @@ class DynamoDBRecordStore(DynamoDBTableScans):
         )
         return bool(response.get("Attributes"))
 
-    def delete_keeping(self, entity_ids: Sequence[str], keep: str) -> list[str] | None:
-        """Delete these records only while `keep` exists (a keep decision's removal): one
-        TransactWriteItems, a ConditionCheck on `keep` and a conditional Delete of each record that
-        still exists (TRANSACT_LIMIT - 1 at a time: each chunk checks `keep` again). The ids deleted;
-        None when `keep` was gone before any was."""
-        unique = [e for e in dict.fromkeys(entity_ids) if e != keep]
-        deleted: list[str] = []
-        for chunk in _chunks(unique, TRANSACT_LIMIT - 1):
-            present = [e for e in chunk if self.get_consistent(e) is not None]
-            while present:
-                actions: list[dict[str, Any]] = [{"ConditionCheck": {
-                    "TableName": self.table_name, "Key": key_of(keep), "ConditionExpression": "attribute_exists(#k)",
-                    "ExpressionAttributeNames": {"#k": KEY}}}]  # fmt: skip
-                actions += [{"Delete": {"TableName": self.table_name, "Key": key_of(e),
-                                        "ConditionExpression": "attribute_exists(#k)",
-                                        "ExpressionAttributeNames": {"#k": KEY}}} for e in present]  # fmt: skip
-                try:
-                    self._client.transact_write_items(TransactItems=actions)
-                except ClientError as exc:
-                    reasons = exc.response.get("CancellationReasons") or []
-                    failed = [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
-                    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not failed:
-                        raise self._unavailable(exc, "TransactWriteItems") from exc
-                    if 0 in failed:
-                        return deleted or None  # `keep` is gone: nothing more is removed
-                    gone = {present[i - 1] for i in failed}  # removed by someone else meanwhile
-                    present = [e for e in present if e not in gone]
-                    continue
-                except BotoCoreError as exc:
+    def delete_keeping(self, records: Sequence[HashRecord], keep: str) -> list[str] | None:
+        """Delete these records only while `keep` exists and each is as read (KeepingDeletes: a keep
+        decision's removal; another Lambda may have registered one again): one TransactWriteItems,
+        a ConditionCheck on `keep` and a Delete of each conditional on what was read. A Delete whose
+        condition failed is read again: gone, it is left out and the rest tried again; there,
+        it changed (RecordsChanged)."""
+        present = [r for r in {r.entity_id: r for r in records}.values() if r.entity_id != keep]
+        if len(present) > TRANSACT_LIMIT - 1:
+            raise ValueError(f"at most {TRANSACT_LIMIT - 1} records are removed in one step, not {len(present)}")
+        while present:
+            actions: list[dict[str, Any]] = [{"ConditionCheck": {
+                "TableName": self.table_name, "Key": key_of(keep), "ConditionExpression": "attribute_exists(#k)",
+                "ExpressionAttributeNames": {"#k": KEY}}}]  # fmt: skip
+            actions += [{"Delete": {"TableName": self.table_name, "Key": key_of(r.entity_id), **_as_read(r)}}
+                        for r in present]  # fmt: skip
+            try:
+                self._client.transact_write_items(TransactItems=actions)
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                failed = [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not failed:
                     raise self._unavailable(exc, "TransactWriteItems") from exc
-                deleted += present
-                break
-        return deleted
+                if 0 in failed:
+                    return None  # `keep` is gone: nothing is removed
+                missed = [present[i - 1].entity_id for i in failed]
+                if changed := [e for e in missed if self.get_consistent(e) is not None]:
+                    raise RecordsChanged(f"changed since they were read: {', '.join(map(repr, changed))}",
+                                         changed) from exc  # fmt: skip
+                present = [r for r in present if r.entity_id not in missed]  # removed by someone else meanwhile
+                continue
+            except BotoCoreError as exc:
+                raise self._unavailable(exc, "TransactWriteItems") from exc
+            break
+        return [r.entity_id for r in present]
 
     # -- batches ------------------------------------------------------------------------------
 
     def get_many(self, entity_ids: Sequence[str]) -> dict[str, HashRecord]:
         """BatchGetItem, 100 keys per call, retrying UnprocessedKeys with backoff."""
+        return self._get_many(entity_ids, self.consistent_read)
+
+    def get_many_consistent(self, entity_ids: Sequence[str]) -> dict[str, HashRecord]:
+        return self._get_many(entity_ids, True)
+
+    def _get_many(self, entity_ids: Sequence[str], consistent: bool) -> dict[str, HashRecord]:
         unique = list(dict.fromkeys(entity_ids))  # BatchGetItem rejects duplicate keys
         found: dict[str, HashRecord] = {}
         for chunk in _chunks(unique, BATCH_GET_LIMIT):
             request: dict[str, Any] = {
-                self.table_name: {"Keys": [key_of(e) for e in chunk], "ConsistentRead": self.consistent_read}
+                self.table_name: {"Keys": [key_of(e) for e in chunk], "ConsistentRead": consistent}
             }
             for attempt in range(self.max_attempts):
                 response = self._call("BatchGetItem", self._client.batch_get_item, RequestItems=request)

@@ -13,8 +13,10 @@ them, gated or not. Committed claims are kept a while only so that a fence can t
 from "gone".
 
 A claim names its writer (host, pid, the process's start time): a pending claim whose writer no
-longer runs on this machine is expired at once, so a writer killed between its claim and its
-commit holds nobody up for its lease.
+longer runs on this machine stores nothing, so it is fenced (beaten, as expired) and left out of
+what a check reads: when a process opens the claims, by the local server's housekeeping, and by
+the first check that reads it. A writer killed between its claim and its commit holds nobody up
+and is never named.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class SqliteClaims:
         self.owner = _this_process()
         with store._write_lock:
             store._conn().executescript(_SCHEMA)
+        self.clear_gone()  # what writers killed before this process started left
 
     @property
     def path(self) -> Path:
@@ -114,10 +117,12 @@ class SqliteClaims:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"local store failed reading the gate's claims: {exc}") from exc
+        gone = [row[0] for row in pending if _gone(row[5])]
+        cleared = self._clear(gone)  # a gone writer's claim is read no more (one committed meanwhile is)
         claims = [
             Claim(claim_id, entity_id, HashValue.from_hex(hash_hex), bool(yields),
-                  0.0 if _gone(owner) else float(lease_until))
-            for claim_id, entity_id, hash_hex, yields, lease_until, owner in pending
+                  0.0 if claim_id in gone else float(lease_until))
+            for claim_id, entity_id, hash_hex, yields, lease_until, _ in pending if claim_id not in cleared
         ]  # fmt: skip
         claims += [Claim(f"record:{entity_id}", entity_id, HashValue.from_hex(hash_hex), yields=False, lease_until=0.0,
                          state=ClaimState.COMMITTED) for entity_id, hash_hex in written]  # fmt: skip
@@ -209,7 +214,27 @@ class SqliteClaims:
 
         return self._transaction(write)
 
+    def clear_gone(self) -> int:
+        """Fence every pending claim whose writer no longer runs (killed between its claim and its
+        commit): it stores nothing, and no check reads it again. How many."""
+        rows = self.store._query("SELECT claim_id, owner FROM claims WHERE state = ?", (_PENDING,))
+        return len(self._clear([claim_id for claim_id, owner in rows if _gone(owner)]))
+
     # -- pieces --------------------------------------------------------------------------------
+
+    def _clear(self, claim_ids: Sequence[str]) -> set[str]:
+        """Move these pending claims of gone writers to beaten (as expired); the ids moved."""
+        if not claim_ids:
+            return set()
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> set[str]:
+            return {claim_id for claim_id in claim_ids if conn.execute(
+                "UPDATE claims SET state = ?, beaten_by = ?, settled_at = ?, features = NULL, thumbnail = NULL "
+                "WHERE claim_id = ? AND state = ?", (ClaimState.BEATEN.value, EXPIRED, now, claim_id, _PENDING),
+            ).rowcount}  # fmt: skip
+
+        return self._transaction(write)
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` in one IMMEDIATE transaction on the records' file (its writers' lock)."""

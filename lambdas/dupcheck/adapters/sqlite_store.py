@@ -38,7 +38,7 @@ import numpy as np
 from dupcheck.adapters.local_index import entity_key
 from dupcheck.adapters.sqlite_files import PAGE_SIZE, SqliteFile, connect
 from dupcheck.core.catalog.kept_images import kept_name
-from dupcheck.core.errors import StoreUnavailable
+from dupcheck.core.errors import RecordsChanged, StoreUnavailable
 from dupcheck.core.models import HashRecord, HashValue, PutCounts, features_from_text, written_after
 
 _SCHEMA = """
@@ -72,6 +72,7 @@ CREATE INDEX IF NOT EXISTS kept_pins_by_holder ON kept_pins (holder);
 """
 _COLUMNS = "entity_id, sku, image_url, hash, hash_algo, updated_at, features"
 _COMPARED = ("sku", "image_url", "hash", "hash_algo", "updated_at", "features")  # all but the key
+_AS_READ = "hash = ? AND updated_at = ? AND image_url = ? AND sku = ?"  # a record as a removal read it
 _UPSERT = (
     f"INSERT INTO records (id_key, {_COLUMNS}, kept_image) VALUES {{rows}} ON CONFLICT(entity_id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in (*_COMPARED, "kept_image"))
@@ -294,10 +295,13 @@ class SqliteRecordStore(SqliteIndexRows):
                 raise _unavailable(exc) from exc
         return cursor.rowcount > 0
 
-    def delete_keeping(self, entity_ids: Sequence[str], keep: str) -> list[str] | None:
-        """Delete these records in one transaction, only while the record `keep` exists (a keep
-        decision's removal: two opposite ones at once cannot both remove). The ids deleted; None
-        when `keep` is gone (nothing deleted)."""
+    def get_many_consistent(self, entity_ids: Sequence[str]) -> dict[str, HashRecord]:
+        return self.get_many(entity_ids)  # one file: every read sees every commit
+
+    def delete_keeping(self, records: Sequence[HashRecord], keep: str) -> list[str] | None:
+        """Delete these records in one transaction, each only while it is as read and only while
+        the record `keep` exists (KeepingDeletes: a keep decision's removal; a writer in another
+        process, which the service's locks do not hold back, may have registered one again)."""
         with self._write_lock:
             conn = self._conn()
             try:
@@ -305,8 +309,16 @@ class SqliteRecordStore(SqliteIndexRows):
                 if conn.execute("SELECT 1 FROM records WHERE entity_id = ?", (keep,)).fetchone() is None:
                     conn.execute("ROLLBACK")
                     return None
-                deleted = [e for e in dict.fromkeys(entity_ids)
-                           if conn.execute("DELETE FROM records WHERE entity_id = ?", (e,)).rowcount]  # fmt: skip
+                deleted, changed = [], []
+                for r in {r.entity_id: r for r in records}.values():
+                    if conn.execute(f"DELETE FROM records WHERE entity_id = ? AND {_AS_READ}",
+                                    (r.entity_id, r.hash.hex, r.updated_at, r.image_url, r.sku)).rowcount:  # fmt: skip
+                        deleted.append(r.entity_id)
+                    elif conn.execute("SELECT 1 FROM records WHERE entity_id = ?", (r.entity_id,)).fetchone():
+                        changed.append(r.entity_id)
+                if changed:
+                    conn.execute("ROLLBACK")
+                    raise RecordsChanged(f"changed since they were read: {', '.join(map(repr, changed))}", changed)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:

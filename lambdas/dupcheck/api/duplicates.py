@@ -90,9 +90,12 @@ def router(service: DupcheckService, scans: ScanService | None, images: KeptPict
         description="keep: `item` stays and the others are removed (`remove_others`: their copies are kept, so "
         "that an undo puts them back) or left and marked resolved; not_duplicate: `item` and each of `others` are "
         "remembered as different pictures: later reports and find_similar (with `entity_id`) mark the pair "
-        "`reviewed`, not a new duplicate. 404 when the record to keep is not in the catalog; 422 (invalid_decision) "
-        "when `others` names `item`.",
-        responses=responses(201, DecisionOut, "The decision, stored.", 400, 403, 404, 422, 503), tags=["duplicates"],
+        "`reviewed`, not a new duplicate. 404 when the record to keep is not in the catalog; 409 when, with "
+        "`remove_others`, the record to keep went meanwhile (an opposite decision) or a record to remove was "
+        "registered again after the decision read it (nothing is removed, the decision is not kept); 422 "
+        "(invalid_decision) when `others` names `item`.",
+        responses=responses(201, DecisionOut, "The decision, stored.", 400, 403, 404, 409, 422, 503),
+        tags=["duplicates"],
     )  # fmt: skip
     def decide(body: Annotated[DecisionIn, Body(discriminator="decision")]) -> Response[dict]:
         remove = isinstance(body, KeepDecisionIn) and body.remove_others

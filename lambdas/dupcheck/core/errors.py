@@ -60,6 +60,15 @@ class Conflict(DupcheckError):
     status, code = 409, "conflict"
 
 
+class RecordsChanged(Conflict):
+    """A removal conditional on the records it read found some changed since (registered again
+    meanwhile): nothing was removed. `entity_ids` names them."""
+
+    def __init__(self, message: str, entity_ids: list[str]) -> None:
+        super().__init__(message)
+        self.entity_ids = entity_ids
+
+
 class DuplicateImage(Conflict):
     """A picture refused by the duplicate gate (`on_duplicate=reject`): nothing was stored. The
     body lists the catalog's `matches` (find_similar's match objects) beside code and message."""

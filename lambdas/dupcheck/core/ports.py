@@ -101,11 +101,20 @@ class NewestPuts(Protocol):
 
 @runtime_checkable
 class KeepingDeletes(Protocol):
-    """A store that deletes records only while another exists, atomically (SQLite: one
-    transaction; DynamoDB: TransactWriteItems with a ConditionCheck): a keep decision's removal."""
+    """A store that deletes records only while another exists and each is as it was read,
+    atomically (SQLite: one transaction; DynamoDB: one TransactWriteItems, a ConditionCheck and
+    conditional deletes): a keep decision's removal."""
 
-    def delete_keeping(self, entity_ids: Sequence[str], keep: str) -> list[str] | None:
-        """The ids deleted (those that existed); None when `keep` was gone (nothing deleted)."""
+    def get_many_consistent(self, entity_ids: Sequence[str]) -> dict[str, HashRecord]:
+        """`get_many`, strongly consistent whatever the store's setting: what `delete_keeping` is given."""
+        ...
+
+    def delete_keeping(self, records: Sequence[HashRecord], keep: str) -> list[str] | None:
+        """Delete these records, each only while it is as read (the same hash, updated_at,
+        image_url and sku), and only while the record `keep` exists, in one step. The ids deleted
+        (a record gone meanwhile is left out); None when `keep` was gone; RecordsChanged naming
+        those changed since they were read (nothing deleted). At most 99 records (DynamoDB's
+        transaction: 100 actions)."""
         ...
 
 
@@ -461,8 +470,9 @@ class WriteClaims(Protocol):
         ...
 
     def live(self, indexed_through: int | None) -> list[Claim]:
-        """Every pending claim, and every write an index may not show yet: committed claims the
-        index has not confirmed (AWS), or the records changed after the store's change-log
+        """Every pending claim (but one whose writer is known gone: SQLite fences it, the process
+        that made it no longer runs), and every write an index may not show yet: committed claims
+        the index has not confirmed (AWS), or the records changed after the store's change-log
         version `indexed_through` (SQLite; None: the index shows every committed write)."""
         ...
 

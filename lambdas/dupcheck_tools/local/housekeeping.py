@@ -6,6 +6,8 @@ A pass runs at start, again CONFIRM_S later, then every HOUSEKEEPING_S, in a thr
   core/catalog/service.py) are found by one join across the files, and deleted when the next pass finds
   them again (a save in flight writes its thumbnail a moment before its record), each under the
   service's lock for its id;
+* the gate's claims of writers that no longer run (killed between a claim and its commit) are
+  fenced (adapters/sqlite_claims.py): they store nothing and no check reads them again;
 * kept pictures that no record names and nothing holds, kept UNCLAIMED_FOR_S ago or more, are
   deleted (`KeptPictures.sweep`: uploads whose import never came, a picture a crash left); first,
   the holds of import jobs that ended (or are gone) without letting go of them are dropped;
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
+from dupcheck.adapters.sqlite_claims import SqliteClaims
 from dupcheck.adapters.sqlite_files import SqliteFile
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
 from dupcheck.core.catalog.kept_images import UNCLAIMED_FOR_S, KeptPictures
@@ -61,11 +64,13 @@ class Housekeeping:
         self._repeating.stop()
 
     def run_once(self) -> dict[str, int]:
-        """One pass; how many orphans and kept pictures it deleted."""
+        """One pass; how many orphans, kept pictures and dead writers' claims it cleared."""
         found = self._orphans()
         confirmed = found & self._suspects
         orphans = sum(1 for entity_id in sorted(confirmed) if self.service.forget_orphan(entity_id))
         self._suspects = found - confirmed
+        claims = self.service.gate.claims
+        cleared = claims.clear_gone() if isinstance(claims, SqliteClaims) else 0
         pictures = 0
         if self.service.kept is not None:
             self._release_ended_jobs(self.service.kept)
@@ -77,9 +82,10 @@ class Housekeeping:
                 file.tidy()  # type: ignore[attr-defined]  # SqliteFile, above
             except StoreUnavailable as exc:  # busy: tidied at the next pass
                 logger.info("housekeeping left a file for the next pass: %s", exc.message)
-        if orphans or pictures:
-            logger.info("housekeeping deleted %d orphan ids' rows and %d kept pictures", orphans, pictures)
-        return {"orphans": orphans, "pictures": pictures}
+        if orphans or pictures or cleared:
+            logger.info("housekeeping deleted %d orphan ids' rows and %d kept pictures, and cleared %d claims of "
+                        "writers gone", orphans, pictures, cleared)  # fmt: skip
+        return {"orphans": orphans, "pictures": pictures, "claims": cleared}
 
     def _release_ended_jobs(self, kept: KeptPictures) -> None:
         """Holds of import jobs that ended without letting go (the server stopped in between)."""

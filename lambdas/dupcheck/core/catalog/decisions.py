@@ -16,7 +16,10 @@ registered again since.
 Every record a decision names must be in the catalog when it is made (404 naming those that are
 not). A keep decision that removes the others removes them only while its own record is still in
 the catalog, in one step of the store (`DupcheckService.remove_keeping`): of two opposite keeps at
-once, the second finds its record gone, removes nothing and is forgotten (409).
+once, the second finds its record gone, removes nothing and is forgotten (409). It reads the
+records it removes (and keeps their copies) under the ids' locks, and removes each only while it
+is as read: a record registered again meanwhile by another process or Lambda is not removed, the
+decision removes nothing and is forgotten (409 naming it), so no undo brings back the old one.
 Later reports are read through the decisions (`annotate`): a group whose pairs are all settled is
 no longer open, a pair marked not duplicate is shown `reviewed`, and neither counts as a new
 duplicate; a find_similar match of a pair marked not duplicate carries `reviewed` too.
@@ -34,17 +37,18 @@ from typing import Any
 
 from dupcheck.core.catalog.kept_images import KeptPictures
 from dupcheck.core.catalog.service import DupcheckService
-from dupcheck.core.errors import Conflict, DupcheckError, InvalidRequest, NotFound
+from dupcheck.core.errors import Conflict, DupcheckError, InvalidRequest, NotFound, RecordsChanged
 from dupcheck.core.ids import id_problem
-from dupcheck.core.models import Decision, DecisionKind, Entry, RemovedCopy, is_hex_id, utc_now
+from dupcheck.core.models import Decision, DecisionKind, Entry, HashRecord, RemovedCopy, is_hex_id, utc_now
 from dupcheck.core.ports import DuplicateDecisions
 from dupcheck.core.spreadsheet import safe_row
 
 # The records one decision names besides its item: a group as the page shows it. A report's
 # groups are a picture's copies (two to a few; a placeholder uploaded a thousand times is the
-# exception, settled a hundred at a time); it also bounds the copies kept for an undo (DynamoDB's
-# 400 KB item limit is per copy here, a record and its thumbnail are a few KB).
-MAX_OTHERS = 100
+# exception, settled 99 at a time); it also bounds the copies kept for an undo (DynamoDB's 400 KB
+# item limit is per copy here, a record and its thumbnail are a few KB) and makes a removal one
+# DynamoDB transaction (100 actions: the kept record's check and 99 conditional deletes).
+MAX_OTHERS = 99
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 EXPORT_PAGE = 500  # decisions read per page while the CSV export is written
@@ -89,40 +93,62 @@ class DecisionService:
     def decide(self, kind: DecisionKind, item: str, others: Sequence[str], *, remove_others: bool = False) -> Decision:
         """Record a decision (module docstring); with `remove_others` (keep only) the others are
         removed, their copies (and the kept pictures they name) kept first so that an undo can put
-        them back whole, and only while `item` is still in the catalog."""
+        them back whole, and only while `item` is still in the catalog and each other is as its
+        copy (read under the ids' locks: `DupcheckService.remove_keeping`)."""
         item, others = _check_members(item, others)
         if remove_others and kind is not DecisionKind.KEEP:
             raise InvalidDecision("remove_others goes with decision keep: not_duplicate removes nothing")
-        records = self.catalog.store.get_many(list((item, *others)))
+        if not remove_others:
+            decision = self._made(kind, item, others, self.catalog.store.get_many(list((item, *others))), removed=())
+            self.decisions.add(decision, [])
+            return decision
+        made: list[Decision] = []
+
+        def keep_copies(records: Mapping[str, HashRecord]) -> None:
+            # The pictures, the decision and the copies first: a failure while removing leaves records
+            # the decision says it removed, which an undo skips (their id holds a record), never one it
+            # cannot bring back whole.
+            decision = self._made(kind, item, others, records, removed=others)
+            removed = [records[other] for other in others]
+            thumbnails = self.catalog.thumbnails
+            kept = thumbnails.get_many(list(decision.removed)) if thumbnails is not None else {}
+            if (pictures := self._pictures()) is not None:
+                pictures.pin([r.image_url for r in removed], decision_holder(decision.decision_id))
+            self.decisions.add(decision, [RemovedCopy(r, kept.get(r.entity_id, b"")) for r in removed])
+            made.append(decision)
+
+        try:
+            self.catalog.remove_keeping(item, others, first=keep_copies)
+        except RecordsChanged as exc:
+            self._forget(made)
+            raise RecordsChanged(
+                f"{', '.join(map(repr, exc.entity_ids))} changed since the decision read "
+                f"{'it' if len(exc.entity_ids) == 1 else 'them'} (registered again meanwhile): nothing was removed "
+                "and the decision was not kept; look at the group again", exc.entity_ids,
+            ) from exc  # fmt: skip
+        except Conflict:  # the record to keep went meanwhile (an opposite decision): this one never was
+            self._forget(made)
+            raise
+        return made[0]
+
+    def _made(self, kind: DecisionKind, item: str, others: tuple[str, ...], records: Mapping[str, HashRecord],
+              removed: tuple[str, ...]) -> Decision:  # fmt: skip
+        """The decision, once every record it names is in the catalog (else 404 naming those that are not)."""
         if item not in records:
             raise NotFound(f"no item with entity_id {item!r}: the record decided on is not in the catalog")
         if missing := [other for other in others if other not in records]:
             raise NotFound(f"others names records that are not in the catalog: {', '.join(map(repr, missing))}")
-        removed = [records[other] for other in others] if remove_others else []
-        thumbnails = self.catalog.thumbnails
-        kept = thumbnails.get_many([r.entity_id for r in removed]) if thumbnails is not None and removed else {}
-        decision = Decision(
+        return Decision(
             decision_id=self.new_id(), kind=kind, item=item, others=others, created_at=self.clock(),
-            removed=tuple(r.entity_id for r in removed), skus={i: r.sku for i, r in records.items()},
+            removed=removed, skus={i: r.sku for i, r in records.items()},
         )  # fmt: skip
-        if not removed:
-            self.decisions.add(decision, [])
-            return decision
-        # The pictures, the decision and the copies first: a failure while removing leaves records the
-        # decision says it removed, which an undo skips (their id holds a record), never one it cannot
-        # bring back whole.
-        pictures = self._pictures()
-        if pictures is not None:
-            pictures.pin([r.image_url for r in removed], decision_holder(decision.decision_id))
-        self.decisions.add(decision, [RemovedCopy(r, kept.get(r.entity_id, b"")) for r in removed])
-        try:
-            self.catalog.remove_keeping(item, decision.removed)
-        except Conflict:  # the record to keep went meanwhile (an opposite decision): this one never was
+
+    def _forget(self, made: Sequence[Decision]) -> None:
+        """A decision that removed nothing after all: not kept, and its pictures let go."""
+        for decision in made:
             self.decisions.withdraw(decision.decision_id)
-            if pictures is not None:
+            if (pictures := self._pictures()) is not None:
                 pictures.unpin(decision_holder(decision.decision_id))
-            raise
-        return decision
 
     def get(self, decision_id: str) -> Decision:
         found = self.decisions.get(_check_decision_id(decision_id))

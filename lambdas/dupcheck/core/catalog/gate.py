@@ -31,6 +31,11 @@ A record is written in one transaction with its claim's commit (pending -> commi
 for a fenced claim. So of mutual duplicates claimed at once exactly one is stored: the first claim
 among them is never fenced and loses only to one already stored. A losing write withdraws its
 claim. The costs and limits are in docs/architecture.md ("One picture, one record").
+
+An answer names only records stored and writes whose writer still runs: a claim whose lease has
+passed, or (locally) whose process is gone, is never named. A refusal that lost to writes in
+flight, and a `warn` once it is stored, wait for those writes (`standing`) and name the ones
+stored, else those still running.
 """
 
 from __future__ import annotations
@@ -101,8 +106,9 @@ class Passage:
     duplicates: list[Match] = field(default_factory=list)
     checked: bool = True
     claim: Claim | None = None
-    # Refused only for writes still in flight (none of its duplicates stored yet): their claims, with
-    # the matches that name them, for the caller that waits to name the one stored (Gate.settle).
+    # The duplicates that are writes in flight (pending claims), with the matches that name them, for
+    # the caller that waits to name only what they store (Gate.standing): a `warn` passed (once it is
+    # stored), or a write refused only for writes in flight (none of its duplicates stored yet).
     in_flight: tuple[tuple[Claim, Match], ...] = ()
 
 
@@ -158,7 +164,8 @@ class Gate:
         one that does not (`warn`) passes and names them all. A loser's claim is withdrawn."""
         duplicates = [f.match for f in found]
         if policy not in YIELDING:
-            return Passage(True, duplicates, claim=own)
+            in_flight = tuple((f.claim, f.match) for f in found if f.claim is not None)
+            return Passage(True, duplicates, claim=own, in_flight=in_flight)
         now = self.clock()
         lost = [f for f in found if self._wins_over(own, f, now)]
         if lost:
@@ -179,6 +186,27 @@ class Gate:
                 return states
             time.sleep(every_s)
 
+    def standing(self, in_flight: Sequence[tuple[Claim, Match]], wait_s: float) -> tuple[list[Match], list[Match]]:
+        """Wait up to `wait_s` for these writes in flight to settle; the matches of those stored, and
+        of those still in flight whose writer runs. The rest store nothing (lost, withdrawn, or their
+        writer is gone), so an answer never names them."""
+        if not in_flight:
+            return [], []
+        states = self.settle([claim for claim, _ in in_flight], wait_s)
+        stored = [match for claim, match in in_flight if states.get(claim.claim_id) is ClaimState.COMMITTED]
+        pending = {claim.claim_id for claim, _ in in_flight if states.get(claim.claim_id) is ClaimState.PENDING}
+        running = self._running(pending)
+        return stored, [match for claim, match in in_flight if claim.claim_id in running]
+
+    def _running(self, claim_ids: set[str]) -> set[str]:
+        """Of these pending claims, those whose writer runs: within its lease (locally its process
+        alive too: WriteClaims.live leaves out a gone writer's claims)."""
+        if not claim_ids or self.claims is None:
+            return set()
+        now = self.clock()
+        return {c.claim_id for c in self.claims.live(None)
+                if c.claim_id in claim_ids and c.state is ClaimState.PENDING and not expired(c, now)}  # fmt: skip
+
     def _wins_over(self, own: Claim | None, found: Found, now: float) -> bool:
         """Whether the duplicate `found` is (or will be) stored rather than the write of `own`:
         fences a later claim that gives way, or one whose lease passed."""
@@ -194,11 +222,17 @@ class Gate:
         gives way and came later, or one whose lease has passed."""
         if own is None or other.state is not ClaimState.PENDING:
             return False
-        return other.lease_until < now or (other.yields and other.claim_id > own.claim_id)
+        return expired(other, now) or (other.yields and other.claim_id > own.claim_id)
 
     def withdraw(self, claim: Claim | None) -> None:
         if claim is not None and self.claims is not None:
             self.claims.withdraw(claim.claim_id)
+
+
+def expired(claim: Claim, now: float) -> bool:
+    """A pending claim whose lease has passed: its writer died or hung; it is never named, and the
+    next write that gives way fences it (locally a gone writer's claim counts as expired at once)."""
+    return claim.state is ClaimState.PENDING and claim.lease_until < now
 
 
 def nearest_claims(

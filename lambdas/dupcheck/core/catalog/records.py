@@ -136,24 +136,30 @@ class CatalogRecords(CatalogLookups):
         if removed is not None:  # after the id's lock: kept pictures' lock is taken first
             writer.release(removed.image_url)
 
-    def remove_keeping(self, keep: str, entity_ids: Sequence[str]) -> list[str]:
+    def remove_keeping(
+        self, keep: str, entity_ids: Sequence[str], first: Callable[[Mapping[str, HashRecord]], object] = lambda _: None
+    ) -> list[str]:
         """Remove these records only while `keep` is in the catalog, in one step of the store (a keep
         decision: of two opposite ones at once, one finds its record gone and removes nothing). The
-        ids removed (those still there); Conflict when `keep` is gone."""
-        if not isinstance(self.store, KeepingDeletes):
+        ids' locks are taken before the records are read: `first` is given them (`keep`'s too; a
+        decision keeps their copies) and no write of this process lands between the read and the
+        removal; one from elsewhere fails the removal's condition, each record as read
+        (RecordsChanged, nothing removed). The ids removed (those still there); Conflict when `keep` is gone."""
+        store = self.store
+        if not isinstance(store, KeepingDeletes):
             raise Conflict("this store cannot remove records on the condition that another stays")
         writer = self.writer
         with writer.locks_for([keep, *entity_ids]):
-            records = self.store.get_many(list(entity_ids)) if self.kept is not None else {}
-            deleted = self.store.delete_keeping(entity_ids, keep)
+            records = store.get_many_consistent([keep, *entity_ids])
+            first(records)
+            deleted = store.delete_keeping([r for e in entity_ids if (r := records.get(e)) is not None], keep)
             if deleted is None:
                 raise Conflict(f"{keep!r} is no longer in the catalog (another decision removed it meanwhile): "
                                "nothing was removed")  # fmt: skip
             for entity_id in deleted:
                 self._forget(entity_id)
-        for entity_id in deleted:
-            if (record := records.get(entity_id)) is not None:
-                writer.release(record.image_url)
+        for entity_id in deleted:  # after the ids' locks: kept pictures' lock is taken first
+            writer.release(records[entity_id].image_url)
         return deleted
 
     def product_vector_of(self, record: HashRecord) -> ProductVector | None:

@@ -14,7 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from dupcheck.core.catalog.gate import CHECKS, SETTLE_S, YIELDING, Found, Passage, Registration, nearest_claims
+from dupcheck.core.catalog.gate import (
+    CHECKS,
+    SETTLE_S,
+    YIELDING,
+    Found,
+    Passage,
+    Registration,
+    expired,
+    nearest_claims,
+)
 from dupcheck.core.catalog.kept_images import rendition
 from dupcheck.core.catalog.lookups import METRIC_HASHES, check_image, new_item_id
 from dupcheck.core.catalog.records import CatalogRecords, entry_of
@@ -91,7 +100,7 @@ class DupcheckService(CatalogRecords):
                 if attempt == CHECKS - 1:
                     raise
                 continue
-            return Registration(stored.record, policy, checked=passage.checked, duplicates=passage.duplicates)
+            return Registration(stored.record, policy, checked=passage.checked, duplicates=self._named(passage))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def register_kept(
@@ -143,12 +152,20 @@ class DupcheckService(CatalogRecords):
             passage = self._admit_once(entry, policy, query)
             if passage.passed or not passage.in_flight or settle_s <= 0:
                 break
-            states = self.gate.settle([claim for claim, _ in passage.in_flight], settle_s)
-            stored = [match for claim, match in passage.in_flight if states.get(claim.claim_id) is ClaimState.COMMITTED]
-            if stored or any(state is ClaimState.PENDING for state in states.values()):
-                passage = replace(passage, duplicates=stored or passage.duplicates, in_flight=())
+            stored, running = self.gate.standing(passage.in_flight, settle_s)
+            if stored or running:
+                passage = replace(passage, duplicates=stored or running, in_flight=())
                 break
         return replace(passage, duplicates=passage.duplicates[: self.default_top])
+
+    def _named(self, passage: Passage) -> list[Match]:
+        """The duplicates a stored write's answer names: of the writes in flight it found (a `warn`),
+        waited for now that its own is committed (so none waits on it), those stored or still running."""
+        if not passage.in_flight:
+            return passage.duplicates
+        stored, running = self.gate.standing(passage.in_flight, SETTLE_S)
+        dropped = {id(match) for _, match in passage.in_flight} - {id(match) for match in stored + running}
+        return [match for match in passage.duplicates if id(match) not in dropped]
 
     def _admit_once(self, entry: Entry, policy: OnDuplicate, query: Fingerprint) -> Passage:
         claim = self.gate.open(entry, policy)
@@ -185,9 +202,12 @@ class DupcheckService(CatalogRecords):
             version = self.index.source_version
         live = self.gate.live(own, version)
         hits = self._search(query, self.default_top + 1)
-        near = self._near(query, live, hits)
-        if policy not in YIELDING:
+        now = self.gate.clock()
+        near = self._near(query, [c for c in live if not expired(c, now)], hits)
+        if policy not in YIELDING:  # a warn names no write whose lease passed (it fences nothing either)
             return self._found(query, exclude, hits, near)
+        # Those are judged to be fenced, apart: dead writers' claims never crowd a running one out.
+        near += self._near(query, [c for c in live if expired(c, now)], hits)
         first, later = self.gate.split(own, [claim for claim, _ in near])
         before = {c.claim_id for c in first}
         stored = [(c, d) for c, d in near if c.claim_id in before and c.state is ClaimState.COMMITTED]
