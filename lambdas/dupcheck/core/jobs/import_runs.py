@@ -333,8 +333,9 @@ class EarlierRows:
         # `extra` more: the batch's later rows are in the index too, and left out here.
         hits = self.index.search(query.search_hashes, pool + extra, part_hashes=pipeline.part_hashes(query),
                                  part_k=pipeline.part_pool)  # fmt: skip
+        wanted = pool + pipeline.part_pool * len(pipeline.index_parts)
         earlier = sorted(((int(h.entity_id), h.distance) for h in hits if int(h.entity_id) < row.row),
-                         key=lambda found: found[1])[: pool + pipeline.part_pool * len(pipeline.index_parts)]  # fmt: skip
+                         key=lambda found: found[1])[:wanted]  # fmt: skip
         if not earlier:
             return []
         kept = self.pictures.entries(self.job_id, [n for n, _ in earlier if n not in pending])
