@@ -212,6 +212,7 @@ def accuracy(page: Page) -> list[str]:
         row("under the narrowest SIMD kernels: verdicts or order moved; match percentages moved", "kernels", kernels),
     ]
     lines += table(["", *PARTS], rows) + page.sources()
+    lines += ["", "### One pair, one judgement", "", *PAIRS, ""] + pairs(page)
     lines += ["", "### Look-alikes and the catalog-wide report", "", *LOOKALIKES, ""]
     rows = [
         row("other photos called `duplicate`, every photo against all the others", "all-pairs", false_pairs),
@@ -241,6 +242,42 @@ def accuracy(page: Page) -> list[str]:
     ]
     lines += table(["", *PARTS], rows) + page.sources()
     return lines + ["", "### Another print on one mockup", "", *PRINTS, ""] + prints(page)
+
+
+def weakest(entries: Mapping[str, Record]) -> str:
+    """A cell: the entry (a kind of copy) called `duplicate` least, and its share."""
+    found = {name: e for name, e in entries.items() if e.get("duplicate") is not None}
+    if not found:
+        return pct(None)
+    name = min(found, key=lambda k: (found[k]["duplicate"], k))
+    return f"{name.replace('_', ' ').replace(' | ', ' / ')} {pct(found[name]['duplicate'])}"
+
+
+def pairs(page: Page) -> list[str]:
+    """The pairs benchmark's table (make_pairs.py, evaluate-pairs: pairs.json): each part's figures."""
+
+    def row(label: str, cell: Callable[[Record], str]) -> list[str]:
+        return [label, *(cell(get(page(f"pairs-{part}")["output"], "summary") or {}) for part in PARTS)]
+
+    def counted(key: str, count: str = "n", *, of_what: str = "duplicate") -> Callable[[Record], str]:
+        return lambda o: f"{pct(get(o, key, of_what))} of {number(get(o, key, count), digits=0)}"
+
+    def least(key: str, by: str) -> Callable[[Record], str]:
+        return lambda o: f"{counted(key)(o)} (least: {weakest(get(o, key, by) or {})})"
+
+    rows = [
+        row("the original asked about, one copy of it stored: called `duplicate` (the kind of copy found least)",
+            least("original_after_copy", "by_kind")),
+        row("a copy asked about, another kind of copy stored: called `duplicate` (the pair of kinds, stored / "
+            "asked, found least)", least("copy_against_copy", "by_pair")),
+        row("a pair asked both ways: one verdict", counted("both_ways", "pairs", of_what="agree")),
+        row("two crops from different sides (4-20% of a side each): called `duplicate`; one verdict both ways",
+            lambda o: f"{counted('two_crops')(o)}; {pct(get(o, 'two_crops', 'agree'))}"),
+        row("a photograph stored three times: its records in the top 5, called `duplicate`", counted("thrice")),
+        row("an original found after its copy: the catalog picture named the copy",
+            counted("named_right_way", of_what="share")),
+    ]  # fmt: skip
+    return table(["", *PARTS], rows) + page.sources()
 
 
 PRINT_PARTS = ("dev", "lockbox")  # (make_prints.py builds from a part's photos: fresh has too few tops)
@@ -652,6 +689,16 @@ LOOKALIKES = [
         "that sorts before it. A grey copy of a shop's colour variant made from "
         "one photograph can be called a duplicate of its siblings: in grey the recoloured part differs in "
         "level only ([evaluation.md](evaluation.md#what-still-goes-wrong))."
+    ),
+]
+PAIRS = [
+    (
+        "A shop's catalog holds the edited picture first as often as the original. `scripts/make_pairs.py` "
+        "makes eight kinds of copy of every photo of a part (crops, padding, mirrored, turned, grey, text, a "
+        "badge), two crops from different sides and a smaller copy, and `python -m dupcheck evaluate-pairs` "
+        "asks them in every order: a copy stored and the original asked about, a copy against another kind, "
+        "each pair both ways, and a catalog holding each photograph three times (the original, a smaller and "
+        "a padded copy). A record the answer does not list counts as missed."
     ),
 ]
 HARDEST = [
