@@ -86,6 +86,32 @@ def number(value: float | None, unit: str = "", digits: int = 1) -> str:
     return text + unit
 
 
+def memory_soak(soak: Record) -> list[str]:
+    """memory_soak_bench.py's rounds (a run before its rounds counts as one): the tree's peak, and
+    what it held over idle after each round."""
+    rounds = soak.get("per_round") or [soak]
+
+    def mb(value: float | None) -> str:
+        return number(value, " MB", 0)
+
+    def each(key: str) -> str:
+        values = [mb(one.get(key)) for one in rounds]
+        return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+    settle = number(soak.get("settle_s"), " s", 0)
+    seconds = {key: number(soak.get(key), " s", 0) for key in ("duration_s", "import_every_s")}
+    share = f", {pct(soak['large_share'], 0)} of the uploads 12 MP" if soak.get("large_share") else ""
+    loops = f", {soak['busy_loops']} busy loops beside it" if soak.get("busy_loops") else ""
+    loops += "; similar products on" if soak.get("products") else ""
+    times = f"{len(rounds)} rounds back to back" if len(rounds) > 1 else "once"
+    return [f"After a load ({soak.get('clients')} clients for {seconds['duration_s']}{share}, an import every "
+            f"{seconds['import_every_s']}, a duplicate scan{loops}), {times}: the server and its worker processes "
+            f"at most {mb(soak.get('peak_mb'))}, and {each('after_minus_idle_mb')} over their idle "
+            f"{mb(soak.get('idle_mb'))} {settle} after the last job ended (PSS: {each('after_minus_idle_pss_mb')} "
+            f"over {mb(soak.get('idle_pss_mb'))}); {settle} after the clients stopped (the scan may "
+            f"still run): {each('clients_after_mb')}."]  # fmt: skip
+
+
 def pair(first: float | None, second: float | None, unit: str, digits: int = 1) -> str:
     """ "a / b unit", or one dash when the run measured neither."""
     if first is None and second is None:
@@ -364,18 +390,7 @@ def speed(page: Page) -> list[str]:
               f"{number(serve.get('load_requests_per_s'))} answers a second, {serve.get('load_errors')} failed; "
               f"the server's memory at most {number(serve.get('rss_max_mb'), ' MB', 0)}."]  # fmt: skip
     soak = page("memory-soak")["output"]
-
-    def mb(key: str) -> str:
-        return number(soak.get(key), " MB", 0)
-
-    settle = number(soak.get("settle_s"), " s", 0)
-    seconds = {key: number(soak.get(key), " s", 0) for key in ("duration_s", "import_every_s")}
-    lines += ["", f"After a load ({soak.get('clients')} clients for {seconds['duration_s']}, an import every "
-              f"{seconds['import_every_s']}, a duplicate scan): the server and its worker "
-              f"processes at most {mb('peak_mb')}, and {mb('after_minus_idle_mb')} over their idle {mb('idle_mb')} "
-              f"{settle} after the last job ended (PSS: {mb('after_minus_idle_pss_mb')} over {mb('idle_pss_mb')}); "
-              f"{settle} after the clients stopped, the import and the scan still running in "
-              f"{soak.get('clients_after_workers')} worker processes, {mb('clients_after_mb')}."]  # fmt: skip
+    lines += ["", *memory_soak(soak)]
 
     gate = page("gate")["output"]
     paid, race = gate["cost"], gate["race"]

@@ -692,6 +692,44 @@ def test_the_server_gives_memory_back_once_idle_after_requests(
         srv.shutdown()
 
 
+def test_a_server_polled_every_half_second_gives_back_what_its_uploads_left(
+    service: DupcheckService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web app polls a running import or scan every second, so the requests never stop; what
+    the pictures left is given back once none has been decoded for TRIM_AFTER_IDLE_S, once, and
+    the polls alone trim nothing more (issue 86)."""
+    trims: list[float] = []
+    monkeypatch.setattr(memory, "give_back_memory", lambda: trims.append(time.monotonic()))
+    srv = serve(service, settings)
+    stop, polls = threading.Event(), []
+
+    def poll() -> None:
+        while not stop.is_set():
+            polls.append(request(f"{srv.url}/health")[0])
+            stop.wait(0.5)
+
+    poller = threading.Thread(target=poll)
+    try:
+        poller.start()
+        time.sleep(memory.TRIM_AFTER_IDLE_S + 1.5)
+        assert trims == []  # polls only, still coming: nothing given back
+        for i in range(3):
+            body = encode(product_image(700 + i))
+            assert request(f"{srv.url}/items/P{i}?sku=P", "PUT", body, "image/jpeg")[0] == 201
+        uploaded = time.monotonic()
+        deadline = uploaded + 15
+        while not trims and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(trims) == 1 and trims[0] - uploaded >= memory.TRIM_AFTER_IDLE_S
+        time.sleep(memory.TRIM_AFTER_IDLE_S + 1.5)
+        assert len(trims) == 1  # the polls went on: nothing more to give back
+    finally:
+        stop.set()
+        poller.join(timeout=10)
+        srv.shutdown()
+    assert polls and set(polls) == {200}
+
+
 def test_concurrent_requests_are_all_answered(server: LocalServer, image_server: ImageServer) -> None:
     for i in range(4):
         register(server, image_server, f"C{i}", 400 + i)

@@ -1,11 +1,12 @@
-"""The local server gives memory back (dupcheck_tools/local/memory.py): malloc_trim once the
-server goes idle after work."""
+"""The local server gives memory back (dupcheck_tools/local/memory.py): malloc_trim once a
+spell of work is over: the requests stopped, or no picture decoded for a while."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -31,35 +32,100 @@ def trims(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return calls
 
 
-def test_the_trim_runs_once_each_time_the_server_goes_idle_after_work(trims: list[float]) -> None:
+class Ticks:
+    """The server's maintenance pass, once a second, over an IdleTrim: what ran since the last
+    pass, and whether a request or a decode is running now."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.trim = IdleTrim(idle_s=2.0, clock=self.clock)
+        self.requests = self.pictures = 0
+
+    def __call__(self, seconds: float = 1.0, *, requests: int = 0, pictures: int = 0, answering: bool = False,
+                 decoding: bool = False) -> None:  # fmt: skip
+        self.clock.now += seconds
+        self.requests += requests
+        self.pictures += pictures
+        self.trim.tick(requests=self.requests, answering=answering, pictures=self.pictures, decoding=decoding)
+        if self.trim.worker is not None:
+            self.trim.worker.join(timeout=10)  # the trim it may have started
+
+
+def test_the_trim_runs_once_each_time_the_requests_stop(trims: list[float]) -> None:
+    tick = Ticks()
+    tick(0)
+    tick(10)
+    assert trims == []  # no work yet: nothing to give back
+    tick(requests=5, answering=True)
+    tick(10, requests=4, answering=True)  # a long load: never while it runs
+    assert trims == []
+    tick()
+    assert trims == []  # idle for less than idle_s
+    tick(1.5)
+    assert len(trims) == 1
+    tick(30)
+    assert len(trims) == 1  # once per idle spell
+    tick(requests=1)  # a request came and went between two ticks
+    tick(2.5)
+    assert len(trims) == 2
+
+
+def test_after_pictures_the_trim_runs_while_light_requests_go_on_and_never_while_one_decodes(
+    trims: list[float],
+) -> None:
+    """The web app polls a running import or scan every second: the server is never idle, but
+    what a burst of uploads left is given back once no picture has been decoded for 2 s."""
+    tick = Ticks()
+    for _ in range(10):  # uploads, and the page polling
+        tick(requests=3, answering=True, pictures=2, decoding=True)
+    tick(requests=1, answering=True)
+    assert trims == []  # the last decode 1 s ago
+    tick(requests=1, answering=True)
+    assert len(trims) == 1  # 2 s after it, a poll being answered meanwhile
+    for _ in range(30):
+        tick(requests=1, answering=True)
+    assert len(trims) == 1  # polls alone: never again while they go on
+    tick(3)
+    assert len(trims) == 2  # once they stop: what the polls left
+    for _ in range(10):  # a long import decoding, no request
+        tick(pictures=1, decoding=True)
+    assert len(trims) == 2  # its memory is in use: never while it decodes
+    tick(pictures=1)  # its job ended
+    tick()
+    assert len(trims) == 2
+    tick()
+    assert len(trims) == 3
+
+
+def test_the_decodes_before_the_server_started_are_not_its_work(trims: list[float]) -> None:
+    clock = Clock()
+    trim = IdleTrim(idle_s=2.0, clock=clock, pictures=7)  # the process decoded 7 pictures before
+    for _ in range(5):
+        clock.now += 1
+        trim.tick(requests=0, answering=False, pictures=7, decoding=False)
+    assert trims == [] and trim.worker is None
+
+
+def test_a_trim_still_running_is_not_started_again(trims: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    """malloc_trim may take most of a second: a second one is not started beside it."""
+    release = threading.Event()
+    monkeypatch.setattr(memory, "give_back_memory", lambda: (release.wait(10), trims.append(1.0)))
     clock = Clock()
     trim = IdleTrim(idle_s=2.0, clock=clock)
-
-    def tick(work_done: int, *, busy: bool) -> None:  # and wait for the trim it may start
-        trim.tick(work_done, busy=busy)
-        if trim.worker is not None:
-            trim.worker.join(timeout=10)
-
-    tick(0, busy=False)
-    clock.now += 10
-    tick(0, busy=False)
-    assert trims == []  # no work yet: nothing to give back
-    tick(5, busy=True)
-    clock.now += 10
-    tick(9, busy=True)  # a long load: never while it runs
-    assert trims == []
-    clock.now += 1
-    tick(9, busy=False)
-    assert trims == []  # idle for less than idle_s
-    clock.now += 1.5
-    tick(9, busy=False)
-    assert len(trims) == 1
-    clock.now += 30
-    tick(9, busy=False)
-    assert len(trims) == 1  # once per idle spell
-    tick(10, busy=False)  # a request came and went between two ticks
-    clock.now += 2.5
-    tick(10, busy=False)
+    trim.tick(requests=0, answering=False, pictures=1, decoding=False)
+    clock.now += 3
+    trim.tick(requests=0, answering=False, pictures=1, decoding=False)
+    first = trim.worker
+    assert first is not None and first.is_alive()
+    trim.tick(requests=0, answering=False, pictures=2, decoding=False)
+    clock.now += 3
+    trim.tick(requests=0, answering=False, pictures=2, decoding=False)
+    assert trim.worker is first  # the first still runs: none started beside it
+    release.set()
+    first.join(timeout=10)
+    trim.tick(requests=0, answering=False, pictures=2, decoding=False)
+    assert trim.worker is not first  # then the work it missed is given back
+    trim.worker.join(timeout=10)
     assert len(trims) == 2
 
 

@@ -10,13 +10,14 @@ import io
 import json
 import pickle
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dupcheck.adapters.onnx_model import OnnxEmbeddingModel
+from dupcheck.adapters.onnx_model import ARENA_SHRINKAGE, OnnxEmbeddingModel
 from dupcheck.core.catalog.products import Embedder, default_model_path
 from dupcheck.core.models import DIMENSIONS, PRODUCT_MODEL, ProductVector
 from dupcheck_tools import product_model
@@ -110,3 +111,18 @@ def test_the_picture_is_embedded_the_same_from_any_encoding_and_size(model: Onnx
     buffer = io.BytesIO()
     picture.convert("L").save(buffer, "PNG")
     assert embedder.embed_bytes(buffer.getvalue(), max_pixels=10**7).similarity(png) > 0.6
+
+
+def test_runs_on_many_threads_at_once_give_back_their_arena_and_compute_what_one_run_computes(
+    model: OnnxEmbeddingModel,
+) -> None:
+    """Each run shrinks onnxruntime's arena when it ends (adapters/onnx_model.py): a run ending
+    frees only what no run holds, so runs at once on the server's threads get the vectors a run
+    alone gets."""
+    assert model._run_options.get_run_config_entry(ARENA_SHRINKAGE) == "cpu:0"
+    pictures = reference_pictures()
+    alone = [model.run(pictures[i : i + 1]) for i in range(len(pictures))]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(lambda i: model.run(pictures[i % len(pictures) : i % len(pictures) + 1]), range(48)))
+    for i, vectors in enumerate(together):
+        assert np.array_equal(vectors, alone[i % len(pictures)]), i

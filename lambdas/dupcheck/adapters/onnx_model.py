@@ -4,6 +4,11 @@ One session per process, one thread inside it: a picture is one small network ru
 core here), requests run in parallel on the server's threads (or Lambda's processes), and a
 second intra-op thread only contends with them (the same reasoning as bootstrap.one_blas_thread).
 The session is made once and shared: onnxruntime's `run` is safe to call from many threads.
+
+Each run gives its working memory back when it ends (onnxruntime's arena shrinkage, a run option):
+the arena otherwise keeps what the most runs at once ever took, ~7.5 MB a run (8 threads at once
+left the server 60 MB above idle for good; docs/lab/benchmarks.md, memory after a load). Its
+cost is within a run's noise here, where the arena's first chunk holds one run.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from dupcheck.core.models import PRODUCT_MODEL
+
+# onnxruntime's run option (onnxruntime_run_options_config_keys.h): the named arenas give back what
+# a run took beyond their first chunk when the run ends.
+ARENA_SHRINKAGE = "memory.enable_memory_arena_shrinkage"
 
 
 class OnnxEmbeddingModel:
@@ -31,7 +40,10 @@ class OnnxEmbeddingModel:
             raise ValueError(f"{path} is model {self.name or 'unnamed'!r}, not {PRODUCT_MODEL!r}: rebuild it "
                              "with `python -m dupcheck_tools.product_model`")  # fmt: skip
         self.source = props.get("dupcheck.source", "")
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry(ARENA_SHRINKAGE, "cpu:0")
 
     def run(self, pictures: np.ndarray) -> np.ndarray:
-        (vectors,) = self._session.run(["embedding"], {"image": np.ascontiguousarray(pictures, dtype=np.uint8)})
+        inputs = {"image": np.ascontiguousarray(pictures, dtype=np.uint8)}
+        (vectors,) = self._session.run(["embedding"], inputs, self._run_options)
         return np.asarray(vectors)

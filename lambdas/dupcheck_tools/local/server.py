@@ -53,6 +53,7 @@ from dupcheck.adapters.local_products import LocalProductIndex
 from dupcheck.bootstrap import build_kept_pictures, build_product_search
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import error_body
+from dupcheck.core.pictures import imaging
 from dupcheck.core.pictures.budget import MB
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.core.settings import Settings
@@ -136,7 +137,7 @@ class _Channel(HTTPChannel):
 class _Server(TcpWSGIServer):
     """waitress's TCP server, with deadlines for a connection's first byte and each request, idle
     connections closed to make room at the limit, and a limit of connections per client (module
-    docstring); once idle after requests, it gives their memory back (memory.py)."""
+    docstring); once a spell of work is over, it gives its memory back (memory.py)."""
 
     channel_class = _Channel
     active_channels: dict[int, _Channel]
@@ -151,8 +152,8 @@ class _Server(TcpWSGIServer):
         self.room_made = 0  # idle connections closed for new ones since the last warning
         self.room_warned_at = 0.0
         self.tasks_added = 0  # requests handed to the threads, for the idle trim
-        self.background = background  # the import and scan workers' jobs: work for the idle trim too
-        self.idle_trim = IdleTrim()
+        self.background = background  # the import and scan workers' jobs: picture work for the idle trim
+        self.idle_trim = IdleTrim(pictures=imaging.BUDGET.started)  # the decodes before it, none of its work
         super().__init__(application, adj=adj, sockinfo=adj.listen[0])
 
     def add_task(self, task: Any) -> None:
@@ -215,8 +216,10 @@ class _Server(TcpWSGIServer):
     def maintenance(self, now: float) -> None:
         super().maintenance(now)  # idle connections
         dispatcher = self.task_dispatcher
-        self.idle_trim.tick(self.tasks_added + sum(jobs.ended for jobs in self.background),
-                            busy=bool(dispatcher.active_count or dispatcher.queue))  # fmt: skip
+        decodes = imaging.BUDGET  # read each time: bootstrap's `configure` may replace it
+        self.idle_trim.tick(requests=self.tasks_added, answering=bool(dispatcher.active_count or dispatcher.queue),
+                            pictures=decodes.started + sum(jobs.ended for jobs in self.background),
+                            decoding=decodes.in_use > 0)  # fmt: skip
         moment = time.monotonic()
         for channel in list(self.active_channels.values()):
             if not channel.heard_from:

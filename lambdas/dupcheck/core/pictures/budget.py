@@ -32,6 +32,7 @@ class MemoryBudget:
         self.wait_s = wait_s
         self.holding = holding
         self.in_use = 0
+        self.started = 0  # pieces of work admitted so far (the local server's idle trim counts decodes)
         self._room = threading.Condition()
 
     @contextmanager
@@ -51,6 +52,7 @@ class MemoryBudget:
                     )
                 self._room.wait(left)
             self.in_use += cost
+            self.started += 1
         try:
             yield
         finally:
