@@ -29,7 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
-from dupcheck.core.matching.edits import border_shares, catalog_is_the_copy, inverse, name_edits
+from dupcheck.core.matching.edits import (
+    border_shares,
+    catalog_is_the_copy,
+    catalog_mark,
+    inverse,
+    name_edits,
+    outer_border,
+)
 from dupcheck.core.matching.judging import ByDistance, Judged, Verified
 from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
 from dupcheck.core.matching.policy import (
@@ -95,6 +102,7 @@ def _by_verification(
                 if lined_up:
                     break
     closely = _closely(first, evidence, closest, policy.close_look) if kept is not None else set()
+    own_kept = _OwnPicture(query, probe) if probe is not None else None
     out = []
     for i, distance in enumerate(closest):
         seen, look = evidence.get(i, (None, first))
@@ -102,11 +110,11 @@ def _by_verification(
         # for them may be there: the edits still say): no kept JPEG's colours can refute it.
         views = records[i].features.get("views")
         identical = views is not None and query.hash == records[i].hash and query.features.get("views") == views
-        out.append(_judged(how, i, distance, seen, look, stored.get(i), kept, identical=identical,
+        out.append(_judged(how, i, distance, seen, look, stored.get(i), kept, own_kept, identical=identical,
                            closely=i in closely))  # fmt: skip
-    if kept is not None and probe is not None:
+    if kept is not None and probe is not None and own_kept is not None:
         turned = {i: e.alignment.angle for i, (e, _) in evidence.items() if e.alignment is not None}
-        back = _both_ways(how, query, probe, records, closest, stored, kept, first, out, turned)
+        back = _both_ways(how, query, probe, records, closest, stored, kept, own_kept, first, out, turned)
         alike = {i: max(e.similarity, back[i].similarity if i in back else 0.0) for i, (e, _) in evidence.items()}
         alike |= {i: e.similarity for i, e in back.items() if i not in alike}
         _shared_part(how, probe, records, closest, stored, kept, {i: a for i, a in alike.items()
@@ -116,11 +124,14 @@ def _by_verification(
 
 def _judged(
     how: Verified, i: int, distance: int, seen: Evidence | None, look: _Look, views: Views | None,
-    kept: CandidateThumbnails | None, *, identical: bool = False, closely: bool = False,
+    kept: CandidateThumbnails | None, own: CandidateThumbnails | None, *, identical: bool = False,
+    closely: bool = False,
 ) -> Judgement:  # fmt: skip
     """Candidate i's judgement from its evidence (`seen`, as `look` lined it up): a duplicate
     passed its target (or the close look), `similar` is the same photograph in another colour,
-    anything else is different; a duplicate's or a similar match's edits named."""
+    anything else is different; a duplicate's or a similar match's edits named, and read the
+    other way round where the pictures show the catalog picture to be the copy (`own`: the
+    query's picture as a record would keep it)."""
     test = look.test
     # (Passing may look: the finding is read after.)
     passed = seen is not None and (look.target(i).passes(seen) or closely)
@@ -138,10 +149,22 @@ def _judged(
         borders, theirs = border_shares(shown.picture(), shown.box), kept.of(i) if kept is not None else None
         edits = name_edits(seen, views, borders, finding, same_picture=verdict is Verdict.DUPLICATE, probe=shown,
                            kept=theirs)  # fmt: skip
-        their_borders = border_shares(theirs.rgb, theirs.box) if theirs is not None else None
-        if their_borders is not None and catalog_is_the_copy(edits, borders, their_borders):
-            back = inverse(edits)
-            edits, reverse = (back, True) if back is not None else (edits, False)
+        if theirs is not None:
+            their_borders = border_shares(theirs.rgb, theirs.box)
+            cropped = any(edit.name == "cropped" for edit in edits)
+            outer = outer_border(theirs) if cropped else None
+            mark = None
+            if verdict is Verdict.DUPLICATE and not identical:
+                off = seen.alignment
+                apart = off is not None and bool(off.luma_off.any() or off.colour_off.any())
+                mark = catalog_mark(edits, lambda: own.of(0) if own is not None else None, theirs, borders,
+                                    seen_apart=apart)  # fmt: skip
+            if mark is not None:  # the badge lies on the catalog picture: the rest read back, the badge added
+                rest = inverse([edit for edit in edits if edit.name != "overlay"])
+                edits, reverse = ((*rest, mark), True) if rest is not None else (edits, False)
+            elif catalog_is_the_copy(edits, borders, their_borders, outer):
+                back = inverse(edits)
+                edits, reverse = (back, True) if back is not None else (edits, False)
     return Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical), edits, reverse,
                      judged=identical or seen is not None)  # fmt: skip
 
@@ -151,8 +174,8 @@ _RANKED = (Verdict.DIFFERENT, Verdict.SIMILAR, Verdict.DUPLICATE)  # worst first
 
 def _both_ways(
     how: Verified, query: Fingerprint, probe: Probe, records: Sequence[HashRecord], closest: Sequence[int],
-    stored: Mapping[int, Views], kept: _LazyThumbnails, first: _Look, out: list[Judgement],
-    turned: Mapping[int, float],
+    stored: Mapping[int, Views], kept: _LazyThumbnails, own_kept: _OwnPicture, first: _Look,
+    out: list[Judgement], turned: Mapping[int, float],
 ) -> dict[int, Evidence]:  # fmt: skip
     """Each candidate not yet a duplicate judged the other way round too, in place: its kept
     picture as the query, the query as the catalog picture. A pair is what its better way says.
@@ -178,7 +201,6 @@ def _both_ways(
         return found
     mine = probe.views_at(0.0)
     own = HashRecord(entity_id="", sku="", image_url="", hash=query.hash, hash_algo=query.algo, features=query.features)
-    own_kept = _OwnPicture(query, probe)
     for i in worth:
         theirs = kept.of(i)
         if theirs is None:
@@ -187,7 +209,7 @@ def _both_ways(
         look = _Look(how, [(own, closest[i])], [closest[i]], own_kept, asked)
         # Upright unless the query was turned for it (turning each, it found 1 more of 60 large crops).
         seen = look.verified({0: mine}, turn=bool(turned.get(i))).get(0)
-        judged = _judged(how, 0, closest[i], seen, look, mine, own_kept)
+        judged = _judged(how, 0, closest[i], seen, look, mine, own_kept, _Kept(theirs))
         if _RANKED.index(judged.verdict) > _RANKED.index(out[i].verdict):
             # Its edits turn the query into the candidate: the candidate is the copy, unless that
             # way's own reading already turned them round (the query padded, say).
@@ -224,7 +246,7 @@ def _shared_part(
         if found is None or found.similarity < alike[i] + PART_GAIN or not how.policy.looked_back.passes(found):
             continue
         if look.target(i).passes(found):
-            out[i] = _judged(how, i, closest[i], found, look, stored[i], kept)
+            out[i] = _judged(how, i, closest[i], found, look, stored[i], kept, None)
 
 
 def _views_of(probe: Probe) -> Views:
@@ -257,6 +279,20 @@ def _undecided(test: SamePhotograph, i: int) -> bool:
     if finding is None:
         return False
     return (finding.same_photograph and not finding.recolour_lined_up) or not finding.telling
+
+
+class _Kept:
+    """One candidate's kept picture, already read, as photograph.CandidateThumbnails (a check
+    the other way round: the picture asked about)."""
+
+    def __init__(self, picture: Thumbnail) -> None:
+        self.picture = picture
+
+    def has(self, i: int) -> bool:
+        return True
+
+    def of(self, i: int) -> Thumbnail | None:
+        return self.picture
 
 
 class _OwnPicture:

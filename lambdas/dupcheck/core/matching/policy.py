@@ -294,6 +294,14 @@ PASTED_SIDE = 0.5
 # lie along the patch's edges, as a corner's word does); MARK_LEVEL 3 also marked a generated render
 # without grain, whose smooth shading a tile's fit misses by 3-9 levels. docs/lab/evaluation.md,
 # "Watermarks: what a local edit cannot explain".
+# Which picture holds a mark (marks.mark_holder): the pixels whose luma differs by more than
+# HOLDER_LEVEL after a 1 px blur (at 256 px), HOLDER_PIXELS of them at least; the log of the two
+# pictures' gradient energy on their outline, beyond HOLDER_MARGIN either way. Chosen on the dev
+# part's badge and watermark copies (docs/lab/evaluation.md, "Which picture holds the mark").
+HOLDER_LEVEL = 12.0
+HOLDER_PIXELS = 20
+HOLDER_OUTLINE = 2
+HOLDER_MARGIN = 0.3
 MARK_TILE = 16
 MARK_REFIT = 2.5  # the tile's second fit leaves out pixels this many times its typical miss: strokes
 MARK_SMOOTHING = 1.2
