@@ -45,6 +45,7 @@ from dupcheck.core.matching.policy import (
     PART_GAIN,
     PART_SHARE,
     WHOLE_WINDOW,
+    Policy,
     Tier,
     ranked,
 )
@@ -114,7 +115,8 @@ def _by_verification(
                            closely=i in closely))  # fmt: skip
     if kept is not None and probe is not None and own_kept is not None:
         turned = {i: e.alignment.angle for i, (e, _) in evidence.items() if e.alignment is not None}
-        back = _both_ways(how, query, probe, records, closest, stored, kept, own_kept, first, out, turned)
+        first_alike = {i: e.similarity for i, (e, _) in evidence.items()}
+        back = _both_ways(how, query, probe, records, closest, stored, kept, own_kept, first, out, turned, first_alike)
         alike = {i: max(e.similarity, back[i].similarity if i in back else 0.0) for i, (e, _) in evidence.items()}
         alike |= {i: e.similarity for i, e in back.items() if i not in alike}
         _shared_part(how, probe, records, closest, stored, kept, {i: a for i, a in alike.items()
@@ -175,7 +177,7 @@ _RANKED = (Verdict.DIFFERENT, Verdict.SIMILAR, Verdict.DUPLICATE)  # worst first
 def _both_ways(
     how: Verified, query: Fingerprint, probe: Probe, records: Sequence[HashRecord], closest: Sequence[int],
     stored: Mapping[int, Views], kept: _LazyThumbnails, own_kept: _OwnPicture, first: _Look,
-    out: list[Judgement], turned: Mapping[int, float],
+    out: list[Judgement], turned: Mapping[int, float], alike: Mapping[int, float],
 ) -> dict[int, Evidence]:  # fmt: skip
     """Each candidate not yet a duplicate judged the other way round too, in place: its kept
     picture as the query, the query as the catalog picture. A pair is what its better way says.
@@ -194,9 +196,8 @@ def _both_ways(
         at = [i for i in open_ if turned.get(i, 0.0) == angle]
         screened = verify_reversed(probe.views_at(angle), [stored[i] for i in at], how.policy.verified_back)
         found |= {i: e for i, e in zip(at, screened, strict=True) if e is not None}
-    back = how.policy.looked_back
-    undecided = {i for i in open_ if test is not None and _undecided(test, i)}
-    worth = [i for i in open_ if i in found and back.passes(found[i]) and (_a_part(found[i]) or i in undecided)]
+    worth = [i for i in open_ if i in found and _worth_a_look_back(
+        how.policy, found[i], alike.get(i, 0.0), undecided=test is not None and _undecided(test, i))]  # fmt: skip
     if not worth:
         return found
     mine = probe.views_at(0.0)
@@ -261,6 +262,20 @@ def _seen_another(look: _Look, i: int) -> bool:
     the query's own look then never was: on the dev photos, 117 of 117 pairs they found.)"""
     finding = look.test.finding(i) if look.test is not None else None
     return finding is not None and finding.telling and not finding.same_photograph
+
+
+def _worth_a_look_back(policy: Policy, back: Evidence, forth: float, *, undecided: bool) -> bool:
+    """Whether a candidate screened the other way round (`back`: its views as the query's) is
+    looked at so: where it lines up with a part of the query (it shows less of the photograph)
+    or the first look left it undecided, and its views pass `looked_back`; or, lining up with a
+    part, pass `looked_part` and line up better than the query's own screening did (`forth`,
+    its similarity) by PART_GAIN: a crop of the query gains by being the query, a look-alike
+    lines up as well either way."""
+    part = _a_part(back)
+    if not (part or undecided):
+        return False
+    gains = part and policy.looked_part.passes(back) and back.similarity >= forth + PART_GAIN
+    return policy.looked_back.passes(back) or gains
 
 
 def _a_part(evidence: Evidence) -> bool:

@@ -474,6 +474,9 @@ class Policy:
     # catalog picture), what the views must pass to be looked at: every candidate of a query is
     # screened so, where the other way screens its first `verified`.
     looked_back: Tier
+    # ...or, for a candidate that lines up with a part of the query, better than the query's own
+    # look lined it up by PART_GAIN: what a catalog picture that is a crop of the query passes.
+    looked_part: Tier
     verified_back: int  # the candidates most alike the other way round at the coarse alignment, judged so
 
     def looked(self, distance: int) -> Tier:
@@ -525,6 +528,7 @@ ALIGNED_DUAL_PHASH = Policy(
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=1.0),
         Thresholds(min_similarity=0.94, max_luma_off=0.08, max_colour_off=1.0, max_layout_off=10),
     ),
+    looked_part=Tier(Thresholds(min_similarity=0.86, max_luma_off=0.03, max_colour_off=1.0, max_layout_off=10)),
     # A catalog holding a photograph three times has each of its other records among the first.
     verified_back=4,
 )
