@@ -228,12 +228,16 @@ def catalog_mark(
 
 
 def catalog_is_the_copy(
-    edits: Sequence[Edit], mine: Sequence[float], theirs: Sequence[float], outer: Sequence[float] | None = None
+    edits: Sequence[Edit],
+    mine: Sequence[float],
+    theirs: Sequence[float],
+    outer: Callable[[], Sequence[float]] | None = None,
 ) -> bool:
     """Whether the framing `edits` name (turning the catalog picture into the query) is read
     better the other way round, from each picture's own uniform border (`mine`, the query's;
-    `theirs`, the catalog picture's: left, right, top, bottom, `border_shares`; `outer`, the
-    outermost of the catalog picture's borders, its trim's first pass, when it has more than one):
+    `theirs`, the catalog picture's: left, right, top, bottom, `border_shares`; `outer()`, the
+    outermost of the catalog picture's borders, its trim's first pass, read only where a crop
+    cut nothing but border):
 
     * padding or a frame the query shows past its own border on a side: what it shows more is
       photograph, which no edit adds: the catalog picture is a crop of the query;
@@ -249,7 +253,6 @@ def catalog_is_the_copy(
     framing is read past its corners, not its trim box's border: read as named."""
     if any(edit.name == "rotated" for edit in edits):
         return False
-    outermost = theirs if outer is None else outer
     for edit in edits:
         shares = {side: float(edit.params[side]) for side in SIDES} if edit.name in _FRAMING else {}
         if edit.name in ("padded", "framed"):
@@ -258,7 +261,10 @@ def catalog_is_the_copy(
         if edit.name == "cropped":
             # Each side cut took the catalog picture's outermost border, a padding's width, and no more.
             cut = [k for k, side in enumerate(SIDES) if shares[side] >= MIN_SIDE]
-            return bool(cut) and all(
+            if not cut or any(theirs[k] < MIN_SIDE for k in cut):  # cut into the photograph somewhere
+                return False
+            outermost = theirs if outer is None else outer()
+            return all(
                 abs(shares[SIDES[k]] - outermost[k]) <= MIN_SIDE / 2
                 and ((mine[k] < MIN_SIDE / 2 and outermost[k] >= MIN_BORDER)
                      or (theirs[k] - outermost[k] > MIN_SIDE / 2 and outermost[k] >= MIN_SIDE))

@@ -153,8 +153,6 @@ def _judged(
                            kept=theirs)  # fmt: skip
         if theirs is not None:
             their_borders = border_shares(theirs.rgb, theirs.box)
-            cropped = any(edit.name == "cropped" for edit in edits)
-            outer = outer_border(theirs) if cropped else None
             mark = None
             if verdict is Verdict.DUPLICATE and not identical:
                 off = seen.alignment
@@ -164,7 +162,7 @@ def _judged(
             if mark is not None:  # the badge lies on the catalog picture: the rest read back, the badge added
                 rest = inverse([edit for edit in edits if edit.name != "overlay"])
                 edits, reverse = ((*rest, mark), True) if rest is not None else (edits, False)
-            elif catalog_is_the_copy(edits, borders, their_borders, outer):
+            elif catalog_is_the_copy(edits, borders, their_borders, lambda: outer_border(theirs)):
                 back = inverse(edits)
                 edits, reverse = (back, True) if back is not None else (edits, False)
     return Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical), edits, reverse,

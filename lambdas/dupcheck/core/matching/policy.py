@@ -474,8 +474,8 @@ class Policy:
     # catalog picture), what the views must pass to be looked at: every candidate of a query is
     # screened so, where the other way screens its first `verified`.
     looked_back: Tier
-    # ...or, for a candidate that lines up with a part of the query, better than the query's own
-    # look lined it up by PART_GAIN: what a catalog picture that is a crop of the query passes.
+    # ...or, for a candidate that lines up with a part of the query better than the query's own
+    # screening lined it up (by PART_GAIN), this: what a crop of the query passes.
     looked_part: Tier
     verified_back: int  # the candidates most alike the other way round at the coarse alignment, judged so
 
@@ -528,6 +528,8 @@ ALIGNED_DUAL_PHASH = Policy(
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=1.0),
         Thresholds(min_similarity=0.94, max_luma_off=0.08, max_colour_off=1.0, max_layout_off=10),
     ),
+    # Dev's large crops the strict tier missed screened back at 0.87-0.93 with 1.3-2.5% of luma
+    # off; a new product's looks rose 0.70 -> 0.71 a query (docs/lab/evaluation.md, "Both ways").
     looked_part=Tier(Thresholds(min_similarity=0.86, max_luma_off=0.03, max_colour_off=1.0, max_layout_off=10)),
     # A catalog holding a photograph three times has each of its other records among the first.
     verified_back=4,
