@@ -185,6 +185,15 @@ def originals_kept(output: Record) -> str:
     return f"{pct(share, 2)} ({output.get('original_kept')} of {groups}; {chosen} chosen by the pictures)"
 
 
+def telling_originals_kept(output: Record) -> str:
+    """Of the groups whose copy shows which record is the original (a crop, padding, a frame,
+    text or a badge, a smaller or grey copy), those that keep the original."""
+    share, groups = output.get("telling_original_kept_share"), output.get("telling_groups")
+    if share is None or not groups:
+        return pct(None)
+    return f"{pct(share)} ({round(share * groups)} of {groups})"
+
+
 def pair_edits_named(output: Record) -> str:
     """Of the grouped pairs of an original and its copy, the edits made named, original to copy."""
     named = get(output, "pair_edits", "named")
@@ -251,6 +260,12 @@ def accuracy(page: Page) -> list[str]:
         row("duplicate report: pairs of one picture grouped", "duplicates", lambda o: with_same(o, "pair_recall")),
         row("duplicate report: groups holding an original that keep it", "duplicates", originals_kept),
         row("duplicate report: the edits made, named from the original to its copy", "duplicates", pair_edits_named),
+        row(
+            "duplicate report, each copy registered before its original: groups whose copy shows which is the "
+            "original (crop, padding, frame, text or badge, smaller, grey) that keep it",
+            "duplicates-first",
+            telling_originals_kept,
+        ),
     ]
     lines += table(["", *PARTS], rows) + page.sources()
     lines += ["", "### The hardest copies and variants", "", *HARDEST, ""]
@@ -701,7 +716,8 @@ LOOKALIKES = [
         "query), alone and with a grey copy of each photo beside it; and the catalog-wide duplicate report "
         "(`python -m dupcheck duplicates`) run on each part as one catalog: its photos, one edited copy of "
         "each, the held-out photos and the colour variants, each copy registered after its original under an id "
-        "that sorts before it. A grey copy of a shop's colour variant made from "
+        "that sorts before it (`--copies-first`: before its original, as a shop's catalog often gets them). "
+        "A grey copy of a shop's colour variant made from "
         "one photograph can be called a duplicate of its siblings: in grey the recoloured part differs in "
         "level only ([evaluation.md](evaluation.md#what-still-goes-wrong))."
     ),

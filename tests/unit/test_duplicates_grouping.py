@@ -297,3 +297,15 @@ def test_a_pair_in_words() -> None:
         "The same picture (97% match): cropped (10% off the left) and mirrored."
     )
     assert Pair("A", "B", 2, 96.9, None).in_words() == "The same picture (97% match)."
+
+
+def test_the_original_is_kept_where_both_checks_name_its_badged_copy_the_copy() -> None:
+    """The badged copy B was registered first. B's check names the badge on B; A's check, read
+    the other way round, names it on B too (found as B's): A is kept, whatever the order. One
+    check alone naming it is that check's default, not a reading."""
+    listings = {0: listing("A", "2026-03-01T00:00:00Z"), 1: listing("B", "2026-01-01T00:00:00Z")}
+    badge = Edit("overlay", {"where": "top right", "share": 0.03})
+    (group,) = group_duplicates([found(1, 0, edits=(badge,)), found(1, 0, edits=(badge,))], listings, 64, {})
+    assert group.keep.entity_id == "A" and group.keep_by == "pictures"
+    (group,) = group_duplicates([found(1, 0, edits=(badge,))], listings, 64, {})
+    assert group.keep.entity_id == "B" and group.keep_by == "registered"

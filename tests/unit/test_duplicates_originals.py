@@ -63,6 +63,10 @@ def test_a_plain_margin_cut_or_added_where_both_keep_one_says_nothing() -> None:
     touching = Looks(colour=True, size=(384, 310), borders=(0.2, 0.2, 0.05, 0.0))
     found = which_original(X, Y, (cropped(left=0.03, bottom=0.03),), None, {X: touching, Y: less_white})
     assert found == Copied(X, Y, ("cropped",))
+    # So is one too thin to name (1.5%), past the measurement's noise; within it, it is no cut.
+    found = which_original(X, Y, (cropped(left=0.03, bottom=0.015),), None, {X: touching, Y: less_white})
+    assert found == Copied(X, Y, ("cropped",))
+    assert which_original(X, Y, (cropped(left=0.03, bottom=0.008),), None, {X: touching, Y: less_white}) is None
 
 
 def test_a_share_within_the_measurements_noise_of_the_border_is_border() -> None:
@@ -124,3 +128,23 @@ def test_readings_that_disagree_decide_nothing() -> None:
     # Mirrored, brighter, recompressed: nothing lost either way, nothing to tell.
     mirrored = (Edit("mirrored"), Edit("brightness", {"change": 0.2}))
     assert which_original(X, Y, mirrored, (Edit("mirrored"),), {X: PHOTO, Y: PHOTO}) is None
+
+
+def test_both_checks_naming_one_record_the_copy_show_the_other_to_be_the_original() -> None:
+    """Each check names the picture asked about the copy unless the pictures read the other way
+    round: where both checks name Y the copy (X's check read it back, finding the badge or the
+    frame on Y), X is the original, though no border or badge tells it on its own here."""
+    badge = Edit("overlay", {"where": "top right", "share": 0.03})
+    framed = Edit("framed", shares(0.05, 0.05, 0.06, 0.06))
+    on_white = Looks(colour=True, size=(384, 310), borders=(0.2, 0.15, 0.03, 0.0))
+    in_a_frame = Looks(colour=True, size=(384, 330), borders=(0.25, 0.2, 0.09, 0.06))
+    assert which_original(X, Y, (badge,), None, {}, agreed_copy=Y) == Copied(X, Y, ("with text or a badge added",))
+    assert which_original(X, Y, (badge,), None, {}) is None  # one check alone: its own default
+    assert which_original(X, Y, (framed,), None, {X: on_white, Y: in_a_frame}, agreed_copy=Y) == Copied(
+        X, Y, ("framed",)
+    )
+    # What they agree on says nothing of which came first (a mirror): no reading.
+    assert which_original(X, Y, (Edit("mirrored"),), None, {}, agreed_copy=Y) is None
+    # Agreeing against another reading (X is a small picture of Y's): no telling.
+    small = Looks(colour=True, size=(112, 150), borders=(0.0, 0.0, 0.0, 0.0))
+    assert which_original(X, Y, (badge,), None, {X: small, Y: PHOTO}, agreed_copy=Y) is None

@@ -39,6 +39,7 @@ edits read backwards (`edits.inverse`: a crop as padding, a turn turned back).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -223,7 +224,18 @@ class _Link:
     distance: int
     score: float
     named: dict[tuple[int, int], tuple[Edit, ...]] = field(default_factory=dict)
+    checks: Counter[tuple[int, int]] = field(default_factory=Counter)  # how many checks named each way
     copied: Copied | None = None
+
+    @property
+    def agreed_copy(self) -> int | None:
+        """The record both checks of the pair named the copy: each found it as (copy, original),
+        so one of them read it the other way round (core/matching/judge.py reads which picture is
+        the copy where the pictures show it). None when they did not both find it, or disagree."""
+        if len(self.checks) != 1:
+            return None
+        (copy, _), count = next(iter(self.checks.items()))
+        return copy if count >= 2 else None
 
 
 def group_duplicates(
@@ -242,10 +254,20 @@ def group_duplicates(
         ends = (min(item.query, item.candidate), max(item.query, item.candidate))
         link = links.setdefault(ends, _Link(distance_bits, 0.0))
         link.distance, link.score = min(link.distance, item.distance), max(link.score, item.score)
-        link.named[(item.query, item.candidate)] = item.edits or ()
+        # Both checks may name the pair one way round (one read it back): the fuller naming is
+        # kept, whichever was saved first.
+        way, edits = (item.query, item.candidate), item.edits or ()
+        if way not in link.named or _fuller(edits, link.named[way]):
+            link.named[way] = edits
+        link.checks[way] += 1
     for (one, other), link in links.items():
         link.copied = which_original(
-            one, other, link.named.get((other, one)), link.named.get((one, other)), looks or {}
+            one,
+            other,
+            link.named.get((other, one)),
+            link.named.get((one, other)),
+            looks or {},
+            agreed_copy=link.agreed_copy,
         )
     registered = {p: registered_order(listings[p]) for ends in links for p in ends}
     linked: dict[int, set[int]] = {}
@@ -294,6 +316,11 @@ def group_duplicates(
     ]
     groups.sort(key=lambda group: (-len(group.items), keep_order(group.keep)))
     return groups
+
+
+def _fuller(edits: Sequence[Edit], than: Sequence[Edit]) -> bool:
+    """Whether `edits` name more than `than` (the same count: the first by their text)."""
+    return (len(edits), repr([e.to_dict() for e in edits])) > (len(than), repr([e.to_dict() for e in than]))
 
 
 def _group(

@@ -8,8 +8,9 @@ the catalog picture into the query) and the records' own pictures show one of th
 which record is the copy:
 
 * cropped: one picture shows all of the other and more, and the more reaches past its own
-  uniform border into the photograph (its kept picture's trim box), by over SHARE_NOISE. Had the
-  more been added, it would be a plain border: padding;
+  uniform border into the photograph (its kept picture's trim box) on some side, by over
+  SHARE_NOISE (a cut too thin to name, into a product that reaches the picture's edge, counts).
+  Had the more been added, it would be a plain border: padding;
 * padded or framed: the more lies within the larger picture's plain border, and the smaller
   picture's photograph reaches its own edge on every side the larger shows more. Where the
   smaller keeps a margin of its own on one of them, that margin could have been cut from the
@@ -21,6 +22,11 @@ which record is the copy:
   photograph is the copy's colour;
 * text or a badge added: named on one check of the pair and not on the other, where no tone
   edit was named (a brightening clips highlights, which one check reads as a patch);
+* both checks name the same record the copy: a check names the picture asked about the copy
+  unless the pictures read the other way round (core/matching/judge.py: the badge lies on the
+  catalog picture, the crop took off the catalog picture's frame, or the pair lines up only
+  that way), so one of the two read it from the pictures. Read where they name framing or text
+  or a badge;
 * smaller: no framing or turn named either way, and one picture is under KEPT_SIDE (its kept
   picture is then its own size) with the other larger by over MIN_SIDE. A copy enlarged from a
   picture under KEPT_SIDE reads the other way: enlarging adds pixels, not detail, and detail is
@@ -85,14 +91,17 @@ class Copied:
 
 
 def which_original(
-    x: int, y: int, x_to_y: Sequence[Edit] | None, y_to_x: Sequence[Edit] | None, looks: Mapping[int, Looks]
-) -> Copied | None:
+    x: int, y: int, x_to_y: Sequence[Edit] | None, y_to_x: Sequence[Edit] | None, looks: Mapping[int, Looks],
+    *, agreed_copy: int | None = None,
+) -> Copied | None:  # fmt: skip
     """Which of records x and y is the original, where the pictures show it. `x_to_y`: the edits
-    that turn x's picture into y's (y's check against x named them), None when that check did not
-    call them the same picture; `y_to_x` the other way round."""
+    that turn x's picture into y's (y's check against x named them, or x's read the other way
+    round), None when no check named them; `y_to_x` the other way round. `agreed_copy`: the
+    record both checks named the copy (`_agreed`)."""
     mine, theirs = looks.get(x, Looks()), looks.get(y, Looks())
     named = _names(x_to_y) | _names(y_to_x)
     readings = [
+        *_agreed(x, y, x_to_y, y_to_x, agreed_copy),
         *_framing(x, y, x_to_y, y_to_x, mine, theirs, turned="rotated" in named),
         *_colour(x, y, mine, theirs, marked="overlay" in named),
         *_mark(x, y, x_to_y, y_to_x),
@@ -102,6 +111,24 @@ def which_original(
         return None
     original = readings[0][0]
     return Copied(original, y if original == x else x, tuple(dict.fromkeys(how for _, how in readings)))
+
+
+def _agreed(
+    x: int, y: int, x_to_y: Sequence[Edit] | None, y_to_x: Sequence[Edit] | None, copy: int | None
+) -> list[tuple[int, str]]:  # fmt: skip
+    """Both checks of the pair named the same record the copy. A check names the picture asked
+    about the copy unless the pictures read the other way (the catalog picture holds the badge,
+    the frame its crop took off; or the pair lines up only the other way round): so one of the
+    two read it from the pictures. Read where they name framing or text or a badge added: a
+    tone or a mirror says nothing of which came first."""
+    if copy is None:
+        return []
+    original = y if copy == x else x
+    names = _names(y_to_x if copy == x else x_to_y)
+    if "overlay" in names:
+        return [(original, "with text or a badge added")]
+    framing = [name for name in ("cropped", "framed", "padded") if name in names]
+    return [(original, framing[0])] if framing else []
 
 
 def _names(edits: Sequence[Edit] | None) -> set[str]:
@@ -123,8 +150,9 @@ def _framing(
         big, small = (mine, theirs) if larger == x else (theirs, mine)
         assert big.borders is not None and small.borders is not None
         sides = [i for i, share in enumerate(shares) if share >= MIN_SIDE]
-        if any(shares[i] > big.borders[i] + SHARE_NOISE for i in sides):
-            readings.append((larger, "cropped"))  # the more is photograph: cut off the other
+        # On any side (a cut too thin to name counts): the more is photograph, cut off the other.
+        if any(share > border + SHARE_NOISE for share, border in zip(shares, big.borders, strict=True)):
+            readings.append((larger, "cropped"))
         elif sides and all(small.borders[i] == 0.0 for i in sides):  # its photograph reaches each
             framed = min(shares) >= MIN_BORDER
             readings.append((y if larger == x else x, "framed" if framed else "padded"))

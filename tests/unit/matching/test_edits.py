@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash
 from dupcheck.core.matching import judge
-from dupcheck.core.matching.edits import summary, words
+from dupcheck.core.matching.edits import catalog_is_the_copy, summary, words
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.models import Edit, HashRecord, Verdict
@@ -659,3 +659,57 @@ def test_the_one_line_text() -> None:
     assert words(Edit("overlay", {"where": "top right", "share": 0.04})) == "text or a badge added (top right)"
     assert summary((), same_picture=True) == "no visible edit"  # the same picture, nothing seen
     assert summary((), same_picture=False) is None and summary(None, same_picture=True) is None
+
+
+def _badged(image: Image.Image) -> Image.Image:
+    copy, side = image.copy(), min(image.size) // 5
+    draw = ImageDraw.Draw(copy)
+    draw.rectangle((image.width - side - 6, 6, image.width - 6, 6 + side), fill=(230, 30, 30))
+    draw.text((image.width - side, 12), "SALE", fill=(255, 255, 255), font=ImageFont.load_default(size=side // 4))
+    return copy
+
+
+def _framed(image: Image.Image) -> Image.Image:
+    return ImageOps.expand(image, border=24, fill=(20, 90, 200))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("edit", "name"), [(_badged, "overlay"), (_framed, "framed")], ids=["badge", "frame"])
+def test_the_picture_a_badge_or_a_frame_lies_on_is_the_copy_whichever_was_stored(
+    seed: int, edit: Callable[[Image.Image], Image.Image], name: str
+) -> None:
+    """A product on white and its copy with a badge, or with a frame round its own white margin:
+    asked about with the other stored, the pair names the same edit both ways, and the
+    original asked about hears that the catalog picture is the copy."""
+    original = product_image(seed, (400, 320))
+    copy = edit(original)
+    forth, back = judged(original, copy), judged(copy, original)
+    assert forth.verdict is back.verdict is Verdict.DUPLICATE
+    assert not forth.reverse and back.reverse
+    assert forth.edits is not None and back.edits is not None
+    assert name in {e.name for e in forth.edits} and name in {e.name for e in back.edits}
+    assert (summary(back.edits, same_picture=True, of_catalog=True) or "").startswith("the catalog picture is a copy")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_padding_in_the_shots_own_white_is_read_as_named(seed: int) -> None:
+    """Padding in the white of the shot's own margin: the pictures cannot tell it from a crop
+    of that margin, so the check names what turns the catalog picture into the query."""
+    original = product_image(seed, (400, 320))
+    padded = ImageOps.expand(original, border=24, fill=(255, 255, 255))
+    back = judged(padded, original)
+    assert back.verdict is Verdict.DUPLICATE and not back.reverse
+
+
+def test_a_crop_to_a_frames_inner_edge_reads_as_the_frame_added() -> None:
+    """The catalog picture has two borders (a frame round a white margin): a crop that took the
+    outer one on every side it cut is the frame taken off. One border alone, cut partway, is not
+    read; nor is a cut past the outer border."""
+    cut = (Edit("cropped", {"left": 0.05, "right": 0.05, "top": 0.06, "bottom": 0.06}),)
+    mine = (0.15, 0.15, 0.1, 0.1)  # the query keeps a white margin of its own
+    theirs, outer = (0.2, 0.2, 0.16, 0.16), (0.05, 0.05, 0.06, 0.06)
+    assert catalog_is_the_copy(cut, mine, theirs, lambda: outer)
+    assert not catalog_is_the_copy(cut, mine, theirs, lambda: theirs)  # one border: white padding or a cut margin
+    assert not catalog_is_the_copy(cut, mine, theirs, lambda: (0.02, 0.05, 0.06, 0.06))  # cut past the frame
+    # A cut into a photograph that reaches its edge reads no border at all.
+    assert not catalog_is_the_copy(cut, mine, (0.2, 0.0, 0.16, 0.16), lambda: pytest.fail("not read"))

@@ -9,14 +9,17 @@ import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.matching import judge
+from dupcheck.core.matching.alignment import Alignment, Evidence
 from dupcheck.core.matching.judge import _LazyThumbnails, judge_candidates
 from dupcheck.core.matching.judging import ByDistance, Judging
 from dupcheck.core.matching.photograph import SamePhotograph
+from dupcheck.core.matching.policy import ALIGNED_DUAL_PHASH
 from dupcheck.core.matching.thumbnails import _HEADER
 from dupcheck.core.models import HashRecord, HashValue, Verdict
 from support.garments import photograph
@@ -212,3 +215,26 @@ def test_every_record_of_the_photograph_gets_the_turn_that_lined_one_up() -> Non
     turned = original.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
     judgements = _judged(turned, original, _padded(original, 0.1))
     assert [j.verdict for j in judgements] == [Verdict.DUPLICATE, Verdict.DUPLICATE]
+
+
+def _screened(similarity: float, luma_off: float, width: float) -> Evidence:
+    """Views screened the other way round, lining the candidate up with `width` of the query."""
+    blank = np.zeros((2, 2))
+    alignment = Alignment((0.0, 1.0, 0.0, 1.0), False, 0.0, 0, (0.0, 1.0), (0.1, width), False,
+                          blank, blank, blank, blank, blank, blank)  # fmt: skip
+    return Evidence(similarity, luma_off, 0.0, layout_off=4, alignment=alignment)
+
+
+def test_a_catalog_picture_that_lines_up_better_as_a_part_of_the_query_is_looked_at_the_other_way() -> None:
+    """The original asked about, its large crop stored: the crop's views line up with a part of
+    the query's more closely than the query's own screening lined them up (by PART_GAIN), though
+    not as closely as looked_back asks. A look-alike lines up no better either way; a candidate
+    lined up with the whole query shows no less of the photograph."""
+    policy = ALIGNED_DUAL_PHASH
+    crop = _screened(0.92, 0.025, 0.8)
+    assert not policy.looked_back.passes(crop) and policy.looked_part.passes(crop)
+    assert judge._worth_a_look_back(policy, crop, 0.85, undecided=False)
+    assert not judge._worth_a_look_back(policy, crop, 0.91, undecided=False)  # no gain: a look-alike
+    whole = _screened(0.92, 0.025, 1.0)
+    assert not judge._worth_a_look_back(policy, whole, 0.85, undecided=False)
+    assert judge._worth_a_look_back(policy, _screened(0.95, 0.005, 1.0), 0.85, undecided=True)

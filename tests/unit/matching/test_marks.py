@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.marks import largest_mark, named_mark, written
-from dupcheck.core.matching.policy import MARK_SHARE
+from dupcheck.core.matching.marks import largest_mark, mark_holder, named_mark, written
+from dupcheck.core.matching.policy import KEPT_QUALITY, MARK_SHARE
 from dupcheck_tools.samples import product_image
 
 SIDE = 256
@@ -139,3 +141,45 @@ def test_a_small_faint_word_over_the_photograph_is_named() -> None:
     found = named_mark(mask)
     assert found is not None and len(found) < MARK_SHARE * mask.size
     assert 115 <= found[:, 0].mean() <= 140 and 90 <= found[:, 1].mean() <= 140
+
+
+def _kept(seed: int) -> np.ndarray:
+    """A kept picture (RGB): a product with grain on a grey backdrop."""
+    picture = np.asarray(product_image(seed, (384, 288)), dtype=np.float64) * 0.8 + 20
+    return np.clip(picture + np.random.default_rng(seed).normal(0, 3, picture.shape), 0, 255).astype(np.uint8)
+
+
+def _with_badge(rgb: np.ndarray, opacity: int = 255) -> np.ndarray:
+    base = Image.fromarray(rgb).convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    draw.rectangle((300, 12, 372, 52), fill=(230, 30, 30, opacity))
+    draw.text((306, 20), "-30%", font=ImageFont.load_default(size=20), fill=(255, 255, 255, opacity))
+    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
+
+
+@pytest.mark.parametrize("seed", [4, 17, 31])
+@pytest.mark.parametrize("opacity", [255, 140], ids=["badge", "translucent"])
+def test_the_picture_holding_a_badge_is_told_either_way_round(seed: int, opacity: int) -> None:
+    plain = _kept(seed)
+    badged = _with_badge(plain, opacity)
+    forth, back = mark_holder(badged, plain), mark_holder(plain, badged)
+    assert forth is not None and forth[0] and back is not None and not back[0]
+    ys, xs = np.nonzero(forth[1])  # where they differ: the badge
+    assert ys.min() >= 8 and ys.max() <= 56 and xs.min() >= 296 and xs.max() <= 376
+
+
+def _as_kept(rgb: np.ndarray, quality: int = KEPT_QUALITY) -> np.ndarray:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=quality)
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+@pytest.mark.parametrize("seed", [4, 17, 31])
+def test_pictures_that_differ_only_by_their_encoding_hold_no_mark(seed: int) -> None:
+    """A copy saved again at quality 70, both kept as the service keeps pictures: its JPEG's
+    changes along the edges are no outline of a mark, whichever way round."""
+    plain = _kept(seed)
+    recompressed = _as_kept(_as_kept(plain, 70))
+    assert mark_holder(plain, plain) is None
+    assert mark_holder(recompressed, _as_kept(plain)) is None and mark_holder(_as_kept(plain), recompressed) is None

@@ -33,14 +33,14 @@ from noise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
 from dupcheck.core.matching.arrays import regions, tiles, unit
-from dupcheck.core.matching.marks import named_mark, written
+from dupcheck.core.matching.marks import mark_holder, named_mark, written
 from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
 from dupcheck.core.matching.policy import (
     BORDER_PLAIN,
@@ -188,18 +188,67 @@ def inverse(edits: Sequence[Edit]) -> tuple[Edit, ...] | None:
     return tuple(found)
 
 
-def catalog_is_the_copy(edits: Sequence[Edit], mine: Sequence[float], theirs: Sequence[float]) -> bool:
+def catalog_mark(
+    edits: Sequence[Edit], own: Callable[[], Thumbnail | None], theirs: Thumbnail | None, mine: Sequence[float],
+    *, seen_apart: bool,
+) -> Edit | None:  # fmt: skip
+    """The text or badge the catalog picture holds, not the query, named where it lies on the
+    catalog picture; None where the query holds it or the pictures do not tell. Read from the
+    two pictures as kept (`own()`, the query's, made when needed; `theirs`, the catalog's) with
+    marks.mark_holder, where `edits` name nothing but a mirror and an overlay, and the two are
+    kept at one size: they then line up pixel for pixel. Where no overlay is named, only where
+    the views still differ somewhere (`seen_apart`) or the two trim boxes do (`mine`: the query's
+    uniform border per side, `border_shares`): a badge that hides a plain backdrop, or that the
+    query's trim leaves out, is no mark on the query. Anything else (a crop, a turn, a tone edit
+    that changes every pixel) and a mark named is left on the query, as named."""
+    names = {edit.name for edit in edits}
+    if theirs is None or names - {"overlay", "mirrored"}:
+        return None
+    if "overlay" not in names and not seen_apart:
+        theirs_borders = border_shares(theirs.rgb, theirs.box)
+        if "mirrored" in names:  # the query's left is the catalog picture's right
+            mine = (mine[1], mine[0], mine[2], mine[3])
+        if max(abs(a - b) for a, b in zip(mine, theirs_borders, strict=True)) <= MIN_SIDE / 2:
+            return None
+    kept = own()
+    if kept is None or kept.rgb.shape != theirs.rgb.shape:
+        return None
+    held = mark_holder(kept.rgb[:, ::-1] if "mirrored" in names else kept.rgb, theirs.rgb)
+    if held is None or held[0]:
+        return None
+    named = next((edit for edit in edits if edit.name == "overlay"), None)
+    if named is not None:  # where the check found it, on the catalog picture's side of a mirror
+        where = str(named.params["where"]).split()
+        if "mirrored" in names:
+            where = [{"left": "right", "right": "left"}.get(word, word) for word in where]
+        return Edit("overlay", {**named.params, "where": " ".join(where)})
+    ys, xs = np.nonzero(held[1])
+    height, width = held[1].shape
+    return _overlay_at((ys + 0.5) / height, (xs + 0.5) / width, len(ys) / held[1].size)
+
+
+def catalog_is_the_copy(
+    edits: Sequence[Edit],
+    mine: Sequence[float],
+    theirs: Sequence[float],
+    outer: Callable[[], Sequence[float]] | None = None,
+) -> bool:
     """Whether the framing `edits` name (turning the catalog picture into the query) is read
     better the other way round, from each picture's own uniform border (`mine`, the query's;
-    `theirs`, the catalog picture's: left, right, top, bottom, `border_shares`):
+    `theirs`, the catalog picture's: left, right, top, bottom, `border_shares`; `outer()`, the
+    outermost of the catalog picture's borders, its trim's first pass, read only where a crop
+    cut nothing but border):
 
     * padding or a frame the query shows past its own border on a side: what it shows more is
       photograph, which no edit adds: the catalog picture is a crop of the query;
-    * a crop that took the catalog picture's border and no more (within half the least crop
-      named), a padding's width at least, where the query's photograph reaches its own edge on
-      every side cut: the catalog picture is the query padded.
+    * a crop that took the catalog picture's outermost border and no more (within half the least
+      crop named), a padding's width at least, on every side cut, where on each of them the query's
+      photograph reaches its own edge or the catalog picture has another border within (a frame
+      or padding in a colour of its own around a shot's own margin): the catalog picture is the
+      query padded or framed. A crop of a photograph does not stop at a change of border colour
+      on every side it cuts; one that does took off a frame.
 
-    Within a border on both sides (a margin cut from a photo on white, or padding added in the
+    Within one border on both sides (a margin cut from a photo on white, or padding added in the
     same white), the pictures cannot tell: read as the query's edit, as before. A turned copy's
     framing is read past its corners, not its trim box's border: read as named."""
     if any(edit.name == "rotated" for edit in edits):
@@ -210,12 +259,17 @@ def catalog_is_the_copy(edits: Sequence[Edit], mine: Sequence[float], theirs: Se
             return any(shares[side] >= MIN_BORDER and shares[side] > border + MIN_SIDE
                        for side, border in zip(SIDES, mine, strict=True))  # fmt: skip
         if edit.name == "cropped":
-            # Each side cut took the catalog picture's border, a padding's width, and no more.
+            # Each side cut took the catalog picture's outermost border, a padding's width, and no more.
             cut = [k for k, side in enumerate(SIDES) if shares[side] >= MIN_SIDE]
-            return bool(cut) and all(
-                theirs[k] >= MIN_BORDER and abs(shares[SIDES[k]] - theirs[k]) <= MIN_SIDE / 2 and mine[k] < MIN_SIDE / 2
+            if not cut or any(theirs[k] < MIN_SIDE for k in cut):  # cut into the photograph somewhere
+                return False
+            outermost = theirs if outer is None else outer()
+            return all(
+                abs(shares[SIDES[k]] - outermost[k]) <= MIN_SIDE / 2
+                and ((mine[k] < MIN_SIDE / 2 and outermost[k] >= MIN_BORDER)
+                     or (theirs[k] - outermost[k] > MIN_SIDE / 2 and outermost[k] >= MIN_SIDE))
                 for k in cut
-            )
+            )  # fmt: skip
     return False
 
 
@@ -239,6 +293,12 @@ def border_shares(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None)
     height, width = rgb.shape[:2]
     top, bottom, left, right = trim_box(rgb) if box is None else box
     return left / width, (width - right) / width, top / height, (height - bottom) / height
+
+
+def outer_border(kept: Thumbnail) -> tuple[float, float, float, float]:
+    """`border_shares` of a kept picture's outermost uniform border alone (its trim's first
+    pass): a frame or padding in a colour of its own, without the shot's own margin within."""
+    return border_shares(kept.rgb, trim_box(kept.rgb, passes=1))
 
 
 # -- geometry -------------------------------------------------------------------------------------

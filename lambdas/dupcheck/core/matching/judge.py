@@ -29,7 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
-from dupcheck.core.matching.edits import border_shares, catalog_is_the_copy, inverse, name_edits
+from dupcheck.core.matching.edits import (
+    border_shares,
+    catalog_is_the_copy,
+    catalog_mark,
+    inverse,
+    name_edits,
+    outer_border,
+)
 from dupcheck.core.matching.judging import ByDistance, Judged, Verified
 from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
 from dupcheck.core.matching.policy import (
@@ -38,6 +45,7 @@ from dupcheck.core.matching.policy import (
     PART_GAIN,
     PART_SHARE,
     WHOLE_WINDOW,
+    Policy,
     Tier,
     ranked,
 )
@@ -95,6 +103,7 @@ def _by_verification(
                 if lined_up:
                     break
     closely = _closely(first, evidence, closest, policy.close_look) if kept is not None else set()
+    own_kept = _OwnPicture(query, probe) if probe is not None else None
     out = []
     for i, distance in enumerate(closest):
         seen, look = evidence.get(i, (None, first))
@@ -102,11 +111,12 @@ def _by_verification(
         # for them may be there: the edits still say): no kept JPEG's colours can refute it.
         views = records[i].features.get("views")
         identical = views is not None and query.hash == records[i].hash and query.features.get("views") == views
-        out.append(_judged(how, i, distance, seen, look, stored.get(i), kept, identical=identical,
+        out.append(_judged(how, i, distance, seen, look, stored.get(i), kept, own_kept, identical=identical,
                            closely=i in closely))  # fmt: skip
-    if kept is not None and probe is not None:
+    if kept is not None and probe is not None and own_kept is not None:
         turned = {i: e.alignment.angle for i, (e, _) in evidence.items() if e.alignment is not None}
-        back = _both_ways(how, query, probe, records, closest, stored, kept, first, out, turned)
+        first_alike = {i: e.similarity for i, (e, _) in evidence.items()}
+        back = _both_ways(how, query, probe, records, closest, stored, kept, own_kept, first, out, turned, first_alike)
         alike = {i: max(e.similarity, back[i].similarity if i in back else 0.0) for i, (e, _) in evidence.items()}
         alike |= {i: e.similarity for i, e in back.items() if i not in alike}
         _shared_part(how, probe, records, closest, stored, kept, {i: a for i, a in alike.items()
@@ -116,11 +126,14 @@ def _by_verification(
 
 def _judged(
     how: Verified, i: int, distance: int, seen: Evidence | None, look: _Look, views: Views | None,
-    kept: CandidateThumbnails | None, *, identical: bool = False, closely: bool = False,
+    kept: CandidateThumbnails | None, own: CandidateThumbnails | None, *, identical: bool = False,
+    closely: bool = False,
 ) -> Judgement:  # fmt: skip
     """Candidate i's judgement from its evidence (`seen`, as `look` lined it up): a duplicate
     passed its target (or the close look), `similar` is the same photograph in another colour,
-    anything else is different; a duplicate's or a similar match's edits named."""
+    anything else is different; a duplicate's or a similar match's edits named, and read the
+    other way round where the pictures show the catalog picture to be the copy (`own`: the
+    query's picture as a record would keep it)."""
     test = look.test
     # (Passing may look: the finding is read after.)
     passed = seen is not None and (look.target(i).passes(seen) or closely)
@@ -138,10 +151,20 @@ def _judged(
         borders, theirs = border_shares(shown.picture(), shown.box), kept.of(i) if kept is not None else None
         edits = name_edits(seen, views, borders, finding, same_picture=verdict is Verdict.DUPLICATE, probe=shown,
                            kept=theirs)  # fmt: skip
-        their_borders = border_shares(theirs.rgb, theirs.box) if theirs is not None else None
-        if their_borders is not None and catalog_is_the_copy(edits, borders, their_borders):
-            back = inverse(edits)
-            edits, reverse = (back, True) if back is not None else (edits, False)
+        if theirs is not None:
+            their_borders = border_shares(theirs.rgb, theirs.box)
+            mark = None
+            if verdict is Verdict.DUPLICATE and not identical:
+                off = seen.alignment
+                apart = off is not None and bool(off.luma_off.any() or off.colour_off.any())
+                mark = catalog_mark(edits, lambda: own.of(0) if own is not None else None, theirs, borders,
+                                    seen_apart=apart)  # fmt: skip
+            if mark is not None:  # the badge lies on the catalog picture: the rest read back, the badge added
+                rest = inverse([edit for edit in edits if edit.name != "overlay"])
+                edits, reverse = ((*rest, mark), True) if rest is not None else (edits, False)
+            elif catalog_is_the_copy(edits, borders, their_borders, lambda: outer_border(theirs)):
+                back = inverse(edits)
+                edits, reverse = (back, True) if back is not None else (edits, False)
     return Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical), edits, reverse,
                      judged=identical or seen is not None)  # fmt: skip
 
@@ -151,8 +174,8 @@ _RANKED = (Verdict.DIFFERENT, Verdict.SIMILAR, Verdict.DUPLICATE)  # worst first
 
 def _both_ways(
     how: Verified, query: Fingerprint, probe: Probe, records: Sequence[HashRecord], closest: Sequence[int],
-    stored: Mapping[int, Views], kept: _LazyThumbnails, first: _Look, out: list[Judgement],
-    turned: Mapping[int, float],
+    stored: Mapping[int, Views], kept: _LazyThumbnails, own_kept: _OwnPicture, first: _Look,
+    out: list[Judgement], turned: Mapping[int, float], alike: Mapping[int, float],
 ) -> dict[int, Evidence]:  # fmt: skip
     """Each candidate not yet a duplicate judged the other way round too, in place: its kept
     picture as the query, the query as the catalog picture. A pair is what its better way says.
@@ -171,14 +194,12 @@ def _both_ways(
         at = [i for i in open_ if turned.get(i, 0.0) == angle]
         screened = verify_reversed(probe.views_at(angle), [stored[i] for i in at], how.policy.verified_back)
         found |= {i: e for i, e in zip(at, screened, strict=True) if e is not None}
-    back = how.policy.looked_back
-    undecided = {i for i in open_ if test is not None and _undecided(test, i)}
-    worth = [i for i in open_ if i in found and back.passes(found[i]) and (_a_part(found[i]) or i in undecided)]
+    worth = [i for i in open_ if i in found and _worth_a_look_back(
+        how.policy, found[i], alike.get(i, 0.0), undecided=test is not None and _undecided(test, i))]  # fmt: skip
     if not worth:
         return found
     mine = probe.views_at(0.0)
     own = HashRecord(entity_id="", sku="", image_url="", hash=query.hash, hash_algo=query.algo, features=query.features)
-    own_kept = _OwnPicture(query, probe)
     for i in worth:
         theirs = kept.of(i)
         if theirs is None:
@@ -187,7 +208,7 @@ def _both_ways(
         look = _Look(how, [(own, closest[i])], [closest[i]], own_kept, asked)
         # Upright unless the query was turned for it (turning each, it found 1 more of 60 large crops).
         seen = look.verified({0: mine}, turn=bool(turned.get(i))).get(0)
-        judged = _judged(how, 0, closest[i], seen, look, mine, own_kept)
+        judged = _judged(how, 0, closest[i], seen, look, mine, own_kept, _Kept(theirs))
         if _RANKED.index(judged.verdict) > _RANKED.index(out[i].verdict):
             # Its edits turn the query into the candidate: the candidate is the copy, unless that
             # way's own reading already turned them round (the query padded, say).
@@ -224,7 +245,7 @@ def _shared_part(
         if found is None or found.similarity < alike[i] + PART_GAIN or not how.policy.looked_back.passes(found):
             continue
         if look.target(i).passes(found):
-            out[i] = _judged(how, i, closest[i], found, look, stored[i], kept)
+            out[i] = _judged(how, i, closest[i], found, look, stored[i], kept, None)
 
 
 def _views_of(probe: Probe) -> Views:
@@ -239,6 +260,20 @@ def _seen_another(look: _Look, i: int) -> bool:
     the query's own look then never was: on the dev photos, 117 of 117 pairs they found.)"""
     finding = look.test.finding(i) if look.test is not None else None
     return finding is not None and finding.telling and not finding.same_photograph
+
+
+def _worth_a_look_back(policy: Policy, back: Evidence, forth: float, *, undecided: bool) -> bool:
+    """Whether a candidate screened the other way round (`back`: its views as the query's) is
+    looked at so: where it lines up with a part of the query (it shows less of the photograph)
+    or the first look left it undecided, and its views pass `looked_back`; or, lining up with a
+    part, pass `looked_part` and line up better than the query's own screening did (`forth`,
+    its similarity) by PART_GAIN: a crop of the query gains by being the query, a look-alike
+    lines up as well either way."""
+    part = _a_part(back)
+    if not (part or undecided):
+        return False
+    gains = part and policy.looked_part.passes(back) and back.similarity >= forth + PART_GAIN
+    return policy.looked_back.passes(back) or gains
 
 
 def _a_part(evidence: Evidence) -> bool:
@@ -257,6 +292,20 @@ def _undecided(test: SamePhotograph, i: int) -> bool:
     if finding is None:
         return False
     return (finding.same_photograph and not finding.recolour_lined_up) or not finding.telling
+
+
+class _Kept:
+    """One candidate's kept picture, already read, as photograph.CandidateThumbnails (a check
+    the other way round: the picture asked about)."""
+
+    def __init__(self, picture: Thumbnail) -> None:
+        self.picture = picture
+
+    def has(self, i: int) -> bool:
+        return True
+
+    def of(self, i: int) -> Thumbnail | None:
+        return self.picture
 
 
 class _OwnPicture:
