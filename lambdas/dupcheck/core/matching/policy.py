@@ -294,14 +294,6 @@ PASTED_SIDE = 0.5
 # lie along the patch's edges, as a corner's word does); MARK_LEVEL 3 also marked a generated render
 # without grain, whose smooth shading a tile's fit misses by 3-9 levels. docs/lab/evaluation.md,
 # "Watermarks: what a local edit cannot explain".
-# Which picture holds a mark (marks.mark_holder): the pixels whose luma differs by more than
-# HOLDER_LEVEL after a 1 px blur (at 256 px), HOLDER_PIXELS of them at least; the log of the two
-# pictures' gradient energy on their outline, beyond HOLDER_MARGIN either way. Chosen on the dev
-# part's badge and watermark copies (docs/lab/evaluation.md, "Which picture holds the mark").
-HOLDER_LEVEL = 12.0
-HOLDER_PIXELS = 20
-HOLDER_OUTLINE = 2
-HOLDER_MARGIN = 0.3
 MARK_TILE = 16
 MARK_REFIT = 2.5  # the tile's second fit leaves out pixels this many times its typical miss: strokes
 MARK_SMOOTHING = 1.2
@@ -323,6 +315,15 @@ MARK_SHARE = 0.002
 # docs/lab/evaluation.md, "A small word named by its shape".
 WORD_ROW = 3.0
 WORD_ALONE = 0.5
+# Which of two kept pictures holds a mark (marks.mark_holder): the pixels that differ by more than
+# HOLDER_LEVEL in a colour channel after a 1 px blur, HOLDER_PIXELS of them at least; the log of
+# the two pictures' gradient energy on an outline HOLDER_OUTLINE px wide round them, beyond
+# HOLDER_MARGIN either way. Chosen on the dev part's badge and watermark copies
+# (docs/lab/evaluation.md, "Which picture holds the mark").
+HOLDER_LEVEL = 12.0
+HOLDER_PIXELS = 20
+HOLDER_OUTLINE = 2
+HOLDER_MARGIN = 0.3
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
 # Set once, not tuned: a badge there lies wholly on plain backdrop, so any high share tells.
