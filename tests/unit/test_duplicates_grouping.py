@@ -309,3 +309,15 @@ def test_the_original_is_kept_where_both_checks_name_its_badged_copy_the_copy() 
     assert group.keep.entity_id == "A" and group.keep_by == "pictures"
     (group,) = group_duplicates([found(1, 0, edits=(badge,))], listings, 64, {})
     assert group.keep.entity_id == "B" and group.keep_by == "registered"
+
+
+def test_of_two_checks_naming_a_pair_one_way_round_the_fuller_naming_is_kept_in_either_order() -> None:
+    """B's own check names the frame, the saturation and the badge; A's, read the other way
+    round, only the frame: whichever was saved first, the pair says all three."""
+    listings = {0: listing("A", "2026-03-01T00:00:00Z"), 1: listing("B", "2026-01-01T00:00:00Z")}
+    framed = Edit("framed", {"left": 0.05, "right": 0.05, "top": 0.05, "bottom": 0.05})
+    fuller = (framed, Edit("saturation", {"change": -0.5}), Edit("overlay", {"where": "top right", "share": 0.02}))
+    for order in ([fuller, (framed,)], [(framed,), fuller]):
+        (group,) = group_duplicates([found(1, 0, edits=edits) for edits in order], listings, 64, {})
+        (pair,) = group.pairs
+        assert pair.edits == fuller
