@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from dupcheck.adapters.s3_files import IMAGES
+from dupcheck.core.models import Marks
 from dupcheck.core.settings import Settings
 from infra.bundling import dupcheck_code, products_code
 from infra.components import (
@@ -66,6 +67,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     # Similar products (docs/lab/similar-products.md): two functions with the model, a stream reader
     # and an OpenSearch index. `false` deploys none of them; /similar_products then answers 503.
     "similarProducts": True,
+    # What a mark that lies on the product means (DUPCHECK_MARKS, docs/api.md "marks"): photo or product.
+    "marks": Settings.model_fields["marks"].default,
 }
 
 
@@ -88,6 +91,7 @@ class DupcheckConfig:
     alarm_email: str
     import_concurrency: int
     similar_products: bool
+    marks: str
 
     @classmethod
     def context_keys(cls) -> list[str]:
@@ -113,6 +117,10 @@ class DupcheckConfig:
                 values[field.name] = _parse(value, default)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"context {CONTEXT_PREFIX}{key}={raw!r}: {exc}") from exc
+        if values["marks"] not in {m.value for m in Marks}:
+            raise ValueError(
+                f"context {CONTEXT_PREFIX}marks must be one of {', '.join(Marks)}, not {values['marks']!r}"
+            )
         return cls(**values)
 
 
@@ -276,6 +284,7 @@ def function_environment(
         Settings.env_name("opensearch_endpoint"): opensearch_endpoint,
         Settings.env_name("opensearch_index"): config.opensearch_index,
         Settings.env_name("log_level"): config.log_level,
+        Settings.env_name("marks"): config.marks,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": SERVICE_NAME,
         "LOG_LEVEL": config.log_level,

@@ -24,7 +24,7 @@ from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.jobs.import_runs import Dispatcher, RowImporter
 from dupcheck.core.jobs.imports import ImportService
 from dupcheck.core.jobs.scans import ScanService
-from dupcheck.core.models import OnDuplicate
+from dupcheck.core.models import Marks, OnDuplicate
 from dupcheck.core.pictures import imaging
 from dupcheck.core.ports import (
     DuplicateDecisions,
@@ -319,6 +319,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
             starter=starter or SqsImportStarter.from_settings(settings),
             max_catalog_bytes=settings.max_catalog_bytes,
             on_duplicate=OnDuplicate(settings.on_duplicate),
+            marks=Marks(settings.marks),
             pictures=build_kept_pictures(settings, build_store(settings)),
             result_files=S3ResultFiles.from_settings(settings),  # a results CSV: a download link
         )
@@ -331,6 +332,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
         starter=starter or _WaitForTheServer(),
         max_catalog_bytes=settings.max_catalog_bytes,
         on_duplicate=OnDuplicate(settings.on_duplicate),
+        marks=Marks(settings.marks),
         pictures=build_kept_pictures(settings, build_store(settings)),
     )
 
@@ -422,6 +424,7 @@ def build_service(
         products=products,
         kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None,
         on_duplicate=OnDuplicate(settings.on_duplicate),
+        marks=Marks(settings.marks),
         gate=build_gate(settings, store),
     )
     if observe is not None:

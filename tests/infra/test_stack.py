@@ -302,6 +302,7 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
         Settings.env_name("opensearch_endpoint"): {"Fn::GetAtt": [domain, "DomainEndpoint"]},
         Settings.env_name("opensearch_index"): "dupcheck-hashes",
         Settings.env_name("log_level"): "INFO",
+        Settings.env_name("marks"): "photo",
         "POWERTOOLS_SERVICE_NAME": "dupcheck",
         "POWERTOOLS_METRICS_NAMESPACE": "dupcheck",
         "LOG_LEVEL": "INFO",
@@ -310,6 +311,19 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
     deployed = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in env.items()}
     settings = Settings.from_env({k: v for k, v in deployed.items() if k.startswith("DUPCHECK_")})
     assert (settings.store, settings.index) == ("dynamodb", "opensearch")
+
+
+def test_a_deployment_says_what_a_mark_on_the_product_means() -> None:
+    """`-c dupcheck:marks=product` reaches every function as DUPCHECK_MARKS; another value is refused."""
+    from conftest import synth
+
+    _, template = synth(**{"dupcheck:marks": "product"})
+    functions = template.find_resources("AWS::Lambda::Function").values()
+    marks = {f["Properties"]["Environment"]["Variables"].get(Settings.env_name("marks")) for f in functions
+             if "Environment" in f["Properties"]}  # fmt: skip
+    assert marks == {"product"}
+    with pytest.raises(ValueError, match="marks must be one of photo, product"):
+        synth(**{"dupcheck:marks": "print"})
 
 
 def test_the_functions_share_one_code_asset_but_the_products_ones(template: Template) -> None:

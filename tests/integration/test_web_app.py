@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from pydantic import SecretStr
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -238,6 +238,32 @@ def test_an_uploaded_catalog_picture_is_found_with_its_thumbnail_and_compared(pa
     assert page.js(reveal) == "0%"
     slider.send_keys(Keys.ESCAPE)
     page.wait(lambda: page.find("#compare").get_attribute("open") is None)
+
+
+def test_a_print_on_the_product_is_another_product_where_the_merchandiser_says_so(
+    page: Page, demo: Demo, tmp_path: Path
+) -> None:
+    """Issue 83: a design inside the product's outline is a copy of the photo by default, and
+    another product (the same shot with another print) when the check's choice says so."""
+    plain = product_image(207, (480, 480))
+    printed = plain.copy()
+    ImageDraw.Draw(printed).rectangle((215, 215, 265, 255), fill=(20, 30, 160))
+    demo.server.service.register_bytes(entity_id="web-tee", sku="TEE-1", image_url="", data=encode(plain))
+    query = tmp_path / "printed.jpg"
+    query.write_bytes(encode(printed))
+    try:
+        page.open("check")
+        page.upload("#check-file", query)
+        assert page.answer() == "Already in the catalog as web-tee (SKU TEE-1)."
+        page.open("check")
+        Select(page.find("#check-marks")).select_by_value("product")
+        page.upload("#check-file", query)
+        assert page.answer() == "Not in the catalog. web-tee is the same shot with another print."
+        first = page.all("#match-grid > li")[0]
+        assert first.find_element(By.CSS_SELECTOR, ".verdict").text == "The same shot with another print"
+        assert "another print on the same photo" in first.text
+    finally:
+        demo.server.service.remove("web-tee")
 
 
 def test_a_pasted_address_of_a_new_product_is_not_in_the_catalog(page: Page, demo: Demo) -> None:

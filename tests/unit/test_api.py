@@ -18,6 +18,7 @@ from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.api import build_resolver, web
 from dupcheck.bootstrap import build_imports, build_scans, build_service
 from dupcheck.core.errors import UpstreamTimeout
+from dupcheck.core.models import ITEM_POLICIES, Marks
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -372,7 +373,7 @@ UNKNOWN_QUERIES = [
     ("/health", {"verbose": "1"}, "unknown parameter 'verbose'; this route takes no query parameters"),
     ("/find_similar", {"image_url": URL, "zzz": "1", "topp": "2"},
      "unknown parameters 'zzz', 'topp' (did you mean 'top'?); "
-     "known parameters: entity_id, image_url, max_distance, top"),
+     "known parameters: entity_id, image_url, marks, max_distance, top"),
 ]  # fmt: skip
 
 
@@ -723,6 +724,9 @@ def test_put_item_warns_and_rejects_a_turned_copy(app) -> None:  # noqa: ANN001
 def test_bad_policy_is_a_400_and_stores_nothing(app, query, body) -> None:  # noqa: ANN001
     status, out = post_item(app, "N1", "https://img.test/5.jpg", query, **body)
     assert status == 400 and out["error"]["code"] == "invalid_request" and "on_duplicate" in out["error"]["message"]
+    # The message offers what an item takes, as core/models.py's GATE_RULES writes it: never `skip`.
+    quoted = [f"'{policy.value}'" for policy in ITEM_POLICIES]
+    assert f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}" in out["error"]["message"]
     assert count(app) == 5
 
 
@@ -751,3 +755,13 @@ def test_a_refused_upload_without_an_address_keeps_no_picture(settings: Settings
     status, out = call(app, event("PUT", "/items/K2", None, turned(300), "image/jpeg"))  # warn: kept and stored
     assert status == 201 and "/images/" in out["image_url"] and out["duplicates"][0]["entity_id"] == "K"
     assert len(list((tmp_path / "kept").rglob("*.*"))) == 1
+
+
+def test_marks_takes_the_table_s_values_and_refuses_another(app) -> None:  # noqa: ANN001
+    status, out = call(app, event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "marks": "print"}))
+    quoted = [f"'{marks.value}'" for marks in Marks]
+    assert status == 400 and out["error"]["code"] == "invalid_request"
+    assert f"marks: Input should be {', '.join(quoted[:-1])} or {quoted[-1]}" in out["error"]["message"]
+    for marks in Marks:
+        status, out = call(app, event("GET", "/find_similar", {"image_url": "https://img.test/1.jpg", "marks": marks}))
+        assert status == 200 and out["matches"][0]["entity_id"] == "E1"

@@ -50,6 +50,7 @@ from dupcheck.core.models import (
     ImportJob,
     ImportOptions,
     JobStatus,
+    Marks,
     Mode,
     OnDuplicate,
     Outcome,
@@ -745,3 +746,11 @@ def test_a_check_jobs_rows_are_judged_against_the_earlier_rows_kept_across_a_sto
     assert [n for n, _ in kept.hashes(job_id)] == [1, 2, 5]
     kept.drop(job_id)
     assert list(kept.hashes(job_id)) == []
+
+
+def test_a_job_keeps_what_a_mark_on_the_product_means() -> None:
+    options = ImportOptions(marks=Marks.PRODUCT)
+    assert ImportOptions.from_dict(options.to_dict()).marks is Marks.PRODUCT
+    # A job recorded before the setting reads marks as every catalog did then.
+    recorded = {k: v for k, v in options.to_dict().items() if k != "marks"}
+    assert ImportOptions.from_dict(recorded).marks is Marks.PHOTO

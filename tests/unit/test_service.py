@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from PIL import ImageOps
+from PIL import ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.catalog.lookups import METRIC_THUMBNAIL_FAILURES
 from dupcheck.core.catalog.service import DupcheckService
-from dupcheck.core.errors import InvalidRequest, NotFound, StoreUnavailable, UpstreamError
+from dupcheck.core.errors import DuplicateImage, InvalidRequest, NotFound, StoreUnavailable, UpstreamError
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.models import HashRecord, HashValue
+from dupcheck.core.models import HashRecord, HashValue, Marks, OnDuplicate, Verdict
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -259,3 +259,57 @@ def test_a_write_while_the_index_cannot_be_asked_is_stored_unchecked_under_warn_
     stored = svc.register_checked(entity_id="W", sku="", image_url="", data=data, on_duplicate=OnDuplicate.WARN)
     assert (stored.checked, stored.duplicates) == (False, [])
     assert svc.get("W").entity_id == "W"
+
+
+def _printed_on(seed: int) -> dict[str, bytes]:
+    """A product on white, and the same photo with a design printed inside the product (a
+    print-on-demand variant) and with a caption band across the picture (an overlay)."""
+    plain = product_image(seed, (480, 480))
+    printed, band = plain.copy(), plain.copy()
+    ImageDraw.Draw(printed).rectangle((215, 215, 265, 255), fill=(20, 30, 160))
+    ImageDraw.Draw(band).rectangle((0, 380, 479, 430), fill=(20, 20, 20))
+    return {f"https://img.test/{name}.jpg": encode(image)
+            for name, image in (("plain", plain), ("printed", printed), ("band", band))}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [201, 207, 209])
+def test_a_mark_on_the_product_means_what_the_shop_says(settings: Settings, seed: int) -> None:
+    service = build_service(settings, fetcher=FakeFetcher(_printed_on(seed)))
+    service.register("P", "P", "https://img.test/plain.jpg")
+    as_photo = service.find_similar("https://img.test/printed.jpg", 1).matches[0]
+    as_product = service.find_similar("https://img.test/printed.jpg", 1, marks=Marks.PRODUCT).matches[0]
+    assert as_photo.verdict is Verdict.DUPLICATE
+    assert (
+        as_product.verdict is Verdict.SIMILAR and as_product.edit_summary == "another print on the same photo (centre)"
+    )
+    # A band across the picture is an overlay whatever the setting.
+    for marks in Marks:
+        assert service.find_similar("https://img.test/band.jpg", 1, marks=marks).matches[0].verdict is Verdict.DUPLICATE
+    # The gate reads it the same way: another print is stored under `product`, refused under `photo`.
+    with pytest.raises(DuplicateImage):
+        service.register_url_checked("A", "A", "https://img.test/printed.jpg", on_duplicate=OnDuplicate.REJECT)
+    stored = service.register_url_checked("B", "B", "https://img.test/printed.jpg", on_duplicate=OnDuplicate.REJECT,
+                                          marks=Marks.PRODUCT)  # fmt: skip
+    assert stored.record.entity_id == "B" and stored.duplicates == []
+
+
+@pytest.mark.parametrize("seed", [201, 207])
+def test_a_copy_with_nothing_added_stays_a_duplicate_where_the_shop_sells_prints(settings: Settings, seed: int) -> None:
+    """`marks=product` reads a mark the check named as added: a brighter or recompressed copy has
+    none, whatever its pixels' differences."""
+    plain = product_image(seed, (480, 480))
+    copies = {"bright": encode(ImageEnhance.Brightness(plain).enhance(1.3)), "coarse": encode(plain, quality=40)}
+    service = build_service(settings, fetcher=FakeFetcher({"https://img.test/plain.jpg": encode(plain)}))
+    service.register("P", "P", "https://img.test/plain.jpg")
+    for name, data in copies.items():
+        match = service.find_similar_bytes(data, 1, marks=Marks.PRODUCT).matches[0]
+        assert match.verdict is Verdict.DUPLICATE, name
+
+
+def test_the_service_s_marks_come_from_the_settings(settings: Settings) -> None:
+    service = build_service(settings.model_copy(update={"marks": "product"}), fetcher=FakeFetcher(_printed_on(207)))
+    service.register("P", "P", "https://img.test/plain.jpg")
+    assert service.find_similar("https://img.test/printed.jpg", 1).matches[0].verdict is Verdict.SIMILAR
+    assert service.find_similar("https://img.test/printed.jpg", 1, marks=Marks.PHOTO).matches[0].verdict is (
+        Verdict.DUPLICATE
+    )

@@ -1,17 +1,19 @@
 """The code's layout holds: no import circle anywhere in lambdas/, counting the imports made only
 for type hints (import-linter's contracts keep the core's floors; this covers every module),
-every module of the core is in a room or the domain (docs/architecture.md, "Where things are"), and
+every module of the core is in a room or the domain (docs/architecture.md, "Where things are"), every
+module of the matching engine on one of its layers, and
 no class in lambdas/ is 250 lines or longer (issue 76)."""
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 CORE = LAMBDAS / "dupcheck" / "core"
 ROOMS = {"jobs", "catalog", "fingerprint", "matching", "pictures"}
-DOMAIN = {"__init__.py", "models.py", "ports.py", "errors.py", "ids.py", "settings.py", "spreadsheet.py"}
+DOMAIN = {"__init__.py", "models.py", "ports.py", "errors.py", "ids.py", "settings.py", "spreadsheet.py", "choices.py"}
 
 
 def _module_name(path: Path) -> str:
@@ -74,3 +76,12 @@ def test_no_class_in_lambdas_is_250_lines_or_longer() -> None:
                 if lines >= MAX_CLASS_LINES:
                     too_long[f"{path.relative_to(LAMBDAS)}:{node.name}"] = lines
     assert not too_long, f"classes of {MAX_CLASS_LINES} lines or more (split them by concern): {too_long}"
+
+
+def test_every_matching_module_is_on_a_layer_of_the_engine() -> None:
+    # A module on no layer of the import-linter contract is checked by nothing (marks.py was).
+    contracts = tomllib.loads((LAMBDAS.parent / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (engine,) = [c for c in contracts if c.get("containers") == ["dupcheck.core.matching"]]
+    layered = {name.strip() for layer in engine["layers"] for name in layer.split("|")}
+    modules = {p.stem for p in (CORE / "matching").glob("*.py") if p.stem != "__init__"}
+    assert modules - layered == set()

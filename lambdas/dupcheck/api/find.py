@@ -6,9 +6,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dupcheck.api.contract import UPLOAD_BODY, responses
 from dupcheck.api.exchange import uploaded
-from dupcheck.api.params import AskedForParam, ImageUrlParam, MaxDistanceParam, TopParam
+from dupcheck.api.params import AskedForParam, ImageUrlParam, MarksParam, MaxDistanceParam, TopParam
 from dupcheck.api.schemas import FindResponse
 from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.models import Marks
 
 
 def router(service: DupcheckService, *, max_body_bytes: int) -> Router:
@@ -27,8 +28,10 @@ def router(service: DupcheckService, *, max_body_bytes: int) -> Router:
         top: TopParam = None,
         max_distance: MaxDistanceParam = None,
         entity_id: AskedForParam = None,
+        marks: MarksParam = None,
     ) -> FindResponse:
-        return FindResponse.of(service.find_similar(image_url, top, max_distance, entity_id=entity_id))
+        return FindResponse.of(service.find_similar(image_url, top, max_distance, entity_id=entity_id,
+                                                    marks=Marks.named(marks)))  # fmt: skip
 
     @routes.post(
         "/find_similar", summary="Find the catalog images most like an uploaded image",
@@ -38,9 +41,11 @@ def router(service: DupcheckService, *, max_body_bytes: int) -> Router:
         tags=["find"], openapi_extensions=UPLOAD_BODY,
     )  # fmt: skip
     def find_similar_by_upload(
-        top: TopParam = None, max_distance: MaxDistanceParam = None, entity_id: AskedForParam = None
-    ) -> FindResponse:
+        top: TopParam = None, max_distance: MaxDistanceParam = None, entity_id: AskedForParam = None,
+        marks: MarksParam = None,
+    ) -> FindResponse:  # fmt: skip
         data = uploaded(routes.current_event, max_body_bytes)
-        return FindResponse.of(service.find_similar_bytes(data, top, max_distance, entity_id=entity_id))
+        return FindResponse.of(service.find_similar_bytes(data, top, max_distance, entity_id=entity_id,
+                                                          marks=Marks.named(marks)))  # fmt: skip
 
     return routes

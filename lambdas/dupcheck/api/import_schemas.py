@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from dupcheck.api.known_names import StrictBody, body_fields, refuse_unknown_fields
-from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl, MatchOut
+from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl, ImportPolicy, MarksName, MatchOut
 from dupcheck.api.strict import JsonTrue
 from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.ids import MAX_ID_LENGTH
@@ -120,9 +120,8 @@ class ImportOut(BaseModel):
         "their outcome; results_url?duplicates_only=true lists them.",
     )  # fmt: skip
     mode: Literal["import", "check"] = Field(description="import (rows are stored) or check (only checked).")
-    on_duplicate: Literal["warn", "reject", "allow", "skip"] = Field(
-        description="The duplicate gate of the job's rows (docs/api.md, imports)."
-    )
+    on_duplicate: ImportPolicy = Field(description="The duplicate gate of the job's rows (docs/api.md, imports).")
+    marks: MarksName = Field(description="What a mark on the product means for the job's rows (docs/api.md, marks).")
     created_at: str
     updated_at: str
     started_at: str | None
@@ -143,7 +142,8 @@ class ImportOut(BaseModel):
             job_id=job.job_id, status=job.status.value, source=job.source.value, catalog_url=job.catalog_url,
             rows=job.rows, done=job.done, skipped=job.skipped, failed=job.failed, replaced=job.replaced,
             after_cancel=job.after_cancel, duplicates=job.duplicates, mode=job.options.mode.value,
-            on_duplicate=job.options.on_duplicate.value, created_at=job.created_at, results_url=f"{status_url}/results",
+            on_duplicate=job.options.on_duplicate.value, marks=job.options.marks.value, created_at=job.created_at,
+            results_url=f"{status_url}/results",
             updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
             rows_per_s=job.rows_per_s(now), eta_s=job.eta_s(now), error=job.error, status_url=status_url,
             failures_url=f"{status_url}/failures", upload=UploadOut.of(upload) if upload else None,

@@ -37,6 +37,7 @@ from dupcheck.api.params import (
     JobIdParam,
     JobsCursorParam,
     LimitParam,
+    MarksParam,
     ModeParam,
     RowCursorParam,
     SkuColumnParam,
@@ -47,7 +48,7 @@ from dupcheck.api.uploads import uploaded_catalog
 from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.errors import InvalidRequest, ServerBusy
 from dupcheck.core.jobs.imports import UPLOAD_EXPIRES_S, ImportService
-from dupcheck.core.models import IMPORT_POLICIES, Columns, ImportJob, ImportOptions, Mode, UploadTarget
+from dupcheck.core.models import IMPORT_POLICIES, Columns, ImportJob, ImportOptions, Marks, Mode, UploadTarget
 
 RESULTS = "A page of checked rows (format=csv: text/csv, every row)."
 RESULTS_FILE = ("format=csv where the answer cannot be streamed (AWS): the CSV was written to storage; Location "
@@ -76,12 +77,12 @@ def router(imports: ImportService | None) -> Router:
     def create_import(
         image_base_url: ImageBaseUrlParam = None, id_column: IdColumnParam = None,
         sku_column: SkuColumnParam = None, url_column: UrlColumnParam = None, mode: ModeParam = None,
-        on_duplicate: ImportPolicyParam = None,
+        on_duplicate: ImportPolicyParam = None, marks: MarksParam = None,
     ) -> Response[dict]:  # fmt: skip
         jobs = service()
         policy = policy_of(on_duplicate, jobs.on_duplicate, IMPORT_POLICIES)
         options = ImportOptions(Columns(id_column or "entity_id", sku_column or "sku", url_column), image_base_url,
-                                Mode(mode or Mode.IMPORT), policy)  # fmt: skip
+                                Mode(mode or Mode.IMPORT), policy, Marks.named(marks) or jobs.marks)  # fmt: skip
         event = routes.current_event
         content_type = event.headers.get("content-type") or ""
         body = raw_body(event)

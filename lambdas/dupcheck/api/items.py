@@ -12,6 +12,7 @@ from dupcheck.api.params import (
     EntityIdParam,
     IncludeParam,
     LimitParam,
+    MarksParam,
     NewEntityIdParam,
     OnDuplicateParam,
     PublishedUrlParam,
@@ -22,6 +23,7 @@ from dupcheck.api.schemas import ItemOut, ItemPage, NewItem, RegisteredOut
 from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.catalog.kept_images import KeptPictures
 from dupcheck.core.catalog.service import DupcheckService
+from dupcheck.core.models import Marks
 
 
 def router(service: DupcheckService, images: KeptPictures | None, *, max_body_bytes: int) -> Router:
@@ -36,10 +38,10 @@ def router(service: DupcheckService, images: KeptPictures | None, *, max_body_by
                             422, 502, 503, 504),
         tags=["items"],
     )  # fmt: skip
-    def register_item(item: NewItem, on_duplicate: OnDuplicateParam = None) -> RegisteredOut:
+    def register_item(item: NewItem, on_duplicate: OnDuplicateParam = None, marks: MarksParam = None) -> RegisteredOut:
         policy = policy_of(item.on_duplicate or on_duplicate, service.on_duplicate)
-        return RegisteredOut.of_registration(service.register_url_checked(item.entity_id, item.sku, item.image_url,
-                                                                          on_duplicate=policy))  # fmt: skip
+        return RegisteredOut.of_registration(service.register_url_checked(
+            item.entity_id, item.sku, item.image_url, on_duplicate=policy, marks=Marks.named(marks)))  # fmt: skip
 
     @routes.put(
         "/items/<entity_id>", status_code=201, summary="Register (or replace) a catalog image from an upload",
@@ -53,14 +55,15 @@ def router(service: DupcheckService, images: KeptPictures | None, *, max_body_by
     )  # fmt: skip
     def upload_item(
         entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None,
-        on_duplicate: OnDuplicateParam = None,
+        on_duplicate: OnDuplicateParam = None, marks: MarksParam = None,
     ) -> RegisteredOut:  # fmt: skip
         policy = policy_of(on_duplicate, service.on_duplicate)
+        read_marks = Marks.named(marks)
         data = uploaded(routes.current_event, max_body_bytes)
         if image_url or images is None:
             return RegisteredOut.of_registration(service.register_checked(
                 entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data,
-                on_duplicate=policy))  # fmt: skip
+                on_duplicate=policy, marks=read_marks))  # fmt: skip
         registration = service.register_kept(
             entity_id=entity_id,
             sku=sku or "",
@@ -68,6 +71,7 @@ def router(service: DupcheckService, images: KeptPictures | None, *, max_body_by
             pictures=images,
             base_url=public_base(routes.current_event),
             on_duplicate=policy,
+            marks=read_marks,
         )
         return RegisteredOut.of_registration(registration)
 

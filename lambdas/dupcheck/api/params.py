@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl
+from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl, ImportPolicy, ItemPolicy, MarksName
 from dupcheck.api.strict import QueryFlag
 from dupcheck.core.catalog.decisions import MAX_PAGE as MAX_DECISIONS
 from dupcheck.core.catalog.kept_images import IMAGE_NAME_PATTERN
@@ -15,7 +15,15 @@ from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.catalog.records import MAX_PAGE
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH
 from dupcheck.core.jobs.scans import MAX_PAGE as MAX_SCANS
-from dupcheck.core.models import MAX_TOP
+from dupcheck.core.models import (
+    DEFAULT_MARKS,
+    DEFAULT_POLICY,
+    IMPORT_POLICIES,
+    ITEM_POLICIES,
+    MAX_TOP,
+    Marks,
+    policies_meaning,
+)
 
 TopParam = Annotated[int | None, Query(ge=1, le=MAX_TOP, description="How many matches (1-100, default 5).")]
 MaxDistanceParam = Annotated[
@@ -38,15 +46,20 @@ PublishedUrlParam = Annotated[
                            description="Where the catalog publishes the picture (kept, never fetched).")
 ]  # fmt: skip
 OnDuplicateParam = Annotated[
-    Literal["warn", "reject", "allow"] | None,
-    Query(description="The duplicate gate: warn (store it, list its duplicates), reject (409 duplicate_image, "
-          "nothing stored) or allow (no check); default DUPCHECK_ON_DUPLICATE, warn (docs/api.md, the gate)."),
+    ItemPolicy | None,
+    Query(description=f"The duplicate gate: {policies_meaning(ITEM_POLICIES)}; default DUPCHECK_ON_DUPLICATE, "
+          f"{DEFAULT_POLICY.value} (docs/api.md, the gate)."),
 ]  # fmt: skip
 ImportPolicyParam = Annotated[
-    Literal["warn", "reject", "allow", "skip"] | None,
-    Query(description="The duplicate gate of every row: warn (store it, report it), skip (leave it out, "
-          "report it), reject (leave it out as a failure, duplicate_image) or allow (no check); default "
-          "DUPCHECK_ON_DUPLICATE, warn (docs/api.md, imports)."),
+    ImportPolicy | None,
+    Query(description=f"The duplicate gate of every row: {policies_meaning(IMPORT_POLICIES)}; default "
+          f"DUPCHECK_ON_DUPLICATE, {DEFAULT_POLICY.value} (docs/api.md, imports)."),
+]  # fmt: skip
+MarksParam = Annotated[
+    MarksName | None,
+    Query(description=f"What a mark that lies on the product itself means: {policies_meaning(Marks)}; default "
+          f"DUPCHECK_MARKS, {DEFAULT_MARKS.value} (docs/api.md, marks). A mark across the backdrop or at the "
+          "picture's edge is an overlay, a duplicate, either way."),
 ]  # fmt: skip
 ModeParam = Annotated[
     Literal["import", "check"] | None,

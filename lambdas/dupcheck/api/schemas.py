@@ -16,11 +16,15 @@ from dupcheck.api.strict import Omittable
 from dupcheck.core.catalog.gate import Registration
 from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
 from dupcheck.core.catalog.products import ProductResult
+from dupcheck.core.choices import OneOf
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
-from dupcheck.core.models import FindResult, HashRecord
+from dupcheck.core.matching.edits import Carries, kinds_carrying
+from dupcheck.core.models import IMPORT_POLICIES, ITEM_POLICIES, FindResult, HashRecord, Marks, policies_meaning
 
 VerdictName = Literal["duplicate", "similar", "different"]
-ItemPolicy = Literal["warn", "reject", "allow"]  # core/catalog/gate.py ITEM_POLICIES
+ItemPolicy = Annotated[str, OneOf(ITEM_POLICIES)]  # the values as core/models.py GATE_RULES writes them
+ImportPolicy = Annotated[str, OneOf(IMPORT_POLICIES)]
+MarksName = Annotated[str, OneOf(Marks)]  # core/models.py MARKS_RULES
 
 # What the contract promises to accept as an image URL: http(s), a host of dot-separated labels
 # (or an IP address), an optional port, then anything without whitespace or control characters.
@@ -69,11 +73,11 @@ Share = Annotated[float, Field(ge=0, le=1)]
 class PlainEdit(BaseModel):
     """Mirrored, or converted to grayscale: nothing more to say."""
 
-    edit: Literal["mirrored", "grayscale"]
+    edit: Annotated[str, OneOf(kinds_carrying(Carries.NOTHING))]
 
 
 class RotatedEdit(BaseModel):
-    edit: Literal["rotated"]
+    edit: Annotated[str, OneOf(kinds_carrying(Carries.DEGREES))]
     degrees: float = Field(description="About how far the query is turned, counter-clockwise positive.")
 
 
@@ -83,7 +87,7 @@ class SidesEdit(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
-    edit: Literal["cropped", "padded", "framed"]
+    edit: Annotated[str, OneOf(kinds_carrying(Carries.SIDES))]
     left: Share
     right: Share
     top: Share
@@ -91,16 +95,17 @@ class SidesEdit(BaseModel):
 
 
 class ToneEdit(BaseModel):
-    edit: Literal["brightness", "contrast", "saturation"]
+    edit: Annotated[str, OneOf(kinds_carrying(Carries.CHANGE))]
     change: float = Field(description="The relative change: +0.2 is 20% brighter (more contrast, more saturated).")
 
 
 class OverlayEdit(BaseModel):
-    """Text or a badge added."""
+    """A mark on the picture: text or a badge added (overlay); under marks=product, another print
+    (printed), or a mark the pictures cannot place on or off the product (marked)."""
 
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
-    edit: Literal["overlay"]
+    edit: Annotated[str, OneOf(kinds_carrying(Carries.PLACE))]
     where: str = Field(description='Where it sits: "top left", "top", "centre", "bottom right", ...')
     share: Share = Field(description="The share of the picture it covers.")
 
@@ -110,7 +115,7 @@ class RecolouredEdit(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
-    edit: Literal["recoloured"]
+    edit: Annotated[str, OneOf(kinds_carrying(Carries.SHARE))]
     share: Share = Field(
         description="The share of the product (the picture less a plain backdrop) whose colour differs."
     )
@@ -195,7 +200,7 @@ class RegisteredOut(ItemOut):
 
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
-    on_duplicate: ItemPolicy = Field(description="The policy applied: warn, reject or allow.")
+    on_duplicate: ItemPolicy = Field(description=f"The policy applied: {policies_meaning(ITEM_POLICIES)}.")
     checked: bool = Field(description="Whether the picture was checked (false with allow).")
     is_duplicate: bool = Field(description="True when the catalog already held a duplicate of it.")
     duplicates: list[MatchOut] = Field(

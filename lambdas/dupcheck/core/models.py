@@ -17,18 +17,85 @@ MAX_TOP = 100
 
 
 class OnDuplicate(StrEnum):
+    """The duplicate gate's policy: what a write does with a picture the catalog already holds.
+    Its values and what each does are written once, in GATE_RULES: the gate, the API's and the
+    settings' types, the command line's choices and the docs read them there."""
+
     WARN = "warn"
     REJECT = "reject"
     ALLOW = "allow"
     SKIP = "skip"
 
+    @property
+    def rule(self) -> GateRule:
+        return GATE_RULES[self]
 
-ITEM_POLICIES = (OnDuplicate.WARN, OnDuplicate.REJECT, OnDuplicate.ALLOW)  # a single item cannot be "skipped"
+
+@dataclass(frozen=True, slots=True)
+class GateRule:
+    """What one `on_duplicate` value does."""
+
+    checks: bool  # the picture is checked against the catalog (and the writes in flight) first
+    stores: bool  # a picture found a duplicate is stored all the same (its duplicates listed)
+    fails: bool  # a duplicate left out is the write's failure (409, a failed row), not a row skipped
+    per_item: bool  # offered for one item's write; otherwise only for a job's rows
+    meaning: str  # in the API's and the command line's words
+
+
+GATE_RULES = {
+    OnDuplicate.WARN: GateRule(checks=True, stores=True, fails=False, per_item=True,
+                               meaning="store it and list its duplicates"),
+    OnDuplicate.REJECT: GateRule(checks=True, stores=False, fails=True, per_item=True,
+                                 meaning="store nothing: duplicate_image, a 409 or a failed row"),
+    OnDuplicate.ALLOW: GateRule(checks=False, stores=True, fails=False, per_item=True, meaning="store it unchecked"),
+    OnDuplicate.SKIP: GateRule(checks=True, stores=False, fails=False, per_item=False,
+                               meaning="leave the row out and report it; jobs only"),
+}  # fmt: skip
+ITEM_POLICIES = tuple(p for p in OnDuplicate if p.rule.per_item)
+IMPORT_POLICIES = tuple(OnDuplicate)
 # The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
 # way in takes from the settings; the defaults of ImportOptions.on_duplicate (below) and of
 # DupcheckService.on_duplicate (core/catalog/service.py) are this one too.
 DEFAULT_POLICY = OnDuplicate.WARN
-IMPORT_POLICIES = tuple(OnDuplicate)
+
+
+class Marks(StrEnum):
+    """What a mark that lies on the product itself means (a design on a shirt's chest, a logo on a
+    mug): the shop says, for its catalog; MARKS_RULES says what each value does. A mark that does
+    not lie on the product (across the backdrop, at the picture's edge) is an overlay either way."""
+
+    PHOTO = "photo"
+    PRODUCT = "product"
+
+    @property
+    def rule(self) -> MarksRule:
+        return MARKS_RULES[self]
+
+    @classmethod
+    def named(cls, value: str | None) -> Marks | None:
+        """A request's `marks` (validated by its type), None where it names none."""
+        return cls(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class MarksRule:
+    """What one `marks` value does."""
+
+    mark_is_copy: bool  # a mark on the product is an edit of the photograph (duplicate), else another product
+    meaning: str  # in the API's and the command line's words
+
+
+MARKS_RULES = {
+    Marks.PHOTO: MarksRule(mark_is_copy=True, meaning="a mark on the product is an edit of the photograph: duplicate"),
+    Marks.PRODUCT: MarksRule(mark_is_copy=False,
+                             meaning="a mark on the product makes another product: similar, another print"),
+}  # fmt: skip
+DEFAULT_MARKS = Marks.PHOTO  # DUPCHECK_MARKS's default: what every catalog did before the setting
+
+
+def policies_meaning(policies: Iterable[OnDuplicate | Marks]) -> str:
+    """The policies and what each does, in one line of help: "warn (store it ...), reject (...)"."""
+    return ", ".join(f"{p.value} ({p.rule.meaning})" for p in policies)
 
 
 class Verdict(StrEnum):
@@ -528,24 +595,27 @@ class Source(StrEnum):
 class ImportOptions:
     """How a catalog's rows are read (its column names, the base of relative image paths), what is
     done with them (`mode`: imported, or only checked) and the duplicate gate's policy for them
-    (`on_duplicate`, core/catalog/gate.py: resolved when the job is made, so a job keeps the one it began with)."""
+    (`on_duplicate`, core/catalog/gate.py) and what a mark on the product means (`marks`): both
+    resolved when the job is made, so a job keeps the ones it began with."""
 
     columns: Columns = field(default_factory=Columns)
     image_base_url: str | None = None
     mode: Mode = Mode.IMPORT
     on_duplicate: OnDuplicate = DEFAULT_POLICY
+    marks: Marks = DEFAULT_MARKS
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": asdict(self.columns), "image_base_url": self.image_base_url, "mode": self.mode.value,
-                "on_duplicate": self.on_duplicate.value}  # fmt: skip
+                "on_duplicate": self.on_duplicate.value, "marks": self.marks.value}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ImportOptions:
         data = data or {}
         # A job recorded before the gate was imported as `allow` would: unchecked.
         policy = OnDuplicate(data.get("on_duplicate") or OnDuplicate.ALLOW)
+        # A job recorded before the setting read marks as every catalog did then: `photo`.
         return cls(Columns(**(data.get("columns") or {})), data.get("image_base_url"),
-                   Mode(data.get("mode") or Mode.IMPORT), policy)  # fmt: skip
+                   Mode(data.get("mode") or Mode.IMPORT), policy, Marks(data.get("marks") or Marks.PHOTO))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from dupcheck.core.models import DEFAULT_POLICY
+from dupcheck.core.choices import OneOf
+from dupcheck.core.models import DEFAULT_MARKS, DEFAULT_POLICY, ITEM_POLICIES, Marks, policies_meaning
 
 ENV_PREFIX = "DUPCHECK_"
 # Settings that had another name: the old name is refused with the new one (one name everywhere).
@@ -62,11 +63,15 @@ class Settings(BaseModel):
 
     # API
     default_top: int = Field(5, ge=1, le=100, description="Matches returned when `top` is absent.")
-    on_duplicate: Literal["warn", "reject", "allow"] = Field(
-        DEFAULT_POLICY.value,  # type: ignore[arg-type]  # "warn": core/models.py names it once
+    on_duplicate: Annotated[str, OneOf(ITEM_POLICIES)] = Field(
+        DEFAULT_POLICY.value,
         description="The duplicate gate's policy where a call names none (every way in: the API, imports, the "
-        "command line, the notebook): warn (store and list the duplicates), reject (409, nothing stored), allow "
-        "(no check).",
+        f"command line, the notebook): {policies_meaning(ITEM_POLICIES)}.",
+    )  # fmt: skip
+    marks: Annotated[str, OneOf(Marks)] = Field(
+        DEFAULT_MARKS.value,
+        description=f"What a mark that lies on the product means where a call names none: {policies_meaning(Marks)}; "
+        "a mark across the backdrop or at the picture's edge is an overlay either way.",
     )  # fmt: skip
     host: str = Field("127.0.0.1", description="Local server bind address.")
     port: int = Field(8000, ge=0, le=65535, description="Local server port.")

@@ -69,7 +69,7 @@ class ImportRowsWorker:
             return failed
         deliveries = {id(row): count for _, _, row, count in rows}
         job_of = {id(row): running[job_id] for _, job_id, row, _ in rows}
-        gates = {job.job_id: JobGate(self.service, self.jobs, job.job_id, job.options.on_duplicate)
+        gates = {job.job_id: JobGate(self.service, self.jobs, job.job_id, job.options.on_duplicate, job.options.marks)
                  for job in running.values()}  # fmt: skip
 
         def final(row: CatalogRow) -> bool:
@@ -81,7 +81,8 @@ class ImportRowsWorker:
         for job in running.values():
             if job.options.mode is Mode.CHECK:
                 checked = [row for _, _, row, _ in rows if job_of[id(row)] is job]
-                done.update(zip(map(id, checked), self.checker.check_rows(job.job_id, checked, final), strict=True))
+                results_of = self.checker.check_rows(job.job_id, checked, final, job.options.marks)
+                done.update(zip(map(id, checked), results_of, strict=True))
         results = [done[id(row)] for _, _, row, _ in rows]
         by_job: dict[str, list[tuple[str, RowResult]]] = {}
         for (message_id, job_id, _, _), result in zip(rows, results, strict=True):

@@ -2,7 +2,7 @@
 // remove one after a confirmation.
 import { api, imageForm, itemPath } from "./api.js";
 import { matchSentence, skuWords } from "./words.js";
-import { byId, clearError, el, idLine, reveal, showError, showPicture, thumbButton } from "./ui.js";
+import { byId, clearError, el, idLine, marksOf, reveal, showError, showPicture, thumbButton } from "./ui.js";
 
 const PAGE = 20;
 // cursors[i] opens page i + 1 (null: the first); next is the open page's next_cursor.
@@ -150,8 +150,9 @@ async function add(event) {
   try {
     const item = file
       ? await api(`${itemPath(id)}?${new URLSearchParams({ ...(sku && { sku }), ...(url && { image_url: url }),
-        on_duplicate: policy })}`, { method: "PUT", body: await imageForm(file) })
-      : await api("items", { method: "POST", body: { entity_id: id, sku, image_url: url, on_duplicate: policy } });
+        on_duplicate: policy, ...marksOf("add-marks") })}`, { method: "PUT", body: await imageForm(file) })
+      : await api(`items?${new URLSearchParams(marksOf("add-marks"))}`,
+        { method: "POST", body: { entity_id: id, sku, image_url: url, on_duplicate: policy } });
     if (item.duplicates?.length) {
       showWarning(`Added ${item.entity_id}, but the catalog already had this picture`,
         `${item.entity_id}${skuWords(item)} is now in the catalog. Remove it if it should not be there.`,

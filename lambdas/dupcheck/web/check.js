@@ -2,7 +2,7 @@
 // pasted address, or a webcam shot; then the answer, the matches best first, and a comparison.
 import { api, imageForm } from "./api.js";
 import { alikeWords, answerOf, differentWords, editWords, matchSentence, percentWords, skuWords, verdictWords } from "./words.js";
-import { byId, clearError, el, idLine, showError, showPicture, thumbButton } from "./ui.js";
+import { byId, clearError, el, idLine, marksOf, showError, showPicture, thumbButton } from "./ui.js";
 
 const TOP = 8; // matches asked for, and similar products shown
 // Similar products asked for: the duplicates the check found come first among them and are not
@@ -45,7 +45,8 @@ function initDropZone() {
 export function checkFile(blob) {
   const form = imageForm(blob); // scaled once, sent to both routes
   run(
-    async () => api(`find_similar?top=${TOP}`, { method: "POST", body: await form }),
+    async () => api(`find_similar?${new URLSearchParams({ top: TOP, ...marksOf("check-marks") })}`,
+      { method: "POST", body: await form }),
     async () => api(`similar_products?top=${LOOKALIKES_ASKED}`, { method: "POST", body: await form }),
     URL.createObjectURL(blob),
   );
@@ -54,7 +55,7 @@ export function checkFile(blob) {
 function checkUrl(url) {
   byId("check-url").value = url;
   run(
-    () => api(`find_similar?${new URLSearchParams({ image_url: url, top: TOP })}`),
+    () => api(`find_similar?${new URLSearchParams({ image_url: url, top: TOP, ...marksOf("check-marks") })}`),
     () => api(`similar_products?${new URLSearchParams({ image_url: url, top: LOOKALIKES_ASKED })}`),
     url,
   );

@@ -6,7 +6,7 @@
 import { ApiError, api, imageForm } from "./api.js";
 import { catalogChanged } from "./catalog.js";
 import { errorSentence, importSentence, modeWords, resultSentence, rowSentence } from "./words.js";
-import { byId, clearError, el, limiter, showError } from "./ui.js";
+import { byId, clearError, el, limiter, marksOf, showError } from "./ui.js";
 
 // API Gateway takes 10 MB a request and its function 6 MB, base64 included: a larger catalog goes
 // through the upload the API answers for `upload: true` (S3's own form on AWS).
@@ -55,7 +55,7 @@ function withBase(path) {
   const base = byId("import-base").value.trim();
   const check = byId("import-check-only").checked;
   return `${path}?${new URLSearchParams({ ...(base && { image_base_url: base }),
-    ...(check ? { mode: "check" } : { on_duplicate: byId("import-policy").value }) })}`;
+    ...(check ? { mode: "check" } : { on_duplicate: byId("import-policy").value }), ...marksOf("import-marks") })}`;
 }
 
 async function importFile([file]) {

@@ -2,6 +2,8 @@
 import { pictureSource } from "./api.js";
 
 export const byId = (id) => document.getElementById(id);
+/** A form's `marks` choice as query parameters: none where it leaves the catalog's setting. */
+export const marksOf = (id) => (byId(id).value ? { marks: byId(id).value } : {});
 
 /** An element with properties (`class`, `text`, `aria-*` and `data-*` attributes, DOM properties) and children. */
 export function el(tag, props = {}, ...children) {

@@ -12,8 +12,12 @@ export function listWords(words) {
   return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
 }
 
+// A similar picture whose difference is another print (marks=product), not another colour.
+const printed = (match) => match.verdict === "similar" && (match.edits ?? []).some((e) => e.edit === "printed");
+
 /** The verdict of one match (or one pair of a duplicate report) in words. */
-export const verdictWords = (match) => VERDICTS[match.verdict] ?? "A picture";
+export const verdictWords = (match) =>
+  printed(match) ? "The same shot with another print" : (VERDICTS[match.verdict] ?? "A picture");
 
 /** What was edited, in one line: a match's `edit_summary`, or a report pair's `edit` (a line or
  * a list of words); "" when there is nothing to say. */
@@ -43,7 +47,8 @@ export function answerOf(result) {
   }
   const similar = result.matches.find((m) => m.verdict === "similar");
   if (similar) {
-    return { tone: "new", text: `Not in the catalog. ${similar.entity_id} is the same shot in another colour.` };
+    const how = printed(similar) ? "with another print" : "in another colour";
+    return { tone: "new", text: `Not in the catalog. ${similar.entity_id} is the same shot ${how}.` };
   }
   return { tone: "new", text: "Not in the catalog." };
 }

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from dupcheck.bootstrap import build_service, build_store
 from dupcheck.core.catalog.gate import policy_of
-from dupcheck.core.models import IMPORT_POLICIES, OnDuplicate
+from dupcheck.core.models import IMPORT_POLICIES, Marks, OnDuplicate
 from dupcheck.core.ports import ImageFetcher, RecordStore
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill.engine import Backfill, BackfillOptions
@@ -64,11 +64,14 @@ def backfill_catalog(
     store: RecordStore | None = None,
     fetcher: ImageFetcher | None = None,
     on_duplicate: OnDuplicate | str | None = None,
+    marks: Marks | str | None = None,
 ) -> BackfillSummary:
     """Backfill one catalog file (or s3:// URI) into the target store, each row through the duplicate
-    gate by `on_duplicate` (None: DUPCHECK_ON_DUPLICATE; backfill/gate.py). Raises CatalogError /
-    SettingsError for usage problems."""
+    gate by `on_duplicate` (None: DUPCHECK_ON_DUPLICATE; backfill/gate.py), a mark on the product read
+    as `marks` says (None: DUPCHECK_MARKS). Raises CatalogError / SettingsError for usage problems."""
     settings = settings or target_settings(target, table=table, region=region)
+    if marks:
+        settings = settings.model_copy(update={"marks": Marks(marks).value})
     policy = policy_of(str(on_duplicate) if on_duplicate else None, OnDuplicate(settings.on_duplicate),
                        IMPORT_POLICIES)  # fmt: skip
     with local_catalog(catalog, region=region or settings.aws_region or None) as path:
@@ -77,7 +80,7 @@ def backfill_catalog(
         failure_log = FailureLog(failures_path_for(catalog, path, failures))
         dry_run = (options or BackfillOptions()).dry_run
         gate = None
-        if policy is not OnDuplicate.ALLOW and not dry_run:
+        if policy.rule.checks and not dry_run:
             # The check's service: the same store, its index (loaded here locally; OpenSearch on AWS).
             service = build_service(settings, store=store, fetcher=fetcher)
             gate = BackfillGate(service, policy, failure_log, duplicates_path_for(failure_log.path))

@@ -73,7 +73,7 @@ class BackfillGate:
         return refusal.kind
 
     def _refused(self, row: CatalogRow, of: str, percent: float | None, edit: str) -> Refusal:
-        if self.policy is OnDuplicate.SKIP:
+        if not self.policy.rule.fails:
             self._write(row, "skipped", of, percent, edit)
             return Refusal("skipped")
         self._write(row, "refused", of, percent, edit)

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.bootstrap import build_store
-from dupcheck.core.models import IMPORT_POLICIES
+from dupcheck.core.models import DEFAULT_POLICY, IMPORT_POLICIES, policies_meaning
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, BackfillSummary, Target, backfill_catalog
 from dupcheck_tools.catalog import Columns
-from dupcheck_tools.cli.common import add_batch_arguments, run_batch
+from dupcheck_tools.cli.common import add_batch_arguments, add_marks_argument, run_batch
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.reindex import ReindexReport, reindex
 
@@ -69,9 +69,10 @@ def run_backfill(args: argparse.Namespace) -> int:
 def add_gate_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--on-duplicate", choices=[p.value for p in IMPORT_POLICIES], default=None,
-        help="the duplicate gate, for each row: warn (store it, list it in the duplicates file), skip (leave a "
-        "duplicate out), reject (leave it out, as a failure) or allow (no check); default DUPCHECK_ON_DUPLICATE, warn",
+        help=f"the duplicate gate, for each row: {policies_meaning(IMPORT_POLICIES)}; warn's and skip's duplicates "
+        f"are listed in the duplicates file; default DUPCHECK_ON_DUPLICATE, {DEFAULT_POLICY.value}",
     )  # fmt: skip
+    add_marks_argument(parser)
 
 
 def run_reindex(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any, NoReturn, Protocol
 
 from dupcheck.core.errors import error_body
+from dupcheck.core.models import DEFAULT_MARKS, Marks, policies_meaning
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, Target, target_settings
 from dupcheck_tools.catalog import CatalogError
@@ -20,10 +21,21 @@ from dupcheck_tools.exit_codes import ExitCode
 
 
 def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """DUPCHECK_* settings, with the global --data-dir and any overrides."""
+    """DUPCHECK_* settings, with the global --data-dir, a command's --marks and any overrides."""
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "marks", None):
+        overrides["marks"] = args.marks
     return Settings.from_env(**overrides)
+
+
+def add_marks_argument(parser: argparse.ArgumentParser) -> None:
+    """--marks: what a mark on the product means for this command (DUPCHECK_MARKS otherwise)."""
+    parser.add_argument(
+        "--marks", choices=[m.value for m in Marks], default=None,
+        help=f"what a mark that lies on the product means: {policies_meaning(Marks)}; default DUPCHECK_MARKS, "
+        f"{DEFAULT_MARKS.value}",
+    )  # fmt: skip
 
 
 def print_json(data: Any, *, indent: int | None = 2) -> None:
@@ -138,7 +150,10 @@ def show_progress(args: argparse.Namespace) -> bool:
 def batch_target(args: argparse.Namespace) -> tuple[Target, Settings]:
     """The target store (--target, else DUPCHECK_STORE) and its settings."""
     target: Target = args.target or ("dynamodb" if Settings.from_env().store == "dynamodb" else "local")
-    return target, target_settings(target, table=args.table, region=args.region, data_dir=args.data_dir)
+    settings = target_settings(target, table=args.table, region=args.region, data_dir=args.data_dir)
+    if getattr(args, "marks", None):  # (a choice argparse checked)
+        settings = settings.model_copy(update={"marks": args.marks})
+    return target, settings
 
 
 class Summary(Protocol):

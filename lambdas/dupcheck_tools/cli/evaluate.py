@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dupcheck.core.models import DEFAULT_MARKS, Marks, policies_meaning
 from dupcheck_tools.cli.common import print_json, usage_error
 from dupcheck_tools.duplicates import DEFAULT_RADIUS
 from dupcheck_tools.evaluation import UsageError, run_evaluation
@@ -46,6 +47,10 @@ def register(commands: Any) -> None:
         "the other items called duplicate (with --queries and --truth, the catalog grows with every query file)",
     )
     parser.add_argument("--same", type=Path, help="with --all-pairs: CSV a,b of items known to be the same picture")
+    parser.add_argument(
+        "--marks", choices=[m.value for m in Marks], default=DEFAULT_MARKS.value,
+        help=f"what a mark on the product means: {policies_meaning(Marks)} (default {DEFAULT_MARKS.value})",
+    )  # fmt: skip
     parser.add_argument(
         "--leave-one-out",
         action="store_true",
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_evaluation(
             args.catalog, args.queries, args.truth, args.out, algo=args.algo, top=args.top,
-            edits=args.edits, relatives=args.relatives,
+            edits=args.edits, relatives=args.relatives, marks=args.marks,
         )  # fmt: skip
     except UsageError as exc:
         return usage_error(str(exc), code="invalid_request")

@@ -18,10 +18,17 @@ from dupcheck.core.catalog.gate import policy_of
 from dupcheck.core.catalog.kept_images import KeptPictures
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError
-from dupcheck.core.models import ITEM_POLICIES, MAX_TOP, Match
+from dupcheck.core.models import DEFAULT_POLICY, ITEM_POLICIES, MAX_TOP, Match, policies_meaning
 from dupcheck.core.pictures.imaging import sniff_format
 from dupcheck.core.settings import Settings
-from dupcheck_tools.cli.common import UsageError, int_between, print_json, settings_for, show_progress
+from dupcheck_tools.cli.common import (
+    UsageError,
+    add_marks_argument,
+    int_between,
+    print_json,
+    settings_for,
+    show_progress,
+)
 from dupcheck_tools.exit_codes import ExitCode
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,7 @@ def register(commands: Any) -> None:
                       help=f"how many matches (1-{MAX_TOP}, default 5)")  # fmt: skip
     find.add_argument("--max-distance", type=int_between(0, 64), default=None, metavar="BITS",
                       help="drop matches whose hash distance is larger (0-64)")  # fmt: skip
+    add_marks_argument(find)
     find.set_defaults(run=run_find)
 
     add = commands.add_parser("add", help="register one catalog image (URL or file)")
@@ -45,8 +53,9 @@ def register(commands: Any) -> None:
                      help="the API's address, where a file's kept picture is served (default: the server running "
                      "on the data dir, else http://DUPCHECK_HOST:DUPCHECK_PORT, 127.0.0.1:8000)")  # fmt: skip
     add.add_argument("--on-duplicate", choices=[p.value for p in ITEM_POLICIES], default=None,
-                     help="the duplicate gate: warn (add it, list its duplicates), reject (add nothing, exit 1) or "
-                     "allow (no check); default DUPCHECK_ON_DUPLICATE, warn")  # fmt: skip
+                     help=f"the duplicate gate: {policies_meaning(ITEM_POLICIES)}; a refused picture exits 1; "
+                     f"default DUPCHECK_ON_DUPLICATE, {DEFAULT_POLICY.value}")  # fmt: skip
+    add_marks_argument(add)
     add.set_defaults(run=run_add)
 
     remove = commands.add_parser("remove", help="remove one catalog image")
@@ -62,8 +71,9 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     index_dir.add_argument("directory")
     index_dir.add_argument("--on-duplicate", choices=[p.value for p in ITEM_POLICIES], default=None,
-                           help="the duplicate gate: warn (register it, list its duplicates), reject (leave it out, "
-                           "listed in failed) or allow (no check); default DUPCHECK_ON_DUPLICATE, warn")  # fmt: skip
+                           help=f"the duplicate gate: {policies_meaning(ITEM_POLICIES)}; a refused picture is listed "
+                           f"in failed; default DUPCHECK_ON_DUPLICATE, {DEFAULT_POLICY.value}")  # fmt: skip
+    add_marks_argument(index_dir)
     index_dir.add_argument("--base-url", default=None, metavar="URL",
                            help="the API's address, where the kept pictures are served (default: the server "
                            "running on the data dir, else http://DUPCHECK_HOST:DUPCHECK_PORT)")  # fmt: skip

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dupcheck.core.fingerprint.hashing import HashPipeline
+from dupcheck.core.matching.edits import FRAMING, KINDS, MARK_KINDS, TONE_KINDS
 from dupcheck.core.matching.judging import Verified
 from dupcheck.core.matching.policy import COLOURED, GREY_CHROMA, KEPT_SIDE, MIN_BORDER, MIN_SIDE
 from dupcheck.core.matching.thumbnails import Thumbnail
@@ -56,8 +57,6 @@ from dupcheck.core.models import Edit, HashRecord
 # A side's share measured by a crop's edit and by a trim box differs by a pixel or two of the
 # test's 256 px map and of the 384 px kept picture: half the smallest crop named.
 SHARE_NOISE = MIN_SIDE / 2
-_FRAMING = frozenset({"cropped", "padded", "framed"})
-_TONE = frozenset({"brightness", "contrast", "saturation", "grayscale"})
 
 Borders = tuple[float, float, float, float]  # left, right, top, bottom: shares of the picture
 
@@ -103,9 +102,9 @@ def which_original(
     readings = [
         *_agreed(x, y, x_to_y, y_to_x, agreed_copy),
         *_framing(x, y, x_to_y, y_to_x, mine, theirs, turned="rotated" in named),
-        *_colour(x, y, mine, theirs, marked="overlay" in named),
+        *_colour(x, y, mine, theirs, marked=bool(named & MARK_KINDS)),
         *_mark(x, y, x_to_y, y_to_x),
-        *_size(x, y, mine, theirs, framed=bool(named & (_FRAMING | {"rotated"}))),
+        *_size(x, y, mine, theirs, framed=bool(named & (FRAMING | {"rotated"}))),
     ]
     if not readings or len({original for original, _ in readings}) > 1:
         return None
@@ -125,9 +124,9 @@ def _agreed(
         return []
     original = y if copy == x else x
     names = _names(y_to_x if copy == x else x_to_y)
-    if "overlay" in names:
+    if names & MARK_KINDS:
         return [(original, "with text or a badge added")]
-    framing = [name for name in ("cropped", "framed", "padded") if name in names]
+    framing = [name for name in KINDS if name in names & FRAMING]  # (a crop first: padding is one read back)
     return [(original, framing[0])] if framing else []
 
 
@@ -163,7 +162,7 @@ def _extent(edits: Sequence[Edit] | None, *, source: int, result: int) -> tuple[
     """Which picture shows more, and each side's share of it the other does not show, from the
     edits that turn `source` into `result`: a crop's shares are of the source, padding's of the result."""
     for edit in edits or ():
-        if edit.name in _FRAMING:
+        if edit.name in FRAMING:
             shares = (float(edit.params["left"]), float(edit.params["right"]),
                       float(edit.params["top"]), float(edit.params["bottom"]))  # fmt: skip
             return (source if edit.name == "cropped" else result), shares
@@ -185,9 +184,9 @@ def _colour(x: int, y: int, mine: Looks, theirs: Looks, *, marked: bool) -> list
 def _mark(x: int, y: int, x_to_y: Sequence[Edit] | None, y_to_x: Sequence[Edit] | None) -> list[tuple[int, str]]:
     """Text or a badge named turning one into the other and not back, both checks having called
     them the same picture and neither naming a tone edit."""
-    if x_to_y is None or y_to_x is None or (_names(x_to_y) | _names(y_to_x)) & _TONE:
+    if x_to_y is None or y_to_x is None or (_names(x_to_y) | _names(y_to_x)) & TONE_KINDS:
         return []
-    forth, back = "overlay" in _names(x_to_y), "overlay" in _names(y_to_x)
+    forth, back = bool(_names(x_to_y) & MARK_KINDS), bool(_names(y_to_x) & MARK_KINDS)
     if forth != back:
         return [(x if forth else y, "with text or a badge added")]
     return []

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.core.errors import DupcheckError
+from dupcheck.core.models import DEFAULT_MARKS
 from dupcheck_tools.evaluation.metrics import per_kind, summarise
 from dupcheck_tools.evaluation.naming import naming, read_edits
 from dupcheck_tools.evaluation.report import write_reports
@@ -108,15 +109,23 @@ def close_service(service: Any) -> None:
 
 
 def evaluate(
-    catalog: Path, queries: Path, truth: Sequence[Mapping[str, Any]], *, algo: str | None, top: int, data_dir: Path
+    catalog: Path,
+    queries: Path,
+    truth: Sequence[Mapping[str, Any]],
+    *,
+    algo: str | None,
+    top: int,
+    data_dir: Path,
+    marks: str = DEFAULT_MARKS.value,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
-    """Index the catalog, run the queries; returns (facts for the summary, rows, hash bits)."""
+    """Index the catalog, run the queries (a mark on the product read as `marks` says); returns
+    (facts for the summary, rows, hash bits)."""
     from dupcheck.bootstrap import build_service
     from dupcheck.core.fingerprint.hashing import DEFAULT_ALGO, get_pipeline
     from dupcheck.core.settings import Settings
 
     pipeline = get_pipeline(algo or DEFAULT_ALGO)
-    service = build_service(Settings.from_env({}, data_dir=data_dir), pipeline=pipeline)
+    service = build_service(Settings.from_env({}, data_dir=data_dir, marks=marks), pipeline=pipeline)
     try:
         catalog_failed: list[dict[str, str]] = []
         indexed: set[str] = set()
@@ -188,9 +197,11 @@ def run_evaluation(
     top: int = 5,
     edits: Path | None = None,
     relatives: Path | None = None,
+    marks: str = DEFAULT_MARKS.value,
 ) -> dict[str, Any]:
-    """Evaluate on a throw-away embedded store, write the report files to `out`, return the
-    summary. Raises UsageError for inputs that cannot be evaluated."""
+    """Evaluate on a throw-away embedded store (`marks`: the setting a mark on the product is read
+    by), write the report files to `out`, return the summary. Raises UsageError for inputs that
+    cannot be evaluated."""
     import tempfile
 
     from dupcheck.core.fingerprint.hashing import PIPELINES
@@ -216,8 +227,9 @@ def run_evaluation(
     if not 1 <= top <= 100:
         raise UsageError("--top must be between 1 and 100")
     with tempfile.TemporaryDirectory(prefix="dupcheck-eval-") as data_dir:
-        facts, rows, bits = evaluate(catalog, queries, truth, algo=algo, top=top, data_dir=Path(data_dir))
-    summary = {**facts, **summarise(rows)}
+        facts, rows, bits = evaluate(catalog, queries, truth, algo=algo, top=top, data_dir=Path(data_dir),
+                                     marks=marks)  # fmt: skip
+    summary = {**facts, "marks": marks, **summarise(rows)}
     if known_edits is not None:
         summary["edit_naming"] = naming(rows, known_edits)
     write_reports(out, summary, per_kind(rows), rows, bits)

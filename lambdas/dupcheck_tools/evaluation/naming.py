@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dupcheck.core.matching.edits import FRAMING, KINDS, MARK_KINDS, Carries
 from dupcheck_tools.evaluation.metrics import Row, duplicate_hit, top1
 
 # The benchmark's step -> the edit name that says it.
@@ -40,7 +41,7 @@ NAMES = {
     "watermark": "overlay",
     "badge": "overlay",
 }
-BORDERS = {"padded", "framed"}
+BORDERS = FRAMING - {"cropped"}  # the kinds that add a border
 SIDES = ("left", "right", "top", "bottom")
 TURN_TOLERANCE = 1.5  # degrees
 CROP_TOLERANCE = 0.03  # share of a side
@@ -59,7 +60,8 @@ def read_edits(path: Path) -> dict[str, list[dict[str, Any]]]:
 
 def _same(step_name: str, edit_name: str) -> bool:
     want = NAMES[step_name]
-    return edit_name == want or (want in BORDERS and edit_name in BORDERS)
+    # A mark named either way (`marked`: a print or an overlay, under marks=product) names the mark.
+    return edit_name == want or any(want in group and edit_name in group for group in (BORDERS, MARK_KINDS))
 
 
 def params_right(step: Mapping[str, Any], edit: Mapping[str, Any]) -> bool:
@@ -69,7 +71,7 @@ def params_right(step: Mapping[str, Any], edit: Mapping[str, Any]) -> bool:
         return abs(float(edit["degrees"]) - float(step["degrees"])) <= TURN_TOLERANCE
     if kind == "crop":
         return max(abs(float(edit[side]) - float(step[side])) for side in SIDES) <= CROP_TOLERANCE
-    if kind in ("brightness", "contrast", "saturation"):
+    if kind in NAMES and KINDS[NAMES[kind]].carries is Carries.CHANGE:
         return (float(edit["change"]) > 0) == (float(step["factor"]) > 1)
     if kind == "badge":
         return edit.get("where") == step["corner"]

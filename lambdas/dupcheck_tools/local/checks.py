@@ -39,6 +39,6 @@ def check_catalog_rows(
                     results.record(replaced)
                 else:
                     todo.append(row)
-            for result in checker.check_rows(job.job_id, todo, final=lambda _row: True):
+            for result in checker.check_rows(job.job_id, todo, final=lambda _row: True, marks=job.options.marks):
                 if not isinstance(result, Retry):  # (none: every attempt here is the last)
                     results.record(result)

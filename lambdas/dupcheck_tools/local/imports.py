@@ -169,7 +169,7 @@ class ImportWorker:
         recorder = _Recorder(self.jobs, started, resumed=resumed)
         if job.options.mode is Mode.CHECK:
             return self._check(started, found, finished, recorder)
-        gate = JobGate(self.service, self.jobs, job.job_id, job.options.on_duplicate)
+        gate = JobGate(self.service, self.jobs, job.job_id, job.options.on_duplicate, job.options.marks)
         left = rows - sum(finished)
         hash_workers = -1 if left < SMALL_JOB_ROWS else self.settings.import_hash_workers
         engine = Backfill(
@@ -202,7 +202,7 @@ class ImportWorker:
         """A check job (`mode: check`): its rows looked up a batch at a time, nothing stored."""
         pipeline = self.service.pipeline
         earlier = EarlierRows(self.checked, LocalHashIndex(pipeline.index_bits, parts=pipeline.index_parts),
-                              job.job_id)  # fmt: skip
+                              job.job_id, job.options.marks)  # fmt: skip
         with self._lock:
             self._running = (job.job_id, recorder, recorder)
         recorder.start(on_cancel=recorder.stop)

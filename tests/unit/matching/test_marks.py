@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.marks import largest_mark, mark_holder, named_mark, written
+from dupcheck.core.matching.marks import largest_mark, mark_holder, named_mark, on_product, written
 from dupcheck.core.matching.policy import KEPT_QUALITY, MARK_SHARE
 from dupcheck_tools.samples import product_image
 
@@ -183,3 +183,35 @@ def test_pictures_that_differ_only_by_their_encoding_hold_no_mark(seed: int) -> 
     recompressed = _as_kept(_as_kept(plain, 70))
     assert mark_holder(plain, plain) is None
     assert mark_holder(recompressed, _as_kept(plain)) is None and mark_holder(_as_kept(plain), recompressed) is None
+
+
+def _logo(luma: np.ndarray, box: tuple[int, int, int, int], level: float) -> np.ndarray:
+    top, bottom, left, right = box
+    marked = luma.copy()
+    marked[top:bottom, left:right] = level
+    return marked
+
+
+@pytest.mark.parametrize("seed", [3, 7, 11])
+def test_a_logo_inside_the_product_lies_on_it(seed: int) -> None:
+    kept = grain(seed)
+    centre = SIDE // 2
+    query = _logo(kept, (centre - 12, centre + 12, centre - 16, centre + 16), 15.0)
+    assert on_product(aligned(query, kept)) is True
+
+
+@pytest.mark.parametrize("seed", [3, 7, 11])
+def test_a_band_across_the_picture_or_a_badge_on_the_backdrop_does_not(seed: int) -> None:
+    kept = grain(seed)
+    band = _logo(kept, (200, 226, 0, SIDE), 15.0)
+    badge = _logo(kept, (6, 40, 6, 46), 15.0)
+    assert on_product(aligned(band, kept)) is False
+    assert on_product(aligned(badge, kept)) is False
+
+
+def test_without_a_plain_backdrop_or_a_mark_nothing_is_said() -> None:
+    scene = np.random.default_rng(5).uniform(40, 220, (SIDE, SIDE))  # no plain ring: where does a product end?
+    centre = SIDE // 2
+    assert on_product(aligned(_logo(scene, (centre - 12, centre + 12, centre - 16, centre + 16), 15.0), scene)) is None
+    kept = grain(3)
+    assert on_product(aligned(kept + np.random.default_rng(1).normal(0, 2, kept.shape), kept)) is None

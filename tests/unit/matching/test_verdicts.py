@@ -9,16 +9,19 @@ from PIL import ImageEnhance
 from dupcheck.bootstrap import build_service
 from dupcheck.core.fingerprint.hashing import PHash64
 from dupcheck.core.matching.alignment import Evidence
+from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.policy import LAYOUT_BITS
 from dupcheck.core.matching.verdicts import (
     BANDS,
+    Judgement,
     agreement,
     likeness,
     match_percent,
     score,
+    under_marks,
 )
-from dupcheck.core.models import HashRecord, Verdict
+from dupcheck.core.models import Edit, HashRecord, Marks, Verdict
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
@@ -118,3 +121,39 @@ def test_an_unrelated_picture_has_only_different_matches(settings: Settings) -> 
     assert len(matches) == 12 and {m.verdict for m in matches} == {Verdict.DIFFERENT}
     assert all(m.edits is None and m.edit_summary is None for m in matches)
     assert max(m.match_percent for m in matches) < 60
+
+
+def _marked(on_product: bool | None, score: float = 97.0) -> Judgement:
+    edits = (Edit("mirrored"), Edit("overlay", {"where": "centre", "share": 0.02}))
+    return Judgement(3, Verdict.DUPLICATE, score, edits, on_product=lambda: on_product)
+
+
+@pytest.mark.parametrize("score", [90.0, 95.5, 99.9])
+def test_a_mark_on_the_product_is_another_print_only_where_the_shop_says_so(score: float) -> None:
+    as_photo = under_marks(_marked(True, score), Marks.PHOTO)
+    assert as_photo == _marked(True, score)  # (compared without the look: the verdict, score and edits)
+    printed = under_marks(_marked(True, score), Marks.PRODUCT)
+    low, high = BANDS[Verdict.SIMILAR]
+    assert printed.verdict is Verdict.SIMILAR and low <= printed.score < high
+    assert [e.name for e in printed.edits or ()] == ["mirrored", "printed"]
+    assert summary(printed.edits, same_picture=False) == "mirrored and another print on the same photo (centre)"
+    # A better-matching duplicate stays the better-matching similar picture.
+    assert under_marks(_marked(True, score + 0.05), Marks.PRODUCT).score > printed.score
+
+
+@pytest.mark.parametrize("on_product", [False, None])
+def test_a_mark_off_the_product_or_undecided_stays_a_duplicate_under_either_setting(on_product: bool | None) -> None:
+    for marks in Marks:
+        judged = under_marks(_marked(on_product), marks)
+        assert (judged.verdict, judged.score) == (Verdict.DUPLICATE, 97.0)
+    assert under_marks(_marked(on_product), Marks.PHOTO) == _marked(on_product)
+
+
+def test_an_undecided_mark_says_so_where_the_shop_sells_prints() -> None:
+    """No plain backdrop tells where the product ends: a duplicate still, its mark named as either."""
+    judged = under_marks(_marked(None), Marks.PRODUCT)
+    assert [e.name for e in judged.edits or ()] == ["mirrored", "marked"]
+    assert (
+        summary(judged.edits, same_picture=True) == "mirrored and a mark on the product: a print or an overlay (centre)"
+    )
+    assert under_marks(_marked(False), Marks.PRODUCT) == _marked(False)  # an overlay off the product: as before

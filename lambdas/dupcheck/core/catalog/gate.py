@@ -59,8 +59,6 @@ from dupcheck.core.models import (
 )
 from dupcheck.core.ports import WriteClaims
 
-YIELDING = frozenset({OnDuplicate.REJECT, OnDuplicate.SKIP})  # policies whose write gives way to a duplicate
-
 # How long a claim's writer has from its claim to its commit: a check's look-ups and judging take
 # well under a second, a busy machine's a few. Past it, a writer that sees the claim may fence it
 # (its writer died between the steps: kill -9, a Lambda's timeout), so it blocks nobody for longer.
@@ -134,10 +132,10 @@ class Gate:
 
     def open(self, entry: Entry, policy: OnDuplicate) -> Claim | None:
         """Claim a write about to be checked (None for `allow`, which is not checked)."""
-        if self.claims is None or policy is OnDuplicate.ALLOW:
+        if self.claims is None or not policy.rule.checks:
             return None
         record = entry.record
-        claim = Claim(new_claim_id(), record.entity_id, record.hash, yields=policy in YIELDING,
+        claim = Claim(new_claim_id(), record.entity_id, record.hash, yields=not policy.rule.stores,
                       lease_until=self.clock() + self.lease_s)  # fmt: skip
         self.claims.open(claim, entry)
         return claim
@@ -163,7 +161,7 @@ class Gate:
         gives way loses to a stored duplicate and to a claim in flight that will be stored first;
         one that does not (`warn`) passes and names them all. A loser's claim is withdrawn."""
         duplicates = [f.match for f in found]
-        if policy not in YIELDING:
+        if policy.rule.stores:
             in_flight = tuple((f.claim, f.match) for f in found if f.claim is not None)
             return Passage(True, duplicates, claim=own, in_flight=in_flight)
         now = self.clock()

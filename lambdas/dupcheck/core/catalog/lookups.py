@@ -19,8 +19,9 @@ from dupcheck.core.fingerprint.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.judge import judge_candidates
-from dupcheck.core.matching.verdicts import Judgement, match_percent
+from dupcheck.core.matching.verdicts import Judgement, match_percent, under_marks
 from dupcheck.core.models import (
+    DEFAULT_MARKS,
     DEFAULT_POLICY,
     MAX_TOP,
     Claim,
@@ -31,6 +32,7 @@ from dupcheck.core.models import (
     Fingerprint,
     HashRecord,
     IndexHit,
+    Marks,
     Match,
     OnDuplicate,
     Verdict,
@@ -94,14 +96,16 @@ class CatalogLookups:
     # the stream sync function does that, so None there.
     kept: KeptPictures | None = None
     on_duplicate: OnDuplicate = DEFAULT_POLICY  # the gate's policy when a call names none (the settings')
+    marks: Marks = DEFAULT_MARKS  # what a mark on the product means when a call names none (the settings')
     gate: Gate = field(default_factory=Gate)  # the claims of writes in flight (core/catalog/gate.py)
     _locks: tuple[threading.Lock, ...] = field(default_factory=new_locks, init=False, repr=False)
 
     def find_similar(
-        self, image_url: str, top: int | None = None, max_distance: int | None = None, *, entity_id: str | None = None
-    ) -> FindResult:
+        self, image_url: str, top: int | None = None, max_distance: int | None = None, *, entity_id: str | None = None,
+        marks: Marks | None = None,
+    ) -> FindResult:  # fmt: skip
         data = self.fetch(image_url)
-        return self.find_similar_bytes(data, top, max_distance, image_url=image_url, entity_id=entity_id)
+        return self.find_similar_bytes(data, top, max_distance, image_url=image_url, entity_id=entity_id, marks=marks)
 
     def find_similar_bytes(
         self,
@@ -111,9 +115,11 @@ class CatalogLookups:
         *,
         image_url: str | None = None,
         entity_id: str | None = None,
+        marks: Marks | None = None,
     ) -> FindResult:
         """The catalog pictures most like `data`, best first. `entity_id`: the catalog item the
-        picture is for; a match it was marked not a duplicate of comes back `reviewed`."""
+        picture is for; a match it was marked not a duplicate of comes back `reviewed`. `marks`:
+        what a mark on the product means (None: the service's)."""
         top = self._check_top(top)
         if entity_id is not None:
             check_id(entity_id)
@@ -121,22 +127,23 @@ class CatalogLookups:
         if max_distance is not None and not 0 <= max_distance <= bits:
             raise InvalidRequest(f"max_distance must be between 0 and {bits}")
         query = self.fingerprint(data)
-        matches = self._matches(query, top, max_distance, entity_id=entity_id)
+        matches = self._matches(query, top, max_distance, entity_id=entity_id, marks=marks)
         return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches, image_url=image_url)
 
-    def find_similar_query(self, query: Fingerprint, top: int | None = None) -> FindResult:
+    def find_similar_query(self, query: Fingerprint, top: int | None = None, marks: Marks | None = None) -> FindResult:
         """find_similar for a picture already fingerprinted (a check job's row: its query and the
         entry kept of it come from one hashing, `DupcheckService.query_entry`)."""
-        matches = self._matches(query, self._check_top(top), None)
+        matches = self._matches(query, self._check_top(top), None, marks=marks)
         return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches)
 
     def _matches(
-        self, query: Fingerprint, top: int, max_distance: int | None, *, entity_id: str | None = None
-    ) -> list[Match]:
+        self, query: Fingerprint, top: int, max_distance: int | None, *, entity_id: str | None = None,
+        marks: Marks | None = None,
+    ) -> list[Match]:  # fmt: skip
         """The catalog's best `top` matches of a query: the one path of find_similar and the gate
         (`entity_id`: the item it is for, whose reviewed pairs are marked)."""
         # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
-        matches = [match for match, _ in self._judge(query, self._search(query, top), max_distance)[:top]]
+        matches = [match for match, _ in self._judge(query, self._search(query, top), max_distance, marks=marks)[:top]]
         if entity_id is not None:
             matches = self._reviewed(entity_id, matches)
         self.observe(METRIC_MATCHES, float(len(matches)))
@@ -239,14 +246,18 @@ class CatalogLookups:
 
     def _judge(
         self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None,
-        near: Sequence[tuple[Claim, int]] = (),
+        near: Sequence[tuple[Claim, int]] = (), *, marks: Marks | None = None,
     ) -> list[tuple[Match, Claim | None]]:  # fmt: skip
-        """Judge the candidates (`_candidates`), best first, each with the claim it came from."""
+        """Judge the candidates (`_candidates`), best first, each with the claim it came from, a
+        mark on the product read as `marks` says (None: the service's setting)."""
         candidates, thumbnails_of, in_flight_records = self._candidates(hits, near)
         judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
+        judgements = [under_marks(j, self.marks if marks is None else marks) for j in judgements]
         return self._ranked(candidates, judgements, max_distance, in_flight_records)
 
-    def judge_pictures(self, query: Fingerprint, pictures: Sequence[tuple[Entry, int]]) -> list[Match]:
+    def judge_pictures(
+        self, query: Fingerprint, pictures: Sequence[tuple[Entry, int]], marks: Marks | None = None
+    ) -> list[Match]:
         """Pictures that are not in the catalog (a check job's earlier rows, core/jobs/import_runs.py),
         each with its hash distance to the query, judged as find_similar judges the catalog's
         candidates; best first, each named by its own record."""
@@ -260,6 +271,7 @@ class CatalogLookups:
             return {key: keyed[key].thumbnail for key in keys if key in keyed and keyed[key].thumbnail}
 
         judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
+        judgements = [under_marks(j, self.marks if marks is None else marks) for j in judgements]
         ranked = self._ranked(candidates, judgements, None, {key: entry.record for key, entry in keyed.items()})
         return [match for match, _ in ranked]
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from dupcheck.core.catalog.gate import (
     CHECKS,
     SETTLE_S,
-    YIELDING,
     Found,
     Passage,
     Registration,
@@ -36,6 +35,7 @@ from dupcheck.core.models import (
     HashRecord,
     HashValue,
     IndexHit,
+    Marks,
     Match,
     OnDuplicate,
     Verdict,
@@ -61,30 +61,32 @@ class DupcheckService(CatalogRecords):
                                      on_duplicate=OnDuplicate.ALLOW).record  # fmt: skip
 
     def register_url_checked(
-        self, entity_id: str, sku: str, image_url: str, *, on_duplicate: OnDuplicate | None = None
-    ) -> Registration:
+        self, entity_id: str, sku: str, image_url: str, *, on_duplicate: OnDuplicate | None = None,
+        marks: Marks | None = None,
+    ) -> Registration:  # fmt: skip
         """`register_checked` of the picture at `image_url`."""
         new_item_id(entity_id)  # before the download: a bad request must cost nothing
         data = self.fetch(image_url)
         return self.register_checked(entity_id=entity_id, sku=sku, image_url=image_url, data=data,
-                                     on_duplicate=on_duplicate)  # fmt: skip
+                                     on_duplicate=on_duplicate, marks=marks)  # fmt: skip
 
     def register_checked(
         self, *, entity_id: str, sku: str, image_url: str, data: bytes, on_duplicate: OnDuplicate | None = None,
-        place: Callable[[Entry], Entry] | None = None,
+        place: Callable[[Entry], Entry] | None = None, marks: Marks | None = None,
     ) -> Registration:  # fmt: skip
         """Register through the duplicate gate (core/catalog/gate.py): checked by `on_duplicate` (None: the
-        service's default), then stored. `place` may change the entry between the check and the
-        write (the API keeps an upload's picture there): a refused picture leaves nothing behind.
+        service's default; `marks` reads a mark on the product, None the service's), then stored.
+        `place` may change the entry between the check and the write (the API keeps an upload's
+        picture there): a refused picture leaves nothing behind.
         A write that passed but whose claim another one fenced before it was stored (that one came
         first) is checked again, so its answer names what was stored, or it is stored if nothing was."""
         policy = self.on_duplicate if on_duplicate is None else on_duplicate
-        if policy is OnDuplicate.ALLOW:
+        if not policy.rule.checks:
             entry, query = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data), None
         else:
             entry, query = self.query_entry(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
         for attempt in range(CHECKS):
-            passage = self.admit(entry, policy, query)
+            passage = self.admit(entry, policy, query, marks=marks)
             if not passage.passed:
                 raise DuplicateImage(
                     f"{entity_id!r} was not stored: its picture duplicates {_names(passage.duplicates)} "
@@ -105,7 +107,7 @@ class DupcheckService(CatalogRecords):
 
     def register_kept(
         self, *, entity_id: str, sku: str, data: bytes, pictures: KeptPictures, base_url: str,
-        on_duplicate: OnDuplicate | None = None,
+        on_duplicate: OnDuplicate | None = None, marks: Marks | None = None,
     ) -> Registration:  # fmt: skip
         """Register a picture that has no address of its own (an upload without `image_url`, a file
         on this machine): the service keeps a rendition (core/catalog/kept_images.py) and hashes that, so
@@ -119,7 +121,7 @@ class DupcheckService(CatalogRecords):
             return replace(entry, record=replace(entry.record, image_url=pictures.keep(data, base_url)))
 
         return self.register_checked(entity_id=entity_id, sku=sku, image_url="", data=data, on_duplicate=on_duplicate,
-                                     place=place)  # fmt: skip
+                                     place=place, marks=marks)  # fmt: skip
 
     def query_entry(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> tuple[Entry, Fingerprint]:
         """The entry registering would store and the query that checks it, from one hashing; without
@@ -131,8 +133,9 @@ class DupcheckService(CatalogRecords):
         return entry, query
 
     def admit(
-        self, entry: Entry, policy: OnDuplicate, query: Fingerprint | None = None, *, settle_s: float = SETTLE_S
-    ) -> Passage:
+        self, entry: Entry, policy: OnDuplicate, query: Fingerprint | None = None, *, settle_s: float = SETTLE_S,
+        marks: Marks | None = None,
+    ) -> Passage:  # fmt: skip
         """The gate for one write (core/catalog/gate.py): claim it, find its duplicates among the catalog and
         the writes in flight, decide by `policy`. `query`: the picture hashed as a query; None for
         one hashed only for storing (an import's row), made a query as the duplicate report does.
@@ -142,14 +145,14 @@ class DupcheckService(CatalogRecords):
         its answer names the one stored; if none was (each lost to a write that is not this one's
         duplicate), it is checked again. A batch whose rows commit together passes 0 (its answer
         then names a write in flight)."""
-        if policy is OnDuplicate.ALLOW:
+        if not policy.rule.checks:
             return Passage(True, checked=False)
         if query is None:
             query = self._stored_query(entry)
             if query is None:  # views the pipeline cannot search with: nothing to compare
                 return Passage(True, checked=False)
         for _ in range(CHECKS):
-            passage = self._admit_once(entry, policy, query)
+            passage = self._admit_once(entry, policy, query, marks)
             if passage.passed or not passage.in_flight or settle_s <= 0:
                 break
             stored, running = self.gate.standing(passage.in_flight, settle_s)
@@ -167,14 +170,14 @@ class DupcheckService(CatalogRecords):
         dropped = {id(match) for _, match in passage.in_flight} - {id(match) for match in stored + running}
         return [match for match in passage.duplicates if id(match) not in dropped]
 
-    def _admit_once(self, entry: Entry, policy: OnDuplicate, query: Fingerprint) -> Passage:
+    def _admit_once(self, entry: Entry, policy: OnDuplicate, query: Fingerprint, marks: Marks | None) -> Passage:
         claim = self.gate.open(entry, policy)
         try:
-            found = self._gate_check(query, entry.record.entity_id, claim, policy)
+            found = self._gate_check(query, entry.record.entity_id, claim, policy, marks)
         except IndexUnavailable:
             # The index cannot be asked (still loading at start, or out of reach): `warn` stores the
             # write unchecked, and says so, rather than lose it; a gate that refuses cannot promise.
-            if policy is not OnDuplicate.WARN:
+            if not policy.rule.stores:
                 self.gate.withdraw(claim)
                 raise
             return Passage(True, checked=False, claim=claim)
@@ -189,7 +192,9 @@ class DupcheckService(CatalogRecords):
         hits = self._search(query, self.default_top + 1)
         return [found.match for found in self._found(query, exclude, hits)][: self.default_top]
 
-    def _gate_check(self, query: Fingerprint, exclude: str, own: Claim | None, policy: OnDuplicate) -> list[Found]:
+    def _gate_check(
+        self, query: Fingerprint, exclude: str, own: Claim | None, policy: OnDuplicate, marks: Marks | None = None
+    ) -> list[Found]:
         """The duplicates of a claimed write among the catalog and, read after its claim, the writes
         in flight and those the index may not show yet (read before the index, so a write is in one
         or the other). A write that gives way is judged against what would be stored before it, the
@@ -204,33 +209,33 @@ class DupcheckService(CatalogRecords):
         hits = self._search(query, self.default_top + 1)
         now = self.gate.clock()
         near = self._near(query, [c for c in live if not expired(c, now)], hits)
-        if policy not in YIELDING:  # a warn names no write whose lease passed (it fences nothing either)
-            return self._found(query, exclude, hits, near)
+        if policy.rule.stores:  # a warn names no write whose lease passed (it fences nothing either)
+            return self._found(query, exclude, hits, near, marks)
         # Those are judged to be fenced, apart: dead writers' claims never crowd a running one out.
         near += self._near(query, [c for c in live if expired(c, now)], hits)
         first, later = self.gate.split(own, [claim for claim, _ in near])
         before = {c.claim_id for c in first}
         stored = [(c, d) for c, d in near if c.claim_id in before and c.state is ClaimState.COMMITTED]
-        found = self._found(query, exclude, hits, stored)
+        found = self._found(query, exclude, hits, stored, marks)
         in_flight = sorted(((c, d) for c, d in near if c.claim_id in before and c.state is ClaimState.PENDING),
                            key=lambda pair: pair[0].claim_id)  # fmt: skip
         for pair in in_flight:
             if found:
                 break
-            found = self._found(query, exclude, [], [pair])
+            found = self._found(query, exclude, [], [pair], marks)
         if found:
             return found
         fenced = {c.claim_id for c in later}
-        return self._found(query, exclude, [], [(c, d) for c, d in near if c.claim_id in fenced])
+        return self._found(query, exclude, [], [(c, d) for c, d in near if c.claim_id in fenced], marks)
 
     def _found(self, query: Fingerprint, exclude: str, hits: list[IndexHit],
-               near: Sequence[tuple[Claim, int]] = ()) -> list[Found]:  # fmt: skip
+               near: Sequence[tuple[Claim, int]] = (), marks: Marks | None = None) -> list[Found]:  # fmt: skip
         """The duplicates among these candidates (index hits, claims), each with its claim while it
         is in flight: every one of them (the gate must see each claim to decide)."""
         if not hits and not near:
             return []
         return [Found(match, claim if claim is not None and claim.state is ClaimState.PENDING else None)
-                for match, claim in self._judge(query, hits, None, near)
+                for match, claim in self._judge(query, hits, None, near, marks=marks)
                 if match.verdict is Verdict.DUPLICATE and match.entity_id != exclude]  # fmt: skip
 
     def _near(self, query: Fingerprint, live: Sequence[Claim], hits: Sequence[IndexHit]) -> list[tuple[Claim, int]]:

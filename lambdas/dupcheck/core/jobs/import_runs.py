@@ -30,7 +30,7 @@ from enum import StrEnum
 from itertools import islice
 from typing import Protocol
 
-from dupcheck.core.catalog.gate import EXPIRED, YIELDING, Passage
+from dupcheck.core.catalog.gate import EXPIRED, Passage
 from dupcheck.core.catalog.kept_images import KeptPictures, kept_gone_message
 from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.catalog.service import DupcheckService
@@ -57,6 +57,7 @@ from dupcheck.core.jobs.imports import (
     survey,
 )
 from dupcheck.core.models import (
+    DEFAULT_MARKS,
     CatalogRow,
     Claim,
     Entry,
@@ -65,6 +66,7 @@ from dupcheck.core.models import (
     HashRecord,
     ImportJob,
     JobStatus,
+    Marks,
     Match,
     OnDuplicate,
     Outcome,
@@ -206,12 +208,13 @@ class JobGate:
     jobs: ImportJobs
     job_id: str
     policy: OnDuplicate
+    marks: Marks = DEFAULT_MARKS  # the job's: what a mark on the product means
 
     def admit(self, entry: Entry) -> Passage:
         """The gate's passage for a row's picture (the costly half: run on many threads). A row does
         not wait for the writes in flight it lost to (a batch's rows commit together): its outcome
         names the one it lost to."""
-        return self.service.admit(entry, self.policy, settle_s=0)
+        return self.service.admit(entry, self.policy, settle_s=0, marks=self.marks)
 
     def decide(self, row: CatalogRow, entry: Entry, passage: Passage) -> RowResult | None:
         """The row's outcome from its passage. None: store it, nothing to say. `done`: store it,
@@ -221,7 +224,7 @@ class JobGate:
             return None
         found = check_row(self.service, self.jobs, self.job_id, row, entry.record.hash.hex, passage.duplicates)
         if passage.passed:
-            if self.policy not in YIELDING:
+            if self.policy.rule.stores:
                 return found
             if found is None or self.service.gate.claims is not None:
                 return None  # the claims decided which row of a picture is stored
@@ -237,7 +240,7 @@ class JobGate:
         return self.refused(row, duplicate_of(row, beaten_by))
 
     def refused(self, row: CatalogRow, found: RowResult) -> RowResult:
-        if self.policy is OnDuplicate.SKIP:
+        if not self.policy.rule.fails:
             return dataclasses.replace(found, outcome=Outcome.SKIPPED, code=DUPLICATE_CODE)
         return dataclasses.replace(found, outcome=Outcome.FAILED, code="duplicate_image")
 
@@ -283,6 +286,7 @@ class EarlierRows:
     pictures: CheckedPictures
     index: HashIndex  # empty: filled from `pictures` on first use
     job_id: str
+    marks: Marks = DEFAULT_MARKS  # the job's: what a mark on the product means
     _loaded: bool = field(default=False, init=False)
 
     def resume_at(self, row: int) -> None:
@@ -343,7 +347,7 @@ class EarlierRows:
         entries = {n: entry for n, _ in earlier if (entry := pending.get(n) or kept.get(n)) is not None}
         found = [(n, d) for n, d in earlier if n in entries]
         named = {entries[n].record.entity_id: n for n, _ in found}
-        matches = service.judge_pictures(query, [(entries[n], d) for n, d in found])
+        matches = service.judge_pictures(query, [(entries[n], d) for n, d in found], self.marks)
         return [(named[m.entity_id], m) for m in matches]
 
     def _load(self) -> None:
@@ -377,12 +381,13 @@ class RowChecker:
     earlier: EarlierRows | None = None
 
     def check_rows(
-        self, job_id: str, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool]
+        self, job_id: str, rows: Sequence[CatalogRow], final: Callable[[CatalogRow], bool], marks: Marks | None = None
     ) -> list[RowResult | Retry]:
+        """Each row checked (`marks`: the job's, what a mark on the product means)."""
         if not rows:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(rows)))) as pool:
-            looked = list(pool.map(lambda row: self._look(row, final), rows))
+            looked = list(pool.map(lambda row: self._look(row, final, marks), rows))
         # The pictures claimed in catalog order: of two rows of the batch with one picture, the earlier claims it.
         out: dict[int, RowResult | Retry] = {}
         unmatched: list[tuple[int, _Looked]] = []
@@ -421,16 +426,18 @@ class RowChecker:
             return {i: RowImporter._retry_or_fail(row, exc, final) for i, row, _, _ in batch}
         return {i: result for (i, _, _, _), result in zip(batch, judged, strict=True) if result is not None}
 
-    def _look(self, row: CatalogRow, final: Callable[[CatalogRow], bool]) -> _Looked | RowResult | Retry:
+    def _look(
+        self, row: CatalogRow, final: Callable[[CatalogRow], bool], marks: Marks | None
+    ) -> _Looked | RowResult | Retry:
         if row.error is not None:
             return RowResult.failure(row, *row.error)
         try:
             data = self.service.fetch(row.image_url)
             if self.earlier is None:
-                return _Looked(self.service.find_similar_bytes(data, top=CHECK_TOP))
+                return _Looked(self.service.find_similar_bytes(data, top=CHECK_TOP, marks=marks))
             entry, query = self.service.query_entry(entity_id=row.entity_id, sku=row.sku, image_url=row.image_url,
                                                     data=data)  # fmt: skip
-            return _Looked(self.service.find_similar_query(query, CHECK_TOP), query, entry)
+            return _Looked(self.service.find_similar_query(query, CHECK_TOP, marks), query, entry)
         except DupcheckError as exc:
             return RowImporter._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged

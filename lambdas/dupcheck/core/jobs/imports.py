@@ -49,6 +49,7 @@ from dupcheck.core.errors import (
 from dupcheck.core.ids import id_problem
 from dupcheck.core.jobs.catalog_rows import CatalogError, csv_rows, jsonl_rows, sniff_format
 from dupcheck.core.models import (
+    DEFAULT_MARKS,
     DEFAULT_POLICY,
     IMPORT_RETENTION_DAYS,
     CatalogRow,
@@ -56,6 +57,7 @@ from dupcheck.core.models import (
     ImportJob,
     ImportOptions,
     JobStatus,
+    Marks,
     Mode,
     OnDuplicate,
     Position,
@@ -120,6 +122,7 @@ class ImportService:
     max_catalog_bytes: int
     clock: Callable[[], str] = utc_now
     on_duplicate: OnDuplicate = DEFAULT_POLICY  # a job's policy when its request names none (the settings')
+    marks: Marks = DEFAULT_MARKS  # what a mark on the product means when its request names none (the settings')
     # The kept pictures a job's catalog names are held from the moment it is kept until the job ends
     # (the local worker lets them go; housekeeping, those of jobs that ended without a word).
     pictures: KeptPictures | None = None

@@ -33,7 +33,9 @@ from noise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -72,9 +74,90 @@ from dupcheck.core.models import Edit
 from dupcheck.core.pictures.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
 
 SIDES = ("left", "right", "top", "bottom")
-_FRAMING = ("cropped", "padded", "framed")
-TONES = {"brightness": ("brighter", "darker"), "contrast": ("more contrast", "less contrast"),
-         "saturation": ("more saturated", "less saturated")}  # fmt: skip
+
+
+class Carries(StrEnum):
+    """What an edit says beyond its name: its parameters, and so its model in the API
+    (api/schemas.py)."""
+
+    NOTHING = "nothing"
+    DEGREES = "degrees"  # a turn, counter-clockwise positive
+    SIDES = "sides"  # a share of each side: cut off (a crop) or added (padding, a frame)
+    CHANGE = "change"  # a relative change of a tone
+    PLACE = "place"  # where it sits and the share it covers
+    SHARE = "share"  # the share of the product it changed
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of edit: what it carries, its words (`words(params)`), the edits that undo it
+    (`undo(params)`; None: what it took away is no edit the service names), whether it changes
+    tones only (`tone`: it says nothing of which picture came first) and whether it adds a mark
+    on top (`mark`: the picture holding it is the copy)."""
+
+    carries: Carries
+    words: Callable[[Mapping[str, float | str]], str]
+    undo: Callable[[Mapping[str, float | str]], list[Edit]] | None = None
+    tone: bool = False
+    mark: bool = False
+
+
+def _tone_kind(name: str, more: str, less: str) -> Kind:
+    def words(p: Mapping[str, float | str]) -> str:
+        return f"{more if float(p['change']) > 0 else less} ({float(p['change']):+.0%})"
+
+    def undo(p: Mapping[str, float | str]) -> list[Edit]:
+        return [Edit(name, {"change": round(1.0 / max(1.0 + float(p["change"]), 0.01) - 1.0, 2)})]
+
+    return Kind(Carries.CHANGE, words, undo, tone=True)
+
+
+def _turn_words(p: Mapping[str, float | str]) -> str:
+    degrees = float(p["degrees"])
+    return f"rotated about {abs(round(degrees))}° {'anticlockwise' if degrees > 0 else 'clockwise'}"
+
+
+def _crop_words(p: Mapping[str, float | str]) -> str:
+    return (
+        f"cropped ({', '.join(f'{round(100 * float(p[s]))}% off the {s}' for s in SIDES if float(p[s]) >= MIN_SIDE)})"
+    )
+
+
+def _pad_words(p: Mapping[str, float | str]) -> str:
+    return f"padded ({', '.join(side for side in SIDES if float(p[side]) >= MIN_BORDER)})"
+
+
+def _sides(p: Mapping[str, float | str]) -> dict[str, float]:
+    return {side: float(p[side]) for side in SIDES}
+
+
+# Every kind of edit the service names, by the name the API gives it: a new kind is one entry here
+# (and where edits.py finds it). Read by words(), inverse(), the API's edit models and the report.
+KINDS: dict[str, Kind] = {
+    "mirrored": Kind(Carries.NOTHING, lambda p: "mirrored", lambda p: [Edit("mirrored")]),
+    "grayscale": Kind(Carries.NOTHING, lambda p: "converted to grayscale", tone=True),
+    "rotated": Kind(Carries.DEGREES, _turn_words, lambda p: [Edit("rotated", {"degrees": -float(p["degrees"])})]),
+    "cropped": Kind(Carries.SIDES, _crop_words, lambda p: _border_edit(_sides(p))),
+    "padded": Kind(Carries.SIDES, _pad_words, lambda p: _cropped(_sides(p))),
+    "framed": Kind(Carries.SIDES, lambda p: "framed", lambda p: _cropped(_sides(p))),
+    "brightness": _tone_kind("brightness", "brighter", "darker"),
+    "contrast": _tone_kind("contrast", "more contrast", "less contrast"),
+    "saturation": _tone_kind("saturation", "more saturated", "less saturated"),
+    "overlay": Kind(Carries.PLACE, lambda p: f"text or a badge added ({p['where']})", mark=True),
+    "recoloured": Kind(Carries.SHARE, lambda p: "in another colour"),
+    # A mark on the product where the shop says it makes another product (verdicts.under_marks).
+    "printed": Kind(Carries.PLACE, lambda p: f"another print on the same photo ({p['where']})"),
+    # The same where the pictures cannot tell a print from an overlay (no plain backdrop around it).
+    "marked": Kind(Carries.PLACE, lambda p: f"a mark on the product: a print or an overlay ({p['where']})", mark=True),
+}
+FRAMING = frozenset(name for name, kind in KINDS.items() if kind.carries is Carries.SIDES)
+TONE_KINDS = frozenset(name for name, kind in KINDS.items() if kind.tone)
+MARK_KINDS = frozenset(name for name, kind in KINDS.items() if kind.mark)
+
+
+def kinds_carrying(carries: Carries) -> tuple[str, ...]:
+    """The names of the kinds that carry `carries`, in KINDS' order."""
+    return tuple(name for name, kind in KINDS.items() if kind.carries is carries)
 
 
 def name_edits(
@@ -145,22 +228,7 @@ def name_edits(
 
 def words(edit: Edit) -> str:
     """One edit in a merchandiser's words."""
-    p = edit.params
-    if edit.name == "rotated":
-        degrees = float(p["degrees"])
-        return f"rotated about {abs(round(degrees))}° {'anticlockwise' if degrees > 0 else 'clockwise'}"
-    if edit.name == "cropped":
-        cuts = [f"{round(100 * float(p[side]))}% off the {side}" for side in SIDES if float(p[side]) >= MIN_SIDE]
-        return f"cropped ({', '.join(cuts)})"
-    if edit.name == "padded":
-        return f"padded ({', '.join(side for side in SIDES if float(p[side]) >= MIN_BORDER)})"
-    if edit.name in TONES:
-        change = float(p["change"])
-        return f"{TONES[edit.name][0 if change > 0 else 1]} ({change:+.0%})"
-    if edit.name == "overlay":
-        return f"text or a badge added ({p['where']})"
-    return {"mirrored": "mirrored", "framed": "framed", "grayscale": "converted to grayscale",
-            "recoloured": "in another colour"}[edit.name]  # fmt: skip
+    return KINDS[edit.name].words(edit.params)
 
 
 def inverse(edits: Sequence[Edit]) -> tuple[Edit, ...] | None:
@@ -172,19 +240,10 @@ def inverse(edits: Sequence[Edit]) -> tuple[Edit, ...] | None:
     removed is not an edit the service names."""
     found: list[Edit] = []
     for edit in edits:
-        p = edit.params
-        if edit.name == "mirrored":
-            found.append(edit)
-        elif edit.name == "rotated":
-            found.append(Edit("rotated", {"degrees": -float(p["degrees"])}))
-        elif edit.name == "cropped":
-            found.extend(_border_edit({side: float(p[side]) for side in SIDES}))
-        elif edit.name in ("padded", "framed"):
-            found.extend(_cropped({side: float(p[side]) for side in SIDES}))
-        elif edit.name in TONES:
-            found.append(Edit(edit.name, {"change": round(1.0 / max(1.0 + float(p["change"]), 0.01) - 1.0, 2)}))
-        else:
+        undo = KINDS[edit.name].undo
+        if undo is None:
             return None
+        found.extend(undo(edit.params))
     return tuple(found)
 
 
@@ -254,7 +313,7 @@ def catalog_is_the_copy(
     if any(edit.name == "rotated" for edit in edits):
         return False
     for edit in edits:
-        shares = {side: float(edit.params[side]) for side in SIDES} if edit.name in _FRAMING else {}
+        shares = {side: float(edit.params[side]) for side in SIDES} if edit.name in FRAMING else {}
         if edit.name in ("padded", "framed"):
             return any(shares[side] >= MIN_BORDER and shares[side] > border + MIN_SIDE
                        for side, border in zip(SIDES, mine, strict=True))  # fmt: skip

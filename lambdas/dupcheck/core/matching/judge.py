@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 
 from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
 from dupcheck.core.matching.edits import (
@@ -38,6 +39,7 @@ from dupcheck.core.matching.edits import (
     outer_border,
 )
 from dupcheck.core.matching.judging import ByDistance, Judged, Verified
+from dupcheck.core.matching.marks import on_product
 from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
 from dupcheck.core.matching.policy import (
     PART_ALIKE,
@@ -165,8 +167,15 @@ def _judged(
             elif catalog_is_the_copy(edits, borders, their_borders, lambda: outer_border(theirs)):
                 back = inverse(edits)
                 edits, reverse = (back, True) if back is not None else (edits, False)
+    # On the same photograph compared pixel by pixel, whether what was added lies on the product:
+    # what the shop's `marks` setting reads (verdicts.under_marks), looked at only when it asks.
+    # Read where a mark was named, or where nothing was: a copy whose named edits (a tone, a crop,
+    # a mirror) explain it has no mark to read.
+    readable = not edits or any(edit.name == "overlay" for edit in edits)
+    aligned = finding.aligned if verdict is Verdict.DUPLICATE and finding is not None and readable else None
     return Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical), edits, reverse,
-                     judged=identical or seen is not None)  # fmt: skip
+                     judged=identical or seen is not None,
+                     on_product=None if aligned is None else partial(on_product, aligned))  # fmt: skip
 
 
 _RANKED = (Verdict.DIFFERENT, Verdict.SIMILAR, Verdict.DUPLICATE)  # worst first

@@ -32,7 +32,10 @@ import numpy as np
 
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.arrays import exp, neighbourhood, odd_medians, padded, regions, tiles
+from dupcheck.core.matching.one_edit import quantile_line
 from dupcheck.core.matching.policy import (
+    BACKDROP,
+    BACKDROP_RING,
     CLIPPED,
     HOLDER_LEVEL,
     HOLDER_MARGIN,
@@ -49,6 +52,10 @@ from dupcheck.core.matching.policy import (
     MARK_SHARE,
     MARK_SMOOTHING,
     MARK_TILE,
+    PRODUCT_BACKDROP,
+    PRODUCT_MARGIN,
+    PRODUCT_MARK_LEVEL,
+    PRODUCT_MARK_PIXELS,
     WORD_ALONE,
     WORD_ROW,
 )
@@ -106,6 +113,51 @@ def mark_holder(mine: np.ndarray, theirs: np.ndarray) -> tuple[bool, np.ndarray]
         return None if max(energies) <= 0.0 else (energies[0] > energies[1], differs)
     ratio = math.log(energies[0] / energies[1])
     return (ratio > 0, differs) if abs(ratio) > HOLDER_MARGIN else None
+
+
+def on_product(aligned: Aligned) -> bool | None:
+    """Whether what was added on top of the photograph lies on the product: inside its outline,
+    touching neither the plain backdrop around it nor the picture's edge (a print on a shirt's
+    chest, a logo on a mug), as opposed to a caption band across the picture, a corner badge or a
+    watermark over the backdrop. None where nothing was added or no plain backdrop says where the
+    product ends (a scene). Read on the test's patches: the mark is the written pixels and the
+    pixels off the pair's tone line by PRODUCT_MARK_LEVEL (a solid logo's body)."""
+    query, kept, inside = aligned.query.astype(np.float64), aligned.warped.astype(np.float64), aligned.inside
+    n = query.shape[0]
+    gain, offset = quantile_line(query, kept, inside)
+    body = (np.abs(query - (gain * kept + offset)) > PRODUCT_MARK_LEVEL) & inside
+    body = _grown(_eroded(body, 1), 1)  # opened: a region, not a misaligned edge's line
+    mark = written(aligned) | (body & inside)
+    if int(mark.sum()) < PRODUCT_MARK_PIXELS * (n / 256) ** 2:
+        return None
+    backdrop = _backdrop(kept, inside)
+    if backdrop.sum() < PRODUCT_BACKDROP * inside.sum():
+        return None
+    margin = max(1, round(PRODUCT_MARGIN * n / 256))
+    near_mark = _grown(mark, margin)
+    edge = inside & ~_eroded(inside, margin)
+    return not bool((near_mark & backdrop).any() or (mark & edge).any())
+
+
+def _grown(mask: np.ndarray, radius: int) -> np.ndarray:
+    """`mask` grown by `radius` px each way (beyond the picture counting as outside the mask)."""
+    return ~_eroded(np.pad(~mask, radius, constant_values=True), radius)[radius:-radius, radius:-radius]
+
+
+def _backdrop(luma: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The plain backdrop: within BACKDROP levels of the median of the overlap's outer ring and
+    connected to it, when BACKDROP_RING of the ring is that plain (otherwise none)."""
+    ring = inside & ~_eroded(inside, 1)
+    backdrop = np.zeros(luma.shape, dtype=bool)
+    if not ring.any():
+        return backdrop
+    near = (np.abs(luma - float(np.median(luma[ring]))) <= BACKDROP) & inside
+    if near[ring].mean() < BACKDROP_RING:
+        return backdrop
+    for coordinates in regions(near):
+        if ring[coordinates[:, 0], coordinates[:, 1]].any():
+            backdrop[coordinates[:, 0], coordinates[:, 1]] = True
+    return backdrop
 
 
 def largest_mark(mask: np.ndarray) -> np.ndarray | None:

@@ -324,6 +324,18 @@ HOLDER_LEVEL = 12.0
 HOLDER_PIXELS = 20
 HOLDER_OUTLINE = 2
 HOLDER_MARGIN = 0.3
+# Whether a mark lies on the product (marks.on_product), at the test's 256 px: its body is where
+# the pair differs by PRODUCT_MARK_LEVEL levels off their tone line (with the written pixels),
+# PRODUCT_MARK_PIXELS of them at least; it lies on the product when, grown by PRODUCT_MARGIN px,
+# it touches neither the plain backdrop (the kept picture's BACKDROP levels of its ring's colour,
+# connected to the ring, over PRODUCT_BACKDROP of the overlap) nor the overlap's edge. Without a
+# backdrop nothing says where the product ends: undecided. PRODUCT_MARK_PIXELS is about a 9 px
+# square: a print or a badge is a region, what resampling or a tone change leaves is not. Chosen
+# on the dev parts (make_prints and the benchmark's copies; docs/lab/evaluation.md).
+PRODUCT_MARK_LEVEL = 40.0
+PRODUCT_MARK_PIXELS = 80
+PRODUCT_MARGIN = 4
+PRODUCT_BACKDROP = 0.05
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
 # Set once, not tuned: a badge there lies wholly on plain backdrop, so any high share tells.

@@ -19,11 +19,12 @@ picture agrees once aligned (`agreement`) or, for others, how alike they look (`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from dupcheck.core.matching.alignment import Evidence
 from dupcheck.core.matching.policy import BANDS, HASH_WEIGHT, LAYOUT_BITS, TOP
-from dupcheck.core.models import Edit, Verdict
+from dupcheck.core.models import Edit, Marks, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,33 @@ class Judgement:
     edits: tuple[Edit, ...] | None = None
     reverse: bool = False  # the edits turn the query into the catalog picture (it is the copy)
     judged: bool = True  # False: nothing lined the pair up (not among those aligned): no verdict to give
+    # Whether what was added lies on the product (marks.on_product; None: nothing added, or
+    # undecided), read only where a shop's `marks` asks (under_marks): a look the default never pays for.
+    on_product: Callable[[], bool | None] | None = field(default=None, compare=False, repr=False)
+
+
+def under_marks(judgement: Judgement, marks: Marks) -> Judgement:
+    """The judgement as the shop's `marks` setting reads a mark on the product (core/models.py
+    MARKS_RULES): where it makes another product, a duplicate whose mark lies on the product is
+    `similar`, its mark named as another print, at the same place in the similar band. Where the
+    pictures cannot tell (no plain backdrop says where the product ends), it stays a duplicate and
+    its mark is named as either."""
+    if marks.rule.mark_is_copy or judgement.verdict is not Verdict.DUPLICATE or judgement.on_product is None:
+        return judgement
+    lies_on_product = judgement.on_product()
+    if lies_on_product is None:
+        return replace(judgement, edits=_renamed(judgement.edits, "marked"))
+    if not lies_on_product:
+        return judgement
+    low, high = BANDS[Verdict.DUPLICATE]
+    edits = _renamed(judgement.edits, "printed")
+    alike = (judgement.score - low) / (high - low)
+    return replace(judgement, verdict=Verdict.SIMILAR, score=banded(Verdict.SIMILAR, alike), edits=edits)
+
+
+def _renamed(edits: tuple[Edit, ...] | None, name: str) -> tuple[Edit, ...] | None:
+    """The edits with the mark added on top (`overlay`) named `name`, at the same place."""
+    return None if edits is None else tuple(Edit(name, e.params) if e.name == "overlay" else e for e in edits)
 
 
 def agreement(evidence: Evidence) -> float:
