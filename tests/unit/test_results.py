@@ -204,3 +204,17 @@ def test_the_print_tables_overlay_row_weighs_each_kind_by_its_queries(results: M
     (folder / "prints-lockbox.json").write_text(json.dumps(run), encoding="utf-8")
     page = results.render(results.load(folder))
     assert row(page, "| another print on the same photo").split(" | ")[2].startswith(f"{results.pct(0.015)} of ")
+
+
+def test_a_run_a_table_above_listed_is_named_once_more_in_one_line(results: ModuleType) -> None:
+    """The marks table reads the evaluation's runs again: under it they are named, not described again."""
+    runs = {name: {"part": "dev", "commit": "c0ffee1", "command": f"make {name}", "data": "d", "source": "s",
+                   "output": {}} for name in ("a", "b", "c")}  # fmt: skip
+    page = results.Page(runs)
+    page("a")
+    assert page.sources() == ["", "From:", "- `a.json`: dev, c0ffee1, `make a` on d; s"]
+    page("b"), page("a"), page("c")
+    assert page.sources() == [
+        "", "From:", "- `a.json`: listed above", "- `b.json`: dev, c0ffee1, `make b` on d; s",
+        "- `c.json`: dev, c0ffee1, `make c` on d; s",
+    ]  # fmt: skip
