@@ -13,9 +13,13 @@ Metrics only buffers until `log_metrics` flushes, so importing this module costs
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 SERVICE = "dupcheck"
 NAMESPACE = "dupcheck"
@@ -61,3 +65,16 @@ def observe(name: str, value: float) -> None:
     `...Ms` is Milliseconds, anything else a Count.
     """
     record_metric(name, value, MetricUnit.Milliseconds if name.endswith("Ms") else MetricUnit.Count)
+
+
+def lambda_entry(correlation_id_path: str | None = None) -> Callable[[Handler], Handler]:
+    """What every function's handler is wrapped in: each log line carries the Lambda context (and
+    the request's id found at `correlation_id_path`, for an API's), an X-Ray segment round the
+    call, and the invocation's metrics flushed at its end with a cold-start count."""
+
+    def wrap(handler: Handler) -> Handler:
+        observed = metrics.log_metrics(capture_cold_start_metric=True)(handler)
+        observed = tracer.capture_lambda_handler(capture_response=False)(observed)
+        return logger.inject_lambda_context(correlation_id_path=correlation_id_path, log_event=False)(observed)
+
+    return wrap

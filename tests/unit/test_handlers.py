@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dupcheck.observability import logger, metrics
 from support.fakes import FakeFetcher, FakeIndex, load_event
 
 
@@ -86,7 +87,7 @@ def test_get_find_similar_finds_the_registered_duplicate(
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for blob in emf for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     # Tests may override it, and the one Metrics object keeps the namespace of its first import.
-    expected = {"dupcheck", os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "dupcheck"), module.metrics.namespace}
+    expected = {"dupcheck", os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "dupcheck"), metrics.namespace}
     assert {blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] for blob in emf} <= expected
     assert "HashesComputed" in names
 
@@ -96,7 +97,7 @@ def test_correlation_id_is_the_api_gateway_request_id(
 ) -> None:
     module, _ = wired
     module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
-    assert module.logger.get_correlation_id() == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    assert logger.get_correlation_id() == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
 
 
 def test_health(wired: tuple[Any, Any], lambda_context: Any) -> None:

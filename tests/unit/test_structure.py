@@ -85,3 +85,19 @@ def test_every_matching_module_is_on_a_layer_of_the_engine() -> None:
     layered = {name.strip() for layer in engine["layers"] for name in layer.split("|")}
     modules = {p.stem for p in (CORE / "matching").glob("*.py") if p.stem != "__init__"}
     assert modules - layered == set()
+
+
+def test_every_lambda_handler_is_wrapped_once_in_the_shared_stack() -> None:
+    """Powertools' logger, tracer and metrics decorators are applied in observability.lambda_entry
+    alone; a handler that stacks them itself drifts (a missing flush, another correlation id)."""
+    stacks, entries = [], []
+    for path in sorted(LAMBDAS.rglob("*.py")):
+        if path.name == "observability.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.name == "handler":
+                names = [ast.unparse(d) for d in node.decorator_list]
+                entries += [path.name] if any(n.startswith("lambda_entry(") for n in names) else []
+                stacks += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("logger", "tracer", "metrics")]
+    assert stacks == []
+    assert len(entries) >= 7, entries  # the six functions of dupcheck/handlers and the duplicate scan's

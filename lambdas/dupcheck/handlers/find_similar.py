@@ -42,7 +42,7 @@ from dupcheck.bootstrap import (
 )
 from dupcheck.core.errors import UpstreamError, UpstreamTimeout
 from dupcheck.core.settings import Settings
-from dupcheck.observability import UPSTREAM_FAULTS_METRIC, logger, metrics, observe, record_metric, tracer
+from dupcheck.observability import UPSTREAM_FAULTS_METRIC, lambda_entry, observe, record_metric
 
 # Error codes of the 5xx answers that blame another server (observability.UPSTREAM_FAULTS_METRIC).
 UPSTREAM_CODES = frozenset({UpstreamError.code, UpstreamTimeout.code})
@@ -95,9 +95,7 @@ def new_boto3_session() -> None:
     boto3.setup_default_session(botocore_session=fresh)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@lambda_entry(correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)
     if is_upstream_fault(response):

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.adapters.s3_files import job_of_catalog_key
 from dupcheck.core.jobs.import_runs import Dispatcher
-from dupcheck.observability import logger, metrics, record_metric, tracer
+from dupcheck.observability import lambda_entry, logger, record_metric
 
 WITHOUT_A_CONTEXT_S = 900.0  # time left when called without a Lambda context (tests, scripts)
 
@@ -75,8 +75,6 @@ def _build() -> ImportDispatch:
 dispatch = _build()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return dispatch.handle(event, context)

@@ -30,7 +30,7 @@ from dupcheck.core.errors import DupcheckError
 from dupcheck.core.jobs.import_runs import MAX_ATTEMPTS, JobGate, Retry, RowChecker, RowImporter, finish_if_complete
 from dupcheck.core.models import CatalogRow, ImportJob, JobStatus, Mode, RowResult
 from dupcheck.core.ports import ImportJobs
-from dupcheck.observability import logger, metrics, record_metric, tracer
+from dupcheck.observability import lambda_entry, logger, record_metric
 
 
 class ImportRowsWorker:
@@ -135,8 +135,6 @@ def _build() -> ImportRowsWorker:
 worker = _build()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return worker.handle(event, context)

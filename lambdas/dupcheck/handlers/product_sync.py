@@ -36,7 +36,7 @@ from dupcheck.core.errors import DupcheckError
 from dupcheck.core.models import version_of
 from dupcheck.core.ports import ImageFetcher
 from dupcheck.handlers.stream_sync import StreamSync, remove_version, stream_change
-from dupcheck.observability import logger, metrics, record_metric, tracer
+from dupcheck.observability import lambda_entry, logger, record_metric
 
 METRIC_WRITTEN = "ProductVectorsWritten"
 METRIC_SKIPPED = "ProductVectorsSkipped"
@@ -123,8 +123,6 @@ def _build() -> ProductSync:
 sync = _build()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return sync.handle(event, context)

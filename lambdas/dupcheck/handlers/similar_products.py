@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_product_search, build_service, one_blas_thread
 from dupcheck.core.settings import Settings
-from dupcheck.observability import logger, metrics, observe, tracer
+from dupcheck.observability import lambda_entry, observe
 
 one_blas_thread()
 settings = Settings.from_env()
@@ -28,8 +28,6 @@ search = build_product_search(settings, service)  # the model, loaded now; None 
 app: APIGatewayRestResolver = build_resolver(service, max_body_bytes=settings.max_image_bytes, products=search)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@lambda_entry(correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -49,7 +49,7 @@ from dupcheck.adapters.dynamodb_store import KEY, record_from_values
 from dupcheck.core.catalog.kept_images import KeptPictures, kept_name
 from dupcheck.core.models import version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
-from dupcheck.observability import logger, metrics, record_metric, tracer
+from dupcheck.observability import lambda_entry, logger, record_metric
 
 
 def stream_change(record: DynamoDBRecord) -> tuple[StreamRecord, str, int]:
@@ -210,8 +210,6 @@ def _build() -> StreamSync:
 sync = _build()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return sync.handle(event, context)

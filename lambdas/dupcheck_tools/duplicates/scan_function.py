@@ -36,7 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dupcheck.adapters.dynamodb_scans import DynamoDBScanJobs
 from dupcheck.adapters.s3_reports import S3ScanCheckpoints
 from dupcheck.core.ports import DuplicateReports, RecordStore, ThumbnailStore
-from dupcheck.observability import logger, metrics, record_metric, tracer
+from dupcheck.observability import lambda_entry, logger, record_metric
 from dupcheck_tools.duplicates.scan_runs import fail, run_scan
 from dupcheck_tools.duplicates.workfile import WORK_NAME, WorkFile
 
@@ -153,9 +153,7 @@ def _build() -> ScanFunction:
 function: ScanFunction | None = None
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@lambda_entry()
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     global function
     if function is None:  # built at the first event: importing the module (tests, the layer's check) costs nothing
