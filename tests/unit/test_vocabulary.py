@@ -7,10 +7,12 @@ from __future__ import annotations
 import ast
 import json
 import re
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
 
+from dupcheck.core import models
 from dupcheck.core.matching.edits import KINDS, Carries, inverse, words
 from dupcheck.core.models import GATE_RULES, IMPORT_POLICIES, ITEM_POLICIES, Edit, Marks, OnDuplicate
 from dupcheck.core.settings import Settings, SettingsError
@@ -41,6 +43,19 @@ def test_no_second_list_of_the_policies(values: set[str]) -> None:
         for line, strings in _string_lists(ast.parse(path.read_text(), str(path))):
             if len(strings & values) >= 2:
                 copies.append(f"{path.relative_to(ROOT)}:{line}")
+    assert copies == []
+
+
+def test_the_api_s_types_take_core_s_vocabularies() -> None:
+    """A field of the API's bodies or parameters whose values are a core/models.py vocabulary (a
+    verdict, a job's status, a decision) reads it through OneOf, not a Literal of its own."""
+    kinds = [kind for kind in vars(models).values() if isinstance(kind, type) and issubclass(kind, StrEnum)]
+    vocabularies = {kind.__name__: {member.value for member in kind} for kind in kinds}
+    copies = []
+    for path in sorted((ROOT / "lambdas" / "dupcheck" / "api").rglob("*.py")):
+        for line, strings in _string_lists(ast.parse(path.read_text(), str(path))):
+            copies += [f"{path.name}:{line} {name}" for name, values in vocabularies.items()
+                       if len(strings) >= 2 and strings <= values]  # fmt: skip
     assert copies == []
 
 

@@ -9,14 +9,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from dupcheck.api.known_names import StrictBody, body_fields, refuse_unknown_fields
-from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl, ImportPolicy, MarksName, MatchOut
+from dupcheck.api.schemas import IMAGE_URL_PATTERN, ImageUrl, ImportPolicy, MarksName, MatchOut, ModeName
 from dupcheck.api.strict import JsonTrue
 from dupcheck.core.catalog.lookups import MAX_URL_LENGTH
+from dupcheck.core.choices import OneOf
 from dupcheck.core.ids import MAX_ID_LENGTH
 from dupcheck.core.jobs.imports import MAX_ITEMS
-from dupcheck.core.models import ImportJob, RowResult, UploadTarget
+from dupcheck.core.models import ImportJob, JobStatus, Outcome, RowResult, Source, UploadTarget
 
-StatusName = Literal["awaiting_upload", "queued", "running", "done", "failed", "cancelled"]
+StatusName = Annotated[str, OneOf(JobStatus)]
 
 
 class ImportItem(StrictBody):
@@ -105,7 +106,7 @@ class ImportOut(BaseModel):
 
     job_id: str
     status: StatusName = Field(description="awaiting_upload, queued, running, done, failed or cancelled.")
-    source: Literal["upload", "catalog_url", "items"]
+    source: Annotated[str, OneOf(Source)]
     catalog_url: str | None = Field(description="The catalog's address, for a catalog_url import.")
     rows: int | None = Field(ge=0, description="Rows in the catalog; null until it has been read.")
     done: int = Field(ge=0, description="Rows stored: downloaded and hashed, or a new SKU for the same picture.")
@@ -119,7 +120,7 @@ class ImportOut(BaseModel):
         ge=0, description="Rows found duplicates (of a catalog item, or of another row of the file), whatever "
         "their outcome; results_url?duplicates_only=true lists them.",
     )  # fmt: skip
-    mode: Literal["import", "check"] = Field(description="import (rows are stored) or check (only checked).")
+    mode: ModeName = Field(description="import (rows are stored) or check (only checked).")
     on_duplicate: ImportPolicy = Field(description="The duplicate gate of the job's rows (docs/api.md, imports).")
     marks: MarksName = Field(description="What a mark on the product means for the job's rows (docs/api.md, marks).")
     created_at: str
@@ -188,7 +189,7 @@ class ResultOut(BaseModel):
     row: int = Field(ge=1, description="The catalog's data row, from 1.")
     entity_id: str
     image_url: str
-    outcome: Literal["done", "skipped", "failed", "replaced"] = Field(
+    outcome: Annotated[str, OneOf(Outcome)] = Field(
         description="done (stored; in a check job: checked), skipped (on_duplicate=skip: left out), failed "
         "(code says why; duplicate_image: on_duplicate=reject)."
     )

@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from dupcheck.api.schemas import CURSOR_PATTERN, IMAGE_URL_PATTERN, ImageUrl, ImportPolicy, ItemPolicy, MarksName
+from dupcheck.api.schemas import (
+    CURSOR_PATTERN,
+    IMAGE_URL_PATTERN,
+    ImageUrl,
+    ImportPolicy,
+    ItemPolicy,
+    MarksName,
+    ModeName,
+)
 from dupcheck.api.strict import QueryFlag
 from dupcheck.core.catalog.decisions import MAX_PAGE as MAX_DECISIONS
 from dupcheck.core.catalog.kept_images import IMAGE_NAME_PATTERN
@@ -62,7 +70,7 @@ MarksParam = Annotated[
           "picture's edge is an overlay, a duplicate, either way."),
 ]  # fmt: skip
 ModeParam = Annotated[
-    Literal["import", "check"] | None,
+    ModeName | None,
     Query(description="import (default): store the rows; check: only check each row against the catalog "
           "(its verdict and best match, GET results_url), store nothing."),
 ]  # fmt: skip

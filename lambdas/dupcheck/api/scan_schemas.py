@@ -8,13 +8,15 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dupcheck.api.known_names import StrictBody
+from dupcheck.api.schemas import DecisionName
 from dupcheck.api.strict import JsonBool
 from dupcheck.core.catalog.decisions import MAX_OTHERS
+from dupcheck.core.choices import OneOf
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
-from dupcheck.core.models import Decision, ScanJob
+from dupcheck.core.models import Decision, ScanJob, ScanStatus
 
 PHASE_NAMES = ("read", "pair", "thumbnails", "verify", "report")  # the engine's steps, in order
-PhaseName = Literal["read", "pair", "thumbnails", "verify", "report"]
+PhaseName = Annotated[str, OneOf(PHASE_NAMES)]
 
 
 class ScanResult(BaseModel):
@@ -38,7 +40,7 @@ class ScanOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
     scan_id: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"] = Field(
+    status: Annotated[str, OneOf(ScanStatus)] = Field(
         description="queued, running, done (the report is published), failed (error says why) or cancelled."
     )
     phase: PhaseName | None = Field(
@@ -135,7 +137,7 @@ class DecisionOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 
     decision_id: str
-    decision: Literal["keep", "not_duplicate"]
+    decision: DecisionName
     item: str
     others: list[str]
     removed: list[str] = Field(description="The others a keep decision removed from the catalog ([] when left).")

@@ -19,9 +19,22 @@ from dupcheck.core.catalog.products import ProductResult
 from dupcheck.core.choices import OneOf
 from dupcheck.core.ids import ID_PATTERN, MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.edits import Carries, kinds_carrying
-from dupcheck.core.models import IMPORT_POLICIES, ITEM_POLICIES, FindResult, HashRecord, Marks, policies_meaning
+from dupcheck.core.models import (
+    IMPORT_POLICIES,
+    ITEM_POLICIES,
+    DecisionKind,
+    Edited,
+    FindResult,
+    HashRecord,
+    Marks,
+    Mode,
+    Verdict,
+    policies_meaning,
+)
 
-VerdictName = Literal["duplicate", "similar", "different"]
+VerdictName = Annotated[str, OneOf(Verdict)]
+ModeName = Annotated[str, OneOf(Mode)]  # an import's: core/models.py Mode
+DecisionName = Annotated[str, OneOf(DecisionKind)]
 ItemPolicy = Annotated[str, OneOf(ITEM_POLICIES)]  # the values as core/models.py GATE_RULES writes them
 ImportPolicy = Annotated[str, OneOf(IMPORT_POLICIES)]
 MarksName = Annotated[str, OneOf(Marks)]  # core/models.py MARKS_RULES
@@ -141,7 +154,7 @@ class MatchOut(BaseModel):
         description="What turns one picture into the other (see `edited`), as far as verification can tell ([] for "
         "the same picture with no visible edit); null when nothing was lined up (a different picture)."
     )
-    edited: Literal["query", "catalog"] | None = Field(
+    edited: Annotated[str, OneOf(Edited)] | None = Field(
         None,
         description="Which picture `edits` turn the other into: `query` (the catalog holds the original) or "
         "`catalog` (the catalog holds the copy: a crop, a badged or padded picture of yours); null with `edits`.",
@@ -272,7 +285,7 @@ class DuplicatePair(BaseModel):
 
 class SettledOut(BaseModel):
     decision_id: str
-    decision: Literal["keep", "not_duplicate"]
+    decision: DecisionName
     item: str = Field(description="The decision's item: the record kept, or the one it is not a duplicate of.")
     outcome: str = Field(description="removed; left in the catalog, resolved; or not a duplicate.")
 
