@@ -285,6 +285,14 @@ def test_a_mark_on_the_product_means_what_the_shop_says(settings: Settings, seed
     # A band across the picture is an overlay whatever the setting.
     for marks in Marks:
         assert service.find_similar("https://img.test/band.jpg", 1, marks=marks).matches[0].verdict is Verdict.DUPLICATE
+    # One pair, one verdict: the printed photo stored, the plain one asked about.
+    other = build_service(settings.model_copy(update={"data_dir": settings.data_dir / "other"}),
+                          fetcher=FakeFetcher(_printed_on(seed)))  # fmt: skip
+    other.register("Q", "Q", "https://img.test/printed.jpg")
+    assert other.find_similar("https://img.test/plain.jpg", 1).matches[0].verdict is Verdict.DUPLICATE
+    back = other.find_similar("https://img.test/plain.jpg", 1, marks=Marks.PRODUCT).matches[0]
+    assert back.verdict is Verdict.SIMILAR
+    assert back.edit_summary == "the catalog picture is made from yours: another print on the same photo (centre)"
     # The gate reads it the same way: another print is stored under `product`, refused under `photo`.
     with pytest.raises(DuplicateImage):
         service.register_url_checked("A", "A", "https://img.test/printed.jpg", on_duplicate=OnDuplicate.REJECT)

@@ -335,10 +335,13 @@ def catalog_is_the_copy(
 def summary(edits: Sequence[Edit] | None, *, same_picture: bool, of_catalog: bool = False) -> str | None:
     """One line for a person: "cropped (12% off the left), mirrored and brighter (+20%)"; for the
     same picture with nothing named, "no visible edit"; None when there is nothing to say.
-    `of_catalog`: the edits turn the query into the catalog picture, which is the copy."""
+    `of_catalog`: the edits turn the query into the catalog picture, which is the copy (of the same
+    picture) or, for a similar one, another product made from it."""
     if edits:
         listed = _listed([words(edit) for edit in edits])
-        return f"the catalog picture is a copy of yours: {listed}" if of_catalog else listed
+        if not of_catalog:
+            return listed
+        return f"the catalog picture is {'a copy of yours' if same_picture else 'made from yours'}: {listed}"
     return "no visible edit" if same_picture and edits is not None else None
 
 
