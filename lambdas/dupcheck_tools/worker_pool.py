@@ -76,6 +76,7 @@ class RestartingPool:
     ) -> None:  # fmt: skip
         self._make, self.what, self.one_by_one, self.on_died = make, what, one_by_one, on_died
         self._pool = make()
+        self._retired: list[ProcessPoolExecutor] = []  # broken pools, reaped by their own threads
         self._generation = 0  # pools made after the first: the deaths seen
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
@@ -131,6 +132,11 @@ class RestartingPool:
                 while self._busy():
                     self._idle.wait()
         pool.shutdown(wait=wait, cancel_futures=cancel_futures or kill)  # killed: only reaps them
+        if wait or kill:
+            # A broken pool's other processes end on its own thread: waited for, so none outlives this.
+            for retired in self._retired:
+                retired.shutdown(wait=True)
+            self._retired.clear()
 
     # -- under the lock ---------------------------------------------------------------------------
 
@@ -168,6 +174,7 @@ class RestartingPool:
         if generation != self._generation:
             return
         self._pool.shutdown(wait=False)  # its jobs have failed already, or fail with BrokenProcessPool
+        self._retired.append(self._pool)
         self._generation += 1
         self._fruitless += 1
         log.warning("a %s died; starting another (restart %d)", self.what, self._generation)

@@ -901,9 +901,10 @@ def test_the_pages_files_are_the_ones_served_and_no_asset_comes_from_elsewhere(p
     loaded = page.js("return performance.getEntriesByType('resource').map(e => e.toJSON())")
     assert {urlsplit(e["name"]).path for e in loaded} >= {"/web/app.js", "/web/style.css", "/web/api.js"}
     first_load = page.js("return performance.getEntriesByType('navigation')[0].transferSize")
-    # 82 KB today (73 before the duplicate gate's warning and the check-only import, 66 before the
-    # duplicate groups' keep / not duplicates / undo; 64.5 before similar products): small stays small
-    assert first_load + sum(e["transferSize"] for e in loaded) < 86 * 1024
+    # 87 KB today (85.5 before the marks choice on three forms, 73 before the duplicate gate's warning
+    # and the check-only import, 66 before the duplicate groups' keep / not duplicates / undo; 64.5
+    # before similar products): small stays small
+    assert first_load + sum(e["transferSize"] for e in loaded) < 88 * 1024
     assert page.js("return document.fonts.size") == 0  # system fonts only
 
 
