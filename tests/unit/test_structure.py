@@ -7,6 +7,9 @@ no class in lambdas/ is 250 lines or longer (issue 76)."""
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 import tomllib
 from pathlib import Path
 
@@ -101,3 +104,25 @@ def test_every_lambda_handler_is_wrapped_once_in_the_shared_stack() -> None:
                 stacks += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("logger", "tracer", "metrics")]
     assert stacks == []
     assert len(entries) >= 7, entries  # the six functions of dupcheck/handlers and the duplicate scan's
+
+
+# A commit's short hash: 7 to 40 hex digits, at least one a letter and one a digit.
+COMMIT_HASH = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
+
+
+def _comments_and_docstrings(source: str) -> list[str]:
+    found = [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            found += [doc] if (doc := ast.get_docstring(node)) else []
+    return found
+
+
+def test_no_comment_in_lambdas_names_a_commit() -> None:
+    """Code says what and why; which commit a figure was measured after is history, for git and
+    docs/lab (issue 85)."""
+    named = [f"{path.relative_to(LAMBDAS)}: {found.group(0)}" for path in sorted(LAMBDAS.rglob("*.py"))
+             for text in _comments_and_docstrings(path.read_text(encoding="utf-8"))
+             for found in COMMIT_HASH.finditer(text)]  # fmt: skip
+    assert named == []
+    assert [m.group(0) for m in COMMIT_HASH.finditer("after 476b71e: 79.0%, 1,786 copies, 0x1f")] == ["476b71e"]

@@ -286,7 +286,7 @@ PASTED_SIDE = 0.5
 # lie on one row at most MARK_GAP blocks apart (a faint word is found in pieces, a letter's
 # spacing apart), at least MARK_LINE px across both ways (thinner, it is a line: a seam or an
 # edge's highlight; the benchmark's smallest text is 15 px high), over MARK_SHARE of the patch.
-# All sizes at 256 px. MARK_GAP 2, the one value tried, on the dev part (after 476b71e): 79.0 ->
+# All sizes at 256 px. MARK_GAP 2, the one value tried, on the dev part: 79.0 ->
 # 81.5% of its watermarks named, overlays named on copies without text or a badge 29 -> 29.
 # Chosen on the dev part's copies (their aligned patches cached from the service's own looks):
 # a mark on 78% of watermarks and on 8 of the 1,786 copies without a watermark, badge or turn,
@@ -308,8 +308,8 @@ MARK_SHARE = 0.002
 # A smaller mark is named when it reads as a line of text: a row WORD_ROW times as long as it is
 # high (four letters or more) that holds WORD_ALONE of what was written anywhere in the patch: a
 # tone edit's clipped highlights are written in scattered groups over the bright parts, a word
-# is one group on a picture otherwise clean. Chosen on the dev part (after 0227928; its copies
-# judged against their own catalog picture): of the marks under MARK_SHARE, 4 of the 12 on
+# is one group on a picture otherwise clean. Chosen on the dev part (its copies judged
+# against their own catalog picture): of the marks under MARK_SHARE, 4 of the 12 on
 # watermarks read so, none of the 44 others (38 on kinds without text or a badge; the nearest a
 # row 2.4 times its height, and rows 3.1 and 5.8 times holding 29% and 18% of what was written).
 # docs/lab/evaluation.md, "A small word named by its shape".
