@@ -7,6 +7,7 @@ looking for real ones or building account-based endpoints.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +37,21 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def mock_aws_env(aws_env: None) -> Iterator[None]:
+def mock_aws_env(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from moto import mock_aws
+    from moto.core.botocore_stubber import BotocoreStubber
 
+    # moto's backends are not thread-safe (a Query walking a table while another thread's PutItem
+    # adds to it raised "dictionary changed size during iteration"); AWS answers each request
+    # atomically, so moto answers one at a time here, interleaved as the callers' threads send them.
+    lock = threading.RLock()
+    answer = BotocoreStubber.__call__
+
+    def atomically(self: BotocoreStubber, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return answer(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", atomically)
     with mock_aws():
         yield
 
