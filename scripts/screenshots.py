@@ -8,7 +8,8 @@ groups, found by a scan started from the page), web-settled.png (its first group
 the other left and marked resolved), web-import.png (a catalog file imported, with the
 rows that failed), web-phone.png (the check page on a 390 px phone, a new product),
 web-lookalikes.png (a check's "Looks like these products": the product in three other colours
-first) and
+first), web-marks-photo.png and web-marks-product.png (a tee with a print on its chest compared
+with its catalog photo under each `marks` setting, the mark outlined on both) and
 duplicates-report.png (the report.html `python -m dupcheck duplicates` wrote for the demo, opened
 from disk). Look at them before committing:
 they are the README's picture of the product.
@@ -28,12 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PIL import ImageDraw
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from dupcheck.api.web import WEB_DIR
 from dupcheck.bootstrap import build_service
+from dupcheck.core.models import Marks
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.demo import DEMO_SEED, build_demo
 from dupcheck_tools.local.server import LocalServer
@@ -155,6 +158,38 @@ def shoot_lookalikes(driver: WebDriver, server: LocalServer, static_dir: Path, n
     return path
 
 
+def shoot_marks(driver: WebDriver, server: LocalServer, static_dir: Path) -> list[Path]:
+    """A tee's photo in the catalog, and the same photo with a design printed on its chest checked
+    under each `marks` setting (issue 83): `photo`, a copy with a mark added; `product`, another
+    print. Each is shot comparing the two side by side, the mark outlined on both: web-marks-photo.png,
+    web-marks-product.png."""
+    plain = product_image(DEMO_SEED + 101, (480, 480))  # not one of the demo's own products
+    printed = plain.copy()
+    draw = ImageDraw.Draw(printed)
+    draw.rectangle((205, 200, 275, 262), fill=(20, 30, 160))
+    draw.ellipse((222, 214, 258, 248), fill=(250, 200, 0))
+    query = static_dir / "printed-tee.jpg"
+    query.write_bytes(encode(printed))
+    (static_dir / "tee.jpg").write_bytes(encode(plain))
+    server.service.register_bytes(entity_id="demo-tee", sku="DEMO-TEE", image_url=f"{server.url}/demo/tee.jpg",
+                                  data=encode(plain))  # fmt: skip
+    written = []
+    for marks in Marks:
+        driver.get("about:blank")
+        driver.get(f"{server.url}/")
+        Select(driver.find_element(By.CSS_SELECTOR, "#check-marks")).select_by_value(marks.value)
+        driver.find_element(By.CSS_SELECTOR, "#check-file").send_keys(str(query))
+        _until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#check-body").is_displayed())
+        driver.find_element(By.CSS_SELECTOR, "#match-grid > li button.thumb").click()
+        _until(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#compare-side .mark-box")) == 2)
+        _until(driver, lambda d: d.execute_script(_SETTLED))
+        path = IMAGES / f"web-marks-{marks.value}.png"
+        driver.save_screenshot(str(path))
+        written.append(path)
+    server.service.remove("demo-tee")
+    return written
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({}, data_dir=Path(tmp), port=0, allow_loopback_urls=True)
@@ -173,6 +208,7 @@ def main() -> None:
             desktop(driver)  # last two: they add products the checks above would find
             written.append(shoot_lookalikes(driver, server, settings.data_dir / "demo", "web-lookalikes.png"))
             written.append(shoot_import(driver, server.url, settings.data_dir / "demo", "web-import.png"))
+            written += shoot_marks(driver, server, settings.data_dir / "demo")
         finally:
             driver.quit()
             server.shutdown()

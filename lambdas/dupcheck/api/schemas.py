@@ -112,6 +112,18 @@ class ToneEdit(BaseModel):
     change: float = Field(description="The relative change: +0.2 is 20% brighter (more contrast, more saturated).")
 
 
+class MarkBox(BaseModel):
+    """A box on a picture, as shares of its width (left, right) and height (top, bottom) from its
+    top left corner: multiply by the picture's size in pixels to draw it."""
+
+    model_config = ConfigDict(json_schema_extra={"description": __doc__})
+
+    left: Share
+    top: Share
+    right: Share
+    bottom: Share
+
+
 class OverlayEdit(BaseModel):
     """A mark on the picture: text or a badge added (overlay); under marks=product, another print
     (printed), or a mark the pictures cannot place on or off the product (marked)."""
@@ -121,6 +133,14 @@ class OverlayEdit(BaseModel):
     edit: Annotated[str, OneOf(kinds_carrying(Carries.PLACE))]
     where: str = Field(description='Where it sits: "top left", "top", "centre", "bottom right", ...')
     share: Share = Field(description="The share of the picture it covers.")
+    box: MarkBox | None = Field(
+        None, description="Where the mark lies on the picture that holds it: the edited one (see `edited`)."
+    )
+    original_box: MarkBox | None = Field(
+        None,
+        description="Where the same region lies on the other picture, without the mark; null where it lies beyond "
+        "that picture's edge (on a border the copy added).",
+    )
 
 
 class RecolouredEdit(BaseModel):

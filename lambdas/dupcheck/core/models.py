@@ -344,21 +344,40 @@ class IndexHit:
     distance: int
 
 
+Box = tuple[float, float, float, float]  # (left, top, right, bottom): shares of a picture's width and height
+_BOX_SIDES = ("left", "top", "right", "bottom")
+
+
 @dataclass(frozen=True, slots=True)
 class Edit:
     """One edit that turns a catalog picture into the query (core/matching/edits.py names them): its
-    name ("cropped", "rotated", ...) and parameters (per-side shares, degrees, a change, where)."""
+    name ("cropped", "rotated", ...) and parameters (per-side shares, degrees, a change, where).
+    A mark added on top also says where it lies: `box` on the picture that holds it (the copy),
+    `original_box` where that region lies on the other picture (None: beyond its edge)."""
 
     name: str
     params: Mapping[str, float | str] = field(default_factory=dict)
+    box: Box | None = None
+    original_box: Box | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"edit": self.name, **self.params}
+        named = (("box", self.box), ("original_box", self.original_box))
+        boxes = {key: dict(zip(_BOX_SIDES, box, strict=True)) for key, box in named if box is not None}
+        return {"edit": self.name, **self.params, **boxes}
 
     @classmethod
     def of_dict(cls, data: Mapping[str, Any]) -> Edit:
         """The edit `to_dict` wrote."""
-        return cls(str(data["edit"]), {key: value for key, value in data.items() if key != "edit"})
+        params = {key: value for key, value in data.items() if key not in ("edit", "box", "original_box")}
+        return cls(str(data["edit"]), params, _box_of(data.get("box")), _box_of(data.get("original_box")))
+
+
+def _box_of(sides: Mapping[str, float] | None) -> Box | None:
+    """A box `Edit.to_dict` wrote, back as a tuple."""
+    if sides is None:
+        return None
+    left, top, right, bottom = (float(sides[side]) for side in _BOX_SIDES)
+    return left, top, right, bottom
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 // pasted address, or a webcam shot; then the answer, the matches best first, and a comparison.
 import { api, imageForm } from "./api.js";
 import { alikeWords, answerOf, differentWords, editWords, matchSentence, percentWords, skuWords, verdictWords } from "./words.js";
-import { byId, clearError, el, idLine, marksOf, showError, showPicture, thumbButton } from "./ui.js";
+import { byId, clearError, el, idLine, marksOf, outlineMark, showError, showPicture, thumbButton } from "./ui.js";
 
 const TOP = 8; // matches asked for, and similar products shown
 // Similar products asked for: the duplicates the check found come first among them and are not
@@ -176,6 +176,12 @@ function compare(match) {
     showPicture(byId(id), match.image_url);
     byId(id).alt = `Catalog picture of ${name}`;
   }
+  // A mark's box on each picture, side by side: on the copy where it lies, on the original where it would.
+  const mark = (match.edits ?? []).find((edit) => edit.box);
+  const [held, other] = [mark?.box, mark?.original_box];
+  const [ours, theirs] = match.edited === "catalog" ? [other, held] : [held, other];
+  outlineMark(byId("compare-query"), ours, ours === held ? "The mark" : "Where the mark would lie");
+  outlineMark(byId("compare-match"), theirs, theirs === held ? "The mark" : "Where the mark would lie");
   byId("compare").showModal();
 }
 

@@ -85,3 +85,31 @@ export function limiter(limit) {
     next();
   });
 }
+
+/** Outline `box` (left, top, right, bottom: shares of the picture's sides, as the API gives a mark's
+ * box) over `image`, shown whole in a square (object-fit: contain); none where `box` is null. Placed
+ * again whenever the picture (re)loads, until the next call. */
+export function outlineMark(image, box, label) {
+  const holder = image.parentElement;
+  if (image.placeMark) image.removeEventListener("load", image.placeMark);
+  image.placeMark = null;
+  holder.querySelector(".mark-box")?.remove();
+  if (!box) return;
+  const place = () => {
+    holder.querySelector(".mark-box")?.remove();
+    if (!image.naturalWidth) return; // no picture to outline (yet)
+    // The picture's share of the square each way, centred in the letterbox contain leaves.
+    const aspect = image.naturalWidth / image.naturalHeight;
+    const across = Math.min(1, aspect), down = Math.min(1, 1 / aspect);
+    const percent = (value) => `${(100 * value).toFixed(2)}%`;
+    const mark = el("div", { class: "mark-box", title: label, "aria-hidden": "true" });
+    Object.assign(mark.style, { // through the CSSOM: the page's policy allows no inline style attribute
+      left: percent((1 - across) / 2 + box.left * across), top: percent((1 - down) / 2 + box.top * down),
+      width: percent((box.right - box.left) * across), height: percent((box.bottom - box.top) * down),
+    });
+    holder.append(mark);
+  };
+  image.placeMark = place;
+  image.addEventListener("load", place);
+  if (image.complete) place();
+}

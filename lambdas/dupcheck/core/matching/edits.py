@@ -34,7 +34,7 @@ from noise.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -70,7 +70,7 @@ from dupcheck.core.matching.policy import (
 )
 from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.matching.views import Probe, Views, a_mark
-from dupcheck.core.models import Edit
+from dupcheck.core.models import Box, Edit
 from dupcheck.core.pictures.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
 
 SIDES = ("left", "right", "top", "bottom")
@@ -211,7 +211,7 @@ def name_edits(
     if not rotated:  # a turned copy's corners differ in the views: its fill, not an overlay
         overlay = _views_overlay(alignment, finding)
         if overlay is None and finding is not None and finding.unexplained is not None:
-            overlay = _overlay(finding.unexplained.added_cells, dense=False)
+            overlay = _overlay(finding.unexplained.added_cells, _Frame.of(finding.alignment), dense=False)
         if overlay is None and probe is not None and kept is not None and alignment.query_trimmed:
             # The border is what the views left out: their trimmed box leaves out a badge beside
             # the product too, which the query's trim kept.
@@ -220,9 +220,10 @@ def name_edits(
             overlay = _border_overlay(probe.picture(), seen, kept, _placement(placed, their, seen), placed.mirrored)
     if overlay is None and finding is not None:  # (a turn's fill lies outside the kept picture there)
         whole = whole_picture(probe, kept, finding) if probe is not None and kept is not None else None
-        overlay = _marked(finding.aligned if whole is None else whole, placed.mirrored)
+        frame = _Frame.of(finding.alignment) if whole is None else _Frame(mirrored=finding.alignment.mirrored)
+        overlay = _marked(finding.aligned if whole is None else whole, frame)
     if overlay is not None:
-        found.append(overlay)
+        found.append(_placed(overlay, probe, finding, _placement(placed, their, query_box), placed.mirrored))
     return tuple(found)
 
 
@@ -280,10 +281,15 @@ def catalog_mark(
         where = str(named.params["where"]).split()
         if "mirrored" in names:
             where = [{"left": "right", "right": "left"}.get(word, word) for word in where]
-        return Edit("overlay", {**named.params, "where": " ".join(where)})
+        # The same mark, the boxes of the two pictures the other way round.
+        return Edit("overlay", {**named.params, "where": " ".join(where)}, named.original_box, named.box)
     ys, xs = np.nonzero(held[1])
     height, width = held[1].shape
-    return _overlay_at((ys + 0.5) / height, (xs + 0.5) / width, len(ys) / held[1].size)
+    # The kept pictures line up pixel for pixel: the same box on the query, mirrored back where it was.
+    shape = held[1].shape
+    box, on_query = (_rounded(_Frame(mirrored=flip).box(ys, xs, shape)) for flip in (False, "mirrored" in names))
+    return replace(_overlay_at((ys + 0.5) / height, (xs + 0.5) / width, len(ys) / held[1].size, box),
+                   original_box=on_query)  # fmt: skip
 
 
 def catalog_is_the_copy(
@@ -649,13 +655,14 @@ def _views_overlay(alignment: Alignment, finding: Finding | None) -> Edit | None
     brightening clipped, a crop's resampled edge, a strip of padding they lined up a pixel off)."""
     if finding is not None and finding.unexplained is not None and not finding.unexplained.added_cells.any():
         return None
-    return _overlay(alignment.luma_off | alignment.colour_off)
+    return _overlay(alignment.luma_off | alignment.colour_off, _Frame.of(alignment))
 
 
-def _overlay(differs: np.ndarray, *, dense: bool = True) -> Edit | None:
+def _overlay(differs: np.ndarray, frame: _Frame, *, dense: bool = True) -> Edit | None:
     """Text or a badge: the largest patch of differing pixels (8-connected), when it is big and
     (`dense`: the views' pixels, not the same-photograph test's regions, which are that already)
-    dense enough not to be the last pixel of misalignment along edges."""
+    dense enough not to be the last pixel of misalignment along edges. `frame`: where `differs`
+    lies on the query's picture."""
     found = regions(differs)
     if not found:
         return None
@@ -666,7 +673,7 @@ def _overlay(differs: np.ndarray, *, dense: bool = True) -> Edit | None:
         return None
     if min(height, width) < 2:  # a line along an edge: the seam of padding or a crop, resampled
         return None
-    return _overlay_at(ys / size, xs / size, len(ys) / differs.size)
+    return _overlay_at(ys / size, xs / size, len(ys) / differs.size, frame.box(ys, xs, differs.shape))
 
 
 def _border_overlay(
@@ -702,26 +709,85 @@ def _border_overlay(
     plain &= np.abs(query[ys[on], xs[on]].astype(np.float64) - there).max(axis=-1) > TRIM_TOLERANCE
     if plain.sum() + (~on).sum() < BORDER_PLAIN * len(ys):
         return None  # the catalog picture shows something there too: the photograph's own
-    return _overlay_at(ys / height, xs / width, len(ys) / off.size)
+    return _overlay_at(ys / height, xs / width, len(ys) / off.size, _Frame().box(ys, xs, off.shape))
 
 
-def _marked(aligned: Aligned, mirrored: bool) -> Edit | None:
+def _marked(aligned: Aligned, frame: _Frame) -> Edit | None:
     """Text or a watermark: a group of pixels written over the photograph (marks.py), too faint
     or thin for the 64 px cells to differ, over MARK_SHARE of the compared patch or shaped as a
     word (`marks.named_mark`; the query's whole picture where its patch was a trimmed box: a
-    watermark often lies on the backdrop)."""
+    watermark often lies on the backdrop). `frame`: where the patch lies on the query's picture."""
     mask = written(aligned)
     found = named_mark(mask)
     if found is None:
         return None
     size = mask.shape[0]
     ys, xs = found[:, 0] + 0.5, found[:, 1] + 0.5
-    return _overlay_at(ys / size, (size - xs if mirrored else xs) / size, len(ys) / mask.size)
+    box = frame.box(found[:, 0], found[:, 1], mask.shape)
+    return _overlay_at(ys / size, (size - xs if frame.mirrored else xs) / size, len(ys) / mask.size, box)
 
 
-def _overlay_at(ys: np.ndarray, xs: np.ndarray, share: float) -> Edit:
-    """An overlay named by where its pixels lie (shares of the picture's height and width)."""
+def _overlay_at(ys: np.ndarray, xs: np.ndarray, share: float, box: Box) -> Edit:
+    """An overlay named by where its pixels lie (shares of the picture's height and width), and
+    its `box` on the query's picture."""
     row = ("top", "", "bottom")[min(2, int(3 * ys.mean()))]
     col = ("left", "", "right")[min(2, int(3 * xs.mean()))]
     where = f"{row} {col}".strip() or "centre"
-    return Edit("overlay", {"where": where, "share": round(share, 3)})
+    return Edit("overlay", {"where": where, "share": round(share, 3)}, box=box)
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Where a patch lies on the picture it was cut from: `place` (left, top, right, bottom
+    shares), its columns running the other way where it was `mirrored`."""
+
+    place: Box = (0.0, 0.0, 1.0, 1.0)
+    mirrored: bool = False
+
+    @classmethod
+    def of(cls, alignment: Alignment) -> _Frame:
+        """The query's view an alignment lined up (and the test's patch, cut from the same box)."""
+        top, bottom, left, right = alignment.query_box
+        return cls((left, top, right, bottom), alignment.mirrored)
+
+    def box(self, ys: np.ndarray, xs: np.ndarray, shape: tuple[int, ...]) -> Box:
+        """The box round a patch's pixels (rows `ys`, columns `xs` of a patch of `shape`) on the picture."""
+        height, width = shape[:2]
+        u0, u1 = float(xs.min()) / width, float(xs.max() + 1) / width
+        if self.mirrored:
+            u0, u1 = 1.0 - u1, 1.0 - u0
+        v0, v1 = float(ys.min()) / height, float(ys.max() + 1) / height
+        left, top, right, bottom = self.place
+        across, down = right - left, bottom - top
+        return left + u0 * across, top + v0 * down, left + u1 * across, top + v1 * down
+
+
+def _placed(
+    overlay: Edit, probe: Probe | None, finding: Finding | None,
+    placement: tuple[tuple[float, float], tuple[float, float]], mirrored: bool,
+) -> Edit:  # fmt: skip
+    """The overlay with its box on the query's whole picture (a probe `inside_border` is a part
+    of it) and, as `original_box`, where that box lies on the catalog picture: under the
+    same-photograph test's map where it ran (`finding`), else the views' `placement` (`_placement`).
+    None where the box lies beyond the catalog picture (on a border the query added)."""
+    if overlay.box is None:
+        return overlay
+    left, top, right, bottom = overlay.box
+    xs, ys = np.array([left, right, left, right]), np.array([top, top, bottom, bottom])
+    if finding is not None and probe is not None:
+        across, down = on_kept(probe, finding, xs, ys)
+    else:
+        (x0, x1), (y0, y1) = placement
+        across, down = x0 + (1.0 - xs if mirrored else xs) * (x1 - x0), y0 + ys * (y1 - y0)
+    original = _rounded((float(across.min()), float(down.min()), float(across.max()), float(down.max())))
+    beyond = original[0] >= original[2] or original[1] >= original[3]
+    outer = probe.outer if probe is not None else (0.0, 0.0, 0.0, 0.0)
+    wide, high = 1.0 - outer[0] - outer[1], 1.0 - outer[2] - outer[3]
+    on_query = (outer[0] + left * wide, outer[2] + top * high, outer[0] + right * wide, outer[2] + bottom * high)
+    return replace(overlay, box=_rounded(on_query), original_box=None if beyond else original)
+
+
+def _rounded(box: Box) -> Box:
+    """A box within its picture, to a thousandth of a side."""
+    left, top, right, bottom = (round(min(1.0, max(0.0, value)), 3) for value in box)
+    return left, top, right, bottom

@@ -66,7 +66,7 @@ def under_marks(judgement: Judgement, marks: Marks) -> Judgement:
 
 def _renamed(edits: tuple[Edit, ...] | None, name: str) -> tuple[Edit, ...] | None:
     """The edits with the mark added on top (`overlay`) named `name`, at the same place."""
-    return None if edits is None else tuple(Edit(name, e.params) if e.name == "overlay" else e for e in edits)
+    return None if edits is None else tuple(replace(e, name=name) if e.name == "overlay" else e for e in edits)
 
 
 def agreement(evidence: Evidence) -> float:
