@@ -27,13 +27,13 @@ from dupcheck.api.schemas import DuplicateReport
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.fingerprint.hashing import get_pipeline
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue
+from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Marks
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
 from dupcheck_tools.duplicates import UsageError, find_duplicates
 from dupcheck_tools.duplicates.workfile import WORK_NAME, Found, WorkFile
 from dupcheck_tools.exit_codes import ExitCode
-from dupcheck_tools.samples import encode, scene_image
+from dupcheck_tools.samples import encode, product_image, scene_image
 from support.aws import REGION, TABLE
 from support.duplicates import COLOUR_VARIANTS, EXPECTED_GROUPS, CountingStore, catalog_entries, catalog_records
 from support.pool_jobs import POISON, squares
@@ -61,9 +61,9 @@ def test_the_report_groups_every_duplicate_keeping_the_original(
     judged: list[int] = []
     real_judge = engine.judge
 
-    def spy(pipeline: Any, work: Any, job: Any) -> Any:
+    def spy(pipeline: Any, work: Any, job: Any, *marks: Any) -> Any:
         judged.extend(position for position, _ in job)
-        return real_judge(pipeline, work, job)
+        return real_judge(pipeline, work, job, *marks)
 
     monkeypatch.setattr(engine, "judge", spy)
     monkeypatch.setattr(engine, "JOB_SIZE", 1)  # a record at a time: later ones see what earlier ones found
@@ -172,8 +172,8 @@ def test_a_wrong_link_stays_one_related_pair_beside_the_group(
     real_judge = engine.judge
     added: list[bool] = []
 
-    def judge_with_a_wrong_link(pipeline: Any, work: Any, job: Any) -> Any:
-        found = real_judge(pipeline, work, job)
+    def judge_with_a_wrong_link(pipeline: Any, work: Any, job: Any, *marks: Any) -> Any:
+        found = real_judge(pipeline, work, job, *marks)
         if not added:
             position = {listing.entity_id: p for p, listing in work.listings(range(work.count())).items()}
             found.append(Found(position["other-1"], position["a-small"], 20, 90.0, None))
@@ -397,11 +397,11 @@ def test_an_interrupted_run_goes_on_where_it_stopped(
     judged: list[int] = []
     real_judge = engine.judge
 
-    def judge_then_stop(pipeline: Any, work: Any, job: Any) -> Any:
+    def judge_then_stop(pipeline: Any, work: Any, job: Any, *marks: Any) -> Any:
         if len(judged) >= 2:
             raise KeyboardInterrupt  # Ctrl-C during the third job
         judged.extend(position for position, *_ in job)
-        return real_judge(pipeline, work, job)
+        return real_judge(pipeline, work, job, *marks)
 
     monkeypatch.setattr(engine, "JOB_SIZE", 2)
     monkeypatch.setattr(engine, "judge", judge_then_stop)
@@ -412,9 +412,9 @@ def test_an_interrupted_run_goes_on_where_it_stopped(
 
     resumed: list[int] = []
 
-    def judge_counted(pipeline: Any, work: Any, job: Any) -> Any:
+    def judge_counted(pipeline: Any, work: Any, job: Any, *marks: Any) -> Any:
         resumed.extend(position for position, *_ in job)
-        return real_judge(pipeline, work, job)
+        return real_judge(pipeline, work, job, *marks)
 
     monkeypatch.setattr(engine, "judge", judge_counted)
     counting = CountingStore(store)
@@ -599,3 +599,36 @@ def test_verification_processes_run_one_blas_thread_each(tmp_path: Path, monkeyp
         processes.close()
     assert seen == ["1"] * len(names)
     assert os.environ["OPENBLAS_NUM_THREADS"] == "4" and "OMP_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.parametrize("seed", [201, 209])
+def test_under_marks_product_another_print_of_one_photo_is_no_duplicate_in_the_report(
+    tmp_path: Path, seed: int
+) -> None:
+    """Issue 83: a print-on-demand line (one photo, another design on its chest per product)
+    beside a copy of the photo recompressed and one with a caption band across it. Under `photo`
+    every one is a copy of the photo; under `product` each print is a product of its own, and
+    the copy and the band (an overlay across the backdrop) stay in the photo's group."""
+    plain = product_image(seed, (480, 480))
+    pictures = {"tee": plain, "print-square": plain.copy(), "print-round": plain.copy(), "tee-band": plain.copy()}
+    ImageDraw.Draw(pictures["print-square"]).rectangle((215, 215, 265, 255), fill=(20, 30, 160))
+    ImageDraw.Draw(pictures["print-round"]).ellipse((200, 205, 280, 265), fill=(230, 200, 20))
+    ImageDraw.Draw(pictures["tee-band"]).rectangle((0, 380, 479, 430), fill=(20, 20, 20))
+    service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
+    for name, picture in pictures.items():  # the photo first: the one the report keeps
+        service.register_bytes(entity_id=name, sku="", image_url="", data=encode(picture))
+    service.register_bytes(entity_id="tee-copy", sku="", image_url="", data=encode(plain, quality=70))
+    found = {}
+    for marks in Marks:
+        summary = find_duplicates(service.store, tmp_path / marks.value, source="test", thumbnails=service.thumbnails,
+                                  workers=1, marks=marks)  # fmt: skip
+        assert summary.report is not None and summary.report["marks"] == marks.value
+        found[marks] = [sorted(group) for group in groups_of(summary.report)]
+    prints = {"print-square", "print-round"}
+    [photo_group] = found[Marks.PHOTO]
+    assert {"tee", "tee-copy", *prints} <= set(photo_group)  # (the band, where the report's radius reaches it)
+    assert found[Marks.PRODUCT] == [sorted(set(photo_group) - prints)]
+    # The command line's --marks, over the same store.
+    code = main(["--data-dir", str(tmp_path / "data"), "duplicates", "--marks", "product", "--no-progress"])
+    report = json.loads((tmp_path / "data" / "duplicates" / "duplicates.json").read_text())
+    assert code == 0 and report["marks"] == "product" and [sorted(g) for g in groups_of(report)] == found[Marks.PRODUCT]

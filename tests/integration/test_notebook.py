@@ -166,7 +166,7 @@ def test_the_notebooks_report_keeps_the_first_registered_of_copies_the_pictures_
         assert written[order[0]] < written[order[1]]
         shown: list[Any] = []  # what the cell displays (`display` comes from the notebook's first cell)
         namespace = {"TARGET": "local", "TABLE": None, "REGION": REGION, "DUPLICATES": str(data / "report"),
-                     "FIRST_GROUPS": 10, "display": shown.append}  # fmt: skip
+                     "MARKS": None, "FIRST_GROUPS": 10, "display": shown.append}  # fmt: skip
         exec(compile(cell.source, "backfill.ipynb", "exec"), namespace)  # noqa: S102 - the notebook's own cell
         report = json.loads((data / "report" / "duplicates.json").read_text())
         assert [(group["keep"], group["items"]) for group in report["groups"]] == [(order[0], order)]

@@ -44,9 +44,9 @@ class Aws:
     api: Any
     scans: Any  # the scan function's module
 
-    def call(self, method: str, path: str) -> tuple[int, Any]:
+    def call(self, method: str, path: str, query: dict[str, str] | None = None) -> tuple[int, Any]:
         event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
-        event.update(httpMethod=method, path=path, body=None, isBase64Encoded=False)
+        event.update(httpMethod=method, path=path, body=None, isBase64Encoded=False, queryStringParameters=query)
         event["headers"].pop("Content-Type", None)
         event["requestContext"].update(httpMethod=method, path="/v1" + path)
         response = self.api.handler(event, Context(lambda: 29))
@@ -124,6 +124,17 @@ def test_a_scan_started_from_the_api_runs_in_the_scan_function_and_its_report_is
     listed = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert listed == {"reports/duplicates.json", "reports/duplicates.csv", "reports/report.html"}  # no work left
     assert aws.call("POST", "/duplicates/scans")[0] == 202  # the lock went with the scan's end
+
+
+def test_a_scan_started_with_marks_keeps_them_through_the_scan_function_into_its_report(aws: Aws) -> None:
+    """Issue 83: the scan's row carries its `marks` to the function that runs it (the queue's
+    message names only the scan), and the report says what it was judged under."""
+    status, scan = aws.call("POST", "/duplicates/scans", {"marks": "product"})
+    assert status == 202 and scan["marks"] == "product"
+    aws.deliver()
+    done = aws.scan(scan["scan_id"])
+    assert done["status"] == "done" and done["marks"] == "product"
+    assert aws.call("GET", "/duplicates")[1]["marks"] == "product"
 
 
 def test_a_scan_out_of_time_hands_over_and_the_next_invocation_finishes_it(aws: Aws) -> None:

@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import json
 import signal
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +29,7 @@ from dupcheck.adapters.sqlite_scans import SqliteScanJobs
 from dupcheck.bootstrap import build_service
 from dupcheck.core.errors import Conflict
 from dupcheck.core.jobs.scans import FINAL, ScanService
-from dupcheck.core.models import ScanJob, ScanStatus
+from dupcheck.core.models import Marks, ScanJob, ScanStatus
 from dupcheck.core.settings import Settings
 from dupcheck_tools.duplicates import PHASES, Stop, find_duplicates
 from dupcheck_tools.duplicates.scan_runs import JobProgress, run_scan
@@ -370,6 +371,31 @@ def test_a_scan_started_over_http_runs_in_the_server_and_publishes_its_report(se
         "duplicates.csv", "duplicates.json", "report.html"]  # fmt: skip
     assert not (data_dir / SCANS_DIR / scan["scan_id"]).exists()  # the work is gone with the scan
     assert call(f"{server.url}/duplicates/scans?limit=1")[1]["scans"][0]["scan_id"] == scan["scan_id"]
+
+
+def test_a_scan_started_with_marks_is_judged_so_and_a_scan_file_from_before_reads_as_photo(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    status, scan = call(f"{server.url}/duplicates/scans?marks=product", "POST")
+    assert status == 202 and scan["marks"] == "product"
+    deadline = time.monotonic() + 120
+    while (current := call(scan["status_url"])[1])["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, current
+        time.sleep(0.2)
+    assert current["status"] == "done" and current["marks"] == "product"
+    assert call(f"{server.url}/duplicates")[1]["marks"] == "product"
+    # A scans file written before scans kept their `marks`: opened, it gains the column, and its
+    # scans (which judged as photo) say so.
+    old = tmp_path / "old-scans.sqlite3"
+    with sqlite3.connect(old) as conn:
+        conn.execute("""CREATE TABLE scans (scan_id TEXT PRIMARY KEY, status TEXT NOT NULL, phase TEXT,
+            done INTEGER NOT NULL DEFAULT 0, total INTEGER, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            started_at TEXT, finished_at TEXT, error TEXT, result TEXT)""")
+        conn.execute("INSERT INTO scans (scan_id, status, created_at, updated_at) VALUES ('ab12', 'done', 'x', 'x')")
+    conn.close()
+    found = SqliteScanJobs(old).get("ab12")
+    assert found is not None and found.marks is Marks.PHOTO
+    assert SqliteScanJobs(old).recent(1)[0].marks is Marks.PHOTO  # (opened again: the column is there once)
 
 
 def test_delete_cancels_a_running_scan_which_stops_and_publishes_nothing(server: LocalServer) -> None:

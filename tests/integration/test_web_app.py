@@ -658,6 +658,12 @@ def test_a_duplicate_scan_is_started_from_the_page_and_its_groups_are_shown(driv
         assert groups == {("shoe", "shoe-again"), ("bag", "bag-again")}  # the record to keep (the original) first
         page.wait(lambda: len(images := page.all("#group-list img")) == 4 and all(page.loaded(i) for i in images))
         assert start.is_enabled()  # another scan may start now
+        # A second scan where a print on the product is another product: the scan keeps the choice.
+        Select(page.find("#scan-marks")).select_by_value("product")
+        start.click()
+        page.wait(lambda: page.find("#scan-title").text == "Scan finished", timeout=60)
+        with urllib.request.urlopen(f"{server.url}/duplicates/scans?limit=1", timeout=10) as response:
+            assert json.loads(response.read())["scans"][0]["marks"] == "product"
         seen = list(requests(driver))
         assert any(urlsplit(u).path == "/duplicates/scans" for u in seen)  # started by the page, on this server
         page.seen.extend(seen)

@@ -615,6 +615,24 @@ def test_duplicate_scans_are_started_listed_and_followed_and_answer_503_where_no
     assert call(with_scans, event("GET", "/duplicates/scans/not-an-id"))[0] == 400
 
 
+def test_a_scan_keeps_the_marks_it_was_started_with_or_the_services(settings: Settings) -> None:
+    """Issue 83: a scan reads a mark on the product as its `marks` says (the job keeps it, and
+    the report's run is given it); none named, the service's setting; a value of no setting is 400."""
+    # (the service's setting, the call's, the scan's)
+    cases = [("photo", None, "photo"), ("product", None, "product"), ("photo", "product", "product"),
+             ("product", "photo", "photo")]  # fmt: skip
+    for configured, asked, kept in cases:
+        setup = settings.model_copy(
+            update={"marks": configured, "data_dir": settings.data_dir / f"{configured}-{asked}"}
+        )
+        resolver = build_resolver(build_service(setup), max_body_bytes=MAX_BYTES, scans=build_scans(setup))
+        status, bad = call(resolver, event("POST", "/duplicates/scans", {"marks": "prints"}))
+        assert (status, bad["error"]["code"]) == (400, "invalid_request") and "marks" in bad["error"]["message"]
+        status, started = call(resolver, event("POST", "/duplicates/scans", {"marks": asked} if asked else None))
+        assert status == 202 and started["marks"] == kept
+        assert call(resolver, event("GET", f"/duplicates/scans/{started['scan_id']}"))[1]["marks"] == kept
+
+
 @pytest.mark.parametrize("size", [(100_000, 1), (1, 100_000)])
 def test_a_picture_of_one_pixel_by_100000_is_answered_on_every_image_route(app, size: tuple[int, int]) -> None:  # noqa: ANN001
     """A 375-byte 100000 x 1 PNG was a 500 on every image route (its reduction was 0 px high);

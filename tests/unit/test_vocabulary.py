@@ -108,11 +108,13 @@ def test_the_docs_and_the_web_app_name_only_the_table_s_values() -> None:
         assert options is not None
         values = re.findall(r'<option value="(\w+)"', options.group(1))
         assert values and set(values) <= {p.value for p in takes}
-    # Each form that checks offers the marks settings, and leaving it asks as the catalog is set up.
-    for select in ("check-marks", "add-marks", "import-marks"):
-        options = re.search(rf'<select id="{select}">(.*?)</select>', page, flags=re.DOTALL)
-        assert options is not None
-        assert re.findall(r'<option value="(\w*)"', options.group(1)) == ["", *(m.value for m in Marks)]
+    # Each form that judges offers the marks settings, made from one choice (ui.js initMarksChoices),
+    # and leaving it asks as the catalog is set up.
+    assert re.findall(r'<template data-marks="([\w-]+)">', page) == ["check-marks", "add-marks", "import-marks",
+                                                                      "scan-marks"]  # fmt: skip
+    choice = re.search(r'<template id="marks-choice">(.*?)</template>', page, flags=re.DOTALL)
+    assert choice is not None
+    assert re.findall(r'<option value="(\w*)"', choice.group(1)) == ["", *(m.value for m in Marks)]
 
 
 def test_no_second_list_of_the_edit_kinds() -> None:

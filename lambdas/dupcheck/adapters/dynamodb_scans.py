@@ -31,7 +31,7 @@ from dupcheck.adapters.dynamodb_jobs import (  # one table, one encoding
 )
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.jobs.scans import FINAL, expires_epoch
-from dupcheck.core.models import ScanJob, ScanStatus, utc_now
+from dupcheck.core.models import Marks, ScanJob, ScanStatus, utc_now
 
 SCAN = "scan"
 LISTED = "scans"
@@ -46,6 +46,7 @@ class DynamoDBScanJobs(JobsTable):
         item = {
             **_key(job.scan_id), "listed": _s(LISTED), "status": _s(job.status), "done": _n(0),
             "created_at": _s(job.created_at), "updated_at": _s(job.updated_at), "expires_at": _n(expires_epoch(job)),
+            "marks": _s(job.marks),
         }  # fmt: skip
         lock = {**LOCK_KEY, "scan_id": _s(job.scan_id), "expires_at": _n(expires_epoch(job))}
         try:
@@ -165,7 +166,7 @@ def _job(item: Mapping[str, Any]) -> ScanJob:
         updated_at=_str(item, "updated_at"), phase=_str(item, "phase") or None, done=_int(item, "done"),
         total=int(total["N"]) if total else None, started_at=_str(item, "started_at") or None,
         finished_at=_str(item, "finished_at") or None, error=_str(item, "error") or None,
-        result=json.loads(result) if result else None,
+        result=json.loads(result) if result else None, marks=Marks(_str(item, "marks") or Marks.PHOTO),
     )  # fmt: skip
 
 

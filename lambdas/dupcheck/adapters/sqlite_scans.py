@@ -15,7 +15,7 @@ from typing import Any
 
 from dupcheck.adapters.sqlite_files import SqliteBookkeeping
 from dupcheck.core.jobs.scans import ACTIVE, FINAL
-from dupcheck.core.models import ScanJob, ScanStatus, utc_now
+from dupcheck.core.models import Marks, ScanJob, ScanStatus, utc_now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -29,11 +29,12 @@ CREATE TABLE IF NOT EXISTS scans (
     started_at  TEXT,
     finished_at TEXT,
     error       TEXT,
-    result      TEXT
+    result      TEXT,
+    marks       TEXT
 );
 CREATE INDEX IF NOT EXISTS scans_recent ON scans (created_at, scan_id);
 """
-_COLUMNS = "scan_id, status, phase, done, total, created_at, updated_at, started_at, finished_at, error, result"
+_COLUMNS = "scan_id, status, phase, done, total, created_at, updated_at, started_at, finished_at, error, result, marks"
 
 
 class SqliteScanJobs(SqliteBookkeeping):
@@ -41,6 +42,9 @@ class SqliteScanJobs(SqliteBookkeeping):
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(path, _SCHEMA)
+        with self._transaction() as conn:  # a file from before scans kept their `marks`: its scans ran as photo
+            if "marks" not in {row[1] for row in conn.execute("PRAGMA table_info(scans)")}:
+                conn.execute("ALTER TABLE scans ADD COLUMN marks TEXT")
 
     # -- ScanJobs port -----------------------------------------------------------------------
 
@@ -53,9 +57,9 @@ class SqliteScanJobs(SqliteBookkeeping):
             if found is not None:
                 return _job(found)
             conn.execute(
-                f"INSERT INTO scans ({_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                f"INSERT INTO scans ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
                 (job.scan_id, job.status.value, job.phase, job.done, job.total, job.created_at, job.updated_at,
-                 job.started_at, job.finished_at, job.error, _text(job.result)),
+                 job.started_at, job.finished_at, job.error, _text(job.result), job.marks.value),
             )  # fmt: skip
         return job
 
@@ -103,9 +107,9 @@ def _text(result: Mapping[str, Any] | None) -> str | None:
 
 
 def _job(row: Sequence) -> ScanJob:
-    scan_id, status, phase, done, total, created_at, updated_at, started_at, finished_at, error, result = row
+    scan_id, status, phase, done, total, created_at, updated_at, started_at, finished_at, error, result, marks = row
     return ScanJob(
         scan_id=scan_id, status=ScanStatus(status), phase=phase, done=done, total=total, created_at=created_at,
         updated_at=updated_at, started_at=started_at, finished_at=finished_at, error=error,
-        result=json.loads(result) if result else None,
+        result=json.loads(result) if result else None, marks=Marks(marks or Marks.PHOTO),
     )  # fmt: skip

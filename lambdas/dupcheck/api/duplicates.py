@@ -16,6 +16,7 @@ from dupcheck.api.params import (
     DecisionIdParam,
     DecisionsCursorParam,
     DecisionsLimitParam,
+    MarksParam,
     ScanIdParam,
     ScansLimitParam,
 )
@@ -33,7 +34,7 @@ from dupcheck.core.catalog.decisions import DecisionService
 from dupcheck.core.catalog.kept_images import KeptPictures
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.jobs.scans import ScanService
-from dupcheck.core.models import DecisionKind, ScanJob
+from dupcheck.core.models import DecisionKind, Marks, ScanJob
 
 
 def router(service: DupcheckService, scans: ScanService | None, images: KeptPictures | None = None) -> Router:
@@ -64,12 +65,13 @@ def router(service: DupcheckService, scans: ScanService | None, images: KeptPict
     @routes.post(
         "/duplicates/scans", status_code=202, summary="Start a duplicate scan of the whole catalog",
         description="Answers at once with the scan (`status_url` to follow it); the scan reads every record, "
-        "pairs and verifies them as `python -m dupcheck duplicates` does, and publishes its report, which GET "
-        "/duplicates then answers. One scan at a time: 409 while another is queued or running.",
-        responses=responses(202, ScanOut, "The scan, queued.", 403, 409, 503), tags=["duplicates"],
+        "pairs and verifies them as `python -m dupcheck duplicates` does, a mark on the product read as `marks` "
+        "says, and publishes its report, which GET /duplicates then answers. One scan at a time: 409 while another "
+        "is queued or running.",
+        responses=responses(202, ScanOut, "The scan, queued.", 400, 403, 409, 503), tags=["duplicates"],
     )  # fmt: skip
-    def start_scan() -> Response[dict]:
-        return answers.accepted(scan_service().start())
+    def start_scan(marks: MarksParam = None) -> Response[dict]:
+        return answers.accepted(scan_service().start(Marks.named(marks) or service.marks))
 
     @routes.get(
         "/duplicates/scans", summary="The newest duplicate scans first",

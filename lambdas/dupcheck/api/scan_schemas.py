@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dupcheck.api.known_names import StrictBody
-from dupcheck.api.schemas import DecisionName
+from dupcheck.api.schemas import DecisionName, MarksName
 from dupcheck.api.strict import JsonBool
 from dupcheck.core.catalog.decisions import MAX_OTHERS
 from dupcheck.core.choices import OneOf
@@ -59,6 +59,7 @@ class ScanOut(BaseModel):
     started_at: str | None
     finished_at: str | None
     error: str | None = Field(description="Why the scan failed, or null.")
+    marks: MarksName = Field(description="What a mark on the product means for the scan (docs/api.md, marks).")
     result: ScanResult | None = Field(description="What the scan found, once done.")
     status_url: str
     report_url: str | None = Field(description="GET it for the groups, once done.")
@@ -70,7 +71,7 @@ class ScanOut(BaseModel):
             scan_id=job.scan_id, status=job.status.value, phase=job.phase, done=job.done, total=job.total,  # type: ignore[arg-type]
             step=PHASE_NAMES.index(job.phase) + 1 if job.phase in PHASE_NAMES else None, steps=len(PHASE_NAMES),
             created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
-            finished_at=job.finished_at, error=job.error,
+            finished_at=job.finished_at, error=job.error, marks=job.marks.value,
             result=ScanResult.model_validate(job.result) if job.result is not None else None,
             status_url=f"{base_url}/duplicates/scans/{job.scan_id}",
             report_url=f"{base_url}/duplicates" if done else None,

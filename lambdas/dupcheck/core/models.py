@@ -773,6 +773,7 @@ class ScanJob:
     error: str | None = None
     # Once done: records, compared, groups, duplicates, pairs, related, elapsed_s, skipped.
     result: Mapping[str, Any] | None = field(default=None)
+    marks: Marks = DEFAULT_MARKS  # what a mark on the product means for the scan (its report's groups)
 
     def expires(self) -> datetime:
         return moment_of(self.created_at) + timedelta(days=SCAN_RETENTION_DAYS)

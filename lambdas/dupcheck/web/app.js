@@ -3,6 +3,7 @@ import { initCheck } from "./check.js";
 import { initCatalog, showCatalog } from "./catalog.js";
 import { initDuplicates, showDuplicates } from "./duplicates.js";
 import { initStatus, showStatus } from "./status.js";
+import { initMarksChoices } from "./ui.js";
 
 // The import page loads its module when it is first shown: the other views do not pay for it.
 const showImports = () => import("./imports.js").then((module) => module.showImports());
@@ -22,6 +23,7 @@ function route(moveFocus) {
   if (moveFocus) document.getElementById(`${name}-title`).focus();
 }
 
+initMarksChoices(); // before the views: their forms read the choices
 initCheck();
 initCatalog();
 initDuplicates();

@@ -6,7 +6,7 @@
 // all of them downloaded as CSV for the back office.
 import { ApiError, api, itemPath } from "./api.js";
 import { decisionSentence, keepSentence, matchSentence, notVerifiedWords, scanSentence, skippedWords } from "./words.js";
-import { byId, clearError, el, idLine, limiter, showError, thumbButton } from "./ui.js";
+import { byId, clearError, el, idLine, limiter, marksOf, showError, thumbButton } from "./ui.js";
 import { showItem } from "./catalog.js";
 
 const SHOWN = 10; // groups per "show more"
@@ -83,7 +83,7 @@ async function startScan() {
   clearError("duplicates-error");
   byId("scan-start").disabled = true;
   try {
-    await follow(await api("duplicates/scans", { method: "POST" }));
+    await follow(await api(`duplicates/scans?${new URLSearchParams(marksOf("scan-marks"))}`, { method: "POST" }));
   } catch (error) {
     if (error instanceof ApiError && error.code === "conflict") return latestScan(); // started elsewhere: follow it
     showError("duplicates-error", error);

@@ -5,6 +5,18 @@ export const byId = (id) => document.getElementById(id);
 /** A form's `marks` choice as query parameters: none where it leaves the catalog's setting. */
 export const marksOf = (id) => (byId(id).value ? { marks: byId(id).value } : {});
 
+/** Each form's `marks` choice, made from the page's one #marks-choice: a `<template data-marks="ID">`
+ * becomes its label and its select #ID. */
+export function initMarksChoices() {
+  const choice = byId("marks-choice").content;
+  for (const slot of document.querySelectorAll("template[data-marks]")) {
+    const made = choice.cloneNode(true);
+    made.querySelector("select").id = slot.dataset.marks;
+    made.querySelector("label").htmlFor = slot.dataset.marks;
+    slot.replaceWith(made);
+  }
+}
+
 /** An element with properties (`class`, `text`, `aria-*` and `data-*` attributes, DOM properties) and children. */
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.bootstrap import build_reports, build_store, build_thumbnails
+from dupcheck.core.models import Marks
 from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import Target
-from dupcheck_tools.cli.common import UsageError, add_target_arguments, run_job, show_progress
+from dupcheck_tools.cli.common import UsageError, add_marks_argument, add_target_arguments, run_job, show_progress
 from dupcheck_tools.duplicates import DEFAULT_RADIUS, FAR_BAND_UP_TO, FAR_RADIUS, DuplicatesSummary, find_duplicates
 from dupcheck_tools.duplicates import UsageError as RunRefused
 from dupcheck_tools.duplicates.scan_runs import REPORT_FILES
@@ -51,6 +52,7 @@ def register(commands: Any) -> None:
         "local store, the imports bucket for --target dynamodb (DUPCHECK_IMPORTS_BUCKET: the stack's "
         "ImportsBucketName output)",
     )  # fmt: skip
+    add_marks_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(run=run_duplicates)
 
@@ -72,7 +74,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
                 build_store(settings), out, source=source, radius=args.radius, far_radius=args.far_radius,
                 workers=args.workers,
                 segments=args.segments, resume=args.resume, progress=show_progress(args),
-                thumbnails=build_thumbnails(settings),
+                thumbnails=build_thumbnails(settings), marks=Marks(settings.marks),
             )  # fmt: skip
         except RunRefused as exc:
             raise UsageError(str(exc)) from exc

@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 from dupcheck.adapters.local_index import LocalHashIndex, concatenated_runs, distinct_rows
 from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
-from dupcheck.core.models import utc_now
+from dupcheck.core.models import DEFAULT_MARKS, Marks, utc_now
 from dupcheck.core.ports import RecordStore, ThumbnailStore
 from dupcheck_tools.duplicates.grouping import GROUP_RULE, KEEP_RULE, Group, group_duplicates, registered_order
 from dupcheck_tools.duplicates.originals import Looks, looks_of
@@ -186,6 +186,7 @@ def find_duplicates(
     thumbnails: ThumbnailStore | None = None,
     on_progress: ProgressListener | None = None,
     niceness: int = 0,
+    marks: Marks = DEFAULT_MARKS,
 ) -> DuplicatesSummary:
     """Find every group of duplicates in `store` and write the report files to `out`.
 
@@ -197,7 +198,8 @@ def find_duplicates(
     SIGTERM (KeyboardInterrupt) stops at the next job, keeping what was judged: run again with
     `resume`. `on_progress` is told each phase's progress (`progress` shows it on stderr) and may
     stop the run the same way (`Stop`); `niceness` lowers the worker processes' CPU priority (a
-    server's scan: its requests come first).
+    server's scan: its requests come first). `marks`: what a mark on the product means (under
+    `product`, two records that differ by a print are not a group).
     """
     pipeline = pipeline or get_pipeline()
     started = time.perf_counter()
@@ -208,10 +210,12 @@ def find_duplicates(
             LocalHashIndex(pipeline.index_bits).check_radius(far_radius, _parts(pipeline))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    identity = {"source": source, "pipeline": pipeline.algo, "radius": radius, "far_radius": far_radius}
+    identity = {"source": source, "pipeline": pipeline.algo, "radius": radius, "far_radius": far_radius,
+                "marks": marks.value}  # fmt: skip
     work = _open_work(out, identity, resume)
     phase = _Phases(summary.phases_s)
-    processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path, niceness)
+    processes = _Processes(workers if workers > 0 else (os.cpu_count() or 1), pipeline.algo, work.path, niceness,
+                           marks)  # fmt: skip
     bars = _Bars(progress, on_progress)
     finished = False
     try:
@@ -239,9 +243,9 @@ def find_duplicates(
         else:  # none to copy: the step is told done, so the steps a listener counts are always the same
             bars("thumbnails", summary.compared, "rec", initial=summary.compared).close()
         phase.done("thumbnails")
-        summary.judged = _verify(work, pipeline, owners, candidates, distances, processes, bars)
+        summary.judged = _verify(work, pipeline, owners, candidates, distances, processes, bars, marks)
         summary.not_verified = _not_verified(work)
-        summary.judged_back = _judge_back(work, pipeline, owners, candidates)
+        summary.judged_back = _judge_back(work, pipeline, owners, candidates, marks)
         phase.done("verify")
         found = list(work.found())
         in_pairs = {f.query for f in found} | {f.candidate for f in found}
@@ -250,7 +254,7 @@ def find_duplicates(
         groups = group_duplicates(found, listings, pipeline.distance_bits, looks)
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         document = report_document(
-            {"pipeline": pipeline.algo, "records": summary.records, "compared": summary.compared,
+            {"pipeline": pipeline.algo, "marks": marks.value, "records": summary.records, "compared": summary.compared,
              "radius": radius, "far_radius": summary.far_radius, "skipped": summary.skipped,
              **({"not_verified": summary.not_verified} if summary.not_verified else {}),
              "generated_at": utc_now(), "elapsed_s": summary.elapsed_s},
@@ -305,11 +309,14 @@ def _parts(pipeline: HashPipeline) -> int:
     return pipeline.index_bits // pipeline.distance_bits
 
 
+_BEFORE = {"marks": Marks.PHOTO.value}  # what a work file written before a fact was recorded ran with
+
+
 def _open_work(out: Path, identity: dict[str, Any], resume: bool) -> WorkFile:
     work = WorkFile(out / WORK_NAME)
     if resume:
         found = work.identity()
-        if found is not None and {k: found.get(k) for k in identity} != identity:
+        if found is not None and {k: found.get(k, _BEFORE.get(k)) for k in identity} != identity:
             work.close()
             raise UsageError(
                 f"{out / WORK_NAME} belongs to another run ({found}); run without --resume to start a new one"
@@ -603,7 +610,7 @@ def _copy_thumbnails(
 
 def _verify(
     work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, candidates: np.ndarray, distances: np.ndarray,
-    processes: _Processes, bars: _Bars,
+    processes: _Processes, bars: _Bars, marks: Marks,
 ) -> int:  # fmt: skip
     """Judge every record that has candidates and is not judged yet against all of them, with
     their kept pictures; save each job's result. Returns how many were judged.
@@ -642,7 +649,7 @@ def _verify(
             judged_here[0] += 1
             bar.update(1)
 
-        local = partial(judge_here, pipeline, work, on_record=one_judged)
+        local = partial(judge_here, pipeline, work, on_record=one_judged, marks=marks)
         for job, result in processes.map(local, judge_in_worker, jobs(), use_pool=use_pool, on_died=not_verified):
             judged_now: Sequence[Found | NotVerified] = (
                 result  # a worker's result holds a NotVerified in a record's place
@@ -658,7 +665,9 @@ def _verify(
     return judged
 
 
-def _judge_back(work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, candidates: np.ndarray) -> int:
+def _judge_back(
+    work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, candidates: np.ndarray, marks: Marks
+) -> int:
     """Judge each duplicate pair the other way round where the record found did not have its
     finder among its candidates (the far band keeps each record's nearest; a pool keeps its
     `candidate_pool`): the record as the query, the finder its one candidate. It adds no pair (a
@@ -679,7 +688,7 @@ def _judge_back(work: WorkFile, pipeline: HashPipeline, owners: np.ndarray, cand
     more: list[Found] = []
     for owner, finders in back.items():
         distances = index_distances(pipeline, work, owner, finders)
-        more += judge(pipeline, work, [(owner, list(zip(finders, distances, strict=True)))])
+        more += judge(pipeline, work, [(owner, list(zip(finders, distances, strict=True)))], marks)
     work.save_judged_back(more)
     return sum(len(finders) for finders in back.values())
 
@@ -694,15 +703,16 @@ def _looks(work: WorkFile, pipeline: HashPipeline, positions: Iterable[int]) -> 
 
 
 def judge_here(
-    pipeline: HashPipeline, work: WorkFile, job: Job, on_record: Callable[[], None] | None = None
-) -> list[Found]:
+    pipeline: HashPipeline, work: WorkFile, job: Job, on_record: Callable[[], None] | None = None,
+    marks: Marks = DEFAULT_MARKS,
+) -> list[Found]:  # fmt: skip
     """`judge` in this process (the name tests replace to interrupt a run). With `on_record`, a
     record at a time, told after each."""
     if on_record is None:
-        return judge(pipeline, work, job)
+        return judge(pipeline, work, job, marks)
     found: list[Found] = []
     for one in job:
-        found += judge(pipeline, work, [one])
+        found += judge(pipeline, work, [one], marks)
         on_record()
     return found
 
@@ -717,8 +727,8 @@ class _Processes:
     through the pairing (minutes at 1M records), each would keep the memory of its last jobs
     beside the pairing's own (docs/architecture.md, "Worker processes")."""
 
-    def __init__(self, count: int, algo: str, work_path: Path, niceness: int = 0) -> None:
-        self.count, self.algo, self.work_path, self.niceness = count, algo, work_path, niceness
+    def __init__(self, count: int, algo: str, work_path: Path, niceness: int = 0, marks: Marks = DEFAULT_MARKS) -> None:
+        self.count, self.algo, self.work_path, self.niceness, self.marks = count, algo, work_path, niceness, marks
         self._pool: RestartingPool | None = None
         self._saved: dict[str, str | None] = {}  # the environment's BLAS settings while the pool lives
 
@@ -771,7 +781,7 @@ class _Processes:
         os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
         self._pool = RestartingPool(partial(
             ProcessPoolExecutor, max_workers=self.count, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker, initargs=(self.algo, self.work_path, self.niceness),
+            initializer=init_worker, initargs=(self.algo, self.work_path, self.niceness, self.marks),
         ), what=what, one_by_one=on_died is not None, on_died=on_died)  # fmt: skip
         return self._pool
 

@@ -73,7 +73,7 @@ def run_scan(
     try:
         summary = find_duplicates(
             store, work_dir, source=source, resume=resume, workers=workers, thumbnails=thumbnails,
-            on_progress=JobProgress(jobs, job.scan_id, should_stop), niceness=niceness,
+            on_progress=JobProgress(jobs, job.scan_id, should_stop), niceness=niceness, marks=job.marks,
         )  # fmt: skip
         if summary.interrupted:
             current = jobs.get(job.scan_id)

@@ -4,7 +4,8 @@ records read, and the verification of candidate pairs.
 A job is a batch of query records, each with its candidates (work-file positions and index
 distances, nearest first). Each query record becomes the query the service would make of its
 picture (`HashPipeline.stored_query`) and is judged against its candidates by `judge`, with the
-judging find_similar uses (`judge_candidates`); only the duplicates come back, or, for a record
+judging find_similar uses (`judge_candidates`, a mark on the product read as the run's `marks`
+says); only the duplicates come back, or, for a record
 whose process died twice while judging it alone, `NotVerified` (`not_verified`, the pool's
 on_died). A worker needs the
 pipeline and the work file, which it opens read-only.
@@ -22,7 +23,8 @@ import numpy as np
 
 from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.matching.judge import judge_candidates
-from dupcheck.core.models import HashRecord, HashValue, Verdict
+from dupcheck.core.matching.verdicts import under_marks
+from dupcheck.core.models import DEFAULT_MARKS, HashRecord, HashValue, Marks, Verdict
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_pool import WorkerDied
 from dupcheck_tools.worker_process import start_worker
@@ -50,21 +52,22 @@ def not_verified(job: Job, _: WorkerDied) -> list[NotVerified]:
     return [NotVerified(query, NOT_VERIFIED) for query, *_ in job]
 
 
-_state: tuple[HashPipeline, WorkFile] | None = None
+_state: tuple[HashPipeline, WorkFile, Marks] | None = None
 
 
-def init_worker(algo: str, work_path: Path, niceness: int = 0) -> None:
+def init_worker(algo: str, work_path: Path, niceness: int = 0, marks: Marks = DEFAULT_MARKS) -> None:
     """Runs once per worker process; `niceness` lowers its CPU priority (a server's scan)."""
     global _state
     start_worker()
     if niceness > 0 and hasattr(os, "nice"):
         os.nice(niceness)
-    _state = get_pipeline(algo), WorkFile(work_path, read_only=True)
+    _state = get_pipeline(algo), WorkFile(work_path, read_only=True), marks
 
 
 def judge_in_worker(job: Job) -> list[Found]:
     assert _state is not None, "init_worker did not run"
-    return judge(*_state, job)
+    pipeline, work, marks = _state
+    return judge(pipeline, work, job, marks)
 
 
 # What the query hashes of a record need: its hash, hash_algo and features. Sent to a worker
@@ -88,8 +91,9 @@ def _kept(thumbnails: Mapping[str, bytes], entity_ids: Sequence[str]) -> dict[st
     return {i: thumbnails[i] for i in entity_ids if i in thumbnails}
 
 
-def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
-    """The duplicates each query record of `job` finds among its candidates."""
+def judge(pipeline: HashPipeline, work: WorkFile, job: Job, marks: Marks = DEFAULT_MARKS) -> list[Found]:
+    """The duplicates each query record of `job` finds among its candidates, a mark on the
+    product read as `marks` says (under `product`, another print is not a duplicate)."""
     positions = {q for q, _ in job} | {c for _, candidates in job for c, _ in candidates}
     records = work.records(positions)
     kept = work.thumbnails(positions)
@@ -108,7 +112,8 @@ def judge(pipeline: HashPipeline, work: WorkFile, job: Job) -> list[Found]:
         judged = judge_candidates(
             pipeline, query, [(records[c][0], distance) for c, distance in candidates], thumbnails
         )
-        for (candidate, _), judgement in zip(candidates, judged, strict=True):
+        for (candidate, _), judged_one in zip(candidates, judged, strict=True):
+            judgement = under_marks(judged_one, marks)
             if judgement.verdict is Verdict.DUPLICATE:
                 # Found the other way round (the candidate is the copy): as the candidate's own
                 # check would find it, its edits turning this record into the candidate.

@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dupcheck.core.errors import Conflict, NotFound
-from dupcheck.core.models import SCAN_RETENTION_DAYS, ScanJob, ScanStatus, is_hex_id, moment_of, utc_now
+from dupcheck.core.models import (
+    DEFAULT_MARKS,
+    SCAN_RETENTION_DAYS,
+    Marks,
+    ScanJob,
+    ScanStatus,
+    is_hex_id,
+    moment_of,
+    utc_now,
+)
 from dupcheck.core.ports import ScanJobs, ScanStarter
 
 RETENTION_DAYS = SCAN_RETENTION_DAYS  # core/models.py: ScanJob.expires
@@ -41,12 +50,13 @@ class ScanService:
     stalled_after_s: float | None = None
     clock: Callable[[], str] = utc_now
 
-    def start(self) -> ScanJob:
-        """A new scan, queued; Conflict while another is queued or running."""
+    def start(self, marks: Marks = DEFAULT_MARKS) -> ScanJob:
+        """A new scan, queued, reading a mark on the product as `marks` says; Conflict while
+        another is queued or running."""
         for job in self.jobs.recent(DEFAULT_PAGE):
             self._stalled(job)
         now = self.clock()
-        job = ScanJob(scan_id=uuid.uuid4().hex, status=ScanStatus.QUEUED, created_at=now, updated_at=now)
+        job = ScanJob(scan_id=uuid.uuid4().hex, status=ScanStatus.QUEUED, created_at=now, updated_at=now, marks=marks)
         active = self.jobs.create(job)
         if active.scan_id != job.scan_id:
             raise Conflict(f"a duplicate scan is already {active.status} (scan_id {active.scan_id}): its groups "
