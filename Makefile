@@ -24,7 +24,9 @@ $(STAMP): uv.lock pyproject.toml
 	$(UV) sync --quiet --frozen --inexact --extra products --python $(BIN)/python
 	touch $(STAMP)
 
+# The checkout on the venv's path: scripts/ (and infra/) import as packages, however a script is run.
 venv: $(STAMP)
+	@$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'dupcheck-checkout.pth').write_text('$(CURDIR)\n')"
 
 # The similar-products model, converted from the weights package the venv installed (no torch, no
 # download; docs/lab/similar-products.md). Its name is core/models.py's PRODUCT_MODEL (a test checks).
@@ -49,7 +51,7 @@ run: venv $(MODEL)
 # machine has: a verdict must not depend on the CPU's SIMD kernels (scripts/same_answers.py).
 test: venv $(MODEL) browser lint
 	$(BIN)/python -m pytest
-	env $$($(BIN)/python scripts/same_answers.py env) $(BIN)/python -m pytest -q tests/unit/matching tests/unit/test_hashing.py
+	env $$($(BIN)/python scripts/same_answers.py env) $(BIN)/python -m pytest -q tests/unit/matching tests/unit/fingerprint/test_hashing.py
 
 # Writes cdk.out/Dupcheck.template.json; builds the Lambda bundles with uv (no Docker). Context as
 # `cdk -c` takes it, space-separated: make synth CONTEXT="dupcheck:profile=dev dupcheck:alarmEmail=a@b.c"

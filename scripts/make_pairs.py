@@ -40,14 +40,12 @@ import csv
 import io
 import itertools
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_benchmark  # noqa: E402  (a sibling script: its transforms, seeds and encodings)
+from scripts import make_benchmark
 
 PAIR_KINDS = ("original", "crop_small", "crop_large", "pad_square", "mirror", "rotate", "grayscale", "watermark",
               "badge")  # fmt: skip

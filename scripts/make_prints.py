@@ -73,8 +73,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_recolours  # noqa: E402  (a sibling script: the product, skin and colour tests)
+from scripts import make_recolours
 
 WORK = 160  # px: the longer side the garment and its print area are found at
 MARGIN = 2  # cells at WORK px: the print area stays this far inside the garment's outline

@@ -48,8 +48,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_benchmark  # noqa: E402  (a sibling script: its edits, as the benchmark makes them)
+from scripts import make_benchmark
 
 JPEG_90 = {"edit": "encode", "format": "jpeg", "quality": 90}
 

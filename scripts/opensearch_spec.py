@@ -26,7 +26,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "opensearch-api" / "opensearch-openapi.json"
-# What lambdas/dupcheck/adapters/opensearch/ sends (tests/unit/test_opensearch_spec.py checks
+# What lambdas/dupcheck/adapters/opensearch/ sends (tests/unit/adapters/test_opensearch_spec.py checks
 # that its tests exercise each one), by the specification's `x-operation-group`.
 OPERATION_GROUPS = (
     "indices.exists",

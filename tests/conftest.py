@@ -23,7 +23,8 @@ for _name in [k for k in os.environ if k.startswith("DUPCHECK_")]:
     del os.environ[_name]  # a developer's shell must not change what the tests see
 # Similar products are on by default where the model is installed (make venv installs it); the
 # suite's duplicate-check tests run without them, as a deployment with them off does, and the
-# tests of similar products turn them on (tests/unit/test_products*.py, the web app's test).
+# tests of similar products turn them on (tests/unit/catalog/test_products.py,
+# tests/unit/api/test_products_api.py, the web app's test).
 os.environ["DUPCHECK_PRODUCTS"] = "off"
 
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from dupcheck.adapters.http_fetcher import HttpImageFetcher
 from dupcheck.bootstrap import build_service
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.settings import Settings
-from support.image_server import ImageServer
+from scripts.helpers.loopback import ImageServer
 
 # The AWS fixtures (moto, DynamoDB table and store, Lambda context) live in their own plugin.
 pytest_plugins = ["support.aws"]

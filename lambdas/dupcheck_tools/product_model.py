@@ -13,7 +13,7 @@ package. Batch norms are folded into the convolutions. After the pooled 1280 fea
 projects to 256 dimensions with a fixed random +-1 matrix (`projection`) and normalises to unit
 length: what `dupcheck.core.catalog.products` quantises to int8. Nothing here needs torch, and the result
 is the same bytes on every machine (docs/lab/similar-products.md: the choices and their measurements;
-tests/unit/test_product_model.py checks the graph against PyTorch's output on a generated picture).
+tests/unit/tools/test_product_model.py checks the graph against PyTorch's output on a generated picture).
 """
 
 from __future__ import annotations

@@ -32,86 +32,32 @@ import statistics
 import sys
 import tempfile
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from measure import run_measured  # scripts/bench/measure.py
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.loopback import ImageServer, in_child, numbered
+from scripts.helpers.measuring import run_measured
+from scripts.helpers.places import BENCH_IMAGES
 
 SHARED_IMAGES = BENCH_IMAGES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# -- image server (separate process, so it does not share the GIL with the measured code) ------------
+# -- image server (a process of its own, so it does not share the GIL with the measured code) ---------
 
 
-def _serve(folder: str, ready: Any, port_box: Any, latency: float) -> None:
-    files = sorted(Path(folder).glob("*.jpg"))
-    bodies = [f.read_bytes() for f in files]
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: the fetcher's pool reuses connections
-
-        def do_GET(self) -> None:  # noqa: N802
-            # /i/<n>.jpg -> image n modulo the folder; /tiny/<n>.jpg -> the tiny image
-            time.sleep(latency)  # like a CDN far away: every answer starts this late
-            kind, _, name = self.path.strip("/").partition("/")
-            try:
-                n = int(name.split(".")[0])
-            except ValueError:
-                n = -1
-            if kind == "i" and n >= 0:
-                body = bodies[n % len(bodies)]
-            elif kind == "tiny":
-                body = TINY
-            else:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    ThreadingHTTPServer.request_queue_size = 256
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    port_box.value = httpd.server_address[1]
-    ready.set()
-    httpd.serve_forever()
-
-
-def _tiny() -> bytes:
+def _host(folder: str, latency: float) -> ImageServer:
+    """/i/<n>.jpg: image n of the folder (modulo its count); /tiny/<n>.jpg: a tiny picture; every
+    answer `latency` seconds late, like a CDN far away."""
     from dupcheck_tools.samples import encode, product_image
 
-    return encode(product_image(7, (64, 64)))
-
-
-TINY = b""
-
-
-def _serve_entry(folder: str, ready: Any, port_box: Any, latency: float) -> None:
-    global TINY
-    TINY = _tiny()
-    _serve(folder, ready, port_box, latency)
+    pictures = numbered([f.read_bytes() for f in sorted(Path(folder).glob("*.jpg"))], "/i/")
+    tiny = numbered([encode(product_image(7, (64, 64)))], "/tiny/")
+    return ImageServer(lambda path: pictures(path) or tiny(path), delay=latency)
 
 
 def start_server(folder: Path, latency: float = 0.0) -> tuple[multiprocessing.Process, str]:
-    ctx = multiprocessing.get_context("spawn")
-    ready, port = ctx.Event(), ctx.Value("i", 0)
-    proc = ctx.Process(target=_serve_entry, args=(str(folder), ready, port, latency), daemon=True)
-    proc.start()
-    if not ready.wait(30):
-        raise RuntimeError("image server did not start")
-    return proc, f"http://127.0.0.1:{port.value}"
+    return in_child(_host, str(folder), latency)
 
 
 # -- inputs -----------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
@@ -38,8 +37,7 @@ from typing import Any
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stress_bench import ROOT, Server, as_json, call  # noqa: E402
+from scripts.bench.stress_bench import ROOT, Server, as_json, call
 
 BUDGET_MB = 256  # DUPCHECK_CATALOG_BUDGET_MB's default
 JOB_ID = "c" * 32
@@ -48,7 +46,6 @@ HEADER = b"entity_id,sku,image_url,description\n"
 
 def seed(data_dir: Path, rows: int) -> None:
     """A finished check job of `rows` checked rows, as the local worker records them."""
-    sys.path.insert(0, str(ROOT / "lambdas"))
     from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
     from dupcheck.core.models import ImportJob, ImportOptions, JobStatus, Mode, Outcome, RowResult, Source, utc_now
 

@@ -27,18 +27,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.loopback import ImageServer
+from scripts.helpers.places import BENCH_IMAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = BENCH_IMAGES
@@ -61,7 +59,6 @@ def edited_copy(data: bytes) -> bytes:
 
 def write_catalog(path: Path, files: list[Path], total: int) -> None:
     """The real records (with their kept pictures) first, then filler up to `total`."""
-    sys.path.insert(0, str(ROOT / "lambdas"))
     from dupcheck.core.catalog.records import build_entry
     from dupcheck.core.fingerprint.hashing import get_pipeline
 
@@ -83,28 +80,6 @@ def write_catalog(path: Path, files: list[Path], total: int) -> None:
                                   "image_url": f"https://cdn.shop.example/fill/{i:08d}.jpg", "updated_at": UPDATED_AT,
                                   "hash_algo": real[0]["hash_algo"], "features": real[i % len(real)]["features"]})
                       + "\n")  # fmt: skip
-
-
-def picture_host(pictures: dict[str, bytes], delay: float) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802
-            body = pictures.get(self.path)
-            time.sleep(delay)
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def cpu_seconds(pid: int) -> float:
@@ -132,8 +107,10 @@ def main() -> None:
     catalog_files, new_files = files[:copies], files[copies : copies + args.rows - copies]
     pictures = {f"/copy/{i}.jpg": edited_copy(f.read_bytes()) for i, f in enumerate(catalog_files)}
     pictures.update({f"/new/{i}.jpg": f.read_bytes() for i, f in enumerate(new_files)})
-    host = picture_host(pictures, args.delay)
-    base = f"http://127.0.0.1:{host.server_address[1]}"
+    host = ImageServer(delay=args.delay)
+    for path, body in pictures.items():
+        host.add(path, body)
+    base = host.base_url
 
     with tempfile.TemporaryDirectory() as work:
         data, records = Path(work) / "data", Path(work) / "catalog.jsonl"

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.models import HashPart
+from dupcheck.core.settings import Settings
+from infra.components.api import MEMORY_MB as FIND_SIMILAR_MB
+from infra.stack import PROFILE_DEFAULTS
+from scripts.helpers.places import BENCH_IMAGES
 
-from dupcheck.core.fingerprint.hashing import get_pipeline  # noqa: E402
-from dupcheck.core.models import HashPart  # noqa: E402
-from dupcheck.core.settings import Settings  # noqa: E402
-from infra.components.api import MEMORY_MB as FIND_SIMILAR_MB  # noqa: E402
-from infra.stack import PROFILE_DEFAULTS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 HOURS_A_MONTH = 730
 GB = 1e9
@@ -189,7 +187,7 @@ def main() -> None:
     if args.inputs:
         inputs = json.loads(args.inputs.read_text())
     else:
-        from cost_inputs import measure
+        from scripts.bench.cost_inputs import measure
 
         inputs = measure(args.images)
     print(json.dumps(totals(inputs), indent=1))

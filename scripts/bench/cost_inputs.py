@@ -27,7 +27,6 @@ import io
 import json
 import math
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -46,9 +45,7 @@ from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.models import Claim, ClaimState, Entry
 from dupcheck.core.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.places import BENCH_IMAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_PIXELS = 40_000_000

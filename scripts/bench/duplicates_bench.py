@@ -36,14 +36,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from measure import run_measured  # scripts/bench/measure.py
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import SHARED_BENCH, bench_out  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.measuring import run_measured
+from scripts.helpers.places import SHARED_BENCH, bench_out
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = SHARED_BENCH
-sys.path.insert(0, str(ROOT / "lambdas"))
 
 
 def dev_records(work: Path) -> Path:

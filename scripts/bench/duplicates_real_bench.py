@@ -29,9 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured  # noqa: E402  (scripts/bench/measure.py)
-from places import SHARED_BENCH, bench_out  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.measuring import run_measured
+from scripts.helpers.places import SHARED_BENCH, bench_out
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,13 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_bench import Client, Images, catalog, environment, pictures  # noqa: E402
+from scripts.bench.import_bench import Client, Images, catalog, environment, pictures
+from scripts.helpers.loopback import ImageServer
 
 
 def serve(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
@@ -50,21 +49,7 @@ def finish(client: Client, job_id: str) -> dict:
     return {k: job[k] for k in ("status", "rows", "done", "skipped", "failed")}
 
 
-def counting(images: Images) -> Counter[str]:
-    """Wrap the image server's handler to count the downloads of each picture."""
-    hits: Counter[str] = Counter()
-    handler = images.httpd.RequestHandlerClass
-    serve_get = handler.do_GET  # type: ignore[attr-defined]
-
-    def do_get(self: object) -> None:
-        hits[self.path] += 1  # type: ignore[attr-defined]
-        serve_get(self)
-
-    handler.do_GET = do_get  # type: ignore[attr-defined]
-    return hits
-
-
-def killed_twice(images: Images, hits: Counter[str], rows: int, folder: Path) -> dict:
+def killed_twice(images: ImageServer, rows: int, folder: Path) -> dict:
     proc, url = serve(folder / "killed")
     client = Client(url)
     try:
@@ -77,11 +62,11 @@ def killed_twice(images: Images, hits: Counter[str], rows: int, folder: Path) ->
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    twice = sum(count > 1 for count in hits.values())
+    twice = sum(count > 1 for count in images.counts().values())
     return {"fault": "hashing process killed twice", "job": ended, "downloaded_twice": twice}
 
 
-def stopped(images: Images, hits: Counter[str], rows: int, folder: Path) -> dict:
+def stopped(images: ImageServer, rows: int, folder: Path) -> dict:
     data_dir = folder / "stopped"
     proc, url = serve(data_dir)
     _, job = Client(url).call("POST", "/imports", catalog(images, 0, rows, "S"), "text/csv")
@@ -96,8 +81,9 @@ def stopped(images: Images, hits: Counter[str], rows: int, folder: Path) -> dict
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    twice = sum(count > 1 for count in images.counts().values())
     return {"fault": "SIGTERM to the process group mid-import, then a new start", "exit_s": round(exit_s, 2),
-            "exit_code": exit_code, "job": ended, "downloaded_twice": sum(c > 1 for c in hits.values())}  # fmt: skip
+            "exit_code": exit_code, "job": ended, "downloaded_twice": twice}  # fmt: skip
 
 
 def main() -> None:
@@ -109,8 +95,9 @@ def main() -> None:
     images = Images(pictures(args.rows, args.synthetic), args.delay)
     with tempfile.TemporaryDirectory(prefix="fault-bench-") as folder:
         for fault in (killed_twice, stopped):
-            hits = counting(images)
-            print(json.dumps(fault(images, hits, args.rows, Path(folder))), flush=True)
+            with images.lock:  # each fault's downloads counted from its start
+                images.hits.clear()
+            print(json.dumps(fault(images, args.rows, Path(folder))), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Photos: ../shared/bench/images beside the checkout (`--images`). Only 127.0.0.1 
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import statistics
@@ -35,9 +34,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
-from served_alternated import cropped, free_port  # noqa: E402  (a sibling script: the same copy, the same start)
+from scripts.bench.served_alternated import cropped, free_port
+from scripts.helpers.loopback import ImageServer, numbered
+from scripts.helpers.places import BENCH_IMAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = BENCH_IMAGES
@@ -109,32 +108,9 @@ def cost(base: str, pictures: list[bytes], copies: list[bytes], rounds: int) -> 
     }
 
 
-class Pictures(http.server.ThreadingHTTPServer):
+def Pictures(pictures: list[bytes]) -> ImageServer:  # noqa: N802
     """The shop's image host, on loopback: GET /<n>.jpg answers picture n."""
-
-    daemon_threads = True
-
-    def __init__(self, pictures: list[bytes]) -> None:
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = outer.pictures[int(self.path.strip("/").split(".")[0])]
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.pictures = pictures
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    def url(self, i: int) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{i}.jpg"
+    return ImageServer(numbered(pictures, "/"))
 
 
 def write(base: str, way: str, entity_id: str, data: bytes, url: str) -> tuple[int, Any, float]:
@@ -173,7 +149,7 @@ def race(base: str, pictures: list[bytes], rounds: int) -> dict[str, Any]:
         for round_ in range(rounds):
             data = pictures[round_ % len(pictures)]
             prefix = f"race-{way}-{round_}-"
-            url = host.url(round_ % len(pictures))
+            url = f"{host.base_url}/{round_ % len(pictures)}.jpg"
             answers = at_once([partial(write, base, way, f"{prefix}{i}", data, url) for i in range(WRITERS)])
             kept = [f"{prefix}{i}" for i in range(WRITERS) if answers[i][0] == 201]
             stored.setdefault(way, []).append(len(kept))
@@ -181,7 +157,7 @@ def race(base: str, pictures: list[bytes], rounds: int) -> dict[str, Any]:
             misnamed += sum(1 for message in named if not kept or kept[0] not in message)
             for entity_id in kept:  # the next round writes the same picture again
                 call(f"{base}/items/{entity_id}", "DELETE")
-    host.shutdown()
+    host.close()
     return {"writers": WRITERS, "stored_per_round": stored,
             "rounds_not_one": sum(1 for v in stored.values() for n in v if n != 1),
             "refusals_not_naming_the_stored": misnamed}  # fmt: skip

@@ -12,18 +12,15 @@ CPU time (not wall time): what a call costs whatever else the machine runs. Thre
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
-
-from dupcheck.bootstrap import build_service  # noqa: E402
+from dupcheck.bootstrap import build_service
 from dupcheck.core.models import OnDuplicate
-from dupcheck.core.settings import Settings  # noqa: E402
-from dupcheck_tools.samples import encode, product_image  # noqa: E402
+from dupcheck.core.settings import Settings
+from dupcheck_tools.samples import encode, product_image
 
 
 def main() -> None:

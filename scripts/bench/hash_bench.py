@@ -28,7 +28,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,9 +42,7 @@ from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
 from dupcheck_tools.samples import encode, product_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES
 MAX_PIXELS = 40_000_000

@@ -42,14 +42,13 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.loopback import ImageServer, numbered
+from scripts.helpers.places import BENCH_IMAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = BENCH_IMAGES
@@ -59,42 +58,14 @@ def pictures(count: int, synthetic: bool) -> list[bytes]:
     if not synthetic and SHARED.is_dir():
         files = sorted(SHARED.glob("*.jpg"))
         return [files[i % len(files)].read_bytes() for i in range(count)]
-    sys.path.insert(0, str(ROOT / "lambdas"))
     from dupcheck_tools.samples import encode, product_image
 
     return [encode(product_image(10_000 + i, (640, 480))) for i in range(count)]
 
 
-class Images:
-    """Serves `/p/<n>.jpg` from memory, each answer `delay` seconds late."""
-
-    def __init__(self, images: list[bytes], delay: float) -> None:
-        served = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                time.sleep(served.delay)
-                number = int(self.path.rsplit("/", 1)[1].split(".")[0])
-                body = images[number]
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 128
-
-        self.delay = delay
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+def Images(images: list[bytes], delay: float) -> ImageServer:  # noqa: N802  (what the benchmarks of imports serve)
+    """Serves `/p/<n>.jpg` from memory, each answer `delay` seconds late (`.delay` may change)."""
+    return ImageServer(numbered(images), delay=delay)
 
 
 class Client:
@@ -144,7 +115,7 @@ def backfill(data_dir: Path, body: bytes) -> float:
 
 
 def catalog(images: Images, first: int, count: int, prefix: str) -> bytes:
-    rows = [f"{prefix}{i:05d},,{images.base}/p/{i}.jpg" for i in range(first, first + count)]
+    rows = [f"{prefix}{i:05d},,{images.base_url}/p/{i}.jpg" for i in range(first, first + count)]
     lines = ["entity_id,sku,image_url", *rows]
     return ("\n".join(lines) + "\n").encode()
 

@@ -64,9 +64,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_bench import Images  # noqa: E402
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.bench.import_bench import Images
+from scripts.helpers.places import BENCH_IMAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = BENCH_IMAGES  # ../shared beside the checkout (--photos elsewhere)
@@ -186,7 +185,7 @@ class Load:
             elif roll < 0.40:  # an item written from its picture's address
                 entity = f"{self.prefix}url-{number}-{sequence}"
                 item = {"entity_id": entity, "sku": f"U{sequence}",
-                        "image_url": f"{self.host.base}/p/{rng.randrange(len(self.photos))}.jpg"}  # fmt: skip
+                        "image_url": f"{self.host.base_url}/p/{rng.randrange(len(self.photos))}.jpg"}  # fmt: skip
                 what, request = "item", ("POST", "/items", json.dumps(item).encode(), "application/json")
             elif roll < 0.75:  # a check
                 what, request = "check", ("POST", "/find_similar?top=5", rng.choice(self.photos), "image/jpeg")
@@ -239,7 +238,7 @@ class Jobs:
                 number = len(self.imports)
                 small, large = self.rows
                 count = large if large and number % 3 == 2 else small
-                rows = [f"{self.prefix}imp-{number}-{i},,{self.host.base}/p/{self.picture(number * small + i)}.jpg"
+                rows = [f"{self.prefix}imp-{number}-{i},,{self.host.base_url}/p/{self.picture(number * small + i)}.jpg"
                         for i in range(count)]  # fmt: skip
                 self.imported += [row.split(",", 1)[0] for row in rows]
                 body = ("entity_id,sku,image_url\n" + "\n".join(rows)).encode()
@@ -453,7 +452,7 @@ def main() -> None:
             # One request of each kind, then idle: what lazy imports take is not what the load leaves.
             warm_up = [("POST", "/find_similar?top=5", photos[0], "image/jpeg"), ("GET", "/items?limit=100", None, ""),
                        ("PUT", "/items/warm?sku=W", photos[1], "image/jpeg"),
-                       ("POST", "/items", json.dumps({"entity_id": "warm-url", "image_url": f"{host.base}/p/2.jpg"})
+                       ("POST", "/items", json.dumps({"entity_id": "warm-url", "image_url": f"{host.base_url}/p/2.jpg"})
                         .encode(), "application/json")]  # fmt: skip
             for method, path, body, content_type in warm_up:
                 call(port, method, path, body, content_type)
@@ -476,7 +475,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
             log.close()
-            host.httpd.shutdown()
+            host.close()
             if process.returncode not in (0, -15):
                 print((Path(tmp) / "server.log").read_text()[-3000:], file=sys.stderr)
     first, worst = rounds[0], max(rounds, key=lambda one: one["after_minus_idle_mb"])

@@ -11,7 +11,7 @@ setup. Here all the pictures of a call go through the same few numpy operations,
 picture's taps padded to the longest.
 
 The numbers are Pillow's (src/libImaging/Resample.c, checked against the installed Pillow 13.0.0
-by tests/unit/test_resample.py):
+by tests/unit/pictures/test_resample.py):
 - `precompute_coeffs` gives each output pixel a run of source pixels from `first`, each weighed
   box((source - centre + 0.5) / filterscale) (1 or 0) divided by their sum.
 - Two passes, horizontal first, except when the height loses more than twice as many pixels as

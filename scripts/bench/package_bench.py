@@ -35,7 +35,6 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # `infra`, the CDK app's package (never installed)
 LAMBDA_LIMIT_MB = 250
 RUNS = 7
 HANDLERS = ("dupcheck.handlers.find_similar", "dupcheck.handlers.stream_sync")

@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
-
-from dupcheck_tools.duplicates.workfile import WORK_NAME, WorkFile  # noqa: E402
+from dupcheck_tools.duplicates.workfile import WORK_NAME, WorkFile
 
 
 def main() -> None:

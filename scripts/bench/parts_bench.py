@@ -25,7 +25,6 @@ import argparse
 import io
 import json
 import statistics
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,15 +33,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT / "scripts")]
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py)
+from dupcheck.adapters.local_index import LocalHashIndex
+from dupcheck.bootstrap import one_blas_thread
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.models import HashRecord, HashValue
+from scripts.helpers.places import BENCH_IMAGES
+from scripts.make_benchmark import make_query
 
-from dupcheck.adapters.local_index import LocalHashIndex  # noqa: E402
-from dupcheck.bootstrap import one_blas_thread  # noqa: E402
-from dupcheck.core.fingerprint.hashing import get_pipeline  # noqa: E402
-from dupcheck.core.models import HashRecord, HashValue  # noqa: E402
-from make_benchmark import make_query  # noqa: E402  (scripts/make_benchmark.py)
+ROOT = Path(__file__).resolve().parents[2]
 
 SPLIT = ROOT / "docs" / "lab" / "lockbox-split.json"
 SEED = 1

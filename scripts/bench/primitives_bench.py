@@ -68,16 +68,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
-
-from dupcheck.bootstrap import one_blas_thread  # noqa: E402
-from dupcheck.core.matching import affine, arrays, one_edit, photograph  # noqa: E402
-from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_STEPS, COLOUR_SIDE, DETAIL_BAND  # noqa: E402
-from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes  # noqa: E402
-from dupcheck.core.models import HashValue  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from dupcheck.bootstrap import one_blas_thread
+from dupcheck.core.matching import affine, arrays, one_edit, photograph
+from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_STEPS, COLOUR_SIDE, DETAIL_BAND
+from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
+from dupcheck.core.models import HashValue
+from scripts.helpers.places import BENCH_IMAGES
 
 SIDES = (64, 128, 256)  # the compared sides the map is refined at (policy.AFFINE_STEPS)
 WINDOW = 0.75  # the aligned window's share of the kept picture: the candidate a little over the side
@@ -87,7 +83,7 @@ NEAR = (0.2, 1.004, (0.4, -0.3))  # where a finer side starts from: the truth wi
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 
 
-# -- pure helpers (tests/unit/test_primitives_bench.py) --------------------------------------------
+# -- pure helpers (tests/unit/scripts/test_primitives_bench.py) --------------------------------------------
 
 
 def cv_matrix(params: np.ndarray, n: int) -> np.ndarray:

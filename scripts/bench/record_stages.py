@@ -16,7 +16,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +29,7 @@ from dupcheck.core.matching.thumbnails import thumbnail_bytes
 from dupcheck.core.matching.views import views_of
 from dupcheck.core.pictures.imaging import decode_image
 from dupcheck.core.pictures.pixels import crop, luma, planar, trim_box
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES
 MAX_PIXELS = 40_000_000

@@ -22,7 +22,6 @@ photos of ../shared/bench/images fingerprinted, then filler with real views).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -75,32 +74,9 @@ def line_count(path: Path) -> int:
 
 
 def make_records(path: Path, lines: int) -> None:
-    sys.path.insert(0, str(ROOT / "lambdas"))
-    from scale_bench import IMAGES, REAL, real_records, write_records  # scripts/bench/scale_bench.py
+    from scripts.bench.scale_bench import IMAGES, REAL, real_records, write_records
 
     write_records(path, real_records(sorted(IMAGES.glob("*.jpg"))[:REAL]), lines)
-
-
-def with_thumbnails(source: Path, out: Path, photos: int = 300) -> None:
-    """`source`'s lines as a v4 export has them: each with a thumbnail made for its own hash."""
-    sys.path.insert(0, str(ROOT / "lambdas"))
-    from scale_bench import IMAGES  # scripts/bench/scale_bench.py
-
-    from dupcheck.core.fingerprint.hashing import get_pipeline
-    from dupcheck.core.matching.thumbnails import _HEADER
-
-    pipeline = get_pipeline()
-    made = [pipeline.fingerprint_bytes(path.read_bytes(), max_pixels=40_000_000, for_query=False)
-            for path in sorted(IMAGES.glob("*.jpg"))[:photos]]  # fmt: skip
-    pool = [(_HEADER.unpack_from(fp.thumbnail), fp.thumbnail[_HEADER.size :]) for fp in made if fp.thumbnail]
-    with source.open("rb") as lines, out.open("w") as file:
-        for number, line in enumerate(lines):
-            record = json.loads(line)
-            (magic, _, _, *box), jpeg = pool[number % len(pool)]
-            digest = bytes.fromhex(record["hash"])
-            thumbnail = _HEADER.pack(magic, len(digest), digest.ljust(16, b"\0"), *box) + jpeg
-            record.update(hash_algo=pipeline.algo, thumbnail=base64.b64encode(thumbnail).decode("ascii"))
-            file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
 def main() -> None:
@@ -124,6 +100,8 @@ def main() -> None:
         else:
             records = args.records
         if args.thumbnails:
+            from scripts.bench.scale_bench import with_thumbnails
+
             with_thumbnails(records, work / "with-thumbnails.jsonl")
             records = work / "with-thumbnails.jsonl"
         lines = line_count(records)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,17 +28,12 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
-
-from numpy_resize import box_resized_float, box_resized_rgb  # noqa: E402 (beside this script)
-
-from dupcheck.bootstrap import one_blas_thread  # noqa: E402
-from dupcheck.core.fingerprint.hashing import get_pipeline  # noqa: E402
-from dupcheck.core.matching import views  # noqa: E402
-from dupcheck.core.pictures.pixels import luma, trim_box  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from dupcheck.bootstrap import one_blas_thread
+from dupcheck.core.fingerprint.hashing import get_pipeline
+from dupcheck.core.matching import views
+from dupcheck.core.pictures.pixels import luma, trim_box
+from scripts.bench.numpy_resize import box_resized_float, box_resized_rgb
+from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES
 LUMA_SIDE, COLOUR_SIDE = 32, 16

@@ -27,8 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES
 EDITS = ("crop", "turn4", "turn-3-expand", "bright-turn", "bright", "hue")
@@ -61,13 +60,13 @@ def _edited(data: bytes, kind: str) -> bytes:
 def worker(images: Path, out: Path) -> None:
     """One commit's judgements of every query, as JSON lines in `out`."""
     from PIL import Image
-    from verify_alternated import judge_of  # scripts/bench/verify_alternated.py
 
     from dupcheck.adapters.local_index import LocalHashIndex
     from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
     from dupcheck.core.fingerprint import hashing
     from dupcheck.core.matching import judge
     from dupcheck.core.models import HashRecord
+    from scripts.bench.verify_alternated import judge_of
 
     thumbnails = SqliteThumbnails(Path(tempfile.mkdtemp(prefix="same-judgements-")) / "thumbnails.sqlite3")
     files = [p for p in sorted(images.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg")]

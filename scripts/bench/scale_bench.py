@@ -11,7 +11,7 @@ it and measured from the outside:
 * find_similar end to end over one keep-alive connection, p50 and p99: GET by URL (a loopback
   image server) and POST upload;
 * with `--thumbnails`, every line carries a kept picture (real ones, cycled, each made for its
-  line's hash, as an export carries them: records_import_bench.py's `with_thumbnails`), and the
+  line's hash, as an export carries them: `with_thumbnails`), and the
   run reports the thumbnails' file against the pictures' own bytes (`thumbnails_over_pictures`,
   the target <= 1.2) and per record;
 * in the same run, in process over the same store: the service's own time for the same query
@@ -47,12 +47,12 @@ from urllib.parse import quote
 
 import numpy as np
 from PIL import Image, ImageEnhance
-from places import BENCH_IMAGES  # scripts/bench/places.py: ../shared beside the checkout
-from serve_bench import free_port, image_server, percentile, timed  # scripts/bench/serve_bench.py
+
+from scripts.bench.serve_bench import free_port, image_server, percentile, timed
+from scripts.helpers.places import BENCH_IMAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = BENCH_IMAGES
-sys.path.insert(0, str(ROOT / "lambdas"))
 
 REAL = 500  # catalog photos; the others are queries for new products
 UPDATED_AT = "2026-11-22T10:00:00.000000+00:00"
@@ -63,8 +63,7 @@ from pathlib import Path
 import faiss, numpy as np
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.places import BENCH_IMAGES
 service = build_service(Settings.from_env(data_dir=Path(sys.argv[1])))
 service.index.wait_ready() if hasattr(service.index, "wait_ready") else None
 pipeline, index = service.pipeline, service.index
@@ -247,6 +246,25 @@ def measure_size(size: int, records: Path, queries: list[Path], images_url: str,
     return result
 
 
+def with_thumbnails(source: Path, out: Path, photos: int = 300) -> None:
+    """`source`'s lines as a v4 export has them: each with a thumbnail made for its own hash."""
+    from dupcheck.core.fingerprint.hashing import get_pipeline
+    from dupcheck.core.matching.thumbnails import _HEADER
+
+    pipeline = get_pipeline()
+    made = [pipeline.fingerprint_bytes(path.read_bytes(), max_pixels=40_000_000, for_query=False)
+            for path in sorted(IMAGES.glob("*.jpg"))[:photos]]  # fmt: skip
+    pool = [(_HEADER.unpack_from(fp.thumbnail), fp.thumbnail[_HEADER.size :]) for fp in made if fp.thumbnail]
+    with source.open("rb") as lines, out.open("w") as file:
+        for number, line in enumerate(lines):
+            record = json.loads(line)
+            (magic, _, _, *box), jpeg = pool[number % len(pool)]
+            digest = bytes.fromhex(record["hash"])
+            thumbnail = _HEADER.pack(magic, len(digest), digest.ljust(16, b"\0"), *box) + jpeg
+            record.update(hash_algo=pipeline.algo, thumbnail=base64.b64encode(thumbnail).decode("ascii"))
+            file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="store sizes, comma-separated")
@@ -272,8 +290,6 @@ def main() -> None:
         records = work / "records.jsonl"
         write_records(records, real, max(sizes))
         if args.thumbnails:
-            from records_import_bench import with_thumbnails  # scripts/bench/records_import_bench.py
-
             plain, records = records, work / "records-thumbnails.jsonl"
             with_thumbnails(plain, records)
             plain.unlink()
@@ -292,7 +308,7 @@ def main() -> None:
                 results.append(measure_size(size, records, queries, images_url, work, env))
                 print(json.dumps(results[-1]), file=sys.stderr)
         finally:
-            images.shutdown()
+            images.close()
     base = results[0]
     for row in results:
         row["find_by_url_p50_vs_smallest"] = round(row["find_by_url_p50_ms"] / base["find_by_url_p50_ms"], 2)

@@ -31,12 +31,13 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
 import psutil
 from PIL import Image, ImageEnhance
+
+from scripts.helpers.loopback import ImageServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,6 @@ print(json.dumps({"upload_ms": statistics.median(upload) * 1000, "by_url_ms": st
 
 
 def product(seed: int) -> Image.Image:
-    sys.path.insert(0, str(ROOT / "lambdas"))
     from dupcheck_tools.samples import product_image
 
     return product_image(seed, (640, 480))
@@ -78,27 +78,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def image_server(folder: Path) -> tuple[ThreadingHTTPServer, str]:
-    files = {f"/q/{p.name}": p.read_bytes() for p in folder.iterdir()}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802
-            body = files.get(self.path.split("?")[0])
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def image_server(folder: Path) -> tuple[ImageServer, str]:
+    """The folder's pictures at /q/<name>."""
+    server = ImageServer()
+    for path in folder.iterdir():
+        server.add(f"/q/{path.name}", path.read_bytes())
+    return server, server.base_url
 
 
 def percentile(samples: list[float], share: float) -> float:
@@ -164,7 +149,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
-            images.shutdown()
+            images.close()
     results["code"] = str(args.lambdas)
     for name, value in results.items():
         print(f"{name}: {value}")

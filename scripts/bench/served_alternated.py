@@ -34,9 +34,8 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
-from verify_alternated import summarise  # noqa: E402  (a sibling script: the same summary)
+from scripts.bench.verify_alternated import summarise
+from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES
 KINDS = ("new", "copy", "turned")

@@ -34,7 +34,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +41,8 @@ from urllib.parse import quote
 import numpy as np
 import psutil
 from PIL import Image
+
+from scripts.helpers.loopback import ImageServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CEILING_MB = 300  # one request's memory over idle (docs/api.md, images)
@@ -51,53 +52,16 @@ SIDE = 6324  # just under the 40 MP pixel limit
 # -- the loopback host of images and catalogs ---------------------------------------------------------
 
 
-class Host:
-    """Images and catalogs on 127.0.0.1: per-path bodies and delays, GETs counted, and `hold()`:
-    requests wait for `release()` before their answer."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, bytes] = {}
-        self.delays: dict[str, float] = {}
-        self.hits: dict[str, int] = {}
-        self.lock = threading.Lock()
-        self.open = threading.Event()
-        self.open.set()
-        host = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?")[0]
-                with host.lock:
-                    host.hits[path] = host.hits.get(path, 0) + 1
-                host.open.wait(30)
-                time.sleep(host.delays.get(path, 0.0))
-                body = host.bodies.get(path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                with contextlib.suppress(OSError):
-                    self.wfile.write(body or b"")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 128
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+class Host(ImageServer):
+    """Images and catalogs on 127.0.0.1 (scripts/helpers/loopback.py): `put` a path's body, with
+    a delay of its own; `count` the GETs of paths under a prefix."""
 
     def put(self, path: str, body: bytes, delay: float = 0.0) -> str:
-        self.bodies[path], self.delays[path] = body, delay
-        return self.url + path
+        self.delays[path] = delay
+        return self.add(path, body)
 
     def count(self, prefix: str) -> int:
-        with self.lock:
-            return sum(n for path, n in self.hits.items() if path.startswith(prefix))
+        return sum(n for path, n in self.counts().items() if path.startswith(prefix))
 
 
 # -- the server under test ----------------------------------------------------------------------------
@@ -251,7 +215,7 @@ def slow_clients(sources: Callable[[int], str]) -> Probe:
 def gzip_long_line(server: Server, host: Host) -> tuple[bool, str]:
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb") as packed:
-        packed.write(b"entity_id,image_url\nA1," + host.url.encode() + b"/g/")
+        packed.write(b"entity_id,image_url\nA1," + host.base_url.encode() + b"/g/")
         block = b"x" * 2**20
         for _ in range(300):
             packed.write(block)
@@ -318,7 +282,7 @@ def one_pixel_strips(server: Server, host: Host) -> tuple[bool, str]:
     for size in ((100_000, 1), (1, 100_000)):
         data = saved(Image.new("L", size, 100), "PNG")
         statuses = [call(f"{server.url}/find_similar", "POST", data, "image/png")[0],
-                    call(f"{server.url}/items/strip-{size[0]}?image_url={quote(host.url)}/s.png", "PUT", data,
+                    call(f"{server.url}/items/strip-{size[0]}?image_url={quote(host.base_url)}/s.png", "PUT", data,
                          "image/png")[0],
                     call(f"{server.url}/images", "POST", data, "image/png")[0]]  # fmt: skip
         seen.append(f"{size[0]}x{size[1]} ({len(data)} B): {statuses}")
@@ -339,7 +303,7 @@ def same_id_twice(server: Server, host: Host) -> tuple[bool, str]:
 
 def cancel(server: Server, host: Host) -> tuple[bool, str]:
     rows = "".join(f"C{i},{host.put(f'/c/{i}.jpg', picture(100 + i))}\n" for i in range(80))
-    host.open.clear()
+    host.hold()
     try:
         status, job = submit(server, ("entity_id,image_url\n" + rows).encode())
         deadline = time.monotonic() + 20
@@ -349,7 +313,7 @@ def cancel(server: Server, host: Host) -> tuple[bool, str]:
         call(f"{server.url}/imports/{job.get('job_id')}", "DELETE")
         at_cancel = host.count("/c/")
     finally:
-        host.open.set()
+        host.release()
     time.sleep(3)
     after = host.count("/c/")
     done = as_json(call(f"{server.url}/imports/{job.get('job_id')}")[1])

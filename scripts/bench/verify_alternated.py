@@ -33,8 +33,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from places import BENCH_IMAGES  # noqa: E402  (scripts/bench/places.py: ../shared beside the checkout)
+from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES
 

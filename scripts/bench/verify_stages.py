@@ -27,20 +27,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from dupcheck.bootstrap import one_blas_thread
+from dupcheck.core.matching import alignment, judge, photograph, views
+from scripts.bench.verify_alternated import SHARED, judging
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "lambdas"))
-
-from verify_alternated import SHARED, judging  # scripts/bench/verify_alternated.py  # noqa: E402
-
-from dupcheck.bootstrap import one_blas_thread  # noqa: E402
-from dupcheck.core.matching import alignment, judge, photograph, views  # noqa: E402
 
 spent: Counter[str] = Counter()  # ms by stage, for the query being judged
 counted: Counter[str] = Counter()

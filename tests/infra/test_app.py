@@ -46,7 +46,7 @@ def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
          f"BIN={Path(sys.executable).parent}"],
         cwd=REPO_ROOT, check=True, capture_output=True, text=True,
     ).stdout.strip().splitlines()  # fmt: skip
-    (command,) = planned
+    (command,) = [line for line in planned if "infra.app" in line]  # (venv's first: the checkout on its path)
     argv = shlex.split(command)
     assert argv[1:] == ["-m", "infra.app", *(arg for o in OPTIONS.split() for arg in ("-c", o))]
     out = tmp_path_factory.mktemp("make-synth")

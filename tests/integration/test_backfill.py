@@ -29,8 +29,8 @@ from dupcheck_tools.backfill.stages import HASH_BATCH
 from dupcheck_tools.catalog import CatalogRow
 from dupcheck_tools.cli import main
 from dupcheck_tools.samples import encode, product_image
+from scripts.helpers.loopback import ImageServer, Reply
 from support.catalogs import good_rows, write_catalog
-from support.image_server import ImageServer, Reply
 
 MAX_BYTES = 1_000_000
 

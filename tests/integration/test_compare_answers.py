@@ -18,7 +18,7 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from scripts import compare_answers
-from support.image_server import ImageServer
+from scripts.helpers.loopback import ImageServer
 
 
 @pytest.fixture

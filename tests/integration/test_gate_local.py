@@ -28,10 +28,10 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
+from scripts.helpers.loopback import ImageServer
 from support.catalogs import EDIT_SEEDS, edited_copies
 from support.concurrency import at_once
 from support.http import call, wait_for
-from support.image_server import ImageServer
 
 ROUNDS = 20
 WRITERS = 8

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from scripts.helpers.loopback import ImageServer, Reply
 from support.aws import sqs_event
 from support.catalogs import gate_catalog, good_rows
 from support.fakes import load_event
-from support.image_server import ImageServer, Reply
 
 RECORDS, JOBS, BUCKET, CLAIMS = "dupcheck-records", "dupcheck-imports", "dupcheck-imports", "dupcheck-claims"
 

@@ -31,9 +31,9 @@ from dupcheck.core.catalog.kept_images import rendition
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
+from scripts.helpers.loopback import ImageServer, Reply
 from support.catalogs import gate_catalog, good_rows
 from support.http import call, wait_for
-from support.image_server import ImageServer, Reply
 from support.serving import kill, serve_process, stop_group
 
 FINAL = ("done", "failed", "cancelled")
@@ -268,7 +268,7 @@ def test_blank_lines_are_refused_at_once_and_a_run_between_rows_fails_the_job(
             packed.write(b"\n" * 2**20)  # 256 MB of line ends: a 256 KB gzip
     started = time.monotonic()
     status, answer, _ = call(f"{server.url}/imports", "POST", out.getvalue(), "application/gzip")
-    # The work is a few MB read (tests/unit/test_imports.py counts them); the bound is the header deadline's.
+    # The work is a few MB read (tests/unit/jobs/test_imports.py counts them); the bound is the header deadline's.
     assert time.monotonic() - started < settings.server_header_deadline
     assert (status, answer["error"]["code"]) == (422, "invalid_catalog") and "blank lines" in answer["error"]["message"]
     assert call(f"{server.url}/imports")[1]["imports"] == []

@@ -34,7 +34,7 @@ from dupcheck_tools.local import memory
 from dupcheck_tools.local.server import SILENT_GRACE_S, LocalServer, client_key
 from dupcheck_tools.local.sync import IndexFollower
 from dupcheck_tools.samples import encode, product_image
-from support.image_server import ImageServer
+from scripts.helpers.loopback import ImageServer
 
 ROOT = Path(__file__).parents[2]
 

@@ -31,8 +31,8 @@ from dupcheck_tools.cli import main
 from dupcheck_tools.exit_codes import ExitCode
 from dupcheck_tools.migrate import prototype_phash
 from dupcheck_tools.samples import encode, product_image
+from scripts.helpers.loopback import ImageServer
 from support.aws import REGION, TABLE
-from support.image_server import ImageServer
 
 OLD_TABLE = "hash_store"
 

@@ -35,7 +35,7 @@ from dupcheck.core.settings import Settings
 from dupcheck_tools.catalog import write_catalog
 from dupcheck_tools.duplicates import KEEP_RULE
 from dupcheck_tools.samples import encode, product_image
-from support.image_server import ImageServer, Reply
+from scripts.helpers.loopback import ImageServer, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "backfill.ipynb"

@@ -17,8 +17,8 @@ from dupcheck.core.models import PRODUCT_MODEL
 from dupcheck.core.settings import Settings
 from dupcheck_tools.cli import main
 from dupcheck_tools.samples import encode, product_image
+from scripts.helpers.loopback import ImageServer
 from support.catalogs import good_rows, write_catalog
-from support.image_server import ImageServer
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ from dupcheck.core.settings import Settings
 from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
 from dupcheck_tools.cli import main
 from dupcheck_tools.reindex import reindex
+from scripts.helpers.loopback import ImageServer
 from support.catalogs import good_rows, write_catalog
 from support.fakes import raw_views
-from support.image_server import ImageServer
 
 OLD_ALGO = "phash64-v0"
 LEGACY = "dualphash128-v2"

@@ -14,7 +14,7 @@ from dupcheck.core.settings import Settings
 from dupcheck_tools.local.server import LocalServer
 from dupcheck_tools.samples import encode, product_image
 from scripts import smoke_test
-from support.image_server import ImageServer
+from scripts.helpers.loopback import ImageServer
 
 
 def test_the_smoke_test_passes_against_the_local_server(

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from dupcheck_tools.samples import encode, product_image
-from support.image_server import ImageServer
+from scripts.helpers.loopback import ImageServer
 
 
 def write_catalog(path: Path, rows: list[tuple[str, str, str]]) -> Path:
@@ -36,7 +36,7 @@ def edited_copies(seed: int) -> list[Image.Image]:
     mirrored, cropped 6% off the left, cropped 5% off the top (two crops from different sides:
     neither holds the other), turned 3 degrees on an expanded canvas, padded, half the size, and
     in grayscale. One pair, one judgement: every two of them are duplicates, whichever is asked
-    about (tests/unit/test_gate.py checks it)."""
+    about (tests/unit/catalog/test_gate.py checks it)."""
     a = product_image(seed, (480, 400))
     width, height = a.size
     padded = Image.new("RGB", (width + 80, height + 80), (255, 255, 255))

@@ -1,4 +1,4 @@
-"""Jobs for the worker pool's tests (tests/unit/test_worker_pool.py), in a module a spawned
+"""Jobs for the worker pool's tests (tests/unit/tools/test_worker_pool.py), in a module a spawned
 process can import: one that kills its own process, as the out-of-memory killer would."""
 
 from __future__ import annotations

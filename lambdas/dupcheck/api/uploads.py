@@ -32,7 +32,7 @@ MAX_PARTS = 16  # a form with the image and a few fields; more is not an upload
 # What reading a catalog body holds at its peak, by its media type, in bodies: the body; a multipart
 # form's parts and the file copied out of them; JSON ({"items": ...}), the values parsed from it and
 # the catalog written of them. (Checking a catalog reads a few MB of it at a time.)
-# tests/unit/test_local_app.py measures them.
+# tests/unit/api/test_local_app.py measures them.
 _CATALOG_COPIES = {"multipart/form-data": 3, "application/json": 4}
 CATALOG_READING_BYTES = 16 * 2**20
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,(?P<data>.*)$", re.S)

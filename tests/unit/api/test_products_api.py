@@ -8,13 +8,13 @@ import json
 from typing import Any
 
 import pytest
-from test_api import call, event
 
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_embedder, build_product_search, build_service
 from dupcheck.core.models import PRODUCT_MODEL
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
+from support.api_events import call, event
 from support.fakes import FakeFetcher
 from support.garments import garment
 

@@ -30,7 +30,7 @@ from support.catalogs import EDIT_SEEDS, edited_copies
 from support.concurrency import at_once
 from support.fakes import FakeFetcher, make_record
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from dupcheck_tools import product_model
 from dupcheck_tools.samples import encode, product_image
 from support.garments import garment
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "scripts"))
 from product_model_reference import reference_pictures  # noqa: E402 - the script beside the reference
 

@@ -1,5 +1,5 @@
 """No file of the project names one machine's folders (issue 76): the benchmarks find the photos
-at `../shared/bench` beside the checkout through one helper (scripts/bench/places.py), and keep
+at `../shared/bench` beside the checkout through one helper (scripts/helpers/places.py), and keep
 their work under the checkout's ignored bench-out/ or in a temporary folder; the docs' recipes
 do the same."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from support.scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Every tracked file under these: the code, the docs, the notebooks and the build.
 CHECKED = ("scripts", "docs", "README.md", "infra", "notebooks", "Makefile", "tests")
 MACHINE_PATH = re.compile(r"(?<![\w.~/-])/work/")
@@ -45,7 +45,7 @@ def test_the_pattern_finds_an_absolute_path_only() -> None:
 
 
 def test_the_benchmarks_find_the_photos_beside_the_checkout() -> None:
-    places = load_script("bench/places.py")
+    places = load_script("helpers/places.py")
     shared = ROOT.parent / "shared" / "bench"
     assert shared == places.SHARED_BENCH
     assert places.BENCH_IMAGES == places.SHARED_BENCH / "images"

@@ -21,7 +21,7 @@ import pytest
 
 from dupcheck_tools.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "lab").glob("*.md"))]
 FENCE = re.compile(r"^ *```[^\n]*\n(.*?)^ *```", re.M | re.S)
 INLINE = re.compile(r"`((?:\.venv/bin/)?python3? (?:-m dupcheck|scripts/)[^`]*|make [a-z]+|pip install [^`]+)`")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs"
 # Reference pages, not read start to end: not counted (evaluation.md: what each benchmark part holds
 # and what still goes wrong; configuration.md: every command and setting). Every other top-level

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import json
 import re
@@ -21,10 +20,8 @@ from dupcheck.core.errors import UpstreamTimeout
 from dupcheck.core.models import ITEM_POLICIES, Marks
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
+from support.api_events import MAX_BYTES, QueuedOnly, call, event
 from support.fakes import FakeFetcher
-
-EVENTS = Path(__file__).parents[1] / "events"
-MAX_BYTES = 200_000
 
 
 @pytest.fixture
@@ -36,33 +33,6 @@ def app(settings: Settings):  # noqa: ANN201
     for i in range(5):  # image 5 stays out of the catalog
         service.register(f"E{i}", f"SKU{i}", f"https://img.test/{i}.jpg")
     return build_resolver(service, max_body_bytes=MAX_BYTES)
-
-
-def event(
-    method: str,
-    path: str,
-    query: dict[str, str] | None = None,
-    body: bytes | None = None,
-    content_type: str | None = None,
-) -> dict[str, Any]:
-    """The canned GET event, reshaped: the fields Lambda really sends stay as captured."""
-    base = json.loads((EVENTS / "apigw_find_similar_get.json").read_text())
-    ev = copy.deepcopy(base)
-    ev.update(httpMethod=method, path=path, resource=path)
-    ev["queryStringParameters"] = query
-    ev["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
-    if content_type:
-        ev["headers"]["Content-Type"] = content_type
-        ev["multiValueHeaders"]["Content-Type"] = [content_type]
-    ev["body"] = base64.b64encode(body).decode() if body is not None else None
-    ev["isBase64Encoded"] = body is not None
-    return ev
-
-
-def call(app, ev: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: ANN001
-    response = app.resolve(ev, None)
-    body = json.loads(response["body"]) if response["body"] else {}
-    return response["statusCode"], body
 
 
 def test_canned_event_finds_a_duplicate(app) -> None:  # noqa: ANN001
@@ -421,13 +391,6 @@ UNKNOWN_FIELDS = [
     ("/imports", {"items": [{"entity_id": "N1", "image": URL}]},
      "items.0: unknown field 'image'; did you mean 'image_url'?"),
 ]  # fmt: skip
-
-
-class QueuedOnly:
-    """An import starter that starts nothing: jobs stay queued."""
-
-    def start(self, job: object) -> None:
-        pass
 
 
 @pytest.mark.parametrize(("path", "body", "message"), UNKNOWN_FIELDS)

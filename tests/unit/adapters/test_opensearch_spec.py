@@ -1,7 +1,7 @@
 """The check of requests against OpenSearch's API definition (tests/support/opensearch_api.py)
 refuses what OpenSearch would refuse: each case is one of the adapter's own requests with one
 mistake in it, and the message names the mistake. (The adapter's requests themselves pass:
-tests/unit/test_opensearch_index.py checks every one.)"""
+tests/unit/adapters/test_opensearch_index.py checks every one.)"""
 
 from __future__ import annotations
 

@@ -4,10 +4,9 @@ The photos are `../shared/bench` beside the checkout (the folder the tests and d
 name), found from this file's place: from /src/dupcheck it is /src/shared/bench, from a git
 worktree the worktree's parent's. A benchmark's work folders go under `bench-out/` in the
 checkout (ignored by git) unless given; everything else a benchmark writes goes to a temporary
-folder. A benchmark imports this file as a sibling:
+folder. A benchmark imports it:
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from places import BENCH_IMAGES, bench_out  # noqa: E402  (scripts/bench/places.py)
+    from scripts.helpers.places import BENCH_IMAGES, bench_out
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ import json
 from typing import Any
 
 import pytest
-from test_api import MAX_BYTES, QueuedOnly, call, event
 
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import build_imports, build_service
 from dupcheck.core.models import ImportOptions, Mode, Outcome, RowResult
 from dupcheck.core.settings import Settings
 from dupcheck_tools.samples import encode, product_image
+from support.api_events import MAX_BYTES, QueuedOnly, call, event
 from support.fakes import FakeFetcher
 
 URL = "https://img.test/new.jpg"

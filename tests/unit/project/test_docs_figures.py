@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs"
 RESULTS_MD = DOCS / "results.md"
 FIGURE_REGIONS_MAX = 6

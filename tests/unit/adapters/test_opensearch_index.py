@@ -410,7 +410,7 @@ def test_parts_must_fit_the_hash_and_share_a_width(client: OpenSearch) -> None:
 def test_the_field_deploy_md_adds_to_an_older_index_is_the_one_a_new_index_maps() -> None:
     """docs/deploy.md's PUT _mapping for an index made before `hash_trimmed`: the default
     pipeline's trimmed half as a new index maps it (settings' defaults), which the k-NN plugin accepts."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[3] / "docs" / "deploy.md").read_text(encoding="utf-8")
     found = re.search(r"/_mapping\" --data '([^']*)'", text)
     assert found, "docs/deploy.md no longer shows the PUT _mapping that adds hash_trimmed"
     body = json.loads(found.group(1))

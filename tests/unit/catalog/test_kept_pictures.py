@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_api import call, event  # pytest's own copy
 
 from dupcheck.adapters.local_files import LocalKeptImages
 from dupcheck.adapters.local_products import LocalProductIndex
@@ -35,6 +34,7 @@ from dupcheck.core.models import DIMENSIONS, ProductVector
 from dupcheck.core.settings import Settings
 from dupcheck_tools.local.housekeeping import Housekeeping
 from dupcheck_tools.samples import encode, product_image
+from support.api_events import call, event
 from support.fakes import make_record
 
 MAX_PIXELS = 50_000_000

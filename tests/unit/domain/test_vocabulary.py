@@ -17,7 +17,7 @@ from dupcheck.core.matching.edits import KINDS, Carries, inverse, words
 from dupcheck.core.models import GATE_RULES, IMPORT_POLICIES, ITEM_POLICIES, Edit, Marks, OnDuplicate
 from dupcheck.core.settings import Settings, SettingsError
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 VALUES = {policy.value for policy in OnDuplicate}
 
 

@@ -1,5 +1,7 @@
-"""The code's layout holds: no import circle anywhere in lambdas/, counting the imports made only
-for type hints (import-linter's contracts keep the core's floors; this covers every module),
+"""The code's layout holds: no import circle anywhere in the repository (lambdas/, scripts/, infra/,
+tests/), counting the imports made only for type hints and inside functions (import-linter's
+contracts keep the core's floors; this covers every module), no script edits `sys.path` (scripts/
+is a package on the venv's path), one loopback picture host (scripts/helpers/loopback.py),
 every module of the core is in a room or the domain (docs/architecture.md, "Where things are"), every
 module of the matching engine on one of its layers, and
 no class in lambdas/ is 250 lines or longer (issue 76)."""
@@ -13,30 +15,46 @@ import tokenize
 import tomllib
 from pathlib import Path
 
-LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
+ROOT = Path(__file__).resolve().parents[3]
+LAMBDAS = ROOT / "lambdas"
 CORE = LAMBDAS / "dupcheck" / "core"
 ROOMS = {"jobs", "catalog", "fingerprint", "matching", "pictures"}
 DOMAIN = {"__init__.py", "models.py", "ports.py", "errors.py", "ids.py", "settings.py", "spreadsheet.py", "choices.py"}
+# Where each folder's modules are imported from: lambdas/ is on the path (the installed package),
+# tests/ too (pytest's rootdir: `support.`), the checkout for the rest (`scripts.`, `infra.`, `tests.`).
+FOLDERS = {LAMBDAS: (), ROOT / "tests" / "support": ("support",), ROOT / "scripts": ("scripts",),
+           ROOT / "infra": ("infra",), ROOT / "tests": ("tests",)}  # fmt: skip
 
 
 def _module_name(path: Path) -> str:
-    parts = path.relative_to(LAMBDAS).with_suffix("").parts
+    folder = next(f for f in FOLDERS if path.is_relative_to(f))
+    parts = (*FOLDERS[folder], *path.relative_to(folder).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _imports() -> dict[str, set[str]]:
-    modules = {_module_name(p): p for p in LAMBDAS.rglob("*.py")}
+    """Each module of the repository and the modules of the repository it imports."""
+    files = [p for folder in FOLDERS for p in folder.rglob("*.py") if ".egg-info" not in str(p)]
+    modules = {_module_name(p): p for p in files}
     edges: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:
-                    full = f"{node.module}.{alias.name}"
-                    target = full if full in modules else node.module
-                    if target in modules and target != name:
-                        edges[name].add(target)
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package, up level - 1
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                wanted = [f"{base}.{alias.name}" for alias in node.names] + [base]
             elif isinstance(node, ast.Import):
-                edges[name] |= {a.name for a in node.names if a.name in modules and a.name != name}
+                wanted = [alias.name for alias in node.names]
+            else:
+                continue
+            for target in wanted:
+                while target and target not in modules:  # a name of a module: the module
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    edges[name].add(target)
     return edges
 
 
@@ -54,10 +72,27 @@ def _circle_from(start: str, edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_module_in_lambdas_imports_itself_round_a_circle() -> None:
+def test_no_module_of_the_repository_imports_itself_round_a_circle() -> None:
     edges = _imports()
+    assert {"scripts.bench.scale_bench", "dupcheck.core.models", "support.aws", "infra.stack"} <= set(edges)
     circles = [circle for name in sorted(edges) if (circle := _circle_from(name, edges)) is not None]
     assert circles == []
+
+
+def test_no_script_edits_the_import_path() -> None:
+    edits = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "scripts").rglob("*.py")) if "sys.path" in p.read_text()]
+    assert edits == []
+
+
+def test_one_loopback_picture_host_serves_the_benchmarks_and_the_tests() -> None:
+    """Every HTTP server the benchmarks and the tests' helpers start is scripts/helpers/loopback.py's."""
+    servers = []
+    for path in sorted([*(ROOT / "scripts").rglob("*.py"), *(ROOT / "tests" / "support").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            bases = [ast.unparse(base) for base in getattr(node, "bases", [])]
+            if isinstance(node, ast.ClassDef) and any("HTTPServer" in b or "HTTPRequestHandler" in b for b in bases):
+                servers.append(f"{path.relative_to(ROOT)}:{node.name}")
+    assert servers == ["scripts/helpers/loopback.py:_Server", "scripts/helpers/loopback.py:Handler"]
 
 
 def test_every_core_module_is_in_a_room_or_the_domain() -> None:
@@ -126,3 +161,12 @@ def test_no_comment_in_lambdas_names_a_commit() -> None:
              for found in COMMIT_HASH.finditer(text)]  # fmt: skip
     assert named == []
     assert [m.group(0) for m in COMMIT_HASH.finditer("after 476b71e: 79.0%, 1,786 copies, 0x1f")] == ["476b71e"]
+
+
+def test_the_unit_tests_sit_in_the_rooms_of_what_they_test() -> None:
+    """tests/unit mirrors the code (docs/architecture.md, "Where things are"): no test module lies flat in it."""
+    unit = ROOT / "tests" / "unit"
+    assert sorted(p.name for p in unit.glob("*.py")) == []
+    assert {p.name for p in unit.iterdir() if p.is_dir() and p.name != "__pycache__"} == {
+        "api", "catalog", "fingerprint", "jobs", "matching", "pictures", "domain", "adapters", "tools", "scripts",
+        "project"}  # fmt: skip

@@ -63,6 +63,6 @@ def test_overrides_win_over_the_environment() -> None:
 
 def test_every_setting_is_documented_in_the_settings_table() -> None:
     # The page the error for an unknown setting names (settings.unknown_setting).
-    table = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    table = (Path(__file__).parents[3] / "docs" / "configuration.md").read_text()
     missing = [Settings.env_name(f) for f in Settings.model_fields if Settings.env_name(f) not in table]
     assert missing == []

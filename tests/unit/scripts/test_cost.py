@@ -12,7 +12,7 @@ import pytest
 
 from support.scripts import load_script
 
-RECORD = Path(__file__).resolve().parents[2] / "docs" / "results" / "cost.json"
+RECORD = Path(__file__).resolve().parents[3] / "docs" / "results" / "cost.json"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 from support.benchmarks import three_products
 from support.scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_a_versions_report_is_measured_with_the_pairs_it_judged(tmp_path: Path) -> None:

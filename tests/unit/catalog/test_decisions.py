@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api import MAX_BYTES, call, event
 
 from dupcheck.adapters.dynamodb_decisions import DynamoDBDuplicateDecisions, create_decisions_table
 from dupcheck.adapters.sqlite_decisions import SqliteDuplicateDecisions
@@ -28,6 +27,7 @@ from dupcheck.core.ports import DuplicateDecisions
 from dupcheck.core.settings import Settings
 from dupcheck.core.spreadsheet import safe_cell
 from dupcheck_tools.samples import encode, product_image
+from support.api_events import MAX_BYTES, call, event
 from support.fakes import FakeFetcher
 from support.http import wait_for
 
@@ -378,7 +378,7 @@ def test_a_keep_killed_between_its_steps_loses_no_record(app: Any, catalog: Any,
     steps = step if killed == "before the removal" else f"removing(records, keep)\n    {step}"
     script = textwrap.dedent(f"""
         import os, signal, sys
-        sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+        sys.path.insert(0, {str(Path(__file__).parents[2])!r})
         from dupcheck.bootstrap import build_service
         from dupcheck.core.catalog.decisions import DecisionService
         from dupcheck.core.models import DecisionKind
