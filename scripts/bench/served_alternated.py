@@ -10,10 +10,11 @@ median over the rounds; then, per version, the median and 90th percentile over t
 
     git archive ea88de7 lambdas | tar -x -C /tmp/v4      # the baseline: v4
     .venv/bin/python scripts/bench/served_alternated.py v4=/tmp/v4/lambdas head=lambdas \\
-        [--kinds new,copy,turned] [--rounds 3] [--catalog 200] [--queries 60] [--json-out PREFIX]
+        [--kinds new,copy,turned,again] [--rounds 3] [--catalog 200] [--queries 60] [--json-out PREFIX]
 
 Kinds: `new`, photos the catalog does not hold; `copy`, a catalog photo with 9% cut off each
-side, JPEG 70; `turned`, one turned 4 degrees on white, JPEG 85 (verify_alternated.py's). With
+side, JPEG 70; `turned`, one turned 4 degrees on white, JPEG 85 (verify_alternated.py's); `again`,
+a catalog photo's own file sent again. With
 `--json-out PREFIX`, each kind's summary is written to PREFIX-KIND.json (scripts/results.py
 records them as served-KIND). Only 127.0.0.1 is used.
 """
@@ -38,7 +39,7 @@ from scripts.bench.verify_alternated import summarise
 from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES
-KINDS = ("new", "copy", "turned")
+KINDS = ("new", "copy", "turned", "again")
 
 
 def cropped(data: bytes) -> bytes:
@@ -150,7 +151,7 @@ def main() -> None:
     versions = dict(v.split("=", 1) for v in args.versions)
     catalog_files, new = photos(args.images, args.catalog, args.queries)
     kept = [p.read_bytes() for p in catalog_files[: args.queries]]
-    queries = {"new": new, "copy": [cropped(d) for d in kept], "turned": [turned(d) for d in kept]}
+    queries = {"new": new, "copy": [cropped(d) for d in kept], "turned": [turned(d) for d in kept], "again": kept}
     with tempfile.TemporaryDirectory(prefix="served-alternated-") as tmp:
         catalog = Path(tmp) / "catalog"
         catalog.mkdir()

@@ -238,3 +238,39 @@ def test_a_catalog_picture_that_lines_up_better_as_a_part_of_the_query_is_looked
     whole = _screened(0.92, 0.025, 1.0)
     assert not judge._worth_a_look_back(policy, whole, 0.85, undecided=False)
     assert judge._worth_a_look_back(policy, _screened(0.95, 0.005, 1.0), 0.85, undecided=True)
+
+
+def test_the_catalogs_own_picture_uploaded_again_is_a_duplicate_with_no_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 84: a query whose kept picture is a candidate's pixel for pixel (the same file sent
+    again) is a duplicate at 100% with nothing to name, judged without the same-photograph test;
+    the catalog's other records are judged as before: another record of the same picture is
+    found the same way, a crop of it by a look; a recompressed copy, whose pixels differ, is looked at."""
+    from dupcheck_tools.samples import encode, product_image
+
+    original = product_image(31, (480, 360))
+    sent = encode(original, quality=92)
+    crop = original.crop((40, 0, 480, 360))
+    pictures = {"first": Image.open(io.BytesIO(sent)), "again": Image.open(io.BytesIO(sent)), "crop": crop}
+    records = [record(name, image) for name, image in pictures.items()]
+    kept = {rec.entity_id: thumbnail for rec, thumbnail in records}
+    looked: list[int] = []
+    real_look = SamePhotograph.look
+
+    def look(self: SamePhotograph, i: int, alignment: Alignment):  # noqa: ANN202
+        looked.append(i)
+        return real_look(self, i, alignment)
+
+    monkeypatch.setattr(SamePhotograph, "look", look)
+
+    def judged(data: bytes) -> list[judge.Judgement]:
+        looked.clear()
+        query = PIPELINE.fingerprint_bytes(data, max_pixels=40_000_000)
+        candidates = [(rec, min(h - rec.hash for h in query.search_hashes)) for rec, _ in records]
+        return judge_candidates(PIPELINE, query, candidates, Store(kept))
+
+    again = judged(sent)
+    assert [(j.verdict, j.score, j.edits) for j in again[:2]] == [(Verdict.DUPLICATE, 100.0, ())] * 2
+    assert again[2].verdict is Verdict.DUPLICATE  # the crop: the catalog holds the photograph three times
+    assert 0 not in looked and 1 not in looked and 2 in looked
+    recompressed = judged(encode(original, quality=60))
+    assert recompressed[0].verdict is Verdict.DUPLICATE and 0 in looked

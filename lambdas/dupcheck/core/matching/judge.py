@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
+
 from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
 from dupcheck.core.matching.edits import (
     border_shares,
@@ -88,7 +90,12 @@ def _by_verification(
     stored = {i: views for i, views in enumerate(stored_views(screened, how.compact, how.raw)) if views is not None}
     probe = query.probe if isinstance(query.probe, Probe) else None
     kept = _LazyThumbnails(records, thumbnails) if thumbnails is not None and probe is not None else None
+    # The catalog's own picture uploaded again: its kept picture the query's, pixel for pixel. A
+    # duplicate with nothing to name, and no look needed.
+    same = _same_pixels(query, records, stored, kept, probe)
     first = _Look(how, candidates, closest, kept, probe)
+    for i in same:  # lined up as any other (the same candidates judged, no turn tried), never looked at
+        first.targets[i] = _SAME_PIXELS
     evidence: dict[int, tuple[Evidence, _Look]] = {}
     if stored and probe is not None:
         evidence = {i: (e, first) for i, e in first.verified(stored).items()}
@@ -108,6 +115,9 @@ def _by_verification(
     own_kept = _OwnPicture(query, probe) if probe is not None else None
     out = []
     for i, distance in enumerate(closest):
+        if i in same:
+            out.append(Judgement(distance, Verdict.DUPLICATE, banded(Verdict.DUPLICATE, 1.0), ()))
+            continue
         seen, look = evidence.get(i, (None, first))
         # The record's own picture asked about again, as far as its views show (a mark too faint
         # for them may be there: the edits still say): no kept JPEG's colours can refute it.
@@ -335,6 +345,26 @@ class _OwnPicture:
         return self._read
 
 
+def _same_pixels(
+    query: Fingerprint, records: Sequence[HashRecord], stored: Mapping[int, Views],
+    kept: _LazyThumbnails | None, probe: Probe | None,
+) -> set[int]:  # fmt: skip
+    """The candidates whose kept picture is the one a record of the query would keep, pixel for
+    pixel, trim box too: the same picture at the kept size, where no edit can hide. Looked for
+    only among those whose hash and views are the query's (the same picture at the views' size),
+    before any look reduces the query's decoded picture (what a record keeps is made from it)."""
+    views = query.features.get("views")
+    alike = [i for i in stored if views is not None and records[i].hash == query.hash
+             and records[i].features.get("views") == views]  # fmt: skip
+    if not alike or kept is None or probe is None:
+        return set()
+    mine = Thumbnail.decode(query.thumbnail or own_picture(query.hash, probe))
+    if mine is None:
+        return set()
+    return {i for i in alike if (theirs := kept.of(i)) is not None and theirs.box == mine.box
+            and np.array_equal(theirs.rgb, mine.rgb)}  # fmt: skip
+
+
 def _closely(
     first: _Look, evidence: Mapping[int, tuple[Evidence, _Look]], closest: Sequence[int], within: int
 ) -> set[int]:
@@ -453,6 +483,24 @@ class Tested:
     def found_photograph(self) -> bool:
         finding = self.test.finding(self.candidate)
         return finding is not None and finding.same_photograph
+
+
+class _SamePixels:
+    """The target of a candidate whose kept picture is the query's, pixel for pixel
+    (`_same_pixels`): passed wherever its views line up, with no look."""
+
+    judges_detail = True
+    found_photograph = True
+    max_colour_off = 1.0  # (the views' colour decides nothing here)
+
+    def passes(self, evidence: Evidence) -> bool:
+        return evidence.alignment is not None
+
+    def open_on_colour(self, evidence: Evidence) -> bool:
+        return False
+
+
+_SAME_PIXELS = _SamePixels()
 
 
 class _LazyThumbnails:
