@@ -16,8 +16,8 @@ The per-kind table of docs/evaluation.md (between its `<!-- generated: ... -->` 
 `<!-- /generated -->` lines) is written from the same evaluation runs, and docs/deploy.md's
 bundle sizes from the same `bundles` run, so a figure a reader takes as current is typed nowhere.
 A served check against v4 (verify_alternated.py's summaries of served uploads, recorded as
-served-new, served-copy and served-turned) gets its own table, first under "How fast", once all
-three are recorded.
+served-new, served-copy, served-turned and served-again) gets its own table, first under "How
+fast", once all four are recorded.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ PARTS = ("dev", "lockbox", "fresh")
 # Per-query rows and per-pair lists: the report folder keeps them, docs/results/ only the summary.
 BULKY = ("rows", "false_pairs", "known_same_picture", "missed_true_pairs")
 QUERY_KINDS = {"new": "a new product (not in the catalog)", "copy": "a copy (a 9% crop)",
-               "turned": "a copy turned 4 degrees"}  # fmt: skip
+               "turned": "a copy turned 4 degrees", "again": "a catalog photo's own file sent again"}  # fmt: skip
 
 Record = Mapping[str, Any]
 
@@ -407,7 +407,7 @@ def against(page: Page, stem: str) -> list[str]:
 
 
 def speed(page: Page) -> list[str]:
-    # The served check against v4 (served-new, served-copy, served-turned): what a user waits for.
+    # The served check against v4 (served-new, -copy, -turned, -again): what a user waits for.
     lines = ["## How fast", "", *SERVED_AGAINST, "", *against(page, "served")]
 
     lines += ["", "### Served, on one machine", "", *SERVED, ""]

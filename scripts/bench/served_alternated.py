@@ -14,7 +14,8 @@ median over the rounds; then, per version, the median and 90th percentile over t
 
 Kinds: `new`, photos the catalog does not hold; `copy`, a catalog photo with 9% cut off each
 side, JPEG 70; `turned`, one turned 4 degrees on white, JPEG 85 (verify_alternated.py's); `again`,
-a catalog photo's own file sent again. With
+the picture a version's catalog holds for a photo, sent again as it is (v4's `index-dir` stored
+the file, later ones keep a rendition of it: each version is sent its own). With
 `--json-out PREFIX`, each kind's summary is written to PREFIX-KIND.json (scripts/results.py
 records them as served-KIND). Only 127.0.0.1 is used.
 """
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from PIL import Image
 
@@ -126,6 +128,24 @@ class Server:
             raise RuntimeError(f"find_similar answered {response.status}")
         return elapsed
 
+    def held(self, entity_id: str) -> bytes:
+        """The picture the catalog holds for a record: the file its image_url names, or the
+        rendition this server keeps (an upload the service kept, as `index-dir` keeps one)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request("GET", f"/items/{entity_id}")
+            url = urlsplit(json.loads(connection.getresponse().read())["image_url"])
+            if url.scheme == "file":
+                return Path(unquote(url.path)).read_bytes()
+            connection.request("GET", url.path)  # on this server, whatever port the record names
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{url.path} answered {response.status}")
+            return body
+        finally:
+            connection.close()
+
     def close(self) -> None:
         self.connection.close()
         self.process.terminate()
@@ -152,6 +172,7 @@ def main() -> None:
     catalog_files, new = photos(args.images, args.catalog, args.queries)
     kept = [p.read_bytes() for p in catalog_files[: args.queries]]
     queries = {"new": new, "copy": [cropped(d) for d in kept], "turned": [turned(d) for d in kept], "again": kept}
+    held: dict[str, list[bytes]] = {}  # per version, what its catalog holds of the photos asked `again`
     with tempfile.TemporaryDirectory(prefix="served-alternated-") as tmp:
         catalog = Path(tmp) / "catalog"
         catalog.mkdir()
@@ -165,6 +186,9 @@ def main() -> None:
             for server in servers.values():  # warm: the first answers load the index and the code
                 for body in queries["new"][:5]:
                     server.check(body)
+            if "again" in kinds:
+                held = {name: [server.held(p.stem) for p in catalog_files[: args.queries]]
+                        for name, server in servers.items()}  # fmt: skip
             for kind in kinds:
                 bodies = queries[kind]
                 samples = {name: [[] for _ in bodies] for name in servers}
@@ -173,7 +197,8 @@ def main() -> None:
                     names = list(servers)[:: -1 if round_ % 2 else 1]
                     for i in order:
                         for name in names:
-                            samples[name][i].append(servers[name].check(bodies[i]))
+                            body = held[name][i] if kind == "again" else bodies[i]
+                            samples[name][i].append(servers[name].check(body))
                 summary = summarise(kind, args.rounds, samples)
                 first = next(iter(summary["results"].values()))
                 for result in summary["results"].values():
