@@ -284,9 +284,8 @@ def catalog_mark(
         # The same mark, the boxes of the two pictures the other way round.
         return Edit("overlay", {**named.params, "where": " ".join(where)}, named.original_box, named.box)
     ys, xs = np.nonzero(held[1])
-    height, width = held[1].shape
+    height, width = shape = held[1].shape
     # The kept pictures line up pixel for pixel: the same box on the query, mirrored back where it was.
-    shape = held[1].shape
     box, on_query = (_rounded(_Frame(mirrored=flip).box(ys, xs, shape)) for flip in (False, "mirrored" in names))
     return replace(_overlay_at((ys + 0.5) / height, (xs + 0.5) / width, len(ys) / held[1].size, box),
                    original_box=on_query)  # fmt: skip
