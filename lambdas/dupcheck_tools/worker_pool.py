@@ -76,7 +76,8 @@ class RestartingPool:
     ) -> None:  # fmt: skip
         self._make, self.what, self.one_by_one, self.on_died = make, what, one_by_one, on_died
         self._pool = make()
-        self._retired: list[ProcessPoolExecutor] = []  # broken pools, reaped by their own threads
+        # Broken pools' manager threads: each ends its pool's other processes and joins them.
+        self._retired: list[threading.Thread] = []
         self._generation = 0  # pools made after the first: the deaths seen
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
@@ -123,19 +124,19 @@ class RestartingPool:
                         job.future.set_exception(CancelledError())
                 self._waiting.clear()
                 self._suspects.clear()
-            pool = self._pool
             if kill:
                 # No public way before Python 3.14's terminate_workers(); they ignore SIGTERM.
-                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                     process.kill()
             elif wait:
                 while self._busy():
                     self._idle.wait()
+            pool = self._pool  # read after the wait: a death while waiting replaced it
         pool.shutdown(wait=wait, cancel_futures=cancel_futures or kill)  # killed: only reaps them
         if wait or kill:
             # A broken pool's other processes end on its own thread: waited for, so none outlives this.
-            for retired in self._retired:
-                retired.shutdown(wait=True)
+            for thread in self._retired:
+                thread.join()
             self._retired.clear()
 
     # -- under the lock ---------------------------------------------------------------------------
@@ -173,8 +174,11 @@ class RestartingPool:
         """A new pool for the one of `generation`, unless that was replaced already."""
         if generation != self._generation:
             return
+        # Its thread is kept to be joined: a second shutdown(wait=True) of this pool would not wait.
+        thread = getattr(self._pool, "_executor_manager_thread", None)
+        if thread is not None:
+            self._retired.append(thread)
         self._pool.shutdown(wait=False)  # its jobs have failed already, or fail with BrokenProcessPool
-        self._retired.append(self._pool)
         self._generation += 1
         self._fruitless += 1
         log.warning("a %s died; starting another (restart %d)", self.what, self._generation)

@@ -37,6 +37,7 @@ def test_the_job_that_kills_its_worker_fails_alone_after_two_deaths_and_the_othe
         else:
             assert future.result() == [n * n for n in job]
     assert pool.restarts == 2  # once beside others, once alone: no innocent job died twice
+    assert not multiprocessing.active_children()  # the broken pools' other processes were waited for
 
 
 def test_one_by_one_the_item_that_kills_is_told_from_the_others_of_its_job() -> None:
