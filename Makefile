@@ -47,11 +47,13 @@ browser: $(CHROMEDRIVER)
 run: venv $(MODEL)
 	$(BIN)/python -m dupcheck demo
 
-# Then the matching engine's tests once more under the narrowest numpy and OpenBLAS kernels this
-# machine has: a verdict must not depend on the CPU's SIMD kernels (scripts/same_answers.py).
+# Then the matching engine's tests, and those of what it reads, once more under the narrowest
+# numpy and OpenBLAS kernels this machine has: a verdict must not depend on the CPU's SIMD kernels
+# (scripts/same_answers.py).
 test: venv $(MODEL) browser lint
 	$(BIN)/python -m pytest
-	env $$($(BIN)/python scripts/same_answers.py env) $(BIN)/python -m pytest -q tests/unit/matching tests/unit/fingerprint/test_hashing.py
+	env $$($(BIN)/python scripts/same_answers.py env) $(BIN)/python -m pytest -q tests/unit/matching tests/unit/stored tests/unit/limits tests/unit/pictures/test_arrays.py \
+		tests/unit/fingerprint/test_hashing.py
 
 # Writes cdk.out/Dupcheck.template.json; builds the Lambda bundles with uv (no Docker). Context as
 # `cdk -c` takes it, space-separated: make synth CONTEXT="dupcheck:profile=dev dupcheck:alarmEmail=a@b.c"

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from dupcheck.core.matching.arrays import regions
+from dupcheck.core.pictures.arrays import regions
 from dupcheck.core.pictures.pixels import skin_coloured
 
 WORK = 128  # px: the side the product's parts are found at

@@ -21,14 +21,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.limits.policy import DETAIL, DETAIL_TILE, RECOLOURED, SAME_PHOTOGRAPH
 from dupcheck.core.matching.alignment import verify
-from dupcheck.core.matching.arrays import tiles
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.photograph import band, examine
-from dupcheck.core.matching.policy import DETAIL, DETAIL_TILE, RECOLOURED, SAME_PHOTOGRAPH
-from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
+from dupcheck.core.pictures.arrays import tiles
+from dupcheck.core.stored.thumbnails import Thumbnail
+from dupcheck.core.stored.views import Views
 
 HEIGHT = 300  # the pictures' height in the figure
 PANEL = 220  # each patch's side in the figure

@@ -39,8 +39,8 @@ from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.core.fingerprint.hashing import get_pipeline
 from dupcheck.core.matching.judge import judge_candidates
-from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord
+from dupcheck.core.stored.views import Views
 from dupcheck_tools.samples import encode, product_image
 from scripts.helpers.places import BENCH_IMAGES
 

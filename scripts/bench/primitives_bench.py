@@ -69,10 +69,11 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.bootstrap import one_blas_thread
-from dupcheck.core.matching import affine, arrays, one_edit, photograph
-from dupcheck.core.matching.policy import AFFINE_BLUR, AFFINE_STEPS, COLOUR_SIDE, DETAIL_BAND
-from dupcheck.core.matching.thumbnails import Thumbnail, thumbnail_bytes
+from dupcheck.core.limits.policy import AFFINE_BLUR, AFFINE_STEPS, COLOUR_SIDE, DETAIL_BAND
+from dupcheck.core.matching import affine, one_edit, photograph
 from dupcheck.core.models import HashValue
+from dupcheck.core.pictures import arrays
+from dupcheck.core.stored.thumbnails import Thumbnail, thumbnail_bytes
 from scripts.helpers.places import BENCH_IMAGES
 
 SIDES = (64, 128, 256)  # the compared sides the map is refined at (policy.AFFINE_STEPS)

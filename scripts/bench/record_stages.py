@@ -25,10 +25,10 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.fingerprint.hashing import _pack, centre_weighted, dct_hash, get_pipeline
-from dupcheck.core.matching.thumbnails import thumbnail_bytes
-from dupcheck.core.matching.views import views_of
 from dupcheck.core.pictures.imaging import decode_image
 from dupcheck.core.pictures.pixels import crop, luma, planar, trim_box
+from dupcheck.core.stored.thumbnails import thumbnail_bytes
+from dupcheck.core.stored.views import views_of
 from scripts.helpers.places import BENCH_IMAGES
 
 SHARED = BENCH_IMAGES

@@ -30,8 +30,8 @@ from PIL import Image
 
 from dupcheck.bootstrap import one_blas_thread
 from dupcheck.core.fingerprint.hashing import get_pipeline
-from dupcheck.core.matching import views
 from dupcheck.core.pictures.pixels import luma, trim_box
+from dupcheck.core.stored import views
 from scripts.bench.numpy_resize import box_resized_float, box_resized_rgb
 from scripts.helpers.places import BENCH_IMAGES
 

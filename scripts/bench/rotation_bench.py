@@ -1,7 +1,7 @@
 """A turned query's rotation: Pillow, one call per angle, against the same turns in numpy.
 
 Verification turns the query's 80 px working copy by up to four angles a step
-(core/matching/views.py `Probe._views_at`):
+(core/stored/views.py `Probe._views_at`):
 
     np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill))
 

@@ -249,7 +249,7 @@ def measure_size(size: int, records: Path, queries: list[Path], images_url: str,
 def with_thumbnails(source: Path, out: Path, photos: int = 300) -> None:
     """`source`'s lines as a v4 export has them: each with a thumbnail made for its own hash."""
     from dupcheck.core.fingerprint.hashing import get_pipeline
-    from dupcheck.core.matching.thumbnails import _HEADER
+    from dupcheck.core.stored.thumbnails import _HEADER
 
     pipeline = get_pipeline()
     made = [pipeline.fingerprint_bytes(path.read_bytes(), max_pixels=40_000_000, for_query=False)

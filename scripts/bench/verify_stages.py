@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from dupcheck.bootstrap import one_blas_thread
-from dupcheck.core.matching import alignment, judge, photograph, views
+from dupcheck.core.matching import alignment, judge, photograph
+from dupcheck.core.stored import views
 from scripts.bench.verify_alternated import SHARED, judging
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,10 +18,10 @@ from dupcheck.adapters.local_index import LocalHashIndex
 from dupcheck.adapters.sqlite_store import SqliteRecordStore
 from dupcheck.adapters.sqlite_thumbnails import SqliteThumbnails
 from dupcheck.core.fingerprint.hashing import get_pipeline
-from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Views
 from dupcheck.core.models import HashRecord, HashValue
 from dupcheck.core.settings import Settings
+from dupcheck.core.stored.thumbnails import Thumbnail
+from dupcheck.core.stored.views import Views
 from dupcheck_tools.backfill import BackfillOptions, backfill_catalog
 from dupcheck_tools.cli import main
 from dupcheck_tools.reindex import reindex

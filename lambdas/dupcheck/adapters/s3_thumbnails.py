@@ -3,7 +3,7 @@
 Keys are `thumbnails/<blake2b-128 of the entity_id, hex>`: a fixed 43 characters whatever the id
 holds (ids are up to 512 characters of any script, S3 keys at most 1,024 bytes of UTF-8), spread
 evenly over S3's key partitions. The object is the pipeline's bytes as they are (a JPEG of ~15 KB,
-median, with a small header naming the record hash it was made for, core/matching/thumbnails.py).
+median, with a small header naming the record hash it was made for, core/stored/thumbnails.py).
 
 A query reads one to three thumbnails (the candidates it would call duplicates); several are
 fetched in parallel, as are the writes of a backfill batch and reindex's existence checks, on a

@@ -272,7 +272,7 @@ class HashRecord:
     """One catalog image: the row in SQLite, the item in DynamoDB, the document in OpenSearch.
 
     `features` are the pipeline's verification data as bytes (a few hundred: the compact views
-    of core/matching/views_codec.py); stores keep them binary where they can, JSON as base64."""
+    of core/stored/views_codec.py); stores keep them binary where they can, JSON as base64."""
 
     entity_id: str
     sku: str

@@ -47,12 +47,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from dupcheck.core.fingerprint.hashing import HashPipeline
+from dupcheck.core.limits.judging import Verified
+from dupcheck.core.limits.policy import COLOURED, GREY_CHROMA, KEPT_SIDE, MIN_BORDER, MIN_SIDE
 from dupcheck.core.matching.edits import FRAMING, KINDS, MARK_KINDS, TONE_KINDS
-from dupcheck.core.matching.judging import Verified
-from dupcheck.core.matching.policy import COLOURED, GREY_CHROMA, KEPT_SIDE, MIN_BORDER, MIN_SIDE
-from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import stored_views
 from dupcheck.core.models import Edit, HashRecord
+from dupcheck.core.stored.thumbnails import Thumbnail
+from dupcheck.core.stored.views import stored_views
 
 # A side's share measured by a crop's edit and by a trim box differs by a pixel or two of the
 # test's 256 px map and of the 384 px kept picture: half the smallest crop named.

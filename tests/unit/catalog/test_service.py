@@ -12,9 +12,9 @@ from dupcheck.core.catalog.lookups import METRIC_THUMBNAIL_FAILURES
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DuplicateImage, InvalidRequest, NotFound, StoreUnavailable, UpstreamError
 from dupcheck.core.fingerprint.hashing import get_pipeline
-from dupcheck.core.matching.thumbnails import Thumbnail
 from dupcheck.core.models import HashRecord, HashValue, Marks, OnDuplicate, Verdict
 from dupcheck.core.settings import Settings
+from dupcheck.core.stored.thumbnails import Thumbnail
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import FakeFetcher
 

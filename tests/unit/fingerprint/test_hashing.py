@@ -20,10 +20,9 @@ from dupcheck.core.fingerprint.hashing import (
     get_pipeline,
     imagehash_phash,
 )
-from dupcheck.core.matching import alignment, judge, views_codec
+from dupcheck.core.matching import alignment, judge
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import Judgement
-from dupcheck.core.matching.views import Probe
 from dupcheck.core.models import Fingerprint, HashPart, HashRecord, HashValue, Verdict
 from dupcheck.core.pictures.pixels import (
     TRIM_TOLERANCE,
@@ -37,6 +36,8 @@ from dupcheck.core.pictures.pixels import (
     trim_box,
     trim_uniform_border,
 )
+from dupcheck.core.stored import views_codec
+from dupcheck.core.stored.views import Probe
 from dupcheck_tools.samples import encode, product_image
 from support.garments import hue_turned
 

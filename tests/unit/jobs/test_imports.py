@@ -666,8 +666,8 @@ class Thumbnails(dict):
 
 
 def test_the_worker_keeps_thumbnails_before_records_and_rehashes_a_record_without_one() -> None:
-    from dupcheck.core.matching.thumbnails import Thumbnail
     from dupcheck.core.models import CatalogRow
+    from dupcheck.core.stored.thumbnails import Thumbnail
 
     log: list[str] = []
 

@@ -9,12 +9,14 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash
-from dupcheck.core.matching import alignment, arrays, views_codec
+from dupcheck.core.limits.policy import GREY_CHROMA, LAYOUT_BITS, RANK_STEP, TURN_SPREAD, Thresholds, Tier
+from dupcheck.core.matching import alignment
 from dupcheck.core.matching.alignment import Alignment, Evidence, verify
-from dupcheck.core.matching.policy import GREY_CHROMA, LAYOUT_BITS, RANK_STEP, TURN_SPREAD, Thresholds, Tier
-from dupcheck.core.matching.views import WHOLE, Probe, Views, _unturned_box, greyish, views_of
 from dupcheck.core.models import HashValue
+from dupcheck.core.pictures import arrays
 from dupcheck.core.pictures.pixels import bright_srgb, brightened_ab, cielab_ab, luma
+from dupcheck.core.stored import views_codec
+from dupcheck.core.stored.views import WHOLE, Probe, Views, _unturned_box, greyish, views_of
 from dupcheck_tools.samples import encode, product_image
 from support.fakes import raw_views
 

@@ -14,14 +14,14 @@ import pytest
 from PIL import Image
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
+from dupcheck.core.limits.judging import ByDistance, Judging
+from dupcheck.core.limits.policy import ALIGNED_DUAL_PHASH
 from dupcheck.core.matching import judge
 from dupcheck.core.matching.alignment import Alignment, Evidence
 from dupcheck.core.matching.judge import _LazyThumbnails, judge_candidates
-from dupcheck.core.matching.judging import ByDistance, Judging
 from dupcheck.core.matching.photograph import SamePhotograph
-from dupcheck.core.matching.policy import ALIGNED_DUAL_PHASH
-from dupcheck.core.matching.thumbnails import _HEADER
 from dupcheck.core.models import HashRecord, HashValue, Verdict
+from dupcheck.core.stored.thumbnails import _HEADER
 from support.garments import photograph
 
 PIPELINE = get_pipeline()

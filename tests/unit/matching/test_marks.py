@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from dupcheck.core.limits.policy import KEPT_QUALITY, MARK_SHARE
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.marks import largest_mark, mark_holder, named_mark, on_product, written
-from dupcheck.core.matching.policy import KEPT_QUALITY, MARK_SHARE
 from dupcheck_tools.samples import product_image
 
 SIDE = 256

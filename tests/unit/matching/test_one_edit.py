@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from dupcheck.core.limits.policy import RECOLOURED
 from dupcheck.core.matching.one_edit import Unexplained, _pooled, _pooled_all, _pooled_any, unexplained
 from dupcheck.core.matching.photograph import band
-from dupcheck.core.matching.policy import RECOLOURED
 from dupcheck.core.pictures.pixels import luma
 from support.garments import hue_turned
 

@@ -18,12 +18,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from dupcheck.bootstrap import build_service
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
-from dupcheck.core.matching import affine, judge
-from dupcheck.core.matching import photograph as same_photograph
-from dupcheck.core.matching.alignment import verify
-from dupcheck.core.matching.one_edit import Unexplained
-from dupcheck.core.matching.photograph import Finding, band, examine
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     ALIGNED_DUAL_PHASH,
     COMPARE_SIDE,
     EARLY_ANOTHER,
@@ -33,10 +28,15 @@ from dupcheck.core.matching.policy import (
     Thresholds,
     Tier,
 )
-from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Views
+from dupcheck.core.matching import affine, judge
+from dupcheck.core.matching import photograph as same_photograph
+from dupcheck.core.matching.alignment import verify
+from dupcheck.core.matching.one_edit import Unexplained
+from dupcheck.core.matching.photograph import Finding, band, examine
 from dupcheck.core.models import Verdict
 from dupcheck.core.settings import Settings
+from dupcheck.core.stored.thumbnails import Thumbnail
+from dupcheck.core.stored.views import Views
 from support.garments import GREY, RED, SHIRT, photograph, recoloured
 
 PIPELINE = get_pipeline()
@@ -128,7 +128,7 @@ def test_a_copy_whose_views_miss_every_tier_is_tested_when_its_hash_is_close(
 def test_the_views_line_up_another_photograph_of_the_scene(other: str) -> None:
     """What makes the next tests mean something: the views cannot tell these photographs apart,
     so the same-photograph test is what decides."""
-    from dupcheck.core.matching.views import Views
+    from dupcheck.core.stored.views import Views
 
     record = PIPELINE.fingerprint(ZIP, for_query=False)
     probe = PIPELINE.fingerprint_bytes(jpeg(OTHERS[other]), max_pixels=10**8).probe

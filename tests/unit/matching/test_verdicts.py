@@ -8,10 +8,10 @@ from PIL import ImageEnhance
 
 from dupcheck.bootstrap import build_service
 from dupcheck.core.fingerprint.hashing import PHash64
+from dupcheck.core.limits.policy import LAYOUT_BITS
 from dupcheck.core.matching.alignment import Evidence
 from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.judge import judge_candidates
-from dupcheck.core.matching.policy import LAYOUT_BITS
 from dupcheck.core.matching.verdicts import (
     BANDS,
     Judgement,

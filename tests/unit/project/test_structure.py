@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 LAMBDAS = ROOT / "lambdas"
 CORE = LAMBDAS / "dupcheck" / "core"
-ROOMS = {"jobs", "catalog", "fingerprint", "matching", "pictures"}
+ROOMS = {"jobs", "catalog", "fingerprint", "matching", "stored", "limits", "pictures"}
 DOMAIN = {"__init__.py", "models.py", "ports.py", "errors.py", "ids.py", "settings.py", "spreadsheet.py", "choices.py"}
 # Where each folder's modules are imported from: lambdas/ is on the path (the installed package),
 # tests/ too (pytest's rootdir: `support.`), the checkout for the rest (`scripts.`, `infra.`, `tests.`).
@@ -168,5 +168,5 @@ def test_the_unit_tests_sit_in_the_rooms_of_what_they_test() -> None:
     unit = ROOT / "tests" / "unit"
     assert sorted(p.name for p in unit.glob("*.py")) == []
     assert {p.name for p in unit.iterdir() if p.is_dir() and p.name != "__pycache__"} == {
-        "api", "catalog", "fingerprint", "jobs", "matching", "pictures", "domain", "adapters", "tools", "scripts",
-        "project"}  # fmt: skip
+        "api", "catalog", "fingerprint", "jobs", "matching", "stored", "limits", "pictures", "domain", "adapters",
+        "tools", "scripts", "project"}  # fmt: skip

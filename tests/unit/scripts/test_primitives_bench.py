@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from dupcheck.core.matching import affine
-from dupcheck.core.matching.arrays import regions
+from dupcheck.core.pictures.arrays import regions
 from support.scripts import load_script
 
 bench = load_script("bench/primitives_bench.py")

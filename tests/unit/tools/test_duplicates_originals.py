@@ -3,7 +3,7 @@ readings that disagree deciding nothing."""
 
 from __future__ import annotations
 
-from dupcheck.core.matching.policy import KEPT_SIDE
+from dupcheck.core.limits.policy import KEPT_SIDE
 from dupcheck.core.models import Edit
 from dupcheck_tools.duplicates.originals import Copied, Looks, which_original
 

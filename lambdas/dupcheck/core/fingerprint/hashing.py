@@ -5,7 +5,7 @@ the features verification reads (the default's views), the thumbnail kept beside
 for a query its working copy (`Fingerprint.probe`). That is all a pipeline does: judging the
 candidates a query's hashes find is the matching engine's (core/matching/judge.py,
 `judge_candidates`); a pipeline only declares how its candidates are judged (`judging`:
-core/matching/judging.py), and with which policy.
+core/limits/judging.py), and with which policy.
 
 A pipeline is named by `algo` (stored on every record as `hash_algo`): the same name always
 means the same decode, normalisation, hash and stored features, so an indexed hash is only ever
@@ -26,12 +26,12 @@ was chosen by measurement (docs/lab/evaluation.md):
   the layout of the picture it was cut from. Query-only hashes can change without a new
   `algo`: stored records are unaffected;
 * hashes only find candidates: every record also stores two small views of its picture
-  (core/matching/views.py), which verification aligns with the query's; `distance` stays the
+  (core/stored/views.py), which verification aligns with the query's; `distance` stays the
   hash distance of the closer half, out of 64 bits;
-* v3 stores the views compressed (core/matching/views_codec.py: under 900 bytes, was 3,072 raw
+* v3 stores the views compressed (core/stored/views_codec.py: under 900 bytes, was 3,072 raw
   and 4 KB of base64 in v2); hashes and views are v2's, so v2 records are read as they are and
   `reindex` converts them without downloading anything;
-* v5 keeps the picture itself beside each record, at 384 px (core/matching/thumbnails.py), for
+* v5 keeps the picture itself beside each record, at 384 px (core/stored/thumbnails.py), for
   the same-photograph test (core/matching/photograph.py), and decodes a JPEG at half its size or
   more (v4 kept its 160 px working copy, at a quarter): its hashes and views are v4's, but v4
   records need their image again for the larger picture (`reindex`); until then the test
@@ -47,9 +47,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.arrays import hann, odd_median, odd_medians, sampler
-from dupcheck.core.matching.judging import ByDistance, Judging, Verified
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.judging import ByDistance, Judging, Verified
+from dupcheck.core.limits.policy import (
     ALIGNED_DUAL_PHASH,
     FINE_CHROMA_STEP,
     KEPT_SIDE,
@@ -57,11 +56,12 @@ from dupcheck.core.matching.policy import (
     PHASH_SIMILAR_MAX,
     WORK_SIDE,
 )
-from dupcheck.core.matching.thumbnails import Thumbnail, probe_of_kept, thumbnail_bytes
-from dupcheck.core.matching.views import Probe, stored_lumas, stored_views, views_of
 from dupcheck.core.models import Fingerprint, HashPart, HashRecord, HashValue
+from dupcheck.core.pictures.arrays import hann, odd_median, odd_medians, sampler
 from dupcheck.core.pictures.imaging import CHROMA_STEP, decode_image
 from dupcheck.core.pictures.pixels import cosine_matrix, crop, low_frequencies, luma, planar, trim_box
+from dupcheck.core.stored.thumbnails import Thumbnail, probe_of_kept, thumbnail_bytes
+from dupcheck.core.stored.views import Probe, stored_lumas, stored_views, views_of
 
 
 class HashPipeline(Protocol):
@@ -234,7 +234,7 @@ class PHash64:
     keeps_thumbnails = False
     # JPEG decodes at the smallest DCT scale that keeps >= 256 px: pHash looks at 32x32.
     draft_size = 256
-    # Its verdicts by distance (the limits: core/matching/policy.py).
+    # Its verdicts by distance (the limits: core/limits/policy.py).
     judging = ByDistance(duplicate_max=PHASH_DUPLICATE_MAX, similar_max=PHASH_SIMILAR_MAX, bits=distance_bits)
 
     def fingerprint(self, image: Image.Image, *, for_query: bool = True, with_thumbnail: bool = False) -> Fingerprint:

@@ -23,9 +23,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import exp, median, tiles
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     AFFINE_BLUR,
     AFFINE_CHOICE,
     AFFINE_STEPS,
@@ -35,7 +33,9 @@ from dupcheck.core.matching.policy import (
     MAP_STEP,
     MIN_LIKENESS_TILES,
 )
-from dupcheck.core.matching.thumbnails import Thumbnail
+from dupcheck.core.matching.alignment import Alignment
+from dupcheck.core.pictures.arrays import exp, median, tiles
+from dupcheck.core.stored.thumbnails import Thumbnail
 
 _RIDGE = 1e-6 * np.eye(6)  # keeps the normal equations solvable on a flat patch
 Window = tuple[float, float, float, float]  # top, height, left, width, in a picture's pixels

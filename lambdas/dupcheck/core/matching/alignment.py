@@ -37,19 +37,7 @@ from typing import Protocol
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from dupcheck.core.matching.arrays import (
-    centre_weight,
-    halve,
-    median,
-    neighbourhood,
-    odd_medians,
-    padded,
-    sampler,
-    samplers,
-    shifts,
-    unit,
-)
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     BACKGROUND_TOLERANCE,
     BRIGHTENING_MIN_SIMILARITY,
     BRIGHTENINGS,
@@ -86,7 +74,20 @@ from dupcheck.core.matching.policy import (
     WIDTHS,
     ranked,
 )
-from dupcheck.core.matching.views import (
+from dupcheck.core.pictures.arrays import (
+    centre_weight,
+    halve,
+    median,
+    neighbourhood,
+    odd_medians,
+    padded,
+    sampler,
+    samplers,
+    shifts,
+    unit,
+)
+from dupcheck.core.pictures.pixels import bright_srgb, brightened_ab, low_frequencies, outer_ring
+from dupcheck.core.stored.views import (
     PART_SIDES,
     WHOLE,
     Box,
@@ -98,7 +99,6 @@ from dupcheck.core.matching.views import (
     part_box,
     query_views,
 )
-from dupcheck.core.pictures.pixels import bright_srgb, brightened_ab, low_frequencies, outer_ring
 
 
 def windows_of(

@@ -39,12 +39,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.arrays import regions, tiles, unit
-from dupcheck.core.matching.marks import mark_holder, named_mark, written
-from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     BORDER_PLAIN,
     BOX_MIN_WIDTH,
     BOX_SEARCH,
@@ -68,10 +63,15 @@ from dupcheck.core.matching.policy import (
     TONE_LINE_MIN_RANGE,
     ranked,
 )
-from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Probe, Views, a_mark
+from dupcheck.core.matching.affine import Aligned
+from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
+from dupcheck.core.matching.marks import mark_holder, named_mark, written
+from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
 from dupcheck.core.models import Box, Edit
+from dupcheck.core.pictures.arrays import regions, tiles, unit
 from dupcheck.core.pictures.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
+from dupcheck.core.stored.thumbnails import Thumbnail
+from dupcheck.core.stored.views import Probe, Views, a_mark
 
 SIDES = ("left", "right", "top", "bottom")
 

@@ -31,19 +31,8 @@ from functools import partial
 
 import numpy as np
 
-from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
-from dupcheck.core.matching.edits import (
-    border_shares,
-    catalog_is_the_copy,
-    catalog_mark,
-    inverse,
-    name_edits,
-    outer_border,
-)
-from dupcheck.core.matching.judging import ByDistance, Judged, Verified
-from dupcheck.core.matching.marks import on_product
-from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.judging import ByDistance, Judged, Verified
+from dupcheck.core.limits.policy import (
     PART_ALIKE,
     PART_CANDIDATES,
     PART_GAIN,
@@ -53,10 +42,21 @@ from dupcheck.core.matching.policy import (
     Tier,
     ranked,
 )
-from dupcheck.core.matching.thumbnails import Thumbnail, own_picture, probe_of_kept
+from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
+from dupcheck.core.matching.edits import (
+    border_shares,
+    catalog_is_the_copy,
+    catalog_mark,
+    inverse,
+    name_edits,
+    outer_border,
+)
+from dupcheck.core.matching.marks import on_product
+from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
 from dupcheck.core.matching.verdicts import Judgement, banded, score, verdict_for
-from dupcheck.core.matching.views import Probe, Views, stored_views
 from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
+from dupcheck.core.stored.thumbnails import Thumbnail, own_picture, probe_of_kept
+from dupcheck.core.stored.views import Probe, Views, stored_views
 
 ThumbnailSource = Callable[[Sequence[str]], Mapping[str, bytes]]  # entity ids -> their thumbnails
 

@@ -30,10 +30,7 @@ import math
 
 import numpy as np
 
-from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.arrays import exp, neighbourhood, odd_medians, padded, regions, tiles
-from dupcheck.core.matching.one_edit import quantile_line
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     BACKDROP,
     BACKDROP_RING,
     CLIPPED,
@@ -59,6 +56,9 @@ from dupcheck.core.matching.policy import (
     WORD_ALONE,
     WORD_ROW,
 )
+from dupcheck.core.matching.affine import Aligned
+from dupcheck.core.matching.one_edit import quantile_line
+from dupcheck.core.pictures.arrays import exp, neighbourhood, odd_medians, padded, regions, tiles
 
 _TERMS = 5  # gain, offset, two gradients, Laplacian
 _RIDGE = 1e-6 * np.eye(_TERMS)

@@ -51,8 +51,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dupcheck.core.matching.arrays import neighbourhood, neighbours, padded, regions, shifts, tiles
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     ADDED_DETAIL,
     BACKDROP,
     BACKDROP_RING,
@@ -81,6 +80,7 @@ from dupcheck.core.matching.policy import (
     TONE_QUANTILES,
     TONE_SLACK,
 )
+from dupcheck.core.pictures.arrays import neighbourhood, neighbours, padded, regions, shifts, tiles
 from dupcheck.core.pictures.pixels import luma, skin_coloured
 
 _QUANTILES = np.linspace(*TONE_QUANTILES)

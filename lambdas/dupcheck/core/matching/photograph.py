@@ -36,11 +36,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour, widened
-from dupcheck.core.matching.alignment import Alignment
-from dupcheck.core.matching.arrays import exp, median, tiles
-from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     ADDED_DETAIL,
     CHROMA_SAMPLES,
     CLIPPED,
@@ -54,8 +50,12 @@ from dupcheck.core.matching.policy import (
     RECOLOURED,
     SAME_PHOTOGRAPH,
 )
-from dupcheck.core.matching.thumbnails import Thumbnail
-from dupcheck.core.matching.views import Probe
+from dupcheck.core.matching.affine import Aligned, align, native_side, turn, warped_colour, widened
+from dupcheck.core.matching.alignment import Alignment
+from dupcheck.core.matching.one_edit import Unexplained, quantile_line, unexplained
+from dupcheck.core.pictures.arrays import exp, median, tiles
+from dupcheck.core.stored.thumbnails import Thumbnail
+from dupcheck.core.stored.views import Probe
 
 
 @dataclass(frozen=True, slots=True)

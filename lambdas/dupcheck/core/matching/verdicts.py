@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from dupcheck.core.limits.policy import BANDS, HASH_WEIGHT, LAYOUT_BITS, TOP
 from dupcheck.core.matching.alignment import Evidence
-from dupcheck.core.matching.policy import BANDS, HASH_WEIGHT, LAYOUT_BITS, TOP
 from dupcheck.core.models import Edit, Marks, Verdict
 
 

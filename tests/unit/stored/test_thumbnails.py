@@ -1,4 +1,4 @@
-"""A record's kept picture as stored (core/matching/thumbnails.py): the round trip and what is refused."""
+"""A record's kept picture as stored (core/stored/thumbnails.py): the round trip and what is refused."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.policy import KEPT_SIDE
-from dupcheck.core.matching.thumbnails import _HEADER, _MAGIC, Thumbnail, thumbnail_bytes
+from dupcheck.core.limits.policy import KEPT_SIDE
 from dupcheck.core.models import HashValue
+from dupcheck.core.stored.thumbnails import _HEADER, _MAGIC, Thumbnail, thumbnail_bytes
 from support.garments import garment
 
 HASH = HashValue(bytes(range(16)))

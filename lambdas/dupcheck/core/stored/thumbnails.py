@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching.policy import FINE_CHROMA_STEP, KEPT_QUALITY, KEPT_SIDE, WORK_SIDE
-from dupcheck.core.matching.views import Probe, Views
+from dupcheck.core.limits.policy import FINE_CHROMA_STEP, KEPT_QUALITY, KEPT_SIDE, WORK_SIDE
 from dupcheck.core.models import HashValue
 from dupcheck.core.pictures.pixels import luma
+from dupcheck.core.stored.views import Probe, Views
 
 _MAGIC = b"DLK2"
 _MAGIC_V4 = b"DLK1"  # a dualphash128-v4 record's 160 px working copy

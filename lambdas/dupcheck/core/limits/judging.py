@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from dupcheck.core.matching.policy import Policy
+from dupcheck.core.limits.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dupcheck.core.matching import policy
+from dupcheck.core.limits import policy
 
 ENGINE = Path(policy.__file__).parent
 # Formats and arithmetic, not choices (policy.py's docstring says why they stay there).

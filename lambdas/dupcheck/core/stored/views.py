@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from dupcheck.core.matching import views_codec
-from dupcheck.core.matching.arrays import halve, median, regions, sampler, unit
-from dupcheck.core.matching.policy import (
+from dupcheck.core.limits.policy import (
     CHROMA_GRID,
     COARSE,
     EDGE_AGREE,
@@ -41,7 +39,9 @@ from dupcheck.core.matching.policy import (
     VIEWS,
 )
 from dupcheck.core.models import HashRecord
+from dupcheck.core.pictures.arrays import halve, median, regions, sampler, unit
 from dupcheck.core.pictures.pixels import cielab_ab, luma, off_colour, rgb_from_luma_ab, ring_colour, trim_box
+from dupcheck.core.stored import views_codec
 
 Box = tuple[float, float, float, float]  # top, bottom, left, right, as shares of a picture's sides
 WHOLE: Box = (0.0, 1.0, 0.0, 1.0)

@@ -1,4 +1,4 @@
-"""The shared array helpers (core/matching/arrays.py) give exactly the numbers of the numpy calls
+"""The shared array helpers (core/pictures/arrays.py) give exactly the numbers of the numpy calls
 and loops they stand for."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from dupcheck.core.matching import arrays
+from dupcheck.core.pictures import arrays
 
 RNG = np.random.default_rng(11)
 

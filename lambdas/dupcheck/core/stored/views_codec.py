@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dupcheck.core.matching.policy import CHROMA_GRID, LUMA_GRID, MAX_BYTES, VIEWS
+from dupcheck.core.limits.policy import CHROMA_GRID, LUMA_GRID, MAX_BYTES, VIEWS
 
 # (luma step, a*b* step), finest first: rate control takes the first that fits. A format, not a
 # choice: a record names its step by its index here.

@@ -1,4 +1,4 @@
-"""The compact form of the verification views (core/matching/views_codec.py): bounded error, size cap,
+"""The compact form of the verification views (core/stored/views_codec.py): bounded error, size cap,
 one stored view when both are the same, batch decoding, and damaged bytes refused."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from dupcheck.core.matching import views_codec
-from dupcheck.core.matching.views_codec import CodecError, decode, decode_many, encode
+from dupcheck.core.stored import views_codec
+from dupcheck.core.stored.views_codec import CodecError, decode, decode_many, encode
 
 
 def smooth_views(seed: int, same: bool = False) -> tuple[np.ndarray, np.ndarray]:
