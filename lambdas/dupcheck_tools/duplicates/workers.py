@@ -23,7 +23,6 @@ import numpy as np
 
 from dupcheck.core.fingerprint.hashing import HashPipeline, get_pipeline
 from dupcheck.core.matching.judge import judge_candidates
-from dupcheck.core.matching.verdicts import under_marks
 from dupcheck.core.models import DEFAULT_MARKS, HashRecord, HashValue, Marks, Verdict
 from dupcheck_tools.duplicates.workfile import Found, WorkFile
 from dupcheck_tools.worker_pool import WorkerDied
@@ -110,10 +109,9 @@ def judge(pipeline: HashPipeline, work: WorkFile, job: Job, marks: Marks = DEFAU
         # (as the service judges a candidate without one).
         thumbnails = partial(_kept, by_id) if position in kept else None
         judged = judge_candidates(
-            pipeline, query, [(records[c][0], distance) for c, distance in candidates], thumbnails
+            pipeline, query, [(records[c][0], distance) for c, distance in candidates], thumbnails, marks
         )
-        for (candidate, _), judged_one in zip(candidates, judged, strict=True):
-            judgement = under_marks(judged_one, marks)
+        for (candidate, _), judgement in zip(candidates, judged, strict=True):
             if judgement.verdict is Verdict.DUPLICATE:
                 # Found the other way round (the candidate is the copy): as the candidate's own
                 # check would find it, its edits turning this record into the candidate.

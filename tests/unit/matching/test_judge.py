@@ -18,9 +18,10 @@ from dupcheck.core.limits.judging import ByDistance, Judging
 from dupcheck.core.limits.policy import ALIGNED_DUAL_PHASH
 from dupcheck.core.matching import judge
 from dupcheck.core.matching.alignment import Alignment, Evidence
+from dupcheck.core.matching.edits import summary
 from dupcheck.core.matching.judge import _LazyThumbnails, judge_candidates
 from dupcheck.core.matching.photograph import SamePhotograph
-from dupcheck.core.models import HashRecord, HashValue, Verdict
+from dupcheck.core.models import Edit, Edited, HashRecord, HashValue, Marks, Verdict
 from dupcheck.core.stored.thumbnails import _HEADER
 from support.garments import photograph
 
@@ -274,3 +275,30 @@ def test_the_catalogs_own_picture_uploaded_again_is_a_duplicate_with_no_look(mon
     assert 0 not in looked and 1 not in looked and 2 in looked
     recompressed = judged(encode(original, quality=60))
     assert recompressed[0].verdict is Verdict.DUPLICATE and 0 in looked
+
+
+def test_the_entry_point_reads_a_mark_on_the_product_as_the_shop_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`judge_candidates` returns finished verdicts: a duplicate whose mark lies on the product is
+    another print under `product`, and stays a duplicate under `photo` (the default)."""
+    marked = judge.Judgement(3, Verdict.DUPLICATE, 97.0, (Edit("overlay", {"where": "centre", "share": 0.02}),),
+                             on_product=lambda: True)  # fmt: skip
+    monkeypatch.setattr(judge, "_by_verification", lambda *_: [marked])
+    query = PIPELINE.fingerprint_bytes(jpeg(photograph("zip", shot=1)), max_pixels=10**8)
+    candidate = [(record("s0", photograph("zip", shot=1))[0], 0)]
+    (default,) = judge_candidates(PIPELINE, query, candidate)
+    (printed,) = judge_candidates(PIPELINE, query, candidate, marks=Marks.PRODUCT)
+    assert default.verdict is Verdict.DUPLICATE and [e.name for e in default.edits or ()] == ["overlay"]
+    assert printed.verdict is Verdict.SIMILAR and [e.name for e in printed.edits or ()] == ["printed"]
+
+
+def test_a_judgement_becomes_a_match_with_its_percentage_words_and_the_picture_it_edits() -> None:
+    stored = HashRecord("s0", "SKU-0", "http://127.0.0.1/s0.jpg", HashValue(bytes(8)), "algo")
+    cropped = (Edit("cropped", {"left": 0.1, "top": 0.0, "right": 0.0, "bottom": 0.0}),)
+    forth = judge.as_match(stored, judge.Judgement(2, Verdict.DUPLICATE, 96.04, cropped))
+    back = judge.as_match(stored, judge.Judgement(2, Verdict.DUPLICATE, 96.04, cropped, reverse=True))
+    other = judge.as_match(stored, judge.Judgement(9, Verdict.DIFFERENT, 41.26))
+    assert (forth.entity_id, forth.sku, forth.distance, forth.match_percent) == ("s0", "SKU-0", 2, 96.0)
+    assert forth.edited is Edited.QUERY and back.edited is Edited.CATALOG and other.edited is None
+    assert forth.edit_summary == summary(cropped, same_picture=True)
+    assert back.edit_summary == summary(cropped, same_picture=True, of_catalog=True) != forth.edit_summary
+    assert other.edits is None and other.edit_summary is None and other.match_percent == 41.3

@@ -17,16 +17,14 @@ from dupcheck.core.catalog.writer import new_locks
 from dupcheck.core.errors import InvalidRequest, StoreUnavailable
 from dupcheck.core.fingerprint.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
-from dupcheck.core.matching.edits import summary
-from dupcheck.core.matching.judge import judge_candidates
-from dupcheck.core.matching.verdicts import Judgement, match_percent, under_marks
+from dupcheck.core.matching.judge import as_match, judge_candidates
+from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.models import (
     DEFAULT_MARKS,
     DEFAULT_POLICY,
     MAX_TOP,
     Claim,
     ClaimState,
-    Edited,
     Entry,
     FindResult,
     Fingerprint,
@@ -35,7 +33,6 @@ from dupcheck.core.models import (
     Marks,
     Match,
     OnDuplicate,
-    Verdict,
     reviewed_among,
 )
 from dupcheck.core.ports import (
@@ -251,8 +248,8 @@ class CatalogLookups:
         """Judge the candidates (`_candidates`), best first, each with the claim it came from, a
         mark on the product read as `marks` says (None: the service's setting)."""
         candidates, thumbnails_of, in_flight_records = self._candidates(hits, near)
-        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
-        judgements = [under_marks(j, self.marks if marks is None else marks) for j in judgements]
+        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of,
+                                      self.marks if marks is None else marks)  # fmt: skip
         return self._ranked(candidates, judgements, max_distance, in_flight_records)
 
     def judge_pictures(
@@ -270,8 +267,8 @@ class CatalogLookups:
         def thumbnails_of(keys: Sequence[str]) -> Mapping[str, bytes]:
             return {key: keyed[key].thumbnail for key in keys if key in keyed and keyed[key].thumbnail}
 
-        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of)
-        judgements = [under_marks(j, self.marks if marks is None else marks) for j in judgements]
+        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of,
+                                      self.marks if marks is None else marks)  # fmt: skip
         ranked = self._ranked(candidates, judgements, None, {key: entry.record for key, entry in keyed.items()})
         return [match for match, _ in ranked]
 
@@ -288,19 +285,7 @@ class CatalogLookups:
             # A candidate nothing lined up was not judged: it is not called different, it is not listed.
             if not judgement.judged or (max_distance is not None and judgement.distance > max_distance):
                 continue
-            record = records.get(record.entity_id, record)
-            match = Match(
-                entity_id=record.entity_id,
-                sku=record.sku,
-                image_url=record.image_url,
-                distance=judgement.distance,
-                match_percent=match_percent(judgement.score),
-                verdict=judgement.verdict,
-                edits=judgement.edits,
-                edit_summary=summary(judgement.edits, same_picture=judgement.verdict is Verdict.DUPLICATE,
-                                     of_catalog=judgement.reverse),
-                edited=None if judgement.edits is None else Edited.CATALOG if judgement.reverse else Edited.QUERY,
-            )  # fmt: skip
+            match = as_match(records.get(record.entity_id, record), judgement)
             ranked.append((-judgement.score, judgement.distance, match.entity_id, match, source))
         ranked.sort(key=lambda item: item[:3])
         return [(match, claim) for *_, match, claim in ranked]

@@ -50,11 +50,12 @@ from dupcheck.core.matching.edits import (
     inverse,
     name_edits,
     outer_border,
+    summary,
 )
 from dupcheck.core.matching.marks import on_product
 from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
-from dupcheck.core.matching.verdicts import Judgement, banded, score, verdict_for
-from dupcheck.core.models import Fingerprint, HashRecord, HashValue, Verdict
+from dupcheck.core.matching.verdicts import Judgement, banded, match_percent, score, under_marks, verdict_for
+from dupcheck.core.models import DEFAULT_MARKS, Edited, Fingerprint, HashRecord, HashValue, Marks, Match, Verdict
 from dupcheck.core.stored.thumbnails import Thumbnail, own_picture, probe_of_kept
 from dupcheck.core.stored.views import Probe, Views, stored_views
 
@@ -66,14 +67,28 @@ def judge_candidates(
     query: Fingerprint,
     candidates: Sequence[tuple[HashRecord, int]],
     thumbnails: ThumbnailSource | None = None,
+    marks: Marks = DEFAULT_MARKS,
 ) -> list[Judgement]:
     """A judgement per (record, index distance), in the same order, judged as `pipeline`
-    declares (its `judging`). `thumbnails` reads the thumbnails of the candidates the
+    declares (its `judging`), a mark on the product read as the shop's `marks` says
+    (`verdicts.under_marks`). `thumbnails` reads the thumbnails of the candidates the
     same-photograph test looks at (by entity_id); without it, verification reads views alone."""
     how = pipeline.judging
     if isinstance(how, ByDistance):
         return _by_distance(candidates, how)
-    return _by_verification(how, query, candidates, thumbnails)
+    return [under_marks(judgement, marks) for judgement in _by_verification(how, query, candidates, thumbnails)]
+
+
+def as_match(record: HashRecord, judgement: Judgement) -> Match:
+    """`record`'s judgement as a result lists it: the match percentage, the edits and their words,
+    and which picture they edit (the query, or the catalog's where that is the copy)."""
+    return Match(
+        entity_id=record.entity_id, sku=record.sku, image_url=record.image_url, distance=judgement.distance,
+        match_percent=match_percent(judgement.score), verdict=judgement.verdict, edits=judgement.edits,
+        edit_summary=summary(judgement.edits, same_picture=judgement.verdict is Verdict.DUPLICATE,
+                             of_catalog=judgement.reverse),
+        edited=None if judgement.edits is None else Edited.CATALOG if judgement.reverse else Edited.QUERY,
+    )  # fmt: skip
 
 
 def _by_verification(
