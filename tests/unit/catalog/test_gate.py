@@ -20,7 +20,7 @@ import pytest
 
 from dupcheck.adapters.sqlite_claims import SqliteClaims
 from dupcheck.bootstrap import build_service
-from dupcheck.core.catalog.gate import EXPIRED, Passage, nearest_claims
+from dupcheck.core.catalog.gate import EXPIRED, ClaimsNear, Gate, Passage, nearest_claims
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DuplicateImage
 from dupcheck.core.models import Claim, ClaimState, Entry, HashPart, HashValue, OnDuplicate
@@ -247,6 +247,28 @@ def test_a_claim_committed_meanwhile_is_judged_as_its_record(settings: Settings)
     read = claims.entries([made])[made.claim_id]
     assert read.committed and read.entry.record.entity_id == "X"
     assert claims.live(store.latest_change() - 1)[0].entity_id == "X"  # an index one change behind misses it
+
+
+def test_the_gate_gives_a_check_the_claims_near_it_as_pictures_to_judge(settings: Settings) -> None:
+    """A pending claim is judged as the picture it claimed with, under a key of its own; a committed
+    one as the record it wrote; a withdrawn one, or one another pipeline made, not at all."""
+    store = build_service(settings).store
+    claims = SqliteClaims(store)  # type: ignore[arg-type]
+    gate = Gate(claims)
+    pending = claim(claims, "a" * 32, yields=True, lease_until=2e9, entity_id="P")
+    committed = claim(claims, "b" * 32, yields=True, lease_until=2e9, entity_id="C")
+    withdrawn = claim(claims, "c" * 32, yields=True, lease_until=2e9, entity_id="W")
+    assert claims.commit([(make_record("C", hash_hex="00" * 16), committed)]) == [None]
+    gate.withdraw(withdrawn)
+    near = [(pending, 1), (committed, 2), (withdrawn, 3)]
+    got = gate.claimed(near, reads={"phash64-v1"})
+    ((record, distance, its_claim),) = got.pending
+    assert got.holds(record.entity_id) and not got.holds("P") and (distance, its_claim) == (1, pending)
+    assert got.records[record.entity_id].entity_id == "P" and got.thumbnails[record.entity_id] == b"thumb"
+    assert list(got.committed) == ["C"]
+    stored, distance, its_claim = got.committed["C"]
+    assert stored.entity_id == "C" and distance == 2 and its_claim.state is ClaimState.COMMITTED
+    assert gate.claimed(near, reads={"another-pipeline"}) == ClaimsNear()  # its hashes mean nothing here
 
 
 def test_nearest_claims_answers_as_the_index_would() -> None:

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from dupcheck.core.errors import InvalidRequest
 from dupcheck.core.models import (
@@ -70,6 +70,7 @@ SETTLE_S = 5.0
 SETTLE_POLL_S = 0.02
 CHECKS = 3  # a write whose duplicates in flight all lose is checked again, at most this many times
 KEPT_GONE = "(kept picture gone)"  # a write not committed because the kept picture it names is being deleted
+IN_FLIGHT = "\x00claim:"  # a pending claim's key while it is judged (no entity_id holds a NUL)
 
 
 def policy_of(value: str | None, default: OnDuplicate, allowed: tuple[OnDuplicate, ...] = ITEM_POLICIES) -> OnDuplicate:
@@ -121,6 +122,24 @@ class Registration:
     duplicates: list[Match] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimsNear:
+    """The claims near a query, as a check judges them beside the index's candidates: a committed
+    one as the record it wrote (`committed`, by entity_id), a pending one as the picture its
+    writer claimed with (`pending`), under a key of its own (its entity_id may hold another record
+    meanwhile), with that picture's thumbnail and record by the key."""
+
+    committed: dict[str, tuple[HashRecord, int, Claim]] = field(default_factory=dict)
+    pending: list[tuple[HashRecord, int, Claim]] = field(default_factory=list)
+    thumbnails: dict[str, bytes] = field(default_factory=dict)
+    records: dict[str, HashRecord] = field(default_factory=dict)
+
+    @staticmethod
+    def holds(key: str) -> bool:
+        """Whether `key` names a pending claim's picture (not a record of the store)."""
+        return key.startswith(IN_FLIGHT)
+
+
 @dataclass
 class Gate:
     """The claims protocol (module docstring) over a `WriteClaims`; without one (a store that has
@@ -148,6 +167,26 @@ class Gate:
         return [claim for claim in self.claims.live(indexed_through)
                 if claim.state in (ClaimState.PENDING, ClaimState.COMMITTED)
                 and (own is None or claim.claim_id != own.claim_id)]  # fmt: skip
+
+    def claimed(self, near: Sequence[tuple[Claim, int]], reads: Collection[str]) -> ClaimsNear:
+        """The claims `near` a query (each with its distance) as it judges them (`ClaimsNear`), those
+        whose record a pipeline of `reads` made; one that stores nothing (withdrawn, beaten), or
+        was written again since, is left out."""
+        found_by_id = self.claims.entries([c for c, _ in near]) if near and self.claims is not None else {}
+        claimed = ClaimsNear()
+        for claim, distance in near:
+            found = found_by_id.get(claim.claim_id)
+            if found is None or found.entry.record.hash_algo not in reads:
+                continue
+            if found.committed:  # stored: judged as the record it is (its thumbnail is the store's)
+                claimed.committed[claim.entity_id] = (found.entry.record, distance,
+                                                      replace(claim, state=ClaimState.COMMITTED))  # fmt: skip
+                continue
+            key = IN_FLIGHT + claim.claim_id
+            claimed.pending.append((replace(found.entry.record, entity_id=key), distance, claim))
+            claimed.thumbnails[key] = found.entry.thumbnail
+            claimed.records[key] = found.entry.record
+        return claimed
 
     def split(self, own: Claim | None, live: Sequence[Claim]) -> tuple[list[Claim], list[Claim]]:
         """The live claims a write that gives way loses to if they are duplicates (committed, not

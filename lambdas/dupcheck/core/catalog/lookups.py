@@ -24,7 +24,6 @@ from dupcheck.core.models import (
     DEFAULT_POLICY,
     MAX_TOP,
     Claim,
-    ClaimState,
     Entry,
     FindResult,
     Fingerprint,
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
     from dupcheck.core.ports import ProductIndex
 
 MAX_URL_LENGTH = 2048
-IN_FLIGHT = "\x00claim:"  # a pending claim's key while it is judged (no entity_id holds a NUL)
 PICTURE = "\x00picture:"  # a picture's key while it is judged beside no catalog (judge_pictures)
 
 # Metric names the service reports through its observer (Powertools Metrics on Lambda).
@@ -199,47 +197,26 @@ class CatalogLookups:
     def _candidates(
         self, hits: list[IndexHit], near: Sequence[tuple[Claim, int]]
     ) -> tuple[list[Candidate], ThumbnailReader, dict[str, HashRecord]]:
-        """The index's hits (records read from the store) and the claims near the query: a committed
-        one as the record it wrote (when the store holds it still), a pending one as the picture its
-        writer claimed with, under a key of its own (its entity_id may hold another record
-        meanwhile); how to read their thumbnails; and the pending ones' records by key."""
-        claimed = self.gate.claims.entries([c for c, _ in near]) if near and self.gate.claims is not None else {}
-        # A hash from another pipeline means nothing here; `reindex` upgrades such records.
-        reads = self.pipeline.reads
-        pending: list[Candidate] = []
-        in_flight: dict[str, bytes] = {}
-        in_flight_records: dict[str, HashRecord] = {}
-        stored_claims: dict[str, tuple[HashRecord, int, Claim]] = {}
-        for claim, distance in near:
-            found = claimed.get(claim.claim_id)
-            if found is None or found.entry.record.hash_algo not in reads:
-                continue  # it stores nothing (withdrawn, beaten), or was written again since
-            if found.committed:  # stored: judged as the record it is (its thumbnail is the store's)
-                stored_claims[claim.entity_id] = (
-                    found.entry.record,
-                    distance,
-                    replace(claim, state=ClaimState.COMMITTED),
-                )
-                continue
-            key = IN_FLIGHT + claim.claim_id  # its entity_id may hold another record meanwhile
-            pending.append((replace(found.entry.record, entity_id=key), distance, claim))
-            in_flight[key] = found.entry.thumbnail
-            in_flight_records[key] = found.entry.record
-        wanted = [h.entity_id for h in hits if h.entity_id not in stored_claims]
+        """The index's hits (records read from the store) and the claims near the query as the gate
+        gives them (`Gate.claimed`); how to read their thumbnails; and the pending claims' records
+        by their keys."""
+        reads = self.pipeline.reads  # a hash from another pipeline means nothing here (reindex upgrades it)
+        claimed = self.gate.claimed(near, reads)
+        wanted = [h.entity_id for h in hits if h.entity_id not in claimed.committed]
         stored = self.store.get_many(wanted) if wanted else {}
         candidates: list[Candidate] = [
             (record, hit.distance, None)
             for hit in hits
             if (record := stored.get(hit.entity_id)) is not None and record.hash_algo in reads
         ]
-        candidates += pending + list(stored_claims.values())
+        candidates += claimed.pending + list(claimed.committed.values())
 
         def thumbnails_of(keys: Sequence[str]) -> Mapping[str, bytes]:
-            found = dict(self._thumbnails_of([k for k in keys if not k.startswith(IN_FLIGHT)]))
-            found.update((k, in_flight[k]) for k in keys if in_flight.get(k))
+            found = dict(self._thumbnails_of([k for k in keys if not claimed.holds(k)]))
+            found.update((k, claimed.thumbnails[k]) for k in keys if claimed.thumbnails.get(k))
             return found
 
-        return candidates, thumbnails_of, in_flight_records
+        return candidates, thumbnails_of, claimed.records
 
     def _judge(
         self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None,
