@@ -10,6 +10,7 @@ import dataclasses
 import io
 import types
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from dupcheck.core.limits.policy import (
     COMPARE_SIDE,
     EARLY_ANOTHER,
     EARLY_SIDE,
+    KEPT_SIDE,
     RECOLOURED,
     SAME_PHOTOGRAPH,
     Thresholds,
@@ -35,6 +37,7 @@ from dupcheck.core.matching.one_edit import Unexplained
 from dupcheck.core.matching.photograph import Finding, band, examine
 from dupcheck.core.models import Verdict
 from dupcheck.core.settings import Settings
+from dupcheck.core.stored import thumbnails
 from dupcheck.core.stored.thumbnails import Thumbnail
 from dupcheck.core.stored.views import Views
 from support.garments import GREY, RED, SHIRT, photograph, recoloured
@@ -147,6 +150,22 @@ def test_another_photograph_is_never_a_duplicate(service: DupcheckService, other
 @pytest.mark.parametrize("edit", list(EDITS))
 def test_every_edited_copy_stays_a_duplicate(service: DupcheckService, edit: str) -> None:
     assert verdict_of(service, EDITS[edit](ZIP)) is Verdict.DUPLICATE
+
+
+def test_a_record_kept_at_another_kept_side_still_gets_the_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog kept its pictures at twice today's KEPT_SIDE: they are read at what they hold, so
+    a colour variant, which only the same-photograph test can show, is still `similar`."""
+    large = ZIP.resize((2 * ZIP.width, 2 * ZIP.height), Image.Resampling.LANCZOS)
+    svc = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
+    with monkeypatch.context() as kept_larger:
+        kept_larger.setattr(thumbnails, "KEPT_SIDE", 2 * KEPT_SIDE)
+        svc.register_bytes(entity_id="zip", sku="ZIP", image_url="https://shop.example/zip.jpg", data=jpeg(large))
+    assert svc.thumbnails is not None
+    kept = Thumbnail.decode(svc.thumbnails.get_many(["zip"])["zip"])
+    assert kept is not None and max(kept.rgb.shape[:2]) > KEPT_SIDE  # (as far as the decoded draft holds)
+    assert verdict_of(svc, jpeg(recoloured(large, RED))) is Verdict.SIMILAR
 
 
 def test_the_same_photograph_in_another_colour_is_similar(service: DupcheckService) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from dupcheck.core.limits.policy import KEPT_SIDE
 from dupcheck.core.models import HashValue
-from dupcheck.core.stored.thumbnails import _HEADER, _MAGIC, Thumbnail, thumbnail_bytes
+from dupcheck.core.stored import thumbnails
+from dupcheck.core.stored.thumbnails import _HEADER, _MAGIC, READ_SIDE, Thumbnail, thumbnail_bytes
 from support.garments import garment
 
 HASH = HashValue(bytes(range(16)))
@@ -41,8 +43,20 @@ def test_bytes_that_are_not_a_kept_picture_are_refused() -> None:
     off_the_picture = _HEADER.pack(_MAGIC, 16, HASH.data, 0, 301, 0, 240) + jpeg
     assert Thumbnail.decode(off_the_picture) is None
     larger = io.BytesIO()
-    Image.new("RGB", (KEPT_SIDE + 1, 10)).save(larger, "JPEG")
+    Image.new("RGB", (READ_SIDE + 1, 10)).save(larger, "JPEG")
     assert Thumbnail.decode(_HEADER.pack(_MAGIC, 16, HASH.data, 0, 10, 0, 10) + larger.getvalue()) is None
+    assert Thumbnail.layout(_HEADER.pack(_MAGIC, 16, HASH.data, 0, 10, 0, 10) + larger.getvalue()) is None
+
+
+def test_a_picture_kept_at_another_kept_side_is_still_read_at_what_it_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KEPT_SIDE is the size new pictures are kept at, not what may be read: records kept before
+    it changed keep their test (read up to READ_SIDE), rather than falling back to their views."""
+    monkeypatch.setattr(thumbnails, "KEPT_SIDE", 2 * KEPT_SIDE)
+    data = thumbnail_bytes(HASH, garment("zip").resize((800, 1000)), (0, 160, 0, 128), (160, 128))
+    monkeypatch.undo()
+    kept, layout = Thumbnail.decode(data), Thumbnail.layout(data)
+    assert kept is not None and kept.rgb.shape[:2] == (2 * KEPT_SIDE, round(2 * KEPT_SIDE * 0.8))
+    assert layout is not None and layout[1] == kept.rgb.shape[:2]
 
 
 def test_the_record_a_kept_picture_was_made_for_is_read_from_its_header_alone() -> None:

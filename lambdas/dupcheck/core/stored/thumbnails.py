@@ -33,11 +33,15 @@ _MAGIC = b"DLK2"
 _MAGIC_V4 = b"DLK1"  # a dualphash128-v4 record's 160 px working copy
 _HEADER = struct.Struct(">4sB16s4H")  # magic, hash length, hash (padded), trim box
 _SOURCE_STEP = b"chroma_step="  # the kept JPEG's comment: its source JPEG's chroma step
+# The longest side a stored picture is read at: a format's bound on what decoding one may take,
+# not the size new ones are made at (KEPT_SIDE), so records kept at another KEPT_SIDE are still
+# compared, at what they hold (photograph.native_side).
+READ_SIDE = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Thumbnail:
-    """A record's kept picture (RGB, at most KEPT_SIDE px) and its trim box (top, bottom, left,
+    """A record's kept picture (RGB, made at KEPT_SIDE px, read up to READ_SIDE) and its trim box (top, bottom, left,
     right, in its pixels), with the hash of the record it was made for: a picture left by
     another version of the record is not read as this one's. `source_step`: the chroma step of
     the JPEG it was made from (None: another format, or a picture kept before it was noted)."""
@@ -71,7 +75,7 @@ class Thumbnail:
         made_for, (top, bottom, left, right) = header
         try:
             with Image.open(io.BytesIO(data[_HEADER.size :])) as image:
-                if max(image.size) > KEPT_SIDE:
+                if max(image.size) > READ_SIDE:
                     return None
                 rgb = np.asarray(image.convert("RGB"))
                 comment = image.info.get("comment", b"")
@@ -96,7 +100,7 @@ class Thumbnail:
         except (OSError, ValueError, Image.DecompressionBombError):
             return None
         top, bottom, left, right = header[1]
-        if not (0 <= top < bottom <= height and 0 <= left < right <= width) or max(width, height) > KEPT_SIDE:
+        if not (0 <= top < bottom <= height and 0 <= left < right <= width) or max(width, height) > READ_SIDE:
             return None
         return header[0], (height, width), header[1]
 
