@@ -16,6 +16,12 @@ writes
                                       a copy of the photo or of P1 with a flat overlay (kinds
                                       `caption_band`, `chest_badge`, `flat_text`, `flat_logo`,
                                       two per photo, the kinds cycling): expected = what it copies
+    out/queries/<stem>[__p1]__<kind>.jpg
+                                      a copy with an overlay off the product or through it (kinds
+                                      `backdrop_watermark`: translucent text across the picture;
+                                      `edge_badge`: a badge flush with a corner; `translucent_logo`:
+                                      a logo on the chest at 35-60% opacity), one per photo, the
+                                      kinds cycling: expected = what it copies
     out/queries/cover_<k>__c2.jpg, __c3
                                       covers 2 and 3 of the template: other words, the same layout
                                       (kind `template_variant`, expected empty)
@@ -34,7 +40,8 @@ must not call it a copy of its sibling; while a copy with a caption band, a badg
 pasted over the same spot IS a copy (a shop's edit) and must stay `duplicate`. The difference
 is physical: a print lies in the cloth (its ink darkened by the folds and shadows that darken
 the cloth, bent along them), an overlay lies on the picture (one flat colour whatever is
-beneath).
+beneath, or the picture showing through it unshaded), and may reach past the product: across
+the backdrop, to the picture's edge.
 
 A print's place: on a photo with a plain backdrop (make_recolours.py's test), the garment is the
 cloth (the product's pixels, not skin) in the colour of its largest smooth region in the upper
@@ -111,6 +118,15 @@ SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 PRINT_KINDS = ("logo", "slogan", "pattern")
 OVERLAY_KINDS = ("caption_band", "chest_badge", "flat_text", "flat_logo")
 OVERLAYS_PER_PHOTO = 2  # the kinds cycle over the photos: each about as often
+# Overlays laid over the photo, not into the product: across the backdrop, at the picture's edge,
+# or one the picture shows through. Each is an edit of the photograph whatever a shop's `marks`
+# says (issue 83). One more copy per photo, these kinds cycling.
+LOOSE_KINDS = ("backdrop_watermark", "edge_badge", "translucent_logo")
+WATERMARK_WIDTH = (0.55, 0.9)  # of the picture's width: wider than the product, across the backdrop
+WATERMARK_OPACITY = (0.3, 0.6)
+WATERMARK_TURN = 30.0  # degrees: at most this far from level (a diagonal watermark)
+EDGE_BADGE = (0.12, 0.25)  # of the picture's shorter side: a corner badge's side, flush with two edges
+TRANSLUCENT_OPACITY = (0.35, 0.6)  # a logo the cloth shows through
 INKS = {
     "white": (245, 245, 240), "black": (25, 25, 28), "red": (200, 30, 40), "yellow": (245, 200, 30),
     "navy": (30, 45, 110), "green": (30, 140, 70), "orange": (240, 120, 30), "pink": (235, 110, 160),
@@ -563,6 +579,50 @@ def overlay(kind: str, image: Image.Image, area: Area, rng: random.Random) -> tu
     return pasted(image, art, (x, y)), log
 
 
+def loose_overlay(kind: str, image: Image.Image, area: Area, rng: random.Random) -> tuple[Image.Image, Log]:
+    """A shop's edit of `image` that does not lie in the product (`kind` one of LOOSE_KINDS): a
+    translucent watermark across the picture, a badge in a corner, or a logo on the chest the
+    cloth shows through."""
+    w, h = image.size
+    if kind == "backdrop_watermark":
+        text = rng.choice(CAPTIONS)
+        colour = rng.choice(((250, 250, 250), (20, 20, 20), (128, 128, 128)))
+        opacity = rng.uniform(*WATERMARK_OPACITY)
+        label = _text_picture(text, rng.choice(FONTS), colour)
+        width = round(w * rng.uniform(*WATERMARK_WIDTH))
+        label = label.resize((width, max(1, round(label.height * width / label.width))), Image.LANCZOS)
+        angle = rng.uniform(-WATERMARK_TURN, WATERMARK_TURN)
+        label = label.rotate(angle, resample=Image.BICUBIC, expand=True)
+        label.thumbnail((w, h), Image.LANCZOS)  # a turned label stays inside the picture
+        label.putalpha(label.getchannel("A").point(lambda a: round(a * opacity)))
+        x = (w - label.width) // 2
+        y = min(max(0, round(area.cy - label.height / 2)), h - label.height)
+        log = {"overlay": kind, "text": text, "opacity": round(opacity, 3), "angle": round(angle, 1),
+               "box": [x, y, x + label.width, y + label.height]}  # fmt: skip
+        return pasted(image, label, (x, y)), log
+    if kind == "edge_badge":
+        side = round(min(w, h) * rng.uniform(*EDGE_BADGE))
+        colour = INKS[rng.choice(("red", "yellow", "black", "sky", "orange", "green"))]
+        layer = Image.new("RGBA", (side, side), (*colour, 255))
+        text = rng.choice(BADGES)
+        label = _label(text.replace(" ", "\n"), FONTS[0], _contrasting(colour), round(side * 0.35))
+        label.thumbnail((round(side * 0.8), round(side * 0.7)), Image.LANCZOS)
+        layer.alpha_composite(label, ((side - label.width) // 2, (side - label.height) // 2))
+        corner = rng.choice(("top_left", "top_right", "bottom_left", "bottom_right"))
+        x = 0 if corner.endswith("left") else w - side
+        y = 0 if corner.startswith("top") else h - side
+        log = {"overlay": kind, "text": text, "corner": corner, "box": [x, y, x + side, y + side]}
+        return pasted(image, layer, (x, y)), log
+    # translucent_logo: a print's artwork laid flat on the chest, the cloth showing through
+    width = round(area.torso * rng.uniform(PRINT_SIZE[0], min(PRINT_SIZE[1], area.side / area.torso)))
+    art, art_log = artwork(rng.choice(PRINT_KINDS), rng, width, area.cloth)
+    opacity = rng.uniform(*TRANSLUCENT_OPACITY)
+    art.putalpha(art.getchannel("A").point(lambda a: round(a * opacity)))
+    x, y = round(area.cx - art.width / 2), round(area.cy - art.height / 2)
+    log = {"overlay": kind, **art_log, "opacity": round(opacity, 3), "box": [x, y, x + art.width, y + art.height]}
+    return pasted(image, art, (x, y)), log
+
+
 def prints(rgb: np.ndarray, area: Area, name: str, seed: int) -> list[tuple[np.ndarray, np.ndarray, Log]]:
     """P1, P2, P3: three designs (each another kind of artwork, another size) on the same spot."""
     order = _rng(seed, name, "print-kinds").sample(PRINT_KINDS, len(PRINT_KINDS))
@@ -785,6 +845,11 @@ def build(
             base = rng.choice(sorted(bases))
             picture, log = overlay(kind, bases[base], area, rng)
             query(f"{base}__{kind}.jpg", picture, base, kind, stem, {"role": "overlay", "made_from": base, **log})
+        kind = LOOSE_KINDS[photos % len(LOOSE_KINDS)]
+        rng = _rng(seed, path.name, kind)
+        base = rng.choice(sorted(bases))
+        picture, log = loose_overlay(kind, bases[base], area, rng)
+        query(f"{base}__{kind}.jpg", picture, base, kind, stem, {"role": "overlay", "made_from": base, **log})
         photos += 1
         if not quiet and (i + 1) % 25 == 0:
             print(f"make_prints: {i + 1}/{len(files)} photos, {photos} printed", file=sys.stderr)

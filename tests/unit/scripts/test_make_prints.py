@@ -62,6 +62,39 @@ def test_a_print_follows_the_cloths_shading_and_a_flat_overlay_does_not(mp: Modu
     assert log["warp_px"] > 0.5, "the folds bend the print"
 
 
+def test_the_overlays_off_the_product_cross_the_backdrop_touch_the_edge_or_let_the_cloth_show(
+    mp: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = shirt_on_white()
+    area = mp.print_area(plain)
+    assert area is not None
+    image = Image.fromarray(plain.astype(np.uint8))
+    garment = np.flatnonzero(np.abs(plain[round(area.cy)] - 250).max(axis=-1) > 5)  # the shirt's row at the chest
+    for seed in range(6):
+        out, log = mp.loose_overlay("backdrop_watermark", image, area, mp._rng(seed, "test", "watermark"))
+        x0, _, x1, _ = log["box"]
+        assert x0 < garment.min() and x1 > garment.max(), "across the backdrop on both sides of the product"
+        changed = np.abs(np.asarray(out, np.float64) - plain).max(axis=-1) > 3
+        assert changed.any() and mp.WATERMARK_OPACITY[0] <= log["opacity"] <= mp.WATERMARK_OPACITY[1]
+
+        out, log = mp.loose_overlay("edge_badge", image, area, mp._rng(seed, "test", "badge"))
+        x0, y0, x1, y1 = log["box"]
+        assert x0 in (0, SIZE[0] - (x1 - x0)) and y0 in (0, SIZE[1] - (y1 - y0)), "flush with a corner"
+        assert x1 <= SIZE[0] and y1 <= SIZE[1]
+
+        out, log = mp.loose_overlay("translucent_logo", image, area, mp._rng(seed, "test", "logo"))
+        monkeypatch.setattr(mp, "TRANSLUCENT_OPACITY", (1.0, 1.0))  # the same logo, opaque
+        opaque, _ = mp.loose_overlay("translucent_logo", image, area, mp._rng(seed, "test", "logo"))
+        monkeypatch.undo()
+        ink = np.asarray(opaque).reshape(-1, 3)
+        changed = np.abs(ink.astype(np.float64) - plain.reshape(-1, 3)).max(axis=-1) > 20
+        colours, counts = np.unique(ink[changed], axis=0, return_counts=True)
+        one_ink = changed & (ink == colours[counts.argmax()]).all(axis=-1)  # the logo's main ink, solid
+        seen = mp._luma(np.asarray(out, np.float64).reshape(-1, 3)[one_ink])
+        assert np.corrcoef(seen, mp._luma(plain.reshape(-1, 3)[one_ink]))[0, 1] > 0.9, "the folds show through"
+        assert mp.TRANSLUCENT_OPACITY[0] <= log["opacity"] <= mp.TRANSLUCENT_OPACITY[1]
+
+
 def test_no_print_area_on_a_scene(mp: ModuleType) -> None:
     rgb = np.random.default_rng(0).uniform(0, 255, (SIZE[1], SIZE[0], 3))
     assert mp.print_area(rgb) is None
@@ -93,7 +126,8 @@ def test_the_benchmark_its_truth_and_the_same_bytes_every_run(mp: ModuleType, tm
             assert row["expected"] in catalog, "an overlay's copy names what it copies"
         assert row["source"] in catalog and "scene" not in row["query"]
     assert kinds == {"print_variant": 4, "caption_band": 1, "chest_badge": 1, "flat_text": 1, "flat_logo": 1,
-                     "template_variant": 4, "cover_sticker": 2, "cover_caption": 2}  # fmt: skip
+                     "backdrop_watermark": 1, "edge_badge": 1, "template_variant": 4, "cover_sticker": 2,
+                     "cover_caption": 2}  # fmt: skip
     assert {r["query"] for r in rows if r["kind"] == "print_variant"} == {
         "shirt_a__p2.jpg", "shirt_a__p3.jpg", "shirt_b__p2.jpg", "shirt_b__p3.jpg"}  # fmt: skip
     made = [json.loads(line) for line in (tmp_path / "a" / "prints.jsonl").read_text().splitlines()]
