@@ -211,19 +211,19 @@ class DupcheckStack(Stack):
         thumbnails.grant_read_write_delete(_role(api.function))
         thumbnails.grant_read_write(_role(imports.worker))  # the rows it imports keep theirs too
         imports.grant_api(api.function)
-        # stream_sync claims kept pictures and deletes them with their last record, which it looks
+        # stream_sync claims kept images and deletes them with their last record, which it looks
         # for in the table's index by picture (and the record just changed, read consistently).
-        imports.grant_kept_pictures(sync.function, ["s3:DeleteObject", "s3:DeleteObjectTagging"])
+        imports.grant_kept_images(sync.function, ["s3:DeleteObject", "s3:DeleteObjectTagging"])
         hashes.table.grant(sync.function, "dynamodb:Query", "dynamodb:GetItem")
         scans.grant_api(api.function)
         decisions.grant_api(api.function)
         # The gate's claims: the writers claim and commit (API, import worker), the dispatcher holds an
-        # import's kept pictures, stream_sync confirms what it indexed and lets kept pictures go.
+        # import's kept images, stream_sync confirms what it indexed and lets kept images go.
         claims.grant(api.function, imports.worker, imports.dispatcher, sync.function)
         # The import worker reads the index too: its duplicate gate looks each row up as find_similar does.
         search.allow_roles(_role(api.function), _role(sync.function), _role(imports.worker),
                            *(_role(f) for f in product_functions))  # fmt: skip
-        for function in product_functions:  # a kept picture's address is read from the bucket
+        for function in product_functions:  # a kept image's address is read from the bucket
             imports.grant_objects(function, ["s3:GetObject"], IMAGES)
 
         alarms = Alarms(

@@ -35,7 +35,7 @@ STAGE_NAME = "v1"
 ALIAS_NAME = "live"  # the published version API Gateway invokes (SnapStart covers versions only)
 # Raw uploads (`POST /find_similar` with an image body or a multipart form, a gzipped catalog for
 # `POST /imports`) reach the function base64-encoded; everything else (JSON, CSV) arrives as text.
-# A base64 answer (a kept picture, GET /images/...) leaves as bytes when the request accepts image/*.
+# A base64 answer (a kept image, GET /images/...) leaves as bytes when the request accepts image/*.
 BINARY_MEDIA_TYPES = ["image/*", "multipart/form-data", "application/octet-stream", "application/gzip"]
 OPEN_PATHS = ("health", "openapi.json", "docs")  # answered without an API key
 WEB_FILES = "web"  # the web app's files, /web/{proxy+}, also without a key (its page is `/`)

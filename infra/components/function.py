@@ -80,7 +80,7 @@ def _suppress_nag(function: lambda_.Function) -> None:
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
                 reason="The records table's indexes (index/*, as the table's grants write it): its one index, "
-                "by_kept_image, holds only the keys of records that name a kept picture.",
+                "by_kept_image, holds only the keys of records that name a kept image.",
                 applies_to=[RegexAppliesTo(regex=r"/^Resource::<HashTable[A-Za-z0-9]*\.Arn>\/index\/\*$/")],
             ),
         ],

@@ -1,11 +1,11 @@
 """The duplicate gate's claims on AWS: one DynamoDB table (adapters/dynamodb_claims.py).
 
     POST/PUT /items, import rows (API, import worker) --claim, commit with the record--> claims table
-    stream_sync --confirms what it indexed, drops a kept picture's users--> claims table
-    DELETE /images, the dispatcher, decisions (API, dispatcher) --kept pictures' holds--> claims table
+    stream_sync --confirms what it indexed, drops a kept image's users--> claims table
+    DELETE /images, the dispatcher, decisions (API, dispatcher) --kept images' holds--> claims table
 
 Claims of writes in flight last seconds (a TTL attribute, `expires_at`, takes what a crash left);
-the table also holds each kept picture's users and holds (a decision's copies, an import's
+the table also holds each kept image's users and holds (a decision's copies, an import's
 catalog), which outlive any one write: so RETAIN and point-in-time recovery, as the records have.
 """
 

@@ -13,7 +13,7 @@ PARTITION_KEY = "entity_id"
 
 class HashTable(Construct):
     """On-demand table keyed by `entity_id`, with PITR, a NEW_AND_OLD_IMAGES stream and the
-    keys-only index of records by the kept picture they name.
+    keys-only index of records by the kept image they name.
 
     RETAIN: deleting the stack must never delete the catalog's hashes.
     """
@@ -34,7 +34,7 @@ class HashTable(Construct):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=removal_policy,
         )
-        # Sparse: only records that name a kept picture; whether one still does is a Query (the
+        # Sparse: only records that name a kept image; whether one still does is a Query (the
         # stream sync function, when it lets a picture go: adapters/dynamodb_store.py).
         self.table.add_global_secondary_index(
             index_name=KEPT_IMAGE_INDEX,

@@ -96,14 +96,14 @@ class Imports(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
-            # Kept pictures are records' pictures: never deleted with the stack.
+            # Kept images are records' pictures: never deleted with the stack.
             removal_policy=RemovalPolicy.RETAIN,
             lifecycle_rules=[
                 s3.LifecycleRule(id="CatalogsExpire", prefix=CATALOGS, expiration=Duration.days(RETENTION_DAYS)),
                 # A job's results CSV, written for a download link: written again when asked for again.
                 s3.LifecycleRule(id="ExportsExpire", prefix=EXPORTS, expiration=Duration.days(1)),
                 s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
-                # A kept picture no record has claimed (adapters/s3_files.py): an upload whose import
+                # A kept image no record has claimed (adapters/s3_files.py): an upload whose import
                 # never came, or whose record's write failed. Claimed ones lose the tag.
                 s3.LifecycleRule(id="UnclaimedPicturesExpire", prefix=IMAGES, tag_filters=dict([UNCLAIMED_TAG]),
                                  expiration=Duration.seconds(UNCLAIMED_FOR_S)),
@@ -162,7 +162,7 @@ class Imports(Construct):
         self.table.grant_read_write_data(self.dispatcher)
         self.table.grant_read_write_data(self.worker)
         self.grant_objects(self.dispatcher, ["s3:GetObject", "s3:PutObject"], CATALOGS)  # reads; keeps a URL's
-        self.grant_objects(self.worker, ["s3:GetObject"], IMAGES)  # kept pictures that rows name
+        self.grant_objects(self.worker, ["s3:GetObject"], IMAGES)  # kept images that rows name
         self.rows.grant_send_messages(self.dispatcher)
         self.starts.grant_send_messages(self.dispatcher)  # its own continuation
         records_table.grant_read_write_data(self.worker)
@@ -182,8 +182,8 @@ class Imports(Construct):
         a catalog_url job."""
         self.table.grant_read_write_data(function)
         self.grant_objects(function, ["s3:GetObject", "s3:PutObject"], CATALOGS)
-        # Kept pictures: written tagged unclaimed, deleted on request (DELETE /images/{name}).
-        self.grant_kept_pictures(function, ["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"])
+        # Kept images: written tagged unclaimed, deleted on request (DELETE /images/{name}).
+        self.grant_kept_images(function, ["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"])
         # Results CSVs: written a part at a time (their progress beside them), then signed for download;
         # the listing of exports/ alone, without which S3 answers one not written yet with 403.
         self.grant_objects(function, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
@@ -191,8 +191,8 @@ class Imports(Construct):
         self.grant_listing(function, EXPORTS)
         self.starts.grant_send_messages(function)
 
-    def grant_kept_pictures(self, function: lambda_.Function, actions: list[str]) -> None:
-        """Read kept pictures, and `actions` on them; the listing of images/ alone, without which S3
+    def grant_kept_images(self, function: lambda_.Function, actions: list[str]) -> None:
+        """Read kept images, and `actions` on them; the listing of images/ alone, without which S3
         answers a missing picture with 403 rather than 404."""
         self.grant_objects(function, ["s3:GetObject", *actions], IMAGES)
         self.grant_listing(function, IMAGES)
@@ -214,7 +214,7 @@ class Imports(Construct):
             [NagPackSuppression(
                 id="AwsSolutions-IAM5",
                 reason="Objects under one key prefix of the imports bucket (catalogs/*, images/*: any job's "
-                "catalog, any kept picture; reports/*, scans/*: the duplicate report, a running scan's work "
+                "catalog, any kept image; reports/*, scans/*: the duplicate report, a running scan's work "
                 "file; exports/*: jobs' results CSVs), and the jobs table's indexes (index/*, as "
                 "grant_read_write_data writes it): no wider than the data these functions own.",
                 applies_to=[RegexAppliesTo(

@@ -15,7 +15,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from dupcheck.core.catalog.gate import Gate
-from dupcheck.core.catalog.kept_images import KeptImagesFetcher, KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle, KeptImagesFetcher
 from dupcheck.core.catalog.lookups import Observer
 from dupcheck.core.catalog.products import Embedder, ProductSearch, default_model_path
 from dupcheck.core.catalog.service import DupcheckService
@@ -130,9 +130,10 @@ def build_writer(
     settings: Settings, store: RecordStore, *, thumbnails: ThumbnailStore | None, products: ProductIndex | None
 ) -> RecordWriter:
     """The write path of a batch tool (backfill, migrate, reindex: core/catalog/writer.py) into `store`: with
-    the gate's claims, and locally the kept pictures; the index follows the store by itself."""
+    the gate's claims, and locally the kept images; the index follows the store by itself."""
+    kept = build_kept_image_lifecycle(settings, store) if settings.store == "sqlite" else None
     return RecordWriter(store, thumbnails=thumbnails, products=products, claims=build_gate(settings, store).claims,
-                        kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None)  # fmt: skip
+                        kept=kept)  # fmt: skip
 
 
 def build_thumbnails(settings: Settings) -> ThumbnailStore | None:
@@ -241,7 +242,7 @@ def build_product_search(settings: Settings, service: DupcheckService) -> Produc
 
 
 def build_fetcher(settings: Settings) -> ImageFetcher:
-    """The safe fetcher, answering the addresses of kept pictures from where they are kept."""
+    """The safe fetcher, answering the addresses of kept images from where they are kept."""
     from dupcheck.adapters.http_fetcher import HttpImageFetcher
 
     fetcher = HttpImageFetcher.from_settings(settings)
@@ -272,8 +273,8 @@ def build_kept_images(settings: Settings) -> KeptImages | None:
     return LocalKeptImages(settings.data_dir / "images")
 
 
-def build_kept_pictures(settings: Settings, store: RecordStore) -> KeptPictures | None:
-    """Kept pictures and their life: deleted when no record of `store` names them any more (None
+def build_kept_image_lifecycle(settings: Settings, store: RecordStore) -> KeptImageLifecycle | None:
+    """Kept images and their life: deleted when no record of `store` names them any more (None
     where no picture is kept). Locally the service deletes them with their last record; on AWS
     the stream sync function does, and the API only keeps them and deletes one on request."""
     images = build_kept_images(settings)
@@ -287,7 +288,7 @@ def build_kept_pictures(settings: Settings, store: RecordStore) -> KeptPictures 
 
         if isinstance(claims, DynamoDBClaims) and isinstance(store, DynamoDBRecordStore):
             uses = DynamoDBKeptUses(store, claims)  # exact uses and pins, guarded deletes
-    return KeptPictures(images, uses)
+    return KeptImageLifecycle(images, uses)
 
 
 class _WaitForTheServer:
@@ -320,7 +321,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
             max_catalog_bytes=settings.max_catalog_bytes,
             on_duplicate=OnDuplicate(settings.on_duplicate),
             marks=Marks(settings.marks),
-            pictures=build_kept_pictures(settings, build_store(settings)),
+            pictures=build_kept_image_lifecycle(settings, build_store(settings)),
             result_files=S3ResultFiles.from_settings(settings),  # a results CSV: a download link
         )
     from dupcheck.adapters.local_files import LocalCatalogFiles
@@ -333,7 +334,7 @@ def build_imports(settings: Settings, *, starter: ImportStarter | None = None) -
         max_catalog_bytes=settings.max_catalog_bytes,
         on_duplicate=OnDuplicate(settings.on_duplicate),
         marks=Marks(settings.marks),
-        pictures=build_kept_pictures(settings, build_store(settings)),
+        pictures=build_kept_image_lifecycle(settings, build_store(settings)),
     )
 
 
@@ -422,7 +423,7 @@ def build_service(
         decisions=build_decisions(settings),
         embedder=embedder,
         products=products,
-        kept=build_kept_pictures(settings, store) if settings.store == "sqlite" else None,
+        kept=build_kept_image_lifecycle(settings, store) if settings.store == "sqlite" else None,
         on_duplicate=OnDuplicate(settings.on_duplicate),
         marks=Marks(settings.marks),
         gate=build_gate(settings, store),
@@ -445,7 +446,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         fetch_catalog=build_catalog_fetcher(settings).fetch,
         max_catalog_bytes=settings.max_catalog_bytes,
         continue_later=SqsImportStarter.from_settings(settings).continue_later,
-        pictures=build_kept_pictures(settings, build_store(settings)),
+        pictures=build_kept_image_lifecycle(settings, build_store(settings)),
     )
 
 

@@ -1,5 +1,5 @@
 """The duplicate gate's claims table in the template: keyed as the adapter writes it, its leftovers
-expiring, kept with the stack (it holds kept pictures' holds), and written by exactly the
+expiring, kept with the stack (it holds kept images' holds), and written by exactly the
 functions that claim, commit, hold or confirm (adapters/dynamodb_claims.py)."""
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_the_bucket_is_private_encrypted_retained_and_announces_new_catalogs(tem
     bucket = owned(template, "AWS::S3::Bucket", "ImportsBucket")
     resource = template.to_json()["Resources"][bucket]
     properties = resource["Properties"]
-    assert resource["DeletionPolicy"] == "Retain"  # kept pictures are records' pictures
+    assert resource["DeletionPolicy"] == "Retain"  # kept images are records' pictures
     assert properties["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
         "BlockPublicPolicy": True,
@@ -169,7 +169,7 @@ def test_each_function_may_touch_only_what_it_uses(template: Template) -> None:
 
     worker = granted(template, WORKER)
     assert read_write <= worker[jobs] and {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"} <= worker[records]
-    assert worker[images] == {"s3:GetObject"} and catalogs not in worker  # reads kept pictures, writes nothing there
+    assert worker[images] == {"s3:GetObject"} and catalogs not in worker  # reads kept images, writes nothing there
     assert "sqs:ReceiveMessage" in worker[rows] and "sqs:SendMessage" not in str(worker.get(rows))
 
 

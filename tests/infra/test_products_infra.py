@@ -47,7 +47,7 @@ def test_both_functions_run_on_a_whole_vcpu_and_refuse_to_start_without_the_mode
         strings = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in env.items() if k.startswith("DUP")}
         settings = Settings.from_env(strings)
         assert (settings.products, settings.store, settings.index) == ("on", "dynamodb", "opensearch")
-        assert settings.imports_bucket == "resolved-at-deploy"  # kept pictures are read from it
+        assert settings.imports_bucket == "resolved-at-deploy"  # kept images are read from it
     find = function(template, FIND_SIMILAR_HANDLER)[1]["Properties"]["Environment"]["Variables"]
     assert Settings.env_name("products") not in find
 
@@ -72,7 +72,7 @@ def test_each_function_may_touch_what_it_needs_and_no_more(template: Template) -
     assert "dynamodb:BatchGetItem" in search[records]
     assert not {a for grants in (search, sync) for a in grants.get(records, set()) if "Put" in a or "Delete" in a}
     for grants in (search, sync):
-        assert grants[objects(template, "images/")] == {"s3:GetObject"}  # kept pictures, read only
+        assert grants[objects(template, "images/")] == {"s3:GetObject"}  # kept images, read only
         assert "es:ESHttp*" in {a for actions in grants.values() for a in actions}
 
 

@@ -118,7 +118,7 @@ def test_table_key_billing_pitr_stream_encryption_retain(template: Template) -> 
                     {"AttributeName": "entity_id", "AttributeType": "S"},
                     {"AttributeName": "kept_image", "AttributeType": "S"},
                 ],
-                # Records by the kept picture they name (sparse, keys only): the stream sync function
+                # Records by the kept image they name (sparse, keys only): the stream sync function
                 # asks it whether a picture is still used before deleting it.
                 "GlobalSecondaryIndexes": [
                     {
@@ -290,7 +290,7 @@ def test_function_environment_uses_settings_names(template: Template, handler: s
     env = function(template, handler)[1]["Properties"]["Environment"]["Variables"]
     if handler == FIND_SIMILAR_HANDLER:  # the API records import jobs, starts scans, keeps decisions (their tests)
         env = {k: v for k, v in env.items() if "IMPORT" not in k and "SCANS" not in k and "DECISIONS" not in k}
-    else:  # stream_sync claims and deletes kept pictures, in the imports bucket
+    else:  # stream_sync claims and deletes kept images, in the imports bucket
         imports_bucket = owned(template, "AWS::S3::Bucket", "ImportsBucket")
         assert env.pop(Settings.env_name("imports_bucket")) == {"Ref": imports_bucket}
     assert env == {

@@ -171,11 +171,11 @@ def api_call(service: DupcheckService, method: str, path: str, query: dict[str, 
              content_type: str) -> tuple[int, Any]:  # fmt: skip
     """One API Gateway request through the API's routes over `service` (the Lambda's resolver)."""
     from dupcheck.api import build_resolver
-    from dupcheck.bootstrap import build_kept_pictures
+    from dupcheck.bootstrap import build_kept_image_lifecycle
     from dupcheck.core.settings import Settings
 
     resolver = build_resolver(service, max_body_bytes=20 * 2**20,
-                              images=build_kept_pictures(Settings.from_env(), service.store))  # fmt: skip
+                              images=build_kept_image_lifecycle(Settings.from_env(), service.store))  # fmt: skip
     event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
     event.update(httpMethod=method, path=path, queryStringParameters=query or None,
                  body=base64.b64encode(body).decode(), isBase64Encoded=True)  # fmt: skip

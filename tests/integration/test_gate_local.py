@@ -2,7 +2,7 @@
 
 Many writers at once, as a shop is: eight clients register one new picture in the same moment by
 every way in (POST /items, PUT /items/{id} with an address, an upload whose picture the service
-keeps, an import job racing POSTs); a delete of a kept picture racing the writes that name it; a
+keeps, an import job racing POSTs); a delete of a kept image racing the writes that name it; a
 job whose pictures age past the sweep; decisions that settle one group two opposite ways at once.
 Each round is a new picture, so rounds are independent; each asserts what must hold whatever the
 interleaving (one record; the refused writes name it), never a timing.
@@ -181,7 +181,7 @@ def test_a_server_killed_three_times_during_eight_warns_leaves_no_claim_and_no_a
     assert (after_start, after) == (0, 0)
 
 
-# -- kept pictures: a delete, a sweep and a job's wait against the writes that name them -------------------
+# -- kept images: a delete, a sweep and a job's wait against the writes that name them -------------------
 
 
 def keep(server: LocalServer, seed: int) -> str:
@@ -247,7 +247,7 @@ def test_the_sweep_racing_writes_never_takes_a_picture_a_record_names(server: Lo
 def test_a_job_resumed_after_its_pictures_are_two_days_old_fails_no_row(
     settings: Settings, image_server: ImageServer, tmp_path: Path
 ) -> None:
-    """150 kept pictures named by an import; the server killed mid-job; the pictures two days old (a
+    """150 kept images named by an import; the server killed mid-job; the pictures two days old (a
     weekend) before it starts again: the sweep leaves them, held by the job, and every row is stored."""
     from support.serving import kill, serve_process
 

@@ -331,7 +331,7 @@ def load_event_s3(job_id: str) -> dict:
 def test_an_upload_without_an_address_is_kept_in_the_bucket_until_its_last_record_goes(aws: Aws) -> None:
     from test_stream_sync import read_stream  # pytest's own copy
 
-    from dupcheck.bootstrap import build_kept_pictures, build_store
+    from dupcheck.bootstrap import build_kept_image_lifecycle, build_store
     from dupcheck.core.catalog.kept_images import rendition
     from dupcheck.core.settings import Settings
     from dupcheck.handlers.stream_sync import StreamSync
@@ -363,7 +363,7 @@ def test_an_upload_without_an_address_is_kept_in_the_bucket_until_its_last_recor
 
     stream = aws.ddb.describe_table(TableName=RECORDS)["Table"]["LatestStreamArn"]
     settings = Settings.from_env()
-    sync = StreamSync(FakeIndex(), build_kept_pictures(settings, build_store(settings)))
+    sync = StreamSync(FakeIndex(), build_kept_image_lifecycle(settings, build_store(settings)))
     seen = 0
 
     def follow() -> None:  # the stream's new records, delivered as the event source mapping does

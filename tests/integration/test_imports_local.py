@@ -1,6 +1,6 @@
 """Catalog imports on the local server, over HTTP: a job of a few hundred rows served by a loopback
 image server, its counts and failures, cancelling, the other ways a catalog arrives (a catalog
-URL, items, an upload afterwards, gzip), kept pictures, refusals, and a server killed mid-job
+URL, items, an upload afterwards, gzip), kept images, refusals, and a server killed mid-job
 and started again.
 
 Nothing leaves 127.0.0.1: images and catalogs come from the loopback image server.

@@ -1,4 +1,4 @@
-"""Kept pictures on AWS, with moto: a delete and a write that names the picture never both succeed,
+"""Kept images on AWS, with moto: a delete and a write that names the picture never both succeed,
 whichever comes first; holds keep a picture a decision or an import needs; the stream sync function
 lets it go with its last record (adapters/dynamodb_claims.py, DynamoDBKeptUses)."""
 
@@ -45,10 +45,10 @@ def service(mock_aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) 
 
 
 def pictures(service: DupcheckService) -> Any:
-    from dupcheck.bootstrap import build_kept_pictures
+    from dupcheck.bootstrap import build_kept_image_lifecycle
     from dupcheck.core.settings import Settings
 
-    kept = build_kept_pictures(Settings.from_env(), service.store)
+    kept = build_kept_image_lifecycle(Settings.from_env(), service.store)
     assert kept is not None
     return kept
 

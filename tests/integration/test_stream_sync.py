@@ -209,7 +209,7 @@ def test_kept_pictures_follow_their_records_through_the_stream_replayed_or_not(
     import boto3
 
     from dupcheck.adapters.s3_files import S3KeptImages
-    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.catalog.kept_images import KeptImageLifecycle
     from dupcheck.handlers.stream_sync import StreamSync
 
     s3 = boto3.client("s3", region_name=REGION)
@@ -219,7 +219,7 @@ def test_kept_pictures_follow_their_records_through_the_stream_replayed_or_not(
     for name in (a_name, b_name):
         images.put(name, b"picture " + name.encode())
     url = "https://api.test/v1/images/{}".format
-    sync = StreamSync(FakeIndex(), KeptPictures(images, ddb_store))
+    sync = StreamSync(FakeIndex(), KeptImageLifecycle(images, ddb_store))
 
     ddb_store.put(make_record("A", image_url=url(a_name)))
     ddb_store.put(make_record("B", image_url=url(b_name)))

@@ -195,7 +195,7 @@ class DynamoDBClaims:
 
     def commit(self, writes: Sequence[tuple[HashRecord, Claim | None]]) -> list[str | None]:
         """One transaction a write (a record and its claim: a fenced claim cancels only its own), with
-        the kept picture it names, if any, counted as used unless it is being deleted."""
+        the kept image it names, if any, counted as used unless it is being deleted."""
         reasons: list[str | None] = []
         now = self.clock()
         for record, claim in writes:
@@ -310,7 +310,7 @@ def _holder_key(holder: str) -> dict[str, dict[str, str]]:
 
 
 class DynamoDBKeptUses:
-    """What holds a kept picture on AWS (core/catalog/kept_images.py: KeptImageUses, KeptImagePins,
+    """What holds a kept image on AWS (core/catalog/kept_images.py: KeptImageUses, KeptImagePins,
     GuardedDeletes), in a `picture#<name>` item of the claims table beside the records table's index
     by picture:
     * `users`: the ids of records that name it, added in the transaction that writes the record

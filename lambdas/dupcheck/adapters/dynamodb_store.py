@@ -49,9 +49,9 @@ else:
 log = logging.getLogger(__name__)
 
 KEY = "entity_id"
-# The name of the kept picture a record's image_url addresses (core/catalog/kept_images.py), on those
+# The name of the kept image a record's image_url addresses (core/catalog/kept_images.py), on those
 # records alone, and the sparse index over it (infra/components/hash_table.py): whether any record
-# still uses a kept picture is one Query (`uses_kept_image`).
+# still uses a kept image is one Query (`uses_kept_image`).
 KEPT_IMAGE = "kept_image"
 KEPT_IMAGE_INDEX = "by_kept_image"
 # DynamoDB API limits (documented service quotas, not tunables).
@@ -429,7 +429,7 @@ class DynamoDBRecordStore(DynamoDBTableScans):
         self._call("PutItem", self._client.put_item, TableName=self.table_name, Item=record_to_item(record))
 
     def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
-        """Whether any record names the kept picture `name` (KeptImageUses). The index is eventually
+        """Whether any record names the kept image `name` (KeptImageUses). The index is eventually
         consistent: it may still list `just_changed` (read again, consistently, from the table) and
         may not list a record written within about a second (docs/deploy.md)."""
         response = self._call(

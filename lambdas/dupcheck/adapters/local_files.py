@@ -1,4 +1,4 @@
-"""Files the embedded mode keeps under the data dir: import catalogs and kept pictures.
+"""Files the embedded mode keeps under the data dir: import catalogs and kept images.
 
 `imports/<job_id>.catalog` holds a job's catalog as it arrived (CSV or JSON Lines, maybe
 gzipped); `images/<ab>/<sha256>.<ext>` the pictures kept for records without a public address
@@ -104,7 +104,7 @@ class FileLock:
                     if self._fd >= 0:
                         os.close(self._fd)
                         self._fd = -1
-                    raise StoreUnavailable(f"cannot lock the kept pictures ({self.path}): {exc}") from exc
+                    raise StoreUnavailable(f"cannot lock the kept images ({self.path}): {exc}") from exc
             self._depth += 1
             try:
                 yield
@@ -144,7 +144,7 @@ class LocalKeptImages:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StoreUnavailable(f"cannot read the kept picture {name}: {exc}") from exc
+            raise StoreUnavailable(f"cannot read the kept image {name}: {exc}") from exc
 
     def delete(self, name: str) -> bool:
         try:
@@ -152,11 +152,11 @@ class LocalKeptImages:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise StoreUnavailable(f"cannot delete the kept picture {name}: {exc}") from exc
+            raise StoreUnavailable(f"cannot delete the kept image {name}: {exc}") from exc
         return True
 
     def names_older_than(self, seconds: float) -> Iterator[str]:
-        """Kept pictures last kept `seconds` ago or more (and half-written files a crash left)."""
+        """Kept images last kept `seconds` ago or more (and half-written files a crash left)."""
         before = time.time() - seconds
         for path in self.root.glob("??/*"):
             with contextlib.suppress(FileNotFoundError):

@@ -1,4 +1,4 @@
-"""The imports bucket on S3: import catalogs (`catalogs/<job_id>`), kept pictures (`images/<name>`)
+"""The imports bucket on S3: import catalogs (`catalogs/<job_id>`), kept images (`images/<name>`)
 and jobs' results CSVs (`exports/<job_id>/...`).
 
 A catalog too large for API Gateway (10 MB a request) goes straight to the bucket: `POST
@@ -10,7 +10,7 @@ presigned PUT could not). The new object's event (EventBridge, `Object Created` 
 A catalog is read back into a temporary file: the dispatcher reads it twice (counting, then
 sending), and a Lambda's /tmp holds far more than the catalog limit.
 
-A kept picture is written once, only if absent, tagged UNCLAIMED_TAG: the bucket's lifecycle rule
+A kept image is written once, only if absent, tagged UNCLAIMED_TAG: the bucket's lifecycle rule
 expires such objects after a day (infra/components/imports.py). The stream sync function claims
 it (removes the tag) when a record names it, and deletes it when the last such record goes
 (handlers/stream_sync.py), so a picture whose record never came, or whose write failed, expires.
@@ -48,7 +48,7 @@ IMAGES = "images/"
 EXPORTS = "exports/"
 PART_BYTES = 8 * 2**20  # a results CSV's upload part (S3 takes 5 MiB at least, but for the last)
 LINK_EXPIRES_S = 900  # a results CSV's download link
-# The tag of a kept picture no record has claimed yet; the lifecycle rule expires what carries it.
+# The tag of a kept image no record has claimed yet; the lifecycle rule expires what carries it.
 UNCLAIMED_TAG = ("dupcheck-kept", "unclaimed")
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 

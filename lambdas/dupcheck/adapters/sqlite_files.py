@@ -34,7 +34,7 @@ BUSY_TIMEOUT_S = 30
 # records file"). But each page a write touches is written whole, twice (WAL, then checkpoint): in
 # 64 KiB pages one upload wrote ~960 KB (its record, its id's two indexes, the change log). 16 KiB
 # pages keep the import (200k records: the same records/s, +4% CPU, +3.7% size against 64 KiB)
-# and write ~350 KB an upload, kept picture and thumbnail included. A file keeps the page size
+# and write ~350 KB an upload, kept image and thumbnail included. A file keeps the page size
 # SQLite gave it when it wrote its first page.
 PAGE_SIZE = 16 * 1024
 # Every other file: SQLite's default. A thumbnail (~15-20 KB) is longer than a page, and SQLite

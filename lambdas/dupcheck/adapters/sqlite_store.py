@@ -4,11 +4,11 @@ WAL journaling lets many server threads read while one writes; each thread has i
 connection because sqlite3 connections must not be shared across threads. Each row also keeps
 `id_key`, the 64-bit key the in-process index refers to records by.
 
-`kept_image` is the name of the kept picture a row's image_url addresses (core/catalog/kept_images.py),
-NULL for the rest, indexed for those alone: whether a record still uses a kept picture is one
+`kept_image` is the name of the kept image a row's image_url addresses (core/catalog/kept_images.py),
+NULL for the rest, indexed for those alone: whether a record still uses a kept image is one
 lookup. A file made before the column has it added and filled when it is opened.
 
-`kept_pins` holds kept pictures for what names them outside the records (core/catalog/kept_images.py's
+`kept_pins` holds kept images for what names them outside the records (core/catalog/kept_images.py's
 KeptImagePins: a decision's copy, an import job's catalog); `uses_kept_image` counts both.
 The gate's claims live in this file too (adapters/sqlite_claims.py): a record and its claim's
 commit are one transaction.
@@ -363,13 +363,13 @@ class SqliteRecordStore(SqliteIndexRows):
         return int(self._query("SELECT COUNT(*) FROM records", ())[0][0])
 
     def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
-        """Whether any record's image_url names the kept picture `name`, or a pin holds it
+        """Whether any record's image_url names the kept image `name`, or a pin holds it
         (KeptImageUses: exact here, so `just_changed` needs no second look)."""
         return bool(self._query("SELECT 1 FROM records WHERE kept_image = ? UNION ALL "
                                 "SELECT 1 FROM kept_pins WHERE name = ? LIMIT 1", (name, name)))  # fmt: skip
 
     def pin_kept(self, names: Collection[str], holder: str) -> None:
-        """KeptImagePins: hold these kept pictures for `holder` (idempotent)."""
+        """KeptImagePins: hold these kept images for `holder` (idempotent)."""
         self._write("INSERT OR IGNORE INTO kept_pins (name, holder) VALUES (?, ?)", [(n, holder) for n in names])
 
     def unpin_kept(self, holder: str) -> None:
@@ -468,7 +468,7 @@ def unpack_features(stored: bytes | str) -> dict[str, bytes]:
 
 
 def _kept_name(image_url: str | None) -> str | None:
-    # The cheap test first: a bulk import's rows rarely name a kept picture.
+    # The cheap test first: a bulk import's rows rarely name a kept image.
     return kept_name(image_url) if image_url and "/images/" in image_url else None
 
 

@@ -32,7 +32,7 @@ from dupcheck.api.contract import (
 )
 from dupcheck.api.errors import answer_errors
 from dupcheck.api.resolver import DupcheckResolver
-from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 from dupcheck.core.catalog.products import ProductSearch
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.jobs.imports import ImportService
@@ -43,11 +43,11 @@ __all__ = ["API_KEY_HEADER", "build_resolver", "openapi_document"]
 
 def build_resolver(
     service: DupcheckService, *, max_body_bytes: int, imports: ImportService | None = None,
-    images: KeptPictures | None = None, scans: ScanService | None = None, keyed: bool = True,
+    images: KeptImageLifecycle | None = None, scans: ScanService | None = None, keyed: bool = True,
     products: ProductSearch | None = None, streams_answers: bool = False,
 ) -> DupcheckResolver:  # fmt: skip
     """The API's routes over `service`; `imports`, `images`, `scans` and `products` add import jobs,
-    kept pictures, duplicate scans and similar products (without them those routes answer 503).
+    kept images, duplicate scans and similar products (without them those routes answer 503).
     `keyed`: the routes need the API key (always on AWS; a local server only with DUPCHECK_API_KEY), as the served
     /openapi.json says. `streams_answers`: the caller sends a streamed body (resolver.py; the local server)."""
     app = DupcheckResolver(streams_answers=streams_answers)

@@ -41,7 +41,7 @@ REASONS = {
     "missing or wrong (`forbidden`).",
     404: "No such item, import, picture, duplicate scan or report, or an id no route takes (`not_found`).",
     409: "Not in a state that allows this (`conflict`): an import finished, or its catalog already given; a "
-    "duplicate scan already queued or running; a kept picture a record still names; the results CSV of an "
+    "duplicate scan already queued or running; a kept image a record still names; the results CSV of an "
     "import still running (AWS).",
     413: "The image is over the byte or pixel limit, or would take more memory to decode than one image may "
     "(`image_too_large`); or the catalog is over the byte or row limit (`catalog_too_large`).",

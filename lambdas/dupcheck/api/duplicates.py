@@ -31,13 +31,13 @@ from dupcheck.api.scan_schemas import (
 )
 from dupcheck.api.schemas import DuplicateReport
 from dupcheck.core.catalog.decisions import DecisionService
-from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.jobs.scans import ScanService
 from dupcheck.core.models import DecisionKind, Marks, ScanJob
 
 
-def router(service: DupcheckService, scans: ScanService | None, images: KeptPictures | None = None) -> Router:
+def router(service: DupcheckService, scans: ScanService | None, images: KeptImageLifecycle | None = None) -> Router:
     routes = Router()
     answers = JobAnswers[ScanJob, ScanOut](routes, ScanOut.of)
 

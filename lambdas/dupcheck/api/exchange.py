@@ -28,7 +28,7 @@ Out = TypeVar("Out", bound=BaseModel)
 
 
 def configured(part: T | None, missing: str) -> T:
-    """A part of the service a route needs (imports, kept pictures, scans), or 503 saying `missing`."""
+    """A part of the service a route needs (imports, kept images, scans), or 503 saying `missing`."""
     if part is None:
         raise StoreUnavailable(missing)
     return part

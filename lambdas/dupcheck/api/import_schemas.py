@@ -1,4 +1,4 @@
-"""The bodies of the import routes (`/imports`) and of kept pictures (`/images`): pydantic models,
+"""The bodies of the import routes (`/imports`) and of kept images (`/images`): pydantic models,
 the source of their OpenAPI schemas (as schemas.py is for the others)."""
 
 from __future__ import annotations

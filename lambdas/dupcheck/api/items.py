@@ -21,12 +21,12 @@ from dupcheck.api.params import (
 )
 from dupcheck.api.schemas import ItemOut, ItemPage, NewItem, RegisteredOut
 from dupcheck.core.catalog.gate import policy_of
-from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.models import Marks
 
 
-def router(service: DupcheckService, images: KeptPictures | None, *, max_body_bytes: int) -> Router:
+def router(service: DupcheckService, images: KeptImageLifecycle | None, *, max_body_bytes: int) -> Router:
     routes = Router()
 
     @routes.post(

@@ -362,7 +362,7 @@ class CheckedPictures(Protocol):
         ...
 
     def entries(self, job_id: str, rows: Sequence[int]) -> dict[int, Entry]:
-        """The kept pictures of these rows (a row with none is left out)."""
+        """The pictures kept for these rows (a row with none is left out)."""
         ...
 
     def forget_from(self, job_id: str, row: int) -> None:
@@ -499,8 +499,8 @@ class WriteClaims(Protocol):
         """Write each record, with its claim's commit in the same transaction (a write without a
         claim, `allow`'s, is recorded as committed where the index lags). Per write, None when it
         was written, else why not: its claim is no longer pending (its `beaten_by`: the entity_id
-        that fenced it, or EXPIRED), or KEPT_GONE: the kept picture it names is being deleted (where
-        the claims hold kept pictures too: DynamoDB)."""
+        that fenced it, or EXPIRED), or KEPT_GONE: the kept image it names is being deleted (where
+        the claims hold kept images too: DynamoDB)."""
         ...
 
 
@@ -527,12 +527,12 @@ class DispatchedJobs(ImportJobs, Protocol):
     def dispatched(self, job_id: str) -> int: ...
 
 
-# -- kept pictures (core/catalog/kept_images.py) ------------------------------------------------
+# -- kept images (core/catalog/kept_images.py) ------------------------------------------------
 
 
 @runtime_checkable
 class KeptImages(Protocol):
-    """Kept pictures by name. Writes are idempotent (a name is its content)."""
+    """Kept images by name. Writes are idempotent (a name is its content)."""
 
     def put(self, name: str, data: bytes) -> None: ...
 
@@ -547,7 +547,7 @@ class KeptImages(Protocol):
 
 @runtime_checkable
 class LockedKeptImages(Protocol):
-    """Kept pictures with a lock of their own, held across every process that keeps or deletes them
+    """Kept images with a lock of their own, held across every process that keeps or deletes them
     (the data dir's: a file lock), re-entrant within a thread."""
 
     def lock(self) -> contextlib.AbstractContextManager[object]: ...
@@ -555,14 +555,14 @@ class LockedKeptImages(Protocol):
 
 @runtime_checkable
 class ListedKeptImages(Protocol):
-    """Kept pictures that can be listed with their age: the local sweep's (on AWS, a lifecycle rule)."""
+    """Kept images that can be listed with their age: the local sweep's (on AWS, a lifecycle rule)."""
 
     def names_older_than(self, seconds: float) -> Iterator[str]: ...
 
 
 @runtime_checkable
 class ClaimedKeptImages(Protocol):
-    """Kept pictures that expire unless claimed (S3: a tag its lifecycle rule reads)."""
+    """Kept images that expire unless claimed (S3: a tag its lifecycle rule reads)."""
 
     def claim(self, name: str) -> bool:
         """A record names the picture: it no longer expires. Whether it was there to claim."""
@@ -571,7 +571,7 @@ class ClaimedKeptImages(Protocol):
 
 @runtime_checkable
 class KeptImageUses(Protocol):
-    """A record store that can tell whether any record's image_url names a kept picture."""
+    """A record store that can tell whether any record's image_url names a kept image."""
 
     def uses_kept_image(self, name: str, *, just_changed: str = "") -> bool:
         """`just_changed`: an id whose record was just removed or replaced, read at its latest
@@ -581,7 +581,7 @@ class KeptImageUses(Protocol):
 
 @runtime_checkable
 class KeptImagePins(Protocol):
-    """Holds on kept pictures by what names them outside the catalog's records (a decision's copy,
+    """Holds on kept images by what names them outside the catalog's records (a decision's copy,
     an import job's catalog): `uses_kept_image` counts them, so a held picture is never deleted."""
 
     def pin_kept(self, names: Collection[str], holder: str) -> None: ...
@@ -595,7 +595,7 @@ class KeptImagePins(Protocol):
 
 @runtime_checkable
 class GuardedDeletes(Protocol):
-    """Uses of kept pictures that also guard their deletion where no lock spans the writers (AWS:
+    """Uses of kept images that also guard their deletion where no lock spans the writers (AWS:
     conditional writes, adapters/dynamodb_claims.py): a delete first marks the picture, on the
     condition that nothing uses or holds it; a write naming it is refused while it is marked."""
 

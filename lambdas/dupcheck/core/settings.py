@@ -156,7 +156,7 @@ class Settings(BaseModel):
     dynamodb_consistent_read: bool = Field(False, description="Strongly consistent DynamoDB reads.")
     dynamodb_max_attempts: int = Field(8, ge=1, le=20, description="Attempts for unprocessed batch items.")
     imports_table: str = Field("", description="DynamoDB table of import jobs (store=dynamodb).")
-    imports_bucket: str = Field("", description="S3 bucket of import catalogs and kept pictures (store=dynamodb).")
+    imports_bucket: str = Field("", description="S3 bucket of import catalogs and kept images (store=dynamodb).")
     import_starts_queue_url: str = Field("", description="SQS queue that starts import jobs (the dispatcher's).")
     import_rows_queue_url: str = Field("", description="SQS queue of rows to import (the import worker's).")
     scans_queue_url: str = Field("", description="SQS queue that starts duplicate scans (the scan function's).")

@@ -33,7 +33,7 @@ from snapshot_restore_py import register_after_restore, register_before_snapshot
 from dupcheck.api import build_resolver
 from dupcheck.bootstrap import (
     build_imports,
-    build_kept_pictures,
+    build_kept_image_lifecycle,
     build_scans,
     build_service,
     imports_configured,
@@ -57,7 +57,7 @@ def build_app() -> APIGatewayRestResolver:
     return build_resolver(
         service, max_body_bytes=settings.max_image_bytes,
         imports=build_imports(settings) if imports_configured(settings) else None,
-        images=service.kept or build_kept_pictures(settings, service.store),
+        images=service.kept or build_kept_image_lifecycle(settings, service.store),
         scans=build_scans(settings) if scans_configured(settings) else None,
     )  # fmt: skip
 

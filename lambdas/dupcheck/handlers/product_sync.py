@@ -4,7 +4,7 @@ The second reader of the records table's stream, beside stream_sync (a stream sh
 readers at full speed). A record whose picture is new (INSERT, or a MODIFY whose hash or address
 changed, or one rewritten without a vector yet: a catalog imported before similar products were
 deployed gets its vectors when it is imported again) has its picture fetched (the safe fetcher;
-a kept picture from the imports bucket), embedded and written with its record's version; a REMOVE
+a kept image from the imports bucket), embedded and written with its record's version; a REMOVE
 deletes the vector with a version just above the removed record's, as stream_sync does for the
 hash. Records are handled one by one:
 

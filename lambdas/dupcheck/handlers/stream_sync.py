@@ -1,4 +1,4 @@
-"""Lambda: DynamoDB stream (NEW_AND_OLD_IMAGES) -> HashIndex, and kept pictures' life.
+"""Lambda: DynamoDB stream (NEW_AND_OLD_IMAGES) -> HashIndex, and kept images' life.
 
 The table is the source of truth; this function keeps the search index a mirror of it. It
 must be safe to replay and tolerant of disorder, because Lambda retries whole batches from the
@@ -21,7 +21,7 @@ stored names its claim (`gate_claim`); once the batch is applied and the index r
 a search shows those records, their claims are confirmed (their live items deleted): until then a
 check reads them beside the index. A replay confirms again, which changes nothing.
 
-Kept pictures (core/catalog/kept_images.py) follow the records that name them, from every record of a
+Kept images (core/catalog/kept_images.py) follow the records that name them, from every record of a
 batch, superseded or not (each change may let a picture go): a record stored naming one claims
 it (it no longer expires), and a record removed, or replaced by one naming another picture, lets
 its picture go: deleted when no record names it any more. Both are idempotent, so replays are safe.
@@ -46,7 +46,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dupcheck.adapters.dynamodb_claims import GATE_CLAIM, DynamoDBClaims
 from dupcheck.adapters.dynamodb_store import KEY, record_from_values
-from dupcheck.core.catalog.kept_images import KeptPictures, kept_name
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle, kept_name
 from dupcheck.core.models import version_of
 from dupcheck.core.ports import HashIndex, ProvisionedIndex, VersionedIndex
 from dupcheck.observability import lambda_entry, logger, record_metric
@@ -84,7 +84,7 @@ class StreamSync:
     """Applies one stream batch to `index` (see module docstring)."""
 
     def __init__(
-        self, index: HashIndex, pictures: KeptPictures | None = None, claims: DynamoDBClaims | None = None
+        self, index: HashIndex, pictures: KeptImageLifecycle | None = None, claims: DynamoDBClaims | None = None
     ) -> None:
         self.index, self.pictures, self.claims = index, pictures, claims
         self._index_ready = False
@@ -170,7 +170,7 @@ class StreamSync:
         record_metric("GateClaimsConfirmed", len(claimed), "Count")
 
     def follow_pictures(self, record: DynamoDBRecord) -> None:
-        """Claim the kept picture a record's new image names; let go of the one its old image named
+        """Claim the kept image a record's new image names; let go of the one its old image named
         (see the module docstring). A failure raises: the record is retried."""
         if self.pictures is None:
             return
@@ -178,9 +178,9 @@ class StreamSync:
         new_url = str((stream.new_image or {}).get("image_url") or "")
         old_url = str((stream.old_image or {}).get("image_url") or "")
         if new_url and not self.pictures.claim(new_url) and kept_name(new_url):
-            logger.warning("a record names a kept picture that is not there", extra={"entity_id": entity_id})
+            logger.warning("a record names a kept image that is not there", extra={"entity_id": entity_id})
         if old_url and old_url != new_url and self.pictures.release(old_url, just_changed=entity_id):
-            logger.info("kept picture deleted with its last record", extra={"entity_id": entity_id})
+            logger.info("kept image deleted with its last record", extra={"entity_id": entity_id})
 
 
 def claims_of(record: DynamoDBRecord) -> list[str]:
@@ -193,15 +193,15 @@ def claims_of(record: DynamoDBRecord) -> list[str]:
 def _build() -> StreamSync:
     # Settings are validated at cold start: a mis-configured function fails on its first
     # invocation with a clear SettingsError rather than on some later record.
-    from dupcheck.bootstrap import build_gate, build_index, build_kept_pictures, build_store
+    from dupcheck.bootstrap import build_gate, build_index, build_kept_image_lifecycle, build_store
     from dupcheck.core.fingerprint.hashing import get_pipeline
     from dupcheck.core.settings import Settings
 
     # No store for the index: the stream carries full images. The store answers only whether a
-    # record still names a kept picture (its index by picture), where the deployment keeps them.
+    # record still names a kept image (its index by picture), where the deployment keeps them.
     settings = Settings.from_env()
     store = build_store(settings)
-    pictures = build_kept_pictures(settings, store) if settings.imports_bucket else None
+    pictures = build_kept_image_lifecycle(settings, store) if settings.imports_bucket else None
     claims = build_gate(settings, store).claims
     return StreamSync(build_index(settings, get_pipeline()), pictures,
                       claims if isinstance(claims, DynamoDBClaims) else None)  # fmt: skip

@@ -217,7 +217,7 @@ class WriteStage:
 
     def _flush(self, batch: list[tuple[str, CatalogRow, Entry, Claim | None]]) -> None:
         """One batch through the write path (core/catalog/writer.py): thumbnails and vectors, then the
-        records with their claims' commits. A row whose claim was fenced, or whose kept picture is
+        records with their claims' commits. A row whose claim was fenced, or whose kept image is
         gone, is not stored: the screen's owner hears of the first, the failures file of the second."""
         try:
             saved = self.writer.save_many([(entry, claim) for _, _, entry, claim in batch])

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from dupcheck.bootstrap import build_kept_pictures, build_service
+from dupcheck.bootstrap import build_kept_image_lifecycle, build_service
 from dupcheck.core.catalog.gate import policy_of
-from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import DupcheckError
 from dupcheck.core.models import DEFAULT_POLICY, ITEM_POLICIES, MAX_TOP, Match, policies_meaning
@@ -50,7 +50,7 @@ def register(commands: Any) -> None:
     add.add_argument("image", help="an image URL or a local file")
     add.add_argument("--features", action="store_true", help="also print the stored verification views (~5 KB)")
     add.add_argument("--base-url", default=None, metavar="URL",
-                     help="the API's address, where a file's kept picture is served (default: the server running "
+                     help="the API's address, where a file's kept image is served (default: the server running "
                      "on the data dir, else http://DUPCHECK_HOST:DUPCHECK_PORT, 127.0.0.1:8000)")  # fmt: skip
     add.add_argument("--on-duplicate", choices=[p.value for p in ITEM_POLICIES], default=None,
                      help=f"the duplicate gate: {policies_meaning(ITEM_POLICIES)}; a refused picture exits 1; "
@@ -75,7 +75,7 @@ def register(commands: Any) -> None:
                            f"in failed; default DUPCHECK_ON_DUPLICATE, {DEFAULT_POLICY.value}")  # fmt: skip
     add_marks_argument(index_dir)
     index_dir.add_argument("--base-url", default=None, metavar="URL",
-                           help="the API's address, where the kept pictures are served (default: the server "
+                           help="the API's address, where the kept images are served (default: the server "
                            "running on the data dir, else http://DUPCHECK_HOST:DUPCHECK_PORT)")  # fmt: skip
     index_dir.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr (there is none when it is not a terminal)"
@@ -135,8 +135,8 @@ def run_add(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def kept_pictures_for(service: DupcheckService, settings: Settings) -> KeptPictures:
-    pictures = service.kept or build_kept_pictures(settings, service.store)
+def kept_pictures_for(service: DupcheckService, settings: Settings) -> KeptImageLifecycle:
+    pictures = service.kept or build_kept_image_lifecycle(settings, service.store)
     if pictures is None:
         raise UsageError("this store keeps no pictures (on AWS: the stack's imports bucket, DUPCHECK_IMPORTS_BUCKET):"
                          " give the picture's published address instead of a file")  # fmt: skip
@@ -144,7 +144,7 @@ def kept_pictures_for(service: DupcheckService, settings: Settings) -> KeptPictu
 
 
 def kept_base(args: argparse.Namespace, settings: Settings) -> str:
-    """Where the kept pictures of `add FILE` and `index-dir` are served, which their records'
+    """Where the kept images of `add FILE` and `index-dir` are served, which their records'
     image_url start with: --base-url, else the server running on the data dir (it records where
     it answers: local/address.py), else DUPCHECK_HOST:DUPCHECK_PORT, which a terminal is told."""
     from dupcheck_tools.local.address import base_url, running_server
@@ -155,7 +155,7 @@ def kept_base(args: argparse.Namespace, settings: Settings) -> str:
         return running
     guess = base_url(settings.host, settings.port or 8000)
     if sys.stderr.isatty():
-        print(f"note: no dupcheck server is running on {settings.data_dir}: the kept pictures' address is "
+        print(f"note: no dupcheck server is running on {settings.data_dir}: the kept images' address is "
               f"{guess}/images/... (DUPCHECK_HOST, DUPCHECK_PORT); serve them there, or give --base-url with the "
               "address your server answers at", file=sys.stderr, flush=True)  # fmt: skip
     return guess

@@ -43,7 +43,7 @@ from dupcheck.api import API_KEY_HEADER, build_resolver
 from dupcheck.api.resolver import BODY_BYTES, DupcheckResolver, route_path
 from dupcheck.api.uploads import catalog_body_cost
 from dupcheck.api.web import WEB_PREFIX
-from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 from dupcheck.core.catalog.products import ProductSearch
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import ServerBusy, error_body
@@ -104,8 +104,9 @@ class LocalApp:
 
     def __init__(
         self, service: DupcheckService, *, max_body_bytes: int, guard: Guard, static_dir: Path | None = None,
-        imports: ImportService | None = None, images: KeptPictures | None = None, scans: ScanService | None = None,
-        products: ProductSearch | None = None, catalog_budget: MemoryBudget | None = None,
+        imports: ImportService | None = None, images: KeptImageLifecycle | None = None,
+        scans: ScanService | None = None, products: ProductSearch | None = None,
+        catalog_budget: MemoryBudget | None = None,
     ) -> None:  # fmt: skip
         """`catalog_budget`: what the catalog bodies being read at once may hold (default: the setting's
         default, 256 MB)."""

@@ -1,4 +1,4 @@
-"""The local server's housekeeping: what a crash left, kept pictures nobody uses, files sized to their data.
+"""The local server's housekeeping: what a crash left, kept images nobody uses, files sized to their data.
 
 A pass runs at start, again CONFIRM_S later, then every HOUSEKEEPING_S, in a thread of its own:
 
@@ -8,8 +8,8 @@ A pass runs at start, again CONFIRM_S later, then every HOUSEKEEPING_S, in a thr
   service's lock for its id;
 * the gate's claims of writers that no longer run (killed between a claim and its commit) are
   fenced (adapters/sqlite_claims.py): they store nothing and no check reads them again;
-* kept pictures that no record names and nothing holds, kept UNCLAIMED_FOR_S ago or more, are
-  deleted (`KeptPictures.sweep`: uploads whose import never came, a picture a crash left); first,
+* kept images that no record names and nothing holds, kept UNCLAIMED_FOR_S ago or more, are
+  deleted (`KeptImageLifecycle.sweep`: uploads whose import never came, a picture a crash left); first,
   the holds of import jobs that ended (or are gone) without letting go of them are dropped;
 * every SQLite file of the service is tidied (adapters/sqlite_files.py): the pages of deleted
   rows handed back to the file system, the WAL truncated.
@@ -26,7 +26,7 @@ from pathlib import Path
 from dupcheck.adapters.sqlite_claims import SqliteClaims
 from dupcheck.adapters.sqlite_files import SqliteFile
 from dupcheck.adapters.sqlite_jobs import SqliteImportJobs
-from dupcheck.core.catalog.kept_images import UNCLAIMED_FOR_S, KeptPictures
+from dupcheck.core.catalog.kept_images import UNCLAIMED_FOR_S, KeptImageLifecycle
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import StoreUnavailable
 from dupcheck.core.jobs.imports import FINAL, JOB_HOLDER
@@ -64,7 +64,7 @@ class Housekeeping:
         self._repeating.stop()
 
     def run_once(self) -> dict[str, int]:
-        """One pass; how many orphans, kept pictures and dead writers' claims it cleared."""
+        """One pass; how many orphans, kept images and dead writers' claims it cleared."""
         found = self._orphans()
         confirmed = found & self._suspects
         orphans = sum(1 for entity_id in sorted(confirmed) if self.service.forget_orphan(entity_id))
@@ -83,11 +83,11 @@ class Housekeeping:
             except StoreUnavailable as exc:  # busy: tidied at the next pass
                 logger.info("housekeeping left a file for the next pass: %s", exc.message)
         if orphans or pictures or cleared:
-            logger.info("housekeeping deleted %d orphan ids' rows and %d kept pictures, and cleared %d claims of "
+            logger.info("housekeeping deleted %d orphan ids' rows and %d kept images, and cleared %d claims of "
                         "writers gone", orphans, pictures, cleared)  # fmt: skip
         return {"orphans": orphans, "pictures": pictures, "claims": cleared}
 
-    def _release_ended_jobs(self, kept: KeptPictures) -> None:
+    def _release_ended_jobs(self, kept: KeptImageLifecycle) -> None:
         """Holds of import jobs that ended without letting go (the server stopped in between)."""
         jobs = next((f for f in self.files if isinstance(f, SqliteImportJobs)), None)
         if jobs is None:

@@ -139,7 +139,7 @@ class ImportWorker:
 
     def run(self, job: ImportJob) -> ImportJob | None:
         """Run (or resume) one job to its end, or until it is cancelled or the worker stops; once
-        it has ended, the kept pictures its catalog named are no longer held for it."""
+        it has ended, the kept images its catalog named are no longer held for it."""
         ended = self._run(job)
         current = self.jobs.get(job.job_id)
         if current is None or current.status in FINAL:
@@ -177,7 +177,7 @@ class ImportWorker:
             thumbnails=self.service.thumbnails, embedder=self.service.embedder, products=self.service.products,
             screen=lambda row, entry: recorder.screened(row, gate, entry),
             lost=lambda row, beaten_by: recorder.lost(gate.beaten(row, beaten_by)),
-            # The server's write path (its id locks, kept pictures, claims); its index follows the store.
+            # The server's write path (its id locks, kept images, claims); its index follows the store.
             writer=dataclasses.replace(self.service.writer, index=None),
             options=BackfillOptions(workers=self.settings.import_workers, hash_workers=hash_workers,
                                     per_host=self.settings.import_workers,

@@ -50,7 +50,7 @@ from waitress.task import ErrorTask
 from waitress.utilities import Error
 
 from dupcheck.adapters.local_products import LocalProductIndex
-from dupcheck.bootstrap import build_kept_pictures, build_product_search
+from dupcheck.bootstrap import build_kept_image_lifecycle, build_product_search
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import error_body
 from dupcheck.core.pictures import imaging
@@ -302,7 +302,7 @@ class LocalServer:
         self.products = build_product_search(settings, service)
         self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
                             imports=self.import_worker.imports,
-                            images=service.kept or build_kept_pictures(settings, service.store),
+                            images=service.kept or build_kept_image_lifecycle(settings, service.store),
                             scans=self.scan_worker.scans, products=self.products,
                             catalog_budget=catalog_budget_of(settings.catalog_budget_mb * MB))  # fmt: skip
         # A JSON upload carries the image as base64: a third larger than the image itself; an
@@ -322,7 +322,7 @@ class LocalServer:
             background=(self.import_worker.activity, self.scan_worker.activity),
         )  # fmt: skip
         self.follower = follower if follower is not None else IndexFollower.for_service(service)
-        # What a crash left, kept pictures no record uses, the SQLite files tidied (housekeeping.py).
+        # What a crash left, kept images no record uses, the SQLite files tidied (housekeeping.py).
         self.housekeeping = Housekeeping(service, [self.import_worker.imports.jobs, self.import_worker.checked,
                                                    self.scan_worker.scans.jobs])  # fmt: skip
         self._thread: threading.Thread | None = None

@@ -723,12 +723,12 @@ def test_the_default_policy_comes_from_settings(settings: Settings) -> None:
 
 def test_a_refused_upload_without_an_address_keeps_no_picture(settings: Settings, tmp_path: Path) -> None:
     from dupcheck.adapters.local_files import LocalKeptImages
-    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 
     data = encode(product_image(300))
     service = build_service(settings, fetcher=FakeFetcher({}))
     service.register_bytes(entity_id="K", sku="", image_url="https://img.test/k.jpg", data=data)
-    kept = KeptPictures(LocalKeptImages(tmp_path / "kept"), None)
+    kept = KeptImageLifecycle(LocalKeptImages(tmp_path / "kept"), None)
     app = build_resolver(service, max_body_bytes=MAX_BYTES, images=kept)
     status, out = call(app, event("PUT", "/items/K2", {"on_duplicate": "reject"}, turned(300), "image/jpeg"))
     assert (status, out["error"]["code"]) == (409, "duplicate_image")

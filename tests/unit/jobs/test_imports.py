@@ -1,5 +1,5 @@
 """Imports without a server: reading a kept catalog, the service's rules, the SQLite job store,
-kept pictures, and the worker's row import with fakes."""
+kept images, and the worker's row import with fakes."""
 
 from __future__ import annotations
 
@@ -561,7 +561,7 @@ def test_recent_jobs_page_newest_first_and_old_finished_ones_are_pruned(jobs: Sq
     assert [j.job_id[-1] for j in jobs.runnable()] == ["2", "3", "4"]
 
 
-# -- kept pictures ----------------------------------------------------------------------------------
+# -- kept images ----------------------------------------------------------------------------------
 
 
 def test_a_kept_picture_is_named_by_its_content_and_read_back_for_any_url_naming_it(tmp_path: Path) -> None:
@@ -577,7 +577,7 @@ def test_a_kept_picture_is_named_by_its_content_and_read_back_for_any_url_naming
     fetcher = KeptImagesFetcher(inner, store)
     assert fetcher.fetch(f"http://anywhere.invalid/images/{name}") == picture
     assert fetcher.fetch("https://shop.test/other.jpg") == b"other"
-    missing = f"https://shop.test/images/{'0' * 64}.jpg"  # named like a kept picture, but not kept: fetched
+    missing = f"https://shop.test/images/{'0' * 64}.jpg"  # named like a kept image, but not kept: fetched
     with pytest.raises(UpstreamError):
         fetcher.fetch(missing)
     assert inner.calls == ["https://shop.test/other.jpg", missing]
@@ -587,7 +587,7 @@ def test_a_kept_picture_is_named_by_its_content_and_read_back_for_any_url_naming
     for url in (gone, refused):
         with pytest.raises(KeptImageGone, match="no longer kept here"):
             fetcher.fetch(url)
-    with pytest.raises(ImageUnreachable):  # an address that names no kept picture keeps its own error
+    with pytest.raises(ImageUnreachable):  # an address that names no kept image keeps its own error
         KeptImagesFetcher(FakeFetcher(errors={"https://shop.test/a.jpg": ImageUnreachable("404")}), store).fetch(
             "https://shop.test/a.jpg"
         )

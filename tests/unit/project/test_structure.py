@@ -170,3 +170,17 @@ def test_the_unit_tests_sit_in_the_rooms_of_what_they_test() -> None:
     assert {p.name for p in unit.iterdir() if p.is_dir() and p.name != "__pycache__"} == {
         "api", "catalog", "fingerprint", "jobs", "matching", "stored", "limits", "pictures", "domain", "adapters",
         "tools", "scripts", "project"}  # fmt: skip
+
+
+def test_each_kept_picture_has_one_name() -> None:
+    """The picture a record keeps for the same-photograph test is its "kept picture" (KEPT_SIDE px,
+    core/stored/thumbnails.py); an upload the service keeps for a record without an address is a
+    "kept image" (core/catalog/kept_images.py, `/images`). Neither room names the other's."""
+    record_rooms = [CORE / room for room in ("matching", "stored", "limits", "fingerprint")]
+    uploads = [CORE / "catalog" / "kept_images.py", LAMBDAS / "dupcheck" / "api" / "images.py",
+               LAMBDAS / "dupcheck" / "adapters" / "local_files.py", LAMBDAS / "dupcheck" / "adapters" / "s3_files.py",
+               LAMBDAS / "dupcheck" / "handlers" / "stream_sync.py"]  # fmt: skip
+    in_record_rooms = [str(p.relative_to(ROOT)) for room in record_rooms for p in sorted(room.rglob("*.py"))
+                       if "kept image" in p.read_text().lower()]  # fmt: skip
+    in_uploads = [str(p.relative_to(ROOT)) for p in uploads if "kept picture" in p.read_text().lower()]
+    assert in_record_rooms == [] and in_uploads == []

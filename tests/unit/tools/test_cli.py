@@ -131,7 +131,7 @@ def test_a_kept_pictures_address_is_the_running_servers_else_the_default_said_at
     code = main(["--data-dir", str(data), "add", "--entity-id", "A2", str(catalog / "SKU-2.jpg")])
     out, err = capsys.readouterr()
     assert code == ExitCode.OK and json.loads(out)["image_url"].startswith("http://127.0.0.1:8000/images/")
-    assert err.startswith(f"note: no dupcheck server is running on {data}: the kept pictures' address is "
+    assert err.startswith(f"note: no dupcheck server is running on {data}: the kept images' address is "
                           "http://127.0.0.1:8000/images/...") and "--base-url" in err  # fmt: skip
     code, record = run(capsys, "--data-dir", str(data), "add", "--base-url", "https://dupcheck.shop.test",
                        "--entity-id", "A3", str(catalog / "SKU-3.jpg"))  # fmt: skip

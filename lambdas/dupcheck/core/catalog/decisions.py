@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dupcheck.core.catalog.kept_images import KeptPictures
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.errors import Conflict, DupcheckError, InvalidRequest, NotFound, RecordsChanged
 from dupcheck.core.ids import id_problem
@@ -88,11 +88,11 @@ class DecisionService:
     catalog: DupcheckService
     clock: Callable[[], str] = utc_now
     new_id: Callable[[], str] = field(default=lambda: time_ordered_id())
-    pictures: KeptPictures | None = None  # the kept pictures (None: the catalog service's, if any)
+    pictures: KeptImageLifecycle | None = None  # the kept images (None: the catalog service's, if any)
 
     def decide(self, kind: DecisionKind, item: str, others: Sequence[str], *, remove_others: bool = False) -> Decision:
         """Record a decision (module docstring); with `remove_others` (keep only) the others are
-        removed, their copies (and the kept pictures they name) kept first so that an undo can put
+        removed, their copies (and the kept images they name) kept first so that an undo can put
         them back whole, and only while `item` is still in the catalog and each other is as its
         copy (read under the ids' locks: `DupcheckService.remove_keeping`)."""
         item, others = _check_members(item, others)
@@ -185,7 +185,7 @@ class DecisionService:
             pictures.unpin(decision_holder(decision.decision_id))
         return Undone(decision, tuple(restored), tuple(left_out))
 
-    def _pictures(self) -> KeptPictures | None:
+    def _pictures(self) -> KeptImageLifecycle | None:
         return self.pictures if self.pictures is not None else self.catalog.kept
 
     def every(self) -> Iterator[Decision]:
@@ -251,7 +251,7 @@ def _reviewed(decision: Decision | None) -> bool:
 
 
 def decision_holder(decision_id: str) -> str:
-    """The name a decision holds the kept pictures of the records it removed under."""
+    """The name a decision holds the kept images of the records it removed under."""
     return f"decision:{decision_id}"
 
 

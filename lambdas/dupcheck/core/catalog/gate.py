@@ -69,7 +69,8 @@ EXPIRED = "(expired)"  # `beaten_by` of a claim fenced because its lease had pas
 SETTLE_S = 5.0
 SETTLE_POLL_S = 0.02
 CHECKS = 3  # a write whose duplicates in flight all lose is checked again, at most this many times
-KEPT_GONE = "(kept picture gone)"  # a write not committed because the kept picture it names is being deleted
+# A write not committed because the kept image it names is being deleted (the value as stored).
+KEPT_GONE = "(kept picture gone)"
 IN_FLIGHT = "\x00claim:"  # a pending claim's key while it is judged (no entity_id holds a NUL)
 
 

@@ -7,12 +7,12 @@ is kept by the service (the data dir locally, an S3 bucket on AWS) under its con
 
 What is kept is a rendition, never the upload: the decoded picture (upright, transparency on
 white) at most RENDITION_SIDE px on its longer side, as a JPEG of at most MAX_RENDITION_BYTES
-(`rendition`). The record is hashed from the rendition, so re-hashing the kept picture gives the
-same record. A kept picture lives as long as a record uses it (`KeptPictures`): the last record
+(`rendition`). The record is hashed from the rendition, so re-hashing the kept image gives the
+same record. A kept image lives as long as a record uses it (`KeptImageLifecycle`): the last record
 that named it deleted or replaced, it is deleted; one no record has used for UNCLAIMED_FOR_S
 (an upload whose import never came) is swept away.
 
-What holds a kept picture: every record that names it, and `KeptImagePins`' holds for what names it
+What holds a kept image: every record that names it, and `KeptImagePins`' holds for what names it
 outside the catalog (a decision's copy of a record it removed, an import job's catalog that is
 queued or running). Deleting one (`release`, `delete`, `sweep`) and writing a record that names it
 (`holding`) take one lock (across processes, where the pictures are files), so a delete never
@@ -58,19 +58,19 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", 
 IMAGE_NAME_PATTERN = rf"^[0-9a-f]{{64}}\.({'|'.join(CONTENT_TYPES)})$"
 _NAME = re.compile(IMAGE_NAME_PATTERN)
 _KEPT_PATH = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.[a-z]+)$")
-# A kept picture's address anywhere in a catalog's bytes (`kept_names_in`): no parse needed.
+# A kept image's address anywhere in a catalog's bytes (`kept_names_in`): no parse needed.
 _KEPT_IN_TEXT = re.compile(rf"/{IMAGES_PATH}/([0-9a-f]{{64}}\.(?:{'|'.join(CONTENT_TYPES)}))\b".encode())
 
 # The rendition kept: what the pipeline reads of a picture (decoding reduces larger ones to at
 # least 1,024 px, core/pictures/imaging.py), and what a catalog page shows. On the 598 bench photos (at most
-# 1,024 px already) it is 65 KB median, 72 KB mean, 277 KB at most (docs/api.md, "Kept pictures").
+# 1,024 px already) it is 65 KB median, 72 KB mean, 277 KB at most (docs/api.md, "Kept images").
 RENDITION_SIDE = 1024
 RENDITION_QUALITY = 85
 # A hard bound, whatever the picture: past it the JPEG is encoded again at the next lower quality
 # (noise, the worst case, at 1,024 x 1,024 px: 729 KB at quality 85, 538 at 70, 392 at 50).
 MAX_RENDITION_BYTES = 512 * 1024
 _LOWER_QUALITIES = (70, 50, 30)
-# How long a kept picture no record uses stays: time for the import that names it (the web app's
+# How long a kept image no record uses stays: time for the import that names it (the web app's
 # folder: upload, then import) to come. The S3 lifecycle rule of the AWS deployment says the same.
 UNCLAIMED_FOR_S = 24 * 3600
 
@@ -105,7 +105,7 @@ def content_type(name: str) -> str:
 
 
 def kept_names_in(catalog: bytes) -> set[str]:
-    """The kept pictures a catalog's text names (its raw bytes, CSV or JSON Lines; a gzipped one
+    """The kept images a catalog's text names (its raw bytes, CSV or JSON Lines; a gzipped one
     names none this way): what an import job holds while it waits and runs."""
     return {found.decode() for found in _KEPT_IN_TEXT.findall(catalog)}
 
@@ -116,7 +116,7 @@ def kept_gone_message(url: str) -> str:
 
 
 def kept_name(url: str) -> str | None:
-    """The kept picture a URL addresses (its path ends in /images/<name>), or None."""
+    """The kept image a URL addresses (its path ends in /images/<name>), or None."""
     try:
         path = urlsplit(url).path
     except ValueError:
@@ -126,7 +126,7 @@ def kept_name(url: str) -> str | None:
 
 
 class KeptImagesFetcher:
-    """An ImageFetcher that answers addresses of kept pictures from the store and fetches the
+    """An ImageFetcher that answers addresses of kept images from the store and fetches the
     rest through `inner` (the safe fetcher). See the module docstring for why that is safe."""
 
     def __init__(self, inner: ImageFetcher, images: KeptImages) -> None:
@@ -141,7 +141,7 @@ class KeptImagesFetcher:
         except (UrlNotAllowed, ImageUnreachable) as exc:
             if name is None:
                 raise
-            # A kept picture's address that neither the store nor its host can answer (refused as
+            # A kept image's address that neither the store nor its host can answer (refused as
             # this service's own address, or a 404 where loopback fetching is allowed): deleted.
             raise KeptImageGone(kept_gone_message(url)) from exc
 
@@ -151,12 +151,12 @@ class KeptImagesFetcher:
             close()
 
 
-class KeptPictures:
-    """The life of kept pictures: kept for a record, deleted with the last record that uses them.
+class KeptImageLifecycle:
+    """The life of kept images: kept for a record, deleted with the last record that uses them.
 
     One lock orders keeping and writing records that name a picture against deleting it (the
     images' own where they have one: across processes): a caller that keeps and then saves, or
-    saves records naming kept pictures, holds it across both (`holding`; it is re-entrant).
+    saves records naming kept images, holds it across both (`holding`; it is re-entrant).
     Deleting asks the store whether a record or a pin still holds the picture; without `uses` (a
     store that cannot tell) nothing is ever deleted.
     """
@@ -181,7 +181,7 @@ class KeptPictures:
 
     @contextlib.contextmanager
     def holding(self, image_urls: Iterable[str]) -> Iterator[set[str]]:
-        """Hold the kept pictures these URLs name while records naming them are written: none is
+        """Hold the kept images these URLs name while records naming them are written: none is
         deleted until the block ends. Yields the URLs whose picture is no longer kept (a write
         naming one must not be stored: `KeptImageGone`)."""
         with self.lock():
@@ -189,7 +189,7 @@ class KeptPictures:
                    if (name := kept_name(url)) is not None and not self.images.exists(name)}  # fmt: skip
 
     def pin(self, image_urls: Iterable[str], holder: str) -> None:
-        """Hold the kept pictures these URLs name for `holder` ("decision:<id>", "job:<id>") until
+        """Hold the kept images these URLs name for `holder` ("decision:<id>", "job:<id>") until
         `unpin`: a sweep, a release or a delete leaves them. Where pictures expire unless claimed
         (S3's lifecycle rule), they are claimed as well: kept until deleted with a record or on request."""
         self.pin_names({name for url in image_urls if (name := kept_name(url)) is not None}, holder)
@@ -216,7 +216,7 @@ class KeptPictures:
 
     def release(self, image_url: str, *, just_changed: str = "") -> bool:
         """After the record of `just_changed`, which named `image_url`, was deleted or replaced:
-        delete the kept picture it names if no record uses it any more. Whether it was deleted."""
+        delete the kept image it names if no record uses it any more. Whether it was deleted."""
         name = kept_name(image_url)
         if name is None or self.uses is None:
             return False
@@ -242,7 +242,7 @@ class KeptPictures:
             return deleted
 
     def claim(self, image_url: str) -> bool:
-        """A record was stored naming `image_url`: the kept picture it names no longer expires
+        """A record was stored naming `image_url`: the kept image it names no longer expires
         (where pictures expire unless claimed). Whether there was one to claim."""
         name = kept_name(image_url)
         return name is not None and isinstance(self.images, ClaimedKeptImages) and self.images.claim(name)
@@ -250,16 +250,16 @@ class KeptPictures:
     def delete(self, name: str) -> None:
         """`DELETE /images/{name}`: Conflict while a record uses it, NotFound when none is kept."""
         if self.uses is None:
-            raise Conflict("this deployment cannot tell which records use a kept picture: none is deleted")
+            raise Conflict("this deployment cannot tell which records use a kept image: none is deleted")
         deleted = self._delete_unused(name)
         if deleted is False:
-            raise Conflict(f"a record uses the kept picture {name} (or a decision's copy, or an import that is "
+            raise Conflict(f"a record uses the kept image {name} (or a decision's copy, or an import that is "
                            "queued or running): delete the record (DELETE /items/...) first")  # fmt: skip
         if deleted is None:
-            raise NotFound(f"no kept picture {name!r}")
+            raise NotFound(f"no kept image {name!r}")
 
     def sweep(self, older_than_s: float = UNCLAIMED_FOR_S) -> int:
-        """Delete every kept picture older than `older_than_s` that no record uses and nothing holds
+        """Delete every kept image older than `older_than_s` that no record uses and nothing holds
         (uploads never imported, pictures left by a crash); how many. Only where they can be listed."""
         if self.uses is None or not isinstance(self.images, ListedKeptImages):
             return 0

@@ -44,7 +44,7 @@ from dupcheck.core.ports import (
 )
 
 if TYPE_CHECKING:
-    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.catalog.kept_images import KeptImageLifecycle
     from dupcheck.core.catalog.products import Embedder
     from dupcheck.core.ports import ProductIndex
 
@@ -87,9 +87,9 @@ class CatalogLookups:
     # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
     embedder: Embedder | None = None
     products: ProductIndex | None = None
-    # Locally, kept pictures go with the last record that names them (core/catalog/kept_images.py); on AWS
+    # Locally, kept images go with the last record that names them (core/catalog/kept_images.py); on AWS
     # the stream sync function does that, so None there.
-    kept: KeptPictures | None = None
+    kept: KeptImageLifecycle | None = None
     on_duplicate: OnDuplicate = DEFAULT_POLICY  # the gate's policy when a call names none (the settings')
     marks: Marks = DEFAULT_MARKS  # what a mark on the product means when a call names none (the settings')
     gate: Gate = field(default_factory=Gate)  # the claims of writes in flight (core/catalog/gate.py)

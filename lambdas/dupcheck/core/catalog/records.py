@@ -1,5 +1,5 @@
 """The catalog's records: look one up, page them, store and remove them (with what goes beside
-them: index, thumbnail, product vector, kept picture), through the one write path (writer.py).
+them: index, thumbnail, product vector, kept image), through the one write path (writer.py).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class CatalogRecords(CatalogLookups):
     def save(self, entry: Entry, claim: Claim | None = None, *, place: Callable[[Entry], Entry] | None = None) -> Entry:
         """Store one entry (with the claim the gate let it through with); the entry stored. A claim
         fenced meanwhile stores nothing: DuplicateImage naming the write that beat it (ServerBusy
-        when its lease passed). `place` changes the entry while its kept picture is held (an upload
+        when its lease passed). `place` changes the entry while its kept image is held (an upload
         keeps its picture there, so no delete can fall between the keep and the write)."""
         stored = self.save_many([(entry, claim)], place=place)
         if claim is not None and claim.claim_id in stored.beaten:
@@ -133,7 +133,7 @@ class CatalogRecords(CatalogLookups):
             if not self.store.delete(entity_id):
                 raise NotFound(f"no item with entity_id {entity_id!r}")
             self._forget(entity_id)
-        if removed is not None:  # after the id's lock: kept pictures' lock is taken first
+        if removed is not None:  # after the id's lock: kept images' lock is taken first
             writer.release(removed.image_url)
 
     def remove_keeping(
@@ -158,7 +158,7 @@ class CatalogRecords(CatalogLookups):
                                "nothing was removed")  # fmt: skip
             for entity_id in deleted:
                 self._forget(entity_id)
-        for entity_id in deleted:  # after the ids' locks: kept pictures' lock is taken first
+        for entity_id in deleted:  # after the ids' locks: kept images' lock is taken first
             writer.release(records[entity_id].image_url)
         return deleted
 

@@ -43,7 +43,7 @@ from dupcheck.core.models import (
 from dupcheck.core.ports import FollowsStore, LoadingIndex
 
 if TYPE_CHECKING:
-    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 
 
 @dataclass
@@ -106,14 +106,14 @@ class DupcheckService(CatalogRecords):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def register_kept(
-        self, *, entity_id: str, sku: str, data: bytes, pictures: KeptPictures, base_url: str,
+        self, *, entity_id: str, sku: str, data: bytes, pictures: KeptImageLifecycle, base_url: str,
         on_duplicate: OnDuplicate | None = None, marks: Marks | None = None,
     ) -> Registration:  # fmt: skip
         """Register a picture that has no address of its own (an upload without `image_url`, a file
         on this machine): the service keeps a rendition (core/catalog/kept_images.py) and hashes that, so
-        re-hashing the kept picture gives this record; the record's image_url is where the API
+        re-hashing the kept image gives this record; the record's image_url is where the API
         serves it (`base_url`/images/...). Kept only once the gate let it through (a refused picture
-        is not kept), while the write holds the kept pictures: no delete falls between keep and write."""
+        is not kept), while the write holds the kept images: no delete falls between keep and write."""
         new_item_id(entity_id)
         data = rendition(data, max_pixels=self.max_pixels)
 

@@ -8,11 +8,11 @@ writer thread) and on AWS (the rows queue's worker). In order, per batch:
    them (only an orphan can be, which the next write of the id replaces or the local sweep deletes);
 2. the records, each with its gate claim's commit in one transaction (core/catalog/gate.py), while the kept
    pictures they name are held (core/catalog/kept_images.py): none is deleted between the check that it is
-   still kept and the write; a write whose claim was fenced, or whose kept picture is gone, stores
+   still kept and the write; a write whose claim was fenced, or whose kept image is gone, stores
    nothing and what was written beside it is taken back;
 3. the index, where the writer keeps one (the local server's import worker and AWS leave it to the
    index's follower and the stream);
-4. the kept pictures of replaced records, let go when nothing else uses them.
+4. the kept images of replaced records, let go when nothing else uses them.
 
 Writes of one id are ordered against removes of it by striped locks (a process's; between
 processes the stores' own transactions order them).
@@ -33,7 +33,7 @@ from dupcheck.core.models import Claim, Entry, HashRecord
 from dupcheck.core.ports import HashIndex, RecordStore, ThumbnailStore, WriteClaims
 
 if TYPE_CHECKING:
-    from dupcheck.core.catalog.kept_images import KeptPictures
+    from dupcheck.core.catalog.kept_images import KeptImageLifecycle
     from dupcheck.core.ports import ProductIndex
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def new_locks() -> tuple[threading.Lock, ...]:
 class Saved:
     """What `save_many` stored: the entries written (their records as placed), the claims fenced
     before they could commit (claim id -> the entity_id that beat it, or gate.EXPIRED), and the ids
-    whose kept picture was gone (nothing stored for them)."""
+    whose kept image was gone (nothing stored for them)."""
 
     entries: list[Entry]
     beaten: dict[str, str]
@@ -62,7 +62,7 @@ class RecordWriter:
     index: HashIndex | None = None  # None: the index follows the store by itself
     thumbnails: ThumbnailStore | None = None
     products: ProductIndex | None = None
-    kept: KeptPictures | None = None  # None: kept pictures are not this writer's (AWS: the stream's)
+    kept: KeptImageLifecycle | None = None  # None: kept images are not this writer's (AWS: the stream's)
     claims: WriteClaims | None = None  # None: records are written without claims (no gate guard)
     locks: tuple[threading.Lock, ...] = field(default_factory=new_locks)
 
@@ -143,7 +143,7 @@ class RecordWriter:
         return dict(self.thumbnails.get_many(ids)) if ids and self.thumbnails is not None else {}
 
     def _holding(self, image_urls: Sequence[str]) -> contextlib.AbstractContextManager[set[str]]:
-        """The kept pictures these records name, held until they are written (KeptPictures.holding)."""
+        """The kept images these records name, held until they are written (KeptImageLifecycle.holding)."""
         if self.kept is None:
             return contextlib.nullcontext(set())
         return self.kept.holding(image_urls)
@@ -171,14 +171,14 @@ class RecordWriter:
                 log.warning("thumbnails of %s not put back: %s", sorted(restore), exc)
 
     def release(self, image_url: str) -> None:
-        """Delete the kept picture `image_url` names if no record uses it any more. A failure is
+        """Delete the kept image `image_url` names if no record uses it any more. A failure is
         logged, not the caller's: the local server's sweep finds the picture again."""
         if self.kept is None:
             return
         try:
             self.kept.release(image_url)
         except StoreUnavailable as exc:
-            log.warning("kept picture of %r not deleted: %s", image_url, exc.message)
+            log.warning("kept image of %r not deleted: %s", image_url, exc.message)
 
     @contextlib.contextmanager
     def locks_for(self, entity_ids: Sequence[str]) -> Iterator[None]:

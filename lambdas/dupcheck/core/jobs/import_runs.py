@@ -31,7 +31,7 @@ from itertools import islice
 from typing import Protocol
 
 from dupcheck.core.catalog.gate import EXPIRED, Passage
-from dupcheck.core.catalog.kept_images import KeptPictures, kept_gone_message
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle, kept_gone_message
 from dupcheck.core.catalog.records import build_entry
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.catalog.writer import RecordWriter, Saved
@@ -115,7 +115,7 @@ class Dispatcher:
     fetch_catalog: Callable[[str], bytes]  # the safe fetcher, with the catalog's byte limit
     max_catalog_bytes: int
     continue_later: Continuation
-    pictures: KeptPictures | None = None  # the kept pictures rows name: held before the rows are sent
+    pictures: KeptImageLifecycle | None = None  # the kept images rows name: held before the rows are sent
 
     def dispatch(self, job_id: str, token: str, *, resumed: bool, time_left_s: Callable[[], float]) -> Dispatch:
         """Dispatch one job: `token` is the start message's id (or, `resumed`, the token a
@@ -422,7 +422,7 @@ class RowChecker:
             return {}
         try:
             judged = self.earlier.duplicates(self.service, [(row, q, e) for _, row, q, e in batch], self.threads)
-        except DupcheckError as exc:  # the kept pictures cannot be read or written: the batch tries again
+        except DupcheckError as exc:  # the kept images cannot be read or written: the batch tries again
             return {i: RowImporter._retry_or_fail(row, exc, final) for i, row, _, _ in batch}
         return {i: result for (i, _, _, _), result in zip(batch, judged, strict=True) if result is not None}
 

@@ -37,7 +37,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from dupcheck.core.catalog.kept_images import KeptPictures, kept_names_in
+from dupcheck.core.catalog.kept_images import KeptImageLifecycle, kept_names_in
 from dupcheck.core.errors import (
     CatalogTooLarge,
     Conflict,
@@ -123,9 +123,9 @@ class ImportService:
     clock: Callable[[], str] = utc_now
     on_duplicate: OnDuplicate = DEFAULT_POLICY  # a job's policy when its request names none (the settings')
     marks: Marks = DEFAULT_MARKS  # what a mark on the product means when its request names none (the settings')
-    # The kept pictures a job's catalog names are held from the moment it is kept until the job ends
+    # The kept images a job's catalog names are held from the moment it is kept until the job ends
     # (the local worker lets them go; housekeeping, those of jobs that ended without a word).
-    pictures: KeptPictures | None = None
+    pictures: KeptImageLifecycle | None = None
     result_files: ResultFiles | None = None  # where results CSVs are written for download (AWS); None: streamed
 
     def submit_catalog(self, data: bytes, options: ImportOptions) -> ImportJob:
@@ -253,7 +253,7 @@ class ImportService:
         return cancelled
 
     def hold_pictures(self, job_id: str, catalog: bytes) -> None:
-        """Hold the kept pictures the catalog names for the job (KeptPictures.pin): no sweep or
+        """Hold the kept images the catalog names for the job (KeptImageLifecycle.pin): no sweep or
         delete takes them while it waits or runs."""
         if self.pictures is not None:
             self.pictures.pin_names(kept_names_in(catalog), job_holder(job_id))
@@ -292,7 +292,7 @@ class ImportService:
 
 
 def job_holder(job_id: str) -> str:
-    """The name an import job holds kept pictures under (KeptPictures.pin)."""
+    """The name an import job holds kept images under (KeptImageLifecycle.pin)."""
     return f"{JOB_HOLDER}{job_id}"
 
 

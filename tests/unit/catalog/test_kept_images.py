@@ -1,6 +1,6 @@
-"""Kept pictures' life, without a server: the rendition kept, deleted with the last record naming
+"""Kept images' life, without a server: the rendition kept, deleted with the last record naming
 it, deleted on request, swept when unclaimed; a failed write that leaves nothing behind; the
-crash sweep; and the local files sized to their data (records, thumbnails, kept pictures)."""
+crash sweep; and the local files sized to their data (records, thumbnails, kept images)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.catalog.kept_images import (
     MAX_RENDITION_BYTES,
     RENDITION_SIDE,
-    KeptPictures,
+    KeptImageLifecycle,
     image_name,
     rendition,
 )
@@ -57,10 +57,10 @@ def url_of(name: str, host: str = "http://127.0.0.1:8000") -> str:
 
 
 @pytest.fixture
-def pictures(tmp_path: Path) -> Iterator[tuple[KeptPictures, SqliteRecordStore, LocalKeptImages]]:
+def pictures(tmp_path: Path) -> Iterator[tuple[KeptImageLifecycle, SqliteRecordStore, LocalKeptImages]]:
     store = SqliteRecordStore(tmp_path / "records.sqlite3")
     images = LocalKeptImages(tmp_path / "images")
-    yield KeptPictures(images, store), store, images
+    yield KeptImageLifecycle(images, store), store, images
 
 
 # -- the rendition ---------------------------------------------------------------------------------
@@ -87,14 +87,14 @@ def test_a_kept_picture_goes_with_the_last_record_that_names_it(pictures) -> Non
     data = rendition(encode(product_image(7)), max_pixels=MAX_PIXELS)
     url = kept.keep(data, "http://127.0.0.1:8000")
     name = image_name(data)
-    # Two records name it, by two hosts: a kept picture is its name, whatever host the URL names.
+    # Two records name it, by two hosts: a kept image is its name, whatever host the URL names.
     store.put(make_record("A", image_url=url))
     store.put(make_record("B", image_url=url_of(name, "http://pictures.invalid")))
     store.delete("A")
     assert kept.release(url) is False and images.get(name) == data
     store.delete("B")
     assert kept.release(url) is True and images.get(name) is None
-    assert kept.release("https://shop.test/a.jpg") is False  # not a kept picture: nothing to do
+    assert kept.release("https://shop.test/a.jpg") is False  # not a kept image: nothing to do
 
 
 def test_deleting_a_picture_a_record_uses_is_refused_and_one_never_kept_is_404(pictures) -> None:  # noqa: ANN001
@@ -175,7 +175,7 @@ def test_uploads_keep_renditions_that_go_with_their_records(service: DupcheckSer
     name = item["image_url"].rsplit("/", 1)[1]
     assert name.endswith(".jpg") and len(files_under(folder)) == 1
     assert files_under(folder)[0].stat().st_size <= MAX_RENDITION_BYTES
-    # Re-hashing the kept picture gives the stored record: the record was made from it.
+    # Re-hashing the kept image gives the stored record: the record was made from it.
     assert service.entry_for(entity_id="U1", sku="", image_url="", data=service.kept.images.get(name)).record.hash \
         == service.get("U1").hash  # fmt: skip
 
