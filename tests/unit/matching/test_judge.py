@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.limits.judging import ByDistance, Judging
@@ -302,3 +303,27 @@ def test_a_judgement_becomes_a_match_with_its_percentage_words_and_the_picture_i
     assert forth.edit_summary == summary(cropped, same_picture=True)
     assert back.edit_summary == summary(cropped, same_picture=True, of_catalog=True) != forth.edit_summary
     assert other.edits is None and other.edit_summary is None and other.match_percent == 41.3
+
+
+def test_of_two_records_of_one_photograph_the_one_the_query_differs_from_less_comes_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The catalog holds a photograph and the same photograph with a print on the chest; a copy of
+    the plain one with a badge is a duplicate of both, and scores higher against the plain one:
+    the print the other holds is left unexplained by the test too, and counts against it."""
+    photo = photograph("zip", shot=1)
+    printed, badged = photo.copy(), photo.copy()
+    ImageDraw.Draw(printed).rectangle((200, 250, 290, 330), fill=(200, 30, 40))
+    ImageDraw.Draw(badged).ellipse((60, 440, 130, 510), fill=(245, 200, 30))
+    differing: list[float] = []
+    real_score = judge.score
+
+    def noted(*args: Any, **kwargs: Any) -> float:
+        differing.append(kwargs.get("differing", 0.0))
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(judge, "score", noted)
+    plain, other = _judged(badged, photo, printed)
+    assert plain.verdict is other.verdict is Verdict.DUPLICATE
+    assert plain.score > other.score
+    assert differing[1] > differing[0] > 0.0  # the badge against both; the print against the printed one

@@ -64,6 +64,18 @@ def test_a_duplicate_scores_lower_the_more_of_it_differs() -> None:
     assert score(Verdict.DUPLICATE, clean, 0, 64) > score(Verdict.DUPLICATE, badged, 0, 64)
 
 
+def test_what_the_test_leaves_unexplained_lowers_a_duplicate_within_its_band() -> None:
+    """Of two catalog pictures of one photograph, the one the query differs from less (a print on
+    the other, beside the query's badge) scores higher: the share of the subject one edit of the
+    whole picture leaves unexplained, on either picture, is taken off the agreement."""
+    evidence = Evidence(0.99, 0.0, 0.0, 2)
+    low, high = BANDS[Verdict.DUPLICATE]
+    scores = [score(Verdict.DUPLICATE, evidence, 0, 64, differing=d) for d in (0.0, 0.02, 0.05, 1.0, 3.0)]
+    assert scores == sorted(scores, reverse=True) and scores[1] > scores[2]
+    assert all(low <= s <= high for s in scores) and scores[-1] == scores[-2] == low
+    assert score(Verdict.DUPLICATE, evidence, 0, 64, differing=0.5, identical=True) == high  # the same pixels
+
+
 def test_likeness_grows_with_the_aligned_correlation_and_with_closer_hashes() -> None:
     assert likeness(Evidence(0.9, 0.1, 0.5), 10, 64) > likeness(Evidence(0.7, 0.1, 0.5), 10, 64)
     assert likeness(Evidence(0.9, 0.1, 0.5), 4, 64) > likeness(Evidence(0.9, 0.1, 0.5), 20, 64)

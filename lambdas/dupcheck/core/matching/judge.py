@@ -198,7 +198,10 @@ def _judged(
     # a mirror) explain it has no mark to read.
     readable = not edits or any(edit.name == "overlay" for edit in edits)
     aligned = finding.aligned if verdict is Verdict.DUPLICATE and finding is not None and readable else None
-    return Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical), edits, reverse,
+    left = finding.unexplained if verdict is Verdict.DUPLICATE and finding is not None else None
+    differing = 0.0 if left is None else left.added + left.recoloured
+    return Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical,
+                                              differing=differing), edits, reverse,
                      judged=identical or seen is not None,
                      on_product=None if aligned is None else partial(on_product, aligned))  # fmt: skip
 

@@ -87,14 +87,18 @@ def likeness(evidence: Evidence | None, distance: int, bits: int) -> float:
     return (correlation + HASH_WEIGHT * hashes) / (1.0 + HASH_WEIGHT)
 
 
-def score(verdict: Verdict, evidence: Evidence | None, distance: int, bits: int, *, identical: bool = False) -> float:
+def score(
+    verdict: Verdict, evidence: Evidence | None, distance: int, bits: int, *, identical: bool = False,
+    differing: float = 0.0,
+) -> float:  # fmt: skip
     """The match percentage, unrounded: the verdict's band, and within it the agreement of a
-    duplicate (1 for `identical`: the query's working copy is the record's, pixel for pixel) or
-    the likeness of any other picture."""
+    duplicate (1 for `identical`: the query's working copy is the record's, pixel for pixel) less
+    the share of the subject that one edit of the whole picture leaves unexplained (`differing`,
+    the test's: a mark on either picture), or the likeness of any other picture."""
     if verdict is Verdict.DUPLICATE and identical:
         return banded(verdict, 1.0)
     if verdict is Verdict.DUPLICATE and evidence is not None:
-        return banded(verdict, agreement(evidence))
+        return banded(verdict, agreement(evidence) * (1.0 - min(1.0, differing)))
     return banded(verdict, likeness(evidence, distance, bits))
 
 
