@@ -7,10 +7,11 @@ timings). A change here changes answers (but TOGETHER_MAX, speed only): measure 
 `python -m dupcheck evaluate` against main before and after.
 
 Left beside their code, as formats rather than choices: the stored views' codec steps
-(views_codec.STEPS: a record names its step by index) and the thumbnail's header
-(thumbnails.py); the hashing pipelines' own sizes (core/fingerprint/hashing.py: the working size, the
-query's padding, which name a fingerprint). The small numerical guards (1e-6 against a
-division by zero, a Lucas-Kanade ridge) are arithmetic, not policy.
+(views_codec.STEPS: a record names its step by index) and the thumbnail's header and the
+largest side one is read at (thumbnails.py); the hashing pipelines' own sizes
+(core/fingerprint/hashing.py: the working size, the query's padding, which name a fingerprint).
+The small numerical guards (1e-6 against a division by zero, a Lucas-Kanade ridge) are
+arithmetic, not policy.
 """
 
 from __future__ import annotations
