@@ -202,6 +202,31 @@ def test_another_photograph_in_the_pose_is_not_a_duplicate_either_way() -> None:
         assert judgement.verdict is not Verdict.DUPLICATE
 
 
+def _caption_band(image: Image.Image, top: float, left: float, right: float) -> Image.Image:
+    """`image` with a shop's dark caption band, an eighth of it high, from `left` to `right`."""
+    w, h = image.size
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((round(w * left), round(h * top), round(w * right), round(h * (top + 0.12))), fill=(20, 20, 20))
+    draw.text((round(w * (left + 0.05)), round(h * (top + 0.04))), "FREE SHIPPING ON ALL ORDERS", fill=(255, 255, 255))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("top", "left", "right"), [(0.30, 0.0, 1.0), (0.75, 0.15, 0.85)], ids=["across the picture", "across the legs"]
+)
+def test_a_copy_with_a_caption_band_is_a_duplicate_either_way(top: float, left: float, right: float) -> None:
+    """A band over an eighth of the picture: the views differ there past what a look needs, and
+    agree everywhere else (core/matching/pasted.py). Another exposure with the band is not the
+    photograph."""
+    photo = photograph("zip", shot=1)
+    copy = _caption_band(photo, top, left, right)
+    assert _judged(copy, photo)[0].verdict is Verdict.DUPLICATE
+    assert _judged(photo, copy)[0].verdict is Verdict.DUPLICATE
+    another = _caption_band(photograph("zip", shot=3, pose=3.0), top, left, right)
+    assert _judged(another, photo)[0].verdict is not Verdict.DUPLICATE
+
+
 def test_two_crops_from_different_sides_are_one_photograph() -> None:
     """A crop off the left and one off the top share all but a strip of each: duplicates both ways."""
     original = photograph("zip", shot=1)

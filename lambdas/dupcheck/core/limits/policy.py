@@ -548,6 +548,18 @@ ALIGNED_DUAL_PHASH = Policy(
     # A catalog holding a photograph three times has each of its other records among the first.
     verified_back=4,
 )
+# A candidate whose views differ in one block and pass `looked` without it is looked at too
+# (pasted.py; docs/evaluation.md, "Another print on one mockup"): the block at most this share of
+# the view (a caption band, a sticker, not a subject)...
+PASTED_BLOCK = 0.4
+# ...and a strip: at most this share of the view's side across its narrower side. A band or a
+# sticker is; another garment in the same pose, which differs in one region too, is as deep as
+# it is wide, and a look at it would only slow a new product's check.
+PASTED_STRIP = 0.25
+# ...holding at least this share of the pixels that differ (a majority: the rest, resampled edges).
+PASTED_ALONE = 0.75
+# The block's own pull on the views' luma fit undone in this many rounds of refitting without it.
+PASTED_ROUNDS = 3
 # The other way round is looked at where the candidate lines up with less than this share of a
 # side of the query's view (it shows less of the photograph), or where the test found its
 # photograph without a duplicate.

@@ -53,6 +53,7 @@ from dupcheck.core.matching.edits import (
     summary,
 )
 from dupcheck.core.matching.marks import on_product
+from dupcheck.core.matching.pasted import outside_block
 from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
 from dupcheck.core.matching.verdicts import Judgement, banded, match_percent, score, under_marks, verdict_for
 from dupcheck.core.models import DEFAULT_MARKS, Edited, Fingerprint, HashRecord, HashValue, Marks, Match, Verdict
@@ -305,10 +306,12 @@ def _worth_a_look_back(policy: Policy, back: Evidence, forth: float, *, undecide
     or the first look left it undecided, and its views pass `looked_back`; or, lining up with a
     part, pass `looked_part` and line up better than the query's own screening did (`forth`,
     its similarity) by PART_GAIN: a crop of the query gains by being the query, a look-alike
-    lines up as well either way."""
+    lines up as well either way; or, neither, where its views differ in one pasted block and
+    the rest passes `looked_back` (pasted.py: a caption band on the catalog's copy)."""
     part = _a_part(back)
     if not (part or undecided):
-        return False
+        pasted = outside_block(back)
+        return pasted is not None and policy.looked_back.passes(pasted)
     gains = part and policy.looked_part.passes(back) and back.similarity >= forth + PART_GAIN
     return policy.looked_back.passes(back) or gains
 
@@ -471,18 +474,33 @@ class Tested:
 
     def __init__(self, looked: Tier, views_only: Tier, test: SamePhotograph, candidate: int) -> None:
         self.looked, self.views_only, self.test, self.candidate = looked, views_only, test, candidate
+        # Each evidence's rest without its pasted block, measured once (a turn asks again and again).
+        self._without_block: dict[int, tuple[Evidence, Evidence | None]] = {}
 
     def passes(self, evidence: Evidence) -> bool:
-        if evidence.alignment is None or not self.looked.passes(evidence):
+        if evidence.alignment is None:
             return False
+        lined_up = self.looked.passes(evidence)
+        if not lined_up:
+            # Views that differ in one pasted block (a caption band) are looked at where the rest
+            # lines up (pasted.py); only the look can pass them.
+            pasted = self._outside_block(evidence)
+            if pasted is None or not self.looked.passes(pasted) or not self.test.kept(self.candidate):
+                return False
         if not self.test.kept(self.candidate):
             return self.views_only.passes(evidence)
         found = self.test.look(self.candidate, evidence.alignment)
         if found is None or not found.telling:
             # Nothing in the pictures only one photograph has (a patch too small, a plain
             # render): no finer look can tell them apart, so the views decide, as without one.
-            return self.views_only.passes(evidence)
+            return lined_up and self.views_only.passes(evidence)
         return self.test.duplicate(self.candidate, found)
+
+    def _outside_block(self, evidence: Evidence) -> Evidence | None:
+        key = id(evidence)
+        if key not in self._without_block:  # (the evidence kept with it: its id stays its own)
+            self._without_block[key] = (evidence, outside_block(evidence))
+        return self._without_block[key][1]
 
     def open_on_colour(self, evidence: Evidence) -> bool:
         # Whether the views' colour can decide: only for the views-only fallback, a record whose

@@ -1,0 +1,81 @@
+"""Views that differ in one pasted block (core/matching/pasted.py): measured again without it, a
+copy with a caption band lines up as a copy does; views that differ all over, or in a block
+too large to be an overlay, are not measured so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from dupcheck.core.limits.policy import FINE, PASTED_BLOCK, PASTED_STRIP
+from dupcheck.core.matching.alignment import Alignment, Evidence
+from dupcheck.core.matching.pasted import outside_block
+from dupcheck.core.stored.views import WHOLE
+
+
+def scene(seed: int) -> np.ndarray:
+    """A FINE x FINE view of a photograph: smooth structure from 30 to 220 levels."""
+    blocks = np.random.default_rng(seed).uniform(30, 220, (FINE // 4, FINE // 4))
+    picture = Image.fromarray(blocks.astype(np.uint8)).resize((FINE, FINE), Image.Resampling.BICUBIC)
+    return np.asarray(picture.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float32)
+
+
+def evidence(mine: np.ndarray, theirs: np.ndarray) -> Evidence:
+    """Evidence of the two views lined up as they are (what outside_block reads is the alignment)."""
+    off = np.abs(mine - theirs) > 20
+    alignment = Alignment(
+        query_box=WHOLE, mirrored=False, angle=0.0, candidate_view=0, rows=(0.0, 1.0), cols=(0.0, 1.0),
+        query_trimmed=False, mine=mine, theirs=theirs, my_colour=np.zeros((2, FINE, FINE), np.float32),
+        their_colour=np.zeros((2, FINE, FINE), np.float32), luma_off=off, colour_off=np.zeros_like(off),
+    )  # fmt: skip
+    return Evidence(0.5, float(off.mean()), 0.0, 12, alignment=alignment)
+
+
+def banded(view: np.ndarray, rows: slice, level: float = 15.0) -> np.ndarray:
+    out = view.copy()
+    out[rows, :] = level
+    return out
+
+
+@pytest.mark.parametrize("level", [15.0, 250.0], ids=["a dark band", "a light band"])
+def test_a_copy_with_a_band_across_lines_up_without_it(level: float) -> None:
+    """A copy made brighter and given a band across a sixth of it: its one fit over the whole view
+    is pulled off by the band, the fit without it explains the rest."""
+    photo = scene(0)
+    copy = banded(np.clip(photo * 0.9 + 12, 0, 255), slice(9, 13), level)
+    found = outside_block(evidence(copy, photo))
+    assert found is not None
+    assert found.similarity > 0.98 and found.luma_off < 0.02
+    assert found.layout_off == 12 and found.alignment is not None  # the rest of the evidence kept
+
+
+def test_views_that_differ_all_over_have_no_block() -> None:
+    """Another photograph differs everywhere: no one block holds what differs."""
+    assert outside_block(evidence(scene(1), scene(0))) is None
+
+
+def test_a_block_over_the_largest_an_overlay_covers_is_not_left_out() -> None:
+    photo = scene(0)
+    rows = round(FINE * (PASTED_BLOCK + 0.1))
+    assert outside_block(evidence(banded(photo, slice(0, rows)), photo)) is None
+
+
+def test_a_region_as_deep_as_it_is_wide_is_another_subject_not_a_strip() -> None:
+    """Another garment in the same pose differs in one region too, but not in a band or a sticker:
+    a square a third of the view's side is within PASTED_BLOCK, yet not left out."""
+    photo = scene(0)
+    side = round(FINE * (PASTED_STRIP + 0.1))
+    garment = photo.copy()
+    weave = np.indices((side, side)).sum(axis=0) % 2
+    garment[6 : 6 + side, 6 : 6 + side] = np.where(weave, 250.0, 5.0)  # all its own: every pixel differs
+    assert ((side + 2) / FINE) ** 2 <= PASTED_BLOCK
+    assert outside_block(evidence(garment, photo)) is None
+    strip = photo.copy()
+    strip[6 : 6 + round(FINE * PASTED_STRIP) - 1, :] = 15.0
+    assert outside_block(evidence(strip, photo)) is not None
+
+
+def test_views_that_agree_have_nothing_to_leave_out() -> None:
+    photo = scene(0)
+    assert outside_block(evidence(photo.copy(), photo)) is None
