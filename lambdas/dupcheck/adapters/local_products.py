@@ -41,9 +41,8 @@ CREATE TABLE IF NOT EXISTS products (
 CREATE INDEX IF NOT EXISTS products_by_seq ON products (seq);
 """
 _BATCH = 900  # bound parameters per statement, under SQLite's default limit of 999
-# Candidates scored exactly after the Hamming scan: at 1M synthetic vectors clustered around the
-# dev set's (the hardest case: thousands of near ties), 1,024 found 90% of the true 5 nearest
-# for 5.3 ms, 512 found 82.5% for 4.3 ms (docs/lab/similar-products.md).
+# Candidates scored exactly after the Hamming scan: enough to find most of the true 5 nearest
+# among thousands of near ties (docs/lab/similar-products.md).
 RERANK = 1024
 RECENTRE_GROWTH = 2  # the signs are taken about the mean of the vectors loaded; again when they double
 LOAD_SLICE = 50_000  # rows read at a time

@@ -439,9 +439,9 @@ class FindResult:
 # with these (ProductIndex.search skips it; `reindex --products` makes new ones).
 PRODUCT_MODEL = "effnetlite1-rp256-i8-v1"
 DIMENSIONS = 256
-# int8 storage of a unit vector: components * SCALE, rounded. Over the dev set's 693 pictures the
-# largest component is 0.31 (docs/lab/similar-products.md), so 127 / SCALE = 0.5 never clips, and
-# rounding moves a cosine by < 0.001. Similarity is the int8 dot product / SCALE^2 everywhere (the
+# int8 storage of a unit vector: components * SCALE, rounded. 127 / SCALE = 0.5 lies above the
+# largest component measured (docs/lab/similar-products.md), so it never clips, and rounding moves
+# a cosine by < 0.001. Similarity is the int8 dot product / SCALE^2 everywhere (the
 # local index and OpenSearch's inner product alike), so both deployments score the same.
 SCALE = 254.0
 

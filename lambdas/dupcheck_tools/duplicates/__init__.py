@@ -88,19 +88,16 @@ __all__ = [
 # with one flipped bit per substring (multi-index hashing with 4 substrings per 64-bit half:
 # 17 probes a table); radius 8 probes one table of each half at two bits (137 probes: 2.8x the
 # probes of 7), 11 all four (8x). docs/lab/evaluation.md ("Catalog-wide duplicates") measures
-# what a larger one finds on the dev benchmark; docs/lab/benchmarks.md what it costs.
+# what a larger one finds; docs/lab/benchmarks.md what it costs.
 DEFAULT_RADIUS = 7
 # The far band: copies whose closer half moved further than the radius (large crops, rotations,
 # combinations: docs/lab/evaluation.md, "Catalog-wide duplicates") are found by a second join at this
-# radius, of the stored and padded-back hashes only (the mirrored one found one of the 21 pairs it
-# adds on the dev benchmark, for a third of its cost), and each record keeps one of them: its
-# nearest, when the whole hash is within FAR_WHOLE_MAX bits. Half distances are even (each half is
-# cut at its median), so 10 finds what 11 does, for 0.78x the probes. The rest of the far band is
-# look-alikes and chance (6,372 candidate pairs on the dev set, 47 of them copies): judging them
-# all made the verification at 100k records 19 s longer (radius 11: 54.6 s against 35.7); the
-# nearest of each record within FAR_WHOLE_MAX adds 883 candidate pairs there instead of 12,538. A
-# chance pair's other half is as far as two unrelated pictures' (~32 bits); a copy's, 30 at most
-# on the dev set (docs/lab/evaluation.md).
+# radius, of the stored and padded-back hashes only (the mirrored one found little for its
+# cost), and each record keeps one of them: its nearest, when the whole hash is within
+# FAR_WHOLE_MAX bits. Half distances are even (each half is cut at its median), so 10 finds what
+# 11 does, for fewer probes. The rest of the far band is look-alikes and chance, too many to
+# judge all; a chance pair's other half is as far as two unrelated pictures' (~32 bits), a
+# copy's nearer (docs/lab/evaluation.md, "Catalog-wide duplicates").
 FAR_RADIUS = 10
 FAR_WHOLE_MAX = 34
 FAR_PER_RECORD = 1
@@ -424,8 +421,8 @@ def _candidates(
     tie_order = _oldest_first(work, members, member_starts, nearest + 1)
     distinct = distinct.view(np.uint8)
     # Joined: the stored hash and the mirrored and padded query hashes. The padded mirrored one
-    # (the last) finds no copy the others miss at radius 7 on the dev benchmark (docs/lab/evaluation.md)
-    # and would cost a sixth of the join; the distance a candidate is judged at counts it.
+    # (the last) finds no copy the others miss at radius 7 (docs/lab/evaluation.md, "Catalog-wide
+    # duplicates") and would cost a sixth of the join; the distance a candidate is judged at counts it.
     joined = np.concatenate([codes[:, None], queries[:, :2]], axis=1)
     per_record = joined.shape[1]
     unique_rows, rows_by_value, value_starts = distinct_rows(joined.reshape(-1, width).view("<u8"))
@@ -672,8 +669,8 @@ def _judge_back(
     finder among its candidates (the far band keeps each record's nearest; a pool keeps its
     `candidate_pool`): the record as the query, the finder its one candidate. It adds no pair (a
     pair is a duplicate when either direction says so), only the other direction's edits. Judged
-    here (a few: on the dev benchmark 6 of 485 pairs) and saved at once when done; a run stopped
-    before goes over them again. Returns how many were judged."""
+    here (a few pairs) and saved at once when done; a run stopped before goes over them again.
+    Returns how many were judged."""
     if work.judged_back():
         return 0
     found = {(f.query, f.candidate) for f in work.found()}
@@ -773,7 +770,7 @@ class _Processes:
     def _start(self, on_died: Callable[[Any, WorkerDied], Any] | None, what: str) -> RestartingPool:
         # One BLAS thread a process: the pool is already a process per core, and BLAS threads on
         # top (the look-alike check's and the second look's small products) contend with the
-        # other processes for the same cores: the dev set's report took 54 s instead of 39 s.
+        # other processes for the same cores, and the report runs slower (docs/architecture.md).
         # Processes start as jobs come and read these when their numpy loads (this one's is
         # loaded): they stay set while the pool lives.
         self.close()

@@ -163,6 +163,41 @@ def test_no_comment_in_lambdas_names_a_commit() -> None:
     assert [m.group(0) for m in COMMIT_HASH.finditer("after 476b71e: 79.0%, 1,786 copies, 0x1f")] == ["476b71e"]
 
 
+# A benchmark part named (dev, lockbox) in a paragraph that holds a digit: a count measured on it.
+PART_COUNT = re.compile(r"\b(?:dev|lockbox)\b(?![-_/.])", re.IGNORECASE)
+
+
+def _paragraphs(source: str) -> list[str]:
+    """The comments, each run of comment lines on consecutive lines as one, and the docstrings'
+    paragraphs."""
+    runs: list[list[str]] = []
+    last = -2
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            if token.start[0] != last + 1:
+                runs.append([])
+            runs[-1].append(token.string)
+            last = token.start[0]
+    found = [" ".join(run) for run in runs]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            found += re.split(r"\n\s*\n", doc) if (doc := ast.get_docstring(node)) else []
+    return found
+
+
+def test_no_comment_in_lambdas_holds_a_count_measured_on_a_benchmark_part() -> None:
+    """How a number was found (a dev-set count, a percentile, a timing on the dev part) belongs in
+    docs/lab, once; the code says what a value means and points there (issue 85)."""
+    counted = [f"{path.relative_to(LAMBDAS)}: {' '.join(text.split())[:100]}" for path in sorted(LAMBDAS.rglob("*.py"))
+               for text in _paragraphs(path.read_text(encoding="utf-8"))
+               if PART_COUNT.search(text) and re.search(r"\d", text)]  # fmt: skip
+    assert counted == []
+    sample = "x = 1  # dev copies: 1,587 of 1,600...\n# ...of eight kinds\n\ny = 2  # the dev-server on 8080\n"
+    assert [t for t in _paragraphs(sample) if PART_COUNT.search(t) and re.search(r"\d", t)] == [
+        "# dev copies: 1,587 of 1,600... # ...of eight kinds"
+    ]
+
+
 def test_the_unit_tests_sit_in_the_rooms_of_what_they_test() -> None:
     """tests/unit mirrors the code (docs/architecture.md, "Where things are"): no test module lies flat in it."""
     unit = ROOT / "tests" / "unit"

@@ -285,9 +285,9 @@ class AlignedDualPHash:
     # where the other moved, and a padded or framed record's trimmed half is its original's whole
     # half (`part_hashes`).
     index_parts = (HashPart("whole", 0, 64), HashPart("trimmed", 64, 64))
-    # The 4 nearest on each half: a copy's search over the dev photos each stored three times misses
-    # 128 of 5,268 records, against 205 with the whole half's 8 (8 a half: 113; docs/lab/evaluation.md,
-    # "Candidates by either half"); the 8 they add are the judge's `policy.by_part`, all screened.
+    # The 4 nearest on each half miss fewer records of a photograph stored several times than the
+    # whole half's 8 (docs/lab/evaluation.md, "Candidates by either half"); the 8 they add are the
+    # judge's `policy.by_part`, all screened.
     part_pool = 4
     keeps_thumbnails = True  # the picture, for the same-photograph test (core/matching/photograph.py)
     # JPEG decodes at the smallest DCT scale that keeps the short side >= this: the kept picture
@@ -454,10 +454,8 @@ def _turned_back(probe: Probe) -> tuple[HashValue, ...]:
     """The hash of a query whose own borders show a turn (a copy turned on a fill:
     `Probe.border_turn`) as it was before the turn, searched beside its others. A turn of a few
     degrees moves the low frequencies little, but the fill's corners, and padding turned with
-    the picture, move its trimmed box and so its hash: 2 turned copies of the dev stress sets
-    (padded, then turned on a fill) have their catalog picture among their 40 candidates only
-    this way. A photo shows such a turn seldom (6 of the 439 dev photos: one hash more to
-    search)."""
+    the picture, move its trimmed box and so its hash (docs/lab/evaluation.md, "A turned query
+    searched for turned back"). A photo shows such a turn seldom: one hash more to search."""
     angle = probe.border_turn()
     if angle is None:
         return ()

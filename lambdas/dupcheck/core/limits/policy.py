@@ -2,9 +2,9 @@
 
 One place answers "where is this decided": the algorithm modules import their numbers from here
 and hold none of their own. Each is grouped by the step that reads it, with what it means and
-the measurement that set it (docs/lab/evaluation.md holds the experiments, docs/lab/benchmarks.md the
-timings). A change here changes answers (but TOGETHER_MAX, speed only): measure it with
-`python -m dupcheck evaluate` against main before and after.
+where the lab says what set it (docs/lab/evaluation.md holds the experiments and their counts,
+docs/lab/benchmarks.md the timings). A change here changes answers (but TOGETHER_MAX, speed
+only): measure it with `python -m dupcheck evaluate` against main before and after.
 
 Left beside their code, as formats rather than choices: the stored views' codec steps
 (views_codec.STEPS: a record names its step by index) and the thumbnail's header and the
@@ -83,9 +83,9 @@ TOGETHER_MAX = 8
 # -- turning (alignment.py: verify, _Turning) ------------------------------------------------------
 
 # When no candidate passes upright, the ROTATED_CANDIDATES most alike whose colour mostly agrees
-# are turned at ROTATION_SIZE px by the angle their aligned pair says is left (`residual_turn`),
-# ~1.4 ms an angle. Four keep every rotation recall target; fewer lose rotated copies that are
-# not the most alike upright (docs/lab/evaluation.md, "What turning fewer candidates keeps").
+# are turned at ROTATION_SIZE px by the angle their aligned pair says is left (`residual_turn`);
+# fewer lose turned copies that are not the most alike upright (docs/lab/evaluation.md, "Turning
+# less, the same verdicts for less work, naming the edits").
 ROTATED_CANDIDATES = 4
 ROTATION_SIZE = 80  # px: the views are 32 px, and a smaller picture is 4x cheaper to turn and trim
 ROTATION_MIN_SIMILARITY = 0.2  # a copy turned with `expand` has fill corners: 0.2-0.6 upright
@@ -93,18 +93,16 @@ ROTATION_COLOUR = 0.2  # share of colour off a turned candidate may have (the fi
 ROTATION_STEPS = 3  # turns at most, each by the angle still left
 ROTATION_LOSS = 0.05  # ...ended when a turn makes the pair this much less alike than the best
 # ...and ended after the first turn (tried both ways) unless it made the pair this much more
-# alike, passes the target, or was under PROMISE_MIN_TURN degrees: on the dev benchmark copies
-# that line up at a second turn gained 0.096-0.40 on the first, 581 of 627 look-alikes less than
-# 0.05 (docs/lab/evaluation.md, "Turning a new product less"; docs/lab/benchmarks.md, "A new product's
-# turning").
+# alike, passes the target, or was under PROMISE_MIN_TURN degrees: a copy gains far more on its
+# first turn than a look-alike does (docs/lab/benchmarks.md, "A new product's turning").
 TURN_PROMISE = 0.05
 PROMISE_MIN_TURN = 1.0
 MIN_STEP = 0.3  # degrees: a smaller turn left is no turn
 MAX_ANGLE = 7.0  # degrees: turned no further (the benchmark's copies are turned up to 5)
 # The nearest candidate's estimates (from 32 px views) can stop near 0 or point the wrong way in
 # a busy scene: when they end without a line-up, it is also tried turned by each of these, once
-# (a degree off lines up the views: a fifth of a pixel at 24 px). Chosen on dev's copies and its
-# turned set: 4 either way finds what 3 and 5 either way find, at half the cost.
+# (a degree off lines up the views: a fifth of a pixel at 24 px; docs/lab/evaluation.md, "The
+# turn tried when the estimates stop").
 TURN_SCAN = (4.0, -4.0)
 # A turned copy's own borders say its angle: where the fill a turn leaves meets the picture (or
 # the padding or frame around it), each side is a straight line at the turn's angle. Each side's
@@ -114,7 +112,7 @@ TURN_SCAN = (4.0, -4.0)
 # under a pixel from the edge: a small turn's wedge), and the turn when two sides agree
 # within EDGE_AGREE degrees. When none passes upright, the query turned back by it is judged as
 # upright (alignment.verify, views.Probe.border_turn): a product's own outline is seldom straight
-# that far (6 of the 598 bench photos give one, all under 3 degrees). Inside padding
+# that far (docs/lab/evaluation.md, "A turn told by the picture's own borders"). Inside padding
 # (Probe.inside_border) the lines are read on the query's detail picture (QUERY_DETAIL_SIDE):
 # a turn of a degree leaves a fill 2-3 px wide at 160 px, which a JPEG's blur swallows.
 EDGE_ROWS = (0.2, 0.8)
@@ -131,39 +129,37 @@ TURN_SPREAD = 4.0
 TURN_GAIN = 0.01  # ...and line up better than upright by this (a look-alike gains next to nothing)
 
 # -- the same-photograph test (photograph.py, affine.py, one_edit.py) -------------------------------
-# Chosen on the dev part of the benchmark (docs/lab/evaluation.md, "The same photograph": Magento's men's
-# families, COCO and the others; the women's families and Solidus are the lockbox, never tuned on).
+# Chosen on the dev part of the benchmark, never on the lockbox (docs/lab/evaluation.md, "The same
+# photograph"; docs/lab/lockbox-split.json).
 
 WORK_SIDE = 160  # px, the longest side of the working copy the hashes and views are made from
 KEPT_SIDE = 384  # px, the longest side of the picture kept beside a record (thumbnails.py)
-KEPT_QUALITY = 85  # JPEG: 15.8 KB median, 19.5 KB mean on the dev photos (docs/lab/benchmarks.md)
+KEPT_QUALITY = 85  # JPEG: a kept picture's size (docs/lab/benchmarks.md)
 QUERY_DETAIL_SIDE = 768  # px: the query kept at up to this size for the test (two compared sides)
 # The aligned patch whose fine detail is compared: at 256 px a garment's folds, hair and texture
-# are resolved; at 128 px other photographs in the same pose still share most of it (dev: their
-# median tile correlation reached 0.70 at 128 px, 0.42 at 256).
+# are resolved; at 128 px other photographs in the same pose still share most of it
+# (docs/lab/evaluation.md, "The same photograph").
 COMPARE_SIDE = 256
 MIN_COMPARED = 48  # px: a smaller patch (a thumbnail's cut) cannot be compared
 # Lucas-Kanade from the views' window, coarse to fine: Gauss-Newton steps at each side (64 starts
 # from the window; 128 and COMPARE_SIDE refine the map found below them), after a Gaussian blur of
-# AFFINE_BLUR px, which smooths the last pixel of aliasing the steps would chase. More steps
-# changed no dev copy's verdict (docs/lab/evaluation.md, "The same photograph").
+# AFFINE_BLUR px, which smooths the last pixel of aliasing the steps would chase
+# (docs/lab/evaluation.md, "The same photograph").
 AFFINE_STEPS = {64: 12, 128: 6, 256: 2}
 AFFINE_BLUR = 0.5
 AFFINE_CHOICE = 4  # of the 64 px steps, taken from every start: the best one then takes the rest
 # How alike a map leaves the two patches (which start is refined, whether a step helped): the
 # median correlation of LIKENESS_TILE px tiles where the kept picture varies by LIKENESS_VARIES
 # levels or more. One correlation over the patch lets a big badge or frame, added on top, outweigh
-# the photograph (the steps then turn the map to fit the badge); a median over tiles does not.
-# Dev's badge set and small crops (docs/lab/evaluation.md, "An overlay does not outweigh the
-# photograph"); 4 levels decides the same.
+# the photograph (the steps then turn the map to fit the badge); a median over tiles does not
+# (docs/lab/evaluation.md, "An overlay does not outweigh the photograph").
 LIKENESS_TILE = 8
 LIKENESS_VARIES = 2.0
 MIN_LIKENESS_TILES = 8  # a median of fewer says less than one correlation over the whole patch
 # The detail is first compared at EARLY_SIDE px, then at each finer side: below EARLY_ANOTHER at
 # any of them, a pair is another photograph without the finer looks (a copy keeps its coarser
-# detail at least as well as its finest). Dev: copies' correlation is 0.69 at the least at 64 px
-# (2,378 copies with enough detail there; 1st percentile 0.84) and 0.73 at 128 px (1st percentile
-# 0.85); of the other photographs examined, 69% are told at 64 px and 18% more at 128.
+# detail at least as well as its finest; docs/lab/evaluation.md, "A tie between the views, and
+# the detail told at 64 px").
 EARLY_SIDE = 64
 EARLY_ANOTHER = 0.5
 # The fine detail: the difference of two Gaussian blurs (sigmas in px at the compared side), what
@@ -176,9 +172,9 @@ DETAIL = 0.5  # luma levels: the band's std in a tile of the kept picture with d
 # picture's has something added on top (text, a badge's edge): not judged. So has a region the
 # kept picture shows plain (DETAIL) where the query has this many times that (one_edit.py).
 ADDED_DETAIL = 2.5
-# The same photograph: the median correlation of the detailed tiles' fine detail. Dev copies: 1st
-# percentile 0.80 (the few below are misaligned, which the turning retries); other photographs,
-# edited or not (3,913 pairs of different products whose views line up): at most 0.42.
+# The same photograph: the median correlation of the detailed tiles' fine detail, between what
+# copies keep and what other photographs whose views line up reach (docs/lab/evaluation.md, "The
+# same photograph").
 SAME_PHOTOGRAPH = 0.6
 MIN_DETAIL_TILES = 8  # fewer detailed tiles: too little to tell photographs apart; the views decide
 SHARED_TILE = 0.5  # a region whose detail correlates this much is the photograph's, recoloured
@@ -188,10 +184,8 @@ SHARED_TILE = 0.5  # a region whose detail correlates this much is the photograp
 COLOUR_SIDE = 64
 # ...in cells that span at least CHROMA_SAMPLES of the query's own JPEG colour samples each way (one
 # for 2 x 2 of its pixels) where the query holds at most half the kept picture's pixels: a
-# thumbnail's stripes and small colours mix otherwise than the kept picture's resize mixes them.
-# Chosen on dev's thumbnails (make_stress.py --kind thumbnail: 6 of 746 read as another colour
-# with one sample, none with 2); the "half" keeps a recoloured crop of a 134 x 210 catalog photo
-# (kept at its own size) another colour, as it was.
+# thumbnail's stripes and small colours mix otherwise than the kept picture's resize mixes them
+# (docs/lab/evaluation.md, "A thumbnail's colours over its own colour samples").
 CHROMA_SAMPLES = 2
 TONE_SLACK = 10.0
 TINT_SLACK = 8.0
@@ -205,8 +199,8 @@ MIN_REGION = 0.002  # of the overlap: a smaller differing region is JPEG or an e
 # A region's outline: where the colour gradient (a grey edge's luma step) is EDGE levels per
 # pixel at COLOUR_SIDE; it is the photograph's where the catalog picture has an edge in the same
 # cell and direction (OUTLINE_TURN degrees), and the query's own, something added, when more
-# than NEW_OUTLINE of it is not (a majority, not tuned; what the dev part showed: docs/lab/
-# evaluation.md, "A region's outline, in place and direction").
+# than NEW_OUTLINE of it is not (a majority, not tuned: docs/lab/evaluation.md, "A region's
+# outline, in place and direction").
 EDGE = 10.0
 OUTLINE_TURN = 30.0
 NEW_OUTLINE = 0.5
@@ -218,12 +212,8 @@ BACKDROP_RING = 0.6
 MIN_SUBJECT = 0.05
 MIN_JUDGED = 64  # px at the compared side: a smaller region is too small to say what is inside it
 # Another colour: regions covering this much of the subject that one edit does not explain and
-# that keep the photograph's detail (or, plain, its outline). Chosen on the dev part only
-# (docs/lab/lockbox-split.json): the 2,215 edited copies it finds the same photograph reach at
-# most 2.3% (a brightened photo's clipped highlight; a plain badge over a busy scene, whose outline
-# the scene's edges hide, 1.9%), since a plain part the query fills with print counts as added and
-# a region too small to judge as neither (before, a combo's badge on a plain part reached 3.7%,
-# and the limit was 4%).
+# that keep the photograph's detail (or, plain, its outline); above what edited copies reach
+# (docs/lab/evaluation.md, "Colour variants: a tint no one edit explains").
 RECOLOURED = 0.025
 # A faint recolour (a part's tint scaled, not replaced: green stripes faded towards grey) stays
 # within TINT_SLACK of one edit. A saturation edit scales every tint by one factor, skin's too, so
@@ -234,17 +224,15 @@ RECOLOURED = 0.025
 # tinted). Only where both pictures' encodings kept their colours: the query a
 # JPEG whose chroma step (for a block's mean) is at most FINE_CHROMA_STEP (quality 75 and up on
 # the usual tables), the catalog picture not made from a coarser one; at quality 15-25 (steps
-# 34-57) a copy's weak tints move 30-40%, as much as a fade.
-# Chosen on dev's faint recolours and copies (make_recolours.py --faint, and dev's catalog saved
-# at quality 15 and 25; lab: "Faint recolours"): FAINT_TINT 0.1 lost a saturation copy, 0.2
-# caught 1 of the 10 faint recolours called duplicate instead of 3.
+# 34-57) a copy's weak tints move as much as a fade (docs/lab/evaluation.md, "Faint recolours
+# told by the skin").
 FAINT_TINT = 0.15
 FAINT_FLOOR = 1.0  # level: a cell's rounding
 FAINT_RATIO = 0.25
 FAINT_SIGMAS = 3.0
 # One edit turns no tint: a faint region whose tints (tinted in both pictures) turned by more than
-# FAINT_TURN degrees (the median) is another colour, skin or none. Dev: 10 lost a thumbnail's
-# copy, 15-25 caught the one hue turned 30 degrees called duplicate; the middle is kept.
+# FAINT_TURN degrees (the median) is another colour, skin or none (docs/lab/evaluation.md, "Faint
+# recolours: the skin's factor, and a tint turned").
 FAINT_TURN = 20.0
 FINE_CHROMA_STEP = 10
 
@@ -253,31 +241,26 @@ FINE_CHROMA_STEP = 10
 MIN_SIDE = 0.02  # a side cropped by less than this is not named
 MIN_BORDER = 0.03  # padding: the border share of the query, per side
 MIN_ROTATED = 1.5  # degrees; below, a copy that lined up upright is not called rotated (the views' turn)
-# ...and the same-photograph test's turn, measured at 256 px: dev copies not turned read at most
-# 0.21 degrees, turned ones within 0.23 of their turn (2,069 and 118 copies; the benchmark turns
-# 1-5 degrees, so 1.5 left 12% of its turns unnamed).
+# ...and the same-photograph test's turn, measured at 256 px, which reads a copy's turn to a
+# quarter of a degree (docs/lab/evaluation.md, "Grey copies and small turns named").
 MIN_TURN_TESTED = 0.5
 MIN_GAIN = 0.08  # brightness or contrast: the luma line's slope off 1 by at least this
-# Colour scale relative to the luma slope outside this: saturation. Chosen on the views' scale,
-# where dev copies without a saturation edit measured 0.74-1.07 (1st to 99th percentile, 770
-# with colour enough; 1.21 the largest; at 1.25, four strengthened by 1.29-1.6 were unnamed).
-# The same-photograph test's tint factor, read since, puts the same dev copies at 0.94-1.03
-# (1,856 with colour enough; 0.80 and 1.16 the extremes): left as chosen.
+# Colour scale relative to the luma slope outside this: saturation, past what copies without a
+# saturation edit read (docs/lab/evaluation.md, "Turning less, the same verdicts for less work,
+# naming the edits").
 SATURATION_EDIT = (0.8, 1.2)
 COLOURED = 8.0  # a*b* units: chroma that is colour, not grey's noise (edits._tone: where, how much of it)
 # Saturation is measured over the catalog picture's coloured pixels, when they are at least this
-# share of the aligned window (a few of the views' pixels). Dev copies: saturation edits named
-# 126 -> 139 of 147 against the whole window with colour over a tenth of it, named where none was
-# made 11 -> 13 of 823 (docs/lab/evaluation.md, "The tone line where the test compared").
+# share of the aligned window (a few of the views' pixels; docs/lab/evaluation.md, "The tone
+# line where the test compared").
 SATURATION_COLOURED = 0.01
 OVERLAY_SHARE = 0.008  # share of the aligned picture that differs in one patch: text or a badge
 OVERLAY_DENSITY = 0.5  # ...and those pixels fill at least this much of the patch's box
 MARK_EXTENT = 1 / 3  # share of a side a badge or a logo spans at most, each way: more is a subject or a border
 # A photo pasted on padding (views.Probe.pasted): each of its four sides is a line of the photo,
 # mostly off the padding's colour; a badge overhanging it onto the padding is one run a line,
-# MARK_EXTENT of the line at most. A majority, not tuned; on the dev part it passes 1 of the 439
-# photos (a product shot filling its box) and finds 4 more of its stress combinations'
-# copies (lab: "A photo pasted on padding").
+# MARK_EXTENT of the line at most. A majority, not tuned (docs/lab/evaluation.md, "A photo pasted
+# on padding, a badge overhanging it").
 PASTED_SIDE = 0.5
 # Text or a watermark (marks.py): a pixel is written where, after a local edit of the kept
 # picture is fitted to each MARK_TILE px tile and what is left smoothed by MARK_SMOOTHING px,
@@ -287,14 +270,8 @@ PASTED_SIDE = 0.5
 # lie on one row at most MARK_GAP blocks apart (a faint word is found in pieces, a letter's
 # spacing apart), at least MARK_LINE px across both ways (thinner, it is a line: a seam or an
 # edge's highlight; the benchmark's smallest text is 15 px high), over MARK_SHARE of the patch.
-# All sizes at 256 px. MARK_GAP 2, the one value tried, on the dev part: 79.0 ->
-# 81.5% of its watermarks named, overlays named on copies without text or a badge 29 -> 29.
-# Chosen on the dev part's copies (their aligned patches cached from the service's own looks):
-# a mark on 78% of watermarks and on 8 of the 1,786 copies without a watermark, badge or turn,
-# none of the 138 turned ones (a margin of 8 px: 23 and 8; the seams of padding, frames and turns
-# lie along the patch's edges, as a corner's word does); MARK_LEVEL 3 also marked a generated render
-# without grain, whose smooth shading a tile's fit misses by 3-9 levels. docs/lab/evaluation.md,
-# "Watermarks: what a local edit cannot explain".
+# All sizes at 256 px (docs/lab/evaluation.md, "Watermarks: what a local edit cannot explain";
+# "Text on the backdrop, and a word in pieces").
 MARK_TILE = 16
 MARK_REFIT = 2.5  # the tile's second fit leaves out pixels this many times its typical miss: strokes
 MARK_SMOOTHING = 1.2
@@ -309,18 +286,14 @@ MARK_SHARE = 0.002
 # A smaller mark is named when it reads as a line of text: a row WORD_ROW times as long as it is
 # high (four letters or more) that holds WORD_ALONE of what was written anywhere in the patch: a
 # tone edit's clipped highlights are written in scattered groups over the bright parts, a word
-# is one group on a picture otherwise clean. Chosen on the dev part (its copies judged
-# against their own catalog picture): of the marks under MARK_SHARE, 4 of the 12 on
-# watermarks read so, none of the 44 others (38 on kinds without text or a badge; the nearest a
-# row 2.4 times its height, and rows 3.1 and 5.8 times holding 29% and 18% of what was written).
-# docs/lab/evaluation.md, "A small word named by its shape".
+# is one group on a picture otherwise clean (docs/lab/evaluation.md, "A small word named by its
+# shape").
 WORD_ROW = 3.0
 WORD_ALONE = 0.5
 # Which of two kept pictures holds a mark (marks.mark_holder): the pixels that differ by more than
 # HOLDER_LEVEL in a colour channel after a 1 px blur, HOLDER_PIXELS of them at least; the log of
 # the two pictures' gradient energy on an outline HOLDER_OUTLINE px wide round them, beyond
-# HOLDER_MARGIN either way. Chosen on the dev part's badge and watermark copies
-# (docs/lab/evaluation.md, "Which picture holds the mark").
+# HOLDER_MARGIN either way (docs/lab/evaluation.md, "Which picture holds the mark").
 HOLDER_LEVEL = 12.0
 HOLDER_PIXELS = 20
 HOLDER_OUTLINE = 2
@@ -331,8 +304,8 @@ HOLDER_MARGIN = 0.3
 # it touches neither the plain backdrop (the kept picture's BACKDROP levels of its ring's colour,
 # connected to the ring, over PRODUCT_BACKDROP of the overlap) nor the overlap's edge. Without a
 # backdrop nothing says where the product ends: undecided. PRODUCT_MARK_PIXELS is about a 9 px
-# square: a print or a badge is a region, what resampling or a tone change leaves is not. Chosen
-# on the dev parts (make_prints and the benchmark's copies; docs/lab/evaluation.md).
+# square: a print or a badge is a region, what resampling or a tone change leaves is not
+# (docs/lab/evaluation.md, "Marks on the product").
 PRODUCT_MARK_LEVEL = 40.0
 PRODUCT_MARK_PIXELS = 80
 PRODUCT_MARGIN = 4
@@ -355,9 +328,7 @@ TONE_LINE_MIN_RANGE = 30.0
 TONE_LINE_MIN_APART = 4.0
 # Where the same-photograph test compared a copy, its tone line is fitted there, both patches
 # first averaged over blocks of this many px at 256 (their sharpness differs with where each was
-# resampled from). Dev copies (1,115 of nine kinds): tone edits named right 1,094 -> 1,103 and
-# named where none was made 13 -> 8 against the views' line; blocks of 2-4 px and a 1.5-3 px
-# Gaussian alike; not averaged, 25 made up (docs/lab/evaluation.md, "The tone line where the test compared").
+# resampled from; docs/lab/evaluation.md, "The tone line where the test compared").
 TONE_BLOCK = 4
 
 # -- verdicts and match percentages (verdicts.py; docs/lab/evaluation.md, "Verdicts, match percentages
@@ -503,21 +474,17 @@ class Policy:
 
 
 ALIGNED_DUAL_PHASH = Policy(
-    # Judging the 12 most alike of the first 32 calls as many copies duplicates as judging all 32
-    # (0.2 points more than the first 16), for 0.3-0.5 ms more than 16; each 4 more cost ~0.4 ms
-    # (docs/lab/evaluation.md, experiments 24i-24j).
+    # Judging the 12 most alike of the first 32 calls as many copies duplicates as judging all 32,
+    # for less time.
     screened=32,
-    # The 8 nearest on the whole-picture half (core/fingerprint/hashing.py, `part_hashes`) bring 6 dev copies
-    # in and crowd one turned copy out of the verified (99.20 -> 99.42%; the nearest by hash, now
-    # always verified, brings it back), no wrong call, for 0.5 ms of a new product's median check
-    # (16: the same copies for 1.3 ms; docs/lab/evaluation.md, "Candidates by one half").
+    # The 8 nearest on the whole-picture half (core/fingerprint/hashing.py, `part_hashes`): copies a
+    # changed border moved far on one half (docs/lab/evaluation.md, "Candidates by one half").
     by_part=8,
     verified=12,
     close_distance=16,
-    # Close hashes: the aligned pictures agree (a copy's correlation is 0.9 and more, a 10-15% crop
-    # resampled 0.94-0.97 with 1-3% of luma off). Far hashes (big crops, turns): agree almost
-    # everywhere, or are more alike still with the same layout. The dev benchmark's copies these
-    # leave out are 0.5% (docs/lab/evaluation.md).
+    # Close hashes: the aligned pictures agree (a copy's correlation is 0.9 and more). Far hashes
+    # (big crops, turns): agree almost everywhere, or are more alike still with the same layout
+    # (docs/lab/evaluation.md, "The same photograph").
     looked_near=Tier(Thresholds(min_similarity=0.8, max_luma_off=0.08, max_colour_off=1.0)),
     looked_far=Tier(
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=1.0),
@@ -530,20 +497,18 @@ ALIGNED_DUAL_PHASH = Policy(
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=0.01),
         Thresholds(min_similarity=0.95, max_luma_off=0.08, max_colour_off=0.01, max_layout_off=6, needs_colour=True),
     ),
-    # Dev copies whose views missed the tiers lay 2-20 bits from their photograph; a new
-    # product's first candidate lies within 4 bits for 4% of dev queries (8 bits: 17%, and on
-    # ../shared/bench's new products a test for most, doubling their median check), so 4 costs
-    # the median nothing (docs/lab/evaluation.md, "A close look when nothing passes").
+    # Copies whose views missed the tiers lie a few bits from their photograph, a new product's
+    # first candidate seldom within 4 (docs/lab/evaluation.md, "A close look when nothing passes").
     close_look=4,
-    # looked_far's: a catalog picture that is a part of the query lines up as a copy does (dev:
-    # 1,587 of 1,600 copies of eight kinds stored, the original asked), where looked_near let
-    # through 6 times the candidates of a new product (docs/lab/evaluation.md, "Both ways").
+    # looked_far's: a catalog picture that is a part of the query lines up as a copy does, where
+    # looked_near lets through many times a new product's candidates (docs/lab/evaluation.md,
+    # "Both ways").
     looked_back=Tier(
         Thresholds(min_similarity=0.85, max_luma_off=0.01, max_colour_off=1.0),
         Thresholds(min_similarity=0.94, max_luma_off=0.08, max_colour_off=1.0, max_layout_off=10),
     ),
-    # Dev's large crops the strict tier missed screened back at 0.87-0.93 with 1.3-2.5% of luma
-    # off; a new product's looks rose 0.70 -> 0.71 a query (docs/lab/evaluation.md, "Both ways").
+    # What the large crops the strict tier misses screen back at (docs/lab/evaluation.md, "Both
+    # ways").
     looked_part=Tier(Thresholds(min_similarity=0.86, max_luma_off=0.03, max_colour_off=1.0, max_layout_off=10)),
     # A catalog holding a photograph three times has each of its other records among the first.
     verified_back=4,
@@ -567,8 +532,8 @@ WHOLE_WINDOW = 0.97
 # Two copies of one photograph that each lost another side (judge.py, `_shared_part`): the query
 # is tried without this share of one side, against the PART_CANDIDATES candidates most alike
 # either way whose views correlate at least PART_ALIKE, where no way found a duplicate; looked at
-# where the part lines up better than the whole by PART_GAIN (dev: the same two-crop pairs found
-# from 0 to 0.02, two fewer at 0.05; a new product's looks 12 -> 1 a 60 queries).
+# where the part lines up better than the whole by PART_GAIN (docs/lab/evaluation.md, "Both
+# ways").
 PART_SHARE = 0.2
 PART_CANDIDATES = 1
 PART_ALIKE = 0.6

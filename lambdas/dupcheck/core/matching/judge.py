@@ -295,7 +295,7 @@ def _views_of(probe: Probe) -> Views:
 def _seen_another(look: _Look, i: int) -> bool:
     """Whether the query's own look at candidate i found another photograph: its detail compared
     and not shared. (The other ways look where the query's views could not line a part up, which
-    the query's own look then never was: on the dev photos, 117 of 117 pairs they found.)"""
+    the query's own look then never was: docs/lab/evaluation.md, "Both ways".)"""
     finding = look.test.finding(i) if look.test is not None else None
     return finding is not None and finding.telling and not finding.same_photograph
 

@@ -15,9 +15,9 @@ detail at a resolution where it exists:
    structure leaves out), cut into tiles, and the tiles where the kept picture has detail are
    correlated; a tile where the query has far more detail than the pair typically does has
    something added on top, and is not judged. The median correlation is the evidence: copies
-   keep 0.8 and more, other photographs of the dev benchmark at most 0.42 (policy.py). It is
-   first taken on the way, from policy.EARLY_SIDE px: a pair already unlike at a coarser side
-   is another photograph, without the finer steps (most of those the dev part examines);
+   keep far more than other photographs reach (policy.SAME_PHOTOGRAPH). It is first taken on
+   the way, from policy.EARLY_SIDE px: a pair already unlike at a coarser side is another
+   photograph, without the finer steps (most other photographs are told so);
 3. the same photograph, its colours are asked whether one edit of the whole picture explains
    them (one_edit.py): if not, it is the same shot in another colour.
 

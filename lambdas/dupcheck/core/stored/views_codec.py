@@ -2,10 +2,9 @@
 
 A record's two views (the whole and the border-trimmed picture: luma 32x32, CIELAB a*, b*
 16x16) are 3,072 bytes raw, 4 KB as base64: most of a record, and what every store and every
-query moves. This codec keeps them to at most policy.MAX_BYTES (on the dev benchmark's 508 catalog
-pictures: median 1,125 bytes, 95th percentile 1,238, mean luma error 1.1 levels) with a bounded
-error per pixel, in numpy alone, so a query decodes its 32 candidates in well under a
-millisecond (the evaluation, docs/lab/evaluation.md "Compact records", shows it costs no accuracy):
+query moves. This codec keeps them to at most policy.MAX_BYTES (their sizes: docs/lab/benchmarks.md,
+"Record size") with a bounded error per pixel, in numpy alone, so a query decodes its 32
+candidates in well under a millisecond (docs/lab/evaluation.md, "Compact records"):
 
 * each plane is quantised in steps (luma by STEPS[q][0] levels, a*/b* by STEPS[q][1] units), so
   no pixel is off by more than half a step: verification counts pixels that differ by more
@@ -15,11 +14,9 @@ millisecond (the evaluation, docs/lab/evaluation.md "Compact records", shows it 
 * each value is predicted from its left, upper and upper-left neighbours (x - left - up +
   upleft, modulo 256) and the residuals, mostly near zero, are deflated; decoding is two
   cumulative sums, the same for every record, so a batch decodes in a few array operations;
-* a picture without a border to trim has two identical views (38% of the dev benchmark's
-  catalog): the second is not stored;
-* rate control: the finest step of STEPS whose output fits MAX_BYTES is used (the finest, 4
-  levels, for 60% of the dev catalog), and its index is the first byte, so decoding needs
-  nothing but the bytes.
+* a picture without a border to trim has two identical views: the second is not stored;
+* rate control: the finest step of STEPS whose output fits MAX_BYTES is used, and its index is
+  the first byte, so decoding needs nothing but the bytes.
 
 Layout: [step index][views: 1 or 2] raw deflate(luma residuals (views x 32 x 32 bytes), then
 a*, b* residuals (views x 2 x 16 x 16 bytes)).
