@@ -130,9 +130,23 @@ def test_no_second_list_of_the_edit_kinds() -> None:
                 if isinstance(first, ast.Constant):
                     made.append(first.value)
         if path.name != "edits.py":
-            copies += [f"{path.relative_to(ROOT)}:{line}" for line, s in _string_lists(tree) if len(s & names) >= 2]
+            copies += [f"{path.relative_to(ROOT)}:{line}" for line, s in _string_lists(tree) if _lists_kinds(s, names)]
     assert copies == []
     assert made and set(made) <= names
+
+
+def _lists_kinds(strings: set[str], kinds: set[str]) -> bool:
+    """A list of edit kinds: two or more, and mostly kinds (the evaluation's lists of the
+    benchmark's own steps share a name with a kind here and there: "grayscale")."""
+    named = len(strings & kinds)
+    return named >= 2 and 2 * named > len(strings)
+
+
+def test_a_list_of_the_benchmark_s_steps_is_not_a_list_of_kinds() -> None:
+    kinds = {*KINDS, "watermark"}  # as if a kind shared a second name with the benchmark
+    assert _lists_kinds({"cropped", "padded"}, kinds)
+    assert _lists_kinds({"cropped", "padded", "zoomed"}, kinds)
+    assert not _lists_kinds({"crop_small", "pad_square", "watermark", "badge", "grayscale"}, kinds)
 
 
 def test_the_api_describes_every_kind_of_edit() -> None:
