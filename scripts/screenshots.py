@@ -143,9 +143,9 @@ def shoot_lookalikes(driver: WebDriver, server: LocalServer, static_dir: Path, n
     query = static_dir / "lookalike-query.jpg"
     query.write_bytes(encode(product_image(DEMO_SEED + 7), "JPEG", quality=80))
     for i, hue in enumerate((0.08, 0.42, 0.7)):
-        server.service.register_bytes(entity_id=f"demo-07-colour-{i + 1}", sku=f"DEMO-007-C{i + 1}",
-                                      image_url=f"{server.url}/demo/colour-{i}.jpg",
-                                      data=encode(product_image(DEMO_SEED + 7, hue=hue)))  # fmt: skip
+        server.service.registrar.register_bytes(entity_id=f"demo-07-colour-{i + 1}", sku=f"DEMO-007-C{i + 1}",
+                                                image_url=f"{server.url}/demo/colour-{i}.jpg",
+                                                data=encode(product_image(DEMO_SEED + 7, hue=hue)))  # fmt: skip
         (static_dir / f"colour-{i}.jpg").write_bytes(encode(product_image(DEMO_SEED + 7, hue=hue)))
     driver.get("about:blank")
     driver.get(f"{server.url}/")
@@ -171,8 +171,8 @@ def shoot_marks(driver: WebDriver, server: LocalServer, static_dir: Path) -> lis
     query = static_dir / "printed-tee.jpg"
     query.write_bytes(encode(printed))
     (static_dir / "tee.jpg").write_bytes(encode(plain))
-    server.service.register_bytes(entity_id="demo-tee", sku="DEMO-TEE", image_url=f"{server.url}/demo/tee.jpg",
-                                  data=encode(plain))  # fmt: skip
+    server.service.registrar.register_bytes(entity_id="demo-tee", sku="DEMO-TEE",
+                                            image_url=f"{server.url}/demo/tee.jpg", data=encode(plain))  # fmt: skip
     written = []
     for marks in Marks:
         driver.get("about:blank")
@@ -186,7 +186,7 @@ def shoot_marks(driver: WebDriver, server: LocalServer, static_dir: Path) -> lis
         path = IMAGES / f"web-marks-{marks.value}.png"
         driver.save_screenshot(str(path))
         written.append(path)
-    server.service.remove("demo-tee")
+    server.service.records.remove("demo-tee")
     return written
 
 

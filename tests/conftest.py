@@ -59,5 +59,5 @@ def settings(tmp_path: Path) -> Settings:
 def service(settings: Settings) -> Iterator[DupcheckService]:
     svc = build_service(settings)
     yield svc
-    if isinstance(svc.fetcher, HttpImageFetcher):
-        svc.fetcher.close()
+    if isinstance(svc.parts.fetcher, HttpImageFetcher):
+        svc.parts.fetcher.close()

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from dupcheck.core.catalog.gate import Gate
 from dupcheck.core.catalog.kept_images import KeptImageLifecycle, KeptImagesFetcher
-from dupcheck.core.catalog.lookups import Observer
+from dupcheck.core.catalog.parts import CatalogParts, Observer
 from dupcheck.core.catalog.products import Embedder, ProductSearch, default_model_path
 from dupcheck.core.catalog.service import DupcheckService
 from dupcheck.core.catalog.writer import RecordWriter
@@ -232,12 +232,12 @@ def build_local_products(settings: Settings) -> tuple[Embedder, ProductIndex] | 
 
 def build_product_search(settings: Settings, service: DupcheckService) -> ProductSearch | None:
     """`/similar_products` over the service's store and fetcher (None where similar products are off)."""
-    embedder = service.embedder if service.embedder is not None else build_embedder(settings)
+    embedder = service.parts.embedder if service.parts.embedder is not None else build_embedder(settings)
     if embedder is None:
         return None
     return ProductSearch(
-        embedder=embedder, index=service.products or build_products(settings), store=service.store,
-        fetch=service.fetch, max_pixels=service.max_pixels, default_top=service.default_top,
+        embedder=embedder, index=service.parts.products or build_products(settings), store=service.parts.store,
+        fetch=service.lookups.fetch, max_pixels=service.parts.max_pixels, default_top=service.parts.default_top,
     )  # fmt: skip
 
 
@@ -411,7 +411,7 @@ def build_service(
         embedder, products = found[0], products or found[1]
     elif embedder is not None and products is None:
         products = build_products(settings)
-    service = DupcheckService(
+    parts = CatalogParts(
         store=store,
         index=index,
         fetcher=fetcher or build_fetcher(settings),
@@ -429,8 +429,8 @@ def build_service(
         gate=build_gate(settings, store),
     )
     if observe is not None:
-        service.observe = observe
-    return service
+        parts.observe = observe
+    return DupcheckService(parts)
 
 
 def build_dispatcher(settings: Settings) -> Dispatcher:
@@ -455,7 +455,7 @@ def build_row_importer(settings: Settings, service: DupcheckService) -> RowImpor
     and gate claims; the index is the stream's to update), the safe fetcher, the pipeline."""
     configure_decoding(settings)
     return RowImporter(
-        writer=dataclasses.replace(service.writer, index=None),
+        writer=dataclasses.replace(service.records.writer, index=None),
         fetcher=build_fetcher(settings),
         pipeline=get_pipeline(),
         max_pixels=settings.max_image_pixels,

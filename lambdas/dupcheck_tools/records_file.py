@@ -308,7 +308,7 @@ def _write_behind(store: RecordStore, thumbnails: ThumbnailStore | None, batches
     """Each batch is written by a thread of its own while the next one is parsed (SQLite works
     without the GIL, DynamoDB waits on the network); at most one more batch waits its turn. On
     an interrupt or an error, batches not started are dropped and the one being written ends.
-    A batch's thumbnails are stored before its records can be read (DupcheckService.save says
+    A batch's thumbnails are stored before its records can be read (CatalogRecords.save says
     why): into a store that writes the newest itself (SQLite), by a third thread while its
     records' transaction runs, which waits for them before it commits (a v4 export's thumbnails
     are four times its records' bytes: one after the other, the import took twice as long);

@@ -2,7 +2,7 @@
 store, in DynamoDB capacity units, and the CPU one check takes.
 
 Each picture of a folder is hashed by the default pipeline into the record `POST /items` stores
-(core/catalog/service.py `build_entry`), with a shop's fields: an id, a SKU and a 70-character CDN URL.
+(core/catalog/records.py `build_entry`), with a shop's fields: an id, a SKU and a 70-character CDN URL.
 Sizes follow DynamoDB's item-size rules (attribute names plus values; a map's 3 bytes and 1 a
 member); a write costs one unit per started KB, an eventually consistent read half a unit per
 started 4 KB (a BatchGetItem counts each item on its own). A write through the duplicate gate
@@ -104,15 +104,15 @@ def find_cpu_ms(paths: list[Path]) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as data_dir:
         service = build_service(Settings.from_env({}, data_dir=Path(data_dir)))
         for i, path in enumerate(catalog):
-            service.register_bytes(entity_id=f"c{i}", sku="", image_url=f"https://cdn.example/{i}.jpg",
-                                   data=path.read_bytes())  # fmt: skip
+            service.registrar.register_bytes(entity_id=f"c{i}", sku="", image_url=f"https://cdn.example/{i}.jpg",
+                                             data=path.read_bytes())  # fmt: skip
         timings: dict[str, list[float]] = {"copy": [], "new_product": []}
         queries = [("copy", copy_of(p.read_bytes())) for p in catalog] + [
             ("new_product", p.read_bytes()) for p in others
         ]
         for kind, data in queries:
             started = time.thread_time()
-            service.find_similar_bytes(data, 5)
+            service.lookups.find_similar_bytes(data, 5)
             timings[kind].append((time.thread_time() - started) * 1000)
     return {
         kind: {"median": round(statistics.median(t), 1), "p90": round(statistics.quantiles(t, n=10)[-1], 1)}

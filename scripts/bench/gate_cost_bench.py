@@ -28,7 +28,9 @@ def main() -> None:
         service = build_service(Settings.from_env({}, data_dir=Path(work)))
         pictures = [encode(product_image(i)) for i in range(330)]
         for i, data in enumerate(pictures[:250]):
-            service.register_bytes(entity_id=f"E{i}", sku="", image_url=f"https://shop.test/{i}.jpg", data=data)
+            service.registrar.register_bytes(
+                entity_id=f"E{i}", sku="", image_url=f"https://shop.test/{i}.jpg", data=data
+            )
         new = pictures[250:]
 
         def cpu_ms(run: Callable[[bytes], object]) -> float:
@@ -41,15 +43,15 @@ def main() -> None:
 
         def register(policy: OnDuplicate) -> Callable[[bytes], object]:
             def run(data: bytes) -> None:
-                service.register_checked(entity_id="T", sku="", image_url="https://shop.test/t.jpg", data=data,
-                                         on_duplicate=policy)  # fmt: skip
-                service.remove("T")
+                service.registrar.register_checked(entity_id="T", sku="", image_url="https://shop.test/t.jpg",
+                                                   data=data, on_duplicate=policy)  # fmt: skip
+                service.records.remove("T")
 
             return run
 
         rounds: dict[str, list[float]] = {}
         for _ in range(3):
-            rounds.setdefault("find_similar_ms", []).append(cpu_ms(service.find_similar_bytes))
+            rounds.setdefault("find_similar_ms", []).append(cpu_ms(service.lookups.find_similar_bytes))
             rounds.setdefault("register_allow_ms", []).append(cpu_ms(register(OnDuplicate.ALLOW)))
             rounds.setdefault("register_warn_ms", []).append(cpu_ms(register(OnDuplicate.WARN)))
     print(json.dumps(rounds))

@@ -221,7 +221,7 @@ def hwm():
 data = Path(sys.argv[1]).read_bytes()
 svc = build_service(Settings.from_env({}, data_dir=tempfile.mkdtemp()))
 before = hwm()
-svc.find_similar_bytes(data, 5)
+svc.lookups.find_similar_bytes(data, 5)
 print(before, hwm())
 """
 

@@ -122,13 +122,15 @@ def duplicate_check(pictures: list[bytes]) -> dict[str, float]:
         for mode in ("on", "off"):
             service = build_service(Settings.from_env({}, data_dir=Path(folder) / mode, products=mode))
             for i, data in enumerate(pictures):
-                service.register_bytes(entity_id=f"p{i}", sku="", image_url=f"https://shop.example/{i}.jpg", data=data)
+                service.registrar.register_bytes(
+                    entity_id=f"p{i}", sku="", image_url=f"https://shop.example/{i}.jpg", data=data
+                )
             services[mode] = service
         timings: dict[str, list[float]] = {"on": [], "off": []}
         for data in pictures:
             for mode, service in services.items():
                 started = time.perf_counter()
-                service.find_similar_bytes(data, 5)
+                service.lookups.find_similar_bytes(data, 5)
                 timings[mode].append(time.perf_counter() - started)
     on, off = (statistics.median(timings[m]) * 1000 for m in ("on", "off"))
     return {"find_ms_products_on": round(on, 2), "find_ms_products_off": round(off, 2), "on_to_off": round(on / off, 3)}

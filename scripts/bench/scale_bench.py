@@ -65,10 +65,10 @@ from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
 from scripts.helpers.places import BENCH_IMAGES
 service = build_service(Settings.from_env(data_dir=Path(sys.argv[1])))
-service.index.wait_ready() if hasattr(service.index, "wait_ready") else None
-pipeline, index = service.pipeline, service.index
+service.parts.index.wait_ready() if hasattr(service.parts.index, "wait_ready") else None
+pipeline, index = service.parts.pipeline, service.parts.index
 queries = [Path(p).read_bytes() for p in sys.argv[2:]]
-prints = [service.fingerprint(data) for data in queries]
+prints = [service.lookups.fingerprint(data) for data in queries]
 k = pipeline.candidate_pool(5)
 flat = faiss.IndexBinaryFlat(pipeline.index_bits)
 faiss.omp_set_num_threads(1)
@@ -85,7 +85,7 @@ def codes(fp):
     return np.stack([np.frombuffer(h.data, np.uint8) for h in fp.search_hashes])
 index.within([h for fp in prints[:1] for h in fp.search_hashes], 8)  # builds the tables
 print(json.dumps({
-    "service_ms": median_ms(lambda data: service.find_similar_bytes(data, 5), queries),
+    "service_ms": median_ms(lambda data: service.lookups.find_similar_bytes(data, 5), queries),
     "search_ms": median_ms(lambda fp: index.search(fp.search_hashes, k), prints),
     "faiss_flat_ms": median_ms(lambda fp: flat.search(codes(fp), k), prints),
     "within_ms": median_ms(lambda fp: index.within(fp.search_hashes, 8), prints),

@@ -6,7 +6,7 @@ server (GET by URL) or uploaded (POST). Every figure has its baseline in the sam
 
 * /health p50 and p99 over one keep-alive connection;
 * find_similar end to end, p50, against the same query done in process by the same code
-  (`DupcheckService.find_similar_bytes`: fingerprint + search + judge; plus the download for
+  (`CatalogLookups.find_similar_bytes`: fingerprint + search + judge; plus the download for
   GET by URL): the ratio is what the HTTP layer costs;
 * 16 clients for `--load-seconds` (health, GET by URL and uploads, mixed): errors, throughput,
   and the server's RSS after a warm-up and at the end.
@@ -46,16 +46,16 @@ import json, sys, time, statistics, tempfile, urllib.request
 from pathlib import Path
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
-service = build_service(Settings.from_env(data_dir=Path(sys.argv[1]), allow_loopback_urls=True))
+lookups = build_service(Settings.from_env(data_dir=Path(sys.argv[1]), allow_loopback_urls=True)).lookups
 queries = [Path(p).read_bytes() for p in sys.argv[3:]]
 urls = [sys.argv[2] + "/q/" + Path(p).name for p in sys.argv[3:]]
 for data in queries[:5]:
-    service.find_similar_bytes(data, 5)
+    lookups.find_similar_bytes(data, 5)
 upload, by_url = [], []
 for _ in range(3):
     for data, url in zip(queries, urls):
-        started = time.perf_counter(); service.find_similar_bytes(data, 5); upload.append(time.perf_counter() - started)
-        started = time.perf_counter(); service.find_similar(url, 5); by_url.append(time.perf_counter() - started)
+        started = time.perf_counter(); lookups.find_similar_bytes(data, 5); upload.append(time.perf_counter() - started)
+        started = time.perf_counter(); lookups.find_similar(url, 5); by_url.append(time.perf_counter() - started)
 print(json.dumps({"upload_ms": statistics.median(upload) * 1000, "by_url_ms": statistics.median(by_url) * 1000}))
 """
 

@@ -102,7 +102,7 @@ def test_records_failures_file_and_exit_code(image_server: ImageServer, env: Pat
     thumbnails = SqliteThumbnails(env / "thumbnails.sqlite3").get_many(list(records))
     assert sorted(records) == sorted(thumbnails) == ["E0", "E1", "E2", "E3"]
     for entity_id, sku, url in rows[:4]:
-        expected = service.entry_for(
+        expected = service.records.entry_for(
             entity_id=entity_id,
             sku=sku,
             image_url=url,

@@ -58,7 +58,7 @@ def test_compare_answers_reports_agreement(
     service = build_service(settings)
     urls = [image_server.image(f"/img/{i}.jpg", seed=10 + i) for i in range(4)]
     for i, url in enumerate(urls[:3]):
-        service.register(str(100 + i), f"S{i}", url)
+        service.registrar.register(str(100 + i), f"S{i}", url)
     old_base, answers = prototype
     answers.update({urls[0]: [100, 101], urls[1]: [102], urls[2]: None, urls[3]: []})
     listing = tmp_path / "urls.txt"

@@ -43,13 +43,13 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
     image = encode(product_image(11))
     settings = Settings.from_env({}, data_dir=tmp_path / "data", port=0, api_key=SecretStr(API_KEY))
     service = build_service(settings, fetcher=AnyUrlFetcher(image))
-    service.register_bytes(entity_id="A1", sku="MH01", image_url="https://shop.test/a1.jpg", data=image)
+    service.registrar.register_bytes(entity_id="A1", sku="MH01", image_url="https://shop.test/a1.jpg", data=image)
     report = settings.data_dir / "duplicates" / "duplicates.json"  # so GET /duplicates has a 200 to check
     report.parent.mkdir(parents=True)
     report.write_text(
         json.dumps(
             {
-                "pipeline": service.pipeline.algo,
+                "pipeline": service.parts.pipeline.algo,
                 "records": 2,
                 "elapsed_s": 0.1,
                 "groups": [

@@ -110,9 +110,9 @@ def test_the_original_is_kept_over_copies_registered_before_it_under_smaller_ids
     }
     service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
     for entity_id, picture in [*copies.items(), ("magento_0003", original)]:  # the original registered last
-        service.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}", data=encode(picture),
-                               image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
-    summary = find_duplicates(service.store, tmp_path / "out", source="test", thumbnails=service.thumbnails)
+        service.registrar.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}", data=encode(picture),
+                                         image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
+    summary = find_duplicates(service.parts.store, tmp_path / "out", source="test", thumbnails=service.parts.thumbnails)
 
     assert summary.report is not None
     (group,) = summary.report["groups"]
@@ -149,16 +149,18 @@ def test_each_pair_names_the_edits_a_check_of_the_copy_against_the_original_name
     }
     service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
     for entity_id, picture in [("original", original), *copies.items()]:
-        service.register_bytes(entity_id=entity_id, sku=entity_id, data=encode(picture),
-                               image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
-    summary = find_duplicates(service.store, tmp_path / "out", source="test", thumbnails=service.thumbnails)
+        service.registrar.register_bytes(entity_id=entity_id, sku=entity_id, data=encode(picture),
+                                         image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
+    summary = find_duplicates(service.parts.store, tmp_path / "out", source="test", thumbnails=service.parts.thumbnails)
 
     assert summary.report is not None
     (group,) = summary.report["groups"]
     assert group["keep"] == "original"
     said = {pair["b"]: pair["edits"] for pair in group["pairs"] if pair["a"] == "original"}
     for entity_id, picture in copies.items():
-        match = next(m for m in service.find_similar_bytes(encode(picture)).matches if m.entity_id == "original")
+        match = next(
+            m for m in service.lookups.find_similar_bytes(encode(picture)).matches if m.entity_id == "original"
+        )
         assert match.edits is not None and said[entity_id] is not None
         assert [e["edit"] for e in said[entity_id]] == [e.name for e in match.edits], entity_id
     assert [e["edit"] for e in said["badged"]] == ["overlay"] and said["badged"][0]["where"] == "top right"
@@ -387,7 +389,7 @@ def test_records_of_another_pipeline_are_reported_with_what_upgrades_them(
     assert groups_of(report) == EXPECTED_GROUPS  # the rest is still compared
     # and the local API serves what was written
     service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
-    assert service.duplicate_report()["groups"] == report["groups"]
+    assert service.records.duplicate_report()["groups"] == report["groups"]
 
 
 def test_an_interrupted_run_goes_on_where_it_stopped(
@@ -616,12 +618,12 @@ def test_under_marks_product_another_print_of_one_photo_is_no_duplicate_in_the_r
     ImageDraw.Draw(pictures["tee-band"]).rectangle((0, 380, 479, 430), fill=(20, 20, 20))
     service = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
     for name, picture in pictures.items():  # the photo first: the one the report keeps
-        service.register_bytes(entity_id=name, sku="", image_url="", data=encode(picture))
-    service.register_bytes(entity_id="tee-copy", sku="", image_url="", data=encode(plain, quality=70))
+        service.registrar.register_bytes(entity_id=name, sku="", image_url="", data=encode(picture))
+    service.registrar.register_bytes(entity_id="tee-copy", sku="", image_url="", data=encode(plain, quality=70))
     found = {}
     for marks in Marks:
-        summary = find_duplicates(service.store, tmp_path / marks.value, source="test", thumbnails=service.thumbnails,
-                                  workers=1, marks=marks)  # fmt: skip
+        summary = find_duplicates(service.parts.store, tmp_path / marks.value, source="test",
+                                  thumbnails=service.parts.thumbnails, workers=1, marks=marks)  # fmt: skip
         assert summary.report is not None and summary.report["marks"] == marks.value
         found[marks] = [sorted(group) for group in groups_of(summary.report)]
     prints = {"print-square", "print-round"}

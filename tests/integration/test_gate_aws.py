@@ -175,7 +175,7 @@ def api_call(service: DupcheckService, method: str, path: str, query: dict[str, 
     from dupcheck.core.settings import Settings
 
     resolver = build_resolver(service, max_body_bytes=20 * 2**20,
-                              images=build_kept_image_lifecycle(Settings.from_env(), service.store))  # fmt: skip
+                              images=build_kept_image_lifecycle(Settings.from_env(), service.parts.store))  # fmt: skip
     event = copy.deepcopy(load_event("apigw_imports_post_csv.json"))
     event.update(httpMethod=method, path=path, queryStringParameters=query or None,
                  body=base64.b64encode(body).decode(), isBase64Encoded=True)  # fmt: skip
@@ -251,7 +251,7 @@ def test_eight_lambdas_writing_different_edits_of_one_picture_store_one_record(d
 
         calls = [post_item(s, f"{prefix}{i}", urls[i]) for i, s in enumerate(lambdas)]
         stored = assert_one_stored(deployment, prefix, at_once(calls))
-        lambdas[0].remove(stored)  # the next round of the same picture starts afresh
+        lambdas[0].records.remove(stored)  # the next round of the same picture starts afresh
 
 
 def test_an_import_batch_with_skip_racing_four_lambdas_stores_one_record(deployment: Deployment) -> None:
@@ -269,7 +269,7 @@ def test_an_import_batch_with_skip_racing_four_lambdas_stores_one_record(deploym
     jobs = DynamoDBImportJobs("dupcheck-jobs", client=boto3.client("dynamodb", region_name=REGION))
     worker = deployment.new_lambda()
     importer = build_row_importer(Settings.from_env(), worker)
-    importer.fetcher = worker.fetcher  # the web the test fills
+    importer.fetcher = worker.parts.fetcher  # the web the test fills
     lambdas = [deployment.new_lambda() for _ in range(4)]
     for round_ in range(ROUNDS):
         data = encode(product_image(8500 + round_))
@@ -306,12 +306,12 @@ def test_the_stream_confirms_the_claims_of_what_it_indexed(deployment: Deploymen
     shows the record): the claims a check reads stay those of the last seconds."""
     service = deployment.new_lambda()
     deployment.images["https://shop.test/c.jpg"] = encode(product_image(8900))
-    service.register_url_checked("C1", "", "https://shop.test/c.jpg")
-    assert [c.entity_id for c in service.gate.live(None, None)] == ["C1"]  # committed, not yet indexed
+    service.registrar.register_url_checked("C1", "", "https://shop.test/c.jpg")
+    assert [c.entity_id for c in service.parts.gate.live(None, None)] == ["C1"]  # committed, not yet indexed
     deadline = time.monotonic() + HELD_BACK_S + 30
-    while service.gate.live(None, None) and time.monotonic() < deadline:
+    while service.parts.gate.live(None, None) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert service.gate.live(None, None) == [] and deployment.index.count() == 1
+    assert service.parts.gate.live(None, None) == [] and deployment.index.count() == 1
 
 
 def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_only_for_its_lease(
@@ -328,8 +328,8 @@ def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_onl
     deployment.images[url := "https://shop.test/dead.jpg"] = data
     # The default 10 s lease: a refusal first waits SETTLE_S (5 s) for a write in flight, then names
     # it only if its lease has not passed.
-    entry, query = dead.query_entry(entity_id="dead-1", sku="", image_url=url, data=data)
-    passage = dead.admit(entry, OnDuplicate.REJECT, query)
+    entry, query = dead.registrar.query_entry(entity_id="dead-1", sku="", image_url=url, data=data)
+    passage = dead.registrar.admit(entry, OnDuplicate.REJECT, query)
     assert passage.passed and passage.claim is not None  # claimed and checked; then nothing more
 
     status, body = post_item(other, "dead-2", url)()
@@ -338,7 +338,7 @@ def test_a_lambda_stopped_between_its_claim_and_its_commit_holds_the_picture_onl
     status, body = post_item(other, "dead-2", url)()
     assert status == 201, body
     with pytest.raises(ServerBusy):  # thawed: its claim was fenced, its commit fails
-        dead.save(entry, passage.claim)
+        dead.records.save(entry, passage.claim)
     assert stored_of(deployment, "dead-") == ["dead-2"]
 
 
@@ -354,12 +354,12 @@ def test_a_warn_never_names_a_lambda_that_died_mid_write_once_its_lease_passed(d
     def write(service: DupcheckService, i: int, entity_id: str, url: str, data: bytes) -> Any:
         if i % 3 == 2:  # lives: stored, naming what it found
             return put_warn(service, entity_id, data, url)()
-        service.gate.lease_s = 1.0  # the default 10 s, shortened so the test waits less
-        entry, query = service.query_entry(entity_id=entity_id, sku="", image_url=url, data=data)
+        service.parts.gate.lease_s = 1.0  # the default 10 s, shortened so the test waits less
+        entry, query = service.registrar.query_entry(entity_id=entity_id, sku="", image_url=url, data=data)
         if i % 3 == 0:
-            claim = service.gate.open(entry, OnDuplicate.WARN)  # dies after its claim
+            claim = service.parts.gate.open(entry, OnDuplicate.WARN)  # dies after its claim
         else:
-            claim = service.admit(entry, OnDuplicate.WARN, query).claim  # dies after its check
+            claim = service.registrar.admit(entry, OnDuplicate.WARN, query).claim  # dies after its check
         assert claim is not None
         leases.append(claim.lease_until)
         return "died"
@@ -411,7 +411,7 @@ def test_a_keep_decision_never_removes_a_record_another_lambda_registered_again_
     first, second, third = (encode(product_image(8990 + n)) for n in range(3))
     for entity_id, data in (("K", first), ("K-copy", first), ("K-other", first)):
         assert put_allow(other, entity_id, data, f"https://shop.test/{entity_id}.jpg")[0] == 201
-    reading = decider.store.get_many_consistent  # type: ignore[attr-defined]
+    reading = decider.parts.store.get_many_consistent  # type: ignore[attr-defined]
     registered = []
 
     def read_then_register(entity_ids: list[str]) -> Any:
@@ -419,7 +419,7 @@ def test_a_keep_decision_never_removes_a_record_another_lambda_registered_again_
         registered.append(put_allow(other, "K-copy", second, "https://shop.test/new.jpg"))
         return records
 
-    monkeypatch.setattr(decider.store, "get_many_consistent", read_then_register)
+    monkeypatch.setattr(decider.parts.store, "get_many_consistent", read_then_register)
     keep = {"decision": "keep", "item": "K", "others": ["K-copy", "K-other"], "remove_others": True}
     status, refused = post_decision(decider, keep)
     assert registered[0][0] == 201 and (status, refused["error"]["code"]) == (409, "conflict"), refused
@@ -429,7 +429,7 @@ def test_a_keep_decision_never_removes_a_record_another_lambda_registered_again_
     assert read(path="/items/K-other")[0] == 200
     assert read(path="/duplicates/decisions")[1]["decisions"] == []
 
-    monkeypatch.setattr(decider.store, "get_many_consistent", reading)
+    monkeypatch.setattr(decider.parts.store, "get_many_consistent", reading)
     status, made = post_decision(decider, keep)
     assert status == 201 and made["removed"] == ["K-copy", "K-other"], made
     assert put_allow(other, "K-copy", third, "https://shop.test/newer.jpg")[0] == 201

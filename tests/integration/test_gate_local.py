@@ -52,7 +52,7 @@ def done(status_url: str) -> dict:
 
 
 def records_named(server: LocalServer, prefix: str) -> list[str]:
-    return sorted(r.entity_id for r in server.service.store.scan() if r.entity_id.startswith(prefix))
+    return sorted(r.entity_id for r in server.service.parts.store.scan() if r.entity_id.startswith(prefix))
 
 
 def one_stored(server: LocalServer, prefix: str, answers: list[tuple[int, Any, Any]]) -> str:
@@ -232,7 +232,7 @@ def test_a_delete_racing_a_write_never_leaves_a_record_whose_picture_is_gone(ser
 
 
 def test_the_sweep_racing_writes_never_takes_a_picture_a_record_names(server: LocalServer) -> None:
-    kept = server.service.kept
+    kept = server.service.parts.kept
     assert kept is not None
     for round_ in range(30):
         url = keep(server, 5000 + round_)
@@ -342,7 +342,7 @@ def test_undo_of_a_keep_restores_the_record_with_its_picture(server: LocalServer
     status, decision, _ = call(f"{server.url}/duplicates/decisions", "POST", body)
     assert status == 201 and decision["removed"] == ["ky"]
     assert call(f"{server.url}/items/ky")[0] == 404
-    server.service.kept.sweep(older_than_s=0)  # type: ignore[union-attr]  # held for the decision: not swept
+    server.service.parts.kept.sweep(older_than_s=0)  # type: ignore[union-attr]  # held for the decision: not swept
     assert call(ky["image_url"])[0] == 200
     status, undone, _ = call(f"{decision['decision_url']}/undo", "POST")
     assert status == 200 and undone["restored"] == ["ky"]

@@ -398,7 +398,7 @@ def register_catalog(aws: Aws, catalog: dict[str, bytes]) -> None:
         assert aws.call("PUT", f"/items/{entity_id}?image_url=https://shop.test/{entity_id}.jpg", data,
                         "image/jpeg")[0] == 201  # fmt: skip
     service = aws.worker.worker.service
-    service.index.upsert_many(service.store.scan())
+    service.parts.index.upsert_many(service.parts.store.scan())
 
 
 def results_of(aws: Aws, job_id: str, query: str = "") -> list[dict]:

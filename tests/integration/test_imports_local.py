@@ -277,7 +277,7 @@ def test_blank_lines_are_refused_at_once_and_a_run_between_rows_fails_the_job(
     rows = csv_of(good_rows(image_server, 1)) + b"\n" * 50_000 + csv_of(good_rows(image_server, 1, 1))[24:]
     done = finished(submit(server, rows))
     assert done["status"] == "failed" and "blank lines" in done["error"] and "after row 1" in done["error"]
-    assert done["done"] == 0 and server.service.store.count() == 0
+    assert done["done"] == 0 and server.service.parts.store.count() == 0
 
 
 def test_pictures_without_an_address_are_kept_and_served_back(server: LocalServer, image_server: ImageServer) -> None:
@@ -538,8 +538,8 @@ def all_results(job: dict, query: str = "") -> list[dict]:
 
 def register_catalog(server: LocalServer, catalog: dict[str, bytes]) -> None:
     for entity_id, data in catalog.items():
-        server.service.register_bytes(entity_id=entity_id, sku="", image_url=f"https://shop.test/{entity_id}.jpg",
-                                      data=data)  # fmt: skip
+        server.service.registrar.register_bytes(entity_id=entity_id, sku="", image_url=f"https://shop.test/{entity_id}.jpg",
+                                                data=data)  # fmt: skip
 
 
 @pytest.mark.parametrize("policy", ["skip", "warn"])
@@ -559,7 +559,7 @@ def test_an_import_reports_every_duplicate_of_the_catalog_and_of_its_own_rows(
     assert {r["outcome"] for r in found} == {"skipped" if policy == "skip" else "done"}
     copy = next(r for r in found if r["entity_id"] == "COPY3")
     assert copy["match"]["entity_id"] == "C3" and copy["match"]["verdict"] == "duplicate" and copy["match"]["edits"]
-    assert server.service.store.count() == 20 + stored  # skip: none of the 25 is in the catalog
+    assert server.service.parts.store.count() == 20 + stored  # skip: none of the 25 is in the catalog
     assert (call(f"{server.url}/items/COPY0")[0] == 404) is (policy == "skip")
 
     _, text, headers = call(f"{done['results_url']}?format=csv&duplicates_only=true")
@@ -579,7 +579,7 @@ def test_an_import_with_reject_fails_its_duplicates_and_allow_does_not_look(
     # Rows 1 and 9 have one picture: whichever is checked first (downloads run at once) is imported.
     assert [f["code"] for f in failures] == ["duplicate_image"] * 3
     assert {f["row"] for f in failures} in ({7, 8, 9}, {1, 7, 8})
-    assert server.service.store.count() == 2 + 6
+    assert server.service.parts.store.count() == 2 + 6
 
     allowed = finished(submit(server, csv_of([(f"X{i}", "", url) for i, (_, _, url) in enumerate(gate.rows)]),
                               query="?on_duplicate=allow"))  # fmt: skip
@@ -596,7 +596,7 @@ def test_a_check_job_gives_each_row_its_verdict_and_stores_nothing(server: Local
     assert job["mode"] == "check"
     done = finished(job)
     assert (done["status"], done["rows"], done["done"], done["failed"], done["duplicates"]) == ("done", 14, 13, 1, 5)
-    assert server.service.store.count() == 3  # nothing stored
+    assert server.service.parts.store.count() == 3  # nothing stored
 
     results = {r["row"]: r for r in all_results(done)}
     assert sorted(results) == list(range(1, 15))  # every row: the broken one too (main left it out)
@@ -637,7 +637,7 @@ def test_a_check_job_finds_an_edited_copy_of_an_earlier_row_as_an_import_of_the_
     assert copy["match"]["entity_id"] == "CAT-0" and "mirrored" in copy["match"]["edit_summary"]
     assert copy["message"].startswith("row 3: row 1 ('CAT-0') of the same catalog has the same picture: mirrored")
     assert [results[row]["verdict"] for row in (1, 2, 4)] == ["new", "new", "new"]
-    assert server.service.store.count() == 0  # only checked
+    assert server.service.parts.store.count() == 0  # only checked
     with sqlite3.connect(settings.data_dir / "checked.sqlite3") as conn:  # its rows' pictures: dropped at its end
         assert conn.execute("SELECT COUNT(*) FROM checked_pictures").fetchone()[0] == 0
 

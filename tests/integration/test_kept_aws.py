@@ -48,7 +48,7 @@ def pictures(service: DupcheckService) -> Any:
     from dupcheck.bootstrap import build_kept_image_lifecycle
     from dupcheck.core.settings import Settings
 
-    kept = build_kept_image_lifecycle(Settings.from_env(), service.store)
+    kept = build_kept_image_lifecycle(Settings.from_env(), service.parts.store)
     assert kept is not None
     return kept
 
@@ -59,7 +59,7 @@ def test_a_write_naming_a_picture_and_its_delete_never_both_succeed(service: Dup
 
     # The write first: the picture has a user, so the delete is refused.
     url = kept.keep(data, BASE)
-    claims = service.gate.claims
+    claims = service.parts.gate.claims
     assert claims is not None
     assert claims.commit([(make_record("A", image_url=url), None)]) == [None]
     with pytest.raises(Conflict):
@@ -71,10 +71,10 @@ def test_a_write_naming_a_picture_and_its_delete_never_both_succeed(service: Dup
     kept.delete(kept_name(other))
     assert not kept.images.exists(kept_name(other))
     assert claims.commit([(make_record("B", image_url=other), None)]) == [KEPT_GONE]
-    assert service.store.get("B") is None
+    assert service.parts.store.get("B") is None
     # Through the service's write path the same write answers kept_image_gone.
     with pytest.raises(KeptImageGone):
-        service.save(service.entry_for(entity_id="B", sku="", image_url=other, data=data))
+        service.records.save(service.records.entry_for(entity_id="B", sku="", image_url=other, data=data))
 
     # Kept again (the same picture uploaded again): writes naming it are stored again.
     assert kept.keep(rendition(encode(product_image(12)), max_pixels=10**8), BASE) == other
@@ -90,9 +90,9 @@ def test_a_delete_under_way_refuses_the_write_that_meets_it(service: DupcheckSer
     uses = kept.uses
     assert isinstance(uses, DynamoDBKeptUses)
     assert uses.begin_delete(kept_name(url), time.time())
-    assert service.gate.claims.commit([(make_record("C", image_url=url), None)]) == [KEPT_GONE]  # type: ignore[union-attr]
+    assert service.parts.gate.claims.commit([(make_record("C", image_url=url), None)]) == [KEPT_GONE]  # type: ignore[union-attr]
     uses.end_delete(kept_name(url), False, time.time())  # the delete found a use after all: kept
-    assert service.gate.claims.commit([(make_record("C", image_url=url), None)]) == [None]  # type: ignore[union-attr]
+    assert service.parts.gate.claims.commit([(make_record("C", image_url=url), None)]) == [None]  # type: ignore[union-attr]
 
 
 def test_holds_keep_a_picture_until_let_go_and_the_last_record_takes_it_with_it(service: DupcheckService) -> None:
@@ -108,9 +108,9 @@ def test_holds_keep_a_picture_until_let_go_and_the_last_record_takes_it_with_it(
     kept.unpin("decision:1")
 
     # A record names it, then is removed: the stream sync function drops its use and deletes it.
-    assert service.gate.claims.commit([(make_record("D", image_url=url), None)]) == [None]  # type: ignore[union-attr]
-    assert service.store.delete("D")
-    sync = StreamSync(service.index, kept)
+    assert service.parts.gate.claims.commit([(make_record("D", image_url=url), None)]) == [None]  # type: ignore[union-attr]
+    assert service.parts.store.delete("D")
+    sync = StreamSync(service.parts.index, kept)
     removed = {"eventName": "REMOVE", "dynamodb": {"Keys": {"entity_id": {"S": "D"}}, "SequenceNumber": "1",
                "OldImage": {"entity_id": {"S": "D"}, "image_url": {"S": url}}}}  # fmt: skip
     sync.follow_pictures(DynamoDBRecord(removed))

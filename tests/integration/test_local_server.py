@@ -157,7 +157,7 @@ def test_the_prototypes_call_with_the_stage_prefix_and_the_key(
     server = serve(service, settings, api_key=SecretStr("k3y"))
     try:
         url = image_server.add("/catalog/1.jpg", encode(product_image(1)))
-        service.register("1001", "MH01", url)
+        service.registrar.register("1001", "MH01", url)
         query = f"/v1/find_similar/?image_url={quote(url)}&top=3"
         status, body, _ = request(server.url + query)
         assert status == 403 and body["error"]["code"] == "forbidden"
@@ -777,10 +777,10 @@ def test_register_and_remove_races_leave_index_and_store_agreeing(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(write, range(40)))
-    record = service.store.get("R1")
-    assert service.index.count() == service.store.count()
+    record = service.parts.store.get("R1")
+    assert service.parts.index.count() == service.parts.store.count()
     if record is not None:
-        assert "R1" in {hit.entity_id for hit in service.index.search([record.hash], 5)}
+        assert "R1" in {hit.entity_id for hit in service.parts.index.search([record.hash], 5)}
 
 
 @pytest.mark.slow

@@ -46,11 +46,11 @@ bomb = saved(Image.new("RGB", (6300, 6300), (200, 30, 30)), "WEBP", lossless=Tru
 del grey, rgb
 
 service = build_service(Settings.from_env({}, data_dir=tempfile.mkdtemp()))
-service.find_similar_bytes(saved(Image.new("RGB", (400, 300), (9, 99, 199)), "JPEG"), 5)
+service.lookups.find_similar_bytes(saved(Image.new("RGB", (400, 300), (9, 99, 199)), "JPEG"), 5)
 ready = mb("VmRSS")
 Path("/proc/self/clear_refs").write_text("5")  # the peak so far (making the pictures) is forgotten
 try:
-    service.find_similar_bytes(bomb, 5)
+    service.lookups.find_similar_bytes(bomb, 5)
     bomb_answer = "decoded"
 except DupcheckError as exc:
     bomb_answer = exc.code
@@ -58,7 +58,7 @@ bomb_peak = mb("VmHWM") - ready
 
 def burst(i):
     for k in range(3):
-        service.find_similar_bytes(pictures[(i + k) % len(pictures)], 5)
+        service.lookups.find_similar_bytes(pictures[(i + k) % len(pictures)], 5)
 
 threads = [threading.Thread(target=burst, args=(i,)) for i in range(6)]
 for thread in threads:

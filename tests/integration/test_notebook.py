@@ -160,8 +160,8 @@ def test_the_notebooks_report_keeps_the_first_registered_of_copies_the_pictures_
         service = build_service(Settings.from_env({}, data_dir=data))
         for entity_id in [*order, "E2"]:
             data_of = other if entity_id == "E2" else picture
-            service.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}", data=data_of,
-                                   image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
+            service.registrar.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}", data=data_of,
+                                             image_url=f"https://cdn.shop.example/{entity_id}.jpg")  # fmt: skip
         written = {r.entity_id: r.updated_at for r in SqliteRecordStore(data / "dupcheck.sqlite3").scan()}
         assert written[order[0]] < written[order[1]]
         shown: list[Any] = []  # what the cell displays (`display` comes from the notebook's first cell)

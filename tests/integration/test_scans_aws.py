@@ -94,8 +94,8 @@ def aws(mock_aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> I
         monkeypatch.setenv(f"DUPCHECK_{name}", value)
     service = build_service(Settings.from_env())
     for entity_id, seed in PICTURES.items():
-        service.register_bytes(entity_id=entity_id, sku="", image_url=f"https://shop.test/{entity_id}.jpg",
-                               data=encode(product_image(seed)))  # fmt: skip
+        service.registrar.register_bytes(entity_id=entity_id, sku="", image_url=f"https://shop.test/{entity_id}.jpg",
+                                         data=encode(product_image(seed)))  # fmt: skip
     monkeypatch.setattr(scan_function, "WORK_ROOT", tmp_path / "tmp")
     monkeypatch.setattr(scan_function, "function", None)  # built from this environment at the first event
     api = importlib.reload(importlib.import_module("dupcheck.handlers.find_similar"))

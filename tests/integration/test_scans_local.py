@@ -58,7 +58,7 @@ def settings(tmp_path: Path) -> Settings:
 def service(settings: Settings, entries: list[Any]) -> Any:
     service = build_service(settings)
     for entry in entries:
-        service.save(entry)
+        service.records.save(entry)
     return service
 
 
@@ -71,8 +71,8 @@ def groups_of(report: dict[str, Any]) -> list[list[str]]:
 
 def test_the_engine_tells_each_phase_in_order_and_a_listener_can_stop_it(service: Any, tmp_path: Path) -> None:
     told: list[tuple[str, int, int | None]] = []
-    summary = find_duplicates(service.store, tmp_path / "all", source="test", workers=1,
-                              thumbnails=service.thumbnails, on_progress=lambda *p: told.append(p))  # fmt: skip
+    summary = find_duplicates(service.parts.store, tmp_path / "all", source="test", workers=1,
+                              thumbnails=service.parts.thumbnails, on_progress=lambda *p: told.append(p))  # fmt: skip
     phases = list(dict.fromkeys(phase for phase, _, _ in told))
     assert phases == list(PHASES)  # read, pair, thumbnails, verify, report
     last = {phase: (done, total) for phase, done, total in told}
@@ -84,7 +84,7 @@ def test_the_engine_tells_each_phase_in_order_and_a_listener_can_stop_it(service
             raise Stop
 
     out = tmp_path / "stopped"
-    stopped = find_duplicates(service.store, out, source="test", workers=1, thumbnails=service.thumbnails,
+    stopped = find_duplicates(service.parts.store, out, source="test", workers=1, thumbnails=service.parts.thumbnails,
                               on_progress=stop_in_verify)  # fmt: skip
     assert stopped.interrupted and (out / WORK_NAME).exists() and not (out / "duplicates.json").exists()
 
@@ -96,8 +96,8 @@ def test_every_step_counts_the_records_and_a_small_catalogs_verification_moves_r
     bar that jumped to full, then `done: 0, total: null`. Now each step goes through the records
     compared, the ones with nothing to do in it done from its start, and moves a record at a time."""
     told: list[tuple[str, int, int | None]] = []
-    summary = find_duplicates(service.store, tmp_path / "all", source="test", workers=1,
-                              thumbnails=service.thumbnails, on_progress=lambda *p: told.append(p))  # fmt: skip
+    summary = find_duplicates(service.parts.store, tmp_path / "all", source="test", workers=1,
+                              thumbnails=service.parts.thumbnails, on_progress=lambda *p: told.append(p))  # fmt: skip
     compared = summary.compared
     assert compared == summary.records > 0
     for phase in PHASES:
@@ -118,8 +118,8 @@ def copies(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     small the catalog) 4 records a job: a job holds several records, and several jobs run at once."""
     service = build_service(settings)
     catalog = copies_of_the_catalog(2)
-    service.thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in catalog})
-    service.store.put_many([entry.record for entry in catalog])
+    service.parts.thumbnails.put_many({entry.record.entity_id: entry.thumbnail for entry in catalog})
+    service.parts.store.put_many([entry.record for entry in catalog])
     monkeypatch.setattr(engine, "IN_PROCESS_BELOW", 0)
     monkeypatch.setattr(engine, "JOB_SIZE", 4)
     return service
@@ -138,12 +138,14 @@ def test_a_verification_process_killed_once_costs_nothing(copies: Any, tmp_path:
     """SIGKILL (the out-of-memory killer) to the process judging c0-a-original's job: the pool is
     replaced and the jobs it held (that one and those beside it) judged again, a record at a time;
     every record is judged, and the report is a clean run's."""
-    clean = find_duplicates(copies.store, tmp_path / "clean", source="test", workers=2, thumbnails=copies.thumbnails)
+    clean = find_duplicates(
+        copies.parts.store, tmp_path / "clean", source="test", workers=2, thumbnails=copies.parts.thumbnails
+    )
     runs = tmp_path / "runs"
     hold(monkeypatch, runs, {"c0-a-original": 1})
     killer = kill_holders(runs, 1)
-    disturbed = find_duplicates(copies.store, tmp_path / "killed", source="test", workers=2,
-                                thumbnails=copies.thumbnails)  # fmt: skip
+    disturbed = find_duplicates(copies.parts.store, tmp_path / "killed", source="test", workers=2,
+                                thumbnails=copies.parts.thumbnails)  # fmt: skip
     killer.join()
     assert len(killer.killed) == 1  # killed while it held the record
     assert clean.report is not None and disturbed.report is not None and clean.report["groups"]
@@ -160,7 +162,9 @@ def test_a_record_whose_process_is_killed_twice_is_not_verified_and_the_scan_pub
     """The process judging c1-a-small is killed, then the one judging it again alone: that record
     alone is left unjudged, named in the scan's result and its report with the reason; the scan
     ends done and publishes the groups (c1-a-small's pairs come from the records that judged it)."""
-    clean = find_duplicates(copies.store, tmp_path / "clean", source="test", workers=2, thumbnails=copies.thumbnails)
+    clean = find_duplicates(
+        copies.parts.store, tmp_path / "clean", source="test", workers=2, thumbnails=copies.parts.thumbnails
+    )
     runs = tmp_path / "runs"
     hold(monkeypatch, runs, {"c1-a-small": 2})
     killer = kill_holders(runs, 2)
@@ -168,8 +172,8 @@ def test_a_record_whose_process_is_killed_twice_is_not_verified_and_the_scan_pub
     started = worker.jobs.transition(worker.scans.start().scan_id, ScanStatus.RUNNING,
                                      allowed_from={ScanStatus.QUEUED})  # fmt: skip
     assert started is not None
-    ended = run_scan(started, worker.jobs, copies.store, work_dir=tmp_path / "scan", source="test",
-                     reports=worker.reports, thumbnails=copies.thumbnails, workers=2)  # fmt: skip
+    ended = run_scan(started, worker.jobs, copies.parts.store, work_dir=tmp_path / "scan", source="test",
+                     reports=worker.reports, thumbnails=copies.parts.thumbnails, workers=2)  # fmt: skip
     killer.join()
     assert len(set(killer.killed)) == 2  # the second kill found the process that judged it again
     assert ended is not None and ended.status is ScanStatus.DONE, ended
@@ -194,7 +198,7 @@ def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was
             if done >= verified[0][0] + 3:  # the step starts at the records with nothing to judge
                 raise Stop
 
-    assert find_duplicates(service.store, out, source="test", workers=1, thumbnails=service.thumbnails,
+    assert find_duplicates(service.parts.store, out, source="test", workers=1, thumbnails=service.parts.thumbnails,
                            on_progress=stop_in_the_second_job).interrupted  # fmt: skip
     stopped_at, total = verified[-1]
 
@@ -203,7 +207,7 @@ def test_a_resumed_run_reads_and_pairs_nothing_again_and_counts_on_from_what_was
 
     monkeypatch.setattr(engine, "_candidates", no_pairing)
     resumed: list[tuple[str, int, int | None]] = []
-    second = find_duplicates(service.store, out, source="test", workers=1, thumbnails=service.thumbnails,
+    second = find_duplicates(service.parts.store, out, source="test", workers=1, thumbnails=service.parts.thumbnails,
                              resume=True, on_progress=lambda *p: resumed.append(p))  # fmt: skip
     assert second.resumed and second.report is not None and groups_of(second.report) == EXPECTED_GROUPS
     verify = [(done, t) for phase, done, t in resumed if phase == "verify"]
@@ -464,8 +468,8 @@ def test_a_scan_a_stopped_server_left_running_is_resumed_by_the_next(service: An
     assert left is not None and left.status is ScanStatus.RUNNING and left.phase == "verify"
     assert (settings.data_dir / SCANS_DIR / job.scan_id / WORK_NAME).exists()
 
-    counting = CountingStore(service.store)
-    service.store = counting  # the next server: the same store, its reads counted
+    counting = CountingStore(service.parts.store)
+    service.parts.store = counting  # the next server: the same store, its reads counted
     worker = ScanWorker(service, settings)
     (runnable,) = worker.jobs.runnable()
     done = worker.run(runnable)
@@ -482,7 +486,9 @@ def test_a_scans_published_csv_keeps_a_spreadsheet_from_evaluating_a_cell(settin
     service = build_service(settings)
     for entry in entries:
         entity_id, sku = hostile.get(entry.record.entity_id, (entry.record.entity_id, entry.record.sku))
-        service.save(dataclasses.replace(entry, record=dataclasses.replace(entry.record, entity_id=entity_id, sku=sku)))
+        service.records.save(
+            dataclasses.replace(entry, record=dataclasses.replace(entry.record, entity_id=entity_id, sku=sku))
+        )
     worker = ScanWorker(service, settings)
     done = worker.run(worker.scans.start())
     assert done is not None and done.status is ScanStatus.DONE

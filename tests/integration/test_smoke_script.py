@@ -34,7 +34,7 @@ def test_the_smoke_test_passes_against_the_local_server(
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.count("\nok ") + out.startswith("ok ") == 15 and "PASSED" in out  # similar products: 2 of them
-    assert "cleanup: deleted" in out and server.service.store.count() == 0  # the imported row too
+    assert "cleanup: deleted" in out and server.service.parts.store.count() == 0  # the imported row too
 
 
 def test_the_smoke_test_fails_when_the_key_is_wrong(tmp_path: Path, image_server: ImageServer) -> None:

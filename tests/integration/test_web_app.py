@@ -258,8 +258,8 @@ def test_a_print_on_the_product_is_another_product_where_the_merchandiser_says_s
     printed = plain.copy()
     ImageDraw.Draw(printed).rectangle((215, 215, 265, 255), fill=(20, 30, 160))
     (demo.pictures.parent / "data" / "demo" / "web-tee.jpg").write_bytes(encode(plain))  # served at /demo/
-    demo.server.service.register_bytes(entity_id="web-tee", sku="TEE-1", image_url=f"{demo.url}/demo/web-tee.jpg",
-                                       data=encode(plain))  # fmt: skip
+    demo.server.service.registrar.register_bytes(entity_id="web-tee", sku="TEE-1", data=encode(plain),
+                                                 image_url=f"{demo.url}/demo/web-tee.jpg")  # fmt: skip
     query = tmp_path / "printed.jpg"
     query.write_bytes(encode(printed))
     try:
@@ -282,7 +282,7 @@ def test_a_print_on_the_product_is_another_product_where_the_merchandiser_says_s
             assert abs(x - 240 / 480) < 0.08 and abs(y - 235 / 480) < 0.08, (image, x, y)
         page.find("#compare form button").click()
     finally:
-        demo.server.service.remove("web-tee")
+        demo.server.service.records.remove("web-tee")
 
 
 def test_a_pasted_address_of_a_new_product_is_not_in_the_catalog(page: Page, demo: Demo) -> None:
@@ -416,7 +416,7 @@ def test_a_picture_over_4_mb_is_scaled_down_before_it_is_sent(page: Page, demo: 
 def test_the_catalog_pages_and_searches(page: Page, demo: Demo) -> None:
     page.open("catalog")
     page.text_of("#catalog-summary", "Page 1: 20 items")
-    total = demo.server.service.store.count()
+    total = demo.server.service.parts.store.count()
     assert page.text_of("#catalog-total", "items") == f"{total} items in the catalog."  # the pages' total
     assert page.find("#page-prev").get_attribute("disabled") is not None
     first = page.all("#catalog-grid img")[0]
@@ -477,9 +477,11 @@ def test_an_item_is_added_by_address_and_by_upload_and_removed_after_a_confirmat
     page.find("#remove-dialog button[value=remove]").click()
     assert page.text_of("#catalog-done", "Removed") == "Removed web-01 from the catalog."
     page.text_of("#catalog-summary", "1 item ")
-    page.wait(lambda: page.find("#catalog-total").text == f"{demo.server.service.store.count()} items in the catalog.")
+    page.wait(
+        lambda: page.find("#catalog-total").text == f"{demo.server.service.parts.store.count()} items in the catalog."
+    )
     assert api_status(f"{demo.url}/items/web-01") == 404
-    assert demo.server.service.index.count() == demo.catalog.items + 1  # the upload stays
+    assert demo.server.service.parts.index.count() == demo.catalog.items + 1  # the upload stays
 
 
 def turned_copy(demo: Demo, item: int) -> Path:
@@ -514,13 +516,13 @@ def test_adding_a_turned_copy_of_a_catalog_picture_warns_with_the_match_side_by_
     assert "demo-07 (SKU DEMO-007): The same picture" in page.find("#add-warning-caption").text
     assert "rotated" in page.find("#add-warning-caption").text
     assert api_status(f"{demo.url}/items/web-turned") == 200  # warn: added all the same
-    demo.server.service.remove("web-turned")
+    demo.server.service.records.remove("web-turned")
 
 
 def test_with_reject_a_turned_copy_is_not_added(page: Page, demo: Demo) -> None:
     page.refusals_expected = True  # the 409 is the answer
     turned = turned_copy(demo, 9)
-    before = demo.server.service.store.count()
+    before = demo.server.service.parts.store.count()
     page.open("catalog")
     page.text_of("#catalog-summary", "Page 1")
     page.fill("#add-id", "web-refused")
@@ -530,7 +532,7 @@ def test_with_reject_a_turned_copy_is_not_added(page: Page, demo: Demo) -> None:
     text = warning_first(page)
     assert "Not added: the catalog already has this picture" in text
     assert page.find("#add-warning-caption").text.startswith("demo-09 (SKU DEMO-009)")
-    assert api_status(f"{demo.url}/items/web-refused") == 404 and demo.server.service.store.count() == before
+    assert api_status(f"{demo.url}/items/web-refused") == 404 and demo.server.service.parts.store.count() == before
     assert not page.find("#add-error").is_displayed()
 
 
@@ -542,8 +544,9 @@ def test_the_import_page_checks_only_then_leaves_duplicates_out_and_lists_them(
     try:
         files = sorted((demo.catalog.directory / "catalog").glob("*.jpg"))
         for name, path in (("K0", files[0]), ("K1", files[1])):
-            server.service.register_bytes(entity_id=name, sku=f"SKU-{name}", image_url=f"{demo.url}/demo/catalog/"
-                                          f"{path.name}", data=path.read_bytes())  # fmt: skip
+            server.service.registrar.register_bytes(entity_id=name, sku=f"SKU-{name}",
+                                                    image_url=f"{demo.url}/demo/catalog/{path.name}",
+                                                    data=path.read_bytes())  # fmt: skip
         turned = turned_copy(demo, 0)
         rows = [f"T0,,{demo.url}/demo/{turned.name}", f"N2,,{demo.url}/demo/catalog/{files[2].name}",
                 f"N2-AGAIN,,{demo.url}/demo/catalog/{files[2].name}"]  # fmt: skip
@@ -562,7 +565,7 @@ def test_the_import_page_checks_only_then_leaves_duplicates_out_and_lists_them(
         assert answers[0][2].startswith("The same picture as K0 (SKU SKU-K0) (") and "rotated" in answers[0][2]
         assert answers[1][2] == "New: nothing like it in the catalog."
         assert answers[2][2] == "The same picture as row 2 (N2) of this file."
-        assert server.service.store.count() == 2  # only checked
+        assert server.service.parts.store.count() == 2  # only checked
 
         page.find("#import-check-only").click()
         assert page.find("#import-policy").is_displayed()
@@ -582,7 +585,7 @@ def test_the_import_page_checks_only_then_leaves_duplicates_out_and_lists_them(
                   "N2": "The same picture as row 3 (N2-AGAIN) of this file."}  # fmt: skip
         assert words == by_row[row] or (row == "N2" and words.startswith("The same picture as N2-AGAIN (100% match)"))
         stored = "N2" if row == "N2-AGAIN" else "N2-AGAIN"
-        assert server.service.store.count() == 3 and api_status(f"{server.url}/items/{stored}") == 200
+        assert server.service.parts.store.count() == 3 and api_status(f"{server.url}/items/{stored}") == 200
         assert api_status(f"{server.url}/items/T0") == 404
     finally:
         page.check_after()
@@ -638,8 +641,8 @@ def two_groups_and_a_hat(server: LocalServer, shots: Path, seed: int) -> None:
     for entity_id, picture in {**pictures, **copies}.items():
         data = encode(picture)
         (shots / f"{entity_id}.jpg").write_bytes(data)
-        server.service.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}",
-                                      image_url=f"{server.url}/demo/{entity_id}.jpg", data=data)  # fmt: skip
+        server.service.registrar.register_bytes(entity_id=entity_id, sku=f"SKU-{entity_id}",
+                                                image_url=f"{server.url}/demo/{entity_id}.jpg", data=data)  # fmt: skip
 
 
 def test_a_duplicate_scan_is_started_from_the_page_and_its_groups_are_shown(driver: WebDriver, tmp_path: Path) -> None:
@@ -687,8 +690,8 @@ def test_a_group_is_settled_kept_or_not_duplicates_and_each_decision_is_undone(
     page = Page(driver, server.url)
     try:
         two_groups_and_a_hat(server, tmp_path / "data" / "demo", 7101)
-        find_duplicates(server.service.store, tmp_path / "data" / "duplicates", source="test", workers=1,
-                        thumbnails=server.service.thumbnails)  # fmt: skip
+        find_duplicates(server.service.parts.store, tmp_path / "data" / "duplicates", source="test", workers=1,
+                        thumbnails=server.service.parts.thumbnails)  # fmt: skip
         page.open("duplicates")
         page.text_of("#duplicates-summary", "2 groups of records holding the same picture, among 5 records")
         groups = page.all("#group-list > li")
@@ -766,7 +769,7 @@ def test_status_shows_the_counts(page: Page, demo: Demo) -> None:
     page.text_of("#status-list", "Records in the catalog")
     rows = dict(zip([e.text for e in page.all("#status-list dt")], [e.text for e in page.all("#status-list dd")],
                     strict=True))  # fmt: skip
-    health = demo.server.service.health()
+    health = demo.server.service.records.health()
     assert rows == {
         "Service": "Answering",
         "Records in the catalog": str(health["records"]),
@@ -778,7 +781,7 @@ def test_status_shows_the_counts(page: Page, demo: Demo) -> None:
 def test_no_internal_name_is_shown_to_a_merchandiser(page: Page, demo: Demo) -> None:
     """The hash pipeline's name (dualphash128-v5...) and the commands that act on it are the
     operator's: no view, dialog or duplicate report shows them."""
-    algorithm = demo.server.service.health()["algorithm"]
+    algorithm = demo.server.service.records.health()["algorithm"]
     written = json.loads(demo.catalog.report.read_text())
     skipped = {"records": 3, "other_pipelines": {"dualphash128-v4": 3}, "unusable": 0,
                "message": "3 of 29 records were not compared: 3 hashed by another pipeline (3 of dualphash128-v4): "
@@ -894,7 +897,7 @@ def test_labels_alternative_text_live_regions_and_keyboard_focus(page: Page, dem
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     root = tmp_path_factory.mktemp("keyed")
     server = start_server(root / "data", api_key=SecretStr(API_KEY))
-    server.service.register_bytes(entity_id="K1", sku="KEY-1", image_url="", data=encode(product_image(77)))
+    server.service.registrar.register_bytes(entity_id="K1", sku="KEY-1", image_url="", data=encode(product_image(77)))
     yield server
     server.shutdown()
 
@@ -988,7 +991,7 @@ def test_a_catalog_file_and_a_folder_of_pictures_are_imported_with_progress_and_
         assert set(cards) == {"N0", "N1", "N2", "N3", "folder-a", "folder-b"}
         kept = cards["folder-b"].find_element(By.CSS_SELECTOR, "img")  # a picture the service keeps
         page.wait(lambda: page.loaded(kept))
-        record = server.service.get("folder-b")
+        record = server.service.records.get("folder-b")
         # Kept as the service's rendition (a JPEG of at most 1024 px), never the uploaded PNG itself.
         assert record.image_url.startswith(f"{server.url}/images/") and record.image_url.endswith(".jpg")
     finally:
@@ -1029,7 +1032,7 @@ def test_an_import_says_what_it_did_and_its_errors_name_the_pages_fields(
         page.fill("#import-base", f"{demo.url}/demo")  # the field the error named: the relative row imports
         page.upload("#import-file", catalog)
         page.wait(lambda: page.find("#import-job-title").text == "1 of 4 rows imported", timeout=60)
-        assert server.service.get("REL").image_url == f"{demo.url}/demo/catalog/{name}"
+        assert server.service.records.get("REL").image_url == f"{demo.url}/demo/catalog/{name}"
         stored = tmp_path / "stored.csv"  # only rows already stored: nothing was done, and the heading says so
         stored.write_text("".join(catalog.read_text().splitlines(keepends=True)[:3]))
         page.upload("#import-file", stored)

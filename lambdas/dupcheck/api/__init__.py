@@ -62,7 +62,7 @@ def build_resolver(
         product_routes.router(products, max_body_bytes=max_body_bytes),
         items.router(service, images, max_body_bytes=max_body_bytes),
         import_routes.router(imports),
-        image_routes.router(images, max_body_bytes=max_body_bytes, max_pixels=service.max_pixels),
+        image_routes.router(images, max_body_bytes=max_body_bytes, max_pixels=service.parts.max_pixels),
         duplicates.router(service, scans, images),
         status.router(service, contract=partial(openapi_document, app, keyed=keyed)),
         web.router(),

@@ -45,7 +45,7 @@ def router(service: DupcheckService, scans: ScanService | None, images: KeptImag
         return configured(scans, "duplicate scans are not set up on this server")
 
     def decision_service() -> DecisionService:
-        stored = configured(service.decisions, "decisions on duplicate groups are not set up on this server "
+        stored = configured(service.parts.decisions, "decisions on duplicate groups are not set up on this server "
                             "(DUPCHECK_DECISIONS_TABLE)")  # fmt: skip
         return DecisionService(stored, service, pictures=images)
 
@@ -57,8 +57,8 @@ def router(service: DupcheckService, scans: ScanService | None, images: KeptImag
         responses=responses(200, DuplicateReport, "The newest report.", 403, 404, 503), tags=["duplicates"],
     )  # fmt: skip
     def duplicates() -> DuplicateReport:
-        report = service.duplicate_report()
-        if service.decisions is not None:
+        report = service.records.duplicate_report()
+        if service.parts.decisions is not None:
             report = decision_service().annotate(report)
         return DuplicateReport.model_validate(report)
 
@@ -71,7 +71,7 @@ def router(service: DupcheckService, scans: ScanService | None, images: KeptImag
         responses=responses(202, ScanOut, "The scan, queued.", 400, 403, 409, 503), tags=["duplicates"],
     )  # fmt: skip
     def start_scan(marks: MarksParam = None) -> Response[dict]:
-        return answers.accepted(scan_service().start(Marks.named(marks) or service.marks))
+        return answers.accepted(scan_service().start(Marks.named(marks) or service.parts.marks))
 
     @routes.get(
         "/duplicates/scans", summary="The newest duplicate scans first",

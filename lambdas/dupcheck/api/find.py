@@ -30,8 +30,8 @@ def router(service: DupcheckService, *, max_body_bytes: int) -> Router:
         entity_id: AskedForParam = None,
         marks: MarksParam = None,
     ) -> FindResponse:
-        return FindResponse.of(service.find_similar(image_url, top, max_distance, entity_id=entity_id,
-                                                    marks=Marks.named(marks)))  # fmt: skip
+        return FindResponse.of(service.lookups.find_similar(image_url, top, max_distance, entity_id=entity_id,
+                                                            marks=Marks.named(marks)))  # fmt: skip
 
     @routes.post(
         "/find_similar", summary="Find the catalog images most like an uploaded image",
@@ -45,7 +45,7 @@ def router(service: DupcheckService, *, max_body_bytes: int) -> Router:
         marks: MarksParam = None,
     ) -> FindResponse:  # fmt: skip
         data = uploaded(routes.current_event, max_body_bytes)
-        return FindResponse.of(service.find_similar_bytes(data, top, max_distance, entity_id=entity_id,
-                                                          marks=Marks.named(marks)))  # fmt: skip
+        return FindResponse.of(service.lookups.find_similar_bytes(data, top, max_distance, entity_id=entity_id,
+                                                                  marks=Marks.named(marks)))  # fmt: skip
 
     return routes

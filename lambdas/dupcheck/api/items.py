@@ -39,8 +39,8 @@ def router(service: DupcheckService, images: KeptImageLifecycle | None, *, max_b
         tags=["items"],
     )  # fmt: skip
     def register_item(item: NewItem, on_duplicate: OnDuplicateParam = None, marks: MarksParam = None) -> RegisteredOut:
-        policy = policy_of(item.on_duplicate or on_duplicate, service.on_duplicate)
-        return RegisteredOut.of_registration(service.register_url_checked(
+        policy = policy_of(item.on_duplicate or on_duplicate, service.parts.on_duplicate)
+        return RegisteredOut.of_registration(service.registrar.register_url_checked(
             item.entity_id, item.sku, item.image_url, on_duplicate=policy, marks=Marks.named(marks)))  # fmt: skip
 
     @routes.put(
@@ -57,14 +57,14 @@ def router(service: DupcheckService, images: KeptImageLifecycle | None, *, max_b
         entity_id: NewEntityIdParam, sku: SkuParam = None, image_url: PublishedUrlParam = None,
         on_duplicate: OnDuplicateParam = None, marks: MarksParam = None,
     ) -> RegisteredOut:  # fmt: skip
-        policy = policy_of(on_duplicate, service.on_duplicate)
+        policy = policy_of(on_duplicate, service.parts.on_duplicate)
         read_marks = Marks.named(marks)
         data = uploaded(routes.current_event, max_body_bytes)
         if image_url or images is None:
-            return RegisteredOut.of_registration(service.register_checked(
+            return RegisteredOut.of_registration(service.registrar.register_checked(
                 entity_id=entity_id, sku=sku or "", image_url=image_url or "", data=data,
                 on_duplicate=policy, marks=read_marks))  # fmt: skip
-        registration = service.register_kept(
+        registration = service.registrar.register_kept(
             entity_id=entity_id,
             sku=sku or "",
             data=data,
@@ -82,7 +82,7 @@ def router(service: DupcheckService, images: KeptImageLifecycle | None, *, max_b
         responses=responses(200, ItemPage, "A page of records.", 400, 403, 503), tags=["items"],
     )  # fmt: skip
     def list_items(limit: LimitParam = None, cursor: CursorParam = None, q: SearchParam = None) -> ItemPage:
-        records, next_cursor = service.list_items(limit, cursor, q)
+        records, next_cursor = service.records.list_items(limit, cursor, q)
         return ItemPage(items=[ItemOut.of(r) for r in records], next_cursor=next_cursor)
 
     @routes.get(
@@ -90,7 +90,7 @@ def router(service: DupcheckService, images: KeptImageLifecycle | None, *, max_b
         responses=responses(200, ItemOut, "The record.", 400, 403, 404, 503), tags=["items"],
     )  # fmt: skip
     def get_item(entity_id: EntityIdParam, include: IncludeParam = None) -> ItemOut:
-        return ItemOut.of(service.get(entity_id), with_features=include == "features")
+        return ItemOut.of(service.records.get(entity_id), with_features=include == "features")
 
     @routes.delete(
         "/items/<entity_id>", status_code=204, summary="Remove one catalog record",
@@ -98,7 +98,7 @@ def router(service: DupcheckService, images: KeptImageLifecycle | None, *, max_b
         responses=responses(204, None, "Removed.", 400, 403, 404, 503), tags=["items"],
     )  # fmt: skip
     def delete_item(entity_id: EntityIdParam) -> Response[None]:
-        service.remove(entity_id)
+        service.records.remove(entity_id)
         return Response(status_code=204, content_type=None, body=None)
 
     return routes

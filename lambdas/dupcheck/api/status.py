@@ -23,7 +23,7 @@ def router(service: DupcheckService, *, contract: Callable[[], str]) -> Router:
         responses=responses(200, Health, "The service answers.", 503), tags=["status"], openapi_extensions=OPEN,
     )  # fmt: skip
     def health() -> Health:
-        return Health.model_validate(service.health())
+        return Health.model_validate(service.records.health())
 
     @routes.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[dict]:

@@ -55,7 +55,7 @@ ITEM_POLICIES = tuple(p for p in OnDuplicate if p.rule.per_item)
 IMPORT_POLICIES = tuple(OnDuplicate)
 # The policy where nothing names one: DUPCHECK_ON_DUPLICATE's default (core/settings.py), which every
 # way in takes from the settings; the defaults of ImportOptions.on_duplicate (below) and of
-# DupcheckService.on_duplicate (core/catalog/service.py) are this one too.
+# CatalogParts.on_duplicate (core/catalog/parts.py) are this one too.
 DEFAULT_POLICY = OnDuplicate.WARN
 
 

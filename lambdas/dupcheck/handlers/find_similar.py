@@ -57,7 +57,7 @@ def build_app() -> APIGatewayRestResolver:
     return build_resolver(
         service, max_body_bytes=settings.max_image_bytes,
         imports=build_imports(settings) if imports_configured(settings) else None,
-        images=service.kept or build_kept_image_lifecycle(settings, service.store),
+        images=service.parts.kept or build_kept_image_lifecycle(settings, service.parts.store),
         scans=build_scans(settings) if scans_configured(settings) else None,
     )  # fmt: skip
 

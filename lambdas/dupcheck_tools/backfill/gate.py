@@ -52,7 +52,7 @@ class BackfillGate:
 
     def screen(self, row: CatalogRow, entry: Entry) -> Passage | Refusal:
         """The row's passage (store it with its claim), or its refusal (skip, reject)."""
-        passage = self.service.admit(entry, self.policy, settle_s=0)  # rows commit in batches: no wait
+        passage = self.service.registrar.admit(entry, self.policy, settle_s=0)  # rows commit in batches: no wait
         if passage.passed:
             if passage.duplicates:
                 self._note(row, "stored", passage.duplicates[0])

@@ -100,9 +100,9 @@ def run_find(args: argparse.Namespace) -> int:
     path = local_file(args.image)
     service = build_service(settings_for(args))
     if path is not None:
-        result = service.find_similar_bytes(path.read_bytes(), args.top, args.max_distance)
+        result = service.lookups.find_similar_bytes(path.read_bytes(), args.top, args.max_distance)
     else:
-        result = service.find_similar(args.image, args.top, args.max_distance)
+        result = service.lookups.find_similar(args.image, args.top, args.max_distance)
     print_json(result.to_dict())
     return ExitCode.OK
 
@@ -111,10 +111,10 @@ def run_add(args: argparse.Namespace) -> int:
     path = local_file(args.image)
     settings = settings_for(args)
     service = build_service(settings)
-    policy = policy_of(args.on_duplicate, service.on_duplicate)
+    policy = policy_of(args.on_duplicate, service.parts.on_duplicate)
     if path is not None:  # a file has no address: its picture is kept, as an upload's is
         pictures = kept_pictures_for(service, settings)
-        done = service.register_kept(
+        done = service.registrar.register_kept(
             entity_id=args.entity_id,
             sku=args.sku,
             data=path.read_bytes(),
@@ -123,7 +123,7 @@ def run_add(args: argparse.Namespace) -> int:
             on_duplicate=policy,
         )
     else:
-        done = service.register_url_checked(args.entity_id, args.sku, args.image, on_duplicate=policy)
+        done = service.registrar.register_url_checked(args.entity_id, args.sku, args.image, on_duplicate=policy)
     # Imported here: the API package (Powertools and its OpenAPI models) was about half of every
     # command's start, backfill's included, and only this command prints the API's item body.
     from dupcheck.api.schemas import RegisteredOut
@@ -136,7 +136,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def kept_pictures_for(service: DupcheckService, settings: Settings) -> KeptImageLifecycle:
-    pictures = service.kept or build_kept_image_lifecycle(settings, service.store)
+    pictures = service.parts.kept or build_kept_image_lifecycle(settings, service.parts.store)
     if pictures is None:
         raise UsageError("this store keeps no pictures (on AWS: the stack's imports bucket, DUPCHECK_IMPORTS_BUCKET):"
                          " give the picture's published address instead of a file")  # fmt: skip
@@ -163,7 +163,7 @@ def kept_base(args: argparse.Namespace, settings: Settings) -> str:
 
 def run_remove(args: argparse.Namespace) -> int:
     service = build_service(settings_for(args))
-    service.remove(args.entity_id)
+    service.records.remove(args.entity_id)
     print_json({"removed": args.entity_id})
     return ExitCode.OK
 
@@ -175,7 +175,7 @@ def run_index_dir(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     service = build_service(settings)
     pictures, base = kept_pictures_for(service, settings), kept_base(args, settings)
-    policy = policy_of(args.on_duplicate, service.on_duplicate)
+    policy = policy_of(args.on_duplicate, service.parts.on_duplicate)
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     done, duplicates, failed = 0, [], []
     for path in tqdm(files, unit="img", disable=not show_progress(args), dynamic_ncols=True):
@@ -184,8 +184,9 @@ def run_index_dir(args: argparse.Namespace) -> int:
             failed.append({"file": path.name, "error": "not a supported image"})
             continue
         try:
-            registered = service.register_kept(entity_id=path.stem, sku=path.stem, data=data, pictures=pictures,
-                                               base_url=base, on_duplicate=policy)  # fmt: skip
+            registered = service.registrar.register_kept(
+                entity_id=path.stem, sku=path.stem, data=data, pictures=pictures, base_url=base, on_duplicate=policy
+            )
         except DupcheckError as exc:  # a refused duplicate (reject) too: its message names what it duplicates
             failed.append({"file": path.name, "error": exc.message})
             continue

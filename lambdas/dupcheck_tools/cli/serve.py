@@ -80,7 +80,7 @@ def check_demo_store(service: DupcheckService, data_dir: Path) -> None:
     """Refuse a store that holds records besides the demo's: the demo would add 26 to a real catalog."""
     from dupcheck_tools.local.demo import DEMO_IDS
 
-    others = service.store.count() - len(service.store.get_many(list(DEMO_IDS)))
+    others = service.parts.store.count() - len(service.parts.store.get_many(list(DEMO_IDS)))
     if others > 0:
         raise UsageError(f"{data_dir} holds {others:,} records besides the demo's: the demo adds its 26 to the store "
                          f"it runs on; give it a folder of its own (--data-dir, default {DEMO_DATA_DIR})")  # fmt: skip
@@ -138,23 +138,23 @@ def _serve(
     while not stop.wait(0.5):
         if loading and not index_loading(service):
             loading = False
-            print(f"index ready: {service.index.count():,} hashes indexed", flush=True)
+            print(f"index ready: {service.parts.index.count():,} hashes indexed", flush=True)
     print("stopping: jobs and scans left running resume at the next start", flush=True)
     server.shutdown()
     return ExitCode.OK
 
 
 def index_loading(service: DupcheckService) -> bool:
-    return isinstance(service.index, LoadingIndex) and not service.index.ready
+    return isinstance(service.parts.index, LoadingIndex) and not service.parts.index.ready
 
 
 def serving_line(service: DupcheckService, url: str, *, loading: bool) -> str:
     """What `serve` says once it listens: the index's count, or that it is still loading it."""
     if loading:
-        records = service.store.approximate_count()
+        records = service.parts.store.approximate_count()
         return (f"dupcheck serving on {url} (loading the index of {records:,} records; GET /health says when it is "
                 f"ready); web app: {url}/")  # fmt: skip
-    return f"dupcheck serving on {url} ({service.index.count():,} hashes indexed); web app: {url}/"
+    return f"dupcheck serving on {url} ({service.parts.index.count():,} hashes indexed); web app: {url}/"
 
 
 def cannot_listen(settings: Settings, exc: OSError) -> str:

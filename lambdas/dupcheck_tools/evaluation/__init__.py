@@ -102,7 +102,7 @@ def progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
 
 def close_service(service: Any) -> None:
     """Close what an evaluation's throw-away service opened: its fetcher's pool, its store."""
-    for part in (service.fetcher, service.store):
+    for part in (service.parts.fetcher, service.parts.store):
         close = getattr(part, "close", None)
         if callable(close):
             close()
@@ -135,7 +135,7 @@ def evaluate(
                 catalog_failed.append({"file": path.name, "error": f"entity_id {path.stem!r} already indexed"})
                 continue
             try:
-                service.register_bytes(
+                service.registrar.register_bytes(
                     entity_id=path.stem, sku=path.stem, image_url=path.resolve().as_uri(), data=path.read_bytes()
                 )
                 indexed.add(path.stem)
@@ -155,7 +155,7 @@ def evaluate(
                 row["relatives"] = item["relatives"]
             path = queries / item["query"]
             try:
-                result = service.find_similar_bytes(path.read_bytes(), top)
+                result = service.lookups.find_similar_bytes(path.read_bytes(), top)
                 row["is_duplicate"] = result.is_duplicate
                 row["top"] = [
                     [m.entity_id, m.distance, m.verdict, m.match_percent, m.to_dict()["edits"]] for m in result.matches

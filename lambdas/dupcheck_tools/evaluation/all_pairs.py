@@ -145,11 +145,11 @@ def run_all_pairs(
             indexed, entries = [], {}
             for picture in progress(pictures, "index"):
                 try:
-                    entry = service.entry_for(
+                    entry = service.records.entry_for(
                         entity_id=picture.entity_id, sku=picture.entity_id,
                         image_url=picture.path.resolve().as_uri(), data=picture.path.read_bytes(),
                     )  # fmt: skip
-                    service.save(entry)
+                    service.records.save(entry)
                     indexed.append(picture)
                     if leave_one_out:
                         entries[picture.entity_id] = entry
@@ -157,16 +157,16 @@ def run_all_pairs(
                     failed.append({"file": picture.path.name, "error": str(exc)})
             index_seconds = time.perf_counter() - started
             # Every candidate a query judges comes back with its verdict: `top` is the pool.
-            pool = pipeline.candidate_pool(service.default_top)
+            pool = pipeline.candidate_pool(service.parts.default_top)
             started = time.perf_counter()
             for picture in progress(indexed, "query"):
                 if leave_one_out:
-                    service.remove(picture.entity_id)
+                    service.records.remove(picture.entity_id)
                 try:
-                    result = service.find_similar_bytes(picture.path.read_bytes(), pool)
+                    result = service.lookups.find_similar_bytes(picture.path.read_bytes(), pool)
                 finally:
                     if leave_one_out:
-                        service.save(entries[picture.entity_id])
+                        service.records.save(entries[picture.entity_id])
                 others = [m for m in result.matches if m.entity_id != picture.entity_id]
                 judged[picture.entity_id] = {m.entity_id for m in others}
                 calls[picture.entity_id] = [m.entity_id for m in others if m.verdict is Verdict.DUPLICATE]

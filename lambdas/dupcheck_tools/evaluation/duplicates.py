@@ -329,17 +329,18 @@ def run_duplicate_evaluation(
         try:
             for entity, path in progress(files, "index"):
                 try:
-                    service.register_bytes(entity_id=id_of[entity], sku=entity, image_url=path.resolve().as_uri(),
-                                           data=path.read_bytes())  # fmt: skip
+                    service.registrar.register_bytes(
+                        entity_id=id_of[entity], sku=entity, image_url=path.resolve().as_uri(), data=path.read_bytes()
+                    )
                 except (OSError, DupcheckError) as exc:
                     failed.append({"file": str(path), "error": str(exc)})
                     del source_of[entity], kind_of[entity]
             index_seconds = time.perf_counter() - started
-            summary = find_duplicates(service.store, out / "report", source=f"evaluation:{data_dir}",
+            summary = find_duplicates(service.parts.store, out / "report", source=f"evaluation:{data_dir}",
                                       pipeline=pipeline, radius=radius, far_radius=far_radius, workers=workers,
-                                      progress=True, thumbnails=service.thumbnails)  # fmt: skip
+                                      progress=True, thumbnails=service.parts.thumbnails)  # fmt: skip
         finally:
-            close = getattr(service.store, "close", None)
+            close = getattr(service.parts.store, "close", None)
             if callable(close):
                 close()
     assert summary.report is not None

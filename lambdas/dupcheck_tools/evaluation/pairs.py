@@ -107,8 +107,8 @@ def _register(service: Any, pictures: Path, files: Sequence[str], failed: list[d
     for name in files:
         path = pictures / name
         try:
-            service.register_bytes(entity_id=path.stem, sku=path.stem, image_url=path.resolve().as_uri(),
-                                   data=path.read_bytes())  # fmt: skip
+            service.registrar.register_bytes(entity_id=path.stem, sku=path.stem, image_url=path.resolve().as_uri(),
+                                             data=path.read_bytes())  # fmt: skip
         except (OSError, DupcheckError) as exc:
             failed.append({"file": name, "error": str(exc)})
             continue
@@ -122,7 +122,7 @@ def _asked(
     """One row per record of the asked picture's photograph: how the answer judged it."""
     photo, kind = photo_and_kind(path.stem)
     try:
-        result = service.find_similar_bytes(path.read_bytes(), top)
+        result = service.lookups.find_similar_bytes(path.read_bytes(), top)
     except (OSError, DupcheckError) as exc:
         failed.append({"file": path.name, "error": str(exc)})
         return []

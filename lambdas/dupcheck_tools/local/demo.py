@@ -63,7 +63,7 @@ def build_demo(service: DupcheckService, directory: Path, base_url: str, report:
         name = f"item-{i:02d}.jpg"
         data = encode(picture)
         (catalog / name).write_bytes(data)
-        service.register_bytes(
+        service.registrar.register_bytes(
             entity_id=f"demo-{i:02d}",
             sku=f"DEMO-{i:03d}",
             image_url=f"{base_url}/demo/catalog/{name}",
@@ -75,8 +75,8 @@ def build_demo(service: DupcheckService, directory: Path, base_url: str, report:
     distinct = queries / "distinct.jpg"
     distinct.write_bytes(encode(product_image(DEMO_SEED + 500)))
     report = report or directory.parent / "duplicates" / REPORT_NAME
-    find_duplicates(service.store, report.parent, source="demo", pipeline=service.pipeline, workers=1,
-                    thumbnails=service.thumbnails)  # fmt: skip
+    find_duplicates(service.parts.store, report.parent, source="demo", pipeline=service.parts.pipeline, workers=1,
+                    thumbnails=service.parts.thumbnails)  # fmt: skip
     return DemoCatalog(directory, duplicate, distinct, len(pictures), report)
 
 

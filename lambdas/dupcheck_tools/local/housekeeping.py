@@ -52,7 +52,8 @@ class Housekeeping:
     ) -> None:
         """`files`: the server's stores; those on SQLite are tidied."""
         self.service, self.unclaimed_s = service, unclaimed_s
-        self.files = [f for f in dict.fromkeys([service.store, service.thumbnails, service.products, *files])
+        parts = service.parts
+        self.files = [f for f in dict.fromkeys([parts.store, parts.thumbnails, parts.products, *files])
                       if isinstance(f, SqliteFile)]  # fmt: skip
         self._suspects: set[str] = set()
         self._repeating = Repeating("dupcheck-housekeeping", self.run_once, [CONFIRM_S, HOUSEKEEPING_S])
@@ -67,14 +68,14 @@ class Housekeeping:
         """One pass; how many orphans, kept images and dead writers' claims it cleared."""
         found = self._orphans()
         confirmed = found & self._suspects
-        orphans = sum(1 for entity_id in sorted(confirmed) if self.service.forget_orphan(entity_id))
+        orphans = sum(1 for entity_id in sorted(confirmed) if self.service.records.forget_orphan(entity_id))
         self._suspects = found - confirmed
-        claims = self.service.gate.claims
+        claims = self.service.parts.gate.claims
         cleared = claims.clear_gone() if isinstance(claims, SqliteClaims) else 0
         pictures = 0
-        if self.service.kept is not None:
-            self._release_ended_jobs(self.service.kept)
-            pictures = self.service.kept.sweep(self.unclaimed_s)
+        if self.service.parts.kept is not None:
+            self._release_ended_jobs(self.service.parts.kept)
+            pictures = self.service.parts.kept.sweep(self.unclaimed_s)
         for file in self.files:
             if self._repeating.stopping.is_set():
                 break
@@ -98,12 +99,12 @@ class Housekeeping:
                 kept.unpin(holder)
 
     def _orphans(self) -> set[str]:
-        records = _path_of(self.service.store)
+        records = _path_of(self.service.parts.store)
         if records is None:
             return set()
         found: set[str] = set()
         for part, sql in _ORPHANS.items():
-            path = _path_of(getattr(self.service, part))
+            path = _path_of(getattr(self.service.parts, part))
             if path is not None and path.exists():
                 found |= _ids(path, records, sql)
         return found

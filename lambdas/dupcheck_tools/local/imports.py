@@ -143,8 +143,8 @@ class ImportWorker:
         ended = self._run(job)
         current = self.jobs.get(job.job_id)
         if current is None or current.status in FINAL:
-            if self.service.kept is not None:
-                self.service.kept.unpin(job_holder(job.job_id))
+            if self.service.parts.kept is not None:
+                self.service.parts.kept.unpin(job_holder(job.job_id))
             if job.options.mode is Mode.CHECK:
                 self.checked.drop(job.job_id)
         return ended
@@ -172,13 +172,14 @@ class ImportWorker:
         gate = JobGate(self.service, self.jobs, job.job_id, job.options.on_duplicate, job.options.marks)
         left = rows - sum(finished)
         hash_workers = -1 if left < SMALL_JOB_ROWS else self.settings.import_hash_workers
+        parts = self.service.parts
         engine = Backfill(
-            self.settings, self.service.store, recorder, fetcher=self.service.fetcher, on_row=recorder.stored,
-            thumbnails=self.service.thumbnails, embedder=self.service.embedder, products=self.service.products,
+            self.settings, parts.store, recorder, fetcher=parts.fetcher, on_row=recorder.stored,
+            thumbnails=parts.thumbnails, embedder=parts.embedder, products=parts.products,
             screen=lambda row, entry: recorder.screened(row, gate, entry),
             lost=lambda row, beaten_by: recorder.lost(gate.beaten(row, beaten_by)),
             # The server's write path (its id locks, kept images, claims); its index follows the store.
-            writer=dataclasses.replace(self.service.writer, index=None),
+            writer=dataclasses.replace(self.service.records.writer, index=None),
             options=BackfillOptions(workers=self.settings.import_workers, hash_workers=hash_workers,
                                     per_host=self.settings.import_workers,
                                     hash_niceness=self.settings.import_hash_niceness, progress=False),
@@ -200,7 +201,7 @@ class ImportWorker:
 
     def _check(self, job: ImportJob, found: Survey, finished: bytearray, recorder: _Recorder) -> ImportJob | None:
         """A check job (`mode: check`): its rows looked up a batch at a time, nothing stored."""
-        pipeline = self.service.pipeline
+        pipeline = self.service.parts.pipeline
         earlier = EarlierRows(self.checked, LocalHashIndex(pipeline.index_bits, parts=pipeline.index_parts),
                               job.job_id, job.options.marks)  # fmt: skip
         with self._lock:
@@ -296,7 +297,7 @@ class _Recorder:
         try:
             result = gate.decide(row, entry, passage)
         except BaseException:
-            gate.service.gate.withdraw(passage.claim)
+            gate.service.parts.gate.withdraw(passage.claim)
             raise
         if result is None:
             return passage

@@ -42,7 +42,7 @@ class ScanWorker:
         if not isinstance(self.scans.jobs, SqliteScanJobs):
             raise TypeError("the local scan worker runs the embedded store's scans (DUPCHECK_STORE=sqlite)")
         self.jobs: SqliteScanJobs = self.scans.jobs
-        self.reports = service.reports or build_reports(settings)
+        self.reports = service.parts.reports or build_reports(settings)
         self.poll_s = poll_s
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -94,8 +94,9 @@ class ScanWorker:
                                        ScanStatus.RUNNING})  # fmt: skip
         if started is None:
             return None
+        parts = self.service.parts
         return run_scan(
-            started, self.jobs, self.service.store, work_dir=self.settings.data_dir / SCANS_DIR / job.scan_id,
-            source=f"sqlite:{self.settings.sqlite_path}", reports=self.reports, thumbnails=self.service.thumbnails,
+            started, self.jobs, parts.store, work_dir=self.settings.data_dir / SCANS_DIR / job.scan_id,
+            source=f"sqlite:{self.settings.sqlite_path}", reports=self.reports, thumbnails=parts.thumbnails,
             resume=resumed, should_stop=self._stopping.is_set, niceness=NICENESS,
         )  # fmt: skip

@@ -302,7 +302,7 @@ class LocalServer:
         self.products = build_product_search(settings, service)
         self.app = LocalApp(service, max_body_bytes=settings.max_image_bytes, guard=guard, static_dir=static_dir,
                             imports=self.import_worker.imports,
-                            images=service.kept or build_kept_image_lifecycle(settings, service.store),
+                            images=service.parts.kept or build_kept_image_lifecycle(settings, service.parts.store),
                             scans=self.scan_worker.scans, products=self.products,
                             catalog_budget=catalog_budget_of(settings.catalog_budget_mb * MB))  # fmt: skip
         # A JSON upload carries the image as base64: a third larger than the image itself; an

@@ -41,8 +41,8 @@ class IndexFollower:
     @classmethod
     def for_service(cls, service: DupcheckService) -> IndexFollower | None:
         """A follower for a service on SQLite and the in-process index; None for anything else."""
-        if isinstance(service.store, KeyedHashRows) and isinstance(service.index, LocalHashIndex):
-            return cls(service.store, service.index, service.pipeline.reads)
+        if isinstance(service.parts.store, KeyedHashRows) and isinstance(service.parts.index, LocalHashIndex):
+            return cls(service.parts.store, service.parts.index, service.parts.pipeline.reads)
         return None
 
     def start(self) -> None:

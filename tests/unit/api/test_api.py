@@ -31,7 +31,7 @@ def app(settings: Settings):  # noqa: ANN201
     slow = {"https://img.test/slow.jpg": UpstreamTimeout("the image host did not answer in time")}
     service = build_service(settings, fetcher=FakeFetcher(images, slow))
     for i in range(5):  # image 5 stays out of the catalog
-        service.register(f"E{i}", f"SKU{i}", f"https://img.test/{i}.jpg")
+        service.registrar.register(f"E{i}", f"SKU{i}", f"https://img.test/{i}.jpg")
     return build_resolver(service, max_body_bytes=MAX_BYTES)
 
 
@@ -402,7 +402,7 @@ def test_an_unknown_body_field_is_refused_naming_the_closest_known_one(
     app = build_resolver(service, max_body_bytes=MAX_BYTES, imports=imports)
     status, answer = call(app, event("POST", path, None, json.dumps(body).encode(), JSON))
     assert (status, answer["error"]) == (400, {"code": "unknown_parameter", "message": message})
-    assert service.store.count() == 0 and imports.recent(10, None)[0] == []  # nothing stored, no job
+    assert service.parts.store.count() == 0 and imports.recent(10, None)[0] == []  # nothing stored, no job
     known = {"/items": {"entity_id": "N1", "image_url": URL}, "/imports": {"items": [{"entity_id": "N1",
              "image_url": URL}]}}.get(path)  # fmt: skip
     if known:  # the same request with the right names passes
@@ -714,7 +714,7 @@ def test_bad_policy_is_a_400_and_stores_nothing(app, query, body) -> None:  # no
 def test_the_default_policy_comes_from_settings(settings: Settings) -> None:
     images = {f"https://img.test/{i}.jpg": encode(product_image(200 + i)) for i in range(2)}
     service = build_service(settings.model_copy(update={"on_duplicate": "reject"}), fetcher=FakeFetcher(images))
-    service.register("E0", "S", "https://img.test/0.jpg")
+    service.registrar.register("E0", "S", "https://img.test/0.jpg")
     app = build_resolver(service, max_body_bytes=MAX_BYTES)
     status, out = post_item(app, "N1", "https://img.test/0.jpg")
     assert status == 409 and out["error"]["code"] == "duplicate_image"
@@ -727,7 +727,7 @@ def test_a_refused_upload_without_an_address_keeps_no_picture(settings: Settings
 
     data = encode(product_image(300))
     service = build_service(settings, fetcher=FakeFetcher({}))
-    service.register_bytes(entity_id="K", sku="", image_url="https://img.test/k.jpg", data=data)
+    service.registrar.register_bytes(entity_id="K", sku="", image_url="https://img.test/k.jpg", data=data)
     kept = KeptImageLifecycle(LocalKeptImages(tmp_path / "kept"), None)
     app = build_resolver(service, max_body_bytes=MAX_BYTES, images=kept)
     status, out = call(app, event("PUT", "/items/K2", {"on_duplicate": "reject"}, turned(300), "image/jpeg"))

@@ -57,7 +57,7 @@ def wired(find_similar: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         fetcher=FakeFetcher({url: _png(), "https://images.example.com/other.jpg": _png(9)}),
         observe=find_similar.observe,
     )
-    service.register("A1", "MH01-BLK", url)
+    service.registrar.register("A1", "MH01-BLK", url)
     monkeypatch.setattr(find_similar, "app", build_resolver(service, max_body_bytes=settings.max_image_bytes))
     return find_similar, service
 
@@ -125,7 +125,7 @@ def test_index_outage_is_a_json_503(wired: tuple[Any, Any], lambda_context: Any)
     def down(*args: Any, **kwargs: Any) -> Any:
         raise IndexUnavailable("OpenSearch search failed: cannot connect")
 
-    service.index.search = down
+    service.parts.index.search = down
     response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
     assert response["statusCode"] == 503
     assert _body(response)["error"]["code"] == "index_unavailable"
@@ -152,7 +152,7 @@ def test_an_image_hosts_failure_is_counted_as_upstream_not_the_services(
 
     module, service = wired
     for error in (UpstreamError("the image host answered 500"), UpstreamTimeout("the image host was too slow")):
-        service.fetcher.errors["https://images.example.com/catalog/MH01-BLK.jpg"] = error
+        service.parts.fetcher.errors["https://images.example.com/catalog/MH01-BLK.jpg"] = error
         capsys.readouterr()
         response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
         assert response["statusCode"] >= 500
@@ -169,7 +169,7 @@ def test_the_services_own_5xx_is_not_counted_as_upstream(
     def down(*args: Any, **kwargs: Any) -> Any:
         raise IndexUnavailable("OpenSearch search failed: cannot connect")
 
-    service.index.search = down
+    service.parts.index.search = down
     capsys.readouterr()
     response = module.handler(load_event("apigw_find_similar_get.json"), lambda_context)
     assert response["statusCode"] == 503

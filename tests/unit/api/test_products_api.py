@@ -27,10 +27,10 @@ def app(settings: Settings) -> Any:
     images = {"https://img.test/zip.jpg": encode(garment("zip")), "https://img.test/text.jpg": b"not an image"}
     images |= {f"https://img.test/{i}.jpg": encode(product_image(300 + i)) for i in range(3)}
     service = build_service(on, fetcher=FakeFetcher(images, {}), embedder=build_embedder(on))
-    service.register_bytes(entity_id="print-tee", sku="TEE-P", image_url="https://shop.example/p.jpg",
-                           data=encode(garment("print")))  # fmt: skip
+    service.registrar.register_bytes(entity_id="print-tee", sku="TEE-P", image_url="https://shop.example/p.jpg",
+                                     data=encode(garment("print")))  # fmt: skip
     for i in range(3):
-        service.register(f"blob{i}", f"B{i}", f"https://img.test/{i}.jpg")
+        service.registrar.register(f"blob{i}", f"B{i}", f"https://img.test/{i}.jpg")
     return build_resolver(service, max_body_bytes=MAX_BYTES, products=build_product_search(on, service))
 
 

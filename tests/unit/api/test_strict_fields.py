@@ -74,8 +74,8 @@ WRONG_FIELDS = [
 @pytest.fixture
 def parts(settings: Settings) -> tuple[Any, Any, Any]:
     service = build_service(settings, fetcher=FakeFetcher(PICTURES))
-    service.register("A", "SKU-A", "https://img.test/a.jpg")
-    service.register("A-copy", "SKU-A2", "https://img.test/a.jpg")
+    service.registrar.register("A", "SKU-A", "https://img.test/a.jpg")
+    service.registrar.register("A-copy", "SKU-A2", "https://img.test/a.jpg")
     imports = build_imports(settings, starter=QueuedOnly())
     return service, imports, build_resolver(service, max_body_bytes=MAX_BYTES, imports=imports)
 
@@ -83,7 +83,7 @@ def parts(settings: Settings) -> tuple[Any, Any, Any]:
 def changed(service: Any, imports: Any, app: Any) -> dict[str, Any]:
     """What a request could have changed: the records, the jobs, the decisions."""
     return {
-        "records": sorted(r.entity_id for r in service.store.scan()),
+        "records": sorted(r.entity_id for r in service.parts.store.scan()),
         "jobs": len(imports.recent(10, None)[0]),
         "decisions": call(app, event("GET", "/duplicates/decisions"))[1]["decisions"],
     }
@@ -123,7 +123,7 @@ def test_remove_others_yes_removes_nothing(parts: tuple[Any, Any, Any]) -> None:
     status, answer = post(app, "/duplicates/decisions", KEEP.with_value("remove_others", "yes"))
     assert (status, answer["error"]) == (400, {"code": "invalid_request", "message": "keep.remove_others: must be "
                                                "true or false (a JSON boolean), not the string 'yes'"})  # fmt: skip
-    assert service.store.get("A-copy") is not None
+    assert service.parts.store.get("A-copy") is not None
 
 
 @pytest.mark.parametrize(

@@ -37,10 +37,10 @@ PICTURES = {f"https://img.test/{i}.jpg": encode(product_image(300 + i)) for i in
 @pytest.fixture
 def catalog(settings: Settings) -> Any:
     service = build_service(settings, fetcher=FakeFetcher(PICTURES))
-    service.register("A", "SKU-A", "https://img.test/0.jpg")
-    service.register("A-copy", "=SUM(1)", "https://img.test/0.jpg")  # a SKU a spreadsheet would evaluate
-    service.register("B", "SKU-B", "https://img.test/1.jpg")
-    service.register("C", "SKU-C", "https://img.test/2.jpg")
+    service.registrar.register("A", "SKU-A", "https://img.test/0.jpg")
+    service.registrar.register("A-copy", "=SUM(1)", "https://img.test/0.jpg")  # a SKU a spreadsheet would evaluate
+    service.registrar.register("B", "SKU-B", "https://img.test/1.jpg")
+    service.registrar.register("C", "SKU-C", "https://img.test/2.jpg")
     return service
 
 
@@ -55,18 +55,18 @@ def post(app: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def test_keep_this_one_removes_the_others_and_undo_puts_them_back_with_their_thumbnail(app: Any, catalog: Any) -> None:
-    before = catalog.get("A-copy")
+    before = catalog.records.get("A-copy")
     status, made = post(app, {"decision": "keep", "item": "A", "others": ["A-copy"], "remove_others": True})
     assert status == 201 and made["removed"] == ["A-copy"] and made["skus"]["A-copy"] == "=SUM(1)"
     assert call(app, event("GET", "/items/A-copy"))[0] == 404
-    assert catalog.index.count() == 3 and catalog.thumbnails.get_many(["A-copy"]) == {}
+    assert catalog.parts.index.count() == 3 and catalog.parts.thumbnails.get_many(["A-copy"]) == {}
 
     status, undone = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert status == 200 and undone["restored"] == ["A-copy"] and undone["left_out"] == []
     assert undone["decision"]["undone_at"] is not None
-    assert catalog.get("A-copy") == before and catalog.index.count() == 4
-    assert set(catalog.thumbnails.get_many(["A-copy"])) == {"A-copy"}  # the look-alike check has it again
-    found = catalog.find_similar("https://img.test/0.jpg", top=2)
+    assert catalog.records.get("A-copy") == before and catalog.parts.index.count() == 4
+    assert set(catalog.parts.thumbnails.get_many(["A-copy"])) == {"A-copy"}  # the look-alike check has it again
+    found = catalog.lookups.find_similar("https://img.test/0.jpg", top=2)
     assert {m.entity_id for m in found.matches if m.verdict.value == "duplicate"} == {"A", "A-copy"}
     status, again = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert (status, again["error"]["code"]) == (409, "conflict")  # undone once, not twice
@@ -74,16 +74,16 @@ def test_keep_this_one_removes_the_others_and_undo_puts_them_back_with_their_thu
 
 def test_an_undo_leaves_a_record_registered_again_since(app: Any, catalog: Any) -> None:
     _, made = post(app, {"decision": "keep", "item": "A", "others": ["A-copy", "B"], "remove_others": True})
-    catalog.register("B", "SKU-B2", "https://img.test/3.jpg")  # the id is used again meanwhile
+    catalog.registrar.register("B", "SKU-B2", "https://img.test/3.jpg")  # the id is used again meanwhile
     _, undone = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert (undone["restored"], undone["left_out"]) == (["A-copy"], ["B"])
-    assert catalog.get("B").sku == "SKU-B2"
+    assert catalog.records.get("B").sku == "SKU-B2"
 
 
 def test_keep_without_removing_marks_the_group_resolved_and_removes_nothing(app: Any, catalog: Any) -> None:
     status, made = post(app, {"decision": "keep", "item": "A", "others": ["A-copy"]})
     assert status == 201 and made["removed"] == []
-    assert catalog.get("A-copy").entity_id == "A-copy"
+    assert catalog.records.get("A-copy").entity_id == "A-copy"
 
 
 def test_not_duplicates_marks_the_pair_reviewed_in_find_similar_and_it_is_no_new_duplicate(
@@ -107,7 +107,7 @@ def test_not_duplicates_marks_the_pair_reviewed_in_find_similar_and_it_is_no_new
 
 
 def test_the_report_is_read_through_the_decisions(app: Any, catalog: Any, settings: Settings) -> None:
-    report = {"pipeline": catalog.pipeline.algo, "records": 4, "elapsed_s": 1.0, "groups": [
+    report = {"pipeline": catalog.parts.pipeline.algo, "records": 4, "elapsed_s": 1.0, "groups": [
         {"items": ["A", "A-copy", "B"], "keep": "A", "related": [],
          "pairs": [_pair("A", "A-copy"), _pair("A", "B")]},
         {"items": ["B", "C"], "keep": "B", "related": [], "pairs": [_pair("B", "C")]},
@@ -176,7 +176,7 @@ def test_a_bad_decision_is_a_4xx_saying_why_and_changes_nothing(
     answered, answer = post(app, body)
     assert answered == status and says in answer["error"]["message"], answer
     assert call(app, event("GET", "/duplicates/decisions"))[1]["decisions"] == []
-    assert catalog.store.count() == 4
+    assert catalog.parts.store.count() == 4
 
 
 def test_a_decision_sent_as_anything_but_json_is_a_415(app: Any) -> None:
@@ -187,7 +187,7 @@ def test_a_decision_sent_as_anything_but_json_is_a_415(app: Any) -> None:
 
 def test_keeping_a_record_not_in_the_catalog_is_a_404_and_removes_nothing(app: Any, catalog: Any) -> None:
     status, answer = post(app, {"decision": "keep", "item": "gone", "others": ["A"], "remove_others": True})
-    assert (status, answer["error"]["code"]) == (404, "not_found") and catalog.store.count() == 4
+    assert (status, answer["error"]["code"]) == (404, "not_found") and catalog.parts.store.count() == 4
     for path in ("/duplicates/decisions/" + "0" * 32, "/duplicates/decisions/" + "f" * 32):
         assert call(app, event("GET", path))[0] == 404 and call(app, event("POST", path + "/undo"))[0] == 404
     assert call(app, event("GET", "/duplicates/decisions/not-an-id"))[0] == 400
@@ -196,7 +196,7 @@ def test_keeping_a_record_not_in_the_catalog_is_a_404_and_removes_nothing(app: A
 
 def test_where_no_decisions_are_set_up_the_routes_answer_503(settings: Settings) -> None:
     service = build_service(settings, fetcher=FakeFetcher(PICTURES))
-    service.decisions = None  # an AWS deployment without DUPCHECK_DECISIONS_TABLE
+    service.parts.decisions = None  # an AWS deployment without DUPCHECK_DECISIONS_TABLE
     app = build_resolver(service, max_body_bytes=MAX_BYTES)
     status, answer = post(app, {"decision": "keep", "item": "A", "others": ["B"]})
     assert (status, answer["error"]["code"]) == (503, "store_unavailable")
@@ -282,17 +282,17 @@ def test_a_keep_whose_record_went_meanwhile_removes_nothing_and_is_forgotten(app
     from dupcheck.core.catalog.decisions import DecisionService
     from dupcheck.core.errors import Conflict
 
-    removing = catalog.store.delete_keeping
+    removing = catalog.parts.store.delete_keeping
 
     def meanwhile(records: list[HashRecord], keep: str) -> Any:
-        catalog.store.delete(keep)  # the other decision's removal lands first
+        catalog.parts.store.delete(keep)  # the other decision's removal lands first
         return removing(records, keep)
 
-    catalog.store.delete_keeping = meanwhile
+    catalog.parts.store.delete_keeping = meanwhile
     with pytest.raises(Conflict, match="no longer in the catalog"):
-        DecisionService(catalog.decisions, catalog).decide(DecisionKind.KEEP, "A", ["A-copy"], remove_others=True)
-    assert catalog.store.get("A-copy") is not None  # not removed
-    assert catalog.decisions.page(10)[0] == []  # and the decision forgotten
+        DecisionService(catalog.parts.decisions, catalog).decide(DecisionKind.KEEP, "A", ["A-copy"], remove_others=True)
+    assert catalog.parts.store.get("A-copy") is not None  # not removed
+    assert catalog.parts.decisions.page(10)[0] == []  # and the decision forgotten
 
 
 def test_a_record_another_process_registers_again_after_the_keep_read_it_is_not_removed(
@@ -304,19 +304,19 @@ def test_a_record_another_process_registers_again_after_the_keep_read_it_is_not_
     (B neither), A-copy keeps its new record and the decision is not kept (409 naming A-copy):
     no undo can bring the old A-copy back."""
     other = build_service(settings, fetcher=FakeFetcher(PICTURES))
-    removing = catalog.store.delete_keeping
+    removing = catalog.parts.store.delete_keeping
 
     def meanwhile(records: list[HashRecord], keep: str) -> Any:
-        other.register("A-copy", "SKU-new", "https://img.test/3.jpg")
+        other.registrar.register("A-copy", "SKU-new", "https://img.test/3.jpg")
         return removing(records, keep)
 
-    catalog.store.delete_keeping = meanwhile
-    b = catalog.get("B")
+    catalog.parts.store.delete_keeping = meanwhile
+    b = catalog.records.get("B")
     status, refused = post(app, {"decision": "keep", "item": "A", "others": ["A-copy", "B"], "remove_others": True})
     assert (status, refused["error"]["code"]) == (409, "conflict"), refused
     assert "'A-copy' changed since the decision read it" in refused["error"]["message"]
-    assert catalog.get("A-copy").sku == "SKU-new" and catalog.get("B") == b
-    assert catalog.decisions.page(10)[0] == []
+    assert catalog.records.get("A-copy").sku == "SKU-new" and catalog.records.get("B") == b
+    assert catalog.parts.decisions.page(10)[0] == []
 
 
 class WatchedLock:
@@ -341,12 +341,12 @@ def test_a_keep_reads_what_it_removes_under_the_ids_locks_so_a_registration_mean
     waits for the ids' locks the decision took before reading, so it lands after the removal, not
     between (which the removal's condition would refuse); the decision removed the record it read,
     the new one stays, and the undo leaves it (the old one does not come back over it)."""
-    locks = catalog._locks = tuple(WatchedLock() for _ in catalog._locks)
-    reading = catalog.store.get_many_consistent
+    locks = catalog.parts.locks = tuple(WatchedLock() for _ in catalog.parts.locks)
+    reading = catalog.parts.store.get_many_consistent
     stored = threading.Event()
 
     def register_again() -> None:
-        catalog.register("A-copy", "SKU-new", "https://img.test/3.jpg")
+        catalog.registrar.register("A-copy", "SKU-new", "https://img.test/3.jpg")
         stored.set()
 
     def read_then_register(entity_ids: list[str]) -> Any:
@@ -355,15 +355,15 @@ def test_a_keep_reads_what_it_removes_under_the_ids_locks_so_a_registration_mean
         wait_for(lambda: stored.is_set() or any(lock.waited.is_set() for lock in locks))  # stored, or waiting
         return records
 
-    catalog.store.get_many_consistent = read_then_register
-    old = catalog.get("A-copy")
+    catalog.parts.store.get_many_consistent = read_then_register
+    old = catalog.records.get("A-copy")
     status, made = post(app, {"decision": "keep", "item": "A", "others": ["A-copy"], "remove_others": True})
     assert status == 201 and made["removed"] == ["A-copy"], made
     wait_for(stored.is_set)
-    assert catalog.get("A-copy").sku == "SKU-new"
+    assert catalog.records.get("A-copy").sku == "SKU-new"
     status, undone = call(app, event("POST", f"/duplicates/decisions/{made['decision_id']}/undo"))
     assert status == 200 and (undone["restored"], undone["left_out"]) == ([], ["A-copy"])
-    assert catalog.get("A-copy").sku == "SKU-new" and old.sku == "=SUM(1)"
+    assert catalog.records.get("A-copy").sku == "SKU-new" and old.sku == "=SUM(1)"
 
 
 @pytest.mark.parametrize("killed", ["before the removal", "after the removal"])
@@ -373,7 +373,7 @@ def test_a_keep_killed_between_its_steps_loses_no_record(app: Any, catalog: Any,
     their copies, before or after the store removed them: no record is lost. Before, both are
     still there and the decision's undo leaves them; after, they are gone and the undo puts them
     back whole (record and thumbnail)."""
-    before = {e: catalog.get(e) for e in ("A-copy", "B")}
+    before = {e: catalog.records.get(e) for e in ("A-copy", "B")}
     step = "os.kill(os.getpid(), signal.SIGKILL)"
     steps = step if killed == "before the removal" else f"removing(records, keep)\n    {step}"
     script = textwrap.dedent(f"""
@@ -386,19 +386,20 @@ def test_a_keep_killed_between_its_steps_loses_no_record(app: Any, catalog: Any,
         from support.fakes import FakeFetcher
         service = build_service(Settings.from_env({{}}, data_dir={str(settings.data_dir)!r}, products="off"),
                                 fetcher=FakeFetcher({{}}))
-        removing = service.store.delete_keeping
+        removing = service.parts.store.delete_keeping
         def killed(records, keep):
             {{steps}}
-        service.store.delete_keeping = killed
-        DecisionService(service.decisions, service).decide(DecisionKind.KEEP, "A", ["A-copy", "B"], remove_others=True)
+        service.parts.store.delete_keeping = killed
+        DecisionService(service.parts.decisions, service).decide(DecisionKind.KEEP, "A", ["A-copy", "B"],
+                                                                 remove_others=True)
     """).replace("{steps}", steps)  # fmt: skip
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stderr
-    (decision,) = catalog.decisions.page(10)[0]  # its copies were kept first
-    left = {e: catalog.store.get(e) for e in before}
+    (decision,) = catalog.parts.decisions.page(10)[0]  # its copies were kept first
+    left = {e: catalog.parts.store.get(e) for e in before}
     assert left == (before if killed == "before the removal" else {"A-copy": None, "B": None})
     status, undone = call(app, event("POST", f"/duplicates/decisions/{decision.decision_id}/undo"))
     restored = [] if killed == "before the removal" else ["A-copy", "B"]
     assert status == 200 and undone["restored"] == restored, undone
-    assert {e: catalog.get(e) for e in before} == before
-    assert set(catalog.thumbnails.get_many(list(before))) == set(before)
+    assert {e: catalog.records.get(e) for e in before} == before
+    assert set(catalog.parts.thumbnails.get_many(list(before))) == set(before)

@@ -37,13 +37,13 @@ ROOT = Path(__file__).parents[3]
 def service(settings: Settings) -> DupcheckService:
     svc = build_service(settings, fetcher=FakeFetcher({}))
     for i in range(6):  # a catalog to search, none of it like the pictures written below
-        svc.register_bytes(entity_id=f"C{i}", sku="", image_url=f"https://shop.test/c{i}.jpg",
-                           data=encode(product_image(i)))  # fmt: skip
+        svc.registrar.register_bytes(entity_id=f"C{i}", sku="", image_url=f"https://shop.test/c{i}.jpg",
+                                     data=encode(product_image(i)))  # fmt: skip
     return svc
 
 
 def stored_of(service: DupcheckService, prefix: str) -> list[str]:
-    return sorted(r.entity_id for r in service.store.scan() if r.entity_id.startswith(prefix))
+    return sorted(r.entity_id for r in service.parts.store.scan() if r.entity_id.startswith(prefix))
 
 
 @dataclass
@@ -59,16 +59,16 @@ class Writer:
     outcome: str = ""
 
     def __post_init__(self) -> None:
-        self.entry, self.query = self.service.query_entry(entity_id=self.entity_id, sku="",
-                                                          image_url=f"https://shop.test/{self.entity_id}.jpg",
-                                                          data=self.data)  # fmt: skip
+        self.entry, self.query = self.service.registrar.query_entry(entity_id=self.entity_id, sku="",
+                                                                    image_url=f"https://shop.test/{self.entity_id}.jpg",
+                                                                    data=self.data)  # fmt: skip
 
     def open(self) -> None:
-        self.claim = self.service.gate.open(self.entry, self.policy)
+        self.claim = self.service.parts.gate.open(self.entry, self.policy)
 
     def check(self) -> None:
-        found = self.service._gate_check(self.query, self.entity_id, self.claim, self.policy)
-        self.passage = self.service.gate.decide(self.policy, self.claim, found)
+        found = self.service.registrar._gate_check(self.query, self.entity_id, self.claim, self.policy)
+        self.passage = self.service.parts.gate.decide(self.policy, self.claim, found)
 
     def commit(self) -> None:
         assert self.passage is not None
@@ -76,7 +76,7 @@ class Writer:
             self.outcome = "refused: " + ",".join(m.entity_id for m in self.passage.duplicates)
             return
         try:
-            self.service.save(self.entry, self.passage.claim)
+            self.service.records.save(self.entry, self.passage.claim)
             self.outcome = "stored"
         except DuplicateImage as exc:
             self.outcome = "beaten: " + exc.message
@@ -107,7 +107,7 @@ def test_two_writes_of_one_picture_in_every_order_store_it_once(
         assert len(stored) == 1, (order, [w.outcome for w in writers])
         loser = next(w for w in writers if w.entity_id not in stored)
         assert stored[0] in loser.outcome, (order, loser.outcome)  # the refused write names the stored one
-        service.remove(stored[0])  # the next order starts from the same catalog
+        service.records.remove(stored[0])  # the next order starts from the same catalog
 
 
 def test_a_warn_and_a_reject_in_every_order_are_as_if_one_came_after_the_other(service: DupcheckService) -> None:
@@ -126,7 +126,7 @@ def test_a_warn_and_a_reject_in_every_order_are_as_if_one_came_after_the_other(s
         else:
             assert warn.entity_id in reject.outcome, (order, reject.outcome)
         for entity_id in stored:
-            service.remove(entity_id)
+            service.records.remove(entity_id)
 
 
 def test_warn_stores_both_and_at_least_one_names_the_other(service: DupcheckService) -> None:
@@ -140,15 +140,15 @@ def test_warn_stores_both_and_at_least_one_names_the_other(service: DupcheckServ
         named = [[m.entity_id for m in w.passage.duplicates] for w in writers if w.passage is not None]
         assert named[0] == [f"N{n}-1"] or named[1] == [f"N{n}-0"], (order, named)
         for writer in writers:
-            service.remove(writer.entity_id)
+            service.records.remove(writer.entity_id)
 
 
 def race(service: DupcheckService, pictures: list[bytes], prefix: str, policy: OnDuplicate) -> list[str]:
     """Every picture registered at once, one thread each; the answers ("stored", or the error codes)."""
 
     def write(i: int) -> str:
-        service.register_checked(entity_id=f"{prefix}{i}", sku="", image_url=f"https://shop.test/{prefix}{i}.jpg",
-                                 data=pictures[i], on_duplicate=policy)  # fmt: skip
+        service.registrar.register_checked(entity_id=f"{prefix}{i}", sku="", image_url=f"https://shop.test/{prefix}{i}.jpg",
+                                           data=pictures[i], on_duplicate=policy)  # fmt: skip
         return "stored"
 
     answers = at_once([partial(write, i) for i in range(len(pictures))])
@@ -169,16 +169,16 @@ def test_eight_different_copies_of_one_picture_at_once_store_one(service: Dupche
         settings.model_copy(update={"data_dir": settings.data_dir / "alone"}), fetcher=FakeFetcher({})
     )
     for i, data in enumerate(pictures):
-        alone.register_bytes(entity_id=f"A{i}", sku="", image_url="https://shop.test/a.jpg", data=data)
+        alone.registrar.register_bytes(entity_id=f"A{i}", sku="", image_url="https://shop.test/a.jpg", data=data)
         for j, other in enumerate(pictures):
             if j != i:
-                assert alone.duplicates_of(alone.fingerprint(other)), (i, j)
-        alone.remove(f"A{i}")
+                assert alone.registrar.duplicates_of(alone.lookups.fingerprint(other)), (i, j)
+        alone.records.remove(f"A{i}")
     for round_ in range(3):  # each round the copies in another order: another one claims first
         answers = race(service, pictures[round_:] + pictures[:round_], f"E{round_}-", OnDuplicate.REJECT)
         assert answers.count("stored") == 1, answers
         (stored,) = stored_of(service, f"E{round_}-")
-        service.remove(stored)
+        service.records.remove(stored)
 
 
 def test_eight_edits_one_after_the_other_store_one_in_any_order(service: DupcheckService) -> None:
@@ -192,8 +192,8 @@ def test_eight_edits_one_after_the_other_store_one_in_any_order(service: Dupchec
         prefix = f"S{round_}-"
         for i, data in enumerate(pictures):
             try:
-                service.register_checked(entity_id=f"{prefix}{i}", sku="", image_url=f"https://shop.test/{prefix}{i}.jpg",
-                                         data=data, on_duplicate=OnDuplicate.REJECT)  # fmt: skip
+                service.registrar.register_checked(entity_id=f"{prefix}{i}", sku="", image_url=f"https://shop.test/{prefix}{i}.jpg",
+                                                   data=data, on_duplicate=OnDuplicate.REJECT)  # fmt: skip
             except DuplicateImage:
                 continue
         assert len(stored_of(service, prefix)) == 1, (seed, stored_of(service, prefix))
@@ -203,8 +203,8 @@ def test_eight_warns_at_once_store_all_and_each_but_one_names_another(service: D
     data = encode(product_image(930))
 
     def write(i: int) -> list[str]:
-        done = service.register_checked(entity_id=f"M{i}", sku="", image_url="https://shop.test/m.jpg", data=data,
-                                        on_duplicate=OnDuplicate.WARN)  # fmt: skip
+        done = service.registrar.register_checked(entity_id=f"M{i}", sku="", image_url="https://shop.test/m.jpg",
+                                                  data=data, on_duplicate=OnDuplicate.WARN)  # fmt: skip
         return [m.entity_id for m in done.duplicates]
 
     named = at_once([partial(write, i) for i in range(8)])
@@ -223,7 +223,7 @@ def claim(claims: SqliteClaims, claim_id: str, *, yields: bool, lease_until: flo
 
 
 def test_a_fence_stops_a_claim_that_gives_way_and_spares_one_that_does_not(settings: Settings) -> None:
-    store = build_service(settings).store
+    store = build_service(settings).parts.store
     claims = SqliteClaims(store)  # type: ignore[arg-type]
     now = time.time()
     giving = claim(claims, "a" * 32, yields=True, lease_until=now + 10)
@@ -238,7 +238,7 @@ def test_a_fence_stops_a_claim_that_gives_way_and_spares_one_that_does_not(setti
 
 
 def test_a_claim_committed_meanwhile_is_judged_as_its_record(settings: Settings) -> None:
-    store = build_service(settings).store
+    store = build_service(settings).parts.store
     claims = SqliteClaims(store)  # type: ignore[arg-type]
     made = claim(claims, "c" * 32, yields=True, lease_until=2e9)
     assert not claims.entries([made])[made.claim_id].committed  # pending: the picture it claimed with
@@ -252,7 +252,7 @@ def test_a_claim_committed_meanwhile_is_judged_as_its_record(settings: Settings)
 def test_the_gate_gives_a_check_the_claims_near_it_as_pictures_to_judge(settings: Settings) -> None:
     """A pending claim is judged as the picture it claimed with, under a key of its own; a committed
     one as the record it wrote; a withdrawn one, or one another pipeline made, not at all."""
-    store = build_service(settings).store
+    store = build_service(settings).parts.store
     claims = SqliteClaims(store)  # type: ignore[arg-type]
     gate = Gate(claims)
     pending = claim(claims, "a" * 32, yields=True, lease_until=2e9, entity_id="P")
@@ -302,7 +302,7 @@ def killed_writer(settings: Settings, tmp_path: Path, data: bytes, steps: str) -
         service = build_service(Settings.from_env({{}}, data_dir={str(settings.data_dir)!r}, products="off"),
                                 fetcher=FakeFetcher({{}}))
         data = open({str(tmp_path / "picture.jpg")!r}, "rb").read()
-        entry, _ = service.query_entry(entity_id="K", sku="", image_url="https://shop.test/k.jpg", data=data)
+        entry, _ = service.registrar.query_entry(entity_id="K", sku="", image_url="https://shop.test/k.jpg", data=data)
     """) + textwrap.dedent(steps) + textwrap.dedent("""
         print("done", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -313,7 +313,7 @@ def killed_writer(settings: Settings, tmp_path: Path, data: bytes, steps: str) -
 
 def pending(service: DupcheckService) -> int:
     """The claims still pending in the records' file, read as they are (no check fences any)."""
-    return int(service.store._query("SELECT count(*) FROM claims WHERE state = 'pending'", ())[0][0])  # type: ignore[attr-defined]
+    return int(service.parts.store._query("SELECT count(*) FROM claims WHERE state = 'pending'", ())[0][0])  # type: ignore[attr-defined]
 
 
 def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(
@@ -322,11 +322,11 @@ def test_a_writer_killed_between_its_claim_and_its_commit_holds_nobody_up(
     """A process claims a picture and is killed before it commits (kill -9): the claim names a writer
     that no longer runs, so the next write of the picture is stored at once, not after the lease."""
     data = encode(product_image(940))
-    killed_writer(settings, tmp_path, data, "service.gate.open(entry, OnDuplicate.REJECT)")
+    killed_writer(settings, tmp_path, data, "service.parts.gate.open(entry, OnDuplicate.REJECT)")
     assert pending(service) == 1  # what the kill left
-    service.register_checked(entity_id="L", sku="", image_url="https://shop.test/l.jpg", data=data,
-                             on_duplicate=OnDuplicate.REJECT)  # fmt: skip
-    assert service.store.get("K") is None and service.store.get("L") is not None
+    service.registrar.register_checked(entity_id="L", sku="", image_url="https://shop.test/l.jpg", data=data,
+                                       on_duplicate=OnDuplicate.REJECT)  # fmt: skip
+    assert service.parts.store.get("K") is None and service.parts.store.get("L") is not None
     assert pending(service) == 0  # fenced by the check that read it: it stores nothing
 
 
@@ -339,21 +339,21 @@ def test_eight_warns_at_once_name_no_write_of_a_killed_writer(
     data = encode(product_image(945))
     killed_writer(settings, tmp_path, data, """
         from dataclasses import replace
-        service.register_checked(entity_id="S", sku="", image_url="https://shop.test/s.jpg", data=data,
-                                 on_duplicate=OnDuplicate.WARN)
+        service.registrar.register_checked(entity_id="S", sku="", image_url="https://shop.test/s.jpg", data=data,
+                                           on_duplicate=OnDuplicate.WARN)
         for i in range(8):
-            service.gate.open(replace(entry, record=replace(entry.record, entity_id=f"K{i}")), OnDuplicate.WARN)
+            service.parts.gate.open(replace(entry, record=replace(entry.record, entity_id=f"K{i}")), OnDuplicate.WARN)
     """)  # fmt: skip
     assert pending(service) == 8
 
     def write(i: int) -> list[str]:
-        done = service.register_checked(entity_id=f"W{i}", sku="", image_url="https://shop.test/w.jpg", data=data,
-                                        on_duplicate=OnDuplicate.WARN)  # fmt: skip
+        done = service.registrar.register_checked(entity_id=f"W{i}", sku="", image_url="https://shop.test/w.jpg",
+                                                  data=data, on_duplicate=OnDuplicate.WARN)  # fmt: skip
         return [m.entity_id for m in done.duplicates]
 
     named = at_once([partial(write, i) for i in range(8)])
     assert all("S" in names for names in named), named
-    assert all(service.store.get(entity_id) is not None for names in named for entity_id in names), named
+    assert all(service.parts.store.get(entity_id) is not None for names in named for entity_id in names), named
     assert pending(service) == 0
 
 
@@ -365,7 +365,7 @@ def test_the_claims_of_killed_writers_are_cleared_at_start_and_by_the_housekeepi
     claim_eight = """
         from dataclasses import replace
         for i in range(8):
-            service.gate.open(replace(entry, record=replace(entry.record, entity_id=f"K{i}")), OnDuplicate.REJECT)
+            service.parts.gate.open(replace(entry, record=replace(entry.record, entity_id=f"K{i}")), OnDuplicate.REJECT)
     """
     data = encode(product_image(946))
     killed_writer(settings, tmp_path, data, claim_eight)
@@ -373,6 +373,6 @@ def test_the_claims_of_killed_writers_are_cleared_at_start_and_by_the_housekeepi
     assert Housekeeping(service, []).run_once()["claims"] == 8 and pending(service) == 0
     killed_writer(settings, tmp_path, data, claim_eight)
     assert pending(service) == 8
-    SqliteClaims(service.store)  # type: ignore[arg-type]  # a process that starts on the data dir
+    SqliteClaims(service.parts.store)  # type: ignore[arg-type]  # a process that starts on the data dir
     assert pending(service) == 0
     assert Housekeeping(service, []).run_once()["claims"] == 0

@@ -168,7 +168,7 @@ def service(settings: Settings) -> DupcheckService:
 
 
 def test_uploads_keep_renditions_that_go_with_their_records(service: DupcheckService, settings: Settings) -> None:
-    app = build_resolver(service, max_body_bytes=40_000_000, images=service.kept)
+    app = build_resolver(service, max_body_bytes=40_000_000, images=service.parts.kept)
     folder = settings.data_dir / "images"
     status, item = call(app, event("PUT", "/items/U1", None, png(2400, 1600), "image/png"))
     assert status == 201
@@ -176,8 +176,9 @@ def test_uploads_keep_renditions_that_go_with_their_records(service: DupcheckSer
     assert name.endswith(".jpg") and len(files_under(folder)) == 1
     assert files_under(folder)[0].stat().st_size <= MAX_RENDITION_BYTES
     # Re-hashing the kept image gives the stored record: the record was made from it.
-    assert service.entry_for(entity_id="U1", sku="", image_url="", data=service.kept.images.get(name)).record.hash \
-        == service.get("U1").hash  # fmt: skip
+    kept = service.parts.kept.images.get(name)
+    assert service.records.entry_for(entity_id="U1", sku="", image_url="", data=kept).record.hash \
+        == service.records.get("U1").hash  # fmt: skip
 
     # The same id uploaded again with another picture: the first goes, the second is kept.
     status, again = call(app, event("PUT", "/items/U1", None, encode(product_image(31)), "image/jpeg"))
@@ -201,8 +202,8 @@ def test_a_write_the_store_refuses_leaves_no_picture_thumbnail_or_vector(
 ) -> None:
     """The store's file locked by another writer: 503, and nothing of the record is left."""
     vector = ProductVector(bytes(range(DIMENSIONS)))
-    service.embedder = type("Embedder", (), {"embed_bytes": lambda self, data, max_pixels: vector})()  # type: ignore[assignment]
-    app = build_resolver(service, max_body_bytes=40_000_000, images=service.kept)
+    service.parts.embedder = type("Embedder", (), {"embed_bytes": lambda self, data, max_pixels: vector})()  # type: ignore[assignment]
+    app = build_resolver(service, max_body_bytes=40_000_000, images=service.parts.kept)
     locker = sqlite3.connect(settings.data_dir / "dupcheck.sqlite3", isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")
     try:
@@ -212,31 +213,34 @@ def test_a_write_the_store_refuses_leaves_no_picture_thumbnail_or_vector(
         locker.close()
     assert (status, body["error"]["code"]) == (503, "store_unavailable")
     assert files_under(settings.data_dir / "images") == []
-    assert service.thumbnails is not None and service.thumbnails.missing(["orphan-1"]) == {"orphan-1"}
-    assert service.products is not None and service.products.missing(["orphan-1"]) == {"orphan-1"}
+    assert service.parts.thumbnails is not None and service.parts.thumbnails.missing(["orphan-1"]) == {"orphan-1"}
+    assert service.parts.products is not None and service.parts.products.missing(["orphan-1"]) == {"orphan-1"}
     # The same write, the file free again: everything is there.
     assert call(app, event("PUT", "/items/orphan-1", None, encode(product_image(40)), "image/jpeg"))[0] == 201
-    assert service.thumbnails.missing(["orphan-1"]) == set() and service.products.missing(["orphan-1"]) == set()
+    assert (
+        service.parts.thumbnails.missing(["orphan-1"]) == set()
+        and service.parts.products.missing(["orphan-1"]) == set()
+    )
 
 
 def test_the_crash_sweep_deletes_rows_of_ids_without_a_record_when_two_passes_find_them(
     service: DupcheckService,
 ) -> None:
     record = make_record("crashed")
-    assert service.thumbnails is not None and service.products is not None
-    service.thumbnails.put_many({"crashed": b"thumbnail", "kept": b"thumbnail"})  # a crash before the record
-    service.products.put_many({"crashed": ProductVector(bytes(DIMENSIONS))})
-    service.store.put(make_record("kept"))
+    assert service.parts.thumbnails is not None and service.parts.products is not None
+    service.parts.thumbnails.put_many({"crashed": b"thumbnail", "kept": b"thumbnail"})  # a crash before the record
+    service.parts.products.put_many({"crashed": ProductVector(bytes(DIMENSIONS))})
+    service.parts.store.put(make_record("kept"))
     housekeeping = Housekeeping(service, [])
     assert housekeeping.run_once()["orphans"] == 0  # first seen: a save may be in flight
-    assert service.thumbnails.missing(["crashed"]) == set()
+    assert service.parts.thumbnails.missing(["crashed"]) == set()
     assert housekeeping.run_once()["orphans"] == 1
-    assert service.thumbnails.missing(["crashed", "kept"]) == {"crashed"}
-    assert service.products.missing(["crashed"]) == {"crashed"}
-    service.thumbnails.put_many({"crashed": b"thumbnail"})  # its record came after all
-    service.store.put(record)
+    assert service.parts.thumbnails.missing(["crashed", "kept"]) == {"crashed"}
+    assert service.parts.products.missing(["crashed"]) == {"crashed"}
+    service.parts.thumbnails.put_many({"crashed": b"thumbnail"})  # its record came after all
+    service.parts.store.put(record)
     housekeeping.run_once()
-    assert housekeeping.run_once()["orphans"] == 0 and service.thumbnails.missing(["crashed"]) == set()
+    assert housekeeping.run_once()["orphans"] == 0 and service.parts.thumbnails.missing(["crashed"]) == set()
 
 
 # -- sized to their data ----------------------------------------------------------------------------------
@@ -249,7 +253,7 @@ def db_bytes(folder: Path) -> int:
 def test_deleting_every_item_leaves_no_kept_picture_and_files_near_their_empty_size(
     service: DupcheckService, settings: Settings
 ) -> None:
-    app = build_resolver(service, max_body_bytes=40_000_000, images=service.kept)
+    app = build_resolver(service, max_body_bytes=40_000_000, images=service.parts.kept)
     housekeeping = Housekeeping(service, [])
     housekeeping.run_once()
     empty = db_bytes(settings.data_dir)
@@ -271,7 +275,7 @@ def test_a_file_of_thumbnails_is_near_the_pictures_own_bytes(tmp_path: Path, ser
     thumbnails = SqliteThumbnails(tmp_path / "thumbnails.sqlite3")
     blobs = {}
     for i, data in enumerate(pictures):
-        blobs[f"T{i:04d}"] = service.entry_for(entity_id=f"T{i:04d}", sku="", image_url="", data=data).thumbnail
+        blobs[f"T{i:04d}"] = service.records.entry_for(entity_id=f"T{i:04d}", sku="", image_url="", data=data).thumbnail
         thumbnails.put_many({f"T{i:04d}": blobs[f"T{i:04d}"]})  # one at a time, as uploads come
     thumbnails.tidy()
     on_disk = sum(p.stat().st_size for p in tmp_path.glob("thumbnails.sqlite3*"))
@@ -300,16 +304,16 @@ def test_a_file_made_without_auto_vacuum_is_converted_once_a_quarter_of_it_is_fr
 
 
 def test_a_busy_file_is_left_for_the_next_pass_and_the_others_are_tidied(service: DupcheckService) -> None:
-    assert service.thumbnails is not None
-    service.store.put_many([make_record(f"R{i}") for i in range(200)])
-    service.thumbnails.put_many({f"R{i}": bytes(20_000) for i in range(50)})
+    assert service.parts.thumbnails is not None
+    service.parts.store.put_many([make_record(f"R{i}") for i in range(200)])
+    service.parts.thumbnails.put_many({f"R{i}": bytes(20_000) for i in range(50)})
     for i in range(200):
-        service.store.delete(f"R{i}")
+        service.parts.store.delete(f"R{i}")
     for i in range(50):
-        service.thumbnails.delete(f"R{i}")
-    records, thumbnails = service.store._conn(), service.thumbnails._conn()  # type: ignore[attr-defined]
+        service.parts.thumbnails.delete(f"R{i}")
+    records, thumbnails = service.parts.store._conn(), service.parts.thumbnails._conn()  # type: ignore[attr-defined]
     assert records.execute("PRAGMA freelist_count").fetchone()[0] > 0
-    locker = sqlite3.connect(service.store.path, isolation_level=None)  # type: ignore[attr-defined]
+    locker = sqlite3.connect(service.parts.store.path, isolation_level=None)  # type: ignore[attr-defined]
     locker.execute("BEGIN IMMEDIATE")  # another writer holds the records' file
     try:
         Housekeeping(service, []).run_once()

@@ -188,15 +188,19 @@ def test_registering_keeps_a_vector_beside_the_record_and_removing_drops_it(
     products_service: DupcheckService, settings: Settings
 ) -> None:
     red, blue = flat((200, 20, 20)), flat((20, 20, 200))
-    products_service.register_bytes(entity_id="red-1", sku="R1", image_url="https://shop.example/r1.jpg", data=red)
-    products_service.register_bytes(entity_id="blue-1", sku="B1", image_url="https://shop.example/b1.jpg", data=blue)
+    products_service.registrar.register_bytes(
+        entity_id="red-1", sku="R1", image_url="https://shop.example/r1.jpg", data=red
+    )
+    products_service.registrar.register_bytes(
+        entity_id="blue-1", sku="B1", image_url="https://shop.example/b1.jpg", data=blue
+    )
     search = build_product_search(settings, products_service)
     assert search is not None
     result = search.similar_products_bytes(flat((205, 25, 22), (500, 400)), top=2)
     assert [p.entity_id for p in result.products] == ["red-1", "blue-1"]
     assert result.products[0].similarity > 0.99 and result.products[0].sku == "R1"
     assert result.to_dict()["query"] == {"image_url": None, "model": PRODUCT_MODEL}
-    products_service.remove("red-1")
+    products_service.records.remove("red-1")
     assert [p.entity_id for p in search.similar_products_bytes(red, top=5).products] == ["blue-1"]
     with pytest.raises(InvalidRequest):
         search.similar_products_bytes(red, top=0)
@@ -218,12 +222,12 @@ def test_a_write_through_the_gate_keeps_its_vector_and_a_refused_one_never_compu
     embedder = CountingEmbedder(model)
     service = build_service(settings, embedder=embedder)
     red = encode(product_image(3))
-    service.register_checked(entity_id="red-1", sku="R1", image_url="https://shop.example/r1.jpg", data=red,
-                             on_duplicate=OnDuplicate.WARN)  # fmt: skip
+    service.registrar.register_checked(entity_id="red-1", sku="R1", image_url="https://shop.example/r1.jpg", data=red,
+                                       on_duplicate=OnDuplicate.WARN)  # fmt: skip
     assert embedder.pictures == 1
     with pytest.raises(DuplicateImage):
-        service.register_checked(entity_id="red-2", sku="R2", image_url="https://shop.example/r2.jpg", data=red,
-                                 on_duplicate=OnDuplicate.REJECT)  # fmt: skip
+        service.registrar.register_checked(entity_id="red-2", sku="R2", image_url="https://shop.example/r2.jpg",
+                                           data=red, on_duplicate=OnDuplicate.REJECT)  # fmt: skip
     assert embedder.pictures == 1  # refused: the model never ran
     search = build_product_search(settings, service)
     assert search is not None
@@ -236,12 +240,17 @@ def test_records_are_the_same_with_similar_products_on_or_off(settings: Settings
     data = encode(product_image(7))
     on = build_service(settings, embedder=Embedder(PixelModel()))
     off = build_service(Settings.from_env({}, data_dir=tmp_path / "off", products="off"))
-    assert off.embedder is None and off.products is None
-    on_record = on.register_bytes(entity_id="p7", sku="S", image_url="https://shop.example/7.jpg", data=data)
-    off_record = off.register_bytes(entity_id="p7", sku="S", image_url="https://shop.example/7.jpg", data=data)
+    assert off.parts.embedder is None and off.parts.products is None
+    on_record = on.registrar.register_bytes(entity_id="p7", sku="S", image_url="https://shop.example/7.jpg", data=data)
+    off_record = off.registrar.register_bytes(
+        entity_id="p7", sku="S", image_url="https://shop.example/7.jpg", data=data
+    )
     assert (on_record.hash, on_record.features) == (off_record.hash, off_record.features)
     assert not (tmp_path / "off" / "products.sqlite3").exists()
-    assert on.find_similar_bytes(data).to_dict()["matches"] == off.find_similar_bytes(data).to_dict()["matches"]
+    assert (
+        on.lookups.find_similar_bytes(data).to_dict()["matches"]
+        == off.lookups.find_similar_bytes(data).to_dict()["matches"]
+    )
 
 
 def test_the_setting_decides_and_on_refuses_to_start_without_the_model(tmp_path: Path) -> None:

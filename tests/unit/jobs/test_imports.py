@@ -714,7 +714,7 @@ def test_a_check_jobs_rows_are_judged_against_the_earlier_rows_kept_across_a_sto
     from dupcheck.core.jobs.import_runs import EarlierRows
 
     service = build_service(settings)
-    pipeline = service.pipeline
+    pipeline = service.parts.pipeline
     kept = SqliteCheckedPictures(tmp_path / "checked.sqlite3")
     job_id = "e" * 32
     a, b, c = (product_image(7200 + i, (320, 240)) for i in range(3))
@@ -725,7 +725,9 @@ def test_a_check_jobs_rows_are_judged_against_the_earlier_rows_kept_across_a_sto
     def batch(*rows: tuple[int, str, Any]) -> list[tuple[CatalogRow, Any, Any]]:
         out = []
         for number, entity_id, picture in rows:
-            entry, query = service.query_entry(entity_id=entity_id, sku="", image_url="", data=encode(picture))
+            entry, query = service.registrar.query_entry(
+                entity_id=entity_id, sku="", image_url="", data=encode(picture)
+            )
             out.append((CatalogRow(number, entity_id, "", f"https://img.test/{number}.jpg"), query, entry))
         return out
 

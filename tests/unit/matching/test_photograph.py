@@ -90,12 +90,14 @@ OTHERS = {
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DupcheckService]:
     """The zip shirt's photograph registered through the service (record and kept picture)."""
     svc = build_service(Settings.from_env({}, data_dir=tmp_path_factory.mktemp("photograph")))
-    svc.register_bytes(entity_id="zip", sku="ZIP", image_url="https://shop.example/zip.jpg", data=jpeg(ZIP))
+    svc.registrar.register_bytes(entity_id="zip", sku="ZIP", image_url="https://shop.example/zip.jpg", data=jpeg(ZIP))
     yield svc
 
 
 def verdict_of(service: DupcheckService, data: bytes, entity_id: str = "zip") -> Verdict | None:
-    return next((m.verdict for m in service.find_similar_bytes(data, top=5).matches if m.entity_id == entity_id), None)
+    return next(
+        (m.verdict for m in service.lookups.find_similar_bytes(data, top=5).matches if m.entity_id == entity_id), None
+    )
 
 
 def finding(stored: Image.Image, query: bytes) -> Finding | None:
@@ -161,9 +163,11 @@ def test_a_record_kept_at_another_kept_side_still_gets_the_test(
     svc = build_service(Settings.from_env({}, data_dir=tmp_path / "data"))
     with monkeypatch.context() as kept_larger:
         kept_larger.setattr(thumbnails, "KEPT_SIDE", 2 * KEPT_SIDE)
-        svc.register_bytes(entity_id="zip", sku="ZIP", image_url="https://shop.example/zip.jpg", data=jpeg(large))
-    assert svc.thumbnails is not None
-    kept = Thumbnail.decode(svc.thumbnails.get_many(["zip"])["zip"])
+        svc.registrar.register_bytes(
+            entity_id="zip", sku="ZIP", image_url="https://shop.example/zip.jpg", data=jpeg(large)
+        )
+    assert svc.parts.thumbnails is not None
+    kept = Thumbnail.decode(svc.parts.thumbnails.get_many(["zip"])["zip"])
     assert kept is not None and max(kept.rgb.shape[:2]) > KEPT_SIDE  # (as far as the decoded draft holds)
     assert verdict_of(svc, jpeg(recoloured(large, RED))) is Verdict.SIMILAR
 
@@ -171,7 +175,7 @@ def test_a_record_kept_at_another_kept_side_still_gets_the_test(
 def test_the_same_photograph_in_another_colour_is_similar(service: DupcheckService) -> None:
     """A shop's colour variant made from the photograph: its detail is the photograph's, a region
     of it in another colour; `similar`, and the edits say so."""
-    matches = service.find_similar_bytes(jpeg(recoloured(ZIP, RED)), top=5).matches
+    matches = service.lookups.find_similar_bytes(jpeg(recoloured(ZIP, RED)), top=5).matches
     match = next(m for m in matches if m.entity_id == "zip")
     assert match.verdict is Verdict.SIMILAR
     assert [e["edit"] for e in match.to_dict()["edits"]] == ["recoloured"]
@@ -346,7 +350,7 @@ def test_a_patch_too_small_to_compare_is_not_a_finding() -> None:
 
 
 def test_the_same_bytes_are_distance_0_and_100_percent(service: DupcheckService) -> None:
-    match = service.find_similar_bytes(jpeg(ZIP), top=1).matches[0]
+    match = service.lookups.find_similar_bytes(jpeg(ZIP), top=1).matches[0]
     assert (match.entity_id, match.distance, match.match_percent, match.verdict) == ("zip", 0, 100.0, Verdict.DUPLICATE)
 
 

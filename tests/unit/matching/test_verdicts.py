@@ -113,9 +113,9 @@ def test_a_result_lists_the_copy_then_the_colour_variant_then_the_rest_in_non_in
     images["https://img.test/variant.jpg"] = encode(product_image(403, hue=0.55))
     service = build_service(settings, fetcher=FakeFetcher(images))
     for url in images:
-        service.register(url.rsplit("/", 1)[1].split(".")[0], "", url)
+        service.registrar.register(url.rsplit("/", 1)[1].split(".")[0], "", url)
     copy = encode(ImageEnhance.Brightness(product_image(403).resize((300, 240))).enhance(1.1), "JPEG", quality=70)
-    matches = service.find_similar_bytes(copy, top=9).matches
+    matches = service.lookups.find_similar_bytes(copy, top=9).matches
     assert [(m.entity_id, m.verdict) for m in matches[:2]] == [("3", Verdict.DUPLICATE), ("variant", Verdict.SIMILAR)]
     assert all(m.verdict is Verdict.DIFFERENT for m in matches[2:])
     percents = [m.match_percent for m in matches]
@@ -128,8 +128,8 @@ def test_an_unrelated_picture_has_only_different_matches(settings: Settings) -> 
     images = {f"https://img.test/{i}.jpg": encode(product_image(100 + i)) for i in range(12)}
     service = build_service(settings, fetcher=FakeFetcher(images))
     for i in range(12):
-        service.register(f"E{i}", "", f"https://img.test/{i}.jpg")
-    matches = service.find_similar_bytes(encode(product_image(999)), top=12).matches
+        service.registrar.register(f"E{i}", "", f"https://img.test/{i}.jpg")
+    matches = service.lookups.find_similar_bytes(encode(product_image(999)), top=12).matches
     assert len(matches) == 12 and {m.verdict for m in matches} == {Verdict.DIFFERENT}
     assert all(m.edits is None and m.edit_summary is None for m in matches)
     assert max(m.match_percent for m in matches) < 60

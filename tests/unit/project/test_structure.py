@@ -3,8 +3,9 @@ tests/), counting the imports made only for type hints and inside functions (imp
 contracts keep the core's floors; this covers every module), no script edits `sys.path` (scripts/
 is a package on the venv's path), one loopback picture host (scripts/helpers/loopback.py),
 every module of the core is in a room or the domain (docs/architecture.md, "Where things are"), every
-module of the matching engine on one of its layers, and
-no class in lambdas/ is 250 lines or longer (issue 76)."""
+module of the matching engine on one of its layers,
+no class in lambdas/ is 250 lines or longer (issue 76), and the catalog's use cases are composed,
+not chained by inheritance (issue 85)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,37 @@ def test_no_class_in_lambdas_is_250_lines_or_longer() -> None:
                 if lines >= MAX_CLASS_LINES:
                     too_long[f"{path.relative_to(LAMBDAS)}:{node.name}"] = lines
     assert not too_long, f"classes of {MAX_CLASS_LINES} lines or more (split them by concern): {too_long}"
+
+
+CATALOG = CORE / "catalog"
+USE_CASES = {"CatalogLookups", "CatalogRecords", "Registrar"}  # issue 85: what DupcheckService composes
+
+
+def _base_name(base: ast.expr) -> str:
+    while isinstance(base, ast.Subscript):  # Generic[T] -> Generic
+        base = base.value
+    return base.attr if isinstance(base, ast.Attribute) else base.id if isinstance(base, ast.Name) else ""
+
+
+def _chained(sources: list[str]) -> list[str]:
+    """Each class of these modules that inherits from a class they define, as `Class(Base)`."""
+    classes = [node for source in sources for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef)]
+    names = {c.name for c in classes}
+    return [f"{c.name}({_base_name(b)})" for c in classes for b in c.bases if _base_name(b) in names]
+
+
+def test_the_catalog_use_cases_are_composed_not_chained() -> None:
+    """DupcheckService builds its use cases over one set of parts; no class of core/catalog inherits
+    from another of it (the service was once a chain of three, split only to pass the class limit)."""
+    sources = [p.read_text() for p in sorted(CATALOG.glob("*.py"))]
+    assert _chained(sources) == []
+    service = next(node for node in ast.walk(ast.parse((CATALOG / "service.py").read_text()))
+                   if isinstance(node, ast.ClassDef) and node.name == "DupcheckService")  # fmt: skip
+    built = {n.func.id for n in ast.walk(service) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert built >= USE_CASES, f"DupcheckService builds {sorted(built)}"
+    # The check sees the chain this replaced.
+    chain = [s.replace("class DupcheckService:", "class DupcheckService(records.CatalogRecords):") for s in sources]
+    assert _chained(chain) == ["DupcheckService(CatalogRecords)"]
 
 
 def test_every_matching_module_is_on_a_layer_of_the_engine() -> None:

@@ -157,12 +157,12 @@ def test_the_demo_keeps_its_records_out_of_the_store_serve_and_add_use(
     assert len(DEMO_IDS) == 26 and DEMO_IDS[0] == "demo-00" and DEMO_IDS[-1] == "demo-25"
 
     shop = build_service(Settings.from_env())
-    shop.register_bytes(entity_id="SHOP-1", sku="S", image_url="", data=encode(product_image(501)))
+    shop.registrar.register_bytes(entity_id="SHOP-1", sku="S", image_url="", data=encode(product_image(501)))
     with pytest.raises(UsageError, match=r"holds 1 records besides the demo's.*--data-dir, default demo-data"):
         check_demo_store(shop, tmp_path / "shop")
     demo = build_service(Settings.from_env({}, data_dir=tmp_path / "demo-data"))
     for entity_id in DEMO_IDS[:3]:  # a demo store run before: the demo runs on it again
-        demo.register_bytes(entity_id=entity_id, sku="", image_url="", data=encode(product_image(502)))
+        demo.registrar.register_bytes(entity_id=entity_id, sku="", image_url="", data=encode(product_image(502)))
     check_demo_store(demo, tmp_path / "demo-data")
 
 

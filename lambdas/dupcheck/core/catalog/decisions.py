@@ -15,7 +15,7 @@ registered again since.
 
 Every record a decision names must be in the catalog when it is made (404 naming those that are
 not). A keep decision that removes the others removes them only while its own record is still in
-the catalog, in one step of the store (`DupcheckService.remove_keeping`): of two opposite keeps at
+the catalog, in one step of the store (`CatalogRecords.remove_keeping`): of two opposite keeps at
 once, the second finds its record gone, removes nothing and is forgotten (409). It reads the
 records it removes (and keeps their copies) under the ids' locks, and removes each only while it
 is as read: a record registered again meanwhile by another process or Lambda is not removed, the
@@ -94,12 +94,13 @@ class DecisionService:
         """Record a decision (module docstring); with `remove_others` (keep only) the others are
         removed, their copies (and the kept images they name) kept first so that an undo can put
         them back whole, and only while `item` is still in the catalog and each other is as its
-        copy (read under the ids' locks: `DupcheckService.remove_keeping`)."""
+        copy (read under the ids' locks: `CatalogRecords.remove_keeping`)."""
         item, others = _check_members(item, others)
         if remove_others and kind is not DecisionKind.KEEP:
             raise InvalidDecision("remove_others goes with decision keep: not_duplicate removes nothing")
         if not remove_others:
-            decision = self._made(kind, item, others, self.catalog.store.get_many(list((item, *others))), removed=())
+            records = self.catalog.parts.store.get_many(list((item, *others)))
+            decision = self._made(kind, item, others, records, removed=())
             self.decisions.add(decision, [])
             return decision
         made: list[Decision] = []
@@ -110,7 +111,7 @@ class DecisionService:
             # cannot bring back whole.
             decision = self._made(kind, item, others, records, removed=others)
             removed = [records[other] for other in others]
-            thumbnails = self.catalog.thumbnails
+            thumbnails = self.catalog.parts.thumbnails
             kept = thumbnails.get_many(list(decision.removed)) if thumbnails is not None else {}
             if (pictures := self._pictures()) is not None:
                 pictures.pin([r.image_url for r in removed], decision_holder(decision.decision_id))
@@ -118,7 +119,7 @@ class DecisionService:
             made.append(decision)
 
         try:
-            self.catalog.remove_keeping(item, others, first=keep_copies)
+            self.catalog.records.remove_keeping(item, others, first=keep_copies)
         except RecordsChanged as exc:
             self._forget(made)
             raise RecordsChanged(
@@ -173,12 +174,13 @@ class DecisionService:
             raise NotFound(f"no decision with decision_id {decision_id!r}")
         decision, copies = taken
         restored, left_out = [], []
-        present = self.catalog.store.get_many([copy.record.entity_id for copy in copies]) if copies else {}
+        records = self.catalog.records
+        present = self.catalog.parts.store.get_many([copy.record.entity_id for copy in copies]) if copies else {}
         for copy in copies:
             if copy.record.entity_id in present:
                 left_out.append(copy.record.entity_id)
                 continue
-            self.catalog.save(Entry(copy.record, copy.thumbnail, self.catalog.product_vector_of(copy.record)))
+            records.save(Entry(copy.record, copy.thumbnail, records.product_vector_of(copy.record)))
             restored.append(copy.record.entity_id)
         pictures = self._pictures()
         if pictures is not None:  # the restored records name them now; those left out go with nothing
@@ -186,7 +188,7 @@ class DecisionService:
         return Undone(decision, tuple(restored), tuple(left_out))
 
     def _pictures(self) -> KeptImageLifecycle | None:
-        return self.pictures if self.pictures is not None else self.catalog.kept
+        return self.pictures if self.pictures is not None else self.catalog.parts.kept
 
     def every(self) -> Iterator[Decision]:
         """Every decision, newest first, a page at a time."""

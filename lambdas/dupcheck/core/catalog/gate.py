@@ -1,9 +1,9 @@
 """The duplicate gate: every way into the catalog checks a new picture against it first, and of
 concurrent writes of one picture, at most one passes a gate that refuses duplicates.
 
-Every write goes through `DupcheckService.admit` (the API's POST and PUT, the web app, the command
-line's add and backfill, the notebook, import jobs locally and on AWS), which hashes the picture
-once, claims the write (`Gate.open`), looks for its duplicates on find_similar's path among the
+Every write goes through `Registrar.admit` (service.py: the API's POST and PUT, the web app, the
+command line's add and backfill, the notebook, import jobs locally and on AWS), which hashes the
+picture once, claims the write (`Gate.open`), looks for its duplicates on find_similar's path among the
 catalog and among the writes the index does not show yet (`Gate.live`), and asks `Gate.decide`,
 by the call's policy:
 

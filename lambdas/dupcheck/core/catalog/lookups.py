@@ -1,27 +1,27 @@
 """Finding the catalog's pictures most like a query: find_similar's path, which the duplicate
-gate walks too (service.py). `CatalogLookups` holds the service's parts (its fields); the
-records (records.py) and the gate's registration (service.py) build on it, through ports only.
+gate walks too (service.py's `Registrar`), over the service's parts (parts.py), through ports only.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
-from dupcheck.core.catalog.gate import Gate
-from dupcheck.core.catalog.writer import new_locks
+from dupcheck.core.catalog.parts import (
+    METRIC_FETCH_FAILURES,
+    METRIC_HASHES,
+    METRIC_INDEX_LATENCY,
+    METRIC_MATCHES,
+    METRIC_THUMBNAIL_FAILURES,
+    CatalogParts,
+    log,
+)
 from dupcheck.core.errors import InvalidRequest, StoreUnavailable
-from dupcheck.core.fingerprint.hashing import HashPipeline
 from dupcheck.core.ids import MAX_ID_LENGTH, id_problem
 from dupcheck.core.matching.judge import as_match, judge_candidates
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.models import (
-    DEFAULT_MARKS,
-    DEFAULT_POLICY,
     MAX_TOP,
     Claim,
     Entry,
@@ -31,69 +31,21 @@ from dupcheck.core.models import (
     IndexHit,
     Marks,
     Match,
-    OnDuplicate,
     reviewed_among,
 )
-from dupcheck.core.ports import (
-    DuplicateDecisions,
-    DuplicateReports,
-    HashIndex,
-    ImageFetcher,
-    RecordStore,
-    ThumbnailStore,
-)
-
-if TYPE_CHECKING:
-    from dupcheck.core.catalog.kept_images import KeptImageLifecycle
-    from dupcheck.core.catalog.products import Embedder
-    from dupcheck.core.ports import ProductIndex
 
 MAX_URL_LENGTH = 2048
 PICTURE = "\x00picture:"  # a picture's key while it is judged beside no catalog (judge_pictures)
 
-# Metric names the service reports through its observer (Powertools Metrics on Lambda).
-METRIC_HASHES = "HashesComputed"
-METRIC_MATCHES = "MatchesFound"
-METRIC_FETCH_FAILURES = "FetchFailures"
-METRIC_INDEX_LATENCY = "IndexLatencyMs"
-METRIC_THUMBNAIL_FAILURES = "ThumbnailReadFailures"
-
-log = logging.getLogger("dupcheck.core.catalog.service")  # the service's one log, whichever part writes
-
-Observer = Callable[[str, float], None]
 Candidate = tuple[HashRecord, int, "Claim | None"]  # a record to judge, its distance, the claim it came from
 ThumbnailReader = Callable[[Sequence[str]], Mapping[str, bytes]]
 
 
-def _ignore(_name: str, _value: float) -> None:
-    pass
-
-
 @dataclass
 class CatalogLookups:
-    """The service's parts, and its queries: find similar pictures (by URL, by bytes)."""
+    """Find the catalog's pictures most like a query: by URL, by bytes, by fingerprint."""
 
-    store: RecordStore
-    index: HashIndex
-    fetcher: ImageFetcher
-    pipeline: HashPipeline
-    max_pixels: int
-    default_top: int = 5
-    observe: Observer = _ignore
-    reports: DuplicateReports | None = None  # None: no duplicate report is published here
-    decisions: DuplicateDecisions | None = None  # decisions on the report's groups (core/catalog/decisions.py)
-    thumbnails: ThumbnailStore | None = None  # None: none kept, the look-alike check is off
-    # Similar products (core/catalog/products.py): each registered picture's vector, kept beside its record.
-    # None: off, or made elsewhere (on AWS, the product sync function, from the table's stream).
-    embedder: Embedder | None = None
-    products: ProductIndex | None = None
-    # Locally, kept images go with the last record that names them (core/catalog/kept_images.py); on AWS
-    # the stream sync function does that, so None there.
-    kept: KeptImageLifecycle | None = None
-    on_duplicate: OnDuplicate = DEFAULT_POLICY  # the gate's policy when a call names none (the settings')
-    marks: Marks = DEFAULT_MARKS  # what a mark on the product means when a call names none (the settings')
-    gate: Gate = field(default_factory=Gate)  # the claims of writes in flight (core/catalog/gate.py)
-    _locks: tuple[threading.Lock, ...] = field(default_factory=new_locks, init=False, repr=False)
+    parts: CatalogParts
 
     def find_similar(
         self, image_url: str, top: int | None = None, max_distance: int | None = None, *, entity_id: str | None = None,
@@ -118,7 +70,7 @@ class CatalogLookups:
         top = self._check_top(top)
         if entity_id is not None:
             check_id(entity_id)
-        bits = self.pipeline.distance_bits
+        bits = self.parts.pipeline.distance_bits
         if max_distance is not None and not 0 <= max_distance <= bits:
             raise InvalidRequest(f"max_distance must be between 0 and {bits}")
         query = self.fingerprint(data)
@@ -127,7 +79,7 @@ class CatalogLookups:
 
     def find_similar_query(self, query: Fingerprint, top: int | None = None, marks: Marks | None = None) -> FindResult:
         """find_similar for a picture already fingerprinted (a check job's row: its query and the
-        entry kept of it come from one hashing, `DupcheckService.query_entry`)."""
+        entry kept of it come from one hashing, `Registrar.query_entry`)."""
         matches = self._matches(query, self._check_top(top), None, marks=marks)
         return FindResult(query_hash=query.hash, algorithm=query.algo, matches=matches)
 
@@ -138,28 +90,28 @@ class CatalogLookups:
         """The catalog's best `top` matches of a query: the one path of find_similar and the gate
         (`entity_id`: the item it is for, whose reviewed pairs are marked)."""
         # max_distance applies to the judged distance, which is not the index's (see HashPipeline).
-        matches = [match for match, _ in self._judge(query, self._search(query, top), max_distance, marks=marks)[:top]]
+        matches = [match for match, _ in self.judge(query, self.search(query, top), max_distance, marks=marks)[:top]]
         if entity_id is not None:
             matches = self._reviewed(entity_id, matches)
-        self.observe(METRIC_MATCHES, float(len(matches)))
+        self.parts.observe(METRIC_MATCHES, float(len(matches)))
         return matches
 
     def fetch(self, image_url: str) -> bytes:
         check_url(image_url)
         try:
-            return self.fetcher.fetch(image_url)
+            return self.parts.fetcher.fetch(image_url)
         except Exception:
-            self.observe(METRIC_FETCH_FAILURES, 1.0)
+            self.parts.observe(METRIC_FETCH_FAILURES, 1.0)
             raise
 
     def fingerprint(self, data: bytes) -> Fingerprint:
         """A query's fingerprint: every search hash and the verification probe."""
-        fp = self.pipeline.fingerprint_bytes(check_image(data), max_pixels=self.max_pixels)
-        self.observe(METRIC_HASHES, 1.0)
+        fp = self.parts.pipeline.fingerprint_bytes(check_image(data), max_pixels=self.parts.max_pixels)
+        self.parts.observe(METRIC_HASHES, 1.0)
         return fp
 
     def _check_top(self, top: int | None) -> int:
-        top = self.default_top if top is None else top
+        top = self.parts.default_top if top is None else top
         if not 1 <= top <= MAX_TOP:
             raise InvalidRequest(f"top must be between 1 and {MAX_TOP}")
         return top
@@ -167,31 +119,31 @@ class CatalogLookups:
     def _thumbnails_of(self, entity_ids: Sequence[str]) -> Mapping[str, bytes]:
         """The candidates' thumbnails, for the look-alike check. Unreadable ones cost the check
         (those candidates keep the verdict of their views), never the query: logged and counted."""
-        if self.thumbnails is None or not entity_ids:
+        if self.parts.thumbnails is None or not entity_ids:
             return {}
         try:
-            return self.thumbnails.get_many(entity_ids)
+            return self.parts.thumbnails.get_many(entity_ids)
         except StoreUnavailable as exc:
             log.warning("thumbnails not read, the look-alike check is skipped: %s", exc.message)
-            self.observe(METRIC_THUMBNAIL_FAILURES, 1.0)
+            self.parts.observe(METRIC_THUMBNAIL_FAILURES, 1.0)
             return {}
 
     def _reviewed(self, entity_id: str, matches: list[Match]) -> list[Match]:
         """`matches` with `reviewed` set where the pair (entity_id, match) was marked not duplicates."""
-        if self.decisions is None or not matches:
+        if self.parts.decisions is None or not matches:
             return matches
-        marked = reviewed_among(self.decisions.involving(entity_id), entity_id, [m.entity_id for m in matches])
+        marked = reviewed_among(self.parts.decisions.involving(entity_id), entity_id, [m.entity_id for m in matches])
         return [replace(m, reviewed=True) if m.entity_id in marked else m for m in matches]
 
-    def _search(self, query: Fingerprint, top: int) -> list[IndexHit]:
+    def search(self, query: Fingerprint, top: int) -> list[IndexHit]:
         """The index's candidates for the best `top` matches (HashPipeline.candidate_pool, part_pool)."""
-        pipeline = self.pipeline
+        pipeline = self.parts.pipeline
         started = time.perf_counter()
-        hits = self.index.search(
+        hits = self.parts.index.search(
             query.search_hashes, pipeline.candidate_pool(top), part_hashes=pipeline.part_hashes(query),
             part_k=pipeline.part_pool,
         )  # fmt: skip
-        self.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
+        self.parts.observe(METRIC_INDEX_LATENCY, (time.perf_counter() - started) * 1000.0)
         return hits
 
     def _candidates(
@@ -200,10 +152,10 @@ class CatalogLookups:
         """The index's hits (records read from the store) and the claims near the query as the gate
         gives them (`Gate.claimed`); how to read their thumbnails; and the pending claims' records
         by their keys."""
-        reads = self.pipeline.reads  # a hash from another pipeline means nothing here (reindex upgrades it)
-        claimed = self.gate.claimed(near, reads)
+        reads = self.parts.pipeline.reads  # a hash from another pipeline means nothing here (reindex upgrades it)
+        claimed = self.parts.gate.claimed(near, reads)
         wanted = [h.entity_id for h in hits if h.entity_id not in claimed.committed]
-        stored = self.store.get_many(wanted) if wanted else {}
+        stored = self.parts.store.get_many(wanted) if wanted else {}
         candidates: list[Candidate] = [
             (record, hit.distance, None)
             for hit in hits
@@ -218,15 +170,15 @@ class CatalogLookups:
 
         return candidates, thumbnails_of, claimed.records
 
-    def _judge(
+    def judge(
         self, query: Fingerprint, hits: list[IndexHit], max_distance: int | None,
         near: Sequence[tuple[Claim, int]] = (), *, marks: Marks | None = None,
     ) -> list[tuple[Match, Claim | None]]:  # fmt: skip
         """Judge the candidates (`_candidates`), best first, each with the claim it came from, a
         mark on the product read as `marks` says (None: the service's setting)."""
         candidates, thumbnails_of, in_flight_records = self._candidates(hits, near)
-        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of,
-                                      self.marks if marks is None else marks)  # fmt: skip
+        judgements = judge_candidates(self.parts.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of,
+                                      self.parts.marks if marks is None else marks)  # fmt: skip
         return self._ranked(candidates, judgements, max_distance, in_flight_records)
 
     def judge_pictures(
@@ -235,7 +187,7 @@ class CatalogLookups:
         """Pictures that are not in the catalog (a check job's earlier rows, core/jobs/import_runs.py),
         each with its hash distance to the query, judged as find_similar judges the catalog's
         candidates; best first, each named by its own record."""
-        reads = self.pipeline.reads
+        reads = self.parts.pipeline.reads
         keyed = {f"{PICTURE}{i}": entry for i, (entry, _) in enumerate(pictures) if entry.record.hash_algo in reads}
         distance = {f"{PICTURE}{i}": d for i, (_, d) in enumerate(pictures)}
         candidates: list[Candidate] = [(replace(entry.record, entity_id=key), distance[key], None)
@@ -244,8 +196,8 @@ class CatalogLookups:
         def thumbnails_of(keys: Sequence[str]) -> Mapping[str, bytes]:
             return {key: keyed[key].thumbnail for key in keys if key in keyed and keyed[key].thumbnail}
 
-        judgements = judge_candidates(self.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of,
-                                      self.marks if marks is None else marks)  # fmt: skip
+        judgements = judge_candidates(self.parts.pipeline, query, [(r, d) for r, d, _ in candidates], thumbnails_of,
+                                      self.parts.marks if marks is None else marks)  # fmt: skip
         ranked = self._ranked(candidates, judgements, None, {key: entry.record for key, entry in keyed.items()})
         return [match for match, _ in ranked]
 

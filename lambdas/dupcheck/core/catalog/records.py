@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from dupcheck.core.catalog.gate import EXPIRED
 from dupcheck.core.catalog.kept_images import kept_gone_message
-from dupcheck.core.catalog.lookups import METRIC_HASHES, CatalogLookups, check_id, check_image, log, new_item_id
+from dupcheck.core.catalog.lookups import CatalogLookups, check_id, check_image, new_item_id
+from dupcheck.core.catalog.parts import METRIC_HASHES, CatalogParts, log
 from dupcheck.core.catalog.writer import RecordWriter, Saved
 from dupcheck.core.errors import (
     Conflict,
@@ -38,11 +39,14 @@ DEFAULT_PAGE = 20
 
 
 @dataclass
-class CatalogRecords(CatalogLookups):
-    """Look up, list, store and remove records (over the lookups' parts)."""
+class CatalogRecords:
+    """Look up, list, store and remove records (`lookups`: the fetch that remakes a product vector)."""
+
+    parts: CatalogParts
+    lookups: CatalogLookups
 
     def get(self, entity_id: str) -> HashRecord:
-        record = self.store.get(check_id(entity_id))
+        record = self.parts.store.get(check_id(entity_id))
         if record is None:
             raise NotFound(f"no item with entity_id {entity_id!r}")
         return record
@@ -55,33 +59,34 @@ class CatalogRecords(CatalogLookups):
         limit = DEFAULT_PAGE if limit is None else limit
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
-        records, last = self.store.page(decode_cursor(cursor) if cursor else None, limit, query or None)
+        records, last = self.parts.store.page(decode_cursor(cursor) if cursor else None, limit, query or None)
         return records, encode_cursor(last) if last is not None else None
 
     def duplicate_report(self) -> Mapping[str, Any]:
-        report = self.reports.latest() if self.reports is not None else None
+        report = self.parts.reports.latest() if self.parts.reports is not None else None
         if report is None:
             raise NotFound("no duplicate report yet: start a scan (POST /duplicates/scans, the web app's Duplicates "
                            "page) or run `python -m dupcheck duplicates`")  # fmt: skip
         return report
 
     def health(self) -> dict[str, object]:
-        ready = self.index.ready if isinstance(self.index, LoadingIndex) else True
+        ready = self.parts.index.ready if isinstance(self.parts.index, LoadingIndex) else True
         return {
             "status": "ok" if ready else "starting",
-            "algorithm": self.pipeline.algo,
-            "records": self.store.approximate_count(),
-            "indexed": self.index.count(),
+            "algorithm": self.parts.pipeline.algo,
+            "records": self.parts.store.approximate_count(),
+            "indexed": self.parts.index.count(),
             "index_ready": ready,
         }
 
     def entry_for(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> Entry:
         """Hash an image into the record (and thumbnail) that would be stored, without storing it."""
+        parts = self.parts
         entry = build_entry(
-            self.pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels,
-            embedder=self.embedder if self.products is not None else None,
+            parts.pipeline, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=parts.max_pixels,
+            embedder=parts.embedder if parts.products is not None else None,
         )  # fmt: skip
-        self.observe(METRIC_HASHES, 1.0)
+        parts.observe(METRIC_HASHES, 1.0)
         return entry
 
     def save(self, entry: Entry, claim: Claim | None = None, *, place: Callable[[Entry], Entry] | None = None) -> Entry:
@@ -111,14 +116,15 @@ class CatalogRecords(CatalogLookups):
     def writer(self) -> RecordWriter:
         """The one write path of records and what goes beside them (core/catalog/writer.py), under this
         service's id locks; `index=None` for a writer whose index follows the store by itself."""
-        return RecordWriter(store=self.store, index=self.index, thumbnails=self.thumbnails, products=self.products,
-                            kept=self.kept, claims=self.gate.claims, locks=self._locks)  # fmt: skip
+        parts = self.parts
+        return RecordWriter(store=parts.store, index=parts.index, thumbnails=parts.thumbnails, products=parts.products,
+                            kept=parts.kept, claims=parts.gate.claims, locks=parts.locks)  # fmt: skip
 
     def forget_orphan(self, entity_id: str) -> bool:
         """Delete the thumbnail and product vector of an id that holds no record (what a crash
         between the writes left); whether it held none. Under the id's lock: never a save's."""
         with self.writer.locks_for([entity_id]):
-            if self.store.get(entity_id) is not None:
+            if self.parts.store.get(entity_id) is not None:
                 return False
             self.writer.take_back([entity_id])
             return True
@@ -129,8 +135,8 @@ class CatalogRecords(CatalogLookups):
         entity_id = check_id(entity_id)
         writer = self.writer
         with writer.locks_for([entity_id]):
-            removed = self.store.get(entity_id) if self.kept is not None else None
-            if not self.store.delete(entity_id):
+            removed = self.parts.store.get(entity_id) if self.parts.kept is not None else None
+            if not self.parts.store.delete(entity_id):
                 raise NotFound(f"no item with entity_id {entity_id!r}")
             self._forget(entity_id)
         if removed is not None:  # after the id's lock: kept images' lock is taken first
@@ -145,7 +151,7 @@ class CatalogRecords(CatalogLookups):
         decision keeps their copies) and no write of this process lands between the read and the
         removal; one from elsewhere fails the removal's condition, each record as read
         (RecordsChanged, nothing removed). The ids removed (those still there); Conflict when `keep` is gone."""
-        store = self.store
+        store = self.parts.store
         if not isinstance(store, KeepingDeletes):
             raise Conflict("this store cannot remove records on the condition that another stays")
         writer = self.writer
@@ -166,10 +172,11 @@ class CatalogRecords(CatalogLookups):
         """A record's product vector made again from its picture (a record put back by an undo),
         where similar products are on here; None when the picture cannot be read (logged: reindex
         makes the missing vector later)."""
-        if self.embedder is None or self.products is None:
+        parts = self.parts
+        if parts.embedder is None or parts.products is None:
             return None
         try:
-            return self.embedder.embed_bytes(self.fetch(record.image_url), max_pixels=self.max_pixels)
+            return parts.embedder.embed_bytes(self.lookups.fetch(record.image_url), max_pixels=parts.max_pixels)
         except DupcheckError as exc:
             log.warning("no product vector for %r: its picture cannot be read (%s)", record.entity_id, exc.message)
             return None
@@ -178,12 +185,12 @@ class CatalogRecords(CatalogLookups):
         """What goes with a removed record: after the store (an index entry left by a crash here
         points at no record, and is dropped from every result, the record being read from the
         store, until reindex), its index entry, product vector and thumbnail."""
-        self.index.remove(entity_id)
-        if self.products is not None:
-            self.products.remove(entity_id)
-        if self.thumbnails is not None:
+        self.parts.index.remove(entity_id)
+        if self.parts.products is not None:
+            self.parts.products.remove(entity_id)
+        if self.parts.thumbnails is not None:
             try:
-                self.thumbnails.delete(entity_id)
+                self.parts.thumbnails.delete(entity_id)
             except StoreUnavailable as exc:  # the record is gone: an orphan thumbnail is never read
                 log.warning("thumbnail of %r not deleted: %s", entity_id, exc.message)
 

@@ -1,8 +1,9 @@
 """The use cases: find similar catalog images, register one, look one up, remove one.
 
-`DupcheckService` is what the API, the handlers and the tools call: registration through the
-duplicate gate (here), over the catalog's records (records.py: look up, list, store, remove) and
-its lookups (lookups.py: find similar, the service's parts).
+`DupcheckService` is what the API, the handlers and the tools call: it composes the use cases over
+one set of parts (parts.py), and a caller names the one it calls: `lookups` (lookups.py: find
+similar), `records` (records.py: look up, list, store, remove) and `registrar` (here: registration
+through the duplicate gate, which judges with the lookups and stores with the records).
 
 Everything here talks to ports only, so the same code runs on Lambda (DynamoDB + OpenSearch)
 and on one machine (SQLite + in-process index).
@@ -24,7 +25,8 @@ from dupcheck.core.catalog.gate import (
     nearest_claims,
 )
 from dupcheck.core.catalog.kept_images import rendition
-from dupcheck.core.catalog.lookups import METRIC_HASHES, check_image, new_item_id
+from dupcheck.core.catalog.lookups import CatalogLookups, check_image, new_item_id
+from dupcheck.core.catalog.parts import METRIC_HASHES, CatalogParts
 from dupcheck.core.catalog.records import CatalogRecords, entry_of
 from dupcheck.core.errors import DuplicateImage, IndexUnavailable
 from dupcheck.core.models import (
@@ -46,13 +48,28 @@ if TYPE_CHECKING:
     from dupcheck.core.catalog.kept_images import KeptImageLifecycle
 
 
+class DupcheckService:
+    """The use cases (module docstring), built once over one set of parts: every one shares its
+    ports, its gate and its id locks."""
+
+    def __init__(self, parts: CatalogParts) -> None:
+        self.parts = parts
+        self.lookups = CatalogLookups(parts)
+        self.records = CatalogRecords(parts, self.lookups)
+        self.registrar = Registrar(parts, self.lookups, self.records)
+
+
 @dataclass
-class DupcheckService(CatalogRecords):
-    """The use cases (module docstring): registration through the duplicate gate, over the records and lookups."""
+class Registrar:
+    """Register pictures through the duplicate gate: its lookups judge them, its records store them."""
+
+    parts: CatalogParts
+    lookups: CatalogLookups
+    records: CatalogRecords
 
     def register(self, entity_id: str, sku: str, image_url: str) -> HashRecord:
         new_item_id(entity_id)  # before the download: a bad request must cost nothing
-        data = self.fetch(image_url)
+        data = self.lookups.fetch(image_url)
         return self.register_bytes(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
 
     def register_bytes(self, *, entity_id: str, sku: str, image_url: str, data: bytes) -> HashRecord:
@@ -66,7 +83,7 @@ class DupcheckService(CatalogRecords):
     ) -> Registration:  # fmt: skip
         """`register_checked` of the picture at `image_url`."""
         new_item_id(entity_id)  # before the download: a bad request must cost nothing
-        data = self.fetch(image_url)
+        data = self.lookups.fetch(image_url)
         return self.register_checked(entity_id=entity_id, sku=sku, image_url=image_url, data=data,
                                      on_duplicate=on_duplicate, marks=marks)  # fmt: skip
 
@@ -80,9 +97,10 @@ class DupcheckService(CatalogRecords):
         picture there): a refused picture leaves nothing behind.
         A write that passed but whose claim another one fenced before it was stored (that one came
         first) is checked again, so its answer names what was stored, or it is stored if nothing was."""
-        policy = self.on_duplicate if on_duplicate is None else on_duplicate
+        parts = self.parts
+        policy = parts.on_duplicate if on_duplicate is None else on_duplicate
         if not policy.rule.checks:
-            entry, query = self.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data), None
+            entry, query = self.records.entry_for(entity_id=entity_id, sku=sku, image_url=image_url, data=data), None
         else:
             entry, query = self.query_entry(entity_id=entity_id, sku=sku, image_url=image_url, data=data)
         for attempt in range(CHECKS):
@@ -93,11 +111,11 @@ class DupcheckService(CatalogRecords):
                     f"(on_duplicate={policy.value})",
                     [match.to_dict() for match in passage.duplicates],
                 )
-            if entry.product_vector is None and self.embedder is not None and self.products is not None:
+            if entry.product_vector is None and parts.embedder is not None and parts.products is not None:
                 # Only a write that passed needs it (a refused copy would pay ~18 ms of the model for nothing).
-                entry = replace(entry, product_vector=self.embedder.embed_bytes(data, max_pixels=self.max_pixels))
+                entry = replace(entry, product_vector=parts.embedder.embed_bytes(data, max_pixels=parts.max_pixels))
             try:
-                stored = self.save(entry, passage.claim, place=place)
+                stored = self.records.save(entry, passage.claim, place=place)
             except DuplicateImage:
                 if attempt == CHECKS - 1:
                     raise
@@ -115,7 +133,7 @@ class DupcheckService(CatalogRecords):
         serves it (`base_url`/images/...). Kept only once the gate let it through (a refused picture
         is not kept), while the write holds the kept images: no delete falls between keep and write."""
         new_item_id(entity_id)
-        data = rendition(data, max_pixels=self.max_pixels)
+        data = rendition(data, max_pixels=self.parts.max_pixels)
 
         def place(entry: Entry) -> Entry:
             return replace(entry, record=replace(entry.record, image_url=pictures.keep(data, base_url)))
@@ -127,9 +145,10 @@ class DupcheckService(CatalogRecords):
         """The entry registering would store and the query that checks it, from one hashing; without
         its product vector (the gate does not judge by it: `register_checked` adds it once it passed)."""
         new_item_id(entity_id)
-        query = self.pipeline.fingerprint_bytes(check_image(data), max_pixels=self.max_pixels, with_thumbnail=True)
-        self.observe(METRIC_HASHES, 1.0)
-        entry = entry_of(query, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=self.max_pixels)
+        parts = self.parts
+        query = parts.pipeline.fingerprint_bytes(check_image(data), max_pixels=parts.max_pixels, with_thumbnail=True)
+        parts.observe(METRIC_HASHES, 1.0)
+        entry = entry_of(query, data, entity_id=entity_id, sku=sku, image_url=image_url, max_pixels=parts.max_pixels)
         return entry, query
 
     def admit(
@@ -155,42 +174,42 @@ class DupcheckService(CatalogRecords):
             passage = self._admit_once(entry, policy, query, marks)
             if passage.passed or not passage.in_flight or settle_s <= 0:
                 break
-            stored, running = self.gate.standing(passage.in_flight, settle_s)
+            stored, running = self.parts.gate.standing(passage.in_flight, settle_s)
             if stored or running:
                 passage = replace(passage, duplicates=stored or running, in_flight=())
                 break
-        return replace(passage, duplicates=passage.duplicates[: self.default_top])
+        return replace(passage, duplicates=passage.duplicates[: self.parts.default_top])
 
     def _named(self, passage: Passage) -> list[Match]:
         """The duplicates a stored write's answer names: of the writes in flight it found (a `warn`),
         waited for now that its own is committed (so none waits on it), those stored or still running."""
         if not passage.in_flight:
             return passage.duplicates
-        stored, running = self.gate.standing(passage.in_flight, SETTLE_S)
+        stored, running = self.parts.gate.standing(passage.in_flight, SETTLE_S)
         dropped = {id(match) for _, match in passage.in_flight} - {id(match) for match in stored + running}
         return [match for match in passage.duplicates if id(match) not in dropped]
 
     def _admit_once(self, entry: Entry, policy: OnDuplicate, query: Fingerprint, marks: Marks | None) -> Passage:
-        claim = self.gate.open(entry, policy)
+        claim = self.parts.gate.open(entry, policy)
         try:
             found = self._gate_check(query, entry.record.entity_id, claim, policy, marks)
         except IndexUnavailable:
             # The index cannot be asked (still loading at start, or out of reach): `warn` stores the
             # write unchecked, and says so, rather than lose it; a gate that refuses cannot promise.
             if not policy.rule.stores:
-                self.gate.withdraw(claim)
+                self.parts.gate.withdraw(claim)
                 raise
             return Passage(True, checked=False, claim=claim)
         except BaseException:
-            self.gate.withdraw(claim)
+            self.parts.gate.withdraw(claim)
             raise
-        return self.gate.decide(policy, claim, found)
+        return self.parts.gate.decide(policy, claim, found)
 
     def duplicates_of(self, query: Fingerprint, *, exclude: str = "") -> list[Match]:
         """The catalog's duplicates of a query (find_similar's matches with the verdict duplicate),
         at most `default_top`, without the record `exclude`."""
-        hits = self._search(query, self.default_top + 1)
-        return [found.match for found in self._found(query, exclude, hits)][: self.default_top]
+        hits = self.lookups.search(query, self.parts.default_top + 1)
+        return [found.match for found in self._found(query, exclude, hits)][: self.parts.default_top]
 
     def _gate_check(
         self, query: Fingerprint, exclude: str, own: Claim | None, policy: OnDuplicate, marks: Marks | None = None
@@ -200,20 +219,20 @@ class DupcheckService(CatalogRecords):
         or the other). A write that gives way is judged against what would be stored before it, the
         earliest claim first, and stops at the first duplicate (it lost); only then against the
         claims it would fence, every one (gate.Gate.split)."""
-        version = None
-        if isinstance(self.index, FollowsStore):
-            if not isinstance(self.index, LoadingIndex) or self.index.ready:  # loading: its search says so
-                self.index.catch_up()  # what other writers logged is searched, not read beside the index
-            version = self.index.source_version
-        live = self.gate.live(own, version)
-        hits = self._search(query, self.default_top + 1)
-        now = self.gate.clock()
+        version, index, gate = None, self.parts.index, self.parts.gate
+        if isinstance(index, FollowsStore):
+            if not isinstance(index, LoadingIndex) or index.ready:  # loading: its search says so
+                index.catch_up()  # what other writers logged is searched, not read beside the index
+            version = index.source_version
+        live = gate.live(own, version)
+        hits = self.lookups.search(query, self.parts.default_top + 1)
+        now = gate.clock()
         near = self._near(query, [c for c in live if not expired(c, now)], hits)
         if policy.rule.stores:  # a warn names no write whose lease passed (it fences nothing either)
             return self._found(query, exclude, hits, near, marks)
         # Those are judged to be fenced, apart: dead writers' claims never crowd a running one out.
         near += self._near(query, [c for c in live if expired(c, now)], hits)
-        first, later = self.gate.split(own, [claim for claim, _ in near])
+        first, later = gate.split(own, [claim for claim, _ in near])
         before = {c.claim_id for c in first}
         stored = [(c, d) for c, d in near if c.claim_id in before and c.state is ClaimState.COMMITTED]
         found = self._found(query, exclude, hits, stored, marks)
@@ -235,7 +254,7 @@ class DupcheckService(CatalogRecords):
         if not hits and not near:
             return []
         return [Found(match, claim if claim is not None and claim.state is ClaimState.PENDING else None)
-                for match, claim in self._judge(query, hits, None, near, marks=marks)
+                for match, claim in self.lookups.judge(query, hits, None, near, marks=marks)
                 if match.verdict is Verdict.DUPLICATE and match.entity_id != exclude]  # fmt: skip
 
     def _near(self, query: Fingerprint, live: Sequence[Claim], hits: Sequence[IndexHit]) -> list[tuple[Claim, int]]:
@@ -243,8 +262,8 @@ class DupcheckService(CatalogRecords):
         (gate.nearest_claims), those no farther than the index's farthest when its pool was full."""
         if not live:
             return []
-        pipeline = self.pipeline
-        pool = pipeline.candidate_pool(self.default_top + 1)
+        pipeline = self.parts.pipeline
+        pool = pipeline.candidate_pool(self.parts.default_top + 1)
         near = nearest_claims(live, query.search_hashes, pool, pipeline.part_hashes(query), pipeline.part_pool,
                               pipeline.index_parts)  # fmt: skip
         if len(hits) >= pool:
@@ -256,9 +275,9 @@ class DupcheckService(CatalogRecords):
         """A picture hashed only for storing, made the query a new upload of it would make (the
         duplicate report's way: HashPipeline.stored_query, the thumbnail as the query's picture)."""
         record = entry.record
-        codes, usable = self.pipeline.stored_query_codes([record])
+        codes, usable = self.parts.pipeline.stored_query_codes([record])
         hashes = tuple(HashValue(code.tobytes()) for code in codes[0]) if usable[0] else ()
-        return self.pipeline.stored_query(record, hashes, entry.thumbnail)
+        return self.parts.pipeline.stored_query(record, hashes, entry.thumbnail)
 
 
 def _names(matches: Sequence[Match]) -> str:

@@ -199,7 +199,7 @@ def transient(exc: DupcheckError) -> bool:
 @dataclass
 class JobGate:
     """One job's duplicate gate for its rows: each hashed row goes through the service's gate
-    (`DupcheckService.admit`, core/catalog/gate.py) against the catalog, the writes in flight (other rows
+    (`Registrar.admit`, core/catalog/gate.py) against the catalog, the writes in flight (other rows
     of this job among them, whichever worker holds them) and those the index does not show yet;
     the first row to claim a picture in the jobs store (its hash, so every worker agrees) names a
     later row of the same picture by its row number."""
@@ -214,7 +214,7 @@ class JobGate:
         """The gate's passage for a row's picture (the costly half: run on many threads). A row does
         not wait for the writes in flight it lost to (a batch's rows commit together): its outcome
         names the one it lost to."""
-        return self.service.admit(entry, self.policy, settle_s=0, marks=self.marks)
+        return self.service.registrar.admit(entry, self.policy, settle_s=0, marks=self.marks)
 
     def decide(self, row: CatalogRow, entry: Entry, passage: Passage) -> RowResult | None:
         """The row's outcome from its passage. None: store it, nothing to say. `done`: store it,
@@ -226,7 +226,7 @@ class JobGate:
         if passage.passed:
             if self.policy.rule.stores:
                 return found
-            if found is None or self.service.gate.claims is not None:
+            if found is None or self.service.parts.gate.claims is not None:
                 return None  # the claims decided which row of a picture is stored
             # No claims kept (a deployment without a claims table): the row that claimed the picture
             # first in the jobs store is the one stored, as before claims.
@@ -332,7 +332,7 @@ class EarlierRows:
         self, service: DupcheckService, row: CatalogRow, query: Fingerprint, pending: Mapping[int, Entry], extra: int
     ) -> list[tuple[int, Match]]:
         """The earlier rows nearest to the row's picture, judged: (row number, match), best first."""
-        pipeline = service.pipeline
+        pipeline = service.parts.pipeline
         pool = pipeline.candidate_pool(CHECK_TOP)
         # `extra` more: the batch's later rows are in the index too, and left out here.
         hits = self.index.search(query.search_hashes, pool + extra, part_hashes=pipeline.part_hashes(query),
@@ -347,7 +347,7 @@ class EarlierRows:
         entries = {n: entry for n, _ in earlier if (entry := pending.get(n) or kept.get(n)) is not None}
         found = [(n, d) for n, d in earlier if n in entries]
         named = {entries[n].record.entity_id: n for n, _ in found}
-        matches = service.judge_pictures(query, [(entries[n], d) for n, d in found], self.marks)
+        matches = service.lookups.judge_pictures(query, [(entries[n], d) for n, d in found], self.marks)
         return [(named[m.entity_id], m) for m in matches]
 
     def _load(self) -> None:
@@ -432,12 +432,12 @@ class RowChecker:
         if row.error is not None:
             return RowResult.failure(row, *row.error)
         try:
-            data = self.service.fetch(row.image_url)
+            data = self.service.lookups.fetch(row.image_url)
             if self.earlier is None:
-                return _Looked(self.service.find_similar_bytes(data, top=CHECK_TOP, marks=marks))
-            entry, query = self.service.query_entry(entity_id=row.entity_id, sku=row.sku, image_url=row.image_url,
-                                                    data=data)  # fmt: skip
-            return _Looked(self.service.find_similar_query(query, CHECK_TOP, marks), query, entry)
+                return _Looked(self.service.lookups.find_similar_bytes(data, top=CHECK_TOP, marks=marks))
+            entry, query = self.service.registrar.query_entry(entity_id=row.entity_id, sku=row.sku,
+                                                              image_url=row.image_url, data=data)  # fmt: skip
+            return _Looked(self.service.lookups.find_similar_query(query, CHECK_TOP, marks), query, entry)
         except DupcheckError as exc:
             return RowImporter._retry_or_fail(row, exc, final)
         except Exception as exc:  # noqa: BLE001 - one row's bug is that row's failure, logged
@@ -532,7 +532,7 @@ class RowImporter:
         try:
             screened = gate.decide(row, entry, passage)
         except DupcheckError as exc:
-            gate.service.gate.withdraw(passage.claim)
+            gate.service.parts.gate.withdraw(passage.claim)
             return self._retry_or_fail(row, exc, final)
         if screened is not None and screened.outcome is not Outcome.DONE:
             return screened  # refused: the gate withdrew its claim
@@ -588,7 +588,7 @@ class _Write:
 
 def _withdraw(write: _Write) -> None:
     if write.gate is not None:
-        write.gate.service.gate.withdraw(write.claim)
+        write.gate.service.parts.gate.withdraw(write.claim)
 
 
 def results_by_job(pairs: Iterable[tuple[str, RowResult]]) -> dict[str, list[RowResult]]:
