@@ -46,7 +46,8 @@ import json, sys, time, statistics, tempfile, urllib.request
 from pathlib import Path
 from dupcheck.bootstrap import build_service
 from dupcheck.core.settings import Settings
-lookups = build_service(Settings.from_env(data_dir=Path(sys.argv[1]), allow_loopback_urls=True)).lookups
+service = build_service(Settings.from_env(data_dir=Path(sys.argv[1]), allow_loopback_urls=True))
+lookups = getattr(service, "lookups", service)  # a baseline older than the composed service is its own
 queries = [Path(p).read_bytes() for p in sys.argv[3:]]
 urls = [sys.argv[2] + "/q/" + Path(p).name for p in sys.argv[3:]]
 for data in queries[:5]:
