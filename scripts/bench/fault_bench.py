@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from dupcheck_tools.local.imports import SMALL_JOB_ROWS
 from scripts.bench.import_bench import Client, Images, catalog, environment, pictures
 from scripts.helpers.loopback import ImageServer
 
@@ -49,21 +50,37 @@ def finish(client: Client, job_id: str) -> dict:
     return {k: job[k] for k in ("status", "rows", "done", "skipped", "failed")}
 
 
+def hashing_process(proc: subprocess.Popen[str], client: Client, job_id: str) -> psutil.Process | None:
+    """The server's hashing process once it runs (it is started again after a kill); None when
+    the job is no longer running by then."""
+    while True:
+        found = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        if found:
+            return found[0]
+        if client.call("GET", f"/imports/{job_id}")[1]["status"] != "running":
+            return None
+        time.sleep(0.05)
+
+
 def killed_twice(images: ImageServer, rows: int, folder: Path) -> dict:
     proc, url = serve(folder / "killed")
     client = Client(url)
     try:
         _, job = client.call("POST", "/imports", catalog(images, 0, rows, "K"), "text/csv")
+        kills = 0
         for at in (40, rows // 2):
             wait_done(client, job["job_id"], at)
-            (worker,) = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+            worker = hashing_process(proc, client, job["job_id"])
+            if worker is None:
+                break  # the job ended before its hashing process ran again
             worker.kill()
+            kills += 1
         ended = finish(client, job["job_id"])
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     twice = sum(count > 1 for count in images.counts().values())
-    return {"fault": "hashing process killed twice", "job": ended, "downloaded_twice": twice}
+    return {"fault": "hashing process killed twice", "kills": kills, "job": ended, "downloaded_twice": twice}
 
 
 def stopped(images: ImageServer, rows: int, folder: Path) -> dict:
@@ -92,6 +109,9 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.02, help="seconds each picture is answered late")
     parser.add_argument("--synthetic", action="store_true", help="generated pictures, not the bench photos")
     args = parser.parse_args()
+    if args.rows < SMALL_JOB_ROWS:
+        parser.error(f"--rows must be {SMALL_JOB_ROWS} or more: a smaller import hashes in its download threads, "
+                     "with no hashing process to kill")  # fmt: skip
     images = Images(pictures(args.rows, args.synthetic), args.delay)
     with tempfile.TemporaryDirectory(prefix="fault-bench-") as folder:
         for fault in (killed_twice, stopped):
