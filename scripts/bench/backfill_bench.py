@@ -1,7 +1,7 @@
 """Backfill throughput and memory, against a loopback image server, in one run.
 
     .venv/bin/python scripts/bench/backfill_bench.py [--images 1200] [--serial 200] [--latency-ms 50]
-        [--runs 3] [--throughput-only] [--rows 1000000] [--baseline-lambdas DIR]
+        [--runs 3] [--throughput-only] [--gated] [--rows 1000000] [--baseline-lambdas DIR]
 
 1. Throughput: N ~1 MP JPEGs (the >= 0.7 MP photos of ../shared/bench/images when present,
    else generated 1200x900 product shots), each at its own URL on a ThreadingHTTPServer that
@@ -12,7 +12,9 @@
    the same run against the same server, alternated with the backfill `--runs` times; the
    medians are reported. `--baseline-lambdas DIR` (another commit's `lambdas/`, e.g. from
    `git archive main lambdas | tar -x -C DIR/..`) adds a backfill with that code to every run,
-   right after this one's, and reports this one's rate as a ratio to it run by run.
+   right after this one's, and reports this one's rate as a ratio to it run by run. `--gated`
+   measures the rate with `--on-duplicate allow` (nothing checked), then the same runs once
+   more with the gate's default (`warn`: every row checked against the catalog) as `gated`.
 2. Memory: peak RSS (the backfill process plus its hashing processes, sampled with psutil)
    of (a) real backfills of small and large catalogs whose URLs all return a tiny JPEG, to show
    RSS does not grow with rows, and (b) a `--dry-run` of a `--rows`-row catalog (reader, store
@@ -90,7 +92,7 @@ def prepare_images(folder: Path, count: int) -> dict[str, Any]:
             pixels.append(im.size[0] * im.size[1])
         sizes.append(path.stat().st_size)
     return {
-        "source": f"{SHARED_IMAGES} (>= 0.7 MP)" if source == "shared" else "generated 1200x900",
+        "source": f"{os.path.relpath(SHARED_IMAGES, ROOT)} (>= 0.7 MP)" if source == "shared" else "generated 1200x900",
         "distinct_images": len(pixels),
         "mean_megapixels": round(sum(pixels) / len(pixels) / 1e6, 2),
         "mean_kb": round(sum(sizes) / len(sizes) / 1024, 1),
@@ -150,6 +152,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="backfill --workers (default: its own)")
     parser.add_argument("--extra", default="", help="extra backfill arguments, e.g. '--per-host 16'")
     parser.add_argument("--throughput-only", action="store_true", help="skip the memory runs")
+    parser.add_argument("--gated", action="store_true",
+                        help="the rate with --on-duplicate allow, then as is (the gate's warn) as 'gated'")  # fmt: skip
     parser.add_argument("--baseline-lambdas", type=Path, default=None,
                         help="another commit's lambdas/: its backfill runs beside this one's in every run")  # fmt: skip
     args = parser.parse_args()
@@ -167,44 +171,16 @@ def main() -> int:
             write_catalog(catalog, base, args.images)
             flags = [*(["--workers", str(args.workers)] if args.workers else []), *args.extra.split()]
             report["command"] = "python -m dupcheck backfill --catalog CATALOG --no-progress " + " ".join(flags)
-            # Alternated, so that both see the same machine: this one is shared and drifts.
-            runs = []
-            for i in range(args.runs):
-                serial = serial_loop(base, args.serial)
-                if args.baseline_lambdas is not None and i % 2:  # the two take turns at going first
-                    base_run = run_backfill(catalog, work / f"base-store-{i}", flags, args.baseline_lambdas)
-                run = run_backfill(catalog, work / f"store-{i}", flags)
-                if args.baseline_lambdas is not None and not i % 2:
-                    base_run = run_backfill(catalog, work / f"base-store-{i}", flags, args.baseline_lambdas)
-                runs.append(
-                    {
-                        "serial_images_per_s": serial["images_per_s"],
-                        "backfill_images_per_s": run["images_per_s"],
-                        "backfill_images_per_s_wall": round(run["done"] / run["wall_s"], 1),
-                        "speedup_vs_serial": round(run["images_per_s"] / serial["images_per_s"], 2),
-                        "speedup_vs_serial_wall": round(run["done"] / run["wall_s"] / serial["images_per_s"], 2),
-                        # CPU per image (backfill + its hashing processes; the image server apart):
-                        # what the cores cap the rate at, whatever else the machine is running.
-                        "backfill_cpu_ms_per_image": round(run["cpu_s"] / max(1, run["done"]) * 1000, 2),
-                        "serial_cpu_ms_per_image": serial["cpu_ms_per_image"],
-                        "done": run["done"],
-                        "failed": run["failed"],
-                    }
-                )
-                if args.baseline_lambdas is not None:
-                    runs[-1].update(
-                        baseline_images_per_s=base_run["images_per_s"],
-                        baseline_cpu_ms_per_image=round(base_run["cpu_s"] / max(1, base_run["done"]) * 1000, 2),
-                        ratio_to_baseline=round(run["images_per_s"] / base_run["images_per_s"], 3),
-                        baseline_failed=base_run["failed"],
-                    )
-                print(json.dumps(runs[-1]), file=sys.stderr)
+            if args.gated:
+                report["command_allow"] = f"{report['command']} --on-duplicate allow".replace("  ", " ")
+            rate_flags = [*flags, "--on-duplicate", "allow"] if args.gated else flags
+            runs = _throughput(base, catalog, work, rate_flags, args, "store")
             report["runs"] = runs
-            report["median"] = {
-                key: statistics.median(r[key] for r in runs)
-                for key in runs[0]
-                if key not in ("done", "failed", "baseline_failed")
-            }
+            report["median"] = _medians(runs)
+            if args.gated:
+                gated = _throughput(base, catalog, work, flags, args, "gated-store")
+                report["gated"] = {**_medians(gated), "done": gated[-1]["done"], "failed": gated[-1]["failed"],
+                                   "on_duplicate": "warn", "runs": len(gated)}  # fmt: skip
             # Re-run: everything is unchanged, nothing is downloaded.
             rerun = run_backfill(catalog, work / "store-0", flags)
             report["rerun_unchanged"] = {k: rerun[k] for k in ("done", "skipped", "failed", "elapsed_s", "wall_s")}
@@ -232,6 +208,52 @@ def main() -> int:
             server.join(5)
     report["machine_memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
     return _finish(report)
+
+
+def _throughput(base: str, catalog: Path, work: Path, flags: list[str], args: argparse.Namespace,
+                store: str) -> list[dict[str, Any]]:  # fmt: skip
+    """`--runs` backfills of `catalog` with `flags`, each after a serial loop (and beside the
+    baseline's backfill, when given): alternated, so that both see the same machine, which drifts."""
+    runs = []
+    for i in range(args.runs):
+        serial = serial_loop(base, args.serial)
+        if args.baseline_lambdas is not None and i % 2:  # the two take turns at going first
+            base_run = run_backfill(catalog, work / f"base-{store}-{i}", flags, args.baseline_lambdas)
+        run = run_backfill(catalog, work / f"{store}-{i}", flags)
+        if args.baseline_lambdas is not None and not i % 2:
+            base_run = run_backfill(catalog, work / f"base-{store}-{i}", flags, args.baseline_lambdas)
+        runs.append(
+            {
+                "serial_images_per_s": serial["images_per_s"],
+                "backfill_images_per_s": run["images_per_s"],
+                "backfill_images_per_s_wall": round(run["done"] / run["wall_s"], 1),
+                "speedup_vs_serial": round(run["images_per_s"] / serial["images_per_s"], 2),
+                "speedup_vs_serial_wall": round(run["done"] / run["wall_s"] / serial["images_per_s"], 2),
+                # CPU per image (backfill + its hashing processes; the image server apart):
+                # what the cores cap the rate at, whatever else the machine is running.
+                "backfill_cpu_ms_per_image": round(run["cpu_s"] / max(1, run["done"]) * 1000, 2),
+                "serial_cpu_ms_per_image": serial["cpu_ms_per_image"],
+                "done": run["done"],
+                "failed": run["failed"],
+            }
+        )
+        if args.baseline_lambdas is not None:
+            runs[-1].update(
+                baseline_images_per_s=base_run["images_per_s"],
+                baseline_cpu_ms_per_image=round(base_run["cpu_s"] / max(1, base_run["done"]) * 1000, 2),
+                ratio_to_baseline=round(run["images_per_s"] / base_run["images_per_s"], 3),
+                baseline_failed=base_run["failed"],
+            )
+        print(json.dumps(runs[-1]), file=sys.stderr)
+    return runs
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        key: statistics.median(r[key] for r in runs)
+        for key in runs[0]
+        if key not in ("done", "failed", "baseline_failed")
+    }
 
 
 def _finish(report: dict[str, Any]) -> int:

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from dupcheck.core.limits.policy import FINE, PASTED_BLOCK, PASTED_STRIP
+from dupcheck.core.limits.policy import FINE, PASTED_ALONE, PASTED_BLOCK, PASTED_EDGE, PASTED_GAP, PASTED_STRIP
 from dupcheck.core.matching.alignment import Alignment, Evidence
 from dupcheck.core.matching.pasted import outside_block
+from dupcheck.core.pictures.arrays import regions
 from dupcheck.core.stored.views import WHOLE
 
 
@@ -21,11 +22,14 @@ def scene(seed: int) -> np.ndarray:
     return np.asarray(picture.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float32)
 
 
-def evidence(mine: np.ndarray, theirs: np.ndarray) -> Evidence:
-    """Evidence of the two views lined up as they are (what outside_block reads is the alignment)."""
+def evidence(
+    mine: np.ndarray, theirs: np.ndarray, rows: tuple[float, float] = (0.0, 1.0), cols: tuple[float, float] = (0.0, 1.0)
+) -> Evidence:
+    """Evidence of the two views lined up as they are (what outside_block reads is the alignment;
+    `rows`, `cols`: the window of the candidate's view they line up with, all of it by default)."""
     off = np.abs(mine - theirs) > 20
     alignment = Alignment(
-        query_box=WHOLE, mirrored=False, angle=0.0, candidate_view=0, rows=(0.0, 1.0), cols=(0.0, 1.0),
+        query_box=WHOLE, mirrored=False, angle=0.0, candidate_view=0, rows=rows, cols=cols,
         query_trimmed=False, mine=mine, theirs=theirs, my_colour=np.zeros((2, FINE, FINE), np.float32),
         their_colour=np.zeros((2, FINE, FINE), np.float32), luma_off=off, colour_off=np.zeros_like(off),
     )  # fmt: skip
@@ -48,6 +52,46 @@ def test_a_copy_with_a_band_across_lines_up_without_it(level: float) -> None:
     assert found is not None
     assert found.similarity > 0.98 and found.luma_off < 0.02
     assert found.layout_off == 12 and found.alignment is not None  # the rest of the evidence kept
+
+
+def test_a_band_that_matches_what_it_covers_in_places_is_one_block() -> None:
+    """A band over a flat cover takes the cover's own level here and there: what differs lies
+    along it in pieces, none of them most of it, each 2 PASTED_GAP px from the next."""
+    photo = scene(0)
+    copy = banded(photo, slice(9, 12))
+    gap, step = 2 * PASTED_GAP, 2 * PASTED_GAP + 3
+    for start in range(3, FINE, step):
+        copy[9:12, start : start + gap] = photo[9:12, start : start + gap]
+    pieces = regions(np.abs(copy - photo) > 20)
+    assert len(pieces) > 2 and len(pieces[0]) < PASTED_ALONE * sum(map(len, pieces))
+    found = outside_block(evidence(copy, photo))
+    assert found is not None and found.similarity > 0.98 and found.luma_off < 0.02
+    # Lined up with a part of the view along the band (a crop of it), a strip differs where the
+    # crop cut: not a band. Lined up with a part down the picture only, the band across it is one.
+    assert outside_block(evidence(copy, photo, cols=(0.2, 0.6))) is None
+    assert outside_block(evidence(copy, photo, rows=(0.2, 0.6))) is not None
+    farther = banded(photo, slice(9, 12))
+    for start in range(3, FINE, step + 1):
+        farther[9:12, start : start + gap + 1] = photo[9:12, start : start + gap + 1]
+    assert outside_block(evidence(farther, photo)) is None  # pieces apart: no one block
+
+
+def test_pieces_inside_the_margins_are_not_joined() -> None:
+    """A template's title replaced by another differs in pieces too (letters), but inside the
+    template's margins: not a band laid across the picture, so no one block (the band of the
+    test above, kept PASTED_EDGE + 1 px from each side, is that)."""
+    photo = scene(0)
+    margin = PASTED_EDGE + 1
+    title = photo.copy()
+    title[9:12, margin : FINE - margin] = 15.0
+    gap, step = 2 * PASTED_GAP, 2 * PASTED_GAP + 3
+    for start in range(margin + 3, FINE - margin, step):
+        title[9:12, start : start + gap] = photo[9:12, start : start + gap]
+    assert outside_block(evidence(title, photo)) is None
+    across = banded(photo, slice(9, 12))
+    for start in range(margin + 3, FINE - margin, step):
+        across[9:12, start : start + gap] = photo[9:12, start : start + gap]
+    assert outside_block(evidence(across, photo)) is not None  # the same pieces reaching both edges
 
 
 def test_views_that_differ_all_over_have_no_block() -> None:

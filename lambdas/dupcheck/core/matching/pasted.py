@@ -13,17 +13,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from dupcheck.core.limits.policy import LUMA_TOLERANCE, PASTED_ALONE, PASTED_BLOCK, PASTED_ROUNDS, PASTED_STRIP
+from dupcheck.core.limits.policy import (
+    LUMA_TOLERANCE,
+    PASTED_ALONE,
+    PASTED_BLOCK,
+    PASTED_EDGE,
+    PASTED_GAP,
+    PASTED_ROUNDS,
+    PASTED_STRIP,
+    WHOLE_WINDOW,
+)
 from dupcheck.core.matching.alignment import Evidence
-from dupcheck.core.pictures.arrays import centre_weight, padded, regions, shifts
+from dupcheck.core.pictures.arrays import centre_weight, neighbourhood, padded, regions, shifts
 
 
 def outside_block(evidence: Evidence) -> Evidence | None:
     """`evidence` measured again without the block its differing pixels form, when they form
-    one: the bounding box of their largest group (and a pixel around it), a strip (PASTED_STRIP
-    across) of at most PASTED_BLOCK of the view, holding PASTED_ALONE of them. Its similarity
-    and luma off are the rest's, after the rest's own gain and offset; None where there is no
-    such block."""
+    one (`_block`): their largest group's, or else a band's pieces (`_band`). Its similarity and
+    luma off are the rest's, after the rest's own gain and offset; None where there is no such
+    block."""
     alignment = evidence.alignment
     if alignment is None:
         return None
@@ -38,13 +46,11 @@ def outside_block(evidence: Evidence) -> Evidence | None:
         fitted = ~off
     if not off.any():
         return None
-    largest = regions(off)[0]
-    (top, left), (bottom, right) = largest.min(axis=0), largest.max(axis=0)
-    if min(bottom - top, right - left) + 1 > PASTED_STRIP * off.shape[0]:
-        return None  # as deep as it is wide: a region of another subject, not a band or a sticker
-    block = np.zeros(off.shape, dtype=bool)
-    block[max(0, top - 1) : bottom + 2, max(0, left - 1) : right + 2] = True
-    if block.mean() > PASTED_BLOCK or off[block].sum() < PASTED_ALONE * off.sum():
+    block = _block(off, regions(off)[0])
+    if block is None:
+        band = _band(off, (alignment.rows[1], alignment.cols[1]))
+        block = None if band is None else _block(off, band)
+    if block is None:
         return None
     rest = ~block
     mine_c, theirs_c = mine[rest] - mine[rest].mean(), theirs[rest] - theirs[rest].mean()
@@ -54,6 +60,51 @@ def outside_block(evidence: Evidence) -> Evidence | None:
     luma_off = float((weight * (_differs(mine, theirs, around, rest) & rest)).sum() / weight[rest].sum())
     return Evidence(similarity, luma_off, evidence.colour_off, evidence.layout_off, evidence.colour_seen,
                     evidence.colour_missing, alignment)  # fmt: skip
+
+
+def _block(off: np.ndarray, group: np.ndarray) -> np.ndarray | None:
+    """The bounding box of `group` (its (row, column) pixels) and a pixel around it, as a mask,
+    when it is a pasted block's: a strip (PASTED_STRIP across) of at most PASTED_BLOCK of the
+    view, holding PASTED_ALONE of the pixels that differ (`off`)."""
+    (top, left), (bottom, right) = group.min(axis=0), group.max(axis=0)
+    if min(bottom - top, right - left) + 1 > PASTED_STRIP * off.shape[0]:
+        return None  # as deep as it is wide: a region of another subject, not a band or a sticker
+    block = np.zeros(off.shape, dtype=bool)
+    block[max(0, top - 1) : bottom + 2, max(0, left - 1) : right + 2] = True
+    if block.mean() > PASTED_BLOCK or off[block].sum() < PASTED_ALONE * off.sum():
+        return None
+    return block
+
+
+def _band(off: np.ndarray, window: tuple[float, float]) -> np.ndarray | None:
+    """The differing pixels of a band laid across the picture: they run from one edge of the view
+    to the other (within PASTED_EDGE px) in pieces up to 2 PASTED_GAP px apart (a band over a
+    flat cover matches what it covers here and there), where the views line up whole along it
+    (`window`: the share of the candidate's view lined up down and across). A title that
+    replaced a title keeps inside the template's margins, and a crop lined up with a part
+    differs in the strip it cut: neither is a band. None where no band is, or where no strip of
+    rows or columns as narrow as a block's holds PASTED_ALONE of the pixels (`_block` would
+    refuse any band: another photograph differs all over)."""
+    widest = int(PASTED_STRIP * off.shape[0]) + 2  # a block's strip and the pixel around it
+    total = int(off.sum())
+    if all(_most_in_a_strip(counts, widest) < PASTED_ALONE * total for counts in (off.sum(axis=1), off.sum(axis=0))):
+        return None
+    joined = off
+    for _ in range(PASTED_GAP):
+        joined = neighbourhood(joined, np.maximum, fill=False)
+    group = max(regions(joined), key=lambda found: int(off[found[:, 0], found[:, 1]].sum()))
+    group = group[off[group[:, 0], group[:, 1]]]
+    (top, left), (bottom, right) = group.min(axis=0), group.max(axis=0)
+    across = right - left >= bottom - top
+    start, end = (left, right) if across else (top, bottom)  # along its length
+    whole = window[1 if across else 0] >= WHOLE_WINDOW
+    return group if whole and start <= PASTED_EDGE and end >= off.shape[0] - 1 - PASTED_EDGE else None
+
+
+def _most_in_a_strip(counts: np.ndarray, width: int) -> int:
+    """The most of `counts` (per row or per column) that `width` consecutive ones hold."""
+    running = np.concatenate([[0], np.cumsum(counts)])
+    return int((running[width:] - running[:-width]).max()) if len(counts) > width else int(running[-1])
 
 
 def _differs(mine: np.ndarray, theirs: np.ndarray, around: np.ndarray, fitted: np.ndarray) -> np.ndarray:
