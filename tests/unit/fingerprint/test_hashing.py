@@ -332,10 +332,14 @@ def test_only_as_many_candidates_as_verified_are_judged() -> None:
     pipeline = AlignedDualPHash()
     policy = pipeline.policy
     image = product_image(27)
-    record = record_of(pipeline, image)
     copy = pipeline.fingerprint(image.resize((400, 400)))  # not the record's own pixels, which need no look
     screened = policy.screened + policy.by_part  # the index's by the whole hash, then by each half
-    judgements = judge_candidates(pipeline, copy, [(record, 0)] * (screened + 2))
+    # As many records of the photograph, each brightened a little more: one picture stored many
+    # times would be judged once (judge._one_per_picture).
+    records = [record_of(pipeline, ImageEnhance.Brightness(image).enhance(1 + k / 100), f"E{k}")
+               for k in range(screened + 2)]  # fmt: skip
+    assert len({tuple(r.features.items()) for r in records}) == len(records)
+    judgements = judge_candidates(pipeline, copy, [(record, 0) for record in records])
     verdicts = [j.verdict for j in judgements]
     # Only `verified` of the screened ones are judged; the rest, and those past the screened
     # ones, are not shown to be anything.

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.limits.judging import ByDistance, Judging
@@ -235,6 +235,60 @@ def test_two_crops_from_different_sides_are_one_photograph() -> None:
     assert _judged(end, side)[0].verdict is Verdict.DUPLICATE
 
 
+def _flat_cover(band_at: int | None = None) -> Image.Image:
+    """A book cover on a flat colour (a frame, the author, a title, a publisher's mark); with
+    `band_at`, a shop's caption band across it from that row down."""
+    cover = Image.new("RGB", (600, 900), (112, 54, 140))
+    draw = ImageDraw.Draw(cover)
+    draw.rectangle((20, 20, 579, 879), outline=(255, 255, 255), width=3)
+    draw.text((50, 40), "TOMAS BRANDT", font=ImageFont.load_default(size=26), fill=(255, 255, 255))
+    draw.line((50, 70, 550, 70), fill=(255, 255, 255), width=3)
+    draw.text((50, 90), "Kingdom", font=ImageFont.load_default(size=57), fill=(255, 255, 255))
+    draw.line((50, 165, 550, 165), fill=(255, 255, 255), width=3)
+    draw.rectangle((510, 840, 550, 879), fill=(240, 240, 230))
+    draw.text((520, 845), "B", font=ImageFont.load_default(size=26), fill=(0, 0, 0))
+    if band_at is not None:
+        draw.rectangle((0, band_at, 599, band_at + 87), fill=(30, 45, 110))
+        draw.text((80, band_at + 15), "SIZES S-XXL", font=ImageFont.load_default(size=60), fill=(255, 255, 255))
+    return cover
+
+
+def test_one_picture_stored_several_times_gets_the_judgement_it_gets_alone() -> None:
+    """The catalog holds one picture in three records: each gets the judgement the picture gets
+    stored once, both ways round. (Judged apart, the caps on how many candidates a step looks at
+    reached one of them and not the others: this caption copy was `duplicate` of one record and
+    `different` of the two others, its cover `duplicate` of one and `similar` of the others.)"""
+    plain, captioned = _flat_cover(), _flat_cover(band_at=780)
+    for asked, stored in ((captioned, plain), (plain, captioned)):
+        (alone,) = _judged(asked, stored)
+        assert _judged(asked, stored, stored, stored) == [alone] * 3
+
+
+def test_records_hold_one_picture_only_where_their_kept_pictures_are_the_same_bytes() -> None:
+    """Records with one hash and one set of views, found at one index distance, hold one picture
+    where their kept pictures are the same bytes, or neither keeps one made for it; a picture
+    differing in two pixels (below what the hash and views see) is another. The kept pictures
+    are read once, together."""
+    photo = photograph("zip", shot=1)
+    touched = photo.copy()
+    for x in (100, 101):
+        touched.putpixel((x, 100), (255, 0, 0))
+    first, kept = record("first", photo)
+    again, _ = record("again", photo)
+    other, other_kept = record("other", touched)
+    assert (other.hash, other.features) == (first.hash, first.features) and other_kept != kept
+    bare = dataclasses.replace(first, entity_id="bare")  # kept no picture
+    raced = dataclasses.replace(first, entity_id="raced")  # kept one made for another hash
+    _, elsewhere = record("elsewhere", photograph("print", shot=2))
+    store = Store({"first": kept, "again": kept, "other": other_kept, "raced": elsewhere})
+    source = judge._ReadOnce(store)
+    candidates = [(first, 0), (other, 0), (again, 0), (bare, 0), (raced, 0), (again, 9)]
+    assert judge._one_per_picture(candidates, source) == [0, 1, 0, 3, 3, 5]  # (found farther: its own tier)
+    assert store.reads == 1
+    source(["first", "raced", "bare"])
+    assert store.reads == 1
+
+
 def test_every_record_of_the_photograph_gets_the_turn_that_lined_one_up() -> None:
     """The catalog holds the photograph twice (as it is and padded): a turned copy that lines up
     with one once turned is judged turned against the other too, not called different."""
@@ -280,11 +334,12 @@ def test_the_catalogs_own_picture_uploaded_again_is_a_duplicate_with_no_look(mon
     pictures = {"first": Image.open(io.BytesIO(sent)), "again": Image.open(io.BytesIO(sent)), "crop": crop}
     records = [record(name, image) for name, image in pictures.items()]
     kept = {rec.entity_id: thumbnail for rec, thumbnail in records}
-    looked: list[int] = []
+    looked: list[HashValue | None] = []  # the hash each kept picture looked at was made for
     real_look = SamePhotograph.look
 
     def look(self: SamePhotograph, i: int, alignment: Alignment):  # noqa: ANN202
-        looked.append(i)
+        picture = self._kept.of(i)
+        looked.append(picture.hash if picture is not None else None)
         return real_look(self, i, alignment)
 
     monkeypatch.setattr(SamePhotograph, "look", look)
@@ -298,9 +353,10 @@ def test_the_catalogs_own_picture_uploaded_again_is_a_duplicate_with_no_look(mon
     again = judged(sent)
     assert [(j.verdict, j.score, j.edits) for j in again[:2]] == [(Verdict.DUPLICATE, 100.0, ())] * 2
     assert again[2].verdict is Verdict.DUPLICATE  # the crop: the catalog holds the photograph three times
-    assert 0 not in looked and 1 not in looked and 2 in looked
+    first, crop = records[0][0].hash, records[2][0].hash
+    assert set(looked) == {crop}  # first and again hold one picture: neither looked at
     recompressed = judged(encode(original, quality=60))
-    assert recompressed[0].verdict is Verdict.DUPLICATE and 0 in looked
+    assert recompressed[0].verdict is Verdict.DUPLICATE and first in looked
 
 
 def test_the_entry_point_reads_a_mark_on_the_product_as_the_shop_says(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,11 +73,18 @@ def judge_candidates(
     """A judgement per (record, index distance), in the same order, judged as `pipeline`
     declares (its `judging`), a mark on the product read as the shop's `marks` says
     (`verdicts.under_marks`). `thumbnails` reads the thumbnails of the candidates the
-    same-photograph test looks at (by entity_id); without it, verification reads views alone."""
+    same-photograph test looks at (by entity_id); without it, verification reads views alone.
+    Records that hold one picture (`_one_per_picture`) get one judgement, the picture's."""
     how = pipeline.judging
     if isinstance(how, ByDistance):
         return _by_distance(candidates, how)
-    return [under_marks(judgement, marks) for judgement in _by_verification(how, query, candidates, thumbnails)]
+    source = _ReadOnce(thumbnails) if thumbnails is not None else None
+    # One picture stored in several records is judged once, and each record gets that judgement.
+    pictures = _one_per_picture(candidates, source)
+    firsts = sorted(set(pictures))
+    judged = _by_verification(how, query, [candidates[i] for i in firsts], source)
+    by_first = dict(zip(firsts, judged, strict=True))
+    return [under_marks(by_first[first], marks) for first in pictures]
 
 
 def as_match(record: HashRecord, judgement: Judgement) -> Match:
@@ -90,6 +97,47 @@ def as_match(record: HashRecord, judgement: Judgement) -> Match:
                              of_catalog=judgement.reverse),
         edited=None if judgement.edits is None else Edited.CATALOG if judgement.reverse else Edited.QUERY,
     )  # fmt: skip
+
+
+def _one_per_picture(candidates: Sequence[tuple[HashRecord, int]], source: ThumbnailSource | None) -> list[int]:
+    """Per candidate, the first candidate holding the same picture at the same index distance:
+    the same hash and views, and the same kept picture byte for byte (or neither keeping one).
+    Judged apart, such records could get two verdicts for one pair: the caps on how many
+    candidates a step looks at (the turn, the part, the look back) can reach one record of the
+    picture and not the other. (The index distance sets a candidate's tier: one found farther,
+    by another of the index's searches, needs the stronger evidence.)"""
+    records = [record for record, _ in candidates]
+    same_views: dict[tuple[str, HashValue, tuple[tuple[str, bytes], ...], int], list[int]] = {}
+    for i, (record, distance) in enumerate(candidates):
+        key = (record.hash_algo, record.hash, tuple(sorted(record.features.items())), distance)
+        same_views.setdefault(key, []).append(i)
+    out = list(range(len(records)))
+    for members in same_views.values():
+        if len(members) < 2:
+            continue
+        kept = source([records[i].entity_id for i in members]) if source is not None else {}
+        first_with: dict[bytes | None, int] = {}
+        for i in members:
+            data = kept.get(records[i].entity_id) or None
+            picture = data if data is not None and Thumbnail.made_for(data) == records[i].hash else None
+            out[i] = first_with.setdefault(picture, i)
+    return out
+
+
+class _ReadOnce:
+    """A thumbnail source that reads each entity's kept picture once (the candidates holding one
+    picture are read to tell so, and the test then reads them again)."""
+
+    def __init__(self, source: ThumbnailSource) -> None:
+        self.source = source
+        self._read: dict[str, bytes | None] = {}
+
+    def __call__(self, entity_ids: Sequence[str]) -> Mapping[str, bytes]:
+        wanted = [i for i in dict.fromkeys(entity_ids) if i not in self._read]
+        if wanted:
+            found = self.source(wanted)
+            self._read.update((i, found.get(i) or None) for i in wanted)
+        return {i: data for i in entity_ids if (data := self._read[i]) is not None}
 
 
 def _by_verification(
