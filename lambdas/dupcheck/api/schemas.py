@@ -126,7 +126,8 @@ class MarkBox(BaseModel):
 
 class OverlayEdit(BaseModel):
     """A mark on the picture: text or a badge added (overlay); under marks=product, another print
-    (printed), or a mark the pictures cannot place on or off the product (marked)."""
+    (printed), or a mark the pictures cannot place on or off the product (marked); text that
+    replaced text at the same place, another title in the same template (retitled)."""
 
     model_config = ConfigDict(json_schema_extra={"description": __doc__})
 

@@ -3,7 +3,6 @@
 
 const VERDICTS = {
   duplicate: "The same picture",
-  similar: "The same shot in another colour",
   different: "A different picture",
 };
 
@@ -12,12 +11,19 @@ export function listWords(words) {
   return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
 }
 
-// A similar picture whose difference is another print (marks=product), not another colour.
-const printed = (match) => match.verdict === "similar" && (match.edits ?? []).some((e) => e.edit === "printed");
+// What sets a similar picture apart where it is a mark, not another colour (docs/api.md, edits):
+// another print (marks=product), another title in the same template.
+const SIMILAR_BY_MARK = {
+  printed: "the same shot with another print",
+  retitled: "the same template with another title",
+};
+const SIMILAR = "the same shot in another colour";
+const similarAs = (match) =>
+  (match.edits ?? []).map((e) => SIMILAR_BY_MARK[e.edit]).find(Boolean) ?? SIMILAR;
 
 /** The verdict of one match (or one pair of a duplicate report) in words. */
 export const verdictWords = (match) =>
-  printed(match) ? "The same shot with another print" : (VERDICTS[match.verdict] ?? "A picture");
+  match.verdict === "similar" ? capitalised(similarAs(match)) : (VERDICTS[match.verdict] ?? "A picture");
 
 /** What was edited, in one line: a match's `edit_summary`, or a report pair's `edit` (a line or
  * a list of words); "" when there is nothing to say. */
@@ -47,8 +53,7 @@ export function answerOf(result) {
   }
   const similar = result.matches.find((m) => m.verdict === "similar");
   if (similar) {
-    const how = printed(similar) ? "with another print" : "in another colour";
-    return { tone: "new", text: `Not in the catalog. ${similar.entity_id} is the same shot ${how}.` };
+    return { tone: "new", text: `Not in the catalog. ${similar.entity_id} is ${similarAs(similar)}.` };
   }
   return { tone: "new", text: "Not in the catalog." };
 }
@@ -62,7 +67,10 @@ export function sizeWords(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-const sentence = (text) => text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
+function capitalised(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+const sentence = (text) => capitalised(text) + (/[.!?]$/.test(text) ? "" : ".");
 // The API's messages name sizes in bytes: "the image is 300000 bytes; the limit is 200000 bytes".
 const readable = (message) => message.replace(/(\d{4,}) bytes/g, (_, n) => sizeWords(Number(n)));
 

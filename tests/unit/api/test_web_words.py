@@ -55,3 +55,20 @@ def test_a_catalog_missing_both_columns_is_told_to_name_both_in_the_file() -> No
         "image_url, small_image (columns: id, url): name the file's id column entity_id and its picture column "
         "image_url (or small_image)."
     )
+
+
+def test_a_similar_match_says_what_sets_it_apart() -> None:
+    """Another colour, another print (marks=product) or another title in the same template: the
+    verdict and the answer at the top of a check say which."""
+
+    def similar(edit: str | None) -> dict[str, Any]:
+        return {"entity_id": "cat-7", "sku": "", "match_percent": 88.0, "verdict": "similar",
+                "edits": [{"edit": edit, "where": "top", "share": 0.02}] if edit else []}  # fmt: skip
+
+    matches = json.dumps([similar(None), similar("printed"), similar("retitled")])
+    said = words(f"{matches}.map((m) => [w.verdictWords(m), w.answerOf({{matches: [m]}}).text])")
+    assert said == [
+        ["The same shot in another colour", "Not in the catalog. cat-7 is the same shot in another colour."],
+        ["The same shot with another print", "Not in the catalog. cat-7 is the same shot with another print."],
+        ["The same template with another title", "Not in the catalog. cat-7 is the same template with another title."],
+    ]

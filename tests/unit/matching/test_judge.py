@@ -163,12 +163,12 @@ def _padded(image: Image.Image, share: float) -> Image.Image:
     return out
 
 
-def _judged(asked: Image.Image, *stored: Image.Image) -> list[judge.Judgement]:
+def _judged(asked: Image.Image, *stored: Image.Image, marks: Marks = Marks.PHOTO) -> list[judge.Judgement]:
     """`asked` judged against a catalog of `stored` (ids s0, s1, ...)."""
     records, kept = zip(*(record(f"s{n}", image) for n, image in enumerate(stored)), strict=True)
     query = PIPELINE.fingerprint_bytes(jpeg(asked), max_pixels=10**8)
     source = Store({r.entity_id: k for r, k in zip(records, kept, strict=True)})
-    return judge_candidates(PIPELINE, query, [(r, 0) for r in records], source)
+    return judge_candidates(PIPELINE, query, [(r, 0) for r in records], source, marks)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +235,7 @@ def test_two_crops_from_different_sides_are_one_photograph() -> None:
     assert _judged(end, side)[0].verdict is Verdict.DUPLICATE
 
 
-def _flat_cover(band_at: int | None = None) -> Image.Image:
+def _flat_cover(band_at: int | None = None, title: str = "Kingdom") -> Image.Image:
     """A book cover on a flat colour (a frame, the author, a title, a publisher's mark); with
     `band_at`, a shop's caption band across it from that row down."""
     cover = Image.new("RGB", (600, 900), (112, 54, 140))
@@ -243,7 +243,7 @@ def _flat_cover(band_at: int | None = None) -> Image.Image:
     draw.rectangle((20, 20, 579, 879), outline=(255, 255, 255), width=3)
     draw.text((50, 40), "TOMAS BRANDT", font=ImageFont.load_default(size=26), fill=(255, 255, 255))
     draw.line((50, 70, 550, 70), fill=(255, 255, 255), width=3)
-    draw.text((50, 90), "Kingdom", font=ImageFont.load_default(size=57), fill=(255, 255, 255))
+    draw.text((50, 90), title, font=ImageFont.load_default(size=57), fill=(255, 255, 255))
     draw.line((50, 165, 550, 165), fill=(255, 255, 255), width=3)
     draw.rectangle((510, 840, 550, 879), fill=(240, 240, 230))
     draw.text((520, 845), "B", font=ImageFont.load_default(size=26), fill=(0, 0, 0))
@@ -262,6 +262,30 @@ def test_one_picture_stored_several_times_gets_the_judgement_it_gets_alone() -> 
     for asked, stored in ((captioned, plain), (plain, captioned)):
         (alone,) = _judged(asked, stored)
         assert _judged(asked, stored, stored, stored) == [alone] * 3
+
+
+@pytest.mark.parametrize("marks", list(Marks), ids=lambda m: m.value)
+def test_another_title_in_the_same_template_is_another_product_either_way(marks: Marks) -> None:
+    """Issue 83: a cover of the same template with another title is `similar`, "another title in
+    the same template", whichever cover the catalog holds and whatever the shop's `marks`; the
+    same cover with a caption band laid over it stays a duplicate."""
+    first, second = _flat_cover(), _flat_cover(title="Fire Lost")
+    for asked, stored in ((second, first), (first, second)):
+        (judgement,) = _judged(asked, stored, marks=marks)
+        assert judgement.verdict is Verdict.SIMILAR
+        assert judgement.edits is not None and "retitled" in {e.name for e in judgement.edits}
+    assert _judged(_flat_cover(band_at=300), first, marks=marks)[0].verdict is Verdict.DUPLICATE
+
+
+def test_another_title_is_settled_as_a_duplicate_is_no_other_way_looked_at() -> None:
+    """The other way round and the part both show look again at candidates not yet settled: a
+    duplicate is, and so is another title (its two kept pictures compared pixel for pixel), which
+    a look the other way, naming less, must not turn back into a duplicate."""
+    retitled = Edit("retitled", {"where": "top", "share": 0.03})
+    assert judge._settled(judge.Judgement(2, Verdict.DUPLICATE, 99.0, ()))
+    assert judge._settled(judge.Judgement(2, Verdict.SIMILAR, 89.0, (retitled,)))
+    assert not judge._settled(judge.Judgement(2, Verdict.SIMILAR, 89.0, (Edit("recoloured", {"share": 0.4}),)))
+    assert not judge._settled(judge.Judgement(9, Verdict.DIFFERENT, 40.0))
 
 
 def test_records_hold_one_picture_only_where_their_kept_pictures_are_the_same_bytes() -> None:

@@ -10,7 +10,15 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from dupcheck.core.limits.policy import KEPT_QUALITY, MARK_SHARE
 from dupcheck.core.matching.affine import Aligned
-from dupcheck.core.matching.marks import largest_mark, mark_holder, named_mark, on_product, written
+from dupcheck.core.matching.marks import (
+    largest_mark,
+    lined_up,
+    mark_holder,
+    named_mark,
+    on_product,
+    replaced_text,
+    written,
+)
 from dupcheck_tools.samples import product_image
 
 SIDE = 256
@@ -215,3 +223,84 @@ def test_without_a_plain_backdrop_or_a_mark_nothing_is_said() -> None:
     assert on_product(aligned(_logo(scene, (centre - 12, centre + 12, centre - 16, centre + 16), 15.0), scene)) is None
     kept = grain(3)
     assert on_product(aligned(kept + np.random.default_rng(1).normal(0, 2, kept.shape), kept)) is None
+
+
+def _titled(title: str) -> np.ndarray:
+    """A kept cover of one template (a flat ground, a rule, a title in white) with `title`."""
+    cover = Image.new("RGB", (256, 384), (112, 54, 140))
+    draw = ImageDraw.Draw(cover)
+    draw.rectangle((10, 10, 245, 373), outline=(250, 250, 250), width=2)
+    draw.line((20, 40, 236, 40), fill=(250, 250, 250), width=2)
+    draw.text((22, 52), title, font=ImageFont.load_default(size=30), fill=(250, 250, 250))
+    draw.text((22, 330), "TOMAS BRANDT", font=ImageFont.load_default(size=22), fill=(250, 250, 250))
+    return _as_kept(np.asarray(cover))
+
+
+@pytest.mark.parametrize(("one", "other"), [("Kingdom", "Fire Lost"), ("Storm", "The Quiet Sea")])
+def test_another_title_in_one_template_is_text_that_replaced_text(one: str, other: str) -> None:
+    """Two titles in one ink on one ground: each picture shows the other's ink on the other's
+    ground where they differ, whichever way round."""
+    first, second = _titled(one), _titled(other)
+    assert replaced_text(first, second) and replaced_text(second, first)
+
+
+@pytest.mark.parametrize("seed", [4, 17, 31])
+def test_a_mark_laid_on_top_replaced_no_text(seed: int) -> None:
+    """A badge, a caption band over a title: what was laid on top adds its own colours over what
+    it hides; and a picture saved again differs by no text at all."""
+    plain = _kept(seed)
+    assert not replaced_text(_with_badge(plain), plain) and not replaced_text(plain, _with_badge(plain))
+    cover = _titled("Kingdom")
+    banded = Image.fromarray(cover)
+    draw = ImageDraw.Draw(banded)
+    draw.rectangle((0, 40, 255, 90), fill=(30, 45, 110))
+    draw.text((22, 52), "SIZES S-XXL", font=ImageFont.load_default(size=26), fill=(250, 250, 250))
+    banded_kept = _as_kept(np.asarray(banded))
+    assert not replaced_text(banded_kept, cover) and not replaced_text(cover, banded_kept)
+    assert not replaced_text(_as_kept(_as_kept(plain, 70)), _as_kept(plain))
+
+
+def _padded(rgb: np.ndarray, pad: int) -> np.ndarray:
+    """The picture with `pad` px of white added on its left and right, kept at its own size again:
+    padding too thin to be named, which moves every edge off its pixel but the middle's."""
+    height, width = rgb.shape[:2]
+    wider = Image.new("RGB", (width + 2 * pad, height), (255, 255, 255))
+    wider.paste(Image.fromarray(rgb), (pad, 0))
+    return _as_kept(np.asarray(wider.resize((width, height), Image.Resampling.LANCZOS)))
+
+
+@pytest.mark.parametrize("seed", [4, 17, 31])
+def test_two_kept_pictures_line_up_only_pixel_for_pixel(seed: int) -> None:
+    """A picture saved again, or one with a badge, lines up with the picture as kept; the same
+    picture padded by 1% of its width and kept at the same size does not, either way round
+    (its far edges lie a pixel and more off), and neither does a picture moved by a pixel."""
+    plain = _kept(seed)
+    assert lined_up(_as_kept(_as_kept(plain, 70)), plain) and lined_up(_with_badge(plain), plain)
+    padded = _padded(plain, 2)
+    assert not lined_up(padded, plain) and not lined_up(plain, padded)
+    assert not lined_up(np.roll(plain, 1, axis=1), plain)
+
+
+@pytest.mark.parametrize("title", ["Fire Lost", "The Quiet Sea"])
+def test_a_cover_a_fraction_of_a_pixel_off_lines_up_only_below_the_swaps_contrast(title: str) -> None:
+    """Moved by a tenth of a pixel, another title in the template still lines up; by 0.4 px its
+    full-contrast edges differ by more than replaced_text's contrast, and it does not, whichever
+    axis it moved along."""
+    cover = Image.fromarray(_titled("Kingdom"))
+
+    def moved(dx: float, dy: float) -> np.ndarray:
+        shifted = cover.transform(cover.size, Image.Transform.AFFINE, (1, 0, dx, 0, 1, dy), Image.Resampling.BILINEAR)
+        return _as_kept(np.asarray(shifted)[2:-2, 2:-2])
+
+    other = _titled(title)[2:-2, 2:-2]
+    assert lined_up(moved(0.1, 0.0), other) and lined_up(moved(0.0, 0.1), other)
+    assert not lined_up(moved(0.4, 0.0), other) and not lined_up(moved(0.0, 0.4), other)
+
+
+def test_covers_of_one_template_line_up_and_a_flat_picture_tells_nothing() -> None:
+    """Two titles in one template line up where they share the frame and the author, the titles
+    aside; a flat picture holds no detail to line up by."""
+    assert lined_up(_titled("Kingdom"), _titled("Fire Lost"))
+    assert not lined_up(_padded(_titled("Kingdom"), 2), _titled("Fire Lost"))
+    flat = np.full((384, 256, 3), 128, np.uint8)
+    assert not lined_up(flat, flat)

@@ -310,6 +310,25 @@ PRODUCT_MARK_LEVEL = 40.0
 PRODUCT_MARK_PIXELS = 80
 PRODUCT_MARGIN = 4
 PRODUCT_BACKDROP = 0.05
+# Text that replaced text (marks.replaced_text), on two kept pictures lined up pixel for pixel:
+# the pixels whose colours lie SWAP_CONTRAST apart (RGB distance: a stroke on its ground), their
+# colours in steps of SWAP_STEP levels, counted in tiles of SWAP_TILE px; replaced where SWAPPED
+# of those colour pairs come both ways round in their tile (docs/lab/evaluation.md, "Marks on
+# the product").
+SWAP_CONTRAST = 60.0
+SWAP_STEP = 48
+SWAP_TILE = 16
+SWAPPED = 0.15
+# Two kept pictures line up (marks.lined_up) where, in every LINE_TILE px tile they share
+# along an axis (detail across it, LINE_DETAIL levels from a neighbour, root mean square; a
+# difference under 1/LINE_SHARED of a pixel's shift of its own), they lie under SWAP_CONTRAST
+# / 255 of a pixel apart, but for LINE_ASTRAY of them (a title's soft edge: docs/lab/evaluation.md,
+# "Marks on the product"); LINE_TILES such tiles along each axis at least, else nothing tells.
+LINE_ASTRAY = 0.15
+LINE_TILE = 32
+LINE_DETAIL = 4.0
+LINE_SHARED = 4
+LINE_TILES = 4
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
 # Set once, not tuned: a badge there lies wholly on plain backdrop, so any high share tells.

@@ -65,7 +65,7 @@ from dupcheck.core.limits.policy import (
 )
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.marks import mark_holder, named_mark, written
+from dupcheck.core.matching.marks import lined_up, mark_holder, named_mark, replaced_text, written
 from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
 from dupcheck.core.models import Box, Edit
 from dupcheck.core.pictures.arrays import regions, tiles, unit
@@ -149,6 +149,8 @@ KINDS: dict[str, Kind] = {
     "printed": Kind(Carries.PLACE, lambda p: f"another print on the same photo ({p['where']})"),
     # The same where the pictures cannot tell a print from an overlay (no plain backdrop around it).
     "marked": Kind(Carries.PLACE, lambda p: f"a mark on the product: a print or an overlay ({p['where']})", mark=True),
+    # Text that replaced text at the same place: another product, whatever the shop's `marks`.
+    "retitled": Kind(Carries.PLACE, lambda p: f"another title in the same template ({p['where']})"),
 }
 FRAMING = frozenset(name for name, kind in KINDS.items() if kind.carries is Carries.SIDES)
 TONE_KINDS = frozenset(name for name, kind in KINDS.items() if kind.tone)
@@ -289,6 +291,22 @@ def catalog_mark(
     box, on_query = (_rounded(_Frame(mirrored=flip).box(ys, xs, shape)) for flip in (False, "mirrored" in names))
     return replace(_overlay_at((ys + 0.5) / height, (xs + 0.5) / width, len(ys) / held[1].size, box),
                    original_box=on_query)  # fmt: skip
+
+
+def another_title(edits: Sequence[Edit], own: Callable[[], Thumbnail | None], theirs: Thumbnail | None) -> bool:
+    """Whether the text or badge `edits` name is text that replaced text (marks.replaced_text):
+    read, as `catalog_mark` reads which picture holds a mark, from the two pictures as kept, where
+    the edits name nothing but an overlay, a mirror and a tone (a title's change moves the tone
+    fitted over a flat cover; a tone moves no pixel) and the two, kept at one size, line up pixel
+    for pixel (marks.lined_up: a few px of padding, too few to be named, shift every edge)."""
+    names = {edit.name for edit in edits}
+    if theirs is None or "overlay" not in names or names - {"overlay", "mirrored"} - TONE_KINDS:
+        return False
+    kept = own()
+    if kept is None or kept.rgb.shape != theirs.rgb.shape:
+        return False
+    mine = kept.rgb[:, ::-1] if "mirrored" in names else kept.rgb
+    return replaced_text(mine, theirs.rgb) and lined_up(mine, theirs.rgb)
 
 
 def catalog_is_the_copy(

@@ -44,6 +44,7 @@ from dupcheck.core.limits.policy import (
 )
 from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
 from dupcheck.core.matching.edits import (
+    another_title,
     border_shares,
     catalog_is_the_copy,
     catalog_mark,
@@ -55,7 +56,7 @@ from dupcheck.core.matching.edits import (
 from dupcheck.core.matching.marks import on_product
 from dupcheck.core.matching.pasted import outside_block
 from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
-from dupcheck.core.matching.verdicts import Judgement, banded, match_percent, score, under_marks, verdict_for
+from dupcheck.core.matching.verdicts import Judgement, banded, match_percent, renamed, score, under_marks, verdict_for
 from dupcheck.core.models import DEFAULT_MARKS, Edited, Fingerprint, HashRecord, HashValue, Marks, Match, Verdict
 from dupcheck.core.stored.thumbnails import Thumbnail, own_picture, probe_of_kept
 from dupcheck.core.stored.views import Probe, Views, stored_views
@@ -230,17 +231,23 @@ def _judged(
         if theirs is not None:
             their_borders = border_shares(theirs.rgb, theirs.box)
             mark = None
+
+            def own_picture() -> Thumbnail | None:  # (made only when a reading asks for it)
+                return own.of(0) if own is not None else None
+
             if verdict is Verdict.DUPLICATE and not identical:
                 off = seen.alignment
                 apart = off is not None and bool(off.luma_off.any() or off.colour_off.any())
-                mark = catalog_mark(edits, lambda: own.of(0) if own is not None else None, theirs, borders,
-                                    seen_apart=apart)  # fmt: skip
+                mark = catalog_mark(edits, own_picture, theirs, borders, seen_apart=apart)
             if mark is not None:  # the badge lies on the catalog picture: the rest read back, the badge added
                 rest = inverse([edit for edit in edits if edit.name != "overlay"])
                 edits, reverse = ((*rest, mark), True) if rest is not None else (edits, False)
             elif catalog_is_the_copy(edits, borders, their_borders, lambda: outer_border(theirs)):
                 back = inverse(edits)
                 edits, reverse = (back, True) if back is not None else (edits, False)
+            if verdict is Verdict.DUPLICATE and not identical and another_title(edits, own_picture, theirs):
+                # Another title in the same template: another product, under either `marks`.
+                verdict, edits = Verdict.SIMILAR, renamed(edits, "retitled")
     # On the same photograph compared pixel by pixel, whether what was added lies on the product:
     # what the shop's `marks` setting reads (verdicts.under_marks), looked at only when it asks.
     # Read where a mark was named, or where nothing was: a copy whose named edits (a tone, a crop,
@@ -263,7 +270,7 @@ def _both_ways(
     stored: Mapping[int, Views], kept: _LazyThumbnails, own_kept: _OwnPicture, first: _Look,
     out: list[Judgement], turned: Mapping[int, float], alike: Mapping[int, float],
 ) -> dict[int, Evidence]:  # fmt: skip
-    """Each candidate not yet a duplicate judged the other way round too, in place: its kept
+    """Each candidate not yet settled (`_settled`) judged the other way round too, in place: its kept
     picture as the query, the query as the catalog picture. A pair is what its better way says.
     Only where the views show that this way can say more: the candidate lines up with a part
     of the query (it shows less of the photograph: a crop, padding or a frame the query lacks
@@ -273,7 +280,7 @@ def _both_ways(
     if probe.upright is None and not query.features.get("views"):
         return {}
     test = first.test
-    open_ = [i for i in stored if out[i].verdict is not Verdict.DUPLICATE and records[i].hash_algo in how.keeps
+    open_ = [i for i in stored if not _settled(out[i]) and records[i].hash_algo in how.keeps
              and not _seen_another(first, i)]  # fmt: skip
     found: dict[int, Evidence] = {}
     for angle in sorted({turned.get(i, 0.0) for i in open_}):
@@ -306,15 +313,13 @@ def _shared_part(
     how: Verified, probe: Probe, records: Sequence[HashRecord], closest: Sequence[int], stored: Mapping[int, Views],
     kept: _LazyThumbnails, alike: Mapping[int, float], out: list[Judgement],
 ) -> None:  # fmt: skip
-    """Candidates still not duplicates whose views are alike either way (`alike`: the better
+    """Candidates still not settled whose views are alike either way (`alike`: the better
     correlation), judged once more with the query cut to a part it may share with them, in
     place: two copies that each lost another side (a crop from the left, one from the top)
     share all of either but a strip of PART_SHARE at most, and without it the query is a crop
     of the catalog picture."""
     open_ = [
-        i
-        for i, a in alike.items()
-        if a >= PART_ALIKE and out[i].verdict is not Verdict.DUPLICATE and records[i].hash_algo in how.keeps
+        i for i, a in alike.items() if a >= PART_ALIKE and not _settled(out[i]) and records[i].hash_algo in how.keeps
     ]
     near = sorted(open_, key=lambda i: -ranked(alike[i]))[:PART_CANDIDATES]  # fmt: skip
     if not near:
@@ -332,6 +337,13 @@ def _shared_part(
             continue
         if look.target(i).passes(found):
             out[i] = _judged(how, i, closest[i], found, look, stored[i], kept, None)
+
+
+def _settled(judgement: Judgement) -> bool:
+    """Whether a candidate's judgement is settled, no other way of judging it looked at: a
+    duplicate, or another title in the same template (the two kept pictures compared pixel for
+    pixel: another way round or a part of them only shows the same pictures less closely)."""
+    return judgement.verdict is Verdict.DUPLICATE or any(edit.name == "retitled" for edit in judgement.edits or ())
 
 
 def _views_of(probe: Probe) -> Views:

@@ -38,6 +38,11 @@ from dupcheck.core.limits.policy import (
     HOLDER_MARGIN,
     HOLDER_OUTLINE,
     HOLDER_PIXELS,
+    LINE_ASTRAY,
+    LINE_DETAIL,
+    LINE_SHARED,
+    LINE_TILE,
+    LINE_TILES,
     MARK_BLOCK,
     MARK_EDGE,
     MARK_GAP,
@@ -53,6 +58,10 @@ from dupcheck.core.limits.policy import (
     PRODUCT_MARGIN,
     PRODUCT_MARK_LEVEL,
     PRODUCT_MARK_PIXELS,
+    SWAP_CONTRAST,
+    SWAP_STEP,
+    SWAP_TILE,
+    SWAPPED,
     WORD_ALONE,
     WORD_ROW,
 )
@@ -113,6 +122,91 @@ def mark_holder(mine: np.ndarray, theirs: np.ndarray) -> tuple[bool, np.ndarray]
         return None if max(energies) <= 0.0 else (energies[0] > energies[1], differs)
     ratio = math.log(energies[0] / energies[1])
     return (ratio > 0, differs) if abs(ratio) > HOLDER_MARGIN else None
+
+
+def lined_up(mine: np.ndarray, theirs: np.ndarray) -> bool:
+    """Whether two kept pictures of one shape (RGB) line up closely enough for replaced_text to
+    compare them pixel for pixel. Along each axis, in each LINE_TILE px tile with detail across
+    it (its pixels LINE_DETAIL levels from their neighbours that way, root mean square: more
+    than a JPEG's noise) that the two share (no pixel SWAP_CONTRAST apart, and a pixel's shift
+    of its own differs LINE_SHARED times more than the two do, lined up as well as a pixel's
+    shift lines them), the shift that lines them up best (the parabola through their
+    differences a pixel either way) is under SWAP_CONTRAST / 255 of a pixel, in all but
+    LINE_ASTRAY of them (a title's soft edge): a full-contrast edge moved more differs by
+    SWAP_CONTRAST and would swap colours itself; LINE_TILES such tiles along each axis at least,
+    else nothing tells. Padding a few px wide, too thin to be named, or a mirror whose resize was
+    not symmetric, moves them more. Integer sums: one answer on any machine."""
+    ours, other = (_grey_int(picture) for picture in (mine, theirs))
+    rows, cols = (ours.shape[0] - 2) // LINE_TILE, (ours.shape[1] - 2) // LINE_TILE
+    if rows * cols == 0:
+        return False
+
+    def differences(picture: np.ndarray, dy: int, dx: int) -> np.ndarray:
+        """Per tile, the squared differences between `ours` and `picture` moved by (dy, dx)."""
+        moved = picture[1 + dy : 1 + dy + rows * LINE_TILE, 1 + dx : 1 + dx + cols * LINE_TILE]
+        squared = (ours[1 : 1 + rows * LINE_TILE, 1 : 1 + cols * LINE_TILE] - moved) ** 2
+        return squared.reshape(rows, LINE_TILE, cols, LINE_TILE).sum(axis=(1, 3))
+
+    here = differences(other, 0, 0)
+    floor = (LINE_DETAIL * 1000) ** 2 * LINE_TILE**2
+    # Tiles where the two differ (a pixel SWAP_CONTRAST apart: the text itself) say nothing of how
+    # the rest lines up.
+    apart = (np.square(mine.astype(np.int64) - theirs.astype(np.int64)).sum(axis=2) > SWAP_CONTRAST**2)[
+        1 : 1 + rows * LINE_TILE, 1 : 1 + cols * LINE_TILE
+    ]
+    alike = ~apart.reshape(rows, LINE_TILE, cols, LINE_TILE).any(axis=(1, 3))
+    for step in ((1, 0), (0, 1)):
+        before, after = differences(other, -step[0], -step[1]), differences(other, *step)
+        own = differences(ours, *step)
+        shared = alike & (own >= floor) & (np.minimum(here, np.minimum(before, after)) * LINE_SHARED < own)
+        # The parabola's lowest point lies (before - after) / (2 curvature) from here.
+        curvature = (before + after - 2 * here)[shared]
+        off = np.abs(before - after)[shared]
+        astray = int(((curvature <= 0) | (off * 255 > 2 * SWAP_CONTRAST * curvature)).sum())
+        if int(shared.sum()) < LINE_TILES or astray > LINE_ASTRAY * int(shared.sum()):
+            return False
+    return True
+
+
+def _grey_int(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma in whole levels x 1000 (int64: sums exact in any order)."""
+    wide = rgb.astype(np.int64)
+    return wide[..., 0] * 299 + wide[..., 1] * 587 + wide[..., 2] * 114
+
+
+def replaced_text(mine: np.ndarray, theirs: np.ndarray) -> bool:
+    """Whether two kept pictures of one shape (RGB, lined up pixel for pixel) differ by text that
+    replaced text: another title in one template shows, where the two differ, each picture's ink
+    on the other's ground, so the same pairs of colours come both ways round (ink over ground
+    where one has a stroke, ground over ink where the other has), letter by letter; a mark laid
+    on top only adds its own colours over what it hides. Counted per SWAP_TILE px tile over the
+    pixels SWAP_CONTRAST apart, colours in SWAP_STEP levels: SWAPPED of those pairs at least."""
+    ours, other = mine.astype(np.float64), theirs.astype(np.float64)
+    differs = np.linalg.norm(ours - other, axis=2) > SWAP_CONTRAST
+    if int(differs.sum()) < HOLDER_PIXELS:
+        return False
+    steps = 256 // SWAP_STEP + 1
+    colours = steps**3
+
+    def colour(picture: np.ndarray) -> np.ndarray:
+        coded = (np.clip(picture[differs], 0, 255) // SWAP_STEP).astype(np.int64)
+        return (coded[:, 0] * steps + coded[:, 1]) * steps + coded[:, 2]
+
+    ys, xs = np.nonzero(differs)
+    tile = (ys // SWAP_TILE) * (differs.shape[1] // SWAP_TILE + 1) + xs // SWAP_TILE
+    a, b = colour(ours), colour(other)
+    apart = a != b
+    tile, a, b = tile[apart], a[apart], b[apart]
+    if not len(tile):
+        return False
+    keys, counts = np.unique((tile * colours + a) * colours + b, return_counts=True)
+    # Each pair's count beside its swap's (the same tile, the colours the other way round).
+    swaps = (tile * colours + b) * colours + a
+    swap_keys, swap_counts = np.unique(swaps, return_counts=True)
+    at = np.searchsorted(keys, swap_keys)
+    found = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == swap_keys)
+    both = np.minimum(swap_counts[found], counts[at[found]]).sum()
+    return bool(both >= SWAPPED * len(tile))
 
 
 def on_product(aligned: Aligned) -> bool | None:

@@ -55,16 +55,16 @@ def under_marks(judgement: Judgement, marks: Marks) -> Judgement:
         return judgement
     lies_on_product = judgement.on_product()
     if lies_on_product is None:
-        return replace(judgement, edits=_renamed(judgement.edits, "marked"))
+        return replace(judgement, edits=renamed(judgement.edits, "marked"))
     if not lies_on_product:
         return judgement
     low, high = BANDS[Verdict.DUPLICATE]
-    edits = _renamed(judgement.edits, "printed")
+    edits = renamed(judgement.edits, "printed")
     alike = (judgement.score - low) / (high - low)
     return replace(judgement, verdict=Verdict.SIMILAR, score=banded(Verdict.SIMILAR, alike), edits=edits)
 
 
-def _renamed(edits: tuple[Edit, ...] | None, name: str) -> tuple[Edit, ...] | None:
+def renamed(edits: tuple[Edit, ...] | None, name: str) -> tuple[Edit, ...] | None:
     """The edits with the mark added on top (`overlay`) named `name`, at the same place."""
     return None if edits is None else tuple(replace(e, name=name) if e.name == "overlay" else e for e in edits)
 
