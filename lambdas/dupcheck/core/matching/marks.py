@@ -134,8 +134,8 @@ def lined_up(mine: np.ndarray, theirs: np.ndarray) -> bool:
     differences a pixel either way) is under SWAP_CONTRAST / 255 of a pixel, in all but
     LINE_ASTRAY of them (a title's soft edge): a full-contrast edge moved more differs by
     SWAP_CONTRAST and would swap colours itself; LINE_TILES such tiles along each axis at least,
-    else nothing tells. Padding a few px wide, too thin to be named, or a mirror whose resize was
-    not symmetric, moves them more. Integer sums: one answer on any machine."""
+    else nothing tells. Padding a few px wide, too thin to be named, moves them more, and so
+    can a mirrored copy's kept picture. Integer sums: one answer on any machine."""
     ours, other = (_grey_int(picture) for picture in (mine, theirs))
     rows, cols = (ours.shape[0] - 2) // LINE_TILE, (ours.shape[1] - 2) // LINE_TILE
     if rows * cols == 0:
