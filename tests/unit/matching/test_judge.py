@@ -274,6 +274,7 @@ def test_another_title_in_the_same_template_is_another_product_either_way(marks:
         (judgement,) = _judged(asked, stored, marks=marks)
         assert judgement.verdict is Verdict.SIMILAR
         assert judgement.edits is not None and "retitled" in {e.name for e in judgement.edits}
+        assert _judged(asked, stored, stored, stored, marks=marks) == [judgement] * 3  # held thrice
     assert _judged(_flat_cover(band_at=300), first, marks=marks)[0].verdict is Verdict.DUPLICATE
 
 

@@ -149,11 +149,8 @@ def lined_up(mine: np.ndarray, theirs: np.ndarray) -> bool:
 
     here = differences(other, 0, 0)
     floor = (LINE_DETAIL * 1000) ** 2 * LINE_TILE**2
-    # Tiles where the two differ (a pixel SWAP_CONTRAST apart: the text itself) say nothing of how
-    # the rest lines up.
-    apart = (np.square(mine.astype(np.int64) - theirs.astype(np.int64)).sum(axis=2) > SWAP_CONTRAST**2)[
-        1 : 1 + rows * LINE_TILE, 1 : 1 + cols * LINE_TILE
-    ]
+    # Tiles where the two differ (the text itself) say nothing of how the rest lines up.
+    apart = _apart(mine, theirs)[1 : 1 + rows * LINE_TILE, 1 : 1 + cols * LINE_TILE]
     alike = ~apart.reshape(rows, LINE_TILE, cols, LINE_TILE).any(axis=(1, 3))
     for step in ((1, 0), (0, 1)):
         before, after = differences(other, -step[0], -step[1]), differences(other, *step)
@@ -166,6 +163,12 @@ def lined_up(mine: np.ndarray, theirs: np.ndarray) -> bool:
         if int(shared.sum()) < LINE_TILES or astray > LINE_ASTRAY * int(shared.sum()):
             return False
     return True
+
+
+def _apart(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Where two pictures of one shape (RGB) lie SWAP_CONTRAST apart (RGB distance: a stroke on
+    its ground), in whole numbers: the same pixels on any machine."""
+    return np.square(mine.astype(np.int64) - theirs.astype(np.int64)).sum(axis=2) > SWAP_CONTRAST**2
 
 
 def _grey_int(rgb: np.ndarray) -> np.ndarray:
@@ -181,20 +184,19 @@ def replaced_text(mine: np.ndarray, theirs: np.ndarray) -> bool:
     where one has a stroke, ground over ink where the other has), letter by letter; a mark laid
     on top only adds its own colours over what it hides. Counted per SWAP_TILE px tile over the
     pixels SWAP_CONTRAST apart, colours in SWAP_STEP levels: SWAPPED of those pairs at least."""
-    ours, other = mine.astype(np.float64), theirs.astype(np.float64)
-    differs = np.linalg.norm(ours - other, axis=2) > SWAP_CONTRAST
+    differs = _apart(mine, theirs)
     if int(differs.sum()) < HOLDER_PIXELS:
         return False
     steps = 256 // SWAP_STEP + 1
     colours = steps**3
 
     def colour(picture: np.ndarray) -> np.ndarray:
-        coded = (np.clip(picture[differs], 0, 255) // SWAP_STEP).astype(np.int64)
+        coded = np.clip(picture[differs].astype(np.int64), 0, 255) // SWAP_STEP
         return (coded[:, 0] * steps + coded[:, 1]) * steps + coded[:, 2]
 
     ys, xs = np.nonzero(differs)
     tile = (ys // SWAP_TILE) * (differs.shape[1] // SWAP_TILE + 1) + xs // SWAP_TILE
-    a, b = colour(ours), colour(other)
+    a, b = colour(mine), colour(theirs)
     apart = a != b
     tile, a, b = tile[apart], a[apart], b[apart]
     if not len(tile):
