@@ -346,25 +346,33 @@ def kinds_share(output: Record, kinds: Sequence[str], key: str) -> str:
 def prints(page: Page) -> list[str]:
     """The print-variant benchmark's table (make_prints.py): each part's figures."""
     outputs = [page(f"prints-{part}")["output"] for part in PRINT_PARTS]
+    paired = [page(f"prints-pairs-{part}")["output"] for part in PRINT_PARTS]
 
-    def row(label: str, kinds: Sequence[str], key: str) -> list[str]:
-        return [label, *(kinds_share(output, kinds, key) for output in outputs)]
+    def row(label: str, kinds: Sequence[str], key: str, named: Sequence[str] | None = None) -> list[str]:
+        """`named`: the kinds as prints_pairs.py names them, whose pairs asked both ways end each cell."""
+        return [label, *(kinds_share(output, kinds, key) + (both_ways(pairs, named) if named else "")
+                         for output, pairs in zip(outputs, paired, strict=True))]  # fmt: skip
 
     def first_similar(kind: str) -> Callable[[Record], str]:
         return lambda output: pct(get(output, "per_kind", kind, "top_verdicts", "similar"))
 
-    def variants(label: str, kind: str) -> list[str]:
-        return [label, *(f"{kinds_share(o, [kind], 'false_duplicate_rate')}; first match `similar` "
-                         f"{first_similar(kind)(o)}" for o in outputs)]  # fmt: skip
+    def variants(label: str, kind: str, named: Sequence[str] | None = None) -> list[str]:
+        cells = [f"{kinds_share(o, [kind], 'false_duplicate_rate')}; first match `similar` {first_similar(kind)(o)}"
+                 for o in outputs]  # fmt: skip
+        if named is not None:
+            cells = [cell + both_ways(pairs, named) for cell, pairs in zip(cells, paired, strict=True)]
+        return [label, *cells]
 
     rows = [
-        variants("another print on the same photo, called `duplicate`", "print_variant"),
-        variants("a cover of the same template with other words, called `duplicate`", "template_variant"),
+        variants("another print on the same photo, called `duplicate`", "print_variant", ("p2", "p3")),
+        variants("a cover of the same template with other words, called `duplicate`", "template_variant",
+                 ("c2", "c3")),
         row("a copy with a flat caption, badge, text or logo on the chest, called `duplicate`", OVERLAYS,
-            "duplicate_recall"),
-        row("a cover with a sticker or a caption band, called `duplicate`", COVER_OVERLAYS, "duplicate_recall"),
+            "duplicate_recall", OVERLAYS),
+        row("a cover with a sticker or a caption band, called `duplicate`", COVER_OVERLAYS, "duplicate_recall",
+            ("sticker", "caption")),
         row("a copy with a see-through watermark across the picture, a badge in a corner or a see-through logo, "
-            "called `duplicate`", LOOSE_OVERLAYS, "duplicate_recall"),
+            "called `duplicate`", LOOSE_OVERLAYS, "duplicate_recall", LOOSE_OVERLAYS),
     ]  # fmt: skip
     # The same families where the shop says a mark on the product is another product.
     outputs = [page(f"prints-product-{part}")["output"] for part in PRINT_PARTS]
@@ -381,6 +389,21 @@ def prints(page: Page) -> list[str]:
             ["translucent_logo"], "duplicate_recall"),
     ]  # fmt: skip
     return table(["", *PRINT_PARTS], rows) + page.sources()
+
+
+def both_ways(output: Record, kinds: Sequence[str]) -> str:
+    """A cell's tail: the kinds' pairs asked both ways round (prints_pairs.py's names: a query's
+    last name part), the share with one verdict, and the original asked called `duplicate`."""
+    summary = get(output, "summary") or {}
+
+    def mean(key: str, names: Sequence[str], value: str, count: str) -> tuple[float | None, int]:
+        entries = [e for e in (get(summary, key, "by_kind", name) for name in names) if e and e.get(value) is not None]
+        n = sum(e[count] for e in entries)
+        return (sum(e[value] * e[count] for e in entries) / n if n else None), n
+
+    agree, n = mean("both_ways", [" / ".join(sorted((kind, "original"))) for kind in kinds], "agree", "pairs")
+    back, _ = mean("original_after_copy", kinds, "duplicate", "n")
+    return f"; both ways {pct(agree)} of {n} (the original asked: `duplicate` {pct(back)})" if n else ""
 
 
 def marks_product(page: Page) -> list[str]:
@@ -796,8 +819,11 @@ PRINTS = [
         "covers; and copies with a flat overlay on the chest, or one off the product or see-through (a "
         "watermark at 30-60% across the picture, a badge flush with a corner, a logo at 35-60% on the chest), "
         "which stay duplicates. A copy of the printed photo whose first match is the plain one counts as "
-        "missed. Issue 74's targets: another print or cover `duplicate` at most 2%, first match `similar` 90%; "
-        "issue 83's under `product`: the overlays off the product or see-through `duplicate` 97.5%."
+        "missed. After each `photo` figure, the same pairs both ways round (`scripts/prints_pairs.py`, then "
+        "`python -m dupcheck evaluate-pairs`: the copy asked with the picture it was made from stored, and the "
+        "reverse, one record of each pair stored): the share with one verdict both ways, and the original asked "
+        "called `duplicate`. Issue 74's targets: another print or cover `duplicate` at most 2%, first match "
+        "`similar` 90%; issue 83's under `product`: the overlays off the product or see-through `duplicate` 97.5%."
     ),
 ]
 SERVED_AGAINST = [

@@ -11,9 +11,11 @@ and one row per record judged) and pairs.md; the last stdout line is the summary
 
   original after its copy   the original asked, the catalog holding one copy of it: the share
                             called `duplicate`, in all and by the copy's kind
+  copy after its original   a copy asked, the catalog holding its original: the same
   copy against copy         a copy asked, the catalog holding another kind's copy
   both ways                 each photo's pair of kinds stored and asked in both orders
-                            (pairs-a, pairs-b): the share of pairs with one verdict both ways
+                            (pairs-a, pairs-b): the share of pairs with one verdict both ways,
+                            in all and by the pair of kinds
   two crops                 a crop of one side asked, the catalog holding a crop of another
                             (crops-a, crops-b): called `duplicate`, and one verdict both ways
   thrice                    the catalog holding each photo three times: of the photograph's
@@ -149,12 +151,14 @@ def _share(rows: Sequence[Mapping[str, Any]], test: Any = None) -> dict[str, Any
 def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     pairs = [r for r in rows if r["round"].startswith("pairs-")]
     after = [r for r in pairs if r["asked_kind"] == ORIGINAL]
+    before = [r for r in pairs if r["stored_kind"] == ORIGINAL]
     copies = [r for r in pairs if ORIGINAL not in (r["asked_kind"], r["stored_kind"])]
     crops = [r for r in rows if r["round"].startswith("crops-")]
     thrice = [r for r in rows if r["round"] == "thrice"]
     right_way = [r for r in after if r["stored_kind"] in ONE_WAY_KINDS and r["verdict"] == "duplicate"]
     return {
         "original_after_copy": {**_share(after), "by_kind": _by(after, "stored_kind")},
+        "copy_after_original": {**_share(before), "by_kind": _by(before, "asked_kind")},
         "copy_against_copy": {**_share(copies), "by_pair": _by_pair(copies)},
         "both_ways": _both_ways(pairs),
         "two_crops": {**_share(crops), "agree": _both_ways(crops)["agree"]},
@@ -184,11 +188,19 @@ def _by_pair(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _both_ways(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Pairs asked both ways (one photo, kinds A and B: A stored and B asked, and the reverse):
-    how many, and the share with one verdict both ways (not listed counts as a verdict of its own)."""
+    how many, and the share with one verdict both ways (not listed counts as a verdict of its own),
+    in all and by the pair of kinds ("A / B", in name order)."""
     verdict = {(r["photo"], r["stored_kind"], r["asked_kind"]): r["verdict"] for r in rows}
     both = [(key, other) for key in verdict if (other := (key[0], key[2], key[1])) in verdict and key < other]
-    agree = sum(1 for key, other in both if verdict[key] == verdict[other])
-    return {"pairs": len(both), "agree": agree / len(both) if both else None}
+    groups: dict[str, list[bool]] = {}
+    for key, other in both:
+        groups.setdefault(" / ".join(sorted(key[1:])), []).append(verdict[key] == verdict[other])
+    return {**_agreed([same for group in groups.values() for same in group]),
+            "by_kind": {name: _agreed(groups[name]) for name in sorted(groups)}}  # fmt: skip
+
+
+def _agreed(same: Sequence[bool]) -> dict[str, Any]:
+    return {"pairs": len(same), "agree": sum(same) / len(same) if same else None}
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:

@@ -227,6 +227,24 @@ def test_a_copy_with_a_caption_band_is_a_duplicate_either_way(top: float, left: 
     assert _judged(another, photo)[0].verdict is not Verdict.DUPLICATE
 
 
+def test_a_badge_over_the_product_is_a_duplicate_whichever_picture_holds_it() -> None:
+    """A large sticker over the garment, the copy asked with its original stored and the reverse:
+    both duplicates. Where one edit of the whole picture leaves the sticker unexplained, its
+    outline tells what it is: an outline one picture has and the other lacks is a mark's, on
+    either picture (read only as the query's, this pair was `similar`, "recoloured", both ways)."""
+    photo = photograph("zip", shot=1)
+    width, height = photo.size
+    copy = photo.copy()
+    draw = ImageDraw.Draw(copy)
+    left, top, side = round(0.3 * width), round(0.55 * height), round(0.4 * width)
+    draw.ellipse((left, top, left + side, top + side), fill=(240, 200, 20))
+    draw.text((left + 8, top + side // 3), "SALE", font=ImageFont.load_default(size=side // 4), fill=(0, 0, 0))
+    for asked, stored in ((copy, photo), (photo, copy)):
+        (judgement,) = _judged(asked, stored)
+        assert judgement.verdict is Verdict.DUPLICATE
+        assert judgement.edits is not None and "overlay" in {edit.name for edit in judgement.edits}
+
+
 def test_two_crops_from_different_sides_are_one_photograph() -> None:
     """A crop off the left and one off the top share all but a strip of each: duplicates both ways."""
     original = photograph("zip", shot=1)

@@ -1,7 +1,9 @@
 """What one edit of the whole picture leaves unexplained, told apart: a part in another colour
 keeps the photograph's detail, or else its outline (in place and direction, whatever is inside:
 another render of the part, a print filling it); something added on top brings an outline of
-its own; a region too small to look inside is evidence of neither."""
+its own, on whichever picture it lies; a region too small to look inside is evidence of neither.
+Each is judged both ways round where the pair's two pictures are its two readings (the copy asked
+with its original stored, and the original asked with the copy stored): one pair, one reading."""
 
 from __future__ import annotations
 
@@ -39,9 +41,14 @@ def judged(query: np.ndarray, kept: np.ndarray) -> Unexplained:
     return unexplained(query, kept, inside, detail[0], detail[1])
 
 
+def both_ways(copy: np.ndarray, original: np.ndarray) -> tuple[Unexplained, Unexplained]:
+    """The copy asked with the original stored, and the original asked with the copy stored."""
+    return judged(copy, original), judged(original, copy)
+
+
 def test_a_plain_part_in_another_plain_colour_is_recoloured() -> None:
-    found = judged(product((200.0, 80.0, 160.0)), product())
-    assert found.recoloured > 0.05 and found.added == 0
+    for found in both_ways(product((200.0, 80.0, 160.0)), product()):
+        assert found.recoloured > 0.05 and found.added == 0
 
 
 def striped(rows: slice, columns: slice) -> np.ndarray:
@@ -54,17 +61,19 @@ def striped(rows: slice, columns: slice) -> np.ndarray:
 
 
 def test_a_print_of_its_own_shape_on_a_plain_part_is_added() -> None:
-    """Detail of its own and an outline the catalog picture does not have there: put on top."""
-    found = judged(striped(slice(112, 144), slice(104, 152)), product())
-    assert found.added > 0.02 and found.recoloured == 0
+    """Detail of its own and an outline the other picture does not have there: put on top, on
+    whichever picture holds it (the other way round the catalog picture has the print, the query
+    a plain part with no outline there: before the outline was read both ways, a recolour)."""
+    for found in both_ways(striped(slice(112, 144), slice(104, 152)), product()):
+        assert found.added > 0.02 and found.recoloured == 0
 
 
 def test_a_print_filling_a_part_to_its_seams_is_that_part_in_another_print() -> None:
     """Its detail is its own, but its outline is the seam the catalog picture has, in place and
     direction: the garment made with another fabric there (another product), not something an
     edit put on top, which would bring an outline of its own."""
-    found = judged(striped(PANEL[0], PANEL[1]), product())
-    assert found.recoloured > 0.05 and found.added == 0
+    for found in both_ways(striped(PANEL[0], PANEL[1]), product()):
+        assert found.recoloured > 0.05 and found.added == 0
 
 
 def rendered(panel_colour: tuple[float, float, float], seed: int, grain: float) -> np.ndarray:
@@ -78,8 +87,9 @@ def test_a_part_rendered_again_in_another_colour_is_recoloured_whatever_its_grai
     """Two renders of one template (a cap's brim, a tee's panel in another colour): the panel's
     fine detail is each render's own noise, the query's the stronger, so nothing inside lines
     up; its outline is the template's, in both."""
-    found = judged(rendered((200.0, 80.0, 160.0), seed=6, grain=6.0), rendered((60.0, 90.0, 200.0), seed=5, grain=3.0))
-    assert found.recoloured > 0.05 and found.added == 0
+    renders = rendered((200.0, 80.0, 160.0), seed=6, grain=6.0), rendered((60.0, 90.0, 200.0), seed=5, grain=3.0)
+    for found in both_ways(*renders):
+        assert found.recoloured > 0.05 and found.added == 0
 
 
 def test_a_region_too_small_to_look_inside_is_neither() -> None:
@@ -108,10 +118,9 @@ def test_a_part_recoloured_with_its_edges_is_recoloured() -> None:
     """A lilac jacket with yellow trim made purple with black trim: the trim's edges turn from
     light to dark and outweigh the grain in any one correlation of the jacket, while the grain
     lines up in every tile away from them. The tiles' median tells."""
-    found = judged(
-        jacket((120.0, 60.0, 160.0), (20.0, 20.0, 20.0)), jacket((180.0, 170.0, 210.0), (230.0, 220.0, 80.0))
-    )
-    assert found.recoloured > 0.5 and found.added == 0
+    recoloured = jacket((120.0, 60.0, 160.0), (20.0, 20.0, 20.0)), jacket((180.0, 170.0, 210.0), (230.0, 220.0, 80.0))
+    for found in both_ways(*recoloured):
+        assert found.recoloured > 0.5 and found.added == 0
 
 
 def test_a_dark_part_made_darker_is_recoloured_though_its_grain_is_lost() -> None:
@@ -125,8 +134,8 @@ def test_a_dark_part_made_darker_is_recoloured_though_its_grain_is_lost() -> Non
     query = kept.copy()
     noise = rng.normal(0, 0.6, (96, 160))[None]  # JPEG's, the encoder's own in the dark
     query[:, 32:128, 48:208] = 12.0 + 0.05 * (kept[:, 32:128, 48:208] - 70.0) + noise
-    found = judged(np.round(query), np.round(kept))
-    assert found.recoloured > 0.3 and found.added == 0
+    for found in both_ways(np.round(query), np.round(kept)):
+        assert found.recoloured > 0.3 and found.added == 0
 
 
 def test_a_plain_badge_over_texture_is_added() -> None:
@@ -134,8 +143,8 @@ def test_a_plain_badge_over_texture_is_added() -> None:
     kept = jacket((120.0, 60.0, 160.0), (20.0, 20.0, 20.0))
     query = kept.copy()
     query[:, 80:120, 140:180] = 245.0
-    found = judged(query, kept)
-    assert found.added > 0.02 and found.recoloured == 0
+    for found in both_ways(query, kept):
+        assert found.added > 0.02 and found.recoloured == 0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -149,8 +158,8 @@ def test_a_round_badge_over_a_busy_scene_is_added(seed: int) -> None:
     query = scene.copy()
     rows, columns = np.mgrid[:N, :N]
     query[:, (rows - 70) ** 2 + (columns - 180) ** 2 < 40**2] = np.array([230.0, 200.0, 20.0])[:, None]
-    found = judged(query, scene)
-    assert found.added > 0.05 and found.recoloured == 0
+    for found in both_ways(query, scene):
+        assert found.added > 0.05 and found.recoloured == 0
 
 
 def shaded_on_white(scale: float = 1.0) -> np.ndarray:
@@ -173,8 +182,8 @@ def test_a_garment_made_darker_on_white_is_recoloured_by_its_outline() -> None:
     catalog picture is the query brightened until its backdrop clipped, which explains every
     pixel but the outline's. There the garment's edge blends into white, and a brightening that
     clips takes those blends to white too; the catalog picture's are not: another colour."""
-    found = judged(shaded_on_white(0.55), shaded_on_white())
-    assert found.recoloured >= RECOLOURED and found.added == 0
+    for found in both_ways(shaded_on_white(0.55), shaded_on_white()):
+        assert found.recoloured >= RECOLOURED and found.added == 0
 
 
 def test_a_brightened_copy_whose_backdrop_and_highlights_clip_leaves_nothing_unexplained() -> None:

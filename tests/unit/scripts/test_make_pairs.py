@@ -81,7 +81,10 @@ def test_the_summary_reads_each_question_off_the_rows() -> None:
     assert summary["original_after_copy"] == {"n": 2, "duplicate": 1.0, "by_kind": {
         "crop_large": {"n": 1, "duplicate": 1.0}, "mirror": {"n": 1, "duplicate": 1.0}}}  # fmt: skip
     assert summary["copy_against_copy"]["n"] == 2 and summary["copy_against_copy"]["duplicate"] == 0.5
-    assert summary["both_ways"] == {"pairs": 2, "agree": 0.5}
+    assert summary["copy_after_original"] == {"n": 1, "duplicate": 1.0, "by_kind": {
+        "crop_large": {"n": 1, "duplicate": 1.0}}}  # fmt: skip
+    assert summary["both_ways"] == {"pairs": 2, "agree": 0.5, "by_kind": {
+        "badge / mirror": {"pairs": 1, "agree": 0.0}, "crop_large / original": {"pairs": 1, "agree": 1.0}}}  # fmt: skip
     assert summary["two_crops"] == {"n": 2, "duplicate": 0.5, "agree": 0.0}
     assert summary["thrice"] == {"n": 2, "duplicate": 0.5}
     # Of the originals found after a copy that lost or gained (a crop, not a mirror): named the right way.

@@ -153,3 +153,44 @@ def test_a_part_of_the_split_only(mp: ModuleType, tmp_path: Path) -> None:
     split.write_text(json.dumps({"dev": ["shirt_a"], "lockbox": ["shirt_b"]}))
     rows = run(mp, originals, tmp_path / "out", "--part", "lockbox", "--split", str(split))
     assert {row["source"] for row in rows if not row["source"].startswith("cover_")} == {"shirt_b"}
+
+
+def test_the_benchmark_laid_out_as_pairs_asks_each_copy_and_its_original_both_ways(
+    mp: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """scripts/prints_pairs.py: each copy beside the picture it was made from, the copy asked with
+    that picture stored and the reverse, each pair in a catalog of its own kind; evaluate-pairs
+    then reads every pair both ways."""
+    from dupcheck_tools.cli import main
+
+    originals = tmp_path / "in"
+    originals.mkdir()
+    Image.fromarray(shirt_on_white().astype(np.uint8)).save(originals / "shirt_a.jpg", quality=95)
+    rows = run(mp, originals, tmp_path / "prints")
+    bench = tmp_path / "pairs"
+    assert load_script("prints_pairs.py").main(["--prints", str(tmp_path / "prints"), "--out", str(bench)]) == 0
+    pictures = bench / "pictures"
+    with (bench / "rounds.csv").open(newline="") as fh:
+        plan = [(r["round"], r["role"], r["picture"]) for r in csv.DictReader(fh)]
+    for row in rows:
+        base = row["expected"] or row["source"]
+        (original,) = [p.name for p in pictures.glob(f"{base}__original.*")]
+        source = next((tmp_path / "prints" / "catalog").glob(f"{base}.*"))
+        assert (pictures / original).read_bytes() == source.read_bytes()
+        assert (pictures / row["query"]).read_bytes() == (tmp_path / "prints" / "queries" / row["query"]).read_bytes()
+        kind = Path(row["query"]).stem.rpartition("__")[2]
+        both = {("pairs-copies", "stored", original), ("pairs-copies", "asked", row["query"]),
+                (f"pairs-{kind}", "stored", row["query"]), (f"pairs-{kind}", "asked", original)}  # fmt: skip
+        assert both <= set(plan)
+    for name in {name for name, _, _ in plan}:  # one record of each photo: each verdict the pair's own
+        stored = [Path(p).stem.rpartition("__")[0] for n, role, p in plan if n == name and role == "stored"]
+        assert len(stored) == len(set(stored)), name
+
+    out = tmp_path / "out"
+    assert main(["evaluate-pairs", "--pairs", str(bench), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["failed_files"] == []
+    assert summary["both_ways"]["pairs"] == summary["copy_after_original"]["n"] == len(rows)
+    assert summary["original_after_copy"]["n"] == len(rows)
+    kinds = {Path(r["query"]).stem.rpartition("__")[2] for r in rows}
+    assert set(summary["both_ways"]["by_kind"]) == {" / ".join(sorted((kind, "original"))) for kind in kinds}

@@ -32,8 +32,10 @@ of a picture that is mostly white, but not of the product:
    band-pass the same-photograph test correlates) lined up means recoloured. Otherwise (detail
    of the query's own, or none that can say: plain in both, or flatter in the query, a plain
    badge, a dark part made darker) the outline tells: something added on top brings an outline
-   of its own, a part in another colour keeps the photograph's (its edges in the same places and
-   directions), whatever its detail, as another render of one template has; a region of fewer
+   of its own, on whichever picture it lies (the catalog's copy asked about with its original
+   shows it the other way round), a part in another colour keeps the photograph's in both (its
+   edges in the same places and directions), whatever its detail, as another render of one
+   template has; a region of fewer
    than policy.MIN_JUDGED pixels (a thumbnail's) counts as neither.
 
 A faint recolour (a part's tint halved or deepened) can stay within step 2's slack. Where the
@@ -467,21 +469,29 @@ def _solid(mask: np.ndarray) -> np.ndarray:
 
 
 def _outline_kept(region: np.ndarray, usable: np.ndarray, query_edges: Edges, kept_edges: Edges) -> bool:
-    """Whether a region's outline is the photograph's: of the cells either side of its boundary
-    where the query has an edge, at least 1 - NEW_OUTLINE have an edge in the catalog picture too,
-    in the same direction (within OUTLINE_TURN degrees). Something added on top brings an outline
-    of its own, which the photograph has there only by chance, and in a busy scene, with edges
-    everywhere, rarely in the same direction; a part in another colour (a shop's recolour,
-    another render of one template, a print filling a part) keeps the photograph's outline,
-    whatever its detail. A region without an edge around it in the query brought no outline."""
+    """Whether a region's outline is the photograph's: either picture's edges on the cells either
+    side of its boundary are, at least 1 - NEW_OUTLINE of them, edges of the other picture too, in
+    the same direction (within OUTLINE_TURN degrees). Something added on top brings an outline of
+    its own, which the photograph has there only by chance, and in a busy scene, with edges
+    everywhere, rarely in the same direction; whichever picture holds it (a badge on the query, or
+    on the catalog's copy asked about with its original). A part in another colour (a shop's
+    recolour, another render of one template, a print filling a part) keeps the photograph's
+    outline in both, whatever its detail. A picture without an edge around the region brought no
+    outline."""
     band = ((region & _grown(~region)) | (_grown(region) & ~region)) & usable
-    (query_strength, query_angle), (kept_strength, kept_angle) = query_edges, kept_edges
-    outline = band & (query_strength > EDGE)
+    return _edges_shared(band, query_edges, kept_edges) and _edges_shared(band, kept_edges, query_edges)
+
+
+def _edges_shared(band: np.ndarray, own: Edges, other: Edges) -> bool:
+    """Whether `own` edges within `band` are, at least 1 - NEW_OUTLINE of them, `other`'s too, in
+    the same direction (none: nothing brought)."""
+    (own_strength, own_angle), (other_strength, other_angle) = own, other
+    outline = band & (own_strength > EDGE)
     if not outline.any():
         return True
-    along = np.abs(np.cos(query_angle - kept_angle)) >= np.cos(np.radians(OUTLINE_TURN))
-    kept = outline & (kept_strength > EDGE) & along
-    return float(kept.sum()) >= (1.0 - NEW_OUTLINE) * float(outline.sum())
+    along = np.abs(np.cos(own_angle - other_angle)) >= np.cos(np.radians(OUTLINE_TURN))
+    shared = outline & (other_strength > EDGE) & along
+    return float(shared.sum()) >= (1.0 - NEW_OUTLINE) * float(outline.sum())
 
 
 def _edges(rgb: np.ndarray) -> Edges:
