@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash, get_pipeline
 from dupcheck.core.limits.judging import ByDistance, Judging
@@ -243,6 +243,27 @@ def test_a_badge_over_the_product_is_a_duplicate_whichever_picture_holds_it() ->
         (judgement,) = _judged(asked, stored)
         assert judgement.verdict is Verdict.DUPLICATE
         assert judgement.edits is not None and "overlay" in {edit.name for edit in judgement.edits}
+
+
+def test_a_badge_on_the_catalog_picture_is_named_there_though_it_moved_the_tone() -> None:
+    """A grey photo and its copy with a red badge: asked about with the copy stored, the original
+    is a duplicate, and the copy is the catalog picture. The badge's colour reads as a grey
+    edit beside it, which keeps the kept pictures from being read pixel for pixel; the outline
+    only the catalog picture has says where the mark lies, and the pair is read the other way
+    round (before, this said the original was turned grey and badged)."""
+    photo = ImageOps.grayscale(photograph("zip", shot=1)).convert("RGB")
+    width, _ = photo.size
+    copy = photo.copy()
+    draw = ImageDraw.Draw(copy)
+    left = top = round(0.05 * width)
+    side = round(0.25 * width)
+    draw.rectangle((left, top, left + side, top + side), fill=(220, 30, 40))
+    draw.text((left + 8, top + side // 3), "SALE", font=ImageFont.load_default(size=side // 4), fill=(255, 255, 255))
+    (forth,) = _judged(copy, photo)
+    (back,) = _judged(photo, copy)
+    assert forth.verdict is back.verdict is Verdict.DUPLICATE
+    assert not forth.reverse and back.reverse
+    assert back.edits is not None and {edit.name for edit in back.edits} == {"overlay"}
 
 
 def test_two_crops_from_different_sides_are_one_photograph() -> None:

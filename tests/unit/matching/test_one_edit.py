@@ -145,6 +145,9 @@ def test_a_plain_badge_over_texture_is_added() -> None:
     query[:, 80:120, 140:180] = 245.0
     for found in both_ways(query, kept):
         assert found.added > 0.02 and found.recoloured == 0
+    # Which picture holds it: the one whose outline it is (the catalog picture's, the other way round).
+    on_query, on_catalog = both_ways(query, kept)
+    assert on_query.on_kept == 0 and on_catalog.on_kept == on_catalog.added
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -25,7 +25,7 @@ The baseline pipeline, which verifies nothing, is judged by distance alone (`ByD
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -193,7 +193,9 @@ def _by_verification(
     if kept is not None and probe is not None and own_kept is not None:
         turned = {i: e.alignment.angle for i, (e, _) in evidence.items() if e.alignment is not None}
         first_alike = {i: e.similarity for i, (e, _) in evidence.items()}
-        back = _both_ways(how, query, probe, records, closest, stored, kept, own_kept, first, out, turned, first_alike)
+        marked = {i for i, (_, look) in evidence.items() if _marked_on_catalog(look, i, out[i])}
+        back = _both_ways(how, query, probe, records, closest, stored, kept, own_kept, first, out, turned, first_alike,
+                          marked)  # fmt: skip
         alike = {i: max(e.similarity, back[i].similarity if i in back else 0.0) for i, (e, _) in evidence.items()}
         alike |= {i: e.similarity for i, e in back.items() if i not in alike}
         _shared_part(how, probe, records, closest, stored, kept, {i: a for i, a in alike.items()
@@ -268,10 +270,12 @@ _RANKED = (Verdict.DIFFERENT, Verdict.SIMILAR, Verdict.DUPLICATE)  # worst first
 def _both_ways(
     how: Verified, query: Fingerprint, probe: Probe, records: Sequence[HashRecord], closest: Sequence[int],
     stored: Mapping[int, Views], kept: _LazyThumbnails, own_kept: _OwnPicture, first: _Look,
-    out: list[Judgement], turned: Mapping[int, float], alike: Mapping[int, float],
+    out: list[Judgement], turned: Mapping[int, float], alike: Mapping[int, float], marked: Collection[int] = (),
 ) -> dict[int, Evidence]:  # fmt: skip
     """Each candidate not yet settled (`_settled`) judged the other way round too, in place: its kept
-    picture as the query, the query as the catalog picture. A pair is what its better way says.
+    picture as the query, the query as the catalog picture. A pair is what its better way says; a
+    duplicate whose marks lie on the catalog picture (`marked`) keeps its judgement, its edits
+    read as that way reads them where it is a duplicate there too (from the original to the copy).
     Only where the views show that this way can say more: the candidate lines up with a part
     of the query (it shows less of the photograph: a crop, padding or a frame the query lacks
     taken off), or the test looked without settling it (`_undecided`). A candidate the query
@@ -280,15 +284,16 @@ def _both_ways(
     if probe.upright is None and not query.features.get("views"):
         return {}
     test = first.test
-    open_ = [i for i in stored if not _settled(out[i]) and records[i].hash_algo in how.keeps
+    open_ = [i for i in stored if (not _settled(out[i]) or i in marked) and records[i].hash_algo in how.keeps
              and not _seen_another(first, i)]  # fmt: skip
     found: dict[int, Evidence] = {}
     for angle in sorted({turned.get(i, 0.0) for i in open_}):
         at = [i for i in open_ if turned.get(i, 0.0) == angle]
         screened = verify_reversed(probe.views_at(angle), [stored[i] for i in at], how.policy.verified_back)
         found |= {i: e for i, e in zip(at, screened, strict=True) if e is not None}
-    worth = [i for i in open_ if i in found and _worth_a_look_back(
-        how.policy, found[i], alike.get(i, 0.0), undecided=test is not None and _undecided(test, i))]  # fmt: skip
+    # A duplicate marked on the catalog picture is one photograph already: looked at whatever its views.
+    worth = [i for i in open_ if i in marked or (i in found and _worth_a_look_back(
+        how.policy, found[i], alike.get(i, 0.0), undecided=test is not None and _undecided(test, i)))]  # fmt: skip
     if not worth:
         return found
     mine = probe.views_at(0.0)
@@ -302,10 +307,12 @@ def _both_ways(
         # Upright unless the query was turned for it (turning each, it found 1 more of 60 large crops).
         seen = look.verified({0: mine}, turn=bool(turned.get(i))).get(0)
         judged = _judged(how, 0, closest[i], seen, look, mine, own_kept, _Kept(theirs))
+        # Its edits turn the query into the candidate: the candidate is the copy, unless that
+        # way's own reading already turned them round (the query padded, say).
         if _RANKED.index(judged.verdict) > _RANKED.index(out[i].verdict):
-            # Its edits turn the query into the candidate: the candidate is the copy, unless that
-            # way's own reading already turned them round (the query padded, say).
             out[i] = replace(judged, reverse=not judged.reverse)
+        elif i in marked and judged.verdict is Verdict.DUPLICATE:  # the same judgement, its edits read that way
+            out[i] = replace(out[i], edits=judged.edits, reverse=not judged.reverse)
     return found
 
 
@@ -350,6 +357,18 @@ def _views_of(probe: Probe) -> Views:
     """The probe's upright views (a query's, made with it)."""
     assert probe.upright is not None
     return probe.upright
+
+
+def _marked_on_catalog(look: _Look, i: int, judgement: Judgement) -> bool:
+    """Whether a duplicate's edits are read as the query's while all it found added lies on the
+    catalog picture (`Unexplained.on_kept`: an outline only the catalog picture has): a badge on
+    the catalog's copy asked about with its original, which a tone the badge moved keeps
+    `edits.catalog_mark` from reading so."""
+    if judgement.verdict is not Verdict.DUPLICATE or judgement.reverse or look.test is None:
+        return False
+    finding = look.test.finding(i)
+    left = finding.unexplained if finding is not None else None
+    return left is not None and left.on_kept > 0 and left.on_kept >= left.added
 
 
 def _seen_another(look: _Look, i: int) -> bool:

@@ -98,7 +98,8 @@ class Unexplained:
     own detail lines up with the photograph's (the rest were told by their outline);
     `saturation`, the one edit's tint factor over its luma gain (1: the colours as a tone edit
     leaves them, 0: grey; None: too little colour to read it), and `tone`, its luma line (gain,
-    offset; None: too few cells to fit it): what edits.py names."""
+    offset; None: too few cells to fit it): what edits.py names; `on_kept`, the share of `added`
+    in regions whose outline only the catalog picture has: a mark on it, not on the query."""
 
     recoloured: float
     added: float
@@ -106,6 +107,7 @@ class Unexplained:
     lined_up: float = 0.0
     saturation: float | None = None
     tone: tuple[float, float] | None = None
+    on_kept: float = 0.0
 
 
 def unexplained(
@@ -149,7 +151,7 @@ def unexplained(
         return replace(nothing, saturation=saturation, tone=(fit.gain, fit.offset))
     query_edges, kept_edges = _edges(mine), _edges(theirs)
     found = {True: 0.0, False: 0.0}
-    lined_up = 0.0
+    lined_up = on_kept = 0.0
     added = np.zeros(off.shape, bool)
     for coordinates in regions(off):
         if len(coordinates) / total < MIN_REGION:
@@ -159,18 +161,23 @@ def unexplained(
         pixels = _at_detail(region, k, inside)
         if pixels.sum() < MIN_JUDGED:
             continue  # too few pixels to say what is inside: no evidence either way
+        share = float(region.sum()) / total
         shared = _detail_shared(pixels, query_detail, kept_detail)
         if shared:
-            lined_up += float(region.sum()) / total
+            lined_up += share
         if not shared:  # detail of the query's own, or none that says: the outline tells
-            shared = _outline_kept(region, usable, query_edges, kept_edges)
-        found[shared] += float(region.sum()) / total
+            by_query, by_kept = _outlines_brought(region, usable, query_edges, kept_edges)
+            shared = not (by_query or by_kept)
+            if by_kept and not by_query:
+                on_kept += share
+        found[shared] += share
         if not shared:
             added |= region
     # (A region may reach beyond the subject: past the backdrop's edge, a shadow.)
     return Unexplained(
-        min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0), saturation, (fit.gain, fit.offset)
-    )
+        min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0), saturation, (fit.gain, fit.offset),
+        min(on_kept, 1.0),
+    )  # fmt: skip
 
 
 class Fit(NamedTuple):
@@ -468,18 +475,20 @@ def _solid(mask: np.ndarray) -> np.ndarray:
     return mask & (neighbours(mask) >= SOLID)
 
 
-def _outline_kept(region: np.ndarray, usable: np.ndarray, query_edges: Edges, kept_edges: Edges) -> bool:
-    """Whether a region's outline is the photograph's: either picture's edges on the cells either
-    side of its boundary are, at least 1 - NEW_OUTLINE of them, edges of the other picture too, in
-    the same direction (within OUTLINE_TURN degrees). Something added on top brings an outline of
-    its own, which the photograph has there only by chance, and in a busy scene, with edges
-    everywhere, rarely in the same direction; whichever picture holds it (a badge on the query, or
-    on the catalog's copy asked about with its original). A part in another colour (a shop's
-    recolour, another render of one template, a print filling a part) keeps the photograph's
-    outline in both, whatever its detail. A picture without an edge around the region brought no
-    outline."""
+def _outlines_brought(
+    region: np.ndarray, usable: np.ndarray, query_edges: Edges, kept_edges: Edges
+) -> tuple[bool, bool]:
+    """Whether the query, and whether the catalog picture, brought an outline of its own round a
+    region: of its edges on the cells either side of the region's boundary, more than NEW_OUTLINE
+    are not the other picture's, in the same direction (within OUTLINE_TURN degrees). Something
+    added on top brings an outline of its own, which the photograph has there only by chance, and
+    in a busy scene, with edges everywhere, rarely in the same direction; whichever picture holds
+    it (a badge on the query, or on the catalog's copy asked about with its original). A part in
+    another colour (a shop's recolour, another render of one template, a print filling a part)
+    keeps the photograph's outline in both, whatever its detail: neither brought one. A picture
+    without an edge round the region brought none."""
     band = ((region & _grown(~region)) | (_grown(region) & ~region)) & usable
-    return _edges_shared(band, query_edges, kept_edges) and _edges_shared(band, kept_edges, query_edges)
+    return not _edges_shared(band, query_edges, kept_edges), not _edges_shared(band, kept_edges, query_edges)
 
 
 def _edges_shared(band: np.ndarray, own: Edges, other: Edges) -> bool:
