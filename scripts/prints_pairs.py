@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
+import sys
 from pathlib import Path
 
 ORIGINAL = "original"
@@ -80,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prints", type=Path, required=True, help="make_prints.py's output folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (pictures/ rewritten)")
     args = parser.parse_args(argv)
-    counts = build(args.prints, args.out)
+    try:
+        counts = build(args.prints, args.out)
+    except OSError as exc:
+        print(f"prints_pairs: {exc}", file=sys.stderr)
+        return 2
     print(f"prints_pairs: wrote {args.out}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     return 0
 

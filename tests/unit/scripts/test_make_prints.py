@@ -168,7 +168,9 @@ def test_the_benchmark_laid_out_as_pairs_asks_each_copy_and_its_original_both_wa
     Image.fromarray(shirt_on_white().astype(np.uint8)).save(originals / "shirt_a.jpg", quality=95)
     rows = run(mp, originals, tmp_path / "prints")
     bench = tmp_path / "pairs"
-    assert load_script("prints_pairs.py").main(["--prints", str(tmp_path / "prints"), "--out", str(bench)]) == 0
+    pairs = load_script("prints_pairs.py")
+    assert pairs.main(["--prints", str(tmp_path / "missing"), "--out", str(bench)]) == 2  # a clear refusal
+    assert pairs.main(["--prints", str(tmp_path / "prints"), "--out", str(bench)]) == 0
     pictures = bench / "pictures"
     with (bench / "rounds.csv").open(newline="") as fh:
         plan = [(r["round"], r["role"], r["picture"]) for r in csv.DictReader(fh)]

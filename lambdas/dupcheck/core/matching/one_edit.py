@@ -35,8 +35,8 @@ of a picture that is mostly white, but not of the product:
    of its own, on whichever picture it lies (the catalog's copy asked about with its original
    shows it the other way round), a part in another colour keeps the photograph's in both (its
    edges in the same places and directions), whatever its detail, as another render of one
-   template has; a region of fewer
-   than policy.MIN_JUDGED pixels (a thumbnail's) counts as neither.
+   template has; a region of fewer than policy.MIN_JUDGED pixels (a thumbnail's) counts as
+   neither.
 
 A faint recolour (a part's tint halved or deepened) can stay within step 2's slack. Where the
 query's encoding kept its colours (`faint`: a fine JPEG, a kept picture), a region whose tint
