@@ -243,6 +243,7 @@ def test_a_badge_over_the_product_is_a_duplicate_whichever_picture_holds_it() ->
         (judgement,) = _judged(asked, stored)
         assert judgement.verdict is Verdict.DUPLICATE
         assert judgement.edits is not None and "overlay" in {edit.name for edit in judgement.edits}
+        assert _judged(asked, stored, stored, stored) == [judgement] * 3  # the catalog holding it thrice
 
 
 def test_a_badge_on_the_catalog_picture_is_named_there_though_it_moved_the_tone() -> None:
@@ -264,6 +265,7 @@ def test_a_badge_on_the_catalog_picture_is_named_there_though_it_moved_the_tone(
     assert forth.verdict is back.verdict is Verdict.DUPLICATE
     assert not forth.reverse and back.reverse
     assert back.edits is not None and {edit.name for edit in back.edits} == {"overlay"}
+    assert _judged(photo, copy, copy, copy) == [back] * 3  # the catalog holding the copy thrice
 
 
 def test_two_crops_from_different_sides_are_one_photograph() -> None:
