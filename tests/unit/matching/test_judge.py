@@ -474,3 +474,17 @@ def test_of_two_records_of_one_photograph_the_one_the_query_differs_from_less_co
     assert plain.verdict is other.verdict is Verdict.DUPLICATE
     assert plain.score > other.score
     assert differing[1] > differing[0] > 0.0  # the badge against both; the print against the printed one
+
+
+@pytest.mark.parametrize("inset", [8, 14], ids=["a rim of the print left", "the print's corners left"])
+def test_a_badge_over_the_other_records_print_still_puts_the_record_it_copies_first(inset: int) -> None:
+    """The badge lies where the other record has its print, and covers most of it: the 32 px views
+    see a blob against a blob there and agree better with the printed record, while what the
+    test finds differing (the print's rim or corners beside the badge) says the plain one."""
+    photo = photograph("zip", shot=1)
+    printed, badged = photo.copy(), photo.copy()
+    ImageDraw.Draw(printed).rectangle((200, 250, 290, 330), fill=(200, 30, 40))
+    ImageDraw.Draw(badged).ellipse((200 + inset, 250 + inset, 290 - inset, 330 - inset), fill=(245, 200, 30))
+    plain, other = _judged(badged, photo, printed)
+    assert plain.verdict is other.verdict is Verdict.DUPLICATE
+    assert plain.score > other.score

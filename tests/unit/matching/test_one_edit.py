@@ -93,14 +93,16 @@ def test_a_part_rendered_again_in_another_colour_is_recoloured_whatever_its_grai
 
 
 def test_a_region_too_small_to_look_inside_is_neither() -> None:
-    """At a thumbnail's side a few cells off are too few pixels to say what they hold."""
+    """At a thumbnail's side a few cells off are too few pixels to say what they hold; they still
+    count in what differs (a duplicate's score)."""
     small = 48
     kept = np.full((3, small, small), 250.0)
     kept[:, 8:40, 12:36] = 120.0 + np.random.default_rng(1).normal(0, 12, (small, small))[None, 8:40, 12:36]
     query = kept.copy()
     query[:, 20:26, 20:26] = np.array([200.0, 40.0, 40.0])[:, None, None]
     found = judged(query, kept)
-    assert found.recoloured == 0 and found.added == 0
+    assert found.recoloured == 0 and found.added == 0 and found.differing > 0
+    assert judged(kept, kept).differing == 0
 
 
 def jacket(body: tuple[float, float, float], trim: tuple[float, float, float]) -> np.ndarray:
@@ -144,7 +146,7 @@ def test_a_plain_badge_over_texture_is_added() -> None:
     query = kept.copy()
     query[:, 80:120, 140:180] = 245.0
     for found in both_ways(query, kept):
-        assert found.added > 0.02 and found.recoloured == 0
+        assert found.added > 0.02 and found.recoloured == 0 and found.differing >= found.added
     # Which picture holds it: the one whose outline it is (the catalog picture's, the other way round).
     on_query, on_catalog = both_ways(query, kept)
     assert on_query.on_kept == 0 and on_catalog.on_kept == on_catalog.added

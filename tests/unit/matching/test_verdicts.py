@@ -76,6 +76,19 @@ def test_what_the_test_leaves_unexplained_lowers_a_duplicate_within_its_band() -
     assert score(Verdict.DUPLICATE, evidence, 0, 64, differing=0.5, identical=True) == high  # the same pixels
 
 
+def test_what_the_test_finds_differing_orders_duplicates_before_the_views() -> None:
+    """Where the kept pictures were compared, a record the query differs from in fewer cells
+    scores higher though its views agree less (they blur a mark into another record's print);
+    the views still order records the test finds equally far, and alone decide where it compared
+    no colours (None)."""
+    blurred, clear = Evidence(0.99, 0.02, 0.01, 1), Evidence(0.99, 0.0, 0.0, 0)
+    dup = Verdict.DUPLICATE
+    assert score(dup, blurred, 0, 64, differing=0.0) > score(dup, clear, 0, 64, differing=0.01)
+    assert score(dup, clear, 0, 64, differing=0.01) > score(dup, blurred, 0, 64, differing=0.01)
+    assert score(dup, blurred, 0, 64) < score(dup, clear, 0, 64) < 100.0
+    assert match_percent(score(dup, clear, 0, 64, differing=0.0)) < 100.0  # kept for nothing differing
+
+
 def test_likeness_grows_with_the_aligned_correlation_and_with_closer_hashes() -> None:
     assert likeness(Evidence(0.9, 0.1, 0.5), 10, 64) > likeness(Evidence(0.7, 0.1, 0.5), 10, 64)
     assert likeness(Evidence(0.9, 0.1, 0.5), 4, 64) > likeness(Evidence(0.9, 0.1, 0.5), 20, 64)

@@ -360,6 +360,11 @@ BANDS: dict[Verdict, tuple[float, float]] = {
     Verdict.DIFFERENT: (0.0, 60.0),
 }
 TOP = 0.1  # a band's score stays this far below the next one: one decimal never reaches it
+# Of the views' disagreement in a duplicate's score where the kept pictures were compared: what
+# the finer look finds differing orders one photograph's records (the views, 32 px, blur a mark
+# into another record's print at the same place); the views still show a crop or a turn's lost
+# corners (docs/lab/evaluation.md, "Which record of a photograph comes first").
+VIEWS_IN_DUPLICATE = 0.1
 HASH_WEIGHT = 0.5  # of the hashes' closeness in the likeness of pictures that are not the same
 
 # The baseline pipeline, PHash64 (core/fingerprint/hashing.py), decides on hash distance alone: <= 4 keeps

@@ -257,7 +257,7 @@ def _judged(
     readable = not edits or any(edit.name == "overlay" for edit in edits)
     aligned = finding.aligned if verdict is Verdict.DUPLICATE and finding is not None and readable else None
     left = finding.unexplained if verdict is Verdict.DUPLICATE and finding is not None else None
-    differing = 0.0 if left is None else left.added + left.recoloured
+    differing = None if left is None else left.differing
     return Judgement(distance, verdict, score(verdict, seen, distance, how.bits, identical=identical,
                                               differing=differing), edits, reverse,
                      judged=identical or seen is not None,

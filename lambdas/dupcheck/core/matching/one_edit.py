@@ -99,7 +99,9 @@ class Unexplained:
     `saturation`, the one edit's tint factor over its luma gain (1: the colours as a tone edit
     leaves them, 0: grey; None: too little colour to read it), and `tone`, its luma line (gain,
     offset; None: too few cells to fit it): what edits.py names; `on_kept`, the share of `added`
-    in regions whose outline only the catalog picture has: a mark on it, not on the query."""
+    in regions whose outline only the catalog picture has: a mark on it, not on the query;
+    `differing`, the share of the subject in every cell one edit leaves unexplained, whatever it
+    is and however small its region (a mark the views blur, another record's print beside it)."""
 
     recoloured: float
     added: float
@@ -108,6 +110,7 @@ class Unexplained:
     saturation: float | None = None
     tone: tuple[float, float] | None = None
     on_kept: float = 0.0
+    differing: float = 0.0
 
 
 def unexplained(
@@ -149,6 +152,7 @@ def unexplained(
         off = min(off, other, key=lambda o: int(o.sum()))
     if not off.any():
         return replace(nothing, saturation=saturation, tone=(fit.gain, fit.offset))
+    differing = min(float(off.sum()) / total, 1.0)
     query_edges, kept_edges = _edges(mine), _edges(theirs)
     found = {True: 0.0, False: 0.0}
     lined_up = on_kept = 0.0
@@ -176,7 +180,7 @@ def unexplained(
     # (A region may reach beyond the subject: past the backdrop's edge, a shadow.)
     return Unexplained(
         min(found[True], 1.0), min(found[False], 1.0), added, min(lined_up, 1.0), saturation, (fit.gain, fit.offset),
-        min(on_kept, 1.0),
+        min(on_kept, 1.0), differing,
     )  # fmt: skip
 
 

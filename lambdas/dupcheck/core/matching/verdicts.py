@@ -12,9 +12,10 @@ Three verdicts, each claiming only what was shown (docs/api.md, "Verdicts"):
   product shot the same way, a picture that merely hashes close.
 
 `match_percent` is a score on one scale for every query, banded by verdict so that a list
-ordered by it has every duplicate first: duplicates score 90-100 (100 for the same pixels),
+ordered by it has every duplicate first: duplicates score 90-100 (100 where nothing differs),
 similar pictures 60-89.9, different ones below 60. Within a band the score says how much of the
-picture agrees once aligned (`agreement`) or, for others, how alike they look (`likeness`).
+picture agrees once aligned (a duplicate: the share the same-photograph test finds explained,
+then the views' `agreement`) or, for others, how alike they look (`likeness`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from dupcheck.core.limits.policy import BANDS, HASH_WEIGHT, LAYOUT_BITS, TOP
+from dupcheck.core.limits.policy import BANDS, HASH_WEIGHT, LAYOUT_BITS, TOP, VIEWS_IN_DUPLICATE
 from dupcheck.core.matching.alignment import Evidence
 from dupcheck.core.models import Edit, Marks, Verdict
 
@@ -89,16 +90,23 @@ def likeness(evidence: Evidence | None, distance: int, bits: int) -> float:
 
 def score(
     verdict: Verdict, evidence: Evidence | None, distance: int, bits: int, *, identical: bool = False,
-    differing: float = 0.0,
+    differing: float | None = None,
 ) -> float:  # fmt: skip
-    """The match percentage, unrounded: the verdict's band, and within it the agreement of a
-    duplicate (1 for `identical`: the query's working copy is the record's, pixel for pixel) less
-    the share of the subject that one edit of the whole picture leaves unexplained (`differing`,
-    the test's: a mark on either picture), or the likeness of any other picture."""
+    """The match percentage, unrounded: the verdict's band, and within it, for a duplicate (1 for
+    `identical`: the query's working copy is the record's, pixel for pixel), the share of the
+    subject that one edit of the whole picture explains (`differing`: the test's share it leaves
+    unexplained, a mark on either picture), the views' agreement counting VIEWS_IN_DUPLICATE of
+    itself; where the test compared no colours (None), the agreement alone; 100 only where
+    nothing differs. Any other picture: its likeness."""
     if verdict is Verdict.DUPLICATE and identical:
         return banded(verdict, 1.0)
     if verdict is Verdict.DUPLICATE and evidence is not None:
-        return banded(verdict, agreement(evidence) * (1.0 - min(1.0, differing)))
+        agreed = agreement(evidence)
+        if differing is not None:
+            agreed = (1.0 - min(1.0, differing)) * (1.0 - VIEWS_IN_DUPLICATE * (1.0 - agreed))
+        # 100 is kept for a copy in which nothing differs: any other stays TOP below it.
+        low, high = BANDS[verdict]
+        return high if agreed >= 1.0 else low + (high - TOP - low) * max(0.0, agreed)
     return banded(verdict, likeness(evidence, distance, bits))
 
 
