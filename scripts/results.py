@@ -291,13 +291,13 @@ def accuracy(page: Page) -> list[str]:
     return lines + ["", *MARKS_PRODUCT, ""] + marks_product(page)
 
 
-def weakest(entries: Mapping[str, Record]) -> str:
-    """A cell: the entry (a kind of copy) called `duplicate` least, and its share."""
-    found = {name: e for name, e in entries.items() if e.get("duplicate") is not None}
+def weakest(entries: Mapping[str, Record], key: str = "duplicate") -> str:
+    """A cell: the entry (a kind of copy) with the least `key` (called `duplicate`), and its share."""
+    found = {name: e for name, e in entries.items() if e.get(key) is not None}
     if not found:
         return pct(None)
-    name = min(found, key=lambda k: (found[k]["duplicate"], k))
-    return f"{name.replace('_', ' ').replace(' | ', ' / ')} {pct(found[name]['duplicate'])}"
+    name = min(found, key=lambda k: (found[k][key], k))
+    return f"{name.replace('_', ' ').replace(' | ', ' / ')} {pct(found[name][key])}"
 
 
 def pairs(page: Page) -> list[str]:
@@ -321,8 +321,9 @@ def pairs(page: Page) -> list[str]:
         row("two crops from different sides (4-20% of a side each): called `duplicate`; one verdict both ways",
             lambda o: f"{counted('two_crops')(o)}; {pct(get(o, 'two_crops', 'agree'))}"),
         row("a photograph stored three times: its records in the top 5, called `duplicate`", counted("thrice")),
-        row("an original found after its copy: the catalog picture named the copy",
-            counted("named_right_way", of_what="share")),
+        row("an original found after its copy: the catalog picture named the copy (the kind of copy named least)",
+            lambda o: f"{counted('named_right_way', of_what='share')(o)} "
+                      f"(least: {weakest(get(o, 'named_right_way', 'by_kind') or {}, 'share')})"),
     ]  # fmt: skip
     return table(["", *PARTS], rows) + page.sources()
 

@@ -164,11 +164,19 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "two_crops": {**_share(crops), "agree": _both_ways(crops)["agree"]},
         "thrice": _share(thrice),
         "named_right_way": {
-            "n": len(right_way),
-            "share": sum(r["edited"] == "catalog" for r in right_way) / len(right_way) if right_way else None,
+            **_named(right_way),
+            "by_kind": {
+                kind: _named([r for r in right_way if r["stored_kind"] == kind])
+                for kind in sorted({r["stored_kind"] for r in right_way})
+            },
         },  # fmt: skip
         "records_judged": len(rows),
     }
+
+
+def _named(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How many originals asked after their copy, and the share told the catalog picture is the copy."""
+    return {"n": len(rows), "share": sum(r["edited"] == "catalog" for r in rows) / len(rows) if rows else None}
 
 
 def _by(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[str, Any]]:
@@ -224,6 +232,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "| copy stored | n | duplicate |", "|---|---|---|",
     ]  # fmt: skip
     lines += [f"| {kind} | {v['n']} | {pct(v['duplicate'])} |" for kind, v in after["by_kind"].items()]
+    lines += ["", "## The catalog picture named as the edited one, by the copy's kind", "",
+              "| copy stored | n | named the copy |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {kind} | {v['n']} | {pct(v['share'])} |" for kind, v in summary["named_right_way"]["by_kind"].items()]
     lines += ["", "## Copy against copy", "", "| stored | asked | n | duplicate |", "|---|---|---|---|"]
     for name, v in copies["by_pair"].items():
         stored, asked = name.split(" | ")

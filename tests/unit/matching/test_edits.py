@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from dupcheck.core.fingerprint.hashing import AlignedDualPHash
 from dupcheck.core.matching import judge
-from dupcheck.core.matching.edits import catalog_is_the_copy, summary, words
+from dupcheck.core.matching.edits import SIDES, as_grey_copy, catalog_is_the_copy, summary, words
 from dupcheck.core.matching.judge import judge_candidates
 from dupcheck.core.matching.verdicts import Judgement
 from dupcheck.core.models import Edit, HashRecord, Verdict
@@ -673,14 +673,34 @@ def _framed(image: Image.Image) -> Image.Image:
     return ImageOps.expand(image, border=24, fill=(20, 90, 200))
 
 
+def _watermarked(image: Image.Image) -> Image.Image:
+    """A shop's see-through watermark across the middle (grey text at about half opacity)."""
+    base = image.convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    font = ImageFont.load_default(size=min(image.size) // 9)
+    centre = (image.width // 2, image.height // 2)
+    ImageDraw.Draw(layer).text(centre, "© shop.example", font=font, fill=(128, 128, 128, 140), anchor="mm")
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+def _grey(image: Image.Image) -> Image.Image:
+    return ImageOps.grayscale(image).convert("RGB")
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(("edit", "name"), [(_badged, "overlay"), (_framed, "framed")], ids=["badge", "frame"])
+@pytest.mark.parametrize(
+    ("edit", "name"),
+    [(_badged, "overlay"), (_framed, "framed"), (_watermarked, "overlay"), (_grey, "grayscale")],
+    ids=["badge", "frame", "watermark", "grey"],
+)
 def test_the_picture_a_badge_or_a_frame_lies_on_is_the_copy_whichever_was_stored(
     seed: int, edit: Callable[[Image.Image], Image.Image], name: str
 ) -> None:
-    """A product on white and its copy with a badge, or with a frame round its own white margin:
-    asked about with the other stored, the pair names the same edit both ways, and the
-    original asked about hears that the catalog picture is the copy."""
+    """A product on white and its copy with a badge, a frame round its own white margin, a
+    see-through watermark, or in grey: asked about with the other stored, the pair names the
+    same edit both ways, and the original asked about hears that the catalog picture is the
+    copy (the watermark's strokes are what the original's pixels cannot explain; no edit puts
+    colour back)."""
     original = product_image(seed, (400, 320))
     copy = edit(original)
     forth, back = judged(original, copy), judged(copy, original)
@@ -689,6 +709,20 @@ def test_the_picture_a_badge_or_a_frame_lies_on_is_the_copy_whichever_was_stored
     assert forth.edits is not None and back.edits is not None
     assert name in {e.name for e in forth.edits} and name in {e.name for e in back.edits}
     assert (summary(back.edits, same_picture=True, of_catalog=True) or "").startswith("the catalog picture is a copy")
+
+
+def test_a_grey_catalog_picture_is_read_as_the_copy_unless_the_query_lost_something_too() -> None:
+    """The catalog picture without the query's colour is its grey copy: the edits read back from
+    the query, grey last (a saturation measured against no colour dropped). Where the query
+    was cut, or has a badge, each picture lost something: read as named."""
+    brighter, cut = Edit("brightness", {"change": 0.25}), Edit("cropped", {side: 0.1 for side in SIDES})
+    read = as_grey_copy((brighter, Edit("saturation", {"change": 3.0})), reverse=False)
+    assert read is not None and [e.name for e in read[0]] == ["brightness", "grayscale"] and read[1]
+    assert float(read[0][0].params["change"]) < 0  # the catalog picture is the darker one
+    assert as_grey_copy((cut,), reverse=False) is None
+    assert as_grey_copy((Edit("overlay", {"where": "top left", "share": 0.02}),), reverse=False) is None
+    # Already read as the catalog picture's edits (a crop of the query): grey added to them.
+    assert as_grey_copy((cut,), reverse=True) == ((cut, Edit("grayscale")), True)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -92,6 +92,30 @@ def test_a_mirrored_copys_box_is_on_its_own_side_and_the_original_box_on_the_oth
         _round(mark.original_box, BLOCK)
 
 
+def _see_through(image: Image.Image) -> Image.Image:
+    """A see-through grey word centred at a quarter of the width and height (off the middle)."""
+    base = image.convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    font = ImageFont.load_default(size=min(image.size) // 9)
+    centre = (image.width / 4, image.height / 4)
+    ImageDraw.Draw(layer).text(centre, "SAMPLE", font=font, fill=(128, 128, 128, 140), anchor="mm")
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_see_through_word_on_the_catalogs_copy_is_placed_and_named_on_it(seed: int) -> None:
+    """A see-through watermark on the catalog's copy, the original asked about mirrored: the
+    strokes are read on the catalog picture (the copy), named where they lie there, and their
+    box on the query lies on the mirror's other side."""
+    original = product_image(seed, (400, 320))
+    judgement = judged(_see_through(original), ImageOps.mirror(original))
+    assert judgement.verdict is Verdict.DUPLICATE and judgement.reverse
+    mark = _mark(judgement.edits)
+    assert mark.name == "overlay" and mark.params["where"] == "top left"
+    assert mark.box is not None and mark.original_box is not None
+    assert (mark.box[0] + mark.box[2]) / 2 < 0.5 < (mark.original_box[0] + mark.original_box[2]) / 2
+
+
 def test_a_box_on_a_border_the_copy_added_has_no_place_on_the_original() -> None:
     """The views' placement of a padded copy: its border lies beyond the catalog picture."""
     mark = Edit(

@@ -71,7 +71,7 @@ from dupcheck.core.models import Box, Edit
 from dupcheck.core.pictures.arrays import regions, tiles, unit
 from dupcheck.core.pictures.pixels import TRIM_MIN_FILL, TRIM_TOLERANCE, off_colour, outer_ring, ring_colour, trim_box
 from dupcheck.core.stored.thumbnails import Thumbnail
-from dupcheck.core.stored.views import Probe, Views, a_mark
+from dupcheck.core.stored.views import Probe, Views, a_mark, greyish
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -280,17 +280,52 @@ def catalog_mark(
         return None
     named = next((edit for edit in edits if edit.name == "overlay"), None)
     if named is not None:  # where the check found it, on the catalog picture's side of a mirror
-        where = str(named.params["where"]).split()
-        if "mirrored" in names:
-            where = [{"left": "right", "right": "left"}.get(word, word) for word in where]
+        where = _across_a_mirror(str(named.params["where"])) if "mirrored" in names else named.params["where"]
         # The same mark, the boxes of the two pictures the other way round.
-        return Edit("overlay", {**named.params, "where": " ".join(where)}, named.original_box, named.box)
+        return Edit("overlay", {**named.params, "where": where}, named.original_box, named.box)
     ys, xs = np.nonzero(held[1])
     height, width = shape = held[1].shape
     # The kept pictures line up pixel for pixel: the same box on the query, mirrored back where it was.
     box, on_query = (_rounded(_Frame(mirrored=flip).box(ys, xs, shape)) for flip in (False, "mirrored" in names))
     return replace(_overlay_at((ys + 0.5) / height, (xs + 0.5) / width, len(ys) / held[1].size, box),
                    original_box=on_query)  # fmt: skip
+
+
+def catalog_written(
+    edits: Sequence[Edit], finding: Finding | None, probe: Probe | None, kept: Thumbnail | None
+) -> Edit | None:
+    """Text or a watermark written over the catalog picture and not over the query: `_marked`
+    with the two pictures' roles swapped under the test's map (the catalog picture's pixels
+    fitted by local edits of the query's), over the query's whole picture where the test
+    compared a trimmed box. Read, as `catalog_mark` reads a badge, only where `edits` name
+    nothing but a mirror (a crop, a turn or a tone edit is the query's own: a clip leaves it no
+    detail to explain the catalog picture's with), and where the test found nothing added whose
+    outline the query holds (a badge's fill explains none of the photograph it hides). Its
+    `box` on the catalog picture (which holds it), `original_box` where that lies on the query;
+    None where nothing is written over the catalog picture alone."""
+    if finding is None or probe is None or kept is None or {edit.name for edit in edits} - {"mirrored"}:
+        return None
+    left = finding.unexplained
+    if left is not None and left.added > left.on_kept:
+        return None
+    whole = whole_picture(probe, kept, finding)
+    aligned = finding.aligned if whole is None else whole
+    frame = _Frame.of(finding.alignment) if whole is None else _Frame(mirrored=finding.alignment.mirrored)
+    mark = _marked(replace(aligned, query=aligned.warped, warped=aligned.query), frame)
+    if mark is None:
+        return None
+    # (With the test's map, `_placed` reads no placement of the views'.)
+    placed = _placed(mark, probe, finding, ((0.0, 1.0), (0.0, 1.0)), finding.alignment.mirrored)
+    if placed.original_box is None:
+        return None
+    mirrored = finding.alignment.mirrored  # (its place named on the catalog picture's side of a mirror)
+    where = _across_a_mirror(str(placed.params["where"])) if mirrored else placed.params["where"]
+    return replace(placed, params={**placed.params, "where": where}, box=placed.original_box, original_box=placed.box)
+
+
+def _across_a_mirror(where: str) -> str:
+    """A place named on one picture ("top left") as it lies on its mirror image ("top right")."""
+    return " ".join({"left": "right", "right": "left"}.get(word, word) for word in where.split())
 
 
 def another_title(edits: Sequence[Edit], own: Callable[[], Thumbnail | None], theirs: Thumbnail | None) -> bool:
@@ -353,6 +388,33 @@ def catalog_is_the_copy(
                 for k in cut
             )  # fmt: skip
     return False
+
+
+def catalog_lost_colour(evidence: Evidence) -> bool:
+    """Whether the catalog picture is a grey copy of the query: none of the colour the query
+    shows where the two agree in luma (the photograph's, not a badge's) is left on it. No edit
+    puts lost colour back, so the picture without it is the copy."""
+    alignment = evidence.alignment
+    if alignment is None or not evidence.colour_seen:
+        return False
+    if not greyish(np.hypot(*alignment.their_colour).reshape(1, -1))[0]:
+        return False
+    mine = np.hypot(*alignment.my_colour)[~alignment.luma_off]
+    return mine.size > 0 and float(np.percentile(mine, 99)) >= COLOURED
+
+
+def as_grey_copy(edits: Sequence[Edit], reverse: bool) -> tuple[tuple[Edit, ...], bool] | None:
+    """`edits` (`reverse`: turning the query into the catalog picture) read for a catalog picture
+    that is a grey copy of the query (`catalog_lost_colour`): as turning the query into it,
+    converted to grayscale last. None where they read the query as the copy some other way (a
+    crop, padding, a turn, text or a badge on it): each picture then lost something, as named."""
+    colourless = [edit for edit in edits if edit.name not in ("saturation", "grayscale")]
+    if reverse:
+        return (*colourless, Edit("grayscale")), True
+    if {edit.name for edit in colourless} - TONE_KINDS - {"mirrored"}:
+        return None
+    back = inverse(colourless)
+    return None if back is None else ((*back, Edit("grayscale")), True)
 
 
 def summary(edits: Sequence[Edit] | None, *, same_picture: bool, of_catalog: bool = False) -> str | None:

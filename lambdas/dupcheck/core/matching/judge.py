@@ -45,9 +45,12 @@ from dupcheck.core.limits.policy import (
 from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
 from dupcheck.core.matching.edits import (
     another_title,
+    as_grey_copy,
     border_shares,
     catalog_is_the_copy,
+    catalog_lost_colour,
     catalog_mark,
+    catalog_written,
     inverse,
     name_edits,
     outer_border,
@@ -230,26 +233,30 @@ def _judged(
         borders, theirs = border_shares(shown.picture(), shown.box), kept.of(i) if kept is not None else None
         edits = name_edits(seen, views, borders, finding, same_picture=verdict is Verdict.DUPLICATE, probe=shown,
                            kept=theirs)  # fmt: skip
+
+        def own_picture() -> Thumbnail | None:  # (made only when a reading asks for it)
+            return own.of(0) if own is not None else None
+
         if theirs is not None:
             their_borders = border_shares(theirs.rgb, theirs.box)
             mark = None
-
-            def own_picture() -> Thumbnail | None:  # (made only when a reading asks for it)
-                return own.of(0) if own is not None else None
-
             if verdict is Verdict.DUPLICATE and not identical:
                 off = seen.alignment
                 apart = off is not None and bool(off.luma_off.any() or off.colour_off.any())
                 mark = catalog_mark(edits, own_picture, theirs, borders, seen_apart=apart)
+                if mark is None:  # a watermark's strokes on the catalog picture
+                    mark = catalog_written(edits, finding, shown, theirs)
             if mark is not None:  # the badge lies on the catalog picture: the rest read back, the badge added
                 rest = inverse([edit for edit in edits if edit.name != "overlay"])
                 edits, reverse = ((*rest, mark), True) if rest is not None else (edits, False)
             elif catalog_is_the_copy(edits, borders, their_borders, lambda: outer_border(theirs)):
                 back = inverse(edits)
                 edits, reverse = (back, True) if back is not None else (edits, False)
-            if verdict is Verdict.DUPLICATE and not identical and another_title(edits, own_picture, theirs):
-                # Another title in the same template: another product, under either `marks`.
-                verdict, edits = Verdict.SIMILAR, renamed(edits, "retitled")
+        if verdict is Verdict.DUPLICATE and not identical and catalog_lost_colour(seen):
+            edits, reverse = as_grey_copy(edits, reverse) or (edits, reverse)
+        if verdict is Verdict.DUPLICATE and not identical and another_title(edits, own_picture, theirs):
+            # Another title in the same template: another product, under either `marks`.
+            verdict, edits = Verdict.SIMILAR, renamed(edits, "retitled")
     # On the same photograph compared pixel by pixel, whether what was added lies on the product:
     # what the shop's `marks` setting reads (verdicts.under_marks), looked at only when it asks.
     # Read where a mark was named, or where nothing was: a copy whose named edits (a tone, a crop,
