@@ -321,9 +321,11 @@ def pairs(page: Page) -> list[str]:
         row("two crops from different sides (4-20% of a side each): called `duplicate`; one verdict both ways",
             lambda o: f"{counted('two_crops')(o)}; {pct(get(o, 'two_crops', 'agree'))}"),
         row("a photograph stored three times: its records in the top 5, called `duplicate`", counted("thrice")),
-        row("an original found after its copy: the catalog picture named the copy (the kind of copy named least)",
+        row("an original found after its copy: the catalog picture named the copy (the kind of copy named least); "
+            "the same pairs the other way, the copy asked: itself named the copy",
             lambda o: f"{counted('named_right_way', of_what='share')(o)} "
-                      f"(least: {weakest(get(o, 'named_right_way', 'by_kind') or {}, 'share')})"),
+                      f"(least: {weakest(get(o, 'named_right_way', 'by_kind') or {}, 'share')}); "
+                      f"{counted('copy_named', of_what='share')(o)}"),
     ]  # fmt: skip
     return table(["", *PARTS], rows) + page.sources()
 

@@ -156,6 +156,8 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     crops = [r for r in rows if r["round"].startswith("crops-")]
     thrice = [r for r in rows if r["round"] == "thrice"]
     right_way = [r for r in after if r["stored_kind"] in ONE_WAY_KINDS and r["verdict"] == "duplicate"]
+    # The same pairs the other way: the copy asked with its original stored names itself the copy.
+    copy_named = [r for r in before if r["asked_kind"] in ONE_WAY_KINDS and r["verdict"] == "duplicate"]
     return {
         "original_after_copy": {**_share(after), "by_kind": _by(after, "stored_kind")},
         "copy_after_original": {**_share(before), "by_kind": _by(before, "asked_kind")},
@@ -170,13 +172,15 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 for kind in sorted({r["stored_kind"] for r in right_way})
             },
         },  # fmt: skip
+        "copy_named": _named(copy_named, edited="query"),
         "records_judged": len(rows),
     }
 
 
-def _named(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """How many originals asked after their copy, and the share told the catalog picture is the copy."""
-    return {"n": len(rows), "share": sum(r["edited"] == "catalog" for r in rows) / len(rows) if rows else None}
+def _named(rows: Sequence[Mapping[str, Any]], edited: str = "catalog") -> dict[str, Any]:
+    """How many pairs, and the share whose answer names the copy right: `edited` (the catalog
+    picture for an original asked after its copy, the query for a copy asked after its original)."""
+    return {"n": len(rows), "share": sum(r["edited"] == edited for r in rows) / len(rows) if rows else None}
 
 
 def _by(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[str, Any]]:
@@ -228,6 +232,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         f"{pct(summary['thrice']['duplicate'])} |",
         f"| the catalog picture named as the edited one | {summary['named_right_way']['n']} | "
         f"{pct(summary['named_right_way']['share'])} |",
+        f"| the copy asked after its original: named as the edited one | {summary['copy_named']['n']} | "
+        f"{pct(summary['copy_named']['share'])} |",
         "", "## The original after its copy, by the copy's kind", "",
         "| copy stored | n | duplicate |", "|---|---|---|",
     ]  # fmt: skip

@@ -713,12 +713,12 @@ def test_the_picture_a_badge_or_a_frame_lies_on_is_the_copy_whichever_was_stored
 
 def test_a_grey_catalog_picture_is_read_as_the_copy_unless_the_query_lost_something_too() -> None:
     """The catalog picture without the query's colour is its grey copy: the edits read back from
-    the query, grey last (a saturation measured against no colour dropped). Where the query
-    was cut, or has a badge, each picture lost something: read as named."""
+    the query, grey named (a tone measured from one grey channel to three coloured ones
+    dropped). Where the query was cut, or has a badge, each picture lost something: read as
+    named."""
     brighter, cut = Edit("brightness", {"change": 0.25}), Edit("cropped", {side: 0.1 for side in SIDES})
-    read = as_grey_copy((brighter, Edit("saturation", {"change": 3.0})), reverse=False)
-    assert read is not None and [e.name for e in read[0]] == ["brightness", "grayscale"] and read[1]
-    assert float(read[0][0].params["change"]) < 0  # the catalog picture is the darker one
+    read = as_grey_copy((Edit("mirrored"), brighter, Edit("saturation", {"change": 3.0})), reverse=False)
+    assert read == ((Edit("mirrored"), Edit("grayscale")), True)
     assert as_grey_copy((cut,), reverse=False) is None
     assert as_grey_copy((Edit("overlay", {"where": "top left", "share": 0.02}),), reverse=False) is None
     # Already read as the catalog picture's edits (a crop of the query): grey added to them.

@@ -89,6 +89,8 @@ def test_the_summary_reads_each_question_off_the_rows() -> None:
     assert summary["thrice"] == {"n": 2, "duplicate": 0.5}
     # Of the originals found after a copy that lost or gained (a crop, not a mirror): named the right way.
     assert summary["named_right_way"] == {"n": 1, "share": 1.0, "by_kind": {"crop_large": {"n": 1, "share": 1.0}}}
+    # The same pair the other way: the crop asked after its original names itself the copy.
+    assert summary["copy_named"] == {"n": 1, "share": 1.0}
 
 
 def test_evaluate_pairs_end_to_end(originals: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

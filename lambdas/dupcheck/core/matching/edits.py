@@ -406,14 +406,16 @@ def catalog_lost_colour(evidence: Evidence) -> bool:
 def as_grey_copy(edits: Sequence[Edit], reverse: bool) -> tuple[tuple[Edit, ...], bool] | None:
     """`edits` (`reverse`: turning the query into the catalog picture) read for a catalog picture
     that is a grey copy of the query (`catalog_lost_colour`): as turning the query into it,
-    converted to grayscale last. None where they read the query as the copy some other way (a
-    crop, padding, a turn, text or a badge on it): each picture then lost something, as named."""
-    colourless = [edit for edit in edits if edit.name not in ("saturation", "grayscale")]
+    converted to grayscale. None where they read the query as the copy some other way (a crop,
+    padding, a turn, text or a badge on it): each picture then lost something, as named. The
+    tone is left out: fitted from one grey channel to three coloured ones, the colour's spread
+    reads as contrast no one made (the same pair asked the other way names none)."""
+    toneless = [edit for edit in edits if edit.name not in TONE_KINDS]
     if reverse:
-        return (*colourless, Edit("grayscale")), True
-    if {edit.name for edit in colourless} - TONE_KINDS - {"mirrored"}:
+        return (*toneless, Edit("grayscale")), True
+    if {edit.name for edit in toneless} - {"mirrored"}:
         return None
-    back = inverse(colourless)
+    back = inverse(toneless)
     return None if back is None else ((*back, Edit("grayscale")), True)
 
 
