@@ -314,8 +314,7 @@ def catalog_written(
     mark = _marked(replace(aligned, query=aligned.warped, warped=aligned.query), frame)
     if mark is None:
         return None
-    # (With the test's map, `_placed` reads no placement of the views'.)
-    placed = _placed(mark, probe, finding, ((0.0, 1.0), (0.0, 1.0)), finding.alignment.mirrored)
+    placed = _placed(mark, probe, finding, None, finding.alignment.mirrored)
     if placed.original_box is None:
         return None
     mirrored = finding.alignment.mirrored  # (its place named on the catalog picture's side of a mirror)
@@ -845,12 +844,13 @@ class _Frame:
 
 def _placed(
     overlay: Edit, probe: Probe | None, finding: Finding | None,
-    placement: tuple[tuple[float, float], tuple[float, float]], mirrored: bool,
+    placement: tuple[tuple[float, float], tuple[float, float]] | None, mirrored: bool,
 ) -> Edit:  # fmt: skip
     """The overlay with its box on the query's whole picture (a probe `inside_border` is a part
     of it) and, as `original_box`, where that box lies on the catalog picture: under the
-    same-photograph test's map where it ran (`finding`), else the views' `placement` (`_placement`).
-    None where the box lies beyond the catalog picture (on a border the query added)."""
+    same-photograph test's map where it ran (`finding`), else the views' `placement` (`_placement`;
+    None only beside a finding). None where the box lies beyond the catalog picture (on a border
+    the query added)."""
     if overlay.box is None:
         return overlay
     left, top, right, bottom = overlay.box
@@ -858,6 +858,7 @@ def _placed(
     if finding is not None and probe is not None:
         across, down = on_kept(probe, finding, xs, ys)
     else:
+        assert placement is not None
         (x0, x1), (y0, y1) = placement
         across, down = x0 + (1.0 - xs if mirrored else xs) * (x1 - x0), y0 + ys * (y1 - y0)
     original = _rounded((float(across.min()), float(down.min()), float(across.max()), float(down.max())))
