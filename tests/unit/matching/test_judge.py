@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from dupcheck.core.matching.photograph import SamePhotograph
 from dupcheck.core.models import Edit, Edited, HashRecord, HashValue, Marks, Verdict
 from dupcheck.core.stored.thumbnails import _HEADER
 from support.garments import photograph
+from support.scripts import load_script
 
 PIPELINE = get_pipeline()
 assert isinstance(PIPELINE, AlignedDualPHash)
@@ -317,6 +319,24 @@ def test_another_title_in_the_same_template_is_another_product_either_way(marks:
         assert judgement.edits is not None and "retitled" in {e.name for e in judgement.edits}
         assert _judged(asked, stored, stored, stored, marks=marks) == [judgement] * 3  # held thrice
     assert _judged(_flat_cover(band_at=300), first, marks=marks)[0].verdict is Verdict.DUPLICATE
+
+
+@pytest.mark.parametrize(("title", "author"), [("Shadow Garden", "Ines Kowalski"), ("Blue Salt River", "Clara Okafor")])
+def test_another_title_found_on_a_part_of_the_cover_is_read_as_one(title: str, author: str) -> None:
+    """make_prints' framed cream cover with a short title: the whole of the other cover does not
+    line up, a part of it does (`_shared_part`). Judged on that part, the two kept pictures are
+    still compared, so the pair is another title both ways round, not a duplicate with text
+    added (the part's judgement read without the query's own picture)."""
+    spec = {"align": "center", "author_at": "bottom", "author_font": "DejaVuSans.ttf", "author_size": 28,
+            "background": "flat", "colours": ["white", "grey", "navy"], "frame": True, "mark": "square",
+            "publisher": "Blue Heron", "rules": True, "series": "A Novel", "title_at": "top",
+            "title_colour": "navy", "title_font": "DejaVuSansCondensed-Bold.ttf", "title_size": 55}  # fmt: skip
+    cover = load_script("make_prints.py").cover
+    first, other = cover(spec, "Night", "Omar Okafor", Path()), cover(spec, title, author, Path())
+    for asked, stored in ((other, first), (first, other)):
+        (judgement,) = _judged(asked, stored)
+        assert judgement.verdict is Verdict.SIMILAR
+        assert judgement.edits is not None and "retitled" in {e.name for e in judgement.edits}
 
 
 def test_another_title_is_settled_as_a_duplicate_is_no_other_way_looked_at() -> None:

@@ -547,10 +547,8 @@ PASTED_BLOCK = 0.4
 PASTED_STRIP = 0.25
 # ...holding at least this share of the pixels that differ (a majority: the rest, resampled edges).
 PASTED_ALONE = 0.75
-# A band laid across the picture (within PASTED_EDGE px of both edges, the views lined up whole
-# along it) is one block though it differs in pieces up to 2 PASTED_GAP px apart: over a flat
-# cover it matches what it covers here and there. A template's title keeps inside its margins.
-PASTED_EDGE = 1
+# A block is one though it differs in pieces up to 2 PASTED_GAP px apart: a band over a flat
+# cover matches what it covers here and there, a see-through one the print it crosses.
 PASTED_GAP = 2
 # The block's own pull on the views' luma fit undone in this many rounds of refitting without it.
 PASTED_ROUNDS = 3

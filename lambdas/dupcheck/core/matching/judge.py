@@ -201,8 +201,8 @@ def _by_verification(
                           marked)  # fmt: skip
         alike = {i: max(e.similarity, back[i].similarity if i in back else 0.0) for i, (e, _) in evidence.items()}
         alike |= {i: e.similarity for i, e in back.items() if i not in alike}
-        _shared_part(how, probe, records, closest, stored, kept, {i: a for i, a in alike.items()
-                                                                  if not _seen_another(first, i)}, out)  # fmt: skip
+        alike = {i: a for i, a in alike.items() if not _seen_another(first, i)}
+        _shared_part(how, probe, records, closest, stored, kept, own_kept, alike, out)
     return out
 
 
@@ -325,13 +325,15 @@ def _both_ways(
 
 def _shared_part(
     how: Verified, probe: Probe, records: Sequence[HashRecord], closest: Sequence[int], stored: Mapping[int, Views],
-    kept: _LazyThumbnails, alike: Mapping[int, float], out: list[Judgement],
+    kept: _LazyThumbnails, own_kept: _OwnPicture, alike: Mapping[int, float], out: list[Judgement],
 ) -> None:  # fmt: skip
     """Candidates still not settled whose views are alike either way (`alike`: the better
     correlation), judged once more with the query cut to a part it may share with them, in
     place: two copies that each lost another side (a crop from the left, one from the top)
     share all of either but a strip of PART_SHARE at most, and without it the query is a crop
-    of the catalog picture."""
+    of the catalog picture. Judged so, the pair is read as a first look reads it (`own_kept`:
+    the query's picture as a record keeps it, where a mark on the catalog picture or another
+    title is read from)."""
     open_ = [
         i for i, a in alike.items() if a >= PART_ALIKE and not _settled(out[i]) and records[i].hash_algo in how.keeps
     ]
@@ -350,7 +352,7 @@ def _shared_part(
         if found is None or found.similarity < alike[i] + PART_GAIN or not how.policy.looked_back.passes(found):
             continue
         if look.target(i).passes(found):
-            out[i] = _judged(how, i, closest[i], found, look, stored[i], kept, None)
+            out[i] = _judged(how, i, closest[i], found, look, stored[i], kept, own_kept)
 
 
 def _settled(judgement: Judgement) -> bool:

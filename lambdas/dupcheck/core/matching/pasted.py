@@ -17,7 +17,6 @@ from dupcheck.core.limits.policy import (
     LUMA_TOLERANCE,
     PASTED_ALONE,
     PASTED_BLOCK,
-    PASTED_EDGE,
     PASTED_GAP,
     PASTED_ROUNDS,
     PASTED_STRIP,
@@ -29,7 +28,7 @@ from dupcheck.core.pictures.arrays import centre_weight, neighbourhood, padded, 
 
 def outside_block(evidence: Evidence) -> Evidence | None:
     """`evidence` measured again without the block its differing pixels form, when they form
-    one (`_block`): their largest group's, or else a band's pieces (`_band`). Its similarity and
+    one (`_block`): their largest group's, or else its pieces' (`_pieces`). Its similarity and
     luma off are the rest's, after the rest's own gain and offset; None where there is no such
     block."""
     alignment = evidence.alignment
@@ -48,8 +47,8 @@ def outside_block(evidence: Evidence) -> Evidence | None:
         return None
     block = _block(off, regions(off)[0])
     if block is None:
-        band = _band(off, (alignment.rows[1], alignment.cols[1]))
-        block = None if band is None else _block(off, band)
+        pieces = _pieces(off, (alignment.rows[1], alignment.cols[1]))
+        block = None if pieces is None else _block(off, pieces)
     if block is None:
         return None
     rest = ~block
@@ -76,15 +75,15 @@ def _block(off: np.ndarray, group: np.ndarray) -> np.ndarray | None:
     return block
 
 
-def _band(off: np.ndarray, window: tuple[float, float]) -> np.ndarray | None:
-    """The differing pixels of a band laid across the picture: they run from one edge of the view
-    to the other (within PASTED_EDGE px) in pieces up to 2 PASTED_GAP px apart (a band over a
-    flat cover matches what it covers here and there), where the views line up whole along it
-    (`window`: the share of the candidate's view lined up down and across). A title that
-    replaced a title keeps inside the template's margins, and a crop lined up with a part
-    differs in the strip it cut: neither is a band. None where no band is, or where no strip of
-    rows or columns as narrow as a block's holds PASTED_ALONE of the pixels (`_block` would
-    refuse any band: another photograph differs all over)."""
+def _pieces(off: np.ndarray, window: tuple[float, float]) -> np.ndarray | None:
+    """The differing pixels of a block laid over what it partly matches (a band over a flat
+    cover matches the cover here and there, a see-through band or sticker the print it
+    crosses): the group of pieces up to 2 PASTED_GAP px apart that holds the most of them, for
+    `_block` to judge as it judges one region, where the views line up whole along it
+    (`window`: the share of the candidate's view lined up down and across). A crop lined up
+    with a part differs in the strip it cut: not a block. None where there is no such group,
+    or no strip of rows or columns as narrow as a block's holds PASTED_ALONE of the pixels
+    (`_block` would refuse any group)."""
     widest = int(PASTED_STRIP * off.shape[0]) + 2  # a block's strip and the pixel around it
     total = int(off.sum())
     if all(_most_in_a_strip(counts, widest) < PASTED_ALONE * total for counts in (off.sum(axis=1), off.sum(axis=0))):
@@ -96,9 +95,7 @@ def _band(off: np.ndarray, window: tuple[float, float]) -> np.ndarray | None:
     group = group[off[group[:, 0], group[:, 1]]]
     (top, left), (bottom, right) = group.min(axis=0), group.max(axis=0)
     across = right - left >= bottom - top
-    start, end = (left, right) if across else (top, bottom)  # along its length
-    whole = window[1 if across else 0] >= WHOLE_WINDOW
-    return group if whole and start <= PASTED_EDGE and end >= off.shape[0] - 1 - PASTED_EDGE else None
+    return group if window[1 if across else 0] >= WHOLE_WINDOW else None
 
 
 def _most_in_a_strip(counts: np.ndarray, width: int) -> int:
