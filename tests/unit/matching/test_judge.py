@@ -325,8 +325,9 @@ def test_another_title_in_the_same_template_is_another_product_either_way(marks:
 def test_another_title_found_on_a_part_of_the_cover_is_read_as_one(title: str, author: str) -> None:
     """make_prints' framed cream cover with a short title: the whole of the other cover does not
     line up, a part of it does (`_shared_part`). Judged on that part, the two kept pictures are
-    still compared, so the pair is another title both ways round, not a duplicate with text
-    added (the part's judgement read without the query's own picture)."""
+    still compared, so the pair is another title both ways round, and with the catalog holding
+    the cover thrice, not a duplicate with text added (the part's judgement read without the
+    query's own picture)."""
     spec = {"align": "center", "author_at": "bottom", "author_font": "DejaVuSans.ttf", "author_size": 28,
             "background": "flat", "colours": ["white", "grey", "navy"], "frame": True, "mark": "square",
             "publisher": "Blue Heron", "rules": True, "series": "A Novel", "title_at": "top",
@@ -337,6 +338,7 @@ def test_another_title_found_on_a_part_of_the_cover_is_read_as_one(title: str, a
         (judgement,) = _judged(asked, stored)
         assert judgement.verdict is Verdict.SIMILAR
         assert judgement.edits is not None and "retitled" in {e.name for e in judgement.edits}
+        assert _judged(asked, stored, stored, stored) == [judgement] * 3
 
 
 def test_another_title_is_settled_as_a_duplicate_is_no_other_way_looked_at() -> None:
