@@ -22,18 +22,25 @@ def scene(seed: int) -> np.ndarray:
     return np.asarray(picture.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float32)
 
 
+Window = tuple[float, float]
+
+
 def evidence(
-    mine: np.ndarray, theirs: np.ndarray, rows: tuple[float, float] = (0.0, 1.0), cols: tuple[float, float] = (0.0, 1.0)
-) -> Evidence:
+    mine: np.ndarray, theirs: np.ndarray, rows: Window = (0.0, 1.0), cols: Window = (0.0, 1.0),
+    query_box: tuple[float, float, float, float] = WHOLE, colour_off: np.ndarray | None = None,
+) -> Evidence:  # fmt: skip
     """Evidence of the two views lined up as they are (what outside_block reads is the alignment;
-    `rows`, `cols`: the window of the candidate's view they line up with, all of it by default)."""
+    `rows`, `cols`: the window of the candidate's view they line up with, all of it by default;
+    `query_box`: the query's view, its whole picture by default; `colour_off`: the pixels whose
+    colour differs, none by default)."""
     off = np.abs(mine - theirs) > 20
+    colour = np.zeros_like(off) if colour_off is None else colour_off
     alignment = Alignment(
-        query_box=WHOLE, mirrored=False, angle=0.0, candidate_view=0, rows=rows, cols=cols,
-        query_trimmed=False, mine=mine, theirs=theirs, my_colour=np.zeros((2, FINE, FINE), np.float32),
-        their_colour=np.zeros((2, FINE, FINE), np.float32), luma_off=off, colour_off=np.zeros_like(off),
+        query_box=query_box, mirrored=False, angle=0.0, candidate_view=0, rows=rows, cols=cols,
+        query_trimmed=query_box != WHOLE, mine=mine, theirs=theirs, my_colour=np.zeros((2, FINE, FINE), np.float32),
+        their_colour=np.zeros((2, FINE, FINE), np.float32), luma_off=off, colour_off=colour,
     )  # fmt: skip
-    return Evidence(0.5, float(off.mean()), 0.0, 12, alignment=alignment)
+    return Evidence(0.5, float(off.mean()), float(colour.mean()), 12, alignment=alignment)
 
 
 def banded(view: np.ndarray, rows: slice, level: float = 15.0) -> np.ndarray:
@@ -50,8 +57,41 @@ def test_a_copy_with_a_band_across_lines_up_without_it(level: float) -> None:
     copy = banded(np.clip(photo * 0.9 + 12, 0, 255), slice(9, 13), level)
     found = outside_block(evidence(copy, photo))
     assert found is not None
-    assert found.similarity > 0.98 and found.luma_off < 0.02
-    assert found.layout_off == 12 and found.alignment is not None  # the rest of the evidence kept
+    assert found.rest.similarity > 0.98 and found.rest.luma_off < 0.02
+    assert found.rest.layout_off == 12 and found.rest.alignment is not None  # the rest of the evidence kept
+
+
+def test_a_band_from_edge_to_edge_of_the_whole_picture_runs_across_it() -> None:
+    """A caption band over the whole width of a copy lined up whole runs across the picture: an
+    overlay wherever it lies (no print or title crosses the picture's edge). Its colour is left
+    out with it. A band short of one side, one lined up with a part of the picture, one on a
+    query's trimmed view (whose edges are the product's, not the picture's) or a strip along an
+    edge (padding) does not. A band on the catalog picture is found too, as the catalog's."""
+    photo = scene(0)
+    band = banded(photo, slice(9, 12))
+    coloured = np.zeros(photo.shape, dtype=bool)
+    coloured[9:12, :] = True
+    found = outside_block(evidence(band, photo, colour_off=coloured))
+    assert found is not None and found.across
+    assert found.rest.colour_off == 0.0  # the band's colour left out with it
+    short = photo.copy()
+    short[9:12, : FINE - 3] = 15.0
+    found = outside_block(evidence(short, photo))
+    assert found is not None and not found.across
+    found = outside_block(evidence(band, photo, rows=(0.0, 1.0), cols=(0.1, 0.8)))
+    assert found is None or not found.across
+    found = outside_block(evidence(band, photo, query_box=(0.05, 0.95, 0.1, 0.9)))
+    assert found is not None and not found.across
+    down = photo.copy()
+    down[:, 9:12] = 255.0
+    found = outside_block(evidence(down, photo))
+    assert found is not None and found.across  # down the picture, top to bottom
+    along = photo.copy()
+    along[:, :3] = 255.0  # a strip along the picture's edge, as padding is: no picture beyond it
+    found = outside_block(evidence(along, photo))
+    assert found is not None and not found.across
+    held = outside_block(evidence(photo, band))  # the band on the catalog picture
+    assert held is not None and held.across and not held.on_query and found.on_query
 
 
 def test_a_band_that_matches_what_it_covers_in_places_is_one_block() -> None:
@@ -65,7 +105,7 @@ def test_a_band_that_matches_what_it_covers_in_places_is_one_block() -> None:
     pieces = regions(np.abs(copy - photo) > 20)
     assert len(pieces) > 2 and len(pieces[0]) < PASTED_ALONE * sum(map(len, pieces))
     found = outside_block(evidence(copy, photo))
-    assert found is not None and found.similarity > 0.98 and found.luma_off < 0.02
+    assert found is not None and found.rest.similarity > 0.98 and found.rest.luma_off < 0.02
     # Lined up with a part of the view along the band (a crop of it), a strip differs where the
     # crop cut: not a block. Lined up with a part down the picture only, the band across it is one.
     assert outside_block(evidence(copy, photo, cols=(0.2, 0.6))) is None
@@ -88,7 +128,8 @@ def test_a_block_in_pieces_short_of_the_edges_is_one_block() -> None:
     pieces = regions(np.abs(sticker - photo) > 20)
     assert len(pieces) == 2 and len(pieces[0]) < PASTED_ALONE * sum(map(len, pieces))
     found = outside_block(evidence(sticker, photo))
-    assert found is not None and found.similarity > 0.98 and found.luma_off < 0.02
+    assert found is not None and found.rest.similarity > 0.98 and found.rest.luma_off < 0.02
+    assert not found.across  # short of the picture's sides: it may lie on the product
 
 
 def test_views_that_differ_all_over_have_no_block() -> None:

@@ -677,6 +677,24 @@ def verify(
     return [found.get(i) for i in range(len(candidates))]
 
 
+def whole_to_whole(asked: QueryViews, catalog: Views) -> Evidence:
+    """`asked` judged against `catalog` as they are, the whole of one picture on the whole of the
+    other (upright, their whole views, not trimmed): a band pasted across a flat picture pulls
+    the coarse search to a crop that leaves the band out, where the rest no longer lines up
+    either, and takes the trimmed view of the picture holding it out to the picture's edges."""
+    scores = _coarse_scores(catalog.luma[None], asked)
+    whole = _windows().index((0.0, 1.0))
+    only = np.full(scores.shape, -2.0, dtype=scores.dtype)  # (below any correlation: never the best)
+    only[:, 0, whole, whole, 0] = scores[:, 0, whole, whole, 0]
+    return _judge_aligned([asked], [catalog], only, _never)[0][0]  # (colours not brightened: the look decides)
+
+
+def whole_reversed(query: Views, candidate: Views) -> Evidence:
+    """The candidate as the query on the query's whole view (`verify_reversed`'s way round,
+    `whole_to_whole`'s alignment)."""
+    return whole_to_whole(query_views([candidate], [0.0], [(WHOLE, WHOLE)])[0], query)
+
+
 def verify_reversed(query: Views, candidates: Sequence[Views], judged: int | None = None) -> list[Evidence | None]:
     """Each candidate as the query, upright and mirrored, against windows of the query's views
     as if the query were the catalog picture: where a candidate shows less of the photograph

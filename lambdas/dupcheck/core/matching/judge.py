@@ -42,7 +42,15 @@ from dupcheck.core.limits.policy import (
     Tier,
     ranked,
 )
-from dupcheck.core.matching.alignment import Evidence, Target, best_parts, verify, verify_reversed
+from dupcheck.core.matching.alignment import (
+    Evidence,
+    Target,
+    best_parts,
+    verify,
+    verify_reversed,
+    whole_reversed,
+    whole_to_whole,
+)
 from dupcheck.core.matching.edits import (
     another_title,
     as_grey_copy,
@@ -57,7 +65,7 @@ from dupcheck.core.matching.edits import (
     summary,
 )
 from dupcheck.core.matching.marks import on_product
-from dupcheck.core.matching.pasted import outside_block
+from dupcheck.core.matching.pasted import Pasted, outside_block
 from dupcheck.core.matching.photograph import CandidateThumbnails, SamePhotograph
 from dupcheck.core.matching.verdicts import Judgement, banded, match_percent, renamed, score, under_marks, verdict_for
 from dupcheck.core.models import DEFAULT_MARKS, Edited, Fingerprint, HashRecord, HashValue, Marks, Match, Verdict
@@ -175,7 +183,9 @@ def _by_verification(
             # padded). (One seen in another colour is not looked at again.)
             for other in probe.retrimmed():
                 again = _Look(how, candidates, closest, kept, other)
-                lined_up = {i: (e, again) for i, e in again.verified(stored).items() if again.target(i).passes(e)}
+                lined_up = {
+                    i: (e, again) for i, e in again.verified(stored, whole=False).items() if again.target(i).passes(e)
+                }
                 evidence |= lined_up
                 if lined_up:
                     break
@@ -301,6 +311,15 @@ def _both_ways(
     # A duplicate marked on the catalog picture is one photograph already: looked at whatever its views.
     worth = [i for i in open_ if i in marked or (i in found and _worth_a_look_back(
         how.policy, found[i], alike.get(i, 0.0), undecided=test is not None and _undecided(test, i)))]  # fmt: skip
+    # The nearest by hash screened whole to whole too, as the first way round judges it
+    # (`_Look._whole_to_whole`): a band across the flat catalog copy pulls its screening to a crop.
+    nearest = min(open_, key=lambda i: closest[i], default=None)
+    if nearest is not None and nearest not in worth:
+        whole = whole_reversed(probe.views_at(0.0), stored[nearest])
+        pasted = outside_block(whole)
+        if pasted is not None and pasted.across and how.policy.looked_back.passes(pasted.rest):
+            found[nearest] = whole
+            worth.append(nearest)
     if not worth:
         return found
     mine = probe.views_at(0.0)
@@ -346,7 +365,7 @@ def _shared_part(
         if part is None:
             continue
         look = _Look(how, candidates, closest, kept, part)
-        found = look.verified({i: stored[i]}, turn=False).get(i)
+        found = look.verified({i: stored[i]}, turn=False, whole=False).get(i)
         # Only where the part lines up better than the whole query either way (by PART_GAIN), and
         # passes the strict views: a look-alike lines up about as well cut or not.
         if found is None or found.similarity < alike[i] + PART_GAIN or not how.policy.looked_back.passes(found):
@@ -383,9 +402,13 @@ def _marked_on_catalog(look: _Look, i: int, judgement: Judgement) -> bool:
 def _seen_another(look: _Look, i: int) -> bool:
     """Whether the query's own look at candidate i found another photograph: its detail compared
     and not shared. (The other ways look where the query's views could not line a part up, which
-    the query's own look then never was: docs/lab/evaluation.md, "Both ways".)"""
+    the query's own look then never was: docs/lab/evaluation.md, "Both ways".) Not where the
+    views lined up but for a block on the catalog picture (a band on its copy, `Tested`): the
+    test reads that block's detail as the photograph's, which the other way round does not."""
     finding = look.test.finding(i) if look.test is not None else None
-    return finding is not None and finding.telling and not finding.same_photograph
+    target = look.target(i)
+    blocked = isinstance(target, Tested) and target.block_on_catalog
+    return finding is not None and finding.telling and not finding.same_photograph and not blocked
 
 
 def _worth_a_look_back(policy: Policy, back: Evidence, forth: float, *, undecided: bool) -> bool:
@@ -394,12 +417,13 @@ def _worth_a_look_back(policy: Policy, back: Evidence, forth: float, *, undecide
     or the first look left it undecided, and its views pass `looked_back`; or, lining up with a
     part, pass `looked_part` and line up better than the query's own screening did (`forth`,
     its similarity) by PART_GAIN: a crop of the query gains by being the query, a look-alike
-    lines up as well either way; or, neither, where its views differ in one pasted block and
-    the rest passes `looked_back` (pasted.py: a caption band on the catalog's copy)."""
+    lines up as well either way; or, neither, where its views differ in one pasted block on the
+    candidate's picture and the rest passes `looked_back` (pasted.py: a caption band on the
+    catalog's copy)."""
     part = _a_part(back)
     if not (part or undecided):
         pasted = outside_block(back)
-        return pasted is not None and policy.looked_back.passes(pasted)
+        return pasted is not None and pasted.on_query and policy.looked_back.passes(pasted.rest)
     gains = part and policy.looked_part.passes(back) and back.similarity >= forth + PART_GAIN
     return policy.looked_back.passes(back) or gains
 
@@ -524,9 +548,10 @@ class _Look:
     def target(self, i: int) -> Target:
         return self.targets[i]
 
-    def verified(self, stored: Mapping[int, Views], *, turn: bool = True) -> dict[int, Evidence]:
+    def verified(self, stored: Mapping[int, Views], *, turn: bool = True, whole: bool = True) -> dict[int, Evidence]:
         """Each stored candidate's evidence, as this probe lines it up (none: no evidence;
-        `turn`: turned when none passes upright)."""
+        `turn`: turned when none passes upright; `whole`: the nearest lined up whole to whole
+        too, `_whole_to_whole`)."""
         assert self.probe is not None
         targets = [self.targets[i] for i in stored]
         ids = list(stored)
@@ -535,7 +560,21 @@ class _Look:
         nearest = min(range(len(ids)), key=lambda k: self.closest[ids[k]], default=None)  # (the first of the nearest)
         found = verify(self.probe, list(stored.values()), targets, self.policy.verified, _NO_COLOUR_SHOWN, nearest,
                        turn=turn)  # fmt: skip
+        if whole and nearest is not None:
+            found[nearest] = self._whole_to_whole(found[nearest], stored[ids[nearest]], targets[nearest])
         return {i: e for i, e in zip(stored, found, strict=True) if e is not None}
+
+    def _whole_to_whole(self, seen: Evidence | None, views: Views, target: Target) -> Evidence | None:
+        """The nearest by hash that passed nowhere (`seen`: where verification left it) lined up
+        once more whole to whole, kept where it passes there with its views differing in a
+        block across the picture: a caption band across a flat cover pulls the views' search
+        to a crop that leaves it out, where nothing else lines up either."""
+        if seen is None or seen.alignment is None or target.passes(seen):
+            return seen
+        assert self.probe is not None
+        whole = whole_to_whole(self.probe.at(0.0), views)
+        pasted = outside_block(whole)
+        return whole if pasted is not None and pasted.across and target.passes(whole) else seen
 
     def saw_photograph(self) -> bool:
         """Whether the test found any candidate the same photograph (in any colour)."""
@@ -563,28 +602,39 @@ class Tested:
     def __init__(self, looked: Tier, views_only: Tier, test: SamePhotograph, candidate: int) -> None:
         self.looked, self.views_only, self.test, self.candidate = looked, views_only, test, candidate
         # Each evidence's rest without its pasted block, measured once (a turn asks again and again).
-        self._without_block: dict[int, tuple[Evidence, Evidence | None]] = {}
+        self._without_block: dict[int, tuple[Evidence, Pasted | None]] = {}
+        # Whether the views lined up but for a block on the catalog picture (`looked` without it).
+        self.block_on_catalog = False
 
     def passes(self, evidence: Evidence) -> bool:
         if evidence.alignment is None:
             return False
         lined_up = self.looked.passes(evidence)
+        # Views that differ in one pasted block (a caption band) are looked at where the rest
+        # lines up (pasted.py); only the look can pass them.
+        pasted = None if lined_up else self._outside_block(evidence)
         if not lined_up:
-            # Views that differ in one pasted block (a caption band) are looked at where the rest
-            # lines up (pasted.py); only the look can pass them.
-            pasted = self._outside_block(evidence)
-            if pasted is None or not self.looked.passes(pasted) or not self.test.kept(self.candidate):
+            # A block on the catalog picture only where it crosses the picture (a band on the
+            # catalog's copy): a look-alike's differing region reads as one there too often.
+            on_catalog = pasted is not None and not pasted.on_query
+            if pasted is None or (on_catalog and not pasted.across) or not self.looked.passes(pasted.rest):
                 return False
+            if not self.test.kept(self.candidate):
+                return False
+            self.block_on_catalog |= on_catalog
         if not self.test.kept(self.candidate):
             return self.views_only.passes(evidence)
         found = self.test.look(self.candidate, evidence.alignment)
         if found is None or not found.telling:
             # Nothing in the pictures only one photograph has (a patch too small, a plain
-            # render): no finer look can tell them apart, so the views decide, as without one.
-            return lined_up and self.views_only.passes(evidence)
+            # render): no finer look can tell them apart, so the views decide, as without one,
+            # or outside a band pasted across the whole picture (an overlay wherever it lies).
+            if pasted is None:
+                return self.views_only.passes(evidence)
+            return pasted.across and self.views_only.passes(pasted.rest)
         return self.test.duplicate(self.candidate, found)
 
-    def _outside_block(self, evidence: Evidence) -> Evidence | None:
+    def _outside_block(self, evidence: Evidence) -> Pasted | None:
         key = id(evidence)
         if key not in self._without_block:  # (the evidence kept with it: its id stays its own)
             self._without_block[key] = (evidence, outside_block(evidence))

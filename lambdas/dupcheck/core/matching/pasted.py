@@ -6,10 +6,14 @@ fit off everywhere else too. A copy's views then agree wherever the block is not
 `outside_block` measures, with a fit the block cannot pull (the pixels it misses most left out,
 round after round), the block left out and the rest compared on its own. Another photograph in
 the same pose differs all over, not in one block, so this lets through what only the
-same-photograph test can tell, and that test (photograph.py) decides.
+same-photograph test can tell, and that test (photograph.py) decides. Where the pictures hold
+no detail for it (a flat cover), a block that runs across the whole picture from edge to edge
+is an overlay by where it lies: no print or title crosses the picture's edge.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,24 +26,67 @@ from dupcheck.core.limits.policy import (
     PASTED_STRIP,
     WHOLE_WINDOW,
 )
-from dupcheck.core.matching.alignment import Evidence
+from dupcheck.core.matching.alignment import Alignment, Evidence
 from dupcheck.core.pictures.arrays import centre_weight, neighbourhood, padded, regions, shifts
 
 
-def outside_block(evidence: Evidence) -> Evidence | None:
+@dataclass(frozen=True, slots=True)
+class Pasted:
+    """Views that differ in one pasted block: `rest`, the evidence measured without it;
+    `across`, whether the block runs across the whole picture, edge to edge (`_across`): a
+    caption band, an overlay wherever it lies (docs/architecture.md, "Request path");
+    `on_query`, whether the query holds it (else the catalog picture does)."""
+
+    rest: Evidence
+    across: bool
+    on_query: bool
+
+
+def outside_block(evidence: Evidence) -> Pasted | None:
     """`evidence` measured again without the block its differing pixels form, when they form
-    one (`_block`): their largest group's, or else its pieces' (`_pieces`). Its similarity and
-    luma off are the rest's, after the rest's own gain and offset; None where there is no such
-    block."""
+    one (`_block`): their largest group's, or else its pieces' (`_pieces`), on the query, or,
+    lined up whole to whole, on the catalog picture (`_left_out`). Its similarity and luma off
+    are the rest's, after the rest's own gain and offset, and so is its colour off; None where
+    there is no such block."""
     alignment = evidence.alignment
     if alignment is None:
         return None
     # In float64: sums over a few hundred pixels, the same last digits on every CPU's kernels.
     mine, theirs = alignment.mine.astype(np.float64), alignment.theirs.astype(np.float64)
-    around = np.stack(list(shifts(padded(theirs))))  # the nine one-pixel shifts, fitted alike
-    fitted = np.ones(mine.shape, dtype=bool)
+    window = (alignment.rows[1], alignment.cols[1])
+    on_query = True
+    found = _left_out(mine, theirs, window)
+    upright_whole = not (alignment.candidate_trimmed or alignment.query_trimmed or alignment.angle)
+    if found is None and upright_whole and min(window) >= WHOLE_WINDOW:
+        # On the catalog picture only whole to whole (`judge._Look._whole_to_whole`).
+        on_query, found = False, _left_out(theirs, mine, window)
+    if found is None:
+        return None
+    block, rest_off, differing = found
+    rest = ~block
+    mine_c, theirs_c = mine[rest] - mine[rest].mean(), theirs[rest] - theirs[rest].mean()
+    norms = float(np.sqrt((mine_c * mine_c).sum() * (theirs_c * theirs_c).sum()))
+    similarity = float((mine_c * theirs_c).sum()) / max(norms, 1e-9)
+    weight = centre_weight(block.shape[0])
+    luma_off = float((weight * (rest_off & rest)).sum() / weight[rest].sum())
+    colour_off = float((weight * (alignment.colour_off & rest)).sum() / weight[rest].sum())
+    rest_evidence = Evidence(similarity, luma_off, colour_off, evidence.layout_off, evidence.colour_seen,
+                             evidence.colour_missing, alignment)  # fmt: skip
+    return Pasted(rest_evidence, _across(block, differing & block, alignment, on_query=on_query), on_query)
+
+
+def _left_out(
+    held: np.ndarray, other: np.ndarray, window: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The block where `held` differs from `other` fitted to it (its pixels the fit leaves out
+    most, round after round), as a mask, the pixels that still differ once the fit leaves the
+    block out, and those that differed before; None where there is none. Fitted from `other`
+    to `held`: a block only `other` holds (a band on the catalog's copy) draws that fit's gain
+    towards none, where its own pixels predict nothing, and is found the other way round."""
+    around = np.stack(list(shifts(padded(other))))  # the nine one-pixel shifts, fitted alike
+    fitted = np.ones(held.shape, dtype=bool)
     for _ in range(PASTED_ROUNDS):
-        off = _differs(mine, theirs, around, fitted)
+        off = _differs(held, other, around, fitted)
         if off.all():
             return None
         fitted = ~off
@@ -47,18 +94,29 @@ def outside_block(evidence: Evidence) -> Evidence | None:
         return None
     block = _block(off, regions(off)[0])
     if block is None:
-        pieces = _pieces(off, (alignment.rows[1], alignment.cols[1]))
+        pieces = _pieces(off, window)
         block = None if pieces is None else _block(off, pieces)
     if block is None:
         return None
-    rest = ~block
-    mine_c, theirs_c = mine[rest] - mine[rest].mean(), theirs[rest] - theirs[rest].mean()
-    norms = float(np.sqrt((mine_c * mine_c).sum() * (theirs_c * theirs_c).sum()))
-    similarity = float((mine_c * theirs_c).sum()) / max(norms, 1e-9)
-    weight = centre_weight(off.shape[0])
-    luma_off = float((weight * (_differs(mine, theirs, around, rest) & rest)).sum() / weight[rest].sum())
-    return Evidence(similarity, luma_off, evidence.colour_off, evidence.layout_off, evidence.colour_seen,
-                    evidence.colour_missing, alignment)  # fmt: skip
+    return block, _differs(held, other, around, ~block), off
+
+
+def _across(block: np.ndarray, differing: np.ndarray, alignment: Alignment, *, on_query: bool) -> bool:
+    """Whether `block` (a mask of the view, a pixel round what differs) crosses the view from edge
+    to edge along its longer side with the picture on both sides of what differs in it
+    (`differing`; not a strip along an edge: padding), the window whole that way, on a view of
+    the whole picture that holds it: the query's reaching the picture's edges there, or the
+    catalog picture's whole view."""
+    top, bottom, left, right = alignment.query_box
+    rows, cols = np.flatnonzero(block.any(axis=1)), np.flatnonzero(block.any(axis=0))
+    horizontal = cols[-1] - cols[0] >= rows[-1] - rows[0]
+    ends = (cols[0], cols[-1]) if horizontal else (rows[0], rows[-1])
+    sides = np.flatnonzero(differing.any(axis=1 if horizontal else 0))  # across its short side
+    edges, window = ((left, right), alignment.cols) if horizontal else ((top, bottom), alignment.rows)
+    last = block.shape[0] - 1
+    whole = edges[0] <= 1 - WHOLE_WINDOW and edges[1] >= WHOLE_WINDOW if on_query else not alignment.candidate_trimmed
+    inside = sides[0] > 0 and sides[-1] < last
+    return window[1] >= WHOLE_WINDOW and ends == (0, last) and inside and whole
 
 
 def _block(off: np.ndarray, group: np.ndarray) -> np.ndarray | None:
