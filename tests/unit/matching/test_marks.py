@@ -297,6 +297,30 @@ def test_a_cover_a_fraction_of_a_pixel_off_lines_up_only_below_the_swaps_contras
     assert not lined_up(moved(0.4, 0.0), other) and not lined_up(moved(0.0, 0.4), other)
 
 
+def _flat_titled(title: str) -> np.ndarray:
+    """A kept cover of one template on a flat ground holding only a title: no detail besides the
+    text to line two covers up by."""
+    cover = Image.new("RGB", (256, 384), (40, 130, 70))
+    ImageDraw.Draw(cover).text((22, 40), title, font=ImageFont.load_default(size=34), fill=(250, 250, 250))
+    return _as_kept(np.asarray(cover))
+
+
+@pytest.mark.parametrize(("one", "other"), [("Kingdom", "Secret Storm"), ("Winter Salt", "Harbour Light")])
+def test_on_a_flat_cover_the_text_itself_tells_whether_two_covers_line_up(one: str, other: str) -> None:
+    """With nothing but text to line up by, another title lines up by its text, either way
+    round; the same cover padded by 0.8-1.6% a side (too thin to be named) and kept at its size
+    again does not, nor does one moved by a pixel: its strokes are the cover's own, moved. Not
+    asked to read the text, nothing tells."""
+    first, second = _flat_titled(one), _flat_titled(other)
+    assert lined_up(first, second, by_text=True) and lined_up(second, first, by_text=True)
+    assert not lined_up(first, second) and not lined_up(second, first)
+    for pad in (2, 3, 4):
+        padded = _padded(first, pad)
+        assert not lined_up(padded, first, by_text=True) and not lined_up(first, padded, by_text=True)
+    for moved in (np.roll(first, 1, axis=1), np.roll(first, 2, axis=0)):
+        assert not lined_up(moved, first, by_text=True)
+
+
 def test_covers_of_one_template_line_up_and_a_flat_picture_tells_nothing() -> None:
     """Two titles in one template line up where they share the frame and the author, the titles
     aside; a flat picture holds no detail to line up by."""

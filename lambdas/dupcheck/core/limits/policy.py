@@ -329,6 +329,23 @@ LINE_TILE = 32
 LINE_DETAIL = 4.0
 LINE_SHARED = 4
 LINE_TILES = 4
+# Two kept pictures judged different are read as two covers of one template (edits.retitled)
+# where they differ (SWAP_CONTRAST apart) in under RETITLED_SHARE of the picture, and their whole
+# views in under that share of cells: a title's ink covers a few hundredths of a cover, two
+# photographs differ across most of it. Set with room to spare, not tuned (docs/lab/evaluation.md,
+# "Another title on a flat cover").
+RETITLED_SHARE = 0.15
+# With fewer such tiles, the text tells (marks._strokes_moved): in each MOVED_TILE px tile with
+# MOVED_PIXELS that differ, the pixels out of the other picture's range over a pixel round them
+# (MOVED_LEVEL levels of JPEG's noise either way) at the tile's best shift up to MOVED_REACH px
+# (a padding just short of MIN_SIDE moves a title's strokes that far at 256 px); the same strokes
+# moved where under MOVED of them are, either way round (docs/lab/evaluation.md, "Another title
+# on a flat cover").
+MOVED_TILE = 32
+MOVED_PIXELS = 8
+MOVED_REACH = 3
+MOVED_LEVEL = 24.0
+MOVED = 0.07
 # A patch on the query's uniform border is added when this much of it lies where the catalog
 # picture is plain too (or beyond it); less, and the catalog picture has it: the photograph's.
 # Set once, not tuned: a badge there lies wholly on plain backdrop, so any high share tells.

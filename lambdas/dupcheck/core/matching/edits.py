@@ -45,6 +45,7 @@ from dupcheck.core.limits.policy import (
     BOX_SEARCH,
     COLOURED,
     COMPARE_SIDE,
+    LUMA_TOLERANCE,
     MIN_BORDER,
     MIN_GAIN,
     MIN_ROTATED,
@@ -52,6 +53,7 @@ from dupcheck.core.limits.policy import (
     MIN_TURN_TESTED,
     OVERLAY_DENSITY,
     OVERLAY_SHARE,
+    RETITLED_SHARE,
     SATURATION_COLOURED,
     SATURATION_EDIT,
     TONE_BLOCK,
@@ -65,7 +67,7 @@ from dupcheck.core.limits.policy import (
 )
 from dupcheck.core.matching.affine import Aligned
 from dupcheck.core.matching.alignment import Alignment, Evidence, residual_turn, windows_of
-from dupcheck.core.matching.marks import lined_up, mark_holder, named_mark, replaced_text, written
+from dupcheck.core.matching.marks import apart, lined_up, mark_holder, named_mark, replaced_text, written
 from dupcheck.core.matching.photograph import Finding, from_kept, on_kept, whole_picture
 from dupcheck.core.models import Box, Edit
 from dupcheck.core.pictures.arrays import regions, tiles, unit
@@ -341,6 +343,38 @@ def another_title(edits: Sequence[Edit], own: Callable[[], Thumbnail | None], th
         return False
     mine = kept.rgb[:, ::-1] if "mirrored" in names else kept.rgb
     return replaced_text(mine, theirs.rgb) and lined_up(mine, theirs.rgb)
+
+
+def one_template(mine: Views, theirs: Views) -> bool:
+    """Whether two pictures' whole views can be covers of one template: their luma cells agree
+    within LUMA_TOLERANCE but for RETITLED_SHARE of them (a title's). A screen for `retitled`,
+    whose kept pictures cost a read."""
+    return float((np.abs(mine.luma[0] - theirs.luma[0]) > LUMA_TOLERANCE).mean()) <= RETITLED_SHARE
+
+
+def retitled(own: Thumbnail | None, theirs: Thumbnail | None) -> Edit | None:
+    """Another title in the same template read from the two pictures as kept, where the views
+    found no photograph in common (a flat cover's title is its only detail, so the views and
+    the test compare two titles and see two pictures): kept at one size, they differ in under
+    RETITLED_SHARE of the picture, by text that replaced text (marks.replaced_text), lined up
+    read either way round (marks.lined_up reads the detail on one picture: one pair, one
+    answer), by the text itself where nothing else tells (at worst a pair judged different is
+    called similar). Named where the pixels that differ lie: the same box on both pictures,
+    which line up pixel for pixel. None otherwise."""
+    if own is None or theirs is None or own.rgb.shape != theirs.rgb.shape:
+        return None
+    mine, other = own.rgb, theirs.rgb
+    differs = apart(mine, other)
+    share = float(differs.mean())
+    if share > RETITLED_SHARE or not replaced_text(mine, other):
+        return None
+    if not (lined_up(mine, other, by_text=True) or lined_up(other, mine, by_text=True)):
+        return None
+    ys, xs = np.nonzero(differs)
+    height, width = differs.shape
+    box = _rounded(_Frame().box(ys, xs, differs.shape))
+    return replace(_overlay_at((ys + 0.5) / height, (xs + 0.5) / width, share, box), name="retitled",
+                   original_box=box)  # fmt: skip
 
 
 def catalog_is_the_copy(

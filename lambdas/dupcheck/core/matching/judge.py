@@ -61,7 +61,9 @@ from dupcheck.core.matching.edits import (
     catalog_written,
     inverse,
     name_edits,
+    one_template,
     outer_border,
+    retitled,
     summary,
 )
 from dupcheck.core.matching.marks import on_product
@@ -213,6 +215,7 @@ def _by_verification(
         alike |= {i: e.similarity for i, e in back.items() if i not in alike}
         alike = {i: a for i, a in alike.items() if not _seen_another(first, i)}
         _shared_part(how, probe, records, closest, stored, kept, own_kept, alike, out)
+        _retitled(how, probe, closest, stored, kept, own_kept, evidence, out)
     return out
 
 
@@ -372,6 +375,27 @@ def _shared_part(
             continue
         if look.target(i).passes(found):
             out[i] = _judged(how, i, closest[i], found, look, stored[i], kept, own_kept)
+
+
+def _retitled(
+    how: Verified, probe: Probe, closest: Sequence[int], stored: Mapping[int, Views], kept: _LazyThumbnails,
+    own_kept: _OwnPicture, evidence: Mapping[int, tuple[Evidence, _Look]], out: list[Judgement],
+) -> None:  # fmt: skip
+    """The candidates still judged different read once more as two covers of one template, in
+    place: a flat cover's title is its only detail, so the views' search and the test compare
+    two titles and see two pictures, and its hash is the title's too (the cover often not the
+    nearest). Those whose whole views agree but for a title's share (edits.one_template) are
+    read from the kept pictures (edits.retitled)."""
+    mine = _views_of(probe)
+    for i, views in stored.items():
+        if out[i].verdict is not Verdict.DIFFERENT or not one_template(mine, views) or not kept.has(i):
+            continue
+        edit = retitled(own_kept.of(0), kept.of(i))
+        if edit is not None:
+            seen = evidence[i][0] if i in evidence else None
+            distance = closest[i]
+            out[i] = Judgement(distance, Verdict.SIMILAR, score(Verdict.SIMILAR, seen, distance, how.bits), (edit,),
+                               judged=True)  # fmt: skip
 
 
 def _settled(judgement: Judgement) -> bool:

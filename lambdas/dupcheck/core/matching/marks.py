@@ -54,6 +54,12 @@ from dupcheck.core.limits.policy import (
     MARK_SHARE,
     MARK_SMOOTHING,
     MARK_TILE,
+    MIN_SIDE,
+    MOVED,
+    MOVED_LEVEL,
+    MOVED_PIXELS,
+    MOVED_REACH,
+    MOVED_TILE,
     PRODUCT_BACKDROP,
     PRODUCT_MARGIN,
     PRODUCT_MARK_LEVEL,
@@ -124,18 +130,22 @@ def mark_holder(mine: np.ndarray, theirs: np.ndarray) -> tuple[bool, np.ndarray]
     return (ratio > 0, differs) if abs(ratio) > HOLDER_MARGIN else None
 
 
-def lined_up(mine: np.ndarray, theirs: np.ndarray) -> bool:
+def lined_up(mine: np.ndarray, theirs: np.ndarray, *, by_text: bool = False) -> bool:
     """Whether two kept pictures of one shape (RGB) line up closely enough for replaced_text to
-    compare them pixel for pixel. Along each axis, in each LINE_TILE px tile with detail across
-    it (its pixels LINE_DETAIL levels from their neighbours that way, root mean square: more
-    than a JPEG's noise) that the two share (no pixel SWAP_CONTRAST apart, and a pixel's shift
-    of its own differs LINE_SHARED times more than the two do, lined up as well as a pixel's
-    shift lines them), the shift that lines them up best (the parabola through their
-    differences a pixel either way) is under SWAP_CONTRAST / 255 of a pixel, in all but
-    LINE_ASTRAY of them (a title's soft edge): a full-contrast edge moved more differs by
-    SWAP_CONTRAST and would swap colours itself; LINE_TILES such tiles along each axis at least,
-    else nothing tells. Padding a few px wide, too thin to be named, moves them more, and so
-    can a mirrored copy's kept picture. Integer sums: one answer on any machine."""
+    compare them pixel for pixel, the detail read on `mine`. Along each axis, in each LINE_TILE
+    px tile with detail across it (its pixels LINE_DETAIL levels from their neighbours that way,
+    root mean square: more than a JPEG's noise) that the two share (no pixel SWAP_CONTRAST
+    apart, and a pixel's shift of its own differs LINE_SHARED times more than the two do, lined
+    up as well as a pixel's shift lines them), the shift that lines them up best (the parabola
+    through their differences a pixel either way) is under SWAP_CONTRAST / 255 of a pixel, in
+    all but LINE_ASTRAY of them (a title's soft edge): a full-contrast edge moved more differs
+    by SWAP_CONTRAST and would swap colours itself. Padding a few px wide, too thin to be named,
+    moves them more, and so can a mirrored copy's kept picture. With under LINE_TILES such tiles
+    along an axis nothing tells, unless `by_text` (a flat cover: the text its only detail) and
+    none lies astray along the other axis: then the text itself tells, lined up unless its
+    strokes are the same strokes moved (`_strokes_moved`). A mark added beside strokes moved
+    reads as text no shift explains too, so only where a wrong reading costs no duplicate
+    (`edits.retitled`). Integer sums: one answer on any machine."""
     ours, other = (_grey_int(picture) for picture in (mine, theirs))
     rows, cols = (ours.shape[0] - 2) // LINE_TILE, (ours.shape[1] - 2) // LINE_TILE
     if rows * cols == 0:
@@ -150,22 +160,73 @@ def lined_up(mine: np.ndarray, theirs: np.ndarray) -> bool:
     here = differences(other, 0, 0)
     floor = (LINE_DETAIL * 1000) ** 2 * LINE_TILE**2
     # Tiles where the two differ (the text itself) say nothing of how the rest lines up.
-    apart = _apart(mine, theirs)[1 : 1 + rows * LINE_TILE, 1 : 1 + cols * LINE_TILE]
-    alike = ~apart.reshape(rows, LINE_TILE, cols, LINE_TILE).any(axis=(1, 3))
+    differs = apart(mine, theirs)
+    inner = differs[1 : 1 + rows * LINE_TILE, 1 : 1 + cols * LINE_TILE]
+    alike = ~inner.reshape(rows, LINE_TILE, cols, LINE_TILE).any(axis=(1, 3))
+    unmeasured = False
     for step in ((1, 0), (0, 1)):
         before, after = differences(other, -step[0], -step[1]), differences(other, *step)
         own = differences(ours, *step)
         shared = alike & (own >= floor) & (np.minimum(here, np.minimum(before, after)) * LINE_SHARED < own)
+        if int(shared.sum()) < LINE_TILES:
+            unmeasured = True  # too little detail besides the text along this axis (a flat cover)
+            continue
         # The parabola's lowest point lies (before - after) / (2 curvature) from here.
         curvature = (before + after - 2 * here)[shared]
         off = np.abs(before - after)[shared]
         astray = int(((curvature <= 0) | (off * 255 > 2 * SWAP_CONTRAST * curvature)).sum())
-        if int(shared.sum()) < LINE_TILES or astray > LINE_ASTRAY * int(shared.sum()):
+        if astray > LINE_ASTRAY * int(shared.sum()):
             return False
-    return True
+    # Where an axis could not be measured, the text itself tells: unless a shift of a few px explains it.
+    return not unmeasured or (by_text and not _strokes_moved(ours, other, differs))
 
 
-def _apart(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+def _strokes_moved(ours: np.ndarray, other: np.ndarray, differs: np.ndarray) -> bool:
+    """Whether the strokes where two pictures (luma x 1000, int64) differ (`differs`) are the
+    same strokes moved: a copy padded by less than a named padding (MIN_SIDE a side), kept at the
+    same size again. In each MOVED_TILE px tile holding MOVED_PIXELS of them, at the shift (up to
+    MOVED_REACH px) that explains it best, a resampled stroke's pixels lie within the other's
+    range over a pixel round them (MOVED_LEVEL levels of JPEG's noise either way); another
+    word's ink lands on the other's ground. Moved where, either way round, under MOVED of those
+    tiles' pixels lie out of range. A margin of MIN_SIDE and the reach is left out: the thin
+    padding lies there, and a shift has nothing beyond the picture's edge to bring in."""
+    inside = np.zeros(differs.shape, dtype=bool)
+    top, left = (math.ceil(MIN_SIDE * side) + MOVED_REACH for side in differs.shape)
+    inside[top : differs.shape[0] - top, left : differs.shape[1] - left] = True
+    counts = _tile_sums((differs & inside).astype(np.int64), MOVED_TILE)
+    held = counts >= MOVED_PIXELS
+    if not held.any():
+        return True
+    spread = min(_unexplained(a, b, held, inside) for a, b in ((ours, other), (other, ours)))
+    return spread < MOVED * int(counts[held].sum())
+
+
+def _unexplained(mine: np.ndarray, theirs: np.ndarray, held: np.ndarray, inside: np.ndarray) -> int:
+    """Of the MOVED_TILE px tiles `held`, the pixels `inside` of `mine` out of `theirs`'s range
+    over a pixel round them, at each tile's best shift up to MOVED_REACH px, summed."""
+    reach, level = MOVED_REACH, int(MOVED_LEVEL * 1000)
+    height, width = mine.shape
+    wide = np.pad(theirs, reach, mode="edge")
+    low = neighbourhood(wide, np.minimum) - level
+    high = neighbourhood(wide, np.maximum) + level
+    best = None
+    for dy in range(2 * reach + 1):
+        for dx in range(2 * reach + 1):
+            window = (slice(dy, dy + height), slice(dx, dx + width))
+            out = ((mine < low[window]) | (mine > high[window])) & inside
+            count = _tile_sums(out.astype(np.int64), MOVED_TILE)
+            best = count if best is None else np.minimum(best, count)
+    assert best is not None
+    return int(best[held].sum())
+
+
+def _tile_sums(values: np.ndarray, tile: int) -> np.ndarray:
+    """Per `tile` px tile (the last ones cut short at the picture's edge), the sum of `values`."""
+    starts = [np.arange(0, size, tile) for size in values.shape]
+    return np.add.reduceat(np.add.reduceat(values, starts[0], axis=0), starts[1], axis=1)
+
+
+def apart(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     """Where two pictures of one shape (RGB) lie SWAP_CONTRAST apart (RGB distance: a stroke on
     its ground), in whole numbers: the same pixels on any machine."""
     return np.square(mine.astype(np.int64) - theirs.astype(np.int64)).sum(axis=2) > SWAP_CONTRAST**2
@@ -184,7 +245,7 @@ def replaced_text(mine: np.ndarray, theirs: np.ndarray) -> bool:
     where one has a stroke, ground over ink where the other has), letter by letter; a mark laid
     on top only adds its own colours over what it hides. Counted per SWAP_TILE px tile over the
     pixels SWAP_CONTRAST apart, colours in SWAP_STEP levels: SWAPPED of those pairs at least."""
-    differs = _apart(mine, theirs)
+    differs = apart(mine, theirs)
     if int(differs.sum()) < HOLDER_PIXELS:
         return False
     steps = 256 // SWAP_STEP + 1
@@ -197,8 +258,8 @@ def replaced_text(mine: np.ndarray, theirs: np.ndarray) -> bool:
     ys, xs = np.nonzero(differs)
     tile = (ys // SWAP_TILE) * (differs.shape[1] // SWAP_TILE + 1) + xs // SWAP_TILE
     a, b = colour(mine), colour(theirs)
-    apart = a != b
-    tile, a, b = tile[apart], a[apart], b[apart]
+    changed = a != b
+    tile, a, b = tile[changed], a[changed], b[changed]
     if not len(tile):
         return False
     keys, counts = np.unique((tile * colours + a) * colours + b, return_counts=True)
